@@ -1,0 +1,18 @@
+"""Model registry for the moderation app; each wing defines its own models."""
+
+from moderation.inference.models import Decision, ModelVersion
+from moderation.media.models import Keyframe, TranscriptSegment, Video
+from moderation.policies.models import Policy, PolicyVersion
+from moderation.review.models import Review, ReviewTask
+
+__all__ = [
+    "Decision",
+    "Keyframe",
+    "ModelVersion",
+    "Policy",
+    "PolicyVersion",
+    "Review",
+    "ReviewTask",
+    "TranscriptSegment",
+    "Video",
+]

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Policy(models.Model):
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PolicyVersion(models.Model):
+    """An immutable snapshot of a policy's taxonomy and rules.
+
+    ``taxonomy`` is a list of major categories, each ``{"key", "name", "tags": [{"key", "name",
+    "keywords": [...]}]}``; ``safe_label`` is the label of non-violative content.
+    """
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        PUBLISHED = "published", "Published"
+
+    policy = models.ForeignKey(Policy, on_delete=models.CASCADE, related_name="versions")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
+    is_active = models.BooleanField(default=False)
+    safe_label = models.CharField(max_length=100, default="正向")
+    taxonomy = models.JSONField(default=list)
+    notes = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["policy", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["policy", "number"], name="uniq_policy_version_number"),
+            models.UniqueConstraint(
+                fields=["policy"], condition=models.Q(is_active=True), name="one_active_version_per_policy"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy.name} v{self.number}"
+
+    def label_names(self) -> dict[str, str]:
+        names = {self.safe_label: "Non-violative"}
+        for major in self.taxonomy:
+            for tag in major.get("tags", []):
+                names[tag["key"]] = tag.get("name", tag["key"])
+        return names

@@ -1,0 +1,9 @@
+from django.urls import include, path
+
+app_name = "moderation"
+urlpatterns = [
+    path("", include("moderation.media.urls")),
+    path("", include("moderation.review.urls")),
+    path("", include("moderation.policies.urls")),
+    path("api/", include("moderation.api.urls")),
+]

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.test import Client
+
+from tests.factories import PolicyVersionFactory, UserFactory
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop this run's private embedded Redis (see workbench/settings_test.py)."""
+    if not os.environ.get("REDIS_URL"):
+        from workbench.embedded import stop_redis
+
+        stop_redis(Path(os.environ["WORKBENCH_REDIS_DIR"]))
+
+
+@pytest.fixture
+def policy_version(db):  # type: ignore[no-untyped-def]
+    return PolicyVersionFactory()
+
+
+@pytest.fixture
+def make_user(db):  # type: ignore[no-untyped-def]
+    def _make(role: str | None = None, **kwargs):  # type: ignore[no-untyped-def]
+        return UserFactory(role=role, **kwargs)
+
+    return _make
+
+
+@pytest.fixture
+def client_as(make_user):  # type: ignore[no-untyped-def]
+    """A logged-in test client for a new user of the given role."""
+
+    def _client(role: str | None) -> Client:
+        client = Client()
+        client.force_login(make_user(role))
+        return client
+
+    return _client
+
+
+@pytest.fixture
+def celery_worker(transactional_db) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """A real Celery worker (in a thread) consuming every queue from the real Redis broker."""
+    from celery.contrib.testing.worker import start_worker
+
+    from workbench.celery import app
+    from workbench.queues import TaskQueue
+
+    with start_worker(
+        app,
+        pool="solo",
+        concurrency=1,
+        queues=[q.value for q in TaskQueue],
+        perform_ping_check=False,
+        shutdown_timeout=60,
+    ) as worker:
+        yield worker

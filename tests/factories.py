@@ -1,0 +1,101 @@
+"""Factories for every model the tests need; fixtures in conftest are built from these."""
+
+from __future__ import annotations
+
+import factory
+from django.contrib.auth.models import Group, User
+
+from moderation.models import Decision, ModelVersion, Policy, PolicyVersion, ReviewTask, TranscriptSegment, Video
+from moderation.policies.seed import kuaimod_taxonomy
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "pw-test-123")
+
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if extracted:
+            self.groups.add(Group.objects.get(name=extracted))
+        self.save()
+
+
+class PolicyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Policy
+        django_get_or_create = ("slug",)
+
+    slug = "kuaimod"
+    name = "KuaiMod taxonomy"
+
+
+class PolicyVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PolicyVersion
+
+    policy = factory.SubFactory(PolicyFactory)
+    number = factory.Sequence(lambda n: n + 1)
+    status = PolicyVersion.Status.PUBLISHED
+    is_active = True
+    taxonomy = factory.LazyFunction(kuaimod_taxonomy)
+
+
+class VideoFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Video
+
+    title = factory.Sequence(lambda n: f"Demo video {n}")
+    file = factory.django.FileField(filename="clip.mp4", data=b"not a real video")
+    status = Video.Status.READY
+    duration = 6.0
+    has_audio = True
+
+
+class SegmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TranscriptSegment
+
+    video = factory.SubFactory(VideoFactory)
+    index = factory.Sequence(lambda n: n)
+    start = 0.0
+    end = 2.0
+    text = "hello and welcome"
+
+
+class ModelVersionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ModelVersion
+        django_get_or_create = ("name",)
+
+    name = "evidence-baseline-v1"
+    backend = ModelVersion.Backend.EVIDENCE_BASELINE
+
+
+class DecisionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Decision
+
+    video = factory.SubFactory(VideoFactory)
+    policy_version = factory.SubFactory(PolicyVersionFactory)
+    model_version = factory.SubFactory(ModelVersionFactory)
+    backend = ModelVersion.Backend.EVIDENCE_BASELINE
+    label = "正向"
+    is_violation = False
+    confidence = 0.6
+    cot = factory.LazyFunction(
+        lambda: [
+            {"key": k, "title": k.replace("_", " "), "text": f"{k} text", "evidence": []}
+            for k in ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
+        ]
+    )
+
+
+class ReviewTaskFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ReviewTask
+
+    decision = factory.SubFactory(DecisionFactory)

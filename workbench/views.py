@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import mimetypes
+import re
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from rest_framework.authtoken.models import Token
+from rest_framework.decorators import api_view
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html")
+
+
+@api_view(["POST"])
+def obtain_token(request: Request) -> Response:
+    """Return (creating it once) the API token of the signed-in user."""
+    token, _ = Token.objects.get_or_create(user=request.user)
+    return Response({"token": token.key})
+
+
+def _iter_file(path: Path, start: int, length: int, chunk: int = 256 * 1024):  # type: ignore[no-untyped-def]
+    with path.open("rb") as fh:
+        fh.seek(start)
+        remaining = length
+        while remaining > 0:
+            data = fh.read(min(chunk, remaining))
+            if not data:
+                break
+            remaining -= len(data)
+            yield data
+
+
+@login_required
+def media(request: HttpRequest, path: str) -> HttpResponse:
+    """Serve uploaded media to signed-in users, with HTTP Range support so the player can seek.
+
+    Moderation media is never public; in production a reverse proxy can take over with
+    X-Accel-Redirect, the permission check staying here.
+    """
+    root = Path(settings.MEDIA_ROOT).resolve()
+    target = (root / path).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise Http404("No such media file.")
+    size = target.stat().st_size
+    content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    match = _RANGE.fullmatch(request.headers.get("Range", "").strip())
+    if not match:
+        response: HttpResponse = FileResponse(target.open("rb"), content_type=content_type)
+        response["Accept-Ranges"] = "bytes"
+        return response
+    first, last = match.groups()
+    if first == "":
+        start = max(size - int(last or 0), 0)
+        end = size - 1
+    else:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+    if start >= size or start > end:
+        resp = HttpResponse(status=416)
+        resp["Content-Range"] = f"bytes */{size}"
+        return resp
+    length = end - start + 1
+    response = StreamingHttpResponse(_iter_file(target, start, length), status=206, content_type=content_type)
+    response["Content-Length"] = str(length)
+    response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
