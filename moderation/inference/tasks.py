@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from moderation.errors import ModerationError
+from workbench.queues import LONG_TASK_OPTIONS
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="moderation.inference.tasks.run_inference", **LONG_TASK_OPTIONS)
+def run_inference(video_id: int) -> int | None:
+    from moderation.inference.services import decision_create_for_video, decision_record_failure
+
+    try:
+        return decision_create_for_video(video_id=video_id).pk
+    except ModerationError as exc:
+        decision_record_failure(video_id=video_id, error=str(exc))
+    except Exception as exc:  # a bad item must not kill the worker or stay "processing"
+        logger.exception("inference failed for video %s", video_id)
+        decision_record_failure(video_id=video_id, error=f"{type(exc).__name__}: {exc}")
+    return None

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything the workbench needs on a Debian/Ubuntu machine with Python 3.11:
+# system packages (apt) and a virtual environment at .venv with the pinned CPU dependency set.
+# Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(ffmpeg espeak-ng fonts-dejavu-core libpq5)
+if [[ "${WORKBENCH_BROWSER_TESTS:-1}" == "1" ]]; then APT_PACKAGES+=(chromium); fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  echo "==> apt: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PYTHON="${PYTHON:-python3.11}"
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [[ ! -x .venv/bin/python ]]; then
+  echo "==> creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.requirements.sha256
+want=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)
+if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
+  echo "==> pip: installing the CPU dependency set into .venv"
+  .venv/bin/python -m pip install -q --upgrade pip
+  # torch first, pinned to the CPU build, so nothing below pulls a CUDA build.
+  .venv/bin/python -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+  .venv/bin/python -m pip install -q -r requirements/cpu.txt -r requirements/dev.txt
+  echo "$want" > $stamp
+fi
+echo "==> setup done ($(du -sh .venv | cut -f1) in .venv)"

@@ -1,0 +1,2 @@
+class TrainingError(Exception):
+    """A training-domain error whose message can be shown to the user as it is."""

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+from workbench.roles import ROLES, sync_role_groups
+
+DEMO_PASSWORD = "workbench-demo"  # printed on start; for the local demo only
+
+
+class Command(BaseCommand):
+    help = "Create the role groups, the first policy and (with --demo-users) one demo user per role."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--demo-users", action="store_true")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        sync_role_groups()
+        call_command("seed_policy", verbosity=0)
+        if not opts["demo_users"]:
+            return
+        self.stdout.write("Demo users (password for all: %s):" % DEMO_PASSWORD)
+        for role in ROLES:
+            user, created = User.objects.get_or_create(username=role)
+            if created:
+                user.set_password(DEMO_PASSWORD)
+                user.is_staff = role == "admin"
+                user.is_superuser = role == "admin"
+                user.save()
+            user.groups.add(Group.objects.get(name=role))
+            self.stdout.write(f"  {role:<14} username={role}")

@@ -1,0 +1,110 @@
+"""`manage.py up`: the whole workbench on one machine, on the embedded default.
+
+Migrates, creates the roles, policy and demo users, starts Celery workers (media+default;
+infer+train with pool solo as on a GPU node), beat and the web server, then generates and
+ingests the demo videos. Ctrl-C stops everything it started, the embedded services included.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run the workbench: embedded services, workers, web server and demo content."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--bind", default="127.0.0.1:8000")
+        parser.add_argument("--no-demo", action="store_true", help="skip generating the demo videos")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        started = time.monotonic()
+        call_command("migrate", interactive=False, verbosity=0)
+        call_command("bootstrap", demo_users=True)
+        call_command("collectstatic", interactive=False, verbosity=0)
+
+        py = sys.executable
+        celery = [py, "-m", "celery", "-A", "workbench"]
+        logs = Path(settings.VAR_DIR) / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        commands = {
+            "worker-media": [*celery, "worker", "-Q", "media,default", "--pool", "prefork", "--concurrency", "1",
+                             "-n", "media@%h", "--loglevel", "INFO"],
+            "worker-gpu": [*celery, "worker", "-Q", "infer,train", "--pool", "solo", "--concurrency", "1",
+                           "--prefetch-multiplier", "1", "-n", "gpu@%h", "--loglevel", "INFO"],
+            "beat": [*celery, "beat", "--schedule", str(Path(settings.VAR_DIR) / "celerybeat-schedule"),
+                     "--loglevel", "INFO"],
+            "web": [py, "-m", "gunicorn", "workbench.wsgi:application", "--bind", opts["bind"], "--workers", "2",
+                    "--timeout", "120", "--access-logfile", "-"],
+        }
+        procs: dict[str, subprocess.Popen[bytes]] = {}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for name, cmd in commands.items():
+            log = (logs / f"{name}.log").open("ab")
+            procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR)
+        self.stdout.write(f"Workers and web started; logs in {logs}.")
+        self.stdout.write(self.style.SUCCESS(f"Open http://{opts['bind']}/ and sign in as one of the demo users."))
+
+        stopping = False
+
+        def stop(*_: Any) -> None:
+            nonlocal stopping
+            stopping = True
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            if not opts["no_demo"]:
+                call_command("generate_demo")
+                self._report_first_reviewable(started)
+            while not stopping:
+                for name, proc in procs.items():
+                    if proc.poll() is not None:
+                        self.stderr.write(f"{name} exited with {proc.returncode}; see {logs / (name + '.log')}")
+                        stopping = True
+                time.sleep(0.5)
+        finally:
+            self.stdout.write("Stopping…")
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in procs.values():
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            if not os.environ.get("REDIS_URL"):
+                from workbench.embedded import stop_redis
+
+                stop_redis(Path(settings.VAR_DIR) / "redis")
+            if not os.environ.get("DATABASE_URL"):
+                from django.db import connections
+
+                connections.close_all()
+                from workbench.embedded import stop_postgres
+
+                stop_postgres(Path(settings.VAR_DIR))
+            self.stdout.write("Stopped.")
+
+    def _report_first_reviewable(self, started: float) -> None:
+        from django.apps import apps
+
+        task_model = apps.get_model("moderation", "ReviewTask")
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if task_model.objects.exists():
+                self.stdout.write(
+                    self.style.SUCCESS(f"First reviewable item after {time.monotonic() - started:.0f} s.")
+                )
+                return
+            time.sleep(1)
