@@ -5,7 +5,17 @@ from __future__ import annotations
 import factory
 from django.contrib.auth.models import Group, User
 
-from moderation.models import Decision, ModelVersion, Policy, PolicyVersion, ReviewTask, TranscriptSegment, Video
+from annotation.models import CotCorrection
+from moderation.models import (
+    Decision,
+    ModelVersion,
+    Policy,
+    PolicyVersion,
+    Review,
+    ReviewTask,
+    TranscriptSegment,
+    Video,
+)
 from moderation.policies.seed import kuaimod_taxonomy
 
 
@@ -99,3 +109,34 @@ class ReviewTaskFactory(factory.django.DjangoModelFactory):
         model = ReviewTask
 
     decision = factory.SubFactory(DecisionFactory)
+
+
+class ReviewFactory(factory.django.DjangoModelFactory):
+    """An override by default: the reviewer's label differs from the model's."""
+
+    class Meta:
+        model = Review
+
+    task = factory.SubFactory(ReviewTaskFactory)
+    decision = factory.SelfAttribute("task.decision")
+    reviewer = factory.SubFactory(UserFactory, role="moderator")
+    policy_version = factory.SelfAttribute("decision.policy_version")
+    verdict = Review.Verdict.OVERRIDE
+    label = "引导私下交易"
+    note = "Asks viewers to message privately to buy outside the app."
+
+
+class CotCorrectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CotCorrection
+
+    decision = factory.SubFactory(DecisionFactory)
+    label = "夸大商品功效"
+    status = CotCorrection.Status.SUBMITTED
+    author = factory.SubFactory(UserFactory, role="labeler")
+    stages = factory.LazyFunction(
+        lambda: [
+            {"key": k, "title": k.replace("_", " "), "text": f"corrected {k}", "evidence": []}
+            for k in ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
+        ]
+    )

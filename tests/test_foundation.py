@@ -35,3 +35,76 @@ def test_every_task_is_routed_to_a_named_queue():
     for name, queue in TASK_ROUTES.items():
         assert app.amqp.router.route({}, name)["queue"].name == queue.value
     assert {q.value for q in TaskQueue} >= {"media", "infer", "train", "default"}
+
+
+def test_web_process_starts_without_heavy_ml_libraries():
+    """The web process (settings, every URLconf, views, API, admin) never imports torch & co."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'workbench.settings_test');"
+        "import django; django.setup();"
+        "from django.urls import get_resolver; get_resolver().url_patterns;"
+        "import workbench.wsgi;"
+        "heavy = {'torch', 'transformers', 'trl', 'peft', 'vllm', 'faster_whisper', 'ctranslate2'};"
+        "print(sorted(heavy & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.django_db
+def test_openapi_schema_is_generated(client_as):
+    response = client_as("moderator").get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "/api/videos/" in body and "/api/decisions/" in body
+
+
+@pytest.mark.django_db
+def test_api_requires_authentication_and_the_right_role(client, client_as, make_user):
+    assert client.get("/api/videos/").status_code in (401, 403)
+    assert client_as("policy_editor").get("/api/videos/").status_code == 403
+    assert client_as("moderator").get("/api/videos/").status_code == 200
+
+    from rest_framework.test import APIClient
+
+    user = make_user("labeler")
+    session = APIClient()
+    session.force_login(user)
+    token = session.post("/api/token/").json()["token"]
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert api.get("/api/decisions/").status_code == 200
+    assert api.post("/api/videos/", {"title": "x"}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_login_required_pages_redirect_anonymous_users(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+@pytest.mark.django_db
+def test_navigation_shows_only_what_the_role_may_do(client_as):
+    page = client_as("labeler").get("/").content.decode()
+    assert "CoT corrections" in page
+    assert "Review queue" not in page and "Training" not in page
+    page = client_as("admin").get("/").content.decode()
+    assert all(x in page for x in ("Review queue", "CoT corrections", "Training", "Policies"))
+
+
+def test_compose_file_declares_the_production_services():
+    from pathlib import Path
+
+    import yaml
+
+    compose = yaml.safe_load(Path("compose.yaml").read_text())
+    services = compose["services"]
+    assert {"postgres", "redis", "web", "worker-media", "worker-gpu", "beat", "vllm"} <= set(services)
+    assert "pgvector" in services["postgres"]["image"]
+    gpu = services["worker-gpu"]
+    assert "--pool solo" in gpu["command"] and "--concurrency 1" in gpu["command"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"

@@ -1,3 +1,8 @@
-from django.urls import path
+from rest_framework.routers import DefaultRouter
 
-urlpatterns: list = []
+from moderation.api.views import DecisionViewSet, VideoViewSet
+
+router = DefaultRouter()
+router.register("videos", VideoViewSet, basename="api-video")
+router.register("decisions", DecisionViewSet, basename="api-decision")
+urlpatterns = router.urls

@@ -1,3 +1,13 @@
 from django.urls import path
 
-urlpatterns: list = []
+from moderation.review import views
+
+urlpatterns = [
+    path("review/", views.queue, name="queue"),
+    path("review/claim/", views.claim_next, name="claim_next"),
+    path("review/reveal/", views.reveal, name="review_reveal"),
+    path("review/<int:pk>/", views.review_task, name="review_task"),
+    path("review/<int:pk>/submit/", views.submit, name="review_submit"),
+    path("review/<int:pk>/skip/", views.skip, name="review_skip"),
+    path("review/<int:pk>/release/", views.release, name="review_release"),
+]

@@ -1,0 +1,17 @@
+# Image for web and CPU workers. GPU workers build with --build-arg REQUIREMENTS=gpu.txt on a CUDA base.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
+ARG REQUIREMENTS=cpu.txt
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-ng fonts-dejavu-core libpq5 \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY requirements/ requirements/
+RUN pip install --no-cache-dir "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
+    || pip install --no-cache-dir "torch==2.13.0"
+RUN pip install --no-cache-dir -r requirements/${REQUIREMENTS}
+COPY . .
+ENV DJANGO_SETTINGS_MODULE=workbench.settings PYTHONUNBUFFERED=1
+RUN SECRET_KEY=build DATABASE_URL=sqlite:////tmp/build.db REDIS_URL=redis://localhost:6379/0 \
+    python manage.py collectstatic --noinput
+EXPOSE 8000
+CMD ["gunicorn", "workbench.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

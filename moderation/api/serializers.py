@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from moderation.models import Decision, Keyframe, TranscriptSegment, Video
+
+
+class KeyframeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Keyframe
+        fields = ["id", "index", "timestamp", "image", "score", "selected"]
+
+
+class SegmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TranscriptSegment
+        fields = ["id", "index", "start", "end", "text"]
+
+
+class VideoSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Video
+        fields = [
+            "id", "title", "description", "uploader", "external_id", "file", "sha256", "size_bytes",
+            "duration", "fps", "width", "height", "video_codec", "audio_codec", "has_audio",
+            "status", "stage", "progress", "error", "language", "created_at",
+        ]
+        read_only_fields = fields
+
+
+class VideoDetailSerializer(VideoSerializer):
+    keyframes = KeyframeSerializer(many=True, read_only=True)
+    segments = SegmentSerializer(many=True, read_only=True)
+
+    class Meta(VideoSerializer.Meta):
+        fields = [*VideoSerializer.Meta.fields, "keyframes", "segments"]
+
+
+class VideoUploadSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    title = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+    uploader = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    external_id = serializers.CharField(max_length=200, required=False, allow_null=True, default=None)
+
+
+class DecisionSerializer(serializers.ModelSerializer):
+    policy_version = serializers.StringRelatedField()
+    model_version = serializers.StringRelatedField()
+
+    class Meta:
+        model = Decision
+        fields = [
+            "id", "video", "policy_version", "model_version", "backend", "label", "is_violation", "confidence",
+            "cot", "parse_error", "latency_ms", "prompt_tokens", "completion_tokens", "created_at",
+        ]
+        read_only_fields = fields

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from moderation.api.permissions import CanReadContent, CanUploadOrReadOnly
+from moderation.api.serializers import (
+    DecisionSerializer,
+    VideoDetailSerializer,
+    VideoSerializer,
+    VideoUploadSerializer,
+)
+from moderation.errors import ModerationError
+from moderation.models import Decision, Video
+
+
+class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Videos and their pipeline state; POST a multipart file to ingest one."""
+
+    permission_classes = [CanUploadOrReadOnly]
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self) -> QuerySet[Video]:
+        qs = Video.objects.order_by("-created_at")
+        if self.action == "retrieve":
+            qs = qs.prefetch_related("keyframes", "segments")
+        return qs
+
+    def get_serializer_class(self) -> Any:
+        if self.action == "retrieve":
+            return VideoDetailSerializer
+        if self.action == "create":
+            return VideoUploadSerializer
+        return VideoSerializer
+
+    @extend_schema(request=VideoUploadSerializer, responses={201: VideoSerializer})
+    def create(self, request: Request) -> Response:
+        from moderation.media.services import video_ingest
+
+        form = VideoUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        try:
+            video = video_ingest(
+                uploaded_file=data["file"],
+                title=data.get("title", ""),
+                description=data.get("description", ""),
+                uploader=data.get("uploader", ""),
+                external_id=data.get("external_id"),
+                created_by=request.user,
+            )
+        except ModerationError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(VideoSerializer(video, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+
+class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
+    permission_classes = [CanReadContent]
+    serializer_class = DecisionSerializer
+
+    def get_queryset(self) -> QuerySet[Decision]:
+        qs = Decision.objects.select_related("policy_version__policy", "model_version").order_by("-created_at")
+        video = self.request.query_params.get("video")
+        return qs.filter(video_id=video) if video and video.isdigit() else qs

@@ -1,0 +1,151 @@
+"""Review screens: the queue, one claimed item, and the verdict / skip / release / reveal actions."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from moderation.errors import ModerationError
+from moderation.policies.selectors import policy_label_groups
+from moderation.review import selectors, services
+from moderation.review.models import ReviewTask
+from workbench.roles import Perm, permission_required
+
+REVEAL_SESSION_KEY = "media_revealed"
+
+
+def media_revealed(request: HttpRequest) -> bool:
+    """Whether this user chose to see media unshielded (blurred and greyscale is the default)."""
+    return bool(request.session.get(REVEAL_SESSION_KEY, False))
+
+
+def _go_to(task: ReviewTask | None) -> HttpResponse:
+    if task is None:
+        return redirect("moderation:queue")
+    return redirect("moderation:review_task", pk=task.pk)
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def queue(request: HttpRequest) -> HttpResponse:
+    context = {
+        "stats": selectors.review_queue_stats(),
+        "open_task": selectors.review_task_open_for(user=request.user),
+    }
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "moderation/review/queue.html#stats", context)
+    return render(request, "moderation/review/queue.html", context)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def claim_next(request: HttpRequest) -> HttpResponse:
+    task = services.review_claim_next(user=request.user)
+    if task is None:
+        messages.info(request, "Queue is empty.")
+    return _go_to(task)
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def review_task(request: HttpRequest, pk: int) -> HttpResponse:
+    task = selectors.review_task_get(task_id=pk)
+    is_mine = task.claimed_by_id == request.user.pk
+    if not is_mine:
+        raise PermissionDenied(
+            "This item is claimed by another reviewer."
+            if task.claimed_by_id and task.status == ReviewTask.Status.CLAIMED
+            else "This item is not claimed by you; use “Claim next” on the review queue."
+        )
+    decision = task.decision
+    video = decision.video
+    version = decision.policy_version
+    names = version.label_names()
+    context = {
+        "task": task,
+        "decision": decision,
+        "video": video,
+        "policy_version": version,
+        "model_label_name": names.get(decision.label, ""),
+        "label_groups": policy_label_groups(version=version),
+        "stages": selectors.cot_stages_for_display(decision.cot),
+        "keyframes": list(video.keyframes.all()),
+        "segments": list(video.segments.all()),
+        "reveal": media_revealed(request),
+        "review": getattr(task, "review", None) if task.status == ReviewTask.Status.DONE else None,
+        "lease_lapsed": task.status == ReviewTask.Status.CLAIMED
+        and task.lease_expires_at is not None
+        and task.lease_expires_at <= timezone.now(),
+    }
+    return render(request, "moderation/review/task.html", context)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def submit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record the verdict, then go straight to the next item (submit-and-next)."""
+    task = selectors.review_task_get(task_id=pk)
+    try:
+        review = services.review_submit(
+            task=task,
+            user=request.user,
+            verdict=request.POST.get("verdict", ""),
+            label=request.POST.get("label", ""),
+            note=request.POST.get("note", ""),
+        )
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+        task.refresh_from_db()
+        still_mine = task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id == request.user.pk
+        return _go_to(task if still_mine else None)
+    messages.success(request, f"Recorded {review.get_verdict_display().lower()} ({review.label}) for item #{task.pk}.")
+    nxt = services.review_claim_next(user=request.user, queue=task.queue)
+    if nxt is None:
+        messages.info(request, "Queue is empty.")
+    return _go_to(nxt)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def skip(request: HttpRequest, pk: int) -> HttpResponse:
+    task = selectors.review_task_get(task_id=pk)
+    try:
+        nxt = services.review_skip(task=task, user=request.user)
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+        return _go_to(None)
+    if nxt is None:
+        messages.info(request, "No other item is waiting; this one stays with you.")
+        return _go_to(task)
+    return _go_to(nxt)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def release(request: HttpRequest, pk: int) -> HttpResponse:
+    task = selectors.review_task_get(task_id=pk)
+    try:
+        services.review_release(task=task, user=request.user)
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Item #{task.pk} is back in the queue.")
+    return _go_to(None)
+
+
+@require_POST
+@login_required
+def reveal(request: HttpRequest) -> HttpResponse:
+    """Remember whether media is shown unshielded; htmx/fetch callers get 204, forms go back."""
+    request.session[REVEAL_SESSION_KEY] = request.POST.get("reveal") == "1"
+    if request.htmx:  # type: ignore[attr-defined]
+        return HttpResponse(status=204)
+    nxt = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        nxt = reverse("moderation:queue")
+    return redirect(nxt)

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+
+from moderation.inference.services import decision_create_for_video
+from moderation.models import Decision, ReviewTask, Video
+from tests.factories import SegmentFactory, VideoFactory
+
+
+@pytest.fixture
+def private_deal_video(policy_version):  # type: ignore[no-untyped-def]
+    video = VideoFactory(title="Cheap phones today")
+    SegmentFactory(video=video, index=0, start=0.0, end=2.5, text="Hello friends, these phones are cheap.")
+    SegmentFactory(video=video, index=1, start=2.5, end=5.0, text="Add me on WeChat for a private deal.")
+    return video
+
+
+def test_decision_cites_the_transcript_segment_that_carries_the_violation(private_deal_video):
+    decision = decision_create_for_video(video_id=private_deal_video.pk)
+
+    assert decision.label == "引导私下交易"
+    assert decision.is_violation
+    assert [s["key"] for s in decision.cot] == [
+        "content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment"
+    ]
+    analysis = decision.cot[1]
+    assert "private deal" in analysis["text"].lower()
+    cited = {e["ref"] for e in analysis["evidence"] if e["kind"] == "segment"}
+    assert cited == {private_deal_video.segments.get(index=1).pk}
+    assert "Add me on WeChat" in decision.cot[0]["text"]
+    assert decision.policy_version.is_active
+    assert decision.model_version.backend == "evidence_baseline"
+
+
+def test_harmless_video_is_non_violative_and_queued_for_review(policy_version):
+    video = VideoFactory(title="Making dumplings at home")
+    SegmentFactory(video=video, index=0, text="Fold the dough carefully and steam for ten minutes.")
+
+    decision = decision_create_for_video(video_id=video.pk)
+
+    assert decision.label == policy_version.safe_label
+    assert not decision.is_violation
+    assert ReviewTask.objects.get(decision=decision).status == ReviewTask.Status.PENDING
+    video.refresh_from_db()
+    assert video.stage == Video.Stage.DONE
+
+
+def test_rerunning_inference_does_not_duplicate_the_decision_or_task(private_deal_video):
+    first = decision_create_for_video(video_id=private_deal_video.pk)
+    second = decision_create_for_video(video_id=private_deal_video.pk)
+
+    assert first.pk == second.pk
+    assert Decision.objects.filter(video=private_deal_video).count() == 1
+    assert ReviewTask.objects.filter(decision__video=private_deal_video).count() == 1
+
+
+def test_latin_keywords_match_whole_words_only(policy_version):
+    video = VideoFactory(title="The vortex of vxlan networking")  # contains "vx" inside words only
+    decision = decision_create_for_video(video_id=video.pk)
+    assert not decision.is_violation
+
+
+def test_chinese_keywords_match_kuaimod_style_text(policy_version):
+    video = VideoFactory(title="好物推荐", description="喜欢的加微信私聊，价格优惠")
+    decision = decision_create_for_video(video_id=video.pk)
+    assert decision.label == "引导私下交易"
+
+
+def test_without_an_active_policy_the_task_records_a_readable_failure(db):
+    from moderation.inference.tasks import run_inference
+
+    video = VideoFactory()
+    assert run_inference.run(video.pk) is None
+    video.refresh_from_db()
+    assert video.status == Video.Status.FAILED
+    assert "no active version" in video.error
