@@ -5,4 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
 .venv/bin/ruff check .
-exec .venv/bin/pytest "$@"
+status=0
+.venv/bin/pytest "$@" || status=$?
+if [[ -z "${DATABASE_URL:-}" && "${WORKBENCH_KEEP_DB:-0}" != "1" ]]; then
+  # The tests' embedded PostgreSQL (var/test) outlives each process on purpose; stop it once the suite is done.
+  .venv/bin/python -c "from pathlib import Path; from workbench.embedded import stop_postgres; stop_postgres(Path('var/test').resolve())" || true
+fi
+exit $status

@@ -1,4 +1,9 @@
 from django.urls import path
 
+from annotation import views
+
 app_name = "annotation"
-urlpatterns: list = []
+urlpatterns = [
+    path("corrections/", views.correction_list, name="correction_list"),
+    path("corrections/<int:decision_id>/", views.correction_edit, name="correction_edit"),
+]

@@ -3,10 +3,11 @@
 from moderation.inference.models import Decision, ModelVersion
 from moderation.media.models import Keyframe, TranscriptSegment, Video
 from moderation.policies.models import Policy, PolicyVersion
-from moderation.review.models import Review, ReviewTask
+from moderation.review.models import ItemLabel, Review, ReviewTask
 
 __all__ = [
     "Decision",
+    "ItemLabel",
     "Keyframe",
     "ModelVersion",
     "Policy",

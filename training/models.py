@@ -36,6 +36,9 @@ class PreferencePair(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["dataset", "decision"], name="one_pair_per_decision")]
 
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} pair for decision {self.decision_id}"
+
 
 class TrainingJob(models.Model):
     class Kind(models.TextChoices):
@@ -71,3 +74,6 @@ class TrainingJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} job {self.pk} ({self.status})"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -65,9 +65,7 @@ def job_output_dir(job_id: int) -> Path:
 
 def _pairs_from_human_work() -> list[PreferencePair]:
     """One unsaved pair per decision a human disagreed with; a CoT correction beats an override."""
-    decision_qs = Decision.objects.select_related("video", "policy_version__policy").prefetch_related(
-        "video__segments"
-    )
+    decision_qs = Decision.objects.select_related("video", "policy_version__policy").prefetch_related("video__segments")
     pairs: dict[int, PreferencePair] = {}
 
     corrections = CotCorrection.objects.filter(status=CotCorrection.Status.SUBMITTED).order_by("decision_id")
@@ -106,7 +104,7 @@ def _pairs_from_human_work() -> list[PreferencePair]:
 
 
 @transaction.atomic
-def preference_dataset_build(*, created_by: AbstractBaseUser | None, name: str | None = None) -> PreferenceDataset:
+def preference_dataset_build(*, created_by: User | None, name: str | None = None) -> PreferenceDataset:
     """Snapshot every override and submitted CoT correction as DPO pairs, and export them as JSONL.
 
     The JSONL has TRL's preference columns (``prompt``, ``chosen``, ``rejected``) plus
@@ -174,7 +172,7 @@ def _clean_params(params: dict[str, Any] | None) -> dict[str, Any]:
 def training_job_start(
     *,
     dataset: PreferenceDataset,
-    created_by: AbstractBaseUser | None,
+    created_by: User | None,
     base_model: str = "",
     params: dict[str, Any] | None = None,
 ) -> TrainingJob:
@@ -200,7 +198,7 @@ def training_job_start(
 
 
 @transaction.atomic
-def training_job_cancel(*, job: TrainingJob, by: AbstractBaseUser | None) -> TrainingJob:
+def training_job_cancel(*, job: TrainingJob, by: User | None) -> TrainingJob:
     """Cancel a job: a queued one ends now; a running one stops at its next step."""
     job = TrainingJob.objects.select_for_update().get(pk=job.pk)
     if job.status in TERMINAL_STATUSES:

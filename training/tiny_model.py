@@ -47,7 +47,7 @@ def _build(target: Path) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))  # noqa: S106 (a token, not a password)
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
@@ -55,7 +55,11 @@ def _build(target: Path) -> None:
     )
     raw.train_from_iterator(_tokenizer_corpus() * 4, trainer)
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=raw, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+        tokenizer_object=raw,
+        unk_token="<unk>",  # noqa: S106 (special tokens, not passwords)
+        bos_token="<s>",  # noqa: S106
+        eos_token="</s>",  # noqa: S106
+        pad_token="<pad>",  # noqa: S106
     )
     tokenizer.chat_template = CHAT_TEMPLATE
 

@@ -142,6 +142,9 @@ KEYFRAME_FPS = env.float("KEYFRAME_FPS", default=1.0)
 KEYFRAME_THUMB_WIDTH = env.int("KEYFRAME_THUMB_WIDTH", default=320)
 MODELS_DIR = VAR_DIR / "models"
 
+# --- Inference ----------------------------------------------------------------------------
+VLM_MAX_NEW_TOKENS = env.int("VLM_MAX_NEW_TOKENS", default=512)
+
 # --- Review -------------------------------------------------------------------------------
 REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
 

@@ -6,6 +6,10 @@ a test database named per process, so parallel runs do not collide.
 
 import os
 import tempfile
+from pathlib import Path
+
+# Tests keep their own embedded PostgreSQL, models and training output apart from a running workbench.
+os.environ.setdefault("WORKBENCH_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
 
 os.environ.setdefault("WORKBENCH_REDIS_DIR", tempfile.mkdtemp(prefix="wbredis-"))
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="wbmedia-"))

@@ -17,14 +17,25 @@ BASELINE_NAME = "evidence-baseline-v1"
 
 
 def model_version_serving() -> ModelVersion:
-    """The model that makes new decisions: the serving one, else the evidence baseline."""
+    """The model that makes new decisions: the one marked serving, else the evidence baseline."""
     serving = ModelVersion.objects.filter(is_serving=True).order_by("-created_at").first()
-    if serving is not None and serving.backend == ModelVersion.Backend.EVIDENCE_BASELINE:
+    if serving is not None:
         return serving
     baseline, _ = ModelVersion.objects.get_or_create(
-        name=BASELINE_NAME, defaults={"backend": ModelVersion.Backend.EVIDENCE_BASELINE, "is_serving": serving is None}
+        name=BASELINE_NAME, defaults={"backend": ModelVersion.Backend.EVIDENCE_BASELINE, "is_serving": True}
     )
     return baseline
+
+
+@transaction.atomic
+def model_version_promote(*, model_version: ModelVersion) -> ModelVersion:
+    """Make ``model_version`` the one that serves new decisions (exactly one serves)."""
+    ModelVersion.objects.select_for_update().filter(is_serving=True).exclude(pk=model_version.pk).update(
+        is_serving=False
+    )
+    model_version.is_serving = True
+    model_version.save(update_fields=["is_serving"])
+    return model_version
 
 
 def model_version_register(
@@ -56,9 +67,17 @@ def content_bundle_for(video: Video) -> ContentBundle:
         description=video.description,
         uploader=video.uploader,
         language=video.language,
-        segments=[Segment(s.id, s.start, s.end, s.text) for s in video.segments.all()],
+        segments=[Segment(s.id, s.start, s.end, s.text) for s in video.segments.all()]
+        or _imported_speech(video),
         frames=[Frame(k.id, k.timestamp, k.selected) for k in video.keyframes.all()],
+        ocr=[part for part in video.ocr_text.split("|") if part.strip()],
+        image_paths=[k.image.path for k in video.keyframes.all() if k.selected and k.image],
     )
+
+
+def _imported_speech(video: Video) -> list[Segment]:
+    """Items imported with a transcript but no media (e.g. KuaiMod records) have no timings."""
+    return [Segment(0, 0.0, 0.0, part) for part in video.asr_text.split("|") if part.strip()]
 
 
 def decision_create_for_video(*, video_id: int) -> Decision:
@@ -66,23 +85,28 @@ def decision_create_for_video(*, video_id: int) -> Decision:
 
     Idempotent: a decision already made for this video, policy version and model version is
     returned as it is (a redelivered task does no second inference), and its review task is
-    created if it is missing.
+    created if it is missing. The model runs outside the transaction so no row stays locked
+    during a slow generation; the write re-checks under the row lock.
     """
+    video = Video.objects.get(pk=video_id)
+    policy_version = policy_version_active()
+    model_version = model_version_serving()
+    existing = _existing_decision(video, policy_version.pk, model_version.pk)
+    if existing is not None:
+        return existing
+
+    backend = get_backend(
+        model_version.backend, base_model=model_version.base_model, adapter_path=model_version.adapter_path
+    )
+    started = time.perf_counter()
+    [result] = backend.decide_batch([content_bundle_for(video)], policy_version.spec())
+    latency_ms = result.latency_ms if result.latency_ms is not None else (time.perf_counter() - started) * 1000
+
     with transaction.atomic():
         video = Video.objects.select_for_update().get(pk=video_id)
-        policy_version = policy_version_active()
-        model_version = model_version_serving()
-        existing = Decision.objects.filter(
-            video=video, policy_version=policy_version, model_version=model_version
-        ).first()
+        existing = _existing_decision(video, policy_version.pk, model_version.pk)
         if existing is not None:
-            ReviewTask.objects.get_or_create(decision=existing)
             return existing
-
-        backend = get_backend(model_version.backend)
-        started = time.perf_counter()
-        result = backend.decide(content_bundle_for(video), policy_version.taxonomy, policy_version.safe_label)
-        latency_ms = (time.perf_counter() - started) * 1000
         decision = Decision.objects.create(
             video=video,
             policy_version=policy_version,
@@ -98,14 +122,23 @@ def decision_create_for_video(*, video_id: int) -> Decision:
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
         )
-        # Likely violations first: the reviewer sees the riskiest items before the rest.
-        priority = int(round(decision.confidence * 100)) if decision.is_violation else 0
+        # Likely violations first; unparseable model output needs a human most of all.
+        priority = 100 if result.parse_error else int(round(decision.confidence * 100)) if decision.is_violation else 0
         ReviewTask.objects.create(decision=decision, priority=priority)
         video.stage = Video.Stage.DONE
         video.progress = 100
         video.save(update_fields=["stage", "progress", "updated_at"])
     logger.info("decision %s for video %s: %s (%.2f)", decision.pk, video_id, decision.label, decision.confidence)
     return decision
+
+
+def _existing_decision(video: Video, policy_version_id: int, model_version_id: int) -> Decision | None:
+    existing = Decision.objects.filter(
+        video=video, policy_version_id=policy_version_id, model_version_id=model_version_id
+    ).first()
+    if existing is not None:
+        ReviewTask.objects.get_or_create(decision=existing)
+    return existing
 
 
 def decision_record_failure(*, video_id: int, error: str) -> None:

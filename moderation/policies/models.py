@@ -28,7 +28,12 @@ class PolicyVersion(models.Model):
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     is_active = models.BooleanField(default=False)
+    class OutputFormat(models.TextChoices):
+        KUAIMOD = "kuaimod", "KuaiMod five-stage CoT"
+        BLM = "blm", "BLM-Guard <think>/<answer>"
+
     safe_label = models.CharField(max_length=100, default="正向")
+    output_format = models.CharField(max_length=20, choices=OutputFormat.choices, default=OutputFormat.KUAIMOD)
     taxonomy = models.JSONField(default=list)
     notes = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
@@ -45,6 +50,12 @@ class PolicyVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy.name} v{self.number}"
+
+    def spec(self):  # type: ignore[no-untyped-def]
+        """What inference backends need of this version."""
+        from moderation.inference.backends import PolicySpec
+
+        return PolicySpec(taxonomy=self.taxonomy, safe_label=self.safe_label, output_format=self.output_format)
 
     def label_names(self) -> dict[str, str]:
         names = {self.safe_label: "Non-violative"}

@@ -42,3 +42,23 @@ class Review(models.Model):
     label = models.CharField(max_length=100)
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class ItemLabel(models.Model):
+    """A trusted label for an item: from an imported benchmark or a human review.
+
+    The cascade's stage-1 classifier and the evaluations learn from these.
+    """
+
+    class Source(models.TextChoices):
+        IMPORT = "import", "Imported ground truth"
+        REVIEW = "review", "Human review"
+
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="labels")
+    label = models.CharField(max_length=100)
+    source = models.CharField(max_length=20, choices=Source.choices)
+    policy_version = models.ForeignKey("moderation.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["video", "source"], name="one_label_per_video_source")]

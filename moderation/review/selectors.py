@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -25,7 +25,7 @@ def review_queue_stats(*, queue: str = "default") -> dict[str, int]:
     )
 
 
-def review_task_open_for(*, user: AbstractBaseUser, queue: str = "default") -> ReviewTask | None:
+def review_task_open_for(*, user: User, queue: str = "default") -> ReviewTask | None:
     """The item ``user`` currently holds, if any (to offer "continue")."""
     return (
         ReviewTask.objects.filter(queue=queue, status=ReviewTask.Status.CLAIMED, claimed_by=user)
@@ -44,8 +44,11 @@ def review_task_get(*, task_id: int) -> ReviewTask:
     )
 
 
-def cot_stages_for_display(cot: Any) -> list[dict[str, Any]]:
+def cot_stages_for_display(cot: Any, *, times: dict[tuple[str, Any], float] | None = None) -> list[dict[str, Any]]:
     """The decision's CoT as a list of stages with evidence the template can link.
+
+    ``times`` maps ``(kind, ref)`` to a timestamp, filling in evidence that names a keyframe or
+    segment without its time.
 
     Tolerates malformed model output (non-list, missing keys): what cannot be shown is dropped
     rather than crashing the review screen.
@@ -61,6 +64,8 @@ def cot_stages_for_display(cot: Any) -> list[dict[str, Any]]:
             if not isinstance(ev, dict):
                 continue
             t = ev.get("t")
+            if not isinstance(t, int | float) and times:
+                t = times.get((ev.get("kind", ""), ev.get("ref")))
             evidence.append(
                 {
                     "kind": ev.get("kind", ""),
@@ -78,3 +83,10 @@ def cot_stages_for_display(cot: Any) -> list[dict[str, Any]]:
             }
         )
     return stages
+
+
+def evidence_times(*, keyframes: list[Any], segments: list[Any]) -> dict[tuple[str, Any], float]:
+    """Timestamps of a video's keyframes and segments, keyed like CoT evidence ``(kind, ref)``."""
+    times: dict[tuple[str, Any], float] = {("keyframe", k.pk): k.timestamp for k in keyframes}
+    times.update({("segment", s.pk): s.start for s in segments})
+    return times

@@ -13,13 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from moderation.errors import ModerationError
-from moderation.review.models import Review, ReviewTask
+from moderation.review.models import ItemLabel, Review, ReviewTask
 
 NO_LONGER_YOURS = "This item is no longer yours: your claim expired and it was given to someone else."
 NOT_CLAIMED = "This item is not claimed by you; take it with “Claim next” from the queue."
@@ -30,9 +30,7 @@ def _lease_end() -> Any:
     return timezone.now() + timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
 
 
-def review_claim_next(
-    *, user: AbstractBaseUser, queue: str = "default", exclude_ids: Collection[int] = ()
-) -> ReviewTask | None:
+def review_claim_next(*, user: User, queue: str = "default", exclude_ids: Collection[int] = ()) -> ReviewTask | None:
     """Give ``user`` one item to review, or ``None`` when the queue has nothing claimable.
 
     The user's own open claim comes first (its lease is renewed — also when it lapsed but no one
@@ -56,7 +54,9 @@ def review_claim_next(
         task = (
             ReviewTask.objects.select_for_update(skip_locked=True)
             .filter(queue=queue)
-            .filter(Q(status=ReviewTask.Status.PENDING) | Q(status=ReviewTask.Status.CLAIMED, lease_expires_at__lte=now))
+            .filter(
+                Q(status=ReviewTask.Status.PENDING) | Q(status=ReviewTask.Status.CLAIMED, lease_expires_at__lte=now)
+            )
             .exclude(pk__in=list(exclude_ids))
             .order_by("-priority", "created_at", "pk")
             .first()
@@ -64,7 +64,7 @@ def review_claim_next(
         if task is None:
             return None
         task.status = ReviewTask.Status.CLAIMED
-        task.claimed_by = user  # type: ignore[assignment]
+        task.claimed_by = user
         task.claimed_at = now
         task.lease_expires_at = _lease_end()
         task.save(update_fields=["status", "claimed_by", "claimed_at", "lease_expires_at"])
@@ -80,7 +80,7 @@ def _unclaim(task: ReviewTask) -> None:
 
 
 @transaction.atomic
-def review_release(*, task: ReviewTask, user: AbstractBaseUser) -> ReviewTask:
+def review_release(*, task: ReviewTask, user: User) -> ReviewTask:
     """Put the user's claimed item back in the queue for anyone to take."""
     locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
     if locked.status == ReviewTask.Status.DONE:
@@ -92,7 +92,7 @@ def review_release(*, task: ReviewTask, user: AbstractBaseUser) -> ReviewTask:
 
 
 @transaction.atomic
-def review_release_all(*, user: AbstractBaseUser) -> int:
+def review_release_all(*, user: User) -> int:
     """Release every open claim of ``user`` (on logout); returns how many were released."""
     return ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user).update(
         status=ReviewTask.Status.PENDING, claimed_by=None, claimed_at=None, lease_expires_at=None
@@ -106,7 +106,7 @@ def review_release_on_logout(sender: Any, request: Any = None, user: Any = None,
 
 
 @transaction.atomic
-def review_skip(*, task: ReviewTask, user: AbstractBaseUser) -> ReviewTask | None:
+def review_skip(*, task: ReviewTask, user: User) -> ReviewTask | None:
     """Swap the user's claimed item for the next one; the skipped item returns to the queue.
 
     When nothing else is claimable the user keeps their item and ``None`` is returned.
@@ -123,9 +123,7 @@ def review_skip(*, task: ReviewTask, user: AbstractBaseUser) -> ReviewTask | Non
 
 
 @transaction.atomic
-def review_submit(
-    *, task: ReviewTask, user: AbstractBaseUser, verdict: str, label: str = "", note: str = ""
-) -> Review:
+def review_submit(*, task: ReviewTask, user: User, verdict: str, label: str = "", note: str = "") -> Review:
     """Record the reviewer's verdict on the model's decision and close the task.
 
     - ``approve`` stores the model's own label; ``override`` needs a different label of the
@@ -133,6 +131,7 @@ def review_submit(
     - Ownership is what counts, not the clock: a late submit after the lease lapsed is accepted as
       long as the reviewer still holds the claim (no one else claimed it meanwhile). Once someone
       else has claimed it the submit is refused, so two people never decide the same item.
+    - The verdict is also stored as the video's ``ItemLabel`` from human review.
     - A second submit (double click, resent form) is refused with "Already reviewed"; the task row
       lock plus the one-to-one ``Review.task`` make it record exactly one verdict.
     """
@@ -167,6 +166,12 @@ def review_submit(
         verdict=verdict,
         label=final_label,
         note=(note or "").strip(),
+    )
+    # The human verdict becomes the item's trusted label (the latest review wins).
+    ItemLabel.objects.update_or_create(
+        video_id=decision.video_id,
+        source=ItemLabel.Source.REVIEW,
+        defaults={"label": final_label, "policy_version": policy_version},
     )
     locked.status = ReviewTask.Status.DONE
     locked.completed_at = timezone.now()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,6 +24,11 @@ from workbench.roles import Perm, permission_required
 REVEAL_SESSION_KEY = "media_revealed"
 
 
+def _user(request: HttpRequest) -> User:
+    # The permission decorator already turned anonymous users away.
+    return cast(User, request.user)
+
+
 def media_revealed(request: HttpRequest) -> bool:
     """Whether this user chose to see media unshielded (blurred and greyscale is the default)."""
     return bool(request.session.get(REVEAL_SESSION_KEY, False))
@@ -36,7 +44,7 @@ def _go_to(task: ReviewTask | None) -> HttpResponse:
 def queue(request: HttpRequest) -> HttpResponse:
     context = {
         "stats": selectors.review_queue_stats(),
-        "open_task": selectors.review_task_open_for(user=request.user),
+        "open_task": selectors.review_task_open_for(user=_user(request)),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/review/queue.html#stats", context)
@@ -46,7 +54,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def claim_next(request: HttpRequest) -> HttpResponse:
-    task = services.review_claim_next(user=request.user)
+    task = services.review_claim_next(user=_user(request))
     if task is None:
         messages.info(request, "Queue is empty.")
     return _go_to(task)
@@ -66,6 +74,7 @@ def review_task(request: HttpRequest, pk: int) -> HttpResponse:
     video = decision.video
     version = decision.policy_version
     names = version.label_names()
+    keyframes, segments = list(video.keyframes.all()), list(video.segments.all())
     context = {
         "task": task,
         "decision": decision,
@@ -73,9 +82,11 @@ def review_task(request: HttpRequest, pk: int) -> HttpResponse:
         "policy_version": version,
         "model_label_name": names.get(decision.label, ""),
         "label_groups": policy_label_groups(version=version),
-        "stages": selectors.cot_stages_for_display(decision.cot),
-        "keyframes": list(video.keyframes.all()),
-        "segments": list(video.segments.all()),
+        "stages": selectors.cot_stages_for_display(
+            decision.cot, times=selectors.evidence_times(keyframes=keyframes, segments=segments)
+        ),
+        "keyframes": keyframes,
+        "segments": segments,
         "reveal": media_revealed(request),
         "review": getattr(task, "review", None) if task.status == ReviewTask.Status.DONE else None,
         "lease_lapsed": task.status == ReviewTask.Status.CLAIMED
@@ -93,7 +104,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         review = services.review_submit(
             task=task,
-            user=request.user,
+            user=_user(request),
             verdict=request.POST.get("verdict", ""),
             label=request.POST.get("label", ""),
             note=request.POST.get("note", ""),
@@ -104,7 +115,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
         still_mine = task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id == request.user.pk
         return _go_to(task if still_mine else None)
     messages.success(request, f"Recorded {review.get_verdict_display().lower()} ({review.label}) for item #{task.pk}.")
-    nxt = services.review_claim_next(user=request.user, queue=task.queue)
+    nxt = services.review_claim_next(user=_user(request), queue=task.queue)
     if nxt is None:
         messages.info(request, "Queue is empty.")
     return _go_to(nxt)
@@ -115,7 +126,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
 def skip(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get(task_id=pk)
     try:
-        nxt = services.review_skip(task=task, user=request.user)
+        nxt = services.review_skip(task=task, user=_user(request))
     except ModerationError as exc:
         messages.error(request, str(exc))
         return _go_to(None)
@@ -130,7 +141,7 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
 def release(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get(task_id=pk)
     try:
-        services.review_release(task=task, user=request.user)
+        services.review_release(task=task, user=_user(request))
     except ModerationError as exc:
         messages.error(request, str(exc))
     else:

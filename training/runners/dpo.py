@@ -29,7 +29,7 @@ def dpo_train(
     import torch
     from datasets import load_dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
     out = Path(output_dir)
@@ -79,6 +79,7 @@ def dpo_train(
         peft_config=peft_config,
         callbacks=callbacks or [],
     )
+    trainer.remove_callback(PrinterCallback)  # progress goes to the job row and its log tail instead
     result = trainer.train()
     return trainer, result
 

@@ -11,13 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-STAGES: list[tuple[str, str]] = [
-    ("content_extraction", "Content extraction"),
-    ("analysis", "Analysis"),
-    ("intermediate_check", "Intermediate check"),
-    ("user_feedback", "User-feedback analysis"),
-    ("final_judgment", "Final judgment"),
-]
+
+from moderation.inference.cot import KUAIMOD_STAGES as STAGES
 
 
 @dataclass(frozen=True)
@@ -44,6 +39,8 @@ class ContentBundle:
     frames: list[Frame]
     language: str = ""
     ocr: list[str] = field(default_factory=list)
+    # Files of the selected keyframes, for backends that look at images.
+    image_paths: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -56,17 +53,42 @@ class BackendResult:
     parse_error: str = ""
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    latency_ms: float | None = None  # set by batched backends: the batch's time per item
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What a backend needs of a policy version."""
+
+    taxonomy: list[dict[str, Any]]
+    safe_label: str
+    output_format: str = "kuaimod"  # or "blm"
+
+    def labels(self) -> set[str]:
+        return {self.safe_label} | {t["key"] for m in self.taxonomy for t in m.get("tags", [])}
+
+    def scenes(self) -> set[str]:
+        return {m["key"] for m in self.taxonomy}
 
 
 class Backend(Protocol):
     name: str
 
-    def decide(self, content: ContentBundle, taxonomy: list[dict[str, Any]], safe_label: str) -> BackendResult: ...
+    def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]: ...
 
 
-def get_backend(name: str) -> Backend:
+def get_backend(name: str, *, base_model: str = "", adapter_path: str = "") -> Backend:
+    """The backend for a model version; heavy libraries are imported by the backend module only."""
     if name == "evidence_baseline":
         from moderation.inference.backends.evidence import EvidenceBaseline
 
         return EvidenceBaseline()
+    if name == "transformers":
+        from moderation.inference.backends.transformers_backend import TransformersBackend
+
+        return TransformersBackend.cached(base_model, adapter_path)
+    if name == "vllm":
+        from moderation.inference.backends.vllm_backend import vllm_backend_for
+
+        return vllm_backend_for(base_model, adapter_path)
     raise ValueError(f"Unknown inference backend '{name}'")

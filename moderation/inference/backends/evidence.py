@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from moderation.inference.backends import STAGES, BackendResult, ContentBundle
+from moderation.inference.backends import STAGES, BackendResult, ContentBundle, PolicySpec
 
 # How much one keyword hit in each source counts.
 SOURCE_WEIGHT = {"speech": 1.0, "title": 1.0, "on-screen text": 1.0, "description": 0.7}
@@ -50,6 +50,9 @@ def _clip(text: str, n: int = 160) -> str:
 
 class EvidenceBaseline:
     name = "evidence_baseline"
+
+    def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
+        return [self.decide(c, policy.taxonomy, policy.safe_label) for c in contents]
 
     def decide(self, content: ContentBundle, taxonomy: list[dict[str, Any]], safe_label: str) -> BackendResult:
         tags = [(tag["key"], tag.get("name", tag["key"]), tag.get("keywords", [])) for m in taxonomy for tag in m["tags"]]

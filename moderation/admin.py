@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from moderation.models import Decision, Keyframe, ModelVersion, Policy, PolicyVersion, Review, ReviewTask, Video
+
+
+@admin.register(Video)
+class VideoAdmin(admin.ModelAdmin):
+    list_display = ["id", "title", "status", "stage", "progress", "duration", "created_at"]
+    list_filter = ["status", "stage"]
+    search_fields = ["title", "sha256", "external_id"]
+
+
+@admin.register(Decision)
+class DecisionAdmin(admin.ModelAdmin):
+    list_display = ["id", "video", "label", "is_violation", "confidence", "model_version", "policy_version"]
+    list_filter = ["is_violation", "backend"]
+
+
+@admin.register(ReviewTask)
+class ReviewTaskAdmin(admin.ModelAdmin):
+    list_display = ["id", "decision", "queue", "status", "claimed_by", "lease_expires_at"]
+    list_filter = ["status", "queue"]
+
+
+admin.site.register([Keyframe, ModelVersion, Policy, PolicyVersion, Review])

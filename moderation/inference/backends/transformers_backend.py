@@ -1,0 +1,129 @@
+"""VLM inference with Hugging Face transformers (CPU or GPU), batched ``generate``.
+
+Loads an image-text-to-text model (e.g. LLaVA- or Qwen-VL-class) from a local folder or hub id,
+or a text-only causal LM (such as a model fine-tuned by our training jobs), optionally with a
+PEFT LoRA adapter on top. Models are loaded once per worker process and reused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, ClassVar
+
+from django.conf import settings
+
+from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec
+from moderation.inference.cot import CotParseError, parse
+from moderation.inference.prompts import build_prompt
+
+MAX_IMAGES = 8
+IMAGE_MAX_SIDE = 448  # keyframes are downscaled before they reach the processor
+
+
+class TransformersBackend:
+    name = "transformers"
+    _cache: ClassVar[dict[tuple[str, str], TransformersBackend]] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, base_model: str, adapter_path: str = "") -> None:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+
+        self.base_model = base_model
+        self.adapter_path = adapter_path
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        config = AutoConfig.from_pretrained(base_model)
+        self.multimodal = hasattr(config, "vision_config")
+        if self.multimodal:
+            self.model = AutoModelForImageTextToText.from_pretrained(base_model, dtype=dtype)
+            self.processor = AutoProcessor.from_pretrained(base_model)
+            self.tokenizer = self.processor.tokenizer
+        else:
+            from transformers import AutoTokenizer
+
+            self.model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
+            self.tokenizer = AutoTokenizer.from_pretrained(base_model)
+            self.processor = None
+        if adapter_path:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, adapter_path)
+        self.model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"  # batched generation continues every row from its end
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    @classmethod
+    def cached(cls, base_model: str, adapter_path: str = "") -> TransformersBackend:
+        key = (base_model, adapter_path)
+        with cls._lock:
+            if key not in cls._cache:
+                cls._cache[key] = cls(base_model, adapter_path)
+            return cls._cache[key]
+
+    def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
+        import torch
+        from PIL import Image
+
+        prompts = [
+            build_prompt(c, taxonomy=policy.taxonomy, safe_label=policy.safe_label, fmt=policy.output_format,
+                         image_paths=c.image_paths[:MAX_IMAGES] if self.multimodal else [])
+            for c in contents
+        ]
+        texts = [self._chat_text(p.messages(with_images=self.multimodal), p.as_text()) for p in prompts]
+        started = time.perf_counter()
+        if self.multimodal and any(p.image_paths for p in prompts):
+            images = [[_load_image(path, Image) for path in p.image_paths] for p in prompts]
+            inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True)
+        elif self.processor is not None:
+            inputs = self.processor(text=texts, return_tensors="pt", padding=True)
+        else:
+            inputs = self.tokenizer(texts, return_tensors="pt", padding=True)
+        inputs = inputs.to(self.device)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **inputs, max_new_tokens=settings.VLM_MAX_NEW_TOKENS, do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        prompt_len = inputs["input_ids"].shape[1]
+        new_tokens = out[:, prompt_len:]
+        decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        results = []
+        for i, text in enumerate(decoded):
+            prompt_tokens = int(inputs["attention_mask"][i].sum())
+            completion_tokens = int((new_tokens[i] != self.tokenizer.pad_token_id).sum())
+            results.append(_result_from_text(text, policy, prompt_tokens, completion_tokens))
+            results[-1].latency_ms = elapsed_ms / len(decoded)
+        return results
+
+    def _chat_text(self, messages: list[dict[str, Any]], fallback: str) -> str:
+        template_owner = self.processor if self.processor is not None else self.tokenizer
+        if getattr(template_owner, "chat_template", None):
+            return template_owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return fallback + "\n"
+
+
+def _load_image(path: str, image_module: Any) -> Any:
+    img = image_module.open(path).convert("RGB")
+    img.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
+    return img
+
+
+def _result_from_text(text: str, policy: PolicySpec, prompt_tokens: int, completion_tokens: int) -> BackendResult:
+    """Parse one generation; invalid output is kept raw with the reason, never raised."""
+    text = text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL; keep the rest as it was
+    try:
+        parsed = parse(text, policy.output_format, policy.labels(), policy.scenes())
+    except CotParseError as exc:
+        return BackendResult(
+            label="", is_violation=False, confidence=0.0, cot=[], raw_output=text, parse_error=str(exc),
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        )
+    confidence = parsed.confidence if parsed.confidence is not None else 0.5
+    return BackendResult(
+        label=parsed.label, is_violation=parsed.label != policy.safe_label, confidence=confidence,
+        cot=parsed.stages, raw_output=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+    )

@@ -1,0 +1,186 @@
+"""Chain-of-thought formats: one renderer and one parser per format, shared by inference,
+training data and evaluation so the text a model is trained on is the text it is parsed from.
+
+* ``kuaimod``: KuaiMod's five stages, one header per line::
+
+      [Content extraction] ...
+      [Analysis] ...
+      [Intermediate check] ...
+      [User-feedback analysis] ...
+      [Final judgment] label: 引导私下交易 | confidence: 0.82
+
+* ``blm``: BLM-Guard's ``<think>`` visual location → risk screening → causal analysis ``</think>``
+  ``<answer>`` scene + violation type + severity ``</answer>``.
+
+Stages may cite evidence as ``[frame:12]``, ``[patch:7]`` or ``[t=12.5s]``. Parsing reads only the
+output's structure: text a video carried (and the model may quote) cannot add a stage or change
+the verdict, because the verdict comes from the last, required stage and must be a known label.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+KUAIMOD_STAGES: list[tuple[str, str]] = [
+    ("content_extraction", "Content extraction"),
+    ("analysis", "Analysis"),
+    ("intermediate_check", "Intermediate check"),
+    ("user_feedback", "User-feedback analysis"),
+    ("final_judgment", "Final judgment"),
+]
+BLM_THINK_STAGES: list[tuple[str, str]] = [
+    ("visual_location", "Visual location"),
+    ("risk_screening", "Risk screening"),
+    ("causal_analysis", "Causal analysis"),
+]
+FORMATS = ("kuaimod", "blm")
+
+_EVIDENCE = re.compile(r"\[(frame|patch):(\d+)\]|\[t=(\d+(?:\.\d+)?)s\]")
+
+
+class CotParseError(ValueError):
+    """The model's output does not follow the format; the raw text is kept with this message."""
+
+
+@dataclass
+class ParsedCot:
+    label: str
+    stages: list[dict[str, Any]]
+    confidence: float | None = None
+    scene: str = ""
+    severity: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def evidence_in(text: str) -> list[dict[str, Any]]:
+    """Evidence citations in a stage's text, in order, without duplicates."""
+    found: list[dict[str, Any]] = []
+    for kind, ref, t in _EVIDENCE.findall(text):
+        item: dict[str, Any] = (
+            {"kind": kind, "ref": int(ref), "label": f"{kind} {ref}"}
+            if kind
+            else {"kind": "time", "ref": None, "label": f"{float(t):.1f}s", "t": float(t)}
+        )
+        if item not in found:
+            found.append(item)
+    return found
+
+
+# --- KuaiMod ---------------------------------------------------------------------------------
+
+def render_kuaimod(stage_texts: dict[str, str], label: str, confidence: float | None = None) -> str:
+    lines = []
+    for key, title in KUAIMOD_STAGES[:-1]:
+        lines.append(f"[{title}] {_one_line(stage_texts.get(key, ''))}")
+    verdict = f"label: {label}"
+    if confidence is not None:
+        verdict += f" | confidence: {confidence:.2f}"
+    reason = _one_line(stage_texts.get("final_judgment", ""))
+    if reason:
+        verdict += f" | reason: {reason}"
+    lines.append(f"[Final judgment] {verdict}")
+    return "\n".join(lines)
+
+
+_KUAIMOD_HEADER = re.compile(
+    r"^\s*\[(" + "|".join(re.escape(t) for _, t in KUAIMOD_STAGES) + r")\]\s*", re.MULTILINE
+)
+
+
+def parse_kuaimod(text: str, labels: set[str]) -> ParsedCot:
+    headers = list(_KUAIMOD_HEADER.finditer(text))
+    titles = [m.group(1) for m in headers]
+    expected = [t for _, t in KUAIMOD_STAGES]
+    if titles != expected:
+        raise CotParseError(f"expected the five stages {expected} in order, found {titles or 'none'}")
+    stages = []
+    for i, (key, title) in enumerate(KUAIMOD_STAGES):
+        start = headers[i].end()
+        end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
+        body = text[start:end].strip()
+        stages.append({"key": key, "title": title, "text": body, "evidence": evidence_in(body)})
+    verdict = stages[-1]["text"]
+    fields = dict(_kv(part) for part in verdict.split("|") if ":" in part)
+    label = fields.get("label", "").strip()
+    if label not in labels:
+        raise CotParseError(f"final judgment label {label!r} is not a label of this policy")
+    confidence = _confidence(fields.get("confidence"))
+    return ParsedCot(label=label, stages=stages, confidence=confidence)
+
+
+# --- BLM-Guard -------------------------------------------------------------------------------
+
+def render_blm(stage_texts: dict[str, str], scene: str, violation: str, severity: str) -> str:
+    think = "\n".join(f"{title}: {_one_line(stage_texts.get(key, ''))}" for key, title in BLM_THINK_STAGES)
+    answer = json.dumps({"scene": scene, "violation_type": violation, "severity": severity}, ensure_ascii=False)
+    return f"<think>\n{think}\n</think>\n<answer>{answer}</answer>"
+
+
+_BLM = re.compile(r"^\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*$", re.DOTALL)
+
+
+def parse_blm(text: str, labels: set[str], scenes: set[str] | None = None) -> ParsedCot:
+    match = _BLM.match(text)
+    if match is None:
+        raise CotParseError("expected <think>…</think> followed by <answer>…</answer> and nothing else")
+    think, answer = match.group("think"), match.group("answer").strip()
+    stages = []
+    header = re.compile(r"^\s*(" + "|".join(re.escape(t) for _, t in BLM_THINK_STAGES) + r")\s*[:：]", re.MULTILINE)
+    heads = list(header.finditer(think))
+    if [m.group(1) for m in heads] != [t for _, t in BLM_THINK_STAGES]:
+        raise CotParseError("the <think> block must hold visual location, risk screening and causal analysis")
+    for i, (key, title) in enumerate(BLM_THINK_STAGES):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(think)
+        body = think[heads[i].end():end].strip()
+        stages.append({"key": key, "title": title, "text": body, "evidence": evidence_in(body)})
+    try:
+        data = json.loads(answer)
+    except json.JSONDecodeError:
+        data = dict(_kv(p) for p in re.split(r"[;\n|]", answer) if ":" in p)
+    if not isinstance(data, dict):
+        raise CotParseError("the <answer> must hold scene, violation_type and severity")
+    violation = str(data.get("violation_type", data.get("violation", ""))).strip()
+    scene = str(data.get("scene", "")).strip()
+    severity = str(data.get("severity", "")).strip()
+    if violation not in labels:
+        raise CotParseError(f"violation type {violation!r} is not a label of this policy")
+    if scenes is not None and scene and scene not in scenes:
+        raise CotParseError(f"scene {scene!r} is not a scene of this policy")
+    stages.append({"key": "answer", "title": "Answer", "text": answer, "evidence": []})
+    return ParsedCot(label=violation, stages=stages, scene=scene, severity=severity)
+
+
+def parse(text: str, fmt: str, labels: set[str], scenes: set[str] | None = None) -> ParsedCot:
+    if fmt == "blm":
+        return parse_blm(text, labels, scenes)
+    return parse_kuaimod(text, labels)
+
+
+def render_stages(stages: list[dict[str, Any]], label: str, fmt: str = "kuaimod", **extra: Any) -> str:
+    """Render stored stages (a Decision's or a correction's ``cot``) back into the model's format."""
+    texts = {s["key"]: s.get("text", "") for s in stages}
+    if fmt == "blm":
+        return render_blm(texts, extra.get("scene", ""), label, extra.get("severity", ""))
+    return render_kuaimod(texts, label, extra.get("confidence"))
+
+
+def _kv(part: str) -> tuple[str, str]:
+    key, _, value = part.partition(":")
+    return key.strip().lower(), value.strip()
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text or "").strip()
+
+
+def _confidence(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if 0.0 <= value <= 1.0 else None

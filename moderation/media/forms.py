@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+
+class VideoUploadForm(forms.Form):
+    title = forms.CharField(max_length=500, required=False, help_text="Defaults to the file name.")
+    file = forms.FileField(
+        label="Video file",
+        error_messages={"required": "Choose a video file to upload.", "empty": "The chosen file is empty."},
+    )
+
+    def clean_file(self):  # type: ignore[no-untyped-def]
+        upload = self.cleaned_data["file"]
+        limit = int(settings.WORKBENCH_UPLOAD_MAX_BYTES)
+        if upload.size > limit:
+            raise forms.ValidationError(f"This file is larger than the upload limit of {limit // (1024 * 1024)} MB.")
+        return upload

@@ -1,0 +1,107 @@
+"""Browser screens of the media wing: the video list with its upload form, and one video's detail."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from moderation.errors import ModerationError
+from moderation.media import selectors
+from moderation.media.forms import VideoUploadForm
+from moderation.media.services import video_ingest
+from workbench.roles import Perm, permission_required
+
+
+class HtmxHttpRequest(HttpRequest):
+    """HttpRequest as HtmxMiddleware leaves it (typing only)."""
+
+    htmx: HtmxDetails
+
+
+# Multipart overhead allowed on top of the file itself before a request is refused unread.
+_MULTIPART_SLACK = 64 * 1024
+
+
+def _render_list(
+    request: HtmxHttpRequest, form: VideoUploadForm, *, status: int = 200, upload_error: str = ""
+) -> HttpResponse:
+    videos = list(selectors.video_list())
+    context = {
+        "videos": videos,
+        "form": form,
+        "upload_error": upload_error,
+        "polling": selectors.video_any_in_flight(videos=videos),
+    }
+    template = "moderation/media/video_list.html"
+    if request.htmx and request.method == "GET":
+        template += "#rows"
+    return render(request, template, context, status=status)
+
+
+@require_GET
+@permission_required(Perm.UPLOAD_VIDEO)
+def video_list(request: HtmxHttpRequest) -> HttpResponse:
+    return _render_list(request, VideoUploadForm())
+
+
+@require_POST
+@permission_required(Perm.UPLOAD_VIDEO)
+def video_upload(request: HtmxHttpRequest) -> HttpResponse:
+    limit = int(settings.WORKBENCH_UPLOAD_MAX_BYTES)
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit + _MULTIPART_SLACK:
+        # Refuse before Django reads (and spools to disk) a body that can only be rejected.
+        message = f"This file is larger than the upload limit of {limit // (1024 * 1024)} MB."
+        return _render_list(request, VideoUploadForm(), status=413, upload_error=message)
+
+    form = VideoUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return _render_list(request, form, status=400)
+    try:
+        video = video_ingest(
+            upload=form.cleaned_data["file"],
+            title=form.cleaned_data["title"],
+            uploader=request.user.get_username(),
+            created_by=request.user,
+        )
+    except ModerationError as exc:
+        form.add_error("file", str(exc))
+        return _render_list(request, form, status=400)
+    messages.success(request, f"“{video}” was uploaded and is queued for processing.")
+    return redirect("moderation:video_list")
+
+
+@require_GET
+def video_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    user = request.user
+    if not user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    # Uploaders follow their videos; moderators open them from the review queue.
+    if not (user.has_perm(Perm.UPLOAD_VIDEO) or user.has_perm(Perm.REVIEW_VIDEO)):
+        raise PermissionDenied("Your role may not view videos.")
+    video = selectors.video_get(pk=pk)
+    in_flight = video.status in selectors.IN_FLIGHT
+    if request.htmx:
+        response = render(
+            request, "moderation/media/video_detail.html#status", {"video": video, "in_flight": in_flight}
+        )
+        if not in_flight and request.GET.get("was") == "in_flight":
+            # Processing just finished: reload so keyframes and transcript appear.
+            response["HX-Refresh"] = "true"
+        return response
+    context = {
+        "video": video,
+        "in_flight": in_flight,
+        "keyframes": list(selectors.video_keyframes(video=video)),
+        "segments": list(selectors.video_segments(video=video)),
+    }
+    return render(request, "moderation/media/video_detail.html", context)

@@ -1,0 +1,156 @@
+"""Labelers correcting a decision's chain-of-thought, with optimistic concurrency."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from annotation.errors import AnnotationError, CorrectionConflict
+from annotation.models import CotCorrection
+from annotation.services import cot_correction_save
+from tests.annotation.conftest import STAGE_KEYS
+
+pytestmark = pytest.mark.django_db
+
+XSS = "<script>alert(1)</script>"
+
+
+def _form(decision, base_revision: int, label: str = "引导私下交易", **texts: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    data = {f"stage-{s['key']}": s["text"] for s in decision.cot}
+    data.update({f"stage-{k}": v for k, v in texts.items()})
+    data.update({"label": label, "base_revision": str(base_revision)})
+    return data
+
+
+def test_save_keeps_structure_and_records_the_diff(decision, make_user):
+    labeler = make_user("labeler")
+    correction = cot_correction_save(
+        decision=decision,
+        author=labeler,
+        stages={"analysis": "The speaker steers\r\nbuyers to WeChat.", "final_judgment": "model final_judgment"},
+        label="夸大商品功效",
+        base_revision=0,
+    )
+    assert correction.revision == 1 and correction.author == labeler and correction.label == "夸大商品功效"
+    assert [s["key"] for s in correction.stages] == list(STAGE_KEYS)
+    assert correction.stages[1]["text"] == "The speaker steers\nbuyers to WeChat."
+    assert correction.stages[0]["evidence"] == decision.cot[0]["evidence"]  # evidence preserved
+    assert correction.diff == [
+        {"key": "analysis", "before": "model analysis", "after": "The speaker steers\nbuyers to WeChat."}
+    ]
+    decision.refresh_from_db()
+    assert decision.cot[1]["text"] == "model analysis"  # the model's original stays beside it
+
+
+@pytest.mark.parametrize(
+    ("stages", "label", "message"),
+    [
+        ({}, "no-such-label", "is not a label"),
+        ({"made_up": "x"}, "正向", "Unknown CoT stage"),
+        ({"analysis": "   "}, "正向", "cannot be empty"),
+    ],
+)
+def test_invalid_corrections_are_refused(decision, make_user, stages, label, message):
+    with pytest.raises(AnnotationError, match=message):
+        cot_correction_save(decision=decision, author=make_user("labeler"), stages=stages, label=label, base_revision=0)
+    assert not CotCorrection.objects.exists()
+
+
+def test_stale_revision_is_refused_with_the_newer_text(decision, make_user):
+    first, second = make_user("labeler"), make_user("labeler")
+    cot_correction_save(decision=decision, author=first, stages={}, label="引导私下交易", base_revision=0)
+    cot_correction_save(
+        decision=decision, author=first, stages={"analysis": "first's fix"}, label="正向", base_revision=1
+    )
+
+    with pytest.raises(CorrectionConflict) as caught:
+        cot_correction_save(
+            decision=decision, author=second, stages={"analysis": "mine"}, label="正向", base_revision=1
+        )
+
+    assert caught.value.current.revision == 2
+    assert caught.value.current.stages[1]["text"] == "first's fix"
+    assert CotCorrection.objects.get().stages[1]["text"] == "first's fix"
+
+
+def test_two_labelers_on_revision_1_second_save_is_refused_and_sees_the_first(decision, make_user):
+    cot_correction_save(
+        decision=decision, author=make_user("labeler"), stages={}, label="引导私下交易", base_revision=0
+    )
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    alice, bob = Client(), Client()
+    alice.force_login(make_user("labeler"))
+    bob.force_login(make_user("labeler"))
+    assert 'name="base_revision" value="1"' in alice.get(url).content.decode()
+    assert 'name="base_revision" value="1"' in bob.get(url).content.decode()
+
+    resp = alice.post(url, _form(decision, 1, analysis="Alice: QR code leads to a private shop"))
+    assert resp.status_code == 302
+    assert CotCorrection.objects.get().revision == 2
+
+    resp = bob.post(url, _form(decision, 1, analysis="Bob: harmless cooking video", label="正向"))
+
+    html = resp.content.decode()
+    assert resp.status_code == 409
+    assert "Alice: QR code leads to a private shop" in html  # the other labeler's current text
+    assert "Bob: harmless cooking video" in html  # Bob's typing is not lost
+    assert 'name="base_revision" value="2"' in html  # having seen it, Bob may now save over it
+    correction = CotCorrection.objects.get()
+    assert correction.revision == 2 and correction.stages[1]["text"] == "Alice: QR code leads to a private shop"
+
+    resp = bob.post(url, _form(decision, 2, analysis="Bob: merged text"))
+    assert resp.status_code == 302
+    assert CotCorrection.objects.get().revision == 3
+
+
+def test_edit_screen_shows_original_beside_editable_stages(decision, client_as):
+    html = client_as("labeler").get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()
+    for key in STAGE_KEYS:
+        assert f'name="stage-{key}"' in html
+        assert f"model {key}" in html
+    assert 'data-seek="2.5" class="ev-segment"' in html
+    assert '<option value="引导私下交易" selected>' in html
+    assert 'name="base_revision" value="0"' in html
+
+
+def test_list_shows_decisions_latest_first_with_links(decision, policy_version, client_as):
+    from tests.factories import DecisionFactory
+
+    newer = DecisionFactory(policy_version=policy_version, video__title="Newer video")
+    html = client_as("labeler").get(reverse("annotation:correction_list")).content.decode()
+    assert html.index("Newer video") < html.index(decision.video.title)
+    assert reverse("annotation:correction_edit", args=[newer.pk]) in html
+
+
+def test_bad_post_is_a_400_with_a_message_not_a_500(decision, client_as):
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    resp = client_as("labeler").post(url, _form(decision, 0, label="nope"))
+    assert resp.status_code == 400
+    assert "is not a label" in resp.content.decode()
+    resp = client_as("labeler").post(url, {"label": "正向"})  # no base revision
+    assert resp.status_code == 400
+    assert not CotCorrection.objects.exists()
+
+
+def test_model_and_user_text_is_escaped(policy_version, client_as):
+    from tests.factories import DecisionFactory
+
+    decision = DecisionFactory(
+        policy_version=policy_version,
+        video__title=XSS,
+        cot=[{"key": "analysis", "title": XSS, "text": XSS, "evidence": [{"kind": "segment", "label": XSS, "t": 1}]}],
+    )
+    client = client_as("labeler")
+    for url in (reverse("annotation:correction_list"), reverse("annotation:correction_edit", args=[decision.pk])):
+        html = client.get(url).content.decode()
+        assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_role_checks(decision, client_as):
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    assert client_as("moderator").get(reverse("annotation:correction_list")).status_code == 403
+    assert client_as("moderator").post(url, _form(decision, 0)).status_code == 403
+    assert Client().get(url)["Location"].startswith("/login/")
+    assert client_as("admin").get(url).status_code == 200
+    assert not CotCorrection.objects.exists()

@@ -1,0 +1,170 @@
+"""The video list, upload and detail screens, as a browser (and htmx) sees them."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from moderation.media.models import Video
+from moderation.media.services import video_ingest, video_process
+from tests.factories import VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("moderation:video_list")
+UPLOAD = reverse("moderation:video_upload")
+
+
+def test_anonymous_is_sent_to_login(client) -> None:  # type: ignore[no-untyped-def]
+    for url, method in ((LIST, client.get), (UPLOAD, client.post)):
+        response = method(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_labeler_may_not_list_or_upload(client_as) -> None:  # type: ignore[no-untyped-def]
+    labeler = client_as("labeler")
+    upload = SimpleUploadedFile("a.mp4", b"data", content_type="video/mp4")
+
+    assert labeler.get(LIST).status_code == 403
+    assert labeler.post(UPLOAD, {"title": "x", "file": upload}).status_code == 403
+    assert not Video.objects.exists()
+
+
+@pytest.mark.integration
+def test_moderator_uploads_a_video_and_sees_it_listed(client_as, speech_clip: Path) -> None:  # type: ignore[no-untyped-def]
+    moderator = client_as("moderator")
+    upload = SimpleUploadedFile("deal.mp4", speech_clip.read_bytes(), content_type="video/mp4")
+
+    response = moderator.post(UPLOAD, {"title": "Cheap phones <b>now</b>", "file": upload})
+
+    assert response.status_code == 302
+    video = Video.objects.get()
+    assert video.created_by is not None and video.created_by.groups.filter(name="moderator").exists()
+    assert video.original_filename == "deal.mp4"
+    page = moderator.get(LIST).content.decode()
+    assert "Cheap phones &lt;b&gt;now&lt;/b&gt;" in page  # user text is escaped
+    assert "queued for processing" in page
+    assert 'hx-trigger="every 2s"' in page  # an uploaded video is in flight: the table polls
+
+
+def test_upload_without_a_file_shows_a_form_error(client_as) -> None:  # type: ignore[no-untyped-def]
+    response = client_as("moderator").post(UPLOAD, {"title": "nothing"})
+
+    assert response.status_code == 400
+    assert "Choose a video file to upload." in response.content.decode()
+    assert not Video.objects.exists()
+
+
+def test_upload_over_the_limit_shows_a_form_error(client_as, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.WORKBENCH_UPLOAD_MAX_BYTES = 1024 * 1024
+    moderator = client_as("moderator")
+
+    slightly = SimpleUploadedFile("big.mp4", b"x" * (1024 * 1024 + 10), content_type="video/mp4")
+    response = moderator.post(UPLOAD, {"title": "big", "file": slightly})
+    assert response.status_code == 400
+    assert "larger than the upload limit of 1 MB" in response.content.decode()
+
+    far = SimpleUploadedFile("huge.mp4", b"x" * (2 * 1024 * 1024), content_type="video/mp4")
+    response = moderator.post(UPLOAD, {"title": "huge", "file": far})
+    assert response.status_code == 413  # refused before the body is read
+    assert "larger than the upload limit of 1 MB" in response.content.decode()
+    assert not Video.objects.exists()
+
+
+def test_list_polls_only_while_something_is_processing(client_as) -> None:  # type: ignore[no-untyped-def]
+    moderator = client_as("moderator")
+    processing = VideoFactory(status=Video.Status.PROCESSING, stage=Video.Stage.ASR, progress=55)
+
+    partial = moderator.get(LIST, headers={"HX-Request": "true"})
+    body = partial.content.decode()
+    assert "<html" not in body  # just the rows partial
+    assert 'hx-trigger="every 2s"' in body
+    assert "55%" in body and "Speech to text" in body
+
+    Video.objects.filter(pk=processing.pk).update(status=Video.Status.READY, progress=100)
+    body = moderator.get(LIST, headers={"HX-Request": "true"}).content.decode()
+    assert "hx-trigger" not in body
+    assert "Ready" in body
+
+
+@pytest.mark.integration
+def test_detail_shows_player_keyframes_and_transcript_that_seek(client_as, speech_clip: Path) -> None:  # type: ignore[no-untyped-def]
+    video = video_ingest(path=speech_clip, title="Private deal")
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    moderator = client_as("moderator")
+
+    page = moderator.get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
+
+    assert f'<video data-player src="{video.file.url}"' in page
+    keyframes = list(video.keyframes.all())
+    assert page.count("data-seek=") == len(keyframes) + video.segments.count()
+    assert keyframes[0].image.url in page
+    assert page.count('class="selected"') == sum(k.selected for k in keyframes)
+    assert video.segments.first().text in page
+    # The player's source is served, with ranges, to the signed-in moderator.
+    media = moderator.get(video.file.url, headers={"Range": "bytes=0-99"})
+    assert media.status_code == 206
+    assert b"".join(media.streaming_content) == speech_clip.read_bytes()[:100]
+
+
+def test_detail_status_partial_reloads_the_page_when_processing_ends(client_as) -> None:  # type: ignore[no-untyped-def]
+    video = VideoFactory(status=Video.Status.PROCESSING, stage=Video.Stage.KEYFRAMES)
+    moderator = client_as("moderator")
+    url = reverse("moderation:video_detail", args=[video.pk]) + "?was=in_flight"
+
+    first = moderator.get(url, headers={"HX-Request": "true"})
+    assert 'hx-trigger="every 2s"' in first.content.decode()
+    assert "HX-Refresh" not in first
+
+    Video.objects.filter(pk=video.pk).update(status=Video.Status.READY)
+    assert moderator.get(url, headers={"HX-Request": "true"})["HX-Refresh"] == "true"
+
+
+def test_detail_is_closed_to_labelers(client_as) -> None:  # type: ignore[no-untyped-def]
+    video = VideoFactory()
+    assert client_as("labeler").get(reverse("moderation:video_detail", args=[video.pk])).status_code == 403
+
+
+@pytest.mark.integration
+def test_uploaded_text_file_fails_with_a_message_on_the_list_page(client_as, celery_worker) -> None:  # type: ignore[no-untyped-def]
+    moderator = client_as("moderator")
+    text = SimpleUploadedFile("notes.mp4", b"Meeting notes, not a video.\n" * 20, content_type="video/mp4")
+
+    assert moderator.post(UPLOAD, {"title": "My notes", "file": text}).status_code == 302
+
+    video = _wait_for(lambda: Video.objects.filter(status=Video.Status.FAILED).first())
+    assert video.error.startswith("This file is not a playable video")
+    page = moderator.get(LIST).content.decode()
+    assert "My notes" in page
+    assert "This file is not a playable video" in page
+    assert 'class="status-failed"' in page
+    assert "hx-trigger" not in page  # nothing in flight any more
+
+
+@pytest.mark.integration
+def test_upload_runs_through_the_worker_to_a_decision(client_as, celery_worker, policy_version, speech_clip) -> None:  # type: ignore[no-untyped-def]
+    moderator = client_as("moderator")
+    upload = SimpleUploadedFile("deal.mp4", speech_clip.read_bytes(), content_type="video/mp4")
+
+    assert moderator.post(UPLOAD, {"title": "Deal", "file": upload}).status_code == 302
+
+    video = _wait_for(lambda: Video.objects.filter(stage=Video.Stage.DONE).first(), timeout=90)
+    assert video.status == Video.Status.READY
+    assert video.segments.exists() and video.keyframes.exists()
+    assert video.decisions.exists()  # process_video queued run_inference on the infer queue
+
+
+def _wait_for(fetch, timeout: float = 60):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = fetch()
+        if found is not None:
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"nothing after {timeout}s: {list(Video.objects.values('status', 'stage', 'error'))}")

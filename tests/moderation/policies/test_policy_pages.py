@@ -1,0 +1,33 @@
+"""Read-only policy pages: every signed-in user can read the taxonomy."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("role", ["moderator", "labeler", "policy_editor", None])
+def test_every_signed_in_user_reads_the_taxonomy(policy_version, client_as, role):
+    client = client_as(role)
+    listing = client.get(reverse("moderation:policy_list")).content.decode()
+    assert reverse("moderation:policy_detail", args=[policy_version.policy.pk]) in listing
+    assert f"v{policy_version.number}" in listing
+
+    resp = client.get(reverse("moderation:policy_detail", args=[policy_version.policy.pk]))
+    html = resp.content.decode()
+    assert resp.status_code == 200
+    assert "<td>引导私下交易</td>" in html and "<td>Steering users to private deals</td>" in html
+    assert "加微信" in html and 'rowspan="4"' in html  # commercial behaviour has four tags
+    assert ("editing (as a new version) arrives" in html) == (role == "policy_editor")
+
+
+def test_anonymous_is_sent_to_login(policy_version):
+    resp = Client().get(reverse("moderation:policy_detail", args=[policy_version.policy.pk]))
+    assert resp.status_code == 302 and resp["Location"].startswith("/login/")
+
+
+def test_unknown_policy_is_404(client_as):
+    assert client_as("moderator").get(reverse("moderation:policy_detail", args=[999])).status_code == 404

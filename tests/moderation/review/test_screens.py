@@ -1,0 +1,199 @@
+"""The review screens as a reviewer uses them."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from moderation.media.models import Keyframe
+from moderation.review.models import Review, ReviewTask
+from moderation.review.services import review_claim_next
+from tests.factories import SegmentFactory
+
+pytestmark = pytest.mark.django_db
+
+XSS = "<script>alert(1)</script>"
+
+
+def _login(user) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_queue_requires_review_permission(client_as):
+    assert Client().get(reverse("moderation:queue")).status_code == 302
+    assert Client().get(reverse("moderation:queue"))["Location"].startswith("/login/")
+    assert client_as("labeler").get(reverse("moderation:queue")).status_code == 403
+    assert client_as("labeler").post(reverse("moderation:claim_next")).status_code == 403
+    assert client_as("moderator").get(reverse("moderation:queue")).status_code == 200
+
+
+def test_queue_shows_counts_and_claim_shortcut(make_task, client_as):
+    make_task()
+    make_task(status=ReviewTask.Status.DONE)
+    resp = client_as("moderator").get(reverse("moderation:queue"))
+    html = resp.content.decode()
+    assert '<td data-stat="pending">1</td>' in html
+    assert '<td data-stat="done">1</td>' in html
+    assert 'data-hotkey="n"' in html and "<kbd>n</kbd>" in html
+    partial = client_as("moderator").get(reverse("moderation:queue"), HTTP_HX_REQUEST="true").content.decode()
+    assert 'id="queue-stats"' in partial and "<html" not in partial
+
+
+def test_claim_next_opens_the_item_and_empty_queue_says_so(make_task, make_user):
+    task = make_task()
+    client = _login(make_user("moderator"))
+    resp = client.post(reverse("moderation:claim_next"))
+    assert resp["Location"] == reverse("moderation:review_task", args=[task.pk])
+
+    other = _login(make_user("moderator"))
+    resp = other.post(reverse("moderation:claim_next"), follow=True)
+    assert resp.redirect_chain[-1][0] == reverse("moderation:queue")
+    assert "Queue is empty" in resp.content.decode()
+
+
+def test_review_screen_shows_media_verdict_cot_and_shortcuts(make_task, make_user):
+    task = make_task(
+        decision__label="引导私下交易",
+        decision__is_violation=True,
+        decision__confidence=0.87,
+        decision__cot=[
+            {
+                "key": "content_extraction",
+                "title": "Content extraction",
+                "text": "Speaker asks to add WeChat.",
+                "evidence": [{"kind": "segment", "ref": 1, "label": "add me on wechat", "t": 2.5}],
+            },
+            {"key": "analysis", "title": "Analysis", "text": "QR code on screen.", "evidence": "KEYFRAME"},
+            {"key": "final_judgment", "title": "Final judgment", "text": "Private deal.", "evidence": []},
+        ],
+    )
+    video = task.decision.video
+    Keyframe.objects.create(video=video, index=0, timestamp=0.5, image="keyframes/a.jpg", selected=False)
+    kf = Keyframe.objects.create(video=video, index=1, timestamp=3.25, image="keyframes/b.jpg", selected=True)
+    # Evidence naming a keyframe without its time still seeks to it.
+    cot = task.decision.cot
+    cot[1]["evidence"] = [{"kind": "keyframe", "ref": kf.pk, "label": "QR code"}]
+    task.decision.__class__.objects.filter(pk=task.decision.pk).update(cot=cot)
+    SegmentFactory(video=video, index=0, start=1.5, end=3.0, text="add me on wechat")
+    user = make_user("moderator")
+    review_claim_next(user=user)
+
+    html = _login(user).get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+
+    assert f'<video data-player controls preload="metadata" src="{video.file.url}">' in html
+    assert 'data-seek="3.25" class="selected"' in html and 'data-seek="0.5" class=""' in html
+    assert 'class="segment" data-seek="1.5"' in html
+    assert 'data-seek="2.5" class="ev-segment"' in html  # CoT evidence seeks the player
+    assert 'data-seek="3.25" class="ev-keyframe">QR code' in html
+    assert "Steering users to private deals" in html and "0.87" in html
+    assert "evidence-baseline-v1" in html and str(task.decision.policy_version) in html
+    assert 'class="shielded"' in html  # media is shielded until revealed
+    for key in ("a", "o", "n", "r"):
+        assert f"<kbd>{key}</kbd>" in html and f'data-hotkey="{key}"' in html
+    assert '<option value="夸大商品功效">Exaggerated product claims (夸大商品功效)</option>' in html
+
+
+def test_untrusted_text_is_escaped(make_task, make_user):
+    task = make_task(
+        decision__video__title=XSS,
+        decision__video__description=XSS,
+        decision__cot=[
+            {"key": "analysis", "title": XSS, "text": XSS, "evidence": [{"kind": "segment", "label": XSS, "t": 1}]}
+        ],
+    )
+    SegmentFactory(video=task.decision.video, index=0, text=XSS)
+    user = make_user("moderator")
+    review_claim_next(user=user)
+
+    html = _login(user).get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+
+    assert XSS not in html
+    assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5
+
+
+def test_only_the_claimant_may_open_an_item(make_task, make_user):
+    task = make_task()
+    review_claim_next(user=make_user("moderator"))
+    resp = _login(make_user("moderator")).get(reverse("moderation:review_task", args=[task.pk]))
+    assert resp.status_code == 403
+    assert "claimed by another reviewer" in resp.content.decode()
+
+
+def test_submit_and_next_lands_on_the_next_item(make_task, make_user):
+    first, second = make_task(), make_task()
+    user = make_user("moderator")
+    client = _login(user)
+    client.post(reverse("moderation:claim_next"))
+
+    resp = client.post(reverse("moderation:review_submit", args=[first.pk]), {"verdict": "approve"})
+
+    assert resp["Location"] == reverse("moderation:review_task", args=[second.pk])
+    second.refresh_from_db()
+    assert second.claimed_by == user
+    resp = client.post(
+        reverse("moderation:review_submit", args=[second.pk]),
+        {"verdict": "override", "label": "色情低俗", "note": "nudity at 0:03"},
+        follow=True,
+    )
+    assert resp.redirect_chain[-1][0] == reverse("moderation:queue")
+    assert "Queue is empty" in resp.content.decode()
+    assert Review.objects.get(task=second).label == "色情低俗"
+
+
+def test_double_post_records_one_review_and_explains(make_task, make_user):
+    task = make_task()
+    client = _login(make_user("moderator"))
+    client.post(reverse("moderation:claim_next"))
+    url = reverse("moderation:review_submit", args=[task.pk])
+
+    client.post(url, {"verdict": "approve"})
+    resp = client.post(url, {"verdict": "override", "label": "色情低俗"}, follow=True)
+
+    assert resp.status_code == 200
+    assert "Already reviewed" in resp.content.decode()
+    assert Review.objects.filter(task=task).count() == 1
+
+
+def test_service_errors_become_messages_not_500(make_task, make_user):
+    task = make_task()
+    client = _login(make_user("moderator"))
+    client.post(reverse("moderation:claim_next"))
+    resp = client.post(
+        reverse("moderation:review_submit", args=[task.pk]), {"verdict": "override", "label": ""}, follow=True
+    )
+    assert resp.status_code == 200
+    assert resp.redirect_chain[-1][0] == reverse("moderation:review_task", args=[task.pk])
+    assert "Choose the label" in resp.content.decode()
+
+
+def test_submit_by_someone_who_lost_the_item_is_refused(make_task, make_user):
+    task = make_task()
+    alice, bob = make_user("moderator"), make_user("moderator")
+    review_claim_next(user=alice)
+    ReviewTask.objects.filter(pk=task.pk).update(lease_expires_at="2000-01-01T00:00:00Z")
+    review_claim_next(user=bob)
+
+    resp = _login(alice).post(reverse("moderation:review_submit", args=[task.pk]), {"verdict": "approve"}, follow=True)
+
+    assert "your claim expired and it was given to someone else" in resp.content.decode()
+    assert not Review.objects.exists()
+
+
+def test_reveal_choice_is_remembered(make_task, make_user):
+    task = make_task()
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    client = _login(user)
+    url = reverse("moderation:review_task", args=[task.pk])
+
+    resp = client.post(reverse("moderation:review_reveal"), {"reveal": "1", "next": url})
+    assert resp["Location"] == url
+    assert 'class="shielded"' not in client.get(url).content.decode()
+    assert client.post(reverse("moderation:review_reveal"), {"reveal": "0"}, HTTP_HX_REQUEST="true").status_code == 204
+    assert 'class="shielded"' in client.get(url).content.decode()
+    # An off-site "next" is not followed.
+    resp = client.post(reverse("moderation:review_reveal"), {"reveal": "1", "next": "https://evil.example/"})
+    assert resp["Location"] == reverse("moderation:queue")

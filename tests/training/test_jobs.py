@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from moderation.models import ModelVersion
+from training.models import TrainingJob
+from training.services import preference_dataset_build, training_job_cancel, training_job_start
+
+TERMINAL = {TrainingJob.Status.SUCCEEDED, TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED}
+
+
+def _wait(job: TrainingJob, until, timeout: float = 120.0) -> TrainingJob:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if until(job):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job.pk} still {job.status} at step {job.step}: {job.log_tail}")
+
+
+@pytest.fixture
+def dataset(training_dirs, override_review, cot_correction):  # type: ignore[no-untyped-def]
+    return preference_dataset_build(created_by=None)
+
+
+@pytest.mark.integration
+def test_dpo_job_trains_saves_an_adapter_and_registers_a_model_version(celery_worker, dataset, make_user):
+    job = training_job_start(dataset=dataset, created_by=make_user("admin"), params={"max_steps": 3})
+
+    job = _wait(job, lambda j: j.status in TERMINAL)
+
+    assert job.status == TrainingJob.Status.SUCCEEDED, job.error
+    assert job.step == job.total_steps == 3
+    assert [h["step"] for h in job.history] == [1, 2, 3]
+    assert all(isinstance(h["loss"], float) for h in job.history)
+    assert job.heartbeat_at is not None and job.finished_at is not None
+    adapter = Path(job.output_dir) / "adapter"
+    assert (adapter / "adapter_config.json").exists()
+    assert (adapter / "adapter_model.safetensors").exists()
+    version = ModelVersion.objects.get(source_job_id=job.pk)
+    assert job.model_version == version
+    assert version.backend == ModelVersion.Backend.TRANSFORMERS
+    assert version.adapter_path == str(adapter)
+    assert Path(version.base_model, "config.json").exists()  # the tiny local Llama it was trained on
+    assert version.metrics["final_loss"] == job.history[-1]["loss"]
+
+
+@pytest.mark.integration
+def test_a_broken_base_model_ends_failed_with_a_readable_error(celery_worker, dataset, tmp_path):
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    job = training_job_start(dataset=dataset, created_by=None, base_model=str(broken))
+
+    job = _wait(job, lambda j: j.status in TERMINAL)
+
+    assert job.status == TrainingJob.Status.FAILED
+    assert "has no config.json" in job.error and str(broken) in job.error
+    assert not ModelVersion.objects.filter(source_job_id=job.pk).exists()
+
+
+@pytest.mark.integration
+def test_cancelling_a_running_job_stops_it(celery_worker, dataset):
+    job = training_job_start(dataset=dataset, created_by=None, params={"max_steps": 5000})
+    job = _wait(job, lambda j: j.step >= 1)
+
+    training_job_cancel(job=job, by=None)
+
+    job = _wait(job, lambda j: j.status in TERMINAL)
+    assert job.status == TrainingJob.Status.CANCELLED
+    assert 1 <= job.step < 5000
+    assert not ModelVersion.objects.filter(source_job_id=job.pk).exists()

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from annotation.models import CotCorrection
+from tests.factories import CotCorrectionFactory, DecisionFactory, ReviewFactory, ReviewTaskFactory
+from training.errors import TrainingError
+from training.models import PreferencePair
+from training.services import preference_dataset_build
+
+pytestmark = pytest.mark.django_db
+
+
+def _rows(dataset):  # type: ignore[no-untyped-def]
+    lines = Path(dataset.jsonl_path).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_builder_turns_an_override_and_a_correction_into_trl_pairs(
+    training_dirs, override_review, cot_correction, make_user
+):
+    dataset = preference_dataset_build(created_by=make_user("admin"), name="first")
+
+    assert dataset.pair_count == 2
+    assert Path(dataset.jsonl_path) == training_dirs / "datasets" / f"{dataset.pk}.jsonl"
+    rows = {row["decision_id"]: row for row in _rows(dataset)}
+    assert set(rows) == {override_review.decision_id, cot_correction.decision_id}
+    for row in rows.values():
+        assert set(row) == {"prompt", "chosen", "rejected", "decision_id", "source"}
+
+    override = rows[override_review.decision_id]
+    assert override["source"] == "override"
+    assert "Title: Cheap phones" in override["prompt"]
+    assert "add me on wechat to buy" in override["prompt"]
+    assert "- 引导私下交易 (Steering users to private deals)" in override["prompt"]  # the policy's label list
+    assert override["chosen"].startswith("Content extraction: content_extraction text\n")
+    assert override["chosen"].endswith("Final judgment: 引导私下交易. Tells viewers to buy off the platform.")
+    assert "Analysis:" not in override["chosen"]  # the model's wrong reasoning is not kept in the chosen side
+    assert override["rejected"].splitlines() == [
+        "Content extraction: content_extraction text",
+        "Analysis: analysis text",
+        "Intermediate check: intermediate_check text",
+        "User-feedback analysis: user_feedback text",
+        "Final judgment: 正向. final_judgment text",
+    ]
+
+    correction = rows[cot_correction.decision_id]
+    assert correction["source"] == "correction"
+    assert correction["chosen"].splitlines()[0] == "Content extraction: corrected content_extraction"
+    assert correction["chosen"].splitlines()[-1] == "Final judgment: 夸大商品功效. corrected final_judgment"
+    assert correction["rejected"].splitlines()[-1] == "Final judgment: 正向. final_judgment text"
+    assert dataset.pairs.count() == 2
+
+
+def test_a_correction_wins_over_an_override_of_the_same_decision(training_dirs, override_review, make_user):
+    CotCorrectionFactory(decision=override_review.decision, label="违法犯罪")
+
+    dataset = preference_dataset_build(created_by=None)
+
+    [row] = _rows(dataset)
+    assert row["source"] == "correction"
+    assert row["chosen"].splitlines()[-1].startswith("Final judgment: 违法犯罪")
+    assert list(dataset.pairs.values_list("source", flat=True)) == [PreferencePair.Source.CORRECTION]
+
+
+def test_approvals_and_draft_corrections_give_no_pairs(training_dirs, policy_version):
+    approved = DecisionFactory(policy_version=policy_version)
+    ReviewFactory(task=ReviewTaskFactory(decision=approved), decision=approved, verdict="approve", label="正向")
+    CotCorrectionFactory(decision__policy_version=policy_version, status=CotCorrection.Status.DRAFT)
+
+    with pytest.raises(TrainingError, match="No overrides or corrections yet"):
+        preference_dataset_build(created_by=None)
+
+
+def test_empty_input_is_a_clear_error(training_dirs):
+    with pytest.raises(TrainingError, match="No overrides or corrections yet"):
+        preference_dataset_build(created_by=None)
+    assert not (training_dirs / "datasets").exists()
+
+
+def test_exported_jsonl_loads_with_datasets(training_dirs, override_review, cot_correction, tmp_path):
+    from datasets import load_dataset
+
+    dataset = preference_dataset_build(created_by=None)
+
+    loaded = load_dataset("json", data_files=dataset.jsonl_path, split="train", cache_dir=str(tmp_path / "cache"))
+    assert loaded.num_rows == 2
+    assert {"prompt", "chosen", "rejected"} <= set(loaded.column_names)
+    assert all(row["chosen"] != row["rejected"] for row in loaded)

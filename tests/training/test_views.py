@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from training.models import PreferenceDataset, TrainingJob
+from training.services import preference_dataset_build
+
+pytestmark = pytest.mark.django_db
+
+PAGES = [
+    ("get", "training:job_list", False),
+    ("post", "training:dataset_build", False),
+    ("post", "training:job_start", False),
+    ("get", "training:job_detail", True),
+    ("post", "training:job_cancel", True),
+    ("get", "training:dataset_download", True),
+]
+
+
+@pytest.fixture
+def job(training_dirs, override_review):  # type: ignore[no-untyped-def]
+    dataset = preference_dataset_build(created_by=None)
+    return TrainingJob.objects.create(dataset=dataset, params={"max_steps": 4}, total_steps=4)
+
+
+@pytest.mark.parametrize("role", ["moderator", "labeler", "policy_editor", None])
+def test_only_admins_may_use_training(client_as, job, role):
+    client = client_as(role)
+    for method, name, with_pk in PAGES:
+        url = reverse(name, args=[job.pk if "job" in name else job.dataset_id] if with_pk else [])
+        assert getattr(client, method)(url).status_code == 403, name
+    assert PreferenceDataset.objects.count() == 1
+    assert TrainingJob.objects.get().status == TrainingJob.Status.QUEUED
+
+
+def test_anonymous_users_are_sent_to_login(client, job):
+    for method, name, with_pk in PAGES:
+        url = reverse(name, args=[job.pk if "job" in name else job.dataset_id] if with_pk else [])
+        response = getattr(client, method)(url)
+        assert response.status_code == 302 and response["Location"].startswith(reverse("login")), name
+
+
+def test_building_with_nothing_to_learn_from_shows_the_reason(client_as, training_dirs):
+    response = client_as("admin").post(reverse("training:dataset_build"), follow=True)
+
+    assert response.status_code == 200
+    assert "No overrides or corrections yet" in response.content.decode()
+    assert not PreferenceDataset.objects.exists()
+
+
+def test_admin_builds_a_dataset_starts_a_job_and_downloads_the_pairs(
+    client_as, training_dirs, override_review, django_capture_on_commit_callbacks
+):
+    client = client_as("admin")
+    response = client.post(reverse("training:dataset_build"), follow=True)
+    dataset = PreferenceDataset.objects.get()
+    assert "with 1 preference pairs" in response.content.decode()
+    assert "Start DPO job" in response.content.decode()
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(reverse("training:job_start"), {"dataset": dataset.pk, "base_model": "", "max_steps": 2})
+    job = TrainingJob.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("training:job_detail", args=[job.pk])
+    assert len(callbacks) == 1  # the job is enqueued only once the transaction commits
+    assert job.params["max_steps"] == 2 and job.total_steps == 2 and job.status == TrainingJob.Status.QUEUED
+
+    download = client.get(reverse("training:dataset_download", args=[dataset.pk]))
+    assert download.status_code == 200
+    rows = [json.loads(line) for line in b"".join(download.streaming_content).decode().splitlines()]
+    assert rows[0]["decision_id"] == override_review.decision_id
+    assert {"prompt", "chosen", "rejected"} <= set(rows[0])
+
+
+def test_invalid_start_form_is_a_400_with_the_reason(client_as, job):
+    response = client_as("admin").post(reverse("training:job_start"), {"dataset": job.dataset_id, "max_steps": 0})
+    assert response.status_code == 400
+    assert "greater than or equal to 1" in response.content.decode()
+    assert TrainingJob.objects.count() == 1
+
+
+def test_detail_polls_while_active_and_draws_the_loss(client_as, job):
+    client = client_as("admin")
+    job.status = TrainingJob.Status.RUNNING
+    job.step = 2
+    job.history = [{"step": 1, "loss": 0.69}, {"step": 2, "loss": 0.5}]
+    job.log_tail = "<script>alert(1)</script>"
+    job.save()
+
+    page = client.get(reverse("training:job_detail", args=[job.pk])).content.decode()
+    assert 'hx-trigger="every 1s"' in page
+    assert "<polyline" in page and 'points="8.0,8.0 472.0,152.0"' in page  # high loss top-left, falling
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+
+    partial = client.get(reverse("training:job_detail", args=[job.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert partial.lstrip().startswith('<section id="job-progress"')
+    assert "<h1>" not in partial
+
+    job.status = TrainingJob.Status.SUCCEEDED
+    job.save()
+    done = client.get(reverse("training:job_detail", args=[job.pk])).content.decode()
+    assert "every 1s" not in done and "Cancel job" not in done
+
+
+def test_cancel_button_cancels_a_queued_job(client_as, job):
+    response = client_as("admin").post(reverse("training:job_cancel", args=[job.pk]), follow=True)
+
+    job.refresh_from_db()
+    assert job.status == TrainingJob.Status.CANCELLED and job.cancel_requested
+    assert "Cancel requested" in response.content.decode()
+
+    again = client_as("admin").post(reverse("training:job_cancel", args=[job.pk]), follow=True)
+    assert again.status_code == 200 and "already finished" in again.content.decode()

@@ -1,0 +1,74 @@
+"""Reads of the training app: datasets, jobs, and what the job screens show about them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from training.models import PreferenceDataset, TrainingJob
+
+ACTIVE_STATUSES = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
+
+
+def dataset_list() -> QuerySet[PreferenceDataset]:
+    return PreferenceDataset.objects.select_related("created_by").order_by("-created_at")
+
+
+def dataset_get(*, pk: int) -> PreferenceDataset:
+    return get_object_or_404(PreferenceDataset, pk=pk)
+
+
+def job_list() -> QuerySet[TrainingJob]:
+    return TrainingJob.objects.select_related("dataset", "created_by", "model_version").order_by("-created_at")
+
+
+def job_get(*, pk: int) -> TrainingJob:
+    return get_object_or_404(TrainingJob.objects.select_related("dataset", "created_by", "model_version"), pk=pk)
+
+
+def job_is_active(job: TrainingJob) -> bool:
+    return job.status in ACTIVE_STATUSES
+
+
+def job_eta(job: TrainingJob) -> timedelta | None:
+    """Time left at the pace so far (None before the first step or once the job is over)."""
+    if job.status != TrainingJob.Status.RUNNING or not job.started_at or not job.step or not job.total_steps:
+        return None
+    elapsed = timezone.now() - job.started_at
+    remaining = max(job.total_steps - job.step, 0)
+    return timedelta(seconds=round(elapsed.total_seconds() / job.step * remaining))
+
+
+@dataclass(frozen=True)
+class LossChart:
+    width: int
+    height: int
+    points: str  # SVG polyline points, already in chart coordinates
+    min_loss: float
+    max_loss: float
+    first_step: int
+    last_step: int
+
+
+def job_loss_chart(job: TrainingJob, *, width: int = 480, height: int = 160, pad: int = 8) -> LossChart | None:
+    """The loss curve as SVG polyline coordinates (y grows downwards, so high loss is near the top)."""
+    history = [(int(h["step"]), float(h["loss"])) for h in job.history if h.get("loss") is not None]
+    if not history:
+        return None
+    steps = [s for s, _ in history]
+    losses = [v for _, v in history]
+    lo, hi = min(losses), max(losses)
+    s0, s1 = min(steps), max(steps)
+    x_span = (s1 - s0) or 1
+    y_span = (hi - lo) or 1.0
+    inner_w, inner_h = width - 2 * pad, height - 2 * pad
+    coords = []
+    for step, loss in history:
+        x = pad + (step - s0) / x_span * inner_w if s1 != s0 else width / 2
+        y = pad + (hi - loss) / y_span * inner_h if hi != lo else height / 2
+        coords.append(f"{x:.1f},{y:.1f}")
+    return LossChart(width, height, " ".join(coords), lo, hi, s0, s1)
