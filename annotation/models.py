@@ -27,3 +27,6 @@ class CotCorrection(models.Model):
 
     class Meta:
         permissions = [("correct_cot", "Can correct model chain-of-thought")]
+
+    def __str__(self) -> str:
+        return f"correction of decision {self.decision_id} (rev {self.revision})"

@@ -49,8 +49,6 @@ def _seed_pairs(n: int) -> None:
 
 
 def _ours(dataset, steps: int) -> float:  # type: ignore[no-untyped-def]
-    from django.test.utils import CaptureQueriesContext  # noqa: F401  (keeps the import cost out of timing)
-
     from training.models import TrainingJob
     from training.services import training_job_start
     from training.tasks import run_training_job

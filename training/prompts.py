@@ -27,7 +27,8 @@ def decision_prompt(decision: Decision) -> str:
     video = decision.video
     policy_version = decision.policy_version
     labels = "\n".join(f"- {key} ({name})" for key, name in policy_version.label_names().items())
-    transcript = " ".join(s.text.strip() for s in video.segments.order_by("index") if s.text.strip())
+    # .all() keeps a prefetch usable; segments are ordered by index by default.
+    transcript = " ".join(s.text.strip() for s in video.segments.all() if s.text.strip())
     if len(transcript) > MAX_TRANSCRIPT_CHARS:
         transcript = transcript[:MAX_TRANSCRIPT_CHARS] + " …"
     return (

@@ -9,6 +9,7 @@ later process (web, workers, tests); ``stop_all`` stops them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -68,10 +69,8 @@ def ensure_redis(data_dir: Path) -> str:
 def stop_redis(data_dir: Path) -> None:
     pidfile = data_dir / "redis.pid"
     if pidfile.exists():
-        try:
+        with contextlib.suppress(ProcessLookupError, ValueError):
             os.kill(int(pidfile.read_text().strip()), 15)
-        except (ProcessLookupError, ValueError):
-            pass
 
 
 def ensure_postgres(data_dir: Path, database: str = "workbench") -> dict[str, str]:

@@ -144,6 +144,10 @@ MODELS_DIR = VAR_DIR / "models"
 
 # --- Inference ----------------------------------------------------------------------------
 VLM_MAX_NEW_TOKENS = env.int("VLM_MAX_NEW_TOKENS", default=512)
+# vllm backend: empty URL = in-process offline engine in the GPU worker; else an OpenAI-compatible server.
+VLLM_SERVER_URL = env.str("VLLM_SERVER_URL", default="")
+VLLM_MAX_MODEL_LEN = env.int("VLLM_MAX_MODEL_LEN", default=16384)
+VLLM_GPU_MEMORY_UTILIZATION = env.float("VLLM_GPU_MEMORY_UTILIZATION", default=0.85)
 
 # --- Review -------------------------------------------------------------------------------
 REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)

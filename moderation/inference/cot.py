@@ -184,3 +184,36 @@ def _confidence(raw: str | None) -> float | None:
     except ValueError:
         return None
     return value if 0.0 <= value <= 1.0 else None
+
+
+# --- Structured (JSON) output, for engines with guided decoding --------------------------------
+
+def json_schema(fmt: str, labels: set[str], scenes: set[str] | None = None) -> dict[str, Any]:
+    """A JSON schema whose instances map one-to-one onto the text format (for guided decoding)."""
+    if fmt == "blm":
+        props: dict[str, Any] = {key: {"type": "string"} for key, _ in BLM_THINK_STAGES}
+        props["scene"] = {"type": "string", **({"enum": sorted(scenes)} if scenes else {})}
+        props["violation_type"] = {"type": "string", "enum": sorted(labels)}
+        props["severity"] = {"type": "string", "enum": ["none", "low", "medium", "high"]}
+    else:
+        props = {key: {"type": "string"} for key, _ in KUAIMOD_STAGES[:-1]}
+        props["label"] = {"type": "string", "enum": sorted(labels)}
+        props["confidence"] = {"type": "number", "minimum": 0, "maximum": 1}
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def text_from_json(raw: str, fmt: str) -> str:
+    """Turn a guided-decoding JSON answer into the canonical text format (then ``parse`` it)."""
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CotParseError(f"output is not valid JSON: {exc.msg}") from exc
+    if not isinstance(data, dict):
+        raise CotParseError("output JSON must be an object")
+    texts = {k: str(v) for k, v in data.items() if isinstance(v, str)}
+    if fmt == "blm":
+        return render_blm(texts, texts.get("scene", ""), texts.get("violation_type", ""), texts.get("severity", ""))
+    confidence = data.get("confidence")
+    return render_kuaimod(
+        texts, texts.get("label", ""), float(confidence) if isinstance(confidence, int | float) else None
+    )

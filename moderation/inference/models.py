@@ -52,3 +52,6 @@ class Decision(models.Model):
                 fields=["video", "policy_version", "model_version"], name="one_decision_per_video_policy_model"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"decision {self.pk}: {self.label or 'unparsed'}"

@@ -85,6 +85,9 @@ class Keyframe(models.Model):
         ordering = ["video", "index"]
         constraints = [models.UniqueConstraint(fields=["video", "index"], name="uniq_keyframe_index")]
 
+    def __str__(self) -> str:
+        return f"keyframe {self.index} of video {self.video_id}"
+
 
 class TranscriptSegment(models.Model):
     video = models.ForeignKey(Video, on_delete=models.CASCADE, related_name="segments")
@@ -96,3 +99,6 @@ class TranscriptSegment(models.Model):
     class Meta:
         ordering = ["video", "index"]
         constraints = [models.UniqueConstraint(fields=["video", "index"], name="uniq_segment_index")]
+
+    def __str__(self) -> str:
+        return f"{self.start:.1f}-{self.end:.1f}s: {self.text[:40]}"

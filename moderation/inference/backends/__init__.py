@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
 from moderation.inference.cot import KUAIMOD_STAGES as STAGES
+from moderation.inference.cot import CotParseError, parse
+
+__all__ = ["STAGES"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,20 @@ def get_backend(name: str, *, base_model: str = "", adapter_path: str = "") -> B
 
         return vllm_backend_for(base_model, adapter_path)
     raise ValueError(f"Unknown inference backend '{name}'")
+
+
+def result_from_text(text: str, policy: PolicySpec, prompt_tokens: int, completion_tokens: int) -> BackendResult:
+    """Parse one generation; invalid output is kept raw with the reason, never raised."""
+    text = text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL; keep the rest as it was
+    try:
+        parsed = parse(text, policy.output_format, policy.labels(), policy.scenes())
+    except CotParseError as exc:
+        return BackendResult(
+            label="", is_violation=False, confidence=0.0, cot=[], raw_output=text, parse_error=str(exc),
+            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        )
+    confidence = parsed.confidence if parsed.confidence is not None else 0.5
+    return BackendResult(
+        label=parsed.label, is_violation=parsed.label != policy.safe_label, confidence=confidence,
+        cot=parsed.stages, raw_output=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+    )

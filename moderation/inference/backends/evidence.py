@@ -55,7 +55,9 @@ class EvidenceBaseline:
         return [self.decide(c, policy.taxonomy, policy.safe_label) for c in contents]
 
     def decide(self, content: ContentBundle, taxonomy: list[dict[str, Any]], safe_label: str) -> BackendResult:
-        tags = [(tag["key"], tag.get("name", tag["key"]), tag.get("keywords", [])) for m in taxonomy for tag in m["tags"]]
+        tags = [
+            (tag["key"], tag.get("name", tag["key"]), tag.get("keywords", [])) for m in taxonomy for tag in m["tags"]
+        ]
         hits = self._find_hits(content, tags)
 
         scores: dict[str, float] = {}

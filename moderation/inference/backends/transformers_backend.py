@@ -13,8 +13,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec
-from moderation.inference.cot import CotParseError, parse
+from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec, result_from_text
 from moderation.inference.prompts import build_prompt
 
 MAX_IMAGES = 8
@@ -95,7 +94,7 @@ class TransformersBackend:
         for i, text in enumerate(decoded):
             prompt_tokens = int(inputs["attention_mask"][i].sum())
             completion_tokens = int((new_tokens[i] != self.tokenizer.pad_token_id).sum())
-            results.append(_result_from_text(text, policy, prompt_tokens, completion_tokens))
+            results.append(result_from_text(text, policy, prompt_tokens, completion_tokens))
             results[-1].latency_ms = elapsed_ms / len(decoded)
         return results
 
@@ -110,20 +109,3 @@ def _load_image(path: str, image_module: Any) -> Any:
     img = image_module.open(path).convert("RGB")
     img.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
     return img
-
-
-def _result_from_text(text: str, policy: PolicySpec, prompt_tokens: int, completion_tokens: int) -> BackendResult:
-    """Parse one generation; invalid output is kept raw with the reason, never raised."""
-    text = text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL; keep the rest as it was
-    try:
-        parsed = parse(text, policy.output_format, policy.labels(), policy.scenes())
-    except CotParseError as exc:
-        return BackendResult(
-            label="", is_violation=False, confidence=0.0, cot=[], raw_output=text, parse_error=str(exc),
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-        )
-    confidence = parsed.confidence if parsed.confidence is not None else 0.5
-    return BackendResult(
-        label=parsed.label, is_violation=parsed.label != policy.safe_label, confidence=confidence,
-        cot=parsed.stages, raw_output=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-    )

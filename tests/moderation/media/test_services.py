@@ -99,7 +99,7 @@ def test_video_without_audio_is_ready_with_an_empty_transcript(silent_clip: Path
     ("kind", "expected"),
     [
         ("text", "This file is not a playable video"),
-        ("text_txt", "This file is not a playable video: it looks like a text document"),
+        ("text_txt", "This file is not a playable video"),
         ("jpeg", "This file is not a playable video: it is a still image"),
         ("truncated", "This video is"),
         ("truncated_head", "This file is not a playable video"),

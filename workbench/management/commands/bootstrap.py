@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 
 from workbench.roles import ROLES, sync_role_groups
 
-DEMO_PASSWORD = "workbench-demo"  # printed on start; for the local demo only
+DEMO_PASSWORD = "workbench-demo"  # noqa: S105 (printed on start; for the local demo only)
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         call_command("seed_policy", verbosity=0)
         if not opts["demo_users"]:
             return
-        self.stdout.write("Demo users (password for all: %s):" % DEMO_PASSWORD)
+        self.stdout.write(f"Demo users (password for all: {DEMO_PASSWORD}):")
         for role in ROLES:
             user, created = User.objects.get_or_create(username=role)
             if created:

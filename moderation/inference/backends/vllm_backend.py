@@ -1,0 +1,158 @@
+"""vLLM backend, two ways to reach the same engine:
+
+* in-process offline engine (``vllm.LLM``) inside a GPU worker (pool solo, loaded once), with
+  prefix caching on (the policy rubric is a shared prefix) and LoRA adapters per request;
+* an OpenAI-compatible server (``vllm serve … --enable-prefix-caching``) at ``VLLM_SERVER_URL``.
+
+Both use guided decoding with the CoT's JSON schema (moderation.inference.cot.json_schema) and
+convert the answer into the canonical text format before parsing, so results look exactly like
+the transformers backend's. vllm is only importable on GPU nodes (requirements/gpu.txt).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any, ClassVar
+
+from django.conf import settings
+
+from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec, result_from_text
+from moderation.inference.cot import CotParseError, json_schema, text_from_json
+from moderation.inference.prompts import Prompt, build_prompt
+
+MAX_IMAGES = 8
+
+
+def vllm_backend_for(base_model: str, adapter_path: str = "") -> Any:
+    if settings.VLLM_SERVER_URL:
+        return VllmServerBackend(settings.VLLM_SERVER_URL, base_model, adapter_path)
+    return VllmOfflineBackend.cached(base_model, adapter_path)
+
+
+def _openai_messages(prompt: Prompt) -> list[dict[str, Any]]:
+    content: list[dict[str, Any]] = []
+    for path in prompt.image_paths[:MAX_IMAGES]:
+        with open(path, "rb") as fh:
+            data = base64.b64encode(fh.read()).decode()
+        content.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{data}"}})
+    content.append({"type": "text", "text": prompt.user})
+    return [{"role": "system", "content": prompt.system}, {"role": "user", "content": content}]
+
+
+def _result(
+    raw: str, policy: PolicySpec, prompt_tokens: int, completion_tokens: int, latency_ms: float
+) -> BackendResult:
+    try:
+        text = text_from_json(raw, policy.output_format)
+    except CotParseError as exc:
+        return BackendResult(label="", is_violation=False, confidence=0.0, cot=[], raw_output=raw,
+                             parse_error=str(exc), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                             latency_ms=latency_ms)
+    result = result_from_text(text, policy, prompt_tokens, completion_tokens)
+    result.latency_ms = latency_ms
+    return result
+
+
+class VllmServerBackend:
+    """Talks to a vLLM OpenAI-compatible server (`/v1/chat/completions`)."""
+
+    name = "vllm"
+
+    def __init__(self, url: str, base_model: str, adapter_path: str = "", timeout: float = 300.0) -> None:
+        self.url = url.rstrip("/") + "/v1/chat/completions"
+        # A LoRA adapter is served under its own model name (`--lora-modules name=path`).
+        self.model = adapter_path.rstrip("/").rsplit("/", 1)[-1] if adapter_path else base_model
+        self.timeout = timeout
+
+    def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
+        return [self._one(c, policy) for c in contents]
+
+    def _one(self, content: ContentBundle, policy: PolicySpec) -> BackendResult:
+        prompt = build_prompt(content, taxonomy=policy.taxonomy, safe_label=policy.safe_label,
+                              fmt=policy.output_format, image_paths=content.image_paths)
+        body = {
+            "model": self.model,
+            "messages": _openai_messages(prompt),
+            "temperature": 0,
+            "max_tokens": settings.VLM_MAX_NEW_TOKENS,
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "moderation_cot",
+                                "schema": json_schema(policy.output_format, policy.labels(), policy.scenes())},
+            },
+        }
+        request = urllib.request.Request(  # noqa: S310 (the operator-configured server URL)
+            self.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310 (configured URL)
+                payload = json.loads(resp.read())
+        except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
+            raise RuntimeError(f"vLLM server at {self.url} failed: {exc}") from exc
+        latency_ms = (time.perf_counter() - started) * 1000
+        raw = payload["choices"][0]["message"].get("content") or ""
+        usage = payload.get("usage") or {}
+        return _result(raw, policy, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                       latency_ms)
+
+
+class VllmOfflineBackend:
+    """vllm.LLM inside the GPU worker process; loaded once, batched, prefix caching on."""
+
+    name = "vllm"
+    _cache: ClassVar[dict[tuple[str, str], VllmOfflineBackend]] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, base_model: str, adapter_path: str = "") -> None:
+        from vllm import LLM
+
+        self.llm = LLM(
+            model=base_model,
+            enable_prefix_caching=True,
+            enable_lora=bool(adapter_path),
+            max_model_len=settings.VLLM_MAX_MODEL_LEN,
+            gpu_memory_utilization=settings.VLLM_GPU_MEMORY_UTILIZATION,
+            limit_mm_per_prompt={"image": MAX_IMAGES},
+        )
+        self.adapter_path = adapter_path
+
+    @classmethod
+    def cached(cls, base_model: str, adapter_path: str = "") -> VllmOfflineBackend:
+        key = (base_model, adapter_path)
+        with cls._lock:
+            if key not in cls._cache:
+                cls._cache[key] = cls(base_model, adapter_path)
+            return cls._cache[key]
+
+    def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        prompts = [build_prompt(c, taxonomy=policy.taxonomy, safe_label=policy.safe_label,
+                                fmt=policy.output_format, image_paths=c.image_paths) for c in contents]
+        params = SamplingParams(
+            temperature=0,
+            max_tokens=settings.VLM_MAX_NEW_TOKENS,
+            structured_outputs=StructuredOutputsParams(
+                json=json_schema(policy.output_format, policy.labels(), policy.scenes())
+            ),
+        )
+        lora = None
+        if self.adapter_path:
+            from vllm.lora.request import LoRARequest
+
+            lora = LoRARequest("adapter", 1, self.adapter_path)
+        started = time.perf_counter()
+        outputs = self.llm.chat([_openai_messages(p) for p in prompts], params, use_tqdm=False, lora_request=lora)
+        per_item_ms = (time.perf_counter() - started) * 1000 / max(len(outputs), 1)
+        return [
+            _result(o.outputs[0].text, policy, len(o.prompt_token_ids or []), len(o.outputs[0].token_ids),
+                    per_item_ms)
+            for o in outputs
+        ]
