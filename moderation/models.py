@@ -3,9 +3,10 @@
 from moderation.inference.models import Decision, ModelVersion
 from moderation.media.models import Keyframe, TranscriptSegment, Video
 from moderation.policies.models import Policy, PolicyVersion
-from moderation.review.models import ItemLabel, Review, ReviewTask
+from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
 
 __all__ = [
+    "AuditEvent",
     "Decision",
     "ItemLabel",
     "Keyframe",
@@ -13,6 +14,8 @@ __all__ = [
     "Policy",
     "PolicyVersion",
     "Review",
+    "ReviewQueue",
+    "ReviewSkip",
     "ReviewTask",
     "TranscriptSegment",
     "Video",

@@ -48,7 +48,7 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = form.validated_data
         try:
             video = video_ingest(
-                uploaded_file=data["file"],
+                upload=data["file"],
                 title=data.get("title", ""),
                 description=data.get("description", ""),
                 uploader=data.get("uploader", ""),

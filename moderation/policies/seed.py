@@ -46,3 +46,73 @@ def kuaimod_taxonomy() -> list[dict[str, Any]]:
         }
         for major, major_en, tags in _TAXONOMY
     ]
+
+
+# BLM-Guard's three levels for advertising: risk scene -> violation type -> severity. Scenes and
+# violation types share the JSON shape above (scene = major, violation type = tag); each violation
+# type lists the severities it may take and the rubric criteria a model scores it by.
+BLM_GUARD_SAFE_LABEL = SAFE_LABEL
+
+_BLM_TAXONOMY: list[tuple[str, str, list[tuple[str, str, list[str], list[str], list[str]]]]] = [
+    ("虚假宣传", "False advertising", [
+        ("夸大功效", "Exaggerated efficacy claims",
+         ["根治", "神药", "包治百病", "百分百有效", "立竿见影", "cures everything", "guaranteed results", "100% effective", "miracle"],
+         ["The ad claims an effect the product cannot be shown to have (cure, guaranteed result, instant change).",
+          "High when the claim concerns health, medicine or safety; medium for other absolute claims; low for mild puffery."],
+         ["low", "medium", "high"]),
+        ("虚假资质", "Fake credentials or endorsements",
+         ["官方认证", "专家推荐", "国家认证", "医生推荐", "doctor recommended", "officially certified", "celebrity endorsed"],
+         ["The ad shows or states a certification, expert or celebrity endorsement that is not substantiated.",
+          "High when a medical or government authority is impersonated."],
+         ["medium", "high"]),
+        ("虚构价格", "Fictitious prices and fake discounts",
+         ["原价", "跳楼价", "亏本甩卖", "全网最低", "original price", "lowest price ever", "fake discount"],
+         ["The ad compares against a reference price that never applied or claims an unverifiable lowest price."],
+         ["low", "medium"]),
+    ]),
+    ("诱导交易", "Inducement to trade", [
+        ("站外引流", "Off-platform traffic diversion",
+         ["加微信", "vx", "加我", "私信", "wechat", "whatsapp", "telegram", "link in bio", "contact me", "off the platform"],
+         ["Viewers are steered to a contact or shop outside the platform (handles, QR codes, coded words for messaging apps)."],
+         ["medium", "high"]),
+        ("私下交易", "Private deals bypassing buyer protection",
+         ["私下交易", "转账", "不走平台", "pay me directly", "bank transfer", "private deal", "outside the app"],
+         ["Payment or delivery is arranged outside the platform's checkout, removing buyer protection.",
+          "High when money is requested up front."],
+         ["medium", "high"]),
+        ("诱饵福利", "Bait rewards and fake giveaways",
+         ["免费领", "转发抽奖", "点赞领取", "0元购", "free gift", "giveaway", "free iphone"],
+         ["A reward is promised for engagement or purchase that is not delivered or has hidden conditions."],
+         ["low", "medium", "high"]),
+    ]),
+    ("低俗擦边", "Vulgar borderline content", [
+        ("性暗示", "Sexual innuendo",
+         ["性感", "诱惑", "撩", "擦边", "sexy", "seductive", "hot girls"],
+         ["Suggestive poses, close-ups or wording used to attract attention to an unrelated product.",
+          "Low for mild suggestion; high when nudity or sexual acts are implied."],
+         ["low", "medium", "high"]),
+        ("软色情引流", "Soft-porn traffic bait",
+         ["福利视频", "私密照", "看完整版", "约", "private photos", "full version", "adult content"],
+         ["Promises of sexual content used to drive clicks, follows or off-platform contact."],
+         ["medium", "high"]),
+        ("低俗言语", "Vulgar language",
+         ["骚", "下流", "dirty talk", "vulgar"],
+         ["Crude or sexualised language in voice-over, captions or on-screen text."],
+         ["low", "medium"]),
+    ]),
+]
+
+
+def blm_guard_taxonomy() -> list[dict[str, Any]]:
+    return [
+        {
+            "key": scene,
+            "name": scene_en,
+            "tags": [
+                {"key": key, "name": name, "keywords": list(keywords), "criteria": list(criteria),
+                 "severities": list(severities)}
+                for key, name, keywords, criteria, severities in violations
+            ],
+        }
+        for scene, scene_en, violations in _BLM_TAXONOMY
+    ]

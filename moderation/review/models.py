@@ -4,15 +4,77 @@ from django.conf import settings
 from django.db import models
 
 
+class ReviewQueue(models.Model):
+    """A review queue defined as data: which decisions it takes, in what order, how fast, by whom.
+
+    Routing (``review_tasks_create_for_decision``) puts a new decision into every *routed* queue
+    whose filters it matches; when none matches it goes to the default queue. Empty filters match
+    everything. ``sample_rate`` < 1 makes a random QA sample of the matching decisions.
+    """
+
+    DEFAULT_SLUG = "default"
+    ADJUDICATION_SLUG = "adjudication"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+    # Escalation and adjudication queues only receive items handed to them, not new decisions.
+    routes_new_decisions = models.BooleanField(default=True)
+
+    # Filters on the decision.
+    policy = models.ForeignKey("moderation.Policy", null=True, blank=True, on_delete=models.SET_NULL)
+    labels = models.JSONField(default=list, blank=True, help_text="model labels (categories) to take; empty = any")
+    confidence_min = models.FloatField(null=True, blank=True)
+    confidence_max = models.FloatField(null=True, blank=True)
+    escalated_only = models.BooleanField(default=False, help_text="only decisions the cascade escalated to the VLM")
+    user_reported_only = models.BooleanField(
+        default=False, help_text="only items users reported or whose feedback disagrees with the model"
+    )
+    sample_rate = models.FloatField(default=1.0, help_text="fraction of matching decisions taken (random QA sample)")
+
+    priority = models.IntegerField(default=0)
+    sla_seconds = models.PositiveIntegerField(default=24 * 3600, help_text="deadline = video ingest time + SLA")
+    required_reviews = models.PositiveSmallIntegerField(default=1)
+    gold_rate = models.FloatField(default=0.0, help_text="share of claims that serve a gold item with a known answer")
+    allowed_groups = models.ManyToManyField(
+        "auth.Group", blank=True, related_name="review_queues", help_text="empty = every reviewer"
+    )
+    escalation_queue = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="senior queue"
+    )
+    adjudication_queue = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="where disagreements go"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-priority", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class ReviewTask(models.Model):
+    """One unit of review work: a decision in a queue.
+
+    A queue needing N independent reviews holds N tasks (``slot`` 0..N-1) for the decision; one
+    reviewer can hold at most one of them. Gold tasks (``is_gold``) are made for one reviewer at
+    claim time from items with a known answer and score that reviewer.
+    """
+
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         CLAIMED = "claimed", "Claimed"
         DONE = "done", "Done"
+        ESCALATED = "escalated", "Escalated"
 
-    decision = models.OneToOneField("moderation.Decision", on_delete=models.CASCADE, related_name="review_task")
-    queue = models.CharField(max_length=100, default="default", db_index=True)
+    decision = models.ForeignKey("moderation.Decision", on_delete=models.CASCADE, related_name="review_tasks")
+    queue = models.ForeignKey(ReviewQueue, on_delete=models.PROTECT, related_name="tasks")
+    slot = models.PositiveSmallIntegerField(default=0)
+    is_gold = models.BooleanField(default=False)
     priority = models.IntegerField(default=0)
+    deadline = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -23,8 +85,17 @@ class ReviewTask(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["-priority", "created_at"]
-        indexes = [models.Index(fields=["queue", "status", "-priority", "created_at"], name="task_claim_order")]
+        ordering = ["-priority", "deadline", "pk"]
+        indexes = [
+            # The claim query walks this index in order and stops at the first unlocked row.
+            models.Index(fields=["queue", "status", "-priority", "deadline", "id"], name="task_claim_order"),
+            models.Index(fields=["queue", "completed_at"], name="task_queue_completed"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["decision", "queue", "slot"], condition=models.Q(is_gold=False), name="one_task_per_slot"
+            ),
+        ]
 
 
 class Review(models.Model):
@@ -41,6 +112,8 @@ class Review(models.Model):
     verdict = models.CharField(max_length=20, choices=Verdict.choices)
     label = models.CharField(max_length=100)
     note = models.TextField(blank=True)
+    # Gold items only: whether the verdict matched the known answer.
+    gold_correct = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
 
@@ -62,3 +135,40 @@ class ItemLabel(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["video", "source"], name="one_label_per_video_source")]
+
+
+class ReviewSkip(models.Model):
+    """A reviewer passed on an item, and why."""
+
+    task = models.ForeignKey(ReviewTask, on_delete=models.CASCADE, related_name="skips")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=500)
+    at = models.DateTimeField(auto_now_add=True)
+
+
+class AuditEvent(models.Model):
+    """Append-only record of every review action. The database refuses UPDATE and DELETE on it
+    (trigger ``audit_event_append_only``); ``actor`` has no FK constraint so deleting a user never
+    needs to touch the log."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=50, db_index=True)
+    object_type = models.CharField(max_length=50)
+    object_id = models.CharField(max_length=50)
+    payload = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name or 'system'} {self.action} {self.object_type}#{self.object_id}"

@@ -1,0 +1,229 @@
+"""The taxonomy JSON of a policy version: one validator and one structural diff.
+
+Both policy shapes share one JSON form, a list of major categories::
+
+    [{"key": "...", "name": "...", "tags": [
+        {"key": "...", "name": "...", "keywords": ["..."],
+         "criteria": ["..."],                       # optional rubric text, one criterion per item
+         "severities": ["low", "medium", "high"]}   # optional; required when the policy asks for BLM output
+    ]}]
+
+KuaiMod reads it as major category -> fine tag; BLM-Guard as risk scene -> violation type, with the
+tag's ``severities`` as the third level. A tag's ``key`` is the label models output and decisions
+store, so keys are unique across the whole taxonomy, not only within a category.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
+CATEGORY_FIELDS = {"key", "name", "tags"}
+TAG_FIELDS = {"key", "name", "keywords", "criteria", "severities"}
+
+
+def _nonempty_str(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _string_list_errors(value: Any, where: str, what: str) -> list[str]:
+    if not isinstance(value, list):
+        return [f"{where}: {what} must be a list of strings."]
+    errors = []
+    seen: set[str] = set()
+    for item in value:
+        if not _nonempty_str(item):
+            errors.append(f"{where}: every entry of {what} must be a non-empty string (got {item!r}).")
+        elif item.strip().lower() in seen:
+            errors.append(f"{where}: {what} repeats {item.strip()!r}.")
+        else:
+            seen.add(item.strip().lower())
+    return errors
+
+
+def taxonomy_errors(taxonomy: Any, *, safe_label: str, output_format: str = "kuaimod") -> list[str]:
+    """Every problem with ``taxonomy`` as a user-readable sentence; an empty list means it is valid.
+
+    Checks: the shape above (no unknown fields, so a typo like ``"keyword"`` is caught), non-empty
+    keys and names, category keys unique, tag keys unique across the taxonomy and different from the
+    safe label, keywords and criteria lists of distinct non-empty strings, severities drawn from
+    :data:`SEVERITIES` and present on every tag when the policy asks for BLM-Guard output.
+    """
+    if not isinstance(taxonomy, list):
+        return ["The taxonomy must be a list of categories."]
+    if not taxonomy:
+        return ["The taxonomy needs at least one category."]
+    errors: list[str] = []
+    category_keys: set[str] = set()
+    tag_keys: dict[str, str] = {}  # tag key -> where it was first defined
+    for ci, category in enumerate(taxonomy, start=1):
+        if not isinstance(category, dict):
+            errors.append(f"Category {ci}: must be an object with key, name and tags.")
+            continue
+        ckey = category.get("key")
+        where = f"Category {ci}" + (f" ({ckey})" if _nonempty_str(ckey) else "")
+        unknown = sorted(set(category) - CATEGORY_FIELDS)
+        if unknown:
+            errors.append(f"{where}: unknown field(s) {', '.join(unknown)}.")
+        if not _nonempty_str(ckey):
+            errors.append(f"{where}: key must not be empty.")
+        elif ckey.strip() in category_keys:
+            errors.append(f"{where}: key {ckey!r} is used by another category.")
+        else:
+            category_keys.add(ckey.strip())
+        if not _nonempty_str(category.get("name")):
+            errors.append(f"{where}: name must not be empty.")
+        tags = category.get("tags")
+        if not isinstance(tags, list) or not tags:
+            errors.append(f"{where}: needs a list of at least one tag.")
+            continue
+        for ti, tag in enumerate(tags, start=1):
+            errors += _tag_errors(tag, f"{where}, tag {ti}", tag_keys, safe_label, output_format)
+    return errors
+
+
+def _tag_errors(tag: Any, where: str, tag_keys: dict[str, str], safe_label: str, output_format: str) -> list[str]:
+    if not isinstance(tag, dict):
+        return [f"{where}: must be an object with key, name and keywords."]
+    errors: list[str] = []
+    key = tag.get("key")
+    if _nonempty_str(key):
+        where = f"{where} ({key})"
+    unknown = sorted(set(tag) - TAG_FIELDS)
+    if unknown:
+        errors.append(f"{where}: unknown field(s) {', '.join(unknown)}.")
+    if not _nonempty_str(key):
+        errors.append(f"{where}: key must not be empty.")
+    elif key.strip() == safe_label:
+        errors.append(f"{where}: key {key!r} is the non-violative label and cannot be a violation tag.")
+    elif key.strip() in tag_keys:
+        errors.append(f"{where}: key {key!r} is already used by {tag_keys[key.strip()]}.")
+    else:
+        tag_keys[key.strip()] = where
+    if not _nonempty_str(tag.get("name")):
+        errors.append(f"{where}: name must not be empty.")
+    errors += _string_list_errors(tag.get("keywords", None), where, "keywords")
+    if "criteria" in tag:
+        errors += _string_list_errors(tag["criteria"], where, "criteria")
+    severities = tag.get("severities")
+    if severities is None:
+        if output_format == "blm":
+            errors.append(f"{where}: BLM-Guard policies need the allowed severities of every violation type.")
+    elif not isinstance(severities, list) or not all(isinstance(s, str) for s in severities):
+        errors.append(f"{where}: severities must be a list drawn from {', '.join(SEVERITIES)}.")
+    else:
+        bad = [s for s in severities if s not in SEVERITIES]
+        if bad:
+            errors.append(f"{where}: unknown severit{'y' if len(bad) == 1 else 'ies'} {', '.join(map(repr, bad))}; "
+                          f"allowed: {', '.join(SEVERITIES)}.")
+        if len(set(severities)) != len(severities):
+            errors.append(f"{where}: severities repeat a value.")
+        if not severities and output_format == "blm":
+            errors.append(f"{where}: BLM-Guard policies need at least one severity per violation type.")
+    return errors
+
+
+def taxonomy_normalise(taxonomy: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A valid taxonomy with whitespace stripped and severities in canonical order (for storage)."""
+    out = []
+    for category in taxonomy:
+        tags = []
+        for tag in category["tags"]:
+            clean: dict[str, Any] = {
+                "key": tag["key"].strip(),
+                "name": tag["name"].strip(),
+                "keywords": [k.strip() for k in tag["keywords"]],
+            }
+            if tag.get("criteria"):
+                clean["criteria"] = [c.strip() for c in tag["criteria"]]
+            if "severities" in tag:
+                clean["severities"] = [s for s in SEVERITIES if s in tag["severities"]]
+            tags.append(clean)
+        out.append({"key": category["key"].strip(), "name": category["name"].strip(), "tags": tags})
+    return out
+
+
+@dataclass(frozen=True)
+class TaxonomyChange:
+    """One difference between two taxonomies.
+
+    ``kind`` is one of: category_added, category_removed, category_renamed, tag_added, tag_removed,
+    tag_renamed, tag_moved, keywords_added, keywords_removed, criteria_added, criteria_removed,
+    severities_changed, setting_changed. ``items`` lists the keywords/criteria concerned.
+    """
+
+    kind: str
+    category: str = ""
+    tag: str = ""
+    before: str = ""
+    after: str = ""
+    items: tuple[str, ...] = ()
+
+    @property
+    def is_removal(self) -> bool:
+        return self.kind.endswith("_removed")
+
+
+def _index_tags(taxonomy: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
+    return {t["key"]: (c["key"], t) for c in taxonomy for t in c.get("tags", [])}
+
+
+def _added_removed(before: list[str], after: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    b, a = set(before), set(after)
+    return tuple(x for x in after if x not in b), tuple(x for x in before if x not in a)
+
+
+def taxonomy_diff(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[TaxonomyChange]:
+    """What changed from taxonomy ``a`` to ``b``, matched by key.
+
+    A key is the label decisions store, so a changed key is a removal plus an addition (existing
+    decisions keep the old label); a changed name under the same key is a rename.
+    """
+    changes: list[TaxonomyChange] = []
+    cats_a = {c["key"]: c for c in a}
+    cats_b = {c["key"]: c for c in b}
+    for key, cat in cats_b.items():
+        if key not in cats_a:
+            changes.append(TaxonomyChange("category_added", category=key, after=cat.get("name", "")))
+        elif cats_a[key].get("name") != cat.get("name"):
+            changes.append(
+                TaxonomyChange("category_renamed", category=key, before=cats_a[key].get("name", ""), after=cat.get("name", ""))
+            )
+    for key, cat in cats_a.items():
+        if key not in cats_b:
+            changes.append(TaxonomyChange("category_removed", category=key, before=cat.get("name", "")))
+
+    tags_a, tags_b = _index_tags(a), _index_tags(b)
+    for key, (cat_key, tag) in tags_b.items():
+        if key not in tags_a:
+            changes.append(
+                TaxonomyChange("tag_added", category=cat_key, tag=key, after=tag.get("name", ""),
+                               items=tuple(tag.get("keywords", [])))
+            )
+            continue
+        old_cat, old = tags_a[key]
+        if old_cat != cat_key:
+            changes.append(TaxonomyChange("tag_moved", category=cat_key, tag=key, before=old_cat, after=cat_key))
+        if old.get("name") != tag.get("name"):
+            changes.append(
+                TaxonomyChange("tag_renamed", category=cat_key, tag=key, before=old.get("name", ""), after=tag.get("name", ""))
+            )
+        for field_name in ("keywords", "criteria"):
+            added, removed = _added_removed(old.get(field_name, []), tag.get(field_name, []))
+            if added:
+                changes.append(TaxonomyChange(f"{field_name}_added", category=cat_key, tag=key, items=added))
+            if removed:
+                changes.append(TaxonomyChange(f"{field_name}_removed", category=cat_key, tag=key, items=removed))
+        if old.get("severities") != tag.get("severities"):
+            changes.append(
+                TaxonomyChange(
+                    "severities_changed", category=cat_key, tag=key,
+                    before=", ".join(old.get("severities") or []) or "—",
+                    after=", ".join(tag.get("severities") or []) or "—",
+                )
+            )
+    for key, (cat_key, tag) in tags_a.items():
+        if key not in tags_b:
+            changes.append(TaxonomyChange("tag_removed", category=cat_key, tag=key, before=tag.get("name", "")))
+    return changes
