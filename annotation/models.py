@@ -9,11 +9,16 @@ class CotCorrection(models.Model):
 
     ``revision`` increases on every save; a save must name the revision it was based on, so two
     labelers cannot silently overwrite each other.
+
+    Lifecycle: draft → submitted → accepted (by a labeler other than the author) or rejected with
+    a reason. Saving again (any status) makes a new revision that needs review again.
     """
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
         SUBMITTED = "submitted", "Submitted"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
 
     decision = models.OneToOneField("moderation.Decision", on_delete=models.CASCADE, related_name="correction")
     stages = models.JSONField(default=list)
@@ -22,6 +27,11 @@ class CotCorrection(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUBMITTED)
     revision = models.PositiveIntegerField(default=1)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reject_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -30,3 +40,121 @@ class CotCorrection(models.Model):
 
     def __str__(self) -> str:
         return f"correction of decision {self.decision_id} (rev {self.revision})"
+
+
+class Tag2CotTask(models.Model):
+    """"Write the reasoning for this label": an item with a human label but no acceptable CoT.
+
+    ``stages`` starts as a draft (from the serving VLM asked to explain ``target_label``, or the
+    evidence baseline's extraction stage) and holds the labeler's five stages once written.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DONE = "done", "Done"
+
+    class DraftSource(models.TextChoices):
+        NONE = "", "No draft"
+        MODEL = "model", "Model-assisted (serving VLM)"
+        BASELINE = "baseline", "Evidence baseline extraction"
+
+    decision = models.ForeignKey("moderation.Decision", on_delete=models.CASCADE, related_name="tag2cot_tasks")
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="tag2cot_tasks")
+    policy_version = models.ForeignKey("moderation.PolicyVersion", on_delete=models.PROTECT)
+    target_label = models.CharField(max_length=100)
+    label_source = models.CharField(max_length=40, help_text="where the human label came from")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    stages = models.JSONField(default=list)
+    draft_source = models.CharField(max_length=20, choices=DraftSource.choices, blank=True, default="")
+    draft_model = models.CharField(max_length=200, blank=True)
+    draft_error = models.TextField(blank=True)
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["status", "created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["decision", "target_label"], name="one_tag2cot_per_decision_label")
+        ]
+
+    def __str__(self) -> str:
+        return f"tag2cot #{self.pk}: decision {self.decision_id} → {self.target_label}"
+
+
+class DisagreementRule(models.Model):
+    """When user feedback contradicts the model strongly enough to open an adjudication.
+
+    - ``reported_pass``: the model passed the video, yet report rate ≥ ``threshold`` with ≥ ``min_events`` views.
+    - ``appeal_overturned``: the model flagged it, yet ≥ ``min_events`` appeals were overturned (succeeded).
+    - ``positive_engagement``: the model flagged it, yet like rate ≥ ``threshold`` with ≥ ``min_events`` views.
+    """
+
+    class Kind(models.TextChoices):
+        REPORTED_PASS = "reported_pass", "Model passed it, users report it"
+        APPEAL_OVERTURNED = "appeal_overturned", "Model flagged it, an appeal succeeded"
+        POSITIVE_ENGAGEMENT = "positive_engagement", "Model flagged it, engagement strongly positive"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    threshold = models.FloatField(default=0.0, help_text="a rate in 0..1 (unused by appeal_overturned)")
+    min_events = models.PositiveIntegerField(default=1, help_text="views (rates) or overturned appeals needed")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Adjudication(models.Model):
+    """A disagreement between the model and user feedback, for a moderator to settle.
+
+    One per (decision, rule kind): re-evaluating the same disagreement never opens a second task.
+    The outcome becomes the video's trusted label (``ItemLabel`` source ``adjudication``).
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        DECIDED = "decided", "Decided"
+
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="adjudications")
+    decision = models.ForeignKey("moderation.Decision", on_delete=models.CASCADE, related_name="adjudications")
+    kind = models.CharField(max_length=30, choices=DisagreementRule.Kind.choices)
+    rule = models.ForeignKey(DisagreementRule, null=True, blank=True, on_delete=models.SET_NULL)
+    reason = models.TextField()
+    feedback = models.JSONField(default=dict, help_text="the user-feedback statistics when it was opened")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.OPEN)
+    outcome_label = models.CharField(max_length=100, blank=True)
+    note = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["status", "-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["decision", "kind"], name="one_adjudication_per_decision_kind")
+        ]
+
+
+class LabelStudioImport(models.Model):
+    """A Label Studio annotation already imported (by LS annotation id), so importing again is a no-op."""
+
+    ls_url = models.CharField(max_length=500)
+    ls_project_id = models.IntegerField()
+    ls_task_id = models.IntegerField()
+    ls_annotation_id = models.IntegerField()
+    decision = models.ForeignKey("moderation.Decision", on_delete=models.CASCADE, related_name="+")
+    label = models.CharField(max_length=100)
+    result = models.CharField(max_length=40, help_text="what the import did: review, correction, skipped…")
+    imported_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["ls_url", "ls_annotation_id"], name="one_import_per_ls_annotation")
+        ]

@@ -1,26 +1,144 @@
-"""Labeler reads: which decisions to correct, and one decision with its correction."""
+"""Labeler reads: which decisions to correct, Tag2CoT candidates and tasks, adjudications."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
+from annotation.models import Adjudication, CotCorrection, Tag2CotTask
 from moderation.inference.models import Decision
+from moderation.review.models import ItemLabel, Review
+
+CORRECTION_FILTERS = ("none", *CotCorrection.Status.values)
 
 
-def correction_candidates() -> QuerySet[Decision]:
-    """Decisions a labeler can correct, latest first, with video and any correction joined."""
-    return (
+def correction_candidates(*, status: str = "") -> QuerySet[Decision]:
+    """Decisions a labeler can correct, latest first, with video and any correction joined.
+
+    ``status`` filters by the correction's status; ``"none"`` keeps decisions not corrected yet.
+    """
+    qs = (
         Decision.objects.exclude(cot=[])
-        .select_related("video", "policy_version", "model_version", "correction__author")
+        .select_related("video", "policy_version", "model_version", "correction__author", "correction__reviewed_by")
         .order_by("-created_at", "-pk")
     )
+    if status == "none":
+        qs = qs.filter(correction__isnull=True)
+    elif status in CotCorrection.Status.values:
+        qs = qs.filter(correction__status=status)
+    return qs
 
 
 def decision_for_correction(*, decision_id: int) -> Decision:
     return get_object_or_404(
         Decision.objects.select_related(
-            "video", "policy_version__policy", "model_version", "correction__author"
+            "video", "policy_version__policy", "model_version", "correction__author", "correction__reviewed_by"
         ).prefetch_related("video__segments", "video__keyframes"),
         pk=decision_id,
+    )
+
+
+# --- Tag2CoT ------------------------------------------------------------------------------------
+
+# Which human label counts when a video has several: an adjudication settles a dispute, a review
+# override is a deliberate correction of the model, then any review, then imported ground truth.
+LABEL_SOURCE_ORDER = ("adjudication", "override", "review", "import")
+
+
+@dataclass(frozen=True)
+class Tag2CotCandidate:
+    decision: Decision
+    label: str
+    source: str
+
+
+def human_labels(*, video_ids: list[int] | None = None) -> dict[int, tuple[str, str]]:
+    """The human label of each labelled video: ``video_id -> (label, source)``."""
+    found: dict[int, dict[str, str]] = {}
+    labels = ItemLabel.objects.all()
+    overrides = Review.objects.filter(verdict=Review.Verdict.OVERRIDE)
+    if video_ids is not None:
+        labels = labels.filter(video_id__in=video_ids)
+        overrides = overrides.filter(decision__video_id__in=video_ids)
+    for video_id, label, source in labels.values_list("video_id", "label", "source"):
+        found.setdefault(video_id, {})[source] = label
+    for video_id, label in overrides.order_by("decision__video_id", "created_at", "pk").values_list(
+        "decision__video_id", "label"
+    ):
+        found.setdefault(video_id, {})["override"] = label  # the latest override wins
+    result = {}
+    for video_id, by_source in found.items():
+        for source in LABEL_SOURCE_ORDER:
+            if by_source.get(source):
+                result[video_id] = (by_source[source], source)
+                break
+    return result
+
+
+def tag2cot_candidates(*, limit: int | None = None) -> list[Tag2CotCandidate]:
+    """Items with a human label but no acceptable CoT, and no Tag2CoT task yet for that label.
+
+    The CoT is the video's latest decision's; it is acceptable when it has an accepted correction,
+    or when the model reached the human label without a parse error.
+    """
+    labels = human_labels()
+    if not labels:
+        return []
+    decisions = (
+        Decision.objects.filter(video_id__in=list(labels))
+        .select_related("policy_version", "correction")
+        .order_by("video_id", "-created_at", "-pk")
+        .distinct("video_id")
+    )
+    existing = set(Tag2CotTask.objects.filter(video_id__in=list(labels)).values_list("decision_id", "target_label"))
+    out: list[Tag2CotCandidate] = []
+    for decision in decisions:
+        label, source = labels[decision.video_id]
+        if (decision.pk, label) in existing or label not in decision.policy_version.label_names():
+            continue
+        correction = getattr(decision, "correction", None)
+        if correction is not None and correction.status == CotCorrection.Status.ACCEPTED:
+            continue
+        if decision.label == label and not decision.parse_error:
+            continue
+        out.append(Tag2CotCandidate(decision=decision, label=label, source=source))
+        if limit is not None and len(out) >= limit:
+            break
+    return out
+
+
+def tag2cot_tasks(*, status: str = Tag2CotTask.Status.OPEN) -> QuerySet[Tag2CotTask]:
+    qs = Tag2CotTask.objects.select_related("video", "decision", "assigned_to", "author")
+    if status in Tag2CotTask.Status.values:
+        qs = qs.filter(status=status)
+    return qs.order_by("created_at", "pk")
+
+
+def tag2cot_task_get(*, task_id: int) -> Tag2CotTask:
+    return get_object_or_404(
+        Tag2CotTask.objects.select_related(
+            "video", "decision__model_version", "policy_version__policy", "assigned_to", "author"
+        ).prefetch_related("video__segments", "video__keyframes"),
+        pk=task_id,
+    )
+
+
+# --- adjudication -----------------------------------------------------------------------------
+
+
+def adjudications(*, status: str = Adjudication.Status.OPEN) -> QuerySet[Adjudication]:
+    qs = Adjudication.objects.select_related("video", "decision", "decided_by")
+    if status in Adjudication.Status.values:
+        qs = qs.filter(status=status)
+    return qs.order_by("created_at", "pk")
+
+
+def adjudication_get(*, adjudication_id: int) -> Adjudication:
+    return get_object_or_404(
+        Adjudication.objects.select_related(
+            "video", "decision__policy_version__policy", "decision__model_version", "decided_by", "rule"
+        ).prefetch_related("video__segments", "video__keyframes"),
+        pk=adjudication_id,
     )

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
 from annotation.errors import AnnotationError, CorrectionConflict
-from annotation.models import CotCorrection
+from annotation.models import Adjudication, CotCorrection, DisagreementRule, Tag2CotTask
+from annotation.selectors import tag2cot_candidates
+from moderation.feedback.models import FeedbackAggregate
+from moderation.feedback.selectors import feedback_stats_from
+from moderation.inference.backends import STAGES, get_backend
 from moderation.inference.models import Decision
+from moderation.inference.services import content_bundle_for, model_version_serving
+from moderation.media.models import Video
+from moderation.review.models import ItemLabel
+from moderation.review.services import audit_event_record
 
 
 def _clean(text: str) -> str:
@@ -26,6 +36,7 @@ def cot_correction_save(
     stages: dict[str, str],
     label: str,
     base_revision: int,
+    submit: bool = True,
 ) -> CotCorrection:
     """Save a labeler's corrected CoT and label for ``decision`` (optimistic concurrency).
 
@@ -36,6 +47,9 @@ def cot_correction_save(
     Stages keep the decision's structure (key, title, evidence); only the text changes. Stages
     not named in ``stages`` keep the model's text. ``diff`` lists the stages whose text now differs
     from the model's original.
+
+    ``submit`` puts it up for review by another labeler; otherwise it stays a draft. Any save
+    clears an earlier acceptance or rejection: the new text has not been reviewed.
     """
     # Lock the decision: it exists even before the first correction does, so it serialises both
     # "first save" and "later save" races.
@@ -75,15 +89,361 @@ def cot_correction_save(
         if after != _clean(before):
             diff.append({"key": stage["key"], "before": before, "after": after})
 
+    status = CotCorrection.Status.SUBMITTED if submit else CotCorrection.Status.DRAFT
     if current is None:
         return CotCorrection.objects.create(
-            decision=locked, stages=new_stages, label=label, diff=diff, author=author, revision=1
+            decision=locked, stages=new_stages, label=label, diff=diff, author=author, revision=1, status=status
         )
     current.stages = new_stages
     current.label = label
     current.diff = diff
     current.author = author
-    current.status = CotCorrection.Status.SUBMITTED
+    current.status = status
     current.revision = current_revision + 1
+    current.reviewed_by = None
+    current.reviewed_at = None
+    current.reject_reason = ""
     current.save()
     return current
+
+
+def _lock_for_review(*, correction: CotCorrection, by: User, base_revision: int) -> CotCorrection:
+    locked = CotCorrection.objects.select_for_update().select_related("author").get(pk=correction.pk)
+    if int(base_revision) != locked.revision:
+        raise CorrectionConflict(
+            f"{locked.author} saved revision {locked.revision} since you opened it; review the new text first.",
+            current=locked,
+        )
+    if locked.author_id == by.pk:
+        raise AnnotationError("You wrote this revision; another labeler has to review it.")
+    if locked.status != CotCorrection.Status.SUBMITTED:
+        raise AnnotationError(f"Only submitted corrections can be reviewed; this one is {locked.get_status_display().lower()}.")
+    return locked
+
+
+@transaction.atomic
+def cot_correction_accept(*, correction: CotCorrection, by: User, base_revision: int) -> CotCorrection:
+    """A second labeler (never the author) accepts the submitted revision they were shown."""
+    locked = _lock_for_review(correction=correction, by=by, base_revision=base_revision)
+    locked.status = CotCorrection.Status.ACCEPTED
+    locked.reviewed_by = by
+    locked.reviewed_at = timezone.now()
+    locked.reject_reason = ""
+    locked.save(update_fields=["status", "reviewed_by", "reviewed_at", "reject_reason", "updated_at"])
+    return locked
+
+
+@transaction.atomic
+def cot_correction_reject(*, correction: CotCorrection, by: User, base_revision: int, reason: str) -> CotCorrection:
+    """A second labeler sends the submitted revision back, saying why (the author sees the reason)."""
+    reason = _clean(reason)
+    if not reason:
+        raise AnnotationError("Say why the correction is rejected, so its author can fix it.")
+    locked = _lock_for_review(correction=correction, by=by, base_revision=base_revision)
+    locked.status = CotCorrection.Status.REJECTED
+    locked.reviewed_by = by
+    locked.reviewed_at = timezone.now()
+    locked.reject_reason = reason
+    locked.save(update_fields=["status", "reviewed_by", "reviewed_at", "reject_reason", "updated_at"])
+    return locked
+
+
+# --- Tag2CoT: write the reasoning for a human label ------------------------------------------
+
+MODEL_DRAFT_BACKENDS = ("transformers", "vllm")
+DRAFT_TASK = "annotation.tasks.draft_tag2cot"
+
+
+@transaction.atomic
+def tag2cot_tasks_queue(*, limit: int | None = None) -> list[Tag2CotTask]:
+    """Open a Tag2CoT task for every item with a human label but no acceptable CoT (idempotent).
+
+    Each new task gets a draft: with a VLM serving, a model-assisted draft is queued on the
+    inference queue (the model is asked to explain the human label); with the evidence baseline
+    serving, the baseline's content-extraction stage pre-fills the first stage right away.
+    """
+    serving = model_version_serving()
+    created: list[Tag2CotTask] = []
+    for candidate in tag2cot_candidates(limit=limit):
+        decision = candidate.decision
+        task, was_created = Tag2CotTask.objects.get_or_create(
+            decision=decision,
+            target_label=candidate.label,
+            defaults={
+                "video_id": decision.video_id,
+                "policy_version_id": decision.policy_version_id,
+                "label_source": candidate.source,
+                "stages": _empty_stages(candidate.label),
+            },
+        )
+        if not was_created:
+            continue
+        if serving.backend in MODEL_DRAFT_BACKENDS:
+            task_id = task.pk
+            transaction.on_commit(lambda task_id=task_id: _send(DRAFT_TASK, task_id))  # type: ignore[misc]
+        else:
+            _draft_from_baseline(task)
+        created.append(task)
+    return created
+
+
+def _send(name: str, *args: Any) -> None:
+    from workbench.celery import app
+
+    app.send_task(name, args=list(args))
+
+
+def _empty_stages(target_label: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": key,
+            "title": title,
+            "text": f"label: {target_label}" if key == "final_judgment" else "",
+            "evidence": [],
+        }
+        for key, title in STAGES
+    ]
+
+
+def _draft_from_baseline(task: Tag2CotTask) -> None:
+    """Pre-fill the content-extraction stage from the evidence baseline (what is in the video);
+    the reasoning towards the human label is left to the labeler."""
+    from moderation.inference.backends.evidence import EvidenceBaseline
+
+    video = Video.objects.prefetch_related("segments", "keyframes").get(pk=task.video_id)
+    spec = task.policy_version.spec()
+    result = EvidenceBaseline().decide(content_bundle_for(video), spec.taxonomy, spec.safe_label)
+    extraction = next((s for s in result.cot if s.get("key") == "content_extraction"), None)
+    stages = _empty_stages(task.target_label)
+    if extraction is not None:
+        stages[0] = {**stages[0], "text": extraction.get("text", ""), "evidence": extraction.get("evidence", [])}
+    task.stages = stages
+    task.draft_source = Tag2CotTask.DraftSource.BASELINE
+    task.draft_model = "evidence_baseline"
+    task.save(update_fields=["stages", "draft_source", "draft_model"])
+
+
+def tag2cot_draft_with_model(*, task_id: int) -> Tag2CotTask:
+    """Ask the serving VLM for the reasoning behind the task's human label (worker side).
+
+    Idempotent: a task already written, or already drafted by the model, is left as it is. The
+    model runs outside any transaction; an unparseable answer is kept as ``draft_error`` and the
+    baseline pre-fill is used instead.
+    """
+    task = Tag2CotTask.objects.select_related("policy_version").get(pk=task_id)
+    if task.status == Tag2CotTask.Status.DONE or task.draft_source == Tag2CotTask.DraftSource.MODEL:
+        return task
+    serving = model_version_serving()
+    if serving.backend not in MODEL_DRAFT_BACKENDS:
+        _draft_from_baseline(task)
+        return task
+    video = Video.objects.prefetch_related("segments", "keyframes").get(pk=task.video_id)
+    bundle = dataclasses.replace(content_bundle_for(video), target_label=task.target_label)
+    backend = get_backend(serving.backend, base_model=serving.base_model, adapter_path=serving.adapter_path)
+    [result] = backend.decide_batch([bundle], task.policy_version.spec())
+    with transaction.atomic():
+        task = Tag2CotTask.objects.select_for_update().get(pk=task_id)
+        if task.status == Tag2CotTask.Status.DONE:
+            return task
+        if result.cot:
+            by_key = {s.get("key"): s for s in result.cot if isinstance(s, dict)}
+            task.stages = [
+                {"key": key, "title": title, "text": by_key.get(key, {}).get("text", ""),
+                 "evidence": by_key.get(key, {}).get("evidence", [])}
+                for key, title in STAGES
+            ]
+            task.draft_source = Tag2CotTask.DraftSource.MODEL
+            task.draft_model = serving.name
+            task.draft_error = ""
+            task.save(update_fields=["stages", "draft_source", "draft_model", "draft_error"])
+            return task
+        task.draft_error = result.parse_error or "the model gave no reasoning"
+        task.save(update_fields=["draft_error"])
+    _draft_from_baseline(task)
+    return task
+
+
+@transaction.atomic
+def tag2cot_claim(*, task: Tag2CotTask, user: User) -> Tag2CotTask:
+    """Assign an open task to ``user`` (no-op when it is already theirs)."""
+    locked = Tag2CotTask.objects.select_for_update().select_related("assigned_to").get(pk=task.pk)
+    if locked.status == Tag2CotTask.Status.DONE:
+        return locked
+    if locked.assigned_to_id not in (None, user.pk):
+        raise AnnotationError(f"{locked.assigned_to} is writing this reasoning; pick another task.")
+    if locked.assigned_to_id is None:
+        locked.assigned_to = user
+        locked.save(update_fields=["assigned_to"])
+    return locked
+
+
+@transaction.atomic
+def tag2cot_write(*, task: Tag2CotTask, author: User, stages: dict[str, str]) -> Tag2CotTask:
+    """Store the labeler's five stages for the task's label and close it.
+
+    Every stage must be written; the final judgment must name the target label (the point of
+    Tag2CoT is reasoning that arrives at the human's label). Evidence links of the draft are kept.
+    """
+    locked = Tag2CotTask.objects.select_for_update().select_related("assigned_to").get(pk=task.pk)
+    if locked.status == Tag2CotTask.Status.DONE:
+        raise AnnotationError("This reasoning was already written.")
+    if locked.assigned_to_id not in (None, author.pk):
+        raise AnnotationError(f"{locked.assigned_to} is writing this reasoning; pick another task.")
+    unknown = sorted(set(stages) - {key for key, _ in STAGES})
+    if unknown:
+        raise AnnotationError(f"Unknown CoT stage(s): {', '.join(unknown)}.")
+    draft = {s.get("key"): s for s in locked.stages if isinstance(s, dict)}
+    written: list[dict[str, Any]] = []
+    for key, title in STAGES:
+        text = _clean(stages.get(key, ""))
+        if not text:
+            raise AnnotationError(f"Stage “{title}” cannot be empty.")
+        written.append({"key": key, "title": title, "text": text, "evidence": draft.get(key, {}).get("evidence", [])})
+    if locked.target_label not in written[-1]["text"]:
+        raise AnnotationError(f"The final judgment must arrive at the label “{locked.target_label}”.")
+    locked.stages = written
+    locked.status = Tag2CotTask.Status.DONE
+    locked.author = author
+    locked.assigned_to = author
+    locked.completed_at = timezone.now()
+    locked.save(update_fields=["stages", "status", "author", "assigned_to", "completed_at"])
+    return locked
+
+
+# --- disagreements between the model and user feedback → adjudication -----------------------
+
+EVALUATE_BATCH = 500
+
+
+def disagreements_evaluate(*, video_ids: list[int] | None = None) -> list[Adjudication]:
+    """Check the active disagreement rules for ``video_ids`` (all videos with feedback when
+    ``None``) against each video's latest decision; open one adjudication per new disagreement.
+
+    Idempotent: one adjudication per (decision, rule kind), enforced by a unique constraint, so a
+    re-run (each ingest batch, the periodic sweep) never opens a second task.
+    """
+    rules = list(DisagreementRule.objects.filter(is_active=True).order_by("pk"))
+    if not rules:
+        return []
+    aggregates = FeedbackAggregate.objects.order_by("video_id")
+    if video_ids is not None:
+        aggregates = aggregates.filter(video_id__in=video_ids)
+    created: list[Adjudication] = []
+    batch: list[FeedbackAggregate] = []
+    for agg in aggregates.iterator(chunk_size=EVALUATE_BATCH):
+        batch.append(agg)
+        if len(batch) >= EVALUATE_BATCH:
+            created += _evaluate_batch(batch, rules)
+            batch = []
+    if batch:
+        created += _evaluate_batch(batch, rules)
+    return created
+
+
+def _rule_reason(rule: DisagreementRule, decision: Decision, stats: dict[str, Any]) -> str | None:
+    """Why ``rule`` fires for this decision and feedback, or ``None`` when it does not."""
+    kind = DisagreementRule.Kind
+    passed = not decision.is_violation and not decision.parse_error and bool(decision.label)
+    if rule.kind == kind.REPORTED_PASS and passed:
+        rate = stats["report_rate"]
+        if stats["views"] >= rule.min_events and rate is not None and rate >= rule.threshold:
+            return (
+                f"The model passed it ({decision.label}), but {stats['reports']} of {stats['views']} viewers "
+                f"reported it (report rate {rate:.1%} ≥ {rule.threshold:.1%})."
+            )
+    elif rule.kind == kind.APPEAL_OVERTURNED and decision.is_violation:
+        if stats["appeals_overturned"] >= max(rule.min_events, 1):
+            return (
+                f"The model flagged it ({decision.label}), but {stats['appeals_overturned']} appeal(s) "
+                "against the moderation succeeded (overturned)."
+            )
+    elif rule.kind == kind.POSITIVE_ENGAGEMENT and decision.is_violation:
+        rate = stats["like_rate"]
+        if stats["views"] >= rule.min_events and rate is not None and rate >= rule.threshold:
+            return (
+                f"The model flagged it ({decision.label}), but engagement is strongly positive: "
+                f"{stats['likes']} likes over {stats['views']} views (like rate {rate:.1%} ≥ {rule.threshold:.1%})."
+            )
+    return None
+
+
+def _evaluate_batch(aggregates: list[FeedbackAggregate], rules: list[DisagreementRule]) -> list[Adjudication]:
+    ids = [a.video_id for a in aggregates]
+    # The latest decision of each video (DISTINCT ON), in one query.
+    latest = {
+        d.video_id: d
+        for d in Decision.objects.filter(video_id__in=ids).order_by("video_id", "-created_at", "-pk").distinct("video_id")
+    }
+    candidates: list[Adjudication] = []
+    for agg in aggregates:
+        decision = latest.get(agg.video_id)
+        if decision is None:
+            continue
+        stats = feedback_stats_from(agg)
+        for rule in rules:
+            reason = _rule_reason(rule, decision, stats)
+            if reason is not None:
+                candidates.append(
+                    Adjudication(
+                        video_id=agg.video_id, decision=decision, kind=rule.kind, rule=rule, reason=reason,
+                        feedback=stats,
+                    )
+                )
+    if not candidates:
+        return []
+    with transaction.atomic():
+        existing = set(
+            Adjudication.objects.filter(decision_id__in=[c.decision_id for c in candidates]).values_list(
+                "decision_id", "kind"
+            )
+        )
+        new = [c for c in candidates if (c.decision_id, c.kind) not in existing]
+        # Two rules of one kind, or a concurrent sweep: the unique constraint keeps one.
+        Adjudication.objects.bulk_create(new, ignore_conflicts=True)
+    return [
+        a for a in Adjudication.objects.filter(decision_id__in=[c.decision_id for c in new]).order_by("pk")
+        if (a.decision_id, a.kind) in {(c.decision_id, c.kind) for c in new}
+    ]
+
+
+@transaction.atomic
+def adjudication_decide(*, adjudication: Adjudication, by: User, label: str, note: str = "") -> Adjudication:
+    """Settle a disagreement: ``label`` becomes the video's trusted label (ItemLabel source
+    ``adjudication``), and the decision is written to the audit log."""
+    locked = (
+        Adjudication.objects.select_for_update(of=("self",))
+        .select_related("decision__policy_version")
+        .get(pk=adjudication.pk)
+    )
+    if locked.status == Adjudication.Status.DECIDED:
+        raise AnnotationError(f"Already decided by {locked.decided_by}: {locked.outcome_label}.")
+    version = locked.decision.policy_version
+    label = (label or "").strip()
+    if label not in version.label_names():
+        raise AnnotationError(f"Choose a label of policy {version}.")
+    locked.status = Adjudication.Status.DECIDED
+    locked.outcome_label = label
+    locked.note = _clean(note)
+    locked.decided_by = by
+    locked.decided_at = timezone.now()
+    locked.save(update_fields=["status", "outcome_label", "note", "decided_by", "decided_at"])
+    ItemLabel.objects.update_or_create(
+        video_id=locked.video_id,
+        source=ItemLabel.Source.ADJUDICATION,
+        defaults={"label": label, "policy_version": version},
+    )
+    audit_event_record(
+        actor=by,
+        action="adjudication.decide",
+        obj=locked,
+        payload={
+            "video": locked.video_id,
+            "decision": locked.decision_id,
+            "kind": locked.kind,
+            "model_label": locked.decision.label,
+            "label": label,
+            "agrees_with_model": label == locked.decision.label,
+            "note": locked.note,
+        },
+    )
+    return locked

@@ -9,10 +9,13 @@ from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from annotation import selectors, services
 from annotation.errors import AnnotationError, CorrectionConflict
-from annotation.models import CotCorrection
+from annotation.models import Adjudication, CotCorrection, Tag2CotTask
+from moderation.feedback.selectors import feedback_stats_for
+from moderation.inference.backends import STAGES
 from moderation.inference.models import Decision
 from moderation.policies.selectors import policy_label_groups
 from moderation.review.selectors import cot_stages_for_display, evidence_times
@@ -27,8 +30,12 @@ def _user(request: HttpRequest) -> User:
 
 @permission_required(Perm.CORRECT_COT)
 def correction_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.correction_candidates(), 50).get_page(request.GET.get("page"))
-    return render(request, "annotation/correction_list.html", {"page": page})
+    status = request.GET.get("status", "")
+    if status not in selectors.CORRECTION_FILTERS:
+        status = ""
+    page = Paginator(selectors.correction_candidates(status=status), 50).get_page(request.GET.get("page"))
+    filters = [("", "All"), ("none", "Not corrected"), *CotCorrection.Status.choices]
+    return render(request, "annotation/correction_list.html", {"page": page, "status": status, "filters": filters})
 
 
 def _edit_context(
@@ -70,6 +77,10 @@ def _edit_context(
         "base_revision": correction.revision if correction else 0,
         "segments": segments,
         "reveal": media_revealed(request),
+        "can_review": correction is not None
+        and conflict is None
+        and correction.status == CotCorrection.Status.SUBMITTED
+        and correction.author_id != request.user.pk,
     }
 
 
@@ -88,7 +99,12 @@ def correction_edit(request: HttpRequest, decision_id: int) -> HttpResponse:
         base_revision = -1  # a form without a revision can never overwrite silently
     try:
         correction = services.cot_correction_save(
-            decision=decision, author=_user(request), stages=typed, label=label, base_revision=base_revision
+            decision=decision,
+            author=_user(request),
+            stages=typed,
+            label=label,
+            base_revision=base_revision,
+            submit=request.POST.get("action", "submit") != "draft",
         )
     except CorrectionConflict as exc:
         messages.error(request, str(exc))
@@ -99,5 +115,147 @@ def correction_edit(request: HttpRequest, decision_id: int) -> HttpResponse:
         ctx = _edit_context(request, decision, typed=typed, typed_label=label)
         return render(request, "annotation/correction_edit.html", ctx, status=400)
     changed = len(correction.diff)
-    messages.success(request, f"Saved revision {correction.revision} ({changed} stage(s) changed from the model).")
+    messages.success(
+        request,
+        f"Saved revision {correction.revision} as {correction.get_status_display().lower()} "
+        f"({changed} stage(s) changed from the model).",
+    )
     return redirect("annotation:correction_edit", decision_id=decision.pk)
+
+
+def _revision(request: HttpRequest) -> int:
+    try:
+        return int(request.POST.get("base_revision", ""))
+    except ValueError:
+        return -1
+
+
+@require_POST
+@permission_required(Perm.CORRECT_COT)
+def correction_review(request: HttpRequest, decision_id: int) -> HttpResponse:
+    """A second labeler accepts the submitted correction, or rejects it with a reason."""
+    decision = selectors.decision_for_correction(decision_id=decision_id)
+    correction: CotCorrection | None = getattr(decision, "correction", None)
+    if correction is None:
+        messages.error(request, "There is no correction to review yet.")
+        return redirect("annotation:correction_edit", decision_id=decision.pk)
+    try:
+        if request.POST.get("action") == "accept":
+            services.cot_correction_accept(correction=correction, by=_user(request), base_revision=_revision(request))
+            messages.success(request, f"Accepted revision {correction.revision}.")
+        else:
+            services.cot_correction_reject(
+                correction=correction,
+                by=_user(request),
+                base_revision=_revision(request),
+                reason=request.POST.get("reason", ""),
+            )
+            messages.success(request, f"Rejected revision {correction.revision}; the author sees your reason.")
+    except AnnotationError as exc:
+        messages.error(request, str(exc))
+        decision = selectors.decision_for_correction(decision_id=decision_id)
+        return render(request, "annotation/correction_edit.html", _edit_context(request, decision), status=400)
+    return redirect("annotation:correction_edit", decision_id=decision.pk)
+
+
+# --- Tag2CoT ------------------------------------------------------------------------------------
+
+
+@permission_required(Perm.CORRECT_COT)
+def tag2cot_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", Tag2CotTask.Status.OPEN)
+    page = Paginator(selectors.tag2cot_tasks(status=status), 50).get_page(request.GET.get("page"))
+    return render(request, "annotation/tag2cot_list.html", {"page": page, "status": status})
+
+
+@require_POST
+@permission_required(Perm.CORRECT_COT)
+def tag2cot_queue(request: HttpRequest) -> HttpResponse:
+    created = services.tag2cot_tasks_queue()
+    messages.success(request, f"Queued {len(created)} new Tag2CoT task(s).")
+    return redirect("annotation:tag2cot_list")
+
+
+def _media_context(request: HttpRequest, video: Any) -> dict[str, Any]:
+    segments = list(video.segments.all())
+    return {
+        "video": video,
+        "segments": segments,
+        "reveal": media_revealed(request),
+        "times": evidence_times(keyframes=list(video.keyframes.all()), segments=segments),
+    }
+
+
+@permission_required(Perm.CORRECT_COT)
+def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
+    task = selectors.tag2cot_task_get(task_id=pk)
+    typed: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        typed = {key: request.POST.get(f"stage-{key}", "") for key, _title in STAGES}
+        try:
+            services.tag2cot_write(task=task, author=_user(request), stages=typed)
+        except AnnotationError as exc:
+            messages.error(request, str(exc))
+            status = 400
+        else:
+            messages.success(request, f"Reasoning for “{task.target_label}” saved.")
+            return redirect("annotation:tag2cot_list")
+    elif task.status == Tag2CotTask.Status.OPEN:
+        try:
+            task = services.tag2cot_claim(task=task, user=_user(request))
+        except AnnotationError as exc:
+            messages.error(request, str(exc))
+    ctx = _media_context(request, task.video)
+    stages = cot_stages_for_display(task.stages, times=ctx["times"])
+    rows = [{**stage, "value": typed.get(stage["key"], stage["text"])} for stage in stages]
+    ctx.update(
+        task=task,
+        rows=rows,
+        decision=task.decision,
+        label_name=task.policy_version.label_names().get(task.target_label, ""),
+        model_stages=cot_stages_for_display(task.decision.cot, times=ctx["times"]),
+        may_write=task.status == Tag2CotTask.Status.OPEN and task.assigned_to_id in (None, request.user.pk),
+    )
+    return render(request, "annotation/tag2cot_write.html", ctx, status=status)
+
+
+# --- adjudication of user-feedback disagreements --------------------------------------------
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def adjudication_list(request: HttpRequest) -> HttpResponse:
+    status = request.GET.get("status", Adjudication.Status.OPEN)
+    page = Paginator(selectors.adjudications(status=status), 50).get_page(request.GET.get("page"))
+    return render(request, "annotation/adjudication_list.html", {"page": page, "status": status})
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def adjudication_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    adjudication = selectors.adjudication_get(adjudication_id=pk)
+    status = 200
+    if request.method == "POST":
+        try:
+            services.adjudication_decide(
+                adjudication=adjudication,
+                by=_user(request),
+                label=request.POST.get("label", ""),
+                note=request.POST.get("note", ""),
+            )
+        except AnnotationError as exc:
+            messages.error(request, str(exc))
+            status = 400
+        else:
+            messages.success(request, f"Adjudication #{adjudication.pk} decided; the video's label is recorded.")
+            return redirect("annotation:adjudication_list")
+    decision = adjudication.decision
+    ctx = _media_context(request, adjudication.video)
+    ctx.update(
+        adjudication=adjudication,
+        decision=decision,
+        stages=cot_stages_for_display(decision.cot, times=ctx["times"]),
+        label_groups=policy_label_groups(version=decision.policy_version),
+        model_label_name=decision.policy_version.label_names().get(decision.label, ""),
+        feedback=feedback_stats_for(video_id=adjudication.video_id),
+    )
+    return render(request, "annotation/adjudication_detail.html", ctx, status=status)

@@ -1,5 +1,7 @@
 from django.contrib import admin
 
+import moderation.review.admin  # noqa: F401  (registers queues, skips and the audit log)
+
 from moderation.models import Decision, Keyframe, ModelVersion, Policy, PolicyVersion, Review, ReviewTask, Video
 
 
@@ -18,8 +20,8 @@ class DecisionAdmin(admin.ModelAdmin):
 
 @admin.register(ReviewTask)
 class ReviewTaskAdmin(admin.ModelAdmin):
-    list_display = ["id", "decision", "queue", "status", "claimed_by", "lease_expires_at"]
-    list_filter = ["status", "queue"]
+    list_display = ["id", "decision", "queue", "slot", "status", "claimed_by", "deadline", "lease_expires_at"]
+    list_filter = ["status", "queue", "is_gold"]
 
 
 admin.site.register([Keyframe, ModelVersion, Policy, PolicyVersion, Review])

@@ -12,11 +12,13 @@ from moderation.models import (
     Policy,
     PolicyVersion,
     Review,
+    ReviewQueue,
     ReviewTask,
     TranscriptSegment,
     Video,
 )
 from moderation.policies.seed import kuaimod_taxonomy
+from moderation.review.services import review_queue_default
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -109,6 +111,10 @@ class ReviewTaskFactory(factory.django.DjangoModelFactory):
         model = ReviewTask
 
     decision = factory.SubFactory(DecisionFactory)
+    queue = factory.LazyFunction(lambda: review_queue_default())
+    queue = factory.LazyFunction(
+        lambda: ReviewQueue.objects.get_or_create(slug=ReviewQueue.DEFAULT_SLUG, defaults={"name": "Default"})[0]
+    )
 
 
 class ReviewFactory(factory.django.DjangoModelFactory):

@@ -30,7 +30,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "batch_size": 2,
     "learning_rate": 5e-4,
     "beta": 0.1,
-    "max_length": 1024,
+    "max_length": 2048,
     "lora_r": 8,
     "lora_alpha": 16,
     "lora_dropout": 0.05,
@@ -65,7 +65,9 @@ def job_output_dir(job_id: int) -> Path:
 
 def _pairs_from_human_work() -> list[PreferencePair]:
     """One unsaved pair per decision a human disagreed with; a CoT correction beats an override."""
-    decision_qs = Decision.objects.select_related("video", "policy_version__policy").prefetch_related("video__segments")
+    decision_qs = Decision.objects.select_related("video", "policy_version__policy").prefetch_related(
+        "video__segments", "video__keyframes"
+    )
     pairs: dict[int, PreferencePair] = {}
 
     corrections = CotCorrection.objects.filter(status=CotCorrection.Status.SUBMITTED).order_by("decision_id")
@@ -76,8 +78,8 @@ def _pairs_from_human_work() -> list[PreferencePair]:
             decision=decision,
             source=PreferencePair.Source.CORRECTION,
             prompt=decision_prompt(decision),
-            chosen=cot_render(correction.stages, correction.label),
-            rejected=cot_render(decision.cot, decision.label),
+            chosen=cot_render(correction.stages, correction.label, decision.policy_version),
+            rejected=cot_render(decision.cot, decision.label, decision.policy_version),
         )
 
     # The latest override per decision wins over older ones.
@@ -96,8 +98,8 @@ def _pairs_from_human_work() -> list[PreferencePair]:
             decision=decision,
             source=PreferencePair.Source.OVERRIDE,
             prompt=decision_prompt(decision),
-            chosen=cot_render([*extraction, verdict], review.label),
-            rejected=cot_render(decision.cot, decision.label),
+            chosen=cot_render([*extraction, verdict], review.label, decision.policy_version),
+            rejected=cot_render(decision.cot, decision.label, decision.policy_version),
         )
     # A pair whose two sides are the same text teaches nothing (e.g. a correction that changed nothing).
     return [p for _pk, p in sorted(pairs.items()) if p.chosen != p.rejected]

@@ -6,6 +6,7 @@ end to end on a laptop or in CI. Worker-side only: imports ``tokenizers``/``tran
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -14,6 +15,9 @@ from pathlib import Path
 from django.conf import settings
 
 TINY_MODEL_DIRNAME = "tiny-llama"
+# Bump when the recipe changes; a folder built by another recipe is rebuilt.
+TINY_MODEL_RECIPE = "2"
+RECIPE_FILE = "workbench_recipe.txt"
 
 # Chat template so TRL (and anyone calling apply_chat_template) can format conversations.
 CHAT_TEMPLATE = (
@@ -25,9 +29,13 @@ SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>", "<|system|>", "<|user|>", "<|
 
 def _tokenizer_corpus() -> list[str]:
     from moderation.inference.backends import STAGES
+    from moderation.inference.prompts import rubric_text
     from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
 
+    # The real rubric, so the prompts the jobs train on tokenize compactly.
     corpus = [
+        *rubric_text(kuaimod_taxonomy(), SAFE_LABEL, "kuaimod").splitlines(),
+        *rubric_text(kuaimod_taxonomy(), SAFE_LABEL, "blm").splitlines(),
         "You are a short-video content moderator. Judge the video against the policy.",
         "Title: Description: Transcript: Labels: Policy: Answer:",
         "The video shows a person talking to the camera about a product and a limited time offer.",
@@ -82,6 +90,7 @@ def _build(target: Path) -> None:
     model = LlamaForCausalLM(config)
     model.save_pretrained(target)
     tokenizer.save_pretrained(target)
+    (target / RECIPE_FILE).write_text(TINY_MODEL_RECIPE)
 
 
 def ensure_tiny_base_model(path: str | Path | None = None) -> str:
@@ -91,21 +100,31 @@ def ensure_tiny_base_model(path: str | Path | None = None) -> str:
     interrupted build never leaves a half-written model where a job would load it.
     """
     target = Path(path) if path else Path(settings.MODELS_DIR) / TINY_MODEL_DIRNAME
-    if (target / "config.json").exists():
+    if _is_current(target):
         return str(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         _build(tmp)
+        if target.exists() and not _is_current(target):  # an older recipe: move it aside, then drop it
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+            with contextlib.suppress(OSError):  # another process may have moved it first
+                os.rename(target, old / "model")
+            shutil.rmtree(old, ignore_errors=True)
         try:
             os.rename(tmp, target)
         except OSError:
-            if not (target / "config.json").exists():  # not a lost race: a real failure
+            if not _is_current(target):  # not a lost race: a real failure
                 raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return str(target)
+
+
+def _is_current(target: Path) -> bool:
+    marker = target / RECIPE_FILE
+    return (target / "config.json").exists() and marker.exists() and marker.read_text().strip() == TINY_MODEL_RECIPE
 
 
 def resolve_base_model(base_model: str) -> str:

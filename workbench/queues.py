@@ -21,6 +21,8 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.inference.tasks.run_inference": TaskQueue.INFER,
     "training.tasks.run_training_job": TaskQueue.TRAIN,
     "training.tasks.reap_stale_jobs": TaskQueue.DEFAULT,
+    "annotation.tasks.evaluate_disagreements": TaskQueue.DEFAULT,
+    "annotation.tasks.draft_tag2cot": TaskQueue.INFER,
 }
 
 # Long-running tasks: acknowledge after the work is done, and give the message back if the
@@ -34,4 +36,6 @@ def configure_routing(app: Any) -> None:
     app.conf.task_routes = {name: {"queue": q.value} for name, q in TASK_ROUTES.items()}
     app.conf.beat_schedule = {
         "reap-stale-training-jobs": {"task": "training.tasks.reap_stale_jobs", "schedule": 60.0},
+        # Catches feedback whose per-batch check was lost, and rules an admin changed.
+        "evaluate-disagreements": {"task": "annotation.tasks.evaluate_disagreements", "schedule": 15 * 60.0},
     }

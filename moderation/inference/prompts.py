@@ -85,7 +85,17 @@ def build_prompt(
     image_paths: list[str] | None = None,
     feedback: dict[str, Any] | None = None,
     comments: list[str] | None = None,
+    target_label: str | None = None,
 ) -> Prompt:
+    """The prompt for one item. ``feedback`` and ``target_label`` default to the bundle's own.
+
+    ``target_label`` (Tag2CoT drafts) states the label a human reviewer gave and asks for the
+    reasoning that leads to it, instead of asking the model to choose.
+    """
+    if feedback is None:
+        feedback = content.feedback
+    if target_label is None:
+        target_label = content.target_label
     speech = "\n".join(f"[t={s.start:.1f}s] {s.text.strip()}" for s in content.segments)
     frames = ", ".join(f"frame:{f.id} at {f.timestamp:.0f}s" for f in content.frames if f.selected)
     stats = ", ".join(f"{k}={v}" for k, v in sorted((feedback or {}).items())) or "no user feedback recorded"
@@ -98,6 +108,11 @@ def build_prompt(
         _fence("comments", "\n".join(comments or [])),
         f"User-feedback statistics: {stats}",
     ]
+    if target_label:
+        parts.append(
+            f"A human reviewer labelled this video {target_label!r}. Write the five stages of reasoning that "
+            f"lead to this label from the evidence above, and end with [Final judgment] label: {target_label}."
+        )
     return Prompt(
         system=rubric_text(taxonomy, safe_label, fmt),
         user="\n".join(parts),

@@ -5,11 +5,12 @@ import time
 
 from django.db import transaction
 
+from moderation.feedback.selectors import feedback_prompt_stats
 from moderation.inference.backends import ContentBundle, Frame, Segment, get_backend
 from moderation.inference.models import Decision, ModelVersion
 from moderation.media.models import Video
 from moderation.policies.services import policy_version_active
-from moderation.review.models import ReviewTask
+from moderation.review.services import review_tasks_create_for_decision
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ def content_bundle_for(video: Video) -> ContentBundle:
         frames=[Frame(k.id, k.timestamp, k.selected) for k in video.keyframes.all()],
         ocr=[part for part in video.ocr_text.split("|") if part.strip()],
         image_paths=[k.image.path for k in video.keyframes.all() if k.selected and k.image],
+        feedback=feedback_prompt_stats(video_id=video.pk),
     )
 
 
@@ -122,9 +124,7 @@ def decision_create_for_video(*, video_id: int) -> Decision:
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
         )
-        # Likely violations first; unparseable model output needs a human most of all.
-        priority = 100 if result.parse_error else int(round(decision.confidence * 100)) if decision.is_violation else 0
-        ReviewTask.objects.create(decision=decision, priority=priority)
+        review_tasks_create_for_decision(decision=decision)
         video.stage = Video.Stage.DONE
         video.progress = 100
         video.save(update_fields=["stage", "progress", "updated_at"])
@@ -137,7 +137,7 @@ def _existing_decision(video: Video, policy_version_id: int, model_version_id: i
         video=video, policy_version_id=policy_version_id, model_version_id=model_version_id
     ).first()
     if existing is not None:
-        ReviewTask.objects.get_or_create(decision=existing)
+        review_tasks_create_for_decision(decision=existing)
     return existing
 
 

@@ -2,6 +2,12 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+# Frame embeddings: CLIP image embeddings (projection_dim 512, e.g. ViT-B/32) when the CLIP scorer runs,
+# else the offline 32x16 greyscale thumbnail (also 512 values). Text: all-MiniLM-L6-v2 (384).
+FRAME_EMBEDDING_DIM = 512
+TEXT_EMBEDDING_DIM = 384
 
 
 class Video(models.Model):
@@ -15,7 +21,11 @@ class Video(models.Model):
         QUEUED = "queued", "Queued"
         PROBE = "probe", "Probing"
         KEYFRAMES = "keyframes", "Keyframes"
+        OCR = "ocr", "On-screen text"
+        SELECT = "select", "Keyframe selection"
+        PATCHES = "patches", "Patch saliency"
         ASR = "asr", "Speech to text"
+        HASHES = "hashes", "Hashes and embeddings"
         INFERENCE = "inference", "Model inference"
         DONE = "done", "Done"
 
@@ -56,6 +66,19 @@ class Video(models.Model):
     # Keyframe/TranscriptSegment rows.
     ocr_text = models.TextField(blank=True)
     asr_text = models.TextField(blank=True)
+    # Viewer comments given with the item (manifest import): a list of strings, for later prompts.
+    comments = models.JSONField(default=list, blank=True)
+    cover = models.ImageField(upload_to="covers/", max_length=500, blank=True)
+
+    # What the pipeline ran (recorded so a decision can say how its keyframes were chosen).
+    keyframe_scorer = models.CharField(max_length=100, blank=True)
+    keyframe_selection = models.CharField(max_length=50, blank=True)
+    patch_method = models.CharField(max_length=100, blank=True)
+    frame_embedding_model = models.CharField(max_length=200, blank=True)
+    # vPDQ-style signature: [{"t": seconds, "hash": 64 hex chars, "quality": 0-100}], one entry per
+    # 1 fps frame, consecutive near-duplicates (Hamming distance <= 31) dropped.
+    pdq_signature = models.JSONField(default=list, blank=True)
+    text_embedding = VectorField(dimensions=TEXT_EMBEDDING_DIM, null=True, blank=True)
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -63,6 +86,12 @@ class Video(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            HnswIndex(
+                name="video_text_embedding_hnsw", fields=["text_embedding"], m=16, ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]  # fmt: skip
         permissions = [
             ("upload_video", "Can upload and ingest videos"),
             ("review_video", "Can work review queues"),
@@ -80,13 +109,72 @@ class Keyframe(models.Model):
     image = models.ImageField(upload_to="keyframes/", max_length=500)
     score = models.FloatField(default=0.0)
     selected = models.BooleanField(default=False)
+    # Size of the stored thumbnail: patch and OCR boxes are in its pixels.
+    width = models.PositiveIntegerField(default=0)
+    height = models.PositiveIntegerField(default=0)
+    ocr_done = models.BooleanField(default=False)
+    ocr_text = models.TextField(blank=True)
+    pdq_hash = models.CharField(max_length=64, blank=True)
+    pdq_quality = models.PositiveSmallIntegerField(null=True, blank=True)
+    embedding = VectorField(dimensions=FRAME_EMBEDDING_DIM, null=True, blank=True)
 
     class Meta:
         ordering = ["video", "index"]
         constraints = [models.UniqueConstraint(fields=["video", "index"], name="uniq_keyframe_index")]
+        indexes = [
+            HnswIndex(
+                name="keyframe_embedding_hnsw", fields=["embedding"], m=16, ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"keyframe {self.index} of video {self.video_id}"
+
+
+class OcrBox(models.Model):
+    """One line of on-screen text found on a keyframe; the box is in the keyframe image's pixels."""
+
+    keyframe = models.ForeignKey(Keyframe, on_delete=models.CASCADE, related_name="ocr_boxes")
+    index = models.PositiveSmallIntegerField()
+    text = models.TextField()
+    confidence = models.FloatField()
+    x = models.IntegerField()
+    y = models.IntegerField()
+    w = models.IntegerField()
+    h = models.IntegerField()
+
+    class Meta:
+        ordering = ["keyframe", "index"]
+        constraints = [models.UniqueConstraint(fields=["keyframe", "index"], name="uniq_ocrbox_index")]
+
+    def __str__(self) -> str:
+        return f"{self.text[:40]} @ {self.x},{self.y}"
+
+
+class Patch(models.Model):
+    """A salient region of a selected keyframe (BLM-Guard patch evidence, cited as ``[patch:ID]``)."""
+
+    class Method(models.TextChoices):
+        VIT = "vit", "ViT patch-embedding norm"
+        OCR = "ocr", "On-screen text box"
+
+    keyframe = models.ForeignKey(Keyframe, on_delete=models.CASCADE, related_name="patches")
+    rank = models.PositiveSmallIntegerField(help_text="0 = most salient")
+    method = models.CharField(max_length=10, choices=Method.choices)
+    x = models.IntegerField()
+    y = models.IntegerField()
+    w = models.IntegerField()
+    h = models.IntegerField()
+    score = models.FloatField()
+    label = models.TextField(blank=True, help_text="the text inside an OCR box")
+
+    class Meta:
+        ordering = ["keyframe", "rank"]
+        constraints = [models.UniqueConstraint(fields=["keyframe", "rank"], name="uniq_patch_rank")]
+
+    def __str__(self) -> str:
+        return f"patch {self.pk} ({self.method}) of keyframe {self.keyframe_id}"
 
 
 class TranscriptSegment(models.Model):

@@ -28,6 +28,7 @@ class PolicyVersion(models.Model):
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     is_active = models.BooleanField(default=False)
+
     class OutputFormat(models.TextChoices):
         KUAIMOD = "kuaimod", "KuaiMod five-stage CoT"
         BLM = "blm", "BLM-Guard <think>/<answer>"

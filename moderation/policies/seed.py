@@ -34,7 +34,7 @@ _TAXONOMY: list[tuple[str, str, list[tuple[str, str, list[str]]]]] = [
         ("未添加AI标识", "Missing AI-generated label", ["ai生成", "ai换脸", "deepfake", "ai generated"]),
         ("盗用抄袭作品", "Unauthorised reproduction / plagiarism", ["搬运", "转载", "reupload", "reposted"]),
     ]),
-]
+]  # fmt: skip
 
 
 def kuaimod_taxonomy() -> list[dict[str, Any]]:
@@ -87,20 +87,20 @@ _BLM_TAXONOMY: list[tuple[str, str, list[tuple[str, str, list[str], list[str], l
     ]),
     ("低俗擦边", "Vulgar borderline content", [
         ("性暗示", "Sexual innuendo",
-         ["性感", "诱惑", "撩", "擦边", "sexy", "seductive", "hot girls"],
+         ["性感", "诱惑", "撩人", "擦边", "sexy", "seductive", "hot girls"],
          ["Suggestive poses, close-ups or wording used to attract attention to an unrelated product.",
           "Low for mild suggestion; high when nudity or sexual acts are implied."],
          ["low", "medium", "high"]),
         ("软色情引流", "Soft-porn traffic bait",
-         ["福利视频", "私密照", "看完整版", "约", "private photos", "full version", "adult content"],
+         ["福利视频", "私密照", "看完整版", "约吗", "private photos", "full version", "adult content"],
          ["Promises of sexual content used to drive clicks, follows or off-platform contact."],
          ["medium", "high"]),
         ("低俗言语", "Vulgar language",
-         ["骚", "下流", "dirty talk", "vulgar"],
+         ["骚气", "下流", "dirty talk", "vulgar"],
          ["Crude or sexualised language in voice-over, captions or on-screen text."],
          ["low", "medium"]),
     ]),
-]
+]  # fmt: skip
 
 
 def blm_guard_taxonomy() -> list[dict[str, Any]]:
@@ -109,8 +109,13 @@ def blm_guard_taxonomy() -> list[dict[str, Any]]:
             "key": scene,
             "name": scene_en,
             "tags": [
-                {"key": key, "name": name, "keywords": list(keywords), "criteria": list(criteria),
-                 "severities": list(severities)}
+                {
+                    "key": key,
+                    "name": name,
+                    "keywords": list(keywords),
+                    "criteria": list(criteria),
+                    "severities": list(severities),
+                }
                 for key, name, keywords, criteria, severities in violations
             ],
         }

@@ -1,27 +1,89 @@
+"""Policy writes: seeding, new draft versions, publishing and activating.
+
+A version is immutable once created: an edit is always a new draft (the next number), never an
+update of an existing row's taxonomy. The only fields services ever change on an existing version
+are ``status`` (draft -> published) and ``is_active`` (which published version is live).
+"""
+
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
+from django.db.models import Max
 
 from moderation.errors import ModerationError
 from moderation.policies.models import Policy, PolicyVersion
-from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
+from moderation.policies.seed import BLM_GUARD_SAFE_LABEL, SAFE_LABEL, blm_guard_taxonomy, kuaimod_taxonomy
+from moderation.policies.taxonomy import taxonomy_errors, taxonomy_normalise
+from workbench.roles import Perm
+
+logger = logging.getLogger(__name__)
+
+BLM_GUARD_SLUG = "blm-guard-ads"
 
 
-@transaction.atomic
-def policy_seed_kuaimod() -> PolicyVersion:
-    """Create the KuaiMod policy with a published, active first version (idempotent)."""
-    policy, _ = Policy.objects.get_or_create(slug="kuaimod", defaults={"name": "KuaiMod taxonomy"})
+class PolicyValidationError(ModerationError):
+    """A taxonomy that does not validate; ``errors`` lists every problem for the editor to show."""
+
+    def __init__(self, errors: list[str]):
+        self.errors = errors
+        super().__init__(f"The taxonomy has {len(errors)} problem(s): " + " ".join(errors[:3]))
+
+
+def _require_editor(by: User | AnonymousUser | None) -> None:
+    # Views check too; the service refuses on its own so commands and APIs cannot skip the rule.
+    if by is None or not by.has_perm(Perm.EDIT_POLICY):  # type: ignore[union-attr]
+        raise ModerationError("Only policy editors and admins may change policies.")
+
+
+def _seed(
+    *, slug: str, name: str, safe_label: str, output_format: str, taxonomy: list[dict[str, Any]], notes: str
+) -> PolicyVersion:
+    policy, _ = Policy.objects.get_or_create(slug=slug, defaults={"name": name})
     active = policy.versions.filter(is_active=True).first()
     if active is not None:
         return active
+    errors = taxonomy_errors(taxonomy, safe_label=safe_label, output_format=output_format)
+    if errors:
+        raise PolicyValidationError(errors)
     return PolicyVersion.objects.create(
         policy=policy,
         number=(policy.versions.count() + 1),
         status=PolicyVersion.Status.PUBLISHED,
         is_active=True,
+        safe_label=safe_label,
+        output_format=output_format,
+        taxonomy=taxonomy,
+        notes=notes,
+    )
+
+
+@transaction.atomic
+def policy_seed_kuaimod() -> PolicyVersion:
+    """Create the KuaiMod policy with a published, active first version (idempotent)."""
+    return _seed(
+        slug="kuaimod",
+        name="KuaiMod taxonomy",
         safe_label=SAFE_LABEL,
+        output_format=PolicyVersion.OutputFormat.KUAIMOD,
         taxonomy=kuaimod_taxonomy(),
         notes="Seeded from the KuaiMod benchmark taxonomy.",
+    )
+
+
+@transaction.atomic
+def policy_seed_blm_guard() -> PolicyVersion:
+    """Create the BLM-Guard advertising policy (scene -> violation type -> severity), idempotent."""
+    return _seed(
+        slug=BLM_GUARD_SLUG,
+        name="BLM-Guard advertising risk",
+        safe_label=BLM_GUARD_SAFE_LABEL,
+        output_format=PolicyVersion.OutputFormat.BLM,
+        taxonomy=blm_guard_taxonomy(),
+        notes="Seeded with BLM-Guard's advertising risk scenes, violation types and severities.",
     )
 
 
@@ -29,4 +91,88 @@ def policy_version_active(*, slug: str = "kuaimod") -> PolicyVersion:
     version = PolicyVersion.objects.filter(policy__slug=slug, is_active=True).select_related("policy").first()
     if version is None:
         raise ModerationError(f"Policy '{slug}' has no active version; run `manage.py bootstrap` first.")
+    return version
+
+
+@transaction.atomic
+def policy_version_create_draft(
+    *,
+    policy: Policy,
+    taxonomy: Any,
+    by: User | AnonymousUser | None,
+    notes: str = "",
+    safe_label: str | None = None,
+    output_format: str | None = None,
+) -> PolicyVersion:
+    """Save an edit as a new draft version numbered after the newest one.
+
+    ``safe_label`` and ``output_format`` default to those of the active (else newest) version.
+    Raises :class:`PolicyValidationError` listing every problem when the taxonomy is invalid.
+    """
+    _require_editor(by)
+    # Lock the policy row so two editors saving at once get consecutive numbers, not a clash.
+    policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    base = policy.versions.filter(is_active=True).first() or policy.versions.order_by("-number").first()
+    safe_label = safe_label or (base.safe_label if base else SAFE_LABEL)
+    output_format = output_format or (base.output_format if base else PolicyVersion.OutputFormat.KUAIMOD)
+    if output_format not in PolicyVersion.OutputFormat.values:
+        raise PolicyValidationError([f"Unknown output format {output_format!r}."])
+    errors = taxonomy_errors(taxonomy, safe_label=safe_label, output_format=output_format)
+    if errors:
+        raise PolicyValidationError(errors)
+    number = (policy.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    version = PolicyVersion.objects.create(
+        policy=policy,
+        number=number,
+        status=PolicyVersion.Status.DRAFT,
+        is_active=False,
+        safe_label=safe_label,
+        output_format=output_format,
+        taxonomy=taxonomy_normalise(taxonomy),
+        notes=notes.strip(),
+        created_by=by if isinstance(by, User) else None,
+    )
+    logger.info("policy %s: draft v%s created by %s", policy.slug, number, getattr(by, "pk", None))
+    return version
+
+
+def _make_active(version: PolicyVersion) -> None:
+    # Deactivate first: the one-active-version constraint is checked per statement.
+    PolicyVersion.objects.filter(policy_id=version.policy_id, is_active=True).exclude(pk=version.pk).update(
+        is_active=False
+    )
+    PolicyVersion.objects.filter(pk=version.pk).update(is_active=True, status=PolicyVersion.Status.PUBLISHED)
+    version.refresh_from_db(fields=["is_active", "status"])
+
+
+@transaction.atomic
+def policy_version_publish(*, version: PolicyVersion, by: User | AnonymousUser | None) -> PolicyVersion:
+    """Publish a draft and make it the policy's active version, all in one transaction.
+
+    New decisions and reviews pin the active version from the moment this commits; the versions
+    they were made under before stay as they were. Publishing the active version again is a no-op.
+    """
+    _require_editor(by)
+    Policy.objects.select_for_update().get(pk=version.policy_id)
+    version = PolicyVersion.objects.get(pk=version.pk)
+    if version.is_active:
+        return version
+    if version.status != PolicyVersion.Status.DRAFT:
+        raise ModerationError(f"v{version.number} is already published; activate it instead of publishing it again.")
+    _make_active(version)
+    logger.info("policy %s: v%s published by %s", version.policy_id, version.number, getattr(by, "pk", None))
+    return version
+
+
+@transaction.atomic
+def policy_version_activate(*, version: PolicyVersion, by: User | AnonymousUser | None) -> PolicyVersion:
+    """Make an already published version the active one again (a rollback); drafts must be published."""
+    _require_editor(by)
+    Policy.objects.select_for_update().get(pk=version.policy_id)
+    version = PolicyVersion.objects.get(pk=version.pk)
+    if version.status != PolicyVersion.Status.PUBLISHED:
+        raise ModerationError(f"v{version.number} is a draft; publish it to make it active.")
+    if not version.is_active:
+        _make_active(version)
+        logger.info("policy %s: v%s re-activated by %s", version.policy_id, version.number, getattr(by, "pk", None))
     return version

@@ -27,6 +27,11 @@ def _nonempty_str(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
+def _text(value: Any) -> str:
+    """``value`` stripped if it is a string, else "" (so a number or list as a key reads as missing)."""
+    return value.strip() if isinstance(value, str) else ""
+
+
 def _string_list_errors(value: Any, where: str, what: str) -> list[str]:
     if not isinstance(value, list):
         return [f"{where}: {what} must be a list of strings."]
@@ -61,17 +66,17 @@ def taxonomy_errors(taxonomy: Any, *, safe_label: str, output_format: str = "kua
         if not isinstance(category, dict):
             errors.append(f"Category {ci}: must be an object with key, name and tags.")
             continue
-        ckey = category.get("key")
-        where = f"Category {ci}" + (f" ({ckey})" if _nonempty_str(ckey) else "")
+        ckey = _text(category.get("key"))
+        where = f"Category {ci}" + (f" ({ckey})" if ckey else "")
         unknown = sorted(set(category) - CATEGORY_FIELDS)
         if unknown:
             errors.append(f"{where}: unknown field(s) {', '.join(unknown)}.")
-        if not _nonempty_str(ckey):
+        if not ckey:
             errors.append(f"{where}: key must not be empty.")
-        elif ckey.strip() in category_keys:
+        elif ckey in category_keys:
             errors.append(f"{where}: key {ckey!r} is used by another category.")
         else:
-            category_keys.add(ckey.strip())
+            category_keys.add(ckey)
         if not _nonempty_str(category.get("name")):
             errors.append(f"{where}: name must not be empty.")
         tags = category.get("tags")
@@ -87,20 +92,20 @@ def _tag_errors(tag: Any, where: str, tag_keys: dict[str, str], safe_label: str,
     if not isinstance(tag, dict):
         return [f"{where}: must be an object with key, name and keywords."]
     errors: list[str] = []
-    key = tag.get("key")
-    if _nonempty_str(key):
+    key = _text(tag.get("key"))
+    if key:
         where = f"{where} ({key})"
     unknown = sorted(set(tag) - TAG_FIELDS)
     if unknown:
         errors.append(f"{where}: unknown field(s) {', '.join(unknown)}.")
-    if not _nonempty_str(key):
+    if not key:
         errors.append(f"{where}: key must not be empty.")
-    elif key.strip() == safe_label:
+    elif key == safe_label:
         errors.append(f"{where}: key {key!r} is the non-violative label and cannot be a violation tag.")
-    elif key.strip() in tag_keys:
-        errors.append(f"{where}: key {key!r} is already used by {tag_keys[key.strip()]}.")
+    elif key in tag_keys:
+        errors.append(f"{where}: key {key!r} is already used by {tag_keys[key]}.")
     else:
-        tag_keys[key.strip()] = where
+        tag_keys[key] = where
     if not _nonempty_str(tag.get("name")):
         errors.append(f"{where}: name must not be empty.")
     errors += _string_list_errors(tag.get("keywords", None), where, "keywords")
@@ -115,8 +120,10 @@ def _tag_errors(tag: Any, where: str, tag_keys: dict[str, str], safe_label: str,
     else:
         bad = [s for s in severities if s not in SEVERITIES]
         if bad:
-            errors.append(f"{where}: unknown severit{'y' if len(bad) == 1 else 'ies'} {', '.join(map(repr, bad))}; "
-                          f"allowed: {', '.join(SEVERITIES)}.")
+            errors.append(
+                f"{where}: unknown severit{'y' if len(bad) == 1 else 'ies'} {', '.join(map(repr, bad))}; "
+                f"allowed: {', '.join(SEVERITIES)}."
+            )
         if len(set(severities)) != len(severities):
             errors.append(f"{where}: severities repeat a value.")
         if not severities and output_format == "blm":
@@ -164,6 +171,27 @@ class TaxonomyChange:
     def is_removal(self) -> bool:
         return self.kind.endswith("_removed")
 
+    @property
+    def label(self) -> str:
+        return CHANGE_LABELS.get(self.kind, self.kind)
+
+
+CHANGE_LABELS = {
+    "setting_changed": "Setting changed",
+    "category_added": "Category added",
+    "category_removed": "Category removed",
+    "category_renamed": "Category renamed",
+    "tag_added": "Tag added",
+    "tag_removed": "Tag removed",
+    "tag_renamed": "Tag renamed",
+    "tag_moved": "Tag moved to another category",
+    "keywords_added": "Keywords added",
+    "keywords_removed": "Keywords removed",
+    "criteria_added": "Criteria added",
+    "criteria_removed": "Criteria removed",
+    "severities_changed": "Severities changed",
+}
+
 
 def _index_tags(taxonomy: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any]]]:
     return {t["key"]: (c["key"], t) for c in taxonomy for t in c.get("tags", [])}
@@ -188,7 +216,9 @@ def taxonomy_diff(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[Taxo
             changes.append(TaxonomyChange("category_added", category=key, after=cat.get("name", "")))
         elif cats_a[key].get("name") != cat.get("name"):
             changes.append(
-                TaxonomyChange("category_renamed", category=key, before=cats_a[key].get("name", ""), after=cat.get("name", ""))
+                TaxonomyChange(
+                    "category_renamed", category=key, before=cats_a[key].get("name", ""), after=cat.get("name", "")
+                )
             )
     for key, cat in cats_a.items():
         if key not in cats_b:
@@ -198,8 +228,13 @@ def taxonomy_diff(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[Taxo
     for key, (cat_key, tag) in tags_b.items():
         if key not in tags_a:
             changes.append(
-                TaxonomyChange("tag_added", category=cat_key, tag=key, after=tag.get("name", ""),
-                               items=tuple(tag.get("keywords", [])))
+                TaxonomyChange(
+                    "tag_added",
+                    category=cat_key,
+                    tag=key,
+                    after=tag.get("name", ""),
+                    items=tuple(tag.get("keywords", [])),
+                )
             )
             continue
         old_cat, old = tags_a[key]
@@ -207,7 +242,9 @@ def taxonomy_diff(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[Taxo
             changes.append(TaxonomyChange("tag_moved", category=cat_key, tag=key, before=old_cat, after=cat_key))
         if old.get("name") != tag.get("name"):
             changes.append(
-                TaxonomyChange("tag_renamed", category=cat_key, tag=key, before=old.get("name", ""), after=tag.get("name", ""))
+                TaxonomyChange(
+                    "tag_renamed", category=cat_key, tag=key, before=old.get("name", ""), after=tag.get("name", "")
+                )
             )
         for field_name in ("keywords", "criteria"):
             added, removed = _added_removed(old.get(field_name, []), tag.get(field_name, []))
@@ -218,7 +255,9 @@ def taxonomy_diff(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[Taxo
         if old.get("severities") != tag.get("severities"):
             changes.append(
                 TaxonomyChange(
-                    "severities_changed", category=cat_key, tag=key,
+                    "severities_changed",
+                    category=cat_key,
+                    tag=key,
                     before=", ".join(old.get("severities") or []) or "—",
                     after=", ".join(tag.get("severities") or []) or "—",
                 )

@@ -1,13 +1,34 @@
-"""Read-only policy pages: every signed-in user may read the taxonomy they are judged against."""
+"""Policy pages: everyone signed in reads policies, versions and diffs; editors draft, preview and publish."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+import json
+from typing import Any
 
-from moderation.policies import selectors
-from workbench.roles import Perm
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from moderation.errors import ModerationError
+from moderation.policies import selectors, services
+from moderation.policies.editor import (
+    editor_apply_action,
+    editor_rows_from_post,
+    editor_rows_from_taxonomy,
+    editor_taxonomy_from_rows,
+)
+from moderation.policies.models import Policy, PolicyVersion
+from moderation.policies.taxonomy import SEVERITIES
+from workbench.roles import Perm, permission_required
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 @login_required
@@ -31,5 +52,148 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "versions": versions,
             "rows": selectors.policy_taxonomy_rows(version=active) if active else [],
             "can_edit": request.user.has_perm(Perm.EDIT_POLICY),
+            "diff_a": versions[1] if len(versions) > 1 else None,
+            "diff_b": versions[0] if versions else None,
         },
     )
+
+
+@login_required
+def policy_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    version = selectors.policy_version_get(version_id=pk)
+    return render(
+        request,
+        "moderation/policies/policy_version.html",
+        {
+            "policy": version.policy,
+            "version": version,
+            "rows": selectors.policy_taxonomy_rows(version=version),
+            "can_edit": request.user.has_perm(Perm.EDIT_POLICY),
+            "default_sample": selectors.DEFAULT_IMPACT_SAMPLE,
+        },
+    )
+
+
+@login_required
+def policy_diff(request: HttpRequest, pk: int) -> HttpResponse:
+    policy, _active, versions = selectors.policy_detail(policy_id=pk)
+    a_id, b_id = _int(request.GET.get("a")), _int(request.GET.get("b"))
+    if a_id is None or b_id is None:
+        if len(versions) < 2:
+            raise Http404("This policy has only one version; there is nothing to compare.")
+        a_id, b_id = versions[1].pk, versions[0].pk
+    try:
+        a, b = selectors.policy_versions_pair(policy_id=policy.pk, a_id=a_id, b_id=b_id)
+    except PolicyVersion.DoesNotExist:
+        raise Http404("No such version of this policy.") from None
+    context = {"policy": policy, "versions": versions, "a": a, "b": b, "changes": selectors.policy_diff(a, b)}
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "moderation/policies/policy_diff.html#diff", context)
+    return render(request, "moderation/policies/policy_diff.html", context)
+
+
+@permission_required(Perm.EDIT_POLICY)
+def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Edit a version's taxonomy (the active one unless ``?from=``) and save it as a new draft."""
+    policy = get_object_or_404(Policy, pk=pk)
+    base_id = _int(request.POST.get("base") or request.GET.get("from"))
+    bases = policy.versions.order_by("-is_active", "-number")
+    base = get_object_or_404(bases, pk=base_id) if base_id else bases.first()
+    output_format = base.output_format if base else PolicyVersion.OutputFormat.KUAIMOD
+    taxonomy: Any = base.taxonomy if base else []
+    rows = editor_rows_from_taxonomy(taxonomy)
+    json_text = json.dumps(taxonomy, ensure_ascii=False, indent=2)
+    notes, mode, errors, status = "", "structured", [], 200
+
+    if request.method == "POST":
+        notes = request.POST.get("notes", "")
+        mode = "json" if request.POST.get("mode") == "json" else "structured"
+        if mode == "json":
+            json_text = request.POST.get("taxonomy_json", "")
+            try:
+                taxonomy = json.loads(json_text)
+            except json.JSONDecodeError as exc:
+                errors = [f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."]
+        else:
+            rows = editor_rows_from_post(request.POST)
+            if editor_apply_action(rows, request.POST.get("action", "save")):
+                return _render_editor(request, policy, base, rows, json_text, notes, mode, [], 200)
+            taxonomy = editor_taxonomy_from_rows(rows, output_format=output_format)
+        if not errors:
+            try:
+                version = services.policy_version_create_draft(
+                    policy=policy, taxonomy=taxonomy, by=request.user, notes=notes
+                )
+            except services.PolicyValidationError as exc:
+                errors = exc.errors
+            except ModerationError as exc:
+                errors = [str(exc)]
+            else:
+                messages.success(request, f"Saved as draft v{version.number}; preview its impact, then publish it.")
+                return redirect("moderation:policy_version", pk=version.pk)
+        status = 400
+    return _render_editor(request, policy, base, rows, json_text, notes, mode, errors, status)
+
+
+def _render_editor(
+    request: HttpRequest,
+    policy: Policy,
+    base: PolicyVersion | None,
+    rows: list[Any],
+    json_text: str,
+    notes: str,
+    mode: str,
+    errors: list[str],
+    status: int,
+) -> HttpResponse:
+    context = {
+        "policy": policy,
+        "base": base,
+        "rows": rows,
+        "json_text": json_text,
+        "notes": notes,
+        "mode": mode,
+        "errors": errors,
+        "severities": SEVERITIES,
+    }
+    return render(request, "moderation/policies/policy_edit.html", context, status=status)
+
+
+@require_POST
+@permission_required(Perm.EDIT_POLICY)
+def policy_version_publish(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(PolicyVersion, pk=pk)
+    try:
+        version = services.policy_version_publish(version=version, by=request.user)
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+        return redirect("moderation:policy_version", pk=pk)
+    messages.success(request, f"v{version.number} is published and active; new decisions use it from now on.")
+    return redirect("moderation:policy_detail", pk=version.policy_id)
+
+
+@require_POST
+@permission_required(Perm.EDIT_POLICY)
+def policy_version_activate(request: HttpRequest, pk: int) -> HttpResponse:
+    version = get_object_or_404(PolicyVersion, pk=pk)
+    try:
+        version = services.policy_version_activate(version=version, by=request.user)
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+        return redirect("moderation:policy_version", pk=pk)
+    messages.success(request, f"v{version.number} is active again; new decisions use it from now on.")
+    return redirect("moderation:policy_detail", pk=version.policy_id)
+
+
+@permission_required(Perm.EDIT_POLICY)
+def policy_version_impact(request: HttpRequest, pk: int) -> HttpResponse:
+    version = selectors.policy_version_get(version_id=pk)
+    sample_size = _int(request.GET.get("n")) or selectors.DEFAULT_IMPACT_SAMPLE
+    context = {
+        "policy": version.policy,
+        "version": version,
+        "preview": selectors.policy_impact_preview(draft=version, sample_size=sample_size),
+    }
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "moderation/policies/policy_impact.html#impact", context)
+    return render(request, "moderation/policies/policy_impact.html", context)

@@ -126,6 +126,7 @@ class ItemLabel(models.Model):
     class Source(models.TextChoices):
         IMPORT = "import", "Imported ground truth"
         REVIEW = "review", "Human review"
+        ADJUDICATION = "adjudication", "Adjudicated user-feedback disagreement"
 
     video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="labels")
     label = models.CharField(max_length=100)

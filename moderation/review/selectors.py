@@ -2,35 +2,205 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
+from itertools import combinations
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Q
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from moderation.review.models import ReviewTask
+from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
+from moderation.review.models import Review, ReviewQueue, ReviewTask
+from workbench.roles import Perm
 
 COT_STAGE_KEYS = ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
 
 
-def review_queue_stats(*, queue: str = "default") -> dict[str, int]:
-    """Counts for the queue page; ``stale`` are claims whose lease lapsed (claimable again)."""
+def review_queue_may_work(*, user: User, queue: ReviewQueue) -> bool:
+    """Reviewers may work a queue open to all, or one restricted to a group they belong to."""
+    if not user.is_active or not user.has_perm(Perm.REVIEW_VIDEO):
+        return False
+    if user.is_superuser:
+        return True
+    groups = queue.allowed_groups.all()
+    return not groups.exists() or groups.filter(user=user).exists()
+
+
+def review_queues_for(*, user: User) -> QuerySet[ReviewQueue]:
+    """The active queues ``user`` may see and work, highest priority first."""
+    if not user.has_perm(Perm.REVIEW_VIDEO):
+        return ReviewQueue.objects.none()
+    queues = ReviewQueue.objects.filter(is_active=True)
+    if not user.is_superuser:
+        restricted = ReviewQueue.allowed_groups.through.objects.filter(reviewqueue_id=OuterRef("pk"))
+        mine = restricted.filter(group__user=user)
+        queues = queues.filter(~Exists(restricted) | Exists(mine))
+    return queues.order_by("-priority", "name")
+
+
+def review_queue_get_for(*, user: User, slug: str) -> ReviewQueue:
+    """The queue ``slug`` if ``user`` may work it: 404 when it does not exist, 403 when restricted."""
+    queue = get_object_or_404(ReviewQueue, slug=slug, is_active=True)
+    if not review_queue_may_work(user=user, queue=queue):
+        raise PermissionDenied(f"The queue “{queue.name}” is restricted to other groups.")
+    return queue
+
+
+def review_queue_stats(*, queue: ReviewQueue | None = None) -> dict[str, Any]:
+    """Counts for one queue (default queue when ``None``); see ``review_queue_overview``."""
+    if queue is None:
+        queue = ReviewQueue.objects.filter(slug=ReviewQueue.DEFAULT_SLUG).first()
+        if queue is None:
+            return _empty_stats()
+    return review_queue_overview(queues=[queue])[queue.pk]
+
+
+def _empty_stats() -> dict[str, Any]:
+    return {"pending": 0, "claimed": 0, "stale": 0, "done": 0, "escalated": 0, "sla_breached": 0, "median_handling_s": None}
+
+
+def review_queue_overview(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[str, Any]]:
+    """Per queue: pending / claimed / lapsed (``stale``, claimable again) / done / escalated counts,
+    SLA breaches (open past the deadline, or decided after it) and the median handling time
+    (claim to decision) of the queue's latest 1,000 decided items.
+
+    Two queries whatever the number of queues.
+    """
+    queues = list(queues)
+    stats = {q.pk: _empty_stats() for q in queues}
+    if not queues:
+        return stats
     now = timezone.now()
-    return ReviewTask.objects.filter(queue=queue).aggregate(
-        pending=Count("pk", filter=Q(status=ReviewTask.Status.PENDING)),
-        claimed=Count("pk", filter=Q(status=ReviewTask.Status.CLAIMED)),
-        stale=Count("pk", filter=Q(status=ReviewTask.Status.CLAIMED, lease_expires_at__lte=now)),
-        done=Count("pk", filter=Q(status=ReviewTask.Status.DONE)),
+    S = ReviewTask.Status
+    rows = (
+        ReviewTask.objects.filter(queue__in=queues, is_gold=False)
+        .values("queue_id")
+        .annotate(
+            pending=Count("pk", filter=Q(status=S.PENDING)),
+            claimed=Count("pk", filter=Q(status=S.CLAIMED)),
+            stale=Count("pk", filter=Q(status=S.CLAIMED, lease_expires_at__lte=now)),
+            done=Count("pk", filter=Q(status=S.DONE)),
+            escalated=Count("pk", filter=Q(status=S.ESCALATED)),
+            sla_breached=Count(
+                "pk",
+                filter=Q(status__in=[S.PENDING, S.CLAIMED], deadline__lt=now)
+                | Q(status__in=[S.DONE, S.ESCALATED], completed_at__gt=F("deadline")),
+            ),
+        )
+        .order_by()
     )
+    for row in rows:
+        stats[row.pop("queue_id")].update(row)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT q.id, (
+                SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY h.seconds)
+                FROM (
+                    SELECT EXTRACT(EPOCH FROM t.completed_at - t.claimed_at) AS seconds
+                    FROM moderation_reviewtask t
+                    WHERE t.queue_id = q.id AND t.completed_at IS NOT NULL AND t.claimed_at IS NOT NULL
+                    ORDER BY t.completed_at DESC
+                    LIMIT 1000
+                ) h
+            )
+            FROM moderation_reviewqueue q WHERE q.id = ANY(%s)
+            """,
+            [[q.pk for q in queues]],
+        )
+        for queue_id, median in cursor.fetchall():
+            stats[queue_id]["median_handling_s"] = float(median) if median is not None else None
+    return stats
 
 
-def review_task_open_for(*, user: User, queue: str = "default") -> ReviewTask | None:
-    """The item ``user`` currently holds, if any (to offer "continue")."""
-    return (
-        ReviewTask.objects.filter(queue=queue, status=ReviewTask.Status.CLAIMED, claimed_by=user)
-        .order_by("-lease_expires_at")
-        .first()
+def review_task_open_for(*, user: User, queue: ReviewQueue | None = None) -> ReviewTask | None:
+    """The item ``user`` currently holds (in ``queue``, or in any queue), to offer "continue"."""
+    held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user)
+    if queue is not None:
+        held = held.filter(queue=queue)
+    return held.select_related("queue").order_by("-lease_expires_at").first()
+
+
+def review_gold_accuracy(*, queue: ReviewQueue | None = None) -> list[dict[str, Any]]:
+    """Each reviewer's score on gold items (known answers): answered, correct, accuracy."""
+    reviews = Review.objects.filter(gold_correct__isnull=False)
+    if queue is not None:
+        reviews = reviews.filter(task__queue=queue)
+    rows = list(
+        reviews.values("reviewer_id", "reviewer__username")
+        .annotate(answered=Count("pk"), correct=Count("pk", filter=Q(gold_correct=True)))
+        .order_by("reviewer__username")
+    )
+    return [
+        {
+            "reviewer": r["reviewer__username"],
+            "answered": r["answered"],
+            "correct": r["correct"],
+            "accuracy": r["correct"] / r["answered"] if r["answered"] else None,
+        }
+        for r in rows
+    ]
+
+
+def _agreement(ratings: dict[int, dict[int, str]]) -> dict[str, Any]:
+    """κ averaged over reviewer pairs (with ≥ 2 shared items) and α over all items."""
+    by_reviewer: dict[int, dict[int, str]] = defaultdict(dict)
+    for item, per_reviewer in ratings.items():
+        for reviewer, label in per_reviewer.items():
+            by_reviewer[reviewer][item] = label
+    kappas = []
+    for r1, r2 in combinations(sorted(by_reviewer), 2):
+        shared = sorted(set(by_reviewer[r1]) & set(by_reviewer[r2]))
+        if len(shared) < 2:
+            continue
+        k = cohen_kappa([by_reviewer[r1][i] for i in shared], [by_reviewer[r2][i] for i in shared])
+        if k is not None:
+            kappas.append(k)
+    multi = [list(v.values()) for v in ratings.values() if len(v) >= 2]
+    return {
+        "items": len(multi),
+        "pairs": len(kappas),
+        "kappa": sum(kappas) / len(kappas) if kappas else None,
+        "alpha": krippendorff_alpha_nominal(multi),
+    }
+
+
+def review_agreement(*, queues: Iterable[ReviewQueue]) -> dict[str, Any]:
+    """Agreement of independent reviews (non-gold), per queue and per category (the model's label).
+
+    Returns ``{"queues": [{"queue", "items", "pairs", "kappa", "alpha"}], "categories": [...]}``;
+    κ is the mean Cohen's κ over reviewer pairs, α Krippendorff's α (nominal).
+    """
+    queues = list(queues)
+    rows = Review.objects.filter(task__queue__in=queues, task__is_gold=False).values_list(
+        "task__queue_id", "decision_id", "decision__label", "reviewer_id", "label"
+    )
+    per_queue: dict[int, dict[int, dict[int, str]]] = defaultdict(lambda: defaultdict(dict))
+    per_category: dict[str, dict[tuple[int, int], dict[int, str]]] = defaultdict(lambda: defaultdict(dict))
+    for queue_id, decision_id, category, reviewer_id, label in rows:
+        per_queue[queue_id][decision_id][reviewer_id] = label
+        per_category[category or "(none)"][(queue_id, decision_id)][reviewer_id] = label
+    return {
+        "queues": [{"queue": q, **_agreement(dict(per_queue.get(q.pk, {})))} for q in queues],
+        "categories": [
+            {"category": c, **_agreement(dict(items))}  # type: ignore[arg-type]
+            for c, items in sorted(per_category.items())
+        ],
+    }
+
+
+def review_prior_reviews(*, task: ReviewTask) -> list[Review]:
+    """For an adjudication task only: the verdicts that disagreed (other reviewers never see them)."""
+    return list(
+        Review.objects.filter(decision_id=task.decision_id, task__is_gold=False)
+        .exclude(task=task)
+        .select_related("reviewer", "task__queue")
+        .order_by("created_at")
     )
 
 
@@ -38,7 +208,7 @@ def review_task_get(*, task_id: int) -> ReviewTask:
     """One task with its decision, video, policy and model version, plus keyframes and segments prefetched."""
     return get_object_or_404(
         ReviewTask.objects.select_related(
-            "decision__video", "decision__policy_version__policy", "decision__model_version", "claimed_by"
+            "decision__video", "decision__policy_version__policy", "decision__model_version", "claimed_by", "queue__escalation_queue"
         ).prefetch_related("decision__video__keyframes", "decision__video__segments"),
         pk=task_id,
     )

@@ -34,6 +34,14 @@ def media_revealed(request: HttpRequest) -> bool:
     return bool(request.session.get(REVEAL_SESSION_KEY, False))
 
 
+SKIP_REASONS = (
+    "Not sure: let another reviewer decide",
+    "Needs language or context I lack",
+    "Media does not play",
+    "Conflict of interest",
+)
+
+
 def _go_to(task: ReviewTask | None) -> HttpResponse:
     if task is None:
         return redirect("moderation:queue")
@@ -42,8 +50,11 @@ def _go_to(task: ReviewTask | None) -> HttpResponse:
 
 @permission_required(Perm.REVIEW_VIDEO)
 def queue(request: HttpRequest) -> HttpResponse:
+    """Every queue this reviewer may work, with its load, SLA breaches and handling time."""
+    queues = list(selectors.review_queues_for(user=_user(request)))
+    overview = selectors.review_queue_overview(queues=queues)
     context = {
-        "stats": selectors.review_queue_stats(),
+        "rows": [{"queue": q, "stats": overview[q.pk]} for q in queues],
         "open_task": selectors.review_task_open_for(user=_user(request)),
     }
     if request.htmx:  # type: ignore[attr-defined]
@@ -51,10 +62,39 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, "moderation/review/queue.html", context)
 
 
+@permission_required(Perm.REVIEW_VIDEO)
+def queue_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    """One queue: its load and SLA, reviewers' gold accuracy and agreement between reviewers."""
+    q = selectors.review_queue_get_for(user=_user(request), slug=slug)
+    context = {
+        "queue": q,
+        "stats": selectors.review_queue_stats(queue=q),
+        "gold": selectors.review_gold_accuracy(queue=q),
+        "agreement": selectors.review_agreement(queues=[q]),
+        "open_task": selectors.review_task_open_for(user=_user(request), queue=q),
+    }
+    return render(request, "moderation/review/queue_detail.html", context)
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def agreement(request: HttpRequest) -> HttpResponse:
+    """Agreement dashboard: Cohen's κ and Krippendorff's α per queue and per category."""
+    queues = list(selectors.review_queues_for(user=_user(request)))
+    return render(
+        request,
+        "moderation/review/agreement.html",
+        {"agreement": selectors.review_agreement(queues=queues), "gold": selectors.review_gold_accuracy()},
+    )
+
+
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
-def claim_next(request: HttpRequest) -> HttpResponse:
-    task = services.review_claim_next(user=_user(request))
+def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
+    q = selectors.review_queue_get_for(user=_user(request), slug=slug) if slug else None
+    try:
+        task = services.review_claim_next(user=_user(request), queue=q)
+    except ModerationError as exc:
+        raise PermissionDenied(str(exc)) from exc
     if task is None:
         messages.info(request, "Queue is empty.")
     return _go_to(task)
@@ -63,6 +103,8 @@ def claim_next(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.REVIEW_VIDEO)
 def review_task(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get(task_id=pk)
+    if not selectors.review_queue_may_work(user=_user(request), queue=task.queue):
+        raise PermissionDenied(f"The queue “{task.queue.name}” is restricted to other groups.")
     is_mine = task.claimed_by_id == request.user.pk
     if not is_mine:
         raise PermissionDenied(
@@ -86,6 +128,11 @@ def review_task(request: HttpRequest, pk: int) -> HttpResponse:
             decision.cot, times=selectors.evidence_times(keyframes=keyframes, segments=segments)
         ),
         "keyframes": keyframes,
+        # Independence: in queues that take new decisions reviewers never see each other's verdicts;
+        # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
+        "prior_reviews": [] if task.queue.routes_new_decisions else selectors.review_prior_reviews(task=task),
+        "can_escalate": task.queue.escalation_queue_id is not None,
+        "skip_reasons": SKIP_REASONS,
         "segments": segments,
         "reveal": media_revealed(request),
         "review": getattr(task, "review", None) if task.status == ReviewTask.Status.DONE else None,
@@ -123,13 +170,31 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
+def escalate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Hand the item to the senior queue, then go on to the next item of this queue."""
+    task = selectors.review_task_get(task_id=pk)
+    try:
+        senior = services.review_escalate(task=task, user=_user(request), reason=request.POST.get("reason", ""))
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+        task.refresh_from_db()
+        still_mine = task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id == request.user.pk
+        return _go_to(task if still_mine else None)
+    messages.success(request, f"Item #{task.pk} escalated to “{senior.queue.name}”.")
+    nxt = services.review_claim_next(user=_user(request), queue=task.queue)
+    return _go_to(nxt)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
 def skip(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get(task_id=pk)
     try:
-        nxt = services.review_skip(task=task, user=_user(request))
+        nxt = services.review_skip(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
         messages.error(request, str(exc))
-        return _go_to(None)
+        task.refresh_from_db()
+        return _go_to(task if task.claimed_by_id == request.user.pk and task.status == ReviewTask.Status.CLAIMED else None)
     if nxt is None:
         messages.info(request, "No other item is waiting; this one stays with you.")
         return _go_to(task)

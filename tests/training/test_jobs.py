@@ -63,9 +63,20 @@ def test_a_broken_base_model_ends_failed_with_a_readable_error(celery_worker, da
 
 
 @pytest.mark.integration
+def test_prompts_longer_than_max_length_fail_with_advice(celery_worker, dataset):
+    job = training_job_start(dataset=dataset, created_by=None, params={"max_length": 16})
+
+    job = _wait(job, lambda j: j.status in TERMINAL)
+
+    assert job.status == TrainingJob.Status.FAILED
+    assert "Every prompt is at least max_length=16 tokens long" in job.error and "Raise max_length" in job.error
+
+
+@pytest.mark.integration
 def test_cancelling_a_running_job_stops_it(celery_worker, dataset):
     job = training_job_start(dataset=dataset, created_by=None, params={"max_steps": 5000})
-    job = _wait(job, lambda j: j.step >= 1)
+    job = _wait(job, lambda j: j.step >= 1 or j.status in TERMINAL)
+    assert job.status == TrainingJob.Status.RUNNING, job.error
 
     training_job_cancel(job=job, by=None)
 

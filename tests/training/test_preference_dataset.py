@@ -33,25 +33,30 @@ def test_builder_turns_an_override_and_a_correction_into_trl_pairs(
 
     override = rows[override_review.decision_id]
     assert override["source"] == "override"
-    assert "Title: Cheap phones" in override["prompt"]
-    assert "add me on wechat to buy" in override["prompt"]
-    assert "- 引导私下交易 (Steering users to private deals)" in override["prompt"]  # the policy's label list
-    assert override["chosen"].startswith("Content extraction: content_extraction text\n")
-    assert override["chosen"].endswith("Final judgment: 引导私下交易. Tells viewers to buy off the platform.")
-    assert "Analysis:" not in override["chosen"]  # the model's wrong reasoning is not kept in the chosen side
+    # The prompt is inference's prompt: the policy's labels, then the video's content fenced as data.
+    assert "- 引导私下交易: Steering users to private deals" in override["prompt"]
+    assert "Cheap phones" in override["prompt"] and "add me on wechat to buy" in override["prompt"]
+    assert override["prompt"].index("Policy labels") < override["prompt"].index("Cheap phones")
+    chosen = override["chosen"].splitlines()
+    assert chosen[0] == "[Content extraction] content_extraction text"  # the model's extraction is kept
+    assert chosen[1].strip() == "[Analysis]"  # its wrong reasoning is not
+    assert chosen[-1] == "[Final judgment] label: 引导私下交易 | reason: Tells viewers to buy off the platform."
     assert override["rejected"].splitlines() == [
-        "Content extraction: content_extraction text",
-        "Analysis: analysis text",
-        "Intermediate check: intermediate_check text",
-        "User-feedback analysis: user_feedback text",
-        "Final judgment: 正向. final_judgment text",
+        "[Content extraction] content_extraction text",
+        "[Analysis] analysis text",
+        "[Intermediate check] intermediate_check text",
+        "[User-feedback analysis] user_feedback text",
+        "[Final judgment] label: 正向 | reason: final_judgment text",
     ]
 
     correction = rows[cot_correction.decision_id]
     assert correction["source"] == "correction"
-    assert correction["chosen"].splitlines()[0] == "Content extraction: corrected content_extraction"
-    assert correction["chosen"].splitlines()[-1] == "Final judgment: 夸大商品功效. corrected final_judgment"
-    assert correction["rejected"].splitlines()[-1] == "Final judgment: 正向. final_judgment text"
+    assert correction["chosen"].splitlines()[0] == "[Content extraction] corrected content_extraction"
+    assert (
+        correction["chosen"].splitlines()[-1]
+        == "[Final judgment] label: 夸大商品功效 | reason: corrected final_judgment"
+    )
+    assert correction["rejected"].splitlines()[-1] == "[Final judgment] label: 正向 | reason: final_judgment text"
     assert dataset.pairs.count() == 2
 
 
@@ -62,7 +67,7 @@ def test_a_correction_wins_over_an_override_of_the_same_decision(training_dirs, 
 
     [row] = _rows(dataset)
     assert row["source"] == "correction"
-    assert row["chosen"].splitlines()[-1].startswith("Final judgment: 违法犯罪")
+    assert row["chosen"].splitlines()[-1].startswith("[Final judgment] label: 违法犯罪")
     assert list(dataset.pairs.values_list("source", flat=True)) == [PreferencePair.Source.CORRECTION]
 
 
@@ -79,6 +84,17 @@ def test_empty_input_is_a_clear_error(training_dirs):
     with pytest.raises(TrainingError, match="No overrides or corrections yet"):
         preference_dataset_build(created_by=None)
     assert not (training_dirs / "datasets").exists()
+
+
+def test_pairs_parse_with_the_inference_parser(training_dirs, override_review, cot_correction, policy_version):
+    from moderation.inference.cot import parse
+
+    dataset = preference_dataset_build(created_by=None)
+
+    labels = set(policy_version.label_names())
+    for row in _rows(dataset):
+        assert parse(row["chosen"], policy_version.output_format, labels).label != "正向"
+        assert parse(row["rejected"], policy_version.output_format, labels).label == "正向"
 
 
 def test_exported_jsonl_loads_with_datasets(training_dirs, override_review, cot_correction, tmp_path):

@@ -26,6 +26,7 @@ def dpo_train(
     callbacks: list[Any] | None = None,
 ) -> tuple[Any, Any]:
     """Train a LoRA adapter with DPO; returns ``(trainer, train_output)``. No database access."""
+    import datasets
     import torch
     from datasets import load_dataset
     from peft import LoraConfig
@@ -37,6 +38,7 @@ def dpo_train(
     if looks_like_path and not (Path(base_model).expanduser() / "config.json").exists():
         raise TrainingError(f"Base model folder {base_model} has no config.json (not a saved transformers model).")
 
+    datasets.disable_progress_bars()  # progress goes to the job row; keep worker logs readable
     use_cpu = not torch.cuda.is_available()
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     if tokenizer.pad_token is None:
@@ -46,6 +48,8 @@ def dpo_train(
     train_dataset = load_dataset(
         "json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache")
     ).select_columns(["prompt", "chosen", "rejected"])
+
+    _check_prompt_lengths(tokenizer, list(train_dataset["prompt"]), params["max_length"])
 
     args = DPOConfig(
         output_dir=str(out / "trainer"),
@@ -82,6 +86,16 @@ def dpo_train(
     trainer.remove_callback(PrinterCallback)  # progress goes to the job row and its log tail instead
     result = trainer.train()
     return trainer, result
+
+
+def _check_prompt_lengths(tokenizer: Any, prompts: list[str], max_length: int) -> None:
+    """TRL drops pairs whose prompt alone fills max_length; with none left it fails unreadably."""
+    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
+    if lengths and min(lengths) >= max_length:
+        raise TrainingError(
+            f"Every prompt is at least max_length={max_length} tokens long (shortest {min(lengths)}, longest "
+            f"{max(lengths)}), so no pair is left to train on. Raise max_length."
+        )
 
 
 def _progress_callback(job_id: int) -> Any:

@@ -43,6 +43,10 @@ class ContentBundle:
     ocr: list[str] = field(default_factory=list)
     # Files of the selected keyframes, for backends that look at images.
     image_paths: list[str] = field(default_factory=list)
+    # User-feedback statistics (moderation.feedback.selectors.feedback_prompt_stats); empty when none.
+    feedback: dict[str, Any] = field(default_factory=dict)
+    # Tag2CoT drafts: the label a human gave, which the model is asked to explain. Empty for decisions.
+    target_label: str = ""
 
 
 @dataclass

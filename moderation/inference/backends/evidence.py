@@ -78,7 +78,7 @@ class EvidenceBaseline:
             "content_extraction": self._extraction(content),
             "analysis": self._analysis(hits),
             "intermediate_check": self._check(hits, scores, names),
-            "user_feedback": "No user-feedback events (reports, appeals, likes) are recorded for this video yet.",
+            "user_feedback": self._feedback(content.feedback, is_violation),
             "final_judgment": (
                 f"Violation: {label} ({names.get(label, label)}), confidence {confidence:.2f}."
                 if is_violation
@@ -145,6 +145,41 @@ class EvidenceBaseline:
             parts.append(f"On-screen text: «{_clip(' | '.join(content.ocr), 300)}».")
         parts.append(f"Keyframes: {len(content.frames)} sampled, {selected} selected for review.")
         return " ".join(parts)
+
+    @staticmethod
+    def _feedback(stats: dict[str, Any], is_violation: bool) -> str:
+        """States the real user-feedback numbers; the baseline reports them but does not act on them."""
+        if not stats:
+            return "No user-feedback events (reports, appeals, likes) are recorded for this video yet."
+
+        def pct(key: str) -> str:
+            value = stats.get(key)
+            return f"{value:.1%}" if isinstance(value, int | float) else "n/a (no views)"
+
+        views = int(stats.get("views", 0) or 0)
+        parts = [
+            f"{views} views",
+            f"{stats.get('reports', 0)} reports (report rate {pct('report_rate')})",
+            f"{stats.get('likes', 0)} likes (like rate {pct('like_rate')})",
+            f"{stats.get('dislikes', 0)} dislikes (dislike rate {pct('dislike_rate')})",
+            f"{stats.get('shares', 0)} shares",
+        ]
+        text = "User feedback: " + ", ".join(parts) + "."
+        reasons = stats.get("top_report_reasons") or []
+        if reasons:
+            text += " Most common report reasons: " + "; ".join(f"«{_clip(str(r), 60)}»" for r in reasons) + "."
+        appeals = int(stats.get("appeals", 0) or 0)
+        if appeals:
+            text += (
+                f" Appeals: {appeals} ({stats.get('appeals_overturned', 0)} overturned, "
+                f"{stats.get('appeals_upheld', 0)} upheld, {stats.get('appeals_pending', 0)} pending)."
+            )
+        report_rate = stats.get("report_rate")
+        if not is_violation and isinstance(report_rate, int | float) and report_rate >= 0.05:
+            text += " Users report this video often although no rule matched; a human should look."
+        if is_violation and stats.get("appeals_overturned"):
+            text += " An appeal against moderating this video succeeded; the verdict may be wrong."
+        return text
 
     @staticmethod
     def _analysis(hits: list[Hit]) -> str:

@@ -2,12 +2,16 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from moderation.policies.services import policy_seed_kuaimod
+from moderation.policies.services import policy_seed_blm_guard, policy_seed_kuaimod
 
 
 class Command(BaseCommand):
-    help = "Create the KuaiMod policy with an active first version if it does not exist."
+    help = (
+        "Create the KuaiMod policy and the BLM-Guard advertising policy, each with an active first version, "
+        "if they do not exist."
+    )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        version = policy_seed_kuaimod()
-        self.stdout.write(f"Active policy: {version}")
+        for seed in (policy_seed_kuaimod, policy_seed_blm_guard):
+            version = seed()
+            self.stdout.write(f"Active policy: {version} ({version.get_output_format_display()})")

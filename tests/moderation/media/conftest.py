@@ -67,3 +67,78 @@ def bad_files(media_dir: Path, speech_clip: Path) -> dict[str, Path]:
         "truncated_head": truncated_head,
         "empty": empty,
     }
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight CLIP (projection 512, like ViT-B/32) with a BPE tokenizer trained here: no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, PreTrainedTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny-clip")
+    tok = Tokenizer(models.BPE(unk_token="<|endoftext|>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|startoftext|>", "<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )  # fmt: skip
+    tok.train_from_iterator(["add me on wechat for a private deal", "bank card loan", "tomato soup"] * 5, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+        unk_token="<|endoftext|>", pad_token="<|endoftext|>",
+    )  # fmt: skip
+    config = CLIPConfig(
+        text_config={
+            "vocab_size": fast.vocab_size, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "max_position_embeddings": 64, "eos_token_id": fast.eos_token_id,
+            "bos_token_id": fast.bos_token_id, "pad_token_id": fast.pad_token_id,
+        },
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=512,
+    )  # fmt: skip
+    CLIPModel(config).save_pretrained(path)
+    image_processor = CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    CLIPProcessor(image_processor=image_processor, tokenizer=fast).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight ViT, 32x32 input in 8x8 patches (a 4x4 grid)."""
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    path = tmp_path_factory.mktemp("tiny-vit")
+    config = ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                       image_size=32, patch_size=8)  # fmt: skip
+    ViTModel(config, add_pooling_layer=False).save_pretrained(path)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
+    return path
+
+
+CJK_FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+
+
+@pytest.fixture(scope="session")
+def text_frames(media_dir: Path) -> dict[str, Path]:
+    """Still frames with known on-screen text: English burned in by ffmpeg drawtext, Chinese drawn by PIL."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from moderation.media.demo import font_file
+
+    english = media_dir / "frame-en.jpg"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=0x336699:size=320x180", "-vf",
+         f"drawtext=fontfile={font_file()}:text='Add me on WeChat':fontsize=22:fontcolor=white:x=20:y=80",
+         "-frames:v", "1", str(english)],
+        check=True,
+    )  # fmt: skip
+    frames = {"en": english}
+    if CJK_FONT.exists():
+        chinese = media_dir / "frame-zh.jpg"
+        image = Image.new("RGB", (320, 180), (40, 40, 40))
+        ImageDraw.Draw(image).text((30, 70), "加微信私下交易", font=ImageFont.truetype(str(CJK_FONT), 30), fill="white")
+        image.save(chinese, quality=95)
+        frames["zh"] = chinese
+    return frames

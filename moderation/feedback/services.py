@@ -1,0 +1,264 @@
+"""User-feedback writes: integrations and their tokens, batch ingest of platform events, aggregates."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from moderation.errors import ModerationError
+from moderation.feedback.models import FeedbackAggregate, FeedbackEvent, Integration
+from moderation.feedback.selectors import feedback_counts_compute
+from moderation.media.models import Video
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 1000
+TOKEN_PREFIX_LEN = 8
+# Task evaluating the disagreement rules; named, not imported: annotation sits above moderation.
+EVALUATE_DISAGREEMENTS_TASK = "annotation.tasks.evaluate_disagreements"
+AGGREGATE_FIELDS = [
+    "views",
+    "watch_seconds",
+    "reports",
+    "likes",
+    "dislikes",
+    "shares",
+    "appeals",
+    "appeals_pending",
+    "appeals_upheld",
+    "appeals_overturned",
+    "top_report_reasons",
+    "last_event_at",
+]
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def integration_create(*, name: str) -> tuple[Integration, str]:
+    """Create an integration and return it with its token: the only time the token is readable."""
+    name = (name or "").strip()
+    if not name:
+        raise ModerationError("An integration needs a name.")
+    if Integration.objects.filter(name=name).exists():
+        raise ModerationError(f"An integration named “{name}” already exists.")
+    token = secrets.token_urlsafe(32)
+    integration = Integration.objects.create(
+        name=name, token_hash=token_hash(token), token_prefix=token[:TOKEN_PREFIX_LEN]
+    )
+    return integration, token
+
+
+def integration_for_token(*, token: str) -> Integration | None:
+    return Integration.objects.filter(token_hash=token_hash(token), is_active=True).first()
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    video_ids: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "errors": self.errors}
+
+
+class _RowError(Exception):
+    pass
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, bool) or value in (None, ""):
+        raise _RowError("missing or invalid timestamp")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise _RowError("invalid timestamp")
+        try:
+            at = datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise _RowError("timestamp out of range") from exc
+    elif isinstance(value, str):
+        try:
+            at = parse_datetime(value)  # type: ignore[assignment]
+        except ValueError:
+            at = None  # type: ignore[assignment]
+        if at is None:
+            raise _RowError("timestamp is not ISO 8601 (e.g. 2026-05-01T12:00:00Z) or epoch seconds")
+        if timezone.is_naive(at):
+            raise _RowError("timestamp needs a timezone (e.g. a trailing Z)")
+    else:
+        raise _RowError("invalid timestamp")
+    if at > timezone.now() + timedelta(days=1):
+        raise _RowError("timestamp is in the future")
+    return at
+
+
+def _parse_row(row: Any, videos_by_ext: dict[str, int], video_ids: set[int]) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        raise _RowError("an event must be a JSON object")
+    event_id = row.get("event_id")
+    if not isinstance(event_id, str | int) or isinstance(event_id, bool) or not str(event_id).strip():
+        raise _RowError("missing event_id")
+    event_id = str(event_id).strip()
+    if len(event_id) > 200:
+        raise _RowError("event_id is longer than 200 characters")
+    kind = row.get("type")
+    if kind not in FeedbackEvent.Kind.values:
+        raise _RowError(f"unknown event type {kind!r}; expected one of {', '.join(FeedbackEvent.Kind.values)}")
+    if row.get("video_external_id") not in (None, ""):
+        video_id = videos_by_ext.get(str(row["video_external_id"]))
+        if video_id is None:
+            raise _RowError(f"unknown video_external_id {str(row['video_external_id'])[:200]!r}")
+    elif row.get("video_id") not in (None, ""):
+        try:
+            video_id = int(row["video_id"])
+        except (TypeError, ValueError):
+            video_id = -1
+        if video_id not in video_ids:
+            raise _RowError(f"unknown video_id {str(row['video_id'])[:50]!r}")
+    else:
+        raise _RowError("missing video_external_id (or video_id)")
+    occurred_at = _timestamp(row.get("timestamp"))
+    parsed: dict[str, Any] = {
+        "event_id": event_id,
+        "video_id": video_id,
+        "kind": kind,
+        "occurred_at": occurred_at,
+        "reason": "",
+        "seconds": None,
+        "appeal_id": "",
+        "outcome": "",
+    }
+    if kind == FeedbackEvent.Kind.REPORT:
+        parsed["reason"] = str(row.get("reason") or "")[:500]
+    elif kind == FeedbackEvent.Kind.WATCH_TIME:
+        seconds = row.get("seconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
+            raise _RowError("watch_time needs a number of seconds")
+        if seconds < 0:
+            raise _RowError("watch_time seconds cannot be negative")
+        parsed["seconds"] = float(seconds)
+    elif kind == FeedbackEvent.Kind.APPEAL:
+        outcome = row.get("outcome") or FeedbackEvent.AppealOutcome.PENDING
+        if outcome not in FeedbackEvent.AppealOutcome.values:
+            raise _RowError(f"unknown appeal outcome {outcome!r}; expected pending, upheld or overturned")
+        parsed["outcome"] = outcome
+        parsed["appeal_id"] = str(row.get("appeal_id") or event_id)[:200]
+    return parsed
+
+
+_INSERT_SQL = """
+INSERT INTO moderation_feedbackevent
+    (integration_id, event_id, video_id, kind, occurred_at, reason, seconds, appeal_id, outcome, received_at)
+SELECT %s, e.event_id, e.video_id, e.kind, e.occurred_at, e.reason, e.seconds, e.appeal_id, e.outcome, %s
+FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::timestamptz[], %s::text[], %s::float8[], %s::text[], %s::text[])
+    AS e(event_id, video_id, kind, occurred_at, reason, seconds, appeal_id, outcome)
+ON CONFLICT (integration_id, event_id) DO NOTHING
+RETURNING video_id
+"""
+
+
+def feedback_events_ingest(*, integration: Integration, events: Any) -> IngestResult:
+    """Store a batch of platform events; bad rows are reported per row and never stop the batch.
+
+    Idempotent by ``(integration, event_id)``: a resent event counts as a duplicate, also within
+    one batch. Valid rows go in with ONE ``INSERT … ON CONFLICT DO NOTHING`` (the database decides
+    what is new, so concurrent resends cannot double count); the touched videos' aggregates are
+    then recomputed and the disagreement rules are queued for them after commit.
+    """
+    if not isinstance(events, list):
+        raise ModerationError('The body must be a JSON list of events (or {"events": [...]}).')
+    if len(events) > MAX_BATCH:
+        raise ModerationError(f"At most {MAX_BATCH} events per batch; got {len(events)}.")
+    result = IngestResult()
+
+    ext_ids = {str(r["video_external_id"]) for r in events if isinstance(r, dict) and r.get("video_external_id")}
+    raw_ids: set[int] = set()
+    for r in events:
+        if isinstance(r, dict) and r.get("video_id") not in (None, "") and not r.get("video_external_id"):
+            with contextlib.suppress(TypeError, ValueError):
+                raw_ids.add(int(r["video_id"]))
+    videos_by_ext = dict(Video.objects.filter(external_id__in=ext_ids).values_list("external_id", "pk"))
+    known_ids = set(Video.objects.filter(pk__in=raw_ids).values_list("pk", flat=True)) if raw_ids else set()
+
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(events):
+        try:
+            row = _parse_row(raw, videos_by_ext, known_ids)
+        except _RowError as exc:
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            result.errors.append({"index": index, "event_id": event_id, "error": str(exc)})
+            continue
+        if row["event_id"] in seen:
+            result.duplicates += 1
+            continue
+        seen.add(row["event_id"])
+        rows.append(row)
+
+    if rows:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    _INSERT_SQL,
+                    [
+                        integration.pk,
+                        timezone.now(),
+                        *[
+                            [r[col] for r in rows]
+                            for col in (
+                                "event_id",
+                                "video_id",
+                                "kind",
+                                "occurred_at",
+                                "reason",
+                                "seconds",
+                                "appeal_id",
+                                "outcome",
+                            )
+                        ],
+                    ],
+                )
+                inserted = [video_id for (video_id,) in cursor.fetchall()]
+            result.accepted = len(inserted)
+            result.duplicates += len(rows) - len(inserted)
+            result.video_ids = sorted(set(inserted))
+            if result.video_ids:
+                feedback_aggregates_refresh(video_ids=result.video_ids)
+                ids = result.video_ids
+                transaction.on_commit(lambda: _enqueue_disagreement_check(ids))
+    Integration.objects.filter(pk=integration.pk).update(last_used_at=timezone.now())
+    return result
+
+
+def _enqueue_disagreement_check(video_ids: list[int]) -> None:
+    from workbench.celery import app
+
+    try:
+        app.send_task(EVALUATE_DISAGREEMENTS_TASK, kwargs={"video_ids": video_ids})
+    except Exception:  # the periodic sweep catches up; a broker hiccup must not fail the ingest
+        logger.exception("could not queue the disagreement check for %d videos", len(video_ids))
+
+
+@transaction.atomic
+def feedback_aggregates_refresh(*, video_ids: list[int]) -> int:
+    """Recompute the materialised aggregates of ``video_ids`` from their events (one upsert)."""
+    counts = feedback_counts_compute(video_ids=video_ids)
+    objs = [FeedbackAggregate(video_id=vid, **row) for vid, row in counts.items()]
+    FeedbackAggregate.objects.bulk_create(
+        objs, update_conflicts=True, unique_fields=["video"], update_fields=[*AGGREGATE_FIELDS, "updated_at"]
+    )
+    return len(objs)

@@ -1,0 +1,421 @@
+"""Cascade stage 1 (COEF-VQ style): a cheap text classifier that decides confident items itself and
+escalates uncertain ones to the VLM.
+
+Features are language-agnostic: TF-IDF over character n-grams of title, on-screen text (OCR) and
+speech (ASR), each field with its own vocabulary and weight, hashtags as whole tokens, and a few
+cheap signals (lengths, segment counts, '@' mentions, hashtags, empty fields). Two linear heads:
+
+* binary (violative vs. safe): class-balanced logistic regression, probabilities calibrated by
+  sigmoid (Platt) scaling with internal cross-validation, so 0.5 is the accuracy-optimal cut;
+* multi-class over the policy's tags: logistic regression; it only chooses *which* violation once the
+  binary head says "violative".
+
+The two are combined into one distribution over all labels: P(safe) = 1 - p, P(tag) = p * P(tag |
+violative). Routing escalates items whose normalised binary entropy is above a threshold.
+
+sklearn and numpy only: this module is safe to import in the web process.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+from moderation.errors import ModerationError
+
+logger = logging.getLogger(__name__)
+
+_HASHTAG = re.compile(r"#\s*([^#@\s]+)")
+
+
+@dataclass(frozen=True)
+class TextItem:
+    """What stage 1 sees of an item: its title, on-screen text and speech."""
+
+    title: str = ""
+    ocr: str = ""
+    asr: str = ""
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Feature and model settings. Defaults chosen by 5-fold CV on the KuaiMod dev split (see README)."""
+
+    ngram_range: tuple[int, int] = (1, 2)
+    min_df: int = 2
+    title_weight: float = 1.0
+    ocr_weight: float = 1.0
+    asr_weight: float = 1.0
+    hashtag_weight: float = 1.0
+    cheap_weight: float = 0.0
+    binary_c: float = 4.0
+    multiclass_c: float = 10.0
+    calibration_folds: int = 5
+
+
+def _cheap_signals(item: TextItem) -> list[float]:
+    signals: list[float] = []
+    for text in (item.title, item.ocr, item.asr):
+        signals += [math.log1p(len(text)), math.log1p(text.count("|")), float(not text)]
+    signals += [math.log1p(item.title.count("@")), math.log1p(item.title.count("#"))]
+    segments = item.ocr.split("|") if item.ocr else []
+    signals.append(len(set(segments)) / len(segments) if segments else 1.0)
+    return signals
+
+
+class _FieldVectorizer:
+    """TF-IDF over one field; a field with no usable vocabulary (e.g. ASR empty everywhere) adds no columns."""
+
+    def __init__(self, weight: float, **tfidf: Any) -> None:
+        self.weight = weight
+        self.tfidf = TfidfVectorizer(sublinear_tf=True, **tfidf)
+        self.empty = False
+
+    def fit_transform(self, texts: list[str]) -> sparse.csr_matrix:
+        try:
+            return self.weight * self.tfidf.fit_transform(texts)
+        except ValueError:  # empty vocabulary after pruning
+            self.empty = True
+            return sparse.csr_matrix((len(texts), 0))
+
+    def transform(self, texts: list[str]) -> sparse.csr_matrix:
+        if self.empty:
+            return sparse.csr_matrix((len(texts), 0))
+        return self.weight * self.tfidf.transform(texts)
+
+
+class Stage1Features:
+    def __init__(self, config: Stage1Config) -> None:
+        self.config = config
+        common = {"analyzer": "char_wb", "ngram_range": config.ngram_range, "min_df": config.min_df}
+        self.fields = {
+            "title": _FieldVectorizer(config.title_weight, **common),
+            "ocr": _FieldVectorizer(config.ocr_weight, **common),
+            "asr": _FieldVectorizer(config.asr_weight, **common),
+        }
+        self.hashtags = _FieldVectorizer(config.hashtag_weight, token_pattern=r"\S+", min_df=config.min_df)
+        self.scaler = StandardScaler()
+
+    @staticmethod
+    def _hashtags(items: Sequence[TextItem]) -> list[str]:
+        return [" ".join(_HASHTAG.findall(item.title)) for item in items]
+
+    def _blocks(self, items: Sequence[TextItem], fit: bool) -> sparse.csr_matrix:
+        blocks = []
+        for name, vectorizer in self.fields.items():
+            texts = [getattr(item, name) for item in items]
+            blocks.append(vectorizer.fit_transform(texts) if fit else vectorizer.transform(texts))
+        if self.config.hashtag_weight:
+            tags = self._hashtags(items)
+            blocks.append(self.hashtags.fit_transform(tags) if fit else self.hashtags.transform(tags))
+        if self.config.cheap_weight:
+            cheap = np.array([_cheap_signals(item) for item in items], dtype=float)
+            scaled = self.scaler.fit_transform(cheap) if fit else self.scaler.transform(cheap)
+            blocks.append(sparse.csr_matrix(self.config.cheap_weight * scaled))
+        return sparse.hstack(blocks, format="csr")
+
+    def fit_transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
+        return self._blocks(items, fit=True)
+
+    def transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
+        return self._blocks(items, fit=False)
+
+
+@dataclass
+class Stage1Classifier:
+    """A fitted stage-1 model; ``labels[0]`` is the safe label."""
+
+    labels: list[str]
+    safe_label: str
+    config: Stage1Config
+    features: Stage1Features
+    binary: Any
+    multiclass: Any | None
+    violation_labels: list[str] = field(default_factory=list)
+
+    def predict_proba(self, items: Sequence[TextItem]) -> np.ndarray:
+        """Calibrated probabilities, one row per item, columns in ``labels`` order, rows sum to 1."""
+        x = self.features.transform(items)
+        p_violative = self.binary.predict_proba(x)[:, 1]
+        out = np.zeros((len(items), len(self.labels)))
+        out[:, 0] = 1.0 - p_violative
+        if not self.violation_labels:
+            return out
+        if self.multiclass is None:
+            conditional = np.ones((len(items), 1))
+        else:
+            proba = self.multiclass.predict_proba(x)
+            classes = list(self.multiclass.classes_)
+            conditional = proba[:, [classes.index(tag) for tag in self.violation_labels]]
+            total = conditional.sum(axis=1, keepdims=True)
+            conditional = np.where(total > 0, conditional / np.where(total > 0, total, 1), 1 / len(self.violation_labels))
+        for j, tag in enumerate(self.violation_labels):
+            out[:, self.labels.index(tag)] = p_violative * conditional[:, j]
+        return out
+
+    def p_violative(self, probabilities: np.ndarray) -> np.ndarray:
+        return 1.0 - probabilities[:, 0]
+
+    def predict(self, items: Sequence[TextItem]) -> tuple[list[str], np.ndarray]:
+        """Predicted label per item and the probability matrix it came from.
+
+        Violative when P(violative) > 0.5 (calibrated, so this is the accuracy-optimal cut); the tag is
+        then the most likely violation.
+        """
+        proba = self.predict_proba(items)
+        return self.labels_from_proba(proba), proba
+
+    def labels_from_proba(self, proba: np.ndarray) -> list[str]:
+        labels = []
+        for row in proba:
+            if 1.0 - row[0] <= 0.5 or len(self.labels) == 1:
+                labels.append(self.safe_label)
+            else:
+                labels.append(self.labels[1 + int(np.argmax(row[1:]))])
+        return labels
+
+
+def stage1_fit(
+    items: Sequence[TextItem],
+    labels: Sequence[str],
+    *,
+    safe_label: str = "正向",
+    label_order: Sequence[str] | None = None,
+    config: Stage1Config | None = None,
+    random_state: int = 0,
+) -> Stage1Classifier:
+    """Fit stage 1 on labelled items. Needs both safe and violative examples.
+
+    ``label_order`` (e.g. the policy's labels) fixes the output columns; labels seen in training but
+    missing from it are appended.
+    """
+    config = config or Stage1Config()
+    y = np.asarray(list(labels), dtype=object)
+    if len(items) != len(y):
+        raise ValueError("items and labels differ in length")
+    y_binary = (y != safe_label).astype(int)
+    n_violative = int(y_binary.sum())
+    n_safe = len(y) - n_violative
+    if n_violative < 2 or n_safe < 2:
+        raise ModerationError(
+            f"Stage 1 needs at least 2 safe and 2 violative labelled items (have {n_safe} safe, {n_violative} violative)."
+        )
+    order = [safe_label] + [t for t in (label_order or []) if t != safe_label]
+    order += sorted({t for t in y if t not in order})
+    violation_labels = [t for t in order[1:] if t in set(y)]
+
+    features = Stage1Features(config)
+    x = features.fit_transform(items)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        base = LogisticRegression(C=config.binary_c, class_weight="balanced", max_iter=3000)
+        folds = min(config.calibration_folds, n_violative, n_safe)
+        if folds >= 2:
+            binary: Any = CalibratedClassifierCV(base, method="sigmoid", cv=folds).fit(x, y_binary)
+        else:
+            binary = base.fit(x, y_binary)
+        multiclass = None
+        violative = y_binary == 1
+        if len(violation_labels) > 1:
+            # Trained on violative items only: it answers "which violation", the binary head answers "whether".
+            multiclass = LogisticRegression(C=config.multiclass_c, max_iter=3000, random_state=random_state)
+            multiclass.fit(x[violative], y[violative])
+    return Stage1Classifier(
+        labels=[safe_label] + [t for t in order[1:] if t in set(y) or t in (label_order or [])],
+        safe_label=safe_label,
+        config=config,
+        features=features,
+        binary=binary,
+        multiclass=multiclass,
+        violation_labels=violation_labels,
+    )
+
+
+@dataclass(frozen=True)
+class Route:
+    """Per item: its uncertainty (normalised entropy, 0..1) and whether it goes to stage 2."""
+
+    uncertainty: np.ndarray
+    escalate: np.ndarray
+
+    @property
+    def auto_share(self) -> float:
+        return float((~self.escalate).mean()) if len(self.escalate) else 0.0
+
+
+def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:
+    """Entropy of each row divided by log(k): 0 for a certain distribution, 1 for a uniform one.
+
+    A 1-D array is read as P(violative) of a binary distribution.
+    """
+    p = np.asarray(probabilities, dtype=float)
+    if p.ndim == 1:
+        p = np.stack([1.0 - p, p], axis=1)
+    k = p.shape[1]
+    if k < 2:
+        return np.zeros(p.shape[0])
+    clipped = np.clip(p, 1e-12, 1.0)
+    entropy = -(np.where(p > 0, p * np.log(clipped), 0.0)).sum(axis=1)
+    return np.clip(entropy / math.log(k), 0.0, 1.0)
+
+
+def cascade_route(probabilities: np.ndarray, threshold: float | None = None) -> Route:
+    """Escalate items whose uncertainty is above ``threshold`` (default: settings.CASCADE_ESCALATE_ENTROPY).
+
+    ``probabilities`` is P(violative) per item (1-D) or a distribution per row; routing on the binary
+    distribution is what the cascade uses, since stage 2 is asked "is this a violation" first.
+    """
+    if threshold is None:
+        from django.conf import settings
+
+        threshold = settings.CASCADE_ESCALATE_ENTROPY
+    if not 0.0 <= threshold <= 1.0:
+        raise ModerationError(f"The escalation threshold must be between 0 and 1 (got {threshold}).")
+    uncertainty = normalised_entropy(probabilities)
+    return Route(uncertainty=uncertainty, escalate=uncertainty > threshold)
+
+
+def artifact_path(name: str) -> Path:
+    from django.conf import settings
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+        raise ModerationError("A cascade model name may use letters, digits, '.', '_' and '-' only.")
+    return Path(settings.MODELS_DIR) / "cascade" / f"{name}.joblib"
+
+
+def stage1_save(classifier: Stage1Classifier, path: Path) -> None:
+    import joblib
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    joblib.dump(classifier, tmp)
+    tmp.replace(path)  # readers never see a half-written model
+
+
+def stage1_load(path: Path | str) -> Stage1Classifier:
+    import joblib
+
+    try:
+        # Our own artifact under MODELS_DIR, written by stage1_save; never a user-supplied file.
+        classifier = joblib.load(path)  # noqa: S301
+    except FileNotFoundError as exc:
+        raise ModerationError(f"The cascade model file {path} is missing; train it again.") from exc
+    if not isinstance(classifier, Stage1Classifier):
+        raise ModerationError(f"{path} is not a stage-1 cascade model.")
+    return classifier
+
+
+# --- Stored models: training from trusted labels, loading, predicting ---------------------------
+
+
+def text_item_for_video(video: Any) -> TextItem:
+    """A video as stage 1 sees it: imported text if any, else the pipeline's transcript."""
+    asr = video.asr_text or " ".join(s.text for s in video.segments.all())
+    return TextItem(title=video.title or "", ocr=video.ocr_text or "", asr=asr)
+
+
+def labelled_items() -> tuple[list[Any], list[str]]:
+    """Every video with a trusted label; a human review's label wins over an imported one."""
+    from moderation.review.models import ItemLabel
+
+    chosen: dict[int, Any] = {}
+    rows = ItemLabel.objects.select_related("video").order_by("video_id", "created_at")
+    for row in rows:
+        current = chosen.get(row.video_id)
+        if current is None or row.source == ItemLabel.Source.REVIEW:
+            chosen[row.video_id] = row
+    return [r.video for r in chosen.values()], [r.label for r in chosen.values()]
+
+
+def cascade_train(*, name: str, threshold: float | None = None, config: Stage1Config | None = None) -> Any:
+    """Train stage 1 on every labelled item in the database, save it and make it the active cascade model.
+
+    Retraining under an existing name replaces that model. Raises ModerationError when there are not
+    enough labels of both kinds.
+    """
+    from django.conf import settings
+    from django.db import transaction
+
+    from moderation.inference.cascade_models import CascadeModel
+    from moderation.policies.models import PolicyVersion
+    from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
+
+    policy = PolicyVersion.objects.filter(policy__slug="kuaimod", is_active=True).first()
+    taxonomy = policy.taxonomy if policy else kuaimod_taxonomy()
+    safe_label = policy.safe_label if policy else SAFE_LABEL
+    order = [safe_label] + [tag["key"] for major in taxonomy for tag in major.get("tags", [])]
+    threshold = settings.CASCADE_ESCALATE_ENTROPY if threshold is None else threshold
+    if not 0.0 <= threshold <= 1.0:
+        raise ModerationError(f"The escalation threshold must be between 0 and 1 (got {threshold}).")
+
+    path = artifact_path(name)
+    videos, labels = labelled_items()
+    classifier = stage1_fit(
+        [text_item_for_video(v) for v in videos], labels, safe_label=safe_label, label_order=order, config=config
+    )
+    stage1_save(classifier, path)
+    counts: dict[str, int] = {}
+    for label in labels:
+        counts[label] = counts.get(label, 0) + 1
+    with transaction.atomic():
+        CascadeModel.objects.select_for_update().filter(is_active=True).exclude(name=name).update(is_active=False)
+        model, _ = CascadeModel.objects.update_or_create(
+            name=name,
+            defaults={
+                "artifact_path": str(path),
+                "labels": classifier.labels,
+                "metrics": {"label_counts": counts},
+                "escalate_threshold": threshold,
+                "trained_on": len(labels),
+                "policy_version": policy,
+                "is_active": True,
+            },
+        )
+    logger.info("cascade model %s trained on %s labelled items", name, len(labels))
+    return model
+
+
+def cascade_model_active() -> Any | None:
+    from moderation.inference.cascade_models import CascadeModel
+
+    return CascadeModel.objects.filter(is_active=True).first()
+
+
+@dataclass(frozen=True)
+class Stage1Verdict:
+    label: str
+    p_violative: float
+    uncertainty: float
+    escalate: bool
+    probabilities: dict[str, float]
+
+
+def cascade_predict(*, model: Any, items: Sequence[TextItem]) -> list[Stage1Verdict]:
+    """Stage-1 verdicts of a stored cascade model: label, probabilities and whether to escalate."""
+    classifier = stage1_load(model.artifact_path)
+    labels, proba = classifier.predict(items)
+    route = cascade_route(classifier.p_violative(proba), model.escalate_threshold)
+    return [
+        Stage1Verdict(
+            label=labels[i],
+            p_violative=float(1.0 - proba[i, 0]),
+            uncertainty=float(route.uncertainty[i]),
+            escalate=bool(route.escalate[i]),
+            probabilities={label: float(p) for label, p in zip(classifier.labels, proba[i], strict=True)},
+        )
+        for i in range(len(items))
+    ]

@@ -1,0 +1,204 @@
+"""KuaiMod-format records: reading JSONL files and importing them as text-only items with trusted labels.
+
+One line per video: ``{"pid", "tag", "title", "OCR", "ASR", "images"}``. ``"null"`` in a text field
+means "no text" (the benchmark writes it that way).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+
+from moderation.errors import ModerationError
+from moderation.media.models import Video
+from moderation.policies.models import PolicyVersion
+from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
+from moderation.review.models import ItemLabel
+
+logger = logging.getLogger(__name__)
+
+EXTERNAL_ID_PREFIX = "kuaimod:"
+
+
+@dataclass(frozen=True)
+class KuaiModRecord:
+    line: int
+    pid: str
+    tag: str
+    title: str
+    ocr: str
+    asr: str
+
+    @property
+    def external_id(self) -> str:
+        return f"{EXTERNAL_ID_PREFIX}{self.pid}"
+
+
+@dataclass(frozen=True)
+class LineProblem:
+    line: int
+    reason: str
+
+
+@dataclass
+class KuaiModFile:
+    records: list[KuaiModRecord] = field(default_factory=list)
+    problems: list[LineProblem] = field(default_factory=list)
+    unknown_tags: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[LineProblem] = field(default_factory=list)
+    unknown_tags: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def imported(self) -> int:
+        return self.created + self.updated + self.unchanged
+
+
+def taxonomy_labels(taxonomy: list[dict[str, Any]], safe_label: str = SAFE_LABEL) -> list[str]:
+    """The policy's labels in a stable order: the safe label, then every fine tag."""
+    return [safe_label] + [tag["key"] for major in taxonomy for tag in major.get("tags", [])]
+
+
+def _text(value: Any, name: str) -> str:
+    if value is None or value == "null":
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"field '{name}' must be a string, got {type(value).__name__}")
+    return value.strip()
+
+
+def kuaimod_parse_line(raw: str, *, line: int) -> KuaiModRecord:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    pid = obj.get("pid")
+    if isinstance(pid, int) and not isinstance(pid, bool):
+        pid = str(pid)
+    if not isinstance(pid, str) or not pid.strip():
+        raise ValueError("missing 'pid'")
+    tag = obj.get("tag")
+    if not isinstance(tag, str) or not tag.strip():
+        raise ValueError("missing 'tag'")
+    return KuaiModRecord(
+        line=line,
+        pid=pid.strip(),
+        tag=tag.strip(),
+        title=_text(obj.get("title"), "title"),
+        ocr=_text(obj.get("OCR"), "OCR"),
+        asr=_text(obj.get("ASR"), "ASR"),
+    )
+
+
+def kuaimod_read(path: Path | str, *, labels: list[str] | None = None) -> KuaiModFile:
+    """Parse a KuaiMod JSONL file; bad lines become problems (line number + reason), never exceptions.
+
+    With ``labels``, a record whose tag is not one of them is rejected as a problem and counted
+    in ``unknown_tags``. A pid seen twice keeps its first line.
+    """
+    path = Path(path)
+    try:
+        handle = path.open(encoding="utf-8")
+    except OSError as exc:
+        raise ModerationError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    result = KuaiModFile()
+    allowed = set(labels) if labels is not None else None
+    seen: dict[str, int] = {}
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = kuaimod_parse_line(raw, line=number)
+            except (ValueError, UnicodeDecodeError) as exc:
+                result.problems.append(LineProblem(number, str(exc)))
+                continue
+            if allowed is not None and record.tag not in allowed:
+                result.unknown_tags[record.tag] += 1
+                result.problems.append(LineProblem(number, f"unknown tag '{record.tag}' (not in the policy)"))
+                continue
+            if record.pid in seen:
+                result.problems.append(LineProblem(number, f"duplicate pid '{record.pid}' (first on line {seen[record.pid]})"))
+                continue
+            seen[record.pid] = number
+            result.records.append(record)
+    return result
+
+
+def _policy_for_import(policy_version: PolicyVersion | None) -> tuple[PolicyVersion | None, list[str]]:
+    if policy_version is None:
+        policy_version = PolicyVersion.objects.filter(policy__slug="kuaimod", is_active=True).first()
+    if policy_version is None:
+        return None, taxonomy_labels(kuaimod_taxonomy())
+    return policy_version, taxonomy_labels(policy_version.taxonomy, policy_version.safe_label)
+
+
+def kuaimod_import(*, path: Path | str, policy_version: PolicyVersion | None = None) -> ImportReport:
+    """Import a KuaiMod JSONL file as text-only videos, each with its tag as an imported label.
+
+    Idempotent by external id ``kuaimod:<pid>``: a second import of the same file changes nothing,
+    an edited line updates its video and label. Each record is written in its own transaction, so
+    one bad record never undoes the others. Labels are checked against ``policy_version`` (default:
+    the active KuaiMod version, else the seed taxonomy).
+    """
+    policy_version, labels = _policy_for_import(policy_version)
+    parsed = kuaimod_read(path, labels=labels)
+    report = ImportReport(problems=list(parsed.problems), unknown_tags=dict(parsed.unknown_tags))
+    for record in parsed.records:
+        try:
+            outcome = _import_record(record, policy_version)
+        except Exception as exc:  # one record's database error is reported, the batch goes on
+            logger.exception("KuaiMod import: line %s failed", record.line)
+            report.problems.append(LineProblem(record.line, f"could not be saved: {exc}"))
+            continue
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    report.problems.sort(key=lambda p: p.line)
+    return report
+
+
+@transaction.atomic
+def _import_record(record: KuaiModRecord, policy_version: PolicyVersion | None) -> str:
+    fields = {"title": record.title[:500], "ocr_text": record.ocr, "asr_text": record.asr}
+    video = Video.objects.select_for_update().filter(external_id=record.external_id).first()
+    outcome = "unchanged"
+    if video is None:
+        video = Video.objects.create(
+            external_id=record.external_id,
+            source=Video.Source.KUAIMOD,
+            status=Video.Status.READY,
+            stage=Video.Stage.DONE,
+            progress=100,
+            original_filename=f"{record.external_id}.jsonl",
+            **fields,
+        )
+        outcome = "created"
+    elif any(getattr(video, k) != v for k, v in fields.items()):
+        for k, v in fields.items():
+            setattr(video, k, v)
+        video.save(update_fields=[*fields, "updated_at"])
+        outcome = "updated"
+    label = ItemLabel.objects.filter(video=video, source=ItemLabel.Source.IMPORT).first()
+    if label is None:
+        ItemLabel.objects.create(
+            video=video, source=ItemLabel.Source.IMPORT, label=record.tag, policy_version=policy_version
+        )
+    elif label.label != record.tag or label.policy_version_id != (policy_version.pk if policy_version else None):
+        label.label = record.tag
+        label.policy_version = policy_version
+        label.save(update_fields=["label", "policy_version"])
+        outcome = "updated" if outcome == "unchanged" else outcome
+    return outcome

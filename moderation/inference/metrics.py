@@ -1,0 +1,83 @@
+"""Moderation metrics exactly as the KuaiMod benchmark reports them; every evaluation reuses these.
+
+Conventions (KuaiMod's evaluation scripts): an item is violative when its tag is anything but the
+policy's safe label (``正向``); precision with no positive predictions is 0.0 (sklearn's
+``zero_division=0``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _ratio(num: int, den: int) -> float:
+    return float(num) / den if den else 0.0
+
+
+def tag_to_major(taxonomy: Sequence[dict[str, Any]]) -> dict[str, str]:
+    return {tag["key"]: major["key"] for major in taxonomy for tag in major.get("tags", [])}
+
+
+def kuaimod_metrics(
+    y_true: Sequence[str], y_pred: Sequence[str], taxonomy: Sequence[dict[str, Any]], safe_label: str = "正向"
+) -> dict[str, Any]:
+    """Binary, per-class, per-major-category and 16-way metrics of predicted tags against true tags.
+
+    ``major_recall[M]``: of the items whose true tag is in major category M, the share predicted
+    violative at all (the paper's per-category detection recall). ``major_recall_exact[M]``: the
+    share predicted with a tag of the same major category.
+    """
+    if len(y_true) != len(y_pred):
+        raise ValueError("y_true and y_pred differ in length")
+    true = np.asarray(list(y_true), dtype=object)
+    pred = np.asarray(list(y_pred), dtype=object)
+    true_v = true != safe_label
+    pred_v = pred != safe_label
+    n = len(true)
+    majors = tag_to_major(taxonomy)
+
+    tp = int(np.sum(true_v & pred_v))
+    tn = int(np.sum(~true_v & ~pred_v))
+    major_recall: dict[str, float | None] = {}
+    major_recall_exact: dict[str, float | None] = {}
+    major_support: dict[str, int] = {}
+    for major in taxonomy:
+        in_major = np.array([majors.get(t) == major["key"] for t in true], dtype=bool)
+        support = int(in_major.sum())
+        major_support[major["key"]] = support
+        # None, not 0: a category absent from the test set has no recall to report.
+        major_recall[major["key"]] = _ratio(int(np.sum(in_major & pred_v)), support) if support else None
+        same = np.array([majors.get(p) == major["key"] for p in pred], dtype=bool)
+        major_recall_exact[major["key"]] = _ratio(int(np.sum(in_major & same)), support) if support else None
+    return {
+        "n": n,
+        "n_violative": int(true_v.sum()),
+        "binary_accuracy": _ratio(tp + tn, n),
+        "violative_precision": _ratio(tp, int(pred_v.sum())),
+        "violative_recall": _ratio(tp, int(true_v.sum())),
+        "nonviolative_precision": _ratio(tn, int((~pred_v).sum())),
+        "nonviolative_recall": _ratio(tn, int((~true_v).sum())),
+        "multiclass_accuracy": _ratio(int(np.sum(true == pred)), n),
+        "major_recall": major_recall,
+        "major_recall_exact": major_recall_exact,
+        "major_support": major_support,
+    }
+
+
+def cascade_metrics(y_true: Sequence[str], y_pred: Sequence[str], escalated: Sequence[bool], safe_label: str = "正向") -> dict[str, Any]:
+    """How the cascade split the items: auto-decided share, its binary accuracy, escalated share."""
+    true_v = np.asarray([t != safe_label for t in y_true], dtype=bool)
+    pred_v = np.asarray([p != safe_label for p in y_pred], dtype=bool)
+    esc = np.asarray(list(escalated), dtype=bool)
+    n = len(esc)
+    auto = ~esc
+    n_auto = int(auto.sum())
+    return {
+        "cascade_auto_share": _ratio(n_auto, n),
+        "cascade_escalated_share": _ratio(int(esc.sum()), n),
+        # None when nothing was auto-decided: there is no accuracy to speak of.
+        "cascade_auto_binary_accuracy": _ratio(int(np.sum((true_v == pred_v) & auto)), n_auto) if n_auto else None,
+    }

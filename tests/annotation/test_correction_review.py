@@ -1,0 +1,98 @@
+"""Correction lifecycle: draft, submitted, accepted by a second labeler or rejected with a reason."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from annotation.errors import AnnotationError, CorrectionConflict
+from annotation.models import CotCorrection
+from annotation.services import cot_correction_accept, cot_correction_reject, cot_correction_save
+
+pytestmark = pytest.mark.django_db
+
+
+def _save(decision, author, *, base=0, submit=True, text="fixed"):  # type: ignore[no-untyped-def]
+    return cot_correction_save(
+        decision=decision, author=author, stages={"analysis": text}, label="正向", base_revision=base, submit=submit
+    )
+
+
+def test_draft_cannot_be_reviewed_until_submitted(decision, make_user):
+    author, other = make_user("labeler"), make_user("labeler")
+    draft = _save(decision, author, submit=False)
+    assert draft.status == CotCorrection.Status.DRAFT
+    with pytest.raises(AnnotationError, match="Only submitted"):
+        cot_correction_accept(correction=draft, by=other, base_revision=1)
+    submitted = _save(decision, author, base=1)
+    assert submitted.status == CotCorrection.Status.SUBMITTED
+    accepted = cot_correction_accept(correction=submitted, by=other, base_revision=2)
+    assert accepted.status == CotCorrection.Status.ACCEPTED and accepted.reviewed_by == other
+
+
+def test_author_cannot_accept_own_and_reject_needs_a_reason(decision, make_user):
+    author, other = make_user("labeler"), make_user("labeler")
+    correction = _save(decision, author)
+    with pytest.raises(AnnotationError, match="another labeler"):
+        cot_correction_accept(correction=correction, by=author, base_revision=1)
+    with pytest.raises(AnnotationError, match="Say why"):
+        cot_correction_reject(correction=correction, by=other, base_revision=1, reason="  ")
+    rejected = cot_correction_reject(correction=correction, by=other, base_revision=1, reason="Stage 2 misreads it")
+    assert rejected.status == CotCorrection.Status.REJECTED and rejected.reject_reason == "Stage 2 misreads it"
+    # The author fixes it: a new revision, up for review again, the old verdict cleared.
+    again = _save(decision, author, base=1, text="fixed better")
+    assert again.status == CotCorrection.Status.SUBMITTED and again.reviewed_by is None and not again.reject_reason
+
+
+def test_accepting_a_stale_revision_is_refused(decision, make_user):
+    author, other = make_user("labeler"), make_user("labeler")
+    _save(decision, author)
+    _save(decision, author, base=1, text="changed meanwhile")
+    with pytest.raises(CorrectionConflict):
+        cot_correction_accept(correction=CotCorrection.objects.get(), by=other, base_revision=1)
+    assert CotCorrection.objects.get().status == CotCorrection.Status.SUBMITTED
+
+
+def test_review_buttons_for_a_second_labeler_only(decision, make_user):
+    author = make_user("labeler")
+    _save(decision, author)
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    review_url = reverse("annotation:correction_review", args=[decision.pk])
+    author_client, other_client = Client(), Client()
+    author_client.force_login(author)
+    other_client.force_login(make_user("labeler"))
+    assert 'id="correction-review"' not in author_client.get(url).content.decode()
+    assert 'id="correction-review"' in other_client.get(url).content.decode()
+
+    resp = author_client.post(review_url, {"action": "accept", "base_revision": "1"})
+    assert resp.status_code == 400 and "another labeler" in resp.content.decode()
+    resp = other_client.post(review_url, {"action": "reject", "base_revision": "1", "reason": "<b>wrong</b>"})
+    assert resp.status_code == 302
+    html = author_client.get(url).content.decode()
+    assert "&lt;b&gt;wrong&lt;/b&gt;" in html and "Rejected" in html
+
+
+def test_edit_form_saves_draft_or_submits(decision, client_as):
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    data = {f"stage-{s['key']}": s["text"] for s in decision.cot} | {"label": "正向", "base_revision": "0"}
+    client.post(url, {**data, "action": "draft"})
+    assert CotCorrection.objects.get().status == CotCorrection.Status.DRAFT
+    client.post(url, {**data, "base_revision": "1", "action": "submit"})
+    assert CotCorrection.objects.get().status == CotCorrection.Status.SUBMITTED
+
+
+def test_list_filters_by_status(decision, policy_version, make_user, client_as):
+    from tests.factories import DecisionFactory
+
+    other = DecisionFactory(policy_version=policy_version, video__title="Untouched video")
+    _save(decision, make_user("labeler"), submit=False)
+    client = client_as("labeler")
+    url = reverse("annotation:correction_list")
+    drafts = client.get(url, {"status": "draft"}).content.decode()
+    assert decision.video.title in drafts and "Untouched video" not in drafts
+    none = client.get(url, {"status": "none"}).content.decode()
+    assert "Untouched video" in none and decision.video.title not in none
+    assert "Untouched video" not in client.get(url, {"status": "accepted"}).content.decode()
+    assert other.video.title in client.get(url).content.decode()

@@ -1,0 +1,120 @@
+"""User feedback that contradicts the model opens one adjudication; its outcome labels the item."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from django.urls import reverse
+
+from annotation.models import Adjudication, DisagreementRule
+from annotation.services import adjudication_decide, disagreements_evaluate
+from moderation.feedback.services import feedback_events_ingest, integration_create
+from moderation.review.models import AuditEvent, ItemLabel
+from tests.factories import DecisionFactory, VideoFactory
+
+pytestmark = pytest.mark.django_db
+_ids = itertools.count()
+T = "2026-05-01T12:00:00Z"
+
+
+@pytest.fixture
+def rules():  # type: ignore[no-untyped-def]
+    DisagreementRule.objects.all().delete()
+    return {
+        "reported_pass": DisagreementRule.objects.create(name="r", kind="reported_pass", threshold=0.1, min_events=10),
+        "appeal_overturned": DisagreementRule.objects.create(name="a", kind="appeal_overturned", min_events=1),
+        "positive_engagement": DisagreementRule.objects.create(
+            name="p", kind="positive_engagement", threshold=0.5, min_events=10
+        ),
+    }
+
+
+@pytest.fixture
+def integration():  # type: ignore[no-untyped-def]
+    return integration_create(name="platform")[0]
+
+
+def _events(integration, video, **counts):  # type: ignore[no-untyped-def]
+    rows, n = [], 0
+    for kind, count in counts.items():
+        for _ in range(count):
+            n += 1
+            row = {"event_id": f"ev-{next(_ids)}", "type": kind,
+                   "video_id": video.pk, "timestamp": T}
+            if kind == "watch_time":
+                row["seconds"] = 3
+            if kind == "appeal":
+                row.update(outcome="overturned", appeal_id=f"ap-{n}")
+            rows.append(row)
+    result = feedback_events_ingest(integration=integration, events=rows)
+    assert not result.errors
+    return result
+
+
+def test_reported_pass_fires_once_and_only_over_the_thresholds(rules, integration, policy_version):
+    video = VideoFactory()
+    DecisionFactory(video=video, policy_version=policy_version, label="正向", is_violation=False)
+    _events(integration, video, watch_time=9, report=5)  # rate high but under 10 views
+    assert disagreements_evaluate(video_ids=[video.pk]) == []
+    _events(integration, video, watch_time=11)  # 20 views, 5 reports: 25%
+    [opened] = disagreements_evaluate(video_ids=[video.pk])
+    assert opened.kind == "reported_pass" and "25.0%" in opened.reason and opened.feedback["reports"] == 5
+    assert disagreements_evaluate(video_ids=[video.pk]) == []  # idempotent
+    assert disagreements_evaluate() == []  # the periodic sweep too
+    assert Adjudication.objects.count() == 1
+
+
+def test_flagged_with_overturned_appeal_and_with_positive_engagement(rules, integration, policy_version):
+    appealed, liked, quiet = VideoFactory(), VideoFactory(), VideoFactory()
+    for v in (appealed, liked, quiet):
+        DecisionFactory(video=v, policy_version=policy_version, label="引导私下交易", is_violation=True)
+    _events(integration, appealed, appeal=1)
+    _events(integration, liked, watch_time=10, like=6)
+    _events(integration, quiet, watch_time=10, like=2, report=5)  # reports do not contradict a flag
+    opened = disagreements_evaluate()
+    assert sorted((a.video_id, a.kind) for a in opened) == sorted(
+        [(appealed.pk, "appeal_overturned"), (liked.pk, "positive_engagement")]
+    )
+    assert disagreements_evaluate() == []
+    rules["positive_engagement"].is_active = False
+    rules["positive_engagement"].save()
+    Adjudication.objects.filter(kind="positive_engagement").delete()
+    assert disagreements_evaluate() == []  # a disabled rule does not fire
+
+
+def test_ingest_queues_the_check_that_opens_the_adjudication(rules, integration, policy_version, celery_worker):
+    import time
+
+    video = VideoFactory()
+    DecisionFactory(video=video, policy_version=policy_version, label="引导私下交易", is_violation=True)
+    _events(integration, video, appeal=1)
+    deadline = time.monotonic() + 20
+    while not Adjudication.objects.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert Adjudication.objects.get().kind == "appeal_overturned"
+
+
+def test_adjudication_outcome_labels_the_item_and_is_audited(rules, integration, policy_version, client_as):
+    video = VideoFactory()
+    decision = DecisionFactory(video=video, policy_version=policy_version, label="引导私下交易", is_violation=True)
+    _events(integration, video, appeal=1)
+    [adjudication] = disagreements_evaluate()
+    client = client_as("moderator")
+    url = reverse("annotation:adjudication_detail", args=[adjudication.pk])
+    html = client.get(url).content.decode()
+    assert "appeal" in html and 'id="user-feedback"' in html
+    assert client.post(url, {"label": "nope"}).status_code == 400
+    assert client.post(url, {"label": "正向", "note": "harmless"}).status_code == 302
+    label = ItemLabel.objects.get(video=video, source=ItemLabel.Source.ADJUDICATION)
+    assert label.label == "正向" and label.policy_version == policy_version
+    event = AuditEvent.objects.get(action="adjudication.decide")
+    assert event.payload["label"] == "正向" and event.payload["model_label"] == decision.label
+    adjudication.refresh_from_db()
+    assert adjudication.status == "decided" and adjudication.outcome_label == "正向"
+    from annotation.errors import AnnotationError
+
+    with pytest.raises(AnnotationError, match="Already decided"):
+        adjudication_decide(adjudication=adjudication, by=adjudication.decided_by, label="正向")
+    assert client_as("labeler").get(url).status_code == 403
+    assert "No open adjudications" in client.get(reverse("annotation:adjudication_list")).content.decode()

@@ -1,0 +1,79 @@
+"""The impact preview re-runs the baseline under a draft and reports flips without writing decisions."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from django.urls import reverse
+
+from moderation.inference.models import Decision
+from moderation.policies.selectors import policy_impact_preview
+from moderation.policies.services import policy_version_create_draft
+from tests.factories import DecisionFactory, PolicyVersionFactory, SegmentFactory, VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+PRIVATE_DEALS = "引导私下交易"
+
+
+def _draft_with_keyword(policy_version, editor, keyword: str):  # type: ignore[no-untyped-def]
+    taxonomy = copy.deepcopy(policy_version.taxonomy)
+    tag = next(t for c in taxonomy for t in c["tags"] if t["key"] == PRIVATE_DEALS)
+    tag["keywords"].append(keyword)
+    return policy_version_create_draft(policy=policy_version.policy, taxonomy=taxonomy, by=editor)
+
+
+def _decided(policy_version, text: str, label: str = "正向"):  # type: ignore[no-untyped-def]
+    video = VideoFactory()
+    SegmentFactory(video=video, text=text)
+    DecisionFactory(video=video, policy_version=policy_version, label=label)
+    return video
+
+
+def test_a_keyword_added_by_the_draft_flips_the_item_that_says_it(policy_version, make_user):
+    flipping = _decided(policy_version, "ping me on signal for the real price")
+    unchanged_safe = _decided(policy_version, "a quiet walk by the river")
+    unchanged_violation = _decided(policy_version, "add me on wechat to order", label=PRIVATE_DEALS)
+    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+    decisions_before = list(Decision.objects.order_by("pk").values())
+
+    preview = policy_impact_preview(draft=draft, sample_size=200)
+
+    assert preview.active == policy_version and preview.checked == 3
+    assert [(f.video_id, f.old_label, f.new_label) for f in preview.flips] == [(flipping.pk, "正向", PRIVATE_DEALS)]
+    assert preview.flips[0].recorded_label == "正向" and preview.flips[0].new_name == "Steering users to private deals"
+    counts = {row.label: (row.before, row.after, row.delta) for row in preview.label_counts}
+    assert counts == {"正向": (2, 1, -1), PRIVATE_DEALS: (1, 2, 1)}
+    assert {unchanged_safe.pk, unchanged_violation.pk}.isdisjoint(f.video_id for f in preview.flips)
+    assert list(Decision.objects.order_by("pk").values()) == decisions_before  # nothing written
+
+
+def test_the_sample_is_the_newest_items_under_the_active_version_only(policy_version, make_user):
+    older = _decided(policy_version, "ping me on signal")
+    newer = _decided(policy_version, "ping me on signal today")
+    other_policy_version = PolicyVersionFactory(policy__slug="other", policy__name="Other")
+    _decided(other_policy_version, "ping me on signal too")  # decided under another policy: not sampled
+    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+
+    preview = policy_impact_preview(draft=draft, sample_size=1)
+
+    assert preview.checked == 1 and [f.video_id for f in preview.flips] == [newer.pk]
+    assert older.pk not in [f.video_id for f in preview.flips]
+
+
+def test_impact_page_lists_flips_with_links_for_editors_only(policy_version, make_user, client_as):
+    video = _decided(policy_version, "ping me on signal")
+    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+    url = reverse("moderation:policy_version_impact", args=[draft.pk])
+
+    resp = client_as("policy_editor").get(url, {"n": "50"}, HTTP_HX_REQUEST="true")
+    html = resp.content.decode()
+    assert resp.status_code == 200 and "<html" not in html  # the htmx partial only
+    assert "<strong>1</strong> of 1 recent item" in html
+    assert reverse("moderation:video_detail", args=[video.pk]) in html
+    assert f"<strong>{PRIVATE_DEALS}</strong>" in html
+
+    for role in ("moderator", "labeler"):
+        assert client_as(role).get(url).status_code == 403
+    assert Decision.objects.count() == 1

@@ -1,0 +1,202 @@
+"""The editor screens: structured and JSON edits, versions, diffs, publishing, and who may do what."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from moderation.policies.editor import editor_rows_from_taxonomy
+from moderation.policies.models import PolicyVersion
+from moderation.policies.services import policy_version_create_draft
+
+pytestmark = pytest.mark.django_db
+
+
+def _structured_post(taxonomy, **extra):  # type: ignore[no-untyped-def]
+    """The POST body the structured editor sends for ``taxonomy`` (as the browser would)."""
+    data: dict = {"mode": "structured", "categories": str(len(taxonomy)), "notes": "", "action": "save"}
+    for i, cat in enumerate(editor_rows_from_taxonomy(taxonomy)):
+        data |= {f"c{i}-key": cat.key, f"c{i}-name": cat.name, f"c{i}-tags": str(len(cat.tags))}
+        for j, tag in enumerate(cat.tags):
+            p = f"c{i}t{j}"
+            data |= {
+                f"{p}-key": tag.key,
+                f"{p}-name": tag.name,
+                f"{p}-keywords": tag.keywords,
+                f"{p}-criteria": tag.criteria,
+                f"{p}-severities": tag.severities,
+            }
+    return data | extra
+
+
+def test_structured_edit_saves_a_new_draft_with_keywords_criteria_and_a_new_tag(policy_version, client_as):
+    client = client_as("policy_editor")
+    url = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+    page = client.get(url).content.decode()
+    assert 'name="c2t1-keywords"' in page and "加微信, 私聊" in page
+
+    # "Add tag" re-renders the form with one more (blank) row and saves nothing.
+    data = _structured_post(policy_version.taxonomy, action="add_tag:2")
+    resp = client.post(url, data)
+    assert resp.status_code == 200 and 'name="c2t4-key"' in resp.content.decode()
+    assert PolicyVersion.objects.count() == 1
+
+    data = _structured_post(policy_version.taxonomy, notes="Signal is a messaging app too.")
+    data["c2-tags"] = "5"
+    data |= {
+        "c2t4-key": "诱导关注",
+        "c2t4-name": "Follow baiting",
+        "c2t4-keywords": "关注我，follow me, ",
+        "c2t4-criteria": "Asks viewers to follow in exchange for rewards.\n\n",
+    }
+    data["c2t1-keywords"] += ", signal"
+    data["c3t1-remove"] = "on"  # drop "Unauthorised reproduction / plagiarism"
+    resp = client.post(url, data)
+
+    draft = PolicyVersion.objects.get(number=policy_version.number + 1)
+    assert resp.status_code == 302 and resp["Location"] == reverse("moderation:policy_version", args=[draft.pk])
+    assert draft.status == "draft" and not draft.is_active and draft.notes == "Signal is a messaging app too."
+    commercial = {t["key"]: t for t in draft.taxonomy[2]["tags"]}
+    assert commercial["引导私下交易"]["keywords"][-1] == "signal"
+    assert commercial["诱导关注"] == {
+        "key": "诱导关注",
+        "name": "Follow baiting",
+        "keywords": ["关注我", "follow me"],
+        "criteria": ["Asks viewers to follow in exchange for rewards."],
+    }
+    assert "盗用抄袭作品" not in {t["key"] for c in draft.taxonomy for t in c["tags"]}
+    policy_version.refresh_from_db()
+    assert "signal" not in policy_version.taxonomy[2]["tags"][1]["keywords"]
+
+
+def test_invalid_edits_show_every_error_inline_and_save_nothing(policy_version, client_as):
+    client = client_as("admin")
+    url = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+    data = _structured_post(policy_version.taxonomy)
+    data["c0t1-key"] = data["c0t0-key"]
+    data["c1-name"] = ""
+    resp = client.post(url, data)
+    html = resp.content.decode()
+    assert resp.status_code == 400 and "The draft was not saved" in html
+    assert "key &#x27;违法犯罪&#x27; is already used by" in html
+    assert "Category 2 (内容质量与伦理): name must not be empty." in html
+
+    resp = client.post(url, {"mode": "json", "taxonomy_json": '[{"key": "x", ', "notes": "n"})
+    assert resp.status_code == 400 and "Not valid JSON" in resp.content.decode()
+
+    taxonomy = [
+        {"key": "A", "name": "A", "tags": [{"key": "t", "name": "T", "keywords": ["k"], "severities": ["huge"]}]}
+    ]
+    resp = client.post(url, {"mode": "json", "taxonomy_json": json.dumps(taxonomy)})
+    html = resp.content.decode()
+    assert resp.status_code == 400 and "unknown severity &#x27;huge&#x27;" in html
+    assert "&quot;huge&quot;" in html  # the textarea keeps what the editor typed
+    assert PolicyVersion.objects.count() == 1
+
+    taxonomy[0]["tags"][0]["severities"] = ["high"]
+    resp = client.post(url, {"mode": "json", "taxonomy_json": json.dumps(taxonomy), "notes": "rewrite"})
+    assert resp.status_code == 302
+    assert PolicyVersion.objects.order_by("-number").first().taxonomy == taxonomy
+
+
+def test_user_text_in_a_taxonomy_is_escaped(policy_version, make_user, client_as):
+    taxonomy = [
+        {"key": "A", "name": "<script>alert(1)</script>", "tags": [{"key": "t", "name": "T", "keywords": ["<b>"]}]}
+    ]
+    draft = policy_version_create_draft(policy=policy_version.policy, taxonomy=taxonomy, by=make_user("admin"))
+    html = client_as("labeler").get(reverse("moderation:policy_version", args=[draft.pk])).content.decode()
+    assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_diff_page_and_htmx_partial_show_the_changes_between_any_two_versions(policy_version, make_user, client_as):
+    taxonomy = json.loads(json.dumps(policy_version.taxonomy))
+    taxonomy[2]["tags"][1]["keywords"].append("signal")
+    taxonomy[3]["tags"][0]["name"] = "AI content without a label"
+    draft = policy_version_create_draft(policy=policy_version.policy, taxonomy=taxonomy, by=make_user("admin"))
+    client = client_as("moderator")
+    url = reverse("moderation:policy_diff", args=[policy_version.policy.pk])
+
+    full = client.get(url, {"a": policy_version.pk, "b": draft.pk})
+    html = full.content.decode()
+    assert full.status_code == 200 and "<html" in html
+    assert "Keywords added" in html and "<ins>signal</ins>" in html
+    assert "Tag renamed" in html and "<del>Missing AI-generated label</del>" in html
+
+    partial = client.get(url, {"a": policy_version.pk, "b": draft.pk}, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in partial and "<ins>signal</ins>" in partial
+    reverse_diff = client.get(url, {"a": draft.pk, "b": policy_version.pk}).content.decode()
+    assert "Keywords removed" in reverse_diff and "<del>signal</del>" in reverse_diff
+
+    assert client.get(url).status_code == 200  # defaults to the two newest versions
+    assert client.get(url, {"a": policy_version.pk, "b": 999999}).status_code == 404
+
+
+def test_publishing_from_the_version_page_makes_the_draft_active(policy_version, make_user, client_as):
+    draft = policy_version_create_draft(
+        policy=policy_version.policy, taxonomy=policy_version.taxonomy, by=make_user("admin")
+    )
+    client = client_as("policy_editor")
+    page = client.get(reverse("moderation:policy_version", args=[draft.pk])).content.decode()
+    assert "Publish and make active" in page and "Preview impact" in page
+
+    resp = client.post(reverse("moderation:policy_version_publish", args=[draft.pk]), follow=True)
+    assert resp.status_code == 200 and "is published and active" in resp.content.decode()
+    assert list(PolicyVersion.objects.filter(is_active=True)) == [draft]
+
+    # Rolling back from the old version's page.
+    resp = client.post(reverse("moderation:policy_version_activate", args=[policy_version.pk]))
+    assert resp.status_code == 302
+    assert list(PolicyVersion.objects.filter(is_active=True)) == [policy_version]
+
+
+@pytest.mark.parametrize("role", ["moderator", "labeler", None])
+def test_readers_cannot_edit_or_publish(policy_version, make_user, client_as, role):
+    draft = policy_version_create_draft(
+        policy=policy_version.policy, taxonomy=policy_version.taxonomy, by=make_user("admin")
+    )
+    client = client_as(role)
+    assert client.get(reverse("moderation:policy_version", args=[draft.pk])).status_code == 200
+    page = client.get(reverse("moderation:policy_version", args=[draft.pk])).content.decode()
+    assert "Publish and make active" not in page
+    edit = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+    assert client.get(edit).status_code == 403
+    assert client.post(edit, _structured_post(policy_version.taxonomy)).status_code == 403
+    assert client.post(reverse("moderation:policy_version_publish", args=[draft.pk])).status_code == 403
+    assert client.post(reverse("moderation:policy_version_activate", args=[policy_version.pk])).status_code == 403
+    assert PolicyVersion.objects.count() == 2
+    assert list(PolicyVersion.objects.filter(is_active=True)) == [policy_version]
+
+
+def test_anonymous_users_are_sent_to_login(policy_version):
+    client = Client()
+    for url in (
+        reverse("moderation:policy_edit", args=[policy_version.policy.pk]),
+        reverse("moderation:policy_diff", args=[policy_version.policy.pk]),
+        reverse("moderation:policy_version", args=[policy_version.pk]),
+        reverse("moderation:policy_version_impact", args=[policy_version.pk]),
+    ):
+        resp = client.get(url)
+        assert resp.status_code == 302 and resp["Location"].startswith("/login/"), url
+    resp = client.post(reverse("moderation:policy_version_publish", args=[policy_version.pk]))
+    assert resp.status_code == 302 and resp["Location"].startswith("/login/")
+
+
+def test_blm_policy_editor_requires_severities(client_as, db):
+    from moderation.policies.services import policy_seed_blm_guard
+
+    version = policy_seed_blm_guard()
+    client = client_as("policy_editor")
+    url = reverse("moderation:policy_edit", args=[version.policy.pk])
+    page = client.get(url).content.decode()
+    assert "Risk scene" in page and 'value="high" checked' in page
+    data = _structured_post(version.taxonomy)
+    data["c0t0-severities"] = []
+    resp = client.post(url, data)
+    assert resp.status_code == 400 and "need at least one severity" in resp.content.decode()
+    data["c0t0-severities"] = ["high"]
+    assert client.post(url, data).status_code == 302
+    draft = version.policy.versions.get(status="draft")
+    assert draft.output_format == "blm" and draft.taxonomy[0]["tags"][0]["severities"] == ["high"]

@@ -1,0 +1,254 @@
+"""Queues as data: routing by filters, deadlines and ordering, permissions, skip reasons,
+escalation, SLA and handling-time figures on the queue page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils import timezone
+
+from moderation.errors import ModerationError
+from moderation.media.models import Video
+from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip, ReviewTask
+from moderation.review.selectors import review_queue_stats, review_queues_for
+from moderation.review.services import (
+    review_claim_next,
+    review_escalate,
+    review_skip,
+    review_submit,
+    review_tasks_create_for_decision,
+)
+from tests.factories import DecisionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _queue(slug: str, **kwargs) -> ReviewQueue:  # type: ignore[no-untyped-def]
+    return ReviewQueue.objects.create(name=slug.title(), slug=slug, **kwargs)
+
+
+def test_routing_by_label_confidence_and_flags_with_default_fallback(policy_version):
+    sexual = _queue("sexual", labels=["色情低俗"], priority=10, sla_seconds=3600)
+    unsure = _queue("unsure", confidence_min=0.4, confidence_max=0.6)
+    cascade = _queue("cascade", escalated_only=True)
+    reported = _queue("reported", user_reported_only=True, required_reviews=2)
+    _queue("other-policy", policy=None, labels=["nothing-matches"])
+
+    nsfw = DecisionFactory(policy_version=policy_version, label="色情低俗", is_violation=True, confidence=0.9)
+    tasks = review_tasks_create_for_decision(decision=nsfw)
+    assert [(t.queue, t.slot) for t in tasks] == [(sexual, 0)]
+    [task] = tasks
+    assert task.priority == 10 + 90  # queue priority + the item's own (likely violation first)
+    assert task.deadline == nsfw.video.created_at + timedelta(hours=1)
+    # Idempotent: routing again adds nothing.
+    assert review_tasks_create_for_decision(decision=nsfw) == tasks
+    assert ReviewTask.objects.filter(decision=nsfw).count() == 1
+
+    mid = DecisionFactory(policy_version=policy_version, confidence=0.5)
+    assert {t.queue for t in review_tasks_create_for_decision(decision=mid)} == {unsure}
+
+    escalated = DecisionFactory(policy_version=policy_version, confidence=0.9)
+    assert {t.queue for t in review_tasks_create_for_decision(decision=escalated, escalated=True)} == {cascade}
+
+    flagged = DecisionFactory(policy_version=policy_version, confidence=0.9)
+    routed = review_tasks_create_for_decision(decision=flagged, user_reported=True)
+    assert [(t.queue, t.slot) for t in routed] == [(reported, 0), (reported, 1)]
+
+    plain = DecisionFactory(policy_version=policy_version, confidence=0.9)
+    [fallback] = review_tasks_create_for_decision(decision=plain)
+    assert fallback.queue.slug == ReviewQueue.DEFAULT_SLUG
+    assert AuditEvent.objects.filter(action="decision.routed", object_id=str(plain.pk)).exists()
+
+
+def test_qa_sample_queue_takes_a_share_in_addition_to_the_normal_queue(policy_version, monkeypatch):
+    from moderation.review import services
+
+    qa = _queue("qa", sample_rate=0.25)
+    draws = iter([0.1, 0.9])
+    monkeypatch.setattr(services.rng, "random", lambda: next(draws))
+    sampled = DecisionFactory(policy_version=policy_version)
+    not_sampled = DecisionFactory(policy_version=policy_version)
+    assert {t.queue.slug for t in review_tasks_create_for_decision(decision=sampled)} == {"qa", "default"}
+    assert {t.queue.slug for t in review_tasks_create_for_decision(decision=not_sampled)} == {"default"}
+    assert qa.tasks.count() == 1
+
+
+def test_inference_routes_its_decision_through_the_queues(policy_version, monkeypatch):
+    """The inference service's decision lands in the queue that matches it."""
+    from moderation.inference.services import decision_create_for_video
+    from tests.factories import VideoFactory
+
+    _queue("all-private-deals", labels=["引导私下交易"])
+    video = VideoFactory(title="加我微信私聊 买便宜货", asr_text="加我微信|私下交易更便宜")
+    decision = decision_create_for_video(video_id=video.pk)
+    slugs = set(ReviewTask.objects.filter(decision=decision).values_list("queue__slug", flat=True))
+    assert slugs == ({"all-private-deals"} if decision.label == "引导私下交易" else {"default"})
+
+
+def test_items_are_claimed_by_priority_then_deadline(policy_version, make_user):
+    queue = _queue("ordered", sla_seconds=3600)
+    now = timezone.now()
+    decisions = [DecisionFactory(policy_version=policy_version) for _ in range(3)]
+    late, early, urgent = (
+        ReviewTask.objects.create(decision=d, queue=queue, priority=p, deadline=now + timedelta(minutes=m))
+        for d, p, m in zip(decisions, (0, 0, 5), (30, 10, 60), strict=True)
+    )
+    user = make_user("moderator")
+    got = []
+    for _ in range(3):
+        task = review_claim_next(user=user, queue=queue)
+        got.append(task.pk)
+        review_submit(task=task, user=user, verdict="approve")
+    assert got == [urgent.pk, early.pk, late.pk]
+
+
+def test_restricted_queue_is_invisible_and_refused_to_other_groups(policy_version, make_user, client_as):
+    seniors = Group.objects.create(name="senior-reviewers")
+    senior_q = _queue("senior")
+    senior_q.allowed_groups.add(seniors)
+    DecisionFactory(policy_version=policy_version)
+    task = ReviewTask.objects.create(decision=DecisionFactory(policy_version=policy_version), queue=senior_q)
+    plain = make_user("moderator")
+    senior = make_user("moderator")
+    senior.groups.add(seniors)
+
+    assert senior_q not in review_queues_for(user=plain)
+    assert senior_q in review_queues_for(user=senior)
+    with pytest.raises(ModerationError, match="may not work"):
+        review_claim_next(user=plain, queue=senior_q)
+
+    from django.test import Client
+
+    client = Client()
+    client.force_login(plain)
+    html = client.get(reverse("moderation:queue")).content.decode()
+    assert 'data-queue="senior"' not in html
+    assert client.get(reverse("moderation:queue_detail", args=["senior"])).status_code == 403
+    assert client.post(reverse("moderation:queue_claim_next", args=["senior"])).status_code == 403
+    # Even an item in that queue held by no one cannot be opened.
+    assert client.get(reverse("moderation:review_task", args=[task.pk])).status_code == 403
+
+    senior_client = Client()
+    senior_client.force_login(senior)
+    assert 'data-queue="senior"' in senior_client.get(reverse("moderation:queue")).content.decode()
+    resp = senior_client.post(reverse("moderation:queue_claim_next", args=["senior"]))
+    assert resp["Location"] == reverse("moderation:review_task", args=[task.pk])
+    # A labeler has no review role at all.
+    assert client_as("labeler").get(reverse("moderation:queue_detail", args=["senior"])).status_code == 403
+
+
+def test_skip_needs_and_records_a_reason(make_task, make_user, client_as):
+    first, second = make_task(), make_task()
+    alice = make_user("moderator")
+    review_claim_next(user=alice)
+    with pytest.raises(ModerationError, match="Say why"):
+        review_skip(task=first, user=alice, reason="  ")
+    assert review_skip(task=first, user=alice, reason="Needs Cantonese").pk == second.pk
+    skip = ReviewSkip.objects.get()
+    assert (skip.task_id, skip.user, skip.reason) == (first.pk, alice, "Needs Cantonese")
+    event = AuditEvent.objects.get(action="skip")
+    assert event.actor == alice and event.payload["reason"] == "Needs Cantonese"
+
+    from django.test import Client
+
+    client = Client()
+    client.force_login(alice)
+    resp = client.post(reverse("moderation:review_skip", args=[second.pk]), {"reason": "Media does not play"})
+    assert resp["Location"] == reverse("moderation:review_task", args=[first.pk])
+    assert ReviewSkip.objects.filter(reason="Media does not play", task=second).exists()
+
+
+def test_escalate_hands_the_item_to_the_senior_queue(policy_version, make_user, client_as):
+    senior_q = _queue("senior", routes_new_decisions=False, priority=20)
+    first_line = _queue("first-line", escalation_queue=senior_q)
+    decision = DecisionFactory(policy_version=policy_version)
+    [task] = review_tasks_create_for_decision(decision=decision)
+    assert task.queue == first_line
+    alice, boss = make_user("moderator"), make_user("moderator")
+    review_claim_next(user=alice, queue=first_line)
+
+    senior_task = review_escalate(task=task, user=alice, reason="Possible minor on screen")
+
+    task.refresh_from_db()
+    assert task.status == ReviewTask.Status.ESCALATED
+    assert senior_task.queue == senior_q and senior_task.status == ReviewTask.Status.PENDING
+    assert senior_task.deadline == task.deadline
+    with pytest.raises(ModerationError, match="escalated"):
+        review_submit(task=task, user=alice, verdict="approve")
+    event = AuditEvent.objects.get(action="escalate")
+    assert event.payload["to_queue"] == "senior" and event.payload["reason"] == "Possible minor on screen"
+    assert review_claim_next(user=boss, queue=senior_q).pk == senior_task.pk
+    review_submit(task=senior_task, user=boss, verdict="approve")
+    # A queue without a senior queue says so.
+    other = review_claim_next(user=alice) or None
+    assert other is None
+    plain = ReviewTask.objects.create(decision=DecisionFactory(policy_version=policy_version), queue=senior_q)
+    review_claim_next(user=alice, queue=senior_q)
+    with pytest.raises(ModerationError, match="no senior queue"):
+        review_escalate(task=plain, user=alice, reason="x")
+
+
+def test_escalate_from_the_review_screen(policy_version, make_user):
+    from django.test import Client
+
+    senior_q = _queue("senior", routes_new_decisions=False)
+    first_line = _queue("first-line", escalation_queue=senior_q)
+    first, second = (
+        review_tasks_create_for_decision(decision=DecisionFactory(policy_version=policy_version))[0] for _ in range(2)
+    )
+    alice = make_user("moderator")
+    client = Client()
+    client.force_login(alice)
+    client.post(reverse("moderation:queue_claim_next", args=[first_line.slug]))
+    html = client.get(reverse("moderation:review_task", args=[first.pk])).content.decode()
+    assert 'data-hotkey="e"' in html and "<kbd>e</kbd>" in html
+    resp = client.post(reverse("moderation:review_escalate", args=[first.pk]), {"reason": "needs a lawyer"})
+    assert resp["Location"] == reverse("moderation:review_task", args=[second.pk])
+    assert ReviewTask.objects.filter(queue=senior_q, decision=first.decision).exists()
+
+
+def test_queue_page_shows_sla_breaches_and_median_handling_time(make_task, make_user, client_as):
+    now = timezone.now()
+    alice = make_user("moderator")
+    overdue = make_task(deadline=now - timedelta(minutes=5))
+    make_task(deadline=now + timedelta(hours=1))
+    for minutes in (2, 4, 9):
+        done = make_task(deadline=now + timedelta(hours=1))
+        ReviewTask.objects.filter(pk=done.pk).update(
+            status=ReviewTask.Status.DONE,
+            claimed_by=alice,
+            claimed_at=now - timedelta(minutes=minutes),
+            completed_at=now,
+        )
+    late = make_task(deadline=now - timedelta(hours=1))
+    ReviewTask.objects.filter(pk=late.pk).update(
+        status=ReviewTask.Status.DONE, claimed_by=alice, claimed_at=now - timedelta(minutes=30), completed_at=now
+    )
+
+    stats = review_queue_stats(queue=overdue.queue)
+
+    assert stats["sla_breached"] == 2  # the open overdue item and the one decided after its deadline
+    assert stats["median_handling_s"] == pytest.approx(((4 + 9) / 2) * 60, abs=1)
+    html = client_as("moderator").get(reverse("moderation:queue")).content.decode()
+    assert '<td data-stat="sla_breached">2</td>' in html
+    assert '<td data-stat="median_handling">390 s</td>' in html
+    detail = client_as("moderator").get(reverse("moderation:queue_detail", args=["default"])).content.decode()
+    assert '<td data-stat="sla_breached">2</td>' in detail
+
+
+def test_claim_time_decision_time_and_reviewer_are_recorded(make_task, make_user):
+    task = make_task()
+    alice = make_user("moderator")
+    before = timezone.now()
+    review_claim_next(user=alice)
+    review_submit(task=task, user=alice, verdict="approve")
+    task.refresh_from_db()
+    assert task.claimed_by == alice and before <= task.claimed_at <= task.completed_at
+    assert list(AuditEvent.objects.filter(object_id=str(task.pk)).order_by("pk").values_list("action", flat=True)) == [
+        "claim",
+        "review.approve",
+    ]
+    assert Video.objects.exists()
