@@ -43,7 +43,7 @@ class CotCorrection(models.Model):
 
 
 class Tag2CotTask(models.Model):
-    """"Write the reasoning for this label": an item with a human label but no acceptable CoT.
+    """ "Write the reasoning for this label": an item with a human label but no acceptable CoT.
 
     ``stages`` starts as a draft (from the serving VLM asked to explain ``target_label``, or the
     evidence baseline's extraction stage) and holds the labeler's five stages once written.
@@ -137,9 +137,7 @@ class Adjudication(models.Model):
 
     class Meta:
         ordering = ["status", "-created_at", "-pk"]
-        constraints = [
-            models.UniqueConstraint(fields=["decision", "kind"], name="one_adjudication_per_decision_kind")
-        ]
+        constraints = [models.UniqueConstraint(fields=["decision", "kind"], name="one_adjudication_per_decision_kind")]
 
 
 class LabelStudioImport(models.Model):

@@ -117,7 +117,9 @@ def _lock_for_review(*, correction: CotCorrection, by: User, base_revision: int)
     if locked.author_id == by.pk:
         raise AnnotationError("You wrote this revision; another labeler has to review it.")
     if locked.status != CotCorrection.Status.SUBMITTED:
-        raise AnnotationError(f"Only submitted corrections can be reviewed; this one is {locked.get_status_display().lower()}.")
+        raise AnnotationError(
+            f"Only submitted corrections can be reviewed; this one is {locked.get_status_display().lower()}."
+        )
     return locked
 
 
@@ -248,8 +250,12 @@ def tag2cot_draft_with_model(*, task_id: int) -> Tag2CotTask:
         if result.cot:
             by_key = {s.get("key"): s for s in result.cot if isinstance(s, dict)}
             task.stages = [
-                {"key": key, "title": title, "text": by_key.get(key, {}).get("text", ""),
-                 "evidence": by_key.get(key, {}).get("evidence", [])}
+                {
+                    "key": key,
+                    "title": title,
+                    "text": by_key.get(key, {}).get("text", ""),
+                    "evidence": by_key.get(key, {}).get("evidence", []),
+                }
                 for key, title in STAGES
             ]
             task.draft_source = Tag2CotTask.DraftSource.MODEL
@@ -266,7 +272,7 @@ def tag2cot_draft_with_model(*, task_id: int) -> Tag2CotTask:
 @transaction.atomic
 def tag2cot_claim(*, task: Tag2CotTask, user: User) -> Tag2CotTask:
     """Assign an open task to ``user`` (no-op when it is already theirs)."""
-    locked = Tag2CotTask.objects.select_for_update().select_related("assigned_to").get(pk=task.pk)
+    locked = Tag2CotTask.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=task.pk)
     if locked.status == Tag2CotTask.Status.DONE:
         return locked
     if locked.assigned_to_id not in (None, user.pk):
@@ -284,7 +290,7 @@ def tag2cot_write(*, task: Tag2CotTask, author: User, stages: dict[str, str]) ->
     Every stage must be written; the final judgment must name the target label (the point of
     Tag2CoT is reasoning that arrives at the human's label). Evidence links of the draft are kept.
     """
-    locked = Tag2CotTask.objects.select_for_update().select_related("assigned_to").get(pk=task.pk)
+    locked = Tag2CotTask.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=task.pk)
     if locked.status == Tag2CotTask.Status.DONE:
         raise AnnotationError("This reasoning was already written.")
     if locked.assigned_to_id not in (None, author.pk):
@@ -372,7 +378,9 @@ def _evaluate_batch(aggregates: list[FeedbackAggregate], rules: list[Disagreemen
     # The latest decision of each video (DISTINCT ON), in one query.
     latest = {
         d.video_id: d
-        for d in Decision.objects.filter(video_id__in=ids).order_by("video_id", "-created_at", "-pk").distinct("video_id")
+        for d in Decision.objects.filter(video_id__in=ids)
+        .order_by("video_id", "-created_at", "-pk")
+        .distinct("video_id")
     }
     candidates: list[Adjudication] = []
     for agg in aggregates:
@@ -385,7 +393,11 @@ def _evaluate_batch(aggregates: list[FeedbackAggregate], rules: list[Disagreemen
             if reason is not None:
                 candidates.append(
                     Adjudication(
-                        video_id=agg.video_id, decision=decision, kind=rule.kind, rule=rule, reason=reason,
+                        video_id=agg.video_id,
+                        decision=decision,
+                        kind=rule.kind,
+                        rule=rule,
+                        reason=reason,
                         feedback=stats,
                     )
                 )
@@ -401,7 +413,8 @@ def _evaluate_batch(aggregates: list[FeedbackAggregate], rules: list[Disagreemen
         # Two rules of one kind, or a concurrent sweep: the unique constraint keeps one.
         Adjudication.objects.bulk_create(new, ignore_conflicts=True)
     return [
-        a for a in Adjudication.objects.filter(decision_id__in=[c.decision_id for c in new]).order_by("pk")
+        a
+        for a in Adjudication.objects.filter(decision_id__in=[c.decision_id for c in new]).order_by("pk")
         if (a.decision_id, a.kind) in {(c.decision_id, c.kind) for c in new}
     ]
 

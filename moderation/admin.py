@@ -1,7 +1,6 @@
 from django.contrib import admin
 
 import moderation.review.admin  # noqa: F401  (registers queues, skips and the audit log)
-
 from moderation.models import Decision, Keyframe, ModelVersion, Policy, PolicyVersion, Review, ReviewTask, Video
 
 

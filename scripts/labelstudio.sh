@@ -15,5 +15,4 @@ mkdir -p "$(dirname "$VENV")"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "label-studio${VERSION:+==$VERSION}"
-"$VENV/bin/label-studio" --version >/dev/null 2>&1 || true
 echo "==> label-studio installed in $VENV"

@@ -192,6 +192,13 @@ def extract_keyframes(path: Path, out_dir: Path, *, fps: float, width: int, dura
     except subprocess.TimeoutExpired as exc:
         raise ModerationError("Extracting keyframes took too long; the video may be damaged.") from exc
     frames = sorted(out_dir.glob("*.jpg"))
+    if proc.returncode == 0 and not frames:
+        # A clip shorter than one fps interval (a single frame): the fps filter emits nothing, so take
+        # the first picture as it is. Only such degenerate files pay for a second ffmpeg process.
+        cmd_first = [*cmd[: cmd.index("-vf")], "-vf", f"scale={width}:-2", "-frames:v", "1", "-q:v", "4",
+                     str(out_dir / "000000.jpg")]  # fmt: skip
+        proc = subprocess.run(cmd_first, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S, check=False)
+        frames = sorted(out_dir.glob("*.jpg"))
     expected = max(1, int(duration * fps))
     truncated = "partial file" in proc.stderr or (frames and len(frames) < expected * 0.8 - 1)
     if truncated:

@@ -28,5 +28,14 @@ def video_keyframes(*, video: Video) -> QuerySet[Keyframe]:
     return Keyframe.objects.filter(video=video).order_by("index")
 
 
+def video_selected_keyframes(*, video: Video) -> QuerySet[Keyframe]:
+    """The AKS-selected keyframes with their salient patches and OCR lines (the detail page overlays them)."""
+    return (
+        Keyframe.objects.filter(video=video, selected=True)
+        .prefetch_related("patches", "ocr_boxes")
+        .order_by("index")
+    )
+
+
 def video_segments(*, video: Video) -> QuerySet[TranscriptSegment]:
     return TranscriptSegment.objects.filter(video=video).order_by("index")

@@ -102,6 +102,7 @@ def video_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "video": video,
         "in_flight": in_flight,
         "keyframes": list(selectors.video_keyframes(video=video)),
+        "selected_keyframes": list(selectors.video_selected_keyframes(video=video)),
         "segments": list(selectors.video_segments(video=video)),
     }
     return render(request, "moderation/media/video_detail.html", context)

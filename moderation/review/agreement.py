@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from itertools import permutations
 
@@ -42,7 +42,7 @@ def krippendorff_alpha_nominal(units: Iterable[Iterable[Hashable | None]]) -> fl
     Units with fewer than two values cannot be paired and are left out. ``None`` when undefined
     (fewer than two pairable values, or only one label used at all).
     """
-    coincidence: Counter[tuple[Hashable, Hashable]] = Counter()
+    coincidence: dict[tuple[Hashable, Hashable], float] = defaultdict(float)
     for unit in units:
         values = [v for v in unit if v is not None]
         m = len(values)
@@ -50,7 +50,7 @@ def krippendorff_alpha_nominal(units: Iterable[Iterable[Hashable | None]]) -> fl
             continue
         for c, k in permutations(values, 2):
             coincidence[(c, k)] += 1 / (m - 1)
-    margins: Counter[Hashable] = Counter()
+    margins: dict[Hashable, float] = defaultdict(float)
     for (c, _k), o in coincidence.items():
         margins[c] += o
     n = sum(margins.values())

@@ -61,7 +61,15 @@ def review_queue_stats(*, queue: ReviewQueue | None = None) -> dict[str, Any]:
 
 
 def _empty_stats() -> dict[str, Any]:
-    return {"pending": 0, "claimed": 0, "stale": 0, "done": 0, "escalated": 0, "sla_breached": 0, "median_handling_s": None}
+    return {
+        "pending": 0,
+        "claimed": 0,
+        "stale": 0,
+        "done": 0,
+        "escalated": 0,
+        "sla_breached": 0,
+        "median_handling_s": None,
+    }
 
 
 def review_queue_overview(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[str, Any]]:
@@ -95,7 +103,8 @@ def review_queue_overview(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[st
         .order_by()
     )
     for row in rows:
-        stats[row.pop("queue_id")].update(row)
+        counts: dict[str, Any] = dict(row)
+        stats[counts.pop("queue_id")].update(counts)
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -208,7 +217,11 @@ def review_task_get(*, task_id: int) -> ReviewTask:
     """One task with its decision, video, policy and model version, plus keyframes and segments prefetched."""
     return get_object_or_404(
         ReviewTask.objects.select_related(
-            "decision__video", "decision__policy_version__policy", "decision__model_version", "claimed_by", "queue__escalation_queue"
+            "decision__video",
+            "decision__policy_version__policy",
+            "decision__model_version",
+            "claimed_by",
+            "queue__escalation_queue",
         ).prefetch_related("decision__video__keyframes", "decision__video__segments"),
         pk=task_id,
     )

@@ -53,8 +53,12 @@ def queue(request: HttpRequest) -> HttpResponse:
     """Every queue this reviewer may work, with its load, SLA breaches and handling time."""
     queues = list(selectors.review_queues_for(user=_user(request)))
     overview = selectors.review_queue_overview(queues=queues)
+    rows = [{"queue": q, "stats": overview[q.pk]} for q in queues]
+    # "n" claims from the most urgent queue that has work for anyone (else the first queue).
+    waiting = [q for q in queues if overview[q.pk]["pending"] or overview[q.pk]["stale"]] or queues
     context = {
-        "rows": [{"queue": q, "stats": overview[q.pk]} for q in queues],
+        "rows": rows,
+        "hotkey_queue": waiting[0].slug if waiting else None,
         "open_task": selectors.review_task_open_for(user=_user(request)),
     }
     if request.htmx:  # type: ignore[attr-defined]
@@ -194,7 +198,9 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
     except ModerationError as exc:
         messages.error(request, str(exc))
         task.refresh_from_db()
-        return _go_to(task if task.claimed_by_id == request.user.pk and task.status == ReviewTask.Status.CLAIMED else None)
+        return _go_to(
+            task if task.claimed_by_id == request.user.pk and task.status == ReviewTask.Status.CLAIMED else None
+        )
     if nxt is None:
         messages.info(request, "No other item is waiting; this one stays with you.")
         return _go_to(task)

@@ -40,8 +40,7 @@ def _events(integration, video, **counts):  # type: ignore[no-untyped-def]
     for kind, count in counts.items():
         for _ in range(count):
             n += 1
-            row = {"event_id": f"ev-{next(_ids)}", "type": kind,
-                   "video_id": video.pk, "timestamp": T}
+            row = {"event_id": f"ev-{next(_ids)}", "type": kind, "video_id": video.pk, "timestamp": T}
             if kind == "watch_time":
                 row["seconds"] = 3
             if kind == "appeal":

@@ -87,13 +87,28 @@ def test_aggregates_counts_rates_and_appeal_outcome(integration_token):
         {"event_id": f"w{i}", "type": "watch_time", "video_external_id": "ext-9", "timestamp": T, "seconds": 20}
         for i in range(10)
     ]
-    rows += [{"event_id": f"r{i}", "type": "report", "video_external_id": "ext-9", "timestamp": T,
-              "reason": "scam" if i < 2 else "spam"} for i in range(3)]
+    rows += [
+        {
+            "event_id": f"r{i}",
+            "type": "report",
+            "video_external_id": "ext-9",
+            "timestamp": T,
+            "reason": "scam" if i < 2 else "spam",
+        }
+        for i in range(3)
+    ]
     rows += [{"event_id": f"l{i}", "type": "like", "video_external_id": "ext-9", "timestamp": T} for i in range(4)]
-    rows += [{"event_id": "d1", "type": "dislike", "video_external_id": "ext-9", "timestamp": T},
-             {"event_id": "s1", "type": "share", "video_external_id": "ext-9", "timestamp": T},
-             {"event_id": "a1", "type": "appeal", "video_external_id": "ext-9", "timestamp": "2026-05-01T10:00:00Z",
-              "appeal_id": "A-7"}]
+    rows += [
+        {"event_id": "d1", "type": "dislike", "video_external_id": "ext-9", "timestamp": T},
+        {"event_id": "s1", "type": "share", "video_external_id": "ext-9", "timestamp": T},
+        {
+            "event_id": "a1",
+            "type": "appeal",
+            "video_external_id": "ext-9",
+            "timestamp": "2026-05-01T10:00:00Z",
+            "appeal_id": "A-7",
+        },
+    ]
     _post(rows, integration_token)
     stats = feedback_stats_for(video_id=video.pk)
     assert stats is not None
@@ -104,8 +119,19 @@ def test_aggregates_counts_rates_and_appeal_outcome(integration_token):
     assert stats["appeals"] == 1 and stats["appeal_outcome"] == "pending"
 
     # Later the platform decides the appeal: a new event for the same appeal id.
-    _post([{"event_id": "a2", "type": "appeal", "video_external_id": "ext-9", "timestamp": "2026-05-02T10:00:00Z",
-            "appeal_id": "A-7", "outcome": "overturned"}], integration_token)
+    _post(
+        [
+            {
+                "event_id": "a2",
+                "type": "appeal",
+                "video_external_id": "ext-9",
+                "timestamp": "2026-05-02T10:00:00Z",
+                "appeal_id": "A-7",
+                "outcome": "overturned",
+            }
+        ],
+        integration_token,
+    )
     stats = feedback_stats_for(video_id=video.pk)
     assert stats["appeals"] == 1 and stats["appeals_overturned"] == 1 and stats["appeals_pending"] == 0
     assert stats["appeal_outcome"] == "overturned"
@@ -153,10 +179,14 @@ def test_create_integration_command_prints_the_token_once_and_stores_a_hash():
 
 def test_feedback_reaches_the_prompt_and_the_baseline_user_feedback_stage(integration_token):
     video = VideoFactory(external_id="ext-5", title="cooking")
-    rows = [{"event_id": f"w{i}", "type": "watch_time", "video_external_id": "ext-5", "timestamp": T, "seconds": 5}
-            for i in range(20)]
-    rows += [{"event_id": f"r{i}", "type": "report", "video_external_id": "ext-5", "timestamp": T,
-              "reason": "fraud"} for i in range(5)]
+    rows = [
+        {"event_id": f"w{i}", "type": "watch_time", "video_external_id": "ext-5", "timestamp": T, "seconds": 5}
+        for i in range(20)
+    ]
+    rows += [
+        {"event_id": f"r{i}", "type": "report", "video_external_id": "ext-5", "timestamp": T, "reason": "fraud"}
+        for i in range(5)
+    ]
     _post(rows, integration_token)
     bundle = content_bundle_for(video)
     assert bundle.feedback["views"] == 20 and bundle.feedback["report_rate"] == 0.25
@@ -166,12 +196,17 @@ def test_feedback_reaches_the_prompt_and_the_baseline_user_feedback_stage(integr
     stage = next(s for s in result.cot if s["key"] == "user_feedback")
     assert "20 views" in stage["text"] and "5 reports (report rate 25.0%)" in stage["text"] and "fraud" in stage["text"]
     empty = ContentBundle(title="t", description="", uploader="", segments=[], frames=[])
-    assert "No user-feedback events" in next(
-        s for s in EvidenceBaseline().decide(empty, kuaimod_taxonomy(), "正向").cot if s["key"] == "user_feedback"
-    )["text"]
+    assert (
+        "No user-feedback events"
+        in next(
+            s for s in EvidenceBaseline().decide(empty, kuaimod_taxonomy(), "正向").cot if s["key"] == "user_feedback"
+        )["text"]
+    )
     assert "no user feedback recorded" in build_prompt(empty, taxonomy=kuaimod_taxonomy(), safe_label="正向").user
 
 
 def test_target_label_is_stated_in_the_prompt():
     empty = ContentBundle(title="t", description="", uploader="", segments=[], frames=[], target_label="引导私下交易")
-    assert "labelled this video '引导私下交易'" in build_prompt(empty, taxonomy=kuaimod_taxonomy(), safe_label="正向").user
+    assert (
+        "labelled this video '引导私下交易'" in build_prompt(empty, taxonomy=kuaimod_taxonomy(), safe_label="正向").user
+    )

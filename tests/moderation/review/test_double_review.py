@@ -8,7 +8,12 @@ from django.urls import reverse
 
 from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewTask
 from moderation.review.selectors import review_gold_accuracy
-from moderation.review.services import review_claim_next, review_release, review_submit, review_tasks_create_for_decision
+from moderation.review.services import (
+    review_claim_next,
+    review_release,
+    review_submit,
+    review_tasks_create_for_decision,
+)
 from tests.factories import DecisionFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,0 +1,252 @@
+"""Label Studio interop (label-studio-sdk): export a review queue's items as a Label Studio project
+with the model's verdict and CoT as pre-annotations, and import the annotations back as reviews and
+CoT corrections, idempotently (one import per Label Studio annotation id).
+
+The SDK is imported inside the functions: the web process only loads it when someone uses it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from annotation.errors import AnnotationError
+from annotation.models import CotCorrection, LabelStudioImport
+from annotation.services import cot_correction_save
+from moderation.errors import ModerationError
+from moderation.inference.backends import STAGES
+from moderation.inference.models import Decision
+from moderation.policies.models import PolicyVersion
+from moderation.review.models import Review, ReviewTask
+from moderation.review.services import review_submit
+
+OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
+TITLES = dict(STAGES)
+
+
+def labelstudio_client(*, url: str, api_key: str) -> Any:
+    from label_studio_sdk import LabelStudio
+
+    return LabelStudio(base_url=url, api_key=api_key)
+
+
+def labeling_config(version: PolicyVersion) -> str:
+    """Video, keyframes and transcript to look at; a choice per policy label; a text area for the CoT."""
+    choices = "\n".join(
+        f"    <Choice value={quoteattr(key)} hint={quoteattr(name)}/>" for key, name in version.label_names().items()
+    )
+    return f"""<View>
+  <Header value="$title"/>
+  <Video name="video" value="$video"/>
+  <Image name="keyframes" valueList="$keyframes"/>
+  <Text name="transcript" value="$transcript"/>
+  <Choices name="label" toName="transcript" choice="single" required="true" showInline="false">
+{choices}
+  </Choices>
+  <TextArea name="cot" toName="transcript" rows="10" editable="true" maxSubmissions="1"/>
+</View>"""
+
+
+def cot_as_text(cot: Any) -> str:
+    """The CoT as one text: ``[Stage title] text`` per stage (parsed back by :func:`cot_from_text`)."""
+    stages = cot if isinstance(cot, list) else []
+    return "\n\n".join(
+        f"[{s.get('title') or TITLES.get(s.get('key', ''), s.get('key', ''))}] {s.get('text', '')}".strip()
+        for s in stages
+        if isinstance(s, dict)
+    )
+
+
+def cot_from_text(text: str, cot: Any) -> dict[str, str]:
+    """Stage texts keyed like ``cot`` from text written as ``[Stage title] …`` blocks."""
+    stages = [s for s in (cot if isinstance(cot, list) else []) if isinstance(s, dict)]
+    by_title = {(s.get("title") or TITLES.get(s.get("key", ""), "")).strip().lower(): s["key"] for s in stages}
+    out: dict[str, str] = {}
+    parts = re.split(r"^\[([^\]\n]+)\]\s*", text or "", flags=re.MULTILINE)
+    for title, body in zip(parts[1::2], parts[2::2], strict=False):
+        key = by_title.get(title.strip().lower())
+        if key is not None:
+            out[key] = body.strip()
+    return out
+
+
+def _abs(base_url: str, url: str) -> str:
+    return url if url.startswith(("http://", "https://")) else base_url.rstrip("/") + url
+
+
+def _task_for(decision: Decision, base_url: str) -> dict[str, Any]:
+    video = decision.video
+    segments = list(video.segments.all())
+    transcript = "\n".join(f"[{s.start:.1f}s] {s.text}" for s in segments) or video.asr_text or "(no speech)"
+    keyframes = [_abs(base_url, k.image.url) for k in video.keyframes.all() if k.selected and k.image]
+    result: list[dict[str, Any]] = []
+    if decision.label:
+        result.append(
+            {"from_name": "label", "to_name": "transcript", "type": "choices", "value": {"choices": [decision.label]}}
+        )
+    if decision.cot:
+        result.append(
+            {
+                "from_name": "cot",
+                "to_name": "transcript",
+                "type": "textarea",
+                "value": {"text": [cot_as_text(decision.cot)]},
+            }
+        )
+    return {
+        "data": {
+            "decision_id": decision.pk,
+            "video_id": video.pk,
+            "title": video.title or f"video {video.pk}",
+            "video": _abs(base_url, video.file.url) if video.file else "",
+            "keyframes": keyframes,
+            "transcript": transcript,
+        },
+        "predictions": [{"model_version": decision.model_version.name, "score": decision.confidence, "result": result}],
+    }
+
+
+def labelstudio_export_queue(*, client: Any, queue: str, base_url: str, title: str = "") -> tuple[int, int]:
+    """Create a Label Studio project holding the open items of review queue ``queue`` (its slug).
+
+    Returns ``(project id, number of tasks)``. ``base_url`` is where Label Studio can fetch our
+    media (the workbench's public address).
+    """
+    decisions = list(
+        Decision.objects.filter(review_tasks__queue__slug=queue, review_tasks__status__in=OPEN)
+        .distinct()
+        .select_related("video", "policy_version__policy", "model_version")
+        .prefetch_related("video__segments", "video__keyframes")
+        .order_by("pk")
+    )
+    if not decisions:
+        raise AnnotationError(f"Queue “{queue}” has no open items to export.")
+    versions = {d.policy_version_id for d in decisions}
+    if len(versions) > 1:
+        raise AnnotationError("The queue mixes policy versions; export one policy version per project.")
+    version = decisions[0].policy_version
+    project = client.projects.create(
+        title=(title or f"{queue} · {version}")[:50],
+        description=f"Exported from the review workbench at {timezone.now():%Y-%m-%d %H:%M}.",
+        label_config=labeling_config(version),
+    )
+    client.projects.import_tasks(id=project.id, request=[_task_for(d, base_url) for d in decisions])
+    return project.id, len(decisions)
+
+
+@dataclass
+class ImportResult:
+    imported: int = 0
+    already: int = 0
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _annotation_values(result: list[dict[str, Any]]) -> tuple[str, str]:
+    label, cot_text = "", ""
+    for item in result or []:
+        value = item.get("value") or {}
+        if item.get("from_name") == "label" and value.get("choices"):
+            label = str(value["choices"][0])
+        elif item.get("from_name") == "cot" and value.get("text"):
+            cot_text = "\n".join(str(t) for t in value["text"])
+    return label, cot_text
+
+
+def labelstudio_import_project(*, client: Any, ls_url: str, project_id: int, by: User) -> ImportResult:
+    """Bring a project's annotations back: the label as a review of the decision (approve when it
+    is the model's, override otherwise), an edited CoT as a submitted correction by ``by``.
+
+    Idempotent by Label Studio annotation id; each annotation is imported in its own transaction.
+    """
+    result = ImportResult()
+    done = set(
+        LabelStudioImport.objects.filter(ls_url=ls_url, ls_project_id=project_id).values_list(
+            "ls_annotation_id", flat=True
+        )
+    )
+    for task in client.tasks.list(project=project_id, fields="all"):
+        for annotation in task.annotations or []:
+            if annotation.get("was_cancelled") or not annotation.get("result"):
+                continue
+            if annotation["id"] in done:
+                result.already += 1
+                continue
+            outcome = _import_one(ls_url, project_id, task, annotation, by)
+            result.outcomes.append(outcome)
+            if outcome["result"] != "already":
+                result.imported += 1
+            else:
+                result.already += 1
+    return result
+
+
+@transaction.atomic
+def _import_one(ls_url: str, project_id: int, task: Any, annotation: dict[str, Any], by: User) -> dict[str, Any]:
+    decision_id = (task.data or {}).get("decision_id")
+    decision = Decision.objects.select_for_update().filter(pk=decision_id).first()
+    if decision is None:
+        raise AnnotationError(f"Label Studio task {task.id} names no decision of this workbench.")
+    if LabelStudioImport.objects.filter(ls_url=ls_url, ls_annotation_id=annotation["id"]).exists():
+        return {"annotation": annotation["id"], "result": "already"}
+    label, cot_text = _annotation_values(annotation["result"])
+    note = f"Label Studio annotation #{annotation['id']} (project {project_id}, by {annotation.get('created_username', '').strip(' ,') or 'unknown'})"
+    did: list[str] = []
+    if label:
+        did.append(_import_review(decision, label, note, by))
+    edited = cot_from_text(cot_text, decision.cot)
+    model_text = {s.get("key"): s.get("text", "") for s in decision.cot if isinstance(s, dict)}
+    if edited and any(edited.get(k, v).strip() != str(v).strip() for k, v in model_text.items()):
+        current = CotCorrection.objects.filter(decision=decision).first()
+        try:
+            cot_correction_save(
+                decision=decision,
+                author=by,
+                stages={k: v for k, v in edited.items() if v},
+                label=label or decision.label,
+                base_revision=current.revision if current else 0,
+            )
+            did.append("correction")
+        except AnnotationError as exc:
+            did.append(f"correction refused: {exc}")
+    LabelStudioImport.objects.create(
+        ls_url=ls_url,
+        ls_project_id=project_id,
+        ls_task_id=task.id,
+        ls_annotation_id=annotation["id"],
+        decision=decision,
+        label=label,
+        result=", ".join(did)[:40] or "nothing",
+    )
+    return {"annotation": annotation["id"], "decision": decision.pk, "label": label, "result": ", ".join(did)}
+
+
+def _import_review(decision: Decision, label: str, note: str, by: User) -> str:
+    """Record the label as a review on one of the decision's open review tasks (claimed for ``by``)."""
+    task = (
+        ReviewTask.objects.select_for_update()
+        .filter(decision=decision, status__in=OPEN, is_gold=False)
+        .order_by("status", "pk")
+        .first()
+    )
+    if task is None:
+        return "review skipped: no open review task"
+    verdict = Review.Verdict.APPROVE if label == decision.label else Review.Verdict.OVERRIDE
+    try:
+        with transaction.atomic():  # a refused verdict also undoes the claim
+            now = timezone.now()
+            task.status = ReviewTask.Status.CLAIMED
+            task.claimed_by = by
+            task.claimed_at = now
+            task.lease_expires_at = now + timedelta(minutes=5)
+            task.save(update_fields=["status", "claimed_by", "claimed_at", "lease_expires_at"])
+            review_submit(task=task, user=by, verdict=verdict, label=label, note=note)
+    except ModerationError as exc:
+        return f"review refused: {exc}"
+    return "review"

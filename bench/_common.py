@@ -1,0 +1,29 @@
+"""Shared set-up for the media benchmarks: Django on the test settings, synthetic 720p clips."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
+
+
+def django_setup() -> None:
+    import django
+
+    django.setup()
+
+
+def plain_clip(path: Path, *, seconds: int = 30, size: str = "1280x720", fps: int = 30) -> Path:
+    """A moving test pattern (H.264, no audio), the decode load of an ordinary short video."""
+    if not path.exists():
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-nostdin", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={fps}",
+             "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", str(path)],
+            check=True,
+        )  # fmt: skip
+    return path

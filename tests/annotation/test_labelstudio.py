@@ -1,0 +1,169 @@
+"""Label Studio round trip against a REAL Label Studio server (own virtualenv, started here)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from annotation.labelstudio import (
+    cot_as_text,
+    cot_from_text,
+    labelstudio_client,
+    labelstudio_export_queue,
+    labelstudio_import_project,
+)
+from annotation.models import CotCorrection, LabelStudioImport
+from moderation.review.models import ItemLabel, Review, ReviewQueue, ReviewTask
+from tests.factories import DecisionFactory, SegmentFactory
+
+ROOT = Path(__file__).resolve().parents[2]
+LS_BIN = ROOT / "var" / "labelstudio-venv" / "bin" / "label-studio"
+TOKEN = "0123456789abcdef0123456789abcdef01234567"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Install Label Studio into var/labelstudio-venv if missing, start it, stop it after the session."""
+    if not LS_BIN.exists():
+        subprocess.run(["bash", str(ROOT / "scripts" / "labelstudio.sh")], check=True, timeout=1200)
+    data = tmp_path_factory.mktemp("labelstudio")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_USERNAME": "ls-admin@example.com",
+        "LABEL_STUDIO_PASSWORD": "ls-admin-pw-123",
+        "LABEL_STUDIO_USER_TOKEN": TOKEN,
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)  # ours must not leak into Label Studio's Django
+    env.pop("DATABASE_URL", None)
+    log = (data / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(LS_BIN),
+            "start",
+            "--no-browser",
+            "--data-dir",
+            str(data / "data"),
+            "--internal-host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--enable-legacy-api-token",
+            "--username",
+            env["LABEL_STUDIO_USERNAME"],
+            "--password",
+            env["LABEL_STUDIO_PASSWORD"],
+            "--user-token",
+            TOKEN,
+        ],
+        cwd=data,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"Label Studio exited with {proc.returncode}; see {data / 'server.log'}")
+            try:
+                req = urllib.request.Request(  # noqa: S310 - local test server
+                    f"{url}/api/projects", headers={"Authorization": f"Token {TOKEN}"}
+                )
+                with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - local test server
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("Label Studio did not answer within 300 s")
+            time.sleep(1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_cot_text_round_trip():
+    cot = [
+        {"key": "analysis", "title": "Analysis", "text": "a"},
+        {"key": "final_judgment", "title": "Final judgment", "text": "label: x"},
+    ]
+    text = cot_as_text(cot)
+    assert cot_from_text(text, cot) == {"analysis": "a", "final_judgment": "label: x"}
+    assert cot_from_text(text.replace("] a", "] changed\nover two lines"), cot)["analysis"] == "changed\nover two lines"
+
+
+@pytest.mark.integration
+@pytest.mark.django_db
+def test_export_then_import_annotations_as_reviews_and_corrections(label_studio, policy_version, make_user):
+    queue, _ = ReviewQueue.objects.get_or_create(slug="ls-export", defaults={"name": "LS export"})
+    agree = DecisionFactory(policy_version=policy_version, label="正向")
+    disagree = DecisionFactory(policy_version=policy_version, label="正向")
+    SegmentFactory(video=disagree.video, text="add me on wechat to buy", start=1.5)
+    for d in (agree, disagree):
+        ReviewTask.objects.create(decision=d, queue=queue)
+    client = labelstudio_client(url=label_studio, api_key=TOKEN)
+
+    project_id, n = labelstudio_export_queue(client=client, queue="ls-export", base_url="http://workbench.test")
+    assert n == 2
+    tasks = {t.data["decision_id"]: t for t in client.tasks.list(project=project_id, fields="all")}
+    assert set(tasks) == {agree.pk, disagree.pk}
+    exported = tasks[disagree.pk]
+    assert "add me on wechat" in exported.data["transcript"]
+    assert exported.data["video"].startswith("http://workbench.test/")
+    [prediction] = exported.predictions
+    values = {r["from_name"]: r["value"] for r in prediction.result}
+    assert values["label"] == {"choices": ["正向"]} and "[analysis]" in values["cot"]["text"][0]
+    project = client.projects.get(id=project_id)
+    assert '<Choice value="引导私下交易"' in project.label_config and "<TextArea" in project.label_config
+
+    # Labelers work in Label Studio: one agrees with the model, one overrides it and rewrites a stage.
+    client.annotations.create(id=tasks[agree.pk].id, result=prediction_like(agree, "正向", cot_as_text(agree.cot)))
+    edited = cot_as_text(disagree.cot).replace("analysis text", "The speaker steers buyers to WeChat.")
+    client.annotations.create(id=exported.id, result=prediction_like(disagree, "引导私下交易", edited))
+
+    importer = make_user("admin")
+    first = labelstudio_import_project(client=client, ls_url=label_studio, project_id=project_id, by=importer)
+    assert first.imported == 2, first.outcomes
+    assert Review.objects.get(decision=agree).verdict == Review.Verdict.APPROVE
+    override = Review.objects.get(decision=disagree)
+    assert override.verdict == Review.Verdict.OVERRIDE and override.label == "引导私下交易"
+    assert "Label Studio annotation" in override.note
+    assert ItemLabel.objects.get(video=disagree.video, source="review").label == "引导私下交易"
+    correction = CotCorrection.objects.get(decision=disagree)
+    assert correction.label == "引导私下交易" and correction.status == CotCorrection.Status.SUBMITTED
+    assert [c["key"] for c in correction.diff] == ["analysis"]
+    assert not CotCorrection.objects.filter(decision=agree).exists()
+
+    again = labelstudio_import_project(client=client, ls_url=label_studio, project_id=project_id, by=importer)
+    assert again.imported == 0 and again.already == 2
+    assert Review.objects.count() == 2 and LabelStudioImport.objects.count() == 2
+    assert CotCorrection.objects.get(decision=disagree).revision == 1
+
+
+def prediction_like(decision, label: str, cot_text: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [
+        {"from_name": "label", "to_name": "transcript", "type": "choices", "value": {"choices": [label]}},
+        {"from_name": "cot", "to_name": "transcript", "type": "textarea", "value": {"text": [cot_text]}},
+    ]

@@ -1,0 +1,101 @@
+"""Tag2CoT: items with a human label but no acceptable CoT get a "write the reasoning" task."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from annotation.errors import AnnotationError
+from annotation.models import CotCorrection, Tag2CotTask
+from annotation.services import tag2cot_tasks_queue, tag2cot_write
+from moderation.inference.models import ModelVersion
+from moderation.review.models import ItemLabel
+from tests.factories import CotCorrectionFactory, DecisionFactory, ReviewFactory, SegmentFactory
+
+pytestmark = pytest.mark.django_db
+STAGE_KEYS = ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
+
+
+def test_queue_picks_labelled_items_without_acceptable_cot_once(policy_version):
+    ModelVersion.objects.create(name="evidence-baseline-v1", backend="evidence_baseline", is_serving=True)
+    wrong = DecisionFactory(policy_version=policy_version, label="正向")
+    SegmentFactory(video=wrong.video, text="add my wechat to buy cheaper", start=2.0)
+    ItemLabel.objects.create(video=wrong.video, label="引导私下交易", source="import")
+    right = DecisionFactory(policy_version=policy_version, label="正向")
+    ItemLabel.objects.create(video=right.video, label="正向", source="review")
+    unparsed = DecisionFactory(policy_version=policy_version, label="", cot=[], parse_error="no final judgment")
+    ReviewFactory(task__decision=unparsed, decision=unparsed, label="引导私下交易")  # an override review
+    accepted = DecisionFactory(policy_version=policy_version, label="正向")
+    ItemLabel.objects.create(video=accepted.video, label="引导私下交易", source="review")
+    CotCorrectionFactory(decision=accepted, label="引导私下交易", status=CotCorrection.Status.ACCEPTED)
+    DecisionFactory(policy_version=policy_version, label="正向")  # no human label at all
+
+    created = tag2cot_tasks_queue()
+    assert sorted((t.decision_id, t.target_label) for t in created) == sorted(
+        [(wrong.pk, "引导私下交易"), (unparsed.pk, "引导私下交易")]
+    )
+    assert tag2cot_tasks_queue() == []  # idempotent
+    task = Tag2CotTask.objects.get(decision=wrong)
+    # Evidence baseline serving: the extraction stage is pre-filled from the baseline.
+    assert task.draft_source == "baseline" and "add my wechat" in task.stages[0]["text"]
+    assert task.stages[-1]["text"] == "label: 引导私下交易" and task.label_source == "import"
+
+
+def test_labeler_writes_the_five_stages_for_the_label(policy_version, make_user):
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    ItemLabel.objects.create(video=decision.video, label="引导私下交易", source="review")
+    [task] = tag2cot_tasks_queue()
+    alice, bob = make_user("labeler"), make_user("labeler")
+    ca, cb = Client(), Client()
+    ca.force_login(alice)
+    cb.force_login(bob)
+    url = reverse("annotation:tag2cot_write", args=[task.pk])
+    html = ca.get(url).content.decode()
+    assert all(f'name="stage-{k}"' in html for k in STAGE_KEYS) and "引导私下交易" in html
+    assert "is writing this reasoning" in cb.get(url).content.decode()  # Alice holds it
+
+    form = {f"stage-{k}": f"<i>{k}</i> reasoning" for k in STAGE_KEYS}
+    resp = ca.post(url, {**form, "stage-analysis": ""})
+    assert resp.status_code == 400 and "cannot be empty" in resp.content.decode()
+    resp = ca.post(url, form)
+    assert resp.status_code == 400 and "must arrive at the label" in resp.content.decode()
+    resp = ca.post(url, {**form, "stage-final_judgment": "label: 引导私下交易, steering buyers off-platform"})
+    assert resp.status_code == 302
+    task.refresh_from_db()
+    assert task.status == "done" and task.author == alice and task.stages[1]["text"] == "<i>analysis</i> reasoning"
+    with pytest.raises(AnnotationError, match="already written"):
+        tag2cot_write(task=task, author=alice, stages=form)
+    assert "&lt;i&gt;analysis&lt;/i&gt;" in ca.get(url).content.decode()
+
+
+def test_queue_button_and_list(policy_version, client_as):
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    ItemLabel.objects.create(video=decision.video, label="引导私下交易", source="review")
+    client = client_as("labeler")
+    assert client.post(reverse("annotation:tag2cot_queue")).status_code == 302
+    html = client.get(reverse("annotation:tag2cot_list")).content.decode()
+    assert decision.video.title in html and "引导私下交易" in html
+    assert client_as("moderator").post(reverse("annotation:tag2cot_queue")).status_code == 403
+
+
+def test_vlm_serving_queues_a_model_assisted_draft_on_the_infer_queue(
+    policy_version, django_capture_on_commit_callbacks
+):
+    import json
+
+    from workbench.celery import app
+
+    ModelVersion.objects.create(name="vlm-x", backend="transformers", base_model="m", is_serving=True)
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    ItemLabel.objects.create(video=decision.video, label="引导私下交易", source="review")
+    with app.connection_for_write() as conn:
+        redis = conn.default_channel.client
+        redis.delete("infer")
+        with django_capture_on_commit_callbacks(execute=True):
+            [task] = tag2cot_tasks_queue()
+        messages = [json.loads(m) for m in redis.lrange("infer", 0, -1)]
+    assert [(m["headers"]["task"], m["headers"]["argsrepr"]) for m in messages] == [
+        ("annotation.tasks.draft_tag2cot", f"[{task.pk}]")
+    ]
+    assert task.draft_source == ""  # the worker fills it in

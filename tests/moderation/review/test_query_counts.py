@@ -1,0 +1,73 @@
+"""The review screen and the queue list run a fixed number of queries, however much data there is."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from moderation.media.models import Keyframe
+from moderation.review.models import ReviewQueue
+from moderation.review.services import review_claim_next, review_queue_default
+from tests.factories import SegmentFactory
+from tests.moderation.review.seeding import seed_pending_tasks
+
+pytestmark = pytest.mark.django_db
+
+
+def _queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def _screen_queries(make_task, make_user, *, keyframes: int, segments: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    task = make_task(priority=1000)
+    video = task.decision.video
+    for i in range(keyframes):
+        Keyframe.objects.create(
+            video=video, index=i, timestamp=i * 0.5, image=f"keyframes/{i}.jpg", selected=i % 2 == 0
+        )
+    for i in range(segments):
+        SegmentFactory(video=video, index=i, start=i, end=i + 1, text=f"segment {i}")
+    user = make_user("moderator")
+    task = review_claim_next(user=user)
+    client = Client()
+    client.force_login(user)
+    _queries(client, reverse("moderation:review_task", args=[task.pk]))  # warm the session
+    screen = _queries(client, reverse("moderation:review_task", args=[task.pk]))
+    queue_list = _queries(client, reverse("moderation:queue"))
+    from moderation.review.services import review_release
+
+    review_release(task=task, user=user)
+    from moderation.review.models import ReviewTask
+
+    ReviewTask.objects.filter(pk=task.pk).update(status=ReviewTask.Status.DONE)
+    return screen, queue_list
+
+
+def test_review_screen_and_queue_list_query_counts_do_not_grow(make_task, make_user, policy_version):
+    small_screen, small_list = _screen_queries(make_task, make_user, keyframes=1, segments=1)
+
+    # Many more items, queues, keyframes and segments.
+    seed_pending_tasks(n=300, queue=review_queue_default(), policy_version=policy_version)
+    for i in range(5):
+        queue = ReviewQueue.objects.create(name=f"Q{i}", slug=f"q{i}")
+        seed_pending_tasks(n=20, queue=queue, policy_version=policy_version)
+    big_screen, big_list = _screen_queries(make_task, make_user, keyframes=40, segments=60)
+
+    assert big_screen == small_screen, (small_screen, big_screen)
+    assert big_list == small_list, (small_list, big_list)
+    assert small_screen <= 12
+
+
+def test_text_only_item_renders_without_a_player(make_task, make_user):
+    task = make_task(decision__video__file="")
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    client = Client()
+    client.force_login(user)
+    html = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert "text-only item" in html and "<video" not in html
