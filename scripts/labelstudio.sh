@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${LABEL_STUDIO_VENV:-var/labelstudio-venv}"
-VERSION="${LABEL_STUDIO_VERSION:-}"
+VERSION="${LABEL_STUDIO_VERSION:-1.23.2}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [[ -x "$VENV/bin/label-studio" ]]; then
