@@ -2,5 +2,6 @@
 
 from moderation.inference.tasks import run_inference
 from moderation.media.tasks import process_video
+from moderation.reproduction.tasks import find_candidates, judge_pair
 
-__all__ = ["process_video", "run_inference"]
+__all__ = ["find_candidates", "judge_pair", "process_video", "run_inference"]

@@ -5,9 +5,24 @@ from django.db import models
 
 
 class PreferenceDataset(models.Model):
-    """A snapshot of DPO preference pairs built from human overrides and corrections."""
+    """A training-data snapshot built from human work: DPO preference pairs or SFT chat records.
+
+    Immutable once built: records carry their lineage (which reviews, corrections, adjudications,
+    policy version and model version), and the train/eval split is by video group so nothing leaks.
+    """
+
+    class Kind(models.TextChoices):
+        DPO = "dpo", "DPO preference pairs"
+        SFT = "sft", "SFT chat records"
 
     name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DPO)
+    eval_share = models.FloatField(default=0.0, help_text="share of video groups held out for evaluation")
+    train_count = models.PositiveIntegerField(default=0)
+    eval_count = models.PositiveIntegerField(default=0)
+    eval_jsonl_path = models.CharField(max_length=500, blank=True)
+    hf_path = models.CharField(max_length=500, blank=True, help_text="datasets.save_to_disk folder (DatasetDict)")
+    policy_versions = models.JSONField(default=list, blank=True, help_text="ids of the policy versions in it")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     jsonl_path = models.CharField(max_length=500, blank=True)
@@ -25,6 +40,11 @@ class PreferencePair(models.Model):
     class Source(models.TextChoices):
         OVERRIDE = "override", "Reviewer override"
         CORRECTION = "correction", "Labeler CoT correction"
+        ADJUDICATION = "adjudication", "Adjudicated user-feedback disagreement"
+
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train"
+        EVAL = "eval", "Eval"
 
     dataset = models.ForeignKey(PreferenceDataset, on_delete=models.CASCADE, related_name="pairs")
     decision = models.ForeignKey("moderation.Decision", on_delete=models.PROTECT, related_name="+")
@@ -32,6 +52,10 @@ class PreferencePair(models.Model):
     prompt = models.TextField()
     chosen = models.TextField()
     rejected = models.TextField()
+    label = models.CharField(max_length=100, blank=True, help_text="the human label (chosen side)")
+    images = models.JSONField(default=list, blank=True)
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.TRAIN)
+    lineage = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["dataset", "decision"], name="one_pair_per_decision")]
@@ -40,9 +64,31 @@ class PreferencePair(models.Model):
         return f"{self.get_source_display()} pair for decision {self.decision_id}"
 
 
+class SftRecord(models.Model):
+    """One chat-format SFT example (TRL ``messages`` + ``images``) with its lineage."""
+
+    class Source(models.TextChoices):
+        CORRECTION = "correction", "Accepted CoT correction"
+        CONFIRMED = "confirmed", "Model CoT a reviewer confirmed"
+
+    dataset = models.ForeignKey(PreferenceDataset, on_delete=models.CASCADE, related_name="sft_records")
+    decision = models.ForeignKey("moderation.Decision", on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=20, choices=Source.choices)
+    messages = models.JSONField(default=list)
+    images = models.JSONField(default=list, blank=True)
+    label = models.CharField(max_length=100, blank=True)
+    split = models.CharField(max_length=10, choices=PreferencePair.Split.choices, default="train")
+    lineage = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["dataset", "decision"], name="one_sft_record_per_decision")]
+
+
 class TrainingJob(models.Model):
     class Kind(models.TextChoices):
         DPO = "dpo", "DPO (TRL DPOTrainer + LoRA)"
+        SFT = "sft", "SFT (TRL SFTTrainer + LoRA)"
+        GRPO = "grpo", "GRPO (TRL GRPOTrainer + LoRA, BLM-Guard reward)"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -54,11 +100,14 @@ class TrainingJob(models.Model):
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.DPO)
     dataset = models.ForeignKey(PreferenceDataset, on_delete=models.PROTECT, related_name="jobs")
     base_model = models.CharField(max_length=500, blank=True)
+    policy_version = models.ForeignKey("moderation.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT)
     params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="times a worker claimed it")
+    resumed_from_step = models.PositiveIntegerField(null=True, blank=True)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
-    history = models.JSONField(default=list, help_text="[{step, loss}] as logged")
+    history = models.JSONField(default=list, help_text="[{step, loss, reward?}] as logged")
     log_tail = models.TextField(blank=True)
     error = models.TextField(blank=True)
     output_dir = models.CharField(max_length=500, blank=True)
@@ -77,3 +126,103 @@ class TrainingJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} job {self.pk} ({self.status})"
+
+
+class RetrainRule(models.Model):
+    """"Retrain when": start a job automatically (checked by Celery beat, training.tasks.evaluate_retrain_rules).
+
+    - ``new_pairs``: at least ``threshold`` new human disagreements (overrides, submitted/accepted
+      corrections, decided adjudications) since the rule last fired.
+    - ``disagreement_rate``: of the reviews since the rule last fired (at least ``min_reviews``), the
+      share that overrode the model is above ``threshold``.
+    """
+
+    class Condition(models.TextChoices):
+        NEW_PAIRS = "new_pairs", "N new preference pairs"
+        DISAGREEMENT_RATE = "disagreement_rate", "Reviewer disagreement rate above X"
+
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=20, choices=[("sft", "SFT"), ("dpo", "DPO")], default="dpo")
+    condition = models.CharField(max_length=30, choices=Condition.choices, default=Condition.NEW_PAIRS)
+    threshold = models.FloatField(default=100)
+    min_reviews = models.PositiveIntegerField(default=20)
+    base_model = models.CharField(max_length=500, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    last_trigger = models.CharField(max_length=200, blank=True, help_text="what made it fire last (idempotency key)")
+    last_job = models.ForeignKey(TrainingJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvaluationRun(models.Model):
+    """A model version run over an evaluation set, with KuaiMod's metrics and BLM-Guard's strict accuracy."""
+
+    class EvalSet(models.TextChoices):
+        GOLD = "gold", "Gold set (human-labelled videos)"
+        KUAIMOD_FILE = "kuaimod_file", "KuaiMod-format file"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    model_version = models.ForeignKey("moderation.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    policy_version = models.ForeignKey("moderation.PolicyVersion", on_delete=models.PROTECT)
+    eval_set = models.CharField(max_length=20, choices=EvalSet.choices, default=EvalSet.GOLD)
+    file_path = models.CharField(max_length=500, blank=True)
+    eval_set_key = models.CharField(max_length=300, db_index=True, help_text="runs with the same key are comparable")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    n_items = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    confusion = models.JSONField(default=dict, blank=True, help_text="{labels: [...], matrix: [[...]]} true x pred")
+    per_category = models.JSONField(default=dict, blank=True)
+    predictions = models.JSONField(default=list, blank=True, help_text="[{item, true, pred, parse_error}]")
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"evaluation {self.pk} of {self.model_version_id} on {self.eval_set_key}"
+
+
+class ShadowDeployment(models.Model):
+    """A candidate model version that decides live items beside the serving model, without effect."""
+
+    model_version = models.ForeignKey("moderation.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    is_active = models.BooleanField(default=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    started_at = models.DateTimeField(auto_now_add=True)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model_version"], condition=models.Q(is_active=True), name="one_active_shadow")
+        ]
+
+
+class ShadowDecision(models.Model):
+    """What a shadow candidate decided about an item the serving model decided (``decision``)."""
+
+    decision = models.ForeignKey("moderation.Decision", on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey("moderation.ModelVersion", on_delete=models.CASCADE, related_name="+")
+    label = models.CharField(max_length=100, blank=True)
+    parse_error = models.TextField(blank=True)
+    raw_output = models.TextField(blank=True)
+    agrees = models.BooleanField(default=False, help_text="same label as the live decision")
+    latency_ms = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["decision", "model_version"], name="one_shadow_decision_per_candidate")
+        ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,42 +14,66 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.models import CotCorrection
-from moderation.models import Decision, Review
 from training.errors import TrainingError
 from training.models import PreferenceDataset, PreferencePair, TrainingJob
-from training.prompts import cot_render, decision_prompt
 
 logger = logging.getLogger(__name__)
 
 # A running job whose worker has not reported for this long is considered dead.
 HEARTBEAT_STALE_AFTER = timedelta(minutes=10)
+# A job whose worker died is re-queued (and resumes from its last checkpoint) this many times in all.
+MAX_ATTEMPTS = 3
 LOG_TAIL_LINES = 40
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "max_steps": 4,
     "batch_size": 2,
     "learning_rate": 5e-4,
-    "beta": 0.1,
     "max_length": 2048,
     "lora_r": 8,
     "lora_alpha": 16,
     "lora_dropout": 0.05,
     "lora_target_modules": ["q_proj", "v_proj"],
+    "save_steps": 50,
     "seed": 42,
+}
+# Parameters only one kind of job takes (DPO's beta, GRPO's sampling and reward weights).
+KIND_PARAMS: dict[str, dict[str, Any]] = {
+    "sft": {},
+    "dpo": {"beta": 0.1},
+    "grpo": {
+        "beta": 0.0,
+        "num_generations": 2,
+        "max_completion_length": 64,
+        "temperature": 1.0,
+        "reward_correctness_weight": 1.0,
+        "reward_structure_weight": 1.0,
+        "reward_critique_weight": 0.0,
+        "guide_backend": "transformers",
+        "guide_base_model": "",
+        "guide_adapter_path": "",
+    },
 }
 # name -> (type, min, max); a job's params are checked against these before it is queued.
 _PARAM_BOUNDS: dict[str, tuple[type, float, float]] = {
     "max_steps": (int, 1, 100_000),
     "batch_size": (int, 1, 256),
     "learning_rate": (float, 1e-9, 1.0),
-    "beta": (float, 1e-4, 10.0),
+    "beta": (float, 0.0, 10.0),
     "max_length": (int, 16, 65_536),
     "lora_r": (int, 1, 1024),
     "lora_alpha": (int, 1, 4096),
     "lora_dropout": (float, 0.0, 0.9),
+    "save_steps": (int, 1, 1_000_000),
     "seed": (int, 0, 2**31 - 1),
+    "num_generations": (int, 2, 64),
+    "max_completion_length": (int, 1, 32_768),
+    "temperature": (float, 0.01, 5.0),
+    "reward_correctness_weight": (float, 0.0, 100.0),
+    "reward_structure_weight": (float, 0.0, 100.0),
+    "reward_critique_weight": (float, 0.0, 100.0),
 }
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 TERMINAL_STATUSES = (TrainingJob.Status.SUCCEEDED, TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED)
 
 
@@ -60,102 +85,142 @@ def job_output_dir(job_id: int) -> Path:
     return Path(settings.TRAINING_OUTPUT_DIR) / "jobs" / str(job_id)
 
 
-# --- Preference data ------------------------------------------------------------------------
+# --- Training data snapshots ------------------------------------------------------------------
 
 
-def _pairs_from_human_work() -> list[PreferencePair]:
-    """One unsaved pair per decision a human disagreed with; a CoT correction beats an override."""
-    decision_qs = Decision.objects.select_related("video", "policy_version__policy").prefetch_related(
-        "video__segments", "video__keyframes"
-    )
-    pairs: dict[int, PreferencePair] = {}
-
-    corrections = CotCorrection.objects.filter(status=CotCorrection.Status.SUBMITTED).order_by("decision_id")
-    decisions = decision_qs.in_bulk([c.decision_id for c in corrections])
-    for correction in corrections:
-        decision = decisions[correction.decision_id]
-        pairs[decision.pk] = PreferencePair(
-            decision=decision,
-            source=PreferencePair.Source.CORRECTION,
-            prompt=decision_prompt(decision),
-            chosen=cot_render(correction.stages, correction.label, decision.policy_version),
-            rejected=cot_render(decision.cot, decision.label, decision.policy_version),
-        )
-
-    # The latest override per decision wins over older ones.
-    overrides = (
-        Review.objects.filter(verdict=Review.Verdict.OVERRIDE)
-        .exclude(decision_id__in=list(pairs))
-        .order_by("decision_id", "-created_at", "-pk")
-        .distinct("decision_id")
-    )
-    decisions = decision_qs.in_bulk([r.decision_id for r in overrides])
-    for review in overrides:
-        decision = decisions[review.decision_id]
-        extraction = [s for s in decision.cot if s.get("key") == "content_extraction"]
-        verdict = {"key": "final_judgment", "text": review.note.strip()}
-        pairs[decision.pk] = PreferencePair(
-            decision=decision,
-            source=PreferencePair.Source.OVERRIDE,
-            prompt=decision_prompt(decision),
-            chosen=cot_render([*extraction, verdict], review.label, decision.policy_version),
-            rejected=cot_render(decision.cot, decision.label, decision.policy_version),
-        )
-    # A pair whose two sides are the same text teaches nothing (e.g. a correction that changed nothing).
-    return [p for _pk, p in sorted(pairs.items()) if p.chosen != p.rejected]
-
-
-@transaction.atomic
-def preference_dataset_build(*, created_by: User | None, name: str | None = None) -> PreferenceDataset:
-    """Snapshot every override and submitted CoT correction as DPO pairs, and export them as JSONL.
-
-    The JSONL has TRL's preference columns (``prompt``, ``chosen``, ``rejected``) plus
-    ``decision_id`` and ``source``; it is written to a temporary name and renamed into place.
-    """
-    pairs = _pairs_from_human_work()
-    if not pairs:
-        raise TrainingError(
-            "No overrides or corrections yet: preference pairs come from reviewer overrides and submitted CoT "
-            "corrections."
-        )
-    dataset = PreferenceDataset.objects.create(
-        name=name or f"DPO pairs {timezone.now():%Y-%m-%d %H:%M}", created_by=created_by
-    )
-    for pair in pairs:
-        pair.dataset = dataset
-    PreferencePair.objects.bulk_create(pairs)
-
-    path = datasets_dir() / f"{dataset.pk}.jsonl"
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write to a temporary name and rename into place, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".jsonl.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
-        for pair in pairs:
-            row = {
-                "prompt": pair.prompt,
-                "chosen": pair.chosen,
-                "rejected": pair.rejected,
-                "decision_id": pair.decision_id,
-                "source": pair.source,
-            }
+        for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)
-    dataset.jsonl_path = str(path)
-    dataset.pair_count = len(pairs)
-    dataset.save(update_fields=["jsonl_path", "pair_count"])
+
+
+def _snapshot(
+    *, kind: str, records: list[Any], rows: list[dict[str, Any]], created_by: User | None, name: str | None,
+    eval_share: float,
+) -> PreferenceDataset:
+    label = "DPO pairs" if kind == PreferenceDataset.Kind.DPO else "SFT records"
+    dataset = PreferenceDataset.objects.create(
+        name=name or f"{label} {timezone.now():%Y-%m-%d %H:%M}", created_by=created_by, kind=kind, eval_share=eval_share
+    )
+    for record in records:
+        record.dataset = dataset
+    type(records[0]).objects.bulk_create(records)
+    folder = datasets_dir() / str(dataset.pk)
+    train = [r for rec, r in zip(records, rows, strict=True) if rec.split == PreferencePair.Split.TRAIN]
+    held_out = [r for rec, r in zip(records, rows, strict=True) if rec.split == PreferencePair.Split.EVAL]
+    _write_jsonl(folder / "train.jsonl", train)
+    dataset.jsonl_path = str(folder / "train.jsonl")
+    if held_out:
+        _write_jsonl(folder / "eval.jsonl", held_out)
+        dataset.eval_jsonl_path = str(folder / "eval.jsonl")
+    dataset.pair_count = len(train)
+    dataset.train_count = len(train)
+    dataset.eval_count = len(held_out)
+    dataset.policy_versions = sorted({rec.lineage["policy_version_id"] for rec in records})
+    dataset.save()
+    from training.tasks import export_dataset
+
+    transaction.on_commit(lambda: export_dataset.delay(dataset.pk))
     return dataset
+
+
+def _check_eval_share(eval_share: float) -> float:
+    if not 0.0 <= float(eval_share) < 1.0:
+        raise TrainingError("The evaluation share must be at least 0 and below 1.")
+    return float(eval_share)
+
+
+@transaction.atomic
+def preference_dataset_build(
+    *, created_by: User | None, name: str | None = None, eval_share: float = 0.0
+) -> PreferenceDataset:
+    """Snapshot every override, accepted CoT correction and adjudicated disagreement as DPO pairs.
+
+    Exports ``<id>/train.jsonl`` (and ``eval.jsonl`` when a share is held out) with TRL's preference
+    columns (``prompt``, ``chosen``, ``rejected``) plus ``images``, ``label``, ``decision_id``,
+    ``source`` and ``lineage``; the Hugging Face ``datasets`` folder follows in a task.
+    """
+    from training.data import preference_pair_row, preference_pairs_collect
+
+    pairs = preference_pairs_collect(eval_share=_check_eval_share(eval_share))
+    if not pairs:
+        raise TrainingError(
+            "No overrides or corrections yet: preference pairs come from reviewer overrides, accepted CoT "
+            "corrections and adjudicated disagreements."
+        )
+    if all(p.split == PreferencePair.Split.EVAL for p in pairs):
+        raise TrainingError("Every video landed in the evaluation split; lower the evaluation share.")
+    rows = [preference_pair_row(p) for p in pairs]
+    return _snapshot(
+        kind=PreferenceDataset.Kind.DPO, records=pairs, rows=rows, created_by=created_by, name=name,
+        eval_share=eval_share,
+    )
+
+
+@transaction.atomic
+def sft_dataset_build(*, created_by: User | None, name: str | None = None, eval_share: float = 0.0) -> PreferenceDataset:
+    """Snapshot accepted CoT corrections and reviewer-confirmed model CoTs as SFT chat records."""
+    from training.data import sft_record_row, sft_records_collect
+
+    records = sft_records_collect(eval_share=_check_eval_share(eval_share))
+    if not records:
+        raise TrainingError(
+            "No SFT data yet: records come from accepted CoT corrections and model CoTs a reviewer approved."
+        )
+    if all(r.split == PreferencePair.Split.EVAL for r in records):
+        raise TrainingError("Every video landed in the evaluation split; lower the evaluation share.")
+    rows = [sft_record_row(r) for r in records]
+    return _snapshot(
+        kind=PreferenceDataset.Kind.SFT, records=records, rows=rows, created_by=created_by, name=name,
+        eval_share=eval_share,
+    )
+
+
+def dataset_export_hf(*, dataset_id: int) -> str:
+    """Write the snapshot as a Hugging Face ``DatasetDict`` folder (``save_to_disk``); idempotent.
+
+    Worker-side: imports ``datasets``. Returns the folder.
+    """
+    import datasets
+
+    dataset = PreferenceDataset.objects.get(pk=dataset_id)
+    folder = Path(dataset.jsonl_path).parent / "hf"
+    if dataset.hf_path and Path(dataset.hf_path, "dataset_dict.json").exists():
+        return dataset.hf_path
+    splits = {}
+    for split, path in (("train", dataset.jsonl_path), ("eval", dataset.eval_jsonl_path)):
+        if path:
+            rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
+            splits[split] = datasets.Dataset.from_list(rows)
+    tmp = folder.with_name("hf.tmp")
+    datasets.DatasetDict(splits).save_to_disk(str(tmp))
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+    PreferenceDataset.objects.filter(pk=dataset_id).update(hf_path=str(folder))
+    return str(folder)
 
 
 # --- Jobs -----------------------------------------------------------------------------------
 
 
-def _clean_params(params: dict[str, Any] | None) -> dict[str, Any]:
-    merged = {**DEFAULT_PARAMS, **(params or {})}
-    unknown = set(merged) - set(DEFAULT_PARAMS)
+def _clean_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    defaults = {**DEFAULT_PARAMS, **KIND_PARAMS[kind]}
+    merged = {**defaults, **(params or {})}
+    unknown = set(merged) - set(defaults)
     if unknown:
-        raise TrainingError(f"Unknown training parameter(s): {', '.join(sorted(unknown))}.")
-    for key, (kind, low, high) in _PARAM_BOUNDS.items():
+        raise TrainingError(f"Unknown training parameter(s) for a {kind.upper()} job: {', '.join(sorted(unknown))}.")
+    for key, (typ, low, high) in _PARAM_BOUNDS.items():
+        if key not in merged:
+            continue
         try:
-            value = kind(merged[key])
+            value = typ(merged[key])
         except (TypeError, ValueError):
             raise TrainingError(f"{key} must be a number.") from None
         if not low <= value <= high:
@@ -164,10 +229,25 @@ def _clean_params(params: dict[str, Any] | None) -> dict[str, Any]:
     targets = merged["lora_target_modules"]
     if isinstance(targets, str):
         targets = [t.strip() for t in targets.split(",") if t.strip()]
-    if not targets or not all(isinstance(t, str) for t in targets):
-        raise TrainingError("lora_target_modules must name at least one module.")
+    if not targets or not all(isinstance(t, str) and _MODULE_NAME.match(t) for t in targets):
+        raise TrainingError("lora_target_modules must name at least one module (e.g. q_proj, v_proj, or all-linear).")
     merged["lora_target_modules"] = list(targets)
+    if kind == "grpo":
+        if merged["batch_size"] % merged["num_generations"]:
+            raise TrainingError(
+                f"batch_size ({merged['batch_size']}) must be a multiple of num_generations "
+                f"({merged['num_generations']}): GRPO scores whole groups of completions per prompt."
+            )
+        if merged["reward_correctness_weight"] + merged["reward_structure_weight"] + merged[
+            "reward_critique_weight"
+        ] <= 0:
+            raise TrainingError("At least one GRPO reward weight must be above 0.")
+        if merged["guide_backend"] not in ("transformers", "vllm", "evidence_baseline"):
+            raise TrainingError("guide_backend must be transformers, vllm or evidence_baseline.")
     return merged
+
+
+_KIND_NEEDS_DATASET = {"sft": PreferenceDataset.Kind.SFT, "dpo": PreferenceDataset.Kind.DPO}
 
 
 @transaction.atomic
@@ -175,17 +255,38 @@ def training_job_start(
     *,
     dataset: PreferenceDataset,
     created_by: User | None,
+    kind: str | None = None,
     base_model: str = "",
+    policy_version: Any = None,
     params: dict[str, Any] | None = None,
 ) -> TrainingJob:
-    """Queue a DPO job on ``dataset``; the train queue picks it up once this transaction commits."""
-    if dataset.pair_count == 0 or not dataset.jsonl_path or not Path(dataset.jsonl_path).exists():
-        raise TrainingError(f"Dataset “{dataset.name}” has no exported pairs to train on.")
-    clean = _clean_params(params)
+    """Queue a job on ``dataset``; the train queue picks it up once this transaction commits.
+
+    ``kind`` defaults to the dataset's (SFT records → SFT, DPO pairs → DPO); GRPO takes either (it
+    needs prompts and the human label). The job pins the dataset snapshot, the base model and the
+    policy version whose format and labels the rewards and the evaluation use.
+    """
+    from moderation.models import PolicyVersion
+    from moderation.policies.services import policy_version_active
+
+    kind = kind or dataset.kind
+    if kind not in KIND_PARAMS:
+        raise TrainingError(f"Unknown job kind {kind!r}.")
+    needed = _KIND_NEEDS_DATASET.get(kind)
+    if needed and dataset.kind != needed:
+        raise TrainingError(f"A {kind.upper()} job needs a {needed.label} dataset; “{dataset.name}” holds {dataset.get_kind_display()}.")
+    if dataset.train_count == 0 and dataset.pair_count == 0 or not dataset.jsonl_path or not Path(dataset.jsonl_path).exists():
+        raise TrainingError(f"Dataset “{dataset.name}” has no exported records to train on.")
+    clean = _clean_params(kind, params)
+    if policy_version is None:
+        ids = dataset.policy_versions or []
+        policy_version = PolicyVersion.objects.filter(pk=ids[0]).first() if len(ids) == 1 else None
+        policy_version = policy_version or policy_version_active()
     job = TrainingJob.objects.create(
-        kind=TrainingJob.Kind.DPO,
+        kind=kind,
         dataset=dataset,
         base_model=(base_model or settings.TRAINING_BASE_MODEL or "").strip(),
+        policy_version=policy_version,
         params=clean,
         total_steps=clean["max_steps"],
         created_by=created_by,
@@ -227,7 +328,8 @@ def training_job_claim(*, job_id: int) -> TrainingJob | None:
     """Mark a job running for this worker, or return None when there is nothing to do.
 
     Nothing to do: the job is gone, already finished, or running with a fresh heartbeat (another
-    worker has it). A job running with a stale heartbeat lost its worker and starts over.
+    worker has it). A job running with a stale heartbeat lost its worker: this worker takes it
+    over and the runner resumes from its last checkpoint (``training_job_begin``).
     """
     job = TrainingJob.objects.select_for_update().filter(pk=job_id).first()
     if job is None or job.status in TERMINAL_STATUSES:
@@ -236,21 +338,36 @@ def training_job_claim(*, job_id: int) -> TrainingJob | None:
     if job.status == TrainingJob.Status.RUNNING:
         if job.heartbeat_at and now - job.heartbeat_at < HEARTBEAT_STALE_AFTER:
             return None
-        job.log_tail = _append_log(job.log_tail, "worker stopped responding; restarting from step 0")
+        job.log_tail = _append_log(job.log_tail, "worker stopped responding; taking over from the last checkpoint")
     if job.cancel_requested:
         job.status = TrainingJob.Status.CANCELLED
         job.finished_at = now
         job.save(update_fields=["status", "finished_at"])
         return None
     job.status = TrainingJob.Status.RUNNING
-    job.started_at = now
+    job.started_at = job.started_at or now
     job.heartbeat_at = now
-    job.step = 0
-    job.history = []
+    job.attempts += 1
     job.error = ""
-    job.log_tail = _append_log(job.log_tail, "started")
-    job.save(update_fields=["status", "started_at", "heartbeat_at", "step", "history", "error", "log_tail"])
+    job.log_tail = _append_log(job.log_tail, f"claimed (attempt {job.attempts})")
+    job.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "error", "log_tail"])
     return job
+
+
+@transaction.atomic
+def training_job_begin(*, job_id: int, resume_step: int | None) -> None:
+    """The runner found (or did not find) a checkpoint: keep the history up to it, or start from 0."""
+    job = TrainingJob.objects.select_for_update().get(pk=job_id)
+    if resume_step:
+        job.history = [h for h in job.history if int(h.get("step", 0)) <= resume_step]
+        job.step = resume_step
+        job.resumed_from_step = resume_step
+        job.log_tail = _append_log(job.log_tail, f"resuming from checkpoint-{resume_step}")
+    else:
+        job.history = []
+        job.step = 0
+    job.heartbeat_at = timezone.now()
+    job.save(update_fields=["history", "step", "resumed_from_step", "log_tail", "heartbeat_at"])
 
 
 @transaction.atomic
@@ -260,6 +377,7 @@ def training_job_progress(
     step: int,
     total_steps: int | None = None,
     loss: float | None = None,
+    reward: float | None = None,
     log_line: str = "",
 ) -> bool:
     """Record a worker's progress report; returns True when the job should stop (cancel requested)."""
@@ -270,14 +388,24 @@ def training_job_progress(
     if total_steps:
         job.total_steps = total_steps
         fields.append("total_steps")
-    if loss is not None:
-        job.history = [*job.history, {"step": step, "loss": round(float(loss), 6)}]
+    if loss is not None or reward is not None:
+        point: dict[str, Any] = {"step": step}
+        if loss is not None:
+            point["loss"] = round(float(loss), 6)
+        if reward is not None:
+            point["reward"] = round(float(reward), 6)
+        job.history = [*job.history, point]
         fields.append("history")
     if log_line:
         job.log_tail = _append_log(job.log_tail, log_line)
         fields.append("log_tail")
     job.save(update_fields=fields)
     return job.cancel_requested
+
+
+def training_job_cancel_requested(*, job_id: int) -> bool:
+    """For worker processes that do not own the job row (non-zero ranks): should they stop?"""
+    return TrainingJob.objects.filter(pk=job_id, cancel_requested=True).exists()
 
 
 @transaction.atomic
@@ -293,12 +421,17 @@ def training_job_succeed(*, job_id: int, adapter_path: str, metrics: dict[str, A
 
     job = TrainingJob.objects.select_for_update().get(pk=job_id)
     version = model_version_register(
-        name=f"dpo-job-{job.pk}",
+        name=f"{job.kind}-job-{job.pk}",
         backend=ModelVersion.Backend.TRANSFORMERS,
         base_model=job.base_model,
         adapter_path=adapter_path,
         source_job_id=job.pk,
-        metrics=metrics,
+        metrics={
+            **metrics,
+            "kind": job.kind,
+            "dataset_id": job.dataset_id,
+            "policy_version_id": job.policy_version_id,
+        },
     )
     job.model_version = version
     job.status = TrainingJob.Status.SUCCEEDED
@@ -330,7 +463,13 @@ def training_job_fail(*, job_id: int, error: str) -> None:
 
 
 def training_jobs_reap_stale(*, now: Any = None) -> list[int]:
-    """Fail running jobs whose worker stopped sending heartbeats; returns their ids."""
+    """Handle running jobs whose worker stopped sending heartbeats; returns their ids.
+
+    A job with attempts left goes back to the train queue (the next worker resumes it from its
+    last checkpoint); one that has used ``MAX_ATTEMPTS`` ends failed with the reason.
+    """
+    from training.tasks import run_training_job
+
     cutoff = (now or timezone.now()) - HEARTBEAT_STALE_AFTER
     reaped = []
     stale_ids = list(
@@ -343,10 +482,20 @@ def training_jobs_reap_stale(*, now: Any = None) -> list[int]:
             job = TrainingJob.objects.select_for_update().get(pk=job_id)
             if job.status != TrainingJob.Status.RUNNING or (job.heartbeat_at and job.heartbeat_at >= cutoff):
                 continue  # it reported in meanwhile
-            job.status = TrainingJob.Status.FAILED
-            job.error = "The worker stopped responding (no heartbeat for 10 minutes)."
-            job.finished_at = timezone.now()
-            job.log_tail = _append_log(job.log_tail, "worker stopped responding")
-            job.save(update_fields=["status", "error", "finished_at", "log_tail"])
+            if job.attempts < MAX_ATTEMPTS and not job.cancel_requested:
+                job.status = TrainingJob.Status.QUEUED
+                job.log_tail = _append_log(
+                    job.log_tail, f"worker stopped responding at step {job.step}; re-queued to resume"
+                )
+                job.save(update_fields=["status", "log_tail"])
+                transaction.on_commit(lambda job_id=job_id: run_training_job.delay(job_id))
+            else:
+                job.status = TrainingJob.Status.FAILED
+                job.error = (
+                    f"The worker stopped responding (no heartbeat for 10 minutes) after {job.attempts} attempt(s)."
+                )
+                job.finished_at = timezone.now()
+                job.log_tail = _append_log(job.log_tail, "worker stopped responding")
+                job.save(update_fields=["status", "error", "finished_at", "log_tail"])
             reaped.append(job_id)
     return reaped

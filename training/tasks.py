@@ -14,16 +14,47 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="training.tasks.run_training_job", **LONG_TASK_OPTIONS)
 def run_training_job(job_id: int) -> None:
-    """Run one training job. Redelivery-safe: a finished job or one another worker is running is left alone."""
+    """Run one training job. Redelivery-safe: a finished job or one another worker is running is left alone;
+    a job whose worker died resumes from its last checkpoint."""
     if services.training_job_claim(job_id=job_id) is None:
         logger.info("training job %s: nothing to do", job_id)
         return
-    from training.runners.dpo import run_dpo_job
+    from training.runners.common import run_job_launched
 
-    run_dpo_job(job_id)
+    run_job_launched(job_id)
 
 
 @shared_task(name="training.tasks.reap_stale_jobs")
 def reap_stale_jobs() -> list[int]:
-    """Fail running jobs whose worker stopped sending heartbeats."""
+    """Re-queue (or, out of attempts, fail) running jobs whose worker stopped sending heartbeats."""
     return services.training_jobs_reap_stale()
+
+
+@shared_task(name="training.tasks.export_dataset")
+def export_dataset(dataset_id: int) -> str:
+    """Write a snapshot's Hugging Face ``datasets`` folder (idempotent)."""
+    return services.dataset_export_hf(dataset_id=dataset_id)
+
+
+@shared_task(name="training.tasks.evaluate_retrain_rules")
+def evaluate_retrain_rules() -> list[int]:
+    """Beat: start a job for every enabled "retrain when" rule whose condition holds (once per trigger)."""
+    from training.retrain import retrain_rules_evaluate
+
+    return retrain_rules_evaluate()
+
+
+@shared_task(name="training.tasks.run_evaluation", **LONG_TASK_OPTIONS)
+def run_evaluation(run_id: int) -> None:
+    """Run a model version over an evaluation set; a finished run is left alone."""
+    from training.evaluation import evaluation_execute
+
+    evaluation_execute(run_id=run_id)
+
+
+@shared_task(name="training.tasks.run_shadow_decision", **LONG_TASK_OPTIONS)
+def run_shadow_decision(decision_id: int) -> int:
+    """After a live decision: let every active shadow candidate decide the same item (idempotent)."""
+    from training.release import shadow_decide
+
+    return len(shadow_decide(decision_id=decision_id))

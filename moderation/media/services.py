@@ -23,8 +23,7 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from moderation.errors import ModerationError
-from moderation.media import extractors
-from moderation.media import aks
+from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 
 logger = logging.getLogger(__name__)
@@ -217,7 +216,9 @@ def _store_cover(cover: Path, sha256: str) -> str:
 
 def import_path_confined(path: str | Path) -> Path:
     """``path`` resolved (symlinks followed), refused unless it lies inside one of MEDIA_IMPORT_ROOTS."""
-    written = [Path(os.path.normpath(Path(r).expanduser().absolute())) for r in settings.MEDIA_IMPORT_ROOTS if str(r).strip()]
+    written = [
+        Path(os.path.normpath(Path(r).expanduser().absolute())) for r in settings.MEDIA_IMPORT_ROOTS if str(r).strip()
+    ]
     roots = [r.resolve() for r in written]
     if not roots:
         raise ModerationError("Server-side import is disabled: set MEDIA_IMPORT_ROOTS to the folders it may read.")
@@ -436,6 +437,7 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
             video.save(update_fields=["status", "stage", "progress", "error", "updated_at"])
             _enqueue_inference(video_id)
         logger.info("video %s ready (%s)", video_id, ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
+        __import__("moderation.reproduction.tasks", fromlist=["find_candidates"]).find_candidates.delay(video_id)
         return video
 
 

@@ -101,20 +101,24 @@ def _new_tasks(queue: ReviewQueue, decision: Decision, *, base_priority: int) ->
 
 @transaction.atomic
 def review_tasks_create_for_decision(
-    *, decision: Decision, escalated: bool | None = None, user_reported: bool = False
+    *, decision: Decision, escalated: bool | None = None, user_reported: bool | None = None
 ) -> list[ReviewTask]:
     """Route a new decision into every routed queue whose filters it matches (N tasks per queue
     needing N reviews); the default queue takes it when no full (non-sampling) queue does.
 
     Idempotent: a decision that already has tasks gets none added, so a redelivered inference task
     is harmless. ``escalated`` defaults to the decision's ``cascade_escalated`` attribute, if the
-    inference wing sets one.
+    inference wing sets one; ``user_reported`` to whether the video's feedback aggregate counts
+    any user report.
     """
     existing = list(ReviewTask.objects.filter(decision=decision, is_gold=False))
     if existing:
         return existing
     if escalated is None:
         escalated = bool(getattr(decision, "cascade_escalated", False))
+    if user_reported is None:
+        aggregate = getattr(decision.video, "feedback_aggregate", None)
+        user_reported = bool(getattr(aggregate, "reports", 0))
     chosen: list[ReviewQueue] = []
     full_match = False
     candidates = ReviewQueue.objects.filter(is_active=True, routes_new_decisions=True).exclude(

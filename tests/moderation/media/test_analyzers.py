@@ -99,7 +99,9 @@ def test_ocr_patches_are_the_text_boxes(text_frames: dict[str, Path]) -> None:
     assert (patches[0].x, patches[0].y) in {(b.x, b.y) for b in boxes}
 
 
-def test_pdq_is_stable_and_the_signature_drops_near_duplicates(text_frames: dict[str, Path], silent_frame: Path) -> None:
+def test_pdq_is_stable_and_the_signature_drops_near_duplicates(
+    text_frames: dict[str, Path], silent_frame: Path
+) -> None:
     h1, q1 = analyzers.pdq(text_frames["en"])
     h2, _ = analyzers.pdq(text_frames["en"])
     h3, _ = analyzers.pdq(silent_frame)

@@ -33,7 +33,8 @@ def test_folder_ingest_takes_every_video_once(import_root: Path) -> None:
 
     assert len(report.created) == 2 and not report.errors
     assert set(Video.objects.values_list("original_filename", "source")) == {
-        ("speech clip.mp4", Video.Source.FOLDER), ("silent.mp4", Video.Source.FOLDER)
+        ("speech clip.mp4", Video.Source.FOLDER),
+        ("silent.mp4", Video.Source.FOLDER),
     }
     again = video_ingest_folder(folder=import_root / "batch")
     assert again.created == [] and sorted(again.existing) == sorted(report.created)

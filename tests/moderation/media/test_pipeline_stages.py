@@ -54,7 +54,9 @@ def test_rerunning_the_new_stages_duplicates_nothing(silent_clip: Path, policy_v
     assert not TranscriptSegment.objects.exists()
 
 
-def test_clip_scorer_and_vit_patches_by_setting(silent_clip: Path, tiny_clip: Path, tiny_vit: Path, settings, policy_version) -> None:  # type: ignore[no-untyped-def]
+def test_clip_scorer_and_vit_patches_by_setting(
+    silent_clip: Path, tiny_clip: Path, tiny_vit: Path, settings, policy_version
+) -> None:  # type: ignore[no-untyped-def]
     settings.KEYFRAME_SCORER, settings.KEYFRAME_CLIP_MODEL = "clip", str(tiny_clip)
     settings.PATCH_SALIENCY, settings.PATCH_VIT_MODEL, settings.PATCH_TOP_K = "vit", str(tiny_vit), 3
     settings.KEYFRAME_SELECTION, settings.KEYFRAME_SELECT_K = "bin_top", 2

@@ -44,7 +44,11 @@ def corpus(media_dir: Path, bad_files: dict[str, Path], silent_clip: Path) -> di
             r"select='lt(mod(n\,30)\,3)+lt(n\,10)'", "-vsync", "vfr", "-c:v", "libx264", "-preset", "ultrafast",
             "-pix_fmt", "yuv420p", str(files["vfr"]))  # fmt: skip
     files["unicode_name"] = synthesize_video(
-        d / "my clip – ünïcødé 视频 (1).mp4", title="Unicode", size=(160, 90), min_seconds=2, max_seconds=2,
+        d / "my clip – ünïcødé 视频 (1).mp4",
+        title="Unicode",
+        size=(160, 90),
+        min_seconds=2,
+        max_seconds=2,
         audio=False,
     )
     return files

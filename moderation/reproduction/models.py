@@ -1,0 +1,129 @@
+"""Reproduced-content identification: the hash index, candidate pairs, model judgements, verdicts, clusters."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from pgvector.django import BitField
+
+
+class FrameHash(models.Model):
+    """One second of a video in the PDQ index.
+
+    ``hash`` is the frame's PDQ hash as ``bit(256)`` (Hamming distance in SQL: ``bit_count(a # b)``);
+    ``hash_mirror`` the hash of the horizontally flipped frame (PDQ is not flip-invariant, so a
+    mirrored re-upload is found by querying with it). ``keys`` are the multi-index-hashing keys
+    (see ``matching.index_keys``) under a GIN index; empty for low-quality (near-flat) frames, which
+    stay available for alignment but are never looked up.
+    """
+
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="+")
+    keyframe = models.ForeignKey("moderation.Keyframe", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    t = models.FloatField()
+    quality = models.PositiveSmallIntegerField(default=0)
+    hash = BitField(length=256)
+    hash_mirror = BitField(length=256, null=True, blank=True)
+    keys = ArrayField(models.IntegerField(), default=list, blank=True)
+
+    class Meta:
+        ordering = ["video", "t"]
+        indexes = [
+            GinIndex(fields=["keys"], name="repro_framehash_keys_gin"),
+            models.Index(fields=["video", "t"], name="repro_framehash_video_t"),
+        ]
+
+
+class ReproCandidate(models.Model):
+    """A candidate pair: ``video`` (the later upload) may reproduce ``original`` (the earlier one).
+
+    ``evidence``: ``{"alignment": {"offset", "scale", "mirrored", "coverage_copy", "coverage_original",
+    "matches": [{"t", "t_orig", "d"}]}, "frame_matches": [{"t", "t_orig", "sim"}], "text_sim", "sources"}``.
+    ``offset`` is in seconds: the original's time = copy's time + offset.
+    """
+
+    class Label(models.TextChoices):
+        REPRODUCTION = "reproduction", "Reproduction"
+        DERIVATIVE = "derivative", "Derivative with added value"
+        UNRELATED = "unrelated", "Unrelated"
+
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="repro_candidates")
+    original = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="repro_copies")
+    rank = models.PositiveSmallIntegerField(default=0)
+    retrieval_score = models.FloatField(default=0.0)
+    hash_score = models.FloatField(default=0.0)
+    frame_similarity = models.FloatField(default=0.0)
+    text_similarity = models.FloatField(default=0.0)
+    offset = models.FloatField(default=0.0)
+    evidence = models.JSONField(default=dict, blank=True)
+    features = models.JSONField(default=dict, blank=True)
+    # The student's judgement (null until a student model exists).
+    student_score = models.FloatField(null=True, blank=True)
+    student_label = models.CharField(max_length=20, choices=Label.choices, blank=True)
+    student_model = models.CharField(max_length=100, blank=True)
+    # What the queue orders and thresholds on: the student's score when there is one, else retrieval's.
+    score = models.FloatField(default=0.0, db_index=True)
+
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["video", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["video", "original"], name="uniq_repro_pair"),
+            models.CheckConstraint(condition=~models.Q(video=models.F("original")), name="repro_pair_distinct"),
+        ]
+        indexes = [models.Index(fields=["-score", "id"], name="repro_candidate_queue")]
+
+    def __str__(self) -> str:
+        return f"video {self.video_id} ~ original {self.original_id}"
+
+
+class TeacherJudgement(models.Model):
+    """The teacher VLM's judgement of a pair: JSON ``{"score", "label", "rationale"}``; unparseable output is
+    kept raw with the reason in ``parse_error``."""
+
+    candidate = models.ForeignKey(ReproCandidate, on_delete=models.CASCADE, related_name="teacher_judgements")
+    backend = models.CharField(max_length=40)
+    base_model = models.CharField(max_length=500, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    label = models.CharField(max_length=20, choices=ReproCandidate.Label.choices, blank=True)
+    rationale = models.TextField(blank=True)
+    raw_output = models.TextField(blank=True)
+    parse_error = models.TextField(blank=True)
+    latency_ms = models.FloatField(default=0.0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "backend", "base_model"], name="one_teacher_judgement_per_model")
+        ]
+
+
+class PairReview(models.Model):
+    """A human verdict on a pair; one per pair. It labels the pair for the student's training."""
+
+    candidate = models.OneToOneField(ReproCandidate, on_delete=models.CASCADE, related_name="review")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    verdict = models.CharField(max_length=20, choices=ReproCandidate.Label.choices)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+
+class ClusterMembership(models.Model):
+    """Which reproduction cluster a video belongs to: the connected component of confirmed reproductions.
+
+    ``cluster_key`` is ``"repro-<smallest video id in the cluster>"``. Videos in no confirmed pair have
+    no row (their key is their own, see ``selectors.cluster_key_for``).
+    """
+
+    video = models.OneToOneField("moderation.Video", on_delete=models.CASCADE, related_name="repro_cluster")
+    cluster_key = models.CharField(max_length=40, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)

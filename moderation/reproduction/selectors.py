@@ -1,0 +1,168 @@
+"""Reads of the reproduction wing: index look-ups (PDQ multi-index hashing, pgvector HNSW), the pair queue,
+and the cluster key that dataset splits use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from moderation.media.models import Video
+from moderation.reproduction import matching
+from moderation.reproduction.models import ClusterMembership, FrameHash, ReproCandidate
+
+# Pairs at or above this score wait in the pair queue until someone gives a verdict.
+PAIR_QUEUE_THRESHOLD = 0.3
+
+
+@dataclass(frozen=True)
+class HashHit:
+    video_id: int
+    t: float  # the indexed video's second
+    query_t: float  # the query video's second
+    mirrored: bool  # matched through the query frame's flipped hash
+    distance: int
+
+
+def hash_hits(
+    *, queries: Sequence[tuple[float, str, bool]], exclude_video_id: int | None = None,
+    threshold: int = matching.DEFAULT_THRESHOLD, limit: int = 5000,
+) -> list[HashHit]:  # fmt: skip
+    """Indexed seconds within ``threshold`` bits of any query ``(t, hex hash, mirrored)``.
+
+    One statement: the GIN index on the multi-index keys narrows the rows to those sharing a chunk
+    (within one bit) with some query hash; ``bit_count(hash # query)`` then keeps the true matches.
+    Exact for ``threshold`` < 32 (see ``matching``); larger thresholds flip more bits per chunk.
+    """
+    queries = [q for q in queries if q[1]]
+    if not queries:
+        return []
+    keys = sorted({k for _t, h, _m in queries for k in matching.query_keys(h, threshold)})
+    sql = f"""
+        SELECT h.video_id, h.t, q.qt, q.mirrored, bit_count(h.hash # q.qhash) AS d
+        FROM {FrameHash._meta.db_table} h
+        JOIN unnest(%s::float8[], %s::bool[], %s::text[]) AS q0(qt, mirrored, qbits) ON true
+        CROSS JOIN LATERAL (SELECT q0.qt, q0.mirrored, q0.qbits::bit(256) AS qhash) q
+        WHERE h.keys && %s::int[] AND h.video_id <> %s AND bit_count(h.hash # q.qhash) <= %s
+        ORDER BY d LIMIT %s
+    """
+    params = [
+        [float(t) for t, _h, _m in queries], [bool(m) for _t, _h, m in queries],
+        [matching.hex_to_bits(h) for _t, h, _m in queries], keys, exclude_video_id or 0, threshold, limit,
+    ]  # fmt: skip
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return [HashHit(int(v), float(t), float(qt), bool(m), int(d)) for v, t, qt, m, d in cur.fetchall()]
+
+
+def frame_neighbours(
+    *, embeddings: Sequence[tuple[float, Sequence[float]]], exclude_video_id: int | None = None, k: int = 20
+) -> list[tuple[int, float, float, float]]:
+    """Nearest keyframes (HNSW, cosine) of each query ``(t, embedding)``: ``(video_id, t, query_t, similarity)``."""
+    out: list[tuple[int, float, float, float]] = []
+    sql = """
+        SELECT video_id, "timestamp", 1 - (embedding <=> %s::vector) AS sim
+        FROM moderation_keyframe WHERE embedding IS NOT NULL
+        ORDER BY embedding <=> %s::vector LIMIT %s
+    """
+    with connection.cursor() as cur:
+        for qt, vector in embeddings:
+            literal = _vector_literal(vector)
+            cur.execute(sql, [literal, literal, k])
+            out += [(int(v), float(t), float(qt), float(s)) for v, t, s in cur.fetchall() if v != exclude_video_id]
+    return out
+
+
+def text_neighbours(
+    *, embedding: Sequence[float] | None, exclude_video_id: int | None = None, k: int = 20
+) -> list[tuple[int, float]]:
+    """Videos whose transcript embedding is nearest (HNSW, cosine): ``(video_id, similarity)``."""
+    if embedding is None:
+        return []
+    literal = _vector_literal(embedding)
+    sql = """
+        SELECT id, 1 - (text_embedding <=> %s::vector) FROM moderation_video WHERE text_embedding IS NOT NULL
+        ORDER BY text_embedding <=> %s::vector LIMIT %s
+    """
+    with connection.cursor() as cur:
+        cur.execute(sql, [literal, literal, k + 1])
+        return [(int(v), float(s)) for v, s in cur.fetchall() if v != exclude_video_id][:k]
+
+
+def _vector_literal(vector: Sequence[float]) -> str:
+    return "[" + ",".join(f"{float(x):.6g}" for x in vector) + "]"
+
+
+def frame_hashes_of(video_id: int) -> list[FrameHash]:
+    return list(FrameHash.objects.filter(video_id=video_id).order_by("t"))
+
+
+# --- the pair queue -----------------------------------------------------------------------------------
+
+
+def pair_queue_pending(*, threshold: float = PAIR_QUEUE_THRESHOLD) -> QuerySet[ReproCandidate]:
+    """Pairs waiting for a verdict: score at or above ``threshold``, no review, not under a live claim."""
+    now = timezone.now()
+    return (
+        ReproCandidate.objects.filter(score__gte=threshold, review__isnull=True)
+        .filter(Q(claimed_by__isnull=True) | Q(lease_expires_at__lt=now))
+        .order_by("-score", "id")
+    )
+
+
+def pair_queue_stats(*, threshold: float = PAIR_QUEUE_THRESHOLD) -> dict[str, int]:
+    waiting = ReproCandidate.objects.filter(score__gte=threshold, review__isnull=True)
+    return {
+        "pending": pair_queue_pending(threshold=threshold).count(),
+        "claimed": waiting.filter(claimed_by__isnull=False, lease_expires_at__gte=timezone.now()).count(),
+        "reviewed": ReproCandidate.objects.filter(review__isnull=False).count(),
+    }
+
+
+def pair_detail(*, candidate: ReproCandidate) -> dict[str, Any]:
+    """What the pair screen shows: both videos, their keyframes with the matched ones paired, the model scores."""
+    from moderation.media.models import Keyframe
+
+    copy, original = candidate.video, candidate.original
+    alignment = (candidate.evidence or {}).get("alignment") or {}
+    matches = alignment.get("matches") or []
+    copy_frames = {round(k.timestamp): k for k in Keyframe.objects.filter(video=copy).order_by("index")}
+    orig_frames = {round(k.timestamp): k for k in Keyframe.objects.filter(video=original).order_by("index")}
+    matched_pairs = []
+    for m in matches:
+        left, right = copy_frames.get(round(m["t"])), orig_frames.get(round(m["t_orig"]))
+        if left is not None and right is not None:
+            matched_pairs.append({"copy": left, "original": right, "distance": m.get("d")})
+    matched_copy = {round(m["t"]) for m in matches}
+    matched_orig = {round(m["t_orig"]) for m in matches}
+    return {
+        "copy": copy,
+        "original": original,
+        "alignment": alignment,
+        "matched_pairs": matched_pairs,
+        "copy_keyframes": [(k, t in matched_copy) for t, k in sorted(copy_frames.items())],
+        "original_keyframes": [(k, t in matched_orig) for t, k in sorted(orig_frames.items())],
+        "teacher": candidate.teacher_judgements.order_by("-created_at").first(),
+        "copy_transcript": " ".join(copy.segments.order_by("index").values_list("text", flat=True)),
+        "original_transcript": " ".join(original.segments.order_by("index").values_list("text", flat=True)),
+    }
+
+
+# --- clusters ----------------------------------------------------------------------------------------
+
+
+def cluster_key_for(video: Video | int) -> str:
+    """The reproduction cluster of a video, for dataset splits: all confirmed reproductions of one
+    another share a key, so a split that keeps keys on one side never puts a copy in test and its
+    original in train. A video in no confirmed pair is its own cluster (``"video-<id>"``)."""
+    video_id = video if isinstance(video, int) else video.pk
+    key = ClusterMembership.objects.filter(video_id=video_id).values_list("cluster_key", flat=True).first()
+    return key or f"video-{video_id}"
+
+
+def cluster_members(cluster_key: str) -> list[int]:
+    return sorted(ClusterMembership.objects.filter(cluster_key=cluster_key).values_list("video_id", flat=True))

@@ -1,0 +1,330 @@
+"""Writes of the reproduction wing: indexing a ready video's hashes, retrieving candidate originals,
+scoring pairs, the pair review queue (claims, verdicts) and reproduction clusters."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from moderation.errors import ModerationError
+from moderation.media.models import Keyframe, Video
+from moderation.reproduction import features as pair_features
+from moderation.reproduction import matching, selectors
+from moderation.reproduction.models import ClusterMembership, FrameHash, PairReview, ReproCandidate
+
+logger = logging.getLogger(__name__)
+
+TOP_K = 10
+# How many seconds of the query video are looked up by frame embedding (evenly spread).
+FRAME_QUERIES = 8
+# Embedding neighbours below these similarities are not candidates on their own.
+FRAME_SIM_MIN = 0.85
+TEXT_SIM_MIN = 0.6
+
+
+# --- the PDQ index ---------------------------------------------------------------------------------
+
+
+def _mirror_hash(path: Path) -> str:
+    """PDQ of the horizontally flipped image (worker side: numpy and pdqhash are imported here)."""
+    import numpy as np
+    import pdqhash
+    from PIL import Image
+
+    with Image.open(path) as im:
+        rgb = np.asarray(im.convert("RGB"))
+    bits, _quality = pdqhash.compute(np.ascontiguousarray(rgb[:, ::-1, :]))
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bit)
+    return f"{value:064x}"
+
+
+def frame_hashes_index(*, video_id: int) -> int:
+    """(Re)build a video's rows in the PDQ index from its 1 fps keyframes; returns how many.
+
+    Idempotent: the video's rows are replaced in one transaction. Needs the media pipeline's hashes.
+    """
+    keyframes = list(Keyframe.objects.filter(video_id=video_id).exclude(pdq_hash="").order_by("index"))
+    rows = []
+    for kf in keyframes:
+        mirror = ""
+        if kf.image:
+            try:
+                mirror = _mirror_hash(Path(kf.image.path))
+            except (OSError, ValueError):
+                logger.warning("keyframe %s: image unreadable, indexed without its mirrored hash", kf.pk)
+        quality = kf.pdq_quality or 0
+        rows.append(
+            FrameHash(
+                video_id=video_id, keyframe_id=kf.pk, t=kf.timestamp, quality=quality,
+                hash=matching.hex_to_bits(kf.pdq_hash), hash_mirror=matching.hex_to_bits(mirror) if mirror else None,
+                keys=matching.index_keys(kf.pdq_hash) if quality >= matching.MIN_QUALITY else [],
+            )
+        )  # fmt: skip
+    with transaction.atomic():
+        FrameHash.objects.filter(video_id=video_id).delete()
+        FrameHash.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+# --- retrieval ---------------------------------------------------------------------------------------
+
+
+def _spread(items: list[Any], n: int) -> list[Any]:
+    if len(items) <= n:
+        return items
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
+def candidates_retrieve(*, video_id: int, threshold: int = matching.DEFAULT_THRESHOLD, top_k: int = TOP_K) -> dict[int, dict[str, Any]]:
+    """Candidate videos for ``video_id`` from the three indexes, each with its retrieval evidence.
+
+    Returns ``{other_video_id: {"hash_hits": [...], "frame_matches": [...], "text_sim": float}}`` for
+    at most ``3 * top_k`` videos (a read: nothing is written).
+    """
+    own = list(FrameHash.objects.filter(video_id=video_id).order_by("t"))
+    queries: list[tuple[float, str, bool]] = []
+    for row in own:
+        if row.keys:
+            queries.append((row.t, pair_features._bits_hex(row.hash), False))
+            if row.hash_mirror:
+                queries.append((row.t, pair_features._bits_hex(row.hash_mirror), True))
+    found: dict[int, dict[str, Any]] = defaultdict(lambda: {"hash_hits": [], "frame_matches": [], "text_sim": 0.0})
+    for hit in selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold):
+        found[hit.video_id]["hash_hits"].append(hit)
+
+    frames = list(
+        Keyframe.objects.filter(video_id=video_id, embedding__isnull=False).order_by("index").values_list("timestamp", "embedding")
+    )
+    for other, t, qt, sim in selectors.frame_neighbours(embeddings=_spread(frames, FRAME_QUERIES), exclude_video_id=video_id):
+        if sim >= FRAME_SIM_MIN:
+            found[other]["frame_matches"].append({"t": qt, "t_orig": t, "sim": round(sim, 4)})
+
+    text_vector = Video.objects.filter(pk=video_id).values_list("text_embedding", flat=True).first()
+    for other, sim in selectors.text_neighbours(embedding=text_vector, exclude_video_id=video_id, k=top_k):
+        if sim >= TEXT_SIM_MIN:
+            found[other]["text_sim"] = sim
+
+    def strength(item: tuple[int, dict[str, Any]]) -> tuple[float, ...]:
+        ev = item[1]
+        seconds = len({h.query_t for h in ev["hash_hits"]})
+        best_frame = max((m["sim"] for m in ev["frame_matches"]), default=0.0)
+        return (seconds, best_frame + ev["text_sim"])
+
+    ranked = sorted(found.items(), key=strength, reverse=True)[: 3 * top_k]
+    return dict(ranked)
+
+
+def retrieval_score(features: dict[str, float]) -> float:
+    """A transparent score before any student exists: aligned hash coverage first, embeddings second."""
+    coverage = max(features["coverage_copy"], features["coverage_original"])
+    frame = max(0.0, (features["frame_sim_max"] - 0.5) / 0.5)
+    text = max(0.0, features["transcript_sim"])
+    return round(min(1.0, 0.6 * coverage + 0.2 * frame + 0.2 * text), 4)
+
+
+def _oriented(a: Video, b: Video) -> tuple[Video, Video]:
+    """(copy, original): the later upload is the candidate copy."""
+    return (a, b) if (a.created_at, a.pk) > (b.created_at, b.pk) else (b, a)
+
+
+def repro_candidates_refresh(
+    *, video_id: int, threshold: int = matching.DEFAULT_THRESHOLD, top_k: int = TOP_K
+) -> list[ReproCandidate]:
+    """Index a ready video and record its top candidate pairs with their evidence, features and scores.
+
+    The search covers every indexed video, earlier or later (whichever finished processing first);
+    each pair is stored with the later upload as ``video`` and the earlier as ``original``. Idempotent:
+    pairs are updated in place (unique per pair), verdicts and claims are left alone.
+    """
+    video = Video.objects.filter(pk=video_id).first()
+    if video is None:
+        raise ModerationError(f"Video {video_id} does not exist.")
+    if video.status != Video.Status.READY:
+        raise ModerationError(f"Video {video_id} is not processed yet ({video.get_status_display()}).")
+    frame_hashes_index(video_id=video_id)
+    found = candidates_retrieve(video_id=video_id, threshold=threshold, top_k=top_k)
+    others = {v.pk: v for v in Video.objects.filter(pk__in=list(found))}
+    scored: list[tuple[float, Video, Video, dict[str, float], dict[str, Any]]] = []
+    for other_id, ev in found.items():
+        other = others.get(other_id)
+        if other is None:
+            continue
+        copy, original = _oriented(video, other)
+        features, alignment = pair_features.pair_features_compute(copy_id=copy.pk, original_id=original.pk)
+        frame_matches = ev["frame_matches"]
+        if copy.pk != video.pk:  # the evidence was gathered from the other side: swap the times
+            frame_matches = [{"t": m["t_orig"], "t_orig": m["t"], "sim": m["sim"]} for m in frame_matches]
+        evidence = {
+            "alignment": alignment.as_evidence(),
+            "frame_matches": sorted(frame_matches, key=lambda m: -m["sim"])[:20],
+            "text_sim": round(features["transcript_sim"], 4),
+            "sources": [name for name, hit in (("pdq", ev["hash_hits"]), ("frames", frame_matches), ("text", ev["text_sim"])) if hit],
+            "threshold": threshold,
+        }
+        scored.append((retrieval_score(features), copy, original, features, evidence))
+    scored.sort(key=lambda s: s[0], reverse=True)
+    from moderation.reproduction import student
+
+    predictor = student.student_load()
+    out = []
+    with transaction.atomic():
+        for rank, (score, copy, original, features, evidence) in enumerate(scored[:top_k]):
+            prediction = predictor.predict_one(features) if predictor is not None else None
+            candidate, _ = ReproCandidate.objects.update_or_create(
+                video=copy, original=original,
+                defaults={
+                    "rank": rank, "retrieval_score": score, "hash_score": max(features["coverage_copy"], features["coverage_original"]),
+                    "frame_similarity": features["frame_sim_max"], "text_similarity": features["transcript_sim"],
+                    "offset": evidence["alignment"]["offset"], "evidence": evidence, "features": features,
+                    "student_score": prediction.score if prediction else None,
+                    "student_label": prediction.label if prediction else "",
+                    "student_model": predictor.name if predictor is not None else "",
+                    "score": prediction.score if prediction else score,
+                },
+            )  # fmt: skip
+            out.append(candidate)
+    return out
+
+
+def candidates_rescore(*, candidates: list[ReproCandidate] | None = None) -> int:
+    """Score pairs with the current student (all unreviewed pairs when none given)."""
+    from moderation.reproduction import student
+
+    predictor = student.student_load()
+    if predictor is None:
+        return 0
+    rows = candidates if candidates is not None else list(ReproCandidate.objects.filter(review__isnull=True))
+    for c in rows:
+        prediction = predictor.predict_one(c.features)
+        c.student_score, c.student_label, c.student_model = prediction.score, prediction.label, predictor.name
+        c.score = prediction.score
+    ReproCandidate.objects.bulk_update(rows, ["student_score", "student_label", "student_model", "score"], batch_size=500)
+    return len(rows)
+
+
+# --- the pair queue ------------------------------------------------------------------------------------
+
+
+def _lease_end() -> Any:
+    return timezone.now() + timedelta(seconds=int(settings.REVIEW_LEASE_SECONDS))
+
+
+def pair_claim_next(*, user: User, threshold: float = selectors.PAIR_QUEUE_THRESHOLD) -> ReproCandidate | None:
+    """Give the reviewer the pair they already hold, else the highest-scoring free one (SKIP LOCKED)."""
+    now = timezone.now()
+    with transaction.atomic():
+        mine = (
+            ReproCandidate.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(claimed_by=user, review__isnull=True, lease_expires_at__gte=now)
+            .order_by("-score", "id")
+            .first()
+        )
+        if mine is not None:
+            return mine
+        candidate = (
+            ReproCandidate.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(score__gte=threshold, review__isnull=True)
+            .filter(Q(claimed_by__isnull=True) | Q(lease_expires_at__lt=now))
+            .order_by("-score", "id")
+            .first()
+        )
+        if candidate is None:
+            return None
+        candidate.claimed_by, candidate.claimed_at, candidate.lease_expires_at = user, now, _lease_end()
+        candidate.save(update_fields=["claimed_by", "claimed_at", "lease_expires_at", "updated_at"])
+        _audit(user, "repro_pair_claim", candidate, {})
+        return candidate
+
+
+def pair_review_submit(*, candidate: ReproCandidate, user: User, verdict: str, note: str = "") -> PairReview:
+    """Record a reviewer's verdict on a pair they hold; a reproduction joins the two videos' clusters."""
+    if verdict not in ReproCandidate.Label.values:
+        raise ModerationError("Choose reproduction, derivative or unrelated.")
+    with transaction.atomic():
+        locked = ReproCandidate.objects.select_for_update().get(pk=candidate.pk)
+        if PairReview.objects.filter(candidate=locked).exists():
+            raise ModerationError("Already reviewed: this pair has a recorded verdict.")
+        if locked.claimed_by_id != user.pk:
+            raise ModerationError("This pair is not claimed by you; take it with “Claim next pair”.")
+        review = PairReview.objects.create(candidate=locked, reviewer=user, verdict=verdict, note=note.strip()[:2000])
+        locked.lease_expires_at = None
+        locked.save(update_fields=["lease_expires_at", "updated_at"])
+        if verdict == ReproCandidate.Label.REPRODUCTION:
+            cluster_union(video_ids=[locked.video_id, locked.original_id])
+        _audit(user, "repro_pair_verdict", locked, {"verdict": verdict})
+    return review
+
+
+def pair_release(*, candidate: ReproCandidate, user: User) -> None:
+    with transaction.atomic():
+        locked = ReproCandidate.objects.select_for_update().get(pk=candidate.pk)
+        if locked.claimed_by_id == user.pk and not PairReview.objects.filter(candidate=locked).exists():
+            locked.claimed_by, locked.claimed_at, locked.lease_expires_at = None, None, None
+            locked.save(update_fields=["claimed_by", "claimed_at", "lease_expires_at", "updated_at"])
+            _audit(user, "repro_pair_release", locked, {})
+
+
+def _audit(user: User, action: str, candidate: ReproCandidate, payload: dict[str, Any]) -> None:
+    from moderation.review.services import audit_event_record
+
+    audit_event_record(actor=user, action=action, obj=candidate, payload=payload)
+
+
+# --- clusters -------------------------------------------------------------------------------------------
+
+
+def cluster_union(*, video_ids: list[int]) -> str:
+    """Put these videos (and everything already clustered with any of them) into one cluster.
+
+    Union-find over confirmed reproductions, kept materialised: the merged cluster's key is
+    ``repro-<smallest member id>``. Serialised by an advisory lock, so concurrent verdicts that
+    touch the same clusters cannot split them.
+    """
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('repro-clusters', 0))")
+        keys = set(ClusterMembership.objects.filter(video_id__in=video_ids).values_list("cluster_key", flat=True))
+        members = set(video_ids) | set(ClusterMembership.objects.filter(cluster_key__in=keys).values_list("video_id", flat=True))
+        key = f"repro-{min(members)}"
+        ClusterMembership.objects.filter(video_id__in=members).update(cluster_key=key, updated_at=timezone.now())
+        have = set(ClusterMembership.objects.filter(video_id__in=members).values_list("video_id", flat=True))
+        ClusterMembership.objects.bulk_create(ClusterMembership(video_id=v, cluster_key=key) for v in sorted(members - have))
+    return key
+
+
+def clusters_rebuild() -> int:
+    """Recompute every cluster from the confirmed reproductions (union-find); returns the number of clusters."""
+    parent: dict[int, int] = {}
+
+    def find(x: int) -> int:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    pairs = ReproCandidate.objects.filter(review__verdict=ReproCandidate.Label.REPRODUCTION).values_list("video_id", "original_id")
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for v in list(parent):
+        groups[find(v)].append(v)
+    with transaction.atomic():
+        ClusterMembership.objects.all().delete()
+        ClusterMembership.objects.bulk_create(
+            ClusterMembership(video_id=v, cluster_key=f"repro-{root}") for root, vs in groups.items() for v in vs
+        )
+    return len(groups)

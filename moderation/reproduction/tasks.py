@@ -1,0 +1,47 @@
+"""Reproduction tasks: candidate retrieval for a ready video (media queue) and the teacher's judgement (infer)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import transaction
+
+from moderation.errors import ModerationError
+from workbench.queues import LONG_TASK_OPTIONS
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="moderation.reproduction.tasks.find_candidates", **LONG_TASK_OPTIONS)
+def find_candidates(video_id: int) -> int:
+    """Index a ready video's PDQ hashes and record its candidate originals. Idempotent (pairs are upserted)."""
+    from moderation.reproduction.services import repro_candidates_refresh
+
+    try:
+        return len(repro_candidates_refresh(video_id=int(video_id)))
+    except ModerationError as exc:
+        logger.info("reproduction retrieval skipped for video %s: %s", video_id, exc)
+        return 0
+
+
+@shared_task(name="moderation.reproduction.tasks.judge_pair", **LONG_TASK_OPTIONS)
+def judge_pair(candidate_id: int) -> int | None:
+    """The teacher VLM's judgement of one pair (kept once per pair and model; a rerun returns it)."""
+    from moderation.reproduction.models import ReproCandidate
+    from moderation.reproduction.teacher import teacher_judge, teacher_model_serving
+
+    candidate = ReproCandidate.objects.select_related("video", "original").filter(pk=candidate_id).first()
+    if candidate is None:
+        return None
+    try:
+        backend, base_model = teacher_model_serving()
+    except ModerationError as exc:
+        logger.info("pair %s not judged: %s", candidate_id, exc)
+        return None
+    return teacher_judge(candidate=candidate, backend=backend, base_model=base_model).pk
+
+
+def enqueue_find_candidates(video_id: int) -> None:
+    """Queue retrieval for a video once the surrounding transaction commits."""
+    transaction.on_commit(lambda: find_candidates.delay(video_id))

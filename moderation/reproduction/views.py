@@ -1,0 +1,77 @@
+"""Pair review screens: the pair queue and one claimed pair shown side by side."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from moderation.errors import ModerationError
+from moderation.reproduction import selectors, services
+from moderation.reproduction.models import PairReview, ReproCandidate
+from workbench.roles import Perm, permission_required
+
+
+def _user(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def pair_queue(request: HttpRequest) -> HttpResponse:
+    pending = list(selectors.pair_queue_pending().select_related("video", "original")[:50])
+    context = {"pending": pending, "stats": selectors.pair_queue_stats(), "threshold": selectors.PAIR_QUEUE_THRESHOLD}
+    if request.htmx:
+        return render(request, "moderation/reproduction/queue.html#pair-rows", context)
+    return render(request, "moderation/reproduction/queue.html", context)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def pair_claim_next(request: HttpRequest) -> HttpResponse:
+    candidate = services.pair_claim_next(user=_user(request))
+    if candidate is None:
+        messages.info(request, "No pairs are waiting for a verdict.")
+        return redirect("moderation:repro_queue")
+    return redirect("moderation:repro_pair", pk=candidate.pk)
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    candidate = get_object_or_404(ReproCandidate.objects.select_related("video", "original", "claimed_by"), pk=pk)
+    review = PairReview.objects.filter(candidate=candidate).select_related("reviewer").first()
+    context = {
+        "candidate": candidate,
+        "review": review,
+        "mine": candidate.claimed_by_id == request.user.pk,
+        "labels": ReproCandidate.Label.choices,
+        **selectors.pair_detail(candidate=candidate),
+    }
+    return render(request, "moderation/reproduction/pair.html", context)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def pair_submit(request: HttpRequest, pk: int) -> HttpResponse:
+    candidate = get_object_or_404(ReproCandidate, pk=pk)
+    try:
+        services.pair_review_submit(
+            candidate=candidate, user=_user(request), verdict=request.POST.get("verdict", ""),
+            note=request.POST.get("note", ""),
+        )  # fmt: skip
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+        return redirect("moderation:repro_pair", pk=pk)
+    messages.success(request, "Verdict recorded.")
+    nxt = services.pair_claim_next(user=_user(request))
+    return redirect("moderation:repro_pair", pk=nxt.pk) if nxt else redirect("moderation:repro_queue")
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def pair_release(request: HttpRequest, pk: int) -> HttpResponse:
+    services.pair_release(candidate=get_object_or_404(ReproCandidate, pk=pk), user=_user(request))
+    return redirect("moderation:repro_queue")

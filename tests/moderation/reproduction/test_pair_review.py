@@ -1,0 +1,115 @@
+"""The pair queue: claims, verdicts, the pair screen (hotkeys, sync data, escaping), roles and clusters."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from moderation.errors import ModerationError
+from moderation.reproduction.models import ClusterMembership, PairReview, ReproCandidate
+from moderation.reproduction.selectors import cluster_key_for, cluster_members
+from moderation.reproduction.services import cluster_union, clusters_rebuild, pair_claim_next, pair_review_submit
+from moderation.review.models import AuditEvent
+from tests.factories import SegmentFactory, VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def make_pair(score: float = 0.8, **kwargs) -> ReproCandidate:  # type: ignore[no-untyped-def]
+    original = kwargs.pop("original", None) or VideoFactory()
+    copy = kwargs.pop("video", None) or VideoFactory()
+    return ReproCandidate.objects.create(
+        video=copy, original=original, score=score, retrieval_score=score, offset=kwargs.pop("offset", 2.0),
+        evidence={"alignment": {"offset": 2.0, "scale": 1.0, "mirrored": False, "coverage_copy": 0.8,
+                                "coverage_original": 0.5, "matches": [{"t": 0.0, "t_orig": 2.0, "d": 4}]}},
+        **kwargs,
+    )  # fmt: skip
+
+
+def test_claim_gives_the_highest_score_first_never_twice_and_skips_low_scores(make_user) -> None:  # type: ignore[no-untyped-def]
+    low, high, mid = make_pair(0.1), make_pair(0.9), make_pair(0.5)
+    alice, bob, carol = make_user("moderator"), make_user("moderator"), make_user("moderator")
+    assert pair_claim_next(user=alice) == high
+    assert pair_claim_next(user=alice) == high  # the pair she holds, not a second one
+    assert pair_claim_next(user=bob) == mid
+    assert pair_claim_next(user=carol) is None  # the 0.1 pair is below the queue threshold
+    assert low.review if hasattr(low, "review") else True
+    assert AuditEvent.objects.filter(action="repro_pair_claim").count() == 2
+
+
+def test_verdict_labels_the_pair_and_only_the_claimant_may_give_it(make_user) -> None:  # type: ignore[no-untyped-def]
+    pair = make_pair()
+    alice, bob = make_user("moderator"), make_user("moderator")
+    with pytest.raises(ModerationError):
+        pair_review_submit(candidate=pair, user=alice, verdict="reproduction")  # not claimed
+    pair_claim_next(user=alice)
+    with pytest.raises(ModerationError):
+        pair_review_submit(candidate=pair, user=bob, verdict="reproduction")
+    with pytest.raises(ModerationError):
+        pair_review_submit(candidate=pair, user=alice, verdict="maybe")
+    review = pair_review_submit(candidate=pair, user=alice, verdict="derivative", note="adds commentary")
+    assert review.verdict == "derivative" and PairReview.objects.count() == 1
+    with pytest.raises(ModerationError):
+        pair_review_submit(candidate=pair, user=alice, verdict="unrelated")  # one verdict per pair
+    assert pair_claim_next(user=bob) is None  # reviewed pairs leave the queue
+    assert cluster_key_for(pair.video) == f"video-{pair.video_id}"  # a derivative joins no cluster
+
+
+def test_confirmed_reproductions_form_clusters_by_union() -> None:
+    a, b, c, d, e = (VideoFactory() for _ in range(5))
+    assert cluster_union(video_ids=[b.pk, c.pk]) == f"repro-{b.pk}"
+    assert cluster_union(video_ids=[d.pk, e.pk]) == f"repro-{d.pk}"
+    assert cluster_key_for(c) == cluster_key_for(b.pk) != cluster_key_for(d)
+    # Linking c and e merges both clusters; a stays alone.
+    key = cluster_union(video_ids=[e.pk, c.pk])
+    assert key == f"repro-{b.pk}" and cluster_members(key) == sorted([b.pk, c.pk, d.pk, e.pk])
+    assert cluster_key_for(a) == f"video-{a.pk}"
+
+
+def test_cluster_rebuild_matches_confirmed_pairs(make_user) -> None:  # type: ignore[no-untyped-def]
+    user = make_user("moderator")
+    x, y, z = VideoFactory(), VideoFactory(), VideoFactory()
+    p1 = make_pair(video=y, original=x)
+    p2 = make_pair(video=z, original=y, score=0.7)
+    for pair in (p1, p2):
+        pair_claim_next(user=user)
+        pair_review_submit(candidate=pair, user=user, verdict="reproduction")
+    assert {cluster_key_for(v) for v in (x, y, z)} == {f"repro-{x.pk}"}
+    ClusterMembership.objects.all().delete()
+    assert clusters_rebuild() == 1
+    assert {cluster_key_for(v) for v in (x, y, z)} == {f"repro-{x.pk}"}
+
+
+def test_pair_screen_shows_hotkeys_sync_offset_and_escapes_titles(client_as) -> None:  # type: ignore[no-untyped-def]
+    evil = "<script>alert('x')</script>"
+    pair = make_pair(video=VideoFactory(title=evil), original=VideoFactory(title="Original <b>bold</b>"))
+    SegmentFactory(video=pair.video, text="<img src=x onerror=alert(1)>")
+    client = client_as("moderator")
+    claimed = client.post(reverse("moderation:repro_claim_next"))
+    assert claimed.status_code == 302 and claimed.url == reverse("moderation:repro_pair", args=[pair.pk])
+    page = client.get(claimed.url).content.decode()
+    assert evil not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
+    assert "<img src=x" not in page and "<b>bold</b>" not in page
+    for key in ("r", "d", "u"):
+        assert f'data-hotkey="{key}"' in page and f"<kbd>{key}</kbd>" in page
+    assert 'data-offset="2.0"' in page and "reproduction/pair_sync.js" in page
+    assert "data-pair-left" in page and "data-pair-right" in page
+
+    done = client.post(reverse("moderation:repro_submit", args=[pair.pk]), {"verdict": "reproduction"})
+    assert done.status_code == 302
+    assert PairReview.objects.get(candidate=pair).verdict == "reproduction"
+    assert cluster_key_for(pair.video) == cluster_key_for(pair.original)
+    queue = client.get(reverse("moderation:repro_queue"))
+    assert queue.status_code == 200 and b"No pairs are waiting" in queue.content
+
+
+def test_roles_labeler_is_refused_and_anonymous_goes_to_login(client, client_as) -> None:  # type: ignore[no-untyped-def]
+    pair = make_pair()
+    labeler = client_as("labeler")
+    for name, args in (("moderation:repro_queue", []), ("moderation:repro_pair", [pair.pk])):
+        assert labeler.get(reverse(name, args=args)).status_code == 403
+        anonymous = client.get(reverse(name, args=args))
+        assert anonymous.status_code == 302 and "/login" in anonymous.url
+    assert labeler.post(reverse("moderation:repro_claim_next")).status_code == 403
+    assert labeler.post(reverse("moderation:repro_submit", args=[pair.pk]), {"verdict": "unrelated"}).status_code == 403
+    assert not PairReview.objects.exists()

@@ -1,0 +1,54 @@
+"""Retrieval end to end: real clips through the real media pipeline, then candidate originals with evidence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moderation.media.models import Video
+from moderation.media.services import video_ingest, video_process
+from moderation.reproduction.models import FrameHash, ReproCandidate
+from moderation.reproduction.services import repro_candidates_refresh
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+def _ready(path: Path, title: str) -> Video:
+    video = video_ingest(path=path, title=title)
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert video.status == Video.Status.READY, video.error
+    return video
+
+
+def test_copies_find_their_original_and_the_unrelated_video_does_not(repro_clips: dict[str, Path], policy_version) -> None:  # type: ignore[no-untyped-def]
+    original = _ready(repro_clips["original"], "tea")
+    unrelated = _ready(repro_clips["unrelated"], "cat")
+    mirror = _ready(repro_clips["mirror"], "tea mirrored")
+    reencode = _ready(repro_clips["reencode"], "tea again")
+    for video in (original, unrelated, mirror, reencode):
+        repro_candidates_refresh(video_id=video.pk)
+
+    assert FrameHash.objects.filter(video=original).count() == original.keyframes.count()
+    top_of_mirror = ReproCandidate.objects.filter(video=mirror).order_by("-retrieval_score").first()
+    assert top_of_mirror is not None and top_of_mirror.original_id == original.pk
+    alignment = top_of_mirror.evidence["alignment"]
+    assert alignment["mirrored"] is True and alignment["offset"] == 0.0
+    assert alignment["coverage_copy"] >= 0.75 and alignment["matches"]
+    assert "pdq" in top_of_mirror.evidence["sources"]
+
+    top_of_reencode = ReproCandidate.objects.filter(video=reencode).order_by("-retrieval_score").first()
+    assert top_of_reencode is not None and top_of_reencode.original_id in {original.pk, mirror.pk}
+    assert ReproCandidate.objects.get(video=reencode, original=original).hash_score > 0.5
+
+    # The unrelated video is never a copy of the tea video, and never matched by hash.
+    pair = ReproCandidate.objects.filter(video=unrelated, original=original).first() or ReproCandidate.objects.filter(
+        video=original, original=unrelated
+    ).first()
+    assert pair is None or (pair.hash_score == 0.0 and pair.retrieval_score < top_of_mirror.retrieval_score / 2)
+
+    # Idempotent: running retrieval again changes no pair and adds none.
+    before = sorted(ReproCandidate.objects.values_list("video_id", "original_id", "retrieval_score"))
+    repro_candidates_refresh(video_id=mirror.pk)
+    assert sorted(ReproCandidate.objects.values_list("video_id", "original_id", "retrieval_score")) == before

@@ -1,0 +1,314 @@
+"""Training data from human work: DPO preference pairs and SFT chat records, with lineage and a leak-free split.
+
+Pure reads + unsaved rows; ``training.services`` owns the snapshot (rows, files). Sources:
+
+* DPO (mistake-oriented): chosen = human-consistent CoT, rejected = the model's CoT for the same prompt.
+  An accepted CoT correction beats an adjudicated disagreement, which beats a reviewer override.
+* SFT: accepted CoT corrections, and model CoTs a reviewer confirmed (Review verdict ``approve``) that no
+  human later contradicted.
+
+Every record keeps a ``lineage`` dict (reviews, correction, adjudication, policy version, and the
+model version that produced the rejected / confirmed output). The train/eval split is decided per
+``split_group_for(video)`` so that everything about one video (and later one reproduction cluster)
+lands on the same side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+
+from annotation.models import Adjudication, CotCorrection
+from moderation.inference.prompts import build_prompt
+from moderation.inference.services import content_bundle_for
+from moderation.models import Decision, Review, Video
+from training.models import PreferencePair, SftRecord
+from training.prompts import cot_render
+
+# Corrections that count as human-consistent CoT. A second labeler's acceptance is required
+# (drafts, submitted-but-unreviewed and rejected corrections are not training data).
+ACCEPTABLE_CORRECTION_STATUSES = (CotCorrection.Status.ACCEPTED,)
+
+
+def split_group_for(video: Video) -> str:
+    """The unit a train/eval split keeps together.
+
+    The video's reproduction cluster when it has one (re-uploads and edits of the same content,
+    ``moderation.reproduction`` ClusterMembership), so near-duplicates never straddle the split;
+    otherwise the video itself.
+    """
+    try:
+        cluster = video.repro_cluster.cluster_key  # type: ignore[attr-defined]
+    except (ObjectDoesNotExist, AttributeError):
+        cluster = ""
+    return f"cluster:{cluster}" if cluster else f"video:{video.pk}"
+
+
+def split_for(group: str, eval_share: float) -> str:
+    """A stable split for a group: the same group always lands on the same side, build after build."""
+    if eval_share <= 0:
+        return PreferencePair.Split.TRAIN
+    bucket = int(hashlib.sha256(group.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return PreferencePair.Split.EVAL if bucket < eval_share else PreferencePair.Split.TRAIN
+
+
+def _decisions(ids: Iterable[int]) -> dict[int, Decision]:
+    qs = Decision.objects.select_related("video", "policy_version__policy", "model_version").prefetch_related(
+        "video__segments", "video__keyframes"
+    )
+    return qs.in_bulk(list(ids))
+
+
+def _prompt_parts(decision: Decision) -> tuple[str, str, list[str]]:
+    """(system, user, image paths) exactly as inference builds them for this decision's video and policy."""
+    policy_version = decision.policy_version
+    bundle = content_bundle_for(decision.video)
+    prompt = build_prompt(
+        bundle,
+        taxonomy=policy_version.taxonomy,
+        safe_label=policy_version.safe_label,
+        fmt=policy_version.output_format,
+        image_paths=bundle.image_paths,
+    )
+    return prompt.system, prompt.user, list(prompt.image_paths)
+
+
+def _base_lineage(decision: Decision, source: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "decision_id": decision.pk,
+        "video_id": decision.video_id,
+        "split_group": split_group_for(decision.video),
+        "policy_version_id": decision.policy_version_id,
+        "policy_version": str(decision.policy_version),
+        "model_version_id": decision.model_version_id,
+        "model_version": decision.model_version.name,
+    }
+
+
+def _reviews_of(decision_ids: list[int]) -> dict[int, list[Review]]:
+    out: dict[int, list[Review]] = {}
+    for review in Review.objects.filter(decision_id__in=decision_ids).order_by("created_at", "pk"):
+        out.setdefault(review.decision_id, []).append(review)
+    return out
+
+
+# --- DPO --------------------------------------------------------------------------------------
+
+
+def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]:
+    """One unsaved pair per decision a human disagreed with, deduplicated, split by video group."""
+    pairs: dict[int, PreferencePair] = {}
+
+    corrections = list(
+        CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES).order_by("decision_id")
+    )
+    adjudications = list(
+        Adjudication.objects.filter(status=Adjudication.Status.DECIDED)
+        .exclude(outcome_label="")
+        .order_by("decision_id", "-decided_at", "-pk")
+        .distinct("decision_id")
+    )
+    overrides = list(
+        Review.objects.filter(verdict=Review.Verdict.OVERRIDE)
+        .order_by("decision_id", "-created_at", "-pk")
+        .distinct("decision_id")
+    )
+    decisions = _decisions(
+        {c.decision_id for c in corrections} | {a.decision_id for a in adjudications} | {r.decision_id for r in overrides}
+    )
+    reviews = _reviews_of(list(decisions))
+
+    def rejected_of(decision: Decision) -> str:
+        # The model's own words when it produced parseable stages; its raw output otherwise.
+        if decision.cot:
+            return cot_render(decision.cot, decision.label, decision.policy_version)
+        return decision.raw_output
+
+    def add(decision: Decision, source: str, chosen: str, label: str, extra: dict[str, Any]) -> None:
+        if decision.pk in pairs:
+            return  # a stronger source already made this decision's pair
+        system, user, images = _prompt_parts(decision)
+        lineage = {
+            **_base_lineage(decision, source),
+            "review_ids": [r.pk for r in reviews.get(decision.pk, [])],
+            "rejected_model_version_id": decision.model_version_id,
+            "rejected_model_version": decision.model_version.name,
+            **extra,
+        }
+        pairs[decision.pk] = PreferencePair(
+            decision=decision,
+            source=source,
+            prompt=f"{system}\n\n{user}\n",
+            chosen=chosen,
+            rejected=rejected_of(decision),
+            label=label,
+            images=images,
+            lineage=lineage,
+        )
+
+    for correction in corrections:
+        decision = decisions[correction.decision_id]
+        chosen = cot_render(correction.stages, correction.label, decision.policy_version)
+        add(decision, PreferencePair.Source.CORRECTION, chosen, correction.label, {
+            "correction_id": correction.pk,
+            "correction_revision": correction.revision,
+            "correction_status": correction.status,
+            "author_id": correction.author_id,
+            "accepted_by_id": correction.reviewed_by_id,
+        })
+    for adjudication in adjudications:
+        decision = decisions[adjudication.decision_id]
+        if adjudication.outcome_label == decision.label:
+            continue  # the adjudicator sided with the model: no mistake to learn from
+        extraction = [s for s in decision.cot if s.get("key") == "content_extraction"]
+        verdict = {"key": "final_judgment", "text": (adjudication.note or adjudication.reason).strip()}
+        chosen = cot_render([*extraction, verdict], adjudication.outcome_label, decision.policy_version)
+        add(decision, PreferencePair.Source.ADJUDICATION, chosen, adjudication.outcome_label, {
+            "adjudication_id": adjudication.pk,
+            "adjudication_kind": adjudication.kind,
+            "decided_by_id": adjudication.decided_by_id,
+        })
+    for review in overrides:
+        decision = decisions[review.decision_id]
+        extraction = [s for s in decision.cot if s.get("key") == "content_extraction"]
+        verdict = {"key": "final_judgment", "text": review.note.strip()}
+        chosen = cot_render([*extraction, verdict], review.label, decision.policy_version)
+        add(decision, PreferencePair.Source.OVERRIDE, chosen, review.label, {
+            "override_review_id": review.pk,
+            "reviewer_id": review.reviewer_id,
+        })
+
+    seen: set[str] = set()
+    out = []
+    for _pk, pair in sorted(pairs.items()):
+        # A pair whose two sides are the same text teaches nothing (e.g. a correction that changed nothing).
+        if pair.chosen == pair.rejected:
+            continue
+        key = hashlib.sha256(json.dumps([pair.prompt, pair.chosen, pair.rejected]).encode()).hexdigest()
+        if key in seen:
+            continue  # the same prompt, chosen and rejected from another decision on the same content
+        seen.add(key)
+        pair.split = split_for(pair.lineage["split_group"], eval_share)
+        out.append(pair)
+    return out
+
+
+def preference_pair_row(pair: PreferencePair) -> dict[str, Any]:
+    """TRL's preference columns plus images, the human label (GRPO's target) and lineage (a JSON string)."""
+    return {
+        "prompt": pair.prompt,
+        "chosen": pair.chosen,
+        "rejected": pair.rejected,
+        "images": list(pair.images),
+        "label": pair.label,
+        "decision_id": pair.decision_id,
+        "source": pair.source,
+        "lineage": json.dumps(pair.lineage, ensure_ascii=False, sort_keys=True),
+    }
+
+
+# --- SFT --------------------------------------------------------------------------------------
+
+
+def sft_records_collect(*, eval_share: float = 0.0) -> list[SftRecord]:
+    """Chat records from accepted corrections and reviewer-confirmed model CoTs."""
+    records: dict[int, SftRecord] = {}
+    corrections = list(
+        CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES).order_by("decision_id")
+    )
+    confirmed_reviews = list(
+        Review.objects.filter(verdict=Review.Verdict.APPROVE)
+        .exclude(decision__parse_error__gt="")
+        .order_by("decision_id", "-created_at", "-pk")
+        .distinct("decision_id")
+    )
+    contradicted = set(
+        Review.objects.filter(verdict=Review.Verdict.OVERRIDE).values_list("decision_id", flat=True)
+    ) | set(
+        Adjudication.objects.filter(status=Adjudication.Status.DECIDED).values_list("decision_id", flat=True)
+    )
+    decisions = _decisions({c.decision_id for c in corrections} | {r.decision_id for r in confirmed_reviews})
+    reviews = _reviews_of(list(decisions))
+
+    def add(decision: Decision, source: str, assistant: str, label: str, extra: dict[str, Any]) -> None:
+        if decision.pk in records:
+            return
+        system, user, images = _prompt_parts(decision)
+        user_content: list[dict[str, Any]] = [{"type": "image"} for _ in images]
+        user_content.append({"type": "text", "text": user})
+        records[decision.pk] = SftRecord(
+            decision=decision,
+            source=source,
+            messages=[
+                {"role": "system", "content": [{"type": "text", "text": system}]},
+                {"role": "user", "content": user_content},
+                {"role": "assistant", "content": [{"type": "text", "text": assistant}]},
+            ],
+            images=images,
+            label=label,
+            lineage={
+                **_base_lineage(decision, source),
+                "review_ids": [r.pk for r in reviews.get(decision.pk, [])],
+                **extra,
+            },
+        )
+
+    for correction in corrections:
+        decision = decisions[correction.decision_id]
+        text = cot_render(correction.stages, correction.label, decision.policy_version)
+        add(decision, SftRecord.Source.CORRECTION, text, correction.label, {
+            "correction_id": correction.pk,
+            "correction_revision": correction.revision,
+            "author_id": correction.author_id,
+            "accepted_by_id": correction.reviewed_by_id,
+        })
+    for review in confirmed_reviews:
+        if review.decision_id in contradicted:
+            continue
+        decision = decisions[review.decision_id]
+        if not decision.cot or review.label != decision.label:
+            continue
+        text = cot_render(decision.cot, decision.label, decision.policy_version)
+        add(decision, SftRecord.Source.CONFIRMED, text, decision.label, {
+            "confirming_review_id": review.pk,
+            "reviewer_id": review.reviewer_id,
+        })
+
+    seen: set[str] = set()
+    out = []
+    for _pk, record in sorted(records.items()):
+        key = hashlib.sha256(json.dumps(record.messages, sort_keys=True).encode()).hexdigest()
+        if key in seen:
+            continue
+        seen.add(key)
+        record.split = split_for(record.lineage["split_group"], eval_share)
+        out.append(record)
+    return out
+
+
+def sft_record_row(record: SftRecord) -> dict[str, Any]:
+    """TRL's conversational ``messages`` (typed content parts) plus ``images``, label and lineage."""
+    return {
+        "messages": record.messages,
+        "images": list(record.images),
+        "label": record.label,
+        "decision_id": record.decision_id,
+        "source": record.source,
+        "lineage": json.dumps(record.lineage, ensure_ascii=False, sort_keys=True),
+    }
+
+
+def flatten_messages(messages: list[dict[str, Any]], *, keep_images: bool) -> list[dict[str, Any]]:
+    """Text-only models' chat templates take string content: join the text parts, drop image placeholders."""
+    flat = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list) and not keep_images:
+            content = "".join(part.get("text", "") for part in content if part.get("type") == "text")
+        flat.append({"role": message["role"], "content": content})
+    return flat

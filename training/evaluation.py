@@ -1,0 +1,249 @@
+"""Evaluation runs: a model version over an evaluation set, scored with KuaiMod's metrics
+(moderation.inference.metrics.kuaimod_metrics) plus BLM-Guard's strict accuracy and format validity.
+
+Evaluation sets:
+* ``gold``: every video with a trusted label (ItemLabel; an adjudication beats a review beats an import)
+  whose label belongs to the policy version;
+* ``kuaimod_file``: a KuaiMod-format JSONL file on the server (text-only items).
+Runs with the same ``eval_set_key`` are comparable (the release gate compares only those).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec, Segment, get_backend
+from moderation.inference.cot import CotParseError, parse_blm
+from moderation.inference.metrics import kuaimod_metrics, tag_to_major
+from moderation.models import ItemLabel, ModelVersion, PolicyVersion, Video
+from training.errors import TrainingError
+from training.models import EvaluationRun
+
+logger = logging.getLogger(__name__)
+
+UNPARSED = "(unparsed)"
+BATCH_SIZE = 8
+_LABEL_PRECEDENCE = {ItemLabel.Source.ADJUDICATION: 0, ItemLabel.Source.REVIEW: 1, ItemLabel.Source.IMPORT: 2}
+
+
+def eval_set_key(*, eval_set: str, policy_version: PolicyVersion, file_path: str = "") -> str:
+    if eval_set == EvaluationRun.EvalSet.GOLD:
+        return f"gold:policy_version={policy_version.pk}"
+    digest = hashlib.sha256(Path(file_path).read_bytes()).hexdigest()[:16]
+    return f"kuaimod_file:{Path(file_path).name}:{digest}:policy_version={policy_version.pk}"
+
+
+@transaction.atomic
+def evaluation_start(
+    *,
+    model_version: ModelVersion,
+    created_by: User | None,
+    eval_set: str = EvaluationRun.EvalSet.GOLD,
+    file_path: str = "",
+    policy_version: PolicyVersion | None = None,
+) -> EvaluationRun:
+    """Queue an evaluation of ``model_version``; the infer queue runs it after commit."""
+    from moderation.policies.services import policy_version_active
+
+    policy_version = policy_version or policy_version_active()
+    if eval_set not in EvaluationRun.EvalSet.values:
+        raise TrainingError(f"Unknown evaluation set {eval_set!r}.")
+    if eval_set == EvaluationRun.EvalSet.KUAIMOD_FILE:
+        path = Path(file_path).expanduser()
+        if not file_path or not path.is_file():
+            raise TrainingError(f"The evaluation file {file_path or '(none)'} does not exist on the server.")
+        file_path = str(path.resolve())
+    elif not gold_items(policy_version):
+        raise TrainingError("The gold set is empty: no video has a trusted label of this policy version yet.")
+    run = EvaluationRun.objects.create(
+        model_version=model_version,
+        policy_version=policy_version,
+        eval_set=eval_set,
+        file_path=file_path,
+        eval_set_key=eval_set_key(eval_set=eval_set, policy_version=policy_version, file_path=file_path),
+        created_by=created_by,
+    )
+    from training.tasks import run_evaluation
+
+    transaction.on_commit(lambda: run_evaluation.delay(run.pk))
+    return run
+
+
+def gold_items(policy_version: PolicyVersion) -> list[tuple[str, str, Video]]:
+    """(item id, true label, video) for every trusted-labelled video, one label per video."""
+    labels = set(policy_version.label_names())
+    best: dict[int, ItemLabel] = {}
+    for item in ItemLabel.objects.select_related("video").order_by("video_id", "pk"):
+        if item.label not in labels:
+            continue
+        current = best.get(item.video_id)
+        if current is None or _LABEL_PRECEDENCE.get(item.source, 9) < _LABEL_PRECEDENCE.get(current.source, 9):
+            best[item.video_id] = item
+    return [(f"video:{vid}", item.label, item.video) for vid, item in sorted(best.items())]
+
+
+def _items(run: EvaluationRun) -> list[tuple[str, str, Any]]:
+    """(item id, true label, bundle source) — bundles are built lazily per batch."""
+    if run.eval_set == EvaluationRun.EvalSet.GOLD:
+        return list(gold_items(run.policy_version))
+    from moderation.inference.kuaimod import kuaimod_read
+
+    parsed = kuaimod_read(run.file_path, labels=list(run.policy_version.label_names()))
+    return [(f"pid:{r.pid}", r.tag, r) for r in parsed.records]
+
+
+def _bundle(source: Any) -> ContentBundle:
+    if isinstance(source, Video):
+        from moderation.inference.services import content_bundle_for
+
+        return content_bundle_for(source)
+    return ContentBundle(
+        title=source.title, description="", uploader="",
+        segments=[Segment(0, 0.0, 0.0, source.asr)] if source.asr else [], frames=[],
+        ocr=[source.ocr] if source.ocr else [],
+    )
+
+
+@dataclass
+class Scores:
+    metrics: dict[str, Any]
+    confusion: dict[str, Any]
+    per_category: dict[str, Any]
+
+
+def _scene_of(result: BackendResult, policy: PolicySpec) -> str:
+    if policy.output_format == "blm":
+        try:
+            return parse_blm(result.raw_output, policy.labels(), None).scene
+        except CotParseError:
+            return ""
+    return tag_to_major(policy.taxonomy).get(result.label, "")
+
+
+def evaluation_scores(y_true: Sequence[str], results: Sequence[BackendResult], policy: PolicySpec) -> Scores:
+    """KuaiMod's metrics, strict accuracy (scene and violation type right), format validity, confusion matrix."""
+    y_pred = [r.label if r.label and not r.parse_error else UNPARSED for r in results]
+    metrics = kuaimod_metrics(list(y_true), y_pred, policy.taxonomy, policy.safe_label)
+    majors = tag_to_major(policy.taxonomy)
+    n = len(y_true)
+    strict = 0
+    for true, pred, result in zip(y_true, y_pred, results, strict=True):
+        true_scene = majors.get(true, "")
+        if pred == true and (not true_scene or _scene_of(result, policy) == true_scene):
+            strict += 1
+    metrics["strict_accuracy"] = strict / n if n else 0.0
+    metrics["format_validity"] = sum(1 for r in results if not r.parse_error) / n if n else 0.0
+
+    order = [policy.safe_label] + [t["key"] for m in policy.taxonomy for t in m.get("tags", [])] + [UNPARSED]
+    present = set(y_true) | set(y_pred)
+    labels = [label for label in order if label in present]
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for true, pred in zip(y_true, y_pred, strict=True):
+        matrix[index[true]][index[pred]] += 1
+
+    per_label = {}
+    for label in labels:
+        if label == UNPARSED:
+            continue
+        i = index[label]
+        tp = matrix[i][i]
+        support = sum(matrix[i])
+        predicted = sum(row[i] for row in matrix)
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else None
+        per_label[label] = {"support": support, "precision": precision, "recall": recall}
+    per_category = {
+        "major_recall": metrics.get("major_recall", {}),
+        "major_recall_exact": metrics.get("major_recall_exact", {}),
+        "major_support": metrics.get("major_support", {}),
+        "labels": per_label,
+    }
+    return Scores(metrics=metrics, confusion={"labels": labels, "matrix": matrix}, per_category=per_category)
+
+
+def _claim(run_id: int) -> EvaluationRun | None:
+    with transaction.atomic():
+        run = EvaluationRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status in (EvaluationRun.Status.SUCCEEDED, EvaluationRun.Status.FAILED):
+            return None
+        run.status = EvaluationRun.Status.RUNNING
+        run.save(update_fields=["status"])
+        return run
+
+
+def evaluation_execute(*, run_id: int) -> EvaluationRun | None:
+    """Run the model over the set and record the scores (worker side; the model runs outside any transaction)."""
+    run = _claim(run_id)
+    if run is None:
+        return None
+    try:
+        version = run.model_version
+        policy = run.policy_version.spec()
+        items = _items(run)
+        if not items:
+            raise TrainingError("The evaluation set has no usable items.")
+        backend = get_backend(version.backend, base_model=version.base_model, adapter_path=version.adapter_path)
+        results: list[BackendResult] = []
+        for start in range(0, len(items), BATCH_SIZE):
+            batch = items[start:start + BATCH_SIZE]
+            results += backend.decide_batch([_bundle(src) for _id, _label, src in batch], policy)
+        y_true = [label for _id, label, _src in items]
+        scores = evaluation_scores(y_true, results, policy)
+        predictions = [
+            {"item": item_id, "true": true, "pred": r.label, "parse_error": r.parse_error[:200]}
+            for (item_id, true, _src), r in zip(items, results, strict=True)
+        ]
+        EvaluationRun.objects.filter(pk=run.pk).update(
+            status=EvaluationRun.Status.SUCCEEDED, n_items=len(items), metrics=scores.metrics,
+            confusion=scores.confusion, per_category=scores.per_category, predictions=predictions,
+            finished_at=timezone.now(),
+        )
+    except Exception as exc:  # a failed evaluation is a visible state, never a crashed worker
+        logger.exception("evaluation %s failed", run_id)
+        EvaluationRun.objects.filter(pk=run.pk).update(
+            status=EvaluationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000], finished_at=timezone.now()
+        )
+    run.refresh_from_db()
+    return run
+
+
+def evaluation_latest(*, model_version: ModelVersion, eval_set_key: str | None = None) -> EvaluationRun | None:
+    qs = EvaluationRun.objects.filter(model_version=model_version, status=EvaluationRun.Status.SUCCEEDED)
+    if eval_set_key:
+        qs = qs.filter(eval_set_key=eval_set_key)
+    return qs.order_by("-finished_at", "-pk").first()
+
+
+COMPARED_METRICS = (
+    "binary_accuracy", "multiclass_accuracy", "strict_accuracy", "format_validity",
+    "violative_precision", "violative_recall", "nonviolative_precision", "nonviolative_recall",
+)
+
+
+def evaluation_compare(a: EvaluationRun, b: EvaluationRun) -> dict[str, Any]:
+    """Side-by-side numbers (b − a deltas), overall and per major category."""
+    rows = []
+    for key in COMPARED_METRICS:
+        va, vb = a.metrics.get(key), b.metrics.get(key)
+        rows.append({"metric": key, "a": va, "b": vb, "delta": (vb - va) if va is not None and vb is not None else None})
+    categories = []
+    recall_a = a.per_category.get("major_recall", {})
+    recall_b = b.per_category.get("major_recall", {})
+    for key in sorted(set(recall_a) | set(recall_b)):
+        va, vb = recall_a.get(key), recall_b.get(key)
+        categories.append({
+            "category": key, "a": va, "b": vb,
+            "delta": (vb - va) if va is not None and vb is not None else None,
+            "support": a.per_category.get("major_support", {}).get(key),
+        })
+    return {"metrics": rows, "categories": categories, "comparable": a.eval_set_key == b.eval_set_key}

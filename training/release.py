@@ -1,0 +1,170 @@
+"""Release gate and shadow mode: how a trained model version gets to serve.
+
+* Gate: a candidate may be promoted only when its latest evaluation does not fall below the serving
+  version's evaluation on the same evaluation set by more than the per-metric margins
+  (``TRAINING_GATE_MARGINS``). Refusals are shown with their reasons; promotions and refusals
+  are both written to the audit log (moderation's AuditEvent).
+* Shadow: a candidate decides live items beside the serving model (task ``run_shadow_decision``,
+  enqueued once per live decision) without affecting anything; its agreement with the live
+  decisions is reported before promotion.
+
+Serving is global (moderation has no per-queue serving model yet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from moderation.inference.backends import get_backend
+from moderation.inference.services import content_bundle_for, model_version_promote, model_version_serving
+from moderation.models import Decision, ModelVersion
+from moderation.review.services import audit_event_record
+from training.errors import TrainingError
+from training.evaluation import evaluation_latest
+from training.models import EvaluationRun, ShadowDecision, ShadowDeployment
+
+
+@dataclass
+class GateResult:
+    candidate: ModelVersion
+    serving: ModelVersion
+    allowed: bool
+    reasons: list[str] = field(default_factory=list)
+    candidate_run: EvaluationRun | None = None
+    serving_run: EvaluationRun | None = None
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+
+def gate_margins() -> dict[str, float]:
+    return {k: float(v) for k, v in settings.TRAINING_GATE_MARGINS.items()}
+
+
+def promotion_check(*, candidate: ModelVersion, margins: dict[str, float] | None = None) -> GateResult:
+    """Whether ``candidate`` may replace the serving version, and if not, why (a read)."""
+    serving = model_version_serving()
+    result = GateResult(candidate=candidate, serving=serving, allowed=False)
+    if candidate.pk == serving.pk:
+        result.reasons.append(f"{candidate.name} is already serving.")
+        return result
+    result.candidate_run = evaluation_latest(model_version=candidate)
+    if result.candidate_run is None:
+        result.reasons.append(f"{candidate.name} has no finished evaluation; evaluate it first.")
+        return result
+    key = result.candidate_run.eval_set_key
+    result.serving_run = evaluation_latest(model_version=serving, eval_set_key=key)
+    if result.serving_run is None:
+        result.reasons.append(
+            f"The serving version {serving.name} has no evaluation on the same set ({key}); evaluate it there "
+            "first so the two can be compared."
+        )
+        return result
+    for metric, margin in (margins or gate_margins()).items():
+        new = result.candidate_run.metrics.get(metric)
+        old = result.serving_run.metrics.get(metric)
+        if new is None or old is None:
+            continue
+        ok = new >= old - margin
+        result.checks.append({"metric": metric, "candidate": new, "serving": old, "margin": margin, "ok": ok})
+        if not ok:
+            result.reasons.append(
+                f"{metric} would drop from {old:.3f} to {new:.3f} (allowed drop {margin:.3f})."
+            )
+    result.allowed = not result.reasons
+    return result
+
+
+def model_version_promote_gated(*, candidate: ModelVersion, by: User | None) -> ModelVersion:
+    """Promote ``candidate`` to serve new decisions if the gate allows it; audited either way.
+
+    Raises TrainingError (with the gate's reasons) when refused.
+    """
+    check = promotion_check(candidate=candidate)
+    payload = {
+        "candidate": candidate.name,
+        "serving": check.serving.name,
+        "candidate_evaluation": check.candidate_run.pk if check.candidate_run else None,
+        "serving_evaluation": check.serving_run.pk if check.serving_run else None,
+        "checks": check.checks,
+        "reasons": check.reasons,
+    }
+    if not check.allowed:
+        audit_event_record(actor=by, action="model_promotion_refused", obj=candidate, payload=payload)
+        raise TrainingError("Promotion refused: " + " ".join(check.reasons))
+    with transaction.atomic():
+        promoted = model_version_promote(model_version=candidate)
+        ShadowDeployment.objects.filter(model_version=candidate, is_active=True).update(
+            is_active=False, stopped_at=timezone.now()
+        )
+        audit_event_record(actor=by, action="model_promoted", obj=candidate, payload=payload)
+    return promoted
+
+
+# --- shadow mode ----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def shadow_start(*, model_version: ModelVersion, by: User | None) -> ShadowDeployment:
+    if model_version.is_serving:
+        raise TrainingError(f"{model_version.name} is serving; shadow mode is for candidates.")
+    try:
+        with transaction.atomic():
+            deployment = ShadowDeployment.objects.create(model_version=model_version, started_by=by)
+    except IntegrityError:
+        raise TrainingError(f"{model_version.name} is already in shadow mode.") from None
+    audit_event_record(actor=by, action="model_shadow_started", obj=model_version)
+    return deployment
+
+
+@transaction.atomic
+def shadow_stop(*, model_version: ModelVersion, by: User | None) -> None:
+    stopped = ShadowDeployment.objects.filter(model_version=model_version, is_active=True).update(
+        is_active=False, stopped_at=timezone.now()
+    )
+    if not stopped:
+        raise TrainingError(f"{model_version.name} is not in shadow mode.")
+    audit_event_record(actor=by, action="model_shadow_stopped", obj=model_version)
+
+
+def shadow_decide(*, decision_id: int) -> list[ShadowDecision]:
+    """Every active shadow candidate decides the live decision's item; ones already recorded are skipped."""
+    decision = Decision.objects.select_related("video", "policy_version").filter(pk=decision_id).first()
+    if decision is None:
+        return []
+    made = []
+    for deployment in ShadowDeployment.objects.filter(is_active=True).select_related("model_version"):
+        version = deployment.model_version
+        if version.pk == decision.model_version_id:
+            continue
+        if ShadowDecision.objects.filter(decision=decision, model_version=version).exists():
+            continue
+        backend = get_backend(version.backend, base_model=version.base_model, adapter_path=version.adapter_path)
+        [result] = backend.decide_batch([content_bundle_for(decision.video)], decision.policy_version.spec())
+        shadow, _ = ShadowDecision.objects.get_or_create(
+            decision=decision,
+            model_version=version,
+            defaults={
+                "label": result.label,
+                "parse_error": result.parse_error,
+                "raw_output": result.raw_output,
+                "agrees": bool(result.label) and not result.parse_error and result.label == decision.label,
+                "latency_ms": result.latency_ms or 0.0,
+            },
+        )
+        made.append(shadow)
+    return made
+
+
+def shadow_agreement(*, model_version: ModelVersion) -> dict[str, Any]:
+    """How often the candidate agreed with the live decisions it shadowed."""
+    stats = ShadowDecision.objects.filter(model_version=model_version).aggregate(
+        n=Count("pk"), agree=Count("pk", filter=Q(agrees=True)), unparsed=Count("pk", filter=~Q(parse_error=""))
+    )
+    n = stats["n"]
+    return {**stats, "rate": stats["agree"] / n if n else None}

@@ -1,0 +1,264 @@
+"""What every job kind shares: model loading, LoRA, trainer arguments, checkpoints, progress, outcome.
+
+Worker-side only. torch, transformers, trl, peft and datasets are imported inside the functions, so
+importing this module (or training.tasks) never loads them into the web process.
+
+A job runs in the worker process (``TRAINING_LAUNCHER = "inprocess"``, the default) or in child
+processes started by ``accelerate launch --config_file TRAINING_ACCELERATE_CONFIG`` (multi-GPU nodes;
+see training/accelerate/*.yaml). Either way ``run_job`` does the work; with several processes only
+the main one writes progress rows, saves the adapter and registers the model version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+
+from training import services
+from training.errors import TrainingError
+from training.tiny_model import resolve_base_model
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def check_base_model(base_model: str) -> None:
+    looks_like_path = base_model.startswith(("/", ".", "~")) or Path(base_model).exists()
+    if looks_like_path and not (Path(base_model).expanduser() / "config.json").exists():
+        raise TrainingError(f"Base model folder {base_model} has no config.json (not a saved transformers model).")
+
+
+def is_multimodal(base_model: str) -> bool:
+    from transformers import AutoConfig
+
+    return hasattr(AutoConfig.from_pretrained(base_model), "vision_config")
+
+
+def load_model_and_tokenizer(base_model: str) -> tuple[Any, Any, bool]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    use_cpu = not torch.cuda.is_available()
+    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32 if use_cpu else "auto")
+    return model, tokenizer, use_cpu
+
+
+def lora_config(params: dict[str, Any]) -> Any:
+    from peft import LoraConfig
+
+    targets = params["lora_target_modules"]
+    return LoraConfig(
+        r=params["lora_r"],
+        lora_alpha=params["lora_alpha"],
+        lora_dropout=params["lora_dropout"],
+        target_modules="all-linear" if targets == ["all-linear"] else targets,
+        task_type="CAUSAL_LM",
+    )
+
+
+def trainer_kwargs(output_dir: Path, params: dict[str, Any], use_cpu: bool) -> dict[str, Any]:
+    """The TrainingArguments every kind shares (checkpoints every ``save_steps``)."""
+    import torch
+
+    return {
+        "output_dir": str(output_dir / "trainer"),
+        "max_steps": params["max_steps"],
+        "per_device_train_batch_size": params["batch_size"],
+        "learning_rate": params["learning_rate"],
+        "seed": params["seed"],
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": params["save_steps"],
+        "save_total_limit": 2,
+        "report_to": [],
+        "use_cpu": use_cpu,
+        "bf16": not use_cpu and torch.cuda.is_bf16_supported(),
+        "gradient_checkpointing": False,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
+
+
+def latest_checkpoint(output_dir: str | Path) -> tuple[str, int] | None:
+    """The newest complete ``checkpoint-N`` folder the trainer wrote, and N."""
+    root = Path(output_dir) / "trainer"
+    if not root.is_dir():
+        return None
+    found = []
+    for child in root.iterdir():
+        match = _CHECKPOINT.match(child.name)
+        if match and (child / "trainer_state.json").exists():  # written last: the checkpoint is complete
+            found.append((int(match.group(1)), child))
+    if not found:
+        return None
+    step, path = max(found)
+    return str(path), step
+
+
+def progress_callback(job_id: int) -> Any:
+    from transformers import PrinterCallback, TrainerCallback  # noqa: F401 (PrinterCallback used by runners)
+
+    class JobProgressCallback(TrainerCallback):
+        """Mirror the trainer's progress onto the TrainingJob row; stop when a cancel is requested."""
+
+        def __init__(self) -> None:
+            self.cancelled = False
+
+        def _stop(self, control: Any) -> None:
+            self.cancelled = True
+            control.should_training_stop = True
+
+        def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.is_world_process_zero:
+                services.training_job_progress(
+                    job_id=job_id,
+                    step=state.global_step,
+                    total_steps=state.max_steps,
+                    log_line=f"training {state.max_steps} steps",
+                )
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
+            if not state.is_world_process_zero:
+                return
+            logs = logs or {}
+            loss, reward = logs.get("loss"), logs.get("reward")
+            if loss is None and reward is None:
+                return  # the end-of-training summary repeats nothing new
+            shown = ", ".join(
+                f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                for k, v in logs.items()
+                if k in ("loss", "reward", "reward_std", "learning_rate", "grad_norm", "epoch")
+                or k.startswith("rewards/")
+            )
+            if services.training_job_progress(
+                job_id=job_id, step=state.global_step, loss=loss, reward=reward,
+                log_line=f"step {state.global_step}: {shown}",
+            ):
+                self._stop(control)
+
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.is_world_process_zero:
+                stop = services.training_job_progress(job_id=job_id, step=state.global_step)
+            else:
+                stop = services.training_job_cancel_requested(job_id=job_id)
+            if stop:
+                self._stop(control)
+
+        def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.is_world_process_zero:
+                services.training_job_progress(
+                    job_id=job_id, step=state.global_step, log_line=f"checkpoint-{state.global_step} saved"
+                )
+
+    return JobProgressCallback()
+
+
+def _train(kind: str, **kwargs: Any) -> tuple[Any, Any]:
+    if kind == "sft":
+        from training.runners.sft import sft_train
+
+        return sft_train(**kwargs)
+    if kind == "grpo":
+        from training.runners.grpo import grpo_train
+
+        return grpo_train(**kwargs)
+    from training.runners.dpo import dpo_train
+
+    return dpo_train(**kwargs)
+
+
+def run_job(job_id: int) -> None:
+    """Train the job's adapter and record the outcome. The job must already be claimed (running).
+
+    Resumes from the newest checkpoint in the job's folder when one is there (the job's previous
+    worker died). Failures become a visible failed state; a worker's death (BaseException) is left
+    to propagate so the job stays ``running`` until its heartbeat goes stale.
+    """
+    from training.models import TrainingJob
+
+    job = TrainingJob.objects.select_related("dataset", "policy_version").get(pk=job_id)
+    output_dir = job.output_dir or str(services.job_output_dir(job_id))
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    try:
+        base_model = resolve_base_model(job.base_model)
+        if base_model != job.base_model and main_process:
+            services.training_job_set_base_model(job_id=job_id, base_model=base_model)
+        check_base_model(base_model)
+        checkpoint = latest_checkpoint(output_dir)
+        if main_process:
+            services.training_job_begin(job_id=job_id, resume_step=checkpoint[1] if checkpoint else None)
+        callback = progress_callback(job_id)
+        trainer, result = _train(
+            job.kind,
+            base_model=base_model,
+            jsonl_path=job.dataset.jsonl_path,
+            output_dir=output_dir,
+            params={**services.DEFAULT_PARAMS, **services.KIND_PARAMS[job.kind], **job.params},
+            callbacks=[callback],
+            resume_from_checkpoint=checkpoint[0] if checkpoint else None,
+            policy_version=job.policy_version,
+        )
+        if not trainer.is_world_process_zero():
+            return
+        if callback.cancelled:
+            services.training_job_finish_cancelled(job_id=job_id)
+            return
+        adapter_dir = Path(output_dir) / "adapter"
+        trainer.save_model(str(adapter_dir))
+        trainer.processing_class.save_pretrained(str(adapter_dir))
+        history = TrainingJob.objects.get(pk=job_id).history
+        losses = [h["loss"] for h in history if h.get("loss") is not None]
+        rewards = [h["reward"] for h in history if h.get("reward") is not None]
+        metrics = {
+            "final_loss": losses[-1] if losses else None,
+            "train_loss": result.training_loss,
+            "steps": result.global_step,
+            "records": job.dataset.train_count or job.dataset.pair_count,
+        }
+        if rewards:
+            metrics["final_reward"] = rewards[-1]
+        services.training_job_succeed(job_id=job_id, adapter_path=str(adapter_dir), metrics=metrics)
+    except Exception as exc:  # any failure becomes a visible failed state, never a silent crash
+        logger.exception("training job %s failed", job_id)
+        message = str(exc).strip() or "no message"
+        if main_process:
+            services.training_job_fail(job_id=job_id, error=f"{type(exc).__name__}: {message}")
+
+
+def accelerate_command(job_id: int, config_file: str) -> list[str]:
+    """``accelerate launch`` for a job: one process per GPU per the config, each running ``run_job``."""
+    return [
+        sys.executable, "-m", "accelerate.commands.launch", "--config_file", config_file,
+        "-m", "training.runners.launch", str(job_id),
+    ]
+
+
+def run_job_launched(job_id: int) -> None:
+    """Run a claimed job in this process, or through ``accelerate launch`` when configured."""
+    if settings.TRAINING_LAUNCHER != "accelerate":
+        run_job(job_id)
+        return
+    config_file = str(settings.TRAINING_ACCELERATE_CONFIG)
+    if not Path(config_file).is_file():
+        services.training_job_fail(job_id=job_id, error=f"Accelerate config {config_file} does not exist.")
+        return
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "workbench.settings")}
+    proc = subprocess.run(  # noqa: S603 (fixed argv, no shell)
+        accelerate_command(job_id, config_file), env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-5:]
+        services.training_job_fail(
+            job_id=job_id, error=f"accelerate launch exited with {proc.returncode}: " + " | ".join(tail)
+        )

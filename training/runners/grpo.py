@@ -1,0 +1,96 @@
+"""The GRPO runner: TRL ``GRPOTrainer`` + PEFT LoRA with BLM-Guard's reward (training/rewards.py).
+
+Prompts come from a snapshot (DPO pairs' ``prompt``, or SFT records' system + user turns) and the
+target is the human ``label`` column. Worker-side only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from training.errors import TrainingError
+from training.rewards import BackendCritic, reward_functions
+from training.runners.common import check_base_model, load_model_and_tokenizer, lora_config, trainer_kwargs
+
+
+def _prompt_of(row: dict[str, Any]) -> str:
+    if row.get("prompt"):
+        return row["prompt"]
+    parts = []
+    for message in row["messages"]:
+        if message["role"] == "assistant":
+            break
+        content = message["content"]
+        if isinstance(content, list):
+            content = "".join(p.get("text") or "" for p in content if p.get("type") == "text")
+        parts.append(content)
+    return "\n\n".join(parts) + "\n"
+
+
+def grpo_train(
+    *,
+    base_model: str,
+    jsonl_path: str,
+    output_dir: str,
+    params: dict[str, Any],
+    callbacks: list[Any] | None = None,
+    resume_from_checkpoint: str | None = None,
+    policy_version: Any = None,
+) -> tuple[Any, Any]:
+    import datasets
+    from datasets import load_dataset
+    from transformers import PrinterCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    if policy_version is None:
+        raise TrainingError("A GRPO job needs a policy version (its labels and output format define the reward).")
+    check_base_model(base_model)
+    out = Path(output_dir)
+    datasets.disable_progress_bars()
+    raw = load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
+    rows = [{"prompt": _prompt_of(row), "label": row.get("label") or ""} for row in raw]
+    rows = [r for r in rows if r["label"]]
+    if not rows:
+        raise TrainingError("No record in this dataset carries a human label to reward against.")
+    train_dataset = datasets.Dataset.from_list(rows)
+
+    policy = policy_version.spec()
+    critic = None
+    if params["reward_critique_weight"] > 0:
+        critic = BackendCritic(
+            params["guide_backend"],
+            base_model=params["guide_base_model"] or base_model,
+            adapter_path=params["guide_adapter_path"],
+            policy=policy,
+        )
+    funcs, weights = reward_functions(
+        policy,
+        weights={
+            "correctness": params["reward_correctness_weight"],
+            "structure": params["reward_structure_weight"],
+            "critique": params["reward_critique_weight"],
+        },
+        critic=critic,
+    )
+    model, tokenizer, use_cpu = load_model_and_tokenizer(base_model)
+    args = GRPOConfig(
+        **trainer_kwargs(out, params, use_cpu),
+        num_generations=params["num_generations"],
+        max_completion_length=params["max_completion_length"],
+        temperature=params["temperature"],
+        beta=params["beta"],
+        reward_weights=weights,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=funcs,
+        args=args,
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(params),
+        callbacks=callbacks or [],
+    )
+    trainer.remove_callback(PrinterCallback)
+    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    return trainer, result

@@ -1,0 +1,71 @@
+"""The SFT runner: TRL ``SFTTrainer`` with a PEFT LoRA adapter on an SFT snapshot's chat records.
+
+Text-only base models get the records' messages with their text parts joined (their chat templates
+take string content); multimodal ones keep the typed parts and the ``images`` column. Worker-side only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from training.data import flatten_messages
+from training.runners.common import (
+    check_base_model,
+    is_multimodal,
+    load_model_and_tokenizer,
+    lora_config,
+    trainer_kwargs,
+)
+
+
+def sft_train(
+    *,
+    base_model: str,
+    jsonl_path: str,
+    output_dir: str,
+    params: dict[str, Any],
+    callbacks: list[Any] | None = None,
+    resume_from_checkpoint: str | None = None,
+    policy_version: Any = None,
+) -> tuple[Any, Any]:
+    import datasets
+    from datasets import load_dataset
+    from transformers import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    check_base_model(base_model)
+    out = Path(output_dir)
+    datasets.disable_progress_bars()
+    multimodal = is_multimodal(base_model)
+    raw = load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
+    if multimodal:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        import torch
+
+        train_dataset = raw.select_columns(["messages", "images"]).cast_column(
+            "images", datasets.Sequence(datasets.Image())
+        )
+        processor = AutoProcessor.from_pretrained(base_model)
+        use_cpu = not torch.cuda.is_available()
+        model = AutoModelForImageTextToText.from_pretrained(base_model, dtype=torch.float32 if use_cpu else "auto")
+        processing_class = processor
+    else:
+        train_dataset = datasets.Dataset.from_list(
+            [{"messages": flatten_messages(row["messages"], keep_images=False)} for row in raw]
+        )
+        model, processing_class, use_cpu = load_model_and_tokenizer(base_model)
+
+    args = SFTConfig(**trainer_kwargs(out, params, use_cpu), max_length=params["max_length"], packing=False)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        processing_class=processing_class,
+        peft_config=lora_config(params),
+        callbacks=callbacks or [],
+    )
+    trainer.remove_callback(PrinterCallback)
+    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    return trainer, result
