@@ -274,7 +274,9 @@ def training_job_start(
         raise TrainingError(f"Unknown job kind {kind!r}.")
     needed = _KIND_NEEDS_DATASET.get(kind)
     if needed and dataset.kind != needed:
-        raise TrainingError(f"A {kind.upper()} job needs a {needed.label} dataset; “{dataset.name}” holds {dataset.get_kind_display()}.")
+        raise TrainingError(
+            f"A {kind.upper()} job needs a dataset of {needed.label}; “{dataset.name}” holds {dataset.get_kind_display()}."
+        )
     if dataset.train_count == 0 and dataset.pair_count == 0 or not dataset.jsonl_path or not Path(dataset.jsonl_path).exists():
         raise TrainingError(f"Dataset “{dataset.name}” has no exported records to train on.")
     clean = _clean_params(kind, params)

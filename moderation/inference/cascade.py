@@ -34,6 +34,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from moderation.errors import ModerationError
 
@@ -150,15 +151,16 @@ class Stage1Classifier:
     def predict_proba(self, items: Sequence[TextItem]) -> np.ndarray:
         """Calibrated probabilities, one row per item, columns in ``labels`` order, rows sum to 1."""
         x = self.features.transform(items)
-        p_violative = self.binary.predict_proba(x)[:, 1]
+        with threadpool_limits(limits=1):
+            p_violative = self.binary.predict_proba(x)[:, 1]
+            proba = self.multiclass.predict_proba(x) if self.multiclass is not None else None
         out = np.zeros((len(items), len(self.labels)))
         out[:, 0] = 1.0 - p_violative
         if not self.violation_labels:
             return out
-        if self.multiclass is None:
+        if self.multiclass is None or proba is None:
             conditional = np.ones((len(items), 1))
         else:
-            proba = self.multiclass.predict_proba(x)
             classes = list(self.multiclass.classes_)
             conditional = proba[:, [classes.index(tag) for tag in self.violation_labels]]
             total = conditional.sum(axis=1, keepdims=True)
@@ -220,7 +222,8 @@ def stage1_fit(
 
     features = Stage1Features(config)
     x = features.fit_transform(items)
-    with warnings.catch_warnings():
+    # One BLAS thread: these problems are tiny, and threaded BLAS on a busy host is up to 50x slower.
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         base = LogisticRegression(C=config.binary_c, class_weight="balanced", max_iter=3000)
         folds = min(config.calibration_folds, n_violative, n_safe)
@@ -232,7 +235,9 @@ def stage1_fit(
         violative = y_binary == 1
         if len(violation_labels) > 1:
             # Trained on violative items only: it answers "which violation", the binary head answers "whether".
-            multiclass = LogisticRegression(C=config.multiclass_c, max_iter=3000, random_state=random_state)
+            multiclass = LogisticRegression(
+                C=config.multiclass_c, solver="newton-cg", max_iter=3000, random_state=random_state
+            )
             multiclass.fit(x[violative], y[violative])
     return Stage1Classifier(
         labels=[safe_label] + [t for t in order[1:] if t in set(y) or t in (label_order or [])],

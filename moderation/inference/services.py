@@ -5,11 +5,13 @@ import time
 
 from django.db import transaction
 
+from moderation.errors import ModerationError
 from moderation.feedback.selectors import feedback_prompt_stats
 from moderation.inference.backends import ContentBundle, Frame, Segment, get_backend
 from moderation.inference.models import Decision, ModelVersion
 from moderation.media.models import Video
-from moderation.policies.services import policy_version_active
+from moderation.policies.models import Policy, PolicyVersion
+from moderation.policies.services import policy_version_active, policy_versions_auto_applied
 from moderation.review.services import review_tasks_create_for_decision
 
 logger = logging.getLogger(__name__)
@@ -17,8 +19,11 @@ logger = logging.getLogger(__name__)
 BASELINE_NAME = "evidence-baseline-v1"
 
 
-def model_version_serving() -> ModelVersion:
-    """The model that makes new decisions: the one marked serving, else the evidence baseline."""
+def model_version_serving(*, policy: Policy | None = None) -> ModelVersion:
+    """The model that makes new decisions: the policy's own choice, else the one marked
+    serving, else the evidence baseline."""
+    if policy is not None and policy.serving_model_id is not None:
+        return policy.serving_model  # type: ignore[return-value]
     serving = ModelVersion.objects.filter(is_serving=True).order_by("-created_at").first()
     if serving is not None:
         return serving
@@ -82,8 +87,19 @@ def _imported_speech(video: Video) -> list[Segment]:
     return [Segment(0, 0.0, 0.0, part) for part in video.asr_text.split("|") if part.strip()]
 
 
-def decision_create_for_video(*, video_id: int) -> Decision:
+def decisions_create_for_video(*, video_id: int) -> list[Decision]:
+    """Decide a ready video under every auto-applied policy (each with its own serving model)."""
+    versions = policy_versions_auto_applied()
+    if not versions:
+        raise ModerationError("No policy applies to new videos; run `manage.py bootstrap` first.")
+    return [decision_create_for_video(video_id=video_id, policy_version=v) for v in versions]
+
+
+def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | None = None) -> Decision:
     """Run the serving model on a ready video and put the decision in the review queue.
+
+    ``policy_version`` defaults to the default policy's active version; the model is the one
+    serving that policy (``model_version_serving``).
 
     Idempotent: a decision already made for this video, policy version and model version is
     returned as it is (a redelivered task does no second inference), and its review task is
@@ -91,8 +107,8 @@ def decision_create_for_video(*, video_id: int) -> Decision:
     during a slow generation; the write re-checks under the row lock.
     """
     video = Video.objects.get(pk=video_id)
-    policy_version = policy_version_active()
-    model_version = model_version_serving()
+    policy_version = policy_version or policy_version_active()
+    model_version = model_version_serving(policy=policy_version.policy)
     existing = _existing_decision(video, policy_version.pk, model_version.pk)
     if existing is not None:
         return existing

@@ -12,10 +12,10 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="moderation.inference.tasks.run_inference", **LONG_TASK_OPTIONS)
 def run_inference(video_id: int) -> int | None:
-    from moderation.inference.services import decision_create_for_video, decision_record_failure
+    from moderation.inference.services import decision_record_failure, decisions_create_for_video
 
     try:
-        return decision_create_for_video(video_id=video_id).pk
+        return decisions_create_for_video(video_id=video_id)[0].pk
     except ModerationError as exc:
         decision_record_failure(video_id=video_id, error=str(exc))
     except Exception as exc:  # a bad item must not kill the worker or stay "processing"

@@ -7,6 +7,12 @@ from django.db import models
 class Policy(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
+    # New videos get a decision under every policy that auto-applies.
+    auto_apply = models.BooleanField(default=True)
+    # The model that decides under this policy; empty means the globally serving model.
+    serving_model = models.ForeignKey(
+        "moderation.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="serving_policies"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

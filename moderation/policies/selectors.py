@@ -194,3 +194,15 @@ def policy_impact_preview(*, draft: PolicyVersion, sample_size: int = DEFAULT_IM
     )
     preview.seconds = time.perf_counter() - started
     return preview
+
+
+def model_versions_for_choice() -> list[Any]:
+    from moderation.inference.models import ModelVersion
+
+    return list(ModelVersion.objects.order_by("-created_at")[:200])
+
+
+def model_version_get(raw: str) -> Any:
+    from moderation.inference.models import ModelVersion
+
+    return ModelVersion.objects.filter(pk=int(raw)).first() if raw.isdigit() else None

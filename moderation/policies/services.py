@@ -40,9 +40,16 @@ def _require_editor(by: User | AnonymousUser | None) -> None:
 
 
 def _seed(
-    *, slug: str, name: str, safe_label: str, output_format: str, taxonomy: list[dict[str, Any]], notes: str
+    *,
+    slug: str,
+    name: str,
+    safe_label: str,
+    output_format: str,
+    taxonomy: list[dict[str, Any]],
+    notes: str,
+    auto_apply: bool = True,
 ) -> PolicyVersion:
-    policy, _ = Policy.objects.get_or_create(slug=slug, defaults={"name": name})
+    policy, _ = Policy.objects.get_or_create(slug=slug, defaults={"name": name, "auto_apply": auto_apply})
     active = policy.versions.filter(is_active=True).first()
     if active is not None:
         return active
@@ -84,7 +91,29 @@ def policy_seed_blm_guard() -> PolicyVersion:
         output_format=PolicyVersion.OutputFormat.BLM,
         taxonomy=blm_guard_taxonomy(),
         notes="Seeded with BLM-Guard's advertising risk scenes, violation types and severities.",
+        # Opt-in: it asks for <think>/<answer> output, which the evidence baseline does not write.
+        auto_apply=False,
     )
+
+
+def policy_versions_auto_applied() -> list[PolicyVersion]:
+    """The active versions of every policy that new videos are decided under."""
+    return list(
+        PolicyVersion.objects.filter(is_active=True, policy__auto_apply=True)
+        .select_related("policy__serving_model")
+        .order_by("policy__slug")
+    )
+
+
+@transaction.atomic
+def policy_set_serving_model(*, policy: Policy, model_version: Any, by: User | AnonymousUser | None) -> Policy:
+    """Choose the model that decides under ``policy`` (None: the globally serving model)."""
+    _require_editor(by)
+    policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    policy.serving_model = model_version
+    policy.save(update_fields=["serving_model"])
+    logger.info("policy %s now served by %s (by %s)", policy.slug, model_version or "the global model", by)
+    return policy
 
 
 def policy_version_active(*, slug: str = "kuaimod") -> PolicyVersion:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from annotation.models import CotCorrection
+
 from tests.factories import CotCorrectionFactory, DecisionFactory, ReviewFactory, ReviewTaskFactory, SegmentFactory
 
 
@@ -30,4 +32,4 @@ def override_review(policy_version):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def cot_correction(policy_version):  # type: ignore[no-untyped-def]
     decision = DecisionFactory(policy_version=policy_version, label="正向", video__title="Miracle tea")
-    return CotCorrectionFactory(decision=decision, label="夸大商品功效")
+    return CotCorrectionFactory(decision=decision, label="夸大商品功效", status=CotCorrection.Status.ACCEPTED)

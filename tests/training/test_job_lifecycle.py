@@ -44,28 +44,31 @@ def test_a_running_job_with_a_fresh_heartbeat_is_left_to_its_worker(dataset):
     assert job.status == "running" and job.step == 2
 
 
-def test_a_running_job_with_a_stale_heartbeat_restarts_from_scratch(dataset):
+def test_a_running_job_with_a_stale_heartbeat_is_taken_over_keeping_its_progress(dataset):
     stale = timezone.now() - timedelta(minutes=30)
-    job = _job(dataset, status="running", step=3, history=[{"step": 1, "loss": 0.7}], heartbeat_at=stale)
+    job = _job(dataset, status="running", step=3, history=[{"step": 1, "loss": 0.7}], heartbeat_at=stale, attempts=1)
 
     claimed = training_job_claim(job_id=job.pk)
 
     assert claimed is not None
     job.refresh_from_db()
-    assert job.status == "running" and job.step == 0 and job.history == []
-    assert job.heartbeat_at > stale
-    assert "restarting" in job.log_tail
+    # The runner decides from the checkpoints on disk where to resume; the claim keeps the record.
+    assert job.status == "running" and job.step == 3 and job.history == [{"step": 1, "loss": 0.7}]
+    assert job.heartbeat_at > stale and job.attempts == 2
+    assert "taking over from the last checkpoint" in job.log_tail
 
 
-def test_reaper_fails_only_jobs_whose_worker_went_quiet(dataset):
-    quiet = _job(dataset, status="running", heartbeat_at=timezone.now() - timedelta(minutes=11))
-    alive = _job(dataset, status="running", heartbeat_at=timezone.now() - timedelta(minutes=1))
+def test_reaper_requeues_quiet_jobs_with_attempts_left_and_fails_the_rest(dataset):
+    quiet = _job(dataset, status="running", heartbeat_at=timezone.now() - timedelta(minutes=11), attempts=1)
+    spent = _job(dataset, status="running", heartbeat_at=timezone.now() - timedelta(minutes=11), attempts=3)
+    alive = _job(dataset, status="running", heartbeat_at=timezone.now() - timedelta(minutes=1), attempts=1)
 
-    assert reap_stale_jobs() == [quiet.pk]
+    assert sorted(reap_stale_jobs()) == sorted([quiet.pk, spent.pk])
 
-    quiet.refresh_from_db()
-    alive.refresh_from_db()
-    assert quiet.status == "failed" and "stopped responding" in quiet.error
+    for job in (quiet, spent, alive):
+        job.refresh_from_db()
+    assert quiet.status == "queued" and "re-queued to resume" in quiet.log_tail
+    assert spent.status == "failed" and "stopped responding" in spent.error and "after 3 attempt(s)" in spent.error
     assert alive.status == "running"
 
 
@@ -74,6 +77,14 @@ def test_start_rejects_bad_parameters_with_a_readable_error(dataset):
         training_job_start(dataset=dataset, created_by=None, params={"max_steps": 0})
     with pytest.raises(TrainingError, match="Unknown training parameter"):
         training_job_start(dataset=dataset, created_by=None, params={"epochs": 3})
+    with pytest.raises(TrainingError, match="Unknown training parameter.*num_generations"):
+        training_job_start(dataset=dataset, created_by=None, kind="dpo", params={"num_generations": 4})
+    with pytest.raises(TrainingError, match="lora_target_modules must name"):
+        training_job_start(dataset=dataset, created_by=None, params={"lora_target_modules": "q_proj; rm -rf"})
+    with pytest.raises(TrainingError, match="must be a multiple of num_generations"):
+        training_job_start(dataset=dataset, created_by=None, kind="grpo", params={"batch_size": 3})
+    with pytest.raises(TrainingError, match="A SFT job needs a dataset of SFT chat records"):
+        training_job_start(dataset=dataset, created_by=None, kind="sft")
     assert not TrainingJob.objects.exists()
 
 
@@ -88,7 +99,9 @@ def test_start_uses_the_configured_base_model_and_lora_defaults(dataset, setting
 def test_the_web_side_of_training_does_not_import_ml_libraries():
     code = (
         "import django, sys; django.setup();"
-        "import training.views, training.tasks, training.services, training.runners.dpo, training.tiny_model;"
+        "import training.views, training.tasks, training.services, training.runners.dpo, training.runners.sft,"
+        "training.runners.grpo, training.runners.common, training.rewards, training.evaluation, training.release,"
+        "training.retrain, training.data, training.tiny_model;"
         "from django.urls import reverse; reverse('training:job_list');"
         "heavy = sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') if m in sys.modules);"
         "print(heavy); sys.exit(1 if heavy else 0)"

@@ -25,11 +25,11 @@ def test_builder_turns_an_override_and_a_correction_into_trl_pairs(
     dataset = preference_dataset_build(created_by=make_user("admin"), name="first")
 
     assert dataset.pair_count == 2
-    assert Path(dataset.jsonl_path) == training_dirs / "datasets" / f"{dataset.pk}.jsonl"
+    assert Path(dataset.jsonl_path) == training_dirs / "datasets" / str(dataset.pk) / "train.jsonl"
     rows = {row["decision_id"]: row for row in _rows(dataset)}
     assert set(rows) == {override_review.decision_id, cot_correction.decision_id}
     for row in rows.values():
-        assert set(row) == {"prompt", "chosen", "rejected", "decision_id", "source"}
+        assert set(row) == {"prompt", "chosen", "rejected", "images", "label", "decision_id", "source", "lineage"}
 
     override = rows[override_review.decision_id]
     assert override["source"] == "override"
@@ -61,7 +61,7 @@ def test_builder_turns_an_override_and_a_correction_into_trl_pairs(
 
 
 def test_a_correction_wins_over_an_override_of_the_same_decision(training_dirs, override_review, make_user):
-    CotCorrectionFactory(decision=override_review.decision, label="违法犯罪")
+    CotCorrectionFactory(decision=override_review.decision, label="违法犯罪", status=CotCorrection.Status.ACCEPTED)
 
     dataset = preference_dataset_build(created_by=None)
 
@@ -71,10 +71,11 @@ def test_a_correction_wins_over_an_override_of_the_same_decision(training_dirs, 
     assert list(dataset.pairs.values_list("source", flat=True)) == [PreferencePair.Source.CORRECTION]
 
 
-def test_approvals_and_draft_corrections_give_no_pairs(training_dirs, policy_version):
+@pytest.mark.parametrize("status", ["draft", "submitted", "rejected"])
+def test_approvals_and_unaccepted_corrections_give_no_pairs(training_dirs, policy_version, status):
     approved = DecisionFactory(policy_version=policy_version)
     ReviewFactory(task=ReviewTaskFactory(decision=approved), decision=approved, verdict="approve", label="正向")
-    CotCorrectionFactory(decision__policy_version=policy_version, status=CotCorrection.Status.DRAFT)
+    CotCorrectionFactory(decision__policy_version=policy_version, status=status)
 
     with pytest.raises(TrainingError, match="No overrides or corrections yet"):
         preference_dataset_build(created_by=None)

@@ -73,4 +73,24 @@ def test_without_an_active_policy_the_task_records_a_readable_failure(db):
     assert run_inference.run(video.pk) is None
     video.refresh_from_db()
     assert video.status == Video.Status.FAILED
-    assert "no active version" in video.error
+    assert "No policy applies to new videos" in video.error
+
+
+def test_each_auto_applied_policy_decides_with_its_own_serving_model(policy_version):
+    from moderation.inference.services import decisions_create_for_video, model_version_register
+    from moderation.policies.models import Policy
+    from moderation.policies.services import policy_seed_blm_guard
+
+    blm = policy_seed_blm_guard()
+    Policy.objects.filter(pk=blm.policy_id).update(auto_apply=True)
+    other = model_version_register(name="baseline-for-blm", backend="evidence_baseline")
+    Policy.objects.filter(pk=blm.policy_id).update(serving_model=other)
+    video = VideoFactory(title="add me on wechat")
+
+    decisions = decisions_create_for_video(video_id=video.pk)
+
+    by_policy = {d.policy_version.policy.slug: d for d in decisions}
+    assert set(by_policy) == {"kuaimod", blm.policy.slug}
+    assert by_policy[blm.policy.slug].model_version == other
+    assert by_policy["kuaimod"].model_version.name == "evidence-baseline-v1"
+    assert ReviewTask.objects.filter(decision__video=video).count() == 2

@@ -32,3 +32,26 @@ def test_anonymous_is_sent_to_login(policy_version):
 
 def test_unknown_policy_is_404(client_as):
     assert client_as("moderator").get(reverse("moderation:policy_detail", args=[999])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_policy_editor_chooses_the_model_for_a_policy_and_others_cannot(client_as, policy_version):
+    from moderation.inference.services import model_version_register, model_version_serving
+
+    candidate = model_version_register(name="candidate", backend="evidence_baseline")
+    policy = policy_version.policy
+    url = f"/policies/{policy.pk}/model/"
+
+    assert client_as("moderator").post(url, {"model_version": candidate.pk}).status_code == 403
+    response = client_as("policy_editor").post(url, {"model_version": candidate.pk})
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert policy.serving_model == candidate
+    assert model_version_serving(policy=policy) == candidate
+    page = client_as("policy_editor").get(f"/policies/{policy.pk}/").content.decode()
+    assert "candidate" in page
+
+    client_as("admin").post(url, {"model_version": ""})
+    policy.refresh_from_db()
+    assert policy.serving_model is None
+    assert client_as("admin").post(url, {"model_version": "999999"}).status_code == 302

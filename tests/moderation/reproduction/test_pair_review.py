@@ -33,7 +33,8 @@ def test_claim_gives_the_highest_score_first_never_twice_and_skips_low_scores(ma
     assert pair_claim_next(user=alice) == high  # the pair she holds, not a second one
     assert pair_claim_next(user=bob) == mid
     assert pair_claim_next(user=carol) is None  # the 0.1 pair is below the queue threshold
-    assert low.review if hasattr(low, "review") else True
+    low.refresh_from_db()
+    assert low.claimed_by_id is None
     assert AuditEvent.objects.filter(action="repro_pair_claim").count() == 2
 
 
