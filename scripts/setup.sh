@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(ffmpeg espeak-ng fonts-dejavu-core libpq5)
+APT_PACKAGES=(ffmpeg espeak-ng fonts-dejavu-core fonts-wqy-microhei libpq5)
 if [[ "${WORKBENCH_BROWSER_TESTS:-1}" == "1" ]]; then APT_PACKAGES+=(chromium); fi
 
 missing=()
@@ -27,13 +27,14 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 
 stamp=.venv/.requirements.sha256
-want=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements/cpu.txt requirements/dev.txt requirements/constraints.txt requirements/nodeps.txt | sha256sum | cut -d' ' -f1)
 if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
   echo "==> pip: installing the CPU dependency set into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
   # torch first, pinned to the CPU build, so nothing below pulls a CUDA build.
   .venv/bin/python -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-  .venv/bin/python -m pip install -q -r requirements/cpu.txt -r requirements/dev.txt
+  .venv/bin/python -m pip install -q -r requirements/cpu.txt -r requirements/dev.txt -c requirements/constraints.txt
+  .venv/bin/python -m pip install -q --no-deps -r requirements/nodeps.txt
   echo "$want" > $stamp
 fi
 echo "==> setup done ($(du -sh .venv | cut -f1) in .venv)"
