@@ -4,10 +4,13 @@ ours: the Celery task body (claim → runner → per-step progress rows → adap
       registration) on a real (throwaway) Postgres database.
 bare: load tokenizer/model, load the JSONL, DPOTrainer with the same config, train, save the adapter.
 
-Both run in this one process, alternately, after a warm-up that pays the import and first-call costs;
-the median of the repeats is reported. The last line printed is one JSON object.
+Both run in this one process, alternately (bare, ours, bare, ours …), after a warm-up that pays the
+import and first-call costs. ``ratio`` is the median of the per-repeat ratios of adjacent runs, which
+cancels slow changes in machine load better than a ratio of medians (also reported). torch uses one
+thread by default so that other processes on a small machine disturb the two sides alike. The load
+average is printed: rerun when it is low (< 2). The last line printed is one JSON object.
 
-    .venv/bin/python bench/dpo_job.py [--steps 20] [--repeats 3] [--pairs 8]
+    .venv/bin/python bench/dpo_job.py [--steps 20] [--repeats 5] [--pairs 8] [--threads 1]
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def _seed_pairs(n: int) -> None:
         decision = DecisionFactory(policy_version=policy_version, video__title=f"Deal number {i}")
         SegmentFactory(video=decision.video, index=0, text=f"message me privately for deal {i}")
         if i % 2:
-            CotCorrectionFactory(decision=decision)
+            CotCorrectionFactory(decision=decision, status="accepted")
         else:
             ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision)
 
@@ -104,8 +107,9 @@ def _bare(base_model: str, jsonl: str, steps: int, params: dict, out: Path) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=1)
     opts = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-dpo-"))
@@ -118,11 +122,12 @@ def main() -> None:
     from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(max(1, opts.threads))
+    load_before = os.getloadavg()[0]
     settings.TRAINING_OUTPUT_DIR = work / "training"
     settings.TRAINING_BASE_MODEL = ""
 
-    from training.services import DEFAULT_PARAMS, preference_dataset_build
+    from training.services import DEFAULT_PARAMS, KIND_PARAMS, preference_dataset_build
     from training.tiny_model import ensure_tiny_base_model
 
     # A throwaway test database (migrated), dropped at the end whatever happens.
@@ -131,7 +136,7 @@ def main() -> None:
         _seed_pairs(opts.pairs)
         dataset = preference_dataset_build(created_by=None, name="bench")
         base_model = ensure_tiny_base_model()
-        params = dict(DEFAULT_PARAMS)
+        params = {**DEFAULT_PARAMS, **KIND_PARAMS["dpo"]}
 
         # Warm-up: imports, first tokenizer/model load and first TRL construction for both paths.
         _bare(base_model, dataset.jsonl_path, 1, params, work / "bare-warm")
@@ -142,6 +147,7 @@ def main() -> None:
             bare.append(_bare(base_model, dataset.jsonl_path, opts.steps, params, work / f"bare-{i}"))
             ours.append(_ours(dataset, opts.steps))
         ours_s, bare_s = statistics.median(ours), statistics.median(bare)
+        paired = [o / b for o, b in zip(ours, bare, strict=True)]
         print(f"ours runs: {[round(x, 3) for x in ours]}  bare runs: {[round(x, 3) for x in bare]}", flush=True)
     finally:
         teardown_databases(old_config, verbosity=0)
@@ -152,7 +158,12 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "ratio": round(ours_s / bare_s, 3),
+                "ratio": round(statistics.median(paired), 3),
+                "ratio_of_medians": round(ours_s / bare_s, 3),
+                "paired_ratios": [round(r, 3) for r in paired],
+                "load_avg_before": round(load_before, 2),
+                "load_avg_after": round(os.getloadavg()[0], 2),
+                "threads": opts.threads,
                 "ours_s": round(ours_s, 3),
                 "bare_s": round(bare_s, 3),
                 "steps": opts.steps,

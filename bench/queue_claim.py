@@ -76,21 +76,37 @@ def _measure(queue, users, claims_per_user: int) -> tuple[list[float], list[tupl
     return latencies, claimed
 
 
-def _explain(queue) -> str:  # type: ignore[no-untyped-def]
-    from django.db import connection, transaction
+def _explain(queue, user) -> str:  # type: ignore[no-untyped-def]
+    """The plan of the claim statement itself (EXPLAIN without ANALYZE runs nothing)."""
+    from django.db import connection
+    from django.utils import timezone
 
-    from moderation.review.models import ReviewTask
+    from moderation.review import services
 
-    qs = (
-        ReviewTask.objects.select_for_update(skip_locked=True)
-        .filter(queue=queue, is_gold=False, status=ReviewTask.Status.PENDING)
-        .order_by("-priority", "deadline", "pk")[:1]
-    )
-    with transaction.atomic(), connection.cursor() as cursor:
-        sql, params = qs.query.sql_with_params()
+    sql = services._CLAIM_SQL.format(not_mine="", columns=", ".join(f"t.{c}" for c in services._TASK_COLUMNS))
+    now = timezone.now()
+    params = {
+        "superuser": False, "queue": queue.pk, "user": user.pk, "username": user.username, "slug": queue.slug,
+        "exclude": [], "take_new": True, "now": now, "lease": now,
+    }  # fmt: skip
+    with connection.cursor() as cursor:
         cursor.execute("ANALYZE moderation_reviewtask")
         cursor.execute("EXPLAIN " + sql, params)
         return " | ".join(row[0].strip() for row in cursor.fetchall())
+
+
+def _queries_per_claim(queue, user) -> int:  # type: ignore[no-untyped-def]
+    """Statements one claim sends (permissions already cached on the user, as within a request)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from moderation.review.services import review_claim_next, review_release
+
+    user.has_perm("moderation.review_video")
+    with CaptureQueriesContext(connection) as ctx:
+        task = review_claim_next(user=user, queue=queue)
+    review_release(task=task, user=user)
+    return len(ctx.captured_queries)
 
 
 def main() -> None:
@@ -123,7 +139,8 @@ def main() -> None:
             t0 = time.perf_counter()
             seed_pending_tasks(n=size + consumed, queue=queue, policy_version=policy_version)
             print(f"seeded {size + consumed} items in {time.perf_counter() - t0:.1f} s", flush=True)
-            plans[label] = _explain(queue)
+            plans[label] = _explain(queue, users[0])
+            result[f"queries_per_claim_{label}"] = _queries_per_claim(queue, users[0])
             _measure(queue, users[:2], 3)  # warm-up: connections, caches
             latencies, claimed = _measure(queue, users, args.claims)
             all_claims += claimed

@@ -5,6 +5,7 @@ urlpatterns = [
     path("", include("moderation.media.urls")),
     path("", include("moderation.review.urls")),
     path("", include("moderation.policies.urls")),
+    path("", include("moderation.inference.urls")),
     path("", include("moderation.reproduction.urls")),
     path("api/feedback/", include("moderation.feedback.urls")),
     path("api/", include("moderation.api.urls")),

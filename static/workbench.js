@@ -1,25 +1,123 @@
 // Small, dependency-free behaviours shared by the screens (htmx does the requests).
+
+// Evidence and timeline links: data-seek seeks the player; data-frame also highlights that
+// keyframe in the strip; data-patch highlights the patch box drawn over its keyframe.
+function markOnly(selector, el) {
+  document.querySelectorAll(selector + ".hl").forEach((x) => x.classList.remove("hl"));
+  if (el) el.classList.add("hl");
+  return el;
+}
+
 document.addEventListener("click", (ev) => {
-  const seek = ev.target.closest("[data-seek]");
-  if (!seek) return;
+  const link = ev.target.closest("[data-seek], [data-patch], [data-frame]");
+  if (!link) return;
   const player = document.querySelector("video[data-player]");
-  if (player) { player.currentTime = parseFloat(seek.dataset.seek); player.focus(); }
+  if (link.dataset.seek && player) player.currentTime = parseFloat(link.dataset.seek);
+  if (link.dataset.patch) {
+    ev.preventDefault();
+    const box = markOnly(".patch", document.getElementById("patch-" + link.dataset.patch));
+    const figure = box && box.closest("figure");
+    if (figure) figure.scrollIntoView({ block: "center" });
+    return;
+  }
+  if (player && link.dataset.seek) player.focus();
+  if (link.dataset.frame) {
+    if (link.tagName === "A") ev.preventDefault();
+    const frame = markOnly(".strip button", document.getElementById("frame-" + link.dataset.frame));
+    if (frame) frame.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }
 });
 
-// Keyboard shortcuts: an element with data-hotkey="x" is clicked (buttons) or focused (fields)
-// when "x" is pressed outside a text field. Escape leaves a field so shortcuts work again.
+// Keyboard shortcuts: an element with data-hotkey="x" is clicked (buttons, radios) or focused
+// (text fields) when "x" is pressed outside a text field. Escape leaves a field so shortcuts work again.
+const TEXT_ENTRY = "input:not([type=radio]):not([type=checkbox]):not([type=button]):not([type=submit]), textarea, select, [contenteditable]";
+
 document.addEventListener("keydown", (ev) => {
   if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
   const t = ev.target;
-  if (t instanceof Element && t.closest("input, textarea, select, [contenteditable]")) {
+  if (t instanceof Element && t.closest(TEXT_ENTRY)) {
     if (ev.key === "Escape") t.blur();
+    return;
+  }
+  // Enter on a label or severity choice submits the override (the form's default button).
+  if (ev.key === "Enter" && t instanceof HTMLInputElement && t.type === "radio" && t.form && t.form.matches("[data-verdict-form]")) {
+    ev.preventDefault();
+    const override = t.form.querySelector("[data-override]");
+    if (override) override.click();
     return;
   }
   const el = document.querySelector(`[data-hotkey="${CSS.escape(ev.key)}"]`);
   if (!el) return;
   ev.preventDefault();
-  if (el.matches("input, textarea, select")) el.focus(); else el.click();
+  if (el.matches(TEXT_ENTRY)) el.focus(); else el.click();
 });
+
+// Label picker: typing filters the labels by key or name; ↓ moves to the first match (arrows then
+// move between matches, as in any radio group); Enter picks the first match and submits.
+function pickerVisible(picker) {
+  return [...picker.querySelectorAll("[data-pick-option]:not([hidden]) input[type=radio]")];
+}
+
+function pickerFilter(input) {
+  const picker = input.closest("[data-picker]");
+  const q = input.value.trim().toLowerCase();
+  let group = null, groupHas = false, any = false;
+  const closeGroup = () => { if (group) group.hidden = !groupHas; };
+  for (const el of picker.querySelectorAll("[data-pick-group], [data-pick-option]")) {
+    if (el.matches("[data-pick-group]")) { closeGroup(); group = el; groupHas = false; continue; }
+    const show = !q || el.dataset.search.includes(q);
+    el.hidden = !show;
+    if (!show) { const radio = el.querySelector("input"); if (radio.checked) radio.checked = false; }
+    groupHas = groupHas || show;
+    any = any || show;
+  }
+  closeGroup();
+  const none = picker.querySelector("[data-pick-none]");
+  if (none) none.hidden = any;
+}
+
+document.addEventListener("input", (ev) => {
+  if (ev.target.matches && ev.target.matches("[data-picker-filter]")) pickerFilter(ev.target);
+});
+
+document.addEventListener("keydown", (ev) => {
+  const input = ev.target;
+  if (!(input instanceof HTMLInputElement) || !input.matches("[data-picker-filter]")) return;
+  const visible = pickerVisible(input.closest("[data-picker]"));
+  if (ev.key === "ArrowDown" && visible.length) {
+    ev.preventDefault();
+    visible[0].focus();
+    visible[0].click();
+  } else if (ev.key === "Enter" && visible.length && !visible.some((r) => r.checked)) {
+    visible[0].click(); // then the browser submits the form with its default button (Override)
+  }
+});
+
+// Severity: only the values the chosen label allows (the model's label until one is chosen).
+function applySeverities(form, allowed) {
+  const radios = [...form.querySelectorAll("input[name=severity]")];
+  for (const r of radios) {
+    r.disabled = !allowed.includes(r.value);
+    if (r.disabled && r.checked) r.checked = false;
+  }
+  const enabled = radios.filter((r) => !r.disabled);
+  if (enabled.length === 1) enabled[0].checked = true;
+}
+
+document.addEventListener("change", (ev) => {
+  const radio = ev.target;
+  if (!(radio instanceof HTMLInputElement) || radio.name !== "label" || !radio.form) return;
+  if (radio.form.matches("[data-verdict-form]")) applySeverities(radio.form, (radio.dataset.severities || "").split(" "));
+});
+
+function initVerdict(root) {
+  const scope = root && root.querySelectorAll ? root : document;
+  for (const fieldset of scope.querySelectorAll("[data-model-severities]")) {
+    if (fieldset.form) applySeverities(fieldset.form, fieldset.dataset.modelSeverities.split(" "));
+  }
+}
+initVerdict(document);
+document.addEventListener("htmx:load", (ev) => initVerdict(ev.detail && ev.detail.elt));
 
 // Reveal / shield media: toggle at once, remember the choice server-side (a form POST without JS).
 document.addEventListener("click", (ev) => {
@@ -35,4 +133,9 @@ document.addEventListener("click", (ev) => {
   const body = new FormData(btn.form);
   body.set("reveal", shown ? "1" : "0");
   fetch(btn.form.action, { method: "POST", body, headers: { "HX-Request": "true" }, credentials: "same-origin" });
+});
+
+// Submit-and-next swaps in the next item with its own messages: drop the page's older ones.
+document.addEventListener("htmx:afterSwap", () => {
+  document.querySelectorAll("ul.messages").forEach((ul) => { if (!ul.closest("#review-screen")) ul.remove(); });
 });

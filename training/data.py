@@ -104,9 +104,7 @@ def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]
     """One unsaved pair per decision a human disagreed with, deduplicated, split by video group."""
     pairs: dict[int, PreferencePair] = {}
 
-    corrections = list(
-        CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES).order_by("decision_id")
-    )
+    corrections = list(CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES).order_by("decision_id"))
     adjudications = list(
         Adjudication.objects.filter(status=Adjudication.Status.DECIDED)
         .exclude(outcome_label="")
@@ -119,7 +117,9 @@ def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]
         .distinct("decision_id")
     )
     decisions = _decisions(
-        {c.decision_id for c in corrections} | {a.decision_id for a in adjudications} | {r.decision_id for r in overrides}
+        {c.decision_id for c in corrections}
+        | {a.decision_id for a in adjudications}
+        | {r.decision_id for r in overrides}
     )
     reviews = _reviews_of(list(decisions))
 
@@ -154,13 +154,19 @@ def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]
     for correction in corrections:
         decision = decisions[correction.decision_id]
         chosen = cot_render(correction.stages, correction.label, decision.policy_version)
-        add(decision, PreferencePair.Source.CORRECTION, chosen, correction.label, {
-            "correction_id": correction.pk,
-            "correction_revision": correction.revision,
-            "correction_status": correction.status,
-            "author_id": correction.author_id,
-            "accepted_by_id": correction.reviewed_by_id,
-        })
+        add(
+            decision,
+            PreferencePair.Source.CORRECTION,
+            chosen,
+            correction.label,
+            {
+                "correction_id": correction.pk,
+                "correction_revision": correction.revision,
+                "correction_status": correction.status,
+                "author_id": correction.author_id,
+                "accepted_by_id": correction.reviewed_by_id,
+            },
+        )
     for adjudication in adjudications:
         decision = decisions[adjudication.decision_id]
         if adjudication.outcome_label == decision.label:
@@ -168,20 +174,32 @@ def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]
         extraction = [s for s in decision.cot if s.get("key") == "content_extraction"]
         verdict = {"key": "final_judgment", "text": (adjudication.note or adjudication.reason).strip()}
         chosen = cot_render([*extraction, verdict], adjudication.outcome_label, decision.policy_version)
-        add(decision, PreferencePair.Source.ADJUDICATION, chosen, adjudication.outcome_label, {
-            "adjudication_id": adjudication.pk,
-            "adjudication_kind": adjudication.kind,
-            "decided_by_id": adjudication.decided_by_id,
-        })
+        add(
+            decision,
+            PreferencePair.Source.ADJUDICATION,
+            chosen,
+            adjudication.outcome_label,
+            {
+                "adjudication_id": adjudication.pk,
+                "adjudication_kind": adjudication.kind,
+                "decided_by_id": adjudication.decided_by_id,
+            },
+        )
     for review in overrides:
         decision = decisions[review.decision_id]
         extraction = [s for s in decision.cot if s.get("key") == "content_extraction"]
         verdict = {"key": "final_judgment", "text": review.note.strip()}
         chosen = cot_render([*extraction, verdict], review.label, decision.policy_version)
-        add(decision, PreferencePair.Source.OVERRIDE, chosen, review.label, {
-            "override_review_id": review.pk,
-            "reviewer_id": review.reviewer_id,
-        })
+        add(
+            decision,
+            PreferencePair.Source.OVERRIDE,
+            chosen,
+            review.label,
+            {
+                "override_review_id": review.pk,
+                "reviewer_id": review.reviewer_id,
+            },
+        )
 
     seen: set[str] = set()
     out = []
@@ -218,9 +236,7 @@ def preference_pair_row(pair: PreferencePair) -> dict[str, Any]:
 def sft_records_collect(*, eval_share: float = 0.0) -> list[SftRecord]:
     """Chat records from accepted corrections and reviewer-confirmed model CoTs."""
     records: dict[int, SftRecord] = {}
-    corrections = list(
-        CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES).order_by("decision_id")
-    )
+    corrections = list(CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES).order_by("decision_id"))
     confirmed_reviews = list(
         Review.objects.filter(verdict=Review.Verdict.APPROVE)
         .exclude(decision__parse_error__gt="")
@@ -229,9 +245,7 @@ def sft_records_collect(*, eval_share: float = 0.0) -> list[SftRecord]:
     )
     contradicted = set(
         Review.objects.filter(verdict=Review.Verdict.OVERRIDE).values_list("decision_id", flat=True)
-    ) | set(
-        Adjudication.objects.filter(status=Adjudication.Status.DECIDED).values_list("decision_id", flat=True)
-    )
+    ) | set(Adjudication.objects.filter(status=Adjudication.Status.DECIDED).values_list("decision_id", flat=True))
     decisions = _decisions({c.decision_id for c in corrections} | {r.decision_id for r in confirmed_reviews})
     reviews = _reviews_of(list(decisions))
 
@@ -261,12 +275,18 @@ def sft_records_collect(*, eval_share: float = 0.0) -> list[SftRecord]:
     for correction in corrections:
         decision = decisions[correction.decision_id]
         text = cot_render(correction.stages, correction.label, decision.policy_version)
-        add(decision, SftRecord.Source.CORRECTION, text, correction.label, {
-            "correction_id": correction.pk,
-            "correction_revision": correction.revision,
-            "author_id": correction.author_id,
-            "accepted_by_id": correction.reviewed_by_id,
-        })
+        add(
+            decision,
+            SftRecord.Source.CORRECTION,
+            text,
+            correction.label,
+            {
+                "correction_id": correction.pk,
+                "correction_revision": correction.revision,
+                "author_id": correction.author_id,
+                "accepted_by_id": correction.reviewed_by_id,
+            },
+        )
     for review in confirmed_reviews:
         if review.decision_id in contradicted:
             continue
@@ -274,10 +294,16 @@ def sft_records_collect(*, eval_share: float = 0.0) -> list[SftRecord]:
         if not decision.cot or review.label != decision.label:
             continue
         text = cot_render(decision.cot, decision.label, decision.policy_version)
-        add(decision, SftRecord.Source.CONFIRMED, text, decision.label, {
-            "confirming_review_id": review.pk,
-            "reviewer_id": review.reviewer_id,
-        })
+        add(
+            decision,
+            SftRecord.Source.CONFIRMED,
+            text,
+            decision.label,
+            {
+                "confirming_review_id": review.pk,
+                "reviewer_id": review.reviewer_id,
+            },
+        )
 
     seen: set[str] = set()
     out = []

@@ -107,8 +107,11 @@ def _bundle(source: Any) -> ContentBundle:
 
         return content_bundle_for(source)
     return ContentBundle(
-        title=source.title, description="", uploader="",
-        segments=[Segment(0, 0.0, 0.0, source.asr)] if source.asr else [], frames=[],
+        title=source.title,
+        description="",
+        uploader="",
+        segments=[Segment(0, 0.0, 0.0, source.asr)] if source.asr else [],
+        frames=[],
         ocr=[source.ocr] if source.ocr else [],
     )
 
@@ -195,7 +198,7 @@ def evaluation_execute(*, run_id: int) -> EvaluationRun | None:
         backend = get_backend(version.backend, base_model=version.base_model, adapter_path=version.adapter_path)
         results: list[BackendResult] = []
         for start in range(0, len(items), BATCH_SIZE):
-            batch = items[start:start + BATCH_SIZE]
+            batch = items[start : start + BATCH_SIZE]
             results += backend.decide_batch([_bundle(src) for _id, _label, src in batch], policy)
         y_true = [label for _id, label, _src in items]
         scores = evaluation_scores(y_true, results, policy)
@@ -204,8 +207,12 @@ def evaluation_execute(*, run_id: int) -> EvaluationRun | None:
             for (item_id, true, _src), r in zip(items, results, strict=True)
         ]
         EvaluationRun.objects.filter(pk=run.pk).update(
-            status=EvaluationRun.Status.SUCCEEDED, n_items=len(items), metrics=scores.metrics,
-            confusion=scores.confusion, per_category=scores.per_category, predictions=predictions,
+            status=EvaluationRun.Status.SUCCEEDED,
+            n_items=len(items),
+            metrics=scores.metrics,
+            confusion=scores.confusion,
+            per_category=scores.per_category,
+            predictions=predictions,
             finished_at=timezone.now(),
         )
     except Exception as exc:  # a failed evaluation is a visible state, never a crashed worker
@@ -225,8 +232,14 @@ def evaluation_latest(*, model_version: ModelVersion, eval_set_key: str | None =
 
 
 COMPARED_METRICS = (
-    "binary_accuracy", "multiclass_accuracy", "strict_accuracy", "format_validity",
-    "violative_precision", "violative_recall", "nonviolative_precision", "nonviolative_recall",
+    "binary_accuracy",
+    "multiclass_accuracy",
+    "strict_accuracy",
+    "format_validity",
+    "violative_precision",
+    "violative_recall",
+    "nonviolative_precision",
+    "nonviolative_recall",
 )
 
 
@@ -235,15 +248,21 @@ def evaluation_compare(a: EvaluationRun, b: EvaluationRun) -> dict[str, Any]:
     rows = []
     for key in COMPARED_METRICS:
         va, vb = a.metrics.get(key), b.metrics.get(key)
-        rows.append({"metric": key, "a": va, "b": vb, "delta": (vb - va) if va is not None and vb is not None else None})
+        rows.append(
+            {"metric": key, "a": va, "b": vb, "delta": (vb - va) if va is not None and vb is not None else None}
+        )
     categories = []
     recall_a = a.per_category.get("major_recall", {})
     recall_b = b.per_category.get("major_recall", {})
     for key in sorted(set(recall_a) | set(recall_b)):
         va, vb = recall_a.get(key), recall_b.get(key)
-        categories.append({
-            "category": key, "a": va, "b": vb,
-            "delta": (vb - va) if va is not None and vb is not None else None,
-            "support": a.per_category.get("major_support", {}).get(key),
-        })
+        categories.append(
+            {
+                "category": key,
+                "a": va,
+                "b": vb,
+                "delta": (vb - va) if va is not None and vb is not None else None,
+                "support": a.per_category.get("major_support", {}).get(key),
+            }
+        )
     return {"metrics": rows, "categories": categories, "comparable": a.eval_set_key == b.eval_set_key}

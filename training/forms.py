@@ -1,25 +1,76 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 
-from training.models import PreferenceDataset
+from moderation.models import ModelVersion
+from training.models import EvaluationRun, PreferenceDataset, TrainingJob
 
 
 class DatasetChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: PreferenceDataset) -> str:  # type: ignore[override]
-        return f"#{obj.pk} {obj.name} ({obj.pair_count} pairs)"
+        return f"#{obj.pk} {obj.name} ({obj.get_kind_display()}: {obj.train_count or obj.pair_count} train)"
+
+
+# Optional job parameters the form passes through to training_job_start (which validates them).
+OPTIONAL_PARAMS = (
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_target_modules",
+    "save_steps",
+    "batch_size",
+    "learning_rate",
+    "num_generations",
+    "max_completion_length",
+    "reward_correctness_weight",
+    "reward_structure_weight",
+    "reward_critique_weight",
+    "guide_base_model",
+)
 
 
 class TrainingJobStartForm(forms.Form):
     dataset = DatasetChoiceField(queryset=PreferenceDataset.objects.filter(pair_count__gt=0), empty_label=None)
+    kind = forms.ChoiceField(
+        choices=[("", "Same as the dataset (SFT or DPO)"), *TrainingJob.Kind.choices], required=False
+    )
     base_model = forms.CharField(
         required=False,
         max_length=500,
         help_text="A local folder or a hub id. Empty: the tiny local Llama (no download).",
     )
     max_steps = forms.IntegerField(min_value=1, max_value=100_000, initial=4)
+    batch_size = forms.IntegerField(min_value=1, max_value=256, required=False)
+    learning_rate = forms.FloatField(required=False)
+    save_steps = forms.IntegerField(min_value=1, required=False, help_text="checkpoint every N steps")
+    lora_r = forms.IntegerField(min_value=1, max_value=1024, required=False)
+    lora_alpha = forms.IntegerField(min_value=1, max_value=4096, required=False)
+    lora_dropout = forms.FloatField(min_value=0, max_value=0.9, required=False)
+    lora_target_modules = forms.CharField(required=False, help_text="comma-separated, e.g. q_proj,v_proj or all-linear")
+    num_generations = forms.IntegerField(min_value=2, max_value=64, required=False, help_text="GRPO only")
+    max_completion_length = forms.IntegerField(min_value=1, required=False, help_text="GRPO only")
+    reward_correctness_weight = forms.FloatField(min_value=0, required=False, help_text="GRPO only")
+    reward_structure_weight = forms.FloatField(min_value=0, required=False, help_text="GRPO only")
+    reward_critique_weight = forms.FloatField(min_value=0, required=False, help_text="GRPO only; 0 = no guide model")
+    guide_base_model = forms.CharField(required=False, help_text="GRPO critique guide model (folder or hub id)")
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.fields["base_model"].initial = settings.TRAINING_BASE_MODEL
+
+    def params(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        params: dict[str, Any] = {"max_steps": data["max_steps"]}
+        for name in OPTIONAL_PARAMS:
+            if data.get(name) not in (None, ""):
+                params[name] = data[name]
+        return params
+
+
+class EvaluationStartForm(forms.Form):
+    model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.order_by("-created_at"), empty_label=None)
+    eval_set = forms.ChoiceField(choices=EvaluationRun.EvalSet.choices)
+    file_path = forms.CharField(required=False, max_length=500, help_text="KuaiMod-format JSONL on the server")

@@ -129,7 +129,7 @@ class TrainingJob(models.Model):
 
 
 class RetrainRule(models.Model):
-    """"Retrain when": start a job automatically (checked by Celery beat, training.tasks.evaluate_retrain_rules).
+    """ "Retrain when": start a job automatically (checked by Celery beat, training.tasks.evaluate_retrain_rules).
 
     - ``new_pairs``: at least ``threshold`` new human disagreements (overrides, submitted/accepted
       corrections, decided adjudications) since the rule last fired.
@@ -206,7 +206,9 @@ class ShadowDeployment(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["model_version"], condition=models.Q(is_active=True), name="one_active_shadow")
+            models.UniqueConstraint(
+                fields=["model_version"], condition=models.Q(is_active=True), name="one_active_shadow"
+            )
         ]
 
 

@@ -73,9 +73,7 @@ def promotion_check(*, candidate: ModelVersion, margins: dict[str, float] | None
         ok = new >= old - margin
         result.checks.append({"metric": metric, "candidate": new, "serving": old, "margin": margin, "ok": ok})
         if not ok:
-            result.reasons.append(
-                f"{metric} would drop from {old:.3f} to {new:.3f} (allowed drop {margin:.3f})."
-            )
+            result.reasons.append(f"{metric} would drop from {old:.3f} to {new:.3f} (allowed drop {margin:.3f}).")
     result.allowed = not result.reasons
     return result
 

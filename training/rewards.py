@@ -95,11 +95,17 @@ class BackendCritic:
         ]
         self.calls += 1
         results = backend.decide_batch(bundles, self.policy)
-        return [r.confidence if r.label == label and not r.parse_error else 0.0 for r, label in zip(results, labels, strict=True)]
+        return [
+            r.confidence if r.label == label and not r.parse_error else 0.0
+            for r, label in zip(results, labels, strict=True)
+        ]
 
 
 def reward_functions(
-    policy: PolicySpec, *, weights: dict[str, float], critic: Callable[[Sequence[str], Sequence[str]], list[float]] | None = None
+    policy: PolicySpec,
+    *,
+    weights: dict[str, float],
+    critic: Callable[[Sequence[str], Sequence[str]], list[float]] | None = None,
 ) -> tuple[list[Callable[..., list[float]]], list[float]]:
     """The reward functions and their weights for GRPOConfig.reward_weights; weight-0 parts are left out."""
 

@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from training.models import PreferenceDataset, TrainingJob
+from training.models import EvaluationRun, PreferenceDataset, RetrainRule, ShadowDeployment, TrainingJob
 
 ACTIVE_STATUSES = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
 
@@ -72,3 +72,81 @@ def job_loss_chart(job: TrainingJob, *, width: int = 480, height: int = 160, pad
         y = pad + (hi - loss) / y_span * inner_h if hi != lo else height / 2
         coords.append(f"{x:.1f},{y:.1f}")
     return LossChart(width, height, " ".join(coords), lo, hi, s0, s1)
+
+
+def job_chart(job: TrainingJob, key: str, **kwargs: int) -> LossChart | None:
+    """Any logged series (``loss``, ``reward``) as SVG polyline coordinates."""
+    history = [{"step": h["step"], "loss": h[key]} for h in job.history if h.get(key) is not None]
+    proxy = TrainingJob(history=history)
+    return job_loss_chart(proxy, **kwargs)
+
+
+def evaluation_list() -> QuerySet[EvaluationRun]:
+    return EvaluationRun.objects.select_related("model_version", "policy_version").order_by("-created_at", "-pk")
+
+
+def evaluation_get(*, pk: int) -> EvaluationRun:
+    return get_object_or_404(EvaluationRun.objects.select_related("model_version", "policy_version"), pk=pk)
+
+
+@dataclass(frozen=True)
+class HeatCell:
+    x: int
+    y: int
+    count: int
+    fill: str
+    true: str
+    pred: str
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    labels: list[str]
+    cells: list[HeatCell]
+    size: int
+    cell: int
+    offset: int
+    axis: list[tuple[str, int]]  # (label, centre of its row / column)
+
+
+def confusion_heatmap(run: EvaluationRun, *, cell: int = 28, offset: int = 120) -> Heatmap | None:
+    """The confusion matrix (rows: true, columns: predicted) as SVG rectangles; darker = more items."""
+    labels = run.confusion.get("labels") or []
+    matrix = run.confusion.get("matrix") or []
+    if not labels:
+        return None
+    peak = max((max(row) for row in matrix if row), default=0) or 1
+    cells = []
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            shade = 255 - round(200 * count / peak)
+            cells.append(
+                HeatCell(offset + j * cell, offset + i * cell, count, f"rgb({shade},{shade},255)", labels[i], labels[j])
+            )
+    axis = [(label, offset + i * cell + cell // 2) for i, label in enumerate(labels)]
+    return Heatmap(labels, cells, offset + len(labels) * cell, cell, offset, axis)
+
+
+def model_versions() -> list[dict]:  # type: ignore[type-arg]
+    """Every model version with its latest evaluation, what the gate says, and shadow agreement."""
+    from moderation.models import ModelVersion
+    from training.evaluation import evaluation_latest
+    from training.release import promotion_check, shadow_agreement
+
+    active_shadows = set(ShadowDeployment.objects.filter(is_active=True).values_list("model_version_id", flat=True))
+    rows = []
+    for version in ModelVersion.objects.order_by("-is_serving", "-created_at"):
+        rows.append(
+            {
+                "version": version,
+                "evaluation": evaluation_latest(model_version=version),
+                "gate": None if version.is_serving else promotion_check(candidate=version),
+                "in_shadow": version.pk in active_shadows,
+                "shadow": shadow_agreement(model_version=version),
+            }
+        )
+    return rows
+
+
+def retrain_rules() -> QuerySet[RetrainRule]:
+    return RetrainRule.objects.select_related("last_job").order_by("name")

@@ -99,7 +99,12 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _snapshot(
-    *, kind: str, records: list[Any], rows: list[dict[str, Any]], created_by: User | None, name: str | None,
+    *,
+    kind: str,
+    records: list[Any],
+    rows: list[dict[str, Any]],
+    created_by: User | None,
+    name: str | None,
     eval_share: float,
 ) -> PreferenceDataset:
     label = "DPO pairs" if kind == PreferenceDataset.Kind.DPO else "SFT records"
@@ -156,13 +161,19 @@ def preference_dataset_build(
         raise TrainingError("Every video landed in the evaluation split; lower the evaluation share.")
     rows = [preference_pair_row(p) for p in pairs]
     return _snapshot(
-        kind=PreferenceDataset.Kind.DPO, records=pairs, rows=rows, created_by=created_by, name=name,
+        kind=PreferenceDataset.Kind.DPO,
+        records=pairs,
+        rows=rows,
+        created_by=created_by,
+        name=name,
         eval_share=eval_share,
     )
 
 
 @transaction.atomic
-def sft_dataset_build(*, created_by: User | None, name: str | None = None, eval_share: float = 0.0) -> PreferenceDataset:
+def sft_dataset_build(
+    *, created_by: User | None, name: str | None = None, eval_share: float = 0.0
+) -> PreferenceDataset:
     """Snapshot accepted CoT corrections and reviewer-confirmed model CoTs as SFT chat records."""
     from training.data import sft_record_row, sft_records_collect
 
@@ -175,7 +186,11 @@ def sft_dataset_build(*, created_by: User | None, name: str | None = None, eval_
         raise TrainingError("Every video landed in the evaluation split; lower the evaluation share.")
     rows = [sft_record_row(r) for r in records]
     return _snapshot(
-        kind=PreferenceDataset.Kind.SFT, records=records, rows=rows, created_by=created_by, name=name,
+        kind=PreferenceDataset.Kind.SFT,
+        records=records,
+        rows=rows,
+        created_by=created_by,
+        name=name,
         eval_share=eval_share,
     )
 
@@ -238,9 +253,10 @@ def _clean_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:
                 f"batch_size ({merged['batch_size']}) must be a multiple of num_generations "
                 f"({merged['num_generations']}): GRPO scores whole groups of completions per prompt."
             )
-        if merged["reward_correctness_weight"] + merged["reward_structure_weight"] + merged[
-            "reward_critique_weight"
-        ] <= 0:
+        if (
+            merged["reward_correctness_weight"] + merged["reward_structure_weight"] + merged["reward_critique_weight"]
+            <= 0
+        ):
             raise TrainingError("At least one GRPO reward weight must be above 0.")
         if merged["guide_backend"] not in ("transformers", "vllm", "evidence_baseline"):
             raise TrainingError("guide_backend must be transformers, vllm or evidence_baseline.")
@@ -277,7 +293,12 @@ def training_job_start(
         raise TrainingError(
             f"A {kind.upper()} job needs a dataset of {needed.label}; “{dataset.name}” holds {dataset.get_kind_display()}."
         )
-    if dataset.train_count == 0 and dataset.pair_count == 0 or not dataset.jsonl_path or not Path(dataset.jsonl_path).exists():
+    if (
+        dataset.train_count == 0
+        and dataset.pair_count == 0
+        or not dataset.jsonl_path
+        or not Path(dataset.jsonl_path).exists()
+    ):
         raise TrainingError(f"Dataset “{dataset.name}” has no exported records to train on.")
     clean = _clean_params(kind, params)
     if policy_version is None:

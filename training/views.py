@@ -13,10 +13,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from moderation.models import ModelVersion
 from training import selectors
 from training.errors import TrainingError
-from training.forms import TrainingJobStartForm
-from training.services import preference_dataset_build, training_job_cancel, training_job_start
+from training.forms import EvaluationStartForm, TrainingJobStartForm
+from training.services import preference_dataset_build, sft_dataset_build, training_job_cancel, training_job_start
 from workbench.roles import Perm, permission_required
 
 
@@ -30,7 +31,12 @@ def _user(request: HttpRequest) -> User:
 
 
 def _render_list(request: HttpRequest, form: TrainingJobStartForm, *, status: int = 200) -> HttpResponse:
-    context = {"datasets": selectors.dataset_list(), "jobs": selectors.job_list(), "form": form}
+    context = {
+        "datasets": selectors.dataset_list(),
+        "jobs": selectors.job_list(),
+        "form": form,
+        "rules": selectors.retrain_rules(),
+    }
     return render(request, "training/job_list.html", context, status=status)
 
 
@@ -43,12 +49,20 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def dataset_build(request: HttpRequest) -> HttpResponse:
+    build = sft_dataset_build if request.POST.get("kind") == "sft" else preference_dataset_build
     try:
-        dataset = preference_dataset_build(created_by=_user(request), name=request.POST.get("name") or None)
+        eval_share = float(request.POST.get("eval_share") or 0)
+    except ValueError:
+        eval_share = -1.0  # reported by the service as out of range
+    try:
+        dataset = build(created_by=_user(request), name=request.POST.get("name") or None, eval_share=eval_share)
     except TrainingError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Built “{dataset.name}” with {dataset.pair_count} preference pairs.")
+        what = "SFT records" if dataset.kind == "sft" else "preference pairs"
+        messages.success(
+            request, f"Built “{dataset.name}” with {dataset.train_count} {what} ({dataset.eval_count} held out)."
+        )
     return redirect("training:job_list")
 
 
@@ -62,8 +76,9 @@ def job_start(request: HttpRequest) -> HttpResponse:
         job = training_job_start(
             dataset=form.cleaned_data["dataset"],
             created_by=_user(request),
+            kind=form.cleaned_data["kind"] or None,
             base_model=form.cleaned_data["base_model"],
-            params={"max_steps": form.cleaned_data["max_steps"]},
+            params=form.params(),
         )
     except TrainingError as exc:
         form.add_error(None, str(exc))
@@ -81,6 +96,7 @@ def job_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "active": selectors.job_is_active(job),
         "eta": selectors.job_eta(job),
         "chart": selectors.job_loss_chart(job),
+        "reward_chart": selectors.job_chart(job, "reward"),
     }
     template = "training/job_detail.html"
     if request.htmx:
@@ -112,7 +128,113 @@ def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
     response = FileResponse(
         path.open("rb"),
         as_attachment=True,
-        filename=f"preference-pairs-{dataset.pk}.jsonl",
+        filename=f"{dataset.kind}-dataset-{dataset.pk}-train.jsonl",
         content_type="application/jsonl",
     )
     return response  # type: ignore[return-value]  # streamed; the decorators only pass it through
+
+
+# --- registry, evaluation, release ------------------------------------------------------------
+
+
+def _render_models(request: HttpRequest, form: EvaluationStartForm, *, status: int = 200) -> HttpResponse:
+    context = {"rows": selectors.model_versions(), "evaluations": selectors.evaluation_list()[:50], "form": form}
+    return render(request, "training/models.html", context, status=status)
+
+
+@require_GET
+@permission_required(Perm.MANAGE_TRAINING)
+def model_list(request: HttpRequest) -> HttpResponse:
+    return _render_models(request, EvaluationStartForm())
+
+
+@require_POST
+@permission_required(Perm.MANAGE_TRAINING)
+def evaluation_create(request: HttpRequest) -> HttpResponse:
+    from training.evaluation import evaluation_start
+
+    form = EvaluationStartForm(request.POST)
+    if not form.is_valid():
+        return _render_models(request, form, status=400)
+    try:
+        run = evaluation_start(
+            model_version=form.cleaned_data["model_version"],
+            created_by=_user(request),
+            eval_set=form.cleaned_data["eval_set"],
+            file_path=form.cleaned_data["file_path"],
+        )
+    except TrainingError as exc:
+        form.add_error(None, str(exc))
+        return _render_models(request, form, status=400)
+    messages.success(request, f"Evaluation {run.pk} queued.")
+    return redirect("training:evaluation_detail", pk=run.pk)
+
+
+@require_GET
+@permission_required(Perm.MANAGE_TRAINING)
+def evaluation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    run = selectors.evaluation_get(pk=pk)
+    context = {"run": run, "heatmap": selectors.confusion_heatmap(run), "active": run.status in ("queued", "running")}
+    template = "training/evaluation_detail.html"
+    if request.htmx:
+        template += "#result"
+    return render(request, template, context)
+
+
+@require_GET
+@permission_required(Perm.MANAGE_TRAINING)
+def evaluation_compare(request: HttpRequest) -> HttpResponse:
+    from training.evaluation import evaluation_compare as compare
+
+    try:
+        a = selectors.evaluation_get(pk=int(request.GET.get("a", "")))
+        b = selectors.evaluation_get(pk=int(request.GET.get("b", "")))
+    except ValueError:
+        raise Http404("Pick two evaluations to compare.") from None
+    context = {
+        "a": a,
+        "b": b,
+        "comparison": compare(a, b),
+        "heatmap_a": selectors.confusion_heatmap(a),
+        "heatmap_b": selectors.confusion_heatmap(b),
+    }
+    return render(request, "training/compare.html", context)
+
+
+def _version(pk: int) -> ModelVersion:
+    from django.shortcuts import get_object_or_404
+
+    return get_object_or_404(ModelVersion, pk=pk)
+
+
+@require_POST
+@permission_required(Perm.MANAGE_TRAINING)
+def model_promote(request: HttpRequest, pk: int) -> HttpResponse:
+    from training.release import model_version_promote_gated
+
+    version = _version(pk)
+    try:
+        model_version_promote_gated(candidate=version, by=_user(request))
+    except TrainingError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{version.name} now serves new decisions.")
+    return redirect("training:model_list")
+
+
+@require_POST
+@permission_required(Perm.MANAGE_TRAINING)
+def model_shadow(request: HttpRequest, pk: int) -> HttpResponse:
+    from training.release import shadow_start, shadow_stop
+
+    version = _version(pk)
+    try:
+        if request.POST.get("action") == "stop":
+            shadow_stop(model_version=version, by=_user(request))
+            messages.success(request, f"{version.name} left shadow mode.")
+        else:
+            shadow_start(model_version=version, by=_user(request))
+            messages.success(request, f"{version.name} now decides live items in shadow.")
+    except TrainingError as exc:
+        messages.error(request, str(exc))
+    return redirect("training:model_list")

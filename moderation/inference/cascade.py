@@ -65,6 +65,7 @@ class Stage1Config:
     cheap_weight: float = 0.0
     binary_c: float = 4.0
     multiclass_c: float = 10.0
+    multiclass_balanced: bool = True
     calibration_folds: int = 5
 
 
@@ -108,7 +109,8 @@ class Stage1Features:
             "ocr": _FieldVectorizer(config.ocr_weight, **common),
             "asr": _FieldVectorizer(config.asr_weight, **common),
         }
-        self.hashtags = _FieldVectorizer(config.hashtag_weight, token_pattern=r"\S+", min_df=config.min_df)
+        # Hashtags as whole tokens: "#小蛮腰扭起来" means more than its characters.
+        self.hashtags = _FieldVectorizer(config.hashtag_weight, token_pattern=r"\S+", min_df=config.min_df)  # noqa: S106
         self.scaler = StandardScaler()
 
     @staticmethod
@@ -164,7 +166,9 @@ class Stage1Classifier:
             classes = list(self.multiclass.classes_)
             conditional = proba[:, [classes.index(tag) for tag in self.violation_labels]]
             total = conditional.sum(axis=1, keepdims=True)
-            conditional = np.where(total > 0, conditional / np.where(total > 0, total, 1), 1 / len(self.violation_labels))
+            conditional = np.where(
+                total > 0, conditional / np.where(total > 0, total, 1), 1 / len(self.violation_labels)
+            )
         for j, tag in enumerate(self.violation_labels):
             out[:, self.labels.index(tag)] = p_violative * conditional[:, j]
         return out
@@ -236,7 +240,11 @@ def stage1_fit(
         if len(violation_labels) > 1:
             # Trained on violative items only: it answers "which violation", the binary head answers "whether".
             multiclass = LogisticRegression(
-                C=config.multiclass_c, solver="newton-cg", max_iter=3000, random_state=random_state
+                C=config.multiclass_c,
+                class_weight="balanced" if config.multiclass_balanced else None,
+                solver="newton-cg",
+                max_iter=3000,
+                random_state=random_state,
             )
             multiclass.fit(x[violative], y[violative])
     return Stage1Classifier(

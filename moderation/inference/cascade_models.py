@@ -22,7 +22,9 @@ class CascadeModel(models.Model):
     class Meta:
         ordering = ["-trained_at"]
         constraints = [
-            models.UniqueConstraint(fields=["is_active"], condition=models.Q(is_active=True), name="one_active_cascade_model")
+            models.UniqueConstraint(
+                fields=["is_active"], condition=models.Q(is_active=True), name="one_active_cascade_model"
+            )
         ]
 
     def __str__(self) -> str:

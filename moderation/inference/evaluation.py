@@ -106,7 +106,9 @@ def stage1_cross_validate(
     tags = np.asarray([r.tag for r in records], dtype=object)
     binary = tags != safe_label
     if min(int(binary.sum()), int((~binary).sum())) < folds:
-        raise ModerationError(f"{folds}-fold cross-validation needs at least {folds} safe and {folds} violative records.")
+        raise ModerationError(
+            f"{folds}-fold cross-validation needs at least {folds} safe and {folds} violative records."
+        )
     y_pred: list[str] = [""] * len(records)
     p_violative = np.zeros(len(records))
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
@@ -125,6 +127,4 @@ def stage1_cross_validate(
         for i, label, pv in zip(test_idx, labels, p, strict=True):
             y_pred[i] = label
             p_violative[i] = pv
-    return _summarise(
-        list(tags), y_pred, p_violative, taxonomy=taxonomy, safe_label=safe_label, threshold=threshold
-    )
+    return _summarise(list(tags), y_pred, p_violative, taxonomy=taxonomy, safe_label=safe_label, threshold=threshold)

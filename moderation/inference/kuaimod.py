@@ -132,7 +132,9 @@ def kuaimod_read(path: Path | str, *, labels: list[str] | None = None) -> KuaiMo
                 result.problems.append(LineProblem(number, f"unknown tag '{record.tag}' (not in the policy)"))
                 continue
             if record.pid in seen:
-                result.problems.append(LineProblem(number, f"duplicate pid '{record.pid}' (first on line {seen[record.pid]})"))
+                result.problems.append(
+                    LineProblem(number, f"duplicate pid '{record.pid}' (first on line {seen[record.pid]})")
+                )
                 continue
             seen[record.pid] = number
             result.records.append(record)

@@ -67,7 +67,9 @@ def kuaimod_metrics(
     }
 
 
-def cascade_metrics(y_true: Sequence[str], y_pred: Sequence[str], escalated: Sequence[bool], safe_label: str = "正向") -> dict[str, Any]:
+def cascade_metrics(
+    y_true: Sequence[str], y_pred: Sequence[str], escalated: Sequence[bool] | np.ndarray, safe_label: str = "正向"
+) -> dict[str, Any]:
     """How the cascade split the items: auto-decided share, its binary accuracy, escalated share."""
     true_v = np.asarray([t != safe_label for t in y_true], dtype=bool)
     pred_v = np.asarray([p != safe_label for p in y_pred], dtype=bool)

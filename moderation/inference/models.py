@@ -10,6 +10,7 @@ class ModelVersion(models.Model):
         EVIDENCE_BASELINE = "evidence_baseline", "Evidence/rule baseline (not a VLM)"
         TRANSFORMERS = "transformers", "transformers"
         VLLM = "vllm", "vLLM"
+        CASCADE_STAGE1 = "cascade_stage1", "Cascade stage 1 (text classifier)"
 
     name = models.CharField(max_length=200, unique=True)
     backend = models.CharField(max_length=40, choices=Backend.choices)
@@ -43,6 +44,11 @@ class Decision(models.Model):
     latency_ms = models.FloatField(default=0.0)
     prompt_tokens = models.IntegerField(default=0)
     completion_tokens = models.IntegerField(default=0)
+    # The COEF-VQ cascade: 1 = decided by the stage-1 classifier, 2 = escalated to the serving model,
+    # empty = no cascade model was active.
+    cascade_stage = models.PositiveSmallIntegerField(null=True, blank=True)
+    cascade_uncertainty = models.FloatField(null=True, blank=True)
+    cascade_escalated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -33,6 +33,22 @@ def model_version_serving(*, policy: Policy | None = None) -> ModelVersion:
     return baseline
 
 
+def model_version_cascade(*, policy_version: PolicyVersion) -> ModelVersion | None:
+    """The model version standing for the active stage-1 cascade classifier, if one applies here."""
+    from moderation.inference.cascade import cascade_model_active
+
+    cascade = cascade_model_active()
+    if cascade is None:
+        return None
+    if cascade.policy_version_id and cascade.policy_version.policy_id != policy_version.policy_id:
+        return None
+    version, _ = ModelVersion.objects.get_or_create(
+        name=f"cascade:{cascade.name}",
+        defaults={"backend": ModelVersion.Backend.CASCADE_STAGE1, "base_model": cascade.name},
+    )
+    return version
+
+
 @transaction.atomic
 def model_version_promote(*, model_version: ModelVersion) -> ModelVersion:
     """Make ``model_version`` the one that serves new decisions (exactly one serves)."""
@@ -109,20 +125,37 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
     video = Video.objects.get(pk=video_id)
     policy_version = policy_version or policy_version_active()
     model_version = model_version_serving(policy=policy_version.policy)
-    existing = _existing_decision(video, policy_version.pk, model_version.pk)
+    cascade_version = model_version_cascade(policy_version=policy_version)
+    deciders = [model_version.pk] + ([cascade_version.pk] if cascade_version else [])
+    existing = _existing_decision(video, policy_version.pk, deciders)
     if existing is not None:
         return existing
 
-    backend = get_backend(
-        model_version.backend, base_model=model_version.base_model, adapter_path=model_version.adapter_path
-    )
+    spec = policy_version.spec()
+    content = content_bundle_for(video)
     started = time.perf_counter()
-    [result] = backend.decide_batch([content_bundle_for(video)], policy_version.spec())
-    latency_ms = result.latency_ms if result.latency_ms is not None else (time.perf_counter() - started) * 1000
+    stage, uncertainty, escalated = None, None, False
+    result = None
+    if cascade_version is not None:
+        # COEF-VQ: the cheap stage-1 classifier decides confident items; only uncertain ones reach the VLM.
+        [first] = get_backend(cascade_version.backend, base_model=cascade_version.base_model).decide_batch(
+            [content], spec
+        )
+        uncertainty, escalated = first.uncertainty, first.escalate
+        if not first.escalate:
+            result, model_version, stage = first, cascade_version, 1
+        else:
+            stage = 2
+    if result is None:
+        backend = get_backend(
+            model_version.backend, base_model=model_version.base_model, adapter_path=model_version.adapter_path
+        )
+        [result] = backend.decide_batch([content], spec)
+    latency_ms = (time.perf_counter() - started) * 1000 if result.latency_ms is None else result.latency_ms
 
     with transaction.atomic():
         video = Video.objects.select_for_update().get(pk=video_id)
-        existing = _existing_decision(video, policy_version.pk, model_version.pk)
+        existing = _existing_decision(video, policy_version.pk, deciders)
         if existing is not None:
             return existing
         decision = Decision.objects.create(
@@ -139,6 +172,9 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
             latency_ms=latency_ms,
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
+            cascade_stage=stage,
+            cascade_uncertainty=uncertainty,
+            cascade_escalated=escalated,
         )
         review_tasks_create_for_decision(decision=decision)
         # Shadow mode (training wing): candidates decide the same item on the infer queue; sent by
@@ -157,9 +193,9 @@ def _send_shadow_task(decision_id: int) -> None:
     app.send_task("training.tasks.run_shadow_decision", args=[decision_id])
 
 
-def _existing_decision(video: Video, policy_version_id: int, model_version_id: int) -> Decision | None:
+def _existing_decision(video: Video, policy_version_id: int, model_version_ids: list[int]) -> Decision | None:
     existing = Decision.objects.filter(
-        video=video, policy_version_id=policy_version_id, model_version_id=model_version_id
+        video=video, policy_version_id=policy_version_id, model_version_id__in=model_version_ids
     ).first()
     if existing is not None:
         review_tasks_create_for_decision(decision=existing)

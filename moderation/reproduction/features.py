@@ -78,9 +78,7 @@ def _cosine_matrix(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -
 
 def features_from(inputs: PairInputs) -> tuple[dict[str, float], matching.Alignment]:
     """The feature vector of a pair and the alignment it was measured under."""
-    alignment = matching.align(
-        inputs.copy_hashes, inputs.original_hashes, copy_mirrored=inputs.copy_hashes_mirrored
-    )
+    alignment = matching.align(inputs.copy_hashes, inputs.original_hashes, copy_mirrored=inputs.copy_hashes_mirrored)
     distances = [
         matching.hamming_hex(hc, ho)
         for source in (inputs.copy_hashes, inputs.copy_hashes_mirrored)

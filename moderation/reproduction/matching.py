@@ -7,7 +7,7 @@ split into ``CHUNKS`` = 16 chunks of 16 bits. If two hashes differ in at most ``
 pigeonhole principle at least one chunk differs in at most ``d // CHUNKS`` bits — for the PDQ match
 threshold 31 that is 1 bit (16 chunks each differing in 2 or more bits would make 32). So a query
 looks up, per chunk, its own value and every value one bit away (17 keys per chunk, 272 per hash)
-in one GIN index, and verifies the few rows it gets with the exact Hamming distance. The lookup is
+in the chunk's B-tree index, and verifies the few rows it gets with the exact Hamming distance. The lookup is
 exact, not approximate: no match within the threshold is ever missed.
 """
 
@@ -54,6 +54,20 @@ def _key(chunk: int, value: int) -> int:
 def index_keys(hex_hash: str) -> list[int]:
     """What a stored hash is indexed under: one key per chunk (chunk number and its value)."""
     return [_key(i, v) for i, v in enumerate(chunk_values(hex_hash))]
+
+
+def chunk_columns(hex_hash: str) -> dict[str, int]:
+    """The stored chunk columns ``c0`` … ``c15`` of a hash."""
+    return {f"c{i}": v for i, v in enumerate(chunk_values(hex_hash))}
+
+
+def query_chunk_values(hex_hashes: list[str], threshold: int = DEFAULT_THRESHOLD) -> list[list[int]]:
+    """Per chunk, every value a stored hash within ``threshold`` of any query hash has in at least one chunk."""
+    per_chunk: list[set[int]] = [set() for _ in range(CHUNKS)]
+    for h in hex_hashes:
+        for key in query_keys(h, threshold):
+            per_chunk[key >> CHUNK_BITS].add(key & ((1 << CHUNK_BITS) - 1))
+    return [sorted(values) for values in per_chunk]
 
 
 def flip_radius(threshold: int) -> int:
@@ -132,11 +146,7 @@ def align(
         hashes = _ints(source)
         if not hashes:
             continue
-        pairs = [
-            (tc, to, (hc ^ ho).bit_count())
-            for tc, hc in hashes
-            for to, ho in orig
-        ]
+        pairs = [(tc, to, (hc ^ ho).bit_count()) for tc, hc in hashes for to, ho in orig]
         close = [(tc, to, d) for tc, to, d in pairs if d <= threshold]
         if not close:
             continue

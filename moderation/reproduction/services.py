@@ -68,7 +68,7 @@ def frame_hashes_index(*, video_id: int) -> int:
             FrameHash(
                 video_id=video_id, keyframe_id=kf.pk, t=kf.timestamp, quality=quality,
                 hash=matching.hex_to_bits(kf.pdq_hash), hash_mirror=matching.hex_to_bits(mirror) if mirror else None,
-                keys=matching.index_keys(kf.pdq_hash) if quality >= matching.MIN_QUALITY else [],
+                **(matching.chunk_columns(kf.pdq_hash) if quality >= matching.MIN_QUALITY else {}),
             )
         )  # fmt: skip
     with transaction.atomic():
@@ -86,7 +86,9 @@ def _spread(items: list[Any], n: int) -> list[Any]:
     return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
 
 
-def candidates_retrieve(*, video_id: int, threshold: int = matching.DEFAULT_THRESHOLD, top_k: int = TOP_K) -> dict[int, dict[str, Any]]:
+def candidates_retrieve(
+    *, video_id: int, threshold: int = matching.DEFAULT_THRESHOLD, top_k: int = TOP_K
+) -> dict[int, dict[str, Any]]:
     """Candidate videos for ``video_id`` from the three indexes, each with its retrieval evidence.
 
     Returns ``{other_video_id: {"hash_hits": [...], "frame_matches": [...], "text_sim": float}}`` for
@@ -95,7 +97,7 @@ def candidates_retrieve(*, video_id: int, threshold: int = matching.DEFAULT_THRE
     own = list(FrameHash.objects.filter(video_id=video_id).order_by("t"))
     queries: list[tuple[float, str, bool]] = []
     for row in own:
-        if row.keys:
+        if row.c0 is not None:
             queries.append((row.t, pair_features._bits_hex(row.hash), False))
             if row.hash_mirror:
                 queries.append((row.t, pair_features._bits_hex(row.hash_mirror), True))
@@ -104,9 +106,13 @@ def candidates_retrieve(*, video_id: int, threshold: int = matching.DEFAULT_THRE
         found[hit.video_id]["hash_hits"].append(hit)
 
     frames = list(
-        Keyframe.objects.filter(video_id=video_id, embedding__isnull=False).order_by("index").values_list("timestamp", "embedding")
+        Keyframe.objects.filter(video_id=video_id, embedding__isnull=False)
+        .order_by("index")
+        .values_list("timestamp", "embedding")
     )
-    for other, t, qt, sim in selectors.frame_neighbours(embeddings=_spread(frames, FRAME_QUERIES), exclude_video_id=video_id):
+    for other, t, qt, sim in selectors.frame_neighbours(
+        embeddings=_spread(frames, FRAME_QUERIES), exclude_video_id=video_id
+    ):
         if sim >= FRAME_SIM_MIN:
             found[other]["frame_matches"].append({"t": qt, "t_orig": t, "sim": round(sim, 4)})
 
@@ -169,7 +175,11 @@ def repro_candidates_refresh(
             "alignment": alignment.as_evidence(),
             "frame_matches": sorted(frame_matches, key=lambda m: -m["sim"])[:20],
             "text_sim": round(features["transcript_sim"], 4),
-            "sources": [name for name, hit in (("pdq", ev["hash_hits"]), ("frames", frame_matches), ("text", ev["text_sim"])) if hit],
+            "sources": [
+                name
+                for name, hit in (("pdq", ev["hash_hits"]), ("frames", frame_matches), ("text", ev["text_sim"]))
+                if hit
+            ],
             "threshold": threshold,
         }
         scored.append((retrieval_score(features), copy, original, features, evidence))
@@ -209,7 +219,9 @@ def candidates_rescore(*, candidates: list[ReproCandidate] | None = None) -> int
         prediction = predictor.predict_one(c.features)
         c.student_score, c.student_label, c.student_model = prediction.score, prediction.label, predictor.name
         c.score = prediction.score
-    ReproCandidate.objects.bulk_update(rows, ["student_score", "student_label", "student_model", "score"], batch_size=500)
+    ReproCandidate.objects.bulk_update(
+        rows, ["student_score", "student_label", "student_model", "score"], batch_size=500
+    )
     return len(rows)
 
 
@@ -295,11 +307,15 @@ def cluster_union(*, video_ids: list[int]) -> str:
         with connection.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('repro-clusters', 0))")
         keys = set(ClusterMembership.objects.filter(video_id__in=video_ids).values_list("cluster_key", flat=True))
-        members = set(video_ids) | set(ClusterMembership.objects.filter(cluster_key__in=keys).values_list("video_id", flat=True))
+        members = set(video_ids) | set(
+            ClusterMembership.objects.filter(cluster_key__in=keys).values_list("video_id", flat=True)
+        )
         key = f"repro-{min(members)}"
         ClusterMembership.objects.filter(video_id__in=members).update(cluster_key=key, updated_at=timezone.now())
         have = set(ClusterMembership.objects.filter(video_id__in=members).values_list("video_id", flat=True))
-        ClusterMembership.objects.bulk_create(ClusterMembership(video_id=v, cluster_key=key) for v in sorted(members - have))
+        ClusterMembership.objects.bulk_create(
+            ClusterMembership(video_id=v, cluster_key=key) for v in sorted(members - have)
+        )
     return key
 
 
@@ -314,7 +330,9 @@ def clusters_rebuild() -> int:
             x = parent[x]
         return x
 
-    pairs = ReproCandidate.objects.filter(review__verdict=ReproCandidate.Label.REPRODUCTION).values_list("video_id", "original_id")
+    pairs = ReproCandidate.objects.filter(review__verdict=ReproCandidate.Label.REPRODUCTION).values_list(
+        "video_id", "original_id"
+    )
     for a, b in pairs:
         ra, rb = find(a), find(b)
         if ra != rb:

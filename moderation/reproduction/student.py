@@ -54,10 +54,7 @@ class Student:
         if not rows:
             return []
         X = np.asarray([feature_vector(r) for r in rows], dtype=np.float64)
-        if len(self.classes) == 1:
-            probs = np.ones((len(rows), 1))
-        else:
-            probs = self.model.predict_proba(X)
+        probs = np.ones((len(rows), 1)) if len(self.classes) == 1 else self.model.predict_proba(X)
         out = []
         for row in probs:
             p = {c: float(row[i]) for i, c in enumerate(self.classes)}

@@ -163,7 +163,9 @@ def _generate(backend_name: str, base_model: str, prompt: Prompt) -> tuple[str, 
 
     backend: Any = get_backend("transformers", base_model=base_model)
     paths = prompt.image_paths if backend.multimodal else []
-    text = backend._chat_text(Prompt(prompt.system, prompt.user, paths).messages(with_images=bool(paths)), prompt.as_text())
+    text = backend._chat_text(
+        Prompt(prompt.system, prompt.user, paths).messages(with_images=bool(paths)), prompt.as_text()
+    )
     if paths:
         inputs = backend.processor(images=[_load_image(p, Image) for p in paths], text=[text], return_tensors="pt")
     elif backend.processor is not None:
@@ -182,7 +184,9 @@ def _generate(backend_name: str, base_model: str, prompt: Prompt) -> tuple[str, 
     return decoded, elapsed_ms
 
 
-def teacher_judge(*, candidate: ReproCandidate, backend: str, base_model: str, refresh: bool = False) -> TeacherJudgement:
+def teacher_judge(
+    *, candidate: ReproCandidate, backend: str, base_model: str, refresh: bool = False
+) -> TeacherJudgement:
     """The teacher's judgement of a pair (one per pair and model; kept unless ``refresh``).
 
     A generation that cannot be parsed is stored with its raw text and ``parse_error``; a backend that

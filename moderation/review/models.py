@@ -111,6 +111,16 @@ class Review(models.Model):
     policy_version = models.ForeignKey("moderation.PolicyVersion", on_delete=models.PROTECT)
     verdict = models.CharField(max_length=20, choices=Verdict.choices)
     label = models.CharField(max_length=100)
+
+    class Severity(models.TextChoices):
+        NONE = "none", "None"
+        LOW = "low", "Low"
+        MEDIUM = "medium", "Medium"
+        HIGH = "high", "High"
+
+    # "none" for the non-violative label; a violation's severity is one its policy tag allows
+    # (all of low/medium/high when the tag names none). Empty: the reviewer did not assess it.
+    severity = models.CharField(max_length=10, choices=Severity.choices, blank=True, default="")
     note = models.TextField(blank=True)
     # Gold items only: whether the verdict matched the known answer.
     gold_correct = models.BooleanField(null=True, blank=True)

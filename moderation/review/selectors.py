@@ -222,8 +222,19 @@ def review_task_get(*, task_id: int) -> ReviewTask:
             "decision__model_version",
             "claimed_by",
             "queue__escalation_queue",
-        ).prefetch_related("decision__video__keyframes", "decision__video__segments"),
+        ).prefetch_related("decision__video__keyframes__patches", "decision__video__segments"),
         pk=task_id,
+    )
+
+
+def review_task_ahead_for(*, user: User, task: ReviewTask) -> ReviewTask | None:
+    """The item ``user`` holds ahead of ``task`` in its queue (claimed ahead so it can be preloaded)."""
+    return (
+        ReviewTask.objects.filter(queue_id=task.queue_id, status=ReviewTask.Status.CLAIMED, claimed_by=user)
+        .exclude(pk=task.pk)
+        .select_related("decision__video")
+        .order_by("claimed_at", "pk")
+        .first()
     )
 
 
@@ -249,10 +260,14 @@ def cot_stages_for_display(cot: Any, *, times: dict[tuple[str, Any], float] | No
             t = ev.get("t")
             if not isinstance(t, int | float) and times:
                 t = times.get((ev.get("kind", ""), ev.get("ref")))
+            kind, ref = ev.get("kind", ""), ev.get("ref")
             evidence.append(
                 {
-                    "kind": ev.get("kind", ""),
-                    "ref": ev.get("ref"),
+                    "kind": kind,
+                    "ref": ref,
+                    # What the link jumps to: a keyframe in the strip, or a patch box over a frame.
+                    "frame": ref if kind in ("frame", "keyframe") and isinstance(ref, int) else None,
+                    "patch": ref if kind == "patch" and isinstance(ref, int) else None,
                     "label": ev.get("label") or ev.get("kind", "evidence"),
                     "t": float(t) if isinstance(t, int | float) else None,
                 }
@@ -269,7 +284,14 @@ def cot_stages_for_display(cot: Any, *, times: dict[tuple[str, Any], float] | No
 
 
 def evidence_times(*, keyframes: list[Any], segments: list[Any]) -> dict[tuple[str, Any], float]:
-    """Timestamps of a video's keyframes and segments, keyed like CoT evidence ``(kind, ref)``."""
-    times: dict[tuple[str, Any], float] = {("keyframe", k.pk): k.timestamp for k in keyframes}
+    """Timestamps of a video's keyframes, their patches and segments, keyed like CoT evidence
+    ``(kind, ref)`` (``[frame:ID]`` and ``[patch:ID]`` citations included); a patch's time is its
+    keyframe's, known only where patches were prefetched (no query per keyframe)."""
+    times: dict[tuple[str, Any], float] = {}
+    for k in keyframes:
+        times[("keyframe", k.pk)] = times[("frame", k.pk)] = k.timestamp
+        prefetched = getattr(k, "_prefetched_objects_cache", {}).get("patches", ())
+        for patch in prefetched:
+            times[("patch", patch.pk)] = k.timestamp
     times.update({("segment", s.pk): s.start for s in segments})
     return times

@@ -16,14 +16,16 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, Model, OuterRef
 from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.inference.models import Decision
+from moderation.policies.models import PolicyVersion
+from moderation.policies.taxonomy import SEVERITIES
 from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
-from moderation.review.selectors import review_queue_may_work
+from workbench.roles import Perm
 
 NO_LONGER_YOURS = "This item is no longer yours: your claim expired and it was given to someone else."
 NOT_CLAIMED = "This item is not claimed by you; take it with “Claim next” from the queue."
@@ -153,11 +155,6 @@ def _lease_end() -> Any:
     return timezone.now() + timedelta(seconds=settings.REVIEW_LEASE_SECONDS)
 
 
-def _check_may_work(user: User, queue: ReviewQueue) -> None:
-    if not review_queue_may_work(user=user, queue=queue):
-        raise ModerationError(f"You may not work the queue “{queue.name}”.")
-
-
 def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | None:
     """A gold item (known answer imported with the data) this reviewer has not seen in this queue."""
     seen = ReviewTask.objects.filter(queue=queue, decision_id=OuterRef("pk"), claimed_by=user)
@@ -181,68 +178,148 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
     )
 
 
+# The whole claim in one statement (one round trip, its own transaction in autocommit): the
+# reviewer's own open claim, else an item whose lease lapsed, else the first pending item — each
+# leg ``FOR UPDATE SKIP LOCKED`` and walked in the claim index's order. The legs are pulled lazily
+# through ``LIMIT 1`` (Postgres evaluates a WITH query only as far as its reader fetches), so a
+# later leg never runs, nor locks anything, once an earlier one found a row. The same statement
+# renews or takes the lease, writes the audit row and reports whether the reviewer may work the
+# queue at all (then nothing is locked or written).
+_CLAIM_SQL = """
+WITH allowed AS (
+    SELECT %(superuser)s
+        OR NOT EXISTS (SELECT 1 FROM moderation_reviewqueue_allowed_groups g WHERE g.reviewqueue_id = %(queue)s)
+        OR EXISTS (
+            SELECT 1 FROM moderation_reviewqueue_allowed_groups g
+            JOIN auth_user_groups ug ON ug.group_id = g.group_id
+            WHERE g.reviewqueue_id = %(queue)s AND ug.user_id = %(user)s
+        ) AS ok
+),
+own AS (
+    SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
+    WHERE (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
+      AND t.claimed_by_id = %(user)s AND NOT (t.id = ANY(%(exclude)s))
+    ORDER BY t.claimed_at, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
+),
+lapsed AS (
+    SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
+    WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
+      AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine}
+    ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
+),
+pending AS (
+    SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
+    WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
+      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine}
+    ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
+),
+pick AS (
+    SELECT * FROM (
+        SELECT 1 AS leg, id, claimed_by_id FROM own
+        UNION ALL SELECT 2, id, claimed_by_id FROM lapsed
+        UNION ALL SELECT 3, id, claimed_by_id FROM pending
+    ) legs LIMIT 1
+),
+claimed AS (
+    UPDATE moderation_reviewtask t
+    SET status = 'claimed', claimed_by_id = %(user)s, lease_expires_at = %(lease)s,
+        claimed_at = CASE WHEN pick.leg = 1 THEN t.claimed_at ELSE %(now)s END
+    FROM pick WHERE t.id = pick.id
+    RETURNING {columns}, pick.leg, pick.claimed_by_id AS previous
+),
+audit AS (
+    INSERT INTO moderation_auditevent (actor_id, actor_name, action, object_type, object_id, payload, at)
+    SELECT %(user)s, %(username)s, 'claim', 'reviewtask', claimed.id::text,
+           jsonb_build_object('queue', %(slug)s::text) || CASE
+               WHEN claimed.leg = 2 THEN jsonb_build_object('lapsed_claim_of', claimed.previous) ELSE '{{}}'::jsonb END,
+           %(now)s
+    FROM claimed WHERE claimed.leg <> 1
+)
+SELECT allowed.ok, claimed.* FROM allowed LEFT JOIN claimed ON true
+"""
+_NOT_MINE = (
+    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask m"
+    " WHERE m.queue_id = %(queue)s AND m.decision_id = t.decision_id AND m.claimed_by_id = %(user)s)"
+)
+_TASK_COLUMNS = [f.column for f in ReviewTask._meta.concrete_fields]
+
+
+def _claim_statement(
+    *, user: User, queue: ReviewQueue, exclude_ids: Collection[int], take_new: bool, now: Any
+) -> ReviewTask | None:
+    """Run ``_CLAIM_SQL``: the claimed (or renewed own) task, ``None`` when nothing is claimable.
+
+    ``take_new=False`` only renews the reviewer's own open claim."""
+    sql = _CLAIM_SQL.format(
+        not_mine=_NOT_MINE if queue.required_reviews > 1 else "",
+        columns=", ".join(f"t.{c}" for c in _TASK_COLUMNS),
+    )
+    params = {
+        "superuser": bool(user.is_superuser),
+        "queue": queue.pk,
+        "user": user.pk,
+        "username": user.get_username(),
+        "slug": queue.slug,
+        "exclude": [int(pk) for pk in exclude_ids],
+        "take_new": take_new,
+        "now": now,
+        "lease": _lease_end(),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if not row[0]:
+        raise ModerationError(f"You may not work the queue “{queue.name}”.")
+    if row[1] is None:
+        return None
+    values = row[1 : 1 + len(_TASK_COLUMNS)]
+    task = ReviewTask.from_db(connection.alias, [f.attname for f in ReviewTask._meta.concrete_fields], values)
+    task.queue = queue
+    return task
+
+
 def review_claim_next(
     *, user: User, queue: ReviewQueue | None = None, exclude_ids: Collection[int] = ()
 ) -> ReviewTask | None:
     """Give ``user`` one item to review from ``queue`` (default queue), or ``None`` when it has
     nothing claimable for them.
 
-    - The user's own open claim comes first (its lease is renewed — also when it lapsed but no one
-      else took it), so reloading or pressing "next" twice never hoards items.
+    - The user's own open claim comes first, the earliest claimed (its lease is renewed — also when
+      it lapsed but no one else took it), so reloading or pressing "next" twice never hoards items
+      and an item claimed ahead (``review_claim_ahead``) is served after the current one.
     - At the queue's gold rate a gold item (known answer) is served instead, to score the reviewer.
     - Otherwise an item whose lease lapsed is taken back first, then the first pending item by
       priority then deadline. Rows another transaction is claiming right now are skipped, never
       waited on. In a queue needing N reviews, items the user already holds or reviewed are passed
       over, so their N reviews come from N different people.
+
+    One database round trip in the common case (see ``_CLAIM_SQL``).
     """
     queue = queue or review_queue_default()
-    _check_may_work(user, queue)
+    if not user.is_active or not user.has_perm(Perm.REVIEW_VIDEO):
+        raise ModerationError(f"You may not work the queue “{queue.name}”.")
     now = timezone.now()
-    with transaction.atomic():
-        own = (
-            ReviewTask.objects.select_for_update(skip_locked=True)
-            .filter(queue=queue, status=ReviewTask.Status.CLAIMED, claimed_by=user)
-            .exclude(pk__in=list(exclude_ids))
-            .order_by("-lease_expires_at")
-            .first()
-        )
+    if queue.gold_rate > 0 and rng.random() < queue.gold_rate:
+        own = _claim_statement(user=user, queue=queue, exclude_ids=exclude_ids, take_new=False, now=now)
         if own is not None:
-            own.lease_expires_at = _lease_end()
-            own.save(update_fields=["lease_expires_at"])
             return own
-        if queue.gold_rate > 0 and rng.random() < queue.gold_rate:
+        with transaction.atomic():
             gold = _claim_gold(user=user, queue=queue, now=now)
             if gold is not None:
                 audit_event_record(actor=user, action="claim", obj=gold, payload={"queue": queue.slug})
                 return gold
-        candidates = (
-            ReviewTask.objects.select_for_update(skip_locked=True)
-            .filter(queue=queue, is_gold=False)
-            .exclude(pk__in=list(exclude_ids))
-        )
-        if queue.required_reviews > 1:
-            mine = ReviewTask.objects.filter(queue=queue, decision_id=OuterRef("decision_id"), claimed_by=user)
-            candidates = candidates.filter(~Exists(mine))
-        order = ("-priority", "deadline", "pk")
-        # Two index range scans rather than one OR: each walks (queue, status, priority, deadline)
-        # in order and stops at the first free row, however long the queue.
-        task = (
-            candidates.filter(status=ReviewTask.Status.CLAIMED, lease_expires_at__lte=now).order_by(*order).first()
-            or candidates.filter(status=ReviewTask.Status.PENDING).order_by(*order).first()
-        )
-        if task is None:
-            return None
-        previous = task.claimed_by_id
-        task.status = ReviewTask.Status.CLAIMED
-        task.claimed_by = user
-        task.claimed_at = now
-        task.lease_expires_at = _lease_end()
-        task.save(update_fields=["status", "claimed_by", "claimed_at", "lease_expires_at"])
-        payload: dict[str, Any] = {"queue": queue.slug}
-        if previous is not None:
-            payload["lapsed_claim_of"] = previous
-        audit_event_record(actor=user, action="claim", obj=task, payload=payload)
-        return task
+    return _claim_statement(user=user, queue=queue, exclude_ids=exclude_ids, take_new=True, now=now)
+
+
+def review_claim_ahead(*, user: User, task: ReviewTask, exclude_ids: Collection[int] = ()) -> ReviewTask | None:
+    """Claim the item that follows ``task`` for the same reviewer, so the screen can preload it and
+    submit-and-next shows it at once.
+
+    It is an ordinary claim: visible as this reviewer's (``claimed_by``), held by a lease, released
+    on logout and taken back by others when the lease lapses. At most one item is held ahead per
+    queue: when the reviewer already holds another item there, that one is returned (lease renewed).
+    """
+    return review_claim_next(user=user, queue=task.queue, exclude_ids=[task.pk, *exclude_ids])
 
 
 def _unclaim(task: ReviewTask) -> None:
@@ -366,6 +443,31 @@ def _final_label(decision: Decision, verdict: str, label: str) -> str:
     raise ModerationError("Unknown verdict; choose Approve or Override.")
 
 
+def review_severities_for(*, policy_version: PolicyVersion, label: str) -> tuple[str, ...]:
+    """The severities a verdict with ``label`` may carry: ``none`` for the non-violative label; the
+    policy tag's ``severities`` when it defines them, else low / medium / high."""
+    if label == policy_version.safe_label:
+        return (Review.Severity.NONE.value,)
+    for major in policy_version.taxonomy:
+        for tag in major.get("tags", []):
+            if tag.get("key") == label and tag.get("severities"):
+                return tuple(s for s in SEVERITIES if s in tag["severities"])
+    return SEVERITIES
+
+
+def _final_severity(policy_version: PolicyVersion, label: str, severity: str) -> str:
+    allowed = review_severities_for(policy_version=policy_version, label=label)
+    severity = (severity or "").strip().lower()
+    if not severity:
+        # Nothing to choose when only one severity fits (the safe label's "none", a one-level tag).
+        return allowed[0] if len(allowed) == 1 else ""
+    if severity not in allowed:
+        if severity == Review.Severity.NONE:
+            raise ModerationError(f"“{label}” is a violation: choose its severity ({', '.join(allowed)}).")
+        raise ModerationError(f"Severity “{severity}” does not fit “{label}”; choose {', '.join(allowed)}.")
+    return severity
+
+
 def _settle(task: ReviewTask, review: Review, user: User) -> None:
     """After a non-gold review: store the item's trusted label once its reviews agree, or send a
     disagreement to adjudication once all N reviews are in."""
@@ -403,11 +505,14 @@ def _settle(task: ReviewTask, review: Review, user: User) -> None:
 
 
 @transaction.atomic
-def review_submit(*, task: ReviewTask, user: User, verdict: str, label: str = "", note: str = "") -> Review:
+def review_submit(
+    *, task: ReviewTask, user: User, verdict: str, label: str = "", note: str = "", severity: str = ""
+) -> Review:
     """Record the reviewer's verdict on the model's decision and close the task.
 
     - ``approve`` stores the model's own label; ``override`` needs a different label of the
-      decision's policy version.
+      decision's policy version. ``severity`` must fit the final label (``review_severities_for``);
+      left empty it is filled in only where one value fits.
     - Ownership is what counts, not the clock: a late submit after the lease lapsed is accepted as
       long as the reviewer still holds the claim (no one else claimed it meanwhile). Once someone
       else has claimed it the submit is refused, so two people never decide the same item.
@@ -423,6 +528,7 @@ def review_submit(*, task: ReviewTask, user: User, verdict: str, label: str = ""
     locked = _lock_owned(locked, user)
     decision = Decision.objects.select_related("policy_version").get(pk=locked.decision_id)
     final_label = _final_label(decision, verdict, label)
+    final_severity = _final_severity(decision.policy_version, final_label, severity)
     gold_correct = None
     if locked.is_gold:
         known = ItemLabel.objects.filter(video_id=decision.video_id, source=ItemLabel.Source.IMPORT).first()
@@ -435,6 +541,7 @@ def review_submit(*, task: ReviewTask, user: User, verdict: str, label: str = ""
         policy_version=decision.policy_version,
         verdict=verdict,
         label=final_label,
+        severity=final_severity,
         note=(note or "").strip(),
         gold_correct=gold_correct,
     )
@@ -451,6 +558,7 @@ def review_submit(*, task: ReviewTask, user: User, verdict: str, label: str = ""
             "decision": decision.pk,
             "model_label": decision.label,
             "label": final_label,
+            "severity": final_severity,
             "gold": locked.is_gold,
             **({"gold_correct": gold_correct} if locked.is_gold else {}),
         },

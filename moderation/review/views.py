@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from moderation.errors import ModerationError
 from moderation.policies.selectors import policy_label_groups
 from moderation.review import selectors, services
-from moderation.review.models import ReviewTask
+from moderation.review.models import Review, ReviewTask
 from workbench.roles import Perm, permission_required
 
 REVEAL_SESSION_KEY = "media_revealed"
@@ -101,37 +101,52 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
         raise PermissionDenied(str(exc)) from exc
     if task is None:
         messages.info(request, "Queue is empty.")
+    else:
+        services.review_claim_ahead(user=_user(request), task=task)
     return _go_to(task)
 
 
-@permission_required(Perm.REVIEW_VIDEO)
-def review_task(request: HttpRequest, pk: int) -> HttpResponse:
-    task = selectors.review_task_get(task_id=pk)
-    if not selectors.review_queue_may_work(user=_user(request), queue=task.queue):
-        raise PermissionDenied(f"The queue “{task.queue.name}” is restricted to other groups.")
-    is_mine = task.claimed_by_id == request.user.pk
-    if not is_mine:
-        raise PermissionDenied(
-            "This item is claimed by another reviewer."
-            if task.claimed_by_id and task.status == ReviewTask.Status.CLAIMED
-            else "This item is not claimed by you; use “Claim next” on the review queue."
-        )
+def _screen_context(request: HttpRequest, task: ReviewTask) -> dict[str, Any]:
+    """Everything the review screen shows about ``task`` (fetched by ``review_task_get``)."""
     decision = task.decision
     video = decision.video
     version = decision.policy_version
     names = version.label_names()
     keyframes, segments = list(video.keyframes.all()), list(video.segments.all())
-    context = {
+    label_groups = policy_label_groups(version=version)
+    return {
         "task": task,
         "decision": decision,
         "video": video,
         "policy_version": version,
         "model_label_name": names.get(decision.label, ""),
-        "label_groups": policy_label_groups(version=version),
+        "label_groups": [
+            {
+                "name": group.name,
+                "choices": [
+                    {
+                        "key": key,
+                        "name": name,
+                        "severities": " ".join(services.review_severities_for(policy_version=version, label=key)),
+                    }
+                    for key, name in group.choices
+                ],
+            }
+            for group in label_groups
+        ],
+        "severities": [
+            {"value": value, "label": label, "hotkey": str(i)}
+            for i, (value, label) in enumerate(Review.Severity.choices)
+        ],
+        "model_severities": " ".join(
+            services.review_severities_for(policy_version=version, label=decision.label or version.safe_label)
+        ),
         "stages": selectors.cot_stages_for_display(
             decision.cot, times=selectors.evidence_times(keyframes=keyframes, segments=segments)
         ),
         "keyframes": keyframes,
+        "selected_keyframes": [kf for kf in keyframes if kf.selected],
+        "frame_ocr": [kf for kf in keyframes if kf.ocr_text],
         # Independence: in queues that take new decisions reviewers never see each other's verdicts;
         # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
         "prior_reviews": [] if task.queue.routes_new_decisions else selectors.review_prior_reviews(task=task),
@@ -143,8 +158,45 @@ def review_task(request: HttpRequest, pk: int) -> HttpResponse:
         "lease_lapsed": task.status == ReviewTask.Status.CLAIMED
         and task.lease_expires_at is not None
         and task.lease_expires_at <= timezone.now(),
+        # The item claimed ahead: its media is prefetched so submit-and-next shows it at once.
+        "ahead": selectors.review_task_ahead_for(user=_user(request), task=task)
+        if task.status == ReviewTask.Status.CLAIMED
+        else None,
     }
-    return render(request, "moderation/review/task.html", context)
+
+
+def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
+    if not selectors.review_queue_may_work(user=_user(request), queue=task.queue):
+        raise PermissionDenied(f"The queue “{task.queue.name}” is restricted to other groups.")
+    if task.claimed_by_id != request.user.pk:
+        raise PermissionDenied(
+            "This item is claimed by another reviewer."
+            if task.claimed_by_id and task.status == ReviewTask.Status.CLAIMED
+            else "This item is not claimed by you; use “Claim next” on the review queue."
+        )
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def review_task(request: HttpRequest, pk: int) -> HttpResponse:
+    task = selectors.review_task_get(task_id=pk)
+    _check_owner(request, task)
+    return render(request, "moderation/review/task.html", _screen_context(request, task))
+
+
+def _next_screen(request: HttpRequest, task: ReviewTask | None) -> HttpResponse:
+    """Submit-and-next: a full page gets a redirect; htmx gets the next item's screen in this same
+    response (already claimed ahead, its media prefetched), and the address bar follows."""
+    if not request.htmx:  # type: ignore[attr-defined]
+        return _go_to(task)
+    if task is None:
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = reverse("moderation:queue")
+        return response
+    fresh = selectors.review_task_get(task_id=task.pk)
+    context = {**_screen_context(request, fresh), "inline_messages": True}
+    response = render(request, "moderation/review/task.html#screen", context)
+    response["HX-Push-Url"] = reverse("moderation:review_task", args=[task.pk])
+    return response
 
 
 @require_POST
@@ -159,17 +211,30 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
             verdict=request.POST.get("verdict", ""),
             label=request.POST.get("label", ""),
             note=request.POST.get("note", ""),
+            severity=request.POST.get("severity", ""),
         )
     except ModerationError as exc:
         messages.error(request, str(exc))
         task.refresh_from_db()
         still_mine = task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id == request.user.pk
-        return _go_to(task if still_mine else None)
-    messages.success(request, f"Recorded {review.get_verdict_display().lower()} ({review.label}) for item #{task.pk}.")
+        return _next_screen(request, task if still_mine else None)
+    severity = f", severity {review.severity}" if review.severity else ""
+    messages.success(
+        request,
+        f"Recorded {review.get_verdict_display().lower()} ({review.label}{severity}) for item #{task.pk}.",
+    )
+    return _next_screen(request, _claim_next_and_ahead(request, task))
+
+
+def _claim_next_and_ahead(request: HttpRequest, task: ReviewTask, *, skipped: int | None = None) -> ReviewTask | None:
+    """The reviewer's next item in ``task``'s queue (the one claimed ahead, if still theirs), and
+    the one after it claimed ahead in turn."""
     nxt = services.review_claim_next(user=_user(request), queue=task.queue)
     if nxt is None:
         messages.info(request, "Queue is empty.")
-    return _go_to(nxt)
+        return None
+    services.review_claim_ahead(user=_user(request), task=nxt, exclude_ids=[skipped] if skipped else ())
+    return nxt
 
 
 @require_POST
@@ -185,8 +250,7 @@ def escalate(request: HttpRequest, pk: int) -> HttpResponse:
         still_mine = task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id == request.user.pk
         return _go_to(task if still_mine else None)
     messages.success(request, f"Item #{task.pk} escalated to “{senior.queue.name}”.")
-    nxt = services.review_claim_next(user=_user(request), queue=task.queue)
-    return _go_to(nxt)
+    return _go_to(_claim_next_and_ahead(request, task))
 
 
 @require_POST
@@ -204,6 +268,7 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
     if nxt is None:
         messages.info(request, "No other item is waiting; this one stays with you.")
         return _go_to(task)
+    services.review_claim_ahead(user=_user(request), task=nxt, exclude_ids=[task.pk])
     return _go_to(nxt)
 
 

@@ -61,36 +61,110 @@ def _task(policy_version, **kwargs) -> ReviewTask:  # type: ignore[no-untyped-de
 
 @pytest.mark.django_db(transaction=True)
 def test_moderator_claims_and_reviews_with_the_keyboard_only(page, make_user, policy_version):
-    first = _task(policy_version, priority=2)
-    second = _task(policy_version, priority=1)
+    first = _task(policy_version, priority=3, decision__label="色情低俗", decision__is_violation=True)
+    # The second item has a media file: the first screen preloads it.
+    second = ReviewTaskFactory(decision__policy_version=policy_version, priority=2, decision__video__title="SECOND")
+    third = _task(policy_version, priority=1, decision__video__title="THIRD")
     moderator = make_user("moderator")
     _login(page, moderator.username)
 
     page.goto("/review/")
     # CSS and JS are served (the hotkeys below only work if workbench.js ran).
     assert page.request.get("/static/workbench.css").status == 200
-    page.keyboard.press("n")  # claim next
+    page.keyboard.press("n")  # claim next (and the one after it, ahead)
     page.wait_for_url(f"**/review/{first.pk}/")
-    page.keyboard.press("a")  # approve → submit-and-next
-    page.wait_for_url(f"**/review/{second.pk}/")
-    assert "Recorded approve" in page.content()
+    prefetch = page.locator("link[rel=prefetch][data-ahead-media]")
+    assert prefetch.get_attribute("href") == second.decision.video.file.url
 
-    page.keyboard.press("o")  # focus the label picker
-    assert page.evaluate("document.activeElement.name") == "label"
-    page.keyboard.press("ArrowDown")  # safe label
-    page.keyboard.press("ArrowDown")  # first violation label
+    # Severity by keyboard: "0" (none) is not allowed for the model's violation label, "2" is medium.
+    page.keyboard.press("0")
+    assert page.locator("input[name=severity]:checked").count() == 0
+    page.keyboard.press("2")
+    assert page.locator("input[name=severity]:checked").get_attribute("value") == "medium"
+
+    # Approve → submit-and-next: the next screen arrives in the submit's own response, no page load.
+    page.evaluate("window.__samePage = 1")
+    requests: list[str] = []
+    page.on(
+        "request",
+        lambda r: requests.append(f"{r.method} {r.url}") if r.resource_type in ("document", "xhr", "fetch") else None,
+    )
+    page.keyboard.press("a")
+    page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
+    page.wait_for_url(f"**/review/{second.pk}/")
+    assert page.evaluate("window.__samePage") == 1, "submit-and-next reloaded the page"
+    assert [r.split(" ")[0] for r in requests] == ["POST"], requests
+    assert "Recorded approve" in page.locator("#review-screen").inner_text()
+    assert "SECOND" in page.content()
+
+    # Override with the searchable picker: "o" focuses the filter, typing narrows the list.
+    page.keyboard.press("o")
+    assert page.evaluate("document.activeElement.dataset.pickerFilter") == ""
+    page.keyboard.type("exagg")
+    visible = page.locator("[data-pick-option]:visible")
+    assert visible.count() == 1 and "Exaggerated product claims" in visible.inner_text()
+    page.keyboard.press("ArrowDown")  # the first match: focused and chosen
+    assert page.evaluate("document.activeElement.value") == "夸大商品功效"
+    page.keyboard.press("3")  # severity high
+    page.keyboard.press("Tab")  # to the severity group
     page.keyboard.press("Tab")  # note
+    assert page.evaluate("document.activeElement.name") == "note"
     page.keyboard.type("seen at 0:03")
     page.keyboard.press("Tab")  # Override button
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f'#review-screen[data-task="{third.pk}"]')
+    assert page.evaluate("window.__samePage") == 1
+
+    # Typing a name and Enter picks the first match and submits the override; the queue is then empty.
+    page.keyboard.press("o")
+    page.keyboard.type("private deals")
     page.keyboard.press("Enter")
     page.wait_for_url("**/review/")
     assert "Queue is empty" in page.content()
 
     approve = Review.objects.get(task=first)
     override = Review.objects.get(task=second)
-    assert approve.verdict == "approve" and approve.reviewer == moderator
-    assert override.verdict == "override" and override.label != policy_version.safe_label
+    last = Review.objects.get(task=third)
+    assert (approve.verdict, approve.severity, approve.reviewer) == ("approve", "medium", moderator)
+    assert (override.verdict, override.label, override.severity) == ("override", "夸大商品功效", "high")
     assert override.note == "seen at 0:03"
+    assert (last.verdict, last.label) == ("override", "引导私下交易")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cot_patch_evidence_highlights_the_box_and_frame_evidence_marks_the_strip(page, make_user, policy_version):
+    from moderation.media.models import Keyframe, Patch
+
+    task = _task(policy_version)
+    video = task.decision.video
+    kf = Keyframe.objects.create(
+        video=video, index=0, timestamp=1.5, image="keyframes/x.jpg", selected=True, width=160, height=90
+    )
+    patch = Patch.objects.create(keyframe=kf, rank=0, method=Patch.Method.VIT, x=5, y=5, w=40, h=20, score=0.8)
+    task.decision.__class__.objects.filter(pk=task.decision_id).update(
+        cot=[
+            {
+                "key": "analysis",
+                "title": "Analysis",
+                "text": "see evidence",
+                "evidence": [
+                    {"kind": "patch", "ref": patch.pk, "label": "the box"},
+                    {"kind": "frame", "ref": kf.pk, "label": "the frame"},
+                ],
+            }
+        ]
+    )
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{task.pk}/")
+
+    page.locator(f"a[data-patch='{patch.pk}']").focus()
+    page.keyboard.press("Enter")
+    assert "hl" in page.locator(f"#patch-{patch.pk}").get_attribute("class")
+    page.locator(f"a[data-frame='{kf.pk}']").focus()
+    page.keyboard.press("Enter")
+    assert "hl" in page.locator(f"#frame-{kf.pk}").get_attribute("class")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import CotCorrection
-
 from tests.factories import CotCorrectionFactory, DecisionFactory, ReviewFactory, ReviewTaskFactory, SegmentFactory
 
 

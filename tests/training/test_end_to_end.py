@@ -59,7 +59,9 @@ def test_reviews_to_promoted_adapter(training_dirs, policy_version, make_user, s
     dpo_job = _run(training_job_start(dataset=dpo, created_by=admin, params=small))
     grpo_job = _run(
         training_job_start(
-            dataset=dpo, created_by=admin, kind="grpo",
+            dataset=dpo,
+            created_by=admin,
+            kind="grpo",
             params={**small, "num_generations": 2, "batch_size": 2, "max_completion_length": 8},
         )
     )

@@ -68,8 +68,9 @@ def _override(policy_version):  # type: ignore[no-untyped-def]
 
 
 def test_new_pairs_rule_starts_one_job_per_trigger(training_dirs, policy_version):
-    rule = RetrainRule.objects.create(name="weekly DPO", kind="dpo", condition="new_pairs", threshold=2,
-                                      params={"max_steps": 3})
+    rule = RetrainRule.objects.create(
+        name="weekly DPO", kind="dpo", condition="new_pairs", threshold=2, params={"max_steps": 3}
+    )
     _override(policy_version)
     assert evaluate_retrain_rules() == []  # 1 < 2
 

@@ -26,7 +26,9 @@ def confirmed(policy_version):  # type: ignore[no-untyped-def]
     return ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision, verdict="approve", label="正向")
 
 
-def test_sft_records_are_trl_messages_with_images_and_lineage(training_dirs, cot_correction, confirmed, override_review):
+def test_sft_records_are_trl_messages_with_images_and_lineage(
+    training_dirs, cot_correction, confirmed, override_review
+):
     dataset = sft_dataset_build(created_by=None)
 
     rows = {r["decision_id"]: r for r in _rows(dataset.jsonl_path)}
@@ -38,7 +40,10 @@ def test_sft_records_are_trl_messages_with_images_and_lineage(training_dirs, cot
     assert row["messages"][2]["content"][0]["text"].endswith("label: 夸大商品功效 | reason: corrected final_judgment")
     assert row["images"] == []
     lineage = json.loads(row["lineage"])
-    assert lineage["correction_id"] == cot_correction.pk and lineage["policy_version_id"] == cot_correction.decision.policy_version_id
+    assert (
+        lineage["correction_id"] == cot_correction.pk
+        and lineage["policy_version_id"] == cot_correction.decision.policy_version_id
+    )
     assert json.loads(rows[confirmed.decision_id]["lineage"])["confirming_review_id"] == confirmed.pk
     assert dataset.kind == "sft" and dataset.train_count == 2
 
@@ -63,12 +68,19 @@ def test_dpo_lineage_names_reviews_policy_and_the_model_that_erred(training_dirs
 def test_adjudicated_disagreements_become_pairs(training_dirs, policy_version):
     decision = DecisionFactory(policy_version=policy_version, label="正向")
     Adjudication.objects.create(
-        video=decision.video, decision=decision, kind="reported_pass", reason="reports", status="decided",
-        outcome_label="低俗色情", note="Users were right.", decided_by=UserFactory(role="moderator"),
+        video=decision.video,
+        decision=decision,
+        kind="reported_pass",
+        reason="reports",
+        status="decided",
+        outcome_label="低俗色情",
+        note="Users were right.",
+        decided_by=UserFactory(role="moderator"),
     )
     agreed = DecisionFactory(policy_version=policy_version, label="正向")
-    Adjudication.objects.create(video=agreed.video, decision=agreed, kind="reported_pass", reason="r",
-                                status="decided", outcome_label="正向")
+    Adjudication.objects.create(
+        video=agreed.video, decision=agreed, kind="reported_pass", reason="r", status="decided", outcome_label="正向"
+    )
 
     [row] = _rows(preference_dataset_build(created_by=None).jsonl_path)
     assert row["source"] == "adjudication" and row["decision_id"] == decision.pk
@@ -80,7 +92,9 @@ def test_identical_pairs_are_kept_once_and_the_split_keeps_a_video_together(trai
     # A second model version decided the same video identically; the same override twice → one pair.
     from tests.factories import ModelVersionFactory
 
-    second = DecisionFactory(policy_version=policy_version, video=first.video, model_version=ModelVersionFactory(name="v2"))
+    second = DecisionFactory(
+        policy_version=policy_version, video=first.video, model_version=ModelVersionFactory(name="v2")
+    )
     for d in (first, second):
         ReviewFactory(task=ReviewTaskFactory(decision=d), decision=d)
     others = [DecisionFactory(policy_version=policy_version) for _ in range(12)]
@@ -100,7 +114,9 @@ def test_identical_pairs_are_kept_once_and_the_split_keeps_a_video_together(trai
 
 
 @pytest.mark.integration
-def test_jsonl_and_hf_folder_both_load_in_trl_and_train_a_step(training_dirs, cot_correction, confirmed, override_review):
+def test_jsonl_and_hf_folder_both_load_in_trl_and_train_a_step(
+    training_dirs, cot_correction, confirmed, override_review
+):
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
@@ -112,17 +128,29 @@ def test_jsonl_and_hf_folder_both_load_in_trl_and_train_a_step(training_dirs, co
     dpo = preference_dataset_build(created_by=None)
     base = ensure_tiny_base_model()
     tokenizer = AutoTokenizer.from_pretrained(base)
-    common = {"max_steps": 1, "per_device_train_batch_size": 2, "report_to": [], "use_cpu": True,
-              "save_strategy": "no", "disable_tqdm": True}
+    common = {
+        "max_steps": 1,
+        "per_device_train_batch_size": 2,
+        "report_to": [],
+        "use_cpu": True,
+        "save_strategy": "no",
+        "disable_tqdm": True,
+    }
 
     for loaded in (
         datasets.load_dataset("json", data_files=sft.jsonl_path, split="train", cache_dir=str(training_dirs / "c")),
         datasets.load_from_disk(dataset_export_hf(dataset_id=sft.pk))["train"],
     ):
         assert {"messages", "images"} <= set(loaded.column_names)
-        text_only = datasets.Dataset.from_list([{"messages": flatten_messages(r["messages"], keep_images=False)} for r in loaded])
-        trainer = SFTTrainer(model=AutoModelForCausalLM.from_pretrained(base), processing_class=tokenizer,
-                             train_dataset=text_only, args=SFTConfig(output_dir=str(training_dirs / "sft"), **common))
+        text_only = datasets.Dataset.from_list(
+            [{"messages": flatten_messages(r["messages"], keep_images=False)} for r in loaded]
+        )
+        trainer = SFTTrainer(
+            model=AutoModelForCausalLM.from_pretrained(base),
+            processing_class=tokenizer,
+            train_dataset=text_only,
+            args=SFTConfig(output_dir=str(training_dirs / "sft"), **common),
+        )
         assert trainer.train().global_step == 1
 
     sft.refresh_from_db()
@@ -132,7 +160,10 @@ def test_jsonl_and_hf_folder_both_load_in_trl_and_train_a_step(training_dirs, co
         datasets.load_from_disk(dataset_export_hf(dataset_id=dpo.pk))["train"],
     ):
         assert {"prompt", "chosen", "rejected", "images"} <= set(loaded.column_names)
-        trainer = DPOTrainer(model=AutoModelForCausalLM.from_pretrained(base), processing_class=tokenizer,
-                             train_dataset=loaded.select_columns(["prompt", "chosen", "rejected"]),
-                             args=DPOConfig(output_dir=str(training_dirs / "dpo"), **common))
+        trainer = DPOTrainer(
+            model=AutoModelForCausalLM.from_pretrained(base),
+            processing_class=tokenizer,
+            train_dataset=loaded.select_columns(["prompt", "chosen", "rejected"]),
+            args=DPOConfig(output_dir=str(training_dirs / "dpo"), **common),
+        )
         assert trainer.train().global_step == 1

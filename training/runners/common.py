@@ -142,7 +142,10 @@ def progress_callback(job_id: int) -> Any:
                 or k.startswith("rewards/")
             )
             if services.training_job_progress(
-                job_id=job_id, step=state.global_step, loss=loss, reward=reward,
+                job_id=job_id,
+                step=state.global_step,
+                loss=loss,
+                reward=reward,
                 log_line=f"step {state.global_step}: {shown}",
             ):
                 self._stop(control)
@@ -239,8 +242,14 @@ def run_job(job_id: int) -> None:
 def accelerate_command(job_id: int, config_file: str) -> list[str]:
     """``accelerate launch`` for a job: one process per GPU per the config, each running ``run_job``."""
     return [
-        sys.executable, "-m", "accelerate.commands.launch", "--config_file", config_file,
-        "-m", "training.runners.launch", str(job_id),
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        config_file,
+        "-m",
+        "training.runners.launch",
+        str(job_id),
     ]
 
 

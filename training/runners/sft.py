@@ -40,9 +40,8 @@ def sft_train(
     multimodal = is_multimodal(base_model)
     raw = load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
     if multimodal:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
         import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         train_dataset = raw.select_columns(["messages", "images"]).cast_column(
             "images", datasets.Sequence(datasets.Image())

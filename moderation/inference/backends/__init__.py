@@ -60,6 +60,9 @@ class BackendResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float | None = None  # set by batched backends: the batch's time per item
+    # Cascade stage 1 only: how unsure it is, and whether the item must go to the VLM.
+    uncertainty: float | None = None
+    escalate: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,10 @@ def get_backend(name: str, *, base_model: str = "", adapter_path: str = "") -> B
         from moderation.inference.backends.transformers_backend import TransformersBackend
 
         return TransformersBackend.cached(base_model, adapter_path)
+    if name == "cascade_stage1":
+        from moderation.inference.backends.cascade_stage1 import CascadeStage1Backend
+
+        return CascadeStage1Backend(base_model)
     if name == "vllm":
         from moderation.inference.backends.vllm_backend import vllm_backend_for
 

@@ -55,8 +55,12 @@ class Command(BaseCommand):
             if opts["cv"]:
                 mode = f"{opts['cv']}-fold cross-validation on {opts['train'].name} (pooled out-of-fold)"
                 result = stage1_cross_validate(
-                    records=train, folds=opts["cv"], taxonomy=taxonomy, safe_label=safe_label,
-                    threshold=threshold, seed=opts["seed"],
+                    records=train,
+                    folds=opts["cv"],
+                    taxonomy=taxonomy,
+                    safe_label=safe_label,
+                    threshold=threshold,
+                    seed=opts["seed"],
                 )
                 n_test = len(train)
             else:
@@ -69,7 +73,9 @@ class Command(BaseCommand):
         except ModerationError as exc:
             raise CommandError(str(exc)) from exc
         m = result.metrics
-        m.update({"mode": "cv" if opts["cv"] else "holdout", "folds": opts["cv"], "n_train": len(train), "n_test": n_test})
+        m.update(
+            {"mode": "cv" if opts["cv"] else "holdout", "folds": opts["cv"], "n_train": len(train), "n_test": n_test}
+        )
         m["seconds"] = round(time.perf_counter() - started, 2)
         self._table(mode, m)
         self.stdout.write(json.dumps(m, ensure_ascii=False, sort_keys=True))
@@ -83,7 +89,11 @@ class Command(BaseCommand):
         w(f"  multi-class accuracy (16) {_pct(m['multiclass_accuracy'])}")
         w("  recall per major category (detected as violative / right major):")
         for major, recall in m["major_recall"].items():
-            w(f"    {major:<12} n={m['major_support'][major]:<4} {_pct(recall)} / {_pct(m['major_recall_exact'][major])}")
-        w(f"  cascade @ entropy > {m['escalate_threshold']:.2f}: auto-decided {_pct(m['cascade_auto_share'])} "
-          f"(binary accuracy {_pct(m['cascade_auto_binary_accuracy'])}), escalated {_pct(m['cascade_escalated_share'])}")
+            w(
+                f"    {major:<12} n={m['major_support'][major]:<4} {_pct(recall)} / {_pct(m['major_recall_exact'][major])}"
+            )
+        w(
+            f"  cascade @ entropy > {m['escalate_threshold']:.2f}: auto-decided {_pct(m['cascade_auto_share'])} "
+            f"(binary accuracy {_pct(m['cascade_auto_binary_accuracy'])}), escalated {_pct(m['cascade_escalated_share'])}"
+        )
         w(f"  ({m['seconds']:.1f} s)")

@@ -52,7 +52,7 @@ def test_hamming_search_in_sql_finds_near_duplicates_and_not_far_ones() -> None:
         (far_video, flip(base, 40, seed=3)),
     ] + [(far_video, random_hash()) for _ in range(200)]
     FrameHash.objects.bulk_create(
-        FrameHash(video=v, t=float(i), quality=100, hash=matching.hex_to_bits(h), keys=matching.index_keys(h))
+        FrameHash(video=v, t=float(i), quality=100, hash=matching.hex_to_bits(h), **matching.chunk_columns(h))
         for i, (v, h) in enumerate(rows)
     )
     hits = hash_hits(queries=[(3.0, base, False)], exclude_video_id=query_video.pk)

@@ -22,7 +22,9 @@ def _ready(path: Path, title: str) -> Video:
     return video
 
 
-def test_copies_find_their_original_and_the_unrelated_video_does_not(repro_clips: dict[str, Path], policy_version) -> None:  # type: ignore[no-untyped-def]
+def test_copies_find_their_original_and_the_unrelated_video_does_not(
+    repro_clips: dict[str, Path], policy_version
+) -> None:  # type: ignore[no-untyped-def]
     original = _ready(repro_clips["original"], "tea")
     unrelated = _ready(repro_clips["unrelated"], "cat")
     mirror = _ready(repro_clips["mirror"], "tea mirrored")
@@ -43,9 +45,10 @@ def test_copies_find_their_original_and_the_unrelated_video_does_not(repro_clips
     assert ReproCandidate.objects.get(video=reencode, original=original).hash_score > 0.5
 
     # The unrelated video is never a copy of the tea video, and never matched by hash.
-    pair = ReproCandidate.objects.filter(video=unrelated, original=original).first() or ReproCandidate.objects.filter(
-        video=original, original=unrelated
-    ).first()
+    pair = (
+        ReproCandidate.objects.filter(video=unrelated, original=original).first()
+        or ReproCandidate.objects.filter(video=original, original=unrelated).first()
+    )
     assert pair is None or (pair.hash_score == 0.0 and pair.retrieval_score < top_of_mirror.retrieval_score / 2)
 
     # Idempotent: running retrieval again changes no pair and adds none.

@@ -40,7 +40,11 @@ def _pair(kind: str) -> PairInputs:
                           copy_frames=[[rng.random() for _ in range(16)]], original_frames=[frame],
                           copy_transcript="my cat sleeps in the sun", original_transcript=speech,
                           copy_duration=6, original_duration=5, upload_gap_seconds=3600)  # fmt: skip
-    copy = [(t - 1.0, _near(h, 6)) for t, h in original[1:]] if kind == "reproduction" else [(t, _near(h, 6)) for t, h in original[:2]] + [(float(t), _hash()) for t in range(2, 12)]
+    copy = (
+        [(t - 1.0, _near(h, 6)) for t, h in original[1:]]
+        if kind == "reproduction"
+        else [(t, _near(h, 6)) for t, h in original[:2]] + [(float(t), _hash()) for t in range(2, 12)]
+    )
     return PairInputs(
         copy_hashes=copy, original_hashes=original, copy_frames=[[x + 0.01 for x in frame]], original_frames=[frame],
         copy_transcript=speech if kind == "reproduction" else "here is my own long commentary on that clip",
@@ -62,13 +66,21 @@ def test_features_of_a_reproduction_and_of_an_unrelated_pair() -> None:
 
 
 def test_student_trains_predicts_and_reloads_from_disk(tmp_path: Path) -> None:
-    examples = [(features_from(_pair(kind))[0], kind) for kind in ("reproduction", "derivative", "unrelated") for _ in range(6)]
+    examples = [
+        (features_from(_pair(kind))[0], kind) for kind in ("reproduction", "derivative", "unrelated") for _ in range(6)
+    ]
     student = student_mod.student_fit(examples, source="human")
     path = student_mod.student_save(student, tmp_path / "repro" / "student.joblib")
     loaded = student_mod.student_load(path)
     assert loaded is not None and loaded.classes == ["derivative", "reproduction", "unrelated"]
-    fresh = {kind: loaded.predict_one(features_from(_pair(kind))[0]) for kind in ("reproduction", "derivative", "unrelated")}
-    assert {k: p.label for k, p in fresh.items()} == {"reproduction": "reproduction", "derivative": "derivative", "unrelated": "unrelated"}
+    fresh = {
+        kind: loaded.predict_one(features_from(_pair(kind))[0]) for kind in ("reproduction", "derivative", "unrelated")
+    }
+    assert {k: p.label for k, p in fresh.items()} == {
+        "reproduction": "reproduction",
+        "derivative": "derivative",
+        "unrelated": "unrelated",
+    }
     assert fresh["reproduction"].score > 0.5 > fresh["unrelated"].score
     with pytest.raises(Exception, match="Not enough labelled pairs"):
         student_mod.student_fit(examples[:2], source="human")
@@ -80,8 +92,12 @@ def test_student_distils_from_teacher_judgements_and_rescores_the_queue(tmp_path
     pairs = []
     for kind in kinds:
         features = features_from(_pair(kind))[0]
-        pair = ReproCandidate.objects.create(video=VideoFactory(), original=VideoFactory(), features=features, score=0.0)
-        TeacherJudgement.objects.create(candidate=pair, backend="transformers", base_model="teacher", label=kind, score=0.5)
+        pair = ReproCandidate.objects.create(
+            video=VideoFactory(), original=VideoFactory(), features=features, score=0.0
+        )
+        TeacherJudgement.objects.create(
+            candidate=pair, backend="transformers", base_model="teacher", label=kind, score=0.5
+        )
         pairs.append(pair)
     with override_settings(MODELS_DIR=tmp_path):
         trained = student_mod.student_train(source="teacher")
@@ -94,7 +110,9 @@ def test_student_distils_from_teacher_judgements_and_rescores_the_queue(tmp_path
 
 
 def test_teacher_output_parsing_is_defensive() -> None:
-    good = teacher_output_parse('Sure. {"score": 0.9, "label": "Reproduction", "rationale": "Same frames, mirrored."} done')
+    good = teacher_output_parse(
+        'Sure. {"score": 0.9, "label": "Reproduction", "rationale": "Same frames, mirrored."} done'
+    )
     assert (good.score, good.label, good.rationale, good.error) == (0.9, "reproduction", "Same frames, mirrored.", "")
     assert teacher_output_parse("I think they match").error == "no JSON object in the output"
     bad = teacher_output_parse('{"score": 3, "label": "copy"}')
@@ -109,7 +127,9 @@ def test_teacher_runs_the_tiny_vlm_and_keeps_unparseable_output(tmp_path_factory
     from tests.tiny_models import build_tiny_llava
 
     model_dir = build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
-    pair = ReproCandidate.objects.create(video=VideoFactory(title="copy"), original=VideoFactory(title="orig"), score=0.9)
+    pair = ReproCandidate.objects.create(
+        video=VideoFactory(title="copy"), original=VideoFactory(title="orig"), score=0.9
+    )
     for video, colour in ((pair.video, "red"), (pair.original, "blue")):
         for i in range(2):
             buf = Path(tmp_path_factory.mktemp("img")) / "kf.jpg"

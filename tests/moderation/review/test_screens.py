@@ -93,7 +93,13 @@ def test_review_screen_shows_media_verdict_cot_and_shortcuts(make_task, make_use
     assert 'class="shielded"' in html  # media is shielded until revealed
     for key in ("a", "o", "n", "r"):
         assert f"<kbd>{key}</kbd>" in html and f'data-hotkey="{key}"' in html
-    assert '<option value="夸大商品功效">Exaggerated product claims (夸大商品功效)</option>' in html
+    # The override label picker: every label of the policy, searchable by key and English name.
+    assert (
+        '<label data-pick-option data-search="夸大商品功效 exaggerated product claims">'
+        '<input type="radio" name="label" value="夸大商品功效" data-severities="low medium high">'
+        " Exaggerated product claims <small>(夸大商品功效)</small></label>"
+    ) in html
+    assert 'data-hotkey="o" data-picker-filter' in html
 
 
 def test_untrusted_text_is_escaped(make_task, make_user):

@@ -1,0 +1,43 @@
+"""Runs ``manage.py generate_repro_eval`` on a throwaway test database (nothing lands in var/).
+
+    .venv/bin/python bench/repro_eval.py [--teacher-model PATH] [any generate_repro_eval option]
+
+With ``--tiny-teacher`` a tiny random LLaVA is built (tests/tiny_models.py) to time the teacher's
+plumbing on this CPU; real teacher cost needs a real VLM on a GPU. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import setup_databases, teardown_databases
+
+    argv = sys.argv[1:]
+    if "--tiny-teacher" in argv:
+        argv.remove("--tiny-teacher")
+        from tests.tiny_models import build_tiny_llava
+
+        argv += ["--teacher-model", str(build_tiny_llava(Path(tempfile.mkdtemp(prefix="tiny-llava-"))))]
+    out = tempfile.mkdtemp(prefix="repro-eval-")
+    config = setup_databases(verbosity=0, interactive=False)
+    try:
+        call_command("generate_repro_eval", "--out", out, "--json", *argv)
+    finally:
+        teardown_databases(config, verbosity=0)
+
+
+if __name__ == "__main__":
+    main()

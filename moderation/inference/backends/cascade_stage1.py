@@ -1,0 +1,85 @@
+"""Stage 1 of the COEF-VQ cascade as a backend: the cheap text classifier trained from labelled
+items in the database (moderation/inference/cascade.py). It decides confident items itself and
+marks uncertain ones for escalation to the VLM (stage 2). sklearn only: cheap on any worker.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, ClassVar
+
+from moderation.inference.backends import STAGES, BackendResult, ContentBundle, PolicySpec
+from moderation.inference.cascade import Stage1Classifier, TextItem, cascade_route, stage1_load
+
+
+class CascadeStage1Backend:
+    name = "cascade_stage1"
+    _cache: ClassVar[dict[tuple[str, float], Stage1Classifier]] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, cascade_name: str) -> None:
+        from moderation.inference.cascade_models import CascadeModel
+
+        self.model = CascadeModel.objects.get(name=cascade_name)
+
+    def _classifier(self) -> Stage1Classifier:
+        path = Path(self.model.artifact_path)
+        key = (str(path), path.stat().st_mtime)  # retraining under the same name reloads it
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = stage1_load(path)
+            return self._cache[key]
+
+    def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
+        classifier = self._classifier()
+        items = [
+            TextItem(title=c.title, ocr=" | ".join(c.ocr), asr=" ".join(s.text for s in c.segments)) for c in contents
+        ]
+        labels, proba = classifier.predict(items)
+        route = cascade_route(classifier.p_violative(proba), self.model.escalate_threshold)
+        results = []
+        for i, content in enumerate(contents):
+            ranked = sorted(zip(classifier.labels, proba[i], strict=True), key=lambda kv: -kv[1])[:3]
+            uncertainty = float(route.uncertainty[i])
+            escalate = bool(route.escalate[i])
+            label = labels[i]
+            results.append(
+                BackendResult(
+                    label=label,
+                    is_violation=label != policy.safe_label,
+                    confidence=float(max(proba[i])),
+                    cot=_stage1_cot(content, ranked, uncertainty, self.model.escalate_threshold, escalate, label),
+                    raw_output=", ".join(f"{k}={v:.3f}" for k, v in ranked),
+                    uncertainty=uncertainty,
+                    escalate=escalate,
+                )
+            )
+        return results
+
+
+def _stage1_cot(
+    content: ContentBundle,
+    ranked: list[tuple[str, Any]],
+    uncertainty: float,
+    threshold: float,
+    escalate: bool,
+    label: str,
+) -> list[dict[str, Any]]:
+    speech = " ".join(s.text for s in content.segments).strip()
+    texts = {
+        "content_extraction": f"Title «{content.title[:160]}»; on-screen text «{' | '.join(content.ocr)[:200]}»; "
+        f"speech «{speech[:300]}».",
+        "analysis": "Stage-1 text classifier (character n-grams of title, on-screen text and speech); most likely "
+        "labels: " + ", ".join(f"{k} ({v:.2f})" for k, v in ranked) + ".",
+        "intermediate_check": f"Uncertainty (normalised entropy of violative vs non-violative) {uncertainty:.2f} "
+        + (
+            f"> threshold {threshold:.2f}: escalated to the VLM."
+            if escalate
+            else f"≤ threshold {threshold:.2f}: decided at stage 1 without the VLM."
+        ),
+        "user_feedback": ", ".join(f"{k}={v}" for k, v in sorted(content.feedback.items()))
+        or "No user-feedback events recorded.",
+        "final_judgment": f"Stage-1 label: {label}.",
+    }
+    return [{"key": key, "title": title, "text": texts[key], "evidence": []} for key, title in STAGES]

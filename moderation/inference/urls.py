@@ -1,0 +1,8 @@
+from django.urls import path
+
+from moderation.inference import views
+
+urlpatterns = [
+    path("cascade/", views.cascade, name="cascade"),
+    path("cascade/train/", views.cascade_train, name="cascade_train"),
+]

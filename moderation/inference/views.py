@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from moderation.errors import ModerationError
+from moderation.inference.selectors import cascade_dashboard
+from workbench.roles import Perm, permission_required
+
+
+@permission_required(Perm.MANAGE_TRAINING)
+def cascade(request: HttpRequest) -> HttpResponse:
+    return render(request, "moderation/inference/cascade.html", {"stats": cascade_dashboard()})
+
+
+@require_POST
+@permission_required(Perm.MANAGE_TRAINING)
+def cascade_train(request: HttpRequest) -> HttpResponse:
+    from moderation.inference.cascade import cascade_train as train
+
+    name = (request.POST.get("name") or "stage1").strip()
+    raw = request.POST.get("threshold", "").strip()
+    try:
+        threshold = float(raw) if raw else None
+        model = train(name=name, threshold=threshold)
+    except ValueError:
+        messages.error(request, "The escalation threshold must be a number between 0 and 1.")
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Stage 1 “{model.name}” trained on {model.trained_on} labelled items; it is active.")
+    return redirect("moderation:cascade")

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.core.management import CommandError, call_command
+
+from moderation.errors import ModerationError
+from moderation.inference.cascade import (
+    TextItem,
+    cascade_model_active,
+    cascade_predict,
+    cascade_route,
+    cascade_train,
+    normalised_entropy,
+    stage1_fit,
+)
+from moderation.inference.kuaimod import kuaimod_import
+from moderation.review.models import ItemLabel
+from tests.factories import VideoFactory
+from tests.moderation.inference.kuaimod_samples import COOKING, PRIVATE_DEAL, write_split
+
+SAFE = "正向"
+DEAL = "引导私下交易"
+
+
+def test_routing_escalates_uncertain_items_and_auto_decides_confident_ones() -> None:
+    route = cascade_route(np.array([0.02, 0.5, 0.97, 0.45]), threshold=0.9)
+    assert route.escalate.tolist() == [False, True, False, True]
+    assert route.uncertainty[1] == pytest.approx(1.0)
+    assert route.auto_share == pytest.approx(0.5)
+    # A stricter threshold escalates more: nothing is certain enough at 0.
+    assert cascade_route(np.array([0.02, 0.97]), threshold=0.0).escalate.all()
+
+
+def test_routing_uses_the_configured_threshold(settings) -> None:
+    settings.CASCADE_ESCALATE_ENTROPY = 0.1
+    assert cascade_route(np.array([0.9])).escalate.tolist() == [True]  # H(0.9) ≈ 0.47 > 0.1
+    settings.CASCADE_ESCALATE_ENTROPY = 0.5
+    assert cascade_route(np.array([0.9])).escalate.tolist() == [False]
+
+
+def test_normalised_entropy_of_multiclass_rows() -> None:
+    h = normalised_entropy(np.array([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]]))
+    assert h.tolist() == pytest.approx([0.0, 1.0])
+    with pytest.raises(ModerationError):
+        cascade_route(np.array([0.5]), threshold=1.5)
+
+
+def _training_set() -> tuple[list[TextItem], list[str]]:
+    items = [TextItem(title=t, ocr="扫码加微信") for t in PRIVATE_DEAL] + [TextItem(title=t) for t in COOKING]
+    return items, [DEAL] * len(PRIVATE_DEAL) + [SAFE] * len(COOKING)
+
+
+def test_stage1_gives_calibrated_distributions_and_separates_obvious_cases() -> None:
+    items, labels = _training_set()
+    classifier = stage1_fit(items, labels, label_order=[SAFE, "色情低俗", DEAL])
+
+    predicted, proba = classifier.predict([TextItem(title="加微信私聊买便宜货"), TextItem(title="教你做红烧鱼 #美食")])
+
+    assert classifier.labels == [SAFE, "色情低俗", DEAL]
+    assert proba.sum(axis=1) == pytest.approx([1.0, 1.0])
+    assert proba[:, 1].tolist() == [0.0, 0.0]  # a tag never seen in training gets no mass
+    assert predicted == [DEAL, SAFE]
+    assert proba[0, 2] > 0.5 > proba[1, 2]
+
+
+def test_stage1_refuses_a_training_set_without_violations() -> None:
+    with pytest.raises(ModerationError, match="violative"):
+        stage1_fit([TextItem(title=t) for t in COOKING], [SAFE] * len(COOKING))
+
+
+def test_cascade_train_learns_from_database_labels_and_predicts(db, tmp_path, settings) -> None:
+    settings.MODELS_DIR = tmp_path / "models"
+    kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))
+    # A reviewer's label beats the imported one: this cooking item was relabelled as a private deal.
+    reviewed = VideoFactory(title="加微信私聊 红烧肉教程")
+    ItemLabel.objects.create(video=reviewed, label=SAFE, source=ItemLabel.Source.IMPORT)
+    ItemLabel.objects.create(video=reviewed, label=DEAL, source=ItemLabel.Source.REVIEW)
+
+    model = cascade_train(name="stage1-test", threshold=0.8)
+
+    assert cascade_model_active() == model
+    assert model.trained_on == 25
+    assert model.metrics["label_counts"] == {DEAL: 13, SAFE: 12}
+    assert Path(model.artifact_path).is_file()
+    assert Path(model.artifact_path).parent == settings.MODELS_DIR / "cascade"
+    verdicts = cascade_predict(
+        model=model, items=[TextItem(title="私聊加微信下单"), TextItem(title="家常豆腐做法 #美食")]
+    )
+    assert [v.label for v in verdicts] == [DEAL, SAFE]
+    assert verdicts[0].p_violative > 0.5 > verdicts[1].p_violative
+    assert sum(verdicts[0].probabilities.values()) == pytest.approx(1.0)
+
+    second = cascade_train(name="stage1-test-2")
+    model.refresh_from_db()
+    assert cascade_model_active() == second and not model.is_active
+
+
+def test_cascade_train_without_labels_is_a_readable_error(db, tmp_path, settings) -> None:
+    settings.MODELS_DIR = tmp_path / "models"
+    with pytest.raises(ModerationError, match="at least 2 safe"):
+        cascade_train(name="empty")
+    with pytest.raises(ModerationError, match="name"):
+        cascade_train(name="../escape")
+
+
+def _last_json(output: str) -> dict:
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def test_evaluate_holdout_prints_a_table_then_a_json_line(tmp_path) -> None:
+    train = write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 8))
+    test = write_split(tmp_path / "test.jsonl", start=100, take=slice(8, 12))
+    out = StringIO()
+
+    call_command("evaluate", "--train", str(train), "--test", str(test), "--threshold", "0.9", stdout=out)
+
+    text = out.getvalue()
+    assert "binary accuracy" in text.splitlines()[1]
+    result = _last_json(text)
+    assert result["n_test"] == 8 and result["n_train"] == 16
+    assert result["binary_accuracy"] == pytest.approx(1.0)  # obvious cases
+    assert result["cascade_auto_share"] + result["cascade_escalated_share"] == pytest.approx(1.0)
+    for key in (
+        "violative_precision",
+        "violative_recall",
+        "nonviolative_precision",
+        "nonviolative_recall",
+        "multiclass_accuracy",
+        "major_recall",
+    ):
+        assert key in result
+
+
+def test_evaluate_cross_validation_over_one_file(tmp_path) -> None:
+    data = write_split(tmp_path / "all.jsonl", start=0, take=slice(0, 12))
+    out = StringIO()
+
+    call_command("evaluate", "--train", str(data), "--cv", "3", "--threshold", "1.0", stdout=out)
+
+    result = _last_json(out.getvalue())
+    assert result["mode"] == "cv" and result["n"] == 24
+    assert result["binary_accuracy"] > 0.9
+    assert result["cascade_auto_share"] == pytest.approx(1.0)  # threshold 1.0 escalates nothing
+    assert result["cascade_escalated_share"] == pytest.approx(0.0)
+
+
+def test_evaluate_needs_exactly_one_of_test_and_cv(tmp_path) -> None:
+    data = write_split(tmp_path / "all.jsonl", start=0, take=slice(0, 12))
+    with pytest.raises(CommandError):
+        call_command("evaluate", "--train", str(data), stdout=StringIO())
+    with pytest.raises(CommandError, match="Cannot read"):
+        call_command("evaluate", "--train", str(tmp_path / "missing.jsonl"), "--cv", "3", stdout=StringIO())

@@ -1,0 +1,66 @@
+"""The cascade inside live inference: stage 1 decides confident items, the rest reach the VLM."""
+
+from __future__ import annotations
+
+import pytest
+
+from moderation.inference.cascade import cascade_train
+from moderation.inference.kuaimod import kuaimod_import
+from moderation.inference.services import decision_create_for_video
+from moderation.models import Decision
+from tests.factories import PolicyVersionFactory, VideoFactory
+from tests.moderation.inference.kuaimod_samples import write_split
+
+DEAL, SAFE = "引导私下交易", "正向"
+
+
+@pytest.fixture
+def trained_cascade(db, tmp_path, settings):  # type: ignore[no-untyped-def]
+    settings.MODELS_DIR = tmp_path / "models"
+    PolicyVersionFactory()
+    kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))
+    # Trained on 24 items, stage 1 is cautious (calibrated p≈0.65 on obvious cases), hence the high cut.
+    return cascade_train(name="stage1", threshold=0.96)
+
+
+def test_confident_items_are_decided_at_stage_one_and_uncertain_ones_escalate(trained_cascade):
+    confident = VideoFactory(title="加微信私聊，低价出货 私聊加微信")
+    unsure = VideoFactory(title="add me on wechat for a private deal")  # English: stage 1 never saw any
+
+    first = decision_create_for_video(video_id=confident.pk)
+    second = decision_create_for_video(video_id=unsure.pk)
+
+    assert first.cascade_stage == 1 and not first.cascade_escalated
+    assert first.backend == "cascade_stage1" and first.label == DEAL
+    assert first.model_version.name == "cascade:stage1"
+    assert "decided at stage 1" in first.cot[2]["text"]
+    assert second.cascade_stage == 2 and second.cascade_escalated
+    assert second.cascade_uncertainty > trained_cascade.escalate_threshold
+    assert second.backend == "evidence_baseline" and second.label == DEAL  # the stage-2 model's verdict
+    # idempotent: a redelivered task does not decide again with either model
+    assert decision_create_for_video(video_id=confident.pk).pk == first.pk
+    assert Decision.objects.count() == 2
+
+
+def test_dashboard_shows_escalation_rate_and_retrain_is_admin_only(trained_cascade, client_as):
+    from moderation.models import ItemLabel
+
+    for title in ("加微信私聊，低价出货 私聊加微信", "add me on wechat for a private deal"):
+        video = VideoFactory(title=title)
+        ItemLabel.objects.create(video=video, label=DEAL, source=ItemLabel.Source.REVIEW)
+        decision_create_for_video(video_id=video.pk)
+
+    page = client_as("admin").get("/cascade/").content.decode()
+    assert 'id="escalation-rate">50%' in page
+    assert "stage1" in page and "1.000" in page  # both stages right on the labelled items
+
+    assert client_as("moderator").get("/cascade/").status_code == 403
+    assert client_as("moderator").post("/cascade/train/", {"name": "x"}).status_code == 403
+    response = client_as("admin").post("/cascade/train/", {"name": "retrained", "threshold": "0.7"})
+    assert response.status_code == 302
+    from moderation.inference.cascade import cascade_model_active
+
+    active = cascade_model_active()
+    assert active.name == "retrained" and active.escalate_threshold == pytest.approx(0.7)
+    bad = client_as("admin").post("/cascade/train/", {"name": "x", "threshold": "lots"}, follow=True)
+    assert "must be a number" in bad.content.decode()

@@ -1,0 +1,112 @@
+"""The model-version, evaluation and comparison screens (admins only)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.urls import reverse
+
+from moderation.inference.services import model_version_register, model_version_serving
+from training.evaluation import evaluation_execute, evaluation_start
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def runs(policy_version, tmp_path):  # type: ignore[no-untyped-def]
+    path = tmp_path / "set.jsonl"
+    rows = [
+        {"pid": "1", "tag": "正向", "title": "<script>alert(1)</script> noodles", "OCR": "null", "ASR": "null"},
+        {"pid": "2", "tag": "引导私下交易", "title": "加微信 私下交易", "OCR": "加微信", "ASR": "null"},
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    candidate = model_version_register(name="cand-<b>", backend="evidence_baseline")
+    out = []
+    for version in (model_version_serving(), candidate):
+        run = evaluation_start(model_version=version, created_by=None, eval_set="kuaimod_file", file_path=str(path))
+        out.append(evaluation_execute(run_id=run.pk))
+    return out
+
+
+def test_only_admins_see_release_screens(client_as, runs):
+    for role in ("moderator", "labeler"):
+        client = client_as(role)
+        assert client.get(reverse("training:model_list")).status_code == 403
+        assert client.post(reverse("training:model_promote", args=[runs[1].model_version_id])).status_code == 403
+
+
+def test_compare_page_shows_deltas_and_two_svg_heatmaps(client_as, runs):
+    a, b = runs
+    page = client_as("admin").get(reverse("training:evaluation_compare"), {"a": a.pk, "b": b.pk}).content.decode()
+    assert page.count('<svg class="heatmap"') == 2 and "<rect" in page
+    assert "strict_accuracy" in page and "format_validity" in page and "B − A" in page
+    assert "cand-&lt;b&gt;" in page and "cand-<b>" not in page
+
+
+def test_models_page_lists_gate_verdict_and_promote_is_audited(client_as, runs):
+    client = client_as("admin")
+    page = client.get(reverse("training:model_list")).content.decode()
+    assert "Gate: passes." in page and "serving" in page
+    response = client.post(reverse("training:model_promote", args=[runs[1].model_version_id]), follow=True)
+    assert "now serves new decisions" in response.content.decode()
+    assert model_version_serving().pk == runs[1].model_version_id
+
+
+def test_refused_promotion_shows_why(client_as, policy_version):
+    version = model_version_register(name="untested", backend="evidence_baseline")
+    response = client_as("admin").post(reverse("training:model_promote", args=[version.pk]), follow=True)
+    assert (
+        response.status_code == 200
+        and "Promotion refused: untested has no finished evaluation" in response.content.decode()
+    )
+
+
+def test_evaluation_detail_polls_until_done(client_as, runs):
+    page = client_as("admin").get(reverse("training:evaluation_detail", args=[runs[0].pk])).content.decode()
+    assert "every 2s" not in page and "binary_accuracy" in page and '<svg class="heatmap"' in page
+
+
+def test_job_form_starts_a_grpo_job_with_lora_settings(
+    client_as, training_dirs, override_review, django_capture_on_commit_callbacks
+):
+    from training.models import TrainingJob
+    from training.services import preference_dataset_build
+
+    dataset = preference_dataset_build(created_by=None)
+    form = {
+        "dataset": dataset.pk,
+        "kind": "grpo",
+        "max_steps": 3,
+        "lora_r": 4,
+        "lora_alpha": 8,
+        "lora_dropout": 0.1,
+        "lora_target_modules": "q_proj,k_proj",
+        "save_steps": 2,
+        "num_generations": 2,
+        "reward_critique_weight": 0,
+    }
+    with django_capture_on_commit_callbacks():
+        response = client_as("admin").post(reverse("training:job_start"), form)
+    job = TrainingJob.objects.get()
+    assert response.status_code == 302 and job.kind == "grpo"
+    assert job.params["lora_r"] == 4 and job.params["lora_target_modules"] == ["q_proj", "k_proj"]
+    assert job.params["save_steps"] == 2 and job.params["reward_critique_weight"] == 0.0
+    assert job.policy_version_id == override_review.decision.policy_version_id
+
+
+def test_accelerate_launcher_builds_its_command_and_reports_a_missing_config(training_dirs, override_review, settings):
+    from training.runners.common import accelerate_command, run_job_launched
+    from training.services import preference_dataset_build, training_job_claim, training_job_start
+
+    assert (
+        accelerate_command(7, "training/accelerate/multi_gpu.yaml")[-5:]
+        == ["--config_file", "training/accelerate/multi_gpu.yaml", "-m", "training.runners.launch", "7"][-5:]
+    )
+    settings.TRAINING_LAUNCHER = "accelerate"
+    settings.TRAINING_ACCELERATE_CONFIG = "/nonexistent/accelerate.yaml"
+    job = training_job_start(dataset=preference_dataset_build(created_by=None), created_by=None)
+    training_job_claim(job_id=job.pk)
+    run_job_launched(job.pk)
+    job.refresh_from_db()
+    assert job.status == "failed" and "Accelerate config /nonexistent/accelerate.yaml does not exist" in job.error
