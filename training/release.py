@@ -8,7 +8,8 @@
   enqueued once per live decision) without affecting anything; its agreement with the live
   decisions is reported before promotion.
 
-Serving is global (moderation has no per-queue serving model yet).
+A version serves either globally or for one policy (``Policy.serving_model``); the gate compares
+against whatever serves where the candidate would go.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from django.utils import timezone
 
 from moderation.inference.backends import get_backend
 from moderation.inference.services import content_bundle_for, model_version_promote, model_version_serving
-from moderation.models import Decision, ModelVersion
+from moderation.models import Decision, ModelVersion, Policy
+from moderation.policies.services import policy_set_serving_model
 from moderation.review.services import audit_event_record
 from training.errors import TrainingError
 from training.evaluation import evaluation_latest
@@ -46,9 +48,11 @@ def gate_margins() -> dict[str, float]:
     return {k: float(v) for k, v in settings.TRAINING_GATE_MARGINS.items()}
 
 
-def promotion_check(*, candidate: ModelVersion, margins: dict[str, float] | None = None) -> GateResult:
-    """Whether ``candidate`` may replace the serving version, and if not, why (a read)."""
-    serving = model_version_serving()
+def promotion_check(
+    *, candidate: ModelVersion, margins: dict[str, float] | None = None, policy: Policy | None = None
+) -> GateResult:
+    """Whether ``candidate`` may replace the serving version (globally, or for ``policy``), and if not, why."""
+    serving = model_version_serving(policy=policy)
     result = GateResult(candidate=candidate, serving=serving, allowed=False)
     if candidate.pk == serving.pk:
         result.reasons.append(f"{candidate.name} is already serving.")
@@ -78,13 +82,17 @@ def promotion_check(*, candidate: ModelVersion, margins: dict[str, float] | None
     return result
 
 
-def model_version_promote_gated(*, candidate: ModelVersion, by: User | None) -> ModelVersion:
-    """Promote ``candidate`` to serve new decisions if the gate allows it; audited either way.
+def model_version_promote_gated(
+    *, candidate: ModelVersion, by: User | None, policy: Policy | None = None
+) -> ModelVersion:
+    """Promote ``candidate`` to serve new decisions (globally, or under ``policy`` only) if the gate
+    allows it; audited either way.
 
     Raises TrainingError (with the gate's reasons) when refused.
     """
-    check = promotion_check(candidate=candidate)
+    check = promotion_check(candidate=candidate, policy=policy)
     payload = {
+        "scope": policy.slug if policy else "global",
         "candidate": candidate.name,
         "serving": check.serving.name,
         "candidate_evaluation": check.candidate_run.pk if check.candidate_run else None,
@@ -96,7 +104,11 @@ def model_version_promote_gated(*, candidate: ModelVersion, by: User | None) -> 
         audit_event_record(actor=by, action="model_promotion_refused", obj=candidate, payload=payload)
         raise TrainingError("Promotion refused: " + " ".join(check.reasons))
     with transaction.atomic():
-        promoted = model_version_promote(model_version=candidate)
+        if policy is not None:
+            policy_set_serving_model(policy=policy, model_version=candidate, by=by)
+            promoted = candidate
+        else:
+            promoted = model_version_promote(model_version=candidate)
         ShadowDeployment.objects.filter(model_version=candidate, is_active=True).update(
             is_active=False, stopped_at=timezone.now()
         )

@@ -13,6 +13,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from moderation.errors import ModerationError
 from moderation.models import ModelVersion
 from training import selectors
 from training.errors import TrainingError
@@ -138,7 +139,14 @@ def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _render_models(request: HttpRequest, form: EvaluationStartForm, *, status: int = 200) -> HttpResponse:
-    context = {"rows": selectors.model_versions(), "evaluations": selectors.evaluation_list()[:50], "form": form}
+    from moderation.models import Policy
+
+    context = {
+        "rows": selectors.model_versions(),
+        "evaluations": selectors.evaluation_list()[:50],
+        "form": form,
+        "policies": Policy.objects.order_by("name"),
+    }
     return render(request, "training/models.html", context, status=status)
 
 
@@ -210,15 +218,22 @@ def _version(pk: int) -> ModelVersion:
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def model_promote(request: HttpRequest, pk: int) -> HttpResponse:
+    from moderation.models import Policy
     from training.release import model_version_promote_gated
 
     version = _version(pk)
+    raw = request.POST.get("policy", "")
+    policy = Policy.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+    if raw and policy is None:
+        messages.error(request, "That policy does not exist.")
+        return redirect("training:model_list")
     try:
-        model_version_promote_gated(candidate=version, by=_user(request))
-    except TrainingError as exc:
+        model_version_promote_gated(candidate=version, by=_user(request), policy=policy)
+    except (TrainingError, ModerationError) as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"{version.name} now serves new decisions.")
+        where = f"under {policy.name}" if policy else "for every policy without its own model"
+        messages.success(request, f"{version.name} now serves new decisions {where}.")
     return redirect("training:model_list")
 
 

@@ -110,3 +110,20 @@ def test_accelerate_launcher_builds_its_command_and_reports_a_missing_config(tra
     run_job_launched(job.pk)
     job.refresh_from_db()
     assert job.status == "failed" and "Accelerate config /nonexistent/accelerate.yaml does not exist" in job.error
+
+
+def test_promotion_can_target_one_policy_and_leaves_the_global_model(client_as, runs, policy_version):
+    from moderation.models import AuditEvent
+
+    global_before = model_version_serving()
+    policy = policy_version.policy
+    response = client_as("admin").post(
+        reverse("training:model_promote", args=[runs[1].model_version_id]), {"policy": policy.pk}, follow=True
+    )
+    assert f"under {policy.name}" in response.content.decode()
+    policy.refresh_from_db()
+    assert policy.serving_model_id == runs[1].model_version_id
+    assert model_version_serving() == global_before
+    assert model_version_serving(policy=policy).pk == runs[1].model_version_id
+    event = AuditEvent.objects.filter(action="model_promoted").latest("pk")
+    assert event.payload["scope"] == policy.slug
