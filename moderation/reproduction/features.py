@@ -140,7 +140,7 @@ def pair_inputs_load(*, copy_id: int, original_id: int) -> PairInputs:
 
     def frames(video_id: int) -> list[Sequence[float]]:
         return [
-            list(e)
+            [float(x) for x in e]  # type: ignore[union-attr]  # filtered on embedding__isnull=False
             for e in Keyframe.objects.filter(video_id=video_id, embedding__isnull=False)
             .order_by("index")
             .values_list("embedding", flat=True)

@@ -49,7 +49,9 @@ class FrameHash(models.Model):
         indexes = [
             models.Index(fields=["video", "t"], name="repro_framehash_video_t"),
             *[
-                models.Index(fields=[f"c{i}"], name=f"repro_framehash_c{i}", condition=models.Q(**{f"c{i}__isnull": False}))
+                models.Index(
+                    fields=[f"c{i}"], name=f"repro_framehash_c{i}", condition=models.Q(**{f"c{i}__isnull": False})
+                )
                 for i in range(16)
             ],
         ]

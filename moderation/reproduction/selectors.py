@@ -30,18 +30,20 @@ class HashHit:
 
 def hash_hits(
     *, queries: Sequence[tuple[float, str, bool]], exclude_video_id: int | None = None,
-    threshold: int = matching.DEFAULT_THRESHOLD, limit: int = 5000,
+    threshold: int = matching.DEFAULT_THRESHOLD, limit: int = 5000, exact: bool = True,
 ) -> list[HashHit]:  # fmt: skip
     """Indexed seconds within ``threshold`` bits of any query ``(t, hex hash, mirrored)``.
 
     One statement: the B-tree of each 16-bit chunk narrows the rows to those sharing a chunk (within
     one bit) with some query hash; ``bit_count(hash # query)`` then keeps the true matches.
     Exact for ``threshold`` < 32 (see ``matching``); larger thresholds flip more bits per chunk.
+    ``exact=False`` probes only each chunk's own value (17x fewer rows to verify; see
+    ``matching.query_keys``) — what on-ingest retrieval uses.
     """
     queries = [q for q in queries if q[1]]
     if not queries:
         return []
-    per_chunk = matching.query_chunk_values([h for _t, h, _m in queries], threshold)
+    per_chunk = matching.query_chunk_values([h for _t, h, _m in queries], threshold, exact=exact)
     lookup = " OR ".join(f"h.c{i} = ANY(%s::int[])" for i in range(matching.CHUNKS))
     sql = f"""
         SELECT h.video_id, h.t, q.qt, q.mirrored, bit_count(h.hash # q.qhash) AS d
@@ -51,7 +53,7 @@ def hash_hits(
         WHERE ({lookup}) AND h.video_id <> %s AND bit_count(h.hash # q.qhash) <= %s
         ORDER BY d LIMIT %s
     """
-    params = [
+    params: list[Any] = [
         [float(t) for t, _h, _m in queries], [bool(m) for _t, _h, m in queries],
         [matching.hex_to_bits(h) for _t, h, _m in queries], *per_chunk, exclude_video_id or 0, threshold, limit,
     ]  # fmt: skip

@@ -87,7 +87,7 @@ def _spread(items: list[Any], n: int) -> list[Any]:
 
 
 def candidates_retrieve(
-    *, video_id: int, threshold: int = matching.DEFAULT_THRESHOLD, top_k: int = TOP_K
+    *, video_id: int, threshold: int = matching.DEFAULT_THRESHOLD, top_k: int = TOP_K, exact: bool = False
 ) -> dict[int, dict[str, Any]]:
     """Candidate videos for ``video_id`` from the three indexes, each with its retrieval evidence.
 
@@ -102,7 +102,7 @@ def candidates_retrieve(
             if row.hash_mirror:
                 queries.append((row.t, pair_features._bits_hex(row.hash_mirror), True))
     found: dict[int, dict[str, Any]] = defaultdict(lambda: {"hash_hits": [], "frame_matches": [], "text_sim": 0.0})
-    for hit in selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold):
+    for hit in selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold, exact=exact):
         found[hit.video_id]["hash_hits"].append(hit)
 
     frames = list(
@@ -161,7 +161,9 @@ def repro_candidates_refresh(
     frame_hashes_index(video_id=video_id)
     found = candidates_retrieve(video_id=video_id, threshold=threshold, top_k=top_k)
     others = {v.pk: v for v in Video.objects.filter(pk__in=list(found))}
-    scored: list[tuple[float, Video, Video, dict[str, float], dict[str, Any]]] = []
+    scored: list[
+        tuple[float, Video, Video, dict[str, float], dict[str, Any]]
+    ] = []  # score, copy, original, features, evidence
     for other_id, ev in found.items():
         other = others.get(other_id)
         if other is None:
@@ -171,7 +173,7 @@ def repro_candidates_refresh(
         frame_matches = ev["frame_matches"]
         if copy.pk != video.pk:  # the evidence was gathered from the other side: swap the times
             frame_matches = [{"t": m["t_orig"], "t_orig": m["t"], "sim": m["sim"]} for m in frame_matches]
-        evidence = {
+        evidence: dict[str, Any] = {
             "alignment": alignment.as_evidence(),
             "frame_matches": sorted(frame_matches, key=lambda m: -m["sim"])[:20],
             "text_sim": round(features["transcript_sim"], 4),

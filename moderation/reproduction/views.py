@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 from moderation.errors import ModerationError
 from moderation.reproduction import selectors, services
 from moderation.reproduction.models import PairReview, ReproCandidate
+from moderation.review.views import media_revealed
 from workbench.roles import Perm, permission_required
 
 
@@ -24,7 +25,7 @@ def _user(request: HttpRequest) -> User:
 def pair_queue(request: HttpRequest) -> HttpResponse:
     pending = list(selectors.pair_queue_pending().select_related("video", "original")[:50])
     context = {"pending": pending, "stats": selectors.pair_queue_stats(), "threshold": selectors.PAIR_QUEUE_THRESHOLD}
-    if request.htmx:
+    if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/reproduction/queue.html#pair-rows", context)
     return render(request, "moderation/reproduction/queue.html", context)
 
@@ -48,6 +49,7 @@ def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "review": review,
         "mine": candidate.claimed_by_id == request.user.pk,
         "labels": ReproCandidate.Label.choices,
+        "reveal": media_revealed(request),
         **selectors.pair_detail(candidate=candidate),
     }
     return render(request, "moderation/reproduction/pair.html", context)

@@ -85,3 +85,19 @@ def test_alignment_uses_mirrored_hashes_and_finds_nothing_between_unrelated_vide
     assert result.mirrored and result.offset == 0.0 and result.coverage_copy == 1.0
     nothing = matching.align([(float(t), random_hash()) for t in range(8)], original)
     assert nothing.matched_seconds == 0 and nothing.coverage_copy == 0.0
+
+
+@pytest.mark.django_db
+def test_the_cheap_lookup_finds_untouched_chunks_and_the_exact_one_finds_the_rest() -> None:
+    query_video, near = VideoFactory(), VideoFactory()
+    base = random_hash()
+    # 16 flipped bits, one in every chunk: no chunk is untouched.
+    value = int(base, 16)
+    for c in range(16):
+        value ^= 1 << (c * 16 + 3)
+    spread = f"{value:064x}"
+    FrameHash.objects.create(
+        video=near, t=0.0, quality=100, hash=matching.hex_to_bits(spread), **matching.chunk_columns(spread)
+    )
+    assert hash_hits(queries=[(0.0, base, False)], exclude_video_id=query_video.pk, exact=False) == []
+    assert [h.distance for h in hash_hits(queries=[(0.0, base, False)], exclude_video_id=query_video.pk)] == [16]

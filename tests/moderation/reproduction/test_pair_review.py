@@ -114,3 +114,15 @@ def test_roles_labeler_is_refused_and_anonymous_goes_to_login(client, client_as)
     assert labeler.post(reverse("moderation:repro_claim_next")).status_code == 403
     assert labeler.post(reverse("moderation:repro_submit", args=[pair.pk]), {"verdict": "unrelated"}).status_code == 403
     assert not PairReview.objects.exists()
+
+
+def test_pair_screen_media_is_shielded_until_revealed(make_user) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    pair = make_pair()
+    client = Client()
+    client.force_login(make_user("moderator"))
+    url = reverse("moderation:repro_pair", args=[pair.pk])
+    assert 'data-shield class="shielded"' in client.get(url).content.decode()
+    client.post(reverse("moderation:review_reveal"), {"reveal": "1", "next": url})
+    assert 'data-shield class=""' in client.get(url).content.decode()
