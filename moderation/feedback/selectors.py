@@ -35,10 +35,20 @@ def feedback_counts_compute(*, video_ids: list[int]) -> dict[int, dict[str, Any]
         )
         .order_by()
     ):
-        video_id = row.pop("video_id")
-        row["watch_seconds"] = float(row["watch_seconds"] or 0.0)
-        row.update(appeals=0, appeals_pending=0, appeals_upheld=0, appeals_overturned=0, top_report_reasons=[])
-        result[video_id] = row
+        result[row["video_id"]] = {
+            "views": row["views"],
+            "watch_seconds": float(row["watch_seconds"] or 0.0),
+            "reports": row["reports"],
+            "likes": row["likes"],
+            "dislikes": row["dislikes"],
+            "shares": row["shares"],
+            "last_event_at": row["last_event_at"],
+            "appeals": 0,
+            "appeals_pending": 0,
+            "appeals_upheld": 0,
+            "appeals_overturned": 0,
+            "top_report_reasons": [],
+        }
     # An appeal is the platform's appeal id; its latest event carries its outcome (filed, then decided).
     latest: dict[tuple[int, str], str] = {}
     for video_id, appeal_id, outcome in (
@@ -48,9 +58,9 @@ def feedback_counts_compute(*, video_ids: list[int]) -> dict[int, dict[str, Any]
     ):
         latest[(video_id, appeal_id)] = outcome or Outcome.PENDING
     for (video_id, _appeal), outcome in latest.items():
-        row = result[video_id]
-        row["appeals"] += 1
-        row[f"appeals_{outcome}"] += 1
+        counts = result[video_id]
+        counts["appeals"] += 1
+        counts[f"appeals_{outcome}"] += 1
     reasons: dict[int, Counter[str]] = {}
     for video_id, reason, n in (
         events.filter(kind=Kind.REPORT).exclude(reason="").values_list("video_id", "reason").annotate(n=Count("pk"))

@@ -81,6 +81,7 @@ class _RowError(Exception):
 
 
 def _timestamp(value: Any) -> datetime:
+    at: datetime | None
     if isinstance(value, bool) or value in (None, ""):
         raise _RowError("missing or invalid timestamp")
     if isinstance(value, int | float):
@@ -92,9 +93,9 @@ def _timestamp(value: Any) -> datetime:
             raise _RowError("timestamp out of range") from exc
     elif isinstance(value, str):
         try:
-            at = parse_datetime(value)  # type: ignore[assignment]
+            at = parse_datetime(value)
         except ValueError:
-            at = None  # type: ignore[assignment]
+            at = None
         if at is None:
             raise _RowError("timestamp is not ISO 8601 (e.g. 2026-05-01T12:00:00Z) or epoch seconds")
         if timezone.is_naive(at):
@@ -191,7 +192,12 @@ def feedback_events_ingest(*, integration: Integration, events: Any) -> IngestRe
         if isinstance(r, dict) and r.get("video_id") not in (None, "") and not r.get("video_external_id"):
             with contextlib.suppress(TypeError, ValueError):
                 raw_ids.add(int(r["video_id"]))
-    videos_by_ext = dict(Video.objects.filter(external_id__in=ext_ids).values_list("external_id", "pk"))
+    # Filtered on non-empty external ids, so no key is ever None.
+    videos_by_ext = {
+        ext: pk
+        for ext, pk in Video.objects.filter(external_id__in=ext_ids).values_list("external_id", "pk")
+        if ext is not None
+    }
     known_ids = set(Video.objects.filter(pk__in=raw_ids).values_list("pk", flat=True)) if raw_ids else set()
 
     rows: list[dict[str, Any]] = []

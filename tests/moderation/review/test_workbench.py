@@ -297,3 +297,34 @@ def test_restricted_queue_refuses_in_the_same_statement(make_user):
     with pytest.raises(ModerationError, match="may not work"):
         review_claim_next(user=outsider, queue=queue)
     assert review_claim_next(user=senior, queue=queue) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_renewing_ones_own_claim_locks_no_other_item(make_task, make_user):
+    """The claim statement's later legs (lapsed, pending) never run once the own claim is found,
+    so they lock nothing another reviewer could be claiming meanwhile."""
+    import threading
+
+    from django.db import DatabaseError, transaction
+
+    own, other = make_task(priority=2), make_task(priority=1)
+    alice = make_user("moderator")
+    assert review_claim_next(user=alice).pk == own.pk
+    seen: list[str] = []
+
+    def probe() -> None:
+        try:
+            with transaction.atomic():
+                ReviewTask.objects.select_for_update(nowait=True).get(pk=other.pk)
+            seen.append("free")
+        except DatabaseError:
+            seen.append("locked")
+        finally:
+            connection.close()
+
+    with transaction.atomic():  # hold whatever the claim locked
+        assert review_claim_next(user=alice).pk == own.pk
+        thread = threading.Thread(target=probe)
+        thread.start()
+        thread.join(10)
+    assert seen == ["free"]
