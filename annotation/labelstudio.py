@@ -189,8 +189,9 @@ def labelstudio_import_project(*, client: Any, ls_url: str, project_id: int, by:
 
 @transaction.atomic
 def _import_one(ls_url: str, project_id: int, task: Any, annotation: dict[str, Any], by: User) -> dict[str, Any]:
-    decision_id = (task.data or {}).get("decision_id")
-    decision = Decision.objects.select_for_update().filter(pk=decision_id).first()
+    data: dict[str, Any] = task.data or {}
+    decision_id = data.get("decision_id")
+    decision = Decision.objects.select_for_update().filter(pk=decision_id).first() if decision_id is not None else None
     if decision is None:
         raise AnnotationError(f"Label Studio task {task.id} names no decision of this workbench.")
     if LabelStudioImport.objects.filter(ls_url=ls_url, ls_annotation_id=annotation["id"]).exists():
@@ -201,7 +202,8 @@ def _import_one(ls_url: str, project_id: int, task: Any, annotation: dict[str, A
     if label:
         did.append(_import_review(decision, label, note, by))
     edited = cot_from_text(cot_text, decision.cot)
-    model_text = {s.get("key"): s.get("text", "") for s in decision.cot if isinstance(s, dict)}
+    # The stored CoT is unvalidated JSON (stages are dicts, their keys and texts may be missing).
+    model_text: dict[Any, Any] = {s.get("key"): s.get("text", "") for s in decision.cot if isinstance(s, dict)}
     if edited and any(edited.get(k, v).strip() != str(v).strip() for k, v in model_text.items()):
         current = CotCorrection.objects.filter(decision=decision).first()
         try:

@@ -32,7 +32,11 @@ logger = logging.getLogger(__name__)
 
 UNPARSED = "(unparsed)"
 BATCH_SIZE = 8
-_LABEL_PRECEDENCE = {ItemLabel.Source.ADJUDICATION: 0, ItemLabel.Source.REVIEW: 1, ItemLabel.Source.IMPORT: 2}
+_LABEL_PRECEDENCE: dict[str, int] = {
+    ItemLabel.Source.ADJUDICATION: 0,
+    ItemLabel.Source.REVIEW: 1,
+    ItemLabel.Source.IMPORT: 2,
+}
 
 
 def eval_set_key(*, eval_set: str, policy_version: PolicyVersion, file_path: str = "") -> str:

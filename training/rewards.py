@@ -26,7 +26,7 @@ from moderation.inference.cot import CotParseError, parse
 from moderation.inference.metrics import tag_to_major
 
 
-class _AnyLabel(frozenset):  # type: ignore[type-arg]
+class _AnyLabel(frozenset[str]):
     """A label set that admits every label: parse the structure, leave the label to correctness."""
 
     def __contains__(self, item: object) -> bool:

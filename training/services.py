@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -511,7 +512,7 @@ def training_jobs_reap_stale(*, now: Any = None) -> list[int]:
                     job.log_tail, f"worker stopped responding at step {job.step}; re-queued to resume"
                 )
                 job.save(update_fields=["status", "log_tail"])
-                transaction.on_commit(lambda job_id=job_id: run_training_job.delay(job_id))
+                transaction.on_commit(functools.partial(run_training_job.delay, job_id))
             else:
                 job.status = TrainingJob.Status.FAILED
                 job.error = (

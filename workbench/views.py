@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import mimetypes
 import re
+from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view
@@ -24,11 +28,12 @@ def home(request: HttpRequest) -> HttpResponse:
 @api_view(["POST"])
 def obtain_token(request: Request) -> Response:
     """Return (creating it once) the API token of the signed-in user."""
-    token, _ = Token.objects.get_or_create(user=request.user)
+    # IsAuthenticated (the default permission class) has already refused anonymous users.
+    token, _ = Token.objects.get_or_create(user=cast(User, request.user))
     return Response({"token": token.key})
 
 
-def _iter_file(path: Path, start: int, length: int, chunk: int = 256 * 1024):  # type: ignore[no-untyped-def]
+def _iter_file(path: Path, start: int, length: int, chunk: int = 256 * 1024) -> Iterator[bytes]:
     with path.open("rb") as fh:
         fh.seek(start)
         remaining = length
@@ -41,7 +46,7 @@ def _iter_file(path: Path, start: int, length: int, chunk: int = 256 * 1024):  #
 
 
 @login_required
-def media(request: HttpRequest, path: str) -> HttpResponse:
+def media(request: HttpRequest, path: str) -> HttpResponseBase:
     """Serve uploaded media to signed-in users, with HTTP Range support so the player can seek.
 
     Moderation media is never public; in production a reverse proxy can take over with
@@ -55,7 +60,7 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
     content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
     match = _RANGE.fullmatch(request.headers.get("Range", "").strip())
     if not match:
-        response: HttpResponse = FileResponse(target.open("rb"), content_type=content_type)
+        response: HttpResponseBase = FileResponse(target.open("rb"), content_type=content_type)
         response["Accept-Ranges"] = "bytes"
         return response
     first, last = match.groups()

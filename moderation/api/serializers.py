@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from moderation.models import Decision, Keyframe, TranscriptSegment, Video
+from moderation.models import Decision, Keyframe, ModelVersion, PolicyVersion, TranscriptSegment, Video
 
 
 class KeyframeSerializer(serializers.ModelSerializer):
@@ -45,8 +45,8 @@ class VideoUploadSerializer(serializers.Serializer):
 
 
 class DecisionSerializer(serializers.ModelSerializer):
-    policy_version = serializers.StringRelatedField()
-    model_version = serializers.StringRelatedField()
+    policy_version: serializers.StringRelatedField[PolicyVersion] = serializers.StringRelatedField()
+    model_version: serializers.StringRelatedField[ModelVersion] = serializers.StringRelatedField()
 
     class Meta:
         model = Decision

@@ -7,10 +7,10 @@ endpoint refuses users' sessions and tokens.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.models import AnonymousUser
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission
@@ -66,10 +66,16 @@ class FeedbackEventSerializer(serializers.Serializer):
     outcome = serializers.ChoiceField(choices=["pending", "upheld", "overturned"], required=False)
 
 
-class IngestResultSerializer(serializers.Serializer):
-    accepted = serializers.IntegerField()
-    duplicates = serializers.IntegerField()
-    errors = serializers.ListField(child=serializers.DictField())
+# Built with inline_serializer because a declared ``errors`` field would shadow ``Serializer.errors``
+# for the type checker (at runtime DRF's metaclass moves declared fields off the class).
+IngestResultSerializer = inline_serializer(
+    name="IngestResult",
+    fields={
+        "accepted": serializers.IntegerField(),
+        "duplicates": serializers.IntegerField(),
+        "errors": serializers.ListField(child=serializers.DictField()),
+    },
+)
 
 
 class FeedbackEventsView(APIView):
@@ -86,7 +92,8 @@ class FeedbackEventsView(APIView):
         if isinstance(events, dict) and "events" in events:
             events = events["events"]
         try:
-            result = feedback_events_ingest(integration=request.auth, events=events)
+            # IsIntegration has already checked that request.auth is an Integration.
+            result = feedback_events_ingest(integration=cast(Integration, request.auth), events=events)
         except ModerationError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(result.as_dict())

@@ -3,12 +3,19 @@ escalates uncertain ones to the VLM.
 
 Features are language-agnostic: TF-IDF over character n-grams of title, on-screen text (OCR) and
 speech (ASR), each field with its own vocabulary and weight, hashtags as whole tokens, and a few
-cheap signals (lengths, segment counts, '@' mentions, hashtags, empty fields). Two linear heads:
+cheap signals (lengths, segment counts, '@' mentions, hashtags, empty fields). Two heads:
 
-* binary (violative vs. safe): class-balanced logistic regression, probabilities calibrated by
-  sigmoid (Platt) scaling with internal cross-validation, so 0.5 is the accuracy-optimal cut;
-* multi-class over the policy's tags: logistic regression; it only chooses *which* violation once the
-  binary head says "violative".
+* binary (violative vs. safe), by default *stacked*: one class-balanced logistic regression per
+  field (title, OCR, ASR, hashtags), each with its own regularisation chosen by cross-validation
+  inside the training set, and a plain logistic regression over their out-of-fold scores. The
+  fields differ a lot in length and noise (OCR is long and garbled, ASR is mostly empty), and one
+  model over all columns lets the long noisy field drown the short informative one; per-field
+  models weighted by a meta-learner do not. The meta-learner is fitted without class weights on
+  out-of-fold scores, so its output is a calibrated probability under the training prior and 0.5
+  is the accuracy-optimal cut. ``binary_head="joint"`` is the older single model over all columns
+  (class-balanced logistic regression, Platt-calibrated by internal cross-validation).
+* multi-class over the policy's tags: logistic regression over all columns; it only chooses
+  *which* violation once the binary head says "violative".
 
 The two are combined into one distribution over all labels: P(safe) = 1 - p, P(tag) = p * P(tag |
 violative). Routing escalates items whose normalised binary entropy is above a threshold.
@@ -33,6 +40,8 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
@@ -67,6 +76,12 @@ class Stage1Config:
     multiclass_c: float = 10.0
     multiclass_balanced: bool = True
     calibration_folds: int = 5
+    # "stacked": per-field models + meta-learner (see the module docstring); "joint": one model.
+    binary_head: str = "stacked"
+    # Each field model picks its C from this grid by cross-validated log-loss on the training set.
+    stack_cs: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0)
+    stack_folds: int = 5
+    meta_c: float = 1.0
 
 
 def _cheap_signals(item: TextItem) -> list[float]:
@@ -138,6 +153,77 @@ class Stage1Features:
         return self._blocks(items, fit=False)
 
 
+_STACK_FIELDS = ("title", "ocr", "asr", "hashtags")
+
+
+def _field_texts(items: Sequence[TextItem], name: str) -> list[str]:
+    if name == "hashtags":
+        return [" ".join(_HASHTAG.findall(item.title)) for item in items]
+    return [getattr(item, name) for item in items]
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+class StackedBinaryHead:
+    """P(violative) from per-field logistic regressions combined by a meta logistic regression.
+
+    Everything is fitted on the training items only: each field's C by the log-loss of its
+    out-of-fold predictions, the meta-learner on those out-of-fold scores as logits (never on scores
+    of items a field model was trained on, which would be overconfident).
+    """
+
+    def __init__(self, config: Stage1Config, random_state: int = 0) -> None:
+        self.config = config
+        self.random_state = random_state
+        self.vectorizers: dict[str, _FieldVectorizer] = {}
+        self.models: dict[str, LogisticRegression] = {}
+        self.meta = LogisticRegression(C=config.meta_c, max_iter=1000)
+
+    def _vectorizer(self, name: str) -> _FieldVectorizer:
+        if name == "hashtags":
+            return _FieldVectorizer(1.0, token_pattern=r"\S+", min_df=self.config.min_df)  # noqa: S106
+        return _FieldVectorizer(1.0, analyzer="char_wb", ngram_range=self.config.ngram_range, min_df=self.config.min_df)
+
+    def fit(self, items: Sequence[TextItem], y: np.ndarray, folds: int) -> StackedBinaryHead:
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
+        splits = list(splitter.split(np.zeros(len(y)), y))
+        scores = []
+        for name in _STACK_FIELDS:
+            vectorizer = self._vectorizer(name)
+            x = vectorizer.fit_transform(_field_texts(items, name))
+            if x.shape[1] == 0:
+                continue  # e.g. no hashtags anywhere: nothing to learn from this field
+            best_c, best_loss, best_scores = self.config.stack_cs[0], math.inf, np.zeros(len(y))
+            for c in self.config.stack_cs:
+                model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
+                oof = cross_val_predict(model, x, y, cv=splits, method="predict_proba")[:, 1]
+                loss = log_loss(y, oof, labels=[0, 1])
+                if loss < best_loss:
+                    best_c, best_loss, best_scores = c, loss, _logit(oof)
+            scores.append(best_scores)
+            model = LogisticRegression(C=best_c, class_weight="balanced", max_iter=3000)
+            self.vectorizers[name] = vectorizer
+            self.models[name] = model.fit(x, y)
+        if not scores:
+            raise ModerationError("Stage 1 found no usable text in the training items.")
+        self.meta.fit(np.column_stack(scores), y)
+        return self
+
+    def field_scores(self, items: Sequence[TextItem]) -> np.ndarray:
+        return np.column_stack(
+            [
+                self.models[name].decision_function(vectorizer.transform(_field_texts(items, name)))
+                for name, vectorizer in self.vectorizers.items()
+            ]
+        )
+
+    def predict_proba(self, items: Sequence[TextItem]) -> np.ndarray:
+        return self.meta.predict_proba(self.field_scores(items))
+
+
 @dataclass
 class Stage1Classifier:
     """A fitted stage-1 model; ``labels[0]`` is the safe label."""
@@ -154,7 +240,10 @@ class Stage1Classifier:
         """Calibrated probabilities, one row per item, columns in ``labels`` order, rows sum to 1."""
         x = self.features.transform(items)
         with threadpool_limits(limits=1):
-            p_violative = self.binary.predict_proba(x)[:, 1]
+            if isinstance(self.binary, StackedBinaryHead):
+                p_violative = self.binary.predict_proba(items)[:, 1]
+            else:
+                p_violative = self.binary.predict_proba(x)[:, 1]
             proba = self.multiclass.predict_proba(x) if self.multiclass is not None else None
         out = np.zeros((len(items), len(self.labels)))
         out[:, 0] = 1.0 - p_violative
@@ -210,6 +299,8 @@ def stage1_fit(
     missing from it are appended.
     """
     config = config or Stage1Config()
+    if config.binary_head not in ("stacked", "joint"):
+        raise ValueError(f"unknown binary head {config.binary_head!r}")
     y = np.asarray(list(labels), dtype=object)
     if len(items) != len(y):
         raise ValueError("items and labels differ in length")
@@ -229,12 +320,17 @@ def stage1_fit(
     # One BLAS thread: these problems are tiny, and threaded BLAS on a busy host is up to 50x slower.
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
-        base = LogisticRegression(C=config.binary_c, class_weight="balanced", max_iter=3000)
-        folds = min(config.calibration_folds, n_violative, n_safe)
-        if folds >= 2:
-            binary: Any = CalibratedClassifierCV(base, method="sigmoid", cv=folds).fit(x, y_binary)
+        binary: Any
+        stack_folds = min(config.stack_folds, n_violative, n_safe)
+        if config.binary_head == "stacked" and stack_folds >= 2:
+            binary = StackedBinaryHead(config, random_state).fit(items, y_binary, stack_folds)
         else:
-            binary = base.fit(x, y_binary)
+            base = LogisticRegression(C=config.binary_c, class_weight="balanced", max_iter=3000)
+            folds = min(config.calibration_folds, n_violative, n_safe)
+            if folds >= 2:
+                binary = CalibratedClassifierCV(base, method="sigmoid", cv=folds).fit(x, y_binary)
+            else:
+                binary = base.fit(x, y_binary)
         multiclass = None
         violative = y_binary == 1
         if len(violation_labels) > 1:

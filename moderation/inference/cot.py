@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,13 +91,13 @@ _KUAIMOD_HEADER = re.compile(
 )
 
 
-def parse_kuaimod(text: str, labels: set[str]) -> ParsedCot:
+def parse_kuaimod(text: str, labels: Container[str]) -> ParsedCot:
     headers = list(_KUAIMOD_HEADER.finditer(text))
     titles = [m.group(1) for m in headers]
     expected = [t for _, t in KUAIMOD_STAGES]
     if titles != expected:
         raise CotParseError(f"expected the five stages {expected} in order, found {titles or 'none'}")
-    stages = []
+    stages: list[dict[str, Any]] = []
     for i, (key, title) in enumerate(KUAIMOD_STAGES):
         start = headers[i].end()
         end = headers[i + 1].start() if i + 1 < len(headers) else len(text)
@@ -122,12 +123,12 @@ def render_blm(stage_texts: dict[str, str], scene: str, violation: str, severity
 _BLM = re.compile(r"^\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*$", re.DOTALL)
 
 
-def parse_blm(text: str, labels: set[str], scenes: set[str] | None = None) -> ParsedCot:
+def parse_blm(text: str, labels: Container[str], scenes: set[str] | None = None) -> ParsedCot:
     match = _BLM.match(text)
     if match is None:
         raise CotParseError("expected <think>…</think> followed by <answer>…</answer> and nothing else")
     think, answer = match.group("think"), match.group("answer").strip()
-    stages = []
+    stages: list[dict[str, Any]] = []
     header = re.compile(r"^\s*(" + "|".join(re.escape(t) for _, t in BLM_THINK_STAGES) + r")\s*[:：]", re.MULTILINE)
     heads = list(header.finditer(think))
     if [m.group(1) for m in heads] != [t for _, t in BLM_THINK_STAGES]:
@@ -153,7 +154,7 @@ def parse_blm(text: str, labels: set[str], scenes: set[str] | None = None) -> Pa
     return ParsedCot(label=violation, stages=stages, scene=scene, severity=severity)
 
 
-def parse(text: str, fmt: str, labels: set[str], scenes: set[str] | None = None) -> ParsedCot:
+def parse(text: str, fmt: str, labels: Container[str], scenes: set[str] | None = None) -> ParsedCot:
     if fmt == "blm":
         return parse_blm(text, labels, scenes)
     return parse_kuaimod(text, labels)

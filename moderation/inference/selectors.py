@@ -9,7 +9,11 @@ from moderation.inference.models import Decision
 from moderation.review.models import ItemLabel
 
 # Which trusted label wins when an item has several.
-_LABEL_PRIORITY = {ItemLabel.Source.IMPORT: 0, ItemLabel.Source.REVIEW: 1, ItemLabel.Source.ADJUDICATION: 2}
+_LABEL_PRIORITY: dict[str, int] = {
+    ItemLabel.Source.IMPORT: 0,
+    ItemLabel.Source.REVIEW: 1,
+    ItemLabel.Source.ADJUDICATION: 2,
+}
 
 
 def trusted_labels(video_ids: list[int]) -> dict[int, str]:

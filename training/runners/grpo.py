@@ -7,11 +7,14 @@ target is the human ``label`` column. Worker-side only.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from training.errors import TrainingError
 from training.rewards import BackendCritic, reward_functions
 from training.runners.common import check_base_model, load_model_and_tokenizer, lora_config, trainer_kwargs
+
+if TYPE_CHECKING:
+    from trl.trainer.grpo_trainer import RewardFunc
 
 
 def _prompt_of(row: dict[str, Any]) -> str:
@@ -84,7 +87,8 @@ def grpo_train(
     )
     trainer = GRPOTrainer(
         model=model,
-        reward_funcs=funcs,
+        # Ours return list[float]; TRL's RewardFunc may return list[float | None], and TRL only reads it.
+        reward_funcs=cast("list[RewardFunc]", funcs),
         args=args,
         train_dataset=train_dataset,
         processing_class=tokenizer,

@@ -35,6 +35,10 @@ class TransformersBackend:
         dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
         config = AutoConfig.from_pretrained(base_model)
         self.multimodal = hasattr(config, "vision_config")
+        # A transformers model, or a PEFT wrapper around one. Typed Any on purpose: transformers'
+        # own annotations of ``to`` (functools.wraps on a method) and ``generate`` (a self-type)
+        # do not type-check when called on the instance.
+        self.model: Any
         if self.multimodal:
             self.model = AutoModelForImageTextToText.from_pretrained(base_model, dtype=dtype)
             self.processor = AutoProcessor.from_pretrained(base_model)

@@ -155,7 +155,8 @@ class Command(BaseCommand):
     def _recall(self, family: dict[int, str], kind: dict[int, str]) -> dict[str, Any]:
         """recall@10: the share of copies whose original is among their 10 best-scored candidates."""
         source_of = {family[v]: v for v in family if kind[v] == "source"}
-        hits, per_transform = 0, {}
+        hits = 0
+        per_transform: dict[str, list[bool]] = {}
         copies = [v for v in family if kind[v] not in {"source", "unrelated"}]
         for copy in copies:
             pairs = ReproCandidate.objects.filter(video_id=copy) | ReproCandidate.objects.filter(original_id=copy)

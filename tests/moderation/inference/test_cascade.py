@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import random
 from io import StringIO
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from django.core.management import CommandError, call_command
 
 from moderation.errors import ModerationError
 from moderation.inference.cascade import (
+    StackedBinaryHead,
+    Stage1Config,
     TextItem,
     cascade_model_active,
     cascade_predict,
@@ -66,6 +69,61 @@ def test_stage1_gives_calibrated_distributions_and_separates_obvious_cases() -> 
     assert proba[:, 1].tolist() == [0.0, 0.0]  # a tag never seen in training gets no mass
     assert predicted == [DEAL, SAFE]
     assert proba[0, 2] > 0.5 > proba[1, 2]
+
+
+def _speech_only_signal() -> tuple[list[TextItem], list[str]]:
+    """Speech tells violations apart, with one item in five mislabelled. Titles are random strings
+    over a small alphabet: pure noise, yet rich enough that a title model fits its own training
+    items perfectly, better than the noisy speech does."""
+    rng = random.Random(0)
+    alphabet = "山水风云花鸟虫鱼日月星辰"
+    items, labels = [], []
+    for i in range(40):
+        title = "".join(rng.choice(alphabet) for _ in range(6))
+        violative = i % 2 == 0
+        says_deal = violative != (i % 5 == 0)
+        asr = "加微信私聊下单便宜出" if says_deal else "今天天气真好我们去公园"
+        items.append(TextItem(title=title, ocr="字幕", asr=asr))
+        labels.append(DEAL if violative else SAFE)
+    return items, labels
+
+
+def test_stacked_head_weighs_fields_by_out_of_fold_evidence() -> None:
+    items, labels = _speech_only_signal()
+
+    classifier = stage1_fit(items, labels)
+
+    head = classifier.binary
+    assert isinstance(head, StackedBinaryHead)  # the default binary head
+    fields = list(head.vectorizers)
+    assert "asr" in fields and "title" in fields
+    weights = dict(zip(fields, head.meta.coef_[0], strict=True))
+    # Scored on their own training items, titles look perfect and speech only 80% right; only
+    # out-of-fold scores show the titles to be noise, so the meta-learner must lean on speech.
+    assert weights["asr"] > 2 * abs(weights["title"])  # scored in-sample, the title would weigh 2.5x more
+    p = classifier.p_violative(
+        classifier.predict_proba(
+            [TextItem(title="山水花鸟", asr="私聊加微信"), TextItem(title="山水花鸟", asr="公园天气")]
+        )
+    )
+    assert p[0] > 0.6 and p[1] < 0.4
+
+
+def test_stacked_head_skips_fields_without_vocabulary_and_joint_head_remains_available() -> None:
+    items, labels = _training_set()  # no speech anywhere, OCR on violative items only
+
+    stacked = stage1_fit(items, labels)
+    joint = stage1_fit(items, labels, config=Stage1Config(binary_head="joint"))
+
+    assert "asr" not in stacked.binary.vectorizers
+    assert not isinstance(joint.binary, StackedBinaryHead)
+    probe = [TextItem(title="加微信私聊买便宜货", ocr="扫码加微信"), TextItem(title="教你做红烧鱼 #美食")]
+    for classifier in (stacked, joint):
+        predicted, proba = classifier.predict(probe)
+        assert predicted == [DEAL, SAFE]
+        assert proba.sum(axis=1) == pytest.approx([1.0, 1.0])
+    with pytest.raises(ValueError, match="binary head"):
+        stage1_fit(items, labels, config=Stage1Config(binary_head="boosted"))
 
 
 def test_stage1_refuses_a_training_set_without_violations() -> None:
