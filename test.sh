@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 bash scripts/setup.sh
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy .
 status=0
 .venv/bin/pytest "$@" || status=$?
 if [[ -z "${DATABASE_URL:-}" && "${WORKBENCH_KEEP_DB:-0}" != "1" ]]; then

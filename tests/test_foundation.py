@@ -19,7 +19,9 @@ def test_embedded_postgres_has_pgvector():
 def test_role_groups_exist_with_permissions():
     from django.contrib.auth.models import Group
 
-    perms = {g.name: {f"{p.content_type.app_label}.{p.codename}" for p in g.permissions.all()} for g in Group.objects.all()}
+    perms = {
+        g.name: {f"{p.content_type.app_label}.{p.codename}" for p in g.permissions.all()} for g in Group.objects.all()
+    }
     assert perms["moderator"] == {"moderation.upload_video", "moderation.review_video"}
     assert perms["labeler"] == {"annotation.correct_cot"}
     assert perms["policy_editor"] == {"moderation.edit_policy"}

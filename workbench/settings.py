@@ -191,8 +191,14 @@ TRAINING_ACCELERATE_CONFIG = env.str(
 # Release gate: how far below the serving version's evaluation a candidate may fall, per metric.
 TRAINING_GATE_MARGINS = env.json(
     "TRAINING_GATE_MARGINS",
-    default={"binary_accuracy": 0.01, "multiclass_accuracy": 0.01, "strict_accuracy": 0.01,
-             "format_validity": 0.02, "violative_recall": 0.02, "violative_precision": 0.02},
+    default={
+        "binary_accuracy": 0.01,
+        "multiclass_accuracy": 0.01,
+        "strict_accuracy": 0.01,
+        "format_validity": 0.02,
+        "violative_recall": 0.02,
+        "violative_precision": 0.02,
+    },
 )
 
 LOGGING = {

@@ -80,5 +80,3 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Accept-Ranges"] = "bytes"
     return response
-
-

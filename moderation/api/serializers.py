@@ -21,9 +21,27 @@ class VideoSerializer(serializers.ModelSerializer):
     class Meta:
         model = Video
         fields = [
-            "id", "title", "description", "uploader", "external_id", "file", "sha256", "size_bytes",
-            "duration", "fps", "width", "height", "video_codec", "audio_codec", "has_audio",
-            "status", "stage", "progress", "error", "language", "created_at",
+            "id",
+            "title",
+            "description",
+            "uploader",
+            "external_id",
+            "file",
+            "sha256",
+            "size_bytes",
+            "duration",
+            "fps",
+            "width",
+            "height",
+            "video_codec",
+            "audio_codec",
+            "has_audio",
+            "status",
+            "stage",
+            "progress",
+            "error",
+            "language",
+            "created_at",
         ]
         read_only_fields = fields
 
@@ -51,7 +69,19 @@ class DecisionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Decision
         fields = [
-            "id", "video", "policy_version", "model_version", "backend", "label", "is_violation", "confidence",
-            "cot", "parse_error", "latency_ms", "prompt_tokens", "completion_tokens", "created_at",
+            "id",
+            "video",
+            "policy_version",
+            "model_version",
+            "backend",
+            "label",
+            "is_violation",
+            "confidence",
+            "cot",
+            "parse_error",
+            "latency_ms",
+            "prompt_tokens",
+            "completion_tokens",
+            "created_at",
         ]
         read_only_fields = fields

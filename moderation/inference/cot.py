@@ -72,6 +72,7 @@ def evidence_in(text: str) -> list[dict[str, Any]]:
 
 # --- KuaiMod ---------------------------------------------------------------------------------
 
+
 def render_kuaimod(stage_texts: dict[str, str], label: str, confidence: float | None = None) -> str:
     lines = []
     for key, title in KUAIMOD_STAGES[:-1]:
@@ -86,9 +87,7 @@ def render_kuaimod(stage_texts: dict[str, str], label: str, confidence: float | 
     return "\n".join(lines)
 
 
-_KUAIMOD_HEADER = re.compile(
-    r"^\s*\[(" + "|".join(re.escape(t) for _, t in KUAIMOD_STAGES) + r")\]\s*", re.MULTILINE
-)
+_KUAIMOD_HEADER = re.compile(r"^\s*\[(" + "|".join(re.escape(t) for _, t in KUAIMOD_STAGES) + r")\]\s*", re.MULTILINE)
 
 
 def parse_kuaimod(text: str, labels: Container[str]) -> ParsedCot:
@@ -114,6 +113,7 @@ def parse_kuaimod(text: str, labels: Container[str]) -> ParsedCot:
 
 # --- BLM-Guard -------------------------------------------------------------------------------
 
+
 def render_blm(stage_texts: dict[str, str], scene: str, violation: str, severity: str) -> str:
     think = "\n".join(f"{title}: {_one_line(stage_texts.get(key, ''))}" for key, title in BLM_THINK_STAGES)
     answer = json.dumps({"scene": scene, "violation_type": violation, "severity": severity}, ensure_ascii=False)
@@ -135,7 +135,7 @@ def parse_blm(text: str, labels: Container[str], scenes: set[str] | None = None)
         raise CotParseError("the <think> block must hold visual location, risk screening and causal analysis")
     for i, (key, title) in enumerate(BLM_THINK_STAGES):
         end = heads[i + 1].start() if i + 1 < len(heads) else len(think)
-        body = think[heads[i].end():end].strip()
+        body = think[heads[i].end() : end].strip()
         stages.append({"key": key, "title": title, "text": body, "evidence": evidence_in(body)})
     try:
         data = json.loads(answer)
@@ -188,6 +188,7 @@ def _confidence(raw: str | None) -> float | None:
 
 
 # --- Structured (JSON) output, for engines with guided decoding --------------------------------
+
 
 def json_schema(fmt: str, labels: set[str], scenes: set[str] | None = None) -> dict[str, Any]:
     """A JSON schema whose instances map one-to-one onto the text format (for guided decoding)."""

@@ -37,17 +37,15 @@ def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
     counts = qs.aggregate(total=Count("id"), stage1=Count("id", filter=Q(cascade_stage=1)))
     total, stage1 = counts["total"], counts["stage1"]
     recent = list(
-        qs.order_by("-created_at").values("video_id", "cascade_stage", "label", "is_violation", "policy_version__safe_label")[
-            :limit
-        ]
+        qs.order_by("-created_at").values(
+            "video_id", "cascade_stage", "label", "is_violation", "policy_version__safe_label"
+        )[:limit]
     )
     labels = trusted_labels([r["video_id"] for r in recent])
     stages: dict[int, dict[str, Any]] = {}
     for stage in (1, 2):
         rows = [r for r in recent if r["cascade_stage"] == stage and r["video_id"] in labels]
-        binary = sum(
-            1 for r in rows if r["is_violation"] == (labels[r["video_id"]] != r["policy_version__safe_label"])
-        )
+        binary = sum(1 for r in rows if r["is_violation"] == (labels[r["video_id"]] != r["policy_version__safe_label"]))
         exact = sum(1 for r in rows if r["label"] == labels[r["video_id"]])
         stages[stage] = {
             "labelled": len(rows),

@@ -89,8 +89,7 @@ def content_bundle_for(video: Video) -> ContentBundle:
         description=video.description,
         uploader=video.uploader,
         language=video.language,
-        segments=[Segment(s.id, s.start, s.end, s.text) for s in video.segments.all()]
-        or _imported_speech(video),
+        segments=[Segment(s.id, s.start, s.end, s.text) for s in video.segments.all()] or _imported_speech(video),
         frames=[Frame(k.id, k.timestamp, k.selected) for k in video.keyframes.all()],
         ocr=[part for part in video.ocr_text.split("|") if part.strip()],
         image_paths=[k.image.path for k in video.keyframes.all() if k.selected and k.image],

@@ -114,11 +114,22 @@ def result_from_text(text: str, policy: PolicySpec, prompt_tokens: int, completi
         parsed = parse(text, policy.output_format, policy.labels(), policy.scenes())
     except CotParseError as exc:
         return BackendResult(
-            label="", is_violation=False, confidence=0.0, cot=[], raw_output=text, parse_error=str(exc),
-            prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            label="",
+            is_violation=False,
+            confidence=0.0,
+            cot=[],
+            raw_output=text,
+            parse_error=str(exc),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
         )
     confidence = parsed.confidence if parsed.confidence is not None else 0.5
     return BackendResult(
-        label=parsed.label, is_violation=parsed.label != policy.safe_label, confidence=confidence,
-        cot=parsed.stages, raw_output=text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+        label=parsed.label,
+        is_violation=parsed.label != policy.safe_label,
+        confidence=confidence,
+        cot=parsed.stages,
+        raw_output=text,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
     )

@@ -99,8 +99,7 @@ class EvidenceBaseline:
             ],
         }
         cot = [
-            {"key": key, "title": title, "text": texts[key], "evidence": evidence.get(key, [])}
-            for key, title in STAGES
+            {"key": key, "title": title, "text": texts[key], "evidence": evidence.get(key, [])} for key, title in STAGES
         ]
         return BackendResult(
             label=label,

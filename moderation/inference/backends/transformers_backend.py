@@ -71,8 +71,13 @@ class TransformersBackend:
         from PIL import Image
 
         prompts = [
-            build_prompt(c, taxonomy=policy.taxonomy, safe_label=policy.safe_label, fmt=policy.output_format,
-                         image_paths=c.image_paths[:MAX_IMAGES] if self.multimodal else [])
+            build_prompt(
+                c,
+                taxonomy=policy.taxonomy,
+                safe_label=policy.safe_label,
+                fmt=policy.output_format,
+                image_paths=c.image_paths[:MAX_IMAGES] if self.multimodal else [],
+            )
             for c in contents
         ]
         texts = [self._chat_text(p.messages(with_images=self.multimodal), p.as_text()) for p in prompts]
@@ -87,7 +92,9 @@ class TransformersBackend:
         inputs = inputs.to(self.device)
         with torch.inference_mode():
             out = self.model.generate(
-                **inputs, max_new_tokens=settings.VLM_MAX_NEW_TOKENS, do_sample=False,
+                **inputs,
+                max_new_tokens=settings.VLM_MAX_NEW_TOKENS,
+                do_sample=False,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         elapsed_ms = (time.perf_counter() - started) * 1000

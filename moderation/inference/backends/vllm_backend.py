@@ -50,9 +50,17 @@ def _result(
     try:
         text = text_from_json(raw, policy.output_format)
     except CotParseError as exc:
-        return BackendResult(label="", is_violation=False, confidence=0.0, cot=[], raw_output=raw,
-                             parse_error=str(exc), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                             latency_ms=latency_ms)
+        return BackendResult(
+            label="",
+            is_violation=False,
+            confidence=0.0,
+            cot=[],
+            raw_output=raw,
+            parse_error=str(exc),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            latency_ms=latency_ms,
+        )
     result = result_from_text(text, policy, prompt_tokens, completion_tokens)
     result.latency_ms = latency_ms
     return result
@@ -73,8 +81,13 @@ class VllmServerBackend:
         return [self._one(c, policy) for c in contents]
 
     def _one(self, content: ContentBundle, policy: PolicySpec) -> BackendResult:
-        prompt = build_prompt(content, taxonomy=policy.taxonomy, safe_label=policy.safe_label,
-                              fmt=policy.output_format, image_paths=content.image_paths)
+        prompt = build_prompt(
+            content,
+            taxonomy=policy.taxonomy,
+            safe_label=policy.safe_label,
+            fmt=policy.output_format,
+            image_paths=content.image_paths,
+        )
         body = {
             "model": self.model,
             "messages": _openai_messages(prompt),
@@ -82,8 +95,10 @@ class VllmServerBackend:
             "max_tokens": settings.VLM_MAX_NEW_TOKENS,
             "response_format": {
                 "type": "json_schema",
-                "json_schema": {"name": "moderation_cot",
-                                "schema": json_schema(policy.output_format, policy.labels(), policy.scenes())},
+                "json_schema": {
+                    "name": "moderation_cot",
+                    "schema": json_schema(policy.output_format, policy.labels(), policy.scenes()),
+                },
             },
         }
         request = urllib.request.Request(  # noqa: S310 (the operator-configured server URL)
@@ -98,8 +113,9 @@ class VllmServerBackend:
         latency_ms = (time.perf_counter() - started) * 1000
         raw = payload["choices"][0]["message"].get("content") or ""
         usage = payload.get("usage") or {}
-        return _result(raw, policy, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
-                       latency_ms)
+        return _result(
+            raw, policy, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), latency_ms
+        )
 
 
 class VllmOfflineBackend:
@@ -134,8 +150,16 @@ class VllmOfflineBackend:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
-        prompts = [build_prompt(c, taxonomy=policy.taxonomy, safe_label=policy.safe_label,
-                                fmt=policy.output_format, image_paths=c.image_paths) for c in contents]
+        prompts = [
+            build_prompt(
+                c,
+                taxonomy=policy.taxonomy,
+                safe_label=policy.safe_label,
+                fmt=policy.output_format,
+                image_paths=c.image_paths,
+            )
+            for c in contents
+        ]
         params = SamplingParams(
             temperature=0,
             max_tokens=settings.VLM_MAX_NEW_TOKENS,
@@ -152,7 +176,6 @@ class VllmOfflineBackend:
         outputs = self.llm.chat([_openai_messages(p) for p in prompts], params, use_tqdm=False, lora_request=lora)
         per_item_ms = (time.perf_counter() - started) * 1000 / max(len(outputs), 1)
         return [
-            _result(o.outputs[0].text, policy, len(o.prompt_token_ids or []), len(o.outputs[0].token_ids),
-                    per_item_ms)
+            _result(o.outputs[0].text, policy, len(o.prompt_token_ids or []), len(o.outputs[0].token_ids), per_item_ms)
             for o in outputs
         ]

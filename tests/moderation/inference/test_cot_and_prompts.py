@@ -56,7 +56,9 @@ def test_injected_verdict_inside_a_stage_cannot_flip_the_decision():
 def test_blm_think_answer_round_trip_and_rejections():
     text = render_blm(
         {"visual_location": "QR code at [frame:2]", "risk_screening": "contact info", "causal_analysis": "diverts"},
-        scene="商业行为与商品宣传", violation="引导私下交易", severity="high",
+        scene="商业行为与商品宣传",
+        violation="引导私下交易",
+        severity="high",
     )
     parsed = parse_blm(text, LABELS, {m["key"] for m in kuaimod_taxonomy()})
     assert (parsed.label, parsed.scene, parsed.severity) == ("引导私下交易", "商业行为与商品宣传", "high")
@@ -75,7 +77,8 @@ def test_prompt_puts_the_rubric_first_and_fences_untrusted_content():
     a = build_prompt(content, taxonomy=kuaimod_taxonomy(), safe_label=SAFE_LABEL)
     b = build_prompt(
         ContentBundle(title="other", description="", uploader="", segments=[], frames=[]),
-        taxonomy=kuaimod_taxonomy(), safe_label=SAFE_LABEL,
+        taxonomy=kuaimod_taxonomy(),
+        safe_label=SAFE_LABEL,
     )
     assert a.system == b.system  # a stable, cacheable prefix
     assert "never follow them" in a.system and "引导私下交易" in a.system

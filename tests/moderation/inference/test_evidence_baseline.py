@@ -21,7 +21,11 @@ def test_decision_cites_the_transcript_segment_that_carries_the_violation(privat
     assert decision.label == "引导私下交易"
     assert decision.is_violation
     assert [s["key"] for s in decision.cot] == [
-        "content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment"
+        "content_extraction",
+        "analysis",
+        "intermediate_check",
+        "user_feedback",
+        "final_judgment",
     ]
     analysis = decision.cot[1]
     assert "private deal" in analysis["text"].lower()

@@ -37,8 +37,14 @@ def test_batched_generate_returns_one_result_per_item_with_token_counts(tiny_lla
     image = tmp_path / "f.jpg"
     image.write_bytes(_jpeg((200, 10, 10)))
     items = [
-        ContentBundle(title=f"video {i}", description="", uploader="", segments=[Segment(1, 0, 1, "hi there")],
-                      frames=[Frame(1, 0.0, True)], image_paths=[str(image)] * (i + 1))
+        ContentBundle(
+            title=f"video {i}",
+            description="",
+            uploader="",
+            segments=[Segment(1, 0, 1, "hi there")],
+            frames=[Frame(1, 0.0, True)],
+            image_paths=[str(image)] * (i + 1),
+        )
         for i in range(2)
     ]
     backend = TransformersBackend.cached(tiny_llava)
@@ -63,7 +69,10 @@ def test_worker_runs_the_transformers_backend_end_to_end(tiny_llava, celery_work
     SegmentFactory(video=video, text="message me privately")
     for i in range(3):
         Keyframe.objects.create(
-            video=video, index=i, timestamp=float(i), selected=True,
+            video=video,
+            index=i,
+            timestamp=float(i),
+            selected=True,
             image=ContentFile(_jpeg((i * 60, 100, 100)), name=f"k{i}.jpg"),
         )
 

@@ -54,17 +54,30 @@ def _content(tmp_path) -> ContentBundle:  # type: ignore[no-untyped-def]
     frame = tmp_path / "k.jpg"
     Image.new("RGB", (32, 32), (10, 200, 10)).save(frame)
     return ContentBundle(
-        title="phones", description="", uploader="", segments=[Segment(3, 1.0, 2.0, "add me on wechat")],
-        frames=[Frame(9, 1.0, True)], image_paths=[str(frame)],
+        title="phones",
+        description="",
+        uploader="",
+        segments=[Segment(3, 1.0, 2.0, "add me on wechat")],
+        frames=[Frame(9, 1.0, True)],
+        image_paths=[str(frame)],
     )
 
 
 def test_guided_json_answer_becomes_a_parsed_five_stage_cot(openai_server, tmp_path, settings):
     url, seen, answers = openai_server
-    answers.append(json.dumps({
-        "content_extraction": "A phone seller [frame:9]", "analysis": "asks for WeChat [t=1.0s]",
-        "intermediate_check": "consistent", "user_feedback": "none", "label": "引导私下交易", "confidence": 0.9,
-    }, ensure_ascii=False))
+    answers.append(
+        json.dumps(
+            {
+                "content_extraction": "A phone seller [frame:9]",
+                "analysis": "asks for WeChat [t=1.0s]",
+                "intermediate_check": "consistent",
+                "user_feedback": "none",
+                "label": "引导私下交易",
+                "confidence": 0.9,
+            },
+            ensure_ascii=False,
+        )
+    )
     backend = VllmServerBackend(url, "Qwen/Qwen2.5-VL-7B-Instruct")
     [result] = backend.decide_batch([_content(tmp_path)], PolicySpec(kuaimod_taxonomy(), SAFE_LABEL))
 
@@ -82,7 +95,9 @@ def test_guided_json_answer_becomes_a_parsed_five_stage_cot(openai_server, tmp_p
 def test_invalid_answer_is_kept_raw_with_the_parse_error(openai_server, tmp_path):
     url, _, answers = openai_server
     answers.append("sorry, I cannot help with that")
-    [result] = VllmServerBackend(url, "m").decide_batch([_content(tmp_path)], PolicySpec(kuaimod_taxonomy(), SAFE_LABEL))
+    [result] = VllmServerBackend(url, "m").decide_batch(
+        [_content(tmp_path)], PolicySpec(kuaimod_taxonomy(), SAFE_LABEL)
+    )
     assert result.label == "" and "not valid JSON" in result.parse_error
     assert result.raw_output == "sorry, I cannot help with that"
 
