@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
+import re
 import socket
 import subprocess
 import time
@@ -11,12 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 
 from annotation.labelstudio import (
     cot_as_text,
     cot_from_text,
     labelstudio_client,
-    labelstudio_export_queue,
     labelstudio_import_project,
 )
 from annotation.models import CotCorrection, LabelStudioImport
@@ -125,7 +127,15 @@ def test_export_then_import_annotations_as_reviews_and_corrections(label_studio,
         ReviewTask.objects.create(decision=d, queue=queue)
     client = labelstudio_client(url=label_studio, api_key=TOKEN)
 
-    project_id, n = labelstudio_export_queue(client=client, queue="ls-export", base_url="http://workbench.test")
+    # Exported with the command an operator would run.
+    out = io.StringIO()
+    call_command(
+        "labelstudio", "export", "--queue", "ls-export", "--url", label_studio, "--token", TOKEN,
+        "--base-url", "http://workbench.test", stdout=out,
+    )  # fmt: skip
+    match = re.search(r"Exported (\d+) items to Label Studio project (\d+)", out.getvalue())
+    assert match, out.getvalue()
+    n, project_id = int(match.group(1)), int(match.group(2))
     assert n == 2
     tasks = {t.data["decision_id"]: t for t in client.tasks.list(project=project_id, fields="all")}
     assert set(tasks) == {agree.pk, disagree.pk}
@@ -156,8 +166,12 @@ def test_export_then_import_annotations_as_reviews_and_corrections(label_studio,
     assert [c["key"] for c in correction.diff] == ["analysis"]
     assert not CotCorrection.objects.filter(decision=agree).exists()
 
-    again = labelstudio_import_project(client=client, ls_url=label_studio, project_id=project_id, by=importer)
-    assert again.imported == 0 and again.already == 2
+    out = io.StringIO()
+    call_command(
+        "labelstudio", "import", "--project", str(project_id), "--url", label_studio, "--token", TOKEN,
+        "--as", importer.username, stdout=out,
+    )  # fmt: skip
+    assert "0 annotations imported, 2 already imported" in out.getvalue()
     assert Review.objects.count() == 2 and LabelStudioImport.objects.count() == 2
     assert CotCorrection.objects.get(decision=disagree).revision == 1
 

@@ -1,0 +1,55 @@
+"""`manage.py labelstudio export|import`: Label Studio interop from the command line.
+
+    manage.py labelstudio export --queue default --url http://ls:8080 --token TOKEN --base-url https://workbench
+    manage.py labelstudio import --project 12 --url http://ls:8080 --token TOKEN --as labeler-name
+
+The token is a Label Studio (legacy) API token; LABEL_STUDIO_URL / LABEL_STUDIO_TOKEN work too.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.core.management.base import BaseCommand, CommandError
+
+from annotation.errors import AnnotationError
+from annotation.labelstudio import labelstudio_client, labelstudio_export_queue, labelstudio_import_project
+
+
+class Command(BaseCommand):
+    help = "Export a review queue to a Label Studio project, or import a project's annotations back."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("action", choices=["export", "import"])
+        parser.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL", ""))
+        parser.add_argument("--token", default=os.environ.get("LABEL_STUDIO_TOKEN", ""))
+        parser.add_argument("--queue", default="default", help="export: the review queue's slug")
+        parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="export: where LS fetches media")
+        parser.add_argument("--title", default="")
+        parser.add_argument("--project", type=int, help="import: the Label Studio project id")
+        parser.add_argument("--as", dest="username", help="import: the workbench user the reviews are recorded as")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        if not opts["url"] or not opts["token"]:
+            raise CommandError("Give --url and --token (or LABEL_STUDIO_URL and LABEL_STUDIO_TOKEN).")
+        client = labelstudio_client(url=opts["url"], api_key=opts["token"])
+        try:
+            if opts["action"] == "export":
+                project_id, count = labelstudio_export_queue(
+                    client=client, queue=opts["queue"], base_url=opts["base_url"], title=opts["title"]
+                )
+                self.stdout.write(f"Exported {count} items to Label Studio project {project_id}.")
+                return
+            if not opts["project"] or not opts["username"]:
+                raise CommandError("import needs --project and --as USERNAME.")
+            user = User.objects.filter(username=opts["username"]).first()
+            if user is None:
+                raise CommandError(f"No workbench user named {opts['username']!r}.")
+            result = labelstudio_import_project(client=client, ls_url=opts["url"], project_id=opts["project"], by=user)
+        except (AnnotationError, ConnectionError) as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(
+            f"Project {opts['project']}: {result.imported} annotations imported, {result.already} already imported."
+        )

@@ -1,0 +1,104 @@
+"""SFT and DPO jobs on a tiny random VLM (tiny CLIP vision tower + tiny Llama, LLaVA-class) built by the test.
+
+Reviewed decisions whose videos carry selected keyframe JPEGs become SFT and DPO snapshots with an
+``images`` column; the jobs train LoRA adapters on the VLM with those images, and the promoted adapter
+then makes a new decision through the transformers backend.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from annotation.models import CotCorrection
+from moderation.inference.services import decision_create_for_video, model_version_promote
+from moderation.media.models import Keyframe, Video
+from tests.factories import CotCorrectionFactory, DecisionFactory, ReviewFactory, ReviewTaskFactory, VideoFactory
+from tests.tiny_models import build_tiny_llava
+from training.models import TrainingJob
+from training.services import preference_dataset_build, sft_dataset_build, training_job_start
+from training.tasks import run_training_job
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def tiny_llava(tmp_path_factory):  # type: ignore[no-untyped-def]
+    return str(build_tiny_llava(tmp_path_factory.mktemp("tiny-llava")))
+
+
+def _keyframes(video: Video, colors: list[tuple[int, int, int]]) -> None:
+    from PIL import Image
+
+    for index, color in enumerate(colors):
+        buf = io.BytesIO()
+        Image.new("RGB", (32, 32), color).save(buf, format="JPEG")
+        Keyframe.objects.create(
+            video=video,
+            index=index,
+            timestamp=float(index),
+            image=SimpleUploadedFile(f"kf{video.pk}-{index}.jpg", buf.getvalue(), content_type="image/jpeg"),
+            selected=True,
+            width=32,
+            height=32,
+        )
+    # An unselected frame never reaches the model.
+    Keyframe.objects.create(video=video, index=len(colors), timestamp=9.0, image="keyframes/unused.jpg")
+
+
+def _run(job: TrainingJob) -> TrainingJob:
+    run_training_job(job.pk)
+    job.refresh_from_db()
+    assert job.status == TrainingJob.Status.SUCCEEDED, job.error + job.log_tail
+    return job
+
+
+def test_sft_and_dpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
+    tiny_llava, training_dirs, policy_version, make_user, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.VLM_MAX_NEW_TOKENS = 8
+    admin = make_user("admin")
+    overridden = DecisionFactory(policy_version=policy_version, video__title="Add me on WeChat")
+    ReviewFactory(task=ReviewTaskFactory(decision=overridden), decision=overridden)
+    corrected = DecisionFactory(policy_version=policy_version, video__title="Miracle tea")
+    CotCorrectionFactory(decision=corrected, status=CotCorrection.Status.ACCEPTED, reviewed_by=admin)
+    _keyframes(overridden.video, [(200, 30, 30), (30, 200, 30)])
+    _keyframes(corrected.video, [(30, 30, 200)])
+
+    sft = sft_dataset_build(created_by=admin)
+    dpo = preference_dataset_build(created_by=admin)
+    sft_rows = [json.loads(line) for line in Path(sft.jsonl_path).read_text().splitlines()]
+    dpo_rows = [json.loads(line) for line in Path(dpo.jsonl_path).read_text().splitlines()]
+    assert [len(r["images"]) for r in sft_rows] == [1]  # the accepted correction
+    assert sorted(len(r["images"]) for r in dpo_rows) == [1, 2]
+    assert all(Path(p).is_file() and p.endswith(".jpg") for r in dpo_rows for p in r["images"])
+
+    small = {"max_steps": 2, "save_steps": 1}
+    jobs = [
+        _run(training_job_start(dataset=sft, created_by=admin, base_model=tiny_llava, params=small)),
+        _run(training_job_start(dataset=dpo, created_by=admin, base_model=tiny_llava, params=small)),
+    ]
+    for job in jobs:
+        adapter = Path(job.output_dir) / "adapter"
+        assert job.step == 2 and job.metrics["steps"] == 2
+        config = json.loads((adapter / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"] == tiny_llava
+        assert (adapter / "preprocessor_config.json").exists()  # the processor travels with the adapter
+        assert job.model_version.adapter_path == str(adapter) and job.model_version.base_model == tiny_llava
+
+    dpo_version = jobs[1].model_version
+    model_version_promote(model_version=dpo_version)
+    fresh = VideoFactory(title="A brand new upload")
+    _keyframes(fresh, [(120, 120, 10)])
+    decision = decision_create_for_video(video_id=fresh.pk)
+
+    assert decision.model_version == dpo_version and decision.backend == "transformers"
+    from moderation.inference.backends.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend._cache[(tiny_llava, dpo_version.adapter_path)]
+    assert type(backend.model).__name__ == "PeftModel"
