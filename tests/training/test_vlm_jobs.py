@@ -1,4 +1,4 @@
-"""SFT and DPO jobs on a tiny random VLM (tiny CLIP vision tower + tiny Llama, LLaVA-class) built by the test.
+"""SFT, DPO and GRPO jobs on a tiny random VLM (tiny CLIP vision tower + tiny Llama, LLaVA-class) built by the test.
 
 Reviewed decisions whose videos carry selected keyframe JPEGs become SFT and DPO snapshots with an
 ``images`` column; the jobs train LoRA adapters on the VLM with those images, and the promoted adapter
@@ -57,7 +57,7 @@ def _run(job: TrainingJob) -> TrainingJob:
     return job
 
 
-def test_sft_and_dpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
+def test_sft_dpo_grpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
     tiny_llava, training_dirs, policy_version, make_user, settings, tmp_path
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -78,17 +78,27 @@ def test_sft_and_dpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
     assert sorted(len(r["images"]) for r in dpo_rows) == [1, 2]
     assert all(Path(p).is_file() and p.endswith(".jpg") for r in dpo_rows for p in r["images"])
 
-    small = {"max_steps": 2, "save_steps": 1}
+    small = {"max_steps": 2, "save_steps": 1, "max_length": 4096}
     jobs = [
         _run(training_job_start(dataset=sft, created_by=admin, base_model=tiny_llava, params=small)),
         _run(training_job_start(dataset=dpo, created_by=admin, base_model=tiny_llava, params=small)),
+        _run(
+            training_job_start(
+                dataset=dpo,
+                created_by=admin,
+                kind="grpo",
+                base_model=tiny_llava,
+                params={**small, "num_generations": 2, "batch_size": 2, "max_completion_length": 8},
+            )
+        ),
     ]
+    assert all("reward" in h for h in jobs[2].history)
     for job in jobs:
         adapter = Path(job.output_dir) / "adapter"
-        assert job.step == 2 and job.metrics["steps"] == 2
+        assert job.step == 2 and job.model_version.metrics["steps"] == 2
         config = json.loads((adapter / "adapter_config.json").read_text())
         assert config["base_model_name_or_path"] == tiny_llava
-        assert (adapter / "preprocessor_config.json").exists()  # the processor travels with the adapter
+        assert (adapter / "processor_config.json").exists()  # the processor travels with the adapter
         assert job.model_version.adapter_path == str(adapter) and job.model_version.base_model == tiny_llava
 
     dpo_version = jobs[1].model_version
@@ -101,4 +111,24 @@ def test_sft_and_dpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
     from moderation.inference.backends.transformers_backend import TransformersBackend
 
     backend = TransformersBackend._cache[(tiny_llava, dpo_version.adapter_path)]
-    assert type(backend.model).__name__ == "PeftModel"
+    assert type(backend.model).__name__ == "PeftModelForCausalLM"
+    assert type(backend.model.get_base_model()).__name__ == "LlavaForConditionalGeneration"
+    assert decision.parse_error  # 2 steps on a random model write no parseable CoT; that is recorded, not raised
+
+
+def test_images_truncated_away_by_max_length_fail_the_job_readably(
+    tiny_llava, training_dirs, policy_version, make_user, settings, tmp_path
+):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    admin = make_user("admin")
+    corrected = DecisionFactory(policy_version=policy_version, video__title="Miracle tea")
+    CotCorrectionFactory(decision=corrected, status=CotCorrection.Status.ACCEPTED, reviewed_by=admin)
+    _keyframes(corrected.video, [(30, 30, 200)])
+    sft = sft_dataset_build(created_by=admin)
+
+    job = training_job_start(dataset=sft, created_by=admin, base_model=tiny_llava, params={"max_length": 256})
+    run_training_job(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == TrainingJob.Status.FAILED
+    assert "past max_length=256" in job.error and "Raise max_length" in job.error

@@ -54,6 +54,50 @@ def load_model_and_tokenizer(base_model: str) -> tuple[Any, Any, bool]:
     return model, tokenizer, use_cpu
 
 
+def load_vlm_and_processor(base_model: str) -> tuple[Any, Any, bool]:
+    """A vision-language base model (``AutoModelForImageTextToText``) and its processor (TRL's VLM collators)."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    use_cpu = not torch.cuda.is_available()
+    processor = AutoProcessor.from_pretrained(base_model)
+    if processor.tokenizer.pad_token is None:
+        processor.tokenizer.pad_token = processor.tokenizer.eos_token
+    model = AutoModelForImageTextToText.from_pretrained(base_model, dtype=torch.float32 if use_cpu else "auto")
+    return model, processor, use_cpu
+
+
+def load_images_column(dataset: Any) -> Any:
+    """The snapshot's ``images`` column holds keyframe file paths; TRL's VLM collators want loaded images."""
+    import datasets
+
+    missing = sorted({path for paths in dataset["images"] for path in paths if not Path(path).is_file()})
+    if missing:
+        raise TrainingError(
+            f"{len(missing)} keyframe image(s) of this dataset no longer exist on disk (first: {missing[0]}). "
+            "Rebuild the dataset."
+        )
+    return dataset.cast_column("images", datasets.Sequence(datasets.Image()))
+
+
+def check_images_fit(processor: Any, texts: list[str], max_length: int) -> None:
+    """Image placeholders past ``max_length`` would be truncated away and fail deep inside the processor.
+
+    Counts the tokens up to each text's last image placeholder (before the processor expands it into
+    the image's patch tokens, so a lower bound) and refuses readably when that alone reaches max_length.
+    """
+    image_token = getattr(processor, "image_token", None) or "<image>"
+    prefixes = [text[: text.rfind(image_token) + len(image_token)] for text in texts if image_token in text]
+    if not prefixes:
+        return
+    lengths = [len(ids) for ids in processor.tokenizer(prefixes, add_special_tokens=False)["input_ids"]]
+    if max(lengths) >= max_length:
+        raise TrainingError(
+            f"The keyframe images sit after token {max(lengths)} of the longest prompt, past max_length={max_length}, "
+            "so truncation would cut them off. Raise max_length."
+        )
+
+
 def lora_config(params: dict[str, Any]) -> Any:
     from peft import LoraConfig
 

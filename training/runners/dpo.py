@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from training.errors import TrainingError
-from training.runners.common import check_base_model, load_model_and_tokenizer, lora_config, trainer_kwargs
+from training.runners.common import (
+    check_base_model,
+    check_images_fit,
+    is_multimodal,
+    load_images_column,
+    load_model_and_tokenizer,
+    load_vlm_and_processor,
+    lora_config,
+    trainer_kwargs,
+)
 
 
 def dpo_train(
@@ -27,15 +36,44 @@ def dpo_train(
     from datasets import load_dataset
     from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
+    from trl.data_utils import prepare_multimodal_messages
 
     check_base_model(base_model)
     out = Path(output_dir)
     datasets.disable_progress_bars()  # progress goes to the job row; keep worker logs readable
-    model, tokenizer, use_cpu = load_model_and_tokenizer(base_model)
-    train_dataset = load_dataset(
-        "json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache")
-    ).select_columns(["prompt", "chosen", "rejected"])
-    _check_prompt_lengths(tokenizer, list(train_dataset["prompt"]), params["max_length"])
+    raw = load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
+    if is_multimodal(base_model):
+        # TRL's vision preference collator puts the images into the (conversational) prompt's user turn.
+        model, tokenizer, use_cpu = load_vlm_and_processor(base_model)
+        train_dataset = load_images_column(
+            datasets.Dataset.from_list(
+                [
+                    {
+                        "prompt": [{"role": "user", "content": row["prompt"]}],
+                        "chosen": [{"role": "assistant", "content": row["chosen"]}],
+                        "rejected": [{"role": "assistant", "content": row["rejected"]}],
+                        "images": row["images"],
+                    }
+                    for row in raw
+                ]
+            )
+        )
+        check_images_fit(
+            tokenizer,
+            [
+                tokenizer.apply_chat_template(
+                    prepare_multimodal_messages([{"role": "user", "content": row["prompt"]}], images=row["images"]),
+                    tokenize=False,
+                    add_generation_prompt=True,
+                )
+                for row in raw
+            ],
+            params["max_length"],
+        )
+    else:
+        model, tokenizer, use_cpu = load_model_and_tokenizer(base_model)
+        train_dataset = raw.select_columns(["prompt", "chosen", "rejected"])
+        _check_prompt_lengths(tokenizer, list(train_dataset["prompt"]), params["max_length"])
 
     args = DPOConfig(**trainer_kwargs(out, params, use_cpu), beta=params["beta"], max_length=params["max_length"])
     trainer = DPOTrainer(

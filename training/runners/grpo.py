@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 from training.errors import TrainingError
 from training.rewards import BackendCritic, reward_functions
-from training.runners.common import check_base_model, load_model_and_tokenizer, lora_config, trainer_kwargs
+from training.runners.common import (
+    check_base_model,
+    is_multimodal,
+    load_images_column,
+    load_model_and_tokenizer,
+    load_vlm_and_processor,
+    lora_config,
+    trainer_kwargs,
+)
 
 if TYPE_CHECKING:
     from trl.trainer.grpo_trainer import RewardFunc
@@ -52,11 +60,20 @@ def grpo_train(
     out = Path(output_dir)
     datasets.disable_progress_bars()
     raw = load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
-    rows = [{"prompt": _prompt_of(row), "label": row.get("label") or ""} for row in raw]
-    rows = [r for r in rows if r["label"]]
+    multimodal = is_multimodal(base_model)
+    rows = [
+        # A VLM gets conversational prompts: TRL puts the row's images into the user turn.
+        {"prompt": [{"role": "user", "content": _prompt_of(row)}], "images": row.get("images") or []}
+        if multimodal
+        else {"prompt": _prompt_of(row)}
+        for row in raw
+    ]
+    rows = [{**r, "label": row.get("label") or ""} for r, row in zip(rows, raw, strict=True) if row.get("label")]
     if not rows:
         raise TrainingError("No record in this dataset carries a human label to reward against.")
     train_dataset = datasets.Dataset.from_list(rows)
+    if multimodal:
+        train_dataset = load_images_column(train_dataset)
 
     policy = policy_version.spec()
     critic = None
@@ -76,7 +93,7 @@ def grpo_train(
         },
         critic=critic,
     )
-    model, tokenizer, use_cpu = load_model_and_tokenizer(base_model)
+    model, tokenizer, use_cpu = (load_vlm_and_processor if multimodal else load_model_and_tokenizer)(base_model)
     args = GRPOConfig(
         **trainer_kwargs(out, params, use_cpu),
         num_generations=params["num_generations"],

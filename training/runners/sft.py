@@ -12,8 +12,11 @@ from typing import Any
 from training.data import flatten_messages
 from training.runners.common import (
     check_base_model,
+    check_images_fit,
     is_multimodal,
+    load_images_column,
     load_model_and_tokenizer,
+    load_vlm_and_processor,
     lora_config,
     trainer_kwargs,
 )
@@ -40,16 +43,13 @@ def sft_train(
     multimodal = is_multimodal(base_model)
     raw = load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
     if multimodal:
-        import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
-        train_dataset = raw.select_columns(["messages", "images"]).cast_column(
-            "images", datasets.Sequence(datasets.Image())
+        train_dataset = load_images_column(raw.select_columns(["messages", "images"]))
+        model, processing_class, use_cpu = load_vlm_and_processor(base_model)
+        check_images_fit(
+            processing_class,
+            [processing_class.apply_chat_template(m, tokenize=False) for m in raw["messages"]],
+            params["max_length"],
         )
-        processor = AutoProcessor.from_pretrained(base_model)
-        use_cpu = not torch.cuda.is_available()
-        model = AutoModelForImageTextToText.from_pretrained(base_model, dtype=torch.float32 if use_cpu else "auto")
-        processing_class = processor
     else:
         train_dataset = datasets.Dataset.from_list(
             [{"messages": flatten_messages(row["messages"], keep_images=False)} for row in raw]
