@@ -15,11 +15,20 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from annotation.models import CotCorrection
-from moderation.inference.services import decision_create_for_video, model_version_promote
+from moderation.inference.services import (
+    decision_create_for_video,
+    model_version_promote,
+    model_version_register,
+    model_version_serving,
+)
 from moderation.media.models import Keyframe, Video
+from moderation.review.models import ItemLabel
 from tests.factories import CotCorrectionFactory, DecisionFactory, ReviewFactory, ReviewTaskFactory, VideoFactory
 from tests.tiny_models import build_tiny_llava
+from training.errors import TrainingError
+from training.evaluation import evaluation_execute, evaluation_start
 from training.models import TrainingJob
+from training.release import model_version_promote_gated, promotion_check
 from training.services import preference_dataset_build, sft_dataset_build, training_job_start
 from training.tasks import run_training_job
 
@@ -48,6 +57,12 @@ def _keyframes(video: Video, colors: list[tuple[int, int, int]]) -> None:
         )
     # An unselected frame never reaches the model.
     Keyframe.objects.create(video=video, index=len(colors), timestamp=9.0, image="keyframes/unused.jpg")
+
+
+def _evaluate(version):  # type: ignore[no-untyped-def]
+    run = evaluation_execute(run_id=evaluation_start(model_version=version, created_by=None).pk)
+    assert run is not None and run.status == "succeeded", run and run.error
+    return run
 
 
 def _run(job: TrainingJob) -> TrainingJob:
@@ -101,8 +116,24 @@ def test_sft_dpo_grpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
         assert (adapter / "processor_config.json").exists()  # the processor travels with the adapter
         assert job.model_version.adapter_path == str(adapter) and job.model_version.base_model == tiny_llava
 
+    # Evaluation and the release gate on the VLM adapters (gold set = the two reviewed items).
+    for decision, label in ((overridden, "引导私下交易"), (corrected, "夸大商品功效")):
+        ItemLabel.objects.create(video=decision.video, label=label, source="review", policy_version=policy_version)
+    baseline = model_version_serving()
+    base_run, dpo_run = _evaluate(baseline), _evaluate(jobs[1].model_version)
+    assert base_run.metrics["format_validity"] == 1.0 and dpo_run.metrics["format_validity"] == 0.0
+    with pytest.raises(TrainingError, match="format_validity would drop"):
+        model_version_promote_gated(candidate=jobs[1].model_version, by=admin)
+    assert model_version_serving() == baseline
+    # Arranged as in test_end_to_end: the untuned VLM serves; an adapter that is no worse passes the gate.
+    base_vlm = model_version_register(name="tiny-llava-base", backend="transformers", base_model=tiny_llava)
+    model_version_promote(model_version=base_vlm)
+    _evaluate(base_vlm)
+    _evaluate(jobs[1].model_version)
+    assert promotion_check(candidate=jobs[1].model_version).allowed
+
     dpo_version = jobs[1].model_version
-    model_version_promote(model_version=dpo_version)
+    model_version_promote_gated(candidate=dpo_version, by=admin)
     fresh = VideoFactory(title="A brand new upload")
     _keyframes(fresh, [(120, 120, 10)])
     decision = decision_create_for_video(video_id=fresh.pk)
