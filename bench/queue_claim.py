@@ -76,6 +76,50 @@ def _measure(queue, users, claims_per_user: int) -> tuple[list[float], list[tupl
     return latencies, claimed
 
 
+def _claim_loop(queue_id: int, user_id: int, claims: int, barrier, out) -> None:  # type: ignore[no-untyped-def]
+    """One reviewer process: its own DB connection, claims timed, submits untimed."""
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    from moderation.review.models import ReviewQueue
+    from moderation.review.services import review_claim_next, review_submit
+
+    user, queue = User.objects.get(pk=user_id), ReviewQueue.objects.get(pk=queue_id)
+    mine: list[float] = []
+    got: list[tuple[int, int]] = []
+    barrier.wait(60)
+    for _ in range(claims):
+        t0 = time.perf_counter()
+        task = review_claim_next(user=user, queue=queue)
+        mine.append((time.perf_counter() - t0) * 1000)
+        if task is None:
+            break
+        got.append((user.pk, task.pk))
+        review_submit(task=task, user=user, verdict="approve")
+    connection.close()
+    out.put((mine, got))
+
+
+def _measure_processes(queue, users, claims_per_user: int) -> tuple[list[float], list[tuple[int, int]]]:  # type: ignore[no-untyped-def]
+    """Like ``_measure`` with one OS process per reviewer (as separate web workers would be): no GIL shared."""
+    import multiprocessing
+
+    from django.db import connections
+
+    ctx = multiprocessing.get_context("fork")
+    connections.close_all()  # children must open their own connections, not share the parent's socket
+    barrier, out = ctx.Barrier(len(users)), ctx.Queue()
+    procs = [ctx.Process(target=_claim_loop, args=(queue.pk, u.pk, claims_per_user, barrier, out)) for u in users]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join(60)
+    latencies = [ms for mine, _ in results for ms in mine]
+    claimed = [c for _, got in results for c in got]
+    return latencies, claimed
+
+
 def _explain(queue, user) -> str:  # type: ignore[no-untyped-def]
     """The plan of the claim statement itself (EXPLAIN without ANALYZE runs nothing)."""
     from django.db import connection
@@ -115,6 +159,9 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--claims", type=int, default=40, help="claims per reviewer per size")
     parser.add_argument("--drain", type=int, default=0, help="also drain this many items with 16 claimers")
+    parser.add_argument(
+        "--processes", action="store_true", help="16 reviewer processes instead of 16 threads in one process"
+    )
     args = parser.parse_args()
 
     import django
@@ -131,7 +178,11 @@ def main() -> None:
         policy_version = PolicyVersionFactory()
         users = [UserFactory(role="moderator") for _ in range(CLAIMERS)]
         consumed = (CLAIMERS + 1) * args.claims + 6
-        result: dict[str, object] = {"claimers": CLAIMERS, "claims_per_reviewer": args.claims}
+        result: dict[str, object] = {
+            "claimers": CLAIMERS,
+            "claimer_kind": "processes" if args.processes else "threads",
+            "claims_per_reviewer": args.claims,
+        }
         all_claims: list[tuple[int, int]] = []
         plans = {}
         for label, size in (("1k", args.small), ("100k", args.large)):
@@ -142,7 +193,8 @@ def main() -> None:
             plans[label] = _explain(queue, users[0])
             result[f"queries_per_claim_{label}"] = _queries_per_claim(queue, users[0])
             _measure(queue, users[:2], 3)  # warm-up: connections, caches
-            latencies, claimed = _measure(queue, users, args.claims)
+            measure = _measure_processes if args.processes else _measure
+            latencies, claimed = measure(queue, users, args.claims)
             all_claims += claimed
             # One claimer alone: the claim's own cost, without 16 threads sharing 2 cores and a GIL.
             single, claimed = _measure(queue, users[:1], args.claims)
