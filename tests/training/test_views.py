@@ -113,3 +113,10 @@ def test_cancel_button_cancels_a_queued_job(client_as, job):
 
     again = client_as("admin").post(reverse("training:job_cancel", args=[job.pk]), follow=True)
     assert again.status_code == 200 and "already finished" in again.content.decode()
+
+
+@pytest.mark.django_db
+def test_job_list_has_a_plain_title_and_one_retrain_rules_panel(client_as):  # type: ignore[no-untyped-def]
+    page = client_as("admin").get(reverse("training:job_list")).content.decode()
+    assert "<title>Training · Review workbench</title>" in page
+    assert page.count("<h2>Retrain rules</h2>") == 1
