@@ -412,8 +412,8 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
                 return None
             if video.status == Video.Status.READY:
                 if video.stage == Video.Stage.INFERENCE:
-                    # Media done but no decision yet (e.g. the worker died right after): inference is idempotent.
-                    _enqueue_inference(video_id)
+                    # Media done but no decision yet (e.g. the worker died right after): both steps are idempotent.
+                    _enqueue_after_ready(video_id)
                 return video
             if video.stage == Video.Stage.DONE:
                 video.stage = Video.Stage.QUEUED
@@ -435,16 +435,18 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
             video.progress = 100
             video.error = ""
             video.save(update_fields=["status", "stage", "progress", "error", "updated_at"])
-            _enqueue_inference(video_id)
+            _enqueue_after_ready(video_id)
         logger.info("video %s ready (%s)", video_id, ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
-        __import__("moderation.reproduction.tasks", fromlist=["find_candidates"]).find_candidates.delay(video_id)
         return video
 
 
-def _enqueue_inference(video_id: int) -> None:
+def _enqueue_after_ready(video_id: int) -> None:
+    """A ready video goes to inference and to reproduction retrieval, once the commit is done."""
     from moderation.inference.tasks import run_inference
+    from moderation.reproduction.tasks import find_candidates
 
     transaction.on_commit(lambda: run_inference.delay(video_id))
+    transaction.on_commit(lambda: find_candidates.delay(video_id))
 
 
 def _fail(video_id: int, message: str) -> Video | None:

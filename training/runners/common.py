@@ -30,6 +30,24 @@ logger = logging.getLogger(__name__)
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
+def job_rows(base_model: str, jsonl_path: str, out: Path) -> Any:
+    """The shared start of every runner: the base model must exist, and the snapshot's JSONL rows load."""
+    import datasets
+    from datasets import load_dataset
+
+    check_base_model(base_model)
+    datasets.disable_progress_bars()  # progress goes to the job row; keep worker logs readable
+    return load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
+
+
+def train_quietly(trainer: Any, resume_from_checkpoint: str | None) -> Any:
+    """Run a trainer whose progress goes to the job row and its log tail, not to stdout."""
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)
+    return trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+
+
 def check_base_model(base_model: str) -> None:
     looks_like_path = base_model.startswith(("/", ".", "~")) or Path(base_model).exists()
     if looks_like_path and not (Path(base_model).expanduser() / "config.json").exists():

@@ -10,13 +10,14 @@ from typing import Any
 
 from training.errors import TrainingError
 from training.runners.common import (
-    check_base_model,
     check_images_fit,
     is_multimodal,
+    job_rows,
     load_images_column,
     load_model_and_tokenizer,
     load_vlm_and_processor,
     lora_config,
+    train_quietly,
     trainer_kwargs,
 )
 
@@ -33,15 +34,11 @@ def dpo_train(
 ) -> tuple[Any, Any]:
     """Train a LoRA adapter with DPO; returns ``(trainer, train_output)``. No database access."""
     import datasets
-    from datasets import load_dataset
-    from transformers import PrinterCallback
     from trl import DPOConfig, DPOTrainer
     from trl.data_utils import prepare_multimodal_messages
 
-    check_base_model(base_model)
     out = Path(output_dir)
-    datasets.disable_progress_bars()  # progress goes to the job row; keep worker logs readable
-    raw = load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
+    raw = job_rows(base_model, jsonl_path, out)
     if is_multimodal(base_model):
         # TRL's vision preference collator puts the images into the (conversational) prompt's user turn.
         model, tokenizer, use_cpu = load_vlm_and_processor(base_model)
@@ -84,8 +81,7 @@ def dpo_train(
         peft_config=lora_config(params),
         callbacks=callbacks or [],
     )
-    trainer.remove_callback(PrinterCallback)  # progress goes to the job row and its log tail instead
-    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    result = train_quietly(trainer, resume_from_checkpoint)
     return trainer, result
 
 

@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any, cast
 from training.errors import TrainingError
 from training.rewards import BackendCritic, reward_functions
 from training.runners.common import (
-    check_base_model,
     is_multimodal,
+    job_rows,
     load_images_column,
     load_model_and_tokenizer,
     load_vlm_and_processor,
     lora_config,
+    train_quietly,
     trainer_kwargs,
 )
 
@@ -50,16 +51,12 @@ def grpo_train(
     policy_version: Any = None,
 ) -> tuple[Any, Any]:
     import datasets
-    from datasets import load_dataset
-    from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
     if policy_version is None:
         raise TrainingError("A GRPO job needs a policy version (its labels and output format define the reward).")
-    check_base_model(base_model)
     out = Path(output_dir)
-    datasets.disable_progress_bars()
-    raw = load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
+    raw = job_rows(base_model, jsonl_path, out)
     multimodal = is_multimodal(base_model)
     rows = [
         # A VLM gets conversational prompts: TRL puts the row's images into the user turn.
@@ -112,6 +109,5 @@ def grpo_train(
         peft_config=lora_config(params),
         callbacks=callbacks or [],
     )
-    trainer.remove_callback(PrinterCallback)
-    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    result = train_quietly(trainer, resume_from_checkpoint)
     return trainer, result

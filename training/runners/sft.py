@@ -11,13 +11,14 @@ from typing import Any
 
 from training.data import flatten_messages
 from training.runners.common import (
-    check_base_model,
     check_images_fit,
     is_multimodal,
+    job_rows,
     load_images_column,
     load_model_and_tokenizer,
     load_vlm_and_processor,
     lora_config,
+    train_quietly,
     trainer_kwargs,
 )
 
@@ -33,15 +34,11 @@ def sft_train(
     policy_version: Any = None,
 ) -> tuple[Any, Any]:
     import datasets
-    from datasets import load_dataset
-    from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
-    check_base_model(base_model)
     out = Path(output_dir)
-    datasets.disable_progress_bars()
     multimodal = is_multimodal(base_model)
-    raw = load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
+    raw = job_rows(base_model, jsonl_path, out)
     if multimodal:
         train_dataset = load_images_column(raw.select_columns(["messages", "images"]))
         model, processing_class, use_cpu = load_vlm_and_processor(base_model)
@@ -65,6 +62,5 @@ def sft_train(
         peft_config=lora_config(params),
         callbacks=callbacks or [],
     )
-    trainer.remove_callback(PrinterCallback)
-    result = trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    result = train_quietly(trainer, resume_from_checkpoint)
     return trainer, result
