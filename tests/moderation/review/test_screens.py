@@ -203,3 +203,28 @@ def test_reveal_choice_is_remembered(make_task, make_user):
     # An off-site "next" is not followed.
     resp = client.post(reverse("moderation:review_reveal"), {"reveal": "1", "next": "https://evil.example/"})
     assert resp["Location"] == reverse("moderation:queue")
+
+
+@pytest.mark.django_db
+def test_unparseable_model_output_is_reviewable_with_the_reason_and_raw_text_escaped(client_as):  # type: ignore[no-untyped-def]
+    from moderation.review.services import review_claim_next
+    from tests.factories import DecisionFactory, ReviewTaskFactory
+
+    decision = DecisionFactory(
+        label="", cot=[], parse_error="expected the five stages", raw_output="<b>garbage</b> tokens"
+    )
+    ReviewTaskFactory(decision=decision)
+    client = client_as("moderator")
+    from django.contrib.auth.models import User
+
+    user = User.objects.get(pk=int(client.session["_auth_user_id"]))
+    task = review_claim_next(user=user)
+    page = client.get(f"/review/{task.pk}/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "could not be fully parsed: expected the five stages" in body
+    assert "<b>garbage</b>" not in body and "&lt;b&gt;garbage&lt;/b&gt; tokens" in body
+    response = client.post(
+        f"/review/{task.pk}/submit/", {"verdict": "override", "label": "引导私下交易", "severity": "high"}
+    )
+    assert response.status_code in (200, 302)
