@@ -1,12 +1,20 @@
 """Claim latency with 16 concurrent reviewers at 1k and at 100k pending items, in one run.
 
-Each of 16 threads (own DB connection) calls ``review_claim_next`` ``--claims`` times, submitting
-each item between claims (the submit is not timed). Each queue is seeded with its size plus the
-items the run consumes, so the pending count stays at the nominal size throughout. With
-``--drain N`` it then drains N items with 16 claimers (claim + submit) and checks that no item was
-given to two reviewers and none was lost. Runs on a throwaway test database.
+16 claimers call ``review_claim_next`` ``--claims`` times each, submitting each item between
+claims (the submit is not timed; ``--think-ms`` adds a reviewer's time on the item before it), as
+16 OS processes (the headline: web workers are processes, each with its own connection) and then
+as 16 threads of one process (``threads_*``: they also share one GIL). Each claimer's connection
+is warmed by one untimed claim first, as a web worker's persistent connection is
+(``CONN_MAX_AGE``); ``first_claim_max_ms_*`` reports that cold first claim apart. A single
+claimer alone (``single_*``) gives the claim's own cost without 16 claimers sharing 2 cores.
+
+Each queue is seeded with its size plus the items the run consumes, so the pending count stays at
+the nominal size throughout. With ``--drain N`` it then drains N items with 16 claimers (claim +
+submit) and checks that no item was given to two reviewers and none was lost. Runs on a throwaway
+test database.
 
     .venv/bin/python bench/queue_claim.py [--small 1000] [--large 100000] [--claims 40] [--drain 10000]
+        [--kinds processes,threads] [--think-ms 0]
 
 The last line printed is one JSON object.
 """
@@ -16,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 import sys
 import threading
@@ -35,20 +44,49 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def _measure(queue, users, claims_per_user: int) -> tuple[list[float], list[tuple[int, int]]]:  # type: ignore[no-untyped-def]
+def _warm_up(user, queue) -> float:  # type: ignore[no-untyped-def]
+    """One untimed claim and release on this claimer's own connection, as a web worker's persistent
+    connection (``CONN_MAX_AGE``) has done long before: the timed claims then measure the claim, not
+    a new backend's first parse, plan and catalog loads (``first_claim_*`` reports those apart)."""
+    from moderation.review.services import review_claim_next, review_release
+
+    t0 = time.perf_counter()
+    task = review_claim_next(user=user, queue=queue)
+    elapsed = (time.perf_counter() - t0) * 1000
+    if task is not None:
+        review_release(task=task, user=user)
+    return elapsed
+
+
+def _think(think_ms: float) -> None:
+    """The reviewer looking at the item: ``think_ms`` on average, spread ±50% so claimers drift apart."""
+    if think_ms:
+        time.sleep(random.uniform(0.5, 1.5) * think_ms / 1000)
+
+
+Measured = tuple[list[float], list[tuple[int, int]], list[float]]  # timed claims, (user, task) claimed, first claims
+
+
+def _ms(values: list[float], q: float) -> float:
+    return round(_pct(values, q), 2)
+
+
+def _measure(queue, users, claims_per_user: int, think_ms: float = 0.0) -> Measured:  # type: ignore[no-untyped-def]
     from django.db import connection
 
     from moderation.review.services import review_claim_next, review_submit
 
     latencies: list[float] = []
     claimed: list[tuple[int, int]] = []
+    firsts: list[float] = []
     lock = threading.Lock()
     barrier = threading.Barrier(len(users))
     errors: list[BaseException] = []
 
     def work(user) -> None:  # type: ignore[no-untyped-def]
-        mine, got = [], []
+        mine, got, first = [], [], []
         try:
+            first.append(_warm_up(user, queue))
             barrier.wait(60)
             for _ in range(claims_per_user):
                 t0 = time.perf_counter()
@@ -57,6 +95,7 @@ def _measure(queue, users, claims_per_user: int) -> tuple[list[float], list[tupl
                 if task is None:
                     break
                 got.append((user.pk, task.pk))
+                _think(think_ms)
                 review_submit(task=task, user=user, verdict="approve")
         except BaseException as exc:
             errors.append(exc)
@@ -64,6 +103,7 @@ def _measure(queue, users, claims_per_user: int) -> tuple[list[float], list[tupl
             with lock:
                 latencies.extend(mine)
                 claimed.extend(got)
+                firsts.extend(first)
             connection.close()
 
     threads = [threading.Thread(target=work, args=(u,)) for u in users]
@@ -73,10 +113,10 @@ def _measure(queue, users, claims_per_user: int) -> tuple[list[float], list[tupl
         t.join()
     if errors:
         raise errors[0]
-    return latencies, claimed
+    return latencies, claimed, firsts
 
 
-def _claim_loop(queue_id: int, user_id: int, claims: int, barrier, out) -> None:  # type: ignore[no-untyped-def]
+def _claim_loop(queue_id: int, user_id: int, claims: int, think_ms: float, barrier, out) -> None:  # type: ignore[no-untyped-def]
     """One reviewer process: its own DB connection, claims timed, submits untimed."""
     from django.contrib.auth.models import User
     from django.db import connection
@@ -87,6 +127,7 @@ def _claim_loop(queue_id: int, user_id: int, claims: int, barrier, out) -> None:
     user, queue = User.objects.get(pk=user_id), ReviewQueue.objects.get(pk=queue_id)
     mine: list[float] = []
     got: list[tuple[int, int]] = []
+    first = _warm_up(user, queue)
     barrier.wait(60)
     for _ in range(claims):
         t0 = time.perf_counter()
@@ -95,12 +136,13 @@ def _claim_loop(queue_id: int, user_id: int, claims: int, barrier, out) -> None:
         if task is None:
             break
         got.append((user.pk, task.pk))
+        _think(think_ms)
         review_submit(task=task, user=user, verdict="approve")
     connection.close()
-    out.put((mine, got))
+    out.put((mine, got, first))
 
 
-def _measure_processes(queue, users, claims_per_user: int) -> tuple[list[float], list[tuple[int, int]]]:  # type: ignore[no-untyped-def]
+def _measure_processes(queue, users, claims_per_user: int, think_ms: float = 0.0) -> Measured:  # type: ignore[no-untyped-def]
     """Like ``_measure`` with one OS process per reviewer (as separate web workers would be): no GIL shared."""
     import multiprocessing
 
@@ -109,15 +151,17 @@ def _measure_processes(queue, users, claims_per_user: int) -> tuple[list[float],
     ctx = multiprocessing.get_context("fork")
     connections.close_all()  # children must open their own connections, not share the parent's socket
     barrier, out = ctx.Barrier(len(users)), ctx.Queue()
-    procs = [ctx.Process(target=_claim_loop, args=(queue.pk, u.pk, claims_per_user, barrier, out)) for u in users]
+    procs = [
+        ctx.Process(target=_claim_loop, args=(queue.pk, u.pk, claims_per_user, think_ms, barrier, out)) for u in users
+    ]
     for proc in procs:
         proc.start()
     results = [out.get(timeout=600) for _ in procs]
     for proc in procs:
         proc.join(60)
-    latencies = [ms for mine, _ in results for ms in mine]
-    claimed = [c for _, got in results for c in got]
-    return latencies, claimed
+    latencies = [ms for mine, _, _ in results for ms in mine]
+    claimed = [c for _, got, _ in results for c in got]
+    return latencies, claimed, [first for _, _, first in results]
 
 
 def _explain(queue, user) -> str:  # type: ignore[no-untyped-def]
@@ -160,13 +204,17 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=40, help="claims per reviewer per size")
     parser.add_argument("--drain", type=int, default=0, help="also drain this many items with 16 claimers")
     parser.add_argument(
-        "--processes", action="store_true", help="16 reviewer processes instead of 16 threads in one process"
+        "--kinds",
+        default="processes,threads",
+        help="claimer kinds to measure, the first one headlines (p50/p99/ratio); the others get a prefix",
     )
+    parser.add_argument("--think-ms", type=float, default=0.0, help="reviewer's time on an item before submitting")
     args = parser.parse_args()
 
     import django
 
     django.setup()
+    from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
 
     old = setup_databases(verbosity=0, interactive=False)
@@ -177,11 +225,15 @@ def main() -> None:
 
         policy_version = PolicyVersionFactory()
         users = [UserFactory(role="moderator") for _ in range(CLAIMERS)]
-        consumed = (CLAIMERS + 1) * args.claims + 6
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        if not kinds or set(kinds) - {"processes", "threads"}:
+            parser.error("--kinds takes processes and/or threads")
+        consumed = (CLAIMERS * len(kinds) + 1) * args.claims + 6
         result: dict[str, object] = {
             "claimers": CLAIMERS,
-            "claimer_kind": "processes" if args.processes else "threads",
+            "claimer_kind": kinds[0],
             "claims_per_reviewer": args.claims,
+            "think_ms": args.think_ms,
         }
         all_claims: list[tuple[int, int]] = []
         plans = {}
@@ -190,26 +242,39 @@ def main() -> None:
             t0 = time.perf_counter()
             seed_pending_tasks(n=size + consumed, queue=queue, policy_version=policy_version)
             print(f"seeded {size + consumed} items in {time.perf_counter() - t0:.1f} s", flush=True)
+            # A queue fills over days with autovacuum keeping up; one bulk load of videos, decisions and
+            # tasks leaves hint bits and visibility maps unset and autovacuum due on those tables in the
+            # middle of the measurement. Start from the steady state instead.
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM (ANALYZE)")
             plans[label] = _explain(queue, users[0])
             result[f"queries_per_claim_{label}"] = _queries_per_claim(queue, users[0])
             _measure(queue, users[:2], 3)  # warm-up: connections, caches
-            measure = _measure_processes if args.processes else _measure
-            latencies, claimed = measure(queue, users, args.claims)
-            all_claims += claimed
+            for i, kind in enumerate(kinds):
+                if kind == "processes":
+                    latencies, claimed, firsts = _measure_processes(queue, users, args.claims, args.think_ms)
+                else:
+                    latencies, claimed, firsts = _measure(queue, users, args.claims, args.think_ms)
+                all_claims += claimed
+                prefix = "" if i == 0 else f"{kind}_"
+                result[f"{prefix}p50_ms_{label}"] = round(statistics.median(latencies), 2)
+                result[f"{prefix}p99_ms_{label}"] = round(_pct(latencies, 0.99), 2)
+                result[f"{prefix}claims_{label}"] = len(latencies)
+                result[f"{prefix}first_claim_max_ms_{label}"] = round(max(firsts), 2)
+                print(f"{label} {kind}: p50 {_ms(latencies, 0.5)} ms, p99 {_ms(latencies, 0.99)} ms", flush=True)
             # One claimer alone: the claim's own cost, without 16 threads sharing 2 cores and a GIL.
-            single, claimed = _measure(queue, users[:1], args.claims)
+            single, claimed, _ = _measure(queue, users[:1], args.claims)
             all_claims += claimed
             result[f"single_p50_ms_{label}"] = round(statistics.median(single), 2)
             result[f"single_p99_ms_{label}"] = round(_pct(single, 0.99), 2)
-            result[f"p50_ms_{label}"] = round(statistics.median(latencies), 2)
-            result[f"p99_ms_{label}"] = round(_pct(latencies, 0.99), 2)
-            result[f"claims_{label}"] = len(latencies)
-            print(f"{label}: p50 {result[f'p50_ms_{label}']} ms, p99 {result[f'p99_ms_{label}']} ms", flush=True)
         for label, plan in plans.items():
             print(f"plan {label}: {plan}")
         per_task = Counter(task for _user, task in all_claims)
         result["double_claims"] = sum(1 for c in per_task.values() if c > 1)
         result["ratio"] = round(float(result["p99_ms_100k"]) / float(result["p99_ms_1k"]), 2)  # type: ignore[arg-type]
+        for kind in kinds[1:]:
+            ratio = float(result[f"{kind}_p99_ms_100k"]) / float(result[f"{kind}_p99_ms_1k"])  # type: ignore[arg-type]
+            result[f"{kind}_ratio"] = round(ratio, 2)
         result["index_scan"] = all("task_claim_order" in p for p in plans.values())
 
         if args.drain:

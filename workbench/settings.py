@@ -78,7 +78,10 @@ else:
     from workbench.embedded import ensure_postgres
 
     DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **ensure_postgres(VAR_DIR)}}
-DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+# Persistent connections: a new backend per request costs a fork and cold catalog caches on
+# every "next item" (the first claim on a fresh connection is ~10x slower than the rest).
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["TEST"] = {"NAME": env.str("WORKBENCH_TEST_DB", default=f"test_workbench_{os.getpid()}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -334,8 +334,16 @@ def _unclaim(task: ReviewTask) -> None:
     task.save(update_fields=["status", "claimed_by", "claimed_at", "lease_expires_at"])
 
 
-def _lock_owned(task: ReviewTask, user: User) -> ReviewTask:
-    locked = ReviewTask.objects.select_for_update().select_related("queue").get(pk=task.pk)
+def _lock_owned(task: ReviewTask, user: User, *, with_decision: bool = False) -> ReviewTask:
+    """Lock the task row and check ``user`` still holds it. ``with_decision`` (a submit) also loads
+    and locks its decision, so the N reviews of one item settle one after another and the last one
+    sees all the others (``_settle``); other items' submits never wait on each other."""
+    if with_decision:
+        rows = ReviewTask.objects.select_for_update(of=("self", "decision"))
+        rows = rows.select_related("queue", "decision__policy_version")
+    else:
+        rows = ReviewTask.objects.select_for_update(of=("self",)).select_related("queue")
+    locked = rows.get(pk=task.pk)
     if locked.status == ReviewTask.Status.DONE:
         raise ModerationError(ALREADY_REVIEWED)
     if locked.status == ReviewTask.Status.ESCALATED:
@@ -480,10 +488,19 @@ def _settle(task: ReviewTask, review: Review, user: User) -> None:
     labels = {s.review.label for s in siblings if s.status == ReviewTask.Status.DONE and hasattr(s, "review")}
     if len(labels) == 1:
         # The human verdict becomes the item's trusted label (the latest settled review wins).
-        ItemLabel.objects.update_or_create(
-            video_id=decision.video_id,
-            source=ItemLabel.Source.REVIEW,
-            defaults={"label": review.label, "policy_version": decision.policy_version},
+        # One upsert statement (INSERT … ON CONFLICT DO UPDATE) on the one-label-per-source constraint.
+        ItemLabel.objects.bulk_create(
+            [
+                ItemLabel(
+                    video_id=decision.video_id,
+                    source=ItemLabel.Source.REVIEW,
+                    label=review.label,
+                    policy_version=decision.policy_version,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["video", "source"],
+            update_fields=["label", "policy_version"],
         )
         return
     if len(labels) > 1:
@@ -522,11 +539,10 @@ def review_submit(
     - A second submit (double click, resent form) is refused with "Already reviewed"; the task row
       lock plus the one-to-one ``Review.task`` make it record exactly one verdict.
     """
-    locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
-    if locked.status == ReviewTask.Status.DONE or Review.objects.filter(task=locked).exists():
+    locked = _lock_owned(task, user, with_decision=True)
+    if Review.objects.filter(task=locked).exists():
         raise ModerationError(ALREADY_REVIEWED)
-    locked = _lock_owned(locked, user)
-    decision = Decision.objects.select_related("policy_version").get(pk=locked.decision_id)
+    decision = locked.decision
     final_label = _final_label(decision, verdict, label)
     final_severity = _final_severity(decision.policy_version, final_label, severity)
     gold_correct = None

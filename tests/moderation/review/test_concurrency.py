@@ -74,3 +74,29 @@ def test_sixteen_claimers_drain_the_queue_without_sharing_or_losing_items(policy
     assert AuditEvent.objects.filter(action="claim").count() == n
     # Every reviewer took part (SKIP LOCKED: nobody waited for the others).
     assert len({user_id for user_id, _task in claims}) == CLAIMERS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_double_review_settles_every_item_when_both_reviews_land_at_once(policy_version, make_user):
+    """The two reviews of an item are submitted concurrently; whichever commits last must see the
+    other and store the agreed label (submits of one decision are serialised on its row)."""
+    from moderation.review.models import ItemLabel, ReviewQueue
+
+    n = 150
+    queue = ReviewQueue.objects.create(name="Double", slug="double", required_reviews=2)
+    seed_pending_tasks(n=n, queue=queue, policy_version=policy_version)
+    second_slots = [
+        ReviewTask(decision_id=t.decision_id, queue=queue, slot=1, priority=t.priority, deadline=t.deadline)
+        for t in ReviewTask.objects.filter(queue=queue)
+    ]
+    ReviewTask.objects.bulk_create(second_slots)
+    users = [make_user("moderator") for _ in range(8)]
+
+    claims, errors = drain(users, queue)
+
+    assert not errors, errors[:3]
+    assert len(claims) == 2 * n
+    per_item = Counter(ReviewTask.objects.filter(queue=queue).values_list("decision__video_id", flat=True))
+    assert set(per_item.values()) == {2}
+    labelled = ItemLabel.objects.filter(source=ItemLabel.Source.REVIEW, video_id__in=per_item).count()
+    assert labelled == n, f"{n - labelled} items reviewed twice in agreement were left without their label"

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.media.models import Keyframe, Patch
-from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewTask
+from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next, review_submit
 from tests.factories import PolicyVersionFactory, ReviewTaskFactory
 
@@ -274,6 +274,29 @@ def test_a_claim_is_one_query_and_writes_its_audit_row(make_task, make_user):
         again = review_claim_next(user=alice, queue=queue)  # own claim: renewed, not re-audited
     assert len(ctx.captured_queries) == 1 and again.pk == task.pk
     assert AuditEvent.objects.filter(action="claim").count() == 1
+
+
+def test_a_submit_is_a_fixed_handful_of_statements_and_upserts_the_label(make_task, make_user):
+    first, second = make_task(), make_task()
+    video = second.decision.video  # reviewed before: its review label is updated in place
+    ItemLabel.objects.create(video=video, source=ItemLabel.Source.REVIEW, label="正向")
+    alice = make_user("moderator")
+    assert alice.has_perm("moderation.review_video")
+    queue = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+    counts = []
+    for task, verdict, label in ((first, "approve", ""), (second, "override", "色情低俗")):
+        assert review_claim_next(user=alice, queue=queue).pk == task.pk
+        with CaptureQueriesContext(connection) as ctx:
+            review_submit(task=task, user=alice, verdict=verdict, label=label, severity="high" if label else "")
+        counts.append(len(ctx.captured_queries))
+    # lock task (+ queue, decision, policy version), review exists?, insert review, update task,
+    # audit, siblings, label upsert — plus the savepoint pair of the test's transaction.
+    assert counts[0] == counts[1] <= 9
+    labels = ItemLabel.objects.filter(video=video, source=ItemLabel.Source.REVIEW)
+    assert [label.label for label in labels] == ["色情低俗"]
+    assert (
+        ItemLabel.objects.get(video=first.decision.video, source=ItemLabel.Source.REVIEW).label == first.decision.label
+    )
 
 
 def test_lapsed_claim_taken_back_is_audited_with_its_previous_owner(make_task, make_user):
