@@ -26,7 +26,7 @@ class Stage1Evaluation:
 
 
 def _items(records: Sequence[KuaiModRecord]) -> list[TextItem]:
-    return [TextItem(title=r.title, ocr=r.ocr, asr=r.asr) for r in records]
+    return [TextItem(title=r.title, ocr=r.ocr, asr=r.asr, frames=r.frames) for r in records]
 
 
 def _label_order(taxonomy: Sequence[dict[str, Any]], safe_label: str) -> list[str]:

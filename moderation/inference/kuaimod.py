@@ -34,6 +34,7 @@ class KuaiModRecord:
     title: str
     ocr: str
     asr: str
+    frames: int = 0  # len(images): the cover + sampled frames the record lists (0: none listed)
 
     @property
     def external_id(self) -> str:
@@ -79,6 +80,14 @@ def _text(value: Any, name: str) -> str:
     return value.strip()
 
 
+def _frames(value: Any) -> int:
+    if value is None or value == "null":
+        return 0
+    if not isinstance(value, list):
+        raise ValueError(f"field 'images' must be a list, got {type(value).__name__}")
+    return min(len(value), 32767)
+
+
 def kuaimod_parse_line(raw: str, *, line: int) -> KuaiModRecord:
     try:
         obj = json.loads(raw)
@@ -101,6 +110,7 @@ def kuaimod_parse_line(raw: str, *, line: int) -> KuaiModRecord:
         title=_text(obj.get("title"), "title"),
         ocr=_text(obj.get("OCR"), "OCR"),
         asr=_text(obj.get("ASR"), "ASR"),
+        frames=_frames(obj.get("images")),
     )
 
 
@@ -174,7 +184,12 @@ def kuaimod_import(*, path: Path | str, policy_version: PolicyVersion | None = N
 
 @transaction.atomic
 def _import_record(record: KuaiModRecord, policy_version: PolicyVersion | None) -> str:
-    fields = {"title": record.title[:500], "ocr_text": record.ocr, "asr_text": record.asr}
+    fields = {
+        "title": record.title[:500],
+        "ocr_text": record.ocr,
+        "asr_text": record.asr,
+        "sampled_frames": record.frames or None,
+    }
     video = Video.objects.select_for_update().filter(external_id=record.external_id).first()
     outcome = "unchanged"
     if video is None:

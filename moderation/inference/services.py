@@ -94,6 +94,7 @@ def content_bundle_for(video: Video) -> ContentBundle:
         ocr=[part for part in video.ocr_text.split("|") if part.strip()],
         image_paths=[k.image.path for k in video.keyframes.all() if k.selected and k.image],
         feedback=feedback_prompt_stats(video_id=video.pk),
+        sampled_frames=video.sampled_frames or 0,
     )
 
 

@@ -56,6 +56,10 @@ class Video(models.Model):
     video_codec = models.CharField(max_length=50, blank=True)
     audio_codec = models.CharField(max_length=50, blank=True)
     has_audio = models.BooleanField(default=False)
+    # The frames a model sees: the cover plus the selected keyframes (at most 1 + KEYFRAME_SELECT_K;
+    # fewer for a short video). Imports set it from their image list (KuaiMod: cover + up to 8
+    # frames). Stage 1 of the cascade uses it as a cheap visual signal; null when unknown.
+    sampled_frames = models.PositiveSmallIntegerField(null=True, blank=True)
 
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UPLOADED, db_index=True)
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.QUEUED)

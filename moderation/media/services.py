@@ -675,7 +675,7 @@ def _stage_select(video: Video, source: Path) -> None:
         _stage_update(
             video.pk, Video.Stage.SELECT,
             keyframe_scorer=result.scorer[:100], keyframe_selection=strategy[:50],
-            frame_embedding_model=embedding_model[:200],
+            frame_embedding_model=embedding_model[:200], sampled_frames=1 + len(chosen),
         )  # fmt: skip
 
 

@@ -45,6 +45,8 @@ class ContentBundle:
     image_paths: list[str] = field(default_factory=list)
     # User-feedback statistics (moderation.feedback.selectors.feedback_prompt_stats); empty when none.
     feedback: dict[str, Any] = field(default_factory=dict)
+    # The cover plus selected keyframes the item offers (``Video.sampled_frames``); 0 when unknown.
+    sampled_frames: int = 0
     # Tag2CoT drafts: the label a human gave, which the model is asked to explain. Empty for decisions.
     target_label: str = ""
 

@@ -34,7 +34,13 @@ class CascadeStage1Backend:
     def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
         classifier = self._classifier()
         items = [
-            TextItem(title=c.title, ocr=" | ".join(c.ocr), asr=" ".join(s.text for s in c.segments)) for c in contents
+            TextItem(
+                title=c.title,
+                ocr=" | ".join(c.ocr),
+                asr=" ".join(s.text for s in c.segments),
+                frames=c.sampled_frames,
+            )
+            for c in contents
         ]
         labels, proba = classifier.predict(items)
         route = cascade_route(classifier.p_violative(proba), self.model.escalate_threshold)

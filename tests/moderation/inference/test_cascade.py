@@ -109,6 +109,29 @@ def test_stacked_head_weighs_fields_by_out_of_fold_evidence() -> None:
     assert p[0] > 0.6 and p[1] < 0.4
 
 
+def test_frame_count_is_a_signal_when_items_carry_it() -> None:
+    """Text is noise here and short videos (few frames) are the violative ones: the meta-learner
+    must use log(frames); an item whose count is unknown gets the training mean, so it lands between."""
+    rng = random.Random(1)
+    items, labels = [], []
+    for i in range(60):
+        violative = i % 2 == 0
+        frames = rng.choice([1, 2]) if violative else rng.choice([8, 9])
+        title = "".join(rng.choice("山水风云花鸟虫鱼日月星辰") for _ in range(6))
+        items.append(TextItem(title=title, frames=frames))
+        labels.append(DEAL if violative else SAFE)
+
+    classifier = stage1_fit(items, labels)
+
+    assert classifier.binary.frames_fill == pytest.approx(np.mean([np.log(i.frames) for i in items]))
+    p = classifier.p_violative(classifier.predict_proba([TextItem(title="山水", frames=f) for f in (1, 9, 0)]))
+    assert p[0] > 0.8 and p[1] < 0.2
+    assert p[1] < p[2] < p[0]
+    # Trained without any frame counts, the head leaves the signal out.
+    no_frames = stage1_fit([TextItem(title=i.title) for i in items], labels)
+    assert no_frames.binary.frames_fill is None
+
+
 def test_stacked_head_skips_fields_without_vocabulary_and_joint_head_remains_available() -> None:
     items, labels = _training_set()  # no speech anywhere, OCR on violative items only
 

@@ -37,6 +37,7 @@ def test_import_creates_text_only_videos_with_labels_and_is_idempotent(db, tmp_p
     assert not video.file
     assert (video.title, video.ocr_text, video.asr_text) == ("加微信私聊", "扫码|加我", "加我微信")
     assert Video.objects.get(external_id="kuaimod:002").title == ""  # "null" means no title
+    assert video.sampled_frames == 1  # the one image the line lists: stage 1's frame signal
     label = ItemLabel.objects.get(video=video)
     assert (label.label, label.source, label.policy_version) == ("引导私下交易", "import", policy_version)
 
@@ -64,19 +65,21 @@ def test_bad_lines_are_reported_by_number_and_do_not_stop_the_batch(db, tmp_path
             '{"pid": "006", "tag": "正向", "title": 42}',
             kuaimod_line("001", "正向", "duplicate pid"),
             kuaimod_line("008", "违法犯罪", "ok two"),
+            '{"pid": "009", "tag": "正向", "title": "t", "images": "009_0.jpg"}',
         ],
     )
 
     report = kuaimod_import(path=path)
 
     assert report.created == 2
-    assert [p.line for p in report.problems] == [2, 3, 4, 5, 6, 7]
+    assert [p.line for p in report.problems] == [2, 3, 4, 5, 6, 7, 9]
     reasons = {p.line: p.reason for p in report.problems}
     assert "not valid JSON" in reasons[2]
     assert "pid" in reasons[4]
     assert "不存在的标签" in reasons[5]
     assert "title" in reasons[6]
     assert "duplicate" in reasons[7]
+    assert "images" in reasons[9] and "list" in reasons[9]
     assert report.unknown_tags == {"不存在的标签": 1}
     assert set(Video.objects.values_list("external_id", flat=True)) == {"kuaimod:001", "kuaimod:008"}
 

@@ -23,6 +23,7 @@ def test_offline_pipeline_scores_selects_reads_text_hashes_and_embeds(speech_cli
     assert video.keyframe_scorer.startswith("offline:ocr-keywords+visual-change")
     assert video.keyframe_selection == "adaptive" and video.patch_method == "ocr"
     assert sum(k.selected for k in keyframes) == min(8, len(keyframes))
+    assert video.sampled_frames == 1 + min(8, len(keyframes))  # the cover plus the selected frames
     # The caption "Add me on WeChat" matches the policy keyword "wechat": those frames score high.
     assert max(k.score for k in keyframes) >= 0.7
     assert "wechat" in video.ocr_text.lower().replace(" ", "")
