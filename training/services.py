@@ -315,7 +315,15 @@ def training_job_start(
         total_steps=clean["max_steps"],
         created_by=created_by,
     )
-    job.output_dir = str(job_output_dir(job.pk))
+    folder = job_output_dir(job.pk)
+    if folder.exists():
+        # Left by a job of a database that was since reset (ids start again): a new job must never
+        # resume someone else's checkpoints.
+        import shutil
+
+        logger.warning("training job %s: removing stale output folder %s", job.pk, folder)
+        shutil.rmtree(folder)
+    job.output_dir = str(folder)
     job.save(update_fields=["output_dir"])
 
     from training.tasks import run_training_job

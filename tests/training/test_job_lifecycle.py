@@ -96,6 +96,21 @@ def test_start_uses_the_configured_base_model_and_lora_defaults(dataset, setting
     assert job.params["lora_target_modules"] == ["q_proj", "v_proj"] and job.total_steps == 4
 
 
+def test_a_new_job_never_inherits_checkpoints_left_under_its_id(dataset, settings, tmp_path):
+    """Ids start again after a database reset while var/ keeps the old jobs' folders."""
+    from training.services import job_output_dir
+
+    settings.TRAINING_OUTPUT_DIR = str(tmp_path)
+    first = training_job_start(dataset=dataset, created_by=None)
+    stale = job_output_dir(first.pk + 1) / "trainer" / "checkpoint-2"
+    stale.mkdir(parents=True)
+
+    job = training_job_start(dataset=dataset, created_by=None)
+
+    assert job.pk == first.pk + 1 and job.output_dir == str(job_output_dir(job.pk))
+    assert not stale.exists()
+
+
 def test_the_web_side_of_training_does_not_import_ml_libraries():
     code = (
         "import django, sys; django.setup();"
