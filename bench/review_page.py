@@ -4,6 +4,10 @@ Requests go through Django's test client (full middleware, templates, sessions; 
 throwaway test database; the median of ``--repeats`` requests per page is reported. Each video has
 a decision and a pending review task in the default queue.
 
+The queue list reuses its counts for ``REVIEW_STATS_MAX_AGE_SECONDS`` (one live count per worker
+process per period, not one per request or poll); ``queue_counts_live_ms_*`` is that live count's
+own time, which grows with the queue.
+
     .venv/bin/python bench/review_page.py [--small 1000] [--large 100000] [--repeats 30]
 
 The last line printed is one JSON object; ``ratio`` is the larger of the two pages' 100k/1k ratios.
@@ -59,6 +63,7 @@ def main() -> None:
     try:
         from django.db import connection
 
+        from moderation.review.selectors import review_queue_overview
         from moderation.review.services import review_claim_next, review_queue_default
         from tests.factories import PolicyVersionFactory, UserFactory
         from tests.moderation.review.seeding import seed_pending_tasks
@@ -84,6 +89,13 @@ def main() -> None:
             result[f"queue_list_ms_{label}"] = round(list_ms, 2)
             result[f"review_screen_queries_{label}"] = screen_q
             result[f"queue_list_queries_{label}"] = list_q
+            # What the list reuses for REVIEW_STATS_MAX_AGE_SECONDS: the live count (grows with the queue).
+            live = []
+            for _ in range(args.repeats):
+                t0 = time.perf_counter()
+                review_queue_overview(queues=[queue])
+                live.append((time.perf_counter() - t0) * 1000)
+            result[f"queue_counts_live_ms_{label}"] = round(statistics.median(live), 2)
             print(f"{label}: review screen {screen_ms:.1f} ms ({screen_q} q), queue list {list_ms:.1f} ms ({list_q} q)")
         result["ratio_review_screen"] = round(
             float(result["review_screen_ms_100k"]) / float(result["review_screen_ms_1k"]),

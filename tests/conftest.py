@@ -18,6 +18,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         stop_redis(Path(os.environ["WORKBENCH_REDIS_DIR"]))
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache() -> Iterator[None]:
+    """Each test starts with an empty Django cache: rows are rolled back between tests and their
+    ids reused, so a cached value (e.g. a queue's recent counts) must not outlive its test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def policy_version(db):  # type: ignore[no-untyped-def]
     return PolicyVersionFactory()

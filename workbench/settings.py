@@ -179,6 +179,8 @@ CASCADE_ESCALATE_ENTROPY = env.float("CASCADE_ESCALATE_ENTROPY", default=0.9)
 
 # --- Review -------------------------------------------------------------------------------
 REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
+# The queue list's counts are reused for this long (Django's cache; 0 = count on every request).
+REVIEW_STATS_MAX_AGE_SECONDS = env.int("REVIEW_STATS_MAX_AGE_SECONDS", default=10)
 
 # --- Training -----------------------------------------------------------------------------
 # Base model for fine-tuning: a local folder or a hub id. Empty means a tiny random Llama

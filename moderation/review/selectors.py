@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from itertools import combinations
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
@@ -124,6 +126,31 @@ def review_queue_overview(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[st
         )
         for queue_id, median in cursor.fetchall():
             stats[queue_id]["median_handling_s"] = float(median) if median is not None else None
+    return stats
+
+
+def review_queue_overview_recent(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[str, Any]]:
+    """``review_queue_overview`` at most ``REVIEW_STATS_MAX_AGE_SECONDS`` old, each entry with its ``as_of``.
+
+    Counting a queue reads every task row it ever had, so its cost grows with the queue; the queue
+    list (loaded by every reviewer, then polled every 15 s) reuses a recent count from Django's
+    cache instead of paying it on each request. Claims and submits do not invalidate it: under
+    load that would mean counting on every request again.
+    """
+    queues = list(queues)
+    max_age = int(settings.REVIEW_STATS_MAX_AGE_SECONDS)
+    if max_age <= 0:
+        now = timezone.now()
+        return {pk: {**s, "as_of": now} for pk, s in review_queue_overview(queues=queues).items()}
+    keys = {q.pk: f"review:queue-stats:{q.pk}" for q in queues}
+    cached = cache.get_many(list(keys.values()))
+    stats = {pk: cached[key] for pk, key in keys.items() if key in cached}
+    missing = [q for q in queues if q.pk not in stats]
+    if missing:
+        now = timezone.now()
+        fresh = {pk: {**s, "as_of": now} for pk, s in review_queue_overview(queues=missing).items()}
+        cache.set_many({keys[pk]: s for pk, s in fresh.items()}, timeout=max_age)
+        stats.update(fresh)
     return stats
 
 

@@ -52,12 +52,13 @@ def _go_to(task: ReviewTask | None) -> HttpResponse:
 def queue(request: HttpRequest) -> HttpResponse:
     """Every queue this reviewer may work, with its load, SLA breaches and handling time."""
     queues = list(selectors.review_queues_for(user=_user(request)))
-    overview = selectors.review_queue_overview(queues=queues)
+    overview = selectors.review_queue_overview_recent(queues=queues)
     rows = [{"queue": q, "stats": overview[q.pk]} for q in queues]
     # "n" claims from the most urgent queue that has work for anyone (else the first queue).
     waiting = [q for q in queues if overview[q.pk]["pending"] or overview[q.pk]["stale"]] or queues
     context = {
         "rows": rows,
+        "as_of": min((s["as_of"] for s in overview.values()), default=None),
         "hotkey_queue": waiting[0].slug if waiting else None,
         "open_task": selectors.review_task_open_for(user=_user(request)),
     }

@@ -252,3 +252,35 @@ def test_claim_time_decision_time_and_reviewer_are_recorded(make_task, make_user
         "review.approve",
     ]
     assert Video.objects.exists()
+
+
+def test_queue_list_reuses_recent_counts_and_says_how_old_they_are(make_task, make_user, settings):
+    from django.core.cache import cache
+    from django.test import Client
+
+    from moderation.review.selectors import review_queue_overview_recent
+
+    make_task(), make_task()
+    alice = make_user("moderator")
+    client = Client()
+    client.force_login(alice)
+    queue = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+
+    def pending_on_page() -> str:
+        html = client.get(reverse("moderation:queue")).content.decode()
+        assert 'data-stat="as_of"' in html and "Counts as of" in html
+        row = html.split(f'data-queue="{queue.slug}"', 1)[1]
+        return row.split('data-stat="pending">', 1)[1].split("<", 1)[0]
+
+    assert pending_on_page() == "2"
+    review_claim_next(user=alice, queue=queue)
+    assert pending_on_page() == "2"  # counted a moment ago: reused, not recounted
+    first = review_queue_overview_recent(queues=[queue])[queue.pk]["as_of"]
+
+    cache.clear()  # what REVIEW_STATS_MAX_AGE_SECONDS running out does
+    assert pending_on_page() == "1"
+    assert review_queue_overview_recent(queues=[queue])[queue.pk]["as_of"] > first
+
+    settings.REVIEW_STATS_MAX_AGE_SECONDS = 0  # counted on every request
+    review_claim_next(user=make_user("moderator"), queue=queue)
+    assert pending_on_page() == "0"
