@@ -150,11 +150,7 @@ def main() -> None:
         paired = [o / b for o, b in zip(ours, bare, strict=True)]
         print(f"ours runs: {[round(x, 3) for x in ours]}  bare runs: {[round(x, 3) for x in bare]}", flush=True)
     finally:
-        teardown_databases(old_config, verbosity=0)
-        if not os.environ.get("REDIS_URL"):
-            from workbench.embedded import stop_redis
-
-            stop_redis(Path(os.environ["WORKBENCH_REDIS_DIR"]))
+        teardown_databases(old_config, verbosity=0)  # the private Redis stops at exit (settings_test)
     print(
         json.dumps(
             {

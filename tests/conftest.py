@@ -1,21 +1,11 @@
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.test import Client
 
 from tests.factories import PolicyVersionFactory, UserFactory
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Stop this run's private embedded Redis (see workbench/settings_test.py)."""
-    if not os.environ.get("REDIS_URL"):
-        from workbench.embedded import stop_redis
-
-        stop_redis(Path(os.environ["WORKBENCH_REDIS_DIR"]))
 
 
 @pytest.fixture(autouse=True)

@@ -110,3 +110,55 @@ def test_compose_file_declares_the_production_services():
     gpu = services["worker-gpu"]
     assert "--pool solo" in gpu["command"] and "--concurrency 1" in gpu["command"]
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+
+
+_RUN_OWNER = """
+import sys, time
+from pathlib import Path
+from workbench.embedded import ensure_redis, private_run_dirs
+redis_dir, media_dir = private_run_dirs(Path(sys.argv[1]))
+ensure_redis(redis_dir)
+print(redis_dir, flush=True)
+if sys.argv[2] == "hang":
+    time.sleep(120)
+"""
+
+
+def _run_owner(parent, mode: str):  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _RUN_OWNER, str(parent), mode], stdout=subprocess.PIPE, text=True, cwd=root
+    )
+    assert proc.stdout is not None
+    return proc, Path(proc.stdout.readline().strip())
+
+
+def test_private_run_folders_and_redis_go_with_their_owner_even_a_killed_one():
+    """Test runs and benchmarks each get a private Redis; it must not outlive them (it used to leak)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from workbench.embedded import reap_orphan_run_dirs, redis_socket_alive
+
+    parent = Path(tempfile.mkdtemp(prefix="wbt-"))  # short: unix socket paths are limited to ~107 bytes
+    try:
+        proc, redis_dir = _run_owner(parent, "exit")
+        assert proc.wait(30) == 0
+        assert not redis_dir.parent.exists()  # removed at exit, its Redis shut down first
+
+        proc, redis_dir = _run_owner(parent, "hang")
+        sock = redis_dir / "redis.sock"
+        assert redis_socket_alive(sock)
+        proc.kill()
+        proc.wait(30)
+        assert redis_socket_alive(sock)  # a killed owner cleans nothing up...
+        assert reap_orphan_run_dirs(parent) == 1  # ...so the next run does
+        assert not redis_socket_alive(sock) and not redis_dir.parent.exists()
+        assert reap_orphan_run_dirs(parent) == 0
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)

@@ -9,10 +9,13 @@ later process (web, workers, tests); ``stop_all`` stops them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -76,11 +79,82 @@ def ensure_redis(data_dir: Path) -> str:
     return f"redis+socket://{sock}"
 
 
-def stop_redis(data_dir: Path) -> None:
-    pidfile = data_dir / "redis.pid"
-    if pidfile.exists():
-        with contextlib.suppress(ProcessLookupError, ValueError):
+def stop_redis(data_dir: Path, *, save: bool = True, wait: float = 0.0) -> None:
+    """Stop the embedded Redis of ``data_dir`` (saving its data unless ``save=False``); with
+    ``wait``, return once it is gone (at most that many seconds)."""
+    sock = data_dir / "redis.sock"
+    if not redis_socket_alive(sock):  # not running (a stale pid file may name someone else's process)
+        return
+    if save:
+        pidfile = data_dir / "redis.pid"
+        with contextlib.suppress(OSError, ProcessLookupError, ValueError):
             os.kill(int(pidfile.read_text().strip()), 15)
+    else:
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(1.0)
+            s.connect(str(sock))
+            s.sendall(b"SHUTDOWN NOSAVE\r\n")
+            s.recv(16)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and redis_socket_alive(sock):
+        time.sleep(0.05)
+
+
+RUN_DIR_PREFIX = "wbrun-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed process nobody reaped (an orphan under an init that does not reap) is a zombie: gone.
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("State:"):
+                return "zombie" not in line and "\tZ" not in line
+    return True
+
+
+def _remove_run_dir(run: Path) -> None:
+    # No final save, and gone before its folder is: Redis refuses to shut down when the save fails.
+    stop_redis(run / "redis", save=False, wait=5.0)
+    shutil.rmtree(run, ignore_errors=True)
+
+
+def reap_orphan_run_dirs(parent: Path) -> int:
+    """Remove the run folders under ``parent`` whose owner died without cleaning up (a killed test
+    run or benchmark), stopping their Redis; returns how many."""
+    reaped = 0
+    for owner in parent.glob(f"{RUN_DIR_PREFIX}*/owner.pid"):
+        try:
+            pid = int(owner.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if not _pid_alive(pid):
+            _remove_run_dir(owner.parent)
+            reaped += 1
+    return reaped
+
+
+def private_run_dirs(parent: Path | None = None) -> tuple[Path, Path]:
+    """A private Redis folder and media folder for one test run or benchmark, owned by this process.
+
+    This process removes them (and stops their Redis) when it exits. Folders of earlier runs whose
+    owner is gone without cleaning up (a killed run) are removed first.
+    """
+    parent = parent or Path(tempfile.gettempdir())
+    reap_orphan_run_dirs(parent)
+    run = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=parent))
+    (run / "owner.pid").write_text(str(os.getpid()))
+    for sub in ("redis", "media"):
+        (run / sub).mkdir()
+    me = os.getpid()
+    # Forked children (which inherit this handler) leave the folders to their parent.
+    atexit.register(lambda: _remove_run_dir(run) if os.getpid() == me else None)
+    return run / "redis", run / "media"
 
 
 def ensure_postgres(data_dir: Path, database: str = "workbench") -> dict[str, str]:

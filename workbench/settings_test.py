@@ -1,18 +1,22 @@
-"""Test override: a private embedded Redis and media folder per test run, fast password hashing.
+"""Test override: a private embedded Redis and media folder per test run (or benchmark), removed
+when that process exits (``workbench.embedded.private_run_dirs``), fast password hashing.
 
 The database is the same embedded (or DATABASE_URL) server; pytest-django creates and drops
 a test database named per process, so parallel runs do not collide.
 """
 
 import os
-import tempfile
 from pathlib import Path
 
 # Tests keep their own embedded PostgreSQL, models and training output apart from a running workbench.
 os.environ.setdefault("WORKBENCH_VAR_DIR", str(Path(__file__).resolve().parent.parent / "var" / "test"))
 
-os.environ.setdefault("WORKBENCH_REDIS_DIR", tempfile.mkdtemp(prefix="wbredis-"))
-os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="wbmedia-"))
+if "WORKBENCH_REDIS_DIR" not in os.environ:  # else a worker started by a test: it shares its run's
+    from workbench.embedded import private_run_dirs
+
+    _redis_dir, _media_dir = private_run_dirs()
+    os.environ["WORKBENCH_REDIS_DIR"] = str(_redis_dir)
+    os.environ.setdefault("MEDIA_ROOT", str(_media_dir))
 os.environ["WORKBENCH_TESTING"] = "1"
 
 from workbench.settings import *  # noqa: E402,F403
