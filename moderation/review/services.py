@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, Model, OuterRef
 from django.utils import timezone
 
@@ -539,9 +539,7 @@ def review_submit(
     - A second submit (double click, resent form) is refused with "Already reviewed"; the task row
       lock plus the one-to-one ``Review.task`` make it record exactly one verdict.
     """
-    locked = _lock_owned(task, user, with_decision=True)
-    if Review.objects.filter(task=locked).exists():
-        raise ModerationError(ALREADY_REVIEWED)
+    locked = _lock_owned(task, user, with_decision=True)  # a reviewed task is DONE: refused there
     decision = locked.decision
     final_label = _final_label(decision, verdict, label)
     final_severity = _final_severity(decision.policy_version, final_label, severity)
@@ -550,17 +548,20 @@ def review_submit(
         known = ItemLabel.objects.filter(video_id=decision.video_id, source=ItemLabel.Source.IMPORT).first()
         gold_correct = known is not None and known.label == final_label
 
-    review = Review.objects.create(
-        task=locked,
-        decision=decision,
-        reviewer=user,
-        policy_version=decision.policy_version,
-        verdict=verdict,
-        label=final_label,
-        severity=final_severity,
-        note=(note or "").strip(),
-        gold_correct=gold_correct,
-    )
+    try:
+        review = Review.objects.create(
+            task=locked,
+            decision=decision,
+            reviewer=user,
+            policy_version=decision.policy_version,
+            verdict=verdict,
+            label=final_label,
+            severity=final_severity,
+            note=(note or "").strip(),
+            gold_correct=gold_correct,
+        )
+    except IntegrityError as exc:  # one review per task (a review whose task is not marked done): refuse
+        raise ModerationError(ALREADY_REVIEWED) from exc
     locked.status = ReviewTask.Status.DONE
     locked.completed_at = timezone.now()
     locked.save(update_fields=["status", "completed_at"])

@@ -101,3 +101,19 @@ def test_double_submit_records_one_review(make_task, make_user):
 
     assert Review.objects.filter(task=task).count() == 1
     assert Review.objects.get(task=task).verdict == "approve"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_review_left_on_an_open_task_refuses_the_submit_cleanly(make_task, make_user):
+    """Only the one-review-per-task constraint stands in the way (the task was never marked done):
+    a clear refusal, not a database error."""
+    task = make_task()
+    alice = make_user("moderator")
+    review_claim_next(user=alice)
+    review = review_submit(task=task, user=alice, verdict="approve")
+    ReviewTask.objects.filter(pk=task.pk).update(status=ReviewTask.Status.CLAIMED, completed_at=None)
+
+    with pytest.raises(ModerationError, match="Already reviewed"):
+        review_submit(task=task, user=alice, verdict="override", label="夸大商品功效")
+
+    assert list(Review.objects.filter(task=task)) == [review]
