@@ -162,3 +162,14 @@ def test_private_run_folders_and_redis_go_with_their_owner_even_a_killed_one():
         assert reap_orphan_run_dirs(parent) == 0
     finally:
         shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_finished_request_keeps_its_database_connection():
+    """Each "next item" would otherwise pay a new PostgreSQL backend (fork, cold catalog caches)."""
+    from django.db import close_old_connections
+
+    connection.ensure_connection()
+    raw = connection.connection
+    close_old_connections()  # what Django runs when every request ends
+    assert connection.connection is raw

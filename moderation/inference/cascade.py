@@ -14,8 +14,9 @@ cheap signals (lengths, segment counts, '@' mentions, hashtags, empty fields). T
   out-of-fold scores, so its output is a calibrated probability under the training prior and 0.5
   is the accuracy-optimal cut. The meta-learner also sees log(frames), the cover plus selected
   keyframes an item offers (a short video offers fewer): a cheap visual signal that added about
-  .025 binary accuracy on the KuaiMod dev split. ``binary_head="joint"`` is the older single model over all columns
-  (class-balanced logistic regression, Platt-calibrated by internal cross-validation).
+  .025 binary accuracy on the KuaiMod dev split. ``binary_head="joint"`` is the older single
+  model over all columns (class-balanced logistic regression, Platt-calibrated by internal
+  cross-validation).
 * multi-class over the policy's tags: logistic regression over all columns; it only chooses
   *which* violation once the binary head says "violative".
 

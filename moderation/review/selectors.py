@@ -139,17 +139,15 @@ def review_queue_overview_recent(*, queues: Iterable[ReviewQueue]) -> dict[int, 
     """
     queues = list(queues)
     max_age = int(settings.REVIEW_STATS_MAX_AGE_SECONDS)
-    if max_age <= 0:
-        now = timezone.now()
-        return {pk: {**s, "as_of": now} for pk, s in review_queue_overview(queues=queues).items()}
     keys = {q.pk: f"review:queue-stats:{q.pk}" for q in queues}
-    cached = cache.get_many(list(keys.values()))
+    cached = cache.get_many(list(keys.values())) if max_age > 0 else {}
     stats = {pk: cached[key] for pk, key in keys.items() if key in cached}
     missing = [q for q in queues if q.pk not in stats]
     if missing:
         now = timezone.now()
         fresh = {pk: {**s, "as_of": now} for pk, s in review_queue_overview(queues=missing).items()}
-        cache.set_many({keys[pk]: s for pk, s in fresh.items()}, timeout=max_age)
+        if max_age > 0:
+            cache.set_many({keys[pk]: s for pk, s in fresh.items()}, timeout=max_age)
         stats.update(fresh)
     return stats
 

@@ -581,6 +581,5 @@ def review_submit(
         },
     )
     if not locked.is_gold:
-        locked.decision = decision
         _settle(locked, review, user)
     return review

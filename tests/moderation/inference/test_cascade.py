@@ -127,9 +127,12 @@ def test_frame_count_is_a_signal_when_items_carry_it() -> None:
     p = classifier.p_violative(classifier.predict_proba([TextItem(title="山水", frames=f) for f in (1, 9, 0)]))
     assert p[0] > 0.8 and p[1] < 0.2
     assert p[1] < p[2] < p[0]
-    # Trained without any frame counts, the head leaves the signal out.
+    # Trained without any frame counts, or with the signal switched off, the head leaves it out.
     no_frames = stage1_fit([TextItem(title=i.title) for i in items], labels)
     assert no_frames.binary.frames_fill is None
+    switched_off = stage1_fit(items, labels, config=Stage1Config(frames_signal=False))
+    assert switched_off.binary.frames_fill is None
+    assert switched_off.binary.field_scores(items[:1]).shape[1] == len(switched_off.binary.vectorizers)
 
 
 def test_stacked_head_skips_fields_without_vocabulary_and_joint_head_remains_available() -> None:

@@ -65,3 +65,31 @@ def test_dashboard_shows_escalation_rate_and_retrain_is_admin_only(trained_casca
     assert active.name == "retrained" and active.escalate_threshold == pytest.approx(0.7)
     bad = client_as("admin").post("/cascade/train/", {"name": "x", "threshold": "lots"}, follow=True)
     assert "must be a number" in bad.content.decode()
+
+
+def test_the_frame_count_reaches_stage_one_in_training_and_in_live_inference(db, tmp_path, settings):
+    """Titles are noise; short videos (few sampled frames) were labelled violative. Training reads
+    ``Video.sampled_frames`` from the database and the live backend passes it on, so two videos
+    alike but for their frame count get opposite verdicts."""
+    import random
+
+    from moderation.models import ItemLabel
+
+    settings.MODELS_DIR = tmp_path / "models"
+    PolicyVersionFactory()
+    rng = random.Random(3)
+    for i in range(40):
+        violative = i % 2 == 0
+        video = VideoFactory(
+            title="".join(rng.choice("山水风云花鸟虫鱼日月星辰") for _ in range(6)),
+            sampled_frames=rng.choice([1, 2]) if violative else rng.choice([8, 9]),
+        )
+        ItemLabel.objects.create(video=video, label=DEAL if violative else SAFE, source=ItemLabel.Source.IMPORT)
+    model = cascade_train(name="frames", threshold=1.0)  # never escalate: stage 1 decides everything
+
+    short = decision_create_for_video(video_id=VideoFactory(title="山水花鸟", sampled_frames=1).pk)
+    long = decision_create_for_video(video_id=VideoFactory(title="山水花鸟", sampled_frames=9).pk)
+
+    assert model.metrics["label_counts"] == {DEAL: 20, SAFE: 20}
+    assert (short.backend, long.backend) == ("cascade_stage1", "cascade_stage1")
+    assert (short.label, long.label) == (DEAL, SAFE)
