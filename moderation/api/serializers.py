@@ -77,6 +77,8 @@ class DecisionSerializer(serializers.ModelSerializer):
             "label",
             "is_violation",
             "confidence",
+            "scene",
+            "severity",
             "cot",
             "parse_error",
             "latency_ms",

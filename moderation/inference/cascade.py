@@ -516,6 +516,22 @@ def cascade_train(*, name: str, threshold: float | None = None, config: Stage1Co
     return model
 
 
+def cascade_threshold_set(*, threshold: float) -> Any:
+    """Change the active stage-1 model's escalation threshold; no retraining. Items decided from now
+    on are routed by it (the worker reads it with the model for every item)."""
+    from moderation.inference.cascade_models import CascadeModel
+
+    if not 0.0 <= threshold <= 1.0:
+        raise ModerationError(f"The escalation threshold must be between 0 and 1 (got {threshold}).")
+    model = CascadeModel.objects.filter(is_active=True).first()
+    if model is None:
+        raise ModerationError("No stage-1 model is active: train one first.")
+    model.escalate_threshold = threshold
+    model.save(update_fields=["escalate_threshold"])
+    logger.info("cascade model %s: escalation threshold set to %s", model.name, threshold)
+    return model
+
+
 def cascade_model_active() -> Any | None:
     from moderation.inference.cascade_models import CascadeModel
 

@@ -39,11 +39,22 @@ BLM_THINK_STAGES: list[tuple[str, str]] = [
 ]
 FORMATS = ("kuaimod", "blm")
 
-_EVIDENCE = re.compile(r"\[(frame|patch):(\d+)\]|\[t=(\d+(?:\.\d+)?)s\]")
+_EVIDENCE = re.compile(r"\[(frame|patch):(\d{1,9})\]|\[t=(\d{1,7}(?:\.\d{1,6})?)s\]")
 
 
 class CotParseError(ValueError):
     """The model's output does not follow the format; the raw text is kept with this message."""
+
+
+BLM_SEVERITIES = ("none", "low", "medium", "high")  # "none" only with the safe answer
+
+
+@dataclass(frozen=True)
+class BlmRubric:
+    """BLM-Guard's three levels as the parser checks them: each violation type's scene and allowed severities."""
+
+    safe_label: str
+    types: dict[str, tuple[str, frozenset[str]]]
 
 
 @dataclass
@@ -123,7 +134,12 @@ def render_blm(stage_texts: dict[str, str], scene: str, violation: str, severity
 _BLM = re.compile(r"^\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*$", re.DOTALL)
 
 
-def parse_blm(text: str, labels: Container[str], scenes: set[str] | None = None) -> ParsedCot:
+def parse_blm(
+    text: str, labels: Container[str], scenes: set[str] | None = None, rubric: BlmRubric | None = None
+) -> ParsedCot:
+    """Parse BLM-Guard output. With a ``rubric`` the answer is checked level by level: the violation
+    type's scene (filled in when the model leaves it out) and a severity that type allows; the safe
+    answer takes no severity other than "none"."""
     match = _BLM.match(text)
     if match is None:
         raise CotParseError("expected <think>…</think> followed by <answer>…</answer> and nothing else")
@@ -137,26 +153,61 @@ def parse_blm(text: str, labels: Container[str], scenes: set[str] | None = None)
         end = heads[i + 1].start() if i + 1 < len(heads) else len(think)
         body = think[heads[i].end() : end].strip()
         stages.append({"key": key, "title": title, "text": body, "evidence": evidence_in(body)})
-    try:
-        data = json.loads(answer)
-    except json.JSONDecodeError:
+    if answer.startswith("{"):
+        data = _json_object(answer)
+    else:  # "scene: …; violation_type: …; severity: …"
         data = dict(_kv(p) for p in re.split(r"[;\n|]", answer) if ":" in p)
-    if not isinstance(data, dict):
-        raise CotParseError("the <answer> must hold scene, violation_type and severity")
     violation = str(data.get("violation_type", data.get("violation", ""))).strip()
     scene = str(data.get("scene", "")).strip()
-    severity = str(data.get("severity", "")).strip()
+    severity = str(data.get("severity", "")).strip().lower()
     if violation not in labels:
         raise CotParseError(f"violation type {violation!r} is not a label of this policy")
     if scenes is not None and scene and scene not in scenes:
         raise CotParseError(f"scene {scene!r} is not a scene of this policy")
+    if severity and severity not in BLM_SEVERITIES:
+        raise CotParseError(f"severity {severity!r} is not one of {', '.join(BLM_SEVERITIES)}")
+    if rubric is not None:
+        scene, severity = _check_levels(rubric, scene, violation, severity)
     stages.append({"key": "answer", "title": "Answer", "text": answer, "evidence": []})
     return ParsedCot(label=violation, stages=stages, scene=scene, severity=severity)
 
 
-def parse(text: str, fmt: str, labels: Container[str], scenes: set[str] | None = None) -> ParsedCot:
+def _check_levels(rubric: BlmRubric, scene: str, violation: str, severity: str) -> tuple[str, str]:
+    if violation == rubric.safe_label:
+        if severity not in ("", "none"):
+            raise CotParseError(f"the safe answer {violation!r} cannot have severity {severity!r}")
+        return "", "none"
+    if violation not in rubric.types:
+        raise CotParseError(f"violation type {violation!r} is not a type of this policy")
+    own_scene, allowed = rubric.types[violation]
+    if scene and scene != own_scene:
+        raise CotParseError(f"violation type {violation!r} belongs to scene {own_scene!r}, not {scene!r}")
+    if not severity or severity == "none":
+        raise CotParseError(f"a violation needs a severity ({', '.join(sorted(allowed))} for {violation!r})")
+    if severity not in allowed:
+        raise CotParseError(f"severity {severity!r} is not allowed for {violation!r} ({', '.join(sorted(allowed))})")
+    return own_scene, severity
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    """``text`` as a JSON object. Anything else, hostile JSON included (deep nesting, huge numbers), is a
+    CotParseError, never a crash."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CotParseError(f"not valid JSON: {exc.msg}") from exc
+    except (ValueError, RecursionError) as exc:
+        raise CotParseError(f"unreadable JSON ({type(exc).__name__})") from exc
+    if not isinstance(data, dict):
+        raise CotParseError("expected a JSON object")
+    return data
+
+
+def parse(
+    text: str, fmt: str, labels: Container[str], scenes: set[str] | None = None, rubric: BlmRubric | None = None
+) -> ParsedCot:
     if fmt == "blm":
-        return parse_blm(text, labels, scenes)
+        return parse_blm(text, labels, scenes, rubric)
     return parse_kuaimod(text, labels)
 
 
@@ -207,15 +258,12 @@ def json_schema(fmt: str, labels: set[str], scenes: set[str] | None = None) -> d
 def text_from_json(raw: str, fmt: str) -> str:
     """Turn a guided-decoding JSON answer into the canonical text format (then ``parse`` it)."""
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise CotParseError(f"output is not valid JSON: {exc.msg}") from exc
-    if not isinstance(data, dict):
-        raise CotParseError("output JSON must be an object")
+        data = _json_object(raw)
+    except CotParseError as exc:
+        raise CotParseError(f"output is {exc}") from exc
     texts = {k: str(v) for k, v in data.items() if isinstance(v, str)}
     if fmt == "blm":
         return render_blm(texts, texts.get("scene", ""), texts.get("violation_type", ""), texts.get("severity", ""))
     confidence = data.get("confidence")
-    return render_kuaimod(
-        texts, texts.get("label", ""), float(confidence) if isinstance(confidence, int | float) else None
-    )
+    number = isinstance(confidence, int | float) and not isinstance(confidence, bool)
+    return render_kuaimod(texts, texts.get("label", ""), _confidence(str(confidence)) if number else None)

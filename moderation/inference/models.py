@@ -38,6 +38,9 @@ class Decision(models.Model):
     label = models.CharField(max_length=100, blank=True)
     is_violation = models.BooleanField(default=False)
     confidence = models.FloatField(default=0.0)
+    # BLM-Guard's other two levels (risk scene → violation type → severity); empty for KuaiMod output.
+    scene = models.CharField(max_length=100, blank=True)
+    severity = models.CharField(max_length=20, blank=True)
     cot = models.JSONField(default=list)
     raw_output = models.TextField(blank=True)
     parse_error = models.TextField(blank=True)

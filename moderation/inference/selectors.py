@@ -27,6 +27,9 @@ def trusted_labels(video_ids: list[int]) -> dict[int, str]:
     return {video_id: label for video_id, (_, label) in best.items()}
 
 
+THRESHOLD_PREVIEW = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+
+
 def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
     """Escalation rate and per-stage accuracy of the cascade over its recent decisions.
 
@@ -38,7 +41,7 @@ def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
     total, stage1 = counts["total"], counts["stage1"]
     recent = list(
         qs.order_by("-created_at").values(
-            "video_id", "cascade_stage", "label", "is_violation", "policy_version__safe_label"
+            "video_id", "cascade_stage", "label", "is_violation", "policy_version__safe_label", "cascade_uncertainty"
         )[:limit]
     )
     labels = trusted_labels([r["video_id"] for r in recent])
@@ -52,7 +55,19 @@ def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
             "binary_accuracy": binary / len(rows) if rows else None,
             "exact_accuracy": exact / len(rows) if rows else None,
         }
+    uncertainties = [r["cascade_uncertainty"] for r in recent if r["cascade_uncertainty"] is not None]
+    # What each threshold would have escalated of these recent items (stage 1 scored them all).
+    preview = (
+        [
+            {"threshold": t, "escalated": sum(1 for u in uncertainties if u > t) / len(uncertainties)}
+            for t in THRESHOLD_PREVIEW
+        ]
+        if uncertainties
+        else []
+    )
     return {
+        "threshold_preview": preview,
+        "scored": len(uncertainties),
         "total": total,
         "stage1": stage1,
         "stage2": total - stage1,

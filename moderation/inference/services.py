@@ -166,6 +166,8 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
             label=result.label,
             is_violation=result.is_violation,
             confidence=result.confidence,
+            scene=result.scene,
+            severity=result.severity,
             cot=result.cot,
             raw_output=result.raw_output,
             parse_error=result.parse_error,

@@ -5,4 +5,5 @@ from moderation.inference import views
 urlpatterns = [
     path("cascade/", views.cascade, name="cascade"),
     path("cascade/train/", views.cascade_train, name="cascade_train"),
+    path("cascade/threshold/", views.cascade_threshold, name="cascade_threshold"),
 ]

@@ -23,12 +23,36 @@ def cascade_train(request: HttpRequest) -> HttpResponse:
     name = (request.POST.get("name") or "stage1").strip()
     raw = request.POST.get("threshold", "").strip()
     try:
-        threshold = float(raw) if raw else None
+        threshold = _threshold(raw) if raw else None
         model = train(name=name, threshold=threshold)
-    except ValueError:
-        messages.error(request, "The escalation threshold must be a number between 0 and 1.")
     except ModerationError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Stage 1 “{model.name}” trained on {model.trained_on} labelled items; it is active.")
     return redirect("moderation:cascade")
+
+
+@require_POST
+@permission_required(Perm.MANAGE_TRAINING)
+def cascade_threshold(request: HttpRequest) -> HttpResponse:
+    from moderation.inference.cascade import cascade_threshold_set
+
+    try:
+        model = cascade_threshold_set(threshold=_threshold(request.POST.get("threshold", "")))
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, f"Stage 1 “{model.name}” now escalates items above uncertainty {model.escalate_threshold:.2f}."
+        )
+    return redirect("moderation:cascade")
+
+
+def _threshold(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise ModerationError("The escalation threshold must be a number between 0 and 1.")
+    return value

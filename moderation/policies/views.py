@@ -132,6 +132,8 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 taxonomy = json.loads(json_text)
             except json.JSONDecodeError as exc:
                 errors = [f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."]
+            except (ValueError, RecursionError):  # nesting too deep, or a number too long to read
+                errors = ["Not valid JSON for a taxonomy: it is nested too deeply or holds a number too long to read."]
         else:
             rows = editor_rows_from_post(request.POST)
             if editor_apply_action(rows, request.POST.get("action", "save")):

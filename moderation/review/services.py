@@ -27,7 +27,9 @@ from moderation.policies.taxonomy import SEVERITIES
 from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
 from workbench.roles import Perm
 
-NO_LONGER_YOURS = "This item is no longer yours: your claim expired and it was given to someone else."
+NO_LONGER_YOURS = (
+    "This item is claimed by another reviewer; if it was yours, your claim expired and it was given to them."
+)
 NOT_CLAIMED = "This item is not claimed by you; take it with “Claim next” from the queue."
 ALREADY_REVIEWED = "Already reviewed: this item has a recorded verdict."
 ESCALATED = "This item was escalated to a senior queue; it no longer takes a verdict here."

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from moderation.inference.cot import KUAIMOD_STAGES as STAGES
-from moderation.inference.cot import CotParseError, parse
+from moderation.inference.cot import BlmRubric, CotParseError, parse
 
 __all__ = ["STAGES"]
 
@@ -65,6 +65,9 @@ class BackendResult:
     # Cascade stage 1 only: how unsure it is, and whether the item must go to the VLM.
     uncertainty: float | None = None
     escalate: bool = False
+    # BLM-Guard output only: the answer's risk scene and severity, checked against the policy.
+    scene: str = ""
+    severity: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,14 @@ class PolicySpec:
 
     def scenes(self) -> set[str]:
         return {m["key"] for m in self.taxonomy}
+
+    def blm_rubric(self) -> BlmRubric:
+        types = {
+            t["key"]: (m["key"], frozenset(t.get("severities") or ("low", "medium", "high")))
+            for m in self.taxonomy
+            for t in m.get("tags", [])
+        }
+        return BlmRubric(safe_label=self.safe_label, types=types)
 
 
 class Backend(Protocol):
@@ -113,7 +124,8 @@ def result_from_text(text: str, policy: PolicySpec, prompt_tokens: int, completi
     """Parse one generation; invalid output is kept raw with the reason, never raised."""
     text = text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL; keep the rest as it was
     try:
-        parsed = parse(text, policy.output_format, policy.labels(), policy.scenes())
+        rubric = policy.blm_rubric() if policy.output_format == "blm" else None
+        parsed = parse(text, policy.output_format, policy.labels(), policy.scenes(), rubric)
     except CotParseError as exc:
         return BackendResult(
             label="",
@@ -134,4 +146,6 @@ def result_from_text(text: str, policy: PolicySpec, prompt_tokens: int, completi
         raw_output=text,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
+        scene=parsed.scene,
+        severity=parsed.severity,
     )

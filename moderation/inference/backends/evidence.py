@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from moderation.inference.backends import STAGES, BackendResult, ContentBundle, PolicySpec
+from moderation.inference.cot import BlmRubric
 
 # How much one keyword hit in each source counts.
 SOURCE_WEIGHT = {"speech": 1.0, "title": 1.0, "on-screen text": 1.0, "description": 0.7}
@@ -52,7 +53,12 @@ class EvidenceBaseline:
     name = "evidence_baseline"
 
     def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
-        return [self.decide(c, policy.taxonomy, policy.safe_label) for c in contents]
+        results = [self.decide(c, policy.taxonomy, policy.safe_label) for c in contents]
+        if policy.output_format == "blm":
+            rubric = policy.blm_rubric()
+            for result in results:
+                result.scene, result.severity = _blm_levels(result, rubric)
+        return results
 
     def decide(self, content: ContentBundle, taxonomy: list[dict[str, Any]], safe_label: str) -> BackendResult:
         tags = [
@@ -200,3 +206,17 @@ class EvidenceBaseline:
             parts.append(f"{names.get(tag, tag)}: score {score:.1f} from {', '.join(sources)}.")
         consistent = "consistent across sources" if len({h.source for h in hits}) > 1 else "from a single source"
         return " ".join(parts) + f" The evidence is {consistent}; visual content is not assessed by this baseline."
+
+
+def _blm_levels(result: BackendResult, rubric: BlmRubric) -> tuple[str, str]:
+    """BLM-Guard's scene and severity for a baseline verdict: the type's scene, and the severity its
+    evidence score supports (stronger evidence, higher severity), among those the type allows."""
+    if not result.is_violation or result.label not in rubric.types:
+        return "", "none"
+    scene, allowed = rubric.types[result.label]
+    wanted = "high" if result.confidence >= 0.85 else "medium" if result.confidence >= 0.7 else "low"
+    order = ["low", "medium", "high"]
+    candidates = [s for s in order if s in allowed] or order
+    # the allowed severity nearest to the one the evidence supports
+    best = min(candidates, key=lambda s: abs(order.index(s) - order.index(wanted)))
+    return scene, best

@@ -67,6 +67,34 @@ def test_dashboard_shows_escalation_rate_and_retrain_is_admin_only(trained_casca
     assert "must be a number" in bad.content.decode()
 
 
+def test_the_threshold_changes_routing_without_retraining_and_previews_its_escalation_rate(trained_cascade, client_as):
+    unsure_title = "add me on wechat for a private deal"  # uncertainty ≈0.78 (see the fixture)
+    first = decision_create_for_video(video_id=VideoFactory(title=unsure_title).pk)
+    assert first.cascade_stage == 2
+    decision_create_for_video(video_id=VideoFactory(title="加微信私聊，低价出货 私聊加微信").pk)
+    admin = client_as("admin")
+    page = admin.get("/cascade/").content.decode()
+    # of the two scored items, a 0.5 cut escalates the unsure one; 0.95 escalates neither
+    assert 'id="threshold-preview"' in page and "<td>50%</td>" in page and "<td>0%</td>" in page
+
+    assert client_as("moderator").post("/cascade/threshold/", {"threshold": "0.95"}).status_code == 403
+    for bad in ("1.5", "nan", "lots", ""):
+        response = admin.post("/cascade/threshold/", {"threshold": bad}, follow=True)
+        assert "must be a number between 0 and 1" in response.content.decode()
+    response = admin.post("/cascade/threshold/", {"threshold": "0.95"}, follow=True)
+    assert "escalates items above uncertainty 0.95" in response.content.decode()
+    trained_cascade.refresh_from_db()
+    assert trained_cascade.escalate_threshold == pytest.approx(0.95)
+    assert trained_cascade.trained_on == 24  # not retrained
+    second = decision_create_for_video(video_id=VideoFactory(title=unsure_title).pk)
+    assert second.cascade_stage == 1 and not second.cascade_escalated
+
+
+def test_setting_a_threshold_needs_an_active_model(db, client_as):
+    response = client_as("admin").post("/cascade/threshold/", {"threshold": "0.8"}, follow=True)
+    assert "No stage-1 model is active" in response.content.decode()
+
+
 def test_the_frame_count_reaches_stage_one_in_training_and_in_live_inference(db, tmp_path, settings):
     """Titles are noise; short videos (few sampled frames) were labelled violative. Training reads
     ``Video.sampled_frames`` from the database and the live backend passes it on, so two videos

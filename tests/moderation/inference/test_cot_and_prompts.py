@@ -2,10 +2,18 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.inference.backends import ContentBundle, Segment
-from moderation.inference.cot import CotParseError, parse_blm, parse_kuaimod, render_blm, render_kuaimod
+from moderation.inference.backends import ContentBundle, PolicySpec, Segment, result_from_text
+from moderation.inference.cot import (
+    CotParseError,
+    evidence_in,
+    parse_blm,
+    parse_kuaimod,
+    render_blm,
+    render_kuaimod,
+    text_from_json,
+)
 from moderation.inference.prompts import FENCE_CLOSE, build_prompt
-from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
+from moderation.policies.seed import SAFE_LABEL, blm_guard_taxonomy, kuaimod_taxonomy
 
 LABELS = {SAFE_LABEL} | {t["key"] for m in kuaimod_taxonomy() for t in m["tags"]}
 
@@ -67,6 +75,57 @@ def test_blm_think_answer_round_trip_and_rejections():
         parse_blm(text + " trailing words", LABELS)
     with pytest.raises(CotParseError):
         parse_blm("<answer>{}</answer>", LABELS)
+
+
+BLM = PolicySpec(taxonomy=blm_guard_taxonomy(), safe_label=SAFE_LABEL, output_format="blm")
+THINK = {"visual_location": "QR code [frame:2]", "risk_screening": "contact", "causal_analysis": "diverts"}
+
+
+@pytest.mark.parametrize(
+    ("scene", "violation", "severity", "error"),
+    [
+        ("虚假宣传", "站外引流", "high", "belongs to scene '诱导交易'"),  # type under the wrong scene
+        ("诱导交易", "站外引流", "low", "not allowed for '站外引流'"),  # 站外引流 allows medium/high only
+        ("诱导交易", "站外引流", "catastrophic", "is not one of"),
+        ("诱导交易", "站外引流", "", "needs a severity"),
+        ("", SAFE_LABEL, "high", "cannot have severity"),
+    ],
+)
+def test_blm_answers_are_checked_level_by_level_against_the_policy(scene, violation, severity, error):
+    result = result_from_text(render_blm(THINK, scene, violation, severity), BLM, 10, 5)
+    assert result.label == "" and error in result.parse_error
+    assert result.raw_output.startswith("<think>")  # kept raw, not raised
+
+
+def test_a_valid_blm_answer_keeps_its_scene_and_severity_and_fills_a_missing_scene():
+    ok = result_from_text(render_blm(THINK, "诱导交易", "站外引流", "High"), BLM, 10, 5)
+    assert (ok.label, ok.scene, ok.severity, ok.is_violation) == ("站外引流", "诱导交易", "high", True)
+    filled = result_from_text(render_blm(THINK, "", "虚假资质", "medium"), BLM, 10, 5)
+    assert (filled.scene, filled.severity) == ("虚假宣传", "medium")
+    safe = result_from_text(render_blm(THINK, "", SAFE_LABEL, "none"), BLM, 10, 5)
+    assert (safe.label, safe.scene, safe.severity, safe.is_violation) == (SAFE_LABEL, "", "none", False)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "[" * 100_000 + "]" * 100_000,  # nesting deeper than the JSON decoder's recursion
+        '{"scene": "诱导交易", "violation_type": "站外引流", "severity": ' + "9" * 5000 + "}",  # int digit limit
+        "[1, 2]",
+    ],
+)
+def test_hostile_json_from_a_model_is_a_parse_error_not_a_crash(answer):
+    text = f"<think>\nVisual location: a\nRisk screening: b\nCausal analysis: c\n</think>\n<answer>{answer}</answer>"
+    assert result_from_text(text, BLM, 1, 1).parse_error
+    with pytest.raises(CotParseError):
+        text_from_json(answer, "kuaimod")
+
+
+def test_absurd_numbers_in_model_output_do_not_crash_the_parsers():
+    assert evidence_in("[patch:" + "9" * 5000 + "] and [frame:3]") == [{"kind": "frame", "ref": 3, "label": "frame 3"}]
+    text = text_from_json('{"label": "正向", "confidence": 1' + "1" * 400 + "}", "kuaimod")
+    parsed = parse_kuaimod(text, LABELS)
+    assert parsed.label == SAFE_LABEL and parsed.confidence is None  # out of range: dropped, not overflowed
 
 
 def test_prompt_puts_the_rubric_first_and_fences_untrusted_content():

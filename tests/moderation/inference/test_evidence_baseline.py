@@ -98,3 +98,21 @@ def test_each_auto_applied_policy_decides_with_its_own_serving_model(policy_vers
     assert by_policy[blm.policy.slug].model_version == other
     assert by_policy["kuaimod"].model_version.name == "evidence-baseline-v1"
     assert ReviewTask.objects.filter(decision__video=video).count() == 2
+
+
+def test_a_blm_guard_decision_records_its_scene_and_a_severity_the_type_allows(policy_version):
+    from moderation.inference.services import decisions_create_for_video
+    from moderation.policies.models import Policy
+    from moderation.policies.services import policy_seed_blm_guard
+
+    blm = policy_seed_blm_guard()
+    Policy.objects.filter(pk=blm.policy_id).update(auto_apply=True)
+    video = VideoFactory(title="加微信 vx 加我 私聊")
+
+    decisions = {d.policy_version.policy.slug: d for d in decisions_create_for_video(video_id=video.pk)}
+
+    blm_decision = decisions[blm.policy.slug]
+    assert (blm_decision.label, blm_decision.scene) == ("站外引流", "诱导交易")
+    assert blm_decision.severity in {"medium", "high"}  # the two this type allows
+    kuaimod_decision = decisions["kuaimod"]
+    assert kuaimod_decision.scene == "" and kuaimod_decision.severity == ""

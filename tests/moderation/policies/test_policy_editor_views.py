@@ -200,3 +200,37 @@ def test_blm_policy_editor_requires_severities(client_as, db):
     assert client.post(url, data).status_code == 302
     draft = version.policy.versions.get(status="draft")
     assert draft.output_format == "blm" and draft.taxonomy[0]["tags"][0]["severities"] == ["high"]
+
+
+@pytest.mark.parametrize(
+    ("taxonomy_json", "message"),
+    [
+        ('[{"key": "a\\u0000", "name": "b", "tags": [{"key": "x", "name": "y", "keywords": ["k"]}]}]', "NUL"),
+        ('[{"key": "a", "name": "b", "tags": [{"key": "x", "name": "y", "keywords": ["k\\u0000"]}]}]', "NUL"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("[" + "9" * 5000 + "]", "number too long"),
+    ],
+)
+def test_hostile_json_in_the_editor_is_refused_with_a_message(policy_version, client_as, taxonomy_json, message):
+    client = client_as("policy_editor")
+    url = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+    before = PolicyVersion.objects.count()
+    resp = client.post(url, {"mode": "json", "taxonomy_json": taxonomy_json})
+    assert resp.status_code == 400 and message in resp.content.decode()
+    assert PolicyVersion.objects.count() == before
+
+
+def test_a_nul_byte_in_any_form_field_is_a_clear_400_not_a_database_error(policy_version, client_as):
+    client = client_as("policy_editor")
+    url = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+    before = PolicyVersion.objects.count()
+    for data in (
+        {"mode": "json", "taxonomy_json": json.dumps(policy_version.taxonomy), "notes": "x\x00y"},
+        _structured_post(policy_version.taxonomy) | {"c0-key": "a\x00"},
+    ):
+        resp = client.post(url, data)
+        assert resp.status_code == 400 and "NUL characters" in resp.content.decode()
+    assert PolicyVersion.objects.count() == before
+    assert client.get(reverse("moderation:policy_list") + "?q=%00").status_code == 400
+    api = client.post("/api/token/", '{"note": "a\\u0000"}', content_type="application/json")
+    assert api.status_code == 400 and "NUL" in api.json()["detail"]

@@ -184,7 +184,7 @@ def test_submit_by_someone_who_lost_the_item_is_refused(make_task, make_user):
 
     resp = _login(alice).post(reverse("moderation:review_submit", args=[task.pk]), {"verdict": "approve"}, follow=True)
 
-    assert "your claim expired and it was given to someone else" in resp.content.decode()
+    assert "your claim expired and it was given to them" in resp.content.decode()
     assert not Review.objects.exists()
 
 
@@ -228,3 +228,40 @@ def test_unparseable_model_output_is_reviewable_with_the_reason_and_raw_text_esc
         f"/review/{task.pk}/submit/", {"verdict": "override", "label": "引导私下交易", "severity": "high"}
     )
     assert response.status_code in (200, 302)
+
+
+@pytest.mark.django_db
+def test_the_review_screen_shows_how_the_decision_was_made_and_no_template_source(client_as):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import User
+
+    from moderation.review.services import review_claim_next
+    from tests.factories import DecisionFactory, ReviewTaskFactory
+
+    decision = DecisionFactory(
+        backend="vllm",
+        latency_ms=812.4,
+        prompt_tokens=1536,
+        completion_tokens=211,
+        scene="诱导交易",
+        severity="high",
+    )
+    ReviewTaskFactory(decision=decision)
+    client = client_as("moderator")
+    task = review_claim_next(user=User.objects.get(pk=int(client.session["_auth_user_id"])))
+    body = client.get(f"/review/{task.pk}/").content.decode()
+    assert "(vllm)" in body and "812 ms" in body and "1536 prompt + 211 output tokens" in body
+    assert "scene <strong>诱导交易</strong>" in body and "severity <strong>high</strong>" in body
+    assert "{#" not in body and "{%" not in body  # a template comment or tag leaking into the page
+
+
+def test_no_template_comment_spans_lines():
+    """``{# … #}`` ends at the line's end; a multi-line one is shown to users as text."""
+    from pathlib import Path
+
+    offenders = [
+        f"{path}:{n}"
+        for path in Path("templates").rglob("*.html")
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if line.count("{#") != line.count("#}")
+    ]
+    assert offenders == []

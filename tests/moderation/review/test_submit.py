@@ -78,7 +78,7 @@ def test_late_submit_after_someone_else_claimed_is_refused(make_task, make_user)
     _expire(task)
     assert review_claim_next(user=bob).pk == task.pk
 
-    with pytest.raises(ModerationError, match="no longer yours: your claim expired and it was given to someone else"):
+    with pytest.raises(ModerationError, match="claimed by another reviewer; if it was yours, your claim expired"):
         review_submit(task=task, user=alice, verdict="approve")
 
     assert review_submit(task=task, user=bob, verdict="approve").reviewer == bob
