@@ -19,6 +19,7 @@ class TaskQueue(enum.StrEnum):
 TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.media.tasks.process_video": TaskQueue.MEDIA,
     "moderation.inference.tasks.run_inference": TaskQueue.INFER,
+    "moderation.inference.tasks.run_queue_decision": TaskQueue.INFER,
     "training.tasks.run_training_job": TaskQueue.TRAIN,
     "training.tasks.reap_stale_jobs": TaskQueue.DEFAULT,
     "training.tasks.export_dataset": TaskQueue.DEFAULT,

@@ -2,17 +2,19 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from django.db import transaction
 
 from moderation.errors import ModerationError
 from moderation.feedback.selectors import feedback_prompt_stats
-from moderation.inference.backends import ContentBundle, Frame, Segment, get_backend
+from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend
 from moderation.inference.models import Decision, ModelVersion
 from moderation.media.models import Video
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.services import policy_version_active, policy_versions_auto_applied
-from moderation.review.services import review_tasks_create_for_decision
+from moderation.review.models import ReviewQueue
+from moderation.review.services import review_tasks_create_for_decision, review_tasks_create_in_queue
 
 logger = logging.getLogger(__name__)
 
@@ -158,22 +160,12 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
         existing = _existing_decision(video, policy_version.pk, deciders)
         if existing is not None:
             return existing
-        decision = Decision.objects.create(
-            video=video,
-            policy_version=policy_version,
-            model_version=model_version,
-            backend=model_version.backend,
-            label=result.label,
-            is_violation=result.is_violation,
-            confidence=result.confidence,
-            scene=result.scene,
-            severity=result.severity,
-            cot=result.cot,
-            raw_output=result.raw_output,
-            parse_error=result.parse_error,
-            latency_ms=latency_ms,
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
+        decision = _decision_save(
+            video,
+            policy_version,
+            model_version,
+            result,
+            latency_ms,
             cascade_stage=stage,
             cascade_uncertainty=uncertainty,
             cascade_escalated=escalated,
@@ -186,6 +178,70 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
         video.progress = 100
         video.save(update_fields=["stage", "progress", "updated_at"])
     logger.info("decision %s for video %s: %s (%.2f)", decision.pk, video_id, decision.label, decision.confidence)
+    return decision
+
+
+def _decision_save(
+    video: Video,
+    policy_version: PolicyVersion,
+    model_version: ModelVersion,
+    result: BackendResult,
+    latency_ms: float,
+    **cascade: Any,
+) -> Decision:
+    return Decision.objects.create(
+        video=video,
+        policy_version=policy_version,
+        model_version=model_version,
+        backend=model_version.backend,
+        label=result.label,
+        is_violation=result.is_violation,
+        confidence=result.confidence,
+        scene=result.scene,
+        severity=result.severity,
+        cot=result.cot,
+        raw_output=result.raw_output,
+        parse_error=result.parse_error,
+        latency_ms=latency_ms,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+        **cascade,
+    )
+
+
+def decision_create_for_queue(*, decision_id: int, queue_id: int) -> Decision | None:
+    """The decision a queue reviews when the queue names its own model: that model decides the item
+    under the same policy version, and its decision goes into that queue only.
+
+    Idempotent like ``decision_create_for_video``. When that model fails, the queue gets the item
+    under its first decision rather than never; returns None when the queue no longer names another
+    model (it was edited after routing).
+    """
+    base = Decision.objects.select_related("video", "policy_version").get(pk=decision_id)
+    queue = ReviewQueue.objects.select_related("model_version").get(pk=queue_id)
+    model_version = queue.model_version
+    if model_version is None or model_version.pk == base.model_version_id:
+        return None
+    decision = _existing_decision(base.video, base.policy_version_id, [model_version.pk])
+    if decision is None:
+        started = time.perf_counter()
+        try:
+            backend = get_backend(
+                model_version.backend, base_model=model_version.base_model, adapter_path=model_version.adapter_path
+            )
+            [result] = backend.decide_batch([content_bundle_for(base.video)], base.policy_version.spec())
+        except Exception:  # the item must still be reviewed: under its first decision
+            logger.exception("queue %s: model %s failed on video %s", queue.slug, model_version.name, base.video_id)
+            review_tasks_create_in_queue(decision=base, queue=queue)
+            return base
+        latency_ms = (time.perf_counter() - started) * 1000 if result.latency_ms is None else result.latency_ms
+        with transaction.atomic():
+            video = Video.objects.select_for_update().get(pk=base.video_id)
+            decision = _existing_decision(video, base.policy_version_id, [model_version.pk])
+            if decision is None:
+                decision = _decision_save(video, base.policy_version, model_version, result, latency_ms)
+    review_tasks_create_in_queue(decision=decision, queue=queue)
+    logger.info("decision %s by %s for queue %s", decision.pk, model_version.name, queue.slug)
     return decision
 
 

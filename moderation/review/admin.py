@@ -12,7 +12,16 @@ from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip
 
 @admin.register(ReviewQueue)
 class ReviewQueueAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "is_active", "priority", "sla_seconds", "required_reviews", "gold_rate"]
+    list_display = [
+        "name",
+        "slug",
+        "is_active",
+        "priority",
+        "sla_seconds",
+        "required_reviews",
+        "gold_rate",
+        "model_version",
+    ]
     list_filter = ["is_active", "routes_new_decisions"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["allowed_groups"]

@@ -32,6 +32,17 @@ class ReviewQueue(models.Model):
         default=False, help_text="only items users reported or whose feedback disagrees with the model"
     )
     sample_rate = models.FloatField(default=1.0, help_text="fraction of matching decisions taken (random QA sample)")
+    # The model whose verdict and chain of thought this queue's reviewers see. Empty: the decision's
+    # own model (the policy's serving model). Set: a matching item is decided again by this model,
+    # under the same policy version, and that decision is what the queue reviews.
+    model_version = models.ForeignKey(
+        "moderation.ModelVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="decide this queue's items with this model; empty = the policy's serving model",
+    )
 
     priority = models.IntegerField(default=0)
     sla_seconds = models.PositiveIntegerField(default=24 * 3600, help_text="deadline = video ingest time + SLA")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -139,13 +140,47 @@ def review_tasks_create_for_decision(
         full_match = True
     if not full_match:
         chosen.append(review_queue_default())
+    # A queue that reviews another model's verdict gets the item once that model has decided it
+    # (moderation.inference.tasks.run_queue_decision, on the infer queue).
+    own = [q for q in chosen if q.model_version_id in (None, decision.model_version_id)]
+    other = [q for q in chosen if q not in own]
     base = _item_priority(decision)
-    tasks = ReviewTask.objects.bulk_create([t for q in chosen for t in _new_tasks(q, decision, base_priority=base)])
+    tasks = ReviewTask.objects.bulk_create([t for q in own for t in _new_tasks(q, decision, base_priority=base)])
     audit_event_record(
         actor=None,
         action="decision.routed",
         obj=decision,
-        payload={"label": decision.label, "confidence": decision.confidence, "queues": [q.slug for q in chosen]},
+        payload={
+            "label": decision.label,
+            "confidence": decision.confidence,
+            "queues": [q.slug for q in own],
+            "queues_for_other_models": [q.slug for q in other],
+        },
+    )
+    for queue in other:
+        transaction.on_commit(partial(_send_queue_decision_task, decision.pk, queue.pk))
+    return tasks
+
+
+def _send_queue_decision_task(decision_id: int, queue_id: int) -> None:
+    from workbench.celery import app
+
+    app.send_task("moderation.inference.tasks.run_queue_decision", args=[decision_id, queue_id])
+
+
+@transaction.atomic
+def review_tasks_create_in_queue(*, decision: Decision, queue: ReviewQueue) -> list[ReviewTask]:
+    """Put ``decision`` into one queue, e.g. the decision of the model that queue reviews.
+    Idempotent: a decision already in the queue gets no more tasks."""
+    existing = list(ReviewTask.objects.filter(decision=decision, queue=queue, is_gold=False))
+    if existing:
+        return existing
+    tasks = ReviewTask.objects.bulk_create(_new_tasks(queue, decision, base_priority=_item_priority(decision)))
+    audit_event_record(
+        actor=None,
+        action="decision.routed",
+        obj=decision,
+        payload={"label": decision.label, "confidence": decision.confidence, "queues": [queue.slug]},
     )
     return tasks
 
