@@ -20,6 +20,7 @@ from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
 from moderation.review.models import ItemLabel
+from workbench.text import without_nul
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +91,11 @@ def _frames(value: Any) -> int:
 
 def kuaimod_parse_line(raw: str, *, line: int) -> KuaiModRecord:
     try:
-        obj = json.loads(raw)
+        obj = without_nul(json.loads(raw))
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
+    except RecursionError as exc:
+        raise ValueError("not valid JSON (nested too deeply)") from exc
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
     pid = obj.get("pid")

@@ -25,6 +25,7 @@ from django.utils.text import get_valid_filename
 from moderation.errors import ModerationError
 from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
+from workbench.text import without_nul
 
 logger = logging.getLogger(__name__)
 
@@ -326,9 +327,11 @@ def video_import_manifest(*, manifest: str | Path, created_by: Any = None) -> Im
 
 def _manifest_line(line: str, *, base: Path, created_by: Any) -> tuple[int, bool]:
     try:
-        item = json.loads(line)
+        item = without_nul(json.loads(line))
     except json.JSONDecodeError as exc:
         raise ModerationError(f"not valid JSON ({exc.msg}).") from exc
+    except (ValueError, RecursionError) as exc:  # nested too deeply, or a number too long to read
+        raise ModerationError(f"not valid JSON ({type(exc).__name__}).") from exc
     if not isinstance(item, dict):
         raise ModerationError("each line must be a JSON object.")
     external_id = str(item.get("external_id") or item.get("id") or "").strip()

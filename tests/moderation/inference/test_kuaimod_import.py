@@ -90,3 +90,21 @@ def test_import_command_prints_counts_and_problems(db, tmp_path) -> None:
     call_command("import_kuaimod", str(path), stdout=out, stderr=err)
     assert "1 created" in out.getvalue()
     assert "line 2:" in err.getvalue()
+
+
+def test_nul_characters_and_hostile_json_in_a_file_cost_nothing_but_their_line(db, tmp_path) -> None:
+    path = _write(
+        tmp_path / "k.jsonl",
+        [
+            '{"pid": "001", "tag": "正向", "title": "a\\u0000b", "OCR": "x\\u0000", "ASR": ""}',
+            "[" * 50_000 + "]" * 50_000,
+            '{"pid": ' + "9" * 5000 + ', "tag": "正向"}',
+            kuaimod_line("004", "违法犯罪", "ok"),
+        ],
+    )
+
+    report = kuaimod_import(path=path)
+
+    assert report.created == 2 and [p.line for p in report.problems] == [2, 3]
+    video = Video.objects.get(external_id="kuaimod:001")
+    assert (video.title, video.ocr_text) == ("a\ufffdb", "x\ufffd")
