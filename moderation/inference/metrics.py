@@ -7,6 +7,7 @@ policy's safe label (``正向``); precision with no positive predictions is 0.0 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,6 +16,18 @@ import numpy as np
 
 def _ratio(num: int, den: int) -> float:
     return float(num) / den if den else 0.0
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95 % by default): how far an accuracy measured on n
+    items can be from the true one. (0, 1) when there are no items."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def tag_to_major(taxonomy: Sequence[dict[str, Any]]) -> dict[str, str]:
@@ -56,6 +69,7 @@ def kuaimod_metrics(
         "n": n,
         "n_violative": int(true_v.sum()),
         "binary_accuracy": _ratio(tp + tn, n),
+        "binary_accuracy_ci95": [round(v, 4) for v in wilson_interval(tp + tn, n)],
         "violative_precision": _ratio(tp, int(pred_v.sum())),
         "violative_recall": _ratio(tp, int(true_v.sum())),
         "nonviolative_precision": _ratio(tn, int((~pred_v).sum())),

@@ -83,7 +83,8 @@ class Command(BaseCommand):
     def _table(self, mode: str, m: dict[str, Any]) -> None:
         w = self.stdout.write
         w(f"Stage 1 (char n-gram linear model) — {mode}; {m['n']} items, {m['n_violative']} violative")
-        w(f"  binary accuracy           {_pct(m['binary_accuracy'])}")
+        lo, hi = m["binary_accuracy_ci95"]
+        w(f"  binary accuracy           {_pct(m['binary_accuracy'])}   (95% interval {_pct(lo)}–{_pct(hi)})")
         w(f"  violative  precision      {_pct(m['violative_precision'])}   recall {_pct(m['violative_recall'])}")
         w(f"  non-viol.  precision      {_pct(m['nonviolative_precision'])}   recall {_pct(m['nonviolative_recall'])}")
         w(f"  multi-class accuracy (16) {_pct(m['multiclass_accuracy'])}")

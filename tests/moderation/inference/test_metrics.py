@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.inference.metrics import cascade_metrics, kuaimod_metrics
+from moderation.inference.metrics import cascade_metrics, kuaimod_metrics, wilson_interval
 from moderation.policies.seed import kuaimod_taxonomy
 
 SAFE = "正向"
@@ -52,3 +52,13 @@ def test_cascade_metrics_split_auto_and_escalated() -> None:
     assert m["cascade_escalated_share"] == pytest.approx(0.25)
     assert m["cascade_auto_binary_accuracy"] == pytest.approx(2 / 3)
     assert cascade_metrics([SAFE], [SAFE], [True])["cascade_auto_binary_accuracy"] is None
+
+
+def test_the_wilson_interval_matches_textbook_values() -> None:
+    assert wilson_interval(8, 10) == pytest.approx((0.4902, 0.9433), abs=1e-4)  # Newcombe (1998), 8/10
+    lo, hi = wilson_interval(314, 401)  # the dev split's 78.3 %: .80 lies inside
+    assert lo == pytest.approx(0.7404, abs=1e-3) and hi == pytest.approx(0.8207, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson_interval(10, 10)[1] == 1.0
+    m = kuaimod_metrics([SAFE, SAFE, "色情低俗", "引导私下交易"], [SAFE, SAFE, "色情低俗", SAFE], kuaimod_taxonomy())
+    assert m["binary_accuracy_ci95"] == [round(v, 4) for v in wilson_interval(3, 4)]
