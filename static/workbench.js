@@ -139,3 +139,42 @@ document.addEventListener("click", (ev) => {
 document.addEventListener("htmx:afterSwap", () => {
   document.querySelectorAll("ul.messages").forEach((ul) => { if (!ul.closest("#review-screen")) ul.remove(); });
 });
+
+// An htmx request the server refused (4xx) or that failed (5xx, network) is not swapped in by htmx:
+// say so instead of doing nothing. Plain-text answers (e.g. the NUL-character check) are shown as
+// they are; an HTML page is reduced to its first message or heading.
+function showRequestError(text) {
+  let list = document.querySelector("ul.messages[data-request-errors]");
+  if (!list) {
+    list = document.createElement("ul");
+    list.className = "messages";
+    list.dataset.requestErrors = "";
+    list.setAttribute("role", "alert");
+    document.querySelector("main").before(list);
+  }
+  const item = document.createElement("li");
+  item.className = "msg-error";
+  item.textContent = text;
+  list.replaceChildren(item);
+}
+
+function errorText(xhr) {
+  const type = xhr.getResponseHeader("Content-Type") || "";
+  let detail = "";
+  if (type.startsWith("text/plain")) {
+    detail = xhr.responseText;
+  } else if (type.startsWith("application/json")) {
+    try { detail = JSON.parse(xhr.responseText).detail || ""; } catch (e) { detail = ""; }
+  } else if (type.startsWith("text/html")) {
+    const doc = new DOMParser().parseFromString(xhr.responseText, "text/html");
+    const node = doc.querySelector(".msg-error, .error, main h1, h1");
+    detail = node ? node.textContent : "";
+  }
+  detail = detail.replace(/\s+/g, " ").trim().slice(0, 300);
+  return `The server refused this (HTTP ${xhr.status})${detail ? ": " + detail : "."}`;
+}
+
+document.addEventListener("htmx:responseError", (ev) => showRequestError(errorText(ev.detail.xhr)));
+document.addEventListener("htmx:sendError", () =>
+  showRequestError("The server could not be reached; check the connection and try again."),
+);

@@ -211,3 +211,20 @@ def test_hostile_title_ocr_and_cot_render_as_inert_text(page, make_user, policy_
     assert script in page.locator("h3", has_text="window.__pwned").first.inner_text()
     assert img in page.locator("#ocr").inner_text()
     assert script in page.locator("#cot").inner_text()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_htmx_submit_is_explained_on_the_page(page, make_user, policy_version):
+    task = _task(policy_version, decision__label="色情低俗", decision__is_violation=True)
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{task.pk}/")
+    # A NUL character (pasted from a broken source) is refused with a 400 before any view runs.
+    page.evaluate("document.querySelector('textarea[name=note]').value = 'a\\u0000b'")
+    page.click("button[value=approve]")
+    alert = page.locator("ul.messages[data-request-errors] li")
+    alert.wait_for()
+    assert "HTTP 400" in alert.inner_text() and "NUL characters" in alert.inner_text()
+    assert not Review.objects.exists()
+    assert page.url.endswith(f"/review/{task.pk}/")  # still on the item, which stays claimed
