@@ -1,19 +1,23 @@
-"""Text hygiene shared by every importer."""
+"""Text hygiene shared by every importer and the API's JSON parser."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 REPLACEMENT = "\ufffd"
+# NUL (PostgreSQL text cannot hold it) and lone UTF-16 surrogates (a JSON "\\ud800" escape decodes to one;
+# it cannot be encoded as UTF-8, so saving or rendering it fails). Decoded JSON has no paired ones.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
-def without_nul(value: Any) -> Any:
-    """``value`` (decoded JSON) with every NUL character in its strings, keys included, replaced by
-    U+FFFD: PostgreSQL text cannot hold NUL, and one odd character must not cost a whole record."""
+def storable_text(value: Any) -> Any:
+    """``value`` (decoded JSON) with every character PostgreSQL or UTF-8 cannot store, in its strings and
+    keys, replaced by U+FFFD: one odd character must not cost a whole record."""
     if isinstance(value, str):
-        return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
+        return _UNSTORABLE.sub(REPLACEMENT, value)
     if isinstance(value, list):
-        return [without_nul(v) for v in value]
+        return [storable_text(v) for v in value]
     if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
+        return {storable_text(k): storable_text(v) for k, v in value.items()}
     return value

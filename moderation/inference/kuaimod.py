@@ -20,7 +20,7 @@ from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
 from moderation.review.models import ItemLabel
-from workbench.text import without_nul
+from workbench.text import storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _frames(value: Any) -> int:
 
 def kuaimod_parse_line(raw: str, *, line: int) -> KuaiModRecord:
     try:
-        obj = without_nul(json.loads(raw))
+        obj = storable_text(json.loads(raw))
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from exc
     except RecursionError as exc:

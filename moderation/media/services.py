@@ -25,7 +25,7 @@ from django.utils.text import get_valid_filename
 from moderation.errors import ModerationError
 from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
-from workbench.text import without_nul
+from workbench.text import storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +129,8 @@ def video_ingest(
         src = Path(path)  # type: ignore[arg-type]
         if not src.is_file():
             raise ModerationError(f"No such file: {src}")
+        if src.stat().st_size == 0:
+            raise ModerationError(f"The file is empty (0 bytes): {src.name}")
         original = src.name
         with src.open("rb") as fh:
             tmp, sha256, size = _stream_to_media(_chunks(fh), max_bytes=max_bytes)
@@ -325,9 +327,12 @@ def video_import_manifest(*, manifest: str | Path, created_by: Any = None) -> Im
     return report
 
 
+EXTERNAL_ID_MAX = Video._meta.get_field("external_id").max_length or 200
+
+
 def _manifest_line(line: str, *, base: Path, created_by: Any) -> tuple[int, bool]:
     try:
-        item = without_nul(json.loads(line))
+        item = storable_text(json.loads(line))
     except json.JSONDecodeError as exc:
         raise ModerationError(f"not valid JSON ({exc.msg}).") from exc
     except (ValueError, RecursionError) as exc:  # nested too deeply, or a number too long to read
@@ -337,6 +342,8 @@ def _manifest_line(line: str, *, base: Path, created_by: Any) -> tuple[int, bool
     external_id = str(item.get("external_id") or item.get("id") or "").strip()
     if not external_id:
         raise ModerationError("'id' is missing.")
+    if len(external_id) > EXTERNAL_ID_MAX:
+        raise ModerationError(f"'id' is longer than {EXTERNAL_ID_MAX} characters.")
     existing = Video.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
     if existing is not None:
         return existing, False
@@ -347,6 +354,8 @@ def _manifest_line(line: str, *, base: Path, created_by: Any) -> tuple[int, bool
     cover = None
     if item.get("cover"):
         cover = import_path_confined(base / str(item["cover"]))
+        if not cover.is_file():
+            raise ModerationError(f"'cover' is not a file: {item['cover']}")
     fields = {k: item.get(k) or "" for k in ("title", "description", "uploader")}
     if not all(isinstance(v, str) for v in fields.values()):
         raise ModerationError("'title', 'description' and 'uploader' must be strings.")

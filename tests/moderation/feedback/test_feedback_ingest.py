@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from django.core.management import call_command
@@ -210,3 +211,17 @@ def test_target_label_is_stated_in_the_prompt():
     assert (
         "labelled this video '引导私下交易'" in build_prompt(empty, taxonomy=kuaimod_taxonomy(), safe_label="正向").user
     )
+
+
+def test_lone_surrogates_are_stored_replaced_and_too_deep_json_is_a_400(integration_token):
+    video = VideoFactory()
+    row = {"event_id": "s\ud800", "type": "report", "video_id": video.pk, "timestamp": T, "reason": "a\udfffb"}
+    body = json.dumps([row])  # lone surrogates travel as "\\ud800" escapes
+    resp = _post(body, integration_token)
+    assert resp.status_code == 200, resp.content
+    assert resp.json()["accepted"] == 1
+    event = FeedbackEvent.objects.get()
+    assert (event.event_id, event.reason) == ("s\ufffd", "a\ufffdb")
+
+    resp = _post("[" * 5000 + "]" * 5000, integration_token)
+    assert resp.status_code == 400 and "nested too deeply" in resp.json()["detail"]
