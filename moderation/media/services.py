@@ -111,8 +111,9 @@ def video_ingest(
 
     The bytes are streamed to media storage, never held in memory, and hashed on the way; the same
     bytes ingested again return the existing Video (nothing is queued twice). Raises ModerationError
-    for a missing or empty source, a file over WORKBENCH_UPLOAD_MAX_BYTES, or an external id that
-    already names other bytes.
+    for a missing source, an empty upload, a file over WORKBENCH_UPLOAD_MAX_BYTES, or an external id
+    that already names other bytes. An empty file on the server (folder or manifest ingest) is kept:
+    processing fails it with a readable reason, so the batch's record shows it.
     """
     if (path is None) == (upload is None):
         raise ModerationError("Give exactly one video: a file path or an uploaded file.")
@@ -129,8 +130,6 @@ def video_ingest(
         src = Path(path)  # type: ignore[arg-type]
         if not src.is_file():
             raise ModerationError(f"No such file: {src}")
-        if src.stat().st_size == 0:
-            raise ModerationError(f"The file is empty (0 bytes): {src.name}")
         original = src.name
         with src.open("rb") as fh:
             tmp, sha256, size = _stream_to_media(_chunks(fh), max_bytes=max_bytes)
