@@ -56,14 +56,10 @@ def _edit_context(
     rows = []
     for stage in cot_stages_for_display(decision.cot, times=times):
         key = stage["key"]
-        rows.append(
-            {
-                **stage,
-                "original": stage["text"],
-                "value": (typed or {}).get(key, saved_text.get(key, stage["text"])),
-                "theirs": theirs.get(key),
-            }
-        )
+        value = (typed or {}).get(key, saved_text.get(key, stage["text"]))
+        other = theirs.get(key)
+        # Only a stage whose saved-meanwhile text differs from what this labeler has is a conflict.
+        rows.append({**stage, "original": stage["text"], "value": value, "theirs": other if other != value else None})
     label = typed_label or (correction.label if correction else decision.label)
     return {
         "decision": decision,

@@ -10,9 +10,9 @@ from moderation.media.models import Keyframe, TranscriptSegment, Video
 IN_FLIGHT = (Video.Status.UPLOADED, Video.Status.PROCESSING)
 
 
-def video_list(*, limit: int = 200) -> QuerySet[Video]:
-    """The newest videos first (the list screen shows the latest ``limit``)."""
-    return Video.objects.select_related("created_by").order_by("-created_at", "-pk")[:limit]
+def video_list() -> QuerySet[Video]:
+    """The newest videos first (the list screen pages through them)."""
+    return Video.objects.select_related("created_by").order_by("-created_at", "-pk")
 
 
 def video_any_in_flight(*, videos: list[Video]) -> bool:

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -28,12 +29,17 @@ class HtmxHttpRequest(HttpRequest):
 _MULTIPART_SLACK = 64 * 1024
 
 
+VIDEOS_PER_PAGE = 50
+
+
 def _render_list(
     request: HtmxHttpRequest, form: VideoUploadForm, *, status: int = 200, upload_error: str = ""
 ) -> HttpResponse:
-    videos = list(selectors.video_list())
+    page = Paginator(selectors.video_list(), VIDEOS_PER_PAGE).get_page(request.GET.get("page"))
+    videos = list(page.object_list)
     context = {
         "videos": videos,
+        "page": page,
         "form": form,
         "upload_error": upload_error,
         "polling": selectors.video_any_in_flight(videos=videos),

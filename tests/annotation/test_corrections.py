@@ -96,6 +96,9 @@ def test_two_labelers_on_revision_1_second_save_is_refused_and_sees_the_first(de
     assert "Alice: QR code leads to a private shop" in html  # the other labeler's current text
     assert "Bob: harmless cooking video" in html  # Bob's typing is not lost
     assert 'name="base_revision" value="2"' in html  # having seen it, Bob may now save over it
+    # only the stage the two wrote differently is marked, not the ones they left alike
+    assert html.count('class="panel stage conflict"') == 1
+    assert 'class="panel stage conflict" data-stage="analysis"' in html
     correction = CotCorrection.objects.get()
     assert correction.revision == 2 and correction.stages[1]["text"] == "Alice: QR code leads to a private shop"
 

@@ -228,3 +228,25 @@ def test_a_refused_htmx_submit_is_explained_on_the_page(page, make_user, policy_
     assert "HTTP 400" in alert.inner_text() and "NUL characters" in alert.inner_text()
     assert not Review.objects.exists()
     assert page.url.endswith(f"/review/{task.pk}/")  # still on the item, which stays claimed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_back_after_submit_and_next_shows_the_item_as_reviewed_and_the_tab_title_follows(
+    page, make_user, policy_version
+):
+    first = _task(policy_version, priority=2, decision__video__title="FIRST")
+    second = _task(policy_version, priority=1, decision__video__title="SECOND")
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{first.pk}/")
+    page.keyboard.press("a")
+    page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
+    assert page.title() == f"Review #{second.pk} · Review workbench"
+
+    page.go_back()
+    page.wait_for_url(f"**/review/{first.pk}/")
+    page.wait_for_selector(f'#review-screen[data-task="{first.pk}"]')
+    verdict = page.locator("#verdict").inner_text()
+    assert "Recorded: Approve" in verdict  # loaded afresh: reviewed, no live form to submit again
+    assert page.locator(f'form[action$="/review/{first.pk}/submit/"]').count() == 0

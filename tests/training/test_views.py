@@ -58,7 +58,7 @@ def test_admin_builds_a_dataset_starts_a_job_and_downloads_the_pairs(
     response = client.post(reverse("training:dataset_build"), follow=True)
     dataset = PreferenceDataset.objects.get()
     assert "with 1 preference pairs" in response.content.decode()
-    assert "Start DPO job" in response.content.decode()
+    assert "Start the training job" in response.content.decode()
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = client.post(reverse("training:job_start"), {"dataset": dataset.pk, "base_model": "", "max_steps": 2})

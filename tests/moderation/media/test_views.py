@@ -168,3 +168,17 @@ def _wait_for(fetch, timeout: float = 60):  # type: ignore[no-untyped-def]
             return found
         time.sleep(0.25)
     raise AssertionError(f"nothing after {timeout}s: {list(Video.objects.values('status', 'stage', 'error'))}")
+
+
+def test_the_list_pages_through_the_videos_newest_first(client_as) -> None:  # type: ignore[no-untyped-def]
+    videos = VideoFactory.create_batch(55, status=Video.Status.PROCESSING)
+    moderator = client_as("moderator")
+
+    first = moderator.get(LIST).content.decode()
+    assert first.count('<tr id="video-') == 50 and "page 1 of 2 (55 videos)" in first
+    assert f'id="video-{videos[-1].pk}"' in first and f'id="video-{videos[0].pk}"' not in first
+    # polling the rows keeps to the page the reviewer is on
+    assert f'hx-get="{LIST}?page=1"' in first
+    second = moderator.get(LIST + "?page=2", HTTP_HX_REQUEST="true").content.decode()
+    assert second.count('<tr id="video-') == 5 and f'id="video-{videos[0].pk}"' in second
+    assert moderator.get(LIST + "?page=abc").status_code == 200  # a bad page number shows the first

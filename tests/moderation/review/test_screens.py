@@ -265,3 +265,19 @@ def test_no_template_comment_spans_lines():
         if line.count("{#") != line.count("#}")
     ]
     assert offenders == []
+
+
+def test_submit_and_next_retitles_the_tab_and_keeps_reviewed_items_out_of_the_history_cache(make_task, make_user):
+    first, second = make_task(priority=2), make_task(priority=1)
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    client = _login(user)
+
+    response = client.post(
+        reverse("moderation:review_submit", args=[first.pk]), {"verdict": "approve"}, HTTP_HX_REQUEST="true"
+    )
+
+    body = response.content.decode().lstrip()
+    # htmx applies a <title> only at the top level of the swapped-in fragment
+    assert body.startswith(f"<title>Review #{second.pk} · Review workbench</title>")
+    assert f'<div id="review-screen" data-task="{second.pk}" hx-history="false">' in body
