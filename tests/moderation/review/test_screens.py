@@ -126,6 +126,7 @@ def test_only_the_claimant_may_open_an_item(make_task, make_user):
     resp = _login(make_user("moderator")).get(reverse("moderation:review_task", args=[task.pk]))
     assert resp.status_code == 403
     assert "claimed by another reviewer" in resp.content.decode()
+    assert "Your role may not" not in resp.content.decode()  # the reason is the claim, not the role
 
 
 def test_submit_and_next_lands_on_the_next_item(make_task, make_user):
