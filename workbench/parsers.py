@@ -13,7 +13,7 @@ from workbench.text import storable_text
 
 class StorableJSONParser(JSONParser):
     """DRF's JSON parser, and: JSON nested deeper than the decoder can follow is a 400 (not a
-    RecursionError), and text PostgreSQL cannot store (lone surrogates) becomes U+FFFD."""
+    RecursionError), and text PostgreSQL cannot store (NUL, lone surrogates) becomes U+FFFD."""
 
     def parse(
         self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None

@@ -21,3 +21,14 @@ def storable_text(value: Any) -> Any:
     if isinstance(value, dict):
         return {storable_text(k): storable_text(v) for k, v in value.items()}
     return value
+
+
+def has_unstorable(value: Any) -> bool:
+    """Whether any string in decoded JSON (keys included) holds a character ``storable_text`` would replace."""
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, list):
+        return any(has_unstorable(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_unstorable(k) or has_unstorable(v) for k, v in value.items())
+    return False

@@ -247,7 +247,7 @@ def json_schema(fmt: str, labels: set[str], scenes: set[str] | None = None) -> d
         props: dict[str, Any] = {key: {"type": "string"} for key, _ in BLM_THINK_STAGES}
         props["scene"] = {"type": "string", **({"enum": sorted(scenes)} if scenes else {})}
         props["violation_type"] = {"type": "string", "enum": sorted(labels)}
-        props["severity"] = {"type": "string", "enum": ["none", "low", "medium", "high"]}
+        props["severity"] = {"type": "string", "enum": list(BLM_SEVERITIES)}
     else:
         props = {key: {"type": "string"} for key, _ in KUAIMOD_STAGES[:-1]}
         props["label"] = {"type": "string", "enum": sorted(labels)}

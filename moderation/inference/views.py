@@ -49,10 +49,8 @@ def cascade_threshold(request: HttpRequest) -> HttpResponse:
 
 
 def _threshold(raw: str) -> float:
+    """The form's threshold as a number; the services check its range (nan included)."""
     try:
-        value = float(raw.strip())
+        return float(raw.strip())
     except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:  # also refuses nan
-        raise ModerationError("The escalation threshold must be a number between 0 and 1.")
-    return value
+        raise ModerationError("The escalation threshold must be a number between 0 and 1.") from None

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.text import has_unstorable
+
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 CATEGORY_FIELDS = {"key", "name", "tags"}
 TAG_FIELDS = {"key", "name", "keywords", "criteria", "severities"}
@@ -47,22 +49,6 @@ def _string_list_errors(value: Any, where: str, what: str) -> list[str]:
     return errors
 
 
-def _holds_nul(value: Any) -> bool:
-    """Whether any string in a decoded JSON value (keys included) contains NUL, which PostgreSQL cannot store."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
 def taxonomy_errors(taxonomy: Any, *, safe_label: str, output_format: str = "kuaimod") -> list[str]:
     """Every problem with ``taxonomy`` as a user-readable sentence; an empty list means it is valid.
 
@@ -75,8 +61,8 @@ def taxonomy_errors(taxonomy: Any, *, safe_label: str, output_format: str = "kua
         return ["The taxonomy must be a list of categories."]
     if not taxonomy:
         return ["The taxonomy needs at least one category."]
-    if _holds_nul(taxonomy):
-        return ["Text in the taxonomy may not contain NUL characters (\\u0000)."]
+    if has_unstorable(taxonomy):
+        return ["Text in the taxonomy may not contain NUL characters (\\u0000) or lone surrogates (\\ud800–\\udfff)."]
     errors: list[str] = []
     category_keys: set[str] = set()
     tag_keys: dict[str, str] = {}  # tag key -> where it was first defined

@@ -25,6 +25,7 @@ from django.db import transaction
 from moderation.errors import ModerationError
 from moderation.inference.prompts import Prompt, _fence
 from moderation.reproduction.models import ReproCandidate, TeacherJudgement
+from workbench.text import storable_text
 
 LABELS = ("reproduction", "derivative", "unrelated")
 IMAGES_PER_VIDEO = 4
@@ -198,7 +199,7 @@ def teacher_judge(
     content = pair_content_for(candidate)
     try:
         raw, latency = _generate(backend, base_model, teacher_prompt(content))
-        raw = raw.replace("\x00", "\ufffd")
+        raw = storable_text(raw)
         parsed = teacher_output_parse(raw)
     except ModerationError as exc:
         raw, latency, parsed = "", 0.0, ParsedJudgement(None, "", "", str(exc))

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from moderation.inference.cot import KUAIMOD_STAGES as STAGES
 from moderation.inference.cot import BlmRubric, CotParseError, parse
+from workbench.text import storable_text
 
 __all__ = ["STAGES"]
 
@@ -122,7 +123,7 @@ def get_backend(name: str, *, base_model: str = "", adapter_path: str = "") -> B
 
 def result_from_text(text: str, policy: PolicySpec, prompt_tokens: int, completion_tokens: int) -> BackendResult:
     """Parse one generation; invalid output is kept raw with the reason, never raised."""
-    text = text.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL; keep the rest as it was
+    text = storable_text(text)  # NUL or a lone surrogate cannot be stored; keep the rest as it was
     try:
         rubric = policy.blm_rubric() if policy.output_format == "blm" else None
         parsed = parse(text, policy.output_format, policy.labels(), policy.scenes(), rubric)

@@ -215,13 +215,13 @@ def test_target_label_is_stated_in_the_prompt():
 
 def test_lone_surrogates_are_stored_replaced_and_too_deep_json_is_a_400(integration_token):
     video = VideoFactory()
-    row = {"event_id": "s\ud800", "type": "report", "video_id": video.pk, "timestamp": T, "reason": "a\udfffb"}
+    row = {"event_id": "s\ud800", "type": "report", "video_id": video.pk, "timestamp": T, "reason": "a\udfff\x00b"}
     body = json.dumps([row])  # lone surrogates travel as "\\ud800" escapes
     resp = _post(body, integration_token)
     assert resp.status_code == 200, resp.content
     assert resp.json()["accepted"] == 1
     event = FeedbackEvent.objects.get()
-    assert (event.event_id, event.reason) == ("s\ufffd", "a\ufffdb")
+    assert (event.event_id, event.reason) == ("s\ufffd", "a\ufffd\ufffdb")  # NUL too: stored, not refused
 
     resp = _post("[" * 5000 + "]" * 5000, integration_token)
     assert resp.status_code == 400 and "nested too deeply" in resp.json()["detail"]

@@ -80,7 +80,7 @@ def test_the_threshold_changes_routing_without_retraining_and_previews_its_escal
     assert client_as("moderator").post("/cascade/threshold/", {"threshold": "0.95"}).status_code == 403
     for bad in ("1.5", "nan", "lots", ""):
         response = admin.post("/cascade/threshold/", {"threshold": bad}, follow=True)
-        assert "must be a number between 0 and 1" in response.content.decode()
+        assert "must be" in response.content.decode() and "between 0 and 1" in response.content.decode()
     response = admin.post("/cascade/threshold/", {"threshold": "0.95"}, follow=True)
     assert "escalates items above uncertainty 0.95" in response.content.decode()
     trained_cascade.refresh_from_db()

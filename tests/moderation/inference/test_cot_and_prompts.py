@@ -121,6 +121,12 @@ def test_hostile_json_from_a_model_is_a_parse_error_not_a_crash(answer):
         text_from_json(answer, "kuaimod")
 
 
+def test_model_output_that_postgres_cannot_store_is_kept_with_replacements():
+    text = render_blm(THINK, "诱导交易", "站外引流", "high").replace("QR code", "QR\x00code\ud800")
+    result = result_from_text(text, BLM, 1, 1)
+    assert result.parse_error == "" and "QR\ufffdcode\ufffd" in result.raw_output
+
+
 def test_absurd_numbers_in_model_output_do_not_crash_the_parsers():
     assert evidence_in("[patch:" + "9" * 5000 + "] and [frame:3]") == [{"kind": "frame", "ref": 3, "label": "frame 3"}]
     text = text_from_json('{"label": "正向", "confidence": 1' + "1" * 400 + "}", "kuaimod")
