@@ -26,8 +26,9 @@ def main() -> None:
     django_setup()
     from django.test.utils import setup_databases, teardown_databases
 
-    from moderation.media import extractors, services
+    from moderation.media import extractors, pipeline
     from moderation.media.demo import DEMO_SCRIPTS, synthesize_video
+    from moderation.media.ingest import video_ingest
     from moderation.media.models import Video
 
     old = setup_databases(verbosity=0, interactive=False)
@@ -37,7 +38,7 @@ def main() -> None:
             clip = synthesize_video(Path(tmp) / "speech.mp4", title=script.title, speech=script.speech,
                                     on_screen=script.on_screen, size=(320, 180))  # fmt: skip
             model = extractors.whisper_model()
-            video = services.video_ingest(path=clip, title="asr bench")
+            video = video_ingest(path=clip, title="asr bench")
             video.has_audio, video.duration = True, extractors.probe(clip).duration
             bare_runs, ours_runs = [], []
             for _ in range(args.repeats):
@@ -48,7 +49,7 @@ def main() -> None:
 
                 Video.objects.filter(pk=video.pk).update(stage=Video.Stage.ASR)
                 started = time.perf_counter()
-                services._stage_asr(video, clip)
+                pipeline._stage_asr(video, clip)
                 ours_runs.append(time.perf_counter() - started)
                 assert video.segments.count() == len([t for t in bare_text if t.strip()])
                 print(f"bare {bare_runs[-1]:.3f}s  stage {ours_runs[-1]:.3f}s")

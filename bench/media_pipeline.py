@@ -35,8 +35,9 @@ def main() -> None:
 
     from moderation.media import extractors
     from moderation.media.demo import DEMO_SCRIPTS, synthesize_video
+    from moderation.media.ingest import video_ingest
     from moderation.media.models import Video
-    from moderation.media.services import video_ingest, video_process
+    from moderation.media.pipeline import video_process
 
     old_config = setup_databases(verbosity=0, interactive=False)
     try:

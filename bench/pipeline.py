@@ -39,7 +39,7 @@ def _process(video_id: int) -> dict[str, float]:
     from django.db import connection
 
     from moderation.media.models import Video
-    from moderation.media.services import video_process
+    from moderation.media.pipeline import video_process
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -60,7 +60,7 @@ def main() -> None:
     from django.test.utils import setup_databases, teardown_databases
 
     from moderation.media.demo import DEMO_SCRIPTS, synthesize_video
-    from moderation.media.services import video_ingest
+    from moderation.media.ingest import video_ingest
     from tests.factories import PolicyVersionFactory
 
     old = setup_databases(verbosity=0, interactive=False)

@@ -41,7 +41,7 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=VideoUploadSerializer, responses={201: VideoSerializer})
     def create(self, request: Request) -> Response:
-        from moderation.media.services import video_ingest
+        from moderation.media.ingest import video_ingest
 
         form = VideoUploadSerializer(data=request.data)
         form.is_valid(raise_exception=True)

@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from moderation.media.services import video_process
+from moderation.media.pipeline import video_process
 from workbench.queues import LONG_TASK_OPTIONS
 
 logger = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from django_htmx.middleware import HtmxDetails
 from moderation.errors import ModerationError
 from moderation.media import selectors
 from moderation.media.forms import VideoUploadForm
-from moderation.media.services import video_ingest
+from moderation.media.ingest import video_ingest
 from workbench.roles import Perm, permission_required
 
 

@@ -24,8 +24,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from moderation.errors import ModerationError
 from moderation.media.demo import DEMO_SCRIPTS, synthesize_video
+from moderation.media.ingest import video_ingest
 from moderation.media.models import Video
-from moderation.media.services import video_ingest, video_process
+from moderation.media.pipeline import video_process
 from moderation.reproduction import student as student_mod
 from moderation.reproduction import transforms
 from moderation.reproduction.models import ReproCandidate

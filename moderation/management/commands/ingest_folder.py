@@ -7,7 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from moderation.errors import ModerationError
-from moderation.media.services import video_ingest_folder, video_process
+from moderation.media.ingest import video_ingest_folder
+from moderation.media.pipeline import video_process
 
 
 class Command(BaseCommand):

@@ -8,8 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from moderation.errors import ModerationError
+from moderation.media.ingest import video_ingest
 from moderation.media.models import Video
-from moderation.media.services import video_ingest, video_process
+from moderation.media.pipeline import video_process
 
 
 class Command(BaseCommand):

@@ -105,7 +105,8 @@ def test_asr_transcribes_espeak_speech(speech_clip: Path) -> None:
 def test_the_web_side_of_the_media_wing_does_not_load_faster_whisper() -> None:
     code = (
         "import django, sys; django.setup();"
-        "import moderation.media.views, moderation.media.services, moderation.media.tasks, workbench.urls;"
+        "import moderation.media.views, moderation.media.ingest, moderation.media.pipeline, moderation.media.tasks;"
+        "import workbench.urls;"
         "heavy = {'faster_whisper', 'ctranslate2', 'torch'} & set(sys.modules); print(sorted(heavy))"
     )
     out = subprocess.run(

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from moderation.errors import ModerationError
+from moderation.media.ingest import video_import_manifest, video_ingest_folder
 from moderation.media.models import Video
-from moderation.media.services import video_import_manifest, video_ingest_folder
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from moderation.media.ingest import video_ingest
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
-from moderation.media.services import video_ingest, video_process
+from moderation.media.pipeline import video_process
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 

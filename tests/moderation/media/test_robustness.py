@@ -9,8 +9,9 @@ import pytest
 from django.conf import settings
 
 from moderation.media.demo import synthesize_video
+from moderation.media.ingest import video_ingest
 from moderation.media.models import Video
-from moderation.media.services import video_ingest, video_process
+from moderation.media.pipeline import video_process
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 

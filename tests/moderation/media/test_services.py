@@ -9,8 +9,9 @@ import pytest
 from django.conf import settings
 
 from moderation.errors import ModerationError
+from moderation.media.ingest import video_ingest
 from moderation.media.models import Keyframe, TranscriptSegment, Video
-from moderation.media.services import video_ingest, video_process
+from moderation.media.pipeline import video_process
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 

@@ -9,8 +9,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from moderation.media.ingest import video_ingest
 from moderation.media.models import Video
-from moderation.media.services import video_ingest, video_process
+from moderation.media.pipeline import video_process
 from tests.factories import VideoFactory
 
 pytestmark = pytest.mark.django_db

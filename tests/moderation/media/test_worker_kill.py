@@ -13,8 +13,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from moderation.media.ingest import video_ingest
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
-from moderation.media.services import video_ingest
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 

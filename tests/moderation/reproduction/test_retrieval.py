@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from moderation.media.ingest import video_ingest
 from moderation.media.models import Video
-from moderation.media.services import video_ingest, video_process
+from moderation.media.pipeline import video_process
 from moderation.reproduction.models import FrameHash, ReproCandidate
 from moderation.reproduction.services import repro_candidates_refresh
 

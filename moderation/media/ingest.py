@@ -1,0 +1,343 @@
+"""Ingest: a video file (an upload, a server path, a folder, a JSONL manifest) becomes a stored Video, queued.
+
+The bytes are streamed to media storage and hashed on the way; processing (moderation.media.pipeline) starts
+once the row has committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.text import get_valid_filename
+
+from moderation.errors import ModerationError
+from moderation.media.models import Video
+from workbench.text import storable_text
+
+logger = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1024 * 1024
+VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".wmv"}
+
+
+def _chunks(source: Any) -> Iterator[bytes]:
+    """Read an uploaded file (Django's ``chunks()``) or a binary file object piece by piece."""
+    if hasattr(source, "chunks"):
+        yield from source.chunks(CHUNK_BYTES)
+        return
+    while True:
+        data = source.read(CHUNK_BYTES)
+        if not data:
+            return
+        yield data
+
+
+def _stream_to_media(chunks: Iterable[bytes], *, max_bytes: int) -> tuple[Path, str, int]:
+    """Copy ``chunks`` into a temporary file under MEDIA_ROOT, hashing as it goes; enforce ``max_bytes``."""
+    tmp_dir = Path(settings.MEDIA_ROOT) / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix="ingest-", suffix=".part", dir=tmp_dir)
+    tmp = Path(tmp_name)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ModerationError(
+                        f"This file is larger than the upload limit of {max_bytes // (1024 * 1024)} MB."
+                    )
+                digest.update(chunk)
+                out.write(chunk)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, digest.hexdigest(), size
+
+
+def video_ingest(
+    *,
+    title: str,
+    path: str | Path | None = None,
+    upload: Any = None,
+    description: str = "",
+    uploader: str = "",
+    created_by: Any = None,
+    external_id: str | None = None,
+    source: str = Video.Source.UPLOAD,
+    comments: list[str] | None = None,
+    cover: Path | None = None,
+) -> Video:
+    """Store a video file (a local ``path`` or an ``upload``) and queue it for processing.
+
+    The bytes are streamed to media storage, never held in memory, and hashed on the way; the same
+    bytes ingested again return the existing Video (nothing is queued twice). Raises ModerationError
+    for a missing source, an empty upload, a file over WORKBENCH_UPLOAD_MAX_BYTES, or an external id
+    that already names other bytes. An empty file on the server (folder or manifest ingest) is kept:
+    processing fails it with a readable reason, so the batch's record shows it.
+    """
+    if (path is None) == (upload is None):
+        raise ModerationError("Give exactly one video: a file path or an uploaded file.")
+    max_bytes = int(settings.WORKBENCH_UPLOAD_MAX_BYTES)
+    if upload is not None:
+        original = Path(getattr(upload, "name", "") or "upload.mp4").name
+        declared = getattr(upload, "size", None)
+        if declared is not None and declared > max_bytes:
+            raise ModerationError(f"This file is larger than the upload limit of {max_bytes // (1024 * 1024)} MB.")
+        if declared == 0:
+            raise ModerationError("The uploaded file is empty (0 bytes).")
+        tmp, sha256, size = _stream_to_media(_chunks(upload), max_bytes=max_bytes)
+    else:
+        src = Path(path)  # type: ignore[arg-type]
+        if not src.is_file():
+            raise ModerationError(f"No such file: {src}")
+        original = src.name
+        with src.open("rb") as fh:
+            tmp, sha256, size = _stream_to_media(_chunks(fh), max_bytes=max_bytes)
+
+    final: Path | None = None
+    try:
+        with transaction.atomic():
+            # Two ingests of the same bytes at once: the advisory lock makes the second find the first.
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"video-ingest:{sha256}"])
+            existing = Video.objects.filter(sha256=sha256).order_by("pk").first()
+            if existing is not None:
+                tmp.unlink(missing_ok=True)
+                return existing
+            if external_id and Video.objects.filter(external_id=external_id).exists():
+                raise ModerationError(f"External id {external_id!r} already belongs to a different video file.")
+
+            name = _storage_name(original, sha256)
+            final = Path(default_storage.path(name))
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+            video = Video.objects.create(
+                title=title.strip()[:500] or Path(original).stem[:500],
+                description=description,
+                uploader=uploader,
+                external_id=external_id or None,
+                original_filename=original[:500],
+                sha256=sha256,
+                size_bytes=size,
+                created_by=created_by,
+                status=Video.Status.UPLOADED,
+                stage=Video.Stage.QUEUED,
+                source=source,
+                file=name,
+                comments=list(comments or []),
+            )
+            if cover is not None:
+                video.cover = _store_cover(cover, sha256)
+                video.save(update_fields=["cover"])
+            _enqueue_processing(video.pk)
+    except BaseException:
+        # The row did not commit, so the file it would have named must not stay behind.
+        tmp.unlink(missing_ok=True)
+        if final is not None:
+            final.unlink(missing_ok=True)
+        raise
+    logger.info("ingested video %s (%s, %d bytes)", video.pk, original, size)
+    return video
+
+
+def _safe(name: str, default: str) -> str:
+    try:
+        return get_valid_filename(name)
+    except SuspiciousFileOperation:  # "..", "" and friends
+        return default
+
+
+def _storage_name(original: str, sha256: str) -> str:
+    """videos/YYYY/MM/<hash prefix>-<cleaned name><ext>: unique per content, readable on disk."""
+    stem = _safe(Path(original).stem, "video")[:80]
+    suffix = Path(original).suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        # The media view serves files by their extension's type: never store an uploaded .html or .svg as such.
+        suffix = ".bin"
+    now = timezone.now()
+    return f"videos/{now:%Y/%m}/{sha256[:16]}-{stem}{suffix}"
+
+
+def _enqueue_processing(video_id: int) -> None:
+    from moderation.media.tasks import process_video  # tasks import this module
+
+    transaction.on_commit(lambda: process_video.delay(video_id))
+
+
+_COVER_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def _store_cover(cover: Path, sha256: str) -> str:
+    suffix = cover.suffix.lower() if cover.suffix.lower() in _COVER_SUFFIXES else ".jpg"
+    name = f"covers/{sha256[:16]}{suffix}"
+    target = Path(default_storage.path(name))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cover, target)
+    return name
+
+
+def import_path_confined(path: str | Path) -> Path:
+    """``path`` resolved (symlinks followed), refused unless it lies inside one of MEDIA_IMPORT_ROOTS."""
+    written = [
+        Path(os.path.normpath(Path(r).expanduser().absolute())) for r in settings.MEDIA_IMPORT_ROOTS if str(r).strip()
+    ]
+    roots = [r.resolve() for r in written]
+    if not roots:
+        raise ModerationError("Server-side import is disabled: set MEDIA_IMPORT_ROOTS to the folders it may read.")
+    outside = ModerationError(
+        f"{path} is outside the import folders (MEDIA_IMPORT_ROOTS); "
+        "paths with '..' or symlinks that lead out of them are refused."
+    )
+    # Twice: '..' judged on the path as written (so a missing target outside is still "outside"),
+    # then symlinks judged on the real path.
+    lexical = Path(os.path.normpath(Path(path).expanduser().absolute()))
+    if not any(lexical.is_relative_to(root) for root in [*written, *roots]):
+        raise outside
+    try:
+        resolved = lexical.resolve(strict=True)
+    except (FileNotFoundError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        raise ModerationError(f"No such file or folder: {path}") from exc
+    if not any(resolved.is_relative_to(root) for root in roots):
+        raise outside
+    return resolved
+
+
+@dataclass
+class ImportReport:
+    """What a bulk import did: new videos, ones already there, and per-item errors (the batch goes on)."""
+
+    created: list[int] = field(default_factory=list)
+    existing: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return f"{len(self.created)} new, {len(self.existing)} already imported, {len(self.errors)} failed"
+
+
+def video_ingest_folder(*, folder: str | Path, created_by: Any = None) -> ImportReport:
+    """Ingest every video file under ``folder`` (recursively), which must lie inside MEDIA_IMPORT_ROOTS.
+
+    Files are visited in name order; a file whose real path leaves the roots (a symlink out) and any
+    file that fails to ingest are reported and skipped. The same bytes twice give the same video.
+    """
+    root = import_path_confined(folder)
+    if not root.is_dir():
+        raise ModerationError(f"{folder} is not a folder.")
+    report = ImportReport()
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES):
+        shown = path.relative_to(root)
+        try:
+            real = import_path_confined(path)
+            if not real.is_file():
+                continue
+            before = Video.objects.filter(sha256=_sha256_of(real)).values_list("pk", flat=True).first()
+            video = video_ingest(path=real, title=path.stem, created_by=created_by, source=Video.Source.FOLDER)
+        except ModerationError as exc:
+            report.errors.append(f"{shown}: {exc}")
+            continue
+        (report.existing if before == video.pk else report.created).append(video.pk)
+    return report
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _manifest_comments(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    if not isinstance(value, list):
+        raise ModerationError("'comments' must be a list.")
+    out = []
+    for item in value:
+        text = item.get("text") if isinstance(item, dict) else item
+        if not isinstance(text, str):
+            raise ModerationError("each comment must be a string or an object with a 'text' string.")
+        if text.strip():
+            out.append(text.strip())
+    return out
+
+
+def video_import_manifest(*, manifest: str | Path, created_by: Any = None) -> ImportReport:
+    """Bulk import from a JSONL manifest, one video per line, idempotent by external id.
+
+    A line is ``{"id", "video", "title", "description", "uploader", "comments", "cover"}``; ``id``
+    (or ``external_id``) and ``video`` are required. Relative paths are read from the manifest's
+    folder; every path must stay inside MEDIA_IMPORT_ROOTS. A line whose id was imported before is
+    counted as existing and left alone; a bad line is reported with its number and the rest go on.
+    """
+    manifest_path = import_path_confined(manifest)
+    base = manifest_path.parent
+    report = ImportReport()
+    with manifest_path.open(encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                pk, created = _manifest_line(line, base=base, created_by=created_by)
+            except ModerationError as exc:
+                report.errors.append(f"line {number}: {exc}")
+                continue
+            (report.created if created else report.existing).append(pk)
+    return report
+
+
+EXTERNAL_ID_MAX = Video._meta.get_field("external_id").max_length or 200
+
+
+def _manifest_line(line: str, *, base: Path, created_by: Any) -> tuple[int, bool]:
+    try:
+        item = storable_text(json.loads(line))
+    except json.JSONDecodeError as exc:
+        raise ModerationError(f"not valid JSON ({exc.msg}).") from exc
+    except (ValueError, RecursionError) as exc:  # nested too deeply, or a number too long to read
+        raise ModerationError(f"not valid JSON ({type(exc).__name__}).") from exc
+    if not isinstance(item, dict):
+        raise ModerationError("each line must be a JSON object.")
+    external_id = str(item.get("external_id") or item.get("id") or "").strip()
+    if not external_id:
+        raise ModerationError("'id' is missing.")
+    if len(external_id) > EXTERNAL_ID_MAX:
+        raise ModerationError(f"'id' is longer than {EXTERNAL_ID_MAX} characters.")
+    existing = Video.objects.filter(external_id=external_id).values_list("pk", flat=True).first()
+    if existing is not None:
+        return existing, False
+    video_path = item.get("video") or item.get("video_path")
+    if not isinstance(video_path, str) or not video_path.strip():
+        raise ModerationError("'video' (the video file's path) is missing.")
+    video_file = import_path_confined(base / video_path)
+    cover = None
+    if item.get("cover"):
+        cover = import_path_confined(base / str(item["cover"]))
+        if not cover.is_file():
+            raise ModerationError(f"'cover' is not a file: {item['cover']}")
+    fields = {k: item.get(k) or "" for k in ("title", "description", "uploader")}
+    if not all(isinstance(v, str) for v in fields.values()):
+        raise ModerationError("'title', 'description' and 'uploader' must be strings.")
+    video = video_ingest(
+        path=video_file, title=fields["title"] or video_file.stem, description=fields["description"],
+        uploader=fields["uploader"][:200], external_id=external_id, source=Video.Source.MANIFEST,
+        comments=_manifest_comments(item.get("comments")), cover=cover, created_by=created_by,
+    )  # fmt: skip
+    # The same bytes under another id return that other video: counted as existing, not created.
+    return video.pk, video.external_id == external_id
