@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(ffmpeg espeak-ng fonts-dejavu-core fonts-wqy-microhei libpq5)
 if [[ "${WORKBENCH_BROWSER_TESTS:-1}" == "1" ]]; then APT_PACKAGES+=(chromium); fi
 
+# Node.js + npm run the local S3-compatible server (s3rver) the tests and bench/storage.py start.
+command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
+
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -36,5 +39,13 @@ if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
   .venv/bin/python -m pip install -q -r requirements/cpu.txt -r requirements/dev.txt -c requirements/constraints.txt
   .venv/bin/python -m pip install -q --no-deps -r requirements/nodeps.txt
   echo "$want" > $stamp
+fi
+# The test suite's S3-compatible server: s3rver from the npm registry, pinned by the committed lockfile.
+npm_stamp=scripts/s3rver/node_modules/.lock.sha256
+npm_want=$(sha256sum scripts/s3rver/package-lock.json | cut -d' ' -f1)
+if [[ ! -f $npm_stamp || "$(cat $npm_stamp)" != "$npm_want" ]]; then
+  echo "==> npm: installing s3rver into scripts/s3rver/node_modules"
+  (cd scripts/s3rver && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  echo "$npm_want" > $npm_stamp
 fi
 echo "==> setup done ($(du -sh .venv | cut -f1) in .venv)"

@@ -60,3 +60,44 @@ def celery_worker(transactional_db) -> Iterator[object]:  # type: ignore[no-unty
         shutdown_timeout=60,
     ) as worker:
         yield worker
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[object]:
+    """One real S3-compatible server (s3rver on loopback) for the whole run."""
+    from tests.s3server import start_s3_server
+
+    server = start_s3_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_media(s3_server, settings, tmp_path):  # type: ignore[no-untyped-def]
+    """Media storage switched to a fresh private bucket on the S3 server; MEDIA_ROOT is only scratch."""
+    import uuid
+
+    from tests.s3server import ACCESS_KEY, SECRET_KEY
+
+    bucket = s3_server.create_bucket(f"media-{uuid.uuid4().hex[:12]}")
+    settings.MEDIA_STORAGE = "s3"
+    settings.MEDIA_S3_BUCKET = bucket
+    settings.MEDIA_S3_ENDPOINT_URL = s3_server.endpoint
+    settings.MEDIA_ROOT = tmp_path / "scratch-media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "workbench.storage.MediaS3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": s3_server.endpoint,
+                "region_name": "us-east-1",
+                "access_key": ACCESS_KEY,
+                "secret_key": SECRET_KEY,
+                "addressing_style": "path",
+                "default_acl": None,
+                "file_overwrite": True,
+            },
+        },
+    }
+    return s3_server

@@ -119,7 +119,50 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 MEDIA_URL = "media/"
+# With local storage: where media lives. With object storage: this node's scratch and cache folder only.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
+
+# --- Media storage: the local filesystem (default) or any S3-compatible object store -------------
+# "local": MEDIA_ROOT is the media store (one machine, or a shared volume). "s3": videos, keyframes,
+# covers, training datasets and adapters live in MEDIA_S3_BUCKET; every node keeps only scratch copies.
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="local").strip().lower()
+MEDIA_S3_BUCKET = env.str("MEDIA_S3_BUCKET", default="")
+MEDIA_S3_ENDPOINT_URL = env.str("MEDIA_S3_ENDPOINT_URL", default="")  # empty: AWS S3 itself
+# Where browsers reach the store, when not at MEDIA_S3_ENDPOINT_URL (e.g. "http://minio:9000" inside compose).
+MEDIA_S3_PUBLIC_ENDPOINT_URL = env.str("MEDIA_S3_PUBLIC_ENDPOINT_URL", default="")
+MEDIA_S3_REGION = env.str("MEDIA_S3_REGION", default="us-east-1")
+MEDIA_S3_PREFIX = env.str("MEDIA_S3_PREFIX", default="").strip("/")
+MEDIA_S3_ADDRESSING_STYLE = env.str("MEDIA_S3_ADDRESSING_STYLE", default="path")
+# Playback links are presigned for this long; the page asks the media view again for a fresh one each time.
+MEDIA_URL_EXPIRE_SECONDS = env.int("MEDIA_URL_EXPIRE_SECONDS", default=300)
+MEDIA_S3_CONNECT_TIMEOUT = env.float("MEDIA_S3_CONNECT_TIMEOUT", default=5.0)
+MEDIA_S3_READ_TIMEOUT = env.float("MEDIA_S3_READ_TIMEOUT", default=60.0)
+MEDIA_S3_MAX_ATTEMPTS = env.int("MEDIA_S3_MAX_ATTEMPTS", default=3)
+if MEDIA_STORAGE not in {"local", "s3"}:
+    raise ValueError(f"MEDIA_STORAGE must be 'local' or 's3', not {MEDIA_STORAGE!r}")
+# Standard AWS names, so instance roles / IRSA / ~/.aws work when they are unset.
+_S3_OPTIONS = {
+    "bucket_name": MEDIA_S3_BUCKET,
+    "endpoint_url": MEDIA_S3_ENDPOINT_URL or None,
+    "region_name": MEDIA_S3_REGION,
+    "access_key": env.str("AWS_ACCESS_KEY_ID", default="") or None,
+    "secret_key": env.str("AWS_SECRET_ACCESS_KEY", default="") or None,
+    "location": MEDIA_S3_PREFIX,
+    "addressing_style": MEDIA_S3_ADDRESSING_STYLE,
+    "signature_version": "s3v4",
+    "default_acl": None,  # private objects; the bucket is never public
+    "querystring_auth": True,
+    "querystring_expire": MEDIA_URL_EXPIRE_SECONDS,
+    "file_overwrite": True,  # names are content-addressed or per video: a redelivered task rewrites the same key
+}
+STORAGES = {
+    "default": (
+        {"BACKEND": "workbench.storage.MediaS3Storage", "OPTIONS": _S3_OPTIONS}
+        if MEDIA_STORAGE == "s3"
+        else {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    ),
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 # Uploads are streamed to a temporary file above this size, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -22,7 +22,4 @@ os.environ["WORKBENCH_TESTING"] = "1"
 from workbench.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-}
+# STORAGES comes from settings: the local filesystem, or the S3 server a test (or bench) points it at.

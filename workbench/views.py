@@ -9,13 +9,24 @@ from typing import cast
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from workbench.roles import Perm
+from workbench.storage import is_object_storage, playback_url
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -45,13 +56,28 @@ def _iter_file(path: Path, start: int, length: int, chunk: int = 256 * 1024) -> 
             yield data
 
 
+# Roles whose screens show videos and keyframes (uploaders, moderators, labelers, training admins).
+MEDIA_PERMS = (Perm.UPLOAD_VIDEO, Perm.REVIEW_VIDEO, Perm.CORRECT_COT, Perm.MANAGE_TRAINING)
+
+
 @login_required
 def media(request: HttpRequest, path: str) -> HttpResponseBase:
-    """Serve uploaded media to signed-in users, with HTTP Range support so the player can seek.
+    """Serve media to signed-in users whose role shows media, with HTTP Range support so the player seeks.
 
-    Moderation media is never public; in production a reverse proxy can take over with
-    X-Accel-Redirect, the permission check staying here.
+    Moderation media is never public. With object storage the answer is a redirect to a presigned URL
+    valid for MEDIA_URL_EXPIRE_SECONDS: the store serves the bytes (and Range requests) itself, Django
+    streams nothing. With local storage the file is served from MEDIA_ROOT (in production a reverse
+    proxy can take over with X-Accel-Redirect, the permission check staying here).
     """
+    if not any(request.user.has_perm(p) for p in MEDIA_PERMS):
+        raise PermissionDenied("Your role may not view media.")
+    if is_object_storage():
+        if ".." in Path(path).parts or path.startswith("/"):
+            raise Http404("No such media file.")
+        redirect = HttpResponseRedirect(playback_url(path))
+        # The browser may reuse the redirect for the player's Range requests while the URL is valid.
+        redirect["Cache-Control"] = f"private, max-age={max(int(settings.MEDIA_URL_EXPIRE_SECONDS) // 2, 0)}"
+        return redirect
     root = Path(settings.MEDIA_ROOT).resolve()
     target = (root / path).resolve()
     if not target.is_relative_to(root) or not target.is_file():

@@ -29,6 +29,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         started = time.monotonic()
+        call_command("check_storage")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("bootstrap", demo_users=True)
         call_command("collectstatic", interactive=False, verbosity=0)

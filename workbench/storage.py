@@ -1,0 +1,381 @@
+"""Media storage: the local filesystem (the embedded default) or an S3-compatible object store.
+
+Nothing outside this module assumes a shared disk. A worker asks ``local_copy()`` for a path it can hand
+to ffmpeg or a model: with local storage that is the stored file itself (no copy, today's speed); with
+object storage it is a download into this node's scratch folder (``scratch_dir()``, removed when the work
+is done). Results go back with ``store_file()``; ``delete_prefix()`` clears what a redelivered task
+replaces. Object keys are the same names ``FileField`` stores, so the database never says which backend
+holds a file. Errors come out as two kinds a caller can act on: ``MediaMissing`` (the object is gone:
+tell the user) and ``StorageUnavailable`` (the store did not answer: retry later).
+
+Browsers never read the bucket anonymously: ``MediaS3Storage.url()`` points at the role-checked media view,
+which answers with a redirect to a presigned URL valid for ``MEDIA_URL_EXPIRE_SECONDS``; S3 serves Range
+requests on it, so the player seeks without Django streaming the video.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+
+class StorageError(Exception):
+    """A media storage operation failed; the message says what, for a user or an operator."""
+
+
+class MediaMissing(StorageError):
+    """The stored object (or file) named by a row does not exist."""
+
+
+class StorageUnavailable(StorageError):
+    """The object store did not answer, refused the credentials or failed: the work can be retried."""
+
+
+def is_object_storage() -> bool:
+    return str(settings.MEDIA_STORAGE) == "s3"
+
+
+@cache
+def _s3_storage_class() -> type:
+    from storages.backends.s3 import S3Storage
+
+    class _MediaS3Storage(S3Storage):  # type: ignore[misc]
+        def __init__(self, **kwargs: Any) -> None:
+            from boto3.s3.transfer import TransferConfig
+            from botocore.config import Config
+
+            kwargs.setdefault(
+                "client_config",
+                Config(
+                    s3={"addressing_style": kwargs.get("addressing_style") or "path"},
+                    signature_version="s3v4",
+                    connect_timeout=float(settings.MEDIA_S3_CONNECT_TIMEOUT),
+                    read_timeout=float(settings.MEDIA_S3_READ_TIMEOUT),
+                    retries={"max_attempts": int(settings.MEDIA_S3_MAX_ATTEMPTS), "mode": "standard"},
+                ),
+            )
+            # 16 MiB parts: one part for a typical short video, few requests for a long one.
+            kwargs.setdefault(
+                "transfer_config", TransferConfig(multipart_threshold=16 * 2**20, multipart_chunksize=16 * 2**20)
+            )
+            super().__init__(**kwargs)
+
+        def url(self, name: str, parameters: Any = None, expire: Any = None, http_method: Any = None) -> str:
+            """The role-checked media view; it redirects to a presigned URL (see ``presigned_url``)."""
+            return "/" + str(settings.MEDIA_URL).strip("/") + "/" + quote(name.lstrip("/"))
+
+        def presigned_url(self, name: str, *, expire: int | None = None) -> str:
+            key = self._normalize_name(name)
+            content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            return str(
+                _public_client(self).generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self.bucket_name, "Key": key, "ResponseContentType": content_type},
+                    ExpiresIn=int(expire or settings.MEDIA_URL_EXPIRE_SECONDS),
+                )
+            )
+
+        def key(self, name: str) -> str:
+            return str(self._normalize_name(name))
+
+        @property
+        def client(self) -> Any:
+            return self.connection.meta.client
+
+    return _MediaS3Storage
+
+
+def __getattr__(name: str) -> Any:
+    # ``STORAGES`` names ``workbench.storage.MediaS3Storage``; boto3 is imported only when it is used.
+    if name == "MediaS3Storage":
+        return _s3_storage_class()
+    raise AttributeError(name)
+
+
+@cache
+def _public_client_for(endpoint: str, region: str, access_key: str, secret_key: str, style: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session(aws_access_key_id=access_key or None, aws_secret_access_key=secret_key or None).client(
+        "s3",
+        endpoint_url=endpoint or None,
+        region_name=region,
+        config=Config(signature_version="s3v4", s3={"addressing_style": style}),
+    )
+
+
+def _public_client(storage: Any) -> Any:
+    """Signing needs no network; with a public endpoint the URL must name the host browsers reach."""
+    public = str(settings.MEDIA_S3_PUBLIC_ENDPOINT_URL)
+    if not public:
+        return storage.connection.meta.client
+    return _public_client_for(
+        public, storage.region_name or "", storage.access_key or "", storage.secret_key or "", storage.addressing_style
+    )
+
+
+def _translate(exc: BaseException, name: str) -> StorageError:
+    """boto/botocore errors as MediaMissing or StorageUnavailable with a readable message."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in {"404", "NoSuchKey", "NotFound"} or status == 404:
+            return MediaMissing(f"{name} is missing from the object store.")
+        if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"} or status == 403:
+            return StorageUnavailable(f"The object store refused access to {name} ({code or status}).")
+        return StorageUnavailable(f"The object store failed on {name}: {code or status}.")
+    if isinstance(exc, BotoCoreError):
+        return StorageUnavailable(f"The object store is unreachable ({type(exc).__name__}) while handling {name}.")
+    return StorageUnavailable(f"Storage failed on {name}: {type(exc).__name__}: {exc}")
+
+
+def _boto_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return (BotoCoreError, ClientError, ConnectionError, TimeoutError)
+
+
+# --- Scratch --------------------------------------------------------------------------------------
+
+
+def scratch_root() -> Path:
+    return Path(settings.MEDIA_ROOT) / "scratch"
+
+
+@contextmanager
+def scratch_dir(label: str) -> Iterator[Path]:
+    """A fresh folder on this node for one piece of work, removed afterwards whatever happens."""
+    root = scratch_root()
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=root))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- Reading --------------------------------------------------------------------------------------
+
+
+def local_copy(name: str, scratch: Path) -> Path:
+    """A local path holding the stored file ``name``: the file itself with local storage, else a
+    download into ``scratch`` (reused when the same name was fetched into it before)."""
+    if not name:
+        raise MediaMissing("No file is stored for this item.")
+    if not is_object_storage():
+        path = Path(default_storage.path(name))
+        if not path.is_file():
+            raise MediaMissing(f"{name} is missing from media storage.")
+        return path
+    target = scratch / name
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    storage: Any = default_storage
+    try:
+        storage.client.download_file(storage.bucket_name, storage.key(name), str(partial))
+    except _boto_errors() as exc:
+        partial.unlink(missing_ok=True)
+        raise _translate(exc, name) from exc
+    os.replace(partial, target)
+    return target
+
+
+def exists(name: str) -> bool:
+    if not name:
+        return False
+    try:
+        return bool(default_storage.exists(name))
+    except _boto_errors() as exc:
+        raise _translate(exc, name) from exc
+
+
+# --- Writing --------------------------------------------------------------------------------------
+
+
+def store_file(local: Path, name: str, *, move: bool = False) -> str:
+    """Put the local file ``local`` at ``name`` (replacing what is there) and return ``name``.
+
+    With object storage the upload is one PUT (multipart above 16 MiB), so readers see the old object
+    or the whole new one, never part of it; with local storage the file is renamed into place.
+    """
+    if not is_object_storage():
+        target = Path(default_storage.path(name))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            os.replace(local, target)
+        else:
+            partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+            shutil.copyfile(local, partial)
+            os.replace(partial, target)
+        return name
+    storage: Any = default_storage
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    try:
+        storage.client.upload_file(
+            str(local),
+            storage.bucket_name,
+            storage.key(name),
+            ExtraArgs={"ContentType": content_type},
+            Config=storage.transfer_config,
+        )
+    except _boto_errors() as exc:
+        raise _translate(exc, name) from exc
+    if move:
+        local.unlink(missing_ok=True)
+    return name
+
+
+def store_tree(local_dir: Path, prefix: str) -> list[str]:
+    """Upload every file under ``local_dir`` to ``prefix/<relative path>``; returns the names."""
+    names = []
+    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
+        name = f"{prefix.rstrip('/')}/{path.relative_to(local_dir).as_posix()}"
+        names.append(store_file(path, name))
+    return names
+
+
+def fetch_tree(prefix: str, local_dir: Path) -> list[Path]:
+    """Download every object under ``prefix/`` into ``local_dir`` (keeping the relative layout)."""
+    prefix = prefix.rstrip("/") + "/"
+    if not is_object_storage():
+        source = Path(default_storage.path(prefix))
+        if not source.is_dir():
+            return []
+        shutil.copytree(source, local_dir, dirs_exist_ok=True)
+        return sorted(p for p in local_dir.rglob("*") if p.is_file())
+    out = []
+    for name in list_names(prefix):
+        relative = name[len(prefix) :]
+        target = local_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        out.append(local_copy_to(name, target))
+    return out
+
+
+def local_copy_to(name: str, target: Path) -> Path:
+    """Download ``name`` to exactly ``target`` (replacing it atomically)."""
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    storage: Any = default_storage
+    try:
+        storage.client.download_file(storage.bucket_name, storage.key(name), str(partial))
+    except _boto_errors() as exc:
+        partial.unlink(missing_ok=True)
+        raise _translate(exc, name) from exc
+    os.replace(partial, target)
+    return target
+
+
+def list_names(prefix: str) -> list[str]:
+    """Every stored name under ``prefix`` (object storage: a paginated listing)."""
+    if not is_object_storage():
+        root = Path(default_storage.path(prefix))
+        base = Path(settings.MEDIA_ROOT)
+        return sorted(p.relative_to(base).as_posix() for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    storage: Any = default_storage
+    key_prefix = storage.key(prefix)
+    strip = len(key_prefix) - len(prefix)
+    names: list[str] = []
+    try:
+        for page in storage.client.get_paginator("list_objects_v2").paginate(
+            Bucket=storage.bucket_name, Prefix=key_prefix
+        ):
+            names += [obj["Key"][strip:] for obj in page.get("Contents", [])]
+    except _boto_errors() as exc:
+        raise _translate(exc, prefix) from exc
+    return sorted(names)
+
+
+def delete_prefix(prefix: str) -> None:
+    """Remove everything stored under ``prefix/`` (a video's keyframes before they are rewritten)."""
+    prefix = prefix.rstrip("/") + "/"
+    if not is_object_storage():
+        shutil.rmtree(Path(default_storage.path(prefix)), ignore_errors=True)
+        return
+    storage: Any = default_storage
+    names = list_names(prefix)
+    try:
+        for start in range(0, len(names), 1000):
+            batch = [{"Key": storage.key(n)} for n in names[start : start + 1000]]
+            storage.client.delete_objects(Bucket=storage.bucket_name, Delete={"Objects": batch, "Quiet": True})
+    except _boto_errors() as exc:
+        raise _translate(exc, prefix) from exc
+
+
+def delete(name: str) -> None:
+    try:
+        default_storage.delete(name)
+    except _boto_errors() as exc:
+        raise _translate(exc, name) from exc
+
+
+# --- Playback -------------------------------------------------------------------------------------
+
+
+def playback_url(name: str) -> str:
+    """Where a signed-in, role-checked browser fetches ``name`` from: a short-lived presigned URL."""
+    storage: Any = default_storage
+    return str(storage.presigned_url(name))
+
+
+# --- Start-up check -------------------------------------------------------------------------------
+
+
+def storage_check() -> str:
+    """Check that media storage is usable (write, read back, delete a probe object); raise StorageError
+    with an operator-readable message if not. Returns a one-line description of the storage."""
+    if not is_object_storage():
+        root = Path(settings.MEDIA_ROOT)
+        root.mkdir(parents=True, exist_ok=True)
+        if not os.access(root, os.W_OK):
+            raise StorageError(f"MEDIA_ROOT {root} is not writable.")
+        return f"local filesystem at {root}"
+    bucket = str(settings.MEDIA_S3_BUCKET)
+    endpoint = str(settings.MEDIA_S3_ENDPOINT_URL) or "AWS S3"
+    where = f"bucket {bucket!r} at {endpoint}"
+    if not bucket:
+        raise StorageError("MEDIA_STORAGE=s3 needs MEDIA_S3_BUCKET (and MEDIA_S3_ENDPOINT_URL for a non-AWS store).")
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    storage: Any = default_storage
+    probe = storage.key(f".workbench-check/{uuid.uuid4().hex}")
+    try:
+        client = storage.client
+        client.head_bucket(Bucket=bucket)
+        client.put_object(Bucket=bucket, Key=probe, Body=b"ok")
+        client.get_object(Bucket=bucket, Key=probe)["Body"].read()
+        client.delete_object(Bucket=bucket, Key=probe)
+    except NoCredentialsError as exc:
+        raise StorageError(
+            f"Media storage: no credentials for {where} (set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)."
+        ) from exc
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "")) or str(
+            exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+        )
+        if code in {"InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "AccessDenied"}:
+            reason = f"the credentials were refused ({code}); check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+        elif code in {"404", "NoSuchBucket"}:
+            reason = "the bucket does not exist; create it (private, no public access) or fix MEDIA_S3_BUCKET"
+        else:
+            reason = f"the store answered {code}"
+        raise StorageError(f"Media storage: {where}: {reason}.") from exc
+    except (BotoCoreError, ConnectionError, TimeoutError) as exc:
+        raise StorageError(f"Media storage: cannot reach {where}: {exc}.") from exc
+    return f"object store: {where}"
