@@ -1,9 +1,11 @@
 """Release gate and shadow mode: how a trained model version gets to serve.
 
-* Gate: a candidate may be promoted only when its latest evaluation does not fall below the serving
-  version's evaluation on the same evaluation set by more than the per-metric margins
-  (``TRAINING_GATE_MARGINS``). Refusals are shown with their reasons; promotions and refusals
-  are both written to the audit log (moderation's AuditEvent).
+* Gate: a candidate may be promoted only when its latest evaluation is *better* than the serving
+  version's evaluation on the same evaluation set: above it on the primary metric
+  (``TRAINING_GATE_PRIMARY_METRIC``, binary accuracy; by more than ``TRAINING_GATE_MIN_GAIN``) and
+  below it on no gated metric by more than that metric's margin (``TRAINING_GATE_MARGINS``). An equal
+  candidate is refused: replacing a model by one that is no better only adds risk. Refusals are
+  shown with their reasons; promotions and refusals are both written to the audit log.
 * Shadow: a candidate decides live items beside the serving model (task ``run_shadow_decision``,
   enqueued once per live decision) without affecting anything; its agreement with the live
   decisions is reported before promotion.
@@ -48,6 +50,11 @@ def gate_margins() -> dict[str, float]:
     return {k: float(v) for k, v in settings.TRAINING_GATE_MARGINS.items()}
 
 
+def gate_primary() -> tuple[str, float]:
+    """The metric a candidate must improve, and by more than how much."""
+    return str(settings.TRAINING_GATE_PRIMARY_METRIC), float(settings.TRAINING_GATE_MIN_GAIN)
+
+
 def promotion_check(
     *, candidate: ModelVersion, margins: dict[str, float] | None = None, policy: Policy | None = None
 ) -> GateResult:
@@ -78,6 +85,21 @@ def promotion_check(
         result.checks.append({"metric": metric, "candidate": new, "serving": old, "margin": margin, "ok": ok})
         if not ok:
             result.reasons.append(f"{metric} would drop from {old:.3f} to {new:.3f} (allowed drop {margin:.3f}).")
+    primary, min_gain = gate_primary()
+    new, old = result.candidate_run.metrics.get(primary), result.serving_run.metrics.get(primary)
+    if new is None or old is None:
+        result.reasons.append(f"The two evaluations do not both report {primary}, so neither can be called better.")
+    else:
+        better = new > old + min_gain
+        result.checks.append(
+            {"metric": primary, "candidate": new, "serving": old, "min_gain": min_gain, "ok": better, "primary": True}
+        )
+        if not better:
+            result.reasons.append(
+                f"{primary} is {new:.3f} against the serving version's {old:.3f}: not better"
+                + (f" by more than {min_gain:.3f}" if min_gain else "")
+                + ", so there is nothing to gain by replacing it."
+            )
     result.allowed = not result.reasons
     return result
 

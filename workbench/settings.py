@@ -242,7 +242,11 @@ TRAINING_LAUNCHER = env.str("TRAINING_LAUNCHER", default="inprocess")
 TRAINING_ACCELERATE_CONFIG = env.str(
     "TRAINING_ACCELERATE_CONFIG", default=str(BASE_DIR / "training" / "accelerate" / "single_gpu.yaml")
 )
-# Release gate: how far below the serving version's evaluation a candidate may fall, per metric.
+# Release gate: a candidate must beat the serving version on the primary metric (by more than the
+# minimum gain; 0 = strictly better, so an equal candidate is refused) and may fall below it on no
+# gated metric by more than that metric's margin.
+TRAINING_GATE_PRIMARY_METRIC = env.str("TRAINING_GATE_PRIMARY_METRIC", default="binary_accuracy")
+TRAINING_GATE_MIN_GAIN = env.float("TRAINING_GATE_MIN_GAIN", default=0.0)
 TRAINING_GATE_MARGINS = env.json(
     "TRAINING_GATE_MARGINS",
     default={

@@ -14,8 +14,14 @@ from moderation.policies.seed import blm_guard_taxonomy, kuaimod_taxonomy
 from tests.factories import DecisionFactory
 from training.errors import TrainingError
 from training.evaluation import evaluation_execute, evaluation_start
-from training.models import ShadowDecision
-from training.release import model_version_promote_gated, shadow_agreement, shadow_decide, shadow_start
+from training.models import EvaluationRun, ShadowDecision
+from training.release import (
+    model_version_promote_gated,
+    promotion_check,
+    shadow_agreement,
+    shadow_decide,
+    shadow_start,
+)
 from training.rewards import BackendCritic, correctness_score, reward_functions, structure_score
 
 KUAIMOD = PolicySpec(taxonomy=kuaimod_taxonomy(), safe_label="正向", output_format="kuaimod")
@@ -143,12 +149,48 @@ def test_gate_refuses_without_comparable_evaluations_and_audits_it(policy_versio
     assert AuditEvent.objects.filter(action="model_promotion_refused", actor=admin).count() == 2
     assert model_version_serving().name == "evidence-baseline-v1"
 
-    evaluation_execute(
+    serving_run = evaluation_execute(
         run_id=evaluation_start(
             model_version=model_version_serving(), created_by=None, eval_set="kuaimod_file", file_path=str(kuaimod_file)
         ).pk
     )
-    assert model_version_promote_gated(candidate=candidate, by=admin).is_serving  # equal → allowed
+    # The same backend scores the same: an equal candidate is no better, so it is refused.
+    check = promotion_check(candidate=candidate)
+    assert not check.allowed and check.checks[-1]["primary"] and not check.checks[-1]["ok"]
+    with pytest.raises(TrainingError, match=r"binary_accuracy is (\S+) against the serving version's \1: not better"):
+        model_version_promote_gated(candidate=candidate, by=admin)
+    assert model_version_serving().name == "evidence-baseline-v1"
+
+    # Had the serving version scored lower on this set, the candidate is better and passes.
+    assert serving_run is not None
+    EvaluationRun.objects.filter(pk=serving_run.pk).update(metrics={**serving_run.metrics, "binary_accuracy": 0.5})
+    assert promotion_check(candidate=candidate).allowed
+    assert model_version_promote_gated(candidate=candidate, by=admin).is_serving
+
+
+@pytest.mark.django_db
+def test_gate_min_gain_and_margins(policy_version, make_user, kuaimod_file, settings):
+    candidate = model_version_register(name="candidate", backend="evidence_baseline")
+    runs = [
+        evaluation_execute(
+            run_id=evaluation_start(
+                model_version=version, created_by=None, eval_set="kuaimod_file", file_path=str(kuaimod_file)
+            ).pk
+        )
+        for version in (model_version_serving(), candidate)
+    ]
+    serving_run, candidate_run = runs
+    assert serving_run is not None and candidate_run is not None
+    EvaluationRun.objects.filter(pk=serving_run.pk).update(
+        metrics={**serving_run.metrics, "binary_accuracy": 0.95, "format_validity": 1.0}
+    )
+    settings.TRAINING_GATE_MIN_GAIN = 0.1  # better, but by less than the required gain
+    assert "not better by more than 0.100" in promotion_check(candidate=candidate).reasons[0]
+    settings.TRAINING_GATE_MIN_GAIN = 0.0
+    assert promotion_check(candidate=candidate).allowed
+    EvaluationRun.objects.filter(pk=candidate_run.pk).update(metrics={**candidate_run.metrics, "format_validity": 0.5})
+    reasons = promotion_check(candidate=candidate).reasons  # better on accuracy, but a gated metric drops
+    assert reasons == ["format_validity would drop from 1.000 to 0.500 (allowed drop 0.020)."]
 
 
 @pytest.mark.django_db

@@ -125,15 +125,15 @@ def test_sft_dpo_grpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
     with pytest.raises(TrainingError, match="format_validity would drop"):
         model_version_promote_gated(candidate=jobs[1].model_version, by=admin)
     assert model_version_serving() == baseline
-    # Arranged as in test_end_to_end: the untuned VLM serves; an adapter that is no worse passes the gate.
+    # Arranged as in test_end_to_end: the untuned VLM serves; an adapter that is no better is refused.
     base_vlm = model_version_register(name="tiny-llava-base", backend="transformers", base_model=tiny_llava)
     model_version_promote(model_version=base_vlm)
     _evaluate(base_vlm)
     _evaluate(jobs[1].model_version)
-    assert promotion_check(candidate=jobs[1].model_version).allowed
+    assert "not better" in promotion_check(candidate=jobs[1].model_version).reasons[-1]
 
     dpo_version = jobs[1].model_version
-    model_version_promote_gated(candidate=dpo_version, by=admin)
+    model_version_promote(model_version=dpo_version)  # moderation's ungated switch
     fresh = VideoFactory(title="A brand new upload")
     _keyframes(fresh, [(120, 120, 10)])
     decision = decision_create_for_video(video_id=fresh.pk)
