@@ -35,7 +35,7 @@ def decision_for_correction(*, decision_id: int) -> Decision:
     return get_object_or_404(
         Decision.objects.select_related(
             "video", "policy_version__policy", "model_version", "correction__author", "correction__reviewed_by"
-        ).prefetch_related("video__segments", "video__keyframes"),
+        ).prefetch_related("video__segments", "video__keyframes__patches"),
         pk=decision_id,
     )
 
@@ -120,7 +120,7 @@ def tag2cot_task_get(*, task_id: int) -> Tag2CotTask:
     return get_object_or_404(
         Tag2CotTask.objects.select_related(
             "video", "decision__model_version", "policy_version__policy", "assigned_to", "author"
-        ).prefetch_related("video__segments", "video__keyframes"),
+        ).prefetch_related("video__segments", "video__keyframes__patches"),
         pk=task_id,
     )
 
@@ -139,6 +139,6 @@ def adjudication_get(*, adjudication_id: int) -> Adjudication:
     return get_object_or_404(
         Adjudication.objects.select_related(
             "video", "decision__policy_version__policy", "decision__model_version", "decided_by", "rule"
-        ).prefetch_related("video__segments", "video__keyframes"),
+        ).prefetch_related("video__segments", "video__keyframes__patches"),
         pk=adjudication_id,
     )

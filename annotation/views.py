@@ -17,8 +17,10 @@ from annotation.models import Adjudication, CotCorrection, Tag2CotTask
 from moderation.feedback.selectors import feedback_stats_for
 from moderation.inference.backends import STAGES
 from moderation.inference.models import Decision
+from moderation.media.models import Video
+from moderation.media.selectors import video_media_for_display
 from moderation.policies.selectors import policy_label_groups
-from moderation.review.selectors import cot_stages_for_display, evidence_times
+from moderation.review.selectors import cot_stages_for_display
 from moderation.review.views import media_revealed
 from workbench.roles import Perm, permission_required
 
@@ -38,6 +40,11 @@ def correction_list(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/correction_list.html", {"page": page, "status": status, "filters": filters})
 
 
+def _media_context(request: HttpRequest, video: Video) -> dict[str, Any]:
+    """The shared media panels' context (``moderation/_video_media.html``), as on the review screen."""
+    return {**video_media_for_display(video=video), "reveal": media_revealed(request)}
+
+
 def _edit_context(
     request: HttpRequest,
     decision: Decision,
@@ -51,10 +58,9 @@ def _edit_context(
         correction = conflict
     saved_text = {s.get("key"): s.get("text", "") for s in (correction.stages if correction else [])}
     theirs = {s.get("key"): s.get("text", "") for s in conflict.stages} if conflict else {}
-    segments = list(decision.video.segments.all())
-    times = evidence_times(keyframes=list(decision.video.keyframes.all()), segments=segments)
+    media = _media_context(request, decision.video)
     rows = []
-    for stage in cot_stages_for_display(decision.cot, times=times):
+    for stage in cot_stages_for_display(decision.cot, times=media["times"]):
         key = stage["key"]
         value = (typed or {}).get(key, saved_text.get(key, stage["text"]))
         other = theirs.get(key)
@@ -62,8 +68,8 @@ def _edit_context(
         rows.append({**stage, "original": stage["text"], "value": value, "theirs": other if other != value else None})
     label = typed_label or (correction.label if correction else decision.label)
     return {
+        **media,
         "decision": decision,
-        "video": decision.video,
         "correction": correction,
         "conflict": conflict,
         "rows": rows,
@@ -71,8 +77,6 @@ def _edit_context(
         "label_groups": policy_label_groups(version=decision.policy_version),
         "model_label_name": decision.policy_version.label_names().get(decision.label, ""),
         "base_revision": correction.revision if correction else 0,
-        "segments": segments,
-        "reveal": media_revealed(request),
         "can_review": correction is not None
         and conflict is None
         and correction.status == CotCorrection.Status.SUBMITTED
@@ -170,16 +174,6 @@ def tag2cot_queue(request: HttpRequest) -> HttpResponse:
     created = services.tag2cot_tasks_queue()
     messages.success(request, f"Queued {len(created)} new Tag2CoT task(s).")
     return redirect("annotation:tag2cot_list")
-
-
-def _media_context(request: HttpRequest, video: Any) -> dict[str, Any]:
-    segments = list(video.segments.all())
-    return {
-        "video": video,
-        "segments": segments,
-        "reveal": media_revealed(request),
-        "times": evidence_times(keyframes=list(video.keyframes.all()), segments=segments),
-    }
 
 
 @permission_required(Perm.CORRECT_COT)

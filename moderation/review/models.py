@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.conf import settings
 from django.db import models
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 
 class ReviewQueue(models.Model):
@@ -107,6 +112,11 @@ class ReviewTask(models.Model):
                 fields=["decision", "queue", "slot"], condition=models.Q(is_gold=False), name="one_task_per_slot"
             ),
         ]
+
+    def is_held_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
+        """Whether ``user`` still holds this item: claimed by them and not yet decided, escalated or
+        handed on. A lapsed lease does not end it: the item stays theirs until someone else claims it."""
+        return self.status == self.Status.CLAIMED and self.claimed_by_id is not None and self.claimed_by_id == user.pk
 
 
 class Review(models.Model):

@@ -16,9 +16,20 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from moderation.media.selectors import video_media_for_display
+from moderation.policies.models import PolicyVersion
+from moderation.policies.selectors import policy_label_groups
+from moderation.policies.taxonomy import SEVERITIES
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from workbench.roles import Perm
+
+SKIP_REASONS = (
+    "Not sure: let another reviewer decide",
+    "Needs language or context I lack",
+    "Media does not play",
+    "Conflict of interest",
+)
 
 COT_STAGE_KEYS = ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
 
@@ -308,15 +319,64 @@ def cot_stages_for_display(cot: Any, *, times: dict[tuple[str, Any], float] | No
     return stages
 
 
-def evidence_times(*, keyframes: list[Any], segments: list[Any]) -> dict[tuple[str, Any], float]:
-    """Timestamps of a video's keyframes, their patches and segments, keyed like CoT evidence
-    ``(kind, ref)`` (``[frame:ID]`` and ``[patch:ID]`` citations included); a patch's time is its
-    keyframe's, known only where patches were prefetched (no query per keyframe)."""
-    times: dict[tuple[str, Any], float] = {}
-    for k in keyframes:
-        times[("keyframe", k.pk)] = times[("frame", k.pk)] = k.timestamp
-        prefetched = getattr(k, "_prefetched_objects_cache", {}).get("patches", ())
-        for patch in prefetched:
-            times[("patch", patch.pk)] = k.timestamp
-    times.update({("segment", s.pk): s.start for s in segments})
-    return times
+def review_severities_for(*, policy_version: PolicyVersion, label: str) -> tuple[str, ...]:
+    """The severities a verdict with ``label`` may carry: ``none`` for the non-violative label; the
+    policy tag's ``severities`` when it defines them, else low / medium / high."""
+    if label == policy_version.safe_label:
+        return (Review.Severity.NONE.value,)
+    for major in policy_version.taxonomy:
+        for tag in major.get("tags", []):
+            if tag.get("key") == label and tag.get("severities"):
+                return tuple(s for s in SEVERITIES if s in tag["severities"])
+    return SEVERITIES
+
+
+def review_screen_context(*, task: ReviewTask, user: User) -> dict[str, Any]:
+    """Everything the review screen shows about ``task`` (fetched by ``review_task_get``) to ``user``.
+
+    The media panels' part comes from ``video_media_for_display``, which the annotation screens share;
+    whether media is shown unshielded is the caller's (a per-session choice).
+    """
+    decision = task.decision
+    version = decision.policy_version
+    media = video_media_for_display(video=decision.video)
+    return {
+        **media,
+        "task": task,
+        "decision": decision,
+        "policy_version": version,
+        "model_label_name": version.label_names().get(decision.label, ""),
+        "label_groups": [
+            {
+                "name": group.name,
+                "choices": [
+                    {
+                        "key": key,
+                        "name": name,
+                        "severities": " ".join(review_severities_for(policy_version=version, label=key)),
+                    }
+                    for key, name in group.choices
+                ],
+            }
+            for group in policy_label_groups(version=version)
+        ],
+        "severities": [
+            {"value": value, "label": label, "hotkey": str(i)}
+            for i, (value, label) in enumerate(Review.Severity.choices)
+        ],
+        "model_severities": " ".join(
+            review_severities_for(policy_version=version, label=decision.label or version.safe_label)
+        ),
+        "stages": cot_stages_for_display(decision.cot, times=media["times"]),
+        # Independence: in queues that take new decisions reviewers never see each other's verdicts;
+        # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
+        "prior_reviews": [] if task.queue.routes_new_decisions else review_prior_reviews(task=task),
+        "can_escalate": task.queue.escalation_queue_id is not None,
+        "skip_reasons": SKIP_REASONS,
+        "review": getattr(task, "review", None) if task.status == ReviewTask.Status.DONE else None,
+        "lease_lapsed": task.status == ReviewTask.Status.CLAIMED
+        and task.lease_expires_at is not None
+        and task.lease_expires_at <= timezone.now(),
+        # The item claimed ahead: its media is prefetched so submit-and-next shows it at once.
+        "ahead": review_task_ahead_for(user=user, task=task) if task.status == ReviewTask.Status.CLAIMED else None,
+    }

@@ -24,8 +24,8 @@ from django.utils import timezone
 from moderation.errors import ModerationError
 from moderation.inference.models import Decision
 from moderation.policies.models import PolicyVersion
-from moderation.policies.taxonomy import SEVERITIES
 from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
+from moderation.review.selectors import review_severities_for
 from workbench.roles import Perm
 
 NO_LONGER_YOURS = (
@@ -385,7 +385,7 @@ def _lock_owned(task: ReviewTask, user: User, *, with_decision: bool = False) ->
         raise ModerationError(ALREADY_REVIEWED)
     if locked.status == ReviewTask.Status.ESCALATED:
         raise ModerationError(ESCALATED)
-    if locked.status != ReviewTask.Status.CLAIMED or locked.claimed_by_id != user.pk:
+    if not locked.is_held_by(user):
         raise ModerationError(NOT_CLAIMED if locked.claimed_by_id is None else NO_LONGER_YOURS)
     return locked
 
@@ -486,18 +486,6 @@ def _final_label(decision: Decision, verdict: str, label: str) -> str:
             raise ModerationError("That is the model's own label; use Approve to keep it.")
         return label
     raise ModerationError("Unknown verdict; choose Approve or Override.")
-
-
-def review_severities_for(*, policy_version: PolicyVersion, label: str) -> tuple[str, ...]:
-    """The severities a verdict with ``label`` may carry: ``none`` for the non-violative label; the
-    policy tag's ``severities`` when it defines them, else low / medium / high."""
-    if label == policy_version.safe_label:
-        return (Review.Severity.NONE.value,)
-    for major in policy_version.taxonomy:
-        for tag in major.get("tags", []):
-            if tag.get("key") == label and tag.get("severities"):
-                return tuple(s for s in SEVERITIES if s in tag["severities"])
-    return SEVERITIES
 
 
 def _final_severity(policy_version: PolicyVersion, label: str, severity: str) -> str:

@@ -11,14 +11,12 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
-from moderation.policies.selectors import policy_label_groups
 from moderation.review import selectors, services
-from moderation.review.models import Review, ReviewTask
+from moderation.review.models import ReviewTask
 from workbench.roles import Perm, permission_required
 
 REVEAL_SESSION_KEY = "media_revealed"
@@ -32,14 +30,6 @@ def _user(request: HttpRequest) -> User:
 def media_revealed(request: HttpRequest) -> bool:
     """Whether this user chose to see media unshielded (blurred and greyscale is the default)."""
     return bool(request.session.get(REVEAL_SESSION_KEY, False))
-
-
-SKIP_REASONS = (
-    "Not sure: let another reviewer decide",
-    "Needs language or context I lack",
-    "Media does not play",
-    "Conflict of interest",
-)
 
 
 def _go_to(task: ReviewTask | None) -> HttpResponse:
@@ -107,63 +97,8 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     return _go_to(task)
 
 
-def _screen_context(request: HttpRequest, task: ReviewTask) -> dict[str, Any]:
-    """Everything the review screen shows about ``task`` (fetched by ``review_task_get``)."""
-    decision = task.decision
-    video = decision.video
-    version = decision.policy_version
-    names = version.label_names()
-    keyframes, segments = list(video.keyframes.all()), list(video.segments.all())
-    label_groups = policy_label_groups(version=version)
-    return {
-        "task": task,
-        "decision": decision,
-        "video": video,
-        "policy_version": version,
-        "model_label_name": names.get(decision.label, ""),
-        "label_groups": [
-            {
-                "name": group.name,
-                "choices": [
-                    {
-                        "key": key,
-                        "name": name,
-                        "severities": " ".join(services.review_severities_for(policy_version=version, label=key)),
-                    }
-                    for key, name in group.choices
-                ],
-            }
-            for group in label_groups
-        ],
-        "severities": [
-            {"value": value, "label": label, "hotkey": str(i)}
-            for i, (value, label) in enumerate(Review.Severity.choices)
-        ],
-        "model_severities": " ".join(
-            services.review_severities_for(policy_version=version, label=decision.label or version.safe_label)
-        ),
-        "stages": selectors.cot_stages_for_display(
-            decision.cot, times=selectors.evidence_times(keyframes=keyframes, segments=segments)
-        ),
-        "keyframes": keyframes,
-        "selected_keyframes": [kf for kf in keyframes if kf.selected],
-        "frame_ocr": [kf for kf in keyframes if kf.ocr_text],
-        # Independence: in queues that take new decisions reviewers never see each other's verdicts;
-        # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
-        "prior_reviews": [] if task.queue.routes_new_decisions else selectors.review_prior_reviews(task=task),
-        "can_escalate": task.queue.escalation_queue_id is not None,
-        "skip_reasons": SKIP_REASONS,
-        "segments": segments,
-        "reveal": media_revealed(request),
-        "review": getattr(task, "review", None) if task.status == ReviewTask.Status.DONE else None,
-        "lease_lapsed": task.status == ReviewTask.Status.CLAIMED
-        and task.lease_expires_at is not None
-        and task.lease_expires_at <= timezone.now(),
-        # The item claimed ahead: its media is prefetched so submit-and-next shows it at once.
-        "ahead": selectors.review_task_ahead_for(user=_user(request), task=task)
-        if task.status == ReviewTask.Status.CLAIMED
-        else None,
-    }
+def _screen(request: HttpRequest, task: ReviewTask) -> dict[str, Any]:
+    return {**selectors.review_screen_context(task=task, user=_user(request)), "reveal": media_revealed(request)}
 
 
 def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
@@ -181,7 +116,7 @@ def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
 def review_task(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get(task_id=pk)
     _check_owner(request, task)
-    return render(request, "moderation/review/task.html", _screen_context(request, task))
+    return render(request, "moderation/review/task.html", _screen(request, task))
 
 
 def _next_screen(request: HttpRequest, task: ReviewTask | None) -> HttpResponse:
@@ -194,7 +129,7 @@ def _next_screen(request: HttpRequest, task: ReviewTask | None) -> HttpResponse:
         response["HX-Redirect"] = reverse("moderation:queue")
         return response
     fresh = selectors.review_task_get(task_id=task.pk)
-    context = {**_screen_context(request, fresh), "inline_messages": True}
+    context = {**_screen(request, fresh), "inline_messages": True}
     response = render(request, "moderation/review/task.html#screen", context)
     response["HX-Push-Url"] = reverse("moderation:review_task", args=[task.pk])
     return response
@@ -217,8 +152,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
     except ModerationError as exc:
         messages.error(request, str(exc))
         task.refresh_from_db()
-        still_mine = task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id == request.user.pk
-        return _next_screen(request, task if still_mine else None)
+        return _next_screen(request, task if task.is_held_by(request.user) else None)
     severity = f", severity {review.severity}" if review.severity else ""
     messages.success(
         request,
@@ -248,8 +182,7 @@ def escalate(request: HttpRequest, pk: int) -> HttpResponse:
     except ModerationError as exc:
         messages.error(request, str(exc))
         task.refresh_from_db()
-        still_mine = task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id == request.user.pk
-        return _go_to(task if still_mine else None)
+        return _go_to(task if task.is_held_by(request.user) else None)
     messages.success(request, f"Item #{task.pk} escalated to “{senior.queue.name}”.")
     return _go_to(_claim_next_and_ahead(request, task))
 
@@ -263,9 +196,7 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
     except ModerationError as exc:
         messages.error(request, str(exc))
         task.refresh_from_db()
-        return _go_to(
-            task if task.claimed_by_id == request.user.pk and task.status == ReviewTask.Status.CLAIMED else None
-        )
+        return _go_to(task if task.is_held_by(request.user) else None)
     if nxt is None:
         messages.info(request, "No other item is waiting; this one stays with you.")
         return _go_to(task)

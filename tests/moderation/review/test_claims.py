@@ -141,3 +141,22 @@ def test_concurrent_claims_never_share_an_item(make_task, make_user):
     claimed = [pk for pk in got.values() if pk is not None]
     assert len(claimed) == len(set(claimed)), "two reviewers got the same item"
     assert set(claimed) == {t.pk for t in tasks}
+
+
+def test_is_held_by_is_the_one_rule_for_this_item_is_still_mine(make_task, make_user):
+    """Claimed by you and not yet decided: yours, even once the lease lapsed, until someone else claims it."""
+    alice, bob = make_user("moderator"), make_user("moderator")
+    task = review_claim_next(user=alice, queue=make_task().queue)
+    assert task.is_held_by(alice) and not task.is_held_by(bob)
+    ReviewTask.objects.filter(pk=task.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    task.refresh_from_db()
+    assert task.is_held_by(alice)  # lapsed, but no one took it
+    assert review_claim_next(user=bob).pk == task.pk
+    task.refresh_from_db()
+    assert task.is_held_by(bob) and not task.is_held_by(alice)
+    task.status = ReviewTask.Status.DONE
+    assert not task.is_held_by(bob)  # decided: no longer anyone's to act on
+    from django.contrib.auth.models import AnonymousUser
+
+    task.status, task.claimed_by = ReviewTask.Status.PENDING, None
+    assert not task.is_held_by(AnonymousUser())  # an unclaimed item is no one's, not the anonymous user's

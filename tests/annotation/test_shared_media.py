@@ -1,0 +1,60 @@
+"""The annotation screens show a video through the review screen's own media panels."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from annotation.models import Adjudication, Tag2CotTask
+from moderation.media.models import Keyframe, Patch
+from moderation.review.services import review_claim_next
+from tests.factories import ReviewTaskFactory, SegmentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _media_panels(html: str) -> str:
+    """The ``<div id="media">`` element of a page, with per-response noise (CSRF token, return path) blanked."""
+    start = html.index('<div id="media"')
+    depth, pos = 0, start
+    for tag in re.finditer(r"<div\b|</div>", html[start:]):
+        depth += 1 if tag.group() != "</div>" else -1
+        if depth == 0:
+            pos = start + tag.end()
+            break
+    block = html[start:pos]
+    block = re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', "CSRF", block)
+    return re.sub(r'name="next" value="[^"]*"', "NEXT", block)
+
+
+def test_correction_tag2cot_and_adjudication_screens_reuse_the_review_media_panels(policy_version, make_user):
+    task = ReviewTaskFactory(decision__policy_version=policy_version, decision__label="正向")
+    decision, video = task.decision, task.decision.video
+    type(video).objects.filter(pk=video.pk).update(ocr_text="scan the code | add me", comments=["cheap!"])
+    Keyframe.objects.create(video=video, index=0, timestamp=0.5, image="keyframes/a.jpg", ocr_text="scan the code")
+    kf = Keyframe.objects.create(
+        video=video, index=1, timestamp=3.0, image="keyframes/b.jpg", selected=True, width=64, height=36
+    )
+    patch = Patch.objects.create(keyframe=kf, rank=0, method="ocr", x=1, y=2, w=10, h=5, score=0.9)
+    SegmentFactory(video=video, index=0, start=1.5, end=3.0, text="add me on wechat")
+    admin = make_user("admin")  # may review, correct CoT and adjudicate
+    assert review_claim_next(user=admin).pk == task.pk
+    from django.test import Client
+
+    client = Client()
+    client.force_login(admin)
+    review = _media_panels(client.get(reverse("moderation:review_task", args=[task.pk])).content.decode())
+    for part in (f'id="frame-{kf.pk}"', f'id="patch-{patch.pk}"', "add me on wechat", "scan the code", "cheap!"):
+        assert part in review
+
+    tag2cot = Tag2CotTask.objects.create(video=video, decision=decision, policy_version=policy_version,
+                                         target_label="正向")  # fmt: skip
+    adjudication = Adjudication.objects.create(video=video, decision=decision, kind="reported_pass", reason="r")
+    for url in (
+        reverse("annotation:correction_edit", args=[decision.pk]),
+        reverse("annotation:tag2cot_write", args=[tag2cot.pk]),
+        reverse("annotation:adjudication_detail", args=[adjudication.pk]),
+    ):
+        assert _media_panels(client.get(url).content.decode()) == review, url
