@@ -21,6 +21,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from moderation.errors import ModerationError
 from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec, Segment, get_backend
 from moderation.inference.cot import CotParseError, parse_blm
 from moderation.inference.metrics import kuaimod_metrics, tag_to_major
@@ -62,10 +63,7 @@ def evaluation_start(
     if eval_set not in EvaluationRun.EvalSet.values:
         raise TrainingError(f"Unknown evaluation set {eval_set!r}.")
     if eval_set == EvaluationRun.EvalSet.KUAIMOD_FILE:
-        path = Path(file_path).expanduser()
-        if not file_path or not path.is_file():
-            raise TrainingError(f"The evaluation file {file_path or '(none)'} does not exist on the server.")
-        file_path = str(path.resolve())
+        file_path = str(_confined_eval_file(file_path))
     elif not gold_items(policy_version):
         raise TrainingError("The gold set is empty: no video has a trusted label of this policy version yet.")
     run = EvaluationRun.objects.create(
@@ -80,6 +78,22 @@ def evaluation_start(
 
     transaction.on_commit(lambda: run_evaluation.delay(run.pk))
     return run
+
+
+def _confined_eval_file(file_path: str) -> Path:
+    """The evaluation file, which must lie inside MEDIA_IMPORT_ROOTS like every server path a user names
+    (no '..' or symlink out of them); a readable TrainingError otherwise."""
+    from moderation.media.services import import_path_confined
+
+    if not file_path.strip():
+        raise TrainingError("Name the evaluation file (KuaiMod-format JSONL inside MEDIA_IMPORT_ROOTS).")
+    try:
+        path = import_path_confined(file_path)
+    except ModerationError as exc:
+        raise TrainingError(f"The evaluation file cannot be used: {exc}") from exc
+    if not path.is_file():
+        raise TrainingError(f"The evaluation file {file_path} does not exist on the server.")
+    return path
 
 
 def gold_items(policy_version: PolicyVersion) -> list[tuple[str, str, Video]]:

@@ -73,4 +73,6 @@ class TrainingJobStartForm(forms.Form):
 class EvaluationStartForm(forms.Form):
     model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.order_by("-created_at"), empty_label=None)
     eval_set = forms.ChoiceField(choices=EvaluationRun.EvalSet.choices)
-    file_path = forms.CharField(required=False, max_length=500, help_text="KuaiMod-format JSONL on the server")
+    file_path = forms.CharField(
+        required=False, max_length=500, help_text="KuaiMod-format JSONL on the server, inside MEDIA_IMPORT_ROOTS"
+    )

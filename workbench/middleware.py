@@ -10,6 +10,8 @@ NUL_MESSAGE = "Text may not contain NUL characters (\\x00); remove them and try 
 
 
 def _has_nul(request: HttpRequest) -> bool:
+    if "\x00" in request.path:
+        return True
     for params in (request.GET, request.POST):
         for key, values in params.lists():
             if "\x00" in key or any("\x00" in v for v in values):
@@ -18,10 +20,10 @@ def _has_nul(request: HttpRequest) -> bool:
 
 
 class RejectNulMiddleware:
-    """Answer 400 with a clear message to a form or query string carrying a NUL character.
+    """Answer 400 with a clear message to a URL path, form or query string carrying a NUL character.
 
     PostgreSQL's text type cannot hold NUL, so such input would otherwise fail deep inside a save
-    as a database error (a 500). Uploaded files are not text and are left alone; JSON bodies go
+    as a database error, or as a ValueError where a path is opened (a 500). Uploaded files are not text and are left alone; JSON bodies go
     through the API's parser (workbench/parsers.py), which stores NUL as U+FFFD like every importer.
     """
 

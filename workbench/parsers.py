@@ -8,11 +8,15 @@ from typing import IO, Any
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from workbench.text import storable_text
+from workbench.text import json_depth, storable_text
+
+# Deeper than any payload this API takes; every walk over the data after parsing stays far from
+# Python's recursion limit (a 600-level list parsed fine but overflowed the code that walked it).
+MAX_JSON_DEPTH = 64
 
 
 class StorableJSONParser(JSONParser):
-    """DRF's JSON parser, and: JSON nested deeper than the decoder can follow is a 400 (not a
+    """DRF's JSON parser, and: JSON nested deeper than ``MAX_JSON_DEPTH`` is a 400 (not a
     RecursionError), and text PostgreSQL cannot store (NUL, lone surrogates) becomes U+FFFD."""
 
     def parse(
@@ -22,4 +26,6 @@ class StorableJSONParser(JSONParser):
             data = super().parse(stream, media_type, parser_context)
         except RecursionError as exc:
             raise ParseError("JSON parse error - nested too deeply.") from exc
+        if json_depth(data, limit=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise ParseError(f"JSON parse error - nested more than {MAX_JSON_DEPTH} levels deep.")
         return storable_text(data)

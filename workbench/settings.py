@@ -18,9 +18,24 @@ VAR_DIR = Path(env.str("WORKBENCH_VAR_DIR", default=str(BASE_DIR / "var"))).reso
 TESTING = env.bool("WORKBENCH_TESTING", default=False)
 
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-change-me-in-production")
-DEBUG = env.bool("DEBUG", default=True)
+# Off unless asked for (DEBUG=1, or `manage.py up --debug`): tracebacks are never served by default.
+DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Served over HTTPS (TLS ended by a reverse proxy that sets X-Forwarded-Proto): secure cookies, HSTS and
+# a redirect to https. `manage.py check --deploy` is clean with this on (see the README's production line).
+WORKBENCH_HTTPS = env.bool("WORKBENCH_HTTPS", default=False)
+if WORKBENCH_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    # Orchestrator probes speak plain HTTP inside the cluster.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz/?$", r"^readyz/?$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -118,6 +133,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed, compressed copies made by collectstatic (`manage.py up` and the image build run it), served by
+    # WhiteNoise with far-future cache headers.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 # With local storage: where media lives. With object storage: this node's scratch and cache folder only.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
@@ -184,7 +205,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Moderation review workbench API", "VERSION": "0.1.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Moderation review workbench API",
+    "VERSION": "0.1.0",
+    # The schema and its Swagger UI describe every endpoint: signed-in users only, like the API itself.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+}
 
 # --- Media pipeline -----------------------------------------------------------------------
 # faster-whisper model: a folder or a model name; the default is assembled from the

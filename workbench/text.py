@@ -32,3 +32,19 @@ def has_unstorable(value: Any) -> bool:
     if isinstance(value, dict):
         return any(has_unstorable(k) or has_unstorable(v) for k, v in value.items())
     return False
+
+
+def json_depth(value: Any, *, limit: int) -> int:
+    """How deeply lists and objects nest in decoded JSON (a scalar is 0), counted without recursion
+    and only up to ``limit + 1``: enough to refuse a too-deep document before anything walks it."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list | dict):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth > limit:
+                return depth
+            stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest

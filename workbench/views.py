@@ -20,6 +20,8 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
@@ -36,6 +38,11 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html")
 
 
+@extend_schema(
+    request=None,
+    responses={200: inline_serializer(name="ApiToken", fields={"token": serializers.CharField()})},
+    description="The signed-in user's API token (created on first call); send it as `Authorization: Token <key>`.",
+)
 @api_view(["POST"])
 def obtain_token(request: Request) -> Response:
     """Return (creating it once) the API token of the signed-in user."""

@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -60,11 +61,21 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return Response(VideoSerializer(video, context={"request": request}).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("video", int, description="only the decisions about this video (its id)")]
+    )
+)
 class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
     permission_classes = [CanReadContent]
     serializer_class = DecisionSerializer
 
     def get_queryset(self) -> QuerySet[Decision]:
         qs = Decision.objects.select_related("policy_version__policy", "model_version").order_by("-created_at")
-        video = self.request.query_params.get("video")
-        return qs.filter(video_id=video) if video and video.isdigit() else qs
+        raw = self.request.query_params.get("video")
+        if raw in (None, ""):
+            return qs
+        # int() accepts "²" and "１" (str.isdigit() is true for them) only to fail later; judge ASCII digits only.
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+            raise ValidationError({"video": "Expected a video id (a whole number)."})
+        return qs.filter(video_id=int(raw))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -45,6 +46,21 @@ class IntegrationAuthentication(BaseAuthentication):
         return KEYWORD
 
 
+class IntegrationAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Documents the integration token in the OpenAPI schema (and lets Swagger UI send it)."""
+
+    target_class = IntegrationAuthentication
+    name = "integrationToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": f"Per-integration token: `{KEYWORD} <token>` (manage.py create_integration NAME).",
+        }
+
+
 class IsIntegration(BasePermission):
     message = "This endpoint takes an integration token (Authorization: Integration <token>)."
 
@@ -58,9 +74,9 @@ class FeedbackEventSerializer(serializers.Serializer):
     event_id = serializers.CharField(max_length=200)
     type = serializers.ChoiceField(choices=["report", "dislike", "like", "appeal", "share", "watch_time"])
     video_external_id = serializers.CharField(required=False)
-    video_id = serializers.IntegerField(required=False)
+    video_id = serializers.IntegerField(required=False, min_value=1)
     timestamp = serializers.CharField(help_text="ISO 8601 with timezone, or epoch seconds")
-    reason = serializers.CharField(required=False, help_text="report")
+    reason = serializers.CharField(required=False, max_length=500, help_text="report")
     seconds = serializers.FloatField(required=False, help_text="watch_time")
     appeal_id = serializers.CharField(required=False, help_text="appeal; defaults to event_id")
     outcome = serializers.ChoiceField(choices=["pending", "upheld", "overturned"], required=False)

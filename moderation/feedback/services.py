@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import math
@@ -23,6 +22,7 @@ from moderation.media.models import Video
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
+MAX_REASON_CHARS = 500
 TOKEN_PREFIX_LEN = 8
 # Task evaluating the disagreement rules; named, not imported: annotation sits above moderation.
 EVALUATE_DISAGREEMENTS_TASK = "annotation.tasks.evaluate_disagreements"
@@ -107,6 +107,30 @@ def _timestamp(value: Any) -> datetime:
     return at
 
 
+def _video_id(value: Any) -> int | None:
+    """A video id given as a JSON integer or a string of ASCII digits; ``True``, ``20.5`` and "²" are not ids."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if 0 < value < 2**63 else None
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None
+
+
+def _text_field(row: dict[str, Any], name: str, *, max_len: int) -> str:
+    """An optional text field: a JSON string (or a number, written as text) of at most ``max_len`` characters."""
+    value = row.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise _RowError(f"{name} must be text")
+    text = str(value)
+    if len(text) > max_len:
+        raise _RowError(f"{name} is longer than {max_len} characters ({len(text)})")
+    return text
+
+
 def _parse_row(row: Any, videos_by_ext: dict[str, int], video_ids: set[int]) -> dict[str, Any]:
     if not isinstance(row, dict):
         raise _RowError("an event must be a JSON object")
@@ -117,19 +141,20 @@ def _parse_row(row: Any, videos_by_ext: dict[str, int], video_ids: set[int]) -> 
     if len(event_id) > 200:
         raise _RowError("event_id is longer than 200 characters")
     kind = row.get("type")
-    if kind not in FeedbackEvent.Kind.values:
+    if not isinstance(kind, str) or kind not in FeedbackEvent.Kind.values:
         raise _RowError(f"unknown event type {kind!r}; expected one of {', '.join(FeedbackEvent.Kind.values)}")
     if row.get("video_external_id") not in (None, ""):
-        video_id = videos_by_ext.get(str(row["video_external_id"]))
+        external_id = _text_field(row, "video_external_id", max_len=200)
+        video_id = videos_by_ext.get(external_id)
         if video_id is None:
-            raise _RowError(f"unknown video_external_id {str(row['video_external_id'])[:200]!r}")
+            raise _RowError(f"unknown video_external_id {external_id!r}")
     elif row.get("video_id") not in (None, ""):
-        try:
-            video_id = int(row["video_id"])
-        except (TypeError, ValueError):
-            video_id = -1
-        if video_id not in video_ids:
-            raise _RowError(f"unknown video_id {str(row['video_id'])[:50]!r}")
+        parsed_id = _video_id(row["video_id"])
+        if parsed_id is None:
+            raise _RowError(f"video_id must be a whole number (a video's id), not {str(row['video_id'])[:50]!r}")
+        if parsed_id not in video_ids:
+            raise _RowError(f"unknown video_id {parsed_id}")
+        video_id = parsed_id
     else:
         raise _RowError("missing video_external_id (or video_id)")
     occurred_at = _timestamp(row.get("timestamp"))
@@ -144,7 +169,7 @@ def _parse_row(row: Any, videos_by_ext: dict[str, int], video_ids: set[int]) -> 
         "outcome": "",
     }
     if kind == FeedbackEvent.Kind.REPORT:
-        parsed["reason"] = str(row.get("reason") or "")[:500]
+        parsed["reason"] = _text_field(row, "reason", max_len=MAX_REASON_CHARS)
     elif kind == FeedbackEvent.Kind.WATCH_TIME:
         seconds = row.get("seconds")
         if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
@@ -154,10 +179,10 @@ def _parse_row(row: Any, videos_by_ext: dict[str, int], video_ids: set[int]) -> 
         parsed["seconds"] = float(seconds)
     elif kind == FeedbackEvent.Kind.APPEAL:
         outcome = row.get("outcome") or FeedbackEvent.AppealOutcome.PENDING
-        if outcome not in FeedbackEvent.AppealOutcome.values:
+        if not isinstance(outcome, str) or outcome not in FeedbackEvent.AppealOutcome.values:
             raise _RowError(f"unknown appeal outcome {outcome!r}; expected pending, upheld or overturned")
         parsed["outcome"] = outcome
-        parsed["appeal_id"] = str(row.get("appeal_id") or event_id)[:200]
+        parsed["appeal_id"] = _text_field(row, "appeal_id", max_len=200) or event_id
     return parsed
 
 
@@ -186,12 +211,17 @@ def feedback_events_ingest(*, integration: Integration, events: Any) -> IngestRe
         raise ModerationError(f"At most {MAX_BATCH} events per batch; got {len(events)}.")
     result = IngestResult()
 
-    ext_ids = {str(r["video_external_id"]) for r in events if isinstance(r, dict) and r.get("video_external_id")}
+    ext_ids = {
+        str(r["video_external_id"])
+        for r in events
+        if isinstance(r, dict) and isinstance(r.get("video_external_id"), str | int) and r.get("video_external_id")
+    }
     raw_ids: set[int] = set()
     for r in events:
         if isinstance(r, dict) and r.get("video_id") not in (None, "") and not r.get("video_external_id"):
-            with contextlib.suppress(TypeError, ValueError):
-                raw_ids.add(int(r["video_id"]))
+            parsed_id = _video_id(r["video_id"])
+            if parsed_id is not None:
+                raw_ids.add(parsed_id)
     # Filtered on non-empty external ids, so no key is ever None.
     videos_by_ext = {
         ext: pk

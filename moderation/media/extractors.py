@@ -140,6 +140,10 @@ def probe(path: Path) -> ProbeResult:
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     if width <= 0 or height <= 0:
         raise ModerationError("This file is not a playable video: its video stream has no picture size.")
+    if _rotation(video) % 180 == 90:
+        # Phones store portrait video as landscape frames plus a rotation; players (and our keyframes,
+        # which ffmpeg autorotates) show it turned, so report the size a viewer sees.
+        width, height = height, width
     return ProbeResult(
         duration=round(duration, 3),
         fps=_parse_rate(video.get("avg_frame_rate")) or _parse_rate(video.get("r_frame_rate")),
@@ -149,6 +153,17 @@ def probe(path: Path) -> ProbeResult:
         audio_codec=str(audio.get("codec_name") or "") if audio else "",
         has_audio=audio is not None,
     )
+
+
+def _rotation(stream: dict[str, Any]) -> int:
+    """Clockwise display rotation in degrees (0, 90, 180, 270) from the display matrix or the legacy ``rotate`` tag."""
+    for side in stream.get("side_data_list") or []:
+        if isinstance(side, dict) and side.get("rotation") not in (None, ""):
+            degrees = _float(side.get("rotation"))
+            if degrees is not None:
+                return int(round(degrees)) % 360
+    degrees = _float((stream.get("tags") or {}).get("rotate"))
+    return int(round(degrees)) % 360 if degrees is not None else 0
 
 
 def _float(value: Any) -> float | None:

@@ -9,6 +9,9 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -72,6 +75,7 @@ def video_upload(request: HtmxHttpRequest) -> HttpResponse:
     form = VideoUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render_list(request, form, status=400)
+    started = timezone.now()
     try:
         video = video_ingest(
             upload=form.cleaned_data["file"],
@@ -82,6 +86,18 @@ def video_upload(request: HtmxHttpRequest) -> HttpResponse:
     except ModerationError as exc:
         form.add_error("file", str(exc))
         return _render_list(request, form, status=400)
+    if video.created_at < started:
+        # The same bytes were ingested before: video_ingest returned that video and queued nothing.
+        messages.info(
+            request,
+            format_html(
+                'This file was already uploaded: it is video <a href="{}">#{} “{}”</a>. Nothing new was queued.',
+                reverse("moderation:video_detail", args=[video.pk]),
+                video.pk,
+                video.title,
+            ),
+        )
+        return redirect("moderation:video_list")
     messages.success(request, f"“{video}” was uploaded and is queued for processing.")
     return redirect("moderation:video_list")
 

@@ -24,6 +24,7 @@ from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from workbench.roles import Perm
 
+# Why a reviewer may pass on an item: a fixed list (review_skip refuses others), so skips count by reason.
 SKIP_REASONS = (
     "Not sure: let another reviewer decide",
     "Needs language or context I lack",

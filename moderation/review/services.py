@@ -25,7 +25,7 @@ from moderation.errors import ModerationError
 from moderation.inference.models import Decision
 from moderation.policies.models import PolicyVersion
 from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
-from moderation.review.selectors import review_severities_for
+from moderation.review.selectors import SKIP_REASONS, review_severities_for
 from workbench.roles import Perm
 
 NO_LONGER_YOURS = (
@@ -421,12 +421,15 @@ def review_release_on_logout(sender: Any, request: Any = None, user: Any = None,
 
 @transaction.atomic
 def review_skip(*, task: ReviewTask, user: User, reason: str) -> ReviewTask | None:
-    """Pass on the user's claimed item, saying why; it returns to the queue and the user gets the
-    next one. When nothing else is claimable the user keeps their item and ``None`` is returned.
+    """Pass on the user's claimed item, saying why (one of ``SKIP_REASONS``); it returns to the queue
+    and the user gets the next one. When nothing else is claimable the user keeps their item and
+    ``None`` is returned.
     """
     reason = (reason or "").strip()
     if not reason:
         raise ModerationError("Say why you skip this item.")
+    if reason not in SKIP_REASONS:
+        raise ModerationError("Choose one of the listed reasons to skip this item.")
     locked = _lock_owned(task, user)
     nxt = review_claim_next(user=user, queue=locked.queue, exclude_ids=[locked.pk])
     if nxt is not None:

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def runs(policy_version, tmp_path):  # type: ignore[no-untyped-def]
+def runs(policy_version, tmp_path, settings):  # type: ignore[no-untyped-def]
+    settings.MEDIA_IMPORT_ROOTS = [str(tmp_path)]
     path = tmp_path / "set.jsonl"
     rows = [
         {"pid": "1", "tag": "正向", "title": "<script>alert(1)</script> noodles", "OCR": "null", "ASR": "null"},

@@ -91,7 +91,8 @@ def test_the_guide_critic_goes_through_an_inference_backend():
 
 
 @pytest.fixture
-def kuaimod_file(tmp_path):  # type: ignore[no-untyped-def]
+def kuaimod_file(tmp_path, settings):  # type: ignore[no-untyped-def]
+    settings.MEDIA_IMPORT_ROOTS = [str(tmp_path)]
     path = tmp_path / "test.jsonl"
     rows = [
         {"pid": "1", "tag": "正向", "title": "cooking noodles at home", "OCR": "null", "ASR": "null", "images": []},
@@ -124,11 +125,17 @@ def test_evaluation_on_a_kuaimod_file_reports_kuaimod_and_blm_metrics(policy_ver
 
 
 @pytest.mark.django_db
-def test_missing_file_and_empty_gold_set_are_readable_errors(policy_version):
-    with pytest.raises(TrainingError, match="does not exist on the server"):
+def test_missing_file_and_empty_gold_set_are_readable_errors(policy_version, settings, tmp_path):
+    settings.MEDIA_IMPORT_ROOTS = [str(tmp_path)]
+    with pytest.raises(TrainingError, match="No such file"):
         evaluation_start(
-            model_version=model_version_serving(), created_by=None, eval_set="kuaimod_file", file_path="/nope.jsonl"
+            model_version=model_version_serving(),
+            created_by=None,
+            eval_set="kuaimod_file",
+            file_path=str(tmp_path / "nope.jsonl"),
         )
+    with pytest.raises(TrainingError, match="Name the evaluation file"):
+        evaluation_start(model_version=model_version_serving(), created_by=None, eval_set="kuaimod_file")
     with pytest.raises(TrainingError, match="gold set is empty"):
         evaluation_start(model_version=model_version_serving(), created_by=None)
 
@@ -228,3 +235,26 @@ def test_a_live_decision_enqueues_the_shadow_task(celery_worker, policy_version)
     while time.monotonic() < deadline and not ShadowDecision.objects.filter(decision=decision).exists():
         time.sleep(0.1)
     assert ShadowDecision.objects.filter(decision=decision, model_version=candidate).exists()
+
+
+@pytest.mark.django_db
+def test_evaluation_files_outside_the_import_roots_are_refused(policy_version, settings, tmp_path):
+    """A server path typed into the evaluation form is confined like folder ingest: no absolute path
+    elsewhere, no '..', no symlink out; nothing outside the roots is opened."""
+    root = tmp_path / "imports"
+    root.mkdir()
+    outside = tmp_path / "secret.jsonl"
+    outside.write_text('{"pid": "1", "tag": "正向", "title": "x"}', encoding="utf-8")
+    (root / "link.jsonl").symlink_to(outside)
+    settings.MEDIA_IMPORT_ROOTS = [str(root)]
+    for path in ("/etc/passwd", str(root / ".." / "secret.jsonl"), "../../../../etc/passwd", str(root / "link.jsonl")):
+        with pytest.raises(TrainingError, match="outside the import folders"):
+            evaluation_start(
+                model_version=model_version_serving(), created_by=None, eval_set="kuaimod_file", file_path=path
+            )
+    settings.MEDIA_IMPORT_ROOTS = []
+    with pytest.raises(TrainingError, match="MEDIA_IMPORT_ROOTS"):
+        evaluation_start(
+            model_version=model_version_serving(), created_by=None, eval_set="kuaimod_file", file_path=str(outside)
+        )
+    assert not EvaluationRun.objects.exists()

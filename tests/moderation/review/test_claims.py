@@ -65,12 +65,12 @@ def test_skip_swaps_for_the_next_item(make_task, make_user):
     first, second = make_task(), make_task()
     alice = make_user("moderator")
     assert review_claim_next(user=alice).pk == first.pk
-    nxt = review_skip(task=first, user=alice, reason="unsure")
+    nxt = review_skip(task=first, user=alice, reason="Conflict of interest")
     assert nxt.pk == second.pk
     first.refresh_from_db()
     assert first.status == ReviewTask.Status.PENDING
     # Nothing else waiting: the reviewer keeps the item.
-    assert review_skip(task=second, user=alice, reason="unsure").pk == first.pk
+    assert review_skip(task=second, user=alice, reason="Conflict of interest").pk == first.pk
 
 
 def test_logout_releases_the_users_claims(make_task, client_as, make_user):

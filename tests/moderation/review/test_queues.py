@@ -146,11 +146,15 @@ def test_skip_needs_and_records_a_reason(make_task, make_user, client_as):
     review_claim_next(user=alice)
     with pytest.raises(ModerationError, match="Say why"):
         review_skip(task=first, user=alice, reason="  ")
-    assert review_skip(task=first, user=alice, reason="Needs Cantonese").pk == second.pk
+    with pytest.raises(ModerationError, match="listed reasons"):
+        review_skip(task=first, user=alice, reason="<script>x</script> not on the list")
+    assert not ReviewSkip.objects.exists()
+    reason = "Needs language or context I lack"
+    assert review_skip(task=first, user=alice, reason=reason).pk == second.pk
     skip = ReviewSkip.objects.get()
-    assert (skip.task_id, skip.user, skip.reason) == (first.pk, alice, "Needs Cantonese")
+    assert (skip.task_id, skip.user, skip.reason) == (first.pk, alice, reason)
     event = AuditEvent.objects.get(action="skip")
-    assert event.actor == alice and event.payload["reason"] == "Needs Cantonese"
+    assert event.actor == alice and event.payload["reason"] == reason
 
     from django.test import Client
 

@@ -247,7 +247,7 @@ def test_skip_does_not_take_the_skipped_item_back_ahead(make_task, make_user):
     alice = make_user("moderator")
     client = _login(alice)
     client.post(reverse("moderation:claim_next"))
-    resp = client.post(reverse("moderation:review_skip", args=[first.pk]), {"reason": "unsure"})
+    resp = client.post(reverse("moderation:review_skip", args=[first.pk]), {"reason": "Conflict of interest"})
     assert resp["Location"] == reverse("moderation:review_task", args=[second.pk])
     held = set(
         ReviewTask.objects.filter(claimed_by=alice, status=ReviewTask.Status.CLAIMED).values_list("pk", flat=True)

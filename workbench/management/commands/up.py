@@ -8,6 +8,7 @@ ingests the demo videos. Ctrl-C stops everything it started, the embedded servic
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -20,12 +21,31 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 
+def child_environment(*, debug: bool) -> dict[str, str]:
+    """The environment of the web server and workers ``up`` starts: served like production (DEBUG off)
+    unless ``debug``, with a real secret key: SECRET_KEY from the environment, else one generated once
+    and kept in ``var/secret_key`` (so sessions survive a restart)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "DEBUG": "1" if debug else "0"}
+    if not env.get("SECRET_KEY"):
+        key_file = Path(settings.VAR_DIR) / "secret_key"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(50))
+        env["SECRET_KEY"] = key_file.read_text().strip()
+    return env
+
+
 class Command(BaseCommand):
     help = "Run the workbench: embedded services, workers, web server and demo content."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000")
         parser.add_argument("--no-demo", action="store_true", help="skip generating the demo videos")
+        parser.add_argument(
+            "--debug", action="store_true", help="development mode: DEBUG on (tracebacks in the browser)"
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         started = time.monotonic()
@@ -93,11 +113,15 @@ class Command(BaseCommand):
             ],
         }
         procs: dict[str, subprocess.Popen[bytes]] = {}
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = child_environment(debug=opts["debug"])
         for name, cmd in commands.items():
             log = (logs / f"{name}.log").open("ab")
             procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR)
         self.stdout.write(f"Workers and web started; logs in {logs}.")
+        mode = (
+            "development mode (DEBUG on)" if opts["debug"] else "production mode (DEBUG off; --debug for development)"
+        )
+        self.stdout.write(f"Serving in {mode}.")
         self.stdout.write(self.style.SUCCESS(f"Open http://{opts['bind']}/ and sign in as one of the demo users."))
 
         stopping = False
