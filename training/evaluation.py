@@ -83,7 +83,7 @@ def evaluation_start(
 def _confined_eval_file(file_path: str) -> Path:
     """The evaluation file, which must lie inside MEDIA_IMPORT_ROOTS like every server path a user names
     (no '..' or symlink out of them); a readable TrainingError otherwise."""
-    from moderation.media.services import import_path_confined
+    from moderation.media.ingest import import_path_confined
 
     if not file_path.strip():
         raise TrainingError("Name the evaluation file (KuaiMod-format JSONL inside MEDIA_IMPORT_ROOTS).")

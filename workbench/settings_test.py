@@ -23,3 +23,5 @@ from workbench.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # STORAGES comes from settings: the local filesystem, or the S3 server a test (or bench) points it at.
+# Tests render templates without running collectstatic first: plain static URLs, no manifest.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
