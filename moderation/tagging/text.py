@@ -1,0 +1,125 @@
+"""Pure text helpers of the tagging wing: tag-name hygiene, the n-gram search keys, and finding tag
+names in a video's text segments. No database, no models: the evaluation and the services share them."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+MAX_TAG_CHARS = 100
+_ASCII_WORD = re.compile(r"[0-9A-Za-z]")
+
+
+def tag_name_problem(name: str) -> str | None:
+    """Why ``name`` (already stripped) cannot be a tag name, or None."""
+    if not name:
+        return "blank line"
+    if "\x00" in name:
+        return "contains a NUL character"
+    if len(name) > MAX_TAG_CHARS:
+        return f"{len(name):,} characters; a tag name has at most {MAX_TAG_CHARS}"
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
+        return "contains a control character or a lone surrogate"
+    return None
+
+
+def normalise(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower()
+
+
+def search_grams(names: Iterable[str]) -> list[str]:
+    """The unigrams and bigrams of every (normalised) name: what the GIN index stores."""
+    grams: set[str] = set()
+    for name in names:
+        s = normalise(name)
+        grams.update(ch for ch in s if not ch.isspace())
+        grams.update(s[i : i + 2] for i in range(len(s) - 1) if not s[i : i + 2].isspace())
+    return sorted(grams)
+
+
+def query_grams(query: str) -> list[str]:
+    """The grams every tag matching ``query`` as a substring must hold."""
+    s = normalise(query)
+    if len(s) <= 1:
+        return [s] if s and not s.isspace() else []
+    return sorted({s[i : i + 2] for i in range(len(s) - 1) if not s[i : i + 2].isspace()})
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One piece of a video's text: ``field`` is title / description / ocr / asr; ``index`` the
+    segment's position (transcript segment index for speech), ``start`` its time when known."""
+
+    field: str
+    index: int
+    text: str
+    start: float | None = None
+
+
+@dataclass
+class TextHit:
+    tag_id: int
+    fields: dict[str, int]
+    evidence: list[dict[str, object]]
+
+
+def find_tag_names(segments: list[Segment], lexicon: Mapping[str, int], max_len: int) -> dict[int, TextHit]:
+    """Every tag whose name or alias (keys of ``lexicon``, normalised) occurs in the segments.
+
+    Chinese has no spaces, so every substring up to ``max_len`` characters is looked up (a dict
+    probe each: linear in the text, independent of the vocabulary size). A name written in Latin
+    letters or digits must stand as its own word ("DJ" is not found inside "DJI")."""
+    hits: dict[int, TextHit] = {}
+    for seg in segments:
+        s = normalise(seg.text)
+        n = len(s)
+        for i in range(n):
+            for j in range(i + 1, min(n, i + max_len) + 1):
+                tag_id = lexicon.get(s[i:j])
+                if tag_id is None:
+                    continue
+                if _ASCII_WORD.match(s[i]) and i > 0 and _ASCII_WORD.match(s[i - 1]):
+                    continue
+                if _ASCII_WORD.match(s[j - 1]) and j < n and _ASCII_WORD.match(s[j]):
+                    continue
+                hit = hits.setdefault(tag_id, TextHit(tag_id=tag_id, fields={}, evidence=[]))
+                hit.fields[seg.field] = hit.fields.get(seg.field, 0) + 1
+                if len(hit.evidence) < 3:
+                    lo, hi = max(0, i - 20), min(len(seg.text), j + 20)
+                    hit.evidence.append(
+                        {
+                            "field": seg.field,
+                            "segment": seg.index,
+                            "start": seg.start,
+                            "match": seg.text[i:j],
+                            "text": seg.text[lo:hi],
+                        }
+                    )
+    return hits
+
+
+def split_segments(*, title: str, description: str = "", ocr: str = "", asr: str = "") -> list[Segment]:
+    """KuaiMod-style text (OCR / ASR segments joined with ``|``) as segments."""
+    segs = [Segment("title", 0, title.strip())] if title.strip() else []
+    if description.strip():
+        segs.append(Segment("description", 0, description.strip()))
+    for field, joined in (("ocr", ocr), ("asr", asr)):
+        for i, part in enumerate(p.strip() for p in joined.split("|")):
+            if part:
+                segs.append(Segment(field, i, part))
+    return segs
+
+
+def embedding_text(segments: list[Segment], max_chars: int = 512) -> str:
+    """The text the encoder reads for a video: title first, then description, OCR, speech —
+    de-duplicated (OCR repeats a caption on every frame), clipped."""
+    seen: set[str] = set()
+    parts: list[str] = []
+    for seg in segments:
+        t = seg.text.strip()
+        if t and t not in seen:
+            seen.add(t)
+            parts.append(t)
+    return " ".join(parts)[:max_chars]

@@ -1,0 +1,99 @@
+"""Vocabulary import (per-line errors), hierarchy, versioned edits and type-ahead search."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from moderation.errors import ModerationError
+from moderation.tagging.models import Tag, TagRevision, VocabularyVersion
+from moderation.tagging.selectors import tag_resolve, tag_search
+from moderation.tagging.services import tag_update, tags_import, tags_import_hierarchy
+
+pytestmark = pytest.mark.django_db
+
+
+def test_bad_vocabulary_lines_are_reported_per_line_and_the_rest_imported(tmp_path: Path) -> None:
+    path = tmp_path / "vocab.txt"
+    path.write_bytes(
+        "猫\n\n美食\t吃的, 食物\n猫\n旅\x00游\n".encode()
+        + ("长" * 10_000 + "\n").encode()
+        + b"\xff\xfe broken\n"
+        + b"DJ\n"
+    )
+    out, err = StringIO(), StringIO()
+    call_command("import_tags", str(path), stdout=out, stderr=err)
+    errors = err.getvalue().splitlines()
+    assert errors == [
+        "line 2: blank line",
+        "line 5: contains a NUL character",
+        "line 6: 10,000 characters; a tag name has at most 100",
+        "line 7: not UTF-8 text",
+    ]
+    assert "line 4: “猫” repeats line 1; kept as one tag" in out.getvalue()
+    assert "3 tags created" in out.getvalue()
+    assert sorted(Tag.objects.values_list("name", flat=True)) == ["DJ", "猫", "美食"]
+    assert Tag.objects.get(name="美食").aliases == ["吃的", "食物"]
+    # A second import of the same file changes nothing and is still one readable report.
+    call_command("import_tags", str(path), stdout=StringIO(), stderr=StringIO())
+    assert Tag.objects.count() == 3
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="Cannot read"):
+        call_command("import_tags", str(tmp_path / "nope.txt"), stdout=StringIO(), stderr=StringIO())
+
+
+def test_hierarchy_import_and_cycles() -> None:
+    tags_import(lines=["动物", "猫", "狗"])
+    report = tags_import_hierarchy(lines=["猫\t动物", "狗\t动物", "动物\t猫", "鱼\t动物", "bad line"])
+    assert Tag.objects.get(name="猫").parent.name == "动物"
+    assert report.updated == 2
+    assert report.errors == [
+        "line 3: “猫” is “动物” itself or below it.",
+        "line 4: not in the vocabulary: 鱼",
+        "line 5: expected “child<TAB>parent”",
+    ]
+
+
+def test_an_edit_is_a_new_version_and_old_names_stay_resolvable(make_user) -> None:  # type: ignore[no-untyped-def]
+    report = tags_import(lines=["猫咪"])
+    assert report.version is not None
+    tag = Tag.objects.get(name="猫咪")
+    edited = tag_update(tag=tag, user=make_user("policy_editor"), name="猫", aliases=["喵星人"])
+    latest = VocabularyVersion.objects.order_by("-number").first()
+    assert latest is not None and latest.number == report.version.number + 1
+    old = tag_resolve(tag_id=tag.pk, version_number=report.version.number)
+    new = tag_resolve(tag_id=tag.pk, version_number=latest.number)
+    assert old is not None and old.name == "猫咪"
+    assert new is not None and new.name == "猫" and new.aliases == ["喵星人"]
+    assert TagRevision.objects.filter(tag=tag).count() == 2
+    assert edited.embedding is None  # a renamed tag is embedded again
+    with pytest.raises(ModerationError, match="NUL"):
+        tag_update(tag=tag, user=make_user("policy_editor"), name="a\x00b")
+
+
+def test_search_finds_infix_prefix_and_alias_matches_in_order() -> None:
+    tags_import(lines=["美食", "美食教程", "街头美食", "美女", "猫\t喵星人", "DJ", "Jazz"])
+    assert [t.name for t in tag_search(query="美食")] == ["美食", "美食教程", "街头美食"]
+    assert [t.name for t in tag_search(query="美")][:2] == ["美女", "美食"]  # shorter names first
+    assert [t.name for t in tag_search(query="喵星")] == ["猫"]
+    assert [t.name for t in tag_search(query="dj")] == ["DJ"]
+    assert [t.name for t in tag_search(query="AZZ")] == ["Jazz"]
+    assert tag_search(query="   ") == []
+    assert tag_search(query="不存在的") == []
+
+
+def test_search_uses_the_gram_index_in_one_query() -> None:
+    tags_import(lines=[f"标签{i}" for i in range(300)] + ["旅游"])
+    with CaptureQueriesContext(connection) as ctx:
+        assert [t.name for t in tag_search(query="旅游")] == ["旅游"]
+    assert len(ctx.captured_queries) == 1
+    assert "search_grams" in ctx.captured_queries[0]["sql"]
