@@ -22,10 +22,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from moderation.errors import ModerationError
-from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec, Segment, get_backend
+from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec, get_backend
 from moderation.inference.cot import CotParseError, parse_blm
 from moderation.inference.metrics import kuaimod_metrics, tag_to_major
-from moderation.models import ItemLabel, ModelVersion, PolicyVersion, Video
+from moderation.models import ModelVersion, PolicyVersion, Video
 from training.errors import TrainingError
 from training.models import EvaluationRun
 
@@ -33,11 +33,6 @@ logger = logging.getLogger(__name__)
 
 UNPARSED = "(unparsed)"
 BATCH_SIZE = 8
-_LABEL_PRECEDENCE: dict[str, int] = {
-    ItemLabel.Source.ADJUDICATION: 0,
-    ItemLabel.Source.REVIEW: 1,
-    ItemLabel.Source.IMPORT: 2,
-}
 
 
 def eval_set_key(*, eval_set: str, policy_version: PolicyVersion, file_path: str = "") -> str:
@@ -98,15 +93,10 @@ def _confined_eval_file(file_path: str) -> Path:
 
 def gold_items(policy_version: PolicyVersion) -> list[tuple[str, str, Video]]:
     """(item id, true label, video) for every trusted-labelled video, one label per video."""
-    labels = set(policy_version.label_names())
-    best: dict[int, ItemLabel] = {}
-    for item in ItemLabel.objects.select_related("video").order_by("video_id", "pk"):
-        if item.label not in labels:
-            continue
-        current = best.get(item.video_id)
-        if current is None or _LABEL_PRECEDENCE.get(item.source, 9) < _LABEL_PRECEDENCE.get(current.source, 9):
-            best[item.video_id] = item
-    return [(f"video:{vid}", item.label, item.video) for vid, item in sorted(best.items())]
+    from moderation.review.selectors import item_labels_trusted
+
+    rows = item_labels_trusted(labels=policy_version.label_names()).select_related("video")
+    return [(f"video:{row.video_id}", row.label, row.video) for row in rows]
 
 
 def _items(run: EvaluationRun) -> list[tuple[str, str, Any]]:
@@ -124,14 +114,9 @@ def _bundle(source: Any) -> ContentBundle:
         from moderation.inference.services import content_bundle_for
 
         return content_bundle_for(source)
-    return ContentBundle(
-        title=source.title,
-        description="",
-        uploader="",
-        segments=[Segment(0, 0.0, 0.0, source.asr)] if source.asr else [],
-        frames=[],
-        ocr=[source.ocr] if source.ocr else [],
-    )
+    from moderation.inference.kuaimod import kuaimod_bundle
+
+    return kuaimod_bundle(source)  # what the record gives when imported as a video
 
 
 @dataclass

@@ -247,6 +247,14 @@ VLLM_GPU_MEMORY_UTILIZATION = env.float("VLLM_GPU_MEMORY_UTILIZATION", default=0
 # Stage 1 escalates an item to the VLM when the normalised entropy of its violative/safe
 # probabilities is above this (0 = escalate everything not certain, 1 = escalate nothing).
 CASCADE_ESCALATE_ENTROPY = env.float("CASCADE_ESCALATE_ENTROPY", default=0.9)
+# A newly trained stage 1 is set by target accuracy instead: it auto-decides as many items as it can
+# while the expected accuracy of what it decides stays at or above this (held-out evidence).
+CASCADE_TARGET_ACCURACY = env.float("CASCADE_TARGET_ACCURACY", default=0.92)
+# The dashboard's risk–coverage curve (and a target the admin picks there) uses reviewed items once
+# there are this many; before that, the model's own held-out curve.
+CASCADE_MIN_REVIEWED = env.int("CASCADE_MIN_REVIEWED", default=50)
+# Celery beat retrains stage 1 when this many trusted labels arrived since the active model was trained.
+CASCADE_RETRAIN_AFTER_LABELS = env.int("CASCADE_RETRAIN_AFTER_LABELS", default=50)
 
 # --- Review -------------------------------------------------------------------------------
 REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)

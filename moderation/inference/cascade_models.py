@@ -14,6 +14,12 @@ class CascadeModel(models.Model):
     labels = models.JSONField(default=list, help_text="output columns, the safe label first")
     metrics = models.JSONField(default=dict, blank=True)
     escalate_threshold = models.FloatField(help_text="normalised binary entropy above which items go to stage 2")
+    target_accuracy = models.FloatField(
+        null=True, blank=True, help_text="the accuracy the auto-decided items should reach; sets the threshold"
+    )
+    label_watermark = models.DateTimeField(
+        null=True, blank=True, help_text="newest trusted label it was trained on (beat retrains after newer ones)"
+    )
     trained_on = models.PositiveIntegerField(default=0, help_text="labelled items it was trained on")
     policy_version = models.ForeignKey("moderation.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT)
     trained_at = models.DateTimeField(auto_now=True)

@@ -16,6 +16,8 @@ from typing import Any
 from django.db import transaction
 
 from moderation.errors import ModerationError
+from moderation.inference.backends import ContentBundle, Segment
+from moderation.inference.stage1.inputs import TITLE_MAX_CHARS
 from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
@@ -40,6 +42,20 @@ class KuaiModRecord:
     @property
     def external_id(self) -> str:
         return f"{EXTERNAL_ID_PREFIX}{self.pid}"
+
+
+def kuaimod_bundle(record: KuaiModRecord) -> ContentBundle:
+    """A record as a model sees it: what ``content_bundle_for`` gives for the record imported as a
+    video (title as stored, OCR and speech split into their ``|`` segments, no timings)."""
+    return ContentBundle(
+        title=record.title[:TITLE_MAX_CHARS],
+        description="",
+        uploader="",
+        segments=[Segment(0, 0.0, 0.0, part) for part in record.asr.split("|") if part.strip()],
+        frames=[],
+        ocr=[part for part in record.ocr.split("|") if part.strip()],
+        sampled_frames=record.frames,
+    )
 
 
 @dataclass(frozen=True)
@@ -188,7 +204,7 @@ def kuaimod_import(*, path: Path | str, policy_version: PolicyVersion | None = N
 @transaction.atomic
 def _import_record(record: KuaiModRecord, policy_version: PolicyVersion | None) -> str:
     fields = {
-        "title": record.title[:500],
+        "title": record.title[:TITLE_MAX_CHARS],
         "ocr_text": record.ocr,
         "asr_text": record.asr,
         "sampled_frames": record.frames or None,

@@ -97,3 +97,21 @@ def cascade_metrics(
         # None when nothing was auto-decided: there is no accuracy to speak of.
         "cascade_auto_binary_accuracy": _ratio(int(np.sum((true_v == pred_v) & auto)), n_auto) if n_auto else None,
     }
+
+
+def calibration_error(
+    p_violative: Sequence[float] | np.ndarray, violative: Sequence[bool] | np.ndarray, bins: int = 10
+) -> float:
+    """Expected calibration error of P(violative): the item-weighted mean gap between predicted and
+    observed violation rates over equal-width probability bins (0 = perfectly calibrated)."""
+    p = np.asarray(p_violative, dtype=float)
+    y = np.asarray(violative, dtype=float)
+    if len(p) == 0:
+        return 0.0
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            gap += mask.sum() * abs(p[mask].mean() - y[mask].mean())
+    return float(gap / len(p))

@@ -52,6 +52,9 @@ class Decision(models.Model):
     cascade_stage = models.PositiveSmallIntegerField(null=True, blank=True)
     cascade_uncertainty = models.FloatField(null=True, blank=True)
     cascade_escalated = models.BooleanField(default=False)
+    # Stage 1's calibrated P(violative) for this item, whichever stage decided it: with the item's
+    # trusted label it gives the risk–coverage curve of stage 1 on reviewed traffic.
+    cascade_p_violative = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from moderation.errors import ModerationError
 from moderation.feedback.selectors import feedback_prompt_stats
 from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend
+from moderation.inference.cascade_models import CascadeModel
 from moderation.inference.models import Decision, ModelVersion
 from moderation.media.models import Video
 from moderation.policies.models import Policy, PolicyVersion
@@ -37,12 +41,12 @@ def model_version_serving(*, policy: Policy | None = None) -> ModelVersion:
 
 def model_version_cascade(*, policy_version: PolicyVersion) -> ModelVersion | None:
     """The model version standing for the active stage-1 cascade classifier, if one applies here."""
-    from moderation.inference.cascade import cascade_model_active
+    from moderation.inference.selectors import cascade_model_active
 
     cascade = cascade_model_active()
     if cascade is None:
         return None
-    if cascade.policy_version_id and cascade.policy_version.policy_id != policy_version.policy_id:
+    if cascade.policy_version is not None and cascade.policy_version.policy_id != policy_version.policy_id:
         return None
     version, _ = ModelVersion.objects.get_or_create(
         name=f"cascade:{cascade.name}",
@@ -85,7 +89,9 @@ def model_version_register(
     return version
 
 
-def content_bundle_for(video: Video) -> ContentBundle:
+def content_bundle_for(video: Video, *, with_feedback: bool = True) -> ContentBundle:
+    """Everything a model reads of a video. Stage 1 reads it through ``stage1_input`` (training and
+    serving alike); it does not read user feedback, so its training set skips that query."""
     return ContentBundle(
         title=video.title,
         description=video.description,
@@ -95,7 +101,7 @@ def content_bundle_for(video: Video) -> ContentBundle:
         frames=[Frame(k.id, k.timestamp, k.selected) for k in video.keyframes.all()],
         ocr=[part for part in video.ocr_text.split("|") if part.strip()],
         image_paths=[k.image.path for k in video.keyframes.all() if k.selected and k.image],
-        feedback=feedback_prompt_stats(video_id=video.pk),
+        feedback=feedback_prompt_stats(video_id=video.pk) if with_feedback else {},
         sampled_frames=video.sampled_frames or 0,
     )
 
@@ -136,14 +142,14 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
     spec = policy_version.spec()
     content = content_bundle_for(video)
     started = time.perf_counter()
-    stage, uncertainty, escalated = None, None, False
+    stage, uncertainty, escalated, p_violative = None, None, False, None
     result = None
     if cascade_version is not None:
         # COEF-VQ: the cheap stage-1 classifier decides confident items; only uncertain ones reach the VLM.
         [first] = get_backend(cascade_version.backend, base_model=cascade_version.base_model).decide_batch(
             [content], spec
         )
-        uncertainty, escalated = first.uncertainty, first.escalate
+        uncertainty, escalated, p_violative = first.uncertainty, first.escalate, first.p_violative
         if not first.escalate:
             result, model_version, stage = first, cascade_version, 1
         else:
@@ -169,6 +175,7 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
             cascade_stage=stage,
             cascade_uncertainty=uncertainty,
             cascade_escalated=escalated,
+            cascade_p_violative=p_violative,
         )
         review_tasks_create_for_decision(decision=decision)
         # Shadow mode (training wing): candidates decide the same item on the infer queue; sent by
@@ -265,3 +272,132 @@ def decision_record_failure(*, video_id: int, error: str) -> None:
     Video.objects.filter(pk=video_id).update(
         status=Video.Status.FAILED, stage=Video.Stage.INFERENCE, error=f"Model inference failed: {error}"
     )
+
+
+# --- Cascade stage 1: training from trusted labels, routing by target accuracy -----------------------
+
+
+def cascade_artifact_path(name: str) -> Path:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+        raise ModerationError("A cascade model name may use letters, digits, '.', '_' and '-' only.")
+    return Path(settings.MODELS_DIR) / "cascade" / f"{name}.joblib"
+
+
+def cascade_train(*, name: str, threshold: float | None = None, target_accuracy: float | None = None) -> CascadeModel:
+    """Train stage 1 on every trusted label in the database, save it and make it the active model.
+
+    The model is chosen among the candidates on inner folds of the labelled items
+    (``stage1_select_fit``). Routing: a fixed entropy ``threshold``, else ``target_accuracy`` (default
+    ``CASCADE_TARGET_ACCURACY``), whose cut comes from the held-out curve of the training items.
+    Retraining under an existing name replaces that model. Raises ModerationError when there are
+    not enough labels of both kinds.
+    """
+    from moderation.inference.selectors import cascade_training_set
+    from moderation.inference.stage1.model import stage1_save
+    from moderation.inference.stage1.routing import check_target, check_threshold, curve_summary, risk_coverage
+    from moderation.inference.stage1.selection import stage1_select_fit
+
+    if threshold is not None:
+        check_threshold(threshold)
+    else:
+        target_accuracy = settings.CASCADE_TARGET_ACCURACY if target_accuracy is None else target_accuracy
+        check_target(target_accuracy)
+    path = cascade_artifact_path(name)
+    training = cascade_training_set()
+    selection = stage1_select_fit(
+        training.items,
+        training.labels,
+        safe_label=training.safe_label,
+        label_order=training.label_order,
+        target_accuracy=target_accuracy,
+    )
+    classifier = selection.classifier
+    escalate_threshold = threshold if threshold is not None else selection.threshold
+    assert escalate_threshold is not None  # a target always yields a threshold
+    stage1_save(classifier, path)
+    head = classifier.binary
+    counts: dict[str, int] = {}
+    for label in training.labels:
+        counts[label] = counts.get(label, 0) + 1
+    curve = risk_coverage(head.held_out_p, (head.held_out_p > 0.5) == (head.held_out_y == 1))
+    metrics = {
+        "label_counts": counts,
+        "chosen": selection.chosen,
+        "inner": selection.inner,
+        "held_out_binary_accuracy": head.held_out_accuracy,
+        "held_out_curve": curve_summary(curve),
+    }
+    with transaction.atomic():
+        CascadeModel.objects.select_for_update().filter(is_active=True).exclude(name=name).update(is_active=False)
+        model, _ = CascadeModel.objects.update_or_create(
+            name=name,
+            defaults={
+                "artifact_path": str(path),
+                "labels": classifier.labels,
+                "metrics": metrics,
+                "escalate_threshold": escalate_threshold,
+                "target_accuracy": target_accuracy if threshold is None else None,
+                "trained_on": len(training.labels),
+                "label_watermark": training.watermark,
+                "policy_version": training.policy_version,
+                "is_active": True,
+            },
+        )
+    logger.info("cascade model %s (%s) trained on %s labelled items", name, selection.chosen, len(training.labels))
+    return model
+
+
+def _active_cascade_locked() -> CascadeModel:
+    model = CascadeModel.objects.select_for_update().filter(is_active=True).first()
+    if model is None:
+        raise ModerationError("No stage-1 model is active: train one first.")
+    return model
+
+
+@transaction.atomic
+def cascade_threshold_set(*, threshold: float) -> CascadeModel:
+    """Route the active stage-1 model by a fixed escalation threshold; no retraining. Items decided
+    from now on are routed by it (the worker reads it with the model for every item)."""
+    from moderation.inference.stage1.routing import check_threshold
+
+    check_threshold(threshold)
+    model = _active_cascade_locked()
+    model.escalate_threshold, model.target_accuracy = threshold, None
+    model.save(update_fields=["escalate_threshold", "target_accuracy"])
+    logger.info("cascade model %s: escalation threshold set to %s", model.name, threshold)
+    return model
+
+
+@transaction.atomic
+def cascade_target_set(*, target_accuracy: float) -> CascadeModel:
+    """Route the active stage-1 model by a target accuracy; no retraining. The cut comes from the
+    risk–coverage curve the dashboard draws: reviewed items once there are enough of them, else the
+    model's held-out curve from training."""
+    from moderation.inference.selectors import cascade_curve
+    from moderation.inference.stage1.routing import check_target, cut_for_target, entropy_for_confidence
+
+    check_target(target_accuracy)
+    model = _active_cascade_locked()
+    curve = cascade_curve(model=model)
+    cut = cut_for_target(curve.points, target_accuracy)
+    model.escalate_threshold = 0.0 if cut is None else entropy_for_confidence(cut)
+    model.target_accuracy = target_accuracy
+    model.save(update_fields=["escalate_threshold", "target_accuracy"])
+    logger.info(
+        "cascade model %s: target accuracy %s -> threshold %.3f", model.name, target_accuracy, model.escalate_threshold
+    )
+    return model
+
+
+def cascade_retrain_if_due() -> CascadeModel | None:
+    """Beat: retrain the active stage-1 model under its name and routing when at least
+    ``CASCADE_RETRAIN_AFTER_LABELS`` trusted labels arrived since the labels it was trained on.
+    Idempotent in effect: a tick that overlaps a running retrain at worst trains the same model again."""
+    from moderation.inference.selectors import cascade_new_labels
+
+    with transaction.atomic():
+        model = CascadeModel.objects.select_for_update(skip_locked=True).filter(is_active=True).first()
+        if model is None or cascade_new_labels(model=model) < settings.CASCADE_RETRAIN_AFTER_LABELS:
+            return None
+        name, target, threshold = model.name, model.target_accuracy, model.escalate_threshold
+    return cascade_train(name=name, target_accuracy=target, threshold=None if target is not None else threshold)

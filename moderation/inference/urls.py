@@ -6,4 +6,5 @@ urlpatterns = [
     path("cascade/", views.cascade, name="cascade"),
     path("cascade/train/", views.cascade_train, name="cascade_train"),
     path("cascade/threshold/", views.cascade_threshold, name="cascade_threshold"),
+    path("cascade/target/", views.cascade_target, name="cascade_target"),
 ]

@@ -18,7 +18,7 @@ def cascade(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_train(request: HttpRequest) -> HttpResponse:
-    from moderation.inference.cascade import cascade_train as train
+    from moderation.inference.services import cascade_train as train
 
     name = (request.POST.get("name") or "stage1").strip()
     raw = request.POST.get("threshold", "").strip()
@@ -35,7 +35,7 @@ def cascade_train(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_threshold(request: HttpRequest) -> HttpResponse:
-    from moderation.inference.cascade import cascade_threshold_set
+    from moderation.inference.services import cascade_threshold_set
 
     try:
         model = cascade_threshold_set(threshold=_threshold(request.POST.get("threshold", "")))
@@ -54,3 +54,30 @@ def _threshold(raw: str) -> float:
         return float(raw.strip())
     except ValueError:
         raise ModerationError("The escalation threshold must be a number between 0 and 1.") from None
+
+
+@require_POST
+@permission_required(Perm.MANAGE_TRAINING)
+def cascade_target(request: HttpRequest) -> HttpResponse:
+    from moderation.inference.services import cascade_target_set
+
+    try:
+        model = cascade_target_set(target_accuracy=_target(request.POST.get("target_accuracy", "")))
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Stage 1 “{model.name}” now auto-decides where the expected accuracy is at least "
+            f"{model.target_accuracy:.0%} (escalation threshold {model.escalate_threshold:.2f}).",
+        )
+    return redirect("moderation:cascade")
+
+
+def _target(raw: str) -> float:
+    """A target accuracy as typed: 0.92 or 92 (percent)."""
+    try:
+        value = float(raw.strip().rstrip("%"))
+    except ValueError:
+        raise ModerationError("The target accuracy must be a number, e.g. 0.92.") from None
+    return value / 100 if value > 1 else value

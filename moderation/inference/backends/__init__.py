@@ -66,6 +66,7 @@ class BackendResult:
     # Cascade stage 1 only: how unsure it is, and whether the item must go to the VLM.
     uncertainty: float | None = None
     escalate: bool = False
+    p_violative: float | None = None  # calibrated P(violative)
     # BLM-Guard output only: the answer's risk scene and severity, checked against the policy.
     scene: str = ""
     severity: str = ""

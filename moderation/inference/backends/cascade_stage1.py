@@ -1,5 +1,5 @@
 """Stage 1 of the COEF-VQ cascade as a backend: the cheap text classifier trained from labelled
-items in the database (moderation/inference/cascade.py). It decides confident items itself and
+items in the database (moderation/inference/stage1/). It decides confident items itself and
 marks uncertain ones for escalation to the VLM (stage 2). sklearn only: cheap on any worker.
 """
 
@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from moderation.inference.backends import STAGES, BackendResult, ContentBundle, PolicySpec
-from moderation.inference.cascade import Stage1Classifier, TextItem, cascade_route, stage1_load
+from moderation.inference.stage1.inputs import stage1_input
+from moderation.inference.stage1.model import Stage1Classifier, stage1_load
+from moderation.inference.stage1.routing import cascade_route
 
 
 class CascadeStage1Backend:
@@ -33,17 +35,9 @@ class CascadeStage1Backend:
 
     def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
         classifier = self._classifier()
-        items = [
-            TextItem(
-                title=c.title,
-                ocr=" | ".join(c.ocr),
-                asr=" ".join(s.text for s in c.segments),
-                frames=c.sampled_frames,
-            )
-            for c in contents
-        ]
-        labels, proba = classifier.predict(items)
-        route = cascade_route(classifier.p_violative(proba), self.model.escalate_threshold)
+        labels, proba = classifier.predict([stage1_input(c) for c in contents])
+        p_violative = classifier.p_violative(proba)
+        route = cascade_route(p_violative, self.model.escalate_threshold)
         results = []
         for i, content in enumerate(contents):
             ranked = sorted(zip(classifier.labels, proba[i], strict=True), key=lambda kv: -kv[1])[:3]
@@ -59,6 +53,7 @@ class CascadeStage1Backend:
                     raw_output=", ".join(f"{k}={v:.3f}" for k, v in ranked),
                     uncertainty=uncertainty,
                     escalate=escalate,
+                    p_violative=float(p_violative[i]),
                 )
             )
         return results
@@ -78,7 +73,7 @@ def _stage1_cot(
         f"speech «{speech[:300]}».",
         "analysis": "Stage-1 text classifier (character n-grams of title, on-screen text and speech); most likely "
         "labels: " + ", ".join(f"{k} ({v:.2f})" for k, v in ranked) + ".",
-        "intermediate_check": f"Uncertainty (normalised entropy of violative vs non-violative) {uncertainty:.2f} "
+        "intermediate_check": f"Uncertainty (normalised entropy of the calibrated violative vs non-violative) {uncertainty:.2f} "
         + (
             f"> threshold {threshold:.2f}: escalated to the VLM."
             if escalate

