@@ -20,7 +20,7 @@ from moderation.inference.kuaimod import KuaiModRecord, kuaimod_bundle, taxonomy
 from moderation.inference.metrics import calibration_error, cascade_metrics, kuaimod_metrics
 from moderation.inference.stage1.inputs import TextItem, stage1_input
 from moderation.inference.stage1.model import Stage1Config
-from moderation.inference.stage1.routing import check_target, normalised_entropy, risk_coverage
+from moderation.inference.stage1.routing import check_target, curve_summary, normalised_entropy, risk_coverage
 from moderation.inference.stage1.selection import (
     CANDIDATES,
     candidates_with_frames,
@@ -76,7 +76,7 @@ def _summarise(
     metrics["calibration_error"] = calibration_error(p_violative, truth)
     metrics["risk_coverage"] = [
         {k: round(v, 4) if isinstance(v, float) else v for k, v in point.items()}
-        for point in risk_coverage(p_violative, (p_violative > 0.5) == truth)
+        for point in curve_summary(risk_coverage(p_violative, (p_violative > 0.5) == truth))
     ]
     metrics["escalate_threshold"] = routing.threshold
     metrics["target_accuracy"] = routing.target_accuracy
