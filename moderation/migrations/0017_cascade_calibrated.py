@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('moderation', '0015_reviewqueue_model_version'),
+        ('moderation', '0016_tagging'),
     ]
 
     operations = [
