@@ -13,9 +13,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
 
 
 def django_setup() -> None:
+    """Django on the test settings, with the embedded services they name started (settings start nothing)."""
     import django
 
     django.setup()
+    from workbench.embedded import start_configured
+
+    start_configured()
 
 
 def plain_clip(path: Path, *, seconds: int = 30, size: str = "1280x720", fps: int = 30) -> Path:

@@ -203,6 +203,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from workbench.embedded import start_configured
+
+    start_configured()  # the settings name the embedded services; starting them is ours
     import numpy as np
     from django.test.utils import setup_databases, teardown_databases
 

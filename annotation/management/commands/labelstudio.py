@@ -8,9 +8,9 @@ The token is a Label Studio (legacy) API token; LABEL_STUDIO_URL / LABEL_STUDIO_
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
@@ -23,8 +23,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("action", choices=["export", "import"])
-        parser.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL", ""))
-        parser.add_argument("--token", default=os.environ.get("LABEL_STUDIO_TOKEN", ""))
+        parser.add_argument("--url", default=settings.LABEL_STUDIO_URL)
+        parser.add_argument("--token", default=settings.LABEL_STUDIO_TOKEN)
         parser.add_argument("--queue", default="default", help="export: the review queue's slug")
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="export: where LS fetches media")
         parser.add_argument("--title", default="")

@@ -49,6 +49,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         started = time.monotonic()
+        from workbench.embedded import start_configured
+
+        start_configured()  # settings never start them; nothing to do where DATABASE_URL / REDIS_URL are set
         call_command("check_storage")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("bootstrap", demo_users=True)
@@ -152,17 +155,9 @@ class Command(BaseCommand):
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-            if not os.environ.get("REDIS_URL"):
-                from workbench.embedded import stop_redis
+            from workbench.embedded import stop_configured
 
-                stop_redis(Path(settings.VAR_DIR) / "redis")
-            if not os.environ.get("DATABASE_URL"):
-                from django.db import connections
-
-                connections.close_all()
-                from workbench.embedded import stop_postgres
-
-                stop_postgres(Path(settings.VAR_DIR))
+            stop_configured()
             self.stdout.write("Stopped.")
 
     def _report_first_reviewable(self, started: float) -> None:

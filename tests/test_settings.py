@@ -1,0 +1,72 @@
+"""Settings read the environment and start nothing; the embedded services start only when asked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+_PROBE = """
+import json, django
+from pathlib import Path
+django.setup()
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
+from django.db import connection
+from workbench.embedded import postgres_address, redis_socket_alive
+call_command("check", verbosity=0)  # what tools and a web process do first
+try:
+    connection.ensure_connection()
+    refused = ""
+except ImproperlyConfigured as exc:
+    refused = str(exc)
+pg, redis = Path(settings.EMBEDDED_POSTGRES_DIR), Path(settings.EMBEDDED_REDIS_DIR)
+print(json.dumps({
+    "pgdata": (pg / "pgdata").exists(), "postgres": postgres_address(pg) is not None,
+    "redis": redis_socket_alive(redis / "redis.sock"), "redis_url": settings.CELERY_BROKER_URL,
+    "refused": refused,
+}))
+"""
+
+
+@pytest.mark.parametrize("module", ["workbench.settings", "workbench.settings_test"])
+def test_importing_settings_starts_no_server(module: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "WORKBENCH_REDIS_DIR"}}
+    env.update(DJANGO_SETTINGS_MODULE=module, WORKBENCH_VAR_DIR=str(tmp_path / "var"), MEDIA_ROOT=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], env=env, cwd=ROOT, capture_output=True, text=True, check=True, timeout=120
+    )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["pgdata"] is False and seen["postgres"] is False and seen["redis"] is False, seen
+    assert seen["redis_url"].startswith("redis+socket://")  # the URL is known without the server
+    # Using the database without starting it is a clear instruction, not a hang or a spawned server.
+    assert "manage.py embedded start" in seen["refused"] and "DATABASE_URL" in seen["refused"]
+
+
+def test_the_test_bootstrap_started_the_services_the_embedded_command_reports(capsys) -> None:  # type: ignore[no-untyped-def]
+    from django.conf import settings
+
+    call_command("embedded", "status")
+    out = capsys.readouterr().out
+    if settings.EMBEDDED_POSTGRES_DIR is not None:
+        assert "PostgreSQL" in out and ": running" in out.split("PostgreSQL", 1)[1].splitlines()[0]
+    if settings.EMBEDDED_REDIS_DIR is not None:
+        assert "Redis" in out and ": running" in out.split("Redis", 1)[1].splitlines()[0]
+
+
+def test_label_studio_is_configured_in_settings(settings) -> None:  # type: ignore[no-untyped-def]
+    """LABEL_STUDIO_URL / _TOKEN are read with the rest of the environment; the command defaults to them."""
+    from annotation.management.commands.labelstudio import Command
+
+    settings.LABEL_STUDIO_URL, settings.LABEL_STUDIO_TOKEN = "http://ls.example:8080", "tok"
+    parser = Command().create_parser("manage.py", "labelstudio")
+    opts = parser.parse_args(["export"])
+    assert (opts.url, opts.token) == ("http://ls.example:8080", "tok")
