@@ -1,0 +1,190 @@
+"""Every route × every role and an anonymous visitor, against ONE table of who may use what.
+
+The routes come from the URLconf, so a new route without an entry here fails the suite: adding a
+route means deciding who may use it. Objects named in URLs do not exist (id 999999): an allowed
+user gets past the permission check (a 404 or a 400 for the empty form, never a 403), a refused
+one gets 403 before anything is looked up, an anonymous visitor is sent to the login page
+(pages) or gets 401/403 (API).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from workbench.roles import ROLES, Perm
+
+PUBLIC = "public"  # anyone, signed in or not
+SIGNED_IN = "signed in"  # any signed-in user, whatever their role
+INTEGRATION = "integration token"  # platform integrations only: every user and anonymous are refused
+
+UPLOAD, REVIEW, CORRECT, POLICY, TRAIN = (
+    Perm.UPLOAD_VIDEO,
+    Perm.REVIEW_VIDEO,
+    Perm.CORRECT_COT,
+    Perm.EDIT_POLICY,
+    Perm.MANAGE_TRAINING,
+)
+READ_CONTENT = (REVIEW, UPLOAD, CORRECT)
+
+# route name -> (HTTP method probed, who may use it: PUBLIC, SIGNED_IN, INTEGRATION or permissions (any of))
+ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
+    "home": ("GET", SIGNED_IN),
+    "login": ("GET", PUBLIC),
+    "logout": ("POST", PUBLIC),
+    "api-schema": ("GET", SIGNED_IN),
+    "api-docs": ("GET", SIGNED_IN),
+    "api-token": ("POST", SIGNED_IN),
+    "media": ("GET", READ_CONTENT),
+    "moderation:video_list": ("GET", (UPLOAD,)),
+    "moderation:video_upload": ("POST", (UPLOAD,)),
+    "moderation:video_detail": ("GET", (UPLOAD, REVIEW)),
+    "moderation:queue": ("GET", (REVIEW,)),
+    "moderation:review_agreement": ("GET", (REVIEW,)),
+    "moderation:claim_next": ("POST", (REVIEW,)),
+    "moderation:queue_detail": ("GET", (REVIEW,)),
+    "moderation:queue_claim_next": ("POST", (REVIEW,)),
+    "moderation:review_reveal": ("POST", SIGNED_IN),
+    "moderation:review_task": ("GET", (REVIEW,)),
+    "moderation:review_submit": ("POST", (REVIEW,)),
+    "moderation:review_skip": ("POST", (REVIEW,)),
+    "moderation:review_escalate": ("POST", (REVIEW,)),
+    "moderation:review_release": ("POST", (REVIEW,)),
+    "moderation:policy_list": ("GET", SIGNED_IN),
+    "moderation:policy_detail": ("GET", SIGNED_IN),
+    "moderation:policy_edit": ("GET", (POLICY,)),
+    "moderation:policy_set_model": ("POST", (POLICY,)),
+    "moderation:policy_diff": ("GET", SIGNED_IN),
+    "moderation:policy_version": ("GET", SIGNED_IN),
+    "moderation:policy_version_publish": ("POST", (POLICY,)),
+    "moderation:policy_version_activate": ("POST", (POLICY,)),
+    "moderation:policy_version_impact": ("GET", (POLICY,)),
+    "moderation:cascade": ("GET", (TRAIN,)),
+    "moderation:cascade_train": ("POST", (TRAIN,)),
+    "moderation:cascade_threshold": ("POST", (TRAIN,)),
+    "moderation:repro_queue": ("GET", (REVIEW,)),
+    "moderation:repro_claim_next": ("POST", (REVIEW,)),
+    "moderation:repro_pair": ("GET", (REVIEW,)),
+    "moderation:repro_submit": ("POST", (REVIEW,)),
+    "moderation:repro_release": ("POST", (REVIEW,)),
+    "moderation:feedback_events": ("POST", INTEGRATION),
+    "moderation:api-root": ("GET", SIGNED_IN),
+    "moderation:api-video-list": ("GET", READ_CONTENT),
+    "moderation:api-video-detail": ("GET", READ_CONTENT),
+    "moderation:api-decision-list": ("GET", READ_CONTENT),
+    "moderation:api-decision-detail": ("GET", READ_CONTENT),
+    "annotation:correction_list": ("GET", (CORRECT,)),
+    "annotation:correction_edit": ("GET", (CORRECT,)),
+    "annotation:correction_review": ("POST", (CORRECT,)),
+    "annotation:tag2cot_list": ("GET", (CORRECT,)),
+    "annotation:tag2cot_queue": ("POST", (CORRECT,)),
+    "annotation:tag2cot_write": ("GET", (CORRECT,)),
+    "annotation:adjudication_list": ("GET", (REVIEW,)),
+    "annotation:adjudication_detail": ("GET", (REVIEW,)),
+    "training:job_list": ("GET", (TRAIN,)),
+    "training:job_start": ("POST", (TRAIN,)),
+    "training:job_detail": ("GET", (TRAIN,)),
+    "training:job_cancel": ("POST", (TRAIN,)),
+    "training:dataset_build": ("POST", (TRAIN,)),
+    "training:dataset_download": ("GET", (TRAIN,)),
+    "training:model_list": ("GET", (TRAIN,)),
+    "training:model_promote": ("POST", (TRAIN,)),
+    "training:model_shadow": ("POST", (TRAIN,)),
+    "training:evaluation_start": ("POST", (TRAIN,)),
+    "training:evaluation_compare": ("GET", (TRAIN,)),
+    "training:evaluation_detail": ("GET", (TRAIN,)),
+}
+# Django's own admin site: staff accounts only, Django's access control.
+NOT_OURS = ("admin:",)
+SAMPLE_ARGS = {"int": 999999, "slug": "no-such-queue", "path": "keyframes/0/none.jpg", "str": "999999"}
+
+
+def _routes() -> Iterator[tuple[str, URLPattern, list[str]]]:
+    def walk(
+        patterns: list[URLPattern | URLResolver], namespace: str, params: list[str]
+    ) -> Iterator[tuple[str, URLPattern, list[str]]]:
+        for p in patterns:
+            found = re.findall(r"<(?:(\w+):)?(\w+)>|\(\?P<(\w+)>", str(p.pattern))
+            names = [*params, *[(g[1] or g[2]) for g in found]]
+            if isinstance(p, URLResolver):
+                ns = f"{namespace}{p.namespace}:" if p.namespace else namespace
+                yield from walk(p.url_patterns, ns, names)
+            elif p.name:
+                yield f"{namespace}{p.name}", p, names
+
+    yield from walk(get_resolver().url_patterns, "", [])
+
+
+def _url(name: str, pattern: URLPattern) -> str:
+    converters = {k: type(v).__name__.replace("Converter", "").lower() for k, v in pattern.pattern.converters.items()}
+    kwargs = {}
+    for key in re.findall(r"<(?:\w+:)?(\w+)>|\(\?P<(\w+)>", str(pattern.pattern)):
+        arg = key[0] or key[1]
+        if arg == "format":
+            return ""
+        kwargs[arg] = SAMPLE_ARGS.get(converters.get(arg, "str"), "999999")
+    return reverse(name, kwargs=kwargs)
+
+
+def _allowed(access: str | tuple[str, ...], perms: set[str]) -> bool:
+    if access in (PUBLIC, SIGNED_IN):
+        return True
+    if access == INTEGRATION:
+        return False
+    return any(p in perms for p in access)
+
+
+def test_every_route_has_a_permission_decision():
+    names = {name for name, _p, _a in _routes() if not name.startswith(NOT_OURS)}
+    missing = sorted(names - set(ACCESS))
+    assert not missing, f"routes without an entry in ACCESS (decide who may use them): {missing}"
+    assert not sorted(set(ACCESS) - names), "ACCESS names routes that no longer exist"
+
+
+@pytest.mark.django_db
+def test_every_route_answers_every_role_as_the_table_says(make_user):
+    from workbench.roles import ROLE_PERMISSIONS
+
+    visitors: dict[str, tuple[Client, set[str] | None]] = {"anonymous": (Client(), None)}
+    for role in (*ROLES, None):
+        client = Client()
+        client.force_login(make_user(role))
+        visitors[role or "no role"] = (client, set(ROLE_PERMISSIONS.get(role or "", [])))
+
+    wrong: list[str] = []
+    seen: set[str] = set()
+    for name, pattern, _args in _routes():
+        if name.startswith(NOT_OURS) or name in seen or name not in ACCESS or name == "logout":
+            continue
+        url = _url(name, pattern)
+        if not url:  # DRF's ".json" format-suffix twin of a route checked without it
+            continue
+        seen.add(name)
+        method, access = ACCESS[name]
+        is_api = url.startswith("/api/")
+        for who, (client, perms) in visitors.items():
+            response = client.get(url) if method == "GET" else client.post(url, {})
+            status = response.status_code
+            to_login = status == 302 and "/login/" in response.get("Location", "")
+            if perms is None and access != PUBLIC:
+                ok = status in (401, 403) if is_api else to_login
+                expected = "401/403" if is_api else "302 to the login page"
+            elif perms is not None and not _allowed(access, perms):
+                ok = status in ((401, 403) if access == INTEGRATION else (403,))
+                expected = "403"
+            else:
+                ok = status not in (401, 403) and not to_login and status < 500
+                expected = "allowed (not 401/403/login, not 5xx)"
+            if not ok:
+                wrong.append(f"{method} {url} as {who}: {status}, expected {expected}")
+    # Last, since it ends the sessions: anyone may sign out, and lands on the login page.
+    for who, (client, _perms) in visitors.items():
+        response = client.post(reverse("logout"))
+        if not (response.status_code == 302 and "/login/" in response["Location"]):
+            wrong.append(f"POST /logout/ as {who}: {response.status_code}, expected 302 to the login page")
+    assert not wrong, "\n".join(wrong)
+    assert seen | {"logout"} == set(ACCESS)
