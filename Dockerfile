@@ -2,13 +2,18 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 ARG REQUIREMENTS=cpu.txt
+# GPU media workers: "onnxruntime-gpu==1.31.1" replaces the CPU onnxruntime wheel (same module name) so OCR
+# runs on onnxruntime's CUDA provider; empty for every other image.
+ARG ONNXRUNTIME=""
 RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-ng fonts-dejavu-core libpq5 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements/ requirements/
 RUN pip install --no-cache-dir "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
     || pip install --no-cache-dir "torch==2.13.0"
-RUN pip install --no-cache-dir -r requirements/${REQUIREMENTS}
+RUN pip install --no-cache-dir -r requirements/${REQUIREMENTS} \
+    && pip install --no-cache-dir --no-deps -r requirements/nodeps.txt
+RUN if [ -n "$ONNXRUNTIME" ]; then pip uninstall -y onnxruntime && pip install --no-cache-dir "$ONNXRUNTIME"; fi
 COPY . .
 ENV DJANGO_SETTINGS_MODULE=workbench.settings PYTHONUNBUFFERED=1
 RUN SECRET_KEY=build DATABASE_URL=sqlite:////tmp/build.db REDIS_URL=redis://localhost:6379/0 \

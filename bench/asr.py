@@ -27,6 +27,7 @@ def main() -> None:
     from django.test.utils import setup_databases, teardown_databases
 
     from moderation.media import extractors, pipeline
+    from moderation.media.analyzers import FrameStore
     from moderation.media.demo import DEMO_SCRIPTS, synthesize_video
     from moderation.media.ingest import video_ingest
     from moderation.media.models import Video
@@ -49,7 +50,7 @@ def main() -> None:
 
                 Video.objects.filter(pk=video.pk).update(stage=Video.Stage.ASR)
                 started = time.perf_counter()
-                pipeline._stage_asr(video, clip)
+                pipeline._stage_asr(video, clip, FrameStore())
                 ours_runs.append(time.perf_counter() - started)
                 assert video.segments.count() == len([t for t in bare_text if t.strip()])
                 print(f"bare {bare_runs[-1]:.3f}s  stage {ours_runs[-1]:.3f}s")

@@ -55,6 +55,38 @@ def load_rgb(path: Path) -> Any:
         return np.asarray(im.convert("RGB"))
 
 
+# --- Decoded frames, shared by every consumer -------------------------------------------------------
+
+
+class FrameStore:
+    """The 1 fps candidates of one video as RGB arrays, decoded once and read by every stage.
+
+    ffmpeg decodes the video once (the keyframe stage) into the stored JPEG thumbnails; each thumbnail
+    is decoded once into this store, and OCR, PDQ, keyframe scoring and embeddings all read it. The
+    stored JPEG is the one source of pixels on purpose: a stage redone in a later process (a task
+    redelivered after a worker restart) decodes the same JPEG and gets the same hashes bit for bit,
+    which raw pixels from the decoder would not give (PDQ moves a few bits across JPEG encoding).
+    PDQ hashes and the per-video OCR line cache live here too.
+    """
+
+    def __init__(self) -> None:
+        self._images: dict[int, Any] = {}
+        self._pdq: dict[int, tuple[str, int]] = {}
+        self.ocr_cache = OcrLineCache()
+
+    def image(self, index: int, path: Path) -> Any:
+        rgb = self._images.get(index)
+        if rgb is None:
+            rgb = self._images[index] = load_rgb(path)
+        return rgb
+
+    def pdq(self, index: int, path: Path) -> tuple[str, int]:
+        found = self._pdq.get(index)
+        if found is None:
+            found = self._pdq[index] = pdq_of(self.image(index, path))
+        return found
+
+
 # --- OCR ------------------------------------------------------------------------------------------
 
 
@@ -295,17 +327,20 @@ def keyword_similarity(text: str, keywords: Sequence[str]) -> float:
     return round(best, 4) if best >= 0.5 else 0.0
 
 
-def grey_thumbnail(path: Path, size: tuple[int, int] = (32, 16)) -> Any:
-    """The frame as a small greyscale float array in [0, 1] (width x height = ``size``)."""
+def grey_thumbnail(frame: Path | Any, size: tuple[int, int] = (32, 16)) -> Any:
+    """The frame (a file or an RGB array) as a small greyscale float array in [0, 1] (width x height = ``size``)."""
     import numpy as np
     from PIL import Image
 
-    with Image.open(path) as im:
-        small = im.convert("L").resize(size, Image.Resampling.BILINEAR)
+    if isinstance(frame, Path):
+        with Image.open(frame) as im:
+            small = im.convert("L").resize(size, Image.Resampling.BILINEAR)
+    else:
+        small = Image.fromarray(frame).convert("L").resize(size, Image.Resampling.BILINEAR)
     return np.asarray(small, dtype=np.float32) / 255.0
 
 
-def visual_change(paths: Sequence[Path]) -> list[float]:
+def visual_change(paths: Sequence[Path | Any]) -> list[float]:
     """Mean absolute difference of each frame's 32x16 greyscale thumbnail from the previous frame's.
 
     The first frame is compared with the second (a cut right after the start still counts).
@@ -334,7 +369,7 @@ TEXT_WEIGHT = 0.7
 CHANGE_WEIGHT = 0.3
 
 
-def score_offline(paths: Sequence[Path], ocr_texts: Sequence[str], keywords: Sequence[str]) -> ScoreResult:
+def score_offline(paths: Sequence[Path | Any], ocr_texts: Sequence[str], keywords: Sequence[str]) -> ScoreResult:
     """0.7 x keyword similarity of the frame's on-screen text + 0.3 x visual change (scaled to the video's max)."""
     change = visual_change(paths)
     peak = max(change, default=0.0)
@@ -360,7 +395,7 @@ def _clip(source: str) -> tuple[Any, Any]:
     return _cached(("clip", source), build)
 
 
-def score_clip(paths: Sequence[Path], keywords: Sequence[str], *, source: str, batch: int = 16) -> ScoreResult:
+def score_clip(paths: Sequence[Path | Any], keywords: Sequence[str], *, source: str, batch: int = 16) -> ScoreResult:
     """Max cosine similarity of each frame's CLIP image embedding to the keywords' text embeddings."""
     import torch
     from PIL import Image
@@ -371,8 +406,11 @@ def score_clip(paths: Sequence[Path], keywords: Sequence[str], *, source: str, b
         for start in range(0, len(paths), batch):
             images = []
             for p in paths[start : start + batch]:
-                with Image.open(p) as im:
-                    images.append(im.convert("RGB"))
+                if isinstance(p, Path):
+                    with Image.open(p) as im:
+                        images.append(im.convert("RGB"))
+                else:
+                    images.append(Image.fromarray(p))
             inputs = processor(images=images, return_tensors="pt")
             image_embeds.append(_as_tensor(model.get_image_features(pixel_values=inputs["pixel_values"])))
         images_t = torch.nn.functional.normalize(torch.cat(image_embeds), dim=-1)
@@ -408,8 +446,8 @@ def _as_tensor(output: Any) -> Any:
     raise ModerationError("The CLIP model returned no embeddings.")
 
 
-def score_frames(paths: Sequence[Path], ocr_texts: Sequence[str], keywords: Sequence[str]) -> ScoreResult:
-    """Score the candidate frames with the scorer named by settings.KEYFRAME_SCORER."""
+def score_frames(paths: Sequence[Path | Any], ocr_texts: Sequence[str], keywords: Sequence[str]) -> ScoreResult:
+    """Score the candidate frames (files or RGB arrays) with the scorer named by settings.KEYFRAME_SCORER."""
     kind = str(settings.KEYFRAME_SCORER).lower()
     if kind == "clip":
         return score_clip(paths, keywords, source=str(settings.KEYFRAME_CLIP_MODEL))
@@ -490,15 +528,17 @@ SIGNATURE_DEDUP_DISTANCE = 31
 
 
 def pdq(path: Path) -> tuple[str, int]:
-    """The 256-bit PDQ hash of an image as 64 hex digits, and PDQ's quality (0-100)."""
+    """The 256-bit PDQ hash of an image file as 64 hex digits, and PDQ's quality (0-100)."""
+    return pdq_of(load_rgb(path))
+
+
+def pdq_of(rgb: Any) -> tuple[str, int]:
+    """The 256-bit PDQ hash of an RGB array as 64 hex digits, and PDQ's quality (0-100)."""
     import numpy as np
     import pdqhash
 
-    bits, quality = pdqhash.compute(np.ascontiguousarray(load_rgb(path)))
-    value = 0
-    for bit in bits:
-        value = (value << 1) | int(bit)
-    return f"{value:064x}", int(quality)
+    bits, quality = pdqhash.compute(np.ascontiguousarray(rgb))
+    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex(), int(quality)
 
 
 def hamming(a: str, b: str) -> int:
@@ -526,7 +566,7 @@ def pdq_signature(frames: Sequence[tuple[float, str, int]]) -> list[dict[str, An
 OFFLINE_FRAME_EMBEDDING = "offline:grey32x16"
 
 
-def frame_embedding_offline(path: Path) -> list[float]:
+def frame_embedding_offline(path: Path | Any) -> list[float]:
     """A 512-d unit vector: the 32x16 greyscale thumbnail, mean removed (brightness-invariant)."""
     import numpy as np
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -26,6 +26,9 @@ from django.utils import timezone
 from moderation.errors import ModerationError
 from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
+
+if TYPE_CHECKING:
+    from moderation.media.analyzers import FrameStore
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +160,10 @@ def _run_pipeline(video: Video, timings: dict[str, float]) -> None:
     if not video.file:
         # Text-only items (imported records) have no media to extract; inference reads their text.
         return
+    from moderation.media.analyzers import FrameStore
+
     source = Path(video.file.path)
+    frames = FrameStore()  # decoded once by the keyframe stage, read by every later stage
     for stage, step in (
         (Video.Stage.PROBE, _stage_probe),
         (Video.Stage.KEYFRAMES, _stage_keyframes),
@@ -172,7 +178,7 @@ def _run_pipeline(video: Video, timings: dict[str, float]) -> None:
             continue
         _set_stage(video.pk, stage)
         started = time.perf_counter()
-        step(video, source)
+        step(video, source, frames)
         timings[stage.value] = time.perf_counter() - started
 
 
@@ -222,7 +228,7 @@ def _store_ocr(keyframes: list[Keyframe], results: dict[int, list[Any]]) -> None
 # --- The stages, in pipeline order ---------------------------------------------------------------
 
 
-def _stage_probe(video: Video, source: Path) -> None:
+def _stage_probe(video: Video, source: Path, frames: FrameStore) -> None:
     meta = extractors.probe(source)
     with _stage_lock(video.pk):
         _finish_stage(
@@ -232,17 +238,17 @@ def _stage_probe(video: Video, source: Path) -> None:
         )  # fmt: skip
 
 
-def _stage_keyframes(video: Video, source: Path) -> None:
+def _stage_keyframes(video: Video, source: Path, frames: FrameStore) -> None:
     """1 fps candidates in one decode pass, written to a staging folder and swapped in under the lock."""
     fps = float(settings.KEYFRAME_FPS)
     kf_root = Path(default_storage.path("keyframes"))
     kf_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".v{video.pk}-", dir=kf_root))
     try:
-        frames = extractors.extract_keyframes(
+        extracted = extractors.extract_keyframes(
             source, staging, fps=fps, width=int(settings.KEYFRAME_THUMB_WIDTH), duration=video.duration or 0.0
         )
-        width, height = _image_size(frames[0].path)
+        width, height = _image_size(extracted[0].path)
         final_dir = kf_root / str(video.pk)
         with _stage_lock(video.pk):
             Keyframe.objects.filter(video_id=video.pk).delete()
@@ -259,9 +265,11 @@ def _stage_keyframes(video: Video, source: Path) -> None:
                     width=width,
                     height=height,
                 )
-                for f in frames
+                for f in extracted
             )
             _finish_stage(video.pk, Video.Stage.KEYFRAMES)
+        for f in extracted:  # each thumbnail is decoded once, here, for every later consumer
+            frames.image(f.index, final_dir / f.path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -273,13 +281,38 @@ def _image_size(path: Path) -> tuple[int, int]:
         return im.size
 
 
-def _stage_ocr(video: Video, source: Path) -> None:
-    """On-screen text of up to OCR_MAX_FRAMES candidates spread over the video (all of them for short videos)."""
+def ocr_candidates(hashes: list[str], *, change_distance: int, limit: int) -> list[int]:
+    """Which 1 fps frames to read: the first, then each whose PDQ hash is more than ``change_distance``
+    bits from the last frame picked (its content changed), at most ``limit`` of them spread evenly.
+
+    A static shot with a subtitle is read once; the selection stage later reads the keyframes it picks
+    that are not among these (see _stage_patches), from the same per-video line cache.
+    """
+    from moderation.media.analyzers import hamming
+
+    picked: list[int] = []
+    for i, h in enumerate(hashes):
+        if not picked or not h or not hashes[picked[-1]] or hamming(hashes[picked[-1]], h) > change_distance:
+            picked.append(i)
+    if len(picked) > limit:
+        picked = [picked[j] for j in sorted(aks.select_uniform(len(picked), limit))]
+    return picked
+
+
+def _stage_ocr(video: Video, source: Path, frames: FrameStore) -> None:
+    """On-screen text of the frames whose content changed (PDQ), at most OCR_MAX_FRAMES of them."""
     from moderation.media import analyzers
 
     keyframes = list(Keyframe.objects.filter(video_id=video.pk).order_by("index"))
-    picked = [keyframes[i] for i in aks.select_uniform(len(keyframes), int(settings.OCR_MAX_FRAMES))]
-    results = {kf.pk: analyzers.ocr_image(Path(kf.image.path)) for kf in picked}
+    hashes = [frames.pdq(kf.index, Path(kf.image.path))[0] for kf in keyframes]
+    picked = [
+        keyframes[i]
+        for i in ocr_candidates(
+            hashes, change_distance=int(settings.OCR_CHANGE_DISTANCE), limit=int(settings.OCR_MAX_FRAMES)
+        )
+    ]
+    boxes = analyzers.ocr_frames([frames.image(kf.index, Path(kf.image.path)) for kf in picked], cache=frames.ocr_cache)
+    results = {kf.pk: found for kf, found in zip(picked, boxes, strict=True)}
     with _stage_lock(video.pk):
         # A redone stage starts from nothing: frames it does not pick this time keep no stale text.
         OcrBox.objects.filter(keyframe__video_id=video.pk).delete()
@@ -314,14 +347,15 @@ def _nearest_ocr_texts(keyframes: list[Keyframe]) -> list[str]:
     return [keyframes[min(done, key=lambda j: (abs(j - i), j))].ocr_text for i in range(len(keyframes))]
 
 
-def _stage_select(video: Video, source: Path) -> None:
+def _stage_select(video: Video, source: Path, frames: FrameStore) -> None:
     """AKS: score every 1 fps candidate against the active policy's keywords and select K of them."""
     from moderation.media import analyzers
     from moderation.media.models import FRAME_EMBEDDING_DIM
 
     keyframes = list(Keyframe.objects.filter(video_id=video.pk).order_by("index"))
     keywords = policy_risk_keywords()
-    result = analyzers.score_frames([Path(kf.image.path) for kf in keyframes], _nearest_ocr_texts(keyframes), keywords)
+    images = [frames.image(kf.index, Path(kf.image.path)) for kf in keyframes]
+    result = analyzers.score_frames(images, _nearest_ocr_texts(keyframes), keywords)
     strategy = str(settings.KEYFRAME_SELECTION)
     try:
         chosen = set(aks.select(result.scores, int(settings.KEYFRAME_SELECT_K), strategy=strategy))
@@ -350,12 +384,14 @@ def _stage_select(video: Video, source: Path) -> None:
         )  # fmt: skip
 
 
-def _stage_patches(video: Video, source: Path) -> None:
+def _stage_patches(video: Video, source: Path, frames: FrameStore) -> None:
     """Salient patches of each selected keyframe, and the video's on-screen text for the prompt."""
     from moderation.media import analyzers
 
     selected = list(Keyframe.objects.filter(video_id=video.pk, selected=True).order_by("index"))
-    missing = {kf.pk: analyzers.ocr_image(Path(kf.image.path)) for kf in selected if not kf.ocr_done}
+    unread = [kf for kf in selected if not kf.ocr_done]
+    read = analyzers.ocr_frames([frames.image(kf.index, Path(kf.image.path)) for kf in unread], cache=frames.ocr_cache)
+    missing = {kf.pk: found for kf, found in zip(unread, read, strict=True)}
     top_k = int(settings.PATCH_TOP_K)
     method = str(settings.PATCH_SALIENCY).lower()
     if method not in {"ocr", "vit"}:
@@ -391,7 +427,7 @@ def _stage_patches(video: Video, source: Path) -> None:
         _finish_stage(video.pk, Video.Stage.PATCHES, ocr_text=" | ".join(lines), patch_method=patch_method[:100])
 
 
-def _stage_asr(video: Video, source: Path) -> None:
+def _stage_asr(video: Video, source: Path, frames: FrameStore) -> None:
     if not video.has_audio:
         transcript = extractors.Transcript(language="", segments=[])
     else:
@@ -417,15 +453,15 @@ def _stage_asr(video: Video, source: Path) -> None:
         _finish_stage(video.pk, Video.Stage.ASR, language=transcript.language[:16])
 
 
-def _stage_hashes(video: Video, source: Path) -> None:
+def _stage_hashes(video: Video, source: Path, frames: FrameStore) -> None:
     """PDQ of every 1 fps frame, the vPDQ-style signature, frame embeddings and the transcript embedding."""
     from moderation.media import analyzers
 
     keyframes = list(Keyframe.objects.filter(video_id=video.pk).order_by("index"))
     for kf in keyframes:
-        kf.pdq_hash, kf.pdq_quality = analyzers.pdq(Path(kf.image.path))
+        kf.pdq_hash, kf.pdq_quality = frames.pdq(kf.index, Path(kf.image.path))
         if kf.embedding is None:
-            kf.embedding = analyzers.frame_embedding_offline(Path(kf.image.path))
+            kf.embedding = analyzers.frame_embedding_offline(frames.image(kf.index, Path(kf.image.path)))
     signature = analyzers.pdq_signature([(kf.timestamp, kf.pdq_hash, kf.pdq_quality or 0) for kf in keyframes])
     current = Video.objects.get(pk=video.pk)
     transcript = analyzers.clean_text(
