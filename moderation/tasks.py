@@ -3,6 +3,14 @@
 from moderation.inference.tasks import run_inference
 from moderation.media.tasks import process_video
 from moderation.reproduction.tasks import find_candidates, judge_pair
-from moderation.tagging.tasks import embed_tags
+from moderation.tagging.tasks import embed_tags, generate_tag_candidates, train_tag_ranker
 
-__all__ = ["embed_tags", "find_candidates", "judge_pair", "process_video", "run_inference"]
+__all__ = [
+    "embed_tags",
+    "generate_tag_candidates",
+    "train_tag_ranker",
+    "find_candidates",
+    "judge_pair",
+    "process_video",
+    "run_inference",
+]

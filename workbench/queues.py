@@ -31,6 +31,8 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.reproduction.tasks.find_candidates": TaskQueue.MEDIA,
     "moderation.reproduction.tasks.judge_pair": TaskQueue.INFER,
     "moderation.tagging.tasks.embed_tags": TaskQueue.MEDIA,
+    "moderation.tagging.tasks.generate_tag_candidates": TaskQueue.MEDIA,
+    "moderation.tagging.tasks.train_tag_ranker": TaskQueue.DEFAULT,
 }
 
 # Long-running tasks: acknowledge after the work is done, and give the message back if the
@@ -47,4 +49,6 @@ def configure_routing(app: Any) -> None:
         "evaluate-retrain-rules": {"task": "training.tasks.evaluate_retrain_rules", "schedule": 5 * 60.0},
         # Catches feedback whose per-batch check was lost, and rules an admin changed.
         "evaluate-disagreements": {"task": "annotation.tasks.evaluate_disagreements", "schedule": 15 * 60.0},
+        # The tag ranker and per-tag classifiers learn from the day's reviewer events.
+        "train-tag-ranker": {"task": "moderation.tagging.tasks.train_tag_ranker", "schedule": 60 * 60.0},
     }

@@ -15,12 +15,18 @@ def run_inference(video_id: int) -> int | None:
     from moderation.inference.services import decision_record_failure, decisions_create_for_video
 
     try:
-        return decisions_create_for_video(video_id=video_id)[0].pk
+        pk = decisions_create_for_video(video_id=video_id)[0].pk
     except ModerationError as exc:
         decision_record_failure(video_id=video_id, error=str(exc))
     except Exception as exc:  # a bad item must not kill the worker or stay "processing"
         logger.exception("inference failed for video %s", video_id)
         decision_record_failure(video_id=video_id, error=f"{type(exc).__name__}: {exc}")
+    else:
+        # Content tags: candidates on the media worker, then the video enters the tags queue.
+        from moderation.tagging.tasks import generate_tag_candidates
+
+        generate_tag_candidates.delay(video_id)
+        return pk
     return None
 
 

@@ -281,3 +281,524 @@ def tag_set_default() -> TagSet:
 
 def tags_count_accepted(*, tag_ids: Iterable[int], delta: int) -> None:
     Tag.objects.filter(pk__in=list(tag_ids)).update(accepted_count=F("accepted_count") + delta)
+
+
+# --- candidates for a video (media worker) ----------------------------------------------------------
+
+_VOCAB_CACHE: dict[str, Any] = {}
+SUGGESTIONS_KEPT = 50
+SIMILAR_VIDEOS = 10
+
+
+def _vocabulary_in_memory() -> Any:
+    """The active, embedded vocabulary as arrays, cached per process until the vocabulary changes."""
+    import numpy as np
+
+    from moderation.tagging import ranking
+
+    latest = VocabularyVersion.objects.aggregate(n=Max("number"))["n"] or 0
+    embedded = Tag.objects.filter(is_active=True, embedding__isnull=False).count()
+    key = f"{latest}:{embedded}"
+    cached = _VOCAB_CACHE.get("vocab")
+    if cached is not None and _VOCAB_CACHE.get("key") == key:
+        return cached
+    rows = list(
+        Tag.objects.filter(is_active=True, embedding__isnull=False)
+        .order_by("pk")
+        .values_list("pk", "name", "aliases", "embedding")
+    )
+    lexicon: dict[str, int] = {}
+    for pk, name, aliases, _ in rows:
+        for n in [name, *aliases]:
+            lexicon.setdefault(tagtext.normalise(n), pk)
+    dim = len(rows[0][3]) if rows and rows[0][3] is not None else 384
+    vocab = ranking.Vocabulary(
+        tag_ids=[r[0] for r in rows],
+        names=[r[1] for r in rows],
+        lexicon=lexicon,
+        embeddings=np.array([r[3] for r in rows], dtype=np.float32).reshape(-1, dim),
+        max_len=max((len(k) for k in lexicon), default=1),
+    )
+    _VOCAB_CACHE.update(vocab=vocab, key=key)
+    return vocab
+
+
+def video_segments(video: Any) -> list[tagtext.Segment]:
+    """Title, description, on-screen text and speech of a video as evidence-addressable segments."""
+    segs = tagtext.split_segments(title=video.title, description=video.description, ocr=video.ocr_text)
+    speech = list(video.segments.order_by("index").values_list("index", "text", "start"))
+    if speech:
+        segs += [tagtext.Segment("asr", i, t, s) for i, t, s in speech if t.strip()]
+    else:
+        segs += [s for s in tagtext.split_segments(title="", asr=video.asr_text)]
+    return segs
+
+
+def _active_linear_ranker() -> tuple[Any, Any]:
+    import numpy as np
+
+    from moderation.tagging import ranking
+    from moderation.tagging.models import TagRanker
+
+    ranker = TagRanker.objects.filter(is_active=True).order_by("-pk").first()
+    if ranker is None or ranker.kind != TagRanker.Kind.LOGISTIC or ranker.feature_names != ranking.FEATURES:
+        return ranker, None
+    model = ranking.LinearModel(
+        coef=np.array(ranker.coefficients),
+        intercept=ranker.intercept,
+        mean=np.array(ranker.means),
+        scale=np.array(ranker.scales),
+    )
+    return ranker, model
+
+
+def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any] | None = None) -> int:
+    """Embed the video's text, run every candidate source, rank, and store candidates and suggestions.
+
+    Worker side (loads the encoder). Idempotent: a video's candidates and suggestions are replaced
+    as a whole; reviewer decisions are never touched. Returns the number of suggestions stored."""
+    import numpy as np
+
+    from moderation.media.models import Video
+    from moderation.reproduction.models import ClusterMembership
+    from moderation.tagging import encoder, ranking
+    from moderation.tagging.models import (
+        TagCandidate,
+        TagClassifier,
+        TagSuggestion,
+        VideoTag,
+        VideoTagState,
+    )
+
+    video = Video.objects.filter(pk=video_id).first()
+    if video is None or not Tag.objects.filter(is_active=True, embedding__isnull=False).exists():
+        return 0  # no video, or no vocabulary yet (manage.py import_tags)
+    encode = encode or encoder.encode
+    segments = video_segments(video)
+    text = tagtext.embedding_text(segments)
+    vector = np.asarray(encode([text or " "])[0], dtype=np.float32) if text else None
+    vocab = _vocabulary_in_memory()
+    vocab.prior = dict(Tag.objects.filter(accepted_count__gt=0).values_list("pk", "accepted_count"))
+
+    neighbours: list[ranking.Neighbour] = []
+    if vector is not None:
+        from pgvector.django import CosineDistance
+
+        near = list(
+            VideoTagState.objects.exclude(video_id=video_id)
+            .filter(embedding__isnull=False, video__tags__isnull=False)
+            .distinct()
+            .annotate(d=CosineDistance("embedding", [float(x) for x in vector]))
+            .order_by("d")
+            .values_list("video_id", "d")[:SIMILAR_VIDEOS]
+        )
+        tags_of: dict[int, list[int]] = {}
+        for vid, tid in VideoTag.objects.filter(video_id__in=[v for v, _ in near]).values_list("video_id", "tag_id"):
+            tags_of.setdefault(vid, []).append(tid)
+        neighbours = [ranking.Neighbour(1.0 - float(d), tags_of.get(vid, []), vid) for vid, d in near]
+    cluster = ClusterMembership.objects.filter(video_id=video_id).values_list("cluster_key", flat=True).first()
+    if cluster:
+        # A reproduction of a tagged video: the same content, so its tags vote at full weight.
+        members = ClusterMembership.objects.filter(cluster_key=cluster).exclude(video_id=video_id)
+        tags_of = {}
+        for vid, tid in VideoTag.objects.filter(video_id__in=members.values("video_id")).values_list(
+            "video_id", "tag_id"
+        ):
+            tags_of.setdefault(vid, []).append(tid)
+        neighbours += [ranking.Neighbour(1.0, tids, vid) for vid, tids in tags_of.items()]
+
+    classifiers = {
+        c.tag_id: ranking.LinearModel(
+            coef=np.array(c.coefficients),
+            intercept=c.intercept,
+            mean=np.zeros(len(c.coefficients)),
+            scale=np.ones(len(c.coefficients)),
+        )
+        for c in TagClassifier.objects.all()
+    }
+    # VLM tags snapped earlier (tag_vlm_snap) stay; every other source is recomputed here.
+    vlm = dict(TagCandidate.objects.filter(video_id=video_id, source="vlm").values_list("tag_id", "score"))
+    cands = ranking.generate(
+        segments=segments, vector=vector, vocab=vocab, neighbours=neighbours, classifiers=classifiers, vlm=vlm
+    )
+    ranker, model = _active_linear_ranker()
+    ranked = ranking.rank(cands, model)[:SUGGESTIONS_KEPT]
+    version = VocabularyVersion.objects.order_by("-number").first()
+    with transaction.atomic():
+        VideoTagState.objects.update_or_create(
+            video_id=video_id,
+            defaults={
+                "embedding": [float(x) for x in vector] if vector is not None else None,
+                "embedding_model": encoder.ENCODER_NAME,
+                "vocabulary_version": version,
+                "ranker": ranker,
+                "generated_at": _now(),
+                "error": "",
+            },
+        )
+        TagCandidate.objects.filter(video_id=video_id).exclude(source="vlm").delete()
+        TagCandidate.objects.bulk_create(
+            [
+                TagCandidate(
+                    video_id=video_id,
+                    tag_id=c.tag_id,
+                    source=s,
+                    score=score,
+                    evidence=c.evidence if s == "text" else [],
+                )
+                for c in cands.values()
+                for s, score in c.scores.items()
+                if s != "vlm"
+            ]
+        )
+        TagSuggestion.objects.filter(video_id=video_id).delete()
+        TagSuggestion.objects.bulk_create(
+            [
+                TagSuggestion(
+                    video_id=video_id,
+                    tag_id=c.tag_id,
+                    score=c.score,
+                    sources=sorted(set(c.sources)),
+                    features=c.features,
+                    ranker=ranker,
+                )
+                for c in ranked
+            ]
+        )
+        tag_task_create_for_video(video_id=video_id)
+    return len(ranked)
+
+
+def _now() -> Any:
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def tag_vlm_snap(
+    *, video_id: int, names: list[str], threshold: float = 0.9, encode: Callable[[list[str]], Any] | None = None
+) -> dict[str, Any]:
+    """Free-text tags from a VLM: each snaps to the nearest vocabulary tag when the cosine reaches
+    ``threshold`` (a ``vlm`` candidate), else it is proposed as a new tag to the curation queue.
+    Worker side (encodes). Returns ``{"snapped": {name: tag name}, "proposed": [names]}``."""
+    import numpy as np
+
+    from moderation.tagging import encoder
+    from moderation.tagging.models import TagCandidate, TagProposal
+
+    clean = []
+    for n in names:
+        n = (n or "").strip()
+        if n and not tagtext.tag_name_problem(n) and n not in clean:
+            clean.append(n)
+    if not clean:
+        return {"snapped": {}, "proposed": []}
+    vocab = _vocabulary_in_memory()
+    vectors = np.asarray((encode or encoder.encode)(clean), dtype=np.float32)
+    snapped: dict[str, str] = {}
+    proposed: list[str] = []
+    with transaction.atomic():
+        for name, v in zip(clean, vectors, strict=True):
+            exact = vocab.lexicon.get(tagtext.normalise(name))
+            if exact is not None:
+                idx, cos = vocab.index[exact], 1.0
+            else:
+                sims = vocab.embeddings @ v if len(vocab.tag_ids) else np.zeros(0)
+                if not len(sims):
+                    idx, cos = -1, 0.0
+                else:
+                    idx = int(np.argmax(sims))
+                    cos = float(sims[idx])
+            if idx >= 0 and cos >= threshold:
+                TagCandidate.objects.update_or_create(
+                    video_id=video_id,
+                    tag_id=vocab.tag_ids[idx],
+                    source="vlm",
+                    defaults={"score": cos, "evidence": [{"field": "vlm", "text": name}]},
+                )
+                snapped[name] = vocab.names[idx]
+            else:
+                TagProposal.objects.get_or_create(
+                    name=name,
+                    status=TagProposal.Status.PENDING,
+                    defaults={
+                        "video_id": video_id,
+                        "nearest_tag_id": vocab.tag_ids[idx] if idx >= 0 else None,
+                        "nearest_cosine": cos if idx >= 0 else None,
+                    },
+                )
+                proposed.append(name)
+    return {"snapped": snapped, "proposed": proposed}
+
+
+# --- tag review --------------------------------------------------------------------------------------
+
+
+def tag_queue_default() -> Any:
+    from moderation.review.models import ReviewQueue
+
+    queue, _ = ReviewQueue.objects.get_or_create(
+        slug=ReviewQueue.TAGS_SLUG,
+        defaults={"name": "Content tags", "kind": ReviewQueue.Kind.TAGS, "routes_new_decisions": False},
+    )
+    return queue
+
+
+def tag_task_create_for_video(*, video_id: int) -> Any:
+    """Put a video with suggestions into the tags queue (once), on the review claim/lease/SLA machinery.
+
+    A tag task hangs on the video's latest decision (review tasks are per decision); a video not
+    yet decided gets its task when its decision is made (``run_inference`` sends the candidates
+    task after deciding). Videos already tagged by a reviewer are not queued again."""
+    from datetime import timedelta
+
+    from moderation.inference.models import Decision
+    from moderation.review.models import ReviewTask
+    from moderation.tagging.models import VideoTag
+
+    if VideoTag.objects.filter(video_id=video_id).exists():
+        return None
+    decision = Decision.objects.filter(video_id=video_id).select_related("video").order_by("-pk").first()
+    if decision is None:
+        return None
+    queue = tag_queue_default()
+    existing = ReviewTask.objects.filter(decision__video_id=video_id, queue=queue, is_gold=False).first()
+    if existing is not None:
+        return existing
+    return ReviewTask.objects.create(
+        decision=decision,
+        queue=queue,
+        priority=queue.priority,
+        deadline=decision.video.created_at + timedelta(seconds=queue.sla_seconds),
+    )
+
+
+@dataclass
+class TagSubmission:
+    accepted: list[int]
+    rejected: list[int]
+    added: list[int]
+    final: list[int]
+
+
+@transaction.atomic
+def tags_review_submit(
+    *,
+    video_id: int,
+    user: User,
+    selected: Iterable[int],
+    shown: Iterable[int],
+    preselected: Iterable[int] = (),
+    task: Any = None,
+    tag_set: TagSet | None = None,
+) -> TagSubmission:
+    """Record a reviewer's tags for a video: every shown suggestion they kept is an *accept*, every
+    one they left out a *reject*, every selected tag that was not shown an *add* (found by search).
+    Each event keeps the reviewer, the time, the candidate sources, score and features and whether
+    the chip started pre-selected. The selection becomes the video's tags (``tags_finalize``).
+
+    With ``task`` (a claimed tags-queue task) the task is closed like a review: only its holder may
+    submit, and only once."""
+    from moderation.review.models import ReviewTask
+    from moderation.tagging.models import TagEvent, TagSuggestion, VideoTag
+
+    if task is not None:
+        locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
+        if locked.status == ReviewTask.Status.DONE:
+            raise ModerationError("Already tagged: this item has recorded tags.")
+        if locked.status != ReviewTask.Status.CLAIMED or locked.claimed_by_id != user.pk:
+            raise ModerationError("This item is not claimed by you; take it with “Claim next” from the tag queue.")
+        task = locked
+    selected_ids = list(dict.fromkeys(int(t) for t in selected))
+    shown_ids = list(dict.fromkeys(int(t) for t in shown))
+    pre = {int(t) for t in preselected}
+    valid = set(Tag.objects.filter(pk__in=selected_ids + shown_ids, is_active=True).values_list("pk", flat=True))
+    unknown = [t for t in selected_ids if t not in valid]
+    if unknown:
+        raise ModerationError("A chosen tag is no longer in the vocabulary; search for it again.")
+    suggestions = {s.tag_id: s for s in TagSuggestion.objects.filter(video_id=video_id, tag_id__in=valid)}
+    version = VocabularyVersion.objects.order_by("-number").first()
+    events: list[TagEvent] = []
+    accepted: list[int] = []
+    rejected: list[int] = []
+    added: list[int] = []
+    for tag_id in sorted(valid | set(shown_ids)):
+        if tag_id not in valid:
+            continue
+        s = suggestions.get(tag_id)
+        was_shown = tag_id in shown_ids
+        if tag_id in selected_ids:
+            action = TagEvent.Action.ACCEPT if was_shown else TagEvent.Action.ADD
+            (accepted if was_shown else added).append(tag_id)
+        elif was_shown:
+            action = TagEvent.Action.REJECT
+            rejected.append(tag_id)
+        else:
+            continue
+        events.append(
+            TagEvent(
+                video_id=video_id,
+                tag_id=tag_id,
+                action=action,
+                reviewer=user,
+                task=task,
+                tag_set=tag_set,
+                vocabulary_version=version,
+                sources=list(s.sources) if s else [],
+                score=s.score if s else None,
+                preselected=tag_id in pre,
+                features=s.features if s else {},
+            )
+        )
+    TagEvent.objects.bulk_create(events)
+    final = accepted + added
+    before = set(VideoTag.objects.filter(video_id=video_id).values_list("tag_id", flat=True))
+    VideoTag.objects.filter(video_id=video_id).exclude(tag_id__in=final).delete()
+    VideoTag.objects.bulk_create(
+        [
+            VideoTag(video_id=video_id, tag_id=t, tag_set=tag_set, vocabulary_version=version, added_by=user)
+            for t in final
+            if t not in before
+        ]
+    )
+    tags_count_accepted(tag_ids=[t for t in final if t not in before], delta=1)
+    tags_count_accepted(tag_ids=[t for t in before if t not in final], delta=-1)
+    if task is not None:
+        from django.utils import timezone
+
+        from moderation.review.services import audit_event_record
+
+        task.status = ReviewTask.Status.DONE
+        task.completed_at = timezone.now()
+        task.save(update_fields=["status", "completed_at"])
+        audit_event_record(
+            actor=user,
+            action="tags.submit",
+            obj=task,
+            payload={"queue": task.queue.slug, "accepted": accepted, "rejected": rejected, "added": added},
+        )
+    tags_finalize(video_id=video_id, user=user, tag_ids=final)
+    return TagSubmission(accepted, rejected, added, final)
+
+
+# Called after a video's tags became final (inside the submit's transaction). Other wings hook in
+# here, e.g. a ``tags.final`` webhook: append a callable taking (video_id, tag names, user).
+FINALIZE_HOOKS: list[Callable[..., None]] = []
+
+
+def tags_finalize(*, video_id: int, user: User | None, tag_ids: list[int]) -> list[str]:
+    """A video's reviewed tags are final: write the audit row and notify the hooks after commit.
+    Returns the final tag names (sorted)."""
+    from moderation.media.models import Video
+    from moderation.review.services import audit_event_record
+
+    names = sorted(Tag.objects.filter(pk__in=tag_ids).values_list("name", flat=True))
+    video = Video.objects.get(pk=video_id)
+    audit_event_record(actor=user, action="tags.final", obj=video, payload={"tags": names})
+    for hook in list(FINALIZE_HOOKS):
+        transaction.on_commit(lambda hook=hook: hook(video_id=video_id, tags=names, user=user))  # type: ignore[misc]
+    return names
+
+
+# --- ranker training ---------------------------------------------------------------------------------
+
+MIN_RANKER_EVENTS = 20
+
+
+def tag_ranker_train(*, user: User | None = None, min_events: int = MIN_RANKER_EVENTS) -> Any:
+    """Train the ranker from reviewers' events and make it active; retrain per-tag classifiers.
+
+    Accepts and adds are positives, rejects negatives, each with the features the suggestion had.
+    Below ``min_events`` usable events (or with one class only) the active ranker is the weighted
+    sum. The stored suggestions of videos not yet tagged are re-scored at once, so the next video a
+    reviewer opens is ranked by the new model."""
+    import numpy as np
+
+    from moderation.tagging import ranking
+    from moderation.tagging.models import TagEvent, TagRanker, TagSuggestion, VideoTag
+
+    rows = list(TagEvent.objects.exclude(features={}).values_list("video_id", "tag_id", "action", "features", "pk"))
+    # The latest event per (video, tag) counts: a reviewer may change their mind.
+    latest: dict[tuple[int, int], tuple[str, dict[str, float], int]] = {}
+    for vid, tid, action, feats, pk in rows:
+        if (vid, tid) not in latest or latest[(vid, tid)][2] < pk:
+            latest[(vid, tid)] = (action, feats, pk)
+    x = np.array([[f.get(k, 0.0) for k in ranking.FEATURES] for _, f, _ in latest.values()], dtype=np.float64)
+    y = np.array([a != TagEvent.Action.REJECT for a, _, _ in latest.values()], dtype=int)
+    n_videos = len({vid for vid, _ in latest})
+    with transaction.atomic():
+        TagRanker.objects.filter(is_active=True).update(is_active=False)
+        if len(y) >= min_events and 0 < y.sum() < len(y):
+            model = ranking.fit_linear(x.reshape(-1, len(ranking.FEATURES)), y)
+            train_scores = model.score(x)
+            ranker = TagRanker.objects.create(
+                kind=TagRanker.Kind.LOGISTIC,
+                feature_names=ranking.FEATURES,
+                coefficients=[float(c) for c in model.coef],
+                intercept=model.intercept,
+                means=[float(m) for m in model.mean],
+                scales=[float(s) for s in model.scale],
+                n_events=len(y),
+                n_videos=n_videos,
+                metrics={"train_accuracy": float(((train_scores >= 0.5) == y).mean()), "positives": int(y.sum())},
+                is_active=True,
+                trained_by=user,
+            )
+        else:
+            model = None
+            ranker = TagRanker.objects.create(
+                kind=TagRanker.Kind.WEIGHTED,
+                feature_names=ranking.FEATURES,
+                coefficients=[ranking.DEFAULT_WEIGHTS[k] for k in ranking.FEATURES],
+                n_events=len(y),
+                n_videos=n_videos,
+                metrics={"reason": f"{len(y)} usable events; the learned ranker needs {min_events} with both answers"},
+                is_active=True,
+                trained_by=user,
+            )
+        # Re-score what reviewers will see next.
+        pending = TagSuggestion.objects.exclude(video_id__in=VideoTag.objects.values("video_id"))
+        suggestions = list(pending.only("pk", "features"))
+        if suggestions:
+            fx = np.array([[s.features.get(k, 0.0) for k in ranking.FEATURES] for s in suggestions], dtype=np.float64)
+            scores = model.score(fx) if model is not None else ranking.weighted_sum(fx)
+            for s, sc in zip(suggestions, scores, strict=True):
+                s.score, s.ranker = float(sc), ranker
+            TagSuggestion.objects.bulk_update(suggestions, ["score", "ranker"], batch_size=1000)
+    tag_classifiers_train()
+    return ranker
+
+
+def tag_classifiers_train(*, min_positives: int | None = None) -> int:
+    """A logistic regression per tag accepted on enough videos (on the videos' text embeddings)."""
+    import numpy as np
+
+    from moderation.tagging import ranking
+    from moderation.tagging.models import TagClassifier, VideoTag, VideoTagState
+
+    min_positives = min_positives or ranking.MIN_CLASSIFIER_POSITIVES
+    states = list(VideoTagState.objects.filter(embedding__isnull=False, video__tags__isnull=False).distinct())
+    if not states:
+        return 0
+    tags_of: dict[int, list[int]] = {}
+    for vid, tid in VideoTag.objects.filter(video_id__in=[s.video_id for s in states]).values_list(
+        "video_id", "tag_id"
+    ):
+        tags_of.setdefault(vid, []).append(tid)
+    vectors = np.array([list(s.embedding) for s in states if s.embedding is not None], dtype=np.float64)
+    models = ranking.fit_classifiers(
+        vectors, [tags_of.get(s.video_id, []) for s in states], min_positives=min_positives
+    )
+    with transaction.atomic():
+        TagClassifier.objects.exclude(tag_id__in=list(models)).delete()
+        for tag_id, m in models.items():
+            TagClassifier.objects.update_or_create(
+                tag_id=tag_id,
+                defaults={
+                    "coefficients": [float(c) for c in m.coef],
+                    "intercept": m.intercept,
+                    "n_positive": sum(tag_id in tags_of.get(s.video_id, []) for s in states),
+                    "n_negative": sum(tag_id not in tags_of.get(s.video_id, []) for s in states),
+                },
+            )
+    return len(models)

@@ -17,3 +17,29 @@ def embed_tags() -> int:
     from moderation.tagging.services import tags_embed_missing
 
     return tags_embed_missing()
+
+
+@shared_task(name="moderation.tagging.tasks.generate_tag_candidates", **LONG_TASK_OPTIONS)
+def generate_tag_candidates(video_id: int) -> int:
+    """Candidates and ranked suggestions for one video (media worker: it embeds the video's text)."""
+    from moderation.tagging.services import tag_candidates_generate
+
+    try:
+        return tag_candidates_generate(video_id=int(video_id))
+    except Exception as exc:  # a bad item must not kill the worker; the reason is kept on the video
+        logger.exception("tag candidates failed for video %s", video_id)
+        from moderation.tagging.models import VideoTagState
+
+        VideoTagState.objects.update_or_create(video_id=int(video_id), defaults={"error": str(exc)[:2000]})
+        return 0
+
+
+@shared_task(name="moderation.tagging.tasks.train_tag_ranker", **LONG_TASK_OPTIONS)
+def train_tag_ranker(user_id: int | None = None) -> int:
+    """Retrain the tag ranker and per-tag classifiers from reviewers' events (button and beat)."""
+    from django.contrib.auth.models import User
+
+    from moderation.tagging.services import tag_ranker_train
+
+    user = User.objects.filter(pk=user_id).first() if user_id else None
+    return int(tag_ranker_train(user=user).pk)

@@ -1,0 +1,226 @@
+"""``manage.py evaluate_tags``: train what needs training on one JSONL file, score another (or
+cross-validate one), report precision@k, recall@k and GAP@20 overall and per source.
+
+Records are KuaiMod-style: ``title``, ``OCR`` and ``ASR`` (segments joined with ``|``), an optional
+``description``, and ``tags`` (vocabulary names). Records without tags are skipped; tag names not
+in the vocabulary are reported (and left out of the gold set), never a crash.
+
+Training on the train records, without leaking a record into its own features: the ranker's
+training rows for each train record are built from a prior, neighbours and per-tag classifiers
+fitted on the *other* inner folds (5-fold), the way they will look for an unseen record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from moderation.errors import ModerationError
+from moderation.tagging import ranking
+from moderation.tagging.text import Segment, embedding_text, split_segments
+from workbench.text import storable_text
+
+SOURCES = ("text", "embedding", "similar", "classifier", "vlm")
+INNER_FOLDS = 5
+
+
+@dataclass
+class Record:
+    line: int
+    segments: list[Segment]
+    gold: set[int]
+    text: str
+    vector: np.ndarray | None = None
+
+
+@dataclass
+class LoadReport:
+    records: list[Record] = field(default_factory=list)
+    skipped_untagged: int = 0
+    problems: list[str] = field(default_factory=list)
+    unknown_tags: Counter[str] = field(default_factory=Counter)
+
+
+def load_records(
+    path: Path, vocab: ranking.Vocabulary, *, tags_by_pid: dict[str, list[str]] | None = None
+) -> LoadReport:
+    """Parse a JSONL file; bad lines and unknown tag names are reported, not raised."""
+    report = LoadReport()
+    by_name = {name: tag_id for name, tag_id in zip(vocab.names, vocab.tag_ids, strict=True)}
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise ModerationError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    with fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                obj = storable_text(json.loads(raw.decode("utf-8")))
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                report.problems.append(f"line {number}: not a JSON object ({type(exc).__name__})")
+                continue
+            if not isinstance(obj, dict):
+                report.problems.append(f"line {number}: not a JSON object")
+                continue
+            tags = obj.get("tags")
+            if tags_by_pid is not None and str(obj.get("pid")) in tags_by_pid:
+                tags = tags_by_pid[str(obj.get("pid"))]
+            if tags is None:
+                tags = []
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                report.problems.append(f"line {number}: 'tags' must be a list of tag names")
+                continue
+            fields = {}
+            for key in ("title", "description", "OCR", "ASR"):
+                value = obj.get(key, "")
+                fields[key] = value if isinstance(value, str) else ""
+            gold = set()
+            for name in tags:
+                tag_id = by_name.get(name.strip())
+                if tag_id is None:
+                    report.unknown_tags[name] += 1
+                else:
+                    gold.add(tag_id)
+            if not gold:
+                report.skipped_untagged += 1
+                continue
+            segments = split_segments(
+                title=fields["title"], description=fields["description"], ocr=fields["OCR"], asr=fields["ASR"]
+            )
+            report.records.append(Record(number, segments, gold, embedding_text(segments)))
+    return report
+
+
+def embed_records(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
+    todo = [r for r in records if r.vector is None]
+    if todo:
+        vectors = encode([r.text or " " for r in todo])
+        for r, v in zip(todo, vectors, strict=True):
+            r.vector = np.asarray(v, dtype=np.float32)
+
+
+@dataclass
+class Knowledge:
+    """What is learned from tagged records: prior counts, neighbour pool, per-tag classifiers."""
+
+    prior: dict[int, float]
+    vectors: np.ndarray
+    tag_lists: list[list[int]]
+    classifiers: dict[int, ranking.LinearModel]
+
+
+def learn(records: Sequence[Record]) -> Knowledge:
+    prior: Counter[int] = Counter()
+    for r in records:
+        prior.update(r.gold)
+    vectors = (
+        np.stack([r.vector for r in records if r.vector is not None])
+        if records
+        else np.zeros((0, 384), dtype=np.float32)
+    )
+    tag_lists = [sorted(r.gold) for r in records]
+    return Knowledge(dict(prior), vectors, tag_lists, ranking.fit_classifiers(vectors, tag_lists))
+
+
+def candidates_for(record: Record, vocab: ranking.Vocabulary, know: Knowledge) -> dict[int, ranking.Candidate]:
+    v = ranking.Vocabulary(vocab.tag_ids, vocab.names, vocab.lexicon, vocab.embeddings, vocab.max_len, know.prior)
+    assert record.vector is not None
+    return ranking.generate(
+        segments=record.segments,
+        vector=record.vector,
+        vocab=v,
+        neighbours=ranking.neighbours_from(record.vector, know.vectors, know.tag_lists),
+        classifiers=know.classifiers,
+    )
+
+
+def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    return [order[i::k] for i in range(k)]
+
+
+def train_ranker(records: Sequence[Record], vocab: ranking.Vocabulary, *, seed: int = 0) -> ranking.LinearModel | None:
+    """Logistic regression on out-of-fold candidate features of the train records."""
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    k = min(INNER_FOLDS, len(records))
+    if k < 2:
+        return None
+    for held in _folds(len(records), k, seed):
+        held_set = set(int(i) for i in held)
+        know = learn([r for i, r in enumerate(records) if i not in held_set])
+        for i in held:
+            cands = list(candidates_for(records[int(i)], vocab, know).values())
+            if cands:
+                xs.append(ranking.feature_matrix(cands))
+                ys.append(np.array([c.tag_id in records[int(i)].gold for c in cands], dtype=int))
+    if not xs:
+        return None
+    x, y = np.vstack(xs), np.concatenate(ys)
+    if y.min() == y.max():
+        return None
+    return ranking.fit_linear(x, y, seed=seed)
+
+
+@dataclass
+class Scored:
+    ranked: list[tuple[int, float]]  # overall ranking
+    by_source: dict[str, list[tuple[int, float]]]
+    gold: set[int]
+
+
+def predict(
+    records: Sequence[Record], vocab: ranking.Vocabulary, know: Knowledge, model: ranking.LinearModel | None
+) -> list[Scored]:
+    out: list[Scored] = []
+    for r in records:
+        cands = candidates_for(r, vocab, know)
+        ranked = ranking.rank(cands, model)
+        by_source = {
+            s: sorted(((c.tag_id, c.scores[s]) for c in cands.values() if s in c.scores), key=lambda p: (-p[1], p[0]))
+            for s in SOURCES
+        }
+        out.append(Scored([(c.tag_id, c.score) for c in ranked], by_source, r.gold))
+    return out
+
+
+def metrics(scored: Sequence[Scored], k: int) -> dict[str, Any]:
+    def block(get: Callable[[Scored], list[tuple[int, float]]]) -> dict[str, float]:
+        ps, rs = [], []
+        for s in scored:
+            p, r = ranking.precision_recall_at([t for t, _ in get(s)], s.gold, k)
+            ps.append(p)
+            rs.append(r)
+        return {
+            f"precision_at_{k}": round(float(np.mean(ps)) if ps else 0.0, 4),
+            f"recall_at_{k}": round(float(np.mean(rs)) if rs else 0.0, 4),
+            "gap_at_20": round(ranking.gap_at([(get(s), s.gold) for s in scored], 20), 4),
+        }
+
+    result: dict[str, Any] = block(lambda s: s.ranked)
+    result["n"] = len(scored)
+    result["per_source"] = {src: block(lambda s, src=src: s.by_source[src]) for src in SOURCES}  # type: ignore[misc]
+    return result
+
+
+def run(train: Sequence[Record], test: Sequence[Record], vocab: ranking.Vocabulary, *, seed: int = 0) -> list[Scored]:
+    model = train_ranker(train, vocab, seed=seed)
+    return predict(test, vocab, learn(train), model)
+
+
+def cross_validate(records: Sequence[Record], vocab: ranking.Vocabulary, *, folds: int, seed: int) -> list[Scored]:
+    """Outer k-fold: every record scored once by a model that never saw it (the ranker's own inner
+    folds are drawn inside each outer training part)."""
+    scored: list[Scored] = []
+    for held in _folds(len(records), folds, seed):
+        held_set = set(int(i) for i in held)
+        train = [r for i, r in enumerate(records) if i not in held_set]
+        scored += run(train, [records[int(i)] for i in held], vocab, seed=seed)
+    return scored

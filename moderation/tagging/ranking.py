@@ -1,0 +1,283 @@
+"""Candidate generation and ranking as pure functions over arrays: the worker's service
+(``services.tag_candidates_generate``) and the evaluation (``evaluation.py``) run the same code.
+
+Sources (each proposes tags with a score; the ranker sees every source's score for every candidate):
+text (names and aliases found in title / description / OCR / ASR), embedding (cosine between the
+video text and the tag name, e5), similar (tags of the nearest tagged videos, weighted by cosine,
+plus reproduction-cluster members), classifier (per-tag logistic regressions on the video
+embedding, for tags with enough examples) and vlm (free-text tags snapped to the vocabulary).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from moderation.tagging.text import Segment, find_tag_names
+
+FEATURES = [
+    "text_title",
+    "text_description",
+    "text_ocr",
+    "text_asr",
+    "text_any",
+    "embedding",
+    "embedding_rank",
+    "similar",
+    "classifier",
+    "vlm",
+    "prior",
+    "agreement",
+    "name_len",
+]
+# Until reviewers' events train a model: a hand-set weighted sum (scores in [0, 1] roughly).
+DEFAULT_WEIGHTS = {
+    "text_title": 0.35,
+    "text_description": 0.2,
+    "text_ocr": 0.15,
+    "text_asr": 0.1,
+    "text_any": 0.2,
+    "embedding": 0.6,
+    "embedding_rank": 0.2,
+    "similar": 0.6,
+    "classifier": 0.5,
+    "vlm": 0.4,
+    "prior": 0.3,
+    "agreement": 0.1,
+    "name_len": 0.0,
+}
+EMBEDDING_TOP = 30
+SIMILAR_K = 10
+MIN_CLASSIFIER_POSITIVES = 5
+
+
+@dataclass
+class Vocabulary:
+    """The active vocabulary in memory: ids, names, the lexicon of names and aliases, embeddings."""
+
+    tag_ids: list[int]
+    names: list[str]
+    lexicon: dict[str, int]
+    embeddings: np.ndarray  # (n_tags, dim), rows L2-normalised, aligned with tag_ids
+    max_len: int
+    prior: dict[int, float] = field(default_factory=dict)  # tag id -> accepted count
+
+    @property
+    def index(self) -> dict[int, int]:
+        return {t: i for i, t in enumerate(self.tag_ids)}
+
+
+@dataclass
+class Neighbour:
+    similarity: float
+    tag_ids: Sequence[int]
+    video_id: int | None = None
+
+
+@dataclass
+class LinearModel:
+    """A logistic-regression-shaped scorer: sigmoid(((x - mean) / scale) · coef + intercept)."""
+
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        z = ((x - self.mean) / self.scale) @ self.coef + self.intercept
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+@dataclass
+class Candidate:
+    tag_id: int
+    features: dict[str, float]
+    sources: list[str]
+    evidence: list[dict[str, Any]]
+    scores: dict[str, float]  # per source, for the TagCandidate rows
+    score: float = 0.0
+
+
+def generate(
+    *,
+    segments: list[Segment],
+    vector: np.ndarray | None,
+    vocab: Vocabulary,
+    neighbours: Sequence[Neighbour] = (),
+    classifiers: Mapping[int, LinearModel] | None = None,
+    vlm: Mapping[int, float] | None = None,
+    prior_top: int = 10,
+) -> dict[int, Candidate]:
+    """Every source's candidates for one video, merged per tag, with the ranker's features."""
+    cands: dict[int, Candidate] = {}
+
+    def cand(tag_id: int) -> Candidate:
+        c = cands.get(tag_id)
+        if c is None:
+            c = cands[tag_id] = Candidate(tag_id, {k: 0.0 for k in FEATURES}, [], [], {})
+        return c
+
+    for tag_id, hit in find_tag_names(segments, vocab.lexicon, vocab.max_len).items():
+        c = cand(tag_id)
+        for fld, n in hit.fields.items():
+            c.features[f"text_{fld}"] = min(1.0, math.log1p(n) / math.log(4))
+        c.features["text_any"] = 1.0
+        c.scores["text"] = float(min(1.0, sum(hit.fields.values()) / 3))
+        c.evidence = hit.evidence
+        c.sources.append("text")
+
+    cosines = None
+    if vector is not None and len(vocab.tag_ids):
+        cosines = vocab.embeddings @ vector
+        top = np.argsort(-cosines)[:EMBEDDING_TOP]
+        for rank, i in enumerate(top):
+            c = cand(vocab.tag_ids[int(i)])
+            c.scores["embedding"] = float(cosines[i])
+            c.features["embedding_rank"] = 1.0 - rank / EMBEDDING_TOP
+            c.sources.append("embedding")
+
+    if neighbours:
+        total = sum(max(nb.similarity, 0.0) for nb in neighbours) or 1.0
+        votes: dict[int, float] = {}
+        for nb in neighbours:
+            for tag_id in nb.tag_ids:
+                votes[tag_id] = votes.get(tag_id, 0.0) + max(nb.similarity, 0.0)
+        for tag_id, v in votes.items():
+            if tag_id in vocab.lexicon.values() or tag_id in vocab.index:
+                c = cand(tag_id)
+                c.features["similar"] = v / total
+                c.scores["similar"] = v / total
+                c.sources.append("similar")
+
+    if classifiers and vector is not None:
+        for tag_id, model in classifiers.items():
+            p = float(model.score(vector[None, :])[0])
+            if p >= 0.5:
+                c = cand(tag_id)
+                c.scores["classifier"] = p
+                c.sources.append("classifier")
+
+    for tag_id, score in (vlm or {}).items():
+        c = cand(tag_id)
+        c.features["vlm"] = score
+        c.scores["vlm"] = score
+        c.sources.append("vlm")
+
+    # The most used tags are candidates too (the prior alone may rank them; sources stay empty).
+    if prior_top and vocab.prior:
+        for tag_id, _ in sorted(vocab.prior.items(), key=lambda kv: -kv[1])[:prior_top]:
+            cand(tag_id)
+
+    index = vocab.index
+    max_prior = max(vocab.prior.values(), default=0.0)
+    for tag_id, c in cands.items():
+        i = index.get(tag_id)
+        if cosines is not None and i is not None:
+            c.features["embedding"] = float(cosines[i])
+        if classifiers and vector is not None and tag_id in classifiers:
+            c.features["classifier"] = float(classifiers[tag_id].score(vector[None, :])[0])
+        count = vocab.prior.get(tag_id, 0.0)
+        c.features["prior"] = math.log1p(count) / math.log1p(max_prior) if max_prior else 0.0
+        c.features["agreement"] = float(len(set(c.sources)))
+        c.features["name_len"] = min(len(vocab.names[i]), 6) / 6 if i is not None else 0.0
+    return cands
+
+
+def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
+    return np.array([[c.features[k] for k in FEATURES] for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
+
+
+def weighted_sum(x: np.ndarray, weights: Mapping[str, float] | None = None) -> np.ndarray:
+    w = np.array([(weights or DEFAULT_WEIGHTS).get(k, 0.0) for k in FEATURES])
+    return x @ w
+
+
+def rank(cands: dict[int, Candidate], model: LinearModel | None) -> list[Candidate]:
+    """Score every candidate (the learned model, else the weighted sum) and sort, best first."""
+    items = list(cands.values())
+    if not items:
+        return []
+    x = feature_matrix(items)
+    scores = model.score(x) if model is not None else weighted_sum(x)
+    for c, s in zip(items, scores, strict=True):
+        c.score = float(s)
+    return sorted(items, key=lambda c: (-c.score, c.tag_id))
+
+
+def fit_linear(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, seed: int = 0) -> LinearModel:
+    """Logistic regression on standardised features (class-balanced)."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
+    clf.fit((x - mean) / scale, y)
+    return LinearModel(coef=clf.coef_[0].copy(), intercept=float(clf.intercept_[0]), mean=mean, scale=scale)
+
+
+def fit_classifiers(
+    vectors: np.ndarray, tag_lists: Sequence[Sequence[int]], *, min_positives: int = MIN_CLASSIFIER_POSITIVES
+) -> dict[int, LinearModel]:
+    """One logistic regression per tag with at least ``min_positives`` examples (others are negatives)."""
+    from sklearn.linear_model import LogisticRegression
+
+    counts: dict[int, int] = {}
+    for tags in tag_lists:
+        for t in set(tags):
+            counts[t] = counts.get(t, 0) + 1
+    models: dict[int, LinearModel] = {}
+    dim = vectors.shape[1] if len(vectors) else 0
+    for tag_id, n in counts.items():
+        if n < min_positives or n == len(tag_lists):
+            continue
+        y = np.array([tag_id in tags for tags in tag_lists], dtype=int)
+        clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000)
+        clf.fit(vectors, y)
+        models[tag_id] = LinearModel(
+            coef=clf.coef_[0].copy(), intercept=float(clf.intercept_[0]), mean=np.zeros(dim), scale=np.ones(dim)
+        )
+    return models
+
+
+def neighbours_from(
+    vector: np.ndarray, vectors: np.ndarray, tag_lists: Sequence[Sequence[int]], *, k: int = SIMILAR_K
+) -> list[Neighbour]:
+    """The ``k`` most similar tagged items (in memory; the service asks pgvector instead)."""
+    if not len(vectors):
+        return []
+    sims = vectors @ vector
+    top = np.argsort(-sims)[:k]
+    return [Neighbour(float(sims[i]), tag_lists[int(i)]) for i in top if tag_lists[int(i)]]
+
+
+# --- metrics ---------------------------------------------------------------------------------------
+
+
+def precision_recall_at(ranked: Sequence[int], gold: set[int], k: int) -> tuple[float, float]:
+    hits = len(set(ranked[:k]) & gold)
+    return hits / k, (hits / len(gold) if gold else 0.0)
+
+
+def gap_at(predictions: Sequence[tuple[Sequence[tuple[int, float]], set[int]]], k: int = 20) -> float:
+    """YouTube-8M's global average precision: every video's top-``k`` (tag, score) pooled, sorted by
+    score, AP over the pool with the total number of gold tags as the denominator."""
+    pool: list[tuple[float, bool]] = []
+    positives = 0
+    for ranked, gold in predictions:
+        positives += len(gold)
+        pool += [(s, t in gold) for t, s in list(ranked)[:k]]
+    if not positives:
+        return 0.0
+    pool.sort(key=lambda p: -p[0])
+    hits = 0
+    ap = 0.0
+    for i, (_, ok) in enumerate(pool, start=1):
+        if ok:
+            hits += 1
+            ap += hits / i
+    return ap / positives

@@ -1,0 +1,150 @@
+"""Candidates from the sources, the tag review submit (events, final tags, task), ranker retraining,
+VLM snapping, and the evaluation command."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from moderation.errors import ModerationError
+from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.review.services import review_claim_next
+from moderation.tagging import services
+from moderation.tagging.models import (
+    Tag,
+    TagCandidate,
+    TagEvent,
+    TagProposal,
+    TagRanker,
+    TagSuggestion,
+    VideoTag,
+    VideoTagState,
+)
+from tests.factories import DecisionFactory, SegmentFactory, VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _tag(name: str) -> Tag:
+    return Tag.objects.get(name=name)
+
+
+def test_candidates_have_sources_evidence_and_a_tag_task(vocabulary, encode) -> None:  # type: ignore[no-untyped-def]
+    decision = DecisionFactory(video=VideoFactory(title="周末在家做火锅", ocr_text="超好吃 | 美食分享"))
+    SegmentFactory(video=decision.video, index=0, start=1.5, end=3.0, text="今天教大家做四川火锅")
+    n = services.tag_candidates_generate(video_id=decision.video_id, encode=encode)
+    assert n > 0
+    hotpot = TagCandidate.objects.get(video=decision.video, tag=_tag("火锅"), source="text")
+    fields = {(e["field"], e["segment"]) for e in hotpot.evidence}
+    assert ("title", 0) in fields and ("asr", 0) in fields
+    assert TagCandidate.objects.filter(video=decision.video, source="embedding").exists()
+    top = TagSuggestion.objects.filter(video=decision.video).order_by("-score")[:3]
+    assert "火锅" in [s.tag.name for s in top]
+    state = VideoTagState.objects.get(video=decision.video)
+    assert state.embedding is not None and state.generated_at is not None
+    task = ReviewTask.objects.get(decision=decision, queue__kind=ReviewQueue.Kind.TAGS)
+    assert task.status == ReviewTask.Status.PENDING
+    # Idempotent: a second run replaces, never duplicates.
+    services.tag_candidates_generate(video_id=decision.video_id, encode=encode)
+    assert TagCandidate.objects.filter(video=decision.video, tag=_tag("火锅"), source="text").count() == 1
+    assert ReviewTask.objects.filter(decision=decision, queue__kind=ReviewQueue.Kind.TAGS).count() == 1
+
+
+def test_review_submit_records_events_and_final_tags(vocabulary, encode, make_user) -> None:  # type: ignore[no-untyped-def]
+    decision = DecisionFactory(video=VideoFactory(title="可爱的猫咪和火锅"))
+    services.tag_candidates_generate(video_id=decision.video_id, encode=encode)
+    reviewer = make_user("moderator")
+    task = review_claim_next(user=reviewer, queue=services.tag_queue_default())
+    assert task is not None and task.decision_id == decision.pk
+    cat, hotpot, dance = _tag("猫"), _tag("火锅"), _tag("舞蹈")
+    finalized: list[tuple[int, list[str]]] = []
+    services.FINALIZE_HOOKS.append(lambda *, video_id, tags, user: finalized.append((video_id, tags)))
+    try:
+        with pytest.raises(ModerationError, match="not claimed by you"):
+            services.tags_review_submit(
+                video_id=decision.video_id, user=make_user("moderator"), selected=[cat.pk], shown=[], task=task
+            )
+        result = services.tags_review_submit(
+            video_id=decision.video_id,
+            user=reviewer,
+            selected=[cat.pk, dance.pk],
+            shown=[cat.pk, hotpot.pk],
+            preselected=[hotpot.pk],
+            task=task,
+        )
+    finally:
+        services.FINALIZE_HOOKS.clear()
+    assert (result.accepted, result.rejected, result.added) == ([cat.pk], [hotpot.pk], [dance.pk])
+    events = {e.tag.name: e for e in TagEvent.objects.filter(video=decision.video)}
+    assert {n: e.action for n, e in events.items()} == {"猫": "accept", "火锅": "reject", "舞蹈": "add"}
+    assert events["火锅"].preselected and not events["猫"].preselected
+    assert "text" in events["猫"].sources and events["猫"].features["text_title"] > 0
+    assert events["猫"].reviewer == reviewer
+    assert sorted(VideoTag.objects.filter(video=decision.video).values_list("tag__name", flat=True)) == ["猫", "舞蹈"]
+    assert _tag("猫").accepted_count == 1
+    task.refresh_from_db()
+    assert task.status == ReviewTask.Status.DONE
+    with pytest.raises(ModerationError, match="Already tagged"):
+        services.tags_review_submit(video_id=decision.video_id, user=reviewer, selected=[], shown=[], task=task)
+    # tags.final is one hook point (webhooks), run after commit; the test transaction never commits.
+    assert finalized == []
+
+
+def test_ranker_learns_from_events_and_rescores_the_next_video(vocabulary, encode, make_user, policy_version) -> None:  # type: ignore[no-untyped-def]
+    reviewer = make_user("moderator")
+    # Reviewers keep the embedding's suggestions and reject every text hit, ten times over.
+    for i in range(10):
+        d = DecisionFactory(video=VideoFactory(title=f"旅游 风景 第{i}集"), policy_version=policy_version)
+        services.tag_candidates_generate(video_id=d.video_id, encode=encode)
+        shown = list(TagSuggestion.objects.filter(video=d.video).values_list("tag_id", "sources"))
+        keep = [t for t, src in shown if "text" not in src]
+        services.tags_review_submit(video_id=d.video_id, user=reviewer, selected=keep, shown=[t for t, _ in shown])
+    nxt = DecisionFactory(video=VideoFactory(title="旅游 风景 新的一集"), policy_version=policy_version)
+    services.tag_candidates_generate(video_id=nxt.video_id, encode=encode)
+    before = {s.tag.name: s.score for s in TagSuggestion.objects.filter(video=nxt.video)}
+    ranker = services.tag_ranker_train(user=reviewer, min_events=20)
+    assert ranker.kind == TagRanker.Kind.LOGISTIC and ranker.is_active and ranker.n_events >= 20
+    coef = dict(zip(ranker.feature_names, ranker.coefficients, strict=True))
+    assert coef["text_any"] < 0  # it learned that text hits were rejected
+    after = {s.tag.name: s.score for s in TagSuggestion.objects.filter(video=nxt.video)}
+    assert after != before
+    assert after["旅游"] < max(after.values())  # the text hit no longer leads
+    # Too few events: the weighted sum stays (and says why).
+    weighted = services.tag_ranker_train(min_events=10_000)
+    assert weighted.kind == TagRanker.Kind.WEIGHTED and "needs 10000" in weighted.metrics["reason"]
+
+
+def test_vlm_free_text_snaps_or_goes_to_curation(vocabulary, encode) -> None:  # type: ignore[no-untyped-def]
+    video = VideoFactory()
+    out = services.tag_vlm_snap(video_id=video.pk, names=["火锅", "量子计算机芯片", "", "a\x00b"], encode=encode)
+    assert out["snapped"] == {"火锅": "火锅"}
+    assert out["proposed"] == ["量子计算机芯片"]
+    assert TagCandidate.objects.filter(video=video, source="vlm", tag__name="火锅").exists()
+    proposal = TagProposal.objects.get(name="量子计算机芯片")
+    assert proposal.status == TagProposal.Status.PENDING and proposal.nearest_tag is not None
+
+
+def test_evaluate_tags_reports_unknown_names_and_ends_with_json(vocabulary, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    rows = [
+        {"title": "四川火锅", "OCR": "美食|好吃", "ASR": "", "tags": ["火锅", "美食"]},
+        {"title": "猫咪日常", "OCR": "", "ASR": "喵星人", "tags": ["猫", "宠物狗"]},
+        {"title": "自驾旅游", "OCR": "风景", "ASR": "", "tags": ["旅游", "风景"]},
+        {"title": "没有标签", "OCR": "", "ASR": "", "tags": []},
+        {"title": "王者荣耀手游", "OCR": "", "ASR": "", "tags": ["手游", "游戏"]},
+    ]
+    train = tmp_path / "train.jsonl"
+    train.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\nnot json\n", encoding="utf-8")
+    test = tmp_path / "test.jsonl"
+    test.write_text(json.dumps({"title": "火锅店探店", "OCR": "", "ASR": "", "tags": ["火锅"]}, ensure_ascii=False))
+    out, err = StringIO(), StringIO()
+    call_command("evaluate_tags", "--train", str(train), "--test", str(test), stdout=out, stderr=err)
+    assert "宠物狗 (1)" in err.getvalue() and "line 6: not a JSON object" in err.getvalue()
+    assert "1 records without a known tag skipped" in err.getvalue()
+    result = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert result["n"] == 1 and result["recall_at_5"] == 1.0 and result["precision_at_5"] == 0.2
+    assert set(result["per_source"]) == {"text", "embedding", "similar", "classifier", "vlm"}
+    assert result["per_source"]["text"]["recall_at_5"] == 1.0
