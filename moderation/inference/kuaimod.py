@@ -141,7 +141,8 @@ def kuaimod_read(path: Path | str, *, labels: list[str] | None = None) -> KuaiMo
     """
     path = Path(path)
     try:
-        handle = path.open(encoding="utf-8")
+        # Bytes that are not UTF-8 become U+FFFD: one bad byte costs at most its field, never the import.
+        handle = path.open(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise ModerationError(f"Cannot read {path}: {exc.strerror or exc}") from exc
     result = KuaiModFile()
