@@ -61,6 +61,21 @@ class TrainingJobStartForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["base_model"].initial = settings.TRAINING_BASE_MODEL
 
+    def clean_base_model(self) -> str:
+        return self._model_source("base_model")
+
+    def clean_guide_base_model(self) -> str:
+        return self._model_source("guide_base_model")
+
+    def _model_source(self, name: str) -> str:
+        from training.errors import TrainingError
+        from training.services import model_source_checked
+
+        try:
+            return model_source_checked(self.cleaned_data.get(name) or "")
+        except TrainingError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+
     def params(self) -> dict[str, Any]:
         data = self.cleaned_data
         params: dict[str, Any] = {"max_steps": data["max_steps"]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -224,6 +225,49 @@ def dataset_export_hf(*, dataset_id: int) -> str:
 
 
 # --- Jobs -----------------------------------------------------------------------------------
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(?:/[A-Za-z0-9][\w.-]{0,95})?")
+
+
+def model_source_checked(value: str) -> str:
+    """A base or guide model typed by a user: a hub id (``org/name``), or a folder on this server that
+    lies inside the model folders (MODELS_DIR, the training output, TRAINING_MODEL_ROOTS or
+    MEDIA_IMPORT_ROOTS) with no '..' or symlink leading out. The configured TRAINING_BASE_MODEL is
+    always accepted. Raises a readable TrainingError otherwise; nothing outside is opened.
+    """
+    value = (value or "").strip()
+    if not value or value == (settings.TRAINING_BASE_MODEL or "").strip():
+        return value
+    path = Path(value).expanduser()
+    # transformers reads an existing folder before it tries the hub, so anything that exists is a path.
+    if not (value.startswith(("/", ".", "~")) or path.exists()):
+        if _HUB_ID.fullmatch(value) and ".." not in value:
+            return value
+        raise TrainingError(
+            f"“{value[:200]}” is neither a hub id (organisation/name) nor a model folder on this server."
+        )
+    roots = [
+        Path(r).expanduser().absolute()
+        for r in [
+            settings.MODELS_DIR,
+            settings.TRAINING_OUTPUT_DIR,
+            *settings.TRAINING_MODEL_ROOTS,
+            *settings.MEDIA_IMPORT_ROOTS,
+        ]
+        if str(r).strip()
+    ]
+    lexical = Path(os.path.normpath(path.absolute()))
+    resolved = path.resolve()
+    inside = any(lexical.is_relative_to(r) for r in roots) and any(resolved.is_relative_to(r.resolve()) for r in roots)
+    if not inside:
+        raise TrainingError(
+            f"{value[:200]} is outside the model folders (MODELS_DIR, the training output, TRAINING_MODEL_ROOTS, "
+            "MEDIA_IMPORT_ROOTS); paths with '..' or symlinks that lead out of them are refused."
+        )
+    if not resolved.is_dir():
+        raise TrainingError(f"No model folder at {value[:200]}.")
+    return str(resolved)
 
 
 def _clean_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:

@@ -284,6 +284,9 @@ REVIEW_STATS_MAX_AGE_SECONDS = env.int("REVIEW_STATS_MAX_AGE_SECONDS", default=1
 # built locally (var/models/tiny-llama) so the whole loop runs on a laptop with no download.
 TRAINING_BASE_MODEL = env.str("TRAINING_BASE_MODEL", default="")
 TRAINING_OUTPUT_DIR = VAR_DIR / "training"
+# Server folders (comma-separated) whose models an admin may name as a base or guide model in the training form,
+# besides MODELS_DIR, the training output and MEDIA_IMPORT_ROOTS.
+TRAINING_MODEL_ROOTS = env.list("TRAINING_MODEL_ROOTS", default=[])
 # "inprocess": the train worker runs the job itself; "accelerate": through `accelerate launch` with
 # TRAINING_ACCELERATE_CONFIG (training/accelerate/single_gpu.yaml or multi_gpu.yaml) for multi-GPU nodes.
 TRAINING_LAUNCHER = env.str("TRAINING_LAUNCHER", default="inprocess")

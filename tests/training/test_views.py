@@ -120,3 +120,38 @@ def test_job_list_has_a_plain_title_and_one_retrain_rules_panel(client_as):  # t
     page = client_as("admin").get(reverse("training:job_list")).content.decode()
     assert "<title>Training · Review workbench</title>" in page
     assert page.count("<h2>Retrain rules</h2>") == 1
+
+
+def test_model_folders_typed_into_the_job_form_are_confined(client_as, job, settings, tmp_path):
+    """A base or guide model is a hub id or a folder inside the model folders; no path elsewhere is opened."""
+    settings.MODELS_DIR = tmp_path / "models"
+    (settings.MODELS_DIR / "mine").mkdir(parents=True)
+    (settings.MODELS_DIR / "escape").symlink_to("/etc")
+    client = client_as("admin")
+    refused = {
+        "base_model": [
+            "/etc",
+            "../../../../etc",
+            str(settings.MODELS_DIR / ".." / ".."),
+            str(settings.MODELS_DIR / "escape"),
+            "not a hub id!",
+        ],
+        "guide_base_model": ["/etc/ssl"],
+    }
+    for field, values in refused.items():
+        for value in values:
+            response = client.post(
+                reverse("training:job_start"), {"dataset": job.dataset_id, "max_steps": 2, field: value}
+            )
+            assert response.status_code == 400, (field, value)
+            assert (
+                "outside the model folders" in response.content.decode()
+                or "neither a hub id" in response.content.decode()
+            )
+    assert TrainingJob.objects.count() == 1
+    for value in (str(settings.MODELS_DIR / "mine"), "Qwen/Qwen2.5-VL-7B-Instruct"):
+        response = client.post(
+            reverse("training:job_start"), {"dataset": job.dataset_id, "max_steps": 2, "base_model": value}
+        )
+        assert response.status_code == 302, (value, response.content.decode()[:500])
+    assert TrainingJob.objects.count() == 3
