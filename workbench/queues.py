@@ -20,6 +20,7 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.media.tasks.process_video": TaskQueue.MEDIA,
     "moderation.inference.tasks.run_inference": TaskQueue.INFER,
     "moderation.inference.tasks.run_queue_decision": TaskQueue.INFER,
+    "moderation.inference.tasks.retrain_cascade": TaskQueue.DEFAULT,  # sklearn on a few thousand items: CPU
     "training.tasks.run_training_job": TaskQueue.TRAIN,
     "training.tasks.reap_stale_jobs": TaskQueue.DEFAULT,
     "training.tasks.export_dataset": TaskQueue.DEFAULT,
@@ -51,4 +52,6 @@ def configure_routing(app: Any) -> None:
         "evaluate-disagreements": {"task": "annotation.tasks.evaluate_disagreements", "schedule": 15 * 60.0},
         # The tag ranker and per-tag classifiers learn from the day's reviewer events.
         "train-tag-ranker": {"task": "moderation.tagging.tasks.train_tag_ranker", "schedule": 60 * 60.0},
+        # Stage 1 learns from new reviews (CASCADE_RETRAIN_AFTER_LABELS of them since its last training).
+        "retrain-cascade": {"task": "moderation.inference.tasks.retrain_cascade", "schedule": 10 * 60.0},
     }

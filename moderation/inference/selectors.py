@@ -99,6 +99,77 @@ def cascade_curve(*, model: CascadeModel | None = None, limit: int = 5000) -> Ca
 
 
 THRESHOLD_PREVIEW = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+TARGET_PREVIEW = (0.85, 0.9, 0.92, 0.95, 0.98)
+CHART_W, CHART_H = 560, 220
+
+
+def _polyline(points: list[tuple[float, float]], x_range: tuple[float, float], y_range: tuple[float, float]) -> str:
+    """SVG polyline coordinates of (x, y) points in a CHART_W x CHART_H box (y grows upward)."""
+    (x0, x1), (y0, y1) = x_range, y_range
+    out = []
+    for x, y in points:
+        px = CHART_W * (x - x0) / ((x1 - x0) or 1)
+        py = CHART_H * (1 - (min(max(y, y0), y1) - y0) / ((y1 - y0) or 1))
+        out.append(f"{px:.1f},{py:.1f}")
+    return " ".join(out)
+
+
+def cascade_targets(*, curve: CascadeCurve, targets: tuple[float, ...] = TARGET_PREVIEW) -> list[dict[str, Any]]:
+    """For each target accuracy: the share stage 1 would auto-decide and the accuracy it had there."""
+    from moderation.inference.stage1.routing import cut_for_target
+
+    rows = []
+    for target in targets:
+        cut = cut_for_target(curve.points, target)
+        point = next((p for p in curve.points if p["cut"] == cut), None) if cut is not None else None
+        rows.append(
+            {
+                "target": target,
+                "coverage": point["coverage"] if point else 0.0,
+                "accuracy": point["accuracy"] if point else None,
+                "cut": cut,
+            }
+        )
+    return rows
+
+
+def cascade_learning_curve() -> dict[str, Any] | None:
+    """The last ``bench/learning_curve.py`` result (labels vs locked-fold accuracy, uncertainty vs
+    arrival order), drawn on the dashboard; None until the bench has run."""
+    import json
+    from pathlib import Path
+
+    path = Path(settings.MODELS_DIR) / "cascade" / "learning_curve.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        labels = data["labels"]
+        lows = data["arrival_median"] + data["uncertainty_median"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    x_range = (min(labels), max(labels))
+    y_range = (max(0.0, min(lows) - 0.02), min(1.0, max(lows) + 0.02))
+    data["svg"] = {
+        order: _polyline(list(zip(labels, data[f"{order}_median"], strict=False)), x_range, y_range)
+        for order in ("arrival", "uncertainty")
+    }
+    data["y_range"], data["x_range"] = y_range, x_range
+    return data
+
+
+def cascade_curve_chart(*, model: CascadeModel | None) -> dict[str, Any]:
+    """The risk–coverage curve the dashboard draws, its source, the target rows and the active target."""
+    curve = cascade_curve(model=model)
+    y_range = (0.5, 1.0)
+    target = model.target_accuracy if model is not None else None
+    return {
+        "curve": curve,
+        "svg": _polyline([(p["coverage"], p["accuracy"]) for p in curve.points], (0.0, 1.0), y_range),
+        "target_y": CHART_H * (1 - ((target or 0.92) - y_range[0]) / (y_range[1] - y_range[0])),
+        "targets": cascade_targets(curve=curve),
+        "active": next((row for row in cascade_targets(curve=curve, targets=(target,))), None) if target else None,
+        "width": CHART_W,
+        "height": CHART_H,
+    }
 
 
 def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
@@ -136,7 +207,10 @@ def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
         if uncertainties
         else []
     )
+    active_model = CascadeModel.objects.filter(is_active=True).first()
     return {
+        "chart": cascade_curve_chart(model=active_model),
+        "learning": cascade_learning_curve(),
         "threshold_preview": preview,
         "scored": len(uncertainties),
         "total": total,
@@ -144,6 +218,6 @@ def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
         "stage2": total - stage1,
         "escalation_rate": (total - stage1) / total if total else None,
         "stages": stages,
-        "active_model": CascadeModel.objects.filter(is_active=True).first(),
+        "active_model": active_model,
         "models": list(CascadeModel.objects.all()[:20]),
     }

@@ -41,3 +41,17 @@ def run_queue_decision(decision_id: int, queue_id: int) -> int | None:
         logger.exception("queue %s: deciding the item of decision %s failed", queue_id, decision_id)
         return None
     return decision.pk if decision else None
+
+
+@shared_task(name="moderation.inference.tasks.retrain_cascade", **LONG_TASK_OPTIONS)
+def retrain_cascade() -> int | None:
+    """Beat: retrain the active stage-1 model once enough new trusted labels arrived (idempotent:
+    a model trained on every label so far is not retrained)."""
+    from moderation.inference.services import cascade_retrain_if_due
+
+    try:
+        model = cascade_retrain_if_due()
+    except ModerationError:
+        logger.exception("stage-1 retraining failed")
+        return None
+    return model.pk if model else None

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -12,7 +13,10 @@ from workbench.roles import Perm, permission_required
 
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade(request: HttpRequest) -> HttpResponse:
-    return render(request, "moderation/inference/cascade.html", {"stats": cascade_dashboard()})
+    context = {"stats": cascade_dashboard(), "min_reviewed": settings.CASCADE_MIN_REVIEWED}
+    if request.htmx and request.GET.get("part") == "curves":  # type: ignore[attr-defined]
+        return render(request, "moderation/inference/cascade.html#curves", context)
+    return render(request, "moderation/inference/cascade.html", context)
 
 
 @require_POST

@@ -59,6 +59,13 @@ class ReviewQueue(models.Model):
     )
 
     priority = models.IntegerField(default=0)
+    # Active learning: order the queue by how much a human label is worth (``review_label_value``)
+    # instead of "likely violations first". The cascade retrains on these labels by beat.
+    order_by_label_value = models.BooleanField(
+        default=False,
+        help_text="serve first the items whose label teaches the model most: uncertain stage-1 verdicts, "
+        "user feedback that disagrees with the model, close SLA deadlines",
+    )
     sla_seconds = models.PositiveIntegerField(default=24 * 3600, help_text="deadline = video ingest time + SLA")
     required_reviews = models.PositiveSmallIntegerField(default=1)
     gold_rate = models.FloatField(default=0.0, help_text="share of claims that serve a gold item with a known answer")

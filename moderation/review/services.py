@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -73,11 +73,42 @@ def review_queue_adjudication_default() -> ReviewQueue:
     return queue
 
 
-def _item_priority(decision: Decision) -> int:
+def _item_priority(decision: Decision, queue: ReviewQueue | None = None) -> int:
     # Likely violations first; unparseable model output needs a human most of all.
     if decision.parse_error:
         return 100
+    if queue is not None and queue.order_by_label_value:
+        return int(round(100 * review_label_value(decision=decision, sla_seconds=queue.sla_seconds)))
     return int(round(decision.confidence * 100)) if decision.is_violation else 0
+
+
+# Weights of the expected value of a human label (sum to 1): how unsure the model is, whether users
+# contradict it, and how close the item already is to its SLA deadline when it is routed.
+LABEL_VALUE_WEIGHTS = {"uncertainty": 0.6, "feedback_disagreement": 0.3, "sla": 0.1}
+
+
+def review_label_value(*, decision: Decision, sla_seconds: int, now: datetime | None = None) -> float:
+    """0..1: what a human label of this item is expected to be worth. Uncertainty is stage 1's
+    normalised entropy when the cascade scored the item (else 1 − |2·confidence − 1|); user feedback
+    disagrees when users reported an item the model let through or appealed one it flagged; SLA
+    urgency is the share of the SLA already spent at routing (a backlog item is more urgent). Within
+    equal values the queue serves the earliest deadline first."""
+    if decision.cascade_uncertainty is not None:
+        uncertainty = decision.cascade_uncertainty
+    else:
+        uncertainty = 1.0 - abs(2.0 * decision.confidence - 1.0)
+    aggregate = getattr(decision.video, "feedback_aggregate", None)
+    reports, appeals = getattr(aggregate, "reports", 0), getattr(aggregate, "appeals", 0)
+    disagreement = (reports > 0 and not decision.is_violation) or (appeals > 0 and decision.is_violation)
+    now = now or timezone.now()
+    spent = (now - decision.video.created_at).total_seconds() / sla_seconds if sla_seconds else 1.0
+    w = LABEL_VALUE_WEIGHTS
+    value = (
+        w["uncertainty"] * min(max(uncertainty, 0.0), 1.0)
+        + w["feedback_disagreement"] * float(disagreement)
+        + w["sla"] * min(max(spent, 0.0), 1.0)
+    )
+    return min(max(value, 0.0), 1.0)
 
 
 def _queue_matches(queue: ReviewQueue, decision: Decision, *, escalated: bool, user_reported: bool) -> bool:
@@ -94,12 +125,11 @@ def _queue_matches(queue: ReviewQueue, decision: Decision, *, escalated: bool, u
     return not (queue.user_reported_only and not user_reported)
 
 
-def _new_tasks(queue: ReviewQueue, decision: Decision, *, base_priority: int) -> list[ReviewTask]:
+def _new_tasks(queue: ReviewQueue, decision: Decision) -> list[ReviewTask]:
     deadline = decision.video.created_at + timedelta(seconds=queue.sla_seconds)
+    priority = queue.priority + _item_priority(decision, queue)
     return [
-        ReviewTask(
-            decision=decision, queue=queue, slot=slot, priority=queue.priority + base_priority, deadline=deadline
-        )
+        ReviewTask(decision=decision, queue=queue, slot=slot, priority=priority, deadline=deadline)
         for slot in range(max(1, queue.required_reviews))
     ]
 
@@ -144,8 +174,7 @@ def review_tasks_create_for_decision(
     # (moderation.inference.tasks.run_queue_decision, on the infer queue).
     own = [q for q in chosen if q.model_version_id in (None, decision.model_version_id)]
     other = [q for q in chosen if q not in own]
-    base = _item_priority(decision)
-    tasks = ReviewTask.objects.bulk_create([t for q in own for t in _new_tasks(q, decision, base_priority=base)])
+    tasks = ReviewTask.objects.bulk_create([t for q in own for t in _new_tasks(q, decision)])
     audit_event_record(
         actor=None,
         action="decision.routed",
@@ -175,7 +204,7 @@ def review_tasks_create_in_queue(*, decision: Decision, queue: ReviewQueue) -> l
     existing = list(ReviewTask.objects.filter(decision=decision, queue=queue, is_gold=False))
     if existing:
         return existing
-    tasks = ReviewTask.objects.bulk_create(_new_tasks(queue, decision, base_priority=_item_priority(decision)))
+    tasks = ReviewTask.objects.bulk_create(_new_tasks(queue, decision))
     audit_event_record(
         actor=None,
         action="decision.routed",
@@ -457,7 +486,7 @@ def review_escalate(*, task: ReviewTask, user: User, reason: str) -> ReviewTask:
         queue=senior,
         slot=0,
         is_gold=False,
-        defaults={"priority": senior.priority + _item_priority(decision), "deadline": locked.deadline},
+        defaults={"priority": senior.priority + _item_priority(decision, senior), "deadline": locked.deadline},
     )
     locked.status = ReviewTask.Status.ESCALATED
     locked.completed_at = timezone.now()
@@ -538,7 +567,7 @@ def _settle(task: ReviewTask, review: Review, user: User) -> None:
             queue=target,
             slot=0,
             is_gold=False,
-            defaults={"priority": target.priority + _item_priority(decision), "deadline": task.deadline},
+            defaults={"priority": target.priority + _item_priority(decision, target), "deadline": task.deadline},
         )
         if created:
             audit_event_record(
