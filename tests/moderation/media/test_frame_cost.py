@@ -70,3 +70,12 @@ def test_frame_store_decodes_each_frame_once(tmp_path: Path) -> None:
     path.unlink()  # a second read would fail: the store must not touch the file again
     assert store.image(0, path) is first
     assert store.pdq(0, path) == analyzers.pdq_of(first)
+
+
+def test_the_gpu_media_profile_puts_ocr_on_the_cuda_provider_by_setting(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.OCR_DEVICE = "cuda"
+    engine = analyzers._ocr_engine()
+    # Asked for CUDA; on a machine without onnxruntime-gpu, onnxruntime runs it on the CPU provider.
+    assert engine.text_det.infer.cfg_use_cuda and engine.text_rec.session.cfg_use_cuda
+    settings.OCR_DEVICE = "cpu"
+    assert not analyzers._ocr_engine().text_det.infer.cfg_use_cuda
