@@ -16,6 +16,7 @@ from annotation.selectors import tag2cot_candidates
 from moderation.feedback.models import FeedbackAggregate
 from moderation.feedback.selectors import feedback_stats_from
 from moderation.inference.backends import STAGES, get_backend
+from moderation.inference.cot import BLM_THINK_STAGES
 from moderation.inference.models import Decision
 from moderation.inference.services import content_bundle_for, model_version_serving
 from moderation.media.models import Video
@@ -65,7 +66,7 @@ def cot_correction_save(
             current=current,
         )
 
-    model_stages = locked.cot if isinstance(locked.cot, list) else []
+    model_stages = correctable_stages(locked)
     known = {s.get("key") for s in model_stages if isinstance(s, dict)}
     unknown = sorted(set(stages) - known)
     if unknown:
@@ -105,6 +106,21 @@ def cot_correction_save(
     current.reject_reason = ""
     current.save()
     return current
+
+
+def correctable_stages(decision: Decision) -> list[dict[str, Any]]:
+    """The stages a labeler edits: the model's, or, when its output did not parse (no stages), every
+    stage of the policy's format, blank, to be written from scratch. So even an untrained model's
+    invalid answers can be corrected and become training data."""
+    stages = decision.cot if isinstance(decision.cot, list) else []
+    return stages or _blank_stages(decision.policy_version.output_format)
+
+
+def _blank_stages(output_format: str) -> list[dict[str, Any]]:
+    # The stages the format's parser produces (moderation.inference.cot), so a correction looks like
+    # what a parseable answer would have given.
+    titled = [*BLM_THINK_STAGES, ("answer", "Answer")] if output_format == "blm" else STAGES
+    return [{"key": key, "title": title, "text": "", "evidence": []} for key, title in titled]
 
 
 def _lock_for_review(*, correction: CotCorrection, by: User, base_revision: int) -> CotCorrection:

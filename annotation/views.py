@@ -60,7 +60,7 @@ def _edit_context(
     theirs = {s.get("key"): s.get("text", "") for s in conflict.stages} if conflict else {}
     media = _media_context(request, decision.video)
     rows = []
-    for stage in cot_stages_for_display(decision.cot, times=media["times"]):
+    for stage in cot_stages_for_display(services.correctable_stages(decision), times=media["times"]):
         key = stage["key"]
         value = (typed or {}).get(key, saved_text.get(key, stage["text"]))
         other = theirs.get(key)
@@ -90,7 +90,7 @@ def correction_edit(request: HttpRequest, decision_id: int) -> HttpResponse:
     if request.method != "POST":
         return render(request, "annotation/correction_edit.html", _edit_context(request, decision))
 
-    keys = [s["key"] for s in cot_stages_for_display(decision.cot)]
+    keys = [s["key"] for s in cot_stages_for_display(services.correctable_stages(decision))]
     typed = {k: request.POST[f"stage-{k}"] for k in keys if f"stage-{k}" in request.POST}
     label = request.POST.get("label", "")
     try:

@@ -4,13 +4,16 @@ ours: the Celery task body (claim → runner → per-step progress rows → adap
       registration) on a real (throwaway) Postgres database.
 bare: load tokenizer/model, load the JSONL, DPOTrainer with the same config, train, save the adapter.
 
-Both run in this one process, alternately (bare, ours, bare, ours …), after a warm-up that pays the
-import and first-call costs. ``ratio`` is the median of the per-repeat ratios of adjacent runs, which
-cancels slow changes in machine load better than a ratio of medians (also reported). torch uses one
-thread by default so that other processes on a small machine disturb the two sides alike. The load
-average is printed: rerun when it is low (< 2). The last line printed is one JSON object.
+Both train on the same conversations (the pairs' system + user turns through the chat template, as
+the job does) in this one process, in interleaved pairs whose order alternates (bare-ours, ours-bare,
+…) so a drift in machine load hits both sides alike, after a warm-up that pays the import and
+first-call costs. ``ratio`` is the median of the per-pair ratios; their spread (min, max, quartiles)
+and the ratio of medians are reported too. torch uses one thread by default so that other processes
+on a small machine disturb the two sides alike. The load average is printed. ``--profile`` runs our
+job once under cProfile and prints where its own code (not torch's) spends time.
+The last line printed is one JSON object.
 
-    .venv/bin/python bench/dpo_job.py [--steps 20] [--repeats 5] [--pairs 8] [--threads 1]
+    .venv/bin/python bench/dpo_job.py [--steps 40] [--repeats 6] [--pairs 8] [--threads 1] [--profile]
 """
 
 from __future__ import annotations
@@ -51,12 +54,12 @@ def _seed_pairs(n: int) -> None:
             ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision)
 
 
-def _ours(dataset, steps: int) -> float:  # type: ignore[no-untyped-def]
+def _ours(dataset, steps: int, params: dict | None = None) -> float:  # type: ignore[no-untyped-def,type-arg]
     from training.models import TrainingJob
     from training.services import training_job_start
     from training.tasks import run_training_job
 
-    job = training_job_start(dataset=dataset, created_by=None, params={"max_steps": steps})
+    job = training_job_start(dataset=dataset, created_by=None, params={**(params or {}), "max_steps": steps})
     t0 = time.perf_counter()
     run_training_job(job.pk)  # the task body, as the train worker runs it
     elapsed = time.perf_counter() - t0
@@ -67,17 +70,26 @@ def _ours(dataset, steps: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def _bare(base_model: str, jsonl: str, steps: int, params: dict, out: Path) -> float:  # type: ignore[type-arg]
+    """A plain TRL script: the same model, pairs (as conversations), LoRA and DPO settings; no job row."""
     t0 = time.perf_counter()
     import torch
-    from datasets import load_dataset
+    from datasets import Dataset, load_dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import DPOConfig, DPOTrainer
 
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=torch.float32)
-    data = load_dataset("json", data_files=jsonl, split="train", cache_dir=str(out / "cache")).select_columns(
-        ["prompt", "chosen", "rejected"]
+    rows = load_dataset("json", data_files=jsonl, split="train", cache_dir=str(out / "cache"))
+    data = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "system", "content": r["system"]}, {"role": "user", "content": r["user"]}],
+                "chosen": [{"role": "assistant", "content": r["chosen"]}],
+                "rejected": [{"role": "assistant", "content": r["rejected"]}],
+            }
+            for r in rows
+        ]
     )
     args = DPOConfig(
         output_dir=str(out / "trainer"),
@@ -96,20 +108,73 @@ def _bare(base_model: str, jsonl: str, steps: int, params: dict, out: Path) -> f
         dataloader_num_workers=0,
         disable_tqdm=True,
     )
-    lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    targets = params["lora_target_modules"]
+    lora = LoraConfig(
+        r=params["lora_r"],
+        lora_alpha=params["lora_alpha"],
+        lora_dropout=params["lora_dropout"],
+        target_modules="all-linear" if targets == ["all-linear"] else targets,
+        task_type="CAUSAL_LM",
+    )
     trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=lora)
+    trainer.remove_callback(PrinterCallback)  # a script would not print 40 log dicts either
     trainer.train()
     trainer.model.save_pretrained(str(out / "adapter"))  # type: ignore[union-attr,operator]
     tokenizer.save_pretrained(str(out / "adapter"))
     return time.perf_counter() - t0
 
 
+def measure(dataset, base_model: str, *, steps: int, repeats: int, work: Path, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Interleaved, order-alternating pairs of bare and our runs on ``dataset``; the ratio and its spread."""
+    from training.services import DEFAULT_PARAMS, KIND_PARAMS
+
+    full = {**DEFAULT_PARAMS, **KIND_PARAMS["dpo"], **(params or {})}
+    # Warm-up: imports, first tokenizer/model load and first TRL construction for both paths.
+    _bare(base_model, dataset.jsonl_path, 1, full, work / "bare-warm")
+    _ours(dataset, 1, params)
+    ours, bare = [], []
+    for i in range(repeats):
+        if i % 2 == 0:
+            bare.append(_bare(base_model, dataset.jsonl_path, steps, full, work / f"bare-{i}"))
+            ours.append(_ours(dataset, steps, params))
+        else:
+            ours.append(_ours(dataset, steps, params))
+            bare.append(_bare(base_model, dataset.jsonl_path, steps, full, work / f"bare-{i}"))
+    paired = [o / b for o, b in zip(ours, bare, strict=True)]
+    quartiles = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3
+    return {
+        "ratio": round(statistics.median(paired), 3),
+        "paired": [round(r, 3) for r in paired],
+        "spread": {"min": round(min(paired), 3), "q1": round(quartiles[0], 3), "q3": round(quartiles[2], 3),
+                   "max": round(max(paired), 3)},
+        "ratio_of_medians": round(statistics.median(ours) / statistics.median(bare), 3),
+        "ours_s": [round(x, 3) for x in ours],
+        "bare_s": [round(x, 3) for x in bare],
+    }  # fmt: skip
+
+
+def _profile(dataset, steps: int) -> None:  # type: ignore[no-untyped-def]
+    """Where our job's own code spends its time (cumulative), beside the trainer's."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(_ours, dataset, steps)
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative")
+    print("--- our job, cumulative time in the workbench's own functions ---")
+    stats.print_stats(r"/(training|moderation|workbench)/", 25)
+    print("--- and the heaviest calls overall ---")
+    stats.print_stats(20)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=6)
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--profile", action="store_true", help="cProfile one run of our job first")
     opts = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-dpo-"))
@@ -130,7 +195,7 @@ def main() -> None:
     settings.TRAINING_OUTPUT_DIR = work / "training"
     settings.TRAINING_BASE_MODEL = ""
 
-    from training.services import DEFAULT_PARAMS, KIND_PARAMS, preference_dataset_build
+    from training.services import preference_dataset_build
     from training.tiny_model import ensure_tiny_base_model
 
     # A throwaway test database (migrated), dropped at the end whatever happens.
@@ -139,32 +204,26 @@ def main() -> None:
         _seed_pairs(opts.pairs)
         dataset = preference_dataset_build(created_by=None, name="bench")
         base_model = ensure_tiny_base_model()
-        params = {**DEFAULT_PARAMS, **KIND_PARAMS["dpo"]}
 
-        # Warm-up: imports, first tokenizer/model load and first TRL construction for both paths.
-        _bare(base_model, dataset.jsonl_path, 1, params, work / "bare-warm")
-        _ours(dataset, 1)
-
-        ours, bare = [], []
-        for i in range(opts.repeats):
-            bare.append(_bare(base_model, dataset.jsonl_path, opts.steps, params, work / f"bare-{i}"))
-            ours.append(_ours(dataset, opts.steps))
-        ours_s, bare_s = statistics.median(ours), statistics.median(bare)
-        paired = [o / b for o, b in zip(ours, bare, strict=True)]
-        print(f"ours runs: {[round(x, 3) for x in ours]}  bare runs: {[round(x, 3) for x in bare]}", flush=True)
+        if opts.profile:
+            _ours(dataset, 1)  # warm
+            _profile(dataset, opts.steps)
+        result = measure(dataset, base_model, steps=opts.steps, repeats=opts.repeats, work=work)
+        print(f"ours runs: {result['ours_s']}  bare runs: {result['bare_s']}", flush=True)
     finally:
         teardown_databases(old_config, verbosity=0)  # the private Redis stops at exit (settings_test)
     print(
         json.dumps(
             {
-                "ratio": round(statistics.median(paired), 3),
-                "ratio_of_medians": round(ours_s / bare_s, 3),
-                "paired_ratios": [round(r, 3) for r in paired],
+                "ratio": result["ratio"],
+                "ratio_of_medians": result["ratio_of_medians"],
+                "paired_ratios": result["paired"],
+                "spread": result["spread"],
                 "load_avg_before": round(load_before, 2),
                 "load_avg_after": round(os.getloadavg()[0], 2),
                 "threads": opts.threads,
-                "ours_s": round(ours_s, 3),
-                "bare_s": round(bare_s, 3),
+                "ours_s": statistics.median(result["ours_s"]),
+                "bare_s": statistics.median(result["bare_s"]),
                 "steps": opts.steps,
                 "pairs": dataset.pair_count,
                 "repeats": opts.repeats,

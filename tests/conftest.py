@@ -109,3 +109,11 @@ def s3_media(s3_server, settings, tmp_path):  # type: ignore[no-untyped-def]
         },
     }
     return s3_server
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_vl(tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
+    """A tiny random Qwen2.5-VL with its processor (tests/tiny_models.py), built once per session."""
+    from tests.tiny_models import build_tiny_qwen2_5_vl
+
+    return str(build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny-qwen2_5_vl")))

@@ -98,3 +98,126 @@ def build_tiny_llava(path: Path) -> Path:
     model.save_pretrained(path)
     processor.save_pretrained(path)
     return path
+
+
+# --- Qwen2.5-VL ---------------------------------------------------------------------------------
+
+# Qwen's chat format (ChatML with vision markers): every turn is <|im_start|>role\n…<|im_end|>\n, an
+# image is <|vision_start|><|image_pad|><|vision_end|> (the processor expands <|image_pad|> into one
+# token per merged patch), and a conversation without a system turn gets Qwen's default one.
+QWEN_SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' or 'image' in part or 'image_url' in part %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'video' or 'video' in part %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in part %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def _qwen_corpus() -> list[str]:
+    from training.tiny_model import _tokenizer_corpus
+
+    return [*CORPUS, *_tokenizer_corpus(), "You are a helpful assistant.", "system user assistant"]
+
+
+def build_qwen_tokenizer():  # type: ignore[no-untyped-def]
+    """A small byte-level BPE trained here, carrying Qwen's special and vision tokens and chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1024, special_tokens=QWEN_SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(_qwen_corpus() * 4, trainer)
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",  # noqa: S106 (special tokens, not passwords)
+        pad_token="<|endoftext|>",  # noqa: S106
+        extra_special_tokens={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
+    )
+    hf.chat_template = QWEN_CHAT_TEMPLATE
+    return hf
+
+
+def build_tiny_qwen2_5_vl(path: Path, *, seed: int = 0) -> Path:
+    """A Qwen2.5-VL with random weights: 2 text layers, hidden 64, vision depth 2, saved with its processor.
+
+    The processor is Qwen2.5-VL's own with the PIL image processor (no torchvision) and no video
+    processor. Images are resized to multiples of 28 px (patch 14 × merge 2) between 56×56 and 112×112,
+    so a keyframe costs 4–16 merged tokens. mrope sections (temporal, height, width) sum to half the
+    attention head size (64 / 4 heads = 16 → 2 + 3 + 3 = 8).
+    """
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
+
+    from moderation.inference.backends.vlm_processor import build_qwen_processor
+
+    tokenizer = build_qwen_tokenizer()
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    config = Qwen2_5_VLConfig(
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 4096,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "bos_token_id": ids["<|endoftext|>"],
+            "eos_token_id": ids["<|im_end|>"],
+            "pad_token_id": ids["<|endoftext|>"],
+        },
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 56,
+            "out_hidden_size": 64,
+            "fullatt_block_indexes": [1],
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config.max_new_tokens = 16
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    processor = build_qwen_processor(
+        Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=112 * 112), tokenizer, QWEN_CHAT_TEMPLATE
+    )
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path

@@ -140,7 +140,7 @@ def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]
             "rejected_model_version": decision.model_version.name,
             **extra,
         }
-        pairs[decision.pk] = PreferencePair(
+        pair = PreferencePair(
             decision=decision,
             source=source,
             prompt=f"{system}\n\n{user}\n",
@@ -150,6 +150,10 @@ def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]
             images=images,
             lineage=lineage,
         )
+        # The two turns as inference sends them (not stored on the row; written to the JSONL), so a
+        # job can give the model the same system + user conversation it is served.
+        pair.prompt_turns = (system, user)  # type: ignore[attr-defined]
+        pairs[decision.pk] = pair
 
     for correction in corrections:
         decision = decisions[correction.decision_id]
@@ -217,9 +221,16 @@ def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]
 
 
 def preference_pair_row(pair: PreferencePair) -> dict[str, Any]:
-    """TRL's preference columns plus images, the human label (GRPO's target) and lineage (a JSON string)."""
+    """TRL's preference columns plus images, the human label (GRPO's target) and lineage (a JSON string).
+
+    ``system`` and ``user`` are the prompt's two chat turns as inference builds them (``prompt`` is
+    the two joined); the jobs train on the conversation, so the model sees its served chat format.
+    """
+    system, user = getattr(pair, "prompt_turns", ("", ""))
     return {
         "prompt": pair.prompt,
+        "system": system,
+        "user": user,
         "chosen": pair.chosen,
         "rejected": pair.rejected,
         "images": list(pair.images),

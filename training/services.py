@@ -38,6 +38,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "lora_target_modules": ["q_proj", "v_proj"],
     "save_steps": 50,
     "seed": 42,
+    # An adapter (e.g. the SFT job's) merged into the base before this job's LoRA is trained on top:
+    # DPO after SFT, with the SFT model as DPO's reference. Empty: train on the base model itself.
+    "init_adapter_path": "",
 }
 # Parameters only one kind of job takes (DPO's beta, GRPO's sampling and reward weights).
 KIND_PARAMS: dict[str, dict[str, Any]] = {
@@ -289,9 +292,15 @@ def _clean_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:
     targets = merged["lora_target_modules"]
     if isinstance(targets, str):
         targets = [t.strip() for t in targets.split(",") if t.strip()]
-    if not targets or not all(isinstance(t, str) and _MODULE_NAME.match(t) for t in targets):
+    if targets != ["all-linear"] and (
+        not targets or not all(isinstance(t, str) and _MODULE_NAME.match(t) for t in targets)
+    ):
         raise TrainingError("lora_target_modules must name at least one module (e.g. q_proj, v_proj, or all-linear).")
     merged["lora_target_modules"] = list(targets)
+    init_adapter = str(merged.get("init_adapter_path") or "").strip()
+    if init_adapter and not (Path(init_adapter) / "adapter_config.json").is_file():
+        raise TrainingError(f"init_adapter_path {init_adapter} is not a saved LoRA adapter (no adapter_config.json).")
+    merged["init_adapter_path"] = init_adapter
     if kind == "grpo":
         if merged["batch_size"] % merged["num_generations"]:
             raise TrainingError(
@@ -455,8 +464,14 @@ def training_job_progress(
     loss: float | None = None,
     reward: float | None = None,
     log_line: str = "",
+    points: list[dict[str, Any]] | None = None,
+    log_lines: list[str] | None = None,
 ) -> bool:
-    """Record a worker's progress report; returns True when the job should stop (cancel requested)."""
+    """Record a worker's progress report; returns True when the job should stop (cancel requested).
+
+    One report may carry several buffered history ``points`` ({"step", "loss"/"reward"}) and
+    ``log_lines`` (the runner writes at most once a second), or a single ``loss``/``reward``.
+    """
     job = TrainingJob.objects.select_for_update().get(pk=job_id)
     job.step = step
     job.heartbeat_at = timezone.now()
@@ -464,16 +479,21 @@ def training_job_progress(
     if total_steps:
         job.total_steps = total_steps
         fields.append("total_steps")
+    new_points = list(points or [])
     if loss is not None or reward is not None:
         point: dict[str, Any] = {"step": step}
         if loss is not None:
             point["loss"] = round(float(loss), 6)
         if reward is not None:
             point["reward"] = round(float(reward), 6)
-        job.history = [*job.history, point]
+        new_points.append(point)
+    if new_points:
+        job.history = [*job.history, *new_points]
         fields.append("history")
-    if log_line:
-        job.log_tail = _append_log(job.log_tail, log_line)
+    lines = [*(log_lines or []), *([log_line] if log_line else [])]
+    if lines:
+        for line in lines:
+            job.log_tail = _append_log(job.log_tail, line)
         fields.append("log_tail")
     job.save(update_fields=fields)
     return job.cancel_requested

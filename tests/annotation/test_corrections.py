@@ -157,3 +157,22 @@ def test_role_checks(decision, client_as):
     assert Client().get(url)["Location"].startswith("/login/")
     assert client_as("admin").get(url).status_code == 200
     assert not CotCorrection.objects.exists()
+
+
+def test_an_unparsed_answer_is_corrected_by_writing_every_stage(policy_version, make_user, client_as):
+    from tests.factories import DecisionFactory
+
+    decision = DecisionFactory(
+        policy_version=policy_version, label="", cot=[], raw_output="@@ garbage", parse_error="expected the five stages"
+    )
+    html = client_as("labeler").get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()
+    for key in STAGE_KEYS:
+        assert f'name="stage-{key}"' in html
+    labeler = make_user("labeler")
+    with pytest.raises(AnnotationError, match="cannot be empty"):
+        cot_correction_save(decision=decision, author=labeler, stages={"analysis": "x"}, label="正向", base_revision=0)
+    written = {key: f"{key} written by a labeler" for key in STAGE_KEYS}
+    correction = cot_correction_save(decision=decision, author=labeler, stages=written, label="正向", base_revision=0)
+    assert [s["key"] for s in correction.stages] == list(STAGE_KEYS)
+    assert {d["key"] for d in correction.diff} == set(STAGE_KEYS)
+    assert correction.stages[1]["text"] == "analysis written by a labeler"

@@ -29,7 +29,19 @@ def test_builder_turns_an_override_and_a_correction_into_trl_pairs(
     rows = {row["decision_id"]: row for row in _rows(dataset)}
     assert set(rows) == {override_review.decision_id, cot_correction.decision_id}
     for row in rows.values():
-        assert set(row) == {"prompt", "chosen", "rejected", "images", "label", "decision_id", "source", "lineage"}
+        assert set(row) == {
+            "prompt",
+            "system",
+            "user",
+            "chosen",
+            "rejected",
+            "images",
+            "label",
+            "decision_id",
+            "source",
+            "lineage",
+        }
+        assert row["prompt"] == f"{row['system']}\n\n{row['user']}\n"
 
     override = rows[override_review.decision_id]
     assert override["source"] == "override"

@@ -12,6 +12,7 @@ from tests.factories import DecisionFactory, ReviewFactory, ReviewTaskFactory
 from training import services
 from training.models import PreferenceDataset, RetrainRule, TrainingJob
 from training.retrain import retrain_rules_evaluate
+from training.runners import common
 from training.runners.common import latest_checkpoint
 from training.services import preference_dataset_build, training_job_start
 from training.tasks import evaluate_retrain_rules, run_training_job
@@ -25,6 +26,7 @@ class WorkerDied(BaseException):
 
 @pytest.mark.integration
 def test_a_job_whose_worker_died_resumes_from_its_last_checkpoint(training_dirs, override_review, monkeypatch):
+    monkeypatch.setattr(common, "PROGRESS_FLUSH_SECONDS", 0.0)  # report every step, so it can die at step 3
     dataset = preference_dataset_build(created_by=None)
     job = training_job_start(dataset=dataset, created_by=None, params={"max_steps": 4, "save_steps": 2})
     real_progress = services.training_job_progress

@@ -1,4 +1,5 @@
-"""SFT, DPO and GRPO jobs on a tiny random VLM (tiny CLIP vision tower + tiny Llama, LLaVA-class) built by the test.
+"""SFT, DPO and GRPO jobs on tiny random VLMs built by the tests: Qwen2.5-VL (the production architecture;
+PIL image processor, no torchvision) and LLaVA (tiny CLIP vision tower + tiny Llama).
 
 Reviewed decisions whose videos carry selected keyframe JPEGs become SFT and DPO snapshots with an
 ``images`` column; the jobs train LoRA adapters on the VLM with those images, and the promoted adapter
@@ -35,9 +36,15 @@ from training.tasks import run_training_job
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def tiny_llava(tmp_path_factory):  # type: ignore[no-untyped-def]
-    return str(build_tiny_llava(tmp_path_factory.mktemp("tiny-llava")))
+ARCHITECTURES = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration", "llava": "LlavaForConditionalGeneration"}
+
+
+@pytest.fixture(scope="module", params=list(ARCHITECTURES))
+def tiny_vlm(request, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The production architecture (Qwen2.5-VL, shared with the other Qwen tests) and LLaVA."""
+    if request.param == "qwen2_5_vl":
+        return request.getfixturevalue("tiny_qwen_vl")
+    return str(build_tiny_llava(tmp_path_factory.mktemp(request.param)))
 
 
 def _keyframes(video: Video, colors: list[tuple[int, int, int]]) -> None:
@@ -73,7 +80,7 @@ def _run(job: TrainingJob) -> TrainingJob:
 
 
 def test_sft_dpo_grpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
-    tiny_llava, training_dirs, policy_version, make_user, settings, tmp_path
+    tiny_vlm, training_dirs, policy_version, make_user, settings, tmp_path
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.VLM_MAX_NEW_TOKENS = 8
@@ -95,14 +102,14 @@ def test_sft_dpo_grpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
 
     small = {"max_steps": 2, "save_steps": 1, "max_length": 4096}
     jobs = [
-        _run(training_job_start(dataset=sft, created_by=admin, base_model=tiny_llava, params=small)),
-        _run(training_job_start(dataset=dpo, created_by=admin, base_model=tiny_llava, params=small)),
+        _run(training_job_start(dataset=sft, created_by=admin, base_model=tiny_vlm, params=small)),
+        _run(training_job_start(dataset=dpo, created_by=admin, base_model=tiny_vlm, params=small)),
         _run(
             training_job_start(
                 dataset=dpo,
                 created_by=admin,
                 kind="grpo",
-                base_model=tiny_llava,
+                base_model=tiny_vlm,
                 params={**small, "num_generations": 2, "batch_size": 2, "max_completion_length": 8},
             )
         ),
@@ -112,9 +119,17 @@ def test_sft_dpo_grpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
         adapter = Path(job.output_dir) / "adapter"
         assert job.step == 2 and job.model_version.metrics["steps"] == 2
         config = json.loads((adapter / "adapter_config.json").read_text())
-        assert config["base_model_name_or_path"] == tiny_llava
+        assert config["base_model_name_or_path"] == tiny_vlm
         assert (adapter / "processor_config.json").exists()  # the processor travels with the adapter
-        assert job.model_version.adapter_path == str(adapter) and job.model_version.base_model == tiny_llava
+        assert job.model_version.adapter_path == str(adapter) and job.model_version.base_model == tiny_vlm
+        # The default LoRA targets (q_proj, v_proj) are the language model's attention, in either architecture
+        # (Qwen2.5-VL's vision blocks name theirs qkv/proj and stay frozen).
+        from safetensors import safe_open
+
+        with safe_open(str(adapter / "adapter_model.safetensors"), "pt") as weights:
+            keys = list(weights.keys())
+        assert keys and all(("q_proj" in k or "v_proj" in k) and "visual" not in k for k in keys), keys[:4]
+        assert any("language_model" in k for k in keys), keys[:4]
 
     # Evaluation and the release gate on the VLM adapters (gold set = the two reviewed items).
     for decision, label in ((overridden, "引导私下交易"), (corrected, "夸大商品功效")):
@@ -126,7 +141,7 @@ def test_sft_dpo_grpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
         model_version_promote_gated(candidate=jobs[1].model_version, by=admin)
     assert model_version_serving() == baseline
     # Arranged as in test_end_to_end: the untuned VLM serves; an adapter that is no better is refused.
-    base_vlm = model_version_register(name="tiny-llava-base", backend="transformers", base_model=tiny_llava)
+    base_vlm = model_version_register(name="tiny-vlm-base", backend="transformers", base_model=tiny_vlm)
     model_version_promote(model_version=base_vlm)
     _evaluate(base_vlm)
     _evaluate(jobs[1].model_version)
@@ -141,14 +156,17 @@ def test_sft_dpo_grpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
     assert decision.model_version == dpo_version and decision.backend == "transformers"
     from moderation.inference.backends.transformers_backend import TransformersBackend
 
-    backend = TransformersBackend._cache[(tiny_llava, dpo_version.adapter_path)]
+    backend = TransformersBackend._cache[(tiny_vlm, dpo_version.adapter_path)]
     assert type(backend.model).__name__ == "PeftModelForCausalLM"
-    assert type(backend.model.get_base_model()).__name__ == "LlavaForConditionalGeneration"
+    from transformers import AutoConfig
+
+    base_class = type(backend.model.get_base_model()).__name__
+    assert base_class == ARCHITECTURES[AutoConfig.from_pretrained(tiny_vlm).model_type], base_class
     assert decision.parse_error  # 2 steps on a random model write no parseable CoT; that is recorded, not raised
 
 
 def test_images_truncated_away_by_max_length_fail_the_job_readably(
-    tiny_llava, training_dirs, policy_version, make_user, settings, tmp_path
+    tiny_vlm, training_dirs, policy_version, make_user, settings, tmp_path
 ):
     settings.MEDIA_ROOT = tmp_path / "media"
     admin = make_user("admin")
@@ -157,7 +175,7 @@ def test_images_truncated_away_by_max_length_fail_the_job_readably(
     _keyframes(corrected.video, [(30, 30, 200)])
     sft = sft_dataset_build(created_by=admin)
 
-    job = training_job_start(dataset=sft, created_by=admin, base_model=tiny_llava, params={"max_length": 256})
+    job = training_job_start(dataset=sft, created_by=admin, base_model=tiny_vlm, params={"max_length": 256})
     run_training_job(job.pk)
 
     job.refresh_from_db()

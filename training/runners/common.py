@@ -16,6 +16,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,10 +76,12 @@ def load_model_and_tokenizer(base_model: str) -> tuple[Any, Any, bool]:
 def load_vlm_and_processor(base_model: str) -> tuple[Any, Any, bool]:
     """A vision-language base model (``AutoModelForImageTextToText``) and its processor (TRL's VLM collators)."""
     import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoModelForImageTextToText
+
+    from moderation.inference.backends.vlm_processor import load_processor
 
     use_cpu = not torch.cuda.is_available()
-    processor = AutoProcessor.from_pretrained(base_model)
+    processor = load_processor(base_model)  # Qwen-VL without torchvision: the images-only build
     if processor.tokenizer.pad_token is None:
         processor.tokenizer.pad_token = processor.tokenizer.eos_token
     model = AutoModelForImageTextToText.from_pretrained(base_model, dtype=torch.float32 if use_cpu else "auto")
@@ -168,27 +171,57 @@ def latest_checkpoint(output_dir: str | Path) -> tuple[str, int] | None:
     return str(path), step
 
 
+# How often (seconds) a running job writes its progress row: the step, heartbeat, buffered loss points
+# and log lines, and the cancel check. Writing on every step cost a transaction or two per step
+# (bench/dpo_job.py); checkpoints and the end of training always write at once.
+PROGRESS_FLUSH_SECONDS = 1.0
+
+
 def progress_callback(job_id: int) -> Any:
-    from transformers import PrinterCallback, TrainerCallback  # noqa: F401 (PrinterCallback used by runners)
+    from transformers import TrainerCallback
 
     class JobProgressCallback(TrainerCallback):
-        """Mirror the trainer's progress onto the TrainingJob row; stop when a cancel is requested."""
+        """Mirror the trainer's progress onto the TrainingJob row; stop when a cancel is requested.
+
+        Loss/reward points and log lines are buffered and written together, at most once per
+        ``PROGRESS_FLUSH_SECONDS`` (and always at a checkpoint and at the end), so the row's history
+        holds every logged step while a step costs no database round trip.
+        """
 
         def __init__(self) -> None:
             self.cancelled = False
+            self._points: list[dict[str, Any]] = []
+            self._lines: list[str] = []
+            self._last_write = float("-inf")
 
         def _stop(self, control: Any) -> None:
             self.cancelled = True
             control.should_training_stop = True
 
+        def _due(self, force: bool) -> bool:
+            now = time.monotonic()
+            if not force and now - self._last_write < PROGRESS_FLUSH_SECONDS:
+                return False
+            self._last_write = now
+            return True
+
+        def _flush(self, state: Any, control: Any, *, force: bool = False, total_steps: int | None = None) -> None:
+            if not state.is_world_process_zero:
+                if self._due(force) and services.training_job_cancel_requested(job_id=job_id):
+                    self._stop(control)
+                return
+            if not self._due(force):
+                return
+            points, lines = self._points, self._lines
+            self._points, self._lines = [], []
+            if services.training_job_progress(
+                job_id=job_id, step=state.global_step, total_steps=total_steps, points=points, log_lines=lines
+            ):
+                self._stop(control)
+
         def on_train_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.is_world_process_zero:
-                services.training_job_progress(
-                    job_id=job_id,
-                    step=state.global_step,
-                    total_steps=state.max_steps,
-                    log_line=f"training {state.max_steps} steps",
-                )
+            self._lines.append(f"training {state.max_steps} steps")
+            self._flush(state, control, force=True, total_steps=state.max_steps)
 
         def on_log(self, args, state, control, logs=None, **kwargs):  # type: ignore[no-untyped-def]
             if not state.is_world_process_zero:
@@ -203,28 +236,25 @@ def progress_callback(job_id: int) -> Any:
                 if k in ("loss", "reward", "reward_std", "learning_rate", "grad_norm", "epoch")
                 or k.startswith("rewards/")
             )
-            if services.training_job_progress(
-                job_id=job_id,
-                step=state.global_step,
-                loss=loss,
-                reward=reward,
-                log_line=f"step {state.global_step}: {shown}",
-            ):
-                self._stop(control)
+            point: dict[str, Any] = {"step": state.global_step}
+            if loss is not None:
+                point["loss"] = round(float(loss), 6)
+            if reward is not None:
+                point["reward"] = round(float(reward), 6)
+            self._points.append(point)
+            self._lines.append(f"step {state.global_step}: {shown}")
 
         def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
-            if state.is_world_process_zero:
-                stop = services.training_job_progress(job_id=job_id, step=state.global_step)
-            else:
-                stop = services.training_job_cancel_requested(job_id=job_id)
-            if stop:
-                self._stop(control)
+            self._flush(state, control)
 
         def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            # The history up to a checkpoint is written with it: a resumed job keeps exactly that.
             if state.is_world_process_zero:
-                services.training_job_progress(
-                    job_id=job_id, step=state.global_step, log_line=f"checkpoint-{state.global_step} saved"
-                )
+                self._lines.append(f"checkpoint-{state.global_step} saved")
+            self._flush(state, control, force=True)
+
+        def on_train_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            self._flush(state, control, force=True)
 
     return JobProgressCallback()
 
@@ -260,6 +290,12 @@ def run_job(job_id: int) -> None:
         if base_model != job.base_model and main_process:
             services.training_job_set_base_model(job_id=job_id, base_model=base_model)
         check_base_model(base_model)
+        params = {**services.DEFAULT_PARAMS, **services.KIND_PARAMS[job.kind], **job.params}
+        merged_dir = Path(output_dir) / "merged-base"
+        if params.get("init_adapter_path") and base_model != str(merged_dir):
+            base_model = merge_init_adapter(base_model, params["init_adapter_path"], merged_dir)
+            if main_process:  # the version this job registers serves its adapter on the merged weights
+                services.training_job_set_base_model(job_id=job_id, base_model=base_model)
         checkpoint = latest_checkpoint(output_dir)
         if main_process:
             services.training_job_begin(job_id=job_id, resume_step=checkpoint[1] if checkpoint else None)
@@ -269,7 +305,7 @@ def run_job(job_id: int) -> None:
             base_model=base_model,
             jsonl_path=job.dataset.jsonl_path,
             output_dir=output_dir,
-            params={**services.DEFAULT_PARAMS, **services.KIND_PARAMS[job.kind], **job.params},
+            params=params,
             callbacks=[callback],
             resume_from_checkpoint=checkpoint[0] if checkpoint else None,
             policy_version=job.policy_version,
@@ -282,7 +318,7 @@ def run_job(job_id: int) -> None:
         adapter_dir = Path(output_dir) / "adapter"
         trainer.save_model(str(adapter_dir))
         trainer.processing_class.save_pretrained(str(adapter_dir))
-        history = TrainingJob.objects.get(pk=job_id).history
+        history = TrainingJob.objects.get(pk=job_id).history  # flushed by the callback's on_train_end
         losses = [h["loss"] for h in history if h.get("loss") is not None]
         rewards = [h["reward"] for h in history if h.get("reward") is not None]
         metrics = {
@@ -299,6 +335,37 @@ def run_job(job_id: int) -> None:
         message = str(exc).strip() or "no message"
         if main_process:
             services.training_job_fail(job_id=job_id, error=f"{type(exc).__name__}: {message}")
+
+
+def merge_init_adapter(base_model: str, adapter_path: str, target: Path) -> str:
+    """Save ``base_model`` with ``adapter_path`` merged into its weights at ``target`` (once); return it.
+
+    Written to a temporary folder and renamed into place, so a resumed job (or another rank) finds
+    either a complete merged model or none.
+    """
+    import shutil
+    import tempfile
+
+    if (target / "config.json").exists():
+        return str(target)
+    from peft import PeftModel
+
+    if is_multimodal(base_model):
+        model, processing_class, _ = load_vlm_and_processor(base_model)
+    else:
+        model, processing_class, _ = load_model_and_tokenizer(base_model)
+    merged = PeftModel.from_pretrained(model, adapter_path).merge_and_unload()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".merged-", dir=target.parent))
+    try:
+        merged.save_pretrained(str(tmp))
+        processing_class.save_pretrained(str(tmp))
+        if not (target / "config.json").exists():
+            os.rename(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
 
 
 def accelerate_command(job_id: int, config_file: str) -> list[str]:

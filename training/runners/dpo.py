@@ -46,7 +46,7 @@ def dpo_train(
             datasets.Dataset.from_list(
                 [
                     {
-                        "prompt": [{"role": "user", "content": row["prompt"]}],
+                        "prompt": prompt_messages(row),
                         "chosen": [{"role": "assistant", "content": row["chosen"]}],
                         "rejected": [{"role": "assistant", "content": row["rejected"]}],
                         "images": row["images"],
@@ -59,7 +59,7 @@ def dpo_train(
             tokenizer,
             [
                 tokenizer.apply_chat_template(
-                    prepare_multimodal_messages([{"role": "user", "content": row["prompt"]}], images=row["images"]),
+                    prepare_multimodal_messages(prompt_messages(row), images=row["images"]),
                     tokenize=False,
                     add_generation_prompt=True,
                 )
@@ -69,8 +69,26 @@ def dpo_train(
         )
     else:
         model, tokenizer, use_cpu = load_model_and_tokenizer(base_model)
-        train_dataset = raw.select_columns(["prompt", "chosen", "rejected"])
-        _check_prompt_lengths(tokenizer, list(train_dataset["prompt"]), params["max_length"])
+        if getattr(tokenizer, "chat_template", None):
+            # The conversation inference serves (system + user turns through the chat template).
+            train_dataset = datasets.Dataset.from_list(
+                [
+                    {
+                        "prompt": prompt_messages(row),
+                        "chosen": [{"role": "assistant", "content": row["chosen"]}],
+                        "rejected": [{"role": "assistant", "content": row["rejected"]}],
+                    }
+                    for row in raw
+                ]
+            )
+            prompts = [
+                tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True)
+                for p in train_dataset["prompt"]
+            ]
+        else:
+            train_dataset = raw.select_columns(["prompt", "chosen", "rejected"])
+            prompts = list(train_dataset["prompt"])
+        _check_prompt_lengths(tokenizer, prompts, params["max_length"])
 
     args = DPOConfig(**trainer_kwargs(out, params, use_cpu), beta=params["beta"], max_length=params["max_length"])
     trainer = DPOTrainer(
@@ -85,9 +103,16 @@ def dpo_train(
     return trainer, result
 
 
+def prompt_messages(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A pair's prompt as the system + user turns inference sends (one user turn for older snapshots)."""
+    if row.get("system") and row.get("user"):
+        return [{"role": "system", "content": row["system"]}, {"role": "user", "content": row["user"]}]
+    return [{"role": "user", "content": row["prompt"]}]
+
+
 def _check_prompt_lengths(tokenizer: Any, prompts: list[str], max_length: int) -> None:
     """TRL drops pairs whose prompt alone fills max_length; with none left it fails unreadably."""
-    lengths = [len(ids) for ids in tokenizer(prompts)["input_ids"]]
+    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
     if lengths and min(lengths) >= max_length:
         raise TrainingError(
             f"Every prompt is at least max_length={max_length} tokens long (shortest {min(lengths)}, longest "

@@ -27,7 +27,9 @@ class TransformersBackend:
 
     def __init__(self, base_model: str, adapter_path: str = "") -> None:
         import torch
-        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+
+        from moderation.inference.backends.vlm_processor import load_processor
 
         self.base_model = base_model
         self.adapter_path = adapter_path
@@ -41,7 +43,7 @@ class TransformersBackend:
         self.model: Any
         if self.multimodal:
             self.model = AutoModelForImageTextToText.from_pretrained(base_model, dtype=dtype)
-            self.processor = AutoProcessor.from_pretrained(base_model)
+            self.processor = load_processor(base_model)
             self.tokenizer = self.processor.tokenizer
         else:
             from transformers import AutoTokenizer
@@ -111,9 +113,19 @@ class TransformersBackend:
 
     def _chat_text(self, messages: list[dict[str, Any]], fallback: str) -> str:
         template_owner = self.processor if self.processor is not None else self.tokenizer
+        if not self.multimodal:
+            # Text-only chat templates take string content; the SFT and DPO jobs train on the same
+            # joined text (training.data.flatten_messages), so served and trained prompts match.
+            messages = [{**m, "content": _joined_text(m["content"])} for m in messages]
         if getattr(template_owner, "chat_template", None):
             return template_owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         return fallback + "\n"
+
+
+def _joined_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text") or "" for part in content if part.get("type") == "text")
 
 
 def _load_image(path: str, image_module: Any) -> Any:

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# GPU readiness in one command, on a fresh CUDA machine that reaches only the package registries:
+#
+#   scripts/gpu_check.sh            # from the repository root
+#
+# 1. installs the GPU dependency set (requirements/gpu.txt: the CPU set + vllm, which brings its own
+#    CUDA torch and torchvision) into its own virtual environment (.venv-gpu, or $GPU_VENV);
+# 2. builds the tiny random Qwen2.5-VL the test suite uses (tests/tiny_models.py) with its processor;
+# 3. runs one short SFT and one DPO job body (TRL + LoRA, keyframes as images) on CUDA;
+# 4. serves the model with vLLM through our backends: the offline engine (vllm.LLM, guided JSON,
+#    base and with the SFT adapter as a LoRA request) and the OpenAI-compatible server (`vllm serve`
+#    with --lora-modules), and prints throughput and GPU memory.
+#
+# Figures are printed as JSON lines (scripts/gpu_check.py). Nothing here is part of the test suite.
+# Environment: GPU_VENV (venv folder), GPU_CHECK_WORK (scratch folder), PYTHON (python3.11),
+# VLLM_PORT (8765), PIP_EXTRA (extra pip arguments, e.g. an index URL).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+GPU_VENV="${GPU_VENV:-.venv-gpu}"
+WORK="${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu-check-XXXXXX)}"
+VLLM_PORT="${VLLM_PORT:-8765}"
+read -r -a pip_extra <<< "${PIP_EXTRA:-}"
+server_pid=""
+
+log() { printf '\n== %s ==\n' "$*"; }
+
+cleanup() {
+    if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
+        kill "$server_pid"
+        wait "$server_pid" 2>/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+gpu_memory() {
+    nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+}
+
+log "device"
+if ! command -v nvidia-smi >/dev/null; then
+    echo "nvidia-smi not found: this check needs an NVIDIA GPU node" >&2
+    exit 1
+fi
+gpu_memory
+
+log "install the GPU set into $GPU_VENV"
+start=$SECONDS
+if [[ ! -x "$GPU_VENV/bin/python" ]]; then
+    "$PYTHON" -m venv "$GPU_VENV"
+fi
+"$GPU_VENV/bin/pip" install --quiet --upgrade pip "${pip_extra[@]}"
+"$GPU_VENV/bin/pip" install --quiet -r requirements/gpu.txt "${pip_extra[@]}"
+"$GPU_VENV/bin/pip" install --quiet --no-deps -r requirements/nodeps.txt "${pip_extra[@]}"
+py="$GPU_VENV/bin/python"
+"$py" - <<'PY'
+import torch, transformers, trl, peft, vllm
+print(f"torch {torch.__version__} (CUDA {torch.version.cuda}, available: {torch.cuda.is_available()}), "
+      f"transformers {transformers.__version__}, trl {trl.__version__}, peft {peft.__version__}, vllm {vllm.__version__}")
+PY
+echo "install: $((SECONDS - start)) s"
+
+log "build the tiny Qwen2.5-VL in $WORK"
+"$py" scripts/gpu_check.py build "$WORK"
+
+log "SFT and DPO job bodies on CUDA"
+"$py" scripts/gpu_check.py train "$WORK"
+
+log "vLLM offline engine (our VllmOfflineBackend)"
+"$py" scripts/gpu_check.py offline "$WORK"
+gpu_memory
+
+log "vLLM OpenAI-compatible server (our VllmServerBackend)"
+"$GPU_VENV/bin/vllm" serve "$WORK/tiny-qwen2_5_vl" \
+    --host 127.0.0.1 --port "$VLLM_PORT" \
+    --max-model-len 8192 --gpu-memory-utilization 0.3 \
+    --limit-mm-per-prompt '{"image": 8}' \
+    --enable-prefix-caching \
+    --enable-lora --max-lora-rank 16 --lora-modules "adapter=$WORK/sft/adapter" \
+    >"$WORK/vllm-serve.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 180); do
+    if curl -fsS "http://127.0.0.1:$VLLM_PORT/health" >/dev/null 2>&1; then
+        break
+    fi
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+        tail -n 40 "$WORK/vllm-serve.log" >&2
+        echo "vllm serve exited before it was ready" >&2
+        exit 1
+    fi
+    sleep 2
+done
+curl -fsS "http://127.0.0.1:$VLLM_PORT/health" >/dev/null
+"$py" scripts/gpu_check.py server "$WORK" "http://127.0.0.1:$VLLM_PORT"
+gpu_memory
+
+log "done (scratch folder: $WORK)"
