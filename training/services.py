@@ -298,6 +298,8 @@ def _clean_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:
         raise TrainingError("lora_target_modules must name at least one module (e.g. q_proj, v_proj, or all-linear).")
     merged["lora_target_modules"] = list(targets)
     init_adapter = str(merged.get("init_adapter_path") or "").strip()
+    if init_adapter:
+        init_adapter = model_source_checked(init_adapter)  # inside the model folders, like a base model
     if init_adapter and not (Path(init_adapter) / "adapter_config.json").is_file():
         raise TrainingError(f"init_adapter_path {init_adapter} is not a saved LoRA adapter (no adapter_config.json).")
     merged["init_adapter_path"] = init_adapter
