@@ -22,6 +22,7 @@ from moderation.inference.services import content_bundle_for, model_version_serv
 from moderation.media.models import Video
 from moderation.review.models import ItemLabel
 from moderation.review.services import audit_event_record
+from workbench.queues import enqueue
 
 
 def _clean(text: str) -> str:
@@ -198,17 +199,11 @@ def tag2cot_tasks_queue(*, limit: int | None = None) -> list[Tag2CotTask]:
             continue
         if serving.backend in MODEL_DRAFT_BACKENDS:
             task_id = task.pk
-            transaction.on_commit(lambda task_id=task_id: _send(DRAFT_TASK, task_id))  # type: ignore[misc]
+            enqueue(DRAFT_TASK, task_id)
         else:
             _draft_from_baseline(task)
         created.append(task)
     return created
-
-
-def _send(name: str, *args: Any) -> None:
-    from workbench.celery import app
-
-    app.send_task(name, args=list(args))
 
 
 def _empty_stages(target_label: str) -> list[dict[str, Any]]:

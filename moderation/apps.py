@@ -1,4 +1,16 @@
+from typing import Any
+
 from django.apps import AppConfig
+
+from workbench.queues import enqueue
+
+
+def _queue_inference(sender: Any, *, video_id: int, **kwargs: Any) -> None:
+    enqueue("moderation.inference.tasks.run_inference", video_id)
+
+
+def _queue_retrieval(sender: Any, *, video_id: int, **kwargs: Any) -> None:
+    enqueue("moderation.reproduction.tasks.find_candidates", video_id)
 
 
 class ModerationConfig(AppConfig):
@@ -8,6 +20,10 @@ class ModerationConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
 
         from moderation.review.services import review_release_on_logout
+        from moderation.signals import video_ready
 
         # A reviewer who logs out frees the items they held, so others need not wait for the lease.
         user_logged_out.connect(review_release_on_logout, dispatch_uid="moderation.review_release_on_logout")
+        # A ready video goes to inference, then to reproduction retrieval (in this order).
+        video_ready.connect(_queue_inference, dispatch_uid="moderation.queue_inference")
+        video_ready.connect(_queue_retrieval, dispatch_uid="moderation.queue_retrieval")

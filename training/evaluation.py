@@ -28,6 +28,7 @@ from moderation.inference.metrics import kuaimod_metrics, tag_to_major
 from moderation.models import ModelVersion, PolicyVersion, Video
 from training.errors import TrainingError
 from training.models import EvaluationRun
+from workbench.queues import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +70,8 @@ def evaluation_start(
         eval_set_key=eval_set_key(eval_set=eval_set, policy_version=policy_version, file_path=file_path),
         created_by=created_by,
     )
-    from training.tasks import run_evaluation
 
-    transaction.on_commit(lambda: run_evaluation.delay(run.pk))
+    enqueue("training.tasks.run_evaluation", run.pk)
     return run
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from django.utils import timezone
 
 from training.errors import TrainingError
 from training.models import PreferenceDataset, PreferencePair, TrainingJob
+from workbench.queues import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -132,9 +132,7 @@ def _snapshot(
     dataset.eval_count = len(held_out)
     dataset.policy_versions = sorted({rec.lineage["policy_version_id"] for rec in records})
     dataset.save()
-    from training.tasks import export_dataset
-
-    transaction.on_commit(lambda: export_dataset.delay(dataset.pk))
+    enqueue("training.tasks.export_dataset", dataset.pk)
     return dataset
 
 
@@ -381,9 +379,7 @@ def training_job_start(
     job.output_dir = str(folder)
     job.save(update_fields=["output_dir"])
 
-    from training.tasks import run_training_job
-
-    transaction.on_commit(lambda: run_training_job.delay(job.pk))
+    enqueue("training.tasks.run_training_job", job.pk)
     return job
 
 
@@ -566,7 +562,6 @@ def training_jobs_reap_stale(*, now: Any = None) -> list[int]:
     A job with attempts left goes back to the train queue (the next worker resumes it from its
     last checkpoint); one that has used ``MAX_ATTEMPTS`` ends failed with the reason.
     """
-    from training.tasks import run_training_job
 
     cutoff = (now or timezone.now()) - HEARTBEAT_STALE_AFTER
     reaped = []
@@ -586,7 +581,7 @@ def training_jobs_reap_stale(*, now: Any = None) -> list[int]:
                     job.log_tail, f"worker stopped responding at step {job.step}; re-queued to resume"
                 )
                 job.save(update_fields=["status", "log_tail"])
-                transaction.on_commit(functools.partial(run_training_job.delay, job_id))
+                enqueue("training.tasks.run_training_job", job_id)
             else:
                 job.status = TrainingJob.Status.FAILED
                 job.error = (

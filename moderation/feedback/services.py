@@ -18,6 +18,7 @@ from moderation.errors import ModerationError
 from moderation.feedback.models import FeedbackAggregate, FeedbackEvent, Integration
 from moderation.feedback.selectors import feedback_counts_compute
 from moderation.media.models import Video
+from moderation.signals import feedback_received
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,6 @@ MAX_BATCH = 1000
 MAX_REASON_CHARS = 500
 TOKEN_PREFIX_LEN = 8
 # Task evaluating the disagreement rules; named, not imported: annotation sits above moderation.
-EVALUATE_DISAGREEMENTS_TASK = "annotation.tasks.evaluate_disagreements"
 AGGREGATE_FIELDS = [
     "views",
     "watch_seconds",
@@ -274,19 +274,10 @@ def feedback_events_ingest(*, integration: Integration, events: Any) -> IngestRe
             result.video_ids = sorted(set(inserted))
             if result.video_ids:
                 feedback_aggregates_refresh(video_ids=result.video_ids)
-                ids = result.video_ids
-                transaction.on_commit(lambda: _enqueue_disagreement_check(ids))
+                # Annotation checks its disagreement rules on these (it subscribes; the periodic sweep catches up).
+                feedback_received.send(sender=FeedbackEvent, video_ids=result.video_ids)
     Integration.objects.filter(pk=integration.pk).update(last_used_at=timezone.now())
     return result
-
-
-def _enqueue_disagreement_check(video_ids: list[int]) -> None:
-    from workbench.celery import app
-
-    try:
-        app.send_task(EVALUATE_DISAGREEMENTS_TASK, kwargs={"video_ids": video_ids})
-    except Exception:  # the periodic sweep catches up; a broker hiccup must not fail the ingest
-        logger.exception("could not queue the disagreement check for %d videos", len(video_ids))
 
 
 @transaction.atomic

@@ -19,6 +19,7 @@ from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.services import policy_version_active, policy_versions_auto_applied
 from moderation.review.models import ReviewQueue
 from moderation.review.services import review_tasks_create_for_decision, review_tasks_create_in_queue
+from moderation.signals import decision_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +179,8 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
             cascade_p_violative=p_violative,
         )
         review_tasks_create_for_decision(decision=decision)
-        # Shadow mode (training wing): candidates decide the same item on the infer queue; sent by
-        # name so moderation never imports training. A no-op when no candidate is in shadow.
-        transaction.on_commit(lambda: _send_shadow_task(decision.pk))
+        # Shadow mode lives in training, which subscribes: candidates decide the same item beside it.
+        decision_recorded.send(sender=Decision, decision_id=decision.pk)
         video.stage = Video.Stage.DONE
         video.progress = 100
         video.save(update_fields=["stage", "progress", "updated_at"])
@@ -250,12 +250,6 @@ def decision_create_for_queue(*, decision_id: int, queue_id: int) -> Decision | 
     review_tasks_create_in_queue(decision=decision, queue=queue)
     logger.info("decision %s by %s for queue %s", decision.pk, model_version.name, queue.slug)
     return decision
-
-
-def _send_shadow_task(decision_id: int) -> None:
-    from workbench.celery import app
-
-    app.send_task("training.tasks.run_shadow_decision", args=[decision_id])
 
 
 def _existing_decision(video: Video, policy_version_id: int, model_version_ids: list[int]) -> Decision | None:

@@ -26,6 +26,7 @@ from django.utils.text import get_valid_filename
 
 from moderation.errors import ModerationError
 from moderation.media.models import Video
+from workbench.queues import enqueue
 from workbench.text import storable_text
 
 logger = logging.getLogger(__name__)
@@ -175,9 +176,7 @@ def _storage_name(original: str, sha256: str) -> str:
 
 
 def _enqueue_processing(video_id: int) -> None:
-    from moderation.media.tasks import process_video  # tasks import this module
-
-    transaction.on_commit(lambda: process_video.delay(video_id))
+    enqueue("moderation.media.tasks.process_video", video_id)
 
 
 _COVER_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}

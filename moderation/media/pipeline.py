@@ -26,6 +26,7 @@ from django.utils import timezone
 from moderation.errors import ModerationError
 from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
+from moderation.signals import video_ready
 
 if TYPE_CHECKING:
     from moderation.media.analyzers import FrameStore
@@ -140,12 +141,8 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
 
 
 def _enqueue_after_ready(video_id: int) -> None:
-    """A ready video goes to inference and to reproduction retrieval, once the commit is done."""
-    from moderation.inference.tasks import run_inference
-    from moderation.reproduction.tasks import find_candidates
-
-    transaction.on_commit(lambda: run_inference.delay(video_id))
-    transaction.on_commit(lambda: find_candidates.delay(video_id))
+    """A ready video goes on to inference and reproduction retrieval (their subscribers queue them on commit)."""
+    video_ready.send(sender=Video, video_id=video_id)
 
 
 def _fail(video_id: int, message: str) -> Video | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import transaction
 
 from moderation.errors import ModerationError
 from workbench.queues import LONG_TASK_OPTIONS
@@ -40,8 +39,3 @@ def judge_pair(candidate_id: int) -> int | None:
         logger.info("pair %s not judged: %s", candidate_id, exc)
         return None
     return teacher_judge(candidate=candidate, backend=backend, base_model=base_model).pk
-
-
-def enqueue_find_candidates(video_id: int) -> None:
-    """Queue retrieval for a video once the surrounding transaction commits."""
-    transaction.on_commit(lambda: find_candidates.delay(video_id))

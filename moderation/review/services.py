@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 from collections.abc import Collection
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +25,7 @@ from moderation.inference.models import Decision
 from moderation.policies.models import PolicyVersion
 from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import SKIP_REASONS, review_severities_for
+from workbench.queues import enqueue
 from workbench.roles import Perm
 
 NO_LONGER_YOURS = (
@@ -187,14 +187,8 @@ def review_tasks_create_for_decision(
         },
     )
     for queue in other:
-        transaction.on_commit(partial(_send_queue_decision_task, decision.pk, queue.pk))
+        enqueue("moderation.inference.tasks.run_queue_decision", decision.pk, queue.pk)
     return tasks
-
-
-def _send_queue_decision_task(decision_id: int, queue_id: int) -> None:
-    from workbench.celery import app
-
-    app.send_task("moderation.inference.tasks.run_queue_decision", args=[decision_id, queue_id])
 
 
 @transaction.atomic

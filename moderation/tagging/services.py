@@ -19,6 +19,7 @@ from django.db.models import F, Max
 from moderation.errors import ModerationError
 from moderation.tagging import text as tagtext
 from moderation.tagging.models import Tag, TagRevision, TagSet, VocabularyVersion
+from workbench.queues import enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -135,14 +136,8 @@ def tags_import(
     )
     report.created = len(created)
     if created:
-        transaction.on_commit(_send_embed_tags)
+        enqueue("moderation.tagging.tasks.embed_tags")
     return report
-
-
-def _send_embed_tags() -> None:
-    from moderation.tagging.tasks import embed_tags
-
-    embed_tags.delay()
 
 
 @transaction.atomic
@@ -244,7 +239,7 @@ def tag_update(
     version = vocabulary_version_create(note=f"edit of “{locked.name}”", user=user)
     _revise(locked, version)
     if name is not None:
-        transaction.on_commit(_send_embed_tags)
+        enqueue("moderation.tagging.tasks.embed_tags")
     return locked
 
 

@@ -1,0 +1,21 @@
+"""Hand-off points where moderation's work continues elsewhere.
+
+A wing or an upper app (annotation, training) that continues the work subscribes in its
+``AppConfig.ready``; the sender never names what follows, so imports keep pointing down the layers
+(``training → annotation → moderation``, and down moderation's wings: see the import-linter contract
+in pyproject.toml). Each is sent inside the transaction that records the event; receivers queue their
+task with ``workbench.queues.enqueue``, which waits for the commit.
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# A video's media is processed and it is ready for a decision. Keyword: video_id.
+video_ready = Signal()
+
+# A model's decision was recorded for a video (the serving model's, not a shadow's). Keyword: decision_id.
+decision_recorded = Signal()
+
+# Platform feedback events were stored and the videos' aggregates refreshed. Keyword: video_ids.
+feedback_received = Signal()
