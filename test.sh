@@ -7,6 +7,7 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
+.venv/bin/lint-imports  # the import layers (pyproject.toml [tool.importlinter])
 status=0
 .venv/bin/pytest "$@" || status=$?
 if [[ -z "${DATABASE_URL:-}" && "${WORKBENCH_KEEP_DB:-0}" != "1" ]]; then

@@ -22,10 +22,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from moderation.errors import ModerationError
-from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec, get_backend
+from moderation.inference.backends import BackendResult, ContentBundle, get_backend
 from moderation.inference.cot import CotParseError, parse_blm
 from moderation.inference.metrics import kuaimod_metrics, tag_to_major
 from moderation.models import ModelVersion, PolicyVersion, Video
+from moderation.policies.spec import PolicySpec
 from training.errors import TrainingError
 from training.models import EvaluationRun
 from workbench.queues import enqueue

@@ -21,9 +21,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from moderation.inference.backends import ContentBundle, PolicySpec
+from moderation.inference.backends import ContentBundle
 from moderation.inference.cot import CotParseError, parse
 from moderation.inference.metrics import tag_to_major
+from moderation.policies.spec import PolicySpec
 
 
 class _AnyLabel(frozenset[str]):

@@ -25,6 +25,8 @@ from collections.abc import Container
 from dataclasses import dataclass, field
 from typing import Any
 
+from moderation.policies.taxonomy import ALL_SEVERITIES
+
 KUAIMOD_STAGES: list[tuple[str, str]] = [
     ("content_extraction", "Content extraction"),
     ("analysis", "Analysis"),
@@ -46,7 +48,7 @@ class CotParseError(ValueError):
     """The model's output does not follow the format; the raw text is kept with this message."""
 
 
-BLM_SEVERITIES = ("none", "low", "medium", "high")  # "none" only with the safe answer
+BLM_SEVERITIES = ALL_SEVERITIES  # "none" only with the safe answer (moderation.policies.taxonomy)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from moderation.policies.spec import PolicySpec
+
 
 class Policy(models.Model):
     slug = models.SlugField(unique=True)
@@ -58,10 +60,8 @@ class PolicyVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.policy.name} v{self.number}"
 
-    def spec(self):  # type: ignore[no-untyped-def]
-        """What inference backends need of this version."""
-        from moderation.inference.backends import PolicySpec
-
+    def spec(self) -> PolicySpec:
+        """What inference backends, the review form and training need of this version."""
         return PolicySpec(taxonomy=self.taxonomy, safe_label=self.safe_label, output_format=self.output_format)
 
     def label_names(self) -> dict[str, str]:

@@ -20,7 +20,13 @@ from typing import Any
 
 from workbench.text import has_unstorable
 
+# The one list of severities. A violation's severity is one of SEVERITIES (those its tag allows, all of
+# them when the tag names none); the non-violative label's is NO_SEVERITY. Everything else (the review
+# form, the BLM-Guard parser and its guided-decoding schema, the baseline) reads them from here or from
+# PolicySpec.severities_for (moderation/policies/spec.py).
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
+NO_SEVERITY = "none"
+ALL_SEVERITIES: tuple[str, ...] = (NO_SEVERITY, *SEVERITIES)
 CATEGORY_FIELDS = {"key", "name", "tags"}
 TAG_FIELDS = {"key", "name", "keywords", "criteria", "severities"}
 

@@ -17,9 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.media.selectors import video_media_for_display
-from moderation.policies.models import PolicyVersion
 from moderation.policies.selectors import policy_label_groups
-from moderation.policies.taxonomy import SEVERITIES
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.models import ItemLabel, Review, ReviewQueue, ReviewTask
 from workbench.roles import Perm
@@ -352,18 +350,6 @@ def cot_stages_for_display(cot: Any, *, times: dict[tuple[str, Any], float] | No
     return stages
 
 
-def review_severities_for(*, policy_version: PolicyVersion, label: str) -> tuple[str, ...]:
-    """The severities a verdict with ``label`` may carry: ``none`` for the non-violative label; the
-    policy tag's ``severities`` when it defines them, else low / medium / high."""
-    if label == policy_version.safe_label:
-        return (Review.Severity.NONE.value,)
-    for major in policy_version.taxonomy:
-        for tag in major.get("tags", []):
-            if tag.get("key") == label and tag.get("severities"):
-                return tuple(s for s in SEVERITIES if s in tag["severities"])
-    return SEVERITIES
-
-
 def review_screen_context(*, task: ReviewTask, user: User) -> dict[str, Any]:
     """Everything the review screen shows about ``task`` (fetched by ``review_task_get``) to ``user``.
 
@@ -372,6 +358,7 @@ def review_screen_context(*, task: ReviewTask, user: User) -> dict[str, Any]:
     """
     decision = task.decision
     version = decision.policy_version
+    spec = version.spec()
     media = video_media_for_display(video=decision.video)
     return {
         **media,
@@ -386,7 +373,7 @@ def review_screen_context(*, task: ReviewTask, user: User) -> dict[str, Any]:
                     {
                         "key": key,
                         "name": name,
-                        "severities": " ".join(review_severities_for(policy_version=version, label=key)),
+                        "severities": " ".join(spec.severities_for(key)),
                     }
                     for key, name in group.choices
                 ],
@@ -397,9 +384,7 @@ def review_screen_context(*, task: ReviewTask, user: User) -> dict[str, Any]:
             {"value": value, "label": label, "hotkey": str(i)}
             for i, (value, label) in enumerate(Review.Severity.choices)
         ],
-        "model_severities": " ".join(
-            review_severities_for(policy_version=version, label=decision.label or version.safe_label)
-        ),
+        "model_severities": " ".join(spec.severities_for(decision.label or version.safe_label)),
         "stages": cot_stages_for_display(decision.cot, times=media["times"]),
         # Independence: in queues that take new decisions reviewers never see each other's verdicts;
         # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.

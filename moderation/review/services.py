@@ -24,7 +24,7 @@ from moderation.errors import ModerationError
 from moderation.inference.models import Decision
 from moderation.policies.models import PolicyVersion
 from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
-from moderation.review.selectors import SKIP_REASONS, review_severities_for
+from moderation.review.selectors import SKIP_REASONS
 from workbench.queues import enqueue
 from workbench.roles import Perm
 
@@ -515,7 +515,7 @@ def _final_label(decision: Decision, verdict: str, label: str) -> str:
 
 
 def _final_severity(policy_version: PolicyVersion, label: str, severity: str) -> str:
-    allowed = review_severities_for(policy_version=policy_version, label=label)
+    allowed = policy_version.spec().severities_for(label)
     severity = (severity or "").strip().lower()
     if not severity:
         # Nothing to choose when only one severity fits (the safe label's "none", a one-level tag).
@@ -579,7 +579,7 @@ def review_submit(
     """Record the reviewer's verdict on the model's decision and close the task.
 
     - ``approve`` stores the model's own label; ``override`` needs a different label of the
-      decision's policy version. ``severity`` must fit the final label (``review_severities_for``);
+      decision's policy version. ``severity`` must fit the final label (``PolicySpec.severities_for``);
       left empty it is filled in only where one value fits.
     - Ownership is what counts, not the clock: a late submit after the lease lapsed is accepted as
       long as the reviewer still holds the claim (no one else claimed it meanwhile). Once someone

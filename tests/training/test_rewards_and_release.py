@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from moderation.inference.backends import PolicySpec
 from moderation.inference.cot import render_blm, render_kuaimod
 from moderation.inference.services import model_version_register, model_version_serving
 from moderation.models import AuditEvent
 from moderation.policies.seed import blm_guard_taxonomy, kuaimod_taxonomy
+from moderation.policies.spec import PolicySpec
 from tests.factories import DecisionFactory
 from training.errors import TrainingError
 from training.evaluation import evaluation_execute, evaluation_start

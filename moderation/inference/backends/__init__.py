@@ -2,8 +2,10 @@
 
 A backend turns a :class:`ContentBundle` (what was extracted from a video) and a policy version
 into a :class:`BackendResult`: a label and a chain-of-thought in KuaiMod's five stages.
-Only the evidence baseline lives here for now; VLM backends import torch/vllm inside their
-own modules so the web process never loads them.
+The evidence baseline (evidence.py), cascade stage 1 (cascade_stage1.py), transformers
+(transformers_backend.py) and vLLM offline or OpenAI-server (vllm_backend.py) live here, chosen by
+``get_backend``; the heavy ones import torch/vllm inside their own modules so the web process never
+loads them. ``PolicySpec`` (what a backend reads of a policy) belongs to moderation.policies.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any, Protocol
 
 from moderation.inference.cot import KUAIMOD_STAGES as STAGES
 from moderation.inference.cot import BlmRubric, CotParseError, parse
+from moderation.policies.spec import PolicySpec
 from workbench.text import storable_text
 
 __all__ = ["STAGES"]
@@ -72,29 +75,6 @@ class BackendResult:
     severity: str = ""
 
 
-@dataclass(frozen=True)
-class PolicySpec:
-    """What a backend needs of a policy version."""
-
-    taxonomy: list[dict[str, Any]]
-    safe_label: str
-    output_format: str = "kuaimod"  # or "blm"
-
-    def labels(self) -> set[str]:
-        return {self.safe_label} | {t["key"] for m in self.taxonomy for t in m.get("tags", [])}
-
-    def scenes(self) -> set[str]:
-        return {m["key"] for m in self.taxonomy}
-
-    def blm_rubric(self) -> BlmRubric:
-        types = {
-            t["key"]: (m["key"], frozenset(t.get("severities") or ("low", "medium", "high")))
-            for m in self.taxonomy
-            for t in m.get("tags", [])
-        }
-        return BlmRubric(safe_label=self.safe_label, types=types)
-
-
 class Backend(Protocol):
     name: str
 
@@ -122,11 +102,16 @@ def get_backend(name: str, *, base_model: str = "", adapter_path: str = "") -> B
     raise ValueError(f"Unknown inference backend '{name}'")
 
 
+def blm_rubric(policy: PolicySpec) -> BlmRubric:
+    """The BLM-Guard parser's view of a policy: each violation type's scene and allowed severities."""
+    return BlmRubric(safe_label=policy.safe_label, types=policy.violation_types())
+
+
 def result_from_text(text: str, policy: PolicySpec, prompt_tokens: int, completion_tokens: int) -> BackendResult:
     """Parse one generation; invalid output is kept raw with the reason, never raised."""
     text = storable_text(text)  # NUL or a lone surrogate cannot be stored; keep the rest as it was
     try:
-        rubric = policy.blm_rubric() if policy.output_format == "blm" else None
+        rubric = blm_rubric(policy) if policy.output_format == "blm" else None
         parsed = parse(text, policy.output_format, policy.labels(), policy.scenes(), rubric)
     except CotParseError as exc:
         return BackendResult(

@@ -9,10 +9,11 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
-from moderation.inference.backends import STAGES, BackendResult, ContentBundle, PolicySpec
+from moderation.inference.backends import STAGES, BackendResult, ContentBundle
 from moderation.inference.stage1.inputs import stage1_input
 from moderation.inference.stage1.model import Stage1Classifier, stage1_load
 from moderation.inference.stage1.routing import cascade_route
+from moderation.policies.spec import PolicySpec
 
 
 class CascadeStage1Backend:

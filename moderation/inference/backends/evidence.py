@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from moderation.inference.backends import STAGES, BackendResult, ContentBundle, PolicySpec
+from moderation.inference.backends import STAGES, BackendResult, ContentBundle, blm_rubric
 from moderation.inference.cot import BlmRubric
+from moderation.policies.spec import PolicySpec
+from moderation.policies.taxonomy import NO_SEVERITY, SEVERITIES
 
 # How much one keyword hit in each source counts.
 SOURCE_WEIGHT = {"speech": 1.0, "title": 1.0, "on-screen text": 1.0, "description": 0.7}
@@ -55,7 +57,7 @@ class EvidenceBaseline:
     def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
         results = [self.decide(c, policy.taxonomy, policy.safe_label) for c in contents]
         if policy.output_format == "blm":
-            rubric = policy.blm_rubric()
+            rubric = blm_rubric(policy)
             for result in results:
                 result.scene, result.severity = _blm_levels(result, rubric)
         return results
@@ -212,11 +214,11 @@ def _blm_levels(result: BackendResult, rubric: BlmRubric) -> tuple[str, str]:
     """BLM-Guard's scene and severity for a baseline verdict: the type's scene, and the severity its
     evidence score supports (stronger evidence, higher severity), among those the type allows."""
     if not result.is_violation or result.label not in rubric.types:
-        return "", "none"
+        return "", NO_SEVERITY
     scene, allowed = rubric.types[result.label]
-    wanted = "high" if result.confidence >= 0.85 else "medium" if result.confidence >= 0.7 else "low"
-    order = ["low", "medium", "high"]
-    candidates = [s for s in order if s in allowed] or order
+    low, medium, high = order = SEVERITIES
+    wanted = high if result.confidence >= 0.85 else medium if result.confidence >= 0.7 else low
+    candidates = [s for s in order if s in allowed] or list(order)
     # the allowed severity nearest to the one the evidence supports
     best = min(candidates, key=lambda s: abs(order.index(s) - order.index(wanted)))
     return scene, best

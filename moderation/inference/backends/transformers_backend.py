@@ -13,8 +13,9 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec, result_from_text
+from moderation.inference.backends import BackendResult, ContentBundle, result_from_text
 from moderation.inference.prompts import build_prompt
+from moderation.policies.spec import PolicySpec
 
 MAX_IMAGES = 8
 IMAGE_MAX_SIDE = 448  # keyframes are downscaled before they reach the processor

@@ -21,9 +21,10 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from moderation.inference.backends import BackendResult, ContentBundle, PolicySpec, result_from_text
+from moderation.inference.backends import BackendResult, ContentBundle, result_from_text
 from moderation.inference.cot import CotParseError, json_schema, text_from_json
 from moderation.inference.prompts import Prompt, build_prompt
+from moderation.policies.spec import PolicySpec
 
 MAX_IMAGES = 8
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from moderation.inference.backends import ContentBundle, PolicySpec, Segment, result_from_text
+from moderation.inference.backends import ContentBundle, Segment, result_from_text
 from moderation.inference.cot import (
     CotParseError,
     evidence_in,
@@ -14,6 +14,7 @@ from moderation.inference.cot import (
 )
 from moderation.inference.prompts import FENCE_CLOSE, build_prompt
 from moderation.policies.seed import SAFE_LABEL, blm_guard_taxonomy, kuaimod_taxonomy
+from moderation.policies.spec import PolicySpec
 
 LABELS = {SAFE_LABEL} | {t["key"] for m in kuaimod_taxonomy() for t in m["tags"]}
 

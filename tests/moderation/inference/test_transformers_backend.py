@@ -3,10 +3,11 @@ from __future__ import annotations
 import pytest
 from django.core.files.base import ContentFile
 
-from moderation.inference.backends import ContentBundle, Frame, PolicySpec, Segment
+from moderation.inference.backends import ContentBundle, Frame, Segment
 from moderation.inference.services import model_version_promote, model_version_register
 from moderation.models import Decision, Keyframe, ReviewTask
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
+from moderation.policies.spec import PolicySpec
 from tests.factories import PolicyVersionFactory, SegmentFactory, VideoFactory
 from tests.tiny_models import build_tiny_llava
 

@@ -13,9 +13,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from moderation.inference.backends import ContentBundle, Frame, PolicySpec, Segment
+from moderation.inference.backends import ContentBundle, Frame, Segment
 from moderation.inference.backends.vllm_backend import VllmServerBackend
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
+from moderation.policies.spec import PolicySpec
 
 
 @pytest.fixture
