@@ -14,7 +14,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="moderation.media.tasks.process_video", **LONG_TASK_OPTIONS)
 def process_video(video_id: int) -> str:
-    """Probe, extract keyframes and transcribe one video, then queue inference.
+    """Run the media pipeline on one video (the stages it has not finished), then hand it on to inference.
 
     Safe to run twice (see ``video_process``); never raises for a bad file: the video is marked failed.
     """
