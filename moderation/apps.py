@@ -9,6 +9,10 @@ def _queue_inference(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.inference.tasks.run_inference", video_id)
 
 
+def _queue_tag_candidates(sender: Any, *, video_id: int, **kwargs: Any) -> None:
+    enqueue("moderation.tagging.tasks.generate_tag_candidates", video_id)
+
+
 def _queue_retrieval(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.reproduction.tasks.find_candidates", video_id)
 
@@ -20,10 +24,12 @@ class ModerationConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
 
         from moderation.review.services import review_release_on_logout
-        from moderation.signals import video_ready
+        from moderation.signals import video_decided, video_ready
 
         # A reviewer who logs out frees the items they held, so others need not wait for the lease.
         user_logged_out.connect(review_release_on_logout, dispatch_uid="moderation.review_release_on_logout")
         # A ready video goes to inference, then to reproduction retrieval (in this order).
         video_ready.connect(_queue_inference, dispatch_uid="moderation.queue_inference")
         video_ready.connect(_queue_retrieval, dispatch_uid="moderation.queue_retrieval")
+        # A decided video gets content-tag candidates.
+        video_decided.connect(_queue_tag_candidates, dispatch_uid="moderation.queue_tag_candidates")

@@ -17,5 +17,8 @@ video_ready = Signal()
 # A model's decision was recorded for a video (the serving model's, not a shadow's). Keyword: decision_id.
 decision_recorded = Signal()
 
+# Every auto-applied policy decided a video (run_inference succeeded). Keyword: video_id.
+video_decided = Signal()
+
 # Platform feedback events were stored and the videos' aggregates refreshed. Keyword: video_ids.
 feedback_received = Signal()

@@ -11,7 +11,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from moderation.signals import decision_recorded, feedback_received, video_ready
+from moderation.signals import decision_recorded, feedback_received, video_decided, video_ready
 from workbench.queues import TASK_ROUTES, enqueue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,12 +51,14 @@ def test_hand_offs_up_the_layers_are_subscribed_by_the_upper_app(django_capture_
         video_ready.send(sender=None, video_id=1)
         decision_recorded.send(sender=None, decision_id=2)
         feedback_received.send(sender=None, video_ids=[3, 4])
+        video_decided.send(sender=None, video_id=5)
     sent = [(cb.args[0], cb.args[2], cb.args[3]) for cb in callbacks]  # enqueue's partial: task, queue, args, kwargs
     assert sent == [
         ("moderation.inference.tasks.run_inference", [1], {}),
         ("moderation.reproduction.tasks.find_candidates", [1], {}),
         ("training.tasks.run_shadow_decision", [2], {}),
         ("annotation.tasks.evaluate_disagreements", [], {"video_ids": [3, 4]}),
+        ("moderation.tagging.tasks.generate_tag_candidates", [5], {}),
     ]
 
 

@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 
 from moderation.errors import ModerationError
+from moderation.signals import video_decided
 from workbench.queues import LONG_TASK_OPTIONS
 
 logger = logging.getLogger(__name__)
@@ -22,10 +23,8 @@ def run_inference(video_id: int) -> int | None:
         logger.exception("inference failed for video %s", video_id)
         decision_record_failure(video_id=video_id, error=f"{type(exc).__name__}: {exc}")
     else:
-        # Content tags: candidates on the media worker, then the video enters the tags queue.
-        from moderation.tagging.tasks import generate_tag_candidates
-
-        generate_tag_candidates.delay(video_id)
+        # Content tags (a wing above this one) subscribe: candidates on the media worker, then the tags queue.
+        video_decided.send(sender=None, video_id=video_id)
         return pk
     return None
 
