@@ -169,6 +169,7 @@ def test_a_finished_request_keeps_its_database_connection():
     """Each "next item" would otherwise pay a new PostgreSQL backend (fork, cold catalog caches)."""
     from django.db import close_old_connections
 
+    connection.close()  # a fresh one: a connection older than CONN_MAX_AGE (a slow run) is rightly closed
     connection.ensure_connection()
     raw = connection.connection
     close_old_connections()  # what Django runs when every request ends
