@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Q
 
 from moderation.inference.cascade_models import CascadeModel
-from moderation.inference.models import Decision
+from moderation.inference.models import Decision, ModelVersion
 from moderation.inference.stage1.inputs import TextItem, stage1_input
 from moderation.policies.models import PolicyVersion
 from moderation.review.models import ItemLabel
@@ -221,3 +221,12 @@ def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
         "active_model": active_model,
         "models": list(CascadeModel.objects.all()[:20]),
     }
+
+
+def model_versions_for_choice() -> list[ModelVersion]:
+    """The newest model versions, for a policy's serving-model picker."""
+    return list(ModelVersion.objects.order_by("-created_at")[:200])
+
+
+def model_version_get(raw: str) -> ModelVersion | None:
+    return ModelVersion.objects.filter(pk=int(raw)).first() if raw.isdigit() else None

@@ -3,11 +3,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
-from moderation.inference.selectors import cascade_dashboard
+from moderation.inference.impact import policy_impact_preview
+from moderation.inference.selectors import cascade_dashboard, model_version_get
+from moderation.policies.models import Policy
+from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE, policy_version_get
+from moderation.policies.services import policy_set_serving_model
 from workbench.roles import Perm, permission_required
 
 
@@ -85,3 +89,40 @@ def _target(raw: str) -> float:
     except ValueError:
         raise ModerationError("The target accuracy must be a number, e.g. 0.92.") from None
     return value / 100 if value > 1 else value
+
+
+# --- A policy's serving model and a draft's impact: run or name models, so they live here ----------
+
+
+@require_POST
+@permission_required(Perm.EDIT_POLICY)
+def policy_set_model(request: HttpRequest, pk: int) -> HttpResponse:
+    """Choose which model version decides new videos under this policy."""
+    policy = get_object_or_404(Policy, pk=pk)
+    raw = request.POST.get("model_version", "")
+    model_version = model_version_get(raw) if raw else None
+    if raw and model_version is None:
+        messages.error(request, "That model version does not exist.")
+        return redirect("moderation:policy_detail", pk=pk)
+    policy_set_serving_model(policy=policy, model_version=model_version, by=request.user)
+    messages.success(
+        request, f"New decisions under {policy.name} will use {model_version or 'the globally serving model'}."
+    )
+    return redirect("moderation:policy_detail", pk=pk)
+
+
+@permission_required(Perm.EDIT_POLICY)
+def policy_version_impact(request: HttpRequest, pk: int) -> HttpResponse:
+    version = policy_version_get(version_id=pk)
+    try:
+        sample_size = int(request.GET.get("n") or 0) or DEFAULT_IMPACT_SAMPLE  # clamped by the preview
+    except ValueError:
+        sample_size = DEFAULT_IMPACT_SAMPLE
+    context = {
+        "policy": version.policy,
+        "version": version,
+        "preview": policy_impact_preview(draft=version, sample_size=sample_size),
+    }
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "moderation/policies/policy_impact.html#impact", context)
+    return render(request, "moderation/policies/policy_impact.html", context)

@@ -1,21 +1,18 @@
-"""Policy reads: list and detail pages, label choices for review forms, version diffs and the
-impact preview of a draft."""
+"""Policy reads: list and detail pages, label choices for review forms, version diffs. (The impact
+preview of a draft runs the evidence baseline, so it is inference's: moderation/inference/impact.py.)"""
 
 from __future__ import annotations
 
-import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Max, Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.taxonomy import TaxonomyChange, taxonomy_diff
 
 DEFAULT_IMPACT_SAMPLE = 200
-MAX_IMPACT_SAMPLE = 2000
 
 
 @dataclass
@@ -94,115 +91,3 @@ def policy_diff(a: PolicyVersion, b: PolicyVersion) -> list[TaxonomyChange]:
         if getattr(a, attr) != getattr(b, attr)
     ]
     return changes + taxonomy_diff(a.taxonomy, b.taxonomy)
-
-
-@dataclass
-class ImpactItem:
-    video_id: int
-    title: str
-    recorded_label: str  # what the model that decided the item actually said
-    old_label: str  # the baseline under the active version
-    new_label: str  # the baseline under the draft
-    old_name: str = ""
-    new_name: str = ""
-
-
-@dataclass
-class LabelCount:
-    label: str
-    name: str
-    before: int  # items with this label under the active version
-    after: int  # ... under the draft
-
-    @property
-    def delta(self) -> int:
-        return self.after - self.before
-
-
-@dataclass
-class ImpactPreview:
-    draft: PolicyVersion
-    active: PolicyVersion | None
-    sample_size: int
-    checked: int = 0
-    flips: list[ImpactItem] = field(default_factory=list)
-    label_counts: list[LabelCount] = field(default_factory=list)  # most common first
-    seconds: float = 0.0
-
-
-def policy_impact_preview(*, draft: PolicyVersion, sample_size: int = DEFAULT_IMPACT_SAMPLE) -> ImpactPreview:
-    """Which decisions would flip if ``draft`` replaced the active version. Writes nothing.
-
-    The sample is the ``sample_size`` videos most recently decided under the active version. The
-    evidence baseline runs on each under the active version and under the draft, so a flip is caused
-    by the policy edit alone and not by a difference between the baseline and the serving model
-    (whose recorded label is shown alongside).
-    """
-    # Imported here: inference imports policies, not the other way round at module load.
-    from moderation.inference.backends import get_backend
-    from moderation.inference.models import Decision
-    from moderation.inference.services import content_bundle_for
-    from moderation.media.models import Video
-
-    started = time.perf_counter()
-    sample_size = max(1, min(int(sample_size), MAX_IMPACT_SAMPLE))
-    active = PolicyVersion.objects.filter(policy_id=draft.policy_id, is_active=True).first()
-    preview = ImpactPreview(draft=draft, active=active, sample_size=sample_size)
-    if active is None:
-        return preview
-    videos = list(
-        Video.objects.filter(decisions__policy_version=active)
-        .annotate(last_decided=Max("decisions__created_at"))
-        .order_by("-last_decided", "-pk")
-        .prefetch_related("segments", "keyframes")[:sample_size]
-    )
-    recorded: dict[int, str] = {}
-    for video_id, label in (
-        Decision.objects.filter(policy_version=active, video__in=[v.pk for v in videos])
-        .order_by("video_id", "-created_at")
-        .values_list("video_id", "label")
-    ):
-        recorded.setdefault(video_id, label)
-    bundles = [content_bundle_for(v) for v in videos]
-    baseline = get_backend("evidence_baseline")
-    before = baseline.decide_batch(bundles, active.spec())
-    after = baseline.decide_batch(bundles, draft.spec())
-
-    names = {**active.label_names(), **draft.label_names()}
-    old_counts = Counter(r.label for r in before)
-    new_counts = Counter(r.label for r in after)
-    preview.checked = len(videos)
-    preview.flips = [
-        ImpactItem(
-            video_id=v.pk,
-            title=v.title,
-            recorded_label=recorded.get(v.pk, ""),
-            old_label=b.label,
-            new_label=a.label,
-            old_name=names.get(b.label, b.label),
-            new_name=names.get(a.label, a.label),
-        )
-        for v, b, a in zip(videos, before, after, strict=True)
-        if b.label != a.label
-    ]
-    preview.label_counts = sorted(
-        (
-            LabelCount(label, names.get(label, label), old_counts[label], new_counts[label])
-            for label in old_counts | new_counts
-        ),
-        key=lambda row: (-max(row.before, row.after), row.label),
-    )
-    preview.seconds = time.perf_counter() - started
-    return preview
-
-
-def model_versions_for_choice() -> list[Any]:
-    from moderation.inference.models import ModelVersion
-
-    return list(ModelVersion.objects.order_by("-created_at")[:200])
-
-
-def model_version_get(raw: str) -> Any:
-    from moderation.inference.models import ModelVersion
-
-    return ModelVersion.objects.filter(pk=int(raw)).first() if raw.isdigit() else None

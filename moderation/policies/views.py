@@ -54,26 +54,8 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_edit": request.user.has_perm(Perm.EDIT_POLICY),
             "diff_a": versions[1] if len(versions) > 1 else None,
             "diff_b": versions[0] if versions else None,
-            "model_versions": selectors.model_versions_for_choice(),
         },
     )
-
-
-@require_POST
-@permission_required(Perm.EDIT_POLICY)
-def policy_set_model(request: HttpRequest, pk: int) -> HttpResponse:
-    """Choose which model version decides new videos under this policy."""
-    policy = get_object_or_404(Policy, pk=pk)
-    raw = request.POST.get("model_version", "")
-    model_version = selectors.model_version_get(raw) if raw else None
-    if raw and model_version is None:
-        messages.error(request, "That model version does not exist.")
-        return redirect("moderation:policy_detail", pk=pk)
-    services.policy_set_serving_model(policy=policy, model_version=model_version, by=request.user)
-    messages.success(
-        request, f"New decisions under {policy.name} will use {model_version or 'the globally serving model'}."
-    )
-    return redirect("moderation:policy_detail", pk=pk)
 
 
 @login_required
@@ -203,17 +185,3 @@ def policy_version_activate(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("moderation:policy_version", pk=pk)
     messages.success(request, f"v{version.number} is active again; new decisions use it from now on.")
     return redirect("moderation:policy_detail", pk=version.policy_id)
-
-
-@permission_required(Perm.EDIT_POLICY)
-def policy_version_impact(request: HttpRequest, pk: int) -> HttpResponse:
-    version = selectors.policy_version_get(version_id=pk)
-    sample_size = _int(request.GET.get("n")) or selectors.DEFAULT_IMPACT_SAMPLE
-    context = {
-        "policy": version.policy,
-        "version": version,
-        "preview": selectors.policy_impact_preview(draft=version, sample_size=sample_size),
-    }
-    if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "moderation/policies/policy_impact.html#impact", context)
-    return render(request, "moderation/policies/policy_impact.html", context)

@@ -7,8 +7,8 @@ import copy
 import pytest
 from django.urls import reverse
 
+from moderation.inference.impact import policy_impact_preview
 from moderation.inference.models import Decision
-from moderation.policies.selectors import policy_impact_preview
 from moderation.policies.services import policy_version_create_draft
 from tests.factories import DecisionFactory, PolicyVersionFactory, SegmentFactory, VideoFactory
 
