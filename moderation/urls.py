@@ -7,6 +7,7 @@ urlpatterns = [
     path("", include("moderation.policies.urls")),
     path("", include("moderation.inference.urls")),
     path("", include("moderation.reproduction.urls")),
+    path("", include("moderation.tagging.urls")),
     path("api/feedback/", include("moderation.feedback.urls")),
     path("api/", include("moderation.api.urls")),
 ]

@@ -276,6 +276,8 @@ CASCADE_RETRAIN_AFTER_LABELS = env.int("CASCADE_RETRAIN_AFTER_LABELS", default=5
 
 # --- Review -------------------------------------------------------------------------------
 REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
+# Content tags: reviewer events (accept/reject/add) needed before the learned ranker replaces the weighted sum.
+TAG_RANKER_MIN_EVENTS = env.int("TAG_RANKER_MIN_EVENTS", default=20)
 # The queue list's counts are reused for this long (Django's cache; 0 = count on every request).
 REVIEW_STATS_MAX_AGE_SECONDS = env.int("REVIEW_STATS_MAX_AGE_SECONDS", default=10)
 

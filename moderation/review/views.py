@@ -115,6 +115,8 @@ def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
 @permission_required(Perm.REVIEW_VIDEO)
 def review_task(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get(task_id=pk)
+    if task.queue.kind == task.queue.Kind.TAGS:  # a tags-queue item is worked on the tag screen
+        return redirect("moderation:tag_task", pk=task.pk)
     _check_owner(request, task)
     return render(request, "moderation/review/task.html", _screen(request, task))
 

@@ -182,7 +182,7 @@ def generate(
             c.features["classifier"] = float(classifiers[tag_id].score(vector[None, :])[0])
         count = vocab.prior.get(tag_id, 0.0)
         c.features["prior"] = math.log1p(count) / math.log1p(max_prior) if max_prior else 0.0
-        c.features["agreement"] = float(len(set(c.sources)))
+        c.features["agreement"] = len(set(c.sources)) / 5
         c.features["name_len"] = min(len(vocab.names[i]), 6) / 6 if i is not None else 0.0
     return cands
 
@@ -192,8 +192,9 @@ def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
 
 
 def weighted_sum(x: np.ndarray, weights: Mapping[str, float] | None = None) -> np.ndarray:
+    """The weights' average of the features (each in [0, 1]), so the score is in [0, 1] too."""
     w = np.array([(weights or DEFAULT_WEIGHTS).get(k, 0.0) for k in FEATURES])
-    return x @ w
+    return (x @ w) / w.sum()
 
 
 def rank(cands: dict[int, Candidate], model: LinearModel | None) -> list[Candidate]:

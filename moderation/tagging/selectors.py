@@ -55,3 +55,50 @@ def tag_set_tag_ids(*, tag_set: TagSet) -> set[int] | None:
     """The tags a tag set allows, or None for all active tags."""
     ids = set(tag_set.tags.values_list("pk", flat=True))
     return ids or None
+
+
+def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
+    """What the tags panel shows: the ranked suggestions above the tag set's show threshold (with
+    sources, score, evidence and whether they start selected), and the video's current tags."""
+    from moderation.tagging.models import TagCandidate, TagSuggestion, VideoTag, VideoTagState
+
+    allowed = tag_set_tag_ids(tag_set=tag_set)
+    rows = TagSuggestion.objects.filter(video_id=video_id, score__gte=tag_set.show_threshold, tag__is_active=True)
+    if allowed is not None:
+        rows = rows.filter(tag_id__in=allowed)
+    suggestions = list(rows.select_related("tag").order_by("-score", "tag_id")[: tag_set.max_suggestions])
+    evidence: dict[int, list[dict[str, object]]] = {}
+    for tag_id, ev in TagCandidate.objects.filter(
+        video_id=video_id, tag_id__in=[s.tag_id for s in suggestions], source__in=["text", "vlm"]
+    ).values_list("tag_id", "evidence"):
+        evidence.setdefault(tag_id, []).extend(ev or [])
+    current = list(VideoTag.objects.filter(video_id=video_id).select_related("tag").order_by("tag__name"))
+    current_ids = {vt.tag_id for vt in current}
+    chips = [
+        {
+            "tag": s.tag,
+            "score": s.score,
+            "sources": s.sources,
+            "evidence": evidence.get(s.tag_id, [])[:3],
+            "preselected": s.score >= tag_set.preselect_threshold,
+            "selected": s.tag_id in current_ids if current else s.score >= tag_set.preselect_threshold,
+        }
+        for s in suggestions
+    ]
+    shown = {s.tag_id for s in suggestions}
+    extra = [vt.tag for vt in current if vt.tag_id not in shown]
+    state = VideoTagState.objects.filter(video_id=video_id).first()
+    return {"chips": chips, "extra": extra, "current": current, "state": state, "tag_set": tag_set}
+
+
+def tag_ranker_overview() -> dict[str, object]:
+    from moderation.tagging.models import TagClassifier, TagEvent, TagRanker
+
+    active = TagRanker.objects.filter(is_active=True).order_by("-pk").first()
+    return {
+        "active": active,
+        "weights": list(zip(active.feature_names, active.coefficients, strict=False)) if active else [],
+        "history": list(TagRanker.objects.order_by("-pk")[:10]),
+        "events": TagEvent.objects.count(),
+        "classifiers": TagClassifier.objects.count(),
+    }

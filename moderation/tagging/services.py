@@ -697,10 +697,8 @@ def tags_finalize(*, video_id: int, user: User | None, tag_ids: list[int]) -> li
 
 # --- ranker training ---------------------------------------------------------------------------------
 
-MIN_RANKER_EVENTS = 20
 
-
-def tag_ranker_train(*, user: User | None = None, min_events: int = MIN_RANKER_EVENTS) -> Any:
+def tag_ranker_train(*, user: User | None = None, min_events: int | None = None) -> Any:
     """Train the ranker from reviewers' events and make it active; retrain per-tag classifiers.
 
     Accepts and adds are positives, rejects negatives, each with the features the suggestion had.
@@ -708,10 +706,12 @@ def tag_ranker_train(*, user: User | None = None, min_events: int = MIN_RANKER_E
     sum. The stored suggestions of videos not yet tagged are re-scored at once, so the next video a
     reviewer opens is ranked by the new model."""
     import numpy as np
+    from django.conf import settings
 
     from moderation.tagging import ranking
     from moderation.tagging.models import TagEvent, TagRanker, TagSuggestion, VideoTag
 
+    min_events = min_events if min_events is not None else int(settings.TAG_RANKER_MIN_EVENTS)
     rows = list(TagEvent.objects.exclude(features={}).values_list("video_id", "tag_id", "action", "features", "pk"))
     # The latest event per (video, tag) counts: a reviewer may change their mind.
     latest: dict[tuple[int, int], tuple[str, dict[str, float], int]] = {}
@@ -797,3 +797,29 @@ def tag_classifiers_train(*, min_positives: int | None = None) -> int:
                 },
             )
     return len(models)
+
+
+@transaction.atomic
+def tag_proposal_decide(*, proposal: Any, user: User, action: str) -> Any:
+    """Curation: ``accept`` adds the proposed name as a tag, ``merge`` makes it an alias of the
+    nearest tag, ``reject`` drops it. Each change is a new vocabulary version."""
+    from moderation.tagging.models import TagProposal
+
+    locked = TagProposal.objects.select_for_update().get(pk=proposal.pk)
+    if locked.status != TagProposal.Status.PENDING:
+        raise ModerationError("This proposal was already decided.")
+    if action == "accept":
+        tags_import(lines=[locked.name], user=user, note=f"curation: “{locked.name}”", source=Tag.Source.CURATION)
+        locked.status = TagProposal.Status.ACCEPTED
+    elif action == "merge":
+        if locked.nearest_tag is None:
+            raise ModerationError("No nearest tag to merge into.")
+        tag_update(tag=locked.nearest_tag, user=user, aliases=[*locked.nearest_tag.aliases, locked.name])
+        locked.status = TagProposal.Status.MERGED
+    elif action == "reject":
+        locked.status = TagProposal.Status.REJECTED
+    else:
+        raise ModerationError("Choose accept, merge or reject.")
+    locked.decided_by = user
+    locked.save(update_fields=["status", "decided_by"])
+    return locked

@@ -14,9 +14,9 @@ class Command(BaseCommand):
         parser.add_argument("--min-events", type=int, default=None)
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from moderation.tagging.services import MIN_RANKER_EVENTS, tag_ranker_train
+        from moderation.tagging.services import tag_ranker_train
 
-        ranker = tag_ranker_train(min_events=opts["min_events"] or MIN_RANKER_EVENTS)
+        ranker = tag_ranker_train(min_events=opts["min_events"])
         self.stdout.write(
             f"tag ranker #{ranker.pk}: {ranker.get_kind_display()} from {ranker.n_events} events on "
             f"{ranker.n_videos} videos {ranker.metrics}"

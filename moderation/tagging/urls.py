@@ -1,0 +1,17 @@
+from django.urls import path
+
+from moderation.tagging import views
+
+urlpatterns = [
+    path("tags/", views.tag_queue, name="tag_queue"),
+    path("tags/claim/", views.tag_claim_next, name="tag_claim_next"),
+    path("tags/task/<int:pk>/", views.tag_task, name="tag_task"),
+    path("tags/video/<int:video_id>/panel/", views.tag_panel, name="tag_panel"),
+    path("tags/video/<int:video_id>/submit/", views.tag_submit, name="tag_submit"),
+    path("tags/search/", views.tag_search, name="tag_search"),
+    path("tags/ranker/", views.tag_ranker, name="tag_ranker"),
+    path("tags/ranker/train/", views.tag_ranker_train, name="tag_ranker_train"),
+    path("tags/vocabulary/", views.tag_vocabulary, name="tag_vocabulary"),
+    path("tags/vocabulary/<int:pk>/", views.tag_edit, name="tag_edit"),
+    path("tags/proposals/<int:pk>/", views.tag_proposal_decide, name="tag_proposal_decide"),
+]

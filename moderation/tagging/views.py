@@ -1,0 +1,218 @@
+"""Tag review screens: the tags queue, one claimed item, the tags panel (also on the moderation
+review screen), type-ahead search, the ranker page, the vocabulary and its curation queue."""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from moderation.errors import ModerationError
+from moderation.media.models import Video
+from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.review.services import review_claim_next
+from moderation.tagging import selectors, services
+from moderation.tagging.models import Tag, TagProposal, TagSet
+from workbench.roles import Perm, permission_required
+
+
+def _user(request: HttpRequest) -> User:
+    return cast(User, request.user)
+
+
+def _tag_set(request: HttpRequest) -> TagSet:
+    slug = request.GET.get("set") or request.POST.get("set")
+    if slug:
+        found = TagSet.objects.filter(slug=slug).first()
+        if found is not None:
+            return found
+    return services.tag_set_default()
+
+
+def _ids(values: list[str]) -> list[int]:
+    return [int(v) for v in values if v.isdigit()]
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def tag_queue(request: HttpRequest) -> HttpResponse:
+    queue = services.tag_queue_default()
+    counts = {
+        s: ReviewTask.objects.filter(queue=queue, status=s).count()
+        for s in (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED, ReviewTask.Status.DONE)
+    }
+    return render(
+        request,
+        "moderation/tagging/queue.html",
+        {"queue": queue, "counts": counts, "tag_sets": TagSet.objects.all(), "tag_set": _tag_set(request)},
+    )
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def tag_claim_next(request: HttpRequest) -> HttpResponse:
+    try:
+        task = review_claim_next(user=_user(request), queue=services.tag_queue_default())
+    except ModerationError as exc:
+        raise PermissionDenied(str(exc)) from exc
+    if task is None:
+        messages.info(request, "The tags queue is empty.")
+        return redirect("moderation:tag_queue")
+    return redirect(reverse("moderation:tag_task", args=[task.pk]) + f"?set={_tag_set(request).slug}")
+
+
+def _task(pk: int) -> ReviewTask:
+    return get_object_or_404(
+        ReviewTask.objects.select_related("decision__video", "queue"), pk=pk, queue__kind=ReviewQueue.Kind.TAGS
+    )
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def tag_task(request: HttpRequest, pk: int) -> HttpResponse:
+    task = _task(pk)
+    if task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id != request.user.pk:
+        raise PermissionDenied("This item is claimed by another reviewer.")
+    video = task.decision.video
+    context = {
+        "task": task,
+        "video": video,
+        "segments": services.video_segments(video),
+        "panel": selectors.tag_panel_for(video_id=video.pk, tag_set=_tag_set(request)),
+        "standalone": True,
+        "tag_sets": TagSet.objects.all(),
+    }
+    return render(request, "moderation/tagging/task.html", context)
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def tag_panel(request: HttpRequest, video_id: int) -> HttpResponse:
+    """The tags panel as an htmx fragment (the moderation review screen loads it)."""
+    video = get_object_or_404(Video, pk=video_id)
+    context = {"video": video, "panel": selectors.tag_panel_for(video_id=video.pk, tag_set=_tag_set(request))}
+    return render(request, "moderation/tagging/_panel.html", context)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
+    """Record the reviewer's tags. From the tags queue (``task``): then claim and show the next item."""
+    video = get_object_or_404(Video, pk=video_id)
+    tag_set = _tag_set(request)
+    task = _task(int(request.POST["task"])) if request.POST.get("task", "").isdigit() else None
+    try:
+        result = services.tags_review_submit(
+            video_id=video.pk,
+            user=_user(request),
+            selected=_ids(request.POST.getlist("tag")),
+            shown=_ids(request.POST.getlist("shown")),
+            preselected=_ids(request.POST.getlist("preselected")),
+            task=task,
+            tag_set=tag_set,
+        )
+    except ModerationError as exc:
+        if task is not None:
+            messages.error(request, str(exc))
+            return redirect("moderation:tag_queue")
+        context = {"video": video, "panel": selectors.tag_panel_for(video_id=video.pk, tag_set=tag_set), "error": exc}
+        return render(request, "moderation/tagging/_panel.html", context, status=409)
+    summary = (
+        f"Tags saved: {len(result.accepted)} accepted, {len(result.rejected)} rejected, {len(result.added)} added."
+    )
+    if task is None:
+        context = {
+            "video": video,
+            "panel": selectors.tag_panel_for(video_id=video.pk, tag_set=tag_set),
+            "saved": summary,
+        }
+        return render(request, "moderation/tagging/_panel.html", context)
+    messages.success(request, summary)
+    nxt = review_claim_next(user=_user(request), queue=task.queue)
+    if nxt is None:
+        messages.info(request, "The tags queue is empty.")
+        return redirect("moderation:tag_queue")
+    return redirect(reverse("moderation:tag_task", args=[nxt.pk]) + f"?set={tag_set.slug}")
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def tag_search(request: HttpRequest) -> HttpResponse:
+    """Type-ahead over the whole vocabulary (an htmx fragment; the server time is in a header)."""
+    started = time.perf_counter()
+    tags = selectors.tag_search(query=request.GET.get("q", ""), tag_set=_tag_set(request))
+    response = render(request, "moderation/tagging/_search.html", {"tags": tags, "q": request.GET.get("q", "")})
+    response["Server-Timing"] = f"search;dur={(time.perf_counter() - started) * 1000:.1f}"
+    return response
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def tag_ranker(request: HttpRequest) -> HttpResponse:
+    return render(request, "moderation/tagging/ranker.html", selectors.tag_ranker_overview())
+
+
+@require_POST
+@permission_required(Perm.MANAGE_TRAINING)
+def tag_ranker_train(request: HttpRequest) -> HttpResponse:
+    """Queue a retrain of the ranker (default queue); the page shows the new ranker when it is done."""
+    from django.db import transaction
+
+    from moderation.tagging.tasks import train_tag_ranker
+
+    user_id = request.user.pk
+    transaction.on_commit(lambda: train_tag_ranker.delay(user_id))
+    messages.success(request, "Retraining the tag ranker from reviewers' events; reload in a few seconds.")
+    return redirect("moderation:tag_ranker")
+
+
+@permission_required(Perm.EDIT_POLICY)
+def tag_vocabulary(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "").strip()
+    tags = selectors.tag_search(query=q, limit=50) if q else list(Tag.objects.order_by("-accepted_count", "name")[:50])
+    context = {
+        "tags": tags,
+        "q": q,
+        "count": Tag.objects.count(),
+        "proposals": TagProposal.objects.filter(status=TagProposal.Status.PENDING).select_related("nearest_tag")[:50],
+    }
+    return render(request, "moderation/tagging/vocabulary.html", context)
+
+
+@require_POST
+@permission_required(Perm.EDIT_POLICY)
+def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Rename, set aliases, parent (by name; empty = none) or active flag: a new vocabulary version."""
+    tag = get_object_or_404(Tag, pk=pk)
+    parent_name = request.POST.get("parent", "").strip()
+    parent: Tag | None = None
+    try:
+        if parent_name:
+            parent = Tag.objects.filter(name=parent_name).first()
+            if parent is None:
+                raise ModerationError(f"“{parent_name}” is not a tag.")
+        services.tag_update(
+            tag=tag,
+            user=_user(request),
+            name=request.POST.get("name", tag.name),
+            aliases=[a for a in request.POST.get("aliases", "").split(",") if a.strip()],
+            parent=parent,
+            is_active=request.POST.get("is_active") == "on",
+        )
+        messages.success(request, f"Saved “{request.POST.get('name', tag.name)}”.")
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    return redirect(reverse("moderation:tag_vocabulary") + f"?q={request.POST.get('q', '')}")
+
+
+@require_POST
+@permission_required(Perm.EDIT_POLICY)
+def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    proposal = get_object_or_404(TagProposal, pk=pk)
+    try:
+        services.tag_proposal_decide(proposal=proposal, user=_user(request), action=request.POST.get("action", ""))
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    return redirect("moderation:tag_vocabulary")

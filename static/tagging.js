@@ -1,0 +1,64 @@
+// Tags panel: add a tag from the type-ahead results as a selected chip; on the tag screen (a claimed
+// task), digits 1-9 toggle the chips and Enter in the search adds the first match.
+(function () {
+  if (window.tagPanelReady) return;
+  window.tagPanelReady = true;
+
+  function addChip(button) {
+    const form = button.closest("[data-tags-form]");
+    if (!form) return;
+    const id = button.dataset.addTag;
+    const existing = form.querySelector(`input[name=tag][value="${CSS.escape(id)}"]`);
+    if (existing) {
+      existing.checked = true;
+    } else {
+      const li = document.createElement("li");
+      li.className = "chip added";
+      li.dataset.chip = "";
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.name = "tag";
+      box.value = id;
+      box.checked = true;
+      const name = document.createElement("span");
+      name.className = "chip-name";
+      name.textContent = button.dataset.tagName;  // text, never HTML
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.textContent = "added";
+      label.append(box, " ", name, " ", badge);
+      li.append(label);
+      form.querySelector(".chips").append(li);
+    }
+    const search = form.querySelector("[data-tag-search]");
+    const results = form.querySelector("[data-tag-results]");
+    if (search) { search.value = ""; search.focus(); }
+    if (results) results.replaceChildren();
+  }
+
+  document.addEventListener("click", (ev) => {
+    const button = ev.target.closest("[data-add-tag]");
+    if (button) { ev.preventDefault(); addChip(button); }
+  });
+
+  document.addEventListener("keydown", (ev) => {
+    const t = ev.target;
+    if (t instanceof HTMLInputElement && t.matches("[data-tag-search]")) {
+      if (ev.key === "Enter") {
+        ev.preventDefault();  // never submits the form from the search box
+        const first = t.form && t.form.querySelector("[data-add-tag]");
+        if (first) addChip(first);
+      }
+      return;
+    }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (t instanceof Element && t.closest("input:not([type=checkbox]), textarea, select")) return;
+    const form = document.querySelector("[data-tags-form]");
+    if (!form || !form.querySelector("input[name=task]")) return;  // digits only on the tag screen
+    if (/^[1-9]$/.test(ev.key)) {
+      const box = form.querySelector(`[data-chip-key="${ev.key}"]`);
+      if (box) { ev.preventDefault(); box.checked = !box.checked; }
+    }
+  });
+})();

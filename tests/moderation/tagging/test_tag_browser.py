@@ -1,0 +1,84 @@
+"""Tag review in a real headless Chromium: a reviewer accepts, rejects and adds tags from the tags
+queue, an admin retrains the ranker from those events, and the next video is ranked by it."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from moderation.tagging.models import TagEvent, TagRanker, TagSuggestion, VideoTag
+from moderation.tagging.services import tag_candidates_generate, tag_set_default
+from tests.browser import test_review_browser as rb
+from tests.factories import DecisionFactory, VideoFactory
+
+CHROMIUM = rb.CHROMIUM
+_login = rb._login
+browser = rb.browser  # the same Chromium and page fixtures as the review browser tests
+page = rb.page
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reviewer_accepts_rejects_adds_and_the_ranker_retrains(  # type: ignore[no-untyped-def]
+    page, make_user, policy_version, vocabulary, encode, celery_worker, settings
+):
+    settings.TAG_RANKER_MIN_EVENTS = 3
+    tag_set = tag_set_default()
+    tag_set.max_suggestions = 4  # the fixture vocabulary is tiny: show only the top few
+    tag_set.save()
+    first = DecisionFactory(
+        video=VideoFactory(title="周末在家做火锅 美食教程", file=""), policy_version=policy_version, confidence=0.9
+    )
+    second = DecisionFactory(video=VideoFactory(title="猫咪在吃火锅", file=""), policy_version=policy_version)
+    for d in (first, second):
+        tag_candidates_generate(video_id=d.video_id, encode=encode)
+    admin = make_user("admin")
+    _login(page, admin.username)
+
+    page.goto("/tags/")
+    page.keyboard.press("n")  # claim next: the first video
+    page.wait_for_selector("[data-tags-form]")
+    assert "周末在家做火锅" in page.inner_text("#tag-video")
+    chips = page.locator("[data-chip] .chip-name")
+    names = chips.all_inner_texts()
+    assert "火锅" in names and "舞蹈" not in names and len(names) == 4
+    # Nothing starts selected at the default (conservative) pre-select threshold.
+    assert page.locator("input[name=tag]:checked").count() == 0
+    # Accept 火锅 by its number key, reject the rest by leaving them; evidence is one click away.
+    key = str(names.index("火锅") + 1)
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press(key)
+    assert page.locator(f"[data-chip-key='{key}']").is_checked()
+    # Add 舞蹈 by type-ahead search: "/" focuses the search, Enter adds the first match.
+    page.keyboard.press("/")
+    page.keyboard.type("舞")
+    page.wait_for_selector("[data-add-tag]")
+    page.keyboard.press("Enter")
+    assert page.locator("li.chip.added .chip-name").inner_text() == "舞蹈"
+    page.click("[data-tags-submit]")
+    page.wait_for_url("**/tags/task/**")
+    assert "猫咪在吃火锅" in page.inner_text("#tag-video")  # submit-and-next
+
+    events = {e.tag.name: e.action for e in TagEvent.objects.filter(video=first.video)}
+    assert events["火锅"] == "accept" and events["舞蹈"] == "add"
+    assert sum(a == "reject" for a in events.values()) == len(names) - 1
+    assert sorted(VideoTag.objects.filter(video=first.video).values_list("tag__name", flat=True)) == ["火锅", "舞蹈"]
+
+    # Retrain from the UI; the worker trains it and re-scores the next video's suggestions.
+    page.goto("/tags/ranker/")
+    page.click("[data-retrain]")
+    deadline = time.monotonic() + 60
+    while not TagRanker.objects.filter(is_active=True, kind=TagRanker.Kind.LOGISTIC).exists():
+        assert time.monotonic() < deadline, "the ranker was not retrained"
+        time.sleep(0.5)
+    ranker = TagRanker.objects.get(is_active=True)
+    assert ranker.n_events == len(events) == 5  # 1 accept, 3 rejects, 1 add (with its candidate features)
+    assert set(TagSuggestion.objects.filter(video=second.video).values_list("ranker_id", flat=True)) == {ranker.pk}
+    page.reload()
+    assert page.locator("[data-ranker-kind=logistic]").count() == 1

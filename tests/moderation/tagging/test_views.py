@@ -1,0 +1,42 @@
+"""Tag screens over HTTP: search fragment, the panel on the review screen, roles."""
+
+from __future__ import annotations
+
+import pytest
+
+from moderation.tagging.services import tags_import
+from tests.factories import ReviewTaskFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_search_fragment_lists_matches_and_reports_server_time(client_as) -> None:  # type: ignore[no-untyped-def]
+    tags_import(lines=["美食", "街头美食", "美女", "<b>x</b>"])
+    client = client_as("moderator")
+    response = client.get("/tags/search/", {"q": "美食"})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert body.index("美食") < body.index("街头美食") and "美女" not in body
+    assert response["Server-Timing"].startswith("search;dur=")
+    escaped = client.get("/tags/search/", {"q": "<b>"}).content.decode()
+    assert "&lt;b&gt;x&lt;/b&gt;" in escaped and "<b>x</b>" not in escaped
+    assert "No tag matches" in client.get("/tags/search/", {"q": "无"}).content.decode()
+
+
+def test_review_screen_loads_the_tags_panel_and_labelers_are_refused(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    client = client_as("moderator")
+    task = ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
+    from django.contrib.auth.models import User
+
+    from moderation.review.services import review_claim_next
+
+    user = User.objects.get(pk=client.session["_auth_user_id"])
+    claimed = review_claim_next(user=user, queue=task.queue)
+    assert claimed is not None
+    screen = client.get(f"/review/{claimed.pk}/").content.decode()
+    panel_url = f"/tags/video/{task.decision.video_id}/panel/"
+    assert f'hx-get="{panel_url}"' in screen
+    panel = client.get(panel_url)
+    assert panel.status_code == 200 and "No tag candidates yet" in panel.content.decode()
+    assert client_as("labeler").get(panel_url).status_code == 403
+    assert client_as("moderator").post("/tags/ranker/train/").status_code == 403  # admins retrain
