@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from moderation.models import Decision, Keyframe, ModelVersion, PolicyVersion, TranscriptSegment, Video
@@ -46,12 +49,36 @@ class VideoSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class VideoTagSerializer(serializers.Serializer):
+    """A reviewed content tag of the video (moderation.tagging)."""
+
+    id = serializers.IntegerField(source="tag.id", read_only=True)
+    name = serializers.CharField(source="tag.name", read_only=True)
+    added_by = serializers.CharField(source="added_by.username", read_only=True, allow_null=True, default=None)
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class TagSuggestionSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="tag.id", read_only=True)
+    name = serializers.CharField(source="tag.name", read_only=True)
+    score = serializers.FloatField(read_only=True)
+    sources = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+
 class VideoDetailSerializer(VideoSerializer):
     keyframes = KeyframeSerializer(many=True, read_only=True)
     segments = SegmentSerializer(many=True, read_only=True)
+    tags = VideoTagSerializer(many=True, read_only=True)
+    tag_suggestions = serializers.SerializerMethodField()
 
     class Meta(VideoSerializer.Meta):
-        fields = [*VideoSerializer.Meta.fields, "keyframes", "segments"]
+        fields = [*VideoSerializer.Meta.fields, "keyframes", "segments", "tags", "tag_suggestions"]
+
+    @extend_schema_field(TagSuggestionSerializer(many=True))
+    def get_tag_suggestions(self, video: Any) -> list[dict[str, Any]]:
+        """The ten best ranked suggestions (not yet reviewed tags)."""
+        rows = video.tag_suggestions.select_related("tag").order_by("-score", "tag_id")[:10]
+        return TagSuggestionSerializer(rows, many=True).data  # type: ignore[return-value]
 
 
 class VideoUploadSerializer(serializers.Serializer):

@@ -21,6 +21,11 @@ from moderation.errors import ModerationError
 from moderation.models import Decision, Video
 
 
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[OpenApiParameter("tag", str, description="only videos a reviewer tagged with this tag name")]
+    )
+)
 class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Videos and their pipeline state; POST a multipart file to ingest one."""
 
@@ -30,7 +35,10 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def get_queryset(self) -> QuerySet[Video]:
         qs = Video.objects.order_by("-created_at")
         if self.action == "retrieve":
-            qs = qs.prefetch_related("keyframes", "segments")
+            qs = qs.prefetch_related("keyframes", "segments", "tags__tag", "tags__added_by")
+        tag = self.request.query_params.get("tag", "").strip() if self.action == "list" else ""
+        if tag:
+            qs = qs.filter(tags__tag__name=tag)
         return qs
 
     def get_serializer_class(self) -> Any:

@@ -40,3 +40,22 @@ def test_review_screen_loads_the_tags_panel_and_labelers_are_refused(client_as, 
     assert panel.status_code == 200 and "No tag candidates yet" in panel.content.decode()
     assert client_as("labeler").get(panel_url).status_code == 403
     assert client_as("moderator").post("/tags/ranker/train/").status_code == 403  # admins retrain
+
+
+def test_api_video_detail_has_tags_and_the_list_filters_by_tag(client_as, make_user) -> None:  # type: ignore[no-untyped-def]
+    from moderation.tagging.models import Tag, VideoTag
+    from tests.factories import VideoFactory
+
+    tags_import(lines=["美食", "旅游"])
+    food, travel = Tag.objects.get(name="美食"), Tag.objects.get(name="旅游")
+    a, b = VideoFactory(file=""), VideoFactory(file="")
+    VideoTag.objects.create(video=a, tag=food, added_by=make_user("moderator"))
+    VideoTag.objects.create(video=b, tag=travel)
+    client = client_as("moderator")
+    detail = client.get(f"/api/videos/{a.pk}/").json()
+    assert [t["name"] for t in detail["tags"]] == ["美食"] and detail["tag_suggestions"] == []
+    listed = client.get("/api/videos/", {"tag": "旅游"}).json()
+    rows = listed["results"] if isinstance(listed, dict) else listed
+    assert [r["id"] for r in rows] == [b.pk]
+    schema = client.get("/api/schema/").content.decode()
+    assert "tag_suggestions" in schema and "name: tag" in schema
