@@ -30,9 +30,11 @@ def cascade_train(request: HttpRequest) -> HttpResponse:
 
     name = (request.POST.get("name") or "stage1").strip()
     raw = request.POST.get("threshold", "").strip()
+    raw_target = request.POST.get("target_accuracy", "").strip()
     try:
         threshold = _threshold(raw) if raw else None
-        model = train(name=name, threshold=threshold)
+        target = _target(raw_target) if raw_target and threshold is None else None
+        model = train(name=name, threshold=threshold, target_accuracy=target)
     except ModerationError as exc:
         messages.error(request, str(exc))
     else:

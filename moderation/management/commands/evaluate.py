@@ -144,6 +144,7 @@ class Command(BaseCommand):
                 m[key] = statistics.median(values)
                 m[f"{key}_range"] = [min(values), max(values)]
                 m[f"{key}_per_seed"] = values
+        m["cascade_escalated_share"] = 1.0 - m["cascade_auto_share"]
         m["repeats"] = len(runs)
         return m
 

@@ -64,6 +64,9 @@ def test_dashboard_shows_escalation_rate_and_retrain_is_admin_only(trained_casca
     assert active.name == "retrained" and active.escalate_threshold == pytest.approx(0.7)
     bad = client_as("admin").post("/cascade/train/", {"name": "x", "threshold": "lots"}, follow=True)
     assert "must be a number" in bad.content.decode()
+    client_as("admin").post("/cascade/train/", {"name": "by-target", "target_accuracy": "85"})
+    by_target = cascade_model_active()
+    assert by_target.name == "by-target" and by_target.target_accuracy == pytest.approx(0.85)
 
 
 def test_the_threshold_changes_routing_without_retraining_and_previews_its_escalation_rate(trained_cascade, client_as):
