@@ -1,0 +1,156 @@
+"""Does the product loop make a model better? Held-out verdict accuracy after base, SFT and SFT+DPO.
+
+Runs tests/training/loop_scenario.py (synthetic videos whose verdict follows a risk-phrase rule; the
+tiny random model starts near chance) for several seeds on a throwaway database, and measures the
+DPO job's own overhead on the loop's DPO data the way bench/dpo_job.py does (our task body against
+bare TRL on the same pairs, interleaved). Last line: one JSON object, ``ratio`` first.
+
+    .venv/bin/python bench/loop_learns.py [--seeds 0 1 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ratio-repeats", type=int, default=3)
+    opts = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-loop-"))
+    os.environ["MEDIA_ROOT"] = str(work / "media")
+    import django
+
+    django.setup()
+    import torch
+    from django.conf import settings
+    from django.test.utils import setup_databases, teardown_databases
+
+    torch.set_num_threads(max(1, opts.threads))
+    settings.TRAINING_OUTPUT_DIR = work / "training"
+    settings.TRAINING_BASE_MODEL = ""
+    settings.MEDIA_IMPORT_ROOTS = [str(work)]  # the held-out files are written there
+    from workbench.celery import app
+
+    # Tasks the services enqueue run inline (the loop also calls the task bodies itself, which are then
+    # no-ops): the bench needs no broker, so a Redis that goes away on a busy machine cannot stop it.
+    app.conf.task_always_eager = True
+    load_before = os.getloadavg()[0]
+    from tests.training.loop_scenario import LoopParams, run_loop
+
+    settings.VLM_MAX_NEW_TOKENS = LoopParams().max_new_tokens
+
+    results = []
+    started = time.perf_counter()
+    old_config = setup_databases(verbosity=0, interactive=False)
+    try:
+        ratio: dict = {"ratio": None, "paired": [], "spread": {}}  # type: ignore[type-arg]
+        cpu_s: list[float] = []  # this process's CPU time: what the loop costs, whatever the machine's load
+        for index, seed in enumerate(opts.seeds):
+            t0, c0 = time.perf_counter(), time.process_time()
+            res = run_loop(seed=seed, work=work)
+            wall = time.perf_counter() - t0
+            cpu_s.append(time.process_time() - c0)
+            results.append((res, wall))
+            print(
+                json.dumps(
+                    {
+                        "seed": seed,
+                        "wall_s": round(wall, 1),
+                        "cpu_s": round(cpu_s[-1], 1),
+                        "stages": res.stages,
+                        "promoted": res.promoted,
+                        "gate_reasons": res.gate_reasons,
+                        "dpo_pairs": res.dpo_pairs,
+                        "sft_mistakes_on_pool_b": res.mistakes_b,
+                        "final_serving": res.final_serving,
+                        "pool_c_accuracy": res.pool_c_accuracy,
+                        "walls": {k: round(v, 1) for k, v in res.walls.items()},
+                    },
+                    ensure_ascii=False,
+                ),
+                flush=True,
+            )
+            if index == len(opts.seeds) - 1 and opts.ratio_repeats:
+                ratio = _dpo_overhead(work, opts.ratio_repeats, res.dpo_params)
+            _reset_between_seeds()
+    finally:
+        teardown_databases(old_config, verbosity=0)
+
+    def mean(stage: str, key: str) -> float:
+        return round(statistics.mean(r.stages[stage][key] for r, _ in results), 3)
+
+    print(
+        json.dumps(
+            {
+                "ratio": ratio["ratio"],
+                "base_accuracy": mean("base", "binary_accuracy"),
+                "sft_accuracy": mean("sft", "binary_accuracy"),
+                "dpo_accuracy": mean("dpo", "binary_accuracy"),
+                "base_validity": mean("base", "format_validity"),
+                "sft_validity": mean("sft", "format_validity"),
+                "dpo_validity": mean("dpo", "format_validity"),
+                "per_seed": {
+                    str(r.seed): {s: r.stages[s]["binary_accuracy"] for s in ("base", "sft", "dpo")} for r, _ in results
+                },
+                "promoted": {str(r.seed): r.promoted for r, _ in results},
+                "paired_ratios": ratio["paired"],
+                "ratio_spread": ratio["spread"],
+                "loop_wall_s": [round(w, 1) for _, w in results],
+                "loop_cpu_s": [round(c, 1) for c in cpu_s],
+                "total_wall_s": round(time.perf_counter() - started, 1),
+                "load_avg_before": round(load_before, 2),
+                "load_avg_after": round(os.getloadavg()[0], 2),
+                "threads": opts.threads,
+            },
+            ensure_ascii=False,
+        )
+    )
+
+
+def _reset_between_seeds() -> None:
+    """Each seed starts from an empty app: no decisions, reviews, corrections, datasets or versions."""
+    from django.core.management import call_command
+
+    from moderation.inference.backends.transformers_backend import TransformersBackend
+
+    call_command("flush", interactive=False, verbosity=0)
+    TransformersBackend._cache.clear()
+
+
+def _dpo_overhead(work: Path, repeats: int, params: dict) -> dict:  # type: ignore[type-arg]
+    """Our DPO task body ÷ bare TRL on the last seed's DPO pairs (bench/dpo_job.py's method and code).
+
+    Both train the same LoRA on the same base model for the same steps; the SFT merge the loop's
+    DPO job does first is left out on both sides (bare TRL has no such step).
+    """
+    sys.path.insert(0, str(ROOT / "bench"))
+    from dpo_job import measure  # type: ignore[import-not-found]
+
+    from training.models import PreferenceDataset
+    from training.tiny_model import ensure_tiny_base_model
+
+    dataset = PreferenceDataset.objects.filter(kind="dpo").latest("created_at")
+    same = {k: v for k, v in params.items() if k not in ("init_adapter_path", "max_steps")}
+    return measure(
+        dataset, ensure_tiny_base_model(), steps=params["max_steps"], repeats=repeats, work=work / "ratio", params=same
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""The product loop on synthetic videos whose verdict follows a learnable rule, shared by
+tests/training/test_loop_learns.py (small) and bench/loop_learns.py (3 seeds, larger).
+
+The rule: a video steers viewers to a private deal (``引导私下交易``) exactly when its on-screen text
+or its speech carries one of a few risk phrases; everything else (title, filler sentences) is noise
+shared by both classes. The phrases are not among the policy's keywords, so the rubric in the prompt
+does not give them away: the model has to learn them from the human work.
+
+The loop, every step through the app's own services and task bodies (as the workers run them):
+
+1. the untrained base model serves and decides pool A (its answers do not even parse);
+2. moderators review pool A (override to the true label), labelers write the CoT for each item and a
+   second labeler accepts it;
+3. SFT snapshot → SFT job (LoRA) → evaluation on a held-out KuaiMod-format file → the gate promotes
+   the adapter only if it is better than the serving model;
+4. the SFT model decides pool B; moderators approve what it got right and override its mistakes;
+   labelers correct the reasoning of the mistakes (KuaiMod's mistake-oriented DPO data);
+5. DPO snapshot → DPO job on top of the SFT adapter (merged: the SFT model is DPO's reference) →
+   evaluation → gate → new decisions on pool C by whatever serves.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LABEL = "引导私下交易"
+SAFE = "正向"
+RISK_PHRASES = ["pay me by bank transfer", "buy it from my own shop", "send the money to my account"]
+FILLERS = [
+    "cooking noodles with garlic",
+    "my cat sleeps on the sofa",
+    "morning run by the river",
+    "painting a small boat",
+    "a new song cover tonight",
+    "fixing my bike chain",
+    "the best view from the hill",
+    "trying a new coffee shop",
+]
+TITLES = ["My day", "Weekend vlog", "Quick tips", "Look at this", "Daily life", "Just sharing", "Hello friends"]
+
+# The reasoning labelers write for each class (the format the policy's parser reads).
+COT = {
+    LABEL: {
+        "content_extraction": "text and speech read",
+        "analysis": "asks to pay off the platform",
+        "intermediate_check": "clear",
+        "user_feedback": "none",
+        "final_judgment": "private deal",
+    },
+    SAFE: {
+        "content_extraction": "text and speech read",
+        "analysis": "no payment request",
+        "intermediate_check": "clear",
+        "user_feedback": "none",
+        "final_judgment": "fine",
+    },
+}
+
+
+@dataclass
+class Item:
+    title: str
+    ocr: str
+    asr: str
+    label: str
+
+
+def make_items(n: int, rng: random.Random) -> list[Item]:
+    """n items, half violative; the risk phrase sits in the on-screen text or in the speech."""
+    items = []
+    for i in range(n):
+        violative = i % 2 == 0
+        ocr, asr = rng.choice(FILLERS), " and ".join(rng.sample(FILLERS, 2))
+        if violative:
+            phrase = rng.choice(RISK_PHRASES)
+            if rng.random() < 0.5:
+                ocr = f"{ocr}, {phrase}"
+            else:
+                asr = f"{asr}, {phrase}"
+        items.append(Item(rng.choice(TITLES), ocr, asr, LABEL if violative else SAFE))
+    rng.shuffle(items)
+    return items
+
+
+def write_kuaimod_file(items: list[Item], path: Path) -> Path:
+    rows = [
+        {"pid": str(i), "tag": it.label, "title": it.title, "OCR": it.ocr, "ASR": it.asr} for i, it in enumerate(items)
+    ]
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return path
+
+
+def loop_policy_version() -> Any:
+    """A policy with the one violation this loop is about (the KuaiMod tag, one severity level)."""
+    from moderation.policies.seed import kuaimod_taxonomy
+    from tests.factories import PolicyVersionFactory
+
+    major = next(m for m in kuaimod_taxonomy() if any(t["key"] == LABEL for t in m["tags"]))
+    tag = {**next(t for t in major["tags"] if t["key"] == LABEL), "severities": ["high"]}
+    return PolicyVersionFactory(taxonomy=[{**major, "tags": [tag]}], policy__slug="kuaimod")
+
+
+@dataclass
+class LoopParams:
+    pool_a: int = 32  # reviewed + corrected for SFT
+    pool_b: int = 32  # decided by the SFT model; its mistakes become DPO pairs
+    pool_c: int = 8  # decided by whatever serves at the end
+    held_out: int = 32
+    sft: dict[str, Any] = field(
+        default_factory=lambda: {
+            "max_steps": 120,
+            "batch_size": 4,
+            "learning_rate": 3e-3,
+            "lora_r": 16,
+            "lora_alpha": 32,
+            "lora_dropout": 0.0,
+            "lora_target_modules": ["all-linear"],
+            "max_length": 1024,
+            "save_steps": 10_000,
+        }
+    )
+    dpo: dict[str, Any] = field(
+        default_factory=lambda: {
+            "max_steps": 40,
+            "batch_size": 4,
+            "learning_rate": 1e-3,
+            "lora_r": 16,
+            "lora_alpha": 32,
+            "lora_dropout": 0.0,
+            "lora_target_modules": ["all-linear"],
+            "max_length": 1024,
+            "beta": 0.1,
+            "save_steps": 10_000,
+        }
+    )
+    max_new_tokens: int = 72
+
+
+@dataclass
+class LoopResult:
+    seed: int
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)  # base / sft / dpo → metrics
+    promoted: dict[str, bool] = field(default_factory=dict)
+    gate_reasons: dict[str, list[str]] = field(default_factory=dict)
+    dpo_pairs: int = 0
+    mistakes_b: int = 0
+    final_serving: str = ""
+    pool_c_accuracy: float | None = None
+    walls: dict[str, float] = field(default_factory=dict)
+    dpo_params: dict[str, Any] = field(default_factory=dict)
+
+
+def run_loop(*, seed: int, work: Path, params: LoopParams | None = None, base_model: str = "") -> LoopResult:
+    """Run the whole loop once in this process (database must be set up). See the module docstring.
+
+    The caller sets ``VLM_MAX_NEW_TOKENS`` to ``params.max_new_tokens`` and lets ``MEDIA_IMPORT_ROOTS``
+    include ``work`` (the held-out file is written there).
+    """
+
+    from annotation.services import cot_correction_accept, cot_correction_save
+    from moderation.inference.services import (
+        decision_create_for_video,
+        model_version_promote,
+        model_version_register,
+        model_version_serving,
+    )
+    from moderation.review.services import review_claim_next, review_submit
+    from tests.factories import UserFactory, VideoFactory
+    from training.errors import TrainingError
+    from training.evaluation import evaluation_execute, evaluation_start
+    from training.models import EvaluationRun, TrainingJob
+    from training.release import model_version_promote_gated
+    from training.services import preference_dataset_build, sft_dataset_build, training_job_start
+    from training.tasks import run_training_job
+    from training.tiny_model import ensure_tiny_base_model
+
+    params = params or LoopParams()
+    rng = random.Random(seed)
+    result = LoopResult(seed=seed)
+    policy_version = loop_policy_version()
+    people = {role: UserFactory(role=role, username=f"{role}-{seed}") for role in ("admin", "moderator")}
+    labelers = [UserFactory(role="labeler", username=f"labeler-{seed}-{i}") for i in range(2)]
+
+    held_out = write_kuaimod_file(make_items(params.held_out, rng), work / f"held-out-{seed}.jsonl")
+    truth: dict[int, str] = {}
+
+    def videos(items: list[Item]) -> list[int]:
+        ids = []
+        for it in items:
+            video = VideoFactory(title=it.title, description="", ocr_text=it.ocr, asr_text=it.asr)
+            truth[video.pk] = it.label
+            ids.append(video.pk)
+        return ids
+
+    def decide(ids: list[int]) -> list[Any]:
+        return [decision_create_for_video(video_id=vid, policy_version=policy_version) for vid in ids]
+
+    def evaluate(version: Any, stage: str) -> None:
+        started = time.perf_counter()
+        queued = evaluation_start(
+            model_version=version,
+            created_by=None,
+            eval_set="kuaimod_file",
+            file_path=str(held_out),
+            policy_version=policy_version,
+        )
+        evaluation_execute(run_id=queued.pk)  # the infer worker's task body (a no-op if a worker ran it already)
+        run = EvaluationRun.objects.get(pk=queued.pk)
+        assert run.status == "succeeded", run.error
+        m = run.metrics
+        result.stages[stage] = {
+            "binary_accuracy": m["binary_accuracy"],
+            "multiclass_accuracy": m["multiclass_accuracy"],
+            "format_validity": m["format_validity"],
+            "n": run.n_items,
+        }
+        result.walls[f"evaluate_{stage}"] = time.perf_counter() - started
+
+    def review_all(decisions: list[Any]) -> list[Any]:
+        """The moderator works the queue: approve a right answer, override anything else. Returns the mistakes."""
+        wanted = {d.pk for d in decisions}
+        mistakes = []
+        while (task := review_claim_next(user=people["moderator"])) is not None:
+            decision = task.decision
+            right = truth[decision.video_id]
+            if decision.pk not in wanted:
+                raise AssertionError(f"unexpected item in the queue: decision {decision.pk}")
+            if decision.label == right and not decision.parse_error:
+                review_submit(task=task, user=people["moderator"], verdict="approve")
+            else:
+                review_submit(task=task, user=people["moderator"], verdict="override", label=right)
+                mistakes.append(decision)
+        return mistakes
+
+    def correct(decisions: list[Any]) -> None:
+        """A labeler writes the reasoning to the human label; a second labeler accepts it."""
+        for decision in decisions:
+            label = truth[decision.video_id]
+            correction = cot_correction_save(
+                decision=decision, author=labelers[0], stages=COT[label], label=label, base_revision=0
+            )
+            cot_correction_accept(correction=correction, by=labelers[1], base_revision=correction.revision)
+
+    def train(dataset: Any, job_params: dict[str, Any], stage: str) -> Any:
+        started = time.perf_counter()
+        job = training_job_start(
+            dataset=dataset, created_by=people["admin"], params=job_params, policy_version=policy_version
+        )
+        run_training_job(job.pk)  # the train worker's task body
+        job.refresh_from_db()
+        assert job.status == TrainingJob.Status.SUCCEEDED, job.error + job.log_tail
+        result.walls[f"train_{stage}"] = time.perf_counter() - started
+        return job
+
+    def promote(version: Any, stage: str) -> None:
+        try:
+            model_version_promote_gated(candidate=version, by=people["admin"])
+            result.promoted[stage] = True
+        except TrainingError as exc:
+            result.promoted[stage] = False
+            result.gate_reasons[stage] = [str(exc)]
+
+    # 0. The untrained base model serves.
+    base = model_version_register(
+        name=f"tiny-base-{seed}", backend="transformers", base_model=base_model or ensure_tiny_base_model()
+    )
+    model_version_promote(model_version=base)
+    evaluate(base, "base")
+
+    # 1–2. Pool A: decided by the base model, reviewed, reasoning written by labelers.
+    started = time.perf_counter()
+    pool_a = decide(videos(make_items(params.pool_a, rng)))
+    correct(review_all(pool_a))
+    result.walls["pool_a_human_work"] = time.perf_counter() - started
+
+    # 3. SFT → evaluation → gate.
+    sft_job = train(sft_dataset_build(created_by=people["admin"]), params.sft, "sft")
+    evaluate(sft_job.model_version, "sft")
+    promote(sft_job.model_version, "sft")
+
+    # 4. Pool B: decided by what serves now; its mistakes are reviewed and their reasoning corrected.
+    pool_b = decide(videos(make_items(params.pool_b, rng)))
+    mistakes = review_all(pool_b)
+    result.mistakes_b = len(mistakes)
+    correct(mistakes)
+
+    # 5. DPO on top of the SFT adapter → evaluation → gate.
+    pairs = preference_dataset_build(created_by=people["admin"])
+    result.dpo_pairs = pairs.pair_count
+    result.dpo_params = {**params.dpo, "init_adapter_path": sft_job.model_version.adapter_path, "seed": seed}
+    dpo_job = train(pairs, result.dpo_params, "dpo")
+    evaluate(dpo_job.model_version, "dpo")
+    promote(dpo_job.model_version, "dpo")
+
+    # New decisions by whatever serves now.
+    serving = model_version_serving()
+    result.final_serving = serving.name
+    pool_c = decide(videos(make_items(params.pool_c, rng)))
+    assert all(d.model_version_id == serving.pk for d in pool_c)
+    right = sum(1 for d in pool_c if not d.parse_error and d.label == truth[d.video_id])
+    result.pool_c_accuracy = right / len(pool_c) if pool_c else None
+    return result
