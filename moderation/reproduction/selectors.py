@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -65,38 +66,57 @@ def hash_hits(
         return [HashHit(int(v), float(t), float(qt), bool(m), int(d)) for v, t, qt, m, d in cur.fetchall()]
 
 
+def _hnsw_scan(cur: Any) -> None:
+    """pgvector 0.8 HNSW settings for one filtered neighbour query (inside its transaction).
+
+    Without an iterative scan, HNSW returns its ``ef_search`` nearest rows and the WHERE clause then
+    drops the query video's own frames, which are the nearest of all: a video with many similar
+    keyframes would starve its own result list. ``relaxed_order`` keeps scanning until LIMIT rows pass
+    the filter (results re-sorted here).
+    """
+    cur.execute(f"SET LOCAL hnsw.ef_search = {int(settings.REPRO_HNSW_EF_SEARCH)}")
+    cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+
+
 def frame_neighbours(
     *, embeddings: Sequence[tuple[float, Sequence[float]]], exclude_video_id: int | None = None, k: int = 20
 ) -> list[tuple[int, float, float, float]]:
-    """Nearest keyframes (HNSW, cosine) of each query ``(t, embedding)``: ``(video_id, t, query_t, similarity)``."""
+    """Nearest keyframes of other videos (HNSW, cosine) for each query ``(t, embedding)``.
+
+    Returns ``(video_id, t, query_t, similarity)``; the excluded video is filtered inside the index scan.
+    """
     out: list[tuple[int, float, float, float]] = []
     sql = """
         SELECT video_id, "timestamp", 1 - (embedding <=> %s::vector) AS sim
-        FROM moderation_keyframe WHERE embedding IS NOT NULL
+        FROM moderation_keyframe WHERE embedding IS NOT NULL AND video_id <> %s
         ORDER BY embedding <=> %s::vector LIMIT %s
     """
-    with connection.cursor() as cur:
+    with transaction.atomic(), connection.cursor() as cur:
+        _hnsw_scan(cur)
         for qt, vector in embeddings:
             literal = _vector_literal(vector)
-            cur.execute(sql, [literal, literal, k])
-            out += [(int(v), float(t), float(qt), float(s)) for v, t, s in cur.fetchall() if v != exclude_video_id]
+            cur.execute(sql, [literal, exclude_video_id or 0, literal, k])
+            rows = sorted(cur.fetchall(), key=lambda r: -float(r[2]))
+            out += [(int(v), float(t), float(qt), float(s)) for v, t, s in rows]
     return out
 
 
 def text_neighbours(
     *, embedding: Sequence[float] | None, exclude_video_id: int | None = None, k: int = 20
 ) -> list[tuple[int, float]]:
-    """Videos whose transcript embedding is nearest (HNSW, cosine): ``(video_id, similarity)``."""
+    """Other videos whose transcript embedding is nearest (HNSW, cosine): ``(video_id, similarity)``."""
     if embedding is None:
         return []
     literal = _vector_literal(embedding)
     sql = """
-        SELECT id, 1 - (text_embedding <=> %s::vector) FROM moderation_video WHERE text_embedding IS NOT NULL
+        SELECT id, 1 - (text_embedding <=> %s::vector) FROM moderation_video
+        WHERE text_embedding IS NOT NULL AND id <> %s
         ORDER BY text_embedding <=> %s::vector LIMIT %s
     """
-    with connection.cursor() as cur:
-        cur.execute(sql, [literal, literal, k + 1])
-        return [(int(v), float(s)) for v, s in cur.fetchall() if v != exclude_video_id][:k]
+    with transaction.atomic(), connection.cursor() as cur:
+        _hnsw_scan(cur)
+        cur.execute(sql, [literal, exclude_video_id or 0, literal, k])
+        return sorted(((int(v), float(s)) for v, s in cur.fetchall()), key=lambda r: -r[1])
 
 
 def _vector_literal(vector: Sequence[float]) -> str:

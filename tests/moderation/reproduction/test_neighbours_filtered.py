@@ -1,0 +1,57 @@
+"""Embedding neighbours exclude the query video inside the HNSW scan, so its own frames never starve the list."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from django.db import connection
+
+from moderation.media.models import Keyframe
+from moderation.reproduction import selectors
+from tests.factories import VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _unit(v: np.ndarray) -> list[float]:
+    return [float(x) for x in v / np.linalg.norm(v)]
+
+
+def test_a_video_with_many_near_identical_frames_still_gets_other_videos_back() -> None:
+    rng = np.random.default_rng(3)
+    base = rng.normal(size=512)
+    query_video, other, unrelated = VideoFactory(), VideoFactory(), VideoFactory()
+    # Forty frames of the query video all closer to the query than anything else in the library.
+    Keyframe.objects.bulk_create(
+        Keyframe(video=query_video, index=i, timestamp=float(i), image=f"k/{i}.jpg",
+                 embedding=_unit(base + 0.01 * rng.normal(size=512)))
+        for i in range(40)
+    )  # fmt: skip
+    Keyframe.objects.create(
+        video=other, index=0, timestamp=3.0, image="o.jpg", embedding=_unit(base + 0.3 * rng.normal(size=512))
+    )
+    Keyframe.objects.create(
+        video=unrelated, index=0, timestamp=0.0, image="u.jpg", embedding=_unit(rng.normal(size=512))
+    )
+    with connection.cursor() as cur:  # make the planner use the HNSW index, as it does on a large table
+        cur.execute("SET enable_seqscan = off")
+    try:
+        found = selectors.frame_neighbours(embeddings=[(0.0, _unit(base))], exclude_video_id=query_video.pk, k=5)
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("RESET enable_seqscan")
+
+    assert query_video.pk not in {v for v, *_ in found}
+    assert found[0][0] == other.pk and found[0][3] > 0.8  # the near copy first, most similar first
+    assert [s for *_, s in found] == sorted((s for *_, s in found), reverse=True)
+
+
+def test_transcript_neighbours_leave_out_the_query_video_and_keep_k() -> None:
+    rng = np.random.default_rng(5)
+    base = rng.normal(size=384)
+    me = VideoFactory(text_embedding=_unit(base))
+    others = [VideoFactory(text_embedding=_unit(base + s * rng.normal(size=384))) for s in (0.2, 0.5, 1.0, 3.0)]
+
+    found = selectors.text_neighbours(embedding=_unit(base), exclude_video_id=me.pk, k=3)
+
+    assert [v for v, _ in found] == [o.pk for o in others[:3]]
