@@ -47,9 +47,10 @@ def main() -> None:
     settings.MEDIA_IMPORT_ROOTS = [str(work)]  # the held-out files are written there
     from workbench.celery import app
 
-    # Tasks the services enqueue run inline (the loop also calls the task bodies itself, which are then
-    # no-ops): the bench needs no broker, so a Redis that goes away on a busy machine cannot stop it.
-    app.conf.task_always_eager = True
+    # The loop calls the task bodies itself (as the workers would); what the services enqueue meanwhile
+    # (shadow decisions, evaluations, jobs) goes to an in-memory broker nobody reads, so the bench needs
+    # no Redis (a private one went away under load during a run on this machine).
+    app.conf.broker_url = "memory://"
     load_before = os.getloadavg()[0]
     from tests.training.loop_scenario import LoopParams, run_loop
 
