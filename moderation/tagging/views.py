@@ -20,6 +20,7 @@ from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next
 from moderation.tagging import selectors, services
 from moderation.tagging.models import Tag, TagProposal, TagSet
+from workbench.queues import enqueue
 from workbench.roles import Perm, permission_required
 
 
@@ -158,12 +159,7 @@ def tag_ranker(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.MANAGE_TRAINING)
 def tag_ranker_train(request: HttpRequest) -> HttpResponse:
     """Queue a retrain of the ranker (default queue); the page shows the new ranker when it is done."""
-    from django.db import transaction
-
-    from moderation.tagging.tasks import train_tag_ranker
-
-    user_id = request.user.pk
-    transaction.on_commit(lambda: train_tag_ranker.delay(user_id))
+    enqueue("moderation.tagging.tasks.train_tag_ranker", request.user.pk)
     messages.success(request, "Retraining the tag ranker from reviewers' events; reload in a few seconds.")
     return redirect("moderation:tag_ranker")
 
