@@ -17,6 +17,8 @@ document.addEventListener("click", (ev) => {
     ev.preventDefault();
     const box = markOnly(".patch", document.getElementById("patch-" + link.dataset.patch));
     const figure = box && box.closest("figure");
+    const folded = figure && figure.closest("details");
+    if (folded) folded.open = true;
     if (figure) figure.scrollIntoView({ block: "center" });
     return;
   }

@@ -350,7 +350,7 @@ def cot_stages_for_display(cot: Any, *, times: dict[tuple[str, Any], float] | No
     return stages
 
 
-def review_screen_context(*, task: ReviewTask, user: User) -> dict[str, Any]:
+def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = False) -> dict[str, Any]:
     """Everything the review screen shows about ``task`` (fetched by ``review_task_get``) to ``user``.
 
     The media panels' part comes from ``video_media_for_display``, which the annotation screens share;
@@ -385,7 +385,10 @@ def review_screen_context(*, task: ReviewTask, user: User) -> dict[str, Any]:
             for i, (value, label) in enumerate(Review.Severity.choices)
         ],
         "model_severities": " ".join(spec.severities_for(decision.label or version.safe_label)),
-        "stages": cot_stages_for_display(decision.cot, times=media["times"]),
+        **review_cot_for_display(decision=decision, times=media["times"]),
+        # Latency and token counts say something about a model; the rule baseline has none.
+        "show_cost": bool(decision.latency_ms or decision.prompt_tokens or decision.completion_tokens),
+        "waiting": review_queue_overview_recent(queues=[task.queue])[task.queue.pk]["pending"],
         # Independence: in queues that take new decisions reviewers never see each other's verdicts;
         # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
         "prior_reviews": [] if task.queue.routes_new_decisions else review_prior_reviews(task=task),
@@ -395,6 +398,58 @@ def review_screen_context(*, task: ReviewTask, user: User) -> dict[str, Any]:
         "lease_lapsed": task.status == ReviewTask.Status.CLAIMED
         and task.lease_expires_at is not None
         and task.lease_expires_at <= timezone.now(),
-        # The item claimed ahead: its media is prefetched so submit-and-next shows it at once.
-        "ahead": review_task_ahead_for(user=user, task=task) if task.status == ReviewTask.Status.CLAIMED else None,
+        # The item claimed ahead, whose screen static/review.js fetches so a decision swaps it in at once.
+        # A screen that is itself fetched ahead (``prefetch``) names none: the decision's answer does.
+        "ahead": review_task_ahead_for(user=user, task=task)
+        if task.status == ReviewTask.Status.CLAIMED and not prefetch
+        else None,
     }
+def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]) -> dict[str, Any]:
+    """The decision's CoT as the review screen shows it: the stages (``cot_stages_for_display``), a
+    one-line summary (the final judgment) and the video's user-feedback statistics (``feedback``, as
+    ``feedback_stats_for`` gives them, read once for both).
+
+    Stage 4 (user feedback) describes the feedback known when the model decided. When events arrived
+    after that, the stage is out of date: for the evidence baseline (whose stage 4 is a function of
+    the numbers) it is re-derived from the feedback on record now, the original kept beside it; for
+    other backends it is marked stale.
+    """
+    from moderation.feedback.models import FeedbackAggregate
+    from moderation.feedback.selectors import feedback_stats_from
+    from moderation.inference.backends.evidence import feedback_stage_text
+    from moderation.inference.models import ModelVersion
+
+    stages = cot_stages_for_display(decision.cot, times=times)
+    aggregate = FeedbackAggregate.objects.filter(video_id=decision.video_id).first()
+    late = (
+        aggregate is not None
+        and aggregate.last_event_at is not None
+        and decision.created_at is not None
+        and aggregate.last_event_at > decision.created_at
+    )
+    summary = ""
+    for stage in stages:
+        stage["open"] = stage["key"] == "analysis"
+        if stage["key"] == "final_judgment":
+            summary = stage["text"]
+        if stage["key"] != "user_feedback" or not late:
+            continue
+        assert aggregate is not None and aggregate.last_event_at is not None
+        when = timezone.localtime(aggregate.last_event_at).strftime("%b %-d, %H:%M")
+        stage["stale"] = stage["open"] = True
+        if decision.backend == ModelVersion.Backend.EVIDENCE_BASELINE:
+            stats = {k: v for k, v in feedback_stats_from(aggregate).items() if v not in (None, [], "")}
+            stage["original_text"] = stage["text"]
+            stage["text"] = feedback_stage_text(stats, is_violation=decision.is_violation)
+            stage["rederived"] = True
+            stage["stale_note"] = (
+                f"User feedback arrived after the model decided (latest event {when}); "
+                "this stage is re-derived from the feedback on record now."
+            )
+        else:
+            stage["stale_note"] = (
+                f"Stale: user feedback arrived after the model decided (latest event {when}); "
+                "this stage does not know it. See the user-feedback panel."
+            )
+    feedback = feedback_stats_from(aggregate) if aggregate is not None else None
+    return {"stages": stages, "cot_summary": summary, "feedback": feedback}

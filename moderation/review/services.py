@@ -572,9 +572,23 @@ def _settle(task: ReviewTask, review: Review, user: User) -> None:
             )
 
 
+def _resent(task: ReviewTask, user: User, verdict: str, label: str) -> Review | None:
+    earlier = Review.objects.filter(task_id=task.pk, reviewer=user, verdict=verdict).first()
+    if earlier is None or (verdict == Review.Verdict.OVERRIDE and earlier.label != (label or "").strip()):
+        return None
+    return earlier
+
+
 @transaction.atomic
 def review_submit(
-    *, task: ReviewTask, user: User, verdict: str, label: str = "", note: str = "", severity: str = ""
+    *,
+    task: ReviewTask,
+    user: User,
+    verdict: str,
+    label: str = "",
+    note: str = "",
+    severity: str = "",
+    resend_ok: bool = False,
 ) -> Review:
     """Record the reviewer's verdict on the model's decision and close the task.
 
@@ -588,9 +602,17 @@ def review_submit(
       video's ``ItemLabel`` from human review; N reviews that disagree open an adjudication task.
       A gold item only scores the reviewer against its known answer.
     - A second submit (double click, resent form) is refused with "Already reviewed"; the task row
-      lock plus the one-to-one ``Review.task`` make it record exactly one verdict.
+      lock plus the one-to-one ``Review.task`` make it record exactly one verdict. With ``resend_ok``
+      (a client that retries after losing the answer) the same reviewer's same verdict returns the
+      review already recorded instead; a different verdict is still refused.
     """
-    locked = _lock_owned(task, user, with_decision=True)  # a reviewed task is DONE: refused there
+    try:
+        locked = _lock_owned(task, user, with_decision=True)  # a reviewed task is DONE: refused there
+    except ModerationError as exc:
+        earlier = _resent(task, user, verdict, label) if resend_ok and str(exc) == ALREADY_REVIEWED else None
+        if earlier is None:
+            raise
+        return earlier
     decision = locked.decision
     final_label = _final_label(decision, verdict, label)
     final_severity = _final_severity(decision.policy_version, final_label, severity)

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -97,8 +97,9 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     return _go_to(task)
 
 
-def _screen(request: HttpRequest, task: ReviewTask) -> dict[str, Any]:
-    return {**selectors.review_screen_context(task=task, user=_user(request)), "reveal": media_revealed(request)}
+def _screen(request: HttpRequest, task: ReviewTask, *, prefetch: bool = False) -> dict[str, Any]:
+    context = selectors.review_screen_context(task=task, user=_user(request), prefetch=prefetch)
+    return {**context, "reveal": media_revealed(request)}
 
 
 def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
@@ -114,10 +115,13 @@ def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
 
 @permission_required(Perm.REVIEW_VIDEO)
 def review_task(request: HttpRequest, pk: int) -> HttpResponse:
+    """One item's screen; ``?prefetch=1`` from htmx/fetch: just the screen, fetched ahead of its turn."""
     task = selectors.review_task_get(task_id=pk)
     if task.queue.kind == task.queue.Kind.TAGS:  # a tags-queue item is worked on the tag screen
         return redirect("moderation:tag_task", pk=task.pk)
     _check_owner(request, task)
+    if request.htmx and request.GET.get("prefetch") == "1":  # type: ignore[attr-defined]
+        return render(request, "moderation/review/task.html#screen", _screen(request, task, prefetch=True))
     return render(request, "moderation/review/task.html", _screen(request, task))
 
 
@@ -137,11 +141,61 @@ def _next_screen(request: HttpRequest, task: ReviewTask | None) -> HttpResponse:
     return response
 
 
+def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonResponse:
+    """A decision sent by the screen while it already shows the next item (static/review.js).
+
+    Answers JSON, never messages (the screen has moved on): ``ok`` with what was recorded, the item
+    now current (``next``: the one claimed ahead, which the screen shows) and the one claimed ahead of
+    it (``ahead``, whose screen it fetches next); or ``ok: false`` with the reason, and whether the
+    item is still this reviewer's, so the screen brings it back. A resent decision (a retry after a
+    lost answer) gets the recorded verdict back, never a second one.
+    """
+    user = _user(request)
+    try:
+        review = services.review_submit(
+            task=task,
+            user=user,
+            verdict=request.POST.get("verdict", ""),
+            label=request.POST.get("label", ""),
+            note=request.POST.get("note", ""),
+            severity=request.POST.get("severity", ""),
+            resend_ok=True,
+        )
+    except ModerationError as exc:
+        task.refresh_from_db()
+        return JsonResponse(
+            {"ok": False, "task": task.pk, "error": str(exc), "still_yours": task.is_held_by(user)}, status=409
+        )
+    nxt = services.review_claim_next(user=user, queue=task.queue)
+    ahead = services.review_claim_ahead(user=user, task=nxt) if nxt is not None else None
+    if nxt is None:
+        messages.info(request, "Queue is empty.")  # the screen goes to the queue list, which shows it
+    severity = f", severity {review.severity}" if review.severity else ""
+
+    def url(t: ReviewTask | None) -> str | None:
+        return reverse("moderation:review_task", args=[t.pk]) if t is not None else None
+
+    return JsonResponse(
+        {
+            "ok": True,
+            "task": task.pk,
+            "recorded": f"Recorded {review.get_verdict_display().lower()} ({review.label}{severity}) "
+            f"for item #{task.pk}.",
+            "next": nxt.pk if nxt else None,
+            "next_url": url(nxt),
+            "ahead": ahead.pk if ahead else None,
+            "ahead_url": f"{url(ahead)}?prefetch=1" if ahead else None,
+        }
+    )
+
+
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def submit(request: HttpRequest, pk: int) -> HttpResponse:
     """Record the verdict, then go straight to the next item (submit-and-next)."""
     task = selectors.review_task_get(task_id=pk)
+    if request.headers.get("X-Review-Background") == "1":
+        return _submit_in_background(request, task)
     try:
         review = services.review_submit(
             task=task,

@@ -51,6 +51,36 @@ def _clip(text: str, n: int = 160) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
+def _findings(hits: list[Hit]) -> list[list[Hit]]:
+    """Hits grouped by the passage they quote (source, segment, text), in order of first appearance."""
+    groups: dict[tuple[str, int | None, str], list[Hit]] = {}
+    for hit in hits:
+        groups.setdefault((hit.source, hit.segment_id, hit.snippet), []).append(hit)
+    return list(groups.values())
+
+
+_OCR_TRIM = " \t|·•-_~=.,;:'\"`^*#<>()[]{}"
+
+
+def clean_ocr(lines: list[str]) -> list[str]:
+    """On-screen text worth quoting: whitespace collapsed, stray punctuation trimmed, fragments that are
+    mostly symbols (OCR noise from textures and edges) or under two letters dropped, and each line
+    once (also when another line already contains it)."""
+    kept: list[str] = []
+    for raw in lines:
+        text = re.sub(r"\s+", " ", str(raw)).strip(_OCR_TRIM)
+        compact = text.replace(" ", "")
+        letters = sum(ch.isalnum() for ch in compact)
+        if letters < 2 or letters < 0.6 * len(compact):
+            continue
+        key = text.lower()
+        if any(key in k.lower() for k in kept):
+            continue
+        kept = [k for k in kept if k.lower() not in key]  # a longer reading replaces its fragments
+        kept.append(text)
+    return kept
+
+
 class EvidenceBaseline:
     name = "evidence_baseline"
 
@@ -86,7 +116,7 @@ class EvidenceBaseline:
             "content_extraction": self._extraction(content),
             "analysis": self._analysis(hits),
             "intermediate_check": self._check(hits, scores, names),
-            "user_feedback": self._feedback(content.feedback, is_violation),
+            "user_feedback": feedback_stage_text(content.feedback, is_violation=is_violation),
             "final_judgment": (
                 f"Violation: {label} ({names.get(label, label)}), confidence {confidence:.2f}."
                 if is_violation
@@ -101,9 +131,14 @@ class EvidenceBaseline:
                 if f.selected
             ][:8],
             "analysis": [
-                {"kind": "segment", "ref": h.segment_id, "label": f"{h.start:.1f}s «{h.keyword}»", "t": h.start}
-                for h in hits
-                if h.segment_id is not None and h.start is not None
+                {
+                    "kind": "segment",
+                    "ref": g[0].segment_id,
+                    "label": f"{g[0].start:.1f}s «{g[0].keyword}»",
+                    "t": g[0].start,
+                }
+                for g in _findings(hits)
+                if g[0].segment_id is not None and g[0].start is not None
             ],
         }
         cot = [
@@ -122,7 +157,7 @@ class EvidenceBaseline:
         sources: list[tuple[str, str, int | None, float | None]] = [
             ("title", content.title, None, None),
             ("description", content.description, None, None),
-            *[("on-screen text", text, None, None) for text in content.ocr],
+            *[("on-screen text", text, None, None) for text in clean_ocr(content.ocr)],
             *[("speech", s.text, s.id, s.start) for s in content.segments],
         ]
         hits: list[Hit] = []
@@ -148,54 +183,30 @@ class EvidenceBaseline:
             parts.append(f"Speech ({len(content.segments)} segments{lang}): «{_clip(speech, 400)}».")
         else:
             parts.append("Speech: none detected.")
-        if content.ocr:
-            parts.append(f"On-screen text: «{_clip(' | '.join(content.ocr), 300)}».")
+        ocr = clean_ocr(content.ocr)
+        if ocr:
+            parts.append(f"On-screen text: «{_clip(' | '.join(ocr), 300)}».")
         parts.append(f"Keyframes: {len(content.frames)} sampled, {selected} selected for review.")
         return " ".join(parts)
-
-    @staticmethod
-    def _feedback(stats: dict[str, Any], is_violation: bool) -> str:
-        """States the real user-feedback numbers; the baseline reports them but does not act on them."""
-        if not stats:
-            return "No user-feedback events (reports, appeals, likes) are recorded for this video yet."
-
-        def pct(key: str) -> str:
-            value = stats.get(key)
-            return f"{value:.1%}" if isinstance(value, int | float) else "n/a (no views)"
-
-        views = int(stats.get("views", 0) or 0)
-        parts = [
-            f"{views} views",
-            f"{stats.get('reports', 0)} reports (report rate {pct('report_rate')})",
-            f"{stats.get('likes', 0)} likes (like rate {pct('like_rate')})",
-            f"{stats.get('dislikes', 0)} dislikes (dislike rate {pct('dislike_rate')})",
-            f"{stats.get('shares', 0)} shares",
-        ]
-        text = "User feedback: " + ", ".join(parts) + "."
-        reasons = stats.get("top_report_reasons") or []
-        if reasons:
-            text += " Most common report reasons: " + "; ".join(f"«{_clip(str(r), 60)}»" for r in reasons) + "."
-        appeals = int(stats.get("appeals", 0) or 0)
-        if appeals:
-            text += (
-                f" Appeals: {appeals} ({stats.get('appeals_overturned', 0)} overturned, "
-                f"{stats.get('appeals_upheld', 0)} upheld, {stats.get('appeals_pending', 0)} pending)."
-            )
-        report_rate = stats.get("report_rate")
-        if not is_violation and isinstance(report_rate, int | float) and report_rate >= 0.05:
-            text += " Users report this video often although no rule matched; a human should look."
-        if is_violation and stats.get("appeals_overturned"):
-            text += " An appeal against moderating this video succeeded; the verdict may be wrong."
-        return text
 
     @staticmethod
     def _analysis(hits: list[Hit]) -> str:
         if not hits:
             return "No risk keyword of any rule appears in the title, description, on-screen text or speech."
+        # One finding per passage: a passage that matches several keywords (or rules) is quoted once.
         lines = []
-        for h in hits[:12]:
-            where = f"{h.source} at {h.start:.1f}s" if h.start is not None else h.source
-            lines.append(f"The {where} says «{h.snippet}», matching the risk keyword '{h.keyword}' of {h.tag_name}.")
+        for group in _findings(hits)[:8]:
+            first = group[0]
+            where = f"{first.source} at {first.start:.1f}s" if first.start is not None else first.source
+            keywords = ", ".join(f"'{k}'" for k in dict.fromkeys(h.keyword for h in group))
+            rules = " and ".join(dict.fromkeys(h.tag_name for h in group))
+            plural = "s" if "," in keywords else ""
+            lines.append(
+                f"The {where} says «{first.snippet}», matching the risk keyword{plural} {keywords} of {rules}."
+            )
+        more = len(_findings(hits)) - 8
+        if more > 0:
+            lines.append(f"{more} more passage{'s' if more > 1 else ''} match as well.")
         return " ".join(lines)
 
     @staticmethod
@@ -208,6 +219,43 @@ class EvidenceBaseline:
             parts.append(f"{names.get(tag, tag)}: score {score:.1f} from {', '.join(sources)}.")
         consistent = "consistent across sources" if len({h.source for h in hits}) > 1 else "from a single source"
         return " ".join(parts) + f" The evidence is {consistent}; visual content is not assessed by this baseline."
+
+
+def feedback_stage_text(stats: dict[str, Any], *, is_violation: bool) -> str:
+    """Stage 4 (user feedback): states the real user-feedback numbers; the baseline reports them but does
+    not act on them. Also used to re-derive the stage on the review screen when feedback arrived after
+    the decision."""
+    if not stats:
+        return "No user-feedback events (reports, appeals, likes) are recorded for this video yet."
+
+    def pct(key: str) -> str:
+        value = stats.get(key)
+        return f"{value:.1%}" if isinstance(value, int | float) else "n/a (no views)"
+
+    views = int(stats.get("views", 0) or 0)
+    parts = [
+        f"{views} views",
+        f"{stats.get('reports', 0)} reports (report rate {pct('report_rate')})",
+        f"{stats.get('likes', 0)} likes (like rate {pct('like_rate')})",
+        f"{stats.get('dislikes', 0)} dislikes (dislike rate {pct('dislike_rate')})",
+        f"{stats.get('shares', 0)} shares",
+    ]
+    text = "User feedback: " + ", ".join(parts) + "."
+    reasons = stats.get("top_report_reasons") or []
+    if reasons:
+        text += " Most common report reasons: " + "; ".join(f"«{_clip(str(r), 60)}»" for r in reasons) + "."
+    appeals = int(stats.get("appeals", 0) or 0)
+    if appeals:
+        text += (
+            f" Appeals: {appeals} ({stats.get('appeals_overturned', 0)} overturned, "
+            f"{stats.get('appeals_upheld', 0)} upheld, {stats.get('appeals_pending', 0)} pending)."
+        )
+    report_rate = stats.get("report_rate")
+    if not is_violation and isinstance(report_rate, int | float) and report_rate >= 0.05:
+        text += " Users report this video often although no rule matched; a human should look."
+    if is_violation and stats.get("appeals_overturned"):
+        text += " An appeal against moderating this video succeeded; the verdict may be wrong."
+    return text
 
 
 def _blm_levels(result: BackendResult, rubric: BlmRubric) -> tuple[str, str]:

@@ -116,3 +116,39 @@ def test_a_blm_guard_decision_records_its_scene_and_a_severity_the_type_allows(p
     assert blm_decision.severity in {"medium", "high"}  # the two this type allows
     kuaimod_decision = decisions["kuaimod"]
     assert kuaimod_decision.scene == "" and kuaimod_decision.severity == ""
+
+
+def test_the_baseline_writes_each_finding_once_and_quotes_cleaned_on_screen_text():
+    from moderation.inference.backends import ContentBundle, Segment
+    from moderation.inference.backends.evidence import EvidenceBaseline, clean_ocr
+
+    assert clean_ocr(["  ||| ~~ ", "Add  me on WeChat!!", "add me on wechat", "Add me", "x", "·-·", "VX: 12345"]) == [
+        "Add me on WeChat!!",
+        "VX: 12345",
+    ]
+    taxonomy = [
+        {
+            "key": "private",
+            "tags": [
+                {"key": "引导私下交易", "name": "Private deals", "keywords": ["wechat", "private deal", "add me"]},
+                {"key": "引流", "name": "Traffic diversion", "keywords": ["wechat"]},
+            ],
+        }
+    ]
+    speech = "Add me on WeChat for a private deal."
+    content = ContentBundle(
+        title="",
+        description="",
+        uploader="",
+        segments=[Segment(id=7, start=2.5, end=5.0, text=speech)],
+        frames=[],
+        ocr=["Add me on WeChat", "~~|=", "add me on wechat"],
+    )
+    cot = {s["key"]: s for s in EvidenceBaseline().decide(content, taxonomy, "正向").cot}
+
+    analysis = cot["analysis"]["text"]
+    # One sentence per passage: the speech segment and the (deduplicated) on-screen line.
+    assert analysis.count(f"«{speech}»") == 1 and analysis.count("«Add me on WeChat»") == 1
+    assert "'wechat', 'private deal', 'add me' of Private deals and Traffic diversion" in analysis
+    assert [e["ref"] for e in cot["analysis"]["evidence"]] == [7]  # the segment, cited once
+    assert "On-screen text: «Add me on WeChat»." in cot["content_extraction"]["text"]

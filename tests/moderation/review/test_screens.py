@@ -83,14 +83,14 @@ def test_review_screen_shows_media_verdict_cot_and_shortcuts(make_task, make_use
 
     html = _login(user).get(reverse("moderation:review_task", args=[task.pk])).content.decode()
 
-    assert f'<video data-player controls preload="metadata" src="{video.file.url}">' in html
+    assert f'<video data-player controls preload="metadata" src="{video.file.url}"' in html
     assert 'data-seek="3.25" class="selected"' in html and 'data-seek="0.5" class=""' in html
     assert 'class="segment" data-seek="1.5"' in html
     assert 'data-seek="2.5" class="ev-segment"' in html  # CoT evidence seeks the player
     assert 'data-seek="3.25" class="ev-keyframe">QR code' in html
     assert "Steering users to private deals" in html and "0.87" in html
     assert "evidence-baseline-v1" in html and str(task.decision.policy_version) in html
-    assert 'class="shielded"' in html  # media is shielded until revealed
+    assert 'data-shield class="review-col shielded"' in html  # media is shielded until revealed
     for key in ("a", "o", "n", "r"):
         assert f"<kbd>{key}</kbd>" in html and f'data-hotkey="{key}"' in html
     # The override label picker: every label of the policy, searchable by key and English name.
@@ -198,9 +198,9 @@ def test_reveal_choice_is_remembered(make_task, make_user):
 
     resp = client.post(reverse("moderation:review_reveal"), {"reveal": "1", "next": url})
     assert resp["Location"] == url
-    assert 'class="shielded"' not in client.get(url).content.decode()
+    assert " shielded" not in client.get(url).content.decode()
     assert client.post(reverse("moderation:review_reveal"), {"reveal": "0"}, HTTP_HX_REQUEST="true").status_code == 204
-    assert 'class="shielded"' in client.get(url).content.decode()
+    assert "review-col shielded" in client.get(url).content.decode()
     # An off-site "next" is not followed.
     resp = client.post(reverse("moderation:review_reveal"), {"reveal": "1", "next": "https://evil.example/"})
     assert resp["Location"] == reverse("moderation:queue")
@@ -281,4 +281,4 @@ def test_submit_and_next_retitles_the_tab_and_keeps_reviewed_items_out_of_the_hi
     body = response.content.decode().lstrip()
     # htmx applies a <title> only at the top level of the swapped-in fragment
     assert body.startswith(f"<title>Review #{second.pk} · Review workbench</title>")
-    assert f'<div id="review-screen" data-task="{second.pk}" hx-history="false">' in body
+    assert f'<div id="review-screen" data-task="{second.pk}" hx-history="false"' in body

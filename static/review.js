@@ -1,0 +1,273 @@
+// Instant next on the review screen.
+//
+// The item after the current one is already claimed for this reviewer ("ahead"); its screen is
+// fetched and kept ready (a detached element, its images and video metadata warmed). A decision
+// swaps that screen in at once and sends the decision in the background:
+//   - success: the answer names the item claimed ahead of the one now shown, whose screen is
+//     fetched in turn;
+//   - failure (refused, network, signed out): the decided item comes back, as it was left (choices
+//     still selected), with the reason; the item that had been swapped in is kept ready again.
+// One decision is in flight at a time; a second decision waits for it (and for the next screen).
+// A network failure is retried once; the server returns the recorded verdict for a resend, so a
+// retry never records twice. Without this script the form is an ordinary POST.
+(() => {
+  const state = { ready: null, inflight: null, busy: new Set() };
+  const SESSION_KEY = "review:session-count";
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  const current = () => document.getElementById("review-screen");
+  const csrf = () => {
+    const el = document.querySelector("input[name=csrfmiddlewaretoken]");
+    return el ? el.value : "";
+  };
+
+  // --- what the header shows: SLA countdown and position in this session -----------------------
+  function sessionCount() {
+    return parseInt(sessionStorage.getItem(SESSION_KEY) || "0", 10) || 0;
+  }
+
+  function fmtSpan(ms) {
+    const s = Math.abs(Math.round(ms / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    if (h >= 24) return `${Math.floor(h / 24)}d ${h % 24}h`;
+    if (h) return `${h}h ${String(m).padStart(2, "0")}m`;
+    return `${m}m ${String(sec).padStart(2, "0")}s`;
+  }
+
+  function paintHeader(root) {
+    if (!root) return;
+    const pos = root.querySelector("[data-session-pos]");
+    if (pos) pos.textContent = `item ${sessionCount() + 1} this session`;
+    tickSla(root);
+  }
+
+  function tickSla(root) {
+    const el = root && root.querySelector("[data-deadline]");
+    if (!el) return;
+    const left = Date.parse(el.dataset.deadline) - Date.now();
+    if (Number.isNaN(left)) return;
+    el.textContent = left >= 0 ? `${fmtSpan(left)} left` : `breached ${fmtSpan(left)} ago`;
+    el.classList.toggle("sla-breached", left < 0);
+    el.classList.toggle("sla-soon", left >= 0 && left < 3600 * 1000);
+  }
+  setInterval(() => tickSla(current()), 1000);
+
+  // --- the item ahead: fetch its screen and warm its media ---------------------------------------
+  function warm(el) {
+    const keep = [];
+    for (const img of el.querySelectorAll("img[src]")) {
+      const i = new Image();
+      i.decoding = "async";
+      i.src = img.getAttribute("src");
+      keep.push(i);
+    }
+    const video = el.querySelector("video[src]");
+    if (video) {
+      // Metadata and the first frames: the same request the swapped-in player makes.
+      const v = document.createElement("video");
+      v.preload = "auto";
+      v.muted = true;
+      v.src = video.getAttribute("src");
+      keep.push(v);
+    }
+    const poster = video && video.getAttribute("poster");
+    if (poster) { const i = new Image(); i.src = poster; keep.push(i); }
+    return keep;
+  }
+
+  function prefetch(pk, url) {
+    const entry = { pk: String(pk), el: null, warmed: null };
+    entry.promise = fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
+      .then((resp) => {
+        if (!resp.ok || resp.redirected) throw new Error(`HTTP ${resp.status}`);
+        return resp.text();
+      })
+      .then((html) => {
+        const tpl = document.createElement("template");
+        tpl.innerHTML = html;
+        const el = tpl.content.querySelector("#review-screen");
+        if (!el || el.dataset.task !== entry.pk) throw new Error("not a review screen");
+        if (window.initVerdict) window.initVerdict(el);
+        entry.warmed = warm(el);
+        entry.el = el;
+        return entry;
+      })
+      .catch(() => { if (state.ready === entry) state.ready = null; return null; });
+    state.ready = entry;
+    return entry;
+  }
+
+  // --- swapping ------------------------------------------------------------------------------------
+  function show(el, { push = true } = {}) {
+    const cur = current();
+    if (!cur || cur === el) return cur;
+    cur.replaceWith(el);
+    document.title = el.dataset.title || document.title;
+    if (push) history.pushState({ review: el.dataset.task }, "", el.dataset.url);
+    else history.replaceState({ review: el.dataset.task }, "", el.dataset.url);
+    if (window.htmx) window.htmx.process(el);
+    el.dispatchEvent(new CustomEvent("review:shown", { bubbles: true }));
+    paintHeader(el);
+    window.scrollTo(0, 0);
+    return cur;
+  }
+
+  function status(text, kind) {
+    const box = document.getElementById("review-status");
+    if (!box) return;
+    box.textContent = text;
+    box.className = `review-status ${kind || ""}`;
+  }
+
+  function failureText(resp, data) {
+    if (data && data.error) return data.error;
+    if (!resp) return "The server could not be reached (after a retry); check the connection.";
+    if (resp.redirected && resp.url.includes("/login")) return "You were signed out; sign in again in another tab, then retry.";
+    return `The server refused this (HTTP ${resp.status}).`;
+  }
+
+  // --- the decided item comes back -----------------------------------------------------------------
+  function bringBack(decided, shown, message, stillYours) {
+    const box = decided.querySelector("[data-review-failure]");
+    if (box) {
+      box.hidden = false;
+      box.textContent = stillYours
+        ? `Not recorded: ${message} Your choices are kept; decide again to retry.`
+        : `Not recorded: ${message} This item is no longer yours; press Skip or go back to the queue.`;
+    }
+    decided.querySelectorAll("[data-verdict-form] button").forEach((b) => { b.disabled = !stillYours; });
+    if (shown && shown.isConnected && shown !== decided) {
+      show(decided, { push: false });
+      const entry = { pk: shown.dataset.task, el: shown };
+      entry.promise = Promise.resolve(entry);
+      state.ready = entry; // the item that had been swapped in waits, as it was left
+    }
+    status(`Item #${decided.dataset.task} was not recorded: ${message}`, "error");
+  }
+
+  // --- sending a decision --------------------------------------------------------------------------
+  async function post(form, body) {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const resp = await fetch(form.action, {
+          method: "POST",
+          body,
+          credentials: "same-origin",
+          keepalive: true, // survives leaving the page (the decision is not lost)
+          headers: { "X-Review-Background": "1", "X-CSRFToken": csrf() },
+        });
+        const type = resp.headers.get("Content-Type") || "";
+        if (type.startsWith("application/json")) return { resp, data: await resp.json() };
+        // e.g. the NUL-character check answers in plain text before any view runs
+        const text = type.startsWith("text/plain") ? (await resp.text()).replace(/\s+/g, " ").trim().slice(0, 300) : "";
+        return { resp, data: text ? { ok: false, error: `HTTP ${resp.status}: ${text}`, still_yours: true } : null };
+      } catch (e) {
+        if (attempt === 0) await sleep(700);
+      }
+    }
+    return { resp: null, data: null };
+  }
+
+  // The one mistake worth catching before the screen moves on (the server checks everything again).
+  function clientCheck(form, submitter) {
+    if (submitter && submitter.value === "override" && !form.querySelector("input[name=label]:checked")) {
+      return "Choose the label that replaces the model's verdict (press o and type).";
+    }
+    return "";
+  }
+
+  async function decide(form, submitter) {
+    const decided = form.closest("#review-screen");
+    const pk = decided.dataset.task;
+    if (state.busy.has(pk)) return; // pressed twice: it is on its way already
+    const problem = clientCheck(form, submitter);
+    const box = decided.querySelector("[data-review-failure]");
+    if (problem) {
+      if (box) { box.hidden = false; box.textContent = problem; }
+      return;
+    }
+    if (box) box.hidden = true;
+    const body = new FormData(form, submitter);
+    state.busy.add(pk);
+    decided.setAttribute("aria-busy", "true");
+    try {
+      if (state.inflight) await state.inflight; // one decision at a time, in order
+      if (!decided.isConnected) return;
+      let next = state.ready;
+      if (next && !next.el) next = await next.promise; // fetched but not yet here: wait for it
+      const shown = next && next.el ? next.el : null;
+      if (shown) {
+        state.ready = null;
+        show(shown);
+      } else {
+        status(`Recording item #${pk}…`, "");
+      }
+      const sent = post(form, body).then(({ resp, data }) => settle(decided, shown, resp, data));
+      state.inflight = sent;
+      await sent;
+    } finally {
+      state.busy.delete(pk);
+      decided.removeAttribute("aria-busy");
+      if (state.inflight && !state.busy.size) state.inflight = null;
+    }
+  }
+
+  async function settle(decided, shown, resp, data) {
+    if (!resp || !data || !data.ok) {
+      bringBack(decided, shown, failureText(resp, data), data ? !!data.still_yours : true);
+      return;
+    }
+    sessionStorage.setItem(SESSION_KEY, String(sessionCount() + 1));
+    status(data.recorded, "ok");
+    const queueUrl = decided.dataset.queueUrl || "/review/";
+    if (!data.next) {
+      window.location.assign(queueUrl);
+      return;
+    }
+    if (!shown) {
+      // Nothing was ready to swap in: fetch the next item's screen now.
+      const got = await prefetch(data.next, `${data.next_url}?prefetch=1`).promise;
+      state.ready = null;
+      if (!got || !decided.isConnected) { window.location.assign(data.next_url); return; }
+      show(got.el);
+      shown = got.el;
+    } else if (String(data.next) !== shown.dataset.task) {
+      // The item shown is not the one the server gives next (its claim lapsed and was taken): go there.
+      window.location.assign(data.next_url);
+      return;
+    }
+    paintHeader(shown);
+    if (data.ahead) prefetch(data.ahead, data.ahead_url);
+  }
+
+  document.addEventListener("submit", (ev) => {
+    const form = ev.target;
+    if (!(form instanceof HTMLFormElement) || !form.matches("[data-verdict-form]")) return;
+    if (!form.closest("#review-screen")) return;
+    ev.preventDefault();
+    decide(form, ev.submitter);
+  });
+
+  // Back / Forward between items: load the address afresh (a decided item shows as reviewed).
+  window.addEventListener("popstate", (ev) => {
+    if (ev.state && ev.state.review) window.location.reload();
+  });
+
+  function start() {
+    const el = current();
+    if (!el) return;
+    history.replaceState({ review: el.dataset.task }, "", window.location.href);
+    paintHeader(el);
+    if (el.dataset.ahead && el.dataset.aheadUrl && el.querySelector("[data-verdict-form]")) {
+      prefetch(el.dataset.ahead, el.dataset.aheadUrl);
+    }
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+
+  // For tests and the benchmark: decisions still on their way, and whether the next screen is ready.
+  window.reviewState = () => ({
+    pending: state.busy.size,
+    ready: !!(state.ready && state.ready.el),
+  });
+})();
