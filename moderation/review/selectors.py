@@ -404,6 +404,8 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         if task.status == ReviewTask.Status.CLAIMED and not prefetch
         else None,
     }
+
+
 def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]) -> dict[str, Any]:
     """The decision's CoT as the review screen shows it: the stages (``cot_stages_for_display``), a
     one-line summary (the final judgment) and the video's user-feedback statistics (``feedback``, as

@@ -90,7 +90,7 @@ def test_review_screen_shows_media_verdict_cot_and_shortcuts(make_task, make_use
     assert 'data-seek="3.25" class="ev-keyframe">QR code' in html
     assert "Steering users to private deals" in html and "0.87" in html
     assert "evidence-baseline-v1" in html and str(task.decision.policy_version) in html
-    assert 'data-shield class="review-col shielded"' in html  # media is shielded until revealed
+    assert 'data-shield class="media-col shielded"' in html  # media is shielded until revealed
     for key in ("a", "o", "n", "r"):
         assert f"<kbd>{key}</kbd>" in html and f'data-hotkey="{key}"' in html
     # The override label picker: every label of the policy, searchable by key and English name.
@@ -200,7 +200,7 @@ def test_reveal_choice_is_remembered(make_task, make_user):
     assert resp["Location"] == url
     assert " shielded" not in client.get(url).content.decode()
     assert client.post(reverse("moderation:review_reveal"), {"reveal": "0"}, HTTP_HX_REQUEST="true").status_code == 204
-    assert "review-col shielded" in client.get(url).content.decode()
+    assert "media-col shielded" in client.get(url).content.decode()
     # An off-site "next" is not followed.
     resp = client.post(reverse("moderation:review_reveal"), {"reveal": "1", "next": "https://evil.example/"})
     assert resp["Location"] == reverse("moderation:queue")
