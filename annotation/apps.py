@@ -18,3 +18,7 @@ class AnnotationConfig(AppConfig):
 
         # New platform feedback may open adjudications (user-feedback disagreement rules live here).
         feedback_received.connect(_check_disagreements, dispatch_uid="annotation.check_disagreements")
+
+        from annotation import home
+
+        home.register()

@@ -21,6 +21,9 @@ class ModerationConfig(AppConfig):
     name = "moderation"
 
     def ready(self) -> None:
+        from moderation import home
+
+        home.register()
         from django.contrib.auth.signals import user_logged_out
 
         from moderation.review.services import review_release_on_logout

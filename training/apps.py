@@ -18,3 +18,7 @@ class TrainingConfig(AppConfig):
 
         # Shadow mode: candidate models decide every live item beside the serving model.
         decision_recorded.connect(_shadow_decide, dispatch_uid="training.shadow_decide")
+
+        from training import home
+
+        home.register()

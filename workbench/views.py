@@ -27,6 +27,7 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from workbench.home import home_panels_for
 from workbench.roles import Perm
 from workbench.storage import is_object_storage, playback_url
 
@@ -35,7 +36,8 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    """What each role works on first: the panels its permissions allow (``workbench.home``)."""
+    return render(request, "home.html", {"panels": home_panels_for(user=cast(User, request.user))})
 
 
 @extend_schema(

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import Case, Count, Exists, F, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, F, IntegerField, Min, OuterRef, Q, QuerySet, Value, When
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -455,3 +455,35 @@ def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]
             )
     feedback = feedback_stats_from(aggregate) if aggregate is not None else None
     return {"stages": stages, "cot_summary": summary, "feedback": feedback}
+
+
+def review_home_for(*, user: User) -> dict[str, Any]:
+    """A moderator's home: their queues (pending, SLA breaches, the oldest waiting item), the item they
+    hold, and their own throughput today (decisions, overrides, median seconds per item)."""
+    queues = list(review_queues_for(user=user))
+    overview = review_queue_overview_recent(queues=queues)
+    oldest = dict(
+        ReviewTask.objects.filter(queue__in=queues, status=ReviewTask.Status.PENDING, is_gold=False)
+        .values("queue_id")
+        .annotate(oldest=Min("created_at"))
+        .values_list("queue_id", "oldest")
+        .order_by()
+    )
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    mine = Review.objects.filter(reviewer=user, created_at__gte=today)
+    done = mine.aggregate(
+        n=Count("pk"),
+        overrides=Count("pk", filter=Q(verdict=Review.Verdict.OVERRIDE)),
+        gold=Count("pk", filter=Q(gold_correct__isnull=False)),
+    )
+    seconds = sorted(
+        (c - s).total_seconds()
+        for s, c in mine.filter(task__claimed_at__isnull=False, task__completed_at__isnull=False).values_list(
+            "task__claimed_at", "task__completed_at"
+        )[:2000]
+    )
+    return {
+        "queues": [{"queue": q, "stats": overview[q.pk], "oldest": oldest.get(q.pk)} for q in queues],
+        "open_task": review_task_open_for(user=user),
+        "today": {**done, "median_s": seconds[len(seconds) // 2] if seconds else None},
+    }

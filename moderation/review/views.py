@@ -43,14 +43,25 @@ def queue(request: HttpRequest) -> HttpResponse:
     """Every queue this reviewer may work, with its load, SLA breaches and handling time."""
     queues = list(selectors.review_queues_for(user=_user(request)))
     overview = selectors.review_queue_overview_recent(queues=queues)
-    rows = [{"queue": q, "stats": overview[q.pk]} for q in queues]
-    # "n" claims from the most urgent queue that has work for anyone (else the first queue).
-    waiting = [q for q in queues if overview[q.pk]["pending"] or overview[q.pk]["stale"]] or queues
+    open_task = selectors.review_task_open_for(user=_user(request))
+    # "Claim next" is offered where there is something to claim: pending or lapsed items, or the item
+    # this reviewer already holds there (counts are at most REVIEW_STATS_MAX_AGE_SECONDS old).
+    rows = [
+        {
+            "queue": q,
+            "stats": overview[q.pk],
+            "claimable": bool(overview[q.pk]["pending"] or overview[q.pk]["stale"])
+            or (open_task is not None and open_task.queue_id == q.pk),
+        }
+        for q in queues
+    ]
+    # "n" claims from the most urgent queue that has work.
+    waiting = [r["queue"] for r in rows if r["claimable"]]
     context = {
         "rows": rows,
         "as_of": min((s["as_of"] for s in overview.values()), default=None),
         "hotkey_queue": waiting[0].slug if waiting else None,
-        "open_task": selectors.review_task_open_for(user=_user(request)),
+        "open_task": open_task,
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/review/queue.html#stats", context)

@@ -1,0 +1,56 @@
+"""The moderation app's home-page panels (``workbench.home``): reviewers' queues, policy drafts and
+publishes, and the media pipeline's health for admins."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from workbench.home import HomePanel, home_panel_register
+from workbench.roles import Perm
+
+
+def _review(user: User) -> dict[str, Any]:
+    from moderation.review.selectors import review_home_for
+
+    return review_home_for(user=user)
+
+
+def _policies(user: User) -> dict[str, Any]:
+    from moderation.policies.models import PolicyVersion
+
+    versions = PolicyVersion.objects.select_related("policy", "created_by")
+    return {
+        "drafts": list(versions.filter(status=PolicyVersion.Status.DRAFT).order_by("-created_at")[:8]),
+        "published": list(versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-created_at")[:5]),
+    }
+
+
+def _ops(user: User) -> dict[str, Any]:
+    from moderation.inference.models import ModelVersion
+    from moderation.media.models import Video
+
+    since = timezone.now() - timedelta(days=1)
+    videos = Video.objects.aggregate(
+        total=Count("pk"),
+        processing=Count("pk", filter=~Q(status__in=[Video.Status.READY, Video.Status.FAILED])),
+        failed_day=Count("pk", filter=Q(status=Video.Status.FAILED, created_at__gte=since)),
+        ready=Count("pk", filter=Q(status=Video.Status.READY)),
+    )
+    return {"videos": videos, "serving": list(ModelVersion.objects.filter(is_serving=True).order_by("name"))}
+
+
+def register() -> None:
+    home_panel_register(
+        HomePanel(key="review", perm=Perm.REVIEW_VIDEO, template="home/_review.html", context=_review, order=10)
+    )
+    home_panel_register(
+        HomePanel(key="policies", perm=Perm.EDIT_POLICY, template="home/_policies.html", context=_policies, order=30)
+    )
+    home_panel_register(
+        HomePanel(key="ops", perm=Perm.MANAGE_TRAINING, template="home/_ops.html", context=_ops, order=40)
+    )

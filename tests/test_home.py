@@ -1,0 +1,44 @@
+"""The home page: each role sees what it works on first."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from moderation.review.services import review_claim_next, review_submit
+from tests.factories import ReviewTaskFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _home(user) -> str:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    return client.get("/").content.decode()
+
+
+def test_each_role_gets_its_own_home(make_user, policy_version):
+    first = ReviewTaskFactory(decision__policy_version=policy_version)
+    ReviewTaskFactory(decision__policy_version=policy_version)
+    moderator = make_user("moderator")
+    review_claim_next(user=moderator)
+    review_submit(task=first, user=moderator, verdict="approve")
+
+    moderator_home = _home(moderator)
+    assert 'id="home-review"' in moderator_home and "Today:</strong> 1 decided · 0 overrides" in moderator_home
+    assert "Default" in moderator_home and 'id="home-labeling"' not in moderator_home
+    assert 'id="home-ops"' not in moderator_home and 'id="home-policies"' not in moderator_home
+
+    labeler_home = _home(make_user("labeler"))
+    assert 'id="home-labeling"' in labeler_home and "Tag2CoT tasks open" in labeler_home
+    assert 'id="home-review"' not in labeler_home
+
+    editor_home = _home(make_user("policy_editor"))
+    assert 'id="home-policies"' in editor_home and f"v{policy_version.number}" in editor_home
+    assert 'id="home-review"' not in editor_home
+
+    admin_home = _home(make_user("admin"))
+    for panel in ("review", "labeling", "policies", "ops", "training"):
+        assert f'id="home-{panel}"' in admin_home, panel
+
+    assert "has no role yet" in _home(make_user(None))
