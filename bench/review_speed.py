@@ -110,6 +110,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from workbench.embedded import start_configured
+
+    start_configured()  # the embedded PostgreSQL and Redis the test settings name (settings start nothing)
     from django.test.utils import setup_databases, teardown_databases
 
     old = setup_databases(verbosity=0, interactive=False)

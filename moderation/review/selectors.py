@@ -386,8 +386,8 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         ],
         "model_severities": " ".join(spec.severities_for(decision.label or version.safe_label)),
         **review_cot_for_display(decision=decision, times=media["times"]),
-        # Latency and token counts say something about a model; the rule baseline has none.
-        "show_cost": bool(decision.latency_ms or decision.prompt_tokens or decision.completion_tokens),
+        # Latency and token counts say something about a model's generation; the rule baseline has none.
+        "show_cost": bool(decision.prompt_tokens or decision.completion_tokens),
         "waiting": review_queue_overview_recent(queues=[task.queue])[task.queue.pk]["pending"],
         # Independence: in queues that take new decisions reviewers never see each other's verdicts;
         # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
@@ -477,10 +477,11 @@ def review_home_for(*, user: User) -> dict[str, Any]:
         gold=Count("pk", filter=Q(gold_correct__isnull=False)),
     )
     seconds = sorted(
-        (c - s).total_seconds()
-        for s, c in mine.filter(task__claimed_at__isnull=False, task__completed_at__isnull=False).values_list(
-            "task__claimed_at", "task__completed_at"
-        )[:2000]
+        (completed - claimed).total_seconds()
+        for claimed, completed in mine.filter(
+            task__claimed_at__isnull=False, task__completed_at__isnull=False
+        ).values_list("task__claimed_at", "task__completed_at")[:2000]
+        if claimed is not None and completed is not None
     )
     return {
         "queues": [{"queue": q, "stats": overview[q.pk], "oldest": oldest.get(q.pk)} for q in queues],

@@ -56,7 +56,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         for q in queues
     ]
     # "n" claims from the most urgent queue that has work.
-    waiting = [r["queue"] for r in rows if r["claimable"]]
+    waiting = [q for q, r in zip(queues, rows, strict=True) if r["claimable"]]
     context = {
         "rows": rows,
         "as_of": min((s["as_of"] for s in overview.values()), default=None),

@@ -124,3 +124,20 @@ def test_the_frame_count_is_not_a_stage_one_signal_in_training_or_live_inference
     assert (short.backend, long.backend) == ("cascade_stage1", "cascade_stage1")
     assert short.cascade_p_violative == pytest.approx(long.cascade_p_violative)
     assert short.label == long.label
+
+
+def test_stage_two_counts_the_serving_models_reviewed_verdicts_made_before_stage_one(db):
+    from moderation.inference.selectors import cascade_dashboard
+    from moderation.models import ItemLabel
+
+    PolicyVersionFactory()
+    # Decided by the serving model while no stage-1 model was active (as in the demo), then reviewed.
+    for title in ("add me on wechat for a private deal", "a sunny walk in the park"):
+        video = VideoFactory(title=title)
+        decision_create_for_video(video_id=video.pk)
+        ItemLabel.objects.create(video=video, label=DEAL, source=ItemLabel.Source.REVIEW)
+
+    stage2 = cascade_dashboard()["stages"][2]
+
+    assert stage2["labelled"] == 2 and stage2["without_stage1"] == 2  # was 0
+    assert stage2["exact_accuracy"] == pytest.approx(0.5)  # the baseline's deal verdict is right, the walk's is not

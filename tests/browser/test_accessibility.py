@@ -1,0 +1,104 @@
+"""axe-core (vendored under static/vendor/axe-core) on every screen, in Chromium: no serious or critical
+violation. Plus: the review screen's controls are reached by keyboard and show where the focus is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_review_browser import _login
+from tests.factories import ReviewTaskFactory, SegmentFactory
+
+AXE = Path(__file__).resolve().parents[2] / "static" / "vendor" / "axe-core" / "axe.min.js"
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
+
+
+def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate(
+        """async () => (await axe.run(document, { resultTypes: ["violations"] })).violations
+             .filter((v) => v.impact === "serious" || v.impact === "critical")
+             .map((v) => `${v.impact} ${v.id}: ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ")}`)"""
+    )
+    return list(found)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, policy_version):
+    from annotation.models import Adjudication, Tag2CotTask
+
+    task = ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
+    ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
+    decision, video = task.decision, task.decision.video
+    SegmentFactory(video=video, index=0, start=0.5, end=2.0, text="add me on wechat")
+    tag2cot = Tag2CotTask.objects.create(
+        video=video, decision=decision, policy_version=policy_version, target_label="正向"
+    )
+    adjudication = Adjudication.objects.create(video=video, decision=decision, kind="reported_pass", reason="r")
+    admin = make_user("admin")
+
+    anonymous = _violations(page.goto("/login/") and page)
+    _login(page, admin.username)
+    page.goto("/review/")
+    with page.expect_navigation():
+        page.keyboard.press("n")
+    screens = {
+        "login": "/login/",
+        "home": "/",
+        "review queue": "/review/",
+        "review item": page.url,
+        "queue detail": reverse("moderation:queue_detail", args=["default"]),
+        "agreement": reverse("moderation:review_agreement"),
+        "videos": reverse("moderation:video_list"),
+        "video": reverse("moderation:video_detail", args=[video.pk]),
+        "reproductions": reverse("moderation:repro_queue"),
+        "adjudications": reverse("annotation:adjudication_list"),
+        "adjudication": reverse("annotation:adjudication_detail", args=[adjudication.pk]),
+        "corrections": reverse("annotation:correction_list"),
+        "correction": reverse("annotation:correction_edit", args=[decision.pk]),
+        "tag2cot list": reverse("annotation:tag2cot_list"),
+        "tag2cot": reverse("annotation:tag2cot_write", args=[tag2cot.pk]),
+        "policies": reverse("moderation:policy_list"),
+        "policy": reverse("moderation:policy_detail", args=[policy_version.policy_id]),
+        "policy edit": reverse("moderation:policy_edit", args=[policy_version.policy_id]),
+        "policy version": reverse("moderation:policy_version", args=[policy_version.pk]),
+        "cascade": reverse("moderation:cascade"),
+        "training": reverse("training:job_list"),
+        "models": reverse("training:model_list"),
+    }
+    problems = {"login (signed out)": anonymous} if anonymous else {}
+    for name, url in screens.items():
+        if name == "login":
+            continue
+        response = page.goto(url)
+        assert response is not None and response.status == 200, (name, url, response and response.status)
+        found = _violations(page)
+        if found:
+            problems[name] = found
+    assert problems == {}, problems
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_review_screen_is_worked_by_keyboard_with_a_visible_focus(page, make_user, policy_version):
+    ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    with page.expect_navigation():
+        page.keyboard.press("n")
+    seen = set()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        info = page.evaluate(
+            """() => { const el = document.activeElement; const cs = getComputedStyle(el);
+                 return { body: el === document.body, id: el.outerHTML.slice(0, 80),
+                          visible: cs.outlineStyle !== "none" && parseFloat(cs.outlineWidth) > 0 }; }"""
+        )
+        if info["body"]:  # past the last control: the tab order wrapped
+            break
+        assert info["visible"], f"no visible focus on {info['id']}"
+        seen.add(info["id"])
+    # the decision controls are among what Tab reaches
+    assert any('value="approve"' in s for s in seen) and any("data-picker-filter" in s for s in seen)
