@@ -10,13 +10,14 @@ import pytest
 
 from moderation.tagging.models import TagEvent, TagRanker, TagSuggestion, VideoTag
 from moderation.tagging.services import tag_candidates_generate, tag_set_default
+from tests.browser import conftest as browser_conftest
 from tests.browser import test_review_browser as rb
 from tests.factories import DecisionFactory, VideoFactory
 
-CHROMIUM = rb.CHROMIUM
+CHROMIUM = browser_conftest.CHROMIUM
 _login = rb._login
-browser = rb.browser  # the same Chromium and page fixtures as the review browser tests
-page = rb.page
+browser = browser_conftest.browser  # the same Chromium and page fixtures as the review browser tests
+page = browser_conftest.page
 
 pytestmark = [
     pytest.mark.browser,
