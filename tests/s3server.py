@@ -61,7 +61,7 @@ class S3Server:
             "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         }
 
-    def stop(self) -> None:
+    def stop(self, *, keep_data: bool = False) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -69,7 +69,8 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def start_s3_server(port: int | None = None, directory: Path | None = None) -> S3Server:

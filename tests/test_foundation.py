@@ -105,11 +105,19 @@ def test_compose_file_declares_the_production_services():
 
     compose = yaml.safe_load(Path("compose.yaml").read_text())
     services = compose["services"]
-    assert {"postgres", "redis", "web", "worker-media", "worker-gpu", "beat", "vllm"} <= set(services)
+    assert {"postgres", "redis", "minio", "web", "worker-media", "worker-infer", "worker-train", "beat", "vllm"} <= set(
+        services
+    )
     assert "pgvector" in services["postgres"]["image"]
-    gpu = services["worker-gpu"]
-    assert "--pool solo" in gpu["command"] and "--concurrency 1" in gpu["command"]
-    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    for name in ("worker-infer", "worker-train"):
+        gpu = services[name]
+        assert "--pool solo" in gpu["command"] and "--concurrency 1" in gpu["command"]
+        assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    # Workers share no disk: nothing but the object store's own volume holds media.
+    for name in ("web", "worker-media", "worker-infer", "worker-train", "beat"):
+        assert not services[name].get("volumes"), name
+        assert services[name]["environment"]["MEDIA_STORAGE"] == "s3"
+        assert "container_name" not in services[name], "a fixed name stops --scale"
 
 
 _RUN_OWNER = """

@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from training import artifacts
 from training.errors import TrainingError
 from training.models import PreferenceDataset, PreferencePair, TrainingJob
 from workbench.queues import enqueue
@@ -123,9 +124,11 @@ def _snapshot(
     train = [r for rec, r in zip(records, rows, strict=True) if rec.split == PreferencePair.Split.TRAIN]
     held_out = [r for rec, r in zip(records, rows, strict=True) if rec.split == PreferencePair.Split.EVAL]
     _write_jsonl(folder / "train.jsonl", train)
+    artifacts.publish_file(folder / "train.jsonl")
     dataset.jsonl_path = str(folder / "train.jsonl")
     if held_out:
         _write_jsonl(folder / "eval.jsonl", held_out)
+        artifacts.publish_file(folder / "eval.jsonl")
         dataset.eval_jsonl_path = str(folder / "eval.jsonl")
     dataset.pair_count = len(train)
     dataset.train_count = len(train)
@@ -206,13 +209,14 @@ def dataset_export_hf(*, dataset_id: int) -> str:
     import datasets
 
     dataset = PreferenceDataset.objects.get(pk=dataset_id)
-    folder = Path(dataset.jsonl_path).parent / "hf"
-    if dataset.hf_path and Path(dataset.hf_path, "dataset_dict.json").exists():
+    folder = artifacts.local_path(dataset.jsonl_path).parent / "hf"
+    if dataset.hf_path and artifacts.available(str(Path(dataset.hf_path, "dataset_dict.json"))):
         return dataset.hf_path
     splits = {}
     for split, path in (("train", dataset.jsonl_path), ("eval", dataset.eval_jsonl_path)):
         if path:
-            rows = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line]
+            text = artifacts.local_file(path).read_text(encoding="utf-8")
+            rows = [json.loads(line) for line in text.splitlines() if line]
             splits[split] = datasets.Dataset.from_list(rows)
     tmp = folder.with_name("hf.tmp")
     datasets.DatasetDict(splits).save_to_disk(str(tmp))
@@ -221,6 +225,7 @@ def dataset_export_hf(*, dataset_id: int) -> str:
 
         shutil.rmtree(folder)
     tmp.rename(folder)
+    artifacts.publish_tree(folder)
     PreferenceDataset.objects.filter(pk=dataset_id).update(hf_path=str(folder))
     return str(folder)
 
@@ -351,7 +356,7 @@ def training_job_start(
         dataset.train_count == 0
         and dataset.pair_count == 0
         or not dataset.jsonl_path
-        or not Path(dataset.jsonl_path).exists()
+        or not artifacts.available(dataset.jsonl_path)
     ):
         raise TrainingError(f"Dataset “{dataset.name}” has no exported records to train on.")
     clean = _clean_params(kind, params)

@@ -8,18 +8,19 @@ from typing import cast
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from moderation.errors import ModerationError
 from moderation.models import ModelVersion
-from training import selectors
+from training import artifacts, selectors
 from training.errors import TrainingError
 from training.forms import EvaluationStartForm, TrainingJobStartForm
 from training.services import preference_dataset_build, sft_dataset_build, training_job_cancel, training_job_start
 from workbench.roles import Perm, permission_required
+from workbench.storage import is_object_storage, playback_url
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -122,6 +123,9 @@ def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(Perm.MANAGE_TRAINING)
 def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
     dataset = selectors.dataset_get(pk=pk)
+    if dataset.jsonl_path and is_object_storage():
+        # The snapshot lives in the object store: a short-lived presigned link, the role check done above.
+        return HttpResponseRedirect(playback_url(artifacts.artifact_name(dataset.jsonl_path)))
     path = Path(dataset.jsonl_path) if dataset.jsonl_path else None
     root = (Path(settings.TRAINING_OUTPUT_DIR) / "datasets").resolve()
     if path is None or not path.resolve().is_relative_to(root) or not path.is_file():

@@ -158,6 +158,8 @@ MEDIA_URL_EXPIRE_SECONDS = env.int("MEDIA_URL_EXPIRE_SECONDS", default=300)
 MEDIA_S3_CONNECT_TIMEOUT = env.float("MEDIA_S3_CONNECT_TIMEOUT", default=5.0)
 MEDIA_S3_READ_TIMEOUT = env.float("MEDIA_S3_READ_TIMEOUT", default=60.0)
 MEDIA_S3_MAX_ATTEMPTS = env.int("MEDIA_S3_MAX_ATTEMPTS", default=3)
+# Object storage: the most a node's cache (MEDIA_ROOT/cache: keyframes for prompts, adapters) may hold.
+MEDIA_CACHE_MAX_BYTES = env.int("MEDIA_CACHE_MAX_BYTES", default=5 * 2**30)
 if MEDIA_STORAGE not in {"local", "s3"}:
     raise ValueError(f"MEDIA_STORAGE must be 'local' or 's3', not {MEDIA_STORAGE!r}")
 # Standard AWS names, so instance roles / IRSA / ~/.aws work when they are unset.

@@ -172,7 +172,7 @@ def scratch_dir(label: str) -> Iterator[Path]:
 # --- Reading --------------------------------------------------------------------------------------
 
 
-def local_copy(name: str, scratch: Path) -> Path:
+def local_copy(name: str | None, scratch: Path) -> Path:
     """A local path holding the stored file ``name``: the file itself with local storage, else a
     download into ``scratch`` (reused when the same name was fetched into it before)."""
     if not name:
@@ -204,6 +204,91 @@ def exists(name: str) -> bool:
         return bool(default_storage.exists(name))
     except _boto_errors() as exc:
         raise _translate(exc, name) from exc
+
+
+# --- This node's cache (inference workers: keyframes for prompts, adapters) ------------------------
+
+# A model version registered from object storage names its adapter "stored:<prefix>".
+STORED_PREFIX = "stored:"
+_downloads_since_trim = 0
+
+
+def cache_root() -> Path:
+    return Path(settings.MEDIA_ROOT) / "cache"
+
+
+def cached_copy(name: str | None) -> Path:
+    """A local path of the stored file ``name`` that outlives the task: the file itself with local
+    storage, else a copy in this node's cache (downloaded once; the cache is trimmed to MEDIA_CACHE_MAX_BYTES)."""
+    if not name:
+        raise MediaMissing("No file is stored for this item.")
+    if not is_object_storage():
+        return Path(default_storage.path(name))
+    target = cache_root() / name
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    local_copy_to(name, target)
+    _count_download()
+    return target
+
+
+def resolve_stored_path(value: str) -> str:
+    """A local folder for an artifact path: ``value`` itself unless it is ``stored:<prefix>``, which is
+    downloaded once into this node's cache (complete or not at all) and reused by later tasks."""
+    if not value.startswith(STORED_PREFIX):
+        return value
+    prefix = value[len(STORED_PREFIX) :].strip("/")
+    target = cache_root() / prefix
+    if (target / ".complete").exists():
+        return str(target)
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+    partial.mkdir(parents=True)
+    try:
+        if not fetch_tree(prefix, partial):
+            raise MediaMissing(f"{prefix} is missing from media storage.")
+        (partial / ".complete").touch()
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    _count_download()
+    return str(target)
+
+
+def _count_download() -> None:
+    global _downloads_since_trim
+    _downloads_since_trim += 1
+    if _downloads_since_trim >= 100:
+        _downloads_since_trim = 0
+        trim_cache(int(settings.MEDIA_CACHE_MAX_BYTES))
+
+
+def trim_cache(max_bytes: int) -> int:
+    """Delete the least recently used cached files until the cache holds at most ``max_bytes``; returns
+    the bytes freed. Whole adapter folders go together (a half-deleted adapter would not load)."""
+    root = cache_root()
+    if not root.is_dir():
+        return 0
+    entries: list[tuple[float, int, Path]] = []
+    for path in root.rglob("*"):
+        if path.is_dir() and (path / ".complete").exists():
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            entries.append(((path / ".complete").stat().st_atime, size, path))
+        elif path.is_file() and not any((parent / ".complete").exists() for parent in path.parents if parent != root):
+            stat = path.stat()
+            entries.append((stat.st_atime, stat.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    freed = 0
+    for _, size, path in sorted(entries, key=lambda e: e[0]):
+        if total - freed <= max_bytes:
+            break
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        freed += size
+    return freed
 
 
 # --- Writing --------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from moderation.policies.services import policy_version_active, policy_versions_
 from moderation.review.models import ReviewQueue
 from moderation.review.services import review_tasks_create_for_decision, review_tasks_create_in_queue
 from moderation.signals import decision_recorded
+from workbench.storage import cached_copy
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def content_bundle_for(video: Video, *, with_feedback: bool = True) -> ContentBu
         segments=[Segment(s.id, s.start, s.end, s.text) for s in video.segments.all()] or _imported_speech(video),
         frames=[Frame(k.id, k.timestamp, k.selected) for k in video.keyframes.all()],
         ocr=[part for part in video.ocr_text.split("|") if part.strip()],
-        image_paths=[k.image.path for k in video.keyframes.all() if k.selected and k.image],
+        image_paths=[str(cached_copy(k.image.name)) for k in video.keyframes.all() if k.selected and k.image],
         feedback=feedback_prompt_stats(video_id=video.pk) if with_feedback else {},
         sampled_frames=video.sampled_frames or 0,
     )

@@ -6,11 +6,11 @@ once the row has committed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -19,13 +19,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
-from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from moderation.errors import ModerationError
 from moderation.media.models import Video
+from workbench import storage
 from workbench.queues import enqueue
 from workbench.text import storable_text
 
@@ -111,7 +111,7 @@ def video_ingest(
         with src.open("rb") as fh:
             tmp, sha256, size = _stream_to_media(_chunks(fh), max_bytes=max_bytes)
 
-    final: Path | None = None
+    stored: str | None = None
     try:
         with transaction.atomic():
             # Two ingests of the same bytes at once: the advisory lock makes the second find the first.
@@ -125,9 +125,8 @@ def video_ingest(
                 raise ModerationError(f"External id {external_id!r} already belongs to a different video file.")
 
             name = _storage_name(original, sha256)
-            final = Path(default_storage.path(name))
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(tmp, final)
+            # Into media storage before the row exists: a row never names a file that is not all there.
+            stored = _store(tmp, name)
             video = Video.objects.create(
                 title=title.strip()[:500] or Path(original).stem[:500],
                 description=description,
@@ -150,8 +149,9 @@ def video_ingest(
     except BaseException:
         # The row did not commit, so the file it would have named must not stay behind.
         tmp.unlink(missing_ok=True)
-        if final is not None:
-            final.unlink(missing_ok=True)
+        if stored is not None:
+            with contextlib.suppress(storage.StorageError):
+                storage.delete(stored)
         raise
     logger.info("ingested video %s (%s, %d bytes)", video.pk, original, size)
     return video
@@ -175,6 +175,16 @@ def _storage_name(original: str, sha256: str) -> str:
     return f"videos/{now:%Y/%m}/{sha256[:16]}-{stem}{suffix}"
 
 
+def _store(local: Path, name: str) -> str:
+    """Move ``local`` into media storage at ``name``; an unreachable store is a message for the uploader."""
+    try:
+        return storage.store_file(local, name, move=True)
+    except storage.StorageError as exc:
+        raise ModerationError(
+            f"Media storage is unavailable, so the video was not saved; try again later. ({exc})"
+        ) from exc
+
+
 def _enqueue_processing(video_id: int) -> None:
     enqueue("moderation.media.tasks.process_video", video_id)
 
@@ -185,10 +195,10 @@ _COVER_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 def _store_cover(cover: Path, sha256: str) -> str:
     suffix = cover.suffix.lower() if cover.suffix.lower() in _COVER_SUFFIXES else ".jpg"
     name = f"covers/{sha256[:16]}{suffix}"
-    target = Path(default_storage.path(name))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cover, target)
-    return name
+    try:
+        return storage.store_file(cover, name)
+    except storage.StorageError as exc:
+        raise ModerationError(f"Media storage is unavailable, so the cover was not saved. ({exc})") from exc
 
 
 def import_path_confined(path: str | Path) -> Path:

@@ -9,6 +9,7 @@ stage is either fully stored or redone; OCR rows have one writer (``_store_ocr``
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import shutil
@@ -27,6 +28,7 @@ from moderation.errors import ModerationError
 from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.signals import video_ready
+from workbench import storage
 
 if TYPE_CHECKING:
     from moderation.media.analyzers import FrameStore
@@ -45,6 +47,9 @@ PIPELINE = [
     Video.Stage.HASHES,  # PDQ per frame, video signature, frame and transcript embeddings
     Video.Stage.INFERENCE,
 ]
+# This task's scratch folder: where stored files are downloaded to with object storage (see _run_pipeline).
+_SCRATCH: contextvars.ContextVar[Path] = contextvars.ContextVar("media_scratch")
+
 PROGRESS_AFTER = {
     Video.Stage.PROBE: 5,
     Video.Stage.KEYFRAMES: 25,
@@ -124,6 +129,14 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
             _run_pipeline(video, timings)
         except ModerationError as exc:
             return _fail(video_id, str(exc))
+        except storage.MediaMissing as exc:
+            return _fail(video_id, f"A stored file is missing: {exc} Upload the video again.")
+        except storage.StorageUnavailable as exc:
+            # Transient: say so on the video and let the task retry it (the finished stages stay done).
+            Video.objects.filter(pk=video_id).update(
+                error=f"Waiting for media storage: {exc} Processing will be retried."[:2000], updated_at=timezone.now()
+            )
+            raise
         except Exception as exc:
             logger.exception("processing video %s failed", video_id)
             return _fail(video_id, f"Processing failed unexpectedly: {type(exc).__name__}: {exc}")
@@ -145,6 +158,11 @@ def _enqueue_after_ready(video_id: int) -> None:
     video_ready.send(sender=Video, video_id=video_id)
 
 
+def video_fail(*, video_id: int, message: str) -> Video | None:
+    """Mark a video failed with ``message`` (e.g. its task gave up waiting for media storage)."""
+    return _fail(video_id, message)
+
+
 def _fail(video_id: int, message: str) -> Video | None:
     logger.warning("video %s failed: %s", video_id, message)
     Video.objects.filter(pk=video_id).update(
@@ -157,9 +175,17 @@ def _run_pipeline(video: Video, timings: dict[str, float]) -> None:
     if not video.file:
         # Text-only items (imported records) have no media to extract; inference reads their text.
         return
+    with storage.scratch_dir(f"v{video.pk}") as scratch:
+        token = _SCRATCH.set(scratch)
+        try:
+            _run_stages(video, storage.local_copy(video.file.name, scratch), timings)
+        finally:
+            _SCRATCH.reset(token)
+
+
+def _run_stages(video: Video, source: Path, timings: dict[str, float]) -> None:
     from moderation.media.analyzers import FrameStore
 
-    source = Path(video.file.path)
     frames = FrameStore()  # decoded once by the keyframe stage, read by every later stage
     for stage, step in (
         (Video.Stage.PROBE, _stage_probe),
@@ -180,6 +206,11 @@ def _run_pipeline(video: Video, timings: dict[str, float]) -> None:
 
 
 # --- What every stage shares: the row lock, the stage update, the OCR writer ---------------------
+
+
+def _image(kf: Keyframe) -> Path:
+    """A local path of the keyframe's image: the stored file itself, or this task's scratch copy."""
+    return storage.local_copy(kf.image.name, _SCRATCH.get())
 
 
 def _next_stage(stage: Video.Stage) -> Video.Stage:
@@ -237,6 +268,8 @@ def _stage_probe(video: Video, source: Path, frames: FrameStore) -> None:
 
 def _stage_keyframes(video: Video, source: Path, frames: FrameStore) -> None:
     """1 fps candidates in one decode pass, written to a staging folder and swapped in under the lock."""
+    if storage.is_object_storage():
+        return _stage_keyframes_object_store(video, source, frames)
     fps = float(settings.KEYFRAME_FPS)
     kf_root = Path(default_storage.path("keyframes"))
     kf_root.mkdir(parents=True, exist_ok=True)
@@ -271,6 +304,37 @@ def _stage_keyframes(video: Video, source: Path, frames: FrameStore) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _stage_keyframes_object_store(video: Video, source: Path, frames: FrameStore) -> None:
+    """Object storage: frames are extracted into this task's scratch folder (where the later stages read
+    them) and uploaded before the rows naming them commit; names are fixed per video, so a redone stage
+    overwrites its own objects, and frames a previous run had beyond the new ones are deleted afterwards."""
+    prefix = f"keyframes/{video.pk}"
+    frames_dir = _SCRATCH.get() / prefix
+    shutil.rmtree(frames_dir, ignore_errors=True)
+    frames_dir.mkdir(parents=True)
+    extracted = extractors.extract_keyframes(
+        source, frames_dir, fps=float(settings.KEYFRAME_FPS), width=int(settings.KEYFRAME_THUMB_WIDTH),
+        duration=video.duration or 0.0,
+    )  # fmt: skip
+    width, height = _image_size(extracted[0].path)
+    before = set(storage.list_names(prefix))
+    names = set(storage.store_tree(frames_dir, prefix))
+    with _stage_lock(video.pk):
+        Keyframe.objects.filter(video_id=video.pk).delete()
+        Keyframe.objects.bulk_create(
+            Keyframe(
+                video_id=video.pk, index=f.index, timestamp=f.timestamp, image=f"{prefix}/{f.path.name}",
+                score=0.0, selected=False, width=width, height=height,
+            )
+            for f in extracted
+        )  # fmt: skip
+        _finish_stage(video.pk, Video.Stage.KEYFRAMES)
+    for stale in sorted(before - names):
+        storage.delete(stale)
+    for f in extracted:  # each thumbnail is decoded once, here (from this task's scratch copy)
+        frames.image(f.index, f.path)
+
+
 def _image_size(path: Path) -> tuple[int, int]:
     from PIL import Image
 
@@ -301,14 +365,14 @@ def _stage_ocr(video: Video, source: Path, frames: FrameStore) -> None:
     from moderation.media import analyzers
 
     keyframes = list(Keyframe.objects.filter(video_id=video.pk).order_by("index"))
-    hashes = [frames.pdq(kf.index, Path(kf.image.path))[0] for kf in keyframes]
+    hashes = [frames.pdq(kf.index, _image(kf))[0] for kf in keyframes]
     picked = [
         keyframes[i]
         for i in ocr_candidates(
             hashes, change_distance=int(settings.OCR_CHANGE_DISTANCE), limit=int(settings.OCR_MAX_FRAMES)
         )
     ]
-    boxes = analyzers.ocr_frames([frames.image(kf.index, Path(kf.image.path)) for kf in picked], cache=frames.ocr_cache)
+    boxes = analyzers.ocr_frames([frames.image(kf.index, _image(kf)) for kf in picked], cache=frames.ocr_cache)
     results = {kf.pk: found for kf, found in zip(picked, boxes, strict=True)}
     with _stage_lock(video.pk):
         # A redone stage starts from nothing: frames it does not pick this time keep no stale text.
@@ -351,7 +415,7 @@ def _stage_select(video: Video, source: Path, frames: FrameStore) -> None:
 
     keyframes = list(Keyframe.objects.filter(video_id=video.pk).order_by("index"))
     keywords = policy_risk_keywords()
-    images = [frames.image(kf.index, Path(kf.image.path)) for kf in keyframes]
+    images = [frames.image(kf.index, _image(kf)) for kf in keyframes]
     result = analyzers.score_frames(images, _nearest_ocr_texts(keyframes), keywords)
     strategy = str(settings.KEYFRAME_SELECTION)
     try:
@@ -387,7 +451,7 @@ def _stage_patches(video: Video, source: Path, frames: FrameStore) -> None:
 
     selected = list(Keyframe.objects.filter(video_id=video.pk, selected=True).order_by("index"))
     unread = [kf for kf in selected if not kf.ocr_done]
-    read = analyzers.ocr_frames([frames.image(kf.index, Path(kf.image.path)) for kf in unread], cache=frames.ocr_cache)
+    read = analyzers.ocr_frames([frames.image(kf.index, _image(kf)) for kf in unread], cache=frames.ocr_cache)
     missing = {kf.pk: found for kf, found in zip(unread, read, strict=True)}
     top_k = int(settings.PATCH_TOP_K)
     method = str(settings.PATCH_SALIENCY).lower()
@@ -400,9 +464,7 @@ def _stage_patches(video: Video, source: Path, frames: FrameStore) -> None:
     boxes: dict[int, list[Any]] = {}
     for kf in selected:
         if method == "vit":
-            boxes[kf.pk] = analyzers.patches_from_vit(
-                Path(kf.image.path), source=str(settings.PATCH_VIT_MODEL), top_k=top_k
-            )
+            boxes[kf.pk] = analyzers.patches_from_vit(_image(kf), source=str(settings.PATCH_VIT_MODEL), top_k=top_k)
         else:
             ocr = [analyzers.TextBox(b.text, b.confidence, b.x, b.y, b.w, b.h) for b in kf.ocr_boxes.all()]
             boxes[kf.pk] = analyzers.patches_from_ocr(ocr, top_k)
@@ -456,9 +518,9 @@ def _stage_hashes(video: Video, source: Path, frames: FrameStore) -> None:
 
     keyframes = list(Keyframe.objects.filter(video_id=video.pk).order_by("index"))
     for kf in keyframes:
-        kf.pdq_hash, kf.pdq_quality = frames.pdq(kf.index, Path(kf.image.path))
+        kf.pdq_hash, kf.pdq_quality = frames.pdq(kf.index, _image(kf))
         if kf.embedding is None:
-            kf.embedding = analyzers.frame_embedding_offline(frames.image(kf.index, Path(kf.image.path)))
+            kf.embedding = analyzers.frame_embedding_offline(frames.image(kf.index, _image(kf)))
     signature = analyzers.pdq_signature([(kf.timestamp, kf.pdq_hash, kf.pdq_quality or 0) for kf in keyframes])
     current = Video.objects.get(pk=video.pk)
     transcript = analyzers.clean_text(

@@ -20,6 +20,7 @@ from moderation.media.models import Keyframe, Video
 from moderation.reproduction import features as pair_features
 from moderation.reproduction import matching, selectors
 from moderation.reproduction.models import ClusterMembership, FrameHash, PairReview, ReproCandidate
+from workbench.storage import cached_copy
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def frame_hashes_index(*, video_id: int) -> int:
         mirror = ""
         if kf.image:
             try:
-                mirror = _mirror_hash(Path(kf.image.path))
+                mirror = _mirror_hash(cached_copy(kf.image.name))
             except (OSError, ValueError):
                 logger.warning("keyframe %s: image unreadable, indexed without its mirrored hash", kf.pk)
         quality = kf.pdq_quality or 0

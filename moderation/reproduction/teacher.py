@@ -25,6 +25,7 @@ from django.db import transaction
 from moderation.errors import ModerationError
 from moderation.inference.prompts import Prompt, _fence
 from moderation.reproduction.models import ReproCandidate, TeacherJudgement
+from workbench.storage import cached_copy
 from workbench.text import storable_text
 
 LABELS = ("reproduction", "derivative", "unrelated")
@@ -138,7 +139,7 @@ def pair_content_for(candidate: ReproCandidate) -> PairContent:
         frames = list(Keyframe.objects.filter(video_id=video_id).order_by("index"))
         chosen = [k for k in frames if k.selected] or frames
         step = max(1, len(chosen) // IMAGES_PER_VIDEO)
-        return [k.image.path for k in chosen[::step][:IMAGES_PER_VIDEO] if k.image]
+        return [str(cached_copy(k.image.name)) for k in chosen[::step][:IMAGES_PER_VIDEO] if k.image]
 
     def transcript(video: Any) -> str:
         return " ".join(video.segments.order_by("index").values_list("text", flat=True)) or video.asr_text

@@ -22,9 +22,10 @@ from typing import Any
 
 from django.conf import settings
 
-from training import services
+from training import artifacts, services
 from training.errors import TrainingError
 from training.tiny_model import resolve_base_model
+from workbench import storage
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +251,8 @@ def progress_callback(job_id: int) -> Any:
         def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
             # The history up to a checkpoint is written with it: a resumed job keeps exactly that.
             if state.is_world_process_zero:
+                # Object storage: a retried job on another node resumes from this checkpoint.
+                artifacts.publish_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}")
                 self._lines.append(f"checkpoint-{state.global_step} saved")
             self._flush(state, control, force=True)
 
@@ -284,12 +287,16 @@ def run_job(job_id: int) -> None:
 
     job = TrainingJob.objects.select_related("dataset", "policy_version").get(pk=job_id)
     output_dir = job.output_dir or str(services.job_output_dir(job_id))
+    if storage.is_object_storage():
+        # This node's own folder; the job's checkpoints come from (and go to) the object store.
+        output_dir = str(artifacts.local_path(output_dir))
     main_process = int(os.environ.get("RANK", "0")) == 0
     try:
         base_model = resolve_base_model(job.base_model)
         if base_model != job.base_model and main_process:
             services.training_job_set_base_model(job_id=job_id, base_model=base_model)
         check_base_model(base_model)
+        artifacts.fetch_latest_checkpoint(Path(output_dir))
         params = {**services.DEFAULT_PARAMS, **services.KIND_PARAMS[job.kind], **job.params}
         merged_dir = Path(output_dir) / "merged-base"
         if params.get("init_adapter_path") and base_model != str(merged_dir):
@@ -303,7 +310,7 @@ def run_job(job_id: int) -> None:
         trainer, result = _train(
             job.kind,
             base_model=base_model,
-            jsonl_path=job.dataset.jsonl_path,
+            jsonl_path=str(artifacts.local_file(job.dataset.jsonl_path)),
             output_dir=output_dir,
             params=params,
             callbacks=[callback],
@@ -329,7 +336,8 @@ def run_job(job_id: int) -> None:
         }
         if rewards:
             metrics["final_reward"] = rewards[-1]
-        services.training_job_succeed(job_id=job_id, adapter_path=str(adapter_dir), metrics=metrics)
+        adapter_path = artifacts.publish_adapter(adapter_dir)
+        services.training_job_succeed(job_id=job_id, adapter_path=adapter_path, metrics=metrics)
     except Exception as exc:  # any failure becomes a visible failed state, never a silent crash
         logger.exception("training job %s failed", job_id)
         message = str(exc).strip() or "no message"

@@ -82,7 +82,14 @@ class Backend(Protocol):
 
 
 def get_backend(name: str, *, base_model: str = "", adapter_path: str = "") -> Backend:
-    """The backend for a model version; heavy libraries are imported by the backend module only."""
+    """The backend for a model version; heavy libraries are imported by the backend module only.
+
+    An adapter kept in object storage (``stored:…``) is fetched into this node's cache first.
+    """
+    if adapter_path:
+        from workbench.storage import resolve_stored_path
+
+        adapter_path = resolve_stored_path(adapter_path)
     if name == "evidence_baseline":
         from moderation.inference.backends.evidence import EvidenceBaseline
 

@@ -1,0 +1,83 @@
+"""Training with artifacts in a real S3-compatible store (s3rver): a job whose worker died resumes on
+another node from the checkpoint in the store, and an inference node loads the adapter from the store."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from training import services
+from training.models import TrainingJob
+from training.services import preference_dataset_build, training_job_start
+from training.tasks import run_training_job
+from workbench import storage
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+
+class WorkerDied(BaseException):
+    """Stands in for the node being lost mid-job."""
+
+
+def _keys(server: Any, bucket: str, prefix: str) -> list[str]:
+    pages = server.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+
+def _move_to_another_node(settings: Any, tmp_path: Path, name: str) -> None:
+    settings.TRAINING_OUTPUT_DIR = tmp_path / name / "training"
+    settings.MEDIA_ROOT = tmp_path / name / "media"
+
+
+def test_a_job_resumes_on_another_node_and_its_adapter_serves_from_the_store(
+    s3_media: Any, settings: Any, training_dirs: Path, override_review: Any, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    bucket = settings.MEDIA_S3_BUCKET
+    dataset = preference_dataset_build(created_by=None)  # the web node writes the snapshot
+    assert _keys(s3_media, bucket, f"training/datasets/{dataset.pk}/") == [
+        f"training/datasets/{dataset.pk}/train.jsonl"
+    ]
+    job = training_job_start(dataset=dataset, created_by=None, params={"max_steps": 4, "save_steps": 2})
+
+    _move_to_another_node(settings, tmp_path, "train-node-a")
+    real_progress = services.training_job_progress
+
+    def dies_at_step_3(**kwargs: Any) -> Any:
+        if kwargs["step"] == 3:
+            raise WorkerDied
+        return real_progress(**kwargs)
+
+    monkeypatch.setattr(services, "training_job_progress", dies_at_step_3)
+    with pytest.raises(WorkerDied):
+        run_training_job(job.pk)
+    stored = _keys(s3_media, bucket, f"training/jobs/{job.pk}/trainer/")
+    assert f"training/jobs/{job.pk}/trainer/checkpoint-2/trainer_state.json" in stored
+
+    # Node A is gone; the reaper re-queues the job and node B (empty disk) takes it.
+    TrainingJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=30))
+    assert services.training_jobs_reap_stale() == [job.pk]
+    _move_to_another_node(settings, tmp_path, "train-node-b")
+    monkeypatch.setattr(services, "training_job_progress", real_progress)
+    run_training_job(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error
+    assert job.resumed_from_step == 2 and [h["step"] for h in job.history] == [1, 2, 3, 4]
+    version = job.model_version
+    assert version is not None and version.adapter_path == f"stored:training/jobs/{job.pk}/adapter"
+    assert f"training/jobs/{job.pk}/adapter/adapter_config.json" in _keys(s3_media, bucket, "training/jobs/")
+
+    # An inference node with an empty disk fetches the adapter into its cache once and loads it.
+    _move_to_another_node(settings, tmp_path, "infer-node")
+    from moderation.inference.backends import get_backend
+
+    backend = get_backend("transformers", base_model=version.base_model, adapter_path=version.adapter_path)
+    cached = Path(settings.MEDIA_ROOT) / "cache" / f"training/jobs/{job.pk}/adapter"
+    assert getattr(backend, "adapter_path", "") == str(cached)
+    assert (cached / "adapter_config.json").is_file() and (cached / ".complete").is_file()
+    assert storage.resolve_stored_path(version.adapter_path) == str(cached)  # reused, not fetched again
