@@ -8,6 +8,21 @@ function markOnly(selector, el) {
   return el;
 }
 
+// A video the player cannot load (e.g. its object is missing from media storage) says so beside the player.
+document.addEventListener(
+  "error",
+  (ev) => {
+    const player = ev.target;
+    if (!(player instanceof HTMLVideoElement) || player.nextElementSibling?.dataset.playerError !== undefined) return;
+    const note = document.createElement("p");
+    note.className = "error";
+    note.dataset.playerError = "";
+    note.textContent = "This video could not be loaded: the file may be missing from media storage.";
+    player.after(note);
+  },
+  true,
+);
+
 document.addEventListener("click", (ev) => {
   const link = ev.target.closest("[data-seek], [data-patch], [data-frame]");
   if (!link) return;

@@ -44,7 +44,9 @@ def artifact_name(path: str | Path) -> str:
 
 
 def local_path(path: str | Path) -> Path:
-    """Where this node keeps the artifact ``path`` names (the same place when it wrote it)."""
+    """Where this node keeps the artifact ``path`` names (with local storage: ``path`` itself)."""
+    if not storage.is_object_storage():
+        return Path(path)
     return Path(settings.TRAINING_OUTPUT_DIR) / artifact_name(path)[len(PREFIX) + 1 :]
 
 

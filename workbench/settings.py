@@ -290,7 +290,7 @@ REVIEW_STATS_MAX_AGE_SECONDS = env.int("REVIEW_STATS_MAX_AGE_SECONDS", default=1
 # Base model for fine-tuning: a local folder or a hub id. Empty means a tiny random Llama
 # built locally (var/models/tiny-llama) so the whole loop runs on a laptop with no download.
 TRAINING_BASE_MODEL = env.str("TRAINING_BASE_MODEL", default="")
-TRAINING_OUTPUT_DIR = VAR_DIR / "training"
+TRAINING_OUTPUT_DIR = Path(env.str("TRAINING_OUTPUT_DIR", default=str(VAR_DIR / "training")))
 # Server folders (comma-separated) whose models an admin may name as a base or guide model in the training form,
 # besides MODELS_DIR, the training output and MEDIA_IMPORT_ROOTS.
 TRAINING_MODEL_ROOTS = env.list("TRAINING_MODEL_ROOTS", default=[])
