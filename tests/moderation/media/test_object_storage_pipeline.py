@@ -77,13 +77,16 @@ def test_a_redone_keyframe_stage_replaces_its_objects(s3_media: Any, settings: A
     bucket = settings.MEDIA_S3_BUCKET
 
     def keyframe_stage() -> set[str]:
+        from moderation.media.analyzers import FrameStore
+
+        frames = FrameStore()
         with storage.scratch_dir("t") as scratch:
             token = pipeline._SCRATCH.set(scratch)
             try:
                 source = storage.local_copy(video.file.name, scratch)
-                pipeline._stage_probe(video, source)
+                pipeline._stage_probe(video, source, frames)
                 video.refresh_from_db()
-                pipeline._stage_keyframes(video, source)
+                pipeline._stage_keyframes(video, source, frames)
             finally:
                 pipeline._SCRATCH.reset(token)
         return {k for k in _objects(s3_media, bucket) if k.startswith("keyframes/")}
