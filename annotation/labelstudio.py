@@ -23,6 +23,7 @@ from annotation.services import cot_correction_save
 from moderation.errors import ModerationError
 from moderation.inference.backends import STAGES
 from moderation.inference.models import Decision
+from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
 from moderation.review.models import Review, ReviewTask
 from moderation.review.services import review_submit
@@ -252,3 +253,84 @@ def _import_review(decision: Decision, label: str, note: str, by: User) -> str:
     except ModerationError as exc:
         return f"review refused: {exc}"
     return "review"
+
+
+def labelstudio_tags_config(names: list[str]) -> str:
+    """A Label Studio config for content tags: a ``Taxonomy`` over the given tag names (hierarchy
+    by parent where the vocabulary has one) beside the video's text."""
+    from moderation.tagging.models import Tag
+
+    tags = {t.name: t for t in Tag.objects.filter(name__in=names).select_related("parent")}
+    children: dict[str, list[str]] = {}
+    roots: list[str] = []
+    for name in names:
+        tag = tags.get(name)
+        parent = tag.parent.name if tag is not None and tag.parent is not None and tag.parent.name in tags else ""
+        (children.setdefault(parent, []) if parent else roots).append(name)
+
+    def choice(name: str) -> str:
+        inner = "".join(choice(c) for c in children.get(name, []))
+        return f"<Choice value={quoteattr(name)}>{inner}</Choice>"
+
+    return (
+        '<View><Header value="$title"/><Text name="text" value="$text"/>'
+        f'<Taxonomy name="tags" toName="text">{"".join(choice(r) for r in roots)}</Taxonomy></View>'
+    )
+
+
+def labelstudio_tag_task(*, video: Any, base_url: str, limit: int = 10) -> dict[str, Any]:
+    """One Label Studio task for tagging ``video``: its text, and the ranker's top suggestions as a
+    ``Taxonomy`` pre-annotation (reviewed tags instead, when the video has them)."""
+    from moderation.tagging.models import TagSuggestion, VideoTag
+
+    reviewed = list(VideoTag.objects.filter(video=video).values_list("tag__name", flat=True))
+    suggested = list(
+        TagSuggestion.objects.filter(video=video).order_by("-score", "tag_id").values_list("tag__name", "score")[:limit]
+    )
+    chosen = reviewed or [name for name, _ in suggested]
+    text = "\n".join(p for p in (video.title, video.description, video.ocr_text, video.asr_text) if p)
+    return {
+        "data": {
+            "video_id": video.pk,
+            "title": video.title or f"video {video.pk}",
+            "text": text or "(no text)",
+            "video": _abs(base_url, video.file.url) if video.file else "",
+        },
+        "predictions": [
+            {
+                "model_version": "reviewed" if reviewed else "tag-ranker",
+                "score": max((s for _, s in suggested), default=0.0),
+                "result": [
+                    {
+                        "from_name": "tags",
+                        "to_name": "text",
+                        "type": "taxonomy",
+                        "value": {"taxonomy": [[name] for name in chosen]},
+                    }
+                ],
+            }
+        ],
+    }
+
+
+def labelstudio_export_tags(*, client: Any, video_ids: list[int], base_url: str, title: str = "") -> tuple[int, int]:
+    """Create a Label Studio project to tag these videos (Taxonomy over the tags they were suggested
+    or given). Returns ``(project id, number of tasks)``."""
+    from moderation.tagging.models import TagSuggestion, VideoTag
+
+    videos = list(Video.objects.filter(pk__in=video_ids).order_by("pk"))
+    if not videos:
+        raise AnnotationError("No videos to export.")
+    names = sorted(
+        set(TagSuggestion.objects.filter(video_id__in=video_ids).values_list("tag__name", flat=True))
+        | set(VideoTag.objects.filter(video_id__in=video_ids).values_list("tag__name", flat=True))
+    )
+    project = client.projects.create(
+        title=(title or f"tags · {len(videos)} videos")[:50],
+        description=f"Content tags exported from the review workbench at {timezone.now():%Y-%m-%d %H:%M}.",
+        label_config=labelstudio_tags_config(names),
+    )
+    client.projects.import_tasks(
+        id=project.id, request=[labelstudio_tag_task(video=v, base_url=base_url) for v in videos]
+    )
+    return project.id, len(videos)

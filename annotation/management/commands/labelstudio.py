@@ -15,14 +15,19 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import AnnotationError
-from annotation.labelstudio import labelstudio_client, labelstudio_export_queue, labelstudio_import_project
+from annotation.labelstudio import (
+    labelstudio_client,
+    labelstudio_export_queue,
+    labelstudio_export_tags,
+    labelstudio_import_project,
+)
 
 
 class Command(BaseCommand):
     help = "Export a review queue to a Label Studio project, or import a project's annotations back."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("action", choices=["export", "import"])
+        parser.add_argument("action", choices=["export", "export-tags", "import"])
         parser.add_argument("--url", default=settings.LABEL_STUDIO_URL)
         parser.add_argument("--token", default=settings.LABEL_STUDIO_TOKEN)
         parser.add_argument("--queue", default="default", help="export: the review queue's slug")
@@ -36,6 +41,21 @@ class Command(BaseCommand):
             raise CommandError("Give --url and --token (or LABEL_STUDIO_URL and LABEL_STUDIO_TOKEN).")
         client = labelstudio_client(url=opts["url"], api_key=opts["token"])
         try:
+            if opts["action"] == "export-tags":
+                # Videos with tag suggestions that no reviewer has tagged yet (at most 500).
+                from moderation.tagging.models import TagSuggestion, VideoTag
+
+                ids = list(
+                    TagSuggestion.objects.exclude(video_id__in=VideoTag.objects.values("video_id"))
+                    .values_list("video_id", flat=True)
+                    .distinct()
+                    .order_by("video_id")[:500]
+                )
+                project_id, count = labelstudio_export_tags(
+                    client=client, video_ids=ids, base_url=opts["base_url"], title=opts["title"]
+                )
+                self.stdout.write(f"Exported {count} videos to tag to Label Studio project {project_id}.")
+                return
             if opts["action"] == "export":
                 project_id, count = labelstudio_export_queue(
                     client=client, queue=opts["queue"], base_url=opts["base_url"], title=opts["title"]
