@@ -118,6 +118,7 @@ def main() -> None:
     old = setup_databases(verbosity=0, interactive=False)
     server = None
     try:
+        from django.core.cache import cache
         from django.db import connection
         from playwright.sync_api import sync_playwright
         from pytest_django.live_server_helper import LiveServer
@@ -154,6 +155,7 @@ def main() -> None:
                 seeded = size
                 with connection.cursor() as cursor:
                     cursor.execute("ANALYZE")
+                cache.clear()  # the queue list's counts (reused for REVIEW_STATS_MAX_AGE_SECONDS) predate the seeding
                 pending = ReviewTask.objects.filter(queue=queue, status=ReviewTask.Status.PENDING).count()
                 print(f"{label}: {pending} pending ({time.perf_counter() - t0:.1f} s to seed)", flush=True)
                 t0 = time.perf_counter()
