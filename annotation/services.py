@@ -19,6 +19,7 @@ from moderation.inference.backends import STAGES, get_backend
 from moderation.inference.cot import BLM_THINK_STAGES
 from moderation.inference.models import Decision
 from moderation.inference.services import content_bundle_for, model_version_serving
+from moderation.integrations.services import event_label_final
 from moderation.media.models import Video
 from moderation.review.models import ItemLabel
 from moderation.review.services import audit_event_record
@@ -455,6 +456,9 @@ def adjudication_decide(*, adjudication: Adjudication, by: User, label: str, not
         video_id=locked.video_id,
         source=ItemLabel.Source.ADJUDICATION,
         defaults={"label": label, "policy_version": version},
+    )
+    event_label_final(
+        video_id=locked.video_id, label=label, source=ItemLabel.Source.ADJUDICATION, policy_version=version
     )
     audit_event_record(
         actor=by,

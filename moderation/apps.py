@@ -13,6 +13,12 @@ def _queue_tag_candidates(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.tagging.tasks.generate_tag_candidates", video_id)
 
 
+def _event_serving_model_changed(sender: Any, *, policy: Any, model_version: Any, **kwargs: Any) -> None:
+    from moderation.integrations.services import event_model_promoted
+
+    event_model_promoted(model_version=model_version, scope=f"policy:{policy.slug}")
+
+
 def _queue_retrieval(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.reproduction.tasks.find_candidates", video_id)
 
@@ -26,8 +32,10 @@ class ModerationConfig(AppConfig):
         home.register()
         from django.contrib.auth.signals import user_logged_out
 
+        from moderation.ops.metrics import collect
         from moderation.review.services import review_release_on_logout
-        from moderation.signals import video_decided, video_ready
+        from moderation.signals import serving_model_changed, video_decided, video_ready
+        from workbench.metrics import register_collector
 
         # A reviewer who logs out frees the items they held, so others need not wait for the lease.
         user_logged_out.connect(review_release_on_logout, dispatch_uid="moderation.review_release_on_logout")
@@ -36,3 +44,7 @@ class ModerationConfig(AppConfig):
         video_ready.connect(_queue_retrieval, dispatch_uid="moderation.queue_retrieval")
         # A decided video gets content-tag candidates.
         video_decided.connect(_queue_tag_candidates, dispatch_uid="moderation.queue_tag_candidates")
+        # A policy served by another model: the model.promoted webhook event, in that transaction.
+        serving_model_changed.connect(_event_serving_model_changed, dispatch_uid="moderation.event_model_promoted")
+        # Queue, model and webhook numbers for /metrics, read from the database at scrape time.
+        register_collector(collect)

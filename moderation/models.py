@@ -1,8 +1,16 @@
 """Model registry for the moderation app; each wing defines its own models."""
 
-from moderation.feedback.models import FeedbackAggregate, FeedbackEvent, Integration
+from moderation.feedback.models import FeedbackAggregate, FeedbackEvent
 from moderation.inference.cascade_models import CascadeModel
 from moderation.inference.models import Decision, ModelVersion
+from moderation.integrations.models import (
+    IdempotencyKey,
+    Integration,
+    IntegrationVideo,
+    OutboxEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.reproduction.models import ClusterMembership, FrameHash, PairReview, ReproCandidate, TeacherJudgement
@@ -42,13 +50,16 @@ __all__ = [
     "FeedbackAggregate",
     "FeedbackEvent",
     "FrameHash",
+    "IdempotencyKey",
     "Integration",
+    "IntegrationVideo",
     "ItemLabel",
     "Keyframe",
     "OcrBox",
     "PairReview",
     "Patch",
     "ModelVersion",
+    "OutboxEvent",
     "Policy",
     "PolicyVersion",
     "ReproCandidate",
@@ -59,4 +70,6 @@ __all__ = [
     "TeacherJudgement",
     "TranscriptSegment",
     "Video",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

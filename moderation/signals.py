@@ -20,5 +20,9 @@ decision_recorded = Signal()
 # Every auto-applied policy decided a video (run_inference succeeded). Keyword: video_id.
 video_decided = Signal()
 
+# A policy's serving model changed to another model (sent inside that transaction, so a receiver's
+# writes — the model.promoted outbox event — commit with it). Keywords: policy, model_version.
+serving_model_changed = Signal()
+
 # Platform feedback events were stored and the videos' aggregates refreshed. Keyword: video_ids.
 feedback_received = Signal()

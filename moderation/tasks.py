@@ -1,6 +1,7 @@
 """Celery discovers tasks here; each wing keeps its own tasks module."""
 
 from moderation.inference.tasks import run_inference
+from moderation.integrations.tasks import deliver_webhook, dispatch_outbox_event, sweep_webhooks
 from moderation.media.tasks import process_video
 from moderation.reproduction.tasks import find_candidates, judge_pair
 from moderation.tagging.tasks import embed_tags, generate_tag_candidates, train_tag_ranker
@@ -9,8 +10,11 @@ __all__ = [
     "embed_tags",
     "generate_tag_candidates",
     "train_tag_ranker",
+    "deliver_webhook",
+    "dispatch_outbox_event",
     "find_candidates",
     "judge_pair",
     "process_video",
     "run_inference",
+    "sweep_webhooks",
 ]

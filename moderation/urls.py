@@ -8,6 +8,8 @@ urlpatterns = [
     path("", include("moderation.inference.urls")),
     path("", include("moderation.reproduction.urls")),
     path("", include("moderation.tagging.urls")),
+    path("", include("moderation.integrations.urls")),
+    path("", include("moderation.ops.urls")),
     path("api/feedback/", include("moderation.feedback.urls")),
     path("api/", include("moderation.api.urls")),
 ]

@@ -36,6 +36,9 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.tagging.tasks.embed_tags": TaskQueue.MEDIA,
     "moderation.tagging.tasks.generate_tag_candidates": TaskQueue.MEDIA,
     "moderation.tagging.tasks.train_tag_ranker": TaskQueue.DEFAULT,
+    "moderation.integrations.tasks.dispatch_outbox_event": TaskQueue.DEFAULT,
+    "moderation.integrations.tasks.deliver_webhook": TaskQueue.DEFAULT,
+    "moderation.integrations.tasks.sweep_webhooks": TaskQueue.DEFAULT,
 }
 
 # Long-running tasks: acknowledge after the work is done, and give the message back if the
@@ -43,24 +46,25 @@ TASK_ROUTES: dict[str, TaskQueue] = {
 LONG_TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
 
 
-def enqueue(task: str, *args: Any, robust: bool = False, **kwargs: Any) -> None:
+def enqueue(task: str, *args: Any, robust: bool = False, countdown: float | None = None, **kwargs: Any) -> None:
     """Queue the task named ``task`` once the current transaction commits (at once outside one), on the
     queue ``TASK_ROUTES`` names for it. The one way the project queues work (a test checks no other is left).
 
     A name missing from the routing table is refused here, before anything is written. By name, so a
     wing never imports another's tasks module to queue it. ``robust``: a broker error is logged, not
-    raised, where a periodic sweep catches up anyway.
+    raised, where a periodic sweep catches up anyway. ``countdown``: run no sooner than this many seconds
+    after the commit (retries with backoff).
     """
     queue = TASK_ROUTES.get(task)
     if queue is None:
         raise ValueError(f"Task {task!r} is not routed in workbench.queues.TASK_ROUTES.")
-    transaction.on_commit(partial(_send, task, queue, list(args), kwargs), robust=robust)
+    transaction.on_commit(partial(_send, task, queue, list(args), kwargs, countdown), robust=robust)
 
 
-def _send(task: str, queue: TaskQueue, args: list[Any], kwargs: dict[str, Any]) -> None:
+def _send(task: str, queue: TaskQueue, args: list[Any], kwargs: dict[str, Any], countdown: float | None = None) -> None:
     from workbench.celery import app
 
-    app.send_task(task, args=args, kwargs=kwargs, queue=queue.value)
+    app.send_task(task, args=args, kwargs=kwargs, queue=queue.value, countdown=countdown)
 
 
 def configure_routing(app: Any) -> None:
@@ -76,4 +80,6 @@ def configure_routing(app: Any) -> None:
         "train-tag-ranker": {"task": "moderation.tagging.tasks.train_tag_ranker", "schedule": 60 * 60.0},
         # Stage 1 learns from new reviews (CASCADE_RETRAIN_AFTER_LABELS of them since its last training).
         "retrain-cascade": {"task": "moderation.inference.tasks.retrain_cascade", "schedule": 10 * 60.0},
+        # The outbox's safety net: events and deliveries whose queued message was lost.
+        "sweep-webhooks": {"task": "moderation.integrations.tasks.sweep_webhooks", "schedule": 15.0},
     }

@@ -17,13 +17,21 @@ class Perm:
     EDIT_POLICY = "moderation.edit_policy"
     CORRECT_COT = "annotation.correct_cot"
     MANAGE_TRAINING = "training.manage_training"
+    MANAGE_INTEGRATIONS = "moderation.manage_integrations"
 
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     "moderator": [Perm.UPLOAD_VIDEO, Perm.REVIEW_VIDEO],
     "labeler": [Perm.CORRECT_COT],
     "policy_editor": [Perm.EDIT_POLICY],
-    "admin": [Perm.UPLOAD_VIDEO, Perm.REVIEW_VIDEO, Perm.CORRECT_COT, Perm.EDIT_POLICY, Perm.MANAGE_TRAINING],
+    "admin": [
+        Perm.UPLOAD_VIDEO,
+        Perm.REVIEW_VIDEO,
+        Perm.CORRECT_COT,
+        Perm.EDIT_POLICY,
+        Perm.MANAGE_TRAINING,
+        Perm.MANAGE_INTEGRATIONS,
+    ],
 }
 ROLES = tuple(ROLE_PERMISSIONS)
 
@@ -72,6 +80,7 @@ def nav_context(request: HttpRequest) -> dict[str, Any]:
             "correct": user.has_perm(Perm.CORRECT_COT),
             "policy": user.has_perm(Perm.EDIT_POLICY),
             "training": user.has_perm(Perm.MANAGE_TRAINING),
+            "integrations": user.has_perm(Perm.MANAGE_INTEGRATIONS),
             "roles": sorted(g.name for g in user.groups.all()),
         }
     }

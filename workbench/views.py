@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hmac
 import mimetypes
 import re
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from django.http import (
     HttpRequest,
     HttpResponse,
     HttpResponseRedirect,
+    JsonResponse,
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
@@ -32,6 +34,40 @@ from workbench.roles import Perm
 from workbench.storage import is_object_storage, playback_url
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers (no dependency is checked, so a database outage restarts nothing)."""
+    return JsonResponse({"status": "ok"})
+
+
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: database, broker, and workers seen recently; 503 with the failing checks otherwise."""
+    from workbench.health import readiness
+
+    ready, checks = readiness()
+    return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition; ``Authorization: Bearer <METRICS_TOKEN>`` or a signed-in admin."""
+    from workbench.metrics import metrics_text
+
+    token = settings.METRICS_TOKEN
+    sent = request.headers.get("Authorization", "")
+    by_token = bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+    if not by_token and not request.user.has_perm(Perm.MANAGE_INTEGRATIONS):
+        if request.user.is_authenticated:
+            return HttpResponse("Your role may not read the metrics.\n", status=403, content_type="text/plain")
+        response = HttpResponse(
+            "Metrics need Authorization: Bearer <METRICS_TOKEN> or an admin session.\n",
+            status=401,
+            content_type="text/plain",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body, content_type = metrics_text()
+    return HttpResponse(body, content_type=content_type)
 
 
 @login_required

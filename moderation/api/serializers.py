@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from moderation.models import Decision, Keyframe, ModelVersion, PolicyVersion, TranscriptSegment, Video
+from moderation.models import Decision, ItemLabel, Keyframe, ModelVersion, PolicyVersion, TranscriptSegment, Video
 
 
 class KeyframeSerializer(serializers.ModelSerializer):
@@ -81,12 +81,78 @@ class VideoDetailSerializer(VideoSerializer):
         return TagSuggestionSerializer(rows, many=True).data  # type: ignore[return-value]
 
 
-class VideoUploadSerializer(serializers.Serializer):
-    file = serializers.FileField()
+class VideoSubmitSerializer(serializers.Serializer):
+    file = serializers.FileField(required=False, help_text="the video (multipart); or give `path`")
+    path = serializers.CharField(
+        max_length=4000, required=False, allow_blank=True, help_text="a file on the server inside MEDIA_IMPORT_ROOTS"
+    )
     title = serializers.CharField(max_length=500, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True)
     uploader = serializers.CharField(max_length=200, required=False, allow_blank=True)
     external_id = serializers.CharField(max_length=200, required=False, allow_null=True, default=None)
+    comments = serializers.ListField(
+        child=serializers.CharField(max_length=5000, allow_blank=True), required=False, max_length=1000
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if bool(attrs.get("file")) == bool((attrs.get("path") or "").strip()):
+            raise serializers.ValidationError(
+                {"file": "Send exactly one video: a multipart 'file' or a server 'path'."}
+            )
+        return attrs
+
+
+class LabelSerializer(serializers.ModelSerializer):
+    external_id = serializers.CharField(source="video.external_id", read_only=True, allow_null=True)
+    policy_version: serializers.StringRelatedField[PolicyVersion] = serializers.StringRelatedField()
+
+    class Meta:
+        model = ItemLabel
+        fields = ["id", "video", "external_id", "label", "source", "policy_version", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class _VerdictDecisionSerializer(serializers.Serializer):
+    decision_id = serializers.IntegerField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    is_violation = serializers.BooleanField()
+    confidence = serializers.FloatField()
+    severity = serializers.CharField()
+    model_version = serializers.CharField()
+    policy_version = serializers.CharField()
+    cascade_stage = serializers.IntegerField(allow_null=True)
+    parse_error = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class _VerdictReviewSerializer(serializers.Serializer):
+    verdict = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    severity = serializers.CharField()
+    reviews = serializers.IntegerField()
+    settled_label = serializers.CharField(allow_null=True)
+    reviewed_at = serializers.DateTimeField()
+
+
+class _VerdictAdjudicationSerializer(serializers.Serializer):
+    label = serializers.CharField()  # type: ignore[assignment]
+    decided_at = serializers.DateTimeField()
+
+
+class VerdictSerializer(serializers.Serializer):
+    video_id = serializers.IntegerField()
+    external_id = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=["processing", "failed", "auto", "in_review", "reviewed", "adjudicated"])
+    final = serializers.BooleanField(help_text="nothing more is coming for this video under its policy")
+    label = serializers.CharField(allow_null=True, help_text="the label that stands: adjudication > review > model")  # type: ignore[assignment]
+    is_violation = serializers.BooleanField(allow_null=True)
+    policy_version = serializers.CharField(allow_null=True)
+    source = serializers.ChoiceField(choices=["model", "review", "adjudication"], allow_null=True)  # type: ignore[assignment]
+    error = serializers.CharField(allow_blank=True)
+    auto_decision = _VerdictDecisionSerializer(allow_null=True)
+    human_review = _VerdictReviewSerializer(allow_null=True)
+    adjudication = _VerdictAdjudicationSerializer(allow_null=True)
+    open_review_tasks = serializers.IntegerField()
 
 
 class DecisionSerializer(serializers.ModelSerializer):

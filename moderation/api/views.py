@@ -1,11 +1,16 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, TokenAuthentication
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,12 +18,62 @@ from rest_framework.response import Response
 from moderation.api.permissions import CanReadContent, CanUploadOrReadOnly
 from moderation.api.serializers import (
     DecisionSerializer,
+    LabelSerializer,
+    VerdictSerializer,
     VideoDetailSerializer,
     VideoSerializer,
-    VideoUploadSerializer,
+    VideoSubmitSerializer,
 )
 from moderation.errors import ModerationError
-from moderation.models import Decision, Video
+from moderation.integrations.api import (
+    IntegrationAuthentication,
+    IntegrationRateThrottle,
+    IsIntegration,
+    request_integration,
+)
+from moderation.integrations.selectors import parse_since, videos_visible_to
+from moderation.integrations.services import IdempotencyConflict, video_submit
+from moderation.models import Decision, ItemLabel, Video
+from moderation.ops.selectors import video_verdict
+from workbench.parsers import StorableJSONParser
+
+# Users (session or Token) and platform integrations (Integration <token>).
+USER_OR_INTEGRATION_AUTH: list[type[BaseAuthentication]] = [
+    SessionAuthentication,
+    TokenAuthentication,
+    IntegrationAuthentication,
+]
+
+SINCE = OpenApiParameter(
+    "since", OpenApiTypes.DATETIME, description="only rows created or changed at or after this ISO 8601 instant"
+)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    description="a retried POST with the same key returns the first result (and never a second video)",
+)
+
+
+class SyncCursorPagination(CursorPagination):
+    """Oldest first from ``since``; follow ``next`` until it is null, keep the last row's time."""
+
+    page_size = 100
+    max_page_size = 500
+    page_size_query_param = "page_size"
+
+
+class _IntegrationAwareViewSet(viewsets.GenericViewSet):
+    """Integration tokens accepted next to users; an integration sees only the videos it submitted."""
+
+    authentication_classes = USER_OR_INTEGRATION_AUTH
+    throttle_classes = [IntegrationRateThrottle]
+
+    def _since(self) -> Any:
+        try:
+            return parse_since(self.request.query_params.get("since"))
+        except ModerationError as exc:
+            raise ValidationError({"since": str(exc)}) from exc
 
 
 @extend_schema_view(
@@ -26,11 +81,11 @@ from moderation.models import Decision, Video
         parameters=[OpenApiParameter("tag", str, description="only videos a reviewer tagged with this tag name")]
     )
 )
-class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Videos and their pipeline state; POST a multipart file to ingest one."""
+class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _IntegrationAwareViewSet):
+    """Videos and their pipeline state; POST a multipart file (or a server path) to submit one."""
 
-    permission_classes = [CanUploadOrReadOnly]
-    parser_classes = [MultiPartParser, FormParser]
+    permission_classes = [CanUploadOrReadOnly | IsIntegration]
+    parser_classes = [MultiPartParser, FormParser, StorableJSONParser]
 
     def get_queryset(self) -> QuerySet[Video]:
         qs = Video.objects.order_by("-created_at")
@@ -39,51 +94,112 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         tag = self.request.query_params.get("tag", "").strip() if self.action == "list" else ""
         if tag:
             qs = qs.filter(tags__tag__name=tag)
-        return qs
+        return videos_visible_to(integration=request_integration(self.request), qs=qs)
 
     def get_serializer_class(self) -> Any:
         if self.action == "retrieve":
             return VideoDetailSerializer
         if self.action == "create":
-            return VideoUploadSerializer
+            return VideoSubmitSerializer
+        if self.action == "verdict":
+            return VerdictSerializer
         return VideoSerializer
 
-    @extend_schema(request=VideoUploadSerializer, responses={201: VideoSerializer})
+    @extend_schema(
+        request={"multipart/form-data": VideoSubmitSerializer, "application/json": VideoSubmitSerializer},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            201: VideoSerializer,
+            400: OpenApiResponse(description="no file and no path, a path outside MEDIA_IMPORT_ROOTS, …"),
+            422: OpenApiResponse(description="the Idempotency-Key was used for a different request"),
+            429: OpenApiResponse(description="over the integration's rate limit (see Retry-After)"),
+        },
+        description=(
+            "Submit a video: a multipart `file`, or `path` on the server (inside MEDIA_IMPORT_ROOTS), with the "
+            "platform's `external_id` and metadata. With an `Idempotency-Key` header a retried request returns "
+            "the first result (header `Idempotent-Replayed: true`)."
+        ),
+    )
     def create(self, request: Request) -> Response:
-        from moderation.media.ingest import video_ingest
-
-        form = VideoUploadSerializer(data=request.data)
+        form = VideoSubmitSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
+        integration = request_integration(request)
         try:
-            video = video_ingest(
-                upload=data["file"],
+            submitted = video_submit(
+                integration=integration,
+                user=cast(User, request.user) if integration is None else None,
+                idempotency_key=request.headers.get("Idempotency-Key", ""),
+                upload=data.get("file"),
+                path=data.get("path", ""),
                 title=data.get("title", ""),
                 description=data.get("description", ""),
                 uploader=data.get("uploader", ""),
                 external_id=data.get("external_id"),
-                created_by=request.user,
+                comments=data.get("comments") or [],
             )
+        except IdempotencyConflict as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         except ModerationError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(VideoSerializer(video, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        response = Response(
+            VideoSerializer(submitted.video, context={"request": request}).data, status=submitted.status
+        )
+        if submitted.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    @extend_schema(responses={200: VerdictSerializer})
+    @action(detail=True, methods=["get"], url_path="verdict")
+    def verdict(self, request: Request, pk: str | None = None) -> Response:
+        """The current outcome: model decision, human review, adjudication, policy version, final or not."""
+        return Response(VerdictSerializer(video_verdict(video=self.get_object())).data)
 
 
-@extend_schema_view(
-    list=extend_schema(
-        parameters=[OpenApiParameter("video", int, description="only the decisions about this video (its id)")]
-    )
-)
-class DecisionViewSet(viewsets.ReadOnlyModelViewSet):
-    permission_classes = [CanReadContent]
+class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _IntegrationAwareViewSet):
+    """Model decisions, oldest first, cursor-paginated; ``?since=`` for pull sync, ``?video=`` for one video."""
+
+    permission_classes = [CanReadContent | IsIntegration]
     serializer_class = DecisionSerializer
+    pagination_class = type("DecisionCursor", (SyncCursorPagination,), {"ordering": ("created_at", "id")})
 
     def get_queryset(self) -> QuerySet[Decision]:
-        qs = Decision.objects.select_related("policy_version__policy", "model_version").order_by("-created_at")
+        qs = Decision.objects.select_related("policy_version__policy", "model_version")
         raw = self.request.query_params.get("video")
-        if raw in (None, ""):
-            return qs
-        # int() accepts "²" and "１" (str.isdigit() is true for them) only to fail later; judge ASCII digits only.
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-            raise ValidationError({"video": "Expected a video id (a whole number)."})
-        return qs.filter(video_id=int(raw))
+        if raw not in (None, ""):
+            # int() accepts "²" and "１" (str.isdigit() is true for them) only to fail later; judge ASCII digits only.
+            if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+                raise ValidationError({"video": "Expected a video id (a whole number)."})
+            qs = qs.filter(video_id=int(raw))
+        since = self._since()
+        if since is not None:
+            qs = qs.filter(created_at__gte=since)
+        return videos_visible_to(integration=request_integration(self.request), qs=qs, field="video_id")
+
+    @extend_schema(
+        parameters=[
+            SINCE,
+            OpenApiParameter("video", OpenApiTypes.INT, description="only the decisions about this video (its id)"),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+
+class LabelViewSet(mixins.ListModelMixin, _IntegrationAwareViewSet):
+    """Trusted labels (human review, adjudication, imports) by last change, oldest first, for pull sync."""
+
+    permission_classes = [CanReadContent | IsIntegration]
+    serializer_class = LabelSerializer
+    pagination_class = type("LabelCursor", (SyncCursorPagination,), {"ordering": ("updated_at", "id")})
+
+    def get_queryset(self) -> QuerySet[ItemLabel]:
+        qs = ItemLabel.objects.select_related("video", "policy_version__policy")
+        since = self._since()
+        if since is not None:
+            qs = qs.filter(updated_at__gte=since)
+        return videos_visible_to(integration=request_integration(self.request), qs=qs, field="video_id")
+
+    @extend_schema(parameters=[SINCE])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)

@@ -1,71 +1,23 @@
 """The feedback ingest endpoint, authenticated by a per-integration token.
 
-``Authorization: Integration <token>``. The token authenticates this endpoint only: it is not a
-user, so every other API (session or ``Token`` auth, ``IsAuthenticated``) refuses it, and this
-endpoint refuses users' sessions and tokens.
+``Authorization: Integration <token>`` (see ``moderation.integrations.api``). This endpoint refuses
+users' sessions and tokens.
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
-from django.contrib.auth.models import AnonymousUser
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.permissions import BasePermission
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from moderation.errors import ModerationError
-from moderation.feedback.models import Integration
-from moderation.feedback.services import MAX_BATCH, feedback_events_ingest, integration_for_token
-
-KEYWORD = "Integration"
-
-
-class IntegrationAuthentication(BaseAuthentication):
-    def authenticate(self, request: Request) -> tuple[Any, Integration] | None:
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != KEYWORD.lower().encode():
-            return None
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Invalid Integration header: expected 'Integration <token>'.")
-        try:
-            token = parts[1].decode()
-        except UnicodeError as exc:
-            raise exceptions.AuthenticationFailed("Invalid integration token.") from exc
-        integration = integration_for_token(token=token)
-        if integration is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked integration token.")
-        return AnonymousUser(), integration
-
-    def authenticate_header(self, request: Request) -> str:
-        return KEYWORD
-
-
-class IntegrationAuthenticationScheme(OpenApiAuthenticationExtension):
-    """Documents the integration token in the OpenAPI schema (and lets Swagger UI send it)."""
-
-    target_class = IntegrationAuthentication
-    name = "integrationToken"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {
-            "type": "apiKey",
-            "in": "header",
-            "name": "Authorization",
-            "description": f"Per-integration token: `{KEYWORD} <token>` (manage.py create_integration NAME).",
-        }
-
-
-class IsIntegration(BasePermission):
-    message = "This endpoint takes an integration token (Authorization: Integration <token>)."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.auth, Integration)
+from moderation.feedback.services import MAX_BATCH, feedback_events_ingest
+from moderation.integrations.api import IntegrationAuthentication, IntegrationRateThrottle, IsIntegration
+from moderation.integrations.models import Integration
 
 
 class FeedbackEventSerializer(serializers.Serializer):
@@ -97,6 +49,7 @@ IngestResultSerializer = inline_serializer(
 class FeedbackEventsView(APIView):
     authentication_classes = [IntegrationAuthentication]
     permission_classes = [IsIntegration]
+    throttle_classes = [IntegrationRateThrottle]
 
     @extend_schema(
         request=FeedbackEventSerializer(many=True),

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from django.db import models
 
+from moderation.integrations.models import Integration
 
-class Integration(models.Model):
-    """A platform client allowed to push feedback events. Its token is shown once and stored hashed
-    (SHA-256); it authenticates the feedback ingest endpoint and nothing else."""
-
-    name = models.CharField(max_length=200, unique=True)
-    token_hash = models.CharField(max_length=64, unique=True)
-    token_prefix = models.CharField(max_length=12, help_text="first characters of the token, to recognise it")
-    is_active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-
-    def __str__(self) -> str:
-        return self.name
+__all__ = ["FeedbackAggregate", "FeedbackEvent", "Integration"]
 
 
 class FeedbackEvent(models.Model):

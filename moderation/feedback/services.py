@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,8 +13,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from moderation.errors import ModerationError
-from moderation.feedback.models import FeedbackAggregate, FeedbackEvent, Integration
+from moderation.feedback.models import FeedbackAggregate, FeedbackEvent
 from moderation.feedback.selectors import feedback_counts_compute
+from moderation.integrations.models import Integration
 from moderation.media.models import Video
 from moderation.signals import feedback_received
 
@@ -24,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 1000
 MAX_REASON_CHARS = 500
-TOKEN_PREFIX_LEN = 8
 # Task evaluating the disagreement rules; named, not imported: annotation sits above moderation.
 AGGREGATE_FIELDS = [
     "views",
@@ -40,29 +38,6 @@ AGGREGATE_FIELDS = [
     "top_report_reasons",
     "last_event_at",
 ]
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@transaction.atomic
-def integration_create(*, name: str) -> tuple[Integration, str]:
-    """Create an integration and return it with its token: the only time the token is readable."""
-    name = (name or "").strip()
-    if not name:
-        raise ModerationError("An integration needs a name.")
-    if Integration.objects.filter(name=name).exists():
-        raise ModerationError(f"An integration named “{name}” already exists.")
-    token = secrets.token_urlsafe(32)
-    integration = Integration.objects.create(
-        name=name, token_hash=token_hash(token), token_prefix=token[:TOKEN_PREFIX_LEN]
-    )
-    return integration, token
-
-
-def integration_for_token(*, token: str) -> Integration | None:
-    return Integration.objects.filter(token_hash=token_hash(token), is_active=True).first()
 
 
 @dataclass

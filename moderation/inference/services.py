@@ -14,6 +14,7 @@ from moderation.feedback.selectors import feedback_prompt_stats
 from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend
 from moderation.inference.cascade_models import CascadeModel
 from moderation.inference.models import Decision, ModelVersion
+from moderation.integrations.services import event_decision_created, event_model_promoted
 from moderation.media.models import Video
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.services import policy_version_active, policy_versions_auto_applied
@@ -63,8 +64,11 @@ def model_version_promote(*, model_version: ModelVersion) -> ModelVersion:
     ModelVersion.objects.select_for_update().filter(is_serving=True).exclude(pk=model_version.pk).update(
         is_serving=False
     )
+    already = model_version.is_serving
     model_version.is_serving = True
     model_version.save(update_fields=["is_serving"])
+    if not already:
+        event_model_promoted(model_version=model_version, scope="global")
     return model_version
 
 
@@ -197,7 +201,7 @@ def _decision_save(
     latency_ms: float,
     **cascade: Any,
 ) -> Decision:
-    return Decision.objects.create(
+    decision = Decision.objects.create(
         video=video,
         policy_version=policy_version,
         model_version=model_version,
@@ -215,6 +219,8 @@ def _decision_save(
         completion_tokens=result.completion_tokens,
         **cascade,
     )
+    event_decision_created(decision=decision)  # in the caller's transaction (outbox)
+    return decision
 
 
 def decision_create_for_queue(*, decision_id: int, queue_id: int) -> Decision | None:

@@ -110,8 +110,13 @@ def policy_set_serving_model(*, policy: Policy, model_version: Any, by: User | A
     """Choose the model that decides under ``policy`` (None: the globally serving model)."""
     _require_editor(by)
     policy = Policy.objects.select_for_update().get(pk=policy.pk)
+    changed = policy.serving_model_id != (model_version.pk if model_version is not None else None)
     policy.serving_model = model_version
     policy.save(update_fields=["serving_model"])
+    if changed and model_version is not None:
+        from moderation.signals import serving_model_changed
+
+        serving_model_changed.send(sender=Policy, policy=policy, model_version=model_version)
     logger.info("policy %s now served by %s (by %s)", policy.slug, model_version or "the global model", by)
     return policy
 

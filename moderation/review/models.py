@@ -180,9 +180,12 @@ class ItemLabel(models.Model):
     source = models.CharField(max_length=20, choices=Source.choices)
     policy_version = models.ForeignKey("moderation.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Last change (a later review or adjudication rewrites the label): what pull sync (`/api/labels/?since=`) follows.
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["video", "source"], name="one_label_per_video_source")]
+        indexes = [models.Index(fields=["updated_at", "id"], name="label_sync_order")]
 
 
 class ReviewSkip(models.Model):

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.inference.models import Decision
+from moderation.integrations.services import event_label_final, event_review_completed
 from moderation.policies.models import PolicyVersion
 from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import SKIP_REASONS
@@ -400,7 +401,7 @@ def _lock_owned(task: ReviewTask, user: User, *, with_decision: bool = False) ->
     sees all the others (``_settle``); other items' submits never wait on each other."""
     if with_decision:
         rows = ReviewTask.objects.select_for_update(of=("self", "decision"))
-        rows = rows.select_related("queue", "decision__policy_version")
+        rows = rows.select_related("queue", "decision__policy_version__policy", "decision__video")
     else:
         rows = ReviewTask.objects.select_for_update(of=("self",)).select_related("queue")
     locked = rows.get(pk=task.pk)
@@ -551,7 +552,14 @@ def _settle(task: ReviewTask, review: Review, user: User) -> None:
             ],
             update_conflicts=True,
             unique_fields=["video", "source"],
-            update_fields=["label", "policy_version"],
+            update_fields=["label", "policy_version", "updated_at"],
+        )
+        event_label_final(
+            video_id=decision.video_id,
+            label=review.label,
+            source=ItemLabel.Source.REVIEW,
+            policy_version=decision.policy_version,
+            video=decision._state.fields_cache.get("video"),
         )
         return
     if len(labels) > 1:
@@ -654,5 +662,6 @@ def review_submit(
         },
     )
     if not locked.is_gold:
+        event_review_completed(review=review, queue_slug=locked.queue.slug)
         _settle(locked, review, user)
     return review

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 from moderation.errors import ModerationError
 from moderation.review import selectors, services
 from moderation.review.models import ReviewTask
+from workbench.metrics import REVIEW_CLAIM_SECONDS, REVIEW_SUBMIT_SECONDS
 from workbench.roles import Perm, permission_required
 
 REVEAL_SESSION_KEY = "media_revealed"
@@ -98,7 +99,8 @@ def agreement(request: HttpRequest) -> HttpResponse:
 def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     q = selectors.review_queue_get_for(user=_user(request), slug=slug) if slug else None
     try:
-        task = services.review_claim_next(user=_user(request), queue=q)
+        with REVIEW_CLAIM_SECONDS.labels(q.slug if q else "any").time():
+            task = services.review_claim_next(user=_user(request), queue=q)
     except ModerationError as exc:
         raise PermissionDenied(str(exc)) from exc
     if task is None:
@@ -208,14 +210,15 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
     if request.headers.get("X-Review-Background") == "1":
         return _submit_in_background(request, task)
     try:
-        review = services.review_submit(
-            task=task,
-            user=_user(request),
-            verdict=request.POST.get("verdict", ""),
-            label=request.POST.get("label", ""),
-            note=request.POST.get("note", ""),
-            severity=request.POST.get("severity", ""),
-        )
+        with REVIEW_SUBMIT_SECONDS.labels(task.queue.slug).time():
+            review = services.review_submit(
+                task=task,
+                user=_user(request),
+                verdict=request.POST.get("verdict", ""),
+                label=request.POST.get("label", ""),
+                note=request.POST.get("note", ""),
+                severity=request.POST.get("severity", ""),
+            )
     except ModerationError as exc:
         messages.error(request, str(exc))
         task.refresh_from_db()
@@ -231,7 +234,8 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
 def _claim_next_and_ahead(request: HttpRequest, task: ReviewTask, *, skipped: int | None = None) -> ReviewTask | None:
     """The reviewer's next item in ``task``'s queue (the one claimed ahead, if still theirs), and
     the one after it claimed ahead in turn."""
-    nxt = services.review_claim_next(user=_user(request), queue=task.queue)
+    with REVIEW_CLAIM_SECONDS.labels(task.queue.slug).time():
+        nxt = services.review_claim_next(user=_user(request), queue=task.queue)
     if nxt is None:
         messages.info(request, "Queue is empty.")
         return None

@@ -684,12 +684,15 @@ FINALIZE_HOOKS: list[Callable[..., None]] = []
 def tags_finalize(*, video_id: int, user: User | None, tag_ids: list[int]) -> list[str]:
     """A video's reviewed tags are final: write the audit row and notify the hooks after commit.
     Returns the final tag names (sorted)."""
+    from moderation.integrations.services import event_tags_final
     from moderation.media.models import Video
     from moderation.review.services import audit_event_record
 
     names = sorted(Tag.objects.filter(pk__in=tag_ids).values_list("name", flat=True))
     video = Video.objects.get(pk=video_id)
     audit_event_record(actor=user, action="tags.final", obj=video, payload={"tags": names})
+    # The tags.final webhook event, in this transaction (outbox): it commits with the tags or not at all.
+    event_tags_final(video_id=video_id, tags=names, by=user.get_username() if user else "", video=video)
     for hook in list(FINALIZE_HOOKS):
         transaction.on_commit(lambda hook=hook: hook(video_id=video_id, tags=names, user=user))  # type: ignore[misc]
     return names

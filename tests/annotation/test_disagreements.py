@@ -9,7 +9,8 @@ from django.urls import reverse
 
 from annotation.models import Adjudication, DisagreementRule
 from annotation.services import adjudication_decide, disagreements_evaluate
-from moderation.feedback.services import feedback_events_ingest, integration_create
+from moderation.feedback.services import feedback_events_ingest
+from moderation.integrations.services import integration_create
 from moderation.review.models import AuditEvent, ItemLabel
 from tests.factories import DecisionFactory, VideoFactory
 

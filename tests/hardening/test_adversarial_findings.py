@@ -15,7 +15,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from moderation.feedback.models import FeedbackEvent
-from moderation.feedback.services import integration_create
+from moderation.integrations.services import integration_create
 from moderation.media.extractors import _rotation
 from moderation.models import Video
 from tests.factories import DecisionFactory, VideoFactory

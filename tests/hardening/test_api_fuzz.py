@@ -15,7 +15,7 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from moderation.feedback.services import integration_create
+from moderation.integrations.services import integration_create
 from tests.factories import DecisionFactory
 from workbench.roles import ROLES
 

@@ -156,7 +156,8 @@ def test_taxonomy_validation_lists_problems_for_any_json(taxonomy: Any, fmt: str
 
 @pytest.mark.django_db
 def test_feedback_events_of_any_shape_are_accepted_or_reported_row_by_row() -> None:
-    from moderation.feedback.services import feedback_events_ingest, integration_create
+    from moderation.feedback.services import feedback_events_ingest
+    from moderation.integrations.services import integration_create
     from tests.factories import VideoFactory
 
     integration, _token = integration_create(name="hypothesis")

@@ -22,12 +22,13 @@ PUBLIC = "public"  # anyone, signed in or not
 SIGNED_IN = "signed in"  # any signed-in user, whatever their role
 INTEGRATION = "integration token"  # platform integrations only: every user and anonymous are refused
 
-UPLOAD, REVIEW, CORRECT, POLICY, TRAIN = (
+UPLOAD, REVIEW, CORRECT, POLICY, TRAIN, OPS = (
     Perm.UPLOAD_VIDEO,
     Perm.REVIEW_VIDEO,
     Perm.CORRECT_COT,
     Perm.EDIT_POLICY,
     Perm.MANAGE_TRAINING,
+    Perm.MANAGE_INTEGRATIONS,
 )
 READ_CONTENT = (REVIEW, UPLOAD, CORRECT)
 
@@ -39,6 +40,9 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "api-schema": ("GET", SIGNED_IN),
     "api-docs": ("GET", SIGNED_IN),
     "api-token": ("POST", SIGNED_IN),
+    "healthz": ("GET", PUBLIC),
+    "readyz": ("GET", PUBLIC),
+    "metrics": ("GET", (OPS,)),  # or a bearer METRICS_TOKEN (tests/workbench/test_health_metrics.py)
     "media": ("GET", READ_CONTENT),
     "moderation:video_list": ("GET", (UPLOAD,)),
     "moderation:video_upload": ("POST", (UPLOAD,)),
@@ -78,6 +82,15 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:api-video-detail": ("GET", READ_CONTENT),
     "moderation:api-decision-list": ("GET", READ_CONTENT),
     "moderation:api-decision-detail": ("GET", READ_CONTENT),
+    "moderation:api-video-verdict": ("GET", READ_CONTENT),
+    "moderation:api-label-list": ("GET", READ_CONTENT),
+    "moderation:integration_list": ("GET", (OPS,)),
+    "moderation:integration_add": ("POST", (OPS,)),
+    "moderation:webhook_endpoint_add": ("POST", (OPS,)),
+    "moderation:webhook_endpoint": ("GET", (OPS,)),
+    "moderation:webhook_endpoint_toggle": ("POST", (OPS,)),
+    "moderation:webhook_redeliver": ("POST", (OPS,)),
+    "moderation:ops_dashboard": ("GET", (OPS,)),
     "annotation:correction_list": ("GET", (CORRECT,)),
     "annotation:correction_edit": ("GET", (CORRECT,)),
     "annotation:correction_review": ("POST", (CORRECT,)),
@@ -99,6 +112,9 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "training:evaluation_compare": ("GET", (TRAIN,)),
     "training:evaluation_detail": ("GET", (TRAIN,)),
 }
+# Machine endpoints answer 401/403 like the API (a scraper is not sent to a login page); readiness
+# may answer 503 (no worker in the test run) to anyone.
+MACHINE = ("metrics", "readyz")
 # Django's own admin site: staff accounts only, Django's access control.
 NOT_OURS = ("admin:",)
 SAMPLE_ARGS = {"int": 999999, "slug": "no-such-queue", "path": "keyframes/0/none.jpg", "str": "999999"}
@@ -166,7 +182,7 @@ def test_every_route_answers_every_role_as_the_table_says(make_user):
             continue
         seen.add(name)
         method, access = ACCESS[name]
-        is_api = url.startswith("/api/")
+        is_api = url.startswith("/api/") or name in MACHINE
         for who, (client, perms) in visitors.items():
             response = client.get(url) if method == "GET" else client.post(url, {})
             status = response.status_code
@@ -178,7 +194,9 @@ def test_every_route_answers_every_role_as_the_table_says(make_user):
                 ok = status in ((401, 403) if access == INTEGRATION else (403,))
                 expected = "403"
             else:
-                ok = status not in (401, 403) and not to_login and status < 500
+                ok = (
+                    status not in (401, 403) and not to_login and (status < 500 or (name == "readyz" and status == 503))
+                )
                 expected = "allowed (not 401/403/login, not 5xx)"
             if not ok:
                 wrong.append(f"{method} {url} as {who}: {status}, expected {expected}")

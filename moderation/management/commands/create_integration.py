@@ -3,7 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from moderation.errors import ModerationError
-from moderation.feedback.services import integration_create
+from moderation.integrations.services import integration_create
 
 
 class Command(BaseCommand):

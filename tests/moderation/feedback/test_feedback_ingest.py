@@ -12,11 +12,11 @@ from rest_framework.authtoken.models import Token
 
 from moderation.feedback.models import FeedbackEvent, Integration
 from moderation.feedback.selectors import feedback_stats_for
-from moderation.feedback.services import integration_create
 from moderation.inference.backends import ContentBundle
 from moderation.inference.backends.evidence import EvidenceBaseline
 from moderation.inference.prompts import build_prompt
 from moderation.inference.services import content_bundle_for
+from moderation.integrations.services import integration_create
 from moderation.policies.seed import kuaimod_taxonomy
 from tests.factories import VideoFactory
 
@@ -151,9 +151,12 @@ def test_user_session_and_user_token_are_refused_on_the_feedback_endpoint(client
     assert not FeedbackEvent.objects.exists()
 
 
-def test_integration_token_is_refused_elsewhere(integration_token):
+def test_integration_token_sees_only_its_videos_and_is_refused_on_user_endpoints(integration_token):
+    VideoFactory(external_id="someone-elses")
     resp = Client().get("/api/videos/", HTTP_AUTHORIZATION=f"Integration {integration_token}")
-    assert resp.status_code in (401, 403)
+    assert resp.status_code == 200 and resp.json()["results"] == []
+    resp = Client().get("/api/queues/", HTTP_AUTHORIZATION=f"Integration {integration_token}")
+    assert resp.status_code in (401, 403, 404)
     resp = Client().post("/api/token/", HTTP_AUTHORIZATION=f"Integration {integration_token}")
     assert resp.status_code in (401, 403)
 

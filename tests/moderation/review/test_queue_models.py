@@ -29,7 +29,7 @@ def test_a_queue_reviews_the_decision_of_the_model_it_names(policy_version, djan
 
     assert first.model_version.name == "evidence-baseline-v1"  # the policy's serving model
     assert not ReviewTask.objects.filter(queue=queue).exists()  # not the verdict this queue reviews
-    assert len(callbacks) == 2  # the queue's model is asked (and the shadow hook)
+    assert len(callbacks) == 3  # the queue's model is asked (and the shadow hook, the outbox dispatch)
     routed = AuditEvent.objects.get(action="decision.routed", object_id=str(first.pk))
     assert routed.payload["queues_for_other_models"] == ["second-opinion"]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -117,6 +118,13 @@ class Command(BaseCommand):
         }
         procs: dict[str, subprocess.Popen[bytes]] = {}
         env = child_environment(debug=opts["debug"])
+        if "PROMETHEUS_MULTIPROC_DIR" not in env:
+            # Web and worker processes write their metrics here and /metrics adds them up; emptied
+            # at each start (the files of dead processes would otherwise count forever).
+            prom = Path(settings.VAR_DIR) / "prometheus"
+            shutil.rmtree(prom, ignore_errors=True)
+            prom.mkdir(parents=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
         for name, cmd in commands.items():
             log = (logs / f"{name}.log").open("ab")
             procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR)

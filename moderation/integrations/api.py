@@ -1,0 +1,91 @@
+"""Integration authentication, permissions and rate limits for the DRF APIs.
+
+``Authorization: Integration <token>``. The token is not a user: user-only APIs (session or
+``Token`` auth) refuse it, and what it may read is scoped to the videos it submitted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.core.cache import caches
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+from moderation.integrations.models import Integration
+from moderation.integrations.services import integration_for_token
+
+KEYWORD = "Integration"
+
+
+class IntegrationAuthentication(BaseAuthentication):
+    def authenticate(self, request: Request) -> tuple[Any, Integration] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != KEYWORD.lower().encode():
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Invalid Integration header: expected 'Integration <token>'.")
+        try:
+            token = parts[1].decode()
+        except UnicodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid integration token.") from exc
+        integration = integration_for_token(token=token)
+        if integration is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked integration token.")
+        return AnonymousUser(), integration
+
+    def authenticate_header(self, request: Request) -> str:
+        return KEYWORD
+
+
+def request_integration(request: Request) -> Integration | None:
+    return request.auth if isinstance(request.auth, Integration) else None
+
+
+class IsIntegration(BasePermission):
+    message = "This endpoint takes an integration token (Authorization: Integration <token>)."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request_integration(request) is not None
+
+
+class IntegrationRateThrottle(SimpleRateThrottle):
+    """Per-integration request rate (``Integration.rate_limit``, else the ``integration`` rate in
+    DEFAULT_THROTTLE_RATES); requests that are not an integration's pass. Counted in Redis, so every
+    web process shares one count. Over the rate: 429 with ``Retry-After``."""
+
+    scope = "integration"
+    cache = caches["throttle"]
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        integration = request_integration(request)
+        if integration is None:
+            return True
+        self.rate = integration.rate_limit or self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        return super().allow_request(request, view)
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        integration = request_integration(request)
+        # The token hash, not the pk: ids are reused (tests roll back), hashes are not.
+        return None if integration is None else f"throttle:integration:{integration.token_hash[:24]}"
+
+
+class IntegrationAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    """Documents ``Authorization: Integration <token>`` in the OpenAPI schema."""
+
+    target_class = "moderation.integrations.api.IntegrationAuthentication"
+    name = "integrationToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "Integration <token> (manage.py create_integration NAME prints one)",
+        }

@@ -1,0 +1,77 @@
+"""Integration reads: what a caller may see, a video's current outcome, pull-sync windows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from moderation.errors import ModerationError
+from moderation.integrations.models import Integration, IntegrationVideo
+
+
+def videos_visible_to(*, integration: Integration | None, qs: QuerySet[Any], field: str = "pk") -> QuerySet[Any]:
+    """``qs`` narrowed to the videos ``integration`` submitted (``field`` names the video id); a user
+    (integration None) is left to the view's role check and sees everything it allows."""
+    if integration is None:
+        return qs
+    owned = IntegrationVideo.objects.filter(integration=integration).values("video_id")
+    return qs.filter(**{f"{field}__in": owned})
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """``since`` as ISO 8601 with a timezone (``2026-05-01T12:00:00Z``); None when absent."""
+    if value in (None, ""):
+        return None
+    try:
+        at = parse_datetime(str(value).strip().replace(" ", "+"))
+    except ValueError:
+        at = None
+    if at is None:
+        raise ModerationError("'since' must be ISO 8601, e.g. 2026-05-01T12:00:00Z.")
+    if timezone.is_naive(at):
+        raise ModerationError("'since' needs a timezone (e.g. a trailing Z).")
+    try:
+        # In UTC: PostgreSQL refuses offsets Python accepts (e.g. +22:18), and far years overflow.
+        return at.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise ModerationError("'since' is out of range.") from exc
+
+
+def integrations_overview() -> list[Any]:
+    """Integrations with their webhook endpoints and per-endpoint delivery counts (one query each)."""
+    from django.db.models import Count, Prefetch, Q
+
+    from moderation.integrations.models import WebhookDelivery, WebhookEndpoint
+
+    endpoints = WebhookEndpoint.objects.annotate(
+        delivered=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.DELIVERED)),
+        waiting=Count(
+            "deliveries",
+            filter=Q(
+                deliveries__status__in=[
+                    WebhookDelivery.Status.PENDING,
+                    WebhookDelivery.Status.RETRYING,
+                    WebhookDelivery.Status.SENDING,
+                ]
+            ),
+        ),
+        failed=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.FAILED)),
+    ).order_by("pk")
+    return list(
+        Integration.objects.order_by("name")
+        .annotate(video_count=Count("videos", distinct=True))
+        .prefetch_related(Prefetch("webhook_endpoints", queryset=endpoints))
+    )
+
+
+def webhook_delivery_log(*, endpoint: Any, status: str = "", limit: int = 100) -> list[Any]:
+    from moderation.integrations.models import WebhookDelivery
+
+    qs = WebhookDelivery.objects.filter(endpoint=endpoint).select_related("event").order_by("-created_at", "-pk")
+    if status:
+        qs = qs.filter(status=status)
+    return list(qs[:limit])

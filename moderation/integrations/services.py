@@ -1,0 +1,285 @@
+"""Integration writes: tokens, idempotent video submission, and the outbox events every state
+change that a platform cares about records in its own transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from moderation.errors import ModerationError
+from moderation.integrations.models import EventType, IdempotencyKey, Integration, IntegrationVideo, OutboxEvent
+from moderation.media.models import Video
+from workbench.queues import enqueue
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+logger = logging.getLogger(__name__)
+
+TOKEN_PREFIX_LEN = 8
+IDEMPOTENCY_KEY_MAX = 200
+DISPATCH_TASK = "moderation.integrations.tasks.dispatch_outbox_event"
+
+
+# --- tokens ---------------------------------------------------------------------------------------
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _check_rate(rate: str) -> str:
+    rate = (rate or "").strip()
+    if not rate:
+        return ""
+    num, _, period = rate.partition("/")
+    if not num.isdigit() or int(num) < 1 or not period or period[0] not in "smhd":
+        raise ModerationError(f"Rate limit {rate!r} is not like 120/min or 5000/hour.")
+    return rate
+
+
+@transaction.atomic
+def integration_create(*, name: str, rate_limit: str = "") -> tuple[Integration, str]:
+    """Create an integration and return it with its token: the only time the token is readable."""
+    name = (name or "").strip()
+    if not name:
+        raise ModerationError("An integration needs a name.")
+    if Integration.objects.filter(name=name).exists():
+        raise ModerationError(f"An integration named “{name}” already exists.")
+    token = secrets.token_urlsafe(32)
+    integration = Integration.objects.create(
+        name=name,
+        token_hash=token_hash(token),
+        token_prefix=token[:TOKEN_PREFIX_LEN],
+        rate_limit=_check_rate(rate_limit),
+    )
+    return integration, token
+
+
+def integration_for_token(*, token: str) -> Integration | None:
+    """The active integration holding ``token``; marks it used (at most one write a minute)."""
+    integration = Integration.objects.filter(token_hash=token_hash(token), is_active=True).first()
+    if integration is not None:
+        now = timezone.now()
+        if integration.last_used_at is None or now - integration.last_used_at > timedelta(minutes=1):
+            Integration.objects.filter(pk=integration.pk).update(last_used_at=now)
+            integration.last_used_at = now
+    return integration
+
+
+# --- submit ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Submission:
+    video: Video
+    replayed: bool  # True: an earlier request with the same Idempotency-Key made it
+    status: int
+
+
+def _fingerprint(fields: dict[str, Any], upload: Any) -> str:
+    described = dict(fields)
+    if upload is not None:
+        described["upload"] = [getattr(upload, "name", ""), getattr(upload, "size", None)]
+    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def video_submit(
+    *,
+    integration: Integration | None = None,
+    user: User | None = None,
+    idempotency_key: str = "",
+    upload: Any = None,
+    path: str = "",
+    title: str = "",
+    description: str = "",
+    uploader: str = "",
+    external_id: str | None = None,
+    comments: list[str] | None = None,
+) -> Submission:
+    """Ingest a video for a platform (``integration``) or a signed-in ``user``: an uploaded file or a
+    server ``path`` confined to MEDIA_IMPORT_ROOTS.
+
+    With an ``idempotency_key`` a retried request returns the first result and never makes a second
+    video, also when both arrive at once: a transaction-scoped advisory lock on (owner, key) lets the
+    second wait for the first and then read its row (the unique constraint is the backstop). The key
+    reused for a different request is refused.
+    """
+    from moderation.media.ingest import import_path_confined, video_ingest
+
+    if (integration is None) == (user is None):
+        raise ModerationError("A submission is made by an integration or by a user.")
+    if (upload is None) == (not path):
+        raise ModerationError("Send exactly one video: a multipart 'file' or a server 'path'.")
+    key = (idempotency_key or "").strip()
+    if len(key) > IDEMPOTENCY_KEY_MAX:
+        raise ModerationError(f"Idempotency-Key is longer than {IDEMPOTENCY_KEY_MAX} characters.")
+    fields = {
+        "path": path,
+        "title": title,
+        "description": description,
+        "uploader": uploader,
+        "external_id": external_id,
+        "comments": comments or [],
+    }
+    fingerprint = _fingerprint(fields, upload)
+    owner = {"integration": integration} if integration is not None else {"user": user}
+    owner_tag = f"i{integration.pk}" if integration is not None else f"u{user.pk}"  # type: ignore[union-attr]
+
+    with transaction.atomic():
+        if key:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"idem:{owner_tag}:{key}"])
+            first = IdempotencyKey.objects.filter(key=key, **owner).select_related("video").first()
+            if first is not None:
+                if first.fingerprint != fingerprint:
+                    raise IdempotencyConflict(
+                        "This Idempotency-Key was used for a different request; use a new key for a new video."
+                    )
+                return Submission(video=first.video, replayed=True, status=first.response_status)
+        source = import_path_confined(path) if path else None
+        if source is not None and not source.is_file():
+            raise ModerationError(f"Not a file: {path}")
+        video = video_ingest(
+            upload=upload,
+            path=source,
+            title=title or (source.stem if source else ""),
+            description=description,
+            uploader=uploader[:200],
+            external_id=external_id or None,
+            comments=comments,
+            created_by=user,
+        )
+        if integration is not None:
+            IntegrationVideo.objects.get_or_create(integration=integration, video=video)
+        if key:
+            IdempotencyKey.objects.create(key=key, fingerprint=fingerprint, video=video, response_status=201, **owner)
+    return Submission(video=video, replayed=False, status=201)
+
+
+class IdempotencyConflict(ModerationError):
+    """The key was first used with another request body (answered 422)."""
+
+
+# --- outbox ---------------------------------------------------------------------------------------
+
+
+def event_record(*, type: str, data: dict[str, Any], video_id: int | None = None) -> OutboxEvent:
+    """Write one event into the outbox. Call it inside the transaction of the change it describes:
+    the event commits with the change or not at all. Fan-out to webhook endpoints is queued after
+    commit; if that message is lost, the periodic sweep dispatches the event anyway.
+
+    Upper layers (annotation, training, tagging) call this (or one of the ``event_*`` helpers below)
+    from their own services; ``tags.final`` is for the tagging wing's finalise service.
+    """
+    if type not in EventType.values:
+        raise ModerationError(f"Unknown event type {type!r}.")
+    event = OutboxEvent.objects.create(type=type, video_id=video_id, payload=data)
+    # robust: with the broker down the event still commits; the sweep dispatches it later.
+    enqueue(DISPATCH_TASK, str(event.pk), robust=True)
+    return event
+
+
+def _video_ref(video_id: int, video: Video | None = None) -> dict[str, Any]:
+    """The video's ids for a payload; pass ``video`` when it is loaded already (no query)."""
+    if video is not None and video.pk == video_id:
+        return {"video_id": video_id, "external_id": video.external_id}
+    external_id = Video.objects.filter(pk=video_id).values_list("external_id", flat=True).first()
+    return {"video_id": video_id, "external_id": external_id}
+
+
+def _loaded_video(obj: Any) -> Video | None:
+    """``obj.video`` if it is loaded already (select_related), else None."""
+    return obj._state.fields_cache.get("video") if obj is not None else None
+
+
+# Decisions, reviews, labels and model versions arrive as Any: this wing sits below inference and
+# review in the wing order (pyproject.toml), and they call it.
+def event_decision_created(*, decision: Any) -> OutboxEvent:
+    return event_record(
+        type=EventType.DECISION_CREATED,
+        video_id=decision.video_id,
+        data={
+            **_video_ref(decision.video_id, _loaded_video(decision)),
+            "decision_id": decision.pk,
+            "label": decision.label,
+            "is_violation": decision.is_violation,
+            "confidence": decision.confidence,
+            "severity": decision.severity,
+            "policy_version": str(decision.policy_version),
+            "model_version": str(decision.model_version),
+            "cascade_stage": decision.cascade_stage,
+            "parse_error": bool(decision.parse_error),
+        },
+    )
+
+
+def event_review_completed(*, review: Any, queue_slug: str) -> OutboxEvent:
+    decision = review.decision
+    return event_record(
+        type=EventType.REVIEW_COMPLETED,
+        video_id=decision.video_id,
+        data={
+            **_video_ref(decision.video_id, _loaded_video(decision)),
+            "review_id": review.pk,
+            "decision_id": decision.pk,
+            "queue": queue_slug,
+            "verdict": review.verdict,
+            "label": review.label,
+            "severity": review.severity,
+            "model_label": decision.label,
+            "policy_version": str(review.policy_version),
+        },
+    )
+
+
+def event_label_final(
+    *, video_id: int, label: str, source: str, policy_version: Any = None, video: Video | None = None
+) -> OutboxEvent:
+    return event_record(
+        type=EventType.LABEL_FINAL,
+        video_id=video_id,
+        data={
+            **_video_ref(video_id, video),
+            "label": label,
+            "source": source,
+            "policy_version": str(policy_version) if policy_version is not None else None,
+        },
+    )
+
+
+def event_label_final_for(*, item_label: Any) -> OutboxEvent:
+    return event_label_final(
+        video_id=item_label.video_id,
+        label=item_label.label,
+        source=item_label.source,
+        policy_version=item_label.policy_version,
+    )
+
+
+def event_tags_final(*, video_id: int, tags: list[str], by: str = "", video: Video | None = None) -> OutboxEvent:
+    """Called by the tagging wing's ``tags_finalize``, in its transaction."""
+    return event_record(
+        type=EventType.TAGS_FINAL, video_id=video_id, data={**_video_ref(video_id, video), "tags": tags, "by": by}
+    )
+
+
+def event_model_promoted(*, model_version: Any, scope: str) -> OutboxEvent:
+    return event_record(
+        type=EventType.MODEL_PROMOTED,
+        data={
+            "model_version": model_version.name,
+            "model_version_id": model_version.pk,
+            "backend": model_version.backend,
+            "scope": scope,
+        },
+    )

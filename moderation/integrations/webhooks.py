@@ -1,0 +1,312 @@
+"""Webhook writes: endpoints, fan-out of outbox events into deliveries, and delivery itself.
+
+At-least-once: an event is fanned out by the task queued after its commit *or* by the periodic
+sweep; a delivery is retried with exponential backoff and jitter until a 2xx or
+WEBHOOK_MAX_ATTEMPTS; a delivery whose sender died (lease lapsed) is sent again. Receivers
+de-duplicate on the event id (``Workbench-Event-Id``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import secrets
+import time
+from datetime import timedelta
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from moderation.errors import ModerationError
+from moderation.integrations.models import (
+    EventType,
+    Integration,
+    IntegrationVideo,
+    OutboxEvent,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from moderation.integrations.signing import HEADER as SIGNATURE_HEADER
+from moderation.integrations.signing import signature_header
+from workbench.queues import enqueue
+
+logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "moderation.integrations.tasks.deliver_webhook"
+LIVE = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING, WebhookDelivery.Status.SENDING)
+
+
+# --- endpoints ------------------------------------------------------------------------------------
+
+
+def _clean_event_types(event_types: Any) -> list[str]:
+    chosen = sorted({str(t) for t in (event_types or [])})
+    unknown = [t for t in chosen if t not in EventType.values]
+    if unknown:
+        raise ModerationError(f"Unknown event type(s): {', '.join(unknown)}.")
+    if not chosen:
+        raise ModerationError("Subscribe the endpoint to at least one event type.")
+    return chosen
+
+
+def _clean_url(url: str) -> str:
+    url = (url or "").strip()
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError as exc:
+        raise ModerationError(f"{url!r} is not an http(s) URL.") from exc
+    return url
+
+
+@transaction.atomic
+def webhook_endpoint_create(
+    *, integration: Integration, url: str, event_types: Any, only_own_videos: bool = True
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint with a fresh signing secret (returned, and readable by admins on its page)."""
+    secret = "whsec_" + secrets.token_urlsafe(32)
+    endpoint = WebhookEndpoint.objects.create(
+        integration=integration,
+        url=_clean_url(url),
+        event_types=_clean_event_types(event_types),
+        only_own_videos=only_own_videos,
+        secret=secret,
+    )
+    return endpoint, secret
+
+
+@transaction.atomic
+def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Re-enable after an auto-disable: the failure count restarts and waiting deliveries go out now."""
+    locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    locked.is_active = True
+    locked.disabled_reason = ""
+    locked.disabled_at = None
+    locked.consecutive_failures = 0
+    locked.save(update_fields=["is_active", "disabled_reason", "disabled_at", "consecutive_failures"])
+    due = list(
+        WebhookDelivery.objects.filter(
+            endpoint=locked, status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING]
+        ).values_list("pk", flat=True)
+    )
+    WebhookDelivery.objects.filter(pk__in=due).update(next_attempt_at=timezone.now())
+    _send_deliveries(due)
+    return locked
+
+
+@transaction.atomic
+def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> WebhookEndpoint:
+    locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    locked.is_active = False
+    locked.disabled_reason = reason[:500]
+    locked.disabled_at = timezone.now()
+    locked.save(update_fields=["is_active", "disabled_reason", "disabled_at"])
+    return locked
+
+
+@transaction.atomic
+def webhook_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Send a delivery again now (also a delivered one: receivers de-duplicate on the event id)."""
+    locked = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    if (
+        locked.status == WebhookDelivery.Status.SENDING
+        and locked.lease_expires_at
+        and locked.lease_expires_at > timezone.now()
+    ):
+        raise ModerationError("This delivery is being sent right now.")
+    locked.status = WebhookDelivery.Status.PENDING
+    locked.next_attempt_at = timezone.now()
+    locked.save(update_fields=["status", "next_attempt_at", "updated_at"])
+    _send_deliveries([locked.pk])
+    return locked
+
+
+# --- fan-out --------------------------------------------------------------------------------------
+
+
+def outbox_dispatch(*, event_id: str | None = None, limit: int = 200) -> list[int]:
+    """Turn undispatched outbox events into one delivery per subscribed active endpoint.
+
+    Events are locked with SKIP LOCKED and marked dispatched in the same transaction, so two
+    dispatchers (the after-commit task and the sweep) never fan one event out twice. The deliveries
+    are queued after commit; returns their ids.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        qs = OutboxEvent.objects.select_for_update(skip_locked=True).filter(dispatched_at__isnull=True)
+        qs = qs.filter(pk=event_id) if event_id else qs.order_by("created_at")[:limit]
+        events = list(qs)
+        if not events:
+            return []
+        endpoints = [e for e in WebhookEndpoint.objects.filter(is_active=True) if e.event_types]
+        video_ids = {e.video_id for e in events if e.video_id is not None}
+        owners: set[tuple[int, int]] = set(
+            IntegrationVideo.objects.filter(video_id__in=video_ids).values_list("integration_id", "video_id")
+        )
+        new = [
+            WebhookDelivery(endpoint=endpoint, event=event, next_attempt_at=now)
+            for event in events
+            for endpoint in endpoints
+            if event.type in endpoint.event_types
+            and (
+                not endpoint.only_own_videos
+                or event.video_id is None
+                or (endpoint.integration_id, event.video_id) in owners
+            )
+        ]
+        created = WebhookDelivery.objects.bulk_create(new)
+        OutboxEvent.objects.filter(pk__in=[e.pk for e in events]).update(dispatched_at=now)
+        ids = [d.pk for d in created]
+        _send_deliveries(ids)
+    return ids
+
+
+def _send_deliveries(ids: list[int], countdown: float | None = None) -> None:
+    """Queue the deliveries after the current commit (at once outside a transaction); a broker error
+    is logged, not raised: the sweep re-queues what is overdue."""
+    for pk in ids:
+        enqueue(DELIVER_TASK, pk, robust=True, countdown=countdown)
+
+
+def webhooks_sweep(*, grace_seconds: float | None = None) -> dict[str, int]:
+    """The safety net (beat, every WEBHOOK_SWEEP_SECONDS): dispatch events whose after-commit task
+    was lost, and queue deliveries that are overdue (their retry message lost, or their sender
+    killed mid-send: the lease lapsed)."""
+    grace = settings.WEBHOOK_SWEEP_GRACE_SECONDS if grace_seconds is None else grace_seconds
+    dispatched = 0
+    while True:
+        ids = outbox_dispatch(limit=500)
+        dispatched += len(ids)
+        if len(ids) < 500:
+            break
+    now = timezone.now()
+    overdue = now - timedelta(seconds=grace)
+    due = list(
+        WebhookDelivery.objects.filter(endpoint__is_active=True)
+        .filter(
+            Q(
+                status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING],
+                next_attempt_at__lte=overdue,
+            )
+            | Q(status=WebhookDelivery.Status.SENDING, lease_expires_at__lte=now)
+        )
+        .values_list("pk", flat=True)[:5000]
+    )
+    _send_deliveries(due)
+    return {"dispatched": dispatched, "requeued": len(due)}
+
+
+# --- delivery -------------------------------------------------------------------------------------
+
+
+def event_body(event: OutboxEvent) -> bytes:
+    """The JSON body of an event: the same bytes on every attempt."""
+    envelope = {"id": str(event.pk), "type": event.type, "created_at": event.created_at, "data": event.payload}
+    return json.dumps(envelope, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":")).encode()
+
+
+def retry_delay(attempts: int) -> float:
+    """Exponential backoff with jitter: base·2^(n−1), capped, then a uniform draw in [½, 1] of it."""
+    base = float(settings.WEBHOOK_RETRY_BASE_SECONDS)
+    cap = float(settings.WEBHOOK_RETRY_MAX_SECONDS)
+    delay = min(cap, base * 2 ** max(0, attempts - 1))
+    return random.uniform(delay / 2, delay)
+
+
+def webhook_delivery_send(*, delivery_id: int) -> str:
+    """One attempt at one delivery; returns what happened. Safe to call twice: a delivered, failed,
+    not-yet-due or in-flight delivery is left alone (row lock with SKIP LOCKED, then a lease)."""
+    now = timezone.now()
+    timeout = float(settings.WEBHOOK_TIMEOUT_SECONDS)
+    with transaction.atomic():
+        delivery = (
+            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("endpoint", "event")
+            .filter(pk=delivery_id)
+            .first()
+        )
+        if delivery is None:
+            return "busy"
+        if delivery.status in (WebhookDelivery.Status.DELIVERED, WebhookDelivery.Status.FAILED):
+            return "done"
+        if (
+            delivery.status == WebhookDelivery.Status.SENDING
+            and delivery.lease_expires_at
+            and delivery.lease_expires_at > now
+        ):
+            return "in-flight"
+        if delivery.next_attempt_at and delivery.next_attempt_at > now + timedelta(seconds=1):
+            return "not-due"
+        if not delivery.endpoint.is_active:
+            return "endpoint-disabled"
+        delivery.status = WebhookDelivery.Status.SENDING
+        delivery.attempts += 1
+        # Past the request timeout with room to record the result: then the sender is taken for dead.
+        delivery.lease_expires_at = now + timedelta(seconds=2 * timeout + 5)
+        delivery.save(update_fields=["status", "attempts", "lease_expires_at", "updated_at"])
+    endpoint, event, attempt = delivery.endpoint, delivery.event, delivery.attempts
+
+    body = event_body(event)
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "workbench-webhooks/1",
+        "Workbench-Event-Id": str(event.pk),
+        "Workbench-Event-Type": event.type,
+        "Workbench-Delivery-Attempt": str(attempt),
+        SIGNATURE_HEADER: signature_header(secret=endpoint.secret, body=body),
+    }
+    started = time.perf_counter()
+    code: int | None = None
+    try:
+        response = requests.post(endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        code = response.status_code
+        ok = 200 <= code < 300
+        error = "" if ok else f"HTTP {code}"
+    except requests.RequestException as exc:
+        ok, error = False, f"{type(exc).__name__}: {exc}"[:500]
+    latency_ms = (time.perf_counter() - started) * 1000
+    return _record_attempt(delivery_id, endpoint.pk, ok=ok, code=code, error=error, latency_ms=latency_ms)
+
+
+@transaction.atomic
+def _record_attempt(
+    delivery_id: int, endpoint_id: int, *, ok: bool, code: int | None, error: str, latency_ms: float
+) -> str:
+    now = timezone.now()
+    delivery = WebhookDelivery.objects.select_for_update().get(pk=delivery_id)
+    delivery.last_status_code = code
+    delivery.last_error = error
+    delivery.last_latency_ms = latency_ms
+    delivery.lease_expires_at = None
+    if ok:
+        delivery.status = WebhookDelivery.Status.DELIVERED
+        delivery.delivered_at = now
+        delivery.next_attempt_at = None
+        delivery.save()
+        WebhookEndpoint.objects.filter(pk=endpoint_id, consecutive_failures__gt=0).update(consecutive_failures=0)
+        return "delivered"
+    WebhookEndpoint.objects.filter(pk=endpoint_id).update(consecutive_failures=F("consecutive_failures") + 1)
+    limit = int(settings.WEBHOOK_DISABLE_AFTER_FAILURES)
+    WebhookEndpoint.objects.filter(pk=endpoint_id, is_active=True, consecutive_failures__gte=limit).update(
+        is_active=False,
+        disabled_at=now,
+        disabled_reason=f"Disabled after {limit} consecutive failed deliveries; the last: {error}"[:500],
+    )
+    if delivery.attempts >= int(settings.WEBHOOK_MAX_ATTEMPTS):
+        delivery.status = WebhookDelivery.Status.FAILED
+        delivery.next_attempt_at = None
+        delivery.save()
+        return "failed"
+    delay = retry_delay(delivery.attempts)
+    delivery.status = WebhookDelivery.Status.RETRYING
+    delivery.next_attempt_at = now + timedelta(seconds=delay)
+    delivery.save()
+    _send_deliveries([delivery_id], countdown=delay)
+    return "retrying"

@@ -1,0 +1,123 @@
+"""Scrape-time Prometheus numbers read from the database (registered with workbench.metrics).
+
+Every web process answers the same: nothing here lives in process memory. Counters are counts of
+rows that only grow (completed reviews, decisions, deliveries); gauges are current states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Count, F, Min, Q, Sum
+from django.utils import timezone
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from moderation.inference.models import Decision
+from moderation.integrations.models import OutboxEvent, WebhookDelivery
+from moderation.review.models import ReviewQueue, ReviewTask
+from workbench.metrics import LATENCY_BUCKETS
+
+MODEL_BUCKETS = (*LATENCY_BUCKETS, 30.0, 60.0, 120.0)
+OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
+WAITING = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING, WebhookDelivery.Status.SENDING)
+
+
+def collect() -> Iterable[Metric]:
+    yield from _queues()
+    yield from _models()
+    yield from _webhooks()
+
+
+def _queues() -> Iterable[Metric]:
+    now = timezone.now()
+    slugs = list(ReviewQueue.objects.values_list("slug", flat=True))
+    tasks = ReviewTask.objects.filter(is_gold=False)
+    open_rows: dict[str, dict[str, Any]] = {
+        r["queue__slug"]: dict(r)
+        for r in tasks.filter(status__in=OPEN)
+        .values("queue__slug")
+        .annotate(
+            pending=Count("id", filter=Q(status=ReviewTask.Status.PENDING)),
+            claimed=Count("id", filter=Q(status=ReviewTask.Status.CLAIMED)),
+            oldest=Min("created_at"),
+            breached=Count("id", filter=Q(deadline__lt=now)),
+        )
+    }
+    done_rows: dict[str, dict[str, Any]] = {
+        r["queue__slug"]: dict(r)
+        for r in tasks.filter(status=ReviewTask.Status.DONE)
+        .values("queue__slug")
+        .annotate(n=Count("id"), late=Count("id", filter=Q(completed_at__gt=F("deadline"))))
+    }
+    depth = GaugeMetricFamily("workbench_review_queue_depth", "Open review items", labels=["queue", "status"])
+    age = GaugeMetricFamily(
+        "workbench_review_queue_oldest_age_seconds", "Age of the oldest open item (0: empty)", labels=["queue"]
+    )
+    breached = GaugeMetricFamily(
+        "workbench_review_sla_breached", "Open items past their SLA deadline", labels=["queue"]
+    )
+    completed = CounterMetricFamily("workbench_reviews_completed", "Review items done", labels=["queue"])
+    missed = CounterMetricFamily(
+        "workbench_review_sla_missed", "Review items done after their SLA deadline", labels=["queue"]
+    )
+    for slug in slugs:
+        row: dict[str, Any] = open_rows.get(slug, {})
+        depth.add_metric([slug, "pending"], row.get("pending", 0))
+        depth.add_metric([slug, "claimed"], row.get("claimed", 0))
+        oldest = row.get("oldest")
+        age.add_metric([slug], (now - oldest).total_seconds() if oldest else 0.0)
+        breached.add_metric([slug], row.get("breached", 0))
+        done: dict[str, Any] = done_rows.get(slug, {})
+        completed.add_metric([slug], done.get("n", 0))
+        missed.add_metric([slug], done.get("late", 0))
+    yield from (depth, age, breached, completed, missed)
+
+
+def _models() -> Iterable[Metric]:
+    aggregates = {f"le_{i}": Count("id", filter=Q(latency_ms__lte=b * 1000)) for i, b in enumerate(MODEL_BUCKETS)}
+    rows = Decision.objects.values("model_version__name").annotate(
+        n=Count("id"), total_ms=Sum("latency_ms"), **aggregates
+    )
+    latency = HistogramMetricFamily(
+        "workbench_model_latency_seconds", "Model decision latency (all decisions)", labels=["model"]
+    )
+    for row in rows:
+        r: dict[str, Any] = dict(row)
+        buckets = [(str(b), r[f"le_{i}"]) for i, b in enumerate(MODEL_BUCKETS)] + [("+Inf", r["n"])]
+        latency.add_metric([r["model_version__name"]], buckets, (r["total_ms"] or 0.0) / 1000)
+    yield latency
+
+    cascade = Decision.objects.filter(cascade_stage__isnull=False)
+    totals = cascade.aggregate(n=Count("id"), escalated=Count("id", filter=Q(cascade_escalated=True)))
+    decided = CounterMetricFamily("workbench_cascade_decisions", "Decisions that went through the cascade")
+    decided.add_metric([], totals["n"])
+    escalated = CounterMetricFamily("workbench_cascade_escalations", "Cascade decisions escalated to the VLM")
+    escalated.add_metric([], totals["escalated"])
+    recent = cascade.filter(created_at__gte=timezone.now() - timedelta(hours=1)).aggregate(
+        n=Count("id"), escalated=Count("id", filter=Q(cascade_escalated=True))
+    )
+    rate = GaugeMetricFamily("workbench_cascade_escalation_rate", "Share escalated over the last hour (-1: none)")
+    rate.add_metric([], recent["escalated"] / recent["n"] if recent["n"] else -1.0)
+    yield from (decided, escalated, rate)
+
+
+def _webhooks() -> Iterable[Metric]:
+    now = timezone.now()
+    by_status = dict(WebhookDelivery.objects.values_list("status").annotate(n=Count("id")))
+    deliveries = GaugeMetricFamily("workbench_webhook_deliveries", "Webhook deliveries by status", labels=["status"])
+    for status in WebhookDelivery.Status.values:
+        deliveries.add_metric([status], by_status.get(status, 0))
+    oldest_waiting = WebhookDelivery.objects.filter(status__in=WAITING).aggregate(at=Min("event__created_at"))["at"]
+    lag = GaugeMetricFamily(
+        "workbench_webhook_delivery_lag_seconds",
+        "Age of the oldest event not yet delivered to an endpoint (0: none waiting)",
+    )
+    lag.add_metric([], (now - oldest_waiting).total_seconds() if oldest_waiting else 0.0)
+    outbox = OutboxEvent.objects.filter(dispatched_at__isnull=True).aggregate(n=Count("id"), at=Min("created_at"))
+    undispatched = GaugeMetricFamily("workbench_outbox_undispatched", "Outbox events not fanned out yet")
+    undispatched.add_metric([], outbox["n"])
+    outbox_age = GaugeMetricFamily("workbench_outbox_oldest_age_seconds", "Age of the oldest undispatched event")
+    outbox_age.add_metric([], (now - outbox["at"]).total_seconds() if outbox["at"] else 0.0)
+    yield from (deliveries, lag, undispatched, outbox_age)

@@ -1,0 +1,339 @@
+"""Operations dashboard numbers: throughput, backlog, SLA, reviewers, model vs human, cascade."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, F, Min, Q
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from moderation.inference.models import Decision
+from moderation.media.models import Video
+from moderation.ops.charts import bar_chart, line_chart
+from moderation.review.agreement import krippendorff_alpha_nominal
+from moderation.review.models import ItemLabel, Review, ReviewQueue, ReviewTask
+
+OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
+
+
+def _days(now: datetime, days: int) -> list[datetime]:
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days - 1)
+    return [start + timedelta(days=i) for i in range(days)]
+
+
+def _hours(now: datetime, hours: int) -> list[datetime]:
+    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=hours - 1)
+    return [start + timedelta(hours=i) for i in range(hours)]
+
+
+def _share(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def ops_throughput(*, now: datetime, hours: int = 48) -> dict[str, Any]:
+    slots = _hours(now, hours)
+    since = slots[0]
+    decided = dict(
+        Decision.objects.filter(created_at__gte=since)
+        .annotate(h=TruncHour("created_at"))
+        .values_list("h")
+        .annotate(n=Count("id"))
+    )
+    reviewed = dict(
+        Review.objects.filter(created_at__gte=since)
+        .annotate(h=TruncHour("created_at"))
+        .values_list("h")
+        .annotate(n=Count("id"))
+    )
+    labels = [f"{h:%d %Hh}" for h in slots]
+    d = [decided.get(h, 0) for h in slots]
+    r = [reviewed.get(h, 0) for h in slots]
+    return {
+        "chart": line_chart(labels, {"model decisions": [float(x) for x in d], "human reviews": [float(x) for x in r]}),
+        "rows": list(zip(labels, d, r, strict=True)),
+        "decisions_24h": sum(d[-24:]),
+        "reviews_24h": sum(r[-24:]),
+    }
+
+
+def ops_backlog(*, now: datetime) -> dict[str, Any]:
+    open_rows: dict[int, dict[str, Any]] = {
+        r["queue_id"]: dict(r)
+        for r in ReviewTask.objects.filter(is_gold=False, status__in=OPEN)
+        .values("queue_id")
+        .annotate(
+            pending=Count("id", filter=Q(status=ReviewTask.Status.PENDING)),
+            claimed=Count("id", filter=Q(status=ReviewTask.Status.CLAIMED)),
+            oldest=Min("created_at"),
+            breached=Count("id", filter=Q(deadline__lt=now)),
+        )
+    }
+    rows = []
+    for queue in ReviewQueue.objects.order_by("-priority", "name"):
+        r: dict[str, Any] = open_rows.get(queue.pk, {})
+        oldest = r.get("oldest")
+        rows.append(
+            {
+                "queue": queue,
+                "pending": r.get("pending", 0),
+                "claimed": r.get("claimed", 0),
+                "breached": r.get("breached", 0),
+                "oldest_hours": round((now - oldest).total_seconds() / 3600, 1) if oldest else None,
+            }
+        )
+    return {
+        "rows": rows,
+        "chart": bar_chart([r["queue"].slug for r in rows], [float(r["pending"] + r["claimed"]) for r in rows]),
+        "age_chart": bar_chart(
+            [r["queue"].slug for r in rows], [float(r["oldest_hours"] or 0) for r in rows], color="#a35c00"
+        ),
+        "total": sum(r["pending"] + r["claimed"] for r in rows),
+        "breached": sum(r["breached"] for r in rows),
+    }
+
+
+def ops_sla(*, now: datetime, days: int = 14) -> dict[str, Any]:
+    slots = _days(now, days)
+    rows: dict[datetime, dict[str, Any]] = {
+        r["d"]: dict(r)
+        for r in ReviewTask.objects.filter(
+            is_gold=False, status=ReviewTask.Status.DONE, completed_at__gte=slots[0], deadline__isnull=False
+        )
+        .annotate(d=TruncDay("completed_at"))
+        .values("d")
+        .annotate(done=Count("id"), late=Count("id", filter=Q(completed_at__gt=F("deadline"))))
+    }
+    labels = [f"{d:%m-%d}" for d in slots]
+    done = [rows.get(d, {}).get("done", 0) for d in slots]
+    late = [rows.get(d, {}).get("late", 0) for d in slots]
+    return {
+        "chart": line_chart(labels, {"done after the deadline": [float(x) for x in late]}),
+        "rows": list(zip(labels, done, late, strict=True)),
+        "late_total": sum(late),
+        "done_total": sum(done),
+    }
+
+
+def ops_reviewers(*, now: datetime, days: int = 14) -> dict[str, Any]:
+    """Reviews and active reviewers per day; agreement per day (Krippendorff α, nominal, and the
+    share of multiply-reviewed items whose reviewers all agreed) over items whose reviews ended
+    that day."""
+    slots = _days(now, days)
+    reviews: list[dict[str, Any]] = [
+        dict(r)
+        for r in Review.objects.filter(created_at__gte=slots[0], task__is_gold=False).values(
+            "decision_id", "task__queue_id", "label", "reviewer__username", "created_at"
+        )
+    ]
+    per_day: dict[datetime, Counter[str]] = defaultdict(Counter)
+    for r in reviews:
+        per_day[_day(r["created_at"])][r["reviewer__username"]] += 1
+    units: dict[tuple[int, int], list[dict[str, Any]]] = defaultdict(list)
+    for r in reviews:
+        units[(r["decision_id"], r["task__queue_id"])].append(r)
+    by_day_units: dict[datetime, list[list[str]]] = defaultdict(list)
+    for rs in units.values():
+        if len(rs) >= 2:
+            by_day_units[_day(max(r["created_at"] for r in rs))].append([r["label"] for r in rs])
+    labels = [f"{d:%m-%d}" for d in slots]
+    alpha, agree = [], []
+    for d in slots:
+        us = by_day_units.get(d, [])
+        alpha.append(krippendorff_alpha_nominal(us) if us else None)
+        agree.append(_share(sum(1 for u in us if len(set(u)) == 1), len(us)))
+    totals: Counter[str] = Counter(r["reviewer__username"] for r in reviews)
+    return {
+        "throughput_chart": line_chart(
+            labels,
+            {
+                "reviews": [float(sum(per_day[d].values())) for d in slots],
+                "active reviewers": [float(len(per_day[d])) for d in slots],
+            },
+        ),
+        "agreement_chart": line_chart(labels, {"all agreed": agree, "α": alpha}, y_max=1.0, percent=True),
+        "rows": [
+            (labels[i], sum(per_day[d].values()), len(per_day[d]), len(by_day_units.get(d, [])), agree[i], alpha[i])
+            for i, d in enumerate(slots)
+        ],
+        "top": totals.most_common(10),
+    }
+
+
+def _day(at: datetime) -> datetime:
+    return timezone.localtime(at).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def ops_model_vs_human(*, now: datetime, days: int = 14, categories: int = 5) -> dict[str, Any]:
+    """Per day: share of human reviews that kept the model's label; the same per model category
+    (the most reviewed ones); and the confusion (model label × human label) over the window."""
+    slots = _days(now, days)
+    rows = list(
+        Review.objects.filter(created_at__gte=slots[0], task__is_gold=False).values(
+            "label", "decision__label", "created_at"
+        )
+    )
+    labels = [f"{d:%m-%d}" for d in slots]
+    daily: dict[datetime, list[bool]] = defaultdict(list)
+    per_cat: dict[str, dict[datetime, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    confusion: Counter[tuple[str, str]] = Counter()
+    for r in rows:
+        day = _day(r["created_at"])
+        same = r["label"] == r["decision__label"]
+        daily[day].append(same)
+        per_cat[r["decision__label"] or "(unparsed)"][day].append(same)
+        confusion[(r["decision__label"] or "(unparsed)", r["label"])] += 1
+    top = sorted(per_cat, key=lambda c: -sum(len(v) for v in per_cat[c].values()))[:categories]
+    overall = [_share(sum(daily[d]), len(daily[d])) for d in slots]
+    model_labels = sorted({m for m, _ in confusion})
+    human_labels = sorted({h for _, h in confusion})
+    return {
+        "chart": line_chart(labels, {"agreement": overall}, y_max=1.0, percent=True),
+        "category_chart": line_chart(
+            labels,
+            {c: [_share(sum(per_cat[c][d]), len(per_cat[c][d])) for d in slots] for c in top},
+            y_max=1.0,
+            percent=True,
+        ),
+        "rows": [(labels[i], len(daily[d]), overall[i]) for i, d in enumerate(slots)],
+        "agreement_total": _share(sum(sum(v) for v in daily.values()), sum(len(v) for v in daily.values())),
+        "reviews_total": len(rows),
+        "confusion": {
+            "model_labels": model_labels,
+            "human_labels": human_labels,
+            "rows": [(m, [confusion.get((m, h), 0) for h in human_labels]) for m in model_labels],
+        },
+    }
+
+
+def ops_cascade(*, now: datetime, days: int = 14) -> dict[str, Any]:
+    slots = _days(now, days)
+    rows: dict[datetime, dict[str, Any]] = {
+        r["d"]: dict(r)
+        for r in Decision.objects.filter(created_at__gte=slots[0], cascade_stage__isnull=False)
+        .annotate(d=TruncDay("created_at"))
+        .values("d")
+        .annotate(n=Count("id"), escalated=Count("id", filter=Q(cascade_escalated=True)))
+    }
+    labels = [f"{d:%m-%d}" for d in slots]
+    n = [rows.get(d, {}).get("n", 0) for d in slots]
+    esc = [rows.get(d, {}).get("escalated", 0) for d in slots]
+    rate = [_share(e, t) for e, t in zip(esc, n, strict=True)]
+    return {
+        "chart": line_chart(labels, {"escalated to the VLM": rate}, y_max=1.0, percent=True),
+        "rows": list(zip(labels, n, esc, rate, strict=True)),
+        "rate_total": _share(sum(esc), sum(n)),
+    }
+
+
+def ops_dashboard() -> dict[str, Any]:
+    now = timezone.now()
+    return {
+        "now": now,
+        "throughput": ops_throughput(now=now),
+        "backlog": ops_backlog(now=now),
+        "sla": ops_sla(now=now),
+        "reviewers": ops_reviewers(now=now),
+        "model_human": ops_model_vs_human(now=now),
+        "cascade": ops_cascade(now=now),
+    }
+
+
+# --- a video's outcome, for the platform API (GET /api/videos/{id}/verdict) ---------------------------
+
+
+def _decision_dict(decision: Decision) -> dict[str, Any]:
+    return {
+        "decision_id": decision.pk,
+        "label": decision.label,
+        "is_violation": decision.is_violation,
+        "confidence": decision.confidence,
+        "severity": decision.severity,
+        "model_version": decision.model_version.name,
+        "policy_version": str(decision.policy_version),
+        "cascade_stage": decision.cascade_stage,
+        "parse_error": bool(decision.parse_error),
+        "created_at": decision.created_at,
+    }
+
+
+def video_verdict(*, video: Video) -> dict[str, Any]:
+    """The current outcome for ``video``: the model's decision, the human review and adjudication
+    if any, the label that stands (adjudication > review > model) with its policy version, and
+    whether it is final (nothing more is coming: no open review task, or an adjudicated label).
+
+    ``status``: processing, failed, auto (model only, no review planned), in_review, reviewed,
+    adjudicated.
+    """
+    decisions = list(
+        Decision.objects.filter(video=video)
+        .select_related("policy_version__policy", "model_version")
+        .order_by("created_at", "pk")
+    )
+    labels = {lab.source: lab for lab in ItemLabel.objects.filter(video=video).select_related("policy_version__policy")}
+    tasks = ReviewTask.objects.filter(decision__video=video, is_gold=False)
+    open_tasks = tasks.filter(status__in=[ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED]).count()
+    any_tasks = tasks.exists()
+    reviews = list(
+        Review.objects.filter(decision__video=video, task__is_gold=False)
+        .select_related("policy_version")
+        .order_by("created_at", "pk")
+    )
+    auto = decisions[0] if decisions else None
+    adjudicated = labels.get(ItemLabel.Source.ADJUDICATION)
+    reviewed = labels.get(ItemLabel.Source.REVIEW)
+
+    outcome: dict[str, Any] = {"label": None, "is_violation": None, "policy_version": None, "source": None}
+
+    def _stand(label: str, source: str, policy_version: Any) -> None:
+        outcome.update(
+            label=label,
+            source=source,
+            policy_version=str(policy_version) if policy_version is not None else None,
+            is_violation=(label != policy_version.safe_label) if policy_version is not None else None,
+        )
+
+    if adjudicated is not None:
+        status, final = "adjudicated", True
+        _stand(adjudicated.label, "adjudication", adjudicated.policy_version)
+    elif reviewed is not None:
+        status, final = ("in_review", False) if open_tasks else ("reviewed", True)
+        _stand(reviewed.label, "review", reviewed.policy_version)
+    elif auto is not None:
+        status = "in_review" if open_tasks else ("auto" if not any_tasks else "reviewed")
+        final = not open_tasks
+        _stand(auto.label or auto.policy_version.safe_label, "model", auto.policy_version)
+        outcome["is_violation"] = auto.is_violation
+    elif video.status == Video.Status.FAILED:
+        status, final = "failed", True
+    else:
+        status, final = "processing", False
+
+    latest_review = reviews[-1] if reviews else None
+    return {
+        "video_id": video.pk,
+        "external_id": video.external_id,
+        "status": status,
+        "final": final,
+        **outcome,
+        "error": video.error if video.status == Video.Status.FAILED else "",
+        "auto_decision": _decision_dict(auto) if auto is not None else None,
+        "human_review": (
+            {
+                "verdict": latest_review.verdict,
+                "label": latest_review.label,
+                "severity": latest_review.severity,
+                "reviews": len(reviews),
+                "settled_label": reviewed.label if reviewed is not None else None,
+                "reviewed_at": latest_review.created_at,
+            }
+            if latest_review is not None
+            else None
+        ),
+        "adjudication": (
+            {"label": adjudicated.label, "decided_at": adjudicated.updated_at} if adjudicated is not None else None
+        ),
+        "open_review_tasks": open_tasks,
+    }

@@ -1,0 +1,54 @@
+"""The operations dashboard: server-rendered plots with their numbers, admins only."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from moderation.models import Decision, Review, ReviewTask
+from moderation.ops.selectors import ops_dashboard
+from tests.factories import DecisionFactory, ReviewFactory, ReviewTaskFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_dashboard_numbers_follow_the_data(policy_version):
+    now = timezone.now()
+    # Two reviewers on one item who agree with each other (and override the model), one approval.
+    decision = DecisionFactory(policy_version=policy_version, label="正向", cascade_stage=2, cascade_escalated=True)
+    for _ in range(2):
+        ReviewFactory(task=ReviewTaskFactory(decision=decision, slot=_), reviewer=UserFactory(role="moderator"))
+    approved = DecisionFactory(policy_version=policy_version, label="正向", cascade_stage=1)
+    ReviewFactory(task=ReviewTaskFactory(decision=approved), verdict="approve", label="正向")
+    ReviewTask.objects.update(status="done", completed_at=now, deadline=now - timedelta(minutes=1))
+    late_open = ReviewTaskFactory(decision=DecisionFactory(policy_version=policy_version))
+    ReviewTask.objects.filter(pk=late_open.pk).update(deadline=now - timedelta(hours=1))
+    ReviewTask.objects.filter(pk=late_open.pk).update(created_at=now - timedelta(hours=3))
+
+    ops = ops_dashboard()
+    assert ops["throughput"]["decisions_24h"] == Decision.objects.count() == 3
+    assert ops["throughput"]["reviews_24h"] == Review.objects.count() == 3
+    [row] = [r for r in ops["backlog"]["rows"] if r["pending"]]
+    assert row["breached"] == 1 and 2.9 <= row["oldest_hours"] <= 3.1
+    assert ops["sla"]["late_total"] == 3
+    today = ops["reviewers"]["rows"][-1]
+    assert today[1:5] == (3, 3, 1, 1.0)  # 3 reviews, 3 reviewers, 1 item reviewed twice, all agreed
+    assert ops["model_human"]["agreement_total"] == pytest.approx(1 / 3)
+    confusion = ops["model_human"]["confusion"]
+    assert confusion["human_labels"] == ["引导私下交易", "正向"]
+    assert confusion["rows"] == [("正向", [2, 1])]  # the model said 正向: humans said 引导私下交易 twice, 正向 once
+    assert ops["cascade"]["rate_total"] == 0.5
+
+
+def test_dashboard_page_renders_svg_plots_for_admins_only(client_as, policy_version):
+    DecisionFactory(policy_version=policy_version, cascade_stage=1)
+    page = client_as("admin").get("/ops/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.count("<svg") >= 4 and "<polyline" in html and 'id="ops-cascade"' in html
+    for role in ("moderator", "labeler", "policy_editor"):
+        assert client_as(role).get("/ops/").status_code == 403
+    assert Client().get("/ops/").status_code == 302

@@ -1,0 +1,178 @@
+"""Submit-and-verdict API for platforms: idempotent submit, verdict, pull sync, rate limits."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from moderation.integrations.models import IdempotencyKey, IntegrationVideo
+from moderation.integrations.services import integration_create
+from moderation.models import Decision, ItemLabel, Video
+from tests.factories import DecisionFactory, ReviewTaskFactory, VideoFactory
+
+PAYLOAD = b"\x00\x00\x00\x18ftypmp42" + b"v" * 4096
+
+
+def _submit(client: APIClient, key: str | None = None, **fields):  # type: ignore[no-untyped-def]
+    data = {"file": SimpleUploadedFile("clip.mp4", fields.pop("payload", PAYLOAD)), "external_id": "p-1", **fields}
+    headers = {"HTTP_IDEMPOTENCY_KEY": key} if key else {}
+    return client.post("/api/videos/", data, format="multipart", **headers)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retried_submit_returns_the_first_result_and_a_reused_key_for_another_request_is_refused(platform):
+    first = _submit(platform, key="k-1", title="Cat video", comments=["nice", "lol"])
+    assert first.status_code == 201, first.content
+    again = _submit(platform, key="k-1", title="Cat video", comments=["nice", "lol"])
+    assert again.status_code == 201 and again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
+    video = Video.objects.get()
+    assert video.external_id == "p-1" and video.title == "Cat video" and video.comments == ["nice", "lol"]
+
+    changed = _submit(platform, key="k-1", title="Another title")
+    assert changed.status_code == 422 and "different request" in changed.json()["detail"]
+    assert Video.objects.count() == 1 and IdempotencyKey.objects.count() == 1
+    platform.integration.refresh_from_db()
+    assert platform.integration.last_used_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_identical_posts_make_one_video_and_one_answer(platform):
+    barrier = threading.Barrier(2)
+    responses: list = []
+
+    def post() -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=platform._credentials["HTTP_AUTHORIZATION"])
+        barrier.wait()
+        try:
+            responses.append(_submit(client, key="same-key", title="Race"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [r.status_code for r in responses] == [201, 201], [r.content for r in responses]
+    assert responses[0].json()["id"] == responses[1].json()["id"]
+    # One request made it, the other waited on the key and replayed its result.
+    assert sorted(r.get("Idempotent-Replayed", "") for r in responses) == ["", "true"]
+    assert Video.objects.count() == 1 and IdempotencyKey.objects.count() == 1
+    assert IntegrationVideo.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_submit_by_server_path_is_confined_to_the_import_roots(platform, tmp_path, settings):
+    root = tmp_path / "imports"
+    root.mkdir()
+    (root / "a.mp4").write_bytes(PAYLOAD)
+    outside = tmp_path / "secret.mp4"
+    outside.write_bytes(PAYLOAD + b"x")
+    settings.MEDIA_IMPORT_ROOTS = [str(root)]
+
+    ok = platform.post("/api/videos/", {"path": str(root / "a.mp4"), "external_id": "srv-1"}, format="json")
+    assert ok.status_code == 201, ok.content
+    assert Video.objects.get().external_id == "srv-1"
+    for bad in (str(outside), str(root / ".." / "secret.mp4")):
+        resp = platform.post("/api/videos/", {"path": bad}, format="json")
+        assert resp.status_code == 400 and "outside the import folders" in resp.json()["detail"]
+    assert platform.post("/api/videos/", {"title": "nothing"}, format="json").status_code == 400
+    assert Video.objects.count() == 1
+
+
+def test_verdict_follows_model_review_and_adjudication_and_is_scoped_to_the_submitter(platform, other_platform):
+    video = VideoFactory(external_id="v-9")
+    IntegrationVideo.objects.create(integration=platform.integration, video=video)
+    url = f"/api/videos/{video.pk}/verdict"
+
+    body = platform.get(url).json()
+    assert body["status"] == "processing" and body["final"] is False and body["label"] is None
+
+    decision = DecisionFactory(video=video, label="引导私下交易", is_violation=True)
+    body = platform.get(url).json()
+    assert body["status"] == "auto" and body["final"] is True and body["source"] == "model"
+    assert body["label"] == "引导私下交易" and body["is_violation"] is True
+    assert body["policy_version"] == str(decision.policy_version)
+
+    task = ReviewTaskFactory(decision=decision)
+    body = platform.get(url + "/").json()
+    assert body["status"] == "in_review" and body["final"] is False and body["open_review_tasks"] == 1
+
+    task.status = "done"
+    task.save()
+    ItemLabel.objects.create(
+        video=video, label="正向", source=ItemLabel.Source.REVIEW, policy_version=decision.policy_version
+    )
+    body = platform.get(url).json()
+    assert (body["status"], body["final"], body["label"], body["is_violation"]) == ("reviewed", True, "正向", False)
+
+    ItemLabel.objects.create(
+        video=video, label="引导私下交易", source=ItemLabel.Source.ADJUDICATION, policy_version=decision.policy_version
+    )
+    body = platform.get(url).json()
+    assert (body["status"], body["source"], body["label"]) == ("adjudicated", "adjudication", "引导私下交易")
+
+    assert other_platform.get(url).status_code == 404
+
+
+def test_decisions_and_labels_pull_sync_with_since_and_a_cursor(platform, other_platform, policy_version):
+    now = timezone.now()
+    mine = []
+    for i in range(3):
+        video = VideoFactory(external_id=f"mine-{i}")
+        IntegrationVideo.objects.create(integration=platform.integration, video=video)
+        mine.append(DecisionFactory(video=video, policy_version=policy_version))
+        ItemLabel.objects.create(video=video, label="正向", source=ItemLabel.Source.REVIEW)
+    DecisionFactory(policy_version=policy_version)  # someone else's video
+    Decision.objects.filter(pk=mine[0].pk).update(created_at=now - timedelta(days=2))
+    ItemLabel.objects.filter(video=mine[0].video).update(updated_at=now - timedelta(days=2))
+
+    since = (now - timedelta(days=1)).isoformat()
+    seen, url = [], f"/api/decisions/?since={since}&page_size=1"
+    while url:
+        page = platform.get(url).json()
+        seen += [row["id"] for row in page["results"]]
+        url = page["next"]
+    assert seen == [mine[1].pk, mine[2].pk]  # oldest first, only since, only mine
+
+    labels = platform.get("/api/labels/", {"since": since}).json()["results"]
+    assert [row["external_id"] for row in labels] == ["mine-1", "mine-2"]
+    assert other_platform.get("/api/labels/").json()["results"] == []
+    bad = platform.get("/api/decisions/", {"since": "yesterday"})
+    assert bad.status_code == 400 and "since" in bad.json()
+    # Offsets PostgreSQL would refuse are taken in UTC; a year that overflows is a 400 (found by fuzzing).
+    assert platform.get("/api/decisions/", {"since": "1709-10-12T00:01:32+22:18"}).status_code == 200
+    assert platform.get("/api/labels/", {"since": "0001-01-01T00:00:00+05:00"}).status_code == 400
+
+
+def test_over_the_rate_limit_is_429_with_retry_after(db):
+    integration, token = integration_create(name="slow-platform", rate_limit="3/min")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Integration {token}")
+    codes = [client.get("/api/labels/").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    blocked = client.get("/api/decisions/")
+    assert blocked.status_code == 429 and 0 < int(blocked["Retry-After"]) <= 60
+    # Another integration has its own budget.
+    _other, other_token = integration_create(name="fast-platform")
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Integration {other_token}")
+    assert other.get("/api/labels/").status_code == 200
+
+
+def test_openapi_schema_documents_the_integration_routes(client_as):
+    schema = client_as("moderator").get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    paths = schema["paths"]
+    assert "/api/videos/{id}/verdict" in paths or "/api/videos/{id}/verdict/" in paths
+    assert "/api/labels/" in paths and "since" in str(paths["/api/labels/"])
+    post = paths["/api/videos/"]["post"]
+    assert "Idempotency-Key" in str(post["parameters"]) and "429" in post["responses"]
+    assert "Integration" in str(schema["components"].get("securitySchemes", {}))

@@ -1,0 +1,122 @@
+"""/healthz, /readyz, the protected /metrics endpoint and JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+from prometheus_client import REGISTRY
+
+from moderation.integrations.models import OutboxEvent
+from tests.factories import DecisionFactory, ReviewTaskFactory
+from workbench.health import HEARTBEAT_PREFIX, _redis, worker_heartbeat
+from workbench.jsonlog import JsonFormatter
+
+
+@pytest.fixture
+def no_heartbeats():  # type: ignore[no-untyped-def]
+    client = _redis()
+    for key in client.scan_iter(match=HEARTBEAT_PREFIX + "*"):
+        client.delete(key)
+    yield client
+    for key in client.scan_iter(match=HEARTBEAT_PREFIX + "*"):
+        client.delete(key)
+
+
+def test_healthz_answers_without_login():
+    resp = Client().get("/healthz")
+    assert resp.status_code == 200 and resp.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_readyz_needs_database_broker_and_a_recent_worker_for_each_required_queue(no_heartbeats, settings):
+    settings.READYZ_REQUIRED_QUEUES = ["default", "media"]
+    resp = Client().get("/readyz")
+    body = resp.json()
+    assert resp.status_code == 503 and body["status"] == "not ready"
+    assert body["checks"]["database"]["ok"] and body["checks"]["broker"]["ok"]
+    assert body["checks"]["workers"]["error"] == "no worker seen recently"
+
+    worker_heartbeat(hostname="media@a", queues=["media"])
+    body = Client().get("/readyz").json()
+    assert body["checks"]["workers"]["missing_queues"] == ["default"]
+
+    worker_heartbeat(hostname="cpu@b", queues=["default"])
+    resp = Client().get("/readyz")
+    assert resp.status_code == 200 and resp.json()["checks"]["workers"]["seen"] == ["cpu@b", "media@a"]
+
+    settings.WORKER_SEEN_SECONDS = 1  # a worker that stops beating stops counting
+    worker_heartbeat(hostname="cpu@b", queues=["default"])
+    time.sleep(2.1)
+    assert Client().get("/readyz").status_code == 503
+
+
+@pytest.mark.django_db
+def test_metrics_are_protected_and_computed_from_the_database(client_as, settings):
+    settings.METRICS_TOKEN = "scrape-secret"
+    assert Client().get("/metrics").status_code == 401
+    assert client_as("moderator").get("/metrics").status_code == 403
+    assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+
+    late = ReviewTaskFactory(deadline=timezone.now() - timedelta(hours=1))
+    DecisionFactory(policy_version=late.decision.policy_version, latency_ms=1500.0)
+    OutboxEvent.objects.create(type="model.promoted", payload={})
+    OutboxEvent.objects.filter().update(created_at=timezone.now() - timedelta(minutes=5))
+
+    resp = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert resp.status_code == 200 and resp["Content-Type"].startswith("text/plain")
+    text = resp.content.decode()
+    assert 'workbench_review_queue_depth{queue="default",status="pending"} 1.0' in text
+    assert 'workbench_review_sla_breached{queue="default"} 1.0' in text
+    # the late task's decision took 0 ms, the other 1.5 s
+    assert 'workbench_model_latency_seconds_bucket{le="1.0",model="evidence-baseline-v1"} 1.0' in text
+    assert 'workbench_model_latency_seconds_bucket{le="2.5",model="evidence-baseline-v1"} 2.0' in text
+    assert "workbench_outbox_undispatched 1.0" in text
+    age = next(line for line in text.splitlines() if line.startswith("workbench_outbox_oldest_age_seconds "))
+    assert 290 < float(age.split()[1]) < 400
+    assert 'workbench_celery_queue_length{queue="default"}' in text
+    assert client_as("admin").get("/metrics").status_code == 200
+
+
+@pytest.mark.django_db
+def test_claim_latency_is_observed(client_as):
+    before = REGISTRY.get_sample_value("workbench_review_claim_seconds_count", {"queue": "any"}) or 0.0
+    client_as("moderator").post("/review/claim/")
+    assert REGISTRY.get_sample_value("workbench_review_claim_seconds_count", {"queue": "any"}) == before + 1
+
+
+def test_celery_task_duration_and_failure_are_counted_per_queue():
+    from celery import signals
+
+    class FakeTask:
+        name = "moderation.integrations.tasks.deliver_webhook"
+        queue = None
+
+        class request:  # noqa: N801
+            delivery_info = {"routing_key": "default"}
+
+    labels = {"task": FakeTask.name, "queue": "default"}
+    before = REGISTRY.get_sample_value("workbench_celery_task_seconds_count", labels) or 0.0
+    failures = REGISTRY.get_sample_value("workbench_celery_task_failures_total", labels) or 0.0
+    signals.task_prerun.send(sender=FakeTask, task_id="t1", task=FakeTask)
+    signals.task_failure.send(sender=FakeTask, task_id="t1")
+    signals.task_postrun.send(sender=FakeTask, task_id="t1", task=FakeTask)
+    assert REGISTRY.get_sample_value("workbench_celery_task_seconds_count", labels) == before + 1
+    assert REGISTRY.get_sample_value("workbench_celery_task_failures_total", labels) == failures + 1
+
+
+def test_json_log_lines_carry_level_logger_message_and_extras():
+    record = logging.LogRecord("moderation.x", logging.WARNING, __file__, 1, "delivery %s failed", ("7",), None)
+    record.delivery = 7
+    line = json.loads(JsonFormatter().format(record))
+    assert (line["level"], line["logger"], line["message"], line["delivery"]) == (
+        "WARNING",
+        "moderation.x",
+        "delivery 7 failed",
+        7,
+    )

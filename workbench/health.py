@@ -1,0 +1,120 @@
+"""Liveness and readiness: the database, the broker, and Celery workers seen recently.
+
+Each worker's main process writes a heartbeat key into Redis every WORKER_HEARTBEAT_SECONDS with
+the queues it consumes (expiring after WORKER_SEEN_SECONDS); ``/readyz`` reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_PREFIX = "workbench:worker:"
+
+
+def _redis() -> Any:
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_CLIENT_URL, socket_timeout=2, socket_connect_timeout=2)
+
+
+def worker_heartbeat(*, hostname: str, queues: list[str], client: Any = None) -> None:
+    client = client or _redis()
+    payload = json.dumps({"hostname": hostname, "queues": sorted(queues), "at": time.time()})
+    client.set(HEARTBEAT_PREFIX + hostname, payload, ex=int(settings.WORKER_SEEN_SECONDS))
+
+
+def workers_seen() -> list[dict[str, Any]]:
+    client = _redis()
+    keys = list(client.scan_iter(match=HEARTBEAT_PREFIX + "*", count=100))
+    seen = []
+    for raw in client.mget(keys) if keys else []:
+        if raw:
+            try:
+                seen.append(json.loads(raw))
+            except ValueError:
+                continue
+    return seen
+
+
+def broker_queue_lengths() -> dict[str, int]:
+    from workbench.queues import TaskQueue
+
+    client = _redis()
+    return {q.value: int(client.llen(q.value)) for q in TaskQueue}
+
+
+def start_heartbeat(*, hostname: str, queues: list[str]) -> threading.Thread:
+    """Beat in a daemon thread of the worker's main process until it exits."""
+
+    def beat() -> None:
+        client = _redis()
+        while True:
+            try:
+                worker_heartbeat(hostname=hostname, queues=queues, client=client)
+            except Exception:  # the broker blinked: try again next time
+                logger.warning("worker heartbeat failed", exc_info=True)
+            time.sleep(float(settings.WORKER_HEARTBEAT_SECONDS))
+
+    thread = threading.Thread(target=beat, name="workbench-heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
+def connect_worker_heartbeat() -> None:
+    from celery import signals
+
+    @signals.worker_ready.connect(weak=False)
+    def _ready(sender: Any = None, **_: Any) -> None:
+        app = sender.app if sender is not None else None
+        queues = sorted(app.amqp.queues.consume_from) if app is not None else []
+        hostname = getattr(sender, "hostname", None) or socket.gethostname()
+        start_heartbeat(hostname=hostname, queues=queues)
+
+    @signals.worker_shutdown.connect(weak=False)
+    def _shutdown(sender: Any = None, **_: Any) -> None:
+        try:
+            _redis().delete(HEARTBEAT_PREFIX + str(getattr(sender, "hostname", "") or socket.gethostname()))
+        except Exception:  # the key expires by itself
+            logger.info("could not remove the worker heartbeat", exc_info=True)
+
+
+def readiness() -> tuple[bool, dict[str, Any]]:
+    """(ready, checks): the database answers, the broker answers, and every queue in
+    READYZ_REQUIRED_QUEUES has a worker that beat within WORKER_SEEN_SECONDS."""
+    checks: dict[str, Any] = {}
+    try:
+        with connection.cursor() as cur:
+            cur.execute("SELECT 1")
+        checks["database"] = {"ok": True}
+    except Exception as exc:
+        checks["database"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    try:
+        _redis().ping()
+        checks["broker"] = {"ok": True}
+    except Exception as exc:
+        checks["broker"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    if checks["broker"]["ok"]:
+        seen = workers_seen()
+        covered = {q for w in seen for q in w.get("queues", [])}
+        required = [q for q in settings.READYZ_REQUIRED_QUEUES if q]
+        missing = [q for q in required if q not in covered]
+        checks["workers"] = {
+            "ok": bool(seen) and not missing,
+            "seen": sorted(w.get("hostname", "?") for w in seen),
+            "queues": sorted(covered),
+            **({"missing_queues": missing} if missing else {}),
+            **({"error": "no worker seen recently"} if not seen else {}),
+        }
+    else:
+        checks["workers"] = {"ok": False, "error": "broker unreachable"}
+    return all(c["ok"] for c in checks.values()), checks
