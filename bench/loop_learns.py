@@ -37,6 +37,9 @@ def main() -> None:
     import django
 
     django.setup()
+    from workbench.embedded import start_configured
+
+    start_configured()  # the settings name the embedded services; starting them is ours
     import torch
     from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases
