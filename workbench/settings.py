@@ -226,8 +226,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     # The schema and its Swagger UI describe every endpoint: signed-in users only, like the API itself.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Several serializers have a "status" field; name the video's so the generated names are stable.
     "ENUM_NAME_OVERRIDES": {
-        "VerdictStatusEnum": ["processing", "failed", "auto", "in_review", "reviewed", "adjudicated"],
+        "VideoStatusEnum": "moderation.media.models.Video.Status",
+        "VerdictStatusEnum": "moderation.api.serializers.VERDICT_STATUSES",
     },
 }
 

@@ -7,6 +7,9 @@ from rest_framework import serializers
 
 from moderation.models import Decision, ItemLabel, Keyframe, ModelVersion, PolicyVersion, TranscriptSegment, Video
 
+# Where a video's outcome stands, as the verdict API reports it.
+VERDICT_STATUSES = ["processing", "failed", "auto", "in_review", "reviewed", "adjudicated"]
+
 
 class KeyframeSerializer(serializers.ModelSerializer):
     class Meta:
@@ -142,7 +145,7 @@ class _VerdictAdjudicationSerializer(serializers.Serializer):
 class VerdictSerializer(serializers.Serializer):
     video_id = serializers.IntegerField()
     external_id = serializers.CharField(allow_null=True)
-    status = serializers.ChoiceField(choices=["processing", "failed", "auto", "in_review", "reviewed", "adjudicated"])
+    status = serializers.ChoiceField(choices=VERDICT_STATUSES)
     final = serializers.BooleanField(help_text="nothing more is coming for this video under its policy")
     label = serializers.CharField(allow_null=True, help_text="the label that stands: adjudication > review > model")  # type: ignore[assignment]
     is_violation = serializers.BooleanField(allow_null=True)

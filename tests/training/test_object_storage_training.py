@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from training import services
 from training.models import TrainingJob
+from training.runners import common
 from training.services import preference_dataset_build, training_job_start
 from training.tasks import run_training_job
 from workbench import storage
@@ -53,6 +54,7 @@ def test_a_job_resumes_on_another_node_and_its_adapter_serves_from_the_store(
         return real_progress(**kwargs)
 
     monkeypatch.setattr(services, "training_job_progress", dies_at_step_3)
+    monkeypatch.setattr(common, "PROGRESS_FLUSH_SECONDS", 0.0)  # report every step, so it can die at step 3
     with pytest.raises(WorkerDied):
         run_training_job(job.pk)
     stored = _keys(s3_media, bucket, f"training/jobs/{job.pk}/trainer/")

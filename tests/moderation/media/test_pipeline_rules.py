@@ -22,7 +22,7 @@ def test_every_stage_finishes_through_the_shared_helpers() -> None:
     tree = ast.parse(PIPELINE.read_text(encoding="utf-8"))
     functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
     # the stages are the functions the driver runs
-    run = {n.id for n in ast.walk(functions["_run_pipeline"]) if isinstance(n, ast.Name) and n.id.startswith("_stage_")}
+    run = {n.id for n in ast.walk(functions["_run_stages"]) if isinstance(n, ast.Name) and n.id.startswith("_stage_")}
     stages = [functions[name] for name in sorted(run - {"_stage_done"})]
     assert len(stages) == 7
     for stage in stages:
