@@ -34,6 +34,7 @@ def test_the_admin_picks_a_target_on_the_curve_and_the_curve_follows_the_reviews
     admin = client_as("admin")
     page = admin.get("/cascade/").content.decode()
     assert 'id="risk-coverage"' in page and "held-out (inner-fold) predictions of its 24 training items" in page
+    assert page.count('id="cascade-curves"') == 1  # the panel is drawn once (a merge had left two copies)
     assert "Auto-decide where expected accuracy ≥ 90% → covers" in page
 
     response = admin.post("/cascade/target/", {"target_accuracy": "80%"}, follow=True)
