@@ -59,6 +59,11 @@ def celery_worker(transactional_db) -> Iterator[object]:  # type: ignore[no-unty
     from workbench.celery import app
     from workbench.queues import TaskQueue
 
+    # Earlier tests leave tasks queued that no worker consumed (their transactions committed); this
+    # test's worker must not spend its time on them first.
+    with app.connection_for_write() as conn:
+        for queue in TaskQueue:
+            conn.default_channel.queue_purge(queue.value)
     with start_worker(
         app,
         pool="solo",
