@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from moderation.errors import ModerationError
@@ -50,10 +52,22 @@ def _mirror_hash(path: Path) -> str:
     return f"{value:064x}"
 
 
+def _index_lock(video_id: int) -> None:
+    """Serialise writers of one video's index rows (inside their transaction).
+
+    Without it two writers of the same video (a redelivered ``find_candidates`` next to a rebuild) could
+    both delete the old rows, neither seeing the other's uncommitted new ones, and both insert: every
+    second of the video would then be indexed twice.
+    """
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('repro-index', %s))", [video_id])
+
+
 def frame_hashes_index(*, video_id: int) -> int:
     """(Re)build a video's rows in the PDQ index from its 1 fps keyframes; returns how many.
 
-    Idempotent: the video's rows are replaced in one transaction. Needs the media pipeline's hashes.
+    Idempotent: the video's rows are replaced in one transaction, under a per-video lock, so concurrent
+    writers of the same video leave exactly one copy. Needs the media pipeline's hashes.
     """
     keyframes = list(Keyframe.objects.filter(video_id=video_id).exclude(pdq_hash="").order_by("index"))
     rows = []
@@ -73,9 +87,52 @@ def frame_hashes_index(*, video_id: int) -> int:
             )
         )  # fmt: skip
     with transaction.atomic():
+        _index_lock(video_id)
         FrameHash.objects.filter(video_id=video_id).delete()
         FrameHash.objects.bulk_create(rows, batch_size=1000)
     return len(rows)
+
+
+@dataclass(frozen=True)
+class IndexRebuildProgress:
+    done: int  # videos handled so far
+    total: int
+    rows: int  # index rows written so far
+    removed: int  # rows dropped because their video is no longer ready
+
+
+def repro_index_rebuild(
+    *, video_ids: Sequence[int] | None = None, missing_only: bool = False,
+    progress: Callable[[IndexRebuildProgress], None] | None = None, progress_every: int = 100,
+) -> IndexRebuildProgress:  # fmt: skip
+    """Rebuild the PDQ index from the keyframes: every ready video (or ``video_ids``), one video at a time.
+
+    Safe while workers run: each video is replaced in its own short transaction under the same per-video
+    lock ``find_candidates`` takes, so retrieval never sees a half-written video and a video that becomes
+    ready meanwhile is indexed once (by whichever writer comes last). Idempotent: a second run writes the
+    same rows. ``missing_only`` indexes only ready videos without rows (catching up after an outage). A
+    full rebuild also drops the rows of videos that are no longer ready (failed, or being reprocessed:
+    their task re-indexes them when they are ready again). Candidate pairs are not recomputed.
+    """
+    ready = Video.objects.filter(status=Video.Status.READY)
+    if video_ids is not None:
+        ready = ready.filter(pk__in=list(video_ids))
+    if missing_only:
+        indexed = FrameHash.objects.filter(video_id=OuterRef("pk"))
+        ready = ready.filter(~Exists(indexed))
+    ids = list(ready.order_by("pk").values_list("pk", flat=True))
+    removed = 0
+    if video_ids is None and not missing_only:
+        stale = FrameHash.objects.exclude(video__status=Video.Status.READY)
+        removed, _ = stale.delete()
+    state = IndexRebuildProgress(done=0, total=len(ids), rows=0, removed=removed)
+    for n, video_id in enumerate(ids, 1):
+        # Re-checked per video: one that left "ready" since the list was read is not indexed again.
+        written = frame_hashes_index(video_id=video_id) if ready.filter(pk=video_id).exists() else 0
+        state = IndexRebuildProgress(done=n, total=len(ids), rows=state.rows + written, removed=removed)
+        if progress is not None and (n % progress_every == 0 or n == len(ids)):
+            progress(state)
+    return state
 
 
 # --- retrieval ---------------------------------------------------------------------------------------
