@@ -2,7 +2,7 @@
 
 from moderation.feedback.models import FeedbackAggregate, FeedbackEvent
 from moderation.inference.cascade_models import CascadeModel
-from moderation.inference.models import Decision, ModelVersion
+from moderation.inference.models import Decision, DecisionRerun, ModelVersion
 from moderation.integrations.models import (
     IdempotencyKey,
     Integration,
@@ -47,6 +47,7 @@ __all__ = [
     "CascadeModel",
     "ClusterMembership",
     "Decision",
+    "DecisionRerun",
     "FeedbackAggregate",
     "FeedbackEvent",
     "FrameHash",

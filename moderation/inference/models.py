@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from django.db import models
 
 
@@ -67,3 +70,68 @@ class Decision(models.Model):
 
     def __str__(self) -> str:
         return f"decision {self.pk}: {self.label or 'unparsed'}"
+
+
+class DecisionRerun(models.Model):
+    """The decision's own model run again on the item as it is now, asked for from the review screen when
+    user feedback arrived after the decision (stage 4 of its CoT no longer knows it).
+
+    The decision itself never changes: reviews, CoT corrections and training data refer to what the model
+    said when it decided. The review screen shows the latest finished re-run's reasoning in its place
+    (``review_cot_for_display``). At most one re-run per decision is queued or running at a time.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    OPEN = (Status.QUEUED, Status.RUNNING)
+    # A re-run still queued this long after its message was sent may have lost it (a broker restart, a
+    # send that failed after the commit): asking again sends it again; the task ignores a second delivery.
+    RESEND_AFTER = timedelta(minutes=5)
+
+    decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="reruns")
+    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    # What the re-run's prompt knew of the user feedback: the statistics, and the latest event among them.
+    feedback = models.JSONField(default=dict, blank=True)
+    feedback_seen_until = models.DateTimeField(null=True, blank=True)
+    label = models.CharField(max_length=100, blank=True)
+    is_violation = models.BooleanField(default=False)
+    confidence = models.FloatField(default=0.0)
+    scene = models.CharField(max_length=100, blank=True)
+    severity = models.CharField(max_length=20, blank=True)
+    cot = models.JSONField(default=list, blank=True)
+    raw_output = models.TextField(blank=True)
+    parse_error = models.TextField(blank=True)
+    latency_ms = models.FloatField(default=0.0)
+    prompt_tokens = models.IntegerField(default=0)
+    completion_tokens = models.IntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # When the request was last handed to the broker (a re-send after a lost message moves it).
+    sent_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["decision"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_open_rerun_per_decision",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"re-run {self.pk} of decision {self.decision_id}: {self.status}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN
+
+    def may_resend(self, *, now: Any) -> bool:
+        return self.status == self.Status.QUEUED and (self.sent_at is None or self.sent_at <= now - self.RESEND_AFTER)

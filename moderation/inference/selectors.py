@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db.models import Count, Max, Q
 
 from moderation.inference.cascade_models import CascadeModel
-from moderation.inference.models import Decision, ModelVersion
+from moderation.inference.models import Decision, DecisionRerun, ModelVersion
 from moderation.inference.stage1.inputs import TextItem, stage1_input
 from moderation.policies.models import PolicyVersion
 from moderation.review.models import ItemLabel
@@ -249,3 +249,25 @@ def model_versions_for_choice() -> list[ModelVersion]:
 
 def model_version_get(raw: str) -> ModelVersion | None:
     return ModelVersion.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+
+
+def decision_reruns_latest(*, decision: Decision) -> tuple[DecisionRerun | None, DecisionRerun | None]:
+    """(the decision's latest re-run whatever its state, its latest finished re-run with a parsed CoT).
+
+    The evidence baseline is never re-run (its stage 4 is re-derived on the screen): no query for it.
+    """
+    if decision.backend == ModelVersion.Backend.EVIDENCE_BASELINE:
+        return None, None
+    reruns = DecisionRerun.objects.filter(decision_id=decision.pk).select_related("requested_by")
+    latest = reruns.first()
+    if latest is None or (latest.status == DecisionRerun.Status.DONE and latest.cot):
+        return latest, latest
+    return latest, reruns.filter(status=DecisionRerun.Status.DONE).exclude(cot=[]).first()
+
+
+def decision_feedback_known_until(*, decision: Decision, fresh: DecisionRerun | None) -> datetime | None:
+    """The moment up to which the reasoning on show knew the user feedback: the decision's own time, or
+    the latest event a finished re-run's prompt included."""
+    if fresh is not None:
+        return fresh.feedback_seen_until or fresh.started_at or fresh.created_at
+    return decision.created_at

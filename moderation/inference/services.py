@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.feedback.selectors import feedback_prompt_stats
 from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend
 from moderation.inference.cascade_models import CascadeModel
-from moderation.inference.models import Decision, ModelVersion
+from moderation.inference.models import Decision, DecisionRerun, ModelVersion
 from moderation.integrations.services import event_decision_created, event_model_promoted
 from moderation.media.models import Video
 from moderation.policies.models import Policy, PolicyVersion
@@ -21,6 +23,7 @@ from moderation.policies.services import policy_version_active, policy_versions_
 from moderation.review.models import ReviewQueue
 from moderation.review.services import review_tasks_create_for_decision, review_tasks_create_in_queue
 from moderation.signals import decision_recorded
+from workbench.queues import enqueue
 from workbench.storage import cached_copy
 
 logger = logging.getLogger(__name__)
@@ -273,6 +276,132 @@ def decision_record_failure(*, video_id: int, error: str) -> None:
     Video.objects.filter(pk=video_id).update(
         status=Video.Status.FAILED, stage=Video.Stage.INFERENCE, error=f"Model inference failed: {error}"
     )
+
+
+# --- Re-running a decision whose user feedback changed ---------------------------------------------
+
+
+def decision_rerun_request(*, decision_id: int, by: User) -> DecisionRerun:
+    """Ask the decision's own model to decide its item again with the user feedback on record now, on
+    the infer queue (the message leaves after the commit).
+
+    Refused with a ``ModerationError`` for the evidence baseline (the review screen re-derives its stage 4
+    itself) and when no feedback arrived since the decision or its latest finished re-run (nothing new to
+    see). Idempotent: while a re-run of the decision is queued or running, asking again returns that one
+    (no second run); one queued for ``DecisionRerun.RESEND_AFTER`` is sent again.
+    """
+    from moderation.feedback.models import FeedbackAggregate
+    from moderation.inference.selectors import decision_feedback_known_until, decision_reruns_latest
+
+    now = timezone.now()
+    with transaction.atomic():
+        # The decision's row lock serialises two requests for it (two tabs, a double click).
+        decision = Decision.objects.select_for_update().select_related("model_version").get(pk=decision_id)
+        if decision.backend == ModelVersion.Backend.EVIDENCE_BASELINE:
+            raise ModerationError(
+                "The evidence baseline is not re-run: the screen re-derives its user-feedback stage from "
+                "the feedback on record now."
+            )
+        latest, fresh = decision_reruns_latest(decision=decision)
+        if latest is not None and latest.is_open:
+            if latest.may_resend(now=now):
+                latest.sent_at = now
+                latest.save(update_fields=["sent_at"])
+                enqueue("moderation.inference.tasks.rerun_decision", latest.pk, robust=True)
+            return latest
+        last_event = (
+            FeedbackAggregate.objects.filter(video_id=decision.video_id).values_list("last_event_at", flat=True).first()
+        )
+        known = decision_feedback_known_until(decision=decision, fresh=fresh)
+        if last_event is None or (known is not None and last_event <= known):
+            raise ModerationError(
+                "No user feedback arrived since the model last decided this item: a re-run would see nothing new."
+            )
+        rerun = DecisionRerun.objects.create(decision=decision, requested_by=by, sent_at=now)
+        # robust: a broker that does not answer leaves the re-run queued (shown so), never a failed page;
+        # asking again after DecisionRerun.RESEND_AFTER sends it again.
+        enqueue("moderation.inference.tasks.rerun_decision", rerun.pk, robust=True)
+    logger.info("re-run %s of decision %s asked for by %s", rerun.pk, decision.pk, by.username)
+    return rerun
+
+
+def decision_rerun_run(*, rerun_id: int) -> DecisionRerun:
+    """Run one requested re-run (the task's body): the decision's model on the item as it is now.
+
+    Idempotent: a finished re-run (done or failed) is returned as it is; a redelivery of one left
+    running by a worker that died runs it again, and of two deliveries running at once only the first
+    to finish writes. A model that cannot run here or fails records ``failed`` with the reason; an
+    unparseable answer is ``done`` with its parse error (the screen keeps the decision's reasoning then).
+    """
+    from moderation.feedback.models import FeedbackAggregate
+
+    with transaction.atomic():
+        rerun = DecisionRerun.objects.select_for_update().get(pk=rerun_id)
+        if not rerun.is_open:
+            return rerun
+        rerun.status = DecisionRerun.Status.RUNNING
+        rerun.started_at = timezone.now()
+        rerun.save(update_fields=["status", "started_at"])
+    decision = Decision.objects.select_related("video", "policy_version", "model_version").get(pk=rerun.decision_id)
+    model_version = decision.model_version
+    # Read before the prompt's statistics: an event landing in between makes the stage stale again
+    # rather than being taken for known.
+    seen_until = (
+        FeedbackAggregate.objects.filter(video_id=decision.video_id).values_list("last_event_at", flat=True).first()
+    )
+    started = time.perf_counter()
+    try:
+        content = content_bundle_for(decision.video)
+        backend = get_backend(
+            model_version.backend, base_model=model_version.base_model, adapter_path=model_version.adapter_path
+        )
+        [result] = backend.decide_batch([content], decision.policy_version.spec())
+    except Exception as exc:  # the reviewer must see why, and the row must not stay "running"
+        logger.exception("re-run %s of decision %s (%s) failed", rerun_id, decision.pk, model_version.name)
+        return _rerun_finish(rerun_id, status=DecisionRerun.Status.FAILED, error=_rerun_error(model_version, exc))
+    latency_ms = (time.perf_counter() - started) * 1000 if result.latency_ms is None else result.latency_ms
+    return _rerun_finish(
+        rerun_id,
+        status=DecisionRerun.Status.DONE,
+        feedback=content.feedback,
+        feedback_seen_until=seen_until,
+        label=result.label,
+        is_violation=result.is_violation,
+        confidence=result.confidence,
+        scene=result.scene,
+        severity=result.severity,
+        cot=result.cot,
+        raw_output=result.raw_output,
+        parse_error=result.parse_error,
+        latency_ms=latency_ms,
+        prompt_tokens=result.prompt_tokens,
+        completion_tokens=result.completion_tokens,
+    )
+
+
+def _rerun_finish(rerun_id: int, **fields: Any) -> DecisionRerun:
+    with transaction.atomic():
+        rerun = DecisionRerun.objects.select_for_update().get(pk=rerun_id)
+        if rerun.status != DecisionRerun.Status.RUNNING:  # a twin delivery finished it first
+            return rerun
+        for name, value in fields.items():
+            setattr(rerun, name, value)
+        rerun.finished_at = timezone.now()
+        rerun.save()
+    return rerun
+
+
+def _rerun_error(model_version: ModelVersion, exc: Exception) -> str:
+    """What the reviewer reads when the model could not re-run."""
+    detail = str(exc).strip() or type(exc).__name__
+    if len(detail) > 400:
+        detail = detail[:400] + "…"
+    if isinstance(exc, ImportError):
+        return (
+            f"The model {model_version.name} ({model_version.get_backend_display()}) cannot run on this "
+            f"inference worker: {detail}. It needs a worker with its libraries (a GPU node, requirements/gpu.txt)."
+        )
+    return f"The model {model_version.name} could not re-run: {type(exc).__name__}: {detail}"
 
 
 # --- Cascade stage 1: training from trusted labels, routing by target accuracy -----------------------

@@ -42,6 +42,19 @@ def run_queue_decision(decision_id: int, queue_id: int) -> int | None:
     return decision.pk if decision else None
 
 
+@shared_task(name="moderation.inference.tasks.rerun_decision", **LONG_TASK_OPTIONS)
+def rerun_decision(rerun_id: int) -> str | None:
+    """A re-run a reviewer asked for (DecisionRerun); idempotent: a finished one is left as it is."""
+    from moderation.inference.models import DecisionRerun
+    from moderation.inference.services import decision_rerun_run
+
+    try:
+        return decision_rerun_run(rerun_id=rerun_id).status
+    except DecisionRerun.DoesNotExist:  # the decision was deleted meanwhile
+        logger.warning("re-run %s no longer exists", rerun_id)
+        return None
+
+
 @shared_task(name="moderation.inference.tasks.retrain_cascade", **LONG_TASK_OPTIONS)
 def retrain_cascade() -> int | None:
     """Beat: retrain the active stage-1 model once enough new trusted labels arrived (idempotent:

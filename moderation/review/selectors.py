@@ -406,28 +406,42 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
     }
 
 
+def review_cot_panel_context(*, task: ReviewTask) -> dict[str, Any]:
+    """What the CoT panel of the review screen (its htmx partials ``cot`` and ``rerun``) needs alone:
+    ``task`` as ``review_task_get`` fetched it."""
+    decision = task.decision
+    times = video_media_for_display(video=decision.video)["times"]
+    return {"task": task, "decision": decision, **review_cot_for_display(decision=decision, times=times)}
+
+
 def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]) -> dict[str, Any]:
     """The decision's CoT as the review screen shows it: the stages (``cot_stages_for_display``), a
-    one-line summary (the final judgment) and the video's user-feedback statistics (``feedback``, as
-    ``feedback_stats_for`` gives them, read once for both).
+    one-line summary (the final judgment), the video's user-feedback statistics (``feedback``, as
+    ``feedback_stats_for`` gives them, read once for both) and the re-run state (``rerun``: the latest
+    ``DecisionRerun``; ``rerun_fresh``: the finished one whose reasoning is on show; ``can_rerun``).
 
     Stage 4 (user feedback) describes the feedback known when the model decided. When events arrived
     after that, the stage is out of date: for the evidence baseline (whose stage 4 is a function of
-    the numbers) it is re-derived from the feedback on record now, the original kept beside it; for
-    other backends it is marked stale.
+    the numbers) it is re-derived from the feedback on record now, the original kept beside it; other
+    backends' decisions are marked stale with a re-run action, and once a re-run finished its reasoning
+    replaces the decision's (which stays available), stale again only when newer feedback arrives.
     """
     from moderation.feedback.models import FeedbackAggregate
     from moderation.feedback.selectors import feedback_stats_from
     from moderation.inference.backends.evidence import feedback_stage_text
     from moderation.inference.models import ModelVersion
+    from moderation.inference.selectors import decision_feedback_known_until, decision_reruns_latest
 
-    stages = cot_stages_for_display(decision.cot, times=times)
+    baseline = decision.backend == ModelVersion.Backend.EVIDENCE_BASELINE
+    rerun, fresh = decision_reruns_latest(decision=decision)
+    stages = cot_stages_for_display(fresh.cot if fresh is not None else decision.cot, times=times)
     aggregate = FeedbackAggregate.objects.filter(video_id=decision.video_id).first()
+    known = decision_feedback_known_until(decision=decision, fresh=fresh)
     late = (
         aggregate is not None
         and aggregate.last_event_at is not None
-        and decision.created_at is not None
-        and aggregate.last_event_at > decision.created_at
+        and known is not None
+        and aggregate.last_event_at > known
     )
     summary = ""
     for stage in stages:
@@ -439,7 +453,7 @@ def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]
         assert aggregate is not None and aggregate.last_event_at is not None
         when = timezone.localtime(aggregate.last_event_at).strftime("%b %-d, %H:%M")
         stage["stale"] = stage["open"] = True
-        if decision.backend == ModelVersion.Backend.EVIDENCE_BASELINE:
+        if baseline:
             stats = {k: v for k, v in feedback_stats_from(aggregate).items() if v not in (None, [], "")}
             stage["original_text"] = stage["text"]
             stage["text"] = feedback_stage_text(stats, is_violation=decision.is_violation)
@@ -450,11 +464,34 @@ def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]
             )
         else:
             stage["stale_note"] = (
-                f"Stale: user feedback arrived after the model decided (latest event {when}); "
-                "this stage does not know it. See the user-feedback panel."
+                f"Stale: user feedback arrived after the model {'re-ran' if fresh else 'decided'} (latest event "
+                f"{when}); this stage does not know it. Re-run the model above, or see the user-feedback panel."
             )
     feedback = feedback_stats_from(aggregate) if aggregate is not None else None
-    return {"stages": stages, "cot_summary": summary, "feedback": feedback}
+    return {
+        "stages": stages,
+        "cot_summary": summary,
+        "feedback": feedback,
+        "rerun": rerun,
+        "rerun_fresh": fresh,
+        "original_stages": cot_stages_for_display(decision.cot, times=times) if fresh is not None else [],
+        # Offered while stage 4 is stale and no re-run is already on its way (the service re-checks both).
+        "can_rerun": late and not baseline and not (rerun is not None and rerun.is_open),
+        "rerun_resend": rerun is not None and rerun.may_resend(now=timezone.now()),
+        "rerun_no_worker": rerun is not None
+        and rerun.status == rerun.Status.QUEUED
+        and not _worker_seen_for(queue="infer"),
+    }
+
+
+def _worker_seen_for(*, queue: str) -> bool:
+    """Whether a worker consuming ``queue`` beat recently (workbench.health); unknown counts as yes."""
+    from workbench.health import workers_seen
+
+    try:
+        return any(queue in w.get("queues", []) for w in workers_seen())
+    except Exception:  # Redis unreachable: the page says nothing rather than guessing
+        return True
 
 
 def review_home_for(*, user: User) -> dict[str, Any]:

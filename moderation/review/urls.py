@@ -14,4 +14,6 @@ urlpatterns = [
     path("review/<int:pk>/skip/", views.skip, name="review_skip"),
     path("review/<int:pk>/escalate/", views.escalate, name="review_escalate"),
     path("review/<int:pk>/release/", views.release, name="review_release"),
+    path("review/<int:pk>/rerun/", views.rerun, name="review_rerun"),
+    path("review/<int:pk>/cot/", views.cot_panel, name="review_cot"),
 ]

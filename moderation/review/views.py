@@ -15,6 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
+from moderation.inference.services import decision_rerun_request
 from moderation.review import selectors, services
 from moderation.review.models import ReviewTask
 from workbench.metrics import REVIEW_CLAIM_SECONDS, REVIEW_SUBMIT_SECONDS
@@ -286,6 +287,46 @@ def release(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.info(request, f"Item #{task.pk} is back in the queue.")
     return _go_to(None)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    """Re-run the item's model with the user feedback on record now (its CoT's stage 4 went stale).
+    Only the reviewer holding the item may ask (as for every action on it). htmx gets the re-run
+    panel (queued, or why not); a plain form goes back to the item with a message."""
+    task = selectors.review_task_get(task_id=pk)
+    _check_owner(request, task)
+    error = ""
+    try:
+        decision_rerun_request(decision_id=task.decision_id, by=_user(request))
+    except ModerationError as exc:
+        error = str(exc)
+    if not request.htmx:  # type: ignore[attr-defined]
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, "Re-run queued: the model decides this item again with the new feedback.")
+        return redirect("moderation:review_task", pk=task.pk)
+    context = {**selectors.review_cot_panel_context(task=task), "rerun_error": error}
+    return render(request, "moderation/review/task.html#rerun", context)
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def cot_panel(request: HttpRequest, pk: int) -> HttpResponse:
+    """The CoT panel, polled (``?part=rerun``) while a re-run is on its way: its state while it is
+    queued or running, then the whole panel, the re-run's reasoning in place of the stale one."""
+    task = selectors.review_task_get(task_id=pk)
+    _check_owner(request, task)
+    if not request.htmx:  # type: ignore[attr-defined]
+        return redirect("moderation:review_task", pk=task.pk)
+    context = selectors.review_cot_panel_context(task=task)
+    rerun = context["rerun"]
+    if request.GET.get("part") == "rerun" and rerun is not None and rerun.is_open:
+        return render(request, "moderation/review/task.html#rerun", context)
+    response = render(request, "moderation/review/task.html#cot", context)
+    response["HX-Retarget"], response["HX-Reswap"] = "#cot", "outerHTML"
+    return response
 
 
 @require_POST

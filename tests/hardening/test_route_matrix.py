@@ -58,6 +58,8 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:review_skip": ("POST", (REVIEW,)),
     "moderation:review_escalate": ("POST", (REVIEW,)),
     "moderation:review_release": ("POST", (REVIEW,)),
+    "moderation:review_rerun": ("POST", (REVIEW,)),  # and only the reviewer holding the item (test_rerun.py)
+    "moderation:review_cot": ("GET", (REVIEW,)),
     "moderation:policy_list": ("GET", SIGNED_IN),
     "moderation:policy_detail": ("GET", SIGNED_IN),
     "moderation:policy_edit": ("GET", (POLICY,)),

@@ -1,0 +1,256 @@
+"""Re-running a model's decision whose user-feedback stage went stale (feedback arrived after it decided):
+the request (who may ask, refusals, once only, queued on the infer queue after the commit), the run (the
+task's body against a vLLM OpenAI-compatible server on loopback: the prompt sees the new feedback; a model
+that cannot run here fails with the reason) and the review screen's CoT panel (state, then the re-run's
+reasoning in place of the stale one, stale again with newer feedback)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+import redis
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from moderation.errors import ModerationError
+from moderation.feedback.models import FeedbackAggregate
+from moderation.inference.models import DecisionRerun, ModelVersion
+from moderation.inference.services import decision_rerun_request
+from moderation.inference.tasks import rerun_decision
+from moderation.review.services import review_claim_next
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+STAGES = ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
+
+
+def _cot(feedback_text: str) -> list[dict]:
+    texts = {"user_feedback": feedback_text, "final_judgment": "Non-violative."}
+    return [{"key": k, "title": k, "text": texts.get(k, f"{k} text"), "evidence": []} for k in STAGES]
+
+
+@pytest.fixture
+def vlm_server() -> Iterator[tuple[str, list[dict], list[str]]]:
+    """A stand-in for `vllm serve` on loopback: records each request, answers the queued replies."""
+    seen: list[dict] = []
+    answers: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            reply = {
+                "choices": [{"message": {"role": "assistant", "content": answers.pop(0)}}],
+                "usage": {"prompt_tokens": 700, "completion_tokens": 80},
+            }
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}", seen, answers
+    server.shutdown()
+
+
+@pytest.fixture
+def stale(make_task, make_user):  # type: ignore[no-untyped-def]
+    """A vLLM decision claimed by a moderator; 14 reports and an appeal arrived after it decided."""
+    version, _ = ModelVersion.objects.get_or_create(
+        name="qwen-vl-test", defaults={"backend": ModelVersion.Backend.VLLM, "base_model": "qwen-vl"}
+    )
+    task = make_task(
+        decision__model_version=version,
+        decision__backend=ModelVersion.Backend.VLLM,
+        decision__cot=_cot("No user-feedback events yet."),
+    )
+    moderator = make_user("moderator")
+    assert review_claim_next(user=moderator) == task
+    FeedbackAggregate.objects.create(
+        video=task.decision.video,
+        views=100,
+        reports=14,
+        appeals=1,
+        appeals_pending=1,
+        last_event_at=timezone.now() + timedelta(seconds=1),
+    )
+    client = Client()
+    client.force_login(moderator)
+    return task, moderator, client
+
+
+def _broker() -> redis.Redis:
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("redis+socket://"):
+        return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
+    return redis.Redis.from_url(url)
+
+
+def _answer(feedback: str, label: str = "正向") -> str:
+    return json.dumps(
+        {
+            "content_extraction": "A phone seller.",
+            "analysis": "Talks about phones.",
+            "intermediate_check": "Consistent.",
+            "user_feedback": feedback,
+            "label": label,
+            "confidence": 0.8,
+        },
+        ensure_ascii=False,
+    )
+
+
+def test_a_stale_stage_offers_a_rerun_which_is_queued_once_on_the_infer_queue_after_the_commit(
+    stale, django_capture_on_commit_callbacks
+):  # type: ignore[no-untyped-def]
+    task, moderator, client = stale
+    screen = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert "this stage does not know it" in screen and "data-rerun" in screen
+
+    broker, queue = _broker(), "infer"
+    before = broker.llen(queue)
+    with django_capture_on_commit_callbacks(execute=True) as sent:
+        resp = client.post(reverse("moderation:review_rerun", args=[task.pk]), **HTMX)
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert "re-run queued" in html and 'hx-trigger="every 2s"' in html and "data-rerun" not in html
+    rerun = DecisionRerun.objects.get()
+    assert (rerun.decision, rerun.requested_by, rerun.status) == (task.decision, moderator, "queued")
+    assert len(sent) == 1 and broker.llen(queue) == before + 1
+    message = json.loads(broker.lindex(queue, 0))
+    assert message["headers"]["task"] == "moderation.inference.tasks.rerun_decision"
+    assert message["headers"]["argsrepr"] == f"[{rerun.pk}]"
+    broker.lpop(queue)
+
+    # A second click (another tab): the same re-run, nothing queued twice.
+    with django_capture_on_commit_callbacks(execute=False) as again:
+        client.post(reverse("moderation:review_rerun", args=[task.pk]), **HTMX)
+    assert again == [] and DecisionRerun.objects.count() == 1
+
+
+def test_the_rerun_reads_the_new_feedback_and_its_reasoning_replaces_the_stale_stage(stale, vlm_server, settings):  # type: ignore[no-untyped-def]
+    task, moderator, client = stale
+    url, seen, answers = vlm_server
+    settings.VLLM_SERVER_URL = url
+    rerun = decision_rerun_request(decision_id=task.decision_id, by=moderator)
+    poll = reverse("moderation:review_cot", args=[task.pk]) + "?part=rerun"
+    assert "re-run queued" in client.get(poll, **HTMX).content.decode()
+
+    answers.append(_answer("14 reports and a pending appeal: viewers object to it.", label="引导私下交易"))
+    assert rerun_decision(rerun.pk) == "done"
+    prompt = seen[0]["messages"][1]["content"][-1]["text"]
+    assert "reports=14" in prompt and "appeals_pending=1" in prompt
+    assert rerun_decision(rerun.pk) == "done" and len(seen) == 1  # a redelivery runs nothing twice
+
+    resp = client.get(poll, **HTMX)  # finished: the whole panel, swapped over the stale one
+    assert (resp["HX-Retarget"], resp["HX-Reswap"]) == ("#cot", "outerHTML")
+    panel = resp.content.decode()
+    assert "14 reports and a pending appeal" in panel and "It differs from the decision" in panel
+    assert "stale-badge" not in panel and "data-rerun" not in panel
+    assert "No user-feedback events yet." in panel  # the decision's own reasoning, kept below
+    screen = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert "14 reports and a pending appeal" in screen and "this stage does not know it" not in screen
+    with pytest.raises(ModerationError, match="nothing new"):
+        decision_rerun_request(decision_id=task.decision_id, by=moderator)
+
+    # Feedback newer than the re-run: stale again, and it may be re-run again.
+    FeedbackAggregate.objects.filter(video=task.decision.video).update(
+        reports=30, last_event_at=timezone.now() + timedelta(minutes=1)
+    )
+    screen = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert "after the model re-ran" in screen and "Re-run again with the new feedback" in screen
+
+
+def test_a_model_that_cannot_run_on_the_worker_fails_with_the_reason_and_may_be_asked_again(stale, settings):  # type: ignore[no-untyped-def]
+    task, moderator, client = stale
+    settings.VLLM_SERVER_URL = ""  # the offline engine: vllm is not installed on this CPU machine
+    rerun = decision_rerun_request(decision_id=task.decision_id, by=moderator)
+
+    assert rerun_decision(rerun.pk) == "failed"
+    rerun.refresh_from_db()
+    assert "cannot run on this inference worker" in rerun.error and "vllm" in rerun.error
+    assert rerun.finished_at is not None
+
+    resp = client.get(reverse("moderation:review_cot", args=[task.pk]) + "?part=rerun", **HTMX)
+    panel = resp.content.decode()
+    assert resp.status_code == 200 and "re-run failed" in panel and "cannot run on this inference worker" in panel
+    assert "Re-run again with the new feedback" in panel and "stale-badge" in panel
+    assert decision_rerun_request(decision_id=task.decision_id, by=moderator).pk != rerun.pk
+
+
+def test_a_rerun_queued_too_long_is_sent_again_a_recent_one_is_not(stale, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+    task, moderator, _client = stale
+    rerun = decision_rerun_request(decision_id=task.decision_id, by=moderator)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert decision_rerun_request(decision_id=task.decision_id, by=moderator) == rerun
+    assert sent == []
+    DecisionRerun.objects.filter(pk=rerun.pk).update(sent_at=timezone.now() - DecisionRerun.RESEND_AFTER)
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert decision_rerun_request(decision_id=task.decision_id, by=moderator) == rerun
+    assert [cb.args[0] for cb in sent] == ["moderation.inference.tasks.rerun_decision"]
+
+
+def test_refusals_are_messages_not_errors(make_task, make_user):  # type: ignore[no-untyped-def]
+    baseline = make_task()  # the evidence baseline: its stage 4 is re-derived on the screen instead
+    moderator = make_user("moderator")
+    review_claim_next(user=moderator)
+    client = Client()
+    client.force_login(moderator)
+    FeedbackAggregate.objects.create(video=baseline.decision.video, reports=3, last_event_at=timezone.now())
+
+    resp = client.post(reverse("moderation:review_rerun", args=[baseline.pk]), **HTMX)
+    assert resp.status_code == 200 and "is not re-run" in resp.content.decode()
+    follow = client.post(reverse("moderation:review_rerun", args=[baseline.pk]), follow=True)
+    assert follow.status_code == 200 and "is not re-run" in follow.content.decode()
+    assert not DecisionRerun.objects.exists()
+
+
+def test_no_feedback_since_the_decision_is_refused(make_task, make_user):  # type: ignore[no-untyped-def]
+    version, _ = ModelVersion.objects.get_or_create(name="qwen-vl-test", defaults={"backend": "vllm"})
+    task = make_task(decision__model_version=version, decision__backend="vllm")
+    FeedbackAggregate.objects.create(
+        video=task.decision.video, reports=2, last_event_at=timezone.now() - timedelta(hours=1)
+    )
+    with pytest.raises(ModerationError, match="nothing new"):
+        decision_rerun_request(decision_id=task.decision_id, by=make_user("moderator"))
+
+
+@pytest.mark.parametrize("who", ["labeler", "policy_editor", "other moderator", "anonymous"])
+def test_only_the_reviewer_holding_the_item_may_ask_or_poll(stale, make_user, who):  # type: ignore[no-untyped-def]
+    task, _moderator, _client = stale
+    client = Client()
+    if who != "anonymous":
+        client.force_login(make_user("moderator" if who == "other moderator" else who))
+    ask = client.post(reverse("moderation:review_rerun", args=[task.pk]), **HTMX)
+    poll = client.get(reverse("moderation:review_cot", args=[task.pk]), **HTMX)
+    if who == "anonymous":
+        assert ask.status_code == poll.status_code == 302 and "/login/" in ask["Location"]
+    else:
+        assert ask.status_code == poll.status_code == 403
+    assert not DecisionRerun.objects.exists()
+
+
+def test_an_admin_holding_the_item_may_ask(make_task, make_user):  # type: ignore[no-untyped-def]
+    version, _ = ModelVersion.objects.get_or_create(name="qwen-vl-test", defaults={"backend": "vllm"})
+    task = make_task(decision__model_version=version, decision__backend="vllm")
+    admin = make_user("admin")
+    review_claim_next(user=admin)
+    FeedbackAggregate.objects.create(
+        video=task.decision.video, reports=2, last_event_at=timezone.now() + timedelta(seconds=1)
+    )
+    client = Client()
+    client.force_login(admin)
+    assert client.post(reverse("moderation:review_rerun", args=[task.pk]), **HTMX).status_code == 200
+    assert DecisionRerun.objects.get().requested_by == admin
