@@ -76,6 +76,7 @@ def _edit_context(
         "label": label,
         "label_groups": policy_label_groups(version=decision.policy_version),
         "model_label_name": decision.policy_version.label_names().get(decision.label, ""),
+        "feedback": feedback_stats_for(video_id=decision.video_id),
         "base_revision": correction.revision if correction else 0,
         "can_review": correction is not None
         and conflict is None

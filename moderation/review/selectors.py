@@ -445,7 +445,8 @@ def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]
     )
     summary = ""
     for stage in stages:
-        stage["open"] = stage["key"] == "analysis"
+        # A re-run happened because of new feedback: what it made of it is open too.
+        stage["open"] = stage["key"] == "analysis" or (fresh is not None and stage["key"] == "user_feedback")
         if stage["key"] == "final_judgment":
             summary = stage["text"]
         if stage["key"] != "user_feedback" or not late:

@@ -176,3 +176,18 @@ def test_an_unparsed_answer_is_corrected_by_writing_every_stage(policy_version, 
     assert [s["key"] for s in correction.stages] == list(STAGE_KEYS)
     assert {d["key"] for d in correction.diff} == set(STAGE_KEYS)
     assert correction.stages[1]["text"] == "analysis written by a labeler"
+
+
+def test_the_correction_screen_shows_the_user_feedback_stage_4_is_about(decision, make_user):  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    from moderation.feedback.models import FeedbackAggregate
+
+    client = Client()
+    client.force_login(make_user("labeler"))
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    assert "No user feedback received for this video." in client.get(url).content.decode()
+
+    FeedbackAggregate.objects.create(video=decision.video, views=200, reports=14, last_event_at=timezone.now())
+    html = client.get(url).content.decode()
+    assert "<dt>Reports</dt><dd>14 (7%)" in html

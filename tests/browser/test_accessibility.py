@@ -12,6 +12,29 @@ from tests.browser.conftest import CHROMIUM
 from tests.browser.test_review_browser import _login
 from tests.factories import ReviewTaskFactory, SegmentFactory
 
+
+def _stale_vlm_task(policy_version):  # type: ignore[no-untyped-def]
+    """A review task whose (vLLM) decision's user-feedback stage is stale: the CoT panel offers a re-run."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from moderation.feedback.models import FeedbackAggregate
+    from moderation.inference.models import ModelVersion
+
+    version, _ = ModelVersion.objects.get_or_create(name="vlm-a11y", defaults={"backend": "vllm"})
+    task = ReviewTaskFactory(
+        decision__policy_version=policy_version,
+        decision__video__file="",
+        decision__model_version=version,
+        decision__backend="vllm",
+    )
+    FeedbackAggregate.objects.create(
+        video=task.decision.video, reports=5, views=50, last_event_at=timezone.now() + timedelta(seconds=1)
+    )
+    return task
+
+
 AXE = Path(__file__).resolve().parents[2] / "static" / "vendor" / "axe-core" / "axe.min.js"
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -30,8 +53,9 @@ def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
 def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, policy_version):
     from annotation.models import Adjudication, Tag2CotTask
 
-    task = ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
-    ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
+    # Both items' CoT panels offer a re-run (whichever "n" claims first).
+    task = _stale_vlm_task(policy_version)
+    _stale_vlm_task(policy_version)
     decision, video = task.decision, task.decision.video
     SegmentFactory(video=video, index=0, start=0.5, end=2.0, text="add me on wechat")
     tag2cot = Tag2CotTask.objects.create(
@@ -83,7 +107,7 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_review_screen_is_worked_by_keyboard_with_a_visible_focus(page, make_user, policy_version):
-    ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
+    _stale_vlm_task(policy_version)
     _login(page, make_user("moderator").username)
     page.goto("/review/")
     with page.expect_navigation():
@@ -102,3 +126,4 @@ def test_the_review_screen_is_worked_by_keyboard_with_a_visible_focus(page, make
         seen.add(info["id"])
     # the decision controls are among what Tab reaches
     assert any('value="approve"' in s for s in seen) and any("data-picker-filter" in s for s in seen)
+    assert any("data-rerun" in s for s in seen)  # the stale CoT's re-run
