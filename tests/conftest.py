@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from django.test import Client
 
 from tests.factories import PolicyVersionFactory, UserFactory
+
+if TYPE_CHECKING:
+    from tests.labelstudio_server import LabelStudioServer
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -14,6 +18,39 @@ def pytest_configure(config: pytest.Config) -> None:
     from workbench.embedded import start_configured
 
     start_configured()
+
+
+_label_studio: LabelStudioServer | None = None
+
+
+@pytest.hookimpl(trylast=True)  # after -k / -m deselection: only the tests that will run
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """When a selected test needs Label Studio, start it now in the background and run those tests
+    last: its install and first start (over a minute of migrations) overlap the rest of the suite."""
+    global _label_studio
+    needs = [item for item in items if "label_studio" in getattr(item, "fixturenames", ())]
+    if not needs:
+        return
+    items[:] = [item for item in items if item not in needs] + needs
+    from tests.labelstudio_server import LabelStudioServer
+
+    _label_studio = LabelStudioServer().start_in_background()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _label_studio is not None:
+        _label_studio.stop()
+
+
+@pytest.fixture(scope="session")
+def label_studio() -> str:
+    """The URL of the real Label Studio server started at collection (see above), once it answers."""
+    if _label_studio is None:  # not seen at collection (e.g. requested dynamically): start it now
+        pytest.fail("Label Studio was not started at collection; request the `label_studio` fixture by argument")
+    try:
+        return _label_studio.wait_ready()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(autouse=True)

@@ -1,16 +1,10 @@
-"""Label Studio round trip against a REAL Label Studio server (own virtualenv, started here)."""
+"""Label Studio round trip against a REAL Label Studio server (own virtualenv; started in the background
+at collection by tests/conftest.py, see tests/labelstudio_server.py)."""
 
 from __future__ import annotations
 
 import io
-import os
 import re
-import socket
-import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -24,86 +18,7 @@ from annotation.labelstudio import (
 from annotation.models import CotCorrection, LabelStudioImport
 from moderation.review.models import ItemLabel, Review, ReviewQueue, ReviewTask
 from tests.factories import DecisionFactory, SegmentFactory
-
-ROOT = Path(__file__).resolve().parents[2]
-LS_BIN = ROOT / "var" / "labelstudio-venv" / "bin" / "label-studio"
-TOKEN = "0123456789abcdef0123456789abcdef01234567"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Install Label Studio into var/labelstudio-venv if missing, start it, stop it after the session."""
-    if not LS_BIN.exists():
-        subprocess.run(["bash", str(ROOT / "scripts" / "labelstudio.sh")], check=True, timeout=1200)
-    data = tmp_path_factory.mktemp("labelstudio")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "LABEL_STUDIO_USERNAME": "ls-admin@example.com",
-        "LABEL_STUDIO_PASSWORD": "ls-admin-pw-123",
-        "LABEL_STUDIO_USER_TOKEN": TOKEN,
-        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
-    }
-    env.pop("DJANGO_SETTINGS_MODULE", None)  # ours must not leak into Label Studio's Django
-    env.pop("DATABASE_URL", None)
-    log = (data / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(LS_BIN),
-            "start",
-            "--no-browser",
-            "--data-dir",
-            str(data / "data"),
-            "--internal-host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--enable-legacy-api-token",
-            "--username",
-            env["LABEL_STUDIO_USERNAME"],
-            "--password",
-            env["LABEL_STUDIO_PASSWORD"],
-            "--user-token",
-            TOKEN,
-        ],
-        cwd=data,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"Label Studio exited with {proc.returncode}; see {data / 'server.log'}")
-            try:
-                req = urllib.request.Request(  # noqa: S310 - local test server
-                    f"{url}/api/projects", headers={"Authorization": f"Token {TOKEN}"}
-                )
-                with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - local test server
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("Label Studio did not answer within 300 s")
-            time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+from tests.labelstudio_server import TOKEN
 
 
 def test_cot_text_round_trip():
