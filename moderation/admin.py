@@ -1,7 +1,17 @@
 from django.contrib import admin
 
 import moderation.review.admin  # noqa: F401  (registers queues, skips and the audit log)
-from moderation.models import Decision, Keyframe, ModelVersion, Policy, PolicyVersion, Review, ReviewTask, Video
+from moderation.models import (
+    Decision,
+    DecisionRerun,
+    Keyframe,
+    ModelVersion,
+    Policy,
+    PolicyVersion,
+    Review,
+    ReviewTask,
+    Video,
+)
 
 
 @admin.register(Video)
@@ -23,4 +33,4 @@ class ReviewTaskAdmin(admin.ModelAdmin):
     list_filter = ["status", "queue", "is_gold"]
 
 
-admin.site.register([Keyframe, ModelVersion, Policy, PolicyVersion, Review])
+admin.site.register([DecisionRerun, Keyframe, ModelVersion, Policy, PolicyVersion, Review])
