@@ -11,6 +11,11 @@ def _queue_inference(sender: Any, *, video_id: int, **kwargs: Any) -> None:
 
 def _queue_tag_candidates(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.tagging.tasks.generate_tag_candidates", video_id)
+    # Source 5 only where a VLM serves (the task checks again: the serving model may change meanwhile).
+    from moderation.tagging.selectors import tag_vlm_model
+
+    if tag_vlm_model() is not None:
+        enqueue("moderation.tagging.tasks.suggest_vlm_tags", video_id)
 
 
 def _event_serving_model_changed(sender: Any, *, policy: Any, model_version: Any, **kwargs: Any) -> None:

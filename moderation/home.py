@@ -24,9 +24,12 @@ def _policies(user: User) -> dict[str, Any]:
     from moderation.policies.models import PolicyVersion
 
     versions = PolicyVersion.objects.select_related("policy", "created_by")
+    from moderation.tagging.models import TagProposal
+
     return {
         "drafts": list(versions.filter(status=PolicyVersion.Status.DRAFT).order_by("-created_at")[:8]),
         "published": list(versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-created_at")[:5]),
+        "tag_proposals": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
     }
 
 

@@ -4,11 +4,12 @@ from moderation.inference.tasks import run_inference
 from moderation.integrations.tasks import deliver_webhook, dispatch_outbox_event, sweep_webhooks
 from moderation.media.tasks import process_video
 from moderation.reproduction.tasks import find_candidates, judge_pair
-from moderation.tagging.tasks import embed_tags, generate_tag_candidates, train_tag_ranker
+from moderation.tagging.tasks import embed_tags, generate_tag_candidates, suggest_vlm_tags, train_tag_ranker
 
 __all__ = [
     "embed_tags",
     "generate_tag_candidates",
+    "suggest_vlm_tags",
     "train_tag_ranker",
     "deliver_webhook",
     "dispatch_outbox_event",

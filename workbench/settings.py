@@ -301,6 +301,13 @@ CASCADE_RETRAIN_AFTER_LABELS = env.int("CASCADE_RETRAIN_AFTER_LABELS", default=5
 REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
 # Content tags: reviewer events (accept/reject/add) needed before the learned ranker replaces the weighted sum.
 TAG_RANKER_MIN_EVENTS = env.int("TAG_RANKER_MIN_EVENTS", default=20)
+# Content tags, source 5: free-text tags from a VLM. Empty = the model serving the default policy when
+# it is a VLM (transformers / vllm backend), skipped otherwise; "off" = never; else a model version name.
+TAG_VLM_MODEL = env.str("TAG_VLM_MODEL", default="")
+# A VLM phrase becomes a candidate of the nearest vocabulary tag at this e5 cosine or above (an exact
+# name or alias always does); below it, it is proposed as a new tag in the curation queue.
+TAG_VLM_SNAP_THRESHOLD = env.float("TAG_VLM_SNAP_THRESHOLD", default=0.95)
+TAG_VLM_MAX_NEW_TOKENS = env.int("TAG_VLM_MAX_NEW_TOKENS", default=96)
 # The queue list's counts are reused for this long (Django's cache; 0 = count on every request).
 REVIEW_STATS_MAX_AGE_SECONDS = env.int("REVIEW_STATS_MAX_AGE_SECONDS", default=10)
 

@@ -71,9 +71,14 @@ def rubric_text(taxonomy: list[dict[str, Any]], safe_label: str, fmt: str) -> st
     return "\n".join(lines)
 
 
-def _fence(name: str, text: str) -> str:
+def fence_untrusted(name: str, text: str) -> str:
+    """``text`` fenced as untrusted data named ``name`` (fence markers inside it neutralised).
+    Other prompts that read a video's content (content tags) fence it the same way."""
     clean = (text or "").replace("<<<", "‹‹‹").replace(">>>", "›››").strip()
     return f"{FENCE_OPEN} {name}>>>\n{clean or '(empty)'}\n{FENCE_CLOSE}"
+
+
+_fence = fence_untrusted  # the name the reproduction teacher imports
 
 
 def build_prompt(
@@ -101,11 +106,11 @@ def build_prompt(
     stats = ", ".join(f"{k}={v}" for k, v in sorted((feedback or {}).items())) or "no user feedback recorded"
     parts = [
         f"Keyframes shown (in order): {frames or 'none'}",
-        _fence("title", content.title),
-        _fence("description", content.description),
-        _fence("on-screen text", " | ".join(content.ocr)),
-        _fence("speech transcript", speech),
-        _fence("comments", "\n".join(comments or [])),
+        fence_untrusted("title", content.title),
+        fence_untrusted("description", content.description),
+        fence_untrusted("on-screen text", " | ".join(content.ocr)),
+        fence_untrusted("speech transcript", speech),
+        fence_untrusted("comments", "\n".join(comments or [])),
         f"User-feedback statistics: {stats}",
     ]
     if target_label:

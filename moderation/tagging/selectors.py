@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.db.models.functions import Length, Lower
 
@@ -102,3 +104,62 @@ def tag_ranker_overview() -> dict[str, object]:
         "events": TagEvent.objects.count(),
         "classifiers": TagClassifier.objects.count(),
     }
+
+
+def tag_vlm_model() -> Any:
+    """The VLM that proposes free-text tags (candidate source 5), or None when none serves.
+
+    ``TAG_VLM_MODEL``: empty = the model serving the default policy (else the globally serving one)
+    when its backend is a VLM (transformers, vLLM) — the evidence baseline and the stage-1 cascade
+    are not; ``off`` = never; any other value names a model version."""
+    from django.conf import settings
+
+    from moderation.inference.backends import VLM_BACKENDS
+    from moderation.inference.models import ModelVersion
+    from moderation.policies.models import PolicyVersion
+
+    choice = str(settings.TAG_VLM_MODEL or "").strip()
+    if choice.lower() == "off":
+        return None
+    if choice:
+        model = ModelVersion.objects.filter(name=choice).first()
+    else:
+        active = PolicyVersion.objects.filter(policy__slug="kuaimod", is_active=True).select_related("policy").first()
+        model = active.policy.serving_model if active is not None else None
+        if model is None:
+            model = ModelVersion.objects.filter(is_serving=True).order_by("-created_at").first()
+    if model is None or model.backend not in VLM_BACKENDS or not model.base_model:
+        return None
+    return model
+
+
+def tag_vocabulary_examples(*, limit: int = 40) -> list[str]:
+    """The tags a VLM is shown as examples: the most accepted active ones (then by name), so the
+    prompt's prefix stays the same from one video to the next."""
+    return list(
+        Tag.objects.filter(is_active=True).order_by("-accepted_count", "name").values_list("name", flat=True)[:limit]
+    )
+
+
+def tag_proposals_pending(*, limit: int = 100) -> list[Any]:
+    """The curation queue: pending proposals, most seen first, each with its latest sightings."""
+    from django.db.models import Prefetch
+
+    from moderation.tagging.models import TagProposal, TagProposalSighting
+
+    sightings = TagProposalSighting.objects.select_related("video").order_by("-created_at", "-pk")
+    return list(
+        TagProposal.objects.filter(status=TagProposal.Status.PENDING)
+        .select_related("nearest_tag")
+        .prefetch_related(Prefetch("sightings", queryset=sightings))[:limit]
+    )
+
+
+def tag_proposals_decided(*, limit: int = 20) -> list[Any]:
+    from moderation.tagging.models import TagProposal
+
+    return list(
+        TagProposal.objects.exclude(status=TagProposal.Status.PENDING)
+        .select_related("tag", "decided_by", "vocabulary_version")
+        .order_by("-decided_at", "-pk")[:limit]
+    )

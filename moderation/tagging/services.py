@@ -470,60 +470,205 @@ def _now() -> Any:
     return timezone.now()
 
 
-def tag_vlm_snap(
-    *, video_id: int, names: list[str], threshold: float = 0.9, encode: Callable[[list[str]], Any] | None = None
-) -> dict[str, Any]:
-    """Free-text tags from a VLM: each snaps to the nearest vocabulary tag when the cosine reaches
-    ``threshold`` (a ``vlm`` candidate), else it is proposed as a new tag to the curation queue.
-    Worker side (encodes). Returns ``{"snapped": {name: tag name}, "proposed": [names]}``."""
+# --- source 5: free-text tags from a VLM (inference worker) ------------------------------------------
+
+VLM_OUTPUT_KEPT = 4000
+CURATION_RERANK_VIDEOS = 200
+
+
+@dataclass
+class VlmTagOutcome:
+    model: str = ""
+    skipped: str = ""  # why nothing was asked (no VLM serves, already answered, no vocabulary)
+    phrases: list[str] = field(default_factory=list)
+    snapped: dict[str, str] = field(default_factory=dict)  # phrase -> tag name
+    proposed: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+def tag_vlm_suggest(
+    *, video_id: int, encode: Callable[[list[str]], Any] | None = None, refresh: bool = False
+) -> VlmTagOutcome:
+    """Candidate source 5: ask the VLM that serves moderation (``selectors.tag_vlm_model``) for
+    free-text tags of a video, parse them (``vlm.parse_tags``: noise yields none) and snap each to
+    the vocabulary or propose it to the curation queue (``tag_vlm_snap``). Then the video's
+    suggestions are re-ranked with the new source (``generate_tag_candidates``).
+
+    Worker side (infer queue: the VLM, and the tagging encoder for snapping). Skipped, writing
+    nothing, when no VLM serves or the vocabulary has no embedded tag yet. Idempotent: one answer
+    per video and model is kept (``refresh`` asks again). The model runs outside any transaction;
+    its answer, the phrases and the parse problem are kept on the video's tag state."""
+    from django.conf import settings
+
+    from moderation.inference.backends import get_backend
+    from moderation.inference.services import content_bundle_for
+    from moderation.media.models import Video
+    from moderation.tagging import selectors, vlm
+    from moderation.tagging.models import VideoTagState
+    from workbench.text import storable_text
+
+    model = selectors.tag_vlm_model()
+    if model is None:
+        return VlmTagOutcome(skipped="no VLM serves (the evidence baseline and stage 1 write no free text)")
+    outcome = VlmTagOutcome(model=model.name)
+    state = VideoTagState.objects.filter(video_id=video_id).first()
+    if state is not None and state.vlm_model == model.name and state.vlm_at is not None and not refresh:
+        outcome.skipped = "already answered by this model"
+        return outcome
+    if not Tag.objects.filter(is_active=True, embedding__isnull=False).exists():
+        outcome.skipped = "no embedded vocabulary yet (manage.py import_tags)"
+        return outcome
+    video = Video.objects.prefetch_related("segments", "keyframes").filter(pk=video_id).first()
+    if video is None:
+        outcome.skipped = "no such video"
+        return outcome
+    content = content_bundle_for(video, with_feedback=False)
+    prompt = vlm.tag_prompt(content, examples=selectors.tag_vocabulary_examples(), image_paths=content.image_paths)
+    backend: Any = get_backend(model.backend, base_model=model.base_model, adapter_path=model.adapter_path)
+    try:
+        [generation] = backend.generate_texts(
+            [prompt], max_new_tokens=int(settings.TAG_VLM_MAX_NEW_TOKENS), json_schema=vlm.TAGS_JSON_SCHEMA
+        )
+        raw = storable_text(generation.text)
+    except Exception as exc:  # the model failed: say so on the video, the other sources stand
+        logger.exception("VLM tags failed for video %s", video_id)
+        outcome.error = f"{type(exc).__name__}: {exc}"[:2000]
+        VideoTagState.objects.update_or_create(
+            video_id=video_id, defaults={"vlm_model": model.name, "vlm_error": outcome.error, "vlm_at": None}
+        )
+        return outcome
+    parsed = vlm.parse_tags(raw)
+    outcome.phrases, outcome.error = parsed.names, parsed.error
+    snap = tag_vlm_snap(video_id=video_id, names=parsed.names, model_name=model.name, encode=encode)
+    outcome.snapped, outcome.proposed = snap["snapped"], snap["proposed"]
+    VideoTagState.objects.update_or_create(
+        video_id=video_id,
+        defaults={
+            "vlm_model": model.name,
+            "vlm_output": raw[:VLM_OUTPUT_KEPT],
+            "vlm_phrases": snap["phrases"],
+            "vlm_error": parsed.error,
+            "vlm_at": _now(),
+        },
+    )
+    # Re-rank with the new source: the media worker's suggestions may be stored already, or being
+    # made right now without it (then this second run includes the VLM's tags for sure).
+    if outcome.snapped or (state is not None and state.generated_at is not None):
+        enqueue("moderation.tagging.tasks.generate_tag_candidates", video_id)
+    return outcome
+
+
+def _nearest(vocab: Any, vector: Any, name: str) -> tuple[int, float]:
+    """(index into the vocabulary, cosine) of the tag nearest to a phrase; an exact name or alias is 1.0."""
     import numpy as np
 
-    from moderation.tagging import encoder
-    from moderation.tagging.models import TagCandidate, TagProposal
+    exact = vocab.lexicon.get(tagtext.normalise(name))
+    if exact is not None and exact in vocab.index:
+        return vocab.index[exact], 1.0
+    if not len(vocab.tag_ids):
+        return -1, 0.0
+    sims = vocab.embeddings @ np.asarray(vector, dtype=np.float32)
+    idx = int(np.argmax(sims))
+    return idx, float(sims[idx])
 
-    clean = []
+
+def tag_vlm_snap(
+    *,
+    video_id: int,
+    names: list[str],
+    model_name: str = "",
+    threshold: float | None = None,
+    encode: Callable[[list[str]], Any] | None = None,
+) -> dict[str, Any]:
+    """Free-text tags from a VLM: each phrase snaps to the nearest vocabulary tag when the e5 cosine
+    reaches ``threshold`` (``TAG_VLM_SNAP_THRESHOLD``; an exact name or alias always does) and
+    becomes a ``vlm`` candidate with the phrase as its evidence; below it, the phrase is proposed as
+    a new tag to the curation queue (one proposal per normalised phrase, each video a sighting).
+
+    Replaces the video's earlier ``vlm`` candidates. A phrase rejected by curators before only
+    counts up; one already accepted or merged stands for its tag. Worker side (encodes). Returns
+    ``{"snapped": {phrase: tag name}, "proposed": [phrases], "phrases": [per phrase outcome]}``."""
+    import numpy as np
+    from django.conf import settings
+    from django.db.models import F
+
+    from moderation.tagging import encoder
+    from moderation.tagging import vlm as vlmtext
+    from moderation.tagging.models import TagCandidate, TagProposal, TagProposalSighting
+
+    threshold = float(settings.TAG_VLM_SNAP_THRESHOLD) if threshold is None else threshold
+    clean: list[str] = []
+    seen: set[str] = set()
     for n in names:
-        n = (n or "").strip()
-        if n and not tagtext.tag_name_problem(n) and n not in clean:
-            clean.append(n)
-    if not clean:
-        return {"snapped": {}, "proposed": []}
+        phrase, _ = vlmtext.clean_phrase(n)
+        if phrase and not tagtext.tag_name_problem(phrase) and tagtext.normalise(phrase) not in seen:
+            seen.add(tagtext.normalise(phrase))
+            clean.append(phrase)
+    result: dict[str, Any] = {"snapped": {}, "proposed": [], "phrases": []}
     vocab = _vocabulary_in_memory()
+    if not clean or not len(vocab.tag_ids):
+        with transaction.atomic():
+            TagCandidate.objects.filter(video_id=video_id, source="vlm").delete()
+        return result
     vectors = np.asarray((encode or encoder.encode)(clean), dtype=np.float32)
-    snapped: dict[str, str] = {}
-    proposed: list[str] = []
+    by_tag: dict[int, tuple[float, list[dict[str, Any]]]] = {}
     with transaction.atomic():
-        for name, v in zip(clean, vectors, strict=True):
-            exact = vocab.lexicon.get(tagtext.normalise(name))
-            if exact is not None:
-                idx, cos = vocab.index[exact], 1.0
-            else:
-                sims = vocab.embeddings @ v if len(vocab.tag_ids) else np.zeros(0)
-                if not len(sims):
-                    idx, cos = -1, 0.0
-                else:
-                    idx = int(np.argmax(sims))
-                    cos = float(sims[idx])
-            if idx >= 0 and cos >= threshold:
-                TagCandidate.objects.update_or_create(
-                    video_id=video_id,
-                    tag_id=vocab.tag_ids[idx],
-                    source="vlm",
-                    defaults={"score": cos, "evidence": [{"field": "vlm", "text": name}]},
+        for name, vector in zip(clean, vectors, strict=True):
+            idx, cos = _nearest(vocab, vector, name)
+            key = tagtext.normalise(name)[:100]
+            tag_id: int | None = vocab.tag_ids[idx] if idx >= 0 and cos >= threshold else None
+            proposal = None if tag_id is not None else TagProposal.objects.select_for_update().filter(key=key).first()
+            decided = (TagProposal.Status.ACCEPTED, TagProposal.Status.MERGED)
+            if proposal is not None and proposal.status in decided and proposal.tag and proposal.tag.is_active:
+                # Curators already made it a tag (not embedded yet) or an alias: it stands for that tag.
+                tag_id, cos = proposal.tag_id, 1.0
+            evidence = {"field": "vlm", "text": name, "cosine": round(cos, 4), "model": model_name}
+            if tag_id is not None:
+                best, ev = by_tag.get(tag_id, (0.0, []))
+                by_tag[tag_id] = (max(best, cos), [*ev, evidence])
+                tag_name = (
+                    vocab.names[vocab.index[tag_id]] if tag_id in vocab.index else Tag.objects.get(pk=tag_id).name
                 )
-                snapped[name] = vocab.names[idx]
-            else:
-                TagProposal.objects.get_or_create(
-                    name=name,
-                    status=TagProposal.Status.PENDING,
+                result["snapped"][name] = tag_name
+                result["phrases"].append({"phrase": name, "tag": tag_name, "cosine": round(cos, 4), "proposed": False})
+                continue
+            nearest = vocab.tag_ids[idx] if idx >= 0 else None
+            if proposal is None:
+                proposal, _ = TagProposal.objects.get_or_create(
+                    key=key,
                     defaults={
+                        "name": name,
                         "video_id": video_id,
-                        "nearest_tag_id": vocab.tag_ids[idx] if idx >= 0 else None,
+                        "model_name": model_name,
+                        "nearest_tag_id": nearest,
                         "nearest_cosine": cos if idx >= 0 else None,
+                        "seen_count": 0,
                     },
                 )
-                proposed.append(name)
-    return {"snapped": snapped, "proposed": proposed}
+            _, new_sighting = TagProposalSighting.objects.get_or_create(
+                proposal=proposal,
+                video_id=video_id,
+                defaults={"phrase": name, "model_name": model_name, "cosine": cos if idx >= 0 else None},
+            )
+            if new_sighting:
+                TagProposal.objects.filter(pk=proposal.pk).update(seen_count=F("seen_count") + 1, last_seen_at=_now())
+            result["phrases"].append(
+                {
+                    "phrase": name,
+                    "tag": None,
+                    "cosine": round(cos, 4),
+                    "proposed": proposal.status == TagProposal.Status.PENDING,
+                    "status": proposal.status,
+                }
+            )
+            if proposal.status == TagProposal.Status.PENDING:
+                result["proposed"].append(name)
+        TagCandidate.objects.filter(video_id=video_id, source="vlm").exclude(tag_id__in=list(by_tag)).delete()
+        for tag_id, (score, evidence_list) in by_tag.items():
+            TagCandidate.objects.update_or_create(
+                video_id=video_id, tag_id=tag_id, source="vlm", defaults={"score": score, "evidence": evidence_list}
+            )
+    return result
 
 
 # --- tag review --------------------------------------------------------------------------------------
@@ -802,27 +947,93 @@ def tag_classifiers_train(*, min_positives: int | None = None) -> int:
     return len(models)
 
 
-@transaction.atomic
-def tag_proposal_decide(*, proposal: Any, user: User, action: str) -> Any:
-    """Curation: ``accept`` adds the proposed name as a tag, ``merge`` makes it an alias of the
-    nearest tag, ``reject`` drops it. Each change is a new vocabulary version."""
-    from moderation.tagging.models import TagProposal
+CURATION_ACTIONS = ("accept", "merge", "reject")
 
-    locked = TagProposal.objects.select_for_update().get(pk=proposal.pk)
+
+@transaction.atomic
+def tag_proposal_decide(
+    *,
+    proposal: Any,
+    user: User,
+    action: str,
+    name: str = "",
+    target: Tag | None = None,
+    parent: Tag | None = None,
+) -> Any:
+    """Curation of a VLM-proposed tag, by a policy / taxonomy editor:
+
+    * ``accept``: the phrase (or the editor's corrected ``name``) becomes a vocabulary tag, under
+      ``parent`` if given, in a new vocabulary version (``tags_import``; embedded by the media worker);
+    * ``merge``: the phrase becomes an alias of ``target`` (default: the nearest tag), a new version;
+    * ``reject``: it leaves the queue and stays rejected when a model proposes it again.
+
+    Accepted or merged, the tag becomes a ``vlm`` candidate of every not yet tagged video that
+    proposed it, and those videos are re-ranked."""
+    from moderation.tagging.models import TagCandidate, TagProposal, VideoTag
+
+    locked = TagProposal.objects.select_for_update(of=("self",)).select_related("nearest_tag").get(pk=proposal.pk)
     if locked.status != TagProposal.Status.PENDING:
-        raise ModerationError("This proposal was already decided.")
+        raise ModerationError(f"“{locked.name}” was already decided ({locked.get_status_display().lower()}).")
+    version: VocabularyVersion | None = None
+    tag: Tag | None = None
     if action == "accept":
-        tags_import(lines=[locked.name], user=user, note=f"curation: “{locked.name}”", source=Tag.Source.CURATION)
+        final = (name or locked.name).strip()
+        problem = tagtext.tag_name_problem(final)
+        if problem:
+            raise ModerationError(f"Tag name: {problem}.")
+        existing = Tag.objects.filter(name=final).first()
+        if existing is not None:
+            raise ModerationError(f"“{final}” is already a tag: make the phrase an alias of it instead.")
+        report = tags_import(lines=[final], user=user, note=f"curation: “{final}”", source=Tag.Source.CURATION)
+        if report.errors or report.version is None:
+            raise ModerationError(report.errors[0] if report.errors else f"“{final}” could not be added.")
+        version = report.version
+        tag = Tag.objects.select_for_update().get(name=final)
+        if parent is not None:
+            _check_parent(tag, parent)
+            tag.parent = parent
+            tag.save(update_fields=["parent"])
+        if final != locked.name and tagtext.tag_name_problem(locked.name) is None:
+            # The model's spelling keeps finding the tag.
+            tag.aliases = [*tag.aliases, locked.name]
+            for key, value in _index_fields(tag.name, tag.aliases).items():
+                setattr(tag, key, value)
+            tag.save(update_fields=["aliases", "search_grams", "search_text"])
+        _revise(tag, version)
         locked.status = TagProposal.Status.ACCEPTED
     elif action == "merge":
-        if locked.nearest_tag is None:
-            raise ModerationError("No nearest tag to merge into.")
-        tag_update(tag=locked.nearest_tag, user=user, aliases=[*locked.nearest_tag.aliases, locked.name])
+        tag = target or locked.nearest_tag
+        if tag is None:
+            raise ModerationError("Name the tag this phrase is another word for.")
+        if Tag.objects.filter(name=locked.name).exclude(pk=tag.pk).exists():
+            raise ModerationError(f"“{locked.name}” is a tag of its own; it cannot also be an alias.")
+        if locked.name != tag.name and locked.name not in tag.aliases:
+            tag = tag_update(tag=tag, user=user, aliases=[*tag.aliases, locked.name])
+            version = VocabularyVersion.objects.order_by("-number").first()
         locked.status = TagProposal.Status.MERGED
     elif action == "reject":
         locked.status = TagProposal.Status.REJECTED
     else:
         raise ModerationError("Choose accept, merge or reject.")
+    locked.tag = tag
+    locked.vocabulary_version = version
     locked.decided_by = user
-    locked.save(update_fields=["status", "decided_by"])
+    locked.decided_at = _now()
+    locked.save(update_fields=["status", "tag", "vocabulary_version", "decided_by", "decided_at"])
+    if tag is not None:
+        tagged = VideoTag.objects.values("video_id")
+        for sighting in locked.sightings.exclude(video_id__in=tagged).order_by("-pk")[:CURATION_RERANK_VIDEOS]:
+            candidate, created = TagCandidate.objects.get_or_create(
+                video_id=sighting.video_id,
+                tag=tag,
+                source="vlm",
+                defaults={"score": 1.0, "evidence": []},
+            )
+            candidate.score = 1.0
+            candidate.evidence = [
+                *[e for e in candidate.evidence if e.get("text") != sighting.phrase],
+                {"field": "vlm", "text": sighting.phrase, "cosine": 1.0, "model": sighting.model_name},
+            ]
+            candidate.save(update_fields=["score", "evidence"])
+            enqueue("moderation.tagging.tasks.generate_tag_candidates", sighting.video_id)
     return locked

@@ -43,3 +43,22 @@ def train_tag_ranker(user_id: int | None = None) -> int:
 
     user = User.objects.filter(pk=user_id).first() if user_id else None
     return int(tag_ranker_train(user=user).pk)
+
+
+@shared_task(name="moderation.tagging.tasks.suggest_vlm_tags", **LONG_TASK_OPTIONS)
+def suggest_vlm_tags(video_id: int) -> int:
+    """Free-text tags from the serving VLM, snapped or proposed (infer worker; skipped when no VLM
+    serves; idempotent per video and model). Returns how many phrases snapped to a tag."""
+    from moderation.tagging.services import tag_vlm_suggest
+
+    try:
+        outcome = tag_vlm_suggest(video_id=int(video_id))
+    except Exception as exc:  # a bad item must not kill the worker; the reason is kept on the video
+        logger.exception("VLM tags failed for video %s", video_id)
+        from moderation.tagging.models import VideoTagState
+
+        VideoTagState.objects.update_or_create(video_id=int(video_id), defaults={"vlm_error": str(exc)[:2000]})
+        return 0
+    if outcome.skipped:
+        logger.info("VLM tags for video %s skipped: %s", video_id, outcome.skipped)
+    return len(outcome.snapped)

@@ -13,5 +13,6 @@ urlpatterns = [
     path("tags/ranker/train/", views.tag_ranker_train, name="tag_ranker_train"),
     path("tags/vocabulary/", views.tag_vocabulary, name="tag_vocabulary"),
     path("tags/vocabulary/<int:pk>/", views.tag_edit, name="tag_edit"),
+    path("tags/curation/", views.tag_curation, name="tag_curation"),
     path("tags/proposals/<int:pk>/", views.tag_proposal_decide, name="tag_proposal_decide"),
 ]

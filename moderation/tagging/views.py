@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import cast
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -172,9 +173,22 @@ def tag_vocabulary(request: HttpRequest) -> HttpResponse:
         "tags": tags,
         "q": q,
         "count": Tag.objects.count(),
-        "proposals": TagProposal.objects.filter(status=TagProposal.Status.PENDING).select_related("nearest_tag")[:50],
+        "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
     }
     return render(request, "moderation/tagging/vocabulary.html", context)
+
+
+@permission_required(Perm.EDIT_POLICY)
+def tag_curation(request: HttpRequest) -> HttpResponse:
+    """The vocabulary-curation queue: free-text VLM tags that matched no vocabulary tag closely enough."""
+    context = {
+        "proposals": selectors.tag_proposals_pending(),
+        "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
+        "decided": selectors.tag_proposals_decided(),
+        "vlm_model": selectors.tag_vlm_model(),
+        "threshold": settings.TAG_VLM_SNAP_THRESHOLD,
+    }
+    return render(request, "moderation/tagging/curation.html", context)
 
 
 @require_POST
@@ -203,12 +217,40 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("moderation:tag_vocabulary") + f"?q={request.POST.get('q', '')}")
 
 
+def _tag_named(name: str, what: str) -> Tag | None:
+    name = name.strip()
+    if not name:
+        return None
+    tag = Tag.objects.filter(name=name).first()
+    if tag is None:
+        raise ModerationError(f"{what} “{name[:100]}” is not a tag in the vocabulary.")
+    return tag
+
+
 @require_POST
 @permission_required(Perm.EDIT_POLICY)
 def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
-    proposal = get_object_or_404(TagProposal, pk=pk)
+    """Accept (optionally renamed, under a parent), merge as an alias of a tag, or reject a proposal.
+    From the curation screen (htmx) the proposal's row is redrawn with the outcome or the reason."""
+    proposal = get_object_or_404(TagProposal.objects.select_related("nearest_tag"), pk=pk)
+    action = request.POST.get("action", "")
+    error = ""
     try:
-        services.tag_proposal_decide(proposal=proposal, user=_user(request), action=request.POST.get("action", ""))
+        proposal = services.tag_proposal_decide(
+            proposal=proposal,
+            user=_user(request),
+            action=action,
+            name=request.POST.get("name", "") if action == "accept" else "",
+            target=_tag_named(request.POST.get("target", ""), "Alias target") if action == "merge" else None,
+            parent=_tag_named(request.POST.get("parent", ""), "Parent") if action == "accept" else None,
+        )
     except ModerationError as exc:
-        messages.error(request, str(exc))
-    return redirect("moderation:tag_vocabulary")
+        error = str(exc)
+    if request.htmx:  # type: ignore[attr-defined]
+        proposal.refresh_from_db()
+        return render(request, "moderation/tagging/curation.html#row", {"p": proposal, "error": error})
+    if error:
+        messages.error(request, error)
+    else:
+        messages.success(request, f"“{proposal.name}”: {proposal.get_status_display().lower()}.")
+    return redirect("moderation:tag_curation")

@@ -52,6 +52,7 @@ def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
 @pytest.mark.django_db(transaction=True)
 def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, policy_version):
     from annotation.models import Adjudication, Tag2CotTask
+    from moderation.tagging.models import TagProposal, TagProposalSighting
 
     # Both items' CoT panels offer a re-run (whichever "n" claims first).
     task = _stale_vlm_task(policy_version)
@@ -62,6 +63,8 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
         video=video, decision=decision, policy_version=policy_version, target_label="正向"
     )
     adjudication = Adjudication.objects.create(video=video, decision=decision, kind="reported_pass", reason="r")
+    proposal = TagProposal.objects.create(name="露营装备", key="露营装备", video=video, seen_count=1)
+    TagProposalSighting.objects.create(proposal=proposal, video=video, phrase="露营装备", model_name="tiny-vlm")
     admin = make_user("admin")
 
     anonymous = _violations(page.goto("/login/") and page)
@@ -90,6 +93,7 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
         "policy edit": reverse("moderation:policy_edit", args=[policy_version.policy_id]),
         "policy version": reverse("moderation:policy_version", args=[policy_version.pk]),
         "cascade": reverse("moderation:cascade"),
+        "tag curation": reverse("moderation:tag_curation"),
         "training": reverse("training:job_list"),
         "models": reverse("training:model_list"),
     }

@@ -224,3 +224,28 @@ def test_manifest_lines_of_any_shape_are_imported_or_reported(tmp_path: Path, se
         assert len(report.created) + len(report.existing) + len(report.errors) == len(written)
 
     check()
+
+
+tag_answer_pieces = st.sampled_from(
+    ['{"tags": [', "]}", '"火锅"', '"', ",", "```json\n", "```", "Tags:", "标签：", "、", "[" * 40, "\x00", "\ud800"]
+)
+
+
+@FAST
+@given(
+    text=st.lists(st.one_of(tag_answer_pieces, st.text(max_size=30)), max_size=25).map("".join),
+    data=json_values,
+)
+def test_vlm_tag_answers_are_tags_or_a_reason(text: str, data: Any) -> None:
+    """A VLM's free-text tag answer (moderation.tagging.vlm): a list of clean, short, storable phrases or
+    an empty list with a reason — for any text and for any JSON the model could be guided into."""
+    from moderation.tagging.text import tag_name_problem
+    from moderation.tagging.vlm import MAX_PHRASE_CHARS, MAX_TAGS, parse_tags
+
+    for answer in (text, json.dumps({"tags": data}, ensure_ascii=False)):
+        parsed = parse_tags(answer)
+        assert parsed.names or parsed.error
+        assert len(parsed.names) <= MAX_TAGS
+        for name in parsed.names:
+            assert 0 < len(name) <= MAX_PHRASE_CHARS and tag_name_problem(name) is None
+            assert not UNSTORABLE.search(name)

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from moderation.inference.backends import BackendResult, ContentBundle, result_from_text
-from moderation.inference.prompts import build_prompt
+from moderation.inference.backends import BackendResult, ContentBundle, Generation, result_from_text
+from moderation.inference.prompts import Prompt, build_prompt
 from moderation.policies.spec import PolicySpec
 
 MAX_IMAGES = 8
@@ -70,9 +70,6 @@ class TransformersBackend:
             return cls._cache[key]
 
     def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
-        import torch
-        from PIL import Image
-
         prompts = [
             build_prompt(
                 c,
@@ -83,6 +80,25 @@ class TransformersBackend:
             )
             for c in contents
         ]
+        results = []
+        for g in self.generate_texts(prompts, max_new_tokens=settings.VLM_MAX_NEW_TOKENS):
+            results.append(result_from_text(g.text, policy, g.prompt_tokens, g.completion_tokens))
+            results[-1].latency_ms = g.latency_ms
+        return results
+
+    def generate_texts(
+        self, prompts: list[Prompt], *, max_new_tokens: int, json_schema: dict[str, Any] | None = None
+    ) -> list[Generation]:
+        """Greedy generations for ``prompts`` in one batch (images only for a multimodal model, at
+        most ``MAX_IMAGES`` each). ``json_schema`` is ignored: transformers has no guided decoding
+        here, the caller's parser checks the answer."""
+        import torch
+        from PIL import Image
+
+        if not self.multimodal:
+            prompts = [Prompt(p.system, p.user, []) for p in prompts]
+        else:
+            prompts = [Prompt(p.system, p.user, p.image_paths[:MAX_IMAGES]) for p in prompts]
         texts = [self._chat_text(p.messages(with_images=self.multimodal), p.as_text()) for p in prompts]
         started = time.perf_counter()
         if self.multimodal and any(p.image_paths for p in prompts):
@@ -96,7 +112,7 @@ class TransformersBackend:
         with torch.inference_mode():
             out = self.model.generate(
                 **inputs,
-                max_new_tokens=settings.VLM_MAX_NEW_TOKENS,
+                max_new_tokens=max_new_tokens,
                 do_sample=False,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
@@ -104,13 +120,15 @@ class TransformersBackend:
         prompt_len = inputs["input_ids"].shape[1]
         new_tokens = out[:, prompt_len:]
         decoded = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        results = []
-        for i, text in enumerate(decoded):
-            prompt_tokens = int(inputs["attention_mask"][i].sum())
-            completion_tokens = int((new_tokens[i] != self.tokenizer.pad_token_id).sum())
-            results.append(result_from_text(text, policy, prompt_tokens, completion_tokens))
-            results[-1].latency_ms = elapsed_ms / len(decoded)
-        return results
+        return [
+            Generation(
+                text=text,
+                prompt_tokens=int(inputs["attention_mask"][i].sum()),
+                completion_tokens=int((new_tokens[i] != self.tokenizer.pad_token_id).sum()),
+                latency_ms=elapsed_ms / len(decoded),
+            )
+            for i, text in enumerate(decoded)
+        ]
 
     def _chat_text(self, messages: list[dict[str, Any]], fallback: str) -> str:
         template_owner = self.processor if self.processor is not None else self.tokenizer

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from moderation.inference.backends import BackendResult, ContentBundle, result_from_text
+from moderation.inference.backends import BackendResult, ContentBundle, Generation, result_from_text
 from moderation.inference.cot import CotParseError, json_schema, text_from_json
 from moderation.inference.prompts import Prompt, build_prompt
 from moderation.policies.spec import PolicySpec
@@ -89,19 +89,27 @@ class VllmServerBackend:
             fmt=policy.output_format,
             image_paths=content.image_paths,
         )
-        body = {
+        schema = json_schema(policy.output_format, policy.labels(), policy.scenes())
+        g = self._generate(prompt, settings.VLM_MAX_NEW_TOKENS, schema, "moderation_cot")
+        return _result(g.text, policy, g.prompt_tokens, g.completion_tokens, g.latency_ms)
+
+    def generate_texts(
+        self, prompts: list[Prompt], *, max_new_tokens: int, json_schema: dict[str, Any] | None = None
+    ) -> list[Generation]:
+        """Free-text answers to the caller's prompts (guided by ``json_schema`` when given)."""
+        return [self._generate(p, max_new_tokens, json_schema, "answer") for p in prompts]
+
+    def _generate(
+        self, prompt: Prompt, max_new_tokens: int, schema: dict[str, Any] | None, schema_name: str
+    ) -> Generation:
+        body: dict[str, Any] = {
             "model": self.model,
             "messages": _openai_messages(prompt),
             "temperature": 0,
-            "max_tokens": settings.VLM_MAX_NEW_TOKENS,
-            "response_format": {
-                "type": "json_schema",
-                "json_schema": {
-                    "name": "moderation_cot",
-                    "schema": json_schema(policy.output_format, policy.labels(), policy.scenes()),
-                },
-            },
+            "max_tokens": max_new_tokens,
         }
+        if schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema}}
         request = urllib.request.Request(  # noqa: S310 (the operator-configured server URL)
             self.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
         )
@@ -112,10 +120,16 @@ class VllmServerBackend:
         except (urllib.error.URLError, TimeoutError, json.JSONDecodeError) as exc:
             raise RuntimeError(f"vLLM server at {self.url} failed: {exc}") from exc
         latency_ms = (time.perf_counter() - started) * 1000
-        raw = payload["choices"][0]["message"].get("content") or ""
+        try:
+            raw = payload["choices"][0]["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise RuntimeError(f"vLLM server at {self.url} answered without a message: {str(payload)[:200]}") from exc
         usage = payload.get("usage") or {}
-        return _result(
-            raw, policy, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), latency_ms
+        return Generation(
+            text=raw,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            latency_ms=latency_ms,
         )
 
 
@@ -148,9 +162,6 @@ class VllmOfflineBackend:
             return cls._cache[key]
 
     def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
-        from vllm import SamplingParams
-        from vllm.sampling_params import StructuredOutputsParams
-
         prompts = [
             build_prompt(
                 c,
@@ -161,12 +172,23 @@ class VllmOfflineBackend:
             )
             for c in contents
         ]
+        schema = json_schema(policy.output_format, policy.labels(), policy.scenes())
+        return [
+            _result(g.text, policy, g.prompt_tokens, g.completion_tokens, g.latency_ms)
+            for g in self.generate_texts(prompts, max_new_tokens=settings.VLM_MAX_NEW_TOKENS, json_schema=schema)
+        ]
+
+    def generate_texts(
+        self, prompts: list[Prompt], *, max_new_tokens: int, json_schema: dict[str, Any] | None = None
+    ) -> list[Generation]:
+        """One batched ``chat`` call (greedy; guided JSON when ``json_schema`` is given)."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
         params = SamplingParams(
             temperature=0,
-            max_tokens=settings.VLM_MAX_NEW_TOKENS,
-            structured_outputs=StructuredOutputsParams(
-                json=json_schema(policy.output_format, policy.labels(), policy.scenes())
-            ),
+            max_tokens=max_new_tokens,
+            **({"structured_outputs": StructuredOutputsParams(json=json_schema)} if json_schema is not None else {}),
         )
         lora = None
         if self.adapter_path:
@@ -177,6 +199,11 @@ class VllmOfflineBackend:
         outputs = self.llm.chat([_openai_messages(p) for p in prompts], params, use_tqdm=False, lora_request=lora)
         per_item_ms = (time.perf_counter() - started) * 1000 / max(len(outputs), 1)
         return [
-            _result(o.outputs[0].text, policy, len(o.prompt_token_ids or []), len(o.outputs[0].token_ids), per_item_ms)
+            Generation(
+                text=o.outputs[0].text,
+                prompt_tokens=len(o.prompt_token_ids or []),
+                completion_tokens=len(o.outputs[0].token_ids),
+                latency_ms=per_item_ms,
+            )
             for o in outputs
         ]
