@@ -106,6 +106,7 @@ def build(work: Path) -> None:
 def train(work: Path) -> None:
     import torch
 
+    from training.runners.common import TrainRun
     from training.runners.dpo import dpo_train
     from training.runners.sft import sft_train
     from training.services import DEFAULT_PARAMS, KIND_PARAMS
@@ -118,7 +119,7 @@ def train(work: Path) -> None:
         torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
         trainer, result = runner(
-            base_model=model, jsonl_path=str(work / f"{kind}.jsonl"), output_dir=str(work / kind), params=params
+            TrainRun(base_model=model, jsonl_path=str(work / f"{kind}.jsonl"), output_dir=work / kind, params=params)
         )
         seconds = time.perf_counter() - started
         trainer.save_model(str(work / kind / "adapter"))

@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,38 @@ logger = logging.getLogger(__name__)
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
 
-def job_rows(base_model: str, jsonl_path: str, out: Path) -> Any:
+@dataclass(frozen=True)
+class TrainRun:
+    """What ``run_job`` hands a kind's runner (``sft_train``, ``dpo_train``, ``grpo_train``).
+
+    Runners read no database row: only GRPO reads the policy version, for its reward.
+    """
+
+    base_model: str
+    jsonl_path: str
+    output_dir: Path
+    params: dict[str, Any]
+    callbacks: list[Any] = field(default_factory=list)
+    resume_from_checkpoint: str | None = None
+    policy_version: Any = None
+
+
+def job_rows(run: TrainRun) -> Any:
     """The shared start of every runner: the base model must exist, and the snapshot's JSONL rows load."""
     import datasets
     from datasets import load_dataset
 
-    check_base_model(base_model)
+    check_base_model(run.base_model)
     datasets.disable_progress_bars()  # progress goes to the job row; keep worker logs readable
-    return load_dataset("json", data_files=jsonl_path, split="train", cache_dir=str(out / "hf-datasets-cache"))
+    cache_dir = str(run.output_dir / "hf-datasets-cache")
+    return load_dataset("json", data_files=run.jsonl_path, split="train", cache_dir=cache_dir)
+
+
+def fit(run: TrainRun, trainer_class: Any, **trainer_args: Any) -> tuple[Any, Any]:
+    """The shared end of every runner: the kind's TRL trainer with the job's LoRA adapter and progress
+    callbacks, trained (resuming from the job's checkpoint when there is one); ``(trainer, train_output)``."""
+    trainer = trainer_class(**trainer_args, peft_config=lora_config(run.params), callbacks=list(run.callbacks))
+    return trainer, train_quietly(trainer, run.resume_from_checkpoint)
 
 
 def train_quietly(trainer: Any, resume_from_checkpoint: str | None) -> Any:
@@ -262,18 +287,18 @@ def progress_callback(job_id: int) -> Any:
     return JobProgressCallback()
 
 
-def _train(kind: str, **kwargs: Any) -> tuple[Any, Any]:
+def _train(kind: str, run: TrainRun) -> tuple[Any, Any]:
     if kind == "sft":
         from training.runners.sft import sft_train
 
-        return sft_train(**kwargs)
+        return sft_train(run)
     if kind == "grpo":
         from training.runners.grpo import grpo_train
 
-        return grpo_train(**kwargs)
+        return grpo_train(run)
     from training.runners.dpo import dpo_train
 
-    return dpo_train(**kwargs)
+    return dpo_train(run)
 
 
 def run_job(job_id: int) -> None:
@@ -309,13 +334,15 @@ def run_job(job_id: int) -> None:
         callback = progress_callback(job_id)
         trainer, result = _train(
             job.kind,
-            base_model=base_model,
-            jsonl_path=str(artifacts.local_file(job.dataset.jsonl_path)),
-            output_dir=output_dir,
-            params=params,
-            callbacks=[callback],
-            resume_from_checkpoint=checkpoint[0] if checkpoint else None,
-            policy_version=job.policy_version,
+            TrainRun(
+                base_model=base_model,
+                jsonl_path=str(artifacts.local_file(job.dataset.jsonl_path)),
+                output_dir=Path(output_dir),
+                params=params,
+                callbacks=[callback],
+                resume_from_checkpoint=checkpoint[0] if checkpoint else None,
+                policy_version=job.policy_version,
+            ),
         )
         if not trainer.is_world_process_zero():
             return

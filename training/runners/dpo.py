@@ -5,44 +5,24 @@ Worker-side only (heavy imports inside the functions).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from training.errors import TrainingError
-from training.runners.common import (
-    check_images_fit,
-    is_multimodal,
-    job_rows,
-    load_images_column,
-    load_model_and_tokenizer,
-    load_vlm_and_processor,
-    lora_config,
-    train_quietly,
-    trainer_kwargs,
-)
+from training.runners import common
 
 
-def dpo_train(
-    *,
-    base_model: str,
-    jsonl_path: str,
-    output_dir: str,
-    params: dict[str, Any],
-    callbacks: list[Any] | None = None,
-    resume_from_checkpoint: str | None = None,
-    policy_version: Any = None,
-) -> tuple[Any, Any]:
+def dpo_train(run: common.TrainRun) -> tuple[Any, Any]:
     """Train a LoRA adapter with DPO; returns ``(trainer, train_output)``. No database access."""
     import datasets
     from trl import DPOConfig, DPOTrainer
     from trl.data_utils import prepare_multimodal_messages
 
-    out = Path(output_dir)
-    raw = job_rows(base_model, jsonl_path, out)
-    if is_multimodal(base_model):
+    max_length = run.params["max_length"]
+    raw = common.job_rows(run)
+    if common.is_multimodal(run.base_model):
         # TRL's vision preference collator puts the images into the (conversational) prompt's user turn.
-        model, tokenizer, use_cpu = load_vlm_and_processor(base_model)
-        train_dataset = load_images_column(
+        model, tokenizer, use_cpu = common.load_vlm_and_processor(run.base_model)
+        train_dataset = common.load_images_column(
             datasets.Dataset.from_list(
                 [
                     {
@@ -55,7 +35,7 @@ def dpo_train(
                 ]
             )
         )
-        check_images_fit(
+        common.check_images_fit(
             tokenizer,
             [
                 tokenizer.apply_chat_template(
@@ -65,10 +45,10 @@ def dpo_train(
                 )
                 for row in raw
             ],
-            params["max_length"],
+            max_length,
         )
     else:
-        model, tokenizer, use_cpu = load_model_and_tokenizer(base_model)
+        model, tokenizer, use_cpu = common.load_model_and_tokenizer(run.base_model)
         if getattr(tokenizer, "chat_template", None):
             # The conversation inference serves (system + user turns through the chat template).
             train_dataset = datasets.Dataset.from_list(
@@ -88,19 +68,12 @@ def dpo_train(
         else:
             train_dataset = raw.select_columns(["prompt", "chosen", "rejected"])
             prompts = list(train_dataset["prompt"])
-        _check_prompt_lengths(tokenizer, prompts, params["max_length"])
+        _check_prompt_lengths(tokenizer, prompts, max_length)
 
-    args = DPOConfig(**trainer_kwargs(out, params, use_cpu), beta=params["beta"], max_length=params["max_length"])
-    trainer = DPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_dataset,
-        processing_class=tokenizer,
-        peft_config=lora_config(params),
-        callbacks=callbacks or [],
+    args = DPOConfig(
+        **common.trainer_kwargs(run.output_dir, run.params, use_cpu), beta=run.params["beta"], max_length=max_length
     )
-    result = train_quietly(trainer, resume_from_checkpoint)
-    return trainer, result
+    return common.fit(run, DPOTrainer, model=model, args=args, train_dataset=train_dataset, processing_class=tokenizer)
 
 
 def prompt_messages(row: dict[str, Any]) -> list[dict[str, Any]]:
