@@ -11,21 +11,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from moderation.inference.cot import render_stages
-from moderation.inference.prompts import build_prompt
+from moderation.inference.prompts import policy_prompt
 from moderation.inference.services import content_bundle_for
 from moderation.models import Decision, PolicyVersion
 
 
 def decision_prompt(decision: Decision) -> str:
     """The text prompt for the video a decision was made about, under the decision's policy version."""
-    policy_version = decision.policy_version
-    prompt = build_prompt(
-        content_bundle_for(decision.video),
-        taxonomy=policy_version.taxonomy,
-        safe_label=policy_version.safe_label,
-        fmt=policy_version.output_format,
-    )
-    return prompt.as_text() + "\n"
+    return policy_prompt(content_bundle_for(decision.video), decision.policy_version.spec()).as_text() + "\n"
 
 
 def cot_render(stages: Iterable[Mapping[str, Any]], label: str, policy_version: PolicyVersion) -> str:

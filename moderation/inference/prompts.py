@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from moderation.inference.backends import ContentBundle
+from moderation.policies.spec import PolicySpec
 
 FENCE_OPEN = "<<<UNTRUSTED"
 FENCE_CLOSE = "<<<END UNTRUSTED>>>"
@@ -122,4 +123,18 @@ def build_prompt(
         system=rubric_text(taxonomy, safe_label, fmt),
         user="\n".join(parts),
         image_paths=list(image_paths or []),
+    )
+
+
+def policy_prompt(content: ContentBundle, policy: PolicySpec, *, image_paths: list[str] | None = None) -> Prompt:
+    """The prompt for one item under a policy version's rubric (its taxonomy, safe label and output format).
+
+    Every backend sends it and training snapshots record it, so a trained adapter sees what it is served.
+    """
+    return build_prompt(
+        content,
+        taxonomy=policy.taxonomy,
+        safe_label=policy.safe_label,
+        fmt=policy.output_format,
+        image_paths=image_paths,
     )

@@ -1,7 +1,8 @@
 """Model backends behind one small interface.
 
 A backend turns a :class:`ContentBundle` (what was extracted from a video) and a policy version
-into a :class:`BackendResult`: a label and a chain-of-thought in KuaiMod's five stages.
+into a :class:`BackendResult`: a label and a chain-of-thought in the policy version's output format
+(KuaiMod's five stages, or BLM-Guard's <think>/<answer> with a scene and a severity).
 The evidence baseline (evidence.py), cascade stage 1 (cascade_stage1.py), transformers
 (transformers_backend.py) and vLLM offline or OpenAI-server (vllm_backend.py) live here, chosen by
 ``get_backend``; the heavy ones import torch/vllm inside their own modules so the web process never
@@ -10,8 +11,9 @@ loads them. ``PolicySpec`` (what a backend reads of a policy) belongs to moderat
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from moderation.inference.cot import KUAIMOD_STAGES as STAGES
 from moderation.inference.cot import BlmRubric, CotParseError, parse
@@ -109,6 +111,29 @@ class TextGenerator(Protocol):
 VLM_BACKENDS = ("transformers", "vllm")
 
 
+class LoadedOnce:
+    """A backend whose model is loaded once per worker process and reused (``cached``).
+
+    Each subclass declares its own ``_cache`` and ``_lock``; the lock keeps two threads from loading
+    the same model twice.
+    """
+
+    _cache: ClassVar[dict[tuple[str, str], Any]]
+    _lock: ClassVar[threading.Lock]
+
+    def __init__(self, base_model: str, adapter_path: str = "") -> None:
+        raise NotImplementedError  # each backend loads its model here
+
+    @classmethod
+    def cached(cls, base_model: str, adapter_path: str = "") -> Self:
+        key = (base_model, adapter_path)
+        with cls._lock:
+            if key not in cls._cache:
+                cls._cache[key] = cls(base_model, adapter_path)
+            loaded: Self = cls._cache[key]
+            return loaded
+
+
 def get_backend(name: str, *, base_model: str = "", adapter_path: str = "") -> Backend:
     """The backend for a model version; heavy libraries are imported by the backend module only.
 
@@ -149,16 +174,7 @@ def result_from_text(text: str, policy: PolicySpec, prompt_tokens: int, completi
         rubric = blm_rubric(policy) if policy.output_format == "blm" else None
         parsed = parse(text, policy.output_format, policy.labels(), policy.scenes(), rubric)
     except CotParseError as exc:
-        return BackendResult(
-            label="",
-            is_violation=False,
-            confidence=0.0,
-            cot=[],
-            raw_output=text,
-            parse_error=str(exc),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-        )
+        return unparsed_result(text, exc, prompt_tokens, completion_tokens)
     confidence = parsed.confidence if parsed.confidence is not None else 0.5
     return BackendResult(
         label=parsed.label,
@@ -170,4 +186,18 @@ def result_from_text(text: str, policy: PolicySpec, prompt_tokens: int, completi
         completion_tokens=completion_tokens,
         scene=parsed.scene,
         severity=parsed.severity,
+    )
+
+
+def unparsed_result(raw: str, error: CotParseError, prompt_tokens: int, completion_tokens: int) -> BackendResult:
+    """A generation that did not parse: no label, the output kept raw with the reason."""
+    return BackendResult(
+        label="",
+        is_violation=False,
+        confidence=0.0,
+        cot=[],
+        raw_output=raw,
+        parse_error=str(error),
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
     )

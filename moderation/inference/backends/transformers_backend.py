@@ -13,15 +13,15 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from moderation.inference.backends import BackendResult, ContentBundle, Generation, result_from_text
-from moderation.inference.prompts import Prompt, build_prompt
+from moderation.inference.backends import BackendResult, ContentBundle, Generation, LoadedOnce, result_from_text
+from moderation.inference.prompts import Prompt, policy_prompt
 from moderation.policies.spec import PolicySpec
 
 MAX_IMAGES = 8
 IMAGE_MAX_SIDE = 448  # keyframes are downscaled before they reach the processor
 
 
-class TransformersBackend:
+class TransformersBackend(LoadedOnce):
     name = "transformers"
     _cache: ClassVar[dict[tuple[str, str], TransformersBackend]] = {}
     _lock = threading.Lock()
@@ -61,23 +61,9 @@ class TransformersBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
 
-    @classmethod
-    def cached(cls, base_model: str, adapter_path: str = "") -> TransformersBackend:
-        key = (base_model, adapter_path)
-        with cls._lock:
-            if key not in cls._cache:
-                cls._cache[key] = cls(base_model, adapter_path)
-            return cls._cache[key]
-
     def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
         prompts = [
-            build_prompt(
-                c,
-                taxonomy=policy.taxonomy,
-                safe_label=policy.safe_label,
-                fmt=policy.output_format,
-                image_paths=c.image_paths[:MAX_IMAGES] if self.multimodal else [],
-            )
+            policy_prompt(c, policy, image_paths=c.image_paths[:MAX_IMAGES] if self.multimodal else [])
             for c in contents
         ]
         results = []

@@ -21,9 +21,16 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 
-from moderation.inference.backends import BackendResult, ContentBundle, Generation, result_from_text
+from moderation.inference.backends import (
+    BackendResult,
+    ContentBundle,
+    Generation,
+    LoadedOnce,
+    result_from_text,
+    unparsed_result,
+)
 from moderation.inference.cot import CotParseError, json_schema, text_from_json
-from moderation.inference.prompts import Prompt, build_prompt
+from moderation.inference.prompts import Prompt, policy_prompt
 from moderation.policies.spec import PolicySpec
 
 MAX_IMAGES = 8
@@ -51,18 +58,9 @@ def _result(
     try:
         text = text_from_json(raw, policy.output_format)
     except CotParseError as exc:
-        return BackendResult(
-            label="",
-            is_violation=False,
-            confidence=0.0,
-            cot=[],
-            raw_output=raw,
-            parse_error=str(exc),
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            latency_ms=latency_ms,
-        )
-    result = result_from_text(text, policy, prompt_tokens, completion_tokens)
+        result = unparsed_result(raw, exc, prompt_tokens, completion_tokens)
+    else:
+        result = result_from_text(text, policy, prompt_tokens, completion_tokens)
     result.latency_ms = latency_ms
     return result
 
@@ -82,13 +80,7 @@ class VllmServerBackend:
         return [self._one(c, policy) for c in contents]
 
     def _one(self, content: ContentBundle, policy: PolicySpec) -> BackendResult:
-        prompt = build_prompt(
-            content,
-            taxonomy=policy.taxonomy,
-            safe_label=policy.safe_label,
-            fmt=policy.output_format,
-            image_paths=content.image_paths,
-        )
+        prompt = policy_prompt(content, policy, image_paths=content.image_paths)
         schema = json_schema(policy.output_format, policy.labels(), policy.scenes())
         g = self._generate(prompt, settings.VLM_MAX_NEW_TOKENS, schema, "moderation_cot")
         return _result(g.text, policy, g.prompt_tokens, g.completion_tokens, g.latency_ms)
@@ -133,7 +125,7 @@ class VllmServerBackend:
         )
 
 
-class VllmOfflineBackend:
+class VllmOfflineBackend(LoadedOnce):
     """vllm.LLM inside the GPU worker process; loaded once, batched, prefix caching on."""
 
     name = "vllm"
@@ -153,25 +145,8 @@ class VllmOfflineBackend:
         )
         self.adapter_path = adapter_path
 
-    @classmethod
-    def cached(cls, base_model: str, adapter_path: str = "") -> VllmOfflineBackend:
-        key = (base_model, adapter_path)
-        with cls._lock:
-            if key not in cls._cache:
-                cls._cache[key] = cls(base_model, adapter_path)
-            return cls._cache[key]
-
     def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
-        prompts = [
-            build_prompt(
-                c,
-                taxonomy=policy.taxonomy,
-                safe_label=policy.safe_label,
-                fmt=policy.output_format,
-                image_paths=c.image_paths,
-            )
-            for c in contents
-        ]
+        prompts = [policy_prompt(c, policy, image_paths=c.image_paths) for c in contents]
         schema = json_schema(policy.output_format, policy.labels(), policy.scenes())
         return [
             _result(g.text, policy, g.prompt_tokens, g.completion_tokens, g.latency_ms)
