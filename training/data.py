@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import QuerySet
 
 from annotation.models import Adjudication, CotCorrection
-from moderation.inference.prompts import build_prompt
+from moderation.inference.prompts import policy_prompt
 from moderation.inference.services import content_bundle_for
 from moderation.models import Decision, Review, Video
 from training.models import PreferencePair, SftRecord
 from training.prompts import cot_render
+
+Collected = TypeVar("Collected", PreferencePair, SftRecord)
 
 # Corrections that count as human-consistent CoT. A second labeler's acceptance is required
 # (drafts, submitted-but-unreviewed and rejected corrections are not training data).
@@ -65,15 +68,8 @@ def _decisions(ids: Iterable[int]) -> dict[int, Decision]:
 
 def _prompt_parts(decision: Decision) -> tuple[str, str, list[str]]:
     """(system, user, image paths) exactly as inference builds them for this decision's video and policy."""
-    policy_version = decision.policy_version
     bundle = content_bundle_for(decision.video)
-    prompt = build_prompt(
-        bundle,
-        taxonomy=policy_version.taxonomy,
-        safe_label=policy_version.safe_label,
-        fmt=policy_version.output_format,
-        image_paths=bundle.image_paths,
-    )
+    prompt = policy_prompt(bundle, decision.policy_version.spec(), image_paths=bundle.image_paths)
     return prompt.system, prompt.user, list(prompt.image_paths)
 
 
@@ -87,6 +83,42 @@ def _base_lineage(decision: Decision, source: str) -> dict[str, Any]:
         "policy_version": str(decision.policy_version),
         "model_version_id": decision.model_version_id,
         "model_version": decision.model_version.name,
+    }
+
+
+def _accepted_corrections() -> list[CotCorrection]:
+    return list(CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES).order_by("decision_id"))
+
+
+def _newest_per_decision(rows: QuerySet[Any], newest_first: str = "-created_at") -> list[Any]:
+    """Each decision's newest row of ``rows`` (one per decision, by ``newest_first`` then id)."""
+    return list(rows.order_by("decision_id", newest_first, "-pk").distinct("decision_id"))
+
+
+def _unique_and_split(
+    by_decision: dict[int, Collected], content: Callable[[Collected], Any], eval_share: float
+) -> list[Collected]:
+    """In decision order, drop each record whose ``content`` repeats an earlier one's (another decision on
+    the same content), and put the rest in their video group's split."""
+    seen: set[str] = set()
+    out = []
+    for _pk, record in sorted(by_decision.items()):
+        key = hashlib.sha256(json.dumps(content(record), sort_keys=True).encode()).hexdigest()
+        if key in seen:
+            continue
+        seen.add(key)
+        record.split = split_for(record.lineage["split_group"], eval_share)
+        out.append(record)
+    return out
+
+
+def _correction_lineage(correction: CotCorrection) -> dict[str, Any]:
+    """Where a record made from an accepted CoT correction comes from: the revision, its author and accepter."""
+    return {
+        "correction_id": correction.pk,
+        "correction_revision": correction.revision,
+        "author_id": correction.author_id,
+        "accepted_by_id": correction.reviewed_by_id,
     }
 
 
@@ -104,18 +136,11 @@ def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]
     """One unsaved pair per decision a human disagreed with, deduplicated, split by video group."""
     pairs: dict[int, PreferencePair] = {}
 
-    corrections = list(CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES).order_by("decision_id"))
-    adjudications = list(
-        Adjudication.objects.filter(status=Adjudication.Status.DECIDED)
-        .exclude(outcome_label="")
-        .order_by("decision_id", "-decided_at", "-pk")
-        .distinct("decision_id")
+    corrections = _accepted_corrections()
+    adjudications = _newest_per_decision(
+        Adjudication.objects.filter(status=Adjudication.Status.DECIDED).exclude(outcome_label=""), "-decided_at"
     )
-    overrides = list(
-        Review.objects.filter(verdict=Review.Verdict.OVERRIDE)
-        .order_by("decision_id", "-created_at", "-pk")
-        .distinct("decision_id")
-    )
+    overrides = _newest_per_decision(Review.objects.filter(verdict=Review.Verdict.OVERRIDE))
     decisions = _decisions(
         {c.decision_id for c in corrections}
         | {a.decision_id for a in adjudications}
@@ -163,13 +188,7 @@ def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]
             PreferencePair.Source.CORRECTION,
             chosen,
             correction.label,
-            {
-                "correction_id": correction.pk,
-                "correction_revision": correction.revision,
-                "correction_status": correction.status,
-                "author_id": correction.author_id,
-                "accepted_by_id": correction.reviewed_by_id,
-            },
+            {**_correction_lineage(correction), "correction_status": correction.status},
         )
     for adjudication in adjudications:
         decision = decisions[adjudication.decision_id]
@@ -205,19 +224,9 @@ def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]
             },
         )
 
-    seen: set[str] = set()
-    out = []
-    for _pk, pair in sorted(pairs.items()):
-        # A pair whose two sides are the same text teaches nothing (e.g. a correction that changed nothing).
-        if pair.chosen == pair.rejected:
-            continue
-        key = hashlib.sha256(json.dumps([pair.prompt, pair.chosen, pair.rejected]).encode()).hexdigest()
-        if key in seen:
-            continue  # the same prompt, chosen and rejected from another decision on the same content
-        seen.add(key)
-        pair.split = split_for(pair.lineage["split_group"], eval_share)
-        out.append(pair)
-    return out
+    # A pair whose two sides are the same text teaches nothing (e.g. a correction that changed nothing).
+    useful = {pk: pair for pk, pair in pairs.items() if pair.chosen != pair.rejected}
+    return _unique_and_split(useful, lambda pair: [pair.prompt, pair.chosen, pair.rejected], eval_share)
 
 
 def preference_pair_row(pair: PreferencePair) -> dict[str, Any]:
@@ -247,12 +256,9 @@ def preference_pair_row(pair: PreferencePair) -> dict[str, Any]:
 def sft_records_collect(*, eval_share: float = 0.0) -> list[SftRecord]:
     """Chat records from accepted corrections and reviewer-confirmed model CoTs."""
     records: dict[int, SftRecord] = {}
-    corrections = list(CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES).order_by("decision_id"))
-    confirmed_reviews = list(
-        Review.objects.filter(verdict=Review.Verdict.APPROVE)
-        .exclude(decision__parse_error__gt="")
-        .order_by("decision_id", "-created_at", "-pk")
-        .distinct("decision_id")
+    corrections = _accepted_corrections()
+    confirmed_reviews = _newest_per_decision(
+        Review.objects.filter(verdict=Review.Verdict.APPROVE).exclude(decision__parse_error__gt="")
     )
     contradicted = set(
         Review.objects.filter(verdict=Review.Verdict.OVERRIDE).values_list("decision_id", flat=True)
@@ -291,12 +297,7 @@ def sft_records_collect(*, eval_share: float = 0.0) -> list[SftRecord]:
             SftRecord.Source.CORRECTION,
             text,
             correction.label,
-            {
-                "correction_id": correction.pk,
-                "correction_revision": correction.revision,
-                "author_id": correction.author_id,
-                "accepted_by_id": correction.reviewed_by_id,
-            },
+            _correction_lineage(correction),
         )
     for review in confirmed_reviews:
         if review.decision_id in contradicted:
@@ -316,16 +317,7 @@ def sft_records_collect(*, eval_share: float = 0.0) -> list[SftRecord]:
             },
         )
 
-    seen: set[str] = set()
-    out = []
-    for _pk, record in sorted(records.items()):
-        key = hashlib.sha256(json.dumps(record.messages, sort_keys=True).encode()).hexdigest()
-        if key in seen:
-            continue
-        seen.add(key)
-        record.split = split_for(record.lineage["split_group"], eval_share)
-        out.append(record)
-    return out
+    return _unique_and_split(records, lambda record: record.messages, eval_share)
 
 
 def sft_record_row(record: SftRecord) -> dict[str, Any]:

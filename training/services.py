@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -108,11 +109,15 @@ def _snapshot(
     *,
     kind: str,
     records: list[Any],
-    rows: list[dict[str, Any]],
+    row: Callable[[Any], dict[str, Any]],
     created_by: User | None,
     name: str | None,
     eval_share: float,
 ) -> PreferenceDataset:
+    """Save the collected records as a new dataset and export its train (and held-out) JSONL."""
+    if all(r.split == PreferencePair.Split.EVAL for r in records):
+        raise TrainingError("Every video landed in the evaluation split; lower the evaluation share.")
+    rows = [row(r) for r in records]
     label = "DPO pairs" if kind == PreferenceDataset.Kind.DPO else "SFT records"
     dataset = PreferenceDataset.objects.create(
         name=name or f"{label} {timezone.now():%Y-%m-%d %H:%M}", created_by=created_by, kind=kind, eval_share=eval_share
@@ -163,13 +168,10 @@ def preference_dataset_build(
             "No overrides or corrections yet: preference pairs come from reviewer overrides, accepted CoT "
             "corrections and adjudicated disagreements."
         )
-    if all(p.split == PreferencePair.Split.EVAL for p in pairs):
-        raise TrainingError("Every video landed in the evaluation split; lower the evaluation share.")
-    rows = [preference_pair_row(p) for p in pairs]
     return _snapshot(
         kind=PreferenceDataset.Kind.DPO,
         records=pairs,
-        rows=rows,
+        row=preference_pair_row,
         created_by=created_by,
         name=name,
         eval_share=eval_share,
@@ -188,13 +190,10 @@ def sft_dataset_build(
         raise TrainingError(
             "No SFT data yet: records come from accepted CoT corrections and model CoTs a reviewer approved."
         )
-    if all(r.split == PreferencePair.Split.EVAL for r in records):
-        raise TrainingError("Every video landed in the evaluation split; lower the evaluation share.")
-    rows = [sft_record_row(r) for r in records]
     return _snapshot(
         kind=PreferenceDataset.Kind.SFT,
         records=records,
-        rows=rows,
+        row=sft_record_row,
         created_by=created_by,
         name=name,
         eval_share=eval_share,
