@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -164,24 +165,22 @@ def _render_editor(
 @require_POST
 @permission_required(Perm.EDIT_POLICY)
 def policy_version_publish(request: HttpRequest, pk: int) -> HttpResponse:
-    version = get_object_or_404(PolicyVersion, pk=pk)
-    try:
-        version = services.policy_version_publish(version=version, by=request.user)
-    except ModerationError as exc:
-        messages.error(request, str(exc))
-        return redirect("moderation:policy_version", pk=pk)
-    messages.success(request, f"v{version.number} is published and active; new decisions use it from now on.")
-    return redirect("moderation:policy_detail", pk=version.policy_id)
+    return _make_active(request, pk, services.policy_version_publish, "is published and active")
 
 
 @require_POST
 @permission_required(Perm.EDIT_POLICY)
 def policy_version_activate(request: HttpRequest, pk: int) -> HttpResponse:
+    return _make_active(request, pk, services.policy_version_activate, "is active again")
+
+
+def _make_active(request: HttpRequest, pk: int, service: Callable[..., PolicyVersion], done: str) -> HttpResponse:
+    """Publish or re-activate a version: a refusal goes back to the version with the reason."""
     version = get_object_or_404(PolicyVersion, pk=pk)
     try:
-        version = services.policy_version_activate(version=version, by=request.user)
+        version = service(version=version, by=request.user)
     except ModerationError as exc:
         messages.error(request, str(exc))
         return redirect("moderation:policy_version", pk=pk)
-    messages.success(request, f"v{version.number} is active again; new decisions use it from now on.")
+    messages.success(request, f"v{version.number} {done}; new decisions use it from now on.")
     return redirect("moderation:policy_detail", pk=version.policy_id)

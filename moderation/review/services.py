@@ -414,6 +414,25 @@ def _lock_owned(task: ReviewTask, user: User, *, with_decision: bool = False) ->
     return locked
 
 
+def review_task_complete(*, task: ReviewTask, status: str) -> None:
+    """Close a task whose row the caller has locked: reviewed (``DONE``) or handed to a senior (``ESCALATED``)."""
+    task.status = status
+    task.completed_at = timezone.now()
+    task.save(update_fields=["status", "completed_at"])
+
+
+def _hand_on(decision: Decision, queue: ReviewQueue, *, deadline: datetime | None) -> tuple[ReviewTask, bool]:
+    """The decision's task in another queue (a senior or adjudication queue), made once, keeping the SLA
+    deadline of the task it came from; ``(task, created)``."""
+    return ReviewTask.objects.get_or_create(
+        decision=decision,
+        queue=queue,
+        slot=0,
+        is_gold=False,
+        defaults={"priority": queue.priority + _item_priority(decision, queue), "deadline": deadline},
+    )
+
+
 @transaction.atomic
 def review_release(*, task: ReviewTask, user: User) -> ReviewTask:
     """Put the user's claimed item back in the queue for anyone to take."""
@@ -475,17 +494,8 @@ def review_escalate(*, task: ReviewTask, user: User, reason: str) -> ReviewTask:
     senior = locked.queue.escalation_queue
     if senior is None:
         raise ModerationError(f"The queue “{locked.queue.name}” has no senior queue to escalate to.")
-    decision = locked.decision
-    senior_task, _ = ReviewTask.objects.get_or_create(
-        decision=decision,
-        queue=senior,
-        slot=0,
-        is_gold=False,
-        defaults={"priority": senior.priority + _item_priority(decision, senior), "deadline": locked.deadline},
-    )
-    locked.status = ReviewTask.Status.ESCALATED
-    locked.completed_at = timezone.now()
-    locked.save(update_fields=["status", "completed_at"])
+    senior_task, _ = _hand_on(locked.decision, senior, deadline=locked.deadline)
+    review_task_complete(task=locked, status=ReviewTask.Status.ESCALATED)
     audit_event_record(
         actor=user,
         action="escalate",
@@ -564,13 +574,7 @@ def _settle(task: ReviewTask, review: Review, user: User) -> None:
         return
     if len(labels) > 1:
         target = task.queue.adjudication_queue or review_queue_adjudication_default()
-        adjudication, created = ReviewTask.objects.get_or_create(
-            decision=decision,
-            queue=target,
-            slot=0,
-            is_gold=False,
-            defaults={"priority": target.priority + _item_priority(decision, target), "deadline": task.deadline},
-        )
+        adjudication, created = _hand_on(decision, target, deadline=task.deadline)
         if created:
             audit_event_record(
                 actor=user,
@@ -643,9 +647,7 @@ def review_submit(
         )
     except IntegrityError as exc:  # one review per task (a review whose task is not marked done): refuse
         raise ModerationError(ALREADY_REVIEWED) from exc
-    locked.status = ReviewTask.Status.DONE
-    locked.completed_at = timezone.now()
-    locked.save(update_fields=["status", "completed_at"])
+    review_task_complete(task=locked, status=ReviewTask.Status.DONE)
     audit_event_record(
         actor=user,
         action=f"review.{verdict}",

@@ -34,6 +34,13 @@ def media_revealed(request: HttpRequest) -> bool:
     return bool(request.session.get(REVEAL_SESSION_KEY, False))
 
 
+def _refused(request: HttpRequest, task: ReviewTask, exc: ModerationError) -> ReviewTask | None:
+    """Show why the service refused; the task to stay on if it is still this reviewer's, else None."""
+    messages.error(request, str(exc))
+    task.refresh_from_db()
+    return task if task.is_held_by(request.user) else None
+
+
 def _go_to(task: ReviewTask | None) -> HttpResponse:
     if task is None:
         return redirect("moderation:queue")
@@ -221,9 +228,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
                 severity=request.POST.get("severity", ""),
             )
     except ModerationError as exc:
-        messages.error(request, str(exc))
-        task.refresh_from_db()
-        return _next_screen(request, task if task.is_held_by(request.user) else None)
+        return _next_screen(request, _refused(request, task, exc))
     severity = f", severity {review.severity}" if review.severity else ""
     messages.success(
         request,
@@ -252,9 +257,7 @@ def escalate(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         senior = services.review_escalate(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
-        messages.error(request, str(exc))
-        task.refresh_from_db()
-        return _go_to(task if task.is_held_by(request.user) else None)
+        return _go_to(_refused(request, task, exc))
     messages.success(request, f"Item #{task.pk} escalated to “{senior.queue.name}”.")
     return _go_to(_claim_next_and_ahead(request, task))
 
@@ -266,9 +269,7 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         nxt = services.review_skip(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
-        messages.error(request, str(exc))
-        task.refresh_from_db()
-        return _go_to(task if task.is_held_by(request.user) else None)
+        return _go_to(_refused(request, task, exc))
     if nxt is None:
         messages.info(request, "No other item is waiting; this one stays with you.")
         return _go_to(task)

@@ -804,13 +804,9 @@ def tags_review_submit(
     tags_count_accepted(tag_ids=[t for t in final if t not in before], delta=1)
     tags_count_accepted(tag_ids=[t for t in before if t not in final], delta=-1)
     if task is not None:
-        from django.utils import timezone
+        from moderation.review.services import audit_event_record, review_task_complete
 
-        from moderation.review.services import audit_event_record
-
-        task.status = ReviewTask.Status.DONE
-        task.completed_at = timezone.now()
-        task.save(update_fields=["status", "completed_at"])
+        review_task_complete(task=task, status=ReviewTask.Status.DONE)
         audit_event_record(
             actor=user,
             action="tags.submit",
