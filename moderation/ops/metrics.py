@@ -16,11 +16,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from moderation.inference.models import Decision
 from moderation.integrations.models import OutboxEvent, WebhookDelivery
+from moderation.ops.selectors import open_work_by_queue
 from moderation.review.models import ReviewQueue, ReviewTask
 from workbench.metrics import LATENCY_BUCKETS
 
 MODEL_BUCKETS = (*LATENCY_BUCKETS, 30.0, 60.0, 120.0)
-OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
 WAITING = (WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING, WebhookDelivery.Status.SENDING)
 
 
@@ -32,23 +32,12 @@ def collect() -> Iterable[Metric]:
 
 def _queues() -> Iterable[Metric]:
     now = timezone.now()
-    slugs = list(ReviewQueue.objects.values_list("slug", flat=True))
-    tasks = ReviewTask.objects.filter(is_gold=False)
-    open_rows: dict[str, dict[str, Any]] = {
-        r["queue__slug"]: dict(r)
-        for r in tasks.filter(status__in=OPEN)
-        .values("queue__slug")
-        .annotate(
-            pending=Count("id", filter=Q(status=ReviewTask.Status.PENDING)),
-            claimed=Count("id", filter=Q(status=ReviewTask.Status.CLAIMED)),
-            oldest=Min("created_at"),
-            breached=Count("id", filter=Q(deadline__lt=now)),
-        )
-    }
-    done_rows: dict[str, dict[str, Any]] = {
-        r["queue__slug"]: dict(r)
-        for r in tasks.filter(status=ReviewTask.Status.DONE)
-        .values("queue__slug")
+    queues = list(ReviewQueue.objects.values_list("pk", "slug"))
+    open_rows = open_work_by_queue(now=now)
+    done_rows: dict[int, dict[str, Any]] = {
+        r["queue_id"]: dict(r)
+        for r in ReviewTask.objects.filter(is_gold=False, status=ReviewTask.Status.DONE)
+        .values("queue_id")
         .annotate(n=Count("id"), late=Count("id", filter=Q(completed_at__gt=F("deadline"))))
     }
     depth = GaugeMetricFamily("workbench_review_queue_depth", "Open review items", labels=["queue", "status"])
@@ -62,14 +51,14 @@ def _queues() -> Iterable[Metric]:
     missed = CounterMetricFamily(
         "workbench_review_sla_missed", "Review items done after their SLA deadline", labels=["queue"]
     )
-    for slug in slugs:
-        row: dict[str, Any] = open_rows.get(slug, {})
+    for pk, slug in queues:
+        row: dict[str, Any] = open_rows.get(pk, {})
         depth.add_metric([slug, "pending"], row.get("pending", 0))
         depth.add_metric([slug, "claimed"], row.get("claimed", 0))
         oldest = row.get("oldest")
         age.add_metric([slug], (now - oldest).total_seconds() if oldest else 0.0)
         breached.add_metric([slug], row.get("breached", 0))
-        done: dict[str, Any] = done_rows.get(slug, {})
+        done: dict[str, Any] = done_rows.get(pk, {})
         completed.add_metric([slug], done.get("n", 0))
         missed.add_metric([slug], done.get("late", 0))
     yield from (depth, age, breached, completed, missed)

@@ -59,8 +59,10 @@ def ops_throughput(*, now: datetime, hours: int = 48) -> dict[str, Any]:
     }
 
 
-def ops_backlog(*, now: datetime) -> dict[str, Any]:
-    open_rows: dict[int, dict[str, Any]] = {
+def open_work_by_queue(*, now: datetime) -> dict[int, dict[str, Any]]:
+    """Per queue id (queues with open work only): open non-gold items ``pending`` and ``claimed``, the
+    ``oldest`` one's creation time, and how many are ``breached`` (past their SLA deadline at ``now``)."""
+    return {
         r["queue_id"]: dict(r)
         for r in ReviewTask.objects.filter(is_gold=False, status__in=OPEN)
         .values("queue_id")
@@ -71,6 +73,10 @@ def ops_backlog(*, now: datetime) -> dict[str, Any]:
             breached=Count("id", filter=Q(deadline__lt=now)),
         )
     }
+
+
+def ops_backlog(*, now: datetime) -> dict[str, Any]:
+    open_rows = open_work_by_queue(now=now)
     rows = []
     for queue in ReviewQueue.objects.order_by("-priority", "name"):
         r: dict[str, Any] = open_rows.get(queue.pk, {})
