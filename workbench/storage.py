@@ -186,15 +186,7 @@ def local_copy(name: str | None, scratch: Path) -> Path:
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-    storage: Any = default_storage
-    try:
-        storage.client.download_file(storage.bucket_name, storage.key(name), str(partial))
-    except _boto_errors() as exc:
-        partial.unlink(missing_ok=True)
-        raise _translate(exc, name) from exc
-    os.replace(partial, target)
-    return target
+    return local_copy_to(name, target)
 
 
 def exists(name: str) -> bool:
