@@ -1,4 +1,4 @@
-"""Shared set-up for the media benchmarks: Django on the test settings, synthetic 720p clips."""
+"""Shared set-up for the benchmarks: Django on the test settings (embedded services started), synthetic 720p clips."""
 
 from __future__ import annotations
 

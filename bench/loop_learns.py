@@ -19,9 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
+from _common import ROOT, django_setup
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -34,12 +33,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     os.environ["MEDIA_ROOT"] = str(work / "media")
-    import django
-
-    django.setup()
-    from workbench.embedded import start_configured
-
-    start_configured()  # the settings name the embedded services; starting them is ours
+    django_setup()
     import torch
     from django.conf import settings
     from django.test.utils import setup_databases, teardown_databases

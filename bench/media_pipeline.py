@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
+from _common import django_setup
 
 
 def main() -> None:
@@ -28,12 +24,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    import django
-
-    django.setup()
-    from workbench.embedded import start_configured
-
-    start_configured()  # the settings name the embedded services; starting them is ours
+    django_setup()
     from django.test.utils import setup_databases, teardown_databases
 
     from moderation.media import extractors

@@ -23,17 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
+from _common import django_setup
 
 CLAIMERS = 16
 
@@ -63,6 +58,26 @@ def _think(think_ms: float) -> None:
         time.sleep(random.uniform(0.5, 1.5) * think_ms / 1000)
 
 
+def _claim_rounds(user, queue, claims: int, think_ms: float) -> tuple[list[float], list[tuple[int, int]]]:  # type: ignore[no-untyped-def]
+    """One claimer's rounds: claim (timed), think, submit; ``claims`` times or until the queue is empty.
+
+    Returns the claims' milliseconds and the (user, task) pairs claimed."""
+    from moderation.review.services import review_claim_next, review_submit
+
+    timings: list[float] = []
+    got: list[tuple[int, int]] = []
+    for _ in range(claims):
+        t0 = time.perf_counter()
+        task = review_claim_next(user=user, queue=queue)
+        timings.append((time.perf_counter() - t0) * 1000)
+        if task is None:
+            break
+        got.append((user.pk, task.pk))
+        _think(think_ms)
+        review_submit(task=task, user=user, verdict="approve")
+    return timings, got
+
+
 Measured = tuple[list[float], list[tuple[int, int]], list[float]]  # timed claims, (user, task) claimed, first claims
 
 
@@ -72,8 +87,6 @@ def _ms(values: list[float], q: float) -> float:
 
 def _measure(queue, users, claims_per_user: int, think_ms: float = 0.0) -> Measured:  # type: ignore[no-untyped-def]
     from django.db import connection
-
-    from moderation.review.services import review_claim_next, review_submit
 
     latencies: list[float] = []
     claimed: list[tuple[int, int]] = []
@@ -87,15 +100,7 @@ def _measure(queue, users, claims_per_user: int, think_ms: float = 0.0) -> Measu
         try:
             first.append(_warm_up(user, queue))
             barrier.wait(60)
-            for _ in range(claims_per_user):
-                t0 = time.perf_counter()
-                task = review_claim_next(user=user, queue=queue)
-                mine.append((time.perf_counter() - t0) * 1000)
-                if task is None:
-                    break
-                got.append((user.pk, task.pk))
-                _think(think_ms)
-                review_submit(task=task, user=user, verdict="approve")
+            mine, got = _claim_rounds(user, queue, claims_per_user, think_ms)
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -121,22 +126,11 @@ def _claim_loop(queue_id: int, user_id: int, claims: int, think_ms: float, barri
     from django.db import connection
 
     from moderation.review.models import ReviewQueue
-    from moderation.review.services import review_claim_next, review_submit
 
     user, queue = User.objects.get(pk=user_id), ReviewQueue.objects.get(pk=queue_id)
-    mine: list[float] = []
-    got: list[tuple[int, int]] = []
     first = _warm_up(user, queue)
     barrier.wait(60)
-    for _ in range(claims):
-        t0 = time.perf_counter()
-        task = review_claim_next(user=user, queue=queue)
-        mine.append((time.perf_counter() - t0) * 1000)
-        if task is None:
-            break
-        got.append((user.pk, task.pk))
-        _think(think_ms)
-        review_submit(task=task, user=user, verdict="approve")
+    mine, got = _claim_rounds(user, queue, claims, think_ms)
     connection.close()
     out.put((mine, got, first))
 
@@ -210,12 +204,7 @@ def main() -> None:
     parser.add_argument("--think-ms", type=float, default=0.0, help="reviewer's time on an item before submitting")
     args = parser.parse_args()
 
-    import django
-
-    django.setup()
-    from workbench.embedded import start_configured
-
-    start_configured()  # the settings name the embedded services; starting them is ours
+    django_setup()
     from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
 

@@ -8,23 +8,15 @@ plumbing on this CPU; real teacher cost needs a real VLM on a GPU. The last line
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
+from _common import django_setup
 
 
 def main() -> None:
-    import django
-
-    django.setup()
-    from workbench.embedded import start_configured
-
-    start_configured()  # the settings name the embedded services; starting them is ours
+    django_setup()
     from django.core.management import call_command
     from django.test.utils import setup_databases, teardown_databases
 

@@ -17,15 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
+from _common import django_setup
 
 INDEXES = {
     "keyframe_embedding_hnsw": "CREATE INDEX keyframe_embedding_hnsw ON moderation_keyframe USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
@@ -225,6 +220,21 @@ def _measure(queries: list[tuple[int, int]], rounds: int) -> dict:  # type: igno
     }  # fmt: skip
 
 
+def _index_and_measure(videos: int, load_s: float, queries: list[tuple[int, int]], rounds: int) -> dict:  # type: ignore[type-arg]
+    """Rebuild the indexes over ``videos`` loaded videos, time the queries, print the figures and return them."""
+    index_s = _reindex()
+    figures = {
+        "videos": videos,
+        "load_s": round(load_s, 1),
+        "index_s": round(index_s["all"], 1),
+        "index_pdq_s": round(index_s["pdq"], 1),
+        **_index_bytes(),
+        **_measure(queries, rounds),
+    }
+    print(json.dumps(figures), flush=True)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=1000)
@@ -236,12 +246,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    import django
-
-    django.setup()
-    from workbench.embedded import start_configured
-
-    start_configured()  # the settings name the embedded services; starting them is ours
+    django_setup()
     import numpy as np
     from django.test.utils import setup_databases, teardown_databases
 
@@ -254,33 +259,13 @@ def main() -> None:
         t0 = time.perf_counter()
         small_ids = _load(args.small, args, rng, sources)
         queries = _add_queries(args, rng, sources)
-        load_small = time.perf_counter() - t0
-        index_small = _reindex()
-        results["small"] = {
-            "videos": args.small,
-            "load_s": round(load_small, 1),
-            "index_s": round(index_small["all"], 1),
-            "index_pdq_s": round(index_small["pdq"], 1),
-            **_index_bytes(),
-            **_measure(queries, args.rounds),
-        }
-        print(json.dumps(results["small"]), flush=True)
+        results["small"] = _index_and_measure(args.small, time.perf_counter() - t0, queries, args.rounds)
         t0 = time.perf_counter()
         remaining = args.large - args.small
         _drop_indexes()  # loading into live HNSW/GIN indexes is much slower than rebuilding them
         for start in range(0, remaining, 20_000):
             _load(min(20_000, remaining - start), args, rng, sources)
-        load_large = time.perf_counter() - t0
-        index_large = _reindex()
-        results["large"] = {
-            "videos": args.large,
-            "load_s": round(load_large, 1),
-            "index_s": round(index_large["all"], 1),
-            "index_pdq_s": round(index_large["pdq"], 1),
-            **_index_bytes(),
-            **_measure(queries, args.rounds),
-        }
-        print(json.dumps(results["large"]), flush=True)
+        results["large"] = _index_and_measure(args.large, time.perf_counter() - t0, queries, args.rounds)
         # Back to the small library and measured again: the two small runs bracket the large one in time,
         # so load from other processes that came or went during the run shows up as their spread.
         _shrink_to(small_ids + [q for q, _source in queries])

@@ -28,13 +28,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
+from _common import django_setup
+
 # Playwright's sync API runs an event loop in this thread; the ORM calls beside it are ours.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -107,12 +104,7 @@ def main() -> None:
     parser.add_argument("--sync-every", type=int, default=5, help="every Nth item without the prefetched screen")
     args = parser.parse_args()
 
-    import django
-
-    django.setup()
-    from workbench.embedded import start_configured
-
-    start_configured()  # the embedded PostgreSQL and Redis the test settings name (settings start nothing)
+    django_setup()
     from django.test.utils import setup_databases, teardown_databases
 
     old = setup_databases(verbosity=0, interactive=False)

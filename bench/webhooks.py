@@ -31,9 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
+from _common import ROOT, django_setup
 
 RECEIVER = r"""
 import json, random, sys, time
@@ -249,14 +247,8 @@ def main() -> None:
     parser.add_argument("--timeout-s", type=float, default=600.0)
     args = parser.parse_args()
 
-    import django
-
-    django.setup()
+    django_setup()
     from django.test.utils import setup_databases, teardown_databases
-
-    from workbench.embedded import start_configured
-
-    start_configured()  # the settings name the embedded services; starting them is ours
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     bodies = [
