@@ -196,6 +196,23 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
     return decision
 
 
+def _answer_fields(result: BackendResult, latency_ms: float) -> dict[str, Any]:
+    """What a Decision, and a re-run of one, store of a model's answer."""
+    return {
+        "label": result.label,
+        "is_violation": result.is_violation,
+        "confidence": result.confidence,
+        "scene": result.scene,
+        "severity": result.severity,
+        "cot": result.cot,
+        "raw_output": result.raw_output,
+        "parse_error": result.parse_error,
+        "latency_ms": latency_ms,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+    }
+
+
 def _decision_save(
     video: Video,
     policy_version: PolicyVersion,
@@ -209,17 +226,7 @@ def _decision_save(
         policy_version=policy_version,
         model_version=model_version,
         backend=model_version.backend,
-        label=result.label,
-        is_violation=result.is_violation,
-        confidence=result.confidence,
-        scene=result.scene,
-        severity=result.severity,
-        cot=result.cot,
-        raw_output=result.raw_output,
-        parse_error=result.parse_error,
-        latency_ms=latency_ms,
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
+        **_answer_fields(result, latency_ms),
         **cascade,
     )
     event_decision_created(decision=decision)  # in the caller's transaction (outbox)
@@ -365,17 +372,7 @@ def decision_rerun_run(*, rerun_id: int) -> DecisionRerun:
         status=DecisionRerun.Status.DONE,
         feedback=content.feedback,
         feedback_seen_until=seen_until,
-        label=result.label,
-        is_violation=result.is_violation,
-        confidence=result.confidence,
-        scene=result.scene,
-        severity=result.severity,
-        cot=result.cot,
-        raw_output=result.raw_output,
-        parse_error=result.parse_error,
-        latency_ms=latency_ms,
-        prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens,
+        **_answer_fields(result, latency_ms),
     )
 
 
