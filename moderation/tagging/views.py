@@ -248,7 +248,11 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
         error = str(exc)
     if request.htmx:  # type: ignore[attr-defined]
         proposal.refresh_from_db()
-        return render(request, "moderation/tagging/curation.html#row", {"p": proposal, "error": error})
+        context = {"p": proposal, "error": error, "oob": True}
+        context["pending"] = TagProposal.objects.filter(status=TagProposal.Status.PENDING).count()
+        row = render(request, "moderation/tagging/curation.html#row", context).content
+        count = render(request, "moderation/tagging/curation.html#pending", context).content
+        return HttpResponse(row + count)
     if error:
         messages.error(request, error)
     else:

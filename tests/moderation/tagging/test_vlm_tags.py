@@ -374,7 +374,8 @@ def test_the_curation_screen_by_role_and_its_decisions(client_as, make_user) -> 
     row = editor.post(f"/tags/proposals/{proposal.pk}/", {"action": "merge", "target": "游戏"}, HTTP_HX_REQUEST="true")
     html = row.content.decode()
     assert row.status_code == 200 and f'id="proposal-{proposal.pk}"' in html and "Made an alias" in html
-    assert "<html" not in html  # the row only
+    assert "<html" not in html  # the row, and the page's count out of band
+    assert 'id="pending-count"' in html and 'hx-swap-oob="true"' in html and "1 proposed tag waiting" in html
     assert "<i>剧本杀</i>" in Tag.objects.get(name="游戏").aliases
     # Without htmx: a redirect back to the queue with the outcome.
     response = editor.post(f"/tags/proposals/{other.pk}/", {"action": "accept", "name": "电子宠物蛋"})
