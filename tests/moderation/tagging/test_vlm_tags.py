@@ -325,6 +325,22 @@ def test_a_vllm_server_answer_snaps_and_proposes(vocabulary, encode, policy_vers
     assert sighting.video == video and sighting.model_name == "qwen-vl-served"
 
 
+@pytest.mark.django_db
+def test_an_unreachable_vlm_is_a_recorded_reason(vocabulary, encode, policy_version, settings) -> None:  # type: ignore[no-untyped-def]
+    from moderation.tagging.tasks import suggest_vlm_tags
+
+    _serve(ModelVersion.objects.create(name="far-vlm", backend="vllm", base_model="q"), policy_version)
+    video = DecisionFactory(policy_version=policy_version).video
+    closed = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    settings.VLLM_SERVER_URL = f"http://127.0.0.1:{closed.server_port}"
+    closed.server_close()  # nothing listens there any more
+    assert suggest_vlm_tags.run(video.pk) == 0
+    state = VideoTagState.objects.get(video=video)
+    assert "vLLM server" in state.vlm_error and state.vlm_model == "far-vlm"
+    assert state.vlm_at is None  # not answered: the next run asks again
+    assert not TagCandidate.objects.filter(video=video).exists() and not TagProposal.objects.exists()
+
+
 def test_the_vllm_offline_request_guides_decoding_with_the_tag_schema(tiny_qwen_vl, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from moderation.inference.backends import vllm_backend
     from moderation.inference.backends.vlm_processor import load_processor
