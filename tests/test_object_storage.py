@@ -100,14 +100,27 @@ def test_check_storage_passes_and_reports_wrong_credentials_and_unreachable_stor
         call_command("check_storage")
 
 
-def test_up_stops_with_a_clear_error_before_starting_anything(s3_media, settings) -> None:
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ({"bucket_name": "no-such-bucket"}, "bucket does not exist"),
+        ({"access_key": "WRONG", "secret_key": "nope"}, "credentials were refused"),
+    ],
+    ids=["missing-bucket", "wrong-credentials"],
+)
+def test_up_stops_with_a_clear_error_before_starting_anything(
+    s3_media, settings, monkeypatch, options: dict[str, str], said: str
+) -> None:
+    started: list[str] = []
+    from workbench import embedded
+
+    # Nothing may start before the storage check: no embedded service, no worker, no web server.
+    monkeypatch.setattr(embedded, "start_configured", lambda *a, **k: started.append("embedded"))
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {
-            **settings.STORAGES["default"],
-            "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "bucket_name": "no-such-bucket"},
-        },
+        "default": {**settings.STORAGES["default"], "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], **options}},
     }
-    settings.MEDIA_S3_BUCKET = "no-such-bucket"
-    with pytest.raises(CommandError, match="bucket does not exist"):
+    settings.MEDIA_S3_BUCKET = settings.STORAGES["default"]["OPTIONS"]["bucket_name"]
+    with pytest.raises(CommandError, match=said) as error:
         call_command("up", "--no-demo")
+    assert "Media storage: bucket" in str(error.value) and started == []

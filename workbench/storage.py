@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
@@ -150,6 +150,12 @@ def _boto_errors() -> tuple[type[BaseException], ...]:
     return (BotoCoreError, ClientError, ConnectionError, TimeoutError)
 
 
+# Below this size a file goes up in one PUT (the transfer config's multipart threshold, 16 MiB).
+_MULTIPART_THRESHOLD = 16 * 2**20
+_PARALLEL_PUTS = 8
+_COPY_CHUNK = 2**20
+
+
 # --- Scratch --------------------------------------------------------------------------------------
 
 
@@ -196,6 +202,35 @@ def exists(name: str) -> bool:
         return bool(default_storage.exists(name))
     except _boto_errors() as exc:
         raise _translate(exc, name) from exc
+
+
+def missing_names(names: Iterable[str]) -> set[str]:
+    """Which of the stored ``names`` do not exist (empty names are skipped).
+
+    Object storage: one listing per folder holding three or more of the names (a video's keyframes are
+    one request), a HEAD for the others. Raises StorageUnavailable when the store does not answer."""
+    wanted = sorted({n for n in names if n})
+    if not is_object_storage():
+        return {n for n in wanted if not Path(default_storage.path(n)).is_file()}
+    by_folder: dict[str, list[str]] = {}
+    for name in wanted:
+        by_folder.setdefault(name.rpartition("/")[0], []).append(name)
+    storage: Any = default_storage
+    missing: set[str] = set()
+    for folder, group in by_folder.items():
+        if folder and len(group) >= 3:
+            present = set(list_names(folder + "/"))
+            missing.update(n for n in group if n not in present)
+            continue
+        for name in group:
+            try:
+                storage.client.head_object(Bucket=storage.bucket_name, Key=storage.key(name))
+            except _boto_errors() as exc:
+                error = _translate(exc, name)
+                if not isinstance(error, MediaMissing):
+                    raise error from exc
+                missing.add(name)
+    return missing
 
 
 # --- This node's cache (inference workers: keyframes for prompts, adapters) ------------------------
@@ -303,28 +338,52 @@ def store_file(local: Path, name: str, *, move: bool = False) -> str:
             os.replace(partial, target)
         return name
     storage: Any = default_storage
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    try:
-        storage.client.upload_file(
-            str(local),
-            storage.bucket_name,
-            storage.key(name),
-            ExtraArgs={"ContentType": content_type},
-            Config=storage.transfer_config,
-        )
-    except _boto_errors() as exc:
-        raise _translate(exc, name) from exc
+    _put(storage, storage.client, local, name)
     if move:
         local.unlink(missing_ok=True)
     return name
 
 
+def _put(storage: Any, client: Any, local: Path, name: str) -> None:
+    """Upload ``local`` to ``name`` with ``client`` (boto3 clients are thread-safe; django-storages makes
+    one per thread, which costs a session each, so parallel uploads share the caller's)."""
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    try:
+        if local.stat().st_size < _MULTIPART_THRESHOLD:
+            # One PUT; boto3's upload_file would start a transfer manager (a thread pool) per file.
+            with local.open("rb") as body:
+                client.put_object(
+                    Bucket=storage.bucket_name, Key=storage.key(name), Body=body, ContentType=content_type
+                )
+        else:
+            client.upload_file(
+                str(local),
+                storage.bucket_name,
+                storage.key(name),
+                ExtraArgs={"ContentType": content_type},
+                Config=storage.transfer_config,
+            )
+    except _boto_errors() as exc:
+        raise _translate(exc, name) from exc
+
+
 def store_tree(local_dir: Path, prefix: str) -> list[str]:
-    """Upload every file under ``local_dir`` to ``prefix/<relative path>``; returns the names."""
-    names = []
-    for path in sorted(p for p in local_dir.rglob("*") if p.is_file()):
-        name = f"{prefix.rstrip('/')}/{path.relative_to(local_dir).as_posix()}"
-        names.append(store_file(path, name))
+    """Upload every file under ``local_dir`` to ``prefix/<relative path>``; returns the names.
+
+    With object storage the PUTs run ``_PARALLEL_PUTS`` at a time (a video's 30 keyframes cost about
+    the latency of four requests, not thirty); the first failure is raised after the others finished."""
+    paths = sorted(p for p in local_dir.rglob("*") if p.is_file())
+    names = [f"{prefix.rstrip('/')}/{path.relative_to(local_dir).as_posix()}" for path in paths]
+    if not is_object_storage() or len(paths) < 2:
+        return [store_file(path, name) for path, name in zip(paths, names, strict=True)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    storage: Any = default_storage
+    client = storage.client
+    with ThreadPoolExecutor(max_workers=min(_PARALLEL_PUTS, len(paths))) as pool:
+        futures = [pool.submit(_put, storage, client, path, name) for path, name in zip(paths, names, strict=True)]
+    for future in futures:
+        future.result()
     return names
 
 
@@ -347,20 +406,30 @@ def fetch_tree(prefix: str, local_dir: Path) -> list[Path]:
 
 
 def local_copy_to(name: str, target: Path) -> Path:
-    """Download ``name`` to exactly ``target`` (replacing it atomically)."""
+    """Download ``name`` to exactly ``target`` (replacing it atomically: a reader sees the old file or the
+    whole new one). One streamed GET: a short video or a keyframe is one request, where boto3's
+    ``download_file`` would add a HEAD and a thread pool per call."""
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
     storage: Any = default_storage
     try:
-        storage.client.download_file(storage.bucket_name, storage.key(name), str(partial))
+        body = storage.client.get_object(Bucket=storage.bucket_name, Key=storage.key(name))["Body"]
+        with body, partial.open("wb") as out:
+            shutil.copyfileobj(body, out, _COPY_CHUNK)
     except _boto_errors() as exc:
         partial.unlink(missing_ok=True)
         raise _translate(exc, name) from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, target)
     return target
 
 
 def list_names(prefix: str) -> list[str]:
-    """Every stored name under ``prefix`` (object storage: a paginated listing)."""
+    """Every stored name in the folder ``prefix`` and below (object storage: a paginated listing).
+
+    ``prefix`` is a folder whether or not it ends in "/": ``keyframes/1`` never lists ``keyframes/10/…``."""
+    prefix = prefix.rstrip("/") + "/"
     if not is_object_storage():
         root = Path(default_storage.path(prefix))
         base = Path(settings.MEDIA_ROOT)

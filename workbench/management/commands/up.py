@@ -52,8 +52,9 @@ class Command(BaseCommand):
         started = time.monotonic()
         from workbench.embedded import start_configured
 
-        start_configured()  # settings never start them; nothing to do where DATABASE_URL / REDIS_URL are set
+        # Media storage first: wrong credentials or a missing bucket stop `up` before anything starts.
         call_command("check_storage")
+        start_configured()  # settings never start them; nothing to do where DATABASE_URL / REDIS_URL are set
         call_command("migrate", interactive=False, verbosity=0)
         call_command("bootstrap", demo_users=True)
         call_command("collectstatic", interactive=False, verbosity=0)
