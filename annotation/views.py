@@ -19,6 +19,7 @@ from moderation.inference.backends import STAGES
 from moderation.inference.models import Decision
 from moderation.media.models import Video
 from moderation.media.selectors import video_media_for_display
+from moderation.media.services import video_media_verify
 from moderation.policies.selectors import policy_label_groups
 from moderation.review.selectors import cot_stages_for_display
 from moderation.review.views import media_revealed
@@ -42,7 +43,9 @@ def correction_list(request: HttpRequest) -> HttpResponse:
 
 def _media_context(request: HttpRequest, video: Video) -> dict[str, Any]:
     """The shared media panels' context (``moderation/_video_media.html``), as on the review screen."""
-    return {**video_media_for_display(video=video), "reveal": media_revealed(request)}
+    media = video_media_for_display(video=video)
+    check = video_media_verify(video=video, keyframes=media["keyframes"], by=request.user)
+    return {**media, "reveal": media_revealed(request), "media_check": check}
 
 
 def _edit_context(

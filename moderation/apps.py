@@ -24,6 +24,17 @@ def _event_serving_model_changed(sender: Any, *, policy: Any, model_version: Any
     event_model_promoted(model_version=model_version, scope=f"policy:{policy.slug}")
 
 
+def _audit_media_missing(
+    sender: Any, *, video: Any, missing: list[str], new: list[str], by: Any, **kwargs: Any
+) -> None:
+    from moderation.review.services import audit_event_record
+
+    if missing:
+        audit_event_record(actor=by, action="media.missing", obj=video, payload={"missing": missing, "new": new})
+    else:
+        audit_event_record(actor=by, action="media.restored", obj=video)
+
+
 def _queue_retrieval(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.reproduction.tasks.find_candidates", video_id)
 
@@ -39,7 +50,7 @@ class ModerationConfig(AppConfig):
 
         from moderation.ops.metrics import collect
         from moderation.review.services import review_release_on_logout
-        from moderation.signals import serving_model_changed, video_decided, video_ready
+        from moderation.signals import media_missing_changed, serving_model_changed, video_decided, video_ready
         from workbench.metrics import register_collector
 
         # A reviewer who logs out frees the items they held, so others need not wait for the lease.
@@ -51,5 +62,7 @@ class ModerationConfig(AppConfig):
         video_decided.connect(_queue_tag_candidates, dispatch_uid="moderation.queue_tag_candidates")
         # A policy served by another model: the model.promoted webhook event, in that transaction.
         serving_model_changed.connect(_event_serving_model_changed, dispatch_uid="moderation.event_model_promoted")
+        # Stored media a screen found missing (or back): the audit log says which files, and who saw it.
+        media_missing_changed.connect(_audit_media_missing, dispatch_uid="moderation.audit_media_missing")
         # Queue, model and webhook numbers for /metrics, read from the database at scrape time.
         register_collector(collect)

@@ -26,3 +26,8 @@ serving_model_changed = Signal()
 
 # Platform feedback events were stored and the videos' aggregates refreshed. Keyword: video_ids.
 feedback_received = Signal()
+
+# A screen found stored media of a video missing (or back again). Sent inside the transaction that records
+# it on the video. Keywords: video, missing (the names missing now), new (names missing since this check),
+# by (the user whose screen found it, or None).
+media_missing_changed = Signal()

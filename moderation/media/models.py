@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from pgvector.django import HnswIndex, VectorField
 
 # Frame embeddings: CLIP image embeddings (projection_dim 512, e.g. ViT-B/32) when the CLIP scorer runs,
@@ -73,6 +74,10 @@ class Video(models.Model):
     # Viewer comments given with the item (manifest import): a list of strings, for later prompts.
     comments = models.JSONField(default=list, blank=True)
     cover = models.ImageField(upload_to="covers/", max_length=500, blank=True)
+    # Stored files (video, cover, keyframe images) found missing from media storage when a screen last
+    # checked (``video_media_verify``); empty when all were there. Each change is in the audit log.
+    missing_media = models.JSONField(default=list, blank=True)
+    missing_media_checked_at = models.DateTimeField(null=True, blank=True)
 
     # What the pipeline ran (recorded so a decision can say how its keyframes were chosen).
     keyframe_scorer = models.CharField(max_length=100, blank=True)
@@ -95,6 +100,8 @@ class Video(models.Model):
                 name="video_text_embedding_hnsw", fields=["text_embedding"], m=16, ef_construction=64,
                 opclasses=["vector_cosine_ops"],
             ),
+            # The few videos with missing media (the /metrics gauge, an operator's list).
+            models.Index(fields=["missing_media_checked_at"], condition=~Q(missing_media=[]), name="video_missing_media"),
         ]  # fmt: skip
         permissions = [
             ("upload_video", "Can upload and ingest videos"),

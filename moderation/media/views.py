@@ -19,6 +19,7 @@ from moderation.errors import ModerationError
 from moderation.media import selectors
 from moderation.media.forms import VideoUploadForm
 from moderation.media.ingest import video_ingest
+from moderation.media.services import video_media_verify
 from workbench.roles import Perm, permission_required
 
 
@@ -120,10 +121,12 @@ def video_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             # Processing just finished: reload so keyframes and transcript appear.
             response["HX-Refresh"] = "true"
         return response
+    keyframes = list(selectors.video_keyframes(video=video))
     context = {
         "video": video,
         "in_flight": in_flight,
-        "keyframes": list(selectors.video_keyframes(video=video)),
+        "media_check": video_media_verify(video=video, keyframes=keyframes, by=user),
+        "keyframes": keyframes,
         "selected_keyframes": list(selectors.video_selected_keyframes(video=video)),
         "segments": list(selectors.video_segments(video=video)),
     }

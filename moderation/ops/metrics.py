@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from moderation.inference.models import Decision
 from moderation.integrations.models import OutboxEvent, WebhookDelivery
+from moderation.media.models import Video
 from moderation.ops.selectors import open_work_by_queue
 from moderation.review.models import ReviewQueue, ReviewTask
 from workbench.metrics import LATENCY_BUCKETS
@@ -28,6 +29,7 @@ def collect() -> Iterable[Metric]:
     yield from _queues()
     yield from _models()
     yield from _webhooks()
+    yield from _media()
 
 
 def _queues() -> Iterable[Metric]:
@@ -110,3 +112,12 @@ def _webhooks() -> Iterable[Metric]:
     outbox_age = GaugeMetricFamily("workbench_outbox_oldest_age_seconds", "Age of the oldest undispatched event")
     outbox_age.add_metric([], (now - outbox["at"]).total_seconds() if outbox["at"] else 0.0)
     yield from (deliveries, lag, undispatched, outbox_age)
+
+
+def _media() -> Iterable[Metric]:
+    missing = GaugeMetricFamily(
+        "workbench_videos_missing_media",
+        "Videos whose stored video, cover or keyframe images a screen last found missing from media storage",
+    )
+    missing.add_metric([], Video.objects.exclude(missing_media=[]).count())
+    yield missing

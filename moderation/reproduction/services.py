@@ -22,7 +22,7 @@ from moderation.media.models import Keyframe, Video
 from moderation.reproduction import features as pair_features
 from moderation.reproduction import matching, selectors
 from moderation.reproduction.models import ClusterMembership, FrameHash, PairReview, ReproCandidate
-from workbench.storage import cached_copy
+from workbench.storage import MediaMissing, cached_copy
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ def frame_hashes_index(*, video_id: int) -> int:
         if kf.image:
             try:
                 mirror = _mirror_hash(cached_copy(kf.image.name))
-            except (OSError, ValueError):
-                logger.warning("keyframe %s: image unreadable, indexed without its mirrored hash", kf.pk)
+            except (OSError, ValueError, MediaMissing):
+                logger.warning("keyframe %s: image unreadable or missing, indexed without its mirrored hash", kf.pk)
         quality = kf.pdq_quality or 0
         rows.append(
             FrameHash(

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.inference.services import decision_rerun_request
+from moderation.media.services import video_media_verify
 from moderation.review import selectors, services
 from moderation.review.models import ReviewTask
 from workbench.metrics import REVIEW_CLAIM_SECONDS, REVIEW_SUBMIT_SECONDS
@@ -120,7 +121,9 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
 
 def _screen(request: HttpRequest, task: ReviewTask, *, prefetch: bool = False) -> dict[str, Any]:
     context = selectors.review_screen_context(task=task, user=_user(request), prefetch=prefetch)
-    return {**context, "reveal": media_revealed(request)}
+    # A stored file gone from media storage is said on the screen (and recorded), not a broken player.
+    check = video_media_verify(video=task.decision.video, keyframes=context["keyframes"], by=_user(request))
+    return {**context, "reveal": media_revealed(request), "media_check": check}
 
 
 def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
