@@ -191,7 +191,11 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
         decision_recorded.send(sender=Decision, decision_id=decision.pk)
         video.stage = Video.Stage.DONE
         video.progress = 100
-        video.save(update_fields=["stage", "progress", "updated_at"])
+        fields = ["stage", "progress", "updated_at"]
+        if video.error.startswith("Waiting for media storage"):  # an earlier try waited; it is over
+            video.error = ""
+            fields.append("error")
+        video.save(update_fields=fields)
     logger.info("decision %s for video %s: %s (%.2f)", decision.pk, video_id, decision.label, decision.confidence)
     return decision
 
@@ -276,6 +280,14 @@ def _existing_decision(video: Video, policy_version_id: int, model_version_ids: 
     if existing is not None:
         review_tasks_create_for_decision(decision=existing)
     return existing
+
+
+def decision_wait_for_storage(*, video_id: int, error: str) -> None:
+    """Inference could not read the video's media from storage: say so on the video (still ready, still
+    waiting for its decision); the task is retried. A later success clears the message."""
+    Video.objects.filter(pk=video_id).update(
+        error=f"Waiting for media storage: {error} Inference will be retried."[:2000], updated_at=timezone.now()
+    )
 
 
 def decision_record_failure(*, video_id: int, error: str) -> None:

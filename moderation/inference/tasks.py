@@ -1,22 +1,39 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
 from moderation.errors import ModerationError
+from moderation.media.tasks import STORAGE_RETRIES, storage_retry_delay
 from moderation.signals import video_decided
 from workbench.queues import LONG_TASK_OPTIONS
+from workbench.storage import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="moderation.inference.tasks.run_inference", **LONG_TASK_OPTIONS)
-def run_inference(video_id: int) -> int | None:
-    from moderation.inference.services import decision_record_failure, decisions_create_for_video
+@shared_task(name="moderation.inference.tasks.run_inference", bind=True, **LONG_TASK_OPTIONS)
+def run_inference(self: Any, video_id: int) -> int | None:
+    """Decide a ready video. Media storage not answering (the keyframes a prompt needs) is transient: the
+    video says it waits and the task is retried like the media task (STORAGE_RETRIES, growing pauses)."""
+    from moderation.inference.services import (
+        decision_record_failure,
+        decision_wait_for_storage,
+        decisions_create_for_video,
+    )
 
     try:
         pk = decisions_create_for_video(video_id=video_id)[0].pk
+    except StorageUnavailable as exc:
+        if self.request.retries >= STORAGE_RETRIES:
+            decision_record_failure(video_id=video_id, error=f"media storage stayed unreachable: {exc}")
+            return None
+        decision_wait_for_storage(video_id=video_id, error=str(exc))
+        raise self.retry(
+            exc=exc, countdown=storage_retry_delay(self.request.retries), max_retries=STORAGE_RETRIES
+        ) from exc
     except ModerationError as exc:
         decision_record_failure(video_id=video_id, error=str(exc))
     except Exception as exc:  # a bad item must not kill the worker or stay "processing"

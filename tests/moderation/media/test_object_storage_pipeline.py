@@ -152,3 +152,46 @@ def test_a_missing_object_fails_the_video_with_the_reason(s3_media: Any, setting
     result = video_process(video_id=video.pk)
     assert result is not None and result.status == Video.Status.FAILED
     assert "missing" in result.error and video.file.name in result.error
+
+
+def test_inference_waits_for_an_unreachable_store_then_decides_on_retry(
+    s3_media: Any, settings: Any, policy_version: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moderation.inference import services as inference_services
+    from moderation.inference.tasks import run_inference
+    from moderation.media.models import Keyframe
+    from tests.factories import VideoFactory
+
+    own = start_s3_server(directory=tmp_path / "s3data")  # a store this test can stop and restart
+    try:
+        own.create_bucket(settings.MEDIA_S3_BUCKET)
+        _point_at(settings, own.endpoint)
+        video = VideoFactory(file="videos/v.mp4", stage=Video.Stage.INFERENCE)
+        frame = tmp_path / "k.jpg"
+        from PIL import Image
+
+        Image.new("RGB", (32, 18), (10, 20, 30)).save(frame, "JPEG")
+        name = storage.store_file(frame, f"keyframes/{video.pk}/000000.jpg")
+        Keyframe.objects.create(video=video, index=0, timestamp=0.0, image=name, selected=True, width=32, height=18)
+        own.stop(keep_data=True)  # the inference worker's node cannot reach the store
+
+        waiting: list[tuple[str, str]] = []
+        record_wait = inference_services.decision_wait_for_storage
+
+        def wait_then_store_is_back(**kwargs: Any) -> None:
+            nonlocal own
+            record_wait(**kwargs)
+            row = Video.objects.get(pk=video.pk)
+            waiting.append((row.status, row.error))
+            own = start_s3_server(port=own.port, directory=own.directory)
+
+        monkeypatch.setattr(inference_services, "decision_wait_for_storage", wait_then_store_is_back)
+        settings.CELERY_TASK_ALWAYS_EAGER = True
+        run_inference.apply(args=[video.pk])  # eager: the retry runs at once
+        [(status, error)] = waiting
+        assert status == Video.Status.READY and error.startswith("Waiting for media storage")
+        assert "Inference will be retried" in error
+        video.refresh_from_db()
+        assert video.decisions.count() == 1 and video.stage == Video.Stage.DONE and video.error == ""
+    finally:
+        own.stop()
