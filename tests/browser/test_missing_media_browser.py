@@ -117,7 +117,7 @@ def test_a_deleted_keyframe_then_video_object_is_said_on_the_screen_and_recorded
     assert page.locator("video").count() == 0
     placeholder = page.locator("#player [data-missing=video]")
     assert placeholder.is_visible() and video_name in placeholder.inner_text()
-    page.screenshot(path=str(tmp_path / "review-missing.png"))
+    page.screenshot(path=str(Path(os.environ.get("SCREENSHOT_DIR", tmp_path)) / "review-missing.png"))
     video.refresh_from_db()
     assert video.missing_media == sorted([video_name, frames[1].image.name])
     assert AuditEvent.objects.filter(action="media.missing", object_id=str(video.pk)).count() == 2
