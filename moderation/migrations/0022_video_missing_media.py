@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('moderation', '0019_integrations'),
+        ('moderation', '0021_tag_vlm_curation'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
