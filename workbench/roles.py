@@ -36,19 +36,28 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 ROLES = tuple(ROLE_PERMISSIONS)
 
 
-def sync_role_groups(**_: Any) -> None:
-    """Create the role groups and give each exactly its permissions (idempotent)."""
+def sync_role_groups(*, app_config: Any = None, **_: Any) -> None:
+    """Create the role groups and give each exactly its permissions (idempotent).
+
+    Connected to ``post_migrate``, which Django sends once per app after a migrate or a flush (every
+    transactional test ends with one): the groups are synced once, after the last app's signal, when
+    every app's permissions exist, and with one query for all the permissions they name."""
+    from django.apps import apps
     from django.contrib.auth.models import Group, Permission
 
+    if app_config is not None:
+        with_models = [c for c in apps.get_app_configs() if c.models_module is not None]
+        if with_models and app_config is not with_models[-1]:
+            return
+    by_name = {
+        f"{app_label}.{codename}": pk
+        for pk, app_label, codename in Permission.objects.filter(
+            codename__in={dotted.split(".")[1] for perms in ROLE_PERMISSIONS.values() for dotted in perms}
+        ).values_list("pk", "content_type__app_label", "codename")
+    }
     for role, perms in ROLE_PERMISSIONS.items():
         group, _created = Group.objects.get_or_create(name=role)
-        wanted = []
-        for dotted in perms:
-            app_label, codename = dotted.split(".")
-            perm = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
-            if perm is not None:
-                wanted.append(perm)
-        group.permissions.set(wanted)
+        group.permissions.set([by_name[dotted] for dotted in perms if dotted in by_name])
 
 
 def permission_required(perm: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
