@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     last: its install and first start (over a minute of migrations) overlap the rest of the suite."""
     global _label_studio
     needs = [item for item in items if "label_studio" in getattr(item, "fixturenames", ())]
-    if not needs:
+    if not needs or config.option.collectonly:
         return
     items[:] = [item for item in items if item not in needs] + needs
     from tests.labelstudio_server import LabelStudioServer
