@@ -9,7 +9,8 @@ from django.shortcuts import get_object_or_404
 
 from annotation.models import Adjudication, CotCorrection, Tag2CotTask
 from moderation.inference.models import Decision
-from moderation.review.models import ItemLabel, Review
+from moderation.labels.models import ItemLabel
+from moderation.review.models import Review
 
 CORRECTION_FILTERS = ("none", *CotCorrection.Status.values)
 

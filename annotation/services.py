@@ -20,8 +20,8 @@ from moderation.inference.cot import BLM_THINK_STAGES
 from moderation.inference.models import Decision
 from moderation.inference.services import content_bundle_for, model_version_serving
 from moderation.integrations.services import event_label_final
+from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
-from moderation.review.models import ItemLabel
 from moderation.review.services import audit_event_record
 from workbench.queues import enqueue
 

@@ -49,12 +49,20 @@ class ModerationConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
 
         from moderation.ops.metrics import collect
-        from moderation.review.services import review_release_on_logout
-        from moderation.signals import media_missing_changed, serving_model_changed, video_decided, video_ready
+        from moderation.review.services import review_release_on_logout, review_route_decision
+        from moderation.signals import (
+            decision_to_review,
+            media_missing_changed,
+            serving_model_changed,
+            video_decided,
+            video_ready,
+        )
         from workbench.metrics import register_collector
 
         # A reviewer who logs out frees the items they held, so others need not wait for the lease.
         user_logged_out.connect(review_release_on_logout, dispatch_uid="moderation.review_release_on_logout")
+        # Inference hands each decision to review (a wing above it), which routes it into its queues.
+        decision_to_review.connect(review_route_decision, dispatch_uid="moderation.review_route_decision")
         # A ready video goes to inference, then to reproduction retrieval (in this order).
         video_ready.connect(_queue_inference, dispatch_uid="moderation.queue_inference")
         video_ready.connect(_queue_retrieval, dispatch_uid="moderation.queue_retrieval")

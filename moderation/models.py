@@ -11,10 +11,11 @@ from moderation.integrations.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from moderation.labels.models import ItemLabel
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.reproduction.models import ClusterMembership, FrameHash, PairReview, ReproCandidate, TeacherJudgement
-from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
+from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.tagging.models import (
     Tag,
     TagCandidate,

@@ -14,6 +14,11 @@ from django.dispatch import Signal
 # A video's media is processed and it is ready for a decision. Keyword: video_id.
 video_ready = Signal()
 
+# A decision is to be routed into the review queues: a new one of the serving model, or one found already
+# recorded when the item is decided again (routing is idempotent). Keyword: decision (the row, in the
+# sender's transaction). The review wing, above inference, subscribes.
+decision_to_review = Signal()
+
 # A model's decision was recorded for a video (the serving model's, not a shadow's). Keyword: decision_id.
 decision_recorded = Signal()
 

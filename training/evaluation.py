@@ -94,7 +94,7 @@ def _confined_eval_file(file_path: str) -> Path:
 
 def gold_items(policy_version: PolicyVersion) -> list[tuple[str, str, Video]]:
     """(item id, true label, video) for every trusted-labelled video, one label per video."""
-    from moderation.review.selectors import item_labels_trusted
+    from moderation.labels.selectors import item_labels_trusted
 
     rows = item_labels_trusted(labels=policy_version.label_names()).select_related("video")
     return [(f"video:{row.video_id}", row.label, row.video) for row in rows]

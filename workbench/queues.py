@@ -21,7 +21,7 @@ class TaskQueue(enum.StrEnum):
 TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.media.tasks.process_video": TaskQueue.MEDIA,
     "moderation.inference.tasks.run_inference": TaskQueue.INFER,
-    "moderation.inference.tasks.run_queue_decision": TaskQueue.INFER,
+    "moderation.review.tasks.run_queue_decision": TaskQueue.INFER,
     "moderation.inference.tasks.rerun_decision": TaskQueue.INFER,  # a reviewer's re-run: the decision's model
     "moderation.inference.tasks.retrain_cascade": TaskQueue.DEFAULT,  # sklearn on a few thousand items: CPU
     "training.tasks.run_training_job": TaskQueue.TRAIN,

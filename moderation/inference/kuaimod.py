@@ -18,10 +18,10 @@ from django.db import transaction
 from moderation.errors import ModerationError
 from moderation.inference.backends import ContentBundle, Segment
 from moderation.inference.stage1.inputs import TITLE_MAX_CHARS
+from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
-from moderation.review.models import ItemLabel
 from workbench.text import storable_text
 
 logger = logging.getLogger(__name__)

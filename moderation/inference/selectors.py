@@ -10,9 +10,9 @@ from django.db.models import Count, Max, Q
 from moderation.inference.cascade_models import CascadeModel
 from moderation.inference.models import Decision, DecisionRerun, ModelVersion
 from moderation.inference.stage1.inputs import TextItem, stage1_input
+from moderation.labels.models import ItemLabel
+from moderation.labels.selectors import item_label_map, item_labels_trusted
 from moderation.policies.models import PolicyVersion
-from moderation.review.models import ItemLabel
-from moderation.review.selectors import item_label_map, item_labels_trusted
 
 
 def cascade_model_active() -> CascadeModel | None:

@@ -20,9 +20,7 @@ from moderation.integrations.services import event_decision_created, event_model
 from moderation.media.models import Video
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.services import policy_version_active, policy_versions_auto_applied
-from moderation.review.models import ReviewQueue
-from moderation.review.services import review_tasks_create_for_decision, review_tasks_create_in_queue
-from moderation.signals import decision_recorded
+from moderation.signals import decision_recorded, decision_to_review
 from workbench.queues import enqueue
 from workbench.storage import cached_copy
 
@@ -186,7 +184,7 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
             cascade_escalated=escalated,
             cascade_p_violative=p_violative,
         )
-        review_tasks_create_for_decision(decision=decision)
+        decision_to_review.send(sender=Decision, decision=decision)
         # Shadow mode lives in training, which subscribes: candidates decide the same item beside it.
         decision_recorded.send(sender=Decision, decision_id=decision.pk)
         video.stage = Video.Stage.DONE
@@ -237,40 +235,32 @@ def _decision_save(
     return decision
 
 
-def decision_create_for_queue(*, decision_id: int, queue_id: int) -> Decision | None:
-    """The decision a queue reviews when the queue names its own model: that model decides the item
-    under the same policy version, and its decision goes into that queue only.
+def decision_create_by_model(*, decision: Decision, model_version: ModelVersion) -> Decision:
+    """``model_version``'s decision on the item ``decision`` is about, under the same policy version (for a
+    review queue that reviews its own model's verdict: ``review_queue_decision``).
 
-    Idempotent like ``decision_create_for_video``. When that model fails, the queue gets the item
-    under its first decision rather than never; returns None when the queue no longer names another
-    model (it was edited after routing).
+    Idempotent like ``decision_create_for_video``. When that model fails, ``decision`` itself is returned,
+    so the item is still reviewed, under its first decision.
     """
-    base = Decision.objects.select_related("video", "policy_version").get(pk=decision_id)
-    queue = ReviewQueue.objects.select_related("model_version").get(pk=queue_id)
-    model_version = queue.model_version
-    if model_version is None or model_version.pk == base.model_version_id:
-        return None
-    decision = _existing_decision(base.video, base.policy_version_id, [model_version.pk])
-    if decision is None:
-        started = time.perf_counter()
-        try:
-            backend = get_backend(
-                model_version.backend, base_model=model_version.base_model, adapter_path=model_version.adapter_path
-            )
-            [result] = backend.decide_batch([content_bundle_for(base.video)], base.policy_version.spec())
-        except Exception:  # the item must still be reviewed: under its first decision
-            logger.exception("queue %s: model %s failed on video %s", queue.slug, model_version.name, base.video_id)
-            review_tasks_create_in_queue(decision=base, queue=queue)
-            return base
-        latency_ms = (time.perf_counter() - started) * 1000 if result.latency_ms is None else result.latency_ms
-        with transaction.atomic():
-            video = Video.objects.select_for_update().get(pk=base.video_id)
-            decision = _existing_decision(video, base.policy_version_id, [model_version.pk])
-            if decision is None:
-                decision = _decision_save(video, base.policy_version, model_version, result, latency_ms)
-    review_tasks_create_in_queue(decision=decision, queue=queue)
-    logger.info("decision %s by %s for queue %s", decision.pk, model_version.name, queue.slug)
-    return decision
+    existing = _existing_decision(decision.video, decision.policy_version_id, [model_version.pk])
+    if existing is not None:
+        return existing
+    started = time.perf_counter()
+    try:
+        backend = get_backend(
+            model_version.backend, base_model=model_version.base_model, adapter_path=model_version.adapter_path
+        )
+        [result] = backend.decide_batch([content_bundle_for(decision.video)], decision.policy_version.spec())
+    except Exception:
+        logger.exception("model %s failed on video %s", model_version.name, decision.video_id)
+        return decision
+    latency_ms = (time.perf_counter() - started) * 1000 if result.latency_ms is None else result.latency_ms
+    with transaction.atomic():
+        video = Video.objects.select_for_update().get(pk=decision.video_id)
+        existing = _existing_decision(video, decision.policy_version_id, [model_version.pk])
+        if existing is not None:
+            return existing
+        return _decision_save(video, decision.policy_version, model_version, result, latency_ms)
 
 
 def _existing_decision(video: Video, policy_version_id: int, model_version_ids: list[int]) -> Decision | None:
@@ -278,7 +268,7 @@ def _existing_decision(video: Video, policy_version_id: int, model_version_ids: 
         video=video, policy_version_id=policy_version_id, model_version_id__in=model_version_ids
     ).first()
     if existing is not None:
-        review_tasks_create_for_decision(decision=existing)
+        decision_to_review.send(sender=Decision, decision=existing)
     return existing
 
 

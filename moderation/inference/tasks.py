@@ -46,19 +46,6 @@ def run_inference(self: Any, video_id: int) -> int | None:
     return None
 
 
-@shared_task(name="moderation.inference.tasks.run_queue_decision", **LONG_TASK_OPTIONS)
-def run_queue_decision(decision_id: int, queue_id: int) -> int | None:
-    """The decision of the model a review queue names (see ReviewQueue.model_version)."""
-    from moderation.inference.services import decision_create_for_queue
-
-    try:
-        decision = decision_create_for_queue(decision_id=decision_id, queue_id=queue_id)
-    except Exception:  # e.g. the decision was deleted meanwhile; the log says why
-        logger.exception("queue %s: deciding the item of decision %s failed", queue_id, decision_id)
-        return None
-    return decision.pk if decision else None
-
-
 @shared_task(name="moderation.inference.tasks.rerun_decision", **LONG_TASK_OPTIONS)
 def rerun_decision(rerun_id: int) -> str | None:
     """A re-run a reviewer asked for (DecisionRerun); idempotent: a finished one is left as it is."""

@@ -11,10 +11,11 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from moderation.inference.models import Decision
+from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.ops.charts import bar_chart, line_chart
 from moderation.review.agreement import krippendorff_alpha_nominal
-from moderation.review.models import ItemLabel, Review, ReviewQueue, ReviewTask
+from moderation.review.models import Review, ReviewQueue, ReviewTask
 
 OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
 

@@ -12,14 +12,14 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import Case, Count, Exists, F, IntegerField, Min, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.media.selectors import video_media_for_display
 from moderation.policies.selectors import policy_label_groups
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
-from moderation.review.models import ItemLabel, Review, ReviewQueue, ReviewTask
+from moderation.review.models import Review, ReviewQueue, ReviewTask
 from workbench.roles import Perm
 
 # Why a reviewer may pass on an item: a fixed list (review_skip refuses others), so skips count by reason.
@@ -31,38 +31,6 @@ SKIP_REASONS = (
 )
 
 COT_STAGE_KEYS = ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
-
-# Which trusted label of an item wins when it has several: an adjudication settles a dispute, a human
-# review beats the label an import brought. The one place this order is written.
-LABEL_PRECEDENCE: tuple[str, ...] = (
-    ItemLabel.Source.ADJUDICATION,
-    ItemLabel.Source.REVIEW,
-    ItemLabel.Source.IMPORT,
-)
-
-
-def item_labels_trusted(
-    *, video_ids: Iterable[int] | None = None, labels: Iterable[str] | None = None
-) -> QuerySet[ItemLabel]:
-    """One trusted label per labelled video, the winner by ``LABEL_PRECEDENCE`` (ties: the newest),
-    ordered by video id. ``labels`` keeps only labels a policy knows: an item whose winning label is
-    not among them falls back to its next label."""
-    qs = ItemLabel.objects.all()
-    if video_ids is not None:
-        qs = qs.filter(video_id__in=list(video_ids))
-    if labels is not None:
-        qs = qs.filter(label__in=list(labels))
-    rank = Case(
-        *[When(source=source, then=Value(i)) for i, source in enumerate(LABEL_PRECEDENCE)],
-        default=Value(len(LABEL_PRECEDENCE)),
-        output_field=IntegerField(),
-    )
-    return qs.annotate(precedence=rank).order_by("video_id", "precedence", "-created_at", "-pk").distinct("video_id")
-
-
-def item_label_map(*, video_ids: Iterable[int] | None = None) -> dict[int, str]:
-    """``video_id -> trusted label`` (see ``item_labels_trusted``)."""
-    return dict(item_labels_trusted(video_ids=video_ids).values_list("video_id", "label"))
 
 
 def review_queue_may_work(*, user: User, queue: ReviewQueue) -> bool:

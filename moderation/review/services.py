@@ -9,6 +9,7 @@ original reviewer still owns it and may submit.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Collection
 from datetime import datetime, timedelta
@@ -22,12 +23,16 @@ from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.inference.models import Decision
+from moderation.inference.services import decision_create_by_model
 from moderation.integrations.services import event_label_final, event_review_completed
+from moderation.labels.models import ItemLabel
 from moderation.policies.models import PolicyVersion
-from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewSkip, ReviewTask
+from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import SKIP_REASONS
 from workbench.queues import enqueue
 from workbench.roles import Perm
+
+logger = logging.getLogger(__name__)
 
 NO_LONGER_YOURS = (
     "This item is claimed by another reviewer; if it was yours, your claim expired and it was given to them."
@@ -172,7 +177,7 @@ def review_tasks_create_for_decision(
     if not full_match:
         chosen.append(review_queue_default())
     # A queue that reviews another model's verdict gets the item once that model has decided it
-    # (moderation.inference.tasks.run_queue_decision, on the infer queue).
+    # (review_queue_decision: moderation.review.tasks.run_queue_decision, on the infer queue).
     own = [q for q in chosen if q.model_version_id in (None, decision.model_version_id)]
     other = [q for q in chosen if q not in own]
     tasks = ReviewTask.objects.bulk_create([t for q in own for t in _new_tasks(q, decision)])
@@ -188,8 +193,31 @@ def review_tasks_create_for_decision(
         },
     )
     for queue in other:
-        enqueue("moderation.inference.tasks.run_queue_decision", decision.pk, queue.pk)
+        enqueue("moderation.review.tasks.run_queue_decision", decision.pk, queue.pk)
     return tasks
+
+
+def review_route_decision(sender: Any, *, decision: Decision, **kwargs: Any) -> None:
+    """``decision_to_review`` receiver (connected in ``moderation.apps``): inference hands a decision over."""
+    review_tasks_create_for_decision(decision=decision)
+
+
+def review_queue_decision(*, decision_id: int, queue_id: int) -> Decision | None:
+    """The decision a queue reviews when the queue names its own model: that model decides the item
+    under the same policy version (``decision_create_by_model``), and its decision goes into that queue only.
+
+    Idempotent. When that model fails, the queue gets the item under its first decision rather than
+    never; returns None when the queue no longer names another model (it was edited after routing).
+    """
+    base = Decision.objects.select_related("video", "policy_version").get(pk=decision_id)
+    queue = ReviewQueue.objects.select_related("model_version").get(pk=queue_id)
+    model_version = queue.model_version
+    if model_version is None or model_version.pk == base.model_version_id:
+        return None
+    decision = decision_create_by_model(decision=base, model_version=model_version)
+    review_tasks_create_in_queue(decision=decision, queue=queue)
+    logger.info("queue %s reviews decision %s (queue model %s)", queue.slug, decision.pk, model_version.name)
+    return decision
 
 
 @transaction.atomic

@@ -11,7 +11,8 @@ from annotation.models import Adjudication, DisagreementRule
 from annotation.services import adjudication_decide, disagreements_evaluate
 from moderation.feedback.services import feedback_events_ingest
 from moderation.integrations.services import integration_create
-from moderation.review.models import AuditEvent, ItemLabel
+from moderation.labels.models import ItemLabel
+from moderation.review.models import AuditEvent
 from tests.factories import DecisionFactory, VideoFactory
 
 pytestmark = pytest.mark.django_db

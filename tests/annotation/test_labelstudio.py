@@ -16,7 +16,8 @@ from annotation.labelstudio import (
     labelstudio_import_project,
 )
 from annotation.models import CotCorrection, LabelStudioImport
-from moderation.review.models import ItemLabel, Review, ReviewQueue, ReviewTask
+from moderation.labels.models import ItemLabel
+from moderation.review.models import Review, ReviewQueue, ReviewTask
 from tests.factories import DecisionFactory, SegmentFactory
 from tests.labelstudio_server import TOKEN
 

@@ -10,7 +10,7 @@ from annotation.errors import AnnotationError
 from annotation.models import CotCorrection, Tag2CotTask
 from annotation.services import tag2cot_tasks_queue, tag2cot_write
 from moderation.inference.models import ModelVersion
-from moderation.review.models import ItemLabel
+from moderation.labels.models import ItemLabel
 from tests.factories import CotCorrectionFactory, DecisionFactory, ReviewFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db

@@ -22,8 +22,8 @@ from moderation.inference.services import (
     model_version_register,
     model_version_serving,
 )
+from moderation.labels.models import ItemLabel
 from moderation.media.models import Keyframe, Video
-from moderation.review.models import ItemLabel
 from tests.factories import CotCorrectionFactory, DecisionFactory, ReviewFactory, ReviewTaskFactory, VideoFactory
 from tests.tiny_models import build_tiny_llava
 from training.errors import TrainingError

@@ -23,7 +23,7 @@ from moderation.inference.stage1.routing import (
     risk_coverage,
     threshold_for_target,
 )
-from moderation.review.models import ItemLabel
+from moderation.labels.models import ItemLabel
 from tests.factories import VideoFactory
 from tests.moderation.inference.kuaimod_samples import COOKING, PRIVATE_DEAL, write_split
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from django.core.management import call_command
 
 from moderation.inference.kuaimod import kuaimod_import
+from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
-from moderation.review.models import ItemLabel
 from tests.moderation.inference.kuaimod_samples import kuaimod_line
 
 

@@ -83,7 +83,8 @@ def test_sixteen_claimers_drain_the_queue_without_sharing_or_losing_items(policy
 def test_double_review_settles_every_item_when_both_reviews_land_at_once(policy_version, make_user):
     """The two reviews of an item are submitted concurrently; whichever commits last must see the
     other and store the agreed label (submits of one decision are serialised on its row)."""
-    from moderation.review.models import ItemLabel, ReviewQueue
+    from moderation.labels.models import ItemLabel
+    from moderation.review.models import ReviewQueue
 
     n = 150
     queue = ReviewQueue.objects.create(name="Double", slug="double", required_reviews=2)

@@ -6,7 +6,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewTask
+from moderation.labels.models import ItemLabel
+from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewTask
 from moderation.review.selectors import review_gold_accuracy
 from moderation.review.services import (
     review_claim_next,

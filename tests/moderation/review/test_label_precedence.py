@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from moderation.inference.selectors import cascade_training_set
-from moderation.review.models import ItemLabel
-from moderation.review.selectors import item_label_map, item_labels_trusted
+from moderation.labels.models import ItemLabel
+from moderation.labels.selectors import item_label_map, item_labels_trusted
 from tests.factories import VideoFactory
 from training.evaluation import gold_items
 

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from moderation.inference.services import decision_create_for_queue, decision_create_for_video, model_version_register
+from moderation.inference.services import decision_create_for_video, model_version_register
 from moderation.models import Decision
 from moderation.review.models import AuditEvent, ReviewQueue, ReviewTask
+from moderation.review.services import review_queue_decision
 from tests.factories import VideoFactory
 
 
@@ -33,14 +34,14 @@ def test_a_queue_reviews_the_decision_of_the_model_it_names(policy_version, djan
     routed = AuditEvent.objects.get(action="decision.routed", object_id=str(first.pk))
     assert routed.payload["queues_for_other_models"] == ["second-opinion"]
 
-    second = decision_create_for_queue(decision_id=first.pk, queue_id=queue.pk)
+    second = review_queue_decision(decision_id=first.pk, queue_id=queue.pk)
 
     assert second is not None and second.pk != first.pk
     assert (second.model_version, second.policy_version, second.video) == (other, first.policy_version, video)
     [task] = ReviewTask.objects.filter(queue=queue)
     assert task.decision == second
     # redelivered: no second inference, no second task
-    assert decision_create_for_queue(decision_id=first.pk, queue_id=queue.pk) == second
+    assert review_queue_decision(decision_id=first.pk, queue_id=queue.pk) == second
     assert ReviewTask.objects.filter(queue=queue).count() == 1
     assert Decision.objects.filter(video=video).count() == 2
 
@@ -51,12 +52,12 @@ def test_when_the_queue_model_fails_the_queue_still_gets_the_item(policy_version
     queue = _second_opinion_queue(policy_version, broken)
     first = decision_create_for_video(video_id=VideoFactory(title="加微信").pk)
 
-    assert decision_create_for_queue(decision_id=first.pk, queue_id=queue.pk) == first
+    assert review_queue_decision(decision_id=first.pk, queue_id=queue.pk) == first
     assert ReviewTask.objects.get(queue=queue).decision == first  # reviewed under its first verdict, not lost
 
     queue.model_version = None  # edited after routing: nothing more to do
     queue.save()
-    assert decision_create_for_queue(decision_id=first.pk, queue_id=queue.pk) is None
+    assert review_queue_decision(decision_id=first.pk, queue_id=queue.pk) is None
 
 
 @pytest.mark.integration

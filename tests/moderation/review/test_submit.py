@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from moderation.errors import ModerationError
-from moderation.review.models import ItemLabel, Review, ReviewTask
+from moderation.labels.models import ItemLabel
+from moderation.review.models import Review, ReviewTask
 from moderation.review.services import review_claim_next, review_submit
 
 pytestmark = pytest.mark.django_db

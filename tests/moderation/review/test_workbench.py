@@ -13,8 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from moderation.errors import ModerationError
+from moderation.labels.models import ItemLabel
 from moderation.media.models import Keyframe, Patch
-from moderation.review.models import AuditEvent, ItemLabel, Review, ReviewQueue, ReviewTask
+from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next, review_submit
 from tests.factories import PolicyVersionFactory, ReviewTaskFactory
 
