@@ -77,11 +77,12 @@ class LabelStudioServer:
                     timeout=1200,
                     stdout=subprocess.DEVNULL,
                 )
-            data = self.folder / "data"
-            shutil.copytree(self._migrated_template(), data)
-            with self._lock:
+            template = self._migrated_template()
+            with self._lock:  # stop() waits for this: nothing is copied or started after it
                 if self._stopped:
                     return
+                data = self.folder / "data"
+                shutil.copytree(template, data)
                 self.process = subprocess.Popen(
                     [
                         str(LS_BIN),
