@@ -2,7 +2,8 @@
 
 Start with 40 labels, retrain every 20, score binary accuracy on a locked 25 % fold after each
 retrain; uncertainty order (the queue's label-value order) vs arrival order (the bare baseline), 5
-seeds, same first labels and locked fold for both. Saves the result where the cascade dashboard
+seeds, same first labels and locked fold for both; also two variants (half uncertain / half arrival,
+uncertainty spread by k-means; see ``moderation.inference.stage1.learning``), unless --no-variants. Saves the result where the cascade dashboard
 draws it (var/models/cascade/learning_curve.json = MODELS_DIR/cascade/ by default; --out). Last line: one JSON object, ``ratio`` first.
 
     .venv/bin/python bench/learning_curve.py [--data dev.jsonl] [--seeds 5] [--full]
@@ -28,6 +29,10 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=40)
     parser.add_argument("--step", type=int, default=20)
     parser.add_argument("--full", action="store_true", help="the full C grid and 5 inner folds")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for the independent (seed, order) curves")
+    parser.add_argument(
+        "--no-variants", action="store_true", help="only arrival and uncertainty (skip the mixed and diverse orders)"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -38,7 +43,7 @@ def main() -> None:
     django_setup()
     from moderation.inference.evaluation import records_as_inputs
     from moderation.inference.kuaimod import kuaimod_read
-    from moderation.inference.stage1.learning import simulate_learning_curves
+    from moderation.inference.stage1.learning import ORDERS, VARIANTS, simulate_learning_curves
     from moderation.inference.stage1.model import Stage1Config
     from moderation.policies.seed import SAFE_LABEL
 
@@ -52,6 +57,8 @@ def main() -> None:
         step=args.step,
         seeds=range(args.seeds),
         config=config,
+        orders=ORDERS if args.no_variants else (*ORDERS, *VARIANTS),
+        jobs=args.jobs,
     )
     result = curves.summary()
     result.update(
@@ -62,11 +69,14 @@ def main() -> None:
             "model": config.name,
             "data": args.data.name,
             "seconds": round(time.perf_counter() - started, 1),
+            "jobs": args.jobs,
         }
     )
     print(f"labels      {' '.join(f'{n:>5}' for n in result['labels'])}")
     print(f"arrival     {' '.join(f'{v:5.3f}' for v in result['arrival_median'])}")
     print(f"uncertainty {' '.join(f'{v:5.3f}' for v in result['uncertainty_median'])}")
+    for order, variant in result["variants"].items():
+        print(f"{order:<11} {' '.join(f'{v:5.3f}' for v in variant['median'])}   (ratio {variant['ratio']})")
     print(
         f"arrival reaches its final {result['arrival_final_accuracy']:.3f} at {result['labels_arrival']} labels, "
         f"uncertainty order at {result['labels_uncertainty']} (median of {args.seeds} seeds; locked fold "

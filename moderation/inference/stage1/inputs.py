@@ -25,6 +25,9 @@ class TextItem:
     # The cover plus sampled keyframes the item offers. NOT a default feature: in the KuaiMod benchmark
     # it is an artifact of how records were collected, in the app it is nearly constant (see README).
     frames: int = 0
+    # The video's stored sentence embedding of its text (the tagging encoder's, L2-normalised); None
+    # when not computed. Read only by a model whose config asks for the ``embedding`` field.
+    embedding: tuple[float, ...] | None = None
 
 
 def _joined(segments: Iterable[str]) -> str:

@@ -21,7 +21,15 @@ from sklearn.model_selection import StratifiedKFold
 
 from moderation.errors import ModerationError
 from moderation.inference.stage1.inputs import TextItem
-from moderation.inference.stage1.model import BinaryHead, Stage1Classifier, Stage1Config, binary_head_fit, stage1_fit
+from moderation.inference.stage1.model import (
+    EMBEDDING,
+    FIELDS,
+    BinaryHead,
+    Stage1Classifier,
+    Stage1Config,
+    binary_head_fit,
+    stage1_fit,
+)
 from moderation.inference.stage1.routing import threshold_for_target
 
 # Kept small on purpose: each candidate costs one fit per outer fold, and every extra candidate is
@@ -31,6 +39,22 @@ CANDIDATES: tuple[Stage1Config, ...] = (
     Stage1Config(name="stacked-char13", ngram_range=(1, 3)),
     Stage1Config(name="joint-char12", binary_head="joint"),
 )
+
+
+# Stage 1 with the tagging encoder's stored text embedding (multilingual-e5-small): alone, and as one
+# more stacked field beside the TF-IDF fields. Not in CANDIDATES: ``bench/stage1_encoders.py``
+# measures, by nested cross-validation, whether letting the inner folds choose among these as well
+# beats choosing among CANDIDATES alone (README, "Stage 1").
+ENCODER_CANDIDATES: tuple[Stage1Config, ...] = (
+    Stage1Config(name="e5", fields=(EMBEDDING,)),
+    Stage1Config(name="stacked-char12+e5", fields=(*FIELDS, EMBEDDING)),
+    Stage1Config(name="stacked-char13+e5", ngram_range=(1, 3), fields=(*FIELDS, EMBEDDING)),
+)
+
+
+def choose_candidate(inner: dict[str, dict[str, float]]) -> str:
+    """The candidate with the best inner-fold binary accuracy; ties go to the lower log-loss."""
+    return max(inner, key=lambda name: (round(inner[name]["accuracy"], 6), -inner[name]["log_loss"]))
 
 
 def candidates_with_frames(candidates: Sequence[Stage1Config], frames: bool) -> list[Stage1Config]:
@@ -73,7 +97,7 @@ def stage1_select_fit(
         head = binary_head_fit(items, y_binary, config, random_state)
         heads[config.name] = head
         inner[config.name] = {"accuracy": head.held_out_accuracy, "log_loss": head.held_out_log_loss}
-    chosen = max(inner, key=lambda name: (round(inner[name]["accuracy"], 6), -inner[name]["log_loss"]))
+    chosen = choose_candidate(inner)
     head = heads[chosen]
     classifier = stage1_fit(
         items,

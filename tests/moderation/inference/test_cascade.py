@@ -264,3 +264,34 @@ def test_evaluate_needs_exactly_one_of_test_and_cv(tmp_path) -> None:
         call_command("evaluate", "--train", str(data), stdout=StringIO())
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("evaluate", "--train", str(tmp_path / "missing.jsonl"), "--cv", "3", stdout=StringIO())
+
+
+def test_the_embedding_field_learns_from_stored_embeddings_and_a_missing_one_is_no_evidence() -> None:
+    # The titles say nothing; only the stored embedding separates the classes (one direction each).
+    rng = np.random.default_rng(0)
+    items, labels = [], []
+    for i in range(40):
+        bad = i % 2 == 0
+        vector = rng.normal(0, 0.1, 8) + (np.eye(8)[0] if bad else np.eye(8)[1])
+        items.append(TextItem(title="视频", embedding=tuple(float(x) for x in vector)))
+        labels.append(DEAL if bad else SAFE)
+    config = Stage1Config(fields=("title", "embedding"), stack_folds=3)
+
+    classifier = stage1_fit(items, labels, config=config, multiclass=False)
+    p = classifier.p_violative(
+        classifier.predict_proba(
+            [
+                TextItem(title="视频", embedding=tuple(np.eye(8)[0].tolist())),
+                TextItem(title="视频", embedding=tuple(np.eye(8)[1].tolist())),
+                TextItem(title="视频"),  # no embedding stored yet
+            ]
+        )
+    )
+
+    assert ("embedding",) in classifier.binary.kept
+    assert p[0] > 0.8 and p[1] < 0.2
+    assert abs(p[2] - 0.5) < 0.15  # the training mean: neither way
+    text_only = stage1_fit(items, labels, config=Stage1Config(stack_folds=3), multiclass=False)
+    assert ("embedding",) not in text_only.binary.kept  # the default stage 1 never reads it
+    with pytest.raises(ModerationError, match="8-dimensional"):
+        classifier.predict_proba([TextItem(title="视频", embedding=(0.0, 1.0))])

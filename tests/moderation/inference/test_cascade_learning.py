@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
 from moderation.feedback.models import FeedbackAggregate
@@ -133,3 +134,49 @@ def test_the_simulation_retrains_on_both_orders_from_the_same_first_labels() -> 
         [curve] = curves.curves[order]
         assert len(curve) == 5 and curve[-1] == pytest.approx(1.0)  # an easy task, all labels known
     assert curves.curves["arrival"][0][0] == curves.curves["uncertainty"][0][0]  # same first 10 labels
+
+
+def test_the_mixed_and_diverse_orders_take_full_batches_from_the_same_first_labels() -> None:
+    rng = random.Random(1)
+    items, violative = [], []
+    for i in range(40):
+        bad = i % 2 == 0
+        noise = "".join(rng.choice("山水风云花鸟") for _ in range(4))
+        items.append(TextItem(title=("加微信私聊" if bad else "家常菜做法") + noise))
+        violative.append(bad)
+    orders = ("arrival", "uncertainty", "uncertainty+arrival", "uncertainty+diversity")
+
+    curves = simulate_learning_curves(
+        items,
+        violative,
+        start=10,
+        step=10,
+        seeds=[0],
+        config=Stage1Config(stack_cs=(1.0,), stack_folds=2),
+        orders=orders,
+    )
+
+    assert {curves.curves[order][0][0] for order in orders} == {curves.curves["arrival"][0][0]}
+    assert all(curves.curves[order][0][-1] == pytest.approx(1.0) for order in orders)  # all labels known
+    summary = curves.summary()
+    assert set(summary["variants"]) == {"uncertainty+arrival", "uncertainty+diversity"}
+    assert summary["variants"]["uncertainty+arrival"]["ratio"] == curves.ratio("uncertainty+arrival")
+    with pytest.raises(ValueError, match="orders"):
+        simulate_learning_curves(items, violative, orders=("arrival", "random"))
+
+
+def test_the_mixed_order_serves_half_uncertain_half_earliest_and_the_diverse_one_spreads_its_batch() -> None:
+    from moderation.inference.stage1.learning import _next_batch
+    from moderation.inference.stage1.model import binary_head_fit
+
+    train = [TextItem(title=t) for t in ["加微信私聊", "加微信私聊便宜", "家常菜做法", "家常菜做法好吃"] * 3]
+    head = binary_head_fit(train, np.array([1, 1, 0, 0] * 3), Stage1Config(stack_cs=(1.0,), stack_folds=2))
+    # Confident items first in arrival order, then borderline ones (both cues or neither), duplicated.
+    remaining = [TextItem(title="加微信私聊便宜"), TextItem(title="家常菜做法好吃")]
+    remaining += [TextItem(title="加微信私聊家常菜做法"), TextItem(title="山水花鸟")] * 4
+
+    mixed = _next_batch("uncertainty+arrival", head, remaining, 4, seed=0)
+    diverse = _next_batch("uncertainty+diversity", head, remaining, 2, seed=0)
+
+    assert len(mixed) == 4 and {0, 1} <= mixed  # the two earliest arrivals, however confident
+    assert {remaining[k].title for k in diverse} == {"加微信私聊家常菜做法", "山水花鸟"}  # one of each kind

