@@ -32,12 +32,31 @@ from typing import Any
 from _common import django_setup
 
 
+def _outer_fold(
+    items: list[Any], y: Any, configs: list[Any], target: float, train: Any, seed: int
+) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, float]]:
+    """Every candidate fitted on one outer training part: its inner-fold accuracy and log-loss, its
+    P(violative) for every item (only the outer test part is read), and its cut for ``target``."""
+    from moderation.inference.stage1.model import binary_head_fit
+    from moderation.inference.stage1.routing import threshold_for_target
+
+    inner, predict, thresholds = {}, {}, {}
+    for config in configs:
+        head = binary_head_fit([items[i] for i in train], y[train], config, seed)
+        inner[config.name] = {"accuracy": head.held_out_accuracy, "log_loss": head.held_out_log_loss}
+        predict[config.name] = head.predict_proba(items)[:, 1]
+        correct = (head.held_out_p > 0.5) == (head.held_out_y == 1)
+        thresholds[config.name] = threshold_for_target(head.held_out_p, correct, target)
+    return inner, predict, thresholds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets/kuaimod/dev.jsonl"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--target-accuracy", type=float, default=0.92)
+    parser.add_argument("--jobs", type=int, default=1, help="processes for the independent (repeat, outer fold) fits")
     parser.add_argument("--cache", type=Path, help="save/load the embeddings here (.npy)")
     args = parser.parse_args()
     django_setup()
@@ -45,8 +64,7 @@ def main() -> None:
 
     from moderation.inference.evaluation import records_as_inputs
     from moderation.inference.kuaimod import kuaimod_read
-    from moderation.inference.stage1.model import binary_head_fit
-    from moderation.inference.stage1.routing import confidence, normalised_entropy, threshold_for_target
+    from moderation.inference.stage1.routing import confidence, normalised_entropy
     from moderation.inference.stage1.selection import (
         CANDIDATES,
         ENCODER_CANDIDATES,
@@ -81,25 +99,35 @@ def main() -> None:
 
     fit_started = time.perf_counter()
     per_repeat: list[dict[str, Any]] = []
+    tasks = [
+        (seed, k, train, test)
+        for seed in range(args.repeats)
+        for k, (train, test) in enumerate(stratified_splits(tags, args.folds, seed))
+    ]
+    fold_args = (items, y, configs, args.target_accuracy)
+    if args.jobs > 1:  # every (repeat, outer fold) is independent
+        from joblib import Parallel, delayed
+
+        fitted = Parallel(n_jobs=args.jobs)(
+            delayed(_outer_fold)(*fold_args, train, seed) for seed, _, train, _ in tasks
+        )
+    else:
+        fitted = [_outer_fold(*fold_args, train, seed) for seed, _, train, _ in tasks]
     for seed in range(args.repeats):
         outer_p = {c.name: np.zeros(len(items)) for c in configs}
         arm_p = {arm: np.zeros(len(items)) for arm in arms}
         arm_threshold = {arm: np.zeros(len(items)) for arm in arms}
         chosen: dict[str, list[str]] = {arm: [] for arm in arms}
-        for train, test in stratified_splits(tags, args.folds, seed):
-            inner, heads = {}, {}
-            for config in configs:
-                head = binary_head_fit([items[i] for i in train], y[train], config, seed)
-                heads[config.name] = head
-                inner[config.name] = {"accuracy": head.held_out_accuracy, "log_loss": head.held_out_log_loss}
-                outer_p[config.name][test] = head.predict_proba([items[i] for i in test])[:, 1]
+        for (task_seed, _, _, test), (inner, predict, thresholds) in zip(tasks, fitted, strict=True):
+            if task_seed != seed:
+                continue
+            for name in inner:
+                outer_p[name][test] = predict[name][test]
             for arm, names in arms.items():
                 name = choose_candidate({n: inner[n] for n in names})
                 chosen[arm].append(name)
-                head = heads[name]
                 arm_p[arm][test] = outer_p[name][test]
-                correct = (head.held_out_p > 0.5) == (head.held_out_y == 1)
-                arm_threshold[arm][test] = threshold_for_target(head.held_out_p, correct, args.target_accuracy)
+                arm_threshold[arm][test] = thresholds[name]
         row: dict[str, Any] = {"seed": seed}
         for arm in arms:
             p = arm_p[arm]
@@ -148,6 +176,7 @@ def main() -> None:
         "encoder": encoder.ENCODER_NAME,
         "encode_seconds": encode_seconds,
         "fit_seconds": round(time.perf_counter() - fit_started, 1),
+        "jobs": args.jobs,
         "repeats": args.repeats,
         "folds": args.folds,
         "target_accuracy": args.target_accuracy,
