@@ -13,9 +13,10 @@ Both are scored on the outer folds, binary accuracy pooled per repeat, plus the 
 accuracy .92 (cut from the chosen head's inner folds). Each fixed candidate's outer accuracy is printed
 for information (no choice made: plain CV of a pre-registered configuration).
 
-    .venv/bin/python bench/stage1_encoders.py [--repeats 3] [--folds 5] [--cache FILE.npy]
+    .venv/bin/python bench/stage1_encoders.py [--repeats 3] [--folds 5] [--cache FILE.npy] [--jobs N]
 
-``--cache`` keeps the embeddings between runs (encoding 401 records takes minutes on this machine).
+``--cache`` keeps the embeddings between runs (encoding the 401 records took 8 min on this loaded
+machine); ``--jobs`` fits the independent (repeat, outer fold) parts in N processes.
 Last line: one JSON object, ``ratio`` first = median accuracy of ``text+encoder`` ÷ median of ``text``.
 """
 
