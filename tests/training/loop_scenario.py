@@ -113,9 +113,9 @@ class LoopParams:
     held_out: int = 32
     sft: dict[str, Any] = field(
         default_factory=lambda: {
-            "max_steps": 120,
+            "max_steps": 60,
             "batch_size": 4,
-            "learning_rate": 3e-3,
+            "learning_rate": 1e-2,
             "lora_r": 16,
             "lora_alpha": 32,
             "lora_dropout": 0.0,
