@@ -5,7 +5,12 @@ tiny random model starts near chance) for several seeds on a throwaway database,
 DPO job's own overhead on the loop's DPO data the way bench/dpo_job.py does (our task body against
 bare TRL on the same pairs, interleaved). Last line: one JSON object, ``ratio`` first.
 
-    .venv/bin/python bench/loop_learns.py [--seeds 0 1 2] [--quick]
+    .venv/bin/python bench/loop_learns.py [--seeds 0 1 2] [--jobs 3] [--ratio-repeats 3]
+
+``--jobs N`` runs the seeds in N processes at once (one torch thread each, each seed on its own
+throwaway database of the same embedded PostgreSQL); the DPO-overhead ratio is measured in the
+process of the last seed. The loop's hyperparameters (``LoopParams``) were chosen on seed 100, which
+is not among the seeds reported.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +35,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ratio-repeats", type=int, default=3)
+    parser.add_argument("--jobs", type=int, default=1, help="seeds run in this many processes at once")
+    parser.add_argument("--database", default="", help=argparse.SUPPRESS)  # a child's own test database
     opts = parser.parse_args()
+    if opts.jobs > 1 and len(opts.seeds) > 1:
+        _parallel(opts)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     os.environ["MEDIA_ROOT"] = str(work / "media")
@@ -39,6 +50,8 @@ def main() -> None:
     from django.test.utils import setup_databases, teardown_databases
 
     torch.set_num_threads(max(1, opts.threads))
+    if opts.database:
+        settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = opts.database
     settings.TRAINING_OUTPUT_DIR = work / "training"
     settings.TRAINING_BASE_MODEL = ""
     settings.MEDIA_IMPORT_ROOTS = [str(work)]  # the held-out files are written there
@@ -115,6 +128,68 @@ def main() -> None:
                 "load_avg_before": round(load_before, 2),
                 "load_avg_after": round(os.getloadavg()[0], 2),
                 "threads": opts.threads,
+            },
+            ensure_ascii=False,
+        )
+    )
+
+
+def _parallel(opts: argparse.Namespace) -> None:
+    """Each seed in its own process (its own database); the per-seed lines as they come, then one summary."""
+    import django
+
+    django.setup()
+    from workbench.embedded import start_configured
+
+    start_configured()  # PostgreSQL once, before the children reuse it
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    queue = list(opts.seeds)
+    running: list[tuple[int, subprocess.Popen[str]]] = []
+    lines: dict[int, list[dict]] = {}  # type: ignore[type-arg]
+    while queue or running:
+        while queue and len(running) < opts.jobs:
+            seed = queue.pop(0)
+            argv = [sys.executable, __file__, "--seeds", str(seed), "--threads", str(opts.threads)]
+            argv += ["--ratio-repeats", str(opts.ratio_repeats if seed == opts.seeds[-1] else 0)]
+            argv += ["--database", f"test_bench_loop_{os.getpid()}_{seed}"]
+            running.append((seed, subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)))  # noqa: S603
+        seed, proc = running.pop(0)
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise SystemExit(f"seed {seed} failed with exit status {proc.returncode}")
+        lines[seed] = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        print(json.dumps(lines[seed][0], ensure_ascii=False), flush=True)
+    per_seed = [lines[s][0] for s in opts.seeds]
+    ratio = lines[opts.seeds[-1]][-1]
+
+    def mean(stage: str, key: str) -> float:
+        return round(statistics.mean(r["stages"][stage][key] for r in per_seed), 3)
+
+    print(
+        json.dumps(
+            {
+                "ratio": ratio["ratio"],
+                "base_accuracy": mean("base", "binary_accuracy"),
+                "sft_accuracy": mean("sft", "binary_accuracy"),
+                "dpo_accuracy": mean("dpo", "binary_accuracy"),
+                "base_validity": mean("base", "format_validity"),
+                "sft_validity": mean("sft", "format_validity"),
+                "dpo_validity": mean("dpo", "format_validity"),
+                "per_seed": {
+                    str(r["seed"]): {s: r["stages"][s]["binary_accuracy"] for s in ("base", "sft", "dpo")}
+                    for r in per_seed
+                },
+                "promoted": {str(r["seed"]): r["promoted"] for r in per_seed},
+                "paired_ratios": ratio["paired_ratios"],
+                "ratio_spread": ratio["ratio_spread"],
+                "loop_wall_s": [r["wall_s"] for r in per_seed],
+                "loop_cpu_s": [r["cpu_s"] for r in per_seed],
+                "total_wall_s": round(time.perf_counter() - started, 1),
+                "load_avg_before": round(load_before, 2),
+                "load_avg_after": round(os.getloadavg()[0], 2),
+                "threads": opts.threads,
+                "jobs": opts.jobs,
             },
             ensure_ascii=False,
         )

@@ -128,7 +128,7 @@ class LoopParams:
         default_factory=lambda: {
             "max_steps": 40,
             "batch_size": 4,
-            "learning_rate": 1e-3,
+            "learning_rate": 1e-4,
             "lora_r": 16,
             "lora_alpha": 32,
             "lora_dropout": 0.0,
