@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from training.errors import TrainingError
-from training.runners.sft import prompt_completion, sft_trainer
+from training.runners.common import TrainRun
+from training.runners.sft import prompt_completion, sft_trainer_args
 
 ANSWER = "[Content extraction] text read\n[Analysis] asks to pay off the platform\n[Final judgment] label: 正向"
 SYSTEM = "You are a content moderator. Policy labels: 正向, 引导私下交易."
@@ -67,7 +68,10 @@ def test_only_the_answer_and_its_end_of_turn_carry_loss(architecture, request, t
     jsonl = tmp_path / "sft.jsonl"
     jsonl.write_text("\n".join(json.dumps(_record(images), ensure_ascii=False) for _ in range(2)) + "\n")
 
-    trainer = sft_trainer(base_model=base, jsonl_path=str(jsonl), output_dir=str(tmp_path / "out"), params=PARAMS)
+    from trl import SFTTrainer
+
+    run = TrainRun(base_model=base, jsonl_path=str(jsonl), output_dir=tmp_path / "out", params=PARAMS)
+    trainer = SFTTrainer(**sft_trainer_args(run))  # the job's trainer, less the LoRA and callbacks common.fit adds
     batch = next(iter(trainer.get_train_dataloader()))
     tokenizer = getattr(trainer.processing_class, "tokenizer", trainer.processing_class)
 
