@@ -47,6 +47,18 @@ TASK_ROUTES: dict[str, TaskQueue] = {
 # worker process dies, so a killed worker's task is redelivered instead of lost.
 LONG_TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
 
+# One item through a model on the infer queue (a reviewer's re-run): the soft limit raises inside the task
+# (recorded as a failure with the reason), the hard one kills it. Enforced by prefork workers; a solo
+# worker (the GPU default) does not enforce them, so the review screen also calls a run with no progress
+# past the hard limit plus a margin stalled (DecisionRerun.STALLED_AFTER) and lets the reviewer send it again.
+INFER_ITEM_SOFT_TIME_LIMIT_S = 14 * 60
+INFER_ITEM_TIME_LIMIT_S = 15 * 60
+INFER_ITEM_TASK_OPTIONS: dict[str, Any] = {
+    **LONG_TASK_OPTIONS,
+    "soft_time_limit": INFER_ITEM_SOFT_TIME_LIMIT_S,
+    "time_limit": INFER_ITEM_TIME_LIMIT_S,
+}
+
 
 def enqueue(task: str, *args: Any, robust: bool = False, countdown: float | None = None, **kwargs: Any) -> None:
     """Queue the task named ``task`` once the current transaction commits (at once outside one), on the

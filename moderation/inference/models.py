@@ -5,6 +5,8 @@ from typing import Any
 
 from django.db import models
 
+from workbench.queues import INFER_ITEM_TIME_LIMIT_S
+
 
 class ModelVersion(models.Model):
     """A model that can make decisions: a backend plus (for VLMs) a base model and an adapter."""
@@ -91,6 +93,11 @@ class DecisionRerun(models.Model):
     # A re-run still queued this long after its message was sent may have lost it (a broker restart, a
     # send that failed after the commit): asking again sends it again; the task ignores a second delivery.
     RESEND_AFTER = timedelta(minutes=5)
+    # A re-run "running" with no progress this long after it started (or was last sent) lost its worker
+    # (killed mid-run: Redis would redeliver only after the visibility timeout, hours later): the task's
+    # hard time limit plus a margin. It is shown stalled and may be sent again; of two deliveries only the
+    # first to finish writes (services._rerun_finish).
+    STALLED_AFTER = timedelta(seconds=INFER_ITEM_TIME_LIMIT_S) + timedelta(minutes=5)
 
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="reruns")
     requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -133,5 +140,14 @@ class DecisionRerun(models.Model):
     def is_open(self) -> bool:
         return self.status in self.OPEN
 
+    def is_stalled(self, *, now: Any) -> bool:
+        """Running, but neither started nor sent again within ``STALLED_AFTER``: its worker is gone."""
+        if self.status != self.Status.RUNNING:
+            return False
+        last = max((t for t in (self.started_at, self.sent_at) if t is not None), default=None)
+        return last is None or last <= now - self.STALLED_AFTER
+
     def may_resend(self, *, now: Any) -> bool:
-        return self.status == self.Status.QUEUED and (self.sent_at is None or self.sent_at <= now - self.RESEND_AFTER)
+        if self.status == self.Status.QUEUED:
+            return self.sent_at is None or self.sent_at <= now - self.RESEND_AFTER
+        return self.is_stalled(now=now)

@@ -297,7 +297,9 @@ def decision_rerun_request(*, decision_id: int, by: User) -> DecisionRerun:
     Refused with a ``ModerationError`` for the evidence baseline (the review screen re-derives its stage 4
     itself) and when no feedback arrived since the decision or its latest finished re-run (nothing new to
     see). Idempotent: while a re-run of the decision is queued or running, asking again returns that one
-    (no second run); one queued for ``DecisionRerun.RESEND_AFTER`` is sent again.
+    (no second run); one queued for ``DecisionRerun.RESEND_AFTER``, or running with no progress for
+    ``DecisionRerun.STALLED_AFTER`` (its worker died), is sent again (``may_resend``; ``_rerun_finish`` keeps
+    the first of two deliveries to finish).
     """
     from moderation.feedback.models import FeedbackAggregate
     from moderation.inference.selectors import decision_feedback_known_until, decision_reruns_latest

@@ -8,7 +8,7 @@ from celery import shared_task
 from moderation.errors import ModerationError
 from moderation.media.tasks import STORAGE_RETRIES, storage_retry_delay
 from moderation.signals import video_decided
-from workbench.queues import LONG_TASK_OPTIONS
+from workbench.queues import INFER_ITEM_TASK_OPTIONS, LONG_TASK_OPTIONS
 from workbench.storage import StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def run_inference(self: Any, video_id: int) -> int | None:
     return None
 
 
-@shared_task(name="moderation.inference.tasks.rerun_decision", **LONG_TASK_OPTIONS)
+@shared_task(name="moderation.inference.tasks.rerun_decision", **INFER_ITEM_TASK_OPTIONS)
 def rerun_decision(rerun_id: int) -> str | None:
     """A re-run a reviewer asked for (DecisionRerun); idempotent: a finished one is left as it is."""
     from moderation.inference.models import DecisionRerun

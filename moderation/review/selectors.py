@@ -437,6 +437,7 @@ def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]
                 f"{when}); this stage does not know it. Re-run the model above, or see the user-feedback panel."
             )
     feedback = feedback_stats_from(aggregate) if aggregate is not None else None
+    now = timezone.now()
     return {
         "stages": stages,
         "cot_summary": summary,
@@ -446,7 +447,9 @@ def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]
         "original_stages": cot_stages_for_display(decision.cot, times=times) if fresh is not None else [],
         # Offered while stage 4 is stale and no re-run is already on its way (the service re-checks both).
         "can_rerun": late and not baseline and not (rerun is not None and rerun.is_open),
-        "rerun_resend": rerun is not None and rerun.may_resend(now=timezone.now()),
+        "rerun_resend": rerun is not None and rerun.may_resend(now=now),
+        # Running with no progress past the task's time limit: its worker died; polled slowly, not every 2 s.
+        "rerun_stalled": rerun is not None and rerun.is_stalled(now=now),
         "rerun_no_worker": rerun is not None
         and rerun.status == rerun.Status.QUEUED
         and not _worker_seen_for(queue="infer"),

@@ -202,6 +202,96 @@ def test_a_rerun_queued_too_long_is_sent_again_a_recent_one_is_not(stale, django
     assert [cb.args[0] for cb in sent] == ["moderation.inference.tasks.rerun_decision"]
 
 
+def _stall(rerun: DecisionRerun, *, by: timedelta = timedelta(seconds=1)) -> None:
+    """The worker died mid-run: "running" since past the stall bound, its message long sent."""
+    then = timezone.now() - DecisionRerun.STALLED_AFTER - by
+    DecisionRerun.objects.filter(pk=rerun.pk).update(status="running", started_at=then, sent_at=then)
+
+
+def test_the_stall_bound_is_past_the_tasks_hard_time_limit():
+    assert rerun_decision.soft_time_limit < rerun_decision.time_limit
+    assert DecisionRerun.STALLED_AFTER.total_seconds() > rerun_decision.time_limit
+    assert DecisionRerun.STALLED_AFTER.total_seconds() < settings.CELERY_VISIBILITY_TIMEOUT
+
+
+def test_a_running_rerun_without_progress_past_the_bound_is_stalled_polled_slowly_and_may_be_sent_again(
+    stale, django_capture_on_commit_callbacks
+):  # type: ignore[no-untyped-def]
+    task, moderator, client = stale
+    poll = reverse("moderation:review_cot", args=[task.pk]) + "?part=rerun"
+    rerun = decision_rerun_request(decision_id=task.decision_id, by=moderator)
+    # Running, within the bound: the usual state, polled every 2 s, nothing to send again.
+    recent = timezone.now() - DecisionRerun.STALLED_AFTER + timedelta(minutes=1)
+    DecisionRerun.objects.filter(pk=rerun.pk).update(status="running", started_at=recent, sent_at=recent)
+    panel = client.get(poll, **HTMX).content.decode()
+    assert "re-run running" in panel and 'hx-trigger="every 2s"' in panel
+    assert "re-run stalled" not in panel and "Send it again" not in panel
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        assert decision_rerun_request(decision_id=task.decision_id, by=moderator) == rerun
+    assert sent == []
+
+    _stall(rerun)
+    panel = client.get(poll, **HTMX).content.decode()
+    assert "re-run stalled" in panel and "re-run running" not in panel and "Send it again" in panel
+    assert 'hx-trigger="every 30s"' in panel and 'hx-trigger="every 2s"' not in panel
+
+    broker, queue = _broker(), "infer"
+    before = broker.llen(queue)
+    with django_capture_on_commit_callbacks(execute=True) as sent:
+        resp = client.post(reverse("moderation:review_rerun", args=[task.pk]), **HTMX)
+    assert resp.status_code == 200 and len(sent) == 1 and broker.llen(queue) == before + 1
+    message = json.loads(broker.lindex(queue, 0))
+    assert message["headers"]["argsrepr"] == f"[{rerun.pk}]"
+    broker.lpop(queue)
+    # Sent again: the same row (no second re-run), no longer stalled, polled every 2 s again.
+    assert DecisionRerun.objects.count() == 1
+    rerun.refresh_from_db()
+    assert rerun.status == "running" and rerun.sent_at > timezone.now() - timedelta(minutes=1)
+    html = resp.content.decode()
+    assert "re-run running" in html and 'hx-trigger="every 2s"' in html and "Send it again" not in html
+    with django_capture_on_commit_callbacks(execute=False) as sent:  # a second click sends nothing more
+        client.post(reverse("moderation:review_rerun", args=[task.pk]), **HTMX)
+    assert sent == []
+
+
+def test_of_a_stalled_run_and_its_resend_only_the_first_to_finish_writes(stale, vlm_server, settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """The stalled delivery was only slow: the resend runs and finishes while it still waits on the model,
+    then the original returns its own answer, which is dropped."""
+    from moderation.inference import services
+
+    task, moderator, client = stale
+    url, seen, answers = vlm_server
+    settings.VLLM_SERVER_URL = url
+    rerun = decision_rerun_request(decision_id=task.decision_id, by=moderator)
+    answers.extend([_answer("the resend's answer", label="正向"), _answer("the slow original's", label="引导私下交易")])
+    real_get_backend = services.get_backend
+    resend_result: list[str | None] = []
+
+    class SlowOriginal:
+        """The original delivery's backend: while it waits, the run stalls and the resend runs through."""
+
+        def __init__(self, backend) -> None:  # type: ignore[no-untyped-def]
+            self.backend = backend
+
+        def decide_batch(self, contents, spec):  # type: ignore[no-untyped-def]
+            monkeypatch.setattr(services, "get_backend", real_get_backend)  # the resend uses the real one
+            _stall(rerun)
+            assert decision_rerun_request(decision_id=task.decision_id, by=moderator) == rerun  # "Send it again"
+            resend_result.append(rerun_decision(rerun.pk))
+            # Only now does the original's own model call return (the second queued answer).
+            return self.backend.decide_batch(contents, spec)
+
+    monkeypatch.setattr(services, "get_backend", lambda *a, **k: SlowOriginal(real_get_backend(*a, **k)))
+    assert rerun_decision(rerun.pk) == "done"
+    assert resend_result == ["done"] and len(seen) == 2
+    rerun.refresh_from_db()
+    assert rerun.status == "done" and rerun.label == "正向"
+    assert "the resend's answer" in json.dumps(rerun.cot, ensure_ascii=False)
+    assert "the slow original's" not in json.dumps(rerun.cot, ensure_ascii=False)
+    assert DecisionRerun.objects.count() == 1
+    assert rerun_decision(rerun.pk) == "done" and len(seen) == 2  # a later redelivery runs nothing
+
+
 def test_refusals_are_messages_not_errors(make_task, make_user):  # type: ignore[no-untyped-def]
     baseline = make_task()  # the evidence baseline: its stage 4 is re-derived on the screen instead
     moderator = make_user("moderator")
