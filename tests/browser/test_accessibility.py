@@ -131,3 +131,55 @@ def test_the_review_screen_is_worked_by_keyboard_with_a_visible_focus(page, make
     # the decision controls are among what Tab reaches
     assert any('value="approve"' in s for s in seen) and any("data-picker-filter" in s for s in seen)
     assert any("data-rerun" in s for s in seen)  # the stale CoT's re-run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_user, policy_version):
+    """The tagging, reproduction, integration and ops screens (the test above covers review, annotation,
+    policies and training)."""
+    from moderation.integrations.services import integration_create
+    from moderation.integrations.webhooks import webhook_endpoint_create
+    from moderation.reproduction.models import ReproCandidate
+    from moderation.reproduction.services import pair_claim_next
+    from moderation.tagging.services import tags_import
+    from tests.factories import VideoFactory
+
+    tags_import(lines=["美食\t吃货, 做饭", "火锅", "舞蹈\t跳舞"])
+    integration, _token = integration_create(name="platform-a11y")
+    endpoint, _secret = webhook_endpoint_create(
+        integration=integration, url="http://127.0.0.1:9/hook", event_types=["model.promoted"]
+    )
+    ReproCandidate.objects.create(
+        video=VideoFactory(file=""), original=VideoFactory(file=""), score=0.9, retrieval_score=0.9, offset=0.0,
+        evidence={"alignment": {"offset": 0.0, "scale": 1.0, "mirrored": False, "coverage_copy": 0.8,
+                                "coverage_original": 0.5, "matches": [{"t": 0.0, "t_orig": 0.0, "d": 4}]}},
+    )  # fmt: skip
+    admin = make_user("admin")
+    pair = pair_claim_next(user=admin)
+    assert pair is not None
+    _login(page, admin.username)
+    screens = {
+        "tag queue": reverse("moderation:tag_queue"),
+        "tag ranker": reverse("moderation:tag_ranker"),
+        "tag vocabulary": reverse("moderation:tag_vocabulary"),
+        "reproduction pair": reverse("moderation:repro_pair", args=[pair.pk]),
+        "integrations": reverse("moderation:integration_list"),
+        "webhook endpoint": reverse("moderation:webhook_endpoint", args=[endpoint.pk]),
+        "ops": reverse("moderation:ops_dashboard"),
+    }
+    problems = {}
+    for name, url in screens.items():
+        response = page.goto(url)
+        assert response is not None and response.status == 200, (name, url, response and response.status)
+        found = _violations(page)
+        if found:
+            problems[name] = found
+    assert problems == {}, problems
+    # The vocabulary rows still save through their per-row form (the inputs join it by their form attribute).
+    page.goto(reverse("moderation:tag_vocabulary"))
+    page.fill("input[aria-label='aliases of 火锅']", "涮锅")
+    with page.expect_navigation():
+        page.click("tr:has(input[value='火锅']) button[type=submit]")
+    from moderation.tagging.models import Tag
+
+    assert Tag.objects.get(name="火锅").aliases == ["涮锅"]
