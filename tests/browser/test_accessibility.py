@@ -135,14 +135,16 @@ def test_the_review_screen_is_worked_by_keyboard_with_a_visible_focus(page, make
 
 @pytest.mark.django_db(transaction=True)
 def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_user, policy_version):
-    """The tagging, reproduction, integration and ops screens (the test above covers review, annotation,
+    """The tagging, reproduction, integration, ops, training-job and evaluation screens (the test above covers review, annotation,
     policies and training)."""
     from moderation.integrations.services import integration_create
     from moderation.integrations.webhooks import webhook_endpoint_create
     from moderation.reproduction.models import ReproCandidate
     from moderation.reproduction.services import pair_claim_next
-    from moderation.tagging.services import tags_import
-    from tests.factories import VideoFactory
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.services import tag_queue_default, tags_import
+    from tests.factories import ModelVersionFactory, VideoFactory
+    from training.models import EvaluationRun, PreferenceDataset, TrainingJob
 
     tags_import(lines=["美食\t吃货, 做饭", "火锅", "舞蹈\t跳舞"])
     integration, _token = integration_create(name="platform-a11y")
@@ -157,12 +159,25 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
     admin = make_user("admin")
     pair = pair_claim_next(user=admin)
     assert pair is not None
+    tag_task = ReviewTaskFactory(
+        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
+    )
+    assert review_claim_next(user=admin, queue=tag_task.queue) == tag_task
+    job = TrainingJob.objects.create(
+        dataset=PreferenceDataset.objects.create(name="a11y pairs"), params={"max_steps": 4}, total_steps=4
+    )
+    evaluation = EvaluationRun.objects.create(
+        model_version=ModelVersionFactory(name="a11y-model"), policy_version=policy_version, eval_set_key="a11y"
+    )
     _login(page, admin.username)
     screens = {
         "tag queue": reverse("moderation:tag_queue"),
         "tag ranker": reverse("moderation:tag_ranker"),
         "tag vocabulary": reverse("moderation:tag_vocabulary"),
         "reproduction pair": reverse("moderation:repro_pair", args=[pair.pk]),
+        "tag task": reverse("moderation:tag_task", args=[tag_task.pk]),
+        "training job": reverse("training:job_detail", args=[job.pk]),
+        "evaluation": reverse("training:evaluation_detail", args=[evaluation.pk]),
         "integrations": reverse("moderation:integration_list"),
         "webhook endpoint": reverse("moderation:webhook_endpoint", args=[endpoint.pk]),
         "ops": reverse("moderation:ops_dashboard"),
