@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
+from moderation.media.services import video_media_verify
 from moderation.reproduction import selectors, services
 from moderation.reproduction.models import PairReview, ReproCandidate
 from moderation.review.views import media_revealed
@@ -52,6 +53,10 @@ def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "reveal": media_revealed(request),
         **selectors.pair_detail(candidate=candidate),
     }
+    # Each side's stored files (all its keyframes, not only those shown) are checked and what is missing
+    # recorded, as on the review screen.
+    context["copy_check"] = video_media_verify(video=candidate.video, by=_user(request))
+    context["original_check"] = video_media_verify(video=candidate.original, by=_user(request))
     return render(request, "moderation/reproduction/pair.html", context)
 
 

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.media.models import Video
+from moderation.media.services import video_media_verify
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next
 from moderation.tagging import selectors, services
@@ -85,6 +86,8 @@ def tag_task(request: HttpRequest, pk: int) -> HttpResponse:
         "task": task,
         "video": video,
         "segments": services.video_segments(video),
+        # A stored file gone from media storage is said (and recorded) as on the review screen.
+        "media_check": video_media_verify(video=video, by=_user(request)),
         "panel": selectors.tag_panel_for(video_id=video.pk, tag_set=_tag_set(request)),
         "standalone": True,
         "tag_sets": TagSet.objects.all(),

@@ -126,3 +126,40 @@ def test_pair_screen_media_is_shielded_until_revealed(make_user) -> None:  # typ
     assert 'data-shield class="shielded"' in client.get(url).content.decode()
     client.post(reverse("moderation:review_reveal"), {"reveal": "1", "next": url})
     assert 'data-shield class=""' in client.get(url).content.decode()
+
+
+def test_pair_screen_says_which_side_lost_its_files(client_as, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from moderation.media.models import Keyframe
+
+    settings.MEDIA_ROOT = tmp_path
+    pair = make_pair()
+    frames = {}
+    for video, t in ((pair.video, 0.0), (pair.original, 2.0)):
+        name = default_storage.save(f"keyframes/{video.pk}/000000.jpg", ContentFile(b"\xff\xd8jpeg"))
+        frames[video.pk] = Keyframe.objects.create(video=video, index=0, timestamp=t, image=name)
+    client = client_as("moderator")
+    url = reverse("moderation:repro_pair", args=[pair.pk])
+    html = client.get(url).content.decode()
+    assert "data-pair-left" in html and "data-pair-right" in html and "media-missing" not in html
+
+    root = Path(settings.MEDIA_ROOT)
+    (root / pair.original.file.name).unlink()  # the earlier upload's video file
+    (root / frames[pair.video.pk].image.name).unlink()  # the later upload's keyframe image
+    response = client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="earlier-media-missing"' in html and 'id="later-media-missing"' in html
+    assert "Missing from media storage: the video file" in html and "1 of 1 keyframe images" in html
+    assert "data-pair-left" in html and "data-pair-right" not in html  # the later upload still plays
+    assert html.count('data-missing="video"') == 1
+    assert html.count('data-missing="keyframe"') == 2  # in the matched pair and in the strip
+    pair.video.refresh_from_db()
+    pair.original.refresh_from_db()
+    assert pair.video.missing_media == [frames[pair.video.pk].image.name]
+    assert pair.original.missing_media == [pair.original.file.name]
+    assert AuditEvent.objects.filter(action="media.missing").count() == 2

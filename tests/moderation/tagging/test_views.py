@@ -59,3 +59,30 @@ def test_api_video_detail_has_tags_and_the_list_filters_by_tag(client_as, make_u
     assert [r["id"] for r in rows] == [b.pk]
     schema = client.get("/api/schema/").content.decode()
     assert "tag_suggestions" in schema and "name: tag" in schema
+
+
+def test_tag_screen_says_a_missing_video_file(client_as, policy_version, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from django.urls import reverse
+
+    from moderation.review.models import AuditEvent
+    from moderation.tagging.services import tag_queue_default
+
+    settings.MEDIA_ROOT = tmp_path
+    task = ReviewTaskFactory(decision__policy_version=policy_version, queue=tag_queue_default())
+    video = task.decision.video
+    client = client_as("moderator")
+    url = reverse("moderation:tag_task", args=[task.pk])
+    html = client.get(url).content.decode()
+    assert f'src="{video.file.url}"' in html and 'id="media-missing"' not in html
+
+    (Path(settings.MEDIA_ROOT) / video.file.name).unlink()
+    response = client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Missing from media storage: the video file" in html and 'data-missing="video"' in html
+    assert "<video" not in html
+    video.refresh_from_db()
+    assert video.missing_media == [video.file.name]
+    assert AuditEvent.objects.filter(object_type="video", object_id=str(video.pk), action="media.missing").count() == 1
