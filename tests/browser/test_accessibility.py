@@ -143,7 +143,7 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
     from moderation.reproduction.services import pair_claim_next
     from moderation.review.services import review_claim_next
     from moderation.tagging.services import tag_queue_default, tags_import
-    from tests.factories import ModelVersionFactory, VideoFactory
+    from tests.factories import ModelVersionFactory, PolicyVersionFactory, VideoFactory
     from training.models import EvaluationRun, PreferenceDataset, TrainingJob
 
     tags_import(lines=["美食\t吃货, 做饭", "火锅", "舞蹈\t跳舞"])
@@ -166,9 +166,15 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
     job = TrainingJob.objects.create(
         dataset=PreferenceDataset.objects.create(name="a11y pairs"), params={"max_steps": 4}, total_steps=4
     )
-    evaluation = EvaluationRun.objects.create(
-        model_version=ModelVersionFactory(name="a11y-model"), policy_version=policy_version, eval_set_key="a11y"
+    evaluation, other_evaluation = (
+        EvaluationRun.objects.create(
+            model_version=ModelVersionFactory(name=f"a11y-model-{n}"),
+            policy_version=policy_version,
+            eval_set_key="a11y",
+        )
+        for n in (1, 2)
     )
+    PolicyVersionFactory(policy=policy_version.policy, is_active=False, status="draft")  # the diff compares two
     _login(page, admin.username)
     screens = {
         "tag queue": reverse("moderation:tag_queue"),
@@ -178,6 +184,8 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
         "tag task": reverse("moderation:tag_task", args=[tag_task.pk]),
         "training job": reverse("training:job_detail", args=[job.pk]),
         "evaluation": reverse("training:evaluation_detail", args=[evaluation.pk]),
+        "evaluation compare": reverse("training:evaluation_compare") + f"?a={evaluation.pk}&b={other_evaluation.pk}",
+        "policy diff": reverse("moderation:policy_diff", args=[policy_version.policy_id]),
         "integrations": reverse("moderation:integration_list"),
         "webhook endpoint": reverse("moderation:webhook_endpoint", args=[endpoint.pk]),
         "ops": reverse("moderation:ops_dashboard"),
