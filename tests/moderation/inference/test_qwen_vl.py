@@ -15,10 +15,8 @@ import base64
 import io
 import json
 import sys
-import threading
 import types
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import pytest
 from moderation.inference.backends import ContentBundle, Frame, PolicySpec, Segment
 from moderation.inference.cot import json_schema
 from moderation.policies.seed import SAFE_LABEL, blm_guard_taxonomy, kuaimod_taxonomy
+from tests.vllm_stub import vllm_stub
 
 VISION = "<|vision_start|><|image_pad|><|vision_end|>"
 
@@ -189,7 +188,6 @@ def test_vllm_server_request_matches_the_processor(tiny_qwen_vl, tmp_path, setti
     from moderation.inference.backends.vllm_backend import VllmServerBackend
     from moderation.inference.backends.vlm_processor import load_processor
 
-    seen: list[dict[str, Any]] = []
     answer = {
         "visual_location": "a phone on a table [frame:10]",
         "risk_screening": "a bank transfer request [t=1.0s]",
@@ -199,27 +197,11 @@ def test_vllm_server_request_matches_the_processor(tiny_qwen_vl, tmp_path, setti
         "severity": "high",
     }
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            data = json.dumps({"choices": [{"message": {"content": json.dumps(answer, ensure_ascii=False)}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        backend = VllmServerBackend(f"http://127.0.0.1:{server.server_port}", tiny_qwen_vl, str(tmp_path / "sft-7"))
+    with vllm_stub(json.dumps(answer, ensure_ascii=False)) as stub:
+        backend = VllmServerBackend(stub.url, tiny_qwen_vl, str(tmp_path / "sft-7"))
         policy = PolicySpec(blm_guard_taxonomy(), SAFE_LABEL, output_format="blm")
         [result] = backend.decide_batch([_bundle(tmp_path, 3)], policy)
-    finally:
-        server.shutdown()
+    seen = stub.bodies
 
     [body] = seen
     assert body["model"] == "sft-7"  # the adapter, served as `--lora-modules sft-7=…`

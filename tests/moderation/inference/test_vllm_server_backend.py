@@ -8,8 +8,6 @@ answer becomes a parsed CoT are checked for real.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
@@ -17,36 +15,13 @@ from moderation.inference.backends import ContentBundle, Frame, Segment
 from moderation.inference.backends.vllm_backend import VllmServerBackend
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
 from moderation.policies.spec import PolicySpec
+from tests.vllm_stub import vllm_stub
 
 
 @pytest.fixture
 def openai_server():  # type: ignore[no-untyped-def]
-    seen: list[dict] = []
-    answers: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append({"path": self.path, "body": body})
-            reply = {
-                "choices": [{"message": {"role": "assistant", "content": answers.pop(0)}}],
-                "usage": {"prompt_tokens": 812, "completion_tokens": 95},
-            }
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", seen, answers
-    server.shutdown()
+    with vllm_stub(prompt_tokens=812, completion_tokens=95) as stub:
+        yield stub.url, stub, stub.answers
 
 
 def _content(tmp_path) -> ContentBundle:  # type: ignore[no-untyped-def]
@@ -85,8 +60,8 @@ def test_guided_json_answer_becomes_a_parsed_five_stage_cot(openai_server, tmp_p
     assert result.label == "引导私下交易" and result.is_violation and result.confidence == pytest.approx(0.9)
     assert result.cot[0]["evidence"] == [{"kind": "frame", "ref": 9, "label": "frame 9"}]
     assert (result.prompt_tokens, result.completion_tokens) == (812, 95)
-    request = seen[0]
-    assert request["path"] == "/v1/chat/completions"
+    assert seen.paths[0] == "/v1/chat/completions"
+    request = {"body": seen.bodies[0]}
     schema = request["body"]["response_format"]["json_schema"]["schema"]
     assert "引导私下交易" in schema["properties"]["label"]["enum"]
     user_content = request["body"]["messages"][1]["content"]

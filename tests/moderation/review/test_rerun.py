@@ -7,10 +7,8 @@ reasoning in place of the stale one, stale again with newer feedback)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import redis
@@ -25,6 +23,7 @@ from moderation.inference.models import DecisionRerun, ModelVersion
 from moderation.inference.services import decision_rerun_request
 from moderation.inference.tasks import rerun_decision
 from moderation.review.services import review_claim_next
+from tests.vllm_stub import vllm_stub
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -39,30 +38,8 @@ def _cot(feedback_text: str) -> list[dict]:
 @pytest.fixture
 def vlm_server() -> Iterator[tuple[str, list[dict], list[str]]]:
     """A stand-in for `vllm serve` on loopback: records each request, answers the queued replies."""
-    seen: list[dict] = []
-    answers: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
-            seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            reply = {
-                "choices": [{"message": {"role": "assistant", "content": answers.pop(0)}}],
-                "usage": {"prompt_tokens": 700, "completion_tokens": 80},
-            }
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}", seen, answers
-    server.shutdown()
+    with vllm_stub(prompt_tokens=700, completion_tokens=80) as stub:
+        yield stub.url, stub.bodies, stub.answers
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
@@ -38,6 +37,7 @@ from moderation.tagging.models import (
     VocabularyVersion,
 )
 from tests.factories import DecisionFactory, VideoFactory
+from tests.vllm_stub import vllm_stub
 
 # --- the parser (no database) ---------------------------------------------------------------------
 
@@ -270,49 +270,16 @@ def test_a_random_tiny_vlm_yields_no_candidates_not_errors(  # type: ignore[no-u
     assert services.tag_vlm_suggest(video_id=video.pk, encode=encode).skipped == "already answered by this model"
 
 
-class _TagServer:
-    """A vLLM OpenAI-compatible server on loopback that answers every request with ``answer``."""
-
-    def __init__(self, answer: str) -> None:
-        self.seen: list[dict[str, Any]] = []
-        seen = self.seen
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                seen.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                body = {"choices": [{"message": {"content": answer}}], "usage": {"prompt_tokens": 9}}
-                data = json.dumps(body, ensure_ascii=False).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-
-    def __enter__(self) -> _TagServer:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.mark.django_db
 def test_a_vllm_server_answer_snaps_and_proposes(vocabulary, encode, policy_version, settings) -> None:  # type: ignore[no-untyped-def]
     answer = json.dumps({"tags": ["火锅", "跳舞", "量子计算机芯片"]}, ensure_ascii=False)
     model = ModelVersion.objects.create(name="qwen-vl-served", backend="vllm", base_model="Qwen/Qwen2.5-VL-7B-Instruct")
     _serve(model, policy_version)
     video = DecisionFactory(policy_version=policy_version, video=VideoFactory(title="四川火锅")).video
-    with _TagServer(answer) as server:
+    with vllm_stub(answer) as server:
         settings.VLLM_SERVER_URL = server.url
         outcome = services.tag_vlm_suggest(video_id=video.pk, encode=encode)
-    [body] = server.seen
+    [body] = server.bodies
     assert body["model"] == "Qwen/Qwen2.5-VL-7B-Instruct" and body["temperature"] == 0
     assert body["max_tokens"] == settings.TAG_VLM_MAX_NEW_TOKENS
     assert body["response_format"]["json_schema"]["schema"] == vlm.TAGS_JSON_SCHEMA
