@@ -66,7 +66,7 @@ def main() -> None:
 
     settings.VLM_MAX_NEW_TOKENS = LoopParams().max_new_tokens
 
-    results = []
+    per_seed: list[dict] = []  # type: ignore[type-arg]
     started = time.perf_counter()
     old_config = setup_databases(verbosity=0, interactive=False)
     try:
@@ -77,61 +77,31 @@ def main() -> None:
             res = run_loop(seed=seed, work=work)
             wall = time.perf_counter() - t0
             cpu_s.append(time.process_time() - c0)
-            results.append((res, wall))
-            print(
-                json.dumps(
-                    {
-                        "seed": seed,
-                        "wall_s": round(wall, 1),
-                        "cpu_s": round(cpu_s[-1], 1),
-                        "stages": res.stages,
-                        "promoted": res.promoted,
-                        "gate_reasons": res.gate_reasons,
-                        "dpo_pairs": res.dpo_pairs,
-                        "sft_mistakes_on_pool_b": res.mistakes_b,
-                        "final_serving": res.final_serving,
-                        "pool_c_accuracy": res.pool_c_accuracy,
-                        "walls": {k: round(v, 1) for k, v in res.walls.items()},
-                    },
-                    ensure_ascii=False,
-                ),
-                flush=True,
-            )
+            line = {
+                "seed": seed,
+                "wall_s": round(wall, 1),
+                "cpu_s": round(cpu_s[-1], 1),
+                "stages": res.stages,
+                "promoted": res.promoted,
+                "gate_reasons": res.gate_reasons,
+                "dpo_pairs": res.dpo_pairs,
+                "sft_mistakes_on_pool_b": res.mistakes_b,
+                "final_serving": res.final_serving,
+                "pool_c_accuracy": res.pool_c_accuracy,
+                "walls": {k: round(v, 1) for k, v in res.walls.items()},
+            }
+            per_seed.append(line)
+            print(json.dumps(line, ensure_ascii=False), flush=True)
             if index == len(opts.seeds) - 1 and opts.ratio_repeats:
                 ratio = _dpo_overhead(work, opts.ratio_repeats, res.dpo_params)
             _reset_between_seeds()
     finally:
         teardown_databases(old_config, verbosity=0)
 
-    def mean(stage: str, key: str) -> float:
-        return round(statistics.mean(r.stages[stage][key] for r, _ in results), 3)
-
-    print(
-        json.dumps(
-            {
-                "ratio": ratio["ratio"],
-                "base_accuracy": mean("base", "binary_accuracy"),
-                "sft_accuracy": mean("sft", "binary_accuracy"),
-                "dpo_accuracy": mean("dpo", "binary_accuracy"),
-                "base_validity": mean("base", "format_validity"),
-                "sft_validity": mean("sft", "format_validity"),
-                "dpo_validity": mean("dpo", "format_validity"),
-                "per_seed": {
-                    str(r.seed): {s: r.stages[s]["binary_accuracy"] for s in ("base", "sft", "dpo")} for r, _ in results
-                },
-                "promoted": {str(r.seed): r.promoted for r, _ in results},
-                "paired_ratios": ratio["paired"],
-                "ratio_spread": ratio["spread"],
-                "loop_wall_s": [round(w, 1) for _, w in results],
-                "loop_cpu_s": [round(c, 1) for c in cpu_s],
-                "total_wall_s": round(time.perf_counter() - started, 1),
-                "load_avg_before": round(load_before, 2),
-                "load_avg_after": round(os.getloadavg()[0], 2),
-                "threads": opts.threads,
-            },
-            ensure_ascii=False,
-        )
-    )
+    summary = _summary(per_seed, ratio=ratio["ratio"], paired=ratio["paired"], spread=ratio["spread"])
+    summary.update(total_wall_s=round(time.perf_counter() - started, 1), load_avg_before=round(load_before, 2))
+    summary.update(load_avg_after=round(os.getloadavg()[0], 2), threads=opts.threads)
+    print(json.dumps(summary, ensure_ascii=False))
 
 
 def _parallel(opts: argparse.Namespace) -> None:
@@ -163,37 +133,31 @@ def _parallel(opts: argparse.Namespace) -> None:
     per_seed = [lines[s][0] for s in opts.seeds]
     ratio = lines[opts.seeds[-1]][-1]
 
+    summary = _summary(per_seed, ratio=ratio["ratio"], paired=ratio["paired_ratios"], spread=ratio["ratio_spread"])
+    summary.update(total_wall_s=round(time.perf_counter() - started, 1), load_avg_before=round(load_before, 2))
+    summary.update(load_avg_after=round(os.getloadavg()[0], 2), threads=opts.threads, jobs=opts.jobs)
+    print(json.dumps(summary, ensure_ascii=False))
+
+
+def _summary(per_seed: list[dict], *, ratio: object, paired: object, spread: object) -> dict:  # type: ignore[type-arg]
+    """The last line's figures from the per-seed lines: mean accuracy and format validity per stage."""
+
     def mean(stage: str, key: str) -> float:
         return round(statistics.mean(r["stages"][stage][key] for r in per_seed), 3)
 
-    print(
-        json.dumps(
-            {
-                "ratio": ratio["ratio"],
-                "base_accuracy": mean("base", "binary_accuracy"),
-                "sft_accuracy": mean("sft", "binary_accuracy"),
-                "dpo_accuracy": mean("dpo", "binary_accuracy"),
-                "base_validity": mean("base", "format_validity"),
-                "sft_validity": mean("sft", "format_validity"),
-                "dpo_validity": mean("dpo", "format_validity"),
-                "per_seed": {
-                    str(r["seed"]): {s: r["stages"][s]["binary_accuracy"] for s in ("base", "sft", "dpo")}
-                    for r in per_seed
-                },
-                "promoted": {str(r["seed"]): r["promoted"] for r in per_seed},
-                "paired_ratios": ratio["paired_ratios"],
-                "ratio_spread": ratio["ratio_spread"],
-                "loop_wall_s": [r["wall_s"] for r in per_seed],
-                "loop_cpu_s": [r["cpu_s"] for r in per_seed],
-                "total_wall_s": round(time.perf_counter() - started, 1),
-                "load_avg_before": round(load_before, 2),
-                "load_avg_after": round(os.getloadavg()[0], 2),
-                "threads": opts.threads,
-                "jobs": opts.jobs,
-            },
-            ensure_ascii=False,
-        )
-    )
+    return {
+        "ratio": ratio,
+        **{f"{stage}_accuracy": mean(stage, "binary_accuracy") for stage in ("base", "sft", "dpo")},
+        **{f"{stage}_validity": mean(stage, "format_validity") for stage in ("base", "sft", "dpo")},
+        "per_seed": {
+            str(r["seed"]): {s: r["stages"][s]["binary_accuracy"] for s in ("base", "sft", "dpo")} for r in per_seed
+        },
+        "promoted": {str(r["seed"]): r["promoted"] for r in per_seed},
+        "paired_ratios": paired,
+        "ratio_spread": spread,
+        "loop_wall_s": [r["wall_s"] for r in per_seed],
+        "loop_cpu_s": [r["cpu_s"] for r in per_seed],
+    }
 
 
 def _reset_between_seeds() -> None:

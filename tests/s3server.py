@@ -103,3 +103,14 @@ def start_s3_server(port: int | None = None, directory: Path | None = None) -> S
         process.kill()
         raise RuntimeError("s3rver did not start within 30 s")
     return S3Server(endpoint=f"http://127.0.0.1:{port}", port=port, directory=directory, process=process)
+
+
+def point_media_storage_at(settings: Any, endpoint: str) -> None:
+    """Media storage at ``endpoint`` (same bucket and keys), failing fast when nothing answers there."""
+    settings.MEDIA_S3_CONNECT_TIMEOUT = 0.5
+    settings.MEDIA_S3_MAX_ATTEMPTS = 1
+    default = settings.STORAGES["default"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**default, "OPTIONS": {**default["OPTIONS"], "endpoint_url": endpoint}},
+    }

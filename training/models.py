@@ -104,6 +104,9 @@ class TrainingJob(models.Model):
     params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="times a worker claimed it")
+    storage_retries = models.PositiveSmallIntegerField(
+        default=0, help_text="times it was re-queued because the object store did not answer"
+    )
     resumed_from_step = models.PositiveIntegerField(null=True, blank=True)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)

@@ -560,6 +560,40 @@ def training_job_fail(*, job_id: int, error: str) -> None:
     job.save(update_fields=["status", "error", "finished_at", "log_tail"])
 
 
+@transaction.atomic
+def training_job_wait_for_storage(*, job_id: int, error: str) -> bool:
+    """The object store did not answer mid-job (checkpoint, dataset or adapter): re-queue the job to resume
+    from its last stored checkpoint after a growing pause, like the media tasks; once the store has stayed
+    away ``STORAGE_RETRIES`` times the job ends failed with the reason. Returns True when re-queued.
+
+    A re-queue for the store does not count as one of the job's ``MAX_ATTEMPTS`` (lost workers)."""
+    from moderation.media.tasks import STORAGE_RETRIES, storage_retry_delay
+
+    job = TrainingJob.objects.select_for_update().get(pk=job_id)
+    if job.status != TrainingJob.Status.RUNNING:
+        return False
+    now = timezone.now()
+    if job.cancel_requested:
+        job.status, job.finished_at = TrainingJob.Status.CANCELLED, now
+        job.save(update_fields=["status", "finished_at"])
+        return False
+    if job.storage_retries >= STORAGE_RETRIES:
+        job.status, job.finished_at = TrainingJob.Status.FAILED, now
+        job.error = f"The object store stayed unreachable ({job.storage_retries} retries): {error}"
+        job.log_tail = _append_log(job.log_tail, "object store unreachable; out of retries")
+        job.save(update_fields=["status", "finished_at", "error", "log_tail"])
+        return False
+    delay = storage_retry_delay(job.storage_retries)
+    job.storage_retries += 1
+    job.attempts = max(job.attempts - 1, 0)
+    job.status = TrainingJob.Status.QUEUED
+    job.error = f"Waiting for the object store (retry {job.storage_retries} in {delay} s): {error}"
+    job.log_tail = _append_log(job.log_tail, f"object store unreachable at step {job.step}; re-queued in {delay} s")
+    job.save(update_fields=["storage_retries", "attempts", "status", "error", "log_tail"])
+    enqueue("training.tasks.run_training_job", job_id, countdown=delay)
+    return True
+
+
 def training_jobs_reap_stale(*, now: Any = None) -> list[int]:
     """Handle running jobs whose worker stopped sending heartbeats; returns their ids.
 

@@ -83,3 +83,57 @@ def test_a_job_resumes_on_another_node_and_its_adapter_serves_from_the_store(
     assert getattr(backend, "adapter_path", "") == str(cached)
     assert (cached / "adapter_config.json").is_file() and (cached / ".complete").is_file()
     assert storage.resolve_stored_path(version.adapter_path) == str(cached)  # reused, not fetched again
+
+
+def test_a_store_away_mid_job_requeues_it_with_a_pause_and_it_resumes_when_the_store_is_back(
+    s3_media: Any, settings: Any, training_dirs: Path, override_review: Any, tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:  # fmt: skip
+    import json
+
+    import redis
+
+    from moderation.media.tasks import STORAGE_RETRIES
+    from tests.s3server import point_media_storage_at, start_s3_server
+
+    own = start_s3_server(directory=tmp_path / "s3data")  # a store this test can stop and restart
+    try:
+        own.create_bucket(settings.MEDIA_S3_BUCKET)
+        point_media_storage_at(settings, own.endpoint)
+        job = training_job_start(dataset=preference_dataset_build(created_by=None), created_by=None,
+                                 params={"max_steps": 2})  # fmt: skip
+        own.stop(keep_data=True)  # the training node cannot reach the store
+
+        url = settings.CELERY_BROKER_URL
+        broker = redis.Redis(unix_socket_path=url.removeprefix("redis+socket://")) if url.startswith(
+            "redis+socket://"
+        ) else redis.Redis.from_url(url)  # fmt: skip
+        broker.delete("train")
+        with django_capture_on_commit_callbacks(execute=True):
+            run_training_job(job.pk)
+        job.refresh_from_db()
+        assert job.status == TrainingJob.Status.QUEUED and job.storage_retries == 1 and job.attempts == 0
+        assert job.error.startswith("Waiting for the object store (retry 1 in 5 s)")
+        assert "re-queued in 5 s" in job.log_tail
+        [raw] = broker.lrange("train", 0, -1)  # queued again, to run no sooner than the pause
+        message = json.loads(raw)
+        assert message["headers"]["task"] == "training.tasks.run_training_job"
+        assert message["headers"]["argsrepr"] == f"[{job.pk}]", message["headers"]["argsrepr"]
+        assert message["headers"]["eta"] is not None
+        broker.delete("train")
+
+        own = start_s3_server(port=own.port, directory=own.directory)  # the store is back
+        run_training_job(job.pk)
+        job.refresh_from_db()
+        assert job.status == TrainingJob.Status.SUCCEEDED, job.error
+        assert job.error == "" and job.storage_retries == 1 and job.attempts == 1
+        assert _keys(own, settings.MEDIA_S3_BUCKET, f"training/jobs/{job.pk}/adapter/")  # published to the store
+
+        # A store that never comes back: after STORAGE_RETRIES re-queues the job fails with the reason.
+        job.status, job.storage_retries, job.finished_at = TrainingJob.Status.RUNNING, STORAGE_RETRIES, None
+        job.save()
+        assert services.training_job_wait_for_storage(job_id=job.pk, error="unreachable") is False
+        job.refresh_from_db()
+        assert job.status == TrainingJob.Status.FAILED and "stayed unreachable" in job.error
+    finally:
+        own.stop()

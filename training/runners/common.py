@@ -27,6 +27,7 @@ from training import artifacts, services
 from training.errors import TrainingError
 from training.tiny_model import resolve_base_model
 from workbench import storage
+from workbench.storage import StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -365,6 +366,10 @@ def run_job(job_id: int) -> None:
             metrics["final_reward"] = rewards[-1]
         adapter_path = artifacts.publish_adapter(adapter_dir)
         services.training_job_succeed(job_id=job_id, adapter_path=adapter_path, metrics=metrics)
+    except StorageUnavailable as exc:  # the store is away: re-queued to resume later, not failed
+        logger.warning("training job %s: object store unreachable: %s", job_id, exc)
+        if main_process:
+            services.training_job_wait_for_storage(job_id=job_id, error=str(exc))
     except Exception as exc:  # any failure becomes a visible failed state, never a silent crash
         logger.exception("training job %s failed", job_id)
         message = str(exc).strip() or "no message"

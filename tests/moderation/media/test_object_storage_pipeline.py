@@ -16,6 +16,7 @@ from moderation.media.models import Video
 from moderation.media.pipeline import video_process
 from moderation.media.tasks import process_video
 from tests.s3server import free_port, start_s3_server
+from tests.s3server import point_media_storage_at as _point_at
 from workbench import storage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
@@ -28,17 +29,6 @@ def _objects(server: Any, bucket: str) -> dict[str, int]:
 
 def _files_on_node(settings: Any) -> list[Path]:
     return [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
-
-
-def _point_at(settings: Any, endpoint: str) -> None:
-    """Media storage at ``endpoint`` (same bucket and keys), failing fast when nothing answers there."""
-    settings.MEDIA_S3_CONNECT_TIMEOUT = 0.5
-    settings.MEDIA_S3_MAX_ATTEMPTS = 1
-    default = settings.STORAGES["default"]
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {**default, "OPTIONS": {**default["OPTIONS"], "endpoint_url": endpoint}},
-    }
 
 
 def test_upload_and_processing_keep_media_only_in_the_object_store(
