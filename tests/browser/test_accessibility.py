@@ -49,6 +49,18 @@ def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
     return list(found)
 
 
+def _screen_problems(page, screens: dict[str, str]) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """Open each screen (it must answer 200) and collect its serious or critical violations by name."""
+    problems = {}
+    for name, url in screens.items():
+        response = page.goto(url)
+        assert response is not None and response.status == 200, (name, url, response and response.status)
+        found = _violations(page)
+        if found:
+            problems[name] = found
+    return problems
+
+
 @pytest.mark.django_db(transaction=True)
 def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, policy_version):
     from annotation.models import Adjudication, Tag2CotTask
@@ -98,15 +110,8 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
         "models": reverse("training:model_list"),
     }
     problems = {"login (signed out)": anonymous} if anonymous else {}
-    for name, url in screens.items():
-        if name == "login":
-            continue
-        response = page.goto(url)
-        assert response is not None and response.status == 200, (name, url, response and response.status)
-        found = _violations(page)
-        if found:
-            problems[name] = found
-    assert problems == {}, problems
+    del screens["login"]  # seen signed out above
+    assert {**problems, **_screen_problems(page, screens)} == {}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -190,14 +195,7 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
         "webhook endpoint": reverse("moderation:webhook_endpoint", args=[endpoint.pk]),
         "ops": reverse("moderation:ops_dashboard"),
     }
-    problems = {}
-    for name, url in screens.items():
-        response = page.goto(url)
-        assert response is not None and response.status == 200, (name, url, response and response.status)
-        found = _violations(page)
-        if found:
-            problems[name] = found
-    assert problems == {}, problems
+    assert _screen_problems(page, screens) == {}
     # The vocabulary rows still save through their per-row form (the inputs join it by their form attribute).
     page.goto(reverse("moderation:tag_vocabulary"))
     page.fill("input[aria-label='aliases of 火锅']", "涮锅")
