@@ -13,11 +13,11 @@ import pytest
 from moderation.media.models import Keyframe, Video
 from moderation.review.models import AuditEvent
 from moderation.review.services import review_claim_next
+from tests.browser.test_review_browser import _login
 from tests.factories import ReviewTaskFactory
 from workbench import storage
 
 CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "pw-test-123"
 
 pytestmark = [
     pytest.mark.browser,
@@ -40,15 +40,6 @@ def _jpeg(path: Path, shade: int) -> Path:
 
     Image.new("RGB", (64, 36), (shade, 80, 160)).save(path, "JPEG")
     return path
-
-
-def _login(page: Any, username: str) -> None:
-    page.goto("/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
-    assert "/login/" not in page.url, "login failed"
 
 
 def _strip(page: Any) -> dict[str, Any]:
