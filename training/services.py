@@ -567,7 +567,7 @@ def training_job_wait_for_storage(*, job_id: int, error: str) -> bool:
     away ``STORAGE_RETRIES`` times the job ends failed with the reason. Returns True when re-queued.
 
     A re-queue for the store does not count as one of the job's ``MAX_ATTEMPTS`` (lost workers)."""
-    from moderation.media.tasks import STORAGE_RETRIES, storage_retry_delay
+    from workbench.storage import STORAGE_RETRIES, storage_retry_delay
 
     job = TrainingJob.objects.select_for_update().get(pk=job_id)
     if job.status != TrainingJob.Status.RUNNING:

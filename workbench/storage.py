@@ -43,6 +43,15 @@ class StorageUnavailable(StorageError):
     """The object store did not answer, refused the credentials or failed: the work can be retried."""
 
 
+# A task that cannot reach the store is retried with growing pauses (5 s … 5 min), about an hour in all:
+# the media and inference tasks and re-queued training jobs alike.
+STORAGE_RETRIES = 16
+
+
+def storage_retry_delay(retries: int) -> int:
+    return int(min(5 * 2**retries, 300))
+
+
 def is_object_storage() -> bool:
     return str(settings.MEDIA_STORAGE) == "s3"
 

@@ -6,10 +6,9 @@ from typing import Any
 from celery import shared_task
 
 from moderation.errors import ModerationError
-from moderation.media.tasks import STORAGE_RETRIES, storage_retry_delay
 from moderation.signals import video_decided
 from workbench.queues import INFER_ITEM_TASK_OPTIONS, LONG_TASK_OPTIONS
-from workbench.storage import StorageUnavailable
+from workbench.storage import STORAGE_RETRIES, StorageUnavailable, storage_retry_delay
 
 logger = logging.getLogger(__name__)
 

@@ -9,17 +9,9 @@ from celery import shared_task
 
 from moderation.media.pipeline import video_fail, video_process
 from workbench.queues import LONG_TASK_OPTIONS
-from workbench.storage import StorageUnavailable
+from workbench.storage import STORAGE_RETRIES, StorageUnavailable, storage_retry_delay
 
 logger = logging.getLogger(__name__)
-
-
-# Media storage unreachable: retried with growing pauses (5 s … 5 min), about an hour in all.
-STORAGE_RETRIES = 16
-
-
-def storage_retry_delay(retries: int) -> int:
-    return int(min(5 * 2**retries, 300))
 
 
 @shared_task(name="moderation.media.tasks.process_video", bind=True, **LONG_TASK_OPTIONS)

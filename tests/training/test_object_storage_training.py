@@ -93,8 +93,8 @@ def test_a_store_away_mid_job_requeues_it_with_a_pause_and_it_resumes_when_the_s
 
     import redis
 
-    from moderation.media.tasks import STORAGE_RETRIES
     from tests.s3server import point_media_storage_at, start_s3_server
+    from workbench.storage import STORAGE_RETRIES
 
     own = start_s3_server(directory=tmp_path / "s3data")  # a store this test can stop and restart
     try:
