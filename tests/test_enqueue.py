@@ -8,25 +8,17 @@ import re
 from pathlib import Path
 
 import pytest
-import redis
-from django.conf import settings
 
 from moderation.signals import decision_recorded, feedback_received, video_decided, video_ready
+from tests.broker import broker_client
 from workbench.queues import TASK_ROUTES, enqueue
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.django_db
 
 
-def _broker() -> redis.Redis:
-    url = settings.CELERY_BROKER_URL
-    if url.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
-    return redis.Redis.from_url(url)
-
-
 def test_enqueue_sends_after_the_commit_to_the_routed_queue(django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
-    broker = _broker()
+    broker = broker_client()
     queue = TASK_ROUTES["moderation.tagging.tasks.embed_tags"].value
     before = broker.llen(queue)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

@@ -155,6 +155,9 @@ MEDIA_S3_PREFIX = env.str("MEDIA_S3_PREFIX", default="").strip("/")
 MEDIA_S3_ADDRESSING_STYLE = env.str("MEDIA_S3_ADDRESSING_STYLE", default="path")
 # Playback links are presigned for this long; the page asks the media view again for a fresh one each time.
 MEDIA_URL_EXPIRE_SECONDS = env.int("MEDIA_URL_EXPIRE_SECONDS", default=300)
+# Object storage: a screen's check that a video's files all exist is trusted this long (seconds, per web
+# process) before the store is asked again; 0 asks on every render. Missing files are re-checked every time.
+MEDIA_CHECK_CACHE_S = env.float("MEDIA_CHECK_CACHE_S", default=30.0)
 MEDIA_S3_CONNECT_TIMEOUT = env.float("MEDIA_S3_CONNECT_TIMEOUT", default=5.0)
 MEDIA_S3_READ_TIMEOUT = env.float("MEDIA_S3_READ_TIMEOUT", default=60.0)
 MEDIA_S3_MAX_ATTEMPTS = env.int("MEDIA_S3_MAX_ATTEMPTS", default=3)

@@ -75,9 +75,10 @@ class Video(models.Model):
     comments = models.JSONField(default=list, blank=True)
     cover = models.ImageField(upload_to="covers/", max_length=500, blank=True)
     # Stored files (video, cover, keyframe images) found missing from media storage when a screen last
-    # checked (``video_media_verify``); empty when all were there. Each change is in the audit log.
+    # checked (``video_media_verify``); empty when all were there. ``missing_media_changed_at``: when that
+    # list last changed. Each change is in the audit log.
     missing_media = models.JSONField(default=list, blank=True)
-    missing_media_checked_at = models.DateTimeField(null=True, blank=True)
+    missing_media_changed_at = models.DateTimeField(null=True, blank=True)
 
     # What the pipeline ran (recorded so a decision can say how its keyframes were chosen).
     keyframe_scorer = models.CharField(max_length=100, blank=True)
@@ -101,7 +102,7 @@ class Video(models.Model):
                 opclasses=["vector_cosine_ops"],
             ),
             # The few videos with missing media (the /metrics gauge, an operator's list).
-            models.Index(fields=["missing_media_checked_at"], condition=~Q(missing_media=[]), name="video_missing_media"),
+            models.Index(fields=["missing_media_changed_at"], condition=~Q(missing_media=[]), name="video_missing_media"),
         ]  # fmt: skip
         permissions = [
             ("upload_video", "Can upload and ingest videos"),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -35,7 +38,11 @@ def video_media_verify(*, video: Video, keyframes: list[Keyframe] | None = None,
     A change sends ``media_missing_changed`` (the review wing writes it to the audit log) and is logged
     as a warning. One HEAD per file plus one listing of the keyframe folder with object storage; a
     store that does not answer records nothing and says so. A video still processing is not checked
-    (its keyframes are being replaced)."""
+    (its keyframes are being replaced).
+
+    With object storage, a check that found everything is trusted for ``MEDIA_CHECK_CACHE_S`` seconds in
+    this web process (the review screen and its prefetch of the next item then cost no request); a
+    video with missing files is checked on every render, so the notice goes as soon as they are back."""
     if video.status in IN_FLIGHT:
         return MediaCheck()
     frames = list(video.keyframes.all()) if keyframes is None else keyframes
@@ -45,6 +52,9 @@ def video_media_verify(*, video: Video, keyframes: list[Keyframe] | None = None,
     if video.file:
         kinds[str(video.file.name)] = "video"
     if not kinds:
+        return MediaCheck()
+    trusted_key = _complete_key(video, kinds)
+    if trusted_key and not video.missing_media and cache.get(trusted_key):
         return MediaCheck()
     try:
         missing = storage.missing_names(kinds)
@@ -57,8 +67,19 @@ def video_media_verify(*, video: Video, keyframes: list[Keyframe] | None = None,
     if names != sorted(video.missing_media or []):
         _record(video, names, by)
     if not names:
+        if trusted_key:
+            cache.set(trusted_key, True, settings.MEDIA_CHECK_CACHE_S)
         return MediaCheck()
     return MediaCheck(missing=frozenset(names), message=_message(names, kinds, len(frames)))
+
+
+def _complete_key(video: Video, kinds: dict[str, str]) -> str:
+    """The cache key under which a complete check of exactly these stored names is remembered; empty when
+    checks are not remembered (local storage: a file check is cheap; or ``MEDIA_CHECK_CACHE_S`` is 0)."""
+    if settings.MEDIA_CHECK_CACHE_S <= 0 or not storage.is_object_storage():
+        return ""
+    names = hashlib.sha256("\n".join(sorted(kinds)).encode()).hexdigest()[:24]
+    return f"media-complete:{video.pk}:{names}"
 
 
 def _record(video: Video, names: list[str], by: Any) -> None:
@@ -68,11 +89,11 @@ def _record(video: Video, names: list[str], by: Any) -> None:
         if set(names) == before:
             video.missing_media = names  # another request recorded it meanwhile
             return
-        locked.missing_media, locked.missing_media_checked_at = names, timezone.now()
-        locked.save(update_fields=["missing_media", "missing_media_checked_at", "updated_at"])
+        locked.missing_media, locked.missing_media_changed_at = names, timezone.now()
+        locked.save(update_fields=["missing_media", "missing_media_changed_at", "updated_at"])
         new = sorted(set(names) - before)
         media_missing_changed.send(sender=Video, video=locked, missing=names, new=new, by=by)
-    video.missing_media, video.missing_media_checked_at = locked.missing_media, locked.missing_media_checked_at
+    video.missing_media, video.missing_media_changed_at = locked.missing_media, locked.missing_media_changed_at
     if names:
         logger.warning("video %s: missing from media storage: %s", video.pk, ", ".join(names))
     else:

@@ -61,6 +61,7 @@ def test_a_deleted_keyframe_then_video_object_is_said_on_the_screen_and_recorded
     s3_media: Any, settings: Any, page: Any, make_user: Any, policy_version: Any, tmp_path: Path
 ) -> None:
     bucket = settings.MEDIA_S3_BUCKET
+    settings.MEDIA_CHECK_CACHE_S = 0  # every render asks the store (the trusted window is tested on its own)
     video_name = storage.store_file(_clip(tmp_path / "clip.mp4"), "videos/2026/12/gone-clip.mp4")
     task = ReviewTaskFactory(
         decision__policy_version=policy_version, decision__video__file=video_name, decision__video__title="GONE"
@@ -97,7 +98,7 @@ def test_a_deleted_keyframe_then_video_object_is_said_on_the_screen_and_recorded
     )
     assert duration > 2.5, "the video itself still plays"
     video.refresh_from_db()
-    assert video.missing_media == [frames[1].image.name] and video.missing_media_checked_at is not None
+    assert video.missing_media == [frames[1].image.name] and video.missing_media_changed_at is not None
     [event] = AuditEvent.objects.filter(action="media.missing", object_id=str(video.pk))
     assert event.actor == moderator and event.payload["new"] == [frames[1].image.name]
 

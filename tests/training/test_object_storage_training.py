@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from tests.broker import broker_client
 from training import services
 from training.models import TrainingJob
 from training.runners import common
@@ -91,8 +92,6 @@ def test_a_store_away_mid_job_requeues_it_with_a_pause_and_it_resumes_when_the_s
 ) -> None:  # fmt: skip
     import json
 
-    import redis
-
     from tests.s3server import point_media_storage_at, start_s3_server
     from workbench.storage import STORAGE_RETRIES
 
@@ -104,10 +103,7 @@ def test_a_store_away_mid_job_requeues_it_with_a_pause_and_it_resumes_when_the_s
                                  params={"max_steps": 2})  # fmt: skip
         own.stop(keep_data=True)  # the training node cannot reach the store
 
-        url = settings.CELERY_BROKER_URL
-        broker = redis.Redis(unix_socket_path=url.removeprefix("redis+socket://")) if url.startswith(
-            "redis+socket://"
-        ) else redis.Redis.from_url(url)  # fmt: skip
+        broker = broker_client()
         broker.delete("train")
         with django_capture_on_commit_callbacks(execute=True):
             run_training_job(job.pk)

@@ -124,3 +124,38 @@ def test_an_unreachable_store_is_said_on_the_screen_and_records_nothing(
     assert "Media storage is not answering" in response.content.decode()
     video.refresh_from_db()
     assert video.missing_media == [] and _events(video) == []
+
+
+@pytest.mark.integration
+def test_a_complete_object_store_check_is_trusted_for_its_window_and_a_missing_one_never(
+    s3_media: Any, settings: Any, tmp_path: Path
+) -> None:
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.MEDIA_CHECK_CACHE_S = 30
+    source = tmp_path / "x.jpg"
+    source.write_bytes(b"\xff\xd8x")
+    video = VideoFactory(file=storage.store_file(source, "videos/trust.mp4"))
+    frames = [
+        Keyframe.objects.create(
+            video=video, index=i, timestamp=i, image=storage.store_file(source, f"keyframes/{video.pk}/{i}.jpg")
+        )
+        for i in range(3)
+    ]
+    assert video_media_verify(video=video, keyframes=frames).missing == frozenset()
+    s3_media.client().delete_object(Bucket=settings.MEDIA_S3_BUCKET, Key=frames[0].image.name)
+    # Within the window the complete check stands (no request to the store) ...
+    assert video_media_verify(video=video, keyframes=frames).missing == frozenset()
+    # ... a different set of files is a different check ...
+    assert video_media_verify(video=video, keyframes=frames[:2]).missing == {frames[0].image.name}
+    video.refresh_from_db()
+    # ... and a video known to miss files is asked every time: the notice goes as soon as the file is back.
+    assert video_media_verify(video=video, keyframes=frames).missing == {frames[0].image.name}
+    storage.store_file(source, frames[0].image.name)
+    assert video_media_verify(video=video, keyframes=frames).missing == frozenset()
+    assert Video.objects.get(pk=video.pk).missing_media == []
+
+    settings.MEDIA_CHECK_CACHE_S = 0
+    s3_media.client().delete_object(Bucket=settings.MEDIA_S3_BUCKET, Key=frames[1].image.name)
+    assert video_media_verify(video=video, keyframes=frames).missing == {frames[1].image.name}

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-import redis
 from django.conf import settings
 from django.test import Client
 from django.urls import reverse
@@ -23,6 +22,7 @@ from moderation.inference.models import DecisionRerun, ModelVersion
 from moderation.inference.services import decision_rerun_request
 from moderation.inference.tasks import rerun_decision
 from moderation.review.services import review_claim_next
+from tests.broker import broker_client
 from tests.vllm_stub import vllm_stub
 
 pytestmark = pytest.mark.django_db
@@ -68,13 +68,6 @@ def stale(make_task, make_user):  # type: ignore[no-untyped-def]
     return task, moderator, client
 
 
-def _broker() -> redis.Redis:
-    url = settings.CELERY_BROKER_URL
-    if url.startswith("redis+socket://"):
-        return redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
-    return redis.Redis.from_url(url)
-
-
 def _answer(feedback: str, label: str = "正向") -> str:
     return json.dumps(
         {
@@ -96,7 +89,7 @@ def test_a_stale_stage_offers_a_rerun_which_is_queued_once_on_the_infer_queue_af
     screen = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
     assert "this stage does not know it" in screen and "data-rerun" in screen
 
-    broker, queue = _broker(), "infer"
+    broker, queue = broker_client(), "infer"
     before = broker.llen(queue)
     with django_capture_on_commit_callbacks(execute=True) as sent:
         resp = client.post(reverse("moderation:review_rerun", args=[task.pk]), **HTMX)
@@ -212,7 +205,7 @@ def test_a_running_rerun_without_progress_past_the_bound_is_stalled_polled_slowl
     assert "re-run stalled" in panel and "re-run running" not in panel and "Send it again" in panel
     assert 'hx-trigger="every 30s"' in panel and 'hx-trigger="every 2s"' not in panel
 
-    broker, queue = _broker(), "infer"
+    broker, queue = broker_client(), "infer"
     before = broker.llen(queue)
     with django_capture_on_commit_callbacks(execute=True) as sent:
         resp = client.post(reverse("moderation:review_rerun", args=[task.pk]), **HTMX)
