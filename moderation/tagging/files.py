@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from moderation.errors import ModerationError
 
@@ -20,11 +21,25 @@ def read_lines(path: Path, errors: list[str]) -> Iterator[str]:
     if size > MAX_FILE_BYTES:
         raise ModerationError(f"{path} is {size:,} bytes; a vocabulary file has at most {MAX_FILE_BYTES:,}.")
     with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError:
-                errors.append(f"line {number}: not UTF-8 text")
-                yield "\x00"
+        yield from decode_lines(fh, errors)
+
+
+def upload_lines(upload: Any, errors: list[str]) -> Iterator[str]:
+    """The lines of a file uploaded through the vocabulary screen, read like ``read_lines``."""
+    if upload.size > MAX_FILE_BYTES:
+        raise ModerationError(
+            f"{upload.name} is {upload.size:,} bytes; a vocabulary file has at most {MAX_FILE_BYTES:,}."
+        )
+    upload.seek(0)
+    yield from decode_lines(upload, errors)
+
+
+def decode_lines(raw_lines: Iterable[bytes], errors: list[str]) -> Iterator[str]:
+    for number, raw in enumerate(raw_lines, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            errors.append(f"line {number}: not UTF-8 text")
+            yield "\x00"

@@ -13,8 +13,10 @@ from moderation.tagging.models import Tag, TagRevision, TagSet
 SEARCH_LIMIT = 20
 
 
-def tag_search(*, query: str, limit: int = SEARCH_LIMIT, tag_set: TagSet | None = None) -> list[Tag]:
-    """Active tags whose name or an alias contains ``query`` (case-insensitive, NFKC): exact name
+def tag_search(
+    *, query: str, limit: int = SEARCH_LIMIT, tag_set: TagSet | None = None, include_inactive: bool = False
+) -> list[Tag]:
+    """Active tags (all tags with ``include_inactive``: the vocabulary editor) whose name or an alias contains ``query`` (case-insensitive, NFKC): exact name
     first, then names starting with it, then the rest; more used and shorter names first.
 
     The GIN index on ``search_grams`` narrows the vocabulary to tags holding every bigram of the
@@ -24,7 +26,9 @@ def tag_search(*, query: str, limit: int = SEARCH_LIMIT, tag_set: TagSet | None 
     grams = tagtext.query_grams(q)
     if not grams:
         return []
-    rows: QuerySet[Tag] = Tag.objects.filter(is_active=True, search_grams__contains=grams, search_text__contains=q)
+    rows: QuerySet[Tag] = Tag.objects.filter(search_grams__contains=grams, search_text__contains=q)
+    if not include_inactive:
+        rows = rows.filter(is_active=True)
     if tag_set is not None and tag_set.pk and tag_set.tags.exists():
         rows = rows.filter(tag_sets=tag_set)
     rows = (
@@ -163,3 +167,20 @@ def tag_proposals_decided(*, limit: int = 20) -> list[Any]:
         .select_related("tag", "decided_by", "vocabulary_version")
         .order_by("-decided_at", "-pk")[:limit]
     )
+
+
+VOCABULARY_PAGE = 50
+
+
+def tag_vocabulary_page(*, query: str, page: str | int | None) -> dict[str, Any]:
+    """What the vocabulary screen lists: the search's matches (inactive tags too, so a retired tag can be
+    found and brought back), or the whole vocabulary a page at a time, most used first."""
+    from django.core.paginator import Paginator
+
+    rows = Tag.objects.select_related("parent").order_by("-accepted_count", "name")
+    if query:
+        found = [t.pk for t in tag_search(query=query, limit=VOCABULARY_PAGE + 1, include_inactive=True)]
+        by_pk = rows.in_bulk(found[:VOCABULARY_PAGE])
+        return {"tags": [by_pk[pk] for pk in found[:VOCABULARY_PAGE]], "more_matches": len(found) > VOCABULARY_PAGE}
+    page_obj = Paginator(rows, VOCABULARY_PAGE).get_page(page)
+    return {"tags": list(page_obj.object_list), "page_obj": page_obj}

@@ -36,6 +36,30 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)  # "line N: why", the line skipped
     notes: list[str] = field(default_factory=list)  # "line N: ...", the line used
 
+    def tags_summary(self) -> str:
+        version = f" as vocabulary v{self.version.number}" if self.version else ""
+        return (
+            f"{self.created} tags created, {self.updated} given new aliases, {self.unchanged} unchanged{version}; "
+            f"{len(self.errors)} lines skipped"
+        )
+
+    def parents_summary(self) -> str:
+        return f"{self.updated} parents set, {self.unchanged} unchanged; {len(self.errors)} lines skipped"
+
+    def problems(self, decode_errors: list[str]) -> list[str]:
+        """The skipped lines in line order, a line that was not UTF-8 said once (the importer also skips
+        it, as a NUL)."""
+        merged = sorted(decode_errors + self.errors, key=lambda s: int(s.split(":")[0].split()[1]))
+        seen: set[str] = set()
+        out = []
+        for line in merged:
+            number = line.split(":")[0]
+            if number in seen and line.endswith("NUL character"):
+                continue
+            seen.add(number)
+            out.append(line)
+        return out
+
 
 def vocabulary_version_create(*, note: str, user: User | None = None) -> VocabularyVersion:
     """The next vocabulary version (callers hold a transaction; the number is taken under a lock)."""

@@ -21,6 +21,7 @@ from moderation.media.services import video_media_verify
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next
 from moderation.tagging import selectors, services
+from moderation.tagging.files import upload_lines
 from moderation.tagging.models import Tag, TagProposal, TagSet
 from workbench.queues import enqueue
 from workbench.roles import Perm, permission_required
@@ -170,15 +171,54 @@ def tag_ranker_train(request: HttpRequest) -> HttpResponse:
 
 @permission_required(Perm.EDIT_POLICY)
 def tag_vocabulary(request: HttpRequest) -> HttpResponse:
-    q = request.GET.get("q", "").strip()
-    tags = selectors.tag_search(query=q, limit=50) if q else list(Tag.objects.order_by("-accepted_count", "name")[:50])
+    q = request.GET.get("q", "").strip()[:100]
     context = {
-        "tags": tags,
+        **selectors.tag_vocabulary_page(query=q, page=request.GET.get("page")),
         "q": q,
         "count": Tag.objects.count(),
         "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
     }
     return render(request, "moderation/tagging/vocabulary.html", context)
+
+
+IMPORT_PROBLEMS_SHOWN = 20
+
+
+@require_POST
+@permission_required(Perm.EDIT_POLICY)
+def tag_import(request: HttpRequest) -> HttpResponse:
+    """Add tags, or set parents, from an uploaded file or pasted lines (the formats of ``import_tags``):
+    one new vocabulary version, every skipped line said."""
+    kind = request.POST.get("kind", "tags")
+    upload = request.FILES.get("file")
+    decode_errors: list[str] = []
+    try:
+        if upload is not None:
+            lines = list(upload_lines(upload, decode_errors))
+        else:
+            lines = request.POST.get("lines", "").splitlines()
+        if not any(line.strip() for line in lines):
+            raise ModerationError("Choose a file or type some lines to import.")
+        if kind == "hierarchy":
+            report = services.tags_import_hierarchy(lines=lines, user=_user(request))
+            summary = report.parents_summary()
+        else:
+            report = services.tags_import(
+                lines=lines,
+                user=_user(request),
+                note=f"import by {request.user} ({upload.name if upload else 'typed'})",
+            )
+            summary = report.tags_summary()
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+        return redirect("moderation:tag_vocabulary")
+    messages.success(request, summary)
+    problems = report.problems(decode_errors)
+    for line in problems[:IMPORT_PROBLEMS_SHOWN]:
+        messages.warning(request, f"Skipped {line}")
+    if len(problems) > IMPORT_PROBLEMS_SHOWN:
+        messages.warning(request, f"… and {len(problems) - IMPORT_PROBLEMS_SHOWN} more lines skipped.")
+    return redirect("moderation:tag_vocabulary")
 
 
 @permission_required(Perm.EDIT_POLICY)

@@ -103,6 +103,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:tag_ranker_train": ("POST", (TRAIN,)),
     "moderation:tag_vocabulary": ("GET", (POLICY,)),
     "moderation:tag_edit": ("POST", (POLICY,)),
+    "moderation:tag_import": ("POST", (POLICY,)),
     "moderation:tag_curation": ("GET", (POLICY,)),
     "moderation:tag_proposal_decide": ("POST", (POLICY,)),
     "annotation:correction_list": ("GET", (CORRECT,)),

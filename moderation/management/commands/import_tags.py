@@ -27,13 +27,7 @@ class Command(BaseCommand):
     def _report(self, report: ImportReport, decode_errors: list[str]) -> None:
         for line in report.notes:
             self.stdout.write(line)
-        problems = sorted(decode_errors + report.errors, key=lambda s: int(s.split(":")[0].split()[1]))
-        seen: set[str] = set()
-        for line in problems:
-            number = line.split(":")[0]
-            if number in seen and line.endswith("NUL character"):
-                continue  # an undecodable line, already reported as such
-            seen.add(number)
+        for line in report.problems(decode_errors):
             self.stderr.write(line)
 
     def handle(self, *args: Any, **opts: Any) -> None:
@@ -44,18 +38,12 @@ class Command(BaseCommand):
                 decode_errors: list[str] = []
                 report = tags_import(lines=read_lines(opts["file"], decode_errors), note=f"import of {opts['file']}")
                 self._report(report, decode_errors)
-                version = f" as vocabulary v{report.version.number}" if report.version else ""
-                self.stdout.write(
-                    f"{report.created} tags created, {report.updated} given new aliases, {report.unchanged} "
-                    f"unchanged{version}; {len(report.errors)} lines skipped"
-                )
+                self.stdout.write(report.tags_summary())
             if opts["hierarchy"] is not None:
                 decode_errors = []
                 report = tags_import_hierarchy(lines=read_lines(opts["hierarchy"], decode_errors))
                 self._report(report, decode_errors)
-                self.stdout.write(
-                    f"{report.updated} parents set, {report.unchanged} unchanged; {len(report.errors)} lines skipped"
-                )
+                self.stdout.write(report.parents_summary())
             if opts["embed"]:
                 self.stdout.write(f"{tags_embed_missing()} tag embeddings computed")
         except ModerationError as exc:

@@ -97,3 +97,55 @@ def test_search_uses_the_gram_index_in_one_query() -> None:
         assert [t.name for t in tag_search(query="旅游")] == ["旅游"]
     assert len(ctx.captured_queries) == 1
     assert "search_grams" in ctx.captured_queries[0]["sql"]
+
+
+def _page(client, **params):  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    response = client.get(reverse("moderation:tag_vocabulary"), params)
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_vocabulary_screen_pages_through_every_tag_and_search_finds_retired_ones(client_as) -> None:  # type: ignore[no-untyped-def]
+    tags_import(lines=[f"标签{i:03d}" for i in range(120)])
+    retired = Tag.objects.get(name="标签007")
+    tag_update(tag=retired, user=None, is_active=False)
+    client = client_as("policy_editor")
+
+    first, last = _page(client), _page(client, page=3)
+    assert "Tags 1–50 of 120" in first and "page 1 of 3" in first and "标签000" in first and "标签050" not in first
+    assert "Tags 101–120 of 120" in last and "标签119" in last and "标签000" not in last
+    assert "Tags 101–120" in _page(client, page="99") and "Tags 1–50" in _page(client, page="x")
+    # The editor's search includes an inactive tag, so it can be brought back; the reviewers' search does not.
+    assert 'value="标签007"' in _page(client, q="标签007")
+    assert tag_search(query="标签007") == []
+    many = _page(client, q="标签")
+    assert "the first 50 shown: refine the search" in many
+
+
+def test_tags_and_parents_imported_from_the_screen_say_every_skipped_line(client_as) -> None:  # type: ignore[no-untyped-def]
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    client = client_as("policy_editor")
+    url = reverse("moderation:tag_import")
+    content = "萌宠\t宠物, 小动物\n\n".encode() + b"\xff\xfe\n" + b"x" * 101 + "\n美食\n".encode()
+    upload = SimpleUploadedFile("tags.txt", content)
+    response = client.post(url, {"kind": "tags", "file": upload}, follow=True)
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert "2 tags created" in text and "lines skipped" in text
+    assert "Skipped line 2: blank line" in text and "Skipped line 3: not UTF-8 text" in text
+    assert "Skipped line 4:" in text and "Skipped line 5" not in text
+    assert Tag.objects.get(name="萌宠").aliases == ["宠物", "小动物"]
+    assert VocabularyVersion.objects.count() == 1
+
+    response = client.post(url, {"kind": "hierarchy", "lines": "萌宠\t美食\n猫\t美食\n"}, follow=True)
+    text = response.content.decode()
+    assert "1 parents set" in text and "Skipped line 2: not in the vocabulary: 猫" in text
+    assert Tag.objects.get(name="萌宠").parent == Tag.objects.get(name="美食")
+
+    response = client.post(url, {"kind": "tags", "lines": "  \n"}, follow=True)
+    assert "Choose a file or type some lines" in response.content.decode()
+    assert client_as("moderator").post(url, {"kind": "tags", "lines": "x"}).status_code == 403
