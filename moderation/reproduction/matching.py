@@ -1,26 +1,17 @@
-"""Pure functions of reproduction matching: PDQ bits, multi-index hash keys and vPDQ-style alignment.
+"""Pure functions of reproduction matching: PDQ bits, distances and vPDQ-style alignment.
 
-No Django, no database: the services feed these with rows and the tests with synthetic hashes.
-
-Multi-index hashing (as FAISS ``IndexBinaryMultiHash`` does for PDQ in Meta's HMA): the 256 bits are
-split into ``CHUNKS`` = 16 chunks of 16 bits. If two hashes differ in at most ``d`` bits, then by the
-pigeonhole principle at least one chunk differs in at most ``d // CHUNKS`` bits — for the PDQ match
-threshold 31 that is 1 bit (16 chunks each differing in 2 or more bits would make 32). So a query
-looks up, per chunk, its own value and every value one bit away (17 keys per chunk, 272 per hash)
-in the chunk's B-tree index, and verifies the few rows it gets with the exact Hamming distance. The lookup is
-exact, not approximate: no match within the threshold is ever missed.
+No Django, no database: the services feed these with rows and the tests with synthetic hashes. The
+Hamming index that finds the hashes within ``DEFAULT_THRESHOLD`` of a query is ``hamming`` (multi-index
+hashing over 21-bit chunks, exact), kept in step with PostgreSQL by ``pdq_index``.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 HASH_BITS = 256
-CHUNKS = 16
-CHUNK_BITS = HASH_BITS // CHUNKS
 # PDQ's own recommendation: hashes within 31 bits are the same picture.
 DEFAULT_THRESHOLD = 31
 # PDQ quality below this is a near-flat frame whose hash matches too much to mean anything.
@@ -38,63 +29,6 @@ def bits_to_int(bits: str) -> int:
 
 def hamming_hex(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
-def chunk_values(hex_hash: str) -> list[int]:
-    """The 16 chunks of 16 bits, most significant first."""
-    value = int(hex_hash, 16)
-    mask = (1 << CHUNK_BITS) - 1
-    return [(value >> (CHUNK_BITS * (CHUNKS - 1 - i))) & mask for i in range(CHUNKS)]
-
-
-def _key(chunk: int, value: int) -> int:
-    return chunk << CHUNK_BITS | value
-
-
-def index_keys(hex_hash: str) -> list[int]:
-    """What a stored hash is indexed under: one key per chunk (chunk number and its value)."""
-    return [_key(i, v) for i, v in enumerate(chunk_values(hex_hash))]
-
-
-def chunk_columns(hex_hash: str) -> dict[str, int]:
-    """The stored chunk columns ``c0`` … ``c15`` of a hash."""
-    return {f"c{i}": v for i, v in enumerate(chunk_values(hex_hash))}
-
-
-def query_chunk_values(
-    hex_hashes: list[str], threshold: int = DEFAULT_THRESHOLD, *, exact: bool = True
-) -> list[list[int]]:
-    """Per chunk, every value a stored hash within ``threshold`` of any query hash has in at least one chunk."""
-    per_chunk: list[set[int]] = [set() for _ in range(CHUNKS)]
-    for h in hex_hashes:
-        for key in query_keys(h, threshold, exact=exact):
-            per_chunk[key >> CHUNK_BITS].add(key & ((1 << CHUNK_BITS) - 1))
-    return [sorted(values) for values in per_chunk]
-
-
-def flip_radius(threshold: int) -> int:
-    """Bits a query flips per chunk so that no hash within ``threshold`` is missed."""
-    return max(0, threshold) // CHUNKS
-
-
-def query_keys(hex_hash: str, threshold: int = DEFAULT_THRESHOLD, *, exact: bool = True) -> list[int]:
-    """Every index key a hash within ``threshold`` bits of ``hex_hash`` has at least one of.
-
-    ``exact=False`` looks up each chunk's own value only (16 keys, not 272): every hash within 15
-    bits is still found, and one within 16-31 bits whenever any of its 16 chunks is untouched (for
-    31 bits spread at random, about 9 frames in 10). Retrieval needs one matched second per video —
-    the alignment then compares every second exactly — so the cheaper look-up loses almost nothing.
-    """
-    radius = flip_radius(threshold) if exact else 0
-    keys: list[int] = []
-    for i, value in enumerate(chunk_values(hex_hash)):
-        for r in range(radius + 1):
-            for bits in itertools.combinations(range(CHUNK_BITS), r):
-                flipped = value
-                for b in bits:
-                    flipped ^= 1 << b
-                keys.append(_key(i, flipped))
-    return keys
 
 
 # --- vPDQ-style alignment ---------------------------------------------------------------------------

@@ -12,11 +12,10 @@ class FrameHash(models.Model):
 
     ``hash`` is the frame's PDQ hash as ``bit(256)`` (Hamming distance in SQL: ``bit_count(a # b)``);
     ``hash_mirror`` the hash of the horizontally flipped frame (PDQ is not flip-invariant, so a
-    mirrored re-upload is found by querying with it). ``c0`` … ``c15`` are the hash's 16-bit chunks
-    for multi-index hashing (see ``matching``), each under its own B-tree; null for low-quality
-    (near-flat) frames, which stay available for alignment but are never looked up. (One B-tree per
-    chunk, not a GIN index on an array of keys: GIN's scan costs grow with keys x hits, and a query
-    asks for thousands of keys — 645 ms at 100k videos against tens of ms with B-trees.)
+    mirrored re-upload is found by querying with it). These rows are the reproduction index: each
+    process searches a copy of them kept in step by id (``pdq_index``; rows are replaced, never updated).
+    Low-quality (near-flat) frames, ``quality`` below ``matching.MIN_QUALITY``, stay available for
+    alignment but are never looked up.
     """
 
     video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="+")
@@ -27,37 +26,10 @@ class FrameHash(models.Model):
     quality = models.PositiveSmallIntegerField(default=0)
     hash = BitField(length=256)
     hash_mirror = BitField(length=256, null=True, blank=True)
-    c0 = models.IntegerField(null=True, blank=True)
-    c1 = models.IntegerField(null=True, blank=True)
-    c2 = models.IntegerField(null=True, blank=True)
-    c3 = models.IntegerField(null=True, blank=True)
-    c4 = models.IntegerField(null=True, blank=True)
-    c5 = models.IntegerField(null=True, blank=True)
-    c6 = models.IntegerField(null=True, blank=True)
-    c7 = models.IntegerField(null=True, blank=True)
-    c8 = models.IntegerField(null=True, blank=True)
-    c9 = models.IntegerField(null=True, blank=True)
-    c10 = models.IntegerField(null=True, blank=True)
-    c11 = models.IntegerField(null=True, blank=True)
-    c12 = models.IntegerField(null=True, blank=True)
-    c13 = models.IntegerField(null=True, blank=True)
-    c14 = models.IntegerField(null=True, blank=True)
-    c15 = models.IntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["video", "t"]
-        indexes = [
-            models.Index(fields=["video", "t"], name="repro_framehash_video_t"),
-            *[
-                models.Index(
-                    fields=[f"c{i}"], name=f"repro_framehash_c{i}", condition=models.Q(**{f"c{i}__isnull": False})
-                )
-                for i in range(16)
-            ],
-        ]
-
-    def chunk_values(self) -> dict[str, int | None]:
-        return {f"c{i}": getattr(self, f"c{i}") for i in range(16)}
+        indexes = [models.Index(fields=["video", "t"], name="repro_framehash_video_t")]
 
 
 class ReproCandidate(models.Model):

@@ -1,4 +1,4 @@
-"""Reads of the reproduction wing: index look-ups (PDQ multi-index hashing, pgvector HNSW), the pair queue,
+"""Reads of the reproduction wing: index look-ups (PDQ multi-index hashing, see ``pdq_index``; pgvector HNSW), the pair queue,
 and the cluster key that dataset splits use."""
 
 from __future__ import annotations
@@ -31,39 +31,36 @@ class HashHit:
 
 def hash_hits(
     *, queries: Sequence[tuple[float, str, bool]], exclude_video_id: int | None = None,
-    threshold: int = matching.DEFAULT_THRESHOLD, limit: int = 5000, exact: bool = True,
+    threshold: int = matching.DEFAULT_THRESHOLD, limit: int = 5000,
 ) -> list[HashHit]:  # fmt: skip
-    """Indexed seconds within ``threshold`` bits of any query ``(t, hex hash, mirrored)``.
+    """Indexed seconds within ``threshold`` bits of any query ``(t, hex hash, mirrored)``, closest first.
 
-    One statement: the B-tree of each 16-bit chunk narrows the rows to those sharing a chunk (within
-    one bit) with some query hash; ``bit_count(hash # query)`` then keeps the true matches.
-    Exact for ``threshold`` < 32 (see ``matching``); larger thresholds flip more bits per chunk.
-    ``exact=False`` probes only each chunk's own value (17x fewer rows to verify; see
-    ``matching.query_keys``) — what on-ingest retrieval uses.
+    Exact (nothing within ``threshold`` is missed; see ``hamming``): this process's copy of the index
+    catches up with PostgreSQL and finds the rows, and one primary-key query confirms them — the row
+    still exists (a re-indexed video's old rows do not) and its video is ready.
     """
+    from moderation.reproduction import pdq_index
+
     queries = [q for q in queries if q[1]]
     if not queries:
         return []
-    per_chunk = matching.query_chunk_values([h for _t, h, _m in queries], threshold, exact=exact)
-    lookup = " OR ".join(f"h.c{i} = ANY(%s::int[])" for i in range(matching.CHUNKS))
-    sql = f"""
-        SELECT h.video_id, h.t, q.qt, q.mirrored, bit_count(h.hash # q.qhash) AS d
-        FROM {FrameHash._meta.db_table} h
-        JOIN unnest(%s::float8[], %s::bool[], %s::text[]) AS q0(qt, mirrored, qbits) ON true
-        CROSS JOIN LATERAL (SELECT q0.qt, q0.mirrored, q0.qbits::bit(256) AS qhash) q
-        WHERE ({lookup}) AND h.video_id <> %s AND bit_count(h.hash # q.qhash) <= %s
-        ORDER BY d LIMIT %s
-    """
-    params: list[Any] = [
-        [float(t) for t, _h, _m in queries], [bool(m) for _t, _h, m in queries],
-        [matching.hex_to_bits(h) for _t, h, _m in queries], *per_chunk, exclude_video_id or 0, threshold, limit,
-    ]  # fmt: skip
-    # One B-tree probe per (chunk, value), OR-ed into one bitmap: the planner sometimes prices the
-    # many-value ANY lists as unselective and scans the table instead; the indexes answer in ms.
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("SET LOCAL enable_seqscan = off")
-        cur.execute(sql, params)
-        return [HashHit(int(v), float(t), float(qt), bool(m), int(d)) for v, t, qt, m, d in cur.fetchall()]
+    raw = pdq_index.search([h for _t, h, _m in queries], threshold=threshold, exclude_video_id=exclude_video_id)
+    hits: list[HashHit] = []
+    for start in range(0, len(raw), limit):  # closest first: confirm batches until ``limit`` hits stand
+        batch = raw[start : start + limit]
+        confirmed = FrameHash.objects.filter(
+            pk__in={r.frame_hash_id for r in batch}, video__status=Video.Status.READY
+        ).values_list("pk", "video_id", "t")
+        rows = {pk: (video_id, t) for pk, video_id, t in confirmed}
+        for r in batch:
+            row = rows.get(r.frame_hash_id)
+            if row is None:
+                continue
+            qt, _h, mirrored = queries[r.query]
+            hits.append(HashHit(int(row[0]), float(row[1]), float(qt), bool(mirrored), r.distance))
+        if len(hits) >= limit:
+            break
+    return hits[:limit]
 
 
 def _hnsw_scan(cur: Any) -> None:

@@ -52,22 +52,25 @@ def _mirror_hash(path: Path) -> str:
     return f"{value:064x}"
 
 
-def _index_lock(video_id: int) -> None:
-    """Serialise writers of one video's index rows (inside their transaction).
+def _index_lock() -> None:
+    """Serialise the writers of the index rows (inside their transaction, until it commits).
 
-    Without it two writers of the same video (a redelivered ``find_candidates`` next to a rebuild) could
-    both delete the old rows, neither seeing the other's uncommitted new ones, and both insert: every
-    second of the video would then be indexed twice.
+    Two reasons. Two writers of the same video (a redelivered ``find_candidates`` next to a rebuild)
+    could otherwise both delete the old rows, neither seeing the other's uncommitted new ones, and both
+    insert: every second of the video would be indexed twice. And the processes' copies of the index
+    (``pdq_index``) read new rows by id (``WHERE id > last seen``): ids allocated and committed one
+    writer at a time become visible in id order, so no row can appear below one already read. A writer
+    holds it for one delete and one insert of a video's ~30 rows (the mirrored hashes are computed before).
     """
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('repro-index', %s))", [video_id])
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended('repro-index', 0))")
 
 
 def frame_hashes_index(*, video_id: int) -> int:
     """(Re)build a video's rows in the PDQ index from its 1 fps keyframes; returns how many.
 
-    Idempotent: the video's rows are replaced in one transaction, under a per-video lock, so concurrent
-    writers of the same video leave exactly one copy. Needs the media pipeline's hashes.
+    Idempotent: the video's rows are replaced in one transaction, under the index writers' lock, so
+    concurrent writers of the same video leave exactly one copy. Needs the media pipeline's hashes.
     """
     keyframes = list(Keyframe.objects.filter(video_id=video_id).exclude(pdq_hash="").order_by("index"))
     rows = []
@@ -83,11 +86,10 @@ def frame_hashes_index(*, video_id: int) -> int:
             FrameHash(
                 video_id=video_id, keyframe_id=kf.pk, t=kf.timestamp, quality=quality,
                 hash=matching.hex_to_bits(kf.pdq_hash), hash_mirror=matching.hex_to_bits(mirror) if mirror else None,
-                **(matching.chunk_columns(kf.pdq_hash) if quality >= matching.MIN_QUALITY else {}),
             )
         )  # fmt: skip
     with transaction.atomic():
-        _index_lock(video_id)
+        _index_lock()
         FrameHash.objects.filter(video_id=video_id).delete()
         FrameHash.objects.bulk_create(rows, batch_size=1000)
     return len(rows)
@@ -107,8 +109,8 @@ def repro_index_rebuild(
 ) -> IndexRebuildProgress:  # fmt: skip
     """Rebuild the PDQ index from the keyframes: every ready video (or ``video_ids``), one video at a time.
 
-    Safe while workers run: each video is replaced in its own short transaction under the same per-video
-    lock ``find_candidates`` takes, so retrieval never sees a half-written video and a video that becomes
+    Safe while workers run: each video is replaced in its own short transaction under the same index
+    writers' lock ``find_candidates`` takes, so retrieval never sees a half-written video and a video that becomes
     ready meanwhile is indexed once (by whichever writer comes last). Idempotent: a second run writes the
     same rows. ``missing_only`` indexes only ready videos without rows (catching up after an outage). A
     full rebuild also drops the rows of videos that are no longer ready (failed, or being reprocessed:
@@ -145,7 +147,7 @@ def _spread(items: list[Any], n: int) -> list[Any]:
 
 
 def candidates_retrieve(
-    *, video_id: int, threshold: int = matching.DEFAULT_THRESHOLD, top_k: int = TOP_K, exact: bool = False
+    *, video_id: int, threshold: int = matching.DEFAULT_THRESHOLD, top_k: int = TOP_K
 ) -> dict[int, dict[str, Any]]:
     """Candidate videos for ``video_id`` from the three indexes, each with its retrieval evidence.
 
@@ -155,12 +157,12 @@ def candidates_retrieve(
     own = list(FrameHash.objects.filter(video_id=video_id).order_by("t"))
     queries: list[tuple[float, str, bool]] = []
     for row in own:
-        if row.c0 is not None:
+        if row.quality >= matching.MIN_QUALITY:
             queries.append((row.t, pair_features._bits_hex(row.hash), False))
             if row.hash_mirror:
                 queries.append((row.t, pair_features._bits_hex(row.hash_mirror), True))
     found: dict[int, dict[str, Any]] = defaultdict(lambda: {"hash_hits": [], "frame_matches": [], "text_sim": 0.0})
-    for hit in selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold, exact=exact):
+    for hit in selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold):
         found[hit.video_id]["hash_hits"].append(hit)
 
     frames = list(

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.db import connection, connections
 
 from moderation.media.models import Keyframe, Video
-from moderation.reproduction import matching, selectors
+from moderation.reproduction import matching, pdq_index, selectors
 from moderation.reproduction.features import _bits_hex
 from moderation.reproduction.models import FrameHash, ReproCandidate
 from moderation.reproduction.services import frame_hashes_index
@@ -46,7 +46,7 @@ def _rows(video: Video) -> list[tuple[float, str]]:
 
 
 def _snapshot() -> list[tuple]:  # type: ignore[type-arg]
-    fields = ["video_id", "t", "quality", "hash", *[f"c{i}" for i in range(16)]]
+    fields = ["video_id", "t", "quality", "hash"]
     return sorted((*row[:3], _bits_hex(row[3]), *row[4:]) for row in FrameHash.objects.values_list(*fields))
 
 
@@ -57,9 +57,7 @@ def test_rebuild_indexes_ready_videos_replaces_stale_rows_and_a_second_run_chang
     failed = _video([_random_hash() for _ in range(2)], status=Video.Status.FAILED)
     stale = _random_hash()
     for video in (changed, failed):  # rows left from an earlier run, no longer what the keyframes say
-        FrameHash.objects.create(
-            video=video, t=0.0, quality=90, hash=matching.hex_to_bits(stale), **matching.chunk_columns(stale)
-        )
+        FrameHash.objects.create(video=video, t=0.0, quality=90, hash=matching.hex_to_bits(stale))
 
     out = StringIO()
     call_command("rebuild_repro_index", "--every", "1", stdout=out)
@@ -102,9 +100,10 @@ def test_each_ready_video_is_indexed_on_its_own_concurrent_writers_leave_one_cop
     None
 ):
     """``find_candidates`` (what ``video_ready`` queues) adds one video without touching the others; the
-    index is PostgreSQL rows, so a worker that restarts (fresh connections, no memory) still finds it; a
-    redelivered task racing a rebuild of the same video leaves its rows once. (One test: each
-    transactional test costs a flush of every table.)"""
+    index is PostgreSQL rows (each process's copy reloads from them), so a worker that restarts (fresh
+    connections, no memory) still finds it; a redelivered task racing a rebuild of the same video leaves
+    its rows once; writers of different videos racing a reader leave no row the reader's copy skipped.
+    (One test: each transactional test costs a flush of every table.)"""
     original_hashes = [_random_hash() for _ in range(4)]
     original = _video(original_hashes)
     unrelated = _video([_random_hash() for _ in range(4)])
@@ -116,6 +115,7 @@ def test_each_ready_video_is_indexed_on_its_own_concurrent_writers_leave_one_cop
     untouched = [r for r in _snapshot() if r[0] == original.pk]
 
     connections.close_all()  # what a worker restart loses: connections and anything held in memory
+    pdq_index.discard()
     find_candidates(copy.pk)
 
     assert [r for r in _snapshot() if r[0] == original.pk] == untouched
@@ -144,3 +144,44 @@ def test_each_ready_video_is_indexed_on_its_own_concurrent_writers_leave_one_cop
         t.join(timeout=60)
     assert not errors
     assert FrameHash.objects.filter(video=video).count() == 6
+
+    # Writers of different videos commit in any order while a reader keeps its copy in step by id:
+    # afterwards every video's current rows are found, none skipped by the copy's high-water mark.
+    videos = [_video([_random_hash() for _ in range(5)]) for _ in range(4)]
+    start = threading.Barrier(5)
+    done = threading.Event()
+
+    def writer(v: Video) -> None:
+        try:
+            start.wait(timeout=30)
+            for _ in range(4):
+                frame_hashes_index(video_id=v.pk)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def reader() -> None:
+        try:
+            start.wait(timeout=30)
+            while not done.is_set():
+                selectors.hash_hits(queries=[(0.0, _random_hash(), False)])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    writers = [threading.Thread(target=writer, args=(v,)) for v in videos]
+    watcher = threading.Thread(target=reader)
+    for t in [*writers, watcher]:
+        t.start()
+    for t in writers:
+        t.join(timeout=60)
+    done.set()
+    watcher.join(timeout=60)
+    assert not errors
+    for v in videos:
+        rows = _rows(v)
+        assert len(rows) == 5
+        hits = selectors.hash_hits(queries=[(t, h, False) for t, h in rows], exclude_video_id=0)
+        assert {(h.video_id, h.t, h.distance) for h in hits} == {(v.pk, t, 0) for t, _h in rows}

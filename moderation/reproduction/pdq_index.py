@@ -1,0 +1,175 @@
+"""The PDQ look-up index: PostgreSQL's ``FrameHash`` rows are the index; each process searches a copy kept in step.
+
+PostgreSQL holds the truth (written by ``services.frame_hashes_index``, one video per transaction; backed up and
+replicated with the data; ``manage.py rebuild_repro_index`` rewrites it). Each process that looks hashes up
+keeps a ``hamming.MultiIndex`` of the rows and, before every search, reads the rows added since the last one
+(``WHERE id > last_id``, one primary-key range scan; nothing when nothing is new). It cannot drift:
+
+* New rows: every index writer takes one lock (``services._index_lock``) around allocating ids and committing,
+  so ids become visible in id order and no row with a smaller id than one already read can appear later.
+* Deleted or replaced rows (a re-indexed video gets new rows; a deleted video's rows go by cascade) stay in
+  memory, but every match is confirmed against PostgreSQL before it is returned: the row must still exist and
+  its video must be ready. When the copy holds far more rows than the table, it is rebuilt from scratch.
+* A restarted worker has no copy: its first search loads every row (one binary COPY) and builds the tables.
+* A table emptied or truncated (its largest id below ours) is reloaded from scratch.
+
+One copy per process and database (threads share it under a lock).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.db import connection
+
+from moderation.reproduction import hamming, matching
+
+logger = logging.getLogger(__name__)
+
+TABLE = "moderation_framehash"
+# How often (seconds) a process compares its copy's size with the table's live row count.
+COMPACT_CHECK_S = 60.0
+# COPY ... (FORMAT BINARY) of (id int8, video_id int8, quality int2, hash bit(256)): fixed-width rows.
+_ROW = np.dtype(
+    [("n", ">i2"), ("l_id", ">i4"), ("id", ">i8"), ("l_video", ">i4"), ("video_id", ">i8"), ("l_q", ">i4"),
+     ("quality", ">i2"), ("l_hash", ">i4"), ("bitlen", ">i4"), ("hash", "u1", (hamming.HASH_BYTES,))]
+)  # fmt: skip
+_HEADER = 19  # signature (11), flags (4), header extension length (4)
+
+
+@dataclass
+class LoadStats:
+    rows: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class _Copy:
+    index: hamming.MultiIndex = field(default_factory=hamming.MultiIndex)
+    last_id: int = 0
+    checked_at: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_load: LoadStats = field(default_factory=LoadStats)
+
+
+_COPIES: dict[tuple[str, str, str], _Copy] = {}
+_COPIES_LOCK = threading.Lock()
+
+
+def _database_key() -> tuple[str, str, str]:
+    s = connection.settings_dict
+    return (str(s.get("HOST") or ""), str(s.get("PORT") or ""), str(s.get("NAME") or ""))
+
+
+def _copy_for_connection() -> _Copy:
+    key = _database_key()
+    with _COPIES_LOCK:
+        if key not in _COPIES:
+            _COPIES[key] = _Copy()
+        return _COPIES[key]
+
+
+def _parse(data: bytes) -> np.ndarray:
+    body = memoryview(data)[_HEADER : len(data) - 2]  # the trailer is int16 -1
+    if len(body) % _ROW.itemsize:
+        raise ValueError(f"unexpected COPY row size: {len(body)} bytes for rows of {_ROW.itemsize}")
+    return np.frombuffer(body, dtype=_ROW)
+
+
+def _read_rows(after_id: int) -> np.ndarray:
+    """Every ``FrameHash`` row with ``id > after_id`` (id order), as a numpy record array."""
+    sql = (
+        f"COPY (SELECT id::int8, video_id::int8, quality::int2, hash FROM {TABLE} "
+        f"WHERE id > {int(after_id)} ORDER BY id) TO STDOUT (FORMAT BINARY)"
+    )
+    buffer = bytearray()
+    connection.ensure_connection()
+    with connection.connection.cursor() as cur, cur.copy(sql) as copy:
+        for chunk in copy:
+            buffer += chunk
+    if not buffer:
+        return np.empty(0, dtype=_ROW)
+    return _parse(bytes(buffer))
+
+
+def _catch_up(state: _Copy) -> None:
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {TABLE}")
+        newest = int(cur.fetchone()[0])
+    if newest < state.last_id:  # emptied, truncated or restored: start over
+        _reset(state)
+    now = time.monotonic()
+    if now - state.checked_at > COMPACT_CHECK_S:
+        state.checked_at = now
+        with connection.cursor() as cur:
+            cur.execute("SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = %s::regclass", [TABLE])
+            row = cur.fetchone()
+        live = int(row[0]) if row else 0
+        if state.index.size > 2 * live + 10_000:  # mostly rows deleted since: rebuild smaller
+            logger.info("PDQ index copy holds %s rows for %s live ones: reloading", state.index.size, live)
+            _reset(state)
+    if newest <= state.last_id:
+        return
+    started, full = time.perf_counter(), state.last_id == 0
+    rows = _read_rows(state.last_id)
+    if len(rows):
+        usable = rows[rows["quality"] >= matching.MIN_QUALITY]  # near-flat frames are never looked up
+        state.index.add(usable["hash"], usable["id"].astype(np.int64), usable["video_id"].astype(np.int64))
+        state.last_id = int(rows["id"][-1])
+    if full:  # a full load: what a restart costs
+        state.last_load = LoadStats(rows=len(rows), seconds=time.perf_counter() - started)
+
+
+def _reset(state: _Copy) -> None:
+    state.index = hamming.MultiIndex()
+    state.last_id = 0
+
+
+def reload() -> LoadStats:
+    """Drop this process's copy and load it again from PostgreSQL (what a restarted worker does)."""
+    state = _copy_for_connection()
+    with state.lock:
+        _reset(state)
+        _catch_up(state)
+        return state.last_load
+
+
+def discard() -> None:
+    """Forget every copy this process holds (what a worker restart loses); the next search loads again."""
+    with _COPIES_LOCK:
+        _COPIES.clear()
+
+
+def copy_stats() -> dict[str, Any]:
+    """This process's copy: rows, bytes, the last id read and the last full load's time."""
+    state = _copy_for_connection()
+    return {"rows": state.index.size, "bytes": state.index.nbytes(), "last_id": state.last_id,
+            "load_rows": state.last_load.rows, "load_s": round(state.last_load.seconds, 3)}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RawHit:
+    frame_hash_id: int
+    query: int  # index into the queries
+    distance: int
+
+
+def search(hex_hashes: Sequence[str], *, threshold: int, exclude_video_id: int | None = None) -> list[RawHit]:
+    """Rows within ``threshold`` bits of each hash, from this process's copy after catching up (not yet confirmed)."""
+    if not hex_hashes:
+        return []
+    codes = hamming.hex_codes(list(hex_hashes))
+    state = _copy_for_connection()
+    with state.lock:
+        _catch_up(state)
+        found = state.index.search(codes, threshold, exclude_video_id=exclude_video_id)
+    return [
+        RawHit(int(i), int(q), int(d))
+        for i, q, d in zip(found.ids.tolist(), found.query.tolist(), found.distance.tolist(), strict=True)
+    ]

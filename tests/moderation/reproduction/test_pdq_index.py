@@ -1,0 +1,142 @@
+"""The PDQ index: the in-memory multi-index (exact against brute force) and its copy kept in step with PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from moderation.media.models import Keyframe, Video
+from moderation.reproduction import hamming, matching, pdq_index, selectors
+from moderation.reproduction.models import FrameHash
+from moderation.reproduction.services import candidates_retrieve, frame_hashes_index
+from tests.factories import VideoFactory
+
+RNG = random.Random(2020)
+
+
+def _random_hash() -> str:
+    return f"{RNG.getrandbits(256):064x}"
+
+
+def _flip(hex_hash: str, bits: list[int]) -> str:
+    value = int(hex_hash, 16)
+    for b in bits:
+        value ^= 1 << (255 - b)  # bit 0 = the most significant, as the chunks count them
+    return f"{value:064x}"
+
+
+def _brute(library: np.ndarray, queries: np.ndarray, threshold: int) -> set[tuple[int, int]]:
+    lib, q = hamming.as_words(library), hamming.as_words(queries)
+    distance = np.bitwise_count(q[:, None, :] ^ lib[None, :, :]).sum(axis=2)
+    return {(int(a), int(b)) for a, b in zip(*np.nonzero(distance <= threshold), strict=True)}
+
+
+@pytest.mark.parametrize("delta_max", [0, 300, 10**9])  # all in the chunk tables, merged in steps, all in the tail
+def test_multi_index_finds_exactly_what_brute_force_finds(delta_max: int) -> None:
+    gen = np.random.default_rng(delta_max % 97)
+    library = gen.integers(0, 256, size=(2500, 32), dtype=np.uint8)
+    sources = gen.choice(len(library), size=60, replace=False)
+    queries = library[sources].copy()
+    for row in queries:  # 0..40 bits off: inside and outside the threshold
+        bits = np.unpackbits(row)
+        bits[gen.choice(256, size=int(gen.integers(0, 41)), replace=False)] ^= 1
+        row[:] = np.packbits(bits)
+    index = hamming.MultiIndex(delta_max=delta_max)
+    for start in range(0, len(library), 450):
+        chunk = library[start : start + 450]
+        ids = np.arange(start, start + len(chunk))
+        index.add(chunk, ids + 1000, ids // 10)
+    expected_merged = {0: index.size, 300: 2250, 10**9: 0}[delta_max]  # merges happen when the tail passes 300
+    assert index.size == len(library) and index.merged == expected_merged
+    for threshold in (31, 47):
+        found = index.search(queries, threshold)
+        assert {(int(q), int(i) - 1000) for q, i in zip(found.query, found.ids, strict=True)} == _brute(
+            library, queries, threshold
+        )
+        assert list(found.distance) == sorted(found.distance)
+    excluded = int(sources[0]) // 10
+    assert excluded not in set(index.search(queries, 31, exclude_video_id=excluded).video_ids.tolist())
+
+
+def test_the_pigeonhole_worst_case_at_31_bits_is_found_through_two_bit_probes() -> None:
+    base = _random_hash()
+    # Every one of the 12 chunks of 21 bits differs: 7 in 3 bits, 5 in 2 bits (31 in all).
+    spread = [c * 21 + b for c in range(7) for b in (0, 5, 9)] + [c * 21 + b for c in range(7, 12) for b in (2, 20)]
+    near = _flip(base, spread)
+    assert matching.hamming_hex(base, near) == 31
+    index = hamming.MultiIndex(delta_max=0)
+    index.add(hamming.hex_codes([near, _random_hash()]), np.array([7, 8]), np.array([1, 2]))
+    assert index.merged == 2
+    found = index.search(hamming.hex_codes([base]), 31)
+    assert found.ids.tolist() == [7] and found.distance.tolist() == [31]
+    assert index.search(hamming.hex_codes([base]), 30).ids.tolist() == []
+
+
+def _indexed(hashes: list[str], status: str = Video.Status.READY) -> Video:
+    video = VideoFactory(status=status)
+    Keyframe.objects.bulk_create(
+        Keyframe(video=video, index=i, timestamp=float(i), image="", pdq_hash=h, pdq_quality=90)
+        for i, h in enumerate(hashes)
+    )
+    frame_hashes_index(video_id=video.pk)
+    return video
+
+
+def _found(hex_hash: str) -> set[int]:
+    return {h.video_id for h in selectors.hash_hits(queries=[(0.0, hex_hash, False)])}
+
+
+@pytest.mark.django_db
+def test_the_copy_catches_up_with_new_rows_without_reloading_and_a_restart_reloads_the_same() -> None:
+    first = _random_hash()
+    a = _indexed([first, _random_hash()])
+    assert _found(_flip(first, [3, 100, 200])) == {a.pk}
+    loaded = pdq_index.copy_stats()
+
+    second = _random_hash()
+    b = _indexed([second])  # a video becomes ready after the copy was loaded
+    assert _found(_flip(second, list(range(0, 250, 10)))) == {b.pk}  # 25 bits off
+    after = pdq_index.copy_stats()
+    assert after["rows"] == loaded["rows"] + 1  # one row read, not a reload
+    assert after["load_rows"] == loaded["load_rows"]
+
+    stats = pdq_index.reload()  # what a restarted worker does on its first search
+    assert stats.rows == FrameHash.objects.count() and pdq_index.copy_stats()["rows"] == stats.rows
+    assert _found(second) == {b.pk} and _found(first) == {a.pk}
+
+
+@pytest.mark.django_db
+def test_rows_of_deleted_unready_and_reindexed_videos_are_not_returned() -> None:
+    shared = _random_hash()
+    ready, failing, deleted = _indexed([shared]), _indexed([shared]), _indexed([shared])
+    changing = _indexed([shared])
+    assert _found(shared) == {ready.pk, failing.pk, deleted.pk, changing.pk}  # all four in this process's copy
+
+    Video.objects.filter(pk=failing.pk).update(status=Video.Status.FAILED)
+    deleted.delete()
+    fresh = _random_hash()
+    Keyframe.objects.filter(video=changing).update(pdq_hash=fresh)
+    frame_hashes_index(video_id=changing.pk)  # re-indexed: its old row is gone, a new one added
+
+    assert _found(shared) == {ready.pk}
+    assert _found(fresh) == {changing.pk}
+    assert pdq_index.copy_stats()["rows"] >= 5  # the stale rows are still in memory: filtered, not trusted
+
+
+@pytest.mark.django_db
+def test_a_mirrored_copy_is_found_through_its_flipped_hashes() -> None:
+    original_hashes = [_random_hash() for _ in range(3)]
+    original = _indexed(original_hashes)
+    copy = VideoFactory()
+    # The copy's own frames look like nothing indexed; their horizontally flipped hashes are near the original's.
+    FrameHash.objects.bulk_create(
+        FrameHash(video=copy, t=float(t), quality=90, hash=matching.hex_to_bits(_random_hash()),
+                  hash_mirror=matching.hex_to_bits(_flip(h, [t, 40 + t, 90, 130, 250])))
+        for t, h in enumerate(original_hashes)
+    )  # fmt: skip
+    found = candidates_retrieve(video_id=copy.pk)
+    assert list(found) == [original.pk]
+    hits = found[original.pk]["hash_hits"]
+    assert {(h.query_t, h.t, h.mirrored, h.distance) for h in hits} == {(float(t), float(t), True, 5) for t in range(3)}
