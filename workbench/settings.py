@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from our static files (no CDN)
     "django_htmx",
     "template_partials",
     "workbench",
@@ -229,6 +230,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     # The schema and its Swagger UI describe every endpoint: signed-in users only, like the API itself.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # /api/docs/ loads Swagger UI from our own static files: workbench hosts often reach no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # Several serializers have a "status" field; name the video's so the generated names are stable.
     "ENUM_NAME_OVERRIDES": {
         "VideoStatusEnum": "moderation.media.models.Video.Status",

@@ -20,25 +20,33 @@ from moderation.integrations.webhooks import (
 from workbench.roles import Perm, permission_required
 
 
+def _render_list(request: HttpRequest, *, error: str = "", typed: dict[str, object] | None = None) -> HttpResponse:
+    """The integrations page; after a refused form, with the reason beside that form and what was
+    typed kept in it (``typed``: ``{"form": "integration" | endpoint pk, ...fields}``), status 400."""
+    context = {
+        "integrations": integrations_overview(),
+        "event_types": EventType.choices,
+        "error": error,
+        "typed": typed or {},
+    }
+    return render(request, "moderation/integrations/list.html", context, status=400 if error else 200)
+
+
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def integration_list(request: HttpRequest) -> HttpResponse:
-    return render(
-        request,
-        "moderation/integrations/list.html",
-        {"integrations": integrations_overview(), "event_types": EventType.choices},
-    )
+    return _render_list(request)
 
 
 @require_POST
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def integration_add(request: HttpRequest) -> HttpResponse:
+    name, rate_limit = request.POST.get("name", ""), request.POST.get("rate_limit", "")
     try:
-        integration, token = integration_create(
-            name=request.POST.get("name", ""), rate_limit=request.POST.get("rate_limit", "")
-        )
+        integration, token = integration_create(name=name, rate_limit=rate_limit)
     except ModerationError as exc:
-        messages.error(request, str(exc))
-        return redirect("moderation:integration_list")
+        return _render_list(
+            request, error=str(exc), typed={"form": "integration", "name": name, "rate_limit": rate_limit}
+        )
     # Shown once: only its hash is stored.
     return render(request, "moderation/integrations/token.html", {"integration": integration, "token": token})
 
@@ -47,16 +55,15 @@ def integration_add(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def endpoint_add(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(Integration, pk=pk)
+    url, event_types = request.POST.get("url", ""), request.POST.getlist("event_types")
+    only_own_videos = request.POST.get("only_own_videos") == "on"
     try:
         endpoint, _secret = webhook_endpoint_create(
-            integration=integration,
-            url=request.POST.get("url", ""),
-            event_types=request.POST.getlist("event_types"),
-            only_own_videos=request.POST.get("only_own_videos") == "on",
+            integration=integration, url=url, event_types=event_types, only_own_videos=only_own_videos
         )
     except ModerationError as exc:
-        messages.error(request, str(exc))
-        return redirect("moderation:integration_list")
+        typed = {"form": integration.pk, "url": url, "event_types": event_types, "only_own_videos": only_own_videos}
+        return _render_list(request, error=str(exc), typed=typed)
     messages.success(request, "Endpoint added. Its signing secret is on its page.")
     return redirect("moderation:webhook_endpoint", pk=endpoint.pk)
 

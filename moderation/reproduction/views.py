@@ -6,6 +6,7 @@ from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -17,6 +18,8 @@ from moderation.reproduction.models import PairReview, ReproCandidate
 from moderation.review.views import media_revealed
 from workbench.roles import Perm, permission_required
 
+PAIRS_PER_PAGE = 50
+
 
 def _user(request: HttpRequest) -> User:
     return cast(User, request.user)
@@ -24,8 +27,14 @@ def _user(request: HttpRequest) -> User:
 
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_queue(request: HttpRequest) -> HttpResponse:
-    pending = list(selectors.pair_queue_pending().select_related("video", "original")[:50])
-    context = {"pending": pending, "stats": selectors.pair_queue_stats(), "threshold": selectors.PAIR_QUEUE_THRESHOLD}
+    pending = selectors.pair_queue_pending().select_related("video", "original")
+    page = Paginator(pending, PAIRS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {
+        "pending": page,
+        "page": page,
+        "stats": selectors.pair_queue_stats(),
+        "threshold": selectors.PAIR_QUEUE_THRESHOLD,
+    }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/reproduction/queue.html#pair-rows", context)
     return render(request, "moderation/reproduction/queue.html", context)

@@ -54,7 +54,14 @@ def tag_queue(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "moderation/tagging/queue.html",
-        {"queue": queue, "counts": counts, "tag_sets": TagSet.objects.all(), "tag_set": _tag_set(request)},
+        {
+            "queue": queue,
+            "counts": counts,
+            "tag_sets": TagSet.objects.all(),
+            "tag_set": _tag_set(request),
+            # An empty queue with an empty vocabulary stays empty: the page says where tags come from.
+            "has_vocabulary": Tag.objects.filter(is_active=True).exists(),
+        },
     )
 
 

@@ -1,0 +1,122 @@
+"""Findings of the usability pass (every screen driven in Chromium at 1440x900 as each role), each
+pinned by a view test that fails without its fix."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import pytest
+from django.conf import settings
+from django.contrib.staticfiles import finders
+
+from annotation.models import Adjudication, Tag2CotTask
+from moderation.integrations.models import Integration, WebhookEndpoint
+from moderation.integrations.services import integration_create
+from moderation.reproduction.models import ReproCandidate
+from tests.factories import DecisionFactory, PolicyVersionFactory, VideoFactory
+
+
+@pytest.mark.django_db
+def test_the_api_docs_load_swagger_ui_from_our_static_files_not_a_cdn(client_as):
+    # Workbench hosts often reach no CDN: /api/docs/ was a blank page ("SwaggerUIBundle is not defined").
+    html = client_as("labeler").get("/api/docs/").content.decode()
+    assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
+    scripts = re.findall(r'src="([^"]*swagger-ui[^"]*\.js)"', html)
+    assert scripts, html[:2000]
+    for src in scripts:
+        assert src.startswith(settings.STATIC_URL) or src.startswith("/" + settings.STATIC_URL), src
+        assert finders.find(src.split(settings.STATIC_URL, 1)[1]) is not None, src
+
+
+@pytest.mark.django_db
+def test_a_refused_integration_keeps_what_was_typed_and_says_why(client_as):
+    client = client_as("admin")
+    response = client.post("/integrations/add/", {"name": "shop-app", "rate_limit": "lots"})
+    assert response.status_code == 400  # not a redirect to an emptied form
+    html = response.content.decode()
+    assert 'id="integration-error"' in html and "is not like 120/min" in html
+    assert 'value="shop-app"' in html and 'value="lots"' in html
+    assert not Integration.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_refused_webhook_endpoint_keeps_its_url_and_event_choices(client_as):
+    integration, _token = integration_create(name="shop-app", rate_limit="")
+    client = client_as("admin")
+    response = client.post(
+        f"/integrations/{integration.pk}/endpoints/add/",
+        {"url": "ftp://platform.example/hook", "event_types": ["decision.created"]},
+    )
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert f'id="endpoint-error-{integration.pk}"' in html and "is not an http(s) URL" in html
+    assert 'value="ftp://platform.example/hook"' in html
+    form = html.split(f'id="endpoint-error-{integration.pk}"', 1)[1].split("</form>", 1)[0]
+    checked = re.findall(r'name="event_types" value="([^"]+)" checked', form)
+    assert checked == ["decision.created"]  # the others stay unticked, as they were sent
+    assert 'name="only_own_videos" checked' not in form
+    assert not WebhookEndpoint.objects.exists()
+
+
+def _pager_pages(html: str) -> list[str]:
+    return re.findall(r'href="\?(?:status=\w+&amp;)?page=(\d+)"', html)
+
+
+@pytest.mark.django_db
+def test_the_adjudication_list_pages_past_50(client_as):
+    version = PolicyVersionFactory()
+    decisions = [DecisionFactory(policy_version=version) for _ in range(17)]
+    kinds = [k for k, _ in Adjudication._meta.get_field("kind").choices]
+    Adjudication.objects.bulk_create(
+        Adjudication(video_id=d.video_id, decision=d, kind=k, reason="r")
+        for d, k in itertools.product(decisions, kinds)
+    )
+    client = client_as("moderator")
+    first = client.get("/annotation/adjudications/").content.decode()
+    assert "page 1 of 2" in first and "2" in _pager_pages(first)
+    second = client.get("/annotation/adjudications/?status=open&page=2").content.decode()
+    assert len(re.findall(r'href="/annotation/adjudications/\d+/"', second)) == 51 - 50
+
+
+@pytest.mark.django_db
+def test_the_tag2cot_list_pages_past_50_and_says_how_to_fill_it(client_as):
+    client = client_as("labeler")
+    assert "Queue new Tag2CoT tasks” to" in client.get("/annotation/tag2cot/").content.decode()
+    decision = DecisionFactory()
+    Tag2CotTask.objects.bulk_create(
+        Tag2CotTask(
+            decision=decision,
+            video_id=decision.video_id,
+            policy_version=decision.policy_version,
+            target_label=f"label-{i}",
+            label_source="review",
+        )
+        for i in range(51)
+    )
+    first = client.get("/annotation/tag2cot/").content.decode()
+    assert "page 1 of 2" in first and "2" in _pager_pages(first)
+    second = client.get("/annotation/tag2cot/?status=open&page=2").content.decode()
+    assert len(re.findall(r'href="/annotation/tag2cot/\d+/"', second)) == 1
+
+
+@pytest.mark.django_db
+def test_the_reproduction_pair_list_pages_past_50(client_as):
+    videos = VideoFactory.create_batch(8)
+    ReproCandidate.objects.bulk_create(
+        ReproCandidate(video=a, original=b, score=0.9) for a, b in itertools.permutations(videos, 2)
+    )  # 56 pairs
+    client = client_as("moderator")
+    first = client.get("/repro/").content.decode()
+    assert "page 1 of 2" in first and "2" in _pager_pages(first)
+    second = client.get("/repro/?page=2").content.decode()
+    assert len(re.findall(r"<td>#\d+</td>", second)) == 6
+
+
+@pytest.mark.django_db
+def test_the_empty_tags_queue_says_the_vocabulary_is_empty(client_as):
+    html = client_as("admin").get("/tags/").content.decode()
+    assert 'id="tags-empty"' in html and "the tag vocabulary is empty" in html
+    assert 'href="/tags/vocabulary/"' in html
+    # The key hint sits beside the primary button, not inside it (white on white there).
+    assert re.search(r'data-hotkey="n">Claim next</button> <kbd>n</kbd>', html)
