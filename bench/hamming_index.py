@@ -16,6 +16,16 @@ the hits within distance 31. Candidates:
 * ``faiss_hnsw``: ``IndexBinaryHNSW`` (M 16), k 10.
 * ``mih_numpy``: multi-index hashing over 16-bit chunks done by hand: per chunk a sorted array of
   values, probes of the chunk value and its 16 one-bit neighbours, candidates verified with popcount.
+* ``mih21_ours``: what the workbench uses (``moderation.reproduction.hamming.MultiIndex``): 12 chunks of
+  21 bits, per chunk a direct-address table (compressed sparse rows), probes of every value within 2 bits
+  (pigeonhole: radius 31 over 12 chunks), added in batches of 20,000 (the incremental path, merges included).
+* ``faiss_multihash21``: ``IndexBinaryMultiHash`` with the same 12 tables of 21 bits, ``nflip`` 2.
+* ``pg_mih21``: the same 12 x 21-bit chunks in PostgreSQL: an integer column per chunk under a B-tree,
+  one statement per query hash probing the 232 values of each chunk (``= ANY``) and verifying with
+  ``bit_count`` (the pure-PostgreSQL option: no per-process memory).
+
+Memory: ``bytes`` is the index's own arrays (ours), the serialized index (FAISS), the relation sizes
+(PostgreSQL); ``rss_bytes`` the growth of this process's resident memory while the index was built.
 
 Prints, per index and size: build seconds, bytes, p50/p99 query ms (one hash per query), recall of the
 source. The last line is one JSON object; ``ratio`` is p50 at large ÷ at small of the chosen index: the
@@ -34,6 +44,11 @@ import numpy as np
 
 RADIUS = 31
 CHUNKS = 16
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
 
 
 def _library(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -97,7 +112,9 @@ def _time_queries(search: Any, queries: np.ndarray, sources: np.ndarray) -> dict
             "recall": round(hits / len(sources), 4)}  # fmt: skip
 
 
-def run_faiss(lib: np.ndarray, queries: np.ndarray, sources: np.ndarray) -> dict[str, dict[str, float]]:
+def run_faiss(
+    lib: np.ndarray, queries: np.ndarray, sources: np.ndarray, *, hnsw: bool = True
+) -> dict[str, dict[str, float]]:
     import faiss
 
     out = {}
@@ -113,6 +130,8 @@ def run_faiss(lib: np.ndarray, queries: np.ndarray, sources: np.ndarray) -> dict
 
     out["faiss_multihash"] = {"build_s": round(build, 2), "bytes": _faiss_bytes(mh),
                               **_time_queries(mh_search, queries, sources)}  # fmt: skip
+    if not hnsw:
+        return out
     started = time.perf_counter()
     hnsw = faiss.IndexBinaryHNSW(256, 16)
     hnsw.hnsw.efConstruction = 64
@@ -172,34 +191,119 @@ def run_pgvector(lib: np.ndarray, queries: np.ndarray, sources: np.ndarray, tabl
     return {"build_s": round(build, 2), "bytes": size, **timing}
 
 
+def run_ours(lib: np.ndarray, queries: np.ndarray, sources: np.ndarray) -> dict[str, float]:
+    from moderation.reproduction.hamming import MultiIndex
+
+    before = _rss()
+    started = time.perf_counter()
+    index = MultiIndex()
+    for start in range(0, len(lib), 20_000):
+        ids = np.arange(start, min(len(lib), start + 20_000))
+        index.add(lib[start : start + 20_000], ids, ids)
+    index.merge()
+    build = time.perf_counter() - started
+
+    def search(q: np.ndarray) -> np.ndarray:
+        return index.search(q[None, :], RADIUS).ids
+
+    return {"build_s": round(build, 2), "bytes": index.nbytes(), "rss_bytes": _rss() - before,
+            **_time_queries(search, queries, sources)}  # fmt: skip
+
+
+def run_faiss21(lib: np.ndarray, queries: np.ndarray, sources: np.ndarray) -> dict[str, float]:
+    import faiss
+
+    before = _rss()
+    started = time.perf_counter()
+    mh = faiss.IndexBinaryMultiHash(256, 12, 21)
+    mh.add(lib)
+    mh.nflip = 2
+    build = time.perf_counter() - started
+    rss = _rss() - before
+
+    def search(q: np.ndarray) -> np.ndarray:
+        _lims, _d, ids = mh.range_search(q[None, :], RADIUS + 1)
+        return ids
+
+    return {"build_s": round(build, 2), "bytes": _faiss_bytes(mh), "rss_bytes": rss,
+            **_time_queries(search, queries, sources)}  # fmt: skip
+
+
+def run_pg_mih21(lib: np.ndarray, queries: np.ndarray, sources: np.ndarray, table: str) -> dict[str, float]:
+    from django.db import connection
+
+    from moderation.reproduction.hamming import _flip_masks, as_words, chunk_keys
+
+    words = as_words(lib)
+    keys = np.stack([chunk_keys(words, c) for c in range(12)], axis=1)
+    bits = np.unpackbits(lib, axis=1) + ord("0")
+    masks = _flip_masks(21, RADIUS // 12)
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+        cols = ", ".join(f"k{c} integer NOT NULL" for c in range(12))
+        cur.execute(f"CREATE UNLOGGED TABLE {table} (id integer PRIMARY KEY, h bit(256) NOT NULL, {cols})")
+        with cur.copy(f"COPY {table} (id, h, {', '.join(f'k{c}' for c in range(12))}) FROM STDIN") as copy:
+            for i in range(len(lib)):
+                copy.write_row((i, bits[i].astype(np.uint8).tobytes().decode(), *keys[i].tolist()))
+        started = time.perf_counter()
+        cur.execute("SET maintenance_work_mem = '512MB'")
+        for c in range(12):
+            cur.execute(f"CREATE INDEX {table}_k{c} ON {table} (k{c})")
+        cur.execute(f"ANALYZE {table}")
+        build = time.perf_counter() - started
+        cur.execute(f"SELECT pg_total_relation_size('{table}'), pg_relation_size('{table}')")
+        total, heap = cur.fetchone()
+        lookup = " OR ".join(f"k{c} = ANY(%s::int[])" for c in range(12))
+        sql = f"SELECT id FROM {table} WHERE ({lookup}) AND bit_count(h # %s::bit(256)) <= %s"
+
+        def search(q: np.ndarray) -> list[int]:
+            qk = [chunk_keys(as_words(q[None, :]), c)[0] for c in range(12)]
+            probes = [(np.uint32(k) ^ masks).astype(np.int64).tolist() for k in qk]
+            qbits = (np.unpackbits(q) + ord("0")).astype(np.uint8).tobytes().decode()
+            cur.execute(sql, [*probes, qbits, RADIUS])
+            return [r[0] for r in cur.fetchall()]
+
+        timing = _time_queries(search, queries, sources)
+        cur.execute(f"DROP TABLE {table}")
+    return {"build_s": round(build, 2), "bytes": int(total) - int(heap), **timing}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", type=int, default=8000)
     parser.add_argument("--large", type=int, default=200000)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--no-pg", action="store_true")
+    parser.add_argument("--no-pg", action="store_true", help="skip both PostgreSQL candidates")
+    parser.add_argument("--no-hnsw", action="store_true", help="skip the graph indexes (slow to build at millions)")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     results: dict[str, dict[str, dict[str, float]]] = {}
     old = None
     if not args.no_pg:
         from _common import django_setup
 
         django_setup()
+        from django.db import connection
         from django.test.utils import setup_databases
 
+        connection.settings_dict.setdefault("TEST", {})["NAME"] = "bench_hamming_index"  # not the tests' database
         old = setup_databases(verbosity=0, interactive=False)
     try:
         for label, n in (("small", args.small), ("large", args.large)):
             lib = _library(n, rng)
             queries, sources = _queries(lib, args.queries, rng)
             row: dict[str, dict[str, float]] = {}
+            row["mih21_ours"] = run_ours(lib, queries, sources)
+            row["faiss_multihash21"] = run_faiss21(lib, queries, sources)
             started = time.perf_counter()
             mih = MihNumpy(lib)
             row["mih_numpy"] = {"build_s": round(time.perf_counter() - started, 2), "bytes": mih.nbytes(),
                                 **_time_queries(mih.search, queries, sources)}  # fmt: skip
-            row |= run_faiss(lib, queries, sources)
+            row |= run_faiss(lib, queries, sources, hnsw=not args.no_hnsw)
             if not args.no_pg:
+                row["pg_mih21"] = run_pg_mih21(lib, queries, sources, f"bench_mih21_{label}")
+            if not args.no_pg and not args.no_hnsw:
                 row["pgvector_hnsw"] = run_pgvector(lib, queries, sources, f"bench_hamming_{label}")
             results[label] = row
             for name, r in row.items():
@@ -215,7 +319,8 @@ def main() -> None:
         summary[name] = {"ratio_p50": round(lg["p50_ms"] / max(s["p50_ms"], 1e-6), 2),
                          "ratio_p99": round(lg["p99_ms"] / max(s["p99_ms"], 1e-6), 2),
                          "p50_ms_large": lg["p50_ms"], "p99_ms_large": lg["p99_ms"], "recall_large": lg["recall"],
-                         "build_s_large": lg["build_s"], "bytes_large": lg["bytes"]}  # fmt: skip
+                         "build_s_large": lg["build_s"], "bytes_large": lg["bytes"],
+                         "rss_bytes_large": lg.get("rss_bytes")}  # fmt: skip
     # The fastest index (p50 at the large size) among those that find >= 99 % of the planted copies.
     exact_enough = [n for n, v in summary.items() if v["recall_large"] >= 0.99] or list(summary)
     chosen = min(exact_enough, key=lambda n: summary[n]["p50_ms_large"])

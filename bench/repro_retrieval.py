@@ -203,6 +203,12 @@ def main() -> None:
     parser.add_argument("--hashes", type=int, default=8, help="per-second PDQ hashes per indexed video")
     parser.add_argument("--frames", type=int, default=1, help="frame embeddings per indexed video")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep both databases afterwards and reuse them when they hold the same library (skips the load and "
+        "the HNSW builds, which take most of a 200k run; the PDQ copy is still loaded and timed)",
+    )
     args = parser.parse_args()
     if args.small > args.large:
         parser.error("--small must not exceed --large")
@@ -213,49 +219,61 @@ def main() -> None:
     from django.test.utils import setup_databases, teardown_databases
 
     from moderation.reproduction import pdq_index
-    from moderation.reproduction.selectors import hash_hits
+    from moderation.reproduction.selectors import frame_neighbours, hash_hits, text_neighbours
     from moderation.reproduction.services import candidates_retrieve
 
     rng = np.random.default_rng(args.seed)
     loads = {"start": _load()}
     connection.settings_dict.setdefault("TEST", {})["NAME"] = "bench_repro_retrieval"  # not the tests' database
-    config = setup_databases(verbosity=0, interactive=False)
+    signature = json.dumps([args.small, args.large, args.queries, args.hashes, args.frames, args.seed])
+    config = setup_databases(verbosity=0, interactive=False, keepdb=args.keep)
     large_db = connection.settings_dict["NAME"]
     small_db = f"{large_db}_small"
     wrappers: dict[str, Any] = {}
     try:
-        connection.close()
-        with connection._nodb_cursor() as cur:  # a second database with the migrated schema
-            cur.execute(f'DROP DATABASE IF EXISTS "{small_db}"')
-            cur.execute(f'CREATE DATABASE "{small_db}" TEMPLATE "{large_db}"')
         wrapper_class = type(connections["default"])
         wrappers["large"] = connections["default"]
         wrappers["small"] = wrapper_class({**connection.settings_dict, "NAME": small_db}, alias="default")
-
         lib = _library(args.large, args, rng)
         plans = _plan_queries(lib, args, rng)
-        prepared: dict[str, dict[str, Any]] = {}
-        for name, size in (("small", args.small), ("large", args.large)):
+        prepared = _kept(wrappers, signature) if args.keep else None
+        if prepared is None:
+            if args.keep:  # the kept databases hold another library: start from an empty schema
+                connection.close()
+                teardown_databases(config, verbosity=0)
+                config = setup_databases(verbosity=0, interactive=False)
+            connection.close()
+            with connection._nodb_cursor() as cur:  # a second database with the migrated schema
+                cur.execute(f'DROP DATABASE IF EXISTS "{small_db}"')
+                cur.execute(f'CREATE DATABASE "{small_db}" TEMPLATE "{large_db}"')
+            prepared = {}
+            for name, size in (("small", args.small), ("large", args.large)):
+                connections["default"] = wrappers[name]
+                _drop_indexes()  # loading into live HNSW indexes is much slower than building them afterwards
+                started = time.perf_counter()
+                library_ids = _fill(size, lib, args)
+                queries = _insert_queries(plans, library_ids)
+                load_s = time.perf_counter() - started
+                prepared[name] = {"queries": queries, "videos": size, "load_s": round(load_s, 1),
+                                  "hnsw_build_s": round(_reindex(), 1)}  # fmt: skip
+                with connection.cursor() as cur:
+                    cur.execute("CREATE TABLE bench_meta (signature text, prepared jsonb)")
+                    cur.execute("INSERT INTO bench_meta VALUES (%s, %s)", [signature, json.dumps(prepared[name])])
+        for name in ("small", "large"):
             connections["default"] = wrappers[name]
-            _drop_indexes()  # loading into live HNSW indexes is much slower than building them afterwards
-            started = time.perf_counter()
-            library_ids = _fill(size, lib, args)
-            queries = _insert_queries(plans, library_ids)
-            load_s = time.perf_counter() - started
-            hnsw_s = _reindex()
             reloads = [pdq_index.reload() for _ in range(2)]  # a restarted worker's first search, twice
-            prepared[name] = {
-                "queries": queries, "videos": size, "hashes": _hash_count(), "load_s": round(load_s, 1),
-                "hnsw_build_s": round(hnsw_s, 1), "index_build_s": round(min(r.seconds for r in reloads), 2),
+            prepared[name] |= {
+                "hashes": _hash_count(), "index_build_s": round(min(r.seconds for r in reloads), 2),
                 "index_build_runs_s": [round(r.seconds, 2) for r in reloads], **_sizes(),
                 "index_bytes": pdq_index.copy_stats()["bytes"], "loadavg": _load(),
             }  # fmt: skip
-            print(json.dumps({name: prepared[name] | {"queries": len(queries)}}), flush=True)
-            for qid, _source in queries:  # warm: caches, HNSW pages, the copy
+            print(json.dumps({name: prepared[name] | {"queries": len(prepared[name]["queries"])}}), flush=True)
+            for qid, _source in prepared[name]["queries"]:  # warm: caches, HNSW pages, the copy
                 candidates_retrieve(video_id=qid)
 
         times: dict[str, list[float]] = {"small": [], "large": []}
         hash_times: dict[str, list[float]] = {"small": [], "large": []}
+        hnsw_times: dict[str, list[float]] = {"small": [], "large": []}
         found = {"small": 0, "large": 0}
         found_mirrored = {"small": [0, 0], "large": [0, 0]}
         round_ratios = []
@@ -282,6 +300,10 @@ def main() -> None:
                     t0 = time.perf_counter()
                     hash_hits(queries=queries_hex, exclude_video_id=qid)
                     hash_times[name].append((time.perf_counter() - t0) * 1000)
+                    t0 = time.perf_counter()  # the embedding neighbours (pgvector HNSW), for the breakdown
+                    frame_neighbours(embeddings=[(0.0, v.tolist()) for v in plans[i]["frames"]], exclude_video_id=qid)
+                    text_neighbours(embedding=plans[i]["text"].tolist(), exclude_video_id=qid, k=10)
+                    hnsw_times[name].append((time.perf_counter() - t0) * 1000)
             round_ratios.append(statistics.median(this_round["large"]) / statistics.median(this_round["small"]))
         loads["end"] = _load()
         connections["default"] = wrappers["large"]
@@ -291,13 +313,15 @@ def main() -> None:
             small.close()
         connections["default"] = wrappers.get("large", connections["default"])
         connection.close()
-        if small is not None:
-            with connection._nodb_cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{small_db}"')
-        teardown_databases(config, verbosity=0)
+        if not args.keep:
+            if small is not None:
+                with connection._nodb_cursor() as cur:
+                    cur.execute(f'DROP DATABASE IF EXISTS "{small_db}"')
+            teardown_databases(config, verbosity=0)
 
     s, lg = _summary(times["small"]), _summary(times["large"])
     hs, hl = _summary(hash_times["small"]), _summary(hash_times["large"])
+    es, el = _summary(hnsw_times["small"]), _summary(hnsw_times["large"])
     n = args.queries * args.rounds
     big = prepared["large"]
     print(json.dumps({
@@ -315,11 +339,37 @@ def main() -> None:
         "large_min_max_ms": [lg["min_ms"], lg["max_ms"]], "small_min_max_ms": [s["min_ms"], s["max_ms"]],
         "small_hash_p50_ms": hs["p50_ms"], "large_hash_p50_ms": hl["p50_ms"], "large_hash_p99_ms": hl["p99_ms"],
         "hash_ratio": round(hl["p50_ms"] / hs["p50_ms"], 3),
+        "small_hnsw_p50_ms": es["p50_ms"], "large_hnsw_p50_ms": el["p50_ms"], "large_hnsw_p99_ms": el["p99_ms"],
+        "hnsw_ratio": round(el["p50_ms"] / es["p50_ms"], 3),
         "small_videos": args.small, "large_videos": args.large, "hashes_per_video": args.hashes,
         "large_hashes": big["hashes"], "n_queries_each": n, "index_build_runs_s": big["index_build_runs_s"],
         "hash_table_bytes": big["hash_table_bytes"], "hnsw_bytes": big["hnsw_bytes"],
         "load_large_s": big["load_s"], "hnsw_build_large_s": big["hnsw_build_s"], "loadavg": loads,
     }))  # fmt: skip
+
+
+def _kept(wrappers: dict[str, Any], signature: str) -> dict[str, dict[str, Any]] | None:
+    """What an earlier ``--keep`` run prepared, when both databases still hold this library."""
+    from django.db import connections
+    from django.db.utils import OperationalError, ProgrammingError
+
+    prepared = {}
+    for name in ("small", "large"):
+        connections["default"] = wrappers[name]
+        try:
+            with connections["default"].cursor() as cur:
+                cur.execute("SELECT prepared FROM bench_meta WHERE signature = %s", [signature])
+                row = cur.fetchone()
+        except (OperationalError, ProgrammingError):
+            connections["default"].close()
+            row = None
+        if row is None:
+            connections["default"] = wrappers["large"]
+            return None
+        data = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+        prepared[name] = data | {"queries": [tuple(q) for q in data["queries"]], "reused": True}
+    connections["default"] = wrappers["large"]
+    return prepared
 
 
 def _hash_count() -> int:

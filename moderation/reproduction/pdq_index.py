@@ -11,7 +11,8 @@ keeps a ``hamming.MultiIndex`` of the rows and, before every search, reads the r
   memory, but every match is confirmed against PostgreSQL before it is returned: the row must still exist and
   its video must be ready. When the copy holds far more rows than the table, it is rebuilt from scratch.
 * A restarted worker has no copy: its first search loads every row (one binary COPY) and builds the tables.
-* A table emptied or truncated (its largest id below ours) is reloaded from scratch.
+* A table truncated or restored (a new relation file) or emptied (its largest id below ours) is reloaded from
+  scratch.
 
 One copy per process and database (threads share it under a lock).
 """
@@ -53,6 +54,7 @@ class LoadStats:
 class _Copy:
     index: hamming.MultiIndex = field(default_factory=hamming.MultiIndex)
     last_id: int = 0
+    filenode: int = 0  # the table's relation file when the copy was loaded (TRUNCATE makes a new one)
     checked_at: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_load: LoadStats = field(default_factory=LoadStats)
@@ -100,10 +102,12 @@ def _read_rows(after_id: int) -> np.ndarray:
 
 def _catch_up(state: _Copy) -> None:
     with connection.cursor() as cur:
-        cur.execute(f"SELECT COALESCE(MAX(id), 0) FROM {TABLE}")
-        newest = int(cur.fetchone()[0])
-    if newest < state.last_id:  # emptied, truncated or restored: start over
+        cur.execute(f"SELECT COALESCE(MAX(id), 0), pg_relation_filenode(%s::regclass) FROM {TABLE}", [TABLE])
+        newest, filenode = cur.fetchone()
+    newest, filenode = int(newest), int(filenode or 0)
+    if newest < state.last_id or filenode != state.filenode:  # emptied, truncated or restored: start over
         _reset(state)
+        state.filenode = filenode
     now = time.monotonic()
     if now - state.checked_at > COMPACT_CHECK_S:
         state.checked_at = now

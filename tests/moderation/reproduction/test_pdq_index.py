@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 import pytest
+from django.db import connection
 
 from moderation.media.models import Keyframe, Video
 from moderation.reproduction import hamming, matching, pdq_index, selectors
@@ -140,3 +141,20 @@ def test_a_mirrored_copy_is_found_through_its_flipped_hashes() -> None:
     assert list(found) == [original.pk]
     hits = found[original.pk]["hash_hits"]
     assert {(h.query_t, h.t, h.mirrored, h.distance) for h in hits} == {(float(t), float(t), True, 5) for t in range(3)}
+
+
+@pytest.mark.django_db
+def test_a_truncated_table_whose_new_ids_reach_past_the_copy_is_reloaded() -> None:
+    old = _random_hash()
+    _indexed([old])
+    assert _found(old)
+    last_id = pdq_index.copy_stats()["last_id"]
+    with connection.cursor() as cur:  # a restore: new relation file, ids counted again from below ours
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cur.execute("TRUNCATE moderation_framehash")
+        cur.execute("SELECT setval(pg_get_serial_sequence('moderation_framehash', 'id'), %s, false)", [last_id])
+    new = [_random_hash() for _ in range(3)]
+    video = _indexed(new)
+    assert min(FrameHash.objects.values_list("pk", flat=True)) == last_id  # the first new id is not above ours
+    assert [_found(h) for h in new] == [{video.pk}] * 3
+    assert not _found(old)
