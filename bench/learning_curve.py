@@ -1,12 +1,17 @@
 """Learning curve of stage 1 as reviewers work a queue over the KuaiMod dev records.
 
-Start with 40 labels, retrain every 20, score binary accuracy on a locked 25 % fold after each
-retrain; uncertainty order (the queue's label-value order) vs arrival order (the bare baseline), 5
-seeds, same first labels and locked fold for both; also two variants (half uncertain / half arrival,
-uncertainty spread by k-means; see ``moderation.inference.stage1.learning``), unless --no-variants. Saves the result where the cascade dashboard
-draws it (var/models/cascade/learning_curve.json = MODELS_DIR/cascade/ by default; --out). Last line: one JSON object, ``ratio`` first.
+Start with 40 labels, retrain every 20, score binary accuracy on a locked fold after each retrain.
+Repetitions: every one of 4 stratified folds (25 %) is locked in turn, × 5 seeds of arrival order =
+20 curves per order, averaged before the ratio is read off; the ratio's spread is a paired bootstrap
+over repetitions. Orders: arrival (the bare baseline) and the label-value orders of
+``moderation.inference.stage1.learning`` (uncertainty, committee, class-balanced, density; plus the
+earlier batch-level variants), each ranking the pool with the product's own
+``stage1.label_value`` code. The queue's order is chosen on seed 0's 4 repetitions; the numbers to
+quote are seeds 1-4 (16 repetitions). Saves the result where the cascade dashboard draws it
+(var/models/cascade/learning_curve.json = MODELS_DIR/cascade/ by default; --out). Last line: one
+JSON object, ``ratio`` first (the chosen queue order, held-out repetitions).
 
-    .venv/bin/python bench/learning_curve.py [--data dev.jsonl] [--seeds 5] [--full]
+    .venv/bin/python bench/learning_curve.py [--data dev.jsonl] [--seeds 5] [--locked-folds 4] [--jobs 2]
 
 The model is stage 1's default stacked head; without ``--full`` its per-field C grid is (1, 4, 16)
 with 3 inner folds (about 2x cheaper on this shared machine; the full setting is 4 C values, 5 folds).
@@ -26,18 +31,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets/kuaimod/dev.jsonl"))
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1 (split a run over processes)")
     parser.add_argument("--start", type=int, default=40)
     parser.add_argument("--step", type=int, default=20)
     parser.add_argument("--full", action="store_true", help="the full C grid and 5 inner folds")
     parser.add_argument("--jobs", type=int, default=1, help="processes for the independent (seed, order) curves")
+    parser.add_argument("--locked-folds", type=int, default=4, help="each fold locked in turn (4 = 25 %%)")
     parser.add_argument(
-        "--no-variants", action="store_true", help="only arrival and uncertainty (skip the mixed and diverse orders)"
+        "--orders", default="all", help="comma-separated orders besides arrival,uncertainty; 'all' (default) or 'none'"
     )
     parser.add_argument(
         "--out",
         type=Path,
         default=ROOT / "var" / "models" / "cascade" / "learning_curve.json",
         help="for the dashboard",
+    )
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="no simulation: rebuild the result from the 'curve …' lines of earlier runs' output (runs split by seed)",
     )
     args = parser.parse_args()
     django_setup()
@@ -47,23 +60,42 @@ def main() -> None:
     from moderation.inference.stage1.model import Stage1Config
     from moderation.policies.seed import SAFE_LABEL
 
+    if args.orders == "all":
+        orders = (*ORDERS, *VARIANTS)
+    elif args.orders == "none":
+        orders = ORDERS
+    else:
+        orders = (*ORDERS, *[o for o in args.orders.split(",") if o and o not in ORDERS])
     records = kuaimod_read(args.data).records
     config = Stage1Config() if args.full else Stage1Config(name="bench", stack_cs=(1.0, 4.0, 16.0), stack_folds=3)
     started = time.perf_counter()
-    curves = simulate_learning_curves(
-        records_as_inputs(records),
-        [r.tag != SAFE_LABEL for r in records],
-        start=args.start,
-        step=args.step,
-        seeds=range(args.seeds),
-        config=config,
-        orders=ORDERS if args.no_variants else (*ORDERS, *VARIANTS),
-        jobs=args.jobs,
-    )
+    if args.merge:
+        import numpy as np
+
+        from moderation.inference.stage1.learning import curve_sizes, curves_from_progress, locked_splits
+
+        y = np.array([r.tag != SAFE_LABEL for r in records], dtype=int)
+        sizes = curve_sizes(locked_splits(y, args.locked_folds), args.start, args.step)
+        lines = [line for path in args.merge for line in path.read_text(encoding="utf-8").splitlines()]
+        curves = curves_from_progress(lines, sizes)
+    else:
+        curves = simulate_learning_curves(
+            records_as_inputs(records),
+            [r.tag != SAFE_LABEL for r in records],
+            start=args.start,
+            step=args.step,
+            seeds=range(args.first_seed, args.first_seed + args.seeds),
+            config=config,
+            locked_folds=args.locked_folds,
+            orders=orders,
+            jobs=args.jobs,
+            progress=lambda task, curve: print(f"curve {task}: {' '.join(f'{v:.3f}' for v in curve)}", flush=True),
+        )
     result = curves.summary()
     result.update(
         {
             "seeds": args.seeds,
+            "locked_folds": args.locked_folds,
             "start": args.start,
             "step": args.step,
             "model": config.name,
@@ -72,16 +104,26 @@ def main() -> None:
             "jobs": args.jobs,
         }
     )
-    print(f"labels      {' '.join(f'{n:>5}' for n in result['labels'])}")
-    print(f"arrival     {' '.join(f'{v:5.3f}' for v in result['arrival_median'])}")
-    print(f"uncertainty {' '.join(f'{v:5.3f}' for v in result['uncertainty_median'])}")
-    for order, variant in result["variants"].items():
-        print(f"{order:<11} {' '.join(f'{v:5.3f}' for v in variant['median'])}   (ratio {variant['ratio']})")
+    print(f"{'labels':<22} {' '.join(f'{n:>5}' for n in result['labels'])}")
+    print(f"{'arrival':<22} {' '.join(f'{v:5.3f}' for v in result['arrival_mean'])}")
+    for order, row in result["orders"].items():
+        spread = row["ratio_held_out_bootstrap"]
+        gap = row["mean_accuracy_gap_vs_arrival"]
+        print(
+            f"{order:<22} {' '.join(f'{v:5.3f}' for v in row['mean_held_out'])}   ratio {row['ratio_held_out']} "
+            f"(bootstrap median {spread['median']}, 95% {spread['ci95'][0]}-{spread['ci95'][1]}; tuning seed "
+            f"{row['ratio_tuning']}; all {row['ratio_all']}); mean gap vs arrival {gap['mean']:+.4f} (se {gap['se']})"
+        )
     print(
-        f"arrival reaches its final {result['arrival_final_accuracy']:.3f} at {result['labels_arrival']} labels, "
-        f"uncertainty order at {result['labels_uncertainty']} (median of {args.seeds} seeds; locked fold "
-        f"{result['n_locked']} items)"
+        f"queue order chosen on seed 0: {result['queue_order']} (product uses {result['queue_order_in_product']}); "
+        f"held-out curves = mean of {result['repetitions_held_out']} repetitions; arrival reaches its final "
+        f"{result['arrival_final_accuracy']:.3f} at {result['labels_arrival']} labels, the queue order at "
+        f"{result['labels_queue_order']}"
     )
+    if result["queue_order"] != result["queue_order_in_product"]:
+        print(
+            f"NOTE: the product's LABEL_VALUE_TERM is {result['queue_order_in_product']!r}, this run chose {result['queue_order']!r}"
+        )
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")

@@ -33,11 +33,11 @@ from typing import Any
 from _common import django_setup
 
 
-def _outer_fold(
-    items: list[Any], y: Any, configs: list[Any], target: float, train: Any, seed: int
-) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, float]]:
+def outer_fold(
+    items: list[Any], y: Any, configs: list[Any], targets: Any, train: Any, seed: int
+) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, dict[float, float]]]:
     """Every candidate fitted on one outer training part: its inner-fold accuracy and log-loss, its
-    P(violative) for every item (only the outer test part is read), and its cut for ``target``."""
+    P(violative) for every item (only the outer test part is read), and its cut for each of ``targets``."""
     from moderation.inference.stage1.model import binary_head_fit
     from moderation.inference.stage1.routing import threshold_for_target
 
@@ -47,7 +47,7 @@ def _outer_fold(
         inner[config.name] = {"accuracy": head.held_out_accuracy, "log_loss": head.held_out_log_loss}
         predict[config.name] = head.predict_proba(items)[:, 1]
         correct = (head.held_out_p > 0.5) == (head.held_out_y == 1)
-        thresholds[config.name] = threshold_for_target(head.held_out_p, correct, target)
+        thresholds[config.name] = {t: threshold_for_target(head.held_out_p, correct, t) for t in targets}
     return inner, predict, thresholds
 
 
@@ -105,15 +105,13 @@ def main() -> None:
         for seed in range(args.repeats)
         for k, (train, test) in enumerate(stratified_splits(tags, args.folds, seed))
     ]
-    fold_args = (items, y, configs, args.target_accuracy)
+    fold_args = (items, y, configs, (args.target_accuracy,))
     if args.jobs > 1:  # every (repeat, outer fold) is independent
         from joblib import Parallel, delayed
 
-        fitted = Parallel(n_jobs=args.jobs)(
-            delayed(_outer_fold)(*fold_args, train, seed) for seed, _, train, _ in tasks
-        )
+        fitted = Parallel(n_jobs=args.jobs)(delayed(outer_fold)(*fold_args, train, seed) for seed, _, train, _ in tasks)
     else:
-        fitted = [_outer_fold(*fold_args, train, seed) for seed, _, train, _ in tasks]
+        fitted = [outer_fold(*fold_args, train, seed) for seed, _, train, _ in tasks]
     for seed in range(args.repeats):
         outer_p = {c.name: np.zeros(len(items)) for c in configs}
         arm_p = {arm: np.zeros(len(items)) for arm in arms}
@@ -128,7 +126,7 @@ def main() -> None:
                 name = choose_candidate({n: inner[n] for n in names})
                 chosen[arm].append(name)
                 arm_p[arm][test] = outer_p[name][test]
-                arm_threshold[arm][test] = thresholds[name]
+                arm_threshold[arm][test] = thresholds[name][args.target_accuracy]
         row: dict[str, Any] = {"seed": seed}
         for arm in arms:
             p = arm_p[arm]

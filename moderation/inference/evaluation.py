@@ -17,7 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from moderation.errors import ModerationError
 from moderation.inference.kuaimod import KuaiModRecord, kuaimod_bundle, taxonomy_labels
-from moderation.inference.metrics import calibration_error, cascade_metrics, kuaimod_metrics
+from moderation.inference.metrics import calibration_error, cascade_metrics, kuaimod_metrics, reliability_table
 from moderation.inference.stage1.inputs import TextItem, stage1_input
 from moderation.inference.stage1.model import Stage1Config
 from moderation.inference.stage1.routing import check_target, curve_summary, normalised_entropy, risk_coverage
@@ -68,21 +68,55 @@ def _summarise(
     taxonomy: Sequence[dict[str, Any]],
     safe_label: str,
     routing: Routing,
+    thresholds_at: dict[float, np.ndarray] | None = None,
 ) -> Stage1Evaluation:
     escalated = normalised_entropy(p_violative) > thresholds
     metrics = kuaimod_metrics(y_true, y_pred, taxonomy, safe_label)
     metrics.update(cascade_metrics(y_true, y_pred, escalated, safe_label))
     truth = np.array([t != safe_label for t in y_true])
     metrics["calibration_error"] = calibration_error(p_violative, truth)
+    metrics["reliability"] = reliability_table(p_violative, truth)
+    curve = risk_coverage(p_violative, (p_violative > 0.5) == truth)
     metrics["risk_coverage"] = [
-        {k: round(v, 4) if isinstance(v, float) else v for k, v in point.items()}
-        for point in curve_summary(risk_coverage(p_violative, (p_violative > 0.5) == truth))
+        {k: round(v, 4) if isinstance(v, float) else v for k, v in point.items()} for point in curve_summary(curve)
     ]
+    metrics["cascade_at_targets"] = _at_targets(
+        y_true, y_pred, p_violative, thresholds_at or {}, curve, safe_label=safe_label
+    )
     metrics["escalate_threshold"] = routing.threshold
     metrics["target_accuracy"] = routing.target_accuracy
     if routing.target_accuracy is not None:
         metrics["escalate_thresholds_chosen"] = sorted({round(float(t), 4) for t in thresholds})
     return Stage1Evaluation(y_true, y_pred, p_violative, escalated, metrics)
+
+
+def _at_targets(
+    y_true: list[str],
+    y_pred: list[str],
+    p_violative: np.ndarray,
+    thresholds_at: dict[float, np.ndarray],
+    curve: list[dict[str, Any]],
+    *,
+    safe_label: str,
+) -> list[dict[str, Any]]:
+    """Per report target: the share auto-decided and its accuracy with the cut chosen on the training
+    part's inner folds (what the cascade would do), and the oracle coverage: the most the scored
+    items' own risk–coverage curve allows at that accuracy (cut chosen by looking at their labels: an
+    upper bound on what any cut could reach with this model)."""
+    rows = []
+    uncertainty = normalised_entropy(p_violative)
+    for target in sorted(thresholds_at):
+        m = cascade_metrics(y_true, y_pred, uncertainty > thresholds_at[target], safe_label)
+        reaching = [point["coverage"] for point in curve if point["accuracy"] >= target]
+        rows.append(
+            {
+                "target": target,
+                "auto_share": m["cascade_auto_share"],
+                "auto_binary_accuracy": m["cascade_auto_binary_accuracy"],
+                "oracle_coverage": round(max(reaching), 4) if reaching else 0.0,
+            }
+        )
+    return rows
 
 
 def _candidates(frames: bool, candidates: Sequence[Stage1Config] | None) -> list[Stage1Config]:
@@ -122,6 +156,7 @@ def stage1_evaluate(
         taxonomy=taxonomy,
         safe_label=safe_label,
         routing=routing,
+        thresholds_at={t: np.full(len(test), cut) for t, cut in selection.thresholds_at.items()},
     )
     result.metrics["chosen"] = selection.chosen
     result.metrics["inner"] = selection.inner
@@ -205,6 +240,7 @@ def stage1_cross_validate(
         taxonomy=taxonomy,
         safe_label=safe_label,
         routing=routing,
+        thresholds_at=nested_result.thresholds_at,
     )
     result.folds = nested_result.folds
     result.metrics["folds_detail"] = nested_result.folds

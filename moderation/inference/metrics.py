@@ -115,3 +115,26 @@ def calibration_error(
         if mask.any():
             gap += mask.sum() * abs(p[mask].mean() - y[mask].mean())
     return float(gap / len(p))
+
+
+def reliability_table(
+    p_violative: Sequence[float] | np.ndarray, violative: Sequence[bool] | np.ndarray, bins: int = 10
+) -> list[dict[str, Any]]:
+    """The reliability diagram behind ``calibration_error``: per equal-width bin of P(violative) (empty
+    bins left out), the items in it, their mean predicted and their observed violation rate."""
+    p = np.asarray(p_violative, dtype=float)
+    y = np.asarray(violative, dtype=float)
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    rows = []
+    for b in range(bins):
+        mask = index == b
+        if mask.any():
+            rows.append(
+                {
+                    "bin": [b / bins, (b + 1) / bins],
+                    "n": int(mask.sum()),
+                    "predicted": round(float(p[mask].mean()), 4),
+                    "observed": round(float(y[mask].mean()), 4),
+                }
+            )
+    return rows

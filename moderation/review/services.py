@@ -15,6 +15,7 @@ from collections.abc import Collection
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
@@ -24,6 +25,7 @@ from django.utils import timezone
 from moderation.errors import ModerationError
 from moderation.inference.models import Decision
 from moderation.inference.services import decision_create_by_model
+from moderation.inference.stage1.label_value import label_value, uncertainty_term
 from moderation.integrations.services import event_label_final, event_review_completed
 from moderation.labels.models import ItemLabel
 from moderation.policies.models import PolicyVersion
@@ -88,18 +90,17 @@ def _item_priority(decision: Decision, queue: ReviewQueue | None = None) -> int:
     return int(round(decision.confidence * 100)) if decision.is_violation else 0
 
 
-# Weights of the expected value of a human label (sum to 1): how unsure the model is, whether users
-# contradict it, and how close the item already is to its SLA deadline when it is routed.
-LABEL_VALUE_WEIGHTS = {"uncertainty": 0.6, "feedback_disagreement": 0.3, "sla": 0.1}
-
-
 def review_label_value(*, decision: Decision, sla_seconds: int, now: datetime | None = None) -> float:
-    """0..1: what a human label of this item is expected to be worth. Uncertainty is stage 1's
-    normalised entropy when the cascade scored the item (else 1 − |2·confidence − 1|); user feedback
-    disagrees when users reported an item the model let through or appealed one it flagged; SLA
-    urgency is the share of the SLA already spent at routing (a backlog item is more urgent). Within
-    equal values the queue serves the earliest deadline first."""
-    if decision.cascade_uncertainty is not None:
+    """0..1: what a human label of this item is expected to be worth, by the one rule in
+    ``stage1.label_value`` (which the learning-curve bench also orders by). Uncertainty is stage 1's
+    term (``uncertainty_term``: normalised entropy of its calibrated P(violative)) when the cascade
+    scored the item, else 1 − |2·confidence − 1|; user feedback disagrees when users reported an item
+    the model let through or appealed one it flagged; SLA urgency is the share of the SLA already spent
+    at routing (a backlog item is more urgent). Within equal values the queue serves the earliest
+    deadline first."""
+    if decision.cascade_p_violative is not None:
+        uncertainty = float(uncertainty_term(np.array([decision.cascade_p_violative]))[0])
+    elif decision.cascade_uncertainty is not None:
         uncertainty = decision.cascade_uncertainty
     else:
         uncertainty = 1.0 - abs(2.0 * decision.confidence - 1.0)
@@ -108,13 +109,7 @@ def review_label_value(*, decision: Decision, sla_seconds: int, now: datetime | 
     disagreement = (reports > 0 and not decision.is_violation) or (appeals > 0 and decision.is_violation)
     now = now or timezone.now()
     spent = (now - decision.video.created_at).total_seconds() / sla_seconds if sla_seconds else 1.0
-    w = LABEL_VALUE_WEIGHTS
-    value = (
-        w["uncertainty"] * min(max(uncertainty, 0.0), 1.0)
-        + w["feedback_disagreement"] * float(disagreement)
-        + w["sla"] * min(max(spent, 0.0), 1.0)
-    )
-    return min(max(value, 0.0), 1.0)
+    return label_value(uncertainty=uncertainty, feedback_disagreement=disagreement, sla_spent=spent)
 
 
 def _queue_matches(queue: ReviewQueue, decision: Decision, *, escalated: bool, user_reported: bool) -> bool:

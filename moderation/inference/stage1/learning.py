@@ -1,97 +1,238 @@
 """A queue that learns, simulated: reviewers label items in the order a queue serves them, stage 1
 retrains every ``step`` labels, and its binary accuracy is scored on a locked fold after each retrain.
 
-Orders over the same pool, the same first labels and the same locked fold: ``arrival`` (items in
-the order they came in: the baseline) and ``uncertainty`` (the items the current model is least sure
-of first, what ``ReviewQueue.order_by_label_value`` serves when there is no user feedback or SLA
-pressure). Two variants answer the known weaknesses of pure uncertainty sampling from a small seed set
-(it labels a batch of near-identical borderline items, and skews the labelled set away from the
-traffic the model is scored on, which also moves the calibrating meta-learner's intercept):
+One repetition = one locked fold (the data split into ``locked_folds`` stratified folds, each locked
+in turn: 4 folds = the issue's locked 25 %) × one seed (the arrival order of the rest, the pool).
+Every order in a repetition starts from the same first ``start`` labels. Curves are averaged over
+repetitions before the ratio is read off, and the ratio's spread is a bootstrap over repetitions
+(paired: the same resampled repetitions for an order and for arrival).
 
-* ``uncertainty+arrival``: half of every batch the most uncertain items, half the next items in
-  arrival order (a queue that interleaves label value with first-come-first-served);
-* ``uncertainty+diversity``: the batch is spread over the 3× most uncertain items by k-means in the
-  model's TF-IDF space, the most uncertain item of each cluster taken (diverse mini-batch active
-  learning, Zhdanov 2019, with a pre-set pre-filter of 3×).
+Orders. ``arrival`` (first come, first served: the baseline). The label-value orders rank the pool by
+``stage1.label_value.label_value`` of a per-item stage-1 term (the product's own code, the rule
+``ReviewQueue.order_by_label_value`` serves by) and take the top of ``label_value_order``:
+
+* ``uncertainty``: normalised entropy of the calibrated P(violative) (the queue's term before this
+  comparison);
+* ``committee``: query by committee: ``COMMITTEE_SIZE`` bootstrap replicates of one logistic
+  regression (C = ``COMMITTEE_C``, class-balanced) over the head's own TF-IDF columns, disagreement =
+  mean KL divergence from the committee mean;
+* ``class-balanced``: uncertainty × the ``balanced`` weight of the predicted class under the labelled
+  set's class shares (margin with a class-balance correction);
+* ``density``: uncertainty × mean cosine similarity to the unlabelled pool in the head's TF-IDF space
+  (information density, β = 1).
+
+Two batch-level variants from the earlier round, reported beside them (not per-item queue orders):
+``uncertainty+arrival`` (half the batch most uncertain, half the next arrivals) and
+``uncertainty+diversity`` (k-means over the 3× most uncertain items, the most uncertain per cluster).
+
+Selection (set before any curve of this protocol was seen): the queue's order is the label-value
+order with the lowest ratio on the tuning seed's repetitions (``TUNING_SEEDS``; ties: the larger mean
+accuracy over the curve); the numbers to quote are the other seeds' repetitions.
 
 Used by ``bench/learning_curve.py``.
 """
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import sparse
 from sklearn.cluster import KMeans
-from sklearn.model_selection import train_test_split
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from moderation.inference.stage1.inputs import TextItem
+from moderation.inference.stage1.label_value import (
+    LABEL_VALUE_TERM,
+    class_balanced_term,
+    committee_term,
+    density_term,
+    label_value,
+    label_value_order,
+    uncertainty_term,
+)
 from moderation.inference.stage1.model import BinaryHead, Stage1Config, binary_head_fit
 
 ORDERS = ("arrival", "uncertainty")
-VARIANTS = ("uncertainty+arrival", "uncertainty+diversity")
+# Per-item label-value terms (queue candidates), then the batch-level variants of the earlier round.
+VALUE_ORDERS = ("uncertainty", "committee", "class-balanced", "density")
+VARIANTS = ("committee", "class-balanced", "density", "uncertainty+arrival", "uncertainty+diversity")
 DIVERSITY_PREFILTER = 3
+COMMITTEE_SIZE = 5
+COMMITTEE_C = 4.0
+TUNING_SEEDS = (0,)
 
 
 @dataclass
 class LearningCurves:
     labels: list[int]  # label counts at which the model was retrained and scored
-    curves: dict[str, list[list[float]]]  # order -> one accuracy curve per seed
-    n_locked: int
+    curves: dict[str, list[list[float]]]  # order -> one accuracy curve per repetition
+    n_locked: list[int]  # locked items per repetition
+    repetitions: list[tuple[int, int]] = field(default_factory=list)  # (seed, locked fold) per curve
+    tuning_seeds: tuple[int, ...] = TUNING_SEEDS
 
-    def median(self, order: str) -> list[float]:
-        return [statistics.median(values) for values in zip(*self.curves[order], strict=True)]
+    def __post_init__(self) -> None:
+        if not self.repetitions:
+            self.repetitions = [(seed, 0) for seed in range(len(next(iter(self.curves.values()))))]
 
-    def labels_to_reach(self, order: str, accuracy: float) -> int | None:
-        for n, value in zip(self.labels, self.median(order), strict=True):
+    def select(self, which: str = "all") -> list[int]:
+        """Repetition indices: ``all``, ``tuning`` (the tuning seeds) or ``held_out`` (the other seeds)."""
+        if which == "all":
+            return list(range(len(self.repetitions)))
+        tuning = [i for i, (seed, _) in enumerate(self.repetitions) if seed in self.tuning_seeds]
+        held_out = [i for i in range(len(self.repetitions)) if i not in tuning]
+        if which == "tuning":
+            return tuning or held_out  # no tuning seed in this run: every repetition
+        return held_out or tuning
+
+    def mean(self, order: str, reps: Sequence[int] | None = None) -> list[float]:
+        rows = np.asarray(self.curves[order], dtype=float)
+        index = list(range(len(rows))) if reps is None else list(reps)
+        return [float(v) for v in rows[index].mean(axis=0)]
+
+    def labels_to_reach(self, order: str, accuracy: float, reps: Sequence[int] | None = None) -> int | None:
+        for n, value in zip(self.labels, self.mean(order, reps), strict=True):
             if value >= accuracy - 1e-9:
                 return n
         return None
 
-    def ratio(self, order: str) -> float:
+    def ratio(self, order: str, reps: Sequence[int] | None = None) -> float:
         """Labels ``order`` needs to reach the arrival order's final accuracy ÷ labels the arrival order
-        needs (median curves over seeds). When ``order`` never reaches it, its need counts as one
+        needs (curves averaged over ``reps``). When ``order`` never reaches it, its need counts as one
         retrain past the pool (ratio > 1)."""
-        target = self.median("arrival")[-1]
-        arrival = self.labels_to_reach("arrival", target) or self.labels[-1]
-        reached = self.labels_to_reach(order, target)
+        target = self.mean("arrival", reps)[-1]
+        arrival = self.labels_to_reach("arrival", target, reps) or self.labels[-1]
+        reached = self.labels_to_reach(order, target, reps)
         need = reached if reached is not None else self.labels[-1] + (self.labels[-1] - self.labels[-2])
         return round(need / arrival, 4)
 
+    def ratio_spread(self, order: str, reps: Sequence[int] | None = None, *, boot: int = 2000) -> dict[str, Any]:
+        """The ratio over bootstrap resamples of the repetitions (paired with arrival): median, 95 %
+        interval, and the share of resamples at or under the issue's 0.6."""
+        index = np.asarray(self.select() if reps is None else list(reps))
+        rng = np.random.default_rng(0)
+        values = np.array([self.ratio(order, rng.choice(index, size=len(index)).tolist()) for _ in range(boot)])
+        return {
+            "median": round(float(np.median(values)), 4),
+            "ci95": [round(float(np.quantile(values, 0.025)), 4), round(float(np.quantile(values, 0.975)), 4)],
+            "share_at_most_0.6": round(float(np.mean(values <= 0.6)), 4),
+        }
+
+    def gap(self, order: str, reps: Sequence[int] | None = None) -> dict[str, Any]:
+        """Mean accuracy over the curve, ``order`` minus arrival (paired per repetition): mean and the
+        spread of the per-repetition differences."""
+        index = self.select() if reps is None else list(reps)
+        diff = np.asarray(self.curves[order])[index].mean(axis=1) - np.asarray(self.curves["arrival"])[index].mean(
+            axis=1
+        )
+        return {
+            "mean": round(float(diff.mean()), 4),
+            "se": round(float(diff.std(ddof=1) / np.sqrt(len(diff))), 4) if len(diff) > 1 else None,
+            "min": round(float(diff.min()), 4),
+            "max": round(float(diff.max()), 4),
+        }
+
+    def chosen(self) -> str:
+        """The label-value order for the queue, chosen on the tuning repetitions only."""
+        tuning = self.select("tuning")
+        candidates = [o for o in VALUE_ORDERS if o in self.curves]
+        return min(candidates, key=lambda o: (self.ratio(o, tuning), -float(np.mean(self.mean(o, tuning)))))
+
     def summary(self) -> dict[str, Any]:
-        """``ratio``: the uncertainty order's (``ratio``); the variants' ratios and curves when simulated."""
-        target = self.median("arrival")[-1]
-        arrival = self.labels_to_reach("arrival", target) or self.labels[-1]
-        uncertainty = self.labels_to_reach("uncertainty", target)
-        variants = {
+        """``ratio``: the queue's order (chosen on the tuning seed) on the held-out repetitions."""
+        held_out, tuning = self.select("held_out"), self.select("tuning")
+        chosen = self.chosen()
+        target = self.mean("arrival", held_out)[-1]
+        orders = {
             order: {
-                "ratio": self.ratio(order),
-                "labels_to_reach": self.labels_to_reach(order, target),
-                "median": [round(v, 4) for v in self.median(order)],
-                "per_seed": [[round(v, 4) for v in c] for c in self.curves[order]],
+                "ratio_held_out": self.ratio(order, held_out),
+                "ratio_held_out_bootstrap": self.ratio_spread(order, held_out),
+                "ratio_tuning": self.ratio(order, tuning),
+                "ratio_all": self.ratio(order),
+                "labels_to_reach": self.labels_to_reach(order, target, held_out),
+                "mean_accuracy_gap_vs_arrival": self.gap(order, held_out),
+                "mean_held_out": [round(v, 4) for v in self.mean(order, held_out)],
             }
-            for order in VARIANTS
-            if order in self.curves
+            for order in self.curves
+            if order != "arrival"
         }
         return {
-            "ratio": self.ratio("uncertainty"),
+            "ratio": orders[chosen]["ratio_held_out"],
+            "ratio_bootstrap": orders[chosen]["ratio_held_out_bootstrap"],
+            "queue_order": chosen,
+            "queue_order_in_product": LABEL_VALUE_TERM,
             "arrival_final_accuracy": round(target, 4),
-            "labels_arrival": arrival,
-            "labels_uncertainty": uncertainty,
+            "labels_arrival": self.labels_to_reach("arrival", target, held_out),
+            "labels_queue_order": orders[chosen]["labels_to_reach"],
             "labels": self.labels,
-            "arrival_median": [round(v, 4) for v in self.median("arrival")],
-            "uncertainty_median": [round(v, 4) for v in self.median("uncertainty")],
-            "arrival_per_seed": [[round(v, 4) for v in c] for c in self.curves["arrival"]],
-            "uncertainty_per_seed": [[round(v, 4) for v in c] for c in self.curves["uncertainty"]],
+            "arrival_mean": [round(v, 4) for v in self.mean("arrival", held_out)],
+            "queue_order_mean": orders[chosen]["mean_held_out"],
+            # The issue's pair, as the dashboard draws it: arrival vs the queue's order.
+            "arrival_median": [round(v, 4) for v in self.mean("arrival", held_out)],
+            "uncertainty_median": orders[chosen]["mean_held_out"],
+            "orders": orders,
+            "repetitions": len(self.repetitions),
+            "repetitions_held_out": len(held_out),
+            "tuning_seeds": list(self.tuning_seeds),
             "n_locked": self.n_locked,
-            "variants": variants,
+            "per_repetition": {order: [[round(v, 4) for v in c] for c in rows] for order, rows in self.curves.items()},
+            "repetition_keys": [list(r) for r in self.repetitions],
         }
+
+
+def curves_from_progress(
+    lines: Iterable[str], labels: list[int], tuning_seeds: Sequence[int] = TUNING_SEEDS
+) -> LearningCurves:
+    """Rebuild curves from the ``curve (seed, fold, 'order'): a b c …`` lines that ``bench/learning_curve.py``
+    prints as each curve completes (a run split over processes, or one stopped early). Only repetitions
+    with a curve for every order that appears are kept."""
+    found: dict[tuple[int, int], dict[str, list[float]]] = {}
+    for line in lines:
+        match = _PROGRESS.match(line.strip())
+        if match:
+            seed, fold, order, values = int(match[1]), int(match[2]), match[3], [float(v) for v in match[4].split()]
+            if len(values) == len(labels):
+                found.setdefault((seed, fold), {})[order] = values
+    orders = sorted({order for curves in found.values() for order in curves}, key=_order_rank)
+    complete = sorted(key for key, curves in found.items() if set(curves) == set(orders))
+    if not complete or "arrival" not in orders:
+        raise ValueError("no repetition has a curve for every order")
+    return LearningCurves(
+        labels=labels,
+        curves={order: [found[key][order] for key in complete] for order in orders},
+        n_locked=[0] * len(complete),
+        repetitions=complete,
+        tuning_seeds=tuple(tuning_seeds),
+    )
+
+
+_PROGRESS = re.compile(r"curve \((\d+), (\d+), '([^']+)'\): ([\d. ]+)$")
+
+
+def _order_rank(order: str) -> int:
+    known = (*ORDERS, *VARIANTS)
+    return known.index(order) if order in known else len(known)
+
+
+def locked_splits(y: np.ndarray, locked_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(pool, locked) per repetition's locked fold: the same folds for every seed and order."""
+    splitter = StratifiedKFold(n_splits=locked_folds, shuffle=True, random_state=0)
+    return list(splitter.split(np.zeros(len(y)), y))
+
+
+def curve_sizes(splits: Sequence[tuple[np.ndarray, np.ndarray]], start: int, step: int) -> list[int]:
+    """Label counts at which every curve is scored: from ``start`` every ``step`` to the smallest pool."""
+    pool_size = min(len(pool) for pool, _ in splits)
+    sizes = list(range(start, pool_size + 1, step))
+    if sizes[-1] != pool_size:
+        sizes.append(pool_size)
+    return sizes
 
 
 def simulate_learning_curves(
@@ -101,33 +242,50 @@ def simulate_learning_curves(
     start: int = 40,
     step: int = 20,
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    locked_fraction: float = 0.25,
+    locked_folds: int = 4,
     config: Stage1Config | None = None,
     orders: Sequence[str] = ORDERS,
     jobs: int = 1,
+    tuning_seeds: Sequence[int] = TUNING_SEEDS,
+    progress: Callable[[tuple[int, int, str], list[float]], None] | None = None,
 ) -> LearningCurves:
+    """``progress(task, curve)`` is called with each (seed, locked fold, order) curve as it completes."""
     config = config or Stage1Config()
     unknown = set(orders) - set(ORDERS) - set(VARIANTS)
     if unknown or not set(ORDERS) <= set(orders):
         raise ValueError(f"orders must hold {ORDERS} and may add {VARIANTS} (got {list(orders)})")
     y = np.asarray(violative, dtype=int)
-    index = np.arange(len(items))
-    pool, locked = train_test_split(index, test_size=locked_fraction, stratify=y, random_state=0)
-    sizes = list(range(start, len(pool) + 1, step))
-    if sizes[-1] != len(pool):
-        sizes.append(len(pool))
-    tasks = [(seed, order) for seed in seeds for order in orders]
-    args = (items, y, pool, locked, sizes, start, step, config)
-    if jobs > 1:  # each (seed, order) curve is independent: spread them over processes
+    splits = locked_splits(y, locked_folds)
+    sizes = curve_sizes(splits, start, step)
+    repetitions = [(seed, fold) for seed in seeds for fold in range(locked_folds)]
+    tasks = [(seed, fold, order) for seed, fold in repetitions for order in orders]
+    args = [
+        (items, y, splits[fold][0], splits[fold][1], sizes, start, step, config, seed, order)
+        for seed, fold, order in tasks
+    ]
+    if jobs > 1:  # each curve is independent: spread them over processes, in task order as they finish
         from joblib import Parallel, delayed
 
-        results = Parallel(n_jobs=jobs)(delayed(_curve)(*args, seed, order) for seed, order in tasks)
+        finished: Iterable[list[float]] = Parallel(n_jobs=jobs, return_as="generator")(
+            delayed(_curve)(*a) for a in args
+        )
     else:
-        results = [_curve(*args, seed, order) for seed, order in tasks]
+        finished = (_curve(*a) for a in args)
+    results = []
+    for task, curve in zip(tasks, finished, strict=True):
+        results.append(curve)
+        if progress is not None:
+            progress(task, curve)
     curves: dict[str, list[list[float]]] = {order: [] for order in orders}
-    for (_, order), curve in zip(tasks, results, strict=True):
+    for (_, _, order), curve in zip(tasks, results, strict=True):
         curves[order].append(curve)
-    return LearningCurves(labels=sizes, curves=curves, n_locked=len(locked))
+    return LearningCurves(
+        labels=sizes,
+        curves=curves,
+        n_locked=[len(splits[fold][1]) for _, fold in repetitions],
+        repetitions=repetitions,
+        tuning_seeds=tuple(tuning_seeds),
+    )
 
 
 def _curve(
@@ -148,39 +306,100 @@ def _curve(
     labelled, remaining = list(arrival[:start]), list(arrival[start:])
     curve = []
     for size in sizes:
-        head = binary_head_fit([items[i] for i in labelled], y[labelled], config, seed)
+        labelled_items = [items[i] for i in labelled]
+        head = binary_head_fit(labelled_items, y[labelled], config, seed)
         p = head.predict_proba(locked_items)[:, 1]
         curve.append(float(np.mean((p > 0.5) == (y[locked] == 1))))
-        take = min(size + step, len(pool)) - len(labelled) if size != sizes[-1] else 0
+        take = min(size + step, sizes[-1]) - len(labelled) if size != sizes[-1] else 0
         if take <= 0:
             continue
         if order == "arrival":
             labelled, remaining = labelled + remaining[:take], remaining[take:]
             continue
-        chosen = _next_batch(order, head, [items[i] for i in remaining], take, seed)
+        pool_items = [items[i] for i in remaining]
+        chosen = next_batch(order, head, pool_items, take, seed, labelled_items=labelled_items, labelled_y=y[labelled])
         labelled += [remaining[k] for k in sorted(chosen)]
         remaining = [item for k, item in enumerate(remaining) if k not in chosen]
     return curve
 
 
-def _next_batch(order: str, head: BinaryHead, remaining: Sequence[TextItem], take: int, seed: int) -> set[int]:
-    """Positions (in ``remaining``, which is in arrival order) of the next ``take`` items ``order`` serves."""
-    p = head.predict_proba(remaining)[:, 1]
-    by_uncertainty = np.argsort(np.abs(p - 0.5), kind="stable")
+def _columns(head: BinaryHead, items: Sequence[TextItem]) -> sparse.csr_matrix:
+    """The head's own TF-IDF columns of ``items`` (every field side by side), rows L2-normalised."""
+    return normalize(sparse.hstack([block.transform(items) for block in head.blocks]).tocsr())
+
+
+def committee_p(
+    head: BinaryHead, labelled_items: Sequence[TextItem], labelled_y: np.ndarray, items: Sequence[TextItem], seed: int
+) -> np.ndarray:
+    """P(violative) of ``items`` by each of ``COMMITTEE_SIZE`` bootstrap replicates (members × items)."""
+    x_train, x = _columns(head, labelled_items), _columns(head, items)
+    y = np.asarray(labelled_y, dtype=int)
+    rng = np.random.default_rng(seed)
+    members: list[np.ndarray] = []
+    with threadpool_limits(limits=1):
+        while len(members) < COMMITTEE_SIZE:
+            sample = rng.integers(0, len(y), size=len(y))
+            if len(set(y[sample].tolist())) < 2:
+                continue
+            model = LogisticRegression(C=COMMITTEE_C, class_weight="balanced", max_iter=3000)
+            members.append(model.fit(x_train[sample], y[sample]).predict_proba(x)[:, 1])
+    return np.vstack(members)
+
+
+def value_term(
+    order: str,
+    head: BinaryHead,
+    items: Sequence[TextItem],
+    *,
+    labelled_items: Sequence[TextItem],
+    labelled_y: np.ndarray,
+    seed: int,
+) -> np.ndarray:
+    """The per-item stage-1 term of a label-value order (``stage1.label_value``) for ``items``."""
+    p = head.predict_proba(items)[:, 1]
     if order == "uncertainty":
-        return set(by_uncertainty[:take].tolist())
+        return uncertainty_term(p)
+    if order == "committee":
+        return committee_term(committee_p(head, labelled_items, labelled_y, items, seed))
+    if order == "class-balanced":
+        return class_balanced_term(p, float(np.mean(labelled_y)))
+    if order == "density":
+        x = _columns(head, items)
+        similarity = np.asarray(x @ np.asarray(x.mean(axis=0)).ravel()).ravel()
+        return density_term(p, similarity)
+    raise ValueError(f"{order!r} is not a label-value order")
+
+
+def next_batch(
+    order: str,
+    head: BinaryHead,
+    remaining: Sequence[TextItem],
+    take: int,
+    seed: int,
+    *,
+    labelled_items: Sequence[TextItem] = (),
+    labelled_y: np.ndarray | None = None,
+) -> set[int]:
+    """Positions (in ``remaining``, which is in arrival order) of the next ``take`` items ``order`` serves."""
+    y = np.zeros(0, dtype=int) if labelled_y is None else labelled_y
+    base = order if order in VALUE_ORDERS else "uncertainty"
+    term = value_term(base, head, remaining, labelled_items=labelled_items, labelled_y=y, seed=seed)
+    ranked = label_value_order([label_value(uncertainty=float(t)) for t in term])
+    if order in VALUE_ORDERS:
+        return set(ranked[:take].tolist())
     if order == "uncertainty+arrival":
-        chosen = set(by_uncertainty[: (take + 1) // 2].tolist())
+        chosen = set(ranked[: (take + 1) // 2].tolist())
         for k in range(len(remaining)):  # then the earliest arrivals not already taken
             if len(chosen) >= take:
                 break
             chosen.add(k)
         return chosen
-    # uncertainty+diversity
-    shortlist = by_uncertainty[: DIVERSITY_PREFILTER * take]
+    if order != "uncertainty+diversity":
+        raise ValueError(f"unknown order {order!r}")
+    shortlist = ranked[: DIVERSITY_PREFILTER * take]
     if len(shortlist) <= take:
         return set(shortlist.tolist())
-    x = normalize(sparse.hstack([block.transform([remaining[k] for k in shortlist]) for block in head.blocks]).tocsr())
+    x = _columns(head, [remaining[k] for k in shortlist])
     with threadpool_limits(limits=1):
         clusters = KMeans(n_clusters=take, n_init=3, random_state=seed).fit_predict(x)
     chosen = set()

@@ -67,6 +67,11 @@ class Stage1Config:
     embedding_cs: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
     multiclass_c: float = 10.0
     multiclass_balanced: bool = True
+    # sklearn's TF-IDF analyzer for the text fields: "char_wb" (n-grams inside whitespace-separated
+    # runs) or "char" (also across spaces and line breaks).
+    analyzer: str = "char_wb"
+    # Class weight of the per-field (or joint) logistic regressions; the meta-learner is never weighted.
+    class_weight: str | None = "balanced"
 
 
 def field_texts(items: Sequence[TextItem], name: str) -> list[str]:
@@ -78,7 +83,9 @@ def field_texts(items: Sequence[TextItem], name: str) -> list[str]:
 def _vectorizer(name: str, config: Stage1Config) -> TfidfVectorizer:
     if name == "hashtags":  # whole tokens: "#小蛮腰扭起来" means more than its characters
         return TfidfVectorizer(sublinear_tf=True, token_pattern=r"\S+", min_df=config.min_df)  # noqa: S106
-    return TfidfVectorizer(sublinear_tf=True, analyzer="char_wb", ngram_range=config.ngram_range, min_df=config.min_df)
+    return TfidfVectorizer(
+        sublinear_tf=True, analyzer=config.analyzer, ngram_range=config.ngram_range, min_df=config.min_df
+    )
 
 
 EMBEDDING = "embedding"
@@ -203,7 +210,7 @@ class BinaryHead:
                 continue
             x_test = block.transform(_subset(items, test))
             for k, c in enumerate(cs):
-                model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
+                model = LogisticRegression(C=c, class_weight=self.config.class_weight, max_iter=3000)
                 oof[k, test] = model.fit(x_train, y[train]).predict_proba(x_test)[:, 1]
         losses = [log_loss(y, oof[k], labels=[0, 1]) for k in range(len(cs))]
         best = int(np.argmin(losses))
@@ -220,7 +227,7 @@ class BinaryHead:
             columns.append(scores)
             self.kept.append(group)
             self.blocks.append(block)
-            self.models.append(LogisticRegression(C=c, class_weight="balanced", max_iter=3000).fit(x, y))
+            self.models.append(LogisticRegression(C=c, class_weight=self.config.class_weight, max_iter=3000).fit(x, y))
             self.chosen_c.append(c)
         if not columns:
             raise ModerationError("Stage 1 found no usable text in the training items.")

@@ -52,6 +52,24 @@ ENCODER_CANDIDATES: tuple[Stage1Config, ...] = (
 )
 
 
+# Targets whose coverage every selection also reports (the cut for each chosen on the same inner
+# folds as the routing target's): the risk–coverage curve of the chosen model under nested CV.
+REPORT_TARGETS: tuple[float, ...] = (0.90, 0.92, 0.95)
+
+
+# Three feature/learner changes a reviewer of Chinese text would try first, set before any of them
+# was run under nested CV. Not in CANDIDATES: ``bench/stage1_candidates.py`` measures whether
+# letting the inner folds choose among these as well beats CANDIDATES alone (README, "Stage 1").
+FEATURE_CANDIDATES: tuple[Stage1Config, ...] = (
+    # Chinese words are mostly 2-4 characters: bi- to 4-grams instead of uni- and bigrams.
+    Stage1Config(name="stacked-char24", ngram_range=(2, 4)),
+    # n-grams across the spaces and line breaks between OCR lines / speech segments too.
+    Stage1Config(name="stacked-char13-across", ngram_range=(1, 3), analyzer="char"),
+    # No class weights in the field models (the meta-learner calibrates either way).
+    Stage1Config(name="stacked-char12-unweighted", class_weight=None),
+)
+
+
 def choose_candidate(inner: dict[str, dict[str, float]]) -> str:
     """The candidate with the best inner-fold binary accuracy; ties go to the lower log-loss."""
     return max(inner, key=lambda name: (round(inner[name]["accuracy"], 6), -inner[name]["log_loss"]))
@@ -71,6 +89,8 @@ class Selection:
     inner: dict[str, dict[str, float]] = field(default_factory=dict)
     # The escalation threshold (normalised entropy) meeting the target on the inner folds.
     threshold: float | None = None
+    # The same for each of REPORT_TARGETS (and the routing target).
+    thresholds_at: dict[float, float] = field(default_factory=dict)
 
 
 def stage1_select_fit(
@@ -108,11 +128,13 @@ def stage1_select_fit(
         random_state=random_state,
         multiclass=multiclass,
     )
-    threshold = None
-    if target_accuracy is not None:
-        correct = (head.held_out_p > 0.5) == (head.held_out_y == 1)
-        threshold = threshold_for_target(head.held_out_p, correct, target_accuracy)
-    return Selection(classifier=classifier, chosen=chosen, inner=inner, threshold=threshold)
+    correct = (head.held_out_p > 0.5) == (head.held_out_y == 1)
+    targets = sorted({*REPORT_TARGETS, *([target_accuracy] if target_accuracy is not None else [])})
+    thresholds_at = {t: threshold_for_target(head.held_out_p, correct, t) for t in targets}
+    threshold = thresholds_at[target_accuracy] if target_accuracy is not None else None
+    return Selection(
+        classifier=classifier, chosen=chosen, inner=inner, threshold=threshold, thresholds_at=thresholds_at
+    )
 
 
 @dataclass
@@ -123,6 +145,8 @@ class NestedResult:
     p_violative: np.ndarray
     thresholds: np.ndarray  # the escalation threshold each item's outer fold chose on its inner folds
     folds: list[dict[str, Any]]
+    # Per REPORT_TARGETS target: the threshold each item's outer fold chose for it on its inner folds.
+    thresholds_at: dict[float, np.ndarray] = field(default_factory=dict)
 
 
 def stratified_splits(tags: Sequence[str], folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -149,6 +173,7 @@ def stage1_nested_cv(
     y_pred = [""] * n
     p_violative = np.zeros(n)
     thresholds = np.zeros(n)
+    thresholds_at: dict[float, np.ndarray] = {}
     report = []
     for k, (train, test) in enumerate(stratified_splits(labels, folds, seed)):
         selection = stage1_select_fit(
@@ -164,6 +189,8 @@ def stage1_nested_cv(
         p = selection.classifier.p_violative(proba)
         for j, i in enumerate(test):
             y_pred[i], p_violative[i], thresholds[i] = predicted[j], p[j], selection.threshold
+        for target, cut in selection.thresholds_at.items():
+            thresholds_at.setdefault(target, np.zeros(n))[test] = cut
         truth = np.array([labels[i] != safe_label for i in test])
         report.append(
             {
@@ -174,4 +201,6 @@ def stage1_nested_cv(
                 "outer_binary_accuracy": float(np.mean((p > 0.5) == truth)),
             }
         )
-    return NestedResult(y_pred=y_pred, p_violative=p_violative, thresholds=thresholds, folds=report)
+    return NestedResult(
+        y_pred=y_pred, p_violative=p_violative, thresholds=thresholds, folds=report, thresholds_at=thresholds_at
+    )

@@ -34,6 +34,16 @@ def _pct(value: float | None) -> str:
     return "   n/a" if value is None else f"{100 * value:5.1f}%"
 
 
+def _median_row(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several seeds' rows for one target: the median of each number, and its per-seed values."""
+    out: dict[str, Any] = {"target": rows[0]["target"]}
+    for key in ("auto_share", "auto_binary_accuracy", "oracle_coverage"):
+        values = [row[key] for row in rows if row[key] is not None]
+        out[key] = statistics.median(values) if values else None
+        out[f"{key}_per_seed"] = [row[key] for row in rows]
+    return out
+
+
 class Command(BaseCommand):
     help = (
         "Train the cascade's stage-1 classifier on one KuaiMod-format file and report KuaiMod's metrics on "
@@ -145,6 +155,12 @@ class Command(BaseCommand):
                 m[f"{key}_range"] = [min(values), max(values)]
                 m[f"{key}_per_seed"] = values
         m["cascade_escalated_share"] = 1.0 - m["cascade_auto_share"]
+        m["cascade_at_targets"] = [
+            _median_row(
+                [next(r for r in run.metrics["cascade_at_targets"] if r["target"] == row["target"]) for run in runs]
+            )
+            for row in runs[0].metrics["cascade_at_targets"]
+        ]
         m["repeats"] = len(runs)
         return m
 
@@ -161,6 +177,10 @@ class Command(BaseCommand):
         w(f"  non-viol.  precision      {_pct(m['nonviolative_precision'])}   recall {_pct(m['nonviolative_recall'])}")
         w(f"  multi-class accuracy (16) {_pct(m['multiclass_accuracy'])}")
         w(f"  calibration error (ECE)   {m['calibration_error']:.3f}")
+        w(
+            "  reliability (predicted → observed violative, n): "
+            + ", ".join(f"{r['predicted']:.2f}→{r['observed']:.2f} ({r['n']})" for r in m.get("reliability", []))
+        )
         if m.get("chosen"):
             w(f"  model chosen on inner folds: {m['chosen']}")
         for fold in m.get("folds_detail", []):
@@ -181,4 +201,10 @@ class Command(BaseCommand):
             f"  cascade @ {routing}: auto-decided {_pct(m['cascade_auto_share'])} "
             f"(binary accuracy {_pct(m['cascade_auto_binary_accuracy'])}), escalated {_pct(m['cascade_escalated_share'])}"
         )
+        for row in m.get("cascade_at_targets", []):
+            w(
+                f"  cascade @ target {row['target']:.2f}: auto-decided {_pct(row['auto_share'])} at "
+                f"{_pct(row['auto_binary_accuracy'])} (cut from inner folds); the scored items' own curve "
+                f"allows at most {_pct(row['oracle_coverage'])}"
+            )
         w(f"  ({m['seconds']:.1f} s)")

@@ -295,3 +295,23 @@ def test_the_embedding_field_learns_from_stored_embeddings_and_a_missing_one_is_
     assert ("embedding",) not in text_only.binary.kept  # the default stage 1 never reads it
     with pytest.raises(ModerationError, match="8-dimensional"):
         classifier.predict_proba([TextItem(title="视频", embedding=(0.0, 1.0))])
+
+
+def test_evaluate_reports_the_cascade_at_each_target_and_the_reliability_table(tmp_path) -> None:
+    data = write_split(tmp_path / "all.jsonl", start=0, take=slice(0, 12))
+    out = StringIO()
+
+    # Plain CV runs the nested code path with one candidate (cheaper); the cuts come from inner folds.
+    call_command("evaluate", "--train", str(data), "--cv", "3", "--target-accuracy", "0.92", stdout=out)
+
+    result = _last_json(out.getvalue())
+    assert result["target_accuracy"] == pytest.approx(0.92)
+    rows = {row["target"]: row for row in result["cascade_at_targets"]}
+    assert set(rows) == {0.9, 0.92, 0.95}
+    # The routing target's row is the cascade the headline keys describe (same inner-fold cuts).
+    assert rows[0.92]["auto_share"] == pytest.approx(result["cascade_auto_share"])
+    assert rows[0.92]["auto_binary_accuracy"] == result["cascade_auto_binary_accuracy"]
+    assert all(0.0 <= row["oracle_coverage"] <= 1.0 for row in rows.values())
+    assert rows[0.9]["oracle_coverage"] >= rows[0.95]["oracle_coverage"]  # a stricter target covers less
+    assert sum(row["n"] for row in result["reliability"]) == 24
+    assert "cascade @ target 0.95" in out.getvalue()

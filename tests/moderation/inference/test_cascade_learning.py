@@ -12,11 +12,26 @@ from moderation.feedback.models import FeedbackAggregate
 from moderation.inference.kuaimod import kuaimod_import
 from moderation.inference.services import cascade_retrain_if_due, cascade_target_set, cascade_train
 from moderation.inference.stage1.inputs import TextItem
-from moderation.inference.stage1.learning import LearningCurves, simulate_learning_curves
+from moderation.inference.stage1.label_value import (
+    class_balanced_term,
+    committee_term,
+    density_term,
+    label_value,
+    label_value_order,
+    uncertainty_term,
+)
+from moderation.inference.stage1.learning import (
+    VALUE_ORDERS,
+    VARIANTS,
+    LearningCurves,
+    committee_p,
+    next_batch,
+    simulate_learning_curves,
+)
 from moderation.inference.stage1.model import Stage1Config
 from moderation.inference.stage1.routing import cut_for_target, entropy_for_confidence
 from moderation.models import ItemLabel, PolicyVersion, ReviewQueue
-from moderation.review.services import review_claim_next, review_tasks_create_for_decision
+from moderation.review.services import review_claim_next, review_label_value, review_tasks_create_for_decision
 from tests.factories import DecisionFactory, PolicyVersionFactory, VideoFactory
 from tests.moderation.inference.kuaimod_samples import write_split
 
@@ -102,41 +117,76 @@ def test_beat_retrains_stage_one_once_enough_new_labels_arrived(trained, setting
 
 
 def test_the_learning_curve_ratio_compares_label_counts_at_the_arrival_orders_final_accuracy() -> None:
+    # Two seeds × two locked folds; seed 0 tunes, seed 1 is reported.
     curves = LearningCurves(
         labels=[40, 60, 80, 100],
-        curves={"arrival": [[0.6, 0.65, 0.7, 0.74]] * 3, "uncertainty": [[0.6, 0.7, 0.75, 0.76]] * 3},
-        n_locked=100,
+        curves={
+            "arrival": [[0.6, 0.65, 0.7, 0.74]] * 4,
+            "uncertainty": [[0.6, 0.7, 0.75, 0.76]] * 2 + [[0.6, 0.62, 0.76, 0.76]] * 2,
+            "density": [[0.6, 0.74, 0.76, 0.76]] * 2 + [[0.6, 0.6, 0.6, 0.6]] * 2,
+        },
+        n_locked=[100] * 4,
+        repetitions=[(0, 0), (0, 1), (1, 0), (1, 1)],
     )
     summary = curves.summary()
     assert list(summary)[0] == "ratio"
-    assert (summary["labels_arrival"], summary["labels_uncertainty"]) == (100, 80)
-    assert summary["ratio"] == pytest.approx(0.8)
-    never = LearningCurves(labels=[40, 60], curves={"arrival": [[0.6, 0.7]], "uncertainty": [[0.6, 0.65]]}, n_locked=9)
-    assert never.summary()["ratio"] == pytest.approx(80 / 60, abs=1e-4)  # counted as one retrain past the pool
+    # density wins on the tuning seed (reaches .74 at 60 labels), so it is the queue's order; its
+    # reported ratio is the held-out seed's, where it never reaches arrival's .74: one retrain past.
+    assert summary["queue_order"] == "density"
+    assert summary["orders"]["density"]["ratio_tuning"] == pytest.approx(0.6)
+    assert summary["ratio"] == pytest.approx(120 / 100)
+    assert summary["orders"]["uncertainty"]["ratio_held_out"] == pytest.approx(0.8)
+    assert (summary["labels_arrival"], summary["orders"]["uncertainty"]["labels_to_reach"]) == (100, 80)
+    assert summary["orders"]["uncertainty"]["mean_accuracy_gap_vs_arrival"]["mean"] == pytest.approx(
+        np.mean([0.6, 0.62, 0.76, 0.76]) - np.mean([0.6, 0.65, 0.7, 0.74]), abs=1e-4
+    )
+    never = LearningCurves(
+        labels=[40, 60], curves={"arrival": [[0.6, 0.7]], "uncertainty": [[0.6, 0.65]]}, n_locked=[9]
+    )
+    assert never.ratio("uncertainty") == pytest.approx(80 / 60, abs=1e-4)  # counted as one retrain past the pool
 
 
-def test_the_simulation_retrains_on_both_orders_from_the_same_first_labels() -> None:
+def test_curves_are_averaged_over_repetitions_and_the_ratio_spread_is_a_bootstrap_over_them() -> None:
+    arrival = [[0.6, 0.7, 0.8]] * 10
+    # Half the repetitions are at .9 by 60 labels, half only at .7: the mean curve is at .8 by 60.
+    uncertainty = [[0.6, 0.9, 0.9]] * 5 + [[0.6, 0.7, 0.8]] * 5
+    curves = LearningCurves(
+        labels=[40, 60, 80], curves={"arrival": arrival, "uncertainty": uncertainty}, n_locked=[10] * 10
+    )
+    assert curves.mean("uncertainty") == pytest.approx([0.6, 0.8, 0.85])
+    assert curves.ratio("uncertainty") == pytest.approx(60 / 80, abs=1e-4)
+    assert curves.ratio("uncertainty", [5, 6]) == pytest.approx(1.0)  # the slow repetitions alone
+    spread = curves.ratio_spread("uncertainty")
+    # A resample with fewer than half fast repetitions needs 80 labels: the interval spans both.
+    assert spread["ci95"] == pytest.approx([0.75, 1.0])
+    assert spread["share_at_most_0.6"] == 0.0
+
+
+def test_the_simulation_rotates_the_locked_fold_and_starts_every_order_from_the_same_labels() -> None:
     rng = random.Random(0)
     items, violative = [], []
-    for i in range(60):
+    for i in range(40):
         bad = i % 2 == 0
         noise = "".join(rng.choice("山水风云花鸟") for _ in range(4))
         items.append(TextItem(title=("加微信私聊" if bad else "家常菜做法") + noise))
         violative.append(bad)
 
     curves = simulate_learning_curves(
-        items, violative, start=10, step=10, seeds=[0], config=Stage1Config(stack_cs=(1.0,), stack_folds=2)
+        items, violative, start=12, step=9, seeds=[0], config=Stage1Config(stack_cs=(1.0,), stack_folds=2)
     )
 
-    assert curves.labels == [10, 20, 30, 40, 45]
-    assert curves.n_locked == 15
+    assert curves.labels == [12, 21, 30]
+    assert curves.repetitions == [(0, 0), (0, 1), (0, 2), (0, 3)]  # each quarter locked once
+    assert curves.n_locked == [10, 10, 10, 10]
     for order in ("arrival", "uncertainty"):
-        [curve] = curves.curves[order]
-        assert len(curve) == 5 and curve[-1] == pytest.approx(1.0)  # an easy task, all labels known
-    assert curves.curves["arrival"][0][0] == curves.curves["uncertainty"][0][0]  # same first 10 labels
+        assert len(curves.curves[order]) == 4
+        for curve in curves.curves[order]:
+            assert len(curve) == 3 and curve[-1] == pytest.approx(1.0)  # an easy task, all labels known
+    for rep in range(4):
+        assert curves.curves["arrival"][rep][0] == curves.curves["uncertainty"][rep][0]  # same first 12 labels
 
 
-def test_the_mixed_and_diverse_orders_take_full_batches_from_the_same_first_labels() -> None:
+def test_every_order_takes_full_batches_from_the_same_first_labels() -> None:
     rng = random.Random(1)
     items, violative = [], []
     for i in range(40):
@@ -144,7 +194,7 @@ def test_the_mixed_and_diverse_orders_take_full_batches_from_the_same_first_labe
         noise = "".join(rng.choice("山水风云花鸟") for _ in range(4))
         items.append(TextItem(title=("加微信私聊" if bad else "家常菜做法") + noise))
         violative.append(bad)
-    orders = ("arrival", "uncertainty", "uncertainty+arrival", "uncertainty+diversity")
+    orders = ("arrival", "uncertainty", *VARIANTS)
 
     curves = simulate_learning_curves(
         items,
@@ -152,6 +202,7 @@ def test_the_mixed_and_diverse_orders_take_full_batches_from_the_same_first_labe
         start=10,
         step=10,
         seeds=[0],
+        locked_folds=2,
         config=Stage1Config(stack_cs=(1.0,), stack_folds=2),
         orders=orders,
     )
@@ -159,24 +210,112 @@ def test_the_mixed_and_diverse_orders_take_full_batches_from_the_same_first_labe
     assert {curves.curves[order][0][0] for order in orders} == {curves.curves["arrival"][0][0]}
     assert all(curves.curves[order][0][-1] == pytest.approx(1.0) for order in orders)  # all labels known
     summary = curves.summary()
-    assert set(summary["variants"]) == {"uncertainty+arrival", "uncertainty+diversity"}
-    assert summary["variants"]["uncertainty+arrival"]["ratio"] == curves.ratio("uncertainty+arrival")
+    assert set(summary["orders"]) == set(orders) - {"arrival"}
+    assert summary["queue_order"] in VALUE_ORDERS
     with pytest.raises(ValueError, match="orders"):
         simulate_learning_curves(items, violative, orders=("arrival", "random"))
 
 
-def test_the_mixed_order_serves_half_uncertain_half_earliest_and_the_diverse_one_spreads_its_batch() -> None:
-    from moderation.inference.stage1.learning import _next_batch
+def _borderline_head():  # type: ignore[no-untyped-def]
     from moderation.inference.stage1.model import binary_head_fit
 
     train = [TextItem(title=t) for t in ["加微信私聊", "加微信私聊便宜", "家常菜做法", "家常菜做法好吃"] * 3]
-    head = binary_head_fit(train, np.array([1, 1, 0, 0] * 3), Stage1Config(stack_cs=(1.0,), stack_folds=2))
+    return train, binary_head_fit(train, np.array([1, 1, 0, 0] * 3), Stage1Config(stack_cs=(1.0,), stack_folds=2))
+
+
+def test_the_simulated_queue_ranks_by_the_products_label_value_rule(policy_version) -> None:
+    """The bench's uncertainty order and the review queue's priority are the same function of P(violative)."""
+    train, head = _borderline_head()
+    remaining = [
+        TextItem(title="加微信私聊便宜"),
+        TextItem(title="家常菜做法好吃"),
+        TextItem(title="加微信私聊家常菜做法"),
+    ]
+    remaining += [TextItem(title="山水花鸟"), TextItem(title="家常菜")]
+    p = head.predict_proba(remaining)[:, 1]
+
+    served = next_batch(
+        "uncertainty", head, remaining, 2, seed=0, labelled_items=train, labelled_y=np.array([1, 1, 0, 0] * 3)
+    )
+
+    decisions = [
+        DecisionFactory(policy_version=policy_version, cascade_p_violative=float(v), is_violation=bool(v > 0.5))
+        for v in p
+    ]
+    far = 10**9  # no SLA pressure, no feedback: the queue's value is the uncertainty term alone
+    values = [review_label_value(decision=d, sla_seconds=far, now=d.video.created_at) for d in decisions]
+    assert values == pytest.approx([label_value(uncertainty=u) for u in uncertainty_term(p)])
+    assert served == set(np.argsort(values)[::-1][:2].tolist())
+    assert served == {2, 3}  # the two items with both cues or neither
+
+
+def test_the_alternative_label_value_terms() -> None:
+    agree, split = np.array([[0.9, 0.2]] * 5), np.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.1], [0.1, 0.9], [0.5, 0.5]])
+    assert committee_term(agree) == pytest.approx([0.0, 0.0], abs=1e-9)
+    assert (committee_term(split) > 0.3).all()
+    p = np.array([0.6, 0.4])  # equally uncertain, opposite predictions
+    few_violative = class_balanced_term(p, violative_share=0.2)
+    assert few_violative[0] > few_violative[1]  # the class the labels hold less of counts more
+    assert class_balanced_term(p, 0.5) == pytest.approx(uncertainty_term(p))
+    assert density_term(np.array([0.5, 0.5]), np.array([0.9, 0.1])).tolist() == pytest.approx([0.9, 0.1])
+    assert label_value_order([0.2, 0.9, 0.9, 0.1]).tolist() == [1, 2, 0, 3]  # ties keep arrival order
+
+
+def test_the_mixed_order_serves_half_uncertain_half_earliest_and_the_diverse_one_spreads_its_batch() -> None:
+    train, head = _borderline_head()
+    y = np.array([1, 1, 0, 0] * 3)
     # Confident items first in arrival order, then borderline ones (both cues or neither), duplicated.
     remaining = [TextItem(title="加微信私聊便宜"), TextItem(title="家常菜做法好吃")]
     remaining += [TextItem(title="加微信私聊家常菜做法"), TextItem(title="山水花鸟")] * 4
 
-    mixed = _next_batch("uncertainty+arrival", head, remaining, 4, seed=0)
-    diverse = _next_batch("uncertainty+diversity", head, remaining, 2, seed=0)
+    mixed = next_batch("uncertainty+arrival", head, remaining, 4, seed=0, labelled_items=train, labelled_y=y)
+    diverse = next_batch("uncertainty+diversity", head, remaining, 2, seed=0, labelled_items=train, labelled_y=y)
+    committee = next_batch("committee", head, remaining, 2, seed=0, labelled_items=train, labelled_y=y)
 
     assert len(mixed) == 4 and {0, 1} <= mixed  # the two earliest arrivals, however confident
     assert {remaining[k].title for k in diverse} == {"加微信私聊家常菜做法", "山水花鸟"}  # one of each kind
+    members = committee_p(head, train, y, remaining, seed=0)
+    assert members.shape == (5, len(remaining))
+    assert committee == set(label_value_order(committee_term(members))[:2].tolist())
+
+
+def test_the_dashboard_draws_the_benchs_learning_curve_with_its_spread(db, client_as, settings, tmp_path) -> None:
+    import json
+
+    settings.MODELS_DIR = tmp_path / "models"
+    assert "Run <code>bench/learning_curve.py</code>" in client_as("admin").get("/cascade/").content.decode()
+    curves = LearningCurves(
+        labels=[40, 60, 80],
+        curves={"arrival": [[0.6, 0.7, 0.8]] * 4, "uncertainty": [[0.6, 0.8, 0.8]] * 2 + [[0.6, 0.7, 0.8]] * 2},
+        n_locked=[10] * 4,
+        repetitions=[(0, 0), (0, 1), (1, 0), (1, 1)],
+    )
+    result = {**curves.summary(), "seeds": 2, "locked_folds": 2, "data": "dev.jsonl"}
+    (tmp_path / "models" / "cascade").mkdir(parents=True)
+    (tmp_path / "models" / "cascade" / "learning_curve.json").write_text(json.dumps(result), encoding="utf-8")
+
+    page = client_as("admin").get("/cascade/").content.decode()
+
+    assert 'id="learning-curve"' in page
+    summary = page[page.index('id="learning-summary"') :].split("</p>")[0]
+    assert "the queue's order (uncertainty)" in summary and "mean of 2 repetitions" in summary
+    # Seed 0 (tuning) learned faster; the held-out seed 1 did not: the page quotes seed 1.
+    assert "the queue's order\n    with 80 (ratio 1.0, bootstrap 95% 1.0–1.0; goal ≤ 0.6)" in summary
+
+
+def test_a_run_split_over_processes_is_rebuilt_from_its_progress_lines() -> None:
+    from moderation.inference.stage1.learning import curves_from_progress
+
+    lines = [
+        "curve (0, 0, 'arrival'): 0.600 0.700",
+        "curve (0, 0, 'uncertainty'): 0.600 0.800",
+        "noise between the lines",
+        "curve (1, 0, 'uncertainty'): 0.500 0.700",  # seed 1's arrival curve never finished: dropped
+        "curve (0, 1, 'uncertainty'): 0.600 0.600",
+        "curve (0, 1, 'arrival'): 0.600 0.650",
+    ]
+    curves = curves_from_progress(lines, labels=[40, 60])
+    assert curves.repetitions == [(0, 0), (0, 1)]
+    assert curves.curves == {"arrival": [[0.6, 0.7], [0.6, 0.65]], "uncertainty": [[0.6, 0.8], [0.6, 0.6]]}
+    with pytest.raises(ValueError, match="every order"):
+        curves_from_progress(lines[3:4], labels=[40, 60])

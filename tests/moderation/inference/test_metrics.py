@@ -62,3 +62,11 @@ def test_the_wilson_interval_matches_textbook_values() -> None:
     assert wilson_interval(10, 10)[1] == 1.0
     m = kuaimod_metrics([SAFE, SAFE, "色情低俗", "引导私下交易"], [SAFE, SAFE, "色情低俗", SAFE], kuaimod_taxonomy())
     assert m["binary_accuracy_ci95"] == [round(v, 4) for v in wilson_interval(3, 4)]
+
+
+def test_the_reliability_table_bins_predictions_and_counts_what_was_observed() -> None:
+    from moderation.inference.metrics import reliability_table
+
+    rows = reliability_table([0.05, 0.15, 0.12, 0.95, 0.91], [False, True, False, True, True])
+    assert [(row["bin"], row["n"]) for row in rows] == [([0.0, 0.1], 1), ([0.1, 0.2], 2), ([0.9, 1.0], 2)]
+    assert rows[1]["predicted"] == pytest.approx(0.135) and rows[1]["observed"] == pytest.approx(0.5)

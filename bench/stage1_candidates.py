@@ -1,0 +1,165 @@
+"""Do three pre-registered feature/learner changes earn a place in stage 1? Nested CV over the KuaiMod dev records.
+
+``selection.FEATURE_CANDIDATES`` (character 2-4-grams, n-grams across segment boundaries, no class
+weights in the field models) were written down before any of them was run. For R repeats of outer
+stratified K-fold (the folds of ``evaluate --cv K --nested --seed S``), every candidate's binary head is
+fitted on each outer training part and two selections are made on its inner folds only
+(``choose_candidate``, the rule stage 1 uses):
+
+* ``text``: among ``CANDIDATES`` (today's stage 1; reproduces ``evaluate --nested``'s binary accuracy);
+* ``text+features``: among ``CANDIDATES`` and ``FEATURE_CANDIDATES``.
+
+Both are scored on the outer folds (binary accuracy pooled per repeat; the cascade at each of
+``REPORT_TARGETS`` with the cut from the chosen head's inner folds). Each fixed candidate's outer
+accuracy is printed for information only (plain CV of a pre-registered configuration, no choice).
+A change is adopted only if ``text+features`` beats ``text`` on every repeat.
+
+    .venv/bin/python bench/stage1_candidates.py [--repeats 3] [--folds 5] [--jobs N]
+
+Last line: one JSON object, ``ratio`` first = median accuracy of ``text+features`` ÷ median of ``text``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import django_setup
+from stage1_encoders import outer_fold
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets/kuaimod/dev.jsonl"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=1, help="processes for the independent (repeat, outer fold) fits")
+    args = parser.parse_args()
+    django_setup()
+    import numpy as np
+
+    from moderation.inference.evaluation import records_as_inputs
+    from moderation.inference.kuaimod import kuaimod_read
+    from moderation.inference.stage1.routing import normalised_entropy
+    from moderation.inference.stage1.selection import (
+        CANDIDATES,
+        FEATURE_CANDIDATES,
+        REPORT_TARGETS,
+        choose_candidate,
+        stratified_splits,
+    )
+    from moderation.policies.seed import SAFE_LABEL
+
+    records = kuaimod_read(args.data).records
+    items = records_as_inputs(records)
+    tags = [r.tag for r in records]
+    y = np.array([t != SAFE_LABEL for t in tags], dtype=int)
+    arms = {"text": [c.name for c in CANDIDATES], "text+features": [c.name for c in (*CANDIDATES, *FEATURE_CANDIDATES)]}
+    configs = [*CANDIDATES, *FEATURE_CANDIDATES]
+    started = time.perf_counter()
+    tasks = [
+        (seed, k, train, test)
+        for seed in range(args.repeats)
+        for k, (train, test) in enumerate(stratified_splits(tags, args.folds, seed))
+    ]
+    fitted: dict[float, list[Any]] = {}
+    # One fit per (repeat, fold, candidate); the cut for every target comes from the same inner folds.
+    if args.jobs > 1:
+        from joblib import Parallel, delayed
+
+        runs = Parallel(n_jobs=args.jobs)(
+            delayed(outer_fold)(items, y, configs, REPORT_TARGETS, train, seed) for seed, _, train, _ in tasks
+        )
+    else:
+        runs = [outer_fold(items, y, configs, REPORT_TARGETS, train, seed) for seed, _, train, _ in tasks]
+    fitted = dict(enumerate(runs))
+
+    per_repeat: list[dict[str, Any]] = []
+    for seed in range(args.repeats):
+        outer_p = {c.name: np.zeros(len(items)) for c in configs}
+        arm_p = {arm: np.zeros(len(items)) for arm in arms}
+        arm_cut = {arm: {t: np.zeros(len(items)) for t in REPORT_TARGETS} for arm in arms}
+        chosen: dict[str, list[str]] = {arm: [] for arm in arms}
+        for index, (task_seed, _, _, test) in enumerate(tasks):
+            if task_seed != seed:
+                continue
+            inner, predict, thresholds = fitted[index]
+            for name in inner:
+                outer_p[name][test] = predict[name][test]
+            for arm, names in arms.items():
+                name = choose_candidate({n: inner[n] for n in names})
+                chosen[arm].append(name)
+                arm_p[arm][test] = predict[name][test]
+                for t in REPORT_TARGETS:
+                    arm_cut[arm][t][test] = thresholds[name][t]
+        row: dict[str, Any] = {"seed": seed}
+        for arm in arms:
+            p = arm_p[arm]
+            right = (p > 0.5) == (y == 1)
+            cascade = {}
+            for t in REPORT_TARGETS:
+                auto = normalised_entropy(p) <= arm_cut[arm][t]
+                cascade[str(t)] = {
+                    "auto_share": round(float(auto.mean()), 4),
+                    "auto_accuracy": round(float(right[auto].mean()), 4) if auto.any() else None,
+                }
+            row[arm] = {"binary_accuracy": round(float(right.mean()), 4), "cascade": cascade, "chosen": chosen[arm]}
+        row["fixed"] = {name: round(float(((p > 0.5) == (y == 1)).mean()), 4) for name, p in outer_p.items()}
+        per_repeat.append(row)
+        print(
+            f"seed {seed}: text {row['text']['binary_accuracy']:.3f} (chose {','.join(chosen['text'])}); "
+            f"text+features {row['text+features']['binary_accuracy']:.3f} (chose {','.join(chosen['text+features'])})",
+            flush=True,
+        )
+        print("  fixed candidates: " + ", ".join(f"{k} {v:.3f}" for k, v in row["fixed"].items()), flush=True)
+
+    def summary(values: list[float]) -> dict[str, Any]:
+        return {"median": round(statistics.median(values), 4), "range": [min(values), max(values)], "per_seed": values}
+
+    result: dict[str, Any] = {}
+    for arm in arms:
+        result[arm] = {
+            "binary_accuracy": summary([r[arm]["binary_accuracy"] for r in per_repeat]),
+            "cascade": {
+                str(t): {
+                    "auto_share": summary([r[arm]["cascade"][str(t)]["auto_share"] for r in per_repeat]),
+                    "auto_accuracy": summary(
+                        [
+                            r[arm]["cascade"][str(t)]["auto_accuracy"]
+                            for r in per_repeat
+                            if r[arm]["cascade"][str(t)]["auto_accuracy"] is not None
+                        ]
+                        or [0.0]
+                    ),
+                }
+                for t in REPORT_TARGETS
+            },
+            "chosen": [c for r in per_repeat for c in r[arm]["chosen"]],
+        }
+    paired = [round(r["text+features"]["binary_accuracy"] - r["text"]["binary_accuracy"], 4) for r in per_repeat]
+    out = {
+        "ratio": round(
+            result["text+features"]["binary_accuracy"]["median"] / result["text"]["binary_accuracy"]["median"], 4
+        ),
+        "binary_accuracy_text": result["text"]["binary_accuracy"],
+        "binary_accuracy_text_features": result["text+features"]["binary_accuracy"],
+        "paired_difference_per_seed": paired,
+        "supported": all(d > 0 for d in paired),
+        "arms": result,
+        "fixed_candidates": {c.name: summary([r["fixed"][c.name] for r in per_repeat]) for c in configs},
+        "seconds": round(time.perf_counter() - started, 1),
+        "jobs": args.jobs,
+        "repeats": args.repeats,
+        "folds": args.folds,
+        "n": len(items),
+        "data": args.data.name,
+    }
+    print(json.dumps(out, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
