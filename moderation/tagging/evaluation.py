@@ -23,10 +23,10 @@ import numpy as np
 
 from moderation.errors import ModerationError
 from moderation.tagging import ranking
-from moderation.tagging.text import Segment, embedding_text, split_segments
+from moderation.tagging.text import Segment, embedding_text, split_segments, title_text
 from workbench.text import storable_text
 
-SOURCES = ("text", "embedding", "similar", "classifier", "vlm")
+SOURCES = ranking.SOURCES
 INNER_FOLDS = 5
 
 
@@ -37,6 +37,8 @@ class Record:
     gold: set[int]
     text: str
     vector: np.ndarray | None = None
+    title: str = ""
+    title_vector: np.ndarray | None = None
 
 
 @dataclass
@@ -94,26 +96,34 @@ def load_records(
             segments = split_segments(
                 title=fields["title"], description=fields["description"], ocr=fields["OCR"], asr=fields["ASR"]
             )
-            report.records.append(Record(number, segments, gold, embedding_text(segments)))
+            report.records.append(Record(number, segments, gold, embedding_text(segments), title=title_text(segments)))
     return report
 
 
 def embed_records(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
+    """The whole text's vector and the title's (as the worker computes them for a video)."""
     todo = [r for r in records if r.vector is None]
     if todo:
         vectors = encode([r.text or " " for r in todo])
         for r, v in zip(todo, vectors, strict=True):
             r.vector = np.asarray(v, dtype=np.float32)
+    titled = [r for r in records if r.title and r.title_vector is None]
+    if titled:
+        vectors = encode([r.title for r in titled])
+        for r, v in zip(titled, vectors, strict=True):
+            r.title_vector = np.asarray(v, dtype=np.float32)
 
 
 @dataclass
 class Knowledge:
-    """What is learned from tagged records: prior counts, neighbour pool, per-tag classifiers."""
+    """What is learned from tagged records: prior counts, neighbour pool, per-tag classifiers,
+    tag co-occurrence."""
 
     prior: dict[int, float]
     vectors: np.ndarray
     tag_lists: list[list[int]]
     classifiers: dict[int, ranking.LinearModel]
+    cooccur: dict[int, dict[int, float]] = field(default_factory=dict)
 
 
 def learn(records: Sequence[Record]) -> Knowledge:
@@ -126,11 +136,21 @@ def learn(records: Sequence[Record]) -> Knowledge:
         else np.zeros((0, 384), dtype=np.float32)
     )
     tag_lists = [sorted(r.gold) for r in records]
-    return Knowledge(dict(prior), vectors, tag_lists, ranking.fit_classifiers(vectors, tag_lists))
+    return Knowledge(
+        dict(prior),
+        vectors,
+        tag_lists,
+        ranking.fit_classifiers(vectors, tag_lists),
+        ranking.cooccurrence(tag_lists),
+    )
 
 
-def candidates_for(record: Record, vocab: ranking.Vocabulary, know: Knowledge) -> dict[int, ranking.Candidate]:
-    v = ranking.Vocabulary(vocab.tag_ids, vocab.names, vocab.lexicon, vocab.embeddings, vocab.max_len, know.prior)
+def candidates_for(
+    record: Record, vocab: ranking.Vocabulary, know: Knowledge, options: ranking.Options = ranking.Options()
+) -> dict[int, ranking.Candidate]:
+    v = ranking.Vocabulary(
+        vocab.tag_ids, vocab.names, vocab.lexicon, vocab.embeddings, vocab.max_len, know.prior, know.cooccur
+    )
     assert record.vector is not None
     return ranking.generate(
         segments=record.segments,
@@ -138,6 +158,8 @@ def candidates_for(record: Record, vocab: ranking.Vocabulary, know: Knowledge) -
         vocab=v,
         neighbours=ranking.neighbours_from(record.vector, know.vectors, know.tag_lists),
         classifiers=know.classifiers,
+        title_vector=record.title_vector,
+        options=options,
     )
 
 
@@ -146,7 +168,13 @@ def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
     return [order[i::k] for i in range(k)]
 
 
-def train_ranker(records: Sequence[Record], vocab: ranking.Vocabulary, *, seed: int = 0) -> ranking.LinearModel | None:
+def train_ranker(
+    records: Sequence[Record],
+    vocab: ranking.Vocabulary,
+    *,
+    seed: int = 0,
+    options: ranking.Options = ranking.Options(),
+) -> ranking.LinearModel | None:
     """Logistic regression on out-of-fold candidate features of the train records."""
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
@@ -157,7 +185,7 @@ def train_ranker(records: Sequence[Record], vocab: ranking.Vocabulary, *, seed: 
         held_set = set(int(i) for i in held)
         know = learn([r for i, r in enumerate(records) if i not in held_set])
         for i in held:
-            cands = list(candidates_for(records[int(i)], vocab, know).values())
+            cands = list(candidates_for(records[int(i)], vocab, know, options).values())
             if cands:
                 xs.append(ranking.feature_matrix(cands))
                 ys.append(np.array([c.tag_id in records[int(i)].gold for c in cands], dtype=int))
@@ -177,11 +205,15 @@ class Scored:
 
 
 def predict(
-    records: Sequence[Record], vocab: ranking.Vocabulary, know: Knowledge, model: ranking.LinearModel | None
+    records: Sequence[Record],
+    vocab: ranking.Vocabulary,
+    know: Knowledge,
+    model: ranking.LinearModel | None,
+    options: ranking.Options = ranking.Options(),
 ) -> list[Scored]:
     out: list[Scored] = []
     for r in records:
-        cands = candidates_for(r, vocab, know)
+        cands = candidates_for(r, vocab, know, options)
         ranked = ranking.rank(cands, model)
         by_source = {
             s: sorted(((c.tag_id, c.scores[s]) for c in cands.values() if s in c.scores), key=lambda p: (-p[1], p[0]))
@@ -210,17 +242,31 @@ def metrics(scored: Sequence[Scored], k: int) -> dict[str, Any]:
     return result
 
 
-def run(train: Sequence[Record], test: Sequence[Record], vocab: ranking.Vocabulary, *, seed: int = 0) -> list[Scored]:
-    model = train_ranker(train, vocab, seed=seed)
-    return predict(test, vocab, learn(train), model)
+def run(
+    train: Sequence[Record],
+    test: Sequence[Record],
+    vocab: ranking.Vocabulary,
+    *,
+    seed: int = 0,
+    options: ranking.Options = ranking.Options(),
+) -> list[Scored]:
+    model = train_ranker(train, vocab, seed=seed, options=options)
+    return predict(test, vocab, learn(train), model, options)
 
 
-def cross_validate(records: Sequence[Record], vocab: ranking.Vocabulary, *, folds: int, seed: int) -> list[Scored]:
+def cross_validate(
+    records: Sequence[Record],
+    vocab: ranking.Vocabulary,
+    *,
+    folds: int,
+    seed: int,
+    options: ranking.Options = ranking.Options(),
+) -> list[Scored]:
     """Outer k-fold: every record scored once by a model that never saw it (the ranker's own inner
     folds are drawn inside each outer training part)."""
     scored: list[Scored] = []
     for held in _folds(len(records), folds, seed):
         held_set = set(int(i) for i in held)
         train = [r for i, r in enumerate(records) if i not in held_set]
-        scored += run(train, [records[int(i)] for i in held], vocab, seed=seed)
+        scored += run(train, [records[int(i)] for i in held], vocab, seed=seed, options=options)
     return scored

@@ -135,6 +135,7 @@ class TagSource(models.TextChoices):
     SIMILAR = "similar", "Similar videos"
     CLASSIFIER = "classifier", "Per-tag classifier"
     VLM = "vlm", "VLM free text"
+    RELATED = "related", "Related tags"
 
 
 class TagCandidate(models.Model):

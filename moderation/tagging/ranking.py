@@ -5,7 +5,12 @@ Sources (each proposes tags with a score; the ranker sees every source's score f
 text (names and aliases found in title / description / OCR / ASR), embedding (cosine between the
 video text and the tag name, e5), similar (tags of the nearest tagged videos, weighted by cosine,
 plus reproduction-cluster members), classifier (per-tag logistic regressions on the video
-embedding, for tags with enough examples) and vlm (free-text tags snapped to the vocabulary).
+embedding, for tags with enough examples), vlm (free-text tags snapped to the vocabulary) and
+related (tags that co-occurred with a text-hit tag on tagged videos, and the text hits' nearest tags
+by tag embedding: generic tags such as 美食 that no text names but 龙虾 implies).
+
+Zero-shot reads two vectors of the video: its whole text (stored, also the similar-videos key) and
+its title alone (titles carry the uploader's hashtags; not stored, one short encoder call).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from moderation.tagging.text import Segment, find_tag_names
+
+SOURCES = ("text", "embedding", "similar", "classifier", "vlm", "related")
 
 FEATURES = [
     "text_title",
@@ -33,6 +40,11 @@ FEATURES = [
     "prior",
     "agreement",
     "name_len",
+    "text_hashtag",
+    "title_embedding",
+    "title_embedding_rank",
+    "related_cooccur",
+    "related_similar",
 ]
 # Until reviewers' events train a model: a hand-set weighted sum (scores in [0, 1] roughly).
 DEFAULT_WEIGHTS = {
@@ -49,8 +61,31 @@ DEFAULT_WEIGHTS = {
     "prior": 0.3,
     "agreement": 0.1,
     "name_len": 0.0,
+    "text_hashtag": 0.2,
+    "title_embedding": 0.3,
+    "title_embedding_rank": 0.1,
+    "related_cooccur": 0.3,
+    "related_similar": 0.1,
 }
-EMBEDDING_TOP = 30
+EMBEDDING_TOP = 50
+TITLE_EMBEDDING_TOP = 20
+RELATED_SIMILAR_K = 5  # nearest tags (by tag embedding) of each text hit proposed as related
+RELATED_COOCCUR_K = 5  # most frequent co-tags of each text hit proposed as related
+RELATED_SEEDS = 10  # at most this many text hits seed the related source
+
+
+@dataclass(frozen=True)
+class Options:
+    """Which parts of candidate generation run (the evaluation's pre-registered variants; the app
+    runs the defaults)."""
+
+    embedding_top: int = EMBEDDING_TOP
+    title: bool = True
+    related: bool = True
+    hashtag: bool = True
+
+
+BASELINE = Options(embedding_top=30, title=False, related=False, hashtag=False)
 SIMILAR_K = 10
 MIN_CLASSIFIER_POSITIVES = 5
 
@@ -65,6 +100,8 @@ class Vocabulary:
     embeddings: np.ndarray  # (n_tags, dim), rows L2-normalised, aligned with tag_ids
     max_len: int
     prior: dict[int, float] = field(default_factory=dict)  # tag id -> accepted count
+    # tag id -> {co-tag id: P(co-tag | tag)}, from tagged videos (``cooccurrence``)
+    cooccur: dict[int, dict[int, float]] = field(default_factory=dict)
 
     @property
     def index(self) -> dict[int, int]:
@@ -111,6 +148,8 @@ def generate(
     classifiers: Mapping[int, LinearModel] | None = None,
     vlm: Mapping[int, float] | None = None,
     prior_top: int = 10,
+    title_vector: np.ndarray | None = None,
+    options: Options = Options(),
 ) -> dict[int, Candidate]:
     """Every source's candidates for one video, merged per tag, with the ranker's features."""
     cands: dict[int, Candidate] = {}
@@ -127,18 +166,38 @@ def generate(
             c.features[f"text_{fld}"] = min(1.0, math.log1p(n) / math.log(4))
         c.features["text_any"] = 1.0
         c.scores["text"] = float(min(1.0, sum(hit.fields.values()) / 3))
+        if options.hashtag:
+            c.features["text_hashtag"] = min(1.0, float(hit.hashtags))
         c.evidence = hit.evidence
         c.sources.append("text")
+    text_hits = [t for t in cands]
 
     cosines = None
     if vector is not None and len(vocab.tag_ids):
         cosines = vocab.embeddings @ vector
-        top = np.argsort(-cosines)[:EMBEDDING_TOP]
+        top = np.argsort(-cosines)[: options.embedding_top]
         for rank, i in enumerate(top):
             c = cand(vocab.tag_ids[int(i)])
             c.scores["embedding"] = float(cosines[i])
-            c.features["embedding_rank"] = 1.0 - rank / EMBEDDING_TOP
+            c.features["embedding_rank"] = 1.0 - rank / options.embedding_top
             c.sources.append("embedding")
+
+    title_cosines = None
+    if options.title and title_vector is not None and len(vocab.tag_ids):
+        title_cosines = vocab.embeddings @ title_vector
+        top = np.argsort(-title_cosines)[:TITLE_EMBEDDING_TOP]
+        for rank, i in enumerate(top):
+            c = cand(vocab.tag_ids[int(i)])
+            c.scores["embedding"] = max(c.scores.get("embedding", -1.0), float(title_cosines[i]))
+            c.features["title_embedding_rank"] = 1.0 - rank / TITLE_EMBEDDING_TOP
+            if "embedding" not in c.sources:
+                c.sources.append("embedding")
+
+    seed_rows: list[int] = []
+    if options.related and text_hits:
+        _related(cand, text_hits[:RELATED_SEEDS], vocab)
+        index = vocab.index
+        seed_rows = [index[t] for t in text_hits[:RELATED_SEEDS] if t in index]
 
     if neighbours:
         total = sum(max(nb.similarity, 0.0) for nb in neighbours) or 1.0
@@ -174,17 +233,89 @@ def generate(
 
     index = vocab.index
     max_prior = max(vocab.prior.values(), default=0.0)
+    # Each candidate's highest cosine to a text-hit tag other than itself (its tag-space closeness
+    # to what the text names): one (seeds x candidates) product over the stored tag embeddings.
+    seed_sims: dict[int, float] = {}
+    if seed_rows:
+        rows = [index[t] for t in cands if t in index]
+        sims = vocab.embeddings[rows] @ vocab.embeddings[seed_rows].T
+        for r, row in zip(rows, sims, strict=True):
+            others = [float(v) for v, sr in zip(row, seed_rows, strict=True) if sr != r]
+            seed_sims[vocab.tag_ids[r]] = max(others, default=0.0)
     for tag_id, c in cands.items():
         i = index.get(tag_id)
         if cosines is not None and i is not None:
             c.features["embedding"] = float(cosines[i])
+        if title_cosines is not None and i is not None:
+            c.features["title_embedding"] = float(title_cosines[i])
+        if tag_id in seed_sims:
+            c.features["related_similar"] = max(0.0, seed_sims[tag_id])
         if classifiers and vector is not None and tag_id in classifiers:
             c.features["classifier"] = float(classifiers[tag_id].score(vector[None, :])[0])
         count = vocab.prior.get(tag_id, 0.0)
         c.features["prior"] = math.log1p(count) / math.log1p(max_prior) if max_prior else 0.0
-        c.features["agreement"] = len(set(c.sources)) / 5
+        c.features["agreement"] = len(set(c.sources)) / len(SOURCES)
         c.features["name_len"] = min(len(vocab.names[i]), 6) / 6 if i is not None else 0.0
     return cands
+
+
+def _related(cand: Any, seeds: Sequence[int], vocab: Vocabulary) -> None:
+    """The related source: for each text-hit tag, its most frequent co-tags on tagged videos
+    (score = P(co-tag | tag)) and its nearest tags by embedding (score = their cosine)."""
+    index = vocab.index
+    for seed in seeds:
+        name = vocab.names[index[seed]] if seed in index else str(seed)
+        co = sorted(vocab.cooccur.get(seed, {}).items(), key=lambda kv: (-kv[1], kv[0]))[:RELATED_COOCCUR_K]
+        for tag_id, p in co:
+            if tag_id == seed or tag_id not in index:
+                continue
+            c = cand(tag_id)
+            c.features["related_cooccur"] = max(c.features["related_cooccur"], p)
+            c.scores["related"] = max(c.scores.get("related", 0.0), p)
+            if "related" not in c.sources:
+                c.sources.append("related")
+            _related_evidence(c, {"field": "related", "from": name, "how": "co-occurs", "score": round(p, 3)})
+        i = index.get(seed)
+        if i is None:
+            continue
+        sims = vocab.embeddings @ vocab.embeddings[i]
+        sims[i] = -np.inf
+        for j in np.argpartition(-sims, RELATED_SIMILAR_K)[:RELATED_SIMILAR_K]:
+            c = cand(vocab.tag_ids[int(j)])
+            c.scores["related"] = max(c.scores.get("related", 0.0), float(sims[j]))
+            if "related" not in c.sources:
+                c.sources.append("related")
+            evidence = {"field": "related", "from": name, "how": "similar tag", "score": round(float(sims[j]), 3)}
+            _related_evidence(c, evidence)
+
+
+def _related_evidence(c: Candidate, evidence: dict[str, Any]) -> None:
+    if sum(1 for e in c.evidence if e.get("field") == "related") < 3:
+        c.evidence = [*c.evidence, evidence]
+
+
+def evidence_of(c: Candidate, source: str) -> list[dict[str, Any]]:
+    """A candidate's evidence that belongs to one source's row (text: the segments; related: the seeds)."""
+    if source == "related":
+        return [e for e in c.evidence if e.get("field") == "related"]
+    if source == "text":
+        return [e for e in c.evidence if e.get("field") != "related"]
+    return []
+
+
+def cooccurrence(tag_lists: Sequence[Sequence[int]]) -> dict[int, dict[int, float]]:
+    """P(b | a) over tagged videos, shrunk towards 0 for rare tags: n(a, b) / (n(a) + 1)."""
+    n: dict[int, int] = {}
+    pair: dict[int, dict[int, int]] = {}
+    for tags in tag_lists:
+        unique = set(tags)
+        for a in unique:
+            n[a] = n.get(a, 0) + 1
+            row = pair.setdefault(a, {})
+            for b in unique:
+                if b != a:
+                    row[b] = row.get(b, 0) + 1
+    return {a: {b: k / (n[a] + 1) for b, k in row.items()} for a, row in pair.items() if row}
 
 
 def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import Count, F, Max
 
 from moderation.errors import ModerationError
 from moderation.tagging import text as tagtext
@@ -342,6 +342,24 @@ def _vocabulary_in_memory() -> Any:
     return vocab
 
 
+def tag_cooccurrence() -> dict[int, dict[int, float]]:
+    """P(b | a) over the videos' final tags (``ranking.cooccurrence``), cached per process until the
+    tagged videos change (their count and newest row)."""
+    from moderation.tagging import ranking
+    from moderation.tagging.models import VideoTag
+
+    stamp = VideoTag.objects.aggregate(n=Count("pk"), last=Max("pk"))
+    key = f"{stamp['n']}:{stamp['last']}"
+    if _VOCAB_CACHE.get("cooccur_key") == key:
+        return dict(_VOCAB_CACHE["cooccur"])
+    by_video: dict[int, list[int]] = {}
+    for video_id, tag_id in VideoTag.objects.values_list("video_id", "tag_id").iterator():
+        by_video.setdefault(video_id, []).append(tag_id)
+    table = ranking.cooccurrence(list(by_video.values()))
+    _VOCAB_CACHE.update(cooccur=table, cooccur_key=key)
+    return dict(table)
+
+
 def video_segments(video: Any) -> list[tagtext.Segment]:
     """Title, description, on-screen text and speech of a video as evidence-addressable segments."""
     segs = tagtext.split_segments(title=video.title, description=video.description, ocr=video.ocr_text)
@@ -395,9 +413,15 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
     encode = encode or encoder.encode
     segments = video_segments(video)
     text = tagtext.embedding_text(segments)
-    vector = np.asarray(encode([text or " "])[0], dtype=np.float32) if text else None
+    title = tagtext.title_text(segments)
+    # One encoder call for both texts: the whole text (stored: the similar-videos key) and the title.
+    texts = [t for t in (text, title) if t]
+    encoded = np.asarray(encode(texts), dtype=np.float32) if texts else np.zeros((0, 384), dtype=np.float32)
+    vector = encoded[0] if text else None
+    title_vector = encoded[len(texts) - 1] if title else None
     vocab = _vocabulary_in_memory()
     vocab.prior = dict(Tag.objects.filter(accepted_count__gt=0).values_list("pk", "accepted_count"))
+    vocab.cooccur = tag_cooccurrence()
 
     neighbours: list[ranking.Neighbour] = []
     if vector is not None:
@@ -438,7 +462,13 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
     # VLM tags snapped earlier (tag_vlm_snap) stay; every other source is recomputed here.
     vlm = dict(TagCandidate.objects.filter(video_id=video_id, source="vlm").values_list("tag_id", "score"))
     cands = ranking.generate(
-        segments=segments, vector=vector, vocab=vocab, neighbours=neighbours, classifiers=classifiers, vlm=vlm
+        segments=segments,
+        vector=vector,
+        vocab=vocab,
+        neighbours=neighbours,
+        classifiers=classifiers,
+        vlm=vlm,
+        title_vector=title_vector,
     )
     ranker, model = _active_linear_ranker()
     ranked = ranking.rank(cands, model)[:SUGGESTIONS_KEPT]
@@ -463,7 +493,7 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
                     tag_id=c.tag_id,
                     source=s,
                     score=score,
-                    evidence=c.evidence if s == "text" else [],
+                    evidence=ranking.evidence_of(c, s),
                 )
                 for c in cands.values()
                 for s, score in c.scores.items()

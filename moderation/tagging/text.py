@@ -63,6 +63,16 @@ class TextHit:
     tag_id: int
     fields: dict[str, int]
     evidence: list[dict[str, object]]
+    hashtags: int = 0  # how many of the occurrences stand inside a ``#hashtag`` (the uploader's own label)
+
+
+def in_hashtag(s: str, i: int) -> bool:
+    """Whether position ``i`` of ``s`` lies inside a ``#hashtag``: a ``#`` earlier in the same word
+    (hashtags end at white space or at the next ``#``, which starts another)."""
+    hash_at = s.rfind("#", 0, i + 1)
+    if hash_at < 0:
+        return False
+    return not any(ch.isspace() for ch in s[hash_at:i])
 
 
 def find_tag_names(segments: list[Segment], lexicon: Mapping[str, int], max_len: int) -> dict[int, TextHit]:
@@ -86,6 +96,8 @@ def find_tag_names(segments: list[Segment], lexicon: Mapping[str, int], max_len:
                     continue
                 hit = hits.setdefault(tag_id, TextHit(tag_id=tag_id, fields={}, evidence=[]))
                 hit.fields[seg.field] = hit.fields.get(seg.field, 0) + 1
+                if in_hashtag(s, i):
+                    hit.hashtags += 1
                 if len(hit.evidence) < 3:
                     lo, hi = max(0, i - 20), min(len(seg.text), j + 20)
                     hit.evidence.append(
@@ -123,3 +135,14 @@ def embedding_text(segments: list[Segment], max_chars: int = 512) -> str:
             seen.add(t)
             parts.append(t)
     return " ".join(parts)[:max_chars]
+
+
+_PLACEHOLDER_TITLES = {"null", "none", "nan", "undefined"}
+
+
+def title_text(segments: list[Segment], max_chars: int = 128) -> str:
+    """The title alone (the second text the encoder reads: uploaders put their hashtags there);
+    empty when there is none or it is an exporter's placeholder such as ``null``."""
+    parts = [seg.text.strip() for seg in segments if seg.field == "title" and seg.text.strip()]
+    text = " ".join(p for p in parts if normalise(p) not in _PLACEHOLDER_TITLES)
+    return text[:max_chars]
