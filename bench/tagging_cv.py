@@ -113,7 +113,7 @@ def pool_recall(records: list[Any], vocab: Any, *, folds: int, seed: int, option
                 cos = np.maximum(cos, vocab.embeddings @ r.title_vector)
             lists["embedding (whole vocabulary)"] = [vocab.tag_ids[j] for j in np.argsort(-cos)]
             lists["prior"] = [t for t, _ in sorted(know.prior.items(), key=lambda kv: (-kv[1], kv[0]))]
-            lists["pool (all sources, unranked)"] = list(cands)
+            lists["pool, ordered by the weighted sum"] = [c.tag_id for c in ranking.rank(cands, None)]
             for s, ranked in lists.items():
                 row = hits.setdefault(s, [0] * len(cuts))
                 for j, k in enumerate(cuts):
@@ -179,9 +179,7 @@ def main() -> None:
         "n": results["V1 full (app default)"][0]["n"],
         "seeds": args.seeds,
         "variants": {
-            name: {
-                key: [m[key] for m in ms] for key in (f"precision_at_{k}", f"recall_at_{k}", "gap_at_20")
-            }
+            name: {key: [m[key] for m in ms] for key in (f"precision_at_{k}", f"recall_at_{k}", "gap_at_20")}
             for name, ms in results.items()
         },
         "pool_recall_5_20_50_all": pools,

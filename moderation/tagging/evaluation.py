@@ -23,6 +23,7 @@ import numpy as np
 
 from moderation.errors import ModerationError
 from moderation.tagging import ranking
+from moderation.tagging.ranking import single_threaded_blas
 from moderation.tagging.text import Segment, embedding_text, split_segments, title_text
 from workbench.text import storable_text
 
@@ -250,8 +251,9 @@ def run(
     seed: int = 0,
     options: ranking.Options = ranking.Options(),
 ) -> list[Scored]:
-    model = train_ranker(train, vocab, seed=seed, options=options)
-    return predict(test, vocab, learn(train), model, options)
+    with single_threaded_blas():
+        model = train_ranker(train, vocab, seed=seed, options=options)
+        return predict(test, vocab, learn(train), model, options)
 
 
 def cross_validate(

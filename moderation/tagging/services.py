@@ -461,17 +461,18 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
     }
     # VLM tags snapped earlier (tag_vlm_snap) stay; every other source is recomputed here.
     vlm = dict(TagCandidate.objects.filter(video_id=video_id, source="vlm").values_list("tag_id", "score"))
-    cands = ranking.generate(
-        segments=segments,
-        vector=vector,
-        vocab=vocab,
-        neighbours=neighbours,
-        classifiers=classifiers,
-        vlm=vlm,
-        title_vector=title_vector,
-    )
     ranker, model = _active_linear_ranker()
-    ranked = ranking.rank(cands, model)[:SUGGESTIONS_KEPT]
+    with ranking.single_threaded_blas():
+        cands = ranking.generate(
+            segments=segments,
+            vector=vector,
+            vocab=vocab,
+            neighbours=neighbours,
+            classifiers=classifiers,
+            vlm=vlm,
+            title_vector=title_vector,
+        )
+        ranked = ranking.rank(cands, model)[:SUGGESTIONS_KEPT]
     version = VocabularyVersion.objects.order_by("-number").first()
     with transaction.atomic():
         VideoTagState.objects.update_or_create(

@@ -146,5 +146,25 @@ def test_evaluate_tags_reports_unknown_names_and_ends_with_json(vocabulary, tmp_
     assert "1 records without a known tag skipped" in err.getvalue()
     result = json.loads(out.getvalue().strip().splitlines()[-1])
     assert result["n"] == 1 and result["recall_at_5"] == 1.0 and result["precision_at_5"] == 0.2
-    assert set(result["per_source"]) == {"text", "embedding", "similar", "classifier", "vlm"}
+    assert set(result["per_source"]) == {"text", "embedding", "similar", "classifier", "vlm", "related"}
     assert result["per_source"]["text"]["recall_at_5"] == 1.0
+
+
+def test_tags_of_tagged_videos_co_occur_into_the_next_video(vocabulary, encode) -> None:  # type: ignore[no-untyped-def]
+    # Two tagged videos: hotpot always came with food (美食), once with travel.
+    for tags in (["火锅", "美食"], ["火锅", "美食", "旅游"]):
+        video = VideoFactory()
+        for name in tags:
+            VideoTag.objects.create(video=video, tag=_tag(name))
+    decision = DecisionFactory(video=VideoFactory(title="null", ocr_text="今晚吃火锅"))
+    services.tag_candidates_generate(video_id=decision.video_id, encode=encode)
+    related = TagCandidate.objects.get(video=decision.video, tag=_tag("美食"), source="related")
+    assert related.score >= 2 / 3  # the higher of P(美食 | 火锅) = 2 / (2 + 1) and their tags' cosine
+    assert {"field": "related", "from": "火锅", "how": "co-occurs", "score": 0.667} in related.evidence
+    suggestion = TagSuggestion.objects.get(video=decision.video, tag=_tag("美食"))
+    assert "related" in suggestion.sources and suggestion.features["related_cooccur"] == pytest.approx(2 / 3)
+    # The text hit keeps its own evidence (segments), not the related source's.
+    text = TagCandidate.objects.get(video=decision.video, tag=_tag("火锅"), source="text")
+    assert text.evidence and all(e["field"] == "ocr" for e in text.evidence)
+    # A title placeholder is not embedded: no title feature anywhere.
+    assert all(s.features["title_embedding"] == 0.0 for s in TagSuggestion.objects.filter(video=decision.video))
