@@ -28,6 +28,14 @@ def _y_max(values: list[float], fixed: float | None) -> float:
     return top if top > 0 else 1.0
 
 
+def _tick_label(value: float) -> str:
+    """The value a gridline stands for, as written: 2.5 is "2.5" (not "2"), 0.05 is "0.05" (not "0.1", which
+    would repeat the top's label); whole numbers and large values without decimals."""
+    if abs(value) >= 100 or value == int(value):
+        return f"{value:.0f}"
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
 def _ticks(chart: Chart, top: float, labels: list[str], percent: bool) -> None:
     plot_h = chart.height - PAD_T - PAD_B
     for i in range(3):
@@ -35,7 +43,7 @@ def _ticks(chart: Chart, top: float, labels: list[str], percent: bool) -> None:
         chart.y_ticks.append(
             {
                 "y": round(PAD_T + plot_h - plot_h * i / 2, 1),
-                "label": f"{value:.0%}" if percent else (f"{value:.0f}" if top >= 3 else f"{value:.1f}"),
+                "label": f"{value:.0%}" if percent else _tick_label(value),
             }
         )
     n = len(labels)

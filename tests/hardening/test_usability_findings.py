@@ -120,3 +120,29 @@ def test_the_empty_tags_queue_says_the_vocabulary_is_empty(client_as):
     assert 'href="/tags/vocabulary/"' in html
     # The key hint sits beside the primary button, not inside it (white on white there).
     assert re.search(r'data-hotkey="n">Claim next</button> <kbd>n</kbd>', html)
+
+
+@pytest.mark.parametrize(
+    ("values", "labels"),
+    [
+        ([5.0], ["0", "2.5", "5"]),  # the middle gridline was labelled "2" though it stands at 2.5
+        ([0.1], ["0", "0.05", "0.1"]),  # was "0.0", "0.1", "0.1": two gridlines with one label
+        ([240.0], ["0", "120", "240"]),
+    ],
+)
+def test_ops_chart_gridlines_are_labelled_with_the_value_they_stand_for(values, labels):
+    from moderation.ops.charts import bar_chart
+
+    chart = bar_chart(["default"], values)
+    assert [t["label"] for t in chart.y_ticks] == labels
+
+
+@pytest.mark.django_db
+def test_a_video_without_speech_says_so_without_a_numbered_empty_transcript(client_as):
+    decision = DecisionFactory()
+    adjudication = Adjudication.objects.create(
+        video_id=decision.video_id, decision=decision, kind="reported_pass", reason="r"
+    )
+    html = client_as("moderator").get(f"/annotation/adjudications/{adjudication.pk}/").content.decode()
+    transcript = html.split('id="transcript"', 1)[1].split("</details>", 1)[0]
+    assert 'id="no-speech"' in transcript and "<ol" not in transcript  # was "1. No speech transcribed."
