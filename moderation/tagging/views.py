@@ -20,6 +20,7 @@ from moderation.media.models import Video
 from moderation.media.services import video_media_verify
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next
+from moderation.review.views import media_revealed
 from moderation.tagging import selectors, services
 from moderation.tagging.files import upload_lines
 from moderation.tagging.models import Tag, TagProposal, TagSet
@@ -99,6 +100,8 @@ def tag_task(request: HttpRequest, pk: int) -> HttpResponse:
         "panel": selectors.tag_panel_for(video_id=video.pk, tag_set=_tag_set(request)),
         "standalone": True,
         "tag_sets": TagSet.objects.all(),
+        # Shielded (blurred, greyscale) until revealed, as on every other screen a reviewer works.
+        "reveal": media_revealed(request),
     }
     return render(request, "moderation/tagging/task.html", context)
 

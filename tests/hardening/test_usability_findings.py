@@ -146,3 +146,20 @@ def test_a_video_without_speech_says_so_without_a_numbered_empty_transcript(clie
     html = client_as("moderator").get(f"/annotation/adjudications/{adjudication.pk}/").content.decode()
     transcript = html.split('id="transcript"', 1)[1].split("</details>", 1)[0]
     assert 'id="no-speech"' in transcript and "<ol" not in transcript  # was "1. No speech transcribed."
+
+
+@pytest.mark.django_db
+def test_the_tag_screen_shields_media_until_revealed_like_the_review_screen(client_as):
+    from moderation.review.models import ReviewTask
+    from moderation.tagging.services import tag_queue_default
+
+    decision = DecisionFactory()
+    task = ReviewTask.objects.create(decision=decision, queue=tag_queue_default(), deadline=decision.created_at)
+    client = client_as("moderator")
+    html = client.get(f"/tags/task/{task.pk}/").content.decode()
+    shield = re.search(r'<div data-shield class="([^"]*)">\s*<video', html)
+    assert shield and shield.group(1) == "shielded", html[:3000]  # it played unblurred
+    assert 'data-reveal-toggle data-hotkey="r"' in html
+    client.post("/review/reveal/", {"reveal": "1", "next": f"/tags/task/{task.pk}/"})
+    html = client.get(f"/tags/task/{task.pk}/").content.decode()
+    assert re.search(r'<div data-shield class="">\s*<video', html)
