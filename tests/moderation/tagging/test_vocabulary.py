@@ -114,7 +114,12 @@ def test_the_vocabulary_screen_pages_through_every_tag_and_search_finds_retired_
     client = client_as("policy_editor")
 
     first, last = _page(client), _page(client, page=3)
-    assert "Tags 1–50 of 120" in first and "page 1 of 3 (120 tags)" in first and "标签000" in first and "标签050" not in first
+    assert (
+        "Tags 1–50 of 120" in first
+        and "page 1 of 3 (120 tags)" in first
+        and "标签000" in first
+        and "标签050" not in first
+    )
     assert "Tags 101–120 of 120" in last and "标签119" in last and "标签000" not in last
     assert "Tags 101–120" in _page(client, page="99") and "Tags 1–50" in _page(client, page="x")
     # The editor's search includes an inactive tag, so it can be brought back; the reviewers' search does not.
