@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from html.parser import HTMLParser
 
 import pytest
 from django.conf import settings
@@ -163,3 +164,37 @@ def test_the_tag_screen_shields_media_until_revealed_like_the_review_screen(clie
     client.post("/review/reveal/", {"reveal": "1", "next": f"/tags/task/{task.pk}/"})
     html = client.get(f"/tags/task/{task.pk}/").content.decode()
     assert re.search(r'<div data-shield class="">\s*<video', html)
+
+
+class _ShieldScan(HTMLParser):
+    """Which element ids sit inside the ``data-shield`` element (void elements do not nest)."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stack: list[bool] = []
+        self.shielded_ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = dict(attrs)
+        inside = bool(self.stack and self.stack[-1]) or "data-shield" in names
+        if inside and names.get("id"):
+            self.shielded_ids.add(str(names["id"]))
+        if tag not in self.VOID:
+            self.stack.append(inside)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in self.VOID and self.stack:
+            self.stack.pop()
+
+
+@pytest.mark.django_db
+def test_the_pair_screen_shields_its_keyframe_strips_too(client_as):
+    later, earlier = VideoFactory(), VideoFactory()
+    pair = ReproCandidate.objects.create(video=later, original=earlier, score=0.9)
+    html = client_as("moderator").get(f"/repro/{pair.pk}/").content.decode()
+    scan = _ShieldScan()
+    scan.feed(html)
+    assert "pair-players" in scan.shielded_ids
+    assert "matched-keyframes" in scan.shielded_ids  # the thumbnails were shown unblurred
