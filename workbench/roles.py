@@ -60,6 +60,14 @@ def sync_role_groups(*, app_config: Any = None, **_: Any) -> None:
         group.permissions.set([by_name[dotted] for dotted in perms if dotted in by_name])
 
 
+def _refusal(request: HttpRequest, perm: str) -> str:
+    """Why a signed-in user is turned away, in role names (not the permission's code name)."""
+    needed = [role.replace("_", " ") for role, perms in ROLE_PERMISSIONS.items() if perm in perms]
+    mine = sorted(g.replace("_", " ") for g in request.user.groups.values_list("name", flat=True))
+    has = f"you are signed in as {request.user.get_username()} ({', '.join(mine) or 'no role'})"
+    return f"Your role may not do this: it needs the {' or '.join(needed)} role; {has}."
+
+
 def permission_required(perm: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Anonymous users go to the login page; signed-in users without ``perm`` get 403."""
 
@@ -69,7 +77,7 @@ def permission_required(perm: str) -> Callable[[Callable[..., HttpResponse]], Ca
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not request.user.has_perm(perm):
-                raise PermissionDenied(f"Your role may not do this ({perm}).")
+                raise PermissionDenied(_refusal(request, perm))
             return view(request, *args, **kwargs)
 
         return wrapped

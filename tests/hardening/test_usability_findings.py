@@ -198,3 +198,15 @@ def test_the_pair_screen_shields_its_keyframe_strips_too(client_as):
     scan.feed(html)
     assert "pair-players" in scan.shielded_ids
     assert "matched-keyframes" in scan.shielded_ids  # the thumbnails were shown unblurred
+
+
+@pytest.mark.django_db
+def test_a_refused_page_names_the_role_it_needs_not_a_permission_code(client_as):
+    response = client_as("labeler").get("/integrations/")
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "moderation.manage_integrations" not in html  # was "Your role may not do this (moderation.manage_…)"
+    assert "it needs the admin role" in html and "(labeler)" in html
+    assert 'href="/"' in html and "Go to your home page" in html
+    html = client_as("policy_editor").get("/review/").content.decode()
+    assert "it needs the moderator or admin role" in html
