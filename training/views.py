@@ -32,12 +32,22 @@ def _user(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
-def _render_list(request: HttpRequest, form: TrainingJobStartForm, *, status: int = 200) -> HttpResponse:
+def _render_list(
+    request: HttpRequest,
+    form: TrainingJobStartForm,
+    *,
+    status: int = 200,
+    dataset_error: str = "",
+    dataset_typed: dict[str, str] | None = None,
+) -> HttpResponse:
     context = {
         "datasets": selectors.dataset_list(),
         "jobs": selectors.job_list(),
         "form": form,
         "rules": selectors.retrain_rules(),
+        # A refused dataset build: the reason beside its form, the kind and share chosen kept.
+        "dataset_error": dataset_error,
+        "dataset_typed": dataset_typed or {"kind": "dpo", "eval_share": "0"},
     }
     return render(request, "training/job_list.html", context, status=status)
 
@@ -51,20 +61,22 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def dataset_build(request: HttpRequest) -> HttpResponse:
-    build = sft_dataset_build if request.POST.get("kind") == "sft" else preference_dataset_build
+    kind = "sft" if request.POST.get("kind") == "sft" else "dpo"
+    build = sft_dataset_build if kind == "sft" else preference_dataset_build
+    typed_share = request.POST.get("eval_share", "")
     try:
-        eval_share = float(request.POST.get("eval_share") or 0)
+        eval_share = float(typed_share or 0)
     except ValueError:
         eval_share = -1.0  # reported by the service as out of range
     try:
         dataset = build(created_by=_user(request), name=request.POST.get("name") or None, eval_share=eval_share)
     except TrainingError as exc:
-        messages.error(request, str(exc))
-    else:
-        what = "SFT records" if dataset.kind == "sft" else "preference pairs"
-        messages.success(
-            request, f"Built “{dataset.name}” with {dataset.train_count} {what} ({dataset.eval_count} held out)."
-        )
+        typed = {"kind": kind, "eval_share": typed_share}
+        return _render_list(request, TrainingJobStartForm(), status=400, dataset_error=str(exc), dataset_typed=typed)
+    what = "SFT records" if dataset.kind == "sft" else "preference pairs"
+    messages.success(
+        request, f"Built “{dataset.name}” with {dataset.train_count} {what} ({dataset.eval_count} held out)."
+    )
     return redirect("training:job_list")
 
 

@@ -210,3 +210,15 @@ def test_a_refused_page_names_the_role_it_needs_not_a_permission_code(client_as)
     assert 'href="/"' in html and "Go to your home page" in html
     html = client_as("policy_editor").get("/review/").content.decode()
     assert "it needs the moderator or admin role" in html
+
+
+@pytest.mark.django_db
+def test_a_refused_dataset_build_says_why_beside_its_form_and_keeps_the_choices(client_as):
+    response = client_as("admin").post("/training/datasets/build/", {"kind": "sft", "eval_share": "0.2"})
+    assert response.status_code == 400  # was a redirect to a reset form, the reason at the top of the page
+    html = response.content.decode()
+    assert 'id="dataset-error"' in html and "No SFT data yet" in html
+    assert (
+        '<option value="sft" selected>' in html
+        and 'name="eval_share" min="0" max="0.9" step="0.05" value="0.2"' in html
+    )
