@@ -86,8 +86,9 @@ def _base_lineage(decision: Decision, source: str) -> dict[str, Any]:
     }
 
 
-def _accepted_corrections() -> list[CotCorrection]:
-    return list(CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES).order_by("decision_id"))
+def _accepted_corrections(**filters: Any) -> list[CotCorrection]:
+    rows = CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES, **filters)
+    return list(rows.order_by("decision_id"))
 
 
 def _newest_per_decision(rows: QuerySet[Any], newest_first: str = "-created_at") -> list[Any]:
@@ -132,15 +133,24 @@ def _reviews_of(decision_ids: list[int]) -> dict[int, list[Review]]:
 # --- DPO --------------------------------------------------------------------------------------
 
 
-def preference_pairs_collect(*, eval_share: float = 0.0) -> list[PreferencePair]:
-    """One unsaved pair per decision a human disagreed with, deduplicated, split by video group."""
+def preference_pairs_collect(
+    *, eval_share: float = 0.0, rejected_model_version_id: int | None = None
+) -> list[PreferencePair]:
+    """One unsaved pair per decision a human disagreed with, deduplicated, split by video group.
+
+    ``rejected_model_version_id``: only the mistakes of that model version (KuaiMod's mistake-oriented
+    DPO: the rejected side is the output of the model being improved, e.g. the serving SFT model, not
+    an older model's, whose errors the current one may no longer make).
+    """
     pairs: dict[int, PreferencePair] = {}
 
-    corrections = _accepted_corrections()
+    by_model = {} if rejected_model_version_id is None else {"decision__model_version_id": rejected_model_version_id}
+    corrections = _accepted_corrections(**by_model)
     adjudications = _newest_per_decision(
-        Adjudication.objects.filter(status=Adjudication.Status.DECIDED).exclude(outcome_label=""), "-decided_at"
+        Adjudication.objects.filter(status=Adjudication.Status.DECIDED, **by_model).exclude(outcome_label=""),
+        "-decided_at",
     )
-    overrides = _newest_per_decision(Review.objects.filter(verdict=Review.Verdict.OVERRIDE))
+    overrides = _newest_per_decision(Review.objects.filter(verdict=Review.Verdict.OVERRIDE, **by_model))
     decisions = _decisions(
         {c.decision_id for c in corrections}
         | {a.decision_id for a in adjudications}

@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from moderation.models import ModelVersion
 from training.models import EvaluationRun, PreferenceDataset, RetrainRule, ShadowDeployment, TrainingJob
 
 ACTIVE_STATUSES = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
@@ -129,7 +130,6 @@ def confusion_heatmap(run: EvaluationRun, *, cell: int = 28, offset: int = 120) 
 
 def model_versions() -> list[dict]:  # type: ignore[type-arg]
     """Every model version with its latest evaluation, what the gate says, and shadow agreement."""
-    from moderation.models import ModelVersion
     from training.evaluation import evaluation_latest
     from training.release import promotion_check, shadow_agreement
 
@@ -150,3 +150,8 @@ def model_versions() -> list[dict]:  # type: ignore[type-arg]
 
 def retrain_rules() -> QuerySet[RetrainRule]:
     return RetrainRule.objects.select_related("last_job").order_by("name")
+
+
+def serving_model_version() -> ModelVersion | None:
+    """The version marked serving globally (read only; None before any is marked)."""
+    return ModelVersion.objects.filter(is_serving=True).order_by("-created_at").first()

@@ -152,9 +152,17 @@ def _check_eval_share(eval_share: float) -> float:
 
 @transaction.atomic
 def preference_dataset_build(
-    *, created_by: User | None, name: str | None = None, eval_share: float = 0.0
+    *,
+    created_by: User | None,
+    name: str | None = None,
+    eval_share: float = 0.0,
+    rejected_model_version: Any = None,
 ) -> PreferenceDataset:
     """Snapshot every override, accepted CoT correction and adjudicated disagreement as DPO pairs.
+
+    With ``rejected_model_version``, only that version's mistakes (KuaiMod's mistake-oriented DPO on
+    the serving model: DPO after SFT learns from what the SFT model still gets wrong, not from an
+    older model's errors).
 
     Exports ``<id>/train.jsonl`` (and ``eval.jsonl`` when a share is held out) with TRL's preference
     columns (``prompt``, ``chosen``, ``rejected``) plus ``images``, ``label``, ``decision_id``,
@@ -162,12 +170,20 @@ def preference_dataset_build(
     """
     from training.data import preference_pair_row, preference_pairs_collect
 
-    pairs = preference_pairs_collect(eval_share=_check_eval_share(eval_share))
+    version_id = rejected_model_version.pk if rejected_model_version is not None else None
+    pairs = preference_pairs_collect(eval_share=_check_eval_share(eval_share), rejected_model_version_id=version_id)
+    if not pairs and version_id is not None:
+        raise TrainingError(
+            f"No overrides or corrections of {rejected_model_version.name}'s decisions yet: its mistakes become "
+            "the preference pairs."
+        )
     if not pairs:
         raise TrainingError(
             "No overrides or corrections yet: preference pairs come from reviewer overrides, accepted CoT "
             "corrections and adjudicated disagreements."
         )
+    if name is None and rejected_model_version is not None:
+        name = f"DPO pairs: mistakes of {rejected_model_version.name} {timezone.now():%Y-%m-%d %H:%M}"
     return _snapshot(
         kind=PreferenceDataset.Kind.DPO,
         records=pairs,

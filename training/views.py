@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -47,7 +47,8 @@ def _render_list(
         "rules": selectors.retrain_rules(),
         # A refused dataset build: the reason beside its form, the kind and share chosen kept.
         "dataset_error": dataset_error,
-        "dataset_typed": dataset_typed or {"kind": "dpo", "eval_share": "0"},
+        "dataset_typed": dataset_typed or {"kind": "dpo", "eval_share": "0", "rejected_from": ""},
+        "serving_model": selectors.serving_model_version(),
     }
     return render(request, "training/job_list.html", context, status=status)
 
@@ -68,10 +69,18 @@ def dataset_build(request: HttpRequest) -> HttpResponse:
         eval_share = float(typed_share or 0)
     except ValueError:
         eval_share = -1.0  # reported by the service as out of range
+    rejected_from = "serving" if request.POST.get("rejected_from") == "serving" else ""
+    options: dict[str, Any] = {}
     try:
-        dataset = build(created_by=_user(request), name=request.POST.get("name") or None, eval_share=eval_share)
+        if kind == "dpo" and rejected_from:
+            options["rejected_model_version"] = selectors.serving_model_version()
+            if options["rejected_model_version"] is None:
+                raise TrainingError("No model version is serving yet, so there are no serving-model mistakes.")
+        dataset = build(
+            created_by=_user(request), name=request.POST.get("name") or None, eval_share=eval_share, **options
+        )
     except TrainingError as exc:
-        typed = {"kind": kind, "eval_share": typed_share}
+        typed = {"kind": kind, "eval_share": typed_share, "rejected_from": rejected_from}
         return _render_list(request, TrainingJobStartForm(), status=400, dataset_error=str(exc), dataset_typed=typed)
     what = "SFT records" if dataset.kind == "sft" else "preference pairs"
     messages.success(

@@ -119,3 +119,33 @@ def test_exported_jsonl_loads_with_datasets(training_dirs, override_review, cot_
     assert loaded.num_rows == 2
     assert {"prompt", "chosen", "rejected"} <= set(loaded.column_names)
     assert all(row["chosen"] != row["rejected"] for row in loaded)
+
+
+def test_pairs_from_one_models_mistakes_leave_out_every_other_models(training_dirs, policy_version, make_user):
+    """KuaiMod's mistake-oriented DPO after SFT: the rejected side is the serving (SFT) model's own wrong answer,
+    not the base model's garbage that the SFT model no longer writes."""
+    from tests.factories import ModelVersionFactory
+
+    base, sft = ModelVersionFactory(name="base"), ModelVersionFactory(name="sft-job-1")
+    old = CotCorrectionFactory(decision=DecisionFactory(policy_version=policy_version, model_version=base),
+                               status=CotCorrection.Status.ACCEPTED)  # fmt: skip
+    mine = CotCorrectionFactory(decision=DecisionFactory(policy_version=policy_version, model_version=sft),
+                                status=CotCorrection.Status.ACCEPTED)  # fmt: skip
+    base_override = DecisionFactory(policy_version=policy_version, model_version=base)
+    ReviewFactory(task=ReviewTaskFactory(decision=base_override), decision=base_override)
+    sft_override = DecisionFactory(policy_version=policy_version, model_version=sft)
+    ReviewFactory(task=ReviewTaskFactory(decision=sft_override), decision=sft_override)
+
+    everything = preference_dataset_build(created_by=None)
+    assert {r["decision_id"] for r in _rows(everything)} == {
+        old.decision_id, mine.decision_id, base_override.pk, sft_override.pk
+    }  # fmt: skip
+    only_sft = preference_dataset_build(created_by=make_user("admin"), rejected_model_version=sft)
+    rows = _rows(only_sft)
+    assert {r["decision_id"] for r in rows} == {mine.decision_id, sft_override.pk}
+    assert {json.loads(r["lineage"])["rejected_model_version"] for r in rows} == {"sft-job-1"}
+    assert "mistakes of sft-job-1" in only_sft.name
+
+    unused = ModelVersionFactory(name="never-decided")
+    with pytest.raises(TrainingError, match="never-decided's decisions"):
+        preference_dataset_build(created_by=None, rejected_model_version=unused)

@@ -74,6 +74,26 @@ def test_admin_builds_a_dataset_starts_a_job_and_downloads_the_pairs(
     assert {"prompt", "chosen", "rejected"} <= set(rows[0])
 
 
+def test_admin_builds_pairs_from_the_serving_models_mistakes_only(client_as, training_dirs, override_review):
+    from moderation.inference.services import model_version_promote
+    from tests.factories import ModelVersionFactory
+
+    client = client_as("admin")
+    response = client.post(reverse("training:dataset_build"), {"rejected_from": "serving"})
+    assert response.status_code == 400 and "No model version is serving yet" in response.content.decode()
+    assert '<option value="serving" selected>' in response.content.decode()  # the choice is kept
+    serving = ModelVersionFactory(name="sft-job-7")
+    model_version_promote(model_version=serving)
+    page = client.get(reverse("training:job_list")).content.decode()
+    assert "mistakes of the serving model (sft-job-7)" in page
+    # The override fixture's decision was made by another model: not the serving one's mistake.
+    response = client.post(reverse("training:dataset_build"), {"rejected_from": "serving"})
+    assert response.status_code == 400 and "No overrides or corrections of sft-job-7" in response.content.decode()
+    assert not PreferenceDataset.objects.exists()
+    client.post(reverse("training:dataset_build"), {"rejected_from": ""})
+    assert PreferenceDataset.objects.get().pair_count == 1
+
+
 def test_invalid_start_form_is_a_400_with_the_reason(client_as, job):
     response = client_as("admin").post(reverse("training:job_start"), {"dataset": job.dataset_id, "max_steps": 0})
     assert response.status_code == 400
