@@ -139,7 +139,15 @@ def _scene_of(result: BackendResult, policy: PolicySpec) -> str:
 def evaluation_scores(y_true: Sequence[str], results: Sequence[BackendResult], policy: PolicySpec) -> Scores:
     """KuaiMod's metrics, strict accuracy (scene and violation type right), format validity, confusion matrix."""
     y_pred = [r.label if r.label and not r.parse_error else UNPARSED for r in results]
-    metrics = kuaimod_metrics(list(y_true), y_pred, policy.taxonomy, policy.safe_label)
+    # An answer that does not parse is a wrong verdict either way: a missed violation on a violative
+    # item, a false flag on a safe one. (Read as "not safe", it would give a model that writes only
+    # noise perfect violative recall, and the gate would refuse any real model that misses one item.)
+    violative = next((t["key"] for m in policy.taxonomy for t in m.get("tags", [])), UNPARSED)
+    y_binary = [
+        pred if pred != UNPARSED else (policy.safe_label if true != policy.safe_label else violative)
+        for true, pred in zip(y_true, y_pred, strict=True)
+    ]
+    metrics = kuaimod_metrics(list(y_true), y_binary, policy.taxonomy, policy.safe_label)
     majors = tag_to_major(policy.taxonomy)
     n = len(y_true)
     strict = 0

@@ -258,3 +258,22 @@ def test_evaluation_files_outside_the_import_roots_are_refused(policy_version, s
             model_version=model_version_serving(), created_by=None, eval_set="kuaimod_file", file_path=str(outside)
         )
     assert not EvaluationRun.objects.exists()
+
+
+def test_an_unparsed_answer_is_a_wrong_verdict_on_either_class():
+    """Noise that does not parse earns no violative recall (it did as "not safe"), so the gate can compare a
+    model that answers against one that does not."""
+    from moderation.inference.backends import BackendResult
+    from training.evaluation import UNPARSED, evaluation_scores
+
+    tag = KUAIMOD.taxonomy[0]["tags"][0]["key"]
+    noise = BackendResult(label="", is_violation=False, confidence=0.0, cot=[], parse_error="no stages")
+    right = BackendResult(label=tag, is_violation=True, confidence=0.9, cot=[])
+    scores = evaluation_scores([tag, "正向", tag], [noise, noise, right], KUAIMOD)
+    m = scores.metrics
+    assert m["binary_accuracy"] == pytest.approx(1 / 3)
+    assert m["violative_recall"] == pytest.approx(1 / 2)
+    assert m["nonviolative_recall"] == 0.0
+    assert m["multiclass_accuracy"] == pytest.approx(1 / 3)
+    assert m["format_validity"] == pytest.approx(1 / 3)
+    assert UNPARSED in scores.confusion["labels"]  # the matrix still shows the unparsed answers as such
