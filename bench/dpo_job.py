@@ -52,12 +52,14 @@ def _seed_pairs(n: int) -> None:
             ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision)
 
 
-def _ours(dataset, steps: int, params: dict | None = None) -> float:  # type: ignore[no-untyped-def,type-arg]
+def _ours(dataset, steps: int, params: dict | None = None, base_model: str = "") -> float:  # type: ignore[no-untyped-def,type-arg]
     from training.models import TrainingJob
     from training.services import training_job_start
     from training.tasks import run_training_job
 
-    job = training_job_start(dataset=dataset, created_by=None, params={**(params or {}), "max_steps": steps})
+    job = training_job_start(
+        dataset=dataset, created_by=None, params={**(params or {}), "max_steps": steps}, base_model=base_model
+    )
     t0 = time.perf_counter()
     run_training_job(job.pk)  # the task body, as the train worker runs it
     elapsed = time.perf_counter() - t0
@@ -129,14 +131,14 @@ def measure(dataset, base_model: str, *, steps: int, repeats: int, work: Path, p
     full = {**DEFAULT_PARAMS, **KIND_PARAMS["dpo"], **(params or {})}
     # Warm-up: imports, first tokenizer/model load and first TRL construction for both paths.
     _bare(base_model, dataset.jsonl_path, 1, full, work / "bare-warm")
-    _ours(dataset, 1, params)
+    _ours(dataset, 1, params, base_model)
     ours, bare = [], []
     for i in range(repeats):
         if i % 2 == 0:
             bare.append(_bare(base_model, dataset.jsonl_path, steps, full, work / f"bare-{i}"))
-            ours.append(_ours(dataset, steps, params))
+            ours.append(_ours(dataset, steps, params, base_model))
         else:
-            ours.append(_ours(dataset, steps, params))
+            ours.append(_ours(dataset, steps, params, base_model))
             bare.append(_bare(base_model, dataset.jsonl_path, steps, full, work / f"bare-{i}"))
     paired = [o / b for o, b in zip(ours, bare, strict=True)]
     quartiles = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3

@@ -5,12 +5,15 @@ tiny random model starts near chance) for several seeds on a throwaway database,
 DPO job's own overhead on the loop's DPO data the way bench/dpo_job.py does (our task body against
 bare TRL on the same pairs, interleaved). Last line: one JSON object, ``ratio`` first.
 
-    .venv/bin/python bench/loop_learns.py [--seeds 0 1 2] [--jobs 3] [--ratio-repeats 3]
+    .venv/bin/python bench/loop_learns.py [--seeds 0 1 2] [--jobs 3] [--ratio-repeats 3] [--arch qwen2_5_vl]
+
+``--arch``: the tiny random Llama (default, training/tiny_model.py) or the tiny random Qwen2.5-VL
+(tests/tiny_models.py, the architecture users serve), both drawn with std 0.1 so LoRA can move them.
 
 ``--jobs N`` runs the seeds in N processes at once (one torch thread each, each seed on its own
 throwaway database of the same embedded PostgreSQL); the DPO-overhead ratio is measured in the
-process of the last seed. The loop's hyperparameters (``LoopParams``) were chosen on seed 100, which
-is not among the seeds reported.
+process of the last seed. The loop's design (``LoopParams``: pool sizes, steps, learning rates) was
+fixed with bench/loop_tune.py on seeds 100 and 101, which are not among the seeds reported.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ratio-repeats", type=int, default=3)
     parser.add_argument("--jobs", type=int, default=1, help="seeds run in this many processes at once")
+    parser.add_argument("--arch", default="llama", choices=["llama", "qwen2_5_vl"])
     parser.add_argument("--database", default="", help=argparse.SUPPRESS)  # a child's own test database
     opts = parser.parse_args()
     if opts.jobs > 1 and len(opts.seeds) > 1:
@@ -74,11 +78,12 @@ def main() -> None:
         cpu_s: list[float] = []  # this process's CPU time: what the loop costs, whatever the machine's load
         for index, seed in enumerate(opts.seeds):
             t0, c0 = time.perf_counter(), time.process_time()
-            res = run_loop(seed=seed, work=work)
+            res = run_loop(seed=seed, work=work, base_model=arch_base_model(opts.arch, work))
             wall = time.perf_counter() - t0
             cpu_s.append(time.process_time() - c0)
             line = {
                 "seed": seed,
+                "arch": opts.arch,
                 "wall_s": round(wall, 1),
                 "cpu_s": round(cpu_s[-1], 1),
                 "stages": res.stages,
@@ -93,14 +98,14 @@ def main() -> None:
             per_seed.append(line)
             print(json.dumps(line, ensure_ascii=False), flush=True)
             if index == len(opts.seeds) - 1 and opts.ratio_repeats:
-                ratio = _dpo_overhead(work, opts.ratio_repeats, res.dpo_params)
+                ratio = _dpo_overhead(work, opts.ratio_repeats, res.dpo_params, arch_base_model(opts.arch, work))
             _reset_between_seeds()
     finally:
         teardown_databases(old_config, verbosity=0)
 
     summary = _summary(per_seed, ratio=ratio["ratio"], paired=ratio["paired"], spread=ratio["spread"])
     summary.update(total_wall_s=round(time.perf_counter() - started, 1), load_avg_before=round(load_before, 2))
-    summary.update(load_avg_after=round(os.getloadavg()[0], 2), threads=opts.threads)
+    summary.update(load_avg_after=round(os.getloadavg()[0], 2), threads=opts.threads, arch=opts.arch)
     print(json.dumps(summary, ensure_ascii=False))
 
 
@@ -120,7 +125,7 @@ def _parallel(opts: argparse.Namespace) -> None:
     while queue or running:
         while queue and len(running) < opts.jobs:
             seed = queue.pop(0)
-            argv = [sys.executable, __file__, "--seeds", str(seed), "--threads", str(opts.threads)]
+            argv = [sys.executable, __file__, "--seeds", str(seed), "--threads", str(opts.threads), "--arch", opts.arch]
             argv += ["--ratio-repeats", str(opts.ratio_repeats if seed == opts.seeds[-1] else 0)]
             argv += ["--database", f"test_bench_loop_{os.getpid()}_{seed}"]
             running.append((seed, subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)))  # noqa: S603
@@ -135,7 +140,7 @@ def _parallel(opts: argparse.Namespace) -> None:
 
     summary = _summary(per_seed, ratio=ratio["ratio"], paired=ratio["paired_ratios"], spread=ratio["ratio_spread"])
     summary.update(total_wall_s=round(time.perf_counter() - started, 1), load_avg_before=round(load_before, 2))
-    summary.update(load_avg_after=round(os.getloadavg()[0], 2), threads=opts.threads, jobs=opts.jobs)
+    summary.update(load_avg_after=round(os.getloadavg()[0], 2), threads=opts.threads, jobs=opts.jobs, arch=opts.arch)
     print(json.dumps(summary, ensure_ascii=False))
 
 
@@ -150,14 +155,38 @@ def _summary(per_seed: list[dict], *, ratio: object, paired: object, spread: obj
         **{f"{stage}_accuracy": mean(stage, "binary_accuracy") for stage in ("base", "sft", "dpo")},
         **{f"{stage}_validity": mean(stage, "format_validity") for stage in ("base", "sft", "dpo")},
         "per_seed": {
-            str(r["seed"]): {s: r["stages"][s]["binary_accuracy"] for s in ("base", "sft", "dpo")} for r in per_seed
+            str(r["seed"]): {
+                s: {k: r["stages"][s][k] for k in ("binary_accuracy", "multiclass_accuracy", "format_validity")}
+                for s in ("base", "sft", "dpo")
+            }
+            for r in per_seed
         },
+        "dpo_beats_sft": {
+            str(r["seed"]): r["stages"]["dpo"]["binary_accuracy"] > r["stages"]["sft"]["binary_accuracy"]
+            for r in per_seed
+        },  # fmt: skip
+        "sft_mistakes_to_pairs": {str(r["seed"]): [r["sft_mistakes_on_pool_b"], r["dpo_pairs"]] for r in per_seed},
         "promoted": {str(r["seed"]): r["promoted"] for r in per_seed},
         "paired_ratios": paired,
         "ratio_spread": spread,
         "loop_wall_s": [r["wall_s"] for r in per_seed],
         "loop_cpu_s": [r["cpu_s"] for r in per_seed],
     }
+
+
+def arch_base_model(arch: str, work: Path) -> str:
+    """The tiny random base model of ``arch``: the local Llama (training.tiny_model), or the tiny Qwen2.5-VL."""
+    from training.tiny_model import ensure_tiny_base_model
+
+    if arch == "llama":
+        return ensure_tiny_base_model()
+    if arch == "qwen2_5_vl":
+        from django.conf import settings
+
+        from tests.tiny_models import ensure_tiny_qwen2_5_vl
+
+        return ensure_tiny_qwen2_5_vl(Path(settings.MODELS_DIR) / "tiny-qwen2_5_vl")
+    raise SystemExit(f"unknown --arch {arch}")
 
 
 def _reset_between_seeds() -> None:
@@ -170,7 +199,7 @@ def _reset_between_seeds() -> None:
     TransformersBackend._cache.clear()
 
 
-def _dpo_overhead(work: Path, repeats: int, params: dict) -> dict:  # type: ignore[type-arg]
+def _dpo_overhead(work: Path, repeats: int, params: dict, base_model: str) -> dict:  # type: ignore[type-arg]
     """Our DPO task body ÷ bare TRL on the last seed's DPO pairs (bench/dpo_job.py's method and code).
 
     Both train the same LoRA on the same base model for the same steps; the SFT merge the loop's
@@ -180,13 +209,10 @@ def _dpo_overhead(work: Path, repeats: int, params: dict) -> dict:  # type: igno
     from dpo_job import measure  # type: ignore[import-not-found]
 
     from training.models import PreferenceDataset
-    from training.tiny_model import ensure_tiny_base_model
 
     dataset = PreferenceDataset.objects.filter(kind="dpo").latest("created_at")
     same = {k: v for k, v in params.items() if k not in ("init_adapter_path", "max_steps")}
-    return measure(
-        dataset, ensure_tiny_base_model(), steps=params["max_steps"], repeats=repeats, work=work / "ratio", params=same
-    )
+    return measure(dataset, base_model, steps=params["max_steps"], repeats=repeats, work=work / "ratio", params=same)
 
 
 if __name__ == "__main__":

@@ -163,7 +163,15 @@ def build_qwen_tokenizer():  # type: ignore[no-untyped-def]
     return hf
 
 
-def build_tiny_qwen2_5_vl(path: Path, *, seed: int = 0) -> Path:
+# The language model's weights are drawn with this std (transformers' default is 0.02), for the same
+# reason as the tiny Llama's (training/tiny_model.py): with 0.02 the logits (RMS-normed final state
+# against tied embeddings) cannot leave about ±1.3 under any LoRA adapter, so SFT cannot teach it a format.
+QWEN_INIT_STD = 0.1
+# Bump when the recipe changes; a cached folder (ensure_tiny_qwen2_5_vl) built by another recipe is rebuilt.
+QWEN_RECIPE = "2"
+
+
+def build_tiny_qwen2_5_vl(path: Path, *, seed: int = 0, init_std: float = QWEN_INIT_STD) -> Path:
     """A Qwen2.5-VL with random weights: 2 text layers, hidden 64, vision depth 2, saved with its processor.
 
     The processor is Qwen2.5-VL's own with the PIL image processor (no torchvision) and no video
@@ -191,6 +199,7 @@ def build_tiny_qwen2_5_vl(path: Path, *, seed: int = 0) -> Path:
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
+            "initializer_range": init_std,
         },
         vision_config={
             "depth": 2,
@@ -220,4 +229,23 @@ def build_tiny_qwen2_5_vl(path: Path, *, seed: int = 0) -> Path:
     )
     model.save_pretrained(path)
     processor.save_pretrained(path)
+    (Path(path) / "workbench_recipe.txt").write_text(f"qwen2_5_vl {QWEN_RECIPE} std={init_std}")
     return path
+
+
+def ensure_tiny_qwen2_5_vl(path: Path) -> str:
+    """The tiny Qwen2.5-VL cached at ``path`` (built once per recipe, in a temporary folder renamed into place)."""
+    import shutil
+    import tempfile
+
+    marker = path / "workbench_recipe.txt"
+    wanted = f"qwen2_5_vl {QWEN_RECIPE} std={QWEN_INIT_STD}"
+    if marker.exists() and marker.read_text() == wanted:
+        return str(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+    build_tiny_qwen2_5_vl(tmp)
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    return str(path)
