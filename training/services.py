@@ -488,7 +488,7 @@ def training_job_progress(
     """Record a worker's progress report; returns True when the job should stop (cancel requested).
 
     One report may carry several buffered history ``points`` ({"step", "loss"/"reward"}) and
-    ``log_lines`` (the runner writes at most once a second), or a single ``loss``/``reward``.
+    ``log_lines`` (the runner writes at most every ``PROGRESS_FLUSH_SECONDS``), or a single ``loss``/``reward``.
     """
     job = TrainingJob.objects.select_for_update().get(pk=job_id)
     job.step = step

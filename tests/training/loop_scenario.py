@@ -1,5 +1,5 @@
-"""The product loop on synthetic videos whose verdict follows a learnable rule, shared by
-tests/training/test_loop_learns.py (small) and bench/loop_learns.py (3 seeds, larger).
+"""The product loop on synthetic videos whose verdict follows a learnable rule, run by bench/loop_learns.py
+(3 seeds) and bench/loop_tune.py (the tuning seeds).
 
 The rule: a video steers viewers to a private deal (``引导私下交易``) exactly when its on-screen text
 or its speech carries one of a few risk phrases; everything else (title, filler sentences) is noise
@@ -14,9 +14,10 @@ The loop, every step through the app's own services and task bodies (as the work
 3. SFT snapshot → SFT job (LoRA) → evaluation on a held-out KuaiMod-format file → the gate promotes
    the adapter only if it is better than the serving model;
 4. the SFT model decides pool B; moderators approve what it got right and override its mistakes;
-   labelers correct the reasoning of the mistakes (KuaiMod's mistake-oriented DPO data);
-5. DPO snapshot → DPO job on top of the SFT adapter (merged: the SFT model is DPO's reference) →
-   evaluation → gate → new decisions on pool C by whatever serves.
+   labelers correct the reasoning of the mistakes;
+5. DPO snapshot of the serving (SFT) model's mistakes only (KuaiMod's mistake-oriented DPO) → DPO job
+   on top of the SFT adapter (merged: the SFT model is DPO's reference) → evaluation → gate → new
+   decisions on pool C by whatever serves.
 """
 
 from __future__ import annotations

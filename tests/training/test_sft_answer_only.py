@@ -87,3 +87,18 @@ def test_only_the_answer_and_its_end_of_turn_carry_loss(architecture, request, t
 def test_a_record_without_an_answer_is_refused():
     with pytest.raises(TrainingError, match="must end with the assistant"):
         prompt_completion([{"role": "user", "content": "hello"}])
+
+
+def test_the_tiny_qwen_language_model_is_drawn_wide_enough_for_lora_to_move_it(tiny_qwen_vl):
+    """With transformers' std 0.02 no LoRA adapter could lift one logit far above the rest (see the tiny Llama);
+    the tiny Qwen2.5-VL's language model is drawn at std 0.1, its recipe marked so a cached copy is rebuilt."""
+    from safetensors.torch import load_file
+
+    from tests.tiny_models import QWEN_INIT_STD, QWEN_RECIPE
+
+    weights = load_file(str(Path(tiny_qwen_vl) / "model.safetensors"))
+    [embed] = [w for name, w in weights.items() if name.endswith("embed_tokens.weight")]
+    q_proj = [w for name, w in weights.items() if name.startswith("model.layers.") and name.endswith("q_proj.weight")]
+    assert float(embed.std()) == pytest.approx(QWEN_INIT_STD, rel=0.1)
+    assert q_proj and all(float(w.std()) == pytest.approx(QWEN_INIT_STD, rel=0.15) for w in q_proj)
+    assert (Path(tiny_qwen_vl) / "workbench_recipe.txt").read_text() == f"qwen2_5_vl {QWEN_RECIPE} std={QWEN_INIT_STD}"
