@@ -222,3 +222,16 @@ def test_a_refused_dataset_build_says_why_beside_its_form_and_keeps_the_choices(
         '<option value="sft" selected>' in html
         and 'name="eval_share" min="0" max="0.9" step="0.05" value="0.2"' in html
     )
+
+
+@pytest.mark.django_db
+def test_a_long_video_title_in_a_list_is_held_to_a_width_not_squeezing_the_other_columns(client_as):
+    # A 200-character title took the whole table: the link beside it broke as "Cor" / "rect".
+    title = "Unbroken" + "x" * 190
+    DecisionFactory(video=VideoFactory(title=title))
+    client = client_as("admin")
+    for url in ("/annotation/corrections/", "/videos/"):
+        html = client.get(url).content.decode()
+        assert re.search(rf'class="cell-title"[^>]*>{title}<', html), url
+    css = (settings.BASE_DIR / "static" / "workbench.css").read_text()
+    assert re.search(r"\.cell-title\s*\{[^}]*max-width", css)
