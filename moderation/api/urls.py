@@ -1,10 +1,24 @@
-from rest_framework.routers import DefaultRouter
+from rest_framework.routers import APIRootView, DefaultRouter
 
 from moderation.api.views import DecisionViewSet, LabelViewSet, VideoViewSet
 
 
+class WorkbenchApiRoot(APIRootView):
+    """Videos, model decisions and the trusted labels of the review workbench.
+
+    Sign in to browse here; platforms send `Authorization: Integration <token>` and scripts
+    `Authorization: Token <token>` (POST /api/token/). The OpenAPI schema is at /api/schema/ and
+    its documentation at /api/docs/.
+    """
+
+    def get_view_name(self) -> str:
+        return "Review workbench API"
+
+
 class OptionalSlashRouter(DefaultRouter):
     """Routes answer with or without the trailing slash (``/api/videos/{id}/verdict`` as platforms write it)."""
+
+    APIRootView = WorkbenchApiRoot
 
     def __init__(self) -> None:
         super().__init__()

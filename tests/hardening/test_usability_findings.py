@@ -235,3 +235,11 @@ def test_a_long_video_title_in_a_list_is_held_to_a_width_not_squeezing_the_other
         assert re.search(rf'class="cell-title"[^>]*>{title}<', html), url
     css = (settings.BASE_DIR / "static" / "workbench.css").read_text()
     assert re.search(r"\.cell-title\s*\{[^}]*max-width", css)
+
+
+@pytest.mark.django_db
+def test_the_browsable_api_leads_back_to_the_workbench_and_says_what_it_is(client_as):
+    html = client_as("moderator").get("/api/", HTTP_ACCEPT="text/html").content.decode()
+    assert 'id="api-home"' in html and 'href="/"' in html and 'href="/api/docs/"' in html
+    assert "The default basic root view for DefaultRouter" not in html
+    assert "Review workbench API" in html and "Authorization: Integration" in html
