@@ -14,6 +14,8 @@ Variants (fixed before the first run; none is chosen on these numbers, all are r
                  neighbours of text hits), + hashtag feature, e5 top 50
   V2 no-title  — V1 without the title's embedding (no second encoder call)
   V3 no-related— V1 without the related source
+  V4 segments  — V1 + each distinct caption / speech segment (up to 8) embedded, max cosine per tag
+                 (added after V0–V3 were measured, so it is reported but not counted as pre-registered)
 
 Pool recall: for each source, the share of gold tags among its top 5 / 20 / 50 / all candidates
 (the embedding source over the whole vocabulary), and the merged pool's.
@@ -85,6 +87,7 @@ def load(vocab_file: Path, records_file: Path, tags_file: Path) -> tuple[Any, li
     tv = _cached_encode([r.title for r in titled], encoder.encode, encoder.ENCODER_NAME)
     for r, v in zip(titled, tv, strict=True):
         r.title_vector = v
+    evaluation.embed_segments(records, lambda texts: _cached_encode(texts, encoder.encode, encoder.ENCODER_NAME))
     return vocab, records
 
 
@@ -139,6 +142,7 @@ def main() -> None:
         "V1 full (app default)": full,
         "V2 no title embedding": ranking.Options(title=False),
         "V3 no related source": ranking.Options(related=False),
+        "V4 + segment embeddings": ranking.Options(segments=True),
     }
     k = args.k
     results: dict[str, list[dict[str, Any]]] = {}

@@ -24,7 +24,7 @@ import numpy as np
 from moderation.errors import ModerationError
 from moderation.tagging import ranking
 from moderation.tagging.ranking import single_threaded_blas
-from moderation.tagging.text import Segment, embedding_text, split_segments, title_text
+from moderation.tagging.text import Segment, embedding_text, segment_texts, split_segments, title_text
 from workbench.text import storable_text
 
 SOURCES = ranking.SOURCES
@@ -40,6 +40,7 @@ class Record:
     vector: np.ndarray | None = None
     title: str = ""
     title_vector: np.ndarray | None = None
+    segment_vectors: np.ndarray | None = None
 
 
 @dataclass
@@ -101,6 +102,17 @@ def load_records(
     return report
 
 
+def embed_segments(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
+    """Per-segment vectors (variant V4 only: the app does not compute them)."""
+    todo = [(r, segment_texts(r.segments)) for r in records if r.segment_vectors is None]
+    flat = [t for _, texts in todo for t in texts]
+    vectors = np.asarray(encode(flat), dtype=np.float32) if flat else np.zeros((0, 384), dtype=np.float32)
+    at = 0
+    for r, texts in todo:
+        r.segment_vectors = vectors[at : at + len(texts)]
+        at += len(texts)
+
+
 def embed_records(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
     """The whole text's vector and the title's (as the worker computes them for a video)."""
     todo = [r for r in records if r.vector is None]
@@ -160,6 +172,7 @@ def candidates_for(
         neighbours=ranking.neighbours_from(record.vector, know.vectors, know.tag_lists),
         classifiers=know.classifiers,
         title_vector=record.title_vector,
+        segment_vectors=record.segment_vectors,
         options=options,
     )
 

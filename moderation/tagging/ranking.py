@@ -46,6 +46,8 @@ FEATURES = [
     "title_embedding_rank",
     "related_cooccur",
     "related_similar",
+    "segment_embedding",
+    "segment_embedding_rank",
 ]
 # Until reviewers' events train a model: a hand-set weighted sum (scores in [0, 1] roughly).
 DEFAULT_WEIGHTS = {
@@ -67,9 +69,12 @@ DEFAULT_WEIGHTS = {
     "title_embedding_rank": 0.1,
     "related_cooccur": 0.3,
     "related_similar": 0.1,
+    "segment_embedding": 0.2,
+    "segment_embedding_rank": 0.1,
 }
 EMBEDDING_TOP = 50
 TITLE_EMBEDDING_TOP = 20
+SEGMENT_EMBEDDING_TOP = 20
 RELATED_SIMILAR_K = 5  # nearest tags (by tag embedding) of each text hit proposed as related
 RELATED_COOCCUR_K = 5  # most frequent co-tags of each text hit proposed as related
 RELATED_SEEDS = 10  # at most this many text hits seed the related source
@@ -82,6 +87,7 @@ class Options:
 
     embedding_top: int = EMBEDDING_TOP
     title: bool = True
+    segments: bool = False  # per-segment vectors (``text.segment_texts``): variant V4, off in the app
     related: bool = True
     hashtag: bool = True
 
@@ -150,6 +156,7 @@ def generate(
     vlm: Mapping[int, float] | None = None,
     prior_top: int = 10,
     title_vector: np.ndarray | None = None,
+    segment_vectors: np.ndarray | None = None,
     options: Options = Options(),
 ) -> dict[int, Candidate]:
     """Every source's candidates for one video, merged per tag, with the ranker's features."""
@@ -191,6 +198,17 @@ def generate(
             c = cand(vocab.tag_ids[int(i)])
             c.scores["embedding"] = max(c.scores.get("embedding", -1.0), float(title_cosines[i]))
             c.features["title_embedding_rank"] = 1.0 - rank / TITLE_EMBEDDING_TOP
+            if "embedding" not in c.sources:
+                c.sources.append("embedding")
+
+    segment_cosines = None
+    if options.segments and segment_vectors is not None and len(segment_vectors) and len(vocab.tag_ids):
+        segment_cosines = (vocab.embeddings @ np.asarray(segment_vectors).T).max(axis=1)
+        top = np.argsort(-segment_cosines)[:SEGMENT_EMBEDDING_TOP]
+        for rank, i in enumerate(top):
+            c = cand(vocab.tag_ids[int(i)])
+            c.scores["embedding"] = max(c.scores.get("embedding", -1.0), float(segment_cosines[i]))
+            c.features["segment_embedding_rank"] = 1.0 - rank / SEGMENT_EMBEDDING_TOP
             if "embedding" not in c.sources:
                 c.sources.append("embedding")
 
@@ -249,6 +267,8 @@ def generate(
             c.features["embedding"] = float(cosines[i])
         if title_cosines is not None and i is not None:
             c.features["title_embedding"] = float(title_cosines[i])
+        if segment_cosines is not None and i is not None:
+            c.features["segment_embedding"] = float(segment_cosines[i])
         if tag_id in seed_sims:
             c.features["related_similar"] = max(0.0, seed_sims[tag_id])
         if classifiers and vector is not None and tag_id in classifiers:

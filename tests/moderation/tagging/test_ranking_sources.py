@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from moderation.tagging import ranking
-from moderation.tagging.text import find_tag_names, in_hashtag, split_segments, title_text
+from moderation.tagging.text import find_tag_names, in_hashtag, segment_texts, split_segments, title_text
 
 NAMES = ["龙虾", "美食", "海鲜", "搞笑", "汽车", "风景", "旅游"]
 
@@ -93,3 +93,24 @@ def test_hashtag_feature_feeds_the_ranker() -> None:
     assert cands[4].features["text_hashtag"] == 1.0 and cands[5].features["text_hashtag"] == 0.0
     ranked = ranking.rank(cands, None)
     assert [c.tag_id for c in ranked][0] == 4  # the weighted sum prefers the uploader's own hashtag
+
+
+def test_segment_texts_are_distinct_captions_and_speech_without_the_title() -> None:
+    segs = split_segments(title="标题很长的标题", ocr="今天去海边|今天去海边|好|看日落吧", asr="明天回家了")
+    assert segment_texts(segs) == ["今天去海边", "看日落吧", "明天回家了"]
+    assert segment_texts(segs, limit=1) == ["今天去海边"]
+
+
+def test_segment_embeddings_take_the_best_segment_per_tag_when_switched_on() -> None:
+    vocab = _vocab()
+    segment_vectors = np.zeros((2, 8), dtype=np.float32)
+    segment_vectors[0, 5] = 1.0  # one caption reads like 风景 (id 6)
+    segment_vectors[1, 4] = 0.5
+    segs = split_segments(title="标题")
+    on = ranking.generate(
+        segments=segs, vector=None, vocab=vocab, segment_vectors=segment_vectors, options=ranking.Options(segments=True)
+    )
+    assert on[6].features["segment_embedding"] == pytest.approx(1.0) and on[6].features["segment_embedding_rank"] == 1
+    assert on[5].features["segment_embedding"] == pytest.approx(0.5)
+    off = ranking.generate(segments=segs, vector=None, vocab=vocab, segment_vectors=segment_vectors)
+    assert 6 not in off  # the app's default leaves segment vectors out
