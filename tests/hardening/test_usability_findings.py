@@ -243,3 +243,13 @@ def test_the_browsable_api_leads_back_to_the_workbench_and_says_what_it_is(clien
     assert 'id="api-home"' in html and 'href="/"' in html and 'href="/api/docs/"' in html
     assert "The default basic root view for DefaultRouter" not in html
     assert "Review workbench API" in html and "Authorization: Integration" in html
+
+
+@pytest.mark.django_db
+def test_comparing_policy_versions_puts_the_comparison_in_the_address_bar(client_as):
+    version = PolicyVersionFactory()
+    PolicyVersionFactory(policy=version.policy, is_active=False, status="draft")
+    html = client_as("policy_editor").get(f"/policies/{version.policy_id}/").content.decode()
+    form = html.split(f'action="/policies/{version.policy_id}/diff/"', 1)[1].split(">", 1)[0]
+    assert 'hx-push-url="true"' in form  # the diff was swapped in while the address stayed the policy page
+    assert "Shared by the policy page" not in html
