@@ -8,7 +8,8 @@ Both train on the same conversations (the pairs' system + user turns through the
 the job does) in this one process, in interleaved pairs whose order alternates (bare-ours, ours-bare,
 …) so a drift in machine load hits both sides alike, after a warm-up that pays the import and
 first-call costs. ``ratio`` is the median of the per-pair ratios; their spread (min, max, quartiles)
-and the ratio of medians are reported too. torch uses one thread by default so that other processes
+and the ratio of medians are reported too, and the same for the process's CPU seconds (``cpu_ratio``:
+what the load of other processes does not inflate; PostgreSQL's CPU for our few writes is not in it). torch uses one thread by default so that other processes
 on a small machine disturb the two sides alike. The load average is printed. ``--profile`` runs our
 job once under cProfile and prints where its own code (not torch's) spends time.
 The last line printed is one JSON object.
@@ -54,7 +55,8 @@ def _seed_pairs(n: int) -> None:
             ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision)
 
 
-def _ours(dataset, steps: int, params: dict | None = None, base_model: str = "") -> float:  # type: ignore[no-untyped-def,type-arg]
+def _ours(dataset, steps: int, params: dict | None = None, base_model: str = "") -> tuple[float, float]:  # type: ignore[no-untyped-def,type-arg]
+    """(wall seconds, this process's CPU seconds) of one job run by the task body."""
     from training.models import TrainingJob
     from training.services import training_job_start
     from training.tasks import run_training_job
@@ -62,18 +64,18 @@ def _ours(dataset, steps: int, params: dict | None = None, base_model: str = "")
     job = training_job_start(
         dataset=dataset, created_by=None, params={**(params or {}), "max_steps": steps}, base_model=base_model
     )
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     run_training_job(job.pk)  # the task body, as the train worker runs it
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     job.refresh_from_db()
     if job.status != TrainingJob.Status.SUCCEEDED or job.step != steps:
         raise SystemExit(f"our job did not succeed: {job.status} step {job.step}: {job.error}")
-    return elapsed
+    return elapsed, cpu
 
 
-def _bare(base_model: str, jsonl: str, steps: int, params: dict, out: Path) -> float:  # type: ignore[type-arg]
+def _bare(base_model: str, jsonl: str, steps: int, params: dict, out: Path) -> tuple[float, float]:  # type: ignore[type-arg]
     """A plain TRL script: the same model, pairs (as conversations), LoRA and DPO settings; no job row."""
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     import torch
     from datasets import Dataset, load_dataset
     from peft import LoraConfig
@@ -123,7 +125,7 @@ def _bare(base_model: str, jsonl: str, steps: int, params: dict, out: Path) -> f
     trainer.train()
     trainer.model.save_pretrained(str(out / "adapter"))  # type: ignore[union-attr,operator]
     tokenizer.save_pretrained(str(out / "adapter"))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def measure(dataset, base_model: str, *, steps: int, repeats: int, work: Path, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def,type-arg]
@@ -134,27 +136,42 @@ def measure(dataset, base_model: str, *, steps: int, repeats: int, work: Path, p
     # Warm-up: imports, first tokenizer/model load and first TRL construction for both paths.
     _bare(base_model, dataset.jsonl_path, 1, full, work / "bare-warm")
     _ours(dataset, 1, params, base_model)
-    ours, bare, loads = [], [], []
+    runs: dict[str, list[tuple[float, float]]] = {"ours": [], "bare": []}
+    loads = []
     for i in range(repeats):
         loads.append(round(os.getloadavg()[0], 1))
-        if i % 2 == 0:
-            bare.append(_bare(base_model, dataset.jsonl_path, steps, full, work / f"bare-{i}"))
-            ours.append(_ours(dataset, steps, params, base_model))
-        else:
-            ours.append(_ours(dataset, steps, params, base_model))
-            bare.append(_bare(base_model, dataset.jsonl_path, steps, full, work / f"bare-{i}"))
+        order = ("bare", "ours") if i % 2 == 0 else ("ours", "bare")
+        for side in order:
+            if side == "bare":
+                runs["bare"].append(_bare(base_model, dataset.jsonl_path, steps, full, work / f"bare-{i}"))
+            else:
+                runs["ours"].append(_ours(dataset, steps, params, base_model))
+    ours, bare = [w for w, _ in runs["ours"]], [w for w, _ in runs["bare"]]
     paired = [o / b for o, b in zip(ours, bare, strict=True)]
-    quartiles = statistics.quantiles(paired, n=4) if len(paired) > 1 else [paired[0]] * 3
+    # CPU seconds of this process: what other processes' load does not add (it slows both sides' wall
+    # time by whatever the scheduler hands out in that minute). Not counted: PostgreSQL's own CPU for
+    # our job's few writes.
+    paired_cpu = [o / b for (_, o), (_, b) in zip(runs["ours"], runs["bare"], strict=True)]
     return {
         "ratio": round(statistics.median(paired), 3),
         "paired": [round(r, 3) for r in paired],
-        "spread": {"min": round(min(paired), 3), "q1": round(quartiles[0], 3), "q3": round(quartiles[2], 3),
-                   "max": round(max(paired), 3)},
+        "spread": _spread(paired),
         "ratio_of_medians": round(statistics.median(ours) / statistics.median(bare), 3),
+        "cpu_ratio": round(statistics.median(paired_cpu), 3),
+        "cpu_paired": [round(r, 3) for r in paired_cpu],
+        "cpu_spread": _spread(paired_cpu),
         "ours_s": [round(x, 3) for x in ours],
         "bare_s": [round(x, 3) for x in bare],
+        "ours_cpu_s": [round(c, 3) for _, c in runs["ours"]],
+        "bare_cpu_s": [round(c, 3) for _, c in runs["bare"]],
         "load_per_pair": loads,
-    }  # fmt: skip
+    }
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return {"min": round(min(values), 3), "q1": round(quartiles[0], 3), "q3": round(quartiles[2], 3),
+            "max": round(max(values), 3)}  # fmt: skip
 
 
 def _profile(dataset, steps: int) -> None:  # type: ignore[no-untyped-def]
@@ -216,6 +233,9 @@ def main() -> None:
             {
                 "ratio": result["ratio"],
                 "ratio_of_medians": result["ratio_of_medians"],
+                "cpu_ratio": result["cpu_ratio"],
+                "cpu_paired_ratios": result["cpu_paired"],
+                "cpu_spread": result["cpu_spread"],
                 "paired_ratios": result["paired"],
                 "spread": result["spread"],
                 "load_avg_before": round(load_before, 2),
