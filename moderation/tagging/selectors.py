@@ -75,7 +75,7 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     suggestions = list(rows.select_related("tag").order_by("-score", "tag_id")[: tag_set.max_suggestions])
     evidence: dict[int, list[dict[str, object]]] = {}
     for tag_id, ev in TagCandidate.objects.filter(
-        video_id=video_id, tag_id__in=[s.tag_id for s in suggestions], source__in=["text", "vlm"]
+        video_id=video_id, tag_id__in=[s.tag_id for s in suggestions], source__in=["text", "vlm", "related"]
     ).values_list("tag_id", "evidence"):
         evidence.setdefault(tag_id, []).extend(ev or [])
     current = list(VideoTag.objects.filter(video_id=video_id).select_related("tag").order_by("tag__name"))

@@ -166,5 +166,11 @@ def test_tags_of_tagged_videos_co_occur_into_the_next_video(vocabulary, encode) 
     # The text hit keeps its own evidence (segments), not the related source's.
     text = TagCandidate.objects.get(video=decision.video, tag=_tag("火锅"), source="text")
     assert text.evidence and all(e["field"] == "ocr" for e in text.evidence)
+    # The tags panel shows where a related chip came from.
+    from moderation.tagging.selectors import tag_panel_for
+
+    panel = tag_panel_for(video_id=decision.video_id, tag_set=services.tag_set_default())
+    chips = {c["tag"].name: c for c in panel["chips"]}  # type: ignore[attr-defined]
+    assert any(e.get("from") == "火锅" for e in chips["美食"]["evidence"])
     # A title placeholder is not embedded: no title feature anywhere.
     assert all(s.features["title_embedding"] == 0.0 for s in TagSuggestion.objects.filter(video=decision.video))
