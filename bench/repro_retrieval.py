@@ -18,7 +18,10 @@ the report gives the median over all queries and the spread of the per-round rat
 
 ``index_build_s`` is the time one process takes to load its copy of the PDQ index from PostgreSQL at the large
 size (what a restarted worker pays on its first search), ``index_bytes`` that copy's memory. The last line
-printed is one JSON object; ``ratio`` is p50 at large / p50 at small.
+printed is one JSON object; ``ratio`` is p50 at large / p50 at small; ``hash_*`` and ``hnsw_*`` time the PDQ
+look-up and the embedding neighbours alone (run right after, so warmer). The embedded PostgreSQL runs with its
+default 128 MB ``shared_buffers``, which cannot hold a 200k library's HNSW indexes: the README reports runs with
+that and with 2 GB (``ALTER SYSTEM SET shared_buffers``, restart; reset afterwards).
 """
 
 from __future__ import annotations
@@ -226,7 +229,8 @@ def main() -> None:
     loads = {"start": _load()}
     connection.settings_dict.setdefault("TEST", {})["NAME"] = "bench_repro_retrieval"  # not the tests' database
     signature = json.dumps([args.small, args.large, args.queries, args.hashes, args.frames, args.seed])
-    config = setup_databases(verbosity=0, interactive=False, keepdb=args.keep)
+    # serialized_aliases=[]: a kept database is not dumped to a string for test rollbacks (minutes at 200k)
+    config = setup_databases(verbosity=0, interactive=False, keepdb=args.keep, serialized_aliases=[])
     large_db = connection.settings_dict["NAME"]
     small_db = f"{large_db}_small"
     wrappers: dict[str, Any] = {}
@@ -241,8 +245,9 @@ def main() -> None:
             if args.keep:  # the kept databases hold another library: start from an empty schema
                 connection.close()
                 teardown_databases(config, verbosity=0)
-                config = setup_databases(verbosity=0, interactive=False)
+                config = setup_databases(verbosity=0, interactive=False, serialized_aliases=[])
             connection.close()
+            wrappers["small"].close()
             with connection._nodb_cursor() as cur:  # a second database with the migrated schema
                 cur.execute(f'DROP DATABASE IF EXISTS "{small_db}"')
                 cur.execute(f'CREATE DATABASE "{small_db}" TEMPLATE "{large_db}"')
