@@ -6,8 +6,8 @@ from moderation.api.views import DecisionViewSet, LabelViewSet, VideoViewSet
 class WorkbenchApiRoot(APIRootView):
     """Videos, model decisions and the trusted labels of the review workbench.
 
-    Sign in to browse here; platforms send `Authorization: Integration <token>` and scripts
-    `Authorization: Token <token>` (POST /api/token/). The OpenAPI schema is at /api/schema/ and
+    Sign in to browse here; platforms send "Authorization: Integration <token>" and scripts
+    "Authorization: Token <token>" (POST /api/token/). The OpenAPI schema is at /api/schema/ and
     its documentation at /api/docs/.
     """
 
