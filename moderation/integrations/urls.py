@@ -5,6 +5,7 @@ from moderation.integrations import views
 urlpatterns = [
     path("integrations/", views.integration_list, name="integration_list"),
     path("integrations/add/", views.integration_add, name="integration_add"),
+    path("integrations/<int:pk>/token/", views.integration_token, name="integration_token"),
     path("integrations/<int:pk>/endpoints/add/", views.endpoint_add, name="webhook_endpoint_add"),
     path("integrations/endpoints/<int:pk>/", views.endpoint_detail, name="webhook_endpoint"),
     path("integrations/endpoints/<int:pk>/toggle/", views.endpoint_toggle, name="webhook_endpoint_toggle"),

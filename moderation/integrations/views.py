@@ -47,8 +47,25 @@ def integration_add(request: HttpRequest) -> HttpResponse:
         return _render_list(
             request, error=str(exc), typed={"form": "integration", "name": name, "rate_limit": rate_limit}
         )
-    # Shown once: only its hash is stored.
-    return render(request, "moderation/integrations/token.html", {"integration": integration, "token": token})
+    # Shown once (only its hash is stored): kept in this session until the page after the redirect shows it, so
+    # reloading that page cannot post the form again and create a second integration.
+    request.session[_SHOW_ONCE_KEY] = {"pk": integration.pk, "token": token}
+    return redirect("moderation:integration_token", pk=integration.pk)
+
+
+_SHOW_ONCE_KEY = "integration_token_once"
+
+
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+def integration_token(request: HttpRequest, pk: int) -> HttpResponse:
+    integration = get_object_or_404(Integration, pk=pk)
+    held = request.session.get(_SHOW_ONCE_KEY) or {}
+    token = held.get("token", "") if held.get("pk") == integration.pk else ""
+    if token:
+        del request.session[_SHOW_ONCE_KEY]
+    response = render(request, "moderation/integrations/token.html", {"integration": integration, "token": token})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_POST

@@ -88,6 +88,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:api-label-list": ("GET", READ_CONTENT),
     "moderation:integration_list": ("GET", (OPS,)),
     "moderation:integration_add": ("POST", (OPS,)),
+    "moderation:integration_token": ("GET", (OPS,)),
     "moderation:webhook_endpoint_add": ("POST", (OPS,)),
     "moderation:webhook_endpoint": ("GET", (OPS,)),
     "moderation:webhook_endpoint_toggle": ("POST", (OPS,)),

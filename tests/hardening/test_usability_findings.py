@@ -254,3 +254,23 @@ def test_comparing_policy_versions_puts_the_comparison_in_the_address_bar(client
     form = html.split(f'action="/policies/{version.policy_id}/diff/"', 1)[1].split(">", 1)[0]
     assert 'hx-push-url="true"' in form  # the diff was swapped in while the address stayed the policy page
     assert "Shared by the policy page" not in html
+
+
+@pytest.mark.django_db
+def test_a_new_integration_token_is_shown_once_after_a_redirect_so_a_reload_creates_nothing(client_as):
+    client = client_as("admin")
+    response = client.post("/integrations/add/", {"name": "shop-app", "rate_limit": "120/min"})
+    integration = Integration.objects.get()
+    assert response.status_code == 302 and response.url == f"/integrations/{integration.pk}/token/"
+    shown = client.get(response.url)
+    token = re.search(r'<code id="integration-token">([^<]+)</code>', shown.content.decode()).group(1)
+    assert len(token) >= 20 and shown["Cache-Control"] == "no-store"
+    reloaded = client.get(response.url).content.decode()
+    assert token not in reloaded and 'id="integration-token-gone"' in reloaded
+    assert Integration.objects.count() == 1
+    # The token is the one that authenticates (its hash is what is stored).
+    from django.test import Client
+
+    api = Client(HTTP_AUTHORIZATION=f"Integration {token}")
+    assert api.get("/api/videos/").status_code == 200
+    assert Client(HTTP_AUTHORIZATION="Integration wrong-token").get("/api/videos/").status_code in (401, 403)

@@ -91,8 +91,11 @@ def test_pair_screen_shows_hotkeys_sync_offset_and_escapes_titles(client_as) -> 
     page = client.get(claimed.url).content.decode()
     assert evil not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in page
     assert "<img src=x" not in page and "<b>bold</b>" not in page
-    for key in ("r", "d", "u"):
+    for key in ("p", "d", "u"):
         assert f'data-hotkey="{key}"' in page and f"<kbd>{key}</kbd>" in page
+    # r reveals media here as on every other screen; it never records a verdict.
+    assert 'data-reveal-toggle data-hotkey="r"' in page
+    assert 'value="reproduction" data-hotkey="p"' in page and page.count('data-hotkey="r"') == 1
     assert 'data-offset="2.0"' in page and "reproduction/pair_sync.js" in page
     assert "data-pair-left" in page and "data-pair-right" in page
 
