@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from io import StringIO
 from pathlib import Path
 
@@ -315,3 +316,24 @@ def test_evaluate_reports_the_cascade_at_each_target_and_the_reliability_table(t
     assert rows[0.9]["oracle_coverage"] >= rows[0.95]["oracle_coverage"]  # a stricter target covers less
     assert sum(row["n"] for row in result["reliability"]) == 24
     assert "cascade @ target 0.95" in out.getvalue()
+
+
+def test_the_pre_registered_feature_candidates_change_what_they_name() -> None:
+    from moderation.inference.stage1.model import binary_head_fit
+    from moderation.inference.stage1.selection import FEATURE_CANDIDATES
+
+    items = [TextItem(title=t, ocr="加 微信\n私聊") for t in ("加微信私聊", "私聊微信", "家常菜", "红烧肉做法")] * 3
+    y = np.array([1, 1, 0, 0] * 3)
+    cheap = {"stack_cs": (1.0,), "stack_folds": 2}
+    heads = {c.name: binary_head_fit(items, y, replace(c, **cheap)) for c in FEATURE_CANDIDATES}
+    baseline = binary_head_fit(items, y, Stage1Config(**cheap))
+
+    def ocr_vocabulary(head: BinaryHead) -> set[str]:
+        return set(head.blocks[head.kept.index(("ocr",))].vectorizers["ocr"].vocabulary_)
+
+    assert "信\n私" in ocr_vocabulary(heads["stacked-char13-across"])  # across the segment break
+    assert not any("\n" in gram.strip("\n") for gram in ocr_vocabulary(baseline))  # char_wb stops at it
+    assert min(len(g) for g in ocr_vocabulary(heads["stacked-char24"])) == 2  # no single characters
+    assert min(len(g) for g in ocr_vocabulary(baseline)) == 1
+    assert all(m.class_weight is None for m in heads["stacked-char12-unweighted"].models)
+    assert all(m.class_weight == "balanced" for m in baseline.models)
