@@ -302,6 +302,9 @@ CASCADE_TARGET_ACCURACY = env.float("CASCADE_TARGET_ACCURACY", default=0.92)
 # The dashboard's risk–coverage curve (and a target the admin picks there) uses reviewed items once
 # there are this many; before that, the model's own held-out curve.
 CASCADE_MIN_REVIEWED = env.int("CASCADE_MIN_REVIEWED", default=50)
+# Stage 1 is trained (and made active, so it may auto-decide) only from at least this many trusted labels:
+# a classifier fitted on a handful would decide live items on no evidence.
+CASCADE_MIN_TRAIN_LABELS = env.int("CASCADE_MIN_TRAIN_LABELS", default=40)
 # Celery beat retrains stage 1 when this many trusted labels arrived since the active model was trained.
 CASCADE_RETRAIN_AFTER_LABELS = env.int("CASCADE_RETRAIN_AFTER_LABELS", default=50)
 

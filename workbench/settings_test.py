@@ -29,3 +29,6 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 # stop a worker per test, so a short wait keeps each stop from costing a whole second (Redis >= 6 takes
 # fractions). Production keeps kombu's 1 s.
 CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "polling_interval": 0.1}  # noqa: F405
+
+# The tests' stage-1 fixtures hold 12-30 labelled items; the minimum itself is tested with its default.
+CASCADE_MIN_TRAIN_LABELS = 10

@@ -421,7 +421,7 @@ def cascade_train(*, name: str, threshold: float | None = None, target_accuracy:
     (``stage1_select_fit``). Routing: a fixed entropy ``threshold``, else ``target_accuracy`` (default
     ``CASCADE_TARGET_ACCURACY``), whose cut comes from the held-out curve of the training items.
     Retraining under an existing name replaces that model. Raises ModerationError when there are
-    not enough labels of both kinds.
+    fewer than ``CASCADE_MIN_TRAIN_LABELS`` labels or not enough of both kinds.
     """
     from moderation.inference.selectors import cascade_training_set
     from moderation.inference.stage1.model import stage1_save
@@ -435,6 +435,12 @@ def cascade_train(*, name: str, threshold: float | None = None, target_accuracy:
         check_target(target_accuracy)
     path = cascade_artifact_path(name)
     training = cascade_training_set()
+    if len(training.labels) < settings.CASCADE_MIN_TRAIN_LABELS:
+        raise ModerationError(
+            f"Stage 1 is trained from at least {settings.CASCADE_MIN_TRAIN_LABELS} labelled items "
+            f"(CASCADE_MIN_TRAIN_LABELS); there are {len(training.labels)}. Review or import more first: "
+            "a model fitted on fewer would auto-decide live items on too little evidence."
+        )
     selection = stage1_select_fit(
         training.items,
         training.labels,

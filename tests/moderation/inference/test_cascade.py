@@ -212,6 +212,7 @@ def test_cascade_train_learns_from_database_labels_and_predicts(db, tmp_path, se
 
 def test_cascade_train_without_labels_is_a_readable_error(db, tmp_path, settings) -> None:
     settings.MODELS_DIR = tmp_path / "models"
+    settings.CASCADE_MIN_TRAIN_LABELS = 0  # the per-class check
     with pytest.raises(ModerationError, match="at least 2 safe"):
         cascade_train(name="empty")
     with pytest.raises(ModerationError, match="name"):
@@ -337,3 +338,19 @@ def test_the_pre_registered_feature_candidates_change_what_they_name() -> None:
     assert min(len(g) for g in ocr_vocabulary(baseline)) == 1
     assert all(m.class_weight is None for m in heads["stacked-char12-unweighted"].models)
     assert all(m.class_weight == "balanced" for m in baseline.models)
+
+
+def test_stage1_is_not_trained_or_made_active_from_too_few_labels(db, tmp_path, settings, client_as) -> None:
+    from django.urls import reverse
+
+    from workbench import settings as production
+
+    settings.MODELS_DIR = tmp_path / "models"
+    settings.CASCADE_MIN_TRAIN_LABELS = production.CASCADE_MIN_TRAIN_LABELS
+    assert settings.CASCADE_MIN_TRAIN_LABELS == 40
+    kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))  # 24 labelled items
+    with pytest.raises(ModerationError, match="at least 40 labelled items .* there are 24"):
+        cascade_train(name="too-early")
+    assert cascade_model_active() is None and not Path(settings.MODELS_DIR / "cascade").exists()
+    response = client_as("admin").post(reverse("moderation:cascade_train"), {"name": "too-early"}, follow=True)
+    assert "there are 24" in response.content.decode() and cascade_model_active() is None
