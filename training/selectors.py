@@ -110,6 +110,28 @@ class Heatmap:
     axis: list[tuple[str, int]]  # (label, centre of its row / column)
 
 
+_PER_CATEGORY_KEYS = {"major_recall", "major_recall_exact", "major_support"}
+
+
+def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str]]:
+    """The run's headline metrics as (name, text) rows: numbers to 4 places, an interval (a pair such as
+    ``binary_accuracy_ci95``) as "low – high"; the per-category tables are shown on their own."""
+    rows = []
+    for key, value in (run.metrics or {}).items():
+        if key in _PER_CATEGORY_KEYS:
+            continue
+        if isinstance(value, bool) or value is None:
+            text = "—" if value is None else str(value).lower()
+        elif isinstance(value, int | float):
+            text = f"{value:.4f}" if isinstance(value, float) else str(value)
+        elif isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
+            text = f"{value[0]:.4f} – {value[1]:.4f}"
+        else:
+            text = str(value)
+        rows.append((key, text))
+    return rows
+
+
 def confusion_heatmap(run: EvaluationRun, *, cell: int = 28, offset: int = 120) -> Heatmap | None:
     """The confusion matrix (rows: true, columns: predicted) as SVG rectangles; darker = more items."""
     labels = run.confusion.get("labels") or []

@@ -207,7 +207,12 @@ def evaluation_create(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.MANAGE_TRAINING)
 def evaluation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     run = selectors.evaluation_get(pk=pk)
-    context = {"run": run, "heatmap": selectors.confusion_heatmap(run), "active": run.status in ("queued", "running")}
+    context = {
+        "run": run,
+        "metric_rows": selectors.evaluation_metric_rows(run),
+        "heatmap": selectors.confusion_heatmap(run),
+        "active": run.status in ("queued", "running"),
+    }
     template = "training/evaluation_detail.html"
     if request.htmx:
         template += "#result"

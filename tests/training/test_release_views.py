@@ -71,6 +71,10 @@ def test_refused_promotion_shows_why(client_as, policy_version):
 def test_evaluation_detail_polls_until_done(client_as, runs):
     page = client_as("admin").get(reverse("training:evaluation_detail", args=[runs[0].pk])).content.decode()
     assert "every 2s" not in page and "binary_accuracy" in page and '<svg class="heatmap"' in page
+    # The 95% interval is a pair: shown as "low – high" (it was blank).
+    lo, hi = runs[1].metrics["binary_accuracy_ci95"]
+    candidate = client_as("admin").get(reverse("training:evaluation_detail", args=[runs[1].pk])).content.decode()
+    assert f"<th>binary_accuracy_ci95</th><td>{lo:.4f} – {hi:.4f}</td>" in candidate
 
 
 def test_job_form_starts_a_grpo_job_with_lora_settings(
