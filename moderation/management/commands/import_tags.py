@@ -9,7 +9,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from moderation.errors import ModerationError
 from moderation.tagging.files import read_lines
+from moderation.tagging.models import Tag
 from moderation.tagging.services import ImportReport, tags_embed_missing, tags_import, tags_import_hierarchy
+
+# Chinese names with the English aliases the demo videos' titles and speech use (`generate_demo`), so the tags
+# queue and panel have candidates on a fresh install.
+DEMO_VOCABULARY = Path(__file__).resolve().parents[2] / "tagging" / "demo_vocabulary.txt"
 
 
 class Command(BaseCommand):
@@ -23,6 +28,11 @@ class Command(BaseCommand):
         parser.add_argument("file", type=Path, nargs="?")
         parser.add_argument("--hierarchy", type=Path, help="two-column file: child<TAB>parent")
         parser.add_argument("--embed", action="store_true", help="compute missing tag embeddings in this process")
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="when the vocabulary is empty, import the small demo vocabulary (tags for the demo videos)",
+        )
 
     def _report(self, report: ImportReport, decode_errors: list[str]) -> None:
         for line in report.notes:
@@ -31,6 +41,13 @@ class Command(BaseCommand):
             self.stderr.write(line)
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        if opts["demo"]:
+            if opts["file"] is not None or opts["hierarchy"] is not None:
+                raise CommandError("--demo imports the demo vocabulary; give no file with it.")
+            if Tag.objects.exists():
+                self.stdout.write("The tag vocabulary is not empty: the demo vocabulary is not imported.")
+                return
+            opts["file"] = DEMO_VOCABULARY
         if opts["file"] is None and opts["hierarchy"] is None:
             raise CommandError("Give a vocabulary file, --hierarchy FILE, or both.")
         try:

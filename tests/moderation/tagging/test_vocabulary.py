@@ -154,3 +154,20 @@ def test_tags_and_parents_imported_from_the_screen_say_every_skipped_line(client
     response = client.post(url, {"kind": "tags", "lines": "  \n"}, follow=True)
     assert "Choose a file or type some lines" in response.content.decode()
     assert client_as("moderator").post(url, {"kind": "tags", "lines": "x"}).status_code == 403
+
+
+def test_the_demo_vocabulary_is_imported_once_into_an_empty_vocabulary_and_names_the_demo_videos() -> None:
+    from moderation.media.demo import DEMO_SCRIPTS
+    from moderation.tagging.text import normalise
+
+    out = StringIO()
+    call_command("import_tags", demo=True, stdout=out)
+    assert "30 tags created" in out.getvalue() and "0 lines skipped" in out.getvalue()
+    again = StringIO()
+    call_command("import_tags", demo=True, stdout=again)
+    assert "not empty" in again.getvalue() and Tag.objects.count() == 30
+    # Every demo clip's title or speech names at least one demo tag (by an alias), so candidates appear.
+    names = [normalise(n) for t in Tag.objects.all() for n in (t.name, *t.aliases)]
+    for clip in DEMO_SCRIPTS:
+        text = normalise(f"{clip.title} {clip.speech}")
+        assert any(n in text for n in names), clip.title

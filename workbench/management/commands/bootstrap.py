@@ -12,7 +12,10 @@ DEMO_PASSWORD = "workbench-demo"  # noqa: S105 (printed on start; for the local 
 
 
 class Command(BaseCommand):
-    help = "Create the role groups, the first policy and (with --demo-users) one demo user per role."
+    help = (
+        "Create the role groups, the first policy and (with --demo-users) one demo user per role and, when the "
+        "tag vocabulary is empty, the demo one."
+    )
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--demo-users", action="store_true")
@@ -32,3 +35,4 @@ class Command(BaseCommand):
                 user.save()
             user.groups.add(Group.objects.get(name=role))
             self.stdout.write(f"  {role:<14} username={role}")
+        call_command("import_tags", demo=True, stdout=self.stdout)
