@@ -8,6 +8,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
+from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
@@ -32,6 +33,9 @@ def _user(request: HttpRequest) -> User:
     return cast(User, request.user)
 
 
+LIST_PAGE = 25  # datasets and jobs per page on the training screen (each list pages on its own)
+
+
 def _render_list(
     request: HttpRequest,
     form: TrainingJobStartForm,
@@ -40,9 +44,11 @@ def _render_list(
     dataset_error: str = "",
     dataset_typed: dict[str, str] | None = None,
 ) -> HttpResponse:
+    datasets = Paginator(selectors.dataset_list(), LIST_PAGE).get_page(request.GET.get("datasets_page"))
+    jobs = Paginator(selectors.job_list(), LIST_PAGE).get_page(request.GET.get("jobs_page"))
     context = {
-        "datasets": selectors.dataset_list(),
-        "jobs": selectors.job_list(),
+        "datasets": datasets,
+        "jobs": jobs,
         "form": form,
         "rules": selectors.retrain_rules(),
         # A refused dataset build: the reason beside its form, the kind and share chosen kept.

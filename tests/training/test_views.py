@@ -175,3 +175,18 @@ def test_model_folders_typed_into_the_job_form_are_confined(client_as, job, sett
         )
         assert response.status_code == 302, (value, response.content.decode()[:500])
     assert TrainingJob.objects.count() == 3
+
+
+def test_the_training_screen_pages_datasets_and_jobs_each_on_its_own(client_as, job):
+    dataset = job.dataset
+    TrainingJob.objects.bulk_create(
+        [TrainingJob(dataset=dataset, params={"max_steps": 4}, total_steps=4) for _ in range(29)]
+    )  # 30 jobs, 1 dataset
+    client = client_as("admin")
+    first = client.get(reverse("training:job_list")).content.decode()
+    assert "page 1 of 2 (30 jobs)" in first and '?jobs_page=2"' in first
+    assert "datasets)" not in first  # one dataset: no paging links for it
+    oldest = job
+    second = client.get(reverse("training:job_list"), {"jobs_page": 2}).content.decode()
+    assert "page 2 of 2 (30 jobs)" in second and f'href="/training/jobs/{oldest.pk}/"' in second
+    assert f'href="/training/jobs/{oldest.pk}/"' not in first and dataset.name in second
