@@ -190,27 +190,25 @@ def generate(
             c.features["embedding_rank"] = 1.0 - rank / options.embedding_top
             c.sources.append("embedding")
 
+    def more_embedding_hits(extra: np.ndarray, top_n: int, feature: str) -> None:
+        """A second zero-shot view (title, segments): its top tags join the embedding source, the best
+        cosine of any view kept as its score, and their rank in this view as ``feature``."""
+        for rank, i in enumerate(np.argsort(-extra)[:top_n]):
+            c = cand(vocab.tag_ids[int(i)])
+            c.scores["embedding"] = max(c.scores.get("embedding", -1.0), float(extra[i]))
+            c.features[feature] = 1.0 - rank / top_n
+            if "embedding" not in c.sources:
+                c.sources.append("embedding")
+
     title_cosines = None
     if options.title and title_vector is not None and len(vocab.tag_ids):
         title_cosines = vocab.embeddings @ title_vector
-        top = np.argsort(-title_cosines)[:TITLE_EMBEDDING_TOP]
-        for rank, i in enumerate(top):
-            c = cand(vocab.tag_ids[int(i)])
-            c.scores["embedding"] = max(c.scores.get("embedding", -1.0), float(title_cosines[i]))
-            c.features["title_embedding_rank"] = 1.0 - rank / TITLE_EMBEDDING_TOP
-            if "embedding" not in c.sources:
-                c.sources.append("embedding")
+        more_embedding_hits(title_cosines, TITLE_EMBEDDING_TOP, "title_embedding_rank")
 
     segment_cosines = None
     if options.segments and segment_vectors is not None and len(segment_vectors) and len(vocab.tag_ids):
         segment_cosines = (vocab.embeddings @ np.asarray(segment_vectors).T).max(axis=1)
-        top = np.argsort(-segment_cosines)[:SEGMENT_EMBEDDING_TOP]
-        for rank, i in enumerate(top):
-            c = cand(vocab.tag_ids[int(i)])
-            c.scores["embedding"] = max(c.scores.get("embedding", -1.0), float(segment_cosines[i]))
-            c.features["segment_embedding_rank"] = 1.0 - rank / SEGMENT_EMBEDDING_TOP
-            if "embedding" not in c.sources:
-                c.sources.append("embedding")
+        more_embedding_hits(segment_cosines, SEGMENT_EMBEDDING_TOP, "segment_embedding_rank")
 
     seed_rows: list[int] = []
     if options.related and text_hits:
