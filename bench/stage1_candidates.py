@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
 from _common import django_setup
-from stage1_encoders import outer_fold
+from stage1_encoders import fixed_accuracies, outer_fold, summary
 
 
 def main() -> None:
@@ -108,17 +107,13 @@ def main() -> None:
                     "auto_accuracy": round(float(right[auto].mean()), 4) if auto.any() else None,
                 }
             row[arm] = {"binary_accuracy": round(float(right.mean()), 4), "cascade": cascade, "chosen": chosen[arm]}
-        row["fixed"] = {name: round(float(((p > 0.5) == (y == 1)).mean()), 4) for name, p in outer_p.items()}
         per_repeat.append(row)
         print(
             f"seed {seed}: text {row['text']['binary_accuracy']:.3f} (chose {','.join(chosen['text'])}); "
             f"text+features {row['text+features']['binary_accuracy']:.3f} (chose {','.join(chosen['text+features'])})",
             flush=True,
         )
-        print("  fixed candidates: " + ", ".join(f"{k} {v:.3f}" for k, v in row["fixed"].items()), flush=True)
-
-    def summary(values: list[float]) -> dict[str, Any]:
-        return {"median": round(statistics.median(values), 4), "range": [min(values), max(values)], "per_seed": values}
+        row["fixed"] = fixed_accuracies(outer_p, y)
 
     result: dict[str, Any] = {}
     for arm in arms:

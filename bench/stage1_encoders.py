@@ -33,6 +33,19 @@ from typing import Any
 from _common import django_setup
 
 
+def fixed_accuracies(outer_p: dict[str, Any], y: Any) -> dict[str, float]:
+    """Each fixed candidate's outer-fold binary accuracy, printed (reported beside the nested choice, never chosen
+    from)."""
+    fixed = {name: round(float(((p > 0.5) == (y == 1)).mean()), 4) for name, p in outer_p.items()}
+    print("  fixed candidates: " + ", ".join(f"{k} {v:.3f}" for k, v in fixed.items()), flush=True)
+    return fixed
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    """Median, range and per-seed values of one measure over the repeats."""
+    return {"median": round(statistics.median(values), 4), "range": [min(values), max(values)], "per_seed": values}
+
+
 def outer_fold(
     items: list[Any], y: Any, configs: list[Any], targets: Any, train: Any, seed: int
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, dict[float, float]]]:
@@ -139,17 +152,13 @@ def main() -> None:
                 "chosen": chosen[arm],
                 "mean_confidence": round(float(confidence(p).mean()), 4),
             }
-        row["fixed"] = {name: round(float(((p > 0.5) == (y == 1)).mean()), 4) for name, p in outer_p.items()}
         per_repeat.append(row)
         print(
             f"seed {seed}: text {row['text']['binary_accuracy']:.3f} (chose {','.join(chosen['text'])}); "
             f"text+encoder {row['text+encoder']['binary_accuracy']:.3f} (chose {','.join(chosen['text+encoder'])})",
             flush=True,
         )
-        print("  fixed candidates: " + ", ".join(f"{k} {v:.3f}" for k, v in row["fixed"].items()), flush=True)
-
-    def summary(values: list[float]) -> dict[str, Any]:
-        return {"median": round(statistics.median(values), 4), "range": [min(values), max(values)], "per_seed": values}
+        row["fixed"] = fixed_accuracies(outer_p, y)
 
     result: dict[str, Any] = {}
     for arm in arms:
