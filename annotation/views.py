@@ -92,7 +92,9 @@ def _edit_context(
 def correction_edit(request: HttpRequest, decision_id: int) -> HttpResponse:
     decision = selectors.decision_for_correction(decision_id=decision_id)
     if request.method != "POST":
-        return render(request, "annotation/correction_edit.html", _edit_context(request, decision))
+        ctx = _edit_context(request, decision)
+        ctx["review_reason"] = request.session.pop(_review_reason_key(decision.pk), "")
+        return render(request, "annotation/correction_edit.html", ctx)
 
     keys = [s["key"] for s in cot_stages_for_display(services.correctable_stages(decision))]
     typed = {k: request.POST[f"stage-{k}"] for k in keys if f"stage-{k}" in request.POST}
@@ -134,32 +136,40 @@ def _revision(request: HttpRequest) -> int:
         return -1
 
 
+def _review_reason_key(decision_id: int) -> str:
+    return f"correction-review-reason-{decision_id}"
+
+
 @require_POST
 @permission_required(Perm.CORRECT_COT)
 def correction_review(request: HttpRequest, decision_id: int) -> HttpResponse:
-    """A second labeler accepts the submitted correction, or rejects it with a reason."""
+    """A second labeler accepts the submitted correction, or rejects it with a reason.
+
+    Always answers with a redirect to the correction screen (POST-redirect-GET), refusals too: a reload
+    there never resends the form, so a rejection is neither lost nor sent twice. A refused rejection's
+    typed reason is kept in the session and put back into the form once."""
     decision = selectors.decision_for_correction(decision_id=decision_id)
     correction: CotCorrection | None = getattr(decision, "correction", None)
+    back = redirect("annotation:correction_edit", decision_id=decision.pk)
     if correction is None:
         messages.error(request, "There is no correction to review yet.")
-        return redirect("annotation:correction_edit", decision_id=decision.pk)
+        return back
+    reason = request.POST.get("reason", "")
     try:
         if request.POST.get("action") == "accept":
             services.cot_correction_accept(correction=correction, by=_user(request), base_revision=_revision(request))
             messages.success(request, f"Accepted revision {correction.revision}.")
         else:
             services.cot_correction_reject(
-                correction=correction,
-                by=_user(request),
-                base_revision=_revision(request),
-                reason=request.POST.get("reason", ""),
+                correction=correction, by=_user(request), base_revision=_revision(request), reason=reason
             )
             messages.success(request, f"Rejected revision {correction.revision}; the author sees your reason.")
     except AnnotationError as exc:
         messages.error(request, str(exc))
-        decision = selectors.decision_for_correction(decision_id=decision_id)
-        return render(request, "annotation/correction_edit.html", _edit_context(request, decision), status=400)
-    return redirect("annotation:correction_edit", decision_id=decision.pk)
+        if reason.strip():
+            request.session[_review_reason_key(decision.pk)] = reason
+        back["Location"] += "#correction-review"
+    return back
 
 
 # --- Tag2CoT ------------------------------------------------------------------------------------

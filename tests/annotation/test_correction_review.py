@@ -65,8 +65,8 @@ def test_review_buttons_for_a_second_labeler_only(decision, make_user):
     assert 'id="correction-review"' not in author_client.get(url).content.decode()
     assert 'id="correction-review"' in other_client.get(url).content.decode()
 
-    resp = author_client.post(review_url, {"action": "accept", "base_revision": "1"})
-    assert resp.status_code == 400 and "another labeler" in resp.content.decode()
+    resp = author_client.post(review_url, {"action": "accept", "base_revision": "1"}, follow=True)
+    assert resp.redirect_chain[-1][0].startswith(url) and "another labeler" in resp.content.decode()
     resp = other_client.post(review_url, {"action": "reject", "base_revision": "1", "reason": "<b>wrong</b>"})
     assert resp.status_code == 302
     html = author_client.get(url).content.decode()
@@ -96,3 +96,51 @@ def test_list_filters_by_status(decision, policy_version, make_user, client_as):
     assert "Untouched video" in none and decision.video.title not in none
     assert "Untouched video" not in client.get(url, {"status": "accepted"}).content.decode()
     assert other.video.title in client.get(url).content.decode()
+
+
+def test_a_refused_rejection_redirects_back_so_a_reload_resends_nothing(decision, make_user):
+    """Rejecting without a reason used to leave the browser on the POST address (a reload resent the
+    form). Now every answer is a redirect to the correction screen, which says what is missing."""
+    author, reviewer = make_user("labeler"), make_user("labeler")
+    _save(decision, author)
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    review_url = reverse("annotation:correction_review", args=[decision.pk])
+    client = Client()
+    client.force_login(reviewer)
+
+    resp = client.post(review_url, {"action": "reject", "base_revision": "1", "reason": "  "})
+    assert resp.status_code == 302 and resp["Location"] == f"{url}#correction-review"
+    html = client.get(url).content.decode()
+    assert "Say why the correction is rejected" in html and 'id="correction-review"' in html
+    assert client.get(url).content.decode().count("Say why") == 0  # the message is shown once
+    assert CotCorrection.objects.get().status == CotCorrection.Status.SUBMITTED
+
+    resp = client.post(review_url, {"action": "reject", "base_revision": "1", "reason": "Stage 2 misreads it"})
+    assert resp.status_code == 302 and resp["Location"] == url
+    first = CotCorrection.objects.get()
+    assert first.status == CotCorrection.Status.REJECTED and first.reject_reason == "Stage 2 misreads it"
+    assert "Rejected revision 1" in client.get(url).content.decode()
+
+    # The same form sent again (a back-button resubmit): refused with a message, nothing recorded twice.
+    resp = client.post(review_url, {"action": "reject", "base_revision": "1", "reason": "again"}, follow=True)
+    assert "this one is rejected" in resp.content.decode()
+    again = CotCorrection.objects.get()
+    assert (again.reject_reason, again.reviewed_at) == ("Stage 2 misreads it", first.reviewed_at)
+
+
+def test_a_reason_typed_for_a_stale_revision_is_put_back_into_the_form(decision, make_user):
+    author, reviewer = make_user("labeler"), make_user("labeler")
+    _save(decision, author)
+    _save(decision, author, base=1, text="changed meanwhile")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    client = Client()
+    client.force_login(reviewer)
+    review_url = reverse("annotation:correction_review", args=[decision.pk])
+    resp = client.post(
+        review_url, {"action": "reject", "base_revision": "1", "reason": "Misses the <OCR>"}, follow=True
+    )
+    html = resp.content.decode()
+    assert "saved revision 2 since you opened it" in html
+    assert ">Misses the &lt;OCR&gt;</textarea>" in html
+    assert ">Misses the" not in client.get(url).content.decode()  # put back once, not forever
+    assert CotCorrection.objects.get().status == CotCorrection.Status.SUBMITTED
