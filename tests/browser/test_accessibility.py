@@ -28,6 +28,8 @@ def _stale_vlm_task(policy_version):  # type: ignore[no-untyped-def]
         decision__video__file="",
         decision__model_version=version,
         decision__backend="vllm",
+        # More on-screen text than its panel shows: the panel scrolls, and must be reachable by keyboard.
+        decision__video__ocr_text="\n".join(f"caption line {n}: limited offer, link in bio" for n in range(30)),
     )
     FeedbackAggregate.objects.create(
         video=task.decision.video, reports=5, views=50, last_event_at=timezone.now() + timedelta(seconds=1)
