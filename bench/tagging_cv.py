@@ -16,18 +16,26 @@ Variants (fixed before the first run; none is chosen on these numbers, all are r
   V3 no-related— V1 without the related source
   V4 segments  — V1 + each distinct caption / speech segment (up to 8) embedded, max cosine per tag
                  (added after V0–V3 were measured, so it is reported but not counted as pre-registered)
+  V5 app       — V1's candidates, the ranker reading five more features (text match covered by a
+                 longer tag match, one-character name, per-text z-scored cosines, hub-centred cosine):
+                 chosen by ``bench/tagging_nested.py`` (nested CV), the app's default since round 2.
+                 V0–V4 keep the 20 features the ranker read before (``ranking.FEATURES_V1``).
 
 Pool recall: for each source, the share of gold tags among its top 5 / 20 / 50 / all candidates
 (the embedding source over the whole vocabulary), and the merged pool's.
 
     .venv/bin/python bench/tagging_cv.py [--folds 5] [--seeds 0 1 2]
 
-The last line printed is one JSON object (``ratio`` = median V1 recall@5 ÷ median V0 recall@5).
+The last line printed is one JSON object (``ratio`` = median V5 (the app) recall@5 ÷ median V1's, or
+V0's when V1 is not run).
+
+    .venv/bin/python bench/tagging_cv.py --variants V1 V5   # the headline pair, ~2 min on a quiet machine
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import statistics
@@ -129,6 +137,7 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--variants", nargs="+", help="names' first words, e.g. V1 V5 (default: all)")
     args = parser.parse_args()
 
     from moderation.tagging import evaluation, ranking
@@ -136,14 +145,17 @@ def main() -> None:
     t0 = time.perf_counter()
     vocab, records = load(VOCAB, DEV, TAGS)
     print(f"{len(vocab.tag_ids)} tags, {len(records)} tagged records ({time.perf_counter() - t0:.0f} s to load)")
-    full = ranking.Options()
+    v1 = ranking.V1
     variants = {
         "V0 baseline": ranking.BASELINE,
-        "V1 full (app default)": full,
-        "V2 no title embedding": ranking.Options(title=False),
-        "V3 no related source": ranking.Options(related=False),
-        "V4 + segment embeddings": ranking.Options(segments=True),
+        "V1 full (round 1 app)": v1,
+        "V2 no title embedding": dataclasses.replace(v1, title=False),
+        "V3 no related source": dataclasses.replace(v1, related=False),
+        "V4 + segment embeddings": dataclasses.replace(v1, segments=True),
+        "V5 app (ranker features)": ranking.Options(),
     }
+    if args.variants:
+        variants = {n: o for n, o in variants.items() if n.split()[0] in args.variants}
     k = args.k
     results: dict[str, list[dict[str, Any]]] = {}
     for name, options in variants.items():
@@ -166,21 +178,27 @@ def main() -> None:
     for name in variants:
         cells = [med(name, key) for key in (f"precision_at_{k}", f"recall_at_{k}", "gap_at_20")]
         print(f"{name:<24} " + "  ".join(f"{a:.3f} [{b:.3f}–{c:.3f}]" for a, b, c in cells))
-    print("\nper source, V1 (median [min–max])")
-    for src in ranking.SOURCES:
-        cells = [med("V1 full (app default)", key, src) for key in (f"precision_at_{k}", f"recall_at_{k}", "gap_at_20")]
-        print(f"{src:<24} " + "  ".join(f"{a:.3f} [{b:.3f}–{c:.3f}]" for a, b, c in cells))
+    app = next(n for n in variants if n.startswith("V5")) if any(n.startswith("V5") for n in variants) else None
+    ref = next((n for n in variants if n.startswith("V1")), None) or next(
+        (n for n in variants if n.startswith("V0")), None
+    )
+    if app:
+        print(f"\nper source, {app} (median [min–max])")
+        for src in ranking.SOURCES:
+            cells = [med(app, key, src) for key in (f"precision_at_{k}", f"recall_at_{k}", "gap_at_20")]
+            print(f"{src:<24} " + "  ".join(f"{a:.3f} [{b:.3f}–{c:.3f}]" for a, b, c in cells))
     pools = {}
-    for name in ("V0 baseline", "V1 full (app default)"):
+    for name in [n for n in variants if n.split()[0] in ("V0", "V5")]:
         pools[name] = pool_recall(records, vocab, folds=args.folds, seed=args.seeds[0], options=variants[name])
         print(f"\ncandidate-pool recall, {name}, seed {args.seeds[0]}: top 5 / 20 / 50 / all")
         for src, row in pools[name].items():
             print(f"{src:<32} " + " / ".join(f"{x:.3f}" for x in row))
-    r0 = med("V0 baseline", f"recall_at_{k}")[0]
-    r1 = med("V1 full (app default)", f"recall_at_{k}")[0]
+    r0 = med(ref, f"recall_at_{k}")[0] if ref else 0.0
+    r1 = med(app, f"recall_at_{k}")[0] if app else 0.0
     summary = {
-        "ratio": round(r1 / r0, 3) if r0 else None,
-        "n": results["V1 full (app default)"][0]["n"],
+        "ratio": round(r1 / r0, 3) if r0 and r1 else None,
+        "reference": ref,
+        "n": len(records),
         "seeds": args.seeds,
         "variants": {
             name: {key: [m[key] for m in ms] for key in (f"precision_at_{k}", f"recall_at_{k}", "gap_at_20")}

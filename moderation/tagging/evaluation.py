@@ -137,6 +137,7 @@ class Knowledge:
     tag_lists: list[list[int]]
     classifiers: dict[int, ranking.LinearModel]
     cooccur: dict[int, dict[int, float]] = field(default_factory=dict)
+    centre: np.ndarray | None = None
 
 
 def learn(records: Sequence[Record]) -> Knowledge:
@@ -155,6 +156,7 @@ def learn(records: Sequence[Record]) -> Knowledge:
         tag_lists,
         ranking.fit_classifiers(vectors, tag_lists),
         ranking.cooccurrence(tag_lists),
+        vectors.mean(axis=0) if len(vectors) else None,
     )
 
 
@@ -162,7 +164,14 @@ def candidates_for(
     record: Record, vocab: ranking.Vocabulary, know: Knowledge, options: ranking.Options = ranking.Options()
 ) -> dict[int, ranking.Candidate]:
     v = ranking.Vocabulary(
-        vocab.tag_ids, vocab.names, vocab.lexicon, vocab.embeddings, vocab.max_len, know.prior, know.cooccur
+        vocab.tag_ids,
+        vocab.names,
+        vocab.lexicon,
+        vocab.embeddings,
+        vocab.max_len,
+        know.prior,
+        know.cooccur,
+        know.centre,
     )
     assert record.vector is not None
     return ranking.generate(
@@ -192,6 +201,7 @@ def train_ranker(
     """Logistic regression on out-of-fold candidate features of the train records."""
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
+    cols = [ranking.FEATURES.index(f) for f in options.ranker_features]
     k = min(INNER_FOLDS, len(records))
     if k < 2:
         return None
@@ -201,14 +211,14 @@ def train_ranker(
         for i in held:
             cands = list(candidates_for(records[int(i)], vocab, know, options).values())
             if cands:
-                xs.append(ranking.feature_matrix(cands))
+                xs.append(ranking.feature_matrix(cands)[:, cols])
                 ys.append(np.array([c.tag_id in records[int(i)].gold for c in cands], dtype=int))
     if not xs:
         return None
     x, y = np.vstack(xs), np.concatenate(ys)
     if y.min() == y.max():
         return None
-    return ranking.fit_linear(x, y, seed=seed)
+    return ranking.fit_linear(x, y, c=options.ranker_c, seed=seed)
 
 
 @dataclass
@@ -228,7 +238,7 @@ def predict(
     out: list[Scored] = []
     for r in records:
         cands = candidates_for(r, vocab, know, options)
-        ranked = ranking.rank(cands, model)
+        ranked = ranking.rank(cands, model, features=options.ranker_features, dedup=options.dedup, vocab=vocab)
         by_source = {
             s: sorted(((c.tag_id, c.scores[s]) for c in cands.values() if s in c.scores), key=lambda p: (-p[1], p[0]))
             for s in SOURCES

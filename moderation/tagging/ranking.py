@@ -48,7 +48,15 @@ FEATURES = [
     "related_similar",
     "segment_embedding",
     "segment_embedding_rank",
+    "text_covered",
+    "name_single",
+    "embedding_z",
+    "title_embedding_z",
+    "embedding_centred",
 ]
+# The features the ranker read before the error analysis of issue 16's second round (the nested
+# comparison's reference arm): the five after them are new.
+FEATURES_V1 = FEATURES[: FEATURES.index("text_covered")]
 # Until reviewers' events train a model: a hand-set weighted sum (scores in [0, 1] roughly).
 DEFAULT_WEIGHTS = {
     "text_title": 0.35,
@@ -71,6 +79,12 @@ DEFAULT_WEIGHTS = {
     "related_similar": 0.1,
     "segment_embedding": 0.2,
     "segment_embedding_rank": 0.1,
+    # New features weigh nothing in the weighted sum (it stays as it was): the learned ranker uses them.
+    "text_covered": 0.0,
+    "name_single": 0.0,
+    "embedding_z": 0.0,
+    "title_embedding_z": 0.0,
+    "embedding_centred": 0.0,
 }
 EMBEDDING_TOP = 50
 TITLE_EMBEDDING_TOP = 20
@@ -90,9 +104,18 @@ class Options:
     segments: bool = False  # per-segment vectors (``text.segment_texts``): variant V4, off in the app
     related: bool = True
     hashtag: bool = True
+    # The ranker (evaluation arms): which features it reads, its regularisation, and duplicate
+    # suppression in the top of the list ("none"; "name": a tag whose name contains or is contained in
+    # a higher-ranked one's; "name+cos": that or a tag-embedding cosine >= DEDUP_COSINE).
+    ranker_features: tuple[str, ...] = tuple(FEATURES)
+    ranker_c: float = 1.0
+    dedup: str = "none"
 
 
-BASELINE = Options(embedding_top=30, title=False, related=False, hashtag=False)
+BASELINE = Options(embedding_top=30, title=False, related=False, hashtag=False, ranker_features=tuple(FEATURES_V1))
+V1 = Options(ranker_features=tuple(FEATURES_V1))
+DEDUP_COSINE = 0.9
+DEDUP_DEPTH = 20  # duplicate suppression reorders this many of the best candidates
 SIMILAR_K = 10
 MIN_CLASSIFIER_POSITIVES = 5
 
@@ -109,6 +132,9 @@ class Vocabulary:
     prior: dict[int, float] = field(default_factory=dict)  # tag id -> accepted count
     # tag id -> {co-tag id: P(co-tag | tag)}, from tagged videos (``cooccurrence``)
     cooccur: dict[int, dict[int, float]] = field(default_factory=dict)
+    # The mean text vector of tagged videos: a tag's cosine to it is its "hubness" (a few tags sit
+    # near every long noisy text); ``embedding_centred`` is the video's cosine minus that.
+    centre: np.ndarray | None = None
 
     @property
     def index(self) -> dict[int, int]:
@@ -173,6 +199,7 @@ def generate(
         for fld, n in hit.fields.items():
             c.features[f"text_{fld}"] = min(1.0, math.log1p(n) / math.log(4))
         c.features["text_any"] = 1.0
+        c.features["text_covered"] = 1.0 if hit.uncovered == 0 else 0.0
         c.scores["text"] = float(min(1.0, sum(hit.fields.values()) / 3))
         if options.hashtag:
             c.features["text_hashtag"] = min(1.0, float(hit.hashtags))
@@ -259,12 +286,18 @@ def generate(
         for r, row in zip(rows, sims, strict=True):
             others = [float(v) for v, sr in zip(row, seed_rows, strict=True) if sr != r]
             seed_sims[vocab.tag_ids[r]] = max(others, default=0.0)
+    z = _zscores(cosines)
+    title_z = _zscores(title_cosines)
+    hub = vocab.embeddings @ vocab.centre if vocab.centre is not None and len(vocab.tag_ids) else None
     for tag_id, c in cands.items():
         i = index.get(tag_id)
         if cosines is not None and i is not None:
             c.features["embedding"] = float(cosines[i])
+            c.features["embedding_z"] = float(z[i]) / 4  # type: ignore[index]
+            c.features["embedding_centred"] = float(cosines[i] - (hub[i] if hub is not None else 0.0))
         if title_cosines is not None and i is not None:
             c.features["title_embedding"] = float(title_cosines[i])
+            c.features["title_embedding_z"] = float(title_z[i]) / 4  # type: ignore[index]
         if segment_cosines is not None and i is not None:
             c.features["segment_embedding"] = float(segment_cosines[i])
         if tag_id in seed_sims:
@@ -275,7 +308,17 @@ def generate(
         c.features["prior"] = math.log1p(count) / math.log1p(max_prior) if max_prior else 0.0
         c.features["agreement"] = len(set(c.sources)) / len(SOURCES)
         c.features["name_len"] = min(len(vocab.names[i]), 6) / 6 if i is not None else 0.0
+        c.features["name_single"] = 1.0 if i is not None and len(vocab.names[i]) == 1 else 0.0
     return cands
+
+
+def _zscores(cos: np.ndarray | None) -> np.ndarray | None:
+    """A video's cosines standardised over the whole vocabulary (e5's cosines are compressed, and
+    their level differs from one text to the next)."""
+    if cos is None or not len(cos):
+        return None
+    sd = float(cos.std())
+    return (cos - float(cos.mean())) / (sd if sd > 1e-9 else 1.0)
 
 
 @contextmanager
@@ -309,7 +352,8 @@ def _related(cand: Any, seeds: Sequence[int], vocab: Vocabulary) -> None:
             continue
         sims = vocab.embeddings @ vocab.embeddings[i]
         sims[i] = -np.inf
-        for j in np.argpartition(-sims, RELATED_SIMILAR_K)[:RELATED_SIMILAR_K]:
+        near = min(RELATED_SIMILAR_K, len(sims) - 1)  # a vocabulary smaller than that: all the others
+        for j in np.argpartition(-sims, near - 1)[:near] if near > 0 else []:
             c = cand(vocab.tag_ids[int(j)])
             c.scores["related"] = max(c.scores.get("related", 0.0), float(sims[j]))
             if "related" not in c.sources:
@@ -357,16 +401,56 @@ def weighted_sum(x: np.ndarray, weights: Mapping[str, float] | None = None) -> n
     return (x @ w) / w.sum()
 
 
-def rank(cands: dict[int, Candidate], model: LinearModel | None) -> list[Candidate]:
-    """Score every candidate (the learned model, else the weighted sum) and sort, best first."""
+def rank(
+    cands: dict[int, Candidate],
+    model: LinearModel | None,
+    *,
+    features: Sequence[str] | None = None,
+    dedup: str = "none",
+    vocab: Vocabulary | None = None,
+) -> list[Candidate]:
+    """Score every candidate (the learned model over ``features``, else the weighted sum) and sort,
+    best first; with ``dedup``, near-duplicates of a better tag move below the others' top."""
     items = list(cands.values())
     if not items:
         return []
     x = feature_matrix(items)
-    scores = model.score(x) if model is not None else weighted_sum(x)
+    if model is not None:
+        cols = [FEATURES.index(k) for k in (features or FEATURES)]
+        scores = model.score(x[:, cols])
+    else:
+        scores = weighted_sum(x)
     for c, s in zip(items, scores, strict=True):
         c.score = float(s)
-    return sorted(items, key=lambda c: (-c.score, c.tag_id))
+    ordered = sorted(items, key=lambda c: (-c.score, c.tag_id))
+    if dedup != "none" and vocab is not None:
+        ordered = suppress_duplicates(ordered, vocab, use_cosine=dedup == "name+cos")
+    return ordered
+
+
+def suppress_duplicates(ordered: list[Candidate], vocab: Vocabulary, *, use_cosine: bool) -> list[Candidate]:
+    """Among the best ``DEDUP_DEPTH``, a tag whose name contains or is contained in a better-placed
+    tag's name (虾 under 龙虾, 直播间 under 直播), or (``use_cosine``) whose tag embedding is within
+    ``DEDUP_COSINE`` of one, moves after the non-duplicates of that depth. Scores are unchanged."""
+    index = vocab.index
+    head, tail = ordered[:DEDUP_DEPTH], ordered[DEDUP_DEPTH:]
+    kept: list[Candidate] = []
+    moved: list[Candidate] = []
+    for c in head:
+        i = index.get(c.tag_id)
+        name = vocab.names[i] if i is not None else ""
+        dup = False
+        for k in kept:
+            j = index.get(k.tag_id)
+            if i is None or j is None:
+                continue
+            other = vocab.names[j]
+            contained = bool(name) and (name in other or other in name)
+            dup = contained or (use_cosine and float(vocab.embeddings[i] @ vocab.embeddings[j]) >= DEDUP_COSINE)
+            if dup:
+                break
+        (moved if dup else kept).append(c)
+    return kept + moved + tail
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, seed: int = 0) -> LinearModel:

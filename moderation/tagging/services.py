@@ -360,6 +360,29 @@ def tag_cooccurrence() -> dict[int, dict[int, float]]:
     return dict(table)
 
 
+def tagged_centre() -> Any:
+    """The mean text vector of the tagged videos (the ranker's ``embedding_centred`` subtracts each
+    tag's cosine to it), or None before any video is tagged; cached like ``tag_cooccurrence``."""
+    import numpy as np
+
+    from moderation.tagging.models import VideoTag, VideoTagState
+
+    stamp = VideoTag.objects.aggregate(n=Count("pk"), last=Max("pk"))
+    key = f"{stamp['n']}:{stamp['last']}"
+    if _VOCAB_CACHE.get("centre_key") == key:
+        return _VOCAB_CACHE["centre"]
+    vectors = [
+        v
+        for v in VideoTagState.objects.filter(embedding__isnull=False, video_id__in=VideoTag.objects.values("video_id"))
+        .values_list("embedding", flat=True)
+        .iterator()
+        if v is not None
+    ]
+    centre = np.asarray(vectors, dtype=np.float32).mean(axis=0) if vectors else None
+    _VOCAB_CACHE.update(centre=centre, centre_key=key)
+    return centre
+
+
 def video_segments(video: Any) -> list[tagtext.Segment]:
     """Title, description, on-screen text and speech of a video as evidence-addressable segments."""
     segs = tagtext.split_segments(title=video.title, description=video.description, ocr=video.ocr_text)
@@ -422,6 +445,7 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
     vocab = _vocabulary_in_memory()
     vocab.prior = dict(Tag.objects.filter(accepted_count__gt=0).values_list("pk", "accepted_count"))
     vocab.cooccur = tag_cooccurrence()
+    vocab.centre = tagged_centre()
 
     neighbours: list[ranking.Neighbour] = []
     if vector is not None:

@@ -64,6 +64,8 @@ class TextHit:
     fields: dict[str, int]
     evidence: list[dict[str, object]]
     hashtags: int = 0  # how many of the occurrences stand inside a ``#hashtag`` (the uploader's own label)
+    # occurrences not inside a longer match of another tag in the same segment (牛 in 牛仔裤 is covered)
+    uncovered: int = 0
 
 
 def in_hashtag(s: str, i: int) -> bool:
@@ -85,6 +87,7 @@ def find_tag_names(segments: list[Segment], lexicon: Mapping[str, int], max_len:
     for seg in segments:
         s = normalise(seg.text)
         n = len(s)
+        spans: list[tuple[int, int, int]] = []
         for i in range(n):
             for j in range(i + 1, min(n, i + max_len) + 1):
                 tag_id = lexicon.get(s[i:j])
@@ -94,6 +97,7 @@ def find_tag_names(segments: list[Segment], lexicon: Mapping[str, int], max_len:
                     continue
                 if _ASCII_WORD.match(s[j - 1]) and j < n and _ASCII_WORD.match(s[j]):
                     continue
+                spans.append((i, j, tag_id))
                 hit = hits.setdefault(tag_id, TextHit(tag_id=tag_id, fields={}, evidence=[]))
                 hit.fields[seg.field] = hit.fields.get(seg.field, 0) + 1
                 if in_hashtag(s, i):
@@ -109,6 +113,9 @@ def find_tag_names(segments: list[Segment], lexicon: Mapping[str, int], max_len:
                             "text": seg.text[lo:hi],
                         }
                     )
+        for i, j, tag_id in spans:
+            if not any(a <= i and j <= b and b - a > j - i and t != tag_id for a, b, t in spans):
+                hits[tag_id].uncovered += 1
     return hits
 
 

@@ -114,3 +114,50 @@ def test_segment_embeddings_take_the_best_segment_per_tag_when_switched_on() -> 
     assert on[5].features["segment_embedding"] == pytest.approx(0.5)
     off = ranking.generate(segments=segs, vector=None, vocab=vocab, segment_vectors=segment_vectors)
     assert 6 not in off  # the app's default leaves segment vectors out
+
+
+def test_a_match_inside_a_longer_tag_match_is_covered() -> None:
+    lexicon = {"龙虾": 1, "虾": 2, "美食": 3}
+    hits = find_tag_names(split_segments(title="今天吃龙虾", ocr="小虾米|美食"), lexicon, 2)
+    assert hits[1].uncovered == 1
+    assert hits[2].uncovered == 1  # 龙虾 covers the first 虾, not the one in 小虾米
+    only_inside = find_tag_names(split_segments(title="龙虾龙虾"), lexicon, 2)
+    assert only_inside[2].uncovered == 0 and only_inside[1].uncovered == 2
+    names = ["龙虾", "虾", "美食"]
+    vocab = ranking.Vocabulary([1, 2, 3], names, lexicon, np.eye(3, 8, dtype=np.float32), 2)
+    cands = ranking.generate(segments=split_segments(title="龙虾龙虾"), vector=None, vocab=vocab)
+    assert cands[2].features["text_covered"] == 1.0 and cands[1].features["text_covered"] == 0.0
+    assert cands[2].features["name_single"] == 1.0 and cands[1].features["name_single"] == 0.0
+
+
+def test_embedding_features_are_standardised_per_text_and_centred_per_tag() -> None:
+    vocab = _vocab()
+    vector = vocab.embeddings[0].copy()  # the text "is" 龙虾
+    plain = ranking.generate(segments=[], vector=vector, vocab=vocab)
+    cos = vocab.embeddings @ vector
+    z = (cos - cos.mean()) / cos.std()
+    assert plain[1].features["embedding_z"] == pytest.approx(z[0] / 4, rel=1e-5)
+    assert plain[1].features["embedding_centred"] == pytest.approx(plain[1].features["embedding"])
+    # A hub: every tagged video's text sits near 海鲜 (id 3); its centred cosine drops below its raw one.
+    vocab.centre = vocab.embeddings[2].copy()
+    centred = ranking.generate(segments=[], vector=vector, vocab=vocab)
+    assert centred[3].features["embedding_centred"] == pytest.approx(cos[2] - 1.0, abs=1e-5)
+    assert centred[3].features["embedding_centred"] < centred[3].features["embedding"]
+
+
+def test_duplicate_suppression_moves_contained_names_below_the_rest() -> None:
+    names = ["龙虾", "虾", "美食", "海鲜"]
+    emb = np.eye(4, 8, dtype=np.float32)
+    emb[3] = (emb[2] + 0.05 * emb[1]) / np.linalg.norm(emb[2] + 0.05 * emb[1])  # 海鲜 ≈ 美食 by cosine
+    vocab = ranking.Vocabulary([1, 2, 3, 4], names, {n: i + 1 for i, n in enumerate(names)}, emb, 2)
+    ordered = [ranking.Candidate(t, {}, [], [], {}, score=1.0 - t / 10) for t in (1, 2, 3, 4)]
+    by_name = ranking.suppress_duplicates(ordered, vocab, use_cosine=False)
+    assert [c.tag_id for c in by_name] == [1, 3, 4, 2]
+    by_cos = ranking.suppress_duplicates(ordered, vocab, use_cosine=True)
+    assert [c.tag_id for c in by_cos] == [1, 3, 2, 4]
+    # The learned model reads the named feature columns only.
+    model = ranking.LinearModel(np.array([1.0]), 0.0, np.zeros(1), np.ones(1))
+    cands = {c.tag_id: ranking.Candidate(c.tag_id, dict.fromkeys(ranking.FEATURES, 0.0), [], [], {}) for c in ordered}
+    cands[4].features["name_single"] = 1.0
+    top = ranking.rank(cands, model, features=["name_single"])
+    assert top[0].tag_id == 4

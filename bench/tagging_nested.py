@@ -1,0 +1,212 @@
+"""Content tagging, nested model selection for the ranker (issue 16, second round).
+
+The arms below were written down after the error analysis (``--errors``: where the gold tags rank,
+what the top-5 false positives are) and before any nested number was seen; none is added or dropped
+after. For every outer fold (5-fold, seeds 0..2 by default, the folds of ``evaluate_tags --cv 5
+--seed S``) each arm is scored by an inner 5-fold CV *of the outer training part only* (recall@5, ties
+to the earlier arm), the winner is trained on the whole training part and scores the held-out fold
+once. The "nested" row is the honest estimate of "pick an arm this way, then use it"; the fixed arms'
+outer rows are for reference only (picking among them by those numbers would be tuning on them).
+
+Arms (ranker = logistic regression on per-candidate features, trained on out-of-fold candidates):
+  v1             the ranker as it was: the 20 features before this round, C = 1, no suppression
+  feat           + five features from the error analysis: ``text_covered`` (every text match lies inside
+                 a longer match of another tag: 牛 in 牛仔), ``name_single`` (one-character names),
+                 ``embedding_z`` / ``title_embedding_z`` (the cosine standardised over the vocabulary
+                 for this text), ``embedding_centred`` (cosine minus the tag's cosine to the mean
+                 tagged-video vector: hub tags such as 万万没想到 sit near every noisy text)
+  feat_c01       feat with C = 0.1 (stronger regularisation: 88 records, 25 features)
+  v1_name        v1 + duplicate suppression by name containment in the top 20 (虾 under 龙虾)
+  feat_name      feat + the same suppression
+  feat_namecos   feat + suppression by name containment or tag-embedding cosine >= 0.9
+
+    .venv/bin/python bench/tagging_nested.py [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
+
+Embeddings come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
+The last line printed is one JSON object: ``ratio`` = nested recall@5 median ÷ v1's outer median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(_ROOT))
+sys.path.insert(0, str(_ROOT / "bench"))
+
+K = 5
+
+
+def arms() -> dict[str, Any]:
+    from moderation.tagging import ranking
+
+    full = tuple(ranking.FEATURES)
+    v1 = tuple(ranking.FEATURES_V1)
+    return {
+        "v1": ranking.Options(ranker_features=v1),
+        "feat": ranking.Options(ranker_features=full),
+        "feat_c01": ranking.Options(ranker_features=full, ranker_c=0.1),
+        "v1_name": ranking.Options(ranker_features=v1, dedup="name"),
+        "feat_name": ranking.Options(ranker_features=full, dedup="name"),
+        "feat_namecos": ranking.Options(ranker_features=full, dedup="name+cos"),
+    }
+
+
+_STATE: dict[str, Any] = {}
+
+
+def _load() -> tuple[Any, list[Any]]:
+    if "data" not in _STATE:
+        import tagging_cv
+
+        _STATE["data"] = tagging_cv.load(tagging_cv.VOCAB, tagging_cv.DEV, tagging_cv.TAGS)
+    return _STATE["data"]  # type: ignore[no-any-return]
+
+
+def outer_fold(seed: int, fold: int, folds: int) -> dict[str, Any]:
+    """One outer fold: inner scores of every arm, the chosen arm, and every arm's outer predictions."""
+    from moderation.tagging import evaluation
+
+    vocab, records = _load()
+    held = evaluation._folds(len(records), folds, seed)[fold]
+    held_set = {int(i) for i in held}
+    train = [r for i, r in enumerate(records) if i not in held_set]
+    test = [records[int(i)] for i in held]
+    inner: dict[str, float] = {}
+    outer: dict[str, list[tuple[list[int], list[int]]]] = {}
+    for name, options in arms().items():
+        scored = evaluation.cross_validate(train, vocab, folds=folds, seed=1000 + seed * 10 + fold, options=options)
+        inner[name] = evaluation.metrics(scored, K)[f"recall_at_{K}"]
+        out = evaluation.run(train, test, vocab, seed=seed, options=options)
+        outer[name] = [([t for t, _ in s.ranked[:20]], sorted(s.gold)) for s in out]
+    names = list(inner)
+    chosen = max(names, key=lambda n: (inner[n], -names.index(n)))
+    return {"seed": seed, "fold": fold, "inner": inner, "chosen": chosen, "outer": outer}
+
+
+def _scores(rows: list[tuple[list[int], list[int]]]) -> tuple[float, float]:
+    ps, rs = [], []
+    for ranked, gold in rows:
+        hits = len(set(ranked[:K]) & set(gold))
+        ps.append(hits / K)
+        rs.append(hits / len(gold))
+    return statistics.mean(ps), statistics.mean(rs)
+
+
+def errors(seed: int, folds: int, options: Any) -> None:
+    """Where the gold tags rank and what fills the top 5 instead (outer folds, one seed)."""
+    from moderation.tagging import evaluation, ranking
+
+    vocab, records = _load()
+    names = dict(zip(vocab.tag_ids, vocab.names, strict=True))
+    positions: list[int | None] = []
+    fp: collections.Counter[str] = collections.Counter()
+    kinds: collections.Counter[str] = collections.Counter()
+    for held in evaluation._folds(len(records), folds, seed):
+        held_set = {int(i) for i in held}
+        train = [r for i, r in enumerate(records) if i not in held_set]
+        model = evaluation.train_ranker(train, vocab, seed=seed, options=options)
+        know = evaluation.learn(train)
+        for i in held:
+            r = records[int(i)]
+            cands = evaluation.candidates_for(r, vocab, know, options)
+            ranked = ranking.rank(cands, model, features=options.ranker_features, dedup=options.dedup, vocab=vocab)
+            ids = [c.tag_id for c in ranked]
+            positions += [ids.index(g) if g in ids else None for g in r.gold]
+            gold_names = [names[g] for g in r.gold]
+            for c in ranked[:K]:
+                if c.tag_id in r.gold:
+                    continue
+                name = names[c.tag_id]
+                fp[name] += 1
+                if any(name != g and (name in g or g in name) for g in gold_names):
+                    kinds["name contains / inside a gold tag"] += 1
+                elif len(name) == 1:
+                    kinds["one-character name"] += 1
+                elif set(c.sources) <= {"similar", "classifier", "related"} or not c.sources:
+                    kinds["only learned sources (neighbours, classifiers, co-tags, prior)"] += 1
+                elif "text" in c.sources:
+                    kinds["named in the text, not gold"] += 1
+                else:
+                    kinds["embedding only / embedding + learned"] += 1
+    n = len(positions)
+    found = [p for p in positions if p is not None]
+    print(
+        f"gold tags {n}: in the pool {len(found) / n:.3f}, top 5 {sum(p < 5 for p in found) / n:.3f}, "
+        f"6-10 {sum(5 <= p < 10 for p in found) / n:.3f}, 11-20 {sum(10 <= p < 20 for p in found) / n:.3f}, "
+        f"beyond 20 {sum(p >= 20 for p in found) / n:.3f}, never proposed {(n - len(found)) / n:.3f}"
+    )
+    print("top-5 false positives by kind:", dict(kinds.most_common()))
+    print("most frequent top-5 false positives:", ", ".join(f"{k} {v}" for k, v in fp.most_common(15)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--errors", action="store_true", help="print the error analysis (v1 and the chosen arm)")
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    vocab, records = _load()
+    print(f"{len(vocab.tag_ids)} tags, {len(records)} tagged records ({time.perf_counter() - t0:.0f} s to load)")
+    if args.errors:
+        a = arms()
+        for name in ("v1", "feat_name"):
+            print(f"\nerror analysis, arm {name}, seed {args.seeds[0]}")
+            errors(args.seeds[0], args.folds, a[name])
+    jobs = [(s, f, args.folds) for s in args.seeds for f in range(args.folds)]
+    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(outer_fold, *zip(*jobs, strict=True)))
+    arm_names = list(arms())
+    per_seed: dict[str, dict[int, tuple[float, float]]] = {n: {} for n in [*arm_names, "nested"]}
+    for seed in args.seeds:
+        rows = [r for r in results if r["seed"] == seed]
+        for n in arm_names:
+            per_seed[n][seed] = _scores([x for r in rows for x in r["outer"][n]])
+        per_seed["nested"][seed] = _scores([x for r in rows for x in r["outer"][r["chosen"]]])
+        print(f"seed {seed}: chosen per outer fold " + ", ".join(r["chosen"] for r in rows))
+        for r in rows:
+            print(f"  fold {r['fold']} inner R@5 " + "  ".join(f"{n} {v:.3f}" for n, v in r["inner"].items()))
+    print(f"\nouter folds, P@{K} / R@{K}, median [min–max] over seeds {args.seeds}")
+    summary: dict[str, Any] = {}
+    for n, by_seed in per_seed.items():
+        ps = [p for p, _ in by_seed.values()]
+        rs = [r for _, r in by_seed.values()]
+        summary[n] = {"precision_at_5": [round(p, 4) for p in ps], "recall_at_5": [round(r, 4) for r in rs]}
+        label = "NESTED (honest)" if n == "nested" else f"fixed {n}"
+        print(
+            f"{label:<22} P@5 {statistics.median(ps):.3f} [{min(ps):.3f}–{max(ps):.3f}]  "
+            f"R@5 {statistics.median(rs):.3f} [{min(rs):.3f}–{max(rs):.3f}]"
+        )
+    chosen = collections.Counter(r["chosen"] for r in results)
+    nested_r = statistics.median(summary["nested"]["recall_at_5"])
+    v1_r = statistics.median(summary["v1"]["recall_at_5"])
+    print(f"\n{time.perf_counter() - t0:.0f} s in all")
+    print(
+        json.dumps(
+            {
+                "ratio": round(nested_r / v1_r, 3) if v1_r else None,
+                "precision_at_5": statistics.median(summary["nested"]["precision_at_5"]),
+                "recall_at_5": nested_r,
+                "n": len(records),
+                "seeds": args.seeds,
+                "chosen": dict(chosen),
+                "arms": summary,
+            },
+            ensure_ascii=False,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
