@@ -68,9 +68,9 @@ def main() -> None:
         loop.sft()
         pairs = loop.pool_b()
         print(json.dumps({"stages": loop.result.stages, "mistakes_b": loop.result.mistakes_b,
-                          "pairs": pairs.pair_count, "walls": loop.result.walls,
+                          "pairs": pairs.pair_count if pairs else 0, "walls": loop.result.walls,
                           "elapsed": round(time.perf_counter() - t0, 1)}), flush=True)  # fmt: skip
-        for i, variant in enumerate(opts.dpo):
+        for i, variant in enumerate(opts.dpo if pairs else []):
             t1 = time.perf_counter()
             stage = f"dpo_{i}"
             loop.dpo(pairs, {**params.dpo, **json.loads(variant)}, stage)
@@ -79,7 +79,8 @@ def main() -> None:
                               "wall": round(time.perf_counter() - t1, 1)}), flush=True)  # fmt: skip
     finally:
         teardown_databases(old, verbosity=0)
-    print(json.dumps({"ratio": round(best / max(loop.result.stages["sft"]["binary_accuracy"], 1e-9), 3)}))
+    sft = loop.result.stages["sft"]["binary_accuracy"]
+    print(json.dumps({"ratio": round(max(best, sft) / max(sft, 1e-9), 3), "sft_accuracy": sft, "dpo_best": best}))
 
 
 if __name__ == "__main__":

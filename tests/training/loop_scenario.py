@@ -311,13 +311,16 @@ class Loop:
 
     def pool_b(self) -> Any:
         """4. Pool B decided by what serves now; its mistakes are overridden and their reasoning corrected.
-        Returns the DPO snapshot: the serving model's mistakes only (KuaiMod's mistake-oriented pairs)."""
+        Returns the DPO snapshot: the serving model's mistakes only (KuaiMod's mistake-oriented pairs),
+        or None when the serving model made none (there is nothing for DPO to learn)."""
         from moderation.inference.services import model_version_serving
         from training.services import preference_dataset_build
 
         serving = model_version_serving()
         mistakes = self.review_all(self.decide(self.videos(make_items(self.params.pool_b, self.rng))))
         self.result.mistakes_b = len(mistakes)
+        if not mistakes and self.params.dpo_serving_only:
+            return None  # nothing to learn from: the app refuses an empty snapshot, and no DPO job runs
         self.correct(mistakes)
         pairs = preference_dataset_build(
             created_by=self.people["admin"], rejected_model_version=serving if self.params.dpo_serving_only else None
@@ -333,6 +336,12 @@ class Loop:
         job = self.train(pairs, params, stage)
         self.evaluate(job.model_version, stage)
         return job
+
+    def skip_dpo(self) -> None:
+        """No mistakes on pool B, so no DPO job: the SFT model keeps serving, and the "SFT+DPO" stage is it."""
+        self.result.stages["dpo"] = {**self.result.stages["sft"], "dpo_job": False}
+        self.result.promoted["dpo"] = False
+        self.result.gate_reasons["dpo"] = ["no DPO job: the SFT model made no mistakes on pool B"]
 
     def finish(self) -> None:
         """New decisions on pool C by whatever serves after the gate."""
@@ -356,7 +365,10 @@ def run_loop(*, seed: int, work: Path, params: LoopParams | None = None, base_mo
     loop.base()
     loop.sft()
     pairs = loop.pool_b()
-    dpo_job = loop.dpo(pairs, loop.params.dpo)
-    loop.promote(dpo_job.model_version, "dpo")
+    if pairs is None:
+        loop.skip_dpo()
+    else:
+        dpo_job = loop.dpo(pairs, loop.params.dpo)
+        loop.promote(dpo_job.model_version, "dpo")
     loop.finish()
     return loop.result
