@@ -9,9 +9,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-n
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY requirements/ requirements/
+COPY scripts/gpu_requirements.py scripts/gpu_requirements.py
 RUN pip install --no-cache-dir "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu \
     || pip install --no-cache-dir "torch==2.13.0"
-RUN pip install --no-cache-dir -r requirements/${REQUIREMENTS} \
+# gpu.txt replaces some of cpu.txt's pins (numpy for vllm), which pip cannot read from the file itself.
+RUN python scripts/gpu_requirements.py requirements/${REQUIREMENTS} > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt \
     && pip install --no-cache-dir --no-deps -r requirements/nodeps.txt
 RUN if [ -n "$ONNXRUNTIME" ]; then pip uninstall -y onnxruntime && pip install --no-cache-dir "$ONNXRUNTIME"; fi
 COPY . .

@@ -1,12 +1,15 @@
 """The Python half of scripts/gpu_check.sh (run by it, in the GPU virtual environment).
 
     python scripts/gpu_check.py build  WORK         # the tiny random Qwen2.5-VL + keyframes + snapshots
-    python scripts/gpu_check.py train  WORK         # one short SFT and one DPO job body on CUDA (LoRA)
+    python scripts/gpu_check.py train  WORK [--cpu] # one short SFT and one DPO job body on CUDA (LoRA)
     python scripts/gpu_check.py offline WORK        # our vLLM offline backend (vllm.LLM) + throughput
     python scripts/gpu_check.py server WORK URL     # our vLLM server backend against `vllm serve`
 
 Each prints one JSON line of figures. No database or broker is touched: the runners and backends
 are called as the worker calls them, without the job rows around them.
+
+Without a GPU, ``build``, ``train WORK --cpu`` (2 steps on the CPU) and ``server`` against any
+OpenAI-compatible endpoint check this script's own code (tests/test_gpu_check.py runs them).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
 # Settings would start the embedded PostgreSQL/Redis when these are unset; nothing here uses them.
 os.environ.setdefault("DATABASE_URL", "postgres://unused:unused@127.0.0.1:9/unused")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:9/0")
+
+# vLLM's attention kernels take head sizes of 32/64 and up, not the suite's 16 (tests/tiny_models.py).
+HEAD_DIM = 64
+# The tiny model's max_position_embeddings: vLLM refuses a longer max_model_len.
+MAX_MODEL_LEN = 4096
 
 
 def _setup() -> None:
@@ -64,7 +72,11 @@ def build(work: Path) -> None:
     from tests.tiny_models import build_tiny_qwen2_5_vl
 
     started = time.perf_counter()
-    model = build_tiny_qwen2_5_vl(work / "tiny-qwen2_5_vl")
+    model = build_tiny_qwen2_5_vl(work / "tiny-qwen2_5_vl", head_dim=HEAD_DIM)
+    config = json.loads((model / "config.json").read_text())
+    text = config.get("text_config", config)
+    if text["max_position_embeddings"] < MAX_MODEL_LEN:
+        raise SystemExit(f"the tiny model holds {text['max_position_embeddings']} positions, < {MAX_MODEL_LEN}")
     (work / "keyframes").mkdir(parents=True, exist_ok=True)
     for i, size in enumerate([(112, 84), (64, 64)]):
         Image.new("RGB", size, (200, 40 * i, 30)).save(work / "keyframes" / f"kf{i}.jpg")
@@ -103,7 +115,7 @@ def build(work: Path) -> None:
     print(json.dumps({"step": "build", "model": str(model), "seconds": round(time.perf_counter() - started, 1)}))
 
 
-def train(work: Path) -> None:
+def train(work: Path, *, cpu: bool = False) -> None:
     import torch
 
     from training.runners.common import TrainRun
@@ -111,25 +123,34 @@ def train(work: Path) -> None:
     from training.runners.sft import sft_train
     from training.services import DEFAULT_PARAMS, KIND_PARAMS
 
-    assert torch.cuda.is_available(), "no CUDA device visible to torch"
+    if not cpu and not torch.cuda.is_available():
+        raise SystemExit(f"no CUDA device visible to torch {torch.__version__} (CUDA build: {torch.version.cuda})")
     model = str(work / "tiny-qwen2_5_vl")
-    figures: dict[str, Any] = {"step": "train", "device": torch.cuda.get_device_name(0)}
+    figures: dict[str, Any] = {"step": "train", "device": "cpu" if cpu else torch.cuda.get_device_name(0)}
     for kind, runner in (("sft", sft_train), ("dpo", dpo_train)):
-        params = {**DEFAULT_PARAMS, **KIND_PARAMS[kind], "max_steps": 20, "batch_size": 4, "max_length": 4096}
-        torch.cuda.reset_peak_memory_stats()
+        params = {
+            **DEFAULT_PARAMS,
+            **KIND_PARAMS[kind],
+            "max_steps": 2 if cpu else 20,
+            "batch_size": 4,
+            "max_length": MAX_MODEL_LEN,
+        }
+        if not cpu:
+            torch.cuda.reset_peak_memory_stats()
         started = time.perf_counter()
         trainer, result = runner(
             TrainRun(base_model=model, jsonl_path=str(work / f"{kind}.jsonl"), output_dir=work / kind, params=params)
         )
         seconds = time.perf_counter() - started
         trainer.save_model(str(work / kind / "adapter"))
-        assert next(trainer.model.parameters()).is_cuda, "the trainer did not put the model on the GPU"
+        if not cpu and not next(trainer.model.parameters()).is_cuda:
+            raise SystemExit(f"the {kind} trainer did not put the model on the GPU")
         figures[kind] = {
             "steps": result.global_step,
             "train_loss": round(result.training_loss, 4),
             "wall_s": round(seconds, 1),
             "train_steps_per_s": round(result.metrics.get("train_steps_per_second", 0.0), 2),
-            "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20),
+            "peak_gpu_mib": None if cpu else round(torch.cuda.max_memory_allocated() / 2**20),
         }
     print(json.dumps(figures))
 
@@ -139,7 +160,7 @@ def offline(work: Path) -> None:
 
     from moderation.inference.backends.vllm_backend import VllmOfflineBackend
 
-    settings.VLLM_MAX_MODEL_LEN = 8192
+    settings.VLLM_MAX_MODEL_LEN = MAX_MODEL_LEN
     settings.VLLM_GPU_MEMORY_UTILIZATION = 0.3
     settings.VLM_MAX_NEW_TOKENS = 256
     figures: dict[str, Any] = {"step": "vllm-offline"}
@@ -188,7 +209,7 @@ def main() -> None:
     if command == "build":
         build(work)
     elif command == "train":
-        train(work)
+        train(work, cpu="--cpu" in sys.argv[3:])
     elif command == "offline":
         offline(work)
     elif command == "server":

@@ -4,14 +4,18 @@
 #   scripts/gpu_check.sh            # from the repository root
 #
 # 1. installs the GPU dependency set (requirements/gpu.txt: the CPU set + vllm, which brings its own
-#    CUDA torch and torchvision) into its own virtual environment (.venv-gpu, or $GPU_VENV);
-# 2. builds the tiny random Qwen2.5-VL the test suite uses (tests/tiny_models.py) with its processor;
+#    CUDA torch and torchvision, with gpu.txt's pins replacing cpu.txt's: scripts/gpu_requirements.py)
+#    into its own virtual environment (.venv-gpu, or $GPU_VENV);
+# 2. builds the tiny random Qwen2.5-VL the test suite uses (tests/tiny_models.py) with its processor, at
+#    head size 64 (vLLM's attention kernels do not take the suite's 16);
 # 3. runs one short SFT and one DPO job body (TRL + LoRA, keyframes as images) on CUDA;
 # 4. serves the model with vLLM through our backends: the offline engine (vllm.LLM, guided JSON,
 #    base and with the SFT adapter as a LoRA request) and the OpenAI-compatible server (`vllm serve`
 #    with --lora-modules), and prints throughput and GPU memory.
 #
-# Figures are printed as JSON lines (scripts/gpu_check.py). Nothing here is part of the test suite.
+# Figures are printed as JSON lines (scripts/gpu_check.py; GPU memory as {"step": "gpu-memory", ...}).
+# A failing step stops the script with "gpu_check: FAILED at <step>" and its exit status. Nothing here is
+# part of the test suite (tests/test_gpu_check.py checks the script's own parts on CPU).
 # Environment: GPU_VENV (venv folder), GPU_CHECK_WORK (scratch folder), PYTHON (python3.11),
 # VLLM_PORT (8765), PIP_EXTRA (extra pip arguments, e.g. an index URL).
 set -euo pipefail
@@ -23,8 +27,19 @@ WORK="${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu-check-XXXXXX)}"
 VLLM_PORT="${VLLM_PORT:-8765}"
 read -r -a pip_extra <<< "${PIP_EXTRA:-}"
 server_pid=""
+step="start"
 
-log() { printf '\n== %s ==\n' "$*"; }
+log() {
+    step="$*"
+    printf '\n== %s ==\n' "$*"
+}
+
+failed() {
+    local status=$?
+    echo "gpu_check: FAILED at \"$step\" (exit status $status); scratch folder: $WORK" >&2
+    exit "$status"
+}
+trap failed ERR
 
 cleanup() {
     if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then
@@ -34,8 +49,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-gpu_memory() {
-    nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+gpu_memory() {  # one JSON line per GPU: after which step, used and total MiB
+    nvidia-smi --query-gpu=index,name,memory.used,memory.total --format=csv,noheader,nounits |
+        while IFS=',' read -r index name used total; do
+            printf '{"step": "gpu-memory", "after": "%s", "gpu": %s, "name": "%s", "used_mib": %s, "total_mib": %s}\n' \
+                "$step" "${index// /}" "${name# }" "${used// /}" "${total// /}"
+        done
 }
 
 log "device"
@@ -47,11 +66,17 @@ gpu_memory
 
 log "install the GPU set into $GPU_VENV"
 start=$SECONDS
+if [[ -z "$PYTHON" ]]; then
+    echo "no python3.11 (or python3) on PATH; set PYTHON" >&2
+    exit 1
+fi
+"$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python {sys.version.split()[0]}: the pins are for 3.11 (set PYTHON)"' 
 if [[ ! -x "$GPU_VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$GPU_VENV"
 fi
 "$GPU_VENV/bin/pip" install --quiet --upgrade pip "${pip_extra[@]}"
-"$GPU_VENV/bin/pip" install --quiet -r requirements/gpu.txt "${pip_extra[@]}"
+"$GPU_VENV/bin/python" scripts/gpu_requirements.py requirements/gpu.txt >"$WORK/requirements-gpu.txt"
+"$GPU_VENV/bin/pip" install --quiet -r "$WORK/requirements-gpu.txt" "${pip_extra[@]}"
 "$GPU_VENV/bin/pip" install --quiet --no-deps -r requirements/nodeps.txt "${pip_extra[@]}"
 py="$GPU_VENV/bin/python"
 "$py" - <<'PY'
@@ -74,7 +99,7 @@ gpu_memory
 log "vLLM OpenAI-compatible server (our VllmServerBackend)"
 "$GPU_VENV/bin/vllm" serve "$WORK/tiny-qwen2_5_vl" \
     --host 127.0.0.1 --port "$VLLM_PORT" \
-    --max-model-len 8192 --gpu-memory-utilization 0.3 \
+    --max-model-len 4096 --gpu-memory-utilization 0.3 \
     --limit-mm-per-prompt '{"image": 8}' \
     --enable-prefix-caching \
     --enable-lora --max-lora-rank 16 --lora-modules "adapter=$WORK/sft/adapter" \

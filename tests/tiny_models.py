@@ -157,7 +157,9 @@ def build_qwen_tokenizer():  # type: ignore[no-untyped-def]
     # prompt and answer were 1.4-1.6x as many tokens as the Llama's (an answer of 76 against 57), so the
     # two architectures were not trained on the same task.
     trainer = trainers.BpeTrainer(
-        vocab_size=QWEN_VOCAB_CAP, special_tokens=QWEN_SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=QWEN_VOCAB_CAP,
+        special_tokens=QWEN_SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(_qwen_corpus() * 4, trainer)
     hf = PreTrainedTokenizerFast(
@@ -178,14 +180,22 @@ QWEN_INIT_STD = 0.1
 QWEN_RECIPE = "3"
 
 
-def build_tiny_qwen2_5_vl(path: Path, *, seed: int = 0, init_std: float = QWEN_INIT_STD) -> Path:
+def build_tiny_qwen2_5_vl(path: Path, *, seed: int = 0, init_std: float = QWEN_INIT_STD, head_dim: int = 16) -> Path:
     """A Qwen2.5-VL with random weights: 2 text layers, hidden 64, vision depth 2, saved with its processor.
 
     The processor is Qwen2.5-VL's own with the PIL image processor (no torchvision) and no video
     processor. Images are resized to multiples of 28 px (patch 14 × merge 2) between 56×56 and 112×112,
     so a keyframe costs 4–16 merged tokens. mrope sections (temporal, height, width) sum to half the
     attention head size (64 / 4 heads = 16 → 2 + 3 + 3 = 8).
+
+    ``head_dim=64`` builds the same recipe with 2 heads of 64 in both towers (text hidden 128, vision
+    hidden 128; mrope 8 + 12 + 12): vLLM's attention kernels take head sizes from 32 or 64 up (FlashAttention
+    32–256, FlashInfer 64/128/256), not 16, so scripts/gpu_check.sh serves that one.
     """
+    heads = 4 if head_dim == 16 else 2
+    hidden = heads * head_dim
+    vision_hidden = 32 if head_dim == 16 else 2 * head_dim
+    mrope = [head_dim // 8, 3 * head_dim // 16, 3 * head_dim // 16]
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2VLImageProcessorPil
 
@@ -196,13 +206,13 @@ def build_tiny_qwen2_5_vl(path: Path, *, seed: int = 0, init_std: float = QWEN_I
     config = Qwen2_5_VLConfig(
         text_config={
             "vocab_size": len(tokenizer),
-            "hidden_size": 64,
-            "intermediate_size": 128,
+            "hidden_size": hidden,
+            "intermediate_size": 2 * hidden,
             "num_hidden_layers": 2,
-            "num_attention_heads": 4,
+            "num_attention_heads": heads,
             "num_key_value_heads": 2,
             "max_position_embeddings": 4096,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
@@ -210,14 +220,14 @@ def build_tiny_qwen2_5_vl(path: Path, *, seed: int = 0, init_std: float = QWEN_I
         },
         vision_config={
             "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
+            "hidden_size": vision_hidden,
+            "intermediate_size": 2 * vision_hidden,
             "num_heads": 2,
             "patch_size": 14,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
             "window_size": 56,
-            "out_hidden_size": 64,
+            "out_hidden_size": hidden,
             "fullatt_block_indexes": [1],
         },
         image_token_id=ids["<|image_pad|>"],
@@ -236,7 +246,8 @@ def build_tiny_qwen2_5_vl(path: Path, *, seed: int = 0, init_std: float = QWEN_I
     )
     model.save_pretrained(path)
     processor.save_pretrained(path)
-    (Path(path) / "workbench_recipe.txt").write_text(f"qwen2_5_vl {QWEN_RECIPE} std={init_std}")
+    shape = "" if head_dim == 16 else f" head_dim={head_dim}"
+    (Path(path) / "workbench_recipe.txt").write_text(f"qwen2_5_vl {QWEN_RECIPE} std={init_std}{shape}")
     return path
 
 

@@ -64,7 +64,8 @@ def job_rows(run: TrainRun) -> Any:
 def fit(run: TrainRun, trainer_class: Any, **trainer_args: Any) -> tuple[Any, Any]:
     """The shared end of every runner: the kind's TRL trainer with the job's LoRA adapter and progress
     callbacks, trained (resuming from the job's checkpoint when there is one); ``(trainer, train_output)``."""
-    trainer = trainer_class(**trainer_args, peft_config=lora_config(run.params), callbacks=list(run.callbacks))
+    peft_config = lora_config(run.params, trainer_args.get("model"))
+    trainer = trainer_class(**trainer_args, peft_config=peft_config, callbacks=list(run.callbacks))
     return trainer, train_quietly(trainer, run.resume_from_checkpoint)
 
 
@@ -146,17 +147,48 @@ def check_images_fit(processor: Any, texts: list[str], max_length: int) -> None:
         )
 
 
-def lora_config(params: dict[str, Any]) -> Any:
+def lora_config(params: dict[str, Any], model: Any = None) -> Any:
+    """The job's LoRA adapter; on a vision-language ``model``, inside its language model only."""
     from peft import LoraConfig
 
     targets = params["lora_target_modules"]
+    target_modules: Any = "all-linear" if targets == ["all-linear"] else targets
+    if model is not None and hasattr(model.config, "vision_config"):
+        target_modules = language_model_targets(model, targets)
     return LoraConfig(
         r=params["lora_r"],
         lora_alpha=params["lora_alpha"],
         lora_dropout=params["lora_dropout"],
-        target_modules="all-linear" if targets == ["all-linear"] else targets,
+        target_modules=target_modules,
         task_type="CAUSAL_LM",
     )
+
+
+def language_model_targets(model: Any, targets: list[str]) -> list[str]:
+    """The full names of a VLM's linear layers that ``targets`` names (or all of them: ``all-linear``),
+    inside its language model only.
+
+    Module names repeat across the towers: Qwen2.5-VL's vision blocks have their own ``gate_proj``,
+    ``up_proj`` and ``down_proj``, and PEFT's ``all-linear`` takes the vision blocks and the merger too.
+    vLLM serves LoRA on the language model only, so an adapter with vision-tower weights would answer
+    differently there than under transformers (and the vision encoder stays frozen, as in Qwen-VL's own
+    fine-tuning recipes).
+    """
+    import torch
+
+    decoder = model.get_decoder()
+    prefix = next(name for name, module in model.named_modules() if module is decoder)
+    names = [
+        f"{prefix}.{name}"
+        for name, module in decoder.named_modules()
+        if isinstance(module, torch.nn.Linear) and (targets == ["all-linear"] or name.rsplit(".", 1)[-1] in targets)
+    ]
+    if not names:
+        raise TrainingError(
+            f"None of the LoRA target modules ({', '.join(targets)}) is a linear layer of "
+            f"{type(model).__name__}'s language model."
+        )
+    return names
 
 
 def trainer_kwargs(output_dir: Path, params: dict[str, Any], use_cpu: bool) -> dict[str, Any]:
