@@ -3,20 +3,24 @@
 No Django, no database (``pdq_index`` keeps one of these in step with PostgreSQL). numpy only.
 
 The 256 bits are cut into ``CHUNKS`` = 12 chunks of ``CHUNK_BITS`` = 21 bits (252 bits; the last 4 are
-only compared, never looked up). Two hashes within ``threshold`` bits differ, by the pigeonhole
-principle, in at most ``threshold // CHUNKS`` bits of some chunk — 2 for PDQ's threshold 31 (12 chunks
-of 3 or more differing bits would make 36). So a query probes, per chunk, its own 21-bit value and every
-value within 2 bits of it (1 + 21 + 210 = 232 probes, 2,784 per hash) and verifies what it finds with the
-exact distance over all 256 bits: nothing within the threshold is ever missed.
+only compared, never looked up). Two hashes within ``threshold`` bits must, by the pigeonhole principle,
+be close in some chunk (``chunk_radii``): for PDQ's threshold 31 = 12 x 2 + 7, within 2 bits in one of
+the first 8 chunks or within 1 bit in one of the last 4 (8 chunks of 3 or more differing bits and 4 of 2
+or more would make 32). So a query probes its own value and every value within 2 bits of it in the first
+8 chunks (1 + 21 + 210 = 232 probes each) and within 1 bit in the last 4 (22 each): 1,944 probes per hash
+(2,784 when every chunk was probed within 2 bits), and verifies what it finds with the exact distance
+over all 256 bits: nothing within the threshold is ever missed.
 
 Why 21 bits and not the 16 of the earlier PostgreSQL index: a probe returns about N / 2^b stored hashes,
 so with 16-bit chunks every probe of a 1.6M-hash library (200k videos) returned ~24 rows and the work grew
 with the library; with 21-bit chunks a probe returns ~0.8 rows at 1.6M hashes and the fixed cost of the
-2,784 probes (direct array look-ups, no search) dominates up to a few million hashes.
+probes (direct array look-ups, no search) dominates up to a few million hashes.
 
-Layout (per chunk, compressed sparse rows): ``offsets[c][v]`` .. ``offsets[c][v + 1]`` is the range of
-``rows[c]`` holding the positions of the stored hashes whose chunk ``c`` equals ``v`` — one direct
-array read per probe. Hashes are appended: the newest ``delta_max`` at most sit in a small tail that
+Layout (per chunk, compressed sparse rows, all chunks in one flat array each): ``offsets[c, v]`` ..
+``offsets[c, v + 1]`` is the range of chunk ``c``'s rows holding the positions of the stored hashes
+whose chunk ``c`` equals ``v`` — one direct array read per probe, and the probes of every chunk and
+query hash are gathered at once (a dozen numpy calls per search, whatever the number of chunks).
+Hashes are appended: the newest ``delta_max`` at most sit in a small tail that
 is compared by brute force; when the tail is full it is merged into the chunk tables (inserting at each
 bucket's end, linear in the table, no re-sort). Nothing is ever removed: rows that PostgreSQL no longer
 holds are filtered by the caller, and a rebuild from scratch compacts.
@@ -41,6 +45,16 @@ def _flip_masks(bits: int, radius: int) -> np.ndarray:
         for combo in itertools.combinations(range(bits), r):
             masks.append(sum(1 << b for b in combo))
     return np.array(masks, dtype=np.uint32)
+
+
+def chunk_radii(threshold: int, chunks: int) -> list[int]:
+    """How far from the query's value each chunk is probed (-1: not at all) so that nothing within
+    ``threshold`` is missed: with ``threshold = chunks * a + b`` (0 <= b < chunks), the first ``b + 1``
+    chunks within ``a`` bits and the others within ``a - 1``. A hash within the threshold has one chunk
+    inside its radius: were the first ``b + 1`` chunks each ``a + 1`` or more bits off and the others
+    ``a`` or more, the distance would be at least ``(b + 1)(a + 1) + (chunks - b - 1) a = threshold + 1``."""
+    a, b = divmod(max(0, threshold), chunks)
+    return [a if c <= b else a - 1 for c in range(chunks)]
 
 
 def chunk_keys(words: np.ndarray, chunk: int, bits: int = CHUNK_BITS) -> np.ndarray:
@@ -87,8 +101,10 @@ class MultiIndex:
         self._words = np.empty((0, 4), dtype=np.uint64)
         self._ids = np.empty(0, dtype=np.int64)
         self._video_ids = np.empty(0, dtype=np.int64)
-        self._offsets: list[np.ndarray] | None = None  # allocated on the first merge (2^bits + 1 each)
-        self._rows: list[np.ndarray] = [np.empty(0, dtype=np.uint32) for _ in range(chunks)]
+        # Chunk c's bucket offsets are _offsets[c * (2^bits + 1) ...] and its rows _rows[c * merged ...]: one flat
+        # array each, so a search gathers the probes of every chunk at once (a handful of numpy calls, not 12x).
+        self._offsets: np.ndarray | None = None  # allocated on the first merge (chunks x (2^bits + 1))
+        self._rows = np.empty(0, dtype=np.uint32)
         self._masks: dict[int, np.ndarray] = {}
 
     # --- writes -------------------------------------------------------------------------------------------
@@ -116,57 +132,62 @@ class MultiIndex:
         start, end = self.merged, self.size
         if end == start:
             return
-        width = 1 << self.chunk_bits
+        width = (1 << self.chunk_bits) + 1
         if self._offsets is None:
-            self._offsets = [np.zeros(width + 1, dtype=np.uint32) for _ in range(self.chunks)]
+            self._offsets = np.zeros(self.chunks * width, dtype=np.uint32)
         positions = np.arange(start, end, dtype=np.uint32)
         words = self._words[start:end]
+        rows = np.empty(self.chunks * end, dtype=np.uint32)
         for c in range(self.chunks):
             keys = chunk_keys(words, c, self.chunk_bits)
-            offsets = self._offsets[c]
+            offsets = self._offsets[c * width : (c + 1) * width]  # a view: updated in place
+            order = np.argsort(keys, kind="stable")
             if start == 0:  # a fresh table: one stable sort
-                order = np.argsort(keys, kind="stable")
-                self._rows[c] = positions[order]
+                rows[c * end : (c + 1) * end] = positions[order]
             else:  # each new position at the end of its bucket, in position order
-                order = np.argsort(keys, kind="stable")
                 at = offsets[keys[order].astype(np.int64) + 1].astype(np.int64)
-                self._rows[c] = np.insert(self._rows[c], at, positions[order])
-            offsets[1:] += np.cumsum(np.bincount(keys, minlength=width)).astype(np.uint32)
+                rows[c * end : (c + 1) * end] = np.insert(self._rows[c * start : (c + 1) * start], at, positions[order])
+            offsets[1:] += np.cumsum(np.bincount(keys, minlength=width - 1)).astype(np.uint32)
+        self._rows = rows
         self.merged = end
 
     # --- reads --------------------------------------------------------------------------------------------
 
     def nbytes(self) -> int:
-        tables = sum(r.nbytes for r in self._rows) + sum(o.nbytes for o in self._offsets or [])
+        tables = self._rows.nbytes + (self._offsets.nbytes if self._offsets is not None else 0)
         return int(self._words.nbytes + self._ids.nbytes + self._video_ids.nbytes + tables)
+
+    def _probes(self, queries: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every probe of every chunk as an index into ``_offsets``, and the query it belongs to."""
+        width = (1 << self.chunk_bits) + 1
+        keys = np.stack([chunk_keys(queries, c, self.chunk_bits) for c in range(self.chunks)], axis=1)
+        keys = keys.astype(np.int64)  # (queries, chunks)
+        base = np.arange(self.chunks, dtype=np.int64) * width
+        radii = chunk_radii(threshold, self.chunks)
+        probes, query_of = [], []
+        for radius in sorted({r for r in radii if r >= 0}):
+            masks = self._masks.get(radius)
+            if masks is None:
+                masks = self._masks[radius] = _flip_masks(self.chunk_bits, radius).astype(np.int64)
+            chunks = [c for c, r in enumerate(radii) if r == radius]
+            probes.append(((keys[:, chunks, None] ^ masks[None, None, :]) + base[chunks, None]).ravel())
+            query_of.append(np.repeat(np.arange(len(queries)), len(chunks) * len(masks)))
+        return np.concatenate(probes), np.concatenate(query_of)
 
     def search(self, codes: np.ndarray, threshold: int, *, exclude_video_id: int | None = None) -> Matches:
         """Every stored hash within ``threshold`` bits of each query hash ((q, 32) uint8)."""
         queries = as_words(codes)
-        pair_q: list[np.ndarray] = []
-        pair_pos: list[np.ndarray] = []
-        if self.merged and self._offsets is not None:
-            radius = max(0, threshold) // self.chunks
-            masks = self._masks.get(radius)
-            if masks is None:
-                masks = self._masks[radius] = _flip_masks(self.chunk_bits, radius)
-            for c in range(self.chunks):
-                probes = (chunk_keys(queries, c, self.chunk_bits)[:, None] ^ masks[None, :]).ravel().astype(np.int64)
-                lo = self._offsets[c][probes].astype(np.int64)
-                counts = self._offsets[c][probes + 1].astype(np.int64) - lo
-                hit = counts > 0
-                if not hit.any():
-                    continue
-                counts, lo = counts[hit], lo[hit]
-                query_of = (np.arange(len(probes)) // len(masks))[hit]
-                # Every slot of every non-empty bucket: bucket start + 0 .. count - 1.
-                starts = np.repeat(lo - np.cumsum(counts) + counts, counts)
-                slots = starts + np.arange(int(counts.sum()))
-                pair_q.append(np.repeat(query_of, counts))
-                pair_pos.append(self._rows[c][slots].astype(np.int64))
         qs, ps, ds = [], [], []
-        if pair_q:
-            q, pos = np.concatenate(pair_q), np.concatenate(pair_pos)
+        if self.merged and self._offsets is not None:
+            probes, query_of = self._probes(queries, threshold)
+            lo = self._offsets[probes].astype(np.int64)
+            counts = self._offsets[probes + 1].astype(np.int64) - lo
+            hit = np.flatnonzero(counts)
+            counts, query_of = counts[hit], query_of[hit]
+            # Chunk c's rows start at c * merged; every slot of every non-empty bucket: start + 0 .. count - 1.
+            lo = lo[hit] + probes[hit] // ((1 << self.chunk_bits) + 1) * self.merged
+            slots = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+            q, pos = np.repeat(query_of, counts), self._rows[slots].astype(np.int64)
             distance = _distance(np.take(self._words, pos, axis=0), np.take(queries, q, axis=0))
             keep = distance <= threshold
             # A match is found through every chunk it is near in: one copy each (few, so unique is cheap

@@ -64,15 +64,17 @@ def hash_hits(
 
 
 def _hnsw_scan(cur: Any) -> None:
-    """pgvector 0.8 HNSW settings for one filtered neighbour query (inside its transaction).
+    """pgvector 0.8 HNSW settings for one filtered neighbour query (inside its transaction; one statement).
 
     Without an iterative scan, HNSW returns its ``ef_search`` nearest rows and the WHERE clause then
     drops the query video's own frames, which are the nearest of all: a video with many similar
     keyframes would starve its own result list. ``relaxed_order`` keeps scanning until LIMIT rows pass
     the filter (results re-sorted here).
     """
-    cur.execute(f"SET LOCAL hnsw.ef_search = {int(settings.REPRO_HNSW_EF_SEARCH)}")
-    cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+    cur.execute(
+        "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
+        [str(int(settings.REPRO_HNSW_EF_SEARCH))],
+    )
 
 
 def frame_neighbours(
@@ -80,22 +82,26 @@ def frame_neighbours(
 ) -> list[tuple[int, float, float, float]]:
     """Nearest keyframes of other videos (HNSW, cosine) for each query ``(t, embedding)``.
 
-    Returns ``(video_id, t, query_t, similarity)``; the excluded video is filtered inside the index scan.
+    Returns ``(video_id, t, query_t, similarity)``, each query's most similar first; the excluded video is
+    filtered inside the index scan. One statement for all the query frames (an HNSW scan per frame, LATERAL).
     """
-    out: list[tuple[int, float, float, float]] = []
+    if not embeddings:
+        return []
     sql = """
-        SELECT video_id, "timestamp", 1 - (embedding <=> %s::vector) AS sim
-        FROM moderation_keyframe WHERE embedding IS NOT NULL AND video_id <> %s
-        ORDER BY embedding <=> %s::vector LIMIT %s
+        SELECT q.n, n.video_id, n."timestamp", n.sim
+        FROM unnest(%s::int[], %s::vector[]) AS q(n, v)
+        CROSS JOIN LATERAL (
+            SELECT video_id, "timestamp", 1 - (embedding <=> q.v) AS sim FROM moderation_keyframe
+            WHERE embedding IS NOT NULL AND video_id <> %s ORDER BY embedding <=> q.v LIMIT %s
+        ) n
     """
+    vectors = [_vector_literal(vector) for _t, vector in embeddings]
     with transaction.atomic(), connection.cursor() as cur:
         _hnsw_scan(cur)
-        for qt, vector in embeddings:
-            literal = _vector_literal(vector)
-            cur.execute(sql, [literal, exclude_video_id or 0, literal, k])
-            rows = sorted(cur.fetchall(), key=lambda r: -float(r[2]))
-            out += [(int(v), float(t), float(qt), float(s)) for v, t, s in rows]
-    return out
+        cur.execute(sql, [list(range(len(vectors))), vectors, exclude_video_id or 0, k])
+        rows = cur.fetchall()
+    rows.sort(key=lambda r: (int(r[0]), -float(r[3])))
+    return [(int(v), float(t), float(embeddings[int(n)][0]), float(s)) for n, v, t, s in rows]
 
 
 def text_neighbours(

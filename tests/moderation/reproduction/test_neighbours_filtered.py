@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from moderation.media.models import Keyframe
 from moderation.reproduction import selectors
@@ -55,3 +56,30 @@ def test_transcript_neighbours_leave_out_the_query_video_and_keep_k() -> None:
     found = selectors.text_neighbours(embedding=_unit(base), exclude_video_id=me.pk, k=3)
 
     assert [v for v, _ in found] == [o.pk for o in others[:3]]
+
+
+def test_several_query_frames_are_looked_up_in_one_statement_each_with_its_own_neighbours() -> None:
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=512), rng.normal(size=512)
+    query_video, near_a, near_b = VideoFactory(), VideoFactory(), VideoFactory()
+    for video, base, t in ((near_a, a, 4.0), (near_b, b, 9.0), (query_video, a, 0.0)):
+        Keyframe.objects.create(
+            video=video, index=0, timestamp=t, image="k.jpg", embedding=_unit(base + 0.05 * rng.normal(size=512))
+        )
+    with connection.cursor() as cur:
+        cur.execute("SET enable_seqscan = off")
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            found = selectors.frame_neighbours(
+                embeddings=[(1.0, _unit(a)), (2.0, _unit(b))], exclude_video_id=query_video.pk, k=2
+            )
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("RESET enable_seqscan")
+
+    # Per query frame (in order) its two nearest frames of other videos, most similar first.
+    assert [(v, t, qt) for v, t, qt, _s in found] == [
+        (near_a.pk, 4.0, 1.0), (near_b.pk, 9.0, 1.0), (near_b.pk, 9.0, 2.0), (near_a.pk, 4.0, 2.0),
+    ]  # fmt: skip
+    assert found[0][3] > 0.9 > found[1][3] and found[2][3] > 0.9 > found[3][3]
+    assert sum("moderation_keyframe" in q["sql"] for q in queries.captured_queries) == 1

@@ -75,6 +75,33 @@ def test_the_pigeonhole_worst_case_at_31_bits_is_found_through_two_bit_probes() 
     assert index.search(hamming.hex_codes([base]), 30).ids.tolist() == []
 
 
+@pytest.mark.parametrize("chunks, threshold", [(12, 31), (12, 47), (12, 5), (16, 31), (11, 31)])
+def test_the_chunk_radii_leave_no_hash_within_the_threshold_unprobed_and_probe_no_further(
+    chunks: int, threshold: int
+) -> None:
+    radii = hamming.chunk_radii(threshold, chunks)
+    # The nearest hash no probe reaches is one bit outside every chunk's radius: exactly one bit past the threshold.
+    assert sum(r + 1 for r in radii) == threshold + 1
+    assert radii == sorted(radii, reverse=True) and radii[0] - radii[-1] <= 1
+
+
+@pytest.mark.parametrize(
+    "bits_per_chunk",
+    [
+        [3] * 8 + [2, 2, 2, 1],  # only chunk 11 (probed within 1 bit) is inside its radius
+        [3] * 7 + [2] + [2] * 4,  # only chunk 7 (the last one probed within 2 bits) is inside its radius
+    ],
+)
+def test_the_worst_cases_of_the_narrower_radius_of_the_last_chunks_are_found(bits_per_chunk: list[int]) -> None:
+    assert hamming.chunk_radii(31, 12) == [2] * 8 + [1] * 4
+    base = _random_hash()
+    near = _flip(base, [c * 21 + b for c, n in enumerate(bits_per_chunk) for b in (1, 8, 17)[:n]])
+    assert matching.hamming_hex(base, near) == 31
+    index = hamming.MultiIndex(delta_max=0)
+    index.add(hamming.hex_codes([near, _random_hash()]), np.array([7, 8]), np.array([1, 2]))
+    assert index.search(hamming.hex_codes([base]), 31).ids.tolist() == [7]
+
+
 def _indexed(hashes: list[str], status: str = Video.Status.READY) -> Video:
     video = VideoFactory(status=status)
     Keyframe.objects.bulk_create(

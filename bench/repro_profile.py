@@ -1,0 +1,130 @@
+"""Where one candidate retrieval spends its time: per phase, per SQL statement (with its plan), per Python function.
+
+Runs against the libraries a ``bench/repro_retrieval.py ... --keep`` run left behind (both databases), so it
+takes seconds, not the minutes of building a library. For each library: the queries of that run, warm, each
+``candidates_retrieve`` timed with every SQL statement it issues (count, time, rows), then ``EXPLAIN (ANALYZE,
+BUFFERS)`` of each distinct statement of one retrieval and a cProfile of all of them (top functions).
+
+    .venv/bin/python bench/repro_retrieval.py --small 1000 --large 200000 --keep   # once: builds, keeps
+    .venv/bin/python bench/repro_profile.py [--repeat 3] [--plans]
+
+The last line is one JSON object: per library the p50 of the whole retrieval, of its SQL statements and of
+what is left (Python: the in-memory PDQ search, decoding, ranking), and statements per retrieval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import re
+import statistics
+import time
+from collections import defaultdict
+from typing import Any
+
+from _common import django_setup
+
+
+def _shape(sql: str) -> str:
+    """A statement with its literals and IN lists folded, to group the same query with other parameters."""
+    sql = re.sub(r"IN \([^)]*\)", "IN (...)", sql)
+    sql = re.sub(r"'[^']*'", "?", sql)
+    sql = re.sub(r"\b\d+\b", "N", sql)
+    return " ".join(sql.split())[:200]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--plans", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of each statement")
+    parser.add_argument("--top", type=int, default=25, help="cProfile functions to print")
+    args = parser.parse_args()
+
+    django_setup()
+    from django.db import connection, connections
+
+    from moderation.reproduction import pdq_index
+    from moderation.reproduction.services import candidates_retrieve
+
+    base = dict(connection.settings_dict)
+    wrapper_class = type(connections["default"])
+    report: dict[str, Any] = {}
+    statements: list[tuple[str, Any, float, int]] = []
+
+    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        result = execute(sql, params, many, context)
+        statements.append((sql, params, time.perf_counter() - t0, getattr(context["cursor"], "rowcount", -1)))
+        return result
+
+    for name, db in (("small", "bench_repro_retrieval_small"), ("large", "bench_repro_retrieval")):
+        connections["default"] = wrapper_class({**base, "NAME": db}, alias="default")
+        with connection.cursor() as cur:
+            cur.execute("SELECT prepared FROM bench_meta")
+            row = cur.fetchone()
+        prepared = row[0] if isinstance(row[0], dict) else json.loads(row[0])
+        qids = [int(q[0]) for q in prepared["queries"]]
+        pdq_index.reload()
+        for qid in qids:  # warm
+            candidates_retrieve(video_id=qid)
+
+        totals, sql_totals, counts = [], [], []
+        per_shape: dict[str, list[float]] = defaultdict(list)
+        profiler = cProfile.Profile()
+        for _ in range(args.repeat):
+            for qid in qids:
+                statements.clear()
+                with connection.execute_wrapper(record):
+                    t0 = time.perf_counter()
+                    profiler.enable()
+                    candidates_retrieve(video_id=qid)
+                    profiler.disable()
+                    totals.append((time.perf_counter() - t0) * 1000)
+                sql_totals.append(sum(s[2] for s in statements) * 1000)
+                counts.append(len(statements))
+                for sql, _p, dt, _n in statements:
+                    per_shape[_shape(sql)].append(dt * 1000)
+        n = len(totals)
+        print(f"== {name} ({db}): {n} retrievals, p50 {statistics.median(totals):.2f} ms", flush=True)
+        for shape, times in sorted(per_shape.items(), key=lambda kv: -sum(kv[1])):
+            print(f"  {len(times) / n:5.1f}/retrieval  p50 {statistics.median(times):7.3f} ms  {shape}")
+        # the COPY of the catch-up does not pass through Django's cursor wrapper: it is in cProfile below
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(args.top)
+        print("\n".join(line for line in stream.getvalue().splitlines() if line.strip())[:6000])
+        if args.plans:
+            statements.clear()
+            with connection.execute_wrapper(record):
+                candidates_retrieve(video_id=qids[0])
+            seen = set()
+            for sql, params, _dt, _n in list(statements):
+                if not sql.lstrip().upper().startswith("SELECT") or _shape(sql) in seen:
+                    continue
+                seen.add(_shape(sql))
+                with connection.cursor() as cur:
+                    cur.execute("BEGIN")
+                    cur.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                    from django.conf import settings
+
+                    cur.execute(f"SET LOCAL hnsw.ef_search = {int(settings.REPRO_HNSW_EF_SEARCH)}")
+                    cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+                    plan = "\n    ".join(r[0] for r in cur.fetchall())
+                    cur.execute("COMMIT")
+                print(f"-- {_shape(sql)}\n    {plan}")
+        report[name] = {
+            "p50_ms": round(statistics.median(totals), 2),
+            "p99_ms": round(sorted(totals)[min(n - 1, int(0.99 * (n - 1) + 0.5))], 2),
+            "sql_p50_ms": round(statistics.median(sql_totals), 2),
+            "python_p50_ms": round(statistics.median([t - s for t, s in zip(totals, sql_totals, strict=True)]), 2),
+            "statements": round(statistics.median(counts), 1),
+        }
+        connection.close()
+    report["ratio"] = round(report["large"]["p50_ms"] / report["small"]["p50_ms"], 3)
+    print(json.dumps({"ratio": report.pop("ratio"), **report}))
+
+
+if __name__ == "__main__":
+    main()
