@@ -3,7 +3,8 @@
 Two throwaway databases (the test database and a copy of its schema) hold a small and a large library at the
 same time. Each indexed video gets ``--hashes`` per-second PDQ hashes (``FrameHash`` rows), ``--frames`` frame
 embeddings (512-d, HNSW) and a transcript embedding (384-d, HNSW); all synthetic (uniform random bits, Gaussian
-vectors). The small library is the first ``--small`` videos of the large one. ``--queries`` query videos,
+vectors). The small library is the first ``--small`` videos of the large one, which holds them at random
+places among its rows (an HNSW index built after the load makes its first rows its best-connected nodes). ``--queries`` query videos,
 inserted in both, are near-copies of videos in the small library: every second 10-31 bits off its source
 (anywhere inside PDQ's match radius 31), embeddings with noise; every other query is a mirrored upload (its own
 hashes unrelated, its flipped-frame hashes near the source's). The timed call is the whole read path of
@@ -19,7 +20,8 @@ the report gives the median over all queries and the spread of the per-round rat
 ``index_build_s`` is the time one process takes to load its copy of the PDQ index from PostgreSQL at the large
 size (what a restarted worker pays on its first search), ``index_bytes`` that copy's memory. The last line
 printed is one JSON object; ``ratio`` is p50 at large / p50 at small; ``hash_*`` and ``hnsw_*`` time the PDQ
-look-up and the embedding neighbours alone (run right after, so warmer). The embedded PostgreSQL runs with its
+look-up and the embedding neighbours alone (run right after, so warmer); ``recall_frame_neighbours`` and
+``recall_text_neighbours`` say how often those neighbours alone (above the candidate thresholds) hold the source. The embedded PostgreSQL runs with its
 default 128 MB ``shared_buffers``, which cannot hold a 200k library's HNSW indexes: the README reports runs with
 that and with 2 GB (``ALTER SYSTEM SET shared_buffers``, restart; reset afterwards).
 """
@@ -67,27 +69,30 @@ def _library(n: int, args: argparse.Namespace, rng) -> dict[str, Any]:  # type: 
     }
 
 
-def _fill(n_videos: int, lib: dict[str, Any], args: argparse.Namespace) -> list[int]:
-    """Insert the first ``n_videos`` videos of ``lib`` (hashes, keyframes, embeddings) by COPY, in batches; their ids."""
+def _fill(n_videos: int, lib: dict[str, Any], args: argparse.Namespace, order: Any = None) -> list[int]:
+    """Insert the first ``n_videos`` videos of ``lib`` (hashes, keyframes, embeddings) by COPY, in batches, in
+    ``order`` (library positions; default 0, 1, ...); their ids by library position."""
     import numpy as np
     from django.db import connection
     from pgvector.psycopg import register_vector
 
     from moderation.media.models import Video
 
-    all_ids: list[int] = []
+    order = np.arange(n_videos) if order is None else np.asarray(order)
+    h, f = args.hashes, args.frames
+    codes = lib["codes"].reshape(-1, h, 32)
+    frames = lib["frames"].reshape(-1, f, lib["frames"].shape[1])
+    all_ids = np.zeros(n_videos, dtype=np.int64)
     for start in range(0, n_videos, 20_000):
-        stop = min(n_videos, start + 20_000)
+        which = order[start : start + 20_000]
         videos = Video.objects.bulk_create(
-            [Video(title=f"bench {i}", status=Video.Status.READY, duration=30.0) for i in range(start, stop)],
-            batch_size=5000,
+            [Video(title=f"bench {i}", status=Video.Status.READY, duration=30.0) for i in which], batch_size=5000
         )
         ids = np.array([v.pk for v in videos], dtype=np.int64)
-        all_ids += ids.tolist()
+        all_ids[which] = ids
         raw = connection.connection
         register_vector(raw)
-        h, f = args.hashes, args.frames
-        bits = _bits(lib["codes"][start * h : stop * h])
+        bits = _bits(codes[which].reshape(-1, 32))
         with raw.cursor() as cur:
             with cur.copy("COPY moderation_framehash (video_id, t, quality, hash) FROM STDIN") as copy:
                 for i, b in enumerate(bits):
@@ -98,18 +103,18 @@ def _fill(n_videos: int, lib: dict[str, Any], args: argparse.Namespace) -> list[
             ) as copy:
                 copy.set_types(["int8", "int4", "float8", "varchar", "float8", "bool", "int4", "int4", "bool",
                                 "text", "varchar", "vector"])  # fmt: skip
-                for i, vec in enumerate(lib["frames"][start * f : stop * f]):
+                for i, vec in enumerate(frames[which].reshape(-1, frames.shape[2])):
                     copy.write_row((int(ids[i // f]), i % f, float(i % f), "", 0.0, True, 0, 0, False, "", "", vec))
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS bench_text (id int8, v vector(384))")
             cur.execute("TRUNCATE bench_text")
             with cur.copy("COPY bench_text (id, v) FROM STDIN WITH (FORMAT BINARY)") as copy:
                 copy.set_types(["int8", "vector"])
-                for i, vec in enumerate(lib["text"][start:stop]):
+                for i, vec in enumerate(lib["text"][which]):
                     copy.write_row((int(ids[i]), vec))
             cur.execute("UPDATE moderation_video v SET text_embedding = b.v FROM bench_text b WHERE b.id = v.id")
         if not raw.autocommit:
             raw.commit()
-    return all_ids
+    return all_ids.tolist()
 
 
 def _plan_queries(lib: dict[str, Any], args: argparse.Namespace, rng) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
@@ -228,7 +233,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     loads = {"start": _load()}
     connection.settings_dict.setdefault("TEST", {})["NAME"] = "bench_repro_retrieval"  # not the tests' database
-    signature = json.dumps([args.small, args.large, args.queries, args.hashes, args.frames, args.seed])
+    signature = json.dumps([args.small, args.large, args.queries, args.hashes, args.frames, args.seed, "shuffled"])
     # serialized_aliases=[]: a kept database is not dumped to a string for test rollbacks (minutes at 200k)
     config = setup_databases(verbosity=0, interactive=False, keepdb=args.keep, serialized_aliases=[])
     large_db = connection.settings_dict["NAME"]
@@ -256,7 +261,10 @@ def main() -> None:
                 connections["default"] = wrappers[name]
                 _drop_indexes()  # loading into live HNSW indexes is much slower than building them afterwards
                 started = time.perf_counter()
-                library_ids = _fill(size, lib, args)
+                # The large library in shuffled order: the sources (the small library's videos) are not its first
+                # rows, which an HNSW index built afterwards makes its best-connected nodes (easiest to find).
+                order = rng.permutation(size) if name == "large" else None
+                library_ids = _fill(size, lib, args, order)
                 queries = _insert_queries(plans, library_ids)
                 load_s = time.perf_counter() - started
                 prepared[name] = {"queries": queries, "videos": size, "load_s": round(load_s, 1),
