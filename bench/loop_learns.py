@@ -97,7 +97,7 @@ def main() -> None:
             }
             per_seed.append(line)
             print(json.dumps(line, ensure_ascii=False), flush=True)
-            if index == len(opts.seeds) - 1 and opts.ratio_repeats:
+            if index == len(opts.seeds) - 1 and opts.ratio_repeats and res.dpo_pairs:
                 ratio = _dpo_overhead(work, opts.ratio_repeats, res.dpo_params, arch_base_model(opts.arch, work))
             _reset_between_seeds()
     finally:
