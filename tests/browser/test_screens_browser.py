@@ -1,0 +1,56 @@
+"""What users tripped over on the screens, checked in Chromium at 1440x900 (found by working each role's screens)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_review_browser import _login
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
+
+
+def _jpeg(width: int, height: int) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (40, 120, 200)).save(out, "JPEG")
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_patch_boxes_sit_on_their_keyframe_even_under_a_long_caption(page, make_user):
+    """The selected keyframes' patch overlay used to span the figure, which a long OCR caption makes wider
+    than the picture: the boxes were stretched sideways off the text they mark."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from moderation.media.models import Keyframe, Patch
+    from tests.factories import VideoFactory
+
+    video = VideoFactory(file="")
+    name = default_storage.save(f"keyframes/{video.pk}/000000.jpg", ContentFile(_jpeg(320, 180)))
+    kf = Keyframe.objects.create(
+        video=video, index=0, timestamp=0.0, image=name, selected=True, width=320, height=180,
+        ocr_text="Add me on WeChat for a private deal, message me privately outside the app " * 2,
+    )  # fmt: skip
+    patch = Patch.objects.create(keyframe=kf, rank=0, method=Patch.Method.OCR, x=160, y=90, w=80, h=40, score=0.9)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto(reverse("moderation:video_detail", args=[video.pk]))
+    picture = page.locator(f"#keyframe-{kf.pk} img")
+    picture.wait_for()
+    page.wait_for_function(f"document.querySelector('#keyframe-{kf.pk} img').complete")
+    img = picture.bounding_box()
+    box = page.locator(f"#patch-{patch.pk} rect").bounding_box()
+    assert img is not None and box is not None
+    caption = page.locator(f"#keyframe-{kf.pk} figcaption").bounding_box()
+    assert caption is not None and caption["width"] > img["width"]  # the case that went wrong
+    scale = img["width"] / 320
+    # The box is where its keyframe pixels are (stroke width aside), not stretched by the caption.
+    assert abs(box["x"] - (img["x"] + 160 * scale)) < 3
+    assert abs(box["width"] - 80 * scale) < 4
