@@ -64,6 +64,11 @@ def test_the_admin_picks_a_target_on_the_curve_and_the_curve_follows_the_reviews
             "target accuracy must be"
             in admin.post("/cascade/target/", {"target_accuracy": bad}, follow=True).content.decode()
         )
+    # The refusal names what was typed (1.5 was reported back as "got 0.015", read as a percentage).
+    refused = admin.post("/cascade/target/", {"target_accuracy": "1.5"}, follow=True).content.decode()
+    assert "“1.5” is not" in refused and "0.015" not in refused
+    trained.refresh_from_db()
+    assert trained.target_accuracy == pytest.approx(0.8)  # refusals changed nothing
     assert client_as("moderator").post("/cascade/target/", {"target_accuracy": "0.9"}).status_code == 403
 
     # Reviewed traffic: stage 1 was sure and right on three items, sure and wrong on one.
