@@ -90,6 +90,16 @@ def evaluation_get(*, pk: int) -> EvaluationRun:
     return get_object_or_404(EvaluationRun.objects.select_related("model_version", "policy_version"), pk=pk)
 
 
+def evaluation_runs_ahead(*, run: EvaluationRun) -> int:
+    """Evaluations queued or running that were started before ``run``: the inference worker takes them
+    one at a time, in order, so a queued run waits for these (the screen says so instead of a bare
+    "Queued · 0 items")."""
+    if run.status != EvaluationRun.Status.QUEUED:
+        return 0
+    active = (EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING)
+    return EvaluationRun.objects.filter(status__in=active, pk__lt=run.pk).count()
+
+
 @dataclass(frozen=True)
 class HeatCell:
     x: int

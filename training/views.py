@@ -218,6 +218,7 @@ def evaluation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "metric_rows": selectors.evaluation_metric_rows(run),
         "heatmap": selectors.confusion_heatmap(run),
         "active": run.status in ("queued", "running"),
+        "ahead": selectors.evaluation_runs_ahead(run=run),
     }
     template = "training/evaluation_detail.html"
     if request.htmx:

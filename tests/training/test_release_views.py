@@ -137,3 +137,24 @@ def test_promotion_can_target_one_policy_and_leaves_the_global_model(client_as, 
     assert model_version_serving(policy=policy).pk == runs[1].model_version_id
     event = AuditEvent.objects.filter(action="model_promoted").latest("pk")
     assert event.payload["scope"] == policy.slug
+
+
+def test_an_unfinished_evaluation_says_what_it_waits_for_not_zero_items(client_as, runs):
+    """A queued or running evaluation said "Queued · 0 items" for as long as it ran (the count is only
+    known at the end): it now says when it started and what it is waiting for."""
+    path = runs[0].file_path
+    first, second = (
+        evaluation_start(
+            model_version=model_version_serving(), created_by=None, eval_set="kuaimod_file", file_path=path
+        )
+        for _ in range(2)
+    )
+    EvaluationRun.objects.filter(pk=first.pk).update(status=EvaluationRun.Status.RUNNING)
+    client = client_as("admin")
+    queued = client.get(reverse("training:evaluation_detail", args=[second.pk])).content.decode()
+    assert "0 items" not in queued and "1 evaluation started before this one is still queued or running" in queued
+    running = client.get(reverse("training:evaluation_detail", args=[first.pk])).content.decode()
+    assert "0 items" not in running and "the item count and the scores appear when it finishes" in running
+    evaluation_execute(run_id=first.pk)
+    done = client.get(reverse("training:evaluation_detail", args=[first.pk])).content.decode()
+    assert 'id="evaluation-progress"' not in done and "items · finished" in done
