@@ -266,7 +266,8 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
         )
         messages.success(request, f"Saved “{request.POST.get('name', tag.name)}”.")
     except ModerationError as exc:
-        messages.error(request, str(exc))
+        # Several rows share the screen: say which one was not saved.
+        messages.error(request, f"“{tag.name}” was not saved: {exc}")
     return redirect(reverse("moderation:tag_vocabulary") + f"?q={request.POST.get('q', '')}")
 
 

@@ -86,3 +86,43 @@ def test_tag_screen_says_a_missing_video_file(client_as, policy_version, setting
     video.refresh_from_db()
     assert video.missing_media == [video.file.name]
     assert AuditEvent.objects.filter(object_type="video", object_id=str(video.pk), action="media.missing").count() == 1
+
+
+def test_digit_hints_on_chips_only_where_digits_toggle_them(client_as, policy_version, vocabulary, encode) -> None:  # type: ignore[no-untyped-def]
+    """The tag screen toggles chips with 1-9; on the review screen the digits choose the severity, so the
+    panel there must not label its chips with digit keys."""
+    from django.contrib.auth.models import User
+
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.services import tag_candidates_generate, tag_queue_default
+
+    task = ReviewTaskFactory(
+        queue=tag_queue_default(),
+        decision__policy_version=policy_version,
+        decision__video__title="周末在家做火锅 美食教程",
+        decision__video__file="",
+    )
+    video_id = task.decision.video_id
+    tag_candidates_generate(video_id=video_id, encode=encode)
+    client = client_as("moderator")
+    panel = client.get(f"/tags/video/{video_id}/panel/").content.decode()
+    assert "火锅" in panel and "<kbd>1</kbd>" not in panel
+    user = User.objects.get(pk=client.session["_auth_user_id"])
+    assert review_claim_next(user=user, queue=task.queue) == task
+    screen = client.get(f"/tags/task/{task.pk}/").content.decode()
+    assert "<kbd>1</kbd>" in screen
+
+
+def test_a_refused_vocabulary_edit_names_the_row_it_was_for(client_as) -> None:  # type: ignore[no-untyped-def]
+    from moderation.tagging.models import Tag
+
+    tags_import(lines=["汤", "美食"])
+    soup = Tag.objects.get(name="汤")
+    response = client_as("policy_editor").post(
+        f"/tags/vocabulary/{soup.pk}/",
+        {"name": "汤", "aliases": "", "parent": "不存在", "is_active": "on"},
+        follow=True,
+    )
+    assert "“汤” was not saved: “不存在” is not a tag." in response.content.decode()
+    soup.refresh_from_db()
+    assert soup.parent_id is None
