@@ -49,6 +49,18 @@ def test_dashboard_page_renders_svg_plots_for_admins_only(client_as, policy_vers
     assert page.status_code == 200
     html = page.content.decode()
     assert html.count("<svg") >= 4 and "<polyline" in html and 'id="ops-cascade"' in html
+    # The two bar charts of the backlog panel look alike: each says what it counts under it.
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import ReviewTaskFactory
+
+    task = ReviewTaskFactory(decision__policy_version=policy_version)
+    type(task).objects.filter(pk=task.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    html = client_as("admin").get("/ops/").content.decode()
+    for title in ("Open items per queue", "Oldest open item per queue, hours"):
+        assert f'<p class="legend chart-title">{title}</p>' in html
     for role in ("moderator", "labeler", "policy_editor"):
         assert client_as(role).get("/ops/").status_code == 403
     assert Client().get("/ops/").status_code == 302
