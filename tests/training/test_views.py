@@ -140,6 +140,9 @@ def test_job_list_has_a_plain_title_and_one_retrain_rules_panel(client_as):  # t
     page = client_as("admin").get(reverse("training:job_list")).content.decode()
     assert "<title>Training · Review workbench</title>" in page
     assert page.count("<h2>Retrain rules</h2>") == 1
+    # With no dataset the job panel names both kinds (it said "a preference dataset", but an SFT job
+    # needs SFT records), and the count column is not only pairs.
+    assert "DPO preference pairs, or SFT chat records for an SFT job" in page and "<th>Pairs / records</th>" in page
 
 
 def test_model_folders_typed_into_the_job_form_are_confined(client_as, job, settings, tmp_path):
