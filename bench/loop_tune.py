@@ -2,7 +2,8 @@
 
 One loop up to the DPO snapshot (base → SFT → pool B's mistakes), then several DPO jobs on the same
 SFT model and pairs, each evaluated on the seed's held-out file. Prints one JSON line per stage and
-variant; the last line is one JSON object (``ratio`` = best DPO accuracy ÷ SFT accuracy).
+variant; the last line is one JSON object (``ratio`` = best DPO accuracy ÷ SFT accuracy, 1 when the SFT model made no
+mistakes on pool B and no DPO job ran).
 
     .venv/bin/python bench/loop_tune.py --seed 100 --pool-a 12 --pool-b 64 --sft-steps 60 \
         --dpo '{"learning_rate": 1e-4}' '{"learning_rate": 5e-4, "beta": 0.2}'
