@@ -73,8 +73,10 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
     _stale_vlm_task(policy_version)
     decision, video = task.decision, task.decision.video
     SegmentFactory(video=video, index=0, start=0.5, end=2.0, text="add me on wechat")
+    # With its stages to write (the text boxes must be labelled: each was a bare textarea).
+    stages = [{"key": "analysis", "title": "Analysis", "text": "", "evidence": []}]
     tag2cot = Tag2CotTask.objects.create(
-        video=video, decision=decision, policy_version=policy_version, target_label="正向"
+        video=video, decision=decision, policy_version=policy_version, target_label="正向", stages=stages
     )
     adjudication = Adjudication.objects.create(video=video, decision=decision, kind="reported_pass", reason="r")
     proposal = TagProposal.objects.create(name="露营装备", key="露营装备", video=video, seen_count=1)
