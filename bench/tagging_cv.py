@@ -16,9 +16,10 @@ Variants (fixed before the first run; none is chosen on these numbers, all are r
   V3 no-related— V1 without the related source
   V4 segments  — V1 + each distinct caption / speech segment (up to 8) embedded, max cosine per tag
                  (added after V0–V3 were measured, so it is reported but not counted as pre-registered)
-  V5 app       — V1's candidates, the ranker reading five more features (text match covered by a
-                 longer tag match, one-character name, per-text z-scored cosines, hub-centred cosine):
-                 chosen by ``bench/tagging_nested.py`` (nested CV), the app's default since round 2.
+  V5 app       — V1's candidates, the ranker reading six more features (text match covered by a
+                 longer tag match, one-character name, per-text z-scored cosines, hub-centred cosine,
+                 the tag's acceptance rate): arm ``feat_rate`` of ``bench/tagging_nested.py`` (nested CV),
+                 the app's default since round 2.
                  V0–V4 keep the 20 features the ranker read before (``ranking.FEATURES_V1``).
 
 Pool recall: for each source, the share of gold tags among its top 5 / 20 / 50 / all candidates

@@ -19,6 +19,12 @@ Arms (ranker = logistic regression on per-candidate features, trained on out-of-
   v1_name        v1 + duplicate suppression by name containment in the top 20 (虾 under 龙虾)
   feat_name      feat + the same suppression
   feat_namecos   feat + suppression by name containment or tag-embedding cosine >= 0.9
+Round 2b (added after round 1's numbers, written down before their first run; all eight arms are
+chosen among inside every outer fold, so the nested row covers both rounds' choices):
+  feat_rate      feat + ``accept_rate``: the tag's share of accepted proposals (out-of-fold candidates
+                 of the training part, shrunk towards the overall share; the app reads reviewers'
+                 accept / reject events), against the frequent false positives 搞笑 / 生活记录
+  feat_rate_c01  feat_rate with C = 0.1
 
     .venv/bin/python bench/tagging_nested.py [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
 
@@ -48,15 +54,18 @@ K = 5
 def arms() -> dict[str, Any]:
     from moderation.tagging import ranking
 
-    full = tuple(ranking.FEATURES)
+    feat = tuple(ranking.FEATURES_V2)
     v1 = tuple(ranking.FEATURES_V1)
+    rate = (*feat, "accept_rate")
     return {
         "v1": ranking.Options(ranker_features=v1),
-        "feat": ranking.Options(ranker_features=full),
-        "feat_c01": ranking.Options(ranker_features=full, ranker_c=0.1),
+        "feat": ranking.Options(ranker_features=feat),
+        "feat_c01": ranking.Options(ranker_features=feat, ranker_c=0.1),
         "v1_name": ranking.Options(ranker_features=v1, dedup="name"),
-        "feat_name": ranking.Options(ranker_features=full, dedup="name"),
-        "feat_namecos": ranking.Options(ranker_features=full, dedup="name+cos"),
+        "feat_name": ranking.Options(ranker_features=feat, dedup="name"),
+        "feat_namecos": ranking.Options(ranker_features=feat, dedup="name+cos"),
+        "feat_rate": ranking.Options(ranker_features=rate),
+        "feat_rate_c01": ranking.Options(ranker_features=rate, ranker_c=0.1),
     }
 
 
@@ -113,8 +122,9 @@ def errors(seed: int, folds: int, options: Any) -> None:
     for held in evaluation._folds(len(records), folds, seed):
         held_set = {int(i) for i in held}
         train = [r for i, r in enumerate(records) if i not in held_set]
-        model = evaluation.train_ranker(train, vocab, seed=seed, options=options)
+        model, rates, base = evaluation.fit_ranker(train, vocab, seed=seed, options=options)
         know = evaluation.learn(train)
+        know.rates, know.base_rate = rates, base
         for i in held:
             r = records[int(i)]
             cands = evaluation.candidates_for(r, vocab, know, options)
@@ -161,7 +171,7 @@ def main() -> None:
     print(f"{len(vocab.tag_ids)} tags, {len(records)} tagged records ({time.perf_counter() - t0:.0f} s to load)")
     if args.errors:
         a = arms()
-        for name in ("v1", "feat_name"):
+        for name in ("v1", "feat"):
             print(f"\nerror analysis, arm {name}, seed {args.seeds[0]}")
             errors(args.seeds[0], args.folds, a[name])
     jobs = [(s, f, args.folds) for s in args.seeds for f in range(args.folds)]

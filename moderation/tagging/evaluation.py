@@ -138,6 +138,8 @@ class Knowledge:
     classifiers: dict[int, ranking.LinearModel]
     cooccur: dict[int, dict[int, float]] = field(default_factory=dict)
     centre: np.ndarray | None = None
+    rates: dict[int, float] = field(default_factory=dict)  # set by ``fit_ranker`` (out-of-fold outcomes)
+    base_rate: float = 0.0
 
 
 def learn(records: Sequence[Record]) -> Knowledge:
@@ -172,6 +174,8 @@ def candidates_for(
         know.prior,
         know.cooccur,
         know.centre,
+        know.rates,
+        know.base_rate,
     )
     assert record.vector is not None
     return ranking.generate(
@@ -199,26 +203,59 @@ def train_ranker(
     options: ranking.Options = ranking.Options(),
 ) -> ranking.LinearModel | None:
     """Logistic regression on out-of-fold candidate features of the train records."""
-    xs: list[np.ndarray] = []
-    ys: list[np.ndarray] = []
+    return fit_ranker(records, vocab, seed=seed, options=options)[0]
+
+
+def fit_ranker(
+    records: Sequence[Record],
+    vocab: ranking.Vocabulary,
+    *,
+    seed: int = 0,
+    options: ranking.Options = ranking.Options(),
+) -> tuple[ranking.LinearModel | None, dict[int, float], float]:
+    """The ranker (logistic regression on out-of-fold candidate features of the train records) and
+    the tags' acceptance rates for scoring new records (from every out-of-fold candidate). Each
+    fold's rows read rates from the other folds' rows only, as an unseen record would."""
     cols = [ranking.FEATURES.index(f) for f in options.ranker_features]
     k = min(INNER_FOLDS, len(records))
     if k < 2:
-        return None
+        return None, {}, 0.0
+    folds: list[list[tuple[list[ranking.Candidate], np.ndarray]]] = []
     for held in _folds(len(records), k, seed):
         held_set = set(int(i) for i in held)
         know = learn([r for i, r in enumerate(records) if i not in held_set])
+        rows = []
         for i in held:
             cands = list(candidates_for(records[int(i)], vocab, know, options).values())
             if cands:
-                xs.append(ranking.feature_matrix(cands)[:, cols])
-                ys.append(np.array([c.tag_id in records[int(i)].gold for c in cands], dtype=int))
+                rows.append((cands, np.array([c.tag_id in records[int(i)].gold for c in cands], dtype=int)))
+        folds.append(rows)
+
+    def outcomes(skip: int | None) -> list[tuple[int, bool]]:
+        return [
+            (c.tag_id, bool(label))
+            for f, rows in enumerate(folds)
+            if f != skip
+            for cands, y in rows
+            for c, label in zip(cands, y, strict=True)
+        ]
+
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    for f, rows in enumerate(folds):
+        rates, base = ranking.acceptance_rates(outcomes(f))
+        for cands, y in rows:
+            for c in cands:
+                c.features["accept_rate"] = rates.get(c.tag_id, base)
+            xs.append(ranking.feature_matrix(cands)[:, cols])
+            ys.append(y)
+    rates, base = ranking.acceptance_rates(outcomes(None))
     if not xs:
-        return None
+        return None, rates, base
     x, y = np.vstack(xs), np.concatenate(ys)
     if y.min() == y.max():
-        return None
-    return ranking.fit_linear(x, y, c=options.ranker_c, seed=seed)
+        return None, rates, base
+    return ranking.fit_linear(x, y, c=options.ranker_c, seed=seed), rates, base
 
 
 @dataclass
@@ -275,8 +312,10 @@ def run(
     options: ranking.Options = ranking.Options(),
 ) -> list[Scored]:
     with single_threaded_blas():
-        model = train_ranker(train, vocab, seed=seed, options=options)
-        return predict(test, vocab, learn(train), model, options)
+        model, rates, base = fit_ranker(train, vocab, seed=seed, options=options)
+        know = learn(train)
+        know.rates, know.base_rate = rates, base
+        return predict(test, vocab, know, model, options)
 
 
 def cross_validate(

@@ -16,7 +16,7 @@ its title alone (titles carry the uploader's hashtags; not stored, one short enc
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,10 +53,14 @@ FEATURES = [
     "embedding_z",
     "title_embedding_z",
     "embedding_centred",
+    "accept_rate",
 ]
 # The features the ranker read before the error analysis of issue 16's second round (the nested
 # comparison's reference arm): the five after them are new.
 FEATURES_V1 = FEATURES[: FEATURES.index("text_covered")]
+# Round 2's first arm set (the five error-analysis features), before ``accept_rate``.
+FEATURES_V2 = FEATURES[: FEATURES.index("accept_rate")]
+RATE_STRENGTH = 2.0  # pseudo-counts of the overall acceptance rate in each tag's rate
 # Until reviewers' events train a model: a hand-set weighted sum (scores in [0, 1] roughly).
 DEFAULT_WEIGHTS = {
     "text_title": 0.35,
@@ -85,6 +89,7 @@ DEFAULT_WEIGHTS = {
     "embedding_z": 0.0,
     "title_embedding_z": 0.0,
     "embedding_centred": 0.0,
+    "accept_rate": 0.0,
 }
 EMBEDDING_TOP = 50
 TITLE_EMBEDDING_TOP = 20
@@ -135,6 +140,9 @@ class Vocabulary:
     # The mean text vector of tagged videos: a tag's cosine to it is its "hubness" (a few tags sit
     # near every long noisy text); ``embedding_centred`` is the video's cosine minus that.
     centre: np.ndarray | None = None
+    # tag id -> how often it was accepted when proposed (``acceptance_rates``); others get ``base_rate``
+    rates: dict[int, float] = field(default_factory=dict)
+    base_rate: float = 0.0
 
     @property
     def index(self) -> dict[int, int]:
@@ -309,7 +317,24 @@ def generate(
         c.features["agreement"] = len(set(c.sources)) / len(SOURCES)
         c.features["name_len"] = min(len(vocab.names[i]), 6) / 6 if i is not None else 0.0
         c.features["name_single"] = 1.0 if i is not None and len(vocab.names[i]) == 1 else 0.0
+        c.features["accept_rate"] = vocab.rates.get(tag_id, vocab.base_rate)
     return cands
+
+
+def acceptance_rates(
+    outcomes: Iterable[tuple[int, bool]], *, strength: float = RATE_STRENGTH
+) -> tuple[dict[int, float], float]:
+    """Per tag, the share of its proposals that were accepted, shrunk towards the overall share by
+    ``strength`` pseudo-counts: 生活记录 proposed for many videos and kept on few scores low. The app
+    reads reviewers' accept / reject events; the evaluation, out-of-fold candidates and gold tags."""
+    shown: dict[int, int] = {}
+    kept: dict[int, int] = {}
+    for tag_id, accepted in outcomes:
+        shown[tag_id] = shown.get(tag_id, 0) + 1
+        kept[tag_id] = kept.get(tag_id, 0) + int(accepted)
+    total = sum(shown.values())
+    base = sum(kept.values()) / total if total else 0.0
+    return {t: (kept[t] + strength * base) / (n + strength) for t, n in shown.items()}, base
 
 
 def _zscores(cos: np.ndarray | None) -> np.ndarray | None:

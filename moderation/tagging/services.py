@@ -383,6 +383,30 @@ def tagged_centre() -> Any:
     return centre
 
 
+def tag_acceptance_rates() -> tuple[dict[int, float], float]:
+    """Each tag's share of accepted suggestions in reviewers' events (the latest event per video and
+    tag; adds are not counted: they were not proposed), shrunk towards the overall share
+    (``ranking.acceptance_rates``); cached per process until a new event is recorded."""
+    from moderation.tagging import ranking
+    from moderation.tagging.models import TagEvent
+
+    stamp = TagEvent.objects.aggregate(n=Count("pk"), last=Max("pk"))
+    key = f"{stamp['n']}:{stamp['last']}"
+    if _VOCAB_CACHE.get("rates_key") == key:
+        return _VOCAB_CACHE["rates"]  # type: ignore[no-any-return]
+    latest: dict[tuple[int, int], tuple[int, str]] = {}
+    for pk, vid, tid, action in TagEvent.objects.values_list("pk", "video_id", "tag_id", "action").iterator():
+        if (vid, tid) not in latest or latest[(vid, tid)][0] < pk:
+            latest[(vid, tid)] = (pk, action)
+    rates = ranking.acceptance_rates(
+        (tid, action == TagEvent.Action.ACCEPT)
+        for (_, tid), (_, action) in latest.items()
+        if action != TagEvent.Action.ADD
+    )
+    _VOCAB_CACHE.update(rates=rates, rates_key=key)
+    return rates
+
+
 def video_segments(video: Any) -> list[tagtext.Segment]:
     """Title, description, on-screen text and speech of a video as evidence-addressable segments."""
     segs = tagtext.split_segments(title=video.title, description=video.description, ocr=video.ocr_text)
@@ -446,6 +470,7 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
     vocab.prior = dict(Tag.objects.filter(accepted_count__gt=0).values_list("pk", "accepted_count"))
     vocab.cooccur = tag_cooccurrence()
     vocab.centre = tagged_centre()
+    vocab.rates, vocab.base_rate = tag_acceptance_rates()
 
     neighbours: list[ranking.Neighbour] = []
     if vector is not None:

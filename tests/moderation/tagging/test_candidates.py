@@ -103,8 +103,13 @@ def test_ranker_learns_from_events_and_rescores_the_next_video(vocabulary, encod
         shown = list(TagSuggestion.objects.filter(video=d.video).values_list("tag_id", "sources"))
         keep = [t for t, src in shown if "text" not in src]
         services.tags_review_submit(video_id=d.video_id, user=reviewer, selected=keep, shown=[t for t, _ in shown])
+    # The tags reviewers kept rejecting have a low acceptance rate; the next video's features carry it.
+    rates, base = services.tag_acceptance_rates()
+    assert rates[_tag("旅游").pk] < base < max(rates.values())
     nxt = DecisionFactory(video=VideoFactory(title="旅游 风景 新的一集"), policy_version=policy_version)
     services.tag_candidates_generate(video_id=nxt.video_id, encode=encode)
+    travel = TagSuggestion.objects.get(video=nxt.video, tag__name="旅游")
+    assert travel.features["accept_rate"] == pytest.approx(rates[_tag("旅游").pk])
     before = {s.tag.name: s.score for s in TagSuggestion.objects.filter(video=nxt.video)}
     ranker = services.tag_ranker_train(user=reviewer, min_events=20)
     assert ranker.kind == TagRanker.Kind.LOGISTIC and ranker.is_active and ranker.n_events >= 20

@@ -161,3 +161,16 @@ def test_duplicate_suppression_moves_contained_names_below_the_rest() -> None:
     cands[4].features["name_single"] = 1.0
     top = ranking.rank(cands, model, features=["name_single"])
     assert top[0].tag_id == 4
+
+
+def test_acceptance_rates_shrink_rare_tags_towards_the_overall_share() -> None:
+    outcomes = [(1, True)] * 2 + [(2, False)] * 8 + [(3, True)] * 5 + [(3, False)] * 5
+    rates, base = ranking.acceptance_rates(outcomes, strength=2.0)
+    assert base == pytest.approx(7 / 20)
+    assert rates[2] == pytest.approx((0 + 2 * base) / 10)
+    assert rates[1] == pytest.approx((2 + 2 * base) / 4) and base < rates[1] < 1.0
+    vocab = _vocab()
+    vocab.rates, vocab.base_rate = {1: 0.9}, 0.1
+    cands = ranking.generate(segments=split_segments(title="龙虾 搞笑"), vector=None, vocab=vocab)
+    assert cands[1].features["accept_rate"] == 0.9 and cands[4].features["accept_rate"] == 0.1
+    assert ranking.acceptance_rates([]) == ({}, 0.0)
