@@ -21,9 +21,13 @@ the report gives the median over all queries and the spread of the per-round rat
 size (what a restarted worker pays on its first search), ``index_bytes`` that copy's memory. The last line
 printed is one JSON object; ``ratio`` is p50 at large / p50 at small; ``hash_*`` and ``hnsw_*`` time the PDQ
 look-up and the embedding neighbours alone (run right after, so warmer); ``recall_frame_neighbours`` and
-``recall_text_neighbours`` say how often those neighbours alone (above the candidate thresholds) hold the source. The embedded PostgreSQL runs with its
+``recall_text_neighbours`` say how often those neighbours alone (above the candidate thresholds) hold the source.
+``--shared-buffers 2GB`` restarts the embedded PostgreSQL with that buffer cache for the run and resets it afterwards
+(a production-sized cache; the default 128 MB cannot hold a 200k library's HNSW indexes). ``--keep`` reruns at 200k
+take about 4 minutes under load (loading the PDQ copy twice, 400 retrievals); building the 200k libraries took 26
+minutes at load 12 (COPY 10 min, the two HNSW indexes 15.5 min). The embedded PostgreSQL runs with its
 default 128 MB ``shared_buffers``, which cannot hold a 200k library's HNSW indexes: the README reports runs with
-that and with 2 GB (``ALTER SYSTEM SET shared_buffers``, restart; reset afterwards).
+that and with 2 GB (``--shared-buffers 2GB``).
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import time
 from typing import Any
 
-from _common import django_setup
+from _common import ROOT, django_setup
 
 INDEXES = {
     "keyframe_embedding_hnsw": "CREATE INDEX keyframe_embedding_hnsw ON moderation_keyframe USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
@@ -202,6 +207,28 @@ def _summary(times: list[float]) -> dict[str, float]:
             "min_ms": round(min(times), 2), "max_ms": round(max(times), 2)}  # fmt: skip
 
 
+def _shared_buffers(value: str | None) -> None:
+    """Restart the embedded PostgreSQL with ``shared_buffers`` = ``value`` (None: back to its default).
+
+    Stopped and started by child processes: the server handle this process holds would not start again."""
+    import subprocess
+    import sys
+
+    from django.conf import settings
+    from django.db import connection, connections
+
+    with connection.cursor() as cur:
+        cur.execute(f"ALTER SYSTEM SET shared_buffers = '{value}'" if value else "ALTER SYSTEM RESET shared_buffers")
+    connections.close_all()
+    for step in ("stop_postgres", "ensure_postgres"):
+        code = f"import sys; from pathlib import Path; from workbench.embedded import {step}; {step}(Path(sys.argv[1]))"
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(settings.EMBEDDED_POSTGRES_DIR)], cwd=ROOT, capture_output=True, text=True
+        )
+        if done.returncode:
+            raise RuntimeError(f"{step} failed: {done.stderr[-2000:]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=1000)
@@ -217,11 +244,32 @@ def main() -> None:
         help="keep both databases afterwards and reuse them when they hold the same library (skips the load and "
         "the HNSW builds, which take most of a 200k run; the PDQ copy is still loaded and timed)",
     )
+    parser.add_argument(
+        "--shared-buffers",
+        help="run the embedded PostgreSQL with this shared_buffers (e.g. 2GB), restarting it before and after "
+        "(ALTER SYSTEM, reset afterwards); not while tests use the same embedded server",
+    )
     args = parser.parse_args()
+    if args.shared_buffers and not re.fullmatch(r"\d+(kB|MB|GB)", args.shared_buffers):
+        parser.error("--shared-buffers takes a size such as 512MB or 2GB")
     if args.small > args.large:
         parser.error("--small must not exceed --large")
 
     django_setup()
+    from django.conf import settings
+
+    if args.shared_buffers and settings.EMBEDDED_POSTGRES_DIR is None:
+        parser.error("--shared-buffers restarts the embedded PostgreSQL; this run uses DATABASE_URL")
+    if args.shared_buffers:
+        _shared_buffers(args.shared_buffers)
+    try:
+        _run(args)
+    finally:
+        if args.shared_buffers:
+            _shared_buffers(None)
+
+
+def _run(args: argparse.Namespace) -> None:
     import numpy as np
     from django.db import connection, connections
     from django.test.utils import setup_databases, teardown_databases
@@ -232,6 +280,9 @@ def main() -> None:
 
     rng = np.random.default_rng(args.seed)
     loads = {"start": _load()}
+    with connection.cursor() as cur:
+        cur.execute("SHOW shared_buffers")
+        shared_buffers = cur.fetchone()[0]
     connection.settings_dict.setdefault("TEST", {})["NAME"] = "bench_repro_retrieval"  # not the tests' database
     signature = json.dumps([args.small, args.large, args.queries, args.hashes, args.frames, args.seed, "shuffled"])
     # serialized_aliases=[]: a kept database is not dumped to a string for test rollbacks (minutes at 200k)
@@ -365,7 +416,7 @@ def main() -> None:
         "small_videos": args.small, "large_videos": args.large, "hashes_per_video": args.hashes,
         "large_hashes": big["hashes"], "n_queries_each": n, "index_build_runs_s": big["index_build_runs_s"],
         "hash_table_bytes": big["hash_table_bytes"], "hnsw_bytes": big["hnsw_bytes"],
-        "load_large_s": big["load_s"], "hnsw_build_large_s": big["hnsw_build_s"], "loadavg": loads,
+        "load_large_s": big["load_s"], "hnsw_build_large_s": big["hnsw_build_s"], "loadavg": loads, "shared_buffers": shared_buffers,
     }))  # fmt: skip
 
 
