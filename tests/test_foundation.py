@@ -90,6 +90,29 @@ def test_login_required_pages_redirect_anonymous_users(client):
 
 
 @pytest.mark.django_db
+def test_a_form_sent_after_the_session_expired_lands_back_on_its_page_after_login(client):
+    """The login page's "next" was the form's POST-only address: after signing in the browser GETs it and
+    got a blank 405 page. Now it is the page the form was on (same host), else home."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.factories import UserFactory
+
+    def next_of(response):  # type: ignore[no-untyped-def]
+        assert response.status_code == 302 and response["Location"].startswith("/login/")
+        return parse_qs(urlsplit(response["Location"]).query)["next"][0]
+
+    referer = "http://testserver/annotation/corrections/7/?status=submitted"
+    sent = client.post("/annotation/corrections/7/review/", {"action": "accept"}, HTTP_REFERER=referer)
+    assert next_of(sent) == "/annotation/corrections/7/?status=submitted"
+    assert next_of(client.post("/videos/upload/", {}, HTTP_REFERER="https://elsewhere.example/x")) == "/"
+    assert next_of(client.get("/review/?q=1")) == "/review/?q=1"  # a page is still itself
+
+    UserFactory(username="back-again", role="moderator")
+    landed = client.post("/login/", {"username": "back-again", "password": "pw-test-123", "next": next_of(sent)})
+    assert landed["Location"] == "/annotation/corrections/7/?status=submitted"
+
+
+@pytest.mark.django_db
 def test_navigation_shows_only_what_the_role_may_do(client_as):
     page = client_as("labeler").get("/").content.decode()
     assert "CoT corrections" in page

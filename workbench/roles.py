@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 
 class Perm:
@@ -68,6 +70,21 @@ def _refusal(request: HttpRequest, perm: str) -> str:
     return f"Your role may not do this: it needs the {' or '.join(needed)} role; {has}."
 
 
+def _login_next(request: HttpRequest) -> str:
+    """Where to land after signing in. A form sent after the session expired names a POST-only address:
+    landing there with a GET was a blank "405" page, so the user goes back to the page the form was on
+    (its Referer, same host only), or home; the form itself is not resent."""
+    if request.method in ("GET", "HEAD"):
+        return request.get_full_path()
+    referer = request.headers.get("Referer", "")
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        parts = urlsplit(referer)
+        return parts.path + (f"?{parts.query}" if parts.query else "")
+    return "/"
+
+
 def permission_required(perm: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
     """Anonymous users go to the login page; signed-in users without ``perm`` get 403."""
 
@@ -75,7 +92,7 @@ def permission_required(perm: str) -> Callable[[Callable[..., HttpResponse]], Ca
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
-                return redirect_to_login(request.get_full_path())
+                return redirect_to_login(_login_next(request))
             if not request.user.has_perm(perm):
                 raise PermissionDenied(_refusal(request, perm))
             return view(request, *args, **kwargs)
