@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
 from moderation.errors import ModerationError
@@ -60,9 +60,13 @@ def video_list(request: HtmxHttpRequest) -> HttpResponse:
     return _render_list(request, VideoUploadForm())
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @permission_required(Perm.UPLOAD_VIDEO)
 def video_upload(request: HtmxHttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        # A refused upload is answered at this address; opening it again (Enter in the address bar,
+        # back/forward) was a blank 405 page: the form is on the video list.
+        return redirect("moderation:video_list")
     limit = int(settings.WORKBENCH_UPLOAD_MAX_BYTES)
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)

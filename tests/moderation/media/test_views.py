@@ -183,3 +183,14 @@ def test_the_list_pages_through_the_videos_newest_first(client_as) -> None:  # t
     second = moderator.get(LIST + "?page=2", HTTP_HX_REQUEST="true").content.decode()
     assert second.count('<tr id="video-') == 5 and f'id="video-{videos[0].pk}"' in second
     assert moderator.get(LIST + "?page=abc").status_code == 200  # a bad page number shows the first
+
+
+@pytest.mark.django_db
+def test_opening_the_upload_address_goes_to_the_upload_form(client_as):
+    """A refused upload is answered at /videos/upload/; opening that address again was a blank 405."""
+    client = client_as("moderator")
+    refused = client.post(reverse("moderation:video_upload"), {"title": "no file"})
+    assert refused.status_code == 400
+    again = client.get(reverse("moderation:video_upload"))
+    assert again.status_code == 302 and again["Location"] == reverse("moderation:video_list")
+    assert client_as("labeler").get(reverse("moderation:video_upload")).status_code == 403
