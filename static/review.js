@@ -248,9 +248,15 @@
     decide(form, ev.submitter);
   });
 
-  // Back / Forward between items: load the address afresh (a decided item shows as reviewed).
-  window.addEventListener("popstate", (ev) => {
-    if (ev.state && ev.state.review) window.location.reload();
+  // Back / Forward between items: load the address afresh (a decided item shows as reviewed). A decision
+  // still on its way is waited for first, or the reload could show the item just decided as undecided.
+  window.addEventListener("popstate", async (ev) => {
+    if (!(ev.state && ev.state.review)) return;
+    if (state.inflight) {
+      status("Recording the last decision…", "");
+      try { await state.inflight; } catch (e) { /* settle() reports failures itself */ }
+    }
+    window.location.reload();
   });
 
   function start() {

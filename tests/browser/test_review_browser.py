@@ -215,12 +215,18 @@ def test_back_after_submit_and_next_shows_the_item_as_reviewed_and_the_tab_title
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
+    # The decision is held on its way, so Back comes before the server has recorded it (as on a slow network).
+    held = []
+    page.route(f"**/review/{first.pk}/submit/", lambda route: held.append(route))
     page.keyboard.press("a")
     page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
     assert page.title() == f"Review #{second.pk} · Review workbench"
 
     page.go_back()
     page.wait_for_url(f"**/review/{first.pk}/")
+    page.wait_for_function("document.getElementById('review-status').textContent.includes('Recording the last')")
+    assert len(held) == 1
+    held[0].continue_()
     page.wait_for_selector(f'#review-screen[data-task="{first.pk}"]')
     verdict = page.locator("#verdict").inner_text()
     assert "Recorded: Approve" in verdict  # loaded afresh: reviewed, no live form to submit again
