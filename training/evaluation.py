@@ -192,7 +192,9 @@ def _claim(run_id: int) -> EvaluationRun | None:
         if run is None or run.status in (EvaluationRun.Status.SUCCEEDED, EvaluationRun.Status.FAILED):
             return None
         run.status = EvaluationRun.Status.RUNNING
-        run.save(update_fields=["status"])
+        run.started_at = timezone.now()
+        run.n_decided = 0
+        run.save(update_fields=["status", "started_at", "n_decided"])
         return run
 
 
@@ -207,11 +209,13 @@ def evaluation_execute(*, run_id: int) -> EvaluationRun | None:
         items = _items(run)
         if not items:
             raise TrainingError("The evaluation set has no usable items.")
+        EvaluationRun.objects.filter(pk=run.pk).update(n_items=len(items))
         backend = get_backend(version.backend, base_model=version.base_model, adapter_path=version.adapter_path)
         results: list[BackendResult] = []
         for start in range(0, len(items), BATCH_SIZE):
             batch = items[start : start + BATCH_SIZE]
             results += backend.decide_batch([_bundle(src) for _id, _label, src in batch], policy)
+            EvaluationRun.objects.filter(pk=run.pk).update(n_decided=len(results))
         y_true = [label for _id, label, _src in items]
         scores = evaluation_scores(y_true, results, policy)
         predictions = [

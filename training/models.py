@@ -182,6 +182,9 @@ class EvaluationRun(models.Model):
     eval_set_key = models.CharField(max_length=300, db_index=True, help_text="runs with the same key are comparable")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     n_items = models.PositiveIntegerField(default=0)
+    # Progress while running: items the model has decided so far, and when the worker took the run.
+    n_decided = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     confusion = models.JSONField(default=dict, blank=True, help_text="{labels: [...], matrix: [[...]]} true x pred")
     per_category = models.JSONField(default=dict, blank=True)

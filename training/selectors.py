@@ -101,6 +101,26 @@ def evaluation_runs_ahead(*, run: EvaluationRun) -> int:
 
 
 @dataclass(frozen=True)
+class EvaluationProgress:
+    decided: int
+    total: int
+    percent: int
+    minutes_left: int | None  # at the pace so far; None before the first batch is decided
+
+
+def evaluation_progress(*, run: EvaluationRun) -> EvaluationProgress | None:
+    """How far a running evaluation is (the worker records each decided batch), or None if not running."""
+    if run.status != EvaluationRun.Status.RUNNING or not run.n_items:
+        return None
+    decided = min(run.n_decided, run.n_items)
+    minutes_left = None
+    if decided and run.started_at is not None:
+        elapsed = (timezone.now() - run.started_at).total_seconds()
+        minutes_left = max(1, round(elapsed / decided * (run.n_items - decided) / 60))
+    return EvaluationProgress(decided, run.n_items, 100 * decided // run.n_items, minutes_left)
+
+
+@dataclass(frozen=True)
 class HeatCell:
     x: int
     y: int

@@ -219,6 +219,7 @@ def evaluation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "heatmap": selectors.confusion_heatmap(run),
         "active": run.status in ("queued", "running"),
         "ahead": selectors.evaluation_runs_ahead(run=run),
+        "progress": selectors.evaluation_progress(run=run),
     }
     template = "training/evaluation_detail.html"
     if request.htmx:

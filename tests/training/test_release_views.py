@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from moderation.inference.services import model_version_register, model_version_serving
 from training.evaluation import evaluation_execute, evaluation_start
@@ -154,7 +156,28 @@ def test_an_unfinished_evaluation_says_what_it_waits_for_not_zero_items(client_a
     queued = client.get(reverse("training:evaluation_detail", args=[second.pk])).content.decode()
     assert "0 items" not in queued and "1 evaluation started before this one is still queued or running" in queued
     running = client.get(reverse("training:evaluation_detail", args=[first.pk])).content.decode()
-    assert "0 items" not in running and "the item count and the scores appear when it finishes" in running
+    assert "0 items" not in running and "the scores appear when it finishes" in running
     evaluation_execute(run_id=first.pk)
     done = client.get(reverse("training:evaluation_detail", args=[first.pk])).content.decode()
     assert 'id="evaluation-progress"' not in done and "items · finished" in done
+    first.refresh_from_db()
+    assert first.n_decided == first.n_items > 0 and first.started_at is not None
+
+
+def test_a_running_evaluation_shows_how_many_items_are_decided_and_the_time_left(client_as, runs):
+    """A CPU evaluation of a VLM runs for tens of minutes: the screen counts the decided items (the
+    worker records each batch) and estimates the rest at the pace so far."""
+    run = evaluation_start(
+        model_version=model_version_serving(), created_by=None, eval_set="kuaimod_file", file_path=runs[0].file_path
+    )
+    started = timezone.now() - timedelta(minutes=4)
+    EvaluationRun.objects.filter(pk=run.pk).update(
+        status=EvaluationRun.Status.RUNNING, started_at=started, n_items=40, n_decided=0
+    )
+    client = client_as("admin")
+    page = client.get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
+    assert "decided 0 of 40 items" in page and "the first batch is on its way" in page
+    EvaluationRun.objects.filter(pk=run.pk).update(n_decided=8)
+    page = client.get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
+    assert "decided 8 of 40 items" in page and "about 16 min left" in page
+    assert '<progress value="8" max="40"' in page
