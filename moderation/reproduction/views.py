@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
@@ -50,6 +51,8 @@ def pair_claim_next(request: HttpRequest) -> HttpResponse:
     return redirect("moderation:repro_pair", pk=candidate.pk)
 
 
+# Never cached: Back to a pair just decided loads it afresh (reviewed), not the cached live verdict buttons.
+@never_cache
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
     candidate = get_object_or_404(ReproCandidate.objects.select_related("video", "original", "claimed_by"), pk=pk)

@@ -102,6 +102,9 @@ def test_pair_screen_shows_hotkeys_sync_offset_and_escapes_titles(client_as) -> 
     done = client.post(reverse("moderation:repro_submit", args=[pair.pk]), {"verdict": "reproduction"})
     assert done.status_code == 302
     assert PairReview.objects.get(candidate=pair).verdict == "reproduction"
+    # Back to the pair just decided must load it afresh (reviewed), not the browser's copy with live buttons.
+    again = client.get(claimed.url)
+    assert "no-store" in again["Cache-Control"] and "data-pair-left" in again.content.decode()
     assert cluster_key_for(pair.video) == cluster_key_for(pair.original)
     queue = client.get(reverse("moderation:repro_queue"))
     assert queue.status_code == 200 and b"No pairs are waiting" in queue.content
