@@ -90,7 +90,9 @@ def cot_correction_save(
         edited["text"] = after
         new_stages.append(edited)
         if after != _clean(before):
-            diff.append({"key": stage["key"], "before": before, "after": after})
+            diff.append(
+                {"key": stage["key"], "title": stage.get("title") or stage["key"], "before": before, "after": after}
+            )
 
     status = CotCorrection.Status.SUBMITTED if submit else CotCorrection.Status.DRAFT
     if current is None:

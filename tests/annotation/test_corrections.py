@@ -37,7 +37,12 @@ def test_save_keeps_structure_and_records_the_diff(decision, make_user):
     assert correction.stages[1]["text"] == "The speaker steers\nbuyers to WeChat."
     assert correction.stages[0]["evidence"] == decision.cot[0]["evidence"]  # evidence preserved
     assert correction.diff == [
-        {"key": "analysis", "before": "model analysis", "after": "The speaker steers\nbuyers to WeChat."}
+        {
+            "key": "analysis",
+            "title": "Analysis",
+            "before": "model analysis",
+            "after": "The speaker steers\nbuyers to WeChat.",
+        }
     ]
     decision.refresh_from_db()
     assert decision.cot[1]["text"] == "model analysis"  # the model's original stays beside it
@@ -191,3 +196,12 @@ def test_the_correction_screen_shows_the_user_feedback_stage_4_is_about(decision
     FeedbackAggregate.objects.create(video=decision.video, views=200, reports=14, last_event_at=timezone.now())
     html = client.get(url).content.decode()
     assert "<dt>Reports</dt><dd>14 (7%)" in html
+
+
+def test_the_change_list_names_stages_by_their_title(decision, make_user, client_as):
+    cot_correction_save(
+        decision=decision, author=make_user("labeler"), stages={"analysis": "Steers buyers away."},
+        label=decision.label, base_revision=0, submit=True,
+    )  # fmt: skip
+    html = client_as("labeler").get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()
+    assert "<li><strong>Analysis</strong>: <del>model analysis</del>" in html
