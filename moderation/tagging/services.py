@@ -342,45 +342,51 @@ def _vocabulary_in_memory() -> Any:
     return vocab
 
 
+def _cached_while_unchanged(name: str, model: Any, build: Callable[[], Any]) -> Any:
+    """``build()``, kept per process under ``name`` until ``model``'s table changes (its row count and
+    newest primary key): what the ranker reads from the tagged videos and reviewers' events."""
+    stamp = model.objects.aggregate(n=Count("pk"), last=Max("pk"))
+    key = f"{stamp['n']}:{stamp['last']}"
+    if _VOCAB_CACHE.get(f"{name}_key") != key:
+        _VOCAB_CACHE.update({name: build(), f"{name}_key": key})
+    return _VOCAB_CACHE[name]
+
+
 def tag_cooccurrence() -> dict[int, dict[int, float]]:
     """P(b | a) over the videos' final tags (``ranking.cooccurrence``), cached per process until the
-    tagged videos change (their count and newest row)."""
+    tagged videos change."""
     from moderation.tagging import ranking
     from moderation.tagging.models import VideoTag
 
-    stamp = VideoTag.objects.aggregate(n=Count("pk"), last=Max("pk"))
-    key = f"{stamp['n']}:{stamp['last']}"
-    if _VOCAB_CACHE.get("cooccur_key") == key:
-        return dict(_VOCAB_CACHE["cooccur"])
-    by_video: dict[int, list[int]] = {}
-    for video_id, tag_id in VideoTag.objects.values_list("video_id", "tag_id").iterator():
-        by_video.setdefault(video_id, []).append(tag_id)
-    table = ranking.cooccurrence(list(by_video.values()))
-    _VOCAB_CACHE.update(cooccur=table, cooccur_key=key)
-    return dict(table)
+    def build() -> dict[int, dict[int, float]]:
+        by_video: dict[int, list[int]] = {}
+        for video_id, tag_id in VideoTag.objects.values_list("video_id", "tag_id").iterator():
+            by_video.setdefault(video_id, []).append(tag_id)
+        return ranking.cooccurrence(list(by_video.values()))
+
+    return dict(_cached_while_unchanged("cooccur", VideoTag, build))
 
 
 def tagged_centre() -> Any:
     """The mean text vector of the tagged videos (the ranker's ``embedding_centred`` subtracts each
-    tag's cosine to it), or None before any video is tagged; cached like ``tag_cooccurrence``."""
+    tag's cosine to it), or None before any video is tagged; cached until the tagged videos change."""
     import numpy as np
 
     from moderation.tagging.models import VideoTag, VideoTagState
 
-    stamp = VideoTag.objects.aggregate(n=Count("pk"), last=Max("pk"))
-    key = f"{stamp['n']}:{stamp['last']}"
-    if _VOCAB_CACHE.get("centre_key") == key:
-        return _VOCAB_CACHE["centre"]
-    vectors = [
-        v
-        for v in VideoTagState.objects.filter(embedding__isnull=False, video_id__in=VideoTag.objects.values("video_id"))
-        .values_list("embedding", flat=True)
-        .iterator()
-        if v is not None
-    ]
-    centre = np.asarray(vectors, dtype=np.float32).mean(axis=0) if vectors else None
-    _VOCAB_CACHE.update(centre=centre, centre_key=key)
-    return centre
+    def build() -> Any:
+        vectors = [
+            v
+            for v in VideoTagState.objects.filter(
+                embedding__isnull=False, video_id__in=VideoTag.objects.values("video_id")
+            )
+            .values_list("embedding", flat=True)
+            .iterator()
+            if v is not None
+        ]
+        return np.asarray(vectors, dtype=np.float32).mean(axis=0) if vectors else None
+
+    return _cached_while_unchanged("centre", VideoTag, build)
 
 
 def tag_acceptance_rates() -> tuple[dict[int, float], float]:
@@ -390,21 +396,20 @@ def tag_acceptance_rates() -> tuple[dict[int, float], float]:
     from moderation.tagging import ranking
     from moderation.tagging.models import TagEvent
 
-    stamp = TagEvent.objects.aggregate(n=Count("pk"), last=Max("pk"))
-    key = f"{stamp['n']}:{stamp['last']}"
-    if _VOCAB_CACHE.get("rates_key") == key:
-        return _VOCAB_CACHE["rates"]  # type: ignore[no-any-return]
-    latest: dict[tuple[int, int], tuple[int, str]] = {}
-    for pk, vid, tid, action in TagEvent.objects.values_list("pk", "video_id", "tag_id", "action").iterator():
-        if (vid, tid) not in latest or latest[(vid, tid)][0] < pk:
-            latest[(vid, tid)] = (pk, action)
-    rates = ranking.acceptance_rates(
-        (tid, action == TagEvent.Action.ACCEPT)
-        for (_, tid), (_, action) in latest.items()
-        if action != TagEvent.Action.ADD
-    )
-    _VOCAB_CACHE.update(rates=rates, rates_key=key)
-    return rates
+    def build() -> tuple[dict[int, float], float]:
+        # PostgreSQL's DISTINCT ON keeps the newest event of each (video, tag) pair.
+        latest = (
+            TagEvent.objects.order_by("video_id", "tag_id", "-pk")
+            .distinct("video_id", "tag_id")
+            .values_list("tag_id", "action")
+        )
+        return ranking.acceptance_rates(
+            (tag_id, action == TagEvent.Action.ACCEPT)
+            for tag_id, action in latest.iterator()
+            if action != TagEvent.Action.ADD
+        )
+
+    return _cached_while_unchanged("rates", TagEvent, build)  # type: ignore[no-any-return]
 
 
 def video_segments(video: Any) -> list[tagtext.Segment]:

@@ -179,3 +179,26 @@ def test_tags_of_tagged_videos_co_occur_into_the_next_video(vocabulary, encode) 
     assert any(e.get("from") == "火锅" for e in chips["美食"]["evidence"])
     # A title placeholder is not embedded: no title feature anywhere.
     assert all(s.features["title_embedding"] == 0.0 for s in TagSuggestion.objects.filter(video=decision.video))
+
+
+def test_acceptance_rates_count_the_latest_event_per_video_and_tag_and_follow_new_events(vocabulary, make_user) -> None:  # type: ignore[no-untyped-def]
+    reviewer = make_user("moderator")
+    travel, food = _tag("旅游"), _tag("美食")
+    one, two = VideoFactory(), VideoFactory()
+
+    def event(video, tag, action):  # type: ignore[no-untyped-def]
+        TagEvent.objects.create(video=video, tag=tag, action=action, reviewer=reviewer)
+
+    event(one, travel, TagEvent.Action.REJECT)
+    event(one, travel, TagEvent.Action.ACCEPT)  # the reviewer changed their mind: this one counts
+    event(two, travel, TagEvent.Action.ACCEPT)
+    event(one, food, TagEvent.Action.REJECT)
+    event(two, food, TagEvent.Action.ADD)  # added by search, never proposed: not counted
+    rates, base = services.tag_acceptance_rates()
+    assert base == pytest.approx(2 / 3)
+    assert rates[travel.pk] == pytest.approx((2 + 2 * base) / (2 + 2)) and rates[food.pk] == pytest.approx(
+        (0 + 2 * base) / (1 + 2)
+    )
+    event(two, food, TagEvent.Action.REJECT)  # a new event: the cached rates are recomputed
+    rates, base = services.tag_acceptance_rates()
+    assert base == pytest.approx(2 / 4) and rates[food.pk] == pytest.approx((0 + 2 * base) / (2 + 2))
