@@ -85,19 +85,17 @@ def cascade_target(request: HttpRequest) -> HttpResponse:
 
 
 def _target(raw: str) -> float:
-    """A target accuracy as typed: 0.92 or 92 (percent). Out of range is refused here, naming what was
-    typed: a value read as a percentage would otherwise be reported back as a different number
-    (1.5 as "0.015")."""
+    """A target accuracy as typed: 0.92 or 92 (percent); the range rule (``check_target``) names what was
+    typed, since a value read as a percentage is a different number (1.5 typed is 0.015)."""
+    from moderation.inference.stage1.routing import check_target
+
     typed = raw.strip()
     try:
         value = float(typed.rstrip("%").strip())
     except ValueError:
         raise ModerationError("The target accuracy must be a number, e.g. 0.92.") from None
     fraction = value / 100 if value > 1 else value
-    if not 0.5 <= fraction <= 1:
-        raise ModerationError(
-            f"The target accuracy must be between 0.5 and 1 (or 50 % to 100 %); “{typed[:20]}” is not."
-        )
+    check_target(fraction, typed=typed)
     return fraction
 
 

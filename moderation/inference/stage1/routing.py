@@ -52,9 +52,12 @@ def check_threshold(threshold: float) -> None:
         raise ModerationError(f"The escalation threshold must be between 0 and 1 (got {threshold}).")
 
 
-def check_target(target: float) -> None:
-    if not 0.5 <= target <= 1.0:
-        raise ModerationError(f"The target accuracy must be between 0.5 and 1 (got {target}).")
+def check_target(target: float, *, typed: str | None = None) -> None:
+    """``typed``: what the user typed, named in the refusal (a percentage is converted before this check,
+    so the number itself could read as a different one: 1.5 typed is 0.015 here)."""
+    if not 0.5 <= target <= 1.0:  # also refuses nan
+        shown = f"“{typed[:20]}” is not" if typed is not None else f"got {target}"
+        raise ModerationError(f"The target accuracy must be between 0.5 and 1 (or 50 % to 100 %); {shown}.")
 
 
 def cascade_route(p_violative: np.ndarray, threshold: float) -> Route:
