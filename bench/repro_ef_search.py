@@ -7,7 +7,10 @@ untimed look-ups of random library videos. Recall: the source among the neighbou
 thresholds (``FRAME_SIM_MIN``, ``TEXT_SIM_MIN``), as ``repro_retrieval``'s ``recall_frame_neighbours`` counts it.
 
     .venv/bin/python bench/repro_retrieval.py --small 1000 --large 200000 --keep   # once: builds, keeps
-    .venv/bin/python bench/repro_ef_search.py [--ef 20 40 60 100 200] [--rounds 3] [--shared-buffers 2GB]
+    .venv/bin/python bench/repro_ef_search.py [--ef 20 40 60 100 200] [--rounds 3] [--shared-buffers 2GB] [--query-frames 8]
+
+``--query-frames 8`` also times query videos with 8 keyframes (what a real video looks up: the retrieval spreads
+8 of its keyframes; the libraries of ``repro_retrieval`` give each video one) and per-frame recall.
 
 The last line is one JSON object: ``ratio`` (p50 at the configured ``REPRO_HNSW_EF_SEARCH`` / p50 at 100, the old
 default), then per ``ef_search`` the p50 / p99 ms and both recalls.
@@ -30,6 +33,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warm", type=int, default=400)
     parser.add_argument("--database", default="bench_repro_retrieval")
+    parser.add_argument(
+        "--query-frames",
+        type=int,
+        default=0,
+        help="also time query videos with this many keyframes (each a noisy copy of a random library keyframe; "
+        "inserted in a transaction rolled back afterwards): what a real video's look-up costs",
+    )
     parser.add_argument("--shared-buffers", help="restart the embedded PostgreSQL with this shared_buffers first")
     args = parser.parse_args()
     django_setup()
@@ -81,6 +91,7 @@ def _run(args: argparse.Namespace) -> None:
                 if r == 0:
                     found[ef][0] += any(v == source and s >= FRAME_SIM_MIN for v, _t, _q, s in got.frames)
                     found[ef][1] += any(v == source and s >= TEXT_SIM_MIN for v, s in got.text)
+    multi = _multi_frame(args, efs, look_up) if args.query_frames else None
     settings.REPRO_HNSW_EF_SEARCH = configured
     n = len(queries)
     per_ef = {
@@ -92,8 +103,60 @@ def _run(args: argparse.Namespace) -> None:
         "ratio": round(statistics.median(times[configured]) / statistics.median(times[100]), 3),
         "ratio_basis": f"p50 of video_neighbours at ef_search {configured} (configured) / at 100",
         "configured_ef_search": configured, "per_ef_search": per_ef, "queries": n, "rounds": args.rounds,
-        "videos": prepared["videos"], "shared_buffers": shared_buffers, "loadavg": {"start": load_start, "end": _load()},
+        "multi_frame_queries": multi, "videos": prepared["videos"], "shared_buffers": shared_buffers, "loadavg": {"start": load_start, "end": _load()},
     }))  # fmt: skip
+
+
+def _multi_frame(args: argparse.Namespace, efs: list[int], look_up) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """Query videos with ``--query-frames`` keyframes: per ``ef_search`` the statement's p50 / p99 and how often a
+    query frame's own source keyframe is among its neighbours above ``FRAME_SIM_MIN`` (rolled back afterwards)."""
+    import numpy as np
+    from django.db import connection, transaction
+
+    from moderation.media.models import Keyframe, Video
+    from moderation.reproduction.services import FRAME_SIM_MIN
+
+    rng = np.random.default_rng(1)
+    n_videos, m = 20, args.query_frames
+    out: dict[str, dict[str, float]] = {}
+
+    class _RollBack(Exception):
+        pass
+
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cur:
+                cur.execute("SELECT video_id, embedding::text FROM moderation_keyframe ORDER BY random() LIMIT %s",
+                            [n_videos * m])  # fmt: skip
+                library = cur.fetchall()
+            videos = []
+            for j in range(n_videos):
+                video = Video.objects.create(title="bench query", status=Video.Status.READY, duration=30.0)
+                rows = library[j * m : (j + 1) * m]
+                Keyframe.objects.bulk_create(
+                    Keyframe(video=video, index=i, timestamp=float(i), image="", selected=True,
+                             embedding=(np.array(json.loads(e)) + 0.1 * rng.standard_normal(512)).tolist())
+                    for i, (_v, e) in enumerate(rows)
+                )  # fmt: skip
+                videos.append((video.pk, [v for v, _e in rows]))
+            times: dict[int, list[float]] = {ef: [] for ef in efs}
+            hits = dict.fromkeys(efs, 0)
+            for r in range(2):
+                for vid, sources in videos:
+                    for ef in efs:
+                        t0 = time.perf_counter()
+                        got = look_up(vid, ef)
+                        times[ef].append((time.perf_counter() - t0) * 1000)
+                        if r == 0:
+                            near = {(qt, v) for v, _t, qt, s in got.frames if s >= FRAME_SIM_MIN}
+                            hits[ef] += sum((float(i), src) in near for i, src in enumerate(sources))
+            for ef in efs:
+                out[str(ef)] = {"p50_ms": round(statistics.median(times[ef]), 2), "p99_ms": round(_pct(times[ef], 0.99), 2),
+                                "recall_per_frame": round(hits[ef] / (n_videos * m), 4)}  # fmt: skip
+            raise _RollBack
+    except _RollBack:
+        pass
+    return {"query_frames": m, "videos": n_videos, **out}  # type: ignore[dict-item]
 
 
 if __name__ == "__main__":
