@@ -9,7 +9,8 @@ BUFFERS)`` of each distinct statement of one retrieval and a cProfile of all of 
     .venv/bin/python bench/repro_profile.py [--repeat 3] [--plans]
 
 The last line is one JSON object: per library the p50 of the whole retrieval, of its SQL statements and of
-what is left (Python: the in-memory PDQ search, decoding, ranking), and statements per retrieval.
+what is left (Python: the in-memory PDQ search, decoding, ranking — and the wait for the neighbours statement,
+which is sent past Django's cursor and timed alone in the listing), and statements per retrieval.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def main() -> None:
     django_setup()
     from django.db import connection, connections
 
-    from moderation.reproduction import pdq_index
-    from moderation.reproduction.services import candidates_retrieve
+    from moderation.reproduction import pdq_index, selectors
+    from moderation.reproduction.services import FRAME_K, FRAME_QUERIES, TOP_K, candidates_retrieve
 
     base = dict(connection.settings_dict)
     wrapper_class = type(connections["default"])
@@ -91,6 +92,14 @@ def main() -> None:
         print(f"== {name} ({db}): {n} retrievals, p50 {statistics.median(totals):.2f} ms", flush=True)
         for shape, times in sorted(per_shape.items(), key=lambda kv: -sum(kv[1])):
             print(f"  {len(times) / n:5.1f}/retrieval  p50 {statistics.median(times):7.3f} ms  {shape}")
+        # The neighbours statement is sent on the connection directly (libpq's asynchronous query), not through
+        # Django's cursor wrapper, so it is not in the list above: timed alone here (waited for at once).
+        alone = []
+        for qid in qids:
+            t0 = time.perf_counter()
+            selectors.video_neighbours(video_id=qid, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=TOP_K)
+            alone.append((time.perf_counter() - t0) * 1000)
+        print(f"  1.0/retrieval  p50 {statistics.median(alone):7.3f} ms  (the neighbours statement, alone)")
         # the COPY of the catch-up does not pass through Django's cursor wrapper: it is in cProfile below
         stream = io.StringIO()
         pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(args.top)
@@ -114,6 +123,18 @@ def main() -> None:
                     plan = "\n    ".join(r[0] for r in cur.fetchall())
                     cur.execute("COMMIT")
                 print(f"-- {_shape(sql)}\n    {plan}")
+        if args.plans:
+            sql = selectors.video_neighbours_sql(
+                video_id=qids[0], frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=TOP_K
+            )
+            settings_sql, statement = sql.split(";", 1)
+            with connection.cursor() as cur:
+                cur.execute("BEGIN")
+                cur.execute(settings_sql)
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement)
+                plan = "\n    ".join(r[0] for r in cur.fetchall())
+                cur.execute("COMMIT")
+            print(f"-- the neighbours statement\n    {plan}")
         report[name] = {
             "p50_ms": round(statistics.median(totals), 2),
             "p99_ms": round(sorted(totals)[min(n - 1, int(0.99 * (n - 1) + 0.5))], 2),

@@ -61,7 +61,7 @@ def confirm_hash_hits(
         with connection.cursor() as cur:  # plain SQL: the ORM's query building cost more than the query
             cur.execute(
                 "SELECT f.id, f.video_id, f.t FROM moderation_framehash f JOIN moderation_video v ON v.id = f.video_id"
-                " WHERE f.id = ANY(%s) AND v.status = %s",
+                " WHERE f.id = ANY(%s::bigint[]) AND v.status = %s",
                 [sorted({int(r.frame_hash_id) for r in batch}), Video.Status.READY.value],
             )
             rows = {pk: (video_id, t) for pk, video_id, t in cur.fetchall()}
@@ -177,6 +177,7 @@ class PendingNeighbours:
     caller does other work (libpq's asynchronous query: no second connection, so it sees the caller's
     transaction). Until ``result()`` the connection is busy: run no other query before it. Leaving the
     ``with`` block without ``result()`` (an exception) still reads the answer, so the connection stays usable.
+    Sent past Django's cursor, it is not in ``connection.queries`` nor seen by execute wrappers.
     """
 
     def __init__(self, sql: str) -> None:
@@ -246,11 +247,17 @@ def video_neighbours_send(
     ``PendingNeighbours``. One round trip: the HNSW settings and the statement go as one simple query, which
     PostgreSQL runs as one transaction (so the settings end with it; inside a caller's transaction they last
     to its end, as ``_hnsw_scan``'s do)."""
-    sql = _NEIGHBOURS_SQL.format(
+    return PendingNeighbours(
+        video_neighbours_sql(video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text)
+    )
+
+
+def video_neighbours_sql(*, video_id: int, frame_queries: int, k_frames: int, k_text: int) -> str:
+    """The settings and the statement ``video_neighbours`` sends (integers only, formatted in)."""
+    return _NEIGHBOURS_SQL.format(
         ef=max(1, int(settings.REPRO_HNSW_EF_SEARCH)), v=int(video_id), m=max(2, int(frame_queries)),
         kf=max(1, int(k_frames)), kt=max(1, int(k_text)),
     )  # fmt: skip
-    return PendingNeighbours(sql)
 
 
 def video_neighbours(*, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10) -> Neighbours:
