@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from psycopg import pq
@@ -177,22 +178,25 @@ class PendingNeighbours:
     caller does other work (libpq's asynchronous query: no second connection, so it sees the caller's
     transaction). Until ``result()`` the connection is busy: run no other query before it. Leaving the
     ``with`` block without ``result()`` (an exception) still reads the answer, so the connection stays usable.
-    Sent past Django's cursor, it is not in ``connection.queries`` nor seen by execute wrappers.
+    Sent past Django's cursor, it is not in ``connection.queries`` nor seen by execute wrappers; its failures
+    still pass through Django's error wrapping (a ``django.db.DatabaseError``, the connection marked as having
+    had errors, so a broken one is replaced).
     """
 
     def __init__(self, sql: str) -> None:
         connection.ensure_connection()
         self._pg = connection.connection.pgconn
         self._done: Neighbours | None = None
-        self._error: str | None = None
-        if self._pg.transaction_status == pq.TransactionStatus.INERROR:
-            raise DatabaseError("current transaction is aborted; the neighbours query was not sent")
-        self._pg.send_query(sql.encode())
-        while self._pg.flush():  # the whole query out before the caller gets on with its work
-            readable, _w, _x = select.select([self._pg.socket], [self._pg.socket], [])
-            if readable:
-                self._pg.consume_input()
-        self._pending = True
+        self._pending = False
+        with connection.wrap_database_errors:
+            if self._pg.transaction_status == pq.TransactionStatus.INERROR:
+                raise psycopg.errors.InFailedSqlTransaction("current transaction is aborted; neighbours not sent")
+            self._pg.send_query(sql.encode())
+            self._pending = True
+            while self._pg.flush():  # the whole query out before the caller gets on with its work
+                readable, _w, _x = select.select([self._pg.socket], [self._pg.socket], [])
+                if readable:
+                    self._pg.consume_input()
 
     def __enter__(self) -> PendingNeighbours:
         return self
@@ -203,28 +207,32 @@ class PendingNeighbours:
 
     def _drain(self) -> list[Any]:
         results = []
-        while True:
-            self._pg.consume_input()
-            if self._pg.is_busy():
-                select.select([self._pg.socket], [], [])
-                continue
-            res = self._pg.get_result()
-            if res is None:
-                break
-            results.append(res)
-        self._pending = False
+        with connection.wrap_database_errors:
+            try:
+                while True:
+                    self._pg.consume_input()
+                    if self._pg.is_busy():
+                        select.select([self._pg.socket], [], [])
+                        continue
+                    res = self._pg.get_result()
+                    if res is None:
+                        break
+                    results.append(res)
+            finally:
+                self._pending = False
         return results
 
     def result(self) -> Neighbours:
         if self._done is not None:
             return self._done
-        results = self._drain()
+        results = self._drain() if self._pending else []
         failed = [r for r in results if r.status == pq.ExecStatus.FATAL_ERROR]
-        if failed:
-            message = failed[0].get_error_message()
+        if failed or not results:
+            message = failed[0].get_error_message() if failed else "the neighbours statement returned nothing"
             if isinstance(message, bytes):
                 message = message.decode(errors="replace")
-            raise DatabaseError(message.strip())
+            with connection.wrap_database_errors:
+                raise psycopg.DatabaseError(message.strip())
         rows = results[-1]
         frames: list[tuple[int, float, float, float]] = []
         text: list[tuple[int, float]] = []

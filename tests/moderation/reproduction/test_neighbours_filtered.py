@@ -160,6 +160,8 @@ def test_the_statement_runs_while_the_caller_works_and_the_connection_is_usable_
 
     # The statement fails: a database error (its savepoint rolled back), and the connection still works.
     monkeypatch.setattr(selectors, "_NEIGHBOURS_SQL", "SELECT 1; SELECT no_such_column FROM moderation_video")
+    connection.errors_occurred = False
     with pytest.raises(DatabaseError, match="no_such_column"), transaction.atomic():
         selectors.video_neighbours(video_id=me.pk)
+    assert connection.errors_occurred  # through Django's error wrapping, as a cursor's failure would be
     assert Video.objects.filter(pk=other.pk).exists()
