@@ -27,7 +27,11 @@ look-up and the embedding neighbours alone (run right after, so warmer); ``recal
 take about 4 minutes under load (loading the PDQ copy twice, 400 retrievals); building the 200k libraries took 26
 minutes at load 12 (COPY 10 min, the two HNSW indexes 15.5 min). The embedded PostgreSQL runs with its
 default 128 MB ``shared_buffers``, which cannot hold a 200k library's HNSW indexes: the README reports runs with
-that and with 2 GB (``--shared-buffers 2GB``).
+that and with 2 GB (``--shared-buffers 2GB``). Before timing, ``--warm`` (400) untimed neighbour look-ups of random
+library videos bring the HNSW pages into the buffer cache (after a restart they are outside it, unlike a serving
+index). ``--ef-search N`` overrides ``REPRO_HNSW_EF_SEARCH`` for the run. ``cpu_ms_per_retrieval`` is the mean CPU
+of this process and of its PostgreSQL backend per retrieval (from /proc): what load from other processes does not
+inflate. With ``--keep`` libraries a rerun takes about 1.5 minutes under load.
 """
 
 from __future__ import annotations
