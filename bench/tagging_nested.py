@@ -57,7 +57,7 @@ def arms() -> dict[str, Any]:
     feat = tuple(ranking.FEATURES_V2)
     v1 = tuple(ranking.FEATURES_V1)
     rate = (*feat, "accept_rate")
-    return {
+    round2 = {
         "v1": ranking.Options(ranker_features=v1),
         "feat": ranking.Options(ranker_features=feat),
         "feat_c01": ranking.Options(ranker_features=feat, ranker_c=0.1),
@@ -67,6 +67,26 @@ def arms() -> dict[str, Any]:
         "feat_rate": ranking.Options(ranker_features=rate),
         "feat_rate_c01": ranking.Options(ranker_features=rate, ranker_c=0.1),
     }
+    # Round 3 (issue 16, third session): written down after the outer-fold error analysis
+    # (``--errors``) and before any nested number; ``feat_rate`` (round 2's app) is the reference.
+    struct = (*rate, *ranking.STRUCTURE_FEATURES)
+    ens = (*struct, *ranking.ENSEMBLE_FEATURES)
+    wide = {"embedding_top": 100, "title_top": 40, "smooth_top": ranking.SMOOTH_TOP}
+    round3 = {
+        "feat_rate": round2["feat_rate"],
+        "struct": ranking.Options(ranker_features=struct),
+        "struct_wide": ranking.Options(ranker_features=struct, **wide),
+        "ens": ranking.Options(ranker_features=ens, ensemble_top=50),
+        "ens_c01": ranking.Options(ranker_features=ens, ensemble_top=50, ranker_c=0.1),
+        "ens_wide": ranking.Options(ranker_features=ens, ensemble_top=50, **wide),
+        "ens_sim": ranking.Options(ranker_features=ens, ensemble_top=50, similar_temperature=0.02),
+        "pair": ranking.Options(ranker_features=rate, objective="pairwise"),
+        "ens_pair": ranking.Options(ranker_features=ens, ensemble_top=50, objective="pairwise"),
+    }
+    return round3 if ROUND == 3 else round2
+
+
+ROUND = 3
 
 
 _STATE: dict[str, Any] = {}
@@ -91,11 +111,13 @@ def outer_fold(seed: int, fold: int, folds: int) -> dict[str, Any]:
     test = [records[int(i)] for i in held]
     inner: dict[str, float] = {}
     outer: dict[str, list[tuple[list[int], list[int]]]] = {}
-    for name, options in arms().items():
-        scored = evaluation.cross_validate(train, vocab, folds=folds, seed=1000 + seed * 10 + fold, options=options)
-        inner[name] = evaluation.metrics(scored, K)[f"recall_at_{K}"]
-        out = evaluation.run(train, test, vocab, seed=seed, options=options)
-        outer[name] = [([t for t, _ in s.ranked[:20]], sorted(s.gold)) for s in out]
+    # Arms sharing candidate options share their candidates (computed once per training part).
+    with evaluation.caching():
+        for name, options in arms().items():
+            scored = evaluation.cross_validate(train, vocab, folds=folds, seed=1000 + seed * 10 + fold, options=options)
+            inner[name] = evaluation.metrics(scored, K)[f"recall_at_{K}"]
+            out = evaluation.run(train, test, vocab, seed=seed, options=options)
+            outer[name] = [([t for t, _ in s.ranked[:20]], sorted(s.gold)) for s in out]
     names = list(inner)
     chosen = max(names, key=lambda n: (inner[n], -names.index(n)))
     return {"seed": seed, "fold": fold, "inner": inner, "chosen": chosen, "outer": outer}
@@ -119,6 +141,7 @@ def errors(seed: int, folds: int, options: Any) -> None:
     positions: list[int | None] = []
     fp: collections.Counter[str] = collections.Counter()
     kinds: collections.Counter[str] = collections.Counter()
+    missed: list[dict[str, Any]] = []
     for held in evaluation._folds(len(records), folds, seed):
         held_set = {int(i) for i in held}
         train = [r for i, r in enumerate(records) if i not in held_set]
@@ -132,6 +155,7 @@ def errors(seed: int, folds: int, options: Any) -> None:
             ids = [c.tag_id for c in ranked]
             positions += [ids.index(g) if g in ids else None for g in r.gold]
             gold_names = [names[g] for g in r.gold]
+            missed += [_miss(r, g, ids, know, vocab, names) for g in r.gold if g not in ids[:K]]
             for c in ranked[:K]:
                 if c.tag_id in r.gold:
                     continue
@@ -156,6 +180,57 @@ def errors(seed: int, folds: int, options: Any) -> None:
     )
     print("top-5 false positives by kind:", dict(kinds.most_common()))
     print("most frequent top-5 false positives:", ", ".join(f"{k} {v}" for k, v in fp.most_common(15)))
+    for label, group in (
+        ("never proposed", [m for m in missed if m["position"] is None]),
+        ("proposed, ranked 6th or lower", [m for m in missed if m["position"] is not None]),
+    ):
+        if not group:
+            continue
+        share = {key: sum(1 for m in group if m[key]) / len(group) for key in group[0] if key.startswith("is_")}
+        print(
+            f"gold tags {label}: {len(group)} ({len(group) / n:.3f});",
+            ", ".join(f"{k[3:]} {v:.2f}" for k, v in share.items()),
+        )
+        print("   e.g. " + " ".join(m["tag"] for m in group[:40]))
+
+
+def _miss(r: Any, g: int, ids: list[int], know: Any, vocab: Any, names: dict[int, str]) -> dict[str, Any]:
+    """What a gold tag missed at 5 looks like: seen in the training part, its name (or a two-character
+    piece of it) in the text, a near-synonym named in the text, e5's rank of it over the whole
+    vocabulary (text or title), its parent-like shape (other tags contain its name), reachable by
+    co-occurrence from the ranker's top 10, and the second encoder's view."""
+    import numpy as np
+
+    from moderation.tagging import ranking
+    from moderation.tagging.text import normalise
+
+    index = vocab.index
+    i = index[g]
+    name = names[g]
+    text = normalise(" ".join(seg.text for seg in r.segments))
+    cos = vocab.embeddings @ r.vector
+    if r.title_vector is not None:
+        cos = np.maximum(cos, vocab.embeddings @ r.title_vector)
+    e5_rank = int((cos > cos[i]).sum())
+    ens_rank = None
+    if vocab.embeddings2 is not None and r.vector2 is not None:
+        z = ranking._zscores(vocab.embeddings @ r.vector) + ranking._zscores(vocab.embeddings2 @ r.vector2)  # type: ignore[operator]
+        ens_rank = int((z > z[i]).sum())
+    structure = ranking.tag_structure(vocab)
+    near = [names[vocab.tag_ids[int(j)]] for j in structure.neighbours[i]]
+    return {
+        "tag": name,
+        "position": ids.index(g) if g in ids else None,
+        "is_seen in training": know.prior.get(g, 0) > 0,
+        "is_name in text": normalise(name) in text,
+        "is_two-character piece in text": len(name) > 2 and any(name[a : a + 2] in text for a in range(len(name) - 1)),
+        "is_a near tag named in text": any(normalise(t) in text for t in near),
+        "is_e5 rank < 100": e5_rank < 100,
+        "is_e5 rank 100-499": 100 <= e5_rank < 500,
+        "is_e5+USE rank < 100": ens_rank is not None and ens_rank < 100,
+        "is_parent-like (other tag names contain it)": float(structure.children[i]) > 0,
+        "is_co-occurs with a top-10 tag": any(know.cooccur.get(t, {}).get(g, 0) > 0 for t in ids[:10]),
+    }
 
 
 def main() -> None:
@@ -163,15 +238,19 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--errors", action="store_true", help="print the error analysis (v1 and the chosen arm)")
+    parser.add_argument("--errors", action="store_true", help="print the error analysis of the reference arm")
+    parser.add_argument("--round", type=int, choices=(2, 3), default=3, help="which round's arms (default 3)")
     args = parser.parse_args()
+    global ROUND
+    ROUND = args.round
+    reference = "v1" if ROUND == 2 else "feat_rate"
 
     t0 = time.perf_counter()
     vocab, records = _load()
     print(f"{len(vocab.tag_ids)} tags, {len(records)} tagged records ({time.perf_counter() - t0:.0f} s to load)")
     if args.errors:
         a = arms()
-        for name in ("v1", "feat"):
+        for name in ("v1", "feat") if ROUND == 2 else ("feat_rate",):
             print(f"\nerror analysis, arm {name}, seed {args.seeds[0]}")
             errors(args.seeds[0], args.folds, a[name])
     jobs = [(s, f, args.folds) for s in args.seeds for f in range(args.folds)]
@@ -200,7 +279,7 @@ def main() -> None:
         )
     chosen = collections.Counter(r["chosen"] for r in results)
     nested_r = statistics.median(summary["nested"]["recall_at_5"])
-    v1_r = statistics.median(summary["v1"]["recall_at_5"])
+    v1_r = statistics.median(summary[reference]["recall_at_5"])
     print(f"\n{time.perf_counter() - t0:.0f} s in all")
     print(
         json.dumps(

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,8 @@ class Record:
     title: str = ""
     title_vector: np.ndarray | None = None
     segment_vectors: np.ndarray | None = None
+    vector2: np.ndarray | None = None  # the second encoder's (``encoder.encode_second``)
+    title_vector2: np.ndarray | None = None
 
 
 @dataclass
@@ -142,7 +145,48 @@ class Knowledge:
     base_rate: float = 0.0
 
 
+# Set by ``caching()`` (the nested benchmark): what ``learn`` and ``candidates_for`` computed, reused
+# by every ranker arm that shares the candidate options (their results depend only on the training
+# records, the record and those options).
+_CACHE: dict[Any, Any] | None = None
+_GENERATION_FIELDS = (
+    "embedding_top",
+    "title",
+    "segments",
+    "related",
+    "hashtag",
+    "title_top",
+    "smooth_top",
+    "similar_temperature",
+    "ensemble_top",
+)
+
+
+@contextmanager
+def caching() -> Iterator[None]:
+    global _CACHE
+    previous, _CACHE = _CACHE, {}
+    try:
+        yield
+    finally:
+        _CACHE = previous
+
+
+def _key(records: Sequence[Record]) -> tuple[int, ...]:
+    return tuple(sorted(r.line for r in records))
+
+
 def learn(records: Sequence[Record]) -> Knowledge:
+    if _CACHE is not None:
+        key = ("learn", _key(records))
+        if key not in _CACHE:
+            _CACHE[key] = _learn(records)
+        know: Knowledge = _CACHE[key]
+        return Knowledge(know.prior, know.vectors, know.tag_lists, know.classifiers, know.cooccur, know.centre)
+    return _learn(records)
+
+
+def _learn(records: Sequence[Record]) -> Knowledge:
     prior: Counter[int] = Counter()
     for r in records:
         prior.update(r.gold)
@@ -163,7 +207,30 @@ def learn(records: Sequence[Record]) -> Knowledge:
 
 
 def candidates_for(
-    record: Record, vocab: ranking.Vocabulary, know: Knowledge, options: ranking.Options = ranking.Options()
+    record: Record,
+    vocab: ranking.Vocabulary,
+    know: Knowledge,
+    options: ranking.Options = ranking.Options(),
+    *,
+    train_key: tuple[int, ...] | None = None,
+) -> dict[int, ranking.Candidate]:
+    """One record's candidates from what ``know`` learned; with ``caching()`` and ``train_key`` (the
+    training records' lines) computed once per record, training set and candidate options."""
+    if _CACHE is None or train_key is None:
+        return _candidates_for(record, vocab, know, options)
+    key = ("cands", train_key, record.line, tuple(getattr(options, f) for f in _GENERATION_FIELDS))
+    if key not in _CACHE:
+        _CACHE[key] = _candidates_for(record, vocab, know, options)
+    out: dict[int, ranking.Candidate] = {}
+    for tag_id, c in _CACHE[key].items():
+        copy = ranking.Candidate(c.tag_id, dict(c.features), c.sources, c.evidence, c.scores)
+        copy.features["accept_rate"] = know.rates.get(tag_id, know.base_rate)
+        out[tag_id] = copy
+    return out
+
+
+def _candidates_for(
+    record: Record, vocab: ranking.Vocabulary, know: Knowledge, options: ranking.Options
 ) -> dict[int, ranking.Candidate]:
     v = ranking.Vocabulary(
         vocab.tag_ids,
@@ -176,6 +243,8 @@ def candidates_for(
         know.centre,
         know.rates,
         know.base_rate,
+        ranking.tag_structure(vocab),
+        vocab.embeddings2,
     )
     assert record.vector is not None
     return ranking.generate(
@@ -186,6 +255,8 @@ def candidates_for(
         classifiers=know.classifiers,
         title_vector=record.title_vector,
         segment_vectors=record.segment_vectors,
+        vector2=record.vector2,
+        title_vector2=record.title_vector2,
         options=options,
     )
 
@@ -223,10 +294,12 @@ def fit_ranker(
     folds: list[list[tuple[list[ranking.Candidate], np.ndarray]]] = []
     for held in _folds(len(records), k, seed):
         held_set = set(int(i) for i in held)
-        know = learn([r for i, r in enumerate(records) if i not in held_set])
+        part = [r for i, r in enumerate(records) if i not in held_set]
+        know = learn(part)
+        part_key = _key(part)
         rows = []
         for i in held:
-            cands = list(candidates_for(records[int(i)], vocab, know, options).values())
+            cands = list(candidates_for(records[int(i)], vocab, know, options, train_key=part_key).values())
             if cands:
                 rows.append((cands, np.array([c.tag_id in records[int(i)].gold for c in cands], dtype=int)))
         folds.append(rows)
@@ -242,6 +315,7 @@ def fit_ranker(
 
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
+    groups: list[np.ndarray] = []
     for f, rows in enumerate(folds):
         rates, base = ranking.acceptance_rates(outcomes(f))
         for cands, y in rows:
@@ -249,12 +323,17 @@ def fit_ranker(
                 c.features["accept_rate"] = rates.get(c.tag_id, base)
             xs.append(ranking.feature_matrix(cands)[:, cols])
             ys.append(y)
+            groups.append(np.full(len(y), len(groups)))
     rates, base = ranking.acceptance_rates(outcomes(None))
     if not xs:
         return None, rates, base
     x, y = np.vstack(xs), np.concatenate(ys)
     if y.min() == y.max():
         return None, rates, base
+    if options.objective == "gbm":
+        return ranking.fit_boosted(x, y, seed=seed), rates, base
+    if options.objective == "pairwise":
+        return ranking.fit_pairwise(x, y, np.concatenate(groups), c=options.ranker_c, seed=seed), rates, base
     return ranking.fit_linear(x, y, c=options.ranker_c, seed=seed), rates, base
 
 
@@ -271,10 +350,12 @@ def predict(
     know: Knowledge,
     model: ranking.LinearModel | None,
     options: ranking.Options = ranking.Options(),
+    *,
+    train_key: tuple[int, ...] | None = None,
 ) -> list[Scored]:
     out: list[Scored] = []
     for r in records:
-        cands = candidates_for(r, vocab, know, options)
+        cands = candidates_for(r, vocab, know, options, train_key=train_key)
         ranked = ranking.rank(cands, model, features=options.ranker_features, dedup=options.dedup, vocab=vocab)
         by_source = {
             s: sorted(((c.tag_id, c.scores[s]) for c in cands.values() if s in c.scores), key=lambda p: (-p[1], p[0]))
@@ -315,7 +396,7 @@ def run(
         model, rates, base = fit_ranker(train, vocab, seed=seed, options=options)
         know = learn(train)
         know.rates, know.base_rate = rates, base
-        return predict(test, vocab, know, model, options)
+        return predict(test, vocab, know, model, options, train_key=_key(train))
 
 
 def cross_validate(

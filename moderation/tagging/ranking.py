@@ -54,12 +54,32 @@ FEATURES = [
     "title_embedding_z",
     "embedding_centred",
     "accept_rate",
+    # Round 3 (tag-space structure, vocabulary only: no tagged videos needed)
+    "embedding_smooth",
+    "smooth_rank",
+    "tag_density",
+    "tag_children",
+    "embedding_gap",
+    # Round 3: the second encoder (multilingual USE v3), when the vocabulary carries its embeddings
+    "use_z",
+    "use_title_z",
+    "ensemble_z",
+    "ensemble_rank",
 ]
 # The features the ranker read before the error analysis of issue 16's second round (the nested
 # comparison's reference arm): the five after them are new.
 FEATURES_V1 = FEATURES[: FEATURES.index("text_covered")]
 # Round 2's first arm set (the five error-analysis features), before ``accept_rate``.
 FEATURES_V2 = FEATURES[: FEATURES.index("accept_rate")]
+# Round 2's app (``feat_rate``), before round 3's tag-space features.
+FEATURES_V3 = FEATURES[: FEATURES.index("embedding_smooth")]
+# Round 3's additions: the vocabulary's tag-space structure, and the second encoder's view.
+STRUCTURE_FEATURES = ("embedding_smooth", "smooth_rank", "tag_density", "tag_children", "embedding_gap")
+ENSEMBLE_FEATURES = ("use_z", "use_title_z", "ensemble_z", "ensemble_rank")
+# What the app's ranker reads (``Options``' default, ``services.tag_ranker_train``): round 2's arm
+# ``feat_rate``; round 3's features are evaluation arms (bench/tagging_nested.py) until nested CV
+# supports them.
+APP_FEATURES = FEATURES_V3
 RATE_STRENGTH = 2.0  # pseudo-counts of the overall acceptance rate in each tag's rate
 # Until reviewers' events train a model: a hand-set weighted sum (scores in [0, 1] roughly).
 DEFAULT_WEIGHTS = {
@@ -90,6 +110,15 @@ DEFAULT_WEIGHTS = {
     "title_embedding_z": 0.0,
     "embedding_centred": 0.0,
     "accept_rate": 0.0,
+    "embedding_smooth": 0.0,
+    "smooth_rank": 0.0,
+    "tag_density": 0.0,
+    "tag_children": 0.0,
+    "embedding_gap": 0.0,
+    "use_z": 0.0,
+    "use_title_z": 0.0,
+    "ensemble_z": 0.0,
+    "ensemble_rank": 0.0,
 }
 EMBEDDING_TOP = 50
 TITLE_EMBEDDING_TOP = 20
@@ -97,6 +126,8 @@ SEGMENT_EMBEDDING_TOP = 20
 RELATED_SIMILAR_K = 5  # nearest tags (by tag embedding) of each text hit proposed as related
 RELATED_COOCCUR_K = 5  # most frequent co-tags of each text hit proposed as related
 RELATED_SEEDS = 10  # at most this many text hits seed the related source
+STRUCTURE_K = 10  # a tag's nearest tags (by tag embedding) whose video cosines smooth its own
+SMOOTH_TOP = 30  # tags with the best smoothed cosine join the embedding source (``Options.smooth``)
 
 
 @dataclass(frozen=True)
@@ -112,9 +143,24 @@ class Options:
     # The ranker (evaluation arms): which features it reads, its regularisation, and duplicate
     # suppression in the top of the list ("none"; "name": a tag whose name contains or is contained in
     # a higher-ranked one's; "name+cos": that or a tag-embedding cosine >= DEDUP_COSINE).
-    ranker_features: tuple[str, ...] = tuple(FEATURES)
+    ranker_features: tuple[str, ...] = tuple(APP_FEATURES)
     ranker_c: float = 1.0
     dedup: str = "none"
+    # Round 3: the title view's own depth, and the smoothed cosine (each tag's video cosine averaged
+    # over its nearest tags: a generic tag such as 美食 sits among the specific ones a text is near)
+    # as a recall view of ``smooth_top`` tags; the ranker objective ("pointwise": class-balanced
+    # logistic regression on candidates; "pairwise": logistic regression on the differences of a
+    # record's gold and other candidates, then one Platt scaling so scores stay probabilities).
+    title_top: int = 20
+    smooth_top: int = 0
+    objective: str = "pointwise"
+    # Similar videos' votes: 0 weighs each neighbour by its cosine (e5's cosines are compressed, so
+    # ten neighbours vote almost alike); T > 0 by exp((cosine - best) / T), the nearest counting most.
+    similar_temperature: float = 0.0
+    # The second encoder's view: the tags with the best mean z-score of the two encoders (whole text,
+    # and the title's likewise) join the embedding source, this many of each. 0: the second encoder
+    # is not read at all (its features stay 0).
+    ensemble_top: int = 0
 
 
 BASELINE = Options(embedding_top=30, title=False, related=False, hashtag=False, ranker_features=tuple(FEATURES_V1))
@@ -123,6 +169,48 @@ DEDUP_COSINE = 0.9
 DEDUP_DEPTH = 20  # duplicate suppression reorders this many of the best candidates
 SIMILAR_K = 10
 MIN_CLASSIFIER_POSITIVES = 5
+
+
+@dataclass
+class TagStructure:
+    """What the vocabulary's own shape says about each tag (no tagged videos needed): its nearest
+    tags by tag embedding, how close they are (``density``: a generic tag sits in a crowd), and how
+    many other names contain its name (``children``: 游戏 inside 射击游戏, 手机游戏 …), scaled to [0, 1]."""
+
+    neighbours: np.ndarray  # (n_tags, STRUCTURE_K) row indices
+    density: np.ndarray  # (n_tags,)
+    children: np.ndarray  # (n_tags,)
+
+
+def tag_structure(vocab: Vocabulary) -> TagStructure:
+    """The vocabulary's ``TagStructure``, computed on first use and kept on the vocabulary."""
+    if vocab.structure is not None and len(vocab.structure.density) == len(vocab.tag_ids):
+        return vocab.structure
+    n = len(vocab.tag_ids)
+    k = max(0, min(STRUCTURE_K, n - 1))
+    neighbours = np.zeros((n, k), dtype=np.int64)
+    density = np.zeros(n, dtype=np.float32)
+    emb = vocab.embeddings
+    for lo in range(0, n, 1024):
+        sims = emb[lo : lo + 1024] @ emb.T
+        sims[np.arange(len(sims)), np.arange(lo, lo + len(sims))] = -np.inf
+        if k:
+            part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+            neighbours[lo : lo + len(sims)] = part
+            density[lo : lo + len(sims)] = np.take_along_axis(sims, part, axis=1).mean(axis=1)
+    by_name: dict[str, list[int]] = {}
+    for i, name in enumerate(vocab.names):
+        by_name.setdefault(name, []).append(i)
+    counts = np.zeros(n, dtype=np.float32)
+    for name in set(vocab.names):
+        # every shorter substring of this name that is itself a tag name has one more "child"
+        subs = {name[a:b] for a in range(len(name)) for b in range(a + 1, len(name) + 1)} - {name}
+        for sub in subs:
+            for i in by_name.get(sub, ()):
+                counts[i] += 1
+    children = np.log1p(counts) / math.log1p(float(counts.max())) if n and counts.max() > 0 else counts
+    vocab.structure = TagStructure(neighbours, density, children.astype(np.float32))
+    return vocab.structure
 
 
 @dataclass
@@ -143,6 +231,9 @@ class Vocabulary:
     # tag id -> how often it was accepted when proposed (``acceptance_rates``); others get ``base_rate``
     rates: dict[int, float] = field(default_factory=dict)
     base_rate: float = 0.0
+    structure: TagStructure | None = None  # ``tag_structure``: computed once per vocabulary
+    # The second encoder's tag embeddings (rows aligned with tag_ids), when it is installed.
+    embeddings2: np.ndarray | None = None
 
     @property
     def index(self) -> dict[int, int]:
@@ -191,6 +282,8 @@ def generate(
     prior_top: int = 10,
     title_vector: np.ndarray | None = None,
     segment_vectors: np.ndarray | None = None,
+    vector2: np.ndarray | None = None,
+    title_vector2: np.ndarray | None = None,
     options: Options = Options(),
 ) -> dict[int, Candidate]:
     """Every source's candidates for one video, merged per tag, with the ranker's features."""
@@ -225,25 +318,46 @@ def generate(
             c.features["embedding_rank"] = 1.0 - rank / options.embedding_top
             c.sources.append("embedding")
 
-    def more_embedding_hits(extra: np.ndarray, top_n: int, feature: str) -> None:
-        """A second zero-shot view (title, segments): its top tags join the embedding source, the best
-        cosine of any view kept as its score, and their rank in this view as ``feature``."""
+    def more_embedding_hits(extra: np.ndarray, top_n: int, feature: str, score: np.ndarray | None = None) -> None:
+        """A second zero-shot view (title, segments, smoothed): its top tags join the embedding source,
+        the best cosine of any view kept as its score (``score``, else ``extra``), and their rank in
+        this view as ``feature``."""
         for rank, i in enumerate(np.argsort(-extra)[:top_n]):
             c = cand(vocab.tag_ids[int(i)])
-            c.scores["embedding"] = max(c.scores.get("embedding", -1.0), float(extra[i]))
-            c.features[feature] = 1.0 - rank / top_n
+            value = float((score if score is not None else extra)[i])
+            c.scores["embedding"] = max(c.scores.get("embedding", -1.0), value)
+            c.features[feature] = max(c.features[feature], 1.0 - rank / top_n)
             if "embedding" not in c.sources:
                 c.sources.append("embedding")
 
     title_cosines = None
     if options.title and title_vector is not None and len(vocab.tag_ids):
         title_cosines = vocab.embeddings @ title_vector
-        more_embedding_hits(title_cosines, TITLE_EMBEDDING_TOP, "title_embedding_rank")
+        more_embedding_hits(title_cosines, options.title_top, "title_embedding_rank")
 
     segment_cosines = None
     if options.segments and segment_vectors is not None and len(segment_vectors) and len(vocab.tag_ids):
         segment_cosines = (vocab.embeddings @ np.asarray(segment_vectors).T).max(axis=1)
         more_embedding_hits(segment_cosines, SEGMENT_EMBEDDING_TOP, "segment_embedding_rank")
+
+    structure = tag_structure(vocab) if cosines is not None and len(vocab.tag_ids) > 1 else None
+    smooth = smooth_z = None
+    if structure is not None and cosines is not None:
+        smooth = cosines[structure.neighbours].mean(axis=1)
+        smooth_z = _zscores(smooth)
+        if options.smooth_top and smooth_z is not None:
+            more_embedding_hits(smooth_z, options.smooth_top, "smooth_rank", score=cosines)
+
+    use_z = use_title_z = ensemble = None
+    if options.ensemble_top and vocab.embeddings2 is not None and vector2 is not None and cosines is not None:
+        use_z = _zscores(vocab.embeddings2 @ vector2)
+        ensemble = (_zscores(cosines) + use_z) / 2  # type: ignore[operator]
+        more_embedding_hits(ensemble, options.ensemble_top, "ensemble_rank", score=cosines)
+        if title_vector2 is not None and title_cosines is not None:
+            use_title_z = _zscores(vocab.embeddings2 @ title_vector2)
+            title_ensemble = (_zscores(title_cosines) + use_title_z) / 2  # type: ignore[operator]
+            more_embedding_hits(title_ensemble, options.ensemble_top, "ensemble_rank", score=title_cosines)
+            ensemble = np.maximum(ensemble, title_ensemble)
 
     seed_rows: list[int] = []
     if options.related and text_hits:
@@ -252,11 +366,16 @@ def generate(
         seed_rows = [index[t] for t in text_hits[:RELATED_SEEDS] if t in index]
 
     if neighbours:
-        total = sum(max(nb.similarity, 0.0) for nb in neighbours) or 1.0
+        if options.similar_temperature > 0:
+            best = max(nb.similarity for nb in neighbours)
+            weights = [math.exp((nb.similarity - best) / options.similar_temperature) for nb in neighbours]
+        else:
+            weights = [max(nb.similarity, 0.0) for nb in neighbours]
+        total = sum(weights) or 1.0
         votes: dict[int, float] = {}
-        for nb in neighbours:
+        for nb, w in zip(neighbours, weights, strict=True):
             for tag_id in nb.tag_ids:
-                votes[tag_id] = votes.get(tag_id, 0.0) + max(nb.similarity, 0.0)
+                votes[tag_id] = votes.get(tag_id, 0.0) + w
         for tag_id, v in votes.items():
             if tag_id in vocab.lexicon.values() or tag_id in vocab.index:
                 c = cand(tag_id)
@@ -295,6 +414,7 @@ def generate(
             others = [float(v) for v, sr in zip(row, seed_rows, strict=True) if sr != r]
             seed_sims[vocab.tag_ids[r]] = max(others, default=0.0)
     z = _zscores(cosines)
+    best_cosine = float(cosines.max()) if cosines is not None and len(cosines) else 0.0
     title_z = _zscores(title_cosines)
     hub = vocab.embeddings @ vocab.centre if vocab.centre is not None and len(vocab.tag_ids) else None
     for tag_id, c in cands.items():
@@ -303,6 +423,16 @@ def generate(
             c.features["embedding"] = float(cosines[i])
             c.features["embedding_z"] = float(z[i]) / 4  # type: ignore[index]
             c.features["embedding_centred"] = float(cosines[i] - (hub[i] if hub is not None else 0.0))
+            c.features["embedding_gap"] = float(cosines[i] - best_cosine)
+        if smooth_z is not None and structure is not None and i is not None:
+            c.features["embedding_smooth"] = float(smooth_z[i]) / 4
+            c.features["tag_density"] = float(structure.density[i])
+            c.features["tag_children"] = float(structure.children[i])
+        if ensemble is not None and use_z is not None and i is not None:
+            c.features["use_z"] = float(use_z[i]) / 4
+            c.features["ensemble_z"] = float(ensemble[i]) / 4
+            if use_title_z is not None:
+                c.features["use_title_z"] = float(use_title_z[i]) / 4
         if title_cosines is not None and i is not None:
             c.features["title_embedding"] = float(title_cosines[i])
             c.features["title_embedding_z"] = float(title_z[i]) / 4  # type: ignore[index]
@@ -420,9 +550,12 @@ def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
     return np.array([[c.features[k] for k in FEATURES] for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
 
 
-def weighted_sum(x: np.ndarray, weights: Mapping[str, float] | None = None) -> np.ndarray:
-    """The weights' average of the features (each in [0, 1]), so the score is in [0, 1] too."""
-    w = np.array([(weights or DEFAULT_WEIGHTS).get(k, 0.0) for k in FEATURES])
+def weighted_sum(
+    x: np.ndarray, weights: Mapping[str, float] | None = None, names: Sequence[str] | None = None
+) -> np.ndarray:
+    """The weights' average of the features (each in [0, 1]), so the score is in [0, 1] too; the
+    columns of ``x`` are ``names`` (every feature by default)."""
+    w = np.array([(weights or DEFAULT_WEIGHTS).get(k, 0.0) for k in (names or FEATURES)])
     return (x @ w) / w.sum()
 
 
@@ -441,7 +574,7 @@ def rank(
         return []
     x = feature_matrix(items)
     if model is not None:
-        cols = [FEATURES.index(k) for k in (features or FEATURES)]
+        cols = [FEATURES.index(k) for k in (features or APP_FEATURES)]
         scores = model.score(x[:, cols])
     else:
         scores = weighted_sum(x)
@@ -488,6 +621,42 @@ def fit_linear(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, seed: int = 0) -
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
     clf.fit((x - mean) / scale, y)
     return LinearModel(coef=clf.coef_[0].copy(), intercept=float(clf.intercept_[0]), mean=mean, scale=scale)
+
+
+def fit_pairwise(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray, *, c: float = 1.0, seed: int = 0, max_pairs: int = 400
+) -> LinearModel:
+    """A linear ranker fitted on pairs: within each group (one video's candidates), every accepted
+    candidate against every other (at most ``max_pairs`` per group, drawn at random), logistic
+    regression on standardised feature differences (both orders, no intercept); then its score is
+    Platt-scaled on the candidates themselves so it stays a probability for thresholds."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    xs = (x - mean) / scale
+    rng = np.random.default_rng(seed)
+    diffs: list[np.ndarray] = []
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        pos, neg = rows[y[rows] == 1], rows[y[rows] == 0]
+        if not len(pos) or not len(neg):
+            continue
+        pairs = np.array([(p, q) for p in pos for q in neg])
+        if len(pairs) > max_pairs:
+            pairs = pairs[rng.choice(len(pairs), max_pairs, replace=False)]
+        diffs.append(xs[pairs[:, 0]] - xs[pairs[:, 1]])
+    if not diffs:
+        return fit_linear(x, y, c=c, seed=seed)
+    d = np.vstack(diffs)
+    clf = LogisticRegression(C=c, fit_intercept=False, max_iter=2000, random_state=seed)
+    clf.fit(np.vstack([d, -d]), np.r_[np.ones(len(d)), np.zeros(len(d))])
+    w = clf.coef_[0]
+    platt = LogisticRegression(C=1e4, class_weight="balanced", max_iter=2000)
+    platt.fit((xs @ w)[:, None], y)
+    a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
+    return LinearModel(coef=w * a, intercept=b, mean=mean, scale=scale)
 
 
 def fit_classifiers(
@@ -551,3 +720,29 @@ def gap_at(predictions: Sequence[tuple[Sequence[tuple[int, float]], set[int]]], 
             hits += 1
             ap += hits / i
     return ap / positives
+
+
+class BoostedModel:
+    """Exploration only: gradient-boosted trees over the candidate features."""
+
+    def __init__(self, clf: Any) -> None:
+        self.clf = clf
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.clf.predict_proba(x)[:, 1])
+
+
+def fit_boosted(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    clf = HistGradientBoostingClassifier(
+        max_iter=150,
+        learning_rate=0.05,
+        max_leaf_nodes=8,
+        min_samples_leaf=20,
+        l2_regularization=1.0,
+        class_weight="balanced",
+        random_state=seed,
+    )
+    clf.fit(x, y)
+    return BoostedModel(clf)

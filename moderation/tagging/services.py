@@ -430,7 +430,7 @@ def _active_linear_ranker() -> tuple[Any, Any]:
     from moderation.tagging.models import TagRanker
 
     ranker = TagRanker.objects.filter(is_active=True).order_by("-pk").first()
-    if ranker is None or ranker.kind != TagRanker.Kind.LOGISTIC or ranker.feature_names != ranking.FEATURES:
+    if ranker is None or ranker.kind != TagRanker.Kind.LOGISTIC or ranker.feature_names != list(ranking.APP_FEATURES):
         return ranker, None
     model = ranking.LinearModel(
         coef=np.array(ranker.coefficients),
@@ -971,17 +971,18 @@ def tag_ranker_train(*, user: User | None = None, min_events: int | None = None)
     for vid, tid, action, feats, pk in rows:
         if (vid, tid) not in latest or latest[(vid, tid)][2] < pk:
             latest[(vid, tid)] = (action, feats, pk)
-    x = np.array([[f.get(k, 0.0) for k in ranking.FEATURES] for _, f, _ in latest.values()], dtype=np.float64)
+    names = list(ranking.APP_FEATURES)
+    x = np.array([[f.get(k, 0.0) for k in names] for _, f, _ in latest.values()], dtype=np.float64)
     y = np.array([a != TagEvent.Action.REJECT for a, _, _ in latest.values()], dtype=int)
     n_videos = len({vid for vid, _ in latest})
     with transaction.atomic():
         TagRanker.objects.filter(is_active=True).update(is_active=False)
         if len(y) >= min_events and 0 < y.sum() < len(y):
-            model = ranking.fit_linear(x.reshape(-1, len(ranking.FEATURES)), y)
+            model = ranking.fit_linear(x.reshape(-1, len(names)), y)
             train_scores = model.score(x)
             ranker = TagRanker.objects.create(
                 kind=TagRanker.Kind.LOGISTIC,
-                feature_names=ranking.FEATURES,
+                feature_names=names,
                 coefficients=[float(c) for c in model.coef],
                 intercept=model.intercept,
                 means=[float(m) for m in model.mean],
@@ -996,8 +997,8 @@ def tag_ranker_train(*, user: User | None = None, min_events: int | None = None)
             model = None
             ranker = TagRanker.objects.create(
                 kind=TagRanker.Kind.WEIGHTED,
-                feature_names=ranking.FEATURES,
-                coefficients=[ranking.DEFAULT_WEIGHTS[k] for k in ranking.FEATURES],
+                feature_names=names,
+                coefficients=[ranking.DEFAULT_WEIGHTS[k] for k in names],
                 n_events=len(y),
                 n_videos=n_videos,
                 metrics={"reason": f"{len(y)} usable events; the learned ranker needs {min_events} with both answers"},
@@ -1008,8 +1009,8 @@ def tag_ranker_train(*, user: User | None = None, min_events: int | None = None)
         pending = TagSuggestion.objects.exclude(video_id__in=VideoTag.objects.values("video_id"))
         suggestions = list(pending.only("pk", "features"))
         if suggestions:
-            fx = np.array([[s.features.get(k, 0.0) for k in ranking.FEATURES] for s in suggestions], dtype=np.float64)
-            scores = model.score(fx) if model is not None else ranking.weighted_sum(fx)
+            fx = np.array([[s.features.get(k, 0.0) for k in names] for s in suggestions], dtype=np.float64)
+            scores = model.score(fx) if model is not None else ranking.weighted_sum(fx, names=names)
             for s, sc in zip(suggestions, scores, strict=True):
                 s.score, s.ranker = float(sc), ranker
             TagSuggestion.objects.bulk_update(suggestions, ["score", "ranker"], batch_size=1000)
