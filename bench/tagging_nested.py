@@ -26,10 +26,26 @@ chosen among inside every outer fold, so the nested row covers both rounds' choi
                  accept / reject events), against the frequent false positives 搞笑 / 生活记录
   feat_rate_c01  feat_rate with C = 0.1
 
-    .venv/bin/python bench/tagging_nested.py [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
+Round 3 (``--round 3``, the default; written down after the outer-fold error analysis ``--errors`` and
+inner-fold probes of two outer training parts, before any nested number): ``feat_rate`` (round 2's app,
+the reference) and
+  struct         feat_rate + five tag-space features from the vocabulary alone (``ranking.STRUCTURE_FEATURES``:
+                 the cosine smoothed over the tag's 10 nearest tags, z-scored; its rank in that view; the
+                 tag's density; how many other names contain its name; its cosine minus the text's best)
+  struct_wide    struct, and a wider pool: e5 top 100 (was 50), title top 40 (was 20), smoothed view top 30
+  ens            struct + the second encoder (multilingual USE v3): the two encoders' mean z-score proposes
+                 50 tags (whole text and title), four features (``ranking.ENSEMBLE_FEATURES``)
+  ens_c01        ens with C = 0.1
+  ens_wide       ens with struct_wide's wider pool
+  ens_sim        ens, similar videos voting by exp((cosine - best) / 0.02) instead of by cosine
+  pair           feat_rate's features, pairwise objective (gold vs other candidates of the same record)
+  ens_pair       ens, pairwise objective
 
-Embeddings come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
-The last line printed is one JSON object: ``ratio`` = nested recall@5 median ÷ v1's outer median.
+    .venv/bin/python bench/tagging_nested.py [--round 3] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
+
+Embeddings (both encoders) come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
+Each outer fold prints when it is done. The last line printed is one JSON object: ``ratio`` = nested
+recall@5 median ÷ the reference arm's outer median (round 2: v1; round 3: feat_rate).
 """
 
 from __future__ import annotations
@@ -40,7 +56,7 @@ import json
 import statistics
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -254,8 +270,17 @@ def main() -> None:
             print(f"\nerror analysis, arm {name}, seed {args.seeds[0]}")
             errors(args.seeds[0], args.folds, a[name])
     jobs = [(s, f, args.folds) for s in args.seeds for f in range(args.folds)]
+    results = []
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        results = list(pool.map(outer_fold, *zip(*jobs, strict=True)))
+        futures = [pool.submit(outer_fold, *job) for job in jobs]
+        for done in as_completed(futures):
+            r = done.result()
+            results.append(r)
+            print(
+                f"[{time.perf_counter() - t0:.0f} s] seed {r['seed']} fold {r['fold']}: chosen {r['chosen']}",
+                flush=True,
+            )
+    results.sort(key=lambda r: (r["seed"], r["fold"]))
     arm_names = list(arms())
     per_seed: dict[str, dict[int, tuple[float, float]]] = {n: {} for n in [*arm_names, "nested"]}
     for seed in args.seeds:

@@ -330,8 +330,6 @@ def fit_ranker(
     x, y = np.vstack(xs), np.concatenate(ys)
     if y.min() == y.max():
         return None, rates, base
-    if options.objective == "gbm":
-        return ranking.fit_boosted(x, y, seed=seed), rates, base
     if options.objective == "pairwise":
         return ranking.fit_pairwise(x, y, np.concatenate(groups), c=options.ranker_c, seed=seed), rates, base
     return ranking.fit_linear(x, y, c=options.ranker_c, seed=seed), rates, base

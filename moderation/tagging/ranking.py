@@ -720,29 +720,3 @@ def gap_at(predictions: Sequence[tuple[Sequence[tuple[int, float]], set[int]]], 
             hits += 1
             ap += hits / i
     return ap / positives
-
-
-class BoostedModel:
-    """Exploration only: gradient-boosted trees over the candidate features."""
-
-    def __init__(self, clf: Any) -> None:
-        self.clf = clf
-
-    def score(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.clf.predict_proba(x)[:, 1])
-
-
-def fit_boosted(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Any:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    clf = HistGradientBoostingClassifier(
-        max_iter=150,
-        learning_rate=0.05,
-        max_leaf_nodes=8,
-        min_samples_leaf=20,
-        l2_regularization=1.0,
-        class_weight="balanced",
-        random_state=seed,
-    )
-    clf.fit(x, y)
-    return BoostedModel(clf)
