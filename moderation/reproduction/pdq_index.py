@@ -164,28 +164,14 @@ class RawHit:
     distance: int
 
 
-def catch_up() -> None:
-    """Bring this process's copy level with PostgreSQL (one query; a COPY of the rows added since, if any)."""
-    state = _copy_for_connection()
-    with state.lock:
-        _catch_up(state)
-
-
-def search(
-    hex_hashes: Sequence[str], *, threshold: int, exclude_video_id: int | None = None, catch_up: bool = True
-) -> list[RawHit]:
-    """Rows within ``threshold`` bits of each hash, from this process's copy (not yet confirmed).
-
-    The copy first catches up with PostgreSQL; ``catch_up=False`` searches it as the caller's ``catch_up()`` left
-    it, touching no database (so it can run while the connection waits on another statement).
-    """
+def search(hex_hashes: Sequence[str], *, threshold: int, exclude_video_id: int | None = None) -> list[RawHit]:
+    """Rows within ``threshold`` bits of each hash, from this process's copy after catching up (not yet confirmed)."""
     if not hex_hashes:
         return []
     codes = hamming.hex_codes(list(hex_hashes))
     state = _copy_for_connection()
     with state.lock:
-        if catch_up:
-            _catch_up(state)
+        _catch_up(state)
         found = state.index.search(codes, threshold, exclude_video_id=exclude_video_id)
     return [
         RawHit(int(i), int(q), int(d))

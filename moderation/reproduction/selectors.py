@@ -3,17 +3,14 @@ and the cluster key that dataset splits use."""
 
 from __future__ import annotations
 
-import select
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
-from psycopg import pq
 
 from moderation.media.models import Video
 from moderation.reproduction import matching
@@ -173,91 +170,25 @@ class Neighbours:
     text: list[tuple[int, float]]  # (video_id, similarity), best first
 
 
-class PendingNeighbours:
-    """``video_neighbours``'s statement, sent on this thread's connection and running in PostgreSQL while the
-    caller does other work (libpq's asynchronous query: no second connection, so it sees the caller's
-    transaction). Until ``result()`` the connection is busy: run no other query before it. Leaving the
-    ``with`` block without ``result()`` (an exception) still reads the answer, so the connection stays usable.
-    Sent past Django's cursor, it is not in ``connection.queries`` nor seen by execute wrappers; its failures
-    still pass through Django's error wrapping (a ``django.db.DatabaseError``, the connection marked as having
-    had errors, so a broken one is replaced).
+def video_neighbours(*, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10) -> Neighbours:
+    """The nearest keyframes of other videos to ``video_id``'s (at most ``frame_queries`` of its keyframes, spread
+    evenly) and the nearest other transcripts to its own, in one statement (see ``_NEIGHBOURS_SQL``).
+
+    One round trip: the HNSW settings and the statement go as one simple query (no parameters: integers only,
+    formatted in), which PostgreSQL runs as one transaction, so the settings end with it (inside a caller's
+    transaction they last to its end, as ``_hnsw_scan``'s do).
     """
-
-    def __init__(self, sql: str) -> None:
-        connection.ensure_connection()
-        self._pg = connection.connection.pgconn
-        self._done: Neighbours | None = None
-        self._pending = False
-        with connection.wrap_database_errors:
-            if self._pg.transaction_status == pq.TransactionStatus.INERROR:
-                raise psycopg.errors.InFailedSqlTransaction("current transaction is aborted; neighbours not sent")
-            self._pg.send_query(sql.encode())
-            self._pending = True
-            while self._pg.flush():  # the whole query out before the caller gets on with its work
-                readable, _w, _x = select.select([self._pg.socket], [self._pg.socket], [])
-                if readable:
-                    self._pg.consume_input()
-
-    def __enter__(self) -> PendingNeighbours:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._pending:
-            self._drain()
-
-    def _drain(self) -> list[Any]:
-        results = []
-        with connection.wrap_database_errors:
-            try:
-                while True:
-                    self._pg.consume_input()
-                    if self._pg.is_busy():
-                        select.select([self._pg.socket], [], [])
-                        continue
-                    res = self._pg.get_result()
-                    if res is None:
-                        break
-                    results.append(res)
-            finally:
-                self._pending = False
-        return results
-
-    def result(self) -> Neighbours:
-        if self._done is not None:
-            return self._done
-        results = self._drain() if self._pending else []
-        failed = [r for r in results if r.status == pq.ExecStatus.FATAL_ERROR]
-        if failed or not results:
-            message = failed[0].get_error_message() if failed else "the neighbours statement returned nothing"
-            if isinstance(message, bytes):
-                message = message.decode(errors="replace")
-            with connection.wrap_database_errors:
-                raise psycopg.DatabaseError(message.strip())
-        rows = results[-1]
-        frames: list[tuple[int, float, float, float]] = []
-        text: list[tuple[int, float]] = []
-        for i in range(rows.ntuples):
-            is_frame, query_t, video_id, t, sim = (rows.get_value(i, c) for c in range(5))
-            if is_frame == b"t":
-                frames.append((int(video_id), float(t), float(query_t), float(sim)))  # type: ignore[arg-type]
-            else:
-                text.append((int(video_id), float(sim)))  # type: ignore[arg-type]
-        frames.sort(key=lambda r: (r[2], -r[3]))
-        text.sort(key=lambda r: -r[1])
-        self._done = Neighbours(frames=frames, text=text)
-        return self._done
-
-
-def video_neighbours_send(
-    *, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10
-) -> PendingNeighbours:
-    """Start ``video_neighbours`` and return at once (the HNSW scans run while the caller works); see
-    ``PendingNeighbours``. One round trip: the HNSW settings and the statement go as one simple query, which
-    PostgreSQL runs as one transaction (so the settings end with it; inside a caller's transaction they last
-    to its end, as ``_hnsw_scan``'s do)."""
-    return PendingNeighbours(
-        video_neighbours_sql(video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text)
+    sql = video_neighbours_sql(video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text)
+    with connection.cursor() as cur:
+        cur.execute(sql)
+        cur.nextset()  # past the settings' row
+        rows = cur.fetchall()
+    frames = sorted(
+        ((int(v), float(t), float(qt), float(sim)) for is_frame, qt, v, t, sim in rows if is_frame),
+        key=lambda r: (r[2], -r[3]),
     )
+    text = sorted(((int(v), float(sim)) for is_frame, _qt, v, _t, sim in rows if not is_frame), key=lambda r: -r[1])
+    return Neighbours(frames=frames, text=text)
 
 
 def video_neighbours_sql(*, video_id: int, frame_queries: int, k_frames: int, k_text: int) -> str:
@@ -266,15 +197,6 @@ def video_neighbours_sql(*, video_id: int, frame_queries: int, k_frames: int, k_
         ef=max(1, int(settings.REPRO_HNSW_EF_SEARCH)), v=int(video_id), m=max(2, int(frame_queries)),
         kf=max(1, int(k_frames)), kt=max(1, int(k_text)),
     )  # fmt: skip
-
-
-def video_neighbours(*, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10) -> Neighbours:
-    """The nearest keyframes of other videos to ``video_id``'s (at most ``frame_queries`` of its keyframes, spread
-    evenly) and the nearest other transcripts to its own, in one statement (see ``_NEIGHBOURS_SQL``)."""
-    with video_neighbours_send(
-        video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text
-    ) as pending:
-        return pending.result()
 
 
 def hash_queries_of(video_id: int) -> list[tuple[float, str, bool]]:

@@ -150,21 +150,15 @@ def candidates_retrieve(
     Returns ``{other_video_id: {"hash_hits": [...], "frame_matches": [...], "text_sim": float}}`` for
     at most ``3 * top_k`` videos (a read: nothing is written).
     """
-    from moderation.reproduction import pdq_index
-
     queries = selectors.hash_queries_of(video_id)
-    # Both stages at once on one connection: PostgreSQL runs the HNSW scans (one statement) while this process
-    # searches its PDQ copy (no database), then one query confirms the PDQ rows.
-    pdq_index.catch_up()
-    with selectors.video_neighbours_send(
+    hits = selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold)
+    # One statement for the frame and transcript neighbours (the stages one after the other: sent before the
+    # PDQ search so that both ran at once, it measured no faster on 2 busy cores; README, issue 20).
+    neighbours = selectors.video_neighbours(
         video_id=video_id, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=top_k
-    ) as pending:
-        raw = pdq_index.search(
-            [h for _t, h, _m in queries], threshold=threshold, exclude_video_id=video_id, catch_up=False
-        )
-        neighbours = pending.result()
+    )
     found: dict[int, dict[str, Any]] = defaultdict(lambda: {"hash_hits": [], "frame_matches": [], "text_sim": 0.0})
-    for hit in selectors.confirm_hash_hits(queries=queries, raw=raw):
+    for hit in hits:
         found[hit.video_id]["hash_hits"].append(hit)
     for other, t, qt, sim in neighbours.frames:
         if sim >= FRAME_SIM_MIN:
