@@ -1,22 +1,26 @@
 """Overhead of our DPO job path against a bare TRL script on the same tiny model and data.
 
-ours: the Celery task body (claim → runner → per-step progress rows → adapter save → model version
+ours: the Celery task body (claim → runner → progress rows → adapter save → model version
       registration) on a real (throwaway) Postgres database.
 bare: load tokenizer/model, load the JSONL, DPOTrainer with the same config, train, save the adapter.
 
-Both train on the same conversations (the pairs' system + user turns through the chat template, as
-the job does) in this one process, in interleaved pairs whose order alternates (bare-ours, ours-bare,
-…) so a drift in machine load hits both sides alike, after a warm-up that pays the import and
-first-call costs. ``ratio`` is the median of the per-pair ratios; their spread (min, max, quartiles)
-and the ratio of medians are reported too, and the same for the process's CPU seconds (``cpu_ratio``:
-what the load of other processes does not inflate; PostgreSQL's CPU for our few writes is not in it). torch uses one thread by default so that other processes
-on a small machine disturb the two sides alike. The load average is printed. ``--profile`` runs our
-job once under cProfile and prints where its own code (not torch's) spends time.
-The last line printed is one JSON object.
+Both train the same LoRA on the same conversations (the pairs' system + user turns through the chat
+template, as the job does) for the same steps and batch, in this one process. After a warm-up (one
+step of each side, then one full pair, all discarded) the runs alternate bare, ours, bare, …, bare,
+and each of our runs is divided by the mean of the two bare runs beside it: this VM's speed drifts
+by tens of percent from minute to minute, and a drift that is linear over one ours run's
+neighbourhood cancels. ``ratio`` is the median of those per-run ratios; their spread (min,
+quartiles, max), their medians over the first and second half, the ratio of medians, the same for
+the process's CPU seconds (``cpu_ratio``; PostgreSQL's CPU for our few writes is not in it) and for
+``trainer.train()`` alone, and per-step figures from the same stopwatch callback on both sides are
+reported too. torch uses one thread by default so that other processes on a small machine disturb
+the two sides alike. ``--profile`` runs our job once under cProfile and prints where its own code
+(not torch's) spends time. The last line printed is one JSON object.
 
-    .venv/bin/python bench/dpo_job.py [--steps 40] [--repeats 8] [--pairs 8] [--threads 1] [--profile]
+    .venv/bin/python bench/dpo_job.py [--steps 20] [--repeats 10] [--pairs 8] [--threads 1] [--profile]
 
-Neither side saves a checkpoint inside 40 steps (the job's default is every 50; bare TRL saves none).
+Neither side saves a checkpoint (the job's default is every 50 steps, and it skips transformers'
+extra checkpoint at the last step because it saves its adapter right after; bare TRL saves none).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _common import django_setup
 
@@ -58,7 +63,27 @@ def _seed_pairs(n: int) -> None:
 Timing = tuple[float, float, float, float]  # job wall, job CPU, training-loop wall, training-loop CPU (seconds)
 
 
-def _ours(dataset, steps: int, params: dict | None = None, base_model: str = "") -> Timing:  # type: ignore[no-untyped-def,type-arg]
+def _step_timer(steps: list[float]) -> Any:
+    """The same stopwatch callback on both sides: each optimizer step's wall time into ``steps``."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            self.began = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            steps.append(time.perf_counter() - self.began)
+
+    return StepTimer()
+
+
+def _ours(
+    dataset: Any,
+    steps: int,
+    params: dict[str, Any] | None = None,
+    base_model: str = "",
+    step_s: list[float] | None = None,
+) -> Timing:
     """One job run by the task body: its wall and CPU seconds, and those of its ``trainer.train()`` call."""
     from training.models import TrainingJob
     from training.runners import common
@@ -72,6 +97,8 @@ def _ours(dataset, steps: int, params: dict | None = None, base_model: str = "")
     train_quietly = common.train_quietly
 
     def timed(trainer, resume):  # type: ignore[no-untyped-def]
+        if step_s is not None:
+            trainer.add_callback(_step_timer(step_s))
         t, c = time.perf_counter(), time.process_time()
         try:
             return train_quietly(trainer, resume)
@@ -91,7 +118,9 @@ def _ours(dataset, steps: int, params: dict | None = None, base_model: str = "")
     return elapsed, cpu, loop[0], loop[1]
 
 
-def _bare(base_model: str, jsonl: str, steps: int, params: dict, out: Path) -> Timing:  # type: ignore[type-arg]
+def _bare(
+    base_model: str, jsonl: str, steps: int, params: dict[str, Any], out: Path, step_s: list[float] | None = None
+) -> Timing:
     """A plain TRL script: the same model, pairs (as conversations), LoRA and DPO settings; no job row."""
     t0, c0 = time.perf_counter(), time.process_time()
     import torch
@@ -140,6 +169,8 @@ def _bare(base_model: str, jsonl: str, steps: int, params: dict, out: Path) -> T
     )
     trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=lora)
     trainer.remove_callback(PrinterCallback)  # a script would not print 40 log dicts either
+    if step_s is not None:
+        trainer.add_callback(_step_timer(step_s))
     t1, c1 = time.perf_counter(), time.process_time()
     trainer.train()
     loop_wall, loop_cpu = time.perf_counter() - t1, time.process_time() - c1
@@ -148,40 +179,70 @@ def _bare(base_model: str, jsonl: str, steps: int, params: dict, out: Path) -> T
     return time.perf_counter() - t0, time.process_time() - c0, loop_wall, loop_cpu
 
 
-def measure(dataset, base_model: str, *, steps: int, repeats: int, work: Path, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    """Interleaved, order-alternating pairs of bare and our runs on ``dataset``; the ratios and their spread.
+RATIOS = ("ratio", "cpu_ratio", "loop_ratio", "loop_cpu_ratio")
 
-    Four ratios, each the median of the per-pair ratios: the whole job's wall time (``ratio``) and CPU
+
+def measure(dataset, base_model: str, *, steps: int, repeats: int, work: Path, params: dict | None = None) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """``repeats`` of our runs, each between two bare runs (bare, ours, bare, ours, …, bare); the ratios and their spread.
+
+    Each of our runs is compared with the mean of the bare runs just before and just after it, so a
+    machine whose speed drifts from minute to minute (this VM's does, by tens of percent) moves both
+    sides of every ratio alike: a linear drift cancels exactly, whichever way it goes. Before the
+    timed sequence: one step of each side (imports, first loads, first TRL construction) and one full
+    bare + ours pair, all discarded. Every run starts after ``gc.collect()`` (the previous run's
+    garbage is not collected on the next run's clock), both sides get the same step stopwatch callback.
+
+    Four ratios, each the median of the per-run ratios: the whole job's wall time (``ratio``) and CPU
     seconds (``cpu_ratio``), and the same for the ``trainer.train()`` call alone (``loop_ratio``,
     ``loop_cpu_ratio``: the per-step cost of our callbacks, without the fixed cost of claiming the job
     and registering the version). ``halves`` gives each ratio's median over the first and the second
-    half of the pairs: two runs' worth of repeatability inside one run.
+    half of the runs: two runs' worth of repeatability inside one run. ``step_median_ratio`` compares
+    the runs' median step times (what a step costs apart from the rare steps that write the progress
+    row); ``step_mean_ratio`` includes those writes.
     """
+    import gc
+
     from training.services import DEFAULT_PARAMS, KIND_PARAMS
 
     full = {**DEFAULT_PARAMS, **KIND_PARAMS["dpo"], **(params or {})}
-    # Warm-up: imports, first tokenizer/model load and first TRL construction for both paths.
+    # Warm-up: imports, first tokenizer/model load and first TRL construction for both paths; then one
+    # full pair, not counted.
     _bare(base_model, dataset.jsonl_path, 1, full, work / "bare-warm")
     _ours(dataset, 1, params, base_model)
+    gc.collect()
+    _bare(base_model, dataset.jsonl_path, steps, full, work / "bare-warm-pair")
+    gc.collect()
+    _ours(dataset, steps, params, base_model)
     runs: dict[str, list[Timing]] = {"ours": [], "bare": []}
+    step_s: dict[str, list[list[float]]] = {"ours": [], "bare": []}
     loads = []
+
+    def bare(i: int) -> None:
+        gc.collect()
+        step_s["bare"].append([])
+        runs["bare"].append(_bare(base_model, dataset.jsonl_path, steps, full, work / f"bare-{i}", step_s["bare"][-1]))
+
+    bare(0)
     for i in range(repeats):
         loads.append(round(os.getloadavg()[0], 1))
-        order = ("bare", "ours") if i % 2 == 0 else ("ours", "bare")
-        for side in order:
-            if side == "bare":
-                runs["bare"].append(_bare(base_model, dataset.jsonl_path, steps, full, work / f"bare-{i}"))
-            else:
-                runs["ours"].append(_ours(dataset, steps, params, base_model))
+        gc.collect()
+        step_s["ours"].append([])
+        runs["ours"].append(_ours(dataset, steps, params, base_model, step_s["ours"][-1]))
+        bare(i + 1)
     # CPU seconds of this process: what other processes' load does not add (it slows both sides' wall
     # time by whatever the scheduler hands out in that minute). Not counted: PostgreSQL's own CPU for
     # our job's few writes.
+    flanks = list(zip(runs["bare"][:-1], runs["bare"][1:], strict=True))
     paired = {
-        name: [o[k] / b[k] for o, b in zip(runs["ours"], runs["bare"], strict=True)]
-        for k, name in enumerate(("ratio", "cpu_ratio", "loop_ratio", "loop_cpu_ratio"))
+        name: [o[k] / ((before[k] + after[k]) / 2) for o, (before, after) in zip(runs["ours"], flanks, strict=True)]
+        for k, name in enumerate(RATIOS)
     }
+    for name, summary in (("step_median_ratio", statistics.median), ("step_mean_ratio", statistics.fmean)):
+        per_run = {side: [summary(s) for s in step_s[side]] for side in step_s}
+        b = per_run["bare"]
+        paired[name] = [o / ((b[i] + b[i + 1]) / 2) for i, o in enumerate(per_run["ours"])]
     half = repeats // 2
-    ours, bare = [t[0] for t in runs["ours"]], [t[0] for t in runs["bare"]]
+    ours, bare_s = [t[0] for t in runs["ours"]], [t[0] for t in runs["bare"]]
     return {
         **{name: round(statistics.median(values), 3) for name, values in paired.items()},
         "paired": {name: [round(r, 3) for r in values] for name, values in paired.items()},
@@ -192,10 +253,11 @@ def measure(dataset, base_model: str, *, steps: int, repeats: int, work: Path, p
         }
         if half
         else {},
-        "ratio_of_medians": round(statistics.median(ours) / statistics.median(bare), 3),
+        "ratio_of_medians": round(statistics.median(ours) / statistics.median(bare_s), 3),
         "ours_s": [[round(x, 3) for x in t] for t in runs["ours"]],
         "bare_s": [[round(x, 3) for x in t] for t in runs["bare"]],
-        "load_per_pair": loads,
+        "step_s_median": {side: round(statistics.median(x for s in step_s[side] for x in s), 4) for side in step_s},
+        "load_per_run": loads,
     }
 
 
@@ -222,8 +284,8 @@ def _profile(dataset, steps: int) -> None:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=10, help="our runs (each between two bare runs)")
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="cProfile one run of our job first")
@@ -268,13 +330,16 @@ def main() -> None:
                 "cpu_ratio": result["cpu_ratio"],
                 "loop_ratio": result["loop_ratio"],
                 "loop_cpu_ratio": result["loop_cpu_ratio"],
+                "step_median_ratio": result["step_median_ratio"],
+                "step_mean_ratio": result["step_mean_ratio"],
                 "halves": result["halves"],
                 "spread": result["spread"],
                 "paired": result["paired"],
                 "ratio_of_medians": result["ratio_of_medians"],
                 "load_avg_before": round(load_before, 2),
                 "load_avg_after": round(os.getloadavg()[0], 2),
-                "load_per_pair": result["load_per_pair"],
+                "load_per_run": result["load_per_run"],
+                "step_s_median": result["step_s_median"],
                 "threads": opts.threads,
                 "ours_job_s_median": statistics.median(t[0] for t in result["ours_s"]),
                 "bare_job_s_median": statistics.median(t[0] for t in result["bare_s"]),

@@ -16,16 +16,25 @@
 # Figures are printed as JSON lines (scripts/gpu_check.py; GPU memory as {"step": "gpu-memory", ...}).
 # A failing step stops the script with "gpu_check: FAILED at <step>" and its exit status. Nothing here is
 # part of the test suite (tests/test_gpu_check.py checks the script's own parts on CPU).
-# Environment: GPU_VENV (venv folder), GPU_CHECK_WORK (scratch folder), PYTHON (python3.11),
+# A fresh machine may lack what pip needs to build the set: Python 3.11 with venv/ensurepip and its
+# headers, and a C++ compiler (pdqhash has no wheel and builds from source). When one is missing and
+# apt-get is there (as root, or with password-less sudo), they are installed from the distribution's
+# archive first (Triton also compiles its launcher with gcc and Python.h at run time). Python 3.12 is
+# taken where the archive has no 3.11 (Ubuntu 24.04), with a warning: the GPU set resolves for 3.12 in
+# a pip dry run too (binary wheels; pdqhash aside, which builds from source either way).
+# Environment: GPU_VENV (venv folder), GPU_CHECK_WORK (scratch folder), PYTHON (python3.11, else 3.12),
 # VLLM_PORT (8765), PIP_EXTRA (extra pip arguments, e.g. an index URL).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+PYTHON="${PYTHON:-}"
 GPU_VENV="${GPU_VENV:-.venv-gpu}"
 WORK="${GPU_CHECK_WORK:-$(mktemp -d /tmp/gpu-check-XXXXXX)}"
 VLLM_PORT="${VLLM_PORT:-8765}"
 read -r -a pip_extra <<< "${PIP_EXTRA:-}"
+# Everything is local (the model is built here): a stray model-hub look-up fails at once instead of
+# waiting on connection timeouts on a node that reaches only the package registries.
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 server_pid=""
 step="start"
 
@@ -64,13 +73,73 @@ if ! command -v nvidia-smi >/dev/null; then
 fi
 gpu_memory
 
+log "operating-system prerequisites"
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        sudo -n "$@"
+    else
+        return 1
+    fi
+}
+apt_install() {  # the distribution's packages, when apt-get is there and we may use it
+    command -v apt-get >/dev/null || return 1
+    if [[ -z "${apt_updated:-}" ]]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq || return 1
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+usable_python() {  # Python 3.11/3.12 that can make a venv with pip and build C extensions (Python.h)
+    command -v "$1" >/dev/null 2>&1 && "$1" -c '
+import ensurepip, os, sys, sysconfig, venv
+assert sys.version_info[:2] in ((3, 11), (3, 12))
+assert os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+' 2>/dev/null
+}
+pick_python() {
+    local candidate
+    for candidate in python3.11 python3.12 python3; do
+        if usable_python "$candidate"; then
+            PYTHON="$(command -v "$candidate")"
+            return 0
+        fi
+    done
+    return 1
+}
+if [[ -n "$PYTHON" ]]; then
+    if ! usable_python "$PYTHON"; then
+        echo "PYTHON=$PYTHON is not a Python 3.11/3.12 with venv (ensurepip) and its headers (Python.h)" >&2
+        exit 1
+    fi
+else
+    if ! usable_python python3.11; then
+        echo "no Python 3.11 with venv and headers on PATH: trying apt-get (python3.11, -venv, -dev)"
+        apt_install python3.11 python3.11-venv python3.11-dev || true
+    fi
+    if ! pick_python; then
+        apt_install python3 python3-venv python3-dev || true
+        if ! pick_python; then
+            echo "no usable Python 3.11 (python3.11, python3.11-venv, python3.11-dev) and none could be installed; set PYTHON" >&2
+            exit 1
+        fi
+    fi
+fi
+"$PYTHON" -c 'import sys; print(f"Python {sys.version.split()[0]} at {sys.executable}")'
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "warning: the pins (requirements/*.txt) are checked on Python 3.11; trying this one" >&2
+fi
+if ! command -v g++ >/dev/null || ! command -v make >/dev/null; then
+    echo "no C++ compiler (pdqhash builds from source): installing build-essential with apt-get"
+    if ! apt_install build-essential; then
+        echo "no g++/make and apt-get could not install build-essential; install a C++ toolchain" >&2
+        exit 1
+    fi
+fi
+
 log "install the GPU set into $GPU_VENV"
 start=$SECONDS
-if [[ -z "$PYTHON" ]]; then
-    echo "no python3.11 (or python3) on PATH; set PYTHON" >&2
-    exit 1
-fi
-"$PYTHON" -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python {sys.version.split()[0]}: the pins are for 3.11 (set PYTHON)"' 
 if [[ ! -x "$GPU_VENV/bin/python" ]]; then
     "$PYTHON" -m venv "$GPU_VENV"
 fi
@@ -105,8 +174,12 @@ log "vLLM OpenAI-compatible server (our VllmServerBackend)"
     --enable-lora --max-lora-rank 16 --lora-modules "adapter=$WORK/sft/adapter" \
     >"$WORK/vllm-serve.log" 2>&1 &
 server_pid=$!
+server_healthy() {  # the venv's Python instead of curl, which a bare image may lack
+    "$py" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=5)' \
+        "http://127.0.0.1:$VLLM_PORT/health" >/dev/null 2>&1
+}
 for _ in $(seq 1 180); do
-    if curl -fsS "http://127.0.0.1:$VLLM_PORT/health" >/dev/null 2>&1; then
+    if server_healthy; then
         break
     fi
     if ! kill -0 "$server_pid" 2>/dev/null; then
@@ -116,7 +189,11 @@ for _ in $(seq 1 180); do
     fi
     sleep 2
 done
-curl -fsS "http://127.0.0.1:$VLLM_PORT/health" >/dev/null
+if ! server_healthy; then
+    tail -n 40 "$WORK/vllm-serve.log" >&2
+    echo "vllm serve did not answer /health within 6 minutes" >&2
+    exit 1
+fi
 "$py" scripts/gpu_check.py server "$WORK" "http://127.0.0.1:$VLLM_PORT"
 gpu_memory
 

@@ -307,6 +307,12 @@ def progress_callback(job_id: int) -> Any:
             self._lines.append(f"step {state.global_step}: {shown}")
 
         def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            if state.global_step >= state.max_steps:
+                # transformers saves a full checkpoint (adapter, optimizer, scheduler, RNG states; on object
+                # storage also uploaded) at the last step whatever save_steps says; the job saves its adapter
+                # right after, so that checkpoint would only be written and left behind. A worker dying
+                # between here and the adapter save resumes from the last periodic checkpoint instead.
+                control.should_save = False
             self._flush(state, control)
 
         def on_save(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
