@@ -21,13 +21,19 @@ Orders. ``arrival`` (first come, first served: the baseline). The label-value or
 * ``density``: uncertainty × mean cosine similarity to the unlabelled pool in the head's TF-IDF space
   (information density, β = 1).
 
-Two batch-level variants from the earlier round, reported beside them (not per-item queue orders):
-``uncertainty+arrival`` (half the batch most uncertain, half the next arrivals) and
-``uncertainty+diversity`` (k-means over the 3× most uncertain items, the most uncertain per cluster).
+Batch-level variants (``BATCH_ORDERS``, not per-item queue orders): ``uncertainty+arrival`` (half the
+batch most uncertain, half the next arrivals), ``uncertainty+diversity`` (k-means over the 3× most
+uncertain items, the most uncertain per cluster) and ``clustered`` (cluster-margin: k-means over the
+whole pool into one cluster per label of the batch, the most uncertain per cluster). ``errors-first``
+reads the pool's true labels (``ERROR_BOUND``): a probe of how much any order could gain, never a queue.
 
-Selection (set before any curve of this protocol was seen): the queue's order is the label-value
-order with the lowest ratio on the tuning seed's repetitions (``TUNING_SEEDS``; ties: the larger mean
-accuracy over the curve); the numbers to quote are the other seeds' repetitions.
+Two rules keep the curves about the order and not about fitting noise: a model is fitted on its labels
+in dataset order (the same labels give the same model, whatever order reviewers gave them in), and the
+last point of every order is the whole pool (the same labels, so the same model and accuracy).
+
+Selection: the queue's order is the label-value order with the lowest ratio on the tuning seed's
+repetitions (``TUNING_SEEDS``; ties: the larger mean accuracy over the curve), or one fixed before the
+run (``queue_order``, chosen on other seeds); the numbers to quote are the other seeds' repetitions.
 
 Used by ``bench/learning_curve.py``.
 """
@@ -62,7 +68,21 @@ from moderation.inference.stage1.model import BinaryHead, Stage1Config, binary_h
 ORDERS = ("arrival", "uncertainty")
 # Per-item label-value terms (queue candidates), then the batch-level variants of the earlier round.
 VALUE_ORDERS = ("uncertainty", "committee", "class-balanced", "density")
-VARIANTS = ("committee", "class-balanced", "density", "uncertainty+arrival", "uncertainty+diversity")
+VARIANTS = (
+    "committee",
+    "class-balanced",
+    "density",
+    "uncertainty+arrival",
+    "uncertainty+diversity",
+    "clustered",
+    "errors-first",
+)
+# Batch orders: they choose a whole batch at a time (a queue would re-rank its items per batch), not a per-item value.
+BATCH_ORDERS = ("uncertainty+arrival", "uncertainty+diversity", "clustered")
+# Not an order any queue could serve: it reads the pool's true labels and serves the items the current model gets
+# wrong first (least confident of them first). An upper-bound probe: if even it does not learn faster than
+# arrival, no acquisition rule over this model can by much.
+ERROR_BOUND = "errors-first"
 DIVERSITY_PREFILTER = 3
 COMMITTEE_SIZE = 5
 COMMITTEE_C = 4.0
@@ -76,6 +96,8 @@ class LearningCurves:
     n_locked: list[int]  # locked items per repetition
     repetitions: list[tuple[int, int]] = field(default_factory=list)  # (seed, locked fold) per curve
     tuning_seeds: tuple[int, ...] = TUNING_SEEDS
+    # The queue's order when it was fixed before this run (chosen on other seeds): then nothing is chosen here.
+    queue_order: str | None = None
 
     def __post_init__(self) -> None:
         if not self.repetitions:
@@ -139,7 +161,11 @@ class LearningCurves:
         }
 
     def chosen(self) -> str:
-        """The label-value order for the queue, chosen on the tuning repetitions only."""
+        """The label-value order for the queue: the one fixed beforehand, else chosen on the tuning repetitions only."""
+        if self.queue_order is not None:
+            if self.queue_order not in self.curves:
+                raise ValueError(f"the pre-registered queue order {self.queue_order!r} was not simulated")
+            return self.queue_order
         tuning = self.select("tuning")
         candidates = [o for o in VALUE_ORDERS if o in self.curves]
         return min(candidates, key=lambda o: (self.ratio(o, tuning), -float(np.mean(self.mean(o, tuning)))))
@@ -164,6 +190,7 @@ class LearningCurves:
         }
         return {
             "ratio": orders[chosen]["ratio_held_out"],
+            "queue_order_pre_registered": self.queue_order is not None,
             "ratio_bootstrap": orders[chosen]["ratio_held_out_bootstrap"],
             "queue_order": chosen,
             "queue_order_in_product": LABEL_VALUE_TERM,
@@ -248,6 +275,7 @@ def simulate_learning_curves(
     jobs: int = 1,
     tuning_seeds: Sequence[int] = TUNING_SEEDS,
     progress: Callable[[tuple[int, int, str], list[float]], None] | None = None,
+    queue_order: str | None = None,
 ) -> LearningCurves:
     """``progress(task, curve)`` is called with each (seed, locked fold, order) curve as it completes."""
     config = config or Stage1Config()
@@ -285,7 +313,47 @@ def simulate_learning_curves(
         n_locked=[len(splits[fold][1]) for _, fold in repetitions],
         repetitions=repetitions,
         tuning_seeds=tuple(tuning_seeds),
+        queue_order=queue_order,
     )
+
+
+def fit_noise(
+    items: Sequence[TextItem],
+    violative: Sequence[bool],
+    *,
+    locked_folds: int = 4,
+    config: Stage1Config | None = None,
+    fits: int = 5,
+) -> dict[str, Any]:
+    """How far apart the locked-fold accuracies of models fitted on the SAME labels (a whole pool) fall
+    when only the head's inner-fold split changes (``random_state``): the fitting noise any order's
+    curve carries, which no acquisition rule controls."""
+    config = config or Stage1Config()
+    y = np.asarray(violative, dtype=int)
+    spans, per_fold = [], []
+    for pool, locked in locked_splits(y, locked_folds):
+        fitted = sorted(pool.tolist())
+        accuracies = []
+        for state in range(fits):
+            head = binary_head_fit([items[i] for i in fitted], y[fitted], config, state)
+            p = head.predict_proba([items[i] for i in locked])[:, 1]
+            accuracies.append(round(float(np.mean((p > 0.5) == (y[locked] == 1))), 4))
+        per_fold.append(accuracies)
+        spans.append(max(accuracies) - min(accuracies))
+    return {
+        "fits_per_fold": fits,
+        "locked_accuracy_per_fold": per_fold,
+        "span_per_fold": [round(v, 4) for v in spans],
+        "sd_mean": round(float(np.mean([np.std(a, ddof=1) for a in per_fold])), 4) if fits > 1 else None,
+    }
+
+
+def _errors_first(head: BinaryHead, remaining: Sequence[TextItem], y_remaining: np.ndarray, take: int) -> set[int]:
+    """``ERROR_BOUND``: the pool items the current model gets wrong (their labels read), least confident first."""
+    p = head.predict_proba(remaining)[:, 1]
+    wrong = (p > 0.5) != (np.asarray(y_remaining) == 1)
+    key = wrong.astype(float) * 2.0 + uncertainty_term(p)
+    return set(label_value_order(key)[:take].tolist())
 
 
 def _curve(
@@ -306,8 +374,14 @@ def _curve(
     labelled, remaining = list(arrival[:start]), list(arrival[start:])
     curve = []
     for size in sizes:
-        labelled_items = [items[i] for i in labelled]
-        head = binary_head_fit(labelled_items, y[labelled], config, seed)
+        if size == sizes[-1]:  # the last point: the whole pool, the same labels (and so the same model) for every order
+            labelled, remaining = labelled + remaining, []
+        # A model is a function of its labelled set, not of the order the labels came in: fitted on the
+        # items in dataset order (the head's inner folds are drawn by position; in reviewers' order two
+        # orders holding the same labels got models up to 9 points apart on the locked fold).
+        fitted = sorted(labelled)
+        labelled_items = [items[i] for i in fitted]
+        head = binary_head_fit(labelled_items, y[fitted], config, seed)
         p = head.predict_proba(locked_items)[:, 1]
         curve.append(float(np.mean((p > 0.5) == (y[locked] == 1))))
         take = min(size + step, sizes[-1]) - len(labelled) if size != sizes[-1] else 0
@@ -316,8 +390,13 @@ def _curve(
         if order == "arrival":
             labelled, remaining = labelled + remaining[:take], remaining[take:]
             continue
-        pool_items = [items[i] for i in remaining]
-        chosen = next_batch(order, head, pool_items, take, seed, labelled_items=labelled_items, labelled_y=y[labelled])
+        if order == ERROR_BOUND:
+            chosen = _errors_first(head, [items[i] for i in remaining], y[remaining], take)
+        else:
+            pool_items = [items[i] for i in remaining]
+            chosen = next_batch(
+                order, head, pool_items, take, seed, labelled_items=labelled_items, labelled_y=y[fitted]
+            )
         labelled += [remaining[k] for k in sorted(chosen)]
         remaining = [item for k, item in enumerate(remaining) if k not in chosen]
     return curve
@@ -394,6 +473,8 @@ def next_batch(
                 break
             chosen.add(k)
         return chosen
+    if order == "clustered":
+        return _clustered(head, remaining, ranked, take, seed)
     if order != "uncertainty+diversity":
         raise ValueError(f"unknown order {order!r}")
     shortlist = ranked[: DIVERSITY_PREFILTER * take]
@@ -408,6 +489,28 @@ def next_batch(
         if len(members):
             chosen.add(int(shortlist[members[0]]))  # shortlist is most uncertain first
     for k in shortlist:  # empty clusters (duplicate rows): fill with the next most uncertain
+        if len(chosen) >= take:
+            break
+        chosen.add(int(k))
+    return chosen
+
+
+def _clustered(head: BinaryHead, remaining: Sequence[TextItem], ranked: np.ndarray, take: int, seed: int) -> set[int]:
+    """Cluster-margin (Citovsky et al. 2021; Zhdanov 2019): k-means over the whole remaining pool into
+    ``take`` clusters in the head's TF-IDF space, the most valuable item of each cluster, so a batch covers
+    the pool's kinds of item instead of twenty near-copies of the same uncertain one."""
+    if len(remaining) <= take:
+        return set(range(len(remaining)))
+    with threadpool_limits(limits=1):
+        clusters = KMeans(n_clusters=take, n_init=3, random_state=seed).fit_predict(_columns(head, remaining))
+    rank = np.empty(len(remaining), dtype=int)
+    rank[ranked] = np.arange(len(remaining))
+    chosen: set[int] = set()
+    for cluster in range(take):
+        members = np.flatnonzero(clusters == cluster)
+        if len(members):
+            chosen.add(int(members[np.argmin(rank[members])]))
+    for k in ranked:  # empty clusters (duplicate rows): the next most valuable
         if len(chosen) >= take:
             break
         chosen.add(int(k))

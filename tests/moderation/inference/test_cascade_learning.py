@@ -324,3 +324,82 @@ def test_a_run_split_over_processes_is_rebuilt_from_its_progress_lines() -> None
     assert curves.curves == {"arrival": [[0.6, 0.7], [0.6, 0.65]], "uncertainty": [[0.6, 0.8], [0.6, 0.6]]}
     with pytest.raises(ValueError, match="every order"):
         curves_from_progress(lines[3:4], labels=[40, 60])
+
+
+def test_the_clustered_batch_covers_the_pools_kinds_and_the_error_bound_reads_the_labels() -> None:
+    from moderation.inference.stage1.learning import _errors_first
+
+    train, head = _borderline_head()
+    y = np.array([1, 1, 0, 0] * 3)
+    # Four kinds of item, the two borderline kinds (both cues, neither) repeated: plain uncertainty takes
+    # two copies of one borderline kind; the clustered batch one item of each kind it clusters apart.
+    remaining = [TextItem(title="加微信私聊家常菜做法")] * 3 + [TextItem(title="山水花鸟")] * 3
+    remaining += [TextItem(title="加微信私聊便宜"), TextItem(title="家常菜做法好吃")]
+
+    clustered = next_batch("clustered", head, remaining, 4, seed=0, labelled_items=train, labelled_y=y)
+    uncertain = next_batch("uncertainty", head, remaining, 2, seed=0, labelled_items=train, labelled_y=y)
+
+    assert {remaining[k].title for k in clustered} == {t.title for t in remaining}
+    assert len({remaining[k].title for k in uncertain}) == 1  # the same borderline kind twice
+    # The bound serves the items the model gets wrong first (here only the two confident ones, labelled the
+    # other way), before any uncertain item it gets right.
+    predicted = head.predict_proba(remaining)[:, 1] > 0.5
+    wrong_labels = np.where(np.arange(8) >= 6, ~predicted, predicted).astype(int)
+    assert _errors_first(head, remaining, wrong_labels, 2) == {6, 7}
+
+
+def test_a_pre_registered_queue_order_is_reported_as_is_and_the_orders_share_the_last_point() -> None:
+    curves = LearningCurves(
+        labels=[40, 60, 80],
+        curves={
+            "arrival": [[0.6, 0.7, 0.8]] * 2,
+            "uncertainty": [[0.6, 0.8, 0.8]] * 2,
+            "density": [[0.6, 0.7, 0.8]] * 2,
+        },
+        n_locked=[10] * 2,
+        repetitions=[(0, 0), (1, 0)],
+        queue_order="density",
+    )
+    summary = curves.summary()
+    assert summary["queue_order"] == "density" and summary["queue_order_pre_registered"] is True
+    assert summary["ratio"] == pytest.approx(1.0)  # not the better uncertainty: nothing is chosen after the run
+    curves.queue_order = "committee"
+    with pytest.raises(ValueError, match="not simulated"):
+        curves.summary()
+
+
+def test_orders_that_end_on_the_same_labels_end_on_the_same_model(monkeypatch) -> None:
+    """The last point is the whole pool for every order, and every model is fitted on its labels in
+    dataset order (the head's inner folds are drawn by position): the same labels, the same model."""
+    from moderation.inference.stage1 import learning
+
+    rng = random.Random(3)
+    items = [
+        TextItem(title=f"{i:03d}" + "".join(rng.choice("山水风云花鸟加微信私聊") for _ in range(6))) for i in range(30)
+    ]
+    violative = [rng.random() < 0.5 for _ in items]
+    fitted: list[list[str]] = []
+    real_fit = learning.binary_head_fit
+
+    def recording_fit(labelled_items, y, config, random_state=0):  # type: ignore[no-untyped-def]
+        fitted.append([item.title for item in labelled_items])
+        return real_fit(labelled_items, y, config, random_state)
+
+    monkeypatch.setattr(learning, "binary_head_fit", recording_fit)
+    curves = simulate_learning_curves(
+        items,
+        violative,
+        start=8,
+        step=4,
+        seeds=[0],
+        locked_folds=2,
+        config=Stage1Config(stack_cs=(1.0,), stack_folds=2),
+        orders=("arrival", "uncertainty"),
+    )
+
+    assert all(titles == sorted(titles) for titles in fitted)  # dataset order, whatever order labels came in
+    per_curve = len(curves.labels)
+    last_fits = [fitted[k + per_curve - 1] for k in range(0, len(fitted), per_curve)]
+    assert len(last_fits) == 4 and last_fits[0] == last_fits[1] and last_fits[2] == last_fits[3]  # whole pool
+    for rep in range(len(curves.repetitions)):
+        assert curves.curves["arrival"][rep][-1] == curves.curves["uncertainty"][rep][-1]
