@@ -146,7 +146,8 @@ def main() -> None:
             f"{row['ratio_tuning']}; all {row['ratio_all']}); mean gap vs arrival {gap['mean']:+.4f} (se {gap['se']})"
         )
     print(
-        f"queue order chosen on seed 0: {result['queue_order']} (product uses {result['queue_order_in_product']}); "
+        f"queue order {'fixed before the run' if result['queue_order_pre_registered'] else 'chosen on seed 0'}: "
+        f"{result['queue_order']} (product uses {result['queue_order_in_product']}); "
         f"held-out curves = mean of {result['repetitions_held_out']} repetitions; arrival reaches its final "
         f"{result['arrival_final_accuracy']:.3f} at {result['labels_arrival']} labels, the queue order at "
         f"{result['labels_queue_order']}"

@@ -24,8 +24,9 @@ from moderation.inference.stage1.routing import normalised_entropy
 # Weights of the expected value of a human label (sum to 1).
 LABEL_VALUE_WEIGHTS = {"uncertainty": 0.6, "feedback_disagreement": 0.3, "sla": 0.1}
 
-# Which uncertainty term the queue uses. The learning-curve bench (README, "Stage 1") picked "committee" on its
-# tuning seed, but on the held-out seeds it was no better (ratio 1.07 both) and would need a stored committee.
+# Which uncertainty term the queue uses. The learning-curve screen (README, "Stage 1") picked "density" on seeds
+# 5-9 by a ratio read off a flat, noisy curve; its mean accuracy over the curve is no better than uncertainty's, and
+# serving it would need the pending pool's mean TF-IDF vector at routing time. No order reached the 0.6.
 LABEL_VALUE_TERM = "uncertainty"
 
 
