@@ -12,8 +12,9 @@ quote are seeds 1-4 (16 repetitions). Saves the result where the cascade dashboa
 JSON object, ``ratio`` first (the chosen queue order, held-out repetitions).
 
     .venv/bin/python bench/learning_curve.py [--data dev.jsonl] [--seeds 5] [--locked-folds 4] [--jobs 2]
-    # the reported run: the order fixed beforehand (chosen on seeds 5-9 of a faster stand-in model), seeds 1-4
-    .venv/bin/python bench/learning_curve.py --first-seed 1 --seeds 4 --orders density --queue-order density \
+    # the reported run, seeds 1-4: the queue's order as the product serves it (uncertainty) against arrival, and the
+    # candidate bench/learning_screen.py picked on seeds 5-9 (density)
+    .venv/bin/python bench/learning_curve.py --first-seed 1 --seeds 4 --orders density --queue-order uncertainty \
         --fit-noise 5 --jobs 2
 
 Every order's last point is the whole pool, and a model is fitted on its labels in dataset order, so
