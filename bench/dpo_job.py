@@ -5,19 +5,25 @@ ours: the Celery task body (claim → runner → progress rows → adapter save 
 bare: load tokenizer/model, load the JSONL, DPOTrainer with the same config, train, save the adapter.
 
 Both train the same LoRA on the same conversations (the pairs' system + user turns through the chat
-template, as the job does) for the same steps and batch, in this one process. After a warm-up (one
-step of each side, then one full pair, all discarded) the runs alternate bare, ours, bare, …, bare,
-and each of our runs is divided by the mean of the two bare runs beside it: this VM's speed drifts
-by tens of percent from minute to minute, and a drift that is linear over one ours run's
-neighbourhood cancels. ``ratio`` is the median of those per-run ratios; their spread (min,
-quartiles, max), their medians over the first and second half, the ratio of medians, the same for
-the process's CPU seconds (``cpu_ratio``; PostgreSQL's CPU for our few writes is not in it) and for
-``trainer.train()`` alone, and per-step figures from the same stopwatch callback on both sides are
-reported too. torch uses one thread by default so that other processes on a small machine disturb
-the two sides alike. ``--profile`` runs our job once under cProfile and prints where its own code
-(not torch's) spends time. The last line printed is one JSON object.
+template, as the job does) for the same steps and batch, in this one process. This VM's speed
+changes by ±20 % between two 10-s runs of the same work even on a quiet machine, so whole runs one
+after the other pair badly. By default each pair runs **in lockstep**: our job and the bare script in
+two threads that take turns, one optimizer step at a time (the start before the first step and the
+end after the last are a turn each), each side's wall time and thread CPU summed over its own turns
+only; step k of one side thus runs next to step k of the other. The side that starts alternates
+between pairs; one step of each side and one lockstep pair come first and are not counted.
+``ratio`` is the median over pairs of our wall time ÷ bare's; its spread (min, quartiles, max), its
+medians over the first and second half of the pairs, the ratio of medians and the same for CPU
+(``cpu_ratio``; PostgreSQL's CPU for our few writes is not in it) are reported too.
 
-    .venv/bin/python bench/dpo_job.py [--steps 20] [--repeats 10] [--pairs 8] [--threads 1] [--profile]
+``--sequential``: whole runs instead, bare, ours, bare, …, bare, each of ours divided by the mean of
+the two bare runs beside it (a drift linear over three runs cancels), after a discarded warm-up pair,
+with ``trainer.train()``-only and per-step ratios from the same stopwatch callback on both sides (the
+figure loop_learns.py reports). torch uses one thread by default so that other processes on a small
+machine disturb the two sides alike. ``--profile`` runs our job once under cProfile and prints where
+its own code (not torch's) spends time. The last line printed is one JSON object.
+
+    .venv/bin/python bench/dpo_job.py [--steps 10] [--repeats 24] [--sequential] [--pairs 8] [--threads 1] [--profile]
 
 Neither side saves a checkpoint (the job's default is every 50 steps, and it skips transformers'
 extra checkpoint at the last step because it saves its adapter right after; bare TRL saves none).
@@ -83,6 +89,7 @@ def _ours(
     params: dict[str, Any] | None = None,
     base_model: str = "",
     step_s: list[float] | None = None,
+    callback: Any = None,
 ) -> Timing:
     """One job run by the task body: its wall and CPU seconds, and those of its ``trainer.train()`` call."""
     from training.models import TrainingJob
@@ -99,6 +106,8 @@ def _ours(
     def timed(trainer, resume):  # type: ignore[no-untyped-def]
         if step_s is not None:
             trainer.add_callback(_step_timer(step_s))
+        if callback is not None:
+            trainer.add_callback(callback)
         t, c = time.perf_counter(), time.process_time()
         try:
             return train_quietly(trainer, resume)
@@ -119,7 +128,13 @@ def _ours(
 
 
 def _bare(
-    base_model: str, jsonl: str, steps: int, params: dict[str, Any], out: Path, step_s: list[float] | None = None
+    base_model: str,
+    jsonl: str,
+    steps: int,
+    params: dict[str, Any],
+    out: Path,
+    step_s: list[float] | None = None,
+    callback: Any = None,
 ) -> Timing:
     """A plain TRL script: the same model, pairs (as conversations), LoRA and DPO settings; no job row."""
     t0, c0 = time.perf_counter(), time.process_time()
@@ -171,6 +186,8 @@ def _bare(
     trainer.remove_callback(PrinterCallback)  # a script would not print 40 log dicts either
     if step_s is not None:
         trainer.add_callback(_step_timer(step_s))
+    if callback is not None:
+        trainer.add_callback(callback)
     t1, c1 = time.perf_counter(), time.process_time()
     trainer.train()
     loop_wall, loop_cpu = time.perf_counter() - t1, time.process_time() - c1
@@ -261,6 +278,158 @@ def measure(dataset, base_model: str, *, steps: int, repeats: int, work: Path, p
     }
 
 
+class _Baton:
+    """Our job and the bare script in two threads of this process, taking turns: only the side holding
+    the baton runs, and it passes it on after each optimizer step (and after its whole start, before
+    its first step, and its end). Each side's time is summed over its own turns only (wall and its
+    thread's CPU), so both sides meet the machine's speed of the same few seconds."""
+
+    def __init__(self, first: str) -> None:
+        import threading
+
+        self.cond = threading.Condition()
+        self.turn = first
+        self.finished: set[str] = set()
+        self.wall = {"ours": 0.0, "bare": 0.0}
+        self.cpu = {"ours": 0.0, "bare": 0.0}
+        self.turns = {"ours": 0, "bare": 0}
+        self._since: dict[str, tuple[float, float]] = {}
+
+    @staticmethod
+    def other(side: str) -> str:
+        return "bare" if side == "ours" else "ours"
+
+    def _start(self, side: str) -> None:
+        self._since[side] = (time.perf_counter(), time.thread_time())
+
+    def _stop(self, side: str) -> None:
+        wall, cpu = self._since.pop(side)
+        self.wall[side] += time.perf_counter() - wall
+        self.cpu[side] += time.thread_time() - cpu
+        self.turns[side] += 1
+
+    def begin(self, side: str) -> None:
+        with self.cond:
+            self.cond.wait_for(lambda: self.turn == side)
+        self._start(side)
+
+    def pass_on(self, side: str) -> None:
+        self._stop(side)
+        with self.cond:
+            if self.other(side) not in self.finished:
+                self.turn = self.other(side)
+                self.cond.notify_all()
+            self.cond.wait_for(lambda: self.turn == side)
+        self._start(side)
+
+    def end(self, side: str) -> None:
+        if side in self._since:
+            self._stop(side)
+        with self.cond:
+            self.finished.add(side)
+            self.turn = self.other(side)
+            self.cond.notify_all()
+
+
+def _pass_on_each_step(baton: _Baton, side: str) -> Any:
+    from transformers import TrainerCallback
+
+    class PassOn(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):  # type: ignore[no-untyped-def]
+            baton.pass_on(side)
+
+    return PassOn()
+
+
+def measure_lockstep(
+    dataset: Any, base_model: str, *, steps: int, repeats: int, work: Path, params: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """``repeats`` pairs, each our job and the bare script run in lockstep (``_Baton``): step k of one
+    side next to step k of the other, so a machine whose speed changes from second to second (this VM's
+    does, by ±20 % between 10-s runs even when quiet) slows both alike. ``ratio`` is the median over
+    pairs of our job's wall time ÷ bare's (each summed over its own turns), ``cpu_ratio`` the same for
+    each side's thread CPU. The side that starts alternates; one step of each side and one lockstep
+    pair come first and are not counted."""
+    import gc
+    import threading
+
+    import torch
+    from django.db import connection
+
+    from training.services import DEFAULT_PARAMS, KIND_PARAMS
+
+    torch_threads = torch.get_num_threads()
+    full = {**DEFAULT_PARAMS, **KIND_PARAMS["dpo"], **(params or {})}
+    _bare(base_model, dataset.jsonl_path, 1, full, work / "bare-warm")
+    _ours(dataset, 1, params, base_model)
+
+    def pair(i: int) -> _Baton:
+        baton = _Baton("bare" if i % 2 == 0 else "ours")
+        errors: list[BaseException] = []
+
+        def run(side: str) -> None:
+            torch.set_num_threads(torch_threads)  # per thread: a new thread may start with torch's default
+            baton.begin(side)
+            try:
+                if side == "ours":
+                    _ours(dataset, steps, params, base_model, callback=_pass_on_each_step(baton, side))
+                else:
+                    _bare(
+                        base_model,
+                        dataset.jsonl_path,
+                        steps,
+                        full,
+                        work / f"bare-{i}",
+                        callback=_pass_on_each_step(baton, side),
+                    )
+            except BaseException as exc:  # noqa: BLE001 (re-raised below, in the main thread)
+                errors.append(exc)
+            finally:
+                baton.end(side)
+                if side == "ours":
+                    connection.close()  # this thread's own database connection
+
+        gc.collect()
+        threads = [threading.Thread(target=run, args=(side,)) for side in ("ours", "bare")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        if baton.turns["ours"] < steps or baton.turns["bare"] < steps:
+            raise SystemExit(f"lockstep broke: {baton.turns}")
+        return baton
+
+    pair(-1)  # warm-up pair, not counted
+    batons = []
+    loads = []
+    for i in range(repeats):
+        loads.append(round(os.getloadavg()[0], 1))
+        batons.append(pair(i))
+    paired = {
+        "ratio": [b.wall["ours"] / b.wall["bare"] for b in batons],
+        "cpu_ratio": [b.cpu["ours"] / b.cpu["bare"] for b in batons],
+    }
+    half = repeats // 2
+    ours, bare = [b.wall["ours"] for b in batons], [b.wall["bare"] for b in batons]
+    return {
+        **{name: round(statistics.median(values), 3) for name, values in paired.items()},
+        "paired": {name: [round(r, 3) for r in values] for name, values in paired.items()},
+        "spread": {name: _spread(values) for name, values in paired.items()},
+        "halves": {
+            name: [round(statistics.median(values[:half]), 3), round(statistics.median(values[half:]), 3)]
+            for name, values in paired.items()
+        }
+        if half
+        else {},
+        "ratio_of_medians": round(statistics.median(ours) / statistics.median(bare), 3),
+        "ours_s": [[round(b.wall["ours"], 3), round(b.cpu["ours"], 3)] for b in batons],
+        "bare_s": [[round(b.wall["bare"], 3), round(b.cpu["bare"], 3)] for b in batons],
+        "load_per_run": loads,
+    }
+
+
 def _spread(values: list[float]) -> dict[str, float]:
     quartiles = statistics.quantiles(values, n=4, method="inclusive") if len(values) > 1 else [values[0]] * 3
     return {"min": round(min(values), 3), "q1": round(quartiles[0], 3), "q3": round(quartiles[2], 3),
@@ -284,8 +453,11 @@ def _profile(dataset, steps: int) -> None:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--repeats", type=int, default=10, help="our runs (each between two bare runs)")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=24, help="lockstep pairs (--sequential: our runs)")
+    parser.add_argument(
+        "--sequential", action="store_true", help="whole runs one after the other (bare, ours, …, bare) instead"
+    )
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="cProfile one run of our job first")
@@ -318,8 +490,11 @@ def main() -> None:
         if opts.profile:
             _ours(dataset, 1)  # warm
             _profile(dataset, opts.steps)
-        result = measure(dataset, base_model, steps=opts.steps, repeats=opts.repeats, work=work)
-        print(f"ours runs (job wall, job CPU, loop wall, loop CPU): {result['ours_s']}", flush=True)
+        if opts.sequential:
+            result = measure(dataset, base_model, steps=opts.steps, repeats=opts.repeats, work=work)
+        else:
+            result = measure_lockstep(dataset, base_model, steps=opts.steps, repeats=opts.repeats, work=work)
+        print(f"ours runs (wall, CPU [, loop wall, loop CPU]): {result['ours_s']}", flush=True)
         print(f"bare runs: {result['bare_s']}", flush=True)
     finally:
         teardown_databases(old_config, verbosity=0)  # the private Redis stops at exit (settings_test)
@@ -327,19 +502,10 @@ def main() -> None:
         json.dumps(
             {
                 "ratio": result["ratio"],
-                "cpu_ratio": result["cpu_ratio"],
-                "loop_ratio": result["loop_ratio"],
-                "loop_cpu_ratio": result["loop_cpu_ratio"],
-                "step_median_ratio": result["step_median_ratio"],
-                "step_mean_ratio": result["step_mean_ratio"],
-                "halves": result["halves"],
-                "spread": result["spread"],
-                "paired": result["paired"],
-                "ratio_of_medians": result["ratio_of_medians"],
+                "mode": "sequential" if opts.sequential else "lockstep",
+                **{k: v for k, v in result.items() if k not in ("ratio", "ours_s", "bare_s")},
                 "load_avg_before": round(load_before, 2),
                 "load_avg_after": round(os.getloadavg()[0], 2),
-                "load_per_run": result["load_per_run"],
-                "step_s_median": result["step_s_median"],
                 "threads": opts.threads,
                 "ours_job_s_median": statistics.median(t[0] for t in result["ours_s"]),
                 "bare_job_s_median": statistics.median(t[0] for t in result["bare_s"]),
