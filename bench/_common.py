@@ -12,6 +12,24 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
 
 
+# The project's datasets: ../shared beside the checkout (or two levels up from a git worktree).
+SHARED = next((p for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared") if p.exists()), ROOT / "shared")
+KUAIMOD_DEV = SHARED / "datasets" / "kuaimod" / "dev.jsonl"
+
+
+def kuaimod_binary(path: Path) -> tuple[list, list, object]:
+    """KuaiMod records from ``path``, their stage-1 inputs and the binary target (1 = violative)."""
+    import numpy as np
+
+    from moderation.inference.evaluation import records_as_inputs
+    from moderation.inference.kuaimod import kuaimod_read
+    from moderation.policies.seed import SAFE_LABEL
+
+    records = kuaimod_read(path).records
+    y = np.array([r.tag != SAFE_LABEL for r in records], dtype=int)
+    return records, records_as_inputs(records), y
+
+
 def django_setup() -> None:
     """Django on the test settings, with the embedded services they name started (settings start nothing)."""
     import django

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import django_setup
+from _common import KUAIMOD_DEV, django_setup, kuaimod_binary
 
 
 def two_sided_cut(p: Any, y: Any, target: float) -> tuple[float, float, int]:
@@ -57,7 +57,7 @@ def two_sided_cut(p: Any, y: Any, target: float) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets/kuaimod/dev.jsonl"))
+    parser.add_argument("--data", type=Path, default=KUAIMOD_DEV)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--target", type=float, default=0.92)
@@ -65,17 +65,12 @@ def main() -> None:
     django_setup()
     import numpy as np
 
-    from moderation.inference.evaluation import records_as_inputs
-    from moderation.inference.kuaimod import kuaimod_read
     from moderation.inference.stage1.model import binary_head_fit
     from moderation.inference.stage1.routing import normalised_entropy, threshold_for_target
     from moderation.inference.stage1.selection import CANDIDATES, choose_candidate, stratified_splits
-    from moderation.policies.seed import SAFE_LABEL
 
-    records = kuaimod_read(args.data).records
-    items = records_as_inputs(records)
+    records, items, y = kuaimod_binary(args.data)
     tags = [r.tag for r in records]
-    y = np.array([t != SAFE_LABEL for t in tags], dtype=int)
     started = time.perf_counter()
     per_seed: list[dict[str, Any]] = []
     for seed in range(args.repeats):

@@ -32,12 +32,12 @@ import json
 import time
 from pathlib import Path
 
-from _common import ROOT, django_setup
+from _common import KUAIMOD_DEV, ROOT, django_setup
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets/kuaimod/dev.jsonl"))
+    parser.add_argument("--data", type=Path, default=KUAIMOD_DEV)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--first-seed", type=int, default=0, help="seeds first..first+N-1 (split a run over processes)")
     parser.add_argument("--start", type=int, default=40)

@@ -29,7 +29,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from _common import django_setup
+from _common import KUAIMOD_DEV, django_setup
 
 SCREENED = ("uncertainty", "class-balanced", "density", "clustered", "uncertainty+diversity", "errors-first")
 CANDIDATES = ("uncertainty", "class-balanced", "density", "clustered", "uncertainty+diversity")
@@ -37,7 +37,7 @@ CANDIDATES = ("uncertainty", "class-balanced", "density", "clustered", "uncertai
 
 def main() -> None:  # noqa: C901, PLR0915 (one screen, read top to bottom)
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets/kuaimod/dev.jsonl"))
+    parser.add_argument("--data", type=Path, default=KUAIMOD_DEV)
     parser.add_argument("--seeds", default="5,6,7,8,9")
     parser.add_argument("--orders", default=",".join(SCREENED))
     args = parser.parse_args()

@@ -27,13 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import django_setup
+from _common import KUAIMOD_DEV, django_setup
 from stage1_encoders import fixed_accuracies, outer_fold, summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets/kuaimod/dev.jsonl"))
+    parser.add_argument("--data", type=Path, default=KUAIMOD_DEV)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1, help="processes for the independent (repeat, outer fold) fits")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import django_setup
+from _common import KUAIMOD_DEV, django_setup, kuaimod_binary
 
 SHARES = (0.25, 0.5, 0.75, 1.0)
 
@@ -41,7 +41,7 @@ def fit_and_score(items: list[Any], y: Any, train: Any, test: Any, share: float,
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets/kuaimod/dev.jsonl"))
+    parser.add_argument("--data", type=Path, default=KUAIMOD_DEV)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--jobs", type=int, default=1)
@@ -49,15 +49,10 @@ def main() -> None:
     django_setup()
     import numpy as np
 
-    from moderation.inference.evaluation import records_as_inputs
-    from moderation.inference.kuaimod import kuaimod_read
     from moderation.inference.stage1.selection import stratified_splits
-    from moderation.policies.seed import SAFE_LABEL
 
-    records = kuaimod_read(args.data).records
-    items = records_as_inputs(records)
+    records, items, y = kuaimod_binary(args.data)
     tags = [r.tag for r in records]
-    y = np.array([t != SAFE_LABEL for t in tags], dtype=int)
     started = time.perf_counter()
     tasks = [
         (seed, share, train, test)

@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from _common import django_setup
+from _common import KUAIMOD_DEV, django_setup
 
 
 def fixed_accuracies(outer_p: dict[str, Any], y: Any) -> dict[str, float]:
@@ -66,7 +66,7 @@ def outer_fold(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/datasets/kuaimod/dev.jsonl"))
+    parser.add_argument("--data", type=Path, default=KUAIMOD_DEV)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--target-accuracy", type=float, default=0.92)
