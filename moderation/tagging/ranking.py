@@ -340,7 +340,10 @@ def generate(
         segment_cosines = (vocab.embeddings @ np.asarray(segment_vectors).T).max(axis=1)
         more_embedding_hits(segment_cosines, SEGMENT_EMBEDDING_TOP, "segment_embedding_rank")
 
-    structure = tag_structure(vocab) if cosines is not None and len(vocab.tag_ids) > 1 else None
+    # The tag-space structure (~1 s per vocabulary, a smoothing per video) only when an arm reads it:
+    # the app's ranker (APP_FEATURES) does not.
+    wants_structure = bool(options.smooth_top) or any(f in options.ranker_features for f in STRUCTURE_FEATURES)
+    structure = tag_structure(vocab) if wants_structure and cosines is not None and len(vocab.tag_ids) > 1 else None
     smooth = smooth_z = None
     if structure is not None and cosines is not None:
         smooth = cosines[structure.neighbours].mean(axis=1)

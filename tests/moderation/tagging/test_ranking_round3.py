@@ -47,6 +47,7 @@ def test_smoothed_view_proposes_a_generic_tag_its_own_cosine_misses(monkeypatch:
     vector /= np.linalg.norm(vector)
     off = ranking.generate(segments=[], vector=vector, vocab=vocab, options=ranking.Options(embedding_top=1))
     assert 1 not in off  # e5's top 1 is a child
+    assert vocab.structure is None  # the app's options read no structure feature: none is computed per video
     on = ranking.generate(
         segments=[], vector=vector, vocab=vocab, options=ranking.Options(embedding_top=1, smooth_top=1)
     )
