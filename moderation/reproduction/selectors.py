@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -74,69 +74,6 @@ def confirm_hash_hits(
     return hits[:limit]
 
 
-def _hnsw_scan(cur: Any) -> None:
-    """pgvector 0.8 HNSW settings for one filtered neighbour query (inside its transaction; one statement).
-
-    Without an iterative scan, HNSW returns its ``ef_search`` nearest rows and the WHERE clause then
-    drops the query video's own frames, which are the nearest of all: a video with many similar
-    keyframes would starve its own result list. ``relaxed_order`` keeps scanning until LIMIT rows pass
-    the filter (results re-sorted here).
-    """
-    cur.execute(
-        "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-        [str(int(settings.REPRO_HNSW_EF_SEARCH))],
-    )
-
-
-def frame_neighbours(
-    *, embeddings: Sequence[tuple[float, Sequence[float]]], exclude_video_id: int | None = None, k: int = 20
-) -> list[tuple[int, float, float, float]]:
-    """Nearest keyframes of other videos (HNSW, cosine) for each query ``(t, embedding)``.
-
-    Returns ``(video_id, t, query_t, similarity)``, each query's most similar first; the excluded video is
-    filtered inside the index scan. One statement for all the query frames (an HNSW scan per frame, LATERAL).
-    """
-    if not embeddings:
-        return []
-    sql = """
-        SELECT q.n, n.video_id, n."timestamp", n.sim
-        FROM unnest(%s::int[], %s::vector[]) AS q(n, v)
-        CROSS JOIN LATERAL (
-            SELECT video_id, "timestamp", 1 - (embedding <=> q.v) AS sim FROM moderation_keyframe
-            WHERE embedding IS NOT NULL AND video_id <> %s ORDER BY embedding <=> q.v LIMIT %s
-        ) n
-    """
-    vectors = [_vector_literal(vector) for _t, vector in embeddings]
-    with transaction.atomic(), connection.cursor() as cur:
-        _hnsw_scan(cur)
-        cur.execute(sql, [list(range(len(vectors))), vectors, exclude_video_id or 0, k])
-        rows = cur.fetchall()
-    rows.sort(key=lambda r: (int(r[0]), -float(r[3])))
-    return [(int(v), float(t), float(embeddings[int(n)][0]), float(s)) for n, v, t, s in rows]
-
-
-def text_neighbours(
-    *, embedding: Sequence[float] | None, exclude_video_id: int | None = None, k: int = 20
-) -> list[tuple[int, float]]:
-    """Other videos whose transcript embedding is nearest (HNSW, cosine): ``(video_id, similarity)``."""
-    if embedding is None:
-        return []
-    literal = _vector_literal(embedding)
-    sql = """
-        SELECT id, 1 - (text_embedding <=> %s::vector) FROM moderation_video
-        WHERE text_embedding IS NOT NULL AND id <> %s
-        ORDER BY text_embedding <=> %s::vector LIMIT %s
-    """
-    with transaction.atomic(), connection.cursor() as cur:
-        _hnsw_scan(cur)
-        cur.execute(sql, [literal, exclude_video_id or 0, literal, k])
-        return sorted(((int(v), float(s)) for v, s in cur.fetchall()), key=lambda r: -r[1])
-
-
-def _vector_literal(vector: Sequence[float]) -> str:
-    return "[" + ",".join(f"{float(x):.6g}" for x in vector) + "]"
-
-
 # One statement for all of a video's embedding neighbours: its query keyframes (at most ``m``, spread evenly over
 # its keyframes in index order, as ``services._spread`` would pick them) each with its ``kf`` nearest keyframes of
 # other videos, and its transcript's ``kt`` nearest other transcripts. The query vectors are read in the statement
@@ -176,7 +113,7 @@ def video_neighbours(*, video_id: int, frame_queries: int = 8, k_frames: int = 2
 
     One round trip: the HNSW settings and the statement go as one simple query (no parameters: integers only,
     formatted in), which PostgreSQL runs as one transaction, so the settings end with it (inside a caller's
-    transaction they last to its end, as ``_hnsw_scan``'s do).
+    transaction they last to its end).
     """
     sql = video_neighbours_sql(video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text)
     with connection.cursor() as cur:

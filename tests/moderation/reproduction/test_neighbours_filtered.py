@@ -37,14 +37,16 @@ def test_a_video_with_many_near_identical_frames_still_gets_other_videos_back() 
     with connection.cursor() as cur:  # make the planner use the HNSW index, as it does on a large table
         cur.execute("SET enable_seqscan = off")
     try:
-        found = selectors.frame_neighbours(embeddings=[(0.0, _unit(base))], exclude_video_id=query_video.pk, k=5)
+        found = selectors.video_neighbours(video_id=query_video.pk, frame_queries=2, k_frames=5).frames
     finally:
         with connection.cursor() as cur:
             cur.execute("RESET enable_seqscan")
 
     assert query_video.pk not in {v for v, *_ in found}
     assert found[0][0] == other.pk and found[0][3] > 0.8  # the near copy first, most similar first
-    assert [s for *_, s in found] == sorted((s for *_, s in found), reverse=True)
+    for query_t in {qt for _v, _t, qt, _s in found}:  # each looked-up frame's neighbours, most similar first
+        sims = [s for _v, _t, qt, s in found if qt == query_t]
+        assert sims == sorted(sims, reverse=True)
 
 
 def test_transcript_neighbours_leave_out_the_query_video_and_keep_k() -> None:
@@ -53,7 +55,7 @@ def test_transcript_neighbours_leave_out_the_query_video_and_keep_k() -> None:
     me = VideoFactory(text_embedding=_unit(base))
     others = [VideoFactory(text_embedding=_unit(base + s * rng.normal(size=384))) for s in (0.2, 0.5, 1.0, 3.0)]
 
-    found = selectors.text_neighbours(embedding=_unit(base), exclude_video_id=me.pk, k=3)
+    found = selectors.video_neighbours(video_id=me.pk, k_text=3).text
 
     assert [v for v, _ in found] == [o.pk for o in others[:3]]
 
@@ -62,17 +64,20 @@ def test_several_query_frames_are_looked_up_in_one_statement_each_with_its_own_n
     rng = np.random.default_rng(7)
     a, b = rng.normal(size=512), rng.normal(size=512)
     query_video, near_a, near_b = VideoFactory(), VideoFactory(), VideoFactory()
-    for video, base, t in ((near_a, a, 4.0), (near_b, b, 9.0), (query_video, a, 0.0)):
+    for video, index, base, t in (
+        (near_a, 0, a, 4.0),
+        (near_b, 0, b, 9.0),
+        (query_video, 0, a, 1.0),
+        (query_video, 1, b, 2.0),
+    ):
         Keyframe.objects.create(
-            video=video, index=0, timestamp=t, image="k.jpg", embedding=_unit(base + 0.05 * rng.normal(size=512))
-        )
+            video=video, index=index, timestamp=t, image="k.jpg", embedding=_unit(base + 0.05 * rng.normal(size=512))
+        )  # fmt: skip
     with connection.cursor() as cur:
         cur.execute("SET enable_seqscan = off")
     try:
         with CaptureQueriesContext(connection) as queries:
-            found = selectors.frame_neighbours(
-                embeddings=[(1.0, _unit(a)), (2.0, _unit(b))], exclude_video_id=query_video.pk, k=2
-            )
+            found = selectors.video_neighbours(video_id=query_video.pk, k_frames=2).frames
     finally:
         with connection.cursor() as cur:
             cur.execute("RESET enable_seqscan")
