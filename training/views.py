@@ -22,6 +22,7 @@ from training.forms import EvaluationStartForm, TrainingJobStartForm
 from training.services import preference_dataset_build, sft_dataset_build, training_job_cancel, training_job_start
 from workbench.roles import Perm, permission_required
 from workbench.storage import is_object_storage, playback_url
+from workbench.text import row_id
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -261,7 +262,8 @@ def model_promote(request: HttpRequest, pk: int) -> HttpResponse:
 
     version = _version(pk)
     raw = request.POST.get("policy", "")
-    policy = Policy.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+    policy_id = row_id(raw)
+    policy = Policy.objects.filter(pk=policy_id).first() if policy_id is not None else None
     if raw and policy is None:
         messages.error(request, "That policy does not exist.")
         return redirect("training:model_list")

@@ -1,4 +1,4 @@
-"""Text hygiene shared by every importer and the API's JSON parser."""
+"""Text hygiene shared by every importer and the API's JSON parser, and the reading of ids typed into forms."""
 
 from __future__ import annotations
 
@@ -48,3 +48,15 @@ def json_depth(value: Any, *, limit: int) -> int:
                 return depth
             stack.extend((child, depth) for child in (item.values() if isinstance(item, dict) else item))
     return deepest
+
+
+def row_id(raw: str | None) -> int | None:
+    """A row id typed into a form or query string, or None when it is not one.
+
+    Only ASCII digits count, at most 18 of them (a bigint): ``str.isdigit()`` is true for "²" and "１",
+    which ``int()`` then refuses or reads as another number, and a longer number overflows the column.
+    """
+    raw = (raw or "").strip()
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    return None

@@ -13,6 +13,7 @@ from moderation.inference.stage1.inputs import TextItem, stage1_input
 from moderation.labels.models import ItemLabel
 from moderation.labels.selectors import item_label_map, item_labels_trusted
 from moderation.policies.models import PolicyVersion
+from workbench.text import row_id
 
 
 def cascade_model_active() -> CascadeModel | None:
@@ -248,7 +249,8 @@ def model_versions_for_choice() -> list[ModelVersion]:
 
 
 def model_version_get(raw: str) -> ModelVersion | None:
-    return ModelVersion.objects.filter(pk=int(raw)).first() if raw.isdigit() else None
+    pk = row_id(raw)
+    return ModelVersion.objects.filter(pk=pk).first() if pk is not None else None
 
 
 def decision_reruns_latest(*, decision: Decision) -> tuple[DecisionRerun | None, DecisionRerun | None]:

@@ -18,6 +18,7 @@ from moderation.errors import ModerationError
 from moderation.integrations.models import EventType, IdempotencyKey, Integration, IntegrationVideo, OutboxEvent
 from moderation.media.models import Video
 from workbench.queues import enqueue
+from workbench.text import row_id
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -42,7 +43,8 @@ def _check_rate(rate: str) -> str:
     if not rate:
         return ""
     num, _, period = rate.partition("/")
-    if not num.isdigit() or int(num) < 1 or not period or period[0] not in "smhd":
+    count = row_id(num)
+    if count is None or count < 1 or not period or period[0] not in "smhd":
         raise ModerationError(f"Rate limit {rate!r} is not like 120/min or 5000/hour.")
     return rate
 

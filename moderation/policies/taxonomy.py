@@ -27,6 +27,10 @@ from workbench.text import has_unstorable
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high")
 NO_SEVERITY = "none"
 ALL_SEVERITIES: tuple[str, ...] = (NO_SEVERITY, *SEVERITIES)
+# A tag's key is the label decisions, reviews and trusted labels store in columns of this many
+# characters (``Decision.label``, ``Review.label``, ``ItemLabel.label``): a longer key would be
+# published and then fail every decision and override that names it.
+LABEL_MAX_LENGTH = 100
 CATEGORY_FIELDS = {"key", "name", "tags"}
 TAG_FIELDS = {"key", "name", "keywords", "criteria", "severities"}
 
@@ -104,12 +108,17 @@ def _tag_errors(tag: Any, where: str, tag_keys: dict[str, str], safe_label: str,
     errors: list[str] = []
     key = _text(tag.get("key"))
     if key:
-        where = f"{where} ({key})"
+        where = f"{where} ({key if len(key) <= 40 else key[:40] + '…'})"
     unknown = sorted(set(tag) - TAG_FIELDS)
     if unknown:
         errors.append(f"{where}: unknown field(s) {', '.join(unknown)}.")
     if not key:
         errors.append(f"{where}: key must not be empty.")
+    elif len(key) > LABEL_MAX_LENGTH:
+        errors.append(
+            f"{where}: key is {len(key):,} characters; a label key has at most {LABEL_MAX_LENGTH} "
+            "(put longer text in the name or the rubric criteria)."
+        )
     elif key == safe_label:
         errors.append(f"{where}: key {key!r} is the non-violative label and cannot be a violation tag.")
     elif key in tag_keys:

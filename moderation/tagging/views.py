@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -26,6 +26,7 @@ from moderation.tagging.files import upload_lines
 from moderation.tagging.models import Tag, TagProposal, TagSet
 from workbench.queues import enqueue
 from workbench.roles import Perm, permission_required
+from workbench.text import row_id
 
 
 def _user(request: HttpRequest) -> User:
@@ -42,7 +43,7 @@ def _tag_set(request: HttpRequest) -> TagSet:
 
 
 def _ids(values: list[str]) -> list[int]:
-    return [int(v) for v in values if v.isdigit()]
+    return [i for i in map(row_id, values) if i is not None]
 
 
 @permission_required(Perm.REVIEW_VIDEO)
@@ -120,7 +121,11 @@ def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
     """Record the reviewer's tags. From the tags queue (``task``): then claim and show the next item."""
     video = get_object_or_404(Video, pk=video_id)
     tag_set = _tag_set(request)
-    task = _task(int(request.POST["task"])) if request.POST.get("task", "").isdigit() else None
+    raw_task = request.POST.get("task", "")
+    task_id = row_id(raw_task)
+    if raw_task and task_id is None:
+        raise Http404("No such tag item.")
+    task = _task(task_id) if task_id is not None else None
     try:
         result = services.tags_review_submit(
             video_id=video.pk,

@@ -1,0 +1,93 @@
+"""Findings of a walk through the workbench as each role (issue 22), each pinned by a test that
+fails without its fix."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from annotation.models import CotCorrection
+from moderation.errors import ModerationError
+from moderation.inference.services import model_version_register
+from moderation.integrations.services import integration_create
+from moderation.labels.models import ItemLabel
+from moderation.models import Decision, PolicyVersion, Review
+from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
+from moderation.policies.taxonomy import LABEL_MAX_LENGTH, taxonomy_errors
+from tests.factories import VideoFactory
+from tests.moderation.policies.test_policy_editor_views import _structured_post
+from workbench.text import row_id
+
+pytestmark = pytest.mark.django_db
+
+
+# A tag key longer than the label columns was published, then every decision the baseline made with
+# it failed ("DataError: value too long for type character varying(100)" on the video page) and an
+# override naming it would have been a 500.
+def test_the_label_key_limit_is_the_size_of_every_column_that_stores_a_label():
+    columns = [
+        Decision._meta.get_field("label"),
+        Review._meta.get_field("label"),
+        ItemLabel._meta.get_field("label"),
+        CotCorrection._meta.get_field("label"),
+    ]
+    assert {column.max_length for column in columns} == {LABEL_MAX_LENGTH}  # type: ignore[attr-defined]
+
+
+def test_a_tag_key_longer_than_a_label_column_is_refused_with_its_length():
+    taxonomy = kuaimod_taxonomy()
+    taxonomy[0]["tags"][0]["key"] = "k" * LABEL_MAX_LENGTH
+    assert taxonomy_errors(taxonomy, safe_label=SAFE_LABEL) == []
+    taxonomy[0]["tags"][0]["key"] = "k" * 5000
+    (error,) = taxonomy_errors(taxonomy, safe_label=SAFE_LABEL)
+    assert "5,000 characters" in error and f"at most {LABEL_MAX_LENGTH}" in error
+    assert "k" * 41 not in error  # the key itself is cut short where the message names it
+
+
+def test_the_editor_refuses_a_pasted_sentence_as_a_tag_key_and_saves_nothing(policy_version, client_as):
+    client = client_as("policy_editor")
+    data = _structured_post(policy_version.taxonomy)
+    data["c0t0-key"] = "Criminal behaviour: " + "fraud, gambling, drugs, money laundering, scams " * 3
+    response = client.post(reverse("moderation:policy_edit", args=[policy_version.policy.pk]), data)
+    assert response.status_code == 400
+    assert "a label key has at most 100" in response.content.decode()
+    assert PolicyVersion.objects.count() == 1
+
+
+# "²" and "１" pass str.isdigit(), then int() refused them: five forms answered a 500.
+NOT_AN_ID = ["²", "１", "1²", "9" * 30]
+
+
+@pytest.mark.parametrize("raw", NOT_AN_ID)
+def test_row_id_reads_ascii_digits_only(raw):
+    assert row_id(raw) is None
+    assert row_id(" 42 ") == 42
+
+
+def test_tag_submit_with_a_non_ascii_digit_id_is_a_404_or_ignored_not_a_500(client_as):
+    video = VideoFactory()
+    client = client_as("moderator")
+    url = reverse("moderation:tag_submit", args=[video.pk])
+    assert client.post(url, {"task": "²"}).status_code == 404
+    response = client.post(url, {"tag": ["²", "１"], "shown": "²", "preselected": "²"})
+    assert response.status_code == 200 and "0 accepted, 0 rejected, 0 added" in response.content.decode()
+
+
+def test_a_non_ascii_digit_model_version_for_a_policy_is_a_message(client_as, policy_version):
+    url = reverse("moderation:policy_set_model", args=[policy_version.policy.pk])
+    response = client_as("policy_editor").post(url, {"model_version": "²"}, follow=True)
+    assert response.status_code == 200 and "That model version does not exist." in response.content.decode()
+
+
+def test_a_non_ascii_digit_policy_for_a_promotion_is_a_message(client_as, policy_version):
+    version = model_version_register(name="candidate", backend="evidence_baseline")
+    url = reverse("training:model_promote", args=[version.pk])
+    response = client_as("admin").post(url, {"policy": "²"}, follow=True)
+    assert response.status_code == 200 and "That policy does not exist." in response.content.decode()
+
+
+def test_a_non_ascii_digit_rate_limit_is_refused_with_the_expected_form(client_as):
+    response = client_as("admin").post(reverse("moderation:integration_add"), {"name": "cms", "rate_limit": "²/min"})
+    assert response.status_code == 400 and "is not like 120/min" in response.content.decode()
+    with pytest.raises(ModerationError, match="not like 120/min"):
+        integration_create(name="cms", rate_limit="１/min")
