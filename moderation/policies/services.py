@@ -12,7 +12,6 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
-from django.db.models import Max
 
 from moderation.errors import ModerationError
 from moderation.policies.models import Policy, PolicyVersion
@@ -140,6 +139,9 @@ def policy_version_create_draft(
 ) -> PolicyVersion:
     """Save an edit as a new draft version numbered after the newest one.
 
+    When the newest version is already a draft with exactly this content (taxonomy, settings and
+    notes), that draft is returned instead: a form sent twice makes one draft.
+
     ``safe_label`` and ``output_format`` default to those of the active (else newest) version.
     Raises :class:`PolicyValidationError` listing every problem when the taxonomy is invalid.
     """
@@ -154,7 +156,18 @@ def policy_version_create_draft(
     errors = taxonomy_errors(taxonomy, safe_label=safe_label, output_format=output_format)
     if errors:
         raise PolicyValidationError(errors)
-    number = (policy.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+    taxonomy = taxonomy_normalise(taxonomy)
+    notes = notes.strip()
+    newest = policy.versions.order_by("-number").first()
+    if (
+        newest is not None
+        and newest.status == PolicyVersion.Status.DRAFT
+        and (newest.taxonomy, newest.safe_label, newest.output_format, newest.notes)
+        == (taxonomy, safe_label, output_format, notes)
+    ):
+        # The same edit sent twice (a double click, a reload that resends the form): one draft, not two.
+        return newest
+    number = (newest.number if newest else 0) + 1
     version = PolicyVersion.objects.create(
         policy=policy,
         number=number,
@@ -162,8 +175,8 @@ def policy_version_create_draft(
         is_active=False,
         safe_label=safe_label,
         output_format=output_format,
-        taxonomy=taxonomy_normalise(taxonomy),
-        notes=notes.strip(),
+        taxonomy=taxonomy,
+        notes=notes,
         created_by=by if isinstance(by, User) else None,
     )
     logger.info("policy %s: draft v%s created by %s", policy.slug, number, getattr(by, "pk", None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from typing import cast
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -273,7 +274,8 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
     except ModerationError as exc:
         # Several rows share the screen: say which one was not saved.
         messages.error(request, f"“{tag.name}” was not saved: {exc}")
-    return redirect(reverse("moderation:tag_vocabulary") + f"?q={request.POST.get('q', '')}")
+    # Back to the same search: the query encoded, so "&" or "#" in it stays part of it.
+    return redirect(reverse("moderation:tag_vocabulary") + "?" + urlencode({"q": request.POST.get("q", "")[:100]}))
 
 
 def _tag_named(name: str, what: str) -> Tag | None:

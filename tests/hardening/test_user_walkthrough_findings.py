@@ -14,6 +14,8 @@ from moderation.labels.models import ItemLabel
 from moderation.models import Decision, PolicyVersion, Review
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
 from moderation.policies.taxonomy import LABEL_MAX_LENGTH, taxonomy_errors
+from moderation.tagging.models import Tag
+from moderation.tagging.services import tags_import
 from tests.factories import VideoFactory
 from tests.moderation.policies.test_policy_editor_views import _structured_post
 from workbench.text import row_id
@@ -91,3 +93,31 @@ def test_a_non_ascii_digit_rate_limit_is_refused_with_the_expected_form(client_a
     assert response.status_code == 400 and "is not like 120/min" in response.content.decode()
     with pytest.raises(ModerationError, match="not like 120/min"):
         integration_create(name="cms", rate_limit="１/min")
+
+
+# Each click of "Save as new draft" made a version: a double click or a resent form left v2 and v3
+# with the same content, and the version list grew a pile of identical drafts.
+def test_the_same_edit_sent_twice_makes_one_draft(policy_version, client_as):
+    client = client_as("policy_editor")
+    url = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+    data = _structured_post(policy_version.taxonomy, notes="Add signal")
+    data["c2t1-keywords"] += ", signal"
+    first, second = client.post(url, data), client.post(url, data)
+    drafts = list(PolicyVersion.objects.filter(status="draft"))
+    assert len(drafts) == 1 and first["Location"] == second["Location"]
+    # A different edit (or the same taxonomy with other notes) is a new draft.
+    client.post(url, {**data, "notes": "Add signal (the messaging app)"})
+    assert PolicyVersion.objects.filter(status="draft").count() == 2
+
+
+# Saving a vocabulary row went back to "?q=<the search as typed>": a search with "&" or "#" lost
+# its tail, and a long one made a redirect the server refused (414).
+def test_saving_a_vocabulary_row_goes_back_to_the_same_search(client_as):
+    tags_import(lines=["汤", "美食"])
+    soup = Tag.objects.get(name="汤")
+    client = client_as("policy_editor")
+    url = reverse("moderation:tag_edit", args=[soup.pk])
+    response = client.post(url, {"name": "汤", "aliases": "soup", "is_active": "on", "q": "汤 & soup#1"})
+    assert response["Location"] == "/tags/vocabulary/?q=%E6%B1%A4+%26+soup%231"
+    response = client.post(url, {"name": "汤", "aliases": "soup", "is_active": "on", "q": "x" * 5000})
+    assert len(response["Location"]) < 400
