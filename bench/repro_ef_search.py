@@ -1,16 +1,17 @@
 """HNSW ``ef_search`` against cost and recall of the embedding neighbours, on the 200k library a kept run left.
 
-Runs ``selectors.video_neighbours`` (the one statement ``candidates_retrieve`` sends: a video's spread keyframes
-and its transcript, each against its HNSW index) for the planted near-copies of ``bench/repro_retrieval.py``,
+Runs ``selectors.video_neighbours`` (the one statement ``candidates_retrieve`` sends: the video's embedding — or with
+``--channel keyframes`` its spread keyframes — and its transcript, each against its HNSW index) for the planted
+near-copies of ``bench/repro_retrieval.py``,
 each ``ef_search`` in turn for the same query (so load from other processes falls on all alike), after ``--warm``
 untimed look-ups of random library videos. Recall: the source among the neighbours above the candidate
-thresholds (``FRAME_SIM_MIN``, ``TEXT_SIM_MIN``), as ``repro_retrieval``'s ``recall_frame_neighbours`` counts it.
+thresholds (``VIDEO_SIM_MIN`` or ``FRAME_SIM_MIN``, ``TEXT_SIM_MIN``), as ``repro_retrieval`` counts it.
 
     .venv/bin/python bench/repro_retrieval.py --small 1000 --large 200000 --keep   # once: builds, keeps
     .venv/bin/python bench/repro_ef_search.py [--ef 20 40 60 100 200] [--rounds 3] [--shared-buffers 2GB] [--query-frames 8]
 
-``--query-frames 8`` also times query videos with 8 keyframes (what a real video looks up: the retrieval spreads
-8 of its keyframes; the libraries of ``repro_retrieval`` give each video one) and per-frame recall.
+``--query-frames 8`` (``--channel keyframes`` only, on a library built with ``--keyframe-index``) also times query
+videos made of 8 noisy library keyframes and per-frame recall.
 
 The last line is one JSON object: ``ratio`` (p50 at the configured ``REPRO_HNSW_EF_SEARCH`` / p50 at 100, the old
 default), then per ``ef_search`` the p50 / p99 ms and both recalls.
@@ -32,7 +33,8 @@ def main() -> None:
     parser.add_argument("--ef", type=int, nargs="+", default=[20, 40, 60, 100, 200])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warm", type=int, default=400)
-    parser.add_argument("--database", default="bench_repro_retrieval")
+    parser.add_argument("--database", default="bench_repro_retrieval_200000")
+    parser.add_argument("--channel", choices=["video", "keyframes"], help="default: settings.REPRO_FRAME_NEIGHBOURS")
     parser.add_argument(
         "--query-frames",
         type=int,
@@ -42,6 +44,8 @@ def main() -> None:
     )
     parser.add_argument("--shared-buffers", help="restart the embedded PostgreSQL with this shared_buffers first")
     args = parser.parse_args()
+    if args.query_frames and args.channel != "keyframes":
+        parser.error("--query-frames times the keyframes channel: add --channel keyframes")
     django_setup()
     if args.shared_buffers:
         _shared_buffers(args.shared_buffers)
@@ -57,7 +61,17 @@ def _run(args: argparse.Namespace) -> None:
     from django.db import connection
 
     from moderation.reproduction.selectors import video_neighbours
-    from moderation.reproduction.services import FRAME_K, FRAME_QUERIES, FRAME_SIM_MIN, TEXT_SIM_MIN, TOP_K
+    from moderation.reproduction.services import (
+        FRAME_K,
+        FRAME_QUERIES,
+        FRAME_SIM_MIN,
+        TEXT_SIM_MIN,
+        TOP_K,
+        VIDEO_K,
+        VIDEO_SIM_MIN,
+    )
+
+    channel = args.channel or settings.REPRO_FRAME_NEIGHBOURS
 
     configured = int(settings.REPRO_HNSW_EF_SEARCH)
     efs = sorted(set(args.ef) | {configured, 100})
@@ -75,7 +89,14 @@ def _run(args: argparse.Namespace) -> None:
 
     def look_up(video_id: int, ef: int):  # type: ignore[no-untyped-def]
         settings.REPRO_HNSW_EF_SEARCH = ef
-        return video_neighbours(video_id=video_id, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=TOP_K)
+        return video_neighbours(
+            video_id=video_id,
+            frame_queries=FRAME_QUERIES,
+            k_frames=FRAME_K,
+            k_text=TOP_K,
+            k_videos=VIDEO_K,
+            channel=channel,
+        )
 
     for vid in warm:
         look_up(vid, max(efs))
@@ -94,7 +115,9 @@ def _run(args: argparse.Namespace) -> None:
                 times[ef].append((time.perf_counter() - t0) * 1000)
                 cpu[ef] += _backend_cpu_s(backend) - b0
                 if r == 0:
-                    found[ef][0] += any(v == source and s >= FRAME_SIM_MIN for v, _t, _q, s in got.frames)
+                    found[ef][0] += any(v == source and s >= FRAME_SIM_MIN for v, _t, _q, s in got.frames) or any(
+                        v == source and s >= VIDEO_SIM_MIN for v, s in got.videos
+                    )
                     found[ef][1] += any(v == source and s >= TEXT_SIM_MIN for v, s in got.text)
     multi = _multi_frame(args, efs, look_up, backend) if args.query_frames else None
     settings.REPRO_HNSW_EF_SEARCH = configured
@@ -102,13 +125,13 @@ def _run(args: argparse.Namespace) -> None:
     per_ef = {
         str(ef): {"p50_ms": round(statistics.median(times[ef]), 2), "p99_ms": round(_pct(times[ef], 0.99), 2),
                   "backend_cpu_ms": round(cpu[ef] * 1000 / len(times[ef]), 2),
-                  "recall_frame_neighbours": round(found[ef][0] / n, 4), "recall_text_neighbours": round(found[ef][1] / n, 4)}
+                  "recall_picture_neighbours": round(found[ef][0] / n, 4), "recall_text_neighbours": round(found[ef][1] / n, 4)}
         for ef in efs
     }  # fmt: skip
     print(json.dumps({
         "ratio": round(statistics.median(times[configured]) / statistics.median(times[100]), 3),
         "ratio_basis": f"p50 of video_neighbours at ef_search {configured} (configured) / at 100",
-        "configured_ef_search": configured, "per_ef_search": per_ef, "queries": n, "rounds": args.rounds,
+        "configured_ef_search": configured, "channel": channel, "per_ef_search": per_ef, "queries": n, "rounds": args.rounds,
         "multi_frame_queries": multi, "videos": prepared["videos"], "shared_buffers": shared_buffers, "loadavg": {"start": load_start, "end": _load()},
     }))  # fmt: skip
 

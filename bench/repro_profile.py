@@ -60,7 +60,7 @@ def main() -> None:
         statements.append((sql, params, time.perf_counter() - t0, getattr(context["cursor"], "rowcount", -1)))
         return result
 
-    for name, db in (("small", "bench_repro_retrieval_small"), ("large", "bench_repro_retrieval")):
+    for name, db in (("small", "bench_repro_retrieval_200000_small"), ("large", "bench_repro_retrieval_200000")):
         connections["default"] = wrapper_class({**base, "NAME": db}, alias="default")
         with connection.cursor() as cur:
             cur.execute("SELECT prepared FROM bench_meta")

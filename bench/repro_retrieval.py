@@ -50,7 +50,11 @@ from _common import ROOT, django_setup
 INDEXES = {
     "keyframe_embedding_hnsw": "CREATE INDEX keyframe_embedding_hnsw ON moderation_keyframe USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
     "video_text_embedding_hnsw": "CREATE INDEX video_text_embedding_hnsw ON moderation_video USING hnsw (text_embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
+    "video_visual_embedding_hnsw": "CREATE INDEX video_visual_embedding_hnsw ON moderation_video USING hnsw (visual_embedding halfvec_cosine_ops) WITH (m=16, ef_construction=64)",
 }
+# What a planted copy's keyframe embeddings went through (synthetic stand-ins for the transforms of
+# ``moderation.reproduction.transforms``; the real transforms on real clips: ``generate_repro_eval``'s channel recall).
+TRANSFORMS = ("reencode", "crop", "mirror", "speed", "slow", "overlay", "trim", "borders")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -79,13 +83,27 @@ def _bits(codes) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def _library(n: int, args: argparse.Namespace, rng) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Random hashes and Gaussian embeddings; a video's keyframes are a random walk (each 0.8 its predecessor plus
+    fresh noise), so consecutive keyframes of one video resemble each other as a shot's do; videos are unrelated."""
     import numpy as np
 
+    frames = rng.standard_normal((n, args.frames, 512)).astype(np.float32)
+    for i in range(1, args.frames):
+        frames[:, i] = 0.8 * frames[:, i - 1] + 0.6 * frames[:, i]
     return {
         "codes": rng.integers(0, 256, size=(n * args.hashes, 32), dtype=np.uint8),
         "text": rng.standard_normal((n, 384)).astype(np.float32),
-        "frames": rng.standard_normal((n * args.frames, 512)).astype(np.float32),
+        "frames": frames.reshape(n * args.frames, 512),
     }
+
+
+def _video_vectors(frames):  # type: ignore[no-untyped-def]
+    """``analyzers.video_embedding`` of every video (rows of ``frames``: videos × keyframes × 512)."""
+    import numpy as np
+
+    from moderation.media.analyzers import video_embedding
+
+    return np.array([video_embedding(f) for f in frames], dtype=np.float32)
 
 
 def _fill(n_videos: int, lib: dict[str, Any], args: argparse.Namespace, order: Any = None) -> list[int]:
@@ -124,13 +142,17 @@ def _fill(n_videos: int, lib: dict[str, Any], args: argparse.Namespace, order: A
                                 "text", "varchar", "vector"])  # fmt: skip
                 for i, vec in enumerate(frames[which].reshape(-1, frames.shape[2])):
                     copy.write_row((int(ids[i // f]), i % f, float(i % f), "", 0.0, True, 0, 0, False, "", "", vec))
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS bench_text (id int8, v vector(384))")
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS bench_text (id int8, v vector(384), p vector(512))")
             cur.execute("TRUNCATE bench_text")
-            with cur.copy("COPY bench_text (id, v) FROM STDIN WITH (FORMAT BINARY)") as copy:
-                copy.set_types(["int8", "vector"])
+            pictures = _video_vectors(frames[which])
+            with cur.copy("COPY bench_text (id, v, p) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "vector", "vector"])
                 for i, vec in enumerate(lib["text"][which]):
-                    copy.write_row((int(ids[i]), vec))
-            cur.execute("UPDATE moderation_video v SET text_embedding = b.v FROM bench_text b WHERE b.id = v.id")
+                    copy.write_row((int(ids[i]), vec, pictures[i]))
+            cur.execute(
+                "UPDATE moderation_video v SET text_embedding = b.v, visual_embedding = b.p::halfvec"
+                " FROM bench_text b WHERE b.id = v.id"
+            )
         if not raw.autocommit:
             raw.commit()
     return all_ids.tolist()
@@ -141,6 +163,7 @@ def _plan_queries(lib: dict[str, Any], args: argparse.Namespace, rng) -> list[di
     import numpy as np
 
     plans = []
+    caption = {k: rng.standard_normal(512).astype(np.float32) for k in ("overlay", "borders")}
     for n, p in enumerate(rng.choice(args.small, size=args.queries, replace=False)):
         near = lib["codes"][p * args.hashes : (p + 1) * args.hashes].copy()
         for row in near:
@@ -149,19 +172,46 @@ def _plan_queries(lib: dict[str, Any], args: argparse.Namespace, rng) -> list[di
             row[:] = np.packbits(bits)
         mirrored = n % 2 == 1
         own = rng.integers(0, 256, size=near.shape, dtype=np.uint8) if mirrored else near
+        kind = TRANSFORMS[n % len(TRANSFORMS)]
         plans.append({
-            "source": int(p), "mirrored": mirrored, "hash": own, "mirror": near if mirrored else None,
+            "source": int(p), "mirrored": mirrored, "hash": own, "mirror": near if mirrored else None, "kind": kind,
             "text": lib["text"][p] + 0.1 * rng.standard_normal(384).astype(np.float32),
-            "frames": lib["frames"][p * args.frames : (p + 1) * args.frames]
-            + 0.1 * rng.standard_normal((args.frames, 512)).astype(np.float32),
+            "frames": _transformed(lib["frames"][p * args.frames : (p + 1) * args.frames], kind, rng, caption),
         })  # fmt: skip
     return plans
+
+
+def _transformed(src, kind: str, rng, caption):  # type: ignore[no-untyped-def]
+    """A copy's keyframe embeddings: the source's (keyframes × 512) after a synthetic ``kind`` of transform.
+
+    Every copy is re-encoded (noise 0.15 of a frame's scale); crop and mirror change more of the picture (0.35);
+    speed ±10 % samples the source between its keyframes (linear mix of the two nearest); trim drops the first
+    keyframe (the last one repeats); overlay and borders add the same caption / border picture to every frame (0.5).
+    """
+    import numpy as np
+
+    n = len(src)
+    noise = {"crop": 0.35, "mirror": 0.35}.get(kind, 0.15)
+    if kind in {"speed", "slow"}:
+        at = np.clip(np.arange(n) * (1.1 if kind == "speed" else 0.9), 0, n - 1)
+        lo = np.floor(at).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        w = (at - lo)[:, None]
+        out = (1 - w) * src[lo] + w * src[hi]
+    elif kind == "trim":
+        out = np.concatenate([src[1:], src[-1:]]) if n > 1 else src.copy()
+    else:
+        out = src.copy()
+    if kind in {"overlay", "borders"}:
+        out = out + 0.5 * caption[kind]
+    return (out + noise * rng.standard_normal(out.shape)).astype(np.float32)
 
 
 def _insert_queries(plans: list[dict[str, Any]], library_ids: list[int]) -> list[tuple[int, int]]:
     """The planned query videos in the current database: ``(query video id, source video id)``."""
     from moderation.media.models import Keyframe, Video
     from moderation.reproduction.models import FrameHash
+    from moderation.reproduction.services import video_embedding_refresh
 
     out = []
     for plan in plans:
@@ -177,6 +227,7 @@ def _insert_queries(plans: list[dict[str, Any]], library_ids: list[int]) -> list
             Keyframe(video=video, index=i, timestamp=float(i), image="", selected=True, embedding=vec.tolist())
             for i, vec in enumerate(plan["frames"])
         )
+        video_embedding_refresh(video_id=video.pk)  # as the media pipeline and the rebuild write it
         out.append((video.pk, library_ids[plan["source"]]))
     return out
 
@@ -189,31 +240,37 @@ def _drop_indexes() -> None:
             cur.execute(f"DROP INDEX IF EXISTS {name}")
 
 
-def _reindex() -> float:
-    """Build the HNSW indexes (after the bulk load: much faster than loading into them); seconds."""
+def _reindex(keyframe_index: bool) -> dict[str, float]:
+    """Build the HNSW indexes (after the bulk load: much faster than loading into them); seconds per index. The
+    per-keyframe one only with ``keyframe_index`` (8 rows per video: at 200k videos it would take most of an hour)."""
     from django.db import connection
 
-    started = time.perf_counter()
+    took = {}
     with connection.cursor() as cur:
         cur.execute("SET maintenance_work_mem = '1GB'")
         cur.execute("SET max_parallel_maintenance_workers = 2")
         for name, sql in INDEXES.items():
             cur.execute(f"DROP INDEX IF EXISTS {name}")
+            if name == "keyframe_embedding_hnsw" and not keyframe_index:
+                continue
+            started = time.perf_counter()
             cur.execute(sql)
+            took[name] = round(time.perf_counter() - started, 1)
         cur.execute("ANALYZE moderation_framehash; ANALYZE moderation_keyframe; ANALYZE moderation_video")
-    return time.perf_counter() - started
+    return took
 
 
-def _sizes() -> dict[str, int]:
+def _sizes() -> dict[str, Any]:
     from django.db import connection
 
     with connection.cursor() as cur:
         cur.execute(
-            "SELECT pg_total_relation_size('moderation_framehash'), "
-            + " + ".join(f"pg_relation_size('{name}')" for name in INDEXES)
+            "SELECT pg_total_relation_size('moderation_framehash'), pg_relation_size('moderation_keyframe'), "
+            + ", ".join(f"coalesce(pg_relation_size(to_regclass('{name}')), 0)" for name in INDEXES)
         )
-        table, hnsw = cur.fetchone()
-    return {"hash_table_bytes": int(table), "hnsw_bytes": int(hnsw)}
+        table, keyframes, *hnsw = cur.fetchone()
+    return {"hash_table_bytes": int(table), "keyframe_table_bytes": int(keyframes),
+            "hnsw_bytes": dict(zip(INDEXES, (int(b) for b in hnsw), strict=True))}  # fmt: skip
 
 
 def _summary(times: list[float]) -> dict[str, float]:
@@ -250,7 +307,13 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--hashes", type=int, default=8, help="per-second PDQ hashes per indexed video")
-    parser.add_argument("--frames", type=int, default=1, help="frame embeddings per indexed video")
+    parser.add_argument("--frames", type=int, default=8, help="keyframe embeddings per indexed video (a real one's 8)")
+    parser.add_argument(
+        "--keyframe-index",
+        action=argparse.BooleanOptionalAction,
+        help="build the per-keyframe HNSW index too and time that channel next to the video embedding's (default: "
+        "when large × frames ≤ 400,000; at 200k × 8 it takes most of an hour)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--keep",
@@ -272,6 +335,8 @@ def main() -> None:
         parser.error("--shared-buffers takes a size such as 512MB or 2GB")
     if args.small > args.large:
         parser.error("--small must not exceed --large")
+    if args.keyframe_index is None:
+        args.keyframe_index = args.large * args.frames <= 400_000
 
     django_setup()
     from django.conf import settings
@@ -304,16 +369,24 @@ def _run(args: argparse.Namespace) -> None:
         FRAME_SIM_MIN,
         TEXT_SIM_MIN,
         TOP_K,
+        VIDEO_K,
+        VIDEO_SIM_MIN,
         candidates_retrieve,
     )
 
     rng = np.random.default_rng(args.seed)
     loads = {"start": _load()}
+    # The picture channels timed and scored alone: the video embedding (what retrieval uses), and the per-keyframe
+    # neighbours (the old channel) where its index is built.
+    channels = ["video", "keyframes"] if args.keyframe_index else ["video"]
     with connection.cursor() as cur:
         cur.execute("SHOW shared_buffers")
         shared_buffers = cur.fetchone()[0]
-    connection.settings_dict.setdefault("TEST", {})["NAME"] = "bench_repro_retrieval"  # not the tests' database
-    signature = json.dumps([args.small, args.large, args.queries, args.hashes, args.frames, args.seed, "shuffled"])
+    # Not the tests' database; one per large size, so a kept 200k library survives runs at other sizes.
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_repro_retrieval_{args.large}"
+    signature = json.dumps(
+        [args.small, args.large, args.queries, args.hashes, args.frames, args.seed, args.keyframe_index, "video-v2"]
+    )
     # serialized_aliases=[]: a kept database is not dumped to a string for test rollbacks (minutes at 200k)
     config = setup_databases(verbosity=0, interactive=False, keepdb=args.keep, serialized_aliases=[])
     large_db = connection.settings_dict["NAME"]
@@ -348,7 +421,7 @@ def _run(args: argparse.Namespace) -> None:
                 queries = _insert_queries(plans, library_ids)
                 load_s = time.perf_counter() - started
                 prepared[name] = {"queries": queries, "videos": size, "load_s": round(load_s, 1),
-                                  "hnsw_build_s": round(_reindex(), 1)}  # fmt: skip
+                                  "hnsw_build_s": _reindex(args.keyframe_index)}  # fmt: skip
                 with connection.cursor() as cur:
                     cur.execute("CREATE TABLE bench_meta (signature text, prepared jsonb)")
                     cur.execute("INSERT INTO bench_meta VALUES (%s, %s)", [signature, json.dumps(prepared[name])])
@@ -369,14 +442,19 @@ def _run(args: argparse.Namespace) -> None:
                 cur.execute("SELECT id FROM moderation_video ORDER BY random() LIMIT %s", [args.warm])
                 warm_ids = [row[0] for row in cur.fetchall()]
             for vid in warm_ids:
-                video_neighbours(video_id=vid, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=TOP_K)
+                for channel in channels:
+                    video_neighbours(
+                        video_id=vid, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=TOP_K, k_videos=VIDEO_K,
+                        channel=channel,
+                    )  # fmt: skip
 
         times: dict[str, list[float]] = {"small": [], "large": []}
         hash_times: dict[str, list[float]] = {"small": [], "large": []}
-        hnsw_times: dict[str, list[float]] = {"small": [], "large": []}
+        hnsw_times: dict[str, dict[str, list[float]]] = {c: {"small": [], "large": []} for c in channels}
         found = {"small": 0, "large": 0}
         found_mirrored = {"small": [0, 0], "large": [0, 0]}
-        found_by = {"frames": {"small": 0, "large": 0}, "text": {"small": 0, "large": 0}}
+        found_by: dict[str, dict[str, int]] = {c: {"small": 0, "large": 0} for c in [*channels, "text"]}
+        by_kind: dict[str, dict[str, list[int]]] = {c: {} for c in channels}  # at large: [found, queries]
         round_ratios = []
         backends = {}
         for name in ("small", "large"):
@@ -410,16 +488,24 @@ def _run(args: argparse.Namespace) -> None:
                     t0 = time.perf_counter()
                     hash_hits(queries=queries_hex, exclude_video_id=qid)
                     hash_times[name].append((time.perf_counter() - t0) * 1000)
-                    t0 = time.perf_counter()  # the embedding neighbours (pgvector HNSW, one statement), alone
-                    neighbours = video_neighbours(
-                        video_id=qid, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=TOP_K
-                    )
-                    hnsw_times[name].append((time.perf_counter() - t0) * 1000)
-                    # Would the embedding neighbours alone have found the source (above the candidate thresholds)?
-                    found_by["frames"][name] += any(
-                        v == source and s >= FRAME_SIM_MIN for v, _t, _q, s in neighbours.frames
-                    )
-                    found_by["text"][name] += any(v == source and s >= TEXT_SIM_MIN for v, s in neighbours.text)
+                    # The embedding neighbours (pgvector HNSW, one statement) alone, per picture channel (alternating
+                    # which goes first): would they alone have found the source (above the candidate thresholds)?
+                    for channel in channels if (r + i) % 2 == 0 else channels[::-1]:
+                        t0 = time.perf_counter()
+                        neighbours = video_neighbours(
+                            video_id=qid, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=TOP_K,
+                            k_videos=VIDEO_K, channel=channel,
+                        )  # fmt: skip
+                        hnsw_times[channel][name].append((time.perf_counter() - t0) * 1000)
+                        if channel == "video":
+                            hit = any(v == source and s >= VIDEO_SIM_MIN for v, s in neighbours.videos)
+                            found_by["text"][name] += any(v == source and s >= TEXT_SIM_MIN for v, s in neighbours.text)
+                        else:
+                            hit = any(v == source and s >= FRAME_SIM_MIN for v, _t, _q, s in neighbours.frames)
+                        found_by[channel][name] += hit
+                        if name == "large":
+                            tally = by_kind[channel].setdefault(plans[i]["kind"], [0, 0])
+                            tally[0], tally[1] = tally[0] + hit, tally[1] + 1
             round_ratios.append(statistics.median(this_round["large"]) / statistics.median(this_round["small"]))
         loads["end"] = _load()
         connections["default"] = wrappers["large"]
@@ -437,7 +523,11 @@ def _run(args: argparse.Namespace) -> None:
 
     s, lg = _summary(times["small"]), _summary(times["large"])
     hs, hl = _summary(hash_times["small"]), _summary(hash_times["large"])
-    es, el = _summary(hnsw_times["small"]), _summary(hnsw_times["large"])
+    neighbours_ms = {}
+    for channel in channels:
+        es, el = _summary(hnsw_times[channel]["small"]), _summary(hnsw_times[channel]["large"])
+        neighbours_ms[channel] = {"small_p50": es["p50_ms"], "small_p99": es["p99_ms"], "large_p50": el["p50_ms"],
+                                  "large_p99": el["p99_ms"], "ratio": round(el["p50_ms"] / es["p50_ms"], 3)}  # fmt: skip
     n = args.queries * args.rounds
     big = prepared["large"]
     print(json.dumps({
@@ -449,7 +539,12 @@ def _run(args: argparse.Namespace) -> None:
         "p99_ms_large": lg["p99_ms"],
         "recall_source_in_candidates": round(min(found.values()) / n, 4),
         "recall_mirrored": round(min(a / max(b, 1) for a, b in found_mirrored.values()), 4),
-        "recall_frame_neighbours": {k: round(v / n, 4) for k, v in found_by["frames"].items()},
+        # The picture channels alone: the source among the neighbours above the candidate threshold.
+        "recall_video_neighbours": {k: round(v / n, 4) for k, v in found_by["video"].items()},
+        "recall_keyframe_neighbours": {k: round(v / n, 4) for k, v in found_by["keyframes"].items()}
+        if "keyframes" in found_by else None,
+        "recall_by_transform_large": {c: {k: round(a / b, 3) for k, (a, b) in sorted(t.items())}
+                                      for c, t in by_kind.items()},
         "recall_text_neighbours": {k: round(v / n, 4) for k, v in found_by["text"].items()},
         "index_build_s": big["index_build_s"], "index_bytes": big["index_bytes"],
         "index_bytes_per_hash": round(big["index_bytes"] / big["hashes"], 1),
@@ -457,12 +552,12 @@ def _run(args: argparse.Namespace) -> None:
         "large_min_max_ms": [lg["min_ms"], lg["max_ms"]], "small_min_max_ms": [s["min_ms"], s["max_ms"]],
         "small_hash_p50_ms": hs["p50_ms"], "large_hash_p50_ms": hl["p50_ms"], "large_hash_p99_ms": hl["p99_ms"],
         "hash_ratio": round(hl["p50_ms"] / hs["p50_ms"], 3),
-        "small_hnsw_p50_ms": es["p50_ms"], "large_hnsw_p50_ms": el["p50_ms"], "large_hnsw_p99_ms": el["p99_ms"],
-        "hnsw_ratio": round(el["p50_ms"] / es["p50_ms"], 3),
+        "neighbours_statement_ms": neighbours_ms, "frame_channel": settings.REPRO_FRAME_NEIGHBOURS,
         # Mean CPU per retrieval (this process; its PostgreSQL backend, from /proc at 10 ms ticks, summed over
         # all queries): what load from other processes does not inflate, unlike the wall-clock times above.
         "cpu_ms_per_retrieval": {k: {part: round(v * 1000 / n, 2) for part, v in c.items()} for k, c in cpu.items()},
         "small_videos": args.small, "large_videos": args.large, "hashes_per_video": args.hashes,
+        "keyframes_per_video": args.frames, "keyframe_table_bytes": big["keyframe_table_bytes"],
         "large_hashes": big["hashes"], "n_queries_each": n, "index_build_runs_s": big["index_build_runs_s"],
         "hash_table_bytes": big["hash_table_bytes"], "hnsw_bytes": big["hnsw_bytes"],
         "load_large_s": big["load_s"], "hnsw_build_large_s": big["hnsw_build_s"], "loadavg": loads, "shared_buffers": shared_buffers, "hnsw_ef_search": settings.REPRO_HNSW_EF_SEARCH,

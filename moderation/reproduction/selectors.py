@@ -74,29 +74,41 @@ def confirm_hash_hits(
     return hits[:limit]
 
 
-# One statement for all of a video's embedding neighbours: its query keyframes (at most ``m``, spread evenly over
-# its keyframes in index order, as ``services._spread`` would pick them) each with its ``kf`` nearest keyframes of
-# other videos, and its transcript's ``kt`` nearest other transcripts. The query vectors are read in the statement
-# (never shipped to Python and back); both HNSW scans exclude the video itself inside the scan (iterative scan).
-_NEIGHBOURS_SQL = """
-SELECT set_config('hnsw.ef_search', '{ef}', true), set_config('hnsw.iterative_scan', 'relaxed_order', true);
-WITH own AS (
-    SELECT "timestamp" AS t, embedding, row_number() OVER (ORDER BY index) - 1 AS i, count(*) OVER () AS n
-    FROM moderation_keyframe WHERE video_id = {v} AND embedding IS NOT NULL
-), q AS (
-    SELECT t, embedding FROM own
-    WHERE n <= {m} OR i IN (SELECT round(j * (n - 1)::float8 / ({m} - 1)) FROM generate_series(0, {m} - 1) j)
-)
-SELECT true, q.t, n.video_id, n.t, n.sim FROM q CROSS JOIN LATERAL (
+# One statement for all of a video's embedding neighbours; its parts, joined by UNION ALL, each an HNSW scan (cosine)
+# that excludes the video itself inside the scan (iterative scan), the query vectors read in the statement (never
+# shipped to Python and back). The video embedding's ``kv`` nearest other videos (one scan of one row per video):
+_VIDEO_PART = """
+SELECT 'v', NULL::float8, n.id, NULL::float8, n.sim FROM moderation_video q CROSS JOIN LATERAL (
+    SELECT id, 1 - (visual_embedding <=> q.visual_embedding) AS sim FROM moderation_video
+    WHERE visual_embedding IS NOT NULL AND id <> {v} ORDER BY visual_embedding <=> q.visual_embedding LIMIT {kv}
+) n WHERE q.id = {v} AND q.visual_embedding IS NOT NULL
+"""
+# Per keyframe (the channel before the video embedding; ``REPRO_FRAME_NEIGHBOURS`` = keyframes): its query keyframes
+# (at most ``m``, spread evenly over its keyframes in index order, as ``services._spread`` would pick them) each with
+# its ``kf`` nearest keyframes of other videos: ``m`` scans of every keyframe row.
+_KEYFRAMES_PART = """
+SELECT 'f', q.t, n.video_id, n.t, n.sim FROM (
+    SELECT t, embedding FROM (
+        SELECT "timestamp" AS t, embedding, row_number() OVER (ORDER BY index) - 1 AS i, count(*) OVER () AS n
+        FROM moderation_keyframe WHERE video_id = {v} AND embedding IS NOT NULL
+    ) own WHERE n <= {m} OR i IN (SELECT round(j * (n - 1)::float8 / ({m} - 1)) FROM generate_series(0, {m} - 1) j)
+) q CROSS JOIN LATERAL (
     SELECT video_id, "timestamp" AS t, 1 - (embedding <=> q.embedding) AS sim FROM moderation_keyframe
     WHERE embedding IS NOT NULL AND video_id <> {v} ORDER BY embedding <=> q.embedding LIMIT {kf}
 ) n
-UNION ALL
-SELECT false, NULL, n.id, NULL, n.sim FROM moderation_video q CROSS JOIN LATERAL (
+"""
+# The transcript's ``kt`` nearest other transcripts:
+_TEXT_PART = """
+SELECT 't', NULL::float8, n.id, NULL::float8, n.sim FROM moderation_video q CROSS JOIN LATERAL (
     SELECT id, 1 - (text_embedding <=> q.text_embedding) AS sim FROM moderation_video
     WHERE text_embedding IS NOT NULL AND id <> {v} ORDER BY text_embedding <=> q.text_embedding LIMIT {kt}
 ) n WHERE q.id = {v} AND q.text_embedding IS NOT NULL
 """
+_SETTINGS = (
+    "SELECT set_config('hnsw.ef_search', '{ef}', true), set_config('hnsw.iterative_scan', 'relaxed_order', true);"
+)
+# Which picture neighbours: the video embedding (one scan), the keyframes (one scan per query keyframe), or both.
+FRAME_CHANNELS = ("video", "keyframes", "both")
 
 
 @dataclass(frozen=True)
@@ -105,34 +117,54 @@ class Neighbours:
 
     frames: list[tuple[int, float, float, float]]  # (video_id, t, query_t, similarity): per query second, best first
     text: list[tuple[int, float]]  # (video_id, similarity), best first
+    videos: list[tuple[int, float]]  # (video_id, similarity) by video embedding, best first
 
 
-def video_neighbours(*, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10) -> Neighbours:
-    """The nearest keyframes of other videos to ``video_id``'s (at most ``frame_queries`` of its keyframes, spread
-    evenly) and the nearest other transcripts to its own, in one statement (see ``_NEIGHBOURS_SQL``).
+def video_neighbours(
+    *, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10, k_videos: int = 20,
+    channel: str | None = None,
+) -> Neighbours:  # fmt: skip
+    """The picture neighbours of ``video_id`` — by its video embedding (the nearest other videos' embeddings), by its
+    keyframes (at most ``frame_queries`` of them, spread evenly, each with its nearest keyframes of other videos), or
+    both: ``channel``, default ``settings.REPRO_FRAME_NEIGHBOURS`` — and the nearest other transcripts to its own, in
+    one statement (see ``_VIDEO_PART``).
 
     One round trip: the HNSW settings and the statement go as one simple query (no parameters: integers only,
     formatted in), which PostgreSQL runs as one transaction, so the settings end with it (inside a caller's
     transaction they last to its end).
     """
-    sql = video_neighbours_sql(video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text)
+    sql = video_neighbours_sql(
+        video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text, k_videos=k_videos,
+        channel=channel,
+    )  # fmt: skip
     with connection.cursor() as cur:
         cur.execute(sql)
         cur.nextset()  # past the settings' row
         rows = cur.fetchall()
     frames = sorted(
-        ((int(v), float(t), float(qt), float(sim)) for is_frame, qt, v, t, sim in rows if is_frame),
+        ((int(v), float(t), float(qt), float(sim)) for kind, qt, v, t, sim in rows if kind == "f"),
         key=lambda r: (r[2], -r[3]),
     )
-    text = sorted(((int(v), float(sim)) for is_frame, _qt, v, _t, sim in rows if not is_frame), key=lambda r: -r[1])
-    return Neighbours(frames=frames, text=text)
+    text = sorted(((int(v), float(sim)) for kind, _qt, v, _t, sim in rows if kind == "t"), key=lambda r: -r[1])
+    videos = sorted(((int(v), float(sim)) for kind, _qt, v, _t, sim in rows if kind == "v"), key=lambda r: -r[1])
+    return Neighbours(frames=frames, text=text, videos=videos)
 
 
-def video_neighbours_sql(*, video_id: int, frame_queries: int, k_frames: int, k_text: int) -> str:
+def video_neighbours_sql(
+    *, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10, k_videos: int = 20,
+    channel: str | None = None,
+) -> str:  # fmt: skip
     """The settings and the statement ``video_neighbours`` sends (integers only, formatted in)."""
-    return _NEIGHBOURS_SQL.format(
+    channel = channel or settings.REPRO_FRAME_NEIGHBOURS
+    if channel not in FRAME_CHANNELS:
+        raise ValueError(f"REPRO_FRAME_NEIGHBOURS must be one of {', '.join(FRAME_CHANNELS)}, not {channel!r}")
+    parts = ([_VIDEO_PART] if channel in {"video", "both"} else []) + (
+        [_KEYFRAMES_PART] if channel in {"keyframes", "both"} else []
+    )
+    sql = _SETTINGS + "\nUNION ALL\n".join([*parts, _TEXT_PART])
+    return sql.format(
         ef=max(1, int(settings.REPRO_HNSW_EF_SEARCH)), v=int(video_id), m=max(2, int(frame_queries)),
-        kf=max(1, int(k_frames)), kt=max(1, int(k_text)),
+        kf=max(1, int(k_frames)), kt=max(1, int(k_text)), kv=max(1, int(k_videos)),
     )  # fmt: skip
 
 

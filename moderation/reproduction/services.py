@@ -33,7 +33,10 @@ FRAME_QUERIES = 8
 FRAME_K = 20
 # Embedding neighbours below these similarities are not candidates on their own.
 FRAME_SIM_MIN = 0.85
+VIDEO_SIM_MIN = 0.85  # the video embeddings' (a mean is no less similar than its frames: the frames' bar)
 TEXT_SIM_MIN = 0.6
+# Nearest videos kept by video embedding.
+VIDEO_K = 20
 
 
 # --- the PDQ index ---------------------------------------------------------------------------------
@@ -94,7 +97,21 @@ def frame_hashes_index(*, video_id: int) -> int:
         _index_lock()
         FrameHash.objects.filter(video_id=video_id).delete()
         FrameHash.objects.bulk_create(rows, batch_size=1000)
+    video_embedding_refresh(video_id=video_id)
     return len(rows)
+
+
+def video_embedding_refresh(*, video_id: int) -> bool:
+    """(Re)compute a video's one-vector picture (``Video.visual_embedding``: the normalized mean of its keyframe
+    embeddings, ``analyzers.video_embedding``) from its keyframes; True when it has one. The media pipeline writes it
+    as the video becomes ready; this keeps ``rebuild_repro_index`` and videos processed before it existed in step.
+    Idempotent (one UPDATE of one row; a row lock is the only serialisation it needs)."""
+    from moderation.media.analyzers import video_embedding
+
+    vectors = Keyframe.objects.filter(video_id=video_id, embedding__isnull=False).values_list("embedding", flat=True)
+    vector = video_embedding([v for v in vectors if v is not None])
+    Video.objects.filter(pk=video_id).update(visual_embedding=vector)
+    return vector is not None
 
 
 @dataclass(frozen=True)
@@ -109,21 +126,24 @@ def repro_index_rebuild(
     *, video_ids: Sequence[int] | None = None, missing_only: bool = False,
     progress: Callable[[IndexRebuildProgress], None] | None = None, progress_every: int = 100,
 ) -> IndexRebuildProgress:  # fmt: skip
-    """Rebuild the PDQ index from the keyframes: every ready video (or ``video_ids``), one video at a time.
+    """Rebuild the PDQ index and the video embeddings from the keyframes: every ready video (or ``video_ids``), one
+    video at a time.
 
     Safe while workers run: each video is replaced in its own short transaction under the same index
     writers' lock ``find_candidates`` takes, so retrieval never sees a half-written video and a video that becomes
     ready meanwhile is indexed once (by whichever writer comes last). Idempotent: a second run writes the
-    same rows. ``missing_only`` indexes only ready videos without rows (catching up after an outage). A
+    same rows. ``missing_only`` indexes only ready videos without rows or without a video embedding (catching up after
+    an outage, or after the upgrade that added the embedding). A
     full rebuild also drops the rows of videos that are no longer ready (failed, or being reprocessed:
     their task re-indexes them when they are ready again). Candidate pairs are not recomputed.
     """
     ready = Video.objects.filter(status=Video.Status.READY)
     if video_ids is not None:
         ready = ready.filter(pk__in=list(video_ids))
-    if missing_only:
+    if missing_only:  # no index rows, or keyframe embeddings but no video embedding yet
         indexed = FrameHash.objects.filter(video_id=OuterRef("pk"))
-        ready = ready.filter(~Exists(indexed))
+        embedded = Keyframe.objects.filter(video_id=OuterRef("pk"), embedding__isnull=False)
+        ready = ready.filter(~Exists(indexed) | (Q(visual_embedding__isnull=True) & Exists(embedded)))
     ids = list(ready.order_by("pk").values_list("pk", flat=True))
     removed = 0
     if video_ids is None and not missing_only:
@@ -147,7 +167,8 @@ def candidates_retrieve(
 ) -> dict[int, dict[str, Any]]:
     """Candidate videos for ``video_id`` from the three indexes, each with its retrieval evidence.
 
-    Returns ``{other_video_id: {"hash_hits": [...], "frame_matches": [...], "text_sim": float}}`` for
+    Returns ``{other_video_id: {"hash_hits": [...], "frame_matches": [...], "video_sim": float, "text_sim": float}}``
+    (``frame_matches`` only with ``REPRO_FRAME_NEIGHBOURS`` keyframes or both) for
     at most ``3 * top_k`` videos (a read: nothing is written).
     """
     queries = selectors.hash_queries_of(video_id)
@@ -155,11 +176,16 @@ def candidates_retrieve(
     # One statement for the frame and transcript neighbours (the stages one after the other: sent before the
     # PDQ search so that both ran at once, it measured no faster on 2 busy cores; README, issue 20).
     neighbours = selectors.video_neighbours(
-        video_id=video_id, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=top_k
+        video_id=video_id, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=top_k, k_videos=VIDEO_K
     )
-    found: dict[int, dict[str, Any]] = defaultdict(lambda: {"hash_hits": [], "frame_matches": [], "text_sim": 0.0})
+    found: dict[int, dict[str, Any]] = defaultdict(
+        lambda: {"hash_hits": [], "frame_matches": [], "video_sim": 0.0, "text_sim": 0.0}
+    )
     for hit in hits:
         found[hit.video_id]["hash_hits"].append(hit)
+    for other, sim in neighbours.videos:
+        if sim >= VIDEO_SIM_MIN:
+            found[other]["video_sim"] = round(sim, 4)
     for other, t, qt, sim in neighbours.frames:
         if sim >= FRAME_SIM_MIN:
             found[other]["frame_matches"].append({"t": qt, "t_orig": t, "sim": round(sim, 4)})
@@ -170,7 +196,7 @@ def candidates_retrieve(
     def strength(item: tuple[int, dict[str, Any]]) -> tuple[float, ...]:
         ev = item[1]
         seconds = len({h.query_t for h in ev["hash_hits"]})
-        best_frame = max((m["sim"] for m in ev["frame_matches"]), default=0.0)
+        best_frame = max([m["sim"] for m in ev["frame_matches"]] + [ev["video_sim"]])
         return (seconds, best_frame + ev["text_sim"])
 
     ranked = sorted(found.items(), key=strength, reverse=True)[: 3 * top_k]
@@ -222,10 +248,16 @@ def repro_candidates_refresh(
         evidence: dict[str, Any] = {
             "alignment": alignment.as_evidence(),
             "frame_matches": sorted(frame_matches, key=lambda m: -m["sim"])[:20],
+            "video_sim": ev["video_sim"],
             "text_sim": round(features["transcript_sim"], 4),
             "sources": [
                 name
-                for name, hit in (("pdq", ev["hash_hits"]), ("frames", frame_matches), ("text", ev["text_sim"]))
+                for name, hit in (
+                    ("pdq", ev["hash_hits"]),
+                    ("video", ev["video_sim"]),
+                    ("frames", frame_matches),
+                    ("text", ev["text_sim"]),
+                )  # fmt: skip
                 if hit
             ],
             "threshold": threshold,

@@ -169,7 +169,46 @@ class Command(BaseCommand):
             "recall_at_10": round(hits / len(copies), 4) if copies else None,
             "recall_at_10_by_transform": {k: round(sum(v) / len(v), 3) for k, v in sorted(per_transform.items())},
             "candidate_pairs": ReproCandidate.objects.filter(video_id__in=list(family)).count(),
+            **self._channels(family, kind, source_of, copies),
         }
+
+    def _channels(
+        self, family: dict[int, str], kind: dict[int, str], source_of: dict[str, int], copies: list[int]
+    ) -> dict[str, Any]:
+        """Per picture channel, what it finds alone: the source among a copy's neighbours above the candidate bar,
+        by video embedding (one vector per video) and by keyframes (8 query keyframes, each with its neighbours); and
+        the margin each leaves: the source's similarity minus the best other family's (unrelated videos included)."""
+        from moderation.reproduction.selectors import video_neighbours
+        from moderation.reproduction.services import FRAME_SIM_MIN, VIDEO_SIM_MIN
+
+        found: dict[str, dict[str, list[bool]]] = {"video": {}, "keyframes": {}}
+        margins: dict[str, list[float]] = {"video": [], "keyframes": []}
+        for copy in copies:
+            source = source_of[family[copy]]
+            near = video_neighbours(video_id=copy, k_videos=50, k_frames=50, channel="both")
+            best: dict[str, dict[int, float]] = {"video": {}, "keyframes": {}}
+            for v, sim in near.videos:
+                best["video"][v] = max(sim, best["video"].get(v, -1.0))
+            for v, _t, _qt, sim in near.frames:
+                best["keyframes"][v] = max(sim, best["keyframes"].get(v, -1.0))
+            for channel, bar in (("video", VIDEO_SIM_MIN), ("keyframes", FRAME_SIM_MIN)):
+                own = best[channel].get(source, -1.0)
+                found[channel].setdefault(kind[copy], []).append(own >= bar)
+                others = [s for v, s in best[channel].items() if family.get(v) != family[copy]]
+                margins[channel].append(own - max(others, default=0.0))
+        out: dict[str, Any] = {}
+        for channel, by_kind in found.items():
+            flat = [x for xs in by_kind.values() for x in xs]
+            out[f"recall_{channel}_channel"] = round(sum(flat) / len(flat), 4) if flat else None
+            out[f"recall_{channel}_channel_by_transform"] = {
+                k: round(sum(v) / len(v), 3) for k, v in sorted(by_kind.items())
+            }
+            out[f"margin_{channel}_channel_min_median"] = (
+                [round(min(margins[channel]), 3), round(statistics.median(margins[channel]), 3)]
+                if margins[channel]
+                else None
+            )
+        return out
 
     # -- student ---------------------------------------------------------------------------------------
 

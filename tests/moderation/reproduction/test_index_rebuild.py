@@ -185,3 +185,25 @@ def test_each_ready_video_is_indexed_on_its_own_concurrent_writers_leave_one_cop
         assert len(rows) == 5
         hits = selectors.hash_hits(queries=[(t, h, False) for t, h in rows], exclude_video_id=0)
         assert {(h.video_id, h.t, h.distance) for h in hits} == {(v.pk, t, 0) for t, _h in rows}
+
+
+@pytest.mark.django_db
+def test_the_rebuild_writes_video_embeddings_and_missing_catches_videos_indexed_before_they_existed() -> None:
+    unit = [1.0] + [0.0] * 511
+    other = [0.0, 1.0] + [0.0] * 510
+    before = _video([_random_hash(), _random_hash()])  # indexed before video embeddings existed: rows, no vector
+    frame_hashes_index(video_id=before.pk)
+    Keyframe.objects.filter(video=before, index=0).update(embedding=unit)
+    Keyframe.objects.filter(video=before, index=1).update(embedding=other)
+    Video.objects.filter(pk=before.pk).update(visual_embedding=None)
+    no_frames = _video([_random_hash()])  # keyframes without embeddings: nothing to average, never re-done
+    frame_hashes_index(video_id=no_frames.pk)
+
+    out = StringIO()
+    call_command("rebuild_repro_index", "--missing", stdout=out)
+
+    before.refresh_from_db()
+    assert [round(float(x), 3) for x in before.visual_embedding[:3]] == [0.707, 0.707, 0.0]
+    assert "1/1 videos" in out.getvalue()
+    no_frames.refresh_from_db()
+    assert no_frames.visual_embedding is None

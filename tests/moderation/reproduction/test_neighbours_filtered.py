@@ -8,7 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from moderation.media.models import Keyframe
-from moderation.reproduction import selectors
+from moderation.reproduction import selectors, services
 from tests.factories import VideoFactory
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,9 @@ def test_a_video_with_many_near_identical_frames_still_gets_other_videos_back() 
     with connection.cursor() as cur:  # make the planner use the HNSW index, as it does on a large table
         cur.execute("SET enable_seqscan = off")
     try:
-        found = selectors.video_neighbours(video_id=query_video.pk, frame_queries=2, k_frames=5).frames
+        found = selectors.video_neighbours(
+            video_id=query_video.pk, frame_queries=2, k_frames=5, channel="keyframes"
+        ).frames
     finally:
         with connection.cursor() as cur:
             cur.execute("RESET enable_seqscan")
@@ -77,7 +79,7 @@ def test_several_query_frames_are_looked_up_in_one_statement_each_with_its_own_n
         cur.execute("SET enable_seqscan = off")
     try:
         with CaptureQueriesContext(connection) as queries:
-            found = selectors.video_neighbours(video_id=query_video.pk, k_frames=2).frames
+            found = selectors.video_neighbours(video_id=query_video.pk, k_frames=2, channel="keyframes").frames
     finally:
         with connection.cursor() as cur:
             cur.execute("RESET enable_seqscan")
@@ -116,7 +118,9 @@ def test_one_statement_finds_frame_and_transcript_neighbours_of_a_video_by_its_i
         cur.execute("SET enable_seqscan = off")  # the HNSW scans, as on a large table
     try:
         with CaptureQueriesContext(connection) as queries:
-            found = selectors.video_neighbours(video_id=me.pk, frame_queries=8, k_frames=2, k_text=3)
+            found = selectors.video_neighbours(
+                video_id=me.pk, frame_queries=8, k_frames=2, k_text=3, channel="keyframes"
+            )
     finally:
         with connection.cursor() as cur:
             cur.execute("RESET enable_seqscan")
@@ -138,4 +142,63 @@ def test_a_video_without_embeddings_has_no_neighbours() -> None:
     me = VideoFactory(text_embedding=None)
     VideoFactory(text_embedding=_unit(np.ones(384)))
 
-    assert selectors.video_neighbours(video_id=me.pk) == selectors.Neighbours(frames=[], text=[])
+    for channel in selectors.FRAME_CHANNELS:
+        empty = selectors.Neighbours(frames=[], text=[], videos=[])
+        assert selectors.video_neighbours(video_id=me.pk, channel=channel) == empty
+
+
+def _keyframes(video: object, vectors: list[np.ndarray]) -> None:
+    Keyframe.objects.bulk_create(
+        Keyframe(video=video, index=i, timestamp=float(i), image=f"k/{i}.jpg", embedding=_unit(v))
+        for i, v in enumerate(vectors)
+    )
+
+
+def test_the_video_embedding_is_the_normalized_mean_and_one_scan_finds_the_copy_not_the_video_itself() -> None:
+    rng = np.random.default_rng(13)
+    scenes = [rng.normal(size=512) for _ in range(8)]
+    me, copy, same_scene_once, unrelated = VideoFactory(), VideoFactory(), VideoFactory(), VideoFactory()
+    _keyframes(me, scenes)
+    # A re-encoded, sped-up copy: its keyframes are noisy and fall between the source's (a mix of two scenes each).
+    _keyframes(copy, [0.6 * scenes[i] + 0.4 * scenes[min(i + 1, 7)] + 0.3 * rng.normal(size=512) for i in range(7)])
+    # Shares one of the eight scenes exactly: a keyframe match, but most of its picture differs.
+    _keyframes(same_scene_once, [scenes[2]] + [rng.normal(size=512) for _ in range(7)])
+    _keyframes(unrelated, [rng.normal(size=512) for _ in range(8)])
+    for video in (me, copy, same_scene_once, unrelated):
+        assert services.video_embedding_refresh(video_id=video.pk)
+    me.refresh_from_db()
+    units = np.array([_unit(v) for v in scenes])
+    expected = units.mean(axis=0) / np.linalg.norm(units.mean(axis=0))
+    assert np.allclose(np.asarray(me.visual_embedding, dtype=float), expected, atol=2e-3)  # halfvec precision
+
+    with connection.cursor() as cur:
+        cur.execute("SET enable_seqscan = off")  # the HNSW scan, as on a large table
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            found = selectors.video_neighbours(video_id=me.pk, k_videos=3, channel="video")
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("RESET enable_seqscan")
+
+    assert [v for v, _s in found.videos] == [copy.pk, same_scene_once.pk, unrelated.pk]
+    assert found.videos[0][1] >= services.VIDEO_SIM_MIN > found.videos[1][1]
+    assert found.frames == []  # the keyframes are not scanned
+    assert len(queries.captured_queries) == 1 and "moderation_keyframe" not in queries.captured_queries[0]["sql"]
+
+
+def test_retrieval_finds_a_copy_by_video_embedding_and_an_unknown_channel_is_refused(settings) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(17)
+    scenes = [rng.normal(size=512) for _ in range(8)]
+    original, copy, unrelated = VideoFactory(), VideoFactory(), VideoFactory()
+    _keyframes(original, scenes)
+    _keyframes(copy, [s + 0.4 * rng.normal(size=512) for s in scenes])
+    _keyframes(unrelated, [rng.normal(size=512) for _ in range(8)])
+    for video in (original, copy, unrelated):
+        services.video_embedding_refresh(video_id=video.pk)
+
+    found = services.candidates_retrieve(video_id=copy.pk)
+    assert list(found) == [original.pk] and found[original.pk]["video_sim"] >= services.VIDEO_SIM_MIN
+
+    settings.REPRO_FRAME_NEIGHBOURS = "frames"
+    with pytest.raises(ValueError, match="REPRO_FRAME_NEIGHBOURS"):
+        services.candidates_retrieve(video_id=copy.pk)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from moderation.media.analyzers import video_embedding
 from moderation.media.ingest import video_ingest
 from moderation.media.models import Video
 from moderation.media.pipeline import video_process
 from moderation.reproduction.models import FrameHash, ReproCandidate
-from moderation.reproduction.services import repro_candidates_refresh
+from moderation.reproduction.services import VIDEO_SIM_MIN, repro_candidates_refresh
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
@@ -43,7 +45,15 @@ def test_copies_find_their_original_and_the_unrelated_video_does_not(
 
     top_of_reencode = ReproCandidate.objects.filter(video=reencode).order_by("-retrieval_score").first()
     assert top_of_reencode is not None and top_of_reencode.original_id in {original.pk, mirror.pk}
-    assert ReproCandidate.objects.get(video=reencode, original=original).hash_score > 0.5
+    reencoded_pair = ReproCandidate.objects.get(video=reencode, original=original)
+    assert reencoded_pair.hash_score > 0.5
+    # The media pipeline wrote each video's embedding (the normalized mean of its keyframes'); the re-encoded copy
+    # is found through it too, in the one HNSW scan of the video embeddings.
+    for video in (original, reencode):
+        video.refresh_from_db()
+        frames = [kf.embedding for kf in video.keyframes.order_by("index")]
+        assert np.allclose(np.asarray(video.visual_embedding, dtype=float), video_embedding(frames), atol=2e-3)
+    assert "video" in reencoded_pair.evidence["sources"] and reencoded_pair.evidence["video_sim"] >= VIDEO_SIM_MIN
 
     # The unrelated video is never a copy of the tea video, and never matched by hash.
     pair = (
