@@ -16,9 +16,10 @@
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
   const current = () => document.getElementById("review-screen");
+  // The browser's token now (workbench.js), else the page's: a sign-in in another tab renews it.
   const csrf = () => {
     const el = document.querySelector("input[name=csrfmiddlewaretoken]");
-    return el ? el.value : "";
+    return currentCsrfToken() || (el ? el.value : "");
   };
 
   // --- what the header shows: SLA countdown and position in this session -----------------------

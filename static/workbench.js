@@ -195,3 +195,27 @@ document.addEventListener("htmx:responseError", (ev) => showRequestError(errorTe
 document.addEventListener("htmx:sendError", () =>
   showRequestError("The server could not be reached; check the connection and try again."),
 );
+
+// Signing in again (in another tab, or as someone else) gives the browser a new CSRF token; a form
+// still open in an older tab carried the old one and was refused with nothing saved (a CoT
+// correction or a policy edit typed there was lost). Every form and htmx request therefore sends
+// the token the browser holds now.
+function currentCsrfToken() {
+  const found = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="));
+  return found ? decodeURIComponent(found.slice("csrftoken=".length)) : "";
+}
+
+document.addEventListener(
+  "submit",
+  (ev) => {
+    const token = currentCsrfToken();
+    if (!token || !(ev.target instanceof HTMLFormElement)) return;
+    ev.target.querySelectorAll("input[name=csrfmiddlewaretoken]").forEach((input) => { input.value = token; });
+  },
+  true,
+);
+
+document.addEventListener("htmx:configRequest", (ev) => {
+  const token = currentCsrfToken();
+  if (token) ev.detail.headers["X-CSRFToken"] = token;
+});

@@ -128,6 +128,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
 LOGIN_URL = "login"
+# A form refused by the CSRF check says why and shows what it held; static/workbench.js sends the
+# browser's current token (the csrftoken cookie, readable by scripts as Django's default) so a form
+# opened before a sign-in in another tab is not refused in the first place.
+CSRF_FAILURE_VIEW = "workbench.views.csrf_failure"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 

@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import cast
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -22,6 +23,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
@@ -151,3 +153,41 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
     response["Content-Range"] = f"bytes {start}-{end}/{size}"
     response["Accept-Ranges"] = "bytes"
     return response
+
+
+CSRF_FAILURE_MESSAGE = (
+    "This page was opened before you last signed in (in this or another tab), or the browser's cookies were "
+    "cleared, so the server could not accept what it sent; nothing was saved."
+)
+SENT_FIELDS_SHOWN = 40
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form refused by the CSRF check (``CSRF_FAILURE_VIEW``): say why in words, and, for a form sent from
+    the workbench's own pages, show what it held so typed text (a CoT correction, a taxonomy) can be copied
+    instead of lost. The review screen's background submit gets JSON and htmx plain text, as their scripts
+    expect. Nothing is resent from here."""
+    if request.headers.get("X-Review-Background") == "1":
+        error = f"{CSRF_FAILURE_MESSAGE} Reload the page and decide again."
+        return JsonResponse({"ok": False, "error": error, "still_yours": True}, status=403)
+    if request.headers.get("HX-Request") == "true":
+        return HttpResponse(f"{CSRF_FAILURE_MESSAGE} Reload the page.\n", status=403, content_type="text/plain")
+    # A request another site made (refused on its Origin or Referer) is not echoed back.
+    from_elsewhere = reason.startswith(("Origin checking failed", "Referer checking failed"))
+    sent = []
+    for name in [] if from_elsewhere else request.POST:
+        value = str(request.POST.get(name, ""))
+        if name != "csrfmiddlewaretoken" and value.strip() and not value.strip().isdigit():
+            sent.append({"name": name, "value": value, "rows": min(max(value.count("\n") + 1, 2), 12)})
+    referer = request.headers.get("Referer", "")
+    same_site = url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    back = (urlsplit(referer).path if referer and same_site else "") or "/"
+    context = {
+        "message": CSRF_FAILURE_MESSAGE,
+        "sent": sent[:SENT_FIELDS_SHOWN],
+        "more": max(len(sent) - SENT_FIELDS_SHOWN, 0),
+        "back": back,
+    }
+    return render(request, "csrf_failure.html", context, status=403)

@@ -4,7 +4,9 @@ fails without its fix."""
 from __future__ import annotations
 
 import pytest
+from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 
 from annotation.models import CotCorrection
 from moderation.errors import ModerationError
@@ -16,7 +18,7 @@ from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
 from moderation.policies.taxonomy import LABEL_MAX_LENGTH, taxonomy_errors
 from moderation.tagging.models import Tag
 from moderation.tagging.services import tags_import
-from tests.factories import VideoFactory
+from tests.factories import DecisionFactory, VideoFactory
 from tests.moderation.policies.test_policy_editor_views import _structured_post
 from workbench.text import row_id
 
@@ -121,3 +123,52 @@ def test_saving_a_vocabulary_row_goes_back_to_the_same_search(client_as):
     assert response["Location"] == "/tags/vocabulary/?q=%E6%B1%A4+%26+soup%231"
     response = client.post(url, {"name": "汤", "aliases": "soup", "is_active": "on", "q": "x" * 5000})
     assert len(response["Location"]) < 400
+
+
+# After signing in again in another tab (the CSRF token is renewed at sign-in), a form sent from an
+# older tab got Django's bare "Forbidden (403) CSRF verification failed. More information is available
+# with DEBUG=True." and what was typed there was gone.
+def _stale_token_client(user):  # type: ignore[no-untyped-def]
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    client.get(reverse("home"))  # the browser holds a token now ...
+    return client, "x" * 32  # ... and the page sends another one (from before the sign-in)
+
+
+def test_a_form_from_before_a_sign_in_says_why_and_shows_the_typed_text(make_user):
+    decision = DecisionFactory()
+    client, old_token = _stale_token_client(make_user("labeler"))
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    typed = "The speech offers <b>cheap phones</b> for WeChat transfers;\nthe model missed it."
+    response = client.post(
+        url,
+        {"csrfmiddlewaretoken": old_token, "base_revision": "0", "stage-analysis": typed, "action": "submit"},
+        HTTP_REFERER=f"http://testserver{url}",
+    )
+    page = response.content.decode()
+    assert response.status_code == 403 and "Not saved: this page was out of date" in page
+    assert "opened before you last signed in" in page and f'href="{url}"' in page
+    assert escape(typed) in page and "<b>cheap phones</b>" not in page  # shown for copying, escaped
+    assert old_token not in page and not CotCorrection.objects.exists()
+
+
+def test_a_cross_site_form_is_refused_without_echoing_what_it_sent(make_user):
+    client, old_token = _stale_token_client(make_user("labeler"))
+    response = client.post(
+        reverse("moderation:policy_list"),
+        {"csrfmiddlewaretoken": old_token, "notes": "text chosen by another site"},
+        HTTP_ORIGIN="https://elsewhere.example",
+    )
+    assert response.status_code == 403 and "out of date" in response.content.decode()
+    assert "text chosen by another site" not in response.content.decode()
+
+
+def test_the_review_screens_scripts_get_the_reason_in_the_form_they_read(make_user):
+    client, old_token = _stale_token_client(make_user("moderator"))
+    url = reverse("moderation:review_submit", args=[1])
+    background = client.post(url, {"verdict": "approve"}, HTTP_X_REVIEW_BACKGROUND="1", HTTP_X_CSRFTOKEN=old_token)
+    assert background.status_code == 403 and background.json()["still_yours"] is True
+    assert "opened before you last signed in" in background.json()["error"]
+    htmx = client.post(url, {"verdict": "approve"}, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=old_token)
+    assert htmx.status_code == 403 and htmx["Content-Type"].startswith("text/plain")
+    assert "Reload the page" in htmx.content.decode()
