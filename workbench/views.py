@@ -178,7 +178,9 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     for name in [] if from_elsewhere else request.POST:
         value = str(request.POST.get(name, ""))
         if name != "csrfmiddlewaretoken" and value.strip() and not value.strip().isdigit():
-            sent.append({"name": name, "value": value, "rows": min(max(value.count("\n") + 1, 2), 12)})
+            rows = min(max(value.count("\n") + 1, 2), 12)
+            # A choice (a label, a button's value) is one line; typed text gets a box to copy from.
+            sent.append({"name": name, "value": value, "rows": rows, "short": len(value) <= 40 and " " not in value})
     referer = request.headers.get("Referer", "")
     same_site = url_has_allowed_host_and_scheme(
         referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()

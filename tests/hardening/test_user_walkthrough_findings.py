@@ -149,6 +149,7 @@ def test_a_form_from_before_a_sign_in_says_why_and_shows_the_typed_text(make_use
     assert response.status_code == 403 and "Not saved: this page was out of date" in page
     assert "opened before you last signed in" in page and f'href="{url}"' in page
     assert escape(typed) in page and "<b>cheap phones</b>" not in page  # shown for copying, escaped
+    assert "action: <code>submit</code>" in page  # a button's value is one line, typed text a box
     assert old_token not in page and not CotCorrection.objects.exists()
 
 
