@@ -320,7 +320,10 @@ def tag2cot_write(*, task: Tag2CotTask, author: User, stages: dict[str, str]) ->
             raise AnnotationError(f"Stage “{title}” cannot be empty.")
         written.append({"key": key, "title": title, "text": text, "evidence": draft.get(key, {}).get("evidence", [])})
     if locked.target_label not in written[-1]["text"]:
-        raise AnnotationError(f"The final judgment must arrive at the label “{locked.target_label}”.")
+        raise AnnotationError(
+            f"The final judgment must name the label “{locked.target_label}” as written here "
+            f"(e.g. “label: {locked.target_label}”); its English name alone is not read as the verdict."
+        )
     locked.stages = written
     locked.status = Tag2CotTask.Status.DONE
     locked.author = author

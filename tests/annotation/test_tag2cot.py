@@ -53,13 +53,15 @@ def test_labeler_writes_the_five_stages_for_the_label(policy_version, make_user)
     url = reverse("annotation:tag2cot_write", args=[task.pk])
     html = ca.get(url).content.decode()
     assert all(f'name="stage-{k}"' in html for k in STAGE_KEYS) and "引导私下交易" in html
+    # The rule the final stage is checked against is said beside it, not only after a refused save.
+    assert "This stage must name the label “引导私下交易”" in html
     assert "is writing this reasoning" in cb.get(url).content.decode()  # Alice holds it
 
     form = {f"stage-{k}": f"<i>{k}</i> reasoning" for k in STAGE_KEYS}
     resp = ca.post(url, {**form, "stage-analysis": ""})
     assert resp.status_code == 400 and "cannot be empty" in resp.content.decode()
     resp = ca.post(url, form)
-    assert resp.status_code == 400 and "must arrive at the label" in resp.content.decode()
+    assert resp.status_code == 400 and "must name the label “引导私下交易” as written here" in resp.content.decode()
     resp = ca.post(url, {**form, "stage-final_judgment": "label: 引导私下交易, steering buyers off-platform"})
     assert resp.status_code == 302
     task.refresh_from_db()
