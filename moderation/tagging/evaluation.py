@@ -332,6 +332,14 @@ def fit_ranker(
         return None, rates, base
     if options.objective == "pairwise":
         return ranking.fit_pairwise(x, y, np.concatenate(groups), c=options.ranker_c, seed=seed), rates, base
+    if options.objective in ("listwise", "listwise_prior"):
+        towards = (
+            np.array([ranking.DEFAULT_WEIGHTS.get(f, 0.0) for f in options.ranker_features])
+            if options.objective == "listwise_prior"
+            else None
+        )
+        model = ranking.fit_listwise(x, y, np.concatenate(groups), c=options.ranker_c, towards=towards)
+        return model, rates, base
     return ranking.fit_linear(x, y, c=options.ranker_c, seed=seed), rates, base
 
 
@@ -354,7 +362,9 @@ def predict(
     out: list[Scored] = []
     for r in records:
         cands = candidates_for(r, vocab, know, options, train_key=train_key)
-        ranked = ranking.rank(cands, model, features=options.ranker_features, dedup=options.dedup, vocab=vocab)
+        ranked = ranking.rank(
+            cands, model, features=options.ranker_features, dedup=options.dedup, vocab=vocab, fusion=options.fusion
+        )
         by_source = {
             s: sorted(((c.tag_id, c.scores[s]) for c in cands.values() if s in c.scores), key=lambda p: (-p[1], p[0]))
             for s in SOURCES

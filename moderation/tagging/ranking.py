@@ -65,6 +65,8 @@ FEATURES = [
     "use_title_z",
     "ensemble_z",
     "ensemble_rank",
+    # Round 4: co-occurrence with the confident head of the hand-weighted order (``COOCCUR_SEEDS``)
+    "cooccur_top",
 ]
 # The features the ranker read before the error analysis of issue 16's second round (the nested
 # comparison's reference arm): the five after them are new.
@@ -119,6 +121,7 @@ DEFAULT_WEIGHTS = {
     "use_title_z": 0.0,
     "ensemble_z": 0.0,
     "ensemble_rank": 0.0,
+    "cooccur_top": 0.0,
 }
 EMBEDDING_TOP = 50
 TITLE_EMBEDDING_TOP = 20
@@ -128,6 +131,8 @@ RELATED_COOCCUR_K = 5  # most frequent co-tags of each text hit proposed as rela
 RELATED_SEEDS = 10  # at most this many text hits seed the related source
 STRUCTURE_K = 10  # a tag's nearest tags (by tag embedding) whose video cosines smooth its own
 SMOOTH_TOP = 30  # tags with the best smoothed cosine join the embedding source (``Options.smooth``)
+COOCCUR_SEEDS = 5  # ``cooccur_top``: the best of the hand-weighted order whose co-tags are read
+RRF_K = 60  # reciprocal-rank fusion's constant (the usual one; not tuned here)
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,11 @@ class Options:
     # and the title's likewise) join the embedding source, this many of each. 0: the second encoder
     # is not read at all (its features stay 0).
     ensemble_top: int = 0
+    # Round 4: "listwise" (a per-video softmax over its candidates, gold tags sharing the target) and
+    # "listwise_prior" (the same, its L2 penalty pulling towards the hand-weighted sum's direction
+    # instead of towards 0) join the objectives; ``fusion`` "rrf" orders by reciprocal-rank fusion of
+    # the learned ranker's order and every source's own order (``rrf_order``).
+    fusion: str = "none"
 
 
 BASELINE = Options(embedding_top=30, title=False, related=False, hashtag=False, ranker_features=tuple(FEATURES_V1))
@@ -451,7 +461,26 @@ def generate(
         c.features["name_len"] = min(len(vocab.names[i]), 6) / 6 if i is not None else 0.0
         c.features["name_single"] = 1.0 if i is not None and len(vocab.names[i]) == 1 else 0.0
         c.features["accept_rate"] = vocab.rates.get(tag_id, vocab.base_rate)
+    _cooccur_top(cands, vocab)
     return cands
+
+
+def _cooccur_top(cands: dict[int, Candidate], vocab: Vocabulary) -> None:
+    """``cooccur_top``: a candidate's highest P(it | seed) over the ``COOCCUR_SEEDS`` best candidates of
+    the hand-weighted order (itself excluded), times that seed's weighted-sum score, so a tag that
+    tagged videos carry beside a confident candidate (海鲜 beside 龙虾, 美食 beside 火锅) rises."""
+    if not vocab.cooccur or not cands:
+        return
+    items = list(cands.values())
+    scores = weighted_sum(feature_matrix(items))
+    top = max(float(scores.max()), 1e-9)
+    seeds = [(items[int(i)].tag_id, float(scores[i]) / top) for i in np.argsort(-scores, kind="stable")[:COOCCUR_SEEDS]]
+    for c in items:
+        best = 0.0
+        for seed, weight in seeds:
+            if seed != c.tag_id:
+                best = max(best, weight * vocab.cooccur.get(seed, {}).get(c.tag_id, 0.0))
+        c.features["cooccur_top"] = best
 
 
 def acceptance_rates(
@@ -569,9 +598,12 @@ def rank(
     features: Sequence[str] | None = None,
     dedup: str = "none",
     vocab: Vocabulary | None = None,
+    fusion: str = "none",
 ) -> list[Candidate]:
     """Score every candidate (the learned model over ``features``, else the weighted sum) and sort,
-    best first; with ``dedup``, near-duplicates of a better tag move below the others' top."""
+    best first; with ``fusion`` "rrf", the order is the reciprocal-rank fusion of that score's order
+    and each source's (scores stay the model's); with ``dedup``, near-duplicates of a better tag move
+    below the others' top."""
     items = list(cands.values())
     if not items:
         return []
@@ -583,10 +615,39 @@ def rank(
         scores = weighted_sum(x)
     for c, s in zip(items, scores, strict=True):
         c.score = float(s)
-    ordered = sorted(items, key=lambda c: (-c.score, c.tag_id))
+    if fusion == "rrf":
+        fused = rrf_scores(items, x)
+        order = sorted(range(len(items)), key=lambda i: (-fused[i], -items[i].score, items[i].tag_id))
+        ordered = [items[i] for i in order]
+    else:
+        ordered = sorted(items, key=lambda c: (-c.score, c.tag_id))
     if dedup != "none" and vocab is not None:
         ordered = suppress_duplicates(ordered, vocab, use_cosine=dedup == "name+cos")
     return ordered
+
+
+# The voters of reciprocal-rank fusion besides the ranker: each orders the candidates it has a
+# positive value for (features' columns; the sources' own scores).
+RRF_VOTERS = ("text_any", "embedding_rank", "title_embedding_rank", "similar", "related_cooccur", "prior")
+
+
+def rrf_scores(items: Sequence[Candidate], x: np.ndarray, *, k: int = RRF_K) -> np.ndarray:
+    """Reciprocal-rank fusion: sum over voters of 1 / (k + rank), rank 1 the voter's best; the voters
+    are the ranker's score (every candidate) and ``RRF_VOTERS`` (a candidate the voter gives 0 gets
+    nothing from it; text hits are ordered by their text score). No weights, nothing trained."""
+    n = len(items)
+    fused = np.zeros(n)
+    lists: list[np.ndarray] = [np.array([c.score for c in items])]
+    for name in RRF_VOTERS:
+        col = x[:, FEATURES.index(name)].copy()
+        if name == "text_any":
+            col = np.array([c.scores.get("text", 0.0) if v > 0 else 0.0 for c, v in zip(items, col, strict=True)])
+        lists.append(col)
+    for values in lists:
+        voted = np.flatnonzero(values > 0) if values is not lists[0] else np.arange(n)
+        order = voted[np.argsort(-values[voted], kind="stable")]
+        fused[order] += 1.0 / (k + 1 + np.arange(len(order)))
+    return fused
 
 
 def suppress_duplicates(ordered: list[Candidate], vocab: Vocabulary, *, use_cosine: bool) -> list[Candidate]:
@@ -656,6 +717,68 @@ def fit_pairwise(
     clf = LogisticRegression(C=c, fit_intercept=False, max_iter=2000, random_state=seed)
     clf.fit(np.vstack([d, -d]), np.r_[np.ones(len(d)), np.zeros(len(d))])
     w = clf.coef_[0]
+    platt = LogisticRegression(C=1e4, class_weight="balanced", max_iter=2000)
+    platt.fit((xs @ w)[:, None], y)
+    a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
+    return LinearModel(coef=w * a, intercept=b, mean=mean, scale=scale)
+
+
+def fit_listwise(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    c: float = 1.0,
+    towards: np.ndarray | None = None,
+) -> LinearModel:
+    """A linear ranker fitted per video: softmax over each group's (one video's) candidates, the
+    target spread evenly over its accepted ones (ListNet's top-one cross-entropy), every video
+    weighing the same whatever its number of candidates; ``c`` × the summed loss + ½‖w − w₀‖², where
+    w₀ is 0, or (``towards``: raw feature weights such as the hand-set sum's) that direction in the
+    standardised space scaled by the best single factor (a 1-D fit first), so little data moves the
+    order away from the hand-set one only as far as it pays. Then Platt-scaled like ``fit_pairwise``."""
+    from scipy.optimize import minimize, minimize_scalar
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    xs = (x - mean) / scale
+    blocks = []
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        pos = y[rows] == 1
+        if pos.any() and not pos.all():
+            blocks.append((xs[rows], pos / pos.sum()))
+    if not blocks:
+        return fit_linear(x, y, c=c)
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, grad = 0.0, np.zeros_like(w)
+        for xb, target in blocks:
+            s = xb @ w
+            s = s - s.max()
+            p = np.exp(s)
+            p /= p.sum()
+            total -= float(target @ (s - np.log(np.exp(s).sum())))
+            grad += xb.T @ (p - target)
+        return total, grad
+
+    dim = xs.shape[1]
+    w0 = np.zeros(dim)
+    if towards is not None:
+        direction = towards * scale
+        norm = float(np.linalg.norm(direction))
+        if norm > 0:
+            direction = direction / norm
+            best = minimize_scalar(lambda a: loss(a * direction)[0], bounds=(0.0, 50.0), method="bounded")
+            w0 = float(best.x) * direction
+
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = loss(w)
+        return c * value + 0.5 * float((w - w0) @ (w - w0)), c * grad + (w - w0)
+
+    w = minimize(objective, w0.copy(), jac=True, method="L-BFGS-B").x
     platt = LogisticRegression(C=1e4, class_weight="balanced", max_iter=2000)
     platt.fit((xs @ w)[:, None], y)
     a, b = float(platt.coef_[0][0]), float(platt.intercept_[0])
