@@ -143,6 +143,7 @@ class Knowledge:
     centre: np.ndarray | None = None
     rates: dict[int, float] = field(default_factory=dict)  # set by ``fit_ranker`` (out-of-fold outcomes)
     base_rate: float = 0.0
+    adapter: np.ndarray | None = None  # ``ranking.fit_adapter``, computed on first use (it needs the vocabulary)
 
 
 # Set by ``caching()`` (the nested benchmark): what ``learn`` and ``candidates_for`` computed, reused
@@ -159,6 +160,7 @@ _GENERATION_FIELDS = (
     "smooth_top",
     "similar_temperature",
     "ensemble_top",
+    "adapter_top",
 )
 
 
@@ -232,6 +234,8 @@ def candidates_for(
 def _candidates_for(
     record: Record, vocab: ranking.Vocabulary, know: Knowledge, options: ranking.Options
 ) -> dict[int, ranking.Candidate]:
+    if know.adapter is None and know.tag_lists:
+        know.adapter = ranking.fit_adapter(know.vectors, know.tag_lists, vocab)
     v = ranking.Vocabulary(
         vocab.tag_ids,
         vocab.names,
@@ -245,6 +249,7 @@ def _candidates_for(
         know.base_rate,
         ranking.tag_structure(vocab),
         vocab.embeddings2,
+        know.adapter,
     )
     assert record.vector is not None
     return ranking.generate(

@@ -67,6 +67,10 @@ FEATURES = [
     "ensemble_rank",
     # Round 4: co-occurrence with the confident head of the hand-weighted order (``COOCCUR_SEEDS``)
     "cooccur_top",
+    # Round 5: the learned map from video vectors to tag vectors (``fit_adapter``)
+    "adapter_z",
+    "adapter_rank",
+    "adapter_title_z",
 ]
 # The features the ranker read before the error analysis of issue 16's second round (the nested
 # comparison's reference arm): the five after them are new.
@@ -122,6 +126,9 @@ DEFAULT_WEIGHTS = {
     "ensemble_z": 0.0,
     "ensemble_rank": 0.0,
     "cooccur_top": 0.0,
+    "adapter_z": 0.0,
+    "adapter_rank": 0.0,
+    "adapter_title_z": 0.0,
 }
 EMBEDDING_TOP = 50
 TITLE_EMBEDDING_TOP = 20
@@ -131,7 +138,10 @@ RELATED_COOCCUR_K = 5  # most frequent co-tags of each text hit proposed as rela
 RELATED_SEEDS = 10  # at most this many text hits seed the related source
 STRUCTURE_K = 10  # a tag's nearest tags (by tag embedding) whose video cosines smooth its own
 SMOOTH_TOP = 30  # tags with the best smoothed cosine join the embedding source (``Options.smooth``)
+ADAPTER_RANK_DEPTH = 50  # ``adapter_rank`` over this many of the adapter's best tags when it proposes none
 COOCCUR_SEEDS = 5  # ``cooccur_top``: the best of the hand-weighted order whose co-tags are read
+ADAPTER_RIDGE = 1.0  # ``fit_adapter``'s pull towards the identity map (fixed, not tuned on the reported folds)
+ADAPTER_FEATURES = ("adapter_z", "adapter_rank", "adapter_title_z")
 RRF_K = 60  # reciprocal-rank fusion's constant (the usual one; not tuned here)
 
 
@@ -171,6 +181,10 @@ class Options:
     # instead of towards 0) join the objectives; ``fusion`` "rrf" orders by reciprocal-rank fusion of
     # the learned ranker's order and every source's own order (``rrf_order``).
     fusion: str = "none"
+    # Round 5: the adapter view (``fit_adapter``; only when the vocabulary carries an adapter): its
+    # ``adapter_top`` best tags join the embedding source. Its features are computed whenever an
+    # adapter exists.
+    adapter_top: int = 0
 
 
 BASELINE = Options(embedding_top=30, title=False, related=False, hashtag=False, ranker_features=tuple(FEATURES_V1))
@@ -244,6 +258,8 @@ class Vocabulary:
     structure: TagStructure | None = None  # ``tag_structure``: computed once per vocabulary
     # The second encoder's tag embeddings (rows aligned with tag_ids), when it is installed.
     embeddings2: np.ndarray | None = None
+    # ``fit_adapter``: (dim, dim), a video vector times it lands near its tags' vectors
+    adapter: np.ndarray | None = None
 
     @property
     def index(self) -> dict[int, int]:
@@ -372,6 +388,21 @@ def generate(
             more_embedding_hits(title_ensemble, options.ensemble_top, "ensemble_rank", score=title_cosines)
             ensemble = np.maximum(ensemble, title_ensemble)
 
+    adapter_cos = adapter_title_z = None
+    adapter_ranks: dict[int, float] = {}
+    if vocab.adapter is not None and vector is not None and len(vocab.tag_ids):
+        adapter_cos = vocab.embeddings @ (vector @ vocab.adapter)
+        if options.adapter_top:
+            more_embedding_hits(adapter_cos, options.adapter_top, "adapter_rank", score=cosines)
+        else:  # the rank is a feature even when the view proposes nothing (set below, on every candidate)
+            adapter_ranks = {
+                int(i): 1.0 - rank / ADAPTER_RANK_DEPTH
+                for rank, i in enumerate(np.argsort(-adapter_cos)[:ADAPTER_RANK_DEPTH])
+            }
+        if title_vector is not None:
+            adapter_title_z = _zscores(vocab.embeddings @ (title_vector @ vocab.adapter))
+    adapter_z = _zscores(adapter_cos)
+
     seed_rows: list[int] = []
     if options.related and text_hits:
         _related(cand, text_hits[:RELATED_SEEDS], vocab)
@@ -446,6 +477,12 @@ def generate(
             c.features["ensemble_z"] = float(ensemble[i]) / 4
             if use_title_z is not None:
                 c.features["use_title_z"] = float(use_title_z[i]) / 4
+        if adapter_z is not None and i is not None:
+            c.features["adapter_z"] = float(adapter_z[i]) / 4
+            if i in adapter_ranks:
+                c.features["adapter_rank"] = adapter_ranks[i]
+            if adapter_title_z is not None:
+                c.features["adapter_title_z"] = float(adapter_title_z[i]) / 4
         if title_cosines is not None and i is not None:
             c.features["title_embedding"] = float(title_cosines[i])
             c.features["title_embedding_z"] = float(title_z[i]) / 4  # type: ignore[index]
@@ -481,6 +518,26 @@ def _cooccur_top(cands: dict[int, Candidate], vocab: Vocabulary) -> None:
             if seed != c.tag_id:
                 best = max(best, weight * vocab.cooccur.get(seed, {}).get(c.tag_id, 0.0))
         c.features["cooccur_top"] = best
+
+
+def fit_adapter(
+    vectors: np.ndarray, tag_lists: Sequence[Sequence[int]], vocab: Vocabulary, *, ridge: float = ADAPTER_RIDGE
+) -> np.ndarray | None:
+    """A linear map W learned from tagged videos: each video's vector times W should land on the mean
+    vector of its tags (ridge regression pulled towards the identity, so with few videos it stays
+    e5's own zero-shot view: W = (XᵀX + λI)⁻¹(XᵀT + λI)). It carries what the tags a team uses look
+    like (生活记录, 美食, 搞笑 …) to tags and videos it never saw, unlike per-tag classifiers."""
+    index = vocab.index
+    rows = [
+        (v, [index[t] for t in tags if t in index]) for v, tags in zip(vectors, tag_lists, strict=True) if len(tags)
+    ]
+    rows = [(v, ids) for v, ids in rows if ids]
+    if not rows or not len(vocab.tag_ids):
+        return None
+    x = np.stack([v for v, _ in rows]).astype(np.float64)
+    t = np.stack([vocab.embeddings[ids].mean(axis=0) for _, ids in rows]).astype(np.float64)
+    eye = np.eye(x.shape[1])
+    return np.linalg.solve(x.T @ x + ridge * eye, x.T @ t + ridge * eye).astype(np.float32)
 
 
 def acceptance_rates(
