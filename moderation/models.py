@@ -1,7 +1,7 @@
 """Model registry for the moderation app; each wing defines its own models."""
 
 from moderation.feedback.models import FeedbackAggregate, FeedbackEvent
-from moderation.inference.cascade_models import CascadeModel
+from moderation.inference.cascade_models import CascadeModel, CascadeTraining
 from moderation.inference.models import Decision, DecisionRerun, ModelVersion
 from moderation.integrations.models import (
     IdempotencyKey,
@@ -48,6 +48,7 @@ __all__ = [
     "VocabularyVersion",
     "AuditEvent",
     "CascadeModel",
+    "CascadeTraining",
     "ClusterMembership",
     "Decision",
     "DecisionRerun",

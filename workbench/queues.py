@@ -23,7 +23,8 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.inference.tasks.run_inference": TaskQueue.INFER,
     "moderation.review.tasks.run_queue_decision": TaskQueue.INFER,
     "moderation.inference.tasks.rerun_decision": TaskQueue.INFER,  # a reviewer's re-run: the decision's model
-    "moderation.inference.tasks.retrain_cascade": TaskQueue.DEFAULT,  # sklearn on a few thousand items: CPU
+    "moderation.inference.tasks.retrain_cascade": TaskQueue.DEFAULT,  # beat: queues train_cascade when due
+    "moderation.inference.tasks.train_cascade": TaskQueue.DEFAULT,  # sklearn on a few thousand items: CPU
     "training.tasks.run_training_job": TaskQueue.TRAIN,
     "training.tasks.reap_stale_jobs": TaskQueue.DEFAULT,
     "training.tasks.export_dataset": TaskQueue.DEFAULT,

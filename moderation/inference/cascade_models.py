@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.db import models
 
 
@@ -35,3 +37,64 @@ class CascadeModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class CascadeTraining(models.Model):
+    """One request to (re)train stage 1: from the dashboard's button or from beat, run by the
+    ``train_cascade`` task on the default queue, never inside the web request.
+
+    At most one is queued or running at a time (``cascade_training_request`` serialises requests): a
+    double click, a second tab or a beat tick during a training gets the open one back, not a second
+    training. The dashboard shows the latest one's state and, when it failed, why.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "done"
+        FAILED = "failed", "failed"
+
+    class Trigger(models.TextChoices):
+        BUTTON = "button", "the dashboard"
+        BEAT = "beat", "beat (new labels)"
+
+    OPEN = (Status.QUEUED, Status.RUNNING)
+    # Queued this long: its message may have been lost (a broker restart); asking again sends it again,
+    # the task ignores a second delivery.
+    RESEND_AFTER = timedelta(minutes=5)
+    # Running with no result this long: its worker died (Redis redelivers only after the visibility
+    # timeout, hours later). It is marked failed and a new request may start; a late finish of the old
+    # one no longer writes its state.
+    STALLED_AFTER = timedelta(hours=1)
+
+    name = models.CharField(max_length=100)
+    threshold = models.FloatField(null=True, blank=True)
+    target_accuracy = models.FloatField(null=True, blank=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.BUTTON)
+    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    model = models.ForeignKey(CascadeModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    trained_on = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # The backstop of the service's lock: never two queued or two running.
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_open_cascade_training",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"stage-1 training {self.pk} ({self.name}): {self.status}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN

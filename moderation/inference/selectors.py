@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Max, Q
 
-from moderation.inference.cascade_models import CascadeModel
+from moderation.inference.cascade_models import CascadeModel, CascadeTraining
 from moderation.inference.models import Decision, DecisionRerun, ModelVersion
 from moderation.inference.stage1.inputs import TextItem, stage1_input
 from moderation.labels.models import ItemLabel
@@ -50,6 +50,11 @@ def cascade_training_set() -> Stage1TrainingSet:
         policy_version=policy,
         watermark=watermark,
     )
+
+
+def cascade_training_latest() -> CascadeTraining | None:
+    """The newest stage-1 training request (queued, running or how it ended), for the dashboard."""
+    return CascadeTraining.objects.select_related("requested_by", "model").first()
 
 
 def cascade_new_labels(*, model: CascadeModel) -> int:
@@ -240,6 +245,7 @@ def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
         "stages": stages,
         "active_model": active_model,
         "models": list(CascadeModel.objects.all()[:20]),
+        "training": cascade_training_latest(),
     }
 
 

@@ -8,13 +8,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.feedback.selectors import feedback_prompt_stats
 from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend
-from moderation.inference.cascade_models import CascadeModel
+from moderation.inference.cascade_models import CascadeModel, CascadeTraining
 from moderation.inference.models import Decision, DecisionRerun, ModelVersion
 from moderation.integrations.services import event_decision_created, event_model_promoted
 from moderation.media.models import Video
@@ -526,15 +526,123 @@ def cascade_target_set(*, target_accuracy: float) -> CascadeModel:
     return model
 
 
-def cascade_retrain_if_due() -> CascadeModel | None:
-    """Beat: retrain the active stage-1 model under its name and routing when at least
-    ``CASCADE_RETRAIN_AFTER_LABELS`` trusted labels arrived since the labels it was trained on.
-    Idempotent in effect: a tick that overlaps a running retrain at worst trains the same model again."""
+def cascade_retrain_if_due() -> CascadeTraining | None:
+    """Beat: ask for a retrain of the active stage-1 model under its name and routing when at least
+    ``CASCADE_RETRAIN_AFTER_LABELS`` trusted labels arrived since the labels it was trained on. Goes
+    through ``cascade_training_request`` like the button: a tick during a training gets that one back."""
     from moderation.inference.selectors import cascade_new_labels
 
+    model = CascadeModel.objects.filter(is_active=True).first()
+    if model is None or cascade_new_labels(model=model) < settings.CASCADE_RETRAIN_AFTER_LABELS:
+        return None
+    target, threshold = model.target_accuracy, model.escalate_threshold
+    return cascade_training_request(
+        name=model.name,
+        target_accuracy=target,
+        threshold=None if target is not None else threshold,
+        trigger=CascadeTraining.Trigger.BEAT,
+    )
+
+
+def cascade_training_request(
+    *,
+    name: str,
+    threshold: float | None = None,
+    target_accuracy: float | None = None,
+    by: User | None = None,
+    trigger: str = CascadeTraining.Trigger.BUTTON,
+) -> CascadeTraining:
+    """Queue a stage-1 training (``cascade_train`` on the default queue, after the commit) and record it.
+
+    What can be refused at once is refused here with a ``ModerationError`` (a bad name, threshold or
+    target; fewer than ``CASCADE_MIN_TRAIN_LABELS`` trusted labels), before anything is queued.
+    Idempotent: while a training is queued or running, asking again returns that one (a double click
+    trains once). One queued for ``RESEND_AFTER`` is sent again (a lost message); one running for
+    ``STALLED_AFTER`` lost its worker: it is marked failed and a new one is queued.
+    """
+    from moderation.inference.stage1.routing import check_target, check_threshold
+    from moderation.labels.selectors import item_labels_trusted
+
+    cascade_artifact_path(name)
+    if threshold is not None:
+        check_threshold(threshold)
+    else:
+        check_target(settings.CASCADE_TARGET_ACCURACY if target_accuracy is None else target_accuracy)
+    now = timezone.now()
     with transaction.atomic():
-        model = CascadeModel.objects.select_for_update(skip_locked=True).filter(is_active=True).first()
-        if model is None or cascade_new_labels(model=model) < settings.CASCADE_RETRAIN_AFTER_LABELS:
-            return None
-        name, target, threshold = model.name, model.target_accuracy, model.escalate_threshold
-    return cascade_train(name=name, target_accuracy=target, threshold=None if target is not None else threshold)
+        # One request at a time (two tabs, a double click, a beat tick): a transaction-scoped lock,
+        # since there may be no row yet to lock.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('moderation.cascade_training'))")
+        open_ = CascadeTraining.objects.filter(status__in=CascadeTraining.OPEN).first()
+        if open_ is not None and open_.status == CascadeTraining.Status.RUNNING:
+            if open_.started_at is not None and open_.started_at > now - CascadeTraining.STALLED_AFTER:
+                return open_
+            open_.status, open_.finished_at = CascadeTraining.Status.FAILED, now
+            open_.error = (
+                f"No result {CascadeTraining.STALLED_AFTER} after it started: its worker was lost. "
+                "A new training was queued."
+            )
+            open_.save(update_fields=["status", "error", "finished_at"])
+        elif open_ is not None:
+            if open_.sent_at is None or open_.sent_at <= now - CascadeTraining.RESEND_AFTER:
+                open_.sent_at = now
+                open_.save(update_fields=["sent_at"])
+                enqueue("moderation.inference.tasks.train_cascade", open_.pk, robust=True)
+            return open_
+        labelled = item_labels_trusted().count()
+        if labelled < settings.CASCADE_MIN_TRAIN_LABELS:
+            raise ModerationError(
+                f"Stage 1 is trained from at least {settings.CASCADE_MIN_TRAIN_LABELS} labelled items "
+                f"(CASCADE_MIN_TRAIN_LABELS); there are {labelled}. Review or import more first: "
+                "a model fitted on fewer would auto-decide live items on too little evidence."
+            )
+        training = CascadeTraining.objects.create(
+            name=name,
+            threshold=threshold,
+            target_accuracy=target_accuracy if threshold is None else None,
+            trigger=trigger,
+            requested_by=by,
+            sent_at=now,
+        )
+        # robust: a broker that does not answer leaves it queued (shown so); asking again after
+        # RESEND_AFTER sends it again.
+        enqueue("moderation.inference.tasks.train_cascade", training.pk, robust=True)
+    logger.info("stage-1 training %s (%s) queued by %s", training.pk, name, by.username if by else trigger)
+    return training
+
+
+def cascade_training_run(*, training_id: int) -> CascadeTraining:
+    """The task's body: train the queued request (``cascade_train``) and record how it ended.
+
+    Idempotent: only a queued request is started (a second delivery of its message finds it running
+    or finished and leaves it). A refusal or any error is recorded as failed with a readable reason.
+    """
+    with transaction.atomic():
+        training = CascadeTraining.objects.select_for_update().get(pk=training_id)
+        if training.status != CascadeTraining.Status.QUEUED:
+            return training
+        training.status, training.started_at = CascadeTraining.Status.RUNNING, timezone.now()
+        training.save(update_fields=["status", "started_at"])
+    fields: dict[str, Any]
+    try:
+        model = cascade_train(
+            name=training.name, threshold=training.threshold, target_accuracy=training.target_accuracy
+        )
+    except ModerationError as exc:
+        fields = {"status": CascadeTraining.Status.FAILED, "error": str(exc)}
+    except Exception as exc:  # recorded, never left "running"
+        logger.exception("stage-1 training %s failed", training_id)
+        detail = (str(exc).strip() or type(exc).__name__)[:400]
+        fields = {"status": CascadeTraining.Status.FAILED, "error": f"Training failed: {type(exc).__name__}: {detail}"}
+    else:
+        fields = {"status": CascadeTraining.Status.DONE, "model": model, "trained_on": model.trained_on}
+    with transaction.atomic():
+        training = CascadeTraining.objects.select_for_update().get(pk=training_id)
+        if training.status != CascadeTraining.Status.RUNNING:  # marked stalled meanwhile
+            return training
+        for key, value in fields.items():
+            setattr(training, key, value)
+        training.finished_at = timezone.now()
+        training.save()
+    return training

@@ -60,13 +60,26 @@ def rerun_decision(rerun_id: int) -> str | None:
 
 @shared_task(name="moderation.inference.tasks.retrain_cascade", **LONG_TASK_OPTIONS)
 def retrain_cascade() -> int | None:
-    """Beat: retrain the active stage-1 model once enough new trusted labels arrived (idempotent:
-    a model trained on every label so far is not retrained)."""
+    """Beat: queue a retrain of the active stage-1 model once enough new trusted labels arrived
+    (``cascade_retrain_if_due``; a training already queued or running is not asked for twice)."""
     from moderation.inference.services import cascade_retrain_if_due
 
     try:
-        model = cascade_retrain_if_due()
+        training = cascade_retrain_if_due()
     except ModerationError:
-        logger.exception("stage-1 retraining failed")
+        logger.exception("stage-1 retraining could not be queued")
         return None
-    return model.pk if model else None
+    return training.pk if training else None
+
+
+@shared_task(name="moderation.inference.tasks.train_cascade", **LONG_TASK_OPTIONS)
+def train_cascade(training_id: int) -> str | None:
+    """Run one queued stage-1 training (CascadeTraining); idempotent: a started or finished one is left."""
+    from moderation.inference.cascade_models import CascadeTraining
+    from moderation.inference.services import cascade_training_run
+
+    try:
+        return cascade_training_run(training_id=training_id).status
+    except CascadeTraining.DoesNotExist:
+        logger.warning("stage-1 training %s no longer exists", training_id)
+        return None

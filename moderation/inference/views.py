@@ -4,11 +4,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.inference.impact import policy_impact_preview
-from moderation.inference.selectors import cascade_dashboard, model_version_get
+from moderation.inference.selectors import cascade_dashboard, cascade_training_latest, model_version_get
 from moderation.policies.models import Policy
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE, policy_version_get
 from moderation.policies.services import policy_set_serving_model
@@ -17,6 +18,13 @@ from workbench.roles import Perm, permission_required
 
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade(request: HttpRequest) -> HttpResponse:
+    if request.htmx and request.GET.get("part") == "training":  # type: ignore[attr-defined]
+        # Polled while a training is queued or running; once it ended, the whole page reloads (new model, curves).
+        training = cascade_training_latest()
+        response = render(request, "moderation/inference/cascade.html#training", {"stats": {"training": training}})
+        if training is None or not training.is_open:
+            response["HX-Refresh"] = "true"
+        return response
     context = {"stats": cascade_dashboard(), "min_reviewed": settings.CASCADE_MIN_REVIEWED}
     if request.htmx and request.GET.get("part") == "curves":  # type: ignore[attr-defined]
         return render(request, "moderation/inference/cascade.html#curves", context)
@@ -26,19 +34,35 @@ def cascade(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_train(request: HttpRequest) -> HttpResponse:
-    from moderation.inference.services import cascade_train as train
+    """Queue a stage-1 training (default queue); the dashboard shows its state until it is done."""
+    from moderation.inference.services import cascade_training_request
 
     name = (request.POST.get("name") or "stage1").strip()
     raw = request.POST.get("threshold", "").strip()
     raw_target = request.POST.get("target_accuracy", "").strip()
+    asked = timezone.now()
     try:
         threshold = _threshold(raw) if raw else None
         target = _target(raw_target) if raw_target and threshold is None else None
-        model = train(name=name, threshold=threshold, target_accuracy=target)
+        training = cascade_training_request(
+            name=name,
+            threshold=threshold,
+            target_accuracy=target,
+            by=request.user,  # type: ignore[arg-type]
+        )
     except ModerationError as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, f"Stage 1 “{model.name}” trained on {model.trained_on} labelled items; it is active.")
+        if training.created_at >= asked:  # this click queued it
+            messages.success(
+                request, f"Stage 1 “{training.name}” is queued for training; this page shows when it is done."
+            )
+        else:
+            messages.info(
+                request,
+                f"A stage-1 training (“{training.name}”, {training.get_status_display()}) is already under way: "
+                "it was not started twice. This page shows when it is done.",
+            )
     return redirect("moderation:cascade")
 
 

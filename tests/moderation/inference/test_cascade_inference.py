@@ -56,15 +56,19 @@ def test_dashboard_shows_escalation_rate_and_retrain_is_admin_only(trained_casca
 
     assert client_as("moderator").get("/cascade/").status_code == 403
     assert client_as("moderator").post("/cascade/train/", {"name": "x"}).status_code == 403
+    from moderation.inference.cascade_models import CascadeTraining
+    from moderation.inference.selectors import cascade_model_active
+    from moderation.inference.tasks import train_cascade
+
     response = client_as("admin").post("/cascade/train/", {"name": "retrained", "threshold": "0.7"})
     assert response.status_code == 302
-    from moderation.inference.selectors import cascade_model_active
-
+    assert train_cascade(CascadeTraining.objects.get(status="queued").pk) == "done"  # the default worker's part
     active = cascade_model_active()
     assert active.name == "retrained" and active.escalate_threshold == pytest.approx(0.7)
     bad = client_as("admin").post("/cascade/train/", {"name": "x", "threshold": "lots"}, follow=True)
     assert "must be a number" in bad.content.decode()
     client_as("admin").post("/cascade/train/", {"name": "by-target", "target_accuracy": "85"})
+    assert train_cascade(CascadeTraining.objects.get(status="queued").pk) == "done"
     by_target = cascade_model_active()
     assert by_target.name == "by-target" and by_target.target_accuracy == pytest.approx(0.85)
 

@@ -10,6 +10,7 @@ import pytest
 
 from moderation.feedback.models import FeedbackAggregate
 from moderation.inference.kuaimod import kuaimod_import
+from moderation.inference.selectors import cascade_model_active
 from moderation.inference.services import cascade_retrain_if_due, cascade_target_set, cascade_train
 from moderation.inference.stage1.inputs import TextItem
 from moderation.inference.stage1.label_value import (
@@ -30,6 +31,7 @@ from moderation.inference.stage1.learning import (
 )
 from moderation.inference.stage1.model import Stage1Config
 from moderation.inference.stage1.routing import cut_for_target, entropy_for_confidence
+from moderation.inference.tasks import train_cascade
 from moderation.models import ItemLabel, PolicyVersion, ReviewQueue
 from moderation.review.services import review_claim_next, review_label_value, review_tasks_create_for_decision
 from tests.factories import DecisionFactory, PolicyVersionFactory, VideoFactory
@@ -114,8 +116,12 @@ def test_beat_retrains_stage_one_once_enough_new_labels_arrived(trained, setting
     for title, label in (("私聊加我微信买", DEAL), ("红烧茄子做法 #美食", SAFE)):
         ItemLabel.objects.create(video=VideoFactory(title=title), label=label, source=ItemLabel.Source.REVIEW)
 
-    retrained = cascade_retrain_if_due()
+    training = cascade_retrain_if_due()  # queued through the button's service, trained by the task
 
+    assert training is not None and training.trigger == "beat" and training.status == "queued"
+    assert cascade_retrain_if_due() == training  # a tick while it waits asks for no second one
+    assert train_cascade(training.pk) == "done"
+    retrained = cascade_model_active()
     assert retrained is not None and retrained.pk == trained.pk and retrained.trained_on == 26
     assert retrained.target_accuracy == pytest.approx(0.9)  # keeps its routing
     assert cascade_retrain_if_due() is None

@@ -1,0 +1,89 @@
+"""The dashboard's "Retrain stage 1" button queues a training on the default queue (never inside the web
+request), records its state (queued → running → done / failed with the reason) and shows it; a double click
+trains once; a second delivery of the task's message does nothing."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from moderation.inference.cascade_models import CascadeModel, CascadeTraining
+from moderation.inference.kuaimod import kuaimod_import
+from moderation.inference.tasks import train_cascade
+from moderation.labels.models import ItemLabel
+from tests.factories import PolicyVersionFactory, VideoFactory
+from tests.moderation.inference.kuaimod_samples import write_split
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_a_double_click_queues_one_training_that_the_task_runs_once(
+    tmp_path, settings, client_as, django_capture_on_commit_callbacks
+) -> None:
+    settings.MODELS_DIR = tmp_path / "models"
+    PolicyVersionFactory()
+    kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))
+    admin = client_as("admin")
+
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        first = admin.post(
+            reverse("moderation:cascade_train"), {"name": "stage1", "target_accuracy": "0.9"}, follow=True
+        )
+        second = admin.post(
+            reverse("moderation:cascade_train"), {"name": "stage1", "target_accuracy": "0.9"}, follow=True
+        )
+
+    assert CascadeModel.objects.count() == 0  # nothing was trained inside the requests
+    training = CascadeTraining.objects.get()
+    assert training.status == "queued" and len(sent) == 1  # one message for two clicks
+    assert "is queued for training" in first.content.decode()
+    assert "already under way" in second.content.decode()
+    assert 'data-training-status="queued"' in second.content.decode()
+    polled = admin.get(reverse("moderation:cascade") + "?part=training", **HTMX)
+    assert 'hx-trigger="every 2s"' in polled.content.decode() and "HX-Refresh" not in polled
+
+    assert train_cascade(training.pk) == "done"
+    model = CascadeModel.objects.get()
+    assert train_cascade(training.pk) == "done"  # a redelivered message: no second training
+    assert CascadeModel.objects.get().trained_at == model.trained_at
+    training.refresh_from_db()
+    assert training.model == model and training.trained_on == 24 and model.is_active
+    polled = admin.get(reverse("moderation:cascade") + "?part=training", **HTMX)
+    assert polled["HX-Refresh"] == "true"  # ended: the page reloads with the new model
+    page = admin.get(reverse("moderation:cascade")).content.decode()
+    assert 'data-training-status="done"' in page and "trained on 24 labelled items" in page
+
+
+def test_a_training_that_fails_is_recorded_with_its_reason_and_a_new_one_may_be_asked_for(
+    tmp_path, settings, client_as, django_capture_on_commit_callbacks
+) -> None:
+    settings.MODELS_DIR = tmp_path / "models"
+    settings.CASCADE_MIN_TRAIN_LABELS = 2
+    PolicyVersionFactory()
+    for title in ("红烧肉做法", "清蒸鱼做法", "番茄炒蛋"):  # no violative item: the fit refuses
+        ItemLabel.objects.create(video=VideoFactory(title=title), label="正向", source=ItemLabel.Source.REVIEW)
+    admin = client_as("admin")
+    with django_capture_on_commit_callbacks(execute=False):
+        admin.post(reverse("moderation:cascade_train"), {"name": "stage1"})
+    training = CascadeTraining.objects.get()
+
+    assert train_cascade(training.pk) == "failed"
+
+    training.refresh_from_db()
+    assert training.error and training.finished_at is not None and CascadeModel.objects.count() == 0
+    page = admin.get(reverse("moderation:cascade")).content.decode()
+    assert 'data-training-status="failed"' in page and "violative" in training.error
+    with django_capture_on_commit_callbacks(execute=False) as sent:
+        admin.post(reverse("moderation:cascade_train"), {"name": "stage1"})
+    assert CascadeTraining.objects.count() == 2 and len(sent) == 1  # a failed one does not block the next
+
+
+def test_the_refusals_that_need_no_training_are_said_at_once(settings, client_as) -> None:
+    admin = client_as("admin")
+    page = admin.post(reverse("moderation:cascade_train"), {"name": "../escape"}, follow=True).content.decode()
+    assert "letters, digits" in page
+    page = admin.post(reverse("moderation:cascade_train"), {"name": "stage1"}, follow=True).content.decode()
+    assert f"at least {settings.CASCADE_MIN_TRAIN_LABELS} labelled items" in page
+    assert not CascadeTraining.objects.exists()
+    assert client_as("moderator").post(reverse("moderation:cascade_train"), {"name": "stage1"}).status_code == 403
