@@ -28,9 +28,11 @@ from moderation.inference.services import decision_create_by_model
 from moderation.inference.stage1.label_value import label_value, uncertainty_term
 from moderation.integrations.services import event_label_final, event_review_completed
 from moderation.labels.models import ItemLabel
+from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
 from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import SKIP_REASONS
+from workbench import storage
 from workbench.queues import enqueue
 from workbench.roles import Perm
 
@@ -690,3 +692,59 @@ def review_submit(
         event_review_completed(review=review, queue_slug=locked.queue.slug)
         _settle(locked, review, user)
     return review
+
+
+# --- retrying a failed video ------------------------------------------------------------------------
+
+
+def video_retry_failed(*, video_id: int, by: User) -> Video:
+    """Queue the stage a failed video stopped at again: inference (``run_inference``) when it failed
+    there, else the media pipeline (``process_video``, which redoes only the stages not finished). The
+    video leaves "Failed" at once (ready for inference, or uploaded and queued), its error is cleared,
+    and the audit log keeps who asked, the stage and the error it had (``video.retry``).
+
+    Refused with a ``ModerationError`` a user can read when the video is not failed (a double click's
+    second request, or it was retried already), when its video file is gone from media storage (upload
+    it again), when the store does not answer, and when no policy applies to new videos. Idempotent:
+    the row lock makes a second request see the first one's result.
+    """
+    from moderation.policies.services import policy_versions_auto_applied
+
+    with transaction.atomic():
+        video = Video.objects.select_for_update().get(pk=video_id)
+        if video.status != Video.Status.FAILED:
+            raise ModerationError(
+                f"“{video}” is not failed (it is {video.get_status_display().lower()}, "
+                f"{video.get_stage_display().lower()}): there is nothing to retry."
+            )
+        inference = video.stage == Video.Stage.INFERENCE
+        if inference:
+            if not policy_versions_auto_applied():
+                raise ModerationError(
+                    "No policy applies to new videos, so inference would fail again: activate one first "
+                    "(`manage.py bootstrap`)."
+                )
+        elif video.file:
+            try:
+                gone = storage.missing_names([str(video.file.name)])
+            except storage.StorageUnavailable as exc:
+                raise ModerationError(f"Media storage does not answer ({exc}); try the retry again later.") from exc
+            if gone:
+                raise ModerationError(
+                    f"The video file {video.file.name} is missing from media storage: processing cannot be "
+                    "retried. Upload the video again."
+                )
+        previous = video.error
+        video.error = ""
+        if inference:
+            video.status = Video.Status.READY
+            enqueue("moderation.inference.tasks.run_inference", video.pk)
+        else:
+            video.status = Video.Status.UPLOADED
+            enqueue("moderation.media.tasks.process_video", video.pk)
+        video.save(update_fields=["status", "error", "updated_at"])
+        audit_event_record(
+            actor=by, action="video.retry", obj=video, payload={"stage": video.stage, "error": previous[:2000]}
+        )
+    logger.info("video %s: %s queued again by %s", video.pk, video.stage, by.get_username())
+    return video

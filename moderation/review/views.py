@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.inference.services import decision_rerun_request
+from moderation.media.models import Video
 from moderation.media.services import video_media_verify
 from moderation.review import selectors, services
 from moderation.review.models import ReviewTask
@@ -344,3 +345,23 @@ def reveal(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(nxt, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         nxt = reverse("moderation:queue")
     return redirect(nxt)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def video_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """The video page's "Retry" for a failed video: queue the stage it stopped at again."""
+    try:
+        video = services.video_retry_failed(video_id=pk, by=_user(request))
+    except Video.DoesNotExist as exc:
+        raise Http404("No such video.") from exc
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    else:
+        what = (
+            "Model inference"
+            if video.stage == Video.Stage.INFERENCE
+            else f"Processing (from {video.get_stage_display().lower()})"
+        )
+        messages.success(request, f"{what} of “{video}” is queued again.")
+    return redirect("moderation:video_detail", pk=pk)

@@ -1,0 +1,83 @@
+"""A failed video's "Retry" on its page: the stage it stopped at is queued again (inference, or the media
+pipeline), once for a double click, recorded in the audit log; refusals say why; only reviewers may."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from moderation.inference.tasks import run_inference
+from moderation.media.models import Video
+from moderation.models import AuditEvent, Decision
+from tests.factories import VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _queued(callbacks) -> list[tuple[str, list]]:  # type: ignore[no-untyped-def]
+    return [(cb.args[0], cb.args[2]) for cb in callbacks]
+
+
+def test_a_moderator_retries_failed_inference_once_and_the_video_is_decided(
+    policy_version, make_user, django_capture_on_commit_callbacks
+) -> None:
+    video = VideoFactory(
+        file="",
+        title="加微信私聊 低价出货",
+        status=Video.Status.FAILED,
+        stage=Video.Stage.INFERENCE,
+        error="Model inference failed: CUDA out of memory",
+    )
+    user = make_user("moderator")
+    moderator = Client()
+    moderator.force_login(user)
+    page = moderator.get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
+    assert 'id="video-retry"' in page and "Retry model inference" in page
+
+    url = reverse("moderation:video_retry", args=[video.pk])
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = moderator.post(url, follow=True).content.decode()
+        second = moderator.post(url, follow=True).content.decode()  # a double click
+
+    assert "Model inference of" in first and "is queued again" in first
+    assert "is not failed" in second and "nothing to retry" in second
+    assert _queued(callbacks) == [("moderation.inference.tasks.run_inference", [video.pk])]
+    video.refresh_from_db()
+    assert video.status == Video.Status.READY and video.error == ""
+    assert 'id="video-retry"' not in second
+    event = AuditEvent.objects.get(action="video.retry", object_id=str(video.pk))
+    assert event.actor_id == user.pk and event.payload["stage"] == "inference"
+    assert event.payload["error"] == "Model inference failed: CUDA out of memory"
+
+    assert run_inference(video.pk) is not None  # what the infer worker does with the message
+    assert Decision.objects.filter(video=video).count() == 1
+
+
+def test_a_media_failure_is_retried_from_its_stage_unless_the_file_is_gone(
+    client_as, django_capture_on_commit_callbacks
+) -> None:
+    video = VideoFactory(status=Video.Status.FAILED, stage=Video.Stage.ASR, error="Processing failed: boom")
+    admin = client_as("admin")
+    url = reverse("moderation:video_retry", args=[video.pk])
+    video.file.storage.delete(video.file.name)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        refused = admin.post(url, follow=True).content.decode()
+
+    assert "is missing from media storage" in refused and "Upload the video again" in refused
+    assert callbacks == [] and Video.objects.get(pk=video.pk).status == Video.Status.FAILED
+
+    other = VideoFactory(status=Video.Status.FAILED, stage=Video.Stage.ASR, error="Processing failed: boom")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        done = admin.post(reverse("moderation:video_retry", args=[other.pk]), follow=True).content.decode()
+    assert "Processing (from speech to text) of" in done
+    assert _queued(callbacks) == [("moderation.media.tasks.process_video", [other.pk])]
+    assert Video.objects.get(pk=other.pk).status == Video.Status.UPLOADED
+
+
+def test_only_reviewers_may_retry(make_user, client_as) -> None:
+    video = VideoFactory(status=Video.Status.FAILED, stage=Video.Stage.INFERENCE, error="x")
+    assert client_as("labeler").post(reverse("moderation:video_retry", args=[video.pk])).status_code == 403
+    assert client_as("admin").post(reverse("moderation:video_retry", args=[999999])).status_code == 404
+    assert Video.objects.get(pk=video.pk).status == Video.Status.FAILED
