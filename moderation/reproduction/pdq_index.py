@@ -52,7 +52,7 @@ class LoadStats:
 
 @dataclass
 class _Copy:
-    index: hamming.MultiIndex = field(default_factory=hamming.MultiIndex)
+    index: hamming.MultiIndex = field(default_factory=lambda: _new_index())
     last_id: int = 0
     filenode: int = 0  # the table's relation file when the copy was loaded (TRUNCATE makes a new one)
     checked_at: float = field(default_factory=time.monotonic)
@@ -130,8 +130,24 @@ def _catch_up(state: _Copy) -> None:
         state.last_load = LoadStats(rows=len(rows), seconds=time.perf_counter() - started)
 
 
+def layout() -> tuple[int, int]:
+    """``settings.REPRO_PDQ_CHUNKS`` ("12x21": 12 chunks of 21 bits) as (chunks, bits); see ``hamming``."""
+    from django.conf import settings
+
+    text = str(settings.REPRO_PDQ_CHUNKS).lower()
+    chunks, _x, bits = text.partition("x")
+    if not (chunks.isdigit() and bits.isdigit()) or int(chunks) * int(bits) > 256 or not 8 <= int(bits) <= 26:
+        raise ValueError(f"REPRO_PDQ_CHUNKS must be CHUNKSxBITS within 256 bits, 8-26 bits a chunk, not {text!r}")
+    return int(chunks), int(bits)
+
+
+def _new_index() -> hamming.MultiIndex:
+    chunks, bits = layout()
+    return hamming.MultiIndex(chunks=chunks, chunk_bits=bits)
+
+
 def _reset(state: _Copy) -> None:
-    state.index = hamming.MultiIndex()
+    state.index = _new_index()
     state.last_id = 0
 
 

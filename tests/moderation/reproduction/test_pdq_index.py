@@ -199,3 +199,23 @@ def test_a_videos_look_ups_are_its_usable_seconds_in_order_each_with_its_flipped
     ])  # fmt: skip
 
     assert selectors.hash_queries_of(video.pk) == [(1.0, flipped, False), (1.0, plain, True), (2.0, plain, False)]
+
+
+@pytest.mark.django_db
+def test_the_copy_uses_the_configured_chunk_layout_and_a_bad_one_is_refused(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REPRO_PDQ_CHUNKS = "16x16"  # small tables: 16 x 2^16 offsets
+    pdq_index.discard()
+    first = _random_hash()
+    a = _indexed([first, _random_hash()])
+    assert _found(_flip(first, list(range(0, 248, 8)))) == {a.pk}  # 31 bits off, the pigeonhole's edge
+    state = pdq_index._copy_for_connection()
+    assert (state.index.chunks, state.index.chunk_bits) == (16, 16)
+    state.index.merge()  # into the chunk tables (a test's few rows otherwise stay in the brute-force tail)
+    assert state.index.merged == state.index.size and _found(_flip(first, list(range(0, 248, 8)))) == {a.pk}
+
+    settings.REPRO_PDQ_CHUNKS = "12x30"
+    pdq_index.discard()
+    with pytest.raises(ValueError, match="REPRO_PDQ_CHUNKS"):
+        _found(first)
+    settings.REPRO_PDQ_CHUNKS = "12x21"
+    pdq_index.discard()
