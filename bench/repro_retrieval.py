@@ -1,15 +1,19 @@
 """Candidate-retrieval latency with a small and a large library side by side, queries interleaved, one run.
 
 Two throwaway databases (the test database and a copy of its schema) hold a small and a large library at the
-same time. Each indexed video gets ``--hashes`` per-second PDQ hashes (``FrameHash`` rows), ``--frames`` frame
-embeddings (512-d, HNSW) and a transcript embedding (384-d, HNSW); all synthetic (uniform random bits, Gaussian
-vectors). The small library is the first ``--small`` videos of the large one, which holds them at random
+same time. Each indexed video has a real video's shape: ``--hashes`` (8) per-second PDQ hashes (``FrameHash`` rows),
+``--frames`` (8) keyframe embeddings (512-d), their video embedding (``analyzers.video_embedding``, halfvec, HNSW) and a
+transcript embedding (384-d, HNSW); all synthetic (uniform random bits, Gaussian vectors, a video's keyframes a random
+walk). The per-keyframe HNSW index is built only with ``--keyframe-index`` (default up to 400k keyframe rows); then
+that channel is timed and scored next to the video embedding's, interleaved. The small library is the first ``--small`` videos of the large one, which holds them at random
 places among its rows (an HNSW index built after the load makes its first rows its best-connected nodes). ``--queries`` query videos,
 inserted in both, are near-copies of videos in the small library: every second 10-31 bits off its source
-(anywhere inside PDQ's match radius 31), embeddings with noise; every other query is a mirrored upload (its own
-hashes unrelated, its flipped-frame hashes near the source's). The timed call is the whole read path of
-retrieval, ``candidates_retrieve``: the PDQ look-up (this process's copy of the index catching up with
-PostgreSQL, the exact search, the confirming query), one HNSW query per query keyframe, one for the transcript.
+(anywhere inside PDQ's match radius 31), keyframes through a synthetic transform (``_transformed``: crop, re-encode,
+speed ±10 %, mirror, overlay, borders, trim), their video embedding written by ``video_embedding_refresh``; every
+other query is a mirrored upload (its own hashes unrelated, its flipped-frame hashes near the source's). The timed
+call is the whole read path of retrieval, ``candidates_retrieve``: the PDQ look-up (this process's copy of the index
+catching up with PostgreSQL, the exact search, the confirming query) and the neighbours statement (with the default
+``REPRO_FRAME_NEIGHBOURS``: one HNSW scan of the video embeddings, one of the transcripts).
 
 Queries alternate between the libraries (query i on one, then on the other; which goes first alternates by
 round), so load from other processes on the machine falls on both alike. Per round the p50 ratio is computed;
@@ -19,19 +23,21 @@ the report gives the median over all queries and the spread of the per-round rat
 
 ``index_build_s`` is the time one process takes to load its copy of the PDQ index from PostgreSQL at the large
 size (what a restarted worker pays on its first search), ``index_bytes`` that copy's memory. The last line
-printed is one JSON object; ``ratio`` is p50 at large / p50 at small; ``hash_*`` and ``hnsw_*`` time the PDQ
-look-up and the embedding neighbours alone (run right after, so warmer); ``recall_frame_neighbours`` and
-``recall_text_neighbours`` say how often those neighbours alone (above the candidate thresholds) hold the source.
+printed is one JSON object; ``ratio`` is p50 at large / p50 at small; ``hash_*`` and ``neighbours_statement_ms`` time
+the PDQ look-up and the embedding neighbours alone, per picture channel (run right after, so warmer);
+``recall_video_neighbours``, ``recall_keyframe_neighbours`` (with ``--keyframe-index``; ``recall_by_transform_large``
+per transform) and ``recall_text_neighbours`` say how often those neighbours alone (above the candidate thresholds)
+hold the source.
 ``--shared-buffers 2GB`` restarts the embedded PostgreSQL with that buffer cache for the run and resets it afterwards
 (a production-sized cache; the default 128 MB cannot hold a 200k library's HNSW indexes). ``--keep`` reruns at 200k
-take about 4 minutes under load (loading the PDQ copy twice, 400 retrievals); building the 200k libraries took 26
-minutes at load 12 (COPY 10 min, the two HNSW indexes 15.5 min). The embedded PostgreSQL runs with its
+take about 1.5-2 minutes (loading the PDQ copy twice, 400 retrievals); building the 200k libraries with 8 keyframes a
+video took 21 minutes at load 6-7 (COPY 12 min, the two HNSW indexes 8.5 min). The embedded PostgreSQL runs with its
 default 128 MB ``shared_buffers``, which cannot hold a 200k library's HNSW indexes: the README reports runs with
 that and with 2 GB (``--shared-buffers 2GB``). Before timing, ``--warm`` (400) untimed neighbour look-ups of random
 library videos bring the HNSW pages into the buffer cache (after a restart they are outside it, unlike a serving
 index). ``--ef-search N`` overrides ``REPRO_HNSW_EF_SEARCH`` for the run. ``cpu_ms_per_retrieval`` is the mean CPU
 of this process and of its PostgreSQL backend per retrieval (from /proc): what load from other processes does not
-inflate. With ``--keep`` libraries a rerun takes about 1.5 minutes under load.
+inflate.
 """
 
 from __future__ import annotations
