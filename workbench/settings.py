@@ -337,6 +337,9 @@ REVIEW_STATS_MAX_AGE_SECONDS = env.int("REVIEW_STATS_MAX_AGE_SECONDS", default=1
 
 # --- Integrations: webhooks ----------------------------------------------------------------
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Webhook URLs whose host resolves to loopback, link-local (cloud metadata), private or other non-public
+# addresses are refused (when added and before each delivery) unless this is on: on-premises receivers.
+WEBHOOK_ALLOW_PRIVATE_TARGETS = env.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", default=False)
 # Retry n waits a uniform draw in [½, 1] of min(MAX, BASE·2^(n−1)); FAILED after MAX_ATTEMPTS.
 WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
 WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)

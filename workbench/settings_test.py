@@ -32,3 +32,6 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "polling_i
 
 # The tests' stage-1 fixtures hold 12-30 labelled items; the minimum itself is tested with its default.
 CASCADE_MIN_TRAIN_LABELS = 10
+
+# The tests' webhook receivers listen on loopback (the refusal itself is tested with this off).
+WEBHOOK_ALLOW_PRIVATE_TARGETS = True

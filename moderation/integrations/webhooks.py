@@ -36,6 +36,7 @@ from moderation.integrations.models import (
 )
 from moderation.integrations.signing import HEADER as SIGNATURE_HEADER
 from moderation.integrations.signing import signature_header
+from moderation.integrations.targets import WebhookTargetRefused, pinned_post, webhook_target_addresses
 from workbench.queues import enqueue
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ def _clean_url(url: str) -> str:
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError as exc:
         raise ModerationError(f"{url!r} is not an http(s) URL.") from exc
+    # A host inside the deployment is refused here, with the reason (each delivery checks again).
+    webhook_target_addresses(url, unresolved_ok=True)
     return url
 
 
@@ -72,10 +75,11 @@ def webhook_endpoint_create(
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint with a fresh signing secret (returned, and readable by admins on its page)."""
     secret = "whsec_" + secrets.token_urlsafe(32)
+    chosen = _clean_event_types(event_types)
     endpoint = WebhookEndpoint.objects.create(
         integration=integration,
         url=_clean_url(url),
-        event_types=_clean_event_types(event_types),
+        event_types=chosen,
         only_own_videos=only_own_videos,
         secret=secret,
     )
@@ -265,10 +269,14 @@ def webhook_delivery_send(*, delivery_id: int) -> str:
     started = time.perf_counter()
     code: int | None = None
     try:
-        response = requests.post(endpoint.url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        # Resolved and checked again now (its DNS may have changed since it was added), then pinned.
+        address = webhook_target_addresses(endpoint.url)[0]
+        response = pinned_post(endpoint.url, address=address, data=body, headers=headers, timeout=timeout)
         code = response.status_code
         ok = 200 <= code < 300
         error = "" if ok else f"HTTP {code}"
+    except WebhookTargetRefused as exc:
+        ok, error = False, f"Not sent: {exc}"[:500]
     except requests.RequestException as exc:
         ok, error = False, f"{type(exc).__name__}: {exc}"[:500]
     latency_ms = (time.perf_counter() - started) * 1000

@@ -1,0 +1,116 @@
+"""Where webhooks may be sent: hosts that resolve to public addresses only.
+
+An admin types the endpoint's URL, and the workers then POST to it from inside the deployment, where
+loopback, private networks, link-local addresses (the cloud metadata service at 169.254.169.254) and the
+like reach services no outsider should. The host is resolved and every address it gives is checked when
+the endpoint is added, and again before each delivery, which then connects to the address that was
+checked (``pinned_session``), so a name that re-resolves to an internal address between the check and
+the connection (DNS rebinding) is not followed. ``WEBHOOK_ALLOW_PRIVATE_TARGETS`` lifts the address
+rule for on-premises receivers (and the tests' local receivers); the address is still pinned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+
+from moderation.errors import ModerationError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class WebhookTargetRefused(ModerationError):
+    """The URL's host does not resolve, or resolves to an address webhooks may not reach."""
+
+
+def _kind(ip: IPAddress) -> str | None:
+    """What makes ``ip`` internal, or None for a public unicast address."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return _kind(ip.ipv4_mapped)
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local (cloud metadata services live there)"
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_private:
+        return "private-network"
+    if not ip.is_global:  # shared address space (100.64/10: some clouds' metadata), reserved, documentation
+        return "non-public"
+    return None
+
+
+def webhook_target_addresses(url: str, *, unresolved_ok: bool = False) -> list[str]:
+    """Resolve the URL's host and check each address it gives; returns them (the first is used).
+
+    Raises ``WebhookTargetRefused`` with a message an admin can act on when the host does not resolve
+    (``unresolved_ok``: an empty list instead; an endpoint may be added before its DNS exists, and each
+    delivery checks again) or any of its addresses is loopback, link-local, private or otherwise not public (unless
+    ``WEBHOOK_ALLOW_PRIVATE_TARGETS``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if not host:
+        raise WebhookTargetRefused(f"{url!r} names no host.")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        if unresolved_ok:
+            return []
+        raise WebhookTargetRefused(f"The host {host} does not resolve ({exc}): check the URL.") from exc
+    addresses = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
+    if not addresses:
+        raise WebhookTargetRefused(f"The host {host} does not resolve: check the URL.")
+    if not settings.WEBHOOK_ALLOW_PRIVATE_TARGETS:
+        for address in addresses:
+            kind = _kind(ipaddress.ip_address(address))
+            if kind is not None:
+                shown = host if host == address else f"{host} ({address})"
+                raise WebhookTargetRefused(
+                    f"Webhooks may not be sent to {shown}: it is a {kind} address, inside the deployment. "
+                    "Use the receiver's public address; on a private network an operator can allow such "
+                    "targets with WEBHOOK_ALLOW_PRIVATE_TARGETS=1."
+                )
+    return addresses
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """Connects to one checked address whatever the URL's host resolves to now; TLS still checks the
+    certificate against (and sends SNI for) the URL's host name."""
+
+    def __init__(self, address: str, hostname: str) -> None:
+        self._address, self._hostname = address, hostname
+        super().__init__(max_retries=0)
+
+    def build_connection_pool_key_attributes(
+        self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        host_params["host"] = self._address
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = self._hostname
+            pool_kwargs["assert_hostname"] = self._hostname
+        return host_params, pool_kwargs
+
+
+def pinned_post(url: str, *, address: str, data: bytes, headers: dict[str, str], timeout: float) -> requests.Response:
+    """POST ``url`` over a connection to ``address`` (from ``webhook_target_addresses``), no redirects."""
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    host_header = f"[{hostname}]" if ":" in hostname else hostname
+    if parts.port:
+        host_header += f":{parts.port}"
+    with requests.Session() as session:
+        session.trust_env = False  # a proxy from the environment would resolve the name itself
+        session.mount(f"{parts.scheme}://", _PinnedAdapter(address, hostname))
+        return session.post(
+            url, data=data, headers={**headers, "Host": host_header}, timeout=timeout, allow_redirects=False
+        )
