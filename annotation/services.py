@@ -25,6 +25,19 @@ from moderation.media.models import Video
 from moderation.review.services import audit_event_record
 from workbench.queues import enqueue
 
+# The most one CoT stage a labeler writes may hold: a few paragraphs of reasoning are a few thousand
+# characters; megabytes pasted into a stage would go into every training prompt built from it.
+COT_STAGE_MAX_CHARS = 8000
+
+
+def _check_length(text: str, title: str) -> str:
+    if len(text) > COT_STAGE_MAX_CHARS:
+        raise AnnotationError(
+            f"Stage “{title}” is {len(text):,} characters long; a stage may hold at most {COT_STAGE_MAX_CHARS:,}. "
+            "Shorten it: quote only what the reasoning needs."
+        )
+    return text
+
 
 def _clean(text: str) -> str:
     # Browsers send textarea line breaks as CRLF; normalise so an untouched stage is not a change.
@@ -86,6 +99,8 @@ def cot_correction_save(
         after = _clean(stages[stage["key"]]) if stage.get("key") in stages else before
         if not after:
             raise AnnotationError(f"Stage “{stage.get('title') or stage.get('key')}” cannot be empty.")
+        if after != _clean(before):  # the model's own text, left as it was, is not the labeler's to shorten
+            _check_length(after, stage.get("title") or stage["key"])
         edited = copy.deepcopy(stage)
         edited["text"] = after
         new_stages.append(edited)
@@ -318,6 +333,7 @@ def tag2cot_write(*, task: Tag2CotTask, author: User, stages: dict[str, str]) ->
         text = _clean(stages.get(key, ""))
         if not text:
             raise AnnotationError(f"Stage “{title}” cannot be empty.")
+        _check_length(text, title)
         written.append({"key": key, "title": title, "text": text, "evidence": draft.get(key, {}).get("evidence", [])})
     if locked.target_label not in written[-1]["text"]:
         raise AnnotationError(

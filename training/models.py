@@ -27,6 +27,9 @@ class PreferenceDataset(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     jsonl_path = models.CharField(max_length=500, blank=True)
     pair_count = models.PositiveIntegerField(default=0)
+    # SHA-256 of the kind, the evaluation share and every record with its split: building again from
+    # the same data returns this snapshot instead of a second, identical one.
+    fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]

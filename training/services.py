@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from training import artifacts
@@ -114,14 +115,35 @@ def _snapshot(
     name: str | None,
     eval_share: float,
 ) -> PreferenceDataset:
-    """Save the collected records as a new dataset and export its train (and held-out) JSONL."""
+    """Save the collected records as a new dataset and export its train (and held-out) JSONL.
+
+    Idempotent on content: when a snapshot of the same kind, evaluation share and records (each with its
+    split) exists, that one is returned and nothing is written (a second click, or nothing new since). A
+    name already taken gets the new snapshot's number appended, so two snapshots never share a name."""
     if all(r.split == PreferencePair.Split.EVAL for r in records):
         raise TrainingError("Every video landed in the evaluation split; lower the evaluation share.")
     rows = [row(r) for r in records]
-    label = "DPO pairs" if kind == PreferenceDataset.Kind.DPO else "SFT records"
-    dataset = PreferenceDataset.objects.create(
-        name=name or f"{label} {timezone.now():%Y-%m-%d %H:%M}", created_by=created_by, kind=kind, eval_share=eval_share
+    lines = sorted(
+        json.dumps([rec.split, r], sort_keys=True, ensure_ascii=False, default=str)
+        for rec, r in zip(records, rows, strict=True)
     )
+    content = json.dumps([kind, float(eval_share), lines], ensure_ascii=False)
+    fingerprint = hashlib.sha256(content.encode()).hexdigest()
+    with connection.cursor() as cursor:  # two builds at once: the second sees the first's snapshot
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('training.dataset_snapshot'))")
+    existing = PreferenceDataset.objects.filter(fingerprint=fingerprint).order_by("-created_at", "-pk").first()
+    if existing is not None:
+        logger.info("dataset build: identical to dataset %s, which is returned", existing.pk)
+        return existing
+    label = "DPO pairs" if kind == PreferenceDataset.Kind.DPO else "SFT records"
+    name = (name or f"{label} {timezone.now():%Y-%m-%d %H:%M}")[:180]
+    taken = PreferenceDataset.objects.filter(name=name).exists()
+    dataset = PreferenceDataset.objects.create(
+        name=name, created_by=created_by, kind=kind, eval_share=eval_share, fingerprint=fingerprint
+    )
+    if taken:
+        dataset.name = f"{name} (#{dataset.pk})"
+        dataset.save(update_fields=["name"])
     for record in records:
         record.dataset = dataset
     type(records[0]).objects.bulk_create(records)

@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -78,6 +79,7 @@ def dataset_build(request: HttpRequest) -> HttpResponse:
         eval_share = -1.0  # reported by the service as out of range
     rejected_from = "serving" if request.POST.get("rejected_from") == "serving" else ""
     options: dict[str, Any] = {}
+    asked = timezone.now()
     try:
         if kind == "dpo" and rejected_from:
             options["rejected_model_version"] = selectors.serving_model_version()
@@ -90,9 +92,16 @@ def dataset_build(request: HttpRequest) -> HttpResponse:
         typed = {"kind": kind, "eval_share": typed_share, "rejected_from": rejected_from}
         return _render_list(request, TrainingJobStartForm(), status=400, dataset_error=str(exc), dataset_typed=typed)
     what = "SFT records" if dataset.kind == "sft" else "preference pairs"
-    messages.success(
-        request, f"Built “{dataset.name}” with {dataset.train_count} {what} ({dataset.eval_count} held out)."
-    )
+    if dataset.created_at < asked:
+        messages.info(
+            request,
+            f"Nothing changed since “{dataset.name}” ({dataset.train_count} {what}, {dataset.eval_count} held out) "
+            "was built from the same data: no second, identical snapshot was made.",
+        )
+    else:
+        messages.success(
+            request, f"Built “{dataset.name}” with {dataset.train_count} {what} ({dataset.eval_count} held out)."
+        )
     return redirect("training:job_list")
 
 

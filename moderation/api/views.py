@@ -75,6 +75,22 @@ class _IntegrationAwareViewSet(viewsets.GenericViewSet):
         except ModerationError as exc:
             raise ValidationError({"since": str(exc)}) from exc
 
+    def _video_id(self) -> int | None:
+        """``?video=``: absent, no filter; present, a video id or a 400 that says so (an empty or bad
+        value filtered nothing, so a client's typo listed every item)."""
+        raw = self.request.query_params.get("video")
+        if raw is None:
+            return None
+        raw = raw.strip()
+        # int() accepts "²" and "１" (str.isdigit() is true for them) only to fail later; judge ASCII digits only.
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+            raise ValidationError(
+                {
+                    "video": f"Expected a video id (a whole number), got {raw[:40]!r}; leave the parameter out for every video."
+                }
+            )
+        return int(raw)
+
 
 @extend_schema_view(
     list=extend_schema(
@@ -165,12 +181,9 @@ class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integra
 
     def get_queryset(self) -> QuerySet[Decision]:
         qs = Decision.objects.select_related("policy_version__policy", "model_version")
-        raw = self.request.query_params.get("video")
-        if raw not in (None, ""):
-            # int() accepts "²" and "１" (str.isdigit() is true for them) only to fail later; judge ASCII digits only.
-            if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-                raise ValidationError({"video": "Expected a video id (a whole number)."})
-            qs = qs.filter(video_id=int(raw))
+        video_id = self._video_id()
+        if video_id is not None:
+            qs = qs.filter(video_id=video_id)
         since = self._since()
         if since is not None:
             qs = qs.filter(created_at__gte=since)
@@ -195,11 +208,19 @@ class LabelViewSet(mixins.ListModelMixin, _IntegrationAwareViewSet):
 
     def get_queryset(self) -> QuerySet[ItemLabel]:
         qs = ItemLabel.objects.select_related("video", "policy_version__policy")
+        video_id = self._video_id()
+        if video_id is not None:
+            qs = qs.filter(video_id=video_id)
         since = self._since()
         if since is not None:
             qs = qs.filter(updated_at__gte=since)
         return videos_visible_to(integration=request_integration(self.request), qs=qs, field="video_id")
 
-    @extend_schema(parameters=[SINCE])
+    @extend_schema(
+        parameters=[
+            SINCE,
+            OpenApiParameter("video", OpenApiTypes.INT, description="only the labels of this video (its id)"),
+        ]
+    )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)

@@ -54,6 +54,7 @@ def test_save_keeps_structure_and_records_the_diff(decision, make_user):
         ({}, "no-such-label", "is not a label"),
         ({"made_up": "x"}, "正向", "Unknown CoT stage"),
         ({"analysis": "   "}, "正向", "cannot be empty"),
+        ({"analysis": "x" * (2 * 1024 * 1024)}, "正向", "2,097,152 characters long; a stage may hold at most 8,000"),
     ],
 )
 def test_invalid_corrections_are_refused(decision, make_user, stages, label, message):
@@ -136,6 +137,9 @@ def test_bad_post_is_a_400_with_a_message_not_a_500(decision, client_as):
     resp = client_as("labeler").post(url, _form(decision, 0, label="nope"))
     assert resp.status_code == 400
     assert "is not a label" in resp.content.decode()
+    too_long = {**_form(decision, 0, label="正向"), "stage-analysis": "很长" * 5000}
+    resp = client_as("labeler").post(url, too_long)
+    assert resp.status_code == 400 and "a stage may hold at most 8,000" in resp.content.decode()
     resp = client_as("labeler").post(url, {"label": "正向"})  # no base revision
     assert resp.status_code == 400
     assert not CotCorrection.objects.exists()

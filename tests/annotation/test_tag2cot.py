@@ -60,6 +60,8 @@ def test_labeler_writes_the_five_stages_for_the_label(policy_version, make_user)
     form = {f"stage-{k}": f"<i>{k}</i> reasoning" for k in STAGE_KEYS}
     resp = ca.post(url, {**form, "stage-analysis": ""})
     assert resp.status_code == 400 and "cannot be empty" in resp.content.decode()
+    resp = ca.post(url, {**form, "stage-analysis": "x" * 8001})
+    assert resp.status_code == 400 and "8,001 characters long; a stage may hold at most 8,000" in resp.content.decode()
     resp = ca.post(url, form)
     assert resp.status_code == 400 and "must name the label “引导私下交易” as written here" in resp.content.decode()
     resp = ca.post(url, {**form, "stage-final_judgment": "label: 引导私下交易, steering buyers off-platform"})

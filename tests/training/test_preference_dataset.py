@@ -149,3 +149,23 @@ def test_pairs_from_one_models_mistakes_leave_out_every_other_models(training_di
     unused = ModelVersionFactory(name="never-decided")
     with pytest.raises(TrainingError, match="never-decided's decisions"):
         preference_dataset_build(created_by=None, rejected_model_version=unused)
+
+
+def test_building_twice_from_the_same_data_returns_the_first_snapshot_and_names_stay_distinct(
+    training_dirs, override_review, cot_correction, client_as
+) -> None:
+    from django.urls import reverse
+
+    from training.models import PreferenceDataset
+
+    admin = client_as("admin")
+    first = admin.post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True).content.decode()
+    again = admin.post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True).content.decode()
+
+    dataset = PreferenceDataset.objects.get()  # one snapshot for two clicks on the same data
+    assert f"Built “{dataset.name}”" in first
+    assert "no second, identical snapshot was made" in again and dataset.name in again
+    assert preference_dataset_build(created_by=None) == dataset
+    # Other data (another evaluation share) is a new snapshot; a name already taken gets its number.
+    held_out = preference_dataset_build(created_by=None, name=dataset.name, eval_share=0.5)
+    assert held_out != dataset and held_out.name == f"{dataset.name} (#{held_out.pk})"

@@ -151,6 +151,13 @@ def test_decisions_and_labels_pull_sync_with_since_and_a_cursor(platform, other_
     # Offsets PostgreSQL would refuse are taken in UTC; a year that overflows is a 400 (found by fuzzing).
     assert platform.get("/api/decisions/", {"since": "1709-10-12T00:01:32+22:18"}).status_code == 200
     assert platform.get("/api/labels/", {"since": "0001-01-01T00:00:00+05:00"}).status_code == 400
+    # ?video= filters labels like decisions; an empty or bad value is a 400 that says so, never ignored.
+    one = platform.get("/api/labels/", {"video": mine[1].video_id}).json()["results"]
+    assert [row["external_id"] for row in one] == ["mine-1"]
+    for endpoint in ("/api/labels/", "/api/decisions/"):
+        for bad_video in ("", "abc", "１"):
+            refused = platform.get(endpoint, {"video": bad_video})
+            assert refused.status_code == 400 and "Expected a video id" in str(refused.json()["video"])
 
 
 def test_over_the_rate_limit_is_429_with_retry_after(db):
