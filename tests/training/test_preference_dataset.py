@@ -166,6 +166,8 @@ def test_building_twice_from_the_same_data_returns_the_first_snapshot_and_names_
     assert f"Built “{dataset.name}”" in first
     assert "no second, identical snapshot was made" in again and dataset.name in again
     assert preference_dataset_build(created_by=None) == dataset
-    # Other data (another evaluation share) is a new snapshot; a name already taken gets its number.
-    held_out = preference_dataset_build(created_by=None, name=dataset.name, eval_share=0.5)
-    assert held_out != dataset and held_out.name == f"{dataset.name} (#{held_out.pk})"
+    # New data is a new snapshot; a name already taken gets its number.
+    decision = DecisionFactory(policy_version=override_review.decision.policy_version, label="正向")
+    ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision, note="Another private deal.")
+    newer = preference_dataset_build(created_by=None, name=dataset.name)
+    assert newer != dataset and newer.name == f"{dataset.name} (#{newer.pk})" and newer.pair_count == 3
