@@ -109,8 +109,13 @@ def pinned_post(url: str, *, address: str, data: bytes, headers: dict[str, str],
     if parts.port:
         host_header += f":{parts.port}"
     with requests.Session() as session:
-        session.trust_env = False  # a proxy from the environment would resolve the name itself
         session.mount(f"{parts.scheme}://", _PinnedAdapter(address, hostname))
         return session.post(
-            url, data=data, headers={**headers, "Host": host_header}, timeout=timeout, allow_redirects=False
+            url,
+            data=data,
+            headers={**headers, "Host": host_header},
+            timeout=timeout,
+            allow_redirects=False,
+            # No proxy from the environment (it would resolve the name itself); REQUESTS_CA_BUNDLE still counts.
+            proxies={"http": None, "https": None, "all": None},  # type: ignore[dict-item]
         )
