@@ -32,7 +32,7 @@ hold the source.
 (a production-sized cache; the default 128 MB cannot hold a 200k library's HNSW indexes). ``--keep`` reruns at 200k
 take about 1.5-2 minutes (loading the PDQ copy twice, 400 retrievals); building the 200k libraries with 8 keyframes a
 video took 21 minutes at load 6-7 (COPY 12 min, the two HNSW indexes 8.5 min). The embedded PostgreSQL runs with its
-default 128 MB ``shared_buffers``, which cannot hold a 200k library's HNSW indexes: the README reports runs with
+default 128 MB ``shared_buffers``, which cannot hold a 200k library's HNSW indexes: bench/RESULTS.md reports runs with
 that and with 2 GB (``--shared-buffers 2GB``). Before timing, ``--warm`` (400) untimed neighbour look-ups of random
 library videos bring the HNSW pages into the buffer cache (after a restart they are outside it, unlike a serving
 index). ``--ef-search N`` overrides ``REPRO_HNSW_EF_SEARCH`` for the run. ``cpu_ms_per_retrieval`` is the mean CPU

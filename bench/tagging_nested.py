@@ -43,7 +43,7 @@ the reference) and
 
 Round 4 (``--round 4``; the brief: turn the pool into a better top 5 by the *ranking*).
 Probed only on the inner folds of the training parts of seed 0's outer folds 0 and 1 (as round 3; those
-inner folds hold records that other outer folds score, a small leak, said in README), then these five
+inner folds hold records that other outer folds score, a small leak, said in bench/RESULTS.md), then these five
 were written down before any nested number: ``feat_rate`` (the app, the reference) and
   list           feat_rate's features, a listwise objective (``ranking.fit_listwise``: per-video softmax
                  over its candidates, the gold tags sharing the target, every video weighing the same),

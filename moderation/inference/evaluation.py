@@ -1,6 +1,6 @@
 """Offline evaluation of the cascade's stage 1 on KuaiMod-format files (no database rows needed).
 
-Three honest modes (see README, "Stage 1"): train on one file and score another; nested
+Three honest modes (see bench/RESULTS.md, "Stage 1"): train on one file and score another; nested
 cross-validation (every choice made inside each outer training part, the outer folds reported); and a
 locked hold-out slice scored once. Plain cross-validation of one fixed configuration stays available
 for comparison; its number is optimistic when that configuration was chosen by looking at it.

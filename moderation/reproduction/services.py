@@ -174,7 +174,7 @@ def candidates_retrieve(
     queries = selectors.hash_queries_of(video_id)
     hits = selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold)
     # One statement for the frame and transcript neighbours (the stages one after the other: sent before the
-    # PDQ search so that both ran at once, it measured no faster on 2 busy cores; README, issue 20).
+    # PDQ search so that both ran at once, it measured no faster on 2 busy cores; bench/RESULTS.md, issue 20).
     neighbours = selectors.video_neighbours(
         video_id=video_id, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=top_k, k_videos=VIDEO_K
     )

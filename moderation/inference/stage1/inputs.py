@@ -23,7 +23,7 @@ class TextItem:
     ocr: str = ""
     asr: str = ""
     # The cover plus sampled keyframes the item offers. NOT a default feature: in the KuaiMod benchmark
-    # it is an artifact of how records were collected, in the app it is nearly constant (see README).
+    # it is an artifact of how records were collected, in the app it is nearly constant (see bench/RESULTS.md, "Stage 1").
     frames: int = 0
     # The video's stored sentence embedding of its text (the tagging encoder's, L2-normalised); None
     # when not computed. Read only by a model whose config asks for the ``embedding`` field.

@@ -10,7 +10,7 @@ ranks by the uncertainty term alone, through the same ``label_value`` and ``labe
 ``uncertainty_term`` is the stage-1 uncertainty the queue uses: the normalised binary entropy of the
 calibrated P(violative) (``Decision.cascade_uncertainty``). The other terms here (committee
 disagreement, class-balanced margin, information density) are the alternatives the learning-curve
-bench compares against it; ``LABEL_VALUE_TERM`` names the one the product uses (README, "Stage 1").
+bench compares against it; ``LABEL_VALUE_TERM`` names the one the product uses (bench/RESULTS.md, "Stage 1").
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from moderation.inference.stage1.routing import normalised_entropy
 # Weights of the expected value of a human label (sum to 1).
 LABEL_VALUE_WEIGHTS = {"uncertainty": 0.6, "feedback_disagreement": 0.3, "sla": 0.1}
 
-# Which uncertainty term the queue uses. The learning-curve screen (README, "Stage 1") picked "density" on seeds
+# Which uncertainty term the queue uses. The learning-curve screen (bench/RESULTS.md, "Stage 1") picked "density" on seeds
 # 5-9 by a ratio read off a flat, noisy curve; its mean accuracy over the curve is no better than uncertainty's, and
 # serving it would need the pending pool's mean TF-IDF vector at routing time. No order reached the issue's 0.6.
 LABEL_VALUE_TERM = "uncertainty"

@@ -44,7 +44,7 @@ CANDIDATES: tuple[Stage1Config, ...] = (
 # Stage 1 with the tagging encoder's stored text embedding (multilingual-e5-small): alone, and as one
 # more stacked field beside the TF-IDF fields. Not in CANDIDATES: ``bench/stage1_encoders.py``
 # measures, by nested cross-validation, whether letting the inner folds choose among these as well
-# beats choosing among CANDIDATES alone (README, "Stage 1").
+# beats choosing among CANDIDATES alone (bench/RESULTS.md, "Stage 1").
 ENCODER_CANDIDATES: tuple[Stage1Config, ...] = (
     Stage1Config(name="e5", fields=(EMBEDDING,)),
     Stage1Config(name="stacked-char12+e5", fields=(*FIELDS, EMBEDDING)),
@@ -59,7 +59,7 @@ REPORT_TARGETS: tuple[float, ...] = (0.90, 0.92, 0.95)
 
 # Three feature/learner changes a reviewer of Chinese text would try first, set before any of them
 # was run under nested CV. Not in CANDIDATES: ``bench/stage1_candidates.py`` measures whether
-# letting the inner folds choose among these as well beats CANDIDATES alone (README, "Stage 1").
+# letting the inner folds choose among these as well beats CANDIDATES alone (bench/RESULTS.md, "Stage 1").
 FEATURE_CANDIDATES: tuple[Stage1Config, ...] = (
     # Chinese words are mostly 2-4 characters: bi- to 4-grams instead of uni- and bigrams.
     Stage1Config(name="stacked-char24", ngram_range=(2, 4)),
