@@ -273,8 +273,21 @@ def dataset_export_hf(*, dataset_id: int) -> str:
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(?:/[A-Za-z0-9][\w.-]{0,95})?")
 
 
+def hub_model_cached(repo_id: str) -> bool:
+    """Whether the hub model ``repo_id`` can be loaded with no network: its config.json is in the local
+    Hugging Face cache (HF_HUB_CACHE), as transformers finds it in offline mode. Only the disk is read."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a valid repo id for the hub
+        return False
+    return isinstance(found, str) and Path(found).is_file()
+
+
 def model_source_checked(value: str) -> str:
-    """A base or guide model typed by a user: a hub id (``org/name``), or a folder on this server that
+    """A base or guide model typed by a user: a hub id (``org/name``) already in the local model cache
+    (this server downloads nothing; see hub_model_cached), or a folder on this server that
     lies inside the model folders (MODELS_DIR, the training output, TRAINING_MODEL_ROOTS or
     MEDIA_IMPORT_ROOTS) with no '..' or symlink leading out. The configured TRAINING_BASE_MODEL is
     always accepted. Raises a readable TrainingError otherwise; nothing outside is opened.
@@ -286,6 +299,12 @@ def model_source_checked(value: str) -> str:
     # transformers reads an existing folder before it tries the hub, so anything that exists is a path.
     if not (value.startswith(("/", ".", "~")) or path.exists()):
         if _HUB_ID.fullmatch(value) and ".." not in value:
+            if not hub_model_cached(value):
+                raise TrainingError(
+                    f"“{value[:200]}” is not in this server's model cache, and nothing is downloaded from a model "
+                    "hub here (the server is offline). Put the model in a folder under MODELS_DIR and give that "
+                    "path, or copy it into the Hugging Face cache (HF_HUB_CACHE) first."
+                )
             return value
         raise TrainingError(
             f"“{value[:200]}” is neither a hub id (organisation/name) nor a model folder on this server."

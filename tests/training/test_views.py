@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -145,7 +146,48 @@ def test_job_list_has_a_plain_title_and_one_retrain_rules_panel(client_as):  # t
     assert "DPO preference pairs, or SFT chat records for an SFT job" in page and "<th>Pairs / records</th>" in page
 
 
-def test_model_folders_typed_into_the_job_form_are_confined(client_as, job, settings, tmp_path):
+def _cache_hub_model(cache: Path, repo_id: str, monkeypatch) -> None:
+    """``repo_id`` laid out in a Hugging Face cache at ``cache`` (refs/main → snapshot with config.json)."""
+    import huggingface_hub.constants
+
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+
+
+def test_a_model_that_cannot_be_loaded_offline_is_refused_when_the_job_is_created(
+    client_as, job, settings, tmp_path, monkeypatch
+):
+    """No download ever happens here: a hub id not in the local cache, or a folder that isn't there, is a
+    form message at once (it used to be queued and fail ~50 s later in the worker)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    settings.MODELS_DIR = tmp_path / "models"
+    settings.MODELS_DIR.mkdir()
+    client = client_as("admin")
+    for field, value, message in (
+        ("base_model", "Qwen/Qwen2.5-0.5B-Instruct", "not in this server&#x27;s model cache"),
+        ("guide_base_model", "Qwen/Qwen2.5-0.5B-Instruct", "not in this server&#x27;s model cache"),
+        ("base_model", str(settings.MODELS_DIR / "missing"), "No model folder at"),
+    ):
+        response = client.post(reverse("training:job_start"), {"dataset": job.dataset_id, "max_steps": 2, field: value})
+        assert response.status_code == 400, (field, value)
+        assert message in response.content.decode(), (field, value)
+    assert TrainingJob.objects.count() == 1
+    _cache_hub_model(tmp_path / "hub", "Qwen/Qwen2.5-0.5B-Instruct", monkeypatch)
+    response = client.post(
+        reverse("training:job_start"),
+        {"dataset": job.dataset_id, "max_steps": 2, "base_model": "Qwen/Qwen2.5-0.5B-Instruct"},
+    )
+    assert response.status_code == 302
+    assert TrainingJob.objects.latest("pk").base_model == "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def test_model_folders_typed_into_the_job_form_are_confined(client_as, job, settings, tmp_path, monkeypatch):
     """A base or guide model is a hub id or a folder inside the model folders; no path elsewhere is opened."""
     settings.MODELS_DIR = tmp_path / "models"
     (settings.MODELS_DIR / "mine").mkdir(parents=True)
@@ -172,6 +214,7 @@ def test_model_folders_typed_into_the_job_form_are_confined(client_as, job, sett
                 or "neither a hub id" in response.content.decode()
             )
     assert TrainingJob.objects.count() == 1
+    _cache_hub_model(tmp_path / "hub", "Qwen/Qwen2.5-VL-7B-Instruct", monkeypatch)
     for value in (str(settings.MODELS_DIR / "mine"), "Qwen/Qwen2.5-VL-7B-Instruct"):
         response = client.post(
             reverse("training:job_start"), {"dataset": job.dataset_id, "max_steps": 2, "base_model": value}

@@ -81,6 +81,10 @@ def check_base_model(base_model: str) -> None:
     looks_like_path = base_model.startswith(("/", ".", "~")) or Path(base_model).exists()
     if looks_like_path and not (Path(base_model).expanduser() / "config.json").exists():
         raise TrainingError(f"Base model folder {base_model} has no config.json (not a saved transformers model).")
+    if not looks_like_path and not services.hub_model_cached(base_model):
+        # The form refuses these; a job queued another way (a retrain rule, the configured default) fails here
+        # at once instead of after the hub look-ups time out.
+        raise TrainingError(f"Base model {base_model} is not in this server's model cache (nothing is downloaded).")
 
 
 def is_multimodal(base_model: str) -> bool:
