@@ -69,7 +69,7 @@ document.addEventListener("keydown", (ev) => {
   if (el.matches(TEXT_ENTRY)) el.focus(); else el.click();
 });
 
-// Label picker: typing filters the labels by key or name; ↓ moves to the first match (arrows then
+// Label picker: typing filters the labels by key, name or policy keyword (data-search); ↓ moves to the first match (arrows then
 // move between matches, as in any radio group); Enter picks the first match and submits.
 function pickerVisible(picker) {
   return [...picker.querySelectorAll("[data-pick-option]:not([hidden]) input[type=radio]")];

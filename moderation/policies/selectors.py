@@ -71,6 +71,19 @@ def policy_label_groups(*, version: PolicyVersion) -> list[LabelGroup]:
     return groups
 
 
+def policy_label_search_text(*, version: PolicyVersion) -> dict[str, str]:
+    """Per label key of ``version``, the lower-cased text a label filter matches: the key, the English
+    name, the tag's keywords (Chinese and English, e.g. "gambling" for 违法犯罪) and its category's key and
+    name, so a reviewer finds a label by any word the policy gives it, not only its key."""
+    texts = {version.safe_label: f"{version.safe_label} non-violative not a violation"}
+    for major in version.taxonomy:
+        category = [major.get("key", ""), major.get("name", "")]
+        for tag in major.get("tags", []):
+            words = [tag["key"], tag.get("name", ""), *tag.get("keywords", []), *category]
+            texts[tag["key"]] = " ".join(w.strip() for w in words if isinstance(w, str) and w.strip()).lower()
+    return texts
+
+
 def policy_version_get(*, version_id: int) -> PolicyVersion:
     return get_object_or_404(PolicyVersion.objects.select_related("policy", "created_by"), pk=version_id)
 

@@ -17,7 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.media.selectors import video_media_for_display
-from moderation.policies.selectors import policy_label_groups
+from moderation.policies.selectors import policy_label_groups, policy_label_search_text
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from workbench.roles import Perm
@@ -328,6 +328,7 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
     version = decision.policy_version
     spec = version.spec()
     media = video_media_for_display(video=decision.video)
+    search = policy_label_search_text(version=version)
     return {
         **media,
         "task": task,
@@ -341,6 +342,7 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
                     {
                         "key": key,
                         "name": name,
+                        "search": search.get(key, f"{key} {name}".lower()),
                         "severities": " ".join(spec.severities_for(key)),
                     }
                     for key, name in group.choices

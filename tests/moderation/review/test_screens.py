@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from html import unescape
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -93,13 +96,34 @@ def test_review_screen_shows_media_verdict_cot_and_shortcuts(make_task, make_use
     assert 'data-shield class="media-col shielded"' in html  # media is shielded until revealed
     for key in ("a", "o", "n", "r"):
         assert f"<kbd>{key}</kbd>" in html and f'data-hotkey="{key}"' in html
-    # The override label picker: every label of the policy, searchable by key and English name.
+    # The override label picker: every label of the policy, searchable by key, English name and keywords.
+    assert '<label data-pick-option data-search="夸大商品功效 exaggerated product claims 根治 ' in html
     assert (
-        '<label data-pick-option data-search="夸大商品功效 exaggerated product claims">'
+        ' commercial behaviour">'
         '<input type="radio" name="label" value="夸大商品功效" data-severities="low medium high">'
         " Exaggerated product claims <small>(夸大商品功效)</small></label>"
     ) in html
     assert 'data-hotkey="o" data-picker-filter' in html
+
+
+def test_the_override_label_filter_finds_a_label_by_its_policy_keywords(make_task, make_user):
+    """The picker filters on data-search (static/workbench.js); an English word the policy gives a Chinese
+    label ("gambling" for 违法犯罪) or its category's name finds it, not only its key or name."""
+    task = make_task()
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    html = _login(user).get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    options = re.findall(r'data-search="([^"]*)"><input type="radio" name="label" value="([^"]*)"', html)
+    searches = {key: unescape(text) for text, key in options}
+
+    def found(query: str) -> list[str]:
+        return sorted(key for key, text in searches.items() if query in text)
+
+    assert len(searches) > 10
+    assert found("gambling") == ["违法犯罪"] and found("赌博") == ["违法犯罪"]
+    assert found("deepfake") == ["未添加AI标识"]
+    assert "违法犯罪" in found("law & social safety")  # by category too
+    assert found("non-violative") == ["正向"]
 
 
 def test_untrusted_text_is_escaped(make_task, make_user):
