@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
@@ -138,9 +139,14 @@ def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
         )
 
 
+@never_cache
 @permission_required(Perm.REVIEW_VIDEO)
 def review_task(request: HttpRequest, pk: int) -> HttpResponse:
-    """One item's screen; ``?prefetch=1`` from htmx/fetch: just the screen, fetched ahead of its turn."""
+    """One item's screen; ``?prefetch=1`` from htmx/fetch: just the screen, fetched ahead of its turn.
+
+    Never cached (``Cache-Control: no-store``): after Release or a verdict, the Back button must load
+    the item's state afresh, not show its live form again from the browser's cache or bfcache.
+    """
     task = selectors.review_task_get(task_id=pk)
     if task.queue.kind == task.queue.Kind.TAGS:  # a tags-queue item is worked on the tag screen
         return redirect("moderation:tag_task", pk=task.pk)

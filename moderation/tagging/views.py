@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
@@ -87,6 +88,7 @@ def _task(pk: int) -> ReviewTask:
     )
 
 
+@never_cache  # as the review screen: Back after a release or a verdict loads the item afresh
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_task(request: HttpRequest, pk: int) -> HttpResponse:
     task = _task(pk)

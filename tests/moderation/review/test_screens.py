@@ -126,6 +126,23 @@ def test_the_override_label_filter_finds_a_label_by_its_policy_keywords(make_tas
     assert found("non-violative") == ["正向"]
 
 
+def test_the_review_screen_is_never_served_from_the_browser_cache(make_task, make_user):
+    """Back after Release must not show the released item's live form from the cache or bfcache: the
+    screen (full page and the prefetched partial) says no-store, so the browser asks the server again."""
+    task = make_task()
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    client = _login(user)
+    url = reverse("moderation:review_task", args=[task.pk])
+    for response in (client.get(url), client.get(url + "?prefetch=1", HTTP_HX_REQUEST="true")):
+        assert response.status_code == 200
+        assert "no-store" in response.headers["Cache-Control"]
+    client.post(reverse("moderation:review_release", args=[task.pk]))
+    back = client.get(url)  # what Back now loads: a refusal that says why, not the live form
+    assert back.status_code == 403 and "data-verdict-form" not in back.content.decode()
+    assert "not claimed by you" in back.content.decode()
+
+
 def test_untrusted_text_is_escaped(make_task, make_user):
     task = make_task(
         decision__video__title=XSS,
