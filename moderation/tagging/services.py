@@ -466,11 +466,10 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
     segments = video_segments(video)
     text = tagtext.embedding_text(segments)
     title = tagtext.title_text(segments)
-    # One encoder call for both texts: the whole text (stored: the similar-videos key) and the title.
-    texts = [t for t in (text, title) if t]
-    encoded = np.asarray(encode(texts), dtype=np.float32) if texts else np.zeros((0, 384), dtype=np.float32)
-    vector = encoded[0] if text else None
-    title_vector = encoded[len(texts) - 1] if title else None
+    # The whole text (stored: the similar-videos key) and the title, one encoder call each: in one batch the short
+    # title is padded to the text's length (same vectors; separately ~8 % less time per video on dev texts).
+    vector = np.asarray(encode([text]), dtype=np.float32)[0] if text else None
+    title_vector = np.asarray(encode([title]), dtype=np.float32)[0] if title else None
     vocab = _vocabulary_in_memory()
     vocab.prior = dict(Tag.objects.filter(accepted_count__gt=0).values_list("pk", "accepted_count"))
     vocab.cooccur = tag_cooccurrence()
