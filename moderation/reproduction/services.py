@@ -97,14 +97,14 @@ def frame_hashes_index(*, video_id: int) -> int:
         _index_lock()
         FrameHash.objects.filter(video_id=video_id).delete()
         FrameHash.objects.bulk_create(rows, batch_size=1000)
-    video_embedding_refresh(video_id=video_id)
     return len(rows)
 
 
 def video_embedding_refresh(*, video_id: int) -> bool:
     """(Re)compute a video's one-vector picture (``Video.visual_embedding``: the normalized mean of its keyframe
     embeddings, ``analyzers.video_embedding``) from its keyframes; True when it has one. The media pipeline writes it
-    as the video becomes ready; this keeps ``rebuild_repro_index`` and videos processed before it existed in step.
+    as the video becomes ready (the only writer on the serving path); ``rebuild_repro_index`` calls this for the
+    videos it rebuilds, and its ``--missing`` for videos processed before the vector existed.
     Idempotent (one UPDATE of one row; a row lock is the only serialisation it needs)."""
     from moderation.media.analyzers import video_embedding
 
@@ -152,7 +152,10 @@ def repro_index_rebuild(
     state = IndexRebuildProgress(done=0, total=len(ids), rows=0, removed=removed)
     for n, video_id in enumerate(ids, 1):
         # Re-checked per video: one that left "ready" since the list was read is not indexed again.
-        written = frame_hashes_index(video_id=video_id) if ready.filter(pk=video_id).exists() else 0
+        written = 0
+        if ready.filter(pk=video_id).exists():
+            written = frame_hashes_index(video_id=video_id)
+            video_embedding_refresh(video_id=video_id)
         state = IndexRebuildProgress(done=n, total=len(ids), rows=state.rows + written, removed=removed)
         if progress is not None and (n % progress_every == 0 or n == len(ids)):
             progress(state)

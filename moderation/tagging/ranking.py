@@ -498,7 +498,8 @@ def generate(
         c.features["name_len"] = min(len(vocab.names[i]), 6) / 6 if i is not None else 0.0
         c.features["name_single"] = 1.0 if i is not None and len(vocab.names[i]) == 1 else 0.0
         c.features["accept_rate"] = vocab.rates.get(tag_id, vocab.base_rate)
-    _cooccur_top(cands, vocab)
+    if "cooccur_top" in options.ranker_features:  # an evaluation arm's feature: the app's ranker does not read it
+        _cooccur_top(cands, vocab)
     return cands
 
 

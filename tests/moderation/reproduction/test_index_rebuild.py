@@ -207,3 +207,19 @@ def test_the_rebuild_writes_video_embeddings_and_missing_catches_videos_indexed_
     assert "1/1 videos" in out.getvalue()
     no_frames.refresh_from_db()
     assert no_frames.visual_embedding is None
+
+
+@pytest.mark.django_db
+def test_indexing_for_retrieval_leaves_the_pipelines_video_embedding_and_a_full_rebuild_recomputes_it() -> None:
+    video = _video([_random_hash(), _random_hash()])
+    Keyframe.objects.filter(video=video).update(embedding=[1.0] + [0.0] * 511)
+    written_by_pipeline = [0.0, 1.0] + [0.0] * 510  # stands apart from the keyframes' mean, so a rewrite would show
+    Video.objects.filter(pk=video.pk).update(visual_embedding=written_by_pipeline)
+
+    frame_hashes_index(video_id=video.pk)  # what find_candidates runs for every ready video
+    video.refresh_from_db()
+    assert [round(float(x), 3) for x in video.visual_embedding[:2]] == [0.0, 1.0]  # not recomputed: no second write
+
+    call_command("rebuild_repro_index", stdout=StringIO())
+    video.refresh_from_db()
+    assert [round(float(x), 3) for x in video.visual_embedding[:2]] == [1.0, 0.0]  # the rebuild recomputes it

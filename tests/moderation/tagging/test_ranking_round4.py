@@ -97,7 +97,12 @@ def test_cooccur_top_raises_the_co_tag_of_a_confident_candidate() -> None:
     assert all(c.features["cooccur_top"] == 0.0 for c in plain.values())  # no tagged videos: nothing
     vocab.cooccur = {1: {2: 0.75}, 3: {2: 0.1}}
     vocab.prior = {1: 3.0, 2: 3.0}
-    cands = ranking.generate(segments=segs, vector=emb[2].copy(), vocab=vocab, prior_top=0)
+    app = ranking.generate(segments=segs, vector=emb[2].copy(), vocab=vocab, prior_top=0)
+    assert all(
+        c.features["cooccur_top"] == 0.0 for c in app.values()
+    )  # the app's ranker does not read it: not computed
+    reads_it = ranking.Options(ranker_features=(*ranking.APP_FEATURES, "cooccur_top"))
+    cands = ranking.generate(segments=segs, vector=emb[2].copy(), vocab=vocab, prior_top=0, options=reads_it)
     # 龙虾 (named in the title) heads the hand-weighted order: its co-tag 海鲜 gets P(海鲜 | 龙虾) × 1.
     assert cands[2].features["cooccur_top"] == pytest.approx(0.75)
     assert cands[1].features["cooccur_top"] == 0.0  # never its own co-tag
