@@ -162,6 +162,10 @@ CSRF_FAILURE_MESSAGE = (
 SENT_FIELDS_SHOWN = 40
 
 
+# Field names whose values the CSRF failure page never shows (sign-in, password change, webhook secrets, tokens).
+SECRET_FIELD_WORDS = ("password", "secret", "token", "api_key")
+
+
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A form refused by the CSRF check (``CSRF_FAILURE_VIEW``): say why in words, and, for a form sent from
     the workbench's own pages, show what it held so typed text (a CoT correction, a taxonomy) can be copied
@@ -177,7 +181,8 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     sent = []
     for name in [] if from_elsewhere else request.POST:
         value = str(request.POST.get(name, ""))
-        if name != "csrfmiddlewaretoken" and value.strip() and not value.strip().isdigit():
+        secret = any(word in name.lower() for word in SECRET_FIELD_WORDS)  # a password or key is never echoed
+        if name != "csrfmiddlewaretoken" and not secret and value.strip() and not value.strip().isdigit():
             rows = min(max(value.count("\n") + 1, 2), 12)
             # A choice (a label, a button's value) is one line; typed text gets a box to copy from.
             sent.append({"name": name, "value": value, "rows": rows, "short": len(value) <= 40 and " " not in value})

@@ -153,6 +153,24 @@ def test_a_form_from_before_a_sign_in_says_why_and_shows_the_typed_text(make_use
     assert old_token not in page and not CotCorrection.objects.exists()
 
 
+def test_a_stale_sign_in_or_secret_form_never_echoes_the_password_or_secret(make_user):
+    client, old_token = _stale_token_client(make_user("admin"))
+    url = reverse("moderation:policy_list")
+    response = client.post(
+        url,
+        {
+            "csrfmiddlewaretoken": old_token,
+            "username": "ana_reviewer_7",
+            "password": "hunter2 typed",
+            "secret": "whsec_abc 1",
+        },
+        HTTP_REFERER=f"http://testserver{url}",
+    )
+    page = response.content.decode()
+    assert response.status_code == 403 and "out of date" in page and "ana_reviewer_7" in page  # other fields shown
+    assert "hunter2" not in page and "whsec_abc" not in page
+
+
 def test_a_cross_site_form_is_refused_without_echoing_what_it_sent(make_user):
     client, old_token = _stale_token_client(make_user("labeler"))
     response = client.post(
