@@ -38,6 +38,7 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.tagging.tasks.embed_tags": TaskQueue.MEDIA,
     "moderation.tagging.tasks.generate_tag_candidates": TaskQueue.MEDIA,
     "moderation.tagging.tasks.train_tag_ranker": TaskQueue.DEFAULT,
+    "moderation.tagging.tasks.import_vocabulary": TaskQueue.DEFAULT,  # a vocabulary file from the screen
     "moderation.tagging.tasks.suggest_vlm_tags": TaskQueue.INFER,  # the serving VLM answers a tag prompt
     "moderation.integrations.tasks.dispatch_outbox_event": TaskQueue.DEFAULT,
     "moderation.integrations.tasks.deliver_webhook": TaskQueue.DEFAULT,

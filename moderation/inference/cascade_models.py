@@ -4,6 +4,8 @@ from datetime import timedelta
 
 from django.db import models
 
+from workbench.jobs import BackgroundJob
+
 
 class CascadeModel(models.Model):
     """A trained stage-1 classifier of the cascade: where its artifact is, what it scored, how it routes.
@@ -39,7 +41,7 @@ class CascadeModel(models.Model):
         return self.name
 
 
-class CascadeTraining(models.Model):
+class CascadeTraining(BackgroundJob):
     """One request to (re)train stage 1: from the dashboard's button or from beat, run by the
     ``train_cascade`` task on the default queue, never inside the web request.
 
@@ -48,21 +50,11 @@ class CascadeTraining(models.Model):
     training. The dashboard shows the latest one's state and, when it failed, why.
     """
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "running"
-        DONE = "done", "done"
-        FAILED = "failed", "failed"
-
     class Trigger(models.TextChoices):
         BUTTON = "button", "the dashboard"
         BEAT = "beat", "beat (new labels)"
 
-    OPEN = (Status.QUEUED, Status.RUNNING)
-    # Queued this long: its message may have been lost (a broker restart); asking again sends it again,
-    # the task ignores a second delivery.
-    RESEND_AFTER = timedelta(minutes=5)
-    # Running with no result this long: its worker died (Redis redelivers only after the visibility
+    # RESEND_AFTER: BackgroundJob's. Running with no result this long: its worker died (Redis redelivers only after the visibility
     # timeout, hours later). It is marked failed and a new request may start; a late finish of the old
     # one no longer writes its state.
     STALLED_AFTER = timedelta(hours=1)
@@ -71,15 +63,8 @@ class CascadeTraining(models.Model):
     threshold = models.FloatField(null=True, blank=True)
     target_accuracy = models.FloatField(null=True, blank=True)
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.BUTTON)
-    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    error = models.TextField(blank=True)
     model = models.ForeignKey(CascadeModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     trained_on = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -94,7 +79,3 @@ class CascadeTraining(models.Model):
 
     def __str__(self) -> str:
         return f"stage-1 training {self.pk} ({self.name}): {self.status}"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in self.OPEN

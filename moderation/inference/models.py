@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from django.db import models
 
+from workbench.jobs import BackgroundJob
 from workbench.queues import INFER_ITEM_TIME_LIMIT_S
 
 
@@ -74,7 +74,7 @@ class Decision(models.Model):
         return f"decision {self.pk}: {self.label or 'unparsed'}"
 
 
-class DecisionRerun(models.Model):
+class DecisionRerun(BackgroundJob):
     """The decision's own model run again on the item as it is now, asked for from the review screen when
     user feedback arrived after the decision (stage 4 of its CoT no longer knows it).
 
@@ -83,26 +83,13 @@ class DecisionRerun(models.Model):
     (``review_cot_for_display``). At most one re-run per decision is queued or running at a time.
     """
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "running"
-        DONE = "done", "done"
-        FAILED = "failed", "failed"
-
-    OPEN = (Status.QUEUED, Status.RUNNING)
-    # A re-run still queued this long after its message was sent may have lost it (a broker restart, a
-    # send that failed after the commit): asking again sends it again; the task ignores a second delivery.
-    RESEND_AFTER = timedelta(minutes=5)
-    # A re-run "running" with no progress this long after it started (or was last sent) lost its worker
+    # RESEND_AFTER: BackgroundJob's. A re-run "running" with no progress this long after it started (or was last sent) lost its worker
     # (killed mid-run: Redis would redeliver only after the visibility timeout, hours later): the task's
     # hard time limit plus a margin. It is shown stalled and may be sent again; of two deliveries only the
     # first to finish writes (services._rerun_finish).
     STALLED_AFTER = timedelta(seconds=INFER_ITEM_TIME_LIMIT_S) + timedelta(minutes=5)
 
     decision = models.ForeignKey(Decision, on_delete=models.CASCADE, related_name="reruns")
-    requested_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    error = models.TextField(blank=True)
     # What the re-run's prompt knew of the user feedback: the statistics, and the latest event among them.
     feedback = models.JSONField(default=dict, blank=True)
     feedback_seen_until = models.DateTimeField(null=True, blank=True)
@@ -117,11 +104,6 @@ class DecisionRerun(models.Model):
     latency_ms = models.FloatField(default=0.0)
     prompt_tokens = models.IntegerField(default=0)
     completion_tokens = models.IntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
-    # When the request was last handed to the broker (a re-send after a lost message moves it).
-    sent_at = models.DateTimeField(null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -135,19 +117,3 @@ class DecisionRerun(models.Model):
 
     def __str__(self) -> str:
         return f"re-run {self.pk} of decision {self.decision_id}: {self.status}"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in self.OPEN
-
-    def is_stalled(self, *, now: Any) -> bool:
-        """Running, but neither started nor sent again within ``STALLED_AFTER``: its worker is gone."""
-        if self.status != self.Status.RUNNING:
-            return False
-        last = max((t for t in (self.started_at, self.sent_at) if t is not None), default=None)
-        return last is None or last <= now - self.STALLED_AFTER
-
-    def may_resend(self, *, now: Any) -> bool:
-        if self.status == self.Status.QUEUED:
-            return self.sent_at is None or self.sent_at <= now - self.RESEND_AFTER
-        return self.is_stalled(now=now)

@@ -21,6 +21,7 @@ from moderation.media.models import Video
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.services import policy_version_active, policy_versions_auto_applied
 from moderation.signals import decision_recorded, decision_to_review
+from workbench.jobs import job_finish, job_start
 from workbench.queues import enqueue
 from workbench.storage import cached_copy
 
@@ -346,13 +347,10 @@ def decision_rerun_run(*, rerun_id: int) -> DecisionRerun:
     """
     from moderation.feedback.models import FeedbackAggregate
 
-    with transaction.atomic():
-        rerun = DecisionRerun.objects.select_for_update().get(pk=rerun_id)
-        if not rerun.is_open:
-            return rerun
-        rerun.status = DecisionRerun.Status.RUNNING
-        rerun.started_at = timezone.now()
-        rerun.save(update_fields=["status", "started_at"])
+    # A redelivery of one left running by a dead worker runs it again (from queued or running).
+    rerun, start = job_start(DecisionRerun, rerun_id, from_status=DecisionRerun.OPEN)
+    if not start:
+        return rerun
     decision = Decision.objects.select_related("video", "policy_version", "model_version").get(pk=rerun.decision_id)
     model_version = decision.model_version
     # Read before the prompt's statistics: an event landing in between makes the stage stale again
@@ -381,15 +379,7 @@ def decision_rerun_run(*, rerun_id: int) -> DecisionRerun:
 
 
 def _rerun_finish(rerun_id: int, **fields: Any) -> DecisionRerun:
-    with transaction.atomic():
-        rerun = DecisionRerun.objects.select_for_update().get(pk=rerun_id)
-        if rerun.status != DecisionRerun.Status.RUNNING:  # a twin delivery finished it first
-            return rerun
-        for name, value in fields.items():
-            setattr(rerun, name, value)
-        rerun.finished_at = timezone.now()
-        rerun.save()
-    return rerun
+    return job_finish(DecisionRerun, rerun_id, **fields)  # a twin delivery that finished first is kept
 
 
 def _rerun_error(model_version: ModelVersion, exc: Exception) -> str:
@@ -576,7 +566,7 @@ def cascade_training_request(
             cursor.execute("SELECT pg_advisory_xact_lock(hashtext('moderation.cascade_training'))")
         open_ = CascadeTraining.objects.filter(status__in=CascadeTraining.OPEN).first()
         if open_ is not None and open_.status == CascadeTraining.Status.RUNNING:
-            if open_.started_at is not None and open_.started_at > now - CascadeTraining.STALLED_AFTER:
+            if not open_.is_stalled(now=now):
                 return open_
             open_.status, open_.finished_at = CascadeTraining.Status.FAILED, now
             open_.error = (
@@ -585,7 +575,7 @@ def cascade_training_request(
             )
             open_.save(update_fields=["status", "error", "finished_at"])
         elif open_ is not None:
-            if open_.sent_at is None or open_.sent_at <= now - CascadeTraining.RESEND_AFTER:
+            if open_.may_resend(now=now):
                 open_.sent_at = now
                 open_.save(update_fields=["sent_at"])
                 enqueue("moderation.inference.tasks.train_cascade", open_.pk, robust=True)
@@ -618,12 +608,9 @@ def cascade_training_run(*, training_id: int) -> CascadeTraining:
     Idempotent: only a queued request is started (a second delivery of its message finds it running
     or finished and leaves it). A refusal or any error is recorded as failed with a readable reason.
     """
-    with transaction.atomic():
-        training = CascadeTraining.objects.select_for_update().get(pk=training_id)
-        if training.status != CascadeTraining.Status.QUEUED:
-            return training
-        training.status, training.started_at = CascadeTraining.Status.RUNNING, timezone.now()
-        training.save(update_fields=["status", "started_at"])
+    training, start = job_start(CascadeTraining, training_id)
+    if not start:
+        return training
     fields: dict[str, Any]
     try:
         model = cascade_train(
@@ -637,12 +624,4 @@ def cascade_training_run(*, training_id: int) -> CascadeTraining:
         fields = {"status": CascadeTraining.Status.FAILED, "error": f"Training failed: {type(exc).__name__}: {detail}"}
     else:
         fields = {"status": CascadeTraining.Status.DONE, "model": model, "trained_on": model.trained_on}
-    with transaction.atomic():
-        training = CascadeTraining.objects.select_for_update().get(pk=training_id)
-        if training.status != CascadeTraining.Status.RUNNING:  # marked stalled meanwhile
-            return training
-        for key, value in fields.items():
-            setattr(training, key, value)
-        training.finished_at = timezone.now()
-        training.save()
-    return training
+    return job_finish(CascadeTraining, training_id, **fields)  # one marked stalled meanwhile is left failed

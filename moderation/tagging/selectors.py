@@ -6,9 +6,10 @@ from typing import Any
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.db.models.functions import Length, Lower
+from django.utils import timezone
 
 from moderation.tagging import text as tagtext
-from moderation.tagging.models import Tag, TagRevision, TagSet
+from moderation.tagging.models import Tag, TagImport, TagRevision, TagSet
 
 SEARCH_LIMIT = 20
 
@@ -184,3 +185,22 @@ def tag_vocabulary_page(*, query: str, page: str | int | None) -> dict[str, Any]
         return {"tags": [by_pk[pk] for pk in found[:VOCABULARY_PAGE]], "more_matches": len(found) > VOCABULARY_PAGE}
     page_obj = Paginator(rows, VOCABULARY_PAGE).get_page(page)
     return {"tags": list(page_obj.object_list), "page_obj": page_obj}
+
+
+IMPORT_PROBLEMS_SHOWN = 50
+
+
+def tag_imports_recent(*, limit: int = 5) -> dict[str, Any]:
+    """The latest vocabulary imports sent from the screen (without their file bytes), newest first,
+    each with the first ``IMPORT_PROBLEMS_SHOWN`` skipped lines, and whether any is still open."""
+    rows = list(TagImport.objects.defer("content").select_related("requested_by", "version")[:limit])
+    now = timezone.now()
+    for row in rows:
+        row.problems_shown = row.problems[:IMPORT_PROBLEMS_SHOWN]  # type: ignore[attr-defined]
+        row.problems_more = max(0, len(row.problems) - IMPORT_PROBLEMS_SHOWN)  # type: ignore[attr-defined]
+        row.stalled = row.is_stalled(now=now)  # type: ignore[attr-defined]
+    return {
+        "rows": rows,
+        "open": any(r.is_open for r in rows),
+        "stalled": any(r.stalled for r in rows),  # type: ignore[attr-defined]
+    }

@@ -7,18 +7,23 @@ candidates and ranking for a video, reviewers' tag decisions, ranker training, t
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Max
+from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.tagging import text as tagtext
-from moderation.tagging.models import Tag, TagRevision, TagSet, VocabularyVersion
+from moderation.tagging.files import MAX_FILE_BYTES, decode_lines
+from moderation.tagging.models import Tag, TagImport, TagRevision, TagSet, VocabularyVersion
+from workbench.jobs import job_finish, job_start
 from workbench.queues import enqueue
 
 logger = logging.getLogger(__name__)
@@ -210,6 +215,109 @@ def tags_import_hierarchy(*, lines: Iterable[str], user: User | None = None) -> 
     report.version = version
     report.errors.sort(key=lambda e: int(e.split(":")[0].split()[1]))
     return report
+
+
+# --- vocabulary imports from the screen: queued, recorded ------------------------------------------
+
+
+def tag_import_request(
+    *, kind: str, content: bytes, source_name: str, user: User | None = None
+) -> tuple[TagImport, bool]:
+    """Record a vocabulary import from the screen and queue it (``import_vocabulary`` on the default
+    queue, after the commit); returns the import and whether this call queued it.
+
+    Refused at once with a ``ModerationError``: an unknown kind, a file over ``MAX_FILE_BYTES``, nothing
+    but blank lines. Idempotent: while the same file (same kind, same bytes) is queued or running, sending
+    it again returns that import (a double click, a second tab); one queued past ``RESEND_AFTER`` or
+    stalled past ``STALLED_AFTER`` is sent again.
+    """
+    if kind not in TagImport.Kind.values:
+        raise ModerationError("Choose what the lines are: tags or parents.")
+    if len(content) > MAX_FILE_BYTES:
+        raise ModerationError(
+            f"{source_name} is {len(content):,} bytes; a vocabulary file has at most {MAX_FILE_BYTES:,}."
+        )
+    if not content.strip():
+        raise ModerationError("Choose a file or type some lines to import.")
+    digest = hashlib.sha256(content).hexdigest()
+    now = timezone.now()
+    with transaction.atomic():
+        # Two sends of one file at once (a double click): the second waits here, then finds the first.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"moderation.tag_import.{kind}.{digest}"])
+        open_ = (
+            TagImport.objects.defer("content")
+            .filter(kind=kind, content_sha256=digest, status__in=TagImport.OPEN)
+            .first()
+        )
+        if open_ is not None:
+            if open_.may_resend(now=now):
+                open_.sent_at = now
+                open_.save(update_fields=["sent_at"])
+                enqueue("moderation.tagging.tasks.import_vocabulary", open_.pk, robust=True)
+            return open_, False
+        job = TagImport.objects.create(
+            kind=kind,
+            source_name=source_name[:200],
+            content=content,
+            content_sha256=digest,
+            size_bytes=len(content),
+            requested_by=user,
+            sent_at=now,
+        )
+        # robust: a broker that does not answer leaves it queued (shown so); sending the file again after
+        # RESEND_AFTER sends it again.
+        enqueue("moderation.tagging.tasks.import_vocabulary", job.pk, robust=True)
+    logger.info("vocabulary import %s (%s, %s bytes) queued", job.pk, job.source_name, job.size_bytes)
+    return job, True
+
+
+def tag_import_run(*, import_id: int) -> TagImport:
+    """The task's body: import the recorded file and record the result (done, with every skipped line)
+    or the reason it failed.
+
+    The tags and the import's "done" commit together, so a worker lost mid-import leaves nothing half
+    done: a redelivery of one left running starts it again from nothing. Of two deliveries at once only
+    the later start imports (the earlier finds its start overwritten and leaves); a finished one is
+    returned as it is.
+    """
+    job, start = job_start(TagImport, import_id, from_status=TagImport.OPEN)
+    if not start:
+        return job
+    started_at = job.started_at
+    try:
+        with transaction.atomic():
+            job = TagImport.objects.select_for_update().get(pk=import_id)
+            if job.status != TagImport.Status.RUNNING or job.started_at != started_at:
+                return job  # a twin delivery started after this one: it imports
+            decode_errors: list[str] = []
+            lines = list(decode_lines(io.BytesIO(bytes(job.content)), decode_errors))
+            user = job.requested_by
+            if job.kind == TagImport.Kind.HIERARCHY:
+                report = tags_import_hierarchy(lines=lines, user=user)
+                summary = report.parents_summary()
+            else:
+                report = tags_import(lines=lines, user=user, note=f"import by {user or 'a job'} ({job.source_name})")
+                summary = report.tags_summary()
+            job.version, job.summary = report.version, summary[:300]
+            job.created, job.updated, job.unchanged = report.created, report.updated, report.unchanged
+            job.problems = report.problems(decode_errors)
+            job.status, job.finished_at, job.content = TagImport.Status.DONE, timezone.now(), b""
+            job.save()
+    except ModerationError as exc:
+        return job_finish(TagImport, import_id, status=TagImport.Status.FAILED, error=str(exc), content=b"")
+    except Exception as exc:  # recorded, never left "running"
+        logger.exception("vocabulary import %s failed", import_id)
+        detail = (str(exc).strip() or type(exc).__name__)[:400]
+        return job_finish(
+            TagImport,
+            import_id,
+            status=TagImport.Status.FAILED,
+            error=f"The import failed and changed nothing: {type(exc).__name__}: {detail}",
+            content=b"",
+        )
+    logger.info("vocabulary import %s done: %s", import_id, job.summary)
+    return job
 
 
 def _check_parent(child: Tag, parent: Tag | None) -> None:

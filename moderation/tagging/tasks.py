@@ -62,3 +62,16 @@ def suggest_vlm_tags(video_id: int) -> int:
     if outcome.skipped:
         logger.info("VLM tags for video %s skipped: %s", video_id, outcome.skipped)
     return len(outcome.snapped)
+
+
+@shared_task(name="moderation.tagging.tasks.import_vocabulary", **LONG_TASK_OPTIONS)
+def import_vocabulary(import_id: int) -> str | None:
+    """Run one vocabulary import sent from the screen (TagImport); idempotent: a finished one is left."""
+    from moderation.tagging.models import TagImport
+    from moderation.tagging.services import tag_import_run
+
+    try:
+        return tag_import_run(import_id=int(import_id)).status
+    except TagImport.DoesNotExist:
+        logger.warning("vocabulary import %s no longer exists", import_id)
+        return None

@@ -24,7 +24,7 @@ from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next
 from moderation.review.views import media_revealed
 from moderation.tagging import selectors, services
-from moderation.tagging.files import upload_lines
+from moderation.tagging.files import MAX_FILE_BYTES
 from moderation.tagging.models import Tag, TagProposal, TagSet
 from workbench.queues import enqueue
 from workbench.roles import Perm, permission_required
@@ -189,8 +189,13 @@ def tag_ranker_train(request: HttpRequest) -> HttpResponse:
 
 @permission_required(Perm.EDIT_POLICY)
 def tag_vocabulary(request: HttpRequest) -> HttpResponse:
+    imports = selectors.tag_imports_recent()
+    if request.htmx and request.GET.get("part") == "imports":  # type: ignore[attr-defined]
+        # Polled while an import is queued or running.
+        return render(request, "moderation/tagging/vocabulary.html#imports", {"imports": imports})
     q = request.GET.get("q", "").strip()[:100]
     context = {
+        "imports": imports,
         **selectors.tag_vocabulary_page(query=q, page=request.GET.get("page")),
         "q": q,
         "count": Tag.objects.count(),
@@ -199,44 +204,35 @@ def tag_vocabulary(request: HttpRequest) -> HttpResponse:
     return render(request, "moderation/tagging/vocabulary.html", context)
 
 
-IMPORT_PROBLEMS_SHOWN = 20
-
-
 @require_POST
 @permission_required(Perm.EDIT_POLICY)
 def tag_import(request: HttpRequest) -> HttpResponse:
-    """Add tags, or set parents, from an uploaded file or pasted lines (the formats of ``import_tags``):
-    one new vocabulary version, every skipped line said."""
-    kind = request.POST.get("kind", "tags")
+    """Queue an import of tags, or parents, from an uploaded file or pasted lines (the formats of
+    ``import_tags``) on the default queue; the screen shows its state, then every skipped line."""
     upload = request.FILES.get("file")
-    decode_errors: list[str] = []
     try:
         if upload is not None:
-            lines = list(upload_lines(upload, decode_errors))
+            if upload.size > MAX_FILE_BYTES:
+                raise ModerationError(
+                    f"{upload.name} is {upload.size:,} bytes; a vocabulary file has at most {MAX_FILE_BYTES:,}."
+                )
+            content, source = upload.read(), upload.name or "uploaded file"
         else:
-            lines = request.POST.get("lines", "").splitlines()
-        if not any(line.strip() for line in lines):
-            raise ModerationError("Choose a file or type some lines to import.")
-        if kind == "hierarchy":
-            report = services.tags_import_hierarchy(lines=lines, user=_user(request))
-            summary = report.parents_summary()
-        else:
-            report = services.tags_import(
-                lines=lines,
-                user=_user(request),
-                note=f"import by {request.user} ({upload.name if upload else 'typed'})",
-            )
-            summary = report.tags_summary()
+            content, source = request.POST.get("lines", "").encode(), "typed lines"
+        job, queued = services.tag_import_request(
+            kind=request.POST.get("kind", "tags"), content=content, source_name=source, user=_user(request)
+        )
     except ModerationError as exc:
         messages.error(request, str(exc))
-        return redirect("moderation:tag_vocabulary")
-    messages.success(request, summary)
-    problems = report.problems(decode_errors)
-    for line in problems[:IMPORT_PROBLEMS_SHOWN]:
-        messages.warning(request, f"Skipped {line}")
-    if len(problems) > IMPORT_PROBLEMS_SHOWN:
-        messages.warning(request, f"… and {len(problems) - IMPORT_PROBLEMS_SHOWN} more lines skipped.")
-    return redirect("moderation:tag_vocabulary")
+        return redirect(reverse("moderation:tag_vocabulary") + "#vocabulary-import")
+    if queued:
+        messages.success(request, f"The import of {job.source_name} is queued; this page shows when it is done.")
+    else:
+        messages.info(
+            request,
+            f"{job.source_name} is already being imported ({job.get_status_display()}): it was not queued twice.",
+        )
+    return redirect(reverse("moderation:tag_vocabulary") + "#vocabulary-import")
 
 
 @permission_required(Perm.EDIT_POLICY)
