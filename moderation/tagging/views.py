@@ -212,7 +212,7 @@ def tag_import(request: HttpRequest) -> HttpResponse:
     upload = request.FILES.get("file")
     try:
         if upload is not None:
-            if upload.size > MAX_FILE_BYTES:
+            if (upload.size or 0) > MAX_FILE_BYTES:
                 raise ModerationError(
                     f"{upload.name} is {upload.size:,} bytes; a vocabulary file has at most {MAX_FILE_BYTES:,}."
                 )
