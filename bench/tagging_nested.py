@@ -1,4 +1,4 @@
-"""Content tagging, nested model selection for the ranker (issue 16, rounds 2-4).
+"""Content tagging, nested model selection for the ranker (issue 16, rounds 2-6).
 
 The arms below were written down after the error analysis (``--errors``: where the gold tags rank,
 what the top-5 false positives are) and before any nested number was seen; none is added or dropped
@@ -73,7 +73,18 @@ saw. ``feat_rate`` (the app, the reference) and
   adapt_list       adapt_feat_list, and the adapter's 30 best tags join the pool (pool .772 → .801)
 Adoption rule: as round 4's.
 
-    .venv/bin/python bench/tagging_nested.py [--round 5] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
+Round 6 (``--round 6``, the default; recall sources): written down after ``--recall``'s diagnosis (where
+the missed gold tags are, which view could reach them; bench/RESULTS.md) and before any nested number.
+``feat_rate`` (the app, the reference) and
+  chunk       the chunk view (``text.chunk_texts``: the whole non-title text in <= 128-character pieces, <= 16,
+              each embedded; each chunk's cosines z-scored over the vocabulary, max over chunks): its 20
+              best tags join the embedding source, features ``chunk_z`` / ``chunk_rank``
+  head        each of the 5 best candidates of the hand-weighted order proposes its 5 nearest tags (tag
+              embedding, source "related"), feature ``head_near`` (best cosine to one of those 5)
+  chunk_head  both
+Adoption rule: as round 4's.
+
+    .venv/bin/python bench/tagging_nested.py [--round 6] [--recall] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
 
 Embeddings (both encoders) come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
 Each outer fold prints when it is done. The last line printed is one JSON object: ``ratio`` = nested
@@ -101,6 +112,10 @@ K = 5
 
 
 def arms() -> dict[str, Any]:
+    return arms_of(ROUND)
+
+
+def arms_of(round_: int) -> dict[str, Any]:
     from moderation.tagging import ranking
 
     feat = tuple(ranking.FEATURES_V2)
@@ -149,10 +164,18 @@ def arms() -> dict[str, Any]:
         "adapt_feat_list": ranking.Options(ranker_features=adapt, objective="listwise", ranker_c=0.1),
         "adapt_list": ranking.Options(ranker_features=adapt, objective="listwise", ranker_c=0.1, adapter_top=30),
     }
-    return {2: round2, 3: round3, 4: round4, 5: round5}[ROUND]
+    # Round 6: recall sources (written down after ``--recall``'s diagnosis, before any nested number).
+    chunk = (*rate, *ranking.CHUNK_FEATURES)
+    round6 = {
+        "feat_rate": round2["feat_rate"],
+        "chunk": ranking.Options(ranker_features=chunk, chunk_top=20),
+        "head": ranking.Options(ranker_features=(*rate, "head_near"), head_near=5),
+        "chunk_head": ranking.Options(ranker_features=(*chunk, "head_near"), chunk_top=20, head_near=5),
+    }
+    return {2: round2, 3: round3, 4: round4, 5: round5, 6: round6}[round_]
 
 
-ROUND = 5
+ROUND = 6
 
 
 _STATE: dict[str, Any] = {}
@@ -342,6 +365,150 @@ def _miss(r: Any, g: int, ids: list[int], know: Any, vocab: Any, names: dict[int
     }
 
 
+def _ranks(values: Any) -> Any:
+    """Each entry's rank (0 = best) in ``values``."""
+    import numpy as np
+
+    order = np.argsort(-values, kind="stable")
+    out = np.empty(len(values), dtype=np.int64)
+    out[order] = np.arange(len(values))
+    return out
+
+
+def recall_diagnosis(seeds: list[int], folds: int) -> None:
+    """Round 6's diagnosis: where the app's missed gold tags are (outer folds of the app's ranker) and
+    which recall source could have reached them. For each gold tag outside the top 5: never proposed or
+    ranked low (its sources and features), and its rank under candidate views the pool lacks — e5 over
+    ``text.chunk_texts`` pieces max-pooled (raw, and z-scored per chunk: the whole text is clipped at
+    512 characters), character-bigram coverage of its name in the text, training co-occurrence with
+    the ranker's top 10 (lift), a pool candidate whose name contains its name (a parent / genre),
+    a tag-embedding neighbour of the top 10 — over seeds, counts summed."""
+    import numpy as np
+
+    from moderation.tagging import evaluation, ranking
+    from moderation.tagging.text import normalise
+
+    vocab, records = _load()
+    options = arms_of(2)["feat_rate"]
+    names = dict(zip(vocab.tag_ids, vocab.names, strict=True))
+    index = vocab.index
+    structure = ranking.tag_structure(vocab)
+    total = 0
+    rows: list[dict[str, Any]] = []
+    for seed in seeds:
+        for held in evaluation._folds(len(records), folds, seed):
+            held_set = {int(i) for i in held}
+            train = [r for i, r in enumerate(records) if i not in held_set]
+            model, rates, base = evaluation.fit_ranker(train, vocab, seed=seed, options=options)
+            know = evaluation.learn(train)
+            know.rates, know.base_rate = rates, base
+            n_train = len(train)
+            counts = collections.Counter(t for r in train for t in r.gold)
+            pairs: collections.Counter[tuple[int, int]] = collections.Counter(
+                (a, b) for r in train for a in r.gold for b in r.gold if a != b
+            )
+            for i in held:
+                r = records[int(i)]
+                cands = evaluation.candidates_for(r, vocab, know, options)
+                ranked = ranking.rank(cands, model, features=options.ranker_features)
+                ids = [c.tag_id for c in ranked]
+                text = normalise(" ".join(seg.text for seg in r.segments))
+                grams = {text[a : a + 2] for a in range(len(text) - 1)}
+                cos = vocab.embeddings @ r.vector
+                r_text = _ranks(cos)
+                r_title = _ranks(vocab.embeddings @ r.title_vector) if r.title_vector is not None else None
+                r_chunk = r_chunkz = None
+                if r.chunk_vectors is not None and len(r.chunk_vectors):
+                    per = vocab.embeddings @ r.chunk_vectors.T  # (tags, chunks)
+                    r_chunk = _ranks(per.max(axis=1))
+                    z = (per - per.mean(axis=0)) / np.maximum(per.std(axis=0), 1e-9)
+                    r_chunkz = _ranks(z.max(axis=1))
+                top10 = ids[:10]
+                near10 = {vocab.tag_ids[int(j)] for t in top10 if t in index for j in structure.neighbours[index[t]]}
+                for g in r.gold:
+                    total += 1
+                    pos = ids.index(g) if g in ids else None
+                    if pos is not None and pos < K:
+                        continue
+                    gi = index[g]
+                    name = names[g]
+                    own = {name[a : a + 2] for a in range(len(name) - 1)}
+                    lift = max(
+                        (pairs[(t, g)] / counts[t] / (counts[g] / n_train) for t in top10 if pairs[(t, g)]),
+                        default=0.0,
+                    )
+                    c = cands.get(g)
+                    rows.append(
+                        {
+                            "seed": seed,
+                            "tag": name,
+                            "pos": pos,
+                            "sources": sorted(set(c.sources)) if c is not None else [],
+                            "prior_only": c is not None and not c.sources,
+                            "seen": counts[g],
+                            "r_text": int(r_text[gi]),
+                            "r_title": int(r_title[gi]) if r_title is not None else 10**6,
+                            "r_chunk": int(r_chunk[gi]) if r_chunk is not None else 10**6,
+                            "r_chunkz": int(r_chunkz[gi]) if r_chunkz is not None else 10**6,
+                            "bigram": len(own & grams) / len(own) if len(name) >= 3 and own else 0.0,
+                            "lift": lift,
+                            "parent_of_pool": any(name != names[t] and name in names[t] for t in ids[:20]),
+                            "near_top10": g in near10,
+                            "generic": float(structure.children[gi]) > 0,
+                        }
+                    )
+    n_seeds = len(seeds)
+    print(f"gold tags over seeds {seeds}: {total} ({total // n_seeds} a seed); missed at 5: {len(rows)}")
+    groups = {
+        "never proposed": [m for m in rows if m["pos"] is None],
+        "proposed, ranked 6-10": [m for m in rows if m["pos"] is not None and m["pos"] < 10],
+        "proposed, ranked 11-20": [m for m in rows if m["pos"] is not None and 10 <= m["pos"] < 20],
+        "proposed, ranked > 20": [m for m in rows if m["pos"] is not None and m["pos"] >= 20],
+    }
+    reach = {
+        "chunk e5 top 20": lambda m: m["r_chunk"] < 20,
+        "chunk e5 (z per chunk) top 20": lambda m: m["r_chunkz"] < 20,
+        "whole-text e5 top 20": lambda m: m["r_text"] < 20,
+        "title e5 top 20": lambda m: m["r_title"] < 20,
+        "chunk e5 top 50": lambda m: m["r_chunk"] < 50,
+        "any e5 view rank 50-499": lambda m: 50 <= min(m["r_chunk"], m["r_text"], m["r_title"], m["r_chunkz"]) < 500,
+        "every e5 view rank >= 500": lambda m: min(m["r_chunk"], m["r_text"], m["r_title"], m["r_chunkz"]) >= 500,
+        "bigram coverage >= .5 (names of 3+ chars)": lambda m: m["bigram"] >= 0.5,
+        "co-occurs in training with a top-10 tag (lift > 1)": lambda m: m["lift"] > 1,
+        "seen in the training part": lambda m: m["seen"] > 0,
+        "parent of a top-20 candidate (name inside its name)": lambda m: m["parent_of_pool"],
+        "tag-embedding neighbour of a top-10 tag": lambda m: m["near_top10"],
+        "generic (other tag names contain it)": lambda m: m["generic"],
+    }
+    for label, group in groups.items():
+        if not group:
+            continue
+        print(f"\n{label}: {len(group)} ({len(group) / total:.3f} of gold tags)")
+        for key, test in reach.items():
+            print(f"  {key:<55} {sum(1 for m in group if test(m)) / len(group):.2f}")
+        if label != "never proposed":
+            src = collections.Counter(s for m in group for s in (m["sources"] or ["prior only"]))
+            print("  sources: " + ", ".join(f"{s} {n / len(group):.2f}" for s, n in src.most_common()))
+        print("  e.g. " + " ".join(m["tag"] for m in group if m["seed"] == seeds[0])[:400])
+    never = groups["never proposed"]
+    untouched = [
+        m
+        for m in never
+        if m["r_chunk"] >= 50
+        and m["r_chunkz"] >= 50
+        and m["r_text"] >= 50
+        and m["r_title"] >= 50
+        and m["bigram"] < 0.5
+        and m["lift"] <= 1
+        and not m["parent_of_pool"]
+    ]
+    print(
+        f"\nnever proposed and out of reach of all of the above (no e5 view in its top 50, no bigram, no lift, "
+        f"no child in the pool): {len(untouched)} ({len(untouched) / max(1, len(never)):.2f} of never proposed)"
+    )
+    print("  e.g. " + " ".join(sorted({m["tag"] for m in untouched}))[:500])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -351,7 +518,10 @@ def main() -> None:
     parser.add_argument(
         "--ceiling", action="store_true", help="the in-sample ceiling of each arm's ranker (seed: the first)"
     )
-    parser.add_argument("--round", type=int, choices=(2, 3, 4, 5), default=5, help="which round's arms (default 5)")
+    parser.add_argument(
+        "--recall", action="store_true", help="round 6's diagnosis: where the missed gold tags are, then stop"
+    )
+    parser.add_argument("--round", type=int, choices=(2, 3, 4, 5, 6), default=6, help="which round's arms (default 6)")
     args = parser.parse_args()
     global ROUND
     ROUND = args.round
@@ -360,6 +530,9 @@ def main() -> None:
     t0 = time.perf_counter()
     vocab, records = _load()
     print(f"{len(vocab.tag_ids)} tags, {len(records)} tagged records ({time.perf_counter() - t0:.0f} s to load)")
+    if args.recall:
+        recall_diagnosis(args.seeds, args.folds)
+        return
     if args.errors:
         a = arms()
         for name in (
@@ -423,6 +596,14 @@ def main() -> None:
             f"{label:<22} P@5 {statistics.median(ps):.3f} [{min(ps):.3f}–{max(ps):.3f}]  "
             f"R@5 {statistics.median(rs):.3f} [{min(rs):.3f}–{max(rs):.3f}]"
         )
+    ref = per_seed[reference]
+    print(f"\npaired against {reference}, per seed {args.seeds} (R@5 difference; P@5 difference)")
+    for n, by_seed in per_seed.items():
+        if n == reference:
+            continue
+        dr = [by_seed[s][1] - ref[s][1] for s in args.seeds]
+        dp = [by_seed[s][0] - ref[s][0] for s in args.seeds]
+        print(f"  {n:<20} R@5 " + " ".join(f"{d:+.3f}" for d in dr) + "   P@5 " + " ".join(f"{d:+.3f}" for d in dp))
     chosen = collections.Counter(r["chosen"] for r in results)
     nested_r = statistics.median(summary["nested"]["recall_at_5"])
     v1_r = statistics.median(summary[reference]["recall_at_5"])

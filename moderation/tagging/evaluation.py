@@ -25,7 +25,14 @@ import numpy as np
 from moderation.errors import ModerationError
 from moderation.tagging import ranking
 from moderation.tagging.ranking import single_threaded_blas
-from moderation.tagging.text import Segment, embedding_text, segment_texts, split_segments, title_text
+from moderation.tagging.text import (
+    Segment,
+    chunk_texts,
+    embedding_text,
+    segment_texts,
+    split_segments,
+    title_text,
+)
 from workbench.text import storable_text
 
 SOURCES = ranking.SOURCES
@@ -44,6 +51,7 @@ class Record:
     segment_vectors: np.ndarray | None = None
     vector2: np.ndarray | None = None  # the second encoder's (``encoder.encode_second``)
     title_vector2: np.ndarray | None = None
+    chunk_vectors: np.ndarray | None = None  # ``text.chunk_texts``' vectors (the chunk view, round 6)
 
 
 @dataclass
@@ -116,6 +124,18 @@ def embed_segments(records: Sequence[Record], encode: Callable[[list[str]], Any]
         at += len(texts)
 
 
+def embed_chunks(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
+    """Each record's chunk vectors (``text.chunk_texts``: the whole non-title text in <= 128-character
+    pieces), as the media worker stores them for a video."""
+    todo = [(r, chunk_texts(r.segments)) for r in records if r.chunk_vectors is None]
+    flat = [t for _, texts in todo for t in texts]
+    vectors = np.asarray(encode(flat), dtype=np.float32) if flat else np.zeros((0, 384), dtype=np.float32)
+    at = 0
+    for r, texts in todo:
+        r.chunk_vectors = vectors[at : at + len(texts)]
+        at += len(texts)
+
+
 def embed_records(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
     """The whole text's vector and the title's (as the worker computes them for a video)."""
     todo = [r for r in records if r.vector is None]
@@ -161,6 +181,8 @@ _GENERATION_FIELDS = (
     "similar_temperature",
     "ensemble_top",
     "adapter_top",
+    "chunk_top",
+    "head_near",
 )
 
 
@@ -262,6 +284,7 @@ def _candidates_for(
         segment_vectors=record.segment_vectors,
         vector2=record.vector2,
         title_vector2=record.title_vector2,
+        chunk_vectors=record.chunk_vectors,
         options=options,
     )
 
