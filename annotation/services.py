@@ -72,6 +72,12 @@ def cot_correction_save(
     locked = Decision.objects.select_for_update().select_related("policy_version").get(pk=decision.pk)
     current = CotCorrection.objects.filter(decision=locked).select_related("author").first()
     current_revision = current.revision if current is not None else 0
+    new_stages, diff, status = _correction_content(locked, stages=stages, label=label, submit=submit)
+    if current is not None and (current.stages, current.label, current.status) == (new_stages, label, status):
+        # The very text already saved: a double click, a form sent again after the back button, or the
+        # same text from a second tab. Nothing new, so no new revision and no conflict with oneself.
+        current.unchanged = True  # type: ignore[attr-defined]
+        return current
     if int(base_revision) != current_revision:
         if current is None:
             raise AnnotationError("This correction changed since you opened it; reload the page and try again.")
@@ -81,6 +87,28 @@ def cot_correction_save(
             current=current,
         )
 
+    if current is None:
+        return CotCorrection.objects.create(
+            decision=locked, stages=new_stages, label=label, diff=diff, author=author, revision=1, status=status
+        )
+    current.stages = new_stages
+    current.label = label
+    current.diff = diff
+    current.author = author
+    current.status = status
+    current.revision = current_revision + 1
+    current.reviewed_by = None
+    current.reviewed_at = None
+    current.reject_reason = ""
+    current.save()
+    return current
+
+
+def _correction_content(
+    locked: Decision, *, stages: dict[str, str], label: str, submit: bool
+) -> tuple[list[dict[str, Any]], list[dict[str, str]], str]:
+    """The stages, the diff against the model's text and the status a save would store; refuses what
+    cannot be saved (an unknown stage or label, an empty or too long stage) with an ``AnnotationError``."""
     model_stages = correctable_stages(locked)
     known = {s.get("key") for s in model_stages if isinstance(s, dict)}
     unknown = sorted(set(stages) - known)
@@ -110,21 +138,7 @@ def cot_correction_save(
             )
 
     status = CotCorrection.Status.SUBMITTED if submit else CotCorrection.Status.DRAFT
-    if current is None:
-        return CotCorrection.objects.create(
-            decision=locked, stages=new_stages, label=label, diff=diff, author=author, revision=1, status=status
-        )
-    current.stages = new_stages
-    current.label = label
-    current.diff = diff
-    current.author = author
-    current.status = status
-    current.revision = current_revision + 1
-    current.reviewed_by = None
-    current.reviewed_at = None
-    current.reject_reason = ""
-    current.save()
-    return current
+    return new_stages, diff, status
 
 
 def correctable_stages(decision: Decision) -> list[dict[str, Any]]:

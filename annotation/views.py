@@ -121,6 +121,13 @@ def correction_edit(request: HttpRequest, decision_id: int) -> HttpResponse:
         ctx = _edit_context(request, decision, typed=typed, typed_label=label)
         return render(request, "annotation/correction_edit.html", ctx, status=400)
     changed = len(correction.diff)
+    if getattr(correction, "unchanged", False):
+        messages.info(
+            request,
+            f"Nothing new to save: revision {correction.revision} ({correction.get_status_display().lower()}, "
+            f"by {correction.author}) already holds exactly this text.",
+        )
+        return redirect("annotation:correction_edit", decision_id=decision.pk)
     messages.success(
         request,
         f"Saved revision {correction.revision} as {correction.get_status_display().lower()} "

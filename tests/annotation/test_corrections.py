@@ -113,6 +113,25 @@ def test_two_labelers_on_revision_1_second_save_is_refused_and_sees_the_first(de
     assert CotCorrection.objects.get().revision == 3
 
 
+def test_the_same_text_sent_twice_is_one_revision_not_a_conflict_with_oneself(decision, client_as):  # type: ignore[no-untyped-def]
+    """A double click, or the form sent again after the back button, carries the revision it was loaded
+    from: the second send found "someone" (the labeler) saved meanwhile and answered 409 with a merge
+    screen, or, after the back button, wrote an identical revision 2."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    form = _form(decision, 0, analysis="QR code leads to a private shop")
+
+    assert client.post(url, form).status_code == 302
+    again = client.post(url, form, follow=True)
+
+    assert again.status_code == 200 and "Nothing new to save: revision 1" in again.content.decode()
+    assert CotCorrection.objects.get().revision == 1
+    form["base_revision"] = "1"  # the page reloaded after the back button
+    assert client.post(url, form).status_code == 302 and CotCorrection.objects.get().revision == 1
+    form["action"] = "draft"  # a real change (submitted → draft) is still a new revision
+    assert client.post(url, form).status_code == 302 and CotCorrection.objects.get().revision == 2
+
+
 def test_edit_screen_shows_original_beside_editable_stages(decision, client_as):
     html = client_as("labeler").get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()
     for key in STAGE_KEYS:
