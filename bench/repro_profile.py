@@ -41,9 +41,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--plans", action="store_true", help="print EXPLAIN (ANALYZE, BUFFERS) of each statement")
     parser.add_argument("--top", type=int, default=25, help="cProfile functions to print")
+    parser.add_argument("--shared-buffers", help="as bench/repro_retrieval.py's (e.g. 2GB; reset afterwards)")
     args = parser.parse_args()
 
     django_setup()
+    if args.shared_buffers:
+        from repro_retrieval import _shared_buffers
+
+        _shared_buffers(args.shared_buffers)
+    try:
+        _profile(args)
+    finally:
+        if args.shared_buffers:
+            _shared_buffers(None)
+
+
+def _profile(args: argparse.Namespace) -> None:
     from django.db import connection, connections
 
     from moderation.reproduction import pdq_index, selectors

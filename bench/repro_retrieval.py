@@ -12,8 +12,11 @@ inserted in both, are near-copies of videos in the small library: every second 1
 speed ±10 %, mirror, overlay, borders, trim), their video embedding written by ``video_embedding_refresh``; every
 other query is a mirrored upload (its own hashes unrelated, its flipped-frame hashes near the source's). The timed
 call is the whole read path of retrieval, ``candidates_retrieve``: the PDQ look-up (this process's copy of the index
-catching up with PostgreSQL, the exact search, the confirming query) and the neighbours statement (with the default
-``REPRO_FRAME_NEIGHBOURS``: one HNSW scan of the video embeddings, one of the transcripts).
+catching up with PostgreSQL, the exact search, the confirming query) and the neighbours (with the default
+``REPRO_FRAME_NEIGHBOURS``: one HNSW scan of the video embeddings, one of the transcripts). ``--arms`` (default
+``parallel,serial``) times each retrieval both ways, interleaved (which goes first alternates): the two scans at
+once on two connections (``REPRO_NEIGHBOURS_PARALLEL``, the default) and in one statement; ``ratio`` and the
+recall are the first arm's, ``arms`` has each arm's p50 / p99 and ratio.
 
 Queries alternate between the libraries (query i on one, then on the other; which goes first alternates by
 round), so load from other processes on the machine falls on both alike. Per round the p50 ratio is computed;
@@ -336,6 +339,12 @@ def main() -> None:
     parser.add_argument(
         "--ef-search", type=int, help="hnsw.ef_search for the run (default: settings.REPRO_HNSW_EF_SEARCH)"
     )
+    parser.add_argument(
+        "--arms",
+        default="parallel,serial",
+        help="retrieval arms timed interleaved, the first reported as ``ratio``: parallel (the two HNSW scans on two "
+        "connections at once, REPRO_NEIGHBOURS_PARALLEL on) and serial (one statement)",
+    )
     args = parser.parse_args()
     if args.shared_buffers and not re.fullmatch(r"\d+(kB|MB|GB)", args.shared_buffers):
         parser.error("--shared-buffers takes a size such as 512MB or 2GB")
@@ -343,6 +352,9 @@ def main() -> None:
         parser.error("--small must not exceed --large")
     if args.keyframe_index is None:
         args.keyframe_index = args.large * args.frames <= 400_000
+    args.arms = args.arms.split(",")
+    if not args.arms or set(args.arms) - {"parallel", "serial"}:
+        parser.error("--arms takes parallel and/or serial")
 
     django_setup()
     from django.conf import settings
@@ -367,7 +379,7 @@ def _run(args: argparse.Namespace) -> None:
     from django.db import connection, connections
     from django.test.utils import setup_databases, teardown_databases
 
-    from moderation.reproduction import pdq_index
+    from moderation.reproduction import pdq_index, side_connection
     from moderation.reproduction.selectors import hash_hits, video_neighbours
     from moderation.reproduction.services import (
         FRAME_K,
@@ -381,6 +393,7 @@ def _run(args: argparse.Namespace) -> None:
     )
 
     rng = np.random.default_rng(args.seed)
+    settings.REPRO_NEIGHBOURS_PARALLEL = "parallel" in args.arms  # while warming: opens the side connections
     loads = {"start": _load()}
     # The picture channels timed and scored alone: the video embedding (what retrieval uses), and the per-keyframe
     # neighbours (the old channel) where its index is built.
@@ -454,7 +467,8 @@ def _run(args: argparse.Namespace) -> None:
                         channel=channel,
                     )  # fmt: skip
 
-        times: dict[str, list[float]] = {"small": [], "large": []}
+        times: dict[str, list[float]] = {"small": [], "large": []}  # the first arm's
+        arm_times: dict[str, dict[str, list[float]]] = {a: {"small": [], "large": []} for a in args.arms}
         hash_times: dict[str, list[float]] = {"small": [], "large": []}
         hnsw_times: dict[str, dict[str, list[float]]] = {c: {"small": [], "large": []} for c in channels}
         found = {"small": 0, "large": 0}
@@ -462,12 +476,15 @@ def _run(args: argparse.Namespace) -> None:
         found_by: dict[str, dict[str, int]] = {c: {"small": 0, "large": 0} for c in [*channels, "text"]}
         by_kind: dict[str, dict[str, list[int]]] = {c: {} for c in channels}  # at large: [found, queries]
         round_ratios = []
-        backends = {}
+        backends: dict[str, list[int]] = {}
         for name in ("small", "large"):
+            connections["default"] = wrappers[name]
             with wrappers[name].cursor() as cur:
                 cur.execute("SELECT pg_backend_pid()")
-                backends[name] = int(cur.fetchone()[0])
-        cpu = {name: {"python": 0.0, "backend": 0.0} for name in ("small", "large")}
+                backends[name] = [int(cur.fetchone()[0])]
+            side = side_connection.backend_pid()  # the parallel arm's second backend (opened while warming)
+            backends[name] += [side] if side else []
+        cpu = {f"{a}/{name}": {"python": 0.0, "backend": 0.0} for a in args.arms for name in ("small", "large")}
         loads["measure_start"] = _load()
         for r in range(args.rounds):
             this_round: dict[str, list[float]] = {"small": [], "large": []}
@@ -476,12 +493,19 @@ def _run(args: argparse.Namespace) -> None:
                 for name in order:
                     connections["default"] = wrappers[name]
                     qid, source = prepared[name]["queries"][i]
-                    c0, b0 = time.process_time(), _backend_cpu_s(backends[name])
-                    t0 = time.perf_counter()
-                    result = candidates_retrieve(video_id=qid)
-                    elapsed = (time.perf_counter() - t0) * 1000
-                    cpu[name]["python"] += time.process_time() - c0
-                    cpu[name]["backend"] += _backend_cpu_s(backends[name]) - b0
+                    for arm in args.arms if (r + i) % 2 == 0 else args.arms[::-1]:  # which arm first alternates
+                        settings.REPRO_NEIGHBOURS_PARALLEL = arm == "parallel"
+                        c0, b0 = time.process_time(), sum(_backend_cpu_s(p) for p in backends[name])
+                        t0 = time.perf_counter()
+                        got = candidates_retrieve(video_id=qid)
+                        elapsed = (time.perf_counter() - t0) * 1000
+                        cpu[f"{arm}/{name}"]["python"] += time.process_time() - c0
+                        cpu[f"{arm}/{name}"]["backend"] += sum(_backend_cpu_s(p) for p in backends[name]) - b0
+                        arm_times[arm][name].append(elapsed)
+                        if arm == args.arms[0]:
+                            result = got
+                    settings.REPRO_NEIGHBOURS_PARALLEL = args.arms[0] == "parallel"
+                    elapsed = arm_times[args.arms[0]][name][-1]
                     times[name].append(elapsed)
                     this_round[name].append(elapsed)
                     found[name] += int(source in result)
@@ -516,6 +540,7 @@ def _run(args: argparse.Namespace) -> None:
         loads["end"] = _load()
         connections["default"] = wrappers["large"]
     finally:
+        side_connection.close()  # before dropping a database they are connected to
         small = wrappers.get("small")
         if small is not None:
             small.close()
@@ -536,9 +561,16 @@ def _run(args: argparse.Namespace) -> None:
                                   "large_p99": el["p99_ms"], "ratio": round(el["p50_ms"] / es["p50_ms"], 3)}  # fmt: skip
     n = args.queries * args.rounds
     big = prepared["large"]
+    arms = {}
+    for arm in args.arms:
+        a_s, a_l = _summary(arm_times[arm]["small"]), _summary(arm_times[arm]["large"])
+        arms[arm] = {"ratio": round(a_l["p50_ms"] / a_s["p50_ms"], 3), "small_p50_ms": a_s["p50_ms"],
+                     "large_p50_ms": a_l["p50_ms"], "small_p99_ms": a_s["p99_ms"], "large_p99_ms": a_l["p99_ms"],
+                     "ratio_p99": round(a_l["p99_ms"] / a_s["p99_ms"], 3)}  # fmt: skip
     print(json.dumps({
         "ratio": round(lg["p50_ms"] / s["p50_ms"], 3),
-        "ratio_basis": "p50 of candidates_retrieve at large / at small, queries interleaved",
+        "ratio_basis": f"p50 of candidates_retrieve at large / at small, queries interleaved; arm {args.arms[0]}",
+        "arms": arms,
         "ratio_p99": round(lg["p99_ms"] / s["p99_ms"], 3),
         "ratio_per_round": [round(x, 3) for x in round_ratios],
         "ratio_round_min_max": [round(min(round_ratios), 3), round(max(round_ratios), 3)],
@@ -562,6 +594,7 @@ def _run(args: argparse.Namespace) -> None:
         # Mean CPU per retrieval (this process; its PostgreSQL backend, from /proc at 10 ms ticks, summed over
         # all queries): what load from other processes does not inflate, unlike the wall-clock times above.
         "cpu_ms_per_retrieval": {k: {part: round(v * 1000 / n, 2) for part, v in c.items()} for k, c in cpu.items()},
+        "neighbours_parallel": settings.REPRO_NEIGHBOURS_PARALLEL,
         "small_videos": args.small, "large_videos": args.large, "hashes_per_video": args.hashes,
         "keyframes_per_video": args.frames, "keyframe_table_bytes": big["keyframe_table_bytes"],
         "large_hashes": big["hashes"], "n_queries_each": n, "index_build_runs_s": big["index_build_runs_s"],

@@ -3,6 +3,7 @@ and the cluster key that dataset splits use."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,8 @@ from django.utils import timezone
 from moderation.media.models import Video
 from moderation.reproduction import matching
 from moderation.reproduction.models import ClusterMembership, FrameHash, ReproCandidate
+
+logger = logging.getLogger(__name__)
 
 # Pairs at or above this score wait in the pair queue until someone gives a verdict.
 PAIR_QUEUE_THRESHOLD = 0.3
@@ -126,21 +129,39 @@ def video_neighbours(
 ) -> Neighbours:  # fmt: skip
     """The picture neighbours of ``video_id`` — by its video embedding (the nearest other videos' embeddings), by its
     keyframes (at most ``frame_queries`` of them, spread evenly, each with its nearest keyframes of other videos), or
-    both: ``channel``, default ``settings.REPRO_FRAME_NEIGHBOURS`` — and the nearest other transcripts to its own, in
-    one statement (see ``_VIDEO_PART``).
+    both: ``channel``, default ``settings.REPRO_FRAME_NEIGHBOURS`` — and the nearest other transcripts to its own.
 
-    One round trip: the HNSW settings and the statement go as one simple query (no parameters: integers only,
+    Outside a transaction (``side_connection.enabled``: the retrieval task) the transcript scan is sent first on a
+    second connection and the picture scan runs on this one, so two backends scan at the same time; inside one (or
+    when the side connection fails) both go in one statement (see ``_VIDEO_PART``). Either way each connection gets
+    one round trip: the HNSW settings and the statement go as one simple query (no parameters: integers only,
     formatted in), which PostgreSQL runs as one transaction, so the settings end with it (inside a caller's
     transaction they last to its end).
     """
-    sql = video_neighbours_sql(
-        video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text, k_videos=k_videos,
-        channel=channel,
-    )  # fmt: skip
-    with connection.cursor() as cur:
-        cur.execute(sql)
-        cur.nextset()  # past the settings' row
-        rows = cur.fetchall()
+    from moderation.reproduction import side_connection
+
+    def sql(parts: str) -> str:
+        return video_neighbours_sql(
+            video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text, k_videos=k_videos,
+            channel=channel, parts=parts,
+        )  # fmt: skip
+
+    pending = side_connection.send(sql("text"))
+    try:
+        rows = _neighbour_rows(sql("all" if pending is None else "picture"))
+    except BaseException:
+        if pending is not None:
+            pending.discard()
+        raise
+    if pending is not None:
+        try:
+            # the transcript part's rows, as text: ('t', NULL, video id, NULL, similarity)
+            rows += [(kind, None, int(v or 0), None, float(sim or 0)) for kind, _qt, v, _t, sim in pending.rows()]
+        except side_connection.SideConnectionError as exc:
+            logger.warning(
+                "transcript neighbours of video %s on the side connection failed (%s): run here", video_id, exc
+            )
+            rows += _neighbour_rows(sql("text"))
     frames = sorted(
         ((int(v), float(t), float(qt), float(sim)) for kind, qt, v, t, sim in rows if kind == "f"),
         key=lambda r: (r[2], -r[3]),
@@ -150,18 +171,29 @@ def video_neighbours(
     return Neighbours(frames=frames, text=text, videos=videos)
 
 
+def _neighbour_rows(sql: str) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cur:
+        cur.execute(sql)
+        cur.nextset()  # past the settings' row
+        return list(cur.fetchall())
+
+
 def video_neighbours_sql(
     *, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10, k_videos: int = 20,
-    channel: str | None = None,
+    channel: str | None = None, parts: str = "all",
 ) -> str:  # fmt: skip
-    """The settings and the statement ``video_neighbours`` sends (integers only, formatted in)."""
+    """The settings and the statement ``video_neighbours`` sends (integers only, formatted in): with ``parts``
+    "all" the picture scans and the transcript scan, "picture" or "text" only those."""
     channel = channel or settings.REPRO_FRAME_NEIGHBOURS
     if channel not in FRAME_CHANNELS:
         raise ValueError(f"REPRO_FRAME_NEIGHBOURS must be one of {', '.join(FRAME_CHANNELS)}, not {channel!r}")
-    parts = ([_VIDEO_PART] if channel in {"video", "both"} else []) + (
+    if parts not in {"all", "picture", "text"}:
+        raise ValueError(f"parts must be all, picture or text, not {parts!r}")
+    picture = ([_VIDEO_PART] if channel in {"video", "both"} else []) + (
         [_KEYFRAMES_PART] if channel in {"keyframes", "both"} else []
     )
-    sql = _SETTINGS + "\nUNION ALL\n".join([*parts, _TEXT_PART])
+    chosen = {"all": [*picture, _TEXT_PART], "picture": picture, "text": [_TEXT_PART]}[parts]
+    sql = _SETTINGS + "\nUNION ALL\n".join(chosen)
     return sql.format(
         ef=max(1, int(settings.REPRO_HNSW_EF_SEARCH)), v=int(video_id), m=max(2, int(frame_queries)),
         kf=max(1, int(k_frames)), kt=max(1, int(k_text)), kv=max(1, int(k_videos)),

@@ -1,0 +1,163 @@
+"""A second PostgreSQL connection per thread, for one read that runs while the thread's own connection runs another.
+
+Reproduction retrieval's embedding neighbours are two independent HNSW scans (picture, transcript). In one statement
+one backend runs them one after the other; here the transcript scan is sent (libpq's asynchronous send, no thread)
+on this side connection, the picture scan runs on Django's connection, and the two backends work at the same time
+(``selectors.video_neighbours``; measured in bench/RESULTS.md, issue 20). ``settings.REPRO_NEIGHBOURS_PARALLEL``
+turns it off.
+
+Only outside a transaction (autocommit, as the retrieval task runs): the side connection sees committed rows only,
+so inside a caller's transaction (and in tests, which run inside one) nothing is sent here and the caller runs its
+single statement. The side connection is opened on first use, kept for the thread (one more PostgreSQL connection
+per worker thread that retrieves) and closed with Django's connection (so it follows CONN_MAX_AGE and never blocks
+a test database's teardown), reopened when broken, and never shared across a fork (a child opens its own).
+Any failure here (connect, send, a broken result) makes ``send`` return None or ``Pending.rows`` raise
+``SideConnectionError``: the caller runs the statement on its own connection instead, so retrieval never fails for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+_LOCAL = threading.local()
+
+
+class SideConnectionError(Exception):
+    """The side connection could not run the statement (the caller runs it itself)."""
+
+
+@dataclass
+class _Side:
+    conn: Any  # psycopg.Connection
+    pid: int
+    owner: Any  # a weak reference to Django's connection it runs beside (a new one there: a new one here)
+
+
+def _close_quietly(conn: Any, pid: int) -> None:
+    if pid == os.getpid():  # never from a forked child: the socket is its parent's
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def _key() -> tuple[str, str, str, str]:
+    s = connection.settings_dict
+    return (str(s.get("HOST") or ""), str(s.get("PORT") or ""), str(s.get("NAME") or ""), str(s.get("USER") or ""))
+
+
+def enabled() -> bool:
+    """Whether a statement may go to the side connection now: the setting is on and Django's connection is in
+    autocommit outside any transaction (so both connections see the same committed rows)."""
+    if not getattr(settings, "REPRO_NEIGHBOURS_PARALLEL", True) or connection.in_atomic_block:
+        return False
+    return connection.vendor == "postgresql" and bool(connection.get_autocommit())
+
+
+def _side() -> _Side:
+    sides: dict[tuple[str, str, str, str], _Side] = getattr(_LOCAL, "sides", None) or {}
+    _LOCAL.sides = sides
+    key = _key()
+    connection.ensure_connection()
+    raw = connection.connection
+    side = sides.get(key)
+    if side is not None and (
+        side.pid != os.getpid() or side.owner() is not raw or side.conn.closed or side.conn.broken
+    ):
+        sides.pop(key)
+        _close_quietly(side.conn, side.pid)  # a forked child leaves its parent's socket alone
+        side = None
+    if side is None:
+        import psycopg
+
+        params = connection.get_connection_params()
+        side = _Side(psycopg.connect(**params, autocommit=True), os.getpid(), weakref.ref(raw))
+        # Closed with Django's connection (request or task end, CONN_MAX_AGE, a test database's teardown), so it
+        # never outlives it: the next search opens a new one beside the new connection.
+        weakref.finalize(raw, _close_quietly, side.conn, side.pid)
+        sides[key] = side
+    return side
+
+
+def close() -> None:
+    """Close this thread's side connections (the next ``send`` opens one again)."""
+    sides: dict[tuple[str, str, str, str], _Side] = getattr(_LOCAL, "sides", None) or {}
+    for side in sides.values():
+        _close_quietly(side.conn, side.pid)
+    sides.clear()
+
+
+def backend_pid() -> int | None:
+    """This thread's side connection's PostgreSQL backend (None when it has none open): for CPU accounting."""
+    sides: dict[tuple[str, str, str, str], _Side] = getattr(_LOCAL, "sides", None) or {}
+    side = sides.get(_key())
+    return None if side is None or side.conn.closed else int(side.conn.pgconn.backend_pid)
+
+
+class Pending:
+    """A statement sent on the side connection; ``rows`` waits for its last result (every value as text)."""
+
+    def __init__(self, side: _Side) -> None:
+        self._side = side
+        self._done = False
+
+    def rows(self) -> list[tuple[str | None, ...]]:
+        from psycopg import pq
+
+        self._done = True
+        pgconn = self._side.conn.pgconn
+        last = None
+        try:
+            while (result := pgconn.get_result()) is not None:
+                last = result
+        except Exception as exc:  # the connection broke under the statement
+            _drop(self._side)
+            raise SideConnectionError(str(exc)) from exc
+        if last is None or last.status != pq.ExecStatus.TUPLES_OK:
+            message = last.error_message.decode(errors="replace") if last is not None else "no result"
+            _drop(self._side)
+            raise SideConnectionError(message)
+        return [
+            tuple(None if v is None else v.decode() for v in (last.get_value(i, j) for j in range(last.nfields)))
+            for i in range(last.ntuples)
+        ]
+
+    def discard(self) -> None:
+        """Wait out the statement and drop its result (when the caller gave up on it)."""
+        if not self._done:
+            with contextlib.suppress(SideConnectionError):
+                self.rows()
+
+
+def _drop(side: _Side) -> None:
+    sides: dict[tuple[str, str, str, str], _Side] = getattr(_LOCAL, "sides", None) or {}
+    for key, value in list(sides.items()):
+        if value is side:
+            sides.pop(key)
+    _close_quietly(side.conn, side.pid)
+
+
+def send(sql: str) -> Pending | None:
+    """Send ``sql`` (a simple query: no parameters) on this thread's side connection without waiting; None when
+    it may not (``enabled``) or cannot (it did not connect or the send failed: logged, the caller runs it)."""
+    if not enabled():
+        return None
+    try:
+        side = _side()
+        side.conn.pgconn.send_query(sql.encode())
+    except Exception as exc:  # cannot connect or send: the caller runs the statement on its own connection
+        logger.warning("side connection unavailable, neighbours run in one statement: %s", exc)
+        stale = getattr(_LOCAL, "sides", {}).get(_key())
+        if stale is not None:
+            _drop(stale)
+        return None
+    return Pending(side)
