@@ -295,6 +295,21 @@ def model_source_checked(value: str) -> str:
     value = (value or "").strip()
     if not value or value == (settings.TRAINING_BASE_MODEL or "").strip():
         return value
+    if len(value) > MODEL_SOURCE_MAX_CHARS:
+        raise TrainingError(
+            f"A model is named by a hub id or a folder of at most {MODEL_SOURCE_MAX_CHARS} characters; "
+            f"this one has {len(value):,}."
+        )
+    try:
+        return _model_source_on_disk(value)
+    except OSError as exc:  # a name the file system refuses (too long a part, an invalid byte)
+        raise TrainingError(f"“{value[:200]}” is not a usable model folder: {exc.strerror or exc}.") from exc
+
+
+MODEL_SOURCE_MAX_CHARS = 500  # TrainingJob.base_model's column
+
+
+def _model_source_on_disk(value: str) -> str:
     path = Path(value).expanduser()
     # transformers reads an existing folder before it tries the hub, so anything that exists is a path.
     if not (value.startswith(("/", ".", "~")) or path.exists()):

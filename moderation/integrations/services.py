@@ -44,7 +44,8 @@ def _check_rate(rate: str) -> str:
         return ""
     num, _, period = rate.partition("/")
     count = row_id(num)
-    if count is None or count < 1 or not period or period[0] not in "smhd":
+    max_length = Integration._meta.get_field("rate_limit").max_length or 20
+    if count is None or count < 1 or not period or period[0] not in "smhd" or len(rate) > max_length:
         raise ModerationError(f"Rate limit {rate!r} is not like 120/min or 5000/hour.")
     return rate
 
@@ -55,6 +56,9 @@ def integration_create(*, name: str, rate_limit: str = "") -> tuple[Integration,
     name = (name or "").strip()
     if not name:
         raise ModerationError("An integration needs a name.")
+    max_length = Integration._meta.get_field("name").max_length or 200
+    if len(name) > max_length:
+        raise ModerationError(f"An integration's name has at most {max_length} characters; this one has {len(name):,}.")
     if Integration.objects.filter(name=name).exists():
         raise ModerationError(f"An integration named “{name}” already exists.")
     token = secrets.token_urlsafe(32)

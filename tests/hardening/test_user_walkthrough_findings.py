@@ -191,3 +191,24 @@ def test_the_review_screens_scripts_get_the_reason_in_the_form_they_read(make_us
     htmx = client.post(url, {"verdict": "approve"}, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=old_token)
     assert htmx.status_code == 403 and htmx["Content-Type"].startswith("text/plain")
     assert "Reload the page" in htmx.content.decode()
+
+
+# A form sent with more than a column holds (a pasted text, a script, a browser without maxlength) was a 500:
+# the integration's name or rate limit ("value too long for type character varying(200)"), or a guide
+# model "folder" longer than a file name may be ("OSError: File name too long").
+def test_over_long_form_values_are_refused_with_a_message_not_a_500(client_as):
+    from training.models import PreferenceDataset
+
+    PreferenceDataset.objects.create(name="pairs", train_count=1)  # the job form is shown once a dataset exists
+    admin = client_as("admin")
+    url = reverse("moderation:integration_add")
+    response = admin.post(url, {"name": "名" * 201})
+    assert response.status_code == 400 and "at most 200 characters; this one has 201" in response.content.decode()
+    response = admin.post(url, {"name": "cms", "rate_limit": "1/" + "s" * 30})
+    assert response.status_code == 400 and "is not like 120/min" in response.content.decode()
+    response = admin.post(reverse("training:job_start"), {"kind": "grpo", "guide_base_model": "长" * 400})
+    assert response.status_code == 400 and "not a usable model folder" in response.content.decode()
+    assert "<details open>" in response.content.decode()  # the error is in the folded settings: unfolded
+    response = admin.post(reverse("training:job_start"), {"kind": "grpo", "guide_base_model": "m" * 501})
+    assert response.status_code == 400 and "at most 500 characters" in response.content.decode()
+    assert not admin.get(reverse("moderation:integration_list")).content.decode().count("名名名")
