@@ -82,9 +82,10 @@ the missed gold tags are, which view could reach them; bench/RESULTS.md) and bef
   head        each of the 5 best candidates of the hand-weighted order proposes its 5 nearest tags (tag
               embedding, source "related"), feature ``head_near`` (best cosine to one of those 5)
   chunk_head  both
-Adoption rule: as round 4's.
+Adoption rule: as round 4's. Result (bench/RESULTS.md): nested R@5 .494 against ``feat_rate``'s .518, each
+arm below it in at least two seeds; each generator brings one of 215 gold tags into the pool: not adopted.
 
-    .venv/bin/python bench/tagging_nested.py [--round 6] [--recall] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
+    .venv/bin/python bench/tagging_nested.py [--round 6] [--recall] [--pool] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
 
 Embeddings (both encoders) come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
 Each outer fold prints when it is done. The last line printed is one JSON object: ``ratio`` = nested
@@ -509,6 +510,34 @@ def recall_diagnosis(seeds: list[int], folds: int) -> None:
     print("  e.g. " + " ".join(sorted({m["tag"] for m in untouched}))[:500])
 
 
+def pool_sizes(seed: int, folds: int) -> None:
+    """Each arm's candidate pool on the outer folds of one seed: candidates a video, the share of gold
+    tags in the pool, and the gold tags an arm's pool holds that the app's (``feat_rate``) lacks."""
+    import numpy as np
+
+    from moderation.tagging import evaluation
+
+    vocab, records = _load()
+    pools: dict[str, list[set[int]]] = {}
+    for name, options in arms().items():
+        pools[name] = []
+        for held in evaluation._folds(len(records), folds, seed):
+            held_set = {int(i) for i in held}
+            know = evaluation.learn([r for i, r in enumerate(records) if i not in held_set])
+            pools[name] += [set(evaluation.candidates_for(records[int(i)], vocab, know, options)) for i in held]
+    order = [records[int(i)] for held in evaluation._folds(len(records), folds, seed) for i in held]
+    gold = sum(len(r.gold) for r in order)
+    base = pools["feat_rate"]
+    print(f"candidate pools, outer folds of seed {seed} ({gold} gold tags)")
+    for name, pool in pools.items():
+        found = sum(len(p & r.gold) for p, r in zip(pool, order, strict=True))
+        extra = sum(len((p - b) & r.gold) for p, b, r in zip(pool, base, order, strict=True))
+        print(
+            f"  {name:<12} {np.mean([len(p) for p in pool]):6.1f} candidates a video, pool recall {found / gold:.3f}, "
+            f"gold tags the app's pool lacks {extra}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -521,6 +550,7 @@ def main() -> None:
     parser.add_argument(
         "--recall", action="store_true", help="round 6's diagnosis: where the missed gold tags are, then stop"
     )
+    parser.add_argument("--pool", action="store_true", help="each arm's candidate pool (first seed), then stop")
     parser.add_argument("--round", type=int, choices=(2, 3, 4, 5, 6), default=6, help="which round's arms (default 6)")
     args = parser.parse_args()
     global ROUND
@@ -532,6 +562,9 @@ def main() -> None:
     print(f"{len(vocab.tag_ids)} tags, {len(records)} tagged records ({time.perf_counter() - t0:.0f} s to load)")
     if args.recall:
         recall_diagnosis(args.seeds, args.folds)
+        return
+    if args.pool:
+        pool_sizes(args.seeds[0], args.folds)
         return
     if args.errors:
         a = arms()
