@@ -141,12 +141,9 @@ class Keyframe(models.Model):
     class Meta:
         ordering = ["video", "index"]
         constraints = [models.UniqueConstraint(fields=["video", "index"], name="uniq_keyframe_index")]
-        indexes = [
-            HnswIndex(
-                name="keyframe_embedding_hnsw", fields=["embedding"], m=16, ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
-        ]  # fmt: skip
+        # No HNSW index on ``embedding`` by default (migration 0029): retrieval reads one vector per video
+        # (``Video.visual_embedding``); ``manage.py repro_keyframe_index create`` builds it for
+        # REPRO_FRAME_NEIGHBOURS keyframes / both, which otherwise scan every keyframe row (exact, slow).
 
     def __str__(self) -> str:
         return f"keyframe {self.index} of video {self.video_id}"

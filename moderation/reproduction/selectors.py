@@ -146,6 +146,8 @@ def video_neighbours(
             channel=channel, parts=parts,
         )  # fmt: skip
 
+    if (channel or settings.REPRO_FRAME_NEIGHBOURS) in {"keyframes", "both"}:
+        _warn_without_keyframe_index(channel or settings.REPRO_FRAME_NEIGHBOURS)
     pending = side_connection.send(sql("text"))
     try:
         rows = _neighbour_rows(sql("all" if pending is None else "picture"))
@@ -198,6 +200,31 @@ def video_neighbours_sql(
         ef=max(1, int(settings.REPRO_HNSW_EF_SEARCH)), v=int(video_id), m=max(2, int(frame_queries)),
         kf=max(1, int(k_frames)), kt=max(1, int(k_text)), kv=max(1, int(k_videos)),
     )  # fmt: skip
+
+
+def keyframe_index_exists() -> bool:
+    """Whether the per-keyframe HNSW index (``services.KEYFRAME_INDEX``, built on demand) is there and valid."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('keyframe_embedding_hnsw')")
+        row = cur.fetchone()
+    return bool(row and row[0])
+
+
+_WARNED_NO_KEYFRAME_INDEX: set[tuple[str, str]] = set()
+
+
+def _warn_without_keyframe_index(channel: str) -> None:
+    """Once per process and database: the keyframe channel without its index scans every keyframe row."""
+    key = (str(connection.settings_dict.get("HOST") or ""), str(connection.settings_dict.get("NAME") or ""))
+    if key in _WARNED_NO_KEYFRAME_INDEX:
+        return
+    _WARNED_NO_KEYFRAME_INDEX.add(key)
+    if not keyframe_index_exists():
+        logger.warning(
+            "REPRO_FRAME_NEIGHBOURS=%s reads keyframe neighbours, but the per-keyframe HNSW index is not built: each"
+            " query keyframe scans every keyframe row (exact, slow). Build it: manage.py repro_keyframe_index create",
+            channel,
+        )
 
 
 def hash_queries_of(video_id: int) -> list[tuple[float, str, bool]]:

@@ -100,6 +100,35 @@ def frame_hashes_index(*, video_id: int) -> int:
     return len(rows)
 
 
+# The per-keyframe HNSW index (not in the schema since migration 0029): what REPRO_FRAME_NEIGHBOURS keyframes / both read.
+KEYFRAME_INDEX = "keyframe_embedding_hnsw"
+KEYFRAME_INDEX_SQL = (
+    "CREATE INDEX {concurrently} IF NOT EXISTS keyframe_embedding_hnsw ON moderation_keyframe"
+    " USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+)
+
+
+def keyframe_index_set(*, present: bool) -> bool:
+    """Build (``present``) or drop the per-keyframe HNSW index; True when that changed anything. Outside a
+    transaction it is built and dropped CONCURRENTLY (workers keep inserting keyframes meanwhile; a build over
+    1.6M keyframe rows takes most of an hour on 2 cores); inside one, plainly (rolled back with it)."""
+    from moderation.reproduction.selectors import keyframe_index_exists
+
+    if keyframe_index_exists() == present:
+        return False
+    concurrently = "" if connection.in_atomic_block else "CONCURRENTLY"
+    with connection.cursor() as cur:
+        # Not valid means absent or left invalid by an interrupted concurrent build: dropped before building again.
+        if connection.in_atomic_block:  # the transaction's deferred foreign-key checks now: no index is built over
+            cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # pending trigger events; Django's are deferred again below
+        cur.execute(f"DROP INDEX {concurrently} IF EXISTS {KEYFRAME_INDEX}")
+        if present:
+            cur.execute(KEYFRAME_INDEX_SQL.format(concurrently=concurrently))
+        if connection.in_atomic_block:
+            cur.execute("SET CONSTRAINTS ALL DEFERRED")
+    return True
+
+
 def video_embedding_refresh(*, video_id: int) -> bool:
     """(Re)compute a video's one-vector picture (``Video.visual_embedding``: the normalized mean of its keyframe
     embeddings, ``analyzers.video_embedding``) from its keyframes; True when it has one. The media pipeline writes it
