@@ -97,3 +97,41 @@ def prediction_like(decision, label: str, cot_text: str) -> list[dict]:  # type:
         {"from_name": "label", "to_name": "transcript", "type": "choices", "value": {"choices": [label]}},
         {"from_name": "cot", "to_name": "transcript", "type": "textarea", "value": {"text": [cot_text]}},
     ]
+
+
+def test_an_unreachable_or_refusing_label_studio_is_a_plain_error_not_a_traceback(make_user):  # type: ignore[no-untyped-def]
+    """Without a server (or with a wrong token) the command died on httpx's ConnectError / the SDK's ApiError."""
+    import socket
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from django.core.management.base import CommandError
+
+    make_user("labeler", username="ls-labeler")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(CommandError, match="Cannot reach Label Studio at .*Check --url"):
+        call_command("labelstudio", "import", url=closed, token="t", project=1, username="ls-labeler")
+
+    class Refuses(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = b'{"detail": "Invalid token."}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Refuses)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(CommandError, match=r"refused the request \(HTTP 401\).*Invalid token.*Check --token"):
+            call_command("labelstudio", "import", url=url, token="wrong", project=1, username="ls-labeler")
+    finally:
+        server.shutdown()
+        server.server_close()

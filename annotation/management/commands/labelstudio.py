@@ -70,6 +70,22 @@ class Command(BaseCommand):
             result = labelstudio_import_project(client=client, ls_url=opts["url"], project_id=opts["project"], by=user)
         except (AnnotationError, ConnectionError) as exc:
             raise CommandError(str(exc)) from exc
+        except Exception as exc:
+            raise CommandError(_labelstudio_failure(exc, url=opts["url"])) from exc
         self.stdout.write(
             f"Project {opts['project']}: {result.imported} annotations imported, {result.already} already imported."
         )
+
+
+def _labelstudio_failure(exc: Exception, *, url: str) -> str:
+    """What an unreachable or refusing Label Studio means, in words (the SDK raises httpx's transport
+    errors and its own ``ApiError``); anything else is re-raised as the bug it is."""
+    import httpx
+    from label_studio_sdk.core.api_error import ApiError
+
+    if isinstance(exc, httpx.HTTPError):
+        return f"Cannot reach Label Studio at {url}: {type(exc).__name__}: {str(exc) or 'no answer'}. Check --url."
+    if isinstance(exc, ApiError):
+        hint = " Check --token (a legacy API token of a Label Studio user)." if exc.status_code in (401, 403) else ""
+        return f"Label Studio at {url} refused the request (HTTP {exc.status_code}): {str(exc.body)[:300]}.{hint}"
+    raise exc
