@@ -3,6 +3,7 @@ sources, the ranker that orders them, and reviewers' accept / reject / add event
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 from django.conf import settings
@@ -68,6 +69,13 @@ class Tag(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def edit_token(self) -> str:
+        """What an editor's form saw of the tag (name, aliases, parent, active): a save from a page
+        older than another editor's change of it is refused instead of silently reverting that change."""
+        seen = "\x1f".join([self.name, "\x1e".join(self.aliases), str(self.parent_id or ""), str(self.is_active)])
+        return hashlib.sha256(seen.encode()).hexdigest()[:16]
 
 
 class TagImport(BackgroundJob):

@@ -341,9 +341,21 @@ def tag_update(
     aliases: list[str] | None = None,
     parent: Tag | None | bool = False,
     is_active: bool | None = None,
+    seen_token: str | None = None,
 ) -> Tag:
-    """Edit one tag (a new vocabulary version). ``parent=False`` leaves the parent as it is."""
+    """Edit one tag (a new vocabulary version). ``parent=False`` leaves the parent as it is.
+
+    ``seen_token``: the tag's ``edit_token`` when the editor's page was drawn; if another editor changed
+    the tag since, the edit is refused (saying what the tag is now) rather than written over theirs.
+    """
     locked = Tag.objects.select_for_update().get(pk=tag.pk)
+    if seen_token is not None and seen_token != locked.edit_token:
+        aliases_now = ", ".join(locked.aliases) or "none"
+        raise ModerationError(
+            f"it was changed by someone else since this page was opened (now “{locked.name}”, aliases: "
+            f"{aliases_now}; {'active' if locked.is_active else 'inactive'}). Your edit was not applied: "
+            "the page now shows the tag as it is; make your change again."
+        )
     if name is not None:
         name = name.strip()
         problem = tagtext.tag_name_problem(name)

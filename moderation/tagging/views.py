@@ -267,6 +267,7 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
             aliases=[a for a in request.POST.get("aliases", "").split(",") if a.strip()],
             parent=parent,
             is_active=request.POST.get("is_active") == "on",
+            seen_token=request.POST.get("seen"),
         )
         messages.success(request, f"Saved “{request.POST.get('name', tag.name)}”.")
     except ModerationError as exc:

@@ -223,3 +223,35 @@ def test_the_demo_vocabulary_is_imported_once_into_an_empty_vocabulary_and_names
     for clip in DEMO_SCRIPTS:
         text = normalise(f"{clip.title} {clip.speech}")
         assert any(n in text for n in names), clip.title
+
+
+def test_a_tag_saved_from_a_page_older_than_another_editors_change_does_not_revert_it(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Each row's form sends every field: an editor who opened the screen before a colleague renamed a tag
+    and then saved an alias on that row renamed it back, silently."""
+    import re
+
+    from django.urls import reverse
+
+    tags_import(lines=["猫咪\tcat"])
+    tag = Tag.objects.get()
+    alice, bob = client_as("policy_editor"), client_as("policy_editor")
+    page = bob.get(reverse("moderation:tag_vocabulary")).content.decode()  # Bob's screen, before Alice's edit
+    seen = re.search(r'name="seen" value="([0-9a-f]+)"', page)
+    assert seen is not None
+    url = reverse("moderation:tag_edit", args=[tag.pk])
+    alice_seen = seen.group(1)
+    alice.post(url, {"name": "猫", "aliases": "cat", "is_active": "on", "seen": alice_seen})
+    assert Tag.objects.get().name == "猫"
+
+    refused = bob.post(
+        url, {"name": "猫咪", "aliases": "cat, kitty", "is_active": "on", "seen": seen.group(1)}, follow=True
+    )
+
+    text = refused.content.decode()
+    assert "was not saved: it was changed by someone else" in text and "now “猫”" in text
+    tag.refresh_from_db()
+    assert tag.name == "猫" and tag.aliases == ["cat"]  # Alice's rename stands
+    fresh = re.search(r'name="seen" value="([0-9a-f]+)"', text)
+    assert fresh is not None and fresh.group(1) == tag.edit_token  # the reloaded row may be saved again
+    bob.post(url, {"name": "猫", "aliases": "cat, kitty", "is_active": "on", "seen": fresh.group(1)})
+    assert Tag.objects.get().aliases == ["cat", "kitty"]
