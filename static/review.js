@@ -147,14 +147,26 @@
   }
 
   // --- sending a decision --------------------------------------------------------------------------
+  // A keepalive request may carry at most 64 KiB: a larger body (a very long note) would fail before it
+  // is sent, which read as "the server could not be reached". Such a body goes as a plain request.
+  function bodyBytes(body) {
+    const encoder = new TextEncoder();
+    let size = 0;
+    for (const [key, value] of body.entries()) {
+      size += encoder.encode(key).length + (typeof value === "string" ? encoder.encode(value).length : value.size) + 100;
+    }
+    return size;
+  }
+
   async function post(form, body) {
+    const keepalive = bodyBytes(body) < 60000;
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const resp = await fetch(form.action, {
           method: "POST",
           body,
           credentials: "same-origin",
-          keepalive: true, // survives leaving the page (the decision is not lost)
+          keepalive, // survives leaving the page (the decision is not lost)
           headers: { "X-Review-Background": "1", "X-CSRFToken": csrf() },
         });
         const type = resp.headers.get("Content-Type") || "";

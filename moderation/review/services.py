@@ -616,6 +616,10 @@ def _resent(task: ReviewTask, user: User, verdict: str, label: str) -> Review | 
     return earlier
 
 
+# A reviewer's note on a verdict (shown beside the verdict to later reviewers and adjudicators).
+REVIEW_NOTE_MAX_CHARS = 4000
+
+
 @transaction.atomic
 def review_submit(
     *,
@@ -643,6 +647,12 @@ def review_submit(
       (a client that retries after losing the answer) the same reviewer's same verdict returns the
       review already recorded instead; a different verdict is still refused.
     """
+    note = (note or "").strip()
+    if len(note) > REVIEW_NOTE_MAX_CHARS:
+        raise ModerationError(
+            f"The note is {len(note):,} characters long; a note holds at most {REVIEW_NOTE_MAX_CHARS:,}. "
+            "Shorten it: say why, not everything."
+        )
     try:
         locked = _lock_owned(task, user, with_decision=True)  # a reviewed task is DONE: refused there
     except ModerationError as exc:
@@ -667,7 +677,7 @@ def review_submit(
             verdict=verdict,
             label=final_label,
             severity=final_severity,
-            note=(note or "").strip(),
+            note=note,
             gold_correct=gold_correct,
         )
     except IntegrityError as exc:  # one review per task (a review whose task is not marked done): refuse

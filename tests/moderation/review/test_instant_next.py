@@ -115,3 +115,25 @@ def test_feedback_after_the_decision_re_derives_the_baseline_stage_4(make_task, 
     assert "14 reports (report rate 14.0%)" in html and "Appeals: 1" in html
     assert "No user-feedback events yet." in html  # the original, kept beside it
     assert "0 prompt + 0 output tokens" not in html  # the baseline has no latency or token cost
+
+
+def test_an_over_long_note_is_refused_with_the_limit_and_the_item_stays_yours(make_task, make_user):
+    """A 200,000-character note was stored as it was; the screen's background send (a keepalive request,
+    at most 64 KiB) failed before leaving the browser and said "the server could not be reached"."""
+    from moderation.review.services import REVIEW_NOTE_MAX_CHARS
+
+    task = make_task()
+    alice = make_user("moderator")
+    client = _login(alice)
+    client.post(reverse("moderation:claim_next"))
+    page = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert f'name="note" rows="1" maxlength="{REVIEW_NOTE_MAX_CHARS}"' in page
+
+    url = reverse("moderation:review_submit", args=[task.pk])
+    resp = client.post(url, {"verdict": "approve", "note": "长" * (REVIEW_NOTE_MAX_CHARS + 1)}, **BACKGROUND)
+
+    data = resp.json()
+    assert resp.status_code == 409 and not data["ok"] and data["still_yours"]
+    assert f"a note holds at most {REVIEW_NOTE_MAX_CHARS:,}" in data["error"] and not Review.objects.exists()
+    ok = client.post(url, {"verdict": "approve", "note": "长" * REVIEW_NOTE_MAX_CHARS}, **BACKGROUND)
+    assert ok.json()["ok"] and len(Review.objects.get().note) == REVIEW_NOTE_MAX_CHARS
