@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -415,6 +416,67 @@ def tag_set_default() -> TagSet:
     tag_set, _ = TagSet.objects.get_or_create(
         slug="recommendation", defaults={"name": "Recommendation", "is_default": True}
     )
+    return tag_set
+
+
+@transaction.atomic
+def tag_set_save(
+    *,
+    slug: str,
+    name: str,
+    description: str = "",
+    show_threshold: float,
+    preselect_threshold: float,
+    max_suggestions: int,
+    tag_names: list[str],
+    is_default: bool = False,
+    create: bool = False,
+) -> TagSet:
+    """Create (``create``) or change the tag set ``slug``: a business line's tags and thresholds.
+
+    Every problem is a ``ModerationError`` naming it (a taken or malformed slug, a threshold outside
+    0–1 or a show threshold above the pre-select one, names not in the vocabulary); nothing is saved then.
+    No tags means every active tag. Made the default, it replaces the previous default.
+    """
+    slug, name = (slug or "").strip(), (name or "").strip()
+    if not name or len(name) > 100:
+        raise ModerationError("A tag set needs a name of 1 to 100 characters.")
+    if not (0.0 <= show_threshold <= 1.0 and 0.0 <= preselect_threshold <= 1.0):
+        raise ModerationError("Thresholds are ranker scores between 0 and 1.")
+    if show_threshold > preselect_threshold:
+        raise ModerationError(
+            f"The show threshold ({show_threshold:g}) is above the pre-select threshold ({preselect_threshold:g}): "
+            "a pre-selected suggestion would be hidden."
+        )
+    if not 1 <= max_suggestions <= 50:
+        raise ModerationError("A tag set shows 1 to 50 suggestions.")
+    wanted = list(dict.fromkeys(n.strip() for n in tag_names if n.strip()))
+    tags = list(Tag.objects.filter(name__in=wanted))
+    unknown = sorted(set(wanted) - {t.name for t in tags})
+    if unknown:
+        shown = ", ".join(f"“{n[:40]}”" for n in unknown[:10])
+        raise ModerationError(f"Not in the vocabulary: {shown}{' …' if len(unknown) > 10 else ''}.")
+    if create:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,49}", slug):
+            raise ModerationError("A tag set's short name uses lower-case letters, digits and '-' (at most 50).")
+        if TagSet.objects.filter(slug=slug).exists():
+            raise ModerationError(f"A tag set “{slug}” already exists.")
+        tag_set = TagSet(slug=slug)
+    else:
+        found = TagSet.objects.select_for_update().filter(slug=slug).first()
+        if found is None:
+            raise ModerationError(f"There is no tag set “{slug[:50]}” (it may have been renamed); reload the page.")
+        tag_set = found
+    tag_set.name, tag_set.description = name, (description or "").strip()
+    tag_set.show_threshold, tag_set.preselect_threshold = show_threshold, preselect_threshold
+    tag_set.max_suggestions = max_suggestions
+    if is_default:
+        TagSet.objects.select_for_update().filter(is_default=True).exclude(slug=slug).update(is_default=False)
+        tag_set.is_default = True
+    elif tag_set.is_default and not create:
+        raise ModerationError("Another tag set must be made the default before this one stops being it.")
+    tag_set.save()
+    tag_set.tags.set(tags)
     return tag_set
 
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("tags/vocabulary/", views.tag_vocabulary, name="tag_vocabulary"),
     path("tags/vocabulary/<int:pk>/", views.tag_edit, name="tag_edit"),
     path("tags/vocabulary/import/", views.tag_import, name="tag_import"),
+    path("tags/sets/save/", views.tag_set_save, name="tag_set_save"),
     path("tags/curation/", views.tag_curation, name="tag_curation"),
     path("tags/proposals/<int:pk>/", views.tag_proposal_decide, name="tag_proposal_decide"),
 ]

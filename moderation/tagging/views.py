@@ -196,6 +196,7 @@ def tag_vocabulary(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()[:100]
     context = {
         "imports": imports,
+        "tag_sets": TagSet.objects.prefetch_related("tags"),
         **selectors.tag_vocabulary_page(query=q, page=request.GET.get("page")),
         "q": q,
         "count": Tag.objects.count(),
@@ -233,6 +234,45 @@ def tag_import(request: HttpRequest) -> HttpResponse:
             f"{job.source_name} is already being imported ({job.get_status_display()}): it was not queued twice.",
         )
     return redirect(reverse("moderation:tag_vocabulary") + "#vocabulary-import")
+
+
+@require_POST
+@permission_required(Perm.EDIT_POLICY)
+def tag_set_save(request: HttpRequest) -> HttpResponse:
+    """Create or change a tag set (a business line's tags, show / pre-select thresholds) from the
+    vocabulary screen; a refused value is said, naming the set, and nothing is saved."""
+    post = request.POST
+    slug = post.get("slug", "").strip()
+    try:
+        tag_set = services.tag_set_save(
+            slug=slug,
+            name=post.get("name", ""),
+            description=post.get("description", ""),
+            show_threshold=_number(post.get("show_threshold", ""), "Show threshold"),
+            preselect_threshold=_number(post.get("preselect_threshold", ""), "Pre-select threshold"),
+            max_suggestions=int(_number(post.get("max_suggestions", ""), "Suggestions shown")),
+            tag_names=post.get("tags", "").replace("，", ",").split(","),
+            is_default=post.get("is_default") == "on",
+            create=post.get("create") == "1",
+        )
+    except ModerationError as exc:
+        messages.error(request, f"Tag set “{slug[:50] or '(new)'}” was not saved: {exc}")
+    else:
+        count = tag_set.tags.count()
+        messages.success(
+            request, f"Saved tag set “{tag_set.name}” ({count or 'every active'} tag{'' if count == 1 else 's'})."
+        )
+    return redirect(reverse("moderation:tag_vocabulary") + "#tag-sets")
+
+
+def _number(raw: str, what: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ModerationError(f"{what}: “{raw[:20]}” is not a number.") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ModerationError(f"{what}: “{raw[:20]}” is not a number.")
+    return value
 
 
 @permission_required(Perm.EDIT_POLICY)

@@ -107,6 +107,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:tag_edit": ("POST", (POLICY,)),
     "moderation:tag_import": ("POST", (POLICY,)),
     "moderation:tag_curation": ("GET", (POLICY,)),
+    "moderation:tag_set_save": ("POST", (POLICY,)),
     "moderation:tag_proposal_decide": ("POST", (POLICY,)),
     "annotation:correction_list": ("GET", (CORRECT,)),
     "annotation:correction_edit": ("GET", (CORRECT,)),

@@ -255,3 +255,40 @@ def test_a_tag_saved_from_a_page_older_than_another_editors_change_does_not_reve
     assert fresh is not None and fresh.group(1) == tag.edit_token  # the reloaded row may be saved again
     bob.post(url, {"name": "猫", "aliases": "cat, kitty", "is_active": "on", "seen": fresh.group(1)})
     assert Tag.objects.get().aliases == ["cat", "kitty"]
+
+
+def test_policy_editors_create_and_change_tag_sets_on_the_vocabulary_screen(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Tag sets (a business line's tags and thresholds) had no screen: only code could make or change one."""
+    from django.urls import reverse
+
+    from moderation.tagging.models import TagSet
+    from moderation.tagging.services import tag_set_default
+
+    tags_import(lines=["萌宠", "美食", "旅行"])
+    default = tag_set_default()
+    editor = client_as("policy_editor")
+    url = reverse("moderation:tag_set_save")
+    new = {"create": "1", "slug": "ads-safe", "name": "Ads safe", "show_threshold": "0.1"}
+    new |= {"preselect_threshold": "0.95", "max_suggestions": "8", "tags": "萌宠，美食", "is_default": "on"}
+
+    page = editor.post(url, new, follow=True).content.decode()
+
+    assert "Saved tag set “Ads safe” (2 tags)" in page and 'data-tag-set="ads-safe"' in page
+    ads = TagSet.objects.get(slug="ads-safe")
+    assert sorted(t.name for t in ads.tags.all()) == ["美食", "萌宠"] and ads.is_default
+    default.refresh_from_db()
+    assert not default.is_default  # one default
+    refused = [
+        ({**new, "slug": "ads-safe"}, "already exists"),
+        ({**new, "slug": "Ads Safe!"}, "lower-case letters"),
+        ({**new, "create": "", "show_threshold": "0.99"}, "a pre-selected suggestion would be hidden"),
+        ({**new, "create": "", "preselect_threshold": "nan"}, "is not a number"),
+        ({**new, "create": "", "tags": "萌宠, 不存在"}, "Not in the vocabulary: “不存在”"),
+        ({**new, "create": "", "is_default": ""}, "must be made the default before"),
+    ]
+    for form, message in refused:
+        text = editor.post(url, form, follow=True).content.decode()
+        assert "was not saved" in text and message in text, message
+    ads.refresh_from_db()
+    assert ads.show_threshold == 0.1 and ads.tags.count() == 2 and TagSet.objects.count() == 2
+    assert client_as("moderator").post(url, new).status_code == 403
