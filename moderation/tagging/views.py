@@ -4,7 +4,7 @@ review screen), type-ahead search, the ranker page, the vocabulary and its curat
 from __future__ import annotations
 
 import time
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -193,16 +193,20 @@ def tag_vocabulary(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("part") == "imports":  # type: ignore[attr-defined]
         # Polled while an import is queued or running.
         return render(request, "moderation/tagging/vocabulary.html#imports", {"imports": imports})
+    return render(request, "moderation/tagging/vocabulary.html", _vocabulary_context(request, imports=imports))
+
+
+def _vocabulary_context(request: HttpRequest, *, imports: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     q = request.GET.get("q", "").strip()[:100]
-    context = {
-        "imports": imports,
+    return {
+        "imports": imports if imports is not None else selectors.tag_imports_recent(),
         "tag_sets": TagSet.objects.prefetch_related("tags"),
         **selectors.tag_vocabulary_page(query=q, page=request.GET.get("page")),
         "q": q,
         "count": Tag.objects.count(),
         "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
+        **extra,
     }
-    return render(request, "moderation/tagging/vocabulary.html", context)
 
 
 @require_POST
@@ -257,6 +261,11 @@ def tag_set_save(request: HttpRequest) -> HttpResponse:
         )
     except ModerationError as exc:
         messages.error(request, f"Tag set “{slug[:50] or '(new)'}” was not saved: {exc}")
+        if post.get("create") == "1":  # what was typed into the new set's form is shown again, not lost
+            typed = {k: post.get(k, "") for k in ("slug", "name", "description", "show_threshold")}
+            typed |= {k: post.get(k, "") for k in ("preselect_threshold", "max_suggestions", "tags", "is_default")}
+            context = _vocabulary_context(request, new_set_typed=typed)
+            return render(request, "moderation/tagging/vocabulary.html", context, status=400)
     else:
         count = tag_set.tags.count()
         messages.success(

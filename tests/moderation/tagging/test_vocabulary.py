@@ -289,6 +289,9 @@ def test_policy_editors_create_and_change_tag_sets_on_the_vocabulary_screen(clie
     for form, message in refused:
         text = editor.post(url, form, follow=True).content.decode()
         assert "was not saved" in text and message in text, message
+    typo = editor.post(url, {**new, "slug": "kids", "name": "Kids", "tags": "萌宠, 不存在"})
+    kept = typo.content.decode()  # a refused new set keeps what was typed, its form unfolded
+    assert typo.status_code == 400 and 'value="Kids"' in kept and ">萌宠, 不存在</textarea>" in kept
     ads.refresh_from_db()
     assert ads.show_threshold == 0.1 and ads.tags.count() == 2 and TagSet.objects.count() == 2
     assert client_as("moderator").post(url, new).status_code == 403
