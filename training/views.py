@@ -19,6 +19,7 @@ from moderation.errors import ModerationError
 from moderation.models import ModelVersion
 from training import artifacts, selectors
 from training.errors import TrainingError
+from training.models import PreferenceDataset
 from training.forms import EvaluationStartForm, TrainingJobStartForm
 from training.services import preference_dataset_build, sft_dataset_build, training_job_cancel, training_job_start
 from workbench.roles import Perm, permission_required
@@ -70,17 +71,26 @@ def job_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def dataset_build(request: HttpRequest) -> HttpResponse:
-    kind = "sft" if request.POST.get("kind") == "sft" else "dpo"
+    kind = request.POST.get("kind", "")
     build = sft_dataset_build if kind == "sft" else preference_dataset_build
     typed_share = request.POST.get("eval_share", "")
     try:
         eval_share = float(typed_share or 0)
     except ValueError:
         eval_share = -1.0  # reported by the service as out of range
-    rejected_from = "serving" if request.POST.get("rejected_from") == "serving" else ""
+    rejected_from = request.POST.get("rejected_from", "")
     options: dict[str, Any] = {}
     asked = timezone.now()
     try:
+        # A forged or stale form is refused rather than quietly built as something nobody chose.
+        if kind not in PreferenceDataset.Kind.values:
+            said = f"Unknown dataset kind “{kind}”" if kind else "No dataset kind was chosen"
+            raise TrainingError(f"{said}: choose DPO preference pairs or SFT chat records.")
+        if rejected_from not in ("", "serving"):
+            raise TrainingError(
+                f"Unknown source of DPO pairs “{rejected_from}”: choose every human disagreement "
+                "or mistakes of the serving model."
+            )
         if kind == "dpo" and rejected_from:
             options["rejected_model_version"] = selectors.serving_model_version()
             if options["rejected_model_version"] is None:

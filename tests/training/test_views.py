@@ -45,18 +45,31 @@ def test_anonymous_users_are_sent_to_login(client, job):
 
 
 def test_building_with_nothing_to_learn_from_shows_the_reason(client_as, training_dirs):
-    response = client_as("admin").post(reverse("training:dataset_build"), follow=True)
+    response = client_as("admin").post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True)
 
     assert response.status_code == 400  # the page again, the reason beside the dataset form
     assert "No overrides or corrections yet" in response.content.decode()
     assert not PreferenceDataset.objects.exists()
 
 
+def test_a_forged_dataset_kind_is_refused_and_builds_nothing(client_as, training_dirs, override_review):
+    client = client_as("admin")
+    for forged, said in (
+        ({"kind": "grpo"}, "Unknown dataset kind “grpo”"),
+        ({}, "No dataset kind was chosen"),
+        ({"kind": "dpo", "rejected_from": "everything"}, "Unknown source of DPO pairs “everything”"),
+    ):
+        response = client.post(reverse("training:dataset_build"), forged)
+        assert response.status_code == 400, forged
+        assert f"Not built: {said}" in response.content.decode()
+    assert not PreferenceDataset.objects.exists()  # there was data to build from: only the refusal stopped it
+
+
 def test_admin_builds_a_dataset_starts_a_job_and_downloads_the_pairs(
     client_as, training_dirs, override_review, django_capture_on_commit_callbacks
 ):
     client = client_as("admin")
-    response = client.post(reverse("training:dataset_build"), follow=True)
+    response = client.post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True)
     dataset = PreferenceDataset.objects.get()
     assert "with 1 preference pairs" in response.content.decode()
     assert "Start the training job" in response.content.decode()
@@ -80,7 +93,7 @@ def test_admin_builds_pairs_from_the_serving_models_mistakes_only(client_as, tra
     from tests.factories import ModelVersionFactory
 
     client = client_as("admin")
-    response = client.post(reverse("training:dataset_build"), {"rejected_from": "serving"})
+    response = client.post(reverse("training:dataset_build"), {"kind": "dpo", "rejected_from": "serving"})
     assert response.status_code == 400 and "No model version is serving yet" in response.content.decode()
     assert '<option value="serving" selected>' in response.content.decode()  # the choice is kept
     serving = ModelVersionFactory(name="sft-job-7")
@@ -88,10 +101,10 @@ def test_admin_builds_pairs_from_the_serving_models_mistakes_only(client_as, tra
     page = client.get(reverse("training:job_list")).content.decode()
     assert "mistakes of the serving model (sft-job-7)" in page
     # The override fixture's decision was made by another model: not the serving one's mistake.
-    response = client.post(reverse("training:dataset_build"), {"rejected_from": "serving"})
+    response = client.post(reverse("training:dataset_build"), {"kind": "dpo", "rejected_from": "serving"})
     assert response.status_code == 400 and "No overrides or corrections of sft-job-7" in response.content.decode()
     assert not PreferenceDataset.objects.exists()
-    client.post(reverse("training:dataset_build"), {"rejected_from": ""})
+    client.post(reverse("training:dataset_build"), {"kind": "dpo", "rejected_from": ""})
     assert PreferenceDataset.objects.get().pair_count == 1
 
 
