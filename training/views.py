@@ -19,8 +19,8 @@ from moderation.errors import ModerationError
 from moderation.models import ModelVersion
 from training import artifacts, selectors
 from training.errors import TrainingError
-from training.models import PreferenceDataset
 from training.forms import EvaluationStartForm, TrainingJobStartForm
+from training.models import PreferenceDataset
 from training.services import preference_dataset_build, sft_dataset_build, training_job_cancel, training_job_start
 from workbench.roles import Perm, permission_required
 from workbench.storage import is_object_storage, playback_url
