@@ -200,13 +200,34 @@ def _vocabulary_context(request: HttpRequest, *, imports: dict[str, Any] | None 
     q = request.GET.get("q", "").strip()[:100]
     return {
         "imports": imports if imports is not None else selectors.tag_imports_recent(),
-        "tag_sets": TagSet.objects.prefetch_related("tags"),
+        "tag_sets": _tag_set_forms(extra.pop("edited_set", None)),
         **selectors.tag_vocabulary_page(query=q, page=request.GET.get("page")),
         "q": q,
         "count": Tag.objects.count(),
         "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
         **extra,
     }
+
+
+def _tag_set_forms(edited: dict[str, str] | None) -> list[dict[str, Any]]:
+    """One edit form per tag set: its stored values, except a refused edit's set, which shows what was
+    typed and why it was refused (``edited`` holds the posted fields and ``error``)."""
+    forms = []
+    for ts in TagSet.objects.prefetch_related("tags"):
+        if edited is not None and edited["slug"] == ts.slug:
+            forms.append({"set": ts, "values": edited, "error": edited["error"]})
+            continue
+        values = {
+            "name": ts.name,
+            "description": ts.description,
+            "show_threshold": ts.show_threshold,
+            "preselect_threshold": ts.preselect_threshold,
+            "max_suggestions": ts.max_suggestions,
+            "tags": ", ".join(t.name for t in ts.tags.all()),
+            "is_default": "on" if ts.is_default else "",
+        }
+        forms.append({"set": ts, "values": values, "error": ""})
+    return forms
 
 
 @require_POST
@@ -260,12 +281,18 @@ def tag_set_save(request: HttpRequest) -> HttpResponse:
             create=post.get("create") == "1",
         )
     except ModerationError as exc:
-        messages.error(request, f"Tag set “{slug[:50] or '(new)'}” was not saved: {exc}")
-        if post.get("create") == "1":  # what was typed into the new set's form is shown again, not lost
-            typed = {k: post.get(k, "") for k in ("slug", "name", "description", "show_threshold")}
-            typed |= {k: post.get(k, "") for k in ("preselect_threshold", "max_suggestions", "tags", "is_default")}
+        refusal = f"Tag set “{slug[:50] or '(new)'}” was not saved: {exc}"
+        # What was typed is shown again in the form it was typed in, not lost.
+        typed = {k: post.get(k, "") for k in ("slug", "name", "description", "show_threshold")}
+        typed |= {k: post.get(k, "") for k in ("preselect_threshold", "max_suggestions", "tags", "is_default")}
+        if post.get("create") == "1":
+            messages.error(request, refusal)
             context = _vocabulary_context(request, new_set_typed=typed)
             return render(request, "moderation/tagging/vocabulary.html", context, status=400)
+        if TagSet.objects.filter(slug=slug).exists():  # the refusal is said beside the set's own form
+            context = _vocabulary_context(request, edited_set={**typed, "error": refusal})
+            return render(request, "moderation/tagging/vocabulary.html", context, status=400)
+        messages.error(request, refusal)  # the set is gone: there is no form to keep the values in
     else:
         count = tag_set.tags.count()
         messages.success(

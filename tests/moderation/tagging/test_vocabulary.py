@@ -292,6 +292,14 @@ def test_policy_editors_create_and_change_tag_sets_on_the_vocabulary_screen(clie
     typo = editor.post(url, {**new, "slug": "kids", "name": "Kids", "tags": "萌宠, 不存在"})
     kept = typo.content.decode()  # a refused new set keeps what was typed, its form unfolded
     assert typo.status_code == 400 and 'value="Kids"' in kept and ">萌宠, 不存在</textarea>" in kept
+    edit = editor.post(url, {**new, "create": "", "name": "Ads (strict)", "show_threshold": "0.97"})
+    assert edit.status_code == 400  # the page again, not a redirect to the stored values
+    kept = edit.content.decode()  # a refused edit keeps what was typed, the reason beside that set's form
+    start = kept.index('data-tag-set="ads-safe"')
+    ads_form = kept[start : kept.index("</form>", start)]
+    assert 'role="alert"' in ads_form and "a pre-selected suggestion would be hidden" in ads_form
+    assert 'value="Ads (strict)"' in ads_form and 'value="0.97"' in ads_form and ">萌宠，美食</textarea>" in ads_form
     ads.refresh_from_db()
-    assert ads.show_threshold == 0.1 and ads.tags.count() == 2 and TagSet.objects.count() == 2
+    assert ads.name == "Ads safe" and ads.show_threshold == 0.1 and ads.tags.count() == 2
+    assert TagSet.objects.count() == 2
     assert client_as("moderator").post(url, new).status_code == 403
