@@ -134,9 +134,17 @@
       box.hidden = false;
       box.textContent = stillYours
         ? `Not recorded: ${message} Your choices are kept; decide again to retry.`
-        : `Not recorded: ${message} This item is no longer yours; press Skip or go back to the queue.`;
+        : `Not recorded: ${message} Your claim on this item is lost: it can no longer be decided, skipped or released here. `;
+      if (!stillYours) {
+        const back = document.createElement("a");
+        back.href = decided.dataset.queueUrl || "/review/";
+        back.textContent = "Back to the queue for your next item";
+        box.append(back);
+      }
     }
-    decided.querySelectorAll("[data-verdict-form] button").forEach((b) => { b.disabled = !stillYours; });
+    // A lost claim: every button that acts on the item is off (the server would refuse each one).
+    decided.querySelectorAll("#verdict button").forEach((b) => { b.disabled = !stillYours; });
+    decided.toggleAttribute("data-claim-lost", !stillYours);
     if (shown && shown.isConnected && shown !== decided) {
       show(decided, { push: false });
       const entry = { pk: shown.dataset.task, el: shown };

@@ -204,6 +204,24 @@ def test_a_refused_htmx_submit_is_explained_on_the_page(page, make_user, policy_
     assert not Review.objects.exists()
     assert page.url.endswith(f"/review/{task.pk}/")  # still on the item, which stays claimed
 
+    # The claim is lost (the lease lapsed and another moderator took the item): the screen says so, and
+    # no button that acts on the item still looks or is clickable (the server would refuse each one).
+    from django.utils import timezone
+
+    from moderation.review.services import review_claim_next
+
+    ReviewTask.objects.filter(pk=task.pk).update(lease_expires_at=timezone.now() - timezone.timedelta(seconds=1))
+    assert review_claim_next(user=make_user("moderator"), queue=task.queue) == task
+    page.fill("textarea[name=note]", "")
+    page.click("button[value=approve]")
+    page.wait_for_selector("#review-screen[data-claim-lost]")
+    assert "Your claim on this item is lost" in alert.inner_text()
+    assert page.locator("#verdict button:enabled").count() == 0  # Approve, Override, Skip, Release
+    approve = page.locator("button[value=approve]")
+    assert approve.evaluate("b => getComputedStyle(b).backgroundColor") != "rgb(36, 81, 199)"  # not the live blue
+    assert alert.locator("a").get_attribute("href") == "/review/"
+    assert not Review.objects.exists()
+
 
 @pytest.mark.django_db(transaction=True)
 def test_back_after_submit_and_next_shows_the_item_as_reviewed_and_the_tab_title_follows(
