@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -395,6 +395,20 @@ def review_claim_next(
                 audit_event_record(actor=user, action="claim", obj=gold, payload={"queue": queue.slug})
                 return gold
     return _claim_statement(user=user, queue=queue, exclude_ids=exclude_ids, take_new=True, now=now)
+
+
+def review_claim_next_of(*, user: User, queues: Sequence[ReviewQueue]) -> ReviewTask | None:
+    """The first item ``user`` can claim from ``queues``, tried in order (``review_claim_next`` on each).
+
+    The queue list's "n" ("claim next from the most urgent queue with work") chooses its queue by
+    counts up to ``REVIEW_STATS_MAX_AGE_SECONDS`` old: when that queue was emptied meanwhile, the next
+    queue with work serves it instead of an "empty" answer while other work waits.
+    """
+    for queue in queues:
+        task = review_claim_next(user=user, queue=queue)
+        if task is not None:
+            return task
+    return None
 
 
 def review_claim_ahead(*, user: User, task: ReviewTask, exclude_ids: Collection[int] = ()) -> ReviewTask | None:

@@ -108,14 +108,22 @@ def agreement(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
+    """Claim the next item of the queue ``slug`` (else the default queue) and open it. The queue list's
+    "n" button also sends ``then=any``: if that queue was emptied since its counts were taken, the next
+    queue this reviewer may work that has an item serves instead."""
     q = selectors.review_queue_get_for(user=_user(request), slug=slug) if slug else None
+    queues = [q] if q is not None else [services.review_queue_default()]
+    if request.POST.get("then") == "any":
+        queues += [o for o in selectors.review_queues_for(user=_user(request)) if o.pk != queues[0].pk]
     try:
         with REVIEW_CLAIM_SECONDS.labels(q.slug if q else "any").time():
-            task = services.review_claim_next(user=_user(request), queue=q)
+            task = services.review_claim_next_of(user=_user(request), queues=queues)
     except ModerationError as exc:
         raise PermissionDenied(str(exc)) from exc
     if task is None:
         messages.info(request, "Queue is empty.")
+    elif task.queue_id != queues[0].pk:
+        messages.info(request, f"“{queues[0].name}” has nothing left to claim; this item is from “{task.queue.name}”.")
     else:
         services.review_claim_ahead(user=_user(request), task=task)
     return _go_to(task)

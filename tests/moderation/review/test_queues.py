@@ -288,3 +288,27 @@ def test_queue_list_reuses_recent_counts_and_says_how_old_they_are(make_task, ma
     settings.REVIEW_STATS_MAX_AGE_SECONDS = 0  # counted on every request
     review_claim_next(user=make_user("moderator"), queue=queue)
     assert pending_on_page() == "0"
+
+
+def test_n_on_the_queue_list_claims_from_the_next_queue_when_its_counts_are_stale(make_task, make_user, client_as):
+    """ "n" chooses its queue by counts up to 10 s old: an emptied queue must not answer "Queue is empty"
+    (the page reloading in place) while another queue the reviewer works has an item."""
+    urgent = _queue("urgent", priority=5)
+    taken = make_task(queue=urgent)
+    waiting = make_task()  # the default queue
+    client = client_as("moderator")
+    page = client.get(reverse("moderation:queue")).content.decode()
+    hotkey = page.split('data-queue="urgent"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-hotkey="n" name="then" value="any"' in hotkey  # "n" is on the most urgent queue's row
+    review_claim_next(user=make_user("moderator"), queue=urgent)  # emptied since the counts were taken
+
+    response = client.post(reverse("moderation:queue_claim_next", args=["urgent"]), {"then": "any"}, follow=True)
+
+    assert response.redirect_chain[0][0] == reverse("moderation:review_task", args=[waiting.pk])
+    assert "“Urgent” has nothing left to claim; this item is from “Default”." in response.content.decode()
+    taken.refresh_from_db()
+    waiting.refresh_from_db()
+    assert waiting.status == ReviewTask.Status.CLAIMED and taken.claimed_by != waiting.claimed_by
+    # The row's own button, without "then", still answers for its queue only.
+    plain = client.post(reverse("moderation:queue_claim_next", args=["urgent"]))
+    assert plain["Location"] == reverse("moderation:queue")
