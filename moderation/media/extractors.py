@@ -299,11 +299,69 @@ def whisper_model() -> Any:
     with _model_lock:
         model = _models.get(key)
         if model is None:
-            from faster_whisper import WhisperModel  # heavy: worker-side only
-
-            model = WhisperModel(key[0], device=key[1], compute_type=key[2])
+            model = _one_encode_whisper_class()(key[0], device=key[1], compute_type=key[2])
             _models[key] = model
         return model
+
+
+def _features_key(features: Any) -> tuple[Any, ...]:
+    import hashlib
+
+    import numpy as np
+
+    data = np.ascontiguousarray(features)
+    return (data.shape, str(data.dtype), hashlib.blake2b(data.tobytes(), digest_size=16).digest())
+
+
+def _one_encode_whisper_class() -> Any:
+    """faster-whisper's WhisperModel that does not encode the same 30 s window twice.
+
+    ``WhisperModel.transcribe`` without a language encodes a window to detect the language and then
+    encodes the first window again to transcribe it (faster-whisper 1.2 drops the first encoder
+    output): for a short clip that is two whisper encoder passes where one does, about a third of its
+    ASR time on CPU. ``transcribe`` below detects the language on exactly the window the model
+    transcribes first; this class keeps each thread's last encoder output by the bytes of its input
+    features, so transcribing that window reuses it. A different window is encoded as before: the
+    cache can only save work, never change a result.
+    """
+    from faster_whisper import WhisperModel  # heavy: worker-side only
+
+    class OneEncodeWhisperModel(WhisperModel):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._last_encoded = threading.local()
+
+        def encode(self, features: Any) -> Any:
+            key = _features_key(features)
+            last = getattr(self._last_encoded, "value", None)
+            if last is not None and last[0] == key:
+                return last[1]
+            encoded = super().encode(features)
+            self._last_encoded.value = (key, encoded)
+            return encoded
+
+    return OneEncodeWhisperModel
+
+
+def _first_window_language(model: Any, audio: Any, clip_timestamps: list[float]) -> str | None:
+    """The language whisper hears in the first window ``transcribe(clip_timestamps=...)`` decodes,
+    from that window's encoder output (which the model keeps, see above); None where the model is
+    English-only or the clip is empty (``transcribe`` then decides as it always did)."""
+    from faster_whisper.audio import pad_or_trim
+
+    if not model.model.is_multilingual:
+        return None
+    extractor = model.feature_extractor
+    features = extractor(audio, chunk_length=None)  # what transcribe computes from the same audio
+    content_frames = features.shape[-1] - 1
+    start = round(clip_timestamps[0] * model.frames_per_second)
+    end = min(round(clip_timestamps[1] * model.frames_per_second), content_frames)
+    if start >= end:
+        return None
+    size = min(extractor.nb_max_frames, content_frames - start, end - start)
+    encoded = model.encode(pad_or_trim(features[:, start : start + size]))
+    token, _probability = model.model.detect_language(encoded)[0][0]
+    return str(token[2:-2])  # "<|en|>" -> "en"
 
 
 _batched: dict[int, Any] = {}
@@ -387,8 +445,13 @@ def transcribe(path: Path, *, on_progress: Any = None) -> Transcript:
                 without_timestamps=False,
             )
         else:
+            clips = [t for span in spans for t in span]
             segments_iter, info = model.transcribe(
-                audio, clip_timestamps=[t for span in spans for t in span], vad_filter=False, beam_size=5
+                audio,
+                language=_first_window_language(model, audio, clips),
+                clip_timestamps=clips,
+                vad_filter=False,
+                beam_size=5,
             )
         segments: list[Segment] = []
         for seg in segments_iter:  # lazy: decoding happens while iterating
