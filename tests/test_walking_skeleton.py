@@ -103,7 +103,7 @@ def test_one_video_from_upload_to_a_fine_tune_job(celery_worker, make_user, tmp_
 
     # 7. An admin builds DPO preference pairs (TRL prompt/chosen/rejected JSONL).
     admin = login(make_user, "admin")
-    assert admin.post("/training/datasets/build/").status_code == 302
+    assert admin.post("/training/datasets/build/", {"kind": "dpo"}).status_code == 302
     dataset = PreferenceDataset.objects.get()
     rows = [json.loads(line) for line in Path(dataset.jsonl_path).read_text().splitlines()]
     assert len(rows) == 1 and {"prompt", "chosen", "rejected"} <= set(rows[0])
