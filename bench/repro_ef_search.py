@@ -25,7 +25,7 @@ import statistics
 import time
 
 from _common import django_setup
-from repro_retrieval import _backend_cpu_s, _load, _pct, _shared_buffers
+from repro_retrieval import _backend_cpu_s, _load, _pct, shared_buffers
 
 
 def main() -> None:
@@ -47,13 +47,8 @@ def main() -> None:
     if args.query_frames and args.channel != "keyframes":
         parser.error("--query-frames times the keyframes channel: add --channel keyframes")
     django_setup()
-    if args.shared_buffers:
-        _shared_buffers(args.shared_buffers)
-    try:
+    with shared_buffers(args.shared_buffers):
         _run(args)
-    finally:
-        if args.shared_buffers:
-            _shared_buffers(None)
 
 
 def _run(args: argparse.Namespace) -> None:

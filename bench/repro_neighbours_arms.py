@@ -93,15 +93,10 @@ def main() -> None:
     parser.add_argument("--shared-buffers", help="as bench/repro_retrieval.py's (e.g. 2GB; reset afterwards)")
     args = parser.parse_args()
     django_setup()
-    if args.shared_buffers:
-        from repro_retrieval import _shared_buffers
+    from repro_retrieval import shared_buffers
 
-        _shared_buffers(args.shared_buffers)
-    try:
+    with shared_buffers(args.shared_buffers):
         _arms(args)
-    finally:
-        if args.shared_buffers:
-            _shared_buffers(None)
 
 
 def _arms(args: argparse.Namespace) -> None:

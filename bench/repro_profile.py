@@ -45,15 +45,10 @@ def main() -> None:
     args = parser.parse_args()
 
     django_setup()
-    if args.shared_buffers:
-        from repro_retrieval import _shared_buffers
+    from repro_retrieval import shared_buffers
 
-        _shared_buffers(args.shared_buffers)
-    try:
+    with shared_buffers(args.shared_buffers):
         _profile(args)
-    finally:
-        if args.shared_buffers:
-            _shared_buffers(None)
 
 
 def _profile(args: argparse.Namespace) -> None:

@@ -46,11 +46,13 @@ inflate.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -309,6 +311,20 @@ def _shared_buffers(value: str | None) -> None:
             raise RuntimeError(f"{step} failed: {done.stderr[-2000:]}")
 
 
+@contextlib.contextmanager
+def shared_buffers(value: str | None) -> Iterator[None]:
+    """The embedded PostgreSQL runs with ``shared_buffers`` = ``value`` inside the block and its default again
+    after it, however the block ends (None: nothing changes)."""
+    if not value:
+        yield
+        return
+    _shared_buffers(value)
+    try:
+        yield
+    finally:
+        _shared_buffers(None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", type=int, default=1000)
@@ -364,13 +380,8 @@ def main() -> None:
 
     if args.shared_buffers and settings.EMBEDDED_POSTGRES_DIR is None:
         parser.error("--shared-buffers restarts the embedded PostgreSQL; this run uses DATABASE_URL")
-    if args.shared_buffers:
-        _shared_buffers(args.shared_buffers)
-    try:
+    with shared_buffers(args.shared_buffers):
         _run(args)
-    finally:
-        if args.shared_buffers:
-            _shared_buffers(None)
 
 
 def _run(args: argparse.Namespace) -> None:

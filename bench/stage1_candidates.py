@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import KUAIMOD_DEV, django_setup
-from stage1_encoders import fixed_accuracies, outer_fold, summary
+from stage1_encoders import fit_outer_folds, seed_row, summary
 
 
 def main() -> None:
@@ -43,12 +43,10 @@ def main() -> None:
 
     from moderation.inference.evaluation import records_as_inputs
     from moderation.inference.kuaimod import kuaimod_read
-    from moderation.inference.stage1.routing import normalised_entropy
     from moderation.inference.stage1.selection import (
         CANDIDATES,
         FEATURE_CANDIDATES,
         REPORT_TARGETS,
-        choose_candidate,
         stratified_splits,
     )
     from moderation.policies.seed import SAFE_LABEL
@@ -65,55 +63,13 @@ def main() -> None:
         for seed in range(args.repeats)
         for k, (train, test) in enumerate(stratified_splits(tags, args.folds, seed))
     ]
-    fitted: dict[float, list[Any]] = {}
     # One fit per (repeat, fold, candidate); the cut for every target comes from the same inner folds.
-    if args.jobs > 1:
-        from joblib import Parallel, delayed
-
-        runs = Parallel(n_jobs=args.jobs)(
-            delayed(outer_fold)(items, y, configs, REPORT_TARGETS, train, seed) for seed, _, train, _ in tasks
-        )
-    else:
-        runs = [outer_fold(items, y, configs, REPORT_TARGETS, train, seed) for seed, _, train, _ in tasks]
-    fitted = dict(enumerate(runs))
-
+    runs = fit_outer_folds(items, y, configs, REPORT_TARGETS, tasks, args.jobs)
     per_repeat: list[dict[str, Any]] = []
     for seed in range(args.repeats):
-        outer_p = {c.name: np.zeros(len(items)) for c in configs}
-        arm_p = {arm: np.zeros(len(items)) for arm in arms}
-        arm_cut = {arm: {t: np.zeros(len(items)) for t in REPORT_TARGETS} for arm in arms}
-        chosen: dict[str, list[str]] = {arm: [] for arm in arms}
-        for index, (task_seed, _, _, test) in enumerate(tasks):
-            if task_seed != seed:
-                continue
-            inner, predict, thresholds = fitted[index]
-            for name in inner:
-                outer_p[name][test] = predict[name][test]
-            for arm, names in arms.items():
-                name = choose_candidate({n: inner[n] for n in names})
-                chosen[arm].append(name)
-                arm_p[arm][test] = predict[name][test]
-                for t in REPORT_TARGETS:
-                    arm_cut[arm][t][test] = thresholds[name][t]
-        row: dict[str, Any] = {"seed": seed}
-        for arm in arms:
-            p = arm_p[arm]
-            right = (p > 0.5) == (y == 1)
-            cascade = {}
-            for t in REPORT_TARGETS:
-                auto = normalised_entropy(p) <= arm_cut[arm][t]
-                cascade[str(t)] = {
-                    "auto_share": round(float(auto.mean()), 4),
-                    "auto_accuracy": round(float(right[auto].mean()), 4) if auto.any() else None,
-                }
-            row[arm] = {"binary_accuracy": round(float(right.mean()), 4), "cascade": cascade, "chosen": chosen[arm]}
+        row = seed_row(seed, tasks, runs, arms, y, REPORT_TARGETS)
+        del row["p"]
         per_repeat.append(row)
-        print(
-            f"seed {seed}: text {row['text']['binary_accuracy']:.3f} (chose {','.join(chosen['text'])}); "
-            f"text+features {row['text+features']['binary_accuracy']:.3f} (chose {','.join(chosen['text+features'])})",
-            flush=True,
-        )
-        row["fixed"] = fixed_accuracies(outer_p, y)
 
     result: dict[str, Any] = {}
     for arm in arms:

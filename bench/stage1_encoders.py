@@ -64,6 +64,69 @@ def outer_fold(
     return inner, predict, thresholds
 
 
+def fit_outer_folds(
+    items: list[Any], y: Any, configs: list[Any], targets: Any, tasks: list[Any], jobs: int
+) -> list[Any]:
+    """``outer_fold`` for every (repeat, outer fold) of ``tasks`` (independent: ``jobs`` processes)."""
+    if jobs > 1:
+        from joblib import Parallel, delayed
+
+        return list(
+            Parallel(n_jobs=jobs)(
+                delayed(outer_fold)(items, y, configs, targets, train, seed) for seed, _, train, _ in tasks
+            )
+        )
+    return [outer_fold(items, y, configs, targets, train, seed) for seed, _, train, _ in tasks]
+
+
+def seed_row(
+    seed: int, tasks: list[Any], runs: list[Any], arms: dict[str, list[str]], y: Any, targets: Any
+) -> dict[str, Any]:
+    """One repeat's nested result: per arm, the candidate its inner folds chose on each outer fold, the outer-fold
+    binary accuracy of those choices, and the cascade at each target with the cut those inner folds set; plus
+    every fixed candidate's outer accuracy (``fixed``, reported, never chosen from) and each arm's P(violative)
+    (``p``)."""
+    import numpy as np
+
+    from moderation.inference.stage1.routing import normalised_entropy
+    from moderation.inference.stage1.selection import choose_candidate
+
+    n = len(y)
+    outer_p: dict[str, Any] = {}
+    arm_p = {arm: np.zeros(n) for arm in arms}
+    arm_cut = {arm: {t: np.zeros(n) for t in targets} for arm in arms}
+    chosen: dict[str, list[str]] = {arm: [] for arm in arms}
+    for (task_seed, _, _, test), (inner, predict, thresholds) in zip(tasks, runs, strict=True):
+        if task_seed != seed:
+            continue
+        for name in inner:
+            outer_p.setdefault(name, np.zeros(n))[test] = predict[name][test]
+        for arm, names in arms.items():
+            name = choose_candidate({c: inner[c] for c in names})
+            chosen[arm].append(name)
+            arm_p[arm][test] = predict[name][test]
+            for t in targets:
+                arm_cut[arm][t][test] = thresholds[name][t]
+    row: dict[str, Any] = {"seed": seed, "p": arm_p}
+    for arm, p in arm_p.items():
+        right = (p > 0.5) == (y == 1)
+        cascade = {}
+        for t in targets:
+            auto = normalised_entropy(p) <= arm_cut[arm][t]
+            cascade[str(t)] = {
+                "auto_share": round(float(auto.mean()), 4),
+                "auto_accuracy": round(float(right[auto].mean()), 4) if auto.any() else None,
+            }
+        row[arm] = {"binary_accuracy": round(float(right.mean()), 4), "cascade": cascade, "chosen": chosen[arm]}
+    print(
+        f"seed {seed}: "
+        + "; ".join(f"{arm} {row[arm]['binary_accuracy']:.3f} (chose {','.join(chosen[arm])})" for arm in arms),
+        flush=True,
+    )
+    row["fixed"] = fixed_accuracies(outer_p, y)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=KUAIMOD_DEV)
@@ -78,11 +141,10 @@ def main() -> None:
 
     from moderation.inference.evaluation import records_as_inputs
     from moderation.inference.kuaimod import kuaimod_read
-    from moderation.inference.stage1.routing import confidence, normalised_entropy
+    from moderation.inference.stage1.routing import confidence
     from moderation.inference.stage1.selection import (
         CANDIDATES,
         ENCODER_CANDIDATES,
-        choose_candidate,
         stratified_splits,
     )
     from moderation.policies.seed import SAFE_LABEL
@@ -118,47 +180,15 @@ def main() -> None:
         for seed in range(args.repeats)
         for k, (train, test) in enumerate(stratified_splits(tags, args.folds, seed))
     ]
-    fold_args = (items, y, configs, (args.target_accuracy,))
-    if args.jobs > 1:  # every (repeat, outer fold) is independent
-        from joblib import Parallel, delayed
-
-        fitted = Parallel(n_jobs=args.jobs)(delayed(outer_fold)(*fold_args, train, seed) for seed, _, train, _ in tasks)
-    else:
-        fitted = [outer_fold(*fold_args, train, seed) for seed, _, train, _ in tasks]
+    target = args.target_accuracy
+    fitted = fit_outer_folds(items, y, configs, (target,), tasks, args.jobs)
     for seed in range(args.repeats):
-        outer_p = {c.name: np.zeros(len(items)) for c in configs}
-        arm_p = {arm: np.zeros(len(items)) for arm in arms}
-        arm_threshold = {arm: np.zeros(len(items)) for arm in arms}
-        chosen: dict[str, list[str]] = {arm: [] for arm in arms}
-        for (task_seed, _, _, test), (inner, predict, thresholds) in zip(tasks, fitted, strict=True):
-            if task_seed != seed:
-                continue
-            for name in inner:
-                outer_p[name][test] = predict[name][test]
-            for arm, names in arms.items():
-                name = choose_candidate({n: inner[n] for n in names})
-                chosen[arm].append(name)
-                arm_p[arm][test] = outer_p[name][test]
-                arm_threshold[arm][test] = thresholds[name][args.target_accuracy]
-        row: dict[str, Any] = {"seed": seed}
+        row = seed_row(seed, tasks, fitted, arms, y, (target,))
         for arm in arms:
-            p = arm_p[arm]
-            right = (p > 0.5) == (y == 1)
-            auto = normalised_entropy(p) <= arm_threshold[arm]
-            row[arm] = {
-                "binary_accuracy": round(float(right.mean()), 4),
-                "auto_share": round(float(auto.mean()), 4),
-                "auto_accuracy": round(float(right[auto].mean()), 4) if auto.any() else None,
-                "chosen": chosen[arm],
-                "mean_confidence": round(float(confidence(p).mean()), 4),
-            }
+            row[arm].update(row[arm].pop("cascade")[str(target)])
+            row[arm]["mean_confidence"] = round(float(confidence(row["p"][arm]).mean()), 4)
+        del row["p"]
         per_repeat.append(row)
-        print(
-            f"seed {seed}: text {row['text']['binary_accuracy']:.3f} (chose {','.join(chosen['text'])}); "
-            f"text+encoder {row['text+encoder']['binary_accuracy']:.3f} (chose {','.join(chosen['text+encoder'])})",
-            flush=True,
-        )
-        row["fixed"] = fixed_accuracies(outer_p, y)
 
     result: dict[str, Any] = {}
     for arm in arms:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import KUAIMOD_DEV, django_setup
-from stage1_encoders import fixed_accuracies, outer_fold, summary
+from stage1_encoders import fit_outer_folds, seed_row, summary
 from tagging_cv import VOCAB, _cached_encode
 
 
@@ -100,12 +100,10 @@ def main() -> None:
     import numpy as np
 
     from moderation.inference.kuaimod import kuaimod_read
-    from moderation.inference.stage1.routing import normalised_entropy
     from moderation.inference.stage1.selection import (
         CANDIDATES,
         REPORT_TARGETS,
         SIGNAL_CANDIDATES,
-        choose_candidate,
         stratified_splits,
     )
     from moderation.policies.seed import SAFE_LABEL
@@ -129,51 +127,12 @@ def main() -> None:
         for k, (train, test) in enumerate(stratified_splits(tags, args.folds, seed))
     ]
     fit_started = time.perf_counter()
-    if args.jobs > 1:
-        from joblib import Parallel, delayed
-
-        runs = Parallel(n_jobs=args.jobs)(
-            delayed(outer_fold)(items, y, configs, REPORT_TARGETS, train, seed) for seed, _, train, _ in tasks
-        )
-    else:
-        runs = [outer_fold(items, y, configs, REPORT_TARGETS, train, seed) for seed, _, train, _ in tasks]
-
+    runs = fit_outer_folds(items, y, configs, REPORT_TARGETS, tasks, args.jobs)
     per_repeat: list[dict[str, Any]] = []
     for seed in range(args.repeats):
-        outer_p = {c.name: np.zeros(len(items)) for c in configs}
-        arm_p = {arm: np.zeros(len(items)) for arm in arms}
-        arm_cut = {arm: {t: np.zeros(len(items)) for t in REPORT_TARGETS} for arm in arms}
-        chosen: dict[str, list[str]] = {arm: [] for arm in arms}
-        for (task_seed, _, _, test), (inner, predict, thresholds) in zip(tasks, runs, strict=True):
-            if task_seed != seed:
-                continue
-            for name in inner:
-                outer_p[name][test] = predict[name][test]
-            for arm, names in arms.items():
-                name = choose_candidate({n: inner[n] for n in names})
-                chosen[arm].append(name)
-                arm_p[arm][test] = predict[name][test]
-                for t in REPORT_TARGETS:
-                    arm_cut[arm][t][test] = thresholds[name][t]
-        row: dict[str, Any] = {"seed": seed}
-        for arm in arms:
-            p = arm_p[arm]
-            right = (p > 0.5) == (y == 1)
-            cascade = {}
-            for t in REPORT_TARGETS:
-                auto = normalised_entropy(p) <= arm_cut[arm][t]
-                cascade[str(t)] = {
-                    "auto_share": round(float(auto.mean()), 4),
-                    "auto_accuracy": round(float(right[auto].mean()), 4) if auto.any() else None,
-                }
-            row[arm] = {"binary_accuracy": round(float(right.mean()), 4), "cascade": cascade, "chosen": chosen[arm]}
+        row = seed_row(seed, tasks, runs, arms, y, REPORT_TARGETS)
+        del row["p"]
         per_repeat.append(row)
-        print(
-            f"seed {seed}: "
-            + "; ".join(f"{arm} {row[arm]['binary_accuracy']:.3f} ({','.join(chosen[arm])})" for arm in arms),
-            flush=True,
-        )
-        row["fixed"] = fixed_accuracies(outer_p, y)
 
     def cascade_summary(arm: str, t: float) -> dict[str, Any]:
         cells = [r[arm]["cascade"][str(t)] for r in per_repeat]
