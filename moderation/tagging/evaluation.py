@@ -113,27 +113,29 @@ def load_records(
     return report
 
 
-def embed_segments(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
-    """Per-segment vectors (variant V4 only: the app does not compute them)."""
-    todo = [(r, segment_texts(r.segments)) for r in records if r.segment_vectors is None]
+def _embed_pieces(
+    records: Sequence[Record], encode: Callable[[list[str]], Any], pieces: Callable[[Any], list[str]], attribute: str
+) -> None:
+    """Each record's vectors of ``pieces(record.segments)``, in one encoder call, stored as ``attribute``
+    (records that have them already are left alone)."""
+    todo = [(r, pieces(r.segments)) for r in records if getattr(r, attribute) is None]
     flat = [t for _, texts in todo for t in texts]
     vectors = np.asarray(encode(flat), dtype=np.float32) if flat else np.zeros((0, 384), dtype=np.float32)
     at = 0
     for r, texts in todo:
-        r.segment_vectors = vectors[at : at + len(texts)]
+        setattr(r, attribute, vectors[at : at + len(texts)])
         at += len(texts)
+
+
+def embed_segments(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
+    """Per-segment vectors (variant V4 only: the app does not compute them)."""
+    _embed_pieces(records, encode, segment_texts, "segment_vectors")
 
 
 def embed_chunks(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
-    """Each record's chunk vectors (``text.chunk_texts``: the whole non-title text in <= 128-character
-    pieces), as the media worker stores them for a video."""
-    todo = [(r, chunk_texts(r.segments)) for r in records if r.chunk_vectors is None]
-    flat = [t for _, texts in todo for t in texts]
-    vectors = np.asarray(encode(flat), dtype=np.float32) if flat else np.zeros((0, 384), dtype=np.float32)
-    at = 0
-    for r, texts in todo:
-        r.chunk_vectors = vectors[at : at + len(texts)]
-        at += len(texts)
+    """Each record's chunk vectors (``text.chunk_texts``: the whole non-title text in <= 128-character pieces;
+    round 6's chunk view, not adopted: the app does not compute them)."""
+    _embed_pieces(records, encode, chunk_texts, "chunk_vectors")
 
 
 def embed_records(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
