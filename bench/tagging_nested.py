@@ -100,6 +100,7 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
@@ -222,6 +223,22 @@ def _scores(rows: list[tuple[list[int], list[int]]]) -> tuple[float, float]:
     return statistics.mean(ps), statistics.mean(rs)
 
 
+def _fitted_folds(
+    records: list[Any], vocab: Any, folds: int, seed: int, options: Any
+) -> Iterator[tuple[Any, list[Any], Any, Any]]:
+    """For each outer fold of ``seed``: its held-out indices, the rest (the training part), the ranker fitted on it, and what it
+    teaches (tag rates, base rate, co-occurrence), as ``evaluate_tags --cv`` fits them."""
+    from moderation.tagging import evaluation
+
+    for held in evaluation._folds(len(records), folds, seed):
+        held_set = {int(i) for i in held}
+        train = [r for i, r in enumerate(records) if i not in held_set]
+        model, rates, base = evaluation.fit_ranker(train, vocab, seed=seed, options=options)
+        know = evaluation.learn(train)
+        know.rates, know.base_rate = rates, base
+        yield held, train, model, know
+
+
 def errors(seed: int, folds: int, options: Any) -> None:
     """Where the gold tags rank and what fills the top 5 instead (outer folds, one seed)."""
     from moderation.tagging import evaluation, ranking
@@ -232,12 +249,7 @@ def errors(seed: int, folds: int, options: Any) -> None:
     fp: collections.Counter[str] = collections.Counter()
     kinds: collections.Counter[str] = collections.Counter()
     missed: list[dict[str, Any]] = []
-    for held in evaluation._folds(len(records), folds, seed):
-        held_set = {int(i) for i in held}
-        train = [r for i, r in enumerate(records) if i not in held_set]
-        model, rates, base = evaluation.fit_ranker(train, vocab, seed=seed, options=options)
-        know = evaluation.learn(train)
-        know.rates, know.base_rate = rates, base
+    for held, _, model, know in _fitted_folds(records, vocab, folds, seed, options):
         for i in held:
             r = records[int(i)]
             cands = evaluation.candidates_for(r, vocab, know, options)
@@ -297,12 +309,7 @@ def ceiling(seed: int, folds: int, options: Any) -> tuple[float, float, float]:
     vocab, records = _load()
     rows: list[tuple[list[Any], set[int]]] = []
     with evaluation.caching():
-        for held in evaluation._folds(len(records), folds, seed):
-            held_set = {int(i) for i in held}
-            train = [r for i, r in enumerate(records) if i not in held_set]
-            _, rates, base = evaluation.fit_ranker(train, vocab, seed=seed, options=options)
-            know = evaluation.learn(train)
-            know.rates, know.base_rate = rates, base
+        for held, train, _, know in _fitted_folds(records, vocab, folds, seed, options):
             for i in held:
                 r = records[int(i)]
                 cands = evaluation.candidates_for(r, vocab, know, options, train_key=evaluation._key(train))
@@ -397,12 +404,7 @@ def recall_diagnosis(seeds: list[int], folds: int) -> None:
     total = 0
     rows: list[dict[str, Any]] = []
     for seed in seeds:
-        for held in evaluation._folds(len(records), folds, seed):
-            held_set = {int(i) for i in held}
-            train = [r for i, r in enumerate(records) if i not in held_set]
-            model, rates, base = evaluation.fit_ranker(train, vocab, seed=seed, options=options)
-            know = evaluation.learn(train)
-            know.rates, know.base_rate = rates, base
+        for held, train, model, know in _fitted_folds(records, vocab, folds, seed, options):
             n_train = len(train)
             counts = collections.Counter(t for r in train for t in r.gold)
             pairs: collections.Counter[tuple[int, int]] = collections.Counter(
