@@ -102,6 +102,42 @@ def test_asr_transcribes_espeak_speech(speech_clip: Path) -> None:
     assert all(0 <= s.start < s.end <= 4.5 for s in transcript.segments)
 
 
+def test_audio_decoded_by_ffmpeg_matches_faster_whispers_decoder(speech_clip: Path, silent_clip: Path) -> None:
+    import numpy as np
+    from faster_whisper import decode_audio
+
+    ours = extractors.decode_audio_16k(speech_clip)
+    theirs = decode_audio(str(speech_clip), sampling_rate=16000)
+
+    assert ours.dtype == np.float32 and ours.shape == theirs.shape
+    assert float(np.abs(ours - theirs).max()) <= 1.5 / 32768  # one 16-bit step apart at most
+    with pytest.raises(RuntimeError):  # no audio track: a readable reason, not empty samples
+        extractors.decode_audio_16k(silent_clip)
+
+
+def test_a_short_clip_is_encoded_once_for_language_and_text(speech_clip: Path) -> None:
+    """The language is detected on the window transcribed first, whose encoder output is reused:
+    one whisper encoder pass for a clip shorter than a window, not two."""
+    model = extractors.whisper_model()
+    model._last_encoded.value = None  # nothing kept from an earlier test
+    passes = []
+    parent = type(model).__mro__[1]  # faster-whisper's WhisperModel: the real encoder pass
+    original = parent.encode
+
+    def counted(self, features):  # type: ignore[no-untyped-def]
+        passes.append(features.shape)
+        return original(self, features)
+
+    parent.encode = counted
+    try:
+        transcript = extractors.transcribe(speech_clip)
+    finally:
+        parent.encode = original
+
+    assert transcript.language == "en" and transcript.segments
+    assert len(passes) == 1, passes
+
+
 def test_the_web_side_of_the_media_wing_does_not_load_faster_whisper() -> None:
     code = (
         "import django, sys; django.setup();"
