@@ -122,10 +122,10 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
         raise PermissionDenied(str(exc)) from exc
     if task is None:
         messages.info(request, "Queue is empty.")
-    elif task.queue_id != queues[0].pk:
-        messages.info(request, f"“{queues[0].name}” has nothing left to claim; this item is from “{task.queue.name}”.")
     else:
-        services.review_claim_ahead(user=_user(request), task=task)
+        if task.queue_id != queues[0].pk:
+            messages.info(request, f"“{queues[0].name}” has nothing left to claim; this item is from “{task.queue.name}”.")
+        services.review_claim_ahead(user=_user(request), task=task)  # the next item preloads, from either queue
     return _go_to(task)
 
 

@@ -296,6 +296,7 @@ def test_n_on_the_queue_list_claims_from_the_next_queue_when_its_counts_are_stal
     urgent = _queue("urgent", priority=5)
     taken = make_task(queue=urgent)
     waiting = make_task()  # the default queue
+    after = make_task()  # its next item, which the screen preloads (claimed ahead) as for any claim
     client = client_as("moderator")
     page = client.get(reverse("moderation:queue")).content.decode()
     hotkey = page.split('data-queue="urgent"', 1)[1].split("</tr>", 1)[0]
@@ -309,6 +310,8 @@ def test_n_on_the_queue_list_claims_from_the_next_queue_when_its_counts_are_stal
     taken.refresh_from_db()
     waiting.refresh_from_db()
     assert waiting.status == ReviewTask.Status.CLAIMED and taken.claimed_by != waiting.claimed_by
+    after.refresh_from_db()
+    assert after.status == ReviewTask.Status.CLAIMED and after.claimed_by == waiting.claimed_by
     # The row's own button, without "then", still answers for its queue only.
     plain = client.post(reverse("moderation:queue_claim_next", args=["urgent"]))
     assert plain["Location"] == reverse("moderation:queue")
