@@ -124,7 +124,9 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
         messages.info(request, "Queue is empty.")
     else:
         if task.queue_id != queues[0].pk:
-            messages.info(request, f"“{queues[0].name}” has nothing left to claim; this item is from “{task.queue.name}”.")
+            messages.info(
+                request, f"“{queues[0].name}” has nothing left to claim; this item is from “{task.queue.name}”."
+            )
         services.review_claim_ahead(user=_user(request), task=task)  # the next item preloads, from either queue
     return _go_to(task)
 
