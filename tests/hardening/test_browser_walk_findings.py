@@ -53,3 +53,15 @@ def test_a_fractional_suggestion_count_is_refused_not_cut_short(client_as):
     assert "Suggestions shown: “2.7” is not a whole number." in form and 'value="2.7"' in form
     default.refresh_from_db()
     assert default.max_suggestions == 12
+
+
+# A form's address opened directly (Enter in the address bar after a refused form was shown at its
+# POST address, a bookmark) was an empty 405, which Chromium shows as "This page isn't working".
+def test_a_form_address_opened_directly_is_a_page_that_says_so(client_as):
+    response = client_as("policy_editor").get(reverse("moderation:tag_set_save"))
+
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    page = response.content.decode()
+    assert "Nothing to open here" in page and "nothing was saved" in page and 'href="/"' in page
+    api = client_as("moderator").get(reverse("api-token"))
+    assert api.status_code == 405 and api.json()["detail"]  # the API answers for itself, in JSON
