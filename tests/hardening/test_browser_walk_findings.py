@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from moderation.tagging.models import TagSet
 from moderation.tagging.services import tag_set_default, tags_import
+from tests.factories import DecisionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -65,3 +66,32 @@ def test_a_form_address_opened_directly_is_a_page_that_says_so(client_as):
     assert "Nothing to open here" in page and "nothing was saved" in page and 'href="/"' in page
     api = client_as("moderator").get(reverse("api-token"))
     assert api.status_code == 405 and api.json()["detail"]  # the API answers for itself, in JSON
+
+
+# The job screen listed its parameters in the database's key order with Python reprs:
+# "lora_target_modules=['q_proj', 'v_proj']", and "guide_base_model=" for an empty one.
+def test_a_jobs_parameters_read_as_names_and_values_not_python(client_as):
+    from training.models import PreferenceDataset, TrainingJob
+
+    params = {"seed": 42, "lora_target_modules": ["q_proj", "v_proj"], "guide_base_model": "", "beta": 0.1}
+    job = TrainingJob.objects.create(dataset=PreferenceDataset.objects.create(name="pairs"), params=params)
+
+    page = client_as("admin").get(reverse("training:job_detail", args=[job.pk])).content.decode()
+
+    shown = page[page.index("<dt>Parameters</dt>") : page.index("<dt>Created</dt>")]
+    assert "<kbd>lora_target_modules=q_proj, v_proj</kbd>" in shown and "<kbd>guide_base_model=—</kbd>" in shown
+    assert "[" not in shown and "&#x27;" not in shown
+    assert shown.index("beta=") < shown.index("guide_base_model=") < shown.index("seed=")  # by name
+
+
+# One pair was announced as "with 1 preference pairs".
+def test_a_dataset_of_one_pair_is_one_pair(client_as, policy_version, settings, tmp_path):
+    from tests.factories import ReviewFactory, ReviewTaskFactory
+
+    settings.TRAINING_OUTPUT_DIR = tmp_path / "training"
+    decision = DecisionFactory(policy_version=policy_version, label="正向", video__title="Cheap phones")
+    ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision, note="Sells off the platform.")
+
+    page = client_as("admin").post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True)
+
+    assert "with 1 preference pair (0 held out)." in page.content.decode()
