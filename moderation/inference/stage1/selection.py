@@ -24,9 +24,6 @@ from moderation.inference.stage1.inputs import TextItem
 from moderation.inference.stage1.model import (
     EMBEDDING,
     FIELDS,
-    KNN,
-    SPREAD,
-    TAGS,
     BinaryHead,
     Stage1Classifier,
     Stage1Config,
@@ -70,19 +67,6 @@ FEATURE_CANDIDATES: tuple[Stage1Config, ...] = (
     Stage1Config(name="stacked-char13-across", ngram_range=(1, 3), analyzer="char"),
     # No class weights in the field models (the meta-learner calibrates either way).
     Stage1Config(name="stacked-char12-unweighted", class_weight=None),
-)
-
-
-# Round 4 (bench/RESULTS.md, "Stage 1"): three signals a live video also has, each one more stacked field
-# beside stacked-char12's, written down before any was run. Not in CANDIDATES: ``bench/stage1_signals.py``
-# measures whether letting the inner folds choose among these as well beats CANDIDATES alone.
-SIGNAL_CANDIDATES: tuple[Stage1Config, ...] = (
-    # The tagging wing's zero-shot tag names (text matches, e5 top 50 / title top 20) as whole tokens.
-    Stage1Config(name="stacked-char12+tags", fields=(*FIELDS, TAGS)),
-    # The k nearest training videos' vote, by cosine of the stored e5 text embedding.
-    Stage1Config(name="stacked-char12+knn", fields=(*FIELDS, KNN)),
-    # Label spreading on the same kNN graph, a video scored by its neighbours' spread labels.
-    Stage1Config(name="stacked-char12+lp", fields=(*FIELDS, SPREAD)),
 )
 
 
