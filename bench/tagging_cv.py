@@ -97,7 +97,6 @@ def load(vocab_file: Path, records_file: Path, tags_file: Path) -> tuple[Any, li
     for r, v in zip(titled, tv, strict=True):
         r.title_vector = v
     evaluation.embed_segments(records, lambda texts: _cached_encode(texts, encoder.encode, encoder.ENCODER_NAME))
-    evaluation.embed_chunks(records, lambda texts: _cached_encode(texts, encoder.encode, encoder.ENCODER_NAME))
     # The second encoder (multilingual USE v3): the ensemble arms read it.
     vocab.embeddings2 = _cached_encode(names, encoder.encode_second, encoder.SECOND_ENCODER_NAME)
     v2 = _cached_encode([r.text or " " for r in records], encoder.encode_second, encoder.SECOND_ENCODER_NAME)
