@@ -48,7 +48,7 @@ class Record:
     title: str = ""
     title_vector: np.ndarray | None = None
     segment_vectors: np.ndarray | None = None
-    vector2: np.ndarray | None = None  # the second encoder's (``encoder.encode_second``)
+    vector2: np.ndarray | None = None  # a second encoder's (``bench/tagging_cv.py``'s ``encode_second``)
     title_vector2: np.ndarray | None = None
 
 
