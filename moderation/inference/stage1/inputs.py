@@ -25,9 +25,6 @@ class TextItem:
     # The cover plus sampled keyframes the item offers. NOT a default feature: in the KuaiMod benchmark
     # it is an artifact of how records were collected, in the app it is nearly constant (see bench/RESULTS.md, "Stage 1").
     frames: int = 0
-    # A sentence embedding of the item's text; None in the app (serving computes none for stage 1). Set
-    # only by ``bench/stage1_encoders.py``, for a model whose config asks for the ``embedding`` field.
-    embedding: tuple[float, ...] | None = None
 
 
 def _joined(segments: Iterable[str]) -> str:

@@ -61,10 +61,8 @@ class Stage1Config:
     meta_c: float = 1.0
     # log(frames) as a meta-learner input. Off: a benchmark artifact, not a property of live videos.
     frames_signal: bool = False
-    # The fields the binary head reads: FIELDS, optionally ``"embedding"`` (the stored sentence
-    # embedding, standardised, its own stacked model with the C grid ``embedding_cs``).
+    # The fields the binary head reads (a subset of FIELDS).
     fields: tuple[str, ...] = FIELDS
-    embedding_cs: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
     multiclass_c: float = 10.0
     multiclass_balanced: bool = True
     # sklearn's TF-IDF analyzer for the text fields: "char_wb" (n-grams inside whitespace-separated
@@ -88,87 +86,29 @@ def _vectorizer(name: str, config: Stage1Config) -> TfidfVectorizer:
     )
 
 
-EMBEDDING = "embedding"
-
-
-class EmbeddingColumns:
-    """The items' stored sentence embeddings, standardised with the training items' mean and spread.
-    An item without an embedding gets the training mean (all zeros after scaling): no evidence either way."""
-
-    def __init__(self) -> None:
-        self.mean = np.zeros(0)
-        self.scale = np.ones(0)
-
-    @staticmethod
-    def _raw(items: Sequence[TextItem], dim: int) -> tuple[np.ndarray, np.ndarray]:
-        known = np.array([item.embedding is not None for item in items], dtype=bool)
-        x = np.zeros((len(items), dim))
-        for i, item in enumerate(items):
-            if item.embedding is not None:
-                if len(item.embedding) != dim:
-                    raise ModerationError(
-                        f"Stage 1 was trained on {dim}-dimensional embeddings; an item has {len(item.embedding)}."
-                    )
-                x[i] = item.embedding
-        return x, known
-
-    def fit_transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
-        dims = {len(item.embedding) for item in items if item.embedding is not None}
-        if len(dims) != 1:
-            raise ValueError("no embeddings (or embeddings of different sizes)")  # read as "no usable field"
-        x, known = self._raw(items, dims.pop())
-        self.mean = x[known].mean(axis=0)
-        self.scale = x[known].std(axis=0) + 1e-6
-        return self.transform(items)
-
-    def transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
-        x, known = self._raw(items, len(self.mean))
-        z = np.where(known[:, None], (x - self.mean) / self.scale, 0.0)
-        return sparse.csr_matrix(z)
-
-
 def _field_model(c: float, config: Stage1Config) -> LogisticRegression:
     return LogisticRegression(C=c, class_weight=config.class_weight, max_iter=3000)
 
 
-def _field_grid(group: tuple[str, ...], config: Stage1Config) -> tuple[float, ...]:
-    return config.embedding_cs if group == (EMBEDDING,) else config.stack_cs
-
-
 class FieldBlock:
-    """TF-IDF of one or more fields (and the embedding, if named) side by side; a field without usable
-    vocabulary adds no columns."""
+    """TF-IDF of one or more fields side by side; a field without usable vocabulary adds no columns."""
 
     def __init__(self, fields: Sequence[str], config: Stage1Config) -> None:
-        self.vectorizers: dict[str, TfidfVectorizer | EmbeddingColumns] = {
-            name: EmbeddingColumns() if name == EMBEDDING else _vectorizer(name, config) for name in fields
-        }
+        self.vectorizers: dict[str, TfidfVectorizer] = {name: _vectorizer(name, config) for name in fields}
         self.empty: set[str] = set()
-
-    @staticmethod
-    def _fit_transform(name: str, vectorizer: TfidfVectorizer | EmbeddingColumns, items: Sequence[TextItem]) -> Any:
-        if isinstance(vectorizer, EmbeddingColumns):
-            return vectorizer.fit_transform(items)
-        return vectorizer.fit_transform(field_texts(items, name))
-
-    @staticmethod
-    def _transform(name: str, vectorizer: TfidfVectorizer | EmbeddingColumns, items: Sequence[TextItem]) -> Any:
-        if isinstance(vectorizer, EmbeddingColumns):
-            return vectorizer.transform(items)
-        return vectorizer.transform(field_texts(items, name))
 
     def fit_transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
         blocks = []
         for name, vectorizer in self.vectorizers.items():
             try:
-                blocks.append(self._fit_transform(name, vectorizer, items))
-            except ValueError:  # empty vocabulary after pruning (e.g. no speech anywhere), no embeddings
+                blocks.append(vectorizer.fit_transform(field_texts(items, name)))
+            except ValueError:  # empty vocabulary after pruning (e.g. no speech anywhere)
                 self.empty.add(name)
         return sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(items), 0))
 
     def transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
         blocks = [
-            self._transform(name, vectorizer, items)
+            vectorizer.transform(field_texts(items, name))
             for name, vectorizer in self.vectorizers.items()
             if name not in self.empty
         ]
@@ -208,7 +148,7 @@ class BinaryHead:
         self, group: tuple[str, ...], items: Sequence[TextItem], y: np.ndarray, splits: list[Any]
     ) -> tuple[float, np.ndarray]:
         """(best C, its held-out logits): every fold's vocabulary and model fitted on its training part."""
-        cs = _field_grid(group, self.config)
+        cs = self.config.stack_cs
         oof = np.zeros((len(cs), len(y)))
         for train, test in splits:
             block = FieldBlock(group, self.config)
