@@ -26,7 +26,7 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -343,10 +343,6 @@ def stage1_fit(
         multiclass=tag_model,
         violation_labels=violation_labels,
     )
-
-
-def with_frames(config: Stage1Config) -> Stage1Config:
-    return replace(config, name=f"{config.name}+frames", frames_signal=True)
 
 
 def stage1_save(classifier: Stage1Classifier, path: Path) -> None:
