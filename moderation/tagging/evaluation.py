@@ -285,17 +285,6 @@ def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
     return [order[i::k] for i in range(k)]
 
 
-def train_ranker(
-    records: Sequence[Record],
-    vocab: ranking.Vocabulary,
-    *,
-    seed: int = 0,
-    options: ranking.Options = ranking.Options(),
-) -> ranking.LinearModel | None:
-    """Logistic regression on out-of-fold candidate features of the train records."""
-    return fit_ranker(records, vocab, seed=seed, options=options)[0]
-
-
 def fit_ranker(
     records: Sequence[Record],
     vocab: ranking.Vocabulary,
