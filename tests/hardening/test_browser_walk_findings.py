@@ -95,3 +95,18 @@ def test_a_dataset_of_one_pair_is_one_pair(client_as, policy_version, settings, 
     page = client_as("admin").post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True)
 
     assert "with 1 preference pair (0 held out)." in page.content.decode()
+
+
+# A KuaiMod tag lists no severities, which means any severity (PolicySpec.severities_for); the policy
+# page showed "—" in the Severities column (read as "none") and the editor three unticked boxes.
+def test_a_tag_without_listed_severities_says_any_on_the_policy_page_and_in_the_editor(policy_version, client_as):
+    client = client_as("policy_editor")
+    assert policy_version.spec().severities_for("色情低俗") == ("low", "medium", "high")
+
+    page = client.get(reverse("moderation:policy_version", args=[policy_version.pk])).content.decode()
+    editor = client.get(reverse("moderation:policy_edit", args=[policy_version.policy_id])).content.decode()
+
+    row = page[page.index("<td>色情低俗</td>") :]
+    row = row[: row.index("</tr>")]
+    assert row.rstrip().endswith(">any</span></td>")  # the Severities cell, last in the row
+    assert 'Severities <small class="hint">(none ticked: any)</small>' in editor
