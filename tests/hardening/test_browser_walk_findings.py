@@ -110,3 +110,25 @@ def test_a_tag_without_listed_severities_says_any_on_the_policy_page_and_in_the_
     row = row[: row.index("</tr>")]
     assert row.rstrip().endswith(">any</span></td>")  # the Severities cell, last in the row
     assert 'Severities <small class="hint">(none ticked: any)</small>' in editor
+
+
+# A 400-character Chinese title came back whole in the upload message and made its row in the video
+# list 26 lines high; the message now cuts it at 80 characters (the list clamps it to 3 lines in CSS,
+# with the whole title as the cell's tooltip).
+def test_an_upload_with_a_very_long_title_is_confirmed_in_one_short_line(client_as):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from moderation.media.models import Video
+
+    title = "标题" + "很长的标题" * 80
+    upload = SimpleUploadedFile("long.mp4", b"\x00\x00\x00\x18ftypmp42" + b"z" * 2048)
+    client = client_as("moderator")
+
+    page = client.post(reverse("moderation:video_upload"), {"file": upload, "title": title}, follow=True)
+
+    text = page.content.decode()
+    message = text[text.index('class="messages"') :]
+    message = message[: message.index("</ul>")]
+    assert f"“{title[:79]}…” was uploaded" in message and title not in message
+    assert Video.objects.get().title == title  # stored whole
+    assert f'class="cell-title" title="{title}"' in text
