@@ -132,3 +132,26 @@ def test_an_upload_with_a_very_long_title_is_confirmed_in_one_short_line(client_
     assert f"“{title[:79]}…” was uploaded" in message and title not in message
     assert Video.objects.get().title == title  # stored whole
     assert f'class="cell-title" title="{title}"' in text
+
+
+# An evaluation's set was shown as its comparison key: "Queued · gold:policy_version=1 · queued 18:25".
+def test_an_evaluation_names_its_set_in_words(client_as, policy_version):
+    from tests.factories import ModelVersionFactory
+    from training.models import EvaluationRun
+
+    model = ModelVersionFactory(name="eval-words")
+    gold = EvaluationRun.objects.create(
+        model_version=model, policy_version=policy_version, eval_set_key=f"gold:policy_version={policy_version.pk}"
+    )
+    key = f"kuaimod_file:test.jsonl:0123456789abcdef:policy_version={policy_version.pk}"
+    EvaluationRun.objects.create(
+        model_version=model, policy_version=policy_version, eval_set="kuaimod_file", eval_set_key=key
+    )
+    admin = client_as("admin")
+
+    detail = admin.get(reverse("training:evaluation_detail", args=[gold.pk])).content.decode()
+    listing = admin.get(reverse("training:model_list")).content.decode()
+
+    assert f">Gold set (human-labelled videos) · {policy_version}</span>" in detail
+    assert f">KuaiMod file test.jsonl (sha256 01234567…) · {policy_version}</td>" in listing
+    assert ">gold:policy_version=" not in detail + listing  # the key is only a tooltip now
