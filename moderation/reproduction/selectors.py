@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from moderation.media.models import Video
 from moderation.reproduction import matching
-from moderation.reproduction.models import ClusterMembership, FrameHash, ReproCandidate
+from moderation.reproduction.models import ClusterMembership, ReproCandidate
 
 logger = logging.getLogger(__name__)
 
@@ -243,10 +243,6 @@ def hash_queries_of(video_id: int) -> list[tuple[float, str, bool]]:
         if mirror_bits:
             queries.append((float(t), f"{int(mirror_bits, 2):064x}", True))
     return queries
-
-
-def frame_hashes_of(video_id: int) -> list[FrameHash]:
-    return list(FrameHash.objects.filter(video_id=video_id).order_by("t"))
 
 
 # --- the pair queue -----------------------------------------------------------------------------------
