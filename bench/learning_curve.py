@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from _common import KUAIMOD_DEV, ROOT, django_setup
+# The helpers beside it, also when imported as ``bench.learning_curve``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import KUAIMOD_DEV, ROOT, django_setup  # noqa: E402
 
 
 def main() -> None:

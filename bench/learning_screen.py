@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from _common import KUAIMOD_DEV, django_setup
+# The helpers beside it, also when imported as ``bench.learning_screen``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import KUAIMOD_DEV, django_setup  # noqa: E402
 
 SCREENED = ("uncertainty", "class-balanced", "density", "clustered", "uncertainty+diversity", "errors-first")
 CANDIDATES = ("uncertainty", "class-balanced", "density", "clustered", "uncertainty+diversity")

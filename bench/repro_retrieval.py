@@ -51,12 +51,15 @@ import json
 import os
 import re
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, django_setup
+# The helpers beside it, also when imported as ``bench.repro_retrieval``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, django_setup  # noqa: E402
 
 INDEXES = {
     "keyframe_embedding_hnsw": "CREATE INDEX keyframe_embedding_hnsw ON moderation_keyframe USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
