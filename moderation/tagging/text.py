@@ -169,29 +169,3 @@ def segment_texts(segments: list[Segment], *, limit: int = 8, min_chars: int = 4
         if len(out) >= limit:
             break
     return out
-
-
-def chunk_texts(segments: list[Segment], *, size: int = 128, limit: int = 16) -> list[str]:
-    """The whole non-title text (description, on-screen text, speech), de-duplicated, in order, packed
-    into pieces of at most ``size`` characters (segments joined by spaces; a longer segment is cut),
-    at most ``limit`` of them: per-chunk zero-shot sees what the whole text's single vector dilutes,
-    and text past ``embedding_text``'s 512 characters (a third of dev records have long speech)."""
-    seen: set[str] = set()
-    out: list[str] = []
-    current = ""
-    for seg in segments:
-        t = seg.text.strip()
-        if seg.field == "title" or not t or t in seen:
-            continue
-        seen.add(t)
-        for piece in (t[i : i + size] for i in range(0, len(t), size)):
-            if current and len(current) + 1 + len(piece) > size:
-                out.append(current)
-                current = piece
-                if len(out) >= limit:
-                    return out
-            else:
-                current = f"{current} {piece}" if current else piece
-    if current and len(out) < limit:
-        out.append(current)
-    return out

@@ -58,10 +58,6 @@ class ContentBundle:
     sampled_frames: int = 0
     # Tag2CoT drafts: the label a human gave, which the model is asked to explain. Empty for decisions.
     target_label: str = ""
-    # The video's stored text embedding (the tagging encoder's) and the tagging wing's zero-shot tag names
-    # (``stage1.inputs.stage1_tag_names``), where computed; stage 1 reads them only if its model asks.
-    text_embedding: list[float] | None = None
-    tag_names: list[str] = field(default_factory=list)
 
 
 @dataclass
