@@ -35,6 +35,21 @@ def job_is_active(job: TrainingJob) -> bool:
     return job.status in ACTIVE_STATUSES
 
 
+def job_params_shown(job: TrainingJob) -> list[tuple[str, str]]:
+    """A job's parameters as the job screen lists them: by name, a list as its items ("q_proj, v_proj",
+    not a Python list), an empty value as "—" (the trainer's default)."""
+    shown = []
+    for key, value in sorted((job.params or {}).items()):
+        if isinstance(value, list | tuple):
+            text = ", ".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            text = ", ".join(f"{k}: {v}" for k, v in value.items())
+        else:
+            text = "" if value is None else str(value)
+        shown.append((key, text or "—"))
+    return shown
+
+
 def job_eta(job: TrainingJob) -> timedelta | None:
     """Time left at the pace so far (None before the first step or once the job is over)."""
     if job.status != TrainingJob.Status.RUNNING or not job.started_at or not job.step or not job.total_steps:
