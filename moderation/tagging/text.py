@@ -153,19 +153,3 @@ def title_text(segments: list[Segment], max_chars: int = 128) -> str:
     parts = [seg.text.strip() for seg in segments if seg.field == "title" and seg.text.strip()]
     text = " ".join(p for p in parts if normalise(p) not in _PLACEHOLDER_TITLES)
     return text[:max_chars]
-
-
-def segment_texts(segments: list[Segment], *, limit: int = 8, min_chars: int = 4, max_chars: int = 128) -> list[str]:
-    """Distinct non-title segments (description, on-screen text, speech) in order, for per-segment
-    zero-shot: a topic named in one caption is diluted in the whole text's single vector."""
-    seen: set[str] = set()
-    out: list[str] = []
-    for seg in segments:
-        t = seg.text.strip()[:max_chars]
-        if seg.field == "title" or len(t) < min_chars or t in seen:
-            continue
-        seen.add(t)
-        out.append(t)
-        if len(out) >= limit:
-            break
-    return out
