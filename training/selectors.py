@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.models import ModelVersion
+from training.evaluation import metric_label
 from training.models import EvaluationRun, PreferenceDataset, RetrainRule, ShadowDeployment, TrainingJob
 
 ACTIVE_STATUSES = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
@@ -160,8 +161,8 @@ class Heatmap:
 _PER_CATEGORY_KEYS = {"major_recall", "major_recall_exact", "major_support"}
 
 
-def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str]]:
-    """The run's headline metrics as (name, text) rows: numbers to 4 places, an interval (a pair such as
+def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
+    """The run's headline metrics as (label, key, text) rows: numbers to 4 places, an interval (a pair such as
     ``binary_accuracy_ci95``) as "low – high"; the per-category tables are shown on their own."""
     rows = []
     for key, value in (run.metrics or {}).items():
@@ -175,7 +176,7 @@ def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str]]:
             text = f"{value[0]:.4f} – {value[1]:.4f}"
         else:
             text = str(value)
-        rows.append((key, text))
+        rows.append((metric_label(key), key, text))
     return rows
 
 

@@ -155,3 +155,32 @@ def test_an_evaluation_names_its_set_in_words(client_as, policy_version):
     assert f">Gold set (human-labelled videos) · {policy_version}</span>" in detail
     assert f">KuaiMod file test.jsonl (sha256 01234567…) · {policy_version}</td>" in listing
     assert ">gold:policy_version=" not in detail + listing  # the key is only a tooltip now
+
+
+# The evaluation screen listed raw metric keys ("binary_accuracy", "n_violative"), and a category with
+# no gold item showed an empty cell: "—" went through floatformat, which makes "" of it (also in the
+# comparison's deltas).
+def test_an_evaluation_names_its_metrics_and_says_dash_for_a_category_without_items(client_as, policy_version):
+    from tests.factories import ModelVersionFactory
+    from training.models import EvaluationRun
+
+    metrics = {"n": 3, "binary_accuracy": 0.5, "binary_accuracy_ci95": [0.1, 0.9]}
+    per_category = {"major_recall": {"商业行为与商品宣传": 0.0, "知识产权与标识合规": None}}
+    a, b = (
+        EvaluationRun.objects.create(
+            model_version=ModelVersionFactory(name=f"eval-metrics-{n}"), policy_version=policy_version,
+            eval_set_key="gold:policy_version=1", status="succeeded", metrics=metrics, per_category=per_category,
+        )
+        for n in (1, 2)
+    )  # fmt: skip
+    admin = client_as("admin")
+
+    detail = admin.get(reverse("training:evaluation_detail", args=[a.pk])).content.decode()
+    compare = admin.get(reverse("training:evaluation_compare") + f"?a={a.pk}&b={b.pk}").content.decode()
+
+    assert '<th title="binary_accuracy">Binary accuracy (violation or not)</th><td>0.5000</td>' in detail
+    assert '<th title="n">Items evaluated</th>' in detail and "<th>binary_accuracy</th>" not in detail
+    assert "<th>商业行为与商品宣传</th><td>0.000</td>" in detail
+    assert "<th>知识产权与标识合规</th><td>— (no item of it)</td>" in detail
+    assert "<td></td>" not in compare  # a metric neither run has is "—", not an empty cell
+    assert '<th title="violative_recall">Violation recall</th><td>—</td><td>—</td>' in compare
