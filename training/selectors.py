@@ -98,11 +98,13 @@ def job_chart(job: TrainingJob, key: str, **kwargs: int) -> LossChart | None:
 
 
 def evaluation_list() -> QuerySet[EvaluationRun]:
-    return EvaluationRun.objects.select_related("model_version", "policy_version").order_by("-created_at", "-pk")
+    return EvaluationRun.objects.select_related("model_version", "policy_version__policy").order_by(
+        "-created_at", "-pk"
+    )
 
 
 def evaluation_get(*, pk: int) -> EvaluationRun:
-    return get_object_or_404(EvaluationRun.objects.select_related("model_version", "policy_version"), pk=pk)
+    return get_object_or_404(EvaluationRun.objects.select_related("model_version", "policy_version__policy"), pk=pk)
 
 
 def evaluation_runs_ahead(*, run: EvaluationRun) -> int:

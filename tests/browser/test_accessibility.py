@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_review_browser import _login
-from tests.factories import ReviewTaskFactory, SegmentFactory
+from tests.factories import ReviewTaskFactory, SegmentFactory, VideoFactory
 
 
 def _stale_vlm_task(policy_version):  # type: ignore[no-untyped-def]
@@ -86,6 +86,7 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
     proposal = TagProposal.objects.create(name="露营装备", key="露营装备", video=video, seen_count=1)
     TagProposalSighting.objects.create(proposal=proposal, video=video, phrase="露营装备", model_name="tiny-vlm")
     admin = make_user("admin")
+    long_title = VideoFactory(file="", title="标题" + "很长的标题" * 80)
 
     anonymous = _violations(page.goto("/login/") and page)
     _login(page, admin.username)
@@ -120,6 +121,11 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
     problems = {"login (signed out)": anonymous} if anonymous else {}
     del screens["login"]  # seen signed out above
     assert {**problems, **_screen_problems(page, screens)} == {}
+    # A 400-character title is three lines of its row in the video list (it was 26), whole in its tooltip.
+    page.goto(screens["videos"])
+    cell = page.locator(f"a.cell-title[href='{reverse('moderation:video_detail', args=[long_title.pk])}']")
+    box = cell.bounding_box()
+    assert box is not None and box["height"] < 4 * 14 * 1.45 and cell.get_attribute("title") == long_title.title
 
 
 @pytest.mark.django_db(transaction=True)
@@ -157,7 +163,7 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
     from moderation.review.services import review_claim_next
     from moderation.tagging.models import TagSet
     from moderation.tagging.services import tag_queue_default, tags_import
-    from tests.factories import ModelVersionFactory, PolicyVersionFactory, VideoFactory
+    from tests.factories import ModelVersionFactory, PolicyVersionFactory
     from training.models import EvaluationRun, PreferenceDataset, TrainingJob
 
     tags_import(lines=["美食\t吃货, 做饭", "火锅", "舞蹈\t跳舞"])

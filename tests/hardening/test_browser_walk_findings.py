@@ -95,3 +95,63 @@ def test_a_dataset_of_one_pair_is_one_pair(client_as, policy_version, settings, 
     page = client_as("admin").post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True)
 
     assert "with 1 preference pair (0 held out)." in page.content.decode()
+
+
+# A KuaiMod tag lists no severities, which means any severity (PolicySpec.severities_for); the policy
+# page showed "—" in the Severities column (read as "none") and the editor three unticked boxes.
+def test_a_tag_without_listed_severities_says_any_on_the_policy_page_and_in_the_editor(policy_version, client_as):
+    client = client_as("policy_editor")
+    assert policy_version.spec().severities_for("色情低俗") == ("low", "medium", "high")
+
+    page = client.get(reverse("moderation:policy_version", args=[policy_version.pk])).content.decode()
+    editor = client.get(reverse("moderation:policy_edit", args=[policy_version.policy_id])).content.decode()
+
+    row = page[page.index("<td>色情低俗</td>") :]
+    row = row[: row.index("</tr>")]
+    assert row.rstrip().endswith(">any</span></td>")  # the Severities cell, last in the row
+    assert 'Severities <small class="hint">(none ticked: any)</small>' in editor
+
+
+# A 400-character Chinese title came back whole in the upload message and made its row in the video
+# list 26 lines high; the message now cuts it at 80 characters (the list clamps it to 3 lines in CSS,
+# with the whole title as the cell's tooltip).
+def test_an_upload_with_a_very_long_title_is_confirmed_in_one_short_line(client_as):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from moderation.media.models import Video
+
+    title = "标题" + "很长的标题" * 80
+    upload = SimpleUploadedFile("long.mp4", b"\x00\x00\x00\x18ftypmp42" + b"z" * 2048)
+    client = client_as("moderator")
+
+    page = client.post(reverse("moderation:video_upload"), {"file": upload, "title": title}, follow=True)
+
+    text = page.content.decode()
+    message = text[text.index('class="messages"') :]
+    message = message[: message.index("</ul>")]
+    assert f"“{title[:79]}…” was uploaded" in message and title not in message
+    assert Video.objects.get().title == title  # stored whole
+    assert f'class="cell-title" title="{title}"' in text
+
+
+# An evaluation's set was shown as its comparison key: "Queued · gold:policy_version=1 · queued 18:25".
+def test_an_evaluation_names_its_set_in_words(client_as, policy_version):
+    from tests.factories import ModelVersionFactory
+    from training.models import EvaluationRun
+
+    model = ModelVersionFactory(name="eval-words")
+    gold = EvaluationRun.objects.create(
+        model_version=model, policy_version=policy_version, eval_set_key=f"gold:policy_version={policy_version.pk}"
+    )
+    key = f"kuaimod_file:test.jsonl:0123456789abcdef:policy_version={policy_version.pk}"
+    EvaluationRun.objects.create(
+        model_version=model, policy_version=policy_version, eval_set="kuaimod_file", eval_set_key=key
+    )
+    admin = client_as("admin")
+
+    detail = admin.get(reverse("training:evaluation_detail", args=[gold.pk])).content.decode()
+    listing = admin.get(reverse("training:model_list")).content.decode()
+
+    assert f">Gold set (human-labelled videos) · {policy_version}</span>" in detail
+    assert f">KuaiMod file test.jsonl (sha256 01234567…) · {policy_version}</td>" in listing
+    assert ">gold:policy_version=" not in detail + listing  # the key is only a tooltip now
