@@ -184,3 +184,29 @@ def test_an_evaluation_names_its_metrics_and_says_dash_for_a_category_without_it
     assert "<th>知识产权与标识合规</th><td>— (no item of it)</td>" in detail
     assert "<td></td>" not in compare  # a metric neither run has is "—", not an empty cell
     assert '<th title="violative_recall">Violation recall</th><td>—</td><td>—</td>' in compare
+
+
+# The pair screen's "All keyframes" were two unlabelled strips: which one was the later upload?
+def test_a_pairs_keyframe_strips_say_which_upload_they_are(make_user):
+    from django.test import Client
+
+    from moderation.reproduction.models import ReproCandidate
+    from moderation.reproduction.services import pair_claim_next
+    from tests.factories import VideoFactory
+
+    ReproCandidate.objects.create(
+        video=VideoFactory(file=""), original=VideoFactory(file=""), score=0.9, retrieval_score=0.9, offset=0.0,
+        evidence={"alignment": {"offset": 0.0, "scale": 1.0, "mirrored": False, "coverage_copy": 0.8,
+                                "coverage_original": 0.5, "matches": []}},
+    )  # fmt: skip
+    moderator = make_user("moderator")
+    pair = pair_claim_next(user=moderator)
+    assert pair is not None
+    client = Client()
+    client.force_login(moderator)
+
+    page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
+
+    strips = page[page.index("<h3>All keyframes") : page.index("<h3>Transcripts")]
+    later, earlier = strips.index('<p class="strip-label">Later upload</p>'), strips.index("Earlier upload</p>")
+    assert later < strips.index('<div class="strip">') < earlier < strips.rindex('<div class="strip">')
