@@ -169,8 +169,9 @@ def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
 def tag_search(request: HttpRequest) -> HttpResponse:
     """Type-ahead over the whole vocabulary (an htmx fragment; the server time is in a header)."""
     started = time.perf_counter()
-    tags = selectors.tag_search(query=request.GET.get("q", ""), tag_set=_tag_set(request))
-    response = render(request, "moderation/tagging/_search.html", {"tags": tags, "q": request.GET.get("q", "")})
+    query = request.GET.get("q", "").strip()  # a space typed alone is no search ("No tag matches “ ”")
+    tags = selectors.tag_search(query=query, tag_set=_tag_set(request))
+    response = render(request, "moderation/tagging/_search.html", {"tags": tags, "q": query})
     response["Server-Timing"] = f"search;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
 

@@ -210,3 +210,13 @@ def test_a_pairs_keyframe_strips_say_which_upload_they_are(make_user):
     strips = page[page.index("<h3>All keyframes") : page.index("<h3>Transcripts")]
     later, earlier = strips.index('<p class="strip-label">Later upload</p>'), strips.index("Earlier upload</p>")
     assert later < strips.index('<div class="strip">') < earlier < strips.rindex('<div class="strip">')
+
+
+# A space typed alone in "Add a tag" answered "No tag matches “ ”", and a pasted paragraph came back whole.
+def test_tag_search_ignores_a_lone_space_and_echoes_a_long_query_short(client_as):
+    client = client_as("moderator")
+    url = reverse("moderation:tag_search")
+
+    assert "No tag matches" not in client.get(url, {"q": "  "}).content.decode()
+    long = client.get(url, {"q": "长" * 300}).content.decode()
+    assert "No tag matches “" + "长" * 39 + "…”." in long
