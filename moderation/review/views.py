@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
@@ -143,10 +144,18 @@ def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
         raise PermissionDenied(f"The queue “{task.queue.name}” is restricted to other groups.")
     if task.claimed_by_id != request.user.pk:
         raise PermissionDenied(
-            "This item is claimed by another reviewer."
+            claimed_by_another(task)
             if task.claimed_by_id and task.status == ReviewTask.Status.CLAIMED
             else "This item is not claimed by you; use “Claim next” on the review queue."
         )
+
+
+def claimed_by_another(task: ReviewTask) -> str:
+    """Why another reviewer's item does not open, and until when (the 403 page said only "claimed by another
+    reviewer", then sent the user to their home page as if their role were the problem)."""
+    until = task.lease_expires_at
+    when = f" until {timezone.localtime(until):%H:%M}, when their claim expires" if until else ""
+    return f"This item is claimed by another reviewer{when}. Claim the next item from the queue instead."
 
 
 @never_cache

@@ -22,7 +22,7 @@ from moderation.media.models import Video
 from moderation.media.services import video_media_verify
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next
-from moderation.review.views import media_revealed
+from moderation.review.views import claimed_by_another, media_revealed
 from moderation.tagging import selectors, services
 from moderation.tagging.files import MAX_FILE_BYTES
 from moderation.tagging.models import Tag, TagProposal, TagSet
@@ -95,7 +95,7 @@ def _task(pk: int) -> ReviewTask:
 def tag_task(request: HttpRequest, pk: int) -> HttpResponse:
     task = _task(pk)
     if task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id != request.user.pk:
-        raise PermissionDenied("This item is claimed by another reviewer.")
+        raise PermissionDenied(claimed_by_another(task))
     video = task.decision.video
     context = {
         "task": task,

@@ -220,3 +220,30 @@ def test_tag_search_ignores_a_lone_space_and_echoes_a_long_query_short(client_as
     assert "No tag matches" not in client.get(url, {"q": "  "}).content.decode()
     long = client.get(url, {"q": "长" * 300}).content.decode()
     assert "No tag matches “" + "长" * 39 + "…”." in long
+
+
+# Opening another reviewer's item said only "This item is claimed by another reviewer." and sent the user
+# to their home page "for the work your role can do": not until when, nor what to do instead.
+def test_another_reviewers_item_says_until_when_and_what_to_do(make_user, policy_version):
+    from django.test import Client
+    from django.utils import timezone
+
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.services import tag_queue_default
+    from tests.factories import ReviewTaskFactory
+
+    review = ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
+    tags = ReviewTaskFactory(queue=tag_queue_default(), decision__policy_version=policy_version)
+    holder = make_user("moderator")
+    assert review_claim_next(user=holder) == review and review_claim_next(user=holder, queue=tags.queue) == tags
+    other = Client()
+    other.force_login(make_user("moderator"))
+
+    for task, view in ((review, "moderation:review_task"), (tags, "moderation:tag_task")):
+        task.refresh_from_db()
+        until = f"{timezone.localtime(task.lease_expires_at):%H:%M}"
+        page = other.get(reverse(view, args=[task.pk]))
+        assert page.status_code == 403
+        text = page.content.decode()
+        assert f"claimed by another reviewer until {until}, when their claim expires" in text
+        assert "Claim the next item from the queue instead." in text
