@@ -247,3 +247,15 @@ def test_another_reviewers_item_says_until_when_and_what_to_do(make_user, policy
         text = page.content.decode()
         assert f"claimed by another reviewer until {until}, when their claim expires" in text
         assert "Claim the next item from the queue instead." in text
+
+
+# Empty states: the tag ranker's history was a header row with nothing under it, and the operations
+# dashboard said "– of cascade decisions went to the VLM" when there were none.
+def test_the_ranker_history_and_the_cascade_share_explain_their_empty_state(client_as):
+    admin = client_as("admin")
+
+    ranker = admin.get(reverse("moderation:tag_ranker")).content.decode()
+    ops = admin.get(reverse("moderation:ops_dashboard")).content.decode()
+
+    assert "No ranker trained yet: each retrain from reviewers' events adds a row here." in ranker
+    assert "No decision went through the cascade in 14 days" in ops and "–</strong> of cascade" not in ops
