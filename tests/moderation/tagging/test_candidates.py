@@ -87,6 +87,16 @@ def test_text_and_title_are_encoded_in_one_call_with_the_vectors_of_two(vocabula
     candidate = TagCandidate.objects.get(video=decision.video, tag=hotpot, source="text")
     assert candidate.created_at == state.generated_at and candidate.evidence[0]["match"] == "火锅"
     assert state.vocabulary_version is not None and state.vocabulary_version.number >= 1
+    # A video whose whole text is its title: that one text, encoded once, is both vectors.
+    only_title = VideoFactory(title="四川火锅")
+    services.tag_candidates_generate(video_id=only_title.pk, encode=recording)
+    assert calls[-1] == ["四川火锅"]
+    assert TagSuggestion.objects.get(video=only_title, tag=hotpot).features["title_embedding"] > 0
+    # A second run updates the video's state row in place (one upsert) and leaves the VLM's columns alone.
+    VideoTagState.objects.filter(pk=state.pk).update(vlm_output="the VLM's answer", generated_at=None)
+    services.tag_candidates_generate(video_id=decision.video_id, encode=encode)
+    again = VideoTagState.objects.get(video=decision.video)
+    assert again.pk == state.pk and again.vlm_output == "the VLM's answer" and again.generated_at is not None
 
 
 def test_review_submit_records_events_and_final_tags(vocabulary, encode, make_user) -> None:  # type: ignore[no-untyped-def]
