@@ -12,11 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import django_setup
+# The helpers beside it, also when imported as ``bench.asr``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup  # noqa: E402
 
 
 def main() -> None:

@@ -14,11 +14,14 @@ import json
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import django_setup, plain_clip
+# The helpers beside it, also when imported as ``bench.keyframes``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup, plain_clip  # noqa: E402
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Start with 40 labels, retrain every 20, score binary accuracy on a locked fold a
 Repetitions: every one of 4 stratified folds (25 %) is locked in turn, × 5 seeds of arrival order =
 20 curves per order, averaged before the ratio is read off; the ratio's spread is a paired bootstrap
 over repetitions. Orders: arrival (the bare baseline) and the label-value orders of
-``moderation.inference.stage1.learning`` (uncertainty, committee, class-balanced, density; plus the
+``bench/_stage1_learning.py`` (uncertainty, committee, class-balanced, density; plus the
 earlier batch-level variants), each ranking the pool with the product's own
 ``stage1.label_value`` code. The queue's order is chosen on seed 0's 4 repetitions; the numbers to
 quote are seeds 1-4 (16 repetitions). Saves the result where the cascade dashboard draws it
@@ -18,7 +18,7 @@ JSON object, ``ratio`` first (the chosen queue order, held-out repetitions).
         --fit-noise 5 --jobs 2
 
 Every order's last point is the whole pool, and a model is fitted on its labels in dataset order, so
-orders that hold the same labels hold the same model (see ``stage1.learning``). ``--fit-noise N`` also
+orders that hold the same labels hold the same model (see ``_stage1_learning``). ``--fit-noise N`` also
 fits each locked fold's whole pool N times with different inner splits: the noise every curve carries.
 
 The model is stage 1's default stacked head; without ``--full`` its per-field C grid is (1, 4, 16)
@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
-from _common import KUAIMOD_DEV, ROOT, django_setup
+# The helpers beside it, also when imported as ``bench.learning_curve``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import KUAIMOD_DEV, ROOT, django_setup  # noqa: E402
 
 
 def main() -> None:
@@ -73,9 +76,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     django_setup()
+    from _stage1_learning import ORDERS, VALUE_ORDERS, VARIANTS, simulate_learning_curves
+
     from moderation.inference.evaluation import records_as_inputs
     from moderation.inference.kuaimod import kuaimod_read
-    from moderation.inference.stage1.learning import ORDERS, VALUE_ORDERS, VARIANTS, simulate_learning_curves
     from moderation.inference.stage1.model import Stage1Config
     from moderation.policies.seed import SAFE_LABEL
 
@@ -90,8 +94,7 @@ def main() -> None:
     started = time.perf_counter()
     if args.merge:
         import numpy as np
-
-        from moderation.inference.stage1.learning import curve_sizes, curves_from_progress, locked_splits
+        from _stage1_learning import curve_sizes, curves_from_progress, locked_splits
 
         y = np.array([r.tag != SAFE_LABEL for r in records], dtype=int)
         sizes = curve_sizes(locked_splits(y, args.locked_folds), args.start, args.step)
@@ -114,7 +117,7 @@ def main() -> None:
         )
     result = curves.summary()
     if args.fit_noise > 1:
-        from moderation.inference.stage1.learning import fit_noise
+        from _stage1_learning import fit_noise
 
         result["fit_noise"] = fit_noise(
             records_as_inputs(records),

@@ -4,13 +4,13 @@ The reported bench fits stage 1's own stacked head (~1 min per curve here); scre
 would cost hours. This screen fits a stand-in with the same shape (per-field character TF-IDF logistic
 regressions, class-balanced, C = 4, stacked by a logistic regression over 3-fold held-out scores) on
 vocabularies fitted once over all records, ~10x cheaper, and runs the learning-curve protocol of
-``stage1.learning`` (4 locked folds in turn, start 40, retrain every 20, the whole pool at the last point,
+``_stage1_learning`` (4 locked folds in turn, start 40, retrain every 20, the whole pool at the last point,
 each model fitted on its labels in dataset order) on seeds 5-9 (20 repetitions). The queue's order for the
 reported run (seeds 1-4) is the one with the lowest ratio here, ties to the larger mean accuracy over the
 curve (the rule of ``LearningCurves.chosen``). Orders:
 
 * ``arrival``; ``uncertainty`` (normalised entropy); ``class-balanced``; ``density`` (uncertainty × cosine
-  similarity to the pool's mean TF-IDF vector): the per-item terms of ``stage1.label_value``;
+  similarity to the pool's mean TF-IDF vector): the per-item terms of ``_stage1_learning``;
 * ``clustered`` (k-means of the pool into one cluster per label of the batch, most uncertain per cluster);
   ``uncertainty+diversity`` (k-means over the 3× most uncertain): batch orders;
 * ``errors-first``: reads the pool's labels (the items the model gets wrong first): a bound, not a candidate.
@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
-from _common import KUAIMOD_DEV, django_setup
+# The helpers beside it, also when imported as ``bench.learning_screen``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import KUAIMOD_DEV, django_setup  # noqa: E402
 
 SCREENED = ("uncertainty", "class-balanced", "density", "clustered", "uncertainty+diversity", "errors-first")
 CANDIDATES = ("uncertainty", "class-balanced", "density", "clustered", "uncertainty+diversity")
@@ -43,6 +46,7 @@ def main() -> None:  # noqa: C901, PLR0915 (one screen, read top to bottom)
     args = parser.parse_args()
     django_setup()
     import numpy as np
+    from _stage1_learning import LearningCurves, class_balanced_term, curve_sizes, density_term, locked_splits
     from scipy import sparse
     from sklearn.cluster import KMeans
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -53,8 +57,7 @@ def main() -> None:  # noqa: C901, PLR0915 (one screen, read top to bottom)
 
     from moderation.inference.evaluation import records_as_inputs
     from moderation.inference.kuaimod import kuaimod_read
-    from moderation.inference.stage1.label_value import class_balanced_term, density_term, uncertainty_term
-    from moderation.inference.stage1.learning import LearningCurves, curve_sizes, locked_splits
+    from moderation.inference.stage1.label_value import uncertainty_term
     from moderation.inference.stage1.model import FIELDS, field_texts
     from moderation.policies.seed import SAFE_LABEL
 

@@ -28,7 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, django_setup
+# The helpers beside it, also when imported as ``bench.loop_learns``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, django_setup  # noqa: E402
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import django_setup
+# The helpers beside it, also when imported as ``bench.loop_tune``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup  # noqa: E402
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

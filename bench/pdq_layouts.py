@@ -17,9 +17,13 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from _common import django_setup
+# The helpers beside it, also when imported as ``bench.pdq_layouts``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup  # noqa: E402
 
 
 def main() -> None:

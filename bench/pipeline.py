@@ -28,6 +28,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -35,8 +36,10 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-import media_quality
-from _common import django_setup
+# The helpers beside it, also when imported as ``bench.pipeline``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import media_quality  # noqa: E402
+from _common import django_setup  # noqa: E402
 
 # The settings that restore the pipeline's previous behaviour (for the "before" columns).
 BEFORE = {"OCR_CHANGE_DISTANCE": -1, "OCR_CACHE_MIN_CORRELATION": 2.0, "WHISPER_BATCHED_MIN_SPEECH_S": 1e12}

@@ -24,11 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
-from _common import django_setup
+# The helpers beside it, also when imported as ``bench.queue_claim``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup  # noqa: E402
 
 CLAIMERS = 16
 

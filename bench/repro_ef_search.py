@@ -22,10 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from _common import django_setup
-from repro_retrieval import _backend_cpu_s, _load, _pct, shared_buffers
+# The helpers beside it, also when imported as ``bench.repro_ef_search``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup  # noqa: E402
+from repro_retrieval import _backend_cpu_s, _load, _pct, shared_buffers  # noqa: E402
 
 
 def main() -> None:

@@ -12,7 +12,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import django_setup
+# The helpers beside it, also when imported as ``bench.repro_eval``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup  # noqa: E402
 
 
 def main() -> None:

@@ -27,11 +27,15 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from _common import django_setup
+# The helpers beside it, also when imported as ``bench.repro_neighbours_arms``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup  # noqa: E402
 
 BQ_INDEXES = {
     "video_visual_bq_hnsw": "CREATE INDEX IF NOT EXISTS video_visual_bq_hnsw ON moderation_video USING hnsw "

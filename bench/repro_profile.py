@@ -21,11 +21,15 @@ import json
 import pstats
 import re
 import statistics
+import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
-from _common import django_setup
+# The helpers beside it, also when imported as ``bench.repro_profile``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup  # noqa: E402
 
 
 def _shape(sql: str) -> str:

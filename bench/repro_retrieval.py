@@ -14,9 +14,10 @@ other query is a mirrored upload (its own hashes unrelated, its flipped-frame ha
 call is the whole read path of retrieval, ``candidates_retrieve``: the PDQ look-up (this process's copy of the index
 catching up with PostgreSQL, the exact search, the confirming query) and the neighbours (with the default
 ``REPRO_FRAME_NEIGHBOURS``: one HNSW scan of the video embeddings, one of the transcripts). ``--arms`` (default
-``parallel,serial``) times each retrieval both ways, interleaved (which goes first alternates): the two scans at
-once on two connections (``REPRO_NEIGHBOURS_PARALLEL``, the default) and in one statement; ``ratio`` and the
-recall are the first arm's, ``arms`` has each arm's p50 / p99 and ratio.
+``parallel,serial``) times each retrieval both ways, interleaved (which goes first alternates): the two scans
+sent first, each on its own side connection, walking while this process does the PDQ look-up
+(``REPRO_NEIGHBOURS_PARALLEL``, the default), and in one statement after it; ``ratio`` and the recall are the first
+arm's, ``arms`` has each arm's p50 / p99 and ratio.
 
 Queries alternate between the libraries (query i on one, then on the other; which goes first alternates by
 round), so load from other processes on the machine falls on both alike. Per round the p50 ratio is computed;
@@ -51,12 +52,15 @@ import json
 import os
 import re
 import statistics
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import ROOT, django_setup
+# The helpers beside it, also when imported as ``bench.repro_retrieval``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, django_setup  # noqa: E402
 
 INDEXES = {
     "keyframe_embedding_hnsw": "CREATE INDEX keyframe_embedding_hnsw ON moderation_keyframe USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
@@ -359,7 +363,7 @@ def main() -> None:
         "--arms",
         default="parallel,serial",
         help="retrieval arms timed interleaved, the first reported as ``ratio``: parallel (the two HNSW scans on two "
-        "connections at once, REPRO_NEIGHBOURS_PARALLEL on) and serial (one statement)",
+        "side connections during the PDQ look-up, REPRO_NEIGHBOURS_PARALLEL on) and serial (one statement after it)",
     )
     args = parser.parse_args()
     if args.shared_buffers and not re.fullmatch(r"\d+(kB|MB|GB)", args.shared_buffers):
@@ -493,8 +497,7 @@ def _run(args: argparse.Namespace) -> None:
             with wrappers[name].cursor() as cur:
                 cur.execute("SELECT pg_backend_pid()")
                 backends[name] = [int(cur.fetchone()[0])]
-            side = side_connection.backend_pid()  # the parallel arm's second backend (opened while warming)
-            backends[name] += [side] if side else []
+            backends[name] += side_connection.backend_pids()  # the parallel arm's side backends (opened while warming)
         cpu = {f"{a}/{name}": {"python": 0.0, "backend": 0.0} for a in args.arms for name in ("small", "large")}
         loads["measure_start"] = _load()
         for r in range(args.rounds):

@@ -18,9 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
-from _common import django_setup
+# The helpers beside it, also when imported as ``bench.review_page``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup  # noqa: E402
 
 
 def _time(client, url: str, repeats: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]

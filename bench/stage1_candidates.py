@@ -1,13 +1,14 @@
 """Do three pre-registered feature/learner changes earn a place in stage 1? Nested CV over the KuaiMod dev records.
 
-``selection.FEATURE_CANDIDATES`` (character 2-4-grams, n-grams across segment boundaries, no class
-weights in the field models) were written down before any of them was run. For R repeats of outer
+``feature_candidates()`` (character 2-4-grams, n-grams across segment boundaries, no class weights in the
+field models) were written down before any of them was run (they were ``selection.FEATURE_CANDIDATES``
+when measured; not adopted, bench/RESULTS.md, "Stage 1"). For R repeats of outer
 stratified K-fold (the folds of ``evaluate --cv K --nested --seed S``), every candidate's binary head is
 fitted on each outer training part and two selections are made on its inner folds only
 (``choose_candidate``, the rule stage 1 uses):
 
 * ``text``: among ``CANDIDATES`` (today's stage 1; reproduces ``evaluate --nested``'s binary accuracy);
-* ``text+features``: among ``CANDIDATES`` and ``FEATURE_CANDIDATES``.
+* ``text+features``: among ``CANDIDATES`` and ``feature_candidates()``.
 
 Both are scored on the outer folds (binary accuracy pooled per repeat; the cascade at each of
 ``REPORT_TARGETS`` with the cut from the chosen head's inner folds). Each fixed candidate's outer
@@ -23,12 +24,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _common import KUAIMOD_DEV, django_setup
-from stage1_encoders import fit_outer_folds, seed_row, summary
+# The helpers beside it, also when imported as ``bench.stage1_candidates``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import KUAIMOD_DEV, django_setup  # noqa: E402
+from _stage1_nested import fit_outer_folds, seed_row, summary  # noqa: E402
+
+
+def feature_candidates() -> tuple[Any, ...]:
+    """Three feature/learner changes a reviewer of Chinese text would try first, set before any of them was
+    run under nested CV; each a ``Stage1Config`` beside ``selection.CANDIDATES``."""
+    from moderation.inference.stage1.model import Stage1Config
+
+    return (
+        # Chinese words are mostly 2-4 characters: bi- to 4-grams instead of uni- and bigrams.
+        Stage1Config(name="stacked-char24", ngram_range=(2, 4)),
+        # n-grams across the spaces and line breaks between OCR lines / speech segments too.
+        Stage1Config(name="stacked-char13-across", ngram_range=(1, 3), analyzer="char"),
+        # No class weights in the field models (the meta-learner calibrates either way).
+        Stage1Config(name="stacked-char12-unweighted", class_weight=None),
+    )
 
 
 def main() -> None:
@@ -43,20 +62,16 @@ def main() -> None:
 
     from moderation.inference.evaluation import records_as_inputs
     from moderation.inference.kuaimod import kuaimod_read
-    from moderation.inference.stage1.selection import (
-        CANDIDATES,
-        FEATURE_CANDIDATES,
-        REPORT_TARGETS,
-        stratified_splits,
-    )
+    from moderation.inference.stage1.selection import CANDIDATES, REPORT_TARGETS, stratified_splits
     from moderation.policies.seed import SAFE_LABEL
 
     records = kuaimod_read(args.data).records
     items = records_as_inputs(records)
     tags = [r.tag for r in records]
     y = np.array([t != SAFE_LABEL for t in tags], dtype=int)
-    arms = {"text": [c.name for c in CANDIDATES], "text+features": [c.name for c in (*CANDIDATES, *FEATURE_CANDIDATES)]}
-    configs = [*CANDIDATES, *FEATURE_CANDIDATES]
+    features = feature_candidates()
+    arms = {"text": [c.name for c in CANDIDATES], "text+features": [c.name for c in (*CANDIDATES, *features)]}
+    configs = [*CANDIDATES, *features]
     started = time.perf_counter()
     tasks = [
         (seed, k, train, test)

@@ -14,13 +14,14 @@ Variants (fixed before the first run; none is chosen on these numbers, all are r
                  neighbours of text hits), + hashtag feature, e5 top 50
   V2 no-title  — V1 without the title's embedding (no second encoder call)
   V3 no-related— V1 without the related source
-  V4 segments  — V1 + each distinct caption / speech segment (up to 8) embedded, max cosine per tag
-                 (added after V0–V3 were measured, so it is reported but not counted as pre-registered)
   V5 app       — V1's candidates, the ranker reading six more features (text match covered by a
                  longer tag match, one-character name, per-text z-scored cosines, hub-centred cosine,
                  the tag's acceptance rate): arm ``feat_rate`` of ``bench/tagging_nested.py`` (nested CV),
                  the app's default since round 2.
-                 V0–V4 keep the 20 features the ranker read before (``ranking.FEATURES_V1``).
+                 V0–V3 keep the 20 features the ranker read before (``_features_v1``).
+V4 (each caption / speech segment embedded, max cosine per tag; added after V0–V3, reported, not adopted)
+is closed: its numbers (bench/RESULTS.md) came from this script as of 4a621de; the per-segment view left
+the code with rounds 3-5 of ``bench/tagging_nested.py`` (last version with V4: 2457661).
 
 Pool recall: for each source, the share of gold tags among its top 5 / 20 / 50 / all candidates
 (the embedding source over the whole vocabulary), and the merged pool's.
@@ -67,6 +68,13 @@ def _cached_encode(texts: list[str], encode: Any, name: str) -> np.ndarray:
     return out
 
 
+# The features the ranker read before issue 16's second round (V0–V3's ranker).
+def _features_v1() -> tuple[str, ...]:
+    from moderation.tagging import ranking
+
+    return tuple(ranking.FEATURES[: ranking.FEATURES.index("text_covered")])
+
+
 def load(vocab_file: Path, records_file: Path, tags_file: Path) -> tuple[Any, list[Any]]:
     from moderation.tagging import encoder, evaluation, ranking
     from moderation.tagging.text import normalise
@@ -96,16 +104,6 @@ def load(vocab_file: Path, records_file: Path, tags_file: Path) -> tuple[Any, li
     tv = _cached_encode([r.title for r in titled], encoder.encode, encoder.ENCODER_NAME)
     for r, v in zip(titled, tv, strict=True):
         r.title_vector = v
-    evaluation.embed_segments(records, lambda texts: _cached_encode(texts, encoder.encode, encoder.ENCODER_NAME))
-    evaluation.embed_chunks(records, lambda texts: _cached_encode(texts, encoder.encode, encoder.ENCODER_NAME))
-    # The second encoder (multilingual USE v3): the ensemble arms read it.
-    vocab.embeddings2 = _cached_encode(names, encoder.encode_second, encoder.SECOND_ENCODER_NAME)
-    v2 = _cached_encode([r.text or " " for r in records], encoder.encode_second, encoder.SECOND_ENCODER_NAME)
-    t2 = _cached_encode([r.title for r in titled], encoder.encode_second, encoder.SECOND_ENCODER_NAME)
-    for r, v in zip(records, v2, strict=True):
-        r.vector2 = v
-    for r, v in zip(titled, t2, strict=True):
-        r.title_vector2 = v
     return vocab, records
 
 
@@ -155,13 +153,12 @@ def main() -> None:
     t0 = time.perf_counter()
     vocab, records = load(VOCAB, DEV, TAGS)
     print(f"{len(vocab.tag_ids)} tags, {len(records)} tagged records ({time.perf_counter() - t0:.0f} s to load)")
-    v1 = ranking.V1
+    v1 = ranking.Options(ranker_features=_features_v1())
     variants = {
-        "V0 baseline": ranking.BASELINE,
+        "V0 baseline": dataclasses.replace(v1, embedding_top=30, title=False, related=False, hashtag=False),
         "V1 full (round 1 app)": v1,
         "V2 no title embedding": dataclasses.replace(v1, title=False),
         "V3 no related source": dataclasses.replace(v1, related=False),
-        "V4 + segment embeddings": dataclasses.replace(v1, segments=True),
         "V5 app (ranker features)": ranking.Options(),
     }
     if args.variants:

@@ -1,4 +1,4 @@
-"""Content tagging, nested model selection for the ranker (issue 16, rounds 2-6).
+"""Content tagging, nested model selection for the ranker (issue 16, round 2; rounds 3-6 closed, below).
 
 The arms below were written down after the error analysis (``--errors``: where the gold tags rank,
 what the top-5 false positives are) and before any nested number was seen; none is added or dropped
@@ -26,70 +26,24 @@ chosen among inside every outer fold, so the nested row covers both rounds' choi
                  accept / reject events), against the frequent false positives 搞笑 / 生活记录
   feat_rate_c01  feat_rate with C = 0.1
 
-Round 3 (``--round 3``; written down after the outer-fold error analysis ``--errors`` and
-inner-fold probes of two outer training parts, before any nested number): ``feat_rate`` (round 2's app,
-the reference) and
-  struct         feat_rate + five tag-space features from the vocabulary alone (``ranking.STRUCTURE_FEATURES``:
-                 the cosine smoothed over the tag's 10 nearest tags, z-scored; its rank in that view; the
-                 tag's density; how many other names contain its name; its cosine minus the text's best)
-  struct_wide    struct, and a wider pool: e5 top 100 (was 50), title top 40 (was 20), smoothed view top 30
-  ens            struct + the second encoder (multilingual USE v3): the two encoders' mean z-score proposes
-                 50 tags (whole text and title), four features (``ranking.ENSEMBLE_FEATURES``)
-  ens_c01        ens with C = 0.1
-  ens_wide       ens with struct_wide's wider pool
-  ens_sim        ens, similar videos voting by exp((cosine - best) / 0.02) instead of by cosine
-  pair           feat_rate's features, pairwise objective (gold vs other candidates of the same record)
-  ens_pair       ens, pairwise objective
+Rounds 3-6 are closed, none adopted (bench/RESULTS.md, "Content tags"): their arms and the ranker options
+only they read left the code. Round 3 (tag-space structure, the second encoder's ensemble view, a wider
+pool, a pairwise objective): numbers from ``--round 3`` as of 6514201. Rounds 4 (listwise objectives,
+``cooccur_top``, reciprocal-rank fusion) and 5 (the adapter) and ``--ceiling``'s widest-pool rows: as of
+8ac0d3f. The last version of this script with rounds 3-5 is 2457661 (``git show
+2457661:bench/tagging_nested.py``, with ``moderation/tagging/ranking.py`` and ``evaluation.py`` of
+that commit). Round 6 (recall sources: the chunk view and the head neighbourhood, after ``--recall``'s
+diagnosis, which stays here): nested R@5 .494 against ``feat_rate``'s .518; its numbers came from
+``--round 6`` as of 4c712bd (its last version with round 6 is bf17c5b).
 
-Round 4 (``--round 4``; the brief: turn the pool into a better top 5 by the *ranking*).
-Probed only on the inner folds of the training parts of seed 0's outer folds 0 and 1 (as round 3; those
-inner folds hold records that other outer folds score, a small leak, said in bench/RESULTS.md), then these five
-were written down before any nested number: ``feat_rate`` (the app, the reference) and
-  list           feat_rate's features, a listwise objective (``ranking.fit_listwise``: per-video softmax
-                 over its candidates, the gold tags sharing the target, every video weighing the same),
-                 C = 0.1 (C = 1 lost .02 on one probe part; .1 and .03 were level)
-  list_prior     list, its L2 penalty pulling towards the hand-weighted sum's direction (scaled by a 1-D
-                 fit) instead of towards 0: strong regularisation towards the untrained order, C = 0.1
-  cooc_list      list + ``cooccur_top`` (a tag's highest P(tag | seed) over the 5 best candidates of the
-                 hand-weighted order, times that seed's score: co-tags of a confident candidate, generic
-                 parents such as 美食 beside 火锅 learned from the training part's tags)
-  rrf            no trained combination: reciprocal-rank fusion (k = 60) of feat_rate's order (one voter)
-                 and six sources' own orders (text, e5 text, e5 title, similar videos, co-tags, prior)
-Adoption rule (written down with the arms): the app's ranker changes only if the nested R@5 median of
-round 4 is above the fixed ``feat_rate`` row's median *and* above it in at least two of the three seeds;
-then the app takes the arm that the same procedure picks on all 88 records (best inner-CV recall@5).
+Duplicate suppression (round 2's ``*_name`` arms) lives here: it reorders the ranked list after the
+ranker, so it needs nothing from the app's ranker.
 
-Round 5 (``--round 5``, the default; written down after round 4's nested run, from a diagnostic and
-the same two inner probes): the ranking features cap what re-weighting can do (``--ceiling``), so new
-information: an *adapter* (``ranking.fit_adapter``), a ridge map from a video's e5 vector to the mean
-e5 vector of its tags, learned on the training part and pulled towards the identity (λ = 1, fixed:
-λ .3–10 all lay within .03 of each other on a diagnostic over all 88 records, zero-shot only). Over the
-whole vocabulary it lifts e5's own zero-shot recall@5 .262 → .355 and @100 .636 → .77 (seed 0, outer
-folds, no ranker): it learns which tags this team uses from videos, and carries that to tags it never
-saw. ``feat_rate`` (the app, the reference) and
-  adapt_feat       feat_rate + three features (``ranking.ADAPTER_FEATURES``: the adapter's z-scored cosine
-                   for the text and the title, its rank), no new candidates
-  adapt_feat_list  adapt_feat with round 4's listwise objective (C = 0.1)
-  adapt_list       adapt_feat_list, and the adapter's 30 best tags join the pool (pool .772 → .801)
-Adoption rule: as round 4's.
+    .venv/bin/python bench/tagging_nested.py [--recall] [--pool] [--ceiling] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
 
-Round 6 (``--round 6``, the default; recall sources): written down after ``--recall``'s diagnosis (where
-the missed gold tags are, which view could reach them; bench/RESULTS.md) and before any nested number.
-``feat_rate`` (the app, the reference) and
-  chunk       the chunk view (``text.chunk_texts``: the whole non-title text in <= 128-character pieces, <= 16,
-              each embedded; each chunk's cosines z-scored over the vocabulary, max over chunks): its 20
-              best tags join the embedding source, features ``chunk_z`` / ``chunk_rank``
-  head        each of the 5 best candidates of the hand-weighted order proposes its 5 nearest tags (tag
-              embedding, source "related"), feature ``head_near`` (best cosine to one of those 5)
-  chunk_head  both
-Adoption rule: as round 4's. Result (bench/RESULTS.md): nested R@5 .494 against ``feat_rate``'s .518, each
-arm below it in at least two seeds; each generator brings one of 215 gold tags into the pool: not adopted.
-
-    .venv/bin/python bench/tagging_nested.py [--round 6] [--recall] [--pool] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
-
-Embeddings (both encoders) come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
+Embeddings come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
 Each outer fold prints when it is done. The last line printed is one JSON object: ``ratio`` = nested
-recall@5 median ÷ the reference arm's outer median (round 2: v1; rounds 3-4: feat_rate).
+recall@5 median ÷ the reference arm's (v1) outer median.
 """
 
 from __future__ import annotations
@@ -102,7 +56,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,71 +67,110 @@ sys.path.insert(0, str(_ROOT / "bench"))
 K = 5
 
 
-def arms() -> dict[str, Any]:
-    return arms_of(ROUND)
+@dataclass(frozen=True)
+class Arm:
+    """One arm: the evaluation's options (features, C) and duplicate suppression after the ranker
+    ("none"; "name": a tag whose name contains or is contained in a better-placed one's; "name+cos":
+    that or a tag-embedding cosine >= ``DEDUP_COSINE``)."""
+
+    options: Any  # moderation.tagging.ranking.Options
+    dedup: str = "none"
 
 
-def arms_of(round_: int) -> dict[str, Any]:
+def arms() -> dict[str, Arm]:
     from moderation.tagging import ranking
 
-    feat = tuple(ranking.FEATURES_V2)
-    v1 = tuple(ranking.FEATURES_V1)
+    feat = tuple(ranking.FEATURES[: ranking.FEATURES.index("accept_rate")])
+    v1 = tuple(ranking.FEATURES[: ranking.FEATURES.index("text_covered")])
     rate = (*feat, "accept_rate")
-    round2 = {
-        "v1": ranking.Options(ranker_features=v1),
-        "feat": ranking.Options(ranker_features=feat),
-        "feat_c01": ranking.Options(ranker_features=feat, ranker_c=0.1),
-        "v1_name": ranking.Options(ranker_features=v1, dedup="name"),
-        "feat_name": ranking.Options(ranker_features=feat, dedup="name"),
-        "feat_namecos": ranking.Options(ranker_features=feat, dedup="name+cos"),
-        "feat_rate": ranking.Options(ranker_features=rate),
-        "feat_rate_c01": ranking.Options(ranker_features=rate, ranker_c=0.1),
+    return {
+        "v1": Arm(ranking.Options(ranker_features=v1)),
+        "feat": Arm(ranking.Options(ranker_features=feat)),
+        "feat_c01": Arm(ranking.Options(ranker_features=feat, ranker_c=0.1)),
+        "v1_name": Arm(ranking.Options(ranker_features=v1), dedup="name"),
+        "feat_name": Arm(ranking.Options(ranker_features=feat), dedup="name"),
+        "feat_namecos": Arm(ranking.Options(ranker_features=feat), dedup="name+cos"),
+        "feat_rate": Arm(ranking.Options(ranker_features=rate)),
+        "feat_rate_c01": Arm(ranking.Options(ranker_features=rate, ranker_c=0.1)),
     }
-    # Round 3 (issue 16, third session): written down after the outer-fold error analysis
-    # (``--errors``) and before any nested number; ``feat_rate`` (round 2's app) is the reference.
-    struct = (*rate, *ranking.STRUCTURE_FEATURES)
-    ens = (*struct, *ranking.ENSEMBLE_FEATURES)
-    wide = {"embedding_top": 100, "title_top": 40, "smooth_top": ranking.SMOOTH_TOP}
-    round3 = {
-        "feat_rate": round2["feat_rate"],
-        "struct": ranking.Options(ranker_features=struct),
-        "struct_wide": ranking.Options(ranker_features=struct, **wide),
-        "ens": ranking.Options(ranker_features=ens, ensemble_top=50),
-        "ens_c01": ranking.Options(ranker_features=ens, ensemble_top=50, ranker_c=0.1),
-        "ens_wide": ranking.Options(ranker_features=ens, ensemble_top=50, **wide),
-        "ens_sim": ranking.Options(ranker_features=ens, ensemble_top=50, similar_temperature=0.02),
-        "pair": ranking.Options(ranker_features=rate, objective="pairwise"),
-        "ens_pair": ranking.Options(ranker_features=ens, ensemble_top=50, objective="pairwise"),
-    }
-    # Round 4 (issue 16, fourth session): the ranking of the app's pool (no new candidates).
-    cooc = (*rate, "cooccur_top")
-    round4 = {
-        "feat_rate": round2["feat_rate"],
-        "list": ranking.Options(ranker_features=rate, objective="listwise", ranker_c=0.1),
-        "list_prior": ranking.Options(ranker_features=rate, objective="listwise_prior", ranker_c=0.1),
-        "cooc_list": ranking.Options(ranker_features=cooc, objective="listwise", ranker_c=0.1),
-        "rrf": ranking.Options(ranker_features=rate, fusion="rrf"),
-    }
-    # Round 5: the adapter (a learned map from video vectors to tag vectors).
-    adapt = (*rate, *ranking.ADAPTER_FEATURES)
-    round5 = {
-        "feat_rate": round2["feat_rate"],
-        "adapt_feat": ranking.Options(ranker_features=adapt),
-        "adapt_feat_list": ranking.Options(ranker_features=adapt, objective="listwise", ranker_c=0.1),
-        "adapt_list": ranking.Options(ranker_features=adapt, objective="listwise", ranker_c=0.1, adapter_top=30),
-    }
-    # Round 6: recall sources (written down after ``--recall``'s diagnosis, before any nested number).
-    chunk = (*rate, *ranking.CHUNK_FEATURES)
-    round6 = {
-        "feat_rate": round2["feat_rate"],
-        "chunk": ranking.Options(ranker_features=chunk, chunk_top=20),
-        "head": ranking.Options(ranker_features=(*rate, "head_near"), head_near=5),
-        "chunk_head": ranking.Options(ranker_features=(*chunk, "head_near"), chunk_top=20, head_near=5),
-    }
-    return {2: round2, 3: round3, 4: round4, 5: round5, 6: round6}[round_]
 
 
-ROUND = 6
+DEDUP_COSINE = 0.9
+DEDUP_DEPTH = 20  # duplicate suppression reorders this many of the best candidates
+
+
+def suppress_duplicates(ids: list[int], vocab: Any, *, use_cosine: bool) -> list[int]:
+    """Among the best ``DEDUP_DEPTH`` tag ids, a tag whose name contains or is contained in a better-placed
+    tag's name (虾 under 龙虾, 直播间 under 直播), or (``use_cosine``) whose tag embedding is within
+    ``DEDUP_COSINE`` of one, moves after the non-duplicates of that depth."""
+    index = vocab.index
+    head, tail = ids[:DEDUP_DEPTH], ids[DEDUP_DEPTH:]
+    kept: list[int] = []
+    moved: list[int] = []
+    for t in head:
+        i = index.get(t)
+        name = vocab.names[i] if i is not None else ""
+        dup = False
+        for k in kept:
+            j = index.get(k)
+            if i is None or j is None:
+                continue
+            other = vocab.names[j]
+            contained = bool(name) and (name in other or other in name)
+            dup = contained or (use_cosine and float(vocab.embeddings[i] @ vocab.embeddings[j]) >= DEDUP_COSINE)
+            if dup:
+                break
+        (moved if dup else kept).append(t)
+    return kept + moved + tail
+
+
+def _suppressed(scored: list[Any], vocab: Any, arm: Arm) -> list[Any]:
+    """``evaluation.Scored`` rows with the arm's duplicate suppression applied to their ranking (scores unchanged)."""
+    if arm.dedup == "none":
+        return scored
+    for s in scored:
+        score = dict(s.ranked)
+        order = suppress_duplicates([t for t, _ in s.ranked], vocab, use_cosine=arm.dedup == "name+cos")
+        s.ranked = [(t, score[t]) for t in order]
+    return scored
+
+
+def tag_structure(vocab: Any) -> Any:
+    """What the vocabulary's shape says about each tag (for ``--errors`` and ``--recall``): ``neighbours``,
+    its ``STRUCTURE_K`` nearest tags by tag embedding (row indices), and ``children``, how many other
+    names contain its name (游戏 inside 射击游戏, 手机游戏 …), log-scaled to [0, 1]. Computed once per process."""
+    import math
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    if _STATE.get("structure_of") is vocab:
+        return _STATE["structure"]
+    n = len(vocab.tag_ids)
+    k = max(0, min(STRUCTURE_K, n - 1))
+    neighbours = np.zeros((n, k), dtype=np.int64)
+    emb = vocab.embeddings
+    for lo in range(0, n, 1024):
+        sims = emb[lo : lo + 1024] @ emb.T
+        sims[np.arange(len(sims)), np.arange(lo, lo + len(sims))] = -np.inf
+        if k:
+            neighbours[lo : lo + len(sims)] = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    by_name: dict[str, list[int]] = {}
+    for i, name in enumerate(vocab.names):
+        by_name.setdefault(name, []).append(i)
+    counts = np.zeros(n, dtype=np.float32)
+    for name in set(vocab.names):
+        # every shorter substring of this name that is itself a tag name has one more "child"
+        subs = {name[a:b] for a in range(len(name)) for b in range(a + 1, len(name) + 1)} - {name}
+        for sub in subs:
+            for i in by_name.get(sub, ()):
+                counts[i] += 1
+    children = np.log1p(counts) / math.log1p(float(counts.max())) if n and counts.max() > 0 else counts
+    _STATE["structure_of"], _STATE["structure"] = vocab, SimpleNamespace(neighbours=neighbours, children=children)
+    return _STATE["structure"]
+
+
+STRUCTURE_K = 10
 
 
 _STATE: dict[str, Any] = {}
@@ -204,10 +197,11 @@ def outer_fold(seed: int, fold: int, folds: int) -> dict[str, Any]:
     outer: dict[str, list[tuple[list[int], list[int]]]] = {}
     # Arms sharing candidate options share their candidates (computed once per training part).
     with evaluation.caching():
-        for name, options in arms().items():
+        for name, arm in arms().items():
+            options = arm.options
             scored = evaluation.cross_validate(train, vocab, folds=folds, seed=1000 + seed * 10 + fold, options=options)
-            inner[name] = evaluation.metrics(scored, K)[f"recall_at_{K}"]
-            out = evaluation.run(train, test, vocab, seed=seed, options=options)
+            inner[name] = evaluation.metrics(_suppressed(scored, vocab, arm), K)[f"recall_at_{K}"]
+            out = _suppressed(evaluation.run(train, test, vocab, seed=seed, options=options), vocab, arm)
             outer[name] = [([t for t, _ in s.ranked[:20]], sorted(s.gold)) for s in out]
     names = list(inner)
     chosen = max(names, key=lambda n: (inner[n], -names.index(n)))
@@ -239,10 +233,11 @@ def _fitted_folds(
         yield held, train, model, know
 
 
-def errors(seed: int, folds: int, options: Any) -> None:
+def errors(seed: int, folds: int, arm: Arm) -> None:
     """Where the gold tags rank and what fills the top 5 instead (outer folds, one seed)."""
     from moderation.tagging import evaluation, ranking
 
+    options = arm.options
     vocab, records = _load()
     names = dict(zip(vocab.tag_ids, vocab.names, strict=True))
     positions: list[int | None] = []
@@ -253,9 +248,10 @@ def errors(seed: int, folds: int, options: Any) -> None:
         for i in held:
             r = records[int(i)]
             cands = evaluation.candidates_for(r, vocab, know, options)
-            ranked = ranking.rank(
-                cands, model, features=options.ranker_features, dedup=options.dedup, vocab=vocab, fusion=options.fusion
-            )
+            ranked = ranking.rank(cands, model, features=options.ranker_features)
+            if arm.dedup != "none":
+                order = suppress_duplicates([c.tag_id for c in ranked], vocab, use_cosine=arm.dedup == "name+cos")
+                ranked = [cands[t] for t in order]
             ids = [c.tag_id for c in ranked]
             positions += [ids.index(g) if g in ids else None for g in r.gold]
             gold_names = [names[g] for g in r.gold]
@@ -319,10 +315,7 @@ def ceiling(seed: int, folds: int, options: Any) -> tuple[float, float, float]:
     y = np.concatenate([[c.tag_id in gold for c in cands] for cands, gold in rows]).astype(int)
     groups = np.concatenate([np.full(len(cands), n) for n, (cands, _) in enumerate(rows)])
     # Almost no regularisation (C = 100): a bound, not a model to use.
-    if options.objective.startswith("listwise"):
-        model = ranking.fit_listwise(x, y, groups, c=100.0)
-    else:
-        model = ranking.fit_linear(x, y, c=100.0)
+    model = ranking.fit_linear(x, y, c=100.0)
     scores = model.score(x)
     ps, rs, pool = [], [], []
     for n, (cands, gold) in enumerate(rows):
@@ -338,10 +331,9 @@ def _miss(r: Any, g: int, ids: list[int], know: Any, vocab: Any, names: dict[int
     """What a gold tag missed at 5 looks like: seen in the training part, its name (or a two-character
     piece of it) in the text, a near-synonym named in the text, e5's rank of it over the whole
     vocabulary (text or title), its parent-like shape (other tags contain its name), reachable by
-    co-occurrence from the ranker's top 10, and the second encoder's view."""
+    co-occurrence from the ranker's top 10."""
     import numpy as np
 
-    from moderation.tagging import ranking
     from moderation.tagging.text import normalise
 
     index = vocab.index
@@ -352,11 +344,7 @@ def _miss(r: Any, g: int, ids: list[int], know: Any, vocab: Any, names: dict[int
     if r.title_vector is not None:
         cos = np.maximum(cos, vocab.embeddings @ r.title_vector)
     e5_rank = int((cos > cos[i]).sum())
-    ens_rank = None
-    if vocab.embeddings2 is not None and r.vector2 is not None:
-        z = ranking._zscores(vocab.embeddings @ r.vector) + ranking._zscores(vocab.embeddings2 @ r.vector2)  # type: ignore[operator]
-        ens_rank = int((z > z[i]).sum())
-    structure = ranking.tag_structure(vocab)
+    structure = tag_structure(vocab)
     near = [names[vocab.tag_ids[int(j)]] for j in structure.neighbours[i]]
     return {
         "tag": name,
@@ -367,7 +355,6 @@ def _miss(r: Any, g: int, ids: list[int], know: Any, vocab: Any, names: dict[int
         "is_a near tag named in text": any(normalise(t) in text for t in near),
         "is_e5 rank < 100": e5_rank < 100,
         "is_e5 rank 100-499": 100 <= e5_rank < 500,
-        "is_e5+USE rank < 100": ens_rank is not None and ens_rank < 100,
         "is_parent-like (other tag names contain it)": float(structure.children[i]) > 0,
         "is_co-occurs with a top-10 tag": any(know.cooccur.get(t, {}).get(g, 0) > 0 for t in ids[:10]),
     }
@@ -383,11 +370,55 @@ def _ranks(values: Any) -> Any:
     return out
 
 
+def chunk_texts(segments: list[Any], *, size: int = 128, limit: int = 16) -> list[str]:
+    """The whole non-title text of ``segments`` (``text.Segment``: description, on-screen text, speech),
+    de-duplicated, in order, packed into pieces of at most ``size`` characters (segments joined by spaces; a
+    longer segment is cut), at most ``limit`` of them: per-chunk zero-shot sees what the whole text's single
+    vector dilutes, and text past ``text.embedding_text``'s 512 characters (a third of dev records have long
+    speech). Round 6's chunk view, kept for ``--recall``."""
+    seen: set[str] = set()
+    out: list[str] = []
+    current = ""
+    for seg in segments:
+        t = seg.text.strip()
+        if seg.field == "title" or not t or t in seen:
+            continue
+        seen.add(t)
+        for piece in (t[i : i + size] for i in range(0, len(t), size)):
+            if current and len(current) + 1 + len(piece) > size:
+                out.append(current)
+                current = piece
+                if len(out) >= limit:
+                    return out
+            else:
+                current = f"{current} {piece}" if current else piece
+    if current and len(out) < limit:
+        out.append(current)
+    return out
+
+
+def chunk_vectors(records: list[Any]) -> list[Any]:
+    """Each record's ``chunk_texts`` embedded with the tagging encoder (cached like the other vectors)."""
+    import numpy as np
+    import tagging_cv
+
+    from moderation.tagging import encoder
+
+    pieces = [chunk_texts(r.segments) for r in records]
+    flat = [t for texts in pieces for t in texts]
+    vectors = tagging_cv._cached_encode(flat, encoder.encode, encoder.ENCODER_NAME) if flat else np.zeros((0, 384))
+    out, at = [], 0
+    for texts in pieces:
+        out.append(vectors[at : at + len(texts)])
+        at += len(texts)
+    return out
+
+
 def recall_diagnosis(seeds: list[int], folds: int) -> None:
     """Round 6's diagnosis: where the app's missed gold tags are (outer folds of the app's ranker) and
     which recall source could have reached them. For each gold tag outside the top 5: never proposed or
     ranked low (its sources and features), and its rank under candidate views the pool lacks — e5 over
-    ``text.chunk_texts`` pieces max-pooled (raw, and z-scored per chunk: the whole text is clipped at
+    ``chunk_texts`` pieces max-pooled (raw, and z-scored per chunk: the whole text is clipped at
     512 characters), character-bigram coverage of its name in the text, training co-occurrence with
     the ranker's top 10 (lift), a pool candidate whose name contains its name (a parent / genre),
     a tag-embedding neighbour of the top 10 — over seeds, counts summed."""
@@ -397,10 +428,11 @@ def recall_diagnosis(seeds: list[int], folds: int) -> None:
     from moderation.tagging.text import normalise
 
     vocab, records = _load()
-    options = arms_of(2)["feat_rate"]
+    options = arms()["feat_rate"].options
     names = dict(zip(vocab.tag_ids, vocab.names, strict=True))
     index = vocab.index
-    structure = ranking.tag_structure(vocab)
+    structure = tag_structure(vocab)
+    chunks = chunk_vectors(records)
     total = 0
     rows: list[dict[str, Any]] = []
     for seed in seeds:
@@ -421,8 +453,8 @@ def recall_diagnosis(seeds: list[int], folds: int) -> None:
                 r_text = _ranks(cos)
                 r_title = _ranks(vocab.embeddings @ r.title_vector) if r.title_vector is not None else None
                 r_chunk = r_chunkz = None
-                if r.chunk_vectors is not None and len(r.chunk_vectors):
-                    per = vocab.embeddings @ r.chunk_vectors.T  # (tags, chunks)
+                if len(chunks[int(i)]):
+                    per = vocab.embeddings @ chunks[int(i)].T  # (tags, chunks)
                     r_chunk = _ranks(per.max(axis=1))
                     z = (per - per.mean(axis=0)) / np.maximum(per.std(axis=0), 1e-9)
                     r_chunkz = _ranks(z.max(axis=1))
@@ -521,7 +553,8 @@ def pool_sizes(seed: int, folds: int) -> None:
 
     vocab, records = _load()
     pools: dict[str, list[set[int]]] = {}
-    for name, options in arms().items():
+    for name, arm in arms().items():
+        options = arm.options
         pools[name] = []
         for held in evaluation._folds(len(records), folds, seed):
             held_set = {int(i) for i in held}
@@ -553,11 +586,8 @@ def main() -> None:
         "--recall", action="store_true", help="round 6's diagnosis: where the missed gold tags are, then stop"
     )
     parser.add_argument("--pool", action="store_true", help="each arm's candidate pool (first seed), then stop")
-    parser.add_argument("--round", type=int, choices=(2, 3, 4, 5, 6), default=6, help="which round's arms (default 6)")
     args = parser.parse_args()
-    global ROUND
-    ROUND = args.round
-    reference = "v1" if ROUND == 2 else "feat_rate"
+    reference = "v1"
 
     t0 = time.perf_counter()
     vocab, records = _load()
@@ -569,34 +599,13 @@ def main() -> None:
         pool_sizes(args.seeds[0], args.folds)
         return
     if args.errors:
-        a = arms()
-        for name in (
-            ("v1", "feat")
-            if ROUND == 2
-            else ("feat_rate", "list")
-            if ROUND == 4
-            else ("adapt_list",)
-            if ROUND == 5
-            else ("feat_rate",)
-        ):
+        for name in ("v1", "feat"):
             print(f"\nerror analysis, arm {name}, seed {args.seeds[0]}")
-            errors(args.seeds[0], args.folds, a[name])
+            errors(args.seeds[0], args.folds, arms()[name])
     if args.ceiling:
         print(f"\nin-sample ceiling (ranker fitted on the records it scores), seed {args.seeds[0]}")
-        from moderation.tagging import ranking
-
-        widest = ranking.Options(
-            ranker_features=tuple(f for f in ranking.FEATURES if f != "cooccur_top"),
-            ensemble_top=50,
-            embedding_top=100,
-            title_top=40,
-            smooth_top=ranking.SMOOTH_TOP,
-        )
-        # and round 3's widest pool (ens_wide) with every feature, for how far a wider pool could go
-        for name, options in {**arms(), "widest": widest, "widest_list": replace(widest, objective="listwise")}.items():
-            if options.fusion != "none" or options.objective == "pairwise":
-                continue
-            p, r, pool = ceiling(args.seeds[0], args.folds, options)
+        for name, arm in arms().items():
+            p, r, pool = ceiling(args.seeds[0], args.folds, arm.options)
             print(f"  {name:<12} P@5 {p:.3f}  R@5 {r:.3f}  (pool recall {pool:.3f})", flush=True)
     jobs = [(s, f, args.folds) for s in args.seeds for f in range(args.folds)]
     results = []

@@ -31,7 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, django_setup
+# The helpers beside it, also when imported as ``bench.webhooks``.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, django_setup  # noqa: E402
 
 RECEIVER = r"""
 import json, random, sys, time

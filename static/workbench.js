@@ -8,7 +8,9 @@ function markOnly(selector, el) {
   return el;
 }
 
-// A video the player cannot load (e.g. its object is missing from media storage) says so beside the player.
+// A video the player cannot load says so beside the player. A file missing from media storage is checked and
+// said by the server (_media_player.html) before any player is drawn, so this is a file the browser cannot
+// decode (an upload that is not a video) or a fetch that failed (an expired link, the store not answering).
 document.addEventListener(
   "error",
   (ev) => {
@@ -17,7 +19,8 @@ document.addEventListener(
     const note = document.createElement("p");
     note.className = "error";
     note.dataset.playerError = "";
-    note.textContent = "This video could not be loaded: the file may be missing from media storage.";
+    note.textContent =
+      "The browser could not play this video: the file is not a video it can decode, or it could not be fetched (reload the page to try again).";
     player.after(note);
   },
   true,

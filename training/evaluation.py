@@ -242,9 +242,33 @@ def evaluation_execute(*, run_id: int) -> EvaluationRun | None:
 
 def evaluation_latest(*, model_version: ModelVersion, eval_set_key: str | None = None) -> EvaluationRun | None:
     qs = EvaluationRun.objects.filter(model_version=model_version, status=EvaluationRun.Status.SUCCEEDED)
+    qs = qs.select_related("policy_version__policy")  # its set is named in words (eval_set_label)
     if eval_set_key:
         qs = qs.filter(eval_set_key=eval_set_key)
     return qs.order_by("-finished_at", "-pk").first()
+
+
+# What each metric key means, for the screens (the keys stay as tooltips: `evaluate` and the API print them).
+METRIC_LABELS = {
+    "n": "Items evaluated",
+    "n_violative": "Violative items",
+    "binary_accuracy": "Binary accuracy (violation or not)",
+    "binary_accuracy_ci95": "Binary accuracy, 95% interval",
+    "multiclass_accuracy": "Label accuracy (exact label)",
+    "strict_accuracy": "Strict accuracy (exact label, well-formed output)",
+    "format_validity": "Format validity (outputs that parse)",
+    "violative_precision": "Violation precision",
+    "violative_recall": "Violation recall",
+    "nonviolative_precision": "Non-violation precision",
+    "nonviolative_recall": "Non-violation recall",
+    "cascade_auto_share": "Share decided by stage 1",
+    "cascade_auto_binary_accuracy": "Binary accuracy of what stage 1 decided",
+    "cascade_escalated_share": "Share escalated to stage 2",
+}
+
+
+def metric_label(key: str) -> str:
+    return METRIC_LABELS.get(key) or key.replace("_", " ").capitalize()
 
 
 COMPARED_METRICS = (
@@ -265,7 +289,13 @@ def evaluation_compare(a: EvaluationRun, b: EvaluationRun) -> dict[str, Any]:
     for key in COMPARED_METRICS:
         va, vb = a.metrics.get(key), b.metrics.get(key)
         rows.append(
-            {"metric": key, "a": va, "b": vb, "delta": (vb - va) if va is not None and vb is not None else None}
+            {
+                "metric": key,
+                "label": metric_label(key),
+                "a": va,
+                "b": vb,
+                "delta": (vb - va) if va is not None and vb is not None else None,
+            }
         )
     categories = []
     recall_a = a.per_category.get("major_recall", {})

@@ -203,6 +203,17 @@ class EvaluationRun(models.Model):
     def __str__(self) -> str:
         return f"evaluation {self.pk} of {self.model_version_id} on {self.eval_set_key}"
 
+    @property
+    def eval_set_label(self) -> str:
+        """The set in words for the screens ("Gold set (human-labelled videos) · KuaiMod taxonomy v1"), where
+        they showed ``eval_set_key``, the comparison key ("gold:policy_version=1")."""
+        if self.eval_set == self.EvalSet.GOLD:
+            what = str(self.EvalSet.GOLD.label)
+        else:  # kuaimod_file:<name>:<sha256 prefix>:policy_version=<pk>
+            head, digest, _version = (self.eval_set_key.rsplit(":", 2) + ["", ""])[:3]
+            what = f"KuaiMod file {head.partition(':')[2] or self.file_path} (sha256 {digest[:8]}…)"
+        return f"{what} · {self.policy_version}"
+
 
 class ShadowDeployment(models.Model):
     """A candidate model version that decides live items beside the serving model, without effect."""

@@ -71,8 +71,9 @@ def promotion_check(
     key = result.candidate_run.eval_set_key
     result.serving_run = evaluation_latest(model_version=serving, eval_set_key=key)
     if result.serving_run is None:
+        the_set = result.candidate_run.eval_set_label  # in words; the key is for comparing
         result.reasons.append(
-            f"The serving version {serving.name} has no evaluation on the same set ({key}); evaluate it there "
+            f"The serving version {serving.name} has no evaluation on the same set ({the_set}); evaluate it there "
             "first so the two can be compared."
         )
         return result

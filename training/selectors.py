@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.models import ModelVersion
+from training.evaluation import metric_label
 from training.models import EvaluationRun, PreferenceDataset, RetrainRule, ShadowDeployment, TrainingJob
 
 ACTIVE_STATUSES = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
@@ -33,6 +34,21 @@ def job_get(*, pk: int) -> TrainingJob:
 
 def job_is_active(job: TrainingJob) -> bool:
     return job.status in ACTIVE_STATUSES
+
+
+def job_params_shown(job: TrainingJob) -> list[tuple[str, str]]:
+    """A job's parameters as the job screen lists them: by name, a list as its items ("q_proj, v_proj",
+    not a Python list), an empty value as "—" (the trainer's default)."""
+    shown = []
+    for key, value in sorted((job.params or {}).items()):
+        if isinstance(value, list | tuple):
+            text = ", ".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            text = ", ".join(f"{k}: {v}" for k, v in value.items())
+        else:
+            text = "" if value is None else str(value)
+        shown.append((key, text or "—"))
+    return shown
 
 
 def job_eta(job: TrainingJob) -> timedelta | None:
@@ -83,11 +99,13 @@ def job_chart(job: TrainingJob, key: str, **kwargs: int) -> LossChart | None:
 
 
 def evaluation_list() -> QuerySet[EvaluationRun]:
-    return EvaluationRun.objects.select_related("model_version", "policy_version").order_by("-created_at", "-pk")
+    return EvaluationRun.objects.select_related("model_version", "policy_version__policy").order_by(
+        "-created_at", "-pk"
+    )
 
 
 def evaluation_get(*, pk: int) -> EvaluationRun:
-    return get_object_or_404(EvaluationRun.objects.select_related("model_version", "policy_version"), pk=pk)
+    return get_object_or_404(EvaluationRun.objects.select_related("model_version", "policy_version__policy"), pk=pk)
 
 
 def evaluation_runs_ahead(*, run: EvaluationRun) -> int:
@@ -143,8 +161,8 @@ class Heatmap:
 _PER_CATEGORY_KEYS = {"major_recall", "major_recall_exact", "major_support"}
 
 
-def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str]]:
-    """The run's headline metrics as (name, text) rows: numbers to 4 places, an interval (a pair such as
+def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
+    """The run's headline metrics as (label, key, text) rows: numbers to 4 places, an interval (a pair such as
     ``binary_accuracy_ci95``) as "low – high"; the per-category tables are shown on their own."""
     rows = []
     for key, value in (run.metrics or {}).items():
@@ -158,7 +176,7 @@ def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str]]:
             text = f"{value[0]:.4f} – {value[1]:.4f}"
         else:
             text = str(value)
-        rows.append((key, text))
+        rows.append((metric_label(key), key, text))
     return rows
 
 

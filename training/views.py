@@ -101,7 +101,7 @@ def dataset_build(request: HttpRequest) -> HttpResponse:
     except TrainingError as exc:
         typed = {"kind": kind, "eval_share": typed_share, "rejected_from": rejected_from}
         return _render_list(request, TrainingJobStartForm(), status=400, dataset_error=str(exc), dataset_typed=typed)
-    what = "SFT records" if dataset.kind == "sft" else "preference pairs"
+    what = ("SFT record" if dataset.kind == "sft" else "preference pair") + ("" if dataset.train_count == 1 else "s")
     if dataset.created_at < asked:
         messages.info(
             request,
@@ -143,6 +143,7 @@ def job_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = {
         "job": job,
         "active": selectors.job_is_active(job),
+        "params": selectors.job_params_shown(job),
         "eta": selectors.job_eta(job),
         "chart": selectors.job_loss_chart(job),
         "reward_chart": selectors.job_chart(job, "reward"),

@@ -34,3 +34,34 @@ class RejectNulMiddleware:
         if _has_nul(request):
             return HttpResponse(NUL_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+
+class MethodNotAllowedPageMiddleware:
+    """Give the browser a page, not an empty 405, when a form's address is opened directly.
+
+    ``require_POST`` answers an empty ``HttpResponseNotAllowed``, which Chromium shows as its own
+    "This page isn't working · HTTP ERROR 405". A user gets there by pressing Enter in the address bar
+    after a refused form was shown at its POST address, by a bookmark, or by going back after the
+    session ended. The status stays 405 (and ``Allow`` stays); the API's own 405 answers (JSON) and
+    htmx requests are left as they are.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code == 405
+            and request.method in ("GET", "HEAD")
+            and not response.content
+            and not request.headers.get("HX-Request")
+        ):
+            from django.template.loader import render_to_string
+
+            html = render_to_string("405.html", {"allowed": response.get("Allow", "")}, request=request)
+            page = HttpResponse(html, status=405)
+            if response.has_header("Allow"):
+                page["Allow"] = response["Allow"]
+            return page
+        return response

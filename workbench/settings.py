@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "workbench.middleware.RejectNulMiddleware",
+    "workbench.middleware.MethodNotAllowedPageMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -291,8 +292,9 @@ REPRO_HNSW_EF_SEARCH = env.int("REPRO_HNSW_EF_SEARCH", default=40)
 # mean of its keyframes'), "keyframes" (one scan of every keyframe row per query keyframe, 8 per video: the old
 # channel) or "both" (bench/RESULTS.md, issue 20).
 REPRO_FRAME_NEIGHBOURS = env.str("REPRO_FRAME_NEIGHBOURS", default="video")
-# The picture and transcript HNSW scans at the same time, the transcript one on a second connection per worker thread
-# (outside transactions only; moderation.reproduction.side_connection; bench/RESULTS.md, issue 20). Off: one statement.
+# The picture and transcript HNSW scans sent first, each on a side connection per worker thread (two more connections),
+# walking while the PDQ look-up runs (outside transactions only; moderation.reproduction.side_connection;
+# bench/RESULTS.md, issue 20). Off: one statement after the PDQ look-up.
 REPRO_NEIGHBOURS_PARALLEL = env.bool("REPRO_NEIGHBOURS_PARALLEL", default=True)
 # The in-process PDQ multi-index's chunks (CHUNKSxBITS): 12x21 (254 MB at 200k videos); 11x23 verifies ~3x fewer
 # candidates at 1.6M hashes, is faster there and slower at small sizes, and holds 370 MB of bucket offsets

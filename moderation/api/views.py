@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django.contrib.auth.models import User
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -54,6 +54,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description="a retried POST with the same key returns the first result (and never a second video)",
 )
 
+_Row = TypeVar("_Row", bound=Model)
+
 
 class SyncCursorPagination(CursorPagination):
     """Oldest first from ``since``; follow ``next`` until it is null, keep the last row's time."""
@@ -90,6 +92,17 @@ class _IntegrationAwareViewSet(viewsets.GenericViewSet):
                 }
             )
         return int(raw)
+
+    def _sync_queryset(self, qs: QuerySet[_Row], *, changed: str) -> QuerySet[_Row]:
+        """A pull-sync list (decisions, labels): ``?video=`` one video's rows, ``?since=`` the rows whose
+        ``changed`` time (the cursor's order) is at or after it, then only what the caller may see."""
+        video_id = self._video_id()
+        if video_id is not None:
+            qs = qs.filter(video_id=video_id)
+        since = self._since()
+        if since is not None:
+            qs = qs.filter(**{f"{changed}__gte": since})
+        return videos_visible_to(integration=request_integration(self.request), qs=qs, field="video_id")
 
 
 @extend_schema_view(
@@ -181,13 +194,7 @@ class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integra
 
     def get_queryset(self) -> QuerySet[Decision]:
         qs = Decision.objects.select_related("policy_version__policy", "model_version")
-        video_id = self._video_id()
-        if video_id is not None:
-            qs = qs.filter(video_id=video_id)
-        since = self._since()
-        if since is not None:
-            qs = qs.filter(created_at__gte=since)
-        return videos_visible_to(integration=request_integration(self.request), qs=qs, field="video_id")
+        return self._sync_queryset(qs, changed="created_at")
 
     @extend_schema(
         parameters=[
@@ -208,13 +215,7 @@ class LabelViewSet(mixins.ListModelMixin, _IntegrationAwareViewSet):
 
     def get_queryset(self) -> QuerySet[ItemLabel]:
         qs = ItemLabel.objects.select_related("video", "policy_version__policy")
-        video_id = self._video_id()
-        if video_id is not None:
-            qs = qs.filter(video_id=video_id)
-        since = self._since()
-        if since is not None:
-            qs = qs.filter(updated_at__gte=since)
-        return videos_visible_to(integration=request_integration(self.request), qs=qs, field="video_id")
+        return self._sync_queryset(qs, changed="updated_at")
 
     @extend_schema(
         parameters=[

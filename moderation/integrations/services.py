@@ -263,15 +263,6 @@ def event_label_final(
     )
 
 
-def event_label_final_for(*, item_label: Any) -> OutboxEvent:
-    return event_label_final(
-        video_id=item_label.video_id,
-        label=item_label.label,
-        source=item_label.source,
-        policy_version=item_label.policy_version,
-    )
-
-
 def event_tags_final(*, video_id: int, tags: list[str], by: str = "", video: Video | None = None) -> OutboxEvent:
     """Called by the tagging wing's ``tags_finalize``, in its transaction."""
     return event_record(

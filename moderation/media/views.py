@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.middleware import HtmxDetails
 
@@ -99,11 +100,11 @@ def video_upload(request: HtmxHttpRequest) -> HttpResponse:
                 'This file was already uploaded: it is video <a href="{}">#{} “{}”</a>. Nothing new was queued.',
                 reverse("moderation:video_detail", args=[video.pk]),
                 video.pk,
-                video.title,
+                Truncator(video.title).chars(80),
             ),
         )
         return redirect("moderation:video_list")
-    messages.success(request, f"“{video}” was uploaded and is queued for processing.")
+    messages.success(request, f"“{Truncator(str(video)).chars(80)}” was uploaded and is queued for processing.")
     return redirect("moderation:video_list")
 
 

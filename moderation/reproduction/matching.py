@@ -23,10 +23,6 @@ def hex_to_bits(hex_hash: str) -> str:
     return format(int(hex_hash, 16), f"0{HASH_BITS}b")
 
 
-def bits_to_int(bits: str) -> int:
-    return int(bits, 2)
-
-
 def hamming_hex(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 

@@ -4,7 +4,7 @@ and the cluster key that dataset splits use."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +14,8 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from moderation.media.models import Video
-from moderation.reproduction import matching
-from moderation.reproduction.models import ClusterMembership, FrameHash, ReproCandidate
+from moderation.reproduction import matching, side_connection
+from moderation.reproduction.models import ClusterMembership, ReproCandidate
 
 logger = logging.getLogger(__name__)
 
@@ -130,15 +130,67 @@ def video_neighbours(
     """The picture neighbours of ``video_id`` — by its video embedding (the nearest other videos' embeddings), by its
     keyframes (at most ``frame_queries`` of them, spread evenly, each with its nearest keyframes of other videos), or
     both: ``channel``, default ``settings.REPRO_FRAME_NEIGHBOURS`` — and the nearest other transcripts to its own.
+    ``video_neighbours_send`` then ``.result()``: see there."""
+    return video_neighbours_send(
+        video_id=video_id, frame_queries=frame_queries, k_frames=k_frames, k_text=k_text, k_videos=k_videos,
+        channel=channel,
+    ).result()  # fmt: skip
 
-    Outside a transaction (``side_connection.enabled``: the retrieval task) the transcript scan is sent first on a
-    second connection and the picture scan runs on this one, so two backends scan at the same time; inside one (or
-    when the side connection fails) both go in one statement (see ``_VIDEO_PART``). Either way each connection gets
-    one round trip: the HNSW settings and the statement go as one simple query (no parameters: integers only,
-    formatted in), which PostgreSQL runs as one transaction, so the settings end with it (inside a caller's
-    transaction they last to its end).
+
+class PendingNeighbours:
+    """``video_neighbours``' scans, sent (on side connections) or still to run (here): ``result`` waits or runs."""
+
+    def __init__(
+        self, sql: Callable[[str], str], sent: dict[str, side_connection.Pending | None], video_id: int
+    ) -> None:
+        self._sql, self._sent, self._video_id = sql, sent, video_id
+
+    def result(self) -> Neighbours:
+        rows: list[tuple[Any, ...]] = []
+        local = [part for part, pending in self._sent.items() if pending is None]
+        if local:  # what could not be sent runs here, in one statement
+            rows += _neighbour_rows(self._sql("all" if len(local) == len(self._sent) else local[0]))
+        for part, pending in self._sent.items():
+            if pending is None:
+                continue
+            try:
+                rows += [
+                    (kind, None if qt is None else float(qt), int(v or 0), None if t is None else float(t),
+                     float(sim or 0))
+                    for kind, qt, v, t, sim in pending.rows()
+                ]  # fmt: skip
+            except side_connection.SideConnectionError as exc:
+                logger.warning(
+                    "%s neighbours of video %s on a side connection failed (%s): run here", part, self._video_id, exc
+                )
+                rows += _neighbour_rows(self._sql(part))
+        frames = sorted(
+            ((int(v), float(t), float(qt), float(sim)) for kind, qt, v, t, sim in rows if kind == "f"),
+            key=lambda r: (r[2], -r[3]),
+        )
+        text = sorted(((int(v), float(sim)) for kind, _qt, v, _t, sim in rows if kind == "t"), key=lambda r: -r[1])
+        videos = sorted(((int(v), float(sim)) for kind, _qt, v, _t, sim in rows if kind == "v"), key=lambda r: -r[1])
+        return Neighbours(frames=frames, text=text, videos=videos)
+
+    def discard(self) -> None:
+        """Wait out whatever was sent and drop it (when the caller gave up)."""
+        for pending in self._sent.values():
+            if pending is not None:
+                pending.discard()
+
+
+def video_neighbours_send(
+    *, video_id: int, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10, k_videos: int = 20,
+    channel: str | None = None,
+) -> PendingNeighbours:  # fmt: skip
+    """Start ``video_neighbours``: outside a transaction (``side_connection.enabled``: the retrieval task) the
+    picture scan and the transcript scan are sent at once, each on its own side connection, so two backends scan
+    while this connection does other work (``candidates_retrieve``: the PDQ look-up); ``result`` reads them.
+    Inside one (or where a side connection fails) ``result`` runs what was not sent here, in one statement (see
+    ``_VIDEO_PART``). Each statement is one round trip: the HNSW settings and the statement go as one simple query
+    (no parameters: integers only, formatted in), which PostgreSQL runs as one transaction, so the settings end with
+    it (inside a caller's transaction they last to its end).
     """
-    from moderation.reproduction import side_connection
 
     def sql(parts: str) -> str:
         return video_neighbours_sql(
@@ -148,29 +200,9 @@ def video_neighbours(
 
     if (channel or settings.REPRO_FRAME_NEIGHBOURS) in {"keyframes", "both"}:
         _warn_without_keyframe_index(channel or settings.REPRO_FRAME_NEIGHBOURS)
-    pending = side_connection.send(sql("text"))
-    try:
-        rows = _neighbour_rows(sql("all" if pending is None else "picture"))
-    except BaseException:
-        if pending is not None:
-            pending.discard()
-        raise
-    if pending is not None:
-        try:
-            # the transcript part's rows, as text: ('t', NULL, video id, NULL, similarity)
-            rows += [(kind, None, int(v or 0), None, float(sim or 0)) for kind, _qt, v, _t, sim in pending.rows()]
-        except side_connection.SideConnectionError as exc:
-            logger.warning(
-                "transcript neighbours of video %s on the side connection failed (%s): run here", video_id, exc
-            )
-            rows += _neighbour_rows(sql("text"))
-    frames = sorted(
-        ((int(v), float(t), float(qt), float(sim)) for kind, qt, v, t, sim in rows if kind == "f"),
-        key=lambda r: (r[2], -r[3]),
-    )
-    text = sorted(((int(v), float(sim)) for kind, _qt, v, _t, sim in rows if kind == "t"), key=lambda r: -r[1])
-    videos = sorted(((int(v), float(sim)) for kind, _qt, v, _t, sim in rows if kind == "v"), key=lambda r: -r[1])
-    return Neighbours(frames=frames, text=text, videos=videos)
+    sent = {"text": side_connection.send(sql("text"), slot="text")}
+    sent["picture"] = side_connection.send(sql("picture"), slot="picture") if sent["text"] else None
+    return PendingNeighbours(sql, sent, video_id)
 
 
 def _neighbour_rows(sql: str) -> list[tuple[Any, ...]]:
@@ -243,10 +275,6 @@ def hash_queries_of(video_id: int) -> list[tuple[float, str, bool]]:
         if mirror_bits:
             queries.append((float(t), f"{int(mirror_bits, 2):064x}", True))
     return queries
-
-
-def frame_hashes_of(video_id: int) -> list[FrameHash]:
-    return list(FrameHash.objects.filter(video_id=video_id).order_by("t"))
 
 
 # --- the pair queue -----------------------------------------------------------------------------------

@@ -203,13 +203,19 @@ def candidates_retrieve(
     (``frame_matches`` only with ``REPRO_FRAME_NEIGHBOURS`` keyframes or both) for
     at most ``3 * top_k`` videos (a read: nothing is written).
     """
-    queries = selectors.hash_queries_of(video_id)
-    hits = selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold)
-    # One statement for the frame and transcript neighbours (the stages one after the other: sent before the
-    # PDQ search so that both ran at once, it measured no faster on 2 busy cores; bench/RESULTS.md, issue 20).
-    neighbours = selectors.video_neighbours(
+    # The two HNSW scans go first (each on a side connection, outside transactions) and walk their graphs while this
+    # process searches its PDQ copy and confirms the hits on its own connection; then their rows are read
+    # (bench/RESULTS.md, issue 20). Inside a transaction nothing is sent: ``result`` runs one statement here.
+    pending = selectors.video_neighbours_send(
         video_id=video_id, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=top_k, k_videos=VIDEO_K
     )
+    try:
+        queries = selectors.hash_queries_of(video_id)
+        hits = selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold)
+    except BaseException:
+        pending.discard()
+        raise
+    neighbours = pending.result()
     found: dict[int, dict[str, Any]] = defaultdict(
         lambda: {"hash_hits": [], "frame_matches": [], "video_sim": 0.0, "text_sim": 0.0}
     )

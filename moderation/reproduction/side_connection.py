@@ -1,14 +1,15 @@
-"""A second PostgreSQL connection per thread, for one read that runs while the thread's own connection runs another.
+"""Side PostgreSQL connections per thread, for reads that run while the thread's own connection does other work.
 
-Reproduction retrieval's embedding neighbours are two independent HNSW scans (picture, transcript). In one statement
-one backend runs them one after the other; here the transcript scan is sent (libpq's asynchronous send, no thread)
-on this side connection, the picture scan runs on Django's connection, and the two backends work at the same time
-(``selectors.video_neighbours``; measured in bench/RESULTS.md, issue 20). ``settings.REPRO_NEIGHBOURS_PARALLEL``
-turns it off.
+Reproduction retrieval's embedding neighbours are two independent HNSW scans (picture, transcript). Each is sent
+(libpq's asynchronous send, no thread) on its own side connection (``slot`` "picture", "text") before the PDQ
+look-up, so two backends walk their graphs while this process searches its PDQ copy and confirms the hits on
+Django's connection; then their rows are read (``selectors.video_neighbours_send``, ``services.candidates_retrieve``;
+measured in bench/RESULTS.md, issue 20). ``settings.REPRO_NEIGHBOURS_PARALLEL`` turns it off (one statement on
+Django's connection, after the PDQ look-up).
 
-Only outside a transaction (autocommit, as the retrieval task runs): the side connection sees committed rows only,
+Only outside a transaction (autocommit, as the retrieval task runs): a side connection sees committed rows only,
 so inside a caller's transaction (and in tests, which run inside one) nothing is sent here and the caller runs its
-single statement. The side connection is opened on first use, kept for the thread (one more PostgreSQL connection
+single statement. A side connection is opened on first use, kept for the thread (two more PostgreSQL connections
 per worker thread that retrieves) and closed with Django's connection (so it follows CONN_MAX_AGE and never blocks
 a test database's teardown), reopened when broken, and never shared across a fork (a child opens its own).
 Any failure here (connect, send, a broken result) makes ``send`` return None or ``Pending.rows`` raise
@@ -50,9 +51,15 @@ def _close_quietly(conn: Any, pid: int) -> None:
             conn.close()
 
 
-def _key() -> tuple[str, str, str, str]:
+def _key(slot: str) -> tuple[str, str, str, str, str]:
     s = connection.settings_dict
-    return (str(s.get("HOST") or ""), str(s.get("PORT") or ""), str(s.get("NAME") or ""), str(s.get("USER") or ""))
+    return (
+        str(s.get("HOST") or ""),
+        str(s.get("PORT") or ""),
+        str(s.get("NAME") or ""),
+        str(s.get("USER") or ""),
+        slot,
+    )
 
 
 def enabled() -> bool:
@@ -63,10 +70,10 @@ def enabled() -> bool:
     return connection.vendor == "postgresql" and bool(connection.get_autocommit())
 
 
-def _side() -> _Side:
-    sides: dict[tuple[str, str, str, str], _Side] = getattr(_LOCAL, "sides", None) or {}
+def _side(slot: str) -> _Side:
+    sides: dict[tuple[str, ...], _Side] = getattr(_LOCAL, "sides", None) or {}
     _LOCAL.sides = sides
-    key = _key()
+    key = _key(slot)
     connection.ensure_connection()
     raw = connection.connection
     side = sides.get(key)
@@ -90,17 +97,21 @@ def _side() -> _Side:
 
 def close() -> None:
     """Close this thread's side connections (the next ``send`` opens one again)."""
-    sides: dict[tuple[str, str, str, str], _Side] = getattr(_LOCAL, "sides", None) or {}
+    sides: dict[tuple[str, ...], _Side] = getattr(_LOCAL, "sides", None) or {}
     for side in sides.values():
         _close_quietly(side.conn, side.pid)
     sides.clear()
 
 
-def backend_pid() -> int | None:
-    """This thread's side connection's PostgreSQL backend (None when it has none open): for CPU accounting."""
-    sides: dict[tuple[str, str, str, str], _Side] = getattr(_LOCAL, "sides", None) or {}
-    side = sides.get(_key())
-    return None if side is None or side.conn.closed else int(side.conn.pgconn.backend_pid)
+def backend_pids() -> list[int]:
+    """This thread's open side connections' PostgreSQL backends (slot order): for CPU accounting."""
+    sides: dict[tuple[str, ...], _Side] = getattr(_LOCAL, "sides", None) or {}
+    here = _key("")[:-1]
+    return [
+        int(side.conn.pgconn.backend_pid)
+        for key, side in sorted(sides.items())
+        if key[:-1] == here and not side.conn.closed
+    ]
 
 
 class Pending:
@@ -139,24 +150,24 @@ class Pending:
 
 
 def _drop(side: _Side) -> None:
-    sides: dict[tuple[str, str, str, str], _Side] = getattr(_LOCAL, "sides", None) or {}
+    sides: dict[tuple[str, ...], _Side] = getattr(_LOCAL, "sides", None) or {}
     for key, value in list(sides.items()):
         if value is side:
             sides.pop(key)
     _close_quietly(side.conn, side.pid)
 
 
-def send(sql: str) -> Pending | None:
-    """Send ``sql`` (a simple query: no parameters) on this thread's side connection without waiting; None when
-    it may not (``enabled``) or cannot (it did not connect or the send failed: logged, the caller runs it)."""
+def send(sql: str, *, slot: str = "text") -> Pending | None:
+    """Send ``sql`` (a simple query: no parameters) on this thread's side connection ``slot`` without waiting; None
+    when it may not (``enabled``) or cannot (it did not connect or the send failed: logged, the caller runs it)."""
     if not enabled():
         return None
     try:
-        side = _side()
+        side = _side(slot)
         side.conn.pgconn.send_query(sql.encode())
     except Exception as exc:  # cannot connect or send: the caller runs the statement on its own connection
         logger.warning("side connection unavailable, neighbours run in one statement: %s", exc)
-        stale = getattr(_LOCAL, "sides", {}).get(_key())
+        stale = getattr(_LOCAL, "sides", {}).get(_key(slot))
         if stale is not None:
             _drop(stale)
         return None

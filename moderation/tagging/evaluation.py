@@ -25,14 +25,7 @@ import numpy as np
 from moderation.errors import ModerationError
 from moderation.tagging import ranking
 from moderation.tagging.ranking import single_threaded_blas
-from moderation.tagging.text import (
-    Segment,
-    chunk_texts,
-    embedding_text,
-    segment_texts,
-    split_segments,
-    title_text,
-)
+from moderation.tagging.text import Segment, embedding_text, split_segments, title_text
 from workbench.text import storable_text
 
 SOURCES = ranking.SOURCES
@@ -48,10 +41,6 @@ class Record:
     vector: np.ndarray | None = None
     title: str = ""
     title_vector: np.ndarray | None = None
-    segment_vectors: np.ndarray | None = None
-    vector2: np.ndarray | None = None  # the second encoder's (``encoder.encode_second``)
-    title_vector2: np.ndarray | None = None
-    chunk_vectors: np.ndarray | None = None  # ``text.chunk_texts``' vectors (the chunk view, round 6)
 
 
 @dataclass
@@ -113,31 +102,6 @@ def load_records(
     return report
 
 
-def _embed_pieces(
-    records: Sequence[Record], encode: Callable[[list[str]], Any], pieces: Callable[[Any], list[str]], attribute: str
-) -> None:
-    """Each record's vectors of ``pieces(record.segments)``, in one encoder call, stored as ``attribute``
-    (records that have them already are left alone)."""
-    todo = [(r, pieces(r.segments)) for r in records if getattr(r, attribute) is None]
-    flat = [t for _, texts in todo for t in texts]
-    vectors = np.asarray(encode(flat), dtype=np.float32) if flat else np.zeros((0, 384), dtype=np.float32)
-    at = 0
-    for r, texts in todo:
-        setattr(r, attribute, vectors[at : at + len(texts)])
-        at += len(texts)
-
-
-def embed_segments(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
-    """Per-segment vectors (variant V4 only: the app does not compute them)."""
-    _embed_pieces(records, encode, segment_texts, "segment_vectors")
-
-
-def embed_chunks(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
-    """Each record's chunk vectors (``text.chunk_texts``: the whole non-title text in <= 128-character pieces;
-    round 6's chunk view, not adopted: the app does not compute them)."""
-    _embed_pieces(records, encode, chunk_texts, "chunk_vectors")
-
-
 def embed_records(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
     """The whole text's vector and the title's (as the worker computes them for a video)."""
     todo = [r for r in records if r.vector is None]
@@ -165,27 +129,13 @@ class Knowledge:
     centre: np.ndarray | None = None
     rates: dict[int, float] = field(default_factory=dict)  # set by ``fit_ranker`` (out-of-fold outcomes)
     base_rate: float = 0.0
-    adapter: np.ndarray | None = None  # ``ranking.fit_adapter``, computed on first use (it needs the vocabulary)
 
 
 # Set by ``caching()`` (the nested benchmark): what ``learn`` and ``candidates_for`` computed, reused
 # by every ranker arm that shares the candidate options (their results depend only on the training
 # records, the record and those options).
 _CACHE: dict[Any, Any] | None = None
-_GENERATION_FIELDS = (
-    "embedding_top",
-    "title",
-    "segments",
-    "related",
-    "hashtag",
-    "title_top",
-    "smooth_top",
-    "similar_temperature",
-    "ensemble_top",
-    "adapter_top",
-    "chunk_top",
-    "head_near",
-)
+_GENERATION_FIELDS = ("embedding_top", "title", "related", "hashtag")
 
 
 @contextmanager
@@ -258,8 +208,6 @@ def candidates_for(
 def _candidates_for(
     record: Record, vocab: ranking.Vocabulary, know: Knowledge, options: ranking.Options
 ) -> dict[int, ranking.Candidate]:
-    if know.adapter is None and know.tag_lists:
-        know.adapter = ranking.fit_adapter(know.vectors, know.tag_lists, vocab)
     v = ranking.Vocabulary(
         vocab.tag_ids,
         vocab.names,
@@ -271,9 +219,6 @@ def _candidates_for(
         know.centre,
         know.rates,
         know.base_rate,
-        ranking.tag_structure(vocab),
-        vocab.embeddings2,
-        know.adapter,
     )
     assert record.vector is not None
     return ranking.generate(
@@ -283,10 +228,6 @@ def _candidates_for(
         neighbours=ranking.neighbours_from(record.vector, know.vectors, know.tag_lists),
         classifiers=know.classifiers,
         title_vector=record.title_vector,
-        segment_vectors=record.segment_vectors,
-        vector2=record.vector2,
-        title_vector2=record.title_vector2,
-        chunk_vectors=record.chunk_vectors,
         options=options,
     )
 
@@ -294,17 +235,6 @@ def _candidates_for(
 def _folds(n: int, k: int, seed: int) -> list[np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
     return [order[i::k] for i in range(k)]
-
-
-def train_ranker(
-    records: Sequence[Record],
-    vocab: ranking.Vocabulary,
-    *,
-    seed: int = 0,
-    options: ranking.Options = ranking.Options(),
-) -> ranking.LinearModel | None:
-    """Logistic regression on out-of-fold candidate features of the train records."""
-    return fit_ranker(records, vocab, seed=seed, options=options)[0]
 
 
 def fit_ranker(
@@ -345,7 +275,6 @@ def fit_ranker(
 
     xs: list[np.ndarray] = []
     ys: list[np.ndarray] = []
-    groups: list[np.ndarray] = []
     for f, rows in enumerate(folds):
         rates, base = ranking.acceptance_rates(outcomes(f))
         for cands, y in rows:
@@ -353,23 +282,12 @@ def fit_ranker(
                 c.features["accept_rate"] = rates.get(c.tag_id, base)
             xs.append(ranking.feature_matrix(cands)[:, cols])
             ys.append(y)
-            groups.append(np.full(len(y), len(groups)))
     rates, base = ranking.acceptance_rates(outcomes(None))
     if not xs:
         return None, rates, base
     x, y = np.vstack(xs), np.concatenate(ys)
     if y.min() == y.max():
         return None, rates, base
-    if options.objective == "pairwise":
-        return ranking.fit_pairwise(x, y, np.concatenate(groups), c=options.ranker_c, seed=seed), rates, base
-    if options.objective in ("listwise", "listwise_prior"):
-        towards = (
-            np.array([ranking.DEFAULT_WEIGHTS.get(f, 0.0) for f in options.ranker_features])
-            if options.objective == "listwise_prior"
-            else None
-        )
-        model = ranking.fit_listwise(x, y, np.concatenate(groups), c=options.ranker_c, towards=towards)
-        return model, rates, base
     return ranking.fit_linear(x, y, c=options.ranker_c, seed=seed), rates, base
 
 
@@ -392,9 +310,7 @@ def predict(
     out: list[Scored] = []
     for r in records:
         cands = candidates_for(r, vocab, know, options, train_key=train_key)
-        ranked = ranking.rank(
-            cands, model, features=options.ranker_features, dedup=options.dedup, vocab=vocab, fusion=options.fusion
-        )
+        ranked = ranking.rank(cands, model, features=options.ranker_features)
         by_source = {
             s: sorted(((c.tag_id, c.scores[s]) for c in cands.values() if s in c.scores), key=lambda p: (-p[1], p[0]))
             for s in SOURCES

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from moderation.errors import ModerationError
 
@@ -22,16 +21,6 @@ def read_lines(path: Path, errors: list[str]) -> Iterator[str]:
         raise ModerationError(f"{path} is {size:,} bytes; a vocabulary file has at most {MAX_FILE_BYTES:,}.")
     with path.open("rb") as fh:
         yield from decode_lines(fh, errors)
-
-
-def upload_lines(upload: Any, errors: list[str]) -> Iterator[str]:
-    """The lines of a file uploaded through the vocabulary screen, read like ``read_lines``."""
-    if upload.size > MAX_FILE_BYTES:
-        raise ModerationError(
-            f"{upload.name} is {upload.size:,} bytes; a vocabulary file has at most {MAX_FILE_BYTES:,}."
-        )
-    upload.seek(0)
-    yield from decode_lines(upload, errors)
 
 
 def decode_lines(raw_lines: Iterable[bytes], errors: list[str]) -> Iterator[str]:

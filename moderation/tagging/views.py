@@ -30,6 +30,8 @@ from workbench.queues import enqueue
 from workbench.roles import Perm, permission_required
 from workbench.text import row_id
 
+TAG_SET_SAVED_KEY = "tag_set_saved"  # session: the set the last save confirmed, shown once in its form
+
 
 def _user(request: HttpRequest) -> User:
     return cast(User, request.user)
@@ -193,14 +195,18 @@ def tag_vocabulary(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("part") == "imports":  # type: ignore[attr-defined]
         # Polled while an import is queued or running.
         return render(request, "moderation/tagging/vocabulary.html#imports", {"imports": imports})
-    return render(request, "moderation/tagging/vocabulary.html", _vocabulary_context(request, imports=imports))
+    # A tag set just saved says so beside its own form (the redirect lands there, far below the
+    # page's messages); popped, so a reload does not say it again.
+    saved = request.session.pop(TAG_SET_SAVED_KEY, None)
+    context = _vocabulary_context(request, imports=imports, saved_set=saved)
+    return render(request, "moderation/tagging/vocabulary.html", context)
 
 
 def _vocabulary_context(request: HttpRequest, *, imports: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
     q = request.GET.get("q", "").strip()[:100]
     return {
         "imports": imports if imports is not None else selectors.tag_imports_recent(),
-        "tag_sets": _tag_set_forms(extra.pop("edited_set", None)),
+        "tag_sets": _tag_set_forms(extra.pop("edited_set", None), saved=extra.pop("saved_set", None)),
         **selectors.tag_vocabulary_page(query=q, page=request.GET.get("page")),
         "q": q,
         "count": Tag.objects.count(),
@@ -209,13 +215,14 @@ def _vocabulary_context(request: HttpRequest, *, imports: dict[str, Any] | None 
     }
 
 
-def _tag_set_forms(edited: dict[str, str] | None) -> list[dict[str, Any]]:
+def _tag_set_forms(edited: dict[str, str] | None, *, saved: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """One edit form per tag set: its stored values, except a refused edit's set, which shows what was
-    typed and why it was refused (``edited`` holds the posted fields and ``error``)."""
+    typed and why it was refused (``edited`` holds the posted fields and ``error``); the set just saved
+    (``saved``: its slug and the confirmation) says so in its own form."""
     forms = []
     for ts in TagSet.objects.prefetch_related("tags"):
         if edited is not None and edited["slug"] == ts.slug:
-            forms.append({"set": ts, "values": edited, "error": edited["error"]})
+            forms.append({"set": ts, "values": edited, "error": edited["error"], "saved": ""})
             continue
         values = {
             "name": ts.name,
@@ -226,7 +233,8 @@ def _tag_set_forms(edited: dict[str, str] | None) -> list[dict[str, Any]]:
             "tags": ", ".join(t.name for t in ts.tags.all()),
             "is_default": "on" if ts.is_default else "",
         }
-        forms.append({"set": ts, "values": values, "error": ""})
+        done = saved["text"] if saved is not None and saved.get("slug") == ts.slug else ""
+        forms.append({"set": ts, "values": values, "error": "", "saved": done})
     return forms
 
 
@@ -275,7 +283,7 @@ def tag_set_save(request: HttpRequest) -> HttpResponse:
             description=post.get("description", ""),
             show_threshold=_number(post.get("show_threshold", ""), "Show threshold"),
             preselect_threshold=_number(post.get("preselect_threshold", ""), "Pre-select threshold"),
-            max_suggestions=int(_number(post.get("max_suggestions", ""), "Suggestions shown")),
+            max_suggestions=_whole_number(post.get("max_suggestions", ""), "Suggestions shown"),
             tag_names=post.get("tags", "").replace("，", ",").split(","),
             is_default=post.get("is_default") == "on",
             create=post.get("create") == "1",
@@ -295,10 +303,22 @@ def tag_set_save(request: HttpRequest) -> HttpResponse:
         messages.error(request, refusal)  # the set is gone: there is no form to keep the values in
     else:
         count = tag_set.tags.count()
-        messages.success(
-            request, f"Saved tag set “{tag_set.name}” ({count or 'every active'} tag{'' if count == 1 else 's'})."
-        )
+        offered = "every active tag" if not count else f"{count} tag{'' if count == 1 else 's'}"
+        request.session[TAG_SET_SAVED_KEY] = {
+            "slug": tag_set.slug,
+            "text": f"Saved tag set “{tag_set.name}” ({offered}).",
+        }
+        # Back to the saved set's own form, where the confirmation is.
+        return redirect(reverse("moderation:tag_vocabulary") + f"#tag-set-{tag_set.slug}")
     return redirect(reverse("moderation:tag_vocabulary") + "#tag-sets")
+
+
+def _whole_number(raw: str, what: str) -> int:
+    """A count typed into a form: "2.7" is refused, not cut to 2 behind the user's back."""
+    value = _number(raw, what)
+    if value != int(value):
+        raise ModerationError(f"{what}: “{raw.strip()[:20]}” is not a whole number.")
+    return int(value)
 
 
 def _number(raw: str, what: str) -> float:

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_review_browser import _login
-from tests.factories import ReviewTaskFactory, SegmentFactory
+from tests.factories import ReviewTaskFactory, SegmentFactory, VideoFactory
 
 
 def _stale_vlm_task(policy_version):  # type: ignore[no-untyped-def]
@@ -52,12 +52,16 @@ def _violations(page) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def _screen_problems(page, screens: dict[str, str]) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
-    """Open each screen (it must answer 200) and collect its serious or critical violations by name."""
+    """Open each screen (it must answer 200) and collect its serious or critical violations by name, and
+    a page wider than the window (a long log line once widened the job screen to 1,972 px)."""
     problems = {}
     for name, url in screens.items():
         response = page.goto(url)
         assert response is not None and response.status == 200, (name, url, response and response.status)
         found = _violations(page)
+        wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        if wide > 1:
+            found.append(f"the page is {wide} px wider than the window")
         if found:
             problems[name] = found
     return problems
@@ -82,6 +86,7 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
     proposal = TagProposal.objects.create(name="露营装备", key="露营装备", video=video, seen_count=1)
     TagProposalSighting.objects.create(proposal=proposal, video=video, phrase="露营装备", model_name="tiny-vlm")
     admin = make_user("admin")
+    long_title = VideoFactory(file="", title="标题" + "很长的标题" * 80)
 
     anonymous = _violations(page.goto("/login/") and page)
     _login(page, admin.username)
@@ -116,6 +121,11 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
     problems = {"login (signed out)": anonymous} if anonymous else {}
     del screens["login"]  # seen signed out above
     assert {**problems, **_screen_problems(page, screens)} == {}
+    # A 400-character title is three lines of its row in the video list (it was 26), whole in its tooltip.
+    page.goto(screens["videos"])
+    cell = page.locator(f"a.cell-title[href='{reverse('moderation:video_detail', args=[long_title.pk])}']")
+    box = cell.bounding_box()
+    assert box is not None and box["height"] < 4 * 14 * 1.45 and cell.get_attribute("title") == long_title.title
 
 
 @pytest.mark.django_db(transaction=True)
@@ -151,8 +161,9 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
     from moderation.reproduction.models import ReproCandidate
     from moderation.reproduction.services import pair_claim_next
     from moderation.review.services import review_claim_next
+    from moderation.tagging.models import TagSet
     from moderation.tagging.services import tag_queue_default, tags_import
-    from tests.factories import ModelVersionFactory, PolicyVersionFactory, VideoFactory
+    from tests.factories import ModelVersionFactory, PolicyVersionFactory
     from training.models import EvaluationRun, PreferenceDataset, TrainingJob
 
     tags_import(lines=["美食\t吃货, 做饭", "火锅", "舞蹈\t跳舞"])
@@ -173,8 +184,11 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
     )
     assert review_claim_next(user=admin, queue=tag_task.queue) == tag_task
     job = TrainingJob.objects.create(
-        dataset=PreferenceDataset.objects.create(name="a11y pairs"), params={"max_steps": 4}, total_steps=4
-    )
+        dataset=PreferenceDataset.objects.create(name="a11y pairs"), params={"max_steps": 4}, total_steps=4,
+        log_tail="[17:59:30] step 1: " + ", ".join(f"rewards/correctness_reward/mean={n}" for n in range(12)),
+    )  # fmt: skip
+    # A tag set's name may be 100 characters: its pickers stayed as wide as the name, across the screen.
+    TagSet.objects.create(slug="long", name="电商直播带货" + "长" * 94)
     evaluation, other_evaluation = (
         EvaluationRun.objects.create(
             model_version=ModelVersionFactory(name=f"a11y-model-{n}"),
@@ -200,6 +214,10 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
         "ops": reverse("moderation:ops_dashboard"),
     }
     assert _screen_problems(page, screens) == {}
+    for url in (screens["tag queue"], screens["tag task"]):
+        page.goto(url)
+        picker = page.locator("select[name=set]").bounding_box()
+        assert picker is not None and picker["width"] <= 32 * 16 + 1, url  # 32rem
     # The vocabulary rows still save through their per-row form (the inputs join it by their form attribute).
     page.goto(reverse("moderation:tag_vocabulary"))
     page.fill("input[aria-label='aliases of 火锅']", "涮锅")

@@ -54,3 +54,11 @@ def test_patch_boxes_sit_on_their_keyframe_even_under_a_long_caption(page, make_
     # The box is where its keyframe pixels are (stroke width aside), not stretched by the caption.
     assert abs(box["x"] - (img["x"] + 160 * scale)) < 3
     assert abs(box["width"] - 80 * scale) < 4
+    # A stored file the browser cannot decode (the factory's bytes are not a video): the note beside the
+    # player said "the file may be missing from media storage", which the server checks and says itself.
+    unplayable = VideoFactory()
+    page.goto(reverse("moderation:video_detail", args=[unplayable.pk]))
+    note = page.locator("[data-player-error]")
+    note.wait_for()
+    assert "could not play this video" in note.inner_text() and "missing" not in note.inner_text()
+    assert "fps" not in page.locator("h3", has_text="Keyframes").inner_text()  # the source fps is unknown: not "?"

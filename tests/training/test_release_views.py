@@ -76,7 +76,9 @@ def test_evaluation_detail_polls_until_done(client_as, runs):
     # The 95% interval is a pair: shown as "low – high" (it was blank).
     lo, hi = runs[1].metrics["binary_accuracy_ci95"]
     candidate = client_as("admin").get(reverse("training:evaluation_detail", args=[runs[1].pk])).content.decode()
-    assert f"<th>binary_accuracy_ci95</th><td>{lo:.4f} – {hi:.4f}</td>" in candidate
+    assert (
+        f'<th title="binary_accuracy_ci95">Binary accuracy, 95% interval</th><td>{lo:.4f} – {hi:.4f}</td>' in candidate
+    )
 
 
 def test_job_form_starts_a_grpo_job_with_lora_settings(

@@ -151,8 +151,12 @@ def test_gate_refuses_without_comparable_evaluations_and_audits_it(policy_versio
             model_version=candidate, created_by=None, eval_set="kuaimod_file", file_path=str(kuaimod_file)
         ).pk
     )
-    with pytest.raises(TrainingError, match="serving version evidence-baseline-v1 has no evaluation on the same set"):
+    with pytest.raises(
+        TrainingError, match="serving version evidence-baseline-v1 has no evaluation on the same set"
+    ) as no:
         model_version_promote_gated(candidate=candidate, by=admin)
+    # The set in words, not its comparison key "kuaimod_file:<name>:<digest>:policy_version=<pk>".
+    assert f"(KuaiMod file {kuaimod_file.name} (sha256 " in str(no.value) and "kuaimod_file:" not in str(no.value)
     assert AuditEvent.objects.filter(action="model_promotion_refused", actor=admin).count() == 2
     assert model_version_serving().name == "evidence-baseline-v1"
 

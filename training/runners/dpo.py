@@ -91,10 +91,3 @@ def _check_prompt_lengths(tokenizer: Any, prompts: list[str], max_length: int) -
             f"Every prompt is at least max_length={max_length} tokens long (shortest {min(lengths)}, longest "
             f"{max(lengths)}), so no pair is left to train on. Raise max_length."
         )
-
-
-def run_dpo_job(job_id: int) -> None:
-    """Kept for callers of the first runner; every kind now goes through ``run_job``."""
-    from training.runners.common import run_job
-
-    run_job(job_id)

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 from moderation.inference.cot import KUAIMOD_STAGES as STAGES
 from moderation.inference.cot import BlmRubric, CotParseError, parse
 from moderation.policies.spec import PolicySpec
 from workbench.text import storable_text
-
-if TYPE_CHECKING:
-    from moderation.inference.prompts import Prompt
 
 __all__ = ["STAGES"]
 
@@ -58,10 +55,6 @@ class ContentBundle:
     sampled_frames: int = 0
     # Tag2CoT drafts: the label a human gave, which the model is asked to explain. Empty for decisions.
     target_label: str = ""
-    # The video's stored text embedding (the tagging encoder's) and the tagging wing's zero-shot tag names
-    # (``stage1.inputs.stage1_tag_names``), where computed; stage 1 reads them only if its model asks.
-    text_embedding: list[float] | None = None
-    tag_names: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -98,18 +91,6 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
-
-
-class TextGenerator(Protocol):
-    """A VLM backend that also answers prompts of its caller's own (transformers, vLLM): the same
-    model, chat format and images as moderation, another question. ``json_schema`` constrains the
-    answer where the engine supports guided decoding (vLLM); others ignore it."""
-
-    name: str
-
-    def generate_texts(
-        self, prompts: list[Prompt], *, max_new_tokens: int, json_schema: dict[str, Any] | None = None
-    ) -> list[Generation]: ...
 
 
 VLM_BACKENDS = ("transformers", "vllm")

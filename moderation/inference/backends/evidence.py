@@ -180,7 +180,8 @@ class EvidenceBaseline:
             parts.append(f"Description: «{_clip(content.description)}».")
         if speech:
             lang = f", language {content.language}" if content.language else ""
-            parts.append(f"Speech ({len(content.segments)} segments{lang}): «{_clip(speech, 400)}».")
+            count = len(content.segments)
+            parts.append(f"Speech ({count} segment{'' if count == 1 else 's'}{lang}): «{_clip(speech, 400)}».")
         else:
             parts.append("Speech: none detected.")
         ocr = clean_ocr(content.ocr)

@@ -26,7 +26,7 @@ import math
 import re
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,6 @@ from moderation.inference.stage1.inputs import TextItem
 
 _HASHTAG = re.compile(r"#\s*([^#@\s]+)")
 FIELDS = ("title", "ocr", "asr", "hashtags")
-# Signals beside the text (``selection.SIGNAL_CANDIDATES``; bench/RESULTS.md, "Stage 1", round 4): the
-# tagging wing's zero-shot tag names as a bag of tokens, and two neighbour scores over the stored text
-# embedding (a kNN vote, and label spreading on the kNN graph).
-TAGS = "tags"
-KNN = "knn"
-SPREAD = "lp"
 
 
 @dataclass(frozen=True)
@@ -67,13 +61,8 @@ class Stage1Config:
     meta_c: float = 1.0
     # log(frames) as a meta-learner input. Off: a benchmark artifact, not a property of live videos.
     frames_signal: bool = False
-    # The fields the binary head reads: FIELDS, optionally ``"embedding"`` (the stored sentence
-    # embedding, standardised, its own stacked model with the C grid ``embedding_cs``).
+    # The fields the binary head reads (a subset of FIELDS).
     fields: tuple[str, ...] = FIELDS
-    embedding_cs: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
-    # The neighbour fields' grid (``knn``, ``lp``): k nearest training items, chosen like C.
-    neighbour_ks: tuple[int, ...] = (5, 10, 20, 40)
-    spread_alpha: float = 0.8
     multiclass_c: float = 10.0
     multiclass_balanced: bool = True
     # sklearn's TF-IDF analyzer for the text fields: "char_wb" (n-grams inside whitespace-separated
@@ -86,181 +75,40 @@ class Stage1Config:
 def field_texts(items: Sequence[TextItem], name: str) -> list[str]:
     if name == "hashtags":
         return [" ".join(_HASHTAG.findall(item.title)) for item in items]
-    if name == TAGS:
-        return [" ".join(item.tags) for item in items]
     return [getattr(item, name) for item in items]
 
 
 def _vectorizer(name: str, config: Stage1Config) -> TfidfVectorizer:
-    if name in ("hashtags", TAGS):  # whole tokens: "#小蛮腰扭起来" means more than its characters
+    if name == "hashtags":  # whole tokens: "#小蛮腰扭起来" means more than its characters
         return TfidfVectorizer(sublinear_tf=True, token_pattern=r"\S+", min_df=config.min_df)  # noqa: S106
     return TfidfVectorizer(
         sublinear_tf=True, analyzer=config.analyzer, ngram_range=config.ngram_range, min_df=config.min_df
     )
 
 
-EMBEDDING = "embedding"
-
-
-class EmbeddingColumns:
-    """The items' stored sentence embeddings, standardised with the training items' mean and spread.
-    An item without an embedding gets the training mean (all zeros after scaling): no evidence either way."""
-
-    def __init__(self) -> None:
-        self.mean = np.zeros(0)
-        self.scale = np.ones(0)
-
-    @staticmethod
-    def _raw(items: Sequence[TextItem], dim: int) -> tuple[np.ndarray, np.ndarray]:
-        known = np.array([item.embedding is not None for item in items], dtype=bool)
-        x = np.zeros((len(items), dim))
-        for i, item in enumerate(items):
-            if item.embedding is not None:
-                if len(item.embedding) != dim:
-                    raise ModerationError(
-                        f"Stage 1 was trained on {dim}-dimensional embeddings; an item has {len(item.embedding)}."
-                    )
-                x[i] = item.embedding
-        return x, known
-
-    def fit_transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
-        dims = {len(item.embedding) for item in items if item.embedding is not None}
-        if len(dims) != 1:
-            raise ValueError("no embeddings (or embeddings of different sizes)")  # read as "no usable field"
-        x, known = self._raw(items, dims.pop())
-        self.mean = x[known].mean(axis=0)
-        self.scale = x[known].std(axis=0) + 1e-6
-        return self.transform(items)
-
-    def transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
-        x, known = self._raw(items, len(self.mean))
-        z = np.where(known[:, None], (x - self.mean) / self.scale, 0.0)
-        return sparse.csr_matrix(z)
-
-
-class VectorColumns:
-    """The items' stored embeddings as they are (L2-normalised, so a dot product is the cosine), for the
-    neighbour fields; an item without one is a zero row (no neighbours: the training prior)."""
-
-    def __init__(self) -> None:
-        self.dim = 0
-
-    def fit_transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
-        dims = {len(item.embedding) for item in items if item.embedding is not None}
-        if len(dims) != 1:
-            raise ValueError("no embeddings (or embeddings of different sizes)")  # read as "no usable field"
-        self.dim = dims.pop()
-        return self.transform(items)
-
-    def transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
-        x, _ = EmbeddingColumns._raw(items, self.dim)
-        return sparse.csr_matrix(x)
-
-
-class NeighbourVote:
-    """P(violative) from the k most similar training items (cosine): (soft violative votes + 1) / (k + 2).
-    ``alpha`` > 0: the votes are the training labels after label spreading on their own kNN graph
-    (scikit-learn's ``LabelSpreading``), else the labels themselves. A logistic-regression-shaped
-    scorer (``predict_proba``, ``decision_function``) so the stacked head treats it as any field model."""
-
-    def __init__(self, k: int, alpha: float = 0.0) -> None:
-        self.k = k
-        self.alpha = alpha
-        self.x = np.zeros((0, 0))
-        self.votes = np.zeros(0)
-        self.prior = 0.5
-
-    def fit(self, x: Any, y: np.ndarray) -> NeighbourVote:
-        self.x = np.asarray(x.todense() if sparse.issparse(x) else x, dtype=np.float64)
-        y = np.asarray(y, dtype=int)
-        self.prior = float((y.sum() + 1) / (len(y) + 2))
-        self.votes = y.astype(np.float64)
-        if self.alpha > 0 and len(y) > self.k:
-            from sklearn.semi_supervised import LabelSpreading
-
-            spread = LabelSpreading(kernel="knn", n_neighbors=self.k, alpha=self.alpha, max_iter=1000)
-            spread.fit(self.x, y)
-            self.votes = spread.label_distributions_[:, list(spread.classes_).index(1)]
-        return self
-
-    def predict_proba(self, x: Any) -> np.ndarray:
-        q = np.asarray(x.todense() if sparse.issparse(x) else x, dtype=np.float64)
-        k = min(self.k, len(self.votes))
-        p = np.full(len(q), self.prior)
-        known = np.abs(q).sum(axis=1) > 0
-        if k and known.any():
-            sims = q[known] @ self.x.T
-            top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-            p[known] = (self.votes[top].sum(axis=1) + 1) / (k + 2)
-        return np.column_stack([1 - p, p])
-
-    def decision_function(self, x: Any) -> np.ndarray:
-        return _logit(self.predict_proba(x)[:, 1])
-
-
-NEIGHBOUR_FIELDS = (KNN, SPREAD)
-
-
-def _field_model(group: tuple[str, ...], param: float, config: Stage1Config) -> Any:
-    """The model of one stacked group for one value of its grid (C, or k for a neighbour field)."""
-    if group == (KNN,):
-        return NeighbourVote(int(param))
-    if group == (SPREAD,):
-        return NeighbourVote(int(param), alpha=config.spread_alpha)
-    return LogisticRegression(C=param, class_weight=config.class_weight, max_iter=3000)
-
-
-def _field_grid(group: tuple[str, ...], config: Stage1Config) -> tuple[float, ...]:
-    if group == (EMBEDDING,):
-        return config.embedding_cs
-    if group[0] in NEIGHBOUR_FIELDS:
-        return tuple(float(k) for k in config.neighbour_ks)
-    return config.stack_cs
+def _field_model(c: float, config: Stage1Config) -> LogisticRegression:
+    return LogisticRegression(C=c, class_weight=config.class_weight, max_iter=3000)
 
 
 class FieldBlock:
-    """TF-IDF of one or more fields (and the embedding, if named) side by side; a field without usable
-    vocabulary adds no columns."""
+    """TF-IDF of one or more fields side by side; a field without usable vocabulary adds no columns."""
 
     def __init__(self, fields: Sequence[str], config: Stage1Config) -> None:
-        self.vectorizers: dict[str, TfidfVectorizer | EmbeddingColumns | VectorColumns] = {
-            name: EmbeddingColumns()
-            if name == EMBEDDING
-            else VectorColumns()
-            if name in NEIGHBOUR_FIELDS
-            else _vectorizer(name, config)
-            for name in fields
-        }
+        self.vectorizers: dict[str, TfidfVectorizer] = {name: _vectorizer(name, config) for name in fields}
         self.empty: set[str] = set()
-
-    @staticmethod
-    def _fit_transform(
-        name: str, vectorizer: TfidfVectorizer | EmbeddingColumns | VectorColumns, items: Sequence[TextItem]
-    ) -> Any:
-        if isinstance(vectorizer, EmbeddingColumns | VectorColumns):
-            return vectorizer.fit_transform(items)
-        return vectorizer.fit_transform(field_texts(items, name))
-
-    @staticmethod
-    def _transform(
-        name: str, vectorizer: TfidfVectorizer | EmbeddingColumns | VectorColumns, items: Sequence[TextItem]
-    ) -> Any:
-        if isinstance(vectorizer, EmbeddingColumns | VectorColumns):
-            return vectorizer.transform(items)
-        return vectorizer.transform(field_texts(items, name))
 
     def fit_transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
         blocks = []
         for name, vectorizer in self.vectorizers.items():
             try:
-                blocks.append(self._fit_transform(name, vectorizer, items))
-            except ValueError:  # empty vocabulary after pruning (e.g. no speech anywhere), no embeddings
+                blocks.append(vectorizer.fit_transform(field_texts(items, name)))
+            except ValueError:  # empty vocabulary after pruning (e.g. no speech anywhere)
                 self.empty.add(name)
         return sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(items), 0))
 
     def transform(self, items: Sequence[TextItem]) -> sparse.csr_matrix:
         blocks = [
-            self._transform(name, vectorizer, items)
+            vectorizer.transform(field_texts(items, name))
             for name, vectorizer in self.vectorizers.items()
             if name not in self.empty
         ]
@@ -288,7 +136,7 @@ class BinaryHead:
         self.groups = groups
         self.kept: list[tuple[str, ...]] = []  # the groups with vocabulary, in ``blocks`` order
         self.blocks: list[FieldBlock] = []
-        self.models: list[Any] = []  # LogisticRegression, or NeighbourVote for a neighbour field
+        self.models: list[LogisticRegression] = []
         self.chosen_c: list[float] = []
         self.meta = LogisticRegression(C=config.meta_c, max_iter=1000)
         self.frames_fill: float | None = None
@@ -300,7 +148,7 @@ class BinaryHead:
         self, group: tuple[str, ...], items: Sequence[TextItem], y: np.ndarray, splits: list[Any]
     ) -> tuple[float, np.ndarray]:
         """(best C, its held-out logits): every fold's vocabulary and model fitted on its training part."""
-        cs = _field_grid(group, self.config)
+        cs = self.config.stack_cs
         oof = np.zeros((len(cs), len(y)))
         for train, test in splits:
             block = FieldBlock(group, self.config)
@@ -310,7 +158,7 @@ class BinaryHead:
                 continue
             x_test = block.transform(_subset(items, test))
             for k, c in enumerate(cs):
-                model = _field_model(group, c, self.config)
+                model = _field_model(c, self.config)
                 oof[k, test] = model.fit(x_train, y[train]).predict_proba(x_test)[:, 1]
         losses = [log_loss(y, oof[k], labels=[0, 1]) for k in range(len(cs))]
         best = int(np.argmin(losses))
@@ -327,7 +175,7 @@ class BinaryHead:
             columns.append(scores)
             self.kept.append(group)
             self.blocks.append(block)
-            self.models.append(_field_model(group, c, self.config).fit(x, y))
+            self.models.append(_field_model(c, self.config).fit(x, y))
             self.chosen_c.append(c)
         if not columns:
             raise ModerationError("Stage 1 found no usable text in the training items.")
@@ -495,10 +343,6 @@ def stage1_fit(
         multiclass=tag_model,
         violation_labels=violation_labels,
     )
-
-
-def with_frames(config: Stage1Config) -> Stage1Config:
-    return replace(config, name=f"{config.name}+frames", frames_signal=True)
 
 
 def stage1_save(classifier: Stage1Classifier, path: Path) -> None:

@@ -22,11 +22,6 @@ from sklearn.model_selection import StratifiedKFold
 from moderation.errors import ModerationError
 from moderation.inference.stage1.inputs import TextItem
 from moderation.inference.stage1.model import (
-    EMBEDDING,
-    FIELDS,
-    KNN,
-    SPREAD,
-    TAGS,
     BinaryHead,
     Stage1Classifier,
     Stage1Config,
@@ -44,46 +39,9 @@ CANDIDATES: tuple[Stage1Config, ...] = (
 )
 
 
-# Stage 1 with the tagging encoder's stored text embedding (multilingual-e5-small): alone, and as one
-# more stacked field beside the TF-IDF fields. Not in CANDIDATES: ``bench/stage1_encoders.py``
-# measures, by nested cross-validation, whether letting the inner folds choose among these as well
-# beats choosing among CANDIDATES alone (bench/RESULTS.md, "Stage 1").
-ENCODER_CANDIDATES: tuple[Stage1Config, ...] = (
-    Stage1Config(name="e5", fields=(EMBEDDING,)),
-    Stage1Config(name="stacked-char12+e5", fields=(*FIELDS, EMBEDDING)),
-    Stage1Config(name="stacked-char13+e5", ngram_range=(1, 3), fields=(*FIELDS, EMBEDDING)),
-)
-
-
 # Targets whose coverage every selection also reports (the cut for each chosen on the same inner
 # folds as the routing target's): the risk–coverage curve of the chosen model under nested CV.
 REPORT_TARGETS: tuple[float, ...] = (0.90, 0.92, 0.95)
-
-
-# Three feature/learner changes a reviewer of Chinese text would try first, set before any of them
-# was run under nested CV. Not in CANDIDATES: ``bench/stage1_candidates.py`` measures whether
-# letting the inner folds choose among these as well beats CANDIDATES alone (bench/RESULTS.md, "Stage 1").
-FEATURE_CANDIDATES: tuple[Stage1Config, ...] = (
-    # Chinese words are mostly 2-4 characters: bi- to 4-grams instead of uni- and bigrams.
-    Stage1Config(name="stacked-char24", ngram_range=(2, 4)),
-    # n-grams across the spaces and line breaks between OCR lines / speech segments too.
-    Stage1Config(name="stacked-char13-across", ngram_range=(1, 3), analyzer="char"),
-    # No class weights in the field models (the meta-learner calibrates either way).
-    Stage1Config(name="stacked-char12-unweighted", class_weight=None),
-)
-
-
-# Round 4 (bench/RESULTS.md, "Stage 1"): three signals a live video also has, each one more stacked field
-# beside stacked-char12's, written down before any was run. Not in CANDIDATES: ``bench/stage1_signals.py``
-# measures whether letting the inner folds choose among these as well beats CANDIDATES alone.
-SIGNAL_CANDIDATES: tuple[Stage1Config, ...] = (
-    # The tagging wing's zero-shot tag names (text matches, e5 top 50 / title top 20) as whole tokens.
-    Stage1Config(name="stacked-char12+tags", fields=(*FIELDS, TAGS)),
-    # The k nearest training videos' vote, by cosine of the stored e5 text embedding.
-    Stage1Config(name="stacked-char12+knn", fields=(*FIELDS, KNN)),
-    # Label spreading on the same kNN graph, a video scored by its neighbours' spread labels.
-    Stage1Config(name="stacked-char12+lp", fields=(*FIELDS, SPREAD)),
-)
 
 
 def choose_candidate(inner: dict[str, dict[str, float]]) -> str:

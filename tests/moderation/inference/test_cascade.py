@@ -268,37 +268,6 @@ def test_evaluate_needs_exactly_one_of_test_and_cv(tmp_path) -> None:
         call_command("evaluate", "--train", str(tmp_path / "missing.jsonl"), "--cv", "3", stdout=StringIO())
 
 
-def test_the_embedding_field_learns_from_stored_embeddings_and_a_missing_one_is_no_evidence() -> None:
-    # The titles say nothing; only the stored embedding separates the classes (one direction each).
-    rng = np.random.default_rng(0)
-    items, labels = [], []
-    for i in range(40):
-        bad = i % 2 == 0
-        vector = rng.normal(0, 0.1, 8) + (np.eye(8)[0] if bad else np.eye(8)[1])
-        items.append(TextItem(title="视频", embedding=tuple(float(x) for x in vector)))
-        labels.append(DEAL if bad else SAFE)
-    config = Stage1Config(fields=("title", "embedding"), stack_folds=3)
-
-    classifier = stage1_fit(items, labels, config=config, multiclass=False)
-    p = classifier.p_violative(
-        classifier.predict_proba(
-            [
-                TextItem(title="视频", embedding=tuple(np.eye(8)[0].tolist())),
-                TextItem(title="视频", embedding=tuple(np.eye(8)[1].tolist())),
-                TextItem(title="视频"),  # no embedding stored yet
-            ]
-        )
-    )
-
-    assert ("embedding",) in classifier.binary.kept
-    assert p[0] > 0.8 and p[1] < 0.2
-    assert abs(p[2] - 0.5) < 0.15  # the training mean: neither way
-    text_only = stage1_fit(items, labels, config=Stage1Config(stack_folds=3), multiclass=False)
-    assert ("embedding",) not in text_only.binary.kept  # the default stage 1 never reads it
-    with pytest.raises(ModerationError, match="8-dimensional"):
-        classifier.predict_proba([TextItem(title="视频", embedding=(0.0, 1.0))])
-
-
 def test_evaluate_reports_the_cascade_at_each_target_and_the_reliability_table(tmp_path) -> None:
     data = write_split(tmp_path / "all.jsonl", start=0, take=slice(0, 12))
     out = StringIO()
@@ -319,14 +288,19 @@ def test_evaluate_reports_the_cascade_at_each_target_and_the_reliability_table(t
     assert "cascade @ target 0.95" in out.getvalue()
 
 
-def test_the_pre_registered_feature_candidates_change_what_they_name() -> None:
+def test_the_feature_options_change_what_they_name() -> None:
+    """n-gram range, analyzer and class weight: the pre-registered changes of bench/stage1_candidates.py."""
     from moderation.inference.stage1.model import binary_head_fit
-    from moderation.inference.stage1.selection import FEATURE_CANDIDATES
 
+    candidates = (
+        Stage1Config(name="stacked-char24", ngram_range=(2, 4)),
+        Stage1Config(name="stacked-char13-across", ngram_range=(1, 3), analyzer="char"),
+        Stage1Config(name="stacked-char12-unweighted", class_weight=None),
+    )
     items = [TextItem(title=t, ocr="加 微信\n私聊") for t in ("加微信私聊", "私聊微信", "家常菜", "红烧肉做法")] * 3
     y = np.array([1, 1, 0, 0] * 3)
     cheap = {"stack_cs": (1.0,), "stack_folds": 2}
-    heads = {c.name: binary_head_fit(items, y, replace(c, **cheap)) for c in FEATURE_CANDIDATES}
+    heads = {c.name: binary_head_fit(items, y, replace(c, **cheap)) for c in candidates}
     baseline = binary_head_fit(items, y, Stage1Config(**cheap))
 
     def ocr_vocabulary(head: BinaryHead) -> set[str]:

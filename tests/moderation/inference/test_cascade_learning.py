@@ -1,5 +1,6 @@
 """The calibrated cascade set by a target accuracy, the risk–coverage curve on the dashboard, the
-queue that serves the most valuable labels first, beat retraining, and the learning-curve simulation."""
+queue that serves the most valuable labels first, beat retraining, and the learning-curve simulation
+(``bench/_stage1_learning.py``: bench code, tested here beside the product rule it shares)."""
 
 from __future__ import annotations
 
@@ -8,27 +9,24 @@ import random
 import numpy as np
 import pytest
 
+from bench._stage1_learning import (
+    VALUE_ORDERS,
+    VARIANTS,
+    LearningCurves,
+    class_balanced_term,
+    committee_p,
+    committee_term,
+    density_term,
+    label_value_order,
+    next_batch,
+    simulate_learning_curves,
+)
 from moderation.feedback.models import FeedbackAggregate
 from moderation.inference.kuaimod import kuaimod_import
 from moderation.inference.selectors import cascade_model_active
 from moderation.inference.services import cascade_retrain_if_due, cascade_target_set, cascade_train
 from moderation.inference.stage1.inputs import TextItem
-from moderation.inference.stage1.label_value import (
-    class_balanced_term,
-    committee_term,
-    density_term,
-    label_value,
-    label_value_order,
-    uncertainty_term,
-)
-from moderation.inference.stage1.learning import (
-    VALUE_ORDERS,
-    VARIANTS,
-    LearningCurves,
-    committee_p,
-    next_batch,
-    simulate_learning_curves,
-)
+from moderation.inference.stage1.label_value import label_value, uncertainty_term
 from moderation.inference.stage1.model import Stage1Config
 from moderation.inference.stage1.routing import cut_for_target, entropy_for_confidence
 from moderation.inference.tasks import train_cascade
@@ -315,7 +313,7 @@ def test_the_dashboard_draws_the_benchs_learning_curve_with_its_spread(db, clien
 
 
 def test_a_run_split_over_processes_is_rebuilt_from_its_progress_lines() -> None:
-    from moderation.inference.stage1.learning import curves_from_progress
+    from bench._stage1_learning import curves_from_progress
 
     lines = [
         "curve (0, 0, 'arrival'): 0.600 0.700",
@@ -333,7 +331,7 @@ def test_a_run_split_over_processes_is_rebuilt_from_its_progress_lines() -> None
 
 
 def test_the_clustered_batch_covers_the_pools_kinds_and_the_error_bound_reads_the_labels() -> None:
-    from moderation.inference.stage1.learning import _errors_first
+    from bench._stage1_learning import _errors_first
 
     train, head = _borderline_head()
     y = np.array([1, 1, 0, 0] * 3)
@@ -377,7 +375,7 @@ def test_a_pre_registered_queue_order_is_reported_as_is_and_the_orders_share_the
 def test_orders_that_end_on_the_same_labels_end_on_the_same_model(monkeypatch) -> None:
     """The last point is the whole pool for every order, and every model is fitted on its labels in
     dataset order (the head's inner folds are drawn by position): the same labels, the same model."""
-    from moderation.inference.stage1 import learning
+    from bench import _stage1_learning as learning
 
     rng = random.Random(3)
     items = [

@@ -152,3 +152,13 @@ def test_the_baseline_writes_each_finding_once_and_quotes_cleaned_on_screen_text
     assert "'wechat', 'private deal', 'add me' of Private deals and Traffic diversion" in analysis
     assert [e["ref"] for e in cot["analysis"]["evidence"]] == [7]  # the segment, cited once
     assert "On-screen text: «Add me on WeChat»." in cot["content_extraction"]["text"]
+
+
+def test_the_extraction_counts_one_speech_segment_as_one(policy_version):
+    """The labeler's CoT screen read "Speech (1 segments, language en)"."""
+    video = VideoFactory(title="Tomato soup")
+    SegmentFactory(video=video, index=0, text="Chop the onions and simmer for twenty minutes.")
+
+    decision = decision_create_for_video(video_id=video.pk)
+
+    assert "Speech (1 segment" in decision.cot[0]["text"] and "1 segments" not in decision.cot[0]["text"]

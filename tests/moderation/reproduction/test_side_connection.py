@@ -1,8 +1,10 @@
-"""The picture and transcript HNSW scans at once: the transcript one on a second connection, outside transactions only,
-with the same neighbours as the one statement, and a broken second connection costs nothing but the overlap."""
+"""The picture and transcript HNSW scans at once, each on a side connection, outside transactions only, sent before
+retrieval's PDQ look-up: the same neighbours as the one statement, and a broken side connection costs nothing but
+the overlap."""
 
 from __future__ import annotations
 
+import random
 import time
 
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from moderation.reproduction import selectors, side_connection
+from moderation.reproduction import matching, pdq_index, selectors, services, side_connection
+from moderation.reproduction.models import FrameHash
 from tests.factories import VideoFactory
 
 
@@ -33,7 +36,7 @@ def _library() -> tuple[int, int]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_outside_a_transaction_the_transcript_scan_runs_beside_and_a_broken_side_connection_is_replaced(
+def test_outside_a_transaction_both_scans_run_beside_and_a_broken_side_connection_is_replaced(
     settings,
 ) -> None:  # fmt: skip
     query, copy = _library()
@@ -46,24 +49,23 @@ def test_outside_a_transaction_the_transcript_scan_runs_beside_and_a_broken_side
         with CaptureQueriesContext(connection) as ran_here:
             parallel = selectors.video_neighbours(video_id=query)
         assert parallel == serial
-        side = side_connection.backend_pid()
-        assert side is not None
-        statements = " ".join(q["sql"] for q in ran_here.captured_queries)
-        assert "visual_embedding <=>" in statements and "text_embedding <=>" not in statements
+        sides = side_connection.backend_pids()
+        assert len(sides) == 2
+        assert not ran_here.captured_queries  # both scans ran on the side connections
 
         # The side backend goes away (a restart, an idle timeout): this search still gets every neighbour, the
         # next one opens a new side connection.
         with connection.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(%s)", [side])
+            cur.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid", [sides])
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
-                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [side])
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [sides])
                 if cur.fetchone()[0] == 0:
                     break
                 time.sleep(0.05)
         assert selectors.video_neighbours(video_id=query) == serial
         assert selectors.video_neighbours(video_id=query) == serial
-        assert side_connection.backend_pid() not in {None, side}
+        assert len(side_connection.backend_pids()) == 2 and not set(side_connection.backend_pids()) & set(sides)
     finally:
         side_connection.close()
 
@@ -76,4 +78,31 @@ def test_inside_a_transaction_nothing_goes_to_the_side_connection(settings) -> N
     assert side_connection.send("SELECT 1") is None
     found = selectors.video_neighbours(video_id=query)
     assert copy in {v for v, _ in found.text} and copy in {v for v, _ in found.videos}
-    assert side_connection.backend_pid() is None
+    assert side_connection.backend_pids() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retrieval_sends_both_scans_before_its_pdq_look_up_and_finds_the_same(settings, monkeypatch) -> None:
+    """The two backends walk their graphs while this process searches its PDQ copy and confirms the hits."""
+    query, copy = _library()
+    shared = [f"{random.Random(t).getrandbits(256):064x}" for t in range(3)]
+    for video_id in (query, copy):
+        FrameHash.objects.bulk_create(
+            FrameHash(video_id=video_id, t=float(t), quality=90, hash=matching.hex_to_bits(h)) for t, h in enumerate(shared)
+        )  # fmt: skip
+    try:
+        settings.REPRO_NEIGHBOURS_PARALLEL = False
+        serial = services.candidates_retrieve(video_id=query)
+        assert list(serial) == [copy] and len(serial[copy]["hash_hits"]) == 3 and serial[copy]["text_sim"] > 0
+
+        settings.REPRO_NEIGHBOURS_PARALLEL = True
+        order: list[str] = []
+        send, search = side_connection.send, pdq_index.search
+        monkeypatch.setattr(side_connection, "send", lambda sql, **kw: order.append("scan") or send(sql, **kw))
+        monkeypatch.setattr(pdq_index, "search", lambda *a, **kw: order.append("pdq") or search(*a, **kw))
+        with CaptureQueriesContext(connection) as ran_here:
+            assert services.candidates_retrieve(video_id=query) == serial
+        assert order == ["scan", "scan", "pdq"]
+        assert not any("<=>" in q["sql"] for q in ran_here.captured_queries)  # the scans ran beside
+    finally:
+        side_connection.close()

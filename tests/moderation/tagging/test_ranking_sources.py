@@ -7,15 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from moderation.tagging import ranking
-from moderation.tagging.text import (
-    find_tag_names,
-    in_hashtag,
-    name_prefixes,
-    segment_texts,
-    split_segments,
-    title_text,
-)
+from moderation.tagging import evaluation, ranking
+from moderation.tagging.text import find_tag_names, in_hashtag, name_prefixes, split_segments, title_text
 
 NAMES = ["龙虾", "美食", "海鲜", "搞笑", "汽车", "风景", "旅游"]
 
@@ -102,27 +95,6 @@ def test_hashtag_feature_feeds_the_ranker() -> None:
     assert [c.tag_id for c in ranked][0] == 4  # the weighted sum prefers the uploader's own hashtag
 
 
-def test_segment_texts_are_distinct_captions_and_speech_without_the_title() -> None:
-    segs = split_segments(title="标题很长的标题", ocr="今天去海边|今天去海边|好|看日落吧", asr="明天回家了")
-    assert segment_texts(segs) == ["今天去海边", "看日落吧", "明天回家了"]
-    assert segment_texts(segs, limit=1) == ["今天去海边"]
-
-
-def test_segment_embeddings_take_the_best_segment_per_tag_when_switched_on() -> None:
-    vocab = _vocab()
-    segment_vectors = np.zeros((2, 8), dtype=np.float32)
-    segment_vectors[0, 5] = 1.0  # one caption reads like 风景 (id 6)
-    segment_vectors[1, 4] = 0.5
-    segs = split_segments(title="标题")
-    on = ranking.generate(
-        segments=segs, vector=None, vocab=vocab, segment_vectors=segment_vectors, options=ranking.Options(segments=True)
-    )
-    assert on[6].features["segment_embedding"] == pytest.approx(1.0) and on[6].features["segment_embedding_rank"] == 1
-    assert on[5].features["segment_embedding"] == pytest.approx(0.5)
-    off = ranking.generate(segments=segs, vector=None, vocab=vocab, segment_vectors=segment_vectors)
-    assert 6 not in off  # the app's default leaves segment vectors out
-
-
 def test_a_match_inside_a_longer_tag_match_is_covered() -> None:
     lexicon = {"龙虾": 1, "虾": 2, "美食": 3}
     hits = find_tag_names(split_segments(title="今天吃龙虾", ocr="小虾米|美食"), lexicon, 2)
@@ -152,19 +124,20 @@ def test_embedding_features_are_standardised_per_text_and_centred_per_tag() -> N
     assert centred[3].features["embedding_centred"] < centred[3].features["embedding"]
 
 
-def test_duplicate_suppression_moves_contained_names_below_the_rest() -> None:
+def test_duplicate_suppression_of_the_bench_arms_moves_contained_names_below_the_rest() -> None:
+    from bench.tagging_nested import suppress_duplicates
+
     names = ["龙虾", "虾", "美食", "海鲜"]
     emb = np.eye(4, 8, dtype=np.float32)
     emb[3] = (emb[2] + 0.05 * emb[1]) / np.linalg.norm(emb[2] + 0.05 * emb[1])  # 海鲜 ≈ 美食 by cosine
     vocab = ranking.Vocabulary([1, 2, 3, 4], names, {n: i + 1 for i, n in enumerate(names)}, emb, 2)
-    ordered = [ranking.Candidate(t, {}, [], [], {}, score=1.0 - t / 10) for t in (1, 2, 3, 4)]
-    by_name = ranking.suppress_duplicates(ordered, vocab, use_cosine=False)
-    assert [c.tag_id for c in by_name] == [1, 3, 4, 2]
-    by_cos = ranking.suppress_duplicates(ordered, vocab, use_cosine=True)
-    assert [c.tag_id for c in by_cos] == [1, 3, 2, 4]
-    # The learned model reads the named feature columns only.
+    assert suppress_duplicates([1, 2, 3, 4], vocab, use_cosine=False) == [1, 3, 4, 2]
+    assert suppress_duplicates([1, 2, 3, 4], vocab, use_cosine=True) == [1, 3, 2, 4]
+
+
+def test_the_learned_model_reads_the_named_feature_columns_only() -> None:
     model = ranking.LinearModel(np.array([1.0]), 0.0, np.zeros(1), np.ones(1))
-    cands = {c.tag_id: ranking.Candidate(c.tag_id, dict.fromkeys(ranking.FEATURES, 0.0), [], [], {}) for c in ordered}
+    cands = {t: ranking.Candidate(t, dict.fromkeys(ranking.FEATURES, 0.0), [], [], {}) for t in (1, 2, 3, 4)}
     cands[4].features["name_single"] = 1.0
     top = ranking.rank(cands, model, features=["name_single"])
     assert top[0].tag_id == 4
@@ -181,6 +154,31 @@ def test_acceptance_rates_shrink_rare_tags_towards_the_overall_share() -> None:
     cands = ranking.generate(segments=split_segments(title="龙虾 搞笑"), vector=None, vocab=vocab)
     assert cands[1].features["accept_rate"] == 0.9 and cands[4].features["accept_rate"] == 0.1
     assert ranking.acceptance_rates([]) == ({}, 0.0)
+
+
+def _records(vocab: ranking.Vocabulary) -> list[evaluation.Record]:
+    texts = ["龙虾 好吃", "今天吃海鲜", "海鲜 龙虾 美食", "风景 真美", "汽车 搞笑", "旅游 风景"]
+    golds = [{1, 2}, {3, 2}, {1, 3}, {6}, {5, 4}, {7, 6}]
+    out = []
+    for n, (text, gold) in enumerate(zip(texts, golds, strict=True), start=1):
+        v = vocab.embeddings[min(gold) - 1] + 0.1 * n
+        v = (v / np.linalg.norm(v)).astype(np.float32)
+        out.append(evaluation.Record(n, split_segments(title=text), gold, text, vector=v))
+    return out
+
+
+def test_evaluation_candidate_cache_gives_the_same_scores_as_computing_afresh() -> None:
+    vocab = _vocab()
+    records = _records(vocab)
+    fresh = evaluation.cross_validate(records, vocab, folds=2, seed=0)
+    with evaluation.caching():
+        first = evaluation.cross_validate(records, vocab, folds=2, seed=0)
+        assert evaluation._CACHE  # the cache is in use
+        again = evaluation.cross_validate(records, vocab, folds=2, seed=0)
+    assert evaluation._CACHE is None
+    assert any(s.ranked for s in fresh)
+    for a, b, c in zip(fresh, first, again, strict=True):
+        assert a.ranked == b.ranked == c.ranked
 
 
 def test_name_prefixes_find_the_same_names_as_every_substring() -> None:

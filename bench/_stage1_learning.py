@@ -9,7 +9,8 @@ repetitions before the ratio is read off, and the ratio's spread is a bootstrap 
 
 Orders. ``arrival`` (first come, first served: the baseline). The label-value orders rank the pool by
 ``stage1.label_value.label_value`` of a per-item stage-1 term (the product's own code, the rule
-``ReviewQueue.order_by_label_value`` serves by) and take the top of ``label_value_order``:
+``ReviewQueue.order_by_label_value`` serves by) and take the top of ``label_value_order``; the terms
+other than ``uncertainty`` (the product's) are defined here, none was adopted:
 
 * ``uncertainty``: normalised entropy of the calibrated P(violative) (the queue's term before this
   comparison);
@@ -35,7 +36,8 @@ Selection: the queue's order is the label-value order with the lowest ratio on t
 repetitions (``TUNING_SEEDS``; ties: the larger mean accuracy over the curve), or one fixed before the
 run (``queue_order``, chosen on other seeds); the numbers to quote are the other seeds' repetitions.
 
-Used by ``bench/learning_curve.py``.
+Used by ``bench/learning_curve.py`` and ``bench/learning_screen.py`` (moved here from
+``moderation/inference/stage1/learning.py``: only the benches and their tests ran it).
 """
 
 from __future__ import annotations
@@ -54,15 +56,7 @@ from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from moderation.inference.stage1.inputs import TextItem
-from moderation.inference.stage1.label_value import (
-    LABEL_VALUE_TERM,
-    class_balanced_term,
-    committee_term,
-    density_term,
-    label_value,
-    label_value_order,
-    uncertainty_term,
-)
+from moderation.inference.stage1.label_value import label_value, uncertainty_term
 from moderation.inference.stage1.model import BinaryHead, Stage1Config, binary_head_fit
 
 ORDERS = ("arrival", "uncertainty")
@@ -87,6 +81,47 @@ DIVERSITY_PREFILTER = 3
 COMMITTEE_SIZE = 5
 COMMITTEE_C = 4.0
 TUNING_SEEDS = (0,)
+
+
+# Which uncertainty term the review queue uses (``review.services.review_label_value`` reads
+# ``stage1.label_value.uncertainty_term``), reported beside the run's choice. The learning-curve screen
+# (bench/RESULTS.md, "Stage 1") picked "density" on seeds 5-9 by a ratio read off a flat, noisy curve; its mean
+# accuracy over the curve is no better than uncertainty's, and serving it would need the pending pool's mean TF-IDF
+# vector at routing time. No order reached the issue's 0.6.
+LABEL_VALUE_TERM = "uncertainty"
+
+
+def label_value_order(values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Positions of the items, most valuable label first; equal values keep their given (arrival) order."""
+    return np.argsort(-np.asarray(values, dtype=float), kind="stable")
+
+
+def committee_term(member_p: np.ndarray) -> np.ndarray:
+    """Query by committee (McCallum & Nigam 1998): mean KL divergence of each member's P(violative)
+    from the committee's mean, in bits (0 = the members agree). ``member_p``: members × items."""
+    p = np.clip(np.asarray(member_p, dtype=float), 1e-6, 1 - 1e-6)
+    mean = p.mean(axis=0)
+
+    def kl(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a * np.log2(a / b) + (1 - a) * np.log2((1 - a) / (1 - b))
+
+    return np.clip(kl(p, mean[None, :]).mean(axis=0), 0.0, 1.0)
+
+
+def class_balanced_term(p_violative: np.ndarray, violative_share: float) -> np.ndarray:
+    """Uncertainty weighted against the labelled set's class skew: an item predicted to be of the
+    class the labels hold less of counts more (weight 0.5 / share of that class, as sklearn's
+    ``balanced`` class weight), so uncertainty sampling does not keep labelling one side."""
+    p = np.asarray(p_violative, dtype=float)
+    share = min(max(violative_share, 1e-3), 1 - 1e-3)
+    weight = np.where(p > 0.5, 0.5 / share, 0.5 / (1 - share))
+    return uncertainty_term(p) * weight / max(0.5 / share, 0.5 / (1 - share))
+
+
+def density_term(p_violative: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+    """Information density (Settles & Craven 2008, β = 1): uncertainty × the item's mean cosine
+    similarity to the pool, so outliers (one-off garbled OCR) are not labelled first."""
+    return uncertainty_term(p_violative) * np.clip(np.asarray(similarity, dtype=float), 0.0, 1.0)
 
 
 @dataclass

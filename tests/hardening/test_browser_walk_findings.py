@@ -1,0 +1,186 @@
+"""Findings of a walk through the workbench in Chromium at 1440x900 as each role (screenshots under
+/work/shots at the time), each pinned by a client test that fails without its fix."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from moderation.tagging.models import TagSet
+from moderation.tagging.services import tag_set_default, tags_import
+from tests.factories import DecisionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _set_form(page: str, slug: str) -> str:
+    start = page.index(f'data-tag-set="{slug}"')
+    return page[start : page.index("</form>", start)]
+
+
+def _edit(tag_set: TagSet, **changes: str) -> dict[str, str]:
+    form = {"slug": tag_set.slug, "name": tag_set.name, "show_threshold": "0.05", "preselect_threshold": "0.9"}
+    return form | {"max_suggestions": "12", "tags": "", "is_default": "on"} | changes
+
+
+# Saving a tag set redirected to "#tag-sets", so the browser scrolled ~1,700 px down to the sets while
+# the confirmation sat at the top of the page, out of sight: the editor could not tell it had saved.
+# It also said "(every active tags)".
+def test_a_saved_tag_set_says_so_in_its_own_form_once(client_as):
+    tags_import(lines=["萌宠"])
+    default = tag_set_default()
+    editor = client_as("policy_editor")
+
+    saved = editor.post(reverse("moderation:tag_set_save"), _edit(default, name="Recommendation (all)"))
+
+    assert saved.status_code == 302 and saved["Location"].endswith(f"#tag-set-{default.slug}")
+    page = editor.get(saved["Location"].split("#")[0]).content.decode()
+    form = _set_form(page, default.slug)
+    assert f'id="tag-set-{default.slug}"' in page
+    assert "Saved tag set “Recommendation (all)” (every active tag)." in form and 'role="status"' in form
+    reload = editor.get(reverse("moderation:tag_vocabulary")).content.decode()
+    assert "Saved tag set" not in reload  # said once, not on every later visit
+
+
+# "Suggestions shown: 2.7" was saved as 2 without a word.
+def test_a_fractional_suggestion_count_is_refused_not_cut_short(client_as):
+    default = tag_set_default()
+    editor = client_as("policy_editor")
+
+    response = editor.post(reverse("moderation:tag_set_save"), _edit(default, max_suggestions="2.7"))
+
+    assert response.status_code == 400
+    form = _set_form(response.content.decode(), default.slug)
+    assert "Suggestions shown: “2.7” is not a whole number." in form and 'value="2.7"' in form
+    default.refresh_from_db()
+    assert default.max_suggestions == 12
+
+
+# A form's address opened directly (Enter in the address bar after a refused form was shown at its
+# POST address, a bookmark) was an empty 405, which Chromium shows as "This page isn't working".
+def test_a_form_address_opened_directly_is_a_page_that_says_so(client_as):
+    response = client_as("policy_editor").get(reverse("moderation:tag_set_save"))
+
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    page = response.content.decode()
+    assert "Nothing to open here" in page and "nothing was saved" in page and 'href="/"' in page
+    api = client_as("moderator").get(reverse("api-token"))
+    assert api.status_code == 405 and api.json()["detail"]  # the API answers for itself, in JSON
+
+
+# The job screen listed its parameters in the database's key order with Python reprs:
+# "lora_target_modules=['q_proj', 'v_proj']", and "guide_base_model=" for an empty one.
+def test_a_jobs_parameters_read_as_names_and_values_not_python(client_as):
+    from training.models import PreferenceDataset, TrainingJob
+
+    params = {"seed": 42, "lora_target_modules": ["q_proj", "v_proj"], "guide_base_model": "", "beta": 0.1}
+    job = TrainingJob.objects.create(dataset=PreferenceDataset.objects.create(name="pairs"), params=params)
+
+    page = client_as("admin").get(reverse("training:job_detail", args=[job.pk])).content.decode()
+
+    shown = page[page.index("<dt>Parameters</dt>") : page.index("<dt>Created</dt>")]
+    assert "<kbd>lora_target_modules=q_proj, v_proj</kbd>" in shown and "<kbd>guide_base_model=—</kbd>" in shown
+    assert "[" not in shown and "&#x27;" not in shown
+    assert shown.index("beta=") < shown.index("guide_base_model=") < shown.index("seed=")  # by name
+
+
+# One pair was announced as "with 1 preference pairs".
+def test_a_dataset_of_one_pair_is_one_pair(client_as, policy_version, settings, tmp_path):
+    from tests.factories import ReviewFactory, ReviewTaskFactory
+
+    settings.TRAINING_OUTPUT_DIR = tmp_path / "training"
+    decision = DecisionFactory(policy_version=policy_version, label="正向", video__title="Cheap phones")
+    ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision, note="Sells off the platform.")
+
+    page = client_as("admin").post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True)
+
+    assert "with 1 preference pair (0 held out)." in page.content.decode()
+
+
+# A KuaiMod tag lists no severities, which means any severity (PolicySpec.severities_for); the policy
+# page showed "—" in the Severities column (read as "none") and the editor three unticked boxes.
+def test_a_tag_without_listed_severities_says_any_on_the_policy_page_and_in_the_editor(policy_version, client_as):
+    client = client_as("policy_editor")
+    assert policy_version.spec().severities_for("色情低俗") == ("low", "medium", "high")
+
+    page = client.get(reverse("moderation:policy_version", args=[policy_version.pk])).content.decode()
+    editor = client.get(reverse("moderation:policy_edit", args=[policy_version.policy_id])).content.decode()
+
+    row = page[page.index("<td>色情低俗</td>") :]
+    row = row[: row.index("</tr>")]
+    assert row.rstrip().endswith(">any</span></td>")  # the Severities cell, last in the row
+    assert 'Severities <small class="hint">(none ticked: any)</small>' in editor
+
+
+# A 400-character Chinese title came back whole in the upload message and made its row in the video
+# list 26 lines high; the message now cuts it at 80 characters (the list clamps it to 3 lines in CSS,
+# with the whole title as the cell's tooltip).
+def test_an_upload_with_a_very_long_title_is_confirmed_in_one_short_line(client_as):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from moderation.media.models import Video
+
+    title = "标题" + "很长的标题" * 80
+    upload = SimpleUploadedFile("long.mp4", b"\x00\x00\x00\x18ftypmp42" + b"z" * 2048)
+    client = client_as("moderator")
+
+    page = client.post(reverse("moderation:video_upload"), {"file": upload, "title": title}, follow=True)
+
+    text = page.content.decode()
+    message = text[text.index('class="messages"') :]
+    message = message[: message.index("</ul>")]
+    assert f"“{title[:79]}…” was uploaded" in message and title not in message
+    assert Video.objects.get().title == title  # stored whole
+    assert f'class="cell-title" title="{title}"' in text
+
+
+# An evaluation's set was shown as its comparison key: "Queued · gold:policy_version=1 · queued 18:25".
+def test_an_evaluation_names_its_set_in_words(client_as, policy_version):
+    from tests.factories import ModelVersionFactory
+    from training.models import EvaluationRun
+
+    model = ModelVersionFactory(name="eval-words")
+    gold = EvaluationRun.objects.create(
+        model_version=model, policy_version=policy_version, eval_set_key=f"gold:policy_version={policy_version.pk}"
+    )
+    key = f"kuaimod_file:test.jsonl:0123456789abcdef:policy_version={policy_version.pk}"
+    EvaluationRun.objects.create(
+        model_version=model, policy_version=policy_version, eval_set="kuaimod_file", eval_set_key=key
+    )
+    admin = client_as("admin")
+
+    detail = admin.get(reverse("training:evaluation_detail", args=[gold.pk])).content.decode()
+    listing = admin.get(reverse("training:model_list")).content.decode()
+
+    assert f">Gold set (human-labelled videos) · {policy_version}</span>" in detail
+    assert f">KuaiMod file test.jsonl (sha256 01234567…) · {policy_version}</td>" in listing
+    assert ">gold:policy_version=" not in detail + listing  # the key is only a tooltip now
+
+
+# The evaluation screen listed raw metric keys ("binary_accuracy", "n_violative"), and a category with
+# no gold item showed an empty cell: "—" went through floatformat, which makes "" of it (also in the
+# comparison's deltas).
+def test_an_evaluation_names_its_metrics_and_says_dash_for_a_category_without_items(client_as, policy_version):
+    from tests.factories import ModelVersionFactory
+    from training.models import EvaluationRun
+
+    metrics = {"n": 3, "binary_accuracy": 0.5, "binary_accuracy_ci95": [0.1, 0.9]}
+    per_category = {"major_recall": {"商业行为与商品宣传": 0.0, "知识产权与标识合规": None}}
+    a, b = (
+        EvaluationRun.objects.create(
+            model_version=ModelVersionFactory(name=f"eval-metrics-{n}"), policy_version=policy_version,
+            eval_set_key="gold:policy_version=1", status="succeeded", metrics=metrics, per_category=per_category,
+        )
+        for n in (1, 2)
+    )  # fmt: skip
+    admin = client_as("admin")
+
+    detail = admin.get(reverse("training:evaluation_detail", args=[a.pk])).content.decode()
+    compare = admin.get(reverse("training:evaluation_compare") + f"?a={a.pk}&b={b.pk}").content.decode()
+
+    assert '<th title="binary_accuracy">Binary accuracy (violation or not)</th><td>0.5000</td>' in detail
+    assert '<th title="n">Items evaluated</th>' in detail and "<th>binary_accuracy</th>" not in detail
+    assert "<th>商业行为与商品宣传</th><td>0.000</td>" in detail
+    assert "<th>知识产权与标识合规</th><td>— (no item of it)</td>" in detail
+    assert "<td></td>" not in compare  # a metric neither run has is "—", not an empty cell
+    assert '<th title="violative_recall">Violation recall</th><td>—</td><td>—</td>' in compare
