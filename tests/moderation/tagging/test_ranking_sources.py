@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from moderation.tagging import evaluation, ranking
-from moderation.tagging.text import find_tag_names, in_hashtag, split_segments, title_text
+from moderation.tagging.text import find_tag_names, in_hashtag, name_prefixes, split_segments, title_text
 
 NAMES = ["龙虾", "美食", "海鲜", "搞笑", "汽车", "风景", "旅游"]
 
@@ -179,3 +179,14 @@ def test_evaluation_candidate_cache_gives_the_same_scores_as_computing_afresh() 
     assert any(s.ranked for s in fresh)
     for a, b, c in zip(fresh, first, again, strict=True):
         assert a.ranked == b.ranked == c.ranked
+
+
+def test_name_prefixes_find_the_same_names_as_every_substring() -> None:
+    # The worker stops extending a substring that starts no name: the hits (counts, hashtags, covered
+    # occurrences, evidence) must be those of looking up every substring.
+    lexicon = {"火锅": 1, "四川火锅": 2, "dj": 3, "dji": 4, "美食": 5, "美食教程": 6, "虾": 7, "龙虾": 8}
+    segs = split_segments(title="#四川火锅 美食教程 DJI 航拍", ocr="龙虾|dj 打碟|小虾米 火锅")
+    every = find_tag_names(segs, lexicon, 4)
+    assert set(every) == {1, 2, 4, 3, 5, 6, 7, 8}
+    assert find_tag_names(segs, lexicon, 4, name_prefixes(lexicon)) == every
+    assert "四川" in name_prefixes(lexicon) and "川火" not in name_prefixes(lexicon)
