@@ -23,3 +23,5 @@ urlpatterns = [
     # Media files (videos, keyframes). Behind a reverse proxy in production (see README).
     path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", views.media, name="media"),
 ]
+
+handler404 = views.not_found  # says the reason a view gave (workbench/views.py)

@@ -23,6 +23,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.urls import Resolver404
 from django.utils.http import url_has_allowed_host_and_scheme
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
@@ -198,3 +199,14 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         "back": back,
     }
     return render(request, "csrf_failure.html", context, status=403)
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The 404 page with the reason a view gave ("Pick two evaluations to compare.", "This dataset's export is
+    missing."), which the page used to drop for its generic text. Django's own messages ("No Video matches the
+    given query.", the URL resolver's) are not written for users and are left out."""
+    reason = ""
+    args = getattr(exception, "args", ())
+    if args and isinstance(args[0], str) and not isinstance(exception, Resolver404):
+        reason = "" if args[0].endswith("matches the given query.") else args[0]
+    return render(request, "404.html", {"reason": reason}, status=404)
