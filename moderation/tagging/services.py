@@ -1038,7 +1038,14 @@ def tag_task_create_for_video(*, video_id: int) -> Any:
 
     if VideoTag.objects.filter(video_id=video_id).exists():
         return None
-    decision = Decision.objects.filter(video_id=video_id).select_related("video").order_by("-pk").first()
+    # Only what the task needs (the SLA counts from the video's arrival), not both wide rows.
+    decision = (
+        Decision.objects.filter(video_id=video_id)
+        .select_related("video")
+        .only("pk", "video__created_at")
+        .order_by("-pk")
+        .first()
+    )
     if decision is None:
         return None
     queue = tag_queue_default()

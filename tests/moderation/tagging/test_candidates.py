@@ -4,6 +4,7 @@ VLM snapping, and the evaluation command."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def test_candidates_have_sources_evidence_and_a_tag_task(vocabulary, encode) -> 
     assert state.embedding is not None and state.generated_at is not None
     task = ReviewTask.objects.get(decision=decision, queue__kind=ReviewQueue.Kind.TAGS)
     assert task.status == ReviewTask.Status.PENDING
+    assert task.deadline == decision.video.created_at + timedelta(seconds=task.queue.sla_seconds)
     # Idempotent: a second run replaces, never duplicates.
     services.tag_candidates_generate(video_id=decision.video_id, encode=encode)
     assert TagCandidate.objects.filter(video=decision.video, tag=_tag("火锅"), source="text").count() == 1
