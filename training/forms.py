@@ -61,6 +61,15 @@ class TrainingJobStartForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["base_model"].initial = settings.TRAINING_BASE_MODEL
 
+    @classmethod
+    def initial_from(cls, job: TrainingJob) -> dict[str, Any]:
+        """The form filled in from ``job``: a failed job started again after changing what failed."""
+        initial: dict[str, Any] = {"dataset": job.dataset_id, "kind": job.kind, "base_model": job.base_model}
+        for key, value in (job.params or {}).items():
+            if key in cls.base_fields and value not in (None, ""):
+                initial[key] = ",".join(map(str, value)) if isinstance(value, list | tuple) else value
+        return initial
+
     def clean_base_model(self) -> str:
         return self._model_source("base_model")
 

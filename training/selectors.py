@@ -36,6 +36,10 @@ def job_is_active(job: TrainingJob) -> bool:
     return job.status in ACTIVE_STATUSES
 
 
+def job_find(*, pk: int) -> TrainingJob | None:
+    return TrainingJob.objects.filter(pk=pk).first()
+
+
 def job_params_shown(job: TrainingJob) -> list[tuple[str, str]]:
     """A job's parameters as the job screen lists them: by name, a list as its items ("q_proj, v_proj",
     not a Python list), an empty value as "—" (the trainer's default)."""
@@ -49,6 +53,32 @@ def job_params_shown(job: TrainingJob) -> list[tuple[str, str]]:
             text = "" if value is None else str(value)
         shown.append((key, text or "—"))
     return shown
+
+
+@dataclass(frozen=True)
+class JobError:
+    """A failed job's error as its screen says it: the message first, the exception's class apart (none for
+    the workbench's own readable TrainingError), a long or multi-line message folded after its first line."""
+
+    headline: str
+    detail: str
+    exception: str
+
+
+def job_error_shown(job: TrainingJob) -> JobError | None:
+    text = (job.error or "").strip()
+    if not text:
+        return None
+    exception = ""
+    name, sep, rest = text.partition(": ")
+    if (
+        sep and name.isidentifier() and name[:1].isupper() and rest.strip()
+    ):  # "RuntimeError: ..." as the runner writes it
+        exception, text = ("" if name == "TrainingError" else name), rest.strip()
+    first, _, more = text.partition("\n")
+    if len(first) > 300:
+        first, more = first[:300].rsplit(" ", 1)[0] + " …", text
+    return JobError(headline=first.strip(), detail=more.strip() and text, exception=exception)
 
 
 def job_eta(job: TrainingJob) -> timedelta | None:

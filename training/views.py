@@ -65,7 +65,10 @@ def _render_list(
 @require_GET
 @permission_required(Perm.MANAGE_TRAINING)
 def job_list(request: HttpRequest) -> HttpResponse:
-    return _render_list(request, TrainingJobStartForm())
+    # "Start again" on a failed job's screen: the form filled in from that job, to change what failed.
+    again = request.GET.get("from_job", "")
+    job = selectors.job_find(pk=int(again)) if again.isdigit() else None
+    return _render_list(request, TrainingJobStartForm(initial=TrainingJobStartForm.initial_from(job) if job else None))
 
 
 @require_POST
@@ -144,6 +147,7 @@ def job_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "job": job,
         "active": selectors.job_is_active(job),
         "params": selectors.job_params_shown(job),
+        "error": selectors.job_error_shown(job),
         "eta": selectors.job_eta(job),
         "chart": selectors.job_loss_chart(job),
         "reward_chart": selectors.job_chart(job, "reward"),

@@ -277,3 +277,44 @@ def test_a_not_found_page_says_the_reason_its_view_gave_and_only_that(client_as,
     for generic in (missing, nowhere):  # Django's own wording ("No Video matches the given query.") is not shown
         text = generic.content.decode()
         assert "There is nothing at this address" in text and "query" not in text and "Resolver404" not in text
+
+
+# A job that failed while running showed its error as the runner stored it ("TrainingError: Base model
+# folder ... has no config.json ...", a whole multi-line message in one red paragraph) and said nothing of
+# what to do next: a failed job is not resumed, and the admin had to re-type its settings in a new job.
+def test_a_job_that_failed_while_running_says_what_failed_and_how_to_start_again(client_as, settings, tmp_path):
+    from training.models import PreferenceDataset, TrainingJob
+    from training.runners.common import run_job_launched
+    from training.services import training_job_claim, training_job_fail
+
+    settings.TRAINING_OUTPUT_DIR, settings.TRAINING_LAUNCHER = tmp_path / "training", "inprocess"
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    dataset = PreferenceDataset.objects.create(name="pairs", pair_count=3)
+    params = {"max_steps": 4, "lora_r": 8, "lora_target_modules": ["q_proj", "v_proj"]}
+    job = TrainingJob.objects.create(dataset=dataset, base_model=str(broken), params=params, total_steps=4)
+    training_job_claim(job_id=job.pk)
+    run_job_launched(job.pk)  # the worker's own code path: the base model check fails inside the run
+    admin = client_as("admin")
+
+    page = admin.get(reverse("training:job_detail", args=[job.pk])).content.decode()
+
+    job.refresh_from_db()
+    assert job.status == "failed" and job.error.startswith("TrainingError: ")
+    assert f"This job failed before its first step:</strong> Base model folder {broken} has no config.json" in page
+    assert "TrainingError" not in page.split('id="job-progress"')[1].split("<h3>Log</h3>")[0]
+    assert "A failed job is not resumed" in page and f"?from_job={job.pk}#start" in page
+    again = admin.get(reverse("training:job_list") + f"?from_job={job.pk}").content.decode()
+    start = again[again.index('id="start"') :]
+    assert (
+        f'value="{broken}"' in start
+        and 'value="q_proj,v_proj"' in start
+        and f'<option value="{dataset.pk}" selected' in start
+    )
+
+    # A crash deep in the trainer: its first line said, the rest folded, the class apart.
+    other = TrainingJob.objects.create(dataset=dataset, params=params, total_steps=4, status="running", step=2)
+    training_job_fail(job_id=other.pk, error="RuntimeError: CUDA out of memory.\n  Tried to allocate 2.00 GiB")
+    page = admin.get(reverse("training:job_detail", args=[other.pk])).content.decode()
+    assert "This job failed at step 2:</strong> CUDA out of memory. <small" in page and "(RuntimeError)" in page
+    assert "<summary>Full error</summary>" in page and "Tried to allocate 2.00 GiB" in page
