@@ -318,3 +318,26 @@ def test_a_job_that_failed_while_running_says_what_failed_and_how_to_start_again
     page = admin.get(reverse("training:job_detail", args=[other.pk])).content.decode()
     assert "This job failed at step 2:</strong> CUDA out of memory. <small" in page and "(RuntimeError)" in page
     assert "<summary>Full error</summary>" in page and "Tried to allocate 2.00 GiB" in page
+
+
+# The video page's heading showed a 400-character title in full, about 9 lines at 1440 px before
+# anything else; it is clamped to two lines like the list rows (14fcba6), whole in its tooltip and
+# in the details list, and the browser tab's title is cut at 80 characters.
+def test_the_video_pages_heading_clamps_a_very_long_title_that_stays_readable(client_as):
+    from pathlib import Path
+
+    from django.conf import settings as django_settings
+
+    from tests.factories import VideoFactory
+
+    title = "标题" + "很长的标题" * 80
+    video = VideoFactory(title=title)
+
+    page = client_as("moderator").get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
+
+    heading = page[page.index("<h1>") : page.index("</h1>")]
+    assert f'<span class="cell-title heading-title" title="{title}">' in heading
+    assert f"<dt>Title</dt><dd>{title}</dd>" in page
+    assert f"<title>{title[:79]}… · Review workbench</title>" in page
+    css = (Path(django_settings.BASE_DIR) / "static" / "workbench.css").read_text()
+    assert ".heading-title { max-width:none; -webkit-line-clamp:2; line-clamp:2;" in css
