@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -46,6 +47,7 @@ def main() -> None:
 
     import django
 
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings_test")
     django.setup()
     from moderation.tagging import encoder, evaluation, ranking
     from moderation.tagging.text import normalise
