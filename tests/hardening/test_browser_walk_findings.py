@@ -341,3 +341,25 @@ def test_the_video_pages_heading_clamps_a_very_long_title_that_stays_readable(cl
     assert f"<title>{title[:79]}… · Review workbench</title>" in page
     css = (Path(django_settings.BASE_DIR) / "static" / "workbench.css").read_text()
     assert ".heading-title { max-width:none; -webkit-line-clamp:2; line-clamp:2;" in css
+
+
+# A chip's number ("萌宠 0.83 text") said it was the ranker's score only in its hover text: a reviewer
+# without a mouse over it (or a screen reader) could not tell a score from a count or a confidence.
+def test_a_tag_chips_number_is_said_to_be_the_rankers_score_without_hovering(client_as):
+    from moderation.tagging.models import Tag, TagSuggestion
+    from tests.factories import VideoFactory
+
+    tags_import(lines=["萌宠"])
+    video, bare = VideoFactory(), VideoFactory()
+    TagSuggestion.objects.create(video=video, tag=Tag.objects.get(name="萌宠"), score=0.83, sources=["text"])
+    client = client_as("moderator")
+
+    panel = client.get(reverse("moderation:tag_panel", args=[video.pk])).content.decode()
+    empty = client.get(reverse("moderation:tag_panel", args=[bare.pk])).content.decode()
+
+    legend = (
+        "The number on a chip is the ranker's score (0–1, how likely the tag fits); from 0.90 a chip starts ticked."
+    )
+    assert legend in panel and panel.index(legend) < panel.index('id="tag-chips"')
+    assert '<span class="visually-hidden">ranker score </span>0.83</span>' in panel
+    assert "The number on a chip" not in empty  # no chips, no legend
