@@ -41,6 +41,26 @@ def parse_since(value: str | None) -> datetime | None:
         raise ModerationError("'since' is out of range.") from exc
 
 
+_PERIODS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
+
+
+def integration_rate_shown(rate: str) -> str:
+    """A rate as the screens say it: "600/min" -> "600 requests a minute" (DRF reads a period by its first letter)."""
+    count, _, period = rate.partition("/")
+    unit = _PERIODS.get(period.strip()[:1])
+    if not unit or not count.strip().isdigit():
+        return rate
+    return f"{count.strip()} request{'' if count.strip() == '1' else 's'} a{'n' if unit == 'hour' else ''} {unit}"
+
+
+def integration_default_rate() -> str:
+    """The rate every integration without its own ``rate_limit`` gets (INTEGRATION_RATE_LIMIT)."""
+    from django.conf import settings
+
+    rates: dict[str, str] = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]  # type: ignore[index,assignment]
+    return rates["integration"]
+
+
 def integrations_overview() -> list[Any]:
     """Integrations with their webhook endpoints and per-endpoint delivery counts (one query each)."""
     from django.db.models import Count, Prefetch, Q
@@ -61,11 +81,17 @@ def integrations_overview() -> list[Any]:
         ),
         failed=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.FAILED)),
     ).order_by("pk")
-    return list(
+    integrations = list(
         Integration.objects.order_by("name")
         .annotate(video_count=Count("videos", distinct=True))
         .prefetch_related(Prefetch("webhook_endpoints", queryset=endpoints))
     )
+    default = integration_rate_shown(integration_default_rate())
+    for integration in integrations:  # the limit in effect, in words
+        own = integration.rate_limit
+        shown = integration_rate_shown(own) if own else f"{default} (the server default)"
+        integration.rate_shown = shown  # type: ignore[attr-defined]
+    return integrations
 
 
 def webhook_delivery_log(*, endpoint: Any, status: str = "", limit: int = 100) -> list[Any]:

@@ -9,7 +9,12 @@ from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.integrations.models import EventType, Integration, WebhookDelivery, WebhookEndpoint
-from moderation.integrations.selectors import integrations_overview, webhook_delivery_log
+from moderation.integrations.selectors import (
+    integration_default_rate,
+    integration_rate_shown,
+    integrations_overview,
+    webhook_delivery_log,
+)
 from moderation.integrations.services import integration_create
 from moderation.integrations.webhooks import (
     webhook_endpoint_create,
@@ -26,6 +31,8 @@ def _render_list(request: HttpRequest, *, error: str = "", typed: dict[str, obje
     context = {
         "integrations": integrations_overview(),
         "event_types": EventType.choices,
+        "default_rate": integration_default_rate(),
+        "default_rate_shown": integration_rate_shown(integration_default_rate()),
         "error": error,
         "typed": typed or {},
     }

@@ -363,3 +363,19 @@ def test_a_tag_chips_number_is_said_to_be_the_rankers_score_without_hovering(cli
     assert legend in panel and panel.index(legend) < panel.index('id="tag-chips"')
     assert '<span class="visually-hidden">ranker score </span>0.83</span>' in panel
     assert "The number on a chip" not in empty  # no chips, no legend
+
+
+# An integration without its own rate limit read "rate default": which default, how many requests?
+def test_an_integration_says_the_rate_limit_in_effect_in_words(client_as, settings):
+    from moderation.integrations.services import integration_create
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"integration": "600/min"}}
+    integration_create(name="shop-app")
+    integration_create(name="partner", rate_limit="5000/hour")
+
+    page = client_as("admin").get(reverse("moderation:integration_list")).content.decode()
+
+    assert "rate default" not in page
+    assert "rate limit 600 requests a minute (the server default) ·" in page
+    assert "rate limit 5000 requests an hour ·" in page
+    assert 'placeholder="600/min"' in page and "empty: the server default, 600 requests a minute" in page
