@@ -379,3 +379,23 @@ def test_an_integration_says_the_rate_limit_in_effect_in_words(client_as, settin
     assert "rate limit 600 requests a minute (the server default) ·" in page
     assert "rate limit 5000 requests an hour ·" in page
     assert 'placeholder="600/min"' in page and "empty: the server default, 600 requests a minute" in page
+
+
+# "Add a tag" showed "search Recommendation (a" (its placeholder named the tag set, cut off by the box;
+# the set is named in the panel's heading), and the tag-set form's Save button stretched across the form.
+def test_the_tag_search_placeholder_fits_and_form_buttons_are_as_wide_as_their_words(client_as):
+    from pathlib import Path
+
+    from django.conf import settings as django_settings
+
+    from tests.factories import VideoFactory
+
+    video = VideoFactory()
+    panel = client_as("moderator").get(reverse("moderation:tag_panel", args=[video.pk])).content.decode()
+
+    name = tag_set_default().name
+    assert f'placeholder="search tags…" title="Search the tags of {name}"' in panel
+    css = (Path(django_settings.BASE_DIR) / "static" / "workbench.css").read_text()
+    assert (
+        ".stack > button { align-self:flex-start; }" in css and ".tag-search input { width:min(100%, 16rem); }" in css
+    )
