@@ -363,6 +363,7 @@ def test_a_tag_chips_number_is_said_to_be_the_rankers_score_without_hovering(cli
     assert legend in panel and panel.index(legend) < panel.index('id="tag-chips"')
     assert '<span class="visually-hidden">ranker score </span>0.83</span>' in panel
     assert "The number on a chip" not in empty  # no chips, no legend
+    assert "No tag candidates yet" in empty and "No tag candidates yet" not in panel  # chips are candidates
 
 
 # An integration without its own rate limit read "rate default": which default, how many requests?
