@@ -66,8 +66,8 @@ def _render_list(
 @permission_required(Perm.MANAGE_TRAINING)
 def job_list(request: HttpRequest) -> HttpResponse:
     # "Start again" on a failed job's screen: the form filled in from that job, to change what failed.
-    again = request.GET.get("from_job", "")
-    job = selectors.job_find(pk=int(again)) if again.isdigit() else None
+    again = row_id(request.GET.get("from_job"))  # "²" or a 30-digit number: no job, not a 500
+    job = selectors.job_find(pk=again) if again is not None else None
     return _render_list(request, TrainingJobStartForm(initial=TrainingJobStartForm.initial_from(job) if job else None))
 
 

@@ -311,6 +311,9 @@ def test_a_job_that_failed_while_running_says_what_failed_and_how_to_start_again
         and 'value="q_proj,v_proj"' in start
         and f'<option value="{dataset.pk}" selected' in start
     )
+    for bad in ("²", "9" * 30, "-1", "abc"):  # an address edited by hand: the empty form, not a 500
+        response = admin.get(reverse("training:job_list"), {"from_job": bad})
+        assert response.status_code == 200 and f'value="{broken}"' not in response.content.decode()
 
     # A crash deep in the trainer: its first line said, the rest folded, the class apart.
     other = TrainingJob.objects.create(dataset=dataset, params=params, total_steps=4, status="running", step=2)
