@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -342,6 +344,8 @@ def test_the_video_pages_heading_clamps_a_very_long_title_that_stays_readable(cl
     assert f'<span class="cell-title heading-title" title="{title}">' in heading
     assert f"<dt>Title</dt><dd>{title}</dd>" in page
     assert f"<title>{title[:79]}… · Review workbench</title>" in page
+    uploaded = page[page.index("<dt>Uploaded</dt>") : page.index("<dt>SHA-256</dt>")]
+    assert video.original_filename == "" and not re.search(r"·\s*·", uploaded)  # no empty file name between dots
     css = (Path(django_settings.BASE_DIR) / "static" / "workbench.css").read_text()
     assert ".heading-title { max-width:none; -webkit-line-clamp:2; line-clamp:2;" in css
 
