@@ -674,6 +674,10 @@ def review_submit(
         if earlier is None:
             raise
         return earlier
+    if locked.queue.kind == ReviewQueue.Kind.TAGS:
+        # A tags item is closed by its tags (tags_review_submit). A verdict on it would be a trusted label
+        # settled by one reviewer outside the moderation queues' consensus and group restrictions.
+        raise ModerationError("This is a tags item: it takes tags on its tag screen, not a verdict.")
     decision = locked.decision
     final_label = _final_label(decision, verdict, label)
     final_severity = _final_severity(decision.policy_version, final_label, severity)

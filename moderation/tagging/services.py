@@ -1095,6 +1095,9 @@ def tags_review_submit(
             raise ModerationError("Already tagged: this item has recorded tags.")
         if locked.status != ReviewTask.Status.CLAIMED or locked.claimed_by_id != user.pk:
             raise ModerationError("This item is not claimed by you; take it with “Claim next” from the tag queue.")
+        # The task names its video: tags sent for another video with it would close the item untagged.
+        if locked.decision.video_id != video_id:
+            raise ModerationError("These tags are for another video than this item's; nothing was saved.")
         task = locked
     selected_ids = list(dict.fromkeys(int(t) for t in selected))
     shown_ids = list(dict.fromkeys(int(t) for t in shown))
