@@ -134,3 +134,25 @@ def test_an_integration_sends_no_events_about_another_platforms_videos():
     assert errors["by-ext"] == "unknown video_external_id 'a-123'"
     assert list(FeedbackEvent.objects.values_list("video_id", flat=True)) == [imported.pk]
     assert _events(token_a, [{**report, "event_id": "own", "video_external_id": "a-123"}])["accepted"] == 1
+
+
+def test_a_long_pair_note_is_refused_with_the_limit_not_cut_short(client_as):
+    """A reproduction pair's note was cut at 2,000 characters without a word (the review note's rule is a
+    refusal naming the limit, and its box stops at the limit)."""
+    from moderation.reproduction.models import PairReview, ReproCandidate
+    from moderation.reproduction.services import pair_claim_next
+    from moderation.review.services import REVIEW_NOTE_MAX_CHARS
+
+    pair = ReproCandidate.objects.create(video=VideoFactory(), original=VideoFactory(), score=0.9, retrieval_score=0.9)
+    client = client_as("moderator")
+    assert pair_claim_next(user=User.objects.get(pk=client.session["_auth_user_id"])) == pair
+    page = client.get(f"/repro/{pair.pk}/").content.decode()
+    assert f'name="note" rows="2" maxlength="{REVIEW_NOTE_MAX_CHARS}"' in page
+
+    too_long = client.post(
+        f"/repro/{pair.pk}/submit/", {"verdict": "derivative", "note": "长" * (REVIEW_NOTE_MAX_CHARS + 1)}, follow=True
+    )
+    assert f"a note holds at most {REVIEW_NOTE_MAX_CHARS:,}" in too_long.content.decode()
+    assert not PairReview.objects.exists()
+    client.post(f"/repro/{pair.pk}/submit/", {"verdict": "derivative", "note": "长" * REVIEW_NOTE_MAX_CHARS})
+    assert len(PairReview.objects.get().note) == REVIEW_NOTE_MAX_CHARS
