@@ -44,3 +44,18 @@ def test_a_tagged_item_opened_again_says_it_is_done_instead_of_offering_its_form
     assert 'id="tags-recorded"' in again and "Already tagged by rita" in again
     assert '<span class="badge">美食</span>' in again and "旅游" not in again.split('id="tags-recorded"')[1][:400]
     assert reverse("moderation:tag_claim_next") in again
+
+
+# A cascade model name of 300 letters was refused with "may use letters, digits, '.', '_' and '-' only":
+# the length was the problem, which the message did not say.
+def test_a_too_long_cascade_model_name_is_refused_for_its_length(client_as):
+    admin = client_as("admin")
+
+    response = admin.post(reverse("moderation:cascade_train"), {"name": "x" * 300, "target_accuracy": "0.92"})
+
+    page = admin.get(response["Location"]).content.decode()
+    assert "A cascade model name is at most 100 characters; this one has 300." in page
+    dashed = admin.get(
+        admin.post(reverse("moderation:cascade_train"), {"name": "-x", "target_accuracy": "0.92"})["Location"]
+    )
+    assert "starts with a letter or a digit" in dashed.content.decode()
