@@ -59,3 +59,27 @@ def test_a_too_long_cascade_model_name_is_refused_for_its_length(client_as):
         admin.post(reverse("moderation:cascade_train"), {"name": "-x", "target_accuracy": "0.92"})["Location"]
     )
     assert "starts with a letter or a digit" in dashed.content.decode()
+
+
+# "Compare A and B" with one run or none chosen was a "Not found" page whose only link went to the start
+# page, and the same run as A and B was compared with itself ("grpo-job-1 vs grpo-job-1", all zeros).
+def test_comparing_without_two_different_evaluations_goes_back_to_the_list_with_the_reason(client_as, policy_version):
+    from tests.factories import ModelVersionFactory
+    from training.models import EvaluationRun
+
+    run = EvaluationRun.objects.create(
+        model_version=ModelVersionFactory(), policy_version=policy_version, eval_set_key="gold"
+    )
+    admin = client_as("admin")
+    url = reverse("training:evaluation_compare")
+
+    for params, said in (
+        ({}, "Pick two evaluations to compare: one in column A and one in column B."),
+        ({"a": run.pk}, "Pick two evaluations to compare"),
+        ({"a": run.pk, "b": "²"}, "Pick two evaluations to compare"),
+        ({"a": run.pk, "b": run.pk}, f"Evaluation {run.pk} is both A and B: pick two different evaluations"),
+    ):
+        response = admin.get(url, params)
+        assert response.status_code == 302 and response["Location"] == reverse("training:model_list") + "#evaluations"
+        page = admin.get(response["Location"]).content.decode()
+        assert said in page and 'id="evaluations"' in page
