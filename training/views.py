@@ -294,11 +294,17 @@ def evaluation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def evaluation_compare(request: HttpRequest) -> HttpResponse:
     from training.evaluation import evaluation_compare as compare
 
-    try:
-        a = selectors.evaluation_get(pk=int(request.GET.get("a", "")))
-        b = selectors.evaluation_get(pk=int(request.GET.get("b", "")))
-    except ValueError:
-        raise Http404("Pick two evaluations to compare.") from None
+    # "Compare A and B" with one or no run chosen, or the same run twice, is sent back to the list
+    # with the reason (it was a "Not found" page whose only link led to the start page).
+    a_id, b_id = row_id(request.GET.get("a")), row_id(request.GET.get("b"))
+    if a_id is None or b_id is None:
+        messages.error(request, "Pick two evaluations to compare: one in column A and one in column B.")
+        return redirect(reverse("training:model_list") + "#evaluations")
+    if a_id == b_id:
+        messages.error(request, f"Evaluation {a_id} is both A and B: pick two different evaluations to compare.")
+        return redirect(reverse("training:model_list") + "#evaluations")
+    a = selectors.evaluation_get(pk=a_id)
+    b = selectors.evaluation_get(pk=b_id)
     context = {
         "a": a,
         "b": b,
