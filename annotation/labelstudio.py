@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from annotation.errors import AnnotationError
@@ -114,32 +115,72 @@ def _task_for(decision: Decision, base_url: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class LabelStudioExport:
+    """What a Label Studio project needs: its labeling config and the tasks to import (a JSON list,
+    the format of Label Studio's "Import" dialog), and how many items matched before the cap."""
+
+    config: str
+    tasks: list[dict[str, Any]]
+    matched: int
+    title: str
+
+
+# The most tasks one download or project holds: a bigger export is a request that takes minutes.
+EXPORT_LIMIT = 2000
+
+
+def labelstudio_queue_items(
+    *, queue: str, since: datetime | None = None, until: datetime | None = None
+) -> QuerySet[Decision]:
+    """The decisions behind review queue ``queue``'s open items (its slug), decided in ``[since, until)``."""
+    decisions = Decision.objects.filter(review_tasks__queue__slug=queue, review_tasks__status__in=OPEN)
+    if since is not None:
+        decisions = decisions.filter(created_at__gte=since)
+    if until is not None:
+        decisions = decisions.filter(created_at__lt=until)
+    return decisions.distinct().order_by("pk")
+
+
+def labelstudio_queue_export(
+    *, queue: str, base_url: str, since: datetime | None = None, until: datetime | None = None
+) -> LabelStudioExport:
+    """Review queue ``queue``'s open items as Label Studio tasks with the model's label (``Choices``)
+    and CoT as the pre-annotation. Refused when nothing matches or the items mix policy versions."""
+    matching = labelstudio_queue_items(queue=queue, since=since, until=until)
+    decisions = list(
+        matching.select_related("video", "policy_version__policy", "model_version").prefetch_related(
+            "video__segments", "video__keyframes"
+        )[:EXPORT_LIMIT]
+    )
+    if not decisions:
+        window = " in the chosen days" if since or until else ""
+        raise AnnotationError(f"Queue “{queue}” has no open items{window} to export.")
+    if len({d.policy_version_id for d in decisions}) > 1:
+        raise AnnotationError("The queue mixes policy versions; export one policy version per project.")
+    version = decisions[0].policy_version
+    return LabelStudioExport(
+        config=labeling_config(version),
+        tasks=[_task_for(d, base_url) for d in decisions],
+        matched=matching.count() if len(decisions) == EXPORT_LIMIT else len(decisions),
+        title=f"{queue} · {version}",
+    )
+
+
 def labelstudio_export_queue(*, client: Any, queue: str, base_url: str, title: str = "") -> tuple[int, int]:
     """Create a Label Studio project holding the open items of review queue ``queue`` (its slug).
 
     Returns ``(project id, number of tasks)``. ``base_url`` is where Label Studio can fetch our
     media (the workbench's public address).
     """
-    decisions = list(
-        Decision.objects.filter(review_tasks__queue__slug=queue, review_tasks__status__in=OPEN)
-        .distinct()
-        .select_related("video", "policy_version__policy", "model_version")
-        .prefetch_related("video__segments", "video__keyframes")
-        .order_by("pk")
-    )
-    if not decisions:
-        raise AnnotationError(f"Queue “{queue}” has no open items to export.")
-    versions = {d.policy_version_id for d in decisions}
-    if len(versions) > 1:
-        raise AnnotationError("The queue mixes policy versions; export one policy version per project.")
-    version = decisions[0].policy_version
+    export = labelstudio_queue_export(queue=queue, base_url=base_url)
     project = client.projects.create(
-        title=(title or f"{queue} · {version}")[:50],
+        title=(title or export.title)[:50],
         description=f"Exported from the review workbench at {timezone.now():%Y-%m-%d %H:%M}.",
-        label_config=labeling_config(version),
+        label_config=export.config,
     )
-    client.projects.import_tasks(id=project.id, request=[_task_for(d, base_url) for d in decisions])
-    return project.id, len(decisions)
+    client.projects.import_tasks(id=project.id, request=export.tasks)
+    return project.id, len(export.tasks)
 
 
 @dataclass
@@ -278,27 +319,92 @@ def labelstudio_tags_config(names: list[str]) -> str:
     )
 
 
-def labelstudio_tag_task(*, video: Any, base_url: str, limit: int = 10) -> dict[str, Any]:
-    """One Label Studio task for tagging ``video``: its text, and the ranker's top suggestions as a
-    ``Taxonomy`` pre-annotation (reviewed tags instead, when the video has them)."""
-    from moderation.tagging.models import TagSuggestion, VideoTag
+class TagVideos:
+    """Which videos a tag export takes."""
 
-    reviewed = list(VideoTag.objects.filter(video=video).values_list("tag__name", flat=True))
-    suggested = list(
-        TagSuggestion.objects.filter(video=video).order_by("-score", "tag_id").values_list("tag__name", "score")[:limit]
+    REVIEWED = "reviewed"  # a reviewer accepted, rejected or added tags (a TagEvent)
+    AWAITING = "awaiting"  # tag suggestions, no review yet (what Label Studio labelers would tag)
+    ALL = "all"
+    CHOICES = [
+        (REVIEWED, "Reviewed: with the reviewers' tags"),
+        (AWAITING, "Awaiting review: with the ranker's suggestions"),
+        (ALL, "Both"),
+    ]
+
+
+def labelstudio_tag_videos(
+    *,
+    which: str,
+    tag_ids: list[int] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Video]:
+    """The videos a tag export takes, oldest first: reviewed ones whose tag review (an event on one
+    of ``tag_ids``; None = any tag) falls in ``[since, until)``, and/or ones with suggestions among
+    ``tag_ids`` and no review yet, uploaded in ``[since, until)``."""
+    from moderation.tagging.models import TagEvent, TagSuggestion, VideoTag
+
+    events = TagEvent.objects.all()
+    suggestions = TagSuggestion.objects.all()
+    if tag_ids is not None:
+        events, suggestions = events.filter(tag_id__in=tag_ids), suggestions.filter(tag_id__in=tag_ids)
+    if since is not None:
+        events = events.filter(at__gte=since)
+    if until is not None:
+        events = events.filter(at__lt=until)
+    reviewed = Q(pk__in=events.values("video_id"))
+    awaiting = (
+        Q(pk__in=suggestions.values("video_id"))
+        & ~Q(pk__in=TagEvent.objects.values("video_id"))
+        & ~Q(pk__in=VideoTag.objects.values("video_id"))
     )
-    chosen = reviewed or [name for name, _ in suggested]
+    if since is not None:
+        awaiting &= Q(created_at__gte=since)
+    if until is not None:
+        awaiting &= Q(created_at__lt=until)
+    chosen = {TagVideos.REVIEWED: reviewed, TagVideos.AWAITING: awaiting}.get(which, reviewed | awaiting)
+    return Video.objects.filter(chosen).order_by("pk")
+
+
+def labelstudio_tag_task(
+    *, video: Any, base_url: str, limit: int = 10, names: set[str] | None = None
+) -> dict[str, Any]:
+    """One Label Studio task for tagging ``video``: its text, and the ranker's top suggestions as a
+    ``Taxonomy`` pre-annotation; the reviewed tags instead once a reviewer has tagged it (even when
+    the reviewer rejected every suggestion: then no tag, not the rejected ones). ``names``: only
+    these tags (a tag set's), None for all. The data carries what the reviewers accepted, rejected
+    and added, for Label Studio's data manager."""
+    from moderation.tagging.models import TagEvent, TagSuggestion, VideoTag
+
+    def kept(tags: list[str]) -> list[str]:
+        return tags if names is None else [t for t in tags if t in names]
+
+    events = list(TagEvent.objects.filter(video=video).order_by("at", "pk").values_list("action", "tag__name"))
+    given = kept(list(VideoTag.objects.filter(video=video).order_by("pk").values_list("tag__name", flat=True)))
+    was_reviewed = bool(events) or VideoTag.objects.filter(video=video).exists()
+    suggested = [
+        (name, score)
+        for name, score in TagSuggestion.objects.filter(video=video)
+        .order_by("-score", "tag_id")
+        .values_list("tag__name", "score")
+        if names is None or name in names
+    ][:limit]
+    chosen = given if was_reviewed else [name for name, _ in suggested]
     text = "\n".join(p for p in (video.title, video.description, video.ocr_text, video.asr_text) if p)
+    data: dict[str, Any] = {
+        "video_id": video.pk,
+        "title": video.title or f"video {video.pk}",
+        "text": text or "(no text)",
+        "video": _abs(base_url, video.file.url) if video.file else "",
+    }
+    if events:
+        for action, key in (("accept", "tags_accepted"), ("reject", "tags_rejected"), ("add", "tags_added")):
+            data[key] = kept(sorted({name for act, name in events if act == action}))
     return {
-        "data": {
-            "video_id": video.pk,
-            "title": video.title or f"video {video.pk}",
-            "text": text or "(no text)",
-            "video": _abs(base_url, video.file.url) if video.file else "",
-        },
+        "data": data,
         "predictions": [
             {
-                "model_version": "reviewed" if reviewed else "tag-ranker",
+                "model_version": "reviewed" if was_reviewed else "tag-ranker",
                 "score": max((s for _, s in suggested), default=0.0),
                 "result": [
                     {
@@ -311,6 +417,39 @@ def labelstudio_tag_task(*, video: Any, base_url: str, limit: int = 10) -> dict[
             }
         ],
     }
+
+
+def labelstudio_tag_export(
+    *,
+    which: str,
+    base_url: str,
+    tag_ids: list[int] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> LabelStudioExport:
+    """Videos to tag as Label Studio tasks (``Taxonomy`` over the chosen tags, or over every tag
+    the videos were suggested or given) with their suggestions or reviewed tags pre-annotated."""
+    from moderation.tagging.models import Tag, TagSuggestion, VideoTag
+
+    matching = labelstudio_tag_videos(which=which, tag_ids=tag_ids, since=since, until=until)
+    videos = list(matching[:EXPORT_LIMIT])
+    if not videos:
+        raise AnnotationError("No videos match: widen the days, choose another tag set or other videos.")
+    ids = [v.pk for v in videos]
+    if tag_ids is not None:
+        names = sorted(Tag.objects.filter(pk__in=tag_ids).values_list("name", flat=True))
+    else:
+        names = sorted(
+            set(TagSuggestion.objects.filter(video_id__in=ids).values_list("tag__name", flat=True))
+            | set(VideoTag.objects.filter(video_id__in=ids).values_list("tag__name", flat=True))
+        )
+    allowed = set(names) if tag_ids is not None else None
+    return LabelStudioExport(
+        config=labelstudio_tags_config(names),
+        tasks=[labelstudio_tag_task(video=v, base_url=base_url, names=allowed) for v in videos],
+        matched=matching.count() if len(videos) == EXPORT_LIMIT else len(videos),
+        title=f"tags · {len(videos)} videos",
+    )
 
 
 def labelstudio_export_tags(*, client: Any, video_ids: list[int], base_url: str, title: str = "") -> tuple[int, int]:

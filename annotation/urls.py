@@ -12,4 +12,5 @@ urlpatterns = [
     path("tag2cot/<int:pk>/", views.tag2cot_write, name="tag2cot_write"),
     path("adjudications/", views.adjudication_list, name="adjudication_list"),
     path("adjudications/<int:pk>/", views.adjudication_detail, name="adjudication_detail"),
+    path("labelstudio/", views.labelstudio_export, name="labelstudio_export"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 from django.contrib import messages
@@ -9,10 +10,19 @@ from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
 
 from annotation import selectors, services
 from annotation.errors import AnnotationError, CorrectionConflict
+from annotation.forms import LabelStudioQueueExportForm, LabelStudioTagExportForm
+from annotation.labelstudio import (
+    EXPORT_LIMIT,
+    labelstudio_queue_export,
+    labelstudio_queue_items,
+    labelstudio_tag_export,
+    labelstudio_tag_videos,
+)
 from annotation.models import Adjudication, CotCorrection, Tag2CotTask
 from moderation.feedback.selectors import feedback_stats_for
 from moderation.inference.backends import STAGES
@@ -270,3 +280,89 @@ def adjudication_detail(request: HttpRequest, pk: int) -> HttpResponse:
         feedback=feedback_stats_for(video_id=adjudication.video_id),
     )
     return render(request, "annotation/adjudication_detail.html", ctx, status=status)
+
+
+# --- Label Studio export ------------------------------------------------------------------------
+
+EXPORT_FORMS: dict[str, type[LabelStudioTagExportForm] | type[LabelStudioQueueExportForm]] = {
+    "tags": LabelStudioTagExportForm,
+    "queue": LabelStudioQueueExportForm,
+}
+DOWNLOADS = ("tasks", "config")
+
+
+def _export_preview(what: str, form: LabelStudioTagExportForm | LabelStudioQueueExportForm) -> dict[str, Any]:
+    """How many items the chosen export would hold (a count, not the export itself)."""
+    since, until = form.window()
+    if isinstance(form, LabelStudioTagExportForm):
+        count = labelstudio_tag_videos(
+            which=form.cleaned_data["which"], tag_ids=form.tag_ids(), since=since, until=until
+        ).count()
+    else:
+        count = labelstudio_queue_items(queue=form.cleaned_data["queue"].slug, since=since, until=until).count()
+    return {"what": what, "count": count, "capped": count > EXPORT_LIMIT}
+
+
+def _export_download(
+    what: str, form: LabelStudioTagExportForm | LabelStudioQueueExportForm, download: str
+) -> HttpResponse:
+    since, until = form.window()
+    data = form.cleaned_data
+    if isinstance(form, LabelStudioTagExportForm):
+        export = labelstudio_tag_export(
+            which=data["which"], base_url=data["base_url"], tag_ids=form.tag_ids(), since=since, until=until
+        )
+    else:
+        export = labelstudio_queue_export(queue=data["queue"].slug, base_url=data["base_url"], since=since, until=until)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    if download == "config":
+        response = HttpResponse(export.config, content_type="application/xml; charset=utf-8")
+        name = f"labelstudio-{what}-config-{stamp}.xml"
+    else:
+        body = json.dumps(export.tasks, ensure_ascii=False, indent=1)
+        response = HttpResponse(body, content_type="application/json; charset=utf-8")
+        name = f"labelstudio-{what}-tasks-{stamp}.json"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@require_GET
+@permission_required(Perm.CORRECT_COT)
+def labelstudio_export(request: HttpRequest) -> HttpResponse:
+    """Content tags (``Taxonomy``) or a review queue's open items (``Choices``) as Label Studio tasks:
+    the form's changes preview how many items match (htmx), its buttons download the tasks JSON or
+    the labeling config. Bad input is said beside the form (400), never a 500."""
+    initial = {"base_url": request.build_absolute_uri("/").rstrip("/")}
+    forms: dict[str, Any] = {key: cls(initial=initial, prefix=key) for key, cls in EXPORT_FORMS.items()}
+    what = request.GET.get("what", "")
+    previews: dict[str, dict[str, Any]] = {key: {"what": key} for key in EXPORT_FORMS}
+    status = 200
+    if what in EXPORT_FORMS:
+        form = forms[what] = EXPORT_FORMS[what](request.GET, prefix=what)
+        download = request.GET.get("download", "")
+        preview: dict[str, Any] = {"what": what}
+        if download and download not in DOWNLOADS:
+            preview["error"] = f"Unknown download “{download}”: choose the tasks (JSON) or the labeling config."
+        elif not form.is_valid():
+            preview["invalid"] = True
+        else:
+            try:
+                if download:
+                    return _export_download(what, form, download)
+                preview = _export_preview(what, form)
+            except AnnotationError as exc:
+                preview["error"] = str(exc)
+        if "error" in preview or "invalid" in preview:
+            status = 400
+        previews[what] = preview
+        if request.htmx:  # type: ignore[attr-defined]
+            # The live count under the form; a refusal is shown there too (htmx swaps only 2xx).
+            context = {"p": preview, "form": form, "limit": EXPORT_LIMIT}
+            return render(request, "annotation/labelstudio_export.html#preview", context)
+    elif what:
+        previews["tags"] = {"what": "tags", "error": f"Unknown export “{what}”: choose content tags or a review queue."}
+        status = 400
+    exports = [{"what": key, "form": forms[key], "p": previews[key]} for key in EXPORT_FORMS]
+    return render(
+        request, "annotation/labelstudio_export.html", {"exports": exports, "limit": EXPORT_LIMIT}, status=status
+    )

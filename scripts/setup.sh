@@ -34,10 +34,13 @@ want=$(cat requirements/cpu.txt requirements/dev.txt requirements/constraints.tx
 if [[ ! -f $stamp || "$(cat $stamp)" != "$want" ]]; then
   echo "==> pip: installing the CPU dependency set into .venv"
   .venv/bin/python -m pip install -q --upgrade pip
+  # --no-compile: pip would byte-compile all 20,000 .py files of the set one by one (70 s of CPU on this
+  # machine); Python compiles a module when it is first imported and keeps that .pyc, and the tests
+  # import under a third of the set's source.
   # torch first, pinned to the CPU build, so nothing below pulls a CUDA build.
-  .venv/bin/python -m pip install -q "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
-  .venv/bin/python -m pip install -q -r requirements/cpu.txt -r requirements/dev.txt -c requirements/constraints.txt
-  .venv/bin/python -m pip install -q --no-deps -r requirements/nodeps.txt
+  .venv/bin/python -m pip install -q --no-compile "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+  .venv/bin/python -m pip install -q --no-compile -r requirements/cpu.txt -r requirements/dev.txt -c requirements/constraints.txt
+  .venv/bin/python -m pip install -q --no-compile --no-deps -r requirements/nodeps.txt
   echo "$want" > $stamp
 fi
 # The test suite's S3-compatible server: s3rver from the npm registry, pinned by the committed lockfile.

@@ -53,6 +53,23 @@ def label_studio() -> str:
         pytest.fail(str(exc))
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """pytest-django's test database, with ``synchronous_commit`` off for every connection to it (this
+    process's, a test's threads', its Celery workers'): a commit no longer waits for its WAL to reach the
+    disk. Only a crash of the server itself could lose the last commits, and that database is dropped at
+    the end anyway; what other sessions see, and when, is unchanged. The per-test commits (transactional
+    tests, workers, the concurrency drains) add up to seconds. Set on the test database only: the
+    benchmarks' database on the same server keeps its durable commits."""
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
+        cursor.execute("SET synchronous_commit = off")  # this connection was opened before
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _empty_cache() -> Iterator[None]:
     """Each test starts with an empty Django cache: rows are rolled back between tests and their

@@ -6,6 +6,7 @@ from django import forms
 from django.conf import settings
 
 from moderation.models import ModelVersion
+from moderation.tagging.forms import TagExportFilterForm
 from training.models import EvaluationRun, PreferenceDataset, TrainingJob
 
 
@@ -99,4 +100,25 @@ class EvaluationStartForm(forms.Form):
     eval_set = forms.ChoiceField(choices=EvaluationRun.EvalSet.choices)
     file_path = forms.CharField(
         required=False, max_length=500, help_text="KuaiMod-format JSONL on the server, inside MEDIA_IMPORT_ROOTS"
+    )
+
+
+class TagEventsExportForm(TagExportFilterForm):
+    """The tag reviewers' accept/reject/add events as a dataset (the ranker's training data)."""
+
+    file_format = forms.ChoiceField(
+        label="Format",
+        choices=[("jsonl", "JSONL (one file; each row names its split)"), ("hf", "Hugging Face dataset (zip)")],
+        initial="jsonl",
+        error_messages={"invalid_choice": "Choose JSONL or a Hugging Face dataset."},
+    )
+    eval_share = forms.FloatField(
+        label="Held-out share",
+        min_value=0,
+        max_value=0.9,
+        initial=0,
+        required=False,
+        widget=forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "0.9"}),
+        help_text="split by reproduction cluster, like the SFT and DPO datasets",
+        error_messages={"invalid": "Not a number: write a share such as 0.1."},
     )

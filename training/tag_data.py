@@ -3,19 +3,37 @@ a video's reproduction cluster stays on one side (``split_for(split_group_for(vi
 
 from __future__ import annotations
 
+import io
 import json
+import tempfile
+import zipfile
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from moderation.tagging.models import TagEvent
 from training.data import split_for, split_group_for
+from training.errors import TrainingError
 
 
-def tag_event_rows(*, eval_share: float = 0.0) -> list[dict[str, Any]]:
+def tag_event_rows(
+    *,
+    eval_share: float = 0.0,
+    tag_ids: list[int] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[dict[str, Any]]:
     """One row per event: the video's text, the tag, the reviewer's action and label (accept/add = 1,
-    reject = 0), the candidate sources, ranker score and features, and whether the chip was pre-selected."""
+    reject = 0), the candidate sources, ranker score and features, and whether the chip was pre-selected.
+    Only events on ``tag_ids`` (None: any tag) made in ``[since, until)``."""
     rows: list[dict[str, Any]] = []
     events = TagEvent.objects.select_related("video__repro_cluster", "tag", "reviewer").order_by("pk")
+    if tag_ids is not None:
+        events = events.filter(tag_id__in=tag_ids)
+    if since is not None:
+        events = events.filter(at__gte=since)
+    if until is not None:
+        events = events.filter(at__lt=until)
     for e in events:
         video = e.video
         rows.append(
@@ -40,17 +58,25 @@ def tag_event_rows(*, eval_share: float = 0.0) -> list[dict[str, Any]]:
     return rows
 
 
-def tag_events_export(*, folder: Path, eval_share: float = 0.0, hf: bool = False) -> dict[str, int]:
+def tag_event_line(row: dict[str, Any]) -> str:
+    """A row as one JSONL line (the features as a JSON string: their keys differ between rows)."""
+    return json.dumps({**row, "features": json.dumps(row["features"])}, ensure_ascii=False)
+
+
+def tag_events_export(
+    *, folder: Path, eval_share: float = 0.0, hf: bool = False, rows: list[dict[str, Any]] | None = None
+) -> dict[str, int]:
     """Write ``train.jsonl`` (and ``eval.jsonl``) under ``folder``; with ``hf`` also a ``DatasetDict``
-    folder ``hf/`` (``datasets`` is imported only here). Returns the row count per split."""
-    rows = tag_event_rows(eval_share=eval_share)
+    folder ``hf/`` (``datasets`` is imported only here). ``rows``: already chosen ones (default: every
+    event). Returns the row count per split."""
+    rows = tag_event_rows(eval_share=eval_share) if rows is None else rows
     folder.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
     for split in sorted({r["split"] for r in rows} or {"train"}):
         part = [r for r in rows if r["split"] == split]
         with (folder / f"{split}.jsonl").open("w", encoding="utf-8") as fh:
             for r in part:
-                fh.write(json.dumps({**r, "features": json.dumps(r["features"])}, ensure_ascii=False) + "\n")
+                fh.write(tag_event_line(r) + "\n")
         counts[split] = len(part)
     if hf:
         from datasets import Dataset, DatasetDict
@@ -65,3 +91,34 @@ def tag_events_export(*, folder: Path, eval_share: float = 0.0, hf: bool = False
             }
         ).save_to_disk(str(folder / "hf"))
     return counts
+
+
+def tag_events_download(
+    *,
+    file_format: str,
+    eval_share: float = 0.0,
+    tag_ids: list[int] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[bytes, int]:
+    """The chosen events as one download: ``jsonl`` (one file, each row names its split) or ``hf``
+    (a zip of what ``manage.py export_tag_events --hf`` writes: the JSONL per split and the
+    ``DatasetDict`` folder). Returns ``(bytes, number of events)``; refused when none match."""
+    if not 0 <= eval_share <= 0.9:
+        raise TrainingError(f"The held-out share must be between 0 and 0.9, not {eval_share:g}.")
+    if file_format not in ("jsonl", "hf"):
+        raise TrainingError(f"Unknown format “{file_format}”: choose JSONL or a Hugging Face dataset.")
+    rows = tag_event_rows(eval_share=eval_share, tag_ids=tag_ids, since=since, until=until)
+    if not rows:
+        raise TrainingError("No tag review events match: widen the days or choose another tag set.")
+    if file_format == "jsonl":
+        return "".join(tag_event_line(r) + "\n" for r in rows).encode(), len(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "tag-events"
+        tag_events_export(folder=folder, eval_share=eval_share, hf=True, rows=rows)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    archive.write(path, path.relative_to(Path(tmp)).as_posix())
+    return buffer.getvalue(), len(rows)

@@ -9,6 +9,7 @@ urlpatterns = [
     path("jobs/<int:pk>/", views.job_detail, name="job_detail"),
     path("jobs/<int:pk>/cancel/", views.job_cancel, name="job_cancel"),
     path("datasets/build/", views.dataset_build, name="dataset_build"),
+    path("datasets/tag-events/", views.tag_events_download, name="tag_events_download"),
     path("datasets/<int:pk>/download/", views.dataset_download, name="dataset_download"),
     path("models/", views.model_list, name="model_list"),
     path("models/<int:pk>/promote/", views.model_promote, name="model_promote"),

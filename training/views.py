@@ -11,6 +11,7 @@ from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
@@ -19,9 +20,10 @@ from moderation.errors import ModerationError
 from moderation.models import ModelVersion
 from training import artifacts, selectors
 from training.errors import TrainingError
-from training.forms import EvaluationStartForm, TrainingJobStartForm
+from training.forms import EvaluationStartForm, TagEventsExportForm, TrainingJobStartForm
 from training.models import PreferenceDataset
 from training.services import preference_dataset_build, sft_dataset_build, training_job_cancel, training_job_start
+from training.tag_data import tag_events_download as tag_events_download_build
 from workbench.roles import Perm, permission_required
 from workbench.storage import is_object_storage, playback_url
 from workbench.text import row_id
@@ -46,6 +48,8 @@ def _render_list(
     status: int = 200,
     dataset_error: str = "",
     dataset_typed: dict[str, str] | None = None,
+    tag_events_form: TagEventsExportForm | None = None,
+    tag_events_error: str = "",
 ) -> HttpResponse:
     datasets = Paginator(selectors.dataset_list(), LIST_PAGE).get_page(request.GET.get("datasets_page"))
     jobs = Paginator(selectors.job_list(), LIST_PAGE).get_page(request.GET.get("jobs_page"))
@@ -58,6 +62,8 @@ def _render_list(
         "dataset_error": dataset_error,
         "dataset_typed": dataset_typed or {"kind": "dpo", "eval_share": "0", "rejected_from": ""},
         "serving_model": selectors.serving_model_version(),
+        "tag_events_form": tag_events_form or TagEventsExportForm(prefix="events"),
+        "tag_events_error": tag_events_error,
     }
     return render(request, "training/job_list.html", context, status=status)
 
@@ -191,6 +197,37 @@ def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
     return response  # type: ignore[return-value]  # streamed; the decorators only pass it through
 
 
+@require_GET
+@permission_required(Perm.MANAGE_TRAINING)
+def tag_events_download(request: HttpRequest) -> HttpResponse:
+    """The tag reviewers' events as JSONL or a zipped Hugging Face dataset (what ``manage.py
+    export_tag_events`` writes), for a tag set and days; bad input is said on the training screen."""
+    if not request.GET:  # the address opened by itself (a bookmark): the form, not a list of errors
+        return HttpResponseRedirect(reverse("training:job_list") + "#tag-events")
+    form = TagEventsExportForm(request.GET, prefix="events")
+    if not form.is_valid():
+        return _render_list(request, TrainingJobStartForm(), status=400, tag_events_form=form)
+    since, until = form.window()
+    file_format = form.cleaned_data["file_format"]
+    try:
+        body, _count = tag_events_download_build(
+            file_format=file_format,
+            eval_share=form.cleaned_data["eval_share"] or 0.0,
+            tag_ids=form.tag_ids(),
+            since=since,
+            until=until,
+        )
+    except TrainingError as exc:
+        return _render_list(
+            request, TrainingJobStartForm(), status=400, tag_events_form=form, tag_events_error=str(exc)
+        )
+    stamp = timezone.now().strftime("%Y%m%d-%H%M")
+    kind = ("application/jsonl", "jsonl") if file_format == "jsonl" else ("application/zip", "zip")
+    response = HttpResponse(body, content_type=kind[0])
+    response["Content-Disposition"] = f'attachment; filename="tag-events-{stamp}.{kind[1]}"'
+    return response
+
+
 # --- registry, evaluation, release ------------------------------------------------------------
 
 
@@ -257,11 +294,17 @@ def evaluation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def evaluation_compare(request: HttpRequest) -> HttpResponse:
     from training.evaluation import evaluation_compare as compare
 
-    try:
-        a = selectors.evaluation_get(pk=int(request.GET.get("a", "")))
-        b = selectors.evaluation_get(pk=int(request.GET.get("b", "")))
-    except ValueError:
-        raise Http404("Pick two evaluations to compare.") from None
+    # "Compare A and B" with one or no run chosen, or the same run twice, is sent back to the list
+    # with the reason (it was a "Not found" page whose only link led to the start page).
+    a_id, b_id = row_id(request.GET.get("a")), row_id(request.GET.get("b"))
+    if a_id is None or b_id is None:
+        messages.error(request, "Pick two evaluations to compare: one in column A and one in column B.")
+        return redirect(reverse("training:model_list") + "#evaluations")
+    if a_id == b_id:
+        messages.error(request, f"Evaluation {a_id} is both A and B: pick two different evaluations to compare.")
+        return redirect(reverse("training:model_list") + "#evaluations")
+    a = selectors.evaluation_get(pk=a_id)
+    b = selectors.evaluation_get(pk=b_id)
     context = {
         "a": a,
         "b": b,

@@ -4,7 +4,7 @@ import hmac
 import mimetypes
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -106,6 +106,16 @@ def _iter_file(path: Path, start: int, length: int, chunk: int = 256 * 1024) -> 
 
 # Roles whose screens show videos and keyframes (uploaders, moderators, labelers, training admins).
 MEDIA_PERMS = (Perm.UPLOAD_VIDEO, Perm.REVIEW_VIDEO, Perm.CORRECT_COT, Perm.MANAGE_TRAINING)
+# The folders of media storage this view serves: videos' files, covers and keyframes (the ``upload_to`` of the
+# models' file fields; a test checks each is here). The rest of the store is not for these roles: training
+# snapshots, checkpoints and adapters (``training/``, read through the training screens' own role check), a
+# node's cache and scratch, half-written uploads (``tmp/``).
+SERVED_MEDIA_FOLDERS = ("videos", "covers", "keyframes")
+
+
+def _served_media(path: str) -> bool:
+    parts = PurePosixPath(path).parts
+    return len(parts) > 1 and parts[0] in SERVED_MEDIA_FOLDERS and ".." not in parts
 
 
 @login_required
@@ -119,9 +129,9 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
     """
     if not any(request.user.has_perm(p) for p in MEDIA_PERMS):
         raise PermissionDenied("Your role may not view media.")
+    if not _served_media(path):
+        raise Http404("No such media file.")
     if is_object_storage():
-        if ".." in Path(path).parts or path.startswith("/"):
-            raise Http404("No such media file.")
         redirect = HttpResponseRedirect(playback_url(path))
         # The browser may reuse the redirect for the player's Range requests while the URL is valid.
         redirect["Cache-Control"] = f"private, max-age={max(int(settings.MEDIA_URL_EXPIRE_SECONDS) // 2, 0)}"

@@ -16,6 +16,7 @@ from moderation.errors import ModerationError
 from moderation.feedback.models import FeedbackAggregate, FeedbackEvent
 from moderation.feedback.selectors import feedback_counts_compute
 from moderation.integrations.models import Integration
+from moderation.integrations.selectors import videos_of_other_integrations
 from moderation.media.models import Video
 from moderation.signals import feedback_received
 
@@ -204,6 +205,11 @@ def feedback_events_ingest(*, integration: Integration, events: Any) -> IngestRe
         if ext is not None
     }
     known_ids = set(Video.objects.filter(pk__in=raw_ids).values_list("pk", flat=True)) if raw_ids else set()
+    # Another platform's videos are unknown here, as on every read: no events about them, and no telling
+    # which of them exist.
+    theirs = videos_of_other_integrations(integration=integration, video_ids=known_ids | set(videos_by_ext.values()))
+    videos_by_ext = {ext: pk for ext, pk in videos_by_ext.items() if pk not in theirs}
+    known_ids -= theirs
 
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()

@@ -399,8 +399,12 @@ def _rerun_error(model_version: ModelVersion, exc: Exception) -> str:
 
 
 def cascade_artifact_path(name: str) -> Path:
+    if len(name) > 100:  # a long name of letters was told it used the wrong characters
+        raise ModerationError(f"A cascade model name is at most 100 characters; this one has {len(name)}.")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
-        raise ModerationError("A cascade model name may use letters, digits, '.', '_' and '-' only.")
+        raise ModerationError(
+            "A cascade model name starts with a letter or a digit and may use letters, digits, '.', '_' and '-' only."
+        )
     return Path(settings.MODELS_DIR) / "cascade" / f"{name}.joblib"
 
 

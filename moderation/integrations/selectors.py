@@ -22,6 +22,17 @@ def videos_visible_to(*, integration: Integration | None, qs: QuerySet[Any], fie
     return qs.filter(**{f"{field}__in": owned})
 
 
+def videos_of_other_integrations(*, integration: Integration, video_ids: set[int]) -> set[int]:
+    """Of ``video_ids``, the videos other integrations submitted and ``integration`` did not: another
+    platform's, which this one may neither read nor send events about. A video no integration submitted (an
+    upload, a folder or KuaiMod import) is no platform's, so any integration's users may have seen it."""
+    if not video_ids:
+        return set()
+    submitted = IntegrationVideo.objects.filter(video_id__in=video_ids)
+    mine = set(submitted.filter(integration=integration).values_list("video_id", flat=True))
+    return set(submitted.exclude(integration=integration).values_list("video_id", flat=True)) - mine
+
+
 def parse_since(value: str | None) -> datetime | None:
     """``since`` as ISO 8601 with a timezone (``2026-05-01T12:00:00Z``); None when absent."""
     if value in (None, ""):

@@ -381,13 +381,16 @@ def pair_review_submit(*, candidate: ReproCandidate, user: User, verdict: str, n
     """Record a reviewer's verdict on a pair they hold; a reproduction joins the two videos' clusters."""
     if verdict not in ReproCandidate.Label.values:
         raise ModerationError("Choose reproduction, derivative or unrelated.")
+    from moderation.review.services import review_note_checked
+
+    note = review_note_checked(note)  # a long note was cut at 2,000 characters without a word
     with transaction.atomic():
         locked = ReproCandidate.objects.select_for_update().get(pk=candidate.pk)
         if PairReview.objects.filter(candidate=locked).exists():
             raise ModerationError("Already reviewed: this pair has a recorded verdict.")
         if locked.claimed_by_id != user.pk:
             raise ModerationError("This pair is not claimed by you; take it with “Claim next pair”.")
-        review = PairReview.objects.create(candidate=locked, reviewer=user, verdict=verdict, note=note.strip()[:2000])
+        review = PairReview.objects.create(candidate=locked, reviewer=user, verdict=verdict, note=note)
         locked.lease_expires_at = None
         locked.save(update_fields=["lease_expires_at", "updated_at"])
         if verdict == ReproCandidate.Label.REPRODUCTION:

@@ -16,6 +16,7 @@ from moderation.errors import ModerationError
 from moderation.media.services import video_media_verify
 from moderation.reproduction import selectors, services
 from moderation.reproduction.models import PairReview, ReproCandidate
+from moderation.review.services import REVIEW_NOTE_MAX_CHARS
 from moderation.review.views import media_revealed
 from workbench.roles import Perm, permission_required
 
@@ -62,6 +63,7 @@ def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "review": review,
         "mine": candidate.claimed_by_id == request.user.pk,
         "labels": ReproCandidate.Label.choices,
+        "note_max_chars": REVIEW_NOTE_MAX_CHARS,
         "reveal": media_revealed(request),
         **selectors.pair_detail(candidate=candidate),
     }

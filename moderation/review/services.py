@@ -634,6 +634,18 @@ def _resent(task: ReviewTask, user: User, verdict: str, label: str) -> Review | 
 REVIEW_NOTE_MAX_CHARS = 4000
 
 
+def review_note_checked(note: str | None) -> str:
+    """A reviewer's note (on a verdict, on a reproduction pair) without its outer blanks; one over
+    ``REVIEW_NOTE_MAX_CHARS`` is refused with the limit, never cut short behind the reviewer's back."""
+    note = (note or "").strip()
+    if len(note) > REVIEW_NOTE_MAX_CHARS:
+        raise ModerationError(
+            f"The note is {len(note):,} characters long; a note holds at most {REVIEW_NOTE_MAX_CHARS:,}. "
+            "Shorten it: say why, not everything."
+        )
+    return note
+
+
 @transaction.atomic
 def review_submit(
     *,
@@ -661,12 +673,7 @@ def review_submit(
       (a client that retries after losing the answer) the same reviewer's same verdict returns the
       review already recorded instead; a different verdict is still refused.
     """
-    note = (note or "").strip()
-    if len(note) > REVIEW_NOTE_MAX_CHARS:
-        raise ModerationError(
-            f"The note is {len(note):,} characters long; a note holds at most {REVIEW_NOTE_MAX_CHARS:,}. "
-            "Shorten it: say why, not everything."
-        )
+    note = review_note_checked(note)
     try:
         locked = _lock_owned(task, user, with_decision=True)  # a reviewed task is DONE: refused there
     except ModerationError as exc:
@@ -674,6 +681,10 @@ def review_submit(
         if earlier is None:
             raise
         return earlier
+    if locked.queue.kind == ReviewQueue.Kind.TAGS:
+        # A tags item is closed by its tags (tags_review_submit). A verdict on it would be a trusted label
+        # settled by one reviewer outside the moderation queues' consensus and group restrictions.
+        raise ModerationError("This is a tags item: it takes tags on its tag screen, not a verdict.")
     decision = locked.decision
     final_label = _final_label(decision, verdict, label)
     final_severity = _final_severity(decision.policy_version, final_label, severity)

@@ -64,6 +64,26 @@ def tag_set_tag_ids(*, tag_set: TagSet) -> set[int] | None:
     return ids or None
 
 
+def tag_task_recorded(*, task: Any) -> dict[str, object] | None:
+    """What was recorded for a done tags-queue item (who, when, the tags kept), or None while it is
+    open: the tag screen of a done item says so instead of offering its form again (Back after
+    "Submit tags and next" reloads it, and a second submit was only refused)."""
+    from moderation.review.models import ReviewTask
+    from moderation.tagging.models import TagEvent, VideoTag
+
+    if task.status != ReviewTask.Status.DONE:
+        return None
+    event = TagEvent.objects.filter(task=task).select_related("reviewer").order_by("-at").first()
+    video_id = task.decision.video_id
+    return {
+        "by": event.reviewer.get_username() if event else "",
+        "at": task.completed_at or (event.at if event else None),
+        "tags": list(
+            VideoTag.objects.filter(video_id=video_id).order_by("tag__name").values_list("tag__name", flat=True)
+        ),
+    }
+
+
 def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     """What the tags panel shows: the ranked suggestions above the tag set's show threshold (with
     sources, score, evidence and whether they start selected), and the video's current tags."""

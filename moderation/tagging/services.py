@@ -34,6 +34,11 @@ logger = logging.getLogger(__name__)
 # --- vocabulary ---------------------------------------------------------------------------------
 
 
+def _count(n: int, noun: str) -> str:
+    """``1 line``, ``2 lines`` (an import of one bad line said "1 lines skipped")."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 @dataclass
 class ImportReport:
     version: VocabularyVersion | None = None
@@ -46,12 +51,15 @@ class ImportReport:
     def tags_summary(self) -> str:
         version = f" as vocabulary v{self.version.number}" if self.version else ""
         return (
-            f"{self.created} tags created, {self.updated} given new aliases, {self.unchanged} unchanged{version}; "
-            f"{len(self.errors)} lines skipped"
+            f"{_count(self.created, 'tag')} created, {self.updated} given new aliases, {self.unchanged} unchanged"
+            f"{version}; {_count(len(self.errors), 'line')} skipped"
         )
 
     def parents_summary(self) -> str:
-        return f"{self.updated} parents set, {self.unchanged} unchanged; {len(self.errors)} lines skipped"
+        return (
+            f"{_count(self.updated, 'parent')} set, {self.unchanged} unchanged; "
+            f"{_count(len(self.errors), 'line')} skipped"
+        )
 
     def problems(self, decode_errors: list[str]) -> list[str]:
         """The skipped lines in line order, a line that was not UTF-8 said once (the importer also skips
@@ -1095,6 +1103,9 @@ def tags_review_submit(
             raise ModerationError("Already tagged: this item has recorded tags.")
         if locked.status != ReviewTask.Status.CLAIMED or locked.claimed_by_id != user.pk:
             raise ModerationError("This item is not claimed by you; take it with “Claim next” from the tag queue.")
+        # The task names its video: tags sent for another video with it would close the item untagged.
+        if locked.decision.video_id != video_id:
+            raise ModerationError("These tags are for another video than this item's; nothing was saved.")
         task = locked
     selected_ids = list(dict.fromkeys(int(t) for t in selected))
     shown_ids = list(dict.fromkeys(int(t) for t in shown))

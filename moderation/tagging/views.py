@@ -104,6 +104,7 @@ def tag_task(request: HttpRequest, pk: int) -> HttpResponse:
         # A stored file gone from media storage is said (and recorded) as on the review screen.
         "media_check": video_media_verify(video=video, by=_user(request)),
         "panel": selectors.tag_panel_for(video_id=video.pk, tag_set=_tag_set(request)),
+        "recorded": selectors.tag_task_recorded(task=task),
         "standalone": True,
         "tag_sets": TagSet.objects.all(),
         # Shielded (blurred, greyscale) until revealed, as on every other screen a reviewer works.

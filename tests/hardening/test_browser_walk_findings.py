@@ -263,18 +263,16 @@ def test_the_ranker_history_and_the_cascade_share_explain_their_empty_state(clie
     assert "No decision went through the cascade in 14 days" in ops and "–</strong> of cascade" not in ops
 
 
-# Views give a 404 its reason ("Pick two evaluations to compare.", "This policy has only one version"), but
+# Views give a 404 its reason ("This policy has only one version"), but
 # the page dropped it for "There is nothing at this address…": the compare and diff links looked broken.
 def test_a_not_found_page_says_the_reason_its_view_gave_and_only_that(client_as, policy_version):
     admin = client_as("admin")
 
-    compare = admin.get(reverse("training:evaluation_compare"))
     diff = admin.get(reverse("moderation:policy_diff", args=[policy_version.policy_id]))
     missing = admin.get(reverse("moderation:video_detail", args=[999_999]))
     nowhere = admin.get("/no/such/page/")
 
-    assert compare.status_code == diff.status_code == missing.status_code == nowhere.status_code == 404
-    assert "Pick two evaluations to compare." in compare.content.decode()
+    assert diff.status_code == missing.status_code == nowhere.status_code == 404
     assert "there is nothing to compare" in diff.content.decode()
     for generic in (missing, nowhere):  # Django's own wording ("No Video matches the given query.") is not shown
         text = generic.content.decode()

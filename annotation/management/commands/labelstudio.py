@@ -16,10 +16,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotation.errors import AnnotationError
 from annotation.labelstudio import (
+    TagVideos,
     labelstudio_client,
     labelstudio_export_queue,
     labelstudio_export_tags,
     labelstudio_import_project,
+    labelstudio_tag_videos,
 )
 
 
@@ -43,14 +45,7 @@ class Command(BaseCommand):
         try:
             if opts["action"] == "export-tags":
                 # Videos with tag suggestions that no reviewer has tagged yet (at most 500).
-                from moderation.tagging.models import TagSuggestion, VideoTag
-
-                ids = list(
-                    TagSuggestion.objects.exclude(video_id__in=VideoTag.objects.values("video_id"))
-                    .values_list("video_id", flat=True)
-                    .distinct()
-                    .order_by("video_id")[:500]
-                )
+                ids = list(labelstudio_tag_videos(which=TagVideos.AWAITING).values_list("pk", flat=True)[:500])
                 project_id, count = labelstudio_export_tags(
                     client=client, video_ids=ids, base_url=opts["base_url"], title=opts["title"]
                 )

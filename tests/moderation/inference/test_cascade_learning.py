@@ -78,7 +78,8 @@ def test_the_admin_picks_a_target_on_the_curve_and_the_curve_follows_the_reviews
         decision = DecisionFactory(policy_version=policy_version, cascade_p_violative=p, cascade_stage=1)
         ItemLabel.objects.create(video=decision.video, label=label, source=ItemLabel.Source.REVIEW)
     curves = admin.get("/cascade/?part=curves", headers={"HX-Request": "true"}).content.decode()
-    assert curves.lstrip().startswith('<section class="panel" id="cascade-curves"')
+    assert curves.lstrip().startswith('<div id="cascade-curves"')
+    assert 'id="target-form"' not in curves  # a target being typed is not swapped away by the poll
     assert "From the 4 latest reviewed items" in curves
     model = cascade_target_set(target_accuracy=0.9)
     # most confident first: 0.98 right, 0.97 right, 0.95 wrong, 0.9 right: the first two reach 90%

@@ -170,7 +170,8 @@ def test_an_import_from_the_screen_is_queued_then_shows_every_skipped_line(
     hierarchy = TagImport.objects.get(kind="hierarchy")
     assert import_vocabulary(hierarchy.pk) == "done"
     text = client.get(reverse("moderation:tag_vocabulary")).content.decode()
-    assert "1 parents set" in text and "Skipped line 2: not in the vocabulary: 猫" in text
+    assert "1 parent set" in text and "1 line skipped" in text  # not "1 parents set", "1 lines skipped"
+    assert "Skipped line 2: not in the vocabulary: 猫" in text
     assert Tag.objects.get(name="萌宠").parent == Tag.objects.get(name="美食")
 
     response = client.post(url, {"kind": "tags", "lines": "  \n"}, follow=True)

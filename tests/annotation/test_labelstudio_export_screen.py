@@ -1,0 +1,161 @@
+"""The Label Studio export screen (annotation) and the tag-events dataset download (training):
+what a labeler or an admin chooses, what the downloads hold, and bad input said beside the form."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import zipfile
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.tagging.models import Tag, TagEvent, TagSet, TagSuggestion
+from moderation.tagging.services import tags_import, tags_review_submit
+from tests.factories import DecisionFactory, VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = "/annotation/labelstudio/"
+
+
+@pytest.fixture
+def tagged(make_user):  # type: ignore[no-untyped-def]
+    """Three tags, a 'food' set of two; a video reviewed (hotpot kept, travel rejected, food added), a
+    video whose one suggestion was rejected, and a video awaiting review."""
+    tags_import(lines=["美食", "火锅", "旅游"])
+    food, hotpot, travel = (Tag.objects.get(name=n) for n in ("美食", "火锅", "旅游"))
+    food_set = TagSet.objects.create(name="Food", slug="food")
+    food_set.tags.set([food, hotpot])
+    reviewer = make_user("moderator")
+    reviewed, rejected, awaiting = (VideoFactory(title=t, file="") for t in ("四川火锅", "风景", "家常菜"))
+    for video in (reviewed, rejected, awaiting):
+        TagSuggestion.objects.create(video=video, tag=hotpot, score=0.8, sources=["text"], features={"f": 1.0})
+        TagSuggestion.objects.create(video=video, tag=travel, score=0.3, sources=["text"], features={})
+    tags_review_submit(video_id=reviewed.pk, user=reviewer, selected=[hotpot.pk, food.pk], shown=[hotpot.pk, travel.pk])
+    tags_review_submit(video_id=rejected.pk, user=reviewer, selected=[], shown=[hotpot.pk, travel.pk])
+    return {"reviewed": reviewed, "rejected": rejected, "awaiting": awaiting, "set": food_set}
+
+
+def _tags(download: str = "", **params: str) -> dict[str, str]:
+    form = {"what": "tags", "tags-base_url": "http://wb.test", "tags-which": "reviewed"}
+    return form | {f"tags-{k}": v for k, v in params.items()} | ({"download": download} if download else {})
+
+
+def test_labelers_and_admins_see_the_screen_and_the_links_to_it(client_as):
+    labeler = client_as("labeler")
+    page = labeler.get(URL)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Content tags (Taxonomy)" in html and "Review queue items (Choices)" in html
+    assert 'value="http://testserver"' in html  # where Label Studio fetches media: this workbench
+    assert reverse("annotation:labelstudio_export") in labeler.get("/").content.decode()
+    admin = client_as("admin")
+    assert URL in admin.get(reverse("moderation:tag_queue")).content.decode()
+    assert 'id="tag-events"' in admin.get(reverse("training:job_list")).content.decode()
+    for role in ("moderator", "policy_editor"):
+        assert client_as(role).get(URL).status_code == 403
+
+
+def test_reviewed_tags_of_a_tag_set_download_as_label_studio_tasks_and_config(client_as, tagged):
+    labeler = client_as("labeler")
+
+    response = labeler.get(URL, _tags(tag_set="food", download="tasks"))
+
+    assert response.status_code == 200 and response["Content-Disposition"].startswith("attachment;")
+    tasks = {t["data"]["video_id"]: t for t in json.loads(response.content)}
+    assert set(tasks) == {tagged["reviewed"].pk, tagged["rejected"].pk}  # not the one awaiting review
+    kept = tasks[tagged["reviewed"].pk]
+    assert kept["predictions"][0]["model_version"] == "reviewed"
+    assert sorted(kept["predictions"][0]["result"][0]["value"]["taxonomy"]) == [["火锅"], ["美食"]]
+    assert kept["data"]["tags_added"] == ["美食"] and kept["data"]["tags_accepted"] == ["火锅"]
+    assert kept["data"]["tags_rejected"] == []  # 旅游 is outside the food set
+    # A reviewer who rejected every suggestion kept no tag: the rejected ones are not pre-annotated.
+    assert tasks[tagged["rejected"].pk]["predictions"][0]["result"][0]["value"]["taxonomy"] == []
+
+    config = labeler.get(URL, _tags(tag_set="food", download="config")).content.decode()
+    assert '<Taxonomy name="tags" toName="text">' in config and "旅游" not in config
+    awaiting = json.loads(labeler.get(URL, _tags(which="awaiting", download="tasks")).content)
+    assert [t["data"]["video_id"] for t in awaiting] == [tagged["awaiting"].pk]
+    assert awaiting[0]["predictions"][0]["model_version"] == "tag-ranker"
+
+
+def test_the_days_choose_the_reviews_and_the_count_is_previewed_by_htmx(client_as, tagged):
+    TagEvent.objects.filter(video=tagged["rejected"]).update(at=timezone.now() - dt.timedelta(days=10))
+    today = timezone.localdate().isoformat()
+    labeler = client_as("labeler")
+
+    preview = labeler.get(URL, _tags(since=today), HTTP_HX_REQUEST="true")
+
+    assert preview.status_code == 200
+    assert "<strong>1</strong> video matches" in preview.content.decode()
+    assert "<h1>" not in preview.content.decode()  # the partial, not the page
+    tasks = json.loads(labeler.get(URL, _tags(since=today, until=today, download="tasks")).content)
+    assert [t["data"]["video_id"] for t in tasks] == [tagged["reviewed"].pk]
+    assert labeler.get(URL, _tags(until="9999-12-31")).status_code == 200  # the last day there is
+
+
+@pytest.mark.parametrize(
+    ("params", "said"),
+    [
+        (_tags(since="2026-03-02", until="2026-03-01"), "“From” (2026-03-02) is after “To” (2026-03-01): swap them."),
+        (_tags(since="2026-02-30"), "From: Not a date: write it as YYYY-MM-DD"),
+        (_tags(tag_set="gone"), "That tag set does not exist (any more)"),
+        (_tags(which="everything"), "Choose which videos"),
+        (_tags(base_url="javascript:alert(1)"), "Media address: Not a web address"),
+        (_tags(download="zip"), "Unknown download “zip”"),
+        (_tags(download="tasks"), "No videos match"),
+        ({"what": "videos"}, "Unknown export “videos”"),
+        ({"what": "queue", "queue-queue": "nope", "queue-base_url": "http://wb"}, "That review queue does not exist"),
+    ],
+)
+def test_bad_input_is_said_beside_the_form_not_a_500(client_as, params, said):
+    response = client_as("labeler").get(URL, params)
+
+    assert response.status_code == 400
+    assert said in response.content.decode()
+    assert 'role="alert">Not exported:' in response.content.decode()
+
+
+def test_a_review_queues_open_items_download_with_the_models_label_as_choices(client_as, policy_version):
+    queue = ReviewQueue.objects.create(slug="ls-screen", name="LS screen")
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    ReviewTask.objects.create(decision=decision, queue=queue)
+    labeler = client_as("labeler")
+    params = {"what": "queue", "queue-queue": "ls-screen", "queue-base_url": "http://wb.test"}
+
+    tasks = json.loads(labeler.get(URL, params | {"download": "tasks"}).content)
+
+    assert [t["data"]["decision_id"] for t in tasks] == [decision.pk]
+    assert tasks[0]["predictions"][0]["result"][0]["value"] == {"choices": ["正向"]}
+    assert "<Choices" in labeler.get(URL, params | {"download": "config"}).content.decode()
+    empty = ReviewQueue.objects.create(slug="ls-empty", name="Empty")
+    refused = labeler.get(URL, params | {"queue-queue": empty.slug, "download": "tasks"})
+    assert refused.status_code == 400 and "Queue “ls-empty” has no open items to export." in refused.content.decode()
+
+
+def test_tag_events_download_as_jsonl_or_a_hugging_face_zip_for_admins(client_as, tagged):
+    admin = client_as("admin")
+    url = reverse("training:tag_events_download")
+
+    jsonl = admin.get(url, {"events-tag_set": "food", "events-file_format": "jsonl"})
+
+    assert jsonl.status_code == 200 and jsonl["Content-Type"] == "application/jsonl"
+    rows = [json.loads(line) for line in jsonl.content.decode().splitlines()]
+    assert sorted((r["tag"], r["action"]) for r in rows) == [("火锅", "accept"), ("火锅", "reject"), ("美食", "add")]
+    hf = admin.get(url, {"events-file_format": "hf", "events-eval_share": "0"})
+    names = zipfile.ZipFile(io.BytesIO(hf.content)).namelist()
+    assert "tag-events/train.jsonl" in names and "tag-events/hf/dataset_dict.json" in names
+
+    for params, said in (
+        ({"events-eval_share": "2"}, "Held-out share: Ensure this value is less than or equal to 0.9."),
+        ({"events-eval_share": "abc"}, "Not a number"),
+        ({"events-since": "2000-01-01", "events-until": "2000-01-02"}, "No tag review events match"),
+    ):
+        refused = admin.get(url, {"events-file_format": "jsonl"} | params)
+        assert refused.status_code == 400 and said in refused.content.decode(), params
+    assert admin.get(url)["Location"] == reverse("training:job_list") + "#tag-events"  # opened by itself
+    assert client_as("labeler").get(url).status_code == 403

@@ -1,0 +1,85 @@
+"""Findings of the walk of the less-walked screens in Chromium at 1440x900 as each role (tags queue and
+keyboard flow, tag import, curation, cascade, training, evaluations, integrations, operations;
+screenshots under /work/shots/walk_s30), each pinned by a client test that fails without its fix."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from moderation.review.services import review_claim_next
+from moderation.tagging.models import Tag, TagSuggestion
+from moderation.tagging.services import tag_queue_default, tags_import
+from tests.factories import ReviewTaskFactory
+
+pytestmark = pytest.mark.django_db
+
+
+# Back after "Submit tags and next" reloaded the item just tagged with its chips and a live "Submit
+# tags and next": nothing said it was done, and pressing it only sent the reviewer to the queue with
+# "Already tagged". The screen of a done item now says who tagged it, with what, and offers Claim next.
+def test_a_tagged_item_opened_again_says_it_is_done_instead_of_offering_its_form(make_user, policy_version):
+    tags_import(lines=["美食", "旅游"])
+    food, travel = Tag.objects.get(name="美食"), Tag.objects.get(name="旅游")
+    task = ReviewTaskFactory(queue=tag_queue_default(), decision__policy_version=policy_version)
+    video = task.decision.video
+    for tag, score in ((food, 0.8), (travel, 0.4)):
+        TagSuggestion.objects.create(video=video, tag=tag, score=score, sources=["text"], features={})
+    reviewer = make_user("moderator", username="rita")
+    client = Client()
+    client.force_login(reviewer)
+    assert review_claim_next(user=reviewer, queue=task.queue) == task
+    url = reverse("moderation:tag_task", args=[task.pk])
+    assert "data-tags-submit" in client.get(url).content.decode()
+
+    sent = client.post(
+        reverse("moderation:tag_submit", args=[video.pk]),
+        {"task": task.pk, "tag": [food.pk], "shown": [food.pk, travel.pk]},
+    )
+    assert sent.status_code == 302
+
+    again = client.get(url).content.decode()  # Back, or the address opened again
+    assert "data-tags-submit" not in again and "data-chip-key" not in again
+    assert 'id="tags-recorded"' in again and "Already tagged by rita" in again
+    assert '<span class="badge">美食</span>' in again and "旅游" not in again.split('id="tags-recorded"')[1][:400]
+    assert reverse("moderation:tag_claim_next") in again
+
+
+# A cascade model name of 300 letters was refused with "may use letters, digits, '.', '_' and '-' only":
+# the length was the problem, which the message did not say.
+def test_a_too_long_cascade_model_name_is_refused_for_its_length(client_as):
+    admin = client_as("admin")
+
+    response = admin.post(reverse("moderation:cascade_train"), {"name": "x" * 300, "target_accuracy": "0.92"})
+
+    page = admin.get(response["Location"]).content.decode()
+    assert "A cascade model name is at most 100 characters; this one has 300." in page
+    dashed = admin.get(
+        admin.post(reverse("moderation:cascade_train"), {"name": "-x", "target_accuracy": "0.92"})["Location"]
+    )
+    assert "starts with a letter or a digit" in dashed.content.decode()
+
+
+# "Compare A and B" with one run or none chosen was a "Not found" page whose only link went to the start
+# page, and the same run as A and B was compared with itself ("grpo-job-1 vs grpo-job-1", all zeros).
+def test_comparing_without_two_different_evaluations_goes_back_to_the_list_with_the_reason(client_as, policy_version):
+    from tests.factories import ModelVersionFactory
+    from training.models import EvaluationRun
+
+    run = EvaluationRun.objects.create(
+        model_version=ModelVersionFactory(), policy_version=policy_version, eval_set_key="gold"
+    )
+    admin = client_as("admin")
+    url = reverse("training:evaluation_compare")
+
+    for params, said in (
+        ({}, "Pick two evaluations to compare: one in column A and one in column B."),
+        ({"a": run.pk}, "Pick two evaluations to compare"),
+        ({"a": run.pk, "b": "²"}, "Pick two evaluations to compare"),
+        ({"a": run.pk, "b": run.pk}, f"Evaluation {run.pk} is both A and B: pick two different evaluations"),
+    ):
+        response = admin.get(url, params)
+        assert response.status_code == 302 and response["Location"] == reverse("training:model_list") + "#evaluations"
+        page = admin.get(response["Location"]).content.decode()
+        assert said in page and 'id="evaluations"' in page
