@@ -52,6 +52,7 @@ def test_labelers_and_admins_see_the_screen_and_the_links_to_it(client_as):
     html = page.content.decode()
     assert "Content tags (Taxonomy)" in html and "Review queue items (Choices)" in html
     assert 'value="http://testserver"' in html  # where Label Studio fetches media: this workbench
+    assert "Nothing matches: widen the days, choose another tag set or other videos." in html  # counted at once
     assert reverse("annotation:labelstudio_export") in labeler.get("/").content.decode()
     admin = client_as("admin")
     assert URL in admin.get(reverse("moderation:tag_queue")).content.decode()
@@ -87,6 +88,7 @@ def test_the_days_choose_the_reviews_and_the_count_is_previewed_by_htmx(client_a
     TagEvent.objects.filter(video=tagged["rejected"]).update(at=timezone.now() - dt.timedelta(days=10))
     today = timezone.localdate().isoformat()
     labeler = client_as("labeler")
+    assert "<strong>2</strong> videos match" in labeler.get(URL).content.decode()  # as the screen opens
 
     preview = labeler.get(URL, _tags(since=today), HTTP_HX_REQUEST="true")
 
