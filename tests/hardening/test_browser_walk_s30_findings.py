@@ -83,3 +83,24 @@ def test_comparing_without_two_different_evaluations_goes_back_to_the_list_with_
         assert response.status_code == 302 and response["Location"] == reverse("training:model_list") + "#evaluations"
         page = admin.get(response["Location"]).content.decode()
         assert said in page and 'id="evaluations"' in page
+
+
+# A webhook address of 1,001 to 2,048 characters passed the URL validator and overflowed the column: a
+# 500. One with a user name and password (https://user:pw@host/...) was saved and then shown in clear on
+# the integrations screen to every admin.
+def test_a_webhook_address_too_long_or_carrying_a_password_is_refused_beside_its_form(client_as):
+    from moderation.integrations.models import WebhookEndpoint
+    from moderation.integrations.services import integration_create
+
+    integration, _token = integration_create(name="shop-app", rate_limit="")
+    admin = client_as("admin")
+    url = reverse("moderation:webhook_endpoint_add", args=[integration.pk])
+
+    long = admin.post(url, {"url": "https://example.com/" + "a" * 1500, "event_types": ["review.completed"]})
+    secret = admin.post(url, {"url": "https://user:pw@example.com/h", "event_types": ["review.completed"]})
+
+    assert long.status_code == 400
+    assert "A webhook address has at most 1000 characters; this one has 1520." in long.content.decode()
+    assert secret.status_code == 400
+    assert "A webhook address may not carry a user name or password" in secret.content.decode()
+    assert not WebhookEndpoint.objects.exists()
