@@ -104,3 +104,25 @@ def test_a_webhook_address_too_long_or_carrying_a_password_is_refused_beside_its
     assert secret.status_code == 400
     assert "A webhook address may not carry a user name or password" in secret.content.decode()
     assert not WebhookEndpoint.objects.exists()
+
+
+# Curation: "Make alias" with the "alias of" field emptied made the phrase an alias of its nearest tag
+# without a word, and "Add tag" with a blank name said "Tag name: blank line." (an import's wording).
+def test_an_emptied_curation_field_is_refused_not_replaced_by_a_default(client_as):
+    from moderation.tagging.models import TagProposal
+
+    tags_import(lines=["美食"])
+    food = Tag.objects.get(name="美食")
+    proposal = TagProposal.objects.create(name="番茄炒蛋", key="番茄炒蛋", nearest_tag=food, nearest_cosine=0.7)
+    editor = client_as("policy_editor")
+    url = reverse("moderation:tag_proposal_decide", args=[proposal.pk])
+
+    merged = editor.post(url, {"action": "merge", "target": " "}, HTTP_HX_REQUEST="true").content.decode()
+    named = editor.post(url, {"action": "accept", "name": "  ", "parent": ""}, HTTP_HX_REQUEST="true")
+
+    assert "Alias of: nothing typed; type the tag this phrase is another word for." in merged
+    assert "Tag name: nothing typed; type the name the new tag gets." in named.content.decode()
+    proposal.refresh_from_db()
+    assert proposal.status == TagProposal.Status.PENDING and food.aliases == []
+    row = editor.post(reverse("moderation:tag_edit", args=[food.pk]), {"name": " ", "is_active": "on"}, follow=True)
+    assert "“美食” was not saved: Tag name: nothing typed." in row.content.decode()  # the vocabulary row too
