@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django import forms
 
 from annotation.labelstudio import TagVideos
@@ -9,6 +11,30 @@ from moderation.review.models import ReviewQueue
 from moderation.tagging.forms import DayRangeForm, TagExportFilterForm
 
 BASE_URL_HELP = "where Label Studio fetches the videos: the workbench's address as Label Studio reaches it"
+
+
+class MediaAddressField(forms.CharField):
+    """An http(s) address with a host, any host: Label Studio often reaches the workbench by a service
+    name without a dot (``http://workbench:8000``), which Django's URL validator refuses."""
+
+    def __init__(self) -> None:
+        super().__init__(label="Media address", help_text=BASE_URL_HELP, max_length=500)
+
+    def clean(self, value: object) -> str:
+        address = super().clean(value).strip().rstrip("/")
+        parts = urlsplit(address)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or not port_ok
+            or any(c.isspace() for c in address)
+        ):
+            raise forms.ValidationError("Not a web address: write it as http://host:port or https://host.")
+        return address
 
 
 class LabelStudioTagExportForm(TagExportFilterForm):
@@ -20,13 +46,7 @@ class LabelStudioTagExportForm(TagExportFilterForm):
         label="Videos",
         error_messages={"invalid_choice": "Choose which videos: reviewed, awaiting review, or both."},
     )
-    base_url = forms.URLField(
-        label="Media address",
-        help_text=BASE_URL_HELP,
-        max_length=500,
-        assume_scheme="https",
-        error_messages={"invalid": "Not a web address: write it as http://host:port or https://host."},
-    )
+    base_url = MediaAddressField()
 
 
 class LabelStudioQueueExportForm(DayRangeForm):
@@ -38,13 +58,7 @@ class LabelStudioQueueExportForm(DayRangeForm):
         empty_label=None,
         error_messages={"invalid_choice": "That review queue does not exist (any more): choose one from the list."},
     )
-    base_url = forms.URLField(
-        label="Media address",
-        help_text=BASE_URL_HELP,
-        max_length=500,
-        assume_scheme="https",
-        error_messages={"invalid": "Not a web address: write it as http://host:port or https://host."},
-    )
+    base_url = MediaAddressField()
 
     field_order = ["queue", "since", "until", "base_url"]
 

@@ -18,6 +18,7 @@ from annotation.errors import AnnotationError, CorrectionConflict
 from annotation.forms import LabelStudioQueueExportForm, LabelStudioTagExportForm
 from annotation.labelstudio import (
     EXPORT_LIMIT,
+    TagVideos,
     labelstudio_queue_export,
     labelstudio_queue_items,
     labelstudio_tag_export,
@@ -31,6 +32,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_media_for_display
 from moderation.media.services import video_media_verify
 from moderation.policies.selectors import policy_label_groups
+from moderation.review.models import ReviewQueue
 from moderation.review.selectors import cot_stages_for_display
 from moderation.review.views import media_revealed
 from workbench.roles import Perm, permission_required
@@ -332,10 +334,18 @@ def labelstudio_export(request: HttpRequest) -> HttpResponse:
     """Content tags (``Taxonomy``) or a review queue's open items (``Choices``) as Label Studio tasks:
     the form's changes preview how many items match (htmx), its buttons download the tasks JSON or
     the labeling config. Bad input is said beside the form (400), never a 500."""
-    initial = {"base_url": request.build_absolute_uri("/").rstrip("/")}
-    forms: dict[str, Any] = {key: cls(initial=initial, prefix=key) for key, cls in EXPORT_FORMS.items()}
+    base_url = request.build_absolute_uri("/").rstrip("/")
+    initial = {
+        "tags": {"base_url": base_url, "which": TagVideos.REVIEWED},
+        "queue": {"base_url": base_url, "queue": ReviewQueue.DEFAULT_SLUG},
+    }
+    forms: dict[str, Any] = {key: cls(initial=initial[key], prefix=key) for key, cls in EXPORT_FORMS.items()}
     what = request.GET.get("what", "")
-    previews: dict[str, dict[str, Any]] = {key: {"what": key} for key in EXPORT_FORMS}
+    previews: dict[str, dict[str, Any]] = {}
+    for key, cls in EXPORT_FORMS.items():
+        # What each form would export as it first shows (a count), so the screen is not blank until a change.
+        shown = cls({f"{key}-{name}": value for name, value in initial[key].items()}, prefix=key)
+        previews[key] = _export_preview(key, shown) if key != what and shown.is_valid() else {"what": key}
     status = 200
     if what in EXPORT_FORMS:
         form = forms[what] = EXPORT_FORMS[what](request.GET, prefix=what)

@@ -131,7 +131,7 @@ def tags_import(
         line = raw.rstrip("\r\n")
         name, _, alias_part = line.partition("\t")
         name = name.strip()
-        problem = tagtext.tag_name_problem(name) or (None if name else "blank line")
+        problem = "blank line" if not name else tagtext.tag_name_problem(name)
         if problem:
             report.errors.append(f"line {number}: {problem}")
             continue

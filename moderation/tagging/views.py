@@ -394,6 +394,12 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     action = request.POST.get("action", "")
     error = ""
     try:
+        # A field the editor emptied is refused, not replaced by the proposal's own name or its nearest
+        # tag (an emptied "alias of" made the phrase an alias of the nearest tag without a word).
+        if action == "merge" and "target" in request.POST and not request.POST["target"].strip():
+            raise ModerationError("Alias of: nothing typed; type the tag this phrase is another word for.")
+        if action == "accept" and "name" in request.POST and not request.POST["name"].strip():
+            raise ModerationError("Tag name: nothing typed; type the name the new tag gets.")
         proposal = services.tag_proposal_decide(
             proposal=proposal,
             user=_user(request),

@@ -83,3 +83,46 @@ def test_comparing_without_two_different_evaluations_goes_back_to_the_list_with_
         assert response.status_code == 302 and response["Location"] == reverse("training:model_list") + "#evaluations"
         page = admin.get(response["Location"]).content.decode()
         assert said in page and 'id="evaluations"' in page
+
+
+# A webhook address of 1,001 to 2,048 characters passed the URL validator and overflowed the column: a
+# 500. One with a user name and password (https://user:pw@host/...) was saved and then shown in clear on
+# the integrations screen to every admin.
+def test_a_webhook_address_too_long_or_carrying_a_password_is_refused_beside_its_form(client_as):
+    from moderation.integrations.models import WebhookEndpoint
+    from moderation.integrations.services import integration_create
+
+    integration, _token = integration_create(name="shop-app", rate_limit="")
+    admin = client_as("admin")
+    url = reverse("moderation:webhook_endpoint_add", args=[integration.pk])
+
+    long = admin.post(url, {"url": "https://example.com/" + "a" * 1500, "event_types": ["review.completed"]})
+    secret = admin.post(url, {"url": "https://user:pw@example.com/h", "event_types": ["review.completed"]})
+
+    assert long.status_code == 400
+    assert "A webhook address has at most 1000 characters; this one has 1520." in long.content.decode()
+    assert secret.status_code == 400
+    assert "A webhook address may not carry a user name or password" in secret.content.decode()
+    assert not WebhookEndpoint.objects.exists()
+
+
+# Curation: "Make alias" with the "alias of" field emptied made the phrase an alias of its nearest tag
+# without a word, and "Add tag" with a blank name said "Tag name: blank line." (an import's wording).
+def test_an_emptied_curation_field_is_refused_not_replaced_by_a_default(client_as):
+    from moderation.tagging.models import TagProposal
+
+    tags_import(lines=["美食"])
+    food = Tag.objects.get(name="美食")
+    proposal = TagProposal.objects.create(name="番茄炒蛋", key="番茄炒蛋", nearest_tag=food, nearest_cosine=0.7)
+    editor = client_as("policy_editor")
+    url = reverse("moderation:tag_proposal_decide", args=[proposal.pk])
+
+    merged = editor.post(url, {"action": "merge", "target": " "}, HTTP_HX_REQUEST="true").content.decode()
+    named = editor.post(url, {"action": "accept", "name": "  ", "parent": ""}, HTTP_HX_REQUEST="true")
+
+    assert "Alias of: nothing typed; type the tag this phrase is another word for." in merged
+    assert "Tag name: nothing typed; type the name the new tag gets." in named.content.decode()
+    proposal.refresh_from_db()
+    assert proposal.status == TagProposal.Status.PENDING and food.aliases == []
+    row = editor.post(reverse("moderation:tag_edit", args=[food.pk]), {"name": " ", "is_active": "on"}, follow=True)
+    assert "“美食” was not saved: Tag name: nothing typed." in row.content.decode()  # the vocabulary row too
