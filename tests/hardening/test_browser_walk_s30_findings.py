@@ -137,3 +137,22 @@ def test_the_ranker_line_counts_one_video_in_the_singular(client_as):
     page = client_as("moderator").get(reverse("moderation:tag_ranker")).content.decode()
 
     assert "from 1 event on 1 video" in page and "1 videos" not in page
+
+
+# A reproduction pair opened again after its verdict (Back, the address) said "Recorded by …" and
+# offered nothing else: no way on but the small "back to pairs" link; the verdict keys' hints wrapped
+# away from their buttons.
+def test_a_decided_pair_offers_claim_next_with_its_key(client_as):
+    from tests.moderation.reproduction.test_pair_review import make_pair
+
+    pair = make_pair(0.9)
+    client = client_as("moderator")
+    claimed = client.post(reverse("moderation:repro_claim_next"))
+    assert 'class="verdict-keys"' in client.get(claimed.url).content.decode()
+    client.post(reverse("moderation:repro_submit", args=[pair.pk]), {"verdict": "unrelated"})
+
+    page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
+
+    assert "Recorded by" in page
+    verdict = page.split('id="verdict"')[1].split("</section>")[0]
+    assert reverse("moderation:repro_claim_next") in verdict and 'data-hotkey="n"' in verdict
