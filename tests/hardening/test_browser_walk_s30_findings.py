@@ -126,3 +126,33 @@ def test_an_emptied_curation_field_is_refused_not_replaced_by_a_default(client_a
     assert proposal.status == TagProposal.Status.PENDING and food.aliases == []
     row = editor.post(reverse("moderation:tag_edit", args=[food.pk]), {"name": " ", "is_active": "on"}, follow=True)
     assert "“美食” was not saved: Tag name: nothing typed." in row.content.decode()  # the vocabulary row too
+
+
+# The tag ranker's line read "trained … from 13 events on 1 videos".
+def test_the_ranker_line_counts_one_video_in_the_singular(client_as):
+    from moderation.tagging.models import TagRanker
+
+    TagRanker.objects.create(kind=TagRanker.Kind.WEIGHTED, n_events=1, n_videos=1, is_active=True)
+
+    page = client_as("moderator").get(reverse("moderation:tag_ranker")).content.decode()
+
+    assert "from 1 event on 1 video" in page and "1 videos" not in page
+
+
+# A reproduction pair opened again after its verdict (Back, the address) said "Recorded by …" and
+# offered nothing else: no way on but the small "back to pairs" link; the verdict keys' hints wrapped
+# away from their buttons.
+def test_a_decided_pair_offers_claim_next_with_its_key(client_as):
+    from tests.moderation.reproduction.test_pair_review import make_pair
+
+    pair = make_pair(0.9)
+    client = client_as("moderator")
+    claimed = client.post(reverse("moderation:repro_claim_next"))
+    assert 'class="verdict-keys"' in client.get(claimed.url).content.decode()
+    client.post(reverse("moderation:repro_submit", args=[pair.pk]), {"verdict": "unrelated"})
+
+    page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
+
+    assert "Recorded by" in page
+    verdict = page.split('id="verdict"')[1].split("</section>")[0]
+    assert reverse("moderation:repro_claim_next") in verdict and 'data-hotkey="n"' in verdict
