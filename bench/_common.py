@@ -48,13 +48,14 @@ def module_at(commit: str, path: str):  # type: ignore[no-untyped-def]
 
     source = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, check=True, capture_output=True).stdout
     name = f"{Path(path).stem}_at_{commit}"
-    file = Path(tempfile.mkdtemp(prefix="bench-")) / f"{name}.py"
-    file.write_bytes(source)
-    spec = importlib.util.spec_from_file_location(name, file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:  # imported, the module needs its file no more
+        file = Path(folder) / f"{name}.py"
+        file.write_bytes(source)
+        spec = importlib.util.spec_from_file_location(name, file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
     return module
 
 
