@@ -83,27 +83,33 @@ def cascade_threshold(request: HttpRequest) -> HttpResponse:
 
 
 def _threshold(raw: str) -> float:
-    """The form's threshold as a number; the services check its range (nan included)."""
+    """The form's threshold as a number between 0 and 1; the refusal names what was typed ("2" was
+    reported as "got 2.0", "1e400" as "got inf"), as the target's does."""
     try:
-        return float(raw.strip())
+        value = float(raw.strip())
     except ValueError:
         raise ModerationError("The escalation threshold must be a number between 0 and 1.") from None
+    if not 0.0 <= value <= 1.0:  # nan too
+        raise ModerationError(f"The escalation threshold must be between 0 and 1; “{raw.strip()[:40]}” is not.")
+    return value
 
 
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_target(request: HttpRequest) -> HttpResponse:
     from moderation.inference.services import cascade_target_set
+    from moderation.inference.stage1.routing import accuracy_percent
 
     try:
-        model = cascade_target_set(target_accuracy=_target(request.POST.get("target_accuracy", "")))
+        target = _target(request.POST.get("target_accuracy", ""))
+        model = cascade_target_set(target_accuracy=target)
     except ModerationError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(
             request,
             f"Stage 1 “{model.name}” now auto-decides where the expected accuracy is at least "
-            f"{model.target_accuracy:.0%} (escalation threshold {model.escalate_threshold:.2f}).",
+            f"{accuracy_percent(target)} (escalation threshold {model.escalate_threshold:.2f}).",
         )
     return redirect("moderation:cascade")
 

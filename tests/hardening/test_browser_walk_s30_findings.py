@@ -156,3 +156,17 @@ def test_a_decided_pair_offers_claim_next_with_its_key(client_as):
     assert "Recorded by" in page
     verdict = page.split('id="verdict"')[1].split("</section>")[0]
     assert reverse("moderation:repro_claim_next") in verdict and 'data-hotkey="n"' in verdict
+
+
+# The threshold's refusal named a number the admin did not type ("got 2.0" for 2, "got inf" for 1e400),
+# and a target of 99.9 % was confirmed as "at least 100%".
+def test_cascade_refusals_name_what_was_typed_and_a_target_keeps_its_tenth(client_as):
+    from moderation.inference.stage1.routing import accuracy_percent
+
+    admin = client_as("admin")
+
+    for typed in ("2", "1e400", "-1"):
+        page = admin.post(reverse("moderation:cascade_threshold"), {"threshold": typed}, follow=True).content.decode()
+        assert f"The escalation threshold must be between 0 and 1; “{typed}” is not." in page
+        assert "(got" not in page
+    assert [accuracy_percent(v) for v in (0.999, 0.92, 1.0, 0.5)] == ["99.9%", "92%", "100%", "50%"]
