@@ -144,7 +144,7 @@ def test_a_review_queues_open_items_download_with_the_models_label_as_choices(cl
     assert refused.status_code == 400 and "Queue “ls-empty” has no open items to export." in refused.content.decode()
 
 
-def test_tag_events_download_as_jsonl_or_a_hugging_face_zip_for_admins(client_as, tagged):
+def test_tag_events_download_as_jsonl_or_a_hugging_face_zip_for_admins(client_as, tagged, capfd):
     admin = client_as("admin")
     url = reverse("training:tag_events_download")
 
@@ -156,6 +156,7 @@ def test_tag_events_download_as_jsonl_or_a_hugging_face_zip_for_admins(client_as
     hf = admin.get(url, {"events-file_format": "hf", "events-eval_share": "0"})
     names = zipfile.ZipFile(io.BytesIO(hf.content)).namelist()
     assert "tag-events/train.jsonl" in names and "tag-events/hf/dataset_dict.json" in names
+    assert "Saving the dataset" not in capfd.readouterr().err  # no progress bar in the server's log
 
     for params, said in (
         ({"events-eval_share": "2"}, "Held-out share: Ensure this value is less than or equal to 0.9."),
