@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
 from urllib.parse import urlsplit
 
 from django import forms
+from django.contrib.auth.models import AnonymousUser, User
 
 from annotation.labelstudio import TagVideos
 from moderation.review.models import ReviewQueue
+from moderation.review.selectors import review_queues_open_to
 from moderation.tagging.forms import DayRangeForm, TagExportFilterForm
 
 BASE_URL_HELP = "where Label Studio fetches the videos: the workbench's address as Label Studio reaches it"
@@ -53,7 +56,7 @@ class LabelStudioQueueExportForm(DayRangeForm):
     """A review queue's open items, to label in Label Studio (``Choices`` over the policy's labels)."""
 
     queue = forms.ModelChoiceField(
-        queryset=ReviewQueue.objects.filter(kind=ReviewQueue.Kind.MODERATION).order_by("name"),
+        queryset=ReviewQueue.objects.none(),  # the user's: see __init__
         to_field_name="slug",
         empty_label=None,
         error_messages={"invalid_choice": "That review queue does not exist (any more): choose one from the list."},
@@ -62,6 +65,11 @@ class LabelStudioQueueExportForm(DayRangeForm):
 
     field_order = ["queue", "since", "until", "base_url"]
 
-    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, *args, user: User | AnonymousUser, **kwargs):  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
         self.fields["since"].label, self.fields["until"].label = "Decided from", "Decided to"
+        # Only the moderation queues the user may see: a group-restricted or inactive queue is refused as
+        # one that does not exist (its items, titles and model labels are not for everyone).
+        queues = review_queues_open_to(user=user) if user.is_authenticated else ReviewQueue.objects.none()
+        field = cast(forms.ModelChoiceField, self.fields["queue"])  # type: ignore[type-arg]
+        field.queryset = queues.filter(kind=ReviewQueue.Kind.MODERATION)

@@ -3,16 +3,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.inference.impact import policy_impact_preview
-from moderation.inference.selectors import cascade_dashboard, cascade_training_latest, model_version_get
-from moderation.policies.models import Policy
+from moderation.inference.selectors import cascade_dashboard, cascade_training_latest
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE, policy_version_get
-from moderation.policies.services import policy_set_serving_model
 from workbench.roles import Perm, permission_required
 
 
@@ -129,24 +127,8 @@ def _target(raw: str) -> float:
     return fraction
 
 
-# --- A policy's serving model and a draft's impact: run or name models, so they live here ----------
-
-
-@require_POST
-@permission_required(Perm.EDIT_POLICY)
-def policy_set_model(request: HttpRequest, pk: int) -> HttpResponse:
-    """Choose which model version decides new videos under this policy."""
-    policy = get_object_or_404(Policy, pk=pk)
-    raw = request.POST.get("model_version", "")
-    model_version = model_version_get(raw) if raw else None
-    if raw and model_version is None:
-        messages.error(request, "That model version does not exist.")
-        return redirect("moderation:policy_detail", pk=pk)
-    policy_set_serving_model(policy=policy, model_version=model_version, by=request.user)
-    messages.success(
-        request, f"New decisions under {policy.name} will use {model_version or 'the globally serving model'}."
-    )
-    return redirect("moderation:policy_detail", pk=pk)
+# --- A draft's impact: it runs models, so it lives here (a policy's model choice goes through training's
+# release gate: training/views.py policy_model_choose) --------------------------------------------------
 
 
 @permission_required(Perm.EDIT_POLICY)

@@ -25,7 +25,7 @@ from moderation.review.services import review_claim_next
 from moderation.review.views import claimed_by_another, media_revealed
 from moderation.tagging import selectors, services
 from moderation.tagging.files import MAX_FILE_BYTES
-from moderation.tagging.models import Tag, TagProposal, TagSet
+from moderation.tagging.models import TAG_SET_DESCRIPTION_MAX_CHARS, Tag, TagProposal, TagSet
 from workbench.queues import enqueue
 from workbench.roles import Perm, permission_required
 from workbench.text import row_id
@@ -213,6 +213,7 @@ def _vocabulary_context(request: HttpRequest, *, imports: dict[str, Any] | None 
         "q": q,
         "count": Tag.objects.count(),
         "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
+        "description_max": TAG_SET_DESCRIPTION_MAX_CHARS,
         **extra,
     }
 
