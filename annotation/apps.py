@@ -14,7 +14,13 @@ class AnnotationConfig(AppConfig):
     name = "annotation"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_out
+
+        from annotation.services import tag2cot_release_on_logout
         from moderation.signals import feedback_received
+
+        # A labeler who logs out frees the Tag2CoT tasks they held, so others need not wait for the lease.
+        user_logged_out.connect(tag2cot_release_on_logout, dispatch_uid="annotation.tag2cot_release_on_logout")
 
         # New platform feedback may open adjudications (user-feedback disagreement rules live here).
         feedback_received.connect(_check_disagreements, dispatch_uid="annotation.check_disagreements")

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class CotCorrection(models.Model):
@@ -68,9 +71,14 @@ class Tag2CotTask(models.Model):
     draft_source = models.CharField(max_length=20, choices=DraftSource.choices, blank=True, default="")
     draft_model = models.CharField(max_length=200, blank=True)
     draft_error = models.TextField(blank=True)
+    # A claim is a lease, as a review item's: taken with a button (a POST), renewed by taking it again,
+    # released by its holder or on logout; once lapsed another labeler may take the task over, and until
+    # one does it stays its holder's. Rows claimed before leases existed have none: they are free to take.
     assigned_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
@@ -83,6 +91,15 @@ class Tag2CotTask(models.Model):
 
     def __str__(self) -> str:
         return f"tag2cot #{self.pk}: decision {self.decision_id} → {self.target_label}"
+
+    def lease_live(self, now: datetime | None = None) -> bool:
+        """Whether someone holds this open task under a lease that has not lapsed."""
+        return (
+            self.status == self.Status.OPEN
+            and self.assigned_to_id is not None
+            and self.lease_expires_at is not None
+            and self.lease_expires_at > (now or timezone.now())
+        )
 
 
 class DisagreementRule(models.Model):

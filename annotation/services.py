@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
@@ -312,18 +314,55 @@ def tag2cot_draft_with_model(*, task_id: int) -> Tag2CotTask:
     return task
 
 
+def _tag2cot_lease_end() -> Any:
+    return timezone.now() + timedelta(seconds=int(settings.REVIEW_LEASE_SECONDS))
+
+
 @transaction.atomic
 def tag2cot_claim(*, task: Tag2CotTask, user: User) -> Tag2CotTask:
-    """Assign an open task to ``user`` (no-op when it is already theirs)."""
+    """Take an open task to write its reasoning (the page's "Write this reasoning" button), under a lease of
+    ``REVIEW_LEASE_SECONDS`` as a review item: its holder taking it again renews the lease; another labeler
+    may take it over only once the lease lapsed (or it has none: claimed by a page view before leases)."""
     locked = Tag2CotTask.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=task.pk)
     if locked.status == Tag2CotTask.Status.DONE:
-        return locked
-    if locked.assigned_to_id not in (None, user.pk):
-        raise AnnotationError(f"{locked.assigned_to} is writing this reasoning; pick another task.")
-    if locked.assigned_to_id is None:
-        locked.assigned_to = user
-        locked.save(update_fields=["assigned_to"])
+        raise AnnotationError("This reasoning was already written.")
+    now = timezone.now()
+    if locked.assigned_to_id != user.pk and locked.lease_live(now):
+        until = timezone.localtime(locked.lease_expires_at).strftime("%H:%M")
+        raise AnnotationError(
+            f"{locked.assigned_to} is writing this reasoning (held until {until}); pick another task."
+        )
+    taken_over = locked.assigned_to_id not in (None, user.pk)
+    if locked.assigned_to_id != user.pk:
+        locked.assigned_to, locked.claimed_at = user, now
+    locked.lease_expires_at = _tag2cot_lease_end()
+    locked.save(update_fields=["assigned_to", "claimed_at", "lease_expires_at"])
+    audit_event_record(actor=user, action="tag2cot_claim", obj=locked, payload={"taken_over": taken_over})
     return locked
+
+
+@transaction.atomic
+def tag2cot_release(*, task: Tag2CotTask, user: User) -> Tag2CotTask:
+    """Give back an open task ``user`` holds, so another labeler may write it."""
+    locked = Tag2CotTask.objects.select_for_update(of=("self",)).get(pk=task.pk)
+    if locked.status != Tag2CotTask.Status.OPEN or locked.assigned_to_id != user.pk:
+        raise AnnotationError("This task is not yours to release: it is written, free, or someone else holds it.")
+    locked.assigned_to, locked.claimed_at, locked.lease_expires_at = None, None, None
+    locked.save(update_fields=["assigned_to", "claimed_at", "lease_expires_at"])
+    audit_event_record(actor=user, action="tag2cot_release", obj=locked)
+    return locked
+
+
+def tag2cot_release_on_logout(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
+    """A labeler who logs out frees the Tag2CoT tasks they held, as a reviewer's items are freed."""
+    if user is None or not user.is_authenticated:
+        return
+    with transaction.atomic():
+        held = Tag2CotTask.objects.select_for_update().filter(assigned_to=user, status=Tag2CotTask.Status.OPEN)
+        for task in held:
+            task.assigned_to, task.claimed_at, task.lease_expires_at = None, None, None
+            task.save(update_fields=["assigned_to", "claimed_at", "lease_expires_at"])
+            audit_event_record(actor=user, action="tag2cot_release", obj=task, payload={"logout": True})
 
 
 @transaction.atomic
@@ -359,7 +398,8 @@ def tag2cot_write(*, task: Tag2CotTask, author: User, stages: dict[str, str]) ->
     locked.author = author
     locked.assigned_to = author
     locked.completed_at = timezone.now()
-    locked.save(update_fields=["stages", "status", "author", "assigned_to", "completed_at"])
+    locked.lease_expires_at = None
+    locked.save(update_fields=["stages", "status", "author", "assigned_to", "completed_at", "lease_expires_at"])
     return locked
 
 

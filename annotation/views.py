@@ -18,6 +18,7 @@ from annotation.errors import AnnotationError, CorrectionConflict
 from annotation.forms import LabelStudioQueueExportForm, LabelStudioTagExportForm
 from annotation.labelstudio import (
     EXPORT_LIMIT,
+    TagVideos,
     labelstudio_queue_export,
     labelstudio_queue_items,
     labelstudio_tag_export,
@@ -31,6 +32,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_media_for_display
 from moderation.media.services import video_media_verify
 from moderation.policies.selectors import policy_label_groups
+from moderation.review.models import ReviewQueue
 from moderation.review.selectors import cot_stages_for_display
 from moderation.review.views import media_revealed
 from workbench.roles import Perm, permission_required
@@ -222,11 +224,6 @@ def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"Reasoning for “{task.target_label}” saved.")
             return redirect("annotation:tag2cot_list")
-    elif task.status == Tag2CotTask.Status.OPEN:
-        try:
-            task = services.tag2cot_claim(task=task, user=_user(request))
-        except AnnotationError as exc:
-            messages.error(request, str(exc))
     ctx = _media_context(request, task.video)
     stages = cot_stages_for_display(task.stages, times=ctx["times"])
     rows = [{**stage, "value": typed.get(stage["key"], stage["text"])} for stage in stages]
@@ -236,9 +233,36 @@ def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
         decision=task.decision,
         label_name=task.policy_version.label_names().get(task.target_label, ""),
         model_stages=cot_stages_for_display(task.decision.cot, times=ctx["times"]),
-        may_write=task.status == Tag2CotTask.Status.OPEN and task.assigned_to_id in (None, request.user.pk),
+        # Viewing changes nothing: the task is taken with the page's button (tag2cot_claim, a POST).
+        held_by_me=task.status == Tag2CotTask.Status.OPEN and task.assigned_to_id == request.user.pk,
+        held_by_other=task.assigned_to_id != request.user.pk and task.lease_live(),
     )
+    ctx["may_write"] = ctx["held_by_me"]
     return render(request, "annotation/tag2cot_write.html", ctx, status=status)
+
+
+@require_POST
+@permission_required(Perm.CORRECT_COT)
+def tag2cot_claim(request: HttpRequest, pk: int) -> HttpResponse:
+    task = selectors.tag2cot_task_get(task_id=pk)
+    try:
+        services.tag2cot_claim(task=task, user=_user(request))
+    except AnnotationError as exc:
+        messages.error(request, str(exc))
+    return redirect("annotation:tag2cot_write", pk=pk)
+
+
+@require_POST
+@permission_required(Perm.CORRECT_COT)
+def tag2cot_release(request: HttpRequest, pk: int) -> HttpResponse:
+    task = selectors.tag2cot_task_get(task_id=pk)
+    try:
+        services.tag2cot_release(task=task, user=_user(request))
+    except AnnotationError as exc:
+        messages.error(request, str(exc))
+        return redirect("annotation:tag2cot_write", pk=pk)
+    messages.success(request, f"Tag2CoT #{task.pk} released: another labeler may write it.")
+    return redirect("annotation:tag2cot_list")
 
 
 # --- adjudication of user-feedback disagreements --------------------------------------------
@@ -291,6 +315,15 @@ EXPORT_FORMS: dict[str, type[LabelStudioTagExportForm] | type[LabelStudioQueueEx
 DOWNLOADS = ("tasks", "config")
 
 
+def _export_form(
+    request: HttpRequest, what: str, *, data: Any = None, initial: dict[str, Any] | None = None
+) -> LabelStudioTagExportForm | LabelStudioQueueExportForm:
+    """The export form ``what``; a queue form offers only the queues this user may see."""
+    if what == "queue":
+        return LabelStudioQueueExportForm(data, initial=initial, prefix=what, user=request.user)
+    return LabelStudioTagExportForm(data, initial=initial, prefix=what)
+
+
 def _export_preview(what: str, form: LabelStudioTagExportForm | LabelStudioQueueExportForm) -> dict[str, Any]:
     """How many items the chosen export would hold (a count, not the export itself)."""
     since, until = form.window()
@@ -332,13 +365,21 @@ def labelstudio_export(request: HttpRequest) -> HttpResponse:
     """Content tags (``Taxonomy``) or a review queue's open items (``Choices``) as Label Studio tasks:
     the form's changes preview how many items match (htmx), its buttons download the tasks JSON or
     the labeling config. Bad input is said beside the form (400), never a 500."""
-    initial = {"base_url": request.build_absolute_uri("/").rstrip("/")}
-    forms: dict[str, Any] = {key: cls(initial=initial, prefix=key) for key, cls in EXPORT_FORMS.items()}
+    base_url = request.build_absolute_uri("/").rstrip("/")
+    initial = {
+        "tags": {"base_url": base_url, "which": TagVideos.REVIEWED},
+        "queue": {"base_url": base_url, "queue": ReviewQueue.DEFAULT_SLUG},
+    }
+    forms: dict[str, Any] = {key: _export_form(request, key, initial=initial[key]) for key in EXPORT_FORMS}
     what = request.GET.get("what", "")
-    previews: dict[str, dict[str, Any]] = {key: {"what": key} for key in EXPORT_FORMS}
+    previews: dict[str, dict[str, Any]] = {}
+    for key in EXPORT_FORMS:
+        # What each form would export as it first shows (a count), so the screen is not blank until a change.
+        shown = _export_form(request, key, data={f"{key}-{name}": value for name, value in initial[key].items()})
+        previews[key] = _export_preview(key, shown) if key != what and shown.is_valid() else {"what": key}
     status = 200
     if what in EXPORT_FORMS:
-        form = forms[what] = EXPORT_FORMS[what](request.GET, prefix=what)
+        form = forms[what] = _export_form(request, what, data=request.GET)
         download = request.GET.get("download", "")
         preview: dict[str, Any] = {"what": what}
         if download and download not in DOWNLOADS:

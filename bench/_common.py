@@ -40,6 +40,25 @@ def django_setup() -> None:
     start_configured()
 
 
+def module_at(commit: str, path: str):  # type: ignore[no-untyped-def]
+    """The module at ``path`` (e.g. ``moderation/reproduction/hamming.py``) as it was at ``commit``, imported as a
+    module of its own: to time the code before a change beside the code after it, in one run."""
+    import importlib.util
+    import tempfile
+
+    source = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, check=True, capture_output=True).stdout
+    name = f"{Path(path).stem}_at_{commit}"
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:  # imported, the module needs its file no more
+        file = Path(folder) / f"{name}.py"
+        file.write_bytes(source)
+        spec = importlib.util.spec_from_file_location(name, file)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+    return module
+
+
 def plain_clip(path: Path, *, seconds: int = 30, size: str = "1280x720", fps: int = 30) -> Path:
     """A moving test pattern (H.264, no audio), the decode load of an ordinary short video."""
     if not path.exists():

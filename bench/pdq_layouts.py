@@ -2,6 +2,7 @@
 per probe, more probes) cut the look-up's growth from a small to a large library? One run, queries interleaved.
 
     .venv/bin/python bench/pdq_layouts.py [--small 8000] [--large 1600000] [--videos 200] [--layouts 12x21 11x23]
+        [--baseline COMMIT]  # also each layout as ``hamming.py`` was at COMMIT (e.g. before the prefilter), interleaved
 
 Sizes count hashes (a video has 8; 1.6M = 200k videos). Each query is what ``candidates_retrieve`` searches for a
 video: 16 hashes (8 seconds, each a planted copy of a library hash 10-31 bits off, and their 8 flipped hashes,
@@ -23,7 +24,7 @@ from pathlib import Path
 
 # The helpers beside it, also when imported as ``bench.pdq_layouts``.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import django_setup  # noqa: E402
+from _common import django_setup, module_at  # noqa: E402
 
 
 def main() -> None:
@@ -34,24 +35,29 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--layouts", nargs="+", default=["12x21", "11x23"])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline", help="a commit: its moderation/reproduction/hamming.py, timed beside the current")
     args = parser.parse_args()
     django_setup()
     import numpy as np
 
     from moderation.reproduction.hamming import MultiIndex, chunk_radii
 
+    classes = {"": MultiIndex}
+    if args.baseline:
+        classes["@" + args.baseline] = module_at(args.baseline, "moderation/reproduction/hamming.py").MultiIndex
+
     rng = np.random.default_rng(args.seed)
     library = rng.integers(0, 256, size=(args.large, 32), dtype=np.uint8)
-    layouts = [tuple(int(x) for x in layout.split("x")) for layout in args.layouts]
+    layouts = [(*(int(x) for x in layout.split("x")), tag) for layout in args.layouts for tag in classes]
     indexes = {}
-    for chunks, bits in layouts:
+    for chunks, bits, tag in layouts:
         for name, size in (("small", args.small), ("large", args.large)):
-            index = MultiIndex(chunks=chunks, chunk_bits=bits)
+            index = classes[tag](chunks=chunks, chunk_bits=bits)
             for start in range(0, size, 200_000):
                 stop = min(size, start + 200_000)
                 index.add(library[start:stop], np.arange(start, stop), np.arange(start, stop) // 8)
             index.merge()
-            indexes[(chunks, bits, name)] = index
+            indexes[(chunks, bits, tag, name)] = index
     queries = []
     for _ in range(args.videos):
         source = rng.integers(0, args.small // 8) * 8
@@ -61,8 +67,8 @@ def main() -> None:
             bits[rng.choice(256, size=int(rng.integers(10, 32)), replace=False)] ^= 1
             row[:] = np.packbits(bits)
         queries.append(np.concatenate([near, rng.integers(0, 256, size=(8, 32), dtype=np.uint8)]))
-    times: dict[tuple[int, int, str], list[float]] = {key: [] for key in indexes}
-    hits: dict[tuple[int, int, str], int] = dict.fromkeys(indexes, 0)
+    times: dict[tuple[int, int, str, str], list[float]] = {key: [] for key in indexes}
+    hits: dict[tuple[int, int, str, str], int] = dict.fromkeys(indexes, 0)
     keys = list(indexes)
     load = [round(x, 2) for x in os.getloadavg()]
     for r in range(args.rounds):
@@ -74,19 +80,19 @@ def main() -> None:
                 if r == 0:
                     hits[key] += len(found.ids)
     report = {}
-    for chunks, bits in layouts:
+    for chunks, bits, tag in layouts:
         radii = chunk_radii(31, chunks)
         probes = sum(sum(_choose(bits, k) for k in range(r + 1)) for r in radii)
         row = {"probes_per_hash": probes}
         for name, size in (("small", args.small), ("large", args.large)):
-            key = (chunks, bits, name)
+            key = (chunks, bits, tag, name)
             t = sorted(times[key])
             row[name] = {"p50_ms": round(statistics.median(t), 3), "p99_ms": round(t[int(0.99 * (len(t) - 1))], 3),
                          "bytes": indexes[key].nbytes(), "hits": hits[key],
                          "candidates_per_query_video": round(16 * probes * size / 2**bits)}  # fmt: skip
         row["ratio"] = round(row["large"]["p50_ms"] / row["small"]["p50_ms"], 3)
-        report[f"{chunks}x{bits}"] = row
-        print(json.dumps({f"{chunks}x{bits}": row}), flush=True)
+        report[f"{chunks}x{bits}{tag}"] = row
+        print(json.dumps({f"{chunks}x{bits}{tag}": row}), flush=True)
     first = report[args.layouts[0]]
     print(json.dumps({"ratio": first["ratio"], "layouts": report, "small": args.small, "large": args.large,
                       "query_videos": args.videos, "rounds": args.rounds,

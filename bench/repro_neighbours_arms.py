@@ -15,6 +15,15 @@ Arms:
   ``parallel`` the two scans at once on two connections (two backends; threads wait on the sockets)
   ``bq``       both channels through HNSW indexes over the sign bits (``binary_quantize``, Hamming), the
                ``--oversample`` nearest re-ranked by the exact cosine (needs the ``bq`` indexes: ``--build``)
+  ``text_half``     the transcript scan through an HNSW index of the transcripts as ``halfvec`` (an expression
+                    index beside the app's; ``--build``), as the picture vectors are stored
+  ``text_half_m8``  the same with ``m`` 8 instead of 16 (over ``l2_normalize(...)``, so that the planner cannot
+                    take the other one: the same order under cosine)
+  ``text_m8``       the transcript scan through an ``m`` 8 index of the float vectors (``l2_normalize(...)``)
+  ``video_m8``      the picture scan through an ``m`` 8 index (``l2_normalize(visual_embedding)``)
+
+``--exact N``: each single-channel arm's neighbours against the exact ones (a sequential scan, float vectors) for
+the planted queries and ``N`` random library videos: the mean share of the exact top ``TOP_K`` / ``VIDEO_K`` found.
 
     .venv/bin/python bench/repro_neighbours_arms.py --shared-buffers 2GB [--arms current,ef20,parallel,bq] [--build]
 
@@ -43,6 +52,26 @@ BQ_INDEXES = {
     "video_text_bq_hnsw": "CREATE INDEX IF NOT EXISTS video_text_bq_hnsw ON moderation_video USING hnsw "
     "((binary_quantize(text_embedding)::bit(384)) bit_hamming_ops) WITH (m=16, ef_construction=64)",
 }
+VARIANT_INDEXES = {
+    "text_half": "CREATE INDEX IF NOT EXISTS video_text_half_hnsw ON moderation_video USING hnsw "
+    "((text_embedding::halfvec(384)) halfvec_cosine_ops) WITH (m=16, ef_construction=64)",
+    "text_half_m8": "CREATE INDEX IF NOT EXISTS video_text_half_m8_hnsw ON moderation_video USING hnsw "
+    "((l2_normalize(text_embedding::halfvec(384))::halfvec(384)) halfvec_cosine_ops) WITH (m=8, ef_construction=64)",
+    "text_m8": "CREATE INDEX IF NOT EXISTS video_text_m8_hnsw ON moderation_video USING hnsw "
+    "((l2_normalize(text_embedding)::vector(384)) vector_cosine_ops) WITH (m=8, ef_construction=64)",
+    "video_m8": "CREATE INDEX IF NOT EXISTS video_visual_m8_hnsw ON moderation_video USING hnsw "
+    "((l2_normalize(visual_embedding)::halfvec(512)) halfvec_cosine_ops) WITH (m=8, ef_construction=64)",
+}
+VARIANT_SCANS = {
+    "text_half": ("t", "text_embedding::halfvec(384)"),
+    "text_half_m8": ("t", "l2_normalize(text_embedding::halfvec(384))::halfvec(384)"),
+    "text_m8": ("t", "l2_normalize(text_embedding)::vector(384)"),
+    "video_m8": ("v", "l2_normalize(visual_embedding)::halfvec(512)"),
+}
+VARIANT = """SELECT '{kind}', n.id, n.sim FROM moderation_video q CROSS JOIN LATERAL (
+    SELECT id, 1 - ({col} <=> {qcol}) AS sim FROM moderation_video
+    WHERE {col} IS NOT NULL AND id <> {v} ORDER BY {col} <=> {qcol} LIMIT {k}
+) n WHERE q.id = {v} AND {qcol} IS NOT NULL"""
 SETTINGS = (
     "SELECT set_config('hnsw.ef_search', '{ef}', true), set_config('hnsw.iterative_scan', 'relaxed_order', true);"
 )
@@ -93,7 +122,8 @@ def main() -> None:
     parser.add_argument("--oversample", type=int, default=40, help="bq: Hamming neighbours re-ranked by cosine")
     parser.add_argument("--ef-search", type=int, default=40)
     parser.add_argument("--build", action="store_true", help="build the bq indexes where missing (both libraries)")
-    parser.add_argument("--drop", action="store_true", help="drop the bq indexes afterwards")
+    parser.add_argument("--drop", action="store_true", help="drop the bq and variant indexes afterwards")
+    parser.add_argument("--exact", type=int, default=0, help="neighbour recall against exact search: N more videos")
     parser.add_argument("--shared-buffers", help="as bench/repro_retrieval.py's (e.g. 2GB; reset afterwards)")
     args = parser.parse_args()
     django_setup()
@@ -123,6 +153,20 @@ def _arms(args: argparse.Namespace) -> None:
         meta = _run_sql(conns[name][0], "SELECT prepared FROM bench_meta")[0][0]
         meta = meta if isinstance(meta, dict) else json.loads(meta)
         queries[name] = [(int(q), int(s)) for q, s in meta["queries"]]
+        wanted = {a: VARIANT_INDEXES[a] for a in arms if a in VARIANT_INDEXES}
+        with conns[name][0].cursor() as cur:
+            cur.execute("SET maintenance_work_mem = '1GB'")
+            for sql in wanted.values():
+                index = sql.split()[5]
+                cur.execute("SELECT to_regclass(%s) IS NOT NULL", [index])
+                if not cur.fetchone()[0]:
+                    if not args.build:
+                        raise SystemExit(f"{index} missing in {db}: run with --build")
+                    t0 = time.perf_counter()
+                    cur.execute(sql)
+                    built.setdefault(name, {})[index] = round(time.perf_counter() - t0, 1)
+                cur.execute("SELECT pg_relation_size(%s)", [index])
+                built.setdefault(name, {})[f"{index}_bytes"] = cur.fetchone()[0]
         if "bq" in arms:
             with conns[name][0].cursor() as cur:
                 cur.execute("SET maintenance_work_mem = '1GB'")
@@ -157,6 +201,11 @@ def _arms(args: argparse.Namespace) -> None:
             return [SETTINGS.format(ef=ef) + "\n" + VIDEO.format(**k), SETTINGS.format(ef=ef) + "\n" + TEXT.format(**k)]
         if arm == "ef20_send":
             return [SETTINGS.format(ef=20) + "\n" + VIDEO.format(**k), SETTINGS.format(ef=20) + "\n" + TEXT.format(**k)]
+        if arm in VARIANT_SCANS:
+            kind, col = VARIANT_SCANS[arm]
+            qcol = col.replace("text_embedding", "q.text_embedding").replace("visual_embedding", "q.visual_embedding")
+            limit = k["kt"] if kind == "t" else k["kv"]
+            return [SETTINGS.format(ef=ef) + "\n" + VARIANT.format(kind=kind, col=col, qcol=qcol, v=v, k=limit)]
         if arm == "bq":
             over = max(ef, k["over"])
             return [SETTINGS.format(ef=over) + "\n" + "\nUNION ALL\n".join([BQ_VIDEO, BQ_TEXT]).format(**k)]
@@ -233,18 +282,62 @@ def _arms(args: argparse.Namespace) -> None:
             "recall_text": {nm: round(found[arm][nm]["t"] / n, 3) for nm in ("small", "large")},
         }  # fmt: skip
         print(json.dumps({arm: report[arm]}), flush=True)
+    exact: dict[str, Any] = {}
+    if args.exact:
+        exact = _exact_recall(args, arms, conns, queries, run)
+        print(json.dumps({"exact_recall": exact}), flush=True)
     if args.drop:
         for name in ("small", "large"):
             with conns[name][0].cursor() as cur:
-                for index in BQ_INDEXES:
+                for index in [*BQ_INDEXES, *(sql.split()[5] for sql in VARIANT_INDEXES.values())]:
                     cur.execute(f"DROP INDEX IF EXISTS {index}")
     for pair in conns.values():
         for c in pair:
             c.close()
     best = min(report, key=lambda a: report[a]["ratio"])
-    print(json.dumps({"ratio": report[best]["ratio"], "best_arm": best, "arms": report, "bq_indexes": built,
+    print(json.dumps({"ratio": report[best]["ratio"], "best_arm": best, "arms": report, "indexes_built": built,
+                      "exact_recall": exact,
                       "loadavg": loads, "rounds": args.rounds, "queries": len(queries["small"]),
                       "oversample": args.oversample, "ef_search": args.ef_search}))  # fmt: skip
+
+
+def _exact_recall(args: argparse.Namespace, arms: list[str], conns: Any, queries: Any, run: Any) -> dict[str, Any]:
+    """Per single-channel arm and library: the mean share of the exact nearest neighbours (a sequential scan over
+    the float vectors; ``TOP_K`` transcripts, ``VIDEO_K`` pictures) that the arm's scan returns."""
+    from moderation.reproduction.services import TOP_K, VIDEO_K
+
+    channel = {"video": "v", "video_m8": "v", "text": "t", "text_half": "t", "text_half_m8": "t", "text_m8": "t"}
+    column = {"v": ("visual_embedding", VIDEO_K), "t": ("text_embedding", TOP_K)}
+    kinds = {channel[a] for a in arms if a in channel}
+    out: dict[str, Any] = {}
+    for name in ("small", "large"):
+        conn = conns[name][1]
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT id FROM moderation_video ORDER BY random() LIMIT {int(args.exact)}")
+            videos = [q for q, _s in queries[name]] + [r[0] for r in cur.fetchall()]
+        truth: dict[tuple[str, int], set[int]] = {}
+        for v in videos:
+            for kind in kinds:
+                col, k = column[kind]
+                rows = _run_sql(
+                    conn,
+                    "SELECT set_config('enable_indexscan', 'off', false), set_config('enable_bitmapscan', 'off', false);"
+                    f"SELECT n.id FROM moderation_video q CROSS JOIN LATERAL (SELECT id FROM moderation_video "
+                    f"WHERE {col} IS NOT NULL AND id <> {v} ORDER BY {col} <=> q.{col} LIMIT {k}) n WHERE q.id = {v}",
+                )
+                truth[(kind, v)] = {int(r[0]) for r in rows}
+        _run_sql(conn, "RESET enable_indexscan; RESET enable_bitmapscan")
+        for arm in arms:
+            kind = channel.get(arm)
+            if kind is None:
+                continue
+            shares = []
+            for v in videos:
+                got = {int(r[1]) for r in run(name, arm, v) if r[0] == kind}
+                if truth[(kind, v)]:
+                    shares.append(len(got & truth[(kind, v)]) / len(truth[(kind, v)]))
+            out.setdefault(arm, {})[name] = round(statistics.mean(shares), 3)
+    return out
 
 
 if __name__ == "__main__":

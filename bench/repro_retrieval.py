@@ -17,7 +17,9 @@ catching up with PostgreSQL, the exact search, the confirming query) and the nei
 ``parallel,serial``) times each retrieval both ways, interleaved (which goes first alternates): the two scans
 sent first, each on its own side connection, walking while this process does the PDQ look-up
 (``REPRO_NEIGHBOURS_PARALLEL``, the default), and in one statement after it; ``ratio`` and the recall are the first
-arm's, ``arms`` has each arm's p50 / p99 and ratio.
+arm's, ``arms`` has each arm's p50 / p99 and ratio. ``--pdq-baseline COMMIT`` adds the arm ``pdq-baseline``: the
+parallel arm with this process's PDQ copy searched by ``hamming.py`` as it was at COMMIT (the same rows), to time a
+change of the in-memory search end to end against the code before it.
 
 Queries alternate between the libraries (query i on one, then on the other; which goes first alternates by
 round), so load from other processes on the machine falls on both alike. Per round the p50 ratio is computed;
@@ -60,7 +62,7 @@ from typing import Any
 
 # The helpers beside it, also when imported as ``bench.repro_retrieval``.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, django_setup  # noqa: E402
+from _common import ROOT, django_setup, module_at  # noqa: E402
 
 INDEXES = {
     "keyframe_embedding_hnsw": "CREATE INDEX keyframe_embedding_hnsw ON moderation_keyframe USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
@@ -363,7 +365,13 @@ def main() -> None:
         "--arms",
         default="parallel,serial",
         help="retrieval arms timed interleaved, the first reported as ``ratio``: parallel (the two HNSW scans on two "
-        "side connections during the PDQ look-up, REPRO_NEIGHBOURS_PARALLEL on) and serial (one statement after it)",
+        "side connections during the PDQ look-up, REPRO_NEIGHBOURS_PARALLEL on) and serial (one statement after it); "
+        "pdq-baseline with --pdq-baseline",
+    )
+    parser.add_argument(
+        "--pdq-baseline",
+        metavar="COMMIT",
+        help="adds the arm pdq-baseline: parallel, the PDQ copy searched by moderation/reproduction/hamming.py at COMMIT",
     )
     args = parser.parse_args()
     if args.shared_buffers and not re.fullmatch(r"\d+(kB|MB|GB)", args.shared_buffers):
@@ -373,8 +381,12 @@ def main() -> None:
     if args.keyframe_index is None:
         args.keyframe_index = args.large * args.frames <= 400_000
     args.arms = args.arms.split(",")
-    if not args.arms or set(args.arms) - {"parallel", "serial"}:
-        parser.error("--arms takes parallel and/or serial")
+    if args.pdq_baseline and "pdq-baseline" not in args.arms:
+        args.arms.append("pdq-baseline")
+    if not args.arms or set(args.arms) - {"parallel", "serial", "pdq-baseline"}:
+        parser.error("--arms takes parallel, serial and (with --pdq-baseline) pdq-baseline")
+    if "pdq-baseline" in args.arms and not args.pdq_baseline:
+        parser.error("the arm pdq-baseline needs --pdq-baseline COMMIT")
 
     django_setup()
     from django.conf import settings
@@ -408,7 +420,11 @@ def _run(args: argparse.Namespace) -> None:
     )
 
     rng = np.random.default_rng(args.seed)
-    settings.REPRO_NEIGHBOURS_PARALLEL = "parallel" in args.arms  # while warming: opens the side connections
+    settings.REPRO_NEIGHBOURS_PARALLEL = bool(
+        {"parallel", "pdq-baseline"} & set(args.arms)
+    )  # opens the side connections
+    baseline = module_at(args.pdq_baseline, "moderation/reproduction/hamming.py") if args.pdq_baseline else None
+    copies: dict[str, dict[str, Any]] = {}  # per library: the copy's state and its index per arm
     loads = {"start": _load()}
     # The picture channels timed and scored alone: the video embedding (what retrieval uses), and the per-keyframe
     # neighbours (the old channel) where its index is built.
@@ -468,6 +484,16 @@ def _run(args: argparse.Namespace) -> None:
                 "index_bytes": pdq_index.copy_stats()["bytes"], "loadavg": _load(),
             }  # fmt: skip
             print(json.dumps({name: prepared[name] | {"queries": len(prepared[name]["queries"])}}), flush=True)
+            state = pdq_index._copy_for_connection()
+            copies[name] = {"state": state, "current": state.index}
+            if baseline is not None:  # the same rows in the baseline's MultiIndex
+                index = state.index
+                copies[name]["pdq-baseline"] = base = baseline.MultiIndex(
+                    chunks=index.chunks, chunk_bits=index.chunk_bits
+                )
+                base.add(index._words[: index.size].astype(">u8").view(np.uint8).reshape(-1, 32),
+                         index._ids[: index.size], index._video_ids[: index.size])  # fmt: skip
+                base.merge()
             for qid, _source in prepared[name]["queries"]:  # warm: caches, HNSW pages, the copy
                 candidates_retrieve(video_id=qid)
             # A serving index is hot: after a restart (--shared-buffers) the HNSW pages are still outside
@@ -508,7 +534,8 @@ def _run(args: argparse.Namespace) -> None:
                     connections["default"] = wrappers[name]
                     qid, source = prepared[name]["queries"][i]
                     for arm in args.arms if (r + i) % 2 == 0 else args.arms[::-1]:  # which arm first alternates
-                        settings.REPRO_NEIGHBOURS_PARALLEL = arm == "parallel"
+                        settings.REPRO_NEIGHBOURS_PARALLEL = arm in ("parallel", "pdq-baseline")
+                        copies[name]["state"].index = copies[name].get(arm, copies[name]["current"])
                         c0, b0 = time.process_time(), sum(_backend_cpu_s(p) for p in backends[name])
                         t0 = time.perf_counter()
                         got = candidates_retrieve(video_id=qid)
@@ -518,7 +545,8 @@ def _run(args: argparse.Namespace) -> None:
                         arm_times[arm][name].append(elapsed)
                         if arm == args.arms[0]:
                             result = got
-                    settings.REPRO_NEIGHBOURS_PARALLEL = args.arms[0] == "parallel"
+                    settings.REPRO_NEIGHBOURS_PARALLEL = args.arms[0] in ("parallel", "pdq-baseline")
+                    copies[name]["state"].index = copies[name]["current"]
                     elapsed = arm_times[args.arms[0]][name][-1]
                     times[name].append(elapsed)
                     this_round[name].append(elapsed)

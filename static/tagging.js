@@ -46,9 +46,15 @@
     const t = ev.target;
     if (t instanceof HTMLInputElement && t.matches("[data-tag-search]")) {
       if (ev.key === "Enter") {
-        ev.preventDefault();  // never submits the form from the search box
+        ev.preventDefault();  // a typed search never submits the form
         const first = t.form && t.form.querySelector("[data-add-tag]");
-        if (first) addChip(first);
+        if (first) {
+          addChip(first);
+        } else if (!t.value.trim() && t.form && t.form.querySelector("input[name=task]")) {
+          // The box keeps the focus after a tag is added: Enter there, empty, is "submit tags and next",
+          // as the screen's hint says (it did nothing, and the keyboard flow stopped until a click).
+          t.form.requestSubmit(t.form.querySelector("[data-tags-submit]"));
+        }
       }
       return;
     }

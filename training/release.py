@@ -139,6 +139,34 @@ def model_version_promote_gated(
     return promoted
 
 
+def policy_model_choose(*, policy: Policy, model_version: ModelVersion | None, by: User | None) -> ModelVersion:
+    """The policy page's model choice: a version goes through the gate (``model_version_promote_gated``,
+    audited either way); none lets the policy fall back to the globally serving model.
+
+    Falling back is a rollback to the version already released where it serves (it passed this gate
+    there, or is the seeded one), so it is not gated; it is audited like a promotion. Raises TrainingError.
+    """
+    if model_version is not None:
+        return model_version_promote_gated(candidate=model_version, by=by, policy=policy)
+    global_model = model_version_serving()
+    if policy.serving_model_id is None:
+        raise TrainingError(f"{policy.name} already uses the globally serving model ({global_model.name}).")
+    with transaction.atomic():
+        previous = policy.serving_model
+        policy_set_serving_model(policy=policy, model_version=None, by=by)
+        audit_event_record(
+            actor=by,
+            action="model_policy_reset",
+            obj=policy,
+            payload={
+                "scope": policy.slug,
+                "previous": previous.name if previous else None,
+                "serving": global_model.name,
+            },
+        )
+    return global_model
+
+
 # --- shadow mode ----------------------------------------------------------------------------------
 
 

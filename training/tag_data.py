@@ -113,6 +113,9 @@ def tag_events_download(
         raise TrainingError("No tag review events match: widen the days or choose another tag set.")
     if file_format == "jsonl":
         return "".join(tag_event_line(r) + "\n" for r in rows).encode(), len(rows)
+    from datasets import disable_progress_bars
+
+    disable_progress_bars()  # in the web process: no progress bar in the server's log per download
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "tag-events"
         tag_events_export(folder=folder, eval_share=eval_share, hf=True, rows=rows)

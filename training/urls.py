@@ -14,6 +14,7 @@ urlpatterns = [
     path("models/", views.model_list, name="model_list"),
     path("models/<int:pk>/promote/", views.model_promote, name="model_promote"),
     path("models/<int:pk>/shadow/", views.model_shadow, name="model_shadow"),
+    path("policies/<int:pk>/model/", views.policy_model_choose, name="policy_model_choose"),
     path("evaluations/start/", views.evaluation_create, name="evaluation_start"),
     path("evaluations/compare/", views.evaluation_compare, name="evaluation_compare"),
     path("evaluations/<int:pk>/", views.evaluation_detail, name="evaluation_detail"),

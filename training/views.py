@@ -345,6 +345,32 @@ def model_promote(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
+@permission_required(Perm.EDIT_POLICY)
+def policy_model_choose(request: HttpRequest, pk: int) -> HttpResponse:
+    """The policy page's "Model for this policy": through the release gate, like a promotion."""
+    from django.shortcuts import get_object_or_404
+
+    from moderation.inference.selectors import model_version_get
+    from moderation.models import Policy
+    from training.release import policy_model_choose as choose
+
+    policy = get_object_or_404(Policy, pk=pk)
+    raw = request.POST.get("model_version", "")
+    model_version = model_version_get(raw) if raw else None
+    if raw and model_version is None:
+        messages.error(request, "That model version does not exist.")
+        return redirect("moderation:policy_detail", pk=pk)
+    try:
+        serving = choose(policy=policy, model_version=model_version, by=_user(request))
+    except (TrainingError, ModerationError) as exc:
+        messages.error(request, str(exc))
+    else:
+        how = "" if model_version else " (the globally serving model)"
+        messages.success(request, f"New decisions under {policy.name} will use {serving.name}{how}.")
+    return redirect("moderation:policy_detail", pk=pk)
+
+
+@require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def model_shadow(request: HttpRequest, pk: int) -> HttpResponse:
     from training.release import shadow_start, shadow_stop

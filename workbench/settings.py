@@ -296,7 +296,7 @@ REPRO_FRAME_NEIGHBOURS = env.str("REPRO_FRAME_NEIGHBOURS", default="video")
 # walking while the PDQ look-up runs (outside transactions only; moderation.reproduction.side_connection;
 # bench/RESULTS.md, issue 20). Off: one statement after the PDQ look-up.
 REPRO_NEIGHBOURS_PARALLEL = env.bool("REPRO_NEIGHBOURS_PARALLEL", default=True)
-# The in-process PDQ multi-index's chunks (CHUNKSxBITS): 12x21 (254 MB at 200k videos); 11x23 verifies ~3x fewer
+# The in-process PDQ multi-index's chunks (CHUNKSxBITS): 12x21 (485 MB at 200k videos); 11x23 verifies ~3x fewer
 # candidates at 1.6M hashes, is faster there and slower at small sizes, and holds 370 MB of bucket offsets
 # (bench/RESULTS.md, issue 20).
 REPRO_PDQ_CHUNKS = env.str("REPRO_PDQ_CHUNKS", default="12x21")

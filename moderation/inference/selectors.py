@@ -122,7 +122,7 @@ def _polyline(points: list[tuple[float, float]], x_range: tuple[float, float], y
 
 def cascade_targets(*, curve: CascadeCurve, targets: tuple[float, ...] = TARGET_PREVIEW) -> list[dict[str, Any]]:
     """For each target accuracy: the share stage 1 would auto-decide and the accuracy it had there."""
-    from moderation.inference.stage1.routing import cut_for_target
+    from moderation.inference.stage1.routing import accuracy_percent, cut_for_target
 
     rows = []
     for target in targets:
@@ -131,6 +131,7 @@ def cascade_targets(*, curve: CascadeCurve, targets: tuple[float, ...] = TARGET_
         rows.append(
             {
                 "target": target,
+                "target_label": accuracy_percent(target),
                 "coverage": point["coverage"] if point else 0.0,
                 "accuracy": point["accuracy"] if point else None,
                 "cut": cut,

@@ -7,6 +7,5 @@ urlpatterns = [
     path("cascade/train/", views.cascade_train, name="cascade_train"),
     path("cascade/threshold/", views.cascade_threshold, name="cascade_threshold"),
     path("cascade/target/", views.cascade_target, name="cascade_target"),
-    path("policies/<int:pk>/model/", views.policy_set_model, name="policy_set_model"),
     path("policies/versions/<int:pk>/impact/", views.policy_version_impact, name="policy_version_impact"),
 ]

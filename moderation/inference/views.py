@@ -3,16 +3,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.inference.impact import policy_impact_preview
-from moderation.inference.selectors import cascade_dashboard, cascade_training_latest, model_version_get
-from moderation.policies.models import Policy
+from moderation.inference.selectors import cascade_dashboard, cascade_training_latest
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE, policy_version_get
-from moderation.policies.services import policy_set_serving_model
 from workbench.roles import Perm, permission_required
 
 
@@ -83,27 +81,33 @@ def cascade_threshold(request: HttpRequest) -> HttpResponse:
 
 
 def _threshold(raw: str) -> float:
-    """The form's threshold as a number; the services check its range (nan included)."""
+    """The form's threshold as a number between 0 and 1; the refusal names what was typed ("2" was
+    reported as "got 2.0", "1e400" as "got inf"), as the target's does."""
     try:
-        return float(raw.strip())
+        value = float(raw.strip())
     except ValueError:
         raise ModerationError("The escalation threshold must be a number between 0 and 1.") from None
+    if not 0.0 <= value <= 1.0:  # nan too
+        raise ModerationError(f"The escalation threshold must be between 0 and 1; “{raw.strip()[:40]}” is not.")
+    return value
 
 
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_target(request: HttpRequest) -> HttpResponse:
     from moderation.inference.services import cascade_target_set
+    from moderation.inference.stage1.routing import accuracy_percent
 
     try:
-        model = cascade_target_set(target_accuracy=_target(request.POST.get("target_accuracy", "")))
+        target = _target(request.POST.get("target_accuracy", ""))
+        model = cascade_target_set(target_accuracy=target)
     except ModerationError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(
             request,
             f"Stage 1 “{model.name}” now auto-decides where the expected accuracy is at least "
-            f"{model.target_accuracy:.0%} (escalation threshold {model.escalate_threshold:.2f}).",
+            f"{accuracy_percent(target)} (escalation threshold {model.escalate_threshold:.2f}).",
         )
     return redirect("moderation:cascade")
 
@@ -123,24 +127,8 @@ def _target(raw: str) -> float:
     return fraction
 
 
-# --- A policy's serving model and a draft's impact: run or name models, so they live here ----------
-
-
-@require_POST
-@permission_required(Perm.EDIT_POLICY)
-def policy_set_model(request: HttpRequest, pk: int) -> HttpResponse:
-    """Choose which model version decides new videos under this policy."""
-    policy = get_object_or_404(Policy, pk=pk)
-    raw = request.POST.get("model_version", "")
-    model_version = model_version_get(raw) if raw else None
-    if raw and model_version is None:
-        messages.error(request, "That model version does not exist.")
-        return redirect("moderation:policy_detail", pk=pk)
-    policy_set_serving_model(policy=policy, model_version=model_version, by=request.user)
-    messages.success(
-        request, f"New decisions under {policy.name} will use {model_version or 'the globally serving model'}."
-    )
-    return redirect("moderation:policy_detail", pk=pk)
+# --- A draft's impact: it runs models, so it lives here (a policy's model choice goes through training's
+# release gate: training/views.py policy_model_choose) --------------------------------------------------
 
 
 @permission_required(Perm.EDIT_POLICY)

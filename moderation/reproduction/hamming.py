@@ -17,9 +17,20 @@ with the library; with 21-bit chunks a probe returns ~0.8 rows at 1.6M hashes an
 probes (direct array look-ups, no search) dominates up to a few million hashes.
 
 Layout (per chunk, compressed sparse rows, all chunks in one flat array each): ``offsets[c, v]`` ..
-``offsets[c, v + 1]`` is the range of chunk ``c``'s rows holding the positions of the stored hashes
-whose chunk ``c`` equals ``v`` — one direct array read per probe, and the probes of every chunk and
-query hash are gathered at once (a dozen numpy calls per search, whatever the number of chunks).
+``offsets[c, v + 1]`` is the range of rows (chunk ``c``'s are rows ``c * merged`` onwards; the offsets hold
+those absolute row numbers) of the stored hashes whose chunk ``c`` equals ``v`` — one direct array read per
+probe, and the probes of every chunk and query hash are gathered at once (a dozen numpy calls per search,
+whatever the number of chunks).
+
+A row is 16 bytes: the stored hash's position and a **prefilter**, 96 more of its bits (the three 32-bit
+words after the ones chunk ``c`` touches, so none of the chunk's own). A candidate whose 96 bits alone are
+more than ``threshold`` off cannot be within it over all 256 (a distance over some of the bits is at most
+the distance over all of them), so it is dropped before its full hash is read; for unrelated hashes, ~128
+bits apart, that is all but ~0.04 % of them (a 96-bit slice of random bits is 31 or fewer bits off with
+that probability). At 1.6M hashes a query video's ~24k candidates then cost one read of a row each, not
+that and a second random read of the 32-byte hash from the 51 MB of hashes; the few that pass (~71 of ~23.8k
+in bench/pdq_layouts.py, nearly all of them true matches found through several chunks) are verified over all
+256 bits. The price is memory: 16 bytes a row instead of 4, 240 B a hash instead of 96 (bench/RESULTS.md).
 Hashes are appended: the newest ``delta_max`` at most sit in a small tail that
 is compared by brute force; when the tail is full it is merged into the chunk tables (inserting at each
 bucket's end, linear in the table, no re-sort). Nothing is ever removed: rows that PostgreSQL no longer
@@ -37,6 +48,9 @@ HASH_BYTES = 32
 CHUNKS = 12
 CHUNK_BITS = 21
 DELTA_MAX = 4096
+SLICE_WORDS = 3  # 32-bit words of each hash beside its position in a chunk table row: the prefilter (96 bits)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_HIGH32 = np.uint64(0xFFFFFFFF00000000)
 
 
 def _flip_masks(bits: int, radius: int) -> np.ndarray:
@@ -75,6 +89,32 @@ def as_words(codes: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(codes).view(">u8").astype(np.uint64)
 
 
+def slice_words(chunks: int, bits: int = CHUNK_BITS) -> np.ndarray:
+    """Which 32-bit words of a hash (0 = the most significant) each chunk's table rows carry as the prefilter
+    ((chunks, SLICE_WORDS)): the ``SLICE_WORDS`` after the (at most two) words the chunk touches, wrapping round."""
+    first = np.arange(chunks) * bits // 32
+    return (first[:, None] + 2 + np.arange(SLICE_WORDS)[None, :]) % 8
+
+
+def _slices(codes: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """Each hash's prefilter per chunk (``words``: ``slice_words``), laid out as the table rows with position 0:
+    ((n * chunks), 2) uint64, word 0 = first slice word << 32, word 1 = second | third << 32 (little-endian:
+    a (.., 4) uint32 view is position, then the three words)."""
+    u32 = np.ascontiguousarray(codes).view(">u4").astype(np.uint32)  # (n, 8), most significant first
+    out = np.zeros((len(codes), len(words), 4), dtype=np.uint32)
+    out[:, :, 1:] = u32[:, words]
+    return out.view(np.uint64).reshape(-1, 2)
+
+
+def _table_rows(u32: np.ndarray, words: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """One chunk's table rows ((n, 2) uint64, as ``_slices`` lays them out) for hashes given as (n, 8) uint32
+    words, most significant first, at ``positions``."""
+    rows = np.empty((len(u32), 2), dtype=np.uint64)
+    rows[:, 0] = positions | (u32[:, words[0]].astype(np.uint64) << np.uint64(32))
+    rows[:, 1] = u32[:, words[1]] | (u32[:, words[2]].astype(np.uint64) << np.uint64(32))
+    return rows
+
+
 def hex_codes(hex_hashes: list[str]) -> np.ndarray:
     return np.frombuffer(b"".join(bytes.fromhex(h) for h in hex_hashes), dtype=np.uint8).reshape(-1, HASH_BYTES)
 
@@ -104,8 +144,11 @@ class MultiIndex:
         # Chunk c's bucket offsets are _offsets[c * (2^bits + 1) ...] and its rows _rows[c * merged ...]: one flat
         # array each, so a search gathers the probes of every chunk at once (a handful of numpy calls, not 12x).
         self._offsets: np.ndarray | None = None  # allocated on the first merge (chunks x (2^bits + 1))
-        self._rows = np.empty(0, dtype=np.uint32)
+        self._rows = np.empty((0, 2), dtype=np.uint64)  # position | prefilter (see ``_slices``)
         self._masks: dict[int, np.ndarray] = {}
+        self._slice_words = slice_words(chunks, chunk_bits)
+        # Per (query hashes, threshold): each probe's query x chunks + chunk (the same for every such search).
+        self._query_chunks: dict[tuple[int, int], np.ndarray] = {}
 
     # --- writes -------------------------------------------------------------------------------------------
 
@@ -132,21 +175,31 @@ class MultiIndex:
         start, end = self.merged, self.size
         if end == start:
             return
+        if self.chunks * end >= 2**32:  # ~358M hashes at 12 chunks (45M videos): one copy per node before that
+            raise ValueError("the bucket offsets are 32-bit row numbers: at most 2^32 - 1 rows over all chunks")
         width = (1 << self.chunk_bits) + 1
         if self._offsets is None:
             self._offsets = np.zeros(self.chunks * width, dtype=np.uint32)
-        positions = np.arange(start, end, dtype=np.uint32)
         words = self._words[start:end]
-        rows = np.empty(self.chunks * end, dtype=np.uint32)
+        positions = np.arange(start, end, dtype=np.uint64)
+        u32 = np.empty((end - start, 8), dtype=np.uint32)  # the hashes as 32-bit words, most significant first
+        u32[:, 0::2], u32[:, 1::2] = words >> np.uint64(32), words & _LOW32
+        rows = np.empty((self.chunks * end, 2), dtype=np.uint64)
         for c in range(self.chunks):
             keys = chunk_keys(words, c, self.chunk_bits)
             offsets = self._offsets[c * width : (c + 1) * width]  # a view: updated in place
             order = np.argsort(keys, kind="stable")
+            new = np.take(_table_rows(u32, self._slice_words[c], positions), order, axis=0)
             if start == 0:  # a fresh table: one stable sort
-                rows[c * end : (c + 1) * end] = positions[order]
+                rows[c * end : (c + 1) * end] = new
             else:  # each new position at the end of its bucket, in position order
-                at = offsets[keys[order].astype(np.int64) + 1].astype(np.int64)
-                rows[c * end : (c + 1) * end] = np.insert(self._rows[c * start : (c + 1) * start], at, positions[order])
+                at = offsets[keys[order].astype(np.int64) + 1].astype(np.int64) - c * start
+                # 16-byte rows inserted as one 16-byte scalar each (np.insert along axis 0 of (n, 2) is ~5x slower)
+                old = self._rows[c * start : (c + 1) * start].view(np.complex128).ravel()
+                merged = np.insert(old, at, new.view(np.complex128).ravel())
+                rows[c * end : (c + 1) * end] = merged.view(np.uint64).reshape(-1, 2)
+            # Row numbers are absolute: chunk c's rows now start at c * end instead of c * start.
+            offsets += np.uint32(c * (end - start))
             offsets[1:] += np.cumsum(np.bincount(keys, minlength=width - 1)).astype(np.uint32)
         self._rows = rows
         self.merged = end
@@ -158,40 +211,57 @@ class MultiIndex:
         return int(self._words.nbytes + self._ids.nbytes + self._video_ids.nbytes + tables)
 
     def _probes(self, queries: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
-        """Every probe of every chunk as an index into ``_offsets``, and the query it belongs to."""
+        """Every probe of every chunk as an index into ``_offsets``, and its query and chunk (query x chunks + chunk)."""
         width = (1 << self.chunk_bits) + 1
         keys = np.stack([chunk_keys(queries, c, self.chunk_bits) for c in range(self.chunks)], axis=1)
         keys = keys.astype(np.int64)  # (queries, chunks)
         base = np.arange(self.chunks, dtype=np.int64) * width
         radii = chunk_radii(threshold, self.chunks)
-        probes, query_of = [], []
+        groups = []
         for radius in sorted({r for r in radii if r >= 0}):
             masks = self._masks.get(radius)
             if masks is None:
                 masks = self._masks[radius] = _flip_masks(self.chunk_bits, radius).astype(np.int64)
-            chunks = [c for c, r in enumerate(radii) if r == radius]
-            probes.append(((keys[:, chunks, None] ^ masks[None, None, :]) + base[chunks, None]).ravel())
-            query_of.append(np.repeat(np.arange(len(queries)), len(chunks) * len(masks)))
-        return np.concatenate(probes), np.concatenate(query_of)
+            groups.append(([c for c, r in enumerate(radii) if r == radius], masks))
+        probes = [
+            ((keys[:, chunks, None] ^ masks[None, None, :]) + base[chunks, None]).ravel() for chunks, masks in groups
+        ]
+        query_chunk = self._query_chunks.get((len(queries), threshold))
+        if query_chunk is None:  # the same for every search of as many query hashes: kept
+            query_chunk = np.concatenate([
+                np.broadcast_to(
+                    np.arange(len(queries))[:, None, None] * self.chunks + np.array(chunks)[None, :, None],
+                    (len(queries), len(chunks), len(masks)),
+                ).ravel()
+                for chunks, masks in groups
+            ])  # fmt: skip
+            if len(self._query_chunks) < 64:
+                self._query_chunks[(len(queries), threshold)] = query_chunk
+        return np.concatenate(probes), query_chunk
 
     def search(self, codes: np.ndarray, threshold: int, *, exclude_video_id: int | None = None) -> Matches:
         """Every stored hash within ``threshold`` bits of each query hash ((q, 32) uint8)."""
         queries = as_words(codes)
         qs, ps, ds = [], [], []
         if self.merged and self._offsets is not None:
-            probes, query_of = self._probes(queries, threshold)
+            probes, query_chunk = self._probes(queries, threshold)
             lo = self._offsets[probes].astype(np.int64)
             counts = self._offsets[probes + 1].astype(np.int64) - lo
             hit = np.flatnonzero(counts)
-            counts, query_of = counts[hit], query_of[hit]
-            # Chunk c's rows start at c * merged; every slot of every non-empty bucket: start + 0 .. count - 1.
-            lo = lo[hit] + probes[hit] // ((1 << self.chunk_bits) + 1) * self.merged
+            counts, lo, query_chunk = counts[hit], lo[hit], query_chunk[hit]
+            # Every row of every non-empty bucket: lo + 0 .. count - 1.
             slots = np.repeat(lo - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
-            q, pos = np.repeat(query_of, counts), self._rows[slots].astype(np.int64)
+            rows = np.take(self._rows, slots, axis=0)
+            query_chunk = np.repeat(query_chunk, counts)
+            # The prefilter: the 96 bits beside the position (masked out), against the query's same 96 bits.
+            x = rows ^ np.take(_slices(codes, self._slice_words), query_chunk, axis=0)
+            x[:, 0] &= _HIGH32
+            near = np.bitwise_count(x)
+            near = np.flatnonzero(near[:, 0] + near[:, 1] <= threshold)
+            q, pos = query_chunk[near] // self.chunks, (rows[near, 0] & _LOW32).astype(np.int64)
             distance = _distance(np.take(self._words, pos, axis=0), np.take(queries, q, axis=0))
             keep = distance <= threshold
-            # A match is found through every chunk it is near in: one copy each (few, so unique is cheap
-            # here; deduplicating the thousands of candidates before verifying cost more than verifying them).
+            # A match is found through every chunk it is near in: one copy each.
             unique, first = np.unique(q[keep] * self.size + pos[keep], return_index=True)
             qs.append(unique // self.size)
             ps.append(unique % self.size)

@@ -47,6 +47,13 @@ def review_queues_for(*, user: User) -> QuerySet[ReviewQueue]:
     """The active queues ``user`` may see and work, highest priority first."""
     if not user.has_perm(Perm.REVIEW_VIDEO):
         return ReviewQueue.objects.none()
+    return review_queues_open_to(user=user)
+
+
+def review_queues_open_to(*, user: User) -> QuerySet[ReviewQueue]:
+    """The active queues open to all or restricted to a group of ``user``'s, highest priority first,
+    whatever their role: the group rule of ``review_queues_for`` for screens that read a queue's items
+    without reviewing them (a labeler's Label Studio export)."""
     queues = ReviewQueue.objects.filter(is_active=True)
     if not user.is_superuser:
         restricted = ReviewQueue.allowed_groups.through.objects.filter(reviewqueue_id=OuterRef("pk"))

@@ -136,13 +136,16 @@ class TagRevision(models.Model):
         constraints = [models.UniqueConstraint(fields=["tag", "version"], name="one_revision_per_tag_version")]
 
 
+TAG_SET_DESCRIPTION_MAX_CHARS = 500  # a line on the vocabulary screen, not a document
+
+
 class TagSet(models.Model):
     """A business line's view of the vocabulary ("recommendation", "ads-safe"): which tags apply
     and from which ranker score a suggestion is shown and pre-selected."""
 
     name = models.CharField(max_length=100)
     slug = models.SlugField(unique=True)
-    description = models.TextField(blank=True)
+    description = models.CharField(max_length=TAG_SET_DESCRIPTION_MAX_CHARS, blank=True)
     tags = models.ManyToManyField(Tag, blank=True, related_name="tag_sets", help_text="empty = every active tag")
     show_threshold = models.FloatField(default=0.05, help_text="suggestions below this ranker score are hidden")
     preselect_threshold = models.FloatField(

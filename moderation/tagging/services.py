@@ -24,7 +24,14 @@ from django.utils import timezone
 from moderation.errors import ModerationError
 from moderation.tagging import text as tagtext
 from moderation.tagging.files import MAX_FILE_BYTES, decode_lines
-from moderation.tagging.models import Tag, TagImport, TagRevision, TagSet, VocabularyVersion
+from moderation.tagging.models import (
+    TAG_SET_DESCRIPTION_MAX_CHARS,
+    Tag,
+    TagImport,
+    TagRevision,
+    TagSet,
+    VocabularyVersion,
+)
 from workbench.jobs import job_finish, job_start
 from workbench.queues import enqueue
 
@@ -131,7 +138,7 @@ def tags_import(
         line = raw.rstrip("\r\n")
         name, _, alias_part = line.partition("\t")
         name = name.strip()
-        problem = tagtext.tag_name_problem(name) or (None if name else "blank line")
+        problem = "blank line" if not name else tagtext.tag_name_problem(name)
         if problem:
             report.errors.append(f"line {number}: {problem}")
             continue
@@ -450,6 +457,12 @@ def tag_set_save(
     slug, name = (slug or "").strip(), (name or "").strip()
     if not name or len(name) > 100:
         raise ModerationError("A tag set needs a name of 1 to 100 characters.")
+    description = (description or "").strip()
+    if len(description) > TAG_SET_DESCRIPTION_MAX_CHARS:
+        raise ModerationError(
+            f"The description is {len(description):,} characters long; it may hold at most "
+            f"{TAG_SET_DESCRIPTION_MAX_CHARS:,}."
+        )
     if not (0.0 <= show_threshold <= 1.0 and 0.0 <= preselect_threshold <= 1.0):
         raise ModerationError("Thresholds are ranker scores between 0 and 1.")
     if show_threshold > preselect_threshold:
@@ -476,7 +489,7 @@ def tag_set_save(
         if found is None:
             raise ModerationError(f"There is no tag set “{slug[:50]}” (it may have been renamed); reload the page.")
         tag_set = found
-    tag_set.name, tag_set.description = name, (description or "").strip()
+    tag_set.name, tag_set.description = name, description
     tag_set.show_threshold, tag_set.preselect_threshold = show_threshold, preselect_threshold
     tag_set.max_suggestions = max_suggestions
     if is_default:

@@ -15,7 +15,7 @@ _ASCII_WORD = re.compile(r"[0-9A-Za-z]")
 def tag_name_problem(name: str) -> str | None:
     """Why ``name`` (already stripped) cannot be a tag name, or None."""
     if not name:
-        return "blank line"
+        return "nothing typed"  # a form's blank field ("Tag name: blank line." read as an import's wording)
     if "\x00" in name:
         return "contains a NUL character"
     if len(name) > MAX_TAG_CHARS:

@@ -25,7 +25,7 @@ from moderation.review.services import review_claim_next
 from moderation.review.views import claimed_by_another, media_revealed
 from moderation.tagging import selectors, services
 from moderation.tagging.files import MAX_FILE_BYTES
-from moderation.tagging.models import Tag, TagProposal, TagSet
+from moderation.tagging.models import TAG_SET_DESCRIPTION_MAX_CHARS, Tag, TagProposal, TagSet
 from workbench.queues import enqueue
 from workbench.roles import Perm, permission_required
 from workbench.text import row_id
@@ -213,6 +213,7 @@ def _vocabulary_context(request: HttpRequest, *, imports: dict[str, Any] | None 
         "q": q,
         "count": Tag.objects.count(),
         "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
+        "description_max": TAG_SET_DESCRIPTION_MAX_CHARS,
         **extra,
     }
 
@@ -394,6 +395,12 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     action = request.POST.get("action", "")
     error = ""
     try:
+        # A field the editor emptied is refused, not replaced by the proposal's own name or its nearest
+        # tag (an emptied "alias of" made the phrase an alias of the nearest tag without a word).
+        if action == "merge" and "target" in request.POST and not request.POST["target"].strip():
+            raise ModerationError("Alias of: nothing typed; type the tag this phrase is another word for.")
+        if action == "accept" and "name" in request.POST and not request.POST["name"].strip():
+            raise ModerationError("Tag name: nothing typed; type the name the new tag gets.")
         proposal = services.tag_proposal_decide(
             proposal=proposal,
             user=_user(request),

@@ -52,7 +52,9 @@ def test_labelers_and_admins_see_the_screen_and_the_links_to_it(client_as):
     html = page.content.decode()
     assert "Content tags (Taxonomy)" in html and "Review queue items (Choices)" in html
     assert 'value="http://testserver"' in html  # where Label Studio fetches media: this workbench
-    assert reverse("annotation:labelstudio_export") in labeler.get("/").content.decode()
+    assert "Nothing matches: widen the days, choose another tag set or other videos." in html  # counted at once
+    home = labeler.get("/").content.decode()
+    assert home.count(f'href="{URL}"') == 2  # in the navigation and on the labeling panel
     admin = client_as("admin")
     assert URL in admin.get(reverse("moderation:tag_queue")).content.decode()
     assert 'id="tag-events"' in admin.get(reverse("training:job_list")).content.decode()
@@ -69,6 +71,7 @@ def test_reviewed_tags_of_a_tag_set_download_as_label_studio_tasks_and_config(cl
     tasks = {t["data"]["video_id"]: t for t in json.loads(response.content)}
     assert set(tasks) == {tagged["reviewed"].pk, tagged["rejected"].pk}  # not the one awaiting review
     kept = tasks[tagged["reviewed"].pk]
+    assert kept["data"]["video"] == "" and "testserver" not in response.content.decode()  # no file: no address
     assert kept["predictions"][0]["model_version"] == "reviewed"
     assert sorted(kept["predictions"][0]["result"][0]["value"]["taxonomy"]) == [["火锅"], ["美食"]]
     assert kept["data"]["tags_added"] == ["美食"] and kept["data"]["tags_accepted"] == ["火锅"]
@@ -87,6 +90,7 @@ def test_the_days_choose_the_reviews_and_the_count_is_previewed_by_htmx(client_a
     TagEvent.objects.filter(video=tagged["rejected"]).update(at=timezone.now() - dt.timedelta(days=10))
     today = timezone.localdate().isoformat()
     labeler = client_as("labeler")
+    assert "<strong>2</strong> videos match" in labeler.get(URL).content.decode()  # as the screen opens
 
     preview = labeler.get(URL, _tags(since=today), HTTP_HX_REQUEST="true")
 
@@ -106,6 +110,7 @@ def test_the_days_choose_the_reviews_and_the_count_is_previewed_by_htmx(client_a
         (_tags(tag_set="gone"), "That tag set does not exist (any more)"),
         (_tags(which="everything"), "Choose which videos"),
         (_tags(base_url="javascript:alert(1)"), "Media address: Not a web address"),
+        (_tags(base_url="http://wb:99999"), "Media address: Not a web address"),
         (_tags(download="zip"), "Unknown download “zip”"),
         (_tags(download="tasks"), "No videos match"),
         ({"what": "videos"}, "Unknown export “videos”"),
@@ -125,11 +130,13 @@ def test_a_review_queues_open_items_download_with_the_models_label_as_choices(cl
     decision = DecisionFactory(policy_version=policy_version, label="正向")
     ReviewTask.objects.create(decision=decision, queue=queue)
     labeler = client_as("labeler")
-    params = {"what": "queue", "queue-queue": "ls-screen", "queue-base_url": "http://wb.test"}
+    # Label Studio reaching the workbench by a service name (no dot, which Django's URL validator refuses).
+    params = {"what": "queue", "queue-queue": "ls-screen", "queue-base_url": "http://workbench:8000/"}
 
     tasks = json.loads(labeler.get(URL, params | {"download": "tasks"}).content)
 
     assert [t["data"]["decision_id"] for t in tasks] == [decision.pk]
+    assert tasks[0]["data"]["video"] == f"http://workbench:8000{decision.video.file.url}"
     assert tasks[0]["predictions"][0]["result"][0]["value"] == {"choices": ["正向"]}
     assert "<Choices" in labeler.get(URL, params | {"download": "config"}).content.decode()
     empty = ReviewQueue.objects.create(slug="ls-empty", name="Empty")
@@ -137,7 +144,7 @@ def test_a_review_queues_open_items_download_with_the_models_label_as_choices(cl
     assert refused.status_code == 400 and "Queue “ls-empty” has no open items to export." in refused.content.decode()
 
 
-def test_tag_events_download_as_jsonl_or_a_hugging_face_zip_for_admins(client_as, tagged):
+def test_tag_events_download_as_jsonl_or_a_hugging_face_zip_for_admins(client_as, tagged, capfd):
     admin = client_as("admin")
     url = reverse("training:tag_events_download")
 
@@ -149,6 +156,7 @@ def test_tag_events_download_as_jsonl_or_a_hugging_face_zip_for_admins(client_as
     hf = admin.get(url, {"events-file_format": "hf", "events-eval_share": "0"})
     names = zipfile.ZipFile(io.BytesIO(hf.content)).namelist()
     assert "tag-events/train.jsonl" in names and "tag-events/hf/dataset_dict.json" in names
+    assert "Saving the dataset" not in capfd.readouterr().err  # no progress bar in the server's log
 
     for params, said in (
         ({"events-eval_share": "2"}, "Held-out share: Ensure this value is less than or equal to 0.9."),

@@ -51,6 +51,7 @@ def test_labeler_writes_the_five_stages_for_the_label(policy_version, make_user)
     ca.force_login(alice)
     cb.force_login(bob)
     url = reverse("annotation:tag2cot_write", args=[task.pk])
+    assert ca.post(reverse("annotation:tag2cot_claim", args=[task.pk])).status_code == 302  # the page's button
     html = ca.get(url).content.decode()
     assert all(f'name="stage-{k}"' in html for k in STAGE_KEYS) and "引导私下交易" in html
     # The rule the final stage is checked against is said beside it, not only after a refused save.

@@ -83,3 +83,90 @@ def test_comparing_without_two_different_evaluations_goes_back_to_the_list_with_
         assert response.status_code == 302 and response["Location"] == reverse("training:model_list") + "#evaluations"
         page = admin.get(response["Location"]).content.decode()
         assert said in page and 'id="evaluations"' in page
+
+
+# A webhook address of 1,001 to 2,048 characters passed the URL validator and overflowed the column: a
+# 500. One with a user name and password (https://user:pw@host/...) was saved and then shown in clear on
+# the integrations screen to every admin.
+def test_a_webhook_address_too_long_or_carrying_a_password_is_refused_beside_its_form(client_as):
+    from moderation.integrations.models import WebhookEndpoint
+    from moderation.integrations.services import integration_create
+
+    integration, _token = integration_create(name="shop-app", rate_limit="")
+    admin = client_as("admin")
+    url = reverse("moderation:webhook_endpoint_add", args=[integration.pk])
+
+    long = admin.post(url, {"url": "https://example.com/" + "a" * 1500, "event_types": ["review.completed"]})
+    secret = admin.post(url, {"url": "https://user:pw@example.com/h", "event_types": ["review.completed"]})
+
+    assert long.status_code == 400
+    assert "A webhook address has at most 1000 characters; this one has 1520." in long.content.decode()
+    assert secret.status_code == 400
+    assert "A webhook address may not carry a user name or password" in secret.content.decode()
+    assert not WebhookEndpoint.objects.exists()
+
+
+# Curation: "Make alias" with the "alias of" field emptied made the phrase an alias of its nearest tag
+# without a word, and "Add tag" with a blank name said "Tag name: blank line." (an import's wording).
+def test_an_emptied_curation_field_is_refused_not_replaced_by_a_default(client_as):
+    from moderation.tagging.models import TagProposal
+
+    tags_import(lines=["美食"])
+    food = Tag.objects.get(name="美食")
+    proposal = TagProposal.objects.create(name="番茄炒蛋", key="番茄炒蛋", nearest_tag=food, nearest_cosine=0.7)
+    editor = client_as("policy_editor")
+    url = reverse("moderation:tag_proposal_decide", args=[proposal.pk])
+
+    merged = editor.post(url, {"action": "merge", "target": " "}, HTTP_HX_REQUEST="true").content.decode()
+    named = editor.post(url, {"action": "accept", "name": "  ", "parent": ""}, HTTP_HX_REQUEST="true")
+
+    assert "Alias of: nothing typed; type the tag this phrase is another word for." in merged
+    assert "Tag name: nothing typed; type the name the new tag gets." in named.content.decode()
+    proposal.refresh_from_db()
+    assert proposal.status == TagProposal.Status.PENDING and food.aliases == []
+    row = editor.post(reverse("moderation:tag_edit", args=[food.pk]), {"name": " ", "is_active": "on"}, follow=True)
+    assert "“美食” was not saved: Tag name: nothing typed." in row.content.decode()  # the vocabulary row too
+
+
+# The tag ranker's line read "trained … from 13 events on 1 videos".
+def test_the_ranker_line_counts_one_video_in_the_singular(client_as):
+    from moderation.tagging.models import TagRanker
+
+    TagRanker.objects.create(kind=TagRanker.Kind.WEIGHTED, n_events=1, n_videos=1, is_active=True)
+
+    page = client_as("moderator").get(reverse("moderation:tag_ranker")).content.decode()
+
+    assert "from 1 event on 1 video" in page and "1 videos" not in page
+
+
+# A reproduction pair opened again after its verdict (Back, the address) said "Recorded by …" and
+# offered nothing else: no way on but the small "back to pairs" link; the verdict keys' hints wrapped
+# away from their buttons.
+def test_a_decided_pair_offers_claim_next_with_its_key(client_as):
+    from tests.moderation.reproduction.test_pair_review import make_pair
+
+    pair = make_pair(0.9)
+    client = client_as("moderator")
+    claimed = client.post(reverse("moderation:repro_claim_next"))
+    assert 'class="verdict-keys"' in client.get(claimed.url).content.decode()
+    client.post(reverse("moderation:repro_submit", args=[pair.pk]), {"verdict": "unrelated"})
+
+    page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
+
+    assert "Recorded by" in page
+    verdict = page.split('id="verdict"')[1].split("</section>")[0]
+    assert reverse("moderation:repro_claim_next") in verdict and 'data-hotkey="n"' in verdict
+
+
+# The threshold's refusal named a number the admin did not type ("got 2.0" for 2, "got inf" for 1e400),
+# and a target of 99.9 % was confirmed as "at least 100%".
+def test_cascade_refusals_name_what_was_typed_and_a_target_keeps_its_tenth(client_as):
+    from moderation.inference.stage1.routing import accuracy_percent
+
+    admin = client_as("admin")
+
+    for typed in ("2", "1e400", "-1"):
+        page = admin.post(reverse("moderation:cascade_threshold"), {"threshold": typed}, follow=True).content.decode()
+        assert f"The escalation threshold must be between 0 and 1; “{typed}” is not." in page
+        assert "(got" not in page
+    assert [accuracy_percent(v) for v in (0.999, 0.92, 1.0, 0.5)] == ["99.9%", "92%", "100%", "50%"]

@@ -78,7 +78,7 @@ def test_tag_submit_with_a_non_ascii_digit_id_is_a_404_or_ignored_not_a_500(clie
 
 
 def test_a_non_ascii_digit_model_version_for_a_policy_is_a_message(client_as, policy_version):
-    url = reverse("moderation:policy_set_model", args=[policy_version.policy.pk])
+    url = reverse("training:policy_model_choose", args=[policy_version.policy.pk])
     response = client_as("policy_editor").post(url, {"model_version": "²"}, follow=True)
     assert response.status_code == 200 and "That model version does not exist." in response.content.decode()
 

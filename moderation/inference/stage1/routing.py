@@ -47,6 +47,11 @@ def normalised_entropy(probabilities: np.ndarray) -> np.ndarray:
     return np.clip(entropy / math.log(k), 0.0, 1.0)
 
 
+def accuracy_percent(value: float) -> str:
+    """A target accuracy as a percentage with the tenth it was set to: 99.9 % read "100%" when rounded."""
+    return f"{value * 100:.1f}".rstrip("0").rstrip(".") + "%"
+
+
 def check_threshold(threshold: float) -> None:
     if not 0.0 <= threshold <= 1.0:  # also refuses nan
         raise ModerationError(f"The escalation threshold must be between 0 and 1 (got {threshold}).")

@@ -34,13 +34,19 @@ def test_unknown_policy_is_404(client_as):
     assert client_as("moderator").get(reverse("moderation:policy_detail", args=[999])).status_code == 404
 
 
-@pytest.mark.django_db
 def test_policy_editor_chooses_the_model_for_a_policy_and_others_cannot(client_as, policy_version):
     from moderation.inference.services import model_version_register, model_version_serving
+    from training.models import EvaluationRun
 
     candidate = model_version_register(name="candidate", backend="evidence_baseline")
+    key = f"gold:policy_version={policy_version.pk}"
+    for version, accuracy in ((model_version_serving(), 0.5), (candidate, 0.9)):
+        EvaluationRun.objects.create(
+            model_version=version, policy_version=policy_version, eval_set_key=key, status="succeeded",
+            metrics={"binary_accuracy": accuracy},
+        )  # fmt: skip
     policy = policy_version.policy
-    url = f"/policies/{policy.pk}/model/"
+    url = reverse("training:policy_model_choose", args=[policy.pk])
 
     assert client_as("moderator").post(url, {"model_version": candidate.pk}).status_code == 403
     response = client_as("policy_editor").post(url, {"model_version": candidate.pk})
@@ -49,7 +55,7 @@ def test_policy_editor_chooses_the_model_for_a_policy_and_others_cannot(client_a
     assert policy.serving_model == candidate
     assert model_version_serving(policy=policy) == candidate
     page = client_as("policy_editor").get(f"/policies/{policy.pk}/").content.decode()
-    assert "candidate" in page
+    assert "candidate" in page and f'action="{url}"' in page
 
     client_as("admin").post(url, {"model_version": ""})
     policy.refresh_from_db()

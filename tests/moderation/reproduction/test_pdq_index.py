@@ -102,6 +102,25 @@ def test_the_worst_cases_of_the_narrower_radius_of_the_last_chunks_are_found(bit
     assert index.search(hamming.hex_codes([base]), 31).ids.tolist() == [7]
 
 
+@pytest.mark.parametrize("chunk_bits_off", [0, 1, 2])
+def test_the_prefilter_keeps_a_match_whose_every_other_differing_bit_is_among_its_96_bits(chunk_bits_off: int) -> None:
+    # One chunk (21 bits, probed within 3 bits at threshold 3), so every match is found through it alone: a match
+    # 3 bits off, the bits that are not in the chunk all among the 96 the chunk's rows carry (words 2-4: bits
+    # 64-159), is as far off there as the threshold allows and must pass; 4 bits off must not be returned.
+    assert hamming.slice_words(1, 21).tolist() == [[2, 3, 4]]
+    assert hamming.chunk_radii(3, 1) == [3]
+    base = _random_hash()
+    in_chunk = [3, 11][:chunk_bits_off]
+    in_slice = [64, 100, 127, 159][: 3 - chunk_bits_off]
+    match, too_far = _flip(base, in_chunk + in_slice), _flip(base, in_chunk + [64, 100, 127, 159][: 4 - chunk_bits_off])
+    index = hamming.MultiIndex(chunks=1, delta_max=0)  # the match at position 3: bits set beside its 96 in its rows
+    index.add(hamming.hex_codes([_random_hash(), too_far, _random_hash(), match]), np.arange(6, 10), np.arange(4))
+    assert index.merged == 4
+    found = index.search(hamming.hex_codes([base]), 3)
+    assert found.ids.tolist() == [9] and found.distance.tolist() == [3]
+    assert index.search(hamming.hex_codes([base]), 4).ids.tolist() == [9, 7]
+
+
 def _indexed(hashes: list[str], status: str = Video.Status.READY) -> Video:
     video = VideoFactory(status=status)
     Keyframe.objects.bulk_create(

@@ -62,8 +62,10 @@ def test_reviewer_accepts_rejects_adds_and_the_ranker_retrains(  # type: ignore[
     page.wait_for_selector("[data-add-tag]")
     page.keyboard.press("Enter")
     assert page.locator("li.chip.added .chip-name").inner_text() == "舞蹈"
-    page.click("[data-tags-submit]")
-    page.wait_for_url("**/tags/task/**")
+    # The search box, emptied, keeps the focus: Enter there submits (it did nothing before).
+    assert page.evaluate("document.activeElement.matches('[data-tag-search]')")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     assert "猫咪在吃火锅" in page.inner_text("#tag-video")  # submit-and-next
 
     events = {e.tag.name: e.action for e in TagEvent.objects.filter(video=first.video)}
