@@ -42,6 +42,26 @@
     if (button) { ev.preventDefault(); addChip(button); }
   });
 
+  // The tag set switch (tag screen) reloads the page with the other set's chips, dropping what was ticked,
+  // unticked or added here: ask first, and only when the reviewer changed something.
+  function chipsChanged() {
+    const form = document.querySelector("[data-tags-form]");
+    if (!form) return false;
+    return Array.from(form.querySelectorAll("input[name=tag]")).some((box) => box.checked !== box.defaultChecked);
+  }
+
+  document.addEventListener("change", (ev) => {
+    const select = ev.target;
+    if (!(select instanceof HTMLSelectElement) || !select.matches("[data-tag-set-switch]")) return;
+    const discard = "Switch the tag set? The chips you ticked, unticked or added here are not saved and will be lost.";
+    if (chipsChanged() && !window.confirm(discard)) {
+      const current = Array.from(select.options).find((option) => option.defaultSelected);
+      if (current) select.value = current.value;  // stay on this set, the chips as they are
+      return;
+    }
+    select.form.submit();
+  });
+
   document.addEventListener("keydown", (ev) => {
     const t = ev.target;
     if (t instanceof HTMLInputElement && t.matches("[data-tag-search]")) {

@@ -64,6 +64,10 @@ def promotion_check(
     if candidate.pk == serving.pk:
         result.reasons.append(f"{candidate.name} is already serving.")
         return result
+    if candidate.metrics.get("no_learning_signal"):
+        # Its adapter learned nothing (every GRPO reward was 0): promoting it would only add risk.
+        result.reasons.append(f"{candidate.name} learned nothing: {candidate.metrics.get('warning', '')}".strip())
+        return result
     result.candidate_run = evaluation_latest(model_version=candidate)
     if result.candidate_run is None:
         result.reasons.append(f"{candidate.name} has no finished evaluation; evaluate it first.")

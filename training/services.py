@@ -583,13 +583,32 @@ def training_job_set_base_model(*, job_id: int, base_model: str) -> None:
     TrainingJob.objects.filter(pk=job_id).update(base_model=base_model, heartbeat_at=timezone.now())
 
 
+NO_LEARNING_SIGNAL_WARNING = (
+    "Every reward was 0: the policy got no learning signal — this model version is the starting model unchanged "
+    "in effect. Check that the dataset's labels and the policy's output format can be met, then train again."
+)
+
+
+def grpo_got_no_learning_signal(*, kind: str, history: list[dict[str, Any]]) -> bool:
+    """A GRPO job whose every logged reward was 0: every advantage was 0, so nothing was learned."""
+    rewards = [point["reward"] for point in history if point.get("reward") is not None]
+    return kind == TrainingJob.Kind.GRPO and bool(rewards) and all(reward == 0 for reward in rewards)
+
+
 @transaction.atomic
 def training_job_succeed(*, job_id: int, adapter_path: str, metrics: dict[str, Any]) -> TrainingJob:
-    """Finish a job whose adapter is saved: register it as a model version moderation can serve."""
+    """Finish a job whose adapter is saved: register it as a model version moderation can serve.
+
+    A GRPO job whose every reward was 0 still registers its (unchanged) adapter, so the run stays
+    traceable, but the version's metrics carry ``no_learning_signal`` and its warning: the job screen
+    and the model list show it, and the release gate refuses to promote it.
+    """
     from moderation.inference.services import model_version_register
     from moderation.models import ModelVersion
 
     job = TrainingJob.objects.select_for_update().get(pk=job_id)
+    if grpo_got_no_learning_signal(kind=job.kind, history=job.history):
+        metrics = {**metrics, "no_learning_signal": True, "warning": NO_LEARNING_SIGNAL_WARNING}
     version = model_version_register(
         name=f"{job.kind}-job-{job.pk}",
         backend=ModelVersion.Backend.TRANSFORMERS,
@@ -607,6 +626,8 @@ def training_job_succeed(*, job_id: int, adapter_path: str, metrics: dict[str, A
     job.status = TrainingJob.Status.SUCCEEDED
     job.finished_at = timezone.now()
     job.log_tail = _append_log(job.log_tail, f"adapter saved to {adapter_path}; registered {version.name}")
+    if metrics.get("no_learning_signal"):
+        job.log_tail = _append_log(job.log_tail, f"warning: {NO_LEARNING_SIGNAL_WARNING}")
     job.save(update_fields=["model_version", "status", "finished_at", "log_tail"])
     return job
 

@@ -249,3 +249,35 @@ def test_the_training_screen_pages_datasets_and_jobs_each_on_its_own(client_as, 
     second = client.get(reverse("training:job_list"), {"jobs_page": 2}).content.decode()
     assert "page 2 of 2 (30 jobs)" in second and f'href="/training/jobs/{oldest.pk}/"' in second
     assert f'href="/training/jobs/{oldest.pk}/"' not in first and dataset.name in second
+
+
+def test_a_grpo_job_whose_every_reward_was_0_says_it_learned_nothing_and_is_not_promotable(client_as, job):
+    from training.release import promotion_check
+    from training.services import training_job_succeed
+
+    job.kind, job.status = TrainingJob.Kind.GRPO, TrainingJob.Status.RUNNING
+    job.history = [{"step": 1, "loss": 0.0, "reward": 0.0}, {"step": 2, "loss": 0.0, "reward": 0.0}]
+    job.save()
+    learned = TrainingJob.objects.create(
+        dataset=job.dataset,
+        kind="grpo",
+        status="running",
+        history=[{"step": 1, "reward": 0.0}, {"step": 2, "reward": 0.5}],
+    )
+    training_job_succeed(job_id=job.pk, adapter_path="adapters/grpo-zero", metrics={"final_reward": 0.0})
+    training_job_succeed(job_id=learned.pk, adapter_path="adapters/grpo-learned", metrics={"final_reward": 0.5})
+    job.refresh_from_db()
+    learned.refresh_from_db()
+    assert job.status == "succeeded" and job.model_version is not None and learned.model_version is not None
+    # Recorded as data on the job's registered version, not only as text.
+    assert job.model_version.metrics["no_learning_signal"] is True
+    assert "no_learning_signal" not in learned.model_version.metrics  # one non-zero reward is a signal
+
+    client = client_as("admin")
+    page = client.get(reverse("training:job_detail", args=[job.pk])).content.decode()
+    assert "Every reward was 0: the policy got no learning signal" in page and "Nothing was learned" in page
+    assert "Nothing was learned" not in client.get(reverse("training:job_detail", args=[learned.pk])).content.decode()
+    listing = client.get(reverse("training:model_list")).content.decode()
+    assert listing.count("Every reward was 0: the policy got no learning signal") >= 1
+    check = promotion_check(candidate=job.model_version)
+    assert not check.allowed and "learned nothing" in check.reasons[0]

@@ -85,3 +85,45 @@ def test_reviewer_accepts_rejects_adds_and_the_ranker_retrains(  # type: ignore[
     assert set(TagSuggestion.objects.filter(video=second.video).values_list("ranker_id", flat=True)) == {ranker.pk}
     page.reload()
     assert page.locator("[data-ranker-kind=logistic]").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_switching_the_tag_set_asks_before_dropping_changed_chips(page, make_user, policy_version):  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.models import TagSet
+    from moderation.tagging.services import tag_queue_default, tags_import
+    from tests.factories import ReviewTaskFactory
+
+    tags_import(lines=["美食\t吃货, 做饭", "火锅"])
+    default, other = tag_set_default(), TagSet.objects.create(slug="other", name="Other set")
+    admin = make_user("admin")
+    task = ReviewTaskFactory(
+        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
+    )
+    assert review_claim_next(user=admin, queue=task.queue) == task
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss() if len(dialogs) == 1 else d.accept()))
+    _login(page, admin.username)
+    url = reverse("moderation:tag_task", args=[task.pk])
+
+    # Nothing changed: the switch reloads at once, no question asked.
+    page.goto(f"{url}?set={default.slug}")
+    with page.expect_navigation():
+        page.select_option("select[name=set]", other.slug)
+    assert page.url.endswith(f"?set={other.slug}") and dialogs == []
+
+    # A tag added here: the switch asks; "Cancel" keeps the page, the chip and the set as they were.
+    page.fill("[data-tag-search]", "火")
+    page.wait_for_selector("[data-add-tag]")
+    page.keyboard.press("Enter")
+    assert page.locator("li.chip.added input[name=tag]").is_checked()
+    page.select_option("select[name=set]", default.slug)
+    assert len(dialogs) == 1 and "will be lost" in dialogs[0]
+    assert page.url.endswith(f"?set={other.slug}") and page.input_value("select[name=set]") == other.slug
+    assert page.locator("li.chip.added input[name=tag]").is_checked()
+    # "OK" switches.
+    with page.expect_navigation():
+        page.select_option("select[name=set]", default.slug)
+    assert len(dialogs) == 2 and page.url.endswith(f"?set={default.slug}")
