@@ -1,8 +1,8 @@
 """16 concurrent reviewers draining a queue on the real Postgres: no item is given to two
 reviewers, no review is lost or recorded twice.
 
-The item count is ``REVIEW_DRAIN_ITEMS``: 400 in the suite (400 claims raced by 16 claimers, 25 each,
-about 6 s on 2 cores); ``REVIEW_DRAIN_ITEMS=10000`` runs the 10,000-item drain issue 5 asked for (about
+The item count is ``REVIEW_DRAIN_ITEMS``: 400 in the suite (400 claims raced by 16 claimers, 25 each;
+12 s alone on 2 cores at load 4.5, where 2,000 took 39-52 s); ``REVIEW_DRAIN_ITEMS=10000`` runs the 10,000-item drain issue 5 asked for (about
 3 min in the full suite), and so does ``bench/queue_claim.py --drain 10000``. What the drain proves does
 not need the larger count: with the pending leg's row lock removed from the claim statement (no
 ``FOR UPDATE``), a 300-item drain failed 3 runs out of 3 (two reviewers given one item, the second's
