@@ -347,10 +347,15 @@ def tag2cot_release(*, task: Tag2CotTask, user: User) -> Tag2CotTask:
     locked = Tag2CotTask.objects.select_for_update(of=("self",)).get(pk=task.pk)
     if locked.status != Tag2CotTask.Status.OPEN or locked.assigned_to_id != user.pk:
         raise AnnotationError("This task is not yours to release: it is written, free, or someone else holds it.")
-    locked.assigned_to, locked.claimed_at, locked.lease_expires_at = None, None, None
-    locked.save(update_fields=["assigned_to", "claimed_at", "lease_expires_at"])
-    audit_event_record(actor=user, action="tag2cot_release", obj=locked)
+    _tag2cot_free(locked, user=user)
     return locked
+
+
+def _tag2cot_free(task: Tag2CotTask, *, user: User, **payload: Any) -> None:
+    """Clear a locked task's claim and audit its release (by its holder, or on their logout)."""
+    task.assigned_to, task.claimed_at, task.lease_expires_at = None, None, None
+    task.save(update_fields=["assigned_to", "claimed_at", "lease_expires_at"])
+    audit_event_record(actor=user, action="tag2cot_release", obj=task, payload=payload or None)
 
 
 def tag2cot_release_on_logout(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
@@ -360,9 +365,7 @@ def tag2cot_release_on_logout(sender: Any, request: Any = None, user: Any = None
     with transaction.atomic():
         held = Tag2CotTask.objects.select_for_update().filter(assigned_to=user, status=Tag2CotTask.Status.OPEN)
         for task in held:
-            task.assigned_to, task.claimed_at, task.lease_expires_at = None, None, None
-            task.save(update_fields=["assigned_to", "claimed_at", "lease_expires_at"])
-            audit_event_record(actor=user, action="tag2cot_release", obj=task, payload={"logout": True})
+            _tag2cot_free(task, user=user, logout=True)
 
 
 @transaction.atomic

@@ -10,18 +10,20 @@ from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from moderation.errors import ModerationError
-from moderation.models import ModelVersion
+from moderation.inference.selectors import model_version_get
+from moderation.models import ModelVersion, Policy
 from training import artifacts, selectors
 from training.errors import TrainingError
 from training.forms import EvaluationStartForm, TagEventsExportForm, TrainingJobStartForm
 from training.models import PreferenceDataset
+from training.release import policy_model_choose as choose
 from training.services import preference_dataset_build, sft_dataset_build, training_job_cancel, training_job_start
 from training.tag_data import tag_events_download as tag_events_download_build
 from workbench.roles import Perm, permission_required
@@ -348,12 +350,6 @@ def model_promote(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(Perm.EDIT_POLICY)
 def policy_model_choose(request: HttpRequest, pk: int) -> HttpResponse:
     """The policy page's "Model for this policy": through the release gate, like a promotion."""
-    from django.shortcuts import get_object_or_404
-
-    from moderation.inference.selectors import model_version_get
-    from moderation.models import Policy
-    from training.release import policy_model_choose as choose
-
     policy = get_object_or_404(Policy, pk=pk)
     raw = request.POST.get("model_version", "")
     model_version = model_version_get(raw) if raw else None
