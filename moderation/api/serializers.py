@@ -24,6 +24,9 @@ class SegmentSerializer(serializers.ModelSerializer):
 
 
 class VideoSerializer(serializers.ModelSerializer):
+    # The id the caller knows the video by (``videos_with_external_id``): a platform's own, never another's.
+    external_id = serializers.CharField(source="shown_external_id", read_only=True, allow_null=True)
+
     class Meta:
         model = Video
         fields = [
@@ -106,7 +109,7 @@ class VideoSubmitSerializer(serializers.Serializer):
 
 
 class LabelSerializer(serializers.ModelSerializer):
-    external_id = serializers.CharField(source="video.external_id", read_only=True, allow_null=True)
+    external_id = serializers.CharField(source="shown_external_id", read_only=True, allow_null=True)
     policy_version: serializers.StringRelatedField[PolicyVersion] = serializers.StringRelatedField()
 
     class Meta:

@@ -31,7 +31,7 @@ from moderation.integrations.api import (
     IsIntegration,
     request_integration,
 )
-from moderation.integrations.selectors import parse_since, videos_visible_to
+from moderation.integrations.selectors import parse_since, videos_visible_to, videos_with_external_id
 from moderation.integrations.services import IdempotencyConflict, video_submit
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
@@ -123,7 +123,8 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         tag = self.request.query_params.get("tag", "").strip() if self.action == "list" else ""
         if tag:
             qs = qs.filter(tags__tag__name=tag)
-        return videos_visible_to(integration=request_integration(self.request), qs=qs)
+        integration = request_integration(self.request)
+        return videos_with_external_id(integration=integration, qs=videos_visible_to(integration=integration, qs=qs))
 
     def get_serializer_class(self) -> Any:
         if self.action == "retrieve":
@@ -171,9 +172,8 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
             return Response({"detail": str(exc)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         except ModerationError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        response = Response(
-            VideoSerializer(submitted.video, context={"request": request}).data, status=submitted.status
-        )
+        video = videos_with_external_id(integration=integration, qs=Video.objects.filter(pk=submitted.video.pk)).get()
+        response = Response(VideoSerializer(video, context={"request": request}).data, status=submitted.status)
         if submitted.replayed:
             response["Idempotent-Replayed"] = "true"
         return response
@@ -182,7 +182,8 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
     @action(detail=True, methods=["get"], url_path="verdict")
     def verdict(self, request: Request, pk: str | None = None) -> Response:
         """The current outcome: model decision, human review, adjudication, policy version, final or not."""
-        return Response(VerdictSerializer(video_verdict(video=self.get_object())).data)
+        video = self.get_object()
+        return Response(VerdictSerializer({**video_verdict(video=video), "external_id": video.shown_external_id}).data)
 
 
 class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _IntegrationAwareViewSet):
@@ -215,7 +216,8 @@ class LabelViewSet(mixins.ListModelMixin, _IntegrationAwareViewSet):
 
     def get_queryset(self) -> QuerySet[ItemLabel]:
         qs = ItemLabel.objects.select_related("video", "policy_version__policy")
-        return self._sync_queryset(qs, changed="updated_at")
+        qs = self._sync_queryset(qs, changed="updated_at")
+        return videos_with_external_id(integration=request_integration(self.request), qs=qs, field="video_id")
 
     @extend_schema(
         parameters=[

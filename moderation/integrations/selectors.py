@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import F, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -20,6 +20,33 @@ def videos_visible_to(*, integration: Integration | None, qs: QuerySet[Any], fie
         return qs
     owned = IntegrationVideo.objects.filter(integration=integration).values("video_id")
     return qs.filter(**{f"{field}__in": owned})
+
+
+def videos_with_external_id(*, integration: Integration | None, qs: QuerySet[Any], field: str = "pk") -> QuerySet[Any]:
+    """``qs`` with ``shown_external_id``: the external id the caller knows the video by (``field`` names the
+    video id). An integration sees its own id for the video (``IntegrationVideo.external_id``), never
+    another platform's; a user sees the workbench's own (``Video.external_id``: uploads, manifests, imports)."""
+    if integration is None:
+        video = "" if field == "pk" else field.removesuffix("_id") + "__"  # "video_id" -> "video__"
+        return qs.annotate(shown_external_id=F(f"{video}external_id"))
+    link = IntegrationVideo.objects.filter(integration=integration, video_id=OuterRef(field)).values("external_id")
+    return qs.annotate(shown_external_id=Subquery(link[:1]))
+
+
+def external_id_for_recipient(*, integration_id: int, video_id: int, shared: str | None) -> str | None:
+    """The external id an event about ``video_id`` carries to ``integration_id``'s endpoint: the integration's
+    own id for it if it submitted the video; none if another platform did (never that platform's id); else
+    ``shared``, the workbench's own id written into the event."""
+    links = dict(IntegrationVideo.objects.filter(video_id=video_id).values_list("integration_id", "external_id"))
+    if integration_id in links:
+        return links[integration_id]
+    return None if links else shared
+
+
+def integration_video_by_external_id(*, integration: Integration, external_ids: set[str]) -> dict[str, int]:
+    """The videos ``integration`` submitted under these external ids of its own: {external id: video id}."""
+    rows = IntegrationVideo.objects.filter(integration=integration, external_id__in=external_ids)
+    return {ext: video_id for ext, video_id in rows.values_list("external_id", "video_id") if ext is not None}
 
 
 def videos_of_other_integrations(*, integration: Integration, video_ids: set[int]) -> set[int]:

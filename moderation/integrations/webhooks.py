@@ -35,6 +35,7 @@ from moderation.integrations.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from moderation.integrations.selectors import external_id_for_recipient
 from moderation.integrations.signing import HEADER as SIGNATURE_HEADER
 from moderation.integrations.signing import signature_header
 from moderation.integrations.targets import WebhookTargetRefused, pinned_post, webhook_target_addresses
@@ -221,9 +222,15 @@ def webhooks_sweep(*, grace_seconds: float | None = None) -> dict[str, int]:
 # --- delivery -------------------------------------------------------------------------------------
 
 
-def event_body(event: OutboxEvent) -> bytes:
-    """The JSON body of an event: the same bytes on every attempt."""
-    envelope = {"id": str(event.pk), "type": event.type, "created_at": event.created_at, "data": event.payload}
+def event_body(event: OutboxEvent, *, integration_id: int) -> bytes:
+    """The JSON body of an event for an endpoint of ``integration_id``: the same bytes on every attempt.
+    A video event names the video by the recipient's own external id, never another platform's."""
+    data = dict(event.payload)
+    if event.video_id is not None and "external_id" in data:
+        data["external_id"] = external_id_for_recipient(
+            integration_id=integration_id, video_id=event.video_id, shared=data["external_id"]
+        )
+    envelope = {"id": str(event.pk), "type": event.type, "created_at": event.created_at, "data": data}
     return json.dumps(envelope, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -268,7 +275,7 @@ def webhook_delivery_send(*, delivery_id: int) -> str:
         delivery.save(update_fields=["status", "attempts", "lease_expires_at", "updated_at"])
     endpoint, event, attempt = delivery.endpoint, delivery.event, delivery.attempts
 
-    body = event_body(event)
+    body = event_body(event, integration_id=endpoint.integration_id)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "workbench-webhooks/1",

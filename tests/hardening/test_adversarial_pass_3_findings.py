@@ -1,0 +1,104 @@
+"""Findings of the third adversarial pass, each pinned by a test that fails without its fix."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from rest_framework.test import APIClient
+
+from moderation.feedback.models import FeedbackEvent
+from moderation.integrations.models import EventType, IntegrationVideo, OutboxEvent
+from moderation.integrations.services import integration_create
+from moderation.integrations.webhooks import event_body
+from moderation.models import Video
+from tests.factories import VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+T = "2026-05-01T12:00:00Z"
+CLIP = b"\x00\x00\x00\x18ftypmp42" + b"a" * 2048
+OTHER_CLIP = b"\x00\x00\x00\x18ftypmp42" + b"b" * 2048
+
+
+def _platform(name: str) -> APIClient:
+    integration, token = integration_create(name=name)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Integration {token}")
+    client.integration = integration  # type: ignore[attr-defined]
+    return client
+
+
+def _submit(client: APIClient, payload: bytes, external_id: str):  # type: ignore[no-untyped-def]
+    data = {"file": SimpleUploadedFile("clip.mp4", payload), "external_id": external_id, "title": "t"}
+    return client.post("/api/videos/", data, format="multipart")
+
+
+def test_two_platforms_use_the_same_external_id_and_neither_sees_nor_touches_the_others_video():
+    """External ids were one namespace for every platform: B sending A's id was refused with "already belongs to
+    a different video file" (a probe of A's ids, and B could not use its own id scheme); B's feedback events by
+    external id were resolved in the shared namespace; and B, submitting the same bytes under its own id, was
+    shown A's id for the video (API and webhooks)."""
+    a, b, c = _platform("platform-a"), _platform("platform-b"), _platform("platform-c")
+    mine = _submit(a, CLIP, "x-1")
+    theirs = _submit(b, OTHER_CLIP, "x-1")
+    assert mine.status_code == 201 and theirs.status_code == 201, theirs.content
+    a_id, b_id = mine.json()["id"], theirs.json()["id"]
+    assert a_id != b_id and mine.json()["external_id"] == theirs.json()["external_id"] == "x-1"
+
+    # B can neither read A's video nor its verdict; the lists hold only B's own.
+    assert b.get(f"/api/videos/{a_id}/").status_code == 404
+    assert b.get(f"/api/videos/{a_id}/verdict").status_code == 404
+    assert [v["id"] for v in b.get("/api/videos/").json()["results"]] == [b_id]
+    assert b.get(f"/api/videos/{b_id}/verdict").json()["external_id"] == "x-1"
+
+    # B's feedback about "x-1" is about B's video, A's about A's.
+    report = {"type": "report", "timestamp": T, "reason": "scam", "video_external_id": "x-1"}
+    for client, event_id in ((b, "from-b"), (a, "from-a")):
+        body = client.post("/api/feedback/events/", [{**report, "event_id": event_id}], format="json").json()
+        assert body["accepted"] == 1, body
+    assert dict(FeedbackEvent.objects.values_list("event_id", "video_id")) == {"from-b": b_id, "from-a": a_id}
+
+    # A's id names one video of A's: other bytes under it are refused (in A's own words), nothing stored.
+    again = _submit(a, OTHER_CLIP + b"!", "x-1")
+    assert again.status_code == 400 and "already names another of your videos" in again.json()["detail"]
+    assert Video.objects.count() == 2
+    assert _submit(a, CLIP, "x-1").json()["id"] == a_id  # the same bytes again: the same video
+
+    # B sends A's bytes under its own id: B knows the video by B's id, never by A's, in the API and in webhooks.
+    shared = _submit(b, CLIP, "b-7")
+    assert shared.status_code == 201 and shared.json() | {"id": a_id} == shared.json()
+    assert shared.json()["external_id"] == "b-7"
+    assert b.get(f"/api/videos/{a_id}/").json()["external_id"] == "b-7"
+    assert a.get(f"/api/videos/{a_id}/").json()["external_id"] == "x-1"
+    event = OutboxEvent.objects.create(
+        type=EventType.LABEL_FINAL, video_id=a_id, payload={"video_id": a_id, "external_id": None, "label": "ok"}
+    )
+    for client, shown in ((a, "x-1"), (b, "b-7"), (c, None)):
+        body = event_body(event, integration_id=client.integration.pk)  # type: ignore[attr-defined]
+        assert json.loads(body)["data"]["external_id"] == shown
+
+
+def test_the_migration_moves_platform_external_ids_to_their_integration_and_back():
+    """Existing rows keep their ids: a platform's (an upload with no user) moves to the first submitter's link and
+    leaves the shared namespace; a user's upload or an import keeps its own."""
+    migration = importlib.import_module("moderation.migrations.0031_external_id_per_integration")
+    a, b = integration_create(name="platform-a")[0], integration_create(name="platform-b")[0]
+    platform_video = VideoFactory(external_id="p-1", source=Video.Source.UPLOAD, created_by=None)
+    imported = VideoFactory(external_id="m-1", source=Video.Source.MANIFEST)
+    first = IntegrationVideo.objects.create(integration=a, video=platform_video)
+    later = IntegrationVideo.objects.create(integration=b, video=platform_video)
+    IntegrationVideo.objects.create(integration=b, video=imported)  # B uploaded the manifest's bytes too
+    with connection.cursor() as cur:
+        cur.execute(migration.MOVE_TO_LINKS)
+        cur.execute(migration.CLEAR_FROM_VIDEOS)
+    links = dict(IntegrationVideo.objects.values_list("pk", "external_id"))
+    assert links[first.pk] == "p-1" and links[later.pk] is None and set(links.values()) == {"p-1", None}
+    assert dict(Video.objects.values_list("pk", "external_id")) == {platform_video.pk: None, imported.pk: "m-1"}
+
+    with connection.cursor() as cur:
+        cur.execute(migration.MOVE_BACK)
+    assert dict(Video.objects.values_list("pk", "external_id")) == {platform_video.pk: "p-1", imported.pk: "m-1"}
