@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import importlib
 import json
+import socket
+from types import SimpleNamespace
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from rest_framework.test import APIClient
 
+from annotation.forms import LabelStudioQueueExportForm
+from annotation.labelstudio import labelstudio_import_project
 from moderation.feedback.models import FeedbackEvent
 from moderation.integrations.models import EventType, IntegrationVideo, OutboxEvent
 from moderation.integrations.services import integration_create
 from moderation.integrations.webhooks import event_body
 from moderation.models import Video
-from tests.factories import VideoFactory
+from moderation.review.models import Review, ReviewQueue, ReviewTask
+from tests.factories import DecisionFactory, VideoFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +110,73 @@ def test_the_migration_moves_platform_external_ids_to_their_integration_and_back
     with connection.cursor() as cur:
         cur.execute(migration.MOVE_BACK)
     assert dict(Video.objects.values_list("pk", "external_id")) == {platform_video.pk: "p-1", imported.pk: "m-1"}
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as probe:  # a port nothing listens on: a command that gets as far as Label Studio says so
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_the_label_studio_command_exports_only_queues_its_user_may_see(make_user, policy_version):
+    """`manage.py labelstudio export --queue X` exported any queue's open items (titles, videos, the model's label
+    and reasoning), group-restricted and inactive ones too, and ran as nobody; the export screen offers a labeler
+    only the queues open to them. The command now runs as `--as USER` under the screen's rule."""
+    experts = Group.objects.create(name="experts")
+    for slug in ("cmd-open", "cmd-restricted", "cmd-inactive"):
+        queue = ReviewQueue.objects.create(slug=slug, name=slug, is_active=slug != "cmd-inactive")
+        ReviewTask.objects.create(decision=DecisionFactory(policy_version=policy_version), queue=queue)
+    ReviewQueue.objects.get(slug="cmd-restricted").allowed_groups.add(experts)
+    labeler, expert, moderator = make_user("labeler"), make_user("labeler"), make_user("moderator")
+    expert.groups.add(experts)
+    url = _closed_port_url()
+
+    def export(slug: str, user: object | None) -> str:
+        args = ["labelstudio", "export", "--queue", slug, "--url", url, "--token", "t"]
+        args += ["--as", user.username] if user is not None else []  # type: ignore[attr-defined]
+        with pytest.raises(CommandError) as refused:
+            call_command(*args)
+        return str(refused.value)
+
+    assert "export needs --as USERNAME" in export("cmd-open", None)
+    for slug, user in (("cmd-restricted", labeler), ("cmd-inactive", labeler), ("cmd-inactive", expert)):
+        assert f"No review queue “{slug}” that {user.username} may export" in export(slug, user)
+    assert f"No review queue “cmd-open” that {moderator.username} may export" in export("cmd-open", moderator)
+    # Past the rule, as far as Label Studio (not running here).
+    assert "Cannot reach Label Studio" in export("cmd-open", labeler)
+    assert "Cannot reach Label Studio" in export("cmd-restricted", expert)
+    # The screen's list is the same rule.
+    form = LabelStudioQueueExportForm(user=labeler)
+    assert set(form.fields["queue"].queryset.values_list("slug", flat=True)) >= {"cmd-open"}  # type: ignore[attr-defined]
+    assert not {"cmd-restricted", "cmd-inactive"} & set(
+        form.fields["queue"].queryset.values_list("slug", flat=True)  # type: ignore[attr-defined]
+    )
+
+
+def test_a_label_studio_import_records_reviews_only_where_its_user_may_review(make_user, policy_version):
+    """The import recorded a review (and so a trusted label and a label.final event) as the `--as` user on any
+    open task of the decision, in a restricted queue or for a user with no reviewer role at all."""
+    experts = Group.objects.create(name="experts")
+    restricted = ReviewQueue.objects.create(slug="imp-restricted", name="restricted")
+    restricted.allowed_groups.add(experts)
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    ReviewTask.objects.create(decision=decision, queue=restricted)
+    task = SimpleNamespace(
+        id=1,
+        data={"decision_id": decision.pk},
+        annotations=[
+            {"id": 11, "result": [{"from_name": "label", "type": "choices", "value": {"choices": ["引导私下交易"]}}]}
+        ],
+    )
+    client = SimpleNamespace(tasks=SimpleNamespace(list=lambda **_: [task]))
+
+    outsider = make_user("moderator")
+    result = labelstudio_import_project(client=client, ls_url="http://ls.test", project_id=3, by=outsider)
+    assert result.outcomes[0]["result"].startswith("review skipped: no open review task in a queue")
+    assert not Review.objects.exists()
+
+    insider = make_user("moderator")
+    insider.groups.add(experts)
+    task.annotations[0]["id"] = 12
+    result = labelstudio_import_project(client=client, ls_url="http://ls.test", project_id=3, by=insider)
+    assert result.outcomes[0]["result"] == "review" and Review.objects.get().reviewer_id == insider.pk
