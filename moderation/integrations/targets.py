@@ -29,22 +29,44 @@ class WebhookTargetRefused(ModerationError):
     """The URL's host does not resolve, or resolves to an address webhooks may not reach."""
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits and reach it through a translator: NAT64
+# (RFC 6052's well-known prefix and RFC 8215's local-use one) and the deprecated IPv4-compatible ::/96. Python
+# calls them global, but on a NAT64 network http://[64:ff9b::a9fe:a9fe]/ is the metadata service.
+_EMBEDS_IPV4 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96"))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address hands traffic to (mapped, 6to4, Teredo client, NAT64), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _EMBEDS_IPV4):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _kind(ip: IPAddress) -> str | None:
-    """What makes ``ip`` internal, or None for a public unicast address."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _kind(ip.ipv4_mapped)
+    """What makes ``ip`` internal ("a loopback address"), or None for a public unicast address."""
+    if isinstance(ip, ipaddress.IPv6Address) and not (ip.is_loopback or ip.is_unspecified):
+        embedded = _embedded_ipv4(ip)
+        inner = _kind(embedded) if embedded is not None else None
+        if inner is not None:
+            return f"{inner} reached through IPv6 translation ({embedded})"
     if ip.is_loopback:
-        return "loopback"
+        return "a loopback address"
     if ip.is_link_local:
-        return "link-local (cloud metadata services live there)"
+        return "a link-local address (cloud metadata services live there)"
     if ip.is_unspecified:
-        return "unspecified"
+        return "an unspecified address"
     if ip.is_multicast:
-        return "multicast"
+        return "a multicast address"
     if ip.is_private:
-        return "private-network"
+        return "a private-network address"
     if not ip.is_global:  # shared address space (100.64/10: some clouds' metadata), reserved, documentation
-        return "non-public"
+        return "a non-public address"
     return None
 
 
@@ -75,7 +97,7 @@ def webhook_target_addresses(url: str, *, unresolved_ok: bool = False) -> list[s
             if kind is not None:
                 shown = host if host == address else f"{host} ({address})"
                 raise WebhookTargetRefused(
-                    f"Webhooks may not be sent to {shown}: it is a {kind} address, inside the deployment. "
+                    f"Webhooks may not be sent to {shown}: it is {kind}, inside the deployment. "
                     "Use the receiver's public address; on a private network an operator can allow such "
                     "targets with WEBHOOK_ALLOW_PRIVATE_TARGETS=1."
                 )

@@ -20,6 +20,7 @@ from annotation.labelstudio import labelstudio_import_project
 from moderation.feedback.models import FeedbackEvent
 from moderation.integrations.models import EventType, IntegrationVideo, OutboxEvent
 from moderation.integrations.services import integration_create
+from moderation.integrations.targets import WebhookTargetRefused, webhook_target_addresses
 from moderation.integrations.webhooks import event_body
 from moderation.models import Video
 from moderation.review.models import Review, ReviewQueue, ReviewTask
@@ -180,3 +181,23 @@ def test_a_label_studio_import_records_reviews_only_where_its_user_may_review(ma
     task.annotations[0]["id"] = 12
     result = labelstudio_import_project(client=client, ls_url="http://ls.test", project_id=3, by=insider)
     assert result.outcomes[0]["result"] == "review" and Review.objects.get().reviewer_id == insider.pk
+
+
+@pytest.mark.parametrize(
+    ("literal", "reached"),
+    [
+        ("64:ff9b::a9fe:a9fe", "link-local address (cloud metadata services live there) reached through IPv6 translation (169.254.169.254)"),
+        ("64:ff9b:1::a00:5", "private-network address reached through IPv6 translation (10.0.0.5)"),
+        ("2002:7f00:1::1", "loopback address reached through IPv6 translation (127.0.0.1)"),
+        ("::a00:5", "private-network address reached through IPv6 translation (10.0.0.5)"),
+    ],
+)  # fmt: skip
+def test_a_webhook_target_is_refused_when_its_ipv6_address_carries_an_internal_ipv4_one(settings, literal, reached):
+    """Python calls NAT64 (64:ff9b::/96, 64:ff9b:1::/48), 6to4 (2002::/16) and IPv4-compatible (::/96) addresses
+    global, so a webhook to http://[64:ff9b::a9fe:a9fe]/ passed the target check: on a NAT64 network (IPv6-only
+    clusters) that is the cloud metadata service, and 64:ff9b::a00:5 a private host."""
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = False
+    with pytest.raises(WebhookTargetRefused) as refused:
+        webhook_target_addresses(f"http://[{literal}]/hook")
+    assert reached in str(refused.value)
+    assert webhook_target_addresses("http://[64:ff9b::5db8:d822]/hook") == ["64:ff9b::5db8:d822"]  # 93.184.216.34
