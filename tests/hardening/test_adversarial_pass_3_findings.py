@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import socket
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -13,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 
 from annotation.forms import LabelStudioQueueExportForm
@@ -221,3 +223,19 @@ def test_a_vocabulary_line_with_thousands_of_aliases_is_refused_not_deduplicated
     later = tags_import(lines=["fine\t" + ",".join(f"c{i}" for i in range(100))])
     assert later.errors == ["line 1: “fine” with the aliases it has: 101 aliases; a tag has at most 100"]
     assert Tag.objects.get(name="fine").aliases == ["x"]
+
+
+def test_wrong_passwords_are_throttled_per_account_and_address_on_both_sign_in_pages(make_user):
+    """Sign-in had no limit: a password could be guessed at the server's speed, on /login/ and /admin/login/."""
+    name = f"target-{uuid.uuid4().hex[:8]}"
+    make_user("admin", username=name, password="right-horse-battery")
+    attacker, owner = Client(REMOTE_ADDR="203.0.113.9"), Client(REMOTE_ADDR="198.51.100.7")
+    for _ in range(10):
+        page = attacker.post("/login/", {"username": name, "password": "guess"}).content.decode()
+        assert "Wrong username or password." in page
+    for url in ("/login/", "/admin/login/"):
+        refused = attacker.post(url, {"username": name, "password": "right-horse-battery"})
+        assert refused.status_code == 200 and "Too many wrong passwords from here" in refused.content.decode()
+    assert "_auth_user_id" not in attacker.session
+    # The account's owner, elsewhere, is not locked out by someone else's guesses.
+    assert owner.post("/login/", {"username": name, "password": "right-horse-battery"}).status_code == 302
