@@ -65,3 +65,33 @@ class MethodNotAllowedPageMiddleware:
                 page["Allow"] = response["Allow"]
             return page
         return response
+
+
+SIGNED_OUT_MESSAGE = (
+    "You are signed out (your session ended). Sign in again in a new tab: this page picks up again "
+    "and keeps what you typed here."
+)
+
+
+class HtmxSignedOutMiddleware:
+    """Answer an htmx request from a signed-out user with 401 and a sentence, not the sign-in redirect.
+
+    htmx follows the redirect and swaps the whole sign-in page (its header and focused username box)
+    into the panel it was refreshing: a queue list's 15-second poll turned its table into a second
+    page, under a header still naming the user. A 401 is not swapped; workbench.js shows the sentence
+    above the page, and the page's own content (choices, typed text) stays until the user signs in.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 302 and request.headers.get("HX-Request") == "true":
+            from django.conf import settings
+            from django.shortcuts import resolve_url
+
+            login = resolve_url(settings.LOGIN_URL)
+            if response.get("Location", "").split("?", 1)[0] == login:
+                return HttpResponse(SIGNED_OUT_MESSAGE, status=401, content_type="text/plain; charset=utf-8")
+        return response
