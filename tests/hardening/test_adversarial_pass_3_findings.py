@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
-from django.test import Client
+from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from annotation.forms import LabelStudioQueueExportForm
@@ -29,6 +29,7 @@ from moderation.review.models import Review, ReviewQueue, ReviewTask
 from moderation.tagging.models import Tag
 from moderation.tagging.services import tags_import
 from tests.factories import DecisionFactory, VideoFactory
+from workbench.signin import signin_address
 
 pytestmark = pytest.mark.django_db
 
@@ -239,3 +240,13 @@ def test_wrong_passwords_are_throttled_per_account_and_address_on_both_sign_in_p
     assert "_auth_user_id" not in attacker.session
     # The account's owner, elsewhere, is not locked out by someone else's guesses.
     assert owner.post("/login/", {"username": name, "password": "right-horse-battery"}).status_code == 302
+
+
+def test_behind_the_proxy_sign_in_counts_the_address_the_proxy_saw(settings):
+    """Behind the TLS proxy every request's peer is the proxy: counted by it, ten wrong guesses by anyone would
+    have paused the account for everyone. The address is the proxy's X-Forwarded-For entry (the last one)."""
+    request = RequestFactory().post("/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.9")
+    settings.WORKBENCH_HTTPS = False
+    assert signin_address(request) == "10.0.0.2"
+    settings.WORKBENCH_HTTPS = True
+    assert signin_address(request) == "203.0.113.9"
