@@ -124,7 +124,10 @@ class _PinnedAdapter(HTTPAdapter):
 
 
 def pinned_post(url: str, *, address: str, data: bytes, headers: dict[str, str], timeout: float) -> requests.Response:
-    """POST ``url`` over a connection to ``address`` (from ``webhook_target_addresses``), no redirects."""
+    """POST ``url`` over a connection to ``address`` (from ``webhook_target_addresses``), no redirects.
+
+    Only the status counts: the response body is never read (the response comes back closed). Read, an
+    endless or huge body held the worker until it ran out of memory."""
     parts = urlsplit(url)
     hostname = parts.hostname or ""
     host_header = f"[{hostname}]" if ":" in hostname else hostname
@@ -132,12 +135,15 @@ def pinned_post(url: str, *, address: str, data: bytes, headers: dict[str, str],
         host_header += f":{parts.port}"
     with requests.Session() as session:
         session.mount(f"{parts.scheme}://", _PinnedAdapter(address, hostname))
-        return session.post(
+        response = session.post(
             url,
             data=data,
             headers={**headers, "Host": host_header},
             timeout=timeout,
             allow_redirects=False,
+            stream=True,
             # No proxy from the environment (it would resolve the name itself); REQUESTS_CA_BUNDLE still counts.
             proxies={"http": None, "https": None, "all": None},  # type: ignore[dict-item]
         )
+        response.close()
+        return response

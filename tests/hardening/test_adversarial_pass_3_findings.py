@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 import json
 import socket
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import pytest
@@ -20,15 +22,16 @@ from rest_framework.test import APIClient
 from annotation.forms import LabelStudioQueueExportForm
 from annotation.labelstudio import labelstudio_import_project
 from moderation.feedback.models import FeedbackEvent
+from moderation.inference.services import model_version_promote
 from moderation.integrations.models import EventType, IntegrationVideo, OutboxEvent
 from moderation.integrations.services import integration_create
 from moderation.integrations.targets import WebhookTargetRefused, webhook_target_addresses
-from moderation.integrations.webhooks import event_body
+from moderation.integrations.webhooks import event_body, outbox_dispatch, webhook_delivery_send, webhook_endpoint_create
 from moderation.models import Video
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from moderation.tagging.models import Tag
 from moderation.tagging.services import tags_import
-from tests.factories import DecisionFactory, VideoFactory
+from tests.factories import DecisionFactory, ModelVersionFactory, VideoFactory
 from workbench.signin import signin_address
 
 pytestmark = pytest.mark.django_db
@@ -250,3 +253,41 @@ def test_behind_the_proxy_sign_in_counts_the_address_the_proxy_saw(settings):
     assert signin_address(request) == "10.0.0.2"
     settings.WORKBENCH_HTTPS = True
     assert signin_address(request) == "203.0.113.9"
+
+
+def test_a_webhook_receiver_answering_an_endless_body_does_not_hold_the_worker():
+    """Deliveries read the receiver's whole response body into memory (only its status is used): a receiver that
+    answers 200 with an endless (or 10 GB) body held the default queue's worker until it ran out of memory."""
+    sent = {"bytes": 0}
+    size = 128 * 1024 * 1024
+
+    class Flood(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Length", str(size))
+            self.end_headers()
+            chunk = b"x" * (1024 * 1024)
+            try:
+                while sent["bytes"] < size:
+                    self.wfile.write(chunk)
+                    sent["bytes"] += len(chunk)
+            except OSError:  # the sender hung up: what a receiver sees when its body is not wanted
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flood)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        integration, _ = integration_create(name="flooded")
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        webhook_endpoint_create(integration=integration, url=url, event_types=["model.promoted"])
+        model_version_promote(model_version=ModelVersionFactory(name="candidate-flood"))
+        [delivery_id] = outbox_dispatch()
+        assert webhook_delivery_send(delivery_id=delivery_id) == "delivered"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sent["bytes"] < size // 4, f"the sender read {sent['bytes']:,} bytes of a body it does not use"
