@@ -5,6 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from moderation.integrations.selectors import video_error_for
 from moderation.models import Decision, ItemLabel, Keyframe, ModelVersion, PolicyVersion, TranscriptSegment, Video
 
 # Where a video's outcome stands, as the verdict API reports it.
@@ -26,6 +27,7 @@ class SegmentSerializer(serializers.ModelSerializer):
 class VideoSerializer(serializers.ModelSerializer):
     # The id the caller knows the video by (``videos_with_external_id``): a platform's own, never another's.
     external_id = serializers.CharField(source="shown_external_id", read_only=True, allow_null=True)
+    error = serializers.SerializerMethodField(help_text="why processing or inference failed")
 
     class Meta:
         model = Video
@@ -53,6 +55,10 @@ class VideoSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_error(self, video: Any) -> str:
+        """A platform reads the reason without the workbench's own detail (``video_error_for``)."""
+        return video_error_for(integration=self.context.get("integration"), error=video.error)
 
 
 class VideoTagSerializer(serializers.Serializer):

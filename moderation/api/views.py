@@ -31,7 +31,7 @@ from moderation.integrations.api import (
     IsIntegration,
     request_integration,
 )
-from moderation.integrations.selectors import parse_since, videos_visible_to, videos_with_external_id
+from moderation.integrations.selectors import parse_since, video_error_for, videos_visible_to, videos_with_external_id
 from moderation.integrations.services import IdempotencyConflict, video_submit
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
@@ -70,6 +70,9 @@ class _IntegrationAwareViewSet(viewsets.GenericViewSet):
 
     authentication_classes = USER_OR_INTEGRATION_AUTH
     throttle_classes = [IntegrationRateThrottle]
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "integration": request_integration(self.request)}
 
     def _since(self) -> Any:
         try:
@@ -173,7 +176,7 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         except ModerationError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         video = videos_with_external_id(integration=integration, qs=Video.objects.filter(pk=submitted.video.pk)).get()
-        response = Response(VideoSerializer(video, context={"request": request}).data, status=submitted.status)
+        response = Response(VideoSerializer(video, context=self.get_serializer_context()).data, status=submitted.status)
         if submitted.replayed:
             response["Idempotent-Replayed"] = "true"
         return response
@@ -182,8 +185,13 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
     @action(detail=True, methods=["get"], url_path="verdict")
     def verdict(self, request: Request, pk: str | None = None) -> Response:
         """The current outcome: model decision, human review, adjudication, policy version, final or not."""
-        video = self.get_object()
-        return Response(VerdictSerializer({**video_verdict(video=video), "external_id": video.shown_external_id}).data)
+        video, integration = self.get_object(), request_integration(request)
+        verdict = video_verdict(video=video)
+        shown = {
+            "external_id": video.shown_external_id,
+            "error": video_error_for(integration=integration, error=verdict["error"]),
+        }
+        return Response(VerdictSerializer({**verdict, **shown}).data)
 
 
 class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _IntegrationAwareViewSet):

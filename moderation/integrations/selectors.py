@@ -49,6 +49,26 @@ def integration_video_by_external_id(*, integration: Integration, external_ids: 
     return {ext: video_id for ext, video_id in rows.values_list("external_id", "video_id") if ext is not None}
 
 
+# Failure reasons written for whoever sent the video (ModerationError messages of the media pipeline, their
+# server paths already taken out): a platform reads them as they are. Any other failure text holds the
+# workbench's own detail (an exception's text: hosts, ports, object names, file paths, configuration).
+_PLATFORM_READABLE = ("This file ", "This video ", "The uploaded file ", "Extracting keyframes ")
+
+
+def video_error_for(*, integration: Integration | None, error: str) -> str:
+    """A failed video's reason as ``integration`` may read it: the whole text for a user; for a platform, a
+    reason written for it (the file is not a video, is damaged…) as it is, anything else (an unexpected
+    exception, storage or model trouble: the deployment's inside) as a sentence without the detail."""
+    if integration is None or not error or error.startswith(_PLATFORM_READABLE):
+        return error
+    if error.startswith("Speech to text failed"):
+        return "Speech to text failed: the audio track could not be decoded."
+    if error.startswith("Waiting for media storage"):
+        return "Waiting for media storage; processing will be retried."
+    stage = "Model inference" if error.startswith("Model inference") else "Processing"
+    return f"{stage} failed on the workbench's side; its operators can see why and retry it."
+
+
 def videos_of_other_integrations(*, integration: Integration, video_ids: set[int]) -> set[int]:
     """Of ``video_ids``, the videos other integrations submitted and ``integration`` did not: another
     platform's, which this one may neither read nor send events about. A video no integration submitted (an

@@ -27,6 +27,7 @@ from moderation.integrations.models import EventType, IntegrationVideo, OutboxEv
 from moderation.integrations.services import integration_create
 from moderation.integrations.targets import WebhookTargetRefused, webhook_target_addresses
 from moderation.integrations.webhooks import event_body, outbox_dispatch, webhook_delivery_send, webhook_endpoint_create
+from moderation.media.pipeline import video_fail
 from moderation.models import Video
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from moderation.tagging.models import Tag
@@ -291,3 +292,32 @@ def test_a_webhook_receiver_answering_an_endless_body_does_not_hold_the_worker()
         server.shutdown()
         server.server_close()
     assert sent["bytes"] < size // 4, f"the sender read {sent['bytes']:,} bytes of a body it does not use"
+
+
+def test_a_platform_reads_why_its_video_failed_without_the_workbenchs_inside(make_user):
+    """The verdict's and the video's `error` gave a platform the text of any exception a worker hit: database
+    hosts and ports, object store names and paths, the model server's address."""
+    a = _platform("platform-a")
+    video_id = _submit(a, CLIP, "f-1").json()["id"]
+    admin = APIClient()
+    admin.force_authenticate(make_user("admin"))
+    internal = {
+        'Processing failed unexpectedly: OperationalError: connection to server at "10.0.3.4", port 5432 failed': (
+            "Processing failed on the workbench's side; its operators can see why and retry it."
+        ),
+        "Model inference failed: ConnectionError: HTTPConnectionPool(host='vllm.internal', port=8000)": (
+            "Model inference failed on the workbench's side; its operators can see why and retry it."
+        ),
+        "Speech to text failed: the audio track could not be decoded (/srv/media/cache/x.wav: EOF).": (
+            "Speech to text failed: the audio track could not be decoded."
+        ),
+        "This file is not a playable video: ffprobe found no video stream.": (
+            "This file is not a playable video: ffprobe found no video stream."
+        ),
+    }
+    for error, shown in internal.items():
+        video_fail(video_id=video_id, message=error)
+        assert a.get(f"/api/videos/{video_id}/verdict").json()["error"] == shown
+        assert a.get(f"/api/videos/{video_id}/").json()["error"] == shown
+        assert a.get("/api/videos/").json()["results"][0]["error"] == shown
+        assert admin.get(f"/api/videos/{video_id}/verdict").json()["error"] == error  # staff see all of it
