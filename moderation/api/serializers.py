@@ -56,6 +56,14 @@ class VideoSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if getattr(instance, "submitted_first_by_another", False):
+            # Another platform sent these bytes first: the title, description, uploader (its user's handle) and
+            # stored name (its file name) are that platform's (``videos_with_external_id``).
+            data.update({"title": "", "description": "", "uploader": "", "file": None})
+        return data
+
     def get_error(self, video: Any) -> str:
         """A platform reads the reason without the workbench's own detail (``video_error_for``)."""
         return video_error_for(integration=self.context.get("integration"), error=video.error)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import F, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -25,12 +25,21 @@ def videos_visible_to(*, integration: Integration | None, qs: QuerySet[Any], fie
 def videos_with_external_id(*, integration: Integration | None, qs: QuerySet[Any], field: str = "pk") -> QuerySet[Any]:
     """``qs`` with ``shown_external_id``: the external id the caller knows the video by (``field`` names the
     video id). An integration sees its own id for the video (``IntegrationVideo.external_id``), never
-    another platform's; a user sees the workbench's own (``Video.external_id``: uploads, manifests, imports)."""
+    another platform's; a user sees the workbench's own (``Video.external_id``: uploads, manifests, imports).
+    And ``submitted_first_by_another``: another platform sent these bytes first, so the video's metadata is theirs."""
     if integration is None:
         video = "" if field == "pk" else field.removesuffix("_id") + "__"  # "video_id" -> "video__"
-        return qs.annotate(shown_external_id=F(f"{video}external_id"))
-    link = IntegrationVideo.objects.filter(integration=integration, video_id=OuterRef(field)).values("external_id")
-    return qs.annotate(shown_external_id=Subquery(link[:1]))
+        return qs.annotate(shown_external_id=F(f"{video}external_id"), submitted_first_by_another=Value(False))
+    mine = IntegrationVideo.objects.filter(integration=integration, video_id=OuterRef(field))
+    # The same bytes sent by two platforms are one video: its title, description, uploader and stored name are
+    # what the first sent, that platform's (its user's handle), not for the second.
+    earlier = IntegrationVideo.objects.filter(video_id=OuterRef(OuterRef(field)), pk__lt=OuterRef("pk")).exclude(
+        integration=integration
+    )
+    return qs.annotate(
+        shown_external_id=Subquery(mine.values("external_id")[:1]),
+        submitted_first_by_another=Exists(mine.filter(Exists(earlier))),
+    )
 
 
 def external_id_for_recipient(*, integration_id: int, video_id: int, shared: str | None) -> str | None:

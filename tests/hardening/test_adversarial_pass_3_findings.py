@@ -321,3 +321,19 @@ def test_a_platform_reads_why_its_video_failed_without_the_workbenchs_inside(mak
         assert a.get(f"/api/videos/{video_id}/").json()["error"] == shown
         assert a.get("/api/videos/").json()["results"][0]["error"] == shown
         assert admin.get(f"/api/videos/{video_id}/verdict").json()["error"] == error  # staff see all of it
+
+
+def test_a_platform_sending_bytes_another_sent_first_does_not_read_that_platforms_metadata():
+    """The same bytes are one video: platform B, sending what A had sent, was linked to A's video and read its
+    title, description, uploader (A's user's handle) and stored name (A's file name)."""
+    a, b = _platform("platform-a"), _platform("platform-b")
+    data = {"title": "A's title", "description": "A's text", "uploader": "alice_handle", "external_id": "a-1"}
+    first = a.post("/api/videos/", {"file": SimpleUploadedFile("alice-holiday.mp4", CLIP), **data}, format="multipart")
+    video_id = first.json()["id"]
+    second = b.post("/api/videos/", {"file": SimpleUploadedFile("b.mp4", CLIP), "title": "B's"}, format="multipart")
+    assert second.json()["id"] == video_id
+    for body in (second.json(), b.get(f"/api/videos/{video_id}/").json(), b.get("/api/videos/").json()["results"][0]):
+        assert (body["title"], body["description"], body["uploader"], body["file"]) == ("", "", "", None)
+        assert "alice" not in json.dumps(body)
+    mine = a.get(f"/api/videos/{video_id}/").json()
+    assert (mine["title"], mine["uploader"]) == ("A's title", "alice_handle") and "alice-holiday" in mine["file"]
