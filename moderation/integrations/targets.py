@@ -11,14 +11,17 @@ rule for on-premises receivers (and the tests' local receivers); the address is 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from moderation.errors import ModerationError
 
@@ -104,13 +107,57 @@ def webhook_target_addresses(url: str, *, unresolved_ok: bool = False) -> list[s
     return addresses
 
 
+class _Deadline:
+    """Shuts an attempt's sockets when its time is up. requests' timeout bounds each read, not the whole
+    answer: a receiver sending a byte every few seconds held the worker for as long as it liked."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.expired = seconds, False
+        self.sockets: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        self.expired = True
+        for sock in list(self.sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the read blocked on it (close() would not)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def _recording(pool: type[HTTPConnectionPool], sockets: list[socket.socket]) -> type[HTTPConnectionPool]:
+    """``pool`` whose connections put each socket they open into ``sockets`` (for the deadline)."""
+
+    class Connection(pool.ConnectionCls):  # type: ignore[name-defined,misc]
+        def _new_conn(self) -> socket.socket:
+            sock: socket.socket = super()._new_conn()
+            sockets.append(sock)
+            return sock
+
+    return type(pool.__name__, (pool,), {"ConnectionCls": Connection})
+
+
 class _PinnedAdapter(HTTPAdapter):
     """Connects to one checked address whatever the URL's host resolves to now; TLS still checks the
-    certificate against (and sends SNI for) the URL's host name."""
+    certificate against (and sends SNI for) the URL's host name. Its sockets are the ``deadline``'s."""
 
-    def __init__(self, address: str, hostname: str) -> None:
-        self._address, self._hostname = address, hostname
+    def __init__(self, address: str, hostname: str, deadline: _Deadline) -> None:
+        self._address, self._hostname, self._deadline = address, hostname, deadline
         super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        sockets = self._deadline.sockets
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _recording(HTTPConnectionPool, sockets),
+            "https": _recording(HTTPSConnectionPool, sockets),
+        }
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
@@ -124,7 +171,8 @@ class _PinnedAdapter(HTTPAdapter):
 
 
 def pinned_post(url: str, *, address: str, data: bytes, headers: dict[str, str], timeout: float) -> requests.Response:
-    """POST ``url`` over a connection to ``address`` (from ``webhook_target_addresses``), no redirects.
+    """POST ``url`` over a connection to ``address`` (from ``webhook_target_addresses``), no redirects, the
+    whole exchange within ``timeout`` seconds.
 
     Only the status counts: the response body is never read (the response comes back closed). Read, an
     endless or huge body held the worker until it ran out of memory."""
@@ -133,17 +181,22 @@ def pinned_post(url: str, *, address: str, data: bytes, headers: dict[str, str],
     host_header = f"[{hostname}]" if ":" in hostname else hostname
     if parts.port:
         host_header += f":{parts.port}"
-    with requests.Session() as session:
-        session.mount(f"{parts.scheme}://", _PinnedAdapter(address, hostname))
-        response = session.post(
-            url,
-            data=data,
-            headers={**headers, "Host": host_header},
-            timeout=timeout,
-            allow_redirects=False,
-            stream=True,
-            # No proxy from the environment (it would resolve the name itself); REQUESTS_CA_BUNDLE still counts.
-            proxies={"http": None, "https": None, "all": None},  # type: ignore[dict-item]
-        )
+    with requests.Session() as session, _Deadline(timeout) as deadline:
+        session.mount(f"{parts.scheme}://", _PinnedAdapter(address, hostname, deadline))
+        try:
+            response = session.post(
+                url,
+                data=data,
+                headers={**headers, "Host": host_header},
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+                # No proxy from the environment (it would resolve the name itself); REQUESTS_CA_BUNDLE still counts.
+                proxies={"http": None, "https": None, "all": None},  # type: ignore[dict-item]
+            )
+        except requests.RequestException as exc:
+            if deadline.expired:
+                raise requests.Timeout(f"The receiver did not answer within {timeout:g} s.") from exc
+            raise
         response.close()
         return response

@@ -6,6 +6,7 @@ import importlib
 import json
 import socket
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
@@ -23,7 +24,7 @@ from annotation.forms import LabelStudioQueueExportForm
 from annotation.labelstudio import labelstudio_import_project
 from moderation.feedback.models import FeedbackEvent
 from moderation.inference.services import model_version_promote
-from moderation.integrations.models import EventType, IntegrationVideo, OutboxEvent
+from moderation.integrations.models import EventType, IntegrationVideo, OutboxEvent, WebhookDelivery
 from moderation.integrations.services import integration_create
 from moderation.integrations.targets import WebhookTargetRefused, webhook_target_addresses
 from moderation.integrations.webhooks import event_body, outbox_dispatch, webhook_delivery_send, webhook_endpoint_create
@@ -337,3 +338,39 @@ def test_a_platform_sending_bytes_another_sent_first_does_not_read_that_platform
         assert "alice" not in json.dumps(body)
     mine = a.get(f"/api/videos/{video_id}/").json()
     assert (mine["title"], mine["uploader"]) == ("A's title", "alice_handle") and "alice-holiday" in mine["file"]
+
+
+def test_a_webhook_receiver_dripping_its_answer_is_cut_off_at_the_timeout(settings):
+    """The HTTP timeout was per read: a receiver sending its status line one byte at a time, each inside the
+    timeout, held the worker for as long as it liked (and every resend after the lease lapsed, another one)."""
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    hung_up = threading.Event()
+
+    class Drip(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n":  # 40 bytes, one every 0.2 s: 8 s
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                hung_up.set()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        integration, _ = integration_create(name="dripping")
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        webhook_endpoint_create(integration=integration, url=url, event_types=["model.promoted"])
+        model_version_promote(model_version=ModelVersionFactory(name="candidate-drip"))
+        [delivery_id] = outbox_dispatch()
+        assert webhook_delivery_send(delivery_id=delivery_id) == "retrying"
+    finally:
+        server.shutdown()
+        server.server_close()
+    error = WebhookDelivery.objects.get(pk=delivery_id).last_error
+    assert error == "Timeout: The receiver did not answer within 1 s.", error
