@@ -126,6 +126,14 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
     cell = page.locator(f"a.cell-title[href='{reverse('moderation:video_detail', args=[long_title.pk])}']")
     box = cell.bounding_box()
     assert box is not None and box["height"] < 4 * 14 * 1.45 and cell.get_attribute("title") == long_title.title
+    # A Tag2CoT task not taken yet: its stages are read-only and look it (they were white boxes that ignored typing).
+    page.goto(screens["tag2cot"])
+    looks = page.eval_on_selector("textarea[readonly]", "t => getComputedStyle(t).backgroundColor")
+    writable = page.evaluate(
+        """() => { const t = document.createElement("textarea"); document.querySelector("main").append(t);
+                   const colour = getComputedStyle(t).backgroundColor; t.remove(); return colour; }"""
+    )
+    assert looks != writable, looks
 
 
 @pytest.mark.django_db(transaction=True)
