@@ -374,3 +374,17 @@ def test_a_webhook_receiver_dripping_its_answer_is_cut_off_at_the_timeout(settin
         server.server_close()
     error = WebhookDelivery.objects.get(pk=delivery_id).last_error
     assert error == "Timeout: The receiver did not answer within 1 s.", error
+
+
+def test_readyz_tells_anyone_whether_it_is_ready_and_only_operators_why(settings):
+    """/readyz answers without sign-in (probes) and gave each failing check's error text: with the database or
+    broker down, anyone on the internet read its host, address and port (and the workers' host names)."""
+    with socket.socket() as probe:  # a broker address nothing answers on
+        probe.bind(("127.0.0.1", 0))
+        settings.REDIS_CLIENT_URL = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    settings.METRICS_TOKEN = "scrape-secret"
+    anonymous = Client().get("/readyz")
+    assert anonymous.status_code == 503 and "127.0.0.1" not in anonymous.content.decode()
+    assert anonymous.json()["checks"]["broker"] == {"ok": False}
+    operator = Client(HTTP_AUTHORIZATION="Bearer scrape-secret").get("/readyz").json()
+    assert "127.0.0.1" in operator["checks"]["broker"]["error"]
