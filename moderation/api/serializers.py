@@ -74,8 +74,14 @@ class VideoTagSerializer(serializers.Serializer):
 
     id = serializers.IntegerField(source="tag.id", read_only=True)
     name = serializers.CharField(source="tag.name", read_only=True)
-    added_by = serializers.CharField(source="added_by.username", read_only=True, allow_null=True, default=None)
+    added_by = serializers.SerializerMethodField(help_text="the reviewer's user name (null for a platform)")
     created_at = serializers.DateTimeField(read_only=True)
+
+    def get_added_by(self, row: Any) -> str | None:
+        # A platform is never told which moderator did what (their safety); users of the workbench are.
+        if self.context.get("integration") is not None or row.added_by is None:
+            return None
+        return str(row.added_by.username)
 
 
 class TagSuggestionSerializer(serializers.Serializer):

@@ -282,7 +282,8 @@ def event_label_final(
 
 
 def event_tags_final(*, video_id: int, tags: list[str], by: str = "", video: Video | None = None) -> OutboxEvent:
-    """Called by the tagging wing's ``tags_finalize``, in its transaction."""
+    """Called by the tagging wing's ``tags_finalize``, in its transaction. ``by`` (the reviewer's user name)
+    stays in the outbox for the operators; deliveries leave it out (``event_body``)."""
     return event_record(
         type=EventType.TAGS_FINAL, video_id=video_id, data={**_video_ref(video_id, video), "tags": tags, "by": by}
     )

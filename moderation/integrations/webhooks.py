@@ -224,8 +224,11 @@ def webhooks_sweep(*, grace_seconds: float | None = None) -> dict[str, int]:
 
 def event_body(event: OutboxEvent, *, integration_id: int) -> bytes:
     """The JSON body of an event for an endpoint of ``integration_id``: the same bytes on every attempt.
-    A video event names the video by the recipient's own external id, never another platform's."""
+    A video event names the video by the recipient's own external id, never another platform's, and no
+    event names the workbench user who did it."""
     data = dict(event.payload)
+    # Who reviewed stays inside: a platform is never told a moderator's user name (their safety).
+    data.pop("by", None)
     if event.video_id is not None and "external_id" in data:
         data["external_id"] = external_id_for_recipient(
             integration_id=integration_id, video_id=event.video_id, shared=data["external_id"]

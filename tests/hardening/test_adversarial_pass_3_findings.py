@@ -31,7 +31,7 @@ from moderation.integrations.webhooks import event_body, outbox_dispatch, webhoo
 from moderation.media.pipeline import video_fail
 from moderation.models import Video
 from moderation.review.models import Review, ReviewQueue, ReviewTask
-from moderation.tagging.models import Tag
+from moderation.tagging.models import Tag, VideoTag
 from moderation.tagging.services import tags_import
 from tests.factories import DecisionFactory, ModelVersionFactory, VideoFactory
 from workbench.signin import signin_address
@@ -388,3 +388,22 @@ def test_readyz_tells_anyone_whether_it_is_ready_and_only_operators_why(settings
     assert anonymous.json()["checks"]["broker"] == {"ok": False}
     operator = Client(HTTP_AUTHORIZATION="Bearer scrape-secret").get("/readyz").json()
     assert "127.0.0.1" in operator["checks"]["broker"]["error"]
+
+
+def test_a_platform_is_never_told_which_moderator_tagged_its_video(make_user):
+    """The video API's tags named the reviewer who added each (`added_by`) and the `tags.final` webhook the one
+    who finalised them (`by`): moderators' user names went out to every platform."""
+    a = _platform("platform-a")
+    video_id = _submit(a, CLIP, "t-1").json()["id"]
+    tags_import(lines=["cat"])
+    reviewer = make_user("moderator", username="mod_alice")
+    VideoTag.objects.create(video_id=video_id, tag=Tag.objects.get(name="cat"), added_by=reviewer)
+    event = OutboxEvent.objects.create(
+        type=EventType.TAGS_FINAL, video_id=video_id, payload={"video_id": video_id, "tags": ["cat"], "by": "mod_alice"}
+    )
+    assert a.get(f"/api/videos/{video_id}/").json()["tags"][0]["added_by"] is None
+    body = event_body(event, integration_id=a.integration.pk)  # type: ignore[attr-defined]
+    assert "mod_alice" not in body.decode() and json.loads(body)["data"]["tags"] == ["cat"]
+    staff = APIClient()
+    staff.force_authenticate(make_user("admin"))
+    assert staff.get(f"/api/videos/{video_id}/").json()["tags"][0]["added_by"] == "mod_alice"
