@@ -161,7 +161,9 @@ def outbox_dispatch(*, event_id: str | None = None, limit: int = 200) -> list[in
         events = list(qs)
         if not events:
             return []
-        endpoints = [e for e in WebhookEndpoint.objects.filter(is_active=True) if e.event_types]
+        # An integration switched off (its token refused) hears nothing more either.
+        active = WebhookEndpoint.objects.filter(is_active=True, integration__is_active=True)
+        endpoints = [e for e in active if e.event_types]
         video_ids = {e.video_id for e in events if e.video_id is not None}
         owners: set[tuple[int, int]] = set(
             IntegrationVideo.objects.filter(video_id__in=video_ids).values_list("integration_id", "video_id")
@@ -205,7 +207,7 @@ def webhooks_sweep(*, grace_seconds: float | None = None) -> dict[str, int]:
     now = timezone.now()
     overdue = now - timedelta(seconds=grace)
     due = list(
-        WebhookDelivery.objects.filter(endpoint__is_active=True)
+        WebhookDelivery.objects.filter(endpoint__is_active=True, endpoint__integration__is_active=True)
         .filter(
             Q(
                 status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING],
@@ -253,7 +255,7 @@ def webhook_delivery_send(*, delivery_id: int) -> str:
     with transaction.atomic():
         delivery = (
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("endpoint", "event")
+            .select_related("endpoint__integration", "event")
             .filter(pk=delivery_id)
             .first()
         )
@@ -269,7 +271,7 @@ def webhook_delivery_send(*, delivery_id: int) -> str:
             return "in-flight"
         if delivery.next_attempt_at and delivery.next_attempt_at > now + timedelta(seconds=1):
             return "not-due"
-        if not delivery.endpoint.is_active:
+        if not delivery.endpoint.is_active or not delivery.endpoint.integration.is_active:
             return "endpoint-disabled"
         delivery.status = WebhookDelivery.Status.SENDING
         delivery.attempts += 1

@@ -24,7 +24,7 @@ from annotation.forms import LabelStudioQueueExportForm
 from annotation.labelstudio import labelstudio_import_project
 from moderation.feedback.models import FeedbackEvent
 from moderation.inference.services import model_version_promote
-from moderation.integrations.models import EventType, IntegrationVideo, OutboxEvent, WebhookDelivery
+from moderation.integrations.models import EventType, Integration, IntegrationVideo, OutboxEvent, WebhookDelivery
 from moderation.integrations.services import integration_create
 from moderation.integrations.targets import WebhookTargetRefused, webhook_target_addresses
 from moderation.integrations.webhooks import event_body, outbox_dispatch, webhook_delivery_send, webhook_endpoint_create
@@ -407,3 +407,19 @@ def test_a_platform_is_never_told_which_moderator_tagged_its_video(make_user):
     staff = APIClient()
     staff.force_authenticate(make_user("admin"))
     assert staff.get(f"/api/videos/{video_id}/").json()["tags"][0]["added_by"] == "mod_alice"
+
+
+def test_an_integration_switched_off_hears_nothing_more():
+    """Switching an integration off refused its token, but its webhook endpoints went on receiving every event
+    (and deliveries already queued were sent): a revoked platform still heard about videos and models."""
+    integration, _ = integration_create(name="revoked")
+    endpoint, _secret = webhook_endpoint_create(
+        integration=integration, url="http://127.0.0.1:9/hook", event_types=["model.promoted"]
+    )
+    model_version_promote(model_version=ModelVersionFactory(name="candidate-before"))
+    [queued] = outbox_dispatch()
+    Integration.objects.filter(pk=integration.pk).update(is_active=False)
+
+    assert webhook_delivery_send(delivery_id=queued) == "endpoint-disabled"
+    model_version_promote(model_version=ModelVersionFactory(name="candidate-after"))
+    assert outbox_dispatch() == [] and endpoint.deliveries.count() == 1
