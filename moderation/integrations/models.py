@@ -131,7 +131,19 @@ class WebhookEndpoint(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return f"{self.integration} → {self.url}"
+        return f"{self.integration} → {self.url_shown}"
+
+    @property
+    def url_shown(self) -> str:
+        """The address as screens show it: a password in it is masked. New addresses may not carry one
+        (``webhook_endpoint_create`` refuses them); endpoints saved before that still deliver with it."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = f"{parts.username}:•••@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
 
 
 class WebhookDelivery(models.Model):
