@@ -423,3 +423,16 @@ def test_an_integration_switched_off_hears_nothing_more():
     assert webhook_delivery_send(delivery_id=queued) == "endpoint-disabled"
     model_version_promote(model_version=ModelVersionFactory(name="candidate-after"))
     assert outbox_dispatch() == [] and endpoint.deliveries.count() == 1
+
+
+def test_an_upload_larger_than_the_limit_is_refused_before_it_is_read(settings):
+    """A video over WORKBENCH_UPLOAD_MAX_BYTES was refused only after Django had streamed all of it to a temporary
+    file (the form is read before any view sees it): a 50 GB POST filled the server's disk first."""
+    settings.WORKBENCH_UPLOAD_MAX_BYTES = 1024 * 1024
+    a = _platform("platform-a")
+    small = SimpleUploadedFile("clip.mp4", CLIP)
+    declared = 50 * 1024**3  # what the client says it will send: nothing of it is read
+    refused = a.post("/api/videos/", {"file": small}, format="multipart", CONTENT_LENGTH=str(declared))
+    assert refused.status_code == 413, refused.content[:200]
+    assert f"This request is {declared:,} bytes" in refused.content.decode() and not Video.objects.exists()
+    assert _submit(a, CLIP, "fits").status_code == 201
