@@ -399,8 +399,8 @@ def tag_update(
         locked.name = name
     if aliases is not None:
         clean, problem = _parse_aliases(",".join(aliases))
-        if problem:
-            raise ModerationError(f"Alias {problem}.")
+        if problem:  # "alias “…”: …" (or "N aliases; …"): said once, capitalised ("Alias alias “…”" before)
+            raise ModerationError(f"{problem[:1].upper()}{problem[1:]}.")
         locked.aliases = clean
     if parent is not False:
         assert parent is None or isinstance(parent, Tag)

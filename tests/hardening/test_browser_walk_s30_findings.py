@@ -106,6 +106,20 @@ def test_a_webhook_address_too_long_or_carrying_a_password_is_refused_beside_its
     assert not WebhookEndpoint.objects.exists()
 
 
+# A too-long alias typed on the vocabulary screen read "Alias alias “aaa…”: 10,000 characters; …".
+def test_a_refused_alias_is_named_once(client_as):
+    tags_import(lines=["汤"])
+    soup = Tag.objects.get(name="汤")
+    editor = client_as("policy_editor")
+
+    page = editor.post(
+        reverse("moderation:tag_edit", args=[soup.pk]), {"name": "汤", "aliases": "a" * 150}, follow=True
+    ).content.decode()
+
+    assert "Alias “aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa”: 150 characters; a tag name has at most 100." in page
+    assert "Alias alias" not in page
+
+
 # An endpoint saved before such addresses were refused still showed its password on both screens.
 def test_an_older_webhook_address_with_a_password_is_shown_masked(client_as):
     from moderation.integrations.models import WebhookEndpoint
