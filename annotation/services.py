@@ -83,6 +83,12 @@ def cot_correction_save(
     if int(base_revision) != current_revision:
         if current is None:
             raise AnnotationError("This correction changed since you opened it; reload the page and try again.")
+        if current.author_id == author.pk:  # the same labeler, from another tab or window: not "their" text
+            raise CorrectionConflict(
+                f"You saved revision {current.revision} of this correction in another tab or window while this "
+                "page was open; that text is shown beside this one. Merge what you need and save again.",
+                current=current,
+            )
         raise CorrectionConflict(
             f"{current.author} saved revision {current.revision} of this correction while you were editing; "
             "their text is shown beside yours. Merge what you need and save again.",

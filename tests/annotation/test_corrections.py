@@ -132,6 +132,21 @@ def test_the_same_text_sent_twice_is_one_revision_not_a_conflict_with_oneself(de
     assert client.post(url, form).status_code == 302 and CotCorrection.objects.get().revision == 2
 
 
+def test_a_labelers_own_save_from_another_tab_is_not_called_someone_elses(decision, client_as):  # type: ignore[no-untyped-def]
+    """Two tabs of one labeler: the older tab's save read "labeler saved revision 2 of this correction while
+    you were editing; their text is shown beside yours", "Saved meanwhile by labeler", as if by someone else."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    assert client.post(url, _form(decision, 0, analysis="first tab")).status_code == 302
+
+    stale = client.post(url, _form(decision, 0, analysis="second tab"))
+
+    html = stale.content.decode()
+    assert stale.status_code == 409
+    assert "You saved revision 1 of this correction in another tab or window while this page was open" in html
+    assert "Saved meanwhile by you in another tab (revision 1)" in html and "their text" not in html
+
+
 def test_edit_screen_shows_original_beside_editable_stages(decision, client_as):
     html = client_as("labeler").get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()
     for key in STAGE_KEYS:
