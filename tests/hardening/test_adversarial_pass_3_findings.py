@@ -436,3 +436,14 @@ def test_an_upload_larger_than_the_limit_is_refused_before_it_is_read(settings):
     assert refused.status_code == 413, refused.content[:200]
     assert f"This request is {declared:,} bytes" in refused.content.decode() and not Video.objects.exists()
     assert _submit(a, CLIP, "fits").status_code == 201
+
+
+def test_an_api_body_over_the_size_limit_is_told_so_in_json():
+    """A JSON body over DATA_UPLOAD_MAX_MEMORY_SIZE (10 MB) got Django's HTML 'Bad Request (400)' page with no
+    reason: a platform's client could not tell what to change."""
+    a = _platform("platform-a")
+    big = json.dumps([{"event_id": str(i), "type": "like", "pad": "x" * 1000} for i in range(11_000)])
+    refused = a.post("/api/feedback/events/", big, content_type="application/json")
+    assert refused.status_code == 413 and refused.json()["detail"].startswith(
+        "The request's fields are larger than 10 MB"
+    )

@@ -1,0 +1,20 @@
+"""The API's answer to a JSON body over DATA_UPLOAD_MAX_MEMORY_SIZE: JSON with the limit (413), not the HTML
+"Bad Request (400)" page, which said nothing, that Django makes of the SuspiciousOperation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RequestDataTooBig):
+        limit = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) // (1024 * 1024)
+        detail = f"The request's fields are larger than {limit} MB; send a video as a multipart file, not in them."
+        return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    return exception_handler(exc, context)
