@@ -8,9 +8,8 @@ from urllib.parse import urlsplit
 from django import forms
 from django.contrib.auth.models import AnonymousUser, User
 
-from annotation.labelstudio import TagVideos
+from annotation.labelstudio import TagVideos, labelstudio_export_queues
 from moderation.review.models import ReviewQueue
-from moderation.review.selectors import review_queues_open_to
 from moderation.tagging.forms import DayRangeForm, TagExportFilterForm
 
 BASE_URL_HELP = "where Label Studio fetches the videos: the workbench's address as Label Studio reaches it"
@@ -70,6 +69,5 @@ class LabelStudioQueueExportForm(DayRangeForm):
         self.fields["since"].label, self.fields["until"].label = "Decided from", "Decided to"
         # Only the moderation queues the user may see: a group-restricted or inactive queue is refused as
         # one that does not exist (its items, titles and model labels are not for everyone).
-        queues = review_queues_open_to(user=user) if user.is_authenticated else ReviewQueue.objects.none()
         field = cast(forms.ModelChoiceField, self.fields["queue"])  # type: ignore[type-arg]
-        field.queryset = queues.filter(kind=ReviewQueue.Kind.MODERATION)
+        field.queryset = labelstudio_export_queues(user=user)

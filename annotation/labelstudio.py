@@ -26,8 +26,10 @@ from moderation.inference.backends import STAGES
 from moderation.inference.models import Decision
 from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
-from moderation.review.models import Review, ReviewTask
+from moderation.review.models import Review, ReviewQueue, ReviewTask
+from moderation.review.selectors import review_queues_for, review_queues_open_to
 from moderation.review.services import review_submit
+from workbench.roles import Perm
 
 OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
 TITLES = dict(STAGES)
@@ -130,6 +132,16 @@ class LabelStudioExport:
 EXPORT_LIMIT = 2000
 
 
+def labelstudio_export_queues(*, user: Any) -> QuerySet[ReviewQueue]:
+    """The review queues whose open items ``user`` may export (titles, videos, the model's label and
+    reasoning): the moderation queues open to them (``review_queues_open_to``: active, and a restricted one only
+    to its groups), none without the labeler's permission. The one rule of the export screen's list and of
+    ``manage.py labelstudio export --as``."""
+    if not user.is_authenticated or not user.is_active or not user.has_perm(Perm.CORRECT_COT):
+        return ReviewQueue.objects.none()
+    return review_queues_open_to(user=user).filter(kind=ReviewQueue.Kind.MODERATION)
+
+
 def labelstudio_queue_items(
     *, queue: str, since: datetime | None = None, until: datetime | None = None
 ) -> QuerySet[Decision]:
@@ -167,12 +179,18 @@ def labelstudio_queue_export(
     )
 
 
-def labelstudio_export_queue(*, client: Any, queue: str, base_url: str, title: str = "") -> tuple[int, int]:
-    """Create a Label Studio project holding the open items of review queue ``queue`` (its slug).
+def labelstudio_export_queue(*, client: Any, queue: str, by: User, base_url: str, title: str = "") -> tuple[int, int]:
+    """Create a Label Studio project holding the open items of review queue ``queue`` (its slug), for ``by``:
+    refused unless ``by`` may export that queue (``labelstudio_export_queues``, as on the export screen).
 
     Returns ``(project id, number of tasks)``. ``base_url`` is where Label Studio can fetch our
     media (the workbench's public address).
     """
+    if not labelstudio_export_queues(user=by).filter(slug=queue).exists():
+        raise AnnotationError(
+            f"No review queue “{queue}” that {by.get_username()} may export: it does not exist, is inactive or "
+            "restricted to groups they are not in, or they do not have the labeler role."
+        )
     export = labelstudio_queue_export(queue=queue, base_url=base_url)
     project = client.projects.create(
         title=(title or export.title)[:50],
@@ -246,7 +264,10 @@ def _import_one(ls_url: str, project_id: int, task: Any, annotation: dict[str, A
     edited = cot_from_text(cot_text, decision.cot)
     # The stored CoT is unvalidated JSON (stages are dicts, their keys and texts may be missing).
     model_text: dict[Any, Any] = {s.get("key"): s.get("text", "") for s in decision.cot if isinstance(s, dict)}
-    if edited and any(edited.get(k, v).strip() != str(v).strip() for k, v in model_text.items()):
+    changed = edited and any(edited.get(k, v).strip() != str(v).strip() for k, v in model_text.items())
+    if changed and not by.has_perm(Perm.CORRECT_COT):
+        did.append(f"correction refused: {by.get_username()} does not have the labeler role")
+    elif changed:
         current = CotCorrection.objects.filter(decision=decision).first()
         try:
             cot_correction_save(
@@ -272,15 +293,16 @@ def _import_one(ls_url: str, project_id: int, task: Any, annotation: dict[str, A
 
 
 def _import_review(decision: Decision, label: str, note: str, by: User) -> str:
-    """Record the label as a review on one of the decision's open review tasks (claimed for ``by``)."""
+    """Record the label as a review on one of the decision's open review tasks (claimed for ``by``), in a
+    queue ``by`` may work (``review_queues_for``: a reviewer's role, a restricted queue only for its groups)."""
     task = (
         ReviewTask.objects.select_for_update()
-        .filter(decision=decision, status__in=OPEN, is_gold=False)
+        .filter(decision=decision, status__in=OPEN, is_gold=False, queue__in=review_queues_for(user=by))
         .order_by("status", "pk")
         .first()
     )
     if task is None:
-        return "review skipped: no open review task"
+        return f"review skipped: no open review task in a queue {by.get_username()} may work"
     verdict = Review.Verdict.APPROVE if label == decision.label else Review.Verdict.OVERRIDE
     try:
         with transaction.atomic():  # a refused verdict also undoes the claim

@@ -43,7 +43,10 @@ that and with 2 GB (``--shared-buffers 2GB``). Before timing, ``--warm`` (400) u
 library videos bring the HNSW pages into the buffer cache (after a restart they are outside it, unlike a serving
 index). ``--ef-search N`` overrides ``REPRO_HNSW_EF_SEARCH`` for the run. ``cpu_ms_per_retrieval`` is the mean CPU
 of this process and of its PostgreSQL backend per retrieval (from /proc): what load from other processes does not
-inflate.
+inflate. ``huge_pages`` says whether PostgreSQL's shared memory sits on huge pages (``huge_pages_status``: with the
+default ``huge_pages = try`` it does when the host reserves them, e.g. ``sysctl vm.nr_hugepages=1400`` for 2 GB):
+that makes every retrieval ~20-25 % cheaper at both sizes (bench/RESULTS.md, issue 20), so compare runs only
+under the same setting.
 """
 
 from __future__ import annotations
@@ -88,6 +91,14 @@ def _backend_cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _huge_pages_status(cur) -> str:  # type: ignore[no-untyped-def]
+    """Whether PostgreSQL's shared memory (its buffer cache, the HNSW pages) is on huge pages: "on" / "off"
+    (PostgreSQL 17+; "unknown" before). It changes the HNSW walks' cost (bench/RESULTS.md, issue 20)."""
+    cur.execute("SELECT setting FROM pg_settings WHERE name = 'huge_pages_status'")
+    row = cur.fetchone()
+    return str(row[0]) if row else "unknown"
 
 
 def _load() -> list[float]:
@@ -437,6 +448,7 @@ def _run(args: argparse.Namespace) -> None:
     with connection.cursor() as cur:
         cur.execute("SHOW shared_buffers")
         shared_buffers = cur.fetchone()[0]
+        huge_pages = _huge_pages_status(cur)
     # Not the tests' database; one per large size, so a kept 200k library survives runs at other sizes.
     connection.settings_dict.setdefault("TEST", {})["NAME"] = f"bench_repro_retrieval_{args.large}"
     signature = json.dumps(
@@ -646,7 +658,7 @@ def _run(args: argparse.Namespace) -> None:
         "keyframes_per_video": args.frames, "keyframe_table_bytes": big["keyframe_table_bytes"],
         "large_hashes": big["hashes"], "n_queries_each": n, "index_build_runs_s": big["index_build_runs_s"],
         "hash_table_bytes": big["hash_table_bytes"], "hnsw_bytes": big["hnsw_bytes"],
-        "load_large_s": big["load_s"], "hnsw_build_large_s": big["hnsw_build_s"], "loadavg": loads, "shared_buffers": shared_buffers, "hnsw_ef_search": settings.REPRO_HNSW_EF_SEARCH,
+        "load_large_s": big["load_s"], "hnsw_build_large_s": big["hnsw_build_s"], "loadavg": loads, "shared_buffers": shared_buffers, "huge_pages": huge_pages, "hnsw_ef_search": settings.REPRO_HNSW_EF_SEARCH,
     }))  # fmt: skip
 
 

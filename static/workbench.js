@@ -191,6 +191,7 @@ function errorText(xhr) {
     detail = node ? node.textContent : "";
   }
   detail = detail.replace(/\s+/g, " ").trim().slice(0, 300);
+  if (xhr.status === 401 && detail) return detail; // signed out: the sentence says what to do
   return `The server refused this (HTTP ${xhr.status})${detail ? ": " + detail : "."}`;
 }
 

@@ -113,6 +113,21 @@ def test_a_form_sent_after_the_session_expired_lands_back_on_its_page_after_logi
 
 
 @pytest.mark.django_db
+def test_an_htmx_refresh_after_the_session_ended_says_so_instead_of_swapping_in_the_sign_in_page(client):
+    """The queue list's 15-second poll, signed out, followed the redirect and put the whole sign-in page
+    (header, focused username box) inside the queue table. Now: 401 and a sentence, which htmx does not
+    swap in (workbench.js shows it above the page); a plain page request still goes to sign in."""
+    for url in ("/review/", "/policies/1/"):  # permission_required and Django's login_required
+        refreshed = client.get(url, HTTP_HX_REQUEST="true")
+        assert refreshed.status_code == 401, url
+        assert refreshed["Content-Type"].startswith("text/plain")
+        assert "You are signed out" in refreshed.content.decode()
+        assert client.get(url).status_code == 302
+    posted = client.post("/review/4/submit/", {"action": "approve"}, HTTP_HX_REQUEST="true")
+    assert posted.status_code in (401, 403)  # signed out (or the CSRF check first): never the sign-in page
+
+
+@pytest.mark.django_db
 def test_navigation_shows_only_what_the_role_may_do(client_as):
     page = client_as("labeler").get("/").content.decode()
     assert "CoT corrections" in page

@@ -30,7 +30,7 @@ from moderation.inference.services import content_bundle_for, model_version_prom
 from moderation.models import Decision, ModelVersion, Policy
 from moderation.policies.services import policy_set_serving_model
 from moderation.review.services import audit_event_record
-from training.errors import TrainingError
+from training.errors import GateRefused, TrainingError
 from training.evaluation import evaluation_latest
 from training.models import EvaluationRun, ShadowDecision, ShadowDeployment
 
@@ -44,6 +44,7 @@ class GateResult:
     candidate_run: EvaluationRun | None = None
     serving_run: EvaluationRun | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
+    needs_evaluation: bool = False
 
 
 def gate_margins() -> dict[str, float]:
@@ -62,15 +63,20 @@ def promotion_check(
     serving = model_version_serving(policy=policy)
     result = GateResult(candidate=candidate, serving=serving, allowed=False)
     if candidate.pk == serving.pk:
-        result.reasons.append(f"{candidate.name} is already serving.")
+        if policy is None:
+            result.reasons.append(f"{candidate.name} is already serving.")
+        else:
+            how = "" if policy.serving_model_id else " as the globally serving model"
+            result.reasons.append(f"{candidate.name} already makes new decisions under {policy.name}{how}.")
         return result
     if candidate.metrics.get("no_learning_signal"):
-        # Its adapter learned nothing (every GRPO reward was 0): promoting it would only add risk.
+        # Its adapter learned nothing (GRPO: equal rewards in every group): promoting it would only add risk.
         result.reasons.append(f"{candidate.name} learned nothing: {candidate.metrics.get('warning', '')}".strip())
         return result
     result.candidate_run = evaluation_latest(model_version=candidate)
     if result.candidate_run is None:
         result.reasons.append(f"{candidate.name} has no finished evaluation; evaluate it first.")
+        result.needs_evaluation = True
         return result
     key = result.candidate_run.eval_set_key
     result.serving_run = evaluation_latest(model_version=serving, eval_set_key=key)
@@ -80,6 +86,7 @@ def promotion_check(
             f"The serving version {serving.name} has no evaluation on the same set ({the_set}); evaluate it there "
             "first so the two can be compared."
         )
+        result.needs_evaluation = True
         return result
     for metric, margin in (margins or gate_margins()).items():
         new = result.candidate_run.metrics.get(metric)
@@ -129,7 +136,7 @@ def model_version_promote_gated(
     }
     if not check.allowed:
         audit_event_record(actor=by, action="model_promotion_refused", obj=candidate, payload=payload)
-        raise TrainingError("Promotion refused: " + " ".join(check.reasons))
+        raise GateRefused("Promotion refused: " + " ".join(check.reasons), needs_evaluation=check.needs_evaluation)
     with transaction.atomic():
         if policy is not None:
             policy_set_serving_model(policy=policy, model_version=candidate, by=by)

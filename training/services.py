@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Callable
@@ -587,28 +588,61 @@ NO_LEARNING_SIGNAL_WARNING = (
     "Every reward was 0: the policy got no learning signal — this model version is the starting model unchanged "
     "in effect. Check that the dataset's labels and the policy's output format can be met, then train again."
 )
+EQUAL_REWARDS_WARNING = (
+    "Every completion of a prompt got the same reward as the others of that prompt (mean reward {reward}): "
+    "no completion was better than another, so every advantage was 0 and the policy got no learning signal — "
+    "this model version is the starting model unchanged in effect. Raise the temperature or the number of "
+    "generations, or check that the rewards can tell completions apart, then train again."
+)
 
 
-def grpo_got_no_learning_signal(*, kind: str, history: list[dict[str, Any]]) -> bool:
-    """A GRPO job whose every logged reward was 0: every advantage was 0, so nothing was learned."""
-    rewards = [point["reward"] for point in history if point.get("reward") is not None]
-    return kind == TrainingJob.Kind.GRPO and bool(rewards) and all(reward == 0 for reward in rewards)
+def _grpo_point_is_flat(point: dict[str, Any]) -> bool:
+    """No advantage at this logged step: every group's rewards were equal (all 0 is one such case).
+
+    GRPO's advantage is a completion's reward minus its group's mean, so equal rewards within every
+    group teach nothing, whatever their value. TRL logs the share of groups with zero spread
+    (``frac_reward_zero_std``); histories written before it was recorded have the batch's spread
+    (``reward_std``: 0 means every reward of the batch was equal) or only the mean (0: all were 0,
+    as every reward is non-negative).
+    """
+    if point.get("frac_reward_zero_std") is not None:
+        return math.isclose(float(point["frac_reward_zero_std"]), 1.0, abs_tol=1e-9)
+    if point.get("reward_std") is not None:
+        return math.isclose(float(point["reward_std"]), 0.0, abs_tol=1e-9)
+    return float(point["reward"]) == 0
+
+
+def grpo_no_learning_signal(*, kind: str, history: list[dict[str, Any]]) -> str | None:
+    """Why a GRPO job learned nothing (the warning to show), or None when some step had a signal.
+
+    The one home of the rule: every logged step had equal rewards in every group, so every
+    advantage was 0. All rewards 0 gets its own, plainer warning.
+    """
+    points = [point for point in history if point.get("reward") is not None]
+    if kind != TrainingJob.Kind.GRPO or not points or not all(_grpo_point_is_flat(p) for p in points):
+        return None
+    if all(float(point["reward"]) == 0 for point in points):
+        return NO_LEARNING_SIGNAL_WARNING
+    mean = sum(float(point["reward"]) for point in points) / len(points)
+    return EQUAL_REWARDS_WARNING.format(reward=f"{mean:.3g}")
 
 
 @transaction.atomic
 def training_job_succeed(*, job_id: int, adapter_path: str, metrics: dict[str, Any]) -> TrainingJob:
     """Finish a job whose adapter is saved: register it as a model version moderation can serve.
 
-    A GRPO job whose every reward was 0 still registers its (unchanged) adapter, so the run stays
-    traceable, but the version's metrics carry ``no_learning_signal`` and its warning: the job screen
-    and the model list show it, and the release gate refuses to promote it.
+    A GRPO job that got no learning signal (every group's rewards equal, e.g. all 0) still registers
+    its (unchanged) adapter, so the run stays traceable, but the version's metrics carry
+    ``no_learning_signal`` and its warning: the job screen and the model list show it, and the release
+    gate refuses to promote it.
     """
     from moderation.inference.services import model_version_register
     from moderation.models import ModelVersion
 
     job = TrainingJob.objects.select_for_update().get(pk=job_id)
-    if grpo_got_no_learning_signal(kind=job.kind, history=job.history):
-        metrics = {**metrics, "no_learning_signal": True, "warning": NO_LEARNING_SIGNAL_WARNING}
+    warning = grpo_no_learning_signal(kind=job.kind, history=job.history)
+    if warning:
+        metrics = {**metrics, "no_learning_signal": True, "warning": warning}
     version = model_version_register(
         name=f"{job.kind}-job-{job.pk}",
         backend=ModelVersion.Backend.TRANSFORMERS,
@@ -626,8 +660,8 @@ def training_job_succeed(*, job_id: int, adapter_path: str, metrics: dict[str, A
     job.status = TrainingJob.Status.SUCCEEDED
     job.finished_at = timezone.now()
     job.log_tail = _append_log(job.log_tail, f"adapter saved to {adapter_path}; registered {version.name}")
-    if metrics.get("no_learning_signal"):
-        job.log_tail = _append_log(job.log_tail, f"warning: {NO_LEARNING_SIGNAL_WARNING}")
+    if warning:
+        job.log_tail = _append_log(job.log_tail, f"warning: {warning}")
     job.save(update_fields=["model_version", "status", "finished_at", "log_tail"])
     return job
 

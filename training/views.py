@@ -20,7 +20,7 @@ from moderation.errors import ModerationError
 from moderation.inference.selectors import model_version_get
 from moderation.models import ModelVersion, Policy
 from training import artifacts, selectors
-from training.errors import TrainingError
+from training.errors import GateRefused, TrainingError
 from training.forms import EvaluationStartForm, TagEventsExportForm, TrainingJobStartForm
 from training.models import PreferenceDataset
 from training.release import policy_model_choose as choose
@@ -359,7 +359,11 @@ def policy_model_choose(request: HttpRequest, pk: int) -> HttpResponse:
     try:
         serving = choose(policy=policy, model_version=model_version, by=_user(request))
     except (TrainingError, ModerationError) as exc:
-        messages.error(request, str(exc))
+        message = str(exc)
+        if isinstance(exc, GateRefused) and exc.needs_evaluation and not request.user.has_perm(Perm.MANAGE_TRAINING):
+            # A policy editor cannot start evaluations: say who can, not only what is missing.
+            message += " Evaluations are started by an admin on Training → Model versions."
+        messages.error(request, message)
     else:
         how = "" if model_version else " (the globally serving model)"
         messages.success(request, f"New decisions under {policy.name} will use {serving.name}{how}.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 NUL_MESSAGE = "Text may not contain NUL characters (\\x00); remove them and try again."
@@ -17,6 +18,32 @@ def _has_nul(request: HttpRequest) -> bool:
             if "\x00" in key or any("\x00" in v for v in values):
                 return True
     return False
+
+
+class RequestSizeMiddleware:
+    """Answer 413 to a request whose declared body is larger than the biggest upload plus the form fields
+    (WORKBENCH_UPLOAD_MAX_BYTES + DATA_UPLOAD_MAX_MEMORY_SIZE), before any of it is read.
+
+    Django streams an upload to a temporary file before a view can look at its size (reading the form,
+    even to check it for NUL, does it): a 50 GB upload filled the server's disk before being refused.
+    Runs before anything that reads the body."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0  # Django reads no body then
+        limit = int(settings.WORKBENCH_UPLOAD_MAX_BYTES) + int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0)
+        if declared > limit:
+            message = (
+                f"This request is {declared:,} bytes; the server takes at most {limit:,} "
+                f"(a video of up to {int(settings.WORKBENCH_UPLOAD_MAX_BYTES) // (1024 * 1024)} MB and its form)."
+            )
+            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
 
 
 class RejectNulMiddleware:
@@ -64,4 +91,34 @@ class MethodNotAllowedPageMiddleware:
             if response.has_header("Allow"):
                 page["Allow"] = response["Allow"]
             return page
+        return response
+
+
+SIGNED_OUT_MESSAGE = (
+    "You are signed out (your session ended). Sign in again in a new tab: this page picks up again "
+    "and keeps what you typed here."
+)
+
+
+class HtmxSignedOutMiddleware:
+    """Answer an htmx request from a signed-out user with 401 and a sentence, not the sign-in redirect.
+
+    htmx follows the redirect and swaps the whole sign-in page (its header and focused username box)
+    into the panel it was refreshing: a queue list's 15-second poll turned its table into a second
+    page, under a header still naming the user. A 401 is not swapped; workbench.js shows the sentence
+    above the page, and the page's own content (choices, typed text) stays until the user signs in.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 302 and request.headers.get("HX-Request") == "true":
+            from django.conf import settings
+            from django.shortcuts import resolve_url
+
+            login = resolve_url(settings.LOGIN_URL)
+            if response.get("Location", "").split("?", 1)[0] == login:
+                return HttpResponse(SIGNED_OUT_MESSAGE, status=401, content_type="text/plain; charset=utf-8")
         return response

@@ -44,11 +44,24 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
+def _operator(request: HttpRequest) -> bool:
+    """``Authorization: Bearer <METRICS_TOKEN>`` or a signed-in admin: who may read the deployment's inside."""
+    token = settings.METRICS_TOKEN
+    sent = request.headers.get("Authorization", "")
+    by_token = bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+    return by_token or request.user.has_perm(Perm.MANAGE_INTEGRATIONS)
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: database, broker, and workers seen recently; 503 with the failing checks otherwise."""
+    """Readiness: database, broker, and workers seen recently; 503 with the failing checks otherwise.
+
+    Anyone (an orchestrator's probe) gets the status and which checks pass; the detail (an error's text with
+    the database's host and user, workers' host names, queues) only an operator (``_operator``)."""
     from workbench.health import readiness
 
     ready, checks = readiness()
+    if not _operator(request):
+        checks = {name: {"ok": check["ok"]} for name, check in checks.items()}
     return JsonResponse({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 
 
@@ -56,10 +69,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus exposition; ``Authorization: Bearer <METRICS_TOKEN>`` or a signed-in admin."""
     from workbench.metrics import metrics_text
 
-    token = settings.METRICS_TOKEN
-    sent = request.headers.get("Authorization", "")
-    by_token = bool(token) and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
-    if not by_token and not request.user.has_perm(Perm.MANAGE_INTEGRATIONS):
+    if not _operator(request):
         if request.user.is_authenticated:
             return HttpResponse("Your role may not read the metrics.\n", status=403, content_type="text/plain")
         response = HttpResponse(

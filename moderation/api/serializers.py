@@ -5,6 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from moderation.integrations.selectors import video_error_for
 from moderation.models import Decision, ItemLabel, Keyframe, ModelVersion, PolicyVersion, TranscriptSegment, Video
 
 # Where a video's outcome stands, as the verdict API reports it.
@@ -24,6 +25,10 @@ class SegmentSerializer(serializers.ModelSerializer):
 
 
 class VideoSerializer(serializers.ModelSerializer):
+    # The id the caller knows the video by (``videos_with_external_id``): a platform's own, never another's.
+    external_id = serializers.CharField(source="shown_external_id", read_only=True, allow_null=True)
+    error = serializers.SerializerMethodField(help_text="why processing or inference failed")
+
     class Meta:
         model = Video
         fields = [
@@ -51,14 +56,32 @@ class VideoSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if getattr(instance, "submitted_first_by_another", False):
+            # Another platform sent these bytes first: the title, description, uploader (its user's handle) and
+            # stored name (its file name) are that platform's (``videos_with_external_id``).
+            data.update({"title": "", "description": "", "uploader": "", "file": None})
+        return data
+
+    def get_error(self, video: Any) -> str:
+        """A platform reads the reason without the workbench's own detail (``video_error_for``)."""
+        return video_error_for(integration=self.context.get("integration"), error=video.error)
+
 
 class VideoTagSerializer(serializers.Serializer):
     """A reviewed content tag of the video (moderation.tagging)."""
 
     id = serializers.IntegerField(source="tag.id", read_only=True)
     name = serializers.CharField(source="tag.name", read_only=True)
-    added_by = serializers.CharField(source="added_by.username", read_only=True, allow_null=True, default=None)
+    added_by = serializers.SerializerMethodField(help_text="the reviewer's user name (null for a platform)")
     created_at = serializers.DateTimeField(read_only=True)
+
+    def get_added_by(self, row: Any) -> str | None:
+        # A platform is never told which moderator did what (their safety); users of the workbench are.
+        if self.context.get("integration") is not None or row.added_by is None:
+            return None
+        return str(row.added_by.username)
 
 
 class TagSuggestionSerializer(serializers.Serializer):
@@ -106,7 +129,7 @@ class VideoSubmitSerializer(serializers.Serializer):
 
 
 class LabelSerializer(serializers.ModelSerializer):
-    external_id = serializers.CharField(source="video.external_id", read_only=True, allow_null=True)
+    external_id = serializers.CharField(source="shown_external_id", read_only=True, allow_null=True)
     policy_version: serializers.StringRelatedField[PolicyVersion] = serializers.StringRelatedField()
 
     class Meta:

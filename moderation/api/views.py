@@ -31,7 +31,7 @@ from moderation.integrations.api import (
     IsIntegration,
     request_integration,
 )
-from moderation.integrations.selectors import parse_since, videos_visible_to
+from moderation.integrations.selectors import parse_since, video_error_for, videos_visible_to, videos_with_external_id
 from moderation.integrations.services import IdempotencyConflict, video_submit
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
@@ -70,6 +70,9 @@ class _IntegrationAwareViewSet(viewsets.GenericViewSet):
 
     authentication_classes = USER_OR_INTEGRATION_AUTH
     throttle_classes = [IntegrationRateThrottle]
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "integration": request_integration(self.request)}
 
     def _since(self) -> Any:
         try:
@@ -123,7 +126,8 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         tag = self.request.query_params.get("tag", "").strip() if self.action == "list" else ""
         if tag:
             qs = qs.filter(tags__tag__name=tag)
-        return videos_visible_to(integration=request_integration(self.request), qs=qs)
+        integration = request_integration(self.request)
+        return videos_with_external_id(integration=integration, qs=videos_visible_to(integration=integration, qs=qs))
 
     def get_serializer_class(self) -> Any:
         if self.action == "retrieve":
@@ -171,9 +175,8 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
             return Response({"detail": str(exc)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         except ModerationError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
-        response = Response(
-            VideoSerializer(submitted.video, context={"request": request}).data, status=submitted.status
-        )
+        video = videos_with_external_id(integration=integration, qs=Video.objects.filter(pk=submitted.video.pk)).get()
+        response = Response(VideoSerializer(video, context=self.get_serializer_context()).data, status=submitted.status)
         if submitted.replayed:
             response["Idempotent-Replayed"] = "true"
         return response
@@ -182,7 +185,13 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
     @action(detail=True, methods=["get"], url_path="verdict")
     def verdict(self, request: Request, pk: str | None = None) -> Response:
         """The current outcome: model decision, human review, adjudication, policy version, final or not."""
-        return Response(VerdictSerializer(video_verdict(video=self.get_object())).data)
+        video, integration = self.get_object(), request_integration(request)
+        verdict = video_verdict(video=video)
+        shown = {
+            "external_id": video.shown_external_id,
+            "error": video_error_for(integration=integration, error=verdict["error"]),
+        }
+        return Response(VerdictSerializer({**verdict, **shown}).data)
 
 
 class DecisionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _IntegrationAwareViewSet):
@@ -215,7 +224,8 @@ class LabelViewSet(mixins.ListModelMixin, _IntegrationAwareViewSet):
 
     def get_queryset(self) -> QuerySet[ItemLabel]:
         qs = ItemLabel.objects.select_related("video", "policy_version__policy")
-        return self._sync_queryset(qs, changed="updated_at")
+        qs = self._sync_queryset(qs, changed="updated_at")
+        return videos_with_external_id(integration=request_integration(self.request), qs=qs, field="video_id")
 
     @extend_schema(
         parameters=[

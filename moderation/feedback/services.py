@@ -16,7 +16,7 @@ from moderation.errors import ModerationError
 from moderation.feedback.models import FeedbackAggregate, FeedbackEvent
 from moderation.feedback.selectors import feedback_counts_compute
 from moderation.integrations.models import Integration
-from moderation.integrations.selectors import videos_of_other_integrations
+from moderation.integrations.selectors import integration_video_by_external_id, videos_of_other_integrations
 from moderation.media.models import Video
 from moderation.signals import feedback_received
 
@@ -198,12 +198,11 @@ def feedback_events_ingest(*, integration: Integration, events: Any) -> IngestRe
             parsed_id = _video_id(r["video_id"])
             if parsed_id is not None:
                 raw_ids.add(parsed_id)
+    # The integration's own external ids first; then the workbench's (uploads, imports: no platform's).
     # Filtered on non-empty external ids, so no key is ever None.
-    videos_by_ext = {
-        ext: pk
-        for ext, pk in Video.objects.filter(external_id__in=ext_ids).values_list("external_id", "pk")
-        if ext is not None
-    }
+    videos_by_ext = integration_video_by_external_id(integration=integration, external_ids=ext_ids)
+    shared = Video.objects.filter(external_id__in=ext_ids - set(videos_by_ext)).values_list("external_id", "pk")
+    videos_by_ext.update({ext: pk for ext, pk in shared if ext is not None})
     known_ids = set(Video.objects.filter(pk__in=raw_ids).values_list("pk", flat=True)) if raw_ids else set()
     # Another platform's videos are unknown here, as on every read: no events about them, and no telling
     # which of them exist.

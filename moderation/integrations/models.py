@@ -35,14 +35,26 @@ class Integration(models.Model):
 
 
 class IntegrationVideo(models.Model):
-    """A video an integration submitted: what its API reads (verdicts, decisions, labels) are scoped to."""
+    """A video an integration submitted: what its API reads (verdicts, decisions, labels) are scoped to.
+
+    ``external_id`` is the platform's own id for the video, unique per integration: two platforms may
+    use the same id for different videos, and one platform's id is never looked up, shown or sent to
+    another (``Video.external_id`` is the workbench's own namespace: uploads, manifests, imports)."""
 
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="videos")
     video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="+")
+    external_id = models.CharField(max_length=200, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["integration", "video"], name="one_submission_per_video")]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "video"], name="one_submission_per_video"),
+            models.UniqueConstraint(
+                fields=["integration", "external_id"],
+                condition=models.Q(external_id__isnull=False),
+                name="external_id_per_integration",
+            ),
+        ]
 
 
 class IdempotencyKey(models.Model):
@@ -119,7 +131,19 @@ class WebhookEndpoint(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
-        return f"{self.integration} → {self.url}"
+        return f"{self.integration} → {self.url_shown}"
+
+    @property
+    def url_shown(self) -> str:
+        """The address as screens show it: a password in it is masked. New addresses may not carry one
+        (``webhook_endpoint_create`` refuses them); endpoints saved before that still deliver with it."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = f"{parts.username}:•••@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
 
 
 class WebhookDelivery(models.Model):

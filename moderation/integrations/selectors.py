@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -20,6 +20,62 @@ def videos_visible_to(*, integration: Integration | None, qs: QuerySet[Any], fie
         return qs
     owned = IntegrationVideo.objects.filter(integration=integration).values("video_id")
     return qs.filter(**{f"{field}__in": owned})
+
+
+def videos_with_external_id(*, integration: Integration | None, qs: QuerySet[Any], field: str = "pk") -> QuerySet[Any]:
+    """``qs`` with ``shown_external_id``: the external id the caller knows the video by (``field`` names the
+    video id). An integration sees its own id for the video (``IntegrationVideo.external_id``), never
+    another platform's; a user sees the workbench's own (``Video.external_id``: uploads, manifests, imports).
+    And ``submitted_first_by_another``: another platform sent these bytes first, so the video's metadata is theirs."""
+    if integration is None:
+        video = "" if field == "pk" else field.removesuffix("_id") + "__"  # "video_id" -> "video__"
+        return qs.annotate(shown_external_id=F(f"{video}external_id"), submitted_first_by_another=Value(False))
+    mine = IntegrationVideo.objects.filter(integration=integration, video_id=OuterRef(field))
+    # The same bytes sent by two platforms are one video: its title, description, uploader and stored name are
+    # what the first sent, that platform's (its user's handle), not for the second.
+    earlier = IntegrationVideo.objects.filter(video_id=OuterRef(OuterRef(field)), pk__lt=OuterRef("pk")).exclude(
+        integration=integration
+    )
+    return qs.annotate(
+        shown_external_id=Subquery(mine.values("external_id")[:1]),
+        submitted_first_by_another=Exists(mine.filter(Exists(earlier))),
+    )
+
+
+def external_id_for_recipient(*, integration_id: int, video_id: int, shared: str | None) -> str | None:
+    """The external id an event about ``video_id`` carries to ``integration_id``'s endpoint: the integration's
+    own id for it if it submitted the video; none if another platform did (never that platform's id); else
+    ``shared``, the workbench's own id written into the event."""
+    links = dict(IntegrationVideo.objects.filter(video_id=video_id).values_list("integration_id", "external_id"))
+    if integration_id in links:
+        return links[integration_id]
+    return None if links else shared
+
+
+def integration_video_by_external_id(*, integration: Integration, external_ids: set[str]) -> dict[str, int]:
+    """The videos ``integration`` submitted under these external ids of its own: {external id: video id}."""
+    rows = IntegrationVideo.objects.filter(integration=integration, external_id__in=external_ids)
+    return {ext: video_id for ext, video_id in rows.values_list("external_id", "video_id") if ext is not None}
+
+
+# Failure reasons written for whoever sent the video (ModerationError messages of the media pipeline, their
+# server paths already taken out): a platform reads them as they are. Any other failure text holds the
+# workbench's own detail (an exception's text: hosts, ports, object names, file paths, configuration).
+_PLATFORM_READABLE = ("This file ", "This video ", "The uploaded file ", "Extracting keyframes ")
+
+
+def video_error_for(*, integration: Integration | None, error: str) -> str:
+    """A failed video's reason as ``integration`` may read it: the whole text for a user; for a platform, a
+    reason written for it (the file is not a video, is damaged…) as it is, anything else (an unexpected
+    exception, storage or model trouble: the deployment's inside) as a sentence without the detail."""
+    if integration is None or not error or error.startswith(_PLATFORM_READABLE):
+        return error
+    if error.startswith("Speech to text failed"):
+        return "Speech to text failed: the audio track could not be decoded."
+    if error.startswith("Waiting for media storage"):
+        return "Waiting for media storage; processing will be retried."
+    stage = "Model inference" if error.startswith("Model inference") else "Processing"
+    return f"{stage} failed on the workbench's side; its operators can see why and retry it."
 
 
 def videos_of_other_integrations(*, integration: Integration, video_ids: set[int]) -> set[int]:

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.integrations.models import EventType, IdempotencyKey, Integration, IntegrationVideo, OutboxEvent
+from moderation.integrations.selectors import integration_video_by_external_id
 from moderation.media.models import Video
 from workbench.queues import enqueue
 from workbench.text import row_id
@@ -152,6 +153,14 @@ def video_submit(
                         "This Idempotency-Key was used for a different request; use a new key for a new video."
                     )
                 return Submission(video=first.video, replayed=True, status=first.response_status)
+        named: int | None = None  # the video this integration's external id names already
+        if integration is not None and external_id:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"ext:{owner_tag}:{external_id}"])
+            named = integration_video_by_external_id(integration=integration, external_ids={external_id}).get(
+                external_id
+            )
+        taken = f"External id {external_id!r} already names another of your videos." if named is not None else ""
         source = import_path_confined(path) if path else None
         if source is not None and not source.is_file():
             raise ModerationError(f"Not a file: {path}")
@@ -161,12 +170,21 @@ def video_submit(
             title=title or (source.stem if source else ""),
             description=description,
             uploader=uploader[:200],
-            external_id=external_id or None,
+            # A platform's external id is its own (on its link below), not the workbench's shared namespace.
+            external_id=(external_id or None) if integration is None else None,
             comments=comments,
             created_by=user,
+            refuse_new=taken,
         )
+        if named is not None and named != video.pk:
+            raise ModerationError(taken)
         if integration is not None:
-            IntegrationVideo.objects.get_or_create(integration=integration, video=video)
+            link, created = IntegrationVideo.objects.get_or_create(
+                integration=integration, video=video, defaults={"external_id": external_id or None}
+            )
+            if not created and external_id and link.external_id is None:
+                link.external_id = external_id
+                link.save(update_fields=["external_id"])
         if key:
             IdempotencyKey.objects.create(key=key, fingerprint=fingerprint, video=video, response_status=201, **owner)
     return Submission(video=video, replayed=False, status=201)
@@ -264,7 +282,8 @@ def event_label_final(
 
 
 def event_tags_final(*, video_id: int, tags: list[str], by: str = "", video: Video | None = None) -> OutboxEvent:
-    """Called by the tagging wing's ``tags_finalize``, in its transaction."""
+    """Called by the tagging wing's ``tags_finalize``, in its transaction. ``by`` (the reviewer's user name)
+    stays in the outbox for the operators; deliveries leave it out (``event_body``)."""
     return event_record(
         type=EventType.TAGS_FINAL, video_id=video_id, data={**_video_ref(video_id, video), "tags": tags, "by": by}
     )

@@ -11,14 +11,17 @@ rule for on-premises receivers (and the tests' local receivers); the address is 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from moderation.errors import ModerationError
 
@@ -29,22 +32,44 @@ class WebhookTargetRefused(ModerationError):
     """The URL's host does not resolve, or resolves to an address webhooks may not reach."""
 
 
+# IPv6 prefixes that carry an IPv4 address in their last 32 bits and reach it through a translator: NAT64
+# (RFC 6052's well-known prefix and RFC 8215's local-use one) and the deprecated IPv4-compatible ::/96. Python
+# calls them global, but on a NAT64 network http://[64:ff9b::a9fe:a9fe]/ is the metadata service.
+_EMBEDS_IPV4 = tuple(ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96"))
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address hands traffic to (mapped, 6to4, Teredo client, NAT64), if any."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    if any(ip in net for net in _EMBEDS_IPV4):
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def _kind(ip: IPAddress) -> str | None:
-    """What makes ``ip`` internal, or None for a public unicast address."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return _kind(ip.ipv4_mapped)
+    """What makes ``ip`` internal ("a loopback address"), or None for a public unicast address."""
+    if isinstance(ip, ipaddress.IPv6Address) and not (ip.is_loopback or ip.is_unspecified):
+        embedded = _embedded_ipv4(ip)
+        inner = _kind(embedded) if embedded is not None else None
+        if inner is not None:
+            return f"{inner} reached through IPv6 translation ({embedded})"
     if ip.is_loopback:
-        return "loopback"
+        return "a loopback address"
     if ip.is_link_local:
-        return "link-local (cloud metadata services live there)"
+        return "a link-local address (cloud metadata services live there)"
     if ip.is_unspecified:
-        return "unspecified"
+        return "an unspecified address"
     if ip.is_multicast:
-        return "multicast"
+        return "a multicast address"
     if ip.is_private:
-        return "private-network"
+        return "a private-network address"
     if not ip.is_global:  # shared address space (100.64/10: some clouds' metadata), reserved, documentation
-        return "non-public"
+        return "a non-public address"
     return None
 
 
@@ -75,20 +100,64 @@ def webhook_target_addresses(url: str, *, unresolved_ok: bool = False) -> list[s
             if kind is not None:
                 shown = host if host == address else f"{host} ({address})"
                 raise WebhookTargetRefused(
-                    f"Webhooks may not be sent to {shown}: it is a {kind} address, inside the deployment. "
+                    f"Webhooks may not be sent to {shown}: it is {kind}, inside the deployment. "
                     "Use the receiver's public address; on a private network an operator can allow such "
                     "targets with WEBHOOK_ALLOW_PRIVATE_TARGETS=1."
                 )
     return addresses
 
 
+class _Deadline:
+    """Shuts an attempt's sockets when its time is up. requests' timeout bounds each read, not the whole
+    answer: a receiver sending a byte every few seconds held the worker for as long as it liked."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.expired = seconds, False
+        self.sockets: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def _expire(self) -> None:
+        self.expired = True
+        for sock in list(self.sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the read blocked on it (close() would not)
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+
+def _recording(pool: type[HTTPConnectionPool], sockets: list[socket.socket]) -> type[HTTPConnectionPool]:
+    """``pool`` whose connections put each socket they open into ``sockets`` (for the deadline)."""
+
+    class Connection(pool.ConnectionCls):  # type: ignore[name-defined,misc]
+        def _new_conn(self) -> socket.socket:
+            sock: socket.socket = super()._new_conn()
+            sockets.append(sock)
+            return sock
+
+    return type(pool.__name__, (pool,), {"ConnectionCls": Connection})
+
+
 class _PinnedAdapter(HTTPAdapter):
     """Connects to one checked address whatever the URL's host resolves to now; TLS still checks the
-    certificate against (and sends SNI for) the URL's host name."""
+    certificate against (and sends SNI for) the URL's host name. Its sockets are the ``deadline``'s."""
 
-    def __init__(self, address: str, hostname: str) -> None:
-        self._address, self._hostname = address, hostname
+    def __init__(self, address: str, hostname: str, deadline: _Deadline) -> None:
+        self._address, self._hostname, self._deadline = address, hostname, deadline
         super().__init__(max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        sockets = self._deadline.sockets
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _recording(HTTPConnectionPool, sockets),
+            "https": _recording(HTTPSConnectionPool, sockets),
+        }
 
     def build_connection_pool_key_attributes(
         self, request: requests.PreparedRequest, verify: bool | str, cert: Any = None
@@ -102,20 +171,32 @@ class _PinnedAdapter(HTTPAdapter):
 
 
 def pinned_post(url: str, *, address: str, data: bytes, headers: dict[str, str], timeout: float) -> requests.Response:
-    """POST ``url`` over a connection to ``address`` (from ``webhook_target_addresses``), no redirects."""
+    """POST ``url`` over a connection to ``address`` (from ``webhook_target_addresses``), no redirects, the
+    whole exchange within ``timeout`` seconds.
+
+    Only the status counts: the response body is never read (the response comes back closed). Read, an
+    endless or huge body held the worker until it ran out of memory."""
     parts = urlsplit(url)
     hostname = parts.hostname or ""
     host_header = f"[{hostname}]" if ":" in hostname else hostname
     if parts.port:
         host_header += f":{parts.port}"
-    with requests.Session() as session:
-        session.mount(f"{parts.scheme}://", _PinnedAdapter(address, hostname))
-        return session.post(
-            url,
-            data=data,
-            headers={**headers, "Host": host_header},
-            timeout=timeout,
-            allow_redirects=False,
-            # No proxy from the environment (it would resolve the name itself); REQUESTS_CA_BUNDLE still counts.
-            proxies={"http": None, "https": None, "all": None},  # type: ignore[dict-item]
-        )
+    with requests.Session() as session, _Deadline(timeout) as deadline:
+        session.mount(f"{parts.scheme}://", _PinnedAdapter(address, hostname, deadline))
+        try:
+            response = session.post(
+                url,
+                data=data,
+                headers={**headers, "Host": host_header},
+                timeout=timeout,
+                allow_redirects=False,
+                stream=True,
+                # No proxy from the environment (it would resolve the name itself); REQUESTS_CA_BUNDLE still counts.
+                proxies={"http": None, "https": None, "all": None},  # type: ignore[dict-item]
+            )
+        except requests.RequestException as exc:
+            if deadline.expired:
+                raise requests.Timeout(f"The receiver did not answer within {timeout:g} s.") from exc
+            raise
+        response.close()
+        return response

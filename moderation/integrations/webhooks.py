@@ -35,6 +35,7 @@ from moderation.integrations.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from moderation.integrations.selectors import external_id_for_recipient
 from moderation.integrations.signing import HEADER as SIGNATURE_HEADER
 from moderation.integrations.signing import signature_header
 from moderation.integrations.targets import WebhookTargetRefused, pinned_post, webhook_target_addresses
@@ -160,7 +161,9 @@ def outbox_dispatch(*, event_id: str | None = None, limit: int = 200) -> list[in
         events = list(qs)
         if not events:
             return []
-        endpoints = [e for e in WebhookEndpoint.objects.filter(is_active=True) if e.event_types]
+        # An integration switched off (its token refused) hears nothing more either.
+        active = WebhookEndpoint.objects.filter(is_active=True, integration__is_active=True)
+        endpoints = [e for e in active if e.event_types]
         video_ids = {e.video_id for e in events if e.video_id is not None}
         owners: set[tuple[int, int]] = set(
             IntegrationVideo.objects.filter(video_id__in=video_ids).values_list("integration_id", "video_id")
@@ -204,7 +207,7 @@ def webhooks_sweep(*, grace_seconds: float | None = None) -> dict[str, int]:
     now = timezone.now()
     overdue = now - timedelta(seconds=grace)
     due = list(
-        WebhookDelivery.objects.filter(endpoint__is_active=True)
+        WebhookDelivery.objects.filter(endpoint__is_active=True, endpoint__integration__is_active=True)
         .filter(
             Q(
                 status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING],
@@ -221,9 +224,18 @@ def webhooks_sweep(*, grace_seconds: float | None = None) -> dict[str, int]:
 # --- delivery -------------------------------------------------------------------------------------
 
 
-def event_body(event: OutboxEvent) -> bytes:
-    """The JSON body of an event: the same bytes on every attempt."""
-    envelope = {"id": str(event.pk), "type": event.type, "created_at": event.created_at, "data": event.payload}
+def event_body(event: OutboxEvent, *, integration_id: int) -> bytes:
+    """The JSON body of an event for an endpoint of ``integration_id``: the same bytes on every attempt.
+    A video event names the video by the recipient's own external id, never another platform's, and no
+    event names the workbench user who did it."""
+    data = dict(event.payload)
+    # Who reviewed stays inside: a platform is never told a moderator's user name (their safety).
+    data.pop("by", None)
+    if event.video_id is not None and "external_id" in data:
+        data["external_id"] = external_id_for_recipient(
+            integration_id=integration_id, video_id=event.video_id, shared=data["external_id"]
+        )
+    envelope = {"id": str(event.pk), "type": event.type, "created_at": event.created_at, "data": data}
     return json.dumps(envelope, cls=DjangoJSONEncoder, sort_keys=True, separators=(",", ":")).encode()
 
 
@@ -243,7 +255,7 @@ def webhook_delivery_send(*, delivery_id: int) -> str:
     with transaction.atomic():
         delivery = (
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("endpoint", "event")
+            .select_related("endpoint__integration", "event")
             .filter(pk=delivery_id)
             .first()
         )
@@ -259,7 +271,7 @@ def webhook_delivery_send(*, delivery_id: int) -> str:
             return "in-flight"
         if delivery.next_attempt_at and delivery.next_attempt_at > now + timedelta(seconds=1):
             return "not-due"
-        if not delivery.endpoint.is_active:
+        if not delivery.endpoint.is_active or not delivery.endpoint.integration.is_active:
             return "endpoint-disabled"
         delivery.status = WebhookDelivery.Status.SENDING
         delivery.attempts += 1
@@ -268,7 +280,7 @@ def webhook_delivery_send(*, delivery_id: int) -> str:
         delivery.save(update_fields=["status", "attempts", "lease_expires_at", "updated_at"])
     endpoint, event, attempt = delivery.endpoint, delivery.event, delivery.attempts
 
-    body = event_body(event)
+    body = event_body(event, integration_id=endpoint.integration_id)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "workbench-webhooks/1",

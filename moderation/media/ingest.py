@@ -83,13 +83,15 @@ def video_ingest(
     source: str = Video.Source.UPLOAD,
     comments: list[str] | None = None,
     cover: Path | None = None,
+    refuse_new: str = "",
 ) -> Video:
     """Store a video file (a local ``path`` or an ``upload``) and queue it for processing.
 
     The bytes are streamed to media storage, never held in memory, and hashed on the way; the same
     bytes ingested again return the existing Video (nothing is queued twice). Raises ModerationError
     for a missing source, an empty upload, a file over WORKBENCH_UPLOAD_MAX_BYTES, or an external id
-    that already names other bytes. An empty file on the server (folder or manifest ingest) is kept:
+    that already names other bytes; with ``refuse_new``, for bytes not stored yet (that message: the
+    caller knows the video they would have to be, e.g. the one a platform's external id names). An empty file on the server (folder or manifest ingest) is kept:
     processing fails it with a readable reason, so the batch's record shows it.
     """
     if (path is None) == (upload is None):
@@ -121,6 +123,8 @@ def video_ingest(
             if existing is not None:
                 tmp.unlink(missing_ok=True)
                 return existing
+            if refuse_new:
+                raise ModerationError(refuse_new)
             if external_id and Video.objects.filter(external_id=external_id).exists():
                 raise ModerationError(f"External id {external_id!r} already belongs to a different video file.")
 

@@ -136,11 +136,14 @@ def policy_version_create_draft(
     notes: str = "",
     safe_label: str | None = None,
     output_format: str | None = None,
+    refuse_unchanged: bool = False,
 ) -> PolicyVersion:
     """Save an edit as a new draft version numbered after the newest one.
 
     When the newest version is already a draft with exactly this content (taxonomy, settings and
-    notes), that draft is returned instead: a form sent twice makes one draft.
+    notes), that draft is returned instead: a form sent twice makes one draft. With ``refuse_unchanged``
+    (the editor's Save), an edit whose taxonomy and settings are those of the active version is refused:
+    it would publish as a copy.
 
     ``safe_label`` and ``output_format`` default to those of the active (else newest) version.
     Raises :class:`PolicyValidationError` listing every problem when the taxonomy is invalid.
@@ -158,6 +161,17 @@ def policy_version_create_draft(
         raise PolicyValidationError(errors)
     taxonomy = taxonomy_normalise(taxonomy)
     notes = notes.strip()
+    active = policy.versions.filter(is_active=True).first()
+    same = active is not None and (active.taxonomy, active.safe_label, active.output_format) == (
+        taxonomy,
+        safe_label,
+        output_format,
+    )
+    if refuse_unchanged and active is not None and same:
+        # Saved without a change: publishing such a draft would change nothing but the version number.
+        raise PolicyValidationError(
+            [f"Nothing changed from the active version v{active.number}: no draft saved. Change a tag first."]
+        )
     newest = policy.versions.order_by("-number").first()
     if (
         newest is not None

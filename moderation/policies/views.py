@@ -125,7 +125,7 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if not errors:
             try:
                 version = services.policy_version_create_draft(
-                    policy=policy, taxonomy=taxonomy, by=request.user, notes=notes
+                    policy=policy, taxonomy=taxonomy, by=request.user, notes=notes, refuse_unchanged=True
                 )
             except services.PolicyValidationError as exc:
                 errors = exc.errors

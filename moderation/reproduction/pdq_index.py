@@ -100,11 +100,33 @@ def _read_rows(after_id: int) -> np.ndarray:
     return _parse(bytes(buffer))
 
 
-def _catch_up(state: _Copy) -> None:
+@dataclass(frozen=True)
+class TableMark:
+    """The ``FrameHash`` table as a search's catch-up needs it: its largest id and its relation file (``MARK_SQL``,
+    or its columns in another statement: ``selectors.hash_queries_marked`` reads them with a video's hashes)."""
+
+    newest: int
+    filenode: int
+
+
+# Two columns: the largest id (0 for an empty table) and the relation file.
+MARK_SQL = f"SELECT COALESCE(MAX(id), 0), pg_relation_filenode('{TABLE}'::regclass) FROM {TABLE}"
+
+
+def table_mark() -> TableMark:
     with connection.cursor() as cur:
-        cur.execute(f"SELECT COALESCE(MAX(id), 0), pg_relation_filenode(%s::regclass) FROM {TABLE}", [TABLE])
+        cur.execute(MARK_SQL)
         newest, filenode = cur.fetchone()
-    newest, filenode = int(newest), int(filenode or 0)
+    return TableMark(int(newest), int(filenode or 0))
+
+
+def _catch_up(state: _Copy, mark: TableMark | None = None) -> None:
+    """Read the rows added since the copy's last read. ``mark``: the table as the caller read it, before this
+    process's lock; one that says the table shrank or changed files is read again here, since another thread may
+    have caught up past it in between (only a mark read under the lock may reset the copy)."""
+    if mark is None or mark.newest < state.last_id or mark.filenode != state.filenode:
+        mark = table_mark()
+    newest, filenode = mark.newest, mark.filenode
     if newest < state.last_id or filenode != state.filenode:  # emptied, truncated or restored: start over
         _reset(state)
         state.filenode = filenode
@@ -180,14 +202,17 @@ class RawHit:
     distance: int
 
 
-def search(hex_hashes: Sequence[str], *, threshold: int, exclude_video_id: int | None = None) -> list[RawHit]:
-    """Rows within ``threshold`` bits of each hash, from this process's copy after catching up (not yet confirmed)."""
+def search(
+    hex_hashes: Sequence[str], *, threshold: int, exclude_video_id: int | None = None, mark: TableMark | None = None
+) -> list[RawHit]:
+    """Rows within ``threshold`` bits of each hash, from this process's copy after catching up (not yet confirmed).
+    ``mark``: the table's ``TableMark`` read by the caller (saves the catch-up's own query: one round trip)."""
     if not hex_hashes:
         return []
     codes = hamming.hex_codes(list(hex_hashes))
     state = _copy_for_connection()
     with state.lock:
-        _catch_up(state)
+        _catch_up(state, mark)
         found = state.index.search(codes, threshold, exclude_video_id=exclude_video_id)
     return [
         RawHit(int(i), int(q), int(d))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
@@ -16,6 +16,9 @@ from django.utils import timezone
 from moderation.media.models import Video
 from moderation.reproduction import matching, side_connection
 from moderation.reproduction.models import ClusterMembership, ReproCandidate
+
+if TYPE_CHECKING:
+    from moderation.reproduction.pdq_index import TableMark
 
 logger = logging.getLogger(__name__)
 
@@ -34,20 +37,23 @@ class HashHit:
 
 def hash_hits(
     *, queries: Sequence[tuple[float, str, bool]], exclude_video_id: int | None = None,
-    threshold: int = matching.DEFAULT_THRESHOLD, limit: int = 5000,
+    threshold: int = matching.DEFAULT_THRESHOLD, limit: int = 5000, mark: TableMark | None = None,
 ) -> list[HashHit]:  # fmt: skip
     """Indexed seconds within ``threshold`` bits of any query ``(t, hex hash, mirrored)``, closest first.
 
     Exact (nothing within ``threshold`` is missed; see ``hamming``): this process's copy of the index
     catches up with PostgreSQL and finds the rows, and one primary-key query confirms them — the row
-    still exists (a re-indexed video's old rows do not) and its video is ready.
+    still exists (a re-indexed video's old rows do not) and its video is ready. ``mark``: the table's mark
+    from ``hash_queries_marked`` (else the catch-up reads it).
     """
     from moderation.reproduction import pdq_index
 
     queries = [q for q in queries if q[1]]
     if not queries:
         return []
-    raw = pdq_index.search([h for _t, h, _m in queries], threshold=threshold, exclude_video_id=exclude_video_id)
+    raw = pdq_index.search(
+        [h for _t, h, _m in queries], threshold=threshold, exclude_video_id=exclude_video_id, mark=mark
+    )
     return confirm_hash_hits(queries=queries, raw=raw, limit=limit)
 
 
@@ -273,19 +279,31 @@ def _warn_without_keyframe_index(channel: str) -> None:
 def hash_queries_of(video_id: int) -> list[tuple[float, str, bool]]:
     """A video's indexed seconds as PDQ look-ups ``(t, hex hash, mirrored)``: each usable second's hash and, where
     it has one, its flipped frame's (near-flat seconds, below ``matching.MIN_QUALITY``, are never looked up)."""
+    return hash_queries_marked(video_id)[0]
+
+
+def hash_queries_marked(video_id: int) -> tuple[list[tuple[float, str, bool]], TableMark]:
+    """``hash_queries_of`` and, from the same statement, the ``FrameHash`` table's ``pdq_index.TableMark`` (its
+    largest id and relation file), which ``hash_hits(mark=...)`` hands to the PDQ copy's catch-up: one round trip
+    for both, where they were two (bench/RESULTS.md, issue 20)."""
+    from moderation.reproduction import pdq_index
+
     with connection.cursor() as cur:
+        # The mark's one row, joined to the video's hashes (none: one row of NULLs).
         cur.execute(
-            "SELECT t, hash::text, hash_mirror::text FROM moderation_framehash"
-            " WHERE video_id = %s AND quality >= %s ORDER BY t, id",
+            f"SELECT f.t, f.hash::text, f.hash_mirror::text, m.* FROM ({pdq_index.MARK_SQL}) m"
+            " LEFT JOIN moderation_framehash f ON f.video_id = %s AND f.quality >= %s ORDER BY f.t, f.id",
             [int(video_id), matching.MIN_QUALITY],
         )
         rows = cur.fetchall()
     queries = []
-    for t, bits, mirror_bits in rows:
+    for t, bits, mirror_bits, _newest, _filenode in rows:
+        if bits is None:
+            continue
         queries.append((float(t), f"{int(bits, 2):064x}", False))
         if mirror_bits:
             queries.append((float(t), f"{int(mirror_bits, 2):064x}", True))
-    return queries
+    return queries, pdq_index.TableMark(int(rows[0][3]), int(rows[0][4] or 0))
 
 
 # --- the pair queue -----------------------------------------------------------------------------------

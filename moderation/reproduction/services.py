@@ -238,8 +238,8 @@ def candidates_retrieve(
         video_id=video_id, frame_queries=FRAME_QUERIES, k_frames=FRAME_K, k_text=top_k, k_videos=VIDEO_K
     )
     try:
-        queries = selectors.hash_queries_of(video_id)
-        hits = selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold)
+        queries, mark = selectors.hash_queries_marked(video_id)  # the catch-up's mark in the same round trip
+        hits = selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold, mark=mark)
     except BaseException:
         pending.discard()
         raise

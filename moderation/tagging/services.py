@@ -106,8 +106,15 @@ def _index_fields(name: str, aliases: list[str]) -> dict[str, Any]:
     }
 
 
+def _too_many_aliases(count: int) -> str | None:
+    if count > tagtext.MAX_TAG_ALIASES:
+        return f"{count:,} aliases; a tag has at most {tagtext.MAX_TAG_ALIASES}"
+    return None
+
+
 def _parse_aliases(raw: str) -> tuple[list[str], str | None]:
-    aliases: list[str] = []
+    """The aliases of ``name<TAB>alias, alias`` (``|`` also separates), or why they cannot be."""
+    aliases: dict[str, None] = {}  # insertion-ordered set: the duplicate check stays linear
     for part in raw.replace("|", ",").split(","):
         alias = part.strip()
         if not alias:
@@ -115,9 +122,8 @@ def _parse_aliases(raw: str) -> tuple[list[str], str | None]:
         problem = tagtext.tag_name_problem(alias)
         if problem:
             return [], f"alias “{alias[:40]}”: {problem}"
-        if alias not in aliases:
-            aliases.append(alias)
-    return aliases, None
+        aliases[alias] = None
+    return list(aliases), _too_many_aliases(len(aliases))
 
 
 @transaction.atomic
@@ -147,8 +153,13 @@ def tags_import(
             report.errors.append(f"line {number}: {alias_problem}")
             continue
         if name in parsed:
+            merged = list(dict.fromkeys([*parsed[name], *aliases]))
+            too_many = _too_many_aliases(len(merged))
+            if too_many:
+                report.errors.append(f"line {number}: “{name}” with line {first_line[name]}'s aliases: {too_many}")
+                continue
             report.notes.append(f"line {number}: “{name}” repeats line {first_line[name]}; kept as one tag")
-            parsed[name] += [a for a in aliases if a not in parsed[name]]
+            parsed[name] = merged
             continue
         parsed[name] = aliases
         first_line[name] = number
@@ -165,9 +176,14 @@ def tags_import(
                 Tag(name=name, aliases=aliases, source=source, created_version=version, **_index_fields(name, aliases))
             )
             continue
-        added = [a for a in aliases if a not in tag.aliases]
+        have = set(tag.aliases)
+        added = [a for a in aliases if a not in have]
         if not added:
             report.unchanged += 1
+            continue
+        too_many = _too_many_aliases(len(tag.aliases) + len(added))
+        if too_many:
+            report.errors.append(f"line {first_line[name]}: “{name}” with the aliases it has: {too_many}")
             continue
         tag.aliases = [*tag.aliases, *added]
         for key, value in _index_fields(tag.name, tag.aliases).items():
@@ -383,8 +399,8 @@ def tag_update(
         locked.name = name
     if aliases is not None:
         clean, problem = _parse_aliases(",".join(aliases))
-        if problem:
-            raise ModerationError(f"Alias {problem}.")
+        if problem:  # "alias “…”: …" (or "N aliases; …"): said once, capitalised ("Alias alias “…”" before)
+            raise ModerationError(f"{problem[:1].upper()}{problem[1:]}.")
         locked.aliases = clean
     if parent is not False:
         assert parent is None or isinstance(parent, Tag)

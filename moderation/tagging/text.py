@@ -9,6 +9,9 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
 MAX_TAG_CHARS = 100
+# A tag's aliases: a few spellings and synonyms. Unbounded, one 50 MB import line held millions of them (the
+# duplicate check was quadratic: the import ran for days on the default queue's worker).
+MAX_TAG_ALIASES = 100
 _ASCII_WORD = re.compile(r"[0-9A-Za-z]")
 
 

@@ -44,10 +44,11 @@ def test_export_then_import_annotations_as_reviews_and_corrections(label_studio,
     client = labelstudio_client(url=label_studio, api_key=TOKEN)
 
     # Exported with the command an operator would run.
+    importer = make_user("admin")
     out = io.StringIO()
     call_command(
         "labelstudio", "export", "--queue", "ls-export", "--url", label_studio, "--token", TOKEN,
-        "--base-url", "http://workbench.test", stdout=out,
+        "--base-url", "http://workbench.test", "--as", importer.username, stdout=out,
     )  # fmt: skip
     match = re.search(r"Exported (\d+) items to Label Studio project (\d+)", out.getvalue())
     assert match, out.getvalue()
@@ -69,7 +70,6 @@ def test_export_then_import_annotations_as_reviews_and_corrections(label_studio,
     edited = cot_as_text(disagree.cot).replace("analysis text", "The speaker steers buyers to WeChat.")
     client.annotations.create(id=exported.id, result=prediction_like(disagree, "引导私下交易", edited))
 
-    importer = make_user("admin")
     first = labelstudio_import_project(client=client, ls_url=label_studio, project_id=project_id, by=importer)
     assert first.imported == 2, first.outcomes
     assert Review.objects.get(decision=agree).verdict == Review.Verdict.APPROVE

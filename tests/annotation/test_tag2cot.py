@@ -84,6 +84,29 @@ def test_queue_button_and_list(policy_version, client_as):
     assert client_as("moderator").post(reverse("annotation:tag2cot_queue")).status_code == 403
 
 
+def test_the_list_offers_write_only_for_a_task_one_may_write(policy_version, make_user):
+    """A task another labeler holds was listed with "Write", which opened a page saying to pick another task."""
+    from annotation.services import tag2cot_claim
+
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    task = Tag2CotTask.objects.create(
+        video=decision.video, decision=decision, policy_version=policy_version, target_label="引导私下交易"
+    )
+    alice, bob = make_user("labeler"), make_user("labeler")
+    tag2cot_claim(task=task, user=alice)
+    link = f'href="{reverse("annotation:tag2cot_write", args=[task.pk])}">'
+
+    def listed_for(user):  # type: ignore[no-untyped-def]
+        client = Client()
+        client.force_login(user)
+        return client.get(reverse("annotation:tag2cot_list")).content.decode()
+
+    assert f"{link}Continue</a>" in listed_for(alice)
+    assert f"{link}View</a>" in listed_for(bob) and f"{alice} (writing)" in listed_for(bob)
+    Tag2CotTask.objects.filter(pk=task.pk).update(assigned_to=None, lease_expires_at=None)
+    assert f"{link}Write</a>" in listed_for(bob)
+
+
 def test_vlm_serving_queues_a_model_assisted_draft_on_the_infer_queue(
     policy_version, django_capture_on_commit_callbacks
 ):

@@ -87,6 +87,9 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
     TagProposalSighting.objects.create(proposal=proposal, video=video, phrase="露营装备", model_name="tiny-vlm")
     admin = make_user("admin")
     long_title = VideoFactory(file="", title="标题" + "很长的标题" * 80)
+    from training.models import PreferenceDataset
+
+    PreferenceDataset.objects.create(name="x" * 200, kind="sft", created_by=admin)
 
     anonymous = _violations(page.goto("/login/") and page)
     _login(page, admin.username)
@@ -126,6 +129,20 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
     cell = page.locator(f"a.cell-title[href='{reverse('moderation:video_detail', args=[long_title.pk])}']")
     box = cell.bounding_box()
     assert box is not None and box["height"] < 4 * 14 * 1.45 and cell.get_attribute("title") == long_title.title
+    # A 200-character dataset name no longer squeezes its row's other cells ("By" read "adm / in").
+    page.goto(screens["training"])
+    lines = page.locator("td", has_text=admin.username).first.evaluate(
+        "td => { const r = document.createRange(); r.selectNodeContents(td); return r.getClientRects().length; }"
+    )
+    assert lines == 1, lines
+    # A Tag2CoT task not taken yet: its stages are read-only and look it (they were white boxes that ignored typing).
+    page.goto(screens["tag2cot"])
+    looks = page.eval_on_selector("textarea[readonly]", "t => getComputedStyle(t).backgroundColor")
+    writable = page.evaluate(
+        """() => { const t = document.createElement("textarea"); document.querySelector("main").append(t);
+                   const colour = getComputedStyle(t).backgroundColor; t.remove(); return colour; }"""
+    )
+    assert looks != writable, looks
 
 
 @pytest.mark.django_db(transaction=True)

@@ -106,6 +106,38 @@ def test_a_webhook_address_too_long_or_carrying_a_password_is_refused_beside_its
     assert not WebhookEndpoint.objects.exists()
 
 
+# A too-long alias typed on the vocabulary screen read "Alias alias “aaa…”: 10,000 characters; …".
+def test_a_refused_alias_is_named_once(client_as):
+    tags_import(lines=["汤"])
+    soup = Tag.objects.get(name="汤")
+    editor = client_as("policy_editor")
+
+    page = editor.post(
+        reverse("moderation:tag_edit", args=[soup.pk]), {"name": "汤", "aliases": "a" * 150}, follow=True
+    ).content.decode()
+
+    assert "Alias “aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa”: 150 characters; a tag name has at most 100." in page
+    assert "Alias alias" not in page
+
+
+# An endpoint saved before such addresses were refused still showed its password on both screens.
+def test_an_older_webhook_address_with_a_password_is_shown_masked(client_as):
+    from moderation.integrations.models import WebhookEndpoint
+    from moderation.integrations.services import integration_create
+
+    integration, _token = integration_create(name="shop-app", rate_limit="")
+    endpoint = WebhookEndpoint.objects.create(
+        integration=integration, url="https://hook:s3cret-pw@example.com:8443/h?x=1", secret="k", event_types=["x"]
+    )
+    admin = client_as("admin")
+
+    for page in (reverse("moderation:integration_list"), reverse("moderation:webhook_endpoint", args=[endpoint.pk])):
+        html = admin.get(page).content.decode()
+        assert "s3cret-pw" not in html, page
+        assert "https://hook:•••@example.com:8443/h?x=1" in html, page
+    assert endpoint.url.startswith("https://hook:s3cret-pw@")  # still delivered to as it was saved
+
+
 # Curation: "Make alias" with the "alias of" field emptied made the phrase an alias of its nearest tag
 # without a word, and "Add tag" with a blank name said "Tag name: blank line." (an import's wording).
 def test_an_emptied_curation_field_is_refused_not_replaced_by_a_default(client_as):

@@ -70,6 +70,8 @@ def test_reviews_to_promoted_adapter(training_dirs, policy_version, make_user, s
         assert job.model_version.adapter_path == str(Path(job.output_dir) / "adapter")
         assert job.model_version.metrics["kind"] == job.kind
     assert all("reward" in h for h in grpo_job.history)
+    # The spread is recorded: equal rewards within every group (not only all 0) mean nothing was learned.
+    assert all("frac_reward_zero_std" in h for h in grpo_job.history)
     assert [h["step"] for h in sft_job.history] == [1, 2]
 
     # The evidence baseline serves; the DPO adapter (2 steps on a random model) writes no parseable CoT.

@@ -281,3 +281,42 @@ def test_a_grpo_job_whose_every_reward_was_0_says_it_learned_nothing_and_is_not_
     assert listing.count("Every reward was 0: the policy got no learning signal") >= 1
     check = promotion_check(candidate=job.model_version)
     assert not check.allowed and "learned nothing" in check.reasons[0]
+
+
+def test_a_grpo_job_whose_groups_all_scored_equal_non_zero_rewards_learned_nothing(client_as, job):
+    """Equal rewards within every group give every completion advantage 0, whatever the reward's value."""
+    from training.release import promotion_check
+    from training.services import training_job_succeed
+
+    job.kind, job.status = TrainingJob.Kind.GRPO, TrainingJob.Status.RUNNING
+    job.history = [
+        {"step": 1, "loss": 0.0, "reward": 0.5, "reward_std": 0.25, "frac_reward_zero_std": 1.0},
+        {"step": 2, "loss": 0.0, "reward": 1.0, "reward_std": 0.0, "frac_reward_zero_std": 1.0},
+    ]
+    job.save()
+    flat_batch = TrainingJob.objects.create(  # a history from before the share was recorded: the batch's spread
+        dataset=job.dataset, kind="grpo", status="running", history=[{"step": 1, "reward": 0.5, "reward_std": 0.0}]
+    )
+    learned = TrainingJob.objects.create(  # one group of one step told completions apart: a signal
+        dataset=job.dataset,
+        kind="grpo",
+        status="running",
+        history=[
+            {"step": 1, "reward": 0.5, "reward_std": 0.0, "frac_reward_zero_std": 1.0},
+            {"step": 2, "reward": 0.75, "reward_std": 0.2, "frac_reward_zero_std": 0.5},
+        ],
+    )
+    for row in (job, flat_batch, learned):
+        training_job_succeed(job_id=row.pk, adapter_path=f"adapters/grpo-{row.pk}", metrics={"final_reward": 0.5})
+        row.refresh_from_db()
+    assert job.model_version.metrics["no_learning_signal"] is True
+    assert flat_batch.model_version.metrics["no_learning_signal"] is True
+    assert "no_learning_signal" not in learned.model_version.metrics
+
+    page = client_as("admin").get(reverse("training:job_detail", args=[job.pk])).content.decode()
+    assert (
+        "Nothing was learned" in page and "got the same reward as the others of that prompt (mean reward 0.75)" in page
+    )
+    assert "Every reward was 0" not in page
+    check = promotion_check(candidate=job.model_version)
+    assert not check.allowed and "learned nothing" in check.reasons[0]

@@ -307,6 +307,10 @@ def progress_callback(job_id: int) -> Any:
                 point["loss"] = round(float(loss), 6)
             if reward is not None:
                 point["reward"] = round(float(reward), 6)
+                # The spread is what GRPO learns from (services.grpo_no_learning_signal reads it).
+                for key in ("reward_std", "frac_reward_zero_std"):
+                    if logs.get(key) is not None:
+                        point[key] = round(float(logs[key]), 6)
             self._points.append(point)
             self._lines.append(f"step {state.global_step}: {shown}")
 

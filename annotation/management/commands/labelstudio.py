@@ -1,7 +1,12 @@
 """`manage.py labelstudio export|import`: Label Studio interop from the command line.
 
-    manage.py labelstudio export --queue default --url http://ls:8080 --token TOKEN --base-url https://workbench
+    manage.py labelstudio export --queue default --as labeler-name --url http://ls:8080 --token TOKEN --base-url https://workbench
     manage.py labelstudio import --project 12 --url http://ls:8080 --token TOKEN --as labeler-name
+
+Every action runs as a workbench user (``--as``) and is held to what that user may do on the screens: an
+export holds a queue only if they may see it (``labelstudio_export_queues``, the export screen's rule) and
+needs the labeler role; an import records reviews only in queues they may work and corrections only from a
+labeler.
 
 The token is a Label Studio (legacy) API token; LABEL_STUDIO_URL / LABEL_STUDIO_TOKEN work too.
 """
@@ -23,6 +28,7 @@ from annotation.labelstudio import (
     labelstudio_import_project,
     labelstudio_tag_videos,
 )
+from workbench.roles import Perm
 
 
 class Command(BaseCommand):
@@ -36,11 +42,22 @@ class Command(BaseCommand):
         parser.add_argument("--base-url", default="http://127.0.0.1:8000", help="export: where LS fetches media")
         parser.add_argument("--title", default="")
         parser.add_argument("--project", type=int, help="import: the Label Studio project id")
-        parser.add_argument("--as", dest="username", help="import: the workbench user the reviews are recorded as")
+        parser.add_argument(
+            "--as",
+            dest="username",
+            help="the workbench user this runs as (exports: what they may see; import: reviews by)",
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         if not opts["url"] or not opts["token"]:
             raise CommandError("Give --url and --token (or LABEL_STUDIO_URL and LABEL_STUDIO_TOKEN).")
+        if not opts["username"]:
+            raise CommandError(f"{opts['action']} needs --as USERNAME: the workbench user it runs as.")
+        user = User.objects.filter(username=opts["username"], is_active=True).first()
+        if user is None:
+            raise CommandError(f"No active workbench user named {opts['username']!r}.")
+        if opts["action"] == "export-tags" and not user.has_perm(Perm.CORRECT_COT):
+            raise CommandError(f"{user.username} may not export: the export needs the labeler role.")
         client = labelstudio_client(url=opts["url"], api_key=opts["token"])
         try:
             if opts["action"] == "export-tags":
@@ -53,15 +70,12 @@ class Command(BaseCommand):
                 return
             if opts["action"] == "export":
                 project_id, count = labelstudio_export_queue(
-                    client=client, queue=opts["queue"], base_url=opts["base_url"], title=opts["title"]
+                    client=client, queue=opts["queue"], by=user, base_url=opts["base_url"], title=opts["title"]
                 )
                 self.stdout.write(f"Exported {count} items to Label Studio project {project_id}.")
                 return
-            if not opts["project"] or not opts["username"]:
+            if not opts["project"]:
                 raise CommandError("import needs --project and --as USERNAME.")
-            user = User.objects.filter(username=opts["username"]).first()
-            if user is None:
-                raise CommandError(f"No workbench user named {opts['username']!r}.")
             result = labelstudio_import_project(client=client, ls_url=opts["url"], project_id=opts["project"], by=user)
         except (AnnotationError, ConnectionError) as exc:
             raise CommandError(str(exc)) from exc

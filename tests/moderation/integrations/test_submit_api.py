@@ -33,7 +33,11 @@ def test_retried_submit_returns_the_first_result_and_a_reused_key_for_another_re
     assert again.status_code == 201 and again.json() == first.json()
     assert again["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first
     video = Video.objects.get()
-    assert video.external_id == "p-1" and video.title == "Cat video" and video.comments == ["nice", "lol"]
+    assert (
+        IntegrationVideo.objects.get(video=video).external_id == "p-1"
+        and video.title == "Cat video"
+        and video.comments == ["nice", "lol"]
+    )
 
     changed = _submit(platform, key="k-1", title="Another title")
     assert changed.status_code == 422 and "different request" in changed.json()["detail"]
@@ -80,7 +84,7 @@ def test_submit_by_server_path_is_confined_to_the_import_roots(platform, tmp_pat
 
     ok = platform.post("/api/videos/", {"path": str(root / "a.mp4"), "external_id": "srv-1"}, format="json")
     assert ok.status_code == 201, ok.content
-    assert Video.objects.get().external_id == "srv-1"
+    assert IntegrationVideo.objects.get().external_id == "srv-1"
     for bad in (str(outside), str(root / ".." / "secret.mp4")):
         resp = platform.post("/api/videos/", {"path": bad}, format="json")
         assert resp.status_code == 400 and "outside the import folders" in resp.json()["detail"]
@@ -127,8 +131,8 @@ def test_decisions_and_labels_pull_sync_with_since_and_a_cursor(platform, other_
     now = timezone.now()
     mine = []
     for i in range(3):
-        video = VideoFactory(external_id=f"mine-{i}")
-        IntegrationVideo.objects.create(integration=platform.integration, video=video)
+        video = VideoFactory()
+        IntegrationVideo.objects.create(integration=platform.integration, video=video, external_id=f"mine-{i}")
         mine.append(DecisionFactory(video=video, policy_version=policy_version))
         ItemLabel.objects.create(video=video, label="正向", source=ItemLabel.Source.REVIEW)
     DecisionFactory(policy_version=policy_version)  # someone else's video

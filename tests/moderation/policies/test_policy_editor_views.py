@@ -72,6 +72,23 @@ def test_structured_edit_saves_a_new_draft_with_keywords_criteria_and_a_new_tag(
     assert "signal" not in policy_version.taxonomy[2]["tags"][1]["keywords"]
 
 
+def test_saving_the_editor_without_a_change_saves_no_draft(policy_version, client_as):
+    """Save pressed on the untouched editor made a draft identical to the active version ("Saved as draft
+    v5; preview its impact, then publish it"): a copy to publish, changing nothing but the number."""
+    client = client_as("policy_editor")
+    url = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+
+    resp = client.post(url, _structured_post(policy_version.taxonomy, notes="just looking"))
+
+    assert resp.status_code == 400
+    assert f"Nothing changed from the active version v{policy_version.number}: no draft saved." in resp.content.decode()
+    assert PolicyVersion.objects.count() == 1
+    as_json = {"mode": "json", "taxonomy_json": json.dumps(policy_version.taxonomy), "notes": ""}
+    again = client.post(url, as_json)
+    assert again.status_code == 400 and "Nothing changed" in again.content.decode()
+    assert PolicyVersion.objects.count() == 1
+
+
 def test_invalid_edits_show_every_error_inline_and_save_nothing(policy_version, client_as):
     client = client_as("admin")
     url = reverse("moderation:policy_edit", args=[policy_version.policy.pk])

@@ -61,3 +61,33 @@ def test_policy_editor_chooses_the_model_for_a_policy_and_others_cannot(client_a
     policy.refresh_from_db()
     assert policy.serving_model is None
     assert client_as("admin").post(url, {"model_version": "999999"}).status_code == 302
+
+
+def test_the_policy_pages_model_choice_names_the_global_model_and_says_who_can_evaluate(client_as, policy_version):
+    """An editor saw "the globally serving model" without its name; choosing that very model read "Promotion
+    refused: … is already serving"; a refusal for a missing evaluation told them to evaluate, which they cannot."""
+    from moderation.inference.services import model_version_register, model_version_serving
+    from training.models import EvaluationRun
+
+    policy, serving = policy_version.policy, model_version_serving()
+    model_version_register(name="grpo-flat", backend="transformers", metrics={"no_learning_signal": True})
+    candidate = model_version_register(name="candidate", backend="evidence_baseline")
+    EvaluationRun.objects.create(
+        model_version=candidate, policy_version=policy_version, eval_set_key=f"gold:policy_version={policy_version.pk}",
+        status="succeeded", metrics={"binary_accuracy": 0.9},
+    )  # fmt: skip
+    editor, url = client_as("policy_editor"), reverse("training:policy_model_choose", args=[policy.pk])
+
+    page = editor.get(reverse("moderation:policy_detail", args=[policy.pk])).content.decode()
+    assert f"the globally serving model, {serving.name}</strong>" in page
+    assert f'<option value="">the globally serving model ({serving.name})</option>' in page
+    assert f"{serving.name} · Evidence/rule baseline (not a VLM) · serving globally</option>" in page
+    assert "grpo-flat · transformers · learned nothing</option>" in page
+
+    same = editor.post(url, {"model_version": serving.pk}, follow=True).content.decode()
+    assert f"{serving.name} already makes new decisions under {policy.name} as the globally serving model." in same
+    missing = editor.post(url, {"model_version": candidate.pk}, follow=True).content.decode()
+    assert "has no evaluation on the same set" in missing
+    assert "Evaluations are started by an admin on Training → Model versions." in missing
+    by_admin = client_as("admin").post(url, {"model_version": candidate.pk}, follow=True).content.decode()
+    assert "has no evaluation on the same set" in by_admin and "started by an admin" not in by_admin

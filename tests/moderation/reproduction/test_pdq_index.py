@@ -221,6 +221,25 @@ def test_a_videos_look_ups_are_its_usable_seconds_in_order_each_with_its_flipped
 
 
 @pytest.mark.django_db
+def test_a_videos_look_ups_come_with_the_tables_mark_and_a_mark_older_than_the_copy_never_reloads_it() -> None:
+    first, second = _random_hash(), _random_hash()
+    a = _indexed([first, second])
+    queries, mark = selectors.hash_queries_marked(a.pk)
+    assert queries == selectors.hash_queries_of(a.pk) == [(0.0, first, False), (1.0, second, False)]
+    assert mark == pdq_index.table_mark() and mark.newest == max(FrameHash.objects.values_list("pk", flat=True))
+    assert selectors.hash_queries_marked(VideoFactory().pk) == ([], mark)  # no hashes: no look-ups, still the mark
+
+    assert {h.video_id for h in selectors.hash_hits(queries=queries[:1], mark=mark)} == {a.pk}
+    state = pdq_index._copy_for_connection()
+    copy, loads = state.index, pdq_index.copy_stats()["load_rows"]
+    # A mark read before another thread's catch-up went past it looks like an emptied table: read again, no reload.
+    b = _indexed([_flip(first, [1, 2, 3])])
+    older = pdq_index.TableMark(newest=mark.newest - 1, filenode=mark.filenode)
+    assert {h.video_id for h in selectors.hash_hits(queries=queries[:1], mark=older)} == {a.pk, b.pk}
+    assert state.index is copy and pdq_index.copy_stats()["load_rows"] == loads
+
+
+@pytest.mark.django_db
 def test_the_copy_uses_the_configured_chunk_layout_and_a_bad_one_is_refused(settings) -> None:  # type: ignore[no-untyped-def]
     settings.REPRO_PDQ_CHUNKS = "16x16"  # small tables: 16 x 2^16 offsets
     pdq_index.discard()

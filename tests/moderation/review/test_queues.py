@@ -238,9 +238,19 @@ def test_queue_page_shows_sla_breaches_and_median_handling_time(make_task, make_
     assert stats["median_handling_s"] == pytest.approx(((4 + 9) / 2) * 60, abs=1)
     html = client_as("moderator").get(reverse("moderation:queue")).content.decode()
     assert '<td data-stat="sla_breached">2</td>' in html
-    assert '<td data-stat="median_handling">390 s</td>' in html
+    assert '<td data-stat="median_handling">6m 30s</td>' in html  # it read "390 s" (and "6838 s" for 1h 53m)
     detail = client_as("moderator").get(reverse("moderation:queue_detail", args=["default"])).content.decode()
     assert '<td data-stat="sla_breached">2</td>' in detail
+    assert '<td data-stat="median_handling">6m 30s</td>' in detail
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(42.4, "0m 42s"), (390, "6m 30s"), (6838, "1h 53m"), (3 * 86400 + 7200 + 59, "3d 2h")]
+)
+def test_a_handling_time_reads_as_the_review_screens_countdown(seconds, shown):
+    from moderation.templatetags.durations import span
+
+    assert span(seconds) == shown
 
 
 def test_claim_time_decision_time_and_reviewer_are_recorded(make_task, make_user):

@@ -1,0 +1,89 @@
+"""Sign-in throttling: wrong passwords are counted per account and address and per address (in the shared
+``throttle`` cache, so every web process sees one count), and past the limit a sign-in is refused before the
+password is checked, on the sign-in page and the admin's alike. Without it a password could be guessed at the
+speed of the server.
+
+Per account *and* address, not per account alone: someone else's wrong guesses never lock a user out from
+their own address. Behind the TLS-terminating proxy (``WORKBENCH_HTTPS``) every request comes from the proxy,
+so the address is the one the proxy appended to ``X-Forwarded-For`` (the last entry: earlier ones are the
+client's to write). No count per address alone: behind a proxy that misreports it, that count would pause
+everyone's sign-in."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.cache import caches
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+
+WINDOW_SECONDS = 15 * 60
+FAILURES_PER_ACCOUNT_AND_ADDRESS = 10
+
+
+def _key(username: str, address: str) -> str:
+    return "signin-fail:" + hashlib.sha256(f"{username}\x00{address}".encode()).hexdigest()[:32]
+
+
+def signin_address(request: HttpRequest | None) -> str:
+    """Where a sign-in comes from: the client address the proxy saw behind WORKBENCH_HTTPS, else the peer's."""
+    if request is None:
+        return ""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if settings.WORKBENCH_HTTPS and forwarded.strip():
+        return forwarded.split(",")[-1].strip()
+    return request.META.get("REMOTE_ADDR") or ""
+
+
+def signin_refusal(*, username: str, address: str) -> str | None:
+    """Why a sign-in from ``address`` as ``username`` is not tried now, or None."""
+    if (caches["throttle"].get(_key(username, address)) or 0) >= FAILURES_PER_ACCOUNT_AND_ADDRESS:
+        minutes = WINDOW_SECONDS // 60
+        return f"Too many wrong passwords from here: sign-in is paused for up to {minutes} minutes. Try again later."
+    return None
+
+
+def signin_failed(*, username: str, address: str) -> None:
+    cache, key = caches["throttle"], _key(username, address)
+    cache.add(key, 0, timeout=WINDOW_SECONDS)  # the window starts at the first failure
+    try:
+        cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=WINDOW_SECONDS)
+
+
+def signin_succeeded(*, username: str, address: str) -> None:
+    caches["throttle"].delete(_key(username, address))
+
+
+class _Throttled:
+    """The ``clean`` of Django's authentication forms, counted and refused past the limit."""
+
+    request: HttpRequest | None
+    cleaned_data: dict[str, Any]
+
+    def clean(self) -> dict[str, Any]:
+        username, address = str(self.cleaned_data.get("username") or ""), signin_address(self.request)
+        refused = signin_refusal(username=username, address=address)
+        if refused:
+            raise ValidationError(refused, code="throttled")
+        try:
+            cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
+        except ValidationError as exc:
+            if getattr(exc, "code", None) == "invalid_login":
+                signin_failed(username=username, address=address)
+            raise
+        signin_succeeded(username=username, address=address)
+        return cleaned
+
+
+class SignInForm(_Throttled, AuthenticationForm):
+    error_messages = {**AuthenticationForm.error_messages, "invalid_login": "Wrong username or password."}
+
+
+class AdminSignInForm(_Throttled, AdminAuthenticationForm):
+    pass
