@@ -96,7 +96,7 @@ def _recall(found: list[tuple[int, float]], exact: list[tuple[int, float]]) -> f
     return round((len(above & got) + min(len(exact) - len(above), at_tie)) / len(exact), 3)
 
 
-OLD_INDEXES = (  # the videos' own HNSW indexes, as before migration 0031 (``--ab``)
+OLD_INDEXES = (  # the videos' own HNSW indexes, as before migration 0032 (``--ab``)
     "CREATE INDEX IF NOT EXISTS video_text_embedding_hnsw ON moderation_video USING hnsw (text_embedding"
     " vector_cosine_ops) WITH (m=16, ef_construction=64)",
     "CREATE INDEX IF NOT EXISTS video_visual_embedding_hnsw ON moderation_video USING hnsw (visual_embedding"
@@ -105,7 +105,7 @@ OLD_INDEXES = (  # the videos' own HNSW indexes, as before migration 0031 (``--a
 
 
 def _ab(video_ids: list[int], source: int | None, old: Any, repeats: int) -> dict[str, Any]:
-    """The neighbour statement before migration 0031 (``old``: selectors at ``--ab COMMIT``, over the videos' own
+    """The neighbour statement before migration 0032 (``old``: selectors at ``--ab COMMIT``, over the videos' own
     HNSW indexes) and now, interleaved (which goes first alternates), on the same rows: p50 of each, and whether
     each returns ``source`` first by transcript and among the pictures."""
     from django.db import connection
@@ -277,7 +277,7 @@ def main() -> None:
     parser.add_argument(
         "--ab",
         metavar="COMMIT",
-        help="also time the neighbour statement of selectors.py at COMMIT (before migration 0031: the videos' own HNSW "
+        help="also time the neighbour statement of selectors.py at COMMIT (before migration 0032: the videos' own HNSW "
         "indexes, built here too) against today's, interleaved, on the same library",
     )
     args = parser.parse_args()

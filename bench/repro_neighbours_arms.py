@@ -27,7 +27,7 @@ the planted queries and ``N`` random library videos: the mean share of the exact
 
     .venv/bin/python bench/repro_neighbours_arms.py --shared-buffers 2GB [--arms current,ef20,parallel,bq] [--build]
 
-Since migration 0031 the app's scans walk the distinct vectors (``TranscriptVector``, ``PictureVector``); the arms
+Since migration 0032 the app's scans walk the distinct vectors (``TranscriptVector``, ``PictureVector``); the arms
 other than ``current`` keep their statements over the videos' own columns, whose HNSW indexes are gone (they
 measured the choice made before it).
 

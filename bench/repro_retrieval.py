@@ -69,7 +69,7 @@ from _common import ROOT, django_setup, module_at  # noqa: E402
 
 INDEXES = {
     "keyframe_embedding_hnsw": "CREATE INDEX keyframe_embedding_hnsw ON moderation_keyframe USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
-    # The distinct vectors retrieval scans (migration 0031; the trigger on moderation_video fills them as the load
+    # The distinct vectors retrieval scans (migration 0032; the trigger on moderation_video fills them as the load
     # writes the videos' embeddings).
     "transcript_vector_hnsw": "CREATE INDEX transcript_vector_hnsw ON moderation_transcriptvector USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
     "picture_vector_hnsw": "CREATE INDEX picture_vector_hnsw ON moderation_picturevector USING hnsw (embedding halfvec_cosine_ops) WITH (m=16, ef_construction=64)",

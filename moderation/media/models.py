@@ -94,7 +94,7 @@ class Video(models.Model):
     # hashes stage) and by ``rebuild_repro_index``. Reproduction retrieval looks it up with one HNSW scan.
     visual_embedding = HalfVectorField(dimensions=FRAME_EMBEDDING_DIM, null=True, blank=True)
     # Exact keys of the two embeddings (md5 of the vector's text), set by a trigger whenever they are written
-    # (migration 0031), never by Python: reposts share one vector, and retrieval's HNSW scans walk the distinct
+    # (migration 0032), never by Python: reposts share one vector, and retrieval's HNSW scans walk the distinct
     # vectors (``reproduction.models.TranscriptVector`` / ``PictureVector``) and reach a vector's videos by this key.
     text_key = models.UUIDField(null=True, blank=True, editable=False)
     visual_key = models.UUIDField(null=True, blank=True, editable=False)
@@ -106,7 +106,7 @@ class Video(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            # No HNSW index on the embeddings here (migration 0031): retrieval scans the distinct vectors, then reads
+            # No HNSW index on the embeddings here (migration 0032): retrieval scans the distinct vectors, then reads
             # a vector's first videos by its key in id order (a farm of reposts: ``k`` index entries, not all of them).
             models.Index(fields=["text_key", "id"], name="video_text_key"),
             models.Index(fields=["visual_key", "id"], name="video_visual_key"),

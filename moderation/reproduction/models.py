@@ -43,7 +43,7 @@ class TranscriptVector(models.Model):
     clique of a hundred equal elements): a query near them fills ``ef_search`` with the clique and loses its nearest
     other neighbour, the source of a copy (bench/repro_duplicates.py, bench/RESULTS.md issue 20). Here the graph holds
     one element per distinct vector, and the videos that share it are read by their exact key (a B-tree look-up).
-    Rows are only inserted, by the trigger that sets the keys (migration 0031), so rewriting a video's embedding with
+    Rows are only inserted, by the trigger that sets the keys (migration 0032), so rewriting a video's embedding with
     the same vector (a rebuild) adds nothing to the graph. A vector no video holds any more stays until
     ``repro_index_rebuild`` sweeps it; the scan reads two more vectors than it needs for that.
     """

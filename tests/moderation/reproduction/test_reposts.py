@@ -187,7 +187,7 @@ def test_the_keys_follow_every_write_and_a_full_rebuild_sweeps_vectors_no_video_
 
 
 def test_the_migration_keys_existing_videos_in_batches(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    migration = importlib.import_module("moderation.migrations.0031_distinct_embedding_vectors")
+    migration = importlib.import_module("moderation.migrations.0032_distinct_embedding_vectors")
     rng = np.random.default_rng(23)
     shared = _unit(rng.normal(size=384))
     videos = [VideoFactory(text_embedding=shared, visual_embedding=_unit(rng.normal(size=512))) for _ in range(5)]

@@ -69,7 +69,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("moderation", "0030_tag_set_description_limit"),
+        ("moderation", "0031_external_id_per_integration"),
     ]
 
     operations = [
