@@ -27,6 +27,10 @@ the planted queries and ``N`` random library videos: the mean share of the exact
 
     .venv/bin/python bench/repro_neighbours_arms.py --shared-buffers 2GB [--arms current,ef20,parallel,bq] [--build]
 
+Since migration 0032 the app's scans walk the distinct vectors (``TranscriptVector``, ``PictureVector``); the arms
+other than ``current`` keep their statements over the videos' own columns, whose HNSW indexes are gone (they
+measured the choice made before it).
+
 The last line printed is one JSON object (``ratio``: the best arm's 200k / 1k p50 ratio; per arm the details).
 """
 
@@ -181,7 +185,7 @@ def _arms(args: argparse.Namespace) -> None:
                 cur.execute(
                     "SELECT "
                     + ", ".join(f"pg_relation_size('{i}')" for i in BQ_INDEXES)
-                    + ", pg_relation_size('video_visual_embedding_hnsw'), pg_relation_size('video_text_embedding_hnsw')"
+                    + ", pg_relation_size('picture_vector_hnsw'), pg_relation_size('transcript_vector_hnsw')"
                 )
                 built.setdefault(name, {})["bytes"] = list(cur.fetchone())  # type: ignore[assignment]
 

@@ -69,8 +69,10 @@ from _common import ROOT, django_setup, module_at  # noqa: E402
 
 INDEXES = {
     "keyframe_embedding_hnsw": "CREATE INDEX keyframe_embedding_hnsw ON moderation_keyframe USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
-    "video_text_embedding_hnsw": "CREATE INDEX video_text_embedding_hnsw ON moderation_video USING hnsw (text_embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
-    "video_visual_embedding_hnsw": "CREATE INDEX video_visual_embedding_hnsw ON moderation_video USING hnsw (visual_embedding halfvec_cosine_ops) WITH (m=16, ef_construction=64)",
+    # The distinct vectors retrieval scans (migration 0032; the trigger on moderation_video fills them as the load
+    # writes the videos' embeddings).
+    "transcript_vector_hnsw": "CREATE INDEX transcript_vector_hnsw ON moderation_transcriptvector USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
+    "picture_vector_hnsw": "CREATE INDEX picture_vector_hnsw ON moderation_picturevector USING hnsw (embedding halfvec_cosine_ops) WITH (m=16, ef_construction=64)",
 }
 # What a planted copy's keyframe embeddings went through (synthetic stand-ins for the transforms of
 # ``moderation.reproduction.transforms``; the real transforms on real clips: ``generate_repro_eval``'s channel recall).
@@ -284,7 +286,10 @@ def _reindex(keyframe_index: bool) -> dict[str, float]:
             started = time.perf_counter()
             cur.execute(sql)
             took[name] = round(time.perf_counter() - started, 1)
-        cur.execute("ANALYZE moderation_framehash; ANALYZE moderation_keyframe; ANALYZE moderation_video")
+        cur.execute(
+            "ANALYZE moderation_framehash; ANALYZE moderation_keyframe; ANALYZE moderation_video;"
+            " ANALYZE moderation_transcriptvector; ANALYZE moderation_picturevector"
+        )
     return took
 
 

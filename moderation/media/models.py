@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from pgvector.django import HalfVectorField, HnswIndex, VectorField
+from pgvector.django import HalfVectorField, VectorField
 
 # Frame embeddings: CLIP image embeddings (projection_dim 512, e.g. ViT-B/32) when the CLIP scorer runs,
 # else the offline 32x16 greyscale thumbnail (also 512 values). Text: all-MiniLM-L6-v2 (384).
@@ -93,6 +93,11 @@ class Video(models.Model):
     # (``analyzers.video_embedding``), half precision; written with the keyframe embeddings (the media pipeline's
     # hashes stage) and by ``rebuild_repro_index``. Reproduction retrieval looks it up with one HNSW scan.
     visual_embedding = HalfVectorField(dimensions=FRAME_EMBEDDING_DIM, null=True, blank=True)
+    # Exact keys of the two embeddings (md5 of the vector's text), set by a trigger whenever they are written
+    # (migration 0032), never by Python: reposts share one vector, and retrieval's HNSW scans walk the distinct
+    # vectors (``reproduction.models.TranscriptVector`` / ``PictureVector``) and reach a vector's videos by this key.
+    text_key = models.UUIDField(null=True, blank=True, editable=False)
+    visual_key = models.UUIDField(null=True, blank=True, editable=False)
 
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -101,14 +106,10 @@ class Video(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
-            HnswIndex(
-                name="video_text_embedding_hnsw", fields=["text_embedding"], m=16, ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
-            HnswIndex(
-                name="video_visual_embedding_hnsw", fields=["visual_embedding"], m=16, ef_construction=64,
-                opclasses=["halfvec_cosine_ops"],
-            ),
+            # No HNSW index on the embeddings here (migration 0032): retrieval scans the distinct vectors, then reads
+            # a vector's first videos by its key in id order (a farm of reposts: ``k`` index entries, not all of them).
+            models.Index(fields=["text_key", "id"], name="video_text_key"),
+            models.Index(fields=["visual_key", "id"], name="video_visual_key"),
             # The few videos with missing media (the /metrics gauge, an operator's list).
             models.Index(fields=["missing_media_changed_at"], condition=~Q(missing_media=[]), name="video_missing_media"),
         ]  # fmt: skip

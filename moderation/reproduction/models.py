@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from pgvector.django import BitField
+from pgvector.django import BitField, HalfVectorField, HnswIndex, VectorField
+
+from moderation.media.models import FRAME_EMBEDDING_DIM, TEXT_EMBEDDING_DIM
 
 
 class FrameHash(models.Model):
@@ -30,6 +32,48 @@ class FrameHash(models.Model):
     class Meta:
         ordering = ["video", "t"]
         indexes = [models.Index(fields=["video", "t"], name="repro_framehash_video_t")]
+
+
+class TranscriptVector(models.Model):
+    """Each distinct transcript embedding once (``Video.text_embedding``), keyed by ``Video.text_key``: what the
+    transcript HNSW scan walks.
+
+    On a platform hundreds of reposts carry the same transcript, so the same vector. In an HNSW graph of the videos
+    those copies link mostly to one another (pgvector keeps up to 10 rows per graph element, a thousand reposts make a
+    clique of a hundred equal elements): a query near them fills ``ef_search`` with the clique and loses its nearest
+    other neighbour, the source of a copy (bench/repro_duplicates.py, bench/RESULTS.md issue 20). Here the graph holds
+    one element per distinct vector, and the videos that share it are read by their exact key (a B-tree look-up).
+    Rows are only inserted, by the trigger that sets the keys (migration 0032), so rewriting a video's embedding with
+    the same vector (a rebuild) adds nothing to the graph. A vector no video holds any more stays until
+    ``repro_index_rebuild`` sweeps it; the scan reads two more vectors than it needs for that.
+    """
+
+    key = models.UUIDField(primary_key=True)
+    embedding = VectorField(dimensions=TEXT_EMBEDDING_DIM)
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="transcript_vector_hnsw", fields=["embedding"], m=16, ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]  # fmt: skip
+
+
+class PictureVector(models.Model):
+    """Each distinct video embedding once (``Video.visual_embedding``, half precision), keyed by
+    ``Video.visual_key``: what the picture HNSW scan walks (see ``TranscriptVector``)."""
+
+    key = models.UUIDField(primary_key=True)
+    embedding = HalfVectorField(dimensions=FRAME_EMBEDDING_DIM)
+
+    class Meta:
+        indexes = [
+            HnswIndex(
+                name="picture_vector_hnsw", fields=["embedding"], m=16, ef_construction=64,
+                opclasses=["halfvec_cosine_ops"],
+            ),
+        ]  # fmt: skip
 
 
 class ReproCandidate(models.Model):

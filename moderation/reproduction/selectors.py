@@ -83,13 +83,20 @@ def confirm_hash_hits(
     return hits[:limit]
 
 
-# One statement for all of a video's embedding neighbours; its parts, joined by UNION ALL, each an HNSW scan (cosine)
-# that excludes the video itself inside the scan (iterative scan), the query vectors read in the statement (never
-# shipped to Python and back). The video embedding's ``kv`` nearest other videos (one scan of one row per video):
+# One statement for all of a video's embedding neighbours; its parts, joined by UNION ALL, each an HNSW scan (cosine),
+# the query vectors read in the statement (never shipped to Python and back). The picture and transcript scans walk
+# the distinct vectors (``PictureVector``, ``TranscriptVector``: reposts share one graph element, so a clique of equal
+# copies cannot hide a copy's source), two more than asked (the video's own vector, one no video holds any more), and
+# reach each vector's videos by its exact key (B-tree), the video itself left out, earliest uploads first (at most
+# ``k`` per vector). The video embedding's ``kv`` nearest other videos:
 _VIDEO_PART = """
 SELECT 'v', NULL::float8, n.id, NULL::float8, n.sim FROM moderation_video q CROSS JOIN LATERAL (
-    SELECT id, 1 - (visual_embedding <=> q.visual_embedding) AS sim FROM moderation_video
-    WHERE visual_embedding IS NOT NULL AND id <> {v} ORDER BY visual_embedding <=> q.visual_embedding LIMIT {kv}
+    SELECT o.id, d.sim FROM (
+        SELECT key, 1 - (embedding <=> q.visual_embedding) AS sim FROM moderation_picturevector
+        ORDER BY embedding <=> q.visual_embedding LIMIT {kv} + 2
+    ) d CROSS JOIN LATERAL (
+        SELECT id FROM moderation_video WHERE visual_key = d.key AND id <> {v} ORDER BY id LIMIT {kv}
+    ) o ORDER BY d.sim DESC, o.id LIMIT {kv}
 ) n WHERE q.id = {v} AND q.visual_embedding IS NOT NULL
 """
 # Per keyframe (the channel before the video embedding; ``REPRO_FRAME_NEIGHBOURS`` = keyframes): its query keyframes
@@ -106,11 +113,15 @@ SELECT 'f', q.t, n.video_id, n.t, n.sim FROM (
     WHERE embedding IS NOT NULL AND video_id <> {v} ORDER BY embedding <=> q.embedding LIMIT {kf}
 ) n
 """
-# The transcript's ``kt`` nearest other transcripts:
+# The transcript's ``kt`` nearest other transcripts (the same way, through ``TranscriptVector``):
 _TEXT_PART = """
 SELECT 't', NULL::float8, n.id, NULL::float8, n.sim FROM moderation_video q CROSS JOIN LATERAL (
-    SELECT id, 1 - (text_embedding <=> q.text_embedding) AS sim FROM moderation_video
-    WHERE text_embedding IS NOT NULL AND id <> {v} ORDER BY text_embedding <=> q.text_embedding LIMIT {kt}
+    SELECT o.id, d.sim FROM (
+        SELECT key, 1 - (embedding <=> q.text_embedding) AS sim FROM moderation_transcriptvector
+        ORDER BY embedding <=> q.text_embedding LIMIT {kt} + 2
+    ) d CROSS JOIN LATERAL (
+        SELECT id FROM moderation_video WHERE text_key = d.key AND id <> {v} ORDER BY id LIMIT {kt}
+    ) o ORDER BY d.sim DESC, o.id LIMIT {kt}
 ) n WHERE q.id = {v} AND q.text_embedding IS NOT NULL
 """
 _SETTINGS = (

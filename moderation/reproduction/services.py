@@ -3,6 +3,7 @@ scoring pairs, the pair review queue (claims, verdicts) and reproduction cluster
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -149,6 +150,7 @@ class IndexRebuildProgress:
     total: int
     rows: int  # index rows written so far
     removed: int  # rows dropped because their video is no longer ready
+    vectors_swept: int = 0  # distinct embeddings no video holds any more, dropped (a full rebuild)
 
 
 def repro_index_rebuild(
@@ -164,7 +166,8 @@ def repro_index_rebuild(
     same rows. ``missing_only`` indexes only ready videos without rows or without a video embedding (catching up after
     an outage, or after the upgrade that added the embedding). A
     full rebuild also drops the rows of videos that are no longer ready (failed, or being reprocessed:
-    their task re-indexes them when they are ready again). Candidate pairs are not recomputed.
+    their task re-indexes them when they are ready again) and sweeps the distinct embeddings (``distinct_vectors_sweep``).
+    Candidate pairs are not recomputed.
     """
     ready = Video.objects.filter(status=Video.Status.READY)
     if video_ids is not None:
@@ -188,7 +191,32 @@ def repro_index_rebuild(
         state = IndexRebuildProgress(done=n, total=len(ids), rows=state.rows + written, removed=removed)
         if progress is not None and (n % progress_every == 0 or n == len(ids)):
             progress(state)
+    if video_ids is None and not missing_only:
+        state = dataclasses.replace(state, vectors_swept=distinct_vectors_sweep())
     return state
+
+
+def distinct_vectors_sweep() -> int:
+    """Drop the distinct embeddings (``TranscriptVector``, ``PictureVector``) that no video holds any more (a video's
+    old vector after it was embedded again, a deleted video's), and register any a video holds that is missing; returns
+    how many were dropped. Left alone they only cost the scans a place each (they read two more vectors than asked).
+    The second statement repairs the one race: a video keyed, uncommitted, to a vector the first is dropping."""
+    swept = 0
+    with connection.cursor() as cur:
+        for table, key, column in (
+            ("moderation_transcriptvector", "text_key", "text_embedding"),
+            ("moderation_picturevector", "visual_key", "visual_embedding"),
+        ):
+            cur.execute(
+                f"DELETE FROM {table} d WHERE NOT EXISTS (SELECT 1 FROM moderation_video v WHERE v.{key} = d.key)"
+            )
+            swept += cur.rowcount
+            cur.execute(
+                f"INSERT INTO {table} (key, embedding) SELECT DISTINCT ON (v.{key}) v.{key}, v.{column}"
+                f" FROM moderation_video v WHERE v.{key} IS NOT NULL"
+                f" AND NOT EXISTS (SELECT 1 FROM {table} d WHERE d.key = v.{key}) ON CONFLICT (key) DO NOTHING"
+            )
+    return swept
 
 
 # --- retrieval ---------------------------------------------------------------------------------------

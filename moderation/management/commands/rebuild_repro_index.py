@@ -37,6 +37,8 @@ class Command(BaseCommand):
             progress_every=max(1, opts["every"]),
         )
         removed = f"; removed {state.removed} rows of videos no longer ready" if state.removed else ""
+        if state.vectors_swept:
+            removed += f"; dropped {state.vectors_swept} embeddings no video holds any more"
         self.stdout.write(
             self.style.SUCCESS(
                 f"Reproduction index rebuilt: {state.done} videos, {state.rows} seconds in "

@@ -24,7 +24,7 @@ def _hnsw_graphs_of_live_rows_only() -> None:
     transaction and is rolled back with it). The per-keyframe index is not in the schema (built on demand for the
     keyframe channel): built here, inside the transaction, as ``manage.py repro_keyframe_index create`` would."""
     with connection.cursor() as cur:
-        for index in ("video_text_embedding_hnsw", "video_visual_embedding_hnsw"):
+        for index in ("transcript_vector_hnsw", "picture_vector_hnsw"):
             cur.execute(f"REINDEX INDEX {index}")
     assert services.keyframe_index_set(present=True)
 

@@ -78,7 +78,7 @@ def test_inside_a_transaction_nothing_goes_to_the_side_connection(settings) -> N
     # gets none mid-run); a scan through thousands of them can miss this test's few live rows. Rebuilt here, inside
     # this test's transaction (undone with it), the indexes hold only live rows.
     with connection.cursor() as cur:
-        cur.execute("REINDEX INDEX video_text_embedding_hnsw; REINDEX INDEX video_visual_embedding_hnsw")
+        cur.execute("REINDEX INDEX transcript_vector_hnsw; REINDEX INDEX picture_vector_hnsw")
     query, copy = _library()
     assert side_connection.send("SELECT 1") is None
     found = selectors.video_neighbours(video_id=query)
