@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
 
 from annotation.models import Adjudication, CotCorrection, Tag2CotTask
 from moderation.inference.models import Decision
 from moderation.labels.models import ItemLabel
+from moderation.media.selectors import videos_open_to
 from moderation.review.models import Review
 
 CORRECTION_FILTERS = ("none", *CotCorrection.Status.values)
 
+_Row = TypeVar("_Row", bound=Model)
 
-def correction_candidates(*, status: str = "") -> QuerySet[Decision]:
+
+def _open_to(user: Any, qs: QuerySet[_Row]) -> QuerySet[_Row]:
+    """With a ``user`` (the screens pass theirs): only rows about videos they may see, the rule of
+    ``videos_open_to`` (a restricted review queue's content stays with its groups). None: every row (tasks, commands)."""
+    return qs if user is None else videos_open_to(user=user, qs=qs, field="video_id")
+
+
+def correction_candidates(*, status: str = "", user: Any = None) -> QuerySet[Decision]:
     """Decisions a labeler can correct, latest first, with video and any correction joined.
 
     ``status`` filters by the correction's status; ``"none"`` keeps decisions not corrected yet.
@@ -29,14 +39,16 @@ def correction_candidates(*, status: str = "") -> QuerySet[Decision]:
         qs = qs.filter(correction__isnull=True)
     elif status in CotCorrection.Status.values:
         qs = qs.filter(correction__status=status)
-    return qs
+    return _open_to(user, qs)
 
 
-def decision_for_correction(*, decision_id: int) -> Decision:
+def decision_for_correction(*, decision_id: int, user: Any = None) -> Decision:
     return get_object_or_404(
-        Decision.objects.select_related(
+        _open_to(user, Decision.objects.all())
+        .select_related(
             "video", "policy_version__policy", "model_version", "correction__author", "correction__reviewed_by"
-        ).prefetch_related("video__segments", "video__keyframes__patches"),
+        )
+        .prefetch_related("video__segments", "video__keyframes__patches"),
         pk=decision_id,
     )
 
@@ -110,18 +122,18 @@ def tag2cot_candidates(*, limit: int | None = None) -> list[Tag2CotCandidate]:
     return out
 
 
-def tag2cot_tasks(*, status: str = Tag2CotTask.Status.OPEN) -> QuerySet[Tag2CotTask]:
+def tag2cot_tasks(*, status: str = Tag2CotTask.Status.OPEN, user: Any = None) -> QuerySet[Tag2CotTask]:
     qs = Tag2CotTask.objects.select_related("video", "decision", "assigned_to", "author")
     if status in Tag2CotTask.Status.values:
         qs = qs.filter(status=status)
-    return qs.order_by("created_at", "pk")
+    return _open_to(user, qs).order_by("created_at", "pk")
 
 
-def tag2cot_task_get(*, task_id: int) -> Tag2CotTask:
+def tag2cot_task_get(*, task_id: int, user: Any = None) -> Tag2CotTask:
     return get_object_or_404(
-        Tag2CotTask.objects.select_related(
-            "video", "decision__model_version", "policy_version__policy", "assigned_to", "author"
-        ).prefetch_related("video__segments", "video__keyframes__patches"),
+        _open_to(user, Tag2CotTask.objects.all())
+        .select_related("video", "decision__model_version", "policy_version__policy", "assigned_to", "author")
+        .prefetch_related("video__segments", "video__keyframes__patches"),
         pk=task_id,
     )
 
@@ -129,17 +141,17 @@ def tag2cot_task_get(*, task_id: int) -> Tag2CotTask:
 # --- adjudication -----------------------------------------------------------------------------
 
 
-def adjudications(*, status: str = Adjudication.Status.OPEN) -> QuerySet[Adjudication]:
+def adjudications(*, status: str = Adjudication.Status.OPEN, user: Any = None) -> QuerySet[Adjudication]:
     qs = Adjudication.objects.select_related("video", "decision", "decided_by")
     if status in Adjudication.Status.values:
         qs = qs.filter(status=status)
-    return qs.order_by("created_at", "pk")
+    return _open_to(user, qs).order_by("created_at", "pk")
 
 
-def adjudication_get(*, adjudication_id: int) -> Adjudication:
+def adjudication_get(*, adjudication_id: int, user: Any = None) -> Adjudication:
     return get_object_or_404(
-        Adjudication.objects.select_related(
-            "video", "decision__policy_version__policy", "decision__model_version", "decided_by", "rule"
-        ).prefetch_related("video__segments", "video__keyframes__patches"),
+        _open_to(user, Adjudication.objects.all())
+        .select_related("video", "decision__policy_version__policy", "decision__model_version", "decided_by", "rule")
+        .prefetch_related("video__segments", "video__keyframes__patches"),
         pk=adjudication_id,
     )

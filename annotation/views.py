@@ -48,7 +48,9 @@ def correction_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in selectors.CORRECTION_FILTERS:
         status = ""
-    page = Paginator(selectors.correction_candidates(status=status), 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.correction_candidates(status=status, user=request.user), 50).get_page(
+        request.GET.get("page")
+    )
     filters = [("", "All"), ("none", "Not corrected"), *CotCorrection.Status.choices]
     return render(request, "annotation/correction_list.html", {"page": page, "status": status, "filters": filters})
 
@@ -102,7 +104,7 @@ def _edit_context(
 
 @permission_required(Perm.CORRECT_COT)
 def correction_edit(request: HttpRequest, decision_id: int) -> HttpResponse:
-    decision = selectors.decision_for_correction(decision_id=decision_id)
+    decision = selectors.decision_for_correction(decision_id=decision_id, user=request.user)
     if request.method != "POST":
         ctx = _edit_context(request, decision)
         ctx["review_reason"] = request.session.pop(_review_reason_key(decision.pk), "")
@@ -167,7 +169,7 @@ def correction_review(request: HttpRequest, decision_id: int) -> HttpResponse:
     Always answers with a redirect to the correction screen (POST-redirect-GET), refusals too: a reload
     there never resends the form, so a rejection is neither lost nor sent twice. A refused rejection's
     typed reason is kept in the session and put back into the form once."""
-    decision = selectors.decision_for_correction(decision_id=decision_id)
+    decision = selectors.decision_for_correction(decision_id=decision_id, user=request.user)
     correction: CotCorrection | None = getattr(decision, "correction", None)
     back = redirect("annotation:correction_edit", decision_id=decision.pk)
     if correction is None:
@@ -197,7 +199,7 @@ def correction_review(request: HttpRequest, decision_id: int) -> HttpResponse:
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", Tag2CotTask.Status.OPEN)
-    page = Paginator(selectors.tag2cot_tasks(status=status), 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.tag2cot_tasks(status=status, user=request.user), 50).get_page(request.GET.get("page"))
     return render(request, "annotation/tag2cot_list.html", {"page": page, "status": status})
 
 
@@ -211,7 +213,7 @@ def tag2cot_queue(request: HttpRequest) -> HttpResponse:
 
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
-    task = selectors.tag2cot_task_get(task_id=pk)
+    task = selectors.tag2cot_task_get(task_id=pk, user=request.user)
     typed: dict[str, str] = {}
     status = 200
     if request.method == "POST":
@@ -244,7 +246,7 @@ def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_claim(request: HttpRequest, pk: int) -> HttpResponse:
-    task = selectors.tag2cot_task_get(task_id=pk)
+    task = selectors.tag2cot_task_get(task_id=pk, user=request.user)
     try:
         services.tag2cot_claim(task=task, user=_user(request))
     except AnnotationError as exc:
@@ -255,7 +257,7 @@ def tag2cot_claim(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_release(request: HttpRequest, pk: int) -> HttpResponse:
-    task = selectors.tag2cot_task_get(task_id=pk)
+    task = selectors.tag2cot_task_get(task_id=pk, user=request.user)
     try:
         services.tag2cot_release(task=task, user=_user(request))
     except AnnotationError as exc:
@@ -271,13 +273,13 @@ def tag2cot_release(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(Perm.REVIEW_VIDEO)
 def adjudication_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", Adjudication.Status.OPEN)
-    page = Paginator(selectors.adjudications(status=status), 50).get_page(request.GET.get("page"))
+    page = Paginator(selectors.adjudications(status=status, user=request.user), 50).get_page(request.GET.get("page"))
     return render(request, "annotation/adjudication_list.html", {"page": page, "status": status})
 
 
 @permission_required(Perm.REVIEW_VIDEO)
 def adjudication_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    adjudication = selectors.adjudication_get(adjudication_id=pk)
+    adjudication = selectors.adjudication_get(adjudication_id=pk, user=request.user)
     status = 200
     if request.method == "POST":
         try:

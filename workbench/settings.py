@@ -163,6 +163,9 @@ MEDIA_S3_PREFIX = env.str("MEDIA_S3_PREFIX", default="").strip("/")
 MEDIA_S3_ADDRESSING_STYLE = env.str("MEDIA_S3_ADDRESSING_STYLE", default="path")
 # Playback links are presigned for this long; the page asks the media view again for a fresh one each time.
 MEDIA_URL_EXPIRE_SECONDS = env.int("MEDIA_URL_EXPIRE_SECONDS", default=300)
+# Who may fetch one media file, past the role check: workbench/views.media asks this (user, path) callable, named
+# by path because workbench imports no app (moderation's rule: a restricted queue's videos only for its groups).
+MEDIA_PATH_OPEN_TO = "moderation.media.selectors.media_path_open_to"
 # Object storage: a screen's check that a video's files all exist is trusted this long (seconds, per web
 # process) before the store is asked again; 0 asks on every render. Missing files are re-checked every time.
 MEDIA_CHECK_CACHE_S = env.float("MEDIA_CHECK_CACHE_S", default=30.0)

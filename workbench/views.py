@@ -25,6 +25,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import Resolver404
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
@@ -141,6 +142,8 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
         raise PermissionDenied("Your role may not view media.")
     if not _served_media(path):
         raise Http404("No such media file.")
+    if not import_string(settings.MEDIA_PATH_OPEN_TO)(user=request.user, path=path):
+        raise Http404("No such media file.")  # a restricted queue's video: not revealed
     if is_object_storage():
         redirect = HttpResponseRedirect(playback_url(path))
         # The browser may reuse the redirect for the player's Range requests while the URL is valid.

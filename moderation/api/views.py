@@ -33,6 +33,7 @@ from moderation.integrations.api import (
 )
 from moderation.integrations.selectors import parse_since, video_error_for, videos_visible_to, videos_with_external_id
 from moderation.integrations.services import IdempotencyConflict, video_submit
+from moderation.media.selectors import videos_open_to
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
 from workbench.parsers import StorableJSONParser
@@ -105,7 +106,15 @@ class _IntegrationAwareViewSet(viewsets.GenericViewSet):
         since = self._since()
         if since is not None:
             qs = qs.filter(**{f"{changed}__gte": since})
-        return videos_visible_to(integration=request_integration(self.request), qs=qs, field="video_id")
+        return self._visible(qs, field="video_id")
+
+    def _visible(self, qs: QuerySet[_Row], *, field: str) -> QuerySet[_Row]:
+        """Only what the caller may see: an integration its own videos; a user those the restricted review
+        queues leave open to them (``videos_open_to``)."""
+        integration = request_integration(self.request)
+        if integration is None:
+            return videos_open_to(user=self.request.user, qs=qs, field=field)
+        return videos_visible_to(integration=integration, qs=qs, field=field)
 
 
 @extend_schema_view(
@@ -127,7 +136,7 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         if tag:
             qs = qs.filter(tags__tag__name=tag)
         integration = request_integration(self.request)
-        return videos_with_external_id(integration=integration, qs=videos_visible_to(integration=integration, qs=qs))
+        return videos_with_external_id(integration=integration, qs=self._visible(qs, field="pk"))
 
     def get_serializer_class(self) -> Any:
         if self.action == "retrieve":

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.apps import apps
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from moderation.media.models import Keyframe, TranscriptSegment, Video
+from workbench.roles import ROLE_PERMISSIONS
 
 IN_FLIGHT = (Video.Status.UPLOADED, Video.Status.PROCESSING)
 
@@ -69,3 +72,55 @@ def evidence_times(*, keyframes: list[Any], segments: list[Any]) -> dict[tuple[s
             times[("patch", patch.pk)] = k.timestamp
     times.update({("segment", s.pk): s.start for s in segments})
     return times
+
+
+def _sees_every_video(user: Any) -> bool:
+    """Superusers and the admin role (every admin permission: the permission cache the view's role check
+    filled, no query) see every video, restricted queues included."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return bool(user.is_superuser or user.has_perms(ROLE_PERMISSIONS["admin"]))
+
+
+def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
+    """The rule of ``videos_open_to`` as a filter for any queryset whose ``field`` is a video id.
+
+    A video is open to ``user`` unless it has a review item (any status: a decided item's content is still
+    sensitive) in a queue restricted to groups, and no item in a queue open to all or to one of ``user``'s
+    groups. Review's tables are reached through the app registry, not an import: media is the bottom wing,
+    so every screen that shows a video (media, tagging, review, annotation, the API) can apply the one rule.
+    Two EXISTS subqueries, no per-row query."""
+    if _sees_every_video(user):
+        return Q()
+    review_task = apps.get_model("moderation", "ReviewTask")
+    items = review_task.objects.filter(decision__video_id=OuterRef(field))
+    restricted = items.filter(queue__allowed_groups__isnull=False)
+    mine = items.filter(Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk))
+    return ~Exists(restricted) | Exists(mine)
+
+
+def videos_open_to(*, user: Any, qs: QuerySet[Any] | None = None, field: str = "pk") -> QuerySet[Any]:
+    """``qs`` (default: every video) narrowed to the videos ``user`` may see; ``field`` names the video id.
+    Content routed to a group-restricted review queue is seen only by that queue's groups and admins."""
+    qs = Video.objects.all() if qs is None else qs
+    return qs.filter(video_open_to_q(user=user, field=field))
+
+
+def video_open_to(*, user: Any, video_id: int) -> bool:
+    """Whether ``user`` may see video ``video_id`` (``videos_open_to``'s rule); False for no such video."""
+    return videos_open_to(user=user, qs=Video.objects.filter(pk=video_id)).exists()
+
+
+def video_open_or_404(*, user: Any, video_id: int) -> None:
+    """404 (never 403: a restricted video's existence is not revealed) unless ``user`` may see the video."""
+    if not video_open_to(user=user, video_id=video_id):
+        raise Http404("No such video.")
+
+
+def media_path_open_to(*, user: Any, path: str) -> bool:
+    """Whether ``user`` may fetch the media file at ``path`` (a video's file or cover, a keyframe image):
+    not when it belongs to a video hidden from them. A file no video names is left to the media view."""
+    if _sees_every_video(user):
+        return True
+    owners = Video.objects.filter(Q(file=path) | Q(cover=path) | Q(keyframes__image=path))
+    return not owners.exclude(video_open_to_q(user=user)).exists()

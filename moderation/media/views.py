@@ -40,7 +40,8 @@ VIDEOS_PER_PAGE = 50
 def _render_list(
     request: HtmxHttpRequest, form: VideoUploadForm, *, status: int = 200, upload_error: str = ""
 ) -> HttpResponse:
-    page = Paginator(selectors.video_list(), VIDEOS_PER_PAGE).get_page(request.GET.get("page"))
+    videos_seen = selectors.videos_open_to(user=request.user, qs=selectors.video_list())
+    page = Paginator(videos_seen, VIDEOS_PER_PAGE).get_page(request.GET.get("page"))
     videos = list(page.object_list)
     context = {
         "videos": videos,
@@ -116,6 +117,7 @@ def video_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     # Uploaders follow their videos; moderators open them from the review queue.
     if not (user.has_perm(Perm.UPLOAD_VIDEO) or user.has_perm(Perm.REVIEW_VIDEO)):
         raise PermissionDenied("Your role may not view videos.")
+    selectors.video_open_or_404(user=user, video_id=pk)
     video = selectors.video_get(pk=pk)
     in_flight = video.status in selectors.IN_FLIGHT
     if request.htmx:

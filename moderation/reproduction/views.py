@@ -7,12 +7,14 @@ from typing import cast
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
+from moderation.media.selectors import video_open_to_q
 from moderation.media.services import video_media_verify
 from moderation.reproduction import selectors, services
 from moderation.reproduction.models import PairReview, ReproCandidate
@@ -29,7 +31,7 @@ def _user(request: HttpRequest) -> User:
 
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_queue(request: HttpRequest) -> HttpResponse:
-    pending = selectors.pair_queue_pending().select_related("video", "original")
+    pending = _pairs_open_to(request, selectors.pair_queue_pending()).select_related("video", "original")
     page = Paginator(pending, PAIRS_PER_PAGE).get_page(request.GET.get("page"))
     context = {
         "pending": page,
@@ -40,6 +42,14 @@ def pair_queue(request: HttpRequest) -> HttpResponse:
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/reproduction/queue.html#pair-rows", context)
     return render(request, "moderation/reproduction/queue.html", context)
+
+
+def _pairs_open_to(request: HttpRequest, pairs: QuerySet[ReproCandidate]) -> QuerySet[ReproCandidate]:
+    """The pairs whose two videos the user may both see (a restricted queue's content stays with its groups)."""
+    user = request.user
+    return pairs.filter(video_open_to_q(user=user, field="video_id")).filter(
+        video_open_to_q(user=user, field="original_id")
+    )
 
 
 @require_POST
@@ -56,7 +66,9 @@ def pair_claim_next(request: HttpRequest) -> HttpResponse:
 @never_cache
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    candidate = get_object_or_404(ReproCandidate.objects.select_related("video", "original", "claimed_by"), pk=pk)
+    candidate = get_object_or_404(
+        _pairs_open_to(request, ReproCandidate.objects.all()).select_related("video", "original", "claimed_by"), pk=pk
+    )
     review = PairReview.objects.filter(candidate=candidate).select_related("reviewer").first()
     context = {
         "candidate": candidate,
@@ -77,7 +89,7 @@ def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_submit(request: HttpRequest, pk: int) -> HttpResponse:
-    candidate = get_object_or_404(ReproCandidate, pk=pk)
+    candidate = get_object_or_404(_pairs_open_to(request, ReproCandidate.objects.all()), pk=pk)
     try:
         services.pair_review_submit(
             candidate=candidate, user=_user(request), verdict=request.POST.get("verdict", ""),
@@ -94,5 +106,7 @@ def pair_submit(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_release(request: HttpRequest, pk: int) -> HttpResponse:
-    services.pair_release(candidate=get_object_or_404(ReproCandidate, pk=pk), user=_user(request))
+    services.pair_release(
+        candidate=get_object_or_404(_pairs_open_to(request, ReproCandidate.objects.all()), pk=pk), user=_user(request)
+    )
     return redirect("moderation:repro_queue")

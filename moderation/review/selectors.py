@@ -16,7 +16,7 @@ from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from moderation.media.selectors import video_media_for_display
+from moderation.media.selectors import video_media_for_display, video_open_to_q
 from moderation.policies.selectors import policy_label_groups, policy_label_search_text
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.models import Review, ReviewQueue, ReviewTask
@@ -255,10 +255,14 @@ def review_prior_reviews(*, task: ReviewTask) -> list[Review]:
     )
 
 
-def review_task_get(*, task_id: int) -> ReviewTask:
-    """One task with its decision, video, policy and model version, plus keyframes and segments prefetched."""
+def review_task_get(*, task_id: int, user: User | None = None) -> ReviewTask:
+    """One task with its decision, video, policy and model version, plus keyframes and segments prefetched.
+    With ``user``: 404 when its video is hidden from them (``videos_open_to``: a restricted queue's content)."""
+    tasks = ReviewTask.objects.all()
+    if user is not None:
+        tasks = tasks.filter(video_open_to_q(user=user, field="decision__video_id"))
     return get_object_or_404(
-        ReviewTask.objects.select_related(
+        tasks.select_related(
             "decision__video",
             "decision__policy_version__policy",
             "decision__model_version",

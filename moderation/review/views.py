@@ -166,7 +166,7 @@ def review_task(request: HttpRequest, pk: int) -> HttpResponse:
     Never cached (``Cache-Control: no-store``): after Release or a verdict, the Back button must load
     the item's state afresh, not show its live form again from the browser's cache or bfcache.
     """
-    task = selectors.review_task_get(task_id=pk)
+    task = selectors.review_task_get(task_id=pk, user=_user(request))
     if task.queue.kind == task.queue.Kind.TAGS:  # a tags-queue item is worked on the tag screen
         return redirect("moderation:tag_task", pk=task.pk)
     _check_owner(request, task)
@@ -243,7 +243,7 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
 @permission_required(Perm.REVIEW_VIDEO)
 def submit(request: HttpRequest, pk: int) -> HttpResponse:
     """Record the verdict, then go straight to the next item (submit-and-next)."""
-    task = selectors.review_task_get(task_id=pk)
+    task = selectors.review_task_get(task_id=pk, user=_user(request))
     if request.headers.get("X-Review-Background") == "1":
         return _submit_in_background(request, task)
     try:
@@ -282,7 +282,7 @@ def _claim_next_and_ahead(request: HttpRequest, task: ReviewTask, *, skipped: in
 @permission_required(Perm.REVIEW_VIDEO)
 def escalate(request: HttpRequest, pk: int) -> HttpResponse:
     """Hand the item to the senior queue, then go on to the next item of this queue."""
-    task = selectors.review_task_get(task_id=pk)
+    task = selectors.review_task_get(task_id=pk, user=_user(request))
     try:
         senior = services.review_escalate(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
@@ -294,7 +294,7 @@ def escalate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def skip(request: HttpRequest, pk: int) -> HttpResponse:
-    task = selectors.review_task_get(task_id=pk)
+    task = selectors.review_task_get(task_id=pk, user=_user(request))
     try:
         nxt = services.review_skip(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
@@ -309,7 +309,7 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def release(request: HttpRequest, pk: int) -> HttpResponse:
-    task = selectors.review_task_get(task_id=pk)
+    task = selectors.review_task_get(task_id=pk, user=_user(request))
     try:
         services.review_release(task=task, user=_user(request))
     except ModerationError as exc:
@@ -325,7 +325,7 @@ def rerun(request: HttpRequest, pk: int) -> HttpResponse:
     """Re-run the item's model with the user feedback on record now (its CoT's stage 4 went stale).
     Only the reviewer holding the item may ask (as for every action on it). htmx gets the re-run
     panel (queued, or why not); a plain form goes back to the item with a message."""
-    task = selectors.review_task_get(task_id=pk)
+    task = selectors.review_task_get(task_id=pk, user=_user(request))
     _check_owner(request, task)
     error = ""
     try:
@@ -346,7 +346,7 @@ def rerun(request: HttpRequest, pk: int) -> HttpResponse:
 def cot_panel(request: HttpRequest, pk: int) -> HttpResponse:
     """The CoT panel, polled (``?part=rerun``) while a re-run is on its way: its state while it is
     queued or running, then the whole panel, the re-run's reasoning in place of the stale one."""
-    task = selectors.review_task_get(task_id=pk)
+    task = selectors.review_task_get(task_id=pk, user=_user(request))
     _check_owner(request, task)
     if not request.htmx:  # type: ignore[attr-defined]
         return redirect("moderation:review_task", pk=task.pk)

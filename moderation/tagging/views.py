@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.media.models import Video
+from moderation.media.selectors import video_open_to_q, videos_open_to
 from moderation.media.services import video_media_verify
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next
@@ -84,16 +85,20 @@ def tag_claim_next(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("moderation:tag_task", args=[task.pk]) + f"?set={_tag_set(request).slug}")
 
 
-def _task(pk: int) -> ReviewTask:
-    return get_object_or_404(
-        ReviewTask.objects.select_related("decision__video", "queue"), pk=pk, queue__kind=ReviewQueue.Kind.TAGS
-    )
+def _task(request: HttpRequest, pk: int) -> ReviewTask:
+    """A tags-queue item, 404 when its video is hidden from the user (a restricted queue's content)."""
+    tasks = ReviewTask.objects.filter(video_open_to_q(user=request.user, field="decision__video_id"))
+    return get_object_or_404(tasks.select_related("decision__video", "queue"), pk=pk, queue__kind=ReviewQueue.Kind.TAGS)
+
+
+def _video(request: HttpRequest, video_id: int) -> Video:
+    return get_object_or_404(videos_open_to(user=request.user), pk=video_id)
 
 
 @never_cache  # as the review screen: Back after a release or a verdict loads the item afresh
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_task(request: HttpRequest, pk: int) -> HttpResponse:
-    task = _task(pk)
+    task = _task(request, pk)
     if task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id != request.user.pk:
         raise PermissionDenied(claimed_by_another(task))
     video = task.decision.video
@@ -116,7 +121,7 @@ def tag_task(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_panel(request: HttpRequest, video_id: int) -> HttpResponse:
     """The tags panel as an htmx fragment (the moderation review screen loads it)."""
-    video = get_object_or_404(Video, pk=video_id)
+    video = _video(request, video_id)
     context = {"video": video, "panel": selectors.tag_panel_for(video_id=video.pk, tag_set=_tag_set(request))}
     return render(request, "moderation/tagging/_panel.html", context)
 
@@ -125,13 +130,13 @@ def tag_panel(request: HttpRequest, video_id: int) -> HttpResponse:
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
     """Record the reviewer's tags. From the tags queue (``task``): then claim and show the next item."""
-    video = get_object_or_404(Video, pk=video_id)
+    video = _video(request, video_id)
     tag_set = _tag_set(request)
     raw_task = request.POST.get("task", "")
     task_id = row_id(raw_task)
     if raw_task and task_id is None:
         raise Http404("No such tag item.")
-    task = _task(task_id) if task_id is not None else None
+    task = _task(request, task_id) if task_id is not None else None
     try:
         result = services.tags_review_submit(
             video_id=video.pk,

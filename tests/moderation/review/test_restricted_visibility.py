@@ -1,0 +1,145 @@
+"""Content routed to a group-restricted review queue is seen only by that queue's groups and admins.
+
+Before, the group rule only decided who may *work* the queue: any moderator could still open such a video's
+page, its tag panel, media files, its correction / Tag2CoT / adjudication / pair screens and read it through the
+API. Hidden is 404 (its existence is not revealed); lists leave it out. A video also in an open queue stays
+visible, and a decided item still counts (the content is still sensitive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.test import Client
+from django.urls import reverse
+
+from annotation.models import Adjudication, Tag2CotTask
+from moderation.media.models import Keyframe, Video
+from moderation.media.selectors import video_open_to, videos_open_to
+from moderation.reproduction.models import ReproCandidate
+from moderation.review.models import ReviewQueue, ReviewTask
+from tests.factories import DecisionFactory, ReviewTaskFactory, UserFactory, VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@dataclass
+class World:
+    hidden: Video  # only in the experts queue (its item decided: still hidden)
+    shared: Video  # in the experts queue and the open default queue
+    plain: Video  # in no restricted queue
+    task: ReviewTask
+    urls: list[str]
+    outsider: User
+    expert: User
+    admin: User
+
+
+def _staff(*roles: str, **kwargs: Any) -> User:
+    user = UserFactory(**kwargs)
+    user.groups.add(*Group.objects.filter(name__in=roles))
+    return user
+
+
+@pytest.fixture
+def world(policy_version: Any) -> World:
+    experts = Group.objects.create(name="experts")
+    queue = ReviewQueue.objects.create(slug="experts", name="Experts")
+    queue.allowed_groups.add(experts)
+    task = ReviewTaskFactory(decision__policy_version=policy_version, queue=queue, status=ReviewTask.Status.DONE)
+    decision = task.decision
+    hidden = decision.video
+    frame = default_storage.save("keyframes/hidden.jpg", ContentFile(b"jpeg bytes"))
+    Keyframe.objects.create(video=hidden, index=0, timestamp=0.5, image=frame)
+    shared_task = ReviewTaskFactory(decision__policy_version=policy_version, queue=queue)
+    ReviewTaskFactory(decision=shared_task.decision)  # also in the default queue, open to all
+    plain = VideoFactory()
+    DecisionFactory(video=plain, policy_version=policy_version)
+    tag2cot = Tag2CotTask.objects.create(
+        video=hidden, decision=decision, policy_version=policy_version, target_label="正向"
+    )
+    adjudication = Adjudication.objects.create(video=hidden, decision=decision, kind="reported_pass", reason="r")
+    tags = ReviewQueue.objects.create(slug="expert-tags", name="Expert tags", kind=ReviewQueue.Kind.TAGS)
+    tags.allowed_groups.add(experts)
+    tag_task = ReviewTask.objects.create(decision=decision, queue=tags)
+    pair = ReproCandidate.objects.create(video=plain, original=hidden, score=0.9)
+    urls = [
+        reverse("moderation:video_detail", args=[hidden.pk]),
+        reverse("moderation:tag_panel", args=[hidden.pk]),
+        reverse("moderation:tag_task", args=[tag_task.pk]),
+        reverse("moderation:review_task", args=[task.pk]),
+        reverse("moderation:review_cot", args=[task.pk]),
+        reverse("moderation:repro_pair", args=[pair.pk]),
+        reverse("annotation:correction_edit", args=[decision.pk]),
+        reverse("annotation:tag2cot_write", args=[tag2cot.pk]),
+        reverse("annotation:adjudication_detail", args=[adjudication.pk]),
+        reverse("moderation:api-video-detail", args=[hidden.pk]),
+        reverse("moderation:api-decision-detail", args=[decision.pk]),
+        reverse("media", args=[hidden.file.name]),
+        reverse("media", args=[frame]),
+    ]
+    return World(
+        hidden=hidden,
+        shared=shared_task.decision.video,
+        plain=plain,
+        task=task,
+        urls=urls,
+        outsider=_staff("moderator", "labeler"),
+        expert=_staff("moderator", "labeler", "experts"),
+        admin=_staff("admin"),
+    )
+
+
+def _client(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_the_rule(world: World) -> None:
+    for user, sees_hidden in ((world.outsider, False), (world.expert, True), (world.admin, True)):
+        seen = set(videos_open_to(user=user).values_list("pk", flat=True))
+        assert seen == {world.shared.pk, world.plain.pk} | ({world.hidden.pk} if sees_hidden else set()), user
+        assert video_open_to(user=user, video_id=world.hidden.pk) is sees_hidden
+        assert video_open_to(user=user, video_id=world.shared.pk)
+
+
+def test_an_outsider_gets_404_on_every_read_path_of_a_restricted_video(world: World) -> None:
+    client = _client(world.outsider)
+    for url in world.urls:
+        assert client.get(url).status_code == 404, url
+    assert client.post(reverse("moderation:tag_submit", args=[world.hidden.pk])).status_code == 404
+
+
+def test_the_queue_groups_and_admins_still_open_them(world: World) -> None:
+    for user in (world.expert, world.admin):
+        client = _client(user)
+        for url in world.urls:
+            if "/review/" in url:  # another reviewer's decided item is refused as before: not by this rule
+                continue
+            assert client.get(url).status_code == 200, (user, url)
+
+
+def test_lists_leave_a_restricted_video_out_for_an_outsider(world: World) -> None:
+    hidden, shared = world.hidden, world.shared
+    lists = {
+        reverse("moderation:video_list"): f"/videos/{hidden.pk}/",
+        reverse("annotation:correction_list"): f"/corrections/{world.task.decision_id}/",
+        reverse("annotation:adjudication_list"): f"/adjudications/{Adjudication.objects.get().pk}/",
+        reverse("annotation:tag2cot_list"): f"/tag2cot/{Tag2CotTask.objects.get().pk}/",
+        reverse("moderation:repro_queue"): f'title="{hidden.title}"',  # rows name the videos
+    }
+    for user, sees in ((world.outsider, False), (world.expert, True), (world.admin, True)):
+        client = _client(user)
+        for url, link in lists.items():
+            assert (link in client.get(url).content.decode()) is sees, (user, url)
+        assert f"/videos/{shared.pk}/" in client.get(reverse("moderation:video_list")).content.decode()
+        api = {row["id"] for row in client.get(reverse("moderation:api-video-list")).json()["results"]}
+        assert (hidden.pk in api) is sees and shared.pk in api, user
+        decisions = client.get(reverse("moderation:api-decision-list"), {"video": hidden.pk}).json()["results"]
+        assert bool(decisions) is sees, user
