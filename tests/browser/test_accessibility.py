@@ -225,6 +225,7 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
         "training job": reverse("training:job_detail", args=[job.pk]),
         "evaluation": reverse("training:evaluation_detail", args=[evaluation.pk]),
         "evaluation compare": reverse("training:evaluation_compare") + f"?a={evaluation.pk}&b={other_evaluation.pk}",
+        "models (evaluations to compare)": reverse("training:model_list"),  # its A/B radios had no label
         "policy diff": reverse("moderation:policy_diff", args=[policy_version.policy_id]),
         "integrations": reverse("moderation:integration_list"),
         "webhook endpoint": reverse("moderation:webhook_endpoint", args=[endpoint.pk]),
