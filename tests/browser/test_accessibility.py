@@ -232,6 +232,10 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
         "ops": reverse("moderation:ops_dashboard"),
     }
     assert _screen_problems(page, screens) == {}
+    # A pair's two uploads are compared side by side at the same size (they were the screens' 3:2 columns).
+    page.goto(screens["reproduction pair"])
+    later, earlier = (page.locator("#pair-players > .grid > div").nth(n).bounding_box() for n in (0, 1))
+    assert later and earlier and abs(later["width"] - earlier["width"]) <= 2, (later, earlier)
     for url in (screens["tag queue"], screens["tag task"]):
         page.goto(url)
         picker = page.locator("select[name=set]").bounding_box()
