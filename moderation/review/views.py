@@ -154,6 +154,12 @@ def claimed_by_another(task: ReviewTask) -> str:
     """Why another reviewer's item does not open, and until when (the 403 page said only "claimed by another
     reviewer", then sent the user to their home page as if their role were the problem)."""
     until = task.lease_expires_at
+    if until is not None and until <= timezone.now():
+        # "until 02:34, when their claim expires" was read at 02:50: the item is free to be claimed again.
+        return (
+            f"Another reviewer’s claim on this item lapsed at {timezone.localtime(until):%H:%M}: “Claim next” on "
+            "its queue can give it to you."
+        )
     when = f" until {timezone.localtime(until):%H:%M}, when their claim expires" if until else ""
     return f"This item is claimed by another reviewer{when}. Claim the next item from the queue instead."
 

@@ -107,6 +107,34 @@ def test_the_list_offers_write_only_for_a_task_one_may_write(policy_version, mak
     assert f"{link}Write</a>" in listed_for(bob)
 
 
+def test_a_lapsed_hold_is_said_as_lapsed_not_as_held_until_a_past_time(policy_version, make_user):
+    """After the lease ran out the holder's page still read "held for you until 02:35" at 02:44."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotation.services import tag2cot_claim
+
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    stages = [{"key": "final_judgment", "title": "Final judgment", "text": "label: 引导私下交易", "evidence": []}]
+    task = Tag2CotTask.objects.create(
+        video=decision.video, decision=decision, policy_version=policy_version, target_label="引导私下交易",
+        stages=stages,
+    )  # fmt: skip
+    alice = make_user("labeler")
+    tag2cot_claim(task=task, user=alice)
+    client = Client()
+    client.force_login(alice)
+    url = reverse("annotation:tag2cot_write", args=[task.pk])
+    assert "held for you until" in client.get(url).content.decode()
+
+    Tag2CotTask.objects.filter(pk=task.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=9))
+    page = client.get(url).content.decode()
+
+    assert "Your hold on this task lapsed at" in page and "held for you until" not in page
+    assert "Keep it longer" in page and 'name="stage-' in page  # still theirs to save while no one took it
+
+
 def test_vlm_serving_queues_a_model_assisted_draft_on_the_infer_queue(
     policy_version, django_capture_on_commit_callbacks
 ):

@@ -225,12 +225,17 @@ def test_the_other_screens_have_no_serious_or_critical_axe_violation(page, make_
         "training job": reverse("training:job_detail", args=[job.pk]),
         "evaluation": reverse("training:evaluation_detail", args=[evaluation.pk]),
         "evaluation compare": reverse("training:evaluation_compare") + f"?a={evaluation.pk}&b={other_evaluation.pk}",
+        "models (evaluations to compare)": reverse("training:model_list"),  # its A/B radios had no label
         "policy diff": reverse("moderation:policy_diff", args=[policy_version.policy_id]),
         "integrations": reverse("moderation:integration_list"),
         "webhook endpoint": reverse("moderation:webhook_endpoint", args=[endpoint.pk]),
         "ops": reverse("moderation:ops_dashboard"),
     }
     assert _screen_problems(page, screens) == {}
+    # A pair's two uploads are compared side by side at the same size (they were the screens' 3:2 columns).
+    page.goto(screens["reproduction pair"])
+    later, earlier = (page.locator("#pair-players > .grid > div").nth(n).bounding_box() for n in (0, 1))
+    assert later and earlier and abs(later["width"] - earlier["width"]) <= 2, (later, earlier)
     for url in (screens["tag queue"], screens["tag task"]):
         page.goto(url)
         picker = page.locator("select[name=set]").bounding_box()

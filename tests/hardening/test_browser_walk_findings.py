@@ -250,6 +250,17 @@ def test_another_reviewers_item_says_until_when_and_what_to_do(make_user, policy
         assert f"claimed by another reviewer until {until}, when their claim expires" in text
         assert "Claim the next item from the queue instead." in text
 
+    # Once the lease ran out the page still said "until 02:34, when their claim expires" at 02:50.
+    from datetime import timedelta
+
+    for task, view in ((review, "moderation:review_task"), (tags, "moderation:tag_task")):
+        type(task).objects.filter(pk=task.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=16))
+        task.refresh_from_db()
+        text = other.get(reverse(view, args=[task.pk])).content.decode()
+        lapsed = f"{timezone.localtime(task.lease_expires_at):%H:%M}"
+        assert f"Another reviewer’s claim on this item lapsed at {lapsed}" in text, view
+        assert "when their claim expires" not in text
+
 
 # Empty states: the tag ranker's history was a header row with nothing under it, and the operations
 # dashboard said "– of cascade decisions went to the VLM" when there were none.
