@@ -143,6 +143,13 @@ def test_every_screen_has_no_serious_or_critical_axe_violation(page, make_user, 
                    const colour = getComputedStyle(t).backgroundColor; t.remove(); return colour; }"""
     )
     assert looks != writable, looks
+    # Taken, every stage must be written: an empty one is pointed at in place, before anything is sent
+    # (the server's refusal named one empty stage per round trip, at the top of the page).
+    with page.expect_navigation():
+        page.click("text=Write this reasoning")
+    page.click("text=Save reasoning")
+    assert page.evaluate("document.activeElement.id") == "t2c-stage-analysis"
+    assert Tag2CotTask.objects.get(pk=tag2cot.pk).status == "open"
 
 
 @pytest.mark.django_db(transaction=True)
