@@ -14,6 +14,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from moderation.media.models import Video
+from moderation.media.selectors import video_open_to_q
 from moderation.reproduction import matching, side_connection
 from moderation.reproduction.models import ClusterMembership, ReproCandidate
 
@@ -307,6 +308,11 @@ def hash_queries_marked(video_id: int) -> tuple[list[tuple[float, str, bool]], T
 
 
 # --- the pair queue -----------------------------------------------------------------------------------
+
+
+def pairs_open_to(*, user: Any, pairs: QuerySet[ReproCandidate]) -> QuerySet[ReproCandidate]:
+    """The pairs whose two videos ``user`` may both see (a restricted review queue's content stays with its groups)."""
+    return pairs.filter(video_open_to_q(user=user, field="video_id"), video_open_to_q(user=user, field="original_id"))
 
 
 def pair_queue_pending(*, threshold: float = PAIR_QUEUE_THRESHOLD) -> QuerySet[ReproCandidate]:

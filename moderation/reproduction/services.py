@@ -390,8 +390,11 @@ def pair_claim_next(*, user: User, threshold: float = selectors.PAIR_QUEUE_THRES
         )
         if mine is not None:
             return mine
+        # Never a pair with a video hidden from the reviewer (a restricted review queue's content).
         candidate = (
-            ReproCandidate.objects.select_for_update(skip_locked=True, of=("self",))
+            selectors.pairs_open_to(
+                user=user, pairs=ReproCandidate.objects.select_for_update(skip_locked=True, of=("self",))
+            )
             .filter(score__gte=threshold, review__isnull=True)
             .filter(Q(claimed_by__isnull=True) | Q(lease_expires_at__lt=now))
             .order_by("-score", "id")

@@ -14,7 +14,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
-from moderation.media.selectors import video_open_to_q
 from moderation.media.services import video_media_verify
 from moderation.reproduction import selectors, services
 from moderation.reproduction.models import PairReview, ReproCandidate
@@ -45,11 +44,7 @@ def pair_queue(request: HttpRequest) -> HttpResponse:
 
 
 def _pairs_open_to(request: HttpRequest, pairs: QuerySet[ReproCandidate]) -> QuerySet[ReproCandidate]:
-    """The pairs whose two videos the user may both see (a restricted queue's content stays with its groups)."""
-    user = request.user
-    return pairs.filter(video_open_to_q(user=user, field="video_id")).filter(
-        video_open_to_q(user=user, field="original_id")
-    )
+    return selectors.pairs_open_to(user=request.user, pairs=pairs)
 
 
 @require_POST

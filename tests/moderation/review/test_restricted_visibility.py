@@ -114,6 +114,8 @@ def test_an_outsider_gets_404_on_every_read_path_of_a_restricted_video(world: Wo
     for url in world.urls:
         assert client.get(url).status_code == 404, url
     assert client.post(reverse("moderation:tag_submit", args=[world.hidden.pk])).status_code == 404
+    # "Claim next" on the pair queue never hands out a pair with a hidden video.
+    assert client.post(reverse("moderation:repro_claim_next"))["Location"] == reverse("moderation:repro_queue")
 
 
 def test_the_queue_groups_and_admins_still_open_them(world: World) -> None:
@@ -123,6 +125,9 @@ def test_the_queue_groups_and_admins_still_open_them(world: World) -> None:
             if "/review/" in url:  # another reviewer's decided item is refused as before: not by this rule
                 continue
             assert client.get(url).status_code == 200, (user, url)
+    pair = ReproCandidate.objects.get()
+    claimed = _client(world.expert).post(reverse("moderation:repro_claim_next"))
+    assert claimed["Location"] == reverse("moderation:repro_pair", args=[pair.pk])
 
 
 def test_lists_leave_a_restricted_video_out_for_an_outsider(world: World) -> None:
