@@ -93,6 +93,10 @@ def video_upload(request: HtmxHttpRequest) -> HttpResponse:
     except ModerationError as exc:
         form.add_error("file", str(exc))
         return _render_list(request, form, status=400)
+    if video.created_at < started and not selectors.video_open_to(user=request.user, video_id=video.pk):
+        # The earlier upload sits in a restricted review queue: not named to other groups.
+        messages.info(request, "This file was already uploaded. Nothing new was queued.")
+        return redirect("moderation:video_list")
     if video.created_at < started:
         # The same bytes were ingested before: video_ingest returned that video and queued nothing.
         messages.info(

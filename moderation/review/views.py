@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from moderation.errors import ModerationError
 from moderation.inference.services import decision_rerun_request
 from moderation.media.models import Video
+from moderation.media.selectors import video_open_or_404
 from moderation.media.services import video_media_verify
 from moderation.review import selectors, services
 from moderation.review.models import ReviewTask
@@ -382,6 +383,7 @@ def reveal(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.REVIEW_VIDEO)
 def video_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """The video page's "Retry" for a failed video: queue the stage it stopped at again."""
+    video_open_or_404(user=_user(request), video_id=pk)  # a restricted queue's video: not for other groups
     try:
         video = services.video_retry_failed(video_id=pk, by=_user(request))
     except Video.DoesNotExist as exc:

@@ -8,6 +8,7 @@ visible, and a decided item still counts (the content is still sensitive).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
@@ -113,7 +115,8 @@ def test_an_outsider_gets_404_on_every_read_path_of_a_restricted_video(world: Wo
     client = _client(world.outsider)
     for url in world.urls:
         assert client.get(url).status_code == 404, url
-    assert client.post(reverse("moderation:tag_submit", args=[world.hidden.pk])).status_code == 404
+    for action in ("moderation:tag_submit", "moderation:video_retry"):
+        assert client.post(reverse(action, args=[world.hidden.pk])).status_code == 404, action
     # "Claim next" on the pair queue never hands out a pair with a hidden video.
     assert client.post(reverse("moderation:repro_claim_next"))["Location"] == reverse("moderation:repro_queue")
 
@@ -148,3 +151,14 @@ def test_lists_leave_a_restricted_video_out_for_an_outsider(world: World) -> Non
         assert (hidden.pk in api) is sees and shared.pk in api, user
         decisions = client.get(reverse("moderation:api-decision-list"), {"video": hidden.pk}).json()["results"]
         assert bool(decisions) is sees, user
+
+
+def test_uploading_a_restricted_videos_bytes_again_does_not_name_it_to_an_outsider(world: World) -> None:
+    payload = b"\x00\x00\x00\x18ftypmp42" + b"z" * 4096
+    Video.objects.filter(pk=world.hidden.pk).update(sha256=hashlib.sha256(payload).hexdigest())
+    for user, named in ((world.outsider, False), (world.expert, True)):
+        upload = {"file": SimpleUploadedFile("again.mp4", payload), "title": "again"}
+        text = _client(user).post(reverse("moderation:video_upload"), upload, follow=True).content.decode()
+        assert "already uploaded" in text, user
+        assert (reverse("moderation:video_detail", args=[world.hidden.pk]) in text) is named, user
+    assert Video.objects.count() == 3
