@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Max
 
@@ -13,6 +14,7 @@ from moderation.inference.backends import get_backend
 from moderation.inference.models import Decision
 from moderation.inference.services import content_bundle_for
 from moderation.media.models import Video
+from moderation.media.selectors import videos_open_to
 from moderation.policies.models import PolicyVersion
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE
 
@@ -48,13 +50,24 @@ class ImpactPreview:
     active: PolicyVersion | None
     sample_size: int
     checked: int = 0
-    flips: list[ImpactItem] = field(default_factory=list)
+    flips: list[ImpactItem] = field(default_factory=list)  # only videos the viewer may see
+    restricted_flips: int = 0  # flips of videos hidden from the viewer: counted, never named
     label_counts: list[LabelCount] = field(default_factory=list)  # most common first
     seconds: float = 0.0
 
+    @property
+    def flip_count(self) -> int:
+        return len(self.flips) + self.restricted_flips
 
-def policy_impact_preview(*, draft: PolicyVersion, sample_size: int = DEFAULT_IMPACT_SAMPLE) -> ImpactPreview:
+
+def policy_impact_preview(
+    *, draft: PolicyVersion, user: Any, sample_size: int = DEFAULT_IMPACT_SAMPLE
+) -> ImpactPreview:
     """Which decisions would flip if ``draft`` replaced the active version. Writes nothing.
+
+    A flipped video hidden from ``user`` (routed to a restricted queue: ``videos_open_to``) is only
+    counted in ``restricted_flips``; its id, title and content are not in the preview. The label counts
+    are aggregates and include every sampled video.
 
     The sample is the ``sample_size`` videos most recently decided under the active version. The
     evidence baseline runs on each under the active version and under the draft, so a flip is caused
@@ -89,7 +102,7 @@ def policy_impact_preview(*, draft: PolicyVersion, sample_size: int = DEFAULT_IM
     old_counts = Counter(r.label for r in before)
     new_counts = Counter(r.label for r in after)
     preview.checked = len(videos)
-    preview.flips = [
+    flips = [
         ImpactItem(
             video_id=v.pk,
             title=v.title,
@@ -102,6 +115,10 @@ def policy_impact_preview(*, draft: PolicyVersion, sample_size: int = DEFAULT_IM
         for v, b, a in zip(videos, before, after, strict=True)
         if b.label != a.label
     ]
+    flipped = Video.objects.filter(pk__in=[f.video_id for f in flips])
+    open_ids = set(videos_open_to(user=user, qs=flipped).values_list("pk", flat=True))
+    preview.flips = [f for f in flips if f.video_id in open_ids]
+    preview.restricted_flips = len(flips) - len(preview.flips)
     preview.label_counts = sorted(
         (
             LabelCount(label, names.get(label, label), old_counts[label], new_counts[label])

@@ -141,7 +141,7 @@ def policy_version_impact(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "policy": version.policy,
         "version": version,
-        "preview": policy_impact_preview(draft=version, sample_size=sample_size),
+        "preview": policy_impact_preview(draft=version, user=request.user, sample_size=sample_size),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/policies/policy_impact.html#impact", context)

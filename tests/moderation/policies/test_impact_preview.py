@@ -35,10 +35,11 @@ def test_a_keyword_added_by_the_draft_flips_the_item_that_says_it(policy_version
     flipping = _decided(policy_version, "ping me on signal for the real price")
     unchanged_safe = _decided(policy_version, "a quiet walk by the river")
     unchanged_violation = _decided(policy_version, "add me on wechat to order", label=PRIVATE_DEALS)
-    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+    editor = make_user("policy_editor")
+    draft = _draft_with_keyword(policy_version, editor, "signal")
     decisions_before = list(Decision.objects.order_by("pk").values())
 
-    preview = policy_impact_preview(draft=draft, sample_size=200)
+    preview = policy_impact_preview(draft=draft, user=editor, sample_size=200)
 
     assert preview.active == policy_version and preview.checked == 3
     assert [(f.video_id, f.old_label, f.new_label) for f in preview.flips] == [(flipping.pk, "正向", PRIVATE_DEALS)]
@@ -54,9 +55,10 @@ def test_the_sample_is_the_newest_items_under_the_active_version_only(policy_ver
     newer = _decided(policy_version, "ping me on signal today")
     other_policy_version = PolicyVersionFactory(policy__slug="other", policy__name="Other")
     _decided(other_policy_version, "ping me on signal too")  # decided under another policy: not sampled
-    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+    editor = make_user("policy_editor")
+    draft = _draft_with_keyword(policy_version, editor, "signal")
 
-    preview = policy_impact_preview(draft=draft, sample_size=1)
+    preview = policy_impact_preview(draft=draft, user=editor, sample_size=1)
 
     assert preview.checked == 1 and [f.video_id for f in preview.flips] == [newer.pk]
     assert older.pk not in [f.video_id for f in preview.flips]

@@ -8,6 +8,7 @@ visible, and a decided item still counts (the content is still sensitive).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
 from typing import Any
@@ -23,9 +24,10 @@ from django.urls import reverse
 from annotation.models import Adjudication, Tag2CotTask
 from moderation.media.models import Keyframe, Video
 from moderation.media.selectors import video_open_to, videos_open_to
+from moderation.policies.services import policy_version_create_draft
 from moderation.reproduction.models import ReproCandidate
 from moderation.review.models import ReviewQueue, ReviewTask
-from tests.factories import DecisionFactory, ReviewTaskFactory, UserFactory, VideoFactory
+from tests.factories import DecisionFactory, ReviewTaskFactory, SegmentFactory, UserFactory, VideoFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +164,23 @@ def test_uploading_a_restricted_videos_bytes_again_does_not_name_it_to_an_outsid
         assert "already uploaded" in text, user
         assert (reverse("moderation:video_detail", args=[world.hidden.pk]) in text) is named, user
     assert Video.objects.count() == 3
+
+
+def test_the_policy_impact_preview_counts_a_restricted_flip_without_naming_it(
+    world: World, policy_version: Any
+) -> None:
+    Video.objects.filter(pk=world.hidden.pk).update(title="Secret expert clip")
+    for video in (world.hidden, world.plain):  # both flip once the draft adds "signal"
+        SegmentFactory(video=video, text="ping me on signal for the real price")
+    taxonomy = copy.deepcopy(policy_version.taxonomy)
+    next(t for c in taxonomy for t in c["tags"] if t["key"] == "引导私下交易")["keywords"].append("signal")
+    editor = _staff("policy_editor")
+    draft = policy_version_create_draft(policy=policy_version.policy, taxonomy=taxonomy, by=editor)
+    url = reverse("moderation:policy_version_impact", args=[draft.pk])
+    for user, sees in ((editor, False), (_staff("policy_editor", "experts"), True), (world.admin, True)):
+        html = _client(user).get(url).content.decode()
+        assert "<strong>2</strong> of 3 recent items" in html, user
+        assert reverse("moderation:video_detail", args=[world.plain.pk]) in html, user
+        assert (reverse("moderation:video_detail", args=[world.hidden.pk]) in html) is sees, user
+        assert ("Secret expert clip" in html) is sees, user
+        assert ("1 restricted video " in html) is not sees, user
