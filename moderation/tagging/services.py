@@ -18,7 +18,7 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Func, Max, TextField, Value
 from django.utils import timezone
 
 from moderation.errors import ModerationError
@@ -126,6 +126,32 @@ def _parse_aliases(raw: str) -> tuple[list[str], str | None]:
     return list(aliases), _too_many_aliases(len(aliases))
 
 
+def _alias_owners(aliases: Iterable[str], *, names: Iterable[str] = (), editing: Tag | None = None) -> dict[str, str]:
+    """The names of the active tags an alias would collide with, keyed by the normalised form (NFKC, lower
+    case: how names and aliases are matched in a video's text). An alias that is another tag's name makes one
+    word stand for two tags. ``names``: tags being created alongside; ``editing``: the tag being edited (its
+    old name may become its alias when it is renamed)."""
+    wanted = {tagtext.normalise(a) for a in aliases}
+    if not wanted:
+        return {}
+    first_line = Func(F("search_text"), Value("\n"), Value(1), function="split_part", output_field=TextField())
+    rows = Tag.objects.filter(is_active=True).annotate(key=first_line).filter(key__in=wanted)
+    if editing is not None:
+        rows = rows.exclude(pk=editing.pk)
+    owners = dict(rows.values_list("key", "name"))
+    owners.update({key: n for n in names if (key := tagtext.normalise(n)) in wanted})
+    return owners
+
+
+def _alias_clash(*, name: str, alias: str, owners: dict[str, str]) -> str | None:
+    """Why ``alias`` cannot be an alias of the tag ``name`` (it is another active tag's name), or None."""
+    key = tagtext.normalise(alias)
+    other = owners.get(key)
+    if other is None or key == tagtext.normalise(name):
+        return None
+    return f"“{alias[:40]}” is the name of another tag, “{other}”"
+
+
 @transaction.atomic
 def tags_import(
     *, lines: Iterable[str], user: User | None = None, note: str = "", source: str = Tag.Source.IMPORT
@@ -135,11 +161,13 @@ def tags_import(
     Every line that cannot be a tag (blank, a NUL or control character, longer than 100 characters)
     is reported as ``line N: why`` and skipped; the rest is imported. A name seen twice is one tag
     (the later line's aliases are added to it, and the line is noted). A name already in the
-    vocabulary gets the new aliases only. All of it is one new vocabulary version; the tags'
+    vocabulary gets the new aliases only. An alias that is another active tag's name (normalised) is
+    reported on its line and not added. All of it is one new vocabulary version; the tags'
     embeddings are computed afterwards on the media worker (``embed_tags``)."""
     report = ImportReport()
     parsed: dict[str, list[str]] = {}
     first_line: dict[str, int] = {}
+    alias_line: dict[tuple[str, str], int] = {}
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
         name, _, alias_part = line.partition("\t")
@@ -160,11 +188,25 @@ def tags_import(
                 continue
             report.notes.append(f"line {number}: “{name}” repeats line {first_line[name]}; kept as one tag")
             parsed[name] = merged
+            for alias in aliases:
+                alias_line.setdefault((name, alias), number)
             continue
         parsed[name] = aliases
         first_line[name] = number
+        for alias in aliases:
+            alias_line.setdefault((name, alias), number)
     if not parsed:
         return report
+    owners = _alias_owners((a for aliases in parsed.values() for a in aliases), names=parsed)
+    for name, aliases in parsed.items():
+        kept = []
+        for alias in aliases:
+            clash = _alias_clash(name=name, alias=alias, owners=owners)
+            if clash:
+                report.errors.append(f"line {alias_line[(name, alias)]}: alias {clash}; not added")
+            else:
+                kept.append(alias)
+        parsed[name] = kept
     version = vocabulary_version_create(note=note or f"import of {len(parsed)} tags", user=user)
     report.version = version
     existing = {t.name: t for t in Tag.objects.select_for_update().filter(name__in=list(parsed))}
@@ -401,6 +443,12 @@ def tag_update(
         clean, problem = _parse_aliases(",".join(aliases))
         if problem:  # "alias “…”: …" (or "N aliases; …"): said once, capitalised ("Alias alias “…”" before)
             raise ModerationError(f"{problem[:1].upper()}{problem[1:]}.")
+        added = [a for a in clean if a not in locked.aliases]
+        owners = _alias_owners(added, editing=locked)
+        for alias in added:
+            clash = _alias_clash(name=locked.name, alias=alias, owners=owners)
+            if clash:
+                raise ModerationError(f"Aliases: {clash}.")
         locked.aliases = clean
     if parent is not False:
         assert parent is None or isinstance(parent, Tag)

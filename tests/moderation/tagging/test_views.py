@@ -126,3 +126,18 @@ def test_a_refused_vocabulary_edit_names_the_row_it_was_for(client_as) -> None: 
     assert "“汤” was not saved: “不存在” is not a tag." in response.content.decode()
     soup.refresh_from_db()
     assert soup.parent_id is None
+
+
+def test_the_vocabulary_form_refuses_an_alias_that_is_another_tags_name(client_as) -> None:  # type: ignore[no-untyped-def]
+    from moderation.tagging.models import Tag
+
+    tags_import(lines=["汤", "湖"])
+    soup = Tag.objects.get(name="汤")
+    response = client_as("policy_editor").post(
+        f"/tags/vocabulary/{soup.pk}/",
+        {"name": "汤", "aliases": "汤水, 湖", "parent": "", "is_active": "on", "seen": soup.edit_token},
+        follow=True,
+    )
+    assert "“汤” was not saved: Aliases: “湖” is the name of another tag, “湖”." in response.content.decode()
+    soup.refresh_from_db()
+    assert soup.aliases == []

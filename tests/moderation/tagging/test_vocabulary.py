@@ -304,3 +304,31 @@ def test_policy_editors_create_and_change_tag_sets_on_the_vocabulary_screen(clie
     assert ads.name == "Ads safe" and ads.show_threshold == 0.1 and ads.tags.count() == 2
     assert TagSet.objects.count() == 2
     assert client_as("moderator").post(url, new).status_code == 403
+
+
+def test_an_alias_that_is_another_tags_name_is_refused_on_its_line(tmp_path: Path) -> None:
+    tags_import(lines=["湖", "DJ"])
+    path = tmp_path / "vocab.txt"
+    # 湖 is a tag already; Ｄｊ is DJ once normalised (NFKC, lower case); 海 is named on a later line.
+    path.write_text("汤\t湖, 汤水\n音乐\tＤｊ\n河\t海\n海\n", encoding="utf-8")
+    out, err = StringIO(), StringIO()
+    call_command("import_tags", str(path), stdout=out, stderr=err)
+    assert err.getvalue().splitlines() == [
+        "line 1: alias “湖” is the name of another tag, “湖”; not added",
+        "line 2: alias “Ｄｊ” is the name of another tag, “DJ”; not added",
+        "line 3: alias “海” is the name of another tag, “海”; not added",
+    ]
+    assert Tag.objects.get(name="汤").aliases == ["汤水"]
+    assert Tag.objects.get(name="音乐").aliases == []
+
+
+def test_an_edit_refuses_an_alias_that_is_another_active_tags_name(make_user) -> None:  # type: ignore[no-untyped-def]
+    tags_import(lines=["汤", "湖", "旧"])
+    soup, old = Tag.objects.get(name="汤"), Tag.objects.get(name="旧")
+    editor = make_user("policy_editor")
+    with pytest.raises(ModerationError, match="Aliases: “湖” is the name of another tag, “湖”."):
+        tag_update(tag=soup, user=editor, aliases=["汤水", "湖"])
+    tag_update(tag=old, user=editor, is_active=False)  # a retired tag's name is free
+    assert tag_update(tag=soup, user=editor, aliases=["旧", "汤水"]).aliases == ["旧", "汤水"]
+    # Renamed, the tag may keep its old name as an alias.
+    assert tag_update(tag=soup, user=editor, name="汤品", aliases=["汤"]).aliases == ["汤"]
