@@ -13,6 +13,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
@@ -364,6 +365,9 @@ def policy_model_choose(request: HttpRequest, pk: int) -> HttpResponse:
             # A policy editor cannot start evaluations: say who can, not only what is missing.
             message += " Evaluations are started by an admin on Training → Model versions."
         messages.error(request, message)
+        if model_version is not None:  # the page keeps the choice selected (not the model serving now)
+            url = reverse("moderation:policy_detail", kwargs={"pk": pk})
+            return redirect(f"{url}?{urlencode({'model_version': model_version.pk})}")
     else:
         how = "" if model_version else " (the globally serving model)"
         messages.success(request, f"New decisions under {policy.name} will use {serving.name}{how}.")

@@ -44,6 +44,9 @@ def policy_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     policy, active, versions = selectors.policy_detail(policy_id=pk)
+    # After a refused model choice the page comes back with the choice in the query: the dropdown keeps it
+    # (it fell back to the model serving the policy, and the user had to find their choice again).
+    chosen = request.GET.get("model_version", "")
     return render(
         request,
         "moderation/policies/policy_detail.html",
@@ -53,6 +56,7 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "versions": versions,
             "rows": selectors.policy_taxonomy_rows(version=active) if active else [],
             "can_edit": request.user.has_perm(Perm.EDIT_POLICY),
+            "model_choice": int(chosen) if chosen.isdigit() and len(chosen) < 19 else policy.serving_model_id,
             "diff_a": versions[1] if len(versions) > 1 else None,
             "diff_b": versions[0] if versions else None,
         },

@@ -91,3 +91,19 @@ def test_the_policy_pages_model_choice_names_the_global_model_and_says_who_can_e
     assert "Evaluations are started by an admin on Training → Model versions." in missing
     by_admin = client_as("admin").post(url, {"model_version": candidate.pk}, follow=True).content.decode()
     assert "has no evaluation on the same set" in by_admin and "started by an admin" not in by_admin
+
+
+def test_a_refused_model_choice_keeps_the_chosen_model_selected(client_as, policy_version):  # type: ignore[no-untyped-def]
+    """After a refusal the dropdown showed the globally serving model again: the user's choice was lost."""
+    from moderation.inference.services import model_version_register
+
+    policy = policy_version.policy
+    candidate = model_version_register(name="candidate", backend="evidence_baseline")  # no evaluation: refused
+    url = reverse("training:policy_model_choose", args=[policy.pk])
+    response = client_as("policy_editor").post(url, {"model_version": candidate.pk}, follow=True)
+    page = response.content.decode()
+    assert "Promotion refused: candidate has no finished evaluation" in page
+    assert f'<option value="{candidate.pk}" selected>candidate · ' in page
+    assert page.count(" selected>") == 1
+    policy.refresh_from_db()
+    assert policy.serving_model is None
