@@ -166,18 +166,47 @@ def tag_vocabulary_examples(*, limit: int = 40) -> list[str]:
     )
 
 
-def tag_proposals_pending(*, limit: int = 100) -> list[Any]:
-    """The curation queue: pending proposals, most seen first, each with its latest sightings."""
-    from django.db.models import Prefetch
+def tag_proposals_pending(*, user: Any, limit: int = 100) -> list[Any]:
+    """The curation queue: pending proposals, most seen first, each with the latest sightings ``user``
+    may see (``open_sightings``) and a count of the others (``restricted_sightings``)."""
+    from moderation.tagging.models import TagProposal
 
-    from moderation.tagging.models import TagProposal, TagProposalSighting
+    pending = TagProposal.objects.filter(status=TagProposal.Status.PENDING)
+    return _with_sightings_open_to(user=user, proposals=pending[:limit])
 
-    sightings = TagProposalSighting.objects.select_related("video").order_by("-created_at", "-pk")
-    return list(
-        TagProposal.objects.filter(status=TagProposal.Status.PENDING)
-        .select_related("nearest_tag")
-        .prefetch_related(Prefetch("sightings", queryset=sightings))[:limit]
+
+def tag_proposal_for_display(*, proposal_id: int, user: Any) -> Any:
+    """One proposal as a curation row draws it (``tag_proposals_pending``'s attributes)."""
+    from moderation.tagging.models import TagProposal
+
+    return _with_sightings_open_to(user=user, proposals=TagProposal.objects.filter(pk=proposal_id))[0]
+
+
+def _with_sightings_open_to(*, user: Any, proposals: QuerySet[Any]) -> list[Any]:
+    """A sighting of a video hidden from ``user`` (routed to a restricted review queue) is counted, never
+    shown: its video id, title and the phrase the model wrote about it are that video's content."""
+    from django.db.models import Count, Prefetch
+
+    from moderation.media.selectors import video_open_to_q
+    from moderation.tagging.models import TagProposalSighting
+
+    open_q = video_open_to_q(user=user, field="video_id")
+    sightings = TagProposalSighting.objects.filter(open_q).select_related("video").order_by("-created_at", "-pk")
+    rows = list(
+        proposals.select_related("nearest_tag").prefetch_related(
+            Prefetch("sightings", queryset=sightings, to_attr="open_sightings")
+        )
     )
+    hidden = dict(
+        TagProposalSighting.objects.filter(proposal__in=[p.pk for p in rows])
+        .exclude(open_q)
+        .order_by()
+        .values_list("proposal_id")
+        .annotate(n=Count("pk"))
+    )
+    for row in rows:
+        row.restricted_sightings = hidden.get(row.pk, 0)
+    return rows
 
 
 def tag_proposals_decided(*, limit: int = 20) -> list[Any]:

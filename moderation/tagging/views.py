@@ -343,7 +343,7 @@ def _number(raw: str, what: str) -> float:
 def tag_curation(request: HttpRequest) -> HttpResponse:
     """The vocabulary-curation queue: free-text VLM tags that matched no vocabulary tag closely enough."""
     context = {
-        "proposals": selectors.tag_proposals_pending(),
+        "proposals": selectors.tag_proposals_pending(user=request.user),
         "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
         "decided": selectors.tag_proposals_decided(),
         "vlm_model": selectors.tag_vlm_model(),
@@ -417,7 +417,7 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     except ModerationError as exc:
         error = str(exc)
     if request.htmx:  # type: ignore[attr-defined]
-        proposal.refresh_from_db()
+        proposal = selectors.tag_proposal_for_display(proposal_id=proposal.pk, user=request.user)
         context = {"p": proposal, "error": error, "oob": True}
         context["pending"] = TagProposal.objects.filter(status=TagProposal.Status.PENDING).count()
         row = render(request, "moderation/tagging/curation.html#row", context).content

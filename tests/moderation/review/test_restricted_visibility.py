@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from moderation.media.selectors import video_open_to, videos_open_to
 from moderation.policies.services import policy_version_create_draft
 from moderation.reproduction.models import ReproCandidate
 from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.tagging.models import TagProposal, TagProposalSighting
 from tests.factories import DecisionFactory, ReviewTaskFactory, SegmentFactory, UserFactory, VideoFactory
 
 pytestmark = pytest.mark.django_db
@@ -184,3 +186,26 @@ def test_the_policy_impact_preview_counts_a_restricted_flip_without_naming_it(
         assert (reverse("moderation:video_detail", args=[world.hidden.pk]) in html) is sees, user
         assert ("Secret expert clip" in html) is sees, user
         assert ("1 restricted video " in html) is not sees, user
+
+
+def test_tag_curation_counts_a_restricted_sighting_without_naming_it(world: World) -> None:
+    Video.objects.filter(pk=world.hidden.pk).update(title="Secret expert clip")
+    proposal = TagProposal.objects.create(name="私聊", key="私聊", seen_count=2)
+    TagProposalSighting.objects.create(proposal=proposal, video=world.hidden, phrase="secret phrase 私聊")
+    TagProposalSighting.objects.create(proposal=proposal, video=world.plain, phrase="私聊")
+    decide = reverse("moderation:tag_proposal_decide", args=[proposal.pk])
+    refused = {"action": "merge", "target": ""}  # the row is redrawn with the reason, proposal still pending
+    for user, sees in (
+        (_staff("policy_editor"), False),
+        (_staff("policy_editor", "experts"), True),
+        (world.admin, True),
+    ):
+        client = _client(user)
+        for html in (
+            client.get(reverse("moderation:tag_curation")).content.decode(),
+            client.post(decide, refused, HTTP_HX_REQUEST="true").content.decode(),
+        ):
+            assert re.search(rf"video {world.plain.pk}(</a>)?\s*<span", html), user
+            assert bool(re.search(rf"video {world.hidden.pk}(</a>)?\s*<span", html)) is sees, user
+            assert ("Secret expert clip" in html) is sees and ("secret phrase" in html) is sees, user
+            assert ("1 restricted video " in html) is not sees, user
