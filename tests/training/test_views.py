@@ -279,6 +279,10 @@ def test_a_grpo_job_whose_every_reward_was_0_says_it_learned_nothing_and_is_not_
     assert "Nothing was learned" not in client.get(reverse("training:job_detail", args=[learned.pk])).content.decode()
     listing = client.get(reverse("training:model_list")).content.decode()
     assert listing.count("Every reward was 0: the policy got no learning signal") >= 1
+    jobs = client.get(reverse("training:job_list")).content.decode()
+    # The job list said a plain "Succeeded" for it.
+    assert jobs.count("Nothing was learned.") == 1
+    assert f'href="/training/jobs/{job.pk}/"' in jobs.split("Nothing was learned.")[0].rsplit("<tr>", 1)[1]
     check = promotion_check(candidate=job.model_version)
     assert not check.allowed and "learned nothing" in check.reasons[0]
 
