@@ -325,12 +325,18 @@ def pair_queue_pending(*, threshold: float = PAIR_QUEUE_THRESHOLD) -> QuerySet[R
     )
 
 
-def pair_queue_stats(*, threshold: float = PAIR_QUEUE_THRESHOLD) -> dict[str, int]:
+def pairs_reviewed() -> QuerySet[ReproCandidate]:
+    """Pairs with a verdict, the most recently decided first."""
+    return ReproCandidate.objects.filter(review__isnull=False).order_by("-review__created_at", "-id")
+
+
+def pair_queue_stats(*, user: Any, threshold: float = PAIR_QUEUE_THRESHOLD) -> dict[str, int]:
     waiting = ReproCandidate.objects.filter(score__gte=threshold, review__isnull=True)
     return {
         "pending": pair_queue_pending(threshold=threshold).count(),
         "claimed": waiting.filter(claimed_by__isnull=False, lease_expires_at__gte=timezone.now()).count(),
-        "reviewed": ReproCandidate.objects.filter(review__isnull=False).count(),
+        # The count links to the reviewed list, so it counts what that list shows (pairs the user may see).
+        "reviewed": pairs_open_to(user=user, pairs=pairs_reviewed()).count(),
     }
 
 

@@ -35,12 +35,22 @@ def pair_queue(request: HttpRequest) -> HttpResponse:
     context = {
         "pending": page,
         "page": page,
-        "stats": selectors.pair_queue_stats(),
+        "stats": selectors.pair_queue_stats(user=request.user),
         "threshold": selectors.PAIR_QUEUE_THRESHOLD,
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/reproduction/queue.html#pair-rows", context)
     return render(request, "moderation/reproduction/queue.html", context)
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def pairs_reviewed(request: HttpRequest) -> HttpResponse:
+    """The pairs with a verdict, the latest first, each linking to its pair screen."""
+    reviewed = _pairs_open_to(request, selectors.pairs_reviewed()).select_related(
+        "video", "original", "review__reviewer"
+    )
+    page = Paginator(reviewed, PAIRS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "moderation/reproduction/reviewed.html", {"page": page})
 
 
 def _pairs_open_to(request: HttpRequest, pairs: QuerySet[ReproCandidate]) -> QuerySet[ReproCandidate]:

@@ -74,6 +74,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:cascade_threshold": ("POST", (TRAIN,)),
     "moderation:cascade_target": ("POST", (TRAIN,)),
     "moderation:repro_queue": ("GET", (REVIEW,)),
+    "moderation:repro_reviewed": ("GET", (REVIEW,)),
     "moderation:repro_claim_next": ("POST", (REVIEW,)),
     "moderation:repro_pair": ("GET", (REVIEW,)),
     "moderation:repro_submit": ("POST", (REVIEW,)),

@@ -169,3 +169,35 @@ def test_pair_screen_says_which_side_lost_its_files(client_as, settings, tmp_pat
     assert pair.video.missing_media == [frames[pair.video.pk].image.name]
     assert pair.original.missing_media == [pair.original.file.name]
     assert AuditEvent.objects.filter(action="media.missing").count() == 2
+
+
+def test_the_reviewed_count_links_to_the_reviewed_pairs_latest_first_without_hidden_ones(client_as, make_user) -> None:  # type: ignore[no-untyped-def]
+    """The queue said "N reviewed" with no way to list them; the list keeps restricted videos to their groups."""
+    from django.contrib.auth.models import Group
+
+    from moderation.review.models import ReviewQueue
+    from tests.factories import ReviewTaskFactory
+
+    admin = make_user("admin")
+    experts = ReviewQueue.objects.create(slug="experts", name="Experts")
+    experts.allowed_groups.add(Group.objects.create(name="experts"))
+    pairs = []
+    for verdict in ("reproduction", "unrelated", "derivative"):  # one after another: the latest verdict last
+        pair = make_pair(0.9)
+        assert pair_claim_next(user=admin) == pair
+        pair_review_submit(candidate=pair, user=admin, verdict=verdict)
+        pairs.append(pair)
+    first, second, hidden = pairs
+    ReviewTaskFactory(decision__video=hidden.original, queue=experts)  # its earlier upload went to the experts
+    make_pair(0.95)  # waiting: not in the list
+
+    client = client_as("moderator")
+    queue = client.get(reverse("moderation:repro_queue")).content.decode()
+    assert f'<a href="{reverse("moderation:repro_reviewed")}">2 reviewed</a>' in queue
+    page = client.get(reverse("moderation:repro_reviewed")).content.decode()
+    links = [reverse("moderation:repro_pair", args=[p.pk]) for p in (second, first)]
+    assert all(f'href="{link}"' in page for link in links)
+    assert page.index(links[0]) < page.index(links[1])  # the latest verdict first
+    assert reverse("moderation:repro_pair", args=[hidden.pk]) not in page
+    admin_page = client_as("admin").get(reverse("moderation:repro_reviewed")).content.decode()
+    assert reverse("moderation:repro_pair", args=[hidden.pk]) in admin_page
