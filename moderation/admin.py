@@ -1,6 +1,5 @@
 from django.contrib import admin
 
-import moderation.review.admin  # noqa: F401  (registers queues, skips and the audit log)
 from moderation.models import (
     Decision,
     DecisionRerun,
@@ -12,25 +11,34 @@ from moderation.models import (
     ReviewTask,
     Video,
 )
+from moderation.review.admin import VideosOpenToStaffAdmin  # (importing it registers queues, skips, the audit log)
 
 
 @admin.register(Video)
-class VideoAdmin(admin.ModelAdmin):
+class VideoAdmin(VideosOpenToStaffAdmin):
+    video_field = "pk"
     list_display = ["id", "title", "status", "stage", "progress", "duration", "created_at"]
     list_filter = ["status", "stage"]
     search_fields = ["title", "sha256", "external_id"]
 
 
 @admin.register(Decision)
-class DecisionAdmin(admin.ModelAdmin):
+class DecisionAdmin(VideosOpenToStaffAdmin):
     list_display = ["id", "video", "label", "is_violation", "confidence", "model_version", "policy_version"]
     list_filter = ["is_violation", "backend"]
 
 
 @admin.register(ReviewTask)
-class ReviewTaskAdmin(admin.ModelAdmin):
+class ReviewTaskAdmin(VideosOpenToStaffAdmin):
+    video_field = "decision__video_id"
     list_display = ["id", "decision", "queue", "slot", "status", "claimed_by", "deadline", "lease_expires_at"]
     list_filter = ["status", "queue", "is_gold"]
 
 
-admin.site.register([DecisionRerun, Keyframe, ModelVersion, Policy, PolicyVersion, Review])
+class DecisionVideoAdmin(VideosOpenToStaffAdmin):
+    video_field = "decision__video_id"
+
+
+admin.site.register([DecisionRerun, Review], DecisionVideoAdmin)
+admin.site.register(Keyframe, VideosOpenToStaffAdmin)
+admin.site.register([ModelVersion, Policy, PolicyVersion])

@@ -82,6 +82,12 @@ def _sees_every_video(user: Any) -> bool:
     return bool(user.is_superuser or user.has_perms(ROLE_PERMISSIONS["admin"]))
 
 
+def videos_all_open_to(*, user: Any) -> bool:
+    """Whether ``user`` sees every video, restricted queues' included (superusers and admins): screens
+    that cannot be narrowed to single videos (the audit log's free-form events) are theirs only."""
+    return _sees_every_video(user)
+
+
 def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
     """The rule of ``videos_open_to`` as a filter for any queryset whose ``field`` is a video id.
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from moderation.media.selectors import videos_all_open_to, videos_open_to
 from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip
 
 
@@ -27,8 +29,19 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     filter_horizontal = ["allowed_groups"]
 
 
+class VideosOpenToStaffAdmin(admin.ModelAdmin):
+    """Lists and opens only rows of videos the staff member may see (``videos_open_to``: a video in a
+    restricted queue is its groups' and admins'); ``video_field`` names the row's video id."""
+
+    video_field = "video_id"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return videos_open_to(user=request.user, qs=super().get_queryset(request), field=self.video_field)
+
+
 @admin.register(ReviewSkip)
-class ReviewSkipAdmin(admin.ModelAdmin):
+class ReviewSkipAdmin(VideosOpenToStaffAdmin):
+    video_field = "task__decision__video_id"
     list_display = ["task", "user", "reason", "at"]
     search_fields = ["reason", "user__username"]
 
@@ -49,3 +62,9 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Only for those who see every video: an event's object (a video, decision, task, pair, ...) and
+        its payload (tags, labels, file names) may belong to a video in a restricted queue, and events of
+        a dozen kinds cannot be narrowed to the videos a staff member may see one by one."""
+        return super().has_view_permission(request, obj) and videos_all_open_to(user=request.user)

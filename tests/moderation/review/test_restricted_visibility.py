@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -28,6 +28,7 @@ from moderation.media.selectors import video_open_to, videos_open_to
 from moderation.policies.services import policy_version_create_draft
 from moderation.reproduction.models import ReproCandidate
 from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.review.services import audit_event_record
 from moderation.tagging.models import TagProposal, TagProposalSighting
 from tests.factories import DecisionFactory, ReviewTaskFactory, SegmentFactory, UserFactory, VideoFactory
 
@@ -209,3 +210,26 @@ def test_tag_curation_counts_a_restricted_sighting_without_naming_it(world: Worl
             assert bool(re.search(rf"video {world.hidden.pk}(</a>)?\s*<span", html)) is sees, user
             assert ("Secret expert clip" in html) is sees and ("secret phrase" in html) is sees, user
             assert ("1 restricted video " in html) is not sees, user
+
+
+def test_the_admin_keeps_restricted_videos_and_the_audit_log_from_staff_who_may_not_see_them(world: World) -> None:
+    """Staff given view permissions (not the admin role) list and open only videos open to them; the audit
+    log, whose events cannot be narrowed video by video, is only for those who see every video."""
+    Video.objects.filter(pk=world.hidden.pk).update(title="Secret expert clip")
+    audit_event_record(actor=None, action="tags.final", obj=world.hidden, payload={"tags": ["secret tag"]})
+    views = Permission.objects.filter(codename__in=["view_video", "view_auditevent"])
+    outsider = _staff("moderator", is_staff=True)
+    expert = _staff("moderator", "experts", is_staff=True)
+    superuser = _staff(is_staff=True, is_superuser=True)
+    for user in (outsider, expert):
+        user.user_permissions.add(*views)
+    videos = reverse("admin:moderation_video_changelist")
+    hidden = reverse("admin:moderation_video_change", args=[world.hidden.pk])
+    audit = reverse("admin:moderation_auditevent_changelist")
+    for user, sees, sees_all in ((outsider, False, False), (expert, True, False), (superuser, True, True)):
+        client = _client(user)
+        assert ("Secret expert clip" in client.get(videos).content.decode()) is sees, user
+        assert client.get(hidden).status_code in ((200,) if sees else (302, 404)), user
+        response = client.get(audit)
+        assert response.status_code == (200 if sees_all else 403), user
+        assert ("tags.final" in response.content.decode()) is sees_all, user
