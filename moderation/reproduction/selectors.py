@@ -331,9 +331,11 @@ def pairs_reviewed() -> QuerySet[ReproCandidate]:
 
 
 def pair_queue_stats(*, user: Any, threshold: float = PAIR_QUEUE_THRESHOLD) -> dict[str, int]:
-    waiting = ReproCandidate.objects.filter(score__gte=threshold, review__isnull=True)
+    """The pair queue's counts as ``user`` can work it: a pair with a video hidden from them is never
+    handed out to them ("Claim next"), so it is not counted as waiting (nor as claimed) either."""
+    waiting = pairs_open_to(user=user, pairs=ReproCandidate.objects.filter(score__gte=threshold, review__isnull=True))
     return {
-        "pending": pair_queue_pending(threshold=threshold).count(),
+        "pending": pairs_open_to(user=user, pairs=pair_queue_pending(threshold=threshold)).count(),
         "claimed": waiting.filter(claimed_by__isnull=False, lease_expires_at__gte=timezone.now()).count(),
         # The count links to the reviewed list, so it counts what that list shows (pairs the user may see).
         "reviewed": pairs_open_to(user=user, pairs=pairs_reviewed()).count(),

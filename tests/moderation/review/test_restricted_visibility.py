@@ -233,3 +233,9 @@ def test_the_admin_keeps_restricted_videos_and_the_audit_log_from_staff_who_may_
         response = client.get(audit)
         assert response.status_code == (200 if sees_all else 403), user
         assert ("tags.final" in response.content.decode()) is sees_all, user
+
+
+def test_the_pair_queue_counts_only_pairs_the_reviewer_can_work(world: World) -> None:
+    for user, waiting in ((world.outsider, 0), (world.expert, 1), (world.admin, 1)):
+        html = _client(user).get(reverse("moderation:repro_queue")).content.decode()
+        assert f"{waiting} waiting · 0 claimed" in html, user
