@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from moderation.media.models import Video
 from moderation.media.selectors import videos_all_open_to, videos_open_to
 from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip
 
@@ -37,6 +38,12 @@ class VideosOpenToStaffAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return videos_open_to(user=request.user, qs=super().get_queryset(request), field=self.video_field)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # A change form's video choices name every video by its title: only those open to the user.
+        if db_field.related_model is Video:
+            kwargs["queryset"] = videos_open_to(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(ReviewSkip)

@@ -233,6 +233,10 @@ def test_the_admin_keeps_restricted_videos_and_the_audit_log_from_staff_who_may_
         response = client.get(audit)
         assert response.status_code == (200 if sees_all else 403), user
         assert ("tags.final" in response.content.decode()) is sees_all, user
+    # A decision's change form offers only open videos as its video (the choices are titles).
+    outsider.user_permissions.add(Permission.objects.get(codename="change_decision"))
+    form = _client(outsider).get(reverse("admin:moderation_decision_change", args=[world.plain.decisions.get().pk]))
+    assert form.status_code == 200 and "Secret expert clip" not in form.content.decode()
 
 
 def test_the_pair_queue_counts_only_pairs_the_reviewer_can_work(world: World) -> None:
