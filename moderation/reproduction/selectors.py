@@ -89,17 +89,20 @@ def confirm_hash_hits(
 # the distinct vectors (``PictureVector``, ``TranscriptVector``: reposts share one graph element, so a clique of equal
 # copies cannot hide a copy's source), two more than asked (the video's own vector, one no video holds any more), and
 # reach each vector's videos by its exact key (B-tree), the video itself left out, earliest uploads first (at most
-# ``k`` per vector). The video embedding's ``kv`` nearest other videos:
-_VIDEO_PART = """
-SELECT 'v', NULL::float8, n.id, NULL::float8, n.sim FROM moderation_video q CROSS JOIN LATERAL (
+# ``k`` per vector); one template, filled in for each channel. The video embedding's ``kv`` nearest other videos:
+_DISTINCT_VECTOR_PART = """
+SELECT '{tag}', NULL::float8, n.id, NULL::float8, n.sim FROM moderation_video q CROSS JOIN LATERAL (
     SELECT o.id, d.sim FROM (
-        SELECT key, 1 - (embedding <=> q.visual_embedding) AS sim FROM moderation_picturevector
-        ORDER BY embedding <=> q.visual_embedding LIMIT {kv} + 2
+        SELECT key, 1 - (embedding <=> q.{column}) AS sim FROM {vectors}
+        ORDER BY embedding <=> q.{column} LIMIT {{{k}}} + 2
     ) d CROSS JOIN LATERAL (
-        SELECT id FROM moderation_video WHERE visual_key = d.key AND id <> {v} ORDER BY id LIMIT {kv}
-    ) o ORDER BY d.sim DESC, o.id LIMIT {kv}
-) n WHERE q.id = {v} AND q.visual_embedding IS NOT NULL
+        SELECT id FROM moderation_video WHERE {key} = d.key AND id <> {{v}} ORDER BY id LIMIT {{{k}}}
+    ) o ORDER BY d.sim DESC, o.id LIMIT {{{k}}}
+) n WHERE q.id = {{v}} AND q.{column} IS NOT NULL
 """
+_VIDEO_PART = _DISTINCT_VECTOR_PART.format(
+    tag="v", column="visual_embedding", vectors="moderation_picturevector", key="visual_key", k="kv"
+)
 # Per keyframe (the channel before the video embedding; ``REPRO_FRAME_NEIGHBOURS`` = keyframes): its query keyframes
 # (at most ``m``, spread evenly over its keyframes in index order, as ``services._spread`` would pick them) each with
 # its ``kf`` nearest keyframes of other videos: ``m`` scans of every keyframe row.
@@ -115,16 +118,9 @@ SELECT 'f', q.t, n.video_id, n.t, n.sim FROM (
 ) n
 """
 # The transcript's ``kt`` nearest other transcripts (the same way, through ``TranscriptVector``):
-_TEXT_PART = """
-SELECT 't', NULL::float8, n.id, NULL::float8, n.sim FROM moderation_video q CROSS JOIN LATERAL (
-    SELECT o.id, d.sim FROM (
-        SELECT key, 1 - (embedding <=> q.text_embedding) AS sim FROM moderation_transcriptvector
-        ORDER BY embedding <=> q.text_embedding LIMIT {kt} + 2
-    ) d CROSS JOIN LATERAL (
-        SELECT id FROM moderation_video WHERE text_key = d.key AND id <> {v} ORDER BY id LIMIT {kt}
-    ) o ORDER BY d.sim DESC, o.id LIMIT {kt}
-) n WHERE q.id = {v} AND q.text_embedding IS NOT NULL
-"""
+_TEXT_PART = _DISTINCT_VECTOR_PART.format(
+    tag="t", column="text_embedding", vectors="moderation_transcriptvector", key="text_key", k="kt"
+)
 _SETTINGS = (
     "SELECT set_config('hnsw.ef_search', '{ef}', true), set_config('hnsw.iterative_scan', 'relaxed_order', true);"
 )
