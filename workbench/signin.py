@@ -12,7 +12,9 @@ everyone's sign-in."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -20,9 +22,23 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WINDOW_SECONDS = 15 * 60
 FAILURES_PER_ACCOUNT_AND_ADDRESS = 10
+
+
+def _counted(operation: Callable[[], T], fallback: T) -> T:
+    """A count in the shared cache, or ``fallback`` when Redis cannot be reached: sign-in then goes on without the
+    throttle (logged), rather than failing for everyone with a server error while Redis is down."""
+    try:
+        return operation()
+    except (RedisError, OSError) as exc:
+        logger.warning("Sign-in throttle skipped: the shared cache is unreachable (%s)", exc)
+        return fallback
 
 
 def _key(username: str, address: str) -> str:
@@ -41,7 +57,8 @@ def signin_address(request: HttpRequest | None) -> str:
 
 def signin_refusal(*, username: str, address: str) -> str | None:
     """Why a sign-in from ``address`` as ``username`` is not tried now, or None."""
-    if (caches["throttle"].get(_key(username, address)) or 0) >= FAILURES_PER_ACCOUNT_AND_ADDRESS:
+    failures = _counted(lambda: caches["throttle"].get(_key(username, address)), None) or 0
+    if failures >= FAILURES_PER_ACCOUNT_AND_ADDRESS:
         minutes = WINDOW_SECONDS // 60
         return f"Too many wrong passwords from here: sign-in is paused for up to {minutes} minutes. Try again later."
     return None
@@ -49,15 +66,19 @@ def signin_refusal(*, username: str, address: str) -> str | None:
 
 def signin_failed(*, username: str, address: str) -> None:
     cache, key = caches["throttle"], _key(username, address)
-    cache.add(key, 0, timeout=WINDOW_SECONDS)  # the window starts at the first failure
-    try:
-        cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=WINDOW_SECONDS)
+
+    def count() -> None:
+        cache.add(key, 0, timeout=WINDOW_SECONDS)  # the window starts at the first failure
+        try:
+            cache.incr(key)
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=WINDOW_SECONDS)
+
+    _counted(count, None)
 
 
 def signin_succeeded(*, username: str, address: str) -> None:
-    caches["throttle"].delete(_key(username, address))
+    _counted(lambda: caches["throttle"].delete(_key(username, address)), False)
 
 
 class _Throttled:

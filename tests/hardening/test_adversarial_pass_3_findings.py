@@ -447,3 +447,22 @@ def test_an_api_body_over_the_size_limit_is_told_so_in_json():
     assert refused.status_code == 413 and refused.json()["detail"].startswith(
         "The request's fields are larger than 10 MB"
     )
+
+
+def test_sign_in_still_works_while_the_shared_cache_is_unreachable(make_user, settings):
+    """The throttle's count lives in Redis: with Redis down every sign-in was a server error (a 500 for everyone);
+    it now goes on without the throttle."""
+    name = f"user-{uuid.uuid4().hex[:8]}"
+    make_user("moderator", username=name, password="right-horse-battery")
+    settings.CACHES = {
+        **settings.CACHES,
+        "throttle": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # the discard port: nothing answers
+            "KEY_PREFIX": "wb",
+        },
+    }
+    client = Client(REMOTE_ADDR="198.51.100.8")
+    wrong = client.post("/login/", {"username": name, "password": "guess"})
+    assert wrong.status_code == 200 and "Wrong username or password." in wrong.content.decode()
+    assert client.post("/login/", {"username": name, "password": "right-horse-battery"}).status_code == 302
