@@ -187,3 +187,17 @@ def test_openapi_schema_documents_the_integration_routes(client_as):
     post = paths["/api/videos/"]["post"]
     assert "Idempotency-Key" in str(post["parameters"]) and "429" in post["responses"]
     assert "Integration" in str(schema["components"].get("securitySchemes", {}))
+
+
+def test_with_redis_unreachable_the_api_answers_without_the_rate_limit(db, monkeypatch):
+    """The rate limit's count lives in Redis: with Redis down every integration request was a 500."""
+    from django.core.cache.backends.redis import RedisCache
+
+    from moderation.integrations.api import IntegrationRateThrottle
+
+    unreachable = RedisCache("redis://127.0.0.1:9/0", {"KEY_PREFIX": "wb"})  # the discard port: nothing answers
+    monkeypatch.setattr(IntegrationRateThrottle, "cache", unreachable)
+    _integration, token = integration_create(name="platform-during-outage", rate_limit="3/min")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Integration {token}")
+    assert [client.get("/api/labels/").status_code for _ in range(4)] == [200, 200, 200, 200]
