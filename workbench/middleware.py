@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
 
 NUL_MESSAGE = "Text may not contain NUL characters (\\x00); remove them and try again."
 
@@ -115,9 +116,6 @@ class HtmxSignedOutMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if response.status_code == 302 and request.headers.get("HX-Request") == "true":
-            from django.conf import settings
-            from django.shortcuts import resolve_url
-
             login = resolve_url(settings.LOGIN_URL)
             if response.get("Location", "").split("?", 1)[0] == login:
                 return HttpResponse(SIGNED_OUT_MESSAGE, status=401, content_type="text/plain; charset=utf-8")

@@ -74,18 +74,13 @@ def evidence_times(*, keyframes: list[Any], segments: list[Any]) -> dict[tuple[s
     return times
 
 
-def _sees_every_video(user: Any) -> bool:
-    """Superusers and the admin role (every admin permission: the permission cache the view's role check
-    filled, no query) see every video, restricted queues included."""
+def videos_all_open_to(*, user: Any) -> bool:
+    """Whether ``user`` sees every video, restricted queues' included: superusers and the admin role (every admin
+    permission: the permission cache the view's role check filled, no query). Screens that cannot be narrowed to
+    single videos (the audit log's free-form events) are theirs only."""
     if not user.is_authenticated or not user.is_active:
         return False
     return bool(user.is_superuser or user.has_perms(ROLE_PERMISSIONS["admin"]))
-
-
-def videos_all_open_to(*, user: Any) -> bool:
-    """Whether ``user`` sees every video, restricted queues' included (superusers and admins): screens
-    that cannot be narrowed to single videos (the audit log's free-form events) are theirs only."""
-    return _sees_every_video(user)
 
 
 def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
@@ -96,7 +91,7 @@ def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
     groups. Review's tables are reached through the app registry, not an import: media is the bottom wing,
     so every screen that shows a video (media, tagging, review, annotation, the API) can apply the one rule.
     Two EXISTS subqueries, no per-row query."""
-    if _sees_every_video(user):
+    if videos_all_open_to(user=user):
         return Q()
     review_task = apps.get_model("moderation", "ReviewTask")
     items = review_task.objects.filter(decision__video_id=OuterRef(field))
@@ -126,7 +121,7 @@ def video_open_or_404(*, user: Any, video_id: int) -> None:
 def media_path_open_to(*, user: Any, path: str) -> bool:
     """Whether ``user`` may fetch the media file at ``path`` (a video's file or cover, a keyframe image):
     not when it belongs to a video hidden from them. A file no video names is left to the media view."""
-    if _sees_every_video(user):
+    if videos_all_open_to(user=user):
         return True
     owners = Video.objects.filter(Q(file=path) | Q(cover=path) | Q(keyframes__image=path))
     return not owners.exclude(video_open_to_q(user=user)).exists()
