@@ -239,7 +239,11 @@ def candidates_retrieve(
     )
     try:
         queries, mark = selectors.hash_queries_marked(video_id)  # the catch-up's mark in the same round trip
-        hits = selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold, mark=mark)
+        # A farm of reposts (a thousand videos with one set of hashes) yields its earliest 3 * top_k per hash, not
+        # every row: at most 3 * top_k candidates are kept (bench/repro_duplicates.py; bench/RESULTS.md, issue 20).
+        hits = selectors.hash_hits(
+            queries=queries, exclude_video_id=video_id, threshold=threshold, mark=mark, per_hash=3 * top_k
+        )
     except BaseException:
         pending.discard()
         raise
