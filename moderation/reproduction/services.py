@@ -219,6 +219,56 @@ def distinct_vectors_sweep() -> int:
     return swept
 
 
+# The distinct-vector tables: (table, the video's key column, the video's embedding column).
+_VECTOR_TABLES = (
+    ("moderation_transcriptvector", "text_key", "text_embedding"),
+    ("moderation_picturevector", "visual_key", "visual_embedding"),
+)
+
+
+def distinct_vectors_sweep_step(*, batch: int | None = None) -> int:
+    """One step of the periodic sweep of the distinct vectors (``TranscriptVector``, ``PictureVector``): per table,
+    the next ``batch`` keys (``settings.REPRO_VECTOR_SWEEP_BATCH``) after where the last step stopped
+    (``VectorSweep``; past the last key it starts over), those no video holds dropped; returns how many.
+
+    Incremental: a step reads one batch of each table by primary key and probes the videos' key index once per key,
+    whatever the library's size; a pass over a table of N vectors takes N / batch steps. Idempotent and safe to run
+    twice at once: each table's ``VectorSweep`` row is locked for its step, a redelivered step sweeps the next batch.
+    A video written with a key while the step drops that vector (its transaction not yet committed, so the step did
+    not see it, and its trigger saw the vector still there) would be left without one: the next step, minutes later,
+    registers the vectors of every key the last one dropped that a video holds now.
+    """
+    from moderation.reproduction.models import VectorSweep
+
+    size = max(1, int(batch if batch is not None else settings.REPRO_VECTOR_SWEEP_BATCH))
+    swept = 0
+    for table, key, column in _VECTOR_TABLES:
+        with transaction.atomic():
+            VectorSweep.objects.get_or_create(table=table)
+            state = VectorSweep.objects.select_for_update().get(table=table)
+            with connection.cursor() as cur:
+                if state.dropped:  # the last step's, re-checked now that any write in flight then has committed
+                    cur.execute(
+                        f"INSERT INTO {table} (key, embedding) SELECT DISTINCT ON (v.{key}) v.{key}, v.{column}"
+                        f" FROM moderation_video v WHERE v.{key} = ANY(%s::uuid[]) ON CONFLICT (key) DO NOTHING",
+                        [[str(k) for k in state.dropped]],
+                    )
+                cur.execute(
+                    f"WITH batch AS (SELECT key FROM {table} WHERE %s::uuid IS NULL OR key > %s::uuid ORDER BY key"
+                    f" LIMIT %s), gone AS (DELETE FROM {table} d USING batch b WHERE d.key = b.key AND NOT EXISTS"
+                    f" (SELECT 1 FROM moderation_video v WHERE v.{key} = d.key) RETURNING d.key)"
+                    " SELECT (SELECT key FROM batch ORDER BY key DESC LIMIT 1), (SELECT count(*) FROM batch),"
+                    " ARRAY(SELECT key FROM gone)",
+                    [state.after, state.after, size],
+                )
+                last, seen, gone = cur.fetchone()
+            state.after = last if seen == size else None  # a short batch: the table's end, start over next time
+            state.dropped = list(gone)
+            state.save(update_fields=["after", "dropped", "updated_at"])
+            swept += len(gone)
+    return swept
+
+
 # --- retrieval ---------------------------------------------------------------------------------------
 
 
