@@ -172,7 +172,7 @@ def _query(video_id: int, source: int | None, farm: set[int], repeats: int) -> d
     hash_times, hnsw_times = [], []
     for _ in range(repeats):
         started = time.perf_counter()
-        selectors.hash_hits(queries=selectors.hash_queries_of(video_id), exclude_video_id=video_id)
+        selectors.hash_hits(queries=selectors.hash_queries_of(video_id), exclude_video_id=video_id, per_hash=3 * TOP_K)
         hash_times.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         n = selectors.video_neighbours(video_id=video_id, k_text=TOP_K, k_videos=VIDEO_K, channel="video")
