@@ -100,5 +100,8 @@ def configure_routing(app: Any) -> None:
         # The outbox's safety net: events and deliveries whose queued message was lost.
         "sweep-webhooks": {"task": "moderation.integrations.tasks.sweep_webhooks", "schedule": 15.0},
         # Distinct embedding vectors no video holds any more (reposts taken down, videos embedded again).
-        "sweep-distinct-vectors": {"task": "moderation.reproduction.tasks.sweep_distinct_vectors", "schedule": 5 * 60.0},
+        "sweep-distinct-vectors": {
+            "task": "moderation.reproduction.tasks.sweep_distinct_vectors",
+            "schedule": 5 * 60.0,
+        },
     }
