@@ -202,6 +202,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# Sign-in: wrong passwords from one address over all accounts (password spraying) before sign-in from there pauses
+# for up to 15 minutes (workbench/signin.py). Generous: an office behind one NAT address shares it.
+SIGNIN_FAILURES_PER_ADDRESS = env.int("SIGNIN_FAILURES_PER_ADDRESS", default=100)
+
 # Uploads are streamed to a temporary file above this size, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
