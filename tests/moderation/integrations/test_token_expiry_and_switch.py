@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import pytest
 from django.apps import apps as django_apps
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
-from django.utils import timezone
+from django.utils import formats, timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -76,6 +77,12 @@ def test_a_user_api_token_expires_and_post_api_token_gives_a_new_one(make_user, 
     assert renewed != key
     rotated = session.post("/api/token/", {"rotate": "true"}).json()["token"]
     assert rotated != renewed and not Token.objects.filter(key=renewed).exists()
+    # Django's admin lists each token with when it expires.
+    root = Client()
+    root.force_login(User.objects.create_superuser("root-tokens", "root@example.com", "pw-test-123"))
+    listed = root.get("/admin/authtoken/tokenproxy/").content.decode()
+    expires_at = ApiTokenExpiry.objects.get(token_id=rotated).expires_at
+    assert "expires" in listed and formats.date_format(timezone.localtime(expires_at), "DATETIME_FORMAT") in listed
 
 
 def test_tokens_issued_before_expiry_existed_keep_working_for_one_lifetime(make_user, settings):
