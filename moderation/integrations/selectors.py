@@ -154,7 +154,9 @@ def integrations_overview() -> list[Any]:
         .prefetch_related(Prefetch("webhook_endpoints", queryset=endpoints))
     )
     default = integration_rate_shown(integration_default_rate())
-    for integration in integrations:  # the limit in effect, in words
+    now = timezone.now()
+    for integration in integrations:  # the limit in effect, in words; whether its token still works
+        integration.token_expired = integration.token_expires_at <= now  # type: ignore[attr-defined]
         own = integration.rate_limit
         shown = integration_rate_shown(own) if own else f"{default} (the server default)"
         integration.rate_shown = shown  # type: ignore[attr-defined]

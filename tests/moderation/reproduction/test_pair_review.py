@@ -110,7 +110,7 @@ def test_pair_screen_shows_hotkeys_sync_offset_and_escapes_titles(client_as) -> 
     reviewed = again.content.decode()
     assert "<kbd>p</kbd>" not in reviewed and "<kbd>n</kbd> claim next pair" in reviewed
     assert f'<a href="{reverse("moderation:repro_reviewed")}">reviewed pairs</a>' in reviewed
-    assert "<h3>Verdict</h3>" in reviewed and "Your verdict" not in reviewed
+    assert '<h2 class="panel-title">Verdict</h2>' in reviewed and "Your verdict" not in reviewed
     assert cluster_key_for(pair.video) == cluster_key_for(pair.original)
     queue = client.get(reverse("moderation:repro_queue"))
     assert queue.status_code == 200 and b"No pairs are waiting" in queue.content
