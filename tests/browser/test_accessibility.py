@@ -180,6 +180,7 @@ def test_the_review_screen_is_worked_by_keyboard_with_a_visible_focus(page, make
 def test_the_other_screens_have_no_moderate_or_worse_axe_violation(page, make_user, policy_version):
     """The tagging, reproduction, integration, ops, training-job and evaluation screens (the test above covers review, annotation,
     policies and training)."""
+    from moderation.integrations.models import OutboxEvent, WebhookDelivery
     from moderation.integrations.services import integration_create
     from moderation.integrations.webhooks import webhook_endpoint_create
     from moderation.reproduction.models import ReproCandidate
@@ -195,10 +196,16 @@ def test_the_other_screens_have_no_moderate_or_worse_axe_violation(page, make_us
     endpoint, _secret = webhook_endpoint_create(
         integration=integration, url="http://127.0.0.1:9/hook", event_types=["model.promoted"]
     )
+    # Long unbroken titles (a 400-character one widened the pair screen to 5,984 px at 1440).
     ReproCandidate.objects.create(
-        video=VideoFactory(file=""), original=VideoFactory(file=""), score=0.9, retrieval_score=0.9, offset=0.0,
+        video=VideoFactory(file="", title="x" * 400), original=VideoFactory(file="", title="y" * 400), score=0.9,
+        retrieval_score=0.9, offset=0.0,
         evidence={"alignment": {"offset": 0.0, "scale": 1.0, "mirrored": False, "coverage_copy": 0.8,
                                 "coverage_original": 0.5, "matches": [{"t": 0.0, "t_orig": 0.0, "d": 4}]}},
+    )  # fmt: skip
+    WebhookDelivery.objects.create(
+        endpoint=endpoint, event=OutboxEvent.objects.create(type="review.completed", payload={}), status="retrying",
+        attempts=6, last_error="Not sent: The host example.com does not resolve ([Errno -2] Name or service not known).",
     )  # fmt: skip
     admin = make_user("admin")
     pair = pair_claim_next(user=admin)
@@ -239,6 +246,13 @@ def test_the_other_screens_have_no_moderate_or_worse_axe_violation(page, make_us
         "ops": reverse("moderation:ops_dashboard"),
     }
     assert _screen_problems(page, screens) == {}
+    # The delivery log's button and event type are one line each (they read "Redeli / ver", "review.comp / leted").
+    page.goto(screens["webhook endpoint"])
+    for cell in ("#delivery-log td button", "#delivery-log td:nth-child(2)"):
+        lines = page.locator(cell).first.evaluate(
+            "e => { const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length; }"
+        )
+        assert lines == 1, (cell, lines)
     # Switching an integration off asks first (an htmx fragment in place, itself without violations), then says so.
     page.goto(screens["integrations"])
     page.click(f"#integration-switch-{integration.pk} button:has-text('Switch off')")
