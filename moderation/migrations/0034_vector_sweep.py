@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("moderation", "0032_distinct_embedding_vectors"),
+        ("moderation", "0033_integration_token_expiry"),
     ]
 
     operations = [
