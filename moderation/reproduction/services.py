@@ -253,15 +253,27 @@ def distinct_vectors_sweep_step(*, batch: int | None = None) -> int:
                         f" FROM moderation_video v WHERE v.{key} = ANY(%s::uuid[]) ON CONFLICT (key) DO NOTHING",
                         [[str(k) for k in state.dropped]],
                     )
+                # The batch by the primary key, each key probed once in the videos' key index (a lateral LIMIT 1: a
+                # merge anti-join would read that index from its first key, a join of the batch to the table all of
+                # the table); then only the orphans are deleted, by key.
+                after = "" if state.after is None else "WHERE key > %s"
                 cur.execute(
-                    f"WITH batch AS (SELECT key FROM {table} WHERE %s::uuid IS NULL OR key > %s::uuid ORDER BY key"
-                    f" LIMIT %s), gone AS (DELETE FROM {table} d USING batch b WHERE d.key = b.key AND NOT EXISTS"
-                    f" (SELECT 1 FROM moderation_video v WHERE v.{key} = d.key) RETURNING d.key)"
+                    f"WITH batch AS MATERIALIZED (SELECT key FROM {table} {after} ORDER BY key LIMIT %s)"
                     " SELECT (SELECT key FROM batch ORDER BY key DESC LIMIT 1), (SELECT count(*) FROM batch),"
-                    " ARRAY(SELECT key FROM gone)",
-                    [state.after, state.after, size],
+                    " ARRAY(SELECT b.key FROM batch b LEFT JOIN LATERAL"
+                    f" (SELECT 1 AS held FROM moderation_video v WHERE v.{key} = b.key LIMIT 1) h ON true"
+                    " WHERE h.held IS NULL)",
+                    [*([state.after] if after else []), size],
                 )
-                last, seen, gone = cur.fetchone()
+                last, seen, orphans = cur.fetchone()
+                gone: list[Any] = []
+                if orphans:  # checked again as they are deleted: a video may have taken one meanwhile
+                    cur.execute(
+                        f"DELETE FROM {table} d WHERE d.key = ANY(%s::uuid[]) AND NOT EXISTS"
+                        f" (SELECT 1 FROM moderation_video v WHERE v.{key} = d.key) RETURNING d.key",
+                        [[str(k) for k in orphans]],
+                    )
+                    gone = [row[0] for row in cur.fetchall()]
             state.after = last if seen == size else None  # a short batch: the table's end, start over next time
             state.dropped = list(gone)
             state.save(update_fields=["after", "dropped", "updated_at"])
