@@ -72,5 +72,10 @@ class ModerationConfig(AppConfig):
         serving_model_changed.connect(_event_serving_model_changed, dispatch_uid="moderation.event_model_promoted")
         # Stored media a screen found missing (or back): the audit log says which files, and who saw it.
         media_missing_changed.connect(_audit_media_missing, dispatch_uid="moderation.audit_media_missing")
+        # The audit log leaves out, for staff who may not see a video, the events about its pairs.
+        from moderation.reproduction.models import ReproCandidate
+        from moderation.review.selectors import audit_object_videos_register
+
+        audit_object_videos_register(model=ReproCandidate, video_fields=("video_id", "original_id"))
         # Queue, model and webhook numbers for /metrics, read from the database at scrape time.
         register_collector(collect)

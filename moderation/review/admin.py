@@ -9,8 +9,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from moderation.media.models import Video
-from moderation.media.selectors import videos_all_open_to, videos_open_to
+from moderation.media.selectors import videos_open_to
 from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip
+from moderation.review.selectors import audit_events_open_to
 
 
 @admin.register(ReviewQueue)
@@ -70,8 +71,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Only for those who see every video: an event's object (a video, decision, task, pair, ...) and
-        its payload (tags, labels, file names) may belong to a video in a restricted queue, and events of
-        a dozen kinds cannot be narrowed to the videos a staff member may see one by one."""
-        return super().has_view_permission(request, obj) and videos_all_open_to(user=request.user)
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        """Without the events about a video hidden from the staff member (``audit_events_open_to``): left
+        out of the list, and opening one by its address is the admin's "does not exist" redirect."""
+        return audit_events_open_to(user=request.user, qs=super().get_queryset(request))

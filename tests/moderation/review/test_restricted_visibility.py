@@ -212,12 +212,10 @@ def test_tag_curation_counts_a_restricted_sighting_without_naming_it(world: Worl
             assert ("1 restricted video " in html) is not sees, user
 
 
-def test_the_admin_keeps_restricted_videos_and_the_audit_log_from_staff_who_may_not_see_them(world: World) -> None:
-    """Staff given view permissions (not the admin role) list and open only videos open to them; the audit
-    log, whose events cannot be narrowed video by video, is only for those who see every video."""
+def test_the_admin_keeps_restricted_videos_from_staff_who_may_not_see_them(world: World) -> None:
+    """Staff given view permissions (not the admin role) list and open only videos open to them."""
     Video.objects.filter(pk=world.hidden.pk).update(title="Secret expert clip")
-    audit_event_record(actor=None, action="tags.final", obj=world.hidden, payload={"tags": ["secret tag"]})
-    views = Permission.objects.filter(codename__in=["view_video", "view_auditevent"])
+    views = Permission.objects.filter(codename__in=["view_video"])
     outsider = _staff("moderator", is_staff=True)
     expert = _staff("moderator", "experts", is_staff=True)
     superuser = _staff(is_staff=True, is_superuser=True)
@@ -225,18 +223,55 @@ def test_the_admin_keeps_restricted_videos_and_the_audit_log_from_staff_who_may_
         user.user_permissions.add(*views)
     videos = reverse("admin:moderation_video_changelist")
     hidden = reverse("admin:moderation_video_change", args=[world.hidden.pk])
-    audit = reverse("admin:moderation_auditevent_changelist")
-    for user, sees, sees_all in ((outsider, False, False), (expert, True, False), (superuser, True, True)):
+    for user, sees in ((outsider, False), (expert, True), (superuser, True)):
         client = _client(user)
         assert ("Secret expert clip" in client.get(videos).content.decode()) is sees, user
         assert client.get(hidden).status_code in ((200,) if sees else (302, 404)), user
-        response = client.get(audit)
-        assert response.status_code == (200 if sees_all else 403), user
-        assert ("tags.final" in response.content.decode()) is sees_all, user
     # A decision's change form offers only open videos as its video (the choices are titles).
     outsider.user_permissions.add(Permission.objects.get(codename="change_decision"))
     form = _client(outsider).get(reverse("admin:moderation_decision_change", args=[world.plain.decisions.get().pk]))
     assert form.status_code == 200 and "Secret expert clip" not in form.content.decode()
+
+
+def test_an_auditor_reads_the_events_not_about_videos_hidden_from_them(world: World) -> None:
+    """The audit log was only for those who see every video (403 for an auditor with ``view_auditevent``):
+    now each event about a hidden video's object (the video, a decision, a review or tags item, a pair, a
+    Tag2CoT task, an adjudication) is left out of the list and its page is the admin's "does not exist"."""
+    decision = world.task.decision
+    hidden_objects = [
+        world.hidden,
+        decision,
+        world.task,
+        ReproCandidate.objects.get(original=world.hidden),
+        Tag2CotTask.objects.get(video=world.hidden),
+        Adjudication.objects.get(video=world.hidden),
+    ]
+    hidden_events = [
+        audit_event_record(actor=None, action=f"secret.{i}", obj=obj, payload={"tags": ["secret tag"]})
+        for i, obj in enumerate(hidden_objects)
+    ]
+    shown = audit_event_record(actor=None, action="tags.final", obj=world.plain, payload={"tags": ["open tag"]})
+    shared = audit_event_record(actor=None, action="shared.final", obj=world.shared)
+    policy = audit_event_record(actor=None, action="model_policy_reset", obj=decision.policy_version.policy)
+    auditor = _staff(is_staff=True)
+    expert = _staff("experts", is_staff=True)
+    for user in (auditor, expert):
+        user.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    changelist = reverse("admin:moderation_auditevent_changelist")
+    for user, sees in ((auditor, False), (expert, True), (_staff(is_staff=True, is_superuser=True), True)):
+        client = _client(user)
+        response = client.get(changelist)
+        html = response.content.decode()
+        assert response.status_code == 200, user
+        assert all(e.action in html for e in (shown, shared, policy)), user
+        assert [e.action in html for e in hidden_events] == [sees] * len(hidden_events), user
+        for event in hidden_events:
+            page = client.get(reverse("admin:moderation_auditevent_change", args=[event.pk]))
+            if sees:
+                assert page.status_code == 200 and "secret tag" in page.content.decode(), (user, event.action)
+            else:
+                assert page.status_code == 302 and page["Location"] == reverse("admin:index"), event.action
+        assert client.get(reverse("admin:moderation_auditevent_change", args=[shown.pk])).status_code == 200
 
 
 def test_the_pair_queue_counts_only_pairs_the_reviewer_can_work(world: World) -> None:
