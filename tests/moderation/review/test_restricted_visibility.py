@@ -233,6 +233,58 @@ def test_the_admin_keeps_restricted_videos_from_staff_who_may_not_see_them(world
     assert form.status_code == 200 and "Secret expert clip" not in form.content.decode()
 
 
+def test_admin_forms_choose_a_decision_or_item_by_search_among_open_ones(world: World) -> None:
+    """A review item's or skip's form listed every decision / item in a <select> ("Decision object (123)"),
+    hidden videos' included: unusable at 100k rows, and the names leaked. Now a search box (autocomplete)
+    answered by the narrowed admin, a chosen row named by its ids, and a hidden row refused if posted."""
+    staff = _staff(is_staff=True)
+    codenames = ["change_reviewtask", "view_reviewtask", "view_decision", "change_reviewskip"]
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client = _client(staff)
+    open_task = ReviewTask.objects.filter(decision__video=world.shared).first()
+    assert open_task is not None
+    form = client.get(reverse("admin:moderation_reviewtask_change", args=[open_task.pk])).content.decode()
+    assert 'class="admin-autocomplete' in form and "<option" in form
+    assert form.count("decision ") < 5 and f"decision {open_task.decision_id} of video {world.shared.pk}" in form
+    assert "object (" not in form
+    search = reverse("admin:autocomplete")
+    found = client.get(search, {"app_label": "moderation", "model_name": "reviewtask", "field_name": "decision"})
+    ids = {int(row["id"]) for row in found.json()["results"]}
+    assert open_task.decision_id in ids and world.task.decision_id not in ids
+    by_id = client.get(
+        search,
+        {
+            "app_label": "moderation",
+            "model_name": "reviewtask",
+            "field_name": "decision",
+            "term": str(open_task.decision_id),
+        },
+    )
+    assert [int(row["id"]) for row in by_id.json()["results"]] == [open_task.decision_id]
+    hidden = client.get(
+        search,
+        {
+            "app_label": "moderation",
+            "model_name": "reviewtask",
+            "field_name": "decision",
+            "term": str(world.task.decision_id),
+        },
+    )
+    assert hidden.json()["results"] == []
+    posted = client.post(
+        reverse("admin:moderation_reviewtask_change", args=[open_task.pk]),
+        {
+            "decision": world.task.decision_id,
+            "queue": open_task.queue_id,
+            "slot": 0,
+            "priority": 0,
+            "status": "pending",
+        },
+    )
+    assert posted.status_code == 200 and "Select a valid choice" in posted.content.decode()
+    assert ReviewTask.objects.get(pk=open_task.pk).decision_id == open_task.decision_id
+
+
 def test_an_auditor_reads_the_events_not_about_videos_hidden_from_them(world: World) -> None:
     """The audit log was only for those who see every video (403 for an auditor with ``view_auditevent``):
     now each event about a hidden video's object (the video, a decision, a review or tags item, a pair, a
