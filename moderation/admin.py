@@ -56,4 +56,5 @@ class ReviewAdmin(VideosOpenToStaffAdmin):
 class KeyframeAdmin(VideosOpenToStaffAdmin):
     autocomplete_fields = ["video"]
 
+
 admin.site.register([ModelVersion, Policy, PolicyVersion])
