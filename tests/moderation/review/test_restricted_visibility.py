@@ -212,6 +212,29 @@ def test_tag_curation_counts_a_restricted_sighting_without_naming_it(world: Worl
             assert ("1 restricted video " in html) is not sees, user
 
 
+def test_tag_curation_does_not_name_a_proposal_seen_only_on_restricted_videos(world: World) -> None:
+    """A proposal whose every sighting is on a hidden video was listed by name (the phrase a model wrote
+    about that content), with "N restricted videos" beside it: now it is only counted, cannot be opened or
+    decided (404), and a rejected one stays out of "Recently decided"."""
+    secret = TagProposal.objects.create(name="机密词", key="机密词", seen_count=1)
+    TagProposalSighting.objects.create(proposal=secret, video=world.hidden, phrase="机密词")
+    rejected = TagProposal.objects.create(name="已拒密词", key="已拒密词", status=TagProposal.Status.REJECTED)
+    TagProposalSighting.objects.create(proposal=rejected, video=world.hidden, phrase="已拒密词")
+    TagProposal.objects.create(name="公开词", key="公开词")  # no sighting left: nothing to hide
+    decide = reverse("moderation:tag_proposal_decide", args=[secret.pk])
+    for user, sees in ((_staff("policy_editor"), False), (_staff("policy_editor", "experts"), True)):
+        client = _client(user)
+        html = client.get(reverse("moderation:tag_curation")).content.decode()
+        assert "公开词" in html, user
+        assert ("机密词" in html) is sees and ("已拒密词" in html) is sees, user
+        assert ("1 more seen only on restricted video " in html) is not sees, user
+        assert f"{2 if sees else 1} proposed tag" in html, user  # the restricted one is not counted as waiting
+        answer = client.post(decide, {"action": "reject"}, HTTP_HX_REQUEST="true")
+        assert answer.status_code == (200 if sees else 404), user
+        secret.refresh_from_db()
+        assert (secret.status == "rejected") is sees, user
+
+
 def test_the_admin_keeps_restricted_videos_from_staff_who_may_not_see_them(world: World) -> None:
     """Staff given view permissions (not the admin role) list and open only videos open to them."""
     Video.objects.filter(pk=world.hidden.pk).update(title="Secret expert clip")
