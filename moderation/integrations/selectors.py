@@ -68,7 +68,8 @@ def video_error_for(*, integration: Integration | None, video: Video) -> str:
         return video.error
     if video.status != Video.Status.FAILED:  # still going: a stage waits for media storage and is retried
         return "Waiting for media storage; processing will be retried."
-    stage = {Video.Stage.INFERENCE: "Model inference", Video.Stage.ASR: "Speech to text"}.get(video.stage, "Processing")
+    stages: dict[str, str] = {Video.Stage.INFERENCE: "Model inference", Video.Stage.ASR: "Speech to text"}
+    stage = stages.get(video.stage, "Processing")
     return f"{stage} failed on the workbench's side; its operators can see why and retry it."
 
 
