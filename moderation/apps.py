@@ -35,6 +35,14 @@ def _audit_media_missing(
         audit_event_record(actor=by, action="media.restored", obj=video)
 
 
+def _audit_integration_changed(
+    sender: Any, *, integration: Any, action: str, by: Any, payload: dict[str, Any], **kwargs: Any
+) -> None:
+    from moderation.review.services import audit_event_record
+
+    audit_event_record(actor=by, action=action, obj=integration, payload={"name": integration.name, **payload})
+
+
 def _queue_retrieval(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.reproduction.tasks.find_candidates", video_id)
 
@@ -52,6 +60,7 @@ class ModerationConfig(AppConfig):
         from moderation.review.services import review_release_on_logout, review_route_decision
         from moderation.signals import (
             decision_to_review,
+            integration_changed,
             media_missing_changed,
             serving_model_changed,
             video_decided,
@@ -72,6 +81,8 @@ class ModerationConfig(AppConfig):
         serving_model_changed.connect(_event_serving_model_changed, dispatch_uid="moderation.event_model_promoted")
         # Stored media a screen found missing (or back): the audit log says which files, and who saw it.
         media_missing_changed.connect(_audit_media_missing, dispatch_uid="moderation.audit_media_missing")
+        # An integration switched on or off, or given a new token: the audit log says who and when.
+        integration_changed.connect(_audit_integration_changed, dispatch_uid="moderation.audit_integration_changed")
         # The audit log leaves out, for staff who may not see a video, the events about its pairs.
         from moderation.reproduction.models import ReproCandidate
         from moderation.review.selectors import audit_object_videos_register

@@ -36,3 +36,8 @@ feedback_received = Signal()
 # it on the video. Keywords: video, missing (the names missing now), new (names missing since this check),
 # by (the user whose screen found it, or None).
 media_missing_changed = Signal()
+
+# An integration was switched on or off, or given a new token (sent inside that transaction). Keywords: integration,
+# action ("integration.switch_on", "integration.switch_off", "integration.token_rotate"), by (the user or None),
+# payload. The review wing writes it to the audit log.
+integration_changed = Signal()

@@ -42,3 +42,15 @@ def test_each_role_gets_its_own_home(make_user, policy_version):
         assert f'id="home-{panel}"' in admin_home, panel
 
     assert "has no role yet" in _home(make_user(None))
+
+
+def test_a_wrong_password_keeps_the_typed_username_and_focuses_the_password(make_user):
+    """After "Wrong username or password." the username box was empty: the name had to be typed again."""
+    make_user("moderator", username="mira", password="right-horse-battery")
+    page = Client(REMOTE_ADDR="198.51.100.21").post("/login/", {"username": "mira", "password": "guess"})
+    html = page.content.decode()
+    assert "Wrong username or password." in html
+    assert '<input name="username" value="mira" autocomplete="username" required>' in html
+    assert 'type="password" autofocus' in html
+    fresh = Client().get("/login/").content.decode()
+    assert '<input name="username" value="" autofocus' in fresh and 'type="password" autofocus' not in fresh

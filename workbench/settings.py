@@ -202,6 +202,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
+# Sign-in: wrong passwords from one address over all accounts (password spraying) before sign-in from there pauses
+# for up to 15 minutes (workbench/signin.py). Generous: an office behind one NAT address shares it.
+SIGNIN_FAILURES_PER_ADDRESS = env.int("SIGNIN_FAILURES_PER_ADDRESS", default=100)
+
 # Uploads are streamed to a temporary file above this size, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
@@ -210,7 +214,7 @@ WORKBENCH_UPLOAD_MAX_BYTES = env.int("WORKBENCH_UPLOAD_MAX_BYTES", default=500 *
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "workbench.tokens.ExpiringTokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
@@ -345,6 +349,12 @@ TAG_VLM_SNAP_THRESHOLD = env.float("TAG_VLM_SNAP_THRESHOLD", default=0.95)
 TAG_VLM_MAX_NEW_TOKENS = env.int("TAG_VLM_MAX_NEW_TOKENS", default=96)
 # The queue list's counts are reused for this long (Django's cache; 0 = count on every request).
 REVIEW_STATS_MAX_AGE_SECONDS = env.int("REVIEW_STATS_MAX_AGE_SECONDS", default=10)
+
+# --- API tokens ---------------------------------------------------------------------------
+# How long a new (or rotated) token lasts: an integration's (`Authorization: Integration <token>`) and a user's
+# (`Authorization: Token <key>`, POST /api/token/). An expired token is a 401 that says so; rotating gives a new one.
+INTEGRATION_TOKEN_LIFETIME_DAYS = env.int("INTEGRATION_TOKEN_LIFETIME_DAYS", default=365)
+API_TOKEN_LIFETIME_DAYS = env.int("API_TOKEN_LIFETIME_DAYS", default=90)
 
 # --- Integrations: webhooks ----------------------------------------------------------------
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)

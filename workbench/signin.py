@@ -1,13 +1,15 @@
-"""Sign-in throttling: wrong passwords are counted per account and address and per address (in the shared
-``throttle`` cache, so every web process sees one count), and past the limit a sign-in is refused before the
-password is checked, on the sign-in page and the admin's alike. Without it a password could be guessed at the
-speed of the server.
+"""Sign-in throttling: wrong passwords are counted per account and address, and per address over all accounts
+(in the shared ``throttle`` cache, so every web process sees one count); past either limit a sign-in from that
+address is refused before the password is checked, on the sign-in page and the admin's alike. Without it a
+password could be guessed at the speed of the server.
 
-Per account *and* address, not per account alone: someone else's wrong guesses never lock a user out from
-their own address. Behind the TLS-terminating proxy (``WORKBENCH_HTTPS``) every request comes from the proxy,
-so the address is the one the proxy appended to ``X-Forwarded-For`` (the last entry: earlier ones are the
-client's to write). No count per address alone: behind a proxy that misreports it, that count would pause
-everyone's sign-in."""
+Per account *and* address (10 in 15 minutes), not per account alone: someone else's wrong guesses never lock a
+user out from their own address. Per address over all accounts (``SIGNIN_FAILURES_PER_ADDRESS``, 100 by default):
+one address trying one password on every account (password spraying) stays under the first limit on each account;
+this one stops it. It is generous and counts only wrong passwords (a successful sign-in neither counts nor clears
+it, else an attacker's own account would reset it), so an office behind one NAT address never meets it in normal
+use. Behind the TLS-terminating proxy (``WORKBENCH_HTTPS``) every request comes from the proxy, so the address is
+the one the proxy appended to ``X-Forwarded-For`` (the last entry: earlier ones are the client's to write)."""
 
 from __future__ import annotations
 
@@ -45,6 +47,10 @@ def _key(username: str, address: str) -> str:
     return "signin-fail:" + hashlib.sha256(f"{username}\x00{address}".encode()).hexdigest()[:32]
 
 
+def _address_key(address: str) -> str:
+    return "signin-fail-address:" + hashlib.sha256(address.encode()).hexdigest()[:32]
+
+
 def signin_address(request: HttpRequest | None) -> str:
     """Where a sign-in comes from: the client address the proxy saw behind WORKBENCH_HTTPS, else the peer's."""
     if request is None:
@@ -57,27 +63,43 @@ def signin_address(request: HttpRequest | None) -> str:
 
 def signin_refusal(*, username: str, address: str) -> str | None:
     """Why a sign-in from ``address`` as ``username`` is not tried now, or None."""
-    failures = _counted(lambda: caches["throttle"].get(_key(username, address)), None) or 0
-    if failures >= FAILURES_PER_ACCOUNT_AND_ADDRESS:
+    account_key, address_key = _key(username, address), _address_key(address)
+    counts: dict[str, int] = _counted(lambda: caches["throttle"].get_many([account_key, address_key]), {})
+    if (
+        counts.get(account_key, 0) >= FAILURES_PER_ACCOUNT_AND_ADDRESS
+        or counts.get(address_key, 0) >= settings.SIGNIN_FAILURES_PER_ADDRESS
+    ):
         minutes = WINDOW_SECONDS // 60
         return f"Too many wrong passwords from here: sign-in is paused for up to {minutes} minutes. Try again later."
     return None
 
 
 def signin_failed(*, username: str, address: str) -> None:
-    cache, key = caches["throttle"], _key(username, address)
+    cache = caches["throttle"]
 
-    def count() -> None:
-        cache.add(key, 0, timeout=WINDOW_SECONDS)  # the window starts at the first failure
-        try:
-            cache.incr(key)
-        except ValueError:  # expired between add and incr
-            cache.set(key, 1, timeout=WINDOW_SECONDS)
+    def count() -> int:
+        counts = []
+        for key in (_key(username, address), _address_key(address)):
+            cache.add(key, 0, timeout=WINDOW_SECONDS)  # the window starts at the first failure
+            try:
+                counts.append(cache.incr(key))
+            except ValueError:  # expired between add and incr
+                cache.set(key, 1, timeout=WINDOW_SECONDS)
+                counts.append(1)
+        return counts[-1]
 
-    _counted(count, None)
+    over_all_accounts = _counted(count, 0)
+    if over_all_accounts == settings.SIGNIN_FAILURES_PER_ADDRESS:  # once, when the pause begins: for the operators
+        logger.warning(
+            "Sign-in from %s paused: %d wrong passwords over all accounts within %d minutes (password spraying?)",
+            address,
+            over_all_accounts,
+            WINDOW_SECONDS // 60,
+        )
 
 
 def signin_succeeded(*, username: str, address: str) -> None:
+    """Clears the account's count from this address; the address's own count stays (see the module's docstring)."""
     _counted(lambda: caches["throttle"].delete(_key(username, address)), False)
 
 

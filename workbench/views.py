@@ -28,7 +28,6 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,6 +35,7 @@ from rest_framework.response import Response
 from workbench.home import home_panels_for
 from workbench.roles import Perm
 from workbench.storage import is_object_storage, playback_url
+from workbench.tokens import api_token_issue
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -91,16 +91,24 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @extend_schema(
-    request=None,
-    responses={200: inline_serializer(name="ApiToken", fields={"token": serializers.CharField()})},
-    description="The signed-in user's API token (created on first call); send it as `Authorization: Token <key>`.",
+    request=inline_serializer(name="ApiTokenRequest", fields={"rotate": serializers.BooleanField(required=False)}),
+    responses={
+        200: inline_serializer(
+            name="ApiToken", fields={"token": serializers.CharField(), "expires_at": serializers.DateTimeField()}
+        )
+    },
+    description="The signed-in user's API token and when it expires (API_TOKEN_LIFETIME_DAYS); send it as "
+    "`Authorization: Token <key>`. A new one when there was none, it expired, or `rotate` is true (the old one "
+    "is refused from then on).",
 )
 @api_view(["POST"])
 def obtain_token(request: Request) -> Response:
-    """Return (creating it once) the API token of the signed-in user."""
+    """Return the API token of the signed-in user (a new one when it expired or ``rotate``)."""
     # IsAuthenticated (the default permission class) has already refused anonymous users.
-    token, _ = Token.objects.get_or_create(user=cast(User, request.user))
-    return Response({"token": token.key})
+    data = request.data if isinstance(request.data, dict) else {}
+    rotate = str(data.get("rotate", "")).lower() in ("true", "1", "on")
+    token, expires_at = api_token_issue(user=cast(User, request.user), rotate=rotate)
+    return Response({"token": token.key, "expires_at": expires_at})
 
 
 def _iter_file(path: Path, start: int, length: int, chunk: int = 256 * 1024) -> Iterator[bytes]:

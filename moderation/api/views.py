@@ -7,7 +7,7 @@ from django.db.models import Model, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
-from rest_framework.authentication import BaseAuthentication, SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
@@ -37,11 +37,12 @@ from moderation.media.selectors import videos_open_to
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
 from workbench.parsers import StorableJSONParser
+from workbench.tokens import ExpiringTokenAuthentication
 
 # Users (session or Token) and platform integrations (Integration <token>).
 USER_OR_INTEGRATION_AUTH: list[type[BaseAuthentication]] = [
     SessionAuthentication,
-    TokenAuthentication,
+    ExpiringTokenAuthentication,
     IntegrationAuthentication,
 ]
 

@@ -69,10 +69,12 @@ def policy_impact_preview(
     counted in ``restricted_flips``; its id, title and content are not in the preview. The label counts
     are aggregates and include every sampled video.
 
-    The sample is the ``sample_size`` videos most recently decided under the active version. The
-    evidence baseline runs on each under the active version and under the draft, so a flip is caused
-    by the policy edit alone and not by a difference between the baseline and the serving model
-    (whose recorded label is shown alongside).
+    The sample is the ``sample_size`` videos most recently decided under this policy, whatever its
+    version then: right after a publish nothing is decided under the new active version yet, and
+    the preview of every other draft said only that. The evidence baseline runs on each under the
+    active version and under the draft, so a flip is caused by the policy edit alone and not by a
+    difference between the baseline and the serving model (whose latest recorded label is shown
+    alongside).
     """
     started = time.perf_counter()
     sample_size = max(1, min(int(sample_size), MAX_IMPACT_SAMPLE))
@@ -81,14 +83,14 @@ def policy_impact_preview(
     if active is None:
         return preview
     videos = list(
-        Video.objects.filter(decisions__policy_version=active)
+        Video.objects.filter(decisions__policy_version__policy_id=draft.policy_id)
         .annotate(last_decided=Max("decisions__created_at"))
         .order_by("-last_decided", "-pk")
         .prefetch_related("segments", "keyframes")[:sample_size]
     )
     recorded: dict[int, str] = {}
     for video_id, label in (
-        Decision.objects.filter(policy_version=active, video__in=[v.pk for v in videos])
+        Decision.objects.filter(policy_version__policy_id=draft.policy_id, video__in=[v.pk for v in videos])
         .order_by("video_id", "-created_at")
         .values_list("video_id", "label")
     ):

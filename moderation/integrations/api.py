@@ -20,7 +20,8 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from moderation.integrations.models import Integration
-from moderation.integrations.services import integration_for_token
+from moderation.integrations.services import IntegrationRefused, integration_authenticate
+from workbench.tokens import CredentialExpired, CredentialRefused
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +39,14 @@ class IntegrationAuthentication(BaseAuthentication):
             token = parts[1].decode()
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid integration token.") from exc
-        integration = integration_for_token(token=token)
-        if integration is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked integration token.")
+        try:
+            integration = integration_authenticate(token=token)
+        except IntegrationRefused as exc:
+            if exc.code == "token_expired":
+                raise CredentialExpired(str(exc), scheme=KEYWORD) from exc
+            if exc.code == "integration_switched_off":
+                raise CredentialRefused(str(exc), scheme=KEYWORD, code=exc.code) from exc
+            raise exceptions.AuthenticationFailed(str(exc)) from exc
         return AnonymousUser(), integration
 
     def authenticate_header(self, request: Request) -> str:
@@ -95,5 +101,6 @@ class IntegrationAuthenticationScheme(OpenApiAuthenticationExtension):  # type: 
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "Integration <token> (manage.py create_integration NAME prints one)",
+            "description": "Integration <token> (manage.py create_integration NAME prints one; it expires after "
+            "INTEGRATION_TOKEN_LIFETIME_DAYS: manage.py rotate_integration_token NAME prints a new one)",
         }

@@ -13,12 +13,16 @@ from django.db import models
 class Integration(models.Model):
     """A platform client. Its token is shown once and stored hashed (SHA-256); it authenticates the
     integration endpoints (submit and verdict, pull sync, feedback events) and nothing else: it is
-    not a user, so the session/``Token`` APIs refuse it."""
+    not a user, so the session/``Token`` APIs refuse it. It expires (``token_expires_at``) and is replaced by
+    rotating it; an integration switched off (``is_active``) is refused and sent no webhook."""
 
     name = models.CharField(max_length=200, unique=True)
     token_hash = models.CharField(max_length=64, unique=True)
     token_prefix = models.CharField(max_length=12, help_text="first characters of the token, to recognise it")
-    is_active = models.BooleanField(default=True)
+    token_expires_at = models.DateTimeField(
+        help_text="the token is refused (401) from then on; rotating it gives a new one (INTEGRATION_TOKEN_LIFETIME_DAYS)"
+    )
+    is_active = models.BooleanField(default=True, help_text="off: its token is refused and no webhook is sent")
     rate_limit = models.CharField(
         max_length=20,
         blank=True,

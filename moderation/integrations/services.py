@@ -8,9 +8,10 @@ import json
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -18,6 +19,7 @@ from moderation.errors import ModerationError
 from moderation.integrations.models import EventType, IdempotencyKey, Integration, IntegrationVideo, OutboxEvent
 from moderation.integrations.selectors import integration_video_by_external_id
 from moderation.media.models import Video
+from moderation.signals import integration_changed
 from workbench.queues import enqueue
 from workbench.text import row_id
 
@@ -62,24 +64,88 @@ def integration_create(*, name: str, rate_limit: str = "") -> tuple[Integration,
         raise ModerationError(f"An integration's name has at most {max_length} characters; this one has {len(name):,}.")
     if Integration.objects.filter(name=name).exists():
         raise ModerationError(f"An integration named “{name}” already exists.")
-    token = secrets.token_urlsafe(32)
-    integration = Integration.objects.create(
-        name=name,
-        token_hash=token_hash(token),
-        token_prefix=token[:TOKEN_PREFIX_LEN],
-        rate_limit=_check_rate(rate_limit),
-    )
+    token, fields = _new_token()
+    integration = Integration.objects.create(name=name, rate_limit=_check_rate(rate_limit), **fields)
     return integration, token
 
 
-def integration_for_token(*, token: str) -> Integration | None:
-    """The active integration holding ``token``; marks it used (at most one write a minute)."""
-    integration = Integration.objects.filter(token_hash=token_hash(token), is_active=True).first()
-    if integration is not None:
-        now = timezone.now()
-        if integration.last_used_at is None or now - integration.last_used_at > timedelta(minutes=1):
-            Integration.objects.filter(pk=integration.pk).update(last_used_at=now)
-            integration.last_used_at = now
+def _new_token() -> tuple[str, dict[str, Any]]:
+    """A new token and the fields that store it (its hash, its prefix, when it expires)."""
+    token = secrets.token_urlsafe(32)
+    lifetime = timedelta(days=settings.INTEGRATION_TOKEN_LIFETIME_DAYS)
+    return token, {
+        "token_hash": token_hash(token),
+        "token_prefix": token[:TOKEN_PREFIX_LEN],
+        "token_expires_at": timezone.now() + lifetime,
+    }
+
+
+@transaction.atomic
+def integration_token_rotate(*, integration: Integration, by: User | None) -> tuple[Integration, str]:
+    """Give ``integration`` a new token (returned: the only time it is readable) with a new expiry; the old token is
+    refused from now on. Recorded in the audit log."""
+    locked = Integration.objects.select_for_update().get(pk=integration.pk)
+    old_prefix = locked.token_prefix
+    token, fields = _new_token()
+    for field, value in fields.items():
+        setattr(locked, field, value)
+    locked.save(update_fields=list(fields))
+    integration_changed.send(
+        sender=Integration,
+        integration=locked,
+        action="integration.token_rotate",
+        by=by,
+        payload={"old_token_prefix": old_prefix, "token_expires_at": locked.token_expires_at.isoformat()},
+    )
+    return locked, token
+
+
+@transaction.atomic
+def integration_switch(*, integration: Integration, active: bool, by: User | None) -> Integration:
+    """Switch ``integration`` on or off. Off: its token is refused (a 401 saying it is switched off) and no webhook
+    is sent to it (events meanwhile are never sent to it; deliveries queued before wait and go out once it is on
+    again). Recorded in the audit log; switching to the state it is in already changes and records nothing (a form
+    posted twice)."""
+    locked = Integration.objects.select_for_update().get(pk=integration.pk)
+    if locked.is_active != active:
+        locked.is_active = active
+        locked.save(update_fields=["is_active"])
+        action = "integration.switch_on" if active else "integration.switch_off"
+        integration_changed.send(sender=Integration, integration=locked, action=action, by=by, payload={})
+    return locked
+
+
+class IntegrationRefused(ModerationError):
+    """A token that authenticates no integration now: unknown, switched off or expired (answered 401)."""
+
+    def __init__(self, message: str, *, code: str = "invalid_token") -> None:
+        super().__init__(message)
+        self.code = code  # invalid_token, integration_switched_off, token_expired
+
+
+def integration_authenticate(*, token: str) -> Integration:
+    """The integration holding ``token``, marked used (at most one write a minute); ``IntegrationRefused`` saying
+    why when the token is unknown, its integration is switched off, or it expired."""
+    integration = Integration.objects.filter(token_hash=token_hash(token)).first()
+    if integration is None:
+        raise IntegrationRefused("Invalid integration token.")
+    if not integration.is_active:
+        raise IntegrationRefused(
+            f"The integration “{integration.name}” is switched off: its token is refused and it is sent no webhooks "
+            "until an administrator of the workbench switches it on (on its Integrations page).",
+            code="integration_switched_off",
+        )
+    now = timezone.now()
+    if integration.token_expires_at <= now:
+        expired_on = f"{integration.token_expires_at.astimezone(UTC):%Y-%m-%d %H:%M}"
+        raise IntegrationRefused(
+            f"This integration token expired on {expired_on} UTC. An administrator of the workbench gives "
+            f"“{integration.name}” a new one (Rotate token on its Integrations page, or manage.py rotate_integration_token).",
+            code="token_expired",
+        )
+    if integration.last_used_at is None or now - integration.last_used_at > timedelta(minutes=1):
+        Integration.objects.filter(pk=integration.pk).update(last_used_at=now)
+        integration.last_used_at = now
     return integration
 
 

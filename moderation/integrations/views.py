@@ -1,11 +1,17 @@
-"""Integration pages (admins): integrations, webhook endpoints, per-endpoint delivery log with redeliver."""
+"""Integration pages (admins): integrations (switch on/off, rotate the token), webhook endpoints, per-endpoint
+delivery log with redeliver."""
 
 from __future__ import annotations
 
+from typing import cast
+
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
 
 from moderation.errors import ModerationError
 from moderation.integrations.models import EventType, Integration, WebhookDelivery, WebhookEndpoint
@@ -15,7 +21,7 @@ from moderation.integrations.selectors import (
     integrations_overview,
     webhook_delivery_log,
 )
-from moderation.integrations.services import integration_create
+from moderation.integrations.services import integration_create, integration_switch, integration_token_rotate
 from moderation.integrations.webhooks import (
     webhook_endpoint_create,
     webhook_endpoint_disable,
@@ -25,7 +31,13 @@ from moderation.integrations.webhooks import (
 from workbench.roles import Perm, permission_required
 
 
-def _render_list(request: HttpRequest, *, error: str = "", typed: dict[str, object] | None = None) -> HttpResponse:
+def _render_list(
+    request: HttpRequest,
+    *,
+    error: str = "",
+    typed: dict[str, object] | None = None,
+    confirm: tuple[int, str] | None = None,
+) -> HttpResponse:
     """The integrations page; after a refused form, with the reason beside that form and what was
     typed kept in it (``typed``: ``{"form": "integration" | endpoint pk, ...fields}``), status 400."""
     context = {
@@ -33,8 +45,12 @@ def _render_list(request: HttpRequest, *, error: str = "", typed: dict[str, obje
         "event_types": EventType.choices,
         "default_rate": integration_default_rate(),
         "default_rate_shown": integration_rate_shown(integration_default_rate()),
+        "token_lifetime_days": settings.INTEGRATION_TOKEN_LIFETIME_DAYS,
         "error": error,
         "typed": typed or {},
+        # (integration pk, "on" | "off"): that integration's switch asks to confirm (the page without JavaScript)
+        "confirm_pk": confirm[0] if confirm else None,
+        "confirm_to": confirm[1] if confirm else "",
     }
     return render(request, "moderation/integrations/list.html", context, status=400 if error else 200)
 
@@ -63,14 +79,60 @@ def integration_add(request: HttpRequest) -> HttpResponse:
 _SHOW_ONCE_KEY = "integration_token_once"
 
 
+@require_http_methods(["GET", "POST"])
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+def integration_switch_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET ``?to=off|on``: the switch asks to confirm, saying what it does (htmx: that integration's switch
+    fragment; else the page with it). GET without ``to``: the switch as it is (Cancel). POST ``to``: switch it,
+    recorded in the audit log."""
+    integration = get_object_or_404(Integration, pk=pk)
+    to = request.POST.get("to", "") if request.method == "POST" else request.GET.get("to", "")
+    if to not in ("on", "off"):
+        to = ""
+    if request.method == "POST":
+        if not to:
+            return HttpResponseBadRequest("Say which way to switch it: to=on or to=off.")
+        integration = integration_switch(integration=integration, active=to == "on", by=cast(User, request.user))
+        notice = (
+            f"“{integration.name}” is switched on: its token is accepted and webhooks are sent again."
+            if integration.is_active
+            else f"“{integration.name}” is switched off: its token is refused and no webhook is sent."
+        )
+        if not request.htmx:  # type: ignore[attr-defined]
+            messages.success(request, notice)
+            return redirect(reverse("moderation:integration_list") + f"#integration-{integration.pk}")
+        return render(
+            request, "moderation/integrations/list.html#switch", {"integration": integration, "notice": notice}
+        )
+    confirming = to if to and (to == "on") != integration.is_active else ""
+    if request.htmx:  # type: ignore[attr-defined]
+        context = {"integration": integration, "confirm_pk": integration.pk if confirming else None}
+        return render(request, "moderation/integrations/list.html#switch", {**context, "confirm_to": confirming})
+    if not confirming:
+        return redirect(reverse("moderation:integration_list") + f"#integration-{integration.pk}")
+    return _render_list(request, confirm=(integration.pk, confirming))
+
+
+@require_POST
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+def integration_rotate(request: HttpRequest, pk: int) -> HttpResponse:
+    """A new token for the integration (the old one refused from now on), shown once on the token page."""
+    integration = get_object_or_404(Integration, pk=pk)
+    integration, token = integration_token_rotate(integration=integration, by=cast(User, request.user))
+    request.session[_SHOW_ONCE_KEY] = {"pk": integration.pk, "token": token, "rotated": True}
+    return redirect("moderation:integration_token", pk=integration.pk)
+
+
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def integration_token(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(Integration, pk=pk)
     held = request.session.get(_SHOW_ONCE_KEY) or {}
-    token = held.get("token", "") if held.get("pk") == integration.pk else ""
+    mine = held.get("pk") == integration.pk
+    token, rotated = (held.get("token", ""), bool(held.get("rotated"))) if mine else ("", False)
     if token:
         del request.session[_SHOW_ONCE_KEY]
-    response = render(request, "moderation/integrations/token.html", {"integration": integration, "token": token})
+    context = {"integration": integration, "token": token, "rotated": rotated}
+    response = render(request, "moderation/integrations/token.html", context)
     response["Cache-Control"] = "no-store"
     return response
 

@@ -61,4 +61,4 @@ def test_patch_boxes_sit_on_their_keyframe_even_under_a_long_caption(page, make_
     note = page.locator("[data-player-error]")
     note.wait_for()
     assert "could not play this video" in note.inner_text() and "missing" not in note.inner_text()
-    assert "fps" not in page.locator("h3", has_text="Keyframes").inner_text()  # the source fps is unknown: not "?"
+    assert "fps" not in page.locator("h2", has_text="Keyframes").inner_text()  # the source fps is unknown: not "?"

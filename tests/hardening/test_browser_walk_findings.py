@@ -209,7 +209,7 @@ def test_a_pairs_keyframe_strips_say_which_upload_they_are(make_user):
 
     page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
 
-    strips = page[page.index("<h3>All keyframes") : page.index("<h3>Transcripts")]
+    strips = page[page.index(">All keyframes") : page.index(">Transcripts")]
     later, earlier = strips.index('<p class="strip-label">Later upload</p>'), strips.index("Earlier upload</p>")
     assert later < strips.index('<div class="strip">') < earlier < strips.rindex('<div class="strip">')
 
@@ -315,7 +315,7 @@ def test_a_job_that_failed_while_running_says_what_failed_and_how_to_start_again
     job.refresh_from_db()
     assert job.status == "failed" and job.error.startswith("TrainingError: ")
     assert f"This job failed before its first step:</strong> Base model folder {broken} has no config.json" in page
-    assert "TrainingError" not in page.split('id="job-progress"')[1].split("<h3>Log</h3>")[0]
+    assert "TrainingError" not in page.split('id="job-progress"')[1].split(">Log</h2>")[0]
     assert "A failed job is not resumed" in page and f"?from_job={job.pk}#start" in page
     again = admin.get(reverse("training:job_list") + f"?from_job={job.pk}").content.decode()
     start = again[again.index('id="start"') :]

@@ -90,6 +90,8 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:integration_list": ("GET", (OPS,)),
     "moderation:integration_add": ("POST", (OPS,)),
     "moderation:integration_token": ("GET", (OPS,)),
+    "moderation:integration_switch": ("POST", (OPS,)),
+    "moderation:integration_token_rotate": ("POST", (OPS,)),
     "moderation:webhook_endpoint_add": ("POST", (OPS,)),
     "moderation:webhook_endpoint": ("GET", (OPS,)),
     "moderation:webhook_endpoint_toggle": ("POST", (OPS,)),

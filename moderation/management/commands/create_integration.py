@@ -9,7 +9,7 @@ from moderation.integrations.services import integration_create
 class Command(BaseCommand):
     help = (
         "Create a platform integration that may push user-feedback events to /api/feedback/events/, "
-        "and print its token once (only a hash is stored)."
+        "and print its token once (only a hash is stored; it expires after INTEGRATION_TOKEN_LIFETIME_DAYS)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:

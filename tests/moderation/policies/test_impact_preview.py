@@ -64,6 +64,25 @@ def test_the_sample_is_the_newest_items_under_the_active_version_only(policy_ver
     assert older.pk not in [f.video_id for f in preview.flips]
 
 
+def test_right_after_a_publish_the_other_drafts_still_preview_on_the_items_decided_before(policy_version, make_user):
+    """The sample was only items decided under the active version: once a draft was published, every other
+    draft's preview said "No items have been decided under the active version v2 yet" until new ones came."""
+    from moderation.policies.services import policy_version_publish
+
+    flipping = _decided(policy_version, "ping me on signal for the real price")
+    editor = make_user("policy_editor")
+    published = _draft_with_keyword(policy_version, editor, "telegram-only")
+    other = _draft_with_keyword(policy_version, editor, "signal")
+    policy_version_publish(version=published, by=editor)
+
+    preview = policy_impact_preview(draft=other, user=editor)
+
+    assert preview.active == published and preview.checked == 1
+    assert [(f.video_id, f.recorded_label, f.new_label) for f in preview.flips] == [
+        (flipping.pk, "正向", PRIVATE_DEALS)
+    ]
+
+
 def test_impact_page_lists_flips_with_links_for_editors_only(policy_version, make_user, client_as):
     video = _decided(policy_version, "ping me on signal")
     draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")

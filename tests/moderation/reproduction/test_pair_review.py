@@ -105,6 +105,12 @@ def test_pair_screen_shows_hotkeys_sync_offset_and_escapes_titles(client_as) -> 
     # Back to the pair just decided must load it afresh (reviewed), not the browser's copy with live buttons.
     again = client.get(claimed.url)
     assert "no-store" in again["Cache-Control"] and "data-pair-left" in again.content.decode()
+    # Reviewed, the screen offers no verdict keys (its header still listed p / d / u, which did nothing)
+    # and leads back to the reviewed pairs it is opened from; the verdict is whoever's recorded it.
+    reviewed = again.content.decode()
+    assert "<kbd>p</kbd>" not in reviewed and "<kbd>n</kbd> claim next pair" in reviewed
+    assert f'<a href="{reverse("moderation:repro_reviewed")}">reviewed pairs</a>' in reviewed
+    assert '<h2 class="panel-title">Verdict</h2>' in reviewed and "Your verdict" not in reviewed
     assert cluster_key_for(pair.video) == cluster_key_for(pair.original)
     queue = client.get(reverse("moderation:repro_queue"))
     assert queue.status_code == 200 and b"No pairs are waiting" in queue.content

@@ -20,7 +20,7 @@ def flag_sender_errors(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("moderation", "0032_distinct_embedding_vectors")]
+    dependencies = [("moderation", "0033_integration_token_expiry")]
 
     operations = [
         migrations.AddField(model_name="video", name="error_for_sender", field=models.BooleanField(default=False)),

@@ -1,0 +1,58 @@
+"""Sign-in throttling over all accounts from one address (password spraying), on both sign-in pages."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "right-horse-battery"
+
+
+def _address() -> str:
+    """An address no other test signs in from: the counts live in the run's Redis for 15 minutes."""
+    n = uuid.uuid4().int
+    return f"10.{n % 250}.{(n >> 8) % 250}.{(n >> 16) % 250 + 1}"
+
+
+def test_one_password_tried_on_many_accounts_from_one_address_pauses_that_address(make_user, settings, caplog):
+    """One wrong try per account never reached the per-account limit (10), so one address could try a common
+    password on every account. Past SIGNIN_FAILURES_PER_ADDRESS wrong passwords over all accounts, that address's
+    sign-ins are refused (also a right password, on /login/ and /admin/login/); other addresses are not."""
+    settings.SIGNIN_FAILURES_PER_ADDRESS = 5
+    names = [f"sprayed-{uuid.uuid4().hex[:8]}" for _ in range(6)]
+    for name in names:
+        make_user("admin", username=name, password=PASSWORD, is_staff=True)
+    sprayer = Client(REMOTE_ADDR=_address())
+    for name in names[:5]:
+        page = sprayer.post("/login/", {"username": name, "password": "Summer2026!"}).content.decode()
+        assert "Wrong username or password." in page
+    for url in ("/login/", "/admin/login/"):
+        refused = sprayer.post(url, {"username": names[5], "password": PASSWORD})
+        assert refused.status_code == 200 and "Too many wrong passwords from here" in refused.content.decode()
+    assert "_auth_user_id" not in sprayer.session
+    paused = [r.getMessage() for r in caplog.records if r.name == "workbench.signin"]
+    assert len(paused) == 1 and "5 wrong passwords over all accounts" in paused[0]  # the operators hear of it once
+    assert (
+        Client(REMOTE_ADDR=_address()).post("/login/", {"username": names[5], "password": PASSWORD}).status_code == 302
+    )
+
+
+def test_an_office_behind_one_address_signing_in_is_not_paused_by_its_successes(make_user, settings):
+    """Only wrong passwords count towards the address's limit, and a success does not clear it (an attacker's own
+    account would reset it): many colleagues signing in from one NAT address, with a few typos, go on."""
+    settings.SIGNIN_FAILURES_PER_ADDRESS = 5
+    office = _address()
+    names = [f"colleague-{uuid.uuid4().hex[:8]}" for _ in range(8)]
+    for name in names:
+        make_user("moderator", username=name, password=PASSWORD)
+    for i, name in enumerate(names):
+        if i < 4:  # four typos over the morning, under the limit of five
+            Client(REMOTE_ADDR=office).post("/login/", {"username": name, "password": "typo"})
+        assert Client(REMOTE_ADDR=office).post("/login/", {"username": name, "password": PASSWORD}).status_code == 302
+    Client(REMOTE_ADDR=office).post("/login/", {"username": names[0], "password": "typo"})  # the fifth
+    refused = Client(REMOTE_ADDR=office).post("/login/", {"username": names[1], "password": PASSWORD})
+    assert "Too many wrong passwords from here" in refused.content.decode()

@@ -1,0 +1,84 @@
+"""Users' API tokens (``Authorization: Token <key>``): issued and rotated by ``POST /api/token/``, refused with a
+401 that says so once expired (API_TOKEN_LIFETIME_DAYS after they were issued)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+
+from workbench.models import ApiTokenExpiry
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+class CredentialRefused(exceptions.AuthenticationFailed):
+    """A known credential refused for a reason its holder must hear (expired, switched off). Answered 401 with
+    ``WWW-Authenticate: <scheme>`` and a JSON ``detail`` and ``code`` by the API's exception handler, whichever
+    authentication class a view lists first (DRF would make it a 403 behind the session's)."""
+
+    default_code = "credential_refused"
+
+    def __init__(self, detail: str, *, scheme: str, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.scheme = scheme
+        self.code = code or self.default_code
+
+
+class CredentialExpired(CredentialRefused):
+    default_code = "token_expired"
+
+
+def credential_expired_message(*, what: str, expired_at: datetime, remedy: str) -> str:
+    return f"This {what} expired on {expired_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC. {remedy}"
+
+
+def api_token_expires_at(token: Token) -> datetime:
+    """When ``token`` stops being accepted: its own expiry, else (a token made in Django's admin) one lifetime after
+    it was made."""
+    try:
+        return token.expiry.expires_at  # type: ignore[attr-defined,no-any-return]
+    except ApiTokenExpiry.DoesNotExist:
+        return token.created + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
+
+
+@transaction.atomic
+def api_token_issue(*, user: User, rotate: bool = False) -> tuple[Token, datetime]:
+    """``user``'s API token and when it expires: the current one while it is valid; a new one (the old one refused
+    from now on) when it expired or when ``rotate``."""
+    now = timezone.now()
+    token = Token.objects.select_for_update(of=("self",)).select_related("expiry").filter(user=user).first()
+    if token is not None and not rotate and (expires_at := api_token_expires_at(token)) > now:
+        return token, expires_at
+    if token is not None:
+        token.delete()
+    token = Token.objects.create(user=user)
+    expiry = ApiTokenExpiry.objects.create(
+        token=token, expires_at=now + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
+    )
+    return token, expiry.expires_at
+
+
+class ExpiringTokenAuthentication(TokenAuthentication):
+    """DRF's ``Token`` authentication that refuses an expired token (401, JSON ``detail`` saying when and what to do)."""
+
+    def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
+        token = Token.objects.select_related("user", "expiry").filter(key=key).first()
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
+        if not token.user.is_active:
+            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+        expires_at = api_token_expires_at(token)
+        if expires_at <= timezone.now():
+            remedy = "Sign in and POST /api/token/ for a new one."
+            raise CredentialExpired(
+                credential_expired_message(what="API token", expired_at=expires_at, remedy=remedy), scheme=self.keyword
+            )
+        return token.user, token
