@@ -25,6 +25,13 @@ class AnnotationConfig(AppConfig):
         # New platform feedback may open adjudications (user-feedback disagreement rules live here).
         feedback_received.connect(_check_disagreements, dispatch_uid="annotation.check_disagreements")
 
+        # The audit log leaves out, for staff who may not see a video, the events about its tasks.
+        from annotation.models import Adjudication, Tag2CotTask
+        from moderation.review.selectors import audit_object_videos_register
+
+        audit_object_videos_register(model=Tag2CotTask, video_fields=("video_id",))
+        audit_object_videos_register(model=Adjudication, video_fields=("video_id",))
+
         from annotation import home
 
         home.register()

@@ -35,6 +35,7 @@ from moderation.policies.selectors import policy_label_groups
 from moderation.review.models import ReviewQueue
 from moderation.review.selectors import cot_stages_for_display
 from moderation.review.views import media_revealed
+from workbench.forms import nul_checked_by_form
 from workbench.roles import Perm, permission_required
 
 
@@ -361,6 +362,7 @@ def _export_download(
     return response
 
 
+@nul_checked_by_form
 @require_GET
 @permission_required(Perm.CORRECT_COT)
 def labelstudio_export(request: HttpRequest) -> HttpResponse:

@@ -26,6 +26,8 @@ class VideoAdmin(VideosOpenToStaffAdmin):
 class DecisionAdmin(VideosOpenToStaffAdmin):
     list_display = ["id", "video", "label", "is_violation", "confidence", "model_version", "policy_version"]
     list_filter = ["is_violation", "backend"]
+    search_fields = ["label"]  # and a typed id (VideosOpenToStaffAdmin)
+    autocomplete_fields = ["video"]
 
 
 @admin.register(ReviewTask)
@@ -33,12 +35,26 @@ class ReviewTaskAdmin(VideosOpenToStaffAdmin):
     video_field = "decision__video_id"
     list_display = ["id", "decision", "queue", "slot", "status", "claimed_by", "deadline", "lease_expires_at"]
     list_filter = ["status", "queue", "is_gold"]
+    search_fields = ["queue__slug", "decision__label"]  # and a typed id (VideosOpenToStaffAdmin)
+    autocomplete_fields = ["decision"]
 
 
-class DecisionVideoAdmin(VideosOpenToStaffAdmin):
+@admin.register(DecisionRerun)
+class DecisionRerunAdmin(VideosOpenToStaffAdmin):
     video_field = "decision__video_id"
+    autocomplete_fields = ["decision"]
 
 
-admin.site.register([DecisionRerun, Review], DecisionVideoAdmin)
-admin.site.register(Keyframe, VideosOpenToStaffAdmin)
+@admin.register(Review)
+class ReviewAdmin(VideosOpenToStaffAdmin):
+    video_field = "decision__video_id"
+    list_display = ["id", "task", "decision", "reviewer", "label", "created_at"]
+    autocomplete_fields = ["task", "decision"]
+
+
+@admin.register(Keyframe)
+class KeyframeAdmin(VideosOpenToStaffAdmin):
+    autocomplete_fields = ["video"]
+
+
 admin.site.register([ModelVersion, Policy, PolicyVersion])

@@ -83,5 +83,10 @@ class ModerationConfig(AppConfig):
         media_missing_changed.connect(_audit_media_missing, dispatch_uid="moderation.audit_media_missing")
         # An integration switched on or off, or given a new token: the audit log says who and when.
         integration_changed.connect(_audit_integration_changed, dispatch_uid="moderation.audit_integration_changed")
+        # The audit log leaves out, for staff who may not see a video, the events about its pairs.
+        from moderation.reproduction.models import ReproCandidate
+        from moderation.review.selectors import audit_object_videos_register
+
+        audit_object_videos_register(model=ReproCandidate, video_fields=("video_id", "original_id"))
         # Queue, model and webhook numbers for /metrics, read from the database at scrape time.
         register_collector(collect)

@@ -223,3 +223,52 @@ document.addEventListener("htmx:configRequest", (ev) => {
   const token = currentCsrfToken();
   if (token) ev.detail.headers["X-CSRFToken"] = token;
 });
+
+// A NUL character (text pasted from a broken source: invisible, and PostgreSQL's text cannot hold it) is said
+// on its field before a form is sent, for every form, htmx or not: nothing is sent, the page and what was typed
+// stay. The server refuses it too (RejectNulMiddleware; the workbench's Django forms say it on the field).
+const NUL_FIELD_ERROR = "This contains a NUL character (\\x00), which text may not hold; remove it and try again.";
+
+function clearNulError(field) {
+  field.removeAttribute("aria-invalid");
+  const note = document.getElementById(field.dataset.nulError || "");
+  if (note) note.remove();
+  delete field.dataset.nulError;
+}
+
+document.addEventListener(
+  "submit",
+  (ev) => {
+    const form = ev.target;
+    if (!(form instanceof HTMLFormElement)) return;
+    const bad = [...form.elements].filter(
+      (el) => el.name && !el.disabled && el.type !== "file" && typeof el.value === "string" && el.value.includes("\u0000"),
+    );
+    if (!bad.length) return;
+    ev.preventDefault();
+    ev.stopImmediatePropagation(); // neither htmx nor review.js sends it
+    bad.forEach((field, i) => {
+      clearNulError(field);
+      const note = document.createElement("span");
+      note.className = "error nul-error";
+      note.id = `nul-error-${Date.now()}-${i}`;
+      note.setAttribute("role", "alert");
+      note.textContent = NUL_FIELD_ERROR;
+      if (field.type === "hidden") form.prepend(note);
+      else field.after(note);
+      field.dataset.nulError = note.id;
+      field.setAttribute("aria-invalid", "true");
+      field.setAttribute("aria-describedby", note.id);
+    });
+    const first = bad.find((el) => el.type !== "hidden");
+    if (first) first.focus();
+  },
+  true,
+);
+
+document.addEventListener("input", (ev) => {
+  const field = ev.target;
+  if (field instanceof HTMLElement && field.dataset.nulError && !String(field.value).includes("\u0000")) {
+    clearNulError(field);
+  }
+});

@@ -226,13 +226,24 @@ def test_the_nul_check_covers_forms_and_query_strings_and_leaves_json_bodies_to_
     from django.http import HttpResponse
     from django.test import RequestFactory
 
+    from workbench.forms import nul_checked_by_form
     from workbench.middleware import RejectNulMiddleware
 
-    middleware = RejectNulMiddleware(lambda request: HttpResponse("view ran"))
+    def view(request):  # type: ignore[no-untyped-def]
+        return HttpResponse("view ran")
+
+    @nul_checked_by_form
+    def form_view(request):  # type: ignore[no-untyped-def]
+        return HttpResponse("view ran")
+
+    middleware = RejectNulMiddleware(view)
     factory = RequestFactory()
-    assert middleware(factory.post("/x/", {"note": "a\x00b"})).status_code == 400
-    assert middleware(factory.get("/x/", {"q": "\x00"})).status_code == 400
-    assert middleware(factory.post("/x/", {"note": "fine"})).content == b"view ran"
+    assert middleware.process_view(factory.post("/x/", {"note": "a\x00b"}), view, (), {}).status_code == 400
+    assert middleware.process_view(factory.get("/x/", {"q": "\x00"}), view, (), {}).status_code == 400
+    assert middleware(factory.get("/x\x00/")).status_code == 400
+    assert middleware.process_view(factory.post("/x/", {"note": "fine"}), view, (), {}) is None
+    # A view whose forms say it on the field (workbench.forms.NulCheckedForm) gets the request.
+    assert middleware.process_view(factory.post("/x/", {"note": "a\x00b"}), form_view, (), {}) is None
     as_json = factory.post("/api/x/", '{"a": "b\\u0000"}', content_type="application/json")
-    assert middleware(as_json).content == b"view ran"
+    assert middleware.process_view(as_json, view, (), {}) is None
     assert not as_json._read_started  # the body is still there for the view to stream

@@ -8,6 +8,7 @@ from django.conf import settings
 from moderation.models import ModelVersion
 from moderation.tagging.forms import TagExportFilterForm
 from training.models import EvaluationRun, PreferenceDataset, TrainingJob
+from workbench.forms import NulCheckedForm
 
 
 class DatasetChoiceField(forms.ModelChoiceField):
@@ -33,7 +34,7 @@ OPTIONAL_PARAMS = (
 )
 
 
-class TrainingJobStartForm(forms.Form):
+class TrainingJobStartForm(NulCheckedForm, forms.Form):
     dataset = DatasetChoiceField(queryset=PreferenceDataset.objects.filter(pair_count__gt=0), empty_label=None)
     kind = forms.ChoiceField(
         choices=[("", "Same as the dataset (SFT or DPO)"), *TrainingJob.Kind.choices], required=False
@@ -95,7 +96,7 @@ class TrainingJobStartForm(forms.Form):
         return params
 
 
-class EvaluationStartForm(forms.Form):
+class EvaluationStartForm(NulCheckedForm, forms.Form):
     model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.order_by("-created_at"), empty_label=None)
     eval_set = forms.ChoiceField(choices=EvaluationRun.EvalSet.choices)
     file_path = forms.CharField(

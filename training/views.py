@@ -27,6 +27,7 @@ from training.models import PreferenceDataset
 from training.release import policy_model_choose as choose
 from training.services import preference_dataset_build, sft_dataset_build, training_job_cancel, training_job_start
 from training.tag_data import tag_events_download as tag_events_download_build
+from workbench.forms import nul_checked_by_form
 from workbench.roles import Perm, permission_required
 from workbench.storage import is_object_storage, playback_url
 from workbench.text import row_id
@@ -127,6 +128,7 @@ def dataset_build(request: HttpRequest) -> HttpResponse:
     return redirect("training:job_list")
 
 
+@nul_checked_by_form
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def job_start(request: HttpRequest) -> HttpResponse:
@@ -200,6 +202,7 @@ def dataset_download(request: HttpRequest, pk: int) -> HttpResponse:
     return response  # type: ignore[return-value]  # streamed; the decorators only pass it through
 
 
+@nul_checked_by_form
 @require_GET
 @permission_required(Perm.MANAGE_TRAINING)
 def tag_events_download(request: HttpRequest) -> HttpResponse:
@@ -252,6 +255,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
     return _render_models(request, EvaluationStartForm())
 
 
+@nul_checked_by_form
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def evaluation_create(request: HttpRequest) -> HttpResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -11,14 +12,14 @@ from django.shortcuts import resolve_url
 NUL_MESSAGE = "Text may not contain NUL characters (\\x00); remove them and try again."
 
 
-def _has_nul(request: HttpRequest) -> bool:
-    if "\x00" in request.path:
-        return True
+def _nul_fields(request: HttpRequest) -> list[str]:
+    """The names of the query or form fields whose name or text holds a NUL character."""
+    found: list[str] = []
     for params in (request.GET, request.POST):
         for key, values in params.lists():
             if "\x00" in key or any("\x00" in v for v in values):
-                return True
-    return False
+                found.append(key.replace("\x00", "\ufffd"))
+    return found
 
 
 class RequestSizeMiddleware:
@@ -48,20 +49,40 @@ class RequestSizeMiddleware:
 
 
 class RejectNulMiddleware:
-    """Answer 400 with a clear message to a URL path, form or query string carrying a NUL character.
+    """Refuse, with a clear message, a URL path, form or query string carrying a NUL character, unless the view
+    validates its input with the workbench's forms (``workbench.forms.nul_checked_by_form``), which say it
+    on the field and give the page back as typed.
 
     PostgreSQL's text type cannot hold NUL, so such input would otherwise fail deep inside a save
-    as a database error, or as a ValueError where a path is opened (a 500). Uploaded files are not text and are left alone; JSON bodies go
-    through the API's parser (workbench/parsers.py), which stores NUL as U+FFFD like every importer.
+    as a database error, or as a ValueError where a path is opened (a 500). Browsers never send it: the page
+    script (workbench.js) says it on the field before a form is sent. Anything else is answered 400: a page
+    naming the fields (the browser's Back keeps what was typed), or the sentence alone for htmx and scripts.
+    Uploaded files are not text and are left alone; JSON bodies go through the API's parser
+    (workbench/parsers.py), which stores NUL as U+FFFD like every importer.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _has_nul(request):
+        if "\x00" in request.path:
             return HttpResponse(NUL_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> Any:
+        if getattr(view_func, "nul_checked_by_form", False):
+            return None
+        fields = _nul_fields(request)
+        if not fields:
+            return None
+        named = ", ".join(f"“{name[:40]}”" for name in fields[:5])
+        if request.headers.get("HX-Request") or "text/html" not in request.headers.get("Accept", ""):
+            text = f"{NUL_MESSAGE} (in {named})"
+            return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")
+        from django.template.loader import render_to_string
+
+        html = render_to_string("400_nul.html", {"fields": named, "message": NUL_MESSAGE}, request=request)
+        return HttpResponse(html, status=400)
 
 
 class MethodNotAllowedPageMiddleware:

@@ -66,7 +66,7 @@ class VideoSerializer(serializers.ModelSerializer):
 
     def get_error(self, video: Any) -> str:
         """A platform reads the reason without the workbench's own detail (``video_error_for``)."""
-        return video_error_for(integration=self.context.get("integration"), error=video.error)
+        return video_error_for(integration=self.context.get("integration"), video=video)
 
 
 class VideoTagSerializer(serializers.Serializer):

@@ -199,7 +199,7 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         verdict = video_verdict(video=video)
         shown = {
             "external_id": video.shown_external_id,
-            "error": video_error_for(integration=integration, error=verdict["error"]),
+            "error": video_error_for(integration=integration, video=video) if verdict["error"] else "",
         }
         return Response(VerdictSerializer({**verdict, **shown}).data)
 

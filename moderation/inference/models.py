@@ -71,7 +71,8 @@ class Decision(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"decision {self.pk}: {self.label or 'unparsed'}"
+        # Ids only: the admin names a chosen decision this way, and a title would be a query per row.
+        return f"decision {self.pk} of video {self.video_id}: {self.label or 'unparsed'}"
 
 
 class DecisionRerun(BackgroundJob):

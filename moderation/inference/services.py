@@ -191,9 +191,9 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
         video.stage = Video.Stage.DONE
         video.progress = 100
         fields = ["stage", "progress", "updated_at"]
-        if video.error.startswith("Waiting for media storage"):  # an earlier try waited; it is over
-            video.error = ""
-            fields.append("error")
+        if video.error:  # an earlier try waited for media storage (a decided video has no failure); it is over
+            video.error, video.error_for_sender = "", False
+            fields += ["error", "error_for_sender"]
         video.save(update_fields=fields)
     logger.info("decision %s for video %s: %s (%.2f)", decision.pk, video_id, decision.label, decision.confidence)
     return decision
@@ -277,14 +277,19 @@ def decision_wait_for_storage(*, video_id: int, error: str) -> None:
     """Inference could not read the video's media from storage: say so on the video (still ready, still
     waiting for its decision); the task is retried. A later success clears the message."""
     Video.objects.filter(pk=video_id).update(
-        error=f"Waiting for media storage: {error} Inference will be retried."[:2000], updated_at=timezone.now()
+        error=f"Waiting for media storage: {error} Inference will be retried."[:2000],
+        error_for_sender=False,
+        updated_at=timezone.now(),
     )
 
 
 def decision_record_failure(*, video_id: int, error: str) -> None:
     """Inference failed: the video keeps its media but shows why no decision was made."""
     Video.objects.filter(pk=video_id).update(
-        status=Video.Status.FAILED, stage=Video.Stage.INFERENCE, error=f"Model inference failed: {error}"
+        status=Video.Status.FAILED,
+        stage=Video.Stage.INFERENCE,
+        error=f"Model inference failed: {error}",
+        error_for_sender=False,
     )
 
 

@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 
 from moderation.errors import ModerationError
 from moderation.integrations.models import Integration, IntegrationVideo
+from moderation.media.models import Video
 
 
 def videos_visible_to(*, integration: Integration | None, qs: QuerySet[Any], field: str = "pk") -> QuerySet[Any]:
@@ -58,23 +59,17 @@ def integration_video_by_external_id(*, integration: Integration, external_ids: 
     return {ext: video_id for ext, video_id in rows.values_list("external_id", "video_id") if ext is not None}
 
 
-# Failure reasons written for whoever sent the video (ModerationError messages of the media pipeline, their
-# server paths already taken out): a platform reads them as they are. Any other failure text holds the
-# workbench's own detail (an exception's text: hosts, ports, object names, file paths, configuration).
-_PLATFORM_READABLE = ("This file ", "This video ", "The uploaded file ", "Extracting keyframes ")
-
-
-def video_error_for(*, integration: Integration | None, error: str) -> str:
-    """A failed video's reason as ``integration`` may read it: the whole text for a user; for a platform, a
-    reason written for it (the file is not a video, is damaged…) as it is, anything else (an unexpected
-    exception, storage or model trouble: the deployment's inside) as a sentence without the detail."""
-    if integration is None or not error or error.startswith(_PLATFORM_READABLE):
-        return error
-    if error.startswith("Speech to text failed"):
-        return "Speech to text failed: the audio track could not be decoded."
-    if error.startswith("Waiting for media storage"):
+def video_error_for(*, integration: Integration | None, video: Video) -> str:
+    """A video's failure reason as ``integration`` may read it: the whole text for a user; for a platform, a
+    reason written for its sender (``Video.error_for_sender``, set where the failure was recorded: the file
+    is not a video, is damaged…) as it is, and for anything else (an unexpected exception, storage or model
+    trouble: the deployment's inside) a sentence without the detail, chosen by where it stopped."""
+    if integration is None or not video.error or video.error_for_sender:
+        return video.error
+    if video.status != Video.Status.FAILED:  # still going: a stage waits for media storage and is retried
         return "Waiting for media storage; processing will be retried."
-    stage = "Model inference" if error.startswith("Model inference") else "Processing"
+    stages: dict[str, str] = {Video.Stage.INFERENCE: "Model inference", Video.Stage.ASR: "Speech to text"}
+    stage = stages.get(video.stage, "Processing")
     return f"{stage} failed on the workbench's side; its operators can see why and retry it."
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 
-from moderation.errors import ModerationError
+from moderation.errors import ModerationError, SenderError
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +91,9 @@ def probe(path: Path) -> ProbeResult:
     """Read duration, frame rate, size and codecs with ffprobe; refuse anything that is not a playable video."""
     path = Path(path)
     if not path.is_file():
-        raise ModerationError("The uploaded file is missing from media storage.")
+        raise SenderError("The uploaded file is missing from media storage.")
     if path.stat().st_size == 0:
-        raise ModerationError("This file is empty (0 bytes); please upload the video again.")
+        raise SenderError("This file is empty (0 bytes); please upload the video again.")
     cmd = [
         "ffprobe",
         "-v",
@@ -107,14 +107,14 @@ def probe(path: Path) -> ProbeResult:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFPROBE_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise ModerationError("This file could not be read: ffprobe took too long to inspect it.") from exc
+        raise SenderError("This file could not be read: ffprobe took too long to inspect it.") from exc
     if proc.returncode != 0:
         detail = _ffmpeg_reason(proc.stderr, path) or f"exit code {proc.returncode}"
-        raise ModerationError(f"This file is not a playable video: ffprobe could not read it ({detail}).")
+        raise SenderError(f"This file is not a playable video: ffprobe could not read it ({detail}).")
     try:
         data = json.loads(proc.stdout or "{}")
     except json.JSONDecodeError as exc:
-        raise ModerationError("This file is not a playable video: ffprobe returned no readable metadata.") from exc
+        raise SenderError("This file is not a playable video: ffprobe returned no readable metadata.") from exc
 
     streams: list[dict[str, Any]] = data.get("streams") or []
     fmt: dict[str, Any] = data.get("format") or {}
@@ -125,21 +125,21 @@ def probe(path: Path) -> ProbeResult:
     )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     if video is None:
-        raise ModerationError("This file is not a playable video: ffprobe found no video stream.")
+        raise SenderError("This file is not a playable video: ffprobe found no video stream.")
     format_name = str(fmt.get("format_name") or "")
     # A JPEG renamed .mp4 is demuxed by an image "pipe" demuxer as a one-frame video; a text file
     # named .txt is "ANSI art" to the tty demuxer. Neither is a video a moderator can watch.
     if format_name.endswith("_pipe") or format_name.startswith("image2"):
-        raise ModerationError(f"This file is not a playable video: it is a still image ({video.get('codec_name')}).")
+        raise SenderError(f"This file is not a playable video: it is a still image ({video.get('codec_name')}).")
     if format_name in _NON_VIDEO_FORMATS or video.get("codec_name") in _NON_VIDEO_CODECS:
-        raise ModerationError("This file is not a playable video: it looks like a text document.")
+        raise SenderError("This file is not a playable video: it looks like a text document.")
 
     duration = _float(fmt.get("duration")) or _float(video.get("duration"))
     if not duration or duration <= 0:
-        raise ModerationError("This file is not a playable video: ffprobe could not tell its duration.")
+        raise SenderError("This file is not a playable video: ffprobe could not tell its duration.")
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     if width <= 0 or height <= 0:
-        raise ModerationError("This file is not a playable video: its video stream has no picture size.")
+        raise SenderError("This file is not a playable video: its video stream has no picture size.")
     if _rotation(video) % 180 == 90:
         # Phones store portrait video as landscape frames plus a rotation; players (and our keyframes,
         # which ffmpeg autorotates) show it turned, so report the size a viewer sees.
@@ -205,7 +205,7 @@ def extract_keyframes(path: Path, out_dir: Path, *, fps: float, width: int, dura
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired as exc:
-        raise ModerationError("Extracting keyframes took too long; the video may be damaged.") from exc
+        raise SenderError("Extracting keyframes took too long; the video may be damaged.") from exc
     frames = sorted(out_dir.glob("*.jpg"))
     if proc.returncode == 0 and not frames:
         # A clip shorter than one fps interval (a single frame): the fps filter emits nothing, so take
@@ -217,13 +217,13 @@ def extract_keyframes(path: Path, out_dir: Path, *, fps: float, width: int, dura
     expected = max(1, int(duration * fps))
     truncated = "partial file" in proc.stderr or (frames and len(frames) < expected * 0.8 - 1)
     if truncated:
-        raise ModerationError(
+        raise SenderError(
             f"This video is incomplete: the file ends before its declared length of {duration:.1f} s "
             f"(probably cut off during upload); only {len(frames)} of about {expected} keyframes could be decoded."
         )
     if proc.returncode != 0 or not frames:
         detail = _ffmpeg_reason(proc.stderr, path) or f"exit code {proc.returncode}"
-        raise ModerationError(f"This video is damaged or incomplete: ffmpeg could not decode its pictures ({detail}).")
+        raise SenderError(f"This video is damaged or incomplete: ffmpeg could not decode its pictures ({detail}).")
     if proc.stderr.strip():
         logger.warning("ffmpeg reported problems decoding %s: %s", path, proc.stderr.strip()[-500:])
     return [ExtractedFrame(index=i, timestamp=round(i / fps, 3), path=p) for i, p in enumerate(frames)]

@@ -3,8 +3,10 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
+from workbench.forms import NulCheckedForm
 
-class VideoUploadForm(forms.Form):
+
+class VideoUploadForm(NulCheckedForm, forms.Form):
     title = forms.CharField(max_length=500, required=False, help_text="Defaults to the file name.")
     file = forms.FileField(
         label="Video file",

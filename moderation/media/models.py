@@ -66,6 +66,10 @@ class Video(models.Model):
     stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
+    # Whether ``error`` was written for whoever sent the video (the file is not a video, is damaged…: a
+    # ``SenderError``), set where the failure is recorded; otherwise it is the workbench's own detail
+    # (an exception's text: hosts, paths, configuration), which a platform never reads (``video_error_for``).
+    error_for_sender = models.BooleanField(default=False)
     language = models.CharField(max_length=16, blank=True)
     # On-screen text and speech given with the item (imports); the pipeline's own results live in
     # Keyframe/TranscriptSegment rows.

@@ -24,7 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from moderation.errors import ModerationError
+from moderation.errors import ModerationError, SenderError
 from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.signals import video_ready
@@ -123,10 +123,12 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
             if video.stage == Video.Stage.DONE:
                 video.stage = Video.Stage.QUEUED
             video.status = Video.Status.PROCESSING
-            video.error = ""
-            video.save(update_fields=["status", "stage", "error", "updated_at"])
+            video.error, video.error_for_sender = "", False
+            video.save(update_fields=["status", "stage", "error", "error_for_sender", "updated_at"])
         try:
             _run_pipeline(video, timings)
+        except SenderError as exc:
+            return _fail(video_id, str(exc), for_sender=True)
         except ModerationError as exc:
             return _fail(video_id, str(exc))
         except storage.MediaMissing as exc:
@@ -134,7 +136,9 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
         except storage.StorageUnavailable as exc:
             # Transient: say so on the video and let the task retry it (the finished stages stay done).
             Video.objects.filter(pk=video_id).update(
-                error=f"Waiting for media storage: {exc} Processing will be retried."[:2000], updated_at=timezone.now()
+                error=f"Waiting for media storage: {exc} Processing will be retried."[:2000],
+                error_for_sender=False,
+                updated_at=timezone.now(),
             )
             raise
         except Exception as exc:
@@ -146,8 +150,8 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
             video.status = Video.Status.READY
             video.stage = Video.Stage.INFERENCE
             video.progress = 100
-            video.error = ""
-            video.save(update_fields=["status", "stage", "progress", "error", "updated_at"])
+            video.error, video.error_for_sender = "", False
+            video.save(update_fields=["status", "stage", "progress", "error", "error_for_sender", "updated_at"])
             _enqueue_after_ready(video_id)
         logger.info("video %s ready (%s)", video_id, ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
         return video
@@ -158,15 +162,18 @@ def _enqueue_after_ready(video_id: int) -> None:
     video_ready.send(sender=Video, video_id=video_id)
 
 
-def video_fail(*, video_id: int, message: str) -> Video | None:
-    """Mark a video failed with ``message`` (e.g. its task gave up waiting for media storage)."""
-    return _fail(video_id, message)
+def video_fail(*, video_id: int, message: str, for_sender: bool = False) -> Video | None:
+    """Mark a video failed with ``message`` (e.g. its task gave up waiting for media storage).
+    ``for_sender``: the message is written for whoever sent the video (``SenderError``), not the workbench's."""
+    return _fail(video_id, message, for_sender=for_sender)
 
 
-def _fail(video_id: int, message: str) -> Video | None:
+def _fail(video_id: int, message: str, *, for_sender: bool = False) -> Video | None:
+    """Record the failure where it happens, with whom its text is for: a platform reads a sender's message as
+    it is and only a sentence for any other (``video_error_for``), whatever its wording."""
     logger.warning("video %s failed: %s", video_id, message)
     Video.objects.filter(pk=video_id).update(
-        status=Video.Status.FAILED, error=message[:2000], updated_at=timezone.now()
+        status=Video.Status.FAILED, error=message[:2000], error_for_sender=for_sender, updated_at=timezone.now()
     )
     return Video.objects.filter(pk=video_id).first()
 

@@ -21,6 +21,7 @@ from moderation.media import selectors
 from moderation.media.forms import VideoUploadForm
 from moderation.media.ingest import video_ingest
 from moderation.media.services import video_media_verify
+from workbench.forms import nul_checked_by_form
 from workbench.roles import Perm, permission_required
 
 
@@ -62,6 +63,7 @@ def video_list(request: HtmxHttpRequest) -> HttpResponse:
     return _render_list(request, VideoUploadForm())
 
 
+@nul_checked_by_form
 @require_http_methods(["GET", "POST"])
 @permission_required(Perm.UPLOAD_VIDEO)
 def video_upload(request: HtmxHttpRequest) -> HttpResponse:

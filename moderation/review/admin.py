@@ -8,9 +8,11 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from moderation.inference.models import Decision
 from moderation.media.models import Video
-from moderation.media.selectors import videos_all_open_to, videos_open_to
-from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip
+from moderation.media.selectors import videos_open_to
+from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip, ReviewTask
+from moderation.review.selectors import audit_events_open_to
 
 
 @admin.register(ReviewQueue)
@@ -30,25 +32,43 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     filter_horizontal = ["allowed_groups"]
 
 
+# The video of a row a change form may point at, for each kind of row with a video of its own.
+_VIDEO_OF = {Video: "pk", Decision: "video_id", ReviewTask: "decision__video_id"}
+
+
 class VideosOpenToStaffAdmin(admin.ModelAdmin):
     """Lists and opens only rows of videos the staff member may see (``videos_open_to``: a video in a
-    restricted queue is its groups' and admins'); ``video_field`` names the row's video id."""
+    restricted queue is its groups' and admins'); ``video_field`` names the row's video id.
+
+    A change form chooses a video, decision or review item by search (``autocomplete_fields``: the admin of
+    that model answers, with its own narrowed list), never from a <select> of every row: 100k options, and
+    each one's name would be a hidden video's. A typed number finds the row with that id."""
 
     video_field = "video_id"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return videos_open_to(user=request.user, qs=super().get_queryset(request), field=self.video_field)
 
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term.isdigit() and len(term) < 19:
+            found = found | queryset.filter(pk=int(term))
+        return found, may_have_duplicates
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        # A change form's video choices name every video by its title: only those open to the user.
-        if db_field.related_model is Video:
-            kwargs["queryset"] = videos_open_to(user=request.user)
+        # Only rows of videos open to the user may be chosen, shown as chosen, or posted by id.
+        field = _VIDEO_OF.get(db_field.related_model)
+        if field is not None:
+            rows = db_field.related_model._default_manager.all()
+            kwargs["queryset"] = videos_open_to(user=request.user, qs=rows, field=field)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(ReviewSkip)
 class ReviewSkipAdmin(VideosOpenToStaffAdmin):
     video_field = "task__decision__video_id"
+    autocomplete_fields = ["task"]
     list_display = ["task", "user", "reason", "at"]
     search_fields = ["reason", "user__username"]
 
@@ -70,8 +90,7 @@ class AuditEventAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Only for those who see every video: an event's object (a video, decision, task, pair, ...) and
-        its payload (tags, labels, file names) may belong to a video in a restricted queue, and events of
-        a dozen kinds cannot be narrowed to the videos a staff member may see one by one."""
-        return super().has_view_permission(request, obj) and videos_all_open_to(user=request.user)
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        """Without the events about a video hidden from the staff member (``audit_events_open_to``): left
+        out of the list, and opening one by its address is the admin's "does not exist" redirect."""
+        return audit_events_open_to(user=request.user, qs=super().get_queryset(request))

@@ -129,6 +129,10 @@ class ReviewTask(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        # Ids only (the admin names a chosen item this way; the queue's name would be a query per row).
+        return f"review item {self.pk} of decision {self.decision_id} ({self.status})"
+
     def is_held_by(self, user: AbstractBaseUser | AnonymousUser) -> bool:
         """Whether ``user`` still holds this item: claimed by them and not yet decided, escalated or
         handed on. A lapsed lease does not end it: the item stays theirs until someone else claims it."""
@@ -163,6 +167,9 @@ class Review(models.Model):
     gold_correct = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"review {self.pk} of decision {self.decision_id}: {self.verdict} {self.label}"
+
 
 class ReviewSkip(models.Model):
     """A reviewer passed on an item, and why."""
@@ -171,6 +178,9 @@ class ReviewSkip(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     reason = models.CharField(max_length=500)
     at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"skip of review item {self.task_id} at {self.at:%Y-%m-%d %H:%M}"
 
 
 class AuditEvent(models.Model):

@@ -770,14 +770,14 @@ def video_retry_failed(*, video_id: int, by: User) -> Video:
                     "retried. Upload the video again."
                 )
         previous = video.error
-        video.error = ""
+        video.error, video.error_for_sender = "", False
         if inference:
             video.status = Video.Status.READY
             enqueue("moderation.inference.tasks.run_inference", video.pk)
         else:
             video.status = Video.Status.UPLOADED
             enqueue("moderation.media.tasks.process_video", video.pk)
-        video.save(update_fields=["status", "error", "updated_at"])
+        video.save(update_fields=["status", "error", "error_for_sender", "updated_at"])
         audit_event_record(
             actor=by, action="video.retry", obj=video, payload={"stage": video.stage, "error": previous[:2000]}
         )

@@ -9,12 +9,13 @@ from django import forms
 from django.utils import timezone
 
 from moderation.tagging.models import TagSet
+from workbench.forms import NulCheckedForm
 
 DAY = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATE_ERRORS = {"invalid": "Not a date: write it as YYYY-MM-DD, e.g. 2026-01-31."}
 
 
-class DayRangeForm(forms.Form):
+class DayRangeForm(NulCheckedForm, forms.Form):
     """A day range, both ends included, in the workbench's time zone; either end may be left open."""
 
     since = forms.DateField(required=False, label="From", error_messages=DATE_ERRORS, widget=DAY)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Length, Lower
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.tagging import text as tagtext
@@ -166,13 +167,46 @@ def tag_vocabulary_examples(*, limit: int = 40) -> list[str]:
     )
 
 
-def tag_proposals_pending(*, user: Any, limit: int = 100) -> list[Any]:
-    """The curation queue: pending proposals, most seen first, each with the latest sightings ``user``
-    may see (``open_sightings``) and a count of the others (``restricted_sightings``)."""
+def _proposal_open_to_q(*, user: Any) -> Q:
+    """A proposal ``user`` may read: seen on a video open to them, or on none (its sightings' videos are
+    gone). One seen only on videos hidden from them (a restricted queue's) is that content: its phrase is
+    what a model wrote about those videos, so it is counted, never named (``tag_curation_counts``)."""
+    from moderation.media.selectors import video_open_to_q
+    from moderation.tagging.models import TagProposalSighting
+
+    sightings = TagProposalSighting.objects.filter(proposal_id=OuterRef("pk"))
+    return ~Exists(sightings) | Exists(sightings.filter(video_open_to_q(user=user, field="video_id")))
+
+
+def tag_curation_counts(*, user: Any) -> dict[str, int]:
+    """Pending proposals ``user`` may read (``pending``) and those seen only on videos hidden from them
+    (``restricted``), in one query."""
     from moderation.tagging.models import TagProposal
 
-    pending = TagProposal.objects.filter(status=TagProposal.Status.PENDING)
+    counts = TagProposal.objects.filter(status=TagProposal.Status.PENDING).aggregate(
+        pending=Count("pk", filter=_proposal_open_to_q(user=user)),
+        restricted=Count("pk", filter=~_proposal_open_to_q(user=user)),
+    )
+    return {key: int(value or 0) for key, value in counts.items()}
+
+
+def tag_proposals_pending(*, user: Any, limit: int = 100) -> list[Any]:
+    """The curation queue: pending proposals ``user`` may read (``_proposal_open_to_q``), most seen first,
+    each with the latest sightings ``user`` may see (``open_sightings``) and a count of the others
+    (``restricted_sightings``)."""
+    from moderation.tagging.models import TagProposal
+
+    pending = TagProposal.objects.filter(status=TagProposal.Status.PENDING).filter(_proposal_open_to_q(user=user))
     return _with_sightings_open_to(user=user, proposals=pending[:limit])
+
+
+def tag_proposal_open_or_404(*, proposal_id: int, user: Any) -> Any:
+    """The proposal a curation action is about; 404 (its existence not revealed) when ``user`` may
+    not read it (``_proposal_open_to_q``)."""
+    from moderation.tagging.models import TagProposal
+
+    rows = TagProposal.objects.select_related("nearest_tag").filter(_proposal_open_to_q(user=user))
+    return get_object_or_404(rows, pk=proposal_id)
 
 
 def tag_proposal_for_display(*, proposal_id: int, user: Any) -> Any:
@@ -185,7 +219,7 @@ def tag_proposal_for_display(*, proposal_id: int, user: Any) -> Any:
 def _with_sightings_open_to(*, user: Any, proposals: QuerySet[Any]) -> list[Any]:
     """A sighting of a video hidden from ``user`` (routed to a restricted review queue) is counted, never
     shown: its video id, title and the phrase the model wrote about it are that video's content."""
-    from django.db.models import Count, Prefetch
+    from django.db.models import Prefetch
 
     from moderation.media.selectors import video_open_to_q
     from moderation.tagging.models import TagProposalSighting
@@ -209,11 +243,14 @@ def _with_sightings_open_to(*, user: Any, proposals: QuerySet[Any]) -> list[Any]
     return rows
 
 
-def tag_proposals_decided(*, limit: int = 20) -> list[Any]:
+def tag_proposals_decided(*, user: Any, limit: int = 20) -> list[Any]:
+    """The latest decided proposals ``user`` may read (a rejected phrase seen only on hidden videos stays
+    unnamed, as a pending one)."""
     from moderation.tagging.models import TagProposal
 
     return list(
         TagProposal.objects.exclude(status=TagProposal.Status.PENDING)
+        .filter(_proposal_open_to_q(user=user))
         .select_related("tag", "decided_by", "vocabulary_version")
         .order_by("-decided_at", "-pk")[:limit]
     )

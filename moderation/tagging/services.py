@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.contrib.postgres.fields import ArrayField
 from django.db import connection, transaction
 from django.db.models import Count, F, Func, Max, TextField, Value
 from django.utils import timezone
@@ -126,30 +127,52 @@ def _parse_aliases(raw: str) -> tuple[list[str], str | None]:
     return list(aliases), _too_many_aliases(len(aliases))
 
 
-def _alias_owners(aliases: Iterable[str], *, names: Iterable[str] = (), editing: Tag | None = None) -> dict[str, str]:
-    """The names of the active tags an alias would collide with, keyed by the normalised form (NFKC, lower
-    case: how names and aliases are matched in a video's text). An alias that is another tag's name makes one
-    word stand for two tags. ``names``: tags being created alongside; ``editing``: the tag being edited (its
-    old name may become its alias when it is renamed)."""
-    wanted = {tagtext.normalise(a) for a in aliases}
+@dataclass
+class _WordOwners:
+    """Which active tags hold some words, keyed by the normalised form: as their name, as an alias."""
+
+    names: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+def _word_owners(words: Iterable[str], *, names: Iterable[str] = (), editing: Tag | None = None) -> _WordOwners:
+    """The active tags whose name or alias is one of ``words`` once normalised (NFKC, lower case: how names and
+    aliases are matched in a video's text), for ``_word_clash``. ``names``: tags being created alongside;
+    ``editing``: the tag being edited (its own words never clash with it)."""
+    wanted = {tagtext.normalise(w) for w in words}
+    owners = _WordOwners()
     if not wanted:
-        return {}
-    first_line = Func(F("search_text"), Value("\n"), Value(1), function="split_part", output_field=TextField())
-    rows = Tag.objects.filter(is_active=True).annotate(key=first_line).filter(key__in=wanted)
+        return owners
+    lines = Func(F("search_text"), Value("\n"), function="string_to_array", output_field=ArrayField(TextField()))
+    rows = Tag.objects.filter(is_active=True).annotate(words=lines).filter(words__overlap=list(wanted))
     if editing is not None:
         rows = rows.exclude(pk=editing.pk)
-    owners = dict(rows.values_list("key", "name"))
-    owners.update({key: n for n in names if (key := tagtext.normalise(n)) in wanted})
+    for name, search_text in rows.values_list("name", "search_text"):
+        own, *aliases = search_text.split("\n")  # the name's normalised form first (``_index_fields``)
+        if own in wanted:
+            owners.names[own] = name
+        for alias in aliases:
+            if alias in wanted:
+                owners.aliases.setdefault(alias, name)
+    owners.names.update({key: n for n in names if (key := tagtext.normalise(n)) in wanted})
     return owners
 
 
-def _alias_clash(*, name: str, alias: str, owners: dict[str, str]) -> str | None:
-    """Why ``alias`` cannot be an alias of the tag ``name`` (it is another active tag's name), or None."""
-    key = tagtext.normalise(alias)
-    other = owners.get(key)
-    if other is None or key == tagtext.normalise(name):
+def _word_clash(*, tag_name: str, word: str, as_alias: bool, owners: _WordOwners) -> str | None:
+    """The rule for a tag's words, for every path that names a tag or gives it an alias (import, edit,
+    curation): a word is one tag's. An alias may not be another active tag's name, nor a name another
+    active tag's alias; otherwise one word in a video's text would stand for two tags. Why ``word``
+    cannot be the name (``as_alias=False``) or an alias of the tag ``tag_name``, or None."""
+    key = tagtext.normalise(word)
+    if as_alias:
+        other = owners.names.get(key)
+        if other is None or key == tagtext.normalise(tag_name):
+            return None
+        return f"“{word[:40]}” is the name of another tag, “{other}”"
+    other = owners.aliases.get(key)
+    if other is None or other == tag_name:
         return None
-    return f"“{alias[:40]}” is the name of another tag, “{other}”"
+    return f"“{word[:40]}” is an alias of another tag, “{other}”"
 
 
 @transaction.atomic
@@ -197,11 +220,18 @@ def tags_import(
             alias_line.setdefault((name, alias), number)
     if not parsed:
         return report
-    owners = _alias_owners((a for aliases in parsed.values() for a in aliases), names=parsed)
+    owners = _word_owners([*parsed, *(a for aliases in parsed.values() for a in aliases)], names=parsed)
+    for name in list(parsed):
+        clash = _word_clash(tag_name=name, word=name, as_alias=False, owners=owners)
+        if clash:
+            report.errors.append(f"line {first_line[name]}: {clash}; not added")
+            del parsed[name]
+    if not parsed:
+        return report
     for name, aliases in parsed.items():
         kept = []
         for alias in aliases:
-            clash = _alias_clash(name=name, alias=alias, owners=owners)
+            clash = _word_clash(tag_name=name, word=alias, as_alias=True, owners=owners)
             if clash:
                 report.errors.append(f"line {alias_line[(name, alias)]}: alias {clash}; not added")
             else:
@@ -438,15 +468,18 @@ def tag_update(
             raise ModerationError(f"Tag name: {problem}.")
         if Tag.objects.filter(name=name).exclude(pk=locked.pk).exists():
             raise ModerationError(f"“{name}” is already a tag.")
+        clash = _word_clash(tag_name=name, word=name, as_alias=False, owners=_word_owners([name], editing=locked))
+        if clash:
+            raise ModerationError(f"Tag name: {clash}.")
         locked.name = name
     if aliases is not None:
         clean, problem = _parse_aliases(",".join(aliases))
         if problem:  # "alias “…”: …" (or "N aliases; …"): said once, capitalised ("Alias alias “…”" before)
             raise ModerationError(f"{problem[:1].upper()}{problem[1:]}.")
         added = [a for a in clean if a not in locked.aliases]
-        owners = _alias_owners(added, editing=locked)
+        owners = _word_owners(added, editing=locked)
         for alias in added:
-            clash = _alias_clash(name=locked.name, alias=alias, owners=owners)
+            clash = _word_clash(tag_name=locked.name, word=alias, as_alias=True, owners=owners)
             if clash:
                 raise ModerationError(f"Aliases: {clash}.")
         locked.aliases = clean
@@ -1437,8 +1470,11 @@ def tag_proposal_decide(
         tag = target or locked.nearest_tag
         if tag is None:
             raise ModerationError("Name the tag this phrase is another word for.")
-        if Tag.objects.filter(name=locked.name).exclude(pk=tag.pk).exists():
-            raise ModerationError(f"“{locked.name}” is a tag of its own; it cannot also be an alias.")
+        # The rule every alias follows (``_word_clash``), said in the curator's terms.
+        owners = _word_owners([locked.name], editing=tag)
+        clash = _word_clash(tag_name=tag.name, word=locked.name, as_alias=True, owners=owners)
+        if clash:
+            raise ModerationError(f"“{locked.name}” cannot become an alias of “{tag.name}”: {clash}.")
         if locked.name != tag.name and locked.name not in tag.aliases:
             tag = tag_update(tag=tag, user=user, aliases=[*tag.aliases, locked.name])
             version = VocabularyVersion.objects.order_by("-number").first()

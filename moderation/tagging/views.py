@@ -344,8 +344,8 @@ def tag_curation(request: HttpRequest) -> HttpResponse:
     """The vocabulary-curation queue: free-text VLM tags that matched no vocabulary tag closely enough."""
     context = {
         "proposals": selectors.tag_proposals_pending(user=request.user),
-        "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
-        "decided": selectors.tag_proposals_decided(),
+        **selectors.tag_curation_counts(user=request.user),
+        "decided": selectors.tag_proposals_decided(user=request.user),
         "vlm_model": selectors.tag_vlm_model(),
         "threshold": settings.TAG_VLM_SNAP_THRESHOLD,
     }
@@ -396,7 +396,7 @@ def _tag_named(name: str, what: str) -> Tag | None:
 def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     """Accept (optionally renamed, under a parent), merge as an alias of a tag, or reject a proposal.
     From the curation screen (htmx) the proposal's row is redrawn with the outcome or the reason."""
-    proposal = get_object_or_404(TagProposal.objects.select_related("nearest_tag"), pk=pk)
+    proposal = selectors.tag_proposal_open_or_404(proposal_id=pk, user=request.user)
     action = request.POST.get("action", "")
     error = ""
     try:
@@ -418,8 +418,7 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
         error = str(exc)
     if request.htmx:  # type: ignore[attr-defined]
         proposal = selectors.tag_proposal_for_display(proposal_id=proposal.pk, user=request.user)
-        context = {"p": proposal, "error": error, "oob": True}
-        context["pending"] = TagProposal.objects.filter(status=TagProposal.Status.PENDING).count()
+        context = {"p": proposal, "error": error, "oob": True, **selectors.tag_curation_counts(user=request.user)}
         row = render(request, "moderation/tagging/curation.html#row", context).content
         count = render(request, "moderation/tagging/curation.html#pending", context).content
         return HttpResponse(row + count)

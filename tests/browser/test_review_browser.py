@@ -194,14 +194,18 @@ def test_a_refused_htmx_submit_is_explained_on_the_page(page, make_user, policy_
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{task.pk}/")
-    # A NUL character (pasted from a broken source) is refused with a 400 before any view runs.
+    # A NUL character (pasted from a broken source) is said on its field, and nothing is sent.
     page.evaluate("document.querySelector('textarea[name=note]').value = 'a\\u0000b'")
     page.click("button[value=approve]")
-    alert = page.locator("[data-review-failure]")
-    alert.wait_for()
-    assert "HTTP 400" in alert.inner_text() and "NUL characters" in alert.inner_text()
+    note = page.locator("textarea[name=note] + .nul-error")
+    note.wait_for()
+    assert "NUL character" in note.inner_text() and page.locator("textarea[name=note]").get_attribute("aria-invalid")
     assert page.locator("textarea[name=note]").input_value() == "a\u0000b"  # nothing the reviewer entered is lost
     assert not Review.objects.exists()
+    page.fill("textarea[name=note]", "ab")  # typing it again clears the message
+    assert page.locator(".nul-error").count() == 0
+    page.fill("textarea[name=note]", "")
+    alert = page.locator("[data-review-failure]")
     assert page.url.endswith(f"/review/{task.pk}/")  # still on the item, which stays claimed
 
     # The claim is lost (the lease lapsed and another moderator took the item): the screen says so, and

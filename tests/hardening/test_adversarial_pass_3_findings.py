@@ -302,26 +302,60 @@ def test_a_platform_reads_why_its_video_failed_without_the_workbenchs_inside(mak
     video_id = _submit(a, CLIP, "f-1").json()["id"]
     admin = APIClient()
     admin.force_authenticate(make_user("admin"))
+    Video.objects.filter(pk=video_id).update(stage=Video.Stage.KEYFRAMES)
     internal = {
         'Processing failed unexpectedly: OperationalError: connection to server at "10.0.3.4", port 5432 failed': (
             "Processing failed on the workbench's side; its operators can see why and retry it."
         ),
-        "Model inference failed: ConnectionError: HTTPConnectionPool(host='vllm.internal', port=8000)": (
-            "Model inference failed on the workbench's side; its operators can see why and retry it."
+        "This file system is read-only: [Errno 30] /srv/media/cache/x.jpg": (  # internal, whatever its wording
+            "Processing failed on the workbench's side; its operators can see why and retry it."
         ),
-        "Speech to text failed: the audio track could not be decoded (/srv/media/cache/x.wav: EOF).": (
-            "Speech to text failed: the audio track could not be decoded."
-        ),
+    }
+    for_sender = {
         "This file is not a playable video: ffprobe found no video stream.": (
             "This file is not a playable video: ffprobe found no video stream."
         ),
+        "Your clip has no picture; send it with its video track.": (  # for the sender, whatever its wording
+            "Your clip has no picture; send it with its video track."
+        ),
     }
-    for error, shown in internal.items():
-        video_fail(video_id=video_id, message=error)
+    cases = [(e, shown, False) for e, shown in internal.items()] + [(e, s, True) for e, s in for_sender.items()]
+    for error, shown, written_for_sender in cases:
+        video_fail(video_id=video_id, message=error, for_sender=written_for_sender)
         assert a.get(f"/api/videos/{video_id}/verdict").json()["error"] == shown
         assert a.get(f"/api/videos/{video_id}/").json()["error"] == shown
         assert a.get("/api/videos/").json()["results"][0]["error"] == shown
         assert admin.get(f"/api/videos/{video_id}/verdict").json()["error"] == error  # staff see all of it
+    # Where it stopped, not its words, names the stage.
+    for stage, shown in (
+        (
+            Video.Stage.INFERENCE,
+            "Model inference failed on the workbench's side; its operators can see why and retry it.",
+        ),
+        (Video.Stage.ASR, "Speech to text failed on the workbench's side; its operators can see why and retry it."),
+    ):
+        video_fail(video_id=video_id, message="ConnectionError: host='vllm.internal', port=8000", for_sender=False)
+        Video.objects.filter(pk=video_id).update(stage=stage)
+        assert a.get(f"/api/videos/{video_id}/").json()["error"] == shown
+
+
+def test_failures_before_the_flag_get_it_once_by_the_old_opening_words_rule():
+    """The migration's data step: rows failed before ``error_for_sender`` existed are flagged by the rule the
+    reader applied until then (a sender's messages began with these words), in one UPDATE."""
+    from django.apps import apps
+
+    migration = importlib.import_module("moderation.migrations.0034_video_error_for_sender")
+    rows = {
+        "This file is empty (0 bytes); please upload the video again.": True,
+        "This video is damaged or incomplete: ffmpeg could not decode its pictures (exit code 1).": True,
+        "The uploaded file is missing from media storage.": True,
+        "Extracting keyframes took too long; the video may be damaged.": True,
+        "Model inference failed: ConnectionError: host='vllm.internal'": False,
+        "": False,
+    }
+    ids = {VideoFactory(error=error).pk: flagged for error, flagged in rows.items()}
+    migration.flag_sender_errors(apps, None)
+    assert dict(Video.objects.filter(pk__in=ids).values_list("pk", "error_for_sender")) == ids
 
 
 def test_a_platform_sending_bytes_another_sent_first_does_not_read_that_platforms_metadata():

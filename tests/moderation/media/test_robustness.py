@@ -82,6 +82,7 @@ def test_every_file_ends_ready_or_failed_readably(corpus: dict[str, Path], kind:
     assert video.status != Video.Status.PROCESSING
     if status == Video.Status.FAILED:
         assert video.error.startswith(reason), video.error
+        assert video.error_for_sender, video.error  # recorded as written for the sender: a platform reads it
         assert "Traceback" not in video.error and str(settings.MEDIA_ROOT) not in video.error
     else:
         assert video.error == "" and video.progress == 100

@@ -212,12 +212,33 @@ def test_tag_curation_counts_a_restricted_sighting_without_naming_it(world: Worl
             assert ("1 restricted video " in html) is not sees, user
 
 
-def test_the_admin_keeps_restricted_videos_and_the_audit_log_from_staff_who_may_not_see_them(world: World) -> None:
-    """Staff given view permissions (not the admin role) list and open only videos open to them; the audit
-    log, whose events cannot be narrowed video by video, is only for those who see every video."""
+def test_tag_curation_does_not_name_a_proposal_seen_only_on_restricted_videos(world: World) -> None:
+    """A proposal whose every sighting is on a hidden video was listed by name (the phrase a model wrote
+    about that content), with "N restricted videos" beside it: now it is only counted, cannot be opened or
+    decided (404), and a rejected one stays out of "Recently decided"."""
+    secret = TagProposal.objects.create(name="机密词", key="机密词", seen_count=1)
+    TagProposalSighting.objects.create(proposal=secret, video=world.hidden, phrase="机密词")
+    rejected = TagProposal.objects.create(name="已拒密词", key="已拒密词", status=TagProposal.Status.REJECTED)
+    TagProposalSighting.objects.create(proposal=rejected, video=world.hidden, phrase="已拒密词")
+    TagProposal.objects.create(name="公开词", key="公开词")  # no sighting left: nothing to hide
+    decide = reverse("moderation:tag_proposal_decide", args=[secret.pk])
+    for user, sees in ((_staff("policy_editor"), False), (_staff("policy_editor", "experts"), True)):
+        client = _client(user)
+        html = client.get(reverse("moderation:tag_curation")).content.decode()
+        assert "公开词" in html, user
+        assert ("机密词" in html) is sees and ("已拒密词" in html) is sees, user
+        assert ("1 more proposed tag seen only on restricted videos" in html) is not sees, user
+        assert f"{2 if sees else 1} proposed tag" in html, user  # the restricted one is not counted as waiting
+        answer = client.post(decide, {"action": "reject"}, HTTP_HX_REQUEST="true")
+        assert answer.status_code == (200 if sees else 404), user
+        secret.refresh_from_db()
+        assert (secret.status == "rejected") is sees, user
+
+
+def test_the_admin_keeps_restricted_videos_from_staff_who_may_not_see_them(world: World) -> None:
+    """Staff given view permissions (not the admin role) list and open only videos open to them."""
     Video.objects.filter(pk=world.hidden.pk).update(title="Secret expert clip")
-    audit_event_record(actor=None, action="tags.final", obj=world.hidden, payload={"tags": ["secret tag"]})
-    views = Permission.objects.filter(codename__in=["view_video", "view_auditevent"])
+    views = Permission.objects.filter(codename__in=["view_video"])
     outsider = _staff("moderator", is_staff=True)
     expert = _staff("moderator", "experts", is_staff=True)
     superuser = _staff(is_staff=True, is_superuser=True)
@@ -225,18 +246,107 @@ def test_the_admin_keeps_restricted_videos_and_the_audit_log_from_staff_who_may_
         user.user_permissions.add(*views)
     videos = reverse("admin:moderation_video_changelist")
     hidden = reverse("admin:moderation_video_change", args=[world.hidden.pk])
-    audit = reverse("admin:moderation_auditevent_changelist")
-    for user, sees, sees_all in ((outsider, False, False), (expert, True, False), (superuser, True, True)):
+    for user, sees in ((outsider, False), (expert, True), (superuser, True)):
         client = _client(user)
         assert ("Secret expert clip" in client.get(videos).content.decode()) is sees, user
         assert client.get(hidden).status_code in ((200,) if sees else (302, 404)), user
-        response = client.get(audit)
-        assert response.status_code == (200 if sees_all else 403), user
-        assert ("tags.final" in response.content.decode()) is sees_all, user
     # A decision's change form offers only open videos as its video (the choices are titles).
     outsider.user_permissions.add(Permission.objects.get(codename="change_decision"))
     form = _client(outsider).get(reverse("admin:moderation_decision_change", args=[world.plain.decisions.get().pk]))
     assert form.status_code == 200 and "Secret expert clip" not in form.content.decode()
+
+
+def test_admin_forms_choose_a_decision_or_item_by_search_among_open_ones(world: World) -> None:
+    """A review item's or skip's form listed every decision / item in a <select> ("Decision object (123)"),
+    hidden videos' included: unusable at 100k rows, and the names leaked. Now a search box (autocomplete)
+    answered by the narrowed admin, a chosen row named by its ids, and a hidden row refused if posted."""
+    staff = _staff(is_staff=True)
+    codenames = ["change_reviewtask", "view_reviewtask", "view_decision", "change_reviewskip"]
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=codenames))
+    client = _client(staff)
+    open_task = ReviewTask.objects.filter(decision__video=world.shared).first()
+    assert open_task is not None
+    form = client.get(reverse("admin:moderation_reviewtask_change", args=[open_task.pk])).content.decode()
+    assert 'class="admin-autocomplete' in form and "<option" in form
+    assert form.count("decision ") < 5 and f"decision {open_task.decision_id} of video {world.shared.pk}" in form
+    assert "object (" not in form
+    search = reverse("admin:autocomplete")
+    found = client.get(search, {"app_label": "moderation", "model_name": "reviewtask", "field_name": "decision"})
+    ids = {int(row["id"]) for row in found.json()["results"]}
+    assert open_task.decision_id in ids and world.task.decision_id not in ids
+    by_id = client.get(
+        search,
+        {
+            "app_label": "moderation",
+            "model_name": "reviewtask",
+            "field_name": "decision",
+            "term": str(open_task.decision_id),
+        },
+    )
+    assert [int(row["id"]) for row in by_id.json()["results"]] == [open_task.decision_id]
+    hidden = client.get(
+        search,
+        {
+            "app_label": "moderation",
+            "model_name": "reviewtask",
+            "field_name": "decision",
+            "term": str(world.task.decision_id),
+        },
+    )
+    assert hidden.json()["results"] == []
+    posted = client.post(
+        reverse("admin:moderation_reviewtask_change", args=[open_task.pk]),
+        {
+            "decision": world.task.decision_id,
+            "queue": open_task.queue_id,
+            "slot": 0,
+            "priority": 0,
+            "status": "pending",
+        },
+    )
+    assert posted.status_code == 200 and "Select a valid choice" in posted.content.decode()
+    assert ReviewTask.objects.get(pk=open_task.pk).decision_id == open_task.decision_id
+
+
+def test_an_auditor_reads_the_events_not_about_videos_hidden_from_them(world: World) -> None:
+    """The audit log was only for those who see every video (403 for an auditor with ``view_auditevent``):
+    now each event about a hidden video's object (the video, a decision, a review or tags item, a pair, a
+    Tag2CoT task, an adjudication) is left out of the list and its page is the admin's "does not exist"."""
+    decision = world.task.decision
+    hidden_objects = [
+        world.hidden,
+        decision,
+        world.task,
+        ReproCandidate.objects.get(original=world.hidden),
+        Tag2CotTask.objects.get(video=world.hidden),
+        Adjudication.objects.get(video=world.hidden),
+    ]
+    hidden_events = [
+        audit_event_record(actor=None, action=f"secret.{i}", obj=obj, payload={"tags": ["secret tag"]})
+        for i, obj in enumerate(hidden_objects)
+    ]
+    shown = audit_event_record(actor=None, action="tags.final", obj=world.plain, payload={"tags": ["open tag"]})
+    shared = audit_event_record(actor=None, action="shared.final", obj=world.shared)
+    policy = audit_event_record(actor=None, action="model_policy_reset", obj=decision.policy_version.policy)
+    auditor = _staff(is_staff=True)
+    expert = _staff("experts", is_staff=True)
+    for user in (auditor, expert):
+        user.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    changelist = reverse("admin:moderation_auditevent_changelist")
+    for user, sees in ((auditor, False), (expert, True), (_staff(is_staff=True, is_superuser=True), True)):
+        client = _client(user)
+        response = client.get(changelist)
+        html = response.content.decode()
+        assert response.status_code == 200, user
+        assert all(e.action in html for e in (shown, shared, policy)), user
+        assert [e.action in html for e in hidden_events] == [sees] * len(hidden_events), user
+        for event in hidden_events:
+            page = client.get(reverse("admin:moderation_auditevent_change", args=[event.pk]))
+            if sees:
+                assert page.status_code == 200 and "secret tag" in page.content.decode(), (user, event.action)
+            else:
+                assert page.status_code == 302 and page["Location"] == reverse("admin:index"), event.action
+        assert client.get(reverse("admin:moderation_auditevent_change", args=[shown.pk])).status_code == 200
 
 
 def test_the_pair_queue_counts_only_pairs_the_reviewer_can_work(world: World) -> None:

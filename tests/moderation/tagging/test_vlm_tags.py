@@ -367,3 +367,24 @@ def test_the_curation_screen_by_role_and_its_decisions(client_as, make_user) -> 
     assert "Nothing to curate" in editor.get("/tags/curation/").content.decode()
     home = editor.get("/").content.decode()
     assert "0 VLM-proposed tags to curate" in home
+
+
+@pytest.mark.django_db
+def test_merging_a_proposal_as_an_alias_follows_the_alias_rule_with_a_clear_message(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Merge had its own check (an exact name, retired tags included) before the edit's rule: a phrase that is
+    another tag's name once normalised was refused as "Aliases: …", a retired tag's name not at all."""
+    services.tags_import(lines=["DJ", "音乐", "旧词"])
+    Tag.objects.filter(name="旧词").update(is_active=False)
+    clash = TagProposal.objects.create(name="dj", key="dj")
+    client = client_as("policy_editor")
+    response = client.post(
+        f"/tags/proposals/{clash.pk}/", {"action": "merge", "target": "音乐"}, headers={"HX-Request": "true"}
+    )
+    html = response.content.decode()
+    assert "“dj” cannot become an alias of “音乐”: “dj” is the name of another tag, “DJ”." in html
+    clash.refresh_from_db()
+    assert clash.status == "pending" and _tag("音乐").aliases == []
+    retired = TagProposal.objects.create(name="旧词", key="旧词")
+    client.post(f"/tags/proposals/{retired.pk}/", {"action": "merge", "target": "音乐"})
+    retired.refresh_from_db()
+    assert retired.status == "merged" and _tag("音乐").aliases == ["旧词"]

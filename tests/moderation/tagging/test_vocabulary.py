@@ -332,3 +332,23 @@ def test_an_edit_refuses_an_alias_that_is_another_active_tags_name(make_user) ->
     assert tag_update(tag=soup, user=editor, aliases=["旧", "汤水"]).aliases == ["旧", "汤水"]
     # Renamed, the tag may keep its old name as an alias.
     assert tag_update(tag=soup, user=editor, name="汤品", aliases=["汤"]).aliases == ["汤"]
+
+
+def test_a_tag_may_not_be_named_as_another_tags_alias_one_rule_for_edits_and_imports(make_user) -> None:  # type: ignore[no-untyped-def]
+    """An alias equal to another tag's name was refused, a rename (or a new tag) to another tag's alias was
+    not: the word then stood for two tags. Both directions are now one rule (``_word_clash``)."""
+    tags_import(lines=["猫\t喵星人, Kitty", "狗"])
+    dog = Tag.objects.get(name="狗")
+    editor = make_user("policy_editor")
+    with pytest.raises(ModerationError, match="Tag name: “喵星人” is an alias of another tag, “猫”."):
+        tag_update(tag=dog, user=editor, name="喵星人")
+    with pytest.raises(ModerationError, match="Tag name: “KITTY” is an alias of another tag, “猫”."):
+        tag_update(tag=dog, user=editor, name="KITTY")  # normalised, as a video's text is matched
+    dog.refresh_from_db()
+    assert dog.name == "狗"
+    report = tags_import(lines=["喵星人", "鸟"])
+    assert report.errors == ["line 1: “喵星人” is an alias of another tag, “猫”; not added"]
+    assert not Tag.objects.filter(name="喵星人").exists() and Tag.objects.filter(name="鸟").exists()
+    cat = Tag.objects.get(name="猫")
+    tag_update(tag=cat, user=editor, is_active=False)  # a retired tag's words are free
+    assert tag_update(tag=dog, user=editor, name="喵星人").name == "喵星人"
