@@ -22,11 +22,13 @@ The last line printed is one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,19 +135,44 @@ def _ab(video_ids: list[int], source: int | None, old: Any, repeats: int) -> dic
     return {a: {"p50_ms": round(statistics.median(t), 2), **found.get(a, {})} for a, t in times.items()}
 
 
+@contextlib.contextmanager
+def _every_hit() -> Iterator[None]:
+    """Retrieval as before the cap per matched hash (``hash_hits(per_hash=...)``): every hit confirmed and ranked."""
+    from moderation.reproduction import selectors
+
+    original = selectors.hash_hits
+
+    def every(**kwargs):  # type: ignore[no-untyped-def]
+        return original(**{**kwargs, "per_hash": 0})
+
+    selectors.hash_hits = every  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        selectors.hash_hits = original  # type: ignore[assignment]
+
+
 def _query(video_id: int, source: int | None, farm: set[int], repeats: int) -> dict[str, Any]:
     from moderation.reproduction import selectors
     from moderation.reproduction.services import TOP_K, VIDEO_K, candidates_retrieve
 
     times, found = [], {}
-    for _ in range(repeats):
-        started = time.perf_counter()
-        found = candidates_retrieve(video_id=video_id)
-        times.append((time.perf_counter() - started) * 1000)
+    uncapped_times: list[float] = []
+    uncapped: dict[int, Any] = {}
+    for r in range(repeats):  # the app (the earliest 3 * top_k videos per matched hash) and every hit, interleaved
+        for arm in ("capped", "uncapped") if r % 2 == 0 else ("uncapped", "capped"):
+            with _every_hit() if arm == "uncapped" else contextlib.nullcontext():
+                started = time.perf_counter()
+                got = candidates_retrieve(video_id=video_id)
+                (times if arm == "capped" else uncapped_times).append((time.perf_counter() - started) * 1000)
+            if arm == "capped":
+                found = got
+            else:
+                uncapped = got
     hash_times, hnsw_times = [], []
     for _ in range(repeats):
         started = time.perf_counter()
-        selectors.hash_hits(queries=selectors.hash_queries_of(video_id), exclude_video_id=video_id)
+        selectors.hash_hits(queries=selectors.hash_queries_of(video_id), exclude_video_id=video_id, per_hash=3 * TOP_K)
         hash_times.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         n = selectors.video_neighbours(video_id=video_id, k_text=TOP_K, k_videos=VIDEO_K, channel="video")
@@ -159,6 +186,10 @@ def _query(video_id: int, source: int | None, farm: set[int], repeats: int) -> d
     out: dict[str, Any] = {
         "hnsw_used": sorted(set(re.findall(r"\w+_hnsw\b", plan))),
         "p50_ms": round(statistics.median(times), 1), "max_ms": round(max(times), 1),
+        "uncapped_p50_ms": round(statistics.median(uncapped_times), 1), "uncapped_max_ms": round(max(uncapped_times), 1),
+        "hash_hits": sum(len(ev["hash_hits"]) for ev in found.values()),
+        "uncapped_hash_hits": sum(len(ev["hash_hits"]) for ev in uncapped.values()),
+        "same_top": list(found)[:1] == list(uncapped)[:1],
         "hash_p50_ms": round(statistics.median(hash_times), 1), "hnsw_p50_ms": round(statistics.median(hnsw_times), 1),
         "text_returned": len(n.text), "text_recall": _recall(n.text, exact_text),
         "video_returned": len(n.videos), "video_recall": _recall(n.videos, exact_video),

@@ -9,6 +9,10 @@ thresholds (``VIDEO_SIM_MIN`` or ``FRAME_SIM_MIN``, ``TEXT_SIM_MIN``), as ``repr
 
     .venv/bin/python bench/repro_retrieval.py --small 1000 --large 200000 --keep   # once: builds, keeps
     .venv/bin/python bench/repro_ef_search.py [--ef 20 40 60 100 200] [--rounds 3] [--shared-buffers 2GB] [--query-frames 8]
+    .venv/bin/python bench/repro_ef_search.py --plants 80 --plant-seed 1 --ef 12 16 20 24 32 40   # choose on these
+
+``--plants N`` chooses ``ef_search`` on a plant set apart from the one that reports: N new near-copies of random
+library videos in both libraries (seed ``--plant-seed``), never inserted; each channel's scan alone per ``ef_search``.
 
 ``--query-frames 8`` (``--channel keyframes`` only, on a library built with ``--keyframe-index``) also times query
 videos made of 8 noisy library keyframes and per-frame recall.
@@ -47,12 +51,22 @@ def main() -> None:
         "inserted in a transaction rolled back afterwards): what a real video's look-up costs",
     )
     parser.add_argument("--shared-buffers", help="restart the embedded PostgreSQL with this shared_buffers first")
+    parser.add_argument(
+        "--plants",
+        type=int,
+        default=0,
+        help="instead of the kept run's planted copies: this many new near-copies of random library videos in each "
+        "library (small and large database), made as repro_retrieval makes its copies but from --plant-seed, never "
+        "inserted (each channel's scan is sent with the copy's vector): a plant set apart from the one that reports, "
+        "to choose each channel's ef_search on; per channel and ef_search the scan's p50 and the copies' recall",
+    )
+    parser.add_argument("--plant-seed", type=int, default=1)
     args = parser.parse_args()
     if args.query_frames and args.channel != "keyframes":
         parser.error("--query-frames times the keyframes channel: add --channel keyframes")
     django_setup()
     with shared_buffers(args.shared_buffers):
-        _run(args)
+        _plants(args) if args.plants else _run(args)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -133,6 +147,94 @@ def _run(args: argparse.Namespace) -> None:
         "configured_ef_search": configured, "channel": channel, "per_ef_search": per_ef, "queries": n, "rounds": args.rounds,
         "multi_frame_queries": multi, "videos": prepared["videos"], "shared_buffers": shared_buffers, "loadavg": {"start": load_start, "end": _load()},
     }))  # fmt: skip
+
+
+# One channel's HNSW scan as ``selectors`` sends it (the distinct vectors, ``k`` + 2 of them; here the query's own
+# vector is not in the graph, so ``k`` + 1), with the query vector sent instead of read from its video row.
+_PLANT_SCAN = {
+    "picture": "SELECT key, 1 - (embedding <=> %(q)s::halfvec) FROM moderation_picturevector"
+    " ORDER BY embedding <=> %(q)s::halfvec LIMIT %(k)s",
+    "text": "SELECT key, 1 - (embedding <=> %(q)s::vector) FROM moderation_transcriptvector"
+    " ORDER BY embedding <=> %(q)s::vector LIMIT %(k)s",
+}
+
+
+def _plants(args: argparse.Namespace) -> None:
+    """``--plants``: new near-copies (``--plant-seed``) of random library videos in both kept libraries; per channel
+    and ``ef_search`` (interleaved per copy, the order alternating) the scan's time and whether the source's vector
+    is among the neighbours above the channel's candidate threshold."""
+    import numpy as np
+    from django.db import connection
+    from repro_retrieval import TRANSFORMS, _transformed
+
+    from moderation.media.analyzers import video_embedding
+    from moderation.reproduction.services import TEXT_SIM_MIN, TOP_K, VIDEO_K, VIDEO_SIM_MIN
+
+    rng = np.random.default_rng(args.plant_seed)
+    efs = sorted(set(args.ef))
+    bar = {"picture": VIDEO_SIM_MIN, "text": TEXT_SIM_MIN}
+    k = {"picture": VIDEO_K + 1, "text": TOP_K + 1}
+    caption = {c: rng.standard_normal(512).astype(np.float32) for c in ("overlay", "borders")}
+    report: dict[str, dict[str, dict[str, float]]] = {}
+    for library, database in (("small", args.database + "_small"), ("large", args.database)):
+        connection.close()
+        connection.settings_dict["NAME"] = database
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT id, text_embedding::text, text_key, visual_key FROM moderation_video"
+                " WHERE title LIKE 'bench %%' AND text_embedding IS NOT NULL AND visual_key IS NOT NULL"
+                " ORDER BY md5(id::text || %s) LIMIT %s",
+                [str(args.plant_seed), args.plants],
+            )
+            sources = cur.fetchall()
+            cur.execute("SELECT id FROM moderation_video ORDER BY random() LIMIT %s", [args.warm])
+            warm = [row[0] for row in cur.fetchall()]
+        plants = []
+        for n, (vid, text, text_key, visual_key) in enumerate(sources):
+            with connection.cursor() as cur:
+                cur.execute("SELECT embedding::text FROM moderation_keyframe WHERE video_id = %s ORDER BY index", [vid])
+                frames = np.array([json.loads(r[0]) for r in cur.fetchall()], dtype=np.float32)
+            kind = TRANSFORMS[n % len(TRANSFORMS)]
+            t = np.array(json.loads(text), dtype=np.float32)
+            plants.append({
+                "text": str((t + 0.1 * rng.standard_normal(t.shape[0])).tolist()),
+                "picture": str(video_embedding(_transformed(frames, kind, rng, caption))),
+                "keys": {"text": str(text_key), "picture": str(visual_key)}, "kind": kind,
+            })  # fmt: skip
+        times: dict[str, dict[int, list[float]]] = {c: {ef: [] for ef in efs} for c in _PLANT_SCAN}
+        found: dict[str, dict[int, int]] = {c: dict.fromkeys(efs, 0) for c in _PLANT_SCAN}
+        with connection.cursor() as cur:
+            cur.execute("SET hnsw.iterative_scan = relaxed_order")
+            for vid in warm:  # the pages into the buffer cache
+                for channel, column in (("picture", "visual_embedding"), ("text", "text_embedding")):
+                    cur.execute(f"SELECT {column}::text FROM moderation_video WHERE id = %s", [vid])
+                    row = cur.fetchone()
+                    if row and row[0]:
+                        cur.execute("SET hnsw.ef_search = 40")
+                        cur.execute(_PLANT_SCAN[channel], {"q": row[0], "k": k[channel]})
+                        cur.fetchall()
+            for r in range(args.rounds):
+                for i, plant in enumerate(plants):
+                    for channel in _PLANT_SCAN:
+                        for ef in efs if (r + i) % 2 == 0 else efs[::-1]:
+                            cur.execute(f"SET hnsw.ef_search = {int(ef)}")
+                            t0 = time.perf_counter()
+                            cur.execute(_PLANT_SCAN[channel], {"q": plant[channel], "k": k[channel]})
+                            rows = cur.fetchall()
+                            times[channel][ef].append((time.perf_counter() - t0) * 1000)
+                            if r == 0:
+                                found[channel][ef] += any(
+                                    str(key) == plant["keys"][channel] and sim >= bar[channel] for key, sim in rows
+                                )
+            cur.execute("RESET hnsw.ef_search; RESET hnsw.iterative_scan")
+        report[library] = {
+            f"{channel}/{ef}": {"p50_ms": round(statistics.median(times[channel][ef]), 3),
+                                "recall": round(found[channel][ef] / len(plants), 4)}
+            for channel in _PLANT_SCAN for ef in efs
+        }  # fmt: skip
+        print(json.dumps({library: report[library]}), flush=True)
+    print(json.dumps({"plants": args.plants, "plant_seed": args.plant_seed, "rounds": args.rounds, **report,
+                      "loadavg": _load()}))  # fmt: skip
 
 
 def _multi_frame(args: argparse.Namespace, efs: list[int], look_up, backend: int) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]

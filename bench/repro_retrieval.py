@@ -382,7 +382,22 @@ def main() -> None:
         default="parallel,serial",
         help="retrieval arms timed interleaved, the first reported as ``ratio``: parallel (the two HNSW scans on two "
         "side connections during the PDQ look-up, REPRO_NEIGHBOURS_PARALLEL on) and serial (one statement after it); "
-        "pdq-baseline with --pdq-baseline",
+        "pdq-baseline with --pdq-baseline; uncapped: parallel with every PDQ hit confirmed (hash_hits' per_hash 0, as "
+        "before the cap per matched hash)",
+    )
+    parser.add_argument(
+        "--ef-arms",
+        default="",
+        help="comma-separated PICTURE:TEXT pairs, each an arm: parallel with the picture scan at ef_search PICTURE "
+        "and the transcript scan at TEXT (the statements' settings rewritten for the arm), e.g. 20:40",
+    )
+    parser.add_argument(
+        "--parts",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="after each query's arms, time each part of the retrieval alone on the same query (the video's hashes "
+        "and the table mark, the in-memory PDQ search, the confirming query, the picture scan, the transcript scan) "
+        "and how long the parallel arm waited for the scans' rows; printed as parts_ms",
     )
     parser.add_argument(
         "--pdq-baseline",
@@ -399,7 +414,14 @@ def main() -> None:
     args.arms = args.arms.split(",")
     if args.pdq_baseline and "pdq-baseline" not in args.arms:
         args.arms.append("pdq-baseline")
-    if not args.arms or set(args.arms) - {"parallel", "serial", "pdq-baseline"}:
+    pairs, args.ef_arms = args.ef_arms, {}
+    for pair in filter(None, pairs.split(",")):
+        picture, _colon, text = pair.partition(":")
+        if not (picture.isdigit() and text.isdigit()):
+            parser.error("--ef-arms takes PICTURE:TEXT pairs of integers, e.g. 20:40")
+        args.ef_arms[f"ef{picture}:{text}"] = (int(picture), int(text))
+        args.arms.append(f"ef{picture}:{text}")
+    if not args.arms or set(args.arms) - {"parallel", "serial", "pdq-baseline", "uncapped", *args.ef_arms}:
         parser.error("--arms takes parallel, serial and (with --pdq-baseline) pdq-baseline")
     if "pdq-baseline" in args.arms and not args.pdq_baseline:
         parser.error("the arm pdq-baseline needs --pdq-baseline COMMIT")
@@ -436,9 +458,7 @@ def _run(args: argparse.Namespace) -> None:
     )
 
     rng = np.random.default_rng(args.seed)
-    settings.REPRO_NEIGHBOURS_PARALLEL = bool(
-        {"parallel", "pdq-baseline"} & set(args.arms)
-    )  # opens the side connections
+    settings.REPRO_NEIGHBOURS_PARALLEL = bool(set(args.arms) - {"serial"})  # opens the side connections
     baseline = module_at(args.pdq_baseline, "moderation/reproduction/hamming.py") if args.pdq_baseline else None
     copies: dict[str, dict[str, Any]] = {}  # per library: the copy's state and its index per arm
     loads = {"start": _load()}
@@ -542,6 +562,12 @@ def _run(args: argparse.Namespace) -> None:
                 backends[name] = [int(cur.fetchone()[0])]
             backends[name] += side_connection.backend_pids()  # the parallel arm's side backends (opened while warming)
         cpu = {f"{a}/{name}": {"python": 0.0, "backend": 0.0} for a in args.arms for name in ("small", "large")}
+        parts: dict[str, dict[str, list[float]]] = {}
+        waits: dict[str, list[float]] = {"small": [], "large": []}
+        waited = (lambda: _time_waits(waits)) if args.parts else contextlib.nullcontext
+        arm_found = {a: {"small": [0, 0, 0], "large": [0, 0, 0]} for a in args.arms}
+        if args.ef_arms:
+            _per_channel_ef()
         loads["measure_start"] = _load()
         for r in range(args.rounds):
             this_round: dict[str, list[float]] = {"small": [], "large": []}
@@ -551,18 +577,30 @@ def _run(args: argparse.Namespace) -> None:
                     connections["default"] = wrappers[name]
                     qid, source = prepared[name]["queries"][i]
                     for arm in args.arms if (r + i) % 2 == 0 else args.arms[::-1]:  # which arm first alternates
-                        settings.REPRO_NEIGHBOURS_PARALLEL = arm in ("parallel", "pdq-baseline")
+                        settings.REPRO_NEIGHBOURS_PARALLEL = arm != "serial"
+                        _EF_ARM[0] = args.ef_arms.get(arm)
                         copies[name]["state"].index = copies[name].get(arm, copies[name]["current"])
                         c0, b0 = time.process_time(), sum(_backend_cpu_s(p) for p in backends[name])
                         t0 = time.perf_counter()
-                        got = candidates_retrieve(video_id=qid)
+                        with (
+                            waited() if arm == args.arms[0] else contextlib.nullcontext(),
+                            _every_hit() if arm == "uncapped" else contextlib.nullcontext(),
+                        ):
+                            _WAIT_LIBRARY[0] = name
+                            got = candidates_retrieve(video_id=qid)
                         elapsed = (time.perf_counter() - t0) * 1000
                         cpu[f"{arm}/{name}"]["python"] += time.process_time() - c0
                         cpu[f"{arm}/{name}"]["backend"] += sum(_backend_cpu_s(p) for p in backends[name]) - b0
                         arm_times[arm][name].append(elapsed)
+                        tally = arm_found[arm][name]  # the source as a candidate, and through each channel
+                        ev = got.get(source)
+                        tally[0] += ev is not None
+                        tally[1] += bool(ev and ev["video_sim"])
+                        tally[2] += bool(ev and ev["text_sim"])
                         if arm == args.arms[0]:
                             result = got
-                    settings.REPRO_NEIGHBOURS_PARALLEL = args.arms[0] in ("parallel", "pdq-baseline")
+                    settings.REPRO_NEIGHBOURS_PARALLEL = args.arms[0] != "serial"
+                    _EF_ARM[0] = args.ef_arms.get(args.arms[0])
                     copies[name]["state"].index = copies[name]["current"]
                     elapsed = arm_times[args.arms[0]][name][-1]
                     times[name].append(elapsed)
@@ -577,6 +615,9 @@ def _run(args: argparse.Namespace) -> None:
                     t0 = time.perf_counter()
                     hash_hits(queries=queries_hex, exclude_video_id=qid)
                     hash_times[name].append((time.perf_counter() - t0) * 1000)
+                    if args.parts:
+                        for part, value in _part_times(qid, backends[name][0]).items():
+                            parts.setdefault(part, {"small": [], "large": []})[name].append(value)
                     # The embedding neighbours (pgvector HNSW, one statement) alone, per picture channel (alternating
                     # which goes first): would they alone have found the source (above the candidate thresholds)?
                     for channel in channels if (r + i) % 2 == 0 else channels[::-1]:
@@ -620,12 +661,28 @@ def _run(args: argparse.Namespace) -> None:
                                   "large_p99": el["p99_ms"], "ratio": round(el["p50_ms"] / es["p50_ms"], 3)}  # fmt: skip
     n = args.queries * args.rounds
     big = prepared["large"]
+    # Medians, but the mean for the backend CPU (/proc counts 10 ms ticks: a median of ~2 ms scans reads 0).
+    centre = {part: statistics.fmean if part.endswith("cpu") else statistics.median for part in parts}
+    parts_ms = {
+        part: {"small_p50": round(centre[part](v["small"]), 3), "large_p50": round(centre[part](v["large"]), 3),
+               "growth": round(centre[part](v["large"]) - centre[part](v["small"]), 3),
+               "large_p99": round(_pct(v["large"], 0.99), 3)}
+        for part, v in parts.items()
+    }  # fmt: skip
+    if waits["small"]:
+        parts_ms["wait_for_scans"] = {
+            "small_p50": round(statistics.median(waits["small"]), 3),
+            "large_p50": round(statistics.median(waits["large"]), 3),
+            "growth": round(statistics.median(waits["large"]) - statistics.median(waits["small"]), 3),
+            "large_p99": round(_pct(waits["large"], 0.99), 3),
+        }
     arms = {}
     for arm in args.arms:
         a_s, a_l = _summary(arm_times[arm]["small"]), _summary(arm_times[arm]["large"])
         arms[arm] = {"ratio": round(a_l["p50_ms"] / a_s["p50_ms"], 3), "small_p50_ms": a_s["p50_ms"],
                      "large_p50_ms": a_l["p50_ms"], "small_p99_ms": a_s["p99_ms"], "large_p99_ms": a_l["p99_ms"],
-                     "ratio_p99": round(a_l["p99_ms"] / a_s["p99_ms"], 3)}  # fmt: skip
+                     "ratio_p99": round(a_l["p99_ms"] / a_s["p99_ms"], 3),
+                     "recall_source_picture_text": {k: [round(x / n, 4) for x in v] for k, v in arm_found[arm].items()}}  # fmt: skip
     print(json.dumps({
         "ratio": round(lg["p50_ms"] / s["p50_ms"], 3),
         "ratio_basis": f"p50 of candidates_retrieve at large / at small, queries interleaved; arm {args.arms[0]}",
@@ -649,7 +706,7 @@ def _run(args: argparse.Namespace) -> None:
         "large_min_max_ms": [lg["min_ms"], lg["max_ms"]], "small_min_max_ms": [s["min_ms"], s["max_ms"]],
         "small_hash_p50_ms": hs["p50_ms"], "large_hash_p50_ms": hl["p50_ms"], "large_hash_p99_ms": hl["p99_ms"],
         "hash_ratio": round(hl["p50_ms"] / hs["p50_ms"], 3),
-        "neighbours_statement_ms": neighbours_ms, "frame_channel": settings.REPRO_FRAME_NEIGHBOURS,
+        "neighbours_statement_ms": neighbours_ms, "parts_ms": parts_ms or None, "frame_channel": settings.REPRO_FRAME_NEIGHBOURS,
         # Mean CPU per retrieval (this process; its PostgreSQL backend, from /proc at 10 ms ticks, summed over
         # all queries): what load from other processes does not inflate, unlike the wall-clock times above.
         "cpu_ms_per_retrieval": {k: {part: round(v * 1000 / n, 2) for part, v in c.items()} for k, c in cpu.items()},
@@ -660,6 +717,109 @@ def _run(args: argparse.Namespace) -> None:
         "hash_table_bytes": big["hash_table_bytes"], "hnsw_bytes": big["hnsw_bytes"],
         "load_large_s": big["load_s"], "hnsw_build_large_s": big["hnsw_build_s"], "loadavg": loads, "shared_buffers": shared_buffers, "huge_pages": huge_pages, "hnsw_ef_search": settings.REPRO_HNSW_EF_SEARCH,
     }))  # fmt: skip
+
+
+def _every_hit():  # type: ignore[no-untyped-def]
+    """The arm ``uncapped``: retrieval with ``hash_hits(per_hash=0)`` (as ``repro_duplicates._every_hit``)."""
+    from repro_duplicates import _every_hit as every
+
+    return every()
+
+
+_EF_ARM: list[tuple[int, int] | None] = [None]  # the arm's (picture, transcript) ef_search; None: the setting's
+
+
+def _per_channel_ef() -> None:
+    """``--ef-arms``: the picture and transcript statements ``selectors.video_neighbours_sql`` makes get the current
+    arm's ef_search (``_EF_ARM``) in their settings, each its own (the app has one setting for both)."""
+    from moderation.reproduction import selectors
+
+    original = selectors.video_neighbours_sql
+
+    def sql(**kwargs):  # type: ignore[no-untyped-def]
+        text = original(**kwargs)
+        arm, part = _EF_ARM[0], kwargs.get("parts", "all")
+        if arm is None or part not in ("picture", "text"):
+            return text
+        ef = arm[0] if part == "picture" else arm[1]
+        return re.sub(
+            r"set_config\('hnsw\.ef_search', '\d+'", f"set_config('hnsw.ef_search', '{int(ef)}'", text, count=1
+        )
+
+    selectors.video_neighbours_sql = sql  # type: ignore[assignment]
+
+
+_WAIT_LIBRARY = ["small"]  # which library the retrieval being timed runs on (for _time_waits)
+
+
+@contextlib.contextmanager
+def _time_waits(waits: dict[str, list[float]]) -> Iterator[None]:
+    """While in the block, ``PendingNeighbours.result`` (the retrieval reading the scans' rows, waiting for the side
+    connections where they are not done) is timed into ``waits[library]``. Entered and left around each timed
+    retrieval of the first arm; the wrapper's cost (two clock reads) is inside the retrieval it times."""
+    from moderation.reproduction import selectors
+
+    original = selectors.PendingNeighbours.result
+
+    def timed(self):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return original(self)
+        finally:
+            waits[_WAIT_LIBRARY[0]].append((time.perf_counter() - t0) * 1000)
+
+    selectors.PendingNeighbours.result = timed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        selectors.PendingNeighbours.result = original  # type: ignore[method-assign]
+
+
+def _part_times(qid: int, backend: int) -> dict[str, float]:
+    """Each part of ``candidates_retrieve(video_id=qid)`` alone, on Django's connection, in ms (and the picture and
+    transcript scans' backend CPU, and how many candidates the PDQ search read before its prefilter): what grows
+    with the library, part by part. Not the retrieval's own path (there the scans overlap the PDQ path)."""
+    import numpy as np
+    from django.db import connection
+
+    from moderation.reproduction import hamming, pdq_index, selectors, services
+
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    queries, mark = selectors.hash_queries_marked(qid)
+    out["hash_queries_and_mark"] = (time.perf_counter() - t0) * 1000
+    state = pdq_index._copy_for_connection()
+    with state.lock:
+        pdq_index._catch_up(state, mark)
+    codes = hamming.hex_codes([h for _t, h, _m in queries])
+    t0 = time.perf_counter()
+    found = state.index.search(codes, 31, exclude_video_id=qid)
+    out["pdq_search_in_memory"] = (time.perf_counter() - t0) * 1000
+    index = state.index
+    probes, _qc = index._probes(hamming.as_words(codes), 31)
+    offsets = index._offsets
+    out["pdq_candidates"] = (
+        float((offsets[probes + 1].astype(np.int64) - offsets[probes]).sum()) if offsets is not None else 0.0
+    )
+    raw = [
+        pdq_index.RawHit(int(i), int(q), int(d)) for i, q, d in zip(found.ids, found.query, found.distance, strict=True)
+    ]
+    t0 = time.perf_counter()
+    selectors.confirm_hash_hits(queries=[q for q in queries if q[1]], raw=raw)
+    out["pdq_confirm_query"] = (time.perf_counter() - t0) * 1000
+    for part in ("picture", "text"):
+        sql = selectors.video_neighbours_sql(
+            video_id=qid, frame_queries=services.FRAME_QUERIES, k_frames=services.FRAME_K, k_text=services.TOP_K,
+            k_videos=services.VIDEO_K, parts=part,
+        )  # fmt: skip
+        b0, t0 = _backend_cpu_s(backend), time.perf_counter()
+        with connection.cursor() as cur:
+            cur.execute(sql)
+            cur.nextset()
+            cur.fetchall()
+        out[f"{part}_scan"] = (time.perf_counter() - t0) * 1000
+        out[f"{part}_scan_backend_cpu"] = (_backend_cpu_s(backend) - b0) * 1000
+    return out
 
 
 def _kept(wrappers: dict[str, Any], signature: str) -> dict[str, dict[str, Any]] | None:

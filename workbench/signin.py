@@ -77,15 +77,25 @@ def signin_refusal(*, username: str, address: str) -> str | None:
 def signin_failed(*, username: str, address: str) -> None:
     cache = caches["throttle"]
 
-    def count() -> None:
+    def count() -> int:
+        counts = []
         for key in (_key(username, address), _address_key(address)):
             cache.add(key, 0, timeout=WINDOW_SECONDS)  # the window starts at the first failure
             try:
-                cache.incr(key)
+                counts.append(cache.incr(key))
             except ValueError:  # expired between add and incr
                 cache.set(key, 1, timeout=WINDOW_SECONDS)
+                counts.append(1)
+        return counts[-1]
 
-    _counted(count, None)
+    over_all_accounts = _counted(count, 0)
+    if over_all_accounts == settings.SIGNIN_FAILURES_PER_ADDRESS:  # once, when the pause begins: for the operators
+        logger.warning(
+            "Sign-in from %s paused: %d wrong passwords over all accounts within %d minutes (password spraying?)",
+            address,
+            over_all_accounts,
+            WINDOW_SECONDS // 60,
+        )
 
 
 def signin_succeeded(*, username: str, address: str) -> None:

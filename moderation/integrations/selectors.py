@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Value
@@ -108,6 +108,8 @@ def parse_since(value: str | None) -> datetime | None:
         raise ModerationError("'since' is out of range.") from exc
 
 
+TOKEN_EXPIRY_WARNING_DAYS = 30
+
 _PERIODS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 
 
@@ -157,6 +159,9 @@ def integrations_overview() -> list[Any]:
     now = timezone.now()
     for integration in integrations:  # the limit in effect, in words; whether its token still works
         integration.token_expired = integration.token_expires_at <= now  # type: ignore[attr-defined]
+        # Within a month of it: said in the warning colour, so the platform gets a new one before it is cut off.
+        soon = integration.token_expires_at - now < timedelta(days=TOKEN_EXPIRY_WARNING_DAYS)
+        integration.token_expires_soon = soon  # type: ignore[attr-defined]
         own = integration.rate_limit
         shown = integration_rate_shown(own) if own else f"{default} (the server default)"
         integration.rate_shown = shown  # type: ignore[attr-defined]

@@ -103,8 +103,9 @@ def integration_token_rotate(*, integration: Integration, by: User | None) -> tu
 @transaction.atomic
 def integration_switch(*, integration: Integration, active: bool, by: User | None) -> Integration:
     """Switch ``integration`` on or off. Off: its token is refused (a 401 saying it is switched off) and no webhook
-    is sent to it (deliveries wait; they go out once it is on again). Recorded in the audit log; switching to the
-    state it is in already changes and records nothing (a form posted twice)."""
+    is sent to it (events meanwhile are never sent to it; deliveries queued before wait and go out once it is on
+    again). Recorded in the audit log; switching to the state it is in already changes and records nothing (a form
+    posted twice)."""
     locked = Integration.objects.select_for_update().get(pk=integration.pk)
     if locked.is_active != active:
         locked.is_active = active

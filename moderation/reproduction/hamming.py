@@ -127,6 +127,7 @@ class Matches:
     ids: np.ndarray  # the stored hash's id (the caller's, e.g. a PostgreSQL row id)
     video_ids: np.ndarray
     distance: np.ndarray
+    positions: np.ndarray  # the stored hash's position in the index (``MultiIndex.video_ranks``)
 
 
 class MultiIndex:
@@ -275,14 +276,38 @@ class MultiIndex:
             ds.append(distance[q, offset])
         empty = np.empty(0, dtype=np.int64)
         if not qs:
-            return Matches(empty, empty, empty, empty)
+            return Matches(empty, empty, empty, empty, empty)
         q, pos, distance = np.concatenate(qs), np.concatenate(ps), np.concatenate(ds)
         if exclude_video_id is not None:
             keep = self._video_ids[pos] != exclude_video_id
             q, pos, distance = q[keep], pos[keep], distance[keep]
         order = np.lexsort((pos, q, distance))
         q, pos, distance = q[order], pos[order], distance[order]
-        return Matches(query=q, ids=self._ids[pos], video_ids=self._video_ids[pos], distance=distance)
+        return Matches(query=q, ids=self._ids[pos], video_ids=self._video_ids[pos], distance=distance, positions=pos)
+
+    def video_ranks(self, found: Matches) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per match of ``found``: its group (the query hash and the stored hash's exact value: a farm of reposts
+        shares one group per second), the rank of its video among the group's videos (by video id, the earliest
+        indexed first; a video's rows share a rank) and the number of videos in the group."""
+        n = len(found.ids)
+        if n == 0:
+            empty = np.empty(0, dtype=np.int64)
+            return empty, empty, empty
+        words = np.take(self._words, found.positions, axis=0)
+        order = np.lexsort((found.video_ids, words[:, 3], words[:, 2], words[:, 1], words[:, 0], found.query))
+        q, w, v = found.query[order], words[order], found.video_ids[order]
+        new_group = np.ones(n, dtype=bool)
+        new_group[1:] = (q[1:] != q[:-1]) | (w[1:] != w[:-1]).any(axis=1)
+        new_video = new_group.copy()
+        new_video[1:] |= v[1:] != v[:-1]
+        group = np.cumsum(new_group) - 1
+        videos_before = np.cumsum(new_video) - 1  # distinct videos before this row, over all groups
+        first = np.flatnonzero(new_group)
+        rank = videos_before - videos_before[first][group]
+        size = np.bincount(group, weights=new_video).astype(np.int64)[group]
+        out_group, out_rank, out_size = (np.empty(n, dtype=np.int64) for _ in range(3))
+        out_group[order], out_rank[order], out_size[order] = group, rank, size
+        return out_group, out_rank, out_size
 
 
 def _distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from pgvector.django import BitField, HalfVectorField, HnswIndex, VectorField
 
@@ -44,8 +45,9 @@ class TranscriptVector(models.Model):
     other neighbour, the source of a copy (bench/repro_duplicates.py, bench/RESULTS.md issue 20). Here the graph holds
     one element per distinct vector, and the videos that share it are read by their exact key (a B-tree look-up).
     Rows are only inserted, by the trigger that sets the keys (migration 0032), so rewriting a video's embedding with
-    the same vector (a rebuild) adds nothing to the graph. A vector no video holds any more stays until
-    ``repro_index_rebuild`` sweeps it; the scan reads two more vectors than it needs for that.
+    the same vector (a rebuild) adds nothing to the graph. A vector no video holds any more stays until the
+    periodic sweep (``services.distinct_vectors_sweep_step``, a batch of keys at a time) or a full
+    ``repro_index_rebuild`` drops it; the scan reads two more vectors than it needs for that.
     """
 
     key = models.UUIDField(primary_key=True)
@@ -74,6 +76,18 @@ class PictureVector(models.Model):
                 opclasses=["halfvec_cosine_ops"],
             ),
         ]  # fmt: skip
+
+
+class VectorSweep(models.Model):
+    """Where the incremental sweep of the distinct vectors stands, one row per table (``TranscriptVector``,
+    ``PictureVector``): ``services.distinct_vectors_sweep_step`` looks at the next batch of keys after ``after`` (none:
+    from the first), drops those no video holds, and keeps them in ``dropped`` for the next step to re-check (a video
+    written with one of them while it was being dropped gets its vector back)."""
+
+    table = models.CharField(primary_key=True, max_length=63)
+    after = models.UUIDField(null=True, blank=True)
+    dropped = ArrayField(models.UUIDField(), default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
 
 class ReproCandidate(models.Model):

@@ -200,13 +200,21 @@ class RawHit:
     frame_hash_id: int
     query: int  # index into the queries
     distance: int
+    group: int = -1  # with ``per_hash``: the query hash and the stored hash's exact value (``MultiIndex.video_ranks``)
+    more: bool = False  # with ``per_hash``: the group holds videos past this tier
 
 
 def search(
-    hex_hashes: Sequence[str], *, threshold: int, exclude_video_id: int | None = None, mark: TableMark | None = None
-) -> list[RawHit]:
+    hex_hashes: Sequence[str], *, threshold: int, exclude_video_id: int | None = None, mark: TableMark | None = None,
+    per_hash: int = 0, tier: int = 0,
+) -> list[RawHit]:  # fmt: skip
     """Rows within ``threshold`` bits of each hash, from this process's copy after catching up (not yet confirmed).
-    ``mark``: the table's ``TableMark`` read by the caller (saves the catch-up's own query: one round trip)."""
+    ``mark``: the table's ``TableMark`` read by the caller (saves the catch-up's own query: one round trip).
+
+    ``per_hash``: of the videos that hold one stored hash value matched by one query hash (a farm of reposts: a
+    thousand videos, one value per second), only those ranked ``tier * per_hash`` to ``(tier + 1) * per_hash - 1``
+    by video id (the earliest first; every row of such a video); ``more`` says which groups go on past them. A query
+    with fewer matches than ``per_hash`` has nothing to cut: tier 0 is all of it."""
     if not hex_hashes:
         return []
     codes = hamming.hex_codes(list(hex_hashes))
@@ -214,6 +222,19 @@ def search(
     with state.lock:
         _catch_up(state, mark)
         found = state.index.search(codes, threshold, exclude_video_id=exclude_video_id)
+        if per_hash > 0 and len(found.ids) > per_hash:
+            group, rank, size = state.index.video_ranks(found)
+            keep = np.flatnonzero((rank >= tier * per_hash) & (rank < (tier + 1) * per_hash))
+            more = size[keep] > (tier + 1) * per_hash
+            return [
+                RawHit(int(i), int(q), int(d), int(g), bool(m))
+                for i, q, d, g, m in zip(
+                    found.ids[keep].tolist(), found.query[keep].tolist(), found.distance[keep].tolist(),
+                    group[keep].tolist(), more.tolist(), strict=True,
+                )
+            ]  # fmt: skip
+    if per_hash > 0 and tier > 0:
+        return []
     return [
         RawHit(int(i), int(q), int(d))
         for i, q, d in zip(found.ids.tolist(), found.query.tolist(), found.distance.tolist(), strict=True)

@@ -4,6 +4,7 @@ and the cluster key that dataset splits use."""
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ class HashHit:
 def hash_hits(
     *, queries: Sequence[tuple[float, str, bool]], exclude_video_id: int | None = None,
     threshold: int = matching.DEFAULT_THRESHOLD, limit: int = 5000, mark: TableMark | None = None,
+    per_hash: int = 0,
 ) -> list[HashHit]:  # fmt: skip
     """Indexed seconds within ``threshold`` bits of any query ``(t, hex hash, mirrored)``, closest first.
 
@@ -46,16 +48,62 @@ def hash_hits(
     catches up with PostgreSQL and finds the rows, and one primary-key query confirms them — the row
     still exists (a re-indexed video's old rows do not) and its video is ready. ``mark``: the table's mark
     from ``hash_queries_marked`` (else the catch-up reads it).
+
+    ``per_hash``: where more than that many videos hold the very hash value a query hash matched (reposts of one
+    video share their hashes exactly), only the ``per_hash`` earliest of them that PostgreSQL confirms (by video id;
+    every row of each) — a repost of a 1,000-video farm confirms and ranks 8,000 rows otherwise, and retrieval keeps
+    30 candidates. Confirmed tier by tier (``pdq_index.search``'s ``tier``): a group whose earliest videos are gone
+    (deleted, unready: still in this process's copy) is filled from the next ones. 0: every hit.
     """
     from moderation.reproduction import pdq_index
 
     queries = [q for q in queries if q[1]]
     if not queries:
         return []
-    raw = pdq_index.search(
-        [h for _t, h, _m in queries], threshold=threshold, exclude_video_id=exclude_video_id, mark=mark
-    )
-    return confirm_hash_hits(queries=queries, raw=raw, limit=limit)
+    hashes = [h for _t, h, _m in queries]
+    raw = pdq_index.search(hashes, threshold=threshold, exclude_video_id=exclude_video_id, mark=mark, per_hash=per_hash)
+    if per_hash <= 0 or not any(r.group >= 0 for r in raw):  # nothing cut
+        return confirm_hash_hits(queries=queries, raw=raw, limit=limit)
+    hits: list[HashHit] = []
+    kept: dict[int, set[int]] = defaultdict(set)  # per group: the confirmed videos
+    tier = 0
+    while raw:
+        rows = _confirmed_rows({r.frame_hash_id for r in raw})
+        for r in raw:
+            row = rows.get(r.frame_hash_id)
+            if row is None:
+                continue
+            videos = kept[r.group]
+            if row[0] not in videos and len(videos) >= per_hash:
+                continue
+            videos.add(row[0])
+            qt, _h, mirrored = queries[r.query]
+            hits.append(HashHit(int(row[0]), float(row[1]), float(qt), bool(mirrored), r.distance))
+        short = {r.group for r in raw if r.more and len(kept[r.group]) < per_hash}
+        if not short:
+            break
+        tier += 1
+        raw = [
+            r
+            for r in pdq_index.search(
+                hashes, threshold=threshold, exclude_video_id=exclude_video_id, mark=mark, per_hash=per_hash,
+                tier=tier,
+            )
+            if r.group in short
+        ]  # fmt: skip
+    hits.sort(key=lambda h: h.distance)  # closest first (stable: each tier's order within a distance)
+    return hits[:limit]
+
+
+def _confirmed_rows(ids: set[int]) -> dict[int, tuple[int, float]]:
+    """Of these ``FrameHash`` ids, those PostgreSQL still holds for a ready video: id → (video id, second)."""
+    with connection.cursor() as cur:  # plain SQL: the ORM's query building cost more than the query
+        cur.execute(
+            "SELECT f.id, f.video_id, f.t FROM moderation_framehash f JOIN moderation_video v ON v.id = f.video_id"
+            " WHERE f.id = ANY(%s::bigint[]) AND v.status = %s",
+            [sorted(ids), Video.Status.READY.value],
+        )
+        return {pk: (video_id, t) for pk, video_id, t in cur.fetchall()}
 
 
 def confirm_hash_hits(
@@ -66,13 +114,7 @@ def confirm_hash_hits(
     hits: list[HashHit] = []
     for start in range(0, len(raw), limit):  # closest first: confirm batches until ``limit`` hits stand
         batch = raw[start : start + limit]
-        with connection.cursor() as cur:  # plain SQL: the ORM's query building cost more than the query
-            cur.execute(
-                "SELECT f.id, f.video_id, f.t FROM moderation_framehash f JOIN moderation_video v ON v.id = f.video_id"
-                " WHERE f.id = ANY(%s::bigint[]) AND v.status = %s",
-                [sorted({int(r.frame_hash_id) for r in batch}), Video.Status.READY.value],
-            )
-            rows = {pk: (video_id, t) for pk, video_id, t in cur.fetchall()}
+        rows = _confirmed_rows({int(r.frame_hash_id) for r in batch})
         for r in batch:
             row = rows.get(r.frame_hash_id)
             if row is None:

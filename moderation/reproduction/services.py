@@ -219,6 +219,68 @@ def distinct_vectors_sweep() -> int:
     return swept
 
 
+# The distinct-vector tables: (table, the video's key column, the video's embedding column).
+_VECTOR_TABLES = (
+    ("moderation_transcriptvector", "text_key", "text_embedding"),
+    ("moderation_picturevector", "visual_key", "visual_embedding"),
+)
+
+
+def distinct_vectors_sweep_step(*, batch: int | None = None) -> int:
+    """One step of the periodic sweep of the distinct vectors (``TranscriptVector``, ``PictureVector``): per table,
+    the next ``batch`` keys (``settings.REPRO_VECTOR_SWEEP_BATCH``) after where the last step stopped
+    (``VectorSweep``; past the last key it starts over), those no video holds dropped; returns how many.
+
+    Incremental: a step reads one batch of each table by primary key and probes the videos' key index once per key,
+    whatever the library's size; a pass over a table of N vectors takes N / batch steps. Idempotent and safe to run
+    twice at once: each table's ``VectorSweep`` row is locked for its step, a redelivered step sweeps the next batch.
+    A video written with a key while the step drops that vector (its transaction not yet committed, so the step did
+    not see it, and its trigger saw the vector still there) would be left without one: the next step, minutes later,
+    registers the vectors of every key the last one dropped that a video holds now.
+    """
+    from moderation.reproduction.models import VectorSweep
+
+    size = max(1, int(batch if batch is not None else settings.REPRO_VECTOR_SWEEP_BATCH))
+    swept = 0
+    for table, key, column in _VECTOR_TABLES:
+        with transaction.atomic():
+            VectorSweep.objects.get_or_create(table=table)
+            state = VectorSweep.objects.select_for_update().get(table=table)
+            with connection.cursor() as cur:
+                if state.dropped:  # the last step's, re-checked now that any write in flight then has committed
+                    cur.execute(
+                        f"INSERT INTO {table} (key, embedding) SELECT DISTINCT ON (v.{key}) v.{key}, v.{column}"
+                        f" FROM moderation_video v WHERE v.{key} = ANY(%s::uuid[]) ON CONFLICT (key) DO NOTHING",
+                        [[str(k) for k in state.dropped]],
+                    )
+                # The batch by the primary key, each key probed once in the videos' key index (a lateral LIMIT 1: a
+                # merge anti-join would read that index from its first key, a join of the batch to the table all of
+                # the table); then only the orphans are deleted, by key.
+                after = "" if state.after is None else "WHERE key > %s"
+                cur.execute(
+                    f"WITH batch AS MATERIALIZED (SELECT key FROM {table} {after} ORDER BY key LIMIT %s)"
+                    " SELECT (SELECT key FROM batch ORDER BY key DESC LIMIT 1), (SELECT count(*) FROM batch),"
+                    " ARRAY(SELECT b.key FROM batch b LEFT JOIN LATERAL"
+                    f" (SELECT 1 AS held FROM moderation_video v WHERE v.{key} = b.key LIMIT 1) h ON true"
+                    " WHERE h.held IS NULL)",
+                    [*([state.after] if after else []), size],
+                )
+                last, seen, orphans = cur.fetchone()
+                gone: list[Any] = []
+                if orphans:  # checked again as they are deleted: a video may have taken one meanwhile
+                    cur.execute(
+                        f"DELETE FROM {table} d WHERE d.key = ANY(%s::uuid[]) AND NOT EXISTS"
+                        f" (SELECT 1 FROM moderation_video v WHERE v.{key} = d.key) RETURNING d.key",
+                        [[str(k) for k in orphans]],
+                    )
+                    gone = [row[0] for row in cur.fetchall()]
+            state.after = last if seen == size else None  # a short batch: the table's end, start over next time
+            state.dropped = list(gone)
+            state.save(update_fields=["after", "dropped", "updated_at"])
+            swept += len(gone)
+    return swept
+
+
 # --- retrieval ---------------------------------------------------------------------------------------
 
 
@@ -239,7 +301,11 @@ def candidates_retrieve(
     )
     try:
         queries, mark = selectors.hash_queries_marked(video_id)  # the catch-up's mark in the same round trip
-        hits = selectors.hash_hits(queries=queries, exclude_video_id=video_id, threshold=threshold, mark=mark)
+        # A farm of reposts (a thousand videos with one set of hashes) yields its earliest 3 * top_k per hash, not
+        # every row: at most 3 * top_k candidates are kept (bench/repro_duplicates.py; bench/RESULTS.md, issue 20).
+        hits = selectors.hash_hits(
+            queries=queries, exclude_video_id=video_id, threshold=threshold, mark=mark, per_hash=3 * top_k
+        )
     except BaseException:
         pending.discard()
         raise

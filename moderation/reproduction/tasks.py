@@ -39,3 +39,11 @@ def judge_pair(candidate_id: int) -> int | None:
         logger.info("pair %s not judged: %s", candidate_id, exc)
         return None
     return teacher_judge(candidate=candidate, backend=backend, base_model=base_model).pk
+
+
+@shared_task(name="moderation.reproduction.tasks.sweep_distinct_vectors")
+def sweep_distinct_vectors() -> int:
+    """Beat: one step of the sweep of distinct vectors no video holds any more (idempotent; see the service)."""
+    from moderation.reproduction.services import distinct_vectors_sweep_step
+
+    return distinct_vectors_sweep_step()

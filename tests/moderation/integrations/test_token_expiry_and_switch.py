@@ -152,5 +152,8 @@ def test_an_admin_rotates_a_token_on_the_screen_and_sees_the_new_one_once(make_u
     assert _as_platform(new.group(1)).get(DECISIONS).status_code == 200
     assert _as_platform(token).get(DECISIONS).status_code in (401, 403)
     assert "integration-token-gone" in client.get(f"/integrations/{integration.pk}/token/").content.decode()
+    assert "rotate it soon" not in client.get("/integrations/").content.decode()
+    Integration.objects.filter(pk=integration.pk).update(token_expires_at=timezone.now() + timedelta(days=10))
+    assert "rotate it soon" in client.get("/integrations/").content.decode()
     Integration.objects.filter(pk=integration.pk).update(token_expires_at=timezone.now() - timedelta(days=1))
     assert "expired " in client.get("/integrations/").content.decode()

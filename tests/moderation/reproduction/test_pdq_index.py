@@ -257,3 +257,77 @@ def test_the_copy_uses_the_configured_chunk_layout_and_a_bad_one_is_refused(sett
         _found(first)
     settings.REPRO_PDQ_CHUNKS = "12x21"
     pdq_index.discard()
+
+
+def _farm(hashes: list[str], n: int) -> list[int]:
+    """``n`` ready videos holding exactly ``hashes`` (a farm of reposts), by id."""
+    videos = VideoFactory.create_batch(n)
+    FrameHash.objects.bulk_create(
+        FrameHash(video=v, t=float(t), quality=90, hash=matching.hex_to_bits(h))
+        for v in videos
+        for t, h in enumerate(hashes)
+    )
+    return sorted(v.pk for v in videos)
+
+
+@pytest.mark.django_db
+def test_a_repost_of_a_farm_gets_its_earliest_videos_per_hash_and_the_next_ones_where_those_are_gone() -> None:
+    hashes = [_random_hash() for _ in range(3)]
+    farm = _farm(hashes, 12)
+    repost = [(float(t), h, False) for t, h in enumerate(hashes)]
+
+    def videos(per_hash: int) -> list[int]:
+        hits = selectors.hash_hits(queries=repost, per_hash=per_hash)
+        assert all(sum(h.video_id == v for h in hits) == 3 for v in {h.video_id for h in hits})  # every second
+        return sorted({h.video_id for h in hits})
+
+    assert videos(0) == farm  # every hit (36 rows)
+    assert videos(4) == farm[:4]  # the earliest four per hash: 12 rows confirmed, not 36
+    # The earliest five taken down or failed (their rows still in this process's copy): the next ones fill in.
+    Video.objects.filter(pk__in=farm[:3]).delete()
+    Video.objects.filter(pk__in=farm[3:5]).update(status=Video.Status.FAILED)
+    assert videos(4) == farm[5:9]
+    assert videos(20) == farm[5:]
+
+
+@pytest.mark.django_db
+def test_a_copy_of_a_source_that_a_farm_reposted_finds_the_source_first() -> None:
+    hashes = [_random_hash() for _ in range(4)]
+    source = _indexed(hashes)  # the source, then a farm of its reposts (its hashes exactly), then a near copy
+    farm = _farm(hashes, 40)
+    copy = VideoFactory()
+    FrameHash.objects.bulk_create(
+        FrameHash(video=copy, t=float(t), quality=90, hash=matching.hex_to_bits(_flip(h, [t, 50, 99, 200])))
+        for t, h in enumerate(hashes)
+    )  # fmt: skip
+    found = candidates_retrieve(video_id=copy.pk, top_k=3)
+    assert next(iter(found)) == source.pk and len(found) == 9  # 3 * top_k: the source and the earliest reposts
+    assert set(found) == {source.pk, *farm[:8]}
+    assert len(found[source.pk]["hash_hits"]) == 4
+
+
+@pytest.mark.parametrize("layout", [(12, 21), (11, 23)])
+def test_every_chunk_layout_finds_a_hash_31_bits_off_through_whichever_one_chunk_is_inside_its_radius(
+    layout: tuple[int, int],
+) -> None:
+    """For each chunk in turn: a hash 31 bits off whose only chunk within its probe radius is that one (every other
+    chunk one bit past its radius), and one 32 bits off (every chunk past its radius): the first found, not the
+    second."""
+    chunks, bits = layout
+    radii = hamming.chunk_radii(31, chunks)
+    base = _random_hash()
+    near, far = [], []
+    for inside in range(chunks):
+        off = [r + 1 for r in radii]
+        off[inside] -= 1
+        flips = [c * bits + b for c, n in enumerate(off) for b in range(0, bits, bits // n + 1)[:n]]
+        assert len(flips) == 31 and all(len([f for f in flips if f // bits == c]) == off[c] for c in range(chunks))
+        near.append(_flip(base, flips))
+    off = [r + 1 for r in radii]
+    far.append(_flip(base, [c * bits + b for c, n in enumerate(off) for b in range(0, bits, bits // n + 1)[:n]]))
+    assert [matching.hamming_hex(base, h) for h in near] == [31] * chunks and matching.hamming_hex(base, far[0]) == 32
+    index = hamming.MultiIndex(chunks=chunks, chunk_bits=bits, delta_max=0)
+    index.add(hamming.hex_codes(near + far), np.arange(chunks + 1), np.arange(chunks + 1))
+    assert index.merged == chunks + 1  # in the chunk tables, not the brute-force tail
+    found = index.search(hamming.hex_codes([base]), 31)
+    assert sorted(found.ids.tolist()) == list(range(chunks)) and set(found.distance.tolist()) == {31}
