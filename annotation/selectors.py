@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Any, TypeVar
 
 from django.db.models import Model, QuerySet
@@ -15,6 +17,9 @@ from moderation.media.selectors import videos_open_to
 from moderation.review.models import Review
 
 CORRECTION_FILTERS = ("none", *CotCorrection.Status.values)
+# A word (Latin letters and digits), a run of spaces, or one other character (each CJK character is a word).
+_DIFF_TOKENS = re.compile(r"\s+|\w+|.", re.ASCII | re.DOTALL)
+_CONTEXT = 60  # characters of unchanged text kept on each side of a change
 
 _Row = TypeVar("_Row", bound=Model)
 
@@ -155,3 +160,48 @@ def adjudication_get(*, adjudication_id: int, user: Any = None) -> Adjudication:
         .prefetch_related("video__segments", "video__keyframes__patches"),
         pk=adjudication_id,
     )
+
+
+def correction_diff_for_review(*, correction: CotCorrection) -> list[dict[str, Any]]:
+    """Each changed stage as runs of kept, removed and added words, for the second labeler.
+
+    The stage was shown whole, struck out, then whole again: a sentence added to a paragraph of 700
+    characters had to be found by reading both. Unchanged text longer than two contexts keeps
+    ``_CONTEXT`` characters on each side of a change and an ellipsis between; a lone space kept
+    between two changes joins them (a rewritten sentence reads as one removal and one addition).
+    """
+    rows = []
+    for change in correction.diff:
+        before = _DIFF_TOKENS.findall(change.get("before") or "")
+        after = _DIFF_TOKENS.findall(change.get("after") or "")
+        opcodes = SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes()
+        pieces: list[tuple[str, str, str]] = []  # (kept, removed, added): kept text or one change
+        for n, (op, i1, i2, j1, j2) in enumerate(opcodes):
+            kept = "".join(before[i1:i2]) if op == "equal" else ""
+            if op == "equal" and not (kept.isspace() and 0 < n < len(opcodes) - 1):
+                pieces.append((kept, "", ""))
+            elif pieces and not pieces[-1][0]:  # continues the change before it
+                removed, added = pieces.pop()[1:]
+                pieces.append(("", removed + "".join(before[i1:i2]), added + "".join(after[j1:j2])))
+            else:
+                pieces.append(("", "".join(before[i1:i2]), "".join(after[j1:j2])))
+        runs: list[dict[str, str]] = []
+        for n, (kept, removed, added) in enumerate(pieces):
+            if kept:
+                runs.append({"kind": "same", "text": _elide(kept, first=n == 0, last=n == len(pieces) - 1)})
+            if removed:
+                runs.append({"kind": "del", "text": removed})
+            if added:
+                runs.append({"kind": "ins", "text": added})
+        rows.append({"title": change.get("title") or change.get("key", ""), "runs": runs})
+    return rows
+
+
+def _elide(text: str, *, first: bool, last: bool) -> str:
+    """Unchanged text cut to the context around the changes next to it (none before the first change,
+    none after the last)."""
+    head = "" if first else text[:_CONTEXT]
+    tail = "" if last else text[-_CONTEXT:]
+    if len(text) <= len(head) + len(tail) + 3:
+        return text
+    return f"{head} … {tail}".strip() if head or tail else "…"

@@ -85,7 +85,7 @@ def _edit_context(
         # Only a stage whose saved-meanwhile text differs from what this labeler has is a conflict.
         rows.append({**stage, "original": stage["text"], "value": value, "theirs": other if other != value else None})
     label = typed_label or (correction.label if correction else decision.label)
-    return {
+    context: dict[str, Any] = {
         **media,
         "decision": decision,
         "correction": correction,
@@ -101,6 +101,9 @@ def _edit_context(
         and correction.status == CotCorrection.Status.SUBMITTED
         and correction.author_id != request.user.pk,
     }
+    if context["can_review"] and correction is not None:
+        context["review_diff"] = selectors.correction_diff_for_review(correction=correction)
+    return context
 
 
 @permission_required(Perm.CORRECT_COT)

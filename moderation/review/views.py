@@ -147,8 +147,18 @@ def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
         raise PermissionDenied(
             claimed_by_another(task)
             if task.claimed_by_id and task.status == ReviewTask.Status.CLAIMED
+            else _left_the_queue(task)
+            if task.status in (ReviewTask.Status.DONE, ReviewTask.Status.ESCALATED)
             else "This item is not claimed by you; use “Claim next” on the review queue."
         )
+
+
+def _left_the_queue(task: ReviewTask) -> str:
+    """Another's decided or escalated item sent the user to "Claim next", which never hands it out again.
+    Neither the verdict nor the reviewer is named: a second independent reviewer must not learn them."""
+    if task.status == ReviewTask.Status.ESCALATED:
+        return "This item was escalated and has left this queue; it is worked in its escalation queue."
+    return "This item has already been reviewed and has left the queue; “Claim next” will not bring it back."
 
 
 def claimed_by_another(task: ReviewTask) -> str:

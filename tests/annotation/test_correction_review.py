@@ -144,3 +144,18 @@ def test_a_reason_typed_for_a_stale_revision_is_put_back_into_the_form(decision,
     assert ">Misses the &lt;OCR&gt;</textarea>" in html
     assert ">Misses the" not in client.get(url).content.decode()  # put back once, not forever
     assert CotCorrection.objects.get().status == CotCorrection.Status.SUBMITTED
+
+
+def test_the_second_labeler_sees_the_words_that_changed_not_the_whole_stage_twice(decision, make_user):
+    """The review showed the model's stage struck out whole, then the correction whole: one sentence added to
+    a long paragraph had to be found by reading both."""
+    paragraph = " ".join(f"The speech at {n}.0s says «add me on wechat», matching a risk keyword." for n in range(10))
+    decision.cot[1]["text"] = paragraph  # the analysis stage
+    decision.save(update_fields=["cot"])
+    _save(decision, make_user("labeler"), text=paragraph.replace("wechat", "WeChat", 1) + " The title asks for a DM.")
+    reviewer = Client()
+    reviewer.force_login(make_user("labeler"))
+    html = reviewer.get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()
+    review = html[html.index('id="correction-review"') : html.index("</section>", html.index('id="correction-review"'))]
+    assert "<del>wechat</del><ins>WeChat</ins>" in review and "<ins> The title asks for a DM.</ins>" in review
+    assert review.count("The speech at") < 4 and " … " in review  # the unchanged middle is elided, not repeated

@@ -229,6 +229,11 @@ def test_the_other_screens_have_no_moderate_or_worse_axe_violation(page, make_us
         for n in (1, 2)
     )
     PolicyVersionFactory(policy=policy_version.policy, is_active=False, status="draft")  # the diff compares two
+    ModelVersionFactory(
+        name="dpo-job-3", backend="transformers", base_model="/srv/workbench/var/models/tiny-llama",
+        adapter_path="/srv/workbench/var/training/jobs/3/adapter",
+        metrics={"no_learning_signal": True, "warning": "Every completion of a prompt got the same reward " * 4},
+    )  # fmt: skip
     _login(page, admin.username)
     screens = {
         "tag queue": reverse("moderation:tag_queue"),
@@ -263,6 +268,13 @@ def test_the_other_screens_have_no_moderate_or_worse_axe_violation(page, make_us
     assert "is switched off" in page.inner_text(f"#integration-switch-{integration.pk}")
     integration.refresh_from_db()
     assert not integration.is_active
+    # The registry's backend is one line and each path at most two ("transform / ers", paths cut every 9 characters).
+    page.goto(screens["models (evaluations to compare)"])
+    lines = page.locator("tr", has_text="dpo-job-3").evaluate(
+        """tr => [tr.cells[1], ...tr.cells[2].querySelectorAll("code")].map((e) => {
+                 const r = document.createRange(); r.selectNodeContents(e); return r.getClientRects().length; })"""
+    )
+    assert lines[0] == 1 and max(lines[1:]) <= 2, lines
     # A pair's two uploads are compared side by side at the same size (they were the screens' 3:2 columns).
     page.goto(screens["reproduction pair"])
     later, earlier = (page.locator("#pair-players > .grid > div").nth(n).bounding_box() for n in (0, 1))

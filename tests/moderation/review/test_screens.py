@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from moderation.media.models import Keyframe
 from moderation.review.models import Review, ReviewTask
-from moderation.review.services import review_claim_next
+from moderation.review.services import review_claim_next, review_submit
 from tests.factories import SegmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -141,6 +141,18 @@ def test_the_review_screen_is_never_served_from_the_browser_cache(make_task, mak
     back = client.get(url)  # what Back now loads: a refusal that says why, not the live form
     assert back.status_code == 403 and "data-verdict-form" not in back.content.decode()
     assert "not claimed by you" in back.content.decode()
+
+
+def test_another_reviewers_decided_item_says_it_left_the_queue_without_naming_the_verdict(make_task, make_user):
+    """Opening someone else's reviewed item said "not claimed by you; use Claim next", which never gives it again."""
+    task = make_task()
+    first = make_user("moderator", username="first-reviewer")
+    review_claim_next(user=first)
+    review_submit(task=task, user=first, verdict="approve")
+    refused = _login(make_user("admin")).get(reverse("moderation:review_task", args=[task.pk]))
+    html = refused.content.decode()
+    assert refused.status_code == 403 and "already been reviewed and has left the queue" in html
+    assert "not claimed by you" not in html and "first-reviewer" not in html and "pprove" not in html
 
 
 def test_untrusted_text_is_escaped(make_task, make_user):
