@@ -344,7 +344,7 @@ def test_failures_before_the_flag_get_it_once_by_the_old_opening_words_rule():
     reader applied until then (a sender's messages began with these words), in one UPDATE."""
     from django.apps import apps
 
-    migration = importlib.import_module("moderation.migrations.0034_video_error_for_sender")
+    migration = importlib.import_module("moderation.migrations.0035_video_error_for_sender")
     rows = {
         "This file is empty (0 bytes); please upload the video again.": True,
         "This video is damaged or incomplete: ffmpeg could not decode its pictures (exit code 1).": True,

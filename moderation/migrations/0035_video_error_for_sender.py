@@ -20,7 +20,7 @@ def flag_sender_errors(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-    dependencies = [("moderation", "0033_integration_token_expiry")]
+    dependencies = [("moderation", "0034_vector_sweep")]
 
     operations = [
         migrations.AddField(model_name="video", name="error_for_sender", field=models.BooleanField(default=False)),
