@@ -31,6 +31,15 @@ def test_the_api_docs_load_swagger_ui_from_our_static_files_not_a_cdn(client_as)
 
 
 @pytest.mark.django_db
+def test_a_signed_out_visitor_refused_by_an_api_page_is_told_to_sign_in_and_comes_back(client):
+    """/api/docs/ signed out said "Not allowed: Your role may not open this page" (a 403, as the API answers),
+    and its "sign in" link forgot the page."""
+    html = client.get("/api/docs/").content.decode()
+    assert "Sign in first" in html and 'href="/login/?next=/api/docs/"' in html
+    assert "Your role may not open" not in html
+
+
+@pytest.mark.django_db
 def test_a_refused_integration_keeps_what_was_typed_and_says_why(client_as):
     client = client_as("admin")
     response = client.post("/integrations/add/", {"name": "shop-app", "rate_limit": "lots"})
