@@ -64,6 +64,11 @@ def test_review_buttons_for_a_second_labeler_only(decision, make_user):
     other_client.force_login(make_user("labeler"))
     assert 'id="correction-review"' not in author_client.get(url).content.decode()
     assert 'id="correction-review"' in other_client.get(url).content.decode()
+    # The list and the screen say what the second labeler does there: review (both said "Edit" / "editing").
+    listed = reverse("annotation:correction_list") + "?status=submitted"
+    assert f'<a href="{url}">Review</a>' in other_client.get(listed).content.decode()
+    assert f'<a href="{url}">Edit</a>' in author_client.get(listed).content.decode()
+    assert "reviewing revision 1" in other_client.get(url).content.decode()
 
     resp = author_client.post(review_url, {"action": "accept", "base_revision": "1"}, follow=True)
     assert resp.redirect_chain[-1][0].startswith(url) and "another labeler" in resp.content.decode()
