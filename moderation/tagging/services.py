@@ -487,6 +487,14 @@ def tag_update(
         assert parent is None or isinstance(parent, Tag)
         _check_parent(locked, parent)
         locked.parent = parent
+    if is_active and not locked.is_active:
+        # A retired tag's words were free meanwhile: back in use, each must still be only its own.
+        owners = _word_owners([locked.name, *locked.aliases], editing=locked)
+        words = [(locked.name, False), *((alias, True) for alias in locked.aliases)]
+        for word, as_alias in words:
+            clash = _word_clash(tag_name=locked.name, word=word, as_alias=as_alias, owners=owners)
+            if clash:
+                raise ModerationError(f"Not made active again: {clash}.")
     if is_active is not None:
         locked.is_active = is_active
     for key, value in _index_fields(locked.name, locked.aliases).items():

@@ -352,3 +352,5 @@ def test_a_tag_may_not_be_named_as_another_tags_alias_one_rule_for_edits_and_imp
     cat = Tag.objects.get(name="猫")
     tag_update(tag=cat, user=editor, is_active=False)  # a retired tag's words are free
     assert tag_update(tag=dog, user=editor, name="喵星人").name == "喵星人"
+    with pytest.raises(ModerationError, match="Not made active again: “喵星人” is the name of another tag, “喵星人”."):
+        tag_update(tag=cat, user=editor, is_active=True)  # ... until it comes back
