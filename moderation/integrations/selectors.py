@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -125,8 +126,9 @@ def integration_default_rate() -> str:
     return rates["integration"]
 
 
-def integrations_overview() -> list[Any]:
-    """Integrations with their webhook endpoints and per-endpoint delivery counts (one query each)."""
+def integrations_overview(*, pk: int | None = None) -> list[Any]:
+    """Integrations (or the one ``pk``) with their webhook endpoints and per-endpoint delivery counts (one query
+    each)."""
     from django.db.models import Count, Prefetch, Q
 
     from moderation.integrations.models import WebhookDelivery, WebhookEndpoint
@@ -145,8 +147,9 @@ def integrations_overview() -> list[Any]:
         ),
         failed=Count("deliveries", filter=Q(deliveries__status=WebhookDelivery.Status.FAILED)),
     ).order_by("pk")
+    rows = Integration.objects.all() if pk is None else Integration.objects.filter(pk=pk)
     integrations = list(
-        Integration.objects.order_by("name")
+        rows.order_by("name")
         .annotate(video_count=Count("videos", distinct=True))
         .prefetch_related(Prefetch("webhook_endpoints", queryset=endpoints))
     )
@@ -160,13 +163,97 @@ def integrations_overview() -> list[Any]:
         own = integration.rate_limit
         shown = integration_rate_shown(own) if own else f"{default} (the server default)"
         integration.rate_shown = shown  # type: ignore[attr-defined]
+        for endpoint in integration.webhook_endpoints.all():  # waiting while it or its integration is off: held
+            held = endpoint.waiting if not (endpoint.is_active and integration.is_active) else 0  # type: ignore[attr-defined]
+            endpoint.held = held  # type: ignore[attr-defined]
     return integrations
 
 
-def webhook_delivery_log(*, endpoint: Any, status: str = "", limit: int = 100) -> list[Any]:
+def webhook_endpoint_disabled_after(*, endpoint: Any) -> int | None:
+    """How many failed attempts in a row disabled ``endpoint`` by themselves (WEBHOOK_DISABLE_AFTER_FAILURES reached:
+    its count is kept while it is off); None when it is on or an admin disabled it before that."""
+    from django.conf import settings
+
+    if endpoint.is_active or endpoint.consecutive_failures < int(settings.WEBHOOK_DISABLE_AFTER_FAILURES):
+        return None
+    return int(endpoint.consecutive_failures)
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """A delivery as its log shows it: ``label`` in a few words, ``tone`` (a CSS class), ``detail`` (what happens
+    next), ``held`` (waiting because its endpoint or integration is off: redelivering it does nothing until then)."""
+
+    label: str
+    tone: str
+    detail: str = ""
+    held: bool = False
+
+
+def webhook_delivery_state(*, delivery: Any, now: datetime | None = None) -> DeliveryState:
+    """What a delivery is doing now. The stored status alone says "Retrying" with a next try in the past for a
+    delivery of an endpoint switched off: nothing is sent then, and the delivery waits (held) until the endpoint
+    and its integration are on again, when it goes out at once (``webhook_deliveries_resume``)."""
     from moderation.integrations.models import WebhookDelivery
 
-    qs = WebhookDelivery.objects.filter(endpoint=endpoint).select_related("event").order_by("-created_at", "-pk")
+    now = now or timezone.now()
+    status = WebhookDelivery.Status
+    endpoint = delivery.endpoint
+    if delivery.status == status.DELIVERED:
+        return DeliveryState("Delivered", "status-ready")
+    if delivery.status == status.FAILED:
+        tries = f"{delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'}"
+        return DeliveryState(f"Failed: gave up after {tries}", "status-failed", "Redeliver sends it once more.")
+    if not endpoint.integration.is_active:
+        return DeliveryState(
+            "Held: integration switched off",
+            "warning",
+            f"Goes out as soon as “{endpoint.integration.name}” is switched on again.",
+            held=True,
+        )
+    if not endpoint.is_active:
+        after = webhook_endpoint_disabled_after(endpoint=endpoint)
+        label = (
+            f"Held: endpoint disabled after {after} failed attempts in a row"
+            if after is not None
+            else "Held: endpoint disabled"
+        )
+        return DeliveryState(label, "warning", "Goes out as soon as the endpoint is enabled again.", held=True)
+    if delivery.status == status.SENDING:
+        if delivery.lease_expires_at and delivery.lease_expires_at > now:
+            return DeliveryState("Sending", "status-sending", f"Attempt {delivery.attempts} is in flight.")
+        return DeliveryState(
+            "Sending: sender lost", "warning", "Its sender stopped mid-send; the next sweep sends it again."
+        )
+    label = "Retrying" if delivery.status == status.RETRYING else "Pending"
+    when = delivery.next_attempt_at
+    if when is None or when <= now:
+        since = f" since {timezone.localtime(when):%H:%M:%S}" if when else ""
+        return DeliveryState(label, f"status-{delivery.status}", f"Due{since}: waiting for a worker.")
+    return DeliveryState(label, f"status-{delivery.status}", f"Next try {timezone.localtime(when):%H:%M:%S}.")
+
+
+def webhook_delivery_log(*, endpoint: Any, status: str = "", limit: int = 100) -> list[Any]:
+    """An endpoint's latest deliveries, each with ``state`` (``webhook_delivery_state``)."""
+    from moderation.integrations.models import WebhookDelivery
+
+    qs = (
+        WebhookDelivery.objects.filter(endpoint=endpoint)
+        .select_related("event", "endpoint__integration")
+        .order_by("-created_at", "-pk")
+    )
     if status:
         qs = qs.filter(status=status)
-    return list(qs[:limit])
+    rows = list(qs[:limit])
+    now = timezone.now()
+    for row in rows:
+        row.state = webhook_delivery_state(delivery=row, now=now)  # type: ignore[attr-defined]
+    return rows
+
+
+def webhook_endpoint_held_count(*, endpoint: Any) -> int:
+    """How many of ``endpoint``'s deliveries wait to be sent (held while it or its integration is off)."""
+    from moderation.integrations.models import WebhookDelivery
+
+    live = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING, WebhookDelivery.Status.SENDING]
+    return WebhookDelivery.objects.filter(endpoint=endpoint, status__in=live).count()

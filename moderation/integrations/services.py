@@ -18,6 +18,7 @@ from django.utils import timezone
 from moderation.errors import ModerationError
 from moderation.integrations.models import EventType, IdempotencyKey, Integration, IntegrationVideo, OutboxEvent
 from moderation.integrations.selectors import integration_video_by_external_id
+from moderation.integrations.webhooks import webhook_deliveries_resume
 from moderation.media.models import Video
 from moderation.signals import integration_changed
 from workbench.queues import enqueue
@@ -103,8 +104,8 @@ def integration_token_rotate(*, integration: Integration, by: User | None) -> tu
 @transaction.atomic
 def integration_switch(*, integration: Integration, active: bool, by: User | None) -> Integration:
     """Switch ``integration`` on or off. Off: its token is refused (a 401 saying it is switched off) and no webhook
-    is sent to it (events meanwhile are never sent to it; deliveries queued before wait and go out once it is on
-    again). Recorded in the audit log; switching to the state it is in already changes and records nothing (a form
+    is sent to it (events meanwhile are never sent to it; deliveries queued before are held, and go out at once when it
+    is switched on again, to those of its endpoints that are enabled). Recorded in the audit log; switching to the state it is in already changes and records nothing (a form
     posted twice)."""
     locked = Integration.objects.select_for_update().get(pk=integration.pk)
     if locked.is_active != active:
@@ -112,6 +113,8 @@ def integration_switch(*, integration: Integration, active: bool, by: User | Non
         locked.save(update_fields=["is_active"])
         action = "integration.switch_on" if active else "integration.switch_off"
         integration_changed.send(sender=Integration, integration=locked, action=action, by=by, payload={})
+        if active:
+            webhook_deliveries_resume(endpoint_ids=list(locked.webhook_endpoints.values_list("pk", flat=True)))
     return locked
 
 

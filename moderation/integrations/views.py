@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -20,6 +21,8 @@ from moderation.integrations.selectors import (
     integration_rate_shown,
     integrations_overview,
     webhook_delivery_log,
+    webhook_delivery_state,
+    webhook_endpoint_held_count,
 )
 from moderation.integrations.services import integration_create, integration_switch, integration_token_rotate
 from moderation.integrations.webhooks import (
@@ -101,9 +104,12 @@ def integration_switch_view(request: HttpRequest, pk: int) -> HttpResponse:
         if not request.htmx:  # type: ignore[attr-defined]
             messages.success(request, notice)
             return redirect(reverse("moderation:integration_list") + f"#integration-{integration.pk}")
-        return render(
-            request, "moderation/integrations/list.html#switch", {"integration": integration, "notice": notice}
-        )
+        # The endpoints' notes and held counts change with it: swapped in beside the switch (out of band).
+        [integration] = integrations_overview(pk=integration.pk)
+        context = {"integration": integration, "notice": notice, "oob": True}
+        switch = render_to_string("moderation/integrations/list.html#switch", context, request=request)
+        endpoints = render_to_string("moderation/integrations/list.html#endpoints", context, request=request)
+        return HttpResponse(switch + endpoints)
     confirming = to if to and (to == "on") != integration.is_active else ""
     if request.htmx:  # type: ignore[attr-defined]
         context = {"integration": integration, "confirm_pk": integration.pk if confirming else None}
@@ -165,6 +171,7 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "deliveries": webhook_delivery_log(endpoint=endpoint, status=status),
         "status": status,
         "statuses": WebhookDelivery.Status.choices,
+        "held": webhook_endpoint_held_count(endpoint=endpoint),
     }
     template = "moderation/integrations/endpoint.html"
     return render(request, f"{template}#log" if request.htmx else template, context)  # type: ignore[attr-defined]
@@ -173,25 +180,37 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def endpoint_toggle(request: HttpRequest, pk: int) -> HttpResponse:
-    endpoint = get_object_or_404(WebhookEndpoint, pk=pk)
+    endpoint = get_object_or_404(WebhookEndpoint.objects.select_related("integration"), pk=pk)
     if endpoint.is_active:
         webhook_endpoint_disable(endpoint=endpoint, reason=f"Disabled by {request.user}.")
-        messages.success(request, "Endpoint disabled: new events are not sent to it.")
+        messages.success(
+            request,
+            "Endpoint disabled: its waiting deliveries are held until you enable it again, and events that happen "
+            "meanwhile are not sent to it.",
+        )
     else:
         webhook_endpoint_enable(endpoint=endpoint)
-        messages.success(request, "Endpoint enabled: waiting deliveries go out now.")
+        if endpoint.integration.is_active:
+            messages.success(request, "Endpoint enabled: its held deliveries go out now.")
+        else:
+            messages.success(
+                request,
+                f"Endpoint enabled. “{endpoint.integration.name}” is switched off, so its held deliveries go out "
+                "when it is switched on.",
+            )
     return redirect("moderation:webhook_endpoint", pk=pk)
 
 
 @require_POST
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def delivery_redeliver(request: HttpRequest, pk: int) -> HttpResponse:
-    delivery = get_object_or_404(WebhookDelivery.objects.select_related("event", "endpoint"), pk=pk)
+    delivery = get_object_or_404(WebhookDelivery.objects.select_related("event", "endpoint__integration"), pk=pk)
     error = ""
     try:
         delivery = webhook_redeliver(delivery=delivery)
     except ModerationError as exc:
         error = str(exc)
+    delivery.state = webhook_delivery_state(delivery=delivery)  # type: ignore[attr-defined]
     if request.htmx:  # type: ignore[attr-defined]
         return render(
             request,

@@ -100,21 +100,36 @@ def webhook_endpoint_create(
 
 @transaction.atomic
 def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
-    """Re-enable after an auto-disable: the failure count restarts and waiting deliveries go out now."""
+    """Re-enable after a disable (by an admin or after too many failed attempts): the failure count restarts and
+    the deliveries held meanwhile go out now (``webhook_deliveries_resume``)."""
     locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
     locked.is_active = True
     locked.disabled_reason = ""
     locked.disabled_at = None
     locked.consecutive_failures = 0
     locked.save(update_fields=["is_active", "disabled_reason", "disabled_at", "consecutive_failures"])
-    due = list(
-        WebhookDelivery.objects.filter(
-            endpoint=locked, status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING]
-        ).values_list("pk", flat=True)
-    )
-    WebhookDelivery.objects.filter(pk__in=due).update(next_attempt_at=timezone.now())
-    _send_deliveries(due)
+    webhook_deliveries_resume(endpoint_ids=[locked.pk])
     return locked
+
+
+def webhook_deliveries_resume(*, endpoint_ids: list[int]) -> list[int]:
+    """Send now the deliveries held while these endpoints (or their integration) were off: those still waiting
+    (pending, retrying, or sending with a lapsed lease: their sender was gone). Only the endpoints that are on and
+    whose integration is on; returns the ids queued (after the caller's commit). Events that happened while an
+    endpoint was off were never fanned out to it and are not sent."""
+    now = timezone.now()
+    held = WebhookDelivery.objects.filter(
+        endpoint_id__in=endpoint_ids, endpoint__is_active=True, endpoint__integration__is_active=True
+    ).filter(
+        Q(status__in=[WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING])
+        | Q(status=WebhookDelivery.Status.SENDING, lease_expires_at__lte=now)
+    )
+    due = list(held.values_list("pk", flat=True))
+    WebhookDelivery.objects.filter(pk__in=due).exclude(status=WebhookDelivery.Status.SENDING).update(
+        next_attempt_at=now
+    )
+    _send_deliveries(due)
+    return due
 
 
 @transaction.atomic
@@ -130,7 +145,19 @@ def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> Webho
 @transaction.atomic
 def webhook_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     """Send a delivery again now (also a delivered one: receivers de-duplicate on the event id)."""
-    locked = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
+    locked = (
+        WebhookDelivery.objects.select_for_update(of=("self",))
+        .select_related("endpoint__integration")
+        .get(pk=delivery.pk)
+    )
+    endpoint = locked.endpoint
+    if not endpoint.integration.is_active:
+        raise ModerationError(
+            f"“{endpoint.integration.name}” is switched off: nothing is sent to its endpoints. Switch it on (on the "
+            "Integrations page) and its held deliveries go out."
+        )
+    if not endpoint.is_active:
+        raise ModerationError("This endpoint is disabled: enable it on this page and its held deliveries go out.")
     if (
         locked.status == WebhookDelivery.Status.SENDING
         and locked.lease_expires_at
@@ -328,7 +355,8 @@ def _record_attempt(
     WebhookEndpoint.objects.filter(pk=endpoint_id, is_active=True, consecutive_failures__gte=limit).update(
         is_active=False,
         disabled_at=now,
-        disabled_reason=f"Disabled after {limit} consecutive failed deliveries; the last: {error}"[:500],
+        # The count is of attempts (every delivery's retries included), not of deliveries.
+        disabled_reason=f"Disabled after {limit} failed attempts in a row; the last: {error}"[:500],
     )
     if delivery.attempts >= int(settings.WEBHOOK_MAX_ATTEMPTS):
         delivery.status = WebhookDelivery.Status.FAILED

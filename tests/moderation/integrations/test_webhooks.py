@@ -100,7 +100,7 @@ def test_a_delivery_is_signed_retried_with_backoff_and_the_endpoint_disabled_aft
         _due_now(delivery_id)
         webhook_delivery_send(delivery_id=delivery_id)
         endpoint.refresh_from_db()
-        assert not endpoint.is_active and "3 consecutive failed deliveries" in endpoint.disabled_reason
+        assert not endpoint.is_active and "3 failed attempts in a row" in endpoint.disabled_reason
         assert "HTTP 500" in endpoint.disabled_reason
         _due_now(delivery_id)
         assert webhook_delivery_send(delivery_id=delivery_id) == "endpoint-disabled"
