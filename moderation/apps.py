@@ -43,6 +43,14 @@ def _audit_integration_changed(
     audit_event_record(actor=by, action=action, obj=integration, payload={"name": integration.name, **payload})
 
 
+def _audit_api_token_changed(
+    sender: Any, *, user: Any, action: str, by: Any, payload: dict[str, Any], **kwargs: Any
+) -> None:
+    from moderation.review.services import audit_event_record
+
+    audit_event_record(actor=by, action=action, obj=user, payload=payload)
+
+
 def _queue_retrieval(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.reproduction.tasks.find_candidates", video_id)
 
@@ -83,6 +91,10 @@ class ModerationConfig(AppConfig):
         media_missing_changed.connect(_audit_media_missing, dispatch_uid="moderation.audit_media_missing")
         # An integration switched on or off, or given a new token: the audit log says who and when.
         integration_changed.connect(_audit_integration_changed, dispatch_uid="moderation.audit_integration_changed")
+        # A user's API token made, rotated or revoked (the token API or their API token page): in the audit log too.
+        from workbench.tokens import api_token_changed
+
+        api_token_changed.connect(_audit_api_token_changed, dispatch_uid="moderation.audit_api_token_changed")
         # The audit log leaves out, for staff who may not see a video, the events about its pairs.
         from moderation.reproduction.models import ReproCandidate
         from moderation.review.selectors import audit_object_videos_register

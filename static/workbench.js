@@ -272,3 +272,23 @@ document.addEventListener("input", (ev) => {
     clearNulError(field);
   }
 });
+
+// A [data-copy] button copies the text of the element its value selects (a token shown once); where the clipboard
+// is not available (an http page, a refusing browser) it selects the text and says to press Ctrl+C.
+document.addEventListener("click", async (ev) => {
+  const button = ev.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  if (!source) return;
+  try {
+    await navigator.clipboard.writeText(source.textContent.trim());
+    button.textContent = "Copied";
+  } catch {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    button.textContent = "Selected: press Ctrl+C";
+  }
+});

@@ -1,13 +1,16 @@
-"""Users' API tokens (``Authorization: Token <key>``): issued and rotated by ``POST /api/token/``, refused with a
-401 that says so once expired (API_TOKEN_LIFETIME_DAYS after they were issued)."""
+"""Users' API tokens (``Authorization: Token <key>``): issued and rotated by ``POST /api/token/`` and by the "API
+token" page, revoked on that page, refused with a 401 that says so once expired (API_TOKEN_LIFETIME_DAYS after they
+were issued). Every new token and every revocation is sent as ``api_token_changed`` (the audit log records it)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
@@ -17,6 +20,14 @@ from workbench.models import ApiTokenExpiry
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
+
+
+TOKEN_PREFIX_LEN = 8
+
+# A user's API token was made, replaced or revoked (sent inside that transaction). Keywords: user, action
+# ("api_token.create", "api_token.rotate", "api_token.revoke"), by (the user who did it), payload (the old token's
+# first characters, the new one's expiry; never a whole key). Moderation's review wing writes it to the audit log.
+api_token_changed = Signal()
 
 
 class CredentialRefused(exceptions.AuthenticationFailed):
@@ -49,21 +60,67 @@ def api_token_expires_at(token: Token) -> datetime:
         return token.created + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
 
 
+@dataclass(frozen=True)
+class ApiTokenShown:
+    """A user's API token as their page shows it: its first characters only, when it was made and expires."""
+
+    prefix: str
+    created: datetime
+    expires_at: datetime
+    expired: bool
+
+
+def api_token_of(*, user: User) -> ApiTokenShown | None:
+    """``user``'s API token (without its key), or None when they have none."""
+    token = Token.objects.select_related("expiry").filter(user=user).first()
+    if token is None:
+        return None
+    expires_at = api_token_expires_at(token)
+    return ApiTokenShown(
+        prefix=token.key[:TOKEN_PREFIX_LEN],
+        created=token.created,
+        expires_at=expires_at,
+        expired=expires_at <= timezone.now(),
+    )
+
+
 @transaction.atomic
 def api_token_issue(*, user: User, rotate: bool = False) -> tuple[Token, datetime]:
     """``user``'s API token and when it expires: the current one while it is valid; a new one (the old one refused
-    from now on) when it expired or when ``rotate``."""
+    from now on) when there was none, it expired, or when ``rotate``. A new one is recorded in the audit log
+    (``api_token_changed``: "api_token.create" for a first one, "api_token.rotate" for a replacement)."""
     now = timezone.now()
     token = Token.objects.select_for_update(of=("self",)).select_related("expiry").filter(user=user).first()
     if token is not None and not rotate and (expires_at := api_token_expires_at(token)) > now:
         return token, expires_at
+    payload: dict[str, Any] = {}
     if token is not None:
+        payload["old_token_prefix"] = token.key[:TOKEN_PREFIX_LEN]
+        payload["old_token_expired"] = api_token_expires_at(token) <= now
         token.delete()
     token = Token.objects.create(user=user)
     expiry = ApiTokenExpiry.objects.create(
         token=token, expires_at=now + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
     )
+    payload["token_expires_at"] = expiry.expires_at.isoformat()
+    action = "api_token.rotate" if "old_token_prefix" in payload else "api_token.create"
+    api_token_changed.send(sender=Token, user=user, action=action, by=user, payload=payload)
     return token, expiry.expires_at
+
+
+@transaction.atomic
+def api_token_revoke(*, user: User) -> bool:
+    """Delete ``user``'s API token: refused from now on, and none until they make a new one. Recorded in the audit
+    log; False (and nothing recorded) when they had none (a form posted twice)."""
+    token = Token.objects.select_for_update().filter(user=user).first()
+    if token is None:
+        return False
+    prefix = token.key[:TOKEN_PREFIX_LEN]
+    token.delete()
+    api_token_changed.send(
+        sender=Token, user=user, action="api_token.revoke", by=user, payload={"old_token_prefix": prefix}
+    )
+    return True
 
 
 class ExpiringTokenAuthentication(TokenAuthentication):

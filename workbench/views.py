@@ -9,6 +9,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
@@ -22,10 +23,11 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.urls import Resolver404
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
+from django.views.decorators.http import require_http_methods
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.decorators import api_view
@@ -35,7 +37,7 @@ from rest_framework.response import Response
 from workbench.home import home_panels_for
 from workbench.roles import Perm
 from workbench.storage import is_object_storage, playback_url
-from workbench.tokens import api_token_issue
+from workbench.tokens import api_token_issue, api_token_of, api_token_revoke
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -109,6 +111,48 @@ def obtain_token(request: Request) -> Response:
     rotate = str(data.get("rotate", "")).lower() in ("true", "1", "on")
     token, expires_at = api_token_issue(user=cast(User, request.user), rotate=rotate)
     return Response({"token": token.key, "expires_at": expires_at})
+
+
+_API_TOKEN_ONCE_KEY = "api_token_once"  # noqa: S105 (a session key's name, not a secret)
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def api_token_page(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's API token: whether they have one and when it expires; POST ``action`` create, rotate
+    or revoke (the same service as ``POST /api/token/``). A new key is shown once, on the page after the redirect
+    (kept in the session until then), so reloading it neither posts again nor shows the key again."""
+    user = cast(User, request.user)
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        current = api_token_of(user=user)
+        if action == "revoke":
+            if api_token_revoke(user=user):
+                messages.success(request, "Your API token is revoked: it is refused from now on.")
+            else:
+                messages.info(request, "You have no API token: nothing to revoke.")
+        elif action == "create" and current is not None and not current.expired:
+            # A second post of the form (or another tab): the token made then stays, and is not shown again.
+            messages.info(request, f"You have a token already ({current.prefix}…); rotate it for a new one.")
+        elif action in ("create", "rotate"):
+            token, _expires_at = api_token_issue(user=user, rotate=action == "rotate")
+            request.session[_API_TOKEN_ONCE_KEY] = {"key": token.key, "replaced": current is not None}
+        else:
+            return render(request, "workbench/api_token.html", _api_token_context(request), status=400)
+        return redirect("api-token-page")
+    once = request.session.pop(_API_TOKEN_ONCE_KEY, None) or {}
+    context = {**_api_token_context(request), "new_key": once.get("key", ""), "replaced": once.get("replaced")}
+    response = render(request, "workbench/api_token.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _api_token_context(request: HttpRequest) -> dict[str, object]:
+    return {
+        "token": api_token_of(user=cast(User, request.user)),
+        "lifetime_days": settings.API_TOKEN_LIFETIME_DAYS,
+        "error": "" if request.method == "GET" else "Choose create, rotate or revoke.",
+    }
 
 
 def _iter_file(path: Path, start: int, length: int, chunk: int = 256 * 1024) -> Iterator[bytes]:

@@ -40,6 +40,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "api-schema": ("GET", SIGNED_IN),
     "api-docs": ("GET", SIGNED_IN),
     "api-token": ("POST", SIGNED_IN),
+    "api-token-page": ("GET", SIGNED_IN),
     "healthz": ("GET", PUBLIC),
     "readyz": ("GET", PUBLIC),
     "metrics": ("GET", (OPS,)),  # or a bearer METRICS_TOKEN (tests/workbench/test_health_metrics.py)
