@@ -182,12 +182,14 @@ def webhook_endpoint_disabled_after(*, endpoint: Any) -> int | None:
 @dataclass(frozen=True)
 class DeliveryState:
     """A delivery as its log shows it: ``label`` in a few words, ``tone`` (a CSS class), ``detail`` (what happens
-    next), ``held`` (waiting because its endpoint or integration is off: redelivering it does nothing until then)."""
+    next), ``held`` (waiting because its endpoint or integration is off: it goes out when they are on again)."""
 
     label: str
     tone: str
     detail: str = ""
     held: bool = False
+    # Redeliver sends it only while its endpoint and integration are on (``webhook_redeliver`` refuses otherwise).
+    can_redeliver: bool = True
 
 
 def webhook_delivery_state(*, delivery: Any, now: datetime | None = None) -> DeliveryState:
@@ -199,17 +201,20 @@ def webhook_delivery_state(*, delivery: Any, now: datetime | None = None) -> Del
     now = now or timezone.now()
     status = WebhookDelivery.Status
     endpoint = delivery.endpoint
+    off = not (endpoint.is_active and endpoint.integration.is_active)
     if delivery.status == status.DELIVERED:
-        return DeliveryState("Delivered", "status-ready")
+        return DeliveryState("Delivered", "status-ready", can_redeliver=not off)
     if delivery.status == status.FAILED:
         tries = f"{delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'}"
-        return DeliveryState(f"Failed: gave up after {tries}", "status-failed", "Redeliver sends it once more.")
+        again = "Redeliver sends it once more." if not off else "It can be redelivered once the endpoint is on again."
+        return DeliveryState(f"Failed: gave up after {tries}", "status-failed", again, can_redeliver=not off)
     if not endpoint.integration.is_active:
         return DeliveryState(
             "Held: integration switched off",
             "warning",
             f"Goes out as soon as “{endpoint.integration.name}” is switched on again.",
             held=True,
+            can_redeliver=False,
         )
     if not endpoint.is_active:
         after = webhook_endpoint_disabled_after(endpoint=endpoint)
@@ -218,7 +223,8 @@ def webhook_delivery_state(*, delivery: Any, now: datetime | None = None) -> Del
             if after is not None
             else "Held: endpoint disabled"
         )
-        return DeliveryState(label, "warning", "Goes out as soon as the endpoint is enabled again.", held=True)
+        detail = "Goes out as soon as the endpoint is enabled again."
+        return DeliveryState(label, "warning", detail, held=True, can_redeliver=False)
     if delivery.status == status.SENDING:
         if delivery.lease_expires_at and delivery.lease_expires_at > now:
             return DeliveryState("Sending", "status-sending", f"Attempt {delivery.attempts} is in flight.")
