@@ -14,6 +14,7 @@ from moderation.integrations.models import OutboxEvent, WebhookDelivery, Webhook
 from moderation.integrations.services import integration_create
 from moderation.integrations.webhooks import webhook_endpoint_create
 from tests.browser.conftest import CHROMIUM
+from tests.browser.test_accessibility import _violations
 from tests.browser.test_review_browser import _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
@@ -79,6 +80,7 @@ def test_an_admin_reads_the_held_deliveries_of_a_disabled_endpoint_and_switches_
     assert page.locator("#delivery-log").get_by_role("button", name="Redeliver").count() == 0
     assert page.get_by_role("button", name="Enable and send the 2 held deliveries").is_visible()
     _shot(page, "deliveries-disabled-endpoint")
+    assert _violations(page) == []
 
     # The integration's switch (htmx): the endpoint row's note changes beside it, without a reload.
     page.goto("/integrations/")
@@ -94,6 +96,7 @@ def test_an_admin_reads_the_held_deliveries_of_a_disabled_endpoint_and_switches_
     assert "nothing is sent while “clips-platform” is switched off" in row.inner_text()
     assert "2 held" in row.inner_text()
     _shot(page, "integrations-switched-off")
+    assert _violations(page) == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -116,7 +119,14 @@ def test_a_user_makes_their_api_token_from_the_user_menu_and_copies_it(page, mak
         assert page.evaluate("navigator.clipboard.readText()") == key
     assert page.get_by_text(f"{key[:8]}…").is_visible()
     _shot(page, "api-token-created")
+    assert _violations(page) == []
     page.reload()
     assert page.locator("#api-token-key").count() == 0  # shown once
     page.get_by_text("Rotate…").click()
     _shot(page, "api-token-rotate")
+    assert _violations(page) == []
+    # Rotating shows the new key once, says the old one is refused, and the audit log has it.
+    page.get_by_role("button", name="Rotate my token").click()
+    new = page.locator("#api-token-key").inner_text()
+    assert new != key and page.get_by_text("The old token is refused from now on.").is_visible()
+    _shot(page, "api-token-rotated")
