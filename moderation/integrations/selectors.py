@@ -208,6 +208,11 @@ def webhook_delivery_state(*, delivery: Any, now: datetime | None = None) -> Del
         tries = f"{delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'}"
         again = "Redeliver sends it once more." if not off else "It can be redelivered once the endpoint is on again."
         return DeliveryState(f"Failed: gave up after {tries}", "status-failed", again, can_redeliver=not off)
+    if delivery.status == status.SENDING and delivery.lease_expires_at and delivery.lease_expires_at > now:
+        # In flight even if the endpoint was switched off meanwhile: its result is recorded as it comes.
+        return DeliveryState(
+            "Sending", "status-sending", f"Attempt {delivery.attempts} is in flight.", can_redeliver=False
+        )
     if not endpoint.integration.is_active:
         return DeliveryState(
             "Held: integration switched off",
@@ -226,8 +231,6 @@ def webhook_delivery_state(*, delivery: Any, now: datetime | None = None) -> Del
         detail = "Goes out as soon as the endpoint is enabled again."
         return DeliveryState(label, "warning", detail, held=True, can_redeliver=False)
     if delivery.status == status.SENDING:
-        if delivery.lease_expires_at and delivery.lease_expires_at > now:
-            return DeliveryState("Sending", "status-sending", f"Attempt {delivery.attempts} is in flight.")
         return DeliveryState(
             "Sending: sender lost", "warning", "Its sender stopped mid-send; the next sweep sends it again."
         )

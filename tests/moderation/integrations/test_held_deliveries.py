@@ -109,6 +109,15 @@ def test_an_endpoint_an_admin_disabled_says_so_and_a_live_retry_still_shows_its_
     assert "its waiting deliveries are held until you enable it again" in disabled
     row = _row(disabled, delivery_id)
     assert "Held: endpoint disabled" in row and "failed attempts" not in row and "Next try" not in row
+    # An attempt in flight when it was disabled is still "Sending" (its result is recorded as it comes); once its
+    # sender is gone (lease lapsed) it is held like the rest.
+    lease = timezone.now() + timezone.timedelta(seconds=20)
+    WebhookDelivery.objects.filter(pk=delivery_id).update(status="sending", attempts=2, lease_expires_at=lease)
+    row = _row(admin.get(f"/integrations/endpoints/{endpoint.pk}/").content.decode(), delivery_id)
+    assert "Sending" in row and "Attempt 2 is in flight." in row and "Redeliver" not in row
+    WebhookDelivery.objects.filter(pk=delivery_id).update(lease_expires_at=timezone.now())
+    row = _row(admin.get(f"/integrations/endpoints/{endpoint.pk}/").content.decode(), delivery_id)
+    assert "Held: endpoint disabled" in row
 
 
 def test_an_integration_switched_off_holds_its_deliveries_and_its_switch_updates_the_endpoint_rows(
