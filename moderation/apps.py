@@ -43,6 +43,14 @@ def _audit_integration_changed(
     audit_event_record(actor=by, action=action, obj=integration, payload={"name": integration.name, **payload})
 
 
+def _audit_policy_version_activated(
+    sender: Any, *, version: Any, by: Any, action: str, payload: dict[str, Any], **kwargs: Any
+) -> None:
+    from moderation.review.services import audit_event_record
+
+    audit_event_record(actor=by, action=action, obj=version, payload=payload)
+
+
 def _queue_retrieval(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.reproduction.tasks.find_candidates", video_id)
 
@@ -62,6 +70,7 @@ class ModerationConfig(AppConfig):
             decision_to_review,
             integration_changed,
             media_missing_changed,
+            policy_version_activated,
             serving_model_changed,
             video_decided,
             video_ready,
@@ -83,6 +92,11 @@ class ModerationConfig(AppConfig):
         media_missing_changed.connect(_audit_media_missing, dispatch_uid="moderation.audit_media_missing")
         # An integration switched on or off, or given a new token: the audit log says who and when.
         integration_changed.connect(_audit_integration_changed, dispatch_uid="moderation.audit_integration_changed")
+        # A policy version published or made active again: the audit log says who, what it replaced and, for a
+        # draft started from an older version, that the editor confirmed replacing the active version's changes.
+        policy_version_activated.connect(
+            _audit_policy_version_activated, dispatch_uid="moderation.audit_policy_version_activated"
+        )
         # The audit log leaves out, for staff who may not see a video, the events about its pairs.
         from moderation.reproduction.models import ReproCandidate
         from moderation.review.selectors import audit_object_videos_register
