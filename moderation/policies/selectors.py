@@ -32,7 +32,7 @@ def policy_list() -> QuerySet[Policy]:
 def policy_detail(*, policy_id: int) -> tuple[Policy, PolicyVersion | None, list[PolicyVersion]]:
     """The policy, its active version (``None`` if none is active) and all its versions, newest first."""
     policy = get_object_or_404(Policy, pk=policy_id)
-    versions = list(policy.versions.order_by("-number"))
+    versions = list(policy.versions.select_related("based_on").order_by("-number"))
     active = next((v for v in versions if v.is_active), None)
     return policy, active, versions
 
@@ -167,3 +167,8 @@ def policy_draft_staleness(*, draft: PolicyVersion) -> StaleDraft | None:
     if not changes:
         return None
     return StaleDraft(draft=draft, started_from=draft.based_on, base=base, active=active, changes=changes)
+
+
+def policy_stale_draft_ids(*, versions: list[PolicyVersion]) -> set[int]:
+    """Which of ``versions`` are drafts whose publish would replace the active version's changes."""
+    return {v.pk for v in versions if v.status == PolicyVersion.Status.DRAFT and policy_draft_staleness(draft=v)}

@@ -306,3 +306,17 @@ def test_the_editor_records_the_version_it_opened_and_warns_when_it_is_not_activ
     draft = PolicyVersion.objects.latest("number")
     assert resp.status_code == 302 and draft.based_on == v1
     assert policy_draft_staleness(draft=draft) is not None
+
+
+def test_the_policy_page_marks_the_drafts_behind_the_active_version(stale, editor, client_as):
+    v1, v2, v3 = stale
+    fresh = policy_version_create_draft(
+        policy=v1.policy, taxonomy=_with_keyword(v2.taxonomy, CRIMINAL, "dice"), by=editor
+    )
+    html = client_as("moderator").get(reverse("moderation:policy_detail", args=[v1.policy_id])).content.decode()
+    rows = {
+        row.split('">v', 1)[1].split("<", 1)[0]: row for row in html.split("<tr>")[1:] if "policies/versions/" in row
+    }
+    marker = f"started from v{v1.number}; v{v2.number} is active now: publishing replaces v{v2.number}'s changes"
+    assert marker in rows[str(v3.number)]
+    assert "is active now" not in rows[str(fresh.number)] and "is active now" not in rows[str(v1.number)]
