@@ -246,8 +246,8 @@ def policy_version_publish(
     own changes since (:func:`~moderation.policies.selectors.policy_draft_staleness`): that publish is
     refused with :class:`StalePublishError` unless ``replaces`` names the number of the active version
     the editor looked at and agreed to replace. A confirmed publish writes what it replaced, who
-    confirmed it and ``reason`` into the version's ``publish_note`` and the audit log. Every path that
-    publishes (the version page, commands, an API) goes through here, so none can skip the question.
+    confirmed it and ``reason`` into the version's ``publish_note`` and the audit log. This is the one
+    publish path (the version page calls it; a command or an API must too), so none skips the question.
     """
     _require_editor(by)
     Policy.objects.select_for_update().get(pk=version.policy_id)
@@ -268,6 +268,15 @@ def policy_version_publish(
         active, count = stale.active.number, len(stale.changes)
         started = f"v{stale.started_from.number}" if stale.started_from else "no recorded version"
         since = f" since v{stale.base.number}" if stale.base else ""
+        if replaces != active:
+            logger.info(
+                "policy %s: publishing v%s refused: started from %s, v%s active, confirmed %s",
+                version.policy_id,
+                version.number,
+                started,
+                active,
+                f"v{replaces}" if replaces is not None else "nothing",
+            )
         if replaces is None:
             raise StalePublishError(
                 f"Not published: v{version.number} was started from {started}, and v{active} is active now. "
