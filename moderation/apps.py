@@ -51,6 +51,14 @@ def _audit_api_token_changed(
     audit_event_record(actor=by, action=action, obj=user, payload=payload)
 
 
+def _audit_policy_version_activated(
+    sender: Any, *, version: Any, by: Any, action: str, payload: dict[str, Any], **kwargs: Any
+) -> None:
+    from moderation.review.services import audit_event_record
+
+    audit_event_record(actor=by, action=action, obj=version, payload=payload)
+
+
 def _queue_retrieval(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.reproduction.tasks.find_candidates", video_id)
 
@@ -70,6 +78,7 @@ class ModerationConfig(AppConfig):
             decision_to_review,
             integration_changed,
             media_missing_changed,
+            policy_version_activated,
             serving_model_changed,
             video_decided,
             video_ready,
@@ -95,6 +104,11 @@ class ModerationConfig(AppConfig):
         from workbench.tokens import api_token_changed
 
         api_token_changed.connect(_audit_api_token_changed, dispatch_uid="moderation.audit_api_token_changed")
+        # A policy version published or made active again: the audit log says who, what it replaced and, for a
+        # draft started from an older version, that the editor confirmed replacing the active version's changes.
+        policy_version_activated.connect(
+            _audit_policy_version_activated, dispatch_uid="moderation.audit_policy_version_activated"
+        )
         # The audit log leaves out, for staff who may not see a video, the events about its pairs.
         from moderation.reproduction.models import ReproCandidate
         from moderation.review.selectors import audit_object_videos_register

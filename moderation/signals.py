@@ -41,3 +41,9 @@ media_missing_changed = Signal()
 # action ("integration.switch_on", "integration.switch_off", "integration.token_rotate"), by (the user or None),
 # payload. The review wing writes it to the audit log.
 integration_changed = Signal()
+
+# A policy version was published, or made active again (sent inside that transaction). Keywords: version, by (the
+# user), action ("policy.publish" or "policy.activate"), payload (which version it replaced, the version it was
+# started from, and whether the editor confirmed replacing changes it was not started from). The review wing writes
+# it to the audit log.
+policy_version_activated = Signal()

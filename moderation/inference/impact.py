@@ -30,6 +30,7 @@ class ImpactItem:
     new_label: str  # the baseline under the draft
     old_name: str = ""
     new_name: str = ""
+    recorded_name: str = ""  # the recorded label's English name in the version it was decided under
 
 
 @dataclass
@@ -88,19 +89,28 @@ def policy_impact_preview(
         .order_by("-last_decided", "-pk")
         .prefetch_related("segments", "keyframes")[:sample_size]
     )
-    recorded: dict[int, str] = {}
-    for video_id, label in (
+    recorded: dict[int, tuple[str, int]] = {}  # video -> (label, the version it was decided under)
+    for video_id, label, version_id in (
         Decision.objects.filter(policy_version__policy_id=draft.policy_id, video__in=[v.pk for v in videos])
         .order_by("video_id", "-created_at")
-        .values_list("video_id", "label")
+        .values_list("video_id", "label", "policy_version_id")
     ):
-        recorded.setdefault(video_id, label)
+        recorded.setdefault(video_id, (label, version_id))
     bundles = [content_bundle_for(v) for v in videos]
     baseline = get_backend("evidence_baseline")
     before = baseline.decide_batch(bundles, active.spec())
     after = baseline.decide_batch(bundles, draft.spec())
 
     names = {**active.label_names(), **draft.label_names()}
+    # A recorded label is named as the version that decided it named it (a tag renamed or dropped since keeps
+    # the name the decision was made with), else as the active version or the draft names it.
+    decided_under = PolicyVersion.objects.in_bulk({version_id for _label, version_id in recorded.values()})
+    names_by_version = {pk: version.label_names() for pk, version in decided_under.items()}
+
+    def recorded_name(video_id: int) -> str:
+        label, version_id = recorded.get(video_id, ("", 0))
+        return (names_by_version.get(version_id, {}).get(label) or names.get(label, "")) if label else ""
+
     old_counts = Counter(r.label for r in before)
     new_counts = Counter(r.label for r in after)
     preview.checked = len(videos)
@@ -108,7 +118,8 @@ def policy_impact_preview(
         ImpactItem(
             video_id=v.pk,
             title=v.title,
-            recorded_label=recorded.get(v.pk, ""),
+            recorded_label=recorded.get(v.pk, ("", 0))[0],
+            recorded_name=recorded_name(v.pk),
             old_label=b.label,
             new_label=a.label,
             old_name=names.get(b.label, b.label),

@@ -45,6 +45,15 @@ class PolicyVersion(models.Model):
     output_format = models.CharField(max_length=20, choices=OutputFormat.choices, default=OutputFormat.KUAIMOD)
     taxonomy = models.JSONField(default=list)
     notes = models.TextField(blank=True)
+    # The version the editor opened to write this one (the active one unless they chose another). When it is
+    # no longer the active version, publishing replaces the active version's own changes: the publish service
+    # asks for a confirmation then (``policy_version_publish``).
+    based_on = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", verbose_name="started from"
+    )
+    # Written once, when the version is published over an active version it was not started from: which
+    # version it replaced, who confirmed it, and why.
+    publish_note = models.TextField(blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 

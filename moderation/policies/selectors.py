@@ -32,7 +32,7 @@ def policy_list() -> QuerySet[Policy]:
 def policy_detail(*, policy_id: int) -> tuple[Policy, PolicyVersion | None, list[PolicyVersion]]:
     """The policy, its active version (``None`` if none is active) and all its versions, newest first."""
     policy = get_object_or_404(Policy, pk=policy_id)
-    versions = list(policy.versions.order_by("-number"))
+    versions = list(policy.versions.select_related("based_on").order_by("-number"))
     active = next((v for v in versions if v.is_active), None)
     return policy, active, versions
 
@@ -85,7 +85,7 @@ def policy_label_search_text(*, version: PolicyVersion) -> dict[str, str]:
 
 
 def policy_version_get(*, version_id: int) -> PolicyVersion:
-    return get_object_or_404(PolicyVersion.objects.select_related("policy", "created_by"), pk=version_id)
+    return get_object_or_404(PolicyVersion.objects.select_related("policy", "created_by", "based_on"), pk=version_id)
 
 
 def policy_versions_pair(*, policy_id: int, a_id: int, b_id: int) -> tuple[PolicyVersion, PolicyVersion]:
@@ -104,3 +104,71 @@ def policy_diff(a: PolicyVersion, b: PolicyVersion) -> list[TaxonomyChange]:
         if getattr(a, attr) != getattr(b, attr)
     ]
     return changes + taxonomy_diff(a.taxonomy, b.taxonomy)
+
+
+@dataclass(frozen=True)
+class StaleDraft:
+    """A draft whose starting point is no longer the active version: publishing it replaces ``active``
+    and with it every change ``active`` made since ``base`` (``changes``, in the order of the diff page)."""
+
+    draft: PolicyVersion
+    started_from: PolicyVersion | None  # the version the editor opened (it may itself be a draft)
+    base: PolicyVersion | None  # the published version the draft's content descends from; None: unknown
+    active: PolicyVersion
+    changes: list[TaxonomyChange]
+
+    @property
+    def diff_from(self) -> PolicyVersion:
+        """The "before" side of ``changes``: the base, or the draft itself when its base is unknown."""
+        return self.base or self.draft
+
+
+def policy_version_published_base(*, version: PolicyVersion) -> PolicyVersion | None:
+    """The published version ``version``'s content descends from: the version it was started from, or,
+    when that is a draft, the one that draft was started from, and so on (a draft of a draft carries its
+    parent's edits, so it is as up to date as the parent). None when the chain ends without one."""
+    # Read from the database at each step, not from related objects cached on instances that may predate a publish.
+    seen = {version.pk}
+    next_id = version.based_on_id
+    while next_id is not None and next_id not in seen:
+        current = PolicyVersion.objects.filter(pk=next_id).first()
+        if current is None or current.status == PolicyVersion.Status.PUBLISHED:
+            return current
+        seen.add(current.pk)
+        next_id = current.based_on_id
+    return None
+
+
+def policy_start_behind_active(*, start: PolicyVersion | None) -> PolicyVersion | None:
+    """The active version, when a draft started from ``start`` would not contain it (``start`` is an older
+    published version, or a draft of one); None when ``start`` is the active version or descends from it."""
+    if start is None:
+        return None
+    active = PolicyVersion.objects.filter(policy_id=start.policy_id, is_active=True).first()
+    if active is None or start.pk == active.pk:
+        return None
+    root = start if start.status == PolicyVersion.Status.PUBLISHED else policy_version_published_base(version=start)
+    return None if root is not None and root.pk == active.pk else active
+
+
+def policy_draft_staleness(*, draft: PolicyVersion) -> StaleDraft | None:
+    """What publishing ``draft`` would silently undo, or None when nothing: it is not a draft, no
+    version is active, the draft descends from the active version, or the active version has the same
+    taxonomy and settings as the draft's base (it changed nothing a publish could lose)."""
+    if draft.status != PolicyVersion.Status.DRAFT:
+        return None
+    active = PolicyVersion.objects.filter(policy_id=draft.policy_id, is_active=True).first()
+    if active is None:
+        return None
+    base = policy_version_published_base(version=draft)
+    if base is not None and base.pk == active.pk:
+        return None
+    changes = policy_diff(base or draft, active)
+    if not changes:
+        return None
+    return StaleDraft(draft=draft, started_from=draft.based_on, base=base, active=active, changes=changes)
+
+
+def policy_stale_draft_ids(*, versions: list[PolicyVersion]) -> set[int]:
+    """Which of ``versions`` are drafts whose publish would replace the active version's changes."""
+    return {v.pk for v in versions if v.status == PolicyVersion.Status.DRAFT and policy_draft_staleness(draft=v)}

@@ -2,7 +2,8 @@
 
 A version is immutable once created: an edit is always a new draft (the next number), never an
 update of an existing row's taxonomy. The only fields services ever change on an existing version
-are ``status`` (draft -> published) and ``is_active`` (which published version is live).
+are ``status`` (draft -> published), ``is_active`` (which published version is live) and, once, at
+publishing, ``publish_note`` (what it replaced when that was not the version it was started from).
 """
 
 from __future__ import annotations
@@ -16,12 +17,24 @@ from django.db import transaction
 from moderation.errors import ModerationError
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.seed import BLM_GUARD_SAFE_LABEL, SAFE_LABEL, blm_guard_taxonomy, kuaimod_taxonomy
+from moderation.policies.selectors import policy_draft_staleness
 from moderation.policies.taxonomy import taxonomy_errors, taxonomy_normalise
+from moderation.signals import policy_version_activated
 from workbench.roles import Perm
+from workbench.text import storable_text
 
 logger = logging.getLogger(__name__)
 
 BLM_GUARD_SLUG = "blm-guard-ads"
+
+
+# A publish reason is a sentence or two for the audit log, not a document.
+PUBLISH_REASON_MAX_LENGTH = 1000
+
+
+class StalePublishError(ModerationError):
+    """Publishing would replace changes of the active version that the draft was not started from, and the
+    editor has not confirmed that (or confirmed it for another active version than the one live now)."""
 
 
 class PolicyValidationError(ModerationError):
@@ -137,21 +150,30 @@ def policy_version_create_draft(
     safe_label: str | None = None,
     output_format: str | None = None,
     refuse_unchanged: bool = False,
+    based_on: PolicyVersion | None = None,
 ) -> PolicyVersion:
     """Save an edit as a new draft version numbered after the newest one.
+
+    ``based_on`` is the version the editor opened and changed (default: the active version, else the newest);
+    the draft records it, so publishing can tell when the active version has moved on since (see
+    :func:`policy_version_publish`).
 
     When the newest version is already a draft with exactly this content (taxonomy, settings and
     notes), that draft is returned instead: a form sent twice makes one draft. With ``refuse_unchanged``
     (the editor's Save), an edit whose taxonomy and settings are those of the active version is refused:
     it would publish as a copy.
 
-    ``safe_label`` and ``output_format`` default to those of the active (else newest) version.
+    ``safe_label`` and ``output_format`` default to those of ``based_on``.
     Raises :class:`PolicyValidationError` listing every problem when the taxonomy is invalid.
     """
     _require_editor(by)
     # Lock the policy row so two editors saving at once get consecutive numbers, not a clash.
     policy = Policy.objects.select_for_update().get(pk=policy.pk)
-    base = policy.versions.filter(is_active=True).first() or policy.versions.order_by("-number").first()
+    if based_on is not None and based_on.policy_id != policy.pk:
+        raise ModerationError(
+            f"v{based_on.number} is a version of another policy; start the draft from one of this one's."
+        )
+    base = based_on or policy.versions.filter(is_active=True).first() or policy.versions.order_by("-number").first()
     safe_label = safe_label or (base.safe_label if base else SAFE_LABEL)
     output_format = output_format or (base.output_format if base else PolicyVersion.OutputFormat.KUAIMOD)
     if output_format not in PolicyVersion.OutputFormat.values:
@@ -176,8 +198,8 @@ def policy_version_create_draft(
     if (
         newest is not None
         and newest.status == PolicyVersion.Status.DRAFT
-        and (newest.taxonomy, newest.safe_label, newest.output_format, newest.notes)
-        == (taxonomy, safe_label, output_format, notes)
+        and (newest.taxonomy, newest.safe_label, newest.output_format, newest.notes, newest.based_on_id)
+        == (taxonomy, safe_label, output_format, notes, base.pk if base else None)
     ):
         # The same edit sent twice (a double click, a reload that resends the form): one draft, not two.
         return newest
@@ -191,6 +213,7 @@ def policy_version_create_draft(
         output_format=output_format,
         taxonomy=taxonomy,
         notes=notes,
+        based_on=base,
         created_by=by if isinstance(by, User) else None,
     )
     logger.info("policy %s: draft v%s created by %s", policy.slug, number, getattr(by, "pk", None))
@@ -207,21 +230,91 @@ def _make_active(version: PolicyVersion) -> None:
 
 
 @transaction.atomic
-def policy_version_publish(*, version: PolicyVersion, by: User | AnonymousUser | None) -> PolicyVersion:
+def policy_version_publish(
+    *,
+    version: PolicyVersion,
+    by: User | AnonymousUser | None,
+    replaces: int | None = None,
+    reason: str = "",
+) -> PolicyVersion:
     """Publish a draft and make it the policy's active version, all in one transaction.
 
     New decisions and reviews pin the active version from the moment this commits; the versions
     they were made under before stay as they were. Publishing the active version again is a no-op.
+
+    A draft started from a version that is no longer the active one would replace the active version's
+    own changes since (:func:`~moderation.policies.selectors.policy_draft_staleness`): that publish is
+    refused with :class:`StalePublishError` unless ``replaces`` names the number of the active version
+    the editor looked at and agreed to replace. A confirmed publish writes what it replaced, who
+    confirmed it and ``reason`` into the version's ``publish_note`` and the audit log. This is the one
+    publish path (the version page calls it; a command or an API must too), so none skips the question.
     """
     _require_editor(by)
     Policy.objects.select_for_update().get(pk=version.policy_id)
-    version = PolicyVersion.objects.get(pk=version.pk)
+    version = PolicyVersion.objects.select_related("based_on").get(pk=version.pk)
     if version.is_active:
         return version
     if version.status != PolicyVersion.Status.DRAFT:
         raise ModerationError(f"v{version.number} is already published; activate it instead of publishing it again.")
+    reason = storable_text(reason.strip())
+    if len(reason) > PUBLISH_REASON_MAX_LENGTH:
+        raise ModerationError(
+            f"The reason is {len(reason):,} characters; keep it to {PUBLISH_REASON_MAX_LENGTH:,} (the version notes "
+            "hold the long story)."
+        )
+    stale = policy_draft_staleness(draft=version)
+    previous = PolicyVersion.objects.filter(policy_id=version.policy_id, is_active=True).first()
+    if stale is not None:
+        active, count = stale.active.number, len(stale.changes)
+        started = f"v{stale.started_from.number}" if stale.started_from else "no recorded version"
+        since = f" since v{stale.base.number}" if stale.base else ""
+        if replaces != active:
+            logger.info(
+                "policy %s: publishing v%s refused: started from %s, v%s active, confirmed %s",
+                version.policy_id,
+                version.number,
+                started,
+                active,
+                f"v{replaces}" if replaces is not None else "nothing",
+            )
+        if replaces is None:
+            raise StalePublishError(
+                f"Not published: v{version.number} was started from {started}, and v{active} is active now. "
+                f"Publishing replaces v{active}'s {count} change{'s' if count != 1 else ''}{since}. "
+                f"Read them on v{version.number}'s page and confirm there to publish anyway, or start a new draft "
+                f"from v{active}."
+            )
+        if replaces != active:
+            raise StalePublishError(
+                f"Not published: you confirmed replacing v{replaces}, but v{active} is active now. "
+                f"Read what v{active} changed and confirm again."
+            )
+        version.publish_note = (
+            f"Published over v{active}, which it was not started from (started from {started}): "
+            f"v{active}'s {count} change{'s' if count != 1 else ''}{since} were replaced. "
+            f"Confirmed by {by.get_username()}." + (f" Reason: {reason}" if reason else "")  # type: ignore[union-attr]
+        )
+        PolicyVersion.objects.filter(pk=version.pk).update(publish_note=version.publish_note)
     _make_active(version)
-    logger.info("policy %s: v%s published by %s", version.policy_id, version.number, getattr(by, "pk", None))
+    payload: dict[str, Any] = {
+        "policy": version.policy_id,
+        "number": version.number,
+        "replaced": previous.number if previous else None,
+        "started_from": version.based_on.number if version.based_on else None,
+        "replaced_changes_confirmed": stale is not None,
+    }
+    if stale is not None:
+        payload |= {"replaced_changes": len(stale.changes), "reason": reason}
+    policy_version_activated.send(
+        sender=PolicyVersion, version=version, by=by, action="policy.publish", payload=payload
+    )
+    logger.info(
+        "policy %s: v%s published by %s%s",
+        version.policy_id,
+        version.number,
+        getattr(by, "pk", None),
+        f" over v{stale.active.number} (confirmed)" if stale else "",
+    )
     return version
 
 
@@ -234,6 +327,18 @@ def policy_version_activate(*, version: PolicyVersion, by: User | AnonymousUser 
     if version.status != PolicyVersion.Status.PUBLISHED:
         raise ModerationError(f"v{version.number} is a draft; publish it to make it active.")
     if not version.is_active:
+        previous = PolicyVersion.objects.filter(policy_id=version.policy_id, is_active=True).first()
         _make_active(version)
+        policy_version_activated.send(
+            sender=PolicyVersion,
+            version=version,
+            by=by,
+            action="policy.activate",
+            payload={
+                "policy": version.policy_id,
+                "number": version.number,
+                "replaced": previous.number if previous else None,
+            },
+        )
         logger.info("policy %s: v%s re-activated by %s", version.policy_id, version.number, getattr(by, "pk", None))
     return version

@@ -15,7 +15,7 @@ store, so keys are unique across the whole taxonomy, not only within a category.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from workbench.text import has_unstorable
@@ -177,6 +177,8 @@ class TaxonomyChange:
     ``kind`` is one of: category_added, category_removed, category_renamed, tag_added, tag_removed,
     tag_renamed, tag_moved, keywords_added, keywords_removed, criteria_added, criteria_removed,
     severities_changed, setting_changed. ``items`` lists the keywords/criteria concerned.
+    ``category_name`` and ``tag_name`` are the English names of ``category`` and ``tag`` (the newer
+    taxonomy's, else the older's), so a reader need not know the keys.
     """
 
     kind: str
@@ -185,6 +187,8 @@ class TaxonomyChange:
     before: str = ""
     after: str = ""
     items: tuple[str, ...] = ()
+    category_name: str = ""
+    tag_name: str = ""
 
     @property
     def is_removal(self) -> bool:
@@ -284,4 +288,8 @@ def taxonomy_diff(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[Taxo
     for key, (cat_key, tag) in tags_a.items():
         if key not in tags_b:
             changes.append(TaxonomyChange("tag_removed", category=cat_key, tag=key, before=tag.get("name", "")))
-    return changes
+    category_names = {key: str(c.get("name", "")) for key, c in (cats_a | cats_b).items()}
+    tag_names = {key: str(t.get("name", "")) for key, (_cat, t) in (tags_a | tags_b).items()}
+    return [
+        replace(c, category_name=category_names.get(c.category, ""), tag_name=tag_names.get(c.tag, "")) for c in changes
+    ]

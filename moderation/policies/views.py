@@ -57,6 +57,7 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "rows": selectors.policy_taxonomy_rows(version=active) if active else [],
             "can_edit": request.user.has_perm(Perm.EDIT_POLICY),
             "model_choice": int(chosen) if chosen.isdigit() and len(chosen) < 19 else policy.serving_model_id,
+            "stale_ids": selectors.policy_stale_draft_ids(versions=versions),
             "diff_a": versions[1] if len(versions) > 1 else None,
             "diff_b": versions[0] if versions else None,
         },
@@ -65,7 +66,13 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def policy_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A version; for a draft whose starting point is no longer active, what publishing it would replace.
+
+    ``?confirm=publish`` is the confirm step of such a draft's publish (a form, no JavaScript needed).
+    """
     version = selectors.policy_version_get(version_id=pk)
+    stale = selectors.policy_draft_staleness(draft=version)
+    can_edit = request.user.has_perm(Perm.EDIT_POLICY)
     return render(
         request,
         "moderation/policies/policy_version.html",
@@ -73,8 +80,10 @@ def policy_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "policy": version.policy,
             "version": version,
             "rows": selectors.policy_taxonomy_rows(version=version),
-            "can_edit": request.user.has_perm(Perm.EDIT_POLICY),
+            "can_edit": can_edit,
             "default_sample": selectors.DEFAULT_IMPACT_SAMPLE,
+            "stale": stale,
+            "confirming": can_edit and stale is not None and request.GET.get("confirm") == "publish",
         },
     )
 
@@ -129,7 +138,12 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if not errors:
             try:
                 version = services.policy_version_create_draft(
-                    policy=policy, taxonomy=taxonomy, by=request.user, notes=notes, refuse_unchanged=True
+                    policy=policy,
+                    taxonomy=taxonomy,
+                    by=request.user,
+                    notes=notes,
+                    refuse_unchanged=True,
+                    based_on=base,
                 )
             except services.PolicyValidationError as exc:
                 errors = exc.errors
@@ -156,6 +170,7 @@ def _render_editor(
     context = {
         "policy": policy,
         "base": base,
+        "behind": selectors.policy_start_behind_active(start=base),
         "rows": rows,
         "json_text": json_text,
         "notes": notes,
@@ -169,7 +184,14 @@ def _render_editor(
 @require_POST
 @permission_required(Perm.EDIT_POLICY)
 def policy_version_publish(request: HttpRequest, pk: int) -> HttpResponse:
-    return _make_active(request, pk, services.policy_version_publish, "is published and active")
+    """Publish a draft; one started from an older version needs the confirm step's ``replaces`` (the number of
+    the active version the editor agreed to replace) and may carry a ``reason``."""
+    replaces, reason = _int(request.POST.get("replaces")), request.POST.get("reason", "")
+
+    def publish(*, version: PolicyVersion, by: Any) -> PolicyVersion:
+        return services.policy_version_publish(version=version, by=by, replaces=replaces, reason=reason)
+
+    return _make_active(request, pk, publish, "is published and active")
 
 
 @require_POST

@@ -98,3 +98,24 @@ def test_impact_page_lists_flips_with_links_for_editors_only(policy_version, mak
     for role in ("moderator", "labeler"):
         assert client_as(role).get(url).status_code == 403
     assert Decision.objects.count() == 1
+
+
+def test_the_recorded_model_label_shows_its_name_as_the_deciding_version_named_it(policy_version, make_user, client_as):
+    """The "Recorded model label" column showed the bare code (引导私下交易) where the others name it: the name is the
+    one the version that decided the item gives it, even when the draft renames the tag."""
+    video = _decided(policy_version, "ping me on signal", label=PRIVATE_DEALS)
+    taxonomy = copy.deepcopy(policy_version.taxonomy)
+    tag = next(t for c in taxonomy for t in c["tags"] if t["key"] == PRIVATE_DEALS)
+    tag["keywords"].append("signal")
+    tag["name"] = "Off-platform deals"
+    editor = make_user("policy_editor")
+    draft = policy_version_create_draft(policy=policy_version.policy, taxonomy=taxonomy, by=editor)
+
+    preview = policy_impact_preview(draft=draft, user=editor)
+
+    assert [(f.video_id, f.recorded_label, f.recorded_name, f.new_name) for f in preview.flips] == [
+        (video.pk, PRIVATE_DEALS, "Steering users to private deals", "Off-platform deals")
+    ]
+    html = client_as("policy_editor").get(reverse("moderation:policy_version_impact", args=[draft.pk])).content.decode()
+    row = html.split('<tr class="flip">', 1)[1].split("</tr>", 1)[0]
+    assert f'<td>{PRIVATE_DEALS} <small class="hint">Steering users to private deals</small></td>' in row

@@ -109,6 +109,11 @@ def test_diff_finds_keyword_rename_removal_criteria_and_severity_changes():
     assert ("category_added", "新场景") in changes and ("tag_added", "新类型") in changes
     assert len(changes) == 10  # nothing else is reported
     assert taxonomy_diff(a, copy.deepcopy(a)) == []
+    # Each change carries the English names of its keys (the newer taxonomy's; a removed tag's from the older).
+    added = changes[("keywords_added", "夸大功效")]
+    assert (added.category_name, added.tag_name) == (b[0]["name"], _tag(b, "夸大功效")["name"])
+    assert changes[("tag_removed", "软色情引流")].tag_name == "Soft-porn traffic bait"
+    assert changes[("tag_renamed", "站外引流")].tag_name == "Traffic diversion off the platform"
 
 
 def test_a_changed_key_is_a_removal_plus_an_addition():
