@@ -30,6 +30,8 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "routes_new_decisions"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["allowed_groups"]
+    search_fields = ["name", "slug"]
+    autocomplete_fields = ["policy", "model_version", "escalation_queue", "adjudication_queue"]
 
 
 # The video of a row a change form may point at, for each kind of row with a video of its own.
@@ -68,7 +70,7 @@ class VideosOpenToStaffAdmin(admin.ModelAdmin):
 @admin.register(ReviewSkip)
 class ReviewSkipAdmin(VideosOpenToStaffAdmin):
     video_field = "task__decision__video_id"
-    autocomplete_fields = ["task"]
+    autocomplete_fields = ["task", "user"]
     list_display = ["task", "user", "reason", "at"]
     search_fields = ["reason", "user__username"]
 
