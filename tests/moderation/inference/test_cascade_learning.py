@@ -430,6 +430,7 @@ def test_the_target_box_shows_the_target_as_the_curve_does_and_keeps_a_refused_t
     html = refused.content.decode()
     target_form = html.split('id="target-form"')[1].split("</form>")[0]
     assert 'value="0.3"' in target_form and 'aria-invalid="true"' in target_form
+    assert "autofocus" in target_form  # the page opens at the refused box, not at its top
     assert "The target accuracy must be between 0.5 and 1 (or 50 % to 100 %); “0.3” is not." in target_form
     assert "still 50%" in target_form
     trained.refresh_from_db()
