@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from moderation.models import (
     Decision,
@@ -20,6 +22,7 @@ class VideoAdmin(VideosOpenToStaffAdmin):
     list_display = ["id", "title", "status", "stage", "progress", "duration", "created_at"]
     list_filter = ["status", "stage"]
     search_fields = ["title", "sha256", "external_id"]
+    autocomplete_fields = ["created_by"]
 
 
 @admin.register(Decision)
@@ -27,7 +30,7 @@ class DecisionAdmin(VideosOpenToStaffAdmin):
     list_display = ["id", "video", "label", "is_violation", "confidence", "model_version", "policy_version"]
     list_filter = ["is_violation", "backend"]
     search_fields = ["label"]  # and a typed id (VideosOpenToStaffAdmin)
-    autocomplete_fields = ["video"]
+    autocomplete_fields = ["video", "policy_version", "model_version"]
 
 
 @admin.register(ReviewTask)
@@ -36,20 +39,20 @@ class ReviewTaskAdmin(VideosOpenToStaffAdmin):
     list_display = ["id", "decision", "queue", "slot", "status", "claimed_by", "deadline", "lease_expires_at"]
     list_filter = ["status", "queue", "is_gold"]
     search_fields = ["queue__slug", "decision__label"]  # and a typed id (VideosOpenToStaffAdmin)
-    autocomplete_fields = ["decision"]
+    autocomplete_fields = ["decision", "queue", "claimed_by"]
 
 
 @admin.register(DecisionRerun)
 class DecisionRerunAdmin(VideosOpenToStaffAdmin):
     video_field = "decision__video_id"
-    autocomplete_fields = ["decision"]
+    autocomplete_fields = ["decision", "requested_by"]
 
 
 @admin.register(Review)
 class ReviewAdmin(VideosOpenToStaffAdmin):
     video_field = "decision__video_id"
     list_display = ["id", "task", "decision", "reviewer", "label", "created_at"]
-    autocomplete_fields = ["task", "decision"]
+    autocomplete_fields = ["task", "decision", "reviewer", "policy_version"]
 
 
 @admin.register(Keyframe)
@@ -57,4 +60,33 @@ class KeyframeAdmin(VideosOpenToStaffAdmin):
     autocomplete_fields = ["video"]
 
 
-admin.site.register([ModelVersion, Policy, PolicyVersion])
+# Chosen on other forms by search (autocomplete_fields), so each says what a search matches.
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ["name", "backend", "is_serving", "created_at"]
+    list_filter = ["backend", "is_serving"]
+    search_fields = ["name", "base_model"]
+    ordering = ["-created_at"]
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "auto_apply", "serving_model"]
+    search_fields = ["name", "slug"]
+    ordering = ["name"]
+    autocomplete_fields = ["serving_model"]
+
+
+@admin.register(PolicyVersion)
+class PolicyVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "is_active", "created_at"]
+    list_filter = ["status", "is_active"]
+    search_fields = ["policy__name", "policy__slug", "=number"]
+    ordering = ["policy__name", "-number"]
+    autocomplete_fields = ["policy", "created_by"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PolicyVersion]:
+        # Its name is its policy's ("Ads v3"): one query for a list or a search, not one per row.
+        return super().get_queryset(request).select_related("policy")

@@ -13,6 +13,7 @@ from workbench.tokens import api_token_expires_at
 
 class ExpiringTokenAdmin(TokenAdmin):
     list_display = ("key", "user", "created", "expires")
+    autocomplete_fields = ("user",)  # a search, not a <select> of every account
 
     def get_queryset(self, request):  # type: ignore[no-untyped-def]
         return super().get_queryset(request).select_related("expiry")

@@ -233,9 +233,15 @@ def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
         if uncertainties
         else []
     )
+    from moderation.inference.stage1.routing import accuracy_percent
+
     active_model = CascadeModel.objects.filter(is_active=True).first()
+    target = active_model.target_accuracy if active_model is not None else None
     return {
         "chart": cascade_curve_chart(model=active_model),
+        # The target boxes show the target as the curve labels it ("92%"), not the stored float
+        # ("0.50000000001"); the form reads a percentage back.
+        "target_shown": accuracy_percent(settings.CASCADE_TARGET_ACCURACY if target is None else target),
         "learning": cascade_learning_curve(),
         "threshold_preview": preview,
         "scored": len(uncertainties),

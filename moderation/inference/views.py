@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
@@ -23,10 +25,23 @@ def cascade(request: HttpRequest) -> HttpResponse:
         if training is None or not training.is_open:
             response["HX-Refresh"] = "true"
         return response
-    context = {"stats": cascade_dashboard(), "min_reviewed": settings.CASCADE_MIN_REVIEWED}
+    context = _dashboard_context()
     if request.htmx and request.GET.get("part") == "curves":  # type: ignore[attr-defined]
         return render(request, "moderation/inference/cascade.html#curves", context)
     return render(request, "moderation/inference/cascade.html", context)
+
+
+def _dashboard_context(**refused: dict[str, str]) -> dict[str, Any]:
+    """``refused``: per form ("target", "threshold"), what the admin typed and why it was refused, so the
+    page shown again keeps the typed value beside the error (a redirect put the stored value back)."""
+    return {"stats": cascade_dashboard(), "min_reviewed": settings.CASCADE_MIN_REVIEWED, "refused": refused}
+
+
+def _refused(request: HttpRequest, form: str, typed: str, exc: ModerationError) -> HttpResponse:
+    context = _dashboard_context(**{form: {"typed": typed.strip()[:40], "error": str(exc)}})
+    if context["stats"]["active_model"] is None:
+        messages.error(request, str(exc))  # no model, no form to show the error beside
+    return render(request, "moderation/inference/cascade.html", context, status=400)
 
 
 @require_POST
@@ -69,14 +84,14 @@ def cascade_train(request: HttpRequest) -> HttpResponse:
 def cascade_threshold(request: HttpRequest) -> HttpResponse:
     from moderation.inference.services import cascade_threshold_set
 
+    typed = request.POST.get("threshold", "")
     try:
-        model = cascade_threshold_set(threshold=_threshold(request.POST.get("threshold", "")))
+        model = cascade_threshold_set(threshold=_threshold(typed))
     except ModerationError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(
-            request, f"Stage 1 “{model.name}” now escalates items above uncertainty {model.escalate_threshold:.2f}."
-        )
+        return _refused(request, "threshold", typed, exc)
+    messages.success(
+        request, f"Stage 1 “{model.name}” now escalates items above uncertainty {model.escalate_threshold:.2f}."
+    )
     return redirect("moderation:cascade")
 
 
@@ -98,23 +113,26 @@ def cascade_target(request: HttpRequest) -> HttpResponse:
     from moderation.inference.services import cascade_target_set
     from moderation.inference.stage1.routing import accuracy_percent
 
+    typed = request.POST.get("target_accuracy", "")
     try:
-        target = _target(request.POST.get("target_accuracy", ""))
+        target = _target(typed)
         model = cascade_target_set(target_accuracy=target)
     except ModerationError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(
-            request,
-            f"Stage 1 “{model.name}” now auto-decides where the expected accuracy is at least "
-            f"{accuracy_percent(target)} (escalation threshold {model.escalate_threshold:.2f}).",
-        )
+        return _refused(request, "target", typed, exc)
+    messages.success(
+        request,
+        f"Stage 1 “{model.name}” now auto-decides where the expected accuracy is at least "
+        f"{accuracy_percent(target)} (escalation threshold {model.escalate_threshold:.2f}).",
+    )
     return redirect("moderation:cascade")
 
 
 def _target(raw: str) -> float:
     """A target accuracy as typed: 0.92 or 92 (percent); the range rule (``check_target``) names what was
-    typed, since a value read as a percentage is a different number (1.5 typed is 0.015)."""
+    typed, since a value read as a percentage is a different number (1.5 typed is 0.015).
+
+    Kept to the tenth of a percent the dashboard shows (``accuracy_percent``): "50.000000001" routed by
+    0.50000000001 and came back into the box as that float, while the curve said 50%."""
     from moderation.inference.stage1.routing import check_target
 
     typed = raw.strip()
@@ -124,7 +142,7 @@ def _target(raw: str) -> float:
         raise ModerationError("The target accuracy must be a number, e.g. 0.92.") from None
     fraction = value / 100 if value > 1 else value
     check_target(fraction, typed=typed)
-    return fraction
+    return round(fraction, 3)
 
 
 # --- A draft's impact: it runs models, so it lives here (a policy's model choice goes through training's

@@ -29,6 +29,15 @@ class MediaCheck:
     message: str = ""
     unavailable: bool = False
 
+    def plays(self, video: Video) -> bool:
+        """Whether a player for ``video`` can play: it has a video file and this check did not find it
+        missing (a store that did not answer is given the benefit of the doubt; its notice says so)."""
+        return bool(video.file) and str(video.file.name) not in self.missing
+
+    def shows_image(self, keyframes: list[Keyframe]) -> bool:
+        """Whether any of ``keyframes`` has an image this check did not find missing."""
+        return any(kf.image and str(kf.image.name) not in self.missing for kf in keyframes)
+
 
 def video_media_verify(*, video: Video, keyframes: list[Keyframe] | None = None, by: Any = None) -> MediaCheck:
     """Check that the stored files a screen shows of ``video`` (video, cover, keyframe images) exist, and

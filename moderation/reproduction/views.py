@@ -86,8 +86,18 @@ def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     # Each side's stored files (all its keyframes, not only those shown) are checked and what is missing
     # recorded, as on the review screen.
-    context["copy_check"] = video_media_verify(video=candidate.video, by=_user(request))
-    context["original_check"] = video_media_verify(video=candidate.original, by=_user(request))
+    copy_check = context["copy_check"] = video_media_verify(video=candidate.video, by=_user(request))
+    original_check = context["original_check"] = video_media_verify(video=candidate.original, by=_user(request))
+    # Controls are offered only where they can act: "Play both" needs two players, "Reveal media" something
+    # shielded (a player or a keyframe image); a side with nothing to play says so in the player's place.
+    context["copy_plays"] = copy_check.plays(candidate.video)
+    context["original_plays"] = original_check.plays(candidate.original)
+    context["has_media"] = (
+        context["copy_plays"]
+        or context["original_plays"]
+        or copy_check.shows_image([kf for kf, _ in context["copy_keyframes"]])
+        or original_check.shows_image([kf for kf, _ in context["original_keyframes"]])
+    )
     return render(request, "moderation/reproduction/pair.html", context)
 
 

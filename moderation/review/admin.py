@@ -7,12 +7,14 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
 from moderation.inference.models import Decision
 from moderation.media.models import Video
 from moderation.media.selectors import videos_open_to
 from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip, ReviewTask
-from moderation.review.selectors import audit_events_open_to
+from moderation.review.selectors import audit_events_open_to, audit_object_model
 
 
 @admin.register(ReviewQueue)
@@ -30,6 +32,8 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     list_filter = ["is_active", "routes_new_decisions"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["allowed_groups"]
+    search_fields = ["name", "slug"]
+    autocomplete_fields = ["policy", "model_version", "escalation_queue", "adjudication_queue"]
 
 
 # The video of a row a change form may point at, for each kind of row with a video of its own.
@@ -68,18 +72,31 @@ class VideosOpenToStaffAdmin(admin.ModelAdmin):
 @admin.register(ReviewSkip)
 class ReviewSkipAdmin(VideosOpenToStaffAdmin):
     video_field = "task__decision__video_id"
-    autocomplete_fields = ["task"]
+    autocomplete_fields = ["task", "user"]
     list_display = ["task", "user", "reason", "at"]
     search_fields = ["reason", "user__username"]
 
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["at", "actor_name", "action", "object_type", "object_id"]
+    list_display = ["at", "actor_name", "action", "object_type", "object_link"]
     list_filter = ["action", "object_type", "at", "actor_name"]
     search_fields = ["actor_name", "object_id", "action"]
     date_hierarchy = "at"
-    readonly_fields = ["actor", "actor_name", "action", "object_type", "object_id", "payload", "at"]
+    readonly_fields = ["actor", "actor_name", "action", "object_type", "object_id", "object_link", "payload", "at"]
+
+    @admin.display(description="object")
+    def object_link(self, event: AuditEvent) -> str:
+        """Its object's admin page; "(deleted)" in place of the link once the row is gone (only those who see
+        every video read such an event: ``audit_events_open_to``)."""
+        label = f"{event.object_type} #{event.object_id}"
+        if getattr(event, "object_deleted", False):
+            return f"{label} (deleted)"
+        model = audit_object_model(object_type=event.object_type)
+        if model is not None and self.admin_site.is_registered(model):
+            url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[event.object_id])
+            return format_html('<a href="{}">{}</a>', url, label)
+        return label
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

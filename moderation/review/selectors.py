@@ -12,7 +12,22 @@ from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.db.models import CharField, Count, Exists, F, Min, Model, OuterRef, Q, QuerySet
+from django.db.models import (
+    BigIntegerField,
+    BooleanField,
+    Case,
+    CharField,
+    Count,
+    Exists,
+    F,
+    Min,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -529,18 +544,47 @@ def audit_object_videos_register(*, model: type[Model], video_fields: tuple[str,
     _AUDIT_OBJECT_VIDEOS[model._meta.model_name or model.__name__.lower()] = (model, video_fields)
 
 
+def audit_object_model(*, object_type: str) -> type[Model] | None:
+    """The model of an event's object when it is a kind that belongs to a video (registered above)."""
+    registered = _AUDIT_OBJECT_VIDEOS.get(object_type)
+    return registered[0] if registered else None
+
+
+# The registered kinds' ids are integers (BigAutoField), kept in the log as text; anything else is no row.
+_ROW_ID = r"^[0-9]{1,18}$"
+
+
+def audit_events_with_object_state(*, qs: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+    """``qs`` with ``object_deleted``: true for an event about a registered kind of object (one that belongs
+    to a video) whose row no longer exists; false otherwise, also for any other kind (a policy, a user: not
+    checked here). One primary-key probe per event, in the same query (the text id is cast only where it
+    is a number)."""
+    object_pk = Case(When(object_id__regex=_ROW_ID, then=Cast("object_id", BigIntegerField())), default=None)
+    gone = [
+        When(object_type=object_type, then=~Exists(model._default_manager.filter(pk=OuterRef("audit_object_pk"))))
+        for object_type, (model, _fields) in _AUDIT_OBJECT_VIDEOS.items()
+    ]
+    return qs.annotate(
+        audit_object_pk=object_pk,
+        object_deleted=Case(*gone, default=Value(False), output_field=BooleanField()),
+    )
+
+
 def audit_events_open_to(*, user: Any, qs: QuerySet[AuditEvent] | None = None) -> QuerySet[AuditEvent]:
     """``qs`` (default: the whole log) without the events about an object of a video hidden from ``user``
     (``videos_open_to``: a restricted queue's content is its groups' and admins'): its id, its payload
     (tags, labels, reasons, file names) are that video's content. A pair is hidden when either video is.
 
+    An event whose object has since been deleted (with its video) can no longer be checked against its
+    video: it is read only by those who see every video (``videos_all_open_to``, the admins), like every
+    event that cannot be narrowed to a video; the rows carry ``object_deleted`` for the log to say so.
+
     Those who see every video read every event, with no extra query. Otherwise one ``NOT IN`` per kind of
-    object, over the (few) rows of hidden videos, which PostgreSQL hashes once. An event whose object has
-    since been deleted (with its video) is no longer known to be about a hidden video and is shown."""
-    qs = AuditEvent.objects.all() if qs is None else qs
+    object, over the (few) rows of hidden videos, which PostgreSQL hashes once."""
+    qs = audit_events_with_object_state(qs=AuditEvent.objects.all() if qs is None else qs)
     if videos_all_open_to(user=user):
         return qs
-    hidden = Q()
+    hidden = Q(object_deleted=True)
     for object_type, (model, fields) in _AUDIT_OBJECT_VIDEOS.items():
         hidden_here = Q()
         for field in fields:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -252,6 +253,7 @@ def test_the_training_screen_pages_datasets_and_jobs_each_on_its_own(client_as, 
 
 
 def test_a_grpo_job_whose_every_reward_was_0_says_it_learned_nothing_and_is_not_promotable(client_as, job):
+    from moderation.models import ModelVersion
     from training.release import promotion_check
     from training.services import training_job_succeed
 
@@ -278,7 +280,19 @@ def test_a_grpo_job_whose_every_reward_was_0_says_it_learned_nothing_and_is_not_
     assert "Every reward was 0: the policy got no learning signal" in page and "Nothing was learned" in page
     assert "Nothing was learned" not in client.get(reverse("training:job_detail", args=[learned.pk])).content.decode()
     listing = client.get(reverse("training:model_list")).content.decode()
-    assert listing.count("Every reward was 0: the policy got no learning signal") >= 1
+    # Said once, in the release column beside the refused Promote (the version cell repeated it word for word);
+    # the version cell flags it as the job list does.
+    row = listing.split(f'data-version="{job.model_version.name}"')[1].split("</tr>")[0]
+    assert listing.count("Every reward was 0: the policy got no learning signal") == 1
+    assert "Every reward was 0" in row.split('class="gate-reasons"')[1]
+    assert "Nothing was learned." in row.split('class="gate-reasons"')[0]
+    # A serving version has no gate to say it: the version cell does, once.
+    ModelVersion.objects.filter(pk=job.model_version.pk).update(is_serving=True)
+    serving = client.get(reverse("training:model_list")).content.decode()
+    assert serving.count("Every reward was 0: the policy got no learning signal") == 1
+    row = serving.split(f'data-version="{job.model_version.name}"')[1].split("</tr>")[0]
+    assert "Nothing was learned. Every reward was 0" in " ".join(re.sub(r"<[^>]+>", " ", row).split())
+    ModelVersion.objects.filter(pk=job.model_version.pk).update(is_serving=False)
     jobs = client.get(reverse("training:job_list")).content.decode()
     # The job list said a plain "Succeeded" for it.
     assert jobs.count("Nothing was learned.") == 1

@@ -408,3 +408,35 @@ def test_orders_that_end_on_the_same_labels_end_on_the_same_model(monkeypatch) -
     assert len(last_fits) == 4 and last_fits[0] == last_fits[1] and last_fits[2] == last_fits[3]  # whole pool
     for rep in range(len(curves.repetitions)):
         assert curves.curves["arrival"][rep][-1] == curves.curves["uncertainty"][rep][-1]
+
+
+def test_the_target_box_shows_the_target_as_the_curve_does_and_keeps_a_refused_typed_value(trained, client_as):
+    admin = client_as("admin")
+    # A target stored as a raw float came back into the box as "0.50000000001" beside a curve saying 50%.
+    cascade_target_set(target_accuracy=0.50000000001)
+    page = admin.get("/cascade/").content.decode()
+    target_form = page.split('id="target-form"')[1].split("</form>")[0]
+    assert 'value="50%"' in target_form and "0.5000000" not in page
+    assert "target 50%" in page  # the curve's label says the same
+
+    # What was typed is kept to the tenth the dashboard shows, so the box and the routing agree.
+    admin.post("/cascade/target/", {"target_accuracy": "50.000000001"})
+    trained.refresh_from_db()
+    assert trained.target_accuracy == 0.5
+
+    # A refused target: the box keeps what the admin typed, beside the reason; the stored one is unchanged.
+    refused = admin.post("/cascade/target/", {"target_accuracy": "0.3"})
+    assert refused.status_code == 400
+    html = refused.content.decode()
+    target_form = html.split('id="target-form"')[1].split("</form>")[0]
+    assert 'value="0.3"' in target_form and 'aria-invalid="true"' in target_form
+    assert "autofocus" in target_form  # the page opens at the refused box, not at its top
+    assert "The target accuracy must be between 0.5 and 1 (or 50 % to 100 %); “0.3” is not." in target_form
+    assert "still 50%" in target_form
+    trained.refresh_from_db()
+    assert trained.target_accuracy == 0.5
+
+    # The threshold box likewise.
+    html = admin.post("/cascade/threshold/", {"threshold": "7"}).content.decode()
+    threshold_form = html.split('id="threshold-form"')[1].split("</form>")[0]
+    assert 'value="7"' in threshold_form and "“7” is not" in threshold_form

@@ -168,6 +168,7 @@ def test_pair_screen_says_which_side_lost_its_files(client_as, settings, tmp_pat
     assert 'id="earlier-media-missing"' in html and 'id="later-media-missing"' in html
     assert "Missing from media storage: the video file" in html and "1 of 1 keyframe images" in html
     assert "data-pair-left" in html and "data-pair-right" not in html  # the later upload still plays
+    assert "data-pair-play" not in html and "No media for this video" not in html  # its notice says why
     assert html.count('data-missing="video"') == 1
     assert html.count('data-missing="keyframe"') == 2  # in the matched pair and in the strip
     pair.video.refresh_from_db()
@@ -175,6 +176,29 @@ def test_pair_screen_says_which_side_lost_its_files(client_as, settings, tmp_pat
     assert pair.video.missing_media == [frames[pair.video.pk].image.name]
     assert pair.original.missing_media == [pair.original.file.name]
     assert AuditEvent.objects.filter(action="media.missing").count() == 2
+
+
+def test_a_pair_without_playable_media_says_so_and_offers_no_controls_that_cannot_work(client_as) -> None:  # type: ignore[no-untyped-def]
+    # Both videos came without a file: "Play both" and "Reveal media" (and their keys) did nothing.
+    pair = make_pair(video=VideoFactory(file=None), original=VideoFactory(file=None))
+    client = client_as("moderator")
+    client.post(reverse("moderation:repro_claim_next"))
+    html = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
+    assert 'id="later-no-media"' in html and 'id="earlier-no-media"' in html
+    assert html.count("No media for this video") == 2
+    assert "<video" not in html and "data-pair-play" not in html and "Play both" not in html
+    assert "data-reveal-toggle" not in html and "Reveal media" not in html
+    assert "<kbd>s</kbd>" not in html and "<kbd>r</kbd>" not in html
+    assert "Neither video has media to play" in html and html.count("No keyframes.") == 2
+    assert 'data-hotkey="p"' in html  # the verdict still can be given, from titles and transcripts
+
+    # One side plays: it can be revealed, but there is nothing to play in sync with.
+    one = make_pair(video=VideoFactory(), original=VideoFactory(file=None), score=0.7)
+    html = client.get(reverse("moderation:repro_pair", args=[one.pk])).content.decode()
+    assert "data-pair-left" in html and 'id="earlier-no-media"' in html and 'id="later-no-media"' not in html
+    assert "data-pair-play" not in html and "<kbd>s</kbd>" not in html
+    assert "data-reveal-toggle" in html and "<kbd>r</kbd>" in html
+    assert "Only one video has media, so nothing plays in sync" in html
 
 
 def test_the_reviewed_count_links_to_the_reviewed_pairs_latest_first_without_hidden_ones(client_as, make_user) -> None:  # type: ignore[no-untyped-def]

@@ -349,6 +349,51 @@ def test_an_auditor_reads_the_events_not_about_videos_hidden_from_them(world: Wo
         assert client.get(reverse("admin:moderation_auditevent_change", args=[shown.pk])).status_code == 200
 
 
+def test_events_of_deleted_objects_are_read_only_by_those_who_see_every_video(world: World) -> None:
+    """A deleted video (and with it its decisions and pairs) can no longer be checked against the queues it
+    was in: its events were shown to every auditor, so an outsider read what a hidden video had been.
+    Now only those who see every video read them, marked "(deleted)" where a live object has its link."""
+    gone = VideoFactory(title="Soon deleted")
+    decision = DecisionFactory(video=gone, policy_version=world.task.decision.policy_version)
+    gone_events = [
+        audit_event_record(actor=None, action="gone.video", obj=gone, payload={"tags": ["gone tag"]}),
+        audit_event_record(actor=None, action="gone.decision", obj=decision),
+        audit_event_record(actor=None, action="gone.hidden", obj=world.hidden),
+    ]
+    audit_event_record(actor=None, action="live.video", obj=world.plain)
+    policy = audit_event_record(actor=None, action="policy.edit", obj=decision.policy_version.policy)
+    hidden_id = world.hidden.pk
+    Video.objects.filter(pk__in=[gone.pk, hidden_id]).delete()
+
+    auditor, expert = _staff(is_staff=True), _staff("experts", is_staff=True)
+    admin_role = _staff("admin", is_staff=True)
+    for user in (auditor, expert, admin_role):
+        user.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    superuser = _staff(is_staff=True, is_superuser=True)
+    changelist = reverse("admin:moderation_auditevent_changelist")
+    for user, sees in ((auditor, False), (expert, False), (admin_role, True), (superuser, True)):
+        client = _client(user)
+        html = client.get(changelist).content.decode()
+        assert "live.video" in html and "policy.edit" in html, user
+        assert [e.action in html for e in gone_events] == [sees] * 3, user
+        for event in gone_events:
+            page = client.get(reverse("admin:moderation_auditevent_change", args=[event.pk]))
+            assert page.status_code == (200 if sees else 302), (user, event.action)
+        if sees:
+            assert f"video #{gone.pk} (deleted)" in html and f"video #{hidden_id} (deleted)" in html
+            assert f"decision #{decision.pk} (deleted)" in html
+            assert reverse("admin:moderation_video_change", args=[gone.pk]) not in html
+            live_link = reverse("admin:moderation_video_change", args=[world.plain.pk])
+            assert f'<a href="{live_link}">video #{world.plain.pk}</a>' in html
+            assert f"policy #{policy.object_id}" in html  # a kind not checked: named, as before
+    assert (
+        "gone tag"
+        in _client(superuser)
+        .get(reverse("admin:moderation_auditevent_change", args=[gone_events[0].pk]))
+        .content.decode()
+    )
+
+
 def test_the_pair_queue_counts_only_pairs_the_reviewer_can_work(world: World) -> None:
     for user, waiting in ((world.outsider, 0), (world.expert, 1), (world.admin, 1)):
         html = _client(user).get(reverse("moderation:repro_queue")).content.decode()

@@ -1,0 +1,64 @@
+"""Django admin change forms choose a queue, policy, model version or user by search (autocomplete), as
+they already chose videos, decisions and review items: a <select> listed every row of the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.db import models
+from django.test import Client
+from django.urls import reverse
+
+from moderation.models import Decision, Policy, PolicyVersion, ReviewQueue, ReviewTask
+from tests.factories import ModelVersionFactory, ReviewTaskFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_every_editable_foreign_key_on_an_admin_form_is_chosen_by_search() -> None:
+    plain_selects = []
+    for model, model_admin in admin.site._registry.items():
+        for field in model._meta.get_fields():
+            if not isinstance(field, models.ForeignKey) or not field.editable:
+                continue
+            if field.name in (*model_admin.readonly_fields, *model_admin.autocomplete_fields):
+                continue
+            if field.name in model_admin.raw_id_fields:
+                continue
+            plain_selects.append(f"{model._meta.label}.{field.name}")
+    assert plain_selects == []
+
+
+def _search(client: Client, model: type[models.Model], field: str, term: str) -> list[str]:
+    answer = client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": model._meta.app_label, "model_name": model._meta.model_name, "field_name": field, "term": term},
+    )
+    assert answer.status_code == 200, (model, field)
+    return [row["text"] for row in answer.json()["results"]]
+
+
+def test_a_review_items_queue_and_claimant_are_searched_not_listed(policy_version: Any) -> None:
+    queues = [ReviewQueue.objects.create(slug=f"q{n}", name=f"Queue {n}") for n in range(30)]
+    users = [UserFactory(username=f"reviewer{n}") for n in range(30)]
+    task = ReviewTaskFactory(decision__policy_version=policy_version, queue=queues[3], claimed_by=users[4])
+    ModelVersionFactory(name="grpo-job-9")
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    form = client.get(reverse("admin:moderation_reviewtask_change", args=[task.pk])).content.decode()
+    for name in ("queue", "claimed_by"):
+        select = form.split(f'name="{name}"')[0].rsplit("<select", 1)[1] + form.split(f'name="{name}"')[1]
+        assert "admin-autocomplete" in select.split(">")[0], name
+    assert "Queue 3" in form and "Queue 7" not in form  # only the chosen one, not all 30
+    assert "reviewer4" in form and "reviewer7" not in form
+
+    assert _search(client, ReviewTask, "queue", "q17") == ["Queue 17"]
+    assert _search(client, ReviewTask, "claimed_by", "reviewer29") == ["reviewer29"]
+    assert _search(client, ReviewQueue, "model_version", "grpo") == ["grpo-job-9"]
+    assert _search(client, ReviewQueue, "policy", policy_version.policy.name) == [policy_version.policy.name]
+    assert str(policy_version) in _search(client, Decision, "policy_version", policy_version.policy.name)
+    assert _search(client, PolicyVersion, "policy", policy_version.policy.slug) == [policy_version.policy.name]
+    assert _search(client, Policy, "serving_model", "job-9") == ["grpo-job-9"]
