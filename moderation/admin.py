@@ -86,6 +86,9 @@ class PolicyVersionAdmin(admin.ModelAdmin):
     search_fields = ["policy__name", "policy__slug", "=number"]
     ordering = ["policy__name", "-number"]
     autocomplete_fields = ["policy", "created_by"]
+    # Publishing and making a version active go through the policy screens (policy_version_publish: the
+    # stale-draft rule, the audit log); the admin shows these fields but does not change them.
+    readonly_fields = ["status", "is_active", "based_on", "publish_note"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PolicyVersion]:
         # Its name is its policy's ("Ads v3"): one query for a list or a search, not one per row.

@@ -62,3 +62,28 @@ def test_a_review_items_queue_and_claimant_are_searched_not_listed(policy_versio
     assert str(policy_version) in _search(client, Decision, "policy_version", policy_version.policy.name)
     assert _search(client, PolicyVersion, "policy", policy_version.policy.slug) == [policy_version.policy.name]
     assert _search(client, Policy, "serving_model", "job-9") == ["grpo-job-9"]
+
+
+def test_the_admin_shows_a_policy_versions_state_but_publishing_stays_on_the_policy_screens(
+    policy_version: Any,
+) -> None:
+    # policy_version_publish owns publishing (the stale-draft rule, the audit log): a ticked box in the
+    # admin must not make a version active behind it.
+    draft = PolicyVersion.objects.create(
+        policy=policy_version.policy,
+        number=policy_version.number + 1,
+        status=PolicyVersion.Status.DRAFT,
+        is_active=False,
+        taxonomy=policy_version.taxonomy,
+    )
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = reverse("admin:moderation_policyversion_change", args=[draft.pk])
+    form = client.get(url).content.decode()
+    assert 'name="is_active"' not in form and 'name="status"' not in form
+
+    client.post(url, {"is_active": "on", "status": PolicyVersion.Status.PUBLISHED, "policy": draft.policy_id})
+    draft.refresh_from_db()
+    policy_version.refresh_from_db()
+    assert (draft.is_active, draft.status) == (False, PolicyVersion.Status.DRAFT)
+    assert policy_version.is_active
