@@ -388,3 +388,38 @@ def test_merging_a_proposal_as_an_alias_follows_the_alias_rule_with_a_clear_mess
     client.post(f"/tags/proposals/{retired.pk}/", {"action": "merge", "target": "音乐"})
     retired.refresh_from_db()
     assert retired.status == "merged" and _tag("音乐").aliases == ["旧词"]
+
+
+@pytest.mark.django_db
+def test_curation_may_not_give_a_phrase_to_a_second_tag_as_an_alias(make_user) -> None:  # type: ignore[no-untyped-def]
+    """Merge as alias, and accept under another name (the phrase becomes the new tag's alias): both follow the
+    one word rule, so a phrase that is already another active tag's alias (normalised) is refused, naming it."""
+    services.tags_import(lines=["桌游\t剧本杀", "游戏"])
+    editor = make_user("policy_editor")
+    phrase = TagProposal.objects.create(name="剧本殺", key="剧本殺")  # not the alias: a different character
+    same = TagProposal.objects.create(name="ＳＣＲＩＰＴ", key="script")
+    services.tag_update(tag=_tag("桌游"), user=editor, aliases=["剧本杀", "Script"])
+    with pytest.raises(ModerationError) as refused:
+        services.tag_proposal_decide(proposal=same, user=editor, action="merge", target=_tag("游戏"))
+    assert str(refused.value) == (
+        "“ＳＣＲＩＰＴ” cannot become an alias of “游戏”: “ＳＣＲＩＰＴ” is an alias of another tag, “桌游”."
+    )
+    with pytest.raises(ModerationError) as refused:
+        services.tag_proposal_decide(proposal=same, user=editor, action="accept", name="剧本")
+    assert str(refused.value) == (
+        "“剧本” was not added: the phrase would become its alias, but “ＳＣＲＩＰＴ” is an alias of another tag, "
+        "“桌游”. Make the phrase an alias of that tag instead, or reject it."
+    )
+    with pytest.raises(ModerationError, match=r"^Tag name: “Script” is an alias of another tag, “桌游”\.$"):
+        services.tag_proposal_decide(proposal=same, user=editor, action="accept", name="Script")
+    same.refresh_from_db()
+    assert same.status == "pending" and _tag("游戏").aliases == [] and not Tag.objects.filter(name="剧本").exists()
+    # Merged into the tag that holds it already: nothing to refuse (and nothing added twice).
+    assert (
+        services.tag_proposal_decide(proposal=same, user=editor, action="merge", target=_tag("桌游")).status == "merged"
+    )
+    assert (
+        services.tag_proposal_decide(proposal=phrase, user=editor, action="merge", target=_tag("游戏")).status
+        == "merged"
+    )
+    assert _tag("游戏").aliases == ["剧本殺"]

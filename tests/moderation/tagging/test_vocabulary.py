@@ -354,3 +354,43 @@ def test_a_tag_may_not_be_named_as_another_tags_alias_one_rule_for_edits_and_imp
     assert tag_update(tag=dog, user=editor, name="喵星人").name == "喵星人"
     with pytest.raises(ModerationError, match="Not made active again: “喵星人” is the name of another tag, “喵星人”."):
         tag_update(tag=cat, user=editor, is_active=True)  # ... until it comes back
+
+
+# --- one word, one tag: an alias may not be another active tag's alias either ------------------------
+
+
+def test_an_imported_alias_that_another_tag_holds_as_an_alias_is_refused_on_its_line(tmp_path: Path) -> None:
+    """Two tags could share an alias (an import, an edit, a curation merge): the word in a video's text then
+    stood for both. The one word rule now refuses it, normalised as names are, on the line that brings it."""
+    tags_import(lines=["猫\t喵星人, Kitty"])
+    path = tmp_path / "vocab.txt"
+    # ＫＩＴＴＹ is Kitty once normalised; 汪星人 is taken by line 2's tag before line 3 asks for it; 猫 may
+    # repeat its own aliases.
+    path.write_text("狗\tＫＩＴＴＹ, 狗子\n柴犬\t汪星人\n狼\t汪星人, 灰狼\n猫\t喵星人, 猫咪\n", encoding="utf-8")
+    out, err = StringIO(), StringIO()
+    call_command("import_tags", str(path), stdout=out, stderr=err)
+    assert err.getvalue().splitlines() == [
+        "line 1: alias “ＫＩＴＴＹ” is an alias of another tag, “猫”; not added",
+        "line 3: alias “汪星人” is an alias of another tag, “柴犬”; not added",
+    ]
+    aliases = dict(Tag.objects.values_list("name", "aliases"))
+    assert aliases == {"猫": ["喵星人", "Kitty", "猫咪"], "狗": ["狗子"], "柴犬": ["汪星人"], "狼": ["灰狼"]}
+
+
+def test_an_edit_refuses_an_alias_that_another_active_tag_holds_as_an_alias(make_user) -> None:  # type: ignore[no-untyped-def]
+    tags_import(lines=["猫\t喵星人, Kitty", "狗", "旧\t老物件"])
+    cat, dog, old = (Tag.objects.get(name=n) for n in ("猫", "狗", "旧"))
+    editor = make_user("policy_editor")
+    with pytest.raises(ModerationError, match="Aliases: “ｋｉｔｔｙ” is an alias of another tag, “猫”."):
+        tag_update(tag=dog, user=editor, aliases=["狗子", "ｋｉｔｔｙ"])
+    dog.refresh_from_db()
+    assert dog.aliases == []
+    # The tag's own aliases, kept while others are added, are no clash; a retired tag's alias is free.
+    assert tag_update(tag=cat, user=editor, aliases=["喵星人", "Kitty", "猫咪"]).aliases == ["喵星人", "Kitty", "猫咪"]
+    tag_update(tag=old, user=editor, is_active=False)
+    assert tag_update(tag=dog, user=editor, aliases=["老物件"]).aliases == ["老物件"]
+    # ... until that tag comes back: its alias is now another's, so it stays retired.
+    with pytest.raises(ModerationError, match="Not made active again: “老物件” is an alias of another tag, “狗”."):
+        tag_update(tag=old, user=editor, is_active=True)
+    old.refresh_from_db()
+    assert not old.is_active
