@@ -243,6 +243,44 @@ def _with_sightings_open_to(*, user: Any, proposals: QuerySet[Any]) -> list[Any]
     return rows
 
 
+SHARED_WORDS_SHOWN = 50
+
+
+def tag_words_shared(*, limit: int = SHARED_WORDS_SHOWN) -> dict[str, Any]:
+    """Words (normalised, as a video's text is matched) that more than one active tag holds, as a name or an
+    alias: left from before the word rule (``services._word_clash``) refused it, or from a database written
+    around it. Each with its holders (``[(tag name, "name" | "alias")]``), the first ``limit`` by word, and
+    how many there are. One aggregate over the vocabulary's index lines."""
+    from django.db import connection
+
+    sql = f"""
+        WITH words AS (
+            SELECT t.id, t.name, w.word, w.n
+            FROM {Tag._meta.db_table} t,
+                 unnest(string_to_array(t.search_text, E'\\n')) WITH ORDINALITY AS w(word, n)
+            WHERE t.is_active
+        ), shared AS (
+            SELECT word FROM words GROUP BY word HAVING count(DISTINCT id) > 1
+        )
+        SELECT s.word, array_agg(w.name ORDER BY w.name, w.n), array_agg(w.n = 1 ORDER BY w.name, w.n),
+               count(*) OVER ()
+        FROM shared s JOIN words w USING (word)
+        GROUP BY s.word ORDER BY s.word LIMIT %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [limit])
+        rows = cursor.fetchall()
+    words = []
+    for word, names, is_name, _total in rows:
+        holders: list[tuple[str, str]] = []
+        for name, as_name in zip(names, is_name, strict=True):
+            holder = (name, "name" if as_name else "alias")
+            if holder not in holders:  # a tag whose alias is its own name once normalised
+                holders.append(holder)
+        words.append({"word": word, "holders": holders})
+    return {"words": words, "total": rows[0][3] if rows else 0}
+
+
 def tag_proposals_decided(*, user: Any, limit: int = 20) -> list[Any]:
     """The latest decided proposals ``user`` may read (a rejected phrase seen only on hidden videos stays
     unnamed, as a pending one)."""

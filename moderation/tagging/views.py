@@ -345,6 +345,7 @@ def tag_curation(request: HttpRequest) -> HttpResponse:
     context = {
         "proposals": selectors.tag_proposals_pending(user=request.user),
         **selectors.tag_curation_counts(user=request.user),
+        "shared": selectors.tag_words_shared(),
         "decided": selectors.tag_proposals_decided(user=request.user),
         "vlm_model": selectors.tag_vlm_model(),
         "threshold": settings.TAG_VLM_SNAP_THRESHOLD,

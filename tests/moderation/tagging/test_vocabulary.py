@@ -394,3 +394,38 @@ def test_an_edit_refuses_an_alias_that_another_active_tag_holds_as_an_alias(make
         tag_update(tag=old, user=editor, is_active=True)
     old.refresh_from_db()
     assert not old.is_active
+
+
+def test_words_two_tags_already_share_are_listed_and_do_not_block_other_edits(make_user, client_as) -> None:  # type: ignore[no-untyped-def]
+    """Data from before the rule: the duplicates are listed for the editors (the curation screen); editing
+    either tag otherwise still works, and neither may hand the word to a third tag."""
+    from moderation.tagging.selectors import tag_words_shared
+    from moderation.tagging.services import _index_fields
+
+    tags_import(lines=["猫\t喵星人", "狗\t汪星人", "鸟", "DJ"])
+    for name, aliases in (("狗", ["汪星人", "喵星人"]), ("鸟", ["喵星人"]), ("猫", ["喵星人", "dj"])):
+        Tag.objects.filter(name=name).update(aliases=aliases, **_index_fields(name, aliases))  # as written before
+    assert tag_words_shared() == {
+        "words": [
+            {"word": "dj", "holders": [("DJ", "name"), ("猫", "alias")]},
+            {"word": "喵星人", "holders": [("狗", "alias"), ("猫", "alias"), ("鸟", "alias")]},
+        ],
+        "total": 2,
+    }
+    assert tag_words_shared(limit=1)["total"] == 2
+    screen = client_as("policy_editor").get("/tags/curation/").content.decode()
+    assert "2 words are held by more than one tag" in screen
+    assert '<a href="/tags/vocabulary/?q=%E5%96%B5%E6%98%9F%E4%BA%BA" lang="zh">“喵星人”</a>' in screen
+    editor = make_user("policy_editor")
+    dog = tag_update(tag=Tag.objects.get(name="狗"), user=editor, aliases=["汪星人", "喵星人", "狗子"])
+    assert dog.aliases == ["汪星人", "喵星人", "狗子"]
+    fish = tags_import(lines=["鱼"]) and Tag.objects.get(name="鱼")
+    with pytest.raises(ModerationError, match="“喵星人” is an alias of another tag"):
+        tag_update(tag=fish, user=editor, aliases=["喵星人"])
+    # Removing the word from all tags but one clears the list.
+    for name in ("狗", "鸟"):
+        tag = Tag.objects.get(name=name)
+        tag_update(tag=tag, user=editor, aliases=[a for a in tag.aliases if a != "喵星人"])
+    tag_update(tag=Tag.objects.get(name="猫"), user=editor, is_active=False)
+    assert tag_words_shared() == {"words": [], "total": 0}
+    assert "held by more than one tag" not in client_as("policy_editor").get("/tags/curation/").content.decode()
