@@ -171,13 +171,16 @@ def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
     return redirect(reverse("moderation:tag_task", args=[nxt.pk]) + f"?set={tag_set.slug}")
 
 
-@permission_required(Perm.REVIEW_VIDEO)
+@permission_required(Perm.REVIEW_VIDEO, Perm.EDIT_POLICY)
 def tag_search(request: HttpRequest) -> HttpResponse:
-    """Type-ahead over the whole vocabulary (an htmx fragment; the server time is in a header)."""
+    """Type-ahead over the vocabulary (an htmx fragment; the server time is in a header): the tag set's tags
+    as buttons that add a chip (the tags panel), or with ``scope=vocabulary`` every active tag as options to
+    pick (the curation screen's "alias of" box)."""
     started = time.perf_counter()
     query = request.GET.get("q", "").strip()  # a space typed alone is no search ("No tag matches “ ”")
-    tags = selectors.tag_search(query=query, tag_set=_tag_set(request))
-    response = render(request, "moderation/tagging/_search.html", {"tags": tags, "q": query})
+    pick = request.GET.get("scope") == "vocabulary"
+    tags = selectors.tag_search(query=query, tag_set=None if pick else _tag_set(request))
+    response = render(request, "moderation/tagging/_search.html", {"tags": tags, "q": query, "pick": pick})
     response["Server-Timing"] = f"search;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
 
@@ -400,6 +403,8 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     proposal = selectors.tag_proposal_open_or_404(proposal_id=pk, user=request.user)
     action = request.POST.get("action", "")
     error = ""
+    # A refused decision's form shows what was typed again, the reason beside it (it showed the defaults).
+    typed = {key: request.POST.get(key, "")[:100] for key in ("name", "parent", "target") if key in request.POST}
     try:
         # A field the editor emptied is refused, not replaced by the proposal's own name or its nearest
         # tag (an emptied "alias of" made the phrase an alias of the nearest tag without a word).
@@ -419,7 +424,14 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
         error = str(exc)
     if request.htmx:  # type: ignore[attr-defined]
         proposal = selectors.tag_proposal_for_display(proposal_id=proposal.pk, user=request.user)
-        context = {"p": proposal, "error": error, "oob": True, **selectors.tag_curation_counts(user=request.user)}
+        context = {
+            "p": proposal,
+            "error": error,
+            "failed": action if error else "",
+            "typed": typed if error else {},
+            "oob": True,
+            **selectors.tag_curation_counts(user=request.user),
+        }
         row = render(request, "moderation/tagging/curation.html#row", context).content
         count = render(request, "moderation/tagging/curation.html#pending", context).content
         return HttpResponse(row + count)

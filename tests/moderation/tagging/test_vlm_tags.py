@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -423,3 +424,59 @@ def test_curation_may_not_give_a_phrase_to_a_second_tag_as_an_alias(make_user) -
         == "merged"
     )
     assert _tag("游戏").aliases == ["剧本殺"]
+
+
+@pytest.mark.django_db
+def test_a_refused_alias_keeps_what_was_typed_with_the_reason_beside_it(client_as) -> None:  # type: ignore[no-untyped-def]
+    services.tags_import(lines=["桌游\t剧本杀", "游戏", "美食"])
+    proposal = TagProposal.objects.create(name="剧本杀", key="剧本杀", nearest_tag=_tag("美食"), nearest_cosine=0.8)
+    editor = client_as("policy_editor")
+    row = editor.post(f"/tags/proposals/{proposal.pk}/", {"action": "merge", "target": "游戏"}, HTTP_HX_REQUEST="true")
+    html = row.content.decode()
+    merge_form = html[html.index('value="merge"') : html.index("</form>", html.index('value="merge"'))]
+    # The typed tag, not the nearest tag, is in the box; the reason is in the same form, tied to the box.
+    assert 'name="target" value="游戏"' in merge_form and 'value="美食"' not in merge_form
+    assert 'aria-invalid="true"' in merge_form and f'aria-describedby="refusal-{proposal.pk}"' in merge_form
+    assert (
+        f'id="refusal-{proposal.pk}" role="alert">“剧本杀” cannot become an alias of “游戏”: “剧本杀” is an alias'
+        in merge_form
+    )
+    assert html.count('role="alert"') == 1  # said once, beside the box (not again above the forms)
+    accept_form = html[: html.index('value="merge"')]
+    assert 'name="name" value="剧本杀"' in accept_form and "aria-invalid" not in accept_form
+    # A refused "add as a new tag" keeps its name and parent, and says why there.
+    row = editor.post(
+        f"/tags/proposals/{proposal.pk}/",
+        {"action": "accept", "name": "游戏", "parent": "美食"},
+        HTTP_HX_REQUEST="true",
+    )
+    html = row.content.decode()
+    accept_form = html[: html.index('value="merge"')]
+    assert 'name="name" value="游戏"' in accept_form and 'name="parent" value="美食"' in accept_form
+    assert "“游戏” is already a tag" in accept_form and 'aria-invalid="true"' in accept_form
+    assert 'name="target" value="美食"' in html  # the other box as it was drawn
+    proposal.refresh_from_db()
+    assert proposal.status == "pending"
+
+
+@pytest.mark.django_db
+def test_the_alias_box_searches_the_whole_vocabulary_for_a_policy_editor(client_as) -> None:  # type: ignore[no-untyped-def]
+    """The curation screen's type-ahead is the tag review screen's search endpoint, over every active tag
+    (not the default tag set's), as options to pick; a policy editor (no review role) may use it."""
+    services.tags_import(lines=["游戏\t电子游戏, 网游", "手游", "游泳", "旧游戏"])
+    Tag.objects.filter(name="旧游戏").update(is_active=False)
+    tag_set = services.tag_set_default()
+    tag_set.tags.set([_tag("游泳")])
+    editor = client_as("policy_editor")
+    html = editor.get("/tags/search/", {"q": "游", "scope": "vocabulary"}, HTTP_HX_REQUEST="true").content.decode()
+    assert re.findall(r'role="option" aria-selected="false" data-pick-tag="([^"]+)"', html) == ["游戏", "游泳", "手游"]
+    assert "电子游戏, 网游" in html and "旧游戏" not in html and "data-add-tag" not in html
+    assert (
+        "No active tag matches “没有”"
+        in editor.get("/tags/search/", {"q": "没有", "scope": "vocabulary"}).content.decode()
+    )
+    # The tag review screen's search is as it was: the set's tags, buttons that add a chip.
+    panel = client_as("moderator").get("/tags/search/", {"q": "游"}).content.decode()
+    assert 'data-add-tag="' in panel and "游泳" in panel and "手游" not in panel
+    curation = editor.get("/tags/curation/").content.decode()
+    assert "curation.js" in curation
