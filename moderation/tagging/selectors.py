@@ -216,9 +216,17 @@ def tag_proposal_for_display(*, proposal_id: int, user: Any) -> Any:
     return _with_sightings_open_to(user=user, proposals=TagProposal.objects.filter(pk=proposal_id))[0]
 
 
+SIGHTINGS_SHOWN = 3  # under each proposal in the queue; the rest a page at a time (``tag_proposal_sightings_page``)
+SIGHTINGS_PAGE = 20
+
+
 def _with_sightings_open_to(*, user: Any, proposals: QuerySet[Any]) -> list[Any]:
-    """A sighting of a video hidden from ``user`` (routed to a restricted review queue) is counted, never
-    shown: its video id, title and the phrase the model wrote about it are that video's content."""
+    """Each proposal with its latest ``SIGHTINGS_SHOWN`` sightings ``user`` may see (``open_sightings``), how many
+    such sightings there are (``open_sightings_count``) and how many are hidden (``restricted_sightings``).
+
+    A sighting of a video hidden from ``user`` (routed to a restricted review queue) is counted, never
+    shown: its video id, title and the phrase the model wrote about it are that video's content. Only the
+    shown sightings are loaded (a phrase seen on thousands of videos loaded every one of them)."""
     from django.db.models import Prefetch
 
     from moderation.media.selectors import video_open_to_q
@@ -228,19 +236,41 @@ def _with_sightings_open_to(*, user: Any, proposals: QuerySet[Any]) -> list[Any]
     sightings = TagProposalSighting.objects.filter(open_q).select_related("video").order_by("-created_at", "-pk")
     rows = list(
         proposals.select_related("nearest_tag").prefetch_related(
-            Prefetch("sightings", queryset=sightings, to_attr="open_sightings")
+            Prefetch("sightings", queryset=sightings[:SIGHTINGS_SHOWN], to_attr="open_sightings")
         )
     )
-    hidden = dict(
+    counts = (
         TagProposalSighting.objects.filter(proposal__in=[p.pk for p in rows])
-        .exclude(open_q)
         .order_by()
-        .values_list("proposal_id")
-        .annotate(n=Count("pk"))
+        .values("proposal_id")
+        # An empty ``open_q`` (every video open to ``user``) negated is no filter either: nothing is hidden then.
+        .annotate(
+            shown=Count("pk", filter=open_q) if open_q else Count("pk"),
+            hidden=Count("pk", filter=~open_q) if open_q else Value(0),
+        )
     )
+    by_proposal = {c["proposal_id"]: (int(c["shown"]), int(c["hidden"])) for c in counts}
     for row in rows:
-        row.restricted_sightings = hidden.get(row.pk, 0)
+        row.open_sightings_count, row.restricted_sightings = by_proposal.get(row.pk, (0, 0))
+        row.more_sightings = max(0, row.open_sightings_count - len(row.open_sightings))
     return rows
+
+
+def tag_proposal_sightings_page(*, proposal: Any, user: Any, page: str | int | None) -> Any:
+    """One page (``SIGHTINGS_PAGE``, newest first) of the sightings of ``proposal`` that ``user`` may see
+    (the curation row's "N more")."""
+    from django.core.paginator import Paginator
+
+    from moderation.media.selectors import video_open_to_q
+    from moderation.tagging.models import TagProposalSighting
+
+    rows = (
+        TagProposalSighting.objects.filter(proposal=proposal)
+        .filter(video_open_to_q(user=user, field="video_id"))
+        .select_related("video")
+        .order_by("-created_at", "-pk")
+    )
+    return Paginator(rows, SIGHTINGS_PAGE).get_page(page)
 
 
 SHARED_WORDS_SHOWN = 50

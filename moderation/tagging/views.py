@@ -440,3 +440,18 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"“{proposal.name}”: {proposal.get_status_display().lower()}.")
     return redirect("moderation:tag_curation")
+
+
+@permission_required(Perm.EDIT_POLICY)
+def tag_proposal_sightings(request: HttpRequest, pk: int) -> HttpResponse:
+    """A page of a proposal's sightings (the videos whose model answer proposed it) that the editor may see:
+    the curation row's "N more" (htmx: the row's list, paged), or a page of its own without htmx."""
+    proposal = selectors.tag_proposal_open_or_404(proposal_id=pk, user=request.user)
+    if request.htmx and request.GET.get("fewer"):  # type: ignore[attr-defined]
+        shown = selectors.tag_proposal_for_display(proposal_id=proposal.pk, user=request.user)
+        return render(request, "moderation/tagging/curation.html#sightings", {"p": shown})
+    page = selectors.tag_proposal_sightings_page(proposal=proposal, user=request.user, page=request.GET.get("page"))
+    context = {"p": proposal, "page": page}
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "moderation/tagging/curation.html#sightings_page", context)
+    return render(request, "moderation/tagging/sightings.html", context)

@@ -111,6 +111,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:tag_curation": ("GET", (POLICY,)),
     "moderation:tag_set_save": ("POST", (POLICY,)),
     "moderation:tag_proposal_decide": ("POST", (POLICY,)),
+    "moderation:tag_proposal_sightings": ("GET", (POLICY,)),
     "annotation:correction_list": ("GET", (CORRECT,)),
     "annotation:correction_edit": ("GET", (CORRECT,)),
     "annotation:correction_review": ("POST", (CORRECT,)),

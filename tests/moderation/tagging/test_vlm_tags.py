@@ -426,6 +426,18 @@ def test_curation_may_not_give_a_phrase_to_a_second_tag_as_an_alias(make_user) -
     assert _tag("游戏").aliases == ["剧本殺"]
 
 
+def _shown(html: str, videos: list[Any]) -> list[bool]:
+    """Which of ``videos`` a curation row or sightings page names."""
+    return [re.search(rf"video {v.pk}\b", html) is not None for v in videos]
+
+
+def _sightings(proposal: TagProposal, count: int) -> list[Any]:
+    videos = [VideoFactory(title=f"视频 {i}") for i in range(count)]
+    for video in videos:
+        TagProposalSighting.objects.create(proposal=proposal, video=video, phrase=proposal.name, model_name="m")
+    return videos
+
+
 @pytest.mark.django_db
 def test_a_refused_alias_keeps_what_was_typed_with_the_reason_beside_it(client_as) -> None:  # type: ignore[no-untyped-def]
     services.tags_import(lines=["桌游\t剧本杀", "游戏", "美食"])
@@ -457,6 +469,64 @@ def test_a_refused_alias_keeps_what_was_typed_with_the_reason_beside_it(client_a
     assert 'name="target" value="美食"' in html  # the other box as it was drawn
     proposal.refresh_from_db()
     assert proposal.status == "pending"
+
+
+@pytest.mark.django_db
+def test_a_proposals_other_sightings_are_one_click_away_a_page_at_a_time(client_as, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from moderation.tagging import selectors
+
+    monkeypatch.setattr(selectors, "SIGHTINGS_PAGE", 4)
+    proposal = TagProposal.objects.create(name="露营装备", key="露营装备", seen_count=9)
+    videos = _sightings(proposal, 9)
+    few = TagProposal.objects.create(name="电子宠物蛋", key="电子宠物蛋", seen_count=2)
+    _sightings(few, 2)
+    editor = client_as("policy_editor")
+    body = editor.get("/tags/curation/").content.decode()
+    row = body[body.index(f'id="proposal-{proposal.pk}"') : body.index(f'id="proposal-{few.pk}"')]
+    # The latest three, then "6 more" (with where they are) instead of silence.
+    assert _shown(row, videos) == [False] * 6 + [True] * 3
+    url = f"/tags/proposals/{proposal.pk}/sightings/"
+    assert f'hx-get="{url}"' in row and ">6 more videos</a>" in row
+    other_row = body[body.index(f'id="proposal-{few.pk}"') :]
+    assert "more video" not in other_row.split("</ul>")[0]
+    # A page at a time (newest first), with its place and the way on and back.
+    first = editor.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in first and f'id="sightings-{proposal.pk}"' in first
+    assert _shown(first, videos) == [False] * 5 + [True] * 4
+    assert "videos 1–4 of 9" in first and f'hx-get="{url}?page=2"' in first and "newer" not in first
+    last = editor.get(url, {"page": "3"}, HTTP_HX_REQUEST="true").content.decode()
+    assert _shown(last, videos) == [True] + [False] * 8
+    assert "videos 9–9 of 9" in last and "older" not in last and f'hx-get="{url}?page=2"' in last
+    fewer = editor.get(url, {"fewer": "1"}, HTTP_HX_REQUEST="true").content.decode()
+    assert ">6 more videos</a>" in fewer and fewer.count("<li>") == 3
+    # Without htmx it is a page of its own; a page number past the end is the last page, not an error.
+    page = editor.get(url, {"page": "99"})
+    assert page.status_code == 200 and "<html" in page.content.decode() and "videos 9–9 of 9" in page.content.decode()
+    assert client_as("moderator").get(url).status_code == 403
+
+
+@pytest.mark.django_db
+def test_hidden_sightings_stay_out_of_the_more_count_and_the_pages(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Group
+
+    from moderation.review.models import ReviewQueue
+    from tests.factories import ReviewTaskFactory
+
+    proposal = TagProposal.objects.create(name="露营装备", key="露营装备", seen_count=6)
+    videos = _sightings(proposal, 6)
+    queue = ReviewQueue.objects.create(slug="experts", name="Experts")
+    queue.allowed_groups.add(Group.objects.create(name="experts"))
+    for video in videos[4:]:  # the two newest
+        ReviewTaskFactory(decision__video=video, decision__policy_version=policy_version, queue=queue)
+    editor = client_as("policy_editor")
+    body = editor.get("/tags/curation/").content.decode()
+    assert ">1 more video</a>" in body and "2 restricted videos" in body
+    assert _shown(body, videos) == [False, True, True, True, False, False]
+    page = editor.get(f"/tags/proposals/{proposal.pk}/sightings/", HTTP_HX_REQUEST="true").content.decode()
+    assert "videos 1–4 of 4" in page and _shown(page, videos) == [True] * 4 + [False] * 2
+    # An admin sees every video: all six counted as shown, none as restricted.
+    body = client_as("admin").get("/tags/curation/").content.decode()
+    assert ">3 more videos</a>" in body and "restricted video" not in body
 
 
 @pytest.mark.django_db
