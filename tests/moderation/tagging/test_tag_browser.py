@@ -12,6 +12,7 @@ from moderation.tagging.models import TagEvent, TagRanker, TagSuggestion, VideoT
 from moderation.tagging.services import tag_candidates_generate, tag_set_default
 from tests.browser import conftest as browser_conftest
 from tests.browser import test_review_browser as rb
+from tests.browser.test_accessibility import _violations as axe_violations
 from tests.factories import DecisionFactory, VideoFactory
 
 CHROMIUM = browser_conftest.CHROMIUM
@@ -152,6 +153,7 @@ def test_an_editor_picks_an_alias_target_by_keyboard_and_a_refusal_keeps_it(page
     assert box.get_attribute("aria-expanded") == "true"
     box.press("ArrowDown")
     box.press("ArrowDown")
+    assert axe_violations(page) == []  # the open list, an option highlighted
     box.press("ArrowUp")  # back to the first
     assert box.get_attribute("aria-activedescendant") == options.nth(0).get_attribute("id")
     box.press("Enter")  # picks; the form is not sent yet
@@ -167,6 +169,7 @@ def test_an_editor_picks_an_alias_target_by_keyboard_and_a_refusal_keeps_it(page
     box = page.locator(f"#alias-of-{proposal.pk}")
     assert box.input_value() == "游戏" and box.get_attribute("aria-invalid") == "true"
     page.wait_for_function(f"document.activeElement && document.activeElement.id === 'alias-of-{proposal.pk}'")
+    assert axe_violations(page) == []  # the refused box and its reason
     # Escape closes the list without changing the box; a click on an option picks it.
     box.fill("")
     box.press_sequentially("桌")
