@@ -91,7 +91,15 @@
     pending.set(input, { ...was, timer: setTimeout(() => search(input), DELAY_MS) });
   }
 
+  // Tags are mostly typed through an input method (pinyin): while a word is being composed its keys (Enter
+  // confirms the word, arrows move among the IME's candidates) are the IME's, and the search waits for the word.
   document.addEventListener("input", (ev) => {
+    const input = ev.target;
+    if (ev.isComposing) return;
+    if (input instanceof HTMLInputElement && input.closest("[data-tag-pick]")) later(input);
+  });
+
+  document.addEventListener("compositionend", (ev) => {
     const input = ev.target;
     if (input instanceof HTMLInputElement && input.closest("[data-tag-pick]")) later(input);
   });
@@ -99,6 +107,7 @@
   document.addEventListener("keydown", (ev) => {
     const input = ev.target;
     if (!(input instanceof HTMLInputElement) || !input.closest("[data-tag-pick]")) return;
+    if (ev.isComposing || ev.keyCode === 229) return;
     const { list } = partsOf(input);
     const opts = options(list);
     const at = highlighted(list);

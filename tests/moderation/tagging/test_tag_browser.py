@@ -154,6 +154,9 @@ def test_an_editor_picks_an_alias_target_by_keyboard_and_a_refusal_keeps_it(page
     box.press("ArrowDown")
     box.press("ArrowDown")
     assert axe_violations(page) == []  # the open list, an option highlighted
+    # Enter while an input method composes a word confirms the word: it neither picks nor sends.
+    box.dispatch_event("keydown", {"key": "Enter", "isComposing": True, "bubbles": True})
+    assert box.input_value() == "游" and box.get_attribute("aria-expanded") == "true"
     box.press("ArrowUp")  # back to the first
     assert box.get_attribute("aria-activedescendant") == options.nth(0).get_attribute("id")
     box.press("Enter")  # picks; the form is not sent yet
