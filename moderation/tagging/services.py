@@ -236,10 +236,14 @@ def tags_import(
             del parsed[name]
     if not parsed:
         return report
+    existing = {t.name: t for t in Tag.objects.select_for_update().filter(name__in=list(parsed))}
     for name, aliases in parsed.items():
         kept = []
+        has = set(existing[name].aliases) if name in existing else set()
         for alias in aliases:
-            clash = _word_clash(tag_name=name, word=alias, as_alias=True, owners=owners)
+            # An alias the tag has already is no new claim (as in an edit): a line repeating it is unchanged,
+            # even where another tag shares the word from before the rule (the curation screen lists those).
+            clash = None if alias in has else _word_clash(tag_name=name, word=alias, as_alias=True, owners=owners)
             if clash:
                 report.errors.append(f"line {alias_line[(name, alias)]}: alias {clash}; not added")
             else:
@@ -248,7 +252,6 @@ def tags_import(
         parsed[name] = kept
     version = vocabulary_version_create(note=note or f"import of {len(parsed)} tags", user=user)
     report.version = version
-    existing = {t.name: t for t in Tag.objects.select_for_update().filter(name__in=list(parsed))}
     new_tags: list[Tag] = []
     for name, aliases in parsed.items():
         tag = existing.get(name)

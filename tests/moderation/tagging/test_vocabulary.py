@@ -416,10 +416,14 @@ def test_words_two_tags_already_share_are_listed_and_do_not_block_other_edits(ma
     screen = client_as("policy_editor").get("/tags/curation/").content.decode()
     assert "2 words are held by more than one tag" in screen
     assert '<a href="/tags/vocabulary/?q=%E5%96%B5%E6%98%9F%E4%BA%BA" lang="zh">“喵星人”</a>' in screen
+    # Importing a holder's own line again changes nothing and is no error; a new holder is refused.
+    again = tags_import(lines=["狗\t汪星人, 喵星人", "鱼\t喵星人"])
+    assert again.errors == ["line 2: alias “喵星人” is an alias of another tag, “狗”; not added"]
+    assert (again.unchanged, again.created) == (1, 1) and Tag.objects.get(name="鱼").aliases == []
     editor = make_user("policy_editor")
     dog = tag_update(tag=Tag.objects.get(name="狗"), user=editor, aliases=["汪星人", "喵星人", "狗子"])
     assert dog.aliases == ["汪星人", "喵星人", "狗子"]
-    fish = tags_import(lines=["鱼"]) and Tag.objects.get(name="鱼")
+    fish = Tag.objects.get(name="鱼")
     with pytest.raises(ModerationError, match="“喵星人” is an alias of another tag"):
         tag_update(tag=fish, user=editor, aliases=["喵星人"])
     # Removing the word from all tags but one clears the list.
