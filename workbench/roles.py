@@ -62,9 +62,9 @@ def sync_role_groups(*, app_config: Any = None, **_: Any) -> None:
         group.permissions.set([by_name[dotted] for dotted in perms if dotted in by_name])
 
 
-def _refusal(request: HttpRequest, perm: str) -> str:
-    """Why a signed-in user is turned away, in role names (not the permission's code name)."""
-    needed = [role.replace("_", " ") for role, perms in ROLE_PERMISSIONS.items() if perm in perms]
+def _refusal(request: HttpRequest, *wanted: str) -> str:
+    """Why a signed-in user is turned away, in role names (not the permissions' code names)."""
+    needed = [role.replace("_", " ") for role, perms in ROLE_PERMISSIONS.items() if set(wanted) & set(perms)]
     mine = sorted(g.replace("_", " ") for g in request.user.groups.values_list("name", flat=True))
     has = f"you are signed in as {request.user.get_username()} ({', '.join(mine) or 'no role'})"
     return f"Your role may not do this: it needs the {' or '.join(needed)} role; {has}."
@@ -85,16 +85,18 @@ def _login_next(request: HttpRequest) -> str:
     return "/"
 
 
-def permission_required(perm: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """Anonymous users go to the login page; signed-in users without ``perm`` get 403."""
+def permission_required(
+    perm: str, *or_perms: str
+) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Anonymous users go to the login page; signed-in users without ``perm`` (or any of ``or_perms``) get 403."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(_login_next(request))
-            if not request.user.has_perm(perm):
-                raise PermissionDenied(_refusal(request, perm))
+            if not any(request.user.has_perm(p) for p in (perm, *or_perms)):
+                raise PermissionDenied(_refusal(request, perm, *or_perms))
             return view(request, *args, **kwargs)
 
         return wrapped

@@ -216,9 +216,17 @@ def tag_proposal_for_display(*, proposal_id: int, user: Any) -> Any:
     return _with_sightings_open_to(user=user, proposals=TagProposal.objects.filter(pk=proposal_id))[0]
 
 
+SIGHTINGS_SHOWN = 3  # under each proposal in the queue; the rest a page at a time (``tag_proposal_sightings_page``)
+SIGHTINGS_PAGE = 20
+
+
 def _with_sightings_open_to(*, user: Any, proposals: QuerySet[Any]) -> list[Any]:
-    """A sighting of a video hidden from ``user`` (routed to a restricted review queue) is counted, never
-    shown: its video id, title and the phrase the model wrote about it are that video's content."""
+    """Each proposal with its latest ``SIGHTINGS_SHOWN`` sightings ``user`` may see (``open_sightings``), how many
+    such sightings there are (``open_sightings_count``) and how many are hidden (``restricted_sightings``).
+
+    A sighting of a video hidden from ``user`` (routed to a restricted review queue) is counted, never
+    shown: its video id, title and the phrase the model wrote about it are that video's content. Only the
+    shown sightings are loaded (a phrase seen on thousands of videos loaded every one of them)."""
     from django.db.models import Prefetch
 
     from moderation.media.selectors import video_open_to_q
@@ -228,19 +236,79 @@ def _with_sightings_open_to(*, user: Any, proposals: QuerySet[Any]) -> list[Any]
     sightings = TagProposalSighting.objects.filter(open_q).select_related("video").order_by("-created_at", "-pk")
     rows = list(
         proposals.select_related("nearest_tag").prefetch_related(
-            Prefetch("sightings", queryset=sightings, to_attr="open_sightings")
+            Prefetch("sightings", queryset=sightings[:SIGHTINGS_SHOWN], to_attr="open_sightings")
         )
     )
-    hidden = dict(
+    counts = (
         TagProposalSighting.objects.filter(proposal__in=[p.pk for p in rows])
-        .exclude(open_q)
         .order_by()
-        .values_list("proposal_id")
-        .annotate(n=Count("pk"))
+        .values("proposal_id")
+        # An empty ``open_q`` (every video open to ``user``) negated is no filter either: nothing is hidden then.
+        .annotate(
+            shown=Count("pk", filter=open_q) if open_q else Count("pk"),
+            hidden=Count("pk", filter=~open_q) if open_q else Value(0),
+        )
     )
+    by_proposal = {c["proposal_id"]: (int(c["shown"]), int(c["hidden"])) for c in counts}
     for row in rows:
-        row.restricted_sightings = hidden.get(row.pk, 0)
+        row.open_sightings_count, row.restricted_sightings = by_proposal.get(row.pk, (0, 0))
+        row.more_sightings = max(0, row.open_sightings_count - len(row.open_sightings))
     return rows
+
+
+def tag_proposal_sightings_page(*, proposal: Any, user: Any, page: str | int | None) -> Any:
+    """One page (``SIGHTINGS_PAGE``, newest first) of the sightings of ``proposal`` that ``user`` may see
+    (the curation row's "N more")."""
+    from django.core.paginator import Paginator
+
+    from moderation.media.selectors import video_open_to_q
+    from moderation.tagging.models import TagProposalSighting
+
+    rows = (
+        TagProposalSighting.objects.filter(proposal=proposal)
+        .filter(video_open_to_q(user=user, field="video_id"))
+        .select_related("video")
+        .order_by("-created_at", "-pk")
+    )
+    return Paginator(rows, SIGHTINGS_PAGE).get_page(page)
+
+
+SHARED_WORDS_SHOWN = 50
+
+
+def tag_words_shared(*, limit: int = SHARED_WORDS_SHOWN) -> dict[str, Any]:
+    """Words (normalised, as a video's text is matched) that more than one active tag holds, as a name or an
+    alias: left from before the word rule (``services._word_clash``) refused it, or from a database written
+    around it. Each with its holders (``[(tag name, "name" | "alias")]``), the first ``limit`` by word, and
+    how many there are. One aggregate over the vocabulary's index lines."""
+    from django.db import connection
+
+    sql = f"""
+        WITH words AS (
+            SELECT t.id, t.name, w.word, w.n
+            FROM {Tag._meta.db_table} t,
+                 unnest(string_to_array(t.search_text, E'\\n')) WITH ORDINALITY AS w(word, n)
+            WHERE t.is_active
+        ), shared AS (
+            SELECT word FROM words GROUP BY word HAVING count(DISTINCT id) > 1
+        )
+        SELECT s.word, array_agg(w.name ORDER BY w.name, w.n), array_agg(w.n = 1 ORDER BY w.name, w.n),
+               count(*) OVER ()
+        FROM shared s JOIN words w USING (word)
+        GROUP BY s.word ORDER BY s.word LIMIT %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [limit])
+        rows = cursor.fetchall()
+    words = []
+    for word, names, is_name, _total in rows:
+        holders: list[tuple[str, str]] = []
+        for name, as_name in zip(names, is_name, strict=True):
+            holder = (name, "name" if as_name else "alias")
+            if holder not in holders:  # a tag whose alias is its own name once normalised
+                holders.append(holder)
+        words.append({"word": word, "holders": holders})
+    return {"words": words, "total": rows[0][3] if rows else 0}
 
 
 def tag_proposals_decided(*, user: Any, limit: int = 20) -> list[Any]:

@@ -129,10 +129,18 @@ def _parse_aliases(raw: str) -> tuple[list[str], str | None]:
 
 @dataclass
 class _WordOwners:
-    """Which active tags hold some words, keyed by the normalised form: as their name, as an alias."""
+    """Which active tags hold some words, keyed by the normalised form: as their name, as an alias (every
+    holder: words that two tags already share, from before the rule, are still found whichever tag asks)."""
 
     names: dict[str, str] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+
+    def claim_alias(self, word: str, tag_name: str) -> None:
+        """``word`` is now an alias of ``tag_name`` too (an import's earlier line: a later line's tag may not
+        take it)."""
+        holders = self.aliases.setdefault(tagtext.normalise(word), [])
+        if tag_name not in holders:
+            holders.append(tag_name)
 
 
 def _word_owners(words: Iterable[str], *, names: Iterable[str] = (), editing: Tag | None = None) -> _WordOwners:
@@ -147,32 +155,32 @@ def _word_owners(words: Iterable[str], *, names: Iterable[str] = (), editing: Ta
     rows = Tag.objects.filter(is_active=True).annotate(words=lines).filter(words__overlap=list(wanted))
     if editing is not None:
         rows = rows.exclude(pk=editing.pk)
-    for name, search_text in rows.values_list("name", "search_text"):
+    for name, search_text in rows.order_by("name").values_list("name", "search_text"):
         own, *aliases = search_text.split("\n")  # the name's normalised form first (``_index_fields``)
         if own in wanted:
             owners.names[own] = name
         for alias in aliases:
             if alias in wanted:
-                owners.aliases.setdefault(alias, name)
+                owners.claim_alias(alias, name)
     owners.names.update({key: n for n in names if (key := tagtext.normalise(n)) in wanted})
     return owners
 
 
 def _word_clash(*, tag_name: str, word: str, as_alias: bool, owners: _WordOwners) -> str | None:
     """The rule for a tag's words, for every path that names a tag or gives it an alias (import, edit,
-    curation): a word is one tag's. An alias may not be another active tag's name, nor a name another
-    active tag's alias; otherwise one word in a video's text would stand for two tags. Why ``word``
-    cannot be the name (``as_alias=False``) or an alias of the tag ``tag_name``, or None."""
+    curation, reactivation): a word is one tag's. An alias may not be another active tag's name nor another
+    active tag's alias, and a name may not be another active tag's alias; otherwise one word in a video's
+    text would stand for two tags. Why ``word`` cannot be the name (``as_alias=False``) or an alias of the
+    tag ``tag_name``, or None."""
     key = tagtext.normalise(word)
     if as_alias:
         other = owners.names.get(key)
-        if other is None or key == tagtext.normalise(tag_name):
-            return None
-        return f"“{word[:40]}” is the name of another tag, “{other}”"
-    other = owners.aliases.get(key)
-    if other is None or other == tag_name:
+        if other is not None and key != tagtext.normalise(tag_name):
+            return f"“{word[:40]}” is the name of another tag, “{other}”"
+    others = [n for n in owners.aliases.get(key, []) if n != tag_name]
+    if not others:
         return None
-    return f"“{word[:40]}” is an alias of another tag, “{other}”"
+    return f"“{word[:40]}” is an alias of another tag, “{others[0]}”"
 
 
 @transaction.atomic
@@ -184,8 +192,8 @@ def tags_import(
     Every line that cannot be a tag (blank, a NUL or control character, longer than 100 characters)
     is reported as ``line N: why`` and skipped; the rest is imported. A name seen twice is one tag
     (the later line's aliases are added to it, and the line is noted). A name already in the
-    vocabulary gets the new aliases only. An alias that is another active tag's name (normalised) is
-    reported on its line and not added. All of it is one new vocabulary version; the tags'
+    vocabulary gets the new aliases only. An alias that is another active tag's name or alias (normalised;
+    an earlier line's tag included) is reported on its line and not added (``_word_clash``). All of it is one new vocabulary version; the tags'
     embeddings are computed afterwards on the media worker (``embed_tags``)."""
     report = ImportReport()
     parsed: dict[str, list[str]] = {}
@@ -228,18 +236,22 @@ def tags_import(
             del parsed[name]
     if not parsed:
         return report
+    existing = {t.name: t for t in Tag.objects.select_for_update().filter(name__in=list(parsed))}
     for name, aliases in parsed.items():
         kept = []
+        has = set(existing[name].aliases) if name in existing else set()
         for alias in aliases:
-            clash = _word_clash(tag_name=name, word=alias, as_alias=True, owners=owners)
+            # An alias the tag has already is no new claim (as in an edit): a line repeating it is unchanged,
+            # even where another tag shares the word from before the rule (the curation screen lists those).
+            clash = None if alias in has else _word_clash(tag_name=name, word=alias, as_alias=True, owners=owners)
             if clash:
                 report.errors.append(f"line {alias_line[(name, alias)]}: alias {clash}; not added")
             else:
                 kept.append(alias)
+                owners.claim_alias(alias, name)  # a later line's tag may not take it too
         parsed[name] = kept
     version = vocabulary_version_create(note=note or f"import of {len(parsed)} tags", user=user)
     report.version = version
-    existing = {t.name: t for t in Tag.objects.select_for_update().filter(name__in=list(parsed))}
     new_tags: list[Tag] = []
     for name, aliases in parsed.items():
         tag = existing.get(name)
@@ -1457,16 +1469,29 @@ def tag_proposal_decide(
         existing = Tag.objects.filter(name=final).first()
         if existing is not None:
             raise ModerationError(f"“{final}” is already a tag: make the phrase an alias of it instead.")
+        keeps_phrase = final != locked.name and tagtext.tag_name_problem(locked.name) is None
+        if keeps_phrase and tagtext.normalise(final) != tagtext.normalise(locked.name):
+            # The phrase becomes the new tag's alias (below): the rule every alias follows, said first (the
+            # same word as the name once normalised: the name's own check, in ``tags_import``, says it).
+            owners = _word_owners([locked.name], names=[final])
+            clash = _word_clash(tag_name=final, word=locked.name, as_alias=True, owners=owners)
+            if clash:
+                raise ModerationError(
+                    f"“{final}” was not added: the phrase would become its alias, but {clash}. "
+                    "Make the phrase an alias of that tag instead, or reject it."
+                )
         report = tags_import(lines=[final], user=user, note=f"curation: “{final}”", source=Tag.Source.CURATION)
         if report.errors or report.version is None:
-            raise ModerationError(report.errors[0] if report.errors else f"“{final}” could not be added.")
+            # "line 1: “…” is an alias of another tag, “…”; not added": the file's wording, not the curator's.
+            why = report.errors[0].split(": ", 1)[-1].removesuffix("; not added") if report.errors else ""
+            raise ModerationError(f"Tag name: {why}." if why else f"“{final}” could not be added.")
         version = report.version
         tag = Tag.objects.select_for_update().get(name=final)
         if parent is not None:
             _check_parent(tag, parent)
             tag.parent = parent
             tag.save(update_fields=["parent"])
-        if final != locked.name and tagtext.tag_name_problem(locked.name) is None:
+        if keeps_phrase:
             # The model's spelling keeps finding the tag.
             tag.aliases = [*tag.aliases, locked.name]
             for key, value in _index_fields(tag.name, tag.aliases).items():

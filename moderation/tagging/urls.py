@@ -17,4 +17,5 @@ urlpatterns = [
     path("tags/sets/save/", views.tag_set_save, name="tag_set_save"),
     path("tags/curation/", views.tag_curation, name="tag_curation"),
     path("tags/proposals/<int:pk>/", views.tag_proposal_decide, name="tag_proposal_decide"),
+    path("tags/proposals/<int:pk>/sightings/", views.tag_proposal_sightings, name="tag_proposal_sightings"),
 ]

@@ -171,13 +171,16 @@ def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
     return redirect(reverse("moderation:tag_task", args=[nxt.pk]) + f"?set={tag_set.slug}")
 
 
-@permission_required(Perm.REVIEW_VIDEO)
+@permission_required(Perm.REVIEW_VIDEO, Perm.EDIT_POLICY)
 def tag_search(request: HttpRequest) -> HttpResponse:
-    """Type-ahead over the whole vocabulary (an htmx fragment; the server time is in a header)."""
+    """Type-ahead over the vocabulary (an htmx fragment; the server time is in a header): the tag set's tags
+    as buttons that add a chip (the tags panel), or with ``scope=vocabulary`` every active tag as options to
+    pick (the curation screen's "alias of" box)."""
     started = time.perf_counter()
     query = request.GET.get("q", "").strip()  # a space typed alone is no search ("No tag matches “ ”")
-    tags = selectors.tag_search(query=query, tag_set=_tag_set(request))
-    response = render(request, "moderation/tagging/_search.html", {"tags": tags, "q": query})
+    pick = request.GET.get("scope") == "vocabulary"
+    tags = selectors.tag_search(query=query, tag_set=None if pick else _tag_set(request))
+    response = render(request, "moderation/tagging/_search.html", {"tags": tags, "q": query, "pick": pick})
     response["Server-Timing"] = f"search;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
 
@@ -345,6 +348,7 @@ def tag_curation(request: HttpRequest) -> HttpResponse:
     context = {
         "proposals": selectors.tag_proposals_pending(user=request.user),
         **selectors.tag_curation_counts(user=request.user),
+        "shared": selectors.tag_words_shared(),
         "decided": selectors.tag_proposals_decided(user=request.user),
         "vlm_model": selectors.tag_vlm_model(),
         "threshold": settings.TAG_VLM_SNAP_THRESHOLD,
@@ -399,6 +403,8 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     proposal = selectors.tag_proposal_open_or_404(proposal_id=pk, user=request.user)
     action = request.POST.get("action", "")
     error = ""
+    # A refused decision's form shows what was typed again, the reason beside it (it showed the defaults).
+    typed = {key: request.POST.get(key, "")[:100] for key in ("name", "parent", "target") if key in request.POST}
     try:
         # A field the editor emptied is refused, not replaced by the proposal's own name or its nearest
         # tag (an emptied "alias of" made the phrase an alias of the nearest tag without a word).
@@ -418,7 +424,14 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
         error = str(exc)
     if request.htmx:  # type: ignore[attr-defined]
         proposal = selectors.tag_proposal_for_display(proposal_id=proposal.pk, user=request.user)
-        context = {"p": proposal, "error": error, "oob": True, **selectors.tag_curation_counts(user=request.user)}
+        context = {
+            "p": proposal,
+            "error": error,
+            "failed": action if error else "",
+            "typed": typed if error else {},
+            "oob": True,
+            **selectors.tag_curation_counts(user=request.user),
+        }
         row = render(request, "moderation/tagging/curation.html#row", context).content
         count = render(request, "moderation/tagging/curation.html#pending", context).content
         return HttpResponse(row + count)
@@ -427,3 +440,18 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, f"“{proposal.name}”: {proposal.get_status_display().lower()}.")
     return redirect("moderation:tag_curation")
+
+
+@permission_required(Perm.EDIT_POLICY)
+def tag_proposal_sightings(request: HttpRequest, pk: int) -> HttpResponse:
+    """A page of a proposal's sightings (the videos whose model answer proposed it) that the editor may see:
+    the curation row's "N more" (htmx: the row's list, paged), or a page of its own without htmx."""
+    proposal = selectors.tag_proposal_open_or_404(proposal_id=pk, user=request.user)
+    if request.htmx and request.GET.get("fewer"):  # type: ignore[attr-defined]
+        shown = selectors.tag_proposal_for_display(proposal_id=proposal.pk, user=request.user)
+        return render(request, "moderation/tagging/curation.html#sightings", {"p": shown})
+    page = selectors.tag_proposal_sightings_page(proposal=proposal, user=request.user, page=request.GET.get("page"))
+    context = {"p": proposal, "page": page}
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "moderation/tagging/curation.html#sightings_page", context)
+    return render(request, "moderation/tagging/sightings.html", context)

@@ -103,7 +103,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:tag_task": ("GET", (REVIEW,)),
     "moderation:tag_panel": ("GET", (REVIEW,)),
     "moderation:tag_submit": ("POST", (REVIEW,)),
-    "moderation:tag_search": ("GET", (REVIEW,)),
+    "moderation:tag_search": ("GET", (REVIEW, POLICY)),  # POLICY: the curation screen's "alias of" type-ahead
     "moderation:tag_ranker": ("GET", (REVIEW,)),
     "moderation:tag_ranker_train": ("POST", (TRAIN,)),
     "moderation:tag_vocabulary": ("GET", (POLICY,)),
@@ -112,6 +112,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:tag_curation": ("GET", (POLICY,)),
     "moderation:tag_set_save": ("POST", (POLICY,)),
     "moderation:tag_proposal_decide": ("POST", (POLICY,)),
+    "moderation:tag_proposal_sightings": ("GET", (POLICY,)),
     "annotation:correction_list": ("GET", (CORRECT,)),
     "annotation:correction_edit": ("GET", (CORRECT,)),
     "annotation:correction_review": ("POST", (CORRECT,)),

@@ -12,6 +12,7 @@ from moderation.tagging.models import TagEvent, TagRanker, TagSuggestion, VideoT
 from moderation.tagging.services import tag_candidates_generate, tag_set_default
 from tests.browser import conftest as browser_conftest
 from tests.browser import test_review_browser as rb
+from tests.browser.test_accessibility import _violations as axe_violations
 from tests.factories import DecisionFactory, VideoFactory
 
 CHROMIUM = browser_conftest.CHROMIUM
@@ -127,3 +128,62 @@ def test_switching_the_tag_set_asks_before_dropping_changed_chips(page, make_use
     with page.expect_navigation():
         page.select_option("select[name=set]", default.slug)
     assert len(dialogs) == 2 and page.url.endswith(f"?set={default.slug}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_editor_picks_an_alias_target_by_keyboard_and_a_refusal_keeps_it(page, make_user):  # type: ignore[no-untyped-def]
+    """The curation screen's "alias of" box: typing searches the vocabulary (the review screen's endpoint),
+    arrows and Enter pick a tag, Enter sends; a refusal redraws the row with the typed tag still in the box
+    and the reason beside it, and the box searches again in the redrawn row."""
+    from moderation.tagging.models import Tag, TagProposal
+    from moderation.tagging.services import tags_import
+
+    tags_import(lines=["游戏\t电子游戏", "手游", "桌游\t剧本杀", "美食"])
+    food = Tag.objects.get(name="美食")
+    proposal = TagProposal.objects.create(name="剧本杀", key="剧本杀", nearest_tag=food, nearest_cosine=0.81)
+    _login(page, make_user("policy_editor").username)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto("/tags/curation/")
+    box = page.locator(f"#alias-of-{proposal.pk}")
+    options = page.locator(f"#alias-options-{proposal.pk} [role=option]")
+    box.fill("")
+    box.press_sequentially("游")
+    page.wait_for_function(f"document.querySelectorAll('#alias-options-{proposal.pk} [role=option]').length === 3")
+    assert options.locator(".pick-name").all_inner_texts() == ["游戏", "手游", "桌游"]
+    assert box.get_attribute("aria-expanded") == "true"
+    box.press("ArrowDown")
+    box.press("ArrowDown")
+    assert axe_violations(page) == []  # the open list, an option highlighted
+    # Enter while an input method composes a word confirms the word: it neither picks nor sends.
+    box.dispatch_event("keydown", {"key": "Enter", "isComposing": True, "bubbles": True})
+    assert box.input_value() == "游" and box.get_attribute("aria-expanded") == "true"
+    box.press("ArrowUp")  # back to the first
+    assert box.get_attribute("aria-activedescendant") == options.nth(0).get_attribute("id")
+    box.press("Enter")  # picks; the form is not sent yet
+    assert box.input_value() == "游戏" and box.get_attribute("aria-expanded") == "false"
+    assert TagProposal.objects.get(pk=proposal.pk).status == "pending"
+    box.press("Enter")  # sends: refused, the phrase is 桌游's alias
+    refusal = page.locator(f"#refusal-{proposal.pk}")
+    refusal.wait_for()
+    assert (
+        "“剧本杀” cannot become an alias of “游戏”: “剧本杀” is an alias of another tag, “桌游”."
+        in refusal.inner_text()
+    )
+    box = page.locator(f"#alias-of-{proposal.pk}")
+    assert box.input_value() == "游戏" and box.get_attribute("aria-invalid") == "true"
+    page.wait_for_function(f"document.activeElement && document.activeElement.id === 'alias-of-{proposal.pk}'")
+    assert axe_violations(page) == []  # the refused box and its reason
+    # Escape closes the list without changing the box; a click on an option picks it.
+    box.fill("")
+    box.press_sequentially("桌")
+    page.wait_for_function(f"document.querySelectorAll('#alias-options-{proposal.pk} [role=option]').length === 1")
+    box.press("Escape")
+    assert box.input_value() == "桌" and page.locator(f"#alias-options-{proposal.pk}").is_hidden()
+    box.press("ArrowDown")  # opens it again
+    options.first.wait_for()
+    options.first.click()
+    assert box.input_value() == "桌游"
+    box.press("Enter")
+    page.locator(f"#proposal-{proposal.pk} .outcome").wait_for()
+    assert "Made an alias of an existing tag: 桌游" in page.inner_text(f"#proposal-{proposal.pk}")
+    assert TagProposal.objects.get(pk=proposal.pk).status == "merged"

@@ -141,3 +141,18 @@ def test_the_vocabulary_form_refuses_an_alias_that_is_another_tags_name(client_a
     assert "“汤” was not saved: Aliases: “湖” is the name of another tag, “湖”." in response.content.decode()
     soup.refresh_from_db()
     assert soup.aliases == []
+
+
+def test_the_vocabulary_form_refuses_an_alias_that_another_tag_holds_as_an_alias(client_as) -> None:  # type: ignore[no-untyped-def]
+    from moderation.tagging.models import Tag
+
+    tags_import(lines=["汤", "羹\t浓汤"])
+    soup = Tag.objects.get(name="汤")
+    response = client_as("policy_editor").post(
+        f"/tags/vocabulary/{soup.pk}/",
+        {"name": "汤", "aliases": "汤水, 濃湯, 浓汤", "parent": "", "is_active": "on", "seen": soup.edit_token},
+        follow=True,
+    )
+    assert "“汤” was not saved: Aliases: “浓汤” is an alias of another tag, “羹”." in response.content.decode()
+    soup.refresh_from_db()
+    assert soup.aliases == []

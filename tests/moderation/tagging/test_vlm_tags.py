@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
@@ -388,3 +389,164 @@ def test_merging_a_proposal_as_an_alias_follows_the_alias_rule_with_a_clear_mess
     client.post(f"/tags/proposals/{retired.pk}/", {"action": "merge", "target": "音乐"})
     retired.refresh_from_db()
     assert retired.status == "merged" and _tag("音乐").aliases == ["旧词"]
+
+
+@pytest.mark.django_db
+def test_curation_may_not_give_a_phrase_to_a_second_tag_as_an_alias(make_user) -> None:  # type: ignore[no-untyped-def]
+    """Merge as alias, and accept under another name (the phrase becomes the new tag's alias): both follow the
+    one word rule, so a phrase that is already another active tag's alias (normalised) is refused, naming it."""
+    services.tags_import(lines=["桌游\t剧本杀", "游戏"])
+    editor = make_user("policy_editor")
+    phrase = TagProposal.objects.create(name="剧本殺", key="剧本殺")  # not the alias: a different character
+    same = TagProposal.objects.create(name="ＳＣＲＩＰＴ", key="script")
+    services.tag_update(tag=_tag("桌游"), user=editor, aliases=["剧本杀", "Script"])
+    with pytest.raises(ModerationError) as refused:
+        services.tag_proposal_decide(proposal=same, user=editor, action="merge", target=_tag("游戏"))
+    assert str(refused.value) == (
+        "“ＳＣＲＩＰＴ” cannot become an alias of “游戏”: “ＳＣＲＩＰＴ” is an alias of another tag, “桌游”."
+    )
+    with pytest.raises(ModerationError) as refused:
+        services.tag_proposal_decide(proposal=same, user=editor, action="accept", name="剧本")
+    assert str(refused.value) == (
+        "“剧本” was not added: the phrase would become its alias, but “ＳＣＲＩＰＴ” is an alias of another tag, "
+        "“桌游”. Make the phrase an alias of that tag instead, or reject it."
+    )
+    with pytest.raises(ModerationError, match=r"^Tag name: “Script” is an alias of another tag, “桌游”\.$"):
+        services.tag_proposal_decide(proposal=same, user=editor, action="accept", name="Script")
+    same.refresh_from_db()
+    assert same.status == "pending" and _tag("游戏").aliases == [] and not Tag.objects.filter(name="剧本").exists()
+    # Merged into the tag that holds it already: nothing to refuse (and nothing added twice).
+    assert (
+        services.tag_proposal_decide(proposal=same, user=editor, action="merge", target=_tag("桌游")).status == "merged"
+    )
+    assert (
+        services.tag_proposal_decide(proposal=phrase, user=editor, action="merge", target=_tag("游戏")).status
+        == "merged"
+    )
+    assert _tag("游戏").aliases == ["剧本殺"]
+
+
+def _shown(html: str, videos: list[Any]) -> list[bool]:
+    """Which of ``videos`` a curation row or sightings page names."""
+    return [re.search(rf"video {v.pk}\b", html) is not None for v in videos]
+
+
+def _sightings(proposal: TagProposal, count: int) -> list[Any]:
+    videos = [VideoFactory(title=f"视频 {i}") for i in range(count)]
+    for video in videos:
+        TagProposalSighting.objects.create(proposal=proposal, video=video, phrase=proposal.name, model_name="m")
+    return videos
+
+
+@pytest.mark.django_db
+def test_a_refused_alias_keeps_what_was_typed_with_the_reason_beside_it(client_as) -> None:  # type: ignore[no-untyped-def]
+    services.tags_import(lines=["桌游\t剧本杀", "游戏", "美食"])
+    proposal = TagProposal.objects.create(name="剧本杀", key="剧本杀", nearest_tag=_tag("美食"), nearest_cosine=0.8)
+    editor = client_as("policy_editor")
+    row = editor.post(f"/tags/proposals/{proposal.pk}/", {"action": "merge", "target": "游戏"}, HTTP_HX_REQUEST="true")
+    html = row.content.decode()
+    merge_form = html[html.index('value="merge"') : html.index("</form>", html.index('value="merge"'))]
+    # The typed tag, not the nearest tag, is in the box; the reason is in the same form, tied to the box.
+    assert 'name="target" value="游戏"' in merge_form and 'value="美食"' not in merge_form
+    assert 'aria-invalid="true"' in merge_form and f'aria-describedby="refusal-{proposal.pk}"' in merge_form
+    assert (
+        f'id="refusal-{proposal.pk}" role="alert">“剧本杀” cannot become an alias of “游戏”: “剧本杀” is an alias'
+        in merge_form
+    )
+    assert html.count('role="alert"') == 1  # said once, beside the box (not again above the forms)
+    accept_form = html[: html.index('value="merge"')]
+    assert 'name="name" value="剧本杀"' in accept_form and "aria-invalid" not in accept_form
+    # A refused "add as a new tag" keeps its name and parent, and says why there.
+    row = editor.post(
+        f"/tags/proposals/{proposal.pk}/",
+        {"action": "accept", "name": "游戏", "parent": "美食"},
+        HTTP_HX_REQUEST="true",
+    )
+    html = row.content.decode()
+    accept_form = html[: html.index('value="merge"')]
+    assert 'name="name" value="游戏"' in accept_form and 'name="parent" value="美食"' in accept_form
+    assert "“游戏” is already a tag" in accept_form and 'aria-invalid="true"' in accept_form
+    assert 'name="target" value="美食"' in html  # the other box as it was drawn
+    proposal.refresh_from_db()
+    assert proposal.status == "pending"
+
+
+@pytest.mark.django_db
+def test_a_proposals_other_sightings_are_one_click_away_a_page_at_a_time(client_as, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from moderation.tagging import selectors
+
+    monkeypatch.setattr(selectors, "SIGHTINGS_PAGE", 4)
+    proposal = TagProposal.objects.create(name="露营装备", key="露营装备", seen_count=9)
+    videos = _sightings(proposal, 9)
+    few = TagProposal.objects.create(name="电子宠物蛋", key="电子宠物蛋", seen_count=2)
+    _sightings(few, 2)
+    editor = client_as("policy_editor")
+    body = editor.get("/tags/curation/").content.decode()
+    row = body[body.index(f'id="proposal-{proposal.pk}"') : body.index(f'id="proposal-{few.pk}"')]
+    # The latest three, then "6 more" (with where they are) instead of silence.
+    assert _shown(row, videos) == [False] * 6 + [True] * 3
+    url = f"/tags/proposals/{proposal.pk}/sightings/"
+    assert f'hx-get="{url}"' in row and ">6 more videos</a>" in row
+    other_row = body[body.index(f'id="proposal-{few.pk}"') :]
+    assert "more video" not in other_row.split("</ul>")[0]
+    # A page at a time (newest first), with its place and the way on and back.
+    first = editor.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in first and f'id="sightings-{proposal.pk}"' in first
+    assert _shown(first, videos) == [False] * 5 + [True] * 4
+    assert "videos 1–4 of 9" in first and f'hx-get="{url}?page=2"' in first and "newer" not in first
+    last = editor.get(url, {"page": "3"}, HTTP_HX_REQUEST="true").content.decode()
+    assert _shown(last, videos) == [True] + [False] * 8
+    assert "videos 9–9 of 9" in last and "older" not in last and f'hx-get="{url}?page=2"' in last
+    fewer = editor.get(url, {"fewer": "1"}, HTTP_HX_REQUEST="true").content.decode()
+    assert ">6 more videos</a>" in fewer and fewer.count("<li>") == 3
+    # Without htmx it is a page of its own; a page number past the end is the last page, not an error.
+    page = editor.get(url, {"page": "99"})
+    assert page.status_code == 200 and "<html" in page.content.decode() and "videos 9–9 of 9" in page.content.decode()
+    assert client_as("moderator").get(url).status_code == 403
+
+
+@pytest.mark.django_db
+def test_hidden_sightings_stay_out_of_the_more_count_and_the_pages(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Group
+
+    from moderation.review.models import ReviewQueue
+    from tests.factories import ReviewTaskFactory
+
+    proposal = TagProposal.objects.create(name="露营装备", key="露营装备", seen_count=6)
+    videos = _sightings(proposal, 6)
+    queue = ReviewQueue.objects.create(slug="experts", name="Experts")
+    queue.allowed_groups.add(Group.objects.create(name="experts"))
+    for video in videos[4:]:  # the two newest
+        ReviewTaskFactory(decision__video=video, decision__policy_version=policy_version, queue=queue)
+    editor = client_as("policy_editor")
+    body = editor.get("/tags/curation/").content.decode()
+    assert ">1 more video</a>" in body and "2 restricted videos" in body
+    assert _shown(body, videos) == [False, True, True, True, False, False]
+    page = editor.get(f"/tags/proposals/{proposal.pk}/sightings/", HTTP_HX_REQUEST="true").content.decode()
+    assert "videos 1–4 of 4" in page and _shown(page, videos) == [True] * 4 + [False] * 2
+    # An admin sees every video: all six counted as shown, none as restricted.
+    body = client_as("admin").get("/tags/curation/").content.decode()
+    assert ">3 more videos</a>" in body and "restricted video" not in body
+
+
+@pytest.mark.django_db
+def test_the_alias_box_searches_the_whole_vocabulary_for_a_policy_editor(client_as) -> None:  # type: ignore[no-untyped-def]
+    """The curation screen's type-ahead is the tag review screen's search endpoint, over every active tag
+    (not the default tag set's), as options to pick; a policy editor (no review role) may use it."""
+    services.tags_import(lines=["游戏\t电子游戏, 网游", "手游", "游泳", "旧游戏"])
+    Tag.objects.filter(name="旧游戏").update(is_active=False)
+    tag_set = services.tag_set_default()
+    tag_set.tags.set([_tag("游泳")])
+    editor = client_as("policy_editor")
+    html = editor.get("/tags/search/", {"q": "游", "scope": "vocabulary"}, HTTP_HX_REQUEST="true").content.decode()
+    assert re.findall(r'role="option" aria-selected="false" data-pick-tag="([^"]+)"', html) == ["游戏", "游泳", "手游"]
+    assert "电子游戏, 网游" in html and "旧游戏" not in html and "data-add-tag" not in html
+    assert (
+        "No active tag matches “没有”"
+        in editor.get("/tags/search/", {"q": "没有", "scope": "vocabulary"}).content.decode()
+    )
+    # The tag review screen's search is as it was: the set's tags, buttons that add a chip.
+    panel = client_as("moderator").get("/tags/search/", {"q": "游"}).content.decode()
+    assert 'data-add-tag="' in panel and "游泳" in panel and "手游" not in panel
+    curation = editor.get("/tags/curation/").content.decode()
+    assert "curation.js" in curation

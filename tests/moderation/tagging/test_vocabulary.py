@@ -354,3 +354,82 @@ def test_a_tag_may_not_be_named_as_another_tags_alias_one_rule_for_edits_and_imp
     assert tag_update(tag=dog, user=editor, name="喵星人").name == "喵星人"
     with pytest.raises(ModerationError, match="Not made active again: “喵星人” is the name of another tag, “喵星人”."):
         tag_update(tag=cat, user=editor, is_active=True)  # ... until it comes back
+
+
+# --- one word, one tag: an alias may not be another active tag's alias either ------------------------
+
+
+def test_an_imported_alias_that_another_tag_holds_as_an_alias_is_refused_on_its_line(tmp_path: Path) -> None:
+    """Two tags could share an alias (an import, an edit, a curation merge): the word in a video's text then
+    stood for both. The one word rule now refuses it, normalised as names are, on the line that brings it."""
+    tags_import(lines=["猫\t喵星人, Kitty"])
+    path = tmp_path / "vocab.txt"
+    # ＫＩＴＴＹ is Kitty once normalised; 汪星人 is taken by line 2's tag before line 3 asks for it; 猫 may
+    # repeat its own aliases.
+    path.write_text("狗\tＫＩＴＴＹ, 狗子\n柴犬\t汪星人\n狼\t汪星人, 灰狼\n猫\t喵星人, 猫咪\n", encoding="utf-8")
+    out, err = StringIO(), StringIO()
+    call_command("import_tags", str(path), stdout=out, stderr=err)
+    assert err.getvalue().splitlines() == [
+        "line 1: alias “ＫＩＴＴＹ” is an alias of another tag, “猫”; not added",
+        "line 3: alias “汪星人” is an alias of another tag, “柴犬”; not added",
+    ]
+    aliases = dict(Tag.objects.values_list("name", "aliases"))
+    assert aliases == {"猫": ["喵星人", "Kitty", "猫咪"], "狗": ["狗子"], "柴犬": ["汪星人"], "狼": ["灰狼"]}
+
+
+def test_an_edit_refuses_an_alias_that_another_active_tag_holds_as_an_alias(make_user) -> None:  # type: ignore[no-untyped-def]
+    tags_import(lines=["猫\t喵星人, Kitty", "狗", "旧\t老物件"])
+    cat, dog, old = (Tag.objects.get(name=n) for n in ("猫", "狗", "旧"))
+    editor = make_user("policy_editor")
+    with pytest.raises(ModerationError, match="Aliases: “ｋｉｔｔｙ” is an alias of another tag, “猫”."):
+        tag_update(tag=dog, user=editor, aliases=["狗子", "ｋｉｔｔｙ"])
+    dog.refresh_from_db()
+    assert dog.aliases == []
+    # The tag's own aliases, kept while others are added, are no clash; a retired tag's alias is free.
+    assert tag_update(tag=cat, user=editor, aliases=["喵星人", "Kitty", "猫咪"]).aliases == ["喵星人", "Kitty", "猫咪"]
+    tag_update(tag=old, user=editor, is_active=False)
+    assert tag_update(tag=dog, user=editor, aliases=["老物件"]).aliases == ["老物件"]
+    # ... until that tag comes back: its alias is now another's, so it stays retired.
+    with pytest.raises(ModerationError, match="Not made active again: “老物件” is an alias of another tag, “狗”."):
+        tag_update(tag=old, user=editor, is_active=True)
+    old.refresh_from_db()
+    assert not old.is_active
+
+
+def test_words_two_tags_already_share_are_listed_and_do_not_block_other_edits(make_user, client_as) -> None:  # type: ignore[no-untyped-def]
+    """Data from before the rule: the duplicates are listed for the editors (the curation screen); editing
+    either tag otherwise still works, and neither may hand the word to a third tag."""
+    from moderation.tagging.selectors import tag_words_shared
+    from moderation.tagging.services import _index_fields
+
+    tags_import(lines=["猫\t喵星人", "狗\t汪星人", "鸟", "DJ"])
+    for name, aliases in (("狗", ["汪星人", "喵星人"]), ("鸟", ["喵星人"]), ("猫", ["喵星人", "dj"])):
+        Tag.objects.filter(name=name).update(aliases=aliases, **_index_fields(name, aliases))  # as written before
+    assert tag_words_shared() == {
+        "words": [
+            {"word": "dj", "holders": [("DJ", "name"), ("猫", "alias")]},
+            {"word": "喵星人", "holders": [("狗", "alias"), ("猫", "alias"), ("鸟", "alias")]},
+        ],
+        "total": 2,
+    }
+    assert tag_words_shared(limit=1)["total"] == 2
+    screen = client_as("policy_editor").get("/tags/curation/").content.decode()
+    assert "2 words are held by more than one tag" in screen
+    assert '<a href="/tags/vocabulary/?q=%E5%96%B5%E6%98%9F%E4%BA%BA" lang="zh">“喵星人”</a>' in screen
+    # Importing a holder's own line again changes nothing and is no error; a new holder is refused.
+    again = tags_import(lines=["狗\t汪星人, 喵星人", "鱼\t喵星人"])
+    assert again.errors == ["line 2: alias “喵星人” is an alias of another tag, “狗”; not added"]
+    assert (again.unchanged, again.created) == (1, 1) and Tag.objects.get(name="鱼").aliases == []
+    editor = make_user("policy_editor")
+    dog = tag_update(tag=Tag.objects.get(name="狗"), user=editor, aliases=["汪星人", "喵星人", "狗子"])
+    assert dog.aliases == ["汪星人", "喵星人", "狗子"]
+    fish = Tag.objects.get(name="鱼")
+    with pytest.raises(ModerationError, match="“喵星人” is an alias of another tag"):
+        tag_update(tag=fish, user=editor, aliases=["喵星人"])
+    # Removing the word from all tags but one clears the list.
+    for name in ("狗", "鸟"):
+        tag = Tag.objects.get(name=name)
+        tag_update(tag=tag, user=editor, aliases=[a for a in tag.aliases if a != "喵星人"])
+    tag_update(tag=Tag.objects.get(name="猫"), user=editor, is_active=False)
+    assert tag_words_shared() == {"words": [], "total": 0}
+    assert "held by more than one tag" not in client_as("policy_editor").get("/tags/curation/").content.decode()
