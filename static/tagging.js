@@ -65,6 +65,9 @@
   document.addEventListener("keydown", (ev) => {
     const t = ev.target;
     if (t instanceof HTMLInputElement && t.matches("[data-tag-search]")) {
+      // Tags are mostly typed through an input method (pinyin): Enter while it composes a word confirms the
+      // word and is the input method's, not "add the first match".
+      if (ev.isComposing || ev.keyCode === 229) return;
       if (ev.key === "Enter") {
         ev.preventDefault();  // a typed search never submits the form
         const first = t.form && t.form.querySelector("[data-add-tag]");

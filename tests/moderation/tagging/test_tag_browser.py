@@ -61,6 +61,9 @@ def test_reviewer_accepts_rejects_adds_and_the_ranker_retrains(  # type: ignore[
     page.keyboard.press("/")
     page.keyboard.type("舞")
     page.wait_for_selector("[data-add-tag]")
+    # Enter while an input method composes the word (pinyin) is the input method's: no chip is added yet.
+    page.dispatch_event("[data-tag-search]", "keydown", {"key": "Enter", "isComposing": True, "bubbles": True})
+    assert page.locator("li.chip.added").count() == 0
     page.keyboard.press("Enter")
     assert page.locator("li.chip.added .chip-name").inner_text() == "舞蹈"
     # The search box, emptied, keeps the focus: Enter there submits (it did nothing before).
