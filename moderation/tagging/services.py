@@ -1503,6 +1503,11 @@ def tag_proposal_decide(
         tag = target or locked.nearest_tag
         if tag is None:
             raise ModerationError("Name the tag this phrase is another word for.")
+        if not tag.is_active:
+            # A retired tag is never suggested: the phrase's videos would get a tag no one may pick.
+            raise ModerationError(
+                f"“{tag.name}” is retired: make it active again in the vocabulary first, or choose an active tag."
+            )
         # The rule every alias follows (``_word_clash``), said in the curator's terms.
         owners = _word_owners([locked.name], editing=tag)
         clash = _word_clash(tag_name=tag.name, word=locked.name, as_alias=True, owners=owners)

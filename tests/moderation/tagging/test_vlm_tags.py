@@ -201,6 +201,13 @@ def test_curation_refuses_what_cannot_be(vocabulary, encode, make_user) -> None:
         services.tag_proposal_decide(proposal=proposal, user=editor, action="merge")
     with pytest.raises(ModerationError, match="Choose accept"):
         services.tag_proposal_decide(proposal=proposal, user=editor, action="delete")
+    retired = _tag("游戏")
+    Tag.objects.filter(pk=retired.pk).update(is_active=False)
+    retired.refresh_from_db()
+    with pytest.raises(ModerationError, match="retired"):
+        services.tag_proposal_decide(proposal=proposal, user=editor, action="merge", target=retired)
+    retired.refresh_from_db()
+    assert "新词" not in retired.aliases
     with pytest.raises(ModerationError, match="Tag name"):
         services.tag_proposal_decide(proposal=proposal, user=editor, action="accept", name="x" * 101)
     proposal.refresh_from_db()
