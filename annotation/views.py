@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -211,7 +212,14 @@ def tag2cot_list(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_queue(request: HttpRequest) -> HttpResponse:
     created = services.tag2cot_tasks_queue()
-    messages.success(request, f"Queued {len(created)} new Tag2CoT task(s).")
+    if not created:
+        messages.info(
+            request,
+            "No new Tag2CoT tasks: every human-labelled item whose model reasoning does not reach its label "
+            "already has a task (listed under Open or Done).",
+        )
+    else:
+        messages.success(request, f"Queued {len(created)} new Tag2CoT task{pluralize(len(created))}.")
     return redirect("annotation:tag2cot_list")
 
 
