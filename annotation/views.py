@@ -104,6 +104,15 @@ def _edit_context(
     }
     if context["can_review"] and correction is not None:
         context["review_diff"] = selectors.correction_diff_for_review(correction=correction)
+        # The label is what training reads: a revision that moves it says so beside the stage changes.
+        if correction.label != decision.label:
+            names = decision.policy_version.label_names()
+            context["review_label_change"] = {
+                "before": decision.label,
+                "before_name": names.get(decision.label, ""),
+                "after": correction.label,
+                "after_name": names.get(correction.label, ""),
+            }
     return context
 
 
