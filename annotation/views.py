@@ -156,10 +156,13 @@ def correction_edit(request: HttpRequest, decision_id: int) -> HttpResponse:
             f"by {correction.author}) already holds exactly this text.",
         )
         return redirect("annotation:correction_edit", decision_id=decision.pk)
+    what = (
+        f"{changed} stage{pluralize(changed)} changed from the model"
+        if changed
+        else f"no stage text changed from the model; label {correction.label}"
+    )
     messages.success(
-        request,
-        f"Saved revision {correction.revision} as {correction.get_status_display().lower()} "
-        f"({changed} stage(s) changed from the model).",
+        request, f"Saved revision {correction.revision} as {correction.get_status_display().lower()} ({what})."
     )
     return redirect("annotation:correction_edit", decision_id=decision.pk)
 

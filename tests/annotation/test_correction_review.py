@@ -194,3 +194,16 @@ def test_an_unchanged_label_is_not_listed_as_a_change(decision, make_user):
     )
     review = _review_section(decision, make_user("labeler"))
     assert "<ins>fixed</ins>" in review and "<del>引导私下交易</del>" not in review
+
+
+def test_the_saved_message_counts_changed_stages_in_words(decision, client_as):
+    """Seen in Chromium: "Saved revision 1 as draft (1 stage(s) changed from the model)."."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    data = {f"stage-{s['key']}": s["text"] for s in decision.cot} | {"label": "正向", "base_revision": "0"}
+    html = client.post(url, {**data, "action": "draft"}, follow=True).content.decode()
+    assert "Saved revision 1 as draft (no stage text changed from the model; label 正向)." in html
+    one = {**data, "stage-analysis": "fixed", "base_revision": "1", "action": "draft"}
+    assert "(1 stage changed from the model)." in client.post(url, one, follow=True).content.decode()
+    two = {**one, "stage-final_judgment": "fixed too", "base_revision": "2"}
+    assert "(2 stages changed from the model)." in client.post(url, two, follow=True).content.decode()
