@@ -10,6 +10,7 @@ from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -103,6 +104,15 @@ def _edit_context(
     }
     if context["can_review"] and correction is not None:
         context["review_diff"] = selectors.correction_diff_for_review(correction=correction)
+        # The label is what training reads: a revision that moves it says so beside the stage changes.
+        if correction.label != decision.label:
+            names = decision.policy_version.label_names()
+            context["review_label_change"] = {
+                "before": decision.label,
+                "before_name": names.get(decision.label, ""),
+                "after": correction.label,
+                "after_name": names.get(correction.label, ""),
+            }
     return context
 
 
@@ -146,10 +156,13 @@ def correction_edit(request: HttpRequest, decision_id: int) -> HttpResponse:
             f"by {correction.author}) already holds exactly this text.",
         )
         return redirect("annotation:correction_edit", decision_id=decision.pk)
+    what = (
+        f"{changed} stage{pluralize(changed)} changed from the model"
+        if changed
+        else f"no stage text changed from the model; label {correction.label}"
+    )
     messages.success(
-        request,
-        f"Saved revision {correction.revision} as {correction.get_status_display().lower()} "
-        f"({changed} stage(s) changed from the model).",
+        request, f"Saved revision {correction.revision} as {correction.get_status_display().lower()} ({what})."
     )
     return redirect("annotation:correction_edit", decision_id=decision.pk)
 
@@ -211,7 +224,14 @@ def tag2cot_list(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_queue(request: HttpRequest) -> HttpResponse:
     created = services.tag2cot_tasks_queue()
-    messages.success(request, f"Queued {len(created)} new Tag2CoT task(s).")
+    if not created:
+        messages.info(
+            request,
+            "No new Tag2CoT tasks: every human-labelled item whose model reasoning does not reach its label "
+            "already has a task (listed under Open or Done).",
+        )
+    else:
+        messages.success(request, f"Queued {len(created)} new Tag2CoT task{pluralize(len(created))}.")
     return redirect("annotation:tag2cot_list")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,10 +57,17 @@ class _RowError(Exception):
     pass
 
 
+_EPOCH_STRING = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
 def _timestamp(value: Any) -> datetime:
     at: datetime | None
     if isinstance(value, bool) or value in (None, ""):
         raise _RowError("missing or invalid timestamp")
+    # The schema's timestamp is a string ("ISO 8601 with timezone, or epoch seconds"): epoch seconds
+    # arrive as "1767225600" as often as 1767225600.
+    if isinstance(value, str) and _EPOCH_STRING.fullmatch(value.strip()):
+        value = float(value)
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise _RowError("invalid timestamp")

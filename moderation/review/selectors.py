@@ -242,7 +242,8 @@ def _agreement(ratings: dict[int, dict[int, str]]) -> dict[str, Any]:
 def review_agreement(*, queues: Iterable[ReviewQueue]) -> dict[str, Any]:
     """Agreement of independent reviews (non-gold), per queue and per category (the model's label).
 
-    Returns ``{"queues": [{"queue", "items", "pairs", "kappa", "alpha"}], "categories": [...]}``;
+    Returns ``{"queues": [{"queue", "items", "pairs", "kappa", "alpha"}], "categories": [...]}`` (categories
+    with at least one item reviewed twice);
     κ is the mean Cohen's κ over reviewer pairs, α Krippendorff's α (nominal).
     """
     queues = list(queues)
@@ -254,12 +255,15 @@ def review_agreement(*, queues: Iterable[ReviewQueue]) -> dict[str, Any]:
     for queue_id, decision_id, category, reviewer_id, label in rows:
         per_queue[queue_id][decision_id][reviewer_id] = label
         per_category[category or "(none)"][(queue_id, decision_id)][reviewer_id] = label
+    categories = [
+        {"category": c, **_agreement(dict(items))}  # type: ignore[arg-type]
+        for c, items in sorted(per_category.items())
+    ]
     return {
         "queues": [{"queue": q, **_agreement(dict(per_queue.get(q.pk, {})))} for q in queues],
-        "categories": [
-            {"category": c, **_agreement(dict(items))}  # type: ignore[arg-type]
-            for c, items in sorted(per_category.items())
-        ],
+        # Every queue is listed (its load is known); a category only once one of its items has two
+        # reviews, so an install with single reviews says "No item has two reviews yet." instead of rows of zeros.
+        "categories": [row for row in categories if row["items"]],
     }
 
 

@@ -297,6 +297,14 @@ pending AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
       AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine}
+      AND NOT EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
+    ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
+),
+skipped AS (
+    SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
+    WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
+      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine}
+      AND EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
     ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 pick AS (
@@ -304,6 +312,7 @@ pick AS (
         SELECT 1 AS leg, id, claimed_by_id FROM own
         UNION ALL SELECT 2, id, claimed_by_id FROM lapsed
         UNION ALL SELECT 3, id, claimed_by_id FROM pending
+        UNION ALL SELECT 4, id, claimed_by_id FROM skipped
     ) legs LIMIT 1
 ),
 claimed AS (
@@ -375,7 +384,9 @@ def review_claim_next(
       and an item claimed ahead (``review_claim_ahead``) is served after the current one.
     - At the queue's gold rate a gold item (known answer) is served instead, to score the reviewer.
     - Otherwise an item whose lease lapsed is taken back first, then the first pending item by
-      priority then deadline. Rows another transaction is claiming right now are skipped, never
+      priority then deadline. Items the user skipped come last: they return to that user only when
+      nothing else is claimable (a skip says "someone else, or later"; other reviewers see them in
+      their place). Rows another transaction is claiming right now are skipped, never
       waited on. In a queue needing N reviews, items the user already holds or reviewed are passed
       over, so their N reviews come from N different people.
 

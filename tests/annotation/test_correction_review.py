@@ -164,3 +164,46 @@ def test_the_second_labeler_sees_the_words_that_changed_not_the_whole_stage_twic
     review = html[html.index('id="correction-review"') : html.index("</section>", html.index('id="correction-review"'))]
     assert "<del>wechat</del><ins>WeChat</ins>" in review and "<ins> The title asks for a DM.</ins>" in review
     assert review.count("The speech at") < 4 and " … " in review  # the unchanged middle is elided, not repeated
+
+
+def _review_section(decision, reviewer) -> str:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(reviewer)
+    html = client.get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()
+    start = html.index('id="correction-review"')
+    return html[start : html.index("</section>", start)]
+
+
+def test_the_second_labeler_sees_a_changed_label_beside_the_changed_stages(decision, make_user):
+    """Seen in Chromium: a revision that rewrote one stage and moved the label from 夸大商品功效 to 违法犯罪 was
+    reviewed from the stage diff alone; the new label, the part training reads, was not said anywhere."""
+    _save(decision, make_user("labeler"), text="fixed analysis")  # label 正向; the model said 引导私下交易
+    review = _review_section(decision, make_user("labeler"))
+    assert "<ins>fixed</ins>" in review
+    assert "Label" in review and "<del>引导私下交易</del>" in review and "<ins>正向</ins>" in review
+
+
+def test_an_unchanged_label_is_not_listed_as_a_change(decision, make_user):
+    cot_correction_save(
+        decision=decision,
+        author=make_user("labeler"),
+        stages={"analysis": "fixed analysis"},
+        label=decision.label,
+        base_revision=0,
+        submit=True,
+    )
+    review = _review_section(decision, make_user("labeler"))
+    assert "<ins>fixed</ins>" in review and "<del>引导私下交易</del>" not in review
+
+
+def test_the_saved_message_counts_changed_stages_in_words(decision, client_as):
+    """Seen in Chromium: "Saved revision 1 as draft (1 stage(s) changed from the model)."."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    data = {f"stage-{s['key']}": s["text"] for s in decision.cot} | {"label": "正向", "base_revision": "0"}
+    html = client.post(url, {**data, "action": "draft"}, follow=True).content.decode()
+    assert "Saved revision 1 as draft (no stage text changed from the model; label 正向)." in html
+    one = {**data, "stage-analysis": "fixed", "base_revision": "1", "action": "draft"}
+    assert "(1 stage changed from the model)." in client.post(url, one, follow=True).content.decode()
+    two = {**one, "stage-final_judgment": "fixed too", "base_revision": "2"}
+    assert "(2 stages changed from the model)." in client.post(url, two, follow=True).content.decode()

@@ -84,6 +84,20 @@ def test_queue_button_and_list(policy_version, client_as):
     assert client_as("moderator").post(reverse("annotation:tag2cot_queue")).status_code == 403
 
 
+def test_queue_button_says_what_it_queued_and_why_nothing_when_nothing(policy_version, client_as):
+    """Seen in Chromium: a second press said "Queued 0 new Tag2CoT task(s)." in green, as if it had worked."""
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    ItemLabel.objects.create(video=decision.video, label="引导私下交易", source="review")
+    client = client_as("labeler")
+
+    first = client.post(reverse("annotation:tag2cot_queue"), follow=True).content.decode()
+    assert "Queued 1 new Tag2CoT task." in first
+
+    again = client.post(reverse("annotation:tag2cot_queue"), follow=True).content.decode()
+    assert "Queued 0" not in again
+    assert "No new Tag2CoT tasks" in again and "already has a task" in again
+
+
 def test_the_list_offers_write_only_for_a_task_one_may_write(policy_version, make_user):
     """A task another labeler holds was listed with "Write", which opened a page saying to pick another task."""
     from annotation.services import tag2cot_claim

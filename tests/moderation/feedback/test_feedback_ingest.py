@@ -66,6 +66,23 @@ def test_batch_with_bad_rows_accepts_the_good_ones_and_reports_each_error(integr
     assert set(FeedbackEvent.objects.values_list("event_id", flat=True)) == {"e1", "e7"}
 
 
+def test_epoch_seconds_sent_as_a_json_string_are_read_as_epoch_seconds(integration_token):
+    """The schema's timestamp is a string, "ISO 8601 with timezone, or epoch seconds"; "1767225600" was
+    refused with "timestamp is not ISO 8601 (…) or epoch seconds"."""
+    video = VideoFactory(external_id="ext-1")
+    events = [
+        {"event_id": "s1", "type": "like", "video_id": video.pk, "timestamp": "1767225600"},
+        {"event_id": "s2", "type": "like", "video_id": video.pk, "timestamp": "1767225600.5"},
+        {"event_id": "s3", "type": "like", "video_id": video.pk, "timestamp": "-5"},
+        {"event_id": "s4", "type": "like", "video_id": video.pk, "timestamp": "١٧٦٧٢٢٥٦٠٠"},
+    ]
+    body = _post(events, integration_token).json()
+    assert body["accepted"] == 2, body
+    assert [e["index"] for e in body["errors"]] == [2, 3]
+    at = FeedbackEvent.objects.get(event_id="s1").occurred_at
+    assert at.isoformat() == "2026-01-01T00:00:00+00:00"
+
+
 def test_resent_events_are_duplicates_not_double_counted(integration_token):
     VideoFactory(external_id="ext-1")
     batch = [

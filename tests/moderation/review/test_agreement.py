@@ -73,3 +73,17 @@ def test_agreement_per_queue_and_category_and_dashboard(policy_version, make_use
 
     html = client_as("moderator").get(reverse("moderation:review_agreement")).content.decode()
     assert f"{row['kappa']:.3f}" in html and f"{row['alpha']:.3f}" in html
+
+
+@pytest.mark.django_db
+def test_a_category_with_no_twice_reviewed_item_is_not_listed_and_the_dashboard_says_why(
+    policy_version, make_user, client_as
+):
+    """Seen in Chromium after the first approve of a fresh install: a row "引导私下交易 · 0 · 0 · — · —" under
+    "Agreement per category", and never the table's own "No item has two reviews yet." """
+    task = ReviewTaskFactory(decision__policy_version=policy_version, decision__label="引导私下交易", slot=0)
+    ReviewFactory(task=task, reviewer=make_user("moderator"), label="引导私下交易")
+
+    assert review_agreement(queues=[task.queue])["categories"] == []
+    html = client_as("moderator").get(reverse("moderation:review_agreement")).content.decode()
+    assert "No item has two reviews yet." in html and 'data-agreement-category="引导私下交易"' not in html

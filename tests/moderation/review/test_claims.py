@@ -10,7 +10,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from moderation.review.models import ReviewTask
-from moderation.review.services import review_claim_next, review_release, review_skip
+from moderation.review.services import review_claim_ahead, review_claim_next, review_release, review_skip
 
 pytestmark = pytest.mark.django_db
 
@@ -71,6 +71,23 @@ def test_skip_swaps_for_the_next_item(make_task, make_user):
     assert first.status == ReviewTask.Status.PENDING
     # Nothing else waiting: the reviewer keeps the item.
     assert review_skip(task=second, user=alice, reason="Conflict of interest").pk == first.pk
+
+
+def test_an_item_the_reviewer_skipped_comes_back_to_them_only_after_the_others(make_task, make_user):
+    # Seen in Chromium: a moderator skipped item A ("let another reviewer decide") and the item claimed
+    # ahead for them next was A again, while C, which no one had seen, waited.
+    a, b, c = make_task(), make_task(), make_task()
+    alice, bob = make_user("moderator"), make_user("moderator")
+    assert review_claim_next(user=alice).pk == a.pk
+    assert review_skip(task=a, user=alice, reason="Not sure: let another reviewer decide").pk == b.pk
+
+    assert review_claim_ahead(user=alice, task=b).pk == c.pk
+    # Another reviewer gets the skipped item first, as its place in the queue says.
+    assert review_claim_next(user=bob).pk == a.pk
+    review_release(task=a, user=bob)
+    # With nothing else waiting, the skipped item is served to the reviewer who skipped it.
+    review_skip(task=b, user=alice, reason="Conflict of interest")
+    assert review_claim_ahead(user=alice, task=c).pk == a.pk
 
 
 def test_logout_releases_the_users_claims(make_task, client_as, make_user):
