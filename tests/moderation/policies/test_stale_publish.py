@@ -134,7 +134,8 @@ def test_a_confirmed_stale_publish_replaces_the_active_version_and_says_so(stale
     assert _active_number(v1) == v3.number
     note = PolicyVersion.objects.get(pk=v3.pk).publish_note
     assert note.startswith(f"Published over v{v2.number}, which it was not started from (started from v{v1.number})")
-    assert f"v{v2.number}'s 1 change since v{v1.number} were replaced. Confirmed by rubric-editor." in note
+    # "1 change ... were replaced" read wrong on the version page: one change was.
+    assert f"v{v2.number}'s 1 change since v{v1.number} was replaced. Confirmed by rubric-editor." in note
     assert note.endswith("Reason: signal is handled by the new messaging rule \ufffd")
     event = AuditEvent.objects.filter(action="policy.publish").latest("pk")
     assert (event.actor, event.object_type, event.object_id) == (editor, "policyversion", str(v3.pk))
