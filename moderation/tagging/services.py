@@ -158,6 +158,11 @@ def _word_owners(words: Iterable[str], *, names: Iterable[str] = (), editing: Ta
     return owners
 
 
+def _is_own_name(name: str, alias: str) -> bool:
+    """An alias that is the tag's own name (normalised) says nothing: it is left out."""
+    return tagtext.normalise(alias) == tagtext.normalise(name)
+
+
 def _word_clash(*, tag_name: str, word: str, as_alias: bool, owners: _WordOwners) -> str | None:
     """The rule for a tag's words, for every path that names a tag or gives it an alias (import, edit,
     curation): a word is one tag's. An alias may not be another active tag's name, nor a name another
@@ -231,6 +236,9 @@ def tags_import(
     for name, aliases in parsed.items():
         kept = []
         for alias in aliases:
+            if _is_own_name(name, alias):  # "猫<TAB>猫" gave 猫 the alias 猫 and counted as new aliases
+                report.notes.append(f"line {alias_line[(name, alias)]}: “{alias}” is the tag's own name, not an alias")
+                continue
             clash = _word_clash(tag_name=name, word=alias, as_alias=True, owners=owners)
             if clash:
                 report.errors.append(f"line {alias_line[(name, alias)]}: alias {clash}; not added")
@@ -476,6 +484,8 @@ def tag_update(
         clean, problem = _parse_aliases(",".join(aliases))
         if problem:  # "alias “…”: …" (or "N aliases; …"): said once, capitalised ("Alias alias “…”" before)
             raise ModerationError(f"{problem[:1].upper()}{problem[1:]}.")
+        name_now = name if name is not None else locked.name
+        clean = [a for a in clean if not _is_own_name(name_now, a)]
         added = [a for a in clean if a not in locked.aliases]
         owners = _word_owners(added, editing=locked)
         for alias in added:

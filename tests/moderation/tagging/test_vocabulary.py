@@ -354,3 +354,22 @@ def test_a_tag_may_not_be_named_as_another_tags_alias_one_rule_for_edits_and_imp
     assert tag_update(tag=dog, user=editor, name="喵星人").name == "喵星人"
     with pytest.raises(ModerationError, match="Not made active again: “喵星人” is the name of another tag, “喵星人”."):
         tag_update(tag=cat, user=editor, is_active=True)  # ... until it comes back
+
+
+def test_a_tags_own_name_is_never_one_of_its_aliases(make_user) -> None:  # type: ignore[no-untyped-def]
+    """ "猫<TAB>猫" (a hierarchy file sent as tags) gave 猫 the alias 猫 and counted as "1 given new aliases";
+    the vocabulary then listed the tag's name among its aliases. It is left out, and the import says so."""
+    tags_import(lines=["猫\tcat"])
+
+    report = tags_import(lines=["猫\t猫, kitten"])
+
+    cat = Tag.objects.get(name="猫")
+    assert cat.aliases == ["cat", "kitten"]
+    assert "line 1: “猫” is the tag's own name, not an alias" in report.notes
+    report = tags_import(lines=["猫\t猫"])
+    assert (report.updated, report.unchanged, report.errors) == (0, 1, [])
+    cat.refresh_from_db()
+    assert cat.aliases == ["cat", "kitten"]
+
+    edited = tag_update(tag=cat, user=make_user("policy_editor"), aliases=["kitten", "猫", "cat"])
+    assert edited.aliases == ["kitten", "cat"]
