@@ -293,6 +293,10 @@ def test_policy_editors_create_and_change_tag_sets_on_the_vocabulary_screen(clie
     typo = editor.post(url, {**new, "slug": "kids", "name": "Kids", "tags": "萌宠, 不存在"})
     kept = typo.content.decode()  # a refused new set keeps what was typed, its form unfolded
     assert typo.status_code == 400 and 'value="Kids"' in kept and ">萌宠, 不存在</textarea>" in kept
+    # ... and says why inside that form: at the page's top it sat a screen's height above the boxes to fix.
+    new_form = kept.split('id="new-tag-set"')[1].split("</form>")[0]
+    assert 'role="alert"' in new_form and "Not in the vocabulary: “不存在”" in new_form
+    assert 'autofocus aria-describedby="new-tag-set-error"' in new_form
     edit = editor.post(url, {**new, "create": "", "name": "Ads (strict)", "show_threshold": "0.97"})
     assert edit.status_code == 400  # the page again, not a redirect to the stored values
     kept = edit.content.decode()  # a refused edit keeps what was typed, the reason beside that set's form
