@@ -112,6 +112,14 @@ def test_a_refused_retrain_keeps_what_the_admin_typed_beside_the_reason(settings
     assert not CascadeTraining.objects.exists()
 
 
+def test_with_no_stage1_model_the_curve_panel_does_not_describe_one(client_as) -> None:
+    # It said "From the active model's held-out (inner-fold) predictions of its 0 training items" with no model.
+    page = client_as("admin").get(reverse("moderation:cascade")).content.decode()
+
+    assert "No curve yet: train stage 1 first." in page
+    assert 'id="curve-source"' not in page and "0 training items" not in page
+
+
 def test_the_button_trains_through_a_real_worker_and_the_dashboard_shows_it_done(
     tmp_path, settings, client_as, celery_worker
 ) -> None:
