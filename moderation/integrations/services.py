@@ -49,6 +49,8 @@ def _check_rate(rate: str) -> str:
     num, _, period = rate.partition("/")
     count = row_id(num)
     max_length = Integration._meta.get_field("rate_limit").max_length or 20
+    if count is not None and count >= 1 and not period:  # "120", as "600 requests a minute" reads
+        raise ModerationError(f"Rate limit {rate!r} needs a period: {count}/min or {count}/hour.")
     if count is None or count < 1 or not period or period[0] not in "smhd" or len(rate) > max_length:
         raise ModerationError(f"Rate limit {rate!r} is not like 120/min or 5000/hour.")
     return rate
