@@ -434,11 +434,19 @@ def tag_import_run(*, import_id: int) -> TagImport:
 
 
 def _check_parent(child: Tag, parent: Tag | None) -> None:
+    """Refuse a parent that would make a loop, saying which way round: "“猫” is “动物” itself or below it"
+    left the editor to work out that the line asked to put 动物 under its own child."""
     seen = {child.pk}
     node = parent
     while node is not None:
         if node.pk in seen:
-            raise ModerationError(f"“{parent.name if parent else ''}” is “{child.name}” itself or below it.")
+            assert parent is not None
+            if parent.pk == child.pk:
+                raise ModerationError(f"“{child.name}” cannot be its own parent.")
+            raise ModerationError(
+                f"“{child.name}” cannot go under “{parent.name}”: “{parent.name}” is already below "
+                f"“{child.name}” (that would make a loop)."
+            )
         seen.add(node.pk)
         node = node.parent
         if len(seen) > 100:

@@ -53,13 +53,15 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_hierarchy_import_and_cycles() -> None:
     tags_import(lines=["动物", "猫", "狗"])
-    report = tags_import_hierarchy(lines=["猫\t动物", "狗\t动物", "动物\t猫", "鱼\t动物", "bad line"])
+    report = tags_import_hierarchy(lines=["猫\t动物", "狗\t动物", "动物\t猫", "鱼\t动物", "bad line", "狗\t狗"])
     assert Tag.objects.get(name="猫").parent.name == "动物"
     assert report.updated == 2
+    # The refusal says which way round the loop is ("“猫” is “动物” itself or below it" did not).
     assert report.errors == [
-        "line 3: “猫” is “动物” itself or below it.",
+        "line 3: “动物” cannot go under “猫”: “猫” is already below “动物” (that would make a loop).",
         "line 4: not in the vocabulary: 鱼",
         "line 5: expected “child<TAB>parent”",
+        "line 6: “狗” cannot be its own parent.",
     ]
 
 
