@@ -321,3 +321,24 @@ def test_the_policy_page_marks_the_drafts_behind_the_active_version(stale, edito
     marker = f"started from v{v1.number}; v{v2.number} is active now: publishing replaces v{v2.number}'s changes"
     assert marker in rows[str(v3.number)]
     assert "is active now" not in rows[str(fresh.number)] and "is active now" not in rows[str(v1.number)]
+
+
+def test_a_confirm_step_overtaken_by_another_publish_keeps_the_typed_reason(stale, editor, client_as):
+    # The editor confirmed replacing v2, but v4 was published meanwhile: the refusal went back to the version's
+    # top with a message and the reason they had typed was gone; it now stays in the confirm step, for v4.
+    v1, v2, v3 = stale
+    v4 = policy_version_publish(
+        version=policy_version_create_draft(policy=v1.policy, taxonomy=v2.taxonomy, by=editor, based_on=v2),
+        by=editor,
+    )
+    client = client_as("policy_editor")
+    publish_url = reverse("moderation:policy_version_publish", args=[v3.pk])
+
+    resp = client.post(publish_url, {"replaces": str(v2.number), "reason": "signal moved to the messaging rule"})
+
+    assert resp.status_code == 400
+    form = resp.content.decode().split('id="publish-confirm"')[1].split("</form>")[0]
+    assert f"you confirmed replacing v{v2.number}, but v{v4.number} is active now" in form
+    assert ">signal moved to the messaging rule</textarea>" in form
+    assert f'name="replaces" value="{v4.number}" required autofocus' in form
+    assert _active_number(v1) == v4.number
