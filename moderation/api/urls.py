@@ -1,6 +1,8 @@
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import APIRootView, DefaultRouter
 
-from moderation.api.views import DecisionViewSet, LabelViewSet, VideoViewSet
+from moderation.api.views import USER_OR_INTEGRATION_AUTH, DecisionViewSet, LabelViewSet, VideoViewSet
+from moderation.integrations.api import IsIntegration
 
 
 class WorkbenchApiRoot(APIRootView):
@@ -10,6 +12,11 @@ class WorkbenchApiRoot(APIRootView):
     "Authorization: Token <token>" (POST /api/token/). The OpenAPI schema is at /api/schema/ and
     its documentation at /api/docs/.
     """
+
+    # The endpoints it lists take an integration's token: the root answered that token with "Authentication
+    # credentials were not provided." (403), the first thing a platform's engineer tried.
+    authentication_classes = USER_OR_INTEGRATION_AUTH
+    permission_classes = [IsAuthenticated | IsIntegration]
 
     def get_view_name(self) -> str:
         return "Review workbench API"

@@ -37,9 +37,10 @@ def _dashboard_context(**refused: dict[str, str]) -> dict[str, Any]:
     return {"stats": cascade_dashboard(), "min_reviewed": settings.CASCADE_MIN_REVIEWED, "refused": refused}
 
 
-def _refused(request: HttpRequest, form: str, typed: str, exc: ModerationError) -> HttpResponse:
-    context = _dashboard_context(**{form: {"typed": typed.strip()[:40], "error": str(exc)}})
-    if context["stats"]["active_model"] is None:
+def _refused(request: HttpRequest, form: str, typed: str, exc: ModerationError, **kept: str) -> HttpResponse:
+    """``kept``: the form's other fields as typed (the training form's name, which box was refused)."""
+    context = _dashboard_context(**{form: {"typed": typed.strip()[:40], "error": str(exc), **kept}})
+    if form != "train" and context["stats"]["active_model"] is None:
         messages.error(request, str(exc))  # no model, no form to show the error beside
     return render(request, "moderation/inference/cascade.html", context, status=400)
 
@@ -47,16 +48,24 @@ def _refused(request: HttpRequest, form: str, typed: str, exc: ModerationError) 
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_train(request: HttpRequest) -> HttpResponse:
-    """Queue a stage-1 training (default queue); the dashboard shows its state until it is done."""
-    from moderation.inference.services import cascade_training_request
+    """Queue a stage-1 training (default queue); the dashboard shows its state until it is done.
+
+    A refusal shows the dashboard again with the name and target as typed and the reason beside the
+    form (as the target and threshold boxes do): a redirect put the stored values back in the boxes."""
+    from moderation.inference.services import cascade_artifact_path, cascade_training_request
 
     name = (request.POST.get("name") or "stage1").strip()
     raw = request.POST.get("threshold", "").strip()
     raw_target = request.POST.get("target_accuracy", "").strip()
     asked = timezone.now()
+    field = ""
     try:
+        field = "name"
+        cascade_artifact_path(name)
+        field = "target_accuracy"
         threshold = _threshold(raw) if raw else None
         target = _target(raw_target) if raw_target and threshold is None else None
+        field = ""  # what the service refuses now (too few labels) is about the data, not a box
         training = cascade_training_request(
             name=name,
             threshold=threshold,
@@ -64,7 +73,7 @@ def cascade_train(request: HttpRequest) -> HttpResponse:
             by=request.user,  # type: ignore[arg-type]
         )
     except ModerationError as exc:
-        messages.error(request, str(exc))
+        return _refused(request, "train", raw_target, exc, name=name[:100], field=field)
     else:
         if training.created_at >= asked:  # this click queued it
             messages.success(

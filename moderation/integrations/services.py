@@ -49,14 +49,17 @@ def _check_rate(rate: str) -> str:
     num, _, period = rate.partition("/")
     count = row_id(num)
     max_length = Integration._meta.get_field("rate_limit").max_length or 20
+    if count is not None and count >= 1 and not period:  # "120", as "600 requests a minute" reads
+        raise ModerationError(f"Rate limit {rate!r} needs a period: {count}/min or {count}/hour.")
     if count is None or count < 1 or not period or period[0] not in "smhd" or len(rate) > max_length:
         raise ModerationError(f"Rate limit {rate!r} is not like 120/min or 5000/hour.")
     return rate
 
 
 @transaction.atomic
-def integration_create(*, name: str, rate_limit: str = "") -> tuple[Integration, str]:
-    """Create an integration and return it with its token: the only time the token is readable."""
+def integration_create(*, name: str, rate_limit: str = "", by: User | None = None) -> tuple[Integration, str]:
+    """Create an integration and return it with its token: the only time the token is readable.
+    Recorded in the audit log, as a rotation is (a new credential was issued, by ``by``)."""
     name = (name or "").strip()
     if not name:
         raise ModerationError("An integration needs a name.")
@@ -67,6 +70,17 @@ def integration_create(*, name: str, rate_limit: str = "") -> tuple[Integration,
         raise ModerationError(f"An integration named “{name}” already exists.")
     token, fields = _new_token()
     integration = Integration.objects.create(name=name, rate_limit=_check_rate(rate_limit), **fields)
+    integration_changed.send(
+        sender=Integration,
+        integration=integration,
+        action="integration.create",
+        by=by,
+        payload={
+            "token_prefix": integration.token_prefix,
+            "token_expires_at": integration.token_expires_at.isoformat(),
+            "rate_limit": integration.rate_limit,
+        },
+    )
     return integration, token
 
 

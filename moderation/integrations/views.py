@@ -68,7 +68,7 @@ def integration_list(request: HttpRequest) -> HttpResponse:
 def integration_add(request: HttpRequest) -> HttpResponse:
     name, rate_limit = request.POST.get("name", ""), request.POST.get("rate_limit", "")
     try:
-        integration, token = integration_create(name=name, rate_limit=rate_limit)
+        integration, token = integration_create(name=name, rate_limit=rate_limit, by=request.user)  # type: ignore[arg-type]
     except ModerationError as exc:
         return _render_list(
             request, error=str(exc), typed={"form": "integration", "name": name, "rate_limit": rate_limit}

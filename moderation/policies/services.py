@@ -291,7 +291,8 @@ def policy_version_publish(
             )
         version.publish_note = (
             f"Published over v{active}, which it was not started from (started from {started}): "
-            f"v{active}'s {count} change{'s' if count != 1 else ''}{since} were replaced. "
+            f"v{active}'s {count} change{'s' if count != 1 else ''}{since} "
+            f"{'were' if count != 1 else 'was'} replaced. "
             f"Confirmed by {by.get_username()}." + (f" Reason: {reason}" if reason else "")  # type: ignore[union-attr]
         )
         PolicyVersion.objects.filter(pk=version.pk).update(publish_note=version.publish_note)

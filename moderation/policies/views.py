@@ -71,8 +71,17 @@ def policy_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ``?confirm=publish`` is the confirm step of such a draft's publish (a form, no JavaScript needed).
     """
     version = selectors.policy_version_get(version_id=pk)
+    return _version_page(request, version, confirm=request.GET.get("confirm") == "publish")
+
+
+def _version_page(
+    request: HttpRequest, version: PolicyVersion, *, confirm: bool, refused: str = "", reason: str = ""
+) -> HttpResponse:
+    """``refused`` and ``reason``: a confirmed publish refused because another version became active
+    meanwhile shows the confirm step again, for the version active now, with the reason as typed."""
     stale = selectors.policy_draft_staleness(draft=version)
     can_edit = request.user.has_perm(Perm.EDIT_POLICY)
+    confirming = can_edit and stale is not None and confirm
     return render(
         request,
         "moderation/policies/policy_version.html",
@@ -83,8 +92,11 @@ def policy_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_edit": can_edit,
             "default_sample": selectors.DEFAULT_IMPACT_SAMPLE,
             "stale": stale,
-            "confirming": can_edit and stale is not None and request.GET.get("confirm") == "publish",
+            "confirming": confirming,
+            "publish_refused": refused if confirming else "",
+            "typed_reason": reason if confirming else "",
         },
+        status=400 if refused and confirming else 200,
     )
 
 
@@ -191,6 +203,17 @@ def policy_version_publish(request: HttpRequest, pk: int) -> HttpResponse:
     def publish(*, version: PolicyVersion, by: Any) -> PolicyVersion:
         return services.policy_version_publish(version=version, by=by, replaces=replaces, reason=reason)
 
+    if replaces is not None:  # the confirm step: a refusal keeps the editor there, with what they typed
+        version = get_object_or_404(PolicyVersion, pk=pk)
+        try:
+            publish(version=version, by=request.user)
+        except services.StalePublishError as exc:
+            return _version_page(request, version, confirm=True, refused=str(exc), reason=reason[:1000])
+        except ModerationError as exc:
+            messages.error(request, str(exc))
+            return redirect("moderation:policy_version", pk=pk)
+        messages.success(request, f"v{version.number} is published and active; new decisions use it from now on.")
+        return redirect("moderation:policy_detail", pk=version.policy_id)
     return _make_active(request, pk, publish, "is published and active")
 
 

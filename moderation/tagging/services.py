@@ -166,6 +166,11 @@ def _word_owners(words: Iterable[str], *, names: Iterable[str] = (), editing: Ta
     return owners
 
 
+def _is_own_name(name: str, alias: str) -> bool:
+    """An alias that is the tag's own name (normalised) says nothing: it is left out."""
+    return tagtext.normalise(alias) == tagtext.normalise(name)
+
+
 def _word_clash(*, tag_name: str, word: str, as_alias: bool, owners: _WordOwners) -> str | None:
     """The rule for a tag's words, for every path that names a tag or gives it an alias (import, edit,
     curation, reactivation): a word is one tag's. An alias may not be another active tag's name nor another
@@ -241,6 +246,9 @@ def tags_import(
         kept = []
         has = set(existing[name].aliases) if name in existing else set()
         for alias in aliases:
+            if _is_own_name(name, alias):  # "猫<TAB>猫" gave 猫 the alias 猫 and counted as new aliases
+                report.notes.append(f"line {alias_line[(name, alias)]}: “{alias}” is the tag's own name, not an alias")
+                continue
             # An alias the tag has already is no new claim (as in an edit): a line repeating it is unchanged,
             # even where another tag shares the word from before the rule (the curation screen lists those).
             clash = None if alias in has else _word_clash(tag_name=name, word=alias, as_alias=True, owners=owners)
@@ -438,11 +446,19 @@ def tag_import_run(*, import_id: int) -> TagImport:
 
 
 def _check_parent(child: Tag, parent: Tag | None) -> None:
+    """Refuse a parent that would make a loop, saying which way round: "“猫” is “动物” itself or below it"
+    left the editor to work out that the line asked to put 动物 under its own child."""
     seen = {child.pk}
     node = parent
     while node is not None:
         if node.pk in seen:
-            raise ModerationError(f"“{parent.name if parent else ''}” is “{child.name}” itself or below it.")
+            assert parent is not None
+            if parent.pk == child.pk:
+                raise ModerationError(f"“{child.name}” cannot be its own parent.")
+            raise ModerationError(
+                f"“{child.name}” cannot go under “{parent.name}”: “{parent.name}” is already below "
+                f"“{child.name}” (that would make a loop)."
+            )
         seen.add(node.pk)
         node = node.parent
         if len(seen) > 100:
@@ -488,6 +504,8 @@ def tag_update(
         clean, problem = _parse_aliases(",".join(aliases))
         if problem:  # "alias “…”: …" (or "N aliases; …"): said once, capitalised ("Alias alias “…”" before)
             raise ModerationError(f"{problem[:1].upper()}{problem[1:]}.")
+        name_now = name if name is not None else locked.name
+        clean = [a for a in clean if not _is_own_name(name_now, a)]
         added = [a for a in clean if a not in locked.aliases]
         owners = _word_owners(added, editing=locked)
         for alias in added:

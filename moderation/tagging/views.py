@@ -305,8 +305,9 @@ def tag_set_save(request: HttpRequest) -> HttpResponse:
         typed = {k: post.get(k, "") for k in ("slug", "name", "description", "show_threshold")}
         typed |= {k: post.get(k, "") for k in ("preselect_threshold", "max_suggestions", "tags", "is_default")}
         if post.get("create") == "1":
-            messages.error(request, refusal)
-            context = _vocabulary_context(request, new_set_typed=typed)
+            # Beside the new set's form, far down the page (at the page's top, over the vocabulary table,
+            # the admin read it and had to scroll to the form for what to fix), as an edited set's is.
+            context = _vocabulary_context(request, new_set_typed={**typed, "error": refusal})
             return render(request, "moderation/tagging/vocabulary.html", context, status=400)
         if TagSet.objects.filter(slug=slug).exists():  # the refusal is said beside the set's own form
             context = _vocabulary_context(request, edited_set={**typed, "error": refusal})

@@ -48,6 +48,9 @@ def test_a_refused_integration_keeps_what_was_typed_and_says_why(client_as):
     assert 'id="integration-error"' in html and "is not like 120/min" in html
     assert 'value="shop-app"' in html and 'value="lots"' in html
     assert not Integration.objects.exists()
+    # A bare count, as the box's hint ("600 requests a minute") invites, was told "is not like 120/min".
+    html = client.post("/integrations/add/", {"name": "shop-app", "rate_limit": "120"}).content.decode()
+    assert "Rate limit &#x27;120&#x27; needs a period: 120/min or 120/hour." in html and 'value="120"' in html
 
 
 @pytest.mark.django_db

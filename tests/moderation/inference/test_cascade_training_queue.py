@@ -77,6 +77,49 @@ def test_the_refusals_that_need_no_training_are_said_at_once(settings, client_as
     assert client_as("moderator").post(reverse("moderation:cascade_train"), {"name": "stage1"}).status_code == 403
 
 
+def test_a_refused_retrain_keeps_what_the_admin_typed_beside_the_reason(settings, client_as) -> None:
+    # The retrain form's target box redirected after a refusal and showed the stored target again, so the
+    # admin lost what they typed and saw the reason far from the box (the other target boxes keep it).
+    admin = client_as("admin")
+
+    refused = admin.post(reverse("moderation:cascade_train"), {"name": "weekly", "target_accuracy": "0.3"})
+
+    assert refused.status_code == 400
+    form = refused.content.decode().split('id="train-form"')[1].split("</form>")[0]
+    assert 'name="name" value="weekly"' in form
+    target = form.split('name="target_accuracy"')[1].split(">")[0]
+    assert 'value="0.3"' in target and 'aria-invalid="true"' in target and "autofocus" in target
+    assert "The target accuracy must be between 0.5 and 1 (or 50 % to 100 %); “0.3” is not." in form
+    assert "Nothing was queued." in form
+
+    # A bad name marks the name box; a refusal about the data (too few labels) keeps both boxes as typed.
+    form = (
+        admin.post(reverse("moderation:cascade_train"), {"name": "../x", "target_accuracy": "85%"})
+        .content.decode()
+        .split('id="train-form"')[1]
+        .split("</form>")[0]
+    )
+    assert 'aria-invalid="true"' in form.split('name="name"')[1].split(">")[0]
+    assert 'value="85%"' in form and "letters, digits" in form
+    form = (
+        admin.post(reverse("moderation:cascade_train"), {"name": "weekly", "target_accuracy": "85%"})
+        .content.decode()
+        .split('id="train-form"')[1]
+        .split("</form>")[0]
+    )
+    assert f"at least {settings.CASCADE_MIN_TRAIN_LABELS} labelled items" in form
+    assert 'value="weekly"' in form and 'value="85%"' in form and "aria-invalid" not in form
+    assert not CascadeTraining.objects.exists()
+
+
+def test_with_no_stage1_model_the_curve_panel_does_not_describe_one(client_as) -> None:
+    # It said "From the active model's held-out (inner-fold) predictions of its 0 training items" with no model.
+    page = client_as("admin").get(reverse("moderation:cascade")).content.decode()
+
+    assert "No curve yet: train stage 1 first." in page
+    assert 'id="curve-source"' not in page and "0 training items" not in page
+
+
 def test_the_button_trains_through_a_real_worker_and_the_dashboard_shows_it_done(
     tmp_path, settings, client_as, celery_worker
 ) -> None:

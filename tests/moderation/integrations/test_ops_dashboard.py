@@ -64,3 +64,12 @@ def test_dashboard_page_renders_svg_plots_for_admins_only(client_as, policy_vers
     for role in ("moderator", "labeler", "policy_editor"):
         assert client_as(role).get("/ops/").status_code == 403
     assert Client().get("/ops/").status_code == 302
+
+
+def test_an_empty_dashboard_says_there_is_nothing_yet_instead_of_dashes_of_zero(client_as):
+    # "Reviewers kept the model's label in – of 0 reviews" and "0 of 0 items done ... after their deadline".
+    html = client_as("admin").get("/ops/").content.decode()
+
+    assert "No review of a model decision in 14 days: nothing to compare yet." in html
+    assert "No item was done in 14 days, so none late." in html
+    assert "– of 0 reviews" not in html.replace("<strong>", "").replace("</strong>", "")

@@ -201,3 +201,15 @@ def test_with_redis_unreachable_the_api_answers_without_the_rate_limit(db, monke
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Integration {token}")
     assert [client.get("/api/labels/").status_code for _ in range(4)] == [200, 200, 200, 200]
+
+
+def test_the_api_root_answers_an_integration_token_with_its_endpoints(platform):
+    # With a valid integration token the root said "Authentication credentials were not provided." (403).
+    response = platform.get("/api/", HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 200
+    assert set(response.json()) == {"videos", "decisions", "labels"}
+    anonymous = APIClient().get("/api/", HTTP_ACCEPT="application/json")
+    assert anonymous.status_code == 403
+    wrong = APIClient(HTTP_AUTHORIZATION="Integration not-a-token").get("/api/", HTTP_ACCEPT="application/json")
+    assert wrong.status_code == 403 and wrong.json()["detail"] == "Invalid integration token."  # as /api/videos/

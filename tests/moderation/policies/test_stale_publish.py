@@ -134,7 +134,8 @@ def test_a_confirmed_stale_publish_replaces_the_active_version_and_says_so(stale
     assert _active_number(v1) == v3.number
     note = PolicyVersion.objects.get(pk=v3.pk).publish_note
     assert note.startswith(f"Published over v{v2.number}, which it was not started from (started from v{v1.number})")
-    assert f"v{v2.number}'s 1 change since v{v1.number} were replaced. Confirmed by rubric-editor." in note
+    # "1 change ... were replaced" read wrong on the version page: one change was.
+    assert f"v{v2.number}'s 1 change since v{v1.number} was replaced. Confirmed by rubric-editor." in note
     assert note.endswith("Reason: signal is handled by the new messaging rule \ufffd")
     event = AuditEvent.objects.filter(action="policy.publish").latest("pk")
     assert (event.actor, event.object_type, event.object_id) == (editor, "policyversion", str(v3.pk))
@@ -320,3 +321,24 @@ def test_the_policy_page_marks_the_drafts_behind_the_active_version(stale, edito
     marker = f"started from v{v1.number}; v{v2.number} is active now: publishing replaces v{v2.number}'s changes"
     assert marker in rows[str(v3.number)]
     assert "is active now" not in rows[str(fresh.number)] and "is active now" not in rows[str(v1.number)]
+
+
+def test_a_confirm_step_overtaken_by_another_publish_keeps_the_typed_reason(stale, editor, client_as):
+    # The editor confirmed replacing v2, but v4 was published meanwhile: the refusal went back to the version's
+    # top with a message and the reason they had typed was gone; it now stays in the confirm step, for v4.
+    v1, v2, v3 = stale
+    v4 = policy_version_publish(
+        version=policy_version_create_draft(policy=v1.policy, taxonomy=v2.taxonomy, by=editor, based_on=v2),
+        by=editor,
+    )
+    client = client_as("policy_editor")
+    publish_url = reverse("moderation:policy_version_publish", args=[v3.pk])
+
+    resp = client.post(publish_url, {"replaces": str(v2.number), "reason": "signal moved to the messaging rule"})
+
+    assert resp.status_code == 400
+    form = resp.content.decode().split('id="publish-confirm"')[1].split("</form>")[0]
+    assert f"you confirmed replacing v{v2.number}, but v{v4.number} is active now" in form
+    assert ">signal moved to the messaging rule</textarea>" in form
+    assert f'name="replaces" value="{v4.number}" required autofocus' in form
+    assert _active_number(v1) == v4.number

@@ -53,13 +53,15 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_hierarchy_import_and_cycles() -> None:
     tags_import(lines=["动物", "猫", "狗"])
-    report = tags_import_hierarchy(lines=["猫\t动物", "狗\t动物", "动物\t猫", "鱼\t动物", "bad line"])
+    report = tags_import_hierarchy(lines=["猫\t动物", "狗\t动物", "动物\t猫", "鱼\t动物", "bad line", "狗\t狗"])
     assert Tag.objects.get(name="猫").parent.name == "动物"
     assert report.updated == 2
+    # The refusal says which way round the loop is ("“猫” is “动物” itself or below it" did not).
     assert report.errors == [
-        "line 3: “猫” is “动物” itself or below it.",
+        "line 3: “动物” cannot go under “猫”: “猫” is already below “动物” (that would make a loop).",
         "line 4: not in the vocabulary: 鱼",
         "line 5: expected “child<TAB>parent”",
+        "line 6: “狗” cannot be its own parent.",
     ]
 
 
@@ -293,6 +295,10 @@ def test_policy_editors_create_and_change_tag_sets_on_the_vocabulary_screen(clie
     typo = editor.post(url, {**new, "slug": "kids", "name": "Kids", "tags": "萌宠, 不存在"})
     kept = typo.content.decode()  # a refused new set keeps what was typed, its form unfolded
     assert typo.status_code == 400 and 'value="Kids"' in kept and ">萌宠, 不存在</textarea>" in kept
+    # ... and says why inside that form: at the page's top it sat a screen's height above the boxes to fix.
+    new_form = kept.split('id="new-tag-set"')[1].split("</form>")[0]
+    assert 'role="alert"' in new_form and "Not in the vocabulary: “不存在”" in new_form
+    assert 'autofocus aria-describedby="new-tag-set-error"' in new_form
     edit = editor.post(url, {**new, "create": "", "name": "Ads (strict)", "show_threshold": "0.97"})
     assert edit.status_code == 400  # the page again, not a redirect to the stored values
     kept = edit.content.decode()  # a refused edit keeps what was typed, the reason beside that set's form
@@ -433,3 +439,22 @@ def test_words_two_tags_already_share_are_listed_and_do_not_block_other_edits(ma
     tag_update(tag=Tag.objects.get(name="猫"), user=editor, is_active=False)
     assert tag_words_shared() == {"words": [], "total": 0}
     assert "held by more than one tag" not in client_as("policy_editor").get("/tags/curation/").content.decode()
+
+
+def test_a_tags_own_name_is_never_one_of_its_aliases(make_user) -> None:  # type: ignore[no-untyped-def]
+    """ "猫<TAB>猫" (a hierarchy file sent as tags) gave 猫 the alias 猫 and counted as "1 given new aliases";
+    the vocabulary then listed the tag's name among its aliases. It is left out, and the import says so."""
+    tags_import(lines=["猫\tcat"])
+
+    report = tags_import(lines=["猫\t猫, kitten"])
+
+    cat = Tag.objects.get(name="猫")
+    assert cat.aliases == ["cat", "kitten"]
+    assert "line 1: “猫” is the tag's own name, not an alias" in report.notes
+    report = tags_import(lines=["猫\t猫"])
+    assert (report.updated, report.unchanged, report.errors) == (0, 1, [])
+    cat.refresh_from_db()
+    assert cat.aliases == ["cat", "kitten"]
+
+    edited = tag_update(tag=cat, user=make_user("policy_editor"), aliases=["kitten", "猫", "cat"])
+    assert edited.aliases == ["kitten", "cat"]
