@@ -100,18 +100,28 @@ def _webhooks() -> Iterable[Metric]:
     deliveries = GaugeMetricFamily("workbench_webhook_deliveries", "Webhook deliveries by status", labels=["status"])
     for status in WebhookDelivery.Status.values:
         deliveries.add_metric([status], by_status.get(status, 0))
-    oldest_waiting = WebhookDelivery.objects.filter(status__in=WAITING).aggregate(at=Min("event__created_at"))["at"]
+    # A delivery to an endpoint or integration switched off is held (nothing is sent until it is on again): it is
+    # counted on its own, and does not age the lag, which would otherwise page on-call for a platform's choice.
+    sendable = Q(endpoint__is_active=True, endpoint__integration__is_active=True)
+    waiting = WebhookDelivery.objects.filter(status__in=WAITING).aggregate(
+        at=Min("event__created_at", filter=sendable), held=Count("id", filter=~sendable)
+    )
     lag = GaugeMetricFamily(
         "workbench_webhook_delivery_lag_seconds",
-        "Age of the oldest event not yet delivered to an endpoint (0: none waiting)",
+        "Age of the oldest event not yet delivered to an active endpoint (0: none waiting; held ones not counted)",
     )
-    lag.add_metric([], (now - oldest_waiting).total_seconds() if oldest_waiting else 0.0)
+    lag.add_metric([], (now - waiting["at"]).total_seconds() if waiting["at"] else 0.0)
+    held = GaugeMetricFamily(
+        "workbench_webhook_deliveries_held",
+        "Deliveries waiting because their endpoint or integration is switched off (sent once it is on again)",
+    )
+    held.add_metric([], waiting["held"])
     outbox = OutboxEvent.objects.filter(dispatched_at__isnull=True).aggregate(n=Count("id"), at=Min("created_at"))
     undispatched = GaugeMetricFamily("workbench_outbox_undispatched", "Outbox events not fanned out yet")
     undispatched.add_metric([], outbox["n"])
     outbox_age = GaugeMetricFamily("workbench_outbox_oldest_age_seconds", "Age of the oldest undispatched event")
     outbox_age.add_metric([], (now - outbox["at"]).total_seconds() if outbox["at"] else 0.0)
-    yield from (deliveries, lag, undispatched, outbox_age)
+    yield from (deliveries, lag, held, undispatched, outbox_age)
 
 
 def _media() -> Iterable[Metric]:

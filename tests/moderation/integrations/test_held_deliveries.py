@@ -160,3 +160,41 @@ def test_an_integration_switched_off_holds_its_deliveries_and_its_switch_updates
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         client.post(url, {"to": "on"}, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=csrf)
     assert _queued(callbacks) == []
+
+
+def _metric(text: str, name: str) -> float:
+    return float(next(line for line in text.splitlines() if line.startswith(name + " ")).split()[1])
+
+
+def test_held_deliveries_are_counted_apart_and_do_not_age_the_delivery_lag_metric(platform, other_platform, settings):
+    """An endpoint switched off holds its deliveries for as long as its platform likes: /metrics' lag (what on-call
+    alerts on) counted them, so one switched-off platform paged every hour. The lag is now that of deliveries that can
+    go out; held ones are a gauge of their own."""
+    settings.METRICS_TOKEN = "scrape-secret"
+    off, _ = webhook_endpoint_create(
+        integration=platform.integration, url="http://127.0.0.1:9/off", event_types=["model.promoted"]
+    )
+    on, _ = webhook_endpoint_create(
+        integration=other_platform.integration, url="http://127.0.0.1:9/on", event_types=["model.promoted"]
+    )
+    _promote(1)
+    WebhookEndpoint.objects.filter(pk=off.pk).update(is_active=False)
+    WebhookDelivery.objects.filter(endpoint=off).update(status=WebhookDelivery.Status.RETRYING)
+    from moderation.integrations.models import OutboxEvent
+
+    OutboxEvent.objects.update(created_at=timezone.now() - timezone.timedelta(hours=3))
+
+    def scrape() -> str:
+        return Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret").content.decode()
+
+    text = scrape()
+    assert _metric(text, "workbench_webhook_deliveries_held") == 1.0
+    assert 3 * 3600 - 60 < _metric(text, "workbench_webhook_delivery_lag_seconds") < 3 * 3600 + 600  # the active one
+    WebhookDelivery.objects.filter(endpoint=on).update(status=WebhookDelivery.Status.DELIVERED)
+    text = scrape()
+    assert _metric(text, "workbench_webhook_delivery_lag_seconds") == 0.0  # only the held one waits
+    assert _metric(text, "workbench_webhook_deliveries_held") == 1.0
+    platform.integration.is_active = False  # a switched-off integration holds too, whatever its endpoint says
+    platform.integration.save(update_fields=["is_active"])
+    WebhookEndpoint.objects.filter(pk=off.pk).update(is_active=True)
+    assert _metric(scrape(), "workbench_webhook_deliveries_held") == 1.0
