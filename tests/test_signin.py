@@ -56,3 +56,20 @@ def test_an_office_behind_one_address_signing_in_is_not_paused_by_its_successes(
     Client(REMOTE_ADDR=office).post("/login/", {"username": names[0], "password": "typo"})  # the fifth
     refused = Client(REMOTE_ADDR=office).post("/login/", {"username": names[1], "password": PASSWORD})
     assert "Too many wrong passwords from here" in refused.content.decode()
+
+
+@pytest.mark.parametrize("url", ["/login/", "/admin/login/"])
+def test_a_post_without_a_password_does_not_clear_the_accounts_count_of_wrong_passwords(make_user, url):
+    """The form's clean ran even when the password field was empty (a field error): no password was checked, yet
+    it counted as a success and cleared the account's count, so a guesser sending an empty password after every
+    nine guesses was never paused. Only a sign-in that really succeeded clears it."""
+    name = f"guessed-{uuid.uuid4().hex[:8]}"
+    make_user("admin", username=name, password=PASSWORD, is_staff=True)
+    guesser = Client(REMOTE_ADDR=_address())
+    for i in range(10):
+        guesser.post(url, {"username": name, "password": f"guess-{i}"})
+        if i == 8:
+            assert guesser.post(url, {"username": name, "password": ""}).status_code == 200  # the field is required
+    refused = guesser.post(url, {"username": name, "password": PASSWORD})
+    assert "Too many wrong passwords from here" in refused.content.decode()
+    assert "_auth_user_id" not in guesser.session

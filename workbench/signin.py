@@ -120,7 +120,10 @@ class _Throttled:
             if getattr(exc, "code", None) == "invalid_login":
                 signin_failed(username=username, address=address)
             raise
-        signin_succeeded(username=username, address=address)
+        if self.get_user() is not None:  # type: ignore[attr-defined]
+            # Only a checked password clears the count: with a field missing (an empty password) Django's clean
+            # checks nothing, and clearing then let a guesser reset the count after every nine guesses.
+            signin_succeeded(username=username, address=address)
         return cleaned
 
 
