@@ -73,3 +73,20 @@ def test_a_post_without_a_password_does_not_clear_the_accounts_count_of_wrong_pa
     refused = guesser.post(url, {"username": name, "password": PASSWORD})
     assert "Too many wrong passwords from here" in refused.content.decode()
     assert "_auth_user_id" not in guesser.session
+
+
+def test_a_nul_in_the_sign_in_form_is_said_on_its_field_with_the_page_kept(make_user):
+    """Without the page script (which says it before sending), a NUL in the username gave the generic 400 page;
+    the sign-in form now says it beside the rest of the page, like every other form, and checks no password."""
+    name = f"nul-{uuid.uuid4().hex[:8]}"
+    make_user("moderator", username=name, password=PASSWORD)
+    client = Client(REMOTE_ADDR=_address())
+    page = client.post("/login/", {"username": name + "\x00", "password": PASSWORD}, HTTP_ACCEPT="text/html")
+    html = page.content.decode()
+    assert page.status_code == 200 and "Username: This contains a NUL character" in html
+    assert '<input type="hidden" name="next"' in html and "_auth_user_id" not in client.session
+    empty = client.post("/login/", {"username": name, "password": ""}).content.decode()
+    assert "Password: This field is required." in empty and "Wrong username or password." not in empty
+    wrong = client.post("/login/", {"username": name, "password": "nope"}).content.decode()
+    assert "Wrong username or password." in wrong
+    assert client.post("/login/", {"username": name, "password": PASSWORD}).status_code == 302

@@ -26,6 +26,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from redis.exceptions import RedisError
 
+from workbench.forms import NulCheckedForm
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -127,7 +129,7 @@ class _Throttled:
         return cleaned
 
 
-class SignInForm(_Throttled, AuthenticationForm):
+class SignInForm(NulCheckedForm, _Throttled, AuthenticationForm):
     error_messages = {**AuthenticationForm.error_messages, "invalid_login": "Wrong username or password."}
 
 

@@ -5,13 +5,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from workbench import views
+from workbench.forms import nul_checked_by_form
 from workbench.signin import AdminSignInForm, SignInForm
 
 admin.site.login_form = AdminSignInForm
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(authentication_form=SignInForm), name="login"),
+    path("login/", nul_checked_by_form(auth_views.LoginView.as_view(authentication_form=SignInForm)), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
