@@ -128,31 +128,24 @@ def test_a_refused_vocabulary_edit_names_the_row_it_was_for(client_as) -> None: 
     assert soup.parent_id is None
 
 
-def test_the_vocabulary_form_refuses_an_alias_that_is_another_tags_name(client_as) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    ("lines", "aliases", "refusal"),
+    [
+        (["汤", "湖"], "汤水, 湖", "“湖” is the name of another tag, “湖”."),
+        (["汤", "羹\t浓汤"], "汤水, 濃湯, 浓汤", "“浓汤” is an alias of another tag, “羹”."),
+    ],
+    ids=["another-tags-name", "another-tags-alias"],
+)
+def test_the_vocabulary_form_refuses_an_alias_another_tag_holds(client_as, lines, aliases, refusal) -> None:  # type: ignore[no-untyped-def]
     from moderation.tagging.models import Tag
 
-    tags_import(lines=["汤", "湖"])
+    tags_import(lines=lines)
     soup = Tag.objects.get(name="汤")
     response = client_as("policy_editor").post(
         f"/tags/vocabulary/{soup.pk}/",
-        {"name": "汤", "aliases": "汤水, 湖", "parent": "", "is_active": "on", "seen": soup.edit_token},
+        {"name": "汤", "aliases": aliases, "parent": "", "is_active": "on", "seen": soup.edit_token},
         follow=True,
     )
-    assert "“汤” was not saved: Aliases: “湖” is the name of another tag, “湖”." in response.content.decode()
-    soup.refresh_from_db()
-    assert soup.aliases == []
-
-
-def test_the_vocabulary_form_refuses_an_alias_that_another_tag_holds_as_an_alias(client_as) -> None:  # type: ignore[no-untyped-def]
-    from moderation.tagging.models import Tag
-
-    tags_import(lines=["汤", "羹\t浓汤"])
-    soup = Tag.objects.get(name="汤")
-    response = client_as("policy_editor").post(
-        f"/tags/vocabulary/{soup.pk}/",
-        {"name": "汤", "aliases": "汤水, 濃湯, 浓汤", "parent": "", "is_active": "on", "seen": soup.edit_token},
-        follow=True,
-    )
-    assert "“汤” was not saved: Aliases: “浓汤” is an alias of another tag, “羹”." in response.content.decode()
+    assert f"“汤” was not saved: Aliases: {refusal}" in response.content.decode()
     soup.refresh_from_db()
     assert soup.aliases == []
