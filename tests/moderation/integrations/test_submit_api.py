@@ -213,3 +213,14 @@ def test_the_api_root_answers_an_integration_token_with_its_endpoints(platform):
     assert anonymous.status_code == 403
     wrong = APIClient(HTTP_AUTHORIZATION="Integration not-a-token").get("/api/", HTTP_ACCEPT="application/json")
     assert wrong.status_code == 403 and wrong.json()["detail"] == "Invalid integration token."  # as /api/videos/
+
+
+def test_an_integration_token_reads_the_openapi_schema_of_the_api_it_calls(platform):
+    # /api/ took the token, /api/schema/ refused it (403): a platform could not read the API's description.
+    response = platform.get("/api/schema/", HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 200, response.content
+    assert "/api/videos/" in response.json()["paths"]
+    assert APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").status_code in (401, 403)
+    wrong = APIClient(HTTP_AUTHORIZATION="Integration not-a-token").get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert wrong.status_code in (401, 403) and wrong.json()["detail"] == "Invalid integration token."
