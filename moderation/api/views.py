@@ -153,6 +153,12 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         parameters=[IDEMPOTENCY_KEY],
         responses={
             201: VideoSerializer,
+            200: OpenApiResponse(
+                VideoSerializer,
+                description="an integration sent these bytes before: its earlier video, plus `duplicate_of` "
+                "(`id`, `external_id`: the video as you know it) and `detail` (which of this request's fields "
+                "were not recorded; the video keeps what was sent first)",
+            ),
             400: OpenApiResponse(description="no file and no path, a path outside MEDIA_IMPORT_ROOTS, …"),
             422: OpenApiResponse(description="the Idempotency-Key was used for a different request"),
             429: OpenApiResponse(description="over the integration's rate limit (see Retry-After)"),
@@ -186,7 +192,11 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         except ModerationError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         video = videos_with_external_id(integration=integration, qs=Video.objects.filter(pk=submitted.video.pk)).get()
-        response = Response(VideoSerializer(video, context=self.get_serializer_context()).data, status=submitted.status)
+        body = VideoSerializer(video, context=self.get_serializer_context()).data
+        if submitted.copy_of is not None:
+            body["duplicate_of"] = {"id": video.pk, "external_id": submitted.copy_of.external_id}
+            body["detail"] = submitted.copy_notice
+        response = Response(body, status=submitted.status)
         if submitted.replayed:
             response["Idempotent-Replayed"] = "true"
         return response
