@@ -194,7 +194,8 @@ def tags_import(
 ) -> ImportReport:
     """Add the tags of a vocabulary file: one tag per line, ``name`` or ``name<TAB>alias, alias``.
 
-    Every line that cannot be a tag (blank, a NUL or control character, longer than 100 characters)
+    Every line that cannot be a tag (blank, a NUL or control character, longer than 100 characters, more
+    than two tab-separated columns)
     is reported as ``line N: why`` and skipped; the rest is imported. A name seen twice is one tag
     (the later line's aliases are added to it, and the line is noted). A name already in the
     vocabulary gets the new aliases only. An alias that is another active tag's name or alias (normalised;
@@ -211,6 +212,14 @@ def tags_import(
         problem = "blank line" if not name else tagtext.tag_name_problem(name)
         if problem:
             report.errors.append(f"line {number}: {problem}")
+            continue
+        columns = sum(1 for column in line.split("\t") if column.strip())
+        if columns > 2:  # the tab inside the alias column was reported as "a control character"
+            extra = "an extra tab" if columns == 3 else f"{columns - 2} extra tabs"
+            report.errors.append(
+                f"line {number}: {columns} columns ({extra}); a line is “name” or “name<TAB>alias, alias”, "
+                "aliases separated by commas"
+            )
             continue
         aliases, alias_problem = _parse_aliases(alias_part)
         if alias_problem:

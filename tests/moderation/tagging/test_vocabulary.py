@@ -458,3 +458,16 @@ def test_a_tags_own_name_is_never_one_of_its_aliases(make_user) -> None:  # type
 
     edited = tag_update(tag=cat, user=make_user("policy_editor"), aliases=["kitten", "猫", "cat"])
     assert edited.aliases == ["kitten", "cat"]
+
+
+def test_a_line_with_extra_tabs_is_reported_as_too_many_columns_on_its_line() -> None:
+    """ "猫<TAB>cat<TAB>kitty" (a spreadsheet with one column too many) was reported as "alias “cat	kitty”:
+    contains a control character or a lone surrogate": the tab read as a stray byte, not as a column."""
+    report = tags_import(lines=["美食\t吃的", "猫\tcat\tkitty", "狗\tdog\t\t汪星人\t", "鱼\t\tfish\t"])
+
+    assert report.errors == [
+        "line 2: 3 columns (an extra tab); a line is “name” or “name<TAB>alias, alias”, aliases separated by commas",
+        "line 3: 3 columns (an extra tab); a line is “name” or “name<TAB>alias, alias”, aliases separated by commas",
+    ]
+    # Empty columns (a trailing tab, two tabs in a row) say nothing more: as before, the line is used.
+    assert sorted(Tag.objects.values_list("name", "aliases")) == [("美食", ["吃的"]), ("鱼", ["fish"])]
