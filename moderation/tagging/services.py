@@ -254,6 +254,12 @@ def tags_import(
     for name, aliases in parsed.items():
         kept = []
         has = set(existing[name].aliases) if name in existing else set()
+        # "Kitty" and "kitty" (on one line, two lines, or the tag's alias and a line's) are one alias: the first kept.
+        aliases, repeats = tagtext.alias_repeats(aliases, held=existing[name].aliases if name in existing else ())
+        for alias, first in repeats:
+            report.notes.append(
+                f"line {alias_line[(name, alias)]}: “{alias}” is the alias “{first}” again ({tagtext.ALIAS_REPEAT_WHY}); kept once"
+            )
         for alias in aliases:
             if _is_own_name(name, alias):  # "猫<TAB>猫" gave 猫 the alias 猫 and counted as new aliases
                 report.notes.append(f"line {alias_line[(name, alias)]}: “{alias}” is the tag's own name, not an alias")
@@ -300,6 +306,7 @@ def tags_import(
     report.created = len(created)
     if created:
         enqueue("moderation.tagging.tasks.embed_tags")
+    report.notes.sort(key=lambda note: int(note.split(":")[0].split()[1]))  # in line order, as the errors
     return report
 
 
@@ -515,6 +522,7 @@ def tag_update(
             raise ModerationError(f"{problem[:1].upper()}{problem[1:]}.")
         name_now = name if name is not None else locked.name
         clean = [a for a in clean if not _is_own_name(name_now, a)]
+        clean, _repeats = tagtext.alias_repeats(clean)  # the view says which (``alias_repeats`` again)
         added = [a for a in clean if a not in locked.aliases]
         owners = _word_owners(added, editing=locked)
         for alias in added:

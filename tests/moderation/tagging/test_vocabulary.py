@@ -471,3 +471,34 @@ def test_a_line_with_extra_tabs_is_reported_as_too_many_columns_on_its_line() ->
     ]
     # Empty columns (a trailing tab, two tabs in a row) say nothing more: as before, the line is used.
     assert sorted(Tag.objects.values_list("name", "aliases")) == [("美食", ["吃的"]), ("鱼", ["fish"])]
+
+
+def test_aliases_differing_only_in_case_or_width_are_one_alias_and_the_import_and_edit_say_so(client_as) -> None:  # type: ignore[no-untyped-def]
+    """ "Kitty" and "kitty" were both kept on one tag, though a video's text is matched normalised (NFKC, lower
+    case): one word listed twice. The first spelling is kept; the import notes the line, the edit says so."""
+    from django.urls import reverse
+
+    report = tags_import(lines=["猫\tKitty, kitty, 喵", "猫\tＫＩＴＴＹ, cat"])
+
+    cat = Tag.objects.get(name="猫")
+    assert cat.aliases == ["Kitty", "喵", "cat"]
+    assert report.notes == [
+        "line 1: “kitty” is the alias “Kitty” again (aliases match ignoring case and width); kept once",
+        "line 2: “猫” repeats line 1; kept as one tag",
+        "line 2: “ＫＩＴＴＹ” is the alias “Kitty” again (aliases match ignoring case and width); kept once",
+    ]
+    again = tags_import(lines=["猫\tKITTY"])  # against the aliases the tag has
+    assert again.unchanged == 1 and again.notes == [
+        "line 1: “KITTY” is the alias “Kitty” again (aliases match ignoring case and width); kept once"
+    ]
+
+    editor = client_as("policy_editor")
+    page = editor.post(
+        reverse("moderation:tag_edit", args=[cat.pk]),
+        {"name": "猫", "aliases": "Kitty, 喵, KITTY, cat, Cat", "is_active": "on", "seen": cat.edit_token},
+        follow=True,
+    ).content.decode()
+    cat.refresh_from_db()
+    assert cat.aliases == ["Kitty", "喵", "cat"]
+    assert "Saved “猫”. “KITTY” is the alias “Kitty” again, “Cat” the alias “cat” again" in page
+    assert "(aliases match ignoring case and width): kept once." in page
