@@ -443,6 +443,7 @@ def tag_import_run(*, import_id: int) -> TagImport:
             job.version, job.summary = report.version, summary[:300]
             job.created, job.updated, job.unchanged = report.created, report.updated, report.unchanged
             job.problems = report.problems(decode_errors)
+            job.notes = report.notes
             job.status, job.finished_at, job.content = TagImport.Status.DONE, timezone.now(), b""
             job.save()
     except ModerationError as exc:

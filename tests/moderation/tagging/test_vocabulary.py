@@ -502,3 +502,31 @@ def test_aliases_differing_only_in_case_or_width_are_one_alias_and_the_import_an
     assert cat.aliases == ["Kitty", "喵", "cat"]
     assert "Saved “猫”. “KITTY” is the alias “Kitty” again, “Cat” the alias “cat” again" in page
     assert "(aliases match ignoring case and width): kept once." in page
+
+
+def test_an_import_from_the_screen_shows_its_notes_as_well_as_its_skipped_lines(
+    client_as, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    """Notes ("line 1: “猫” is the tag's own name, not an alias") reached only `manage.py import_tags`: the
+    screen said "1 tag created" and nothing about the line that was used differently from how it was written."""
+    from django.urls import reverse
+
+    from moderation.tagging.models import TagImport
+    from moderation.tagging.tasks import import_vocabulary
+
+    client = client_as("policy_editor")
+    lines = "猫\t猫, cat\n狗\tdog\tpuppy\n猫\tCat\n"
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(reverse("moderation:tag_import"), {"kind": "tags", "lines": lines})
+    job = TagImport.objects.get()
+    assert import_vocabulary(job.pk) == "done"
+
+    text = client.get(reverse("moderation:tag_vocabulary") + "?part=imports", HTTP_HX_REQUEST="true").content.decode()
+    assert "1 line skipped" in text and "Skipped line 2: 3 columns (an extra tab)" in text
+    assert "3 notes" in text
+    for note in (
+        "line 1: “猫” is the tag's own name, not an alias",
+        "line 3: “猫” repeats line 1; kept as one tag",
+        "line 3: “Cat” is the alias “cat” again (aliases match ignoring case and width); kept once",
+    ):
+        assert f"<li>{note}</li>".replace("'", "&#x27;") in text, note
