@@ -120,7 +120,15 @@ class _IntegrationAwareViewSet(viewsets.GenericViewSet):
 
 @extend_schema_view(
     list=extend_schema(
-        parameters=[OpenApiParameter("tag", str, description="only videos a reviewer tagged with this tag name")]
+        parameters=[
+            OpenApiParameter("tag", str, description="only videos a reviewer tagged with this tag name"),
+            OpenApiParameter(
+                "external_id",
+                str,
+                description="only the video with this external id: a platform's own id for it (never another "
+                "platform's); for a user, the workbench's (uploads, manifests, imports)",
+            ),
+        ]
     )
 )
 class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _IntegrationAwareViewSet):
@@ -137,7 +145,11 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         if tag:
             qs = qs.filter(tags__tag__name=tag)
         integration = request_integration(self.request)
-        return videos_with_external_id(integration=integration, qs=self._visible(qs, field="pk"))
+        shown: QuerySet[Any] = videos_with_external_id(integration=integration, qs=self._visible(qs, field="pk"))
+        external_id = self.request.query_params.get("external_id", "").strip() if self.action == "list" else ""
+        if external_id:  # the id the caller is shown (``videos_with_external_id``): a platform's own, else ours
+            shown = shown.filter(shown_external_id=external_id)
+        return shown
 
     def get_serializer_class(self) -> Any:
         if self.action == "retrieve":

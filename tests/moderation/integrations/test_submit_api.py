@@ -252,3 +252,23 @@ def test_the_same_bytes_sent_again_say_they_are_a_copy_of_the_platforms_earlier_
     )
     replay = _submit(platform, key="k-copy", title="Cat video", external_id="p-1")
     assert replay.status_code == 200 and replay.json() == keyed.json() and replay["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_video_list_filters_by_external_id_each_caller_its_own(platform, other_platform, client_as):  # type: ignore[no-untyped-def]
+    """?external_id= was ignored: a platform looking up its id "p-1" got every video it had sent."""
+    mine = _submit(platform, external_id="p-1").json()["id"]
+    _submit(platform, external_id="p-2", payload=PAYLOAD + b"2")
+    theirs = _submit(other_platform, external_id="p-1", payload=PAYLOAD + b"3").json()["id"]
+    imported = VideoFactory(external_id="m-1")  # the workbench's own namespace (a manifest import)
+
+    def ids(client, value):  # type: ignore[no-untyped-def]
+        return [v["id"] for v in client.get("/api/videos/", {"external_id": value}).json()["results"]]
+
+    assert ids(platform, "p-1") == [mine] and ids(other_platform, "p-1") == [theirs]
+    assert ids(other_platform, "p-2") == []  # another platform's id names nothing of its own
+    assert ids(platform, "m-1") == []
+    assert len(ids(platform, "")) == 2  # empty: no filter
+    moderator = client_as("moderator")  # a user's list: the workbench's own ids (a platform's are its own)
+    assert [v["id"] for v in moderator.get("/api/videos/", {"external_id": "m-1"}).json()["results"]] == [imported.pk]
+    assert moderator.get("/api/videos/", {"external_id": "p-1"}).json()["results"] == []
