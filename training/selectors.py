@@ -138,6 +138,11 @@ def evaluation_get(*, pk: int) -> EvaluationRun:
     return get_object_or_404(EvaluationRun.objects.select_related("model_version", "policy_version__policy"), pk=pk)
 
 
+def evaluation_find(*, pk: int) -> EvaluationRun | None:
+    """The run, or None when no run has that id (a compare link to a deleted or mistyped run)."""
+    return EvaluationRun.objects.select_related("model_version", "policy_version__policy").filter(pk=pk).first()
+
+
 def evaluation_runs_ahead(*, run: EvaluationRun) -> int:
     """Evaluations queued or running that were started before ``run``: the inference worker takes them
     one at a time, in order, so a queued run waits for these (the screen says so instead of a bare

@@ -310,8 +310,11 @@ def evaluation_compare(request: HttpRequest) -> HttpResponse:
     if a_id == b_id:
         messages.error(request, f"Evaluation {a_id} is both A and B: pick two different evaluations to compare.")
         return redirect(reverse("training:model_list") + "#evaluations")
-    a = selectors.evaluation_get(pk=a_id)
-    b = selectors.evaluation_get(pk=b_id)
+    a, b = selectors.evaluation_find(pk=a_id), selectors.evaluation_find(pk=b_id)
+    if a is None or b is None:  # it was the bare "There is nothing at this address" page
+        missing = f"{a_id} (A)" if a is None else f"{b_id} (B)"
+        messages.error(request, f"There is no evaluation {missing}: pick two evaluations to compare.")
+        return redirect(reverse("training:model_list") + "#evaluations")
     context = {
         "a": a,
         "b": b,

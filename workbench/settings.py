@@ -211,11 +211,12 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 WORKBENCH_UPLOAD_MAX_BYTES = env.int("WORKBENCH_UPLOAD_MAX_BYTES", default=500 * 1024 * 1024)
 
+API_AUTHENTICATION_CLASSES = [
+    "rest_framework.authentication.SessionAuthentication",
+    "workbench.tokens.ExpiringTokenAuthentication",
+]
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-        "workbench.tokens.ExpiringTokenAuthentication",
-    ],
+    "DEFAULT_AUTHENTICATION_CLASSES": API_AUTHENTICATION_CLASSES,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
         "workbench.parsers.StorableJSONParser",
@@ -243,8 +244,13 @@ CACHES = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "Moderation review workbench API",
     "VERSION": "0.1.0",
-    # The schema and its Swagger UI describe every endpoint: signed-in users only, like the API itself.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema and its Swagger UI describe every endpoint: not public; signed-in users, and the platforms
+    # that call the API with an integration token (named by path: settings import no app).
+    "SERVE_AUTHENTICATION": [
+        *API_AUTHENTICATION_CLASSES,
+        "moderation.integrations.api.IntegrationAuthentication",
+    ],
+    "SERVE_PERMISSIONS": ["moderation.integrations.api.IsSignedInOrIntegration"],
     # /api/docs/ loads Swagger UI from our own static files: workbench hosts often reach no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -24,6 +24,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.urls import Resolver404
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
@@ -40,6 +41,13 @@ from workbench.storage import is_object_storage, playback_url
 from workbench.tokens import api_token_issue, api_token_of, api_token_revoke
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+@require_http_methods(["GET", "HEAD"])
+def favicon(request: HttpRequest) -> HttpResponseBase:
+    """Browsers ask for /favicon.ico where a page names no icon (the admin's, a JSON or media URL opened in a
+    tab): the static icon's current URL (hashed in production), a temporary redirect so a new hash is followed."""
+    return redirect(static("favicon.ico"))
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -120,7 +120,15 @@ class _IntegrationAwareViewSet(viewsets.GenericViewSet):
 
 @extend_schema_view(
     list=extend_schema(
-        parameters=[OpenApiParameter("tag", str, description="only videos a reviewer tagged with this tag name")]
+        parameters=[
+            OpenApiParameter("tag", str, description="only videos a reviewer tagged with this tag name"),
+            OpenApiParameter(
+                "external_id",
+                str,
+                description="only the video with this external id: a platform's own id for it (never another "
+                "platform's); for a user, the workbench's (uploads, manifests, imports)",
+            ),
+        ]
     )
 )
 class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _IntegrationAwareViewSet):
@@ -137,7 +145,11 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         if tag:
             qs = qs.filter(tags__tag__name=tag)
         integration = request_integration(self.request)
-        return videos_with_external_id(integration=integration, qs=self._visible(qs, field="pk"))
+        shown: QuerySet[Any] = videos_with_external_id(integration=integration, qs=self._visible(qs, field="pk"))
+        external_id = self.request.query_params.get("external_id", "").strip() if self.action == "list" else ""
+        if external_id:  # the id the caller is shown (``videos_with_external_id``): a platform's own, else ours
+            shown = shown.filter(shown_external_id=external_id)
+        return shown
 
     def get_serializer_class(self) -> Any:
         if self.action == "retrieve":
@@ -153,6 +165,12 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         parameters=[IDEMPOTENCY_KEY],
         responses={
             201: VideoSerializer,
+            200: OpenApiResponse(
+                VideoSerializer,
+                description="an integration sent these bytes before: its earlier video, plus `duplicate_of` "
+                "(`id`, `external_id`: the video as you know it) and `detail` (which of this request's fields "
+                "were not recorded; the video keeps what was sent first)",
+            ),
             400: OpenApiResponse(description="no file and no path, a path outside MEDIA_IMPORT_ROOTS, …"),
             422: OpenApiResponse(description="the Idempotency-Key was used for a different request"),
             429: OpenApiResponse(description="over the integration's rate limit (see Retry-After)"),
@@ -186,7 +204,11 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         except ModerationError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         video = videos_with_external_id(integration=integration, qs=Video.objects.filter(pk=submitted.video.pk)).get()
-        response = Response(VideoSerializer(video, context=self.get_serializer_context()).data, status=submitted.status)
+        body = VideoSerializer(video, context=self.get_serializer_context()).data
+        if submitted.copy_of is not None:
+            body["duplicate_of"] = {"id": video.pk, "external_id": submitted.copy_of.external_id}
+            body["detail"] = submitted.copy_notice
+        response = Response(body, status=submitted.status)
         if submitted.replayed:
             response["Idempotent-Replayed"] = "true"
         return response

@@ -15,7 +15,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -62,6 +62,14 @@ class IsIntegration(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return request_integration(request) is not None
+
+
+class IsSignedInOrIntegration(BasePermission):
+    """A signed-in user or a platform's integration token: what reads the API's own description (the
+    OpenAPI schema and its docs, named in SPECTACULAR_SETTINGS) need, as the API root does."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return IsAuthenticated().has_permission(request, view) or request_integration(request) is not None
 
 
 class IntegrationRateThrottle(SimpleRateThrottle):

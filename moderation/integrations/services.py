@@ -174,6 +174,36 @@ class Submission:
     video: Video
     replayed: bool  # True: an earlier request with the same Idempotency-Key made it
     status: int
+    # The platform had sent these bytes before (answered 200): its video, as it knows it, and a sentence
+    # that says so and which of this request's fields were not recorded.
+    copy_of: IntegrationVideo | None = None
+    copy_notice: str = ""
+
+
+def _copy_notice(*, link: IntegrationVideo, fields: dict[str, Any]) -> str:
+    """What a platform is told when it sends bytes it sent before: one video, not stored or processed again,
+    and the fields of this request that differ from what it sent first were not recorded (the video, which
+    reviews and decisions are about, keeps its first title, description, uploader, comments and external id;
+    an external id is recorded only where the first request gave none)."""
+    video = link.video
+    shown = f"external id {link.external_id!r}" if link.external_id else "no external id"
+    notice = (
+        f"This file is a copy of your video {video.pk} ({shown}), sent before: it was not stored or processed again."
+    )
+    dropped = [
+        name
+        for name in ("title", "description", "uploader")
+        if fields[name].strip() and fields[name].strip()[:500] != getattr(video, name)
+    ]
+    if fields["comments"] and list(fields["comments"]) != list(video.comments):
+        dropped.append("comments")
+    if fields["external_id"] and link.external_id and fields["external_id"] != link.external_id:
+        dropped.append(f"external id {fields['external_id']!r}")
+    if not dropped:
+        return notice
+    listed = ", ".join(dropped[:-1]) + (" and " if len(dropped) > 1 else "") + dropped[-1]
+    were = "were" if len(dropped) > 1 else "was"
+    return f"{notice} This request's {listed} {were} not recorded; the video keeps what you sent first."
 
 
 def _fingerprint(fields: dict[str, Any], upload: Any) -> str:
@@ -235,7 +265,13 @@ def video_submit(
                     raise IdempotencyConflict(
                         "This Idempotency-Key was used for a different request; use a new key for a new video."
                     )
-                return Submission(video=first.video, replayed=True, status=first.response_status)
+                replayed = Submission(video=first.video, replayed=True, status=first.response_status)
+                if integration is not None and first.response_status == 200:
+                    link = IntegrationVideo.objects.select_related("video").get(
+                        integration=integration, video=first.video
+                    )
+                    replayed.copy_of, replayed.copy_notice = link, _copy_notice(link=link, fields=fields)
+                return replayed
         named: int | None = None  # the video this integration's external id names already
         if integration is not None and external_id:
             with connection.cursor() as cur:
@@ -261,16 +297,22 @@ def video_submit(
         )
         if named is not None and named != video.pk:
             raise ModerationError(taken)
+        submitted = Submission(video=video, replayed=False, status=201)
         if integration is not None:
             link, created = IntegrationVideo.objects.get_or_create(
                 integration=integration, video=video, defaults={"external_id": external_id or None}
             )
-            if not created and external_id and link.external_id is None:
-                link.external_id = external_id
-                link.save(update_fields=["external_id"])
+            if not created:  # this platform sent these bytes before: nothing new was made
+                notice = _copy_notice(link=link, fields=fields)
+                if external_id and link.external_id is None:
+                    link.external_id = external_id
+                    link.save(update_fields=["external_id"])
+                submitted = Submission(video=video, replayed=False, status=200, copy_of=link, copy_notice=notice)
         if key:
-            IdempotencyKey.objects.create(key=key, fingerprint=fingerprint, video=video, response_status=201, **owner)
-    return Submission(video=video, replayed=False, status=201)
+            IdempotencyKey.objects.create(
+                key=key, fingerprint=fingerprint, video=video, response_status=submitted.status, **owner
+            )
+    return submitted
 
 
 class IdempotencyConflict(ModerationError):

@@ -15,9 +15,17 @@ from workbench.roles import ROLE_PERMISSIONS
 IN_FLIGHT = (Video.Status.UPLOADED, Video.Status.PROCESSING)
 
 
-def video_list() -> QuerySet[Video]:
-    """The newest videos first (the list screen pages through them)."""
-    return Video.objects.select_related("created_by").order_by("-created_at", "-pk")
+def video_list(*, external_id: str = "") -> QuerySet[Video]:
+    """The newest videos first (the list screen pages through them); with ``external_id``, the videos known by
+    it: the workbench's own id (uploads, manifests, imports) or a platform's for a video it submitted (the
+    screen's users are the workbench's staff, who see every platform's; the API scopes a platform to its own).
+    The platforms' links are reached through the app registry: media is below the integrations wing."""
+    videos = Video.objects.select_related("created_by").order_by("-created_at", "-pk")
+    if not external_id:
+        return videos
+    links = apps.get_model("moderation", "IntegrationVideo").objects
+    by_platform = links.filter(video_id=OuterRef("pk"), external_id=external_id)
+    return videos.filter(Q(external_id=external_id) | Exists(by_platform))
 
 
 def video_any_in_flight(*, videos: list[Video]) -> bool:

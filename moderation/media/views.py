@@ -41,12 +41,14 @@ VIDEOS_PER_PAGE = 50
 def _render_list(
     request: HtmxHttpRequest, form: VideoUploadForm, *, status: int = 200, upload_error: str = ""
 ) -> HttpResponse:
-    videos_seen = selectors.videos_open_to(user=request.user, qs=selectors.video_list())
+    external_id = request.GET.get("external_id", "").strip()[:200]
+    videos_seen = selectors.videos_open_to(user=request.user, qs=selectors.video_list(external_id=external_id))
     page = Paginator(videos_seen, VIDEOS_PER_PAGE).get_page(request.GET.get("page"))
     videos = list(page.object_list)
     context = {
         "videos": videos,
         "page": page,
+        "external_id": external_id,
         "form": form,
         "upload_error": upload_error,
         "polling": selectors.video_any_in_flight(videos=videos),

@@ -88,14 +88,6 @@ def policy_version_get(*, version_id: int) -> PolicyVersion:
     return get_object_or_404(PolicyVersion.objects.select_related("policy", "created_by", "based_on"), pk=version_id)
 
 
-def policy_versions_pair(*, policy_id: int, a_id: int, b_id: int) -> tuple[PolicyVersion, PolicyVersion]:
-    """Two versions of one policy (404 if either is missing or belongs to another policy)."""
-    versions = {v.pk: v for v in PolicyVersion.objects.filter(policy_id=policy_id, pk__in=[a_id, b_id])}
-    if a_id not in versions or b_id not in versions:
-        raise PolicyVersion.DoesNotExist  # turned into a 404 by the view
-    return versions[a_id], versions[b_id]
-
-
 def policy_diff(a: PolicyVersion, b: PolicyVersion) -> list[TaxonomyChange]:
     """Everything that changed from version ``a`` to version ``b``: settings first, then the taxonomy."""
     changes = [

@@ -23,6 +23,7 @@ from moderation.policies.editor import (
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.taxonomy import SEVERITIES
 from workbench.roles import Perm, permission_required
+from workbench.text import row_id
 
 
 def _int(value: str | None) -> int | None:
@@ -102,20 +103,43 @@ def _version_page(
 
 @login_required
 def policy_diff(request: HttpRequest, pk: int) -> HttpResponse:
+    """Two versions' changes (``?a=`` from, ``?b=`` to; the two newest by default). A value that names no
+    version of this policy is said on the page, with the default pair shown and the picker to choose again
+    (a typed ``?a=abc`` was dropped silently, an unknown id was a bare "not found" page)."""
     policy, _active, versions = selectors.policy_detail(policy_id=pk)
-    a_id, b_id = _int(request.GET.get("a")), _int(request.GET.get("b"))
-    if a_id is None or b_id is None:
-        if len(versions) < 2:
-            raise Http404("This policy has only one version; there is nothing to compare.")
-        a_id, b_id = versions[1].pk, versions[0].pk
-    try:
-        a, b = selectors.policy_versions_pair(policy_id=policy.pk, a_id=a_id, b_id=b_id)
-    except PolicyVersion.DoesNotExist:
-        raise Http404("No such version of this policy.") from None
-    context = {"policy": policy, "versions": versions, "a": a, "b": b, "changes": selectors.policy_diff(a, b)}
+    by_pk = {v.pk: v for v in versions}
+    picked: dict[str, PolicyVersion] = {}
+    problems: list[str] = []
+    status = 200
+    for key, side in (("a", "From"), ("b", "To")):
+        raw = request.GET.get(key, "").strip()
+        if not raw:
+            continue
+        version_id = row_id(raw)
+        version = by_pk.get(version_id) if version_id is not None else None
+        if version is not None:
+            picked[key] = version
+        elif version_id is None:
+            problems.append(f"{side} ({key}={raw[:40]}): not a version id (a number).")
+            status = max(status, 400)
+        else:
+            problems.append(f"{side} ({key}={version_id}): no version {version_id} of this policy.")
+            status = 404
+    if len(versions) < 2:
+        raise Http404("This policy has only one version; there is nothing to compare.")
+    a, b = picked.get("a", versions[1]), picked.get("b", versions[0])
+    context = {
+        "policy": policy,
+        "versions": versions,
+        "a": a,
+        "b": b,
+        "changes": selectors.policy_diff(a, b),
+        "problems": problems,
+    }
     if request.htmx:  # type: ignore[attr-defined]
+        # htmx swaps a 200 only: the picker's request gets the message in place of the diff.
         return render(request, "moderation/policies/policy_diff.html#diff", context)
-    return render(request, "moderation/policies/policy_diff.html", context)
+    return render(request, "moderation/policies/policy_diff.html", context, status=status)
 
 
 @permission_required(Perm.EDIT_POLICY)

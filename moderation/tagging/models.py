@@ -81,7 +81,8 @@ class Tag(models.Model):
 class TagImport(BackgroundJob):
     """A vocabulary file (or pasted lines) imported from the vocabulary screen: queued on the default
     queue (``import_vocabulary``), never inside the web request; the screen shows its state and, when
-    done, the counts and every skipped line ("line N: why").
+    done, the counts, every skipped line ("line N: why") and every note ("line N: …", a line used otherwise
+    than written).
 
     The file's bytes are kept until the import ends (workers on other hosts read them from here), then
     dropped. The same file sent twice while the first is open (a double click, a second tab) is one import.
@@ -106,6 +107,9 @@ class TagImport(BackgroundJob):
     unchanged = models.PositiveIntegerField(default=0)
     summary = models.CharField(max_length=300, blank=True)
     problems = models.JSONField(default=list, blank=True, help_text="every skipped line, “line N: why”")
+    notes = models.JSONField(
+        default=list, blank=True, help_text="lines used otherwise than written, “line N: …” (a repeated tag, …)"
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]

@@ -346,12 +346,14 @@ IMPORT_PROBLEMS_SHOWN = 50
 
 def tag_imports_recent(*, limit: int = 5) -> dict[str, Any]:
     """The latest vocabulary imports sent from the screen (without their file bytes), newest first,
-    each with the first ``IMPORT_PROBLEMS_SHOWN`` skipped lines, and whether any is still open."""
+    each with the first ``IMPORT_PROBLEMS_SHOWN`` skipped lines and notes, and whether any is still open."""
     rows = list(TagImport.objects.defer("content").select_related("requested_by", "version")[:limit])
     now = timezone.now()
     for row in rows:
         row.problems_shown = row.problems[:IMPORT_PROBLEMS_SHOWN]  # type: ignore[attr-defined]
         row.problems_more = max(0, len(row.problems) - IMPORT_PROBLEMS_SHOWN)  # type: ignore[attr-defined]
+        row.notes_shown = row.notes[:IMPORT_PROBLEMS_SHOWN]  # type: ignore[attr-defined]
+        row.notes_more = max(0, len(row.notes) - IMPORT_PROBLEMS_SHOWN)  # type: ignore[attr-defined]
         row.stalled = row.is_stalled(now=now)  # type: ignore[attr-defined]
     return {
         "rows": rows,

@@ -194,7 +194,8 @@ def tags_import(
 ) -> ImportReport:
     """Add the tags of a vocabulary file: one tag per line, ``name`` or ``name<TAB>alias, alias``.
 
-    Every line that cannot be a tag (blank, a NUL or control character, longer than 100 characters)
+    Every line that cannot be a tag (blank, a NUL or control character, longer than 100 characters, more
+    than two tab-separated columns)
     is reported as ``line N: why`` and skipped; the rest is imported. A name seen twice is one tag
     (the later line's aliases are added to it, and the line is noted). A name already in the
     vocabulary gets the new aliases only. An alias that is another active tag's name or alias (normalised;
@@ -211,6 +212,14 @@ def tags_import(
         problem = "blank line" if not name else tagtext.tag_name_problem(name)
         if problem:
             report.errors.append(f"line {number}: {problem}")
+            continue
+        columns = sum(1 for column in line.split("\t") if column.strip())
+        if columns > 2:  # the tab inside the alias column was reported as "a control character"
+            extra = "an extra tab" if columns == 3 else f"{columns - 2} extra tabs"
+            report.errors.append(
+                f"line {number}: {columns} columns ({extra}); a line is “name” or “name<TAB>alias, alias”, "
+                "aliases separated by commas"
+            )
             continue
         aliases, alias_problem = _parse_aliases(alias_part)
         if alias_problem:
@@ -245,6 +254,12 @@ def tags_import(
     for name, aliases in parsed.items():
         kept = []
         has = set(existing[name].aliases) if name in existing else set()
+        # "Kitty" and "kitty" (on one line, two lines, or the tag's alias and a line's) are one alias: the first kept.
+        aliases, repeats = tagtext.alias_repeats(aliases, held=existing[name].aliases if name in existing else ())
+        for alias, first in repeats:
+            report.notes.append(
+                f"line {alias_line[(name, alias)]}: “{alias}” is the alias “{first}” again ({tagtext.ALIAS_REPEAT_WHY}); kept once"
+            )
         for alias in aliases:
             if _is_own_name(name, alias):  # "猫<TAB>猫" gave 猫 the alias 猫 and counted as new aliases
                 report.notes.append(f"line {alias_line[(name, alias)]}: “{alias}” is the tag's own name, not an alias")
@@ -291,6 +306,7 @@ def tags_import(
     report.created = len(created)
     if created:
         enqueue("moderation.tagging.tasks.embed_tags")
+    report.notes.sort(key=lambda note: int(note.split(":")[0].split()[1]))  # in line order, as the errors
     return report
 
 
@@ -427,6 +443,7 @@ def tag_import_run(*, import_id: int) -> TagImport:
             job.version, job.summary = report.version, summary[:300]
             job.created, job.updated, job.unchanged = report.created, report.updated, report.unchanged
             job.problems = report.problems(decode_errors)
+            job.notes = report.notes
             job.status, job.finished_at, job.content = TagImport.Status.DONE, timezone.now(), b""
             job.save()
     except ModerationError as exc:
@@ -506,6 +523,7 @@ def tag_update(
             raise ModerationError(f"{problem[:1].upper()}{problem[1:]}.")
         name_now = name if name is not None else locked.name
         clean = [a for a in clean if not _is_own_name(name_now, a)]
+        clean, _repeats = tagtext.alias_repeats(clean)  # the view says which (``alias_repeats`` again)
         added = [a for a in clean if a not in locked.aliases]
         owners = _word_owners(added, editing=locked)
         for alias in added:

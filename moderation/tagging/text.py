@@ -32,6 +32,29 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
+# Why "Kitty" and "kitty" are one alias: how a tag's words are matched in a video's text (``normalise``).
+ALIAS_REPEAT_WHY = "aliases match ignoring case and width"
+
+
+def alias_repeats(aliases: Iterable[str], *, held: Iterable[str] = ()) -> tuple[list[str], list[tuple[str, str]]]:
+    """One tag's ``aliases`` with the spellings that differ from an earlier one (or from one the tag ``held``)
+    only in case or width left out: they are one word once normalised, as names are. Returns the aliases kept
+    and, for each left out, (that spelling, the one kept)."""
+    first: dict[str, str] = {}
+    for alias in held:
+        first.setdefault(normalise(alias), alias)
+    kept: list[str] = []
+    repeats: list[tuple[str, str]] = []
+    for alias in aliases:
+        key = normalise(alias)
+        if key in first and first[key] != alias:
+            repeats.append((alias, first[key]))
+            continue
+        first.setdefault(key, alias)
+        kept.append(alias)
+    return kept, repeats
+
+
 def search_grams(names: Iterable[str]) -> list[str]:
     """The unigrams and bigrams of every (normalised) name: what the GIN index stores."""
     grams: set[str] = set()

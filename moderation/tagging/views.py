@@ -25,6 +25,7 @@ from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next
 from moderation.review.views import claimed_by_another, media_revealed
 from moderation.tagging import selectors, services
+from moderation.tagging import text as tagtext
 from moderation.tagging.files import MAX_FILE_BYTES
 from moderation.tagging.models import TAG_SET_DESCRIPTION_MAX_CHARS, Tag, TagProposal, TagSet
 from workbench.queues import enqueue
@@ -369,16 +370,25 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
             parent = Tag.objects.filter(name=parent_name).first()
             if parent is None:
                 raise ModerationError(f"“{parent_name}” is not a tag.")
+        aliases = [a for a in request.POST.get("aliases", "").split(",") if a.strip()]
         services.tag_update(
             tag=tag,
             user=_user(request),
             name=request.POST.get("name", tag.name),
-            aliases=[a for a in request.POST.get("aliases", "").split(",") if a.strip()],
+            aliases=aliases,
             parent=parent,
             is_active=request.POST.get("is_active") == "on",
             seen_token=request.POST.get("seen"),
         )
-        messages.success(request, f"Saved “{request.POST.get('name', tag.name)}”.")
+        saved = f"Saved “{request.POST.get('name', tag.name)}”."
+        _kept, repeats = tagtext.alias_repeats(dict.fromkeys(a.strip() for a in aliases))
+        if repeats:  # "Kitty, kitty": one alias kept; say which spelling was left out
+            said = ", ".join(
+                f"“{alias}” {'is ' if i == 0 else ''}the alias “{first}” again"
+                for i, (alias, first) in enumerate(repeats)
+            )
+            saved += f" {said} ({tagtext.ALIAS_REPEAT_WHY}): kept once."
+        messages.success(request, saved)
     except ModerationError as exc:
         # Several rows share the screen: say which one was not saved.
         messages.error(request, f"“{tag.name}” was not saved: {exc}")

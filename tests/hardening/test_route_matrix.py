@@ -37,6 +37,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "home": ("GET", SIGNED_IN),
     "login": ("GET", PUBLIC),
     "logout": ("POST", PUBLIC),
+    "favicon": ("GET", PUBLIC),
     "api-schema": ("GET", SIGNED_IN),
     "api-docs": ("GET", SIGNED_IN),
     "api-token": ("POST", SIGNED_IN),

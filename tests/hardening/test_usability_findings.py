@@ -255,7 +255,7 @@ def test_the_browsable_api_leads_back_to_the_workbench_and_says_what_it_is(clien
     assert 'id="api-home"' in html and 'href="/"' in html and 'href="/api/docs/"' in html
     assert "The default basic root view for DefaultRouter" not in html
     assert "Review workbench API" in html and "Authorization: Integration" in html
-    assert '<link rel="icon" href="data:,">' in html  # the browser asked for a missing /favicon.ico (404)
+    assert '<link rel="icon" href="/static/favicon.ico"' in html  # the browser asked for a missing /favicon.ico (404)
 
 
 @pytest.mark.django_db

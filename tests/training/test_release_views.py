@@ -183,3 +183,14 @@ def test_a_running_evaluation_shows_how_many_items_are_decided_and_the_time_left
     page = client.get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
     assert "decided 8 of 40 items" in page and "about 16 min left" in page
     assert '<progress value="8" max="40"' in page
+
+
+def test_comparing_an_evaluation_that_does_not_exist_goes_back_to_the_list_saying_which(client_as, runs):
+    """?a=<a deleted or mistyped run>&b= was the bare "There is nothing at this address" page."""
+    admin = client_as("admin")
+
+    response = admin.get(reverse("training:evaluation_compare"), {"a": runs[0].pk, "b": 999_999})
+
+    assert response.status_code == 302 and response["Location"] == reverse("training:model_list") + "#evaluations"
+    page = admin.get(response["Location"]).content.decode()
+    assert "There is no evaluation 999999 (B): pick two evaluations to compare." in page

@@ -213,3 +213,62 @@ def test_the_api_root_answers_an_integration_token_with_its_endpoints(platform):
     assert anonymous.status_code == 403
     wrong = APIClient(HTTP_AUTHORIZATION="Integration not-a-token").get("/api/", HTTP_ACCEPT="application/json")
     assert wrong.status_code == 403 and wrong.json()["detail"] == "Invalid integration token."  # as /api/videos/
+
+
+def test_an_integration_token_reads_the_openapi_schema_of_the_api_it_calls(platform):
+    # /api/ took the token, /api/schema/ refused it (403): a platform could not read the API's description.
+    response = platform.get("/api/schema/", HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 200, response.content
+    assert "/api/videos/" in response.json()["paths"]
+    assert APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").status_code in (401, 403)
+    wrong = APIClient(HTTP_AUTHORIZATION="Integration not-a-token").get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert wrong.status_code in (401, 403) and wrong.json()["detail"] == "Invalid integration token."
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_bytes_sent_again_say_they_are_a_copy_of_the_platforms_earlier_video(platform):
+    """A new submission of bytes the platform had sent answered 201 with the earlier video's title and external
+    id, as if the new request had been stored: the platform was not told its new metadata went nowhere."""
+    first = _submit(platform, title="Cat video", description="first", external_id="p-1")
+    assert first.status_code == 201 and "duplicate_of" not in first.json()
+    again = _submit(platform, title="Cat video (re-edit)", description="first", external_id="p-2")
+
+    assert again.status_code == 200, again.content
+    body = again.json()
+    assert body["id"] == first.json()["id"] and body["duplicate_of"] == {"id": body["id"], "external_id": "p-1"}
+    assert body["detail"] == (
+        f"This file is a copy of your video {body['id']} (external id 'p-1'), sent before: it was not stored "
+        "or processed again. This request's title and external id 'p-2' were not recorded; the video keeps "
+        "what you sent first."
+    )
+    assert (body["title"], body["external_id"]) == ("Cat video", "p-1")
+    assert Video.objects.count() == 1 and IntegrationVideo.objects.get().external_id == "p-1"
+
+    # A retry of that request with a key is answered the same way, and a replay of it repeats the answer.
+    keyed = _submit(platform, key="k-copy", title="Cat video", external_id="p-1")
+    assert keyed.status_code == 200 and keyed.json()["detail"].endswith(
+        "sent before: it was not stored or processed again."
+    )
+    replay = _submit(platform, key="k-copy", title="Cat video", external_id="p-1")
+    assert replay.status_code == 200 and replay.json() == keyed.json() and replay["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_video_list_filters_by_external_id_each_caller_its_own(platform, other_platform, client_as):  # type: ignore[no-untyped-def]
+    """?external_id= was ignored: a platform looking up its id "p-1" got every video it had sent."""
+    mine = _submit(platform, external_id="p-1").json()["id"]
+    _submit(platform, external_id="p-2", payload=PAYLOAD + b"2")
+    theirs = _submit(other_platform, external_id="p-1", payload=PAYLOAD + b"3").json()["id"]
+    imported = VideoFactory(external_id="m-1")  # the workbench's own namespace (a manifest import)
+
+    def ids(client, value):  # type: ignore[no-untyped-def]
+        return [v["id"] for v in client.get("/api/videos/", {"external_id": value}).json()["results"]]
+
+    assert ids(platform, "p-1") == [mine] and ids(other_platform, "p-1") == [theirs]
+    assert ids(other_platform, "p-2") == []  # another platform's id names nothing of its own
+    assert ids(platform, "m-1") == []
+    assert len(ids(platform, "")) == 2  # empty: no filter
+    moderator = client_as("moderator")  # a user's list: the workbench's own ids (a platform's are its own)
+    assert [v["id"] for v in moderator.get("/api/videos/", {"external_id": "m-1"}).json()["results"]] == [imported.pk]
+    assert moderator.get("/api/videos/", {"external_id": "p-1"}).json()["results"] == []

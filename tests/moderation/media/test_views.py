@@ -194,3 +194,26 @@ def test_opening_the_upload_address_goes_to_the_upload_form(client_as):
     again = client.get(reverse("moderation:video_upload"))
     assert again.status_code == 302 and again["Location"] == reverse("moderation:video_list")
     assert client_as("labeler").get(reverse("moderation:video_upload")).status_code == 403
+
+
+def test_the_video_list_finds_a_video_by_its_external_id_the_workbenchs_or_a_platforms(client_as) -> None:  # type: ignore[no-untyped-def]
+    """?external_id= was ignored: the list showed every video, so an operator could not find the one a platform's
+    ticket or a manifest line names."""
+    from moderation.integrations.models import IntegrationVideo
+    from moderation.integrations.services import integration_create
+
+    imported = VideoFactory(external_id="m-1", title="From the manifest")
+    submitted = VideoFactory(title="From a platform")
+    IntegrationVideo.objects.create(
+        integration=integration_create(name="platform-a")[0], video=submitted, external_id="p-1"
+    )
+    other = VideoFactory(title="Unrelated")
+    client = client_as("moderator")
+
+    for value, found in (("m-1", imported), ("p-1", submitted)):
+        html = client.get(LIST, {"external_id": value}).content.decode()
+        assert f'id="video-{found.pk}"' in html and f'id="video-{other.pk}"' not in html, value
+        assert f"external id “{value}”" in html and 'name="external_id"' in html
+    nothing = client.get(LIST, {"external_id": "nope"}).content.decode()
+    assert "No video has the external id “nope”." in nothing and f'id="video-{other.pk}"' not in nothing
+    assert f'id="video-{other.pk}"' in client.get(LIST, {"external_id": " "}).content.decode()  # blank: every video

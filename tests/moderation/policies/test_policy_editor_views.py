@@ -11,6 +11,7 @@ from django.urls import reverse
 from moderation.policies.editor import editor_rows_from_taxonomy
 from moderation.policies.models import PolicyVersion
 from moderation.policies.services import policy_version_create_draft
+from tests.factories import PolicyVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -250,3 +251,31 @@ def test_a_nul_byte_in_any_form_field_is_a_clear_400_not_a_database_error(policy
         assert resp.status_code == 400 and "NUL characters" in resp.content.decode()
     assert PolicyVersion.objects.count() == before
     assert client.get(reverse("moderation:policy_list") + "?q=%00").status_code == 400
+
+
+def test_the_compare_page_says_which_version_it_could_not_compare_instead_of_ignoring_it(
+    policy_version, make_user, client_as
+):  # type: ignore[no-untyped-def]
+    """?a=abc was silently dropped (the page showed the two newest versions as if asked for them), and an id
+    of no version of this policy was the bare "not found" page without the version picker."""
+    draft = policy_version_create_draft(
+        policy=policy_version.policy, taxonomy=policy_version.taxonomy, by=make_user("admin")
+    )
+    client = client_as("moderator")
+    url = reverse("moderation:policy_diff", args=[policy_version.policy.pk])
+
+    typed = client.get(url, {"a": "abc", "b": draft.pk})
+    html = typed.content.decode()
+    assert typed.status_code == 400
+    assert "From (a=abc): not a version id (a number)." in html
+    assert f"Showing v{policy_version.number} → v{draft.number} instead; pick two versions above." in html
+    assert 'name="a"' in html  # the picker is on the page
+
+    other = PolicyVersionFactory(policy__slug="other", number=1)  # a version of another policy
+    missing = client.get(url, {"a": policy_version.pk, "b": other.pk}, HTTP_HX_REQUEST="true")
+    text = missing.content.decode()
+    # htmx swaps only a 200: the picker's request is answered with the message in place of the diff.
+    assert missing.status_code == 200 and "<html" not in text
+    assert f"To (b={other.pk}): no version {other.pk} of this policy." in text
+    assert client.get(url, {"a": policy_version.pk, "b": other.pk}).status_code == 404
+    assert "instead; pick two" not in client.get(url, {"a": policy_version.pk, "b": draft.pk}).content.decode()

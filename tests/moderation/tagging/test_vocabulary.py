@@ -458,3 +458,75 @@ def test_a_tags_own_name_is_never_one_of_its_aliases(make_user) -> None:  # type
 
     edited = tag_update(tag=cat, user=make_user("policy_editor"), aliases=["kitten", "猫", "cat"])
     assert edited.aliases == ["kitten", "cat"]
+
+
+def test_a_line_with_extra_tabs_is_reported_as_too_many_columns_on_its_line() -> None:
+    """ "猫<TAB>cat<TAB>kitty" (a spreadsheet with one column too many) was reported as "alias “cat	kitty”:
+    contains a control character or a lone surrogate": the tab read as a stray byte, not as a column."""
+    report = tags_import(lines=["美食\t吃的", "猫\tcat\tkitty", "狗\tdog\t\t汪星人\t", "鱼\t\tfish\t"])
+
+    assert report.errors == [
+        "line 2: 3 columns (an extra tab); a line is “name” or “name<TAB>alias, alias”, aliases separated by commas",
+        "line 3: 3 columns (an extra tab); a line is “name” or “name<TAB>alias, alias”, aliases separated by commas",
+    ]
+    # Empty columns (a trailing tab, two tabs in a row) say nothing more: as before, the line is used.
+    assert sorted(Tag.objects.values_list("name", "aliases")) == [("美食", ["吃的"]), ("鱼", ["fish"])]
+
+
+def test_aliases_differing_only_in_case_or_width_are_one_alias_and_the_import_and_edit_say_so(client_as) -> None:  # type: ignore[no-untyped-def]
+    """ "Kitty" and "kitty" were both kept on one tag, though a video's text is matched normalised (NFKC, lower
+    case): one word listed twice. The first spelling is kept; the import notes the line, the edit says so."""
+    from django.urls import reverse
+
+    report = tags_import(lines=["猫\tKitty, kitty, 喵", "猫\tＫＩＴＴＹ, cat"])
+
+    cat = Tag.objects.get(name="猫")
+    assert cat.aliases == ["Kitty", "喵", "cat"]
+    assert report.notes == [
+        "line 1: “kitty” is the alias “Kitty” again (aliases match ignoring case and width); kept once",
+        "line 2: “猫” repeats line 1; kept as one tag",
+        "line 2: “ＫＩＴＴＹ” is the alias “Kitty” again (aliases match ignoring case and width); kept once",
+    ]
+    again = tags_import(lines=["猫\tKITTY"])  # against the aliases the tag has
+    assert again.unchanged == 1 and again.notes == [
+        "line 1: “KITTY” is the alias “Kitty” again (aliases match ignoring case and width); kept once"
+    ]
+
+    editor = client_as("policy_editor")
+    page = editor.post(
+        reverse("moderation:tag_edit", args=[cat.pk]),
+        {"name": "猫", "aliases": "Kitty, 喵, KITTY, cat, Cat", "is_active": "on", "seen": cat.edit_token},
+        follow=True,
+    ).content.decode()
+    cat.refresh_from_db()
+    assert cat.aliases == ["Kitty", "喵", "cat"]
+    assert "Saved “猫”. “KITTY” is the alias “Kitty” again, “Cat” the alias “cat” again" in page
+    assert "(aliases match ignoring case and width): kept once." in page
+
+
+def test_an_import_from_the_screen_shows_its_notes_as_well_as_its_skipped_lines(
+    client_as, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    """Notes ("line 1: “猫” is the tag's own name, not an alias") reached only `manage.py import_tags`: the
+    screen said "1 tag created" and nothing about the line that was used differently from how it was written."""
+    from django.urls import reverse
+
+    from moderation.tagging.models import TagImport
+    from moderation.tagging.tasks import import_vocabulary
+
+    client = client_as("policy_editor")
+    lines = "猫\t猫, cat\n狗\tdog\tpuppy\n猫\tCat\n"
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(reverse("moderation:tag_import"), {"kind": "tags", "lines": lines})
+    job = TagImport.objects.get()
+    assert import_vocabulary(job.pk) == "done"
+
+    text = client.get(reverse("moderation:tag_vocabulary") + "?part=imports", HTTP_HX_REQUEST="true").content.decode()
+    assert "1 line skipped" in text and "Skipped line 2: 3 columns (an extra tab)" in text
+    assert "3 notes" in text
+    for note in (
+        "line 1: “猫” is the tag's own name, not an alias",
+        "line 3: “猫” repeats line 1; kept as one tag",
+        "line 3: “Cat” is the alias “cat” again (aliases match ignoring case and width); kept once",
+    ):
+        assert f"<li>{note}</li>".replace("'", "&#x27;") in text, note
