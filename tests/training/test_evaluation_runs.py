@@ -131,6 +131,7 @@ def test_the_page_of_a_reaped_evaluation_says_why_and_starts_it_again(client_as,
     page = client.get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
     assert 'data-status="failed"' in page and "hx-trigger" not in page
     assert "stopped at 40 of 303 items (it may have run out of memory or been restarted" in page
+    assert "40 of 303 items decided · failed" in page and "303 items · finished" not in page
     assert 'id="evaluation-restart"' in page and "Start this evaluation again" in page
 
     response = client.post(
@@ -148,6 +149,7 @@ def test_a_running_evaluation_whose_worker_is_quiet_says_so_before_it_is_failed(
     page = client_as("admin").get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
     assert "decided 40 of 303 items" in page
     assert "No word from the worker for 4 min: if it stays silent for 10 min, the run is marked failed" in page
+    assert "min left at this pace" not in page  # no estimate from a pace that has stopped
     EvaluationRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
     page = client_as("admin").get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
     assert "No word from the worker" not in page
