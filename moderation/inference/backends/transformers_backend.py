@@ -37,16 +37,17 @@ class _Fitted:
 
 def token_batches(lengths: list[int], *, budget: int, per_row: int = 0) -> list[list[int]]:
     """Indices of ``lengths`` in groups for one ``generate`` call each: similar lengths together, and
-    rows x (longest prompt of the group + ``per_row``) at most ``budget`` (one row always goes)."""
+    rows x (longest prompt of the group + ``per_row``) at most ``budget`` (one row always goes). Within a
+    group the indices keep their order."""
     groups: list[list[int]] = []
     group: list[int] = []
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
         if group and (len(group) + 1) * (lengths[i] + per_row) > budget:
-            groups.append(group)
+            groups.append(sorted(group))
             group = []
         group.append(i)
     if group:
-        groups.append(group)
+        groups.append(sorted(group))
     return groups
 
 
