@@ -7,6 +7,7 @@ to its longest item, the worker grew to 21.8 GB and was killed, and the page sai
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -153,3 +154,37 @@ def test_a_running_evaluation_whose_worker_is_quiet_says_so_before_it_is_failed(
     EvaluationRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
     page = client_as("admin").get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
     assert "No word from the worker" not in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_was_only_slow_stops_when_its_run_was_failed_and_leaves_the_failure_shown(
+    policy_version, settings
+):
+    """The reaper failed the run while a batch took long; the worker, when it comes back, must not write
+    "Succeeded" over the failure the user was shown (nor keep the inference worker busy with it)."""
+    import threading
+
+    from training.services import evaluation_runs_reap_stale
+    from training.tiny_model import ensure_tiny_base_model
+
+    settings.VLM_MAX_NEW_TOKENS = 48
+    for i in range(24):
+        _gold_video(f"item {i}", "正向" if i % 2 else "引导私下交易", 2)
+    version = model_version_register(name="dpo-job", backend="transformers", base_model=ensure_tiny_base_model())
+    run = evaluation_start(model_version=version, created_by=None)
+    worker = threading.Thread(target=evaluation_execute, kwargs={"run_id": run.pk})
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while EvaluationRun.objects.get(pk=run.pk).n_decided < 8 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # As if its last beat were 11 minutes old: the reaper fails it (again if a batch beat in between).
+        for _attempt in range(20):
+            EvaluationRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timedelta(minutes=11))
+            if evaluation_runs_reap_stale() == [run.pk]:
+                break
+    finally:
+        worker.join(timeout=300)
+    run.refresh_from_db()
+    assert run.status == "failed" and re.search(r"stopped at (8|16) of 24 items", run.error), run.error
+    assert run.n_decided < 24 and run.metrics == {} and run.predictions == []
