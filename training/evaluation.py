@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -187,57 +188,145 @@ def evaluation_scores(y_true: Sequence[str], results: Sequence[BackendResult], p
 
 
 def _claim(run_id: int) -> EvaluationRun | None:
+    """Take the run for this worker, or None: it is gone, finished, or running with a fresh heartbeat
+    (a second delivery of the same task while its worker is alive). A run whose worker died is started
+    over (the reaper fails it first unless the task comes back sooner)."""
+    from training.services import HEARTBEAT_STALE_AFTER
+
     with transaction.atomic():
         run = EvaluationRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.status in (EvaluationRun.Status.SUCCEEDED, EvaluationRun.Status.FAILED):
             return None
+        now = timezone.now()
+        if (
+            run.status == EvaluationRun.Status.RUNNING
+            and run.heartbeat_at
+            and now - run.heartbeat_at < HEARTBEAT_STALE_AFTER
+        ):
+            return None
         run.status = EvaluationRun.Status.RUNNING
-        run.started_at = timezone.now()
+        run.started_at = now
+        run.heartbeat_at = now
         run.n_decided = 0
-        run.save(update_fields=["status", "started_at", "n_decided"])
+        run.save(update_fields=["status", "started_at", "heartbeat_at", "n_decided"])
         return run
 
 
+def _still_running(run_id: int, **fields: Any) -> bool:
+    """Record progress (and a heartbeat) on a run this worker still holds; False when it does not any
+    more (the reaper failed it while a batch took long): the worker then stops and leaves the run as it is."""
+    updated = EvaluationRun.objects.filter(pk=run_id, status=EvaluationRun.Status.RUNNING).update(
+        heartbeat_at=timezone.now(), **fields
+    )
+    return updated > 0
+
+
+class _Heartbeat:
+    """Beats every ``EVALUATION_HEARTBEAT_SECONDS`` in a thread while the model works, so a slow batch
+    (a VLM on CPU takes minutes per item) is not taken for a dead worker; it dies with the process, so
+    a killed worker's run goes stale. The thread has its own database connection and closes it."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name=f"evaluation-{run_id}-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        from django.conf import settings
+        from django.db import connection
+
+        try:
+            while not self.stop.wait(float(settings.EVALUATION_HEARTBEAT_SECONDS)):
+                try:
+                    _still_running(self.run_id)
+                except Exception:  # the database blinked: the next beat tries again
+                    logger.warning("evaluation %s: heartbeat failed", self.run_id, exc_info=True)
+        finally:
+            connection.close()
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def _prediction(item_id: str, true: str, result: BackendResult) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "item": item_id,
+        "true": true,
+        "pred": result.label,
+        "parse_error": result.parse_error[:200],
+    }
+    if result.prompt_cut_tokens:
+        record["prompt_cut_tokens"] = result.prompt_cut_tokens
+        record["note"] = f"The prompt was cut by {result.prompt_cut_tokens} tokens to fit the model's context."
+    return record
+
+
 def evaluation_execute(*, run_id: int) -> EvaluationRun | None:
-    """Run the model over the set and record the scores (worker side; the model runs outside any transaction)."""
+    """Run the model over the set and record the scores (worker side; the model runs outside any transaction).
+
+    Batch by batch: each batch's bundles are built, decided and dropped, and only the small prediction
+    record of each item is kept; every batch records its progress and a heartbeat.
+    """
     run = _claim(run_id)
     if run is None:
         return None
     try:
-        version = run.model_version
-        policy = run.policy_version.spec()
-        items = _items(run)
-        if not items:
-            raise TrainingError("The evaluation set has no usable items.")
-        EvaluationRun.objects.filter(pk=run.pk).update(n_items=len(items))
-        backend = get_backend(version.backend, base_model=version.base_model, adapter_path=version.adapter_path)
-        results: list[BackendResult] = []
-        for start in range(0, len(items), BATCH_SIZE):
-            batch = items[start : start + BATCH_SIZE]
-            results += backend.decide_batch([_bundle(src) for _id, _label, src in batch], policy)
-            EvaluationRun.objects.filter(pk=run.pk).update(n_decided=len(results))
-        y_true = [label for _id, label, _src in items]
-        scores = evaluation_scores(y_true, results, policy)
-        predictions = [
-            {"item": item_id, "true": true, "pred": r.label, "parse_error": r.parse_error[:200]}
-            for (item_id, true, _src), r in zip(items, results, strict=True)
-        ]
-        EvaluationRun.objects.filter(pk=run.pk).update(
-            status=EvaluationRun.Status.SUCCEEDED,
-            n_items=len(items),
-            metrics=scores.metrics,
-            confusion=scores.confusion,
-            per_category=scores.per_category,
-            predictions=predictions,
-            finished_at=timezone.now(),
-        )
+        with _Heartbeat(run.pk):
+            _execute(run)
     except Exception as exc:  # a failed evaluation is a visible state, never a crashed worker
         logger.exception("evaluation %s failed", run_id)
-        EvaluationRun.objects.filter(pk=run.pk).update(
+        EvaluationRun.objects.filter(pk=run.pk, status=EvaluationRun.Status.RUNNING).update(
             status=EvaluationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000], finished_at=timezone.now()
         )
     run.refresh_from_db()
     return run
+
+
+def _execute(run: EvaluationRun) -> None:
+    version = run.model_version
+    policy = run.policy_version.spec()
+    items = _items(run)
+    if not items:
+        raise TrainingError("The evaluation set has no usable items.")
+    if not _still_running(run.pk, n_items=len(items)):
+        return
+    backend = get_backend(version.backend, base_model=version.base_model, adapter_path=version.adapter_path)
+    y_true = [label for _id, label, _src in items]
+    results: list[BackendResult] = []
+    predictions: list[dict[str, Any]] = []
+    for start in range(0, len(items), BATCH_SIZE):
+        batch = items[start : start + BATCH_SIZE]
+        for (item_id, true, _src), result in zip(
+            batch, backend.decide_batch([_bundle(src) for _id, _label, src in batch], policy), strict=True
+        ):
+            predictions.append(_prediction(item_id, true, result))
+            results.append(_scored(result))
+        if not _still_running(run.pk, n_decided=len(results)):
+            logger.warning("evaluation %s: no longer running (reaped?); stopping at %s items", run.pk, len(results))
+            return
+    scores = evaluation_scores(y_true, results, policy)
+    scores.metrics["prompts_cut"] = sum(1 for p in predictions if p.get("prompt_cut_tokens"))
+    EvaluationRun.objects.filter(pk=run.pk, status=EvaluationRun.Status.RUNNING).update(
+        status=EvaluationRun.Status.SUCCEEDED,
+        n_items=len(items),
+        metrics=scores.metrics,
+        confusion=scores.confusion,
+        per_category=scores.per_category,
+        predictions=predictions,
+        finished_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+    )
+
+
+def _scored(result: BackendResult) -> BackendResult:
+    """What the scores read of a result (label, parse error, the raw answer for BLM's scene), without
+    its parsed chain-of-thought, which the run does not store."""
+    return replace(result, cot=[])
 
 
 def evaluation_latest(*, model_version: ModelVersion, eval_set_key: str | None = None) -> EvaluationRun | None:
@@ -264,6 +353,7 @@ METRIC_LABELS = {
     "cascade_auto_share": "Share decided by stage 1",
     "cascade_auto_binary_accuracy": "Binary accuracy of what stage 1 decided",
     "cascade_escalated_share": "Share escalated to stage 2",
+    "prompts_cut": "Items whose prompt was cut to fit the model's context",
 }
 
 

@@ -188,6 +188,9 @@ class EvaluationRun(models.Model):
     # Progress while running: items the model has decided so far, and when the worker took the run.
     n_decided = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Last sign of life from the worker running it (each decided batch, and a beat while the model works);
+    # a running evaluation whose heartbeat is stale lost its worker and is failed (evaluation_runs_reap_stale).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     confusion = models.JSONField(default=dict, blank=True, help_text="{labels: [...], matrix: [[...]]} true x pred")
     per_category = models.JSONField(default=dict, blank=True)

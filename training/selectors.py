@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -159,6 +160,8 @@ class EvaluationProgress:
     total: int
     percent: int
     minutes_left: int | None  # at the pace so far; None before the first batch is decided
+    silent_minutes: int | None = None  # minutes since the worker's last heartbeat, when it is overdue
+    fails_after_minutes: int = 10  # of silence, when the reaper marks the run failed
 
 
 def evaluation_progress(*, run: EvaluationRun) -> EvaluationProgress | None:
@@ -170,7 +173,21 @@ def evaluation_progress(*, run: EvaluationRun) -> EvaluationProgress | None:
     if decided and run.started_at is not None:
         elapsed = (timezone.now() - run.started_at).total_seconds()
         minutes_left = max(1, round(elapsed / decided * (run.n_items - decided) / 60))
-    return EvaluationProgress(decided, run.n_items, 100 * decided // run.n_items, minutes_left)
+    from training.services import HEARTBEAT_STALE_AFTER
+
+    silent_minutes = None
+    if run.heartbeat_at is not None:
+        silent = (timezone.now() - run.heartbeat_at).total_seconds()
+        if silent > 3 * float(settings.EVALUATION_HEARTBEAT_SECONDS):
+            silent_minutes = max(1, int(silent // 60))
+    return EvaluationProgress(
+        decided,
+        run.n_items,
+        100 * decided // run.n_items,
+        minutes_left,
+        silent_minutes,
+        int(HEARTBEAT_STALE_AFTER.total_seconds() // 60),
+    )
 
 
 @dataclass(frozen=True)

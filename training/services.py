@@ -16,11 +16,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from training import artifacts
 from training.errors import TrainingError
-from training.models import PreferenceDataset, PreferencePair, TrainingJob
+from training.models import EvaluationRun, PreferenceDataset, PreferencePair, TrainingJob
 from workbench.queues import enqueue
 
 logger = logging.getLogger(__name__)
@@ -757,3 +758,45 @@ def training_jobs_reap_stale(*, now: Any = None) -> list[int]:
                 job.save(update_fields=["status", "error", "finished_at", "log_tail"])
             reaped.append(job_id)
     return reaped
+
+
+def evaluation_runs_reap_stale(*, now: Any = None) -> list[int]:
+    """Fail running evaluations whose worker stopped sending heartbeats; returns their ids.
+
+    An evaluation keeps nothing between attempts, so it is not re-queued (a set that took its worker
+    down would take the next one down too): it ends failed with how far it got, and the evaluation
+    page offers to start it again.
+    """
+    cutoff = (now or timezone.now()) - HEARTBEAT_STALE_AFTER
+    stale = EvaluationRun.objects.filter(status=EvaluationRun.Status.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    reaped = []
+    for run_id in list(stale.values_list("pk", flat=True)):
+        with transaction.atomic():
+            run = EvaluationRun.objects.select_for_update().get(pk=run_id)
+            last_seen = run.heartbeat_at or run.started_at
+            if run.status != EvaluationRun.Status.RUNNING or (last_seen and last_seen >= cutoff):
+                continue  # it finished or reported in meanwhile
+            run.status = EvaluationRun.Status.FAILED
+            run.error = evaluation_lost_worker_reason(run)
+            run.finished_at = timezone.now()
+            run.save(update_fields=["status", "error", "finished_at"])
+            logger.warning(
+                "evaluation %s: worker stopped responding at %s of %s items", run.pk, run.n_decided, run.n_items
+            )
+            reaped.append(run_id)
+    return reaped
+
+
+def evaluation_lost_worker_reason(run: EvaluationRun) -> str:
+    minutes = int(HEARTBEAT_STALE_AFTER.total_seconds() // 60)
+    if run.n_items:
+        where = f"stopped at {min(run.n_decided, run.n_items)} of {run.n_items} items"
+    else:
+        where = "stopped before it had read the evaluation set and loaded the model"
+    return (
+        f"The worker running this evaluation {where} (it may have run out of memory or been restarted; "
+        f"nothing was heard from it for {minutes} minutes). Start the evaluation again; if it stops again, "
+        "ask an administrator to look at the inference worker's log and memory."
+    )

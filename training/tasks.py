@@ -30,6 +30,12 @@ def reap_stale_jobs() -> list[int]:
     return services.training_jobs_reap_stale()
 
 
+@shared_task(name="training.tasks.reap_stale_evaluations")
+def reap_stale_evaluations() -> list[int]:
+    """Fail running evaluations whose worker stopped sending heartbeats (killed, out of memory, restarted)."""
+    return services.evaluation_runs_reap_stale()
+
+
 @shared_task(name="training.tasks.export_dataset")
 def export_dataset(dataset_id: int) -> str:
     """Write a snapshot's Hugging Face ``datasets`` folder (idempotent)."""

@@ -27,6 +27,7 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.inference.tasks.train_cascade": TaskQueue.DEFAULT,  # sklearn on a few thousand items: CPU
     "training.tasks.run_training_job": TaskQueue.TRAIN,
     "training.tasks.reap_stale_jobs": TaskQueue.DEFAULT,
+    "training.tasks.reap_stale_evaluations": TaskQueue.DEFAULT,
     "training.tasks.export_dataset": TaskQueue.DEFAULT,
     "training.tasks.evaluate_retrain_rules": TaskQueue.DEFAULT,
     "training.tasks.run_evaluation": TaskQueue.INFER,
@@ -90,6 +91,7 @@ def configure_routing(app: Any) -> None:
     app.conf.task_routes = {name: {"queue": q.value} for name, q in TASK_ROUTES.items()}
     app.conf.beat_schedule = {
         "reap-stale-training-jobs": {"task": "training.tasks.reap_stale_jobs", "schedule": 60.0},
+        "reap-stale-evaluations": {"task": "training.tasks.reap_stale_evaluations", "schedule": 60.0},
         "evaluate-retrain-rules": {"task": "training.tasks.evaluate_retrain_rules", "schedule": 5 * 60.0},
         # Catches feedback whose per-batch check was lost, and rules an admin changed.
         "evaluate-disagreements": {"task": "annotation.tasks.evaluate_disagreements", "schedule": 15 * 60.0},

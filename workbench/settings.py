@@ -323,6 +323,15 @@ TEXT_EMBEDDING_MODEL = env.str("TEXT_EMBEDDING_MODEL", default="")
 
 # --- Inference ----------------------------------------------------------------------------
 VLM_MAX_NEW_TOKENS = env.int("VLM_MAX_NEW_TOKENS", default=512)
+# transformers backend: a prompt longer than the model's context (or this cap, whichever is smaller) less
+# VLM_MAX_NEW_TOKENS has the middle of the item's content cut, and the result says how much. One generate
+# call holds at most TRANSFORMERS_BATCH_TOKENS (rows x (padded prompt + new tokens)): memory is bounded
+# by it, not by the longest item of a batch (the padded attention is quadratic in the longest prompt).
+TRANSFORMERS_MAX_CONTEXT_TOKENS = env.int("TRANSFORMERS_MAX_CONTEXT_TOKENS", default=16384)
+TRANSFORMERS_BATCH_TOKENS = env.int("TRANSFORMERS_BATCH_TOKENS", default=16384)
+# A running evaluation's worker beats this often while the model works (training.evaluation); the reaper
+# fails a run with no beat for training.services.HEARTBEAT_STALE_AFTER.
+EVALUATION_HEARTBEAT_SECONDS = env.float("EVALUATION_HEARTBEAT_SECONDS", default=60.0)
 # vllm backend: empty URL = in-process offline engine in the GPU worker; else an OpenAI-compatible server.
 VLLM_SERVER_URL = env.str("VLLM_SERVER_URL", default="")
 VLLM_MAX_MODEL_LEN = env.int("VLLM_MAX_MODEL_LEN", default=16384)

@@ -68,6 +68,8 @@ class BackendResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float | None = None  # set by batched backends: the batch's time per item
+    # Tokens of the item's content cut from the prompt to fit the model's context (0: the whole prompt was read).
+    prompt_cut_tokens: int = 0
     # Cascade stage 1 only: how unsure it is, and whether the item must go to the VLM.
     uncertainty: float | None = None
     escalate: bool = False
@@ -91,6 +93,7 @@ class Generation:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+    prompt_cut_tokens: int = 0  # tokens of the prompt's content cut to fit the model's context
 
 
 VLM_BACKENDS = ("transformers", "vllm")
