@@ -258,6 +258,8 @@
       return;
     }
     paintHeader(shown);
+    const waiting = shown.querySelector("[data-waiting]");
+    if (waiting && typeof data.waiting === "number") waiting.textContent = `${data.waiting} waiting`;
     if (data.ahead) prefetch(data.ahead, data.ahead_url);
   }
 

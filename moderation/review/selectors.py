@@ -187,6 +187,13 @@ def review_queue_overview_recent(*, queues: Iterable[ReviewQueue]) -> dict[int, 
     return stats
 
 
+def review_queue_waiting(*, queue: ReviewQueue) -> int:
+    """How many items of ``queue`` wait to be claimed, counted now (the review screen's "N waiting", repainted
+    after each decision): one index range (``task_claim_order``), unlike the queue list's full counts, which
+    may be ``REVIEW_STATS_MAX_AGE_SECONDS`` old and would still count the items just claimed."""
+    return ReviewTask.objects.filter(queue=queue, status=ReviewTask.Status.PENDING, is_gold=False).count()
+
+
 def review_task_open_for(*, user: User, queue: ReviewQueue | None = None) -> ReviewTask | None:
     """The item ``user`` currently holds (in ``queue``, or in any queue), to offer "continue"."""
     held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user)
@@ -391,7 +398,7 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         **review_cot_for_display(decision=decision, times=media["times"]),
         # Latency and token counts say something about a model's generation; the rule baseline has none.
         "show_cost": bool(decision.prompt_tokens or decision.completion_tokens),
-        "waiting": review_queue_overview_recent(queues=[task.queue])[task.queue.pk]["pending"],
+        "waiting": review_queue_waiting(queue=task.queue),
         # Independence: in queues that take new decisions reviewers never see each other's verdicts;
         # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
         "prior_reviews": [] if task.queue.routes_new_decisions else review_prior_reviews(task=task),

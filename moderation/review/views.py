@@ -252,6 +252,8 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
             "next_url": url(nxt),
             "ahead": ahead.pk if ahead else None,
             "ahead_url": f"{url(ahead)}?prefetch=1" if ahead else None,
+            # The screen shown was fetched before this decision: its "N waiting" is repainted from here.
+            "waiting": selectors.review_queue_waiting(queue=task.queue),
         }
     )
 
