@@ -37,3 +37,29 @@ def test_the_waiting_count_follows_each_decision(page, make_user, policy_version
     page.wait_for_function("document.querySelector('[data-waiting]').textContent === '1 waiting'")
     page.reload()  # a fresh screen counts now, not from the queue list's cache
     assert page.locator("[data-waiting]").inner_text() == "1 waiting"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_n_takes_the_next_item_of_the_queue_the_moderator_is_in(page, make_user, policy_version):
+    """Seen in Chromium: on the queue list "n" claimed a tag-review item (the tags queue "Content tags" sorts
+    before "Default"), and from a held item's queue list it opened another queue's item instead of going back."""
+    from moderation.review.models import ReviewQueue
+    from moderation.tagging.services import tag_queue_default
+
+    tag_item = _task(policy_version, queue=tag_queue_default(), decision__video__title="TAG ITEM")
+    first = _task(policy_version, priority=5, decision__video__title="MODERATION 1")
+    _task(policy_version, priority=4, decision__video__title="MODERATION 2")
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{first.pk}/")
+    assert "MODERATION 1" in page.locator(".review-head h1").inner_text()
+
+    # Another moderation queue, more urgent, gets work while this item is held: "n" goes back to the held one.
+    urgent = ReviewQueue.objects.create(name="Urgent", slug="urgent", priority=90)
+    _task(policy_version, queue=urgent, decision__video__title="URGENT")
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{first.pk}/")
+    tag_item.refresh_from_db()
+    assert tag_item.status == tag_item.Status.PENDING
