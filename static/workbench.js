@@ -69,6 +69,16 @@ document.addEventListener("keydown", (ev) => {
   const el = document.querySelector(`[data-hotkey="${CSS.escape(ev.key)}"]`);
   if (!el) return;
   ev.preventDefault();
+  if (el.disabled) {
+    // e.g. "0" (severity None) on a violation: say why nothing was chosen, on the note beside the choices.
+    const note = el.form && el.form.querySelector("[data-severity-note]");
+    if (note && !note.hidden) {
+      note.classList.remove("flash");
+      void note.offsetWidth; // restart the highlight
+      note.classList.add("flash");
+    }
+    return;
+  }
   if (el.matches(TEXT_ENTRY)) el.focus(); else el.click();
 });
 
@@ -122,6 +132,28 @@ function applySeverities(form, allowed) {
   }
   const enabled = radios.filter((r) => !r.disabled);
   if (enabled.length === 1) enabled[0].checked = true;
+  severityNote(form, radios);
+}
+
+// A severity the label in force does not allow is greyed out; the note beside them says why, so "0" (None)
+// doing nothing on a violation is not a silent omission.
+function severityNote(form, radios) {
+  const note = form.querySelector("[data-severity-note]");
+  if (!note) return;
+  const off = radios.filter((r) => r.disabled);
+  const on = radios.filter((r) => !r.disabled).map((r) => r.value);
+  let text = "";
+  if (off.some((r) => r.value === "none")) {
+    const safe = note.closest("[data-safe-label]")?.dataset.safeLabel;
+    text = `None is only for the non-violative label${safe ? ` (${safe})` : ""}: a violation always has a severity`;
+    text += off.length > 1 ? `, and this label allows only ${on.join(", ")}.` : ".";
+  } else if (off.length) {
+    text = "The non-violative label takes no severity: None is its only choice.";
+  }
+  if (note.textContent !== text) note.classList.remove("flash");
+  note.textContent = text;
+  note.hidden = !text;
+  for (const r of radios) r.parentElement.title = r.disabled ? text : "";
 }
 
 document.addEventListener("change", (ev) => {

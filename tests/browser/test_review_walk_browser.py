@@ -1,4 +1,4 @@
-"""What the review screen says about its queue, repainted as the moderator works (Chromium)."""
+"""The review screen as the moderator works it in Chromium: its counts, its keys, its severity choices."""
 
 from __future__ import annotations
 
@@ -63,3 +63,30 @@ def test_n_takes_the_next_item_of_the_queue_the_moderator_is_in(page, make_user,
     page.wait_for_url(f"**/review/{first.pk}/")
     tag_item.refresh_from_db()
     assert tag_item.status == tag_item.Status.PENDING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_severity_the_label_does_not_allow_says_why_beside_the_choices(page, make_user, policy_version):
+    """Seen in Chromium: severity "None" was greyed out on a violation and "0" did nothing, with no word why."""
+    task = _task(policy_version, decision__label="色情低俗", decision__is_violation=True)
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{task.pk}/")
+    note = page.locator("#severity [data-severity-note]")
+    assert note.is_visible()
+    assert "None is only for the non-violative label (正向): a violation always has a severity" in note.inner_text()
+    assert page.locator("input[name=severity][value=none]").is_disabled()
+    page.keyboard.press("0")
+    assert page.locator("input[name=severity]:checked").count() == 0
+    assert "flash" in (note.get_attribute("class") or "")
+    page.keyboard.press("2")
+    assert page.locator("input[name=severity]:checked").get_attribute("value") == "medium"
+
+    # Overriding with the non-violative label: None is the one choice, chosen, and the note says so.
+    page.keyboard.press("o")
+    page.keyboard.type("正向")
+    page.keyboard.press("ArrowDown")
+    assert page.locator("input[name=severity]:checked").get_attribute("value") == "none"
+    assert note.inner_text() == "The non-violative label takes no severity: None is its only choice."
+    assert "flash" not in (note.get_attribute("class") or "")
