@@ -439,8 +439,9 @@ def labelstudio_export(request: HttpRequest) -> HttpResponse:
             status = 400
         previews[what] = preview
         if request.htmx:  # type: ignore[attr-defined]
-            # The live count under the form; a refusal is shown there too (htmx swaps only 2xx).
-            context = {"p": preview, "form": form, "limit": EXPORT_LIMIT}
+            # The live count under the form, or why not (a 200: htmx swaps only 2xx), and each field's problem
+            # beside that field (out of band) as the user changes the form, as a submitted form shows them.
+            context = {"p": preview, "form": form, "limit": EXPORT_LIMIT, "oob": True}
             return render(request, "annotation/labelstudio_export.html#preview", context)
     elif what:
         previews["tags"] = {"what": "tags", "error": f"Unknown export “{what}”: choose content tags or a review queue."}
