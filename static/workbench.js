@@ -187,8 +187,13 @@ document.addEventListener("click", (ev) => {
   fetch(btn.form.action, { method: "POST", body, headers: { "HX-Request": "true" }, credentials: "same-origin" });
 });
 
-// Submit-and-next swaps in the next item with its own messages: drop the page's older ones.
-document.addEventListener("htmx:afterSwap", () => {
+// Submit-and-next swaps in the next item with its own messages: drop the page's older ones (static/review.js
+// does the same for the screen it swaps in). Only then: the screen's own partials (the tag panel loads by htmx
+// as the page opens) leave the page's messages ("Item #12 escalated to “Senior”") where they are; they
+// vanished before they could be read.
+document.addEventListener("htmx:afterSwap", (ev) => {
+  const target = ev.detail && ev.detail.target;
+  if (!target || !(target.id === "review-screen" || target.querySelector?.("#review-screen"))) return;
   document.querySelectorAll("ul.messages").forEach((ul) => { if (!ul.closest("#review-screen")) ul.remove(); });
 });
 

@@ -284,6 +284,29 @@ def review_prior_reviews(*, task: ReviewTask) -> list[Review]:
     )
 
 
+def review_escalations_into(*, task: ReviewTask) -> list[dict[str, Any]]:
+    """The escalations that handed ``task``'s decision on to ``task``'s queue: who, from which queue, when and
+    why (``review_escalate`` records the reason in the audit log, keyed by the escalated task)."""
+    sources = {
+        str(t.pk): t
+        for t in ReviewTask.objects.filter(
+            decision_id=task.decision_id, status=ReviewTask.Status.ESCALATED, queue__escalation_queue=task.queue_id
+        ).select_related("queue")
+    }
+    if not sources:
+        return []
+    events = AuditEvent.objects.filter(action="escalate", object_type="reviewtask", object_id__in=list(sources))
+    return [
+        {
+            "by": event.actor_name or "system",
+            "from_queue": sources[event.object_id].queue.name,
+            "reason": event.payload.get("reason", ""),
+            "at": event.at,
+        }
+        for event in events.order_by("at", "pk")
+    ]
+
+
 def review_task_get(*, task_id: int, user: User | None = None) -> ReviewTask:
     """One task with its decision, video, policy and model version, plus keyframes and segments prefetched.
     With ``user``: 404 when its video is hidden from them (``videos_open_to``: a restricted queue's content)."""
@@ -402,6 +425,10 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         # Independence: in queues that take new decisions reviewers never see each other's verdicts;
         # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
         "prior_reviews": [] if task.queue.routes_new_decisions else review_prior_reviews(task=task),
+        # A handed-on item says who escalated it, from where and why (the reason was only in the audit log).
+        "escalations": [] if task.queue.routes_new_decisions else review_escalations_into(task=task),
+        # An item this reviewer escalated (opened again, e.g. with Back) says where it went, with no live form.
+        "escalated_to": task.queue.escalation_queue if task.status == ReviewTask.Status.ESCALATED else None,
         "can_escalate": task.queue.escalation_queue_id is not None,
         "skip_reasons": SKIP_REASONS,
         "review": getattr(task, "review", None) if task.status == ReviewTask.Status.DONE else None,

@@ -90,3 +90,59 @@ def test_a_severity_the_label_does_not_allow_says_why_beside_the_choices(page, m
     assert page.locator("input[name=severity]:checked").get_attribute("value") == "none"
     assert note.inner_text() == "The non-violative label takes no severity: None is its only choice."
     assert "flash" not in (note.get_attribute("class") or "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_moderator_escalates_with_the_keyboard_and_the_senior_sees_why(
+    page, browser, live_server, make_user, policy_version, settings
+):
+    """Escalation walked in Chromium: "e" hands the item to the senior queue and the next item opens; the
+    message saying so stays on the page (it was wiped as the tag panel loaded), Back shows the escalated item
+    without a live verdict form (it offered Approve on an item no longer this queue's), and the senior
+    reviewer reads who escalated it and why (the reason was only in the audit log)."""
+    from moderation.review.models import AuditEvent, ReviewQueue, ReviewTask
+    from moderation.review.services import review_queue_default
+
+    senior = ReviewQueue.objects.create(name="Senior", slug="senior", routes_new_decisions=False)
+    default = review_queue_default()
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    first = _task(policy_version, priority=5, decision__video__title="FIRST")
+    second = _task(policy_version, priority=4, decision__video__title="SECOND")
+    moderator = make_user("moderator")
+    _login(page, moderator.username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{first.pk}/")
+    page.fill("input[name=reason][aria-label='Why escalate']", "Coded slang I cannot read")
+    page.keyboard.press("Escape")  # leave the field: the keys work again
+    with page.expect_navigation():
+        page.keyboard.press("e")
+    page.wait_for_url(f"**/review/{second.pk}/")
+    page.wait_for_selector("#tags :is(form, p, ul, section, div)")  # the tag panel has loaded (htmx)
+    assert f"Item #{first.pk} escalated to “Senior”." in page.locator("ul.messages").inner_text()
+
+    first.refresh_from_db()
+    handed = ReviewTask.objects.get(queue=senior, decision=first.decision)
+    assert first.status == ReviewTask.Status.ESCALATED and handed.status == ReviewTask.Status.PENDING
+    event = AuditEvent.objects.get(action="escalate")
+    assert event.payload["reason"] == "Coded slang I cannot read" and event.actor_name == moderator.username
+
+    page.go_back()
+    page.wait_for_url(f"**/review/{first.pk}/")
+    verdict = page.locator("#verdict")
+    assert "This item was escalated to “Senior”; it is decided there now" in verdict.inner_text()
+    assert verdict.locator("[data-verdict-form], button[data-hotkey=a], button[data-hotkey=e]").count() == 0
+
+    settings.REVIEW_STATS_MAX_AGE_SECONDS = 0  # the queue list's counts are cached up to 10 s by design
+    context = browser.new_context(base_url=live_server.url)
+    senior_page = context.new_page()
+    senior_page.set_default_timeout(15_000)
+    _login(senior_page, make_user("moderator").username)
+    senior_page.goto("/review/")
+    with senior_page.expect_navigation():
+        senior_page.locator("tr[data-queue=senior] button").click()
+    assert senior_page.url.endswith(f"/review/{handed.pk}/")
+    said = senior_page.locator("#escalations").inner_text()
+    assert f"{moderator.username} from “Default”" in said and "Coded slang I cannot read" in said
+    context.close()
