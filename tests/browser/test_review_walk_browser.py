@@ -37,6 +37,11 @@ def test_the_waiting_count_follows_each_decision(page, make_user, policy_version
     page.wait_for_function("document.querySelector('[data-waiting]').textContent === '1 waiting'")
     page.reload()  # a fresh screen counts now, not from the queue list's cache
     assert page.locator("[data-waiting]").inner_text() == "1 waiting"
+    with page.expect_navigation():
+        page.keyboard.press("n")  # skip: the fourth shows, the fifth is claimed ahead
+    page.wait_for_url(f"**/review/{tasks[3].pk}/")
+    # The fifth claimed ahead, the skipped third back in the queue for another reviewer: one waits.
+    assert page.locator("[data-waiting]").inner_text() == "1 waiting"
 
 
 @pytest.mark.django_db(transaction=True)
