@@ -12,6 +12,14 @@ class AnnotationError(ModerationError):
     """A labeling action was refused; the message can be shown to the labeler as it is."""
 
 
+class StageRefused(AnnotationError):
+    """One stage's text cannot be saved as it is; ``stage`` is its key, so the screen says it on that stage."""
+
+    def __init__(self, message: str, *, stage: str) -> None:
+        super().__init__(message)
+        self.stage = stage
+
+
 class CorrectionConflict(AnnotationError):
     """Someone saved a newer revision of this correction since the form was loaded.
 

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.errors import AnnotationError, CorrectionConflict
+from annotation.errors import AnnotationError, CorrectionConflict, StageRefused
 from annotation.models import Adjudication, CotCorrection, DisagreementRule, Tag2CotTask
 from annotation.selectors import tag2cot_candidates
 from moderation.feedback.models import FeedbackAggregate
@@ -145,8 +145,41 @@ def _correction_content(
                 {"key": stage["key"], "title": stage.get("title") or stage["key"], "before": before, "after": after}
             )
 
+    if submit:
+        _check_verdict_names_label(new_stages, label=label, names=names)
     status = CotCorrection.Status.SUBMITTED if submit else CotCorrection.Status.DRAFT
     return new_stages, diff, status
+
+
+VERDICT_STAGES = ("final_judgment", "answer")  # the stage that states the verdict (KuaiMod, BLM-Guard)
+
+
+def _check_verdict_names_label(stages: list[dict[str, Any]], *, label: str, names: dict[str, str]) -> None:
+    """A submitted correction whose final-judgment stage names another label and not the chosen one
+    contradicts itself (the reviewer and training would read two verdicts): refused on that stage.
+    The text is the labeler's own reasoning, so it is never rewritten for them; a draft may still
+    hold the old verdict while they work on it."""
+
+    def named(key: str, text: str) -> bool:
+        name = names.get(key, "")
+        return key in text or (bool(name) and name != key and name in text)
+
+    for stage in stages:
+        if stage.get("key") not in VERDICT_STAGES:
+            continue
+        text = stage.get("text", "")
+        if named(label, text):
+            return
+        others = [key for key in names if key != label and named(key, text)]
+        if others:
+            said = ", ".join(f"{key} ({names[key]})" if names[key] != key else key for key in others)
+            chosen = f"{label} ({names[label]})" if names[label] != label else label
+            title = stage.get("title") or stage["key"]
+            raise StageRefused(
+                f"“{title}” still concludes {said}, but the final label is {chosen}: rewrite this stage "
+                f"so it concludes {label}, or choose {others[0]} again. (A draft may keep it for now.)",
+                stage=stage["key"],
+            )
 
 
 def correctable_stages(decision: Decision) -> list[dict[str, Any]]:

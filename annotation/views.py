@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import selectors, services
-from annotation.errors import AnnotationError, CorrectionConflict
+from annotation.errors import AnnotationError, CorrectionConflict, StageRefused
 from annotation.forms import LabelStudioQueueExportForm, LabelStudioTagExportForm
 from annotation.labelstudio import (
     EXPORT_LIMIT,
@@ -71,6 +71,7 @@ def _edit_context(
     typed: dict[str, str] | None = None,
     typed_label: str | None = None,
     conflict: CotCorrection | None = None,
+    stage_error: StageRefused | None = None,
 ) -> dict[str, Any]:
     correction: CotCorrection | None = getattr(decision, "correction", None)
     if conflict is not None:
@@ -84,7 +85,16 @@ def _edit_context(
         value = (typed or {}).get(key, saved_text.get(key, stage["text"]))
         other = theirs.get(key)
         # Only a stage whose saved-meanwhile text differs from what this labeler has is a conflict.
-        rows.append({**stage, "original": stage["text"], "value": value, "theirs": other if other != value else None})
+        error = str(stage_error) if stage_error is not None and stage_error.stage == key else ""
+        rows.append(
+            {
+                **stage,
+                "original": stage["text"],
+                "value": value,
+                "theirs": other if other != value else None,
+                "error": error,
+            }
+        )
     label = typed_label or (correction.label if correction else decision.label)
     context: dict[str, Any] = {
         **media,
@@ -144,6 +154,11 @@ def correction_edit(request: HttpRequest, decision_id: int) -> HttpResponse:
         messages.error(request, str(exc))
         ctx = _edit_context(request, decision, typed=typed, typed_label=label, conflict=exc.current)
         return render(request, "annotation/correction_edit.html", ctx, status=409)
+    except StageRefused as exc:
+        # Said on the stage itself (the page's message names it too), with everything typed kept.
+        messages.error(request, str(exc))
+        ctx = _edit_context(request, decision, typed=typed, typed_label=label, stage_error=exc)
+        return render(request, "annotation/correction_edit.html", ctx, status=400)
     except AnnotationError as exc:
         messages.error(request, str(exc))
         ctx = _edit_context(request, decision, typed=typed, typed_label=label)
@@ -424,8 +439,9 @@ def labelstudio_export(request: HttpRequest) -> HttpResponse:
             status = 400
         previews[what] = preview
         if request.htmx:  # type: ignore[attr-defined]
-            # The live count under the form; a refusal is shown there too (htmx swaps only 2xx).
-            context = {"p": preview, "form": form, "limit": EXPORT_LIMIT}
+            # The live count under the form, or why not (a 200: htmx swaps only 2xx), and each field's problem
+            # beside that field (out of band) as the user changes the form, as a submitted form shows them.
+            context = {"p": preview, "form": form, "limit": EXPORT_LIMIT, "oob": True}
             return render(request, "annotation/labelstudio_export.html#preview", context)
     elif what:
         previews["tags"] = {"what": "tags", "error": f"Unknown export “{what}”: choose content tags or a review queue."}

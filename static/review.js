@@ -103,6 +103,8 @@
     const cur = current();
     if (!cur || cur === el) return cur;
     cur.replaceWith(el);
+    // The page's messages were about the item before: the next one starts without them.
+    document.querySelectorAll("ul.messages").forEach((ul) => { if (!ul.closest("#review-screen")) ul.remove(); });
     document.title = el.dataset.title || document.title;
     if (push) history.pushState({ review: el.dataset.task }, "", el.dataset.url);
     else history.replaceState({ review: el.dataset.task }, "", el.dataset.url);
@@ -258,6 +260,8 @@
       return;
     }
     paintHeader(shown);
+    const waiting = shown.querySelector("[data-waiting]");
+    if (waiting && typeof data.waiting === "number") waiting.textContent = `${data.waiting} waiting`;
     if (data.ahead) prefetch(data.ahead, data.ahead_url);
   }
 

@@ -69,6 +69,16 @@ document.addEventListener("keydown", (ev) => {
   const el = document.querySelector(`[data-hotkey="${CSS.escape(ev.key)}"]`);
   if (!el) return;
   ev.preventDefault();
+  if (el.disabled) {
+    // e.g. "0" (severity None) on a violation: say why nothing was chosen, on the note beside the choices.
+    const note = el.form && el.form.querySelector("[data-severity-note]");
+    if (note && !note.hidden) {
+      note.classList.remove("flash");
+      void note.offsetWidth; // restart the highlight
+      note.classList.add("flash");
+    }
+    return;
+  }
   if (el.matches(TEXT_ENTRY)) el.focus(); else el.click();
 });
 
@@ -122,6 +132,28 @@ function applySeverities(form, allowed) {
   }
   const enabled = radios.filter((r) => !r.disabled);
   if (enabled.length === 1) enabled[0].checked = true;
+  severityNote(form, radios);
+}
+
+// A severity the label in force does not allow is greyed out; the note beside them says why, so "0" (None)
+// doing nothing on a violation is not a silent omission.
+function severityNote(form, radios) {
+  const note = form.querySelector("[data-severity-note]");
+  if (!note) return;
+  const off = radios.filter((r) => r.disabled);
+  const on = radios.filter((r) => !r.disabled).map((r) => r.value);
+  let text = "";
+  if (off.some((r) => r.value === "none")) {
+    const safe = note.closest("[data-safe-label]")?.dataset.safeLabel;
+    text = `None is only for the non-violative label${safe ? ` (${safe})` : ""}: a violation always has a severity`;
+    text += off.length > 1 ? `, and this label allows only ${on.join(", ")}.` : ".";
+  } else if (off.length) {
+    text = "The non-violative label takes no severity: None is its only choice.";
+  }
+  if (note.textContent !== text) note.classList.remove("flash");
+  note.textContent = text;
+  note.hidden = !text;
+  for (const r of radios) r.parentElement.title = r.disabled ? text : "";
 }
 
 document.addEventListener("change", (ev) => {
@@ -155,8 +187,13 @@ document.addEventListener("click", (ev) => {
   fetch(btn.form.action, { method: "POST", body, headers: { "HX-Request": "true" }, credentials: "same-origin" });
 });
 
-// Submit-and-next swaps in the next item with its own messages: drop the page's older ones.
-document.addEventListener("htmx:afterSwap", () => {
+// Submit-and-next swaps in the next item with its own messages: drop the page's older ones (static/review.js
+// does the same for the screen it swaps in). Only then: the screen's own partials (the tag panel loads by htmx
+// as the page opens) leave the page's messages ("Item #12 escalated to “Senior”") where they are; they
+// vanished before they could be read.
+document.addEventListener("htmx:afterSwap", (ev) => {
+  const target = ev.detail && ev.detail.target;
+  if (!target || !(target.id === "review-screen" || target.querySelector?.("#review-screen"))) return;
   document.querySelectorAll("ul.messages").forEach((ul) => { if (!ul.closest("#review-screen")) ul.remove(); });
 });
 

@@ -187,6 +187,13 @@ def review_queue_overview_recent(*, queues: Iterable[ReviewQueue]) -> dict[int, 
     return stats
 
 
+def review_queue_waiting(*, queue: ReviewQueue) -> int:
+    """How many items of ``queue`` wait to be claimed, counted now (the review screen's "N waiting", repainted
+    after each decision): one index range (``task_claim_order``), unlike the queue list's full counts, which
+    may be ``REVIEW_STATS_MAX_AGE_SECONDS`` old and would still count the items just claimed."""
+    return ReviewTask.objects.filter(queue=queue, status=ReviewTask.Status.PENDING, is_gold=False).count()
+
+
 def review_task_open_for(*, user: User, queue: ReviewQueue | None = None) -> ReviewTask | None:
     """The item ``user`` currently holds (in ``queue``, or in any queue), to offer "continue"."""
     held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user)
@@ -275,6 +282,29 @@ def review_prior_reviews(*, task: ReviewTask) -> list[Review]:
         .select_related("reviewer", "task__queue")
         .order_by("created_at")
     )
+
+
+def review_escalations_into(*, task: ReviewTask) -> list[dict[str, Any]]:
+    """The escalations that handed ``task``'s decision on to ``task``'s queue: who, from which queue, when and
+    why (``review_escalate`` records the reason in the audit log, keyed by the escalated task)."""
+    sources = {
+        str(t.pk): t
+        for t in ReviewTask.objects.filter(
+            decision_id=task.decision_id, status=ReviewTask.Status.ESCALATED, queue__escalation_queue=task.queue_id
+        ).select_related("queue")
+    }
+    if not sources:
+        return []
+    events = AuditEvent.objects.filter(action="escalate", object_type="reviewtask", object_id__in=list(sources))
+    return [
+        {
+            "by": event.actor_name or "system",
+            "from_queue": sources[event.object_id].queue.name,
+            "reason": event.payload.get("reason", ""),
+            "at": event.at,
+        }
+        for event in events.order_by("at", "pk")
+    ]
 
 
 def review_task_get(*, task_id: int, user: User | None = None) -> ReviewTask:
@@ -391,10 +421,14 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         **review_cot_for_display(decision=decision, times=media["times"]),
         # Latency and token counts say something about a model's generation; the rule baseline has none.
         "show_cost": bool(decision.prompt_tokens or decision.completion_tokens),
-        "waiting": review_queue_overview_recent(queues=[task.queue])[task.queue.pk]["pending"],
+        "waiting": review_queue_waiting(queue=task.queue),
         # Independence: in queues that take new decisions reviewers never see each other's verdicts;
         # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
         "prior_reviews": [] if task.queue.routes_new_decisions else review_prior_reviews(task=task),
+        # A handed-on item says who escalated it, from where and why (the reason was only in the audit log).
+        "escalations": [] if task.queue.routes_new_decisions else review_escalations_into(task=task),
+        # An item this reviewer escalated (opened again, e.g. with Back) says where it went, with no live form.
+        "escalated_to": task.queue.escalation_queue if task.status == ReviewTask.Status.ESCALATED else None,
         "can_escalate": task.queue.escalation_queue_id is not None,
         "skip_reasons": SKIP_REASONS,
         "review": getattr(task, "review", None) if task.status == ReviewTask.Status.DONE else None,

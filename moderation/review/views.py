@@ -22,7 +22,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_open_or_404
 from moderation.media.services import video_media_verify
 from moderation.review import selectors, services
-from moderation.review.models import ReviewTask
+from moderation.review.models import ReviewQueue, ReviewTask
 from workbench.metrics import REVIEW_CLAIM_SECONDS, REVIEW_SUBMIT_SECONDS
 from workbench.roles import Perm, permission_required
 
@@ -69,17 +69,26 @@ def queue(request: HttpRequest) -> HttpResponse:
         }
         for q in queues
     ]
-    # "n" claims from the most urgent queue that has work.
-    waiting = [q for q, r in zip(queues, rows, strict=True) if r["claimable"]]
     context = {
         "rows": rows,
         "as_of": min((s["as_of"] for s in overview.values()), default=None),
-        "hotkey_queue": waiting[0].slug if waiting else None,
+        "hotkey_queue": _hotkey_queue(rows, open_task),
         "open_task": open_task,
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/review/queue.html#stats", context)
     return render(request, "moderation/review/queue.html", context)
+
+
+def _hotkey_queue(rows: list[dict[str, Any]], open_task: ReviewTask | None) -> str | None:
+    """The queue "n" claims from on the queue list: the one whose item this reviewer holds (they are working
+    it), else the most urgent moderation queue with work, and a tags queue only when no moderation queue
+    has any (it sorted first by name, so "n" handed a moderator a tag-review item)."""
+    if open_task is not None:
+        return open_task.queue.slug
+    waiting = [r["queue"] for r in rows if r["claimable"]]
+    waiting.sort(key=lambda q: q.kind != ReviewQueue.Kind.MODERATION)  # stable: urgency order kept
+    return waiting[0].slug if waiting else None
 
 
 @permission_required(Perm.REVIEW_VIDEO)
@@ -115,8 +124,10 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     queue this reviewer may work that has an item serves instead."""
     q = selectors.review_queue_get_for(user=_user(request), slug=slug) if slug else None
     queues = [q] if q is not None else [services.review_queue_default()]
-    if request.POST.get("then") == "any":
-        queues += [o for o in selectors.review_queues_for(user=_user(request)) if o.pk != queues[0].pk]
+    if request.POST.get("then") == "any":  # other queues of the same kind: a moderator is not sent to tag review
+        first = queues[0]
+        others = selectors.review_queues_for(user=_user(request)).filter(kind=first.kind).exclude(pk=first.pk)
+        queues += list(others)
     try:
         with REVIEW_CLAIM_SECONDS.labels(q.slug if q else "any").time():
             task = services.review_claim_next_of(user=_user(request), queues=queues)
@@ -252,6 +263,8 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
             "next_url": url(nxt),
             "ahead": ahead.pk if ahead else None,
             "ahead_url": f"{url(ahead)}?prefetch=1" if ahead else None,
+            # The screen shown was fetched before this decision: its "N waiting" is repainted from here.
+            "waiting": selectors.review_queue_waiting(queue=task.queue),
         }
     )
 

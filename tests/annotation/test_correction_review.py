@@ -207,3 +207,21 @@ def test_the_saved_message_counts_changed_stages_in_words(decision, client_as):
     assert "(1 stage changed from the model)." in client.post(url, one, follow=True).content.decode()
     two = {**one, "stage-final_judgment": "fixed too", "base_revision": "2"}
     assert "(2 stages changed from the model)." in client.post(url, two, follow=True).content.decode()
+
+
+def test_a_reason_typed_for_a_revision_reviewed_meanwhile_is_still_shown(decision, make_user):
+    """Seen in Chromium: a second labeler typed a reason while another accepted the revision; Reject was
+    refused ("this one is accepted") and the screen, with no review form any more, dropped the typed text."""
+    author, first, second = make_user("labeler"), make_user("labeler"), make_user("labeler")
+    _save(decision, author)
+    cot_correction_accept(correction=CotCorrection.objects.get(), by=first, base_revision=1)
+    client = Client()
+    client.force_login(second)
+    review_url = reverse("annotation:correction_review", args=[decision.pk])
+    resp = client.post(
+        review_url, {"action": "reject", "base_revision": "1", "reason": "Stage 2 <misreads>"}, follow=True
+    )
+    html = resp.content.decode()
+    assert "this one is accepted" in html
+    assert 'id="review-reason-unsent"' in html and ">Stage 2 &lt;misreads&gt;</textarea>" in html
+    assert "Stage 2" not in client.get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()

@@ -243,3 +243,43 @@ def test_the_change_list_names_stages_by_their_title(decision, make_user, client
     )  # fmt: skip
     html = client_as("labeler").get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()
     assert "<li><strong>Analysis</strong>: <del>model analysis</del>" in html
+
+
+def test_a_new_label_with_a_final_judgment_that_still_names_the_old_one_is_refused_on_that_stage(decision, client_as):
+    """Seen in Chromium: a correction moved the label from 引导私下交易 to 正向 and was submitted with the final
+    judgment still reading "Violation: 引导私下交易"; the second labeler was shown a chain that contradicted itself."""
+    from annotation.errors import StageRefused
+
+    final = "Violation: 引导私下交易 (Steering users to private deals), confidence 0.82."
+    decision.cot[-1]["text"] = final
+    decision.save(update_fields=["cot"])
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    resp = client.post(url, {**_form(decision, 0, label="正向", analysis="No contact is offered."), "action": "submit"})
+    assert resp.status_code == 400 and not CotCorrection.objects.exists()
+    html = resp.content.decode()
+    stage = html[html.index('data-stage="final_judgment"') :]
+    stage = stage[: stage.index("</section>")]
+    assert 'id="stage-error-final_judgment"' in stage and "still concludes 引导私下交易" in stage
+    assert "the final label is 正向 (Non-violative)" in stage and 'aria-invalid="true"' in stage
+    assert ">No contact is offered.</textarea>" in html  # what was typed stays
+    assert '<option value="正向" selected>' in html
+
+    # A draft may keep the old verdict while the labeler works on it; submitting it is refused the same way.
+    client.post(url, {**_form(decision, 0, label="正向"), "action": "draft"})
+    assert CotCorrection.objects.get().status == CotCorrection.Status.DRAFT
+    with pytest.raises(StageRefused, match="still concludes"):
+        cot_correction_save(
+            decision=decision, author=CotCorrection.objects.get().author, stages={}, label="正向", base_revision=1
+        )
+    # The stage rewritten for the new label (or the old label chosen again) is submitted.
+    resp = client.post(
+        url,
+        {
+            **_form(decision, 1, label="正向", final_judgment="Non-violative (正向): no contact offered."),
+            "action": "submit",
+        },
+    )
+    assert resp.status_code == 302 and CotCorrection.objects.get().status == CotCorrection.Status.SUBMITTED
+    resp = client.post(url, {**_form(decision, 2, label="引导私下交易"), "action": "submit"})
+    assert resp.status_code == 302 and CotCorrection.objects.get().label == "引导私下交易"

@@ -60,7 +60,7 @@ def test_review_screen_and_queue_list_query_counts_do_not_grow(make_task, make_u
 
     assert big_screen == small_screen, (small_screen, big_screen)
     assert big_list == small_list, (small_list, big_list)
-    assert small_screen <= 12
+    assert small_screen <= 13  # one is the "N waiting" count, counted now (not the queue list's cached one)
 
 
 def test_text_only_item_renders_without_a_player(make_task, make_user):

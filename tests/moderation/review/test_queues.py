@@ -326,3 +326,24 @@ def test_n_on_the_queue_list_claims_from_the_next_queue_when_its_counts_are_stal
     # The row's own button, without "then", still answers for its queue only.
     plain = client.post(reverse("moderation:queue_claim_next", args=["urgent"]))
     assert plain["Location"] == reverse("moderation:queue")
+
+
+def test_claim_next_on_a_reviewed_item_claims_from_that_items_queue(make_task, make_user, client_as):
+    """The reviewed screen's "Claim next" (n) claimed from the default queue, whatever queue the item was in."""
+    from django.test import Client
+
+    senior = ReviewQueue.objects.create(name="Senior", slug="senior")
+    done = make_task(queue=senior, priority=5)
+    waiting_senior = make_task(queue=senior, priority=1)
+    make_task(priority=100)  # the default queue has more urgent work
+    user = make_user("moderator")
+    claimed = review_claim_next(user=user, queue=senior)
+    assert claimed == done
+    review_submit(task=done, user=user, verdict="approve")
+    client = Client()
+    client.force_login(user)
+    html = client.get(reverse("moderation:review_task", args=[done.pk])).content.decode()
+    action = reverse("moderation:queue_claim_next", args=["senior"])
+    assert f'action="{action}"' in html and "from “Senior”" in html
+    resp = client.post(action)
+    assert resp["Location"] == reverse("moderation:review_task", args=[waiting_senior.pk])

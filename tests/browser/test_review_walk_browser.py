@@ -1,0 +1,153 @@
+"""The review screen as the moderator works it in Chromium: its counts, its keys, its severity choices."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.browser.test_review_browser import _login, _task
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_waiting_count_follows_each_decision(page, make_user, policy_version):
+    """Seen in Chromium: "2 waiting" stayed after a decision (the next screen was fetched before it, and the
+    count came from the queue list's cache), however many items had been claimed since."""
+    tasks = [_task(policy_version, priority=10 - i, decision__video__title=f"ITEM {i}") for i in range(5)]
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")  # claims the first, and the second ahead: three wait
+    page.wait_for_url(f"**/review/{tasks[0].pk}/")
+    assert page.locator("[data-waiting]").inner_text() == "3 waiting"
+    page.wait_for_function("window.reviewState && window.reviewState().ready")
+    page.keyboard.press("a")  # the second shows; the third is claimed ahead: two wait
+    page.wait_for_selector(f'#review-screen[data-task="{tasks[1].pk}"]')
+    page.wait_for_function("window.reviewState().pending === 0")
+    page.wait_for_function("document.querySelector('[data-waiting]').textContent === '2 waiting'")
+    page.wait_for_function("window.reviewState().ready")
+    page.keyboard.press("a")
+    page.wait_for_selector(f'#review-screen[data-task="{tasks[2].pk}"]')
+    page.wait_for_function("document.querySelector('[data-waiting]').textContent === '1 waiting'")
+    page.reload()  # a fresh screen counts now, not from the queue list's cache
+    assert page.locator("[data-waiting]").inner_text() == "1 waiting"
+    with page.expect_navigation():
+        page.keyboard.press("n")  # skip: the fourth shows, the fifth is claimed ahead
+    page.wait_for_url(f"**/review/{tasks[3].pk}/")
+    # The fifth claimed ahead, the skipped third back in the queue for another reviewer: one waits.
+    assert page.locator("[data-waiting]").inner_text() == "1 waiting"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_n_takes_the_next_item_of_the_queue_the_moderator_is_in(page, make_user, policy_version):
+    """Seen in Chromium: on the queue list "n" claimed a tag-review item (the tags queue "Content tags" sorts
+    before "Default"), and from a held item's queue list it opened another queue's item instead of going back."""
+    from moderation.review.models import ReviewQueue
+    from moderation.tagging.services import tag_queue_default
+
+    tag_item = _task(policy_version, queue=tag_queue_default(), decision__video__title="TAG ITEM")
+    first = _task(policy_version, priority=5, decision__video__title="MODERATION 1")
+    _task(policy_version, priority=4, decision__video__title="MODERATION 2")
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{first.pk}/")
+    assert "MODERATION 1" in page.locator(".review-head h1").inner_text()
+
+    # Another moderation queue, more urgent, gets work while this item is held: "n" goes back to the held one.
+    urgent = ReviewQueue.objects.create(name="Urgent", slug="urgent", priority=90)
+    _task(policy_version, queue=urgent, decision__video__title="URGENT")
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{first.pk}/")
+    tag_item.refresh_from_db()
+    assert tag_item.status == tag_item.Status.PENDING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_severity_the_label_does_not_allow_says_why_beside_the_choices(page, make_user, policy_version):
+    """Seen in Chromium: severity "None" was greyed out on a violation and "0" did nothing, with no word why."""
+    task = _task(policy_version, decision__label="色情低俗", decision__is_violation=True)
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{task.pk}/")
+    note = page.locator("#severity [data-severity-note]")
+    assert note.is_visible()
+    assert "None is only for the non-violative label (正向): a violation always has a severity" in note.inner_text()
+    assert page.locator("input[name=severity][value=none]").is_disabled()
+    page.keyboard.press("0")
+    assert page.locator("input[name=severity]:checked").count() == 0
+    assert "flash" in (note.get_attribute("class") or "")
+    page.keyboard.press("2")
+    assert page.locator("input[name=severity]:checked").get_attribute("value") == "medium"
+
+    # Overriding with the non-violative label: None is the one choice, chosen, and the note says so.
+    page.keyboard.press("o")
+    page.keyboard.type("正向")
+    page.keyboard.press("ArrowDown")
+    assert page.locator("input[name=severity]:checked").get_attribute("value") == "none"
+    assert note.inner_text() == "The non-violative label takes no severity: None is its only choice."
+    assert "flash" not in (note.get_attribute("class") or "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_moderator_escalates_with_the_keyboard_and_the_senior_sees_why(
+    page, browser, live_server, make_user, policy_version, settings
+):
+    """Escalation walked in Chromium: "e" hands the item to the senior queue and the next item opens; the
+    message saying so stays on the page (it was wiped as the tag panel loaded), Back shows the escalated item
+    without a live verdict form (it offered Approve on an item no longer this queue's), and the senior
+    reviewer reads who escalated it and why (the reason was only in the audit log)."""
+    from moderation.review.models import AuditEvent, ReviewQueue, ReviewTask
+    from moderation.review.services import review_queue_default
+
+    senior = ReviewQueue.objects.create(name="Senior", slug="senior", routes_new_decisions=False)
+    default = review_queue_default()
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    first = _task(policy_version, priority=5, decision__video__title="FIRST")
+    second = _task(policy_version, priority=4, decision__video__title="SECOND")
+    moderator = make_user("moderator")
+    _login(page, moderator.username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{first.pk}/")
+    page.fill("input[name=reason][aria-label='Why escalate']", "Coded slang I cannot read")
+    page.keyboard.press("Escape")  # leave the field: the keys work again
+    with page.expect_navigation():
+        page.keyboard.press("e")
+    page.wait_for_url(f"**/review/{second.pk}/")
+    page.wait_for_selector("#tags :is(form, p, ul, section, div)")  # the tag panel has loaded (htmx)
+    assert f"Item #{first.pk} escalated to “Senior”." in page.locator("ul.messages").inner_text()
+
+    first.refresh_from_db()
+    handed = ReviewTask.objects.get(queue=senior, decision=first.decision)
+    assert first.status == ReviewTask.Status.ESCALATED and handed.status == ReviewTask.Status.PENDING
+    event = AuditEvent.objects.get(action="escalate")
+    assert event.payload["reason"] == "Coded slang I cannot read" and event.actor_name == moderator.username
+
+    page.go_back()
+    page.wait_for_url(f"**/review/{first.pk}/")
+    verdict = page.locator("#verdict")
+    assert "This item was escalated to “Senior”; it is decided there now" in verdict.inner_text()
+    assert verdict.locator("[data-verdict-form], button[data-hotkey=a], button[data-hotkey=e]").count() == 0
+
+    settings.REVIEW_STATS_MAX_AGE_SECONDS = 0  # the queue list's counts are cached up to 10 s by design
+    context = browser.new_context(base_url=live_server.url)
+    senior_page = context.new_page()
+    senior_page.set_default_timeout(15_000)
+    _login(senior_page, make_user("moderator").username)
+    senior_page.goto("/review/")
+    with senior_page.expect_navigation():
+        senior_page.locator("tr[data-queue=senior] button").click()
+    assert senior_page.url.endswith(f"/review/{handed.pk}/")
+    said = senior_page.locator("#escalations").inner_text()
+    assert f"{moderator.username} from “Default”" in said and "Coded slang I cannot read" in said
+    context.close()
