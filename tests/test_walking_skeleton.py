@@ -94,6 +94,8 @@ def test_one_video_from_upload_to_a_fine_tune_job(celery_worker, make_user, tmp_
     labeler = login(make_user, "labeler")
     form = {f"stage-{s['key']}": s["text"] for s in decision.cot}
     form["stage-analysis"] = "The speaker promises a private deal to lure viewers into a fake giveaway."
+    # The verdict stage concludes the new label (a correction whose final judgment names another is refused).
+    form["stage-final_judgment"] = "Violation: 虚假承诺福利, a fake giveaway that lures viewers away from the app."
     form.update({"label": "虚假承诺福利", "base_revision": "0"})
     response = labeler.post(f"/annotation/corrections/{decision.pk}/", form)
     assert response.status_code == 302
