@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,69 @@ def child_environment(*, debug: bool) -> dict[str, str]:
                 fh.write(secrets.token_urlsafe(50))
         env["SECRET_KEY"] = key_file.read_text().strip()
     return env
+
+
+def exit_reason(code: int) -> str:
+    """A child's exit status in words: a signal by name (SIGKILL: what the kernel's out-of-memory killer sends)."""
+    if code >= 0:
+        return f"with status {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    return f"killed by {name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+
+
+@dataclass
+class Restarts:
+    """How often ``up`` starts again a process that exited on its own (a worker the kernel killed for memory, a
+    crash): at most ``limit`` times within ``window_s`` seconds each, as a service manager would. Past that it keeps
+    crashing, and ``up`` stops everything and says so, rather than restarting it for ever."""
+
+    limit: int = 5
+    window_s: float = 600.0
+    times: dict[str, list[float]] = field(default_factory=dict)
+
+    def allow(self, name: str, now: float) -> bool:
+        recent = [t for t in self.times.get(name, []) if now - t < self.window_s]
+        self.times[name] = recent
+        if len(recent) >= self.limit:
+            return False
+        recent.append(now)
+        return True
+
+
+def supervise(
+    procs: dict[str, subprocess.Popen[bytes]],
+    *,
+    start: Callable[[str], subprocess.Popen[bytes]],
+    stopping: Callable[[], bool],
+    say: Callable[[str], Any],
+    logs: Path,
+    restarts: Restarts | None = None,
+    poll_s: float = 0.5,
+) -> None:
+    """Watch ``up``'s processes until ``stopping()``: one that exits is started again (a long task in flight is
+    acknowledged late and goes back to its queue; beat's sweeps and reapers take up the rest).
+    It used to stop everything, so one worker killed for memory took the web server down with it. Returns when
+    stopping, or when a process keeps exiting (``restarts``' limit), having said why."""
+    restarts = restarts or Restarts()
+    while not stopping():
+        for name, proc in list(procs.items()):
+            code = proc.poll()
+            if code is None or stopping():
+                continue
+            log = logs / f"{name}.log"
+            if not restarts.allow(name, time.monotonic()):
+                minutes = restarts.window_s / 60
+                say(
+                    f"{name} exited {exit_reason(code)}, {restarts.limit + 1} times within {minutes:.0f} minutes: "
+                    f"stopping everything; see {log}"
+                )
+                return
+            say(f"{name} exited {exit_reason(code)}; started again (see {log})")
+            procs[name] = start(name)
+        time.sleep(poll_s)
 
 
 class Command(BaseCommand):
@@ -126,9 +191,15 @@ class Command(BaseCommand):
             shutil.rmtree(prom, ignore_errors=True)
             prom.mkdir(parents=True)
             env["PROMETHEUS_MULTIPROC_DIR"] = str(prom)
-        for name, cmd in commands.items():
+
+        def start(name: str) -> subprocess.Popen[bytes]:
             log = (logs / f"{name}.log").open("ab")
-            procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR)
+            return subprocess.Popen(
+                commands[name], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR
+            )
+
+        for name in commands:
+            procs[name] = start(name)
         self.stdout.write(f"Workers and web started; logs in {logs}.")
         mode = (
             "development mode (DEBUG on)" if opts["debug"] else "production mode (DEBUG off; --debug for development)"
@@ -148,12 +219,7 @@ class Command(BaseCommand):
             if not opts["no_demo"]:
                 call_command("generate_demo")
                 self._report_first_reviewable(started)
-            while not stopping:
-                for name, proc in procs.items():
-                    if proc.poll() is not None:
-                        self.stderr.write(f"{name} exited with {proc.returncode}; see {logs / (name + '.log')}")
-                        stopping = True
-                time.sleep(0.5)
+            supervise(procs, start=start, stopping=lambda: stopping, say=self.stderr.write, logs=logs)
         finally:
             self.stdout.write("Stopping…")
             for proc in procs.values():
