@@ -1207,6 +1207,7 @@ def tag_task_create_for_video(*, video_id: int) -> Any:
     from datetime import timedelta
 
     from moderation.inference.models import Decision
+    from moderation.review.counts import review_queue_counts_forget
     from moderation.review.models import ReviewTask
     from moderation.tagging.models import VideoTag
 
@@ -1226,6 +1227,7 @@ def tag_task_create_for_video(*, video_id: int) -> Any:
     existing = ReviewTask.objects.filter(decision__video_id=video_id, queue=queue, is_gold=False).first()
     if existing is not None:
         return existing
+    review_queue_counts_forget(queue_ids=[queue.pk])
     return ReviewTask.objects.create(
         decision=decision,
         queue=queue,
