@@ -488,3 +488,33 @@ def test_a_polled_queue_list_does_not_count_its_queues_again(make_task, make_use
     assert len(counting(first)) == 2
     assert counting(polled) == []
     print(f"queue list: {len(first.captured_queries)} queries drawn, {len(polled.captured_queries)} polled")
+
+
+def test_the_queue_list_works_while_the_shared_cache_is_unreachable(
+    make_task, make_user, settings, django_capture_on_commit_callbacks
+):
+    """With Redis down, a write cannot tell other processes to drop their counts: the list still answers (counts
+    reused for their time only) and a verdict is still recorded, never a server error."""
+    from django.test import Client
+
+    task = make_task()
+    make_task()
+    settings.CACHES = {
+        **settings.CACHES,
+        "shared": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # the discard port: nothing answers
+            "KEY_PREFIX": "wb",
+        },
+    }
+    alice = make_user("moderator")
+    client = Client()
+    client.force_login(make_user("moderator"))
+    assert _counts_on_page(client, "default")["pending"] == "2"
+    review_claim_next(user=alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        review_submit(task=task, user=alice, verdict="approve")
+    task.refresh_from_db()
+    assert task.status == ReviewTask.Status.DONE
+    row = _counts_on_page(client, "default")
+    assert (row["pending"], row["claim"]) == ("2", "enabled")  # reused for up to 10 s, still offered (1 waits)
