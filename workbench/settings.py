@@ -240,6 +240,13 @@ CACHES = {
         "LOCATION": REDIS_CLIENT_URL,
         "KEY_PREFIX": "wb",
     },
+    # Small values every process (web and workers) must agree on: when the review queues' counts that each
+    # web process reuses are out of date (moderation.review.counts).
+    "shared": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_CLIENT_URL,
+        "KEY_PREFIX": "wb",
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Moderation review workbench API",
@@ -364,7 +371,8 @@ TAG_VLM_MODEL = env.str("TAG_VLM_MODEL", default="")
 # name or alias always does); below it, it is proposed as a new tag in the curation queue.
 TAG_VLM_SNAP_THRESHOLD = env.float("TAG_VLM_SNAP_THRESHOLD", default=0.95)
 TAG_VLM_MAX_NEW_TOKENS = env.int("TAG_VLM_MAX_NEW_TOKENS", default=96)
-# The queue list's counts are reused for this long (Django's cache; 0 = count on every request).
+# The queue list's counts are reused for this long (Django's cache; 0 = count on every request), unless a
+# write changes the queue first (moderation.review.counts); whether a queue has work to claim is always live.
 REVIEW_STATS_MAX_AGE_SECONDS = env.int("REVIEW_STATS_MAX_AGE_SECONDS", default=10)
 
 # --- API tokens ---------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import (
@@ -37,6 +36,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_media_for_display, video_open_to_q, videos_all_open_to
 from moderation.policies.selectors import policy_label_groups, policy_label_search_text
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
+from moderation.review.counts import counts_cached, counts_generations, counts_keep
 from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewTask
 from workbench.roles import Perm
 
@@ -164,27 +164,46 @@ def review_queue_overview(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[st
     return stats
 
 
+def review_queues_claimable(*, queues: Iterable[ReviewQueue]) -> set[int]:
+    """The ids of ``queues`` that hold an item to claim now: a pending one or one whose lease lapsed
+    (gold items are made per reviewer, not waiting). One query, an index probe per queue
+    (``task_claim_order``) that stops at the first row, whatever the queue's size or history."""
+    ids = [q.pk for q in queues]
+    if not ids:
+        return set()
+    S = ReviewTask.Status
+    tasks = ReviewTask.objects.filter(queue_id=OuterRef("pk"), is_gold=False)
+    waiting = Exists(tasks.filter(status=S.PENDING)) | Exists(
+        tasks.filter(status=S.CLAIMED, lease_expires_at__lte=timezone.now())
+    )
+    return set(ReviewQueue.objects.filter(waiting, pk__in=ids).values_list("pk", flat=True))
+
+
 def review_queue_overview_recent(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[str, Any]]:
-    """``review_queue_overview`` at most ``REVIEW_STATS_MAX_AGE_SECONDS`` old, each entry with its ``as_of``.
+    """``review_queue_overview`` at most ``REVIEW_STATS_MAX_AGE_SECONDS`` old, each entry with its ``as_of``
+    and ``claimable``: whether the queue holds an item to claim *now* (``review_queues_claimable``).
 
     Counting a queue reads every task row it ever had, so its cost grows with the queue; the queue
-    list (loaded by every reviewer, then polled every 15 s) reuses a recent count from Django's
-    cache instead of paying it on each request. Claims and submits do not invalidate it: under
-    load that would mean counting on every request again.
+    list (loaded by every reviewer, then polled every 15 s) and the home page reuse a recent count
+    instead of paying it on each request. A reused count is dropped as soon as a write changes its
+    queue (``moderation.review.counts``: routing, escalating, deciding, skipping, releasing), and
+    whenever it disagrees with the live ``claimable`` (a lease lapsed, a queue was drained by claims):
+    a reviewer is never told a queue is empty while an item waits there, nor offered one that is not.
     """
     queues = list(queues)
     max_age = int(settings.REVIEW_STATS_MAX_AGE_SECONDS)
-    keys = {q.pk: f"review:queue-stats:{q.pk}" for q in queues}
-    cached = cache.get_many(list(keys.values())) if max_age > 0 else {}
-    stats = {pk: cached[key] for pk, key in keys.items() if key in cached}
+    claimable = review_queues_claimable(queues=queues)
+    generations = counts_generations(q.pk for q in queues) if max_age > 0 else {}
+    stats = counts_cached(generations) if max_age > 0 else {}
+    stats = {pk: s for pk, s in stats.items() if bool(s["pending"] or s["stale"]) == (pk in claimable)}
     missing = [q for q in queues if q.pk not in stats]
     if missing:
         now = timezone.now()
         fresh = {pk: {**s, "as_of": now} for pk, s in review_queue_overview(queues=missing).items()}
         if max_age > 0:
-            cache.set_many({keys[pk]: s for pk, s in fresh.items()}, timeout=max_age)
+            counts_keep(fresh, generations, max_age=max_age)
         stats.update(fresh)
-    return stats
+    return {pk: {**s, "claimable": pk in claimable} for pk, s in stats.items()}
 
 
 def review_queue_waiting(*, queue: ReviewQueue) -> int:

@@ -30,6 +30,7 @@ from moderation.integrations.services import event_label_final, event_review_com
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
+from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import SKIP_REASONS
 from workbench import storage
@@ -178,6 +179,7 @@ def review_tasks_create_for_decision(
     own = [q for q in chosen if q.model_version_id in (None, decision.model_version_id)]
     other = [q for q in chosen if q not in own]
     tasks = ReviewTask.objects.bulk_create([t for q in own for t in _new_tasks(q, decision)])
+    review_queue_counts_forget(queue_ids=[q.pk for q in own])
     audit_event_record(
         actor=None,
         action="decision.routed",
@@ -225,6 +227,7 @@ def review_tasks_create_in_queue(*, decision: Decision, queue: ReviewQueue) -> l
     if existing:
         return existing
     tasks = ReviewTask.objects.bulk_create(_new_tasks(queue, decision))
+    review_queue_counts_forget(queue_ids=[queue.pk])
     audit_event_record(
         actor=None,
         action="decision.routed",
@@ -411,9 +414,9 @@ def review_claim_next(
 def review_claim_next_of(*, user: User, queues: Sequence[ReviewQueue]) -> ReviewTask | None:
     """The first item ``user`` can claim from ``queues``, tried in order (``review_claim_next`` on each).
 
-    The queue list's "n" ("claim next from the most urgent queue with work") chooses its queue by
-    counts up to ``REVIEW_STATS_MAX_AGE_SECONDS`` old: when that queue was emptied meanwhile, the next
-    queue with work serves it instead of an "empty" answer while other work waits.
+    The queue list's "n" ("claim next from the most urgent queue with work") chooses its queue when the
+    page is drawn: when that queue was emptied meanwhile, the next queue with work serves it instead of
+    an "empty" answer while other work waits.
     """
     for queue in queues:
         task = review_claim_next(user=user, queue=queue)
@@ -438,6 +441,7 @@ def _unclaim(task: ReviewTask) -> None:
         # Gold tasks are made per reviewer at claim time; one put back is simply dropped.
         task.delete()
         return
+    review_queue_counts_forget(queue_ids=[task.queue_id])
     task.status = ReviewTask.Status.PENDING
     task.claimed_by = None
     task.claimed_at = None
@@ -469,18 +473,23 @@ def review_task_complete(*, task: ReviewTask, status: str) -> None:
     task.status = status
     task.completed_at = timezone.now()
     task.save(update_fields=["status", "completed_at"])
+    if not task.is_gold:  # gold items are not counted
+        review_queue_counts_forget(queue_ids=[task.queue_id])
 
 
 def _hand_on(decision: Decision, queue: ReviewQueue, *, deadline: datetime | None) -> tuple[ReviewTask, bool]:
     """The decision's task in another queue (a senior or adjudication queue), made once, keeping the SLA
     deadline of the task it came from; ``(task, created)``."""
-    return ReviewTask.objects.get_or_create(
+    task, created = ReviewTask.objects.get_or_create(
         decision=decision,
         queue=queue,
         slot=0,
         is_gold=False,
         defaults={"priority": queue.priority + _item_priority(decision, queue), "deadline": deadline},
     )
+    if created:
+        review_queue_counts_forget(queue_ids=[queue.pk])
+    return task, created
 
 
 @transaction.atomic

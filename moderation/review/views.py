@@ -58,14 +58,13 @@ def queue(request: HttpRequest) -> HttpResponse:
     queues = list(selectors.review_queues_for(user=_user(request)))
     overview = selectors.review_queue_overview_recent(queues=queues)
     open_task = selectors.review_task_open_for(user=_user(request))
-    # "Claim next" is offered where there is something to claim: pending or lapsed items, or the item
-    # this reviewer already holds there (counts are at most REVIEW_STATS_MAX_AGE_SECONDS old).
+    # "Claim next" is offered where there is something to claim now (pending or lapsed items, looked up
+    # live, not from the reused counts), or the item this reviewer already holds there.
     rows = [
         {
             "queue": q,
             "stats": overview[q.pk],
-            "claimable": bool(overview[q.pk]["pending"] or overview[q.pk]["stale"])
-            or (open_task is not None and open_task.queue_id == q.pk),
+            "claimable": overview[q.pk]["claimable"] or (open_task is not None and open_task.queue_id == q.pk),
         }
         for q in queues
     ]

@@ -210,10 +210,13 @@ def tag_proposal_open_or_404(*, proposal_id: int, user: Any) -> Any:
 
 
 def tag_proposal_for_display(*, proposal_id: int, user: Any) -> Any:
-    """One proposal as a curation row draws it (``tag_proposals_pending``'s attributes)."""
+    """One proposal as a curation row draws it (``tag_proposals_pending``'s attributes), once decided with its
+    ``merge_note`` (``tag_proposal_merge_note``)."""
     from moderation.tagging.models import TagProposal
 
-    return _with_sightings_open_to(user=user, proposals=TagProposal.objects.filter(pk=proposal_id))[0]
+    row = _with_sightings_open_to(user=user, proposals=TagProposal.objects.filter(pk=proposal_id))[0]
+    row.merge_note = tag_proposal_merge_note(proposal=row)
+    return row
 
 
 SIGHTINGS_SHOWN = 3  # under each proposal in the queue; the rest a page at a time (``tag_proposal_sightings_page``)
@@ -309,6 +312,53 @@ def tag_words_shared(*, limit: int = SHARED_WORDS_SHOWN) -> dict[str, Any]:
                 holders.append(holder)
         words.append({"word": word, "holders": holders})
     return {"words": words, "total": rows[0][3] if rows else 0}
+
+
+def tag_words_repeated(*, limit: int = SHARED_WORDS_SHOWN) -> dict[str, Any]:
+    """Active tags holding one word twice: aliases that differ only in case or width ("Kitty", "kitty"), or an
+    alias that is the tag's own name so, left from before imports and edits kept such a word once
+    (``tagtext.alias_repeats``). Each with the word and its spellings in the tag's order (``[(spelling,
+    "name" | "alias")]``, the first the one an edit keeps), the first ``limit`` by tag name, and how many there
+    are. One aggregate over the vocabulary's index lines, as ``tag_words_shared``."""
+    from django.db import connection
+
+    sql = f"""
+        WITH words AS (
+            SELECT t.id, t.name, t.aliases, w.word, w.n
+            FROM {Tag._meta.db_table} t,
+                 unnest(string_to_array(t.search_text, E'\\n')) WITH ORDINALITY AS w(word, n)
+            WHERE t.is_active
+        )
+        SELECT name, aliases, word, array_agg(n ORDER BY n), count(*) OVER ()
+        FROM words GROUP BY id, name, aliases, word HAVING count(*) > 1
+        ORDER BY name, min(n) LIMIT %s
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [limit])
+        rows = cursor.fetchall()
+    repeated = []
+    for name, aliases, word, positions, _total in rows:
+        # Line 1 of ``search_text`` is the name, line n the alias n - 1 (``services._index_fields``).
+        spellings = [(name, "name") if n == 1 else (aliases[n - 2], "alias") for n in positions if n - 2 < len(aliases)]
+        repeated.append({"tag": name, "word": word, "spellings": spellings})
+    return {"words": repeated, "total": rows[0][4] if rows else 0}
+
+
+def tag_proposal_merge_note(*, proposal: Any) -> str:
+    """What a merged proposal that changed nothing says: the tag's word it already was ("“kitty” is already
+    the alias “Kitty” of …"), or ``""``."""
+    from moderation.tagging.models import TagProposal
+
+    tag = proposal.tag
+    if proposal.status != TagProposal.Status.MERGED or proposal.vocabulary_version_id is not None or tag is None:
+        return ""
+    held = tagtext.same_word(proposal.name, [tag.name, *tag.aliases])
+    if held is None:
+        return ""
+    kind = "name" if held == tag.name else "alias"
+    why = tagtext.ALIAS_REPEAT_WHY if kind == "alias" else "names match ignoring case and width"
+    spelled = "" if held == proposal.name else f" ({why})"
+    return f"“{proposal.name}” is already the {kind} “{held}” of “{tag.name}”{spelled}: the vocabulary is unchanged."
 
 
 def tag_proposals_decided(*, user: Any, limit: int = 20) -> list[Any]:

@@ -1207,6 +1207,7 @@ def tag_task_create_for_video(*, video_id: int) -> Any:
     from datetime import timedelta
 
     from moderation.inference.models import Decision
+    from moderation.review.counts import review_queue_counts_forget
     from moderation.review.models import ReviewTask
     from moderation.tagging.models import VideoTag
 
@@ -1226,6 +1227,7 @@ def tag_task_create_for_video(*, video_id: int) -> Any:
     existing = ReviewTask.objects.filter(decision__video_id=video_id, queue=queue, is_gold=False).first()
     if existing is not None:
         return existing
+    review_queue_counts_forget(queue_ids=[queue.pk])
     return ReviewTask.objects.create(
         decision=decision,
         queue=queue,
@@ -1505,8 +1507,10 @@ def tag_proposal_decide(
         existing = Tag.objects.filter(name=final).first()
         if existing is not None:
             raise ModerationError(f"“{final}” is already a tag: make the phrase an alias of it instead.")
-        keeps_phrase = final != locked.name and tagtext.tag_name_problem(locked.name) is None
-        if keeps_phrase and tagtext.normalise(final) != tagtext.normalise(locked.name):
+        # The phrase is kept as the new tag's alias unless it is the name once normalised ("Kitty" for the
+        # model's "kitty": the name finds it already; such an alias is left out everywhere, ``_is_own_name``).
+        keeps_phrase = not _is_own_name(final, locked.name) and tagtext.tag_name_problem(locked.name) is None
+        if keeps_phrase:
             # The phrase becomes the new tag's alias (below): the rule every alias follows, said first (the
             # same word as the name once normalised: the name's own check, in ``tags_import``, says it).
             owners = _word_owners([locked.name], names=[final])
@@ -1527,8 +1531,8 @@ def tag_proposal_decide(
             _check_parent(tag, parent)
             tag.parent = parent
             tag.save(update_fields=["parent"])
-        if keeps_phrase:
-            # The model's spelling keeps finding the tag.
+        if keeps_phrase and tagtext.same_word(locked.name, tag.aliases) is None:
+            # The model's spelling keeps finding the tag (once: not beside the same word in another case or width).
             tag.aliases = [*tag.aliases, locked.name]
             for key, value in _index_fields(tag.name, tag.aliases).items():
                 setattr(tag, key, value)
@@ -1549,7 +1553,9 @@ def tag_proposal_decide(
         clash = _word_clash(tag_name=tag.name, word=locked.name, as_alias=True, owners=owners)
         if clash:
             raise ModerationError(f"“{locked.name}” cannot become an alias of “{tag.name}”: {clash}.")
-        if locked.name != tag.name and locked.name not in tag.aliases:
+        # A phrase that is the tag's name or alias once normalised ("kitty" for "Kitty") changes nothing: no
+        # version (``tag_proposal_merge_note`` says which word of the tag it already is).
+        if tagtext.same_word(locked.name, [tag.name, *tag.aliases]) is None:
             tag = tag_update(tag=tag, user=user, aliases=[*tag.aliases, locked.name])
             version = VocabularyVersion.objects.order_by("-number").first()
         locked.status = TagProposal.Status.MERGED

@@ -55,6 +55,13 @@ def alias_repeats(aliases: Iterable[str], *, held: Iterable[str] = ()) -> tuple[
     return kept, repeats
 
 
+def same_word(word: str, words: Iterable[str]) -> str | None:
+    """The first of ``words`` that is ``word`` once normalised (the same spelling, or one differing only in case or
+    width), or None."""
+    key = normalise(word)
+    return next((w for w in words if normalise(w) == key), None)
+
+
 def search_grams(names: Iterable[str]) -> list[str]:
     """The unigrams and bigrams of every (normalised) name: what the GIN index stores."""
     grams: set[str] = set()

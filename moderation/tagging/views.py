@@ -351,6 +351,7 @@ def tag_curation(request: HttpRequest) -> HttpResponse:
         "proposals": selectors.tag_proposals_pending(user=request.user),
         **selectors.tag_curation_counts(user=request.user),
         "shared": selectors.tag_words_shared(),
+        "repeated": selectors.tag_words_repeated(),
         "decided": selectors.tag_proposals_decided(user=request.user),
         "vlm_model": selectors.tag_vlm_model(),
         "threshold": settings.TAG_VLM_SNAP_THRESHOLD,
@@ -449,7 +450,8 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     if error:
         messages.error(request, error)
     else:
-        messages.success(request, f"“{proposal.name}”: {proposal.get_status_display().lower()}.")
+        note = selectors.tag_proposal_merge_note(proposal=proposal)
+        messages.success(request, f"“{proposal.name}”: {proposal.get_status_display().lower()}. {note}".strip())
     return redirect("moderation:tag_curation")
 
 

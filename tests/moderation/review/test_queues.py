@@ -13,10 +13,11 @@ from django.utils import timezone
 from moderation.errors import ModerationError
 from moderation.media.models import Video
 from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip, ReviewTask
-from moderation.review.selectors import review_queue_stats, review_queues_for
+from moderation.review.selectors import SKIP_REASONS, review_queue_stats, review_queues_for
 from moderation.review.services import (
     review_claim_next,
     review_escalate,
+    review_release,
     review_skip,
     review_submit,
     review_tasks_create_for_decision,
@@ -347,3 +348,173 @@ def test_claim_next_on_a_reviewed_item_claims_from_that_items_queue(make_task, m
     assert f'action="{action}"' in html and "from “Senior”" in html
     resp = client.post(action)
     assert resp["Location"] == reverse("moderation:review_task", args=[waiting_senior.pk])
+
+
+def _counts_on_page(client, slug: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """The queue list's row for ``slug``: its counts, and whether its "Claim next" can be pressed."""
+    html = client.get(reverse("moderation:queue")).content.decode()
+    row = html.split(f'data-queue="{slug}"', 1)[1].split("</tr>", 1)[0]
+    counts = {
+        stat: row.split(f'data-stat="{stat}">', 1)[1].split("<", 1)[0].strip()
+        for stat in ("pending", "done", "escalated")
+    }
+    counts["claim"] = "disabled" if "disabled" in row.split("Claim next", 1)[0].rsplit("<button", 1)[1] else "enabled"
+    counts["empty_note"] = str("Nothing is waiting in your queues." in html)
+    return counts
+
+
+def test_an_item_escalated_to_an_empty_senior_queue_is_offered_at_once(make_task, make_user):
+    """The senior's list was drawn (its counts kept) while their queue was empty; an item escalated right
+    after must be offered at once, not "empty" / "Nothing is waiting" for up to 10 s. Here the write's
+    commit never reaches the counts (the test's transaction is not committed): the live "claimable"
+    check alone must say so."""
+    from django.test import Client
+
+    senior = _queue("senior", routes_new_decisions=False)
+    default = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    task = make_task()
+    moderator, senior_reviewer = make_user("moderator"), make_user("moderator")
+    client = Client()
+    client.force_login(senior_reviewer)
+    review_claim_next(user=moderator)
+    assert _counts_on_page(client, "senior") == {
+        "pending": "0",
+        "done": "0",
+        "escalated": "0",
+        "claim": "disabled",
+        "empty_note": "True",
+    }
+
+    handed = review_escalate(task=task, user=moderator, reason="Coded slang")
+
+    assert _counts_on_page(client, "senior") == {
+        "pending": "1",
+        "done": "0",
+        "escalated": "0",
+        "claim": "enabled",
+        "empty_note": "False",
+    }
+    assert client.post(reverse("moderation:queue_claim_next", args=["senior"]))["Location"] == reverse(
+        "moderation:review_task", args=[handed.pk]
+    )
+
+
+def test_a_lapsed_lease_makes_its_queue_claimable_on_the_list_at_once(make_task, make_user):
+    from django.test import Client
+
+    task = make_task()
+    holder = make_user("moderator")
+    review_claim_next(user=holder)
+    client = Client()
+    client.force_login(make_user("moderator"))
+    assert _counts_on_page(client, "default")["claim"] == "disabled"
+    ReviewTask.objects.filter(pk=task.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+    assert _counts_on_page(client, "default")["claim"] == "enabled"
+    html = client.get(reverse("moderation:queue")).content.decode()
+    assert "(1 with a lapsed lease, claimable)" in html
+
+
+def test_the_queue_list_counts_again_after_each_write_that_changes_a_queue(
+    make_task, make_user, django_capture_on_commit_callbacks
+):
+    """Counts kept for the list are dropped when a write to their queue commits (routing, release, skip,
+    verdict, escalation), so a reviewer sees the change at the next poll, not up to 10 s later; a claim
+    alone keeps them (counted again only when the queue's live 'claimable' disagrees)."""
+    from django.test import Client
+
+    senior = _queue("senior", routes_new_decisions=False)
+    default = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    make_task(queue=senior)
+    first, second = make_task(priority=1000), make_task(priority=999)  # before any routed item
+    alice, bob = make_user("moderator"), make_user("moderator")
+    client = Client()
+    client.force_login(make_user("moderator"))
+
+    def page() -> tuple[str, str, str]:
+        row = _counts_on_page(client, "default")
+        return row["pending"], row["done"], row["escalated"]
+
+    held = review_claim_next(user=alice)
+    assert held == first and page() == ("1", "0", "0") and _counts_on_page(client, "senior")["pending"] == "1"
+    with django_capture_on_commit_callbacks(execute=True):
+        review_tasks_create_for_decision(decision=DecisionFactory(policy_version=first.decision.policy_version))
+    assert page() == ("2", "0", "0")  # a new item
+    with django_capture_on_commit_callbacks(execute=True):
+        review_release(task=held, user=alice)
+    assert page() == ("3", "0", "0")  # released
+
+    assert review_claim_next(user=alice) == first
+    ReviewTask.objects.filter(pk=second.pk).update(
+        status=ReviewTask.Status.CLAIMED, claimed_by=bob, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert page() == ("3", "0", "0")  # claims alone: the kept counts serve (the queue is still claimable)
+    with django_capture_on_commit_callbacks(execute=True):
+        took = review_skip(task=first, user=alice, reason=SKIP_REASONS[0])
+    assert took == second and page() == ("2", "0", "0")  # skipped: first waits again, the lapsed one taken
+
+    with django_capture_on_commit_callbacks(execute=True):
+        review_submit(task=second, user=alice, verdict="approve")
+    assert page() == ("2", "1", "0")  # decided
+
+    assert review_claim_next(user=bob) == first
+    with django_capture_on_commit_callbacks(execute=True):
+        review_escalate(task=first, user=bob, reason="Coded slang")
+    assert page() == ("1", "1", "1") and _counts_on_page(client, "senior")["pending"] == "2"
+
+
+def test_a_polled_queue_list_does_not_count_its_queues_again(make_task, make_user):
+    """What the kept counts are for: a list polled every 15 s by every reviewer does not recount each queue's
+    whole history per request; it only looks up, per queue, whether an item waits (one query for all)."""
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    make_task(), make_task()
+    client = Client()
+    client.force_login(make_user("moderator"))
+    with CaptureQueriesContext(connection) as first:
+        client.get(reverse("moderation:queue"))
+    with CaptureQueriesContext(connection) as polled:
+        client.get(reverse("moderation:queue"), headers={"HX-Request": "true"})
+
+    def counting(ctx) -> list[str]:  # type: ignore[no-untyped-def]
+        return [q["sql"] for q in ctx.captured_queries if "percentile_cont" in q["sql"] or "COUNT(" in q["sql"]]
+
+    assert len(counting(first)) == 2
+    assert counting(polled) == []
+    print(f"queue list: {len(first.captured_queries)} queries drawn, {len(polled.captured_queries)} polled")
+
+
+def test_the_queue_list_works_while_the_shared_cache_is_unreachable(
+    make_task, make_user, settings, django_capture_on_commit_callbacks
+):
+    """With Redis down, a write cannot tell other processes to drop their counts: the list still answers (counts
+    reused for their time only) and a verdict is still recorded, never a server error."""
+    from django.test import Client
+
+    task = make_task()
+    make_task()
+    settings.CACHES = {
+        **settings.CACHES,
+        "shared": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",  # the discard port: nothing answers
+            "KEY_PREFIX": "wb",
+        },
+    }
+    alice = make_user("moderator")
+    client = Client()
+    client.force_login(make_user("moderator"))
+    assert _counts_on_page(client, "default")["pending"] == "2"
+    review_claim_next(user=alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        review_submit(task=task, user=alice, verdict="approve")
+    task.refresh_from_db()
+    assert task.status == ReviewTask.Status.DONE
+    row = _counts_on_page(client, "default")
+    assert (row["pending"], row["claim"]) == ("2", "enabled")  # reused for up to 10 s, still offered (1 waits)

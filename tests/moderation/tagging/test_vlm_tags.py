@@ -25,7 +25,7 @@ from django.db import transaction
 
 from moderation.errors import ModerationError
 from moderation.inference.models import ModelVersion
-from moderation.tagging import services, vlm
+from moderation.tagging import selectors, services, vlm
 from moderation.tagging.models import (
     Tag,
     TagCandidate,
@@ -557,3 +557,57 @@ def test_the_alias_box_searches_the_whole_vocabulary_for_a_policy_editor(client_
     assert 'data-add-tag="' in panel and "游泳" in panel and "手游" not in panel
     curation = editor.get("/tags/curation/").content.decode()
     assert "curation.js" in curation
+
+
+@pytest.mark.django_db
+def test_accepting_a_phrase_under_its_own_name_in_another_case_keeps_no_case_duplicate(make_user) -> None:  # type: ignore[no-untyped-def]
+    """Accept "Kitty" for the model's "kitty": the phrase was kept as the new tag's alias, the tag's own name
+    in another case (one word in a video's text), which imports and edits leave out."""
+    editor = make_user("policy_editor")
+    proposal = TagProposal.objects.create(name="kitty", key="kitty")
+    wide = TagProposal.objects.create(name="ＰＵＰＰＹ", key="puppy")
+
+    services.tag_proposal_decide(proposal=proposal, user=editor, action="accept", name="Kitty")
+    services.tag_proposal_decide(proposal=wide, user=editor, action="accept", name="Puppy")
+
+    assert _tag("Kitty").aliases == [] and _tag("Puppy").aliases == []
+    assert TagRevision.objects.get(tag=_tag("Kitty")).aliases == []
+    # The model's spelling still finds the tag (names match ignoring case and width).
+    assert [t.name for t in selectors.tag_search(query="kitty")] == ["Kitty"]
+    # A phrase in another spelling than the name still becomes the new tag's alias, as before.
+    other = TagProposal.objects.create(name="Kitten", key="kitten")
+    services.tag_proposal_decide(proposal=other, user=editor, action="accept", name="小猫")
+    assert _tag("小猫").aliases == ["Kitten"]
+
+
+@pytest.mark.django_db
+def test_merging_a_phrase_a_tag_holds_in_another_case_says_so_and_makes_no_version(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Merge "kitty" into a tag with the alias "Kitty": a new vocabulary version that changed nothing (the
+    edit left the repeat out) was written; the row now says which word of the tag the phrase already is."""
+    services.tags_import(lines=["猫\tKitty", "DJ"])
+    before = VocabularyVersion.objects.count()
+    client = client_as("policy_editor")
+    kitty = TagProposal.objects.create(name="kitty", key="kitty")
+    html = client.post(
+        f"/tags/proposals/{kitty.pk}/", {"action": "merge", "target": "猫"}, headers={"HX-Request": "true"}
+    ).content.decode()
+
+    kitty.refresh_from_db()
+    assert kitty.status == "merged" and kitty.tag == _tag("猫") and kitty.vocabulary_version is None
+    assert VocabularyVersion.objects.count() == before and _tag("猫").aliases == ["Kitty"]
+    assert (
+        "“kitty” is already the alias “Kitty” of “猫” (aliases match ignoring case and width): "
+        "the vocabulary is unchanged." in html
+    )
+    # The tag's name in another width, without htmx: the message says it.
+    dj = TagProposal.objects.create(name="ｄｊ", key="dj")
+    response = client.post(f"/tags/proposals/{dj.pk}/", {"action": "merge", "target": "DJ"}, follow=True)
+    assert (
+        "“ｄｊ”: made an alias of an existing tag. “ｄｊ” is already the name “DJ” of “DJ” (names match ignoring "
+        "case and width): the vocabulary is unchanged." in response.content.decode()
+    )
+    assert VocabularyVersion.objects.count() == before and _tag("DJ").aliases == []
+    # A phrase that is a new word still makes a version.
+    new = TagProposal.objects.create(name="喵喵", key="喵喵")
+    client.post(f"/tags/proposals/{new.pk}/", {"action": "merge", "target": "猫"})
+    assert VocabularyVersion.objects.count() == before + 1 and _tag("猫").aliases == ["Kitty", "喵喵"]

@@ -530,3 +530,42 @@ def test_an_import_from_the_screen_shows_its_notes_as_well_as_its_skipped_lines(
         "line 3: “Cat” is the alias “cat” again (aliases match ignoring case and width); kept once",
     ):
         assert f"<li>{note}</li>".replace("'", "&#x27;") in text, note
+
+
+def test_a_tags_aliases_that_differ_only_in_case_from_before_are_listed_until_an_edit_keeps_one(
+    make_user, client_as
+) -> None:  # type: ignore[no-untyped-def]
+    """Tags written before imports and edits kept "Kitty" and "kitty" once still hold both: the curation screen
+    lists them beside the words two tags share, with the spelling an edit keeps; saving the tag cleans it."""
+    from moderation.tagging.selectors import tag_words_repeated
+    from moderation.tagging.services import _index_fields
+
+    tags_import(lines=["猫", "DJ", "狗\t汪星人"])
+    for name, aliases in (("猫", ["Kitty", "喵星人", "KITTY", "ｋｉｔｔｙ"]), ("DJ", ["dj"])):
+        Tag.objects.filter(name=name).update(aliases=aliases, **_index_fields(name, aliases))  # as written before
+    assert tag_words_repeated() == {
+        "words": [
+            {"tag": "DJ", "word": "dj", "spellings": [("DJ", "name"), ("dj", "alias")]},
+            {
+                "tag": "猫",
+                "word": "kitty",
+                "spellings": [("Kitty", "alias"), ("KITTY", "alias"), ("ｋｉｔｔｙ", "alias")],
+            },
+        ],
+        "total": 2,
+    }
+    assert tag_words_repeated(limit=1)["total"] == 2
+    screen = client_as("policy_editor").get("/tags/curation/").content.decode()
+    assert "2 words are held twice by one tag" in screen
+    listed = screen.split('id="repeated-words"', 1)[1].split("</details>", 1)[0]
+    assert '<a href="/tags/vocabulary/?q=%E7%8C%AB" lang="zh">猫</a>' in listed
+    assert '“Kitty”</span> <small class="hint">(alias, kept)</small>' in listed
+    assert '“KITTY”</span> <small class="hint">(alias)</small>' in listed
+
+    editor = make_user("policy_editor")
+    cat = Tag.objects.get(name="猫")
+    assert tag_update(tag=cat, user=editor, aliases=cat.aliases).aliases == ["Kitty", "喵星人"]
+    dj = Tag.objects.get(name="DJ")
+    tag_update(tag=dj, user=editor, aliases=dj.aliases)
+    assert tag_words_repeated() == {"words": [], "total": 0}
+    assert 'id="repeated-words"' not in client_as("policy_editor").get("/tags/curation/").content.decode()
