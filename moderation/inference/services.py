@@ -213,6 +213,7 @@ def _answer_fields(result: BackendResult, latency_ms: float) -> dict[str, Any]:
         "latency_ms": latency_ms,
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
+        "prompt_cut_tokens": result.prompt_cut_tokens,
     }
 
 

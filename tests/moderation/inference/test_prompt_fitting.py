@@ -121,6 +121,23 @@ def test_an_evaluation_under_a_rubric_too_long_for_the_model_fails_with_the_reas
     assert run.n_decided == 0
 
 
+def test_a_live_decision_records_how_many_prompt_tokens_its_model_did_not_read(tiny, policy_version):
+    from moderation.inference.services import decision_create_for_video
+
+    _serving(tiny, policy_version)
+    video = VideoFactory(title="A whole hour of live-stream selling")
+    for i in range(300):
+        SegmentFactory(video=video, index=i, start=2.0 * i, end=2.0 * i + 2, text=f"加我微信私聊价格 说明 part {i}")
+    short = VideoFactory(title="Noodles")
+
+    decision = decision_create_for_video(video_id=video.pk)
+    whole = decision_create_for_video(video_id=short.pk)
+
+    decision.refresh_from_db()
+    assert decision.prompt_cut_tokens > 5000 and 0 < decision.prompt_tokens <= 4096 - 12
+    assert whole.prompt_cut_tokens == 0
+
+
 def test_the_vllm_server_backend_cuts_a_long_prompt_with_the_same_fitter(tiny, settings):
     from moderation.inference.backends.vllm_backend import VllmServerBackend
 
