@@ -121,6 +121,22 @@ def test_an_evaluation_under_a_rubric_too_long_for_the_model_fails_with_the_reas
     assert run.n_decided == 0
 
 
+def test_a_rerun_under_a_rubric_too_long_for_the_model_fails_with_the_reason(tiny, policy_version, settings):
+    from moderation.inference.models import DecisionRerun
+    from moderation.inference.services import decision_rerun_run
+    from tests.factories import DecisionFactory
+
+    settings.TRANSFORMERS_MAX_CONTEXT_TOKENS = 500  # the tiny model spends 540 on the rubric
+    version = model_version_register(name="dpo-job", backend="transformers", base_model=tiny)
+    decision = DecisionFactory(policy_version=policy_version, model_version=version, backend="transformers")
+    rerun = DecisionRerun.objects.create(decision=decision)
+
+    rerun = decision_rerun_run(rerun_id=rerun.pk)
+
+    assert rerun.status == DecisionRerun.Status.FAILED
+    assert rerun.error.startswith("The model dpo-job could not re-run: The policy's rubric is "), rerun.error
+
+
 def test_a_live_decision_records_how_many_prompt_tokens_its_model_did_not_read(tiny, policy_version):
     from moderation.inference.services import decision_create_for_video
 
