@@ -12,6 +12,7 @@ import re
 import sys
 
 import pytest
+from django.urls import reverse
 
 from moderation.inference.backends import ContentBundle, Frame, Segment
 from moderation.inference.backends.fitting import PromptFitter, PromptTooLong
@@ -90,7 +91,9 @@ def _serving(tiny: str, policy_version) -> None:  # type: ignore[no-untyped-def]
     model_version_promote(model_version=model_version_register(name="dpo-job", backend="transformers", base_model=tiny))
 
 
-def test_a_live_decision_under_a_rubric_too_long_for_the_model_fails_readably(tiny, policy_version, settings):
+def test_a_live_decision_under_a_rubric_too_long_for_the_model_fails_readably(
+    tiny, policy_version, settings, client_as
+):
     from moderation.inference.tasks import run_inference
 
     settings.TRANSFORMERS_MAX_CONTEXT_TOKENS = 500  # the tiny model spends 540 on the rubric
@@ -104,6 +107,8 @@ def test_a_live_decision_under_a_rubric_too_long_for_the_model_fails_readably(ti
     assert video.status == Video.Status.FAILED and not Decision.objects.filter(video=video).exists()
     assert video.error.startswith("Model inference failed: The policy's rubric is "), video.error
     assert RUBRIC_TOO_LONG.match(video.error.removeprefix("Model inference failed: "))
+    page = client_as("moderator").get(reverse("moderation:video_detail", args=[video.pk]))
+    assert page.status_code == 200 and "Model inference failed: The policy&#x27;s rubric is " in page.content.decode()
 
 
 def test_an_evaluation_under_a_rubric_too_long_for_the_model_fails_with_the_reason(tiny, policy_version, settings):
