@@ -280,8 +280,10 @@ def evaluation_execute(*, run_id: int) -> EvaluationRun | None:
             _execute(run)
     except Exception as exc:  # a failed evaluation is a visible state, never a crashed worker
         logger.exception("evaluation %s failed", run_id)
+        # Our own refusals (a rubric longer than the model's context…) are written to be read as they are.
+        error = str(exc) if isinstance(exc, ModerationError | TrainingError) else f"{type(exc).__name__}: {exc}"
         EvaluationRun.objects.filter(pk=run.pk, status=EvaluationRun.Status.RUNNING).update(
-            status=EvaluationRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000], finished_at=timezone.now()
+            status=EvaluationRun.Status.FAILED, error=error[:4000], finished_at=timezone.now()
         )
     run.refresh_from_db()
     return run

@@ -5,7 +5,7 @@ from typing import Any
 from django import forms
 from django.conf import settings
 
-from moderation.models import ModelVersion
+from moderation.models import ModelVersion, PolicyVersion
 from moderation.tagging.forms import TagExportFilterForm
 from training.models import EvaluationRun, PreferenceDataset, TrainingJob
 from workbench.forms import NulCheckedForm
@@ -101,6 +101,13 @@ class EvaluationStartForm(NulCheckedForm, forms.Form):
     eval_set = forms.ChoiceField(choices=EvaluationRun.EvalSet.choices)
     file_path = forms.CharField(
         required=False, max_length=500, help_text="KuaiMod-format JSONL on the server, inside MEDIA_IMPORT_ROOTS"
+    )
+    # "Start this evaluation again" names the failed run's policy version; the start form leaves it out (the active one).
+    policy_version = forms.ModelChoiceField(
+        queryset=PolicyVersion.objects.all(),
+        required=False,
+        widget=forms.HiddenInput,
+        error_messages={"invalid_choice": "That policy version no longer exists: start the evaluation from the list."},
     )
 
 

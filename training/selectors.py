@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from moderation.models import ModelVersion
+from moderation.models import ModelVersion, PolicyVersion
 from training.evaluation import metric_label
 from training.models import EvaluationRun, PreferenceDataset, RetrainRule, ShadowDeployment, TrainingJob
 
@@ -137,6 +137,12 @@ def evaluation_list() -> QuerySet[EvaluationRun]:
 
 def evaluation_get(*, pk: int) -> EvaluationRun:
     return get_object_or_404(EvaluationRun.objects.select_related("model_version", "policy_version__policy"), pk=pk)
+
+
+def policy_version_active_of(*, run: EvaluationRun) -> PolicyVersion | None:
+    """The active version of the run's policy (None when it has none), to say when a run started again
+    keeps an older version than the one in force."""
+    return PolicyVersion.objects.filter(policy_id=run.policy_version.policy_id, is_active=True).first()
 
 
 def evaluation_find(*, pk: int) -> EvaluationRun | None:

@@ -270,6 +270,7 @@ def evaluation_create(request: HttpRequest) -> HttpResponse:
             created_by=_user(request),
             eval_set=form.cleaned_data["eval_set"],
             file_path=form.cleaned_data["file_path"],
+            policy_version=form.cleaned_data["policy_version"],
         )
     except TrainingError as exc:
         form.add_error(None, str(exc))
@@ -289,6 +290,7 @@ def evaluation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "active": run.status in ("queued", "running"),
         "ahead": selectors.evaluation_runs_ahead(run=run),
         "progress": selectors.evaluation_progress(run=run),
+        "active_policy_version": selectors.policy_version_active_of(run=run),
     }
     template = "training/evaluation_detail.html"
     if request.htmx:

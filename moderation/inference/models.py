@@ -52,6 +52,8 @@ class Decision(models.Model):
     latency_ms = models.FloatField(default=0.0)
     prompt_tokens = models.IntegerField(default=0)
     completion_tokens = models.IntegerField(default=0)
+    # Tokens of the item's content cut from the prompt to fit the model's context (0: the model read it all).
+    prompt_cut_tokens = models.PositiveIntegerField(default=0)
     # The COEF-VQ cascade: 1 = decided by the stage-1 classifier, 2 = escalated to the serving model,
     # empty = no cascade model was active.
     cascade_stage = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -105,6 +107,8 @@ class DecisionRerun(BackgroundJob):
     latency_ms = models.FloatField(default=0.0)
     prompt_tokens = models.IntegerField(default=0)
     completion_tokens = models.IntegerField(default=0)
+    # Tokens of the item's content cut from the prompt to fit the model's context (0: the model read it all).
+    prompt_cut_tokens = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-created_at", "-pk"]

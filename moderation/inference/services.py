@@ -213,6 +213,7 @@ def _answer_fields(result: BackendResult, latency_ms: float) -> dict[str, Any]:
         "latency_ms": latency_ms,
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
+        "prompt_cut_tokens": result.prompt_cut_tokens,
     }
 
 
@@ -397,6 +398,8 @@ def _rerun_error(model_version: ModelVersion, exc: Exception) -> str:
             f"The model {model_version.name} ({model_version.get_backend_display()}) cannot run on this "
             f"inference worker: {detail}. It needs a worker with its libraries (a GPU node, requirements/gpu.txt)."
         )
+    if isinstance(exc, ModerationError):  # our own refusal (a rubric too long for the model…) reads as it is
+        return f"The model {model_version.name} could not re-run: {detail}"
     return f"The model {model_version.name} could not re-run: {type(exc).__name__}: {detail}"
 
 

@@ -165,9 +165,7 @@ def _generate(backend_name: str, base_model: str, prompt: Prompt) -> tuple[str, 
 
     backend: Any = get_backend("transformers", base_model=base_model)
     paths = prompt.image_paths if backend.multimodal else []
-    text = backend._chat_text(
-        Prompt(prompt.system, prompt.user, paths).messages(with_images=bool(paths)), prompt.as_text()
-    )
+    text = backend.fitter.text(Prompt(prompt.system, prompt.user, paths), prompt.user)
     if paths:
         inputs = backend.processor(images=[_load_image(p, Image) for p in paths], text=[text], return_tensors="pt")
     elif backend.processor is not None:

@@ -529,6 +529,7 @@ def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]
     return {
         "stages": stages,
         "cot_summary": summary,
+        "prompt_cut_note": prompt_cut_note((fresh or decision).prompt_cut_tokens),
         "feedback": feedback,
         "rerun": rerun,
         "rerun_fresh": fresh,
@@ -542,6 +543,18 @@ def review_cot_for_display(*, decision: Any, times: dict[tuple[str, Any], float]
         and rerun.status == rerun.Status.QUEUED
         and not _worker_seen_for(queue="infer"),
     }
+
+
+def prompt_cut_note(cut_tokens: int) -> str:
+    """What a moderator reads when the model decided on a shortened prompt (the backend cut the middle of
+    the item's content to fit the model's context); empty when the model read it all."""
+    if not cut_tokens:
+        return ""
+    return (
+        f"The model read a shortened text: {cut_tokens:,} tokens of the transcript were left out (the middle "
+        "of the item's text, cut to fit the model's context). Its reasoning did not see them: check that part "
+        "of the video yourself."
+    )
 
 
 def _worker_seen_for(*, queue: str) -> bool:

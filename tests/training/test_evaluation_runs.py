@@ -145,6 +145,39 @@ def test_the_page_of_a_reaped_evaluation_says_why_and_starts_it_again(client_as,
     assert again.eval_set_key == run.eval_set_key
 
 
+def test_starting_a_failed_evaluation_again_keeps_its_policy_version_when_a_newer_one_is_active(
+    client_as, policy_version
+):
+    """The run failed under v1; v2 was published since. "Start this evaluation again" must rerun what
+    failed (same set, same version: its scores compare with the failed run's), and say it is not v2."""
+    from tests.factories import PolicyVersionFactory
+
+    run = _running(policy_version, minutes_quiet=11)
+    _gold_video("Noodles", "正向", 1)
+    reap_stale_evaluations()
+    type(policy_version).objects.filter(pk=policy_version.pk).update(is_active=False)
+    newer = PolicyVersionFactory(policy=policy_version.policy, number=policy_version.number + 1)
+    client = client_as("admin")
+
+    page = client.get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
+    form = re.search(r'<form[^>]*id="evaluation-restart".*?</form>', page, re.S)
+    assert form is not None
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form.group(0)))
+    assert fields["policy_version"] == str(policy_version.pk)
+    assert f"under the same policy version ({policy_version})" in form.group(0)
+    assert f"not the active one ({newer})" in form.group(0)
+
+    response = client.post(reverse("training:evaluation_start"), fields)
+    again = EvaluationRun.objects.exclude(pk=run.pk).get()
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    assert again.policy_version_id == policy_version.pk and again.eval_set_key == run.eval_set_key
+
+    # The list's own start form names no version: that one still runs under the active version.
+    client.post(reverse("training:evaluation_start"), {"model_version": run.model_version_id, "eval_set": "gold"})
+    latest = EvaluationRun.objects.order_by("-pk").first()
+    assert latest is not None and latest.policy_version_id == newer.pk
+
+
 def test_a_running_evaluation_whose_worker_is_quiet_says_so_before_it_is_failed(client_as, policy_version):
     run = _running(policy_version, minutes_quiet=4)
     page = client_as("admin").get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()

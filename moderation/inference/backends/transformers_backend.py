@@ -9,30 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django.conf import settings
 
 from moderation.inference.backends import BackendResult, ContentBundle, Generation, LoadedOnce, result_from_text
+from moderation.inference.backends.fitting import FittedPrompt, PromptFitter, model_context_of
 from moderation.inference.prompts import Prompt, policy_prompt
 from moderation.policies.spec import PolicySpec
 
 MAX_IMAGES = 8
 IMAGE_MAX_SIDE = 448  # keyframes are downscaled before they reach the processor
-# What replaces the middle of an item's content that does not fit the model's context.
-CUT_NOTE = "\n[… {n} tokens of this item's content cut here to fit the model's context …]\n"
-CUT_NOTE_TOKENS = 32  # room for the note itself
-
-
-@dataclass
-class _Fitted:
-    """One prompt ready for the model: its text, images, length in tokens and what was cut from it."""
-
-    text: str
-    images: list[Any]
-    n_tokens: int
-    cut_tokens: int
 
 
 def token_batches(lengths: list[int], *, budget: int, per_row: int = 0) -> list[list[int]]:
@@ -87,14 +74,17 @@ class TransformersBackend(LoadedOnce):
 
             self.model = PeftModel.from_pretrained(self.model, adapter_path)
         self.model.to(self.device).eval()
-        # What the model can read: its position limit (a VLM's language model's) and the tokenizer's own
-        # limit when it names one; TRANSFORMERS_MAX_CONTEXT_TOKENS may cap it lower (read per call).
-        text_config = getattr(config, "text_config", None) or config
-        limits = [
-            getattr(text_config, "max_position_embeddings", None),
-            getattr(self.tokenizer, "model_max_length", None),
-        ]
-        self.model_context = min([int(n) for n in limits if isinstance(n, int) and 0 < n < 10**8] or [10**8])
+        # What the model can read (fitting.model_context_of); TRANSFORMERS_MAX_CONTEXT_TOKENS may cap it
+        # lower (read per call). The fitter cuts prompts to it, as the vLLM backend's does.
+        self.model_context = model_context_of(config, self.tokenizer)
+        self.fitter = PromptFitter(
+            model=base_model,
+            tokenizer=self.tokenizer,
+            processor=self.processor,
+            multimodal=self.multimodal,
+            model_context=self.model_context,
+            image_max_side=IMAGE_MAX_SIDE,
+        )
         self.tokenizer.padding_side = "left"  # batched generation continues every row from its end
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -118,7 +108,8 @@ class TransformersBackend(LoadedOnce):
         most ``MAX_IMAGES`` each). ``json_schema`` is ignored: transformers has no guided decoding
         here, the caller's parser checks the answer.
 
-        Each prompt is first fitted to the model's context (``_fit``); then prompts of similar length
+        Each prompt is first fitted to the model's context (``PromptFitter.fit``: a rubric too long for it
+        raises ``PromptTooLong``); then prompts of similar length
         go through ``generate`` together, as many as ``TRANSFORMERS_BATCH_TOKENS`` allows, so a long
         item never pads a whole batch to its length.
         """
@@ -128,7 +119,7 @@ class TransformersBackend(LoadedOnce):
             prompts = [Prompt(p.system, p.user, p.image_paths[:MAX_IMAGES]) for p in prompts]
         context = min(self.model_context, settings.TRANSFORMERS_MAX_CONTEXT_TOKENS)
         max_new_tokens = min(max_new_tokens, context // 2)
-        fitted = [self._fit(p, limit=context - max_new_tokens) for p in prompts]
+        fitted = [self.fitter.fit(p, context=context, max_new_tokens=max_new_tokens) for p in prompts]
         generations: list[Generation | None] = [None] * len(fitted)
         for group in token_batches(
             [f.n_tokens for f in fitted], budget=settings.TRANSFORMERS_BATCH_TOKENS, per_row=max_new_tokens
@@ -137,7 +128,7 @@ class TransformersBackend(LoadedOnce):
                 generations[i] = g
         return [g for g in generations if g is not None]
 
-    def _generate(self, fitted: list[_Fitted], max_new_tokens: int) -> list[Generation]:
+    def _generate(self, fitted: list[FittedPrompt], max_new_tokens: int) -> list[Generation]:
         import torch
 
         texts = [f.text for f in fitted]
@@ -171,66 +162,9 @@ class TransformersBackend(LoadedOnce):
             for i, text in enumerate(decoded)
         ]
 
-    def _fit(self, prompt: Prompt, *, limit: int) -> _Fitted:
-        """The prompt as the model reads it, at most ``limit`` tokens (its context less the new tokens).
-
-        A longer one keeps the rubric, the head and the tail of the item's content, and the images;
-        the middle of the content is replaced by a note that says how many tokens were cut (the
-        model is told, and the result records it). Counted as the model counts: after the chat
-        template and, for a VLM, the processor's image-token expansion.
-        """
-        from PIL import Image
-
-        images = [_load_image(path, Image) for path in prompt.image_paths] if self.multimodal else []
-        text = self._prompt_text(prompt, prompt.user)
-        n_tokens = self._count_tokens(text, images)
-        if n_tokens <= limit:
-            return _Fitted(text, images, n_tokens, 0)
-        ids = self.tokenizer(prompt.user, add_special_tokens=False)["input_ids"]
-        cut = n_tokens - limit
-        for _attempt in range(4):  # re-tokenising at the seams can differ by a few tokens
-            cut = min(cut + CUT_NOTE_TOKENS, len(ids))
-            head = (len(ids) - cut + 1) // 2
-            tail = len(ids) - cut - head
-            user = (
-                self.tokenizer.decode(ids[:head])
-                + CUT_NOTE.format(n=cut)
-                + (self.tokenizer.decode(ids[len(ids) - tail :]) if tail else "")
-            )
-            text = self._prompt_text(prompt, user)
-            n_tokens = self._count_tokens(text, images)
-            if n_tokens <= limit or cut == len(ids):
-                break
-            cut += n_tokens - limit
-        return _Fitted(text, images, n_tokens, cut)
-
-    def _prompt_text(self, prompt: Prompt, user: str) -> str:
-        shown = Prompt(prompt.system, user, prompt.image_paths)
-        return self._chat_text(shown.messages(with_images=self.multimodal), shown.as_text())
-
-    def _count_tokens(self, text: str, images: list[Any]) -> int:
-        if images:
-            return int(self.processor(images=[images], text=[text], return_tensors="pt")["input_ids"].shape[1])
-        return len(self.tokenizer(text)["input_ids"])
-
-    def _chat_text(self, messages: list[dict[str, Any]], fallback: str) -> str:
-        template_owner = self.processor if self.processor is not None else self.tokenizer
-        if not self.multimodal:
-            # Text-only chat templates take string content; the SFT and DPO jobs train on the same
-            # joined text (training.data.flatten_messages), so served and trained prompts match.
-            messages = [{**m, "content": _joined_text(m["content"])} for m in messages]
-        if getattr(template_owner, "chat_template", None):
-            return template_owner.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return fallback + "\n"
-
-
-def _joined_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text") or "" for part in content if part.get("type") == "text")
-
 
 def _load_image(path: str, image_module: Any) -> Any:
+    """A keyframe as this backend shows it (downscaled to IMAGE_MAX_SIDE); the pair teacher loads its images so."""
     img = image_module.open(path).convert("RGB")
     img.thumbnail((IMAGE_MAX_SIDE, IMAGE_MAX_SIDE))
     return img

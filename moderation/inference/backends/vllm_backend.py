@@ -29,6 +29,7 @@ from moderation.inference.backends import (
     result_from_text,
     unparsed_result,
 )
+from moderation.inference.backends.fitting import FittedPrompt, PromptFitter
 from moderation.inference.cot import CotParseError, json_schema, text_from_json
 from moderation.inference.prompts import Prompt, policy_prompt
 from moderation.policies.spec import PolicySpec
@@ -52,16 +53,25 @@ def _openai_messages(prompt: Prompt) -> list[dict[str, Any]]:
     return [{"role": "system", "content": prompt.system}, {"role": "user", "content": content}]
 
 
-def _result(
-    raw: str, policy: PolicySpec, prompt_tokens: int, completion_tokens: int, latency_ms: float
-) -> BackendResult:
+def _fitted(fitter: PromptFitter | None, prompt: Prompt, max_new_tokens: int) -> FittedPrompt:
+    """``prompt`` (at most MAX_IMAGES images) cut to VLLM_MAX_MODEL_LEN by the rule the transformers backend
+    follows (fitting.PromptFitter; a rubric too long for the model raises PromptTooLong). Without a
+    tokenizer on this node (a server's client) it goes as it is."""
+    prompt = Prompt(prompt.system, prompt.user, prompt.image_paths[:MAX_IMAGES])
+    if fitter is None:
+        return FittedPrompt(prompt, "", 0, 0)
+    return fitter.fit(prompt, context=settings.VLLM_MAX_MODEL_LEN, max_new_tokens=max_new_tokens)
+
+
+def _result(g: Generation, policy: PolicySpec) -> BackendResult:
     try:
-        text = text_from_json(raw, policy.output_format)
+        text = text_from_json(g.text, policy.output_format)
     except CotParseError as exc:
-        result = unparsed_result(raw, exc, prompt_tokens, completion_tokens)
+        result = unparsed_result(g.text, exc, g.prompt_tokens, g.completion_tokens)
     else:
-        result = result_from_text(text, policy, prompt_tokens, completion_tokens)
-    result.latency_ms = latency_ms
+        result = result_from_text(text, policy, g.prompt_tokens, g.completion_tokens)
+    result.latency_ms = g.latency_ms
+    result.prompt_cut_tokens = g.prompt_cut_tokens
     return result
 
 
@@ -75,6 +85,7 @@ class VllmServerBackend:
         # A LoRA adapter is served under its own model name (`--lora-modules name=path`).
         self.model = adapter_path.rstrip("/").rsplit("/", 1)[-1] if adapter_path else base_model
         self.timeout = timeout
+        self.fitter = PromptFitter.load_or_none(base_model)  # the server's tokenizer, when this node has it
 
     def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
         return [self._one(c, policy) for c in contents]
@@ -82,8 +93,7 @@ class VllmServerBackend:
     def _one(self, content: ContentBundle, policy: PolicySpec) -> BackendResult:
         prompt = policy_prompt(content, policy, image_paths=content.image_paths)
         schema = json_schema(policy.output_format, policy.labels(), policy.scenes())
-        g = self._generate(prompt, settings.VLM_MAX_NEW_TOKENS, schema, "moderation_cot")
-        return _result(g.text, policy, g.prompt_tokens, g.completion_tokens, g.latency_ms)
+        return _result(self._generate(prompt, settings.VLM_MAX_NEW_TOKENS, schema, "moderation_cot"), policy)
 
     def generate_texts(
         self, prompts: list[Prompt], *, max_new_tokens: int, json_schema: dict[str, Any] | None = None
@@ -94,9 +104,10 @@ class VllmServerBackend:
     def _generate(
         self, prompt: Prompt, max_new_tokens: int, schema: dict[str, Any] | None, schema_name: str
     ) -> Generation:
+        fitted = _fitted(self.fitter, prompt, max_new_tokens)
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": _openai_messages(prompt),
+            "messages": _openai_messages(fitted.prompt),
             "temperature": 0,
             "max_tokens": max_new_tokens,
         }
@@ -122,6 +133,7 @@ class VllmServerBackend:
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),
             latency_ms=latency_ms,
+            prompt_cut_tokens=fitted.cut_tokens,
         )
 
 
@@ -144,12 +156,15 @@ class VllmOfflineBackend(LoadedOnce):
             limit_mm_per_prompt={"image": MAX_IMAGES},
         )
         self.adapter_path = adapter_path
+        # The Hugging Face tokenizer (a VLM's processor) of the model vLLM just loaded: prompts are cut to
+        # VLLM_MAX_MODEL_LEN before the engine sees them (it would refuse or truncate them otherwise).
+        self.fitter = PromptFitter.load(base_model)
 
     def decide_batch(self, contents: list[ContentBundle], policy: PolicySpec) -> list[BackendResult]:
         prompts = [policy_prompt(c, policy, image_paths=c.image_paths) for c in contents]
         schema = json_schema(policy.output_format, policy.labels(), policy.scenes())
         return [
-            _result(g.text, policy, g.prompt_tokens, g.completion_tokens, g.latency_ms)
+            _result(g, policy)
             for g in self.generate_texts(prompts, max_new_tokens=settings.VLM_MAX_NEW_TOKENS, json_schema=schema)
         ]
 
@@ -170,8 +185,9 @@ class VllmOfflineBackend(LoadedOnce):
             from vllm.lora.request import LoRARequest
 
             lora = LoRARequest("adapter", 1, self.adapter_path)
+        fitted = [_fitted(self.fitter, p, max_new_tokens) for p in prompts]
         started = time.perf_counter()
-        outputs = self.llm.chat([_openai_messages(p) for p in prompts], params, use_tqdm=False, lora_request=lora)
+        outputs = self.llm.chat([_openai_messages(f.prompt) for f in fitted], params, use_tqdm=False, lora_request=lora)
         per_item_ms = (time.perf_counter() - started) * 1000 / max(len(outputs), 1)
         return [
             Generation(
@@ -179,6 +195,7 @@ class VllmOfflineBackend(LoadedOnce):
                 prompt_tokens=len(o.prompt_token_ids or []),
                 completion_tokens=len(o.outputs[0].token_ids),
                 latency_ms=per_item_ms,
+                prompt_cut_tokens=f.cut_tokens,
             )
-            for o in outputs
+            for o, f in zip(outputs, fitted, strict=True)
         ]

@@ -144,7 +144,7 @@ def test_a_prompt_longer_than_the_context_is_cut_in_its_middle_and_the_result_sa
     assert 3500 < results[0].prompt_tokens <= limit and results[0].prompt_cut_tokens > 5000
     assert results[1].prompt_cut_tokens == 0 and results[1].prompt_tokens < 2000
     # What is kept: the rubric, the head and the tail of the content, and a note of the cut where it was.
-    fitted = backend._fit(policy_prompt(long, policy), limit=limit)
+    fitted = backend.fitter.fit(policy_prompt(long, policy), context=4096, max_new_tokens=12)
     assert fitted.text.startswith("<|system|>\nYou are a content moderator") and "The long one" in fitted.text
     assert "part 0" in fitted.text and "part 299" in fitted.text and "part 150" not in fitted.text
     assert f"{fitted.cut_tokens} tokens of this item's content cut here to fit the model's context" in fitted.text

@@ -1,0 +1,77 @@
+"""Two screens of the prompt-fitting work, in Chromium at 1440x900 (``SHOTS_DIR`` set: screenshots saved there):
+the review screen says when the model read a shortened text, next to its reasoning; a failed evaluation says
+why (a rubric too long for the model) and is started again under its own policy version, the page saying
+that a newer one is active."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from moderation.inference.services import model_version_register
+from moderation.labels.models import ItemLabel
+from moderation.models import PolicyVersion
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_integrations_browser import _shot
+from tests.browser.test_review_browser import _login, _task
+from tests.factories import PolicyVersionFactory, VideoFactory
+from training.models import EvaluationRun
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
+
+RUBRIC_ERROR = (
+    "The policy's rubric is 5,210 tokens; model Qwen/Qwen2.5-VL-3B-Instruct reads 4,096 (3,584 once 512 are kept "
+    "for its answer), so no item's content fits beside it. Shorten the policy version's rubric (fewer labels, "
+    "keywords or criteria) or use a model that reads a longer context."
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_review_screen_says_the_model_read_a_shortened_text(page, make_user, policy_version):
+    task = _task(
+        policy_version,
+        decision__prompt_cut_tokens=2340,
+        decision__video__title="A whole hour of live-stream selling",
+        decision__backend="transformers",
+    )
+    _login(page, make_user("moderator").username)
+    page.set_viewport_size({"width": 1440, "height": 900})
+
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{task.pk}/")
+    note = page.locator("#prompt-cut-note")
+    assert note.is_visible()
+    assert note.inner_text().startswith("The model read a shortened text: 2,340 tokens of the transcript were left out")
+    _shot(page, "review-model-read-a-shortened-text")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_evaluation_says_why_and_starts_again_under_its_own_policy_version(page, make_user, policy_version):
+    ItemLabel.objects.create(video=VideoFactory(title="Noodles"), label="正向", source=ItemLabel.Source.REVIEW)
+    run = EvaluationRun.objects.create(
+        model_version=model_version_register(name="qwen-vl-3b", backend="evidence_baseline"),
+        policy_version=policy_version,
+        eval_set_key=f"gold:policy_version={policy_version.pk}",
+        status=EvaluationRun.Status.FAILED,
+        n_items=1,
+        started_at=timezone.now(),
+        finished_at=timezone.now(),
+        error=RUBRIC_ERROR,
+    )
+    PolicyVersion.objects.filter(pk=policy_version.pk).update(is_active=False)
+    newer = PolicyVersionFactory(policy=policy_version.policy, number=policy_version.number + 1)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("admin").username)
+
+    page.goto(f"/training/evaluations/{run.pk}/")
+    assert page.locator("#evaluation-error").inner_text() == RUBRIC_ERROR
+    assert f"not the active one ({newer})" in page.locator("#evaluation-restart").inner_text()
+    _shot(page, "evaluation-failed-rubric-too-long-restart-same-version")
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Start this evaluation again").click()
+    again = EvaluationRun.objects.exclude(pk=run.pk).get()
+    assert again.policy_version_id == policy_version.pk and again.eval_set_key == run.eval_set_key
