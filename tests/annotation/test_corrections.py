@@ -283,3 +283,27 @@ def test_a_new_label_with_a_final_judgment_that_still_names_the_old_one_is_refus
     assert resp.status_code == 302 and CotCorrection.objects.get().status == CotCorrection.Status.SUBMITTED
     resp = client.post(url, {**_form(decision, 2, label="引导私下交易"), "action": "submit"})
     assert resp.status_code == 302 and CotCorrection.objects.get().label == "引导私下交易"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("   ", "“Final judgment” cannot be empty"),
+        ("x" * 8001, "8,001 characters long; a stage may hold at most 8,000"),
+    ],
+)
+def test_an_emptied_or_too_long_stage_is_refused_on_that_stage(decision, client_as, text, said):  # type: ignore[no-untyped-def]
+    """Seen in Chromium: emptying the last stage was said only at the page's top ("Stage … cannot be
+    empty."), five stages above the box to fix; the label-vs-verdict refusal was already said on its stage."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    typed = _form(decision, 0, analysis="Steers buyers to WeChat.", final_judgment=text)
+
+    resp = client.post(url, {**typed, "action": "draft"})
+
+    assert resp.status_code == 400 and not CotCorrection.objects.exists()
+    html = resp.content.decode()
+    stage = html[html.index('data-stage="final_judgment"') :]
+    stage = stage[: stage.index("</section>")]
+    assert 'id="stage-error-final_judgment"' in stage and said in stage and 'aria-invalid="true"' in stage
+    assert "Steers buyers to WeChat." in html  # the other stage's typing is kept
