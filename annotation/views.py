@@ -54,7 +54,20 @@ def correction_list(request: HttpRequest) -> HttpResponse:
         request.GET.get("page")
     )
     filters = [("", "All"), ("none", "Not corrected"), *CotCorrection.Status.choices]
-    return render(request, "annotation/correction_list.html", {"page": page, "status": status, "filters": filters})
+    context = {"page": page, "status": status, "filters": filters, "empty": _CORRECTIONS_EMPTY[status]}
+    return render(request, "annotation/correction_list.html", context)
+
+
+# What an empty list says, by status filter: under a filter, "No model decisions to correct yet" read as
+# if there were none at all.
+_CORRECTIONS_EMPTY = {
+    "": "No model decisions to correct yet.",
+    "none": "Every decision has a correction: none is left uncorrected.",
+    CotCorrection.Status.DRAFT: "No correction is a draft.",
+    CotCorrection.Status.SUBMITTED: "No correction is waiting for a second labeler.",
+    CotCorrection.Status.ACCEPTED: "No correction has been accepted yet.",
+    CotCorrection.Status.REJECTED: "No correction has been rejected.",
+}
 
 
 def _media_context(request: HttpRequest, video: Video) -> dict[str, Any]:

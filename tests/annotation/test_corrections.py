@@ -307,3 +307,16 @@ def test_an_emptied_or_too_long_stage_is_refused_on_that_stage(decision, client_
     stage = stage[: stage.index("</section>")]
     assert 'id="stage-error-final_judgment"' in stage and said in stage and 'aria-invalid="true"' in stage
     assert "Steers buyers to WeChat." in html  # the other stage's typing is kept
+
+
+def test_an_empty_filtered_correction_list_says_what_the_filter_found_none_of(decision, client_as):  # type: ignore[no-untyped-def]
+    """Seen in Chromium: with decisions waiting to be corrected, the Submitted filter read "No model
+    decisions to correct yet." (as if there were none at all)."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_list")
+
+    submitted = client.get(url, {"status": "submitted"}).content.decode()
+    everything = client.get(url).content.decode()
+
+    assert "No correction is waiting for a second labeler." in submitted and "No model decisions" not in submitted
+    assert f"#{decision.pk}" in everything and 'id="corrections-empty"' not in everything
