@@ -387,7 +387,10 @@ def _export_preview(what: str, form: LabelStudioTagExportForm | LabelStudioQueue
         ).count()
     else:
         count = labelstudio_queue_items(queue=form.cleaned_data["queue"].slug, since=since, until=until).count()
-    return {"what": what, "count": count, "capped": count > EXPORT_LIMIT}
+    preview = {"what": what, "count": count, "capped": count > EXPORT_LIMIT, "dated": bool(since or until)}
+    if isinstance(form, LabelStudioQueueExportForm):
+        preview["queue"] = form.cleaned_data["queue"].name
+    return preview
 
 
 def _export_download(
