@@ -116,6 +116,24 @@ def test_invalid_start_form_is_a_400_with_the_reason(client_as, job):
     assert TrainingJob.objects.count() == 1
 
 
+def test_a_refused_job_start_is_said_where_the_page_opens_and_its_pagers_go_to_the_list(client_as, job):
+    """Seen in Chromium: a refused start drew the screen again at its top, the reason beside the field
+    below the dataset and tag-event panels, off screen; drawn at /training/jobs/start/, its paging links
+    led to that POST-only address."""
+    TrainingJob.objects.bulk_create(
+        [TrainingJob(dataset=job.dataset, params={"max_steps": 4}, total_steps=4) for _ in range(29)]
+    )
+    response = client_as("admin").post(
+        reverse("training:job_start"), {"dataset": job.dataset_id, "base_model": "/nowhere/model", "max_steps": 2}
+    )
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    summary = re.search(r'<p class="error" role="alert" id="start-error" tabindex="-1" autofocus>(.*?)</p>', html, re.S)
+    assert summary is not None and "Not started: Base model: /nowhere/model" in summary.group(1)
+    assert 'href="/training/jobs/?jobs_page=2"' in html
+
+
 def test_detail_polls_while_active_and_draws_the_loss(client_as, job):
     client = client_as("admin")
     job.status = TrainingJob.Status.RUNNING
