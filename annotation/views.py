@@ -50,11 +50,14 @@ def correction_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in selectors.CORRECTION_FILTERS:
         status = ""
-    page = Paginator(selectors.correction_candidates(status=status, user=request.user), 50).get_page(
+    by = request.GET.get("by", "")
+    if by not in selectors.CORRECTION_AUTHORS:
+        by = ""
+    page = Paginator(selectors.correction_candidates(status=status, user=request.user, by=by), 50).get_page(
         request.GET.get("page")
     )
     filters = [("", "All"), ("none", "Not corrected"), *CotCorrection.Status.choices]
-    context = {"page": page, "status": status, "filters": filters, "empty": _CORRECTIONS_EMPTY[status]}
+    context = {"page": page, "status": status, "by": by, "filters": filters, "empty": _CORRECTIONS_EMPTY[status]}
     return render(request, "annotation/correction_list.html", context)
 
 

@@ -320,3 +320,30 @@ def test_an_empty_filtered_correction_list_says_what_the_filter_found_none_of(de
 
     assert "No correction is waiting for a second labeler." in submitted and "No model decisions" not in submitted
     assert f"#{decision.pk}" in everything and 'id="corrections-empty"' not in everything
+
+
+def test_the_labeling_panels_counts_open_lists_of_exactly_what_they_count(decision, policy_version, make_user):  # type: ignore[no-untyped-def]
+    """Seen in Chromium: "Corrections waiting for a second labeler: 0" opened a list holding the labeler's
+    own submitted correction, and "Your drafts" listed every labeler's drafts."""
+    import re
+
+    from tests.factories import DecisionFactory
+
+    me, colleague = make_user("labeler"), make_user("labeler")
+    cot = [dict(stage) for stage in decision.cot]
+    others = [DecisionFactory(policy_version=policy_version, label="引导私下交易", cot=cot) for _ in range(2)]
+    save = {"stages": {"analysis": "Steers buyers to WeChat."}, "label": "引导私下交易", "base_revision": 0}
+    cot_correction_save(decision=decision, author=me, submit=True, **save)  # mine: not mine to review
+    cot_correction_save(decision=others[0], author=colleague, submit=True, **save)  # theirs: mine to review
+    cot_correction_save(decision=others[1], author=colleague, submit=False, **save)  # their draft
+    client = Client()
+    client.force_login(me)
+
+    home = client.get("/").content.decode()
+    counted = dict(re.findall(r'<a href="(/annotation/corrections/\?[^"]+)">(\d+)</a>', home))
+    for link, count in counted.items():
+        listed = client.get(link.replace("&amp;", "&")).content.decode()
+        rows = re.findall(r"<td>#(\d+) <small", listed)
+        assert len(rows) == int(count), (link, rows)
+    review = next(link for link in counted if "status=submitted" in link)
+    assert counted[review] == "1" and counted[next(link for link in counted if "status=draft" in link)] == "0"
