@@ -356,3 +356,22 @@ def test_a_grpo_job_whose_groups_all_scored_equal_non_zero_rewards_learned_nothi
     assert "Every reward was 0" not in page
     check = promotion_check(candidate=job.model_version)
     assert not check.allowed and "learned nothing" in check.reasons[0]
+
+
+def test_starting_and_cancelling_a_training_job_is_in_the_audit_log(client_as, job, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+    """Walked as an admin: promotions and refusals were in the audit log, but not who set a model training
+    on which dataset, nor who cancelled it."""
+    from moderation.review.models import AuditEvent
+
+    client = client_as("admin")
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(reverse("training:job_start"), {"dataset": job.dataset_id, "base_model": "", "max_steps": 3})
+    started = TrainingJob.objects.exclude(pk=job.pk).get()
+    client.post(reverse("training:job_cancel", args=[started.pk]))
+
+    events = AuditEvent.objects.filter(object_type="trainingjob", object_id=str(started.pk)).order_by("pk")
+    assert [(e.action, e.actor_name) for e in events] == [
+        ("training.job_start", started.created_by.username),
+        ("training.job_cancel", started.created_by.username),
+    ]
+    assert events[0].payload["dataset"] == job.dataset_id and events[0].payload["max_steps"] == 3
