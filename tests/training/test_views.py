@@ -175,7 +175,10 @@ def test_job_list_has_a_plain_title_and_one_retrain_rules_panel(client_as):  # t
     assert page.count("<h2>Retrain rules</h2>") == 1
     # With no dataset the job panel names both kinds (it said "a preference dataset", but an SFT job
     # needs SFT records), and the count column is not only pairs.
-    assert "DPO preference pairs, or SFT chat records for an SFT job" in page and "<th>Pairs / records</th>" in page
+    assert (
+        "DPO preference pairs, or SFT chat records for an SFT job" in page
+        and "<th>Pairs / records to train on</th>" in page
+    )
 
 
 def _cache_hub_model(cache: Path, repo_id: str, monkeypatch) -> None:
@@ -375,3 +378,25 @@ def test_starting_and_cancelling_a_training_job_is_in_the_audit_log(client_as, j
         ("training.job_cancel", started.created_by.username),
     ]
     assert events[0].payload["dataset"] == job.dataset_id and events[0].payload["max_steps"] == 3
+
+
+def test_a_built_dataset_says_its_total_and_how_it_was_split(client_as, training_dirs, override_review):  # type: ignore[no-untyped-def]
+    """Seen in Chromium: "Built … with 1 SFT record (2 held out)" for three records, one to train on; the
+    table's "Pairs / records" column counted only those to train on, beside "Held out"."""
+    from tests.factories import DecisionFactory, ReviewFactory, ReviewTaskFactory
+
+    for i in range(5):  # six videos a reviewer overrode: some go to the held-out share
+        decision = DecisionFactory(policy_version=override_review.decision.policy_version, label="正向")
+        ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision, note=f"Sells off the app {i}.")
+    client = client_as("admin")
+
+    page = client.post(reverse("training:dataset_build"), {"kind": "dpo", "eval_share": "0.5"}, follow=True)
+
+    dataset = PreferenceDataset.objects.get()
+    total = dataset.train_count + dataset.eval_count
+    assert dataset.eval_count and dataset.train_count  # split both ways
+    said = (
+        f": {total} preference pairs, {dataset.train_count} to train on, {dataset.eval_count} held out for evaluation."
+    )
+    assert said in page.content.decode()
+    assert "<th>Pairs / records to train on</th>" in page.content.decode()
