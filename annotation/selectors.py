@@ -30,10 +30,15 @@ def _open_to(user: Any, qs: QuerySet[_Row]) -> QuerySet[_Row]:
     return qs if user is None else videos_open_to(user=user, qs=qs, field="video_id")
 
 
-def correction_candidates(*, status: str = "", user: Any = None) -> QuerySet[Decision]:
+CORRECTION_AUTHORS = ("me", "others")
+
+
+def correction_candidates(*, status: str = "", user: Any = None, by: str = "") -> QuerySet[Decision]:
     """Decisions a labeler can correct, latest first, with video and any correction joined.
 
     ``status`` filters by the correction's status; ``"none"`` keeps decisions not corrected yet.
+    ``by``: ``"me"`` keeps corrections ``user`` wrote, ``"others"`` those someone else wrote (what the
+    home screen counts as the labeler's drafts and as waiting for them to review).
     """
     qs = (
         Decision.objects.exclude(cot=[])
@@ -44,6 +49,10 @@ def correction_candidates(*, status: str = "", user: Any = None) -> QuerySet[Dec
         qs = qs.filter(correction__isnull=True)
     elif status in CotCorrection.Status.values:
         qs = qs.filter(correction__status=status)
+    if by == "me" and user is not None:
+        qs = qs.filter(correction__author=user)
+    elif by == "others" and user is not None:
+        qs = qs.filter(correction__isnull=False).exclude(correction__author=user)
     return _open_to(user, qs)
 
 

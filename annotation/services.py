@@ -32,12 +32,15 @@ from workbench.queues import enqueue
 COT_STAGE_MAX_CHARS = 8000
 
 
-def _check_length(text: str, title: str) -> str:
+def _check_length(text: str, title: str, *, stage: str | None = None) -> str:
+    """Refuses a stage over ``COT_STAGE_MAX_CHARS``; with ``stage`` (its key), as a ``StageRefused`` the
+    screen says on that stage."""
     if len(text) > COT_STAGE_MAX_CHARS:
-        raise AnnotationError(
+        message = (
             f"Stage “{title}” is {len(text):,} characters long; a stage may hold at most {COT_STAGE_MAX_CHARS:,}. "
             "Shorten it: quote only what the reasoning needs."
         )
+        raise StageRefused(message, stage=stage) if stage else AnnotationError(message)
     return text
 
 
@@ -133,10 +136,12 @@ def _correction_content(
             continue
         before = stage.get("text", "")
         after = _clean(stages[stage["key"]]) if stage.get("key") in stages else before
+        # Refused on the stage itself (said beside its text box, which may be far down the page).
         if not after:
-            raise AnnotationError(f"Stage “{stage.get('title') or stage.get('key')}” cannot be empty.")
+            title = stage.get("title") or stage.get("key")
+            raise StageRefused(f"Stage “{title}” cannot be empty.", stage=stage.get("key") or "")
         if after != _clean(before):  # the model's own text, left as it was, is not the labeler's to shorten
-            _check_length(after, stage.get("title") or stage["key"])
+            _check_length(after, stage.get("title") or stage["key"], stage=stage["key"])
         edited = copy.deepcopy(stage)
         edited["text"] = after
         new_stages.append(edited)

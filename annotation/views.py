@@ -50,11 +50,27 @@ def correction_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status", "")
     if status not in selectors.CORRECTION_FILTERS:
         status = ""
-    page = Paginator(selectors.correction_candidates(status=status, user=request.user), 50).get_page(
+    by = request.GET.get("by", "")
+    if by not in selectors.CORRECTION_AUTHORS:
+        by = ""
+    page = Paginator(selectors.correction_candidates(status=status, user=request.user, by=by), 50).get_page(
         request.GET.get("page")
     )
     filters = [("", "All"), ("none", "Not corrected"), *CotCorrection.Status.choices]
-    return render(request, "annotation/correction_list.html", {"page": page, "status": status, "filters": filters})
+    context = {"page": page, "status": status, "by": by, "filters": filters, "empty": _CORRECTIONS_EMPTY[status]}
+    return render(request, "annotation/correction_list.html", context)
+
+
+# What an empty list says, by status filter: under a filter, "No model decisions to correct yet" read as
+# if there were none at all.
+_CORRECTIONS_EMPTY = {
+    "": "No model decisions to correct yet.",
+    "none": "Every decision has a correction: none is left uncorrected.",
+    CotCorrection.Status.DRAFT: "No correction is a draft.",
+    CotCorrection.Status.SUBMITTED: "No correction is waiting for a second labeler.",
+    CotCorrection.Status.ACCEPTED: "No correction has been accepted yet.",
+    CotCorrection.Status.REJECTED: "No correction has been rejected.",
+}
 
 
 def _media_context(request: HttpRequest, video: Video) -> dict[str, Any]:
@@ -374,7 +390,10 @@ def _export_preview(what: str, form: LabelStudioTagExportForm | LabelStudioQueue
         ).count()
     else:
         count = labelstudio_queue_items(queue=form.cleaned_data["queue"].slug, since=since, until=until).count()
-    return {"what": what, "count": count, "capped": count > EXPORT_LIMIT}
+    preview = {"what": what, "count": count, "capped": count > EXPORT_LIMIT, "dated": bool(since or until)}
+    if isinstance(form, LabelStudioQueueExportForm):
+        preview["queue"] = form.cleaned_data["queue"].name
+    return preview
 
 
 def _export_download(

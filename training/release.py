@@ -31,7 +31,7 @@ from moderation.models import Decision, ModelVersion, Policy
 from moderation.policies.services import policy_set_serving_model
 from moderation.review.services import audit_event_record
 from training.errors import GateRefused, TrainingError
-from training.evaluation import evaluation_latest
+from training.evaluation import evaluation_latest, metric_label
 from training.models import EvaluationRun, ShadowDecision, ShadowDeployment
 
 
@@ -96,11 +96,16 @@ def promotion_check(
         ok = new >= old - margin
         result.checks.append({"metric": metric, "candidate": new, "serving": old, "margin": margin, "ok": ok})
         if not ok:
-            result.reasons.append(f"{metric} would drop from {old:.3f} to {new:.3f} (allowed drop {margin:.3f}).")
+            # In the screens' words ("Format validity (outputs that parse)"), not the metric's key.
+            result.reasons.append(
+                f"{metric_label(metric)} would drop from {old:.3f} to {new:.3f} (allowed drop {margin:.3f})."
+            )
     primary, min_gain = gate_primary()
     new, old = result.candidate_run.metrics.get(primary), result.serving_run.metrics.get(primary)
     if new is None or old is None:
-        result.reasons.append(f"The two evaluations do not both report {primary}, so neither can be called better.")
+        result.reasons.append(
+            f"The two evaluations do not both report {metric_label(primary)}, so neither can be called better."
+        )
     else:
         better = new > old + min_gain
         result.checks.append(
@@ -108,7 +113,7 @@ def promotion_check(
         )
         if not better:
             result.reasons.append(
-                f"{primary} is {new:.3f} against the serving version's {old:.3f}: not better"
+                f"{metric_label(primary)} is {new:.3f} against the serving version's {old:.3f}: not better"
                 + (f" by more than {min_gain:.3f}" if min_gain else "")
                 + ", so there is nothing to gain by replacing it."
             )

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from moderation.review.services import audit_event_record
 from training import artifacts
 from training.errors import TrainingError
 from training.models import EvaluationRun, PreferenceDataset, PreferencePair, TrainingJob
@@ -456,6 +457,13 @@ def training_job_start(
         shutil.rmtree(folder)
     job.output_dir = str(folder)
     job.save(update_fields=["output_dir"])
+    # Who set a model training on what is the audit log's to answer, as promotions and publishes are.
+    audit_event_record(
+        actor=created_by,
+        action="training.job_start",
+        obj=job,
+        payload={"kind": kind, "dataset": dataset.pk, "base_model": job.base_model, "max_steps": job.total_steps},
+    )
 
     enqueue("training.tasks.run_training_job", job.pk)
     return job
@@ -476,6 +484,7 @@ def training_job_cancel(*, job: TrainingJob, by: User | None) -> TrainingJob:
     who = getattr(by, "username", "") or "someone"
     job.log_tail = _append_log(job.log_tail, f"cancel requested by {who}")
     job.save(update_fields=[*fields, "log_tail"])
+    audit_event_record(actor=by, action="training.job_cancel", obj=job, payload={"status": job.status})
     return job
 
 

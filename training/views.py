@@ -114,17 +114,23 @@ def dataset_build(request: HttpRequest) -> HttpResponse:
     except TrainingError as exc:
         typed = {"kind": kind, "eval_share": typed_share, "rejected_from": rejected_from}
         return _render_list(request, TrainingJobStartForm(), status=400, dataset_error=str(exc), dataset_typed=typed)
-    what = ("SFT record" if dataset.kind == "sft" else "preference pair") + ("" if dataset.train_count == 1 else "s")
+    # The train and held-out counts side by side, with the total: "with 1 SFT record (2 held out)" read
+    # as one record in all.
+    total = dataset.train_count + dataset.eval_count
+    what = ("SFT record" if dataset.kind == "sft" else "preference pair") + ("" if total == 1 else "s")
+    split = (
+        f"{dataset.train_count} to train on, {dataset.eval_count} held out for evaluation"
+        if dataset.eval_count
+        else "all to train on, none held out"
+    )
     if dataset.created_at < asked:
         messages.info(
             request,
-            f"Nothing changed since “{dataset.name}” ({dataset.train_count} {what}, {dataset.eval_count} held out) "
+            f"Nothing changed since “{dataset.name}” ({total} {what}: {split}) "
             "was built from the same data: no second, identical snapshot was made.",
         )
     else:
-        messages.success(
-            request, f"Built “{dataset.name}” with {dataset.train_count} {what} ({dataset.eval_count} held out)."
-        )
+        messages.success(request, f"Built “{dataset.name}”: {total} {what}, {split}.")
     return redirect("training:job_list")
 
 

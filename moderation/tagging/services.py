@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Func, Max, TextField, Value
 from django.utils import timezone
 
-from moderation.errors import ModerationError
+from moderation.errors import ModerationError, StaleEditError
 from moderation.tagging import text as tagtext
 from moderation.tagging.files import MAX_FILE_BYTES, decode_lines
 from moderation.tagging.models import (
@@ -501,7 +501,7 @@ def tag_update(
     locked = Tag.objects.select_for_update().get(pk=tag.pk)
     if seen_token is not None and seen_token != locked.edit_token:
         aliases_now = ", ".join(locked.aliases) or "none"
-        raise ModerationError(
+        raise StaleEditError(
             f"it was changed by someone else since this page was opened (now “{locked.name}”, aliases: "
             f"{aliases_now}; {'active' if locked.is_active else 'inactive'}). Your edit was not applied: "
             "the page now shows the tag as it is; make your change again."

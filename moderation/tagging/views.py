@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from moderation.errors import ModerationError
+from moderation.errors import ModerationError, StaleEditError
 from moderation.media.models import Video
 from moderation.media.selectors import video_open_to_q, videos_open_to
 from moderation.media.services import video_media_verify
@@ -213,12 +213,31 @@ def tag_vocabulary(request: HttpRequest) -> HttpResponse:
     return render(request, "moderation/tagging/vocabulary.html", context)
 
 
-def _vocabulary_context(request: HttpRequest, *, imports: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
-    q = request.GET.get("q", "").strip()[:100]
+def _vocabulary_context(
+    request: HttpRequest,
+    *,
+    imports: dict[str, Any] | None = None,
+    query: str | None = None,
+    page: str | None = None,
+    edited_tag: tuple[Tag, dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The vocabulary screen's context: the search or page of the list (the request's, or those a row's
+    form sent), with ``edited_tag``'s row (a tag and what was typed in its row) showing the typed values."""
+    q = (request.GET.get("q", "") if query is None else query).strip()[:100]
+    listed = selectors.tag_vocabulary_page(query=q, page=request.GET.get("page") if page is None else page)
+    if edited_tag is not None:
+        tag, typed = edited_tag
+        rows = listed["tags"]
+        at = next((i for i, row in enumerate(rows) if row.pk == tag.pk), None)
+        if at is None:  # moved off this page or out of the search meanwhile: shown first, not lost
+            rows.insert(0, tag)
+            at = 0
+        rows[at].typed = typed
     return {
         "imports": imports if imports is not None else selectors.tag_imports_recent(),
         "tag_sets": _tag_set_forms(extra.pop("edited_set", None), saved=extra.pop("saved_set", None)),
-        **selectors.tag_vocabulary_page(query=q, page=request.GET.get("page")),
+        **listed,
         "q": q,
         "count": Tag.objects.count(),
         "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
@@ -362,15 +381,22 @@ def tag_curation(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.EDIT_POLICY)
 def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    """Rename, set aliases, parent (by name; empty = none) or active flag: a new vocabulary version."""
+    """Rename, set aliases, parent (by name; empty = none) or active flag: a new vocabulary version.
+
+    Saved, it goes back to the same search or page of the list. Refused, the same screen is drawn again
+    with this row as it was typed and the reason beside it (the redirect used to reload the stored row:
+    the editor's typing was gone), except when someone else changed the tag meanwhile: then the row as it
+    is now, which is what the refusal asks them to edit again."""
     tag = get_object_or_404(Tag, pk=pk)
+    query = request.POST.get("q", "")[:100]
+    page = request.POST.get("page", "")[:10]
     parent_name = request.POST.get("parent", "").strip()
     parent: Tag | None = None
     try:
         if parent_name:
             parent = Tag.objects.filter(name=parent_name).first()
             if parent is None:
-                raise ModerationError(f"“{parent_name}” is not a tag.")
+                raise ModerationError(f"“{parent_name[:100]}” is not a tag.")
         aliases = [a for a in request.POST.get("aliases", "").split(",") if a.strip()]
         services.tag_update(
             tag=tag,
@@ -390,11 +416,22 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
             )
             saved += f" {said} ({tagtext.ALIAS_REPEAT_WHY}): kept once."
         messages.success(request, saved)
-    except ModerationError as exc:
-        # Several rows share the screen: say which one was not saved.
+    except StaleEditError as exc:
         messages.error(request, f"“{tag.name}” was not saved: {exc}")
-    # Back to the same search: the query encoded, so "&" or "#" in it stays part of it.
-    return redirect(reverse("moderation:tag_vocabulary") + "?" + urlencode({"q": request.POST.get("q", "")[:100]}))
+    except ModerationError as exc:
+        # Several rows share the screen: say which one was not saved, beside it, with what was typed.
+        typed = {
+            "name": request.POST.get("name", tag.name),
+            "aliases": request.POST.get("aliases", ""),
+            "parent": request.POST.get("parent", ""),
+            "is_active": request.POST.get("is_active") == "on",
+            "error": f"“{tag.name}” was not saved: {exc}",
+        }
+        context = _vocabulary_context(request, query=query, page=page, edited_tag=(tag, typed))
+        return render(request, "moderation/tagging/vocabulary.html", context, status=400)
+    # Back to the same search (the query encoded, so "&" or "#" in it stays part of it) or page.
+    back = {"q": query} if query.strip() or not page else {"page": page}
+    return redirect(reverse("moderation:tag_vocabulary") + "?" + urlencode(back))
 
 
 def _tag_named(name: str, what: str) -> Tag | None:

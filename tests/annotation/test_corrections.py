@@ -283,3 +283,67 @@ def test_a_new_label_with_a_final_judgment_that_still_names_the_old_one_is_refus
     assert resp.status_code == 302 and CotCorrection.objects.get().status == CotCorrection.Status.SUBMITTED
     resp = client.post(url, {**_form(decision, 2, label="引导私下交易"), "action": "submit"})
     assert resp.status_code == 302 and CotCorrection.objects.get().label == "引导私下交易"
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("   ", "“Final judgment” cannot be empty"),
+        ("x" * 8001, "8,001 characters long; a stage may hold at most 8,000"),
+    ],
+)
+def test_an_emptied_or_too_long_stage_is_refused_on_that_stage(decision, client_as, text, said):  # type: ignore[no-untyped-def]
+    """Seen in Chromium: emptying the last stage was said only at the page's top ("Stage … cannot be
+    empty."), five stages above the box to fix; the label-vs-verdict refusal was already said on its stage."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    typed = _form(decision, 0, analysis="Steers buyers to WeChat.", final_judgment=text)
+
+    resp = client.post(url, {**typed, "action": "draft"})
+
+    assert resp.status_code == 400 and not CotCorrection.objects.exists()
+    html = resp.content.decode()
+    stage = html[html.index('data-stage="final_judgment"') :]
+    stage = stage[: stage.index("</section>")]
+    assert 'id="stage-error-final_judgment"' in stage and said in stage and 'aria-invalid="true"' in stage
+    assert "Steers buyers to WeChat." in html  # the other stage's typing is kept
+
+
+def test_an_empty_filtered_correction_list_says_what_the_filter_found_none_of(decision, client_as):  # type: ignore[no-untyped-def]
+    """Seen in Chromium: with decisions waiting to be corrected, the Submitted filter read "No model
+    decisions to correct yet." (as if there were none at all)."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_list")
+
+    submitted = client.get(url, {"status": "submitted"}).content.decode()
+    everything = client.get(url).content.decode()
+
+    assert "No correction is waiting for a second labeler." in submitted and "No model decisions" not in submitted
+    assert f"#{decision.pk}" in everything and 'id="corrections-empty"' not in everything
+
+
+def test_the_labeling_panels_counts_open_lists_of_exactly_what_they_count(decision, policy_version, make_user):  # type: ignore[no-untyped-def]
+    """Seen in Chromium: "Corrections waiting for a second labeler: 0" opened a list holding the labeler's
+    own submitted correction, and "Your drafts" listed every labeler's drafts."""
+    import re
+
+    from tests.factories import DecisionFactory
+
+    me, colleague = make_user("labeler"), make_user("labeler")
+    cot = [dict(stage) for stage in decision.cot]
+    others = [DecisionFactory(policy_version=policy_version, label="引导私下交易", cot=cot) for _ in range(2)]
+    save = {"stages": {"analysis": "Steers buyers to WeChat."}, "label": "引导私下交易", "base_revision": 0}
+    cot_correction_save(decision=decision, author=me, submit=True, **save)  # mine: not mine to review
+    cot_correction_save(decision=others[0], author=colleague, submit=True, **save)  # theirs: mine to review
+    cot_correction_save(decision=others[1], author=colleague, submit=False, **save)  # their draft
+    client = Client()
+    client.force_login(me)
+
+    home = client.get("/").content.decode()
+    counted = dict(re.findall(r'<a href="(/annotation/corrections/\?[^"]+)">(\d+)</a>', home))
+    for link, count in counted.items():
+        listed = client.get(link.replace("&amp;", "&")).content.decode()
+        rows = re.findall(r"<td>#(\d+) <small", listed)
+        assert len(rows) == int(count), (link, rows)
+    review = next(link for link in counted if "status=submitted" in link)
+    assert counted[review] == "1" and counted[next(link for link in counted if "status=draft" in link)] == "0"

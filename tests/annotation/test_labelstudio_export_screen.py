@@ -52,7 +52,9 @@ def test_labelers_and_admins_see_the_screen_and_the_links_to_it(client_as):
     html = page.content.decode()
     assert "Content tags (Taxonomy)" in html and "Review queue items (Choices)" in html
     assert 'value="http://testserver"' in html  # where Label Studio fetches media: this workbench
-    assert "Nothing matches: widen the days, choose another tag set or other videos." in html  # counted at once
+    # Counted at once; with no days chosen, widening them is no way out: not offered.
+    assert "Nothing matches: choose another tag set or other videos." in html and "widen the days" not in html
+    assert "The Default queue has no open items." in html
     home = labeler.get("/").content.decode()
     assert home.count(f'href="{URL}"') == 2  # in the navigation and on the labeling panel
     admin = client_as("admin")
@@ -167,3 +169,18 @@ def test_tag_events_download_as_jsonl_or_a_hugging_face_zip_for_admins(client_as
         assert refused.status_code == 400 and said in refused.content.decode(), params
     assert admin.get(url)["Location"] == reverse("training:job_list") + "#tag-events"  # opened by itself
     assert client_as("labeler").get(url).status_code == 403
+
+
+def test_an_empty_queue_export_says_the_queue_is_empty_unless_days_narrow_it(client_as):  # type: ignore[no-untyped-def]
+    """Seen in Chromium: an empty queue with no days chosen read "Nothing matches: widen the days."."""
+    from moderation.review.services import review_queue_adjudication_default
+
+    queue = review_queue_adjudication_default()
+    labeler = client_as("labeler")
+    form = {"what": "queue", "queue-queue": queue.slug, "queue-base_url": "http://wb.test"}
+
+    undated = labeler.get(URL, form, HTTP_HX_REQUEST="true").content.decode()
+    dated = labeler.get(URL, form | {"queue-since": "2026-01-01"}, HTTP_HX_REQUEST="true").content.decode()
+
+    assert f"The {queue.name} queue has no open items." in undated and "widen" not in undated
+    assert "Nothing matches: widen the days." in dated

@@ -96,7 +96,9 @@ def test_a_dataset_of_one_pair_is_one_pair(client_as, policy_version, settings, 
 
     page = client_as("admin").post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True)
 
-    assert "with 1 preference pair (0 held out)." in page.content.decode()
+    assert "Built “DPO pairs " in page.content.decode() and ": 1 preference pair, all to train on, none held out." in (
+        page.content.decode()
+    )
 
 
 # A KuaiMod tag lists no severities, which means any severity (PolicySpec.severities_for); the policy

@@ -82,7 +82,7 @@ def test_reviews_to_promoted_adapter(training_dirs, policy_version, make_user, s
     assert dpo_run.metrics["format_validity"] == 0.0 and dpo_run.metrics["strict_accuracy"] == 0.0
     assert sum(map(sum, dpo_run.confusion["matrix"])) == 3 and "(unparsed)" in dpo_run.confusion["labels"]
 
-    with pytest.raises(TrainingError, match="format_validity would drop from 1.000 to 0.000"):
+    with pytest.raises(TrainingError, match=r"Format validity \(outputs that parse\) would drop from 1.000 to 0.000"):
         model_version_promote_gated(candidate=dpo_job.model_version, by=admin)
     assert model_version_serving() == baseline
     assert AuditEvent.objects.filter(action="model_promotion_refused", object_id=str(dpo_job.model_version.pk)).exists()

@@ -194,3 +194,23 @@ def test_comparing_an_evaluation_that_does_not_exist_goes_back_to_the_list_sayin
     assert response.status_code == 302 and response["Location"] == reverse("training:model_list") + "#evaluations"
     page = admin.get(response["Location"]).content.decode()
     assert "There is no evaluation 999999 (B): pick two evaluations to compare." in page
+
+
+@pytest.mark.parametrize(
+    ("eval_set", "said"),
+    [("kuaimod_file", "Not started: "), ("no-such-set", "Not started: Eval set: Select a valid choice.")],
+)
+def test_a_refused_evaluation_start_is_said_where_the_page_opens(client_as, policy_version, eval_set, said):  # type: ignore[no-untyped-def]
+    """Seen in Chromium: a refused "Start evaluation" drew the screen again at its top, the registry above
+    the form filling it, the reason below, off screen; a field's own error was not shown at all."""
+    import re
+
+    response = client_as("admin").post(
+        reverse("training:evaluation_start"),
+        {"model_version": model_version_serving().pk, "eval_set": eval_set, "file_path": ""},
+    )
+
+    assert response.status_code == 400 and not EvaluationRun.objects.exists()
+    html = response.content.decode()
+    summary = re.search(r'<p class="error" role="alert" id="evaluate-error" tabindex="-1" autofocus>(.*?)</p>', html)
+    assert summary is not None and summary.group(1).startswith(said) and len(summary.group(1)) > len(said)

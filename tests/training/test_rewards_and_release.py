@@ -168,7 +168,10 @@ def test_gate_refuses_without_comparable_evaluations_and_audits_it(policy_versio
     # The same backend scores the same: an equal candidate is no better, so it is refused.
     check = promotion_check(candidate=candidate)
     assert not check.allowed and check.checks[-1]["primary"] and not check.checks[-1]["ok"]
-    with pytest.raises(TrainingError, match=r"binary_accuracy is (\S+) against the serving version's \1: not better"):
+    with pytest.raises(
+        TrainingError,
+        match=r"Binary accuracy \(violation or not\) is (\S+) against the serving version's \1: not better",
+    ):
         model_version_promote_gated(candidate=candidate, by=admin)
     assert model_version_serving().name == "evidence-baseline-v1"
 
@@ -201,7 +204,8 @@ def test_gate_min_gain_and_margins(policy_version, make_user, kuaimod_file, sett
     assert promotion_check(candidate=candidate).allowed
     EvaluationRun.objects.filter(pk=candidate_run.pk).update(metrics={**candidate_run.metrics, "format_validity": 0.5})
     reasons = promotion_check(candidate=candidate).reasons  # better on accuracy, but a gated metric drops
-    assert reasons == ["format_validity would drop from 1.000 to 0.500 (allowed drop 0.020)."]
+    # Said in the screens' words, as the evaluation page names the metric, not by its key.
+    assert reasons == ["Format validity (outputs that parse) would drop from 1.000 to 0.500 (allowed drop 0.020)."]
 
 
 @pytest.mark.django_db

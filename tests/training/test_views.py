@@ -116,6 +116,24 @@ def test_invalid_start_form_is_a_400_with_the_reason(client_as, job):
     assert TrainingJob.objects.count() == 1
 
 
+def test_a_refused_job_start_is_said_where_the_page_opens_and_its_pagers_go_to_the_list(client_as, job):
+    """Seen in Chromium: a refused start drew the screen again at its top, the reason beside the field
+    below the dataset and tag-event panels, off screen; drawn at /training/jobs/start/, its paging links
+    led to that POST-only address."""
+    TrainingJob.objects.bulk_create(
+        [TrainingJob(dataset=job.dataset, params={"max_steps": 4}, total_steps=4) for _ in range(29)]
+    )
+    response = client_as("admin").post(
+        reverse("training:job_start"), {"dataset": job.dataset_id, "base_model": "/nowhere/model", "max_steps": 2}
+    )
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    summary = re.search(r'<p class="error" role="alert" id="start-error" tabindex="-1" autofocus>(.*?)</p>', html, re.S)
+    assert summary is not None and "Not started: Base model: /nowhere/model" in summary.group(1)
+    assert 'href="/training/jobs/?jobs_page=2"' in html
+
+
 def test_detail_polls_while_active_and_draws_the_loss(client_as, job):
     client = client_as("admin")
     job.status = TrainingJob.Status.RUNNING
@@ -157,7 +175,10 @@ def test_job_list_has_a_plain_title_and_one_retrain_rules_panel(client_as):  # t
     assert page.count("<h2>Retrain rules</h2>") == 1
     # With no dataset the job panel names both kinds (it said "a preference dataset", but an SFT job
     # needs SFT records), and the count column is not only pairs.
-    assert "DPO preference pairs, or SFT chat records for an SFT job" in page and "<th>Pairs / records</th>" in page
+    assert (
+        "DPO preference pairs, or SFT chat records for an SFT job" in page
+        and "<th>Pairs / records to train on</th>" in page
+    )
 
 
 def _cache_hub_model(cache: Path, repo_id: str, monkeypatch) -> None:
@@ -338,3 +359,44 @@ def test_a_grpo_job_whose_groups_all_scored_equal_non_zero_rewards_learned_nothi
     assert "Every reward was 0" not in page
     check = promotion_check(candidate=job.model_version)
     assert not check.allowed and "learned nothing" in check.reasons[0]
+
+
+def test_starting_and_cancelling_a_training_job_is_in_the_audit_log(client_as, job, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+    """Walked as an admin: promotions and refusals were in the audit log, but not who set a model training
+    on which dataset, nor who cancelled it."""
+    from moderation.review.models import AuditEvent
+
+    client = client_as("admin")
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(reverse("training:job_start"), {"dataset": job.dataset_id, "base_model": "", "max_steps": 3})
+    started = TrainingJob.objects.exclude(pk=job.pk).get()
+    client.post(reverse("training:job_cancel", args=[started.pk]))
+
+    events = AuditEvent.objects.filter(object_type="trainingjob", object_id=str(started.pk)).order_by("pk")
+    assert [(e.action, e.actor_name) for e in events] == [
+        ("training.job_start", started.created_by.username),
+        ("training.job_cancel", started.created_by.username),
+    ]
+    assert events[0].payload["dataset"] == job.dataset_id and events[0].payload["max_steps"] == 3
+
+
+def test_a_built_dataset_says_its_total_and_how_it_was_split(client_as, training_dirs, override_review):  # type: ignore[no-untyped-def]
+    """Seen in Chromium: "Built … with 1 SFT record (2 held out)" for three records, one to train on; the
+    table's "Pairs / records" column counted only those to train on, beside "Held out"."""
+    from tests.factories import DecisionFactory, ReviewFactory, ReviewTaskFactory
+
+    for i in range(5):  # six videos a reviewer overrode: some go to the held-out share
+        decision = DecisionFactory(policy_version=override_review.decision.policy_version, label="正向")
+        ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision, note=f"Sells off the app {i}.")
+    client = client_as("admin")
+
+    page = client.post(reverse("training:dataset_build"), {"kind": "dpo", "eval_share": "0.5"}, follow=True)
+
+    dataset = PreferenceDataset.objects.get()
+    total = dataset.train_count + dataset.eval_count
+    assert dataset.eval_count and dataset.train_count  # split both ways
+    said = (
+        f": {total} preference pairs, {dataset.train_count} to train on, {dataset.eval_count} held out for evaluation."
+    )
+    assert said in page.content.decode()
+    assert "<th>Pairs / records to train on</th>" in page.content.decode()

@@ -137,7 +137,7 @@ def test_sft_dpo_grpo_train_lora_adapters_on_a_tiny_vlm_with_keyframes(
     baseline = model_version_serving()
     base_run, dpo_run = _evaluate(baseline), _evaluate(jobs[1].model_version)
     assert base_run.metrics["format_validity"] == 1.0 and dpo_run.metrics["format_validity"] == 0.0
-    with pytest.raises(TrainingError, match="format_validity would drop"):
+    with pytest.raises(TrainingError, match=r"Format validity \(outputs that parse\) would drop"):
         model_version_promote_gated(candidate=jobs[1].model_version, by=admin)
     assert model_version_serving() == baseline
     # Arranged as in test_end_to_end: the untuned VLM serves; an adapter that is no better is refused.

@@ -569,3 +569,61 @@ def test_a_tags_aliases_that_differ_only_in_case_from_before_are_listed_until_an
     tag_update(tag=dj, user=editor, aliases=dj.aliases)
     assert tag_words_repeated() == {"words": [], "total": 0}
     assert 'id="repeated-words"' not in client_as("policy_editor").get("/tags/curation/").content.decode()
+
+
+def test_a_refused_vocabulary_row_keeps_what_was_typed_in_it(client_as) -> None:  # type: ignore[no-untyped-def]
+    """A row refused (here: a parent that is no tag) went back to the list with the stored row: the aliases
+    typed beside the mistyped parent were gone, and the reason was at the page's top, far from the row."""
+    import re
+
+    from django.urls import reverse
+
+    tags_import(lines=["促销\tsale", "手机"])
+    promo = Tag.objects.get(name="促销")
+    editor = client_as("policy_editor")
+    url = reverse("moderation:tag_edit", args=[promo.pk])
+    typed = {"name": "促销", "aliases": "sale, discount, 便宜", "parent": "商业", "is_active": "on"}
+
+    refused = editor.post(url, {**typed, "seen": promo.edit_token})
+
+    assert refused.status_code == 400
+    page = refused.content.decode()
+    row = re.search(rf'<tr class="refused" id="tag-row-{promo.pk}">(.*?)</tr>\s*<tr>(.*?)</tr>', page, re.S)
+    assert row is not None
+    assert 'value="sale, discount, 便宜"' in row.group(1) and 'value="商业"' in row.group(1)
+    assert "“促销” was not saved: “商业” is not a tag." in row.group(2)  # beside the row, not at the top
+    promo.refresh_from_db()
+    assert promo.aliases == ["sale"] and promo.parent is None  # nothing saved
+    # Drawn at the row's POST address: the search still goes to the list, not to that address (a 405).
+    assert '<form method="get" action="/tags/vocabulary/">' in page
+    # The same row, sent again with the parent fixed, saves what was typed.
+    fixed = editor.post(url, {**typed, "parent": "手机", "seen": promo.edit_token})
+    assert fixed.status_code == 302
+    promo.refresh_from_db()
+    assert promo.aliases == ["sale", "discount", "便宜"] and promo.parent == Tag.objects.get(name="手机")
+
+
+def test_a_row_saved_on_a_later_page_of_the_vocabulary_goes_back_to_that_page(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Saving a row on page 2 went back to page 1, where the row just saved is not."""
+    from django.urls import reverse
+
+    from moderation.tagging.selectors import VOCABULARY_PAGE
+
+    tags_import(lines=[f"标签{i:03d}" for i in range(VOCABULARY_PAGE + 5)])
+    editor = client_as("policy_editor")
+    second = editor.get(reverse("moderation:tag_vocabulary"), {"page": 2}).content.decode()
+    last = Tag.objects.get(name=f"标签{VOCABULARY_PAGE + 4:03d}")
+    assert f'id="tag-{last.pk}"' in second and 'name="page" value="2"' in second
+
+    saved = editor.post(
+        reverse("moderation:tag_edit", args=[last.pk]),
+        {"name": last.name, "aliases": "x", "is_active": "on", "q": "", "page": "2", "seen": last.edit_token},
+    )
+
+    assert saved["Location"] == "/tags/vocabulary/?page=2"
+    # Refused there, the page drawn at the row's POST address pages to the list's address.
+    refused = editor.post(
+        reverse("moderation:tag_edit", args=[last.pk]),
+        {"name": last.name, "parent": "无此标签", "is_active": "on", "page": "2", "seen": last.edit_token},
+    ).content.decode()
+    assert 'href="/tags/vocabulary/?page=1"' in refused and f'id="tag-row-{last.pk}"' in refused
