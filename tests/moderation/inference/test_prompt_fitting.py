@@ -196,3 +196,49 @@ def test_the_vllm_offline_backend_cuts_a_long_prompt_with_the_same_fitter(tiny, 
     sent = [m[1]["content"][-1]["text"] for m in messages]
     assert f"{long.prompt_cut_tokens} {CUT}" in sent[0] and long.prompt_cut_tokens > 5000
     assert short.prompt_cut_tokens == 0 and CUT not in sent[1]
+
+
+def _sent_tokens(tiny: str, body_messages) -> int:  # type: ignore[no-untyped-def]
+    """The prompt a vLLM engine reads from these chat messages, in the model's tokens."""
+    from moderation.inference.prompts import Prompt
+
+    fitter = PromptFitter.load(tiny)
+    system, user = body_messages[0]["content"], body_messages[1]["content"][-1]["text"]
+    return fitter.count(fitter.text(Prompt(system, user, []), user), [])
+
+
+def test_the_vllm_server_backend_caps_the_answer_so_prompt_and_answer_fit_the_context(tiny, settings):
+    """Asked for a 4,000-token answer with 4,096 of context, vLLM was sent max_tokens=4000 (or the rubric
+    was refused as too long); the answer is now capped at half the context, as transformers caps it."""
+    from moderation.inference.backends.vllm_backend import VllmServerBackend
+
+    settings.VLLM_MAX_MODEL_LEN = 4096
+    settings.VLM_MAX_NEW_TOKENS = 4000
+    with vllm_stub('{"label": "正向", "confidence": 0.5}') as stub:
+        [result] = VllmServerBackend(stub.url, tiny).decide_batch([_long_item()], _policy())
+        # A client on a node without the model's tokenizer cannot cut the prompt, but still caps the answer.
+        VllmServerBackend(stub.url, "no-such-org/no-such-model").decide_batch([_long_item(2)], _policy())
+
+    cut, uncut = stub.bodies
+    assert cut["max_tokens"] == 2048 and result.prompt_cut_tokens > 0
+    assert _sent_tokens(tiny, cut["messages"]) + cut["max_tokens"] <= 4096
+    assert uncut["max_tokens"] == 2048
+
+
+def test_the_vllm_offline_backend_caps_the_answer_so_prompt_and_answer_fit_the_context(tiny, settings, monkeypatch):
+    from moderation.inference.backends import vllm_backend
+    from tests.moderation.inference.test_qwen_vl import _Recorder
+
+    recorder = _Recorder('{"label": "正向", "confidence": 0.5}')
+    for name, module in recorder.modules().items():  # vllm itself runs on GPU nodes only
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(vllm_backend.VllmOfflineBackend, "_cache", {})
+    settings.VLLM_SERVER_URL = ""
+    settings.VLLM_MAX_MODEL_LEN = 4096
+    settings.VLM_MAX_NEW_TOKENS = 4000
+
+    long, short = vllm_backend.vllm_backend_for(tiny).decide_batch([_long_item(), _long_item(2)], _policy())
+
+    [(messages, params, _lora)] = recorder.chats
+    assert params.max_tokens == 2048 and long.prompt_cut_tokens > 0 and short.prompt_cut_tokens == 0
+    assert max(_sent_tokens(tiny, m) for m in messages) + params.max_tokens <= 4096
