@@ -6,3 +6,13 @@ class SenderError(ModerationError):
     """A failure of the sent file itself (not a playable video, damaged, empty…), written for whoever sent it:
     no server detail in it, so a platform that submitted the video reads it as it is. Recorded with the
     failure (``Video.error_for_sender``); any other failure text is the workbench's own."""
+
+
+def error_text(exc: BaseException, *readable: type[BaseException]) -> str:
+    """What a user reads of a failure: our own errors (a ModerationError, or one of the ``readable`` types
+    of an app above, e.g. training's TrainingError) are written to be read as they are; anything else
+    keeps its class name in front, since ``KeyError: 'label'`` says little without it."""
+    detail = str(exc).strip()
+    if isinstance(exc, (ModerationError, *readable)):
+        return detail or type(exc).__name__
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -242,3 +242,26 @@ def test_the_vllm_offline_backend_caps_the_answer_so_prompt_and_answer_fit_the_c
     [(messages, params, _lora)] = recorder.chats
     assert params.max_tokens == 2048 and long.prompt_cut_tokens > 0 and short.prompt_cut_tokens == 0
     assert max(_sent_tokens(tiny, m) for m in messages) + params.max_tokens <= 4096
+
+
+def test_a_tag2cot_draft_under_a_rubric_too_long_for_the_model_shows_the_reason(
+    tiny, policy_version, settings, client_as
+):
+    """The draft's failure was kept as "PromptTooLong: The policy's rubric is …"; it reads as written now."""
+    from annotation.models import Tag2CotTask
+    from annotation.tasks import draft_tag2cot
+    from tests.factories import DecisionFactory
+
+    settings.TRANSFORMERS_MAX_CONTEXT_TOKENS = 500  # the tiny model spends 540 on the rubric
+    _serving(tiny, policy_version)
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    task = Tag2CotTask.objects.create(
+        video=decision.video, decision=decision, policy_version=policy_version, target_label="引导私下交易"
+    )
+
+    draft_tag2cot(task.pk)
+
+    task.refresh_from_db()
+    assert RUBRIC_TOO_LONG.match(task.draft_error), task.draft_error
+    page = client_as("labeler").get(reverse("annotation:tag2cot_write", args=[task.pk])).content.decode()
+    assert "The model-assisted draft failed: The policy&#x27;s rubric is " in page
