@@ -265,3 +265,33 @@ def test_a_tag2cot_draft_under_a_rubric_too_long_for_the_model_shows_the_reason(
     assert RUBRIC_TOO_LONG.match(task.draft_error), task.draft_error
     page = client_as("labeler").get(reverse("annotation:tag2cot_write", args=[task.pk])).content.decode()
     assert "The model-assisted draft failed: The policy&#x27;s rubric is " in page
+
+
+def test_a_shadow_candidate_that_cannot_decide_is_counted_with_the_reason_on_the_registry(
+    tiny, policy_version, settings, client_as
+):
+    """A candidate in shadow refused for a rubric too long for it only failed its Celery task: the
+    registry's shadow comparison showed nothing of it. Each item it could not decide is now recorded, counted
+    and said with the reason, beside the agreement of what it did decide."""
+    from moderation.inference.services import decision_create_for_video
+    from training.models import ShadowDecision
+    from training.release import shadow_agreement, shadow_start
+    from training.tasks import run_shadow_decision
+
+    settings.TRANSFORMERS_MAX_CONTEXT_TOKENS = 500  # the tiny model spends 540 on the rubric
+    candidate = model_version_register(name="too-short-candidate", backend="transformers", base_model=tiny)
+    shadow_start(model_version=candidate, by=None)
+    decisions = [decision_create_for_video(video_id=VideoFactory(title=t).pk) for t in ("Noodles", "Tea")]
+
+    for decision in decisions:
+        assert run_shadow_decision(decision.pk) == 1  # the task ends normally: the failure is recorded
+    assert run_shadow_decision(decisions[0].pk) == 0  # redelivered: not tried or counted twice
+
+    failed = ShadowDecision.objects.filter(model_version=candidate)
+    assert failed.count() == 2 and all(RUBRIC_TOO_LONG.match(s.error) and not s.label for s in failed)
+    stats = shadow_agreement(model_version=candidate)
+    assert stats["failed"] == 2 and stats["n"] == 0 and stats["rate"] is None
+    assert RUBRIC_TOO_LONG.match(stats["last_error"])
+    page = client_as("admin").get(reverse("training:model_list")).content.decode()
+    row = page[page.index('data-version="too-short-candidate"') :].split("</tr>")[0]
+    assert "2 items it could not decide; latest: The policy&#x27;s rubric is " in row
