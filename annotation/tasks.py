@@ -28,5 +28,7 @@ def draft_tag2cot(task_id: int) -> None:
     except Exception as exc:  # a failed draft leaves the task writable by hand
         logger.exception("Tag2CoT draft failed for task %s", task_id)
         from annotation.models import Tag2CotTask
+        from moderation.errors import error_text
 
-        Tag2CotTask.objects.filter(pk=task_id).update(draft_error=f"{type(exc).__name__}: {exc}"[:2000])
+        # Our own refusals (a rubric too long for the serving model…) read as they are.
+        Tag2CotTask.objects.filter(pk=task_id).update(draft_error=error_text(exc)[:2000])

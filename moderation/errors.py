@@ -11,3 +11,13 @@ class SenderError(ModerationError):
 class StaleEditError(ModerationError):
     """Refused because someone else changed the row since the editor's page was drawn: the screen shows
     the row as it is now (what was typed would write over their change), not what was typed."""
+
+
+def error_text(exc: BaseException, *readable: type[BaseException]) -> str:
+    """What a user reads of a failure: our own errors (a ModerationError, or one of the ``readable`` types
+    of an app above, e.g. training's TrainingError) are written to be read as they are; anything else
+    keeps its class name in front, since ``KeyError: 'label'`` says little without it."""
+    detail = str(exc).strip()
+    if isinstance(exc, (ModerationError, *readable)):
+        return detail or type(exc).__name__
+    return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__

@@ -1,3 +1,6 @@
+from moderation.errors import error_text
+
+
 class TrainingError(Exception):
     """A training-domain error whose message can be shown to the user as it is."""
 
@@ -9,3 +12,8 @@ class GateRefused(TrainingError):
     def __init__(self, message: str, *, needs_evaluation: bool = False) -> None:
         super().__init__(message)
         self.needs_evaluation = needs_evaluation
+
+
+def training_error_text(exc: BaseException) -> str:
+    """``moderation.errors.error_text`` with training's own errors read as they are too."""
+    return error_text(exc, TrainingError)

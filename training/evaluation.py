@@ -28,7 +28,7 @@ from moderation.inference.cot import CotParseError, parse_blm
 from moderation.inference.metrics import kuaimod_metrics, tag_to_major
 from moderation.models import ModelVersion, PolicyVersion, Video
 from moderation.policies.spec import PolicySpec
-from training.errors import TrainingError
+from training.errors import TrainingError, training_error_text
 from training.models import EvaluationRun
 from workbench.queues import enqueue
 
@@ -281,9 +281,8 @@ def evaluation_execute(*, run_id: int) -> EvaluationRun | None:
     except Exception as exc:  # a failed evaluation is a visible state, never a crashed worker
         logger.exception("evaluation %s failed", run_id)
         # Our own refusals (a rubric longer than the model's context…) are written to be read as they are.
-        error = str(exc) if isinstance(exc, ModerationError | TrainingError) else f"{type(exc).__name__}: {exc}"
         EvaluationRun.objects.filter(pk=run.pk, status=EvaluationRun.Status.RUNNING).update(
-            status=EvaluationRun.Status.FAILED, error=error[:4000], finished_at=timezone.now()
+            status=EvaluationRun.Status.FAILED, error=training_error_text(exc)[:4000], finished_at=timezone.now()
         )
     run.refresh_from_db()
     return run

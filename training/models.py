@@ -236,7 +236,9 @@ class ShadowDeployment(models.Model):
 
 
 class ShadowDecision(models.Model):
-    """What a shadow candidate decided about an item the serving model decided (``decision``)."""
+    """What a shadow candidate decided about an item the serving model decided (``decision``), or why it
+    could not (``error``: a rubric too long for its context, a model that fails to load…, readable as it is;
+    no label then), so a failing candidate shows in the comparison instead of leaving a gap."""
 
     decision = models.ForeignKey("moderation.Decision", on_delete=models.CASCADE, related_name="+")
     model_version = models.ForeignKey("moderation.ModelVersion", on_delete=models.CASCADE, related_name="+")
@@ -245,6 +247,7 @@ class ShadowDecision(models.Model):
     raw_output = models.TextField(blank=True)
     agrees = models.BooleanField(default=False, help_text="same label as the live decision")
     latency_ms = models.FloatField(default=0.0)
+    error = models.TextField(blank=True, help_text="why the candidate could not decide the item")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -16,6 +16,7 @@ against whatever serves where the candidate would go.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +31,11 @@ from moderation.inference.services import content_bundle_for, model_version_prom
 from moderation.models import Decision, ModelVersion, Policy
 from moderation.policies.services import policy_set_serving_model
 from moderation.review.services import audit_event_record
-from training.errors import GateRefused, TrainingError
+from training.errors import GateRefused, TrainingError, training_error_text
 from training.evaluation import evaluation_latest, metric_label
 from training.models import EvaluationRun, ShadowDecision, ShadowDeployment
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -221,8 +224,16 @@ def shadow_decide(*, decision_id: int) -> list[ShadowDecision]:
             continue
         if ShadowDecision.objects.filter(decision=decision, model_version=version).exists():
             continue
-        backend = get_backend(version.backend, base_model=version.base_model, adapter_path=version.adapter_path)
-        [result] = backend.decide_batch([content_bundle_for(decision.video)], decision.policy_version.spec())
+        try:
+            backend = get_backend(version.backend, base_model=version.base_model, adapter_path=version.adapter_path)
+            [result] = backend.decide_batch([content_bundle_for(decision.video)], decision.policy_version.spec())
+        except Exception as exc:  # one candidate failing neither stops the others nor leaves a silent gap
+            logger.exception("shadow candidate %s could not decide decision %s", version.name, decision.pk)
+            shadow, _ = ShadowDecision.objects.get_or_create(
+                decision=decision, model_version=version, defaults={"error": training_error_text(exc)[:4000]}
+            )
+            made.append(shadow)
+            continue
         shadow, _ = ShadowDecision.objects.get_or_create(
             decision=decision,
             model_version=version,
@@ -239,9 +250,17 @@ def shadow_decide(*, decision_id: int) -> list[ShadowDecision]:
 
 
 def shadow_agreement(*, model_version: ModelVersion) -> dict[str, Any]:
-    """How often the candidate agreed with the live decisions it shadowed."""
-    stats = ShadowDecision.objects.filter(model_version=model_version).aggregate(
-        n=Count("pk"), agree=Count("pk", filter=Q(agrees=True)), unparsed=Count("pk", filter=~Q(parse_error=""))
+    """How often the candidate agreed with the live decisions it shadowed (``n``: the items it decided), and
+    how many it could not decide (``failed``, with the latest reason: ``last_error``)."""
+    shadows = ShadowDecision.objects.filter(model_version=model_version)
+    stats = shadows.aggregate(
+        n=Count("pk", filter=Q(error="")),
+        agree=Count("pk", filter=Q(agrees=True)),
+        unparsed=Count("pk", filter=~Q(parse_error="")),
+        failed=Count("pk", filter=~Q(error="")),
     )
     n = stats["n"]
-    return {**stats, "rate": stats["agree"] / n if n else None}
+    last_error = ""
+    if stats["failed"]:
+        last_error = shadows.exclude(error="").order_by("-created_at", "-pk").values_list("error", flat=True)[0]
+    return {**stats, "rate": stats["agree"] / n if n else None, "last_error": last_error}

@@ -11,7 +11,7 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
-from moderation.errors import ModerationError
+from moderation.errors import ModerationError, error_text
 from moderation.feedback.selectors import feedback_prompt_stats
 from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
@@ -390,17 +390,18 @@ def _rerun_finish(rerun_id: int, **fields: Any) -> DecisionRerun:
 
 def _rerun_error(model_version: ModelVersion, exc: Exception) -> str:
     """What the reviewer reads when the model could not re-run."""
-    detail = str(exc).strip() or type(exc).__name__
-    if len(detail) > 400:
-        detail = detail[:400] + "…"
     if isinstance(exc, ImportError):
+        detail = _shortened(str(exc).strip() or type(exc).__name__)
         return (
             f"The model {model_version.name} ({model_version.get_backend_display()}) cannot run on this "
             f"inference worker: {detail}. It needs a worker with its libraries (a GPU node, requirements/gpu.txt)."
         )
-    if isinstance(exc, ModerationError):  # our own refusal (a rubric too long for the model…) reads as it is
-        return f"The model {model_version.name} could not re-run: {detail}"
-    return f"The model {model_version.name} could not re-run: {type(exc).__name__}: {detail}"
+    # Our own refusal (a rubric too long for the model…) reads as it is, anything else with its class name.
+    return f"The model {model_version.name} could not re-run: {_shortened(error_text(exc))}"
+
+
+def _shortened(detail: str) -> str:
+    return detail[:400] + "…" if len(detail) > 400 else detail
 
 
 # --- Cascade stage 1: training from trusted labels, routing by target accuracy -----------------------

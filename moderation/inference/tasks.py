@@ -5,7 +5,7 @@ from typing import Any
 
 from celery import shared_task
 
-from moderation.errors import ModerationError
+from moderation.errors import ModerationError, error_text
 from moderation.signals import video_decided
 from workbench.queues import INFER_ITEM_TASK_OPTIONS, LONG_TASK_OPTIONS
 from workbench.storage import STORAGE_RETRIES, StorageUnavailable, storage_retry_delay
@@ -37,7 +37,7 @@ def run_inference(self: Any, video_id: int) -> int | None:
         decision_record_failure(video_id=video_id, error=str(exc))
     except Exception as exc:  # a bad item must not kill the worker or stay "processing"
         logger.exception("inference failed for video %s", video_id)
-        decision_record_failure(video_id=video_id, error=f"{type(exc).__name__}: {exc}")
+        decision_record_failure(video_id=video_id, error=error_text(exc))
     else:
         # Content tags (a wing above this one) subscribe: candidates on the media worker, then the tags queue.
         video_decided.send(sender=None, video_id=video_id)

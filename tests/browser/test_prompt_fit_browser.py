@@ -75,3 +75,30 @@ def test_a_failed_evaluation_says_why_and_starts_again_under_its_own_policy_vers
         page.get_by_role("button", name="Start this evaluation again").click()
     again = EvaluationRun.objects.exclude(pk=run.pk).get()
     assert again.policy_version_id == policy_version.pk and again.eval_set_key == run.eval_set_key
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_registry_counts_the_items_a_shadow_candidate_could_not_decide_and_says_why(
+    page, make_user, policy_version
+):
+    from tests.factories import DecisionFactory
+    from training.models import ShadowDecision
+    from training.release import shadow_start
+
+    candidate = model_version_register(name="qwen-vl-3b-sft", backend="transformers", base_model="Qwen/Qwen2.5-VL-3B")
+    shadow_start(model_version=candidate, by=None)
+    for i in range(5):
+        decision = DecisionFactory(policy_version=policy_version, label="正向", video__title=f"Item {i}")
+        if i < 3:
+            ShadowDecision.objects.create(decision=decision, model_version=candidate, label="正向", agrees=i < 2)
+        else:
+            ShadowDecision.objects.create(decision=decision, model_version=candidate, error=RUBRIC_ERROR)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("admin").username)
+
+    page.goto("/training/models/")
+    cell = page.locator('tr[data-version="qwen-vl-3b-sft"] .shadow-failed')
+    assert cell.is_visible()
+    assert cell.inner_text() == f"2 items it could not decide; latest: {RUBRIC_ERROR}"
+    assert "2/3 (0.67)" in page.locator('tr[data-version="qwen-vl-3b-sft"]').inner_text()
+    _shot(page, "registry-shadow-candidate-could-not-decide")

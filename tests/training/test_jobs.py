@@ -62,6 +62,24 @@ def test_a_broken_base_model_ends_failed_with_a_readable_error(celery_worker, da
     assert not ModelVersion.objects.filter(source_job_id=job.pk).exists()
 
 
+def test_a_job_refused_by_our_own_check_shows_the_reason_without_a_class_name(dataset, tmp_path):
+    """A job failed for a reason we wrote to be read (here: a base model folder with no config.json) was
+    recorded as "TrainingError: …"; it reads as written now, as a failed evaluation does."""
+    from training.runners.common import run_job
+    from training.services import training_job_claim
+
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()
+    job = training_job_start(dataset=dataset, created_by=None, base_model=str(broken))
+    training_job_claim(job_id=job.pk)
+
+    run_job(job.pk)
+
+    job.refresh_from_db()
+    assert job.status == TrainingJob.Status.FAILED
+    assert job.error == f"Base model folder {broken} has no config.json (not a saved transformers model).", job.error
+
+
 @pytest.mark.integration
 def test_prompts_longer_than_max_length_fail_with_advice(celery_worker, dataset):
     job = training_job_start(dataset=dataset, created_by=None, params={"max_length": 16})

@@ -24,7 +24,7 @@ from typing import Any
 from django.conf import settings
 
 from training import artifacts, services
-from training.errors import TrainingError
+from training.errors import TrainingError, training_error_text
 from training.tiny_model import resolve_base_model
 from workbench import storage
 from workbench.storage import StorageUnavailable
@@ -421,9 +421,8 @@ def run_job(job_id: int) -> None:
             services.training_job_wait_for_storage(job_id=job_id, error=str(exc))
     except Exception as exc:  # any failure becomes a visible failed state, never a silent crash
         logger.exception("training job %s failed", job_id)
-        message = str(exc).strip() or "no message"
-        if main_process:
-            services.training_job_fail(job_id=job_id, error=f"{type(exc).__name__}: {message}")
+        if main_process:  # our own refusals read as they are, anything else with its class name
+            services.training_job_fail(job_id=job_id, error=training_error_text(exc))
 
 
 def merge_init_adapter(base_model: str, adapter_path: str, target: Path) -> str:

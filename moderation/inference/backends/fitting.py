@@ -43,6 +43,13 @@ class FittedPrompt:
     n_tokens: int
     cut_tokens: int
     images: list[Any] = field(default_factory=list)
+    max_new_tokens: int = 0  # the answer's length as capped for this context (answer_tokens)
+
+
+def answer_tokens(*, context: int, max_new_tokens: int) -> int:
+    """The longest answer asked of a model reading ``context`` tokens: ``max_new_tokens``, but never more
+    than half the context, so the prompt keeps the other half and prompt plus answer never exceed it."""
+    return min(max_new_tokens, context // 2)
 
 
 def model_context_of(config: Any, tokenizer: Any) -> int:
@@ -123,15 +130,18 @@ class PromptFitter:
         )
 
     def fit(self, prompt: Prompt, *, context: int, max_new_tokens: int) -> FittedPrompt:
-        """``prompt`` cut to at most ``context`` less ``max_new_tokens`` tokens (``context`` is capped at the
-        model's own). Raises ``PromptTooLong`` when the rubric leaves no room for the item's content."""
+        """``prompt`` cut to at most ``context`` less its answer's tokens (``context`` is capped at the model's
+        own; the answer at ``max_new_tokens`` and at half the context: ``answer_tokens``, returned as the
+        result's ``max_new_tokens``). Raises ``PromptTooLong`` when the rubric leaves no room for the item's
+        content."""
         context = min(context, self.model_context)
+        max_new_tokens = answer_tokens(context=context, max_new_tokens=max_new_tokens)
         limit = context - max_new_tokens
         images = self._images(prompt.image_paths) if self.multimodal else []
         text = self.text(prompt, prompt.user)
         n_tokens = self.count(text, images)
         if n_tokens <= limit:
-            return FittedPrompt(prompt, text, n_tokens, 0, images)
+            return FittedPrompt(prompt, text, n_tokens, 0, images, max_new_tokens)
         ids = self.tokenizer(prompt.user, add_special_tokens=False)["input_ids"]
         cut = n_tokens - limit
         user = prompt.user
@@ -157,7 +167,9 @@ class PromptFitter:
                 "it. Shorten the policy version's rubric (fewer labels, keywords or criteria) or use a model "
                 "that reads a longer context."
             )
-        return FittedPrompt(Prompt(prompt.system, user, prompt.image_paths), text, n_tokens, cut, images)
+        return FittedPrompt(
+            Prompt(prompt.system, user, prompt.image_paths), text, n_tokens, cut, images, max_new_tokens
+        )
 
     def text(self, prompt: Prompt, user: str) -> str:
         """The prompt with ``user`` as its content, after the model's chat template."""

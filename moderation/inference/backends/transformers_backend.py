@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from django.conf import settings
 
 from moderation.inference.backends import BackendResult, ContentBundle, Generation, LoadedOnce, result_from_text
-from moderation.inference.backends.fitting import FittedPrompt, PromptFitter, model_context_of
+from moderation.inference.backends.fitting import FittedPrompt, PromptFitter, answer_tokens, model_context_of
 from moderation.inference.prompts import Prompt, policy_prompt
 from moderation.policies.spec import PolicySpec
 
@@ -118,7 +118,7 @@ class TransformersBackend(LoadedOnce):
         else:
             prompts = [Prompt(p.system, p.user, p.image_paths[:MAX_IMAGES]) for p in prompts]
         context = min(self.model_context, settings.TRANSFORMERS_MAX_CONTEXT_TOKENS)
-        max_new_tokens = min(max_new_tokens, context // 2)
+        max_new_tokens = answer_tokens(context=context, max_new_tokens=max_new_tokens)  # as fit caps it
         fitted = [self.fitter.fit(p, context=context, max_new_tokens=max_new_tokens) for p in prompts]
         generations: list[Generation | None] = [None] * len(fitted)
         for group in token_batches(

@@ -29,7 +29,7 @@ from moderation.inference.backends import (
     result_from_text,
     unparsed_result,
 )
-from moderation.inference.backends.fitting import FittedPrompt, PromptFitter
+from moderation.inference.backends.fitting import FittedPrompt, PromptFitter, answer_tokens
 from moderation.inference.cot import CotParseError, json_schema, text_from_json
 from moderation.inference.prompts import Prompt, policy_prompt
 from moderation.policies.spec import PolicySpec
@@ -54,12 +54,14 @@ def _openai_messages(prompt: Prompt) -> list[dict[str, Any]]:
 
 
 def _fitted(fitter: PromptFitter | None, prompt: Prompt, max_new_tokens: int) -> FittedPrompt:
-    """``prompt`` (at most MAX_IMAGES images) cut to VLLM_MAX_MODEL_LEN by the rule the transformers backend
-    follows (fitting.PromptFitter; a rubric too long for the model raises PromptTooLong). Without a
-    tokenizer on this node (a server's client) it goes as it is."""
+    """``prompt`` (at most MAX_IMAGES images) cut to VLLM_MAX_MODEL_LEN, and its answer capped, by the rule
+    the transformers backend follows (fitting.PromptFitter; a rubric too long for the model raises
+    PromptTooLong): send ``max_new_tokens`` of the result, so prompt plus answer fit the engine's context.
+    Without a tokenizer on this node (a server's client) the prompt goes as it is, its answer still capped."""
     prompt = Prompt(prompt.system, prompt.user, prompt.image_paths[:MAX_IMAGES])
     if fitter is None:
-        return FittedPrompt(prompt, "", 0, 0)
+        capped = answer_tokens(context=settings.VLLM_MAX_MODEL_LEN, max_new_tokens=max_new_tokens)
+        return FittedPrompt(prompt, "", 0, 0, max_new_tokens=capped)
     return fitter.fit(prompt, context=settings.VLLM_MAX_MODEL_LEN, max_new_tokens=max_new_tokens)
 
 
@@ -109,7 +111,7 @@ class VllmServerBackend:
             "model": self.model,
             "messages": _openai_messages(fitted.prompt),
             "temperature": 0,
-            "max_tokens": max_new_tokens,
+            "max_tokens": fitted.max_new_tokens,
         }
         if schema is not None:
             body["response_format"] = {"type": "json_schema", "json_schema": {"name": schema_name, "schema": schema}}
@@ -175,9 +177,12 @@ class VllmOfflineBackend(LoadedOnce):
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
+        fitted = [_fitted(self.fitter, p, max_new_tokens) for p in prompts]
+        if not fitted:
+            return []
         params = SamplingParams(
             temperature=0,
-            max_tokens=max_new_tokens,
+            max_tokens=fitted[0].max_new_tokens,  # one context, so one cap for the whole batch
             **({"structured_outputs": StructuredOutputsParams(json=json_schema)} if json_schema is not None else {}),
         )
         lora = None
@@ -185,7 +190,6 @@ class VllmOfflineBackend(LoadedOnce):
             from vllm.lora.request import LoRARequest
 
             lora = LoRARequest("adapter", 1, self.adapter_path)
-        fitted = [_fitted(self.fitter, p, max_new_tokens) for p in prompts]
         started = time.perf_counter()
         outputs = self.llm.chat([_openai_messages(f.prompt) for f in fitted], params, use_tqdm=False, lora_request=lora)
         per_item_ms = (time.perf_counter() - started) * 1000 / max(len(outputs), 1)

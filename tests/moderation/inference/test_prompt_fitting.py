@@ -196,3 +196,102 @@ def test_the_vllm_offline_backend_cuts_a_long_prompt_with_the_same_fitter(tiny, 
     sent = [m[1]["content"][-1]["text"] for m in messages]
     assert f"{long.prompt_cut_tokens} {CUT}" in sent[0] and long.prompt_cut_tokens > 5000
     assert short.prompt_cut_tokens == 0 and CUT not in sent[1]
+
+
+def _sent_tokens(tiny: str, body_messages) -> int:  # type: ignore[no-untyped-def]
+    """The prompt a vLLM engine reads from these chat messages, in the model's tokens."""
+    from moderation.inference.prompts import Prompt
+
+    fitter = PromptFitter.load(tiny)
+    system, user = body_messages[0]["content"], body_messages[1]["content"][-1]["text"]
+    return fitter.count(fitter.text(Prompt(system, user, []), user), [])
+
+
+def test_the_vllm_server_backend_caps_the_answer_so_prompt_and_answer_fit_the_context(tiny, settings):
+    """Asked for a 4,000-token answer with 4,096 of context, vLLM was sent max_tokens=4000 (or the rubric
+    was refused as too long); the answer is now capped at half the context, as transformers caps it."""
+    from moderation.inference.backends.vllm_backend import VllmServerBackend
+
+    settings.VLLM_MAX_MODEL_LEN = 4096
+    settings.VLM_MAX_NEW_TOKENS = 4000
+    with vllm_stub('{"label": "正向", "confidence": 0.5}') as stub:
+        [result] = VllmServerBackend(stub.url, tiny).decide_batch([_long_item()], _policy())
+        # A client on a node without the model's tokenizer cannot cut the prompt, but still caps the answer.
+        VllmServerBackend(stub.url, "no-such-org/no-such-model").decide_batch([_long_item(2)], _policy())
+
+    cut, uncut = stub.bodies
+    assert cut["max_tokens"] == 2048 and result.prompt_cut_tokens > 0
+    assert _sent_tokens(tiny, cut["messages"]) + cut["max_tokens"] <= 4096
+    assert uncut["max_tokens"] == 2048
+
+
+def test_the_vllm_offline_backend_caps_the_answer_so_prompt_and_answer_fit_the_context(tiny, settings, monkeypatch):
+    from moderation.inference.backends import vllm_backend
+    from tests.moderation.inference.test_qwen_vl import _Recorder
+
+    recorder = _Recorder('{"label": "正向", "confidence": 0.5}')
+    for name, module in recorder.modules().items():  # vllm itself runs on GPU nodes only
+        monkeypatch.setitem(sys.modules, name, module)
+    monkeypatch.setattr(vllm_backend.VllmOfflineBackend, "_cache", {})
+    settings.VLLM_SERVER_URL = ""
+    settings.VLLM_MAX_MODEL_LEN = 4096
+    settings.VLM_MAX_NEW_TOKENS = 4000
+
+    long, short = vllm_backend.vllm_backend_for(tiny).decide_batch([_long_item(), _long_item(2)], _policy())
+
+    [(messages, params, _lora)] = recorder.chats
+    assert params.max_tokens == 2048 and long.prompt_cut_tokens > 0 and short.prompt_cut_tokens == 0
+    assert max(_sent_tokens(tiny, m) for m in messages) + params.max_tokens <= 4096
+
+
+def test_a_tag2cot_draft_under_a_rubric_too_long_for_the_model_shows_the_reason(
+    tiny, policy_version, settings, client_as
+):
+    """The draft's failure was kept as "PromptTooLong: The policy's rubric is …"; it reads as written now."""
+    from annotation.models import Tag2CotTask
+    from annotation.tasks import draft_tag2cot
+    from tests.factories import DecisionFactory
+
+    settings.TRANSFORMERS_MAX_CONTEXT_TOKENS = 500  # the tiny model spends 540 on the rubric
+    _serving(tiny, policy_version)
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    task = Tag2CotTask.objects.create(
+        video=decision.video, decision=decision, policy_version=policy_version, target_label="引导私下交易"
+    )
+
+    draft_tag2cot(task.pk)
+
+    task.refresh_from_db()
+    assert RUBRIC_TOO_LONG.match(task.draft_error), task.draft_error
+    page = client_as("labeler").get(reverse("annotation:tag2cot_write", args=[task.pk])).content.decode()
+    assert "The model-assisted draft failed: The policy&#x27;s rubric is " in page
+
+
+def test_a_shadow_candidate_that_cannot_decide_is_counted_with_the_reason_on_the_registry(
+    tiny, policy_version, settings, client_as
+):
+    """A candidate in shadow refused for a rubric too long for it only failed its Celery task: the
+    registry's shadow comparison showed nothing of it. Each item it could not decide is now recorded, counted
+    and said with the reason, beside the agreement of what it did decide."""
+    from moderation.inference.services import decision_create_for_video
+    from training.models import ShadowDecision
+    from training.release import shadow_agreement, shadow_start
+    from training.tasks import run_shadow_decision
+
+    settings.TRANSFORMERS_MAX_CONTEXT_TOKENS = 500  # the tiny model spends 540 on the rubric
+    candidate = model_version_register(name="too-short-candidate", backend="transformers", base_model=tiny)
+    shadow_start(model_version=candidate, by=None)
+    decisions = [decision_create_for_video(video_id=VideoFactory(title=t).pk) for t in ("Noodles", "Tea")]
+
+    for decision in decisions:
+        assert run_shadow_decision(decision.pk) == 1  # the task ends normally: the failure is recorded
+    assert run_shadow_decision(decisions[0].pk) == 0  # redelivered: not tried or counted twice
+
+    failed = ShadowDecision.objects.filter(model_version=candidate)
+    assert failed.count() == 2 and all(RUBRIC_TOO_LONG.match(s.error) and not s.label for s in failed)
+    stats = shadow_agreement(model_version=candidate)
+    assert stats["failed"] == 2 and stats["n"] == 0 and stats["rate"] is None
+    assert RUBRIC_TOO_LONG.match(stats["last_error"])
+    page = client_as("admin").get(reverse("training:model_list")).content.decode()
+    row = page[page.index('data-version="too-short-candidate"') :].split("</tr>")[0]
+    assert "2 items it could not decide; latest: The policy&#x27;s rubric is " in row
