@@ -72,7 +72,7 @@ def test_admin_builds_a_dataset_starts_a_job_and_downloads_the_pairs(
     client = client_as("admin")
     response = client.post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True)
     dataset = PreferenceDataset.objects.get()
-    assert "with 1 preference pair (" in response.content.decode()
+    assert ": 1 preference pair, all to train on, none held out." in response.content.decode()
     assert "Start the training job" in response.content.decode()
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
