@@ -128,6 +128,26 @@ class VideoSubmitSerializer(serializers.Serializer):
         return attrs
 
 
+class _DuplicateOfSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField(allow_null=True, help_text="the video as you know it")
+
+
+class VideoDuplicateSerializer(VideoSerializer):
+    """A submit's answer when the integration sent these bytes before (documentation only: the view adds
+    the two fields to the earlier video's ``VideoSerializer`` body)."""
+
+    duplicate_of = _DuplicateOfSerializer(read_only=True)
+    detail = serializers.CharField(
+        read_only=True,
+        help_text="which of this request's fields were not recorded; the video keeps what was sent first",
+    )
+
+    class Meta(VideoSerializer.Meta):
+        fields = [*VideoSerializer.Meta.fields, "duplicate_of", "detail"]
+        read_only_fields = fields
+
+
 class LabelSerializer(serializers.ModelSerializer):
     external_id = serializers.CharField(source="shown_external_id", read_only=True, allow_null=True)
     policy_version: serializers.StringRelatedField[PolicyVersion] = serializers.StringRelatedField()

@@ -21,6 +21,7 @@ from moderation.api.serializers import (
     LabelSerializer,
     VerdictSerializer,
     VideoDetailSerializer,
+    VideoDuplicateSerializer,
     VideoSerializer,
     VideoSubmitSerializer,
 )
@@ -166,7 +167,7 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         responses={
             201: VideoSerializer,
             200: OpenApiResponse(
-                VideoSerializer,
+                VideoDuplicateSerializer,
                 description="an integration sent these bytes before: its earlier video, plus `duplicate_of` "
                 "(`id`, `external_id`: the video as you know it) and `detail` (which of this request's fields "
                 "were not recorded; the video keeps what was sent first)",

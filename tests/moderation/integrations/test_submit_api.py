@@ -272,3 +272,41 @@ def test_the_video_list_filters_by_external_id_each_caller_its_own(platform, oth
     moderator = client_as("moderator")  # a user's list: the workbench's own ids (a platform's are its own)
     assert [v["id"] for v in moderator.get("/api/videos/", {"external_id": "m-1"}).json()["results"]] == [imported.pk]
     assert moderator.get("/api/videos/", {"external_id": "p-1"}).json()["results"] == []
+
+
+def _response_schema(schema: dict, path: str, method: str, status: str) -> dict:
+    """The documented body of one response as JSON Schema, its ``$ref``s resolved and no property beyond
+    the documented ones allowed, so that a field the answer has and the schema leaves out shows."""
+    components = schema["components"]["schemas"]
+
+    def resolve(node):  # type: ignore[no-untyped-def]
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(components[node["$ref"].rsplit("/", 1)[1]])
+            node = {key: resolve(value) for key, value in node.items()}
+            if node.get("type") == "object" and "properties" in node:
+                node["additionalProperties"] = False
+            if node.pop("nullable", False):  # OpenAPI 3.0's spelling of JSON Schema's null type
+                return {"anyOf": [node, {"type": "null"}]}
+            return node
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    content = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    return resolve(content)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_duplicate_submit_answers_what_the_schema_documents_for_it(platform):
+    """The 200 for bytes sent before carries `duplicate_of` and `detail`: a client generated from the schema
+    (documented as a plain Video) dropped both, and the integrator never learnt the video was a copy."""
+    import jsonschema
+
+    schema = platform.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    first = _submit(platform, external_id="dup-1")
+    again = _submit(platform, external_id="dup-2", title="Other title")
+    assert first.status_code == 201 and again.status_code == 200, again.content
+    assert again.json()["duplicate_of"] == {"id": first.json()["id"], "external_id": "dup-1"}
+    jsonschema.validate(again.json(), _response_schema(schema, "/api/videos/", "post", "200"))
+    jsonschema.validate(first.json(), _response_schema(schema, "/api/videos/", "post", "201"))
