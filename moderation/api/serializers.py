@@ -107,8 +107,14 @@ class VideoDetailSerializer(VideoSerializer):
         return TagSuggestionSerializer(rows, many=True).data  # type: ignore[return-value]
 
 
+@extend_schema_field({"type": "string", "format": "binary"})
+class UploadedVideoField(serializers.FileField):
+    """A multipart file part. The schema (one component for multipart and JSON) called it a ``uri`` string,
+    and a client generated from it sent a URL in JSON: "The submitted data was not a file"."""
+
+
 class VideoSubmitSerializer(serializers.Serializer):
-    file = serializers.FileField(required=False, help_text="the video (multipart); or give `path`")
+    file = UploadedVideoField(required=False, help_text="the video (multipart); or give `path`")
     path = serializers.CharField(
         max_length=4000, required=False, allow_blank=True, help_text="a file on the server inside MEDIA_IMPORT_ROOTS"
     )

@@ -310,3 +310,11 @@ def test_a_duplicate_submit_answers_what_the_schema_documents_for_it(platform):
     assert again.json()["duplicate_of"] == {"id": first.json()["id"], "external_id": "dup-1"}
     jsonschema.validate(again.json(), _response_schema(schema, "/api/videos/", "post", "200"))
     jsonschema.validate(first.json(), _response_schema(schema, "/api/videos/", "post", "201"))
+
+
+def test_the_schema_documents_the_submitted_file_as_bytes_not_a_url(platform):
+    """`file` read as a `uri` string: an integrator (or a generated client) sent `{"file": "https://…"}`."""
+    schema = platform.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    body = schema["paths"]["/api/videos/"]["post"]["requestBody"]["content"]
+    submit = schema["components"]["schemas"][body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert submit["properties"]["file"]["format"] == "binary"
