@@ -318,3 +318,13 @@ def test_the_schema_documents_the_submitted_file_as_bytes_not_a_url(platform):
     body = schema["paths"]["/api/videos/"]["post"]["requestBody"]["content"]
     submit = schema["components"]["schemas"][body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]]
     assert submit["properties"]["file"]["format"] == "binary"
+
+
+def test_a_nul_in_an_api_query_is_refused_in_json_naming_the_parameter(platform):
+    """`?external_id=a%00b` was answered 400 in text/plain: the platform's client, which parses every /api/
+    answer as JSON, failed on decoding and never showed the reason."""
+    refused = platform.get("/api/videos/", {"external_id": "a\x00b"})
+    assert refused.status_code == 400 and refused["Content-Type"] == "application/json"
+    assert "NUL" in refused.json()["detail"] and "external_id" in refused.json()["detail"]
+    since = platform.get("/api/decisions/", {"since": "2026\x00"})
+    assert since.status_code == 400 and "since" in since.json()["detail"]
