@@ -211,8 +211,15 @@ def test_the_api_root_answers_an_integration_token_with_its_endpoints(platform):
     assert set(response.json()) == {"videos", "decisions", "labels"}
     anonymous = APIClient().get("/api/", HTTP_ACCEPT="application/json")
     assert anonymous.status_code == 403
-    wrong = APIClient(HTTP_AUTHORIZATION="Integration not-a-token").get("/api/", HTTP_ACCEPT="application/json")
-    assert wrong.status_code == 403 and wrong.json()["detail"] == "Invalid integration token."  # as /api/videos/
+    # A wrong token is a 401 with its code on every route, as an expired or switched-off one: it was a 403 here
+    # and on /api/videos/ (behind the session's authentication) but a 401 on /api/feedback/events/.
+    for url in ("/api/", "/api/videos/", "/api/feedback/events/"):
+        wrong = APIClient(HTTP_AUTHORIZATION="Integration not-a-token").get(url, HTTP_ACCEPT="application/json")
+        assert wrong.status_code == 401 and wrong.json() == {
+            "detail": "Invalid integration token.",
+            "code": "invalid_token",
+        }
+        assert wrong["WWW-Authenticate"].startswith("Integration")
 
 
 def test_an_integration_token_reads_the_openapi_schema_of_the_api_it_calls(platform):
