@@ -275,7 +275,8 @@ def test_the_video_list_filters_by_external_id_each_caller_its_own(platform, oth
     assert ids(platform, "p-1") == [mine] and ids(other_platform, "p-1") == [theirs]
     assert ids(other_platform, "p-2") == []  # another platform's id names nothing of its own
     assert ids(platform, "m-1") == []
-    assert len(ids(platform, "")) == 2  # empty: no filter
+    assert platform.get("/api/videos/", {"external_id": ""}).status_code == 400  # empty: refused, never every video
+    assert platform.get("/api/videos/").json()["count"] == 2  # left out: no filter
     moderator = client_as("moderator")  # a user's list: the workbench's own ids (a platform's are its own)
     assert [v["id"] for v in moderator.get("/api/videos/", {"external_id": "m-1"}).json()["results"]] == [imported.pk]
     assert moderator.get("/api/videos/", {"external_id": "p-1"}).json()["results"] == []
@@ -335,3 +336,18 @@ def test_a_nul_in_an_api_query_is_refused_in_json_naming_the_parameter(platform)
     assert "NUL" in refused.json()["detail"] and "external_id" in refused.json()["detail"]
     since = platform.get("/api/decisions/", {"since": "2026\x00"})
     assert since.status_code == 400 and "since" in since.json()["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_empty_external_id_or_tag_filter_is_refused_not_ignored(platform):
+    """`?external_id=` from an unset variable listed every video of the platform, and its client took the first
+    result for the video it had asked about."""
+    _submit(platform, external_id="e-1")
+    _submit(platform, external_id="e-2", payload=PAYLOAD + b"2")
+    for query in ("external_id=", "external_id=%20", "tag="):
+        refused = platform.get(f"/api/videos/?{query}")
+        name = query.split("=")[0]
+        assert refused.status_code == 400 and "leave the parameter out" in refused.json()[name], refused.content
+    found = platform.get("/api/videos/?external_id=e-2").json()
+    assert [v["external_id"] for v in found["results"]] == ["e-2"]
+    assert platform.get("/api/videos/").json()["count"] == 2
