@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import resolve_url
 
 NUL_MESSAGE = "Text may not contain NUL characters (\\x00); remove them and try again."
@@ -20,6 +20,15 @@ def _nul_fields(request: HttpRequest) -> list[str]:
             if "\x00" in key or any("\x00" in v for v in values):
                 found.append(key.replace("\x00", "\ufffd"))
     return found
+
+
+def _plain_refusal(request: HttpRequest, text: str, status: int) -> HttpResponse:
+    """The sentence alone: as the API's ``{"detail": …}`` JSON for the API (a platform's client parses every
+    answer of /api/ as JSON, and a text/plain 400 broke it with a decoding error instead of the reason), as
+    plain text for htmx and other scripts."""
+    if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse({"detail": text}, status=status)
+    return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
 
 
 class RequestSizeMiddleware:
@@ -44,7 +53,7 @@ class RequestSizeMiddleware:
                 f"This request is {declared:,} bytes; the server takes at most {limit:,} "
                 f"(a video of up to {int(settings.WORKBENCH_UPLOAD_MAX_BYTES) // (1024 * 1024)} MB and its form)."
             )
-            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+            return _plain_refusal(request, message, 413)
         return self.get_response(request)
 
 
@@ -66,7 +75,7 @@ class RejectNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if "\x00" in request.path:
-            return HttpResponse(NUL_MESSAGE, status=400, content_type="text/plain; charset=utf-8")
+            return _plain_refusal(request, NUL_MESSAGE, 400)
         return self.get_response(request)
 
     def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> Any:
@@ -77,8 +86,7 @@ class RejectNulMiddleware:
             return None
         named = ", ".join(f"“{name[:40]}”" for name in fields[:5])
         if request.headers.get("HX-Request") or "text/html" not in request.headers.get("Accept", ""):
-            text = f"{NUL_MESSAGE} (in {named})"
-            return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")
+            return _plain_refusal(request, f"{NUL_MESSAGE} (in {named})", 400)
         from django.template.loader import render_to_string
 
         html = render_to_string("400_nul.html", {"fields": named, "message": NUL_MESSAGE}, request=request)

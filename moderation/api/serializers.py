@@ -107,8 +107,14 @@ class VideoDetailSerializer(VideoSerializer):
         return TagSuggestionSerializer(rows, many=True).data  # type: ignore[return-value]
 
 
+@extend_schema_field({"type": "string", "format": "binary"})
+class UploadedVideoField(serializers.FileField):
+    """A multipart file part. The schema (one component for multipart and JSON) called it a ``uri`` string,
+    and a client generated from it sent a URL in JSON: "The submitted data was not a file"."""
+
+
 class VideoSubmitSerializer(serializers.Serializer):
-    file = serializers.FileField(required=False, help_text="the video (multipart); or give `path`")
+    file = UploadedVideoField(required=False, help_text="the video (multipart); or give `path`")
     path = serializers.CharField(
         max_length=4000, required=False, allow_blank=True, help_text="a file on the server inside MEDIA_IMPORT_ROOTS"
     )
@@ -126,6 +132,26 @@ class VideoSubmitSerializer(serializers.Serializer):
                 {"file": "Send exactly one video: a multipart 'file' or a server 'path'."}
             )
         return attrs
+
+
+class _DuplicateOfSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    external_id = serializers.CharField(allow_null=True, help_text="the video as you know it")
+
+
+class VideoDuplicateSerializer(VideoSerializer):
+    """A submit's answer when the integration sent these bytes before (documentation only: the view adds
+    the two fields to the earlier video's ``VideoSerializer`` body)."""
+
+    duplicate_of = _DuplicateOfSerializer(read_only=True)
+    detail = serializers.CharField(
+        read_only=True,
+        help_text="which of this request's fields were not recorded; the video keeps what was sent first",
+    )
+
+    class Meta(VideoSerializer.Meta):
+        fields = [*VideoSerializer.Meta.fields, "duplicate_of", "detail"]
+        read_only_fields = fields
 
 
 class LabelSerializer(serializers.ModelSerializer):

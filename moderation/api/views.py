@@ -21,6 +21,7 @@ from moderation.api.serializers import (
     LabelSerializer,
     VerdictSerializer,
     VideoDetailSerializer,
+    VideoDuplicateSerializer,
     VideoSerializer,
     VideoSubmitSerializer,
 )
@@ -141,15 +142,25 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         qs = Video.objects.order_by("-created_at")
         if self.action == "retrieve":
             qs = qs.prefetch_related("keyframes", "segments", "tags__tag", "tags__added_by")
-        tag = self.request.query_params.get("tag", "").strip() if self.action == "list" else ""
+        tag = self._text_filter("tag", what="a tag name")
         if tag:
             qs = qs.filter(tags__tag__name=tag)
         integration = request_integration(self.request)
         shown: QuerySet[Any] = videos_with_external_id(integration=integration, qs=self._visible(qs, field="pk"))
-        external_id = self.request.query_params.get("external_id", "").strip() if self.action == "list" else ""
+        external_id = self._text_filter("external_id", what="the video's external id")
         if external_id:  # the id the caller is shown (``videos_with_external_id``): a platform's own, else ours
             shown = shown.filter(shown_external_id=external_id)
         return shown
+
+    def _text_filter(self, name: str, *, what: str) -> str:
+        """A list's ``?name=``: absent, no filter; present, its text or a 400 when blank. ``?external_id=`` with
+        an empty variable listed every video, and a platform took the first for the one it had asked about."""
+        if self.action != "list" or name not in self.request.query_params:
+            return ""
+        value = self.request.query_params[name].strip()
+        if not value:
+            raise ValidationError({name: f"Empty; give {what}, or leave the parameter out for every video."})
+        return value
 
     def get_serializer_class(self) -> Any:
         if self.action == "retrieve":
@@ -166,7 +177,7 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         responses={
             201: VideoSerializer,
             200: OpenApiResponse(
-                VideoSerializer,
+                VideoDuplicateSerializer,
                 description="an integration sent these bytes before: its earlier video, plus `duplicate_of` "
                 "(`id`, `external_id`: the video as you know it) and `detail` (which of this request's fields "
                 "were not recorded; the video keeps what was sent first)",

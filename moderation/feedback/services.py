@@ -71,6 +71,14 @@ def _timestamp(value: Any) -> datetime:
     if isinstance(value, int | float):
         if not math.isfinite(value):
             raise _RowError("invalid timestamp")
+        latest = (timezone.now() + timedelta(days=1)).timestamp()
+        if value > latest and 1e9 <= value / 1000 <= latest:
+            # JavaScript's Date.now() and Java's currentTimeMillis(): they read as "out of range" or "in the
+            # future", which sent the integrator looking at their clock instead of the unit.
+            raise _RowError(
+                f"timestamp {int(value)} looks like epoch milliseconds: send epoch seconds ({int(value // 1000)}) "
+                "or ISO 8601"
+            )
         try:
             at = datetime.fromtimestamp(value, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:

@@ -13,7 +13,6 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.cache import caches
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from redis.exceptions import RedisError
-from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -33,20 +32,23 @@ class IntegrationAuthentication(BaseAuthentication):
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() != KEYWORD.lower().encode():
             return None
+        # Every refusal is a 401 with its code: an unknown token was a 403 on the routes that also take a
+        # session (DRF answers 403 behind SessionAuthentication) and a 401 on /api/feedback/events/, so a
+        # platform's client could not tell a wrong token from a route it may not use.
         if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Invalid Integration header: expected 'Integration <token>'.")
+            raise CredentialRefused(
+                "Invalid Integration header: expected 'Integration <token>'.", scheme=KEYWORD, code="invalid_token"
+            )
         try:
             token = parts[1].decode()
         except UnicodeError as exc:
-            raise exceptions.AuthenticationFailed("Invalid integration token.") from exc
+            raise CredentialRefused("Invalid integration token.", scheme=KEYWORD, code="invalid_token") from exc
         try:
             integration = integration_authenticate(token=token)
         except IntegrationRefused as exc:
             if exc.code == "token_expired":
                 raise CredentialExpired(str(exc), scheme=KEYWORD) from exc
-            if exc.code == "integration_switched_off":
-                raise CredentialRefused(str(exc), scheme=KEYWORD, code=exc.code) from exc
-            raise exceptions.AuthenticationFailed(str(exc)) from exc
+            raise CredentialRefused(str(exc), scheme=KEYWORD, code=exc.code) from exc
         return AnonymousUser(), integration
 
     def authenticate_header(self, request: Request) -> str:

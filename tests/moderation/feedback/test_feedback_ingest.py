@@ -83,6 +83,23 @@ def test_epoch_seconds_sent_as_a_json_string_are_read_as_epoch_seconds(integrati
     assert at.isoformat() == "2026-01-01T00:00:00+00:00"
 
 
+def test_epoch_milliseconds_are_refused_saying_the_unit(integration_token):
+    """Date.now() from a JavaScript platform (1764806400000) was refused as "timestamp out of range", and
+    1e11 ms as "in the future": nothing said the unit was the problem."""
+    video = VideoFactory(external_id="ext-1")
+    events = [
+        {"event_id": "m1", "type": "like", "video_id": video.pk, "timestamp": 1764806400000},
+        {"event_id": "m2", "type": "like", "video_id": video.pk, "timestamp": "1764806400123"},
+        {"event_id": "s1", "type": "like", "video_id": video.pk, "timestamp": 1764806400},
+    ]
+    body = _post(events, integration_token).json()
+    assert body["accepted"] == 1, body
+    assert [e["error"] for e in body["errors"]] == [
+        "timestamp 1764806400000 looks like epoch milliseconds: send epoch seconds (1764806400) or ISO 8601",
+        "timestamp 1764806400123 looks like epoch milliseconds: send epoch seconds (1764806400) or ISO 8601",
+    ]
+
+
 def test_resent_events_are_duplicates_not_double_counted(integration_token):
     VideoFactory(external_id="ext-1")
     batch = [

@@ -211,8 +211,15 @@ def test_the_api_root_answers_an_integration_token_with_its_endpoints(platform):
     assert set(response.json()) == {"videos", "decisions", "labels"}
     anonymous = APIClient().get("/api/", HTTP_ACCEPT="application/json")
     assert anonymous.status_code == 403
-    wrong = APIClient(HTTP_AUTHORIZATION="Integration not-a-token").get("/api/", HTTP_ACCEPT="application/json")
-    assert wrong.status_code == 403 and wrong.json()["detail"] == "Invalid integration token."  # as /api/videos/
+    # A wrong token is a 401 with its code on every route, as an expired or switched-off one: it was a 403 here
+    # and on /api/videos/ (behind the session's authentication) but a 401 on /api/feedback/events/.
+    for url in ("/api/", "/api/videos/", "/api/feedback/events/"):
+        wrong = APIClient(HTTP_AUTHORIZATION="Integration not-a-token").get(url, HTTP_ACCEPT="application/json")
+        assert wrong.status_code == 401 and wrong.json() == {
+            "detail": "Invalid integration token.",
+            "code": "invalid_token",
+        }
+        assert wrong["WWW-Authenticate"].startswith("Integration")
 
 
 def test_an_integration_token_reads_the_openapi_schema_of_the_api_it_calls(platform):
@@ -268,7 +275,79 @@ def test_the_video_list_filters_by_external_id_each_caller_its_own(platform, oth
     assert ids(platform, "p-1") == [mine] and ids(other_platform, "p-1") == [theirs]
     assert ids(other_platform, "p-2") == []  # another platform's id names nothing of its own
     assert ids(platform, "m-1") == []
-    assert len(ids(platform, "")) == 2  # empty: no filter
+    assert platform.get("/api/videos/", {"external_id": ""}).status_code == 400  # empty: refused, never every video
+    assert platform.get("/api/videos/").json()["count"] == 2  # left out: no filter
     moderator = client_as("moderator")  # a user's list: the workbench's own ids (a platform's are its own)
     assert [v["id"] for v in moderator.get("/api/videos/", {"external_id": "m-1"}).json()["results"]] == [imported.pk]
     assert moderator.get("/api/videos/", {"external_id": "p-1"}).json()["results"] == []
+
+
+def _response_schema(schema: dict, path: str, method: str, status: str) -> dict:
+    """The documented body of one response as JSON Schema, its ``$ref``s resolved and no property beyond
+    the documented ones allowed, so that a field the answer has and the schema leaves out shows."""
+    components = schema["components"]["schemas"]
+
+    def resolve(node):  # type: ignore[no-untyped-def]
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(components[node["$ref"].rsplit("/", 1)[1]])
+            node = {key: resolve(value) for key, value in node.items()}
+            if node.get("type") == "object" and "properties" in node:
+                node["additionalProperties"] = False
+            if node.pop("nullable", False):  # OpenAPI 3.0's spelling of JSON Schema's null type
+                return {"anyOf": [node, {"type": "null"}]}
+            return node
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    content = schema["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+    return resolve(content)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_duplicate_submit_answers_what_the_schema_documents_for_it(platform):
+    """The 200 for bytes sent before carries `duplicate_of` and `detail`: a client generated from the schema
+    (documented as a plain Video) dropped both, and the integrator never learnt the video was a copy."""
+    import jsonschema
+
+    schema = platform.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    first = _submit(platform, external_id="dup-1")
+    again = _submit(platform, external_id="dup-2", title="Other title")
+    assert first.status_code == 201 and again.status_code == 200, again.content
+    assert again.json()["duplicate_of"] == {"id": first.json()["id"], "external_id": "dup-1"}
+    jsonschema.validate(again.json(), _response_schema(schema, "/api/videos/", "post", "200"))
+    jsonschema.validate(first.json(), _response_schema(schema, "/api/videos/", "post", "201"))
+
+
+def test_the_schema_documents_the_submitted_file_as_bytes_not_a_url(platform):
+    """`file` read as a `uri` string: an integrator (or a generated client) sent `{"file": "https://…"}`."""
+    schema = platform.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    body = schema["paths"]["/api/videos/"]["post"]["requestBody"]["content"]
+    submit = schema["components"]["schemas"][body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert submit["properties"]["file"]["format"] == "binary"
+
+
+def test_a_nul_in_an_api_query_is_refused_in_json_naming_the_parameter(platform):
+    """`?external_id=a%00b` was answered 400 in text/plain: the platform's client, which parses every /api/
+    answer as JSON, failed on decoding and never showed the reason."""
+    refused = platform.get("/api/videos/", {"external_id": "a\x00b"})
+    assert refused.status_code == 400 and refused["Content-Type"] == "application/json"
+    assert "NUL" in refused.json()["detail"] and "external_id" in refused.json()["detail"]
+    since = platform.get("/api/decisions/", {"since": "2026\x00"})
+    assert since.status_code == 400 and "since" in since.json()["detail"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_empty_external_id_or_tag_filter_is_refused_not_ignored(platform):
+    """`?external_id=` from an unset variable listed every video of the platform, and its client took the first
+    result for the video it had asked about."""
+    _submit(platform, external_id="e-1")
+    _submit(platform, external_id="e-2", payload=PAYLOAD + b"2")
+    for query in ("external_id=", "external_id=%20", "tag="):
+        refused = platform.get(f"/api/videos/?{query}")
+        name = query.split("=")[0]
+        assert refused.status_code == 400 and "leave the parameter out" in refused.json()[name], refused.content
+    found = platform.get("/api/videos/?external_id=e-2").json()
+    assert [v["external_id"] for v in found["results"]] == ["e-2"]
+    assert platform.get("/api/videos/").json()["count"] == 2
