@@ -169,6 +169,26 @@ def test_uploading_a_restricted_videos_bytes_again_does_not_name_it_to_an_outsid
     assert Video.objects.count() == 3
 
 
+def test_submitting_a_restricted_videos_bytes_through_the_api_does_not_describe_it_to_an_outsider(
+    world: World,
+) -> None:
+    """The web form said only "already uploaded"; POST /api/videos/ answered the hidden video itself (its id,
+    title, description, uploader, status) to any user who may upload and holds the same bytes."""
+    payload = b"\x00\x00\x00\x18ftypmp42" + b"q" * 4096
+    Video.objects.filter(pk=world.hidden.pk).update(
+        sha256=hashlib.sha256(payload).hexdigest(), title="Secret expert clip", description="only experts"
+    )
+    for user, named in ((world.outsider, False), (world.expert, True)):
+        upload = {"file": SimpleUploadedFile("again.mp4", payload), "title": "again"}
+        response = _client(user).post(reverse("moderation:api-video-list"), upload)
+        assert response.status_code in (200, 201), (user, response.content)
+        body = response.json()
+        assert named or body == {"detail": "This file was already uploaded. Nothing new was queued."}, body
+        assert ("Secret expert clip" in response.content.decode()) is named, user
+        assert (body.get("id") == world.hidden.pk) is named, user
+    assert Video.objects.count() == 3
+
+
 def test_the_policy_impact_preview_counts_a_restricted_flip_without_naming_it(
     world: World, policy_version: Any
 ) -> None:
