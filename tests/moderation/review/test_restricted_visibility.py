@@ -189,6 +189,21 @@ def test_submitting_a_restricted_videos_bytes_through_the_api_does_not_describe_
     assert Video.objects.count() == 3
 
 
+def test_tag_suggestions_do_not_put_a_restricted_video_into_the_open_tags_queue(world: World) -> None:
+    """Every video with suggestions got an item in the default tags queue, open to all: an item in an open queue
+    makes a video visible, so content routed only to a restricted queue was shown to every moderator (its page,
+    its media, the API) as soon as its tag suggestions were ranked."""
+    from moderation.tagging.services import tag_queue_default, tag_task_create_for_video
+
+    assert tag_task_create_for_video(video_id=world.hidden.pk) is None
+    assert not video_open_to(user=world.outsider, video_id=world.hidden.pk)
+    assert not ReviewTask.objects.filter(queue=tag_queue_default(), decision__video=world.hidden).exists()
+    assert _client(world.outsider).get(reverse("moderation:video_detail", args=[world.hidden.pk])).status_code == 404
+    # A video in an open queue still gets its tags item.
+    assert tag_task_create_for_video(video_id=world.shared.pk) is not None
+    assert tag_task_create_for_video(video_id=world.plain.pk) is not None
+
+
 def test_the_policy_impact_preview_counts_a_restricted_flip_without_naming_it(
     world: World, policy_version: Any
 ) -> None:
