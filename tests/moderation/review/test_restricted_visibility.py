@@ -204,6 +204,32 @@ def test_tag_suggestions_do_not_put_a_restricted_video_into_the_open_tags_queue(
     assert tag_task_create_for_video(video_id=world.plain.pk) is not None
 
 
+def test_the_label_studio_tag_export_leaves_out_videos_hidden_from_the_labeler(world: World) -> None:
+    """The tag export (its live count and its tasks download) took every tagged video: a labeler outside the
+    restricted queue's groups downloaded the hidden video's title, text and tags."""
+    import json
+
+    from moderation.tagging.models import Tag, TagSuggestion
+    from moderation.tagging.services import tags_import, tags_review_submit
+
+    tags_import(lines=["火锅"])
+    hotpot = Tag.objects.get(name="火锅")
+    Video.objects.filter(pk=world.hidden.pk).update(title="Secret expert clip")
+    for video in (world.hidden, world.plain):
+        TagSuggestion.objects.create(video=video, tag=hotpot, score=0.8, sources=["text"], features={})
+        tags_review_submit(video_id=video.pk, user=world.admin, selected=[hotpot.pk], shown=[hotpot.pk])
+    form = {"what": "tags", "tags-base_url": "http://wb.test", "tags-which": "reviewed"}
+    for user, sees in ((world.outsider, False), (world.expert, True)):
+        client = _client(user)
+        response = client.get("/annotation/labelstudio/", {**form, "download": "tasks"})
+        assert response.status_code == 200, response.content
+        ids = {task["data"]["video_id"] for task in json.loads(response.content)}
+        assert ids == {world.plain.pk} | ({world.hidden.pk} if sees else set()), user
+        assert ("Secret expert clip" in response.content.decode()) is sees, user
+        preview = client.get("/annotation/labelstudio/", form, HTTP_HX_REQUEST="true").content.decode()
+        assert f"<strong>{2 if sees else 1}</strong> video" in preview, (user, preview)
+
+
 def test_the_policy_impact_preview_counts_a_restricted_flip_without_naming_it(
     world: World, policy_version: Any
 ) -> None:
