@@ -230,6 +230,23 @@ def test_the_label_studio_tag_export_leaves_out_videos_hidden_from_the_labeler(w
         assert f"<strong>{2 if sees else 1}</strong> video" in preview, (user, preview)
 
 
+def test_the_labeling_backlog_on_the_home_page_counts_only_what_the_labeler_may_open(world: World) -> None:
+    """The home page's labeling counts took every correction and Tag2CoT task: a labeler outside the restricted
+    queue's groups read "1 waiting for a second labeler" whose list (and page) they may not open."""
+    from annotation.selectors import correction_candidates
+    from tests.factories import CotCorrectionFactory
+
+    CotCorrectionFactory(decision=world.task.decision, author=world.admin)
+    panel = re.compile(r'(\?status=(?:none|submitted)|tag2cot/)">(\d+)</a>')
+    for user, sees in ((world.outsider, False), (world.expert, True)):
+        client = _client(user)
+        counts = dict(panel.findall(client.get("/").content.decode()))
+        assert counts["?status=submitted"] == str(int(sees)), (user, counts)
+        assert counts["tag2cot/"] == str(int(sees)), (user, counts)
+        open_uncorrected = correction_candidates(status="none", user=user).count()
+        assert counts["?status=none"] == str(open_uncorrected), (user, counts)
+
+
 def test_the_policy_impact_preview_counts_a_restricted_flip_without_naming_it(
     world: World, policy_version: Any
 ) -> None:
