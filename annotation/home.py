@@ -12,14 +12,19 @@ from workbench.roles import Perm
 
 def _labeling(user: User) -> dict[str, Any]:
     from annotation.models import CotCorrection, Tag2CotTask
-    from annotation.selectors import correction_candidates
+    from annotation.selectors import correction_candidates, tag2cot_tasks
 
+    # Counted as the lists they link to count (``user``: a restricted review queue's content stays with its
+    # groups), so the home page says nothing about videos hidden from the labeler.
+    submitted = correction_candidates(status=CotCorrection.Status.SUBMITTED, user=user)
     return {
-        "uncorrected": correction_candidates(status="none").count(),
-        "my_drafts": CotCorrection.objects.filter(author=user, status=CotCorrection.Status.DRAFT).count(),
+        "uncorrected": correction_candidates(status="none", user=user).count(),
+        "my_drafts": correction_candidates(status=CotCorrection.Status.DRAFT, user=user)
+        .filter(correction__author=user)
+        .count(),
         # A submitted correction waits for a second labeler (not its author).
-        "to_review": CotCorrection.objects.filter(status=CotCorrection.Status.SUBMITTED).exclude(author=user).count(),
-        "tag2cot_open": Tag2CotTask.objects.filter(status=Tag2CotTask.Status.OPEN).count(),
+        "to_review": submitted.exclude(correction__author=user).count(),
+        "tag2cot_open": tag2cot_tasks(status=Tag2CotTask.Status.OPEN, user=user).count(),
     }
 
 

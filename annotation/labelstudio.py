@@ -25,6 +25,7 @@ from moderation.errors import ModerationError
 from moderation.inference.backends import STAGES
 from moderation.inference.models import Decision
 from moderation.media.models import Video
+from moderation.media.selectors import videos_open_to
 from moderation.policies.models import PolicyVersion
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from moderation.review.selectors import review_queues_for, review_queues_open_to
@@ -360,10 +361,13 @@ def labelstudio_tag_videos(
     tag_ids: list[int] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    user: Any = None,
 ) -> QuerySet[Video]:
     """The videos a tag export takes, oldest first: reviewed ones whose tag review (an event on one
     of ``tag_ids``; None = any tag) falls in ``[since, until)``, and/or ones with suggestions among
-    ``tag_ids`` and no review yet, uploaded in ``[since, until)``."""
+    ``tag_ids`` and no review yet, uploaded in ``[since, until)``. With ``user``, only the videos open to
+    them (``videos_open_to``: a restricted review queue's content stays with its groups); None: every one
+    (the management command)."""
     from moderation.tagging.models import TagEvent, TagSuggestion, VideoTag
 
     events = TagEvent.objects.all()
@@ -385,7 +389,8 @@ def labelstudio_tag_videos(
     if until is not None:
         awaiting &= Q(created_at__lt=until)
     chosen = {TagVideos.REVIEWED: reviewed, TagVideos.AWAITING: awaiting}.get(which, reviewed | awaiting)
-    return Video.objects.filter(chosen).order_by("pk")
+    videos = Video.objects.filter(chosen).order_by("pk")
+    return videos if user is None else videos_open_to(user=user, qs=videos)
 
 
 def labelstudio_tag_task(
@@ -448,12 +453,14 @@ def labelstudio_tag_export(
     tag_ids: list[int] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    user: Any = None,
 ) -> LabelStudioExport:
     """Videos to tag as Label Studio tasks (``Taxonomy`` over the chosen tags, or over every tag
-    the videos were suggested or given) with their suggestions or reviewed tags pre-annotated."""
+    the videos were suggested or given) with their suggestions or reviewed tags pre-annotated; with ``user``,
+    only videos open to them (``labelstudio_tag_videos``)."""
     from moderation.tagging.models import Tag, TagSuggestion, VideoTag
 
-    matching = labelstudio_tag_videos(which=which, tag_ids=tag_ids, since=since, until=until)
+    matching = labelstudio_tag_videos(which=which, tag_ids=tag_ids, since=since, until=until, user=user)
     videos = list(matching[:EXPORT_LIMIT])
     if not videos:
         raise AnnotationError("No videos match: widen the days, choose another tag set or other videos.")

@@ -381,12 +381,14 @@ def _export_form(
     return LabelStudioTagExportForm(data, initial=initial, prefix=what)
 
 
-def _export_preview(what: str, form: LabelStudioTagExportForm | LabelStudioQueueExportForm) -> dict[str, Any]:
+def _export_preview(
+    what: str, form: LabelStudioTagExportForm | LabelStudioQueueExportForm, *, user: Any
+) -> dict[str, Any]:
     """How many items the chosen export would hold (a count, not the export itself)."""
     since, until = form.window()
     if isinstance(form, LabelStudioTagExportForm):
         count = labelstudio_tag_videos(
-            which=form.cleaned_data["which"], tag_ids=form.tag_ids(), since=since, until=until
+            which=form.cleaned_data["which"], tag_ids=form.tag_ids(), since=since, until=until, user=user
         ).count()
     else:
         count = labelstudio_queue_items(queue=form.cleaned_data["queue"].slug, since=since, until=until).count()
@@ -397,13 +399,18 @@ def _export_preview(what: str, form: LabelStudioTagExportForm | LabelStudioQueue
 
 
 def _export_download(
-    what: str, form: LabelStudioTagExportForm | LabelStudioQueueExportForm, download: str
+    what: str, form: LabelStudioTagExportForm | LabelStudioQueueExportForm, download: str, *, user: Any
 ) -> HttpResponse:
     since, until = form.window()
     data = form.cleaned_data
     if isinstance(form, LabelStudioTagExportForm):
         export = labelstudio_tag_export(
-            which=data["which"], base_url=data["base_url"], tag_ids=form.tag_ids(), since=since, until=until
+            which=data["which"],
+            base_url=data["base_url"],
+            tag_ids=form.tag_ids(),
+            since=since,
+            until=until,
+            user=user,
         )
     else:
         export = labelstudio_queue_export(queue=data["queue"].slug, base_url=data["base_url"], since=since, until=until)
@@ -437,7 +444,9 @@ def labelstudio_export(request: HttpRequest) -> HttpResponse:
     for key in EXPORT_FORMS:
         # What each form would export as it first shows (a count), so the screen is not blank until a change.
         shown = _export_form(request, key, data={f"{key}-{name}": value for name, value in initial[key].items()})
-        previews[key] = _export_preview(key, shown) if key != what and shown.is_valid() else {"what": key}
+        previews[key] = (
+            _export_preview(key, shown, user=request.user) if key != what and shown.is_valid() else {"what": key}
+        )
     status = 200
     if what in EXPORT_FORMS:
         form = forms[what] = _export_form(request, what, data=request.GET)
@@ -450,8 +459,8 @@ def labelstudio_export(request: HttpRequest) -> HttpResponse:
         else:
             try:
                 if download:
-                    return _export_download(what, form, download)
-                preview = _export_preview(what, form)
+                    return _export_download(what, form, download, user=request.user)
+                preview = _export_preview(what, form, user=request.user)
             except AnnotationError as exc:
                 preview["error"] = str(exc)
         if "error" in preview or "invalid" in preview:

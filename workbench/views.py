@@ -275,6 +275,8 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     )
     back = (urlsplit(referer).path if referer and same_site else "") or "/"
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = "/"  # a path such as "//elsewhere.example/x" is another site's address in a link
     context = {
         "message": CSRF_FAILURE_MESSAGE,
         "sent": sent[:SENT_FIELDS_SHOWN],

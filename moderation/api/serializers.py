@@ -58,9 +58,9 @@ class VideoSerializer(serializers.ModelSerializer):
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
-        if getattr(instance, "submitted_first_by_another", False):
-            # Another platform sent these bytes first: the title, description, uploader (its user's handle) and
-            # stored name (its file name) are that platform's (``videos_with_external_id``).
+        if getattr(instance, "metadata_of_another", False):
+            # Another platform sent these bytes first, or the workbench had them (a moderator's upload, an import):
+            # the title, description, uploader (a user's handle) and stored name are theirs (``videos_with_external_id``).
             data.update({"title": "", "description": "", "uploader": "", "file": None})
         return data
 

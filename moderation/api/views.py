@@ -4,6 +4,7 @@ from typing import Any, TypeVar, cast
 
 from django.contrib.auth.models import User
 from django.db.models import Model, QuerySet
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -34,7 +35,7 @@ from moderation.integrations.api import (
 )
 from moderation.integrations.selectors import parse_since, video_error_for, videos_visible_to, videos_with_external_id
 from moderation.integrations.services import IdempotencyConflict, video_submit
-from moderation.media.selectors import videos_open_to
+from moderation.media.selectors import video_open_to, videos_open_to
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
 from workbench.parsers import StorableJSONParser
@@ -56,6 +57,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     location=OpenApiParameter.HEADER,
     description="a retried POST with the same key returns the first result (and never a second video)",
 )
+
+ALREADY_UPLOADED_HIDDEN = "This file was already uploaded. Nothing new was queued."
 
 _Row = TypeVar("_Row", bound=Model)
 
@@ -180,7 +183,8 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
                 VideoDuplicateSerializer,
                 description="an integration sent these bytes before: its earlier video, plus `duplicate_of` "
                 "(`id`, `external_id`: the video as you know it) and `detail` (which of this request's fields "
-                "were not recorded; the video keeps what was sent first)",
+                "were not recorded; the video keeps what was sent first); for a user, when the bytes are a video "
+                "hidden from them (a restricted review queue's), only `detail`",
             ),
             400: OpenApiResponse(description="no file and no path, a path outside MEDIA_IMPORT_ROOTS, …"),
             422: OpenApiResponse(description="the Idempotency-Key was used for a different request"),
@@ -197,6 +201,7 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         form.is_valid(raise_exception=True)
         data = form.validated_data
         integration = request_integration(request)
+        started = timezone.now()
         try:
             submitted = video_submit(
                 integration=integration,
@@ -214,6 +219,14 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
             return Response({"detail": str(exc)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
         except ModerationError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        if (
+            integration is None
+            and submitted.video.created_at < started
+            and not video_open_to(user=request.user, video_id=submitted.video.pk)
+        ):
+            # The same bytes sit in a restricted review queue: not described to a user outside its groups
+            # (as the upload form says it).
+            return Response({"detail": ALREADY_UPLOADED_HIDDEN}, status=status.HTTP_200_OK)
         video = videos_with_external_id(integration=integration, qs=Video.objects.filter(pk=submitted.video.pk)).get()
         body = VideoSerializer(video, context=self.get_serializer_context()).data
         if submitted.copy_of is not None:

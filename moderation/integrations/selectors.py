@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, QuerySet, Subquery, Value
+from django.db.models import BooleanField, Case, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -28,19 +28,27 @@ def videos_with_external_id(*, integration: Integration | None, qs: QuerySet[Any
     """``qs`` with ``shown_external_id``: the external id the caller knows the video by (``field`` names the
     video id). An integration sees its own id for the video (``IntegrationVideo.external_id``), never
     another platform's; a user sees the workbench's own (``Video.external_id``: uploads, manifests, imports).
-    And ``submitted_first_by_another``: another platform sent these bytes first, so the video's metadata is theirs."""
+    And ``metadata_of_another``: the video's title, description, uploader and stored name are not the caller's
+    to read, because another platform sent these bytes first, or the workbench had them before any platform (a
+    moderator's upload, an import: the uploader is a workbench user's name)."""
+    video = "" if field == "pk" else field.removesuffix("_id") + "__"  # "video_id" -> "video__"
     if integration is None:
-        video = "" if field == "pk" else field.removesuffix("_id") + "__"  # "video_id" -> "video__"
-        return qs.annotate(shown_external_id=F(f"{video}external_id"), submitted_first_by_another=Value(False))
+        return qs.annotate(shown_external_id=F(f"{video}external_id"), metadata_of_another=Value(False))
     mine = IntegrationVideo.objects.filter(integration=integration, video_id=OuterRef(field))
     # The same bytes sent by two platforms are one video: its title, description, uploader and stored name are
     # what the first sent, that platform's (its user's handle), not for the second.
     earlier = IntegrationVideo.objects.filter(video_id=OuterRef(OuterRef(field)), pk__lt=OuterRef("pk")).exclude(
         integration=integration
     )
+    # A platform's submission makes a video with no workbench user and the upload source (``video_submit``).
+    made_by_a_platform = Q(**{f"{video}created_by__isnull": True, f"{video}source": Video.Source.UPLOAD})
     return qs.annotate(
         shown_external_id=Subquery(mine.values("external_id")[:1]),
-        submitted_first_by_another=Exists(mine.filter(Exists(earlier))),
+        metadata_of_another=Case(
+            When(made_by_a_platform & ~Exists(mine.filter(Exists(earlier))), then=Value(False)),
+            default=Value(True),
+            output_field=BooleanField(),
+        ),
     )
 
 

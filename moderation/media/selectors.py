@@ -126,6 +126,18 @@ def video_open_or_404(*, user: Any, video_id: int) -> None:
         raise Http404("No such video.")
 
 
+def video_restricted(*, video_id: int) -> bool:
+    """Whether video ``video_id`` is hidden from moderators outside some queue's groups (``video_open_to_q``):
+    it has a review item in a group-restricted queue and none in a queue open to all. Whatever would put it
+    into an open queue (the tags queue) must not, or it would show it to everyone."""
+    review_task = apps.get_model("moderation", "ReviewTask")
+    items = review_task.objects.filter(decision__video_id=video_id)
+    return (
+        items.filter(queue__allowed_groups__isnull=False).exists()
+        and not items.filter(queue__allowed_groups__isnull=True).exists()
+    )
+
+
 def media_path_open_to(*, user: Any, path: str) -> bool:
     """Whether ``user`` may fetch the media file at ``path`` (a video's file or cover, a keyframe image):
     not when it belongs to a video hidden from them. A file no video names is left to the media view."""

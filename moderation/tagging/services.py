@@ -1203,10 +1203,12 @@ def tag_task_create_for_video(*, video_id: int) -> Any:
 
     A tag task hangs on the video's latest decision (review tasks are per decision); a video not
     yet decided gets its task when its decision is made (``run_inference`` sends the candidates
-    task after deciding). Videos already tagged by a reviewer are not queued again."""
+    task after deciding). Videos already tagged by a reviewer are not queued again, nor videos hidden in a
+    restricted review queue (``video_restricted``)."""
     from datetime import timedelta
 
     from moderation.inference.models import Decision
+    from moderation.media.selectors import video_restricted
     from moderation.review.counts import review_queue_counts_forget
     from moderation.review.models import ReviewTask
     from moderation.tagging.models import VideoTag
@@ -1227,6 +1229,10 @@ def tag_task_create_for_video(*, video_id: int) -> Any:
     existing = ReviewTask.objects.filter(decision__video_id=video_id, queue=queue, is_gold=False).first()
     if existing is not None:
         return existing
+    if video_restricted(video_id=video_id) and not queue.allowed_groups.exists():
+        # Content routed only to a group-restricted queue: an item in a tags queue open to all would show it
+        # to every moderator. Its queue's groups tag it in the tags panel of its review screen.
+        return None
     review_queue_counts_forget(queue_ids=[queue.pk])
     return ReviewTask.objects.create(
         decision=decision,

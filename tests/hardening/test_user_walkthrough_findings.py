@@ -212,3 +212,18 @@ def test_over_long_form_values_are_refused_with_a_message_not_a_500(client_as):
     response = admin.post(reverse("training:job_start"), {"kind": "grpo", "guide_base_model": "m" * 501})
     assert response.status_code == 400 and "at most 500 characters" in response.content.decode()
     assert not admin.get(reverse("moderation:integration_list")).content.decode().count("名名名")
+
+
+def test_the_out_of_date_form_page_never_links_to_another_site(make_user):
+    """Its "Open the page again" took the Referer's path as it came: a same-site Referer whose path begins with
+    "//" (http://workbench//elsewhere.example/x) made a link to another site (protocol-relative)."""
+    client, old_token = _stale_token_client(make_user("labeler"))
+    for path in ("//elsewhere.example/x", "/\\elsewhere.example/x"):
+        response = client.post(
+            reverse("moderation:policy_list"),
+            {"csrfmiddlewaretoken": old_token, "notes": "typed"},
+            HTTP_REFERER=f"http://testserver{path}",
+        )
+        page = response.content.decode()
+        assert response.status_code == 403 and "elsewhere.example" not in page, path
+        assert '<a href="/">Open the page again</a>' in page

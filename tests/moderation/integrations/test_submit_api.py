@@ -351,3 +351,27 @@ def test_an_empty_external_id_or_tag_filter_is_refused_not_ignored(platform):
     found = platform.get("/api/videos/?external_id=e-2").json()
     assert [v["external_id"] for v in found["results"]] == ["e-2"]
     assert platform.get("/api/videos/").json()["count"] == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_platform_sending_the_bytes_of_a_workbench_upload_is_not_told_its_title_or_uploader(platform, make_user):  # type: ignore[no-untyped-def]
+    """Bytes a moderator had uploaded (or an import brought in) were answered with that video's title, description,
+    uploader (the moderator's user name) and stored file name: a platform is never told who did what inside,
+    and the metadata is the workbench's, not the platform's, as when another platform sent the bytes first."""
+    import hashlib
+
+    moderator = make_user("moderator", username="mod-alice")
+    video = VideoFactory(
+        title="Internal title", description="internal notes", uploader="mod-alice", created_by=moderator
+    )
+    Video.objects.filter(pk=video.pk).update(sha256=hashlib.sha256(PAYLOAD).hexdigest())
+
+    sent = _submit(platform, title="Platform title", external_id="p-9")
+    assert sent.status_code == 201, sent.content
+    for body in (sent.json(), platform.get(f"/api/videos/{video.pk}/").json()):
+        assert body["id"] == video.pk and body["external_id"] == "p-9"
+        assert (body["title"], body["description"], body["uploader"], body["file"]) == ("", "", "", None), body
+    assert "mod-alice" not in platform.get("/api/videos/").content.decode()
+    # A video the platform's own request made keeps what it sent.
+    own = _submit(platform, title="Mine", external_id="p-10", payload=PAYLOAD + b"own").json()
+    assert own["title"] == "Mine"

@@ -169,6 +169,84 @@ def test_uploading_a_restricted_videos_bytes_again_does_not_name_it_to_an_outsid
     assert Video.objects.count() == 3
 
 
+def test_submitting_a_restricted_videos_bytes_through_the_api_does_not_describe_it_to_an_outsider(
+    world: World,
+) -> None:
+    """The web form said only "already uploaded"; POST /api/videos/ answered the hidden video itself (its id,
+    title, description, uploader, status) to any user who may upload and holds the same bytes."""
+    payload = b"\x00\x00\x00\x18ftypmp42" + b"q" * 4096
+    Video.objects.filter(pk=world.hidden.pk).update(
+        sha256=hashlib.sha256(payload).hexdigest(), title="Secret expert clip", description="only experts"
+    )
+    for user, named in ((world.outsider, False), (world.expert, True)):
+        upload = {"file": SimpleUploadedFile("again.mp4", payload), "title": "again"}
+        response = _client(user).post(reverse("moderation:api-video-list"), upload)
+        assert response.status_code in (200, 201), (user, response.content)
+        body = response.json()
+        assert named or body == {"detail": "This file was already uploaded. Nothing new was queued."}, body
+        assert ("Secret expert clip" in response.content.decode()) is named, user
+        assert (body.get("id") == world.hidden.pk) is named, user
+    assert Video.objects.count() == 3
+
+
+def test_tag_suggestions_do_not_put_a_restricted_video_into_the_open_tags_queue(world: World) -> None:
+    """Every video with suggestions got an item in the default tags queue, open to all: an item in an open queue
+    makes a video visible, so content routed only to a restricted queue was shown to every moderator (its page,
+    its media, the API) as soon as its tag suggestions were ranked."""
+    from moderation.tagging.services import tag_queue_default, tag_task_create_for_video
+
+    assert tag_task_create_for_video(video_id=world.hidden.pk) is None
+    assert not video_open_to(user=world.outsider, video_id=world.hidden.pk)
+    assert not ReviewTask.objects.filter(queue=tag_queue_default(), decision__video=world.hidden).exists()
+    assert _client(world.outsider).get(reverse("moderation:video_detail", args=[world.hidden.pk])).status_code == 404
+    # A video in an open queue still gets its tags item.
+    assert tag_task_create_for_video(video_id=world.shared.pk) is not None
+    assert tag_task_create_for_video(video_id=world.plain.pk) is not None
+
+
+def test_the_label_studio_tag_export_leaves_out_videos_hidden_from_the_labeler(world: World) -> None:
+    """The tag export (its live count and its tasks download) took every tagged video: a labeler outside the
+    restricted queue's groups downloaded the hidden video's title, text and tags."""
+    import json
+
+    from moderation.tagging.models import Tag, TagSuggestion
+    from moderation.tagging.services import tags_import, tags_review_submit
+
+    tags_import(lines=["火锅"])
+    hotpot = Tag.objects.get(name="火锅")
+    Video.objects.filter(pk=world.hidden.pk).update(title="Secret expert clip")
+    for video in (world.hidden, world.plain):
+        TagSuggestion.objects.create(video=video, tag=hotpot, score=0.8, sources=["text"], features={})
+        tags_review_submit(video_id=video.pk, user=world.admin, selected=[hotpot.pk], shown=[hotpot.pk])
+    form = {"what": "tags", "tags-base_url": "http://wb.test", "tags-which": "reviewed"}
+    for user, sees in ((world.outsider, False), (world.expert, True)):
+        client = _client(user)
+        response = client.get("/annotation/labelstudio/", {**form, "download": "tasks"})
+        assert response.status_code == 200, response.content
+        ids = {task["data"]["video_id"] for task in json.loads(response.content)}
+        assert ids == {world.plain.pk} | ({world.hidden.pk} if sees else set()), user
+        assert ("Secret expert clip" in response.content.decode()) is sees, user
+        preview = client.get("/annotation/labelstudio/", form, HTTP_HX_REQUEST="true").content.decode()
+        assert f"<strong>{2 if sees else 1}</strong> video" in preview, (user, preview)
+
+
+def test_the_labeling_backlog_on_the_home_page_counts_only_what_the_labeler_may_open(world: World) -> None:
+    """The home page's labeling counts took every correction and Tag2CoT task: a labeler outside the restricted
+    queue's groups read "1 waiting for a second labeler" whose list (and page) they may not open."""
+    from annotation.selectors import correction_candidates
+    from tests.factories import CotCorrectionFactory
+
+    CotCorrectionFactory(decision=world.task.decision, author=world.admin)
+    panel = re.compile(r'(\?status=(?:none|submitted)|tag2cot/)">(\d+)</a>')
+    for user, sees in ((world.outsider, False), (world.expert, True)):
+        client = _client(user)
+        counts = dict(panel.findall(client.get("/").content.decode()))
+        assert counts["?status=submitted"] == str(int(sees)), (user, counts)
+        assert counts["tag2cot/"] == str(int(sees)), (user, counts)
+        open_uncorrected = correction_candidates(status="none", user=user).count()
+        assert counts["?status=none"] == str(open_uncorrected), (user, counts)
+
+
 def test_the_policy_impact_preview_counts_a_restricted_flip_without_naming_it(
     world: World, policy_version: Any
 ) -> None:
