@@ -177,7 +177,7 @@ def test_job_list_has_a_plain_title_and_one_retrain_rules_panel(client_as):  # t
     # needs SFT records), and the count column is not only pairs.
     assert (
         "DPO preference pairs, or SFT chat records for an SFT job" in page
-        and "<th>Pairs / records to train on</th>" in page
+        and "<th>To train on</th>" in page
     )
 
 
@@ -399,4 +399,4 @@ def test_a_built_dataset_says_its_total_and_how_it_was_split(client_as, training
         f": {total} preference pairs, {dataset.train_count} to train on, {dataset.eval_count} held out for evaluation."
     )
     assert said in page.content.decode()
-    assert "<th>Pairs / records to train on</th>" in page.content.decode()
+    assert "<th>To train on</th>" in page.content.decode()
