@@ -63,12 +63,37 @@ ALREADY_UPLOADED_HIDDEN = "This file was already uploaded. Nothing new was queue
 _Row = TypeVar("_Row", bound=Model)
 
 
+def _whole_number(raw: str) -> int | None:
+    """A query parameter's whole number (ASCII digits, at most 18 of them), else None: int() accepts "²"
+    and "１" (str.isdigit() is true for them) only to fail later, and "-1" or "1.5" are no count or id."""
+    raw = raw.strip()
+    if raw.isascii() and raw.isdigit() and len(raw) <= 18:
+        return int(raw)
+    return None
+
+
 class SyncCursorPagination(CursorPagination):
     """Oldest first from ``since``; follow ``next`` until it is null, keep the last row's time."""
 
     page_size = 100
     max_page_size = 500
     page_size_query_param = "page_size"
+
+    def get_page_size(self, request: Request) -> int:
+        """``?page_size=``: absent, 100; present, 1 or more (above 500, 500) or a 400 that says so (a bad
+        value was silently replaced by 100, so a client never learnt that its pages were not its size)."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        size = _whole_number(raw)
+        if size is None or size < 1:
+            raise ValidationError(
+                {
+                    "page_size": f"Expected a page size (a whole number from 1 to {self.max_page_size}), got "
+                    f"{raw.strip()[:40]!r}; leave the parameter out for {self.page_size} a page."
+                }
+            )
+        return min(size, self.max_page_size)
 
 
 class _IntegrationAwareViewSet(viewsets.GenericViewSet):
@@ -92,15 +117,14 @@ class _IntegrationAwareViewSet(viewsets.GenericViewSet):
         raw = self.request.query_params.get("video")
         if raw is None:
             return None
-        raw = raw.strip()
-        # int() accepts "²" and "１" (str.isdigit() is true for them) only to fail later; judge ASCII digits only.
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        video_id = _whole_number(raw)
+        if video_id is None:
             raise ValidationError(
                 {
-                    "video": f"Expected a video id (a whole number), got {raw[:40]!r}; leave the parameter out for every video."
+                    "video": f"Expected a video id (a whole number), got {raw.strip()[:40]!r}; leave the parameter out for every video."
                 }
             )
-        return int(raw)
+        return video_id
 
     def _sync_queryset(self, qs: QuerySet[_Row], *, changed: str) -> QuerySet[_Row]:
         """A pull-sync list (decisions, labels): ``?video=`` one video's rows, ``?since=`` the rows whose

@@ -32,6 +32,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.inference.models import Decision
+from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.media.selectors import video_media_for_display, video_open_to_q, videos_all_open_to
 from moderation.policies.selectors import policy_label_groups, policy_label_search_text
@@ -668,3 +669,66 @@ def audit_events_open_to(*, user: Any, qs: QuerySet[AuditEvent] | None = None) -
 audit_object_videos_register(model=Video, video_fields=("pk",))
 audit_object_videos_register(model=Decision, video_fields=("video_id",))
 audit_object_videos_register(model=ReviewTask, video_fields=("decision__video_id",))
+
+
+def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
+    """A video's outcome as its page shows it: the latest model decision (label in the policy's words) and
+    the review state. While an item is open (pending or claimed) no human verdict is shown: a second
+    independent reviewer must not learn it (as ``_left_the_queue`` names neither verdict nor reviewer).
+    The link to the item only for the one who may open it: its claimant, in a queue they may work."""
+    decision = (
+        Decision.objects.filter(video=video)
+        .select_related("policy_version__policy", "model_version")
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    model = None
+    if decision is not None:
+        names = decision.policy_version.label_names()
+        label = decision.label or decision.policy_version.safe_label
+        model = {"decision": decision, "label": label, "label_name": names.get(label, "")}
+    tasks = ReviewTask.objects.filter(decision__video=video, is_gold=False).select_related("queue", "claimed_by")
+    open_tasks = [
+        {
+            "task": task,
+            "mine": task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id == user.pk,
+            "may_open": task.status == ReviewTask.Status.CLAIMED
+            and task.claimed_by_id == user.pk
+            and review_queue_may_work(user=user, queue=task.queue),
+        }
+        for task in tasks.filter(status__in=[ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED]).order_by(
+            "created_at", "pk"
+        )
+    ]
+    review = final = None
+    if not open_tasks:
+        review = (
+            Review.objects.filter(decision__video=video, task__is_gold=False)
+            .select_related("reviewer", "task__queue")
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        labels = {
+            lab.source: lab
+            for lab in ItemLabel.objects.filter(
+                video=video, source__in=[ItemLabel.Source.ADJUDICATION, ItemLabel.Source.REVIEW]
+            ).select_related("policy_version")
+        }
+        standing = labels.get(ItemLabel.Source.ADJUDICATION) or labels.get(ItemLabel.Source.REVIEW)
+        if standing is not None:
+            final = {
+                "label": standing.label,
+                "label_name": standing.policy_version.label_names().get(standing.label, "")
+                if standing.policy_version is not None
+                else "",
+                "source": standing.get_source_display(),
+            }
+    return {
+        "model": model,
+        "open_tasks": open_tasks,
+        "review": review,
+        "final": final,
+        "ever_queued": bool(open_tasks) or tasks.exists(),
+        # Workbench users are told who reviewed (the API's ``added_by``); platforms never are.
+        "show_names": user.has_perm(Perm.REVIEW_VIDEO),
+    }

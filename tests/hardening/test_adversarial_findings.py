@@ -45,6 +45,21 @@ def test_a_non_ascii_digit_video_filter_is_a_400_not_a_500(make_user):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", ["/api/decisions/", "/api/labels/"])
+def test_a_bad_page_size_is_a_400_that_names_it_not_silently_100(endpoint, make_user):
+    first = DecisionFactory()
+    DecisionFactory.create_batch(2, policy_version=first.policy_version, model_version=first.model_version)
+    api = APIClient()
+    api.force_authenticate(make_user("moderator"))
+    for raw in ("abc", "-1", "0", "1.5", "", "%EF%BC%92", "9" * 40):
+        response = api.get(f"{endpoint}?page_size={raw}")
+        assert response.status_code == 400, (raw, response.status_code)
+        assert "Expected a page size" in str(response.json()["page_size"])
+    assert len(api.get("/api/decisions/?page_size=2").json()["results"]) == 2
+    assert len(api.get("/api/decisions/?page_size=99999").json()["results"]) == 3  # above 500: 500
+
+
+@pytest.mark.django_db
 def test_a_nul_byte_in_a_url_path_is_a_400_not_a_500(client_as):
     client = client_as("moderator")
     response = client.get("/media/keyframes/9/000000.jpg%00")

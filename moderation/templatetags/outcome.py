@@ -1,0 +1,18 @@
+"""``{% load outcome %}{% video_outcome_panel video %}``: a video's model decision and review state on its
+page; the review wing owns the rule (media, the bottom wing, cannot import it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from moderation.media.models import Video
+from moderation.review.selectors import video_outcome_for
+
+register = template.Library()
+
+
+@register.inclusion_tag("moderation/review/_video_outcome.html", takes_context=True)
+def video_outcome_panel(context: dict[str, Any], video: Video) -> dict[str, Any]:
+    return {"outcome": video_outcome_for(video=video, user=context["request"].user)}

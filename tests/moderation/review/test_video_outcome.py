@@ -1,0 +1,56 @@
+"""The video page's Outcome panel: the model's latest decision and the review state (issue: a moderator who
+opened a video from the video list could not see what was decided)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from moderation.review.services import review_claim_next, review_submit
+from tests.factories import DecisionFactory, ReviewTaskFactory
+
+
+def _panel(client: Client, video_id: int) -> str:
+    page = client.get(reverse("moderation:video_detail", args=[video_id])).content.decode()
+    start = page.index('id="video-outcome"')
+    return page[start : page.index("</section>", start)]
+
+
+@pytest.mark.django_db
+def test_the_video_page_shows_the_model_decision_and_the_review_state(make_user) -> None:  # type: ignore[no-untyped-def]
+    decision = DecisionFactory(label="引导私下交易", is_violation=True)
+    task = ReviewTaskFactory(decision=decision)
+    names = decision.policy_version.label_names()
+    reviewer, other = make_user("moderator", username="rev-ana"), make_user("moderator", username="rev-bo")
+    mine, theirs = Client(), Client()
+    mine.force_login(reviewer)
+    theirs.force_login(other)
+
+    waiting = _panel(theirs, decision.video_id)
+    assert names["引导私下交易"] in waiting and "violation" in waiting and str(decision.model_version) in waiting
+    assert f"Waiting in queue “{task.queue.name}”" in waiting
+    assert reverse("moderation:review_task", args=[task.pk]) not in waiting
+
+    assert review_claim_next(user=reviewer) == task
+    claimed = _panel(mine, decision.video_id)
+    assert "Claimed by you" in claimed and reverse("moderation:review_task", args=[task.pk]) in claimed
+    # Another moderator learns that it is claimed, not by whom, and gets no link they could not open.
+    seen_by_other = _panel(theirs, decision.video_id)
+    assert "Claimed by another reviewer" in seen_by_other and "rev-ana" not in seen_by_other
+    assert reverse("moderation:review_task", args=[task.pk]) not in seen_by_other
+
+    review_submit(task=task, user=reviewer, verdict="override", label="正向")
+    done = _panel(theirs, decision.video_id)
+    assert "Reviewed: Override" in done and "by rev-ana" in done
+    assert names["正向"] in done.split("Final label", 1)[1]
+    assert reverse("moderation:review_task", args=[task.pk]) not in done
+
+
+@pytest.mark.django_db
+def test_a_video_never_decided_says_so(client_as) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import VideoFactory
+
+    video = VideoFactory()
+    panel = _panel(client_as("moderator"), video.pk)
+    assert "No model decision yet." in panel and "Not sent to review." in panel
