@@ -247,6 +247,48 @@ def test_the_labeling_backlog_on_the_home_page_counts_only_what_the_labeler_may_
         assert counts["?status=none"] == str(open_uncorrected), (user, counts)
 
 
+def test_a_video_bound_for_a_restricted_queue_is_hidden_before_that_queues_model_decides_it(
+    policy_version: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A restricted queue that names its own model gets its item only once that model has decided the video
+    (``run_queue_decision``, later, on the infer queue). Until then the video had no review item, so it was open to
+    every moderator, and its tag suggestions put it into the open tags queue, which kept it open for good."""
+    from moderation.inference.services import decision_create_for_video, model_version_register
+    from moderation.review.services import review_queue_decision
+    from moderation.tagging.services import tag_queue_default, tag_task_create_for_video
+
+    seniors = Group.objects.create(name="seniors")
+    own_model = model_version_register(name="seniors-model", backend="evidence_baseline")
+    queue = ReviewQueue.objects.create(
+        slug="seniors", name="Seniors", policy=policy_version.policy, model_version=own_model
+    )
+    queue.allowed_groups.add(seniors)
+    outsider, senior, admin = _staff("moderator", "labeler"), _staff("moderator", "labeler", "seniors"), _staff("admin")
+    video = VideoFactory(title="加微信 私聊")
+
+    with django_capture_on_commit_callbacks():  # the queue's model is asked after the commit: not yet
+        first = decision_create_for_video(video_id=video.pk)
+
+    assert not ReviewTask.objects.filter(decision__video=video).exists()  # the window: no item anywhere
+    assert not video_open_to(user=outsider, video_id=video.pk)
+    assert _client(outsider).get(reverse("moderation:video_detail", args=[video.pk])).status_code == 404
+    assert video_open_to(user=admin, video_id=video.pk)
+    assert tag_task_create_for_video(video_id=video.pk) is None
+    assert not ReviewTask.objects.filter(queue=tag_queue_default(), decision__video=video).exists()
+
+    review_queue_decision(decision_id=first.pk, queue_id=queue.pk)
+
+    assert ReviewTask.objects.filter(queue=queue, decision__video=video).exists()
+    assert video_open_to(user=senior, video_id=video.pk)
+    assert not video_open_to(user=outsider, video_id=video.pk)
+    # A video routed to open queues only is still open to all.
+    plain = VideoFactory(title="今天天气不错")
+    queue.is_active = False
+    queue.save()
+    decision_create_for_video(video_id=plain.pk)
+    assert video_open_to(user=outsider, video_id=plain.pk)
+
+
 def test_the_policy_impact_preview_counts_a_restricted_flip_without_naming_it(
     world: World, policy_version: Any
 ) -> None:
