@@ -518,3 +518,30 @@ def test_the_pair_queue_counts_only_pairs_the_reviewer_can_work(world: World) ->
     for user, waiting in ((world.outsider, 0), (world.expert, 1), (world.admin, 1)):
         html = _client(user).get(reverse("moderation:repro_queue")).content.decode()
         assert f"{waiting} waiting · 0 claimed" in html, user
+
+
+def test_migration_0040_drops_unworked_open_tags_items_of_restricted_videos(world: World) -> None:
+    """Tags items made in an open tags queue before routing's restriction was known kept a restricted video open to
+    every moderator: 0040's data step drops those not worked yet; worked ones, and those of videos also in an open
+    queue, stay."""
+    import importlib
+
+    from django.apps import apps
+
+    from moderation.tagging.services import tag_queue_default
+
+    migration = importlib.import_module("moderation.migrations.0040_video_routed_restricted")
+    tags = tag_queue_default()
+    leak = ReviewTask.objects.create(decision=world.task.decision, queue=tags)
+    worked = ReviewTask.objects.create(decision=world.task.decision, queue=tags, slot=1, status=ReviewTask.Status.DONE)
+    shared_decision = ReviewTask.objects.filter(decision__video=world.shared).first().decision  # type: ignore[union-attr]
+    shared = ReviewTask.objects.create(decision=shared_decision, queue=tags)
+    plain = ReviewTask.objects.create(decision=world.plain.decisions.get(), queue=tags)
+    assert video_open_to(user=world.outsider, video_id=world.hidden.pk)  # the leak
+
+    migration.drop_open_tag_items_of_restricted_videos(apps, None)
+
+    assert not ReviewTask.objects.filter(pk=leak.pk).exists()
+    assert set(ReviewTask.objects.filter(queue=tags).values_list("pk", flat=True)) == {worked.pk, shared.pk, plain.pk}
+    # The restricted queue's own tags item is no open queue's: it stays.
+    assert ReviewTask.objects.filter(queue__slug="expert-tags", decision__video=world.hidden).exists()
