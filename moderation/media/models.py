@@ -83,6 +83,10 @@ class Video(models.Model):
     # list last changed. Each change is in the audit log.
     missing_media = models.JSONField(default=list, blank=True)
     missing_media_changed_at = models.DateTimeField(null=True, blank=True)
+    # Set when routing sends the video's decision to a group-restricted review queue, at once, before that queue's
+    # own model has decided it and its item exists (``review_tasks_create_for_decision``): until then no item says
+    # the video is restricted, and ``video_open_to_q`` hides it by this flag instead (from all but admins).
+    routed_restricted = models.BooleanField(default=False)
 
     # What the pipeline ran (recorded so a decision can say how its keyframes were chosen).
     keyframe_scorer = models.CharField(max_length=100, blank=True)

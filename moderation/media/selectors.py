@@ -95,8 +95,8 @@ def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
     """The rule of ``videos_open_to`` as a filter for any queryset whose ``field`` is a video id.
 
     A video is open to ``user`` unless it has a review item (any status: a decided item's content is still
-    sensitive) in a queue restricted to groups, and no item in a queue open to all or to one of ``user``'s
-    groups. Review's tables are reached through the app registry, not an import: media is the bottom wing,
+    sensitive) in a queue restricted to groups, or routing has sent it to one whose item is not made yet
+    (``Video.routed_restricted``), and no item in a queue open to all or to one of ``user``'s groups. Review's tables are reached through the app registry, not an import: media is the bottom wing,
     so every screen that shows a video (media, tagging, review, annotation, the API) can apply the one rule.
     Two EXISTS subqueries, no per-row query."""
     if videos_all_open_to(user=user):
@@ -105,7 +105,8 @@ def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
     items = review_task.objects.filter(decision__video_id=OuterRef(field))
     restricted = items.filter(queue__allowed_groups__isnull=False)
     mine = items.filter(Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk))
-    return ~Exists(restricted) | Exists(mine)
+    routed = Video.objects.filter(pk=OuterRef(field), routed_restricted=True)
+    return ~(Q(Exists(restricted)) | Q(Exists(routed))) | Q(Exists(mine))
 
 
 def videos_open_to(*, user: Any, qs: QuerySet[Any] | None = None, field: str = "pk") -> QuerySet[Any]:
@@ -128,14 +129,15 @@ def video_open_or_404(*, user: Any, video_id: int) -> None:
 
 def video_restricted(*, video_id: int) -> bool:
     """Whether video ``video_id`` is hidden from moderators outside some queue's groups (``video_open_to_q``):
-    it has a review item in a group-restricted queue and none in a queue open to all. Whatever would put it
-    into an open queue (the tags queue) must not, or it would show it to everyone."""
+    it has a review item in a group-restricted queue, or routing sent it to one whose item is not made yet
+    (``Video.routed_restricted``), and it has none in a queue open to all. Whatever would put it into an open
+    queue (the tags queue) must not, or it would show it to everyone."""
     review_task = apps.get_model("moderation", "ReviewTask")
     items = review_task.objects.filter(decision__video_id=video_id)
     return (
         items.filter(queue__allowed_groups__isnull=False).exists()
-        and not items.filter(queue__allowed_groups__isnull=True).exists()
-    )
+        or Video.objects.filter(pk=video_id, routed_restricted=True).exists()
+    ) and not items.filter(queue__allowed_groups__isnull=True).exists()
 
 
 def media_path_open_to(*, user: Any, path: str) -> bool:

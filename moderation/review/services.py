@@ -178,6 +178,10 @@ def review_tasks_create_for_decision(
     # (review_queue_decision: moderation.review.tasks.run_queue_decision, on the infer queue).
     own = [q for q in chosen if q.model_version_id in (None, decision.model_version_id)]
     other = [q for q in chosen if q not in own]
+    if ReviewQueue.objects.filter(pk__in=[q.pk for q in chosen], allowed_groups__isnull=False).exists():
+        # Restricted from now on, not from when a queue's own model has decided and its item exists: until then
+        # the video has no item and would be open to everyone (its page, its media, an open tags item for good).
+        Video.objects.filter(pk=decision.video_id, routed_restricted=False).update(routed_restricted=True)
     tasks = ReviewTask.objects.bulk_create([t for q in own for t in _new_tasks(q, decision)])
     review_queue_counts_forget(queue_ids=[q.pk for q in own])
     audit_event_record(

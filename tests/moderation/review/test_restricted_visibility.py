@@ -247,6 +247,48 @@ def test_the_labeling_backlog_on_the_home_page_counts_only_what_the_labeler_may_
         assert counts["?status=none"] == str(open_uncorrected), (user, counts)
 
 
+def test_a_video_bound_for_a_restricted_queue_is_hidden_before_that_queues_model_decides_it(
+    policy_version: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A restricted queue that names its own model gets its item only once that model has decided the video
+    (``run_queue_decision``, later, on the infer queue). Until then the video had no review item, so it was open to
+    every moderator, and its tag suggestions put it into the open tags queue, which kept it open for good."""
+    from moderation.inference.services import decision_create_for_video, model_version_register
+    from moderation.review.services import review_queue_decision
+    from moderation.tagging.services import tag_queue_default, tag_task_create_for_video
+
+    seniors = Group.objects.create(name="seniors")
+    own_model = model_version_register(name="seniors-model", backend="evidence_baseline")
+    queue = ReviewQueue.objects.create(
+        slug="seniors", name="Seniors", policy=policy_version.policy, model_version=own_model
+    )
+    queue.allowed_groups.add(seniors)
+    outsider, senior, admin = _staff("moderator", "labeler"), _staff("moderator", "labeler", "seniors"), _staff("admin")
+    video = VideoFactory(title="加微信 私聊")
+
+    with django_capture_on_commit_callbacks():  # the queue's model is asked after the commit: not yet
+        first = decision_create_for_video(video_id=video.pk)
+
+    assert not ReviewTask.objects.filter(decision__video=video).exists()  # the window: no item anywhere
+    assert not video_open_to(user=outsider, video_id=video.pk)
+    assert _client(outsider).get(reverse("moderation:video_detail", args=[video.pk])).status_code == 404
+    assert video_open_to(user=admin, video_id=video.pk)
+    assert tag_task_create_for_video(video_id=video.pk) is None
+    assert not ReviewTask.objects.filter(queue=tag_queue_default(), decision__video=video).exists()
+
+    review_queue_decision(decision_id=first.pk, queue_id=queue.pk)
+
+    assert ReviewTask.objects.filter(queue=queue, decision__video=video).exists()
+    assert video_open_to(user=senior, video_id=video.pk)
+    assert not video_open_to(user=outsider, video_id=video.pk)
+    # A video routed to open queues only is still open to all.
+    plain = VideoFactory(title="今天天气不错")
+    queue.is_active = False
+    queue.save()
+    decision_create_for_video(video_id=plain.pk)
+    assert video_open_to(user=outsider, video_id=plain.pk)
+
+
 def test_the_policy_impact_preview_counts_a_restricted_flip_without_naming_it(
     world: World, policy_version: Any
 ) -> None:
@@ -476,3 +518,30 @@ def test_the_pair_queue_counts_only_pairs_the_reviewer_can_work(world: World) ->
     for user, waiting in ((world.outsider, 0), (world.expert, 1), (world.admin, 1)):
         html = _client(user).get(reverse("moderation:repro_queue")).content.decode()
         assert f"{waiting} waiting · 0 claimed" in html, user
+
+
+def test_migration_0040_drops_unworked_open_tags_items_of_restricted_videos(world: World) -> None:
+    """Tags items made in an open tags queue before routing's restriction was known kept a restricted video open to
+    every moderator: 0040's data step drops those not worked yet; worked ones, and those of videos also in an open
+    queue, stay."""
+    import importlib
+
+    from django.apps import apps
+
+    from moderation.tagging.services import tag_queue_default
+
+    migration = importlib.import_module("moderation.migrations.0040_video_routed_restricted")
+    tags = tag_queue_default()
+    leak = ReviewTask.objects.create(decision=world.task.decision, queue=tags)
+    worked = ReviewTask.objects.create(decision=world.task.decision, queue=tags, slot=1, status=ReviewTask.Status.DONE)
+    shared_decision = ReviewTask.objects.filter(decision__video=world.shared).first().decision  # type: ignore[union-attr]
+    shared = ReviewTask.objects.create(decision=shared_decision, queue=tags)
+    plain = ReviewTask.objects.create(decision=world.plain.decisions.get(), queue=tags)
+    assert video_open_to(user=world.outsider, video_id=world.hidden.pk)  # the leak
+
+    migration.drop_open_tag_items_of_restricted_videos(apps, None)
+
+    assert not ReviewTask.objects.filter(pk=leak.pk).exists()
+    assert set(ReviewTask.objects.filter(queue=tags).values_list("pk", flat=True)) == {worked.pk, shared.pk, plain.pk}
+    # The restricted queue's own tags item is no open queue's: it stays.
+    assert ReviewTask.objects.filter(queue__slug="expert-tags", decision__video=world.hidden).exists()
