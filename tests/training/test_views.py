@@ -175,10 +175,7 @@ def test_job_list_has_a_plain_title_and_one_retrain_rules_panel(client_as):  # t
     assert page.count("<h2>Retrain rules</h2>") == 1
     # With no dataset the job panel names both kinds (it said "a preference dataset", but an SFT job
     # needs SFT records), and the count column is not only pairs.
-    assert (
-        "DPO preference pairs, or SFT chat records for an SFT job" in page
-        and "<th>To train on</th>" in page
-    )
+    assert "DPO preference pairs, or SFT chat records for an SFT job" in page and "<th>To train on</th>" in page
 
 
 def _cache_hub_model(cache: Path, repo_id: str, monkeypatch) -> None:
