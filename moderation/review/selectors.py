@@ -32,7 +32,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.inference.models import Decision
-from moderation.labels.models import ItemLabel
+from moderation.labels.selectors import item_labels_trusted
 from moderation.media.models import Video
 from moderation.media.selectors import video_media_for_display, video_open_to_q, videos_all_open_to
 from moderation.policies.selectors import policy_label_groups, policy_label_search_text
@@ -708,13 +708,8 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
             .order_by("-created_at", "-pk")
             .first()
         )
-        labels = {
-            lab.source: lab
-            for lab in ItemLabel.objects.filter(
-                video=video, source__in=[ItemLabel.Source.ADJUDICATION, ItemLabel.Source.REVIEW]
-            ).select_related("policy_version")
-        }
-        standing = labels.get(ItemLabel.Source.ADJUDICATION) or labels.get(ItemLabel.Source.REVIEW)
+        # The label that stands, by the one precedence rule (moderation.labels.selectors.LABEL_PRECEDENCE).
+        standing = item_labels_trusted(video_ids=[video.pk]).select_related("policy_version").first()
         if standing is not None:
             final = {
                 "label": standing.label,

@@ -45,6 +45,17 @@ def test_the_video_page_shows_the_model_decision_and_the_review_state(make_user)
     assert "Reviewed: Override" in done and "by rev-ana" in done
     assert names["正向"] in done.split("Final label", 1)[1]
     assert reverse("moderation:review_task", args=[task.pk]) not in done
+    # An adjudication outranks the review (the one precedence rule of moderation.labels.selectors).
+    from moderation.labels.models import ItemLabel
+
+    ItemLabel.objects.create(
+        video_id=decision.video_id,
+        label="虚假承诺福利",
+        source=ItemLabel.Source.ADJUDICATION,
+        policy_version=decision.policy_version,
+    )
+    settled = _panel(theirs, decision.video_id).split("Final label", 1)[1]
+    assert names["虚假承诺福利"] in settled and "Adjudicated" in settled and names["正向"] not in settled
 
 
 @pytest.mark.django_db
