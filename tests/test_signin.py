@@ -90,3 +90,29 @@ def test_a_nul_in_the_sign_in_form_is_said_on_its_field_with_the_page_kept(make_
     wrong = client.post("/login/", {"username": name, "password": "nope"}).content.decode()
     assert "Wrong username or password." in wrong
     assert client.post("/login/", {"username": name, "password": PASSWORD}).status_code == 302
+
+
+def _signin_failures(outcome: str, admin_client: Client) -> float:
+    text = admin_client.get("/metrics").content.decode()
+    prefix = f'workbench_signin_failures_total{{outcome="{outcome}"}} '
+    return next((float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)), 0.0)
+
+
+def test_spraying_from_many_addresses_shows_on_metrics_though_no_address_is_paused(make_user, client_as):
+    """One wrong password per account, each from its own address, meets no limit: the throttle cannot tell it
+    from typos. What an operator can see is the rate of failed sign-ins over all addresses on /metrics (the alert
+    goes on its rise); a refusal while paused counts apart, so a paused sprayer does not hide among typos."""
+    admin = client_as("admin")
+    wrong, paused = _signin_failures("wrong_password", admin), _signin_failures("paused", admin)
+    names = [f"spread-{uuid.uuid4().hex[:8]}" for _ in range(4)]
+    for name in names:
+        make_user("moderator", username=name, password=PASSWORD)
+        page = Client(REMOTE_ADDR=_address()).post("/login/", {"username": name, "password": "Winter2026!"})
+        assert "Wrong username or password." in page.content.decode()  # never paused: one try per address
+    assert _signin_failures("wrong_password", admin) == wrong + 4
+    assert _signin_failures("paused", admin) == paused
+    guesser = Client(REMOTE_ADDR=_address())
+    for i in range(11):  # the eleventh is refused without a check
+        guesser.post("/login/", {"username": names[0], "password": f"guess-{i}"})
+    assert _signin_failures("wrong_password", admin) == wrong + 14
+    assert _signin_failures("paused", admin) == paused + 1

@@ -37,6 +37,10 @@ CELERY_TASK_SECONDS = Histogram(
     "workbench_celery_task_seconds", "Celery task run time", ["task", "queue"], buckets=TASK_BUCKETS
 )
 CELERY_TASK_FAILURES = Counter("workbench_celery_task_failures", "Celery tasks that raised", ["task", "queue"])
+# Wrong passwords ("wrong_password") and sign-ins refused while an account or address is paused ("paused"). The
+# throttle stops one address; spraying from many addresses (each under every limit) shows as a rise of this rate,
+# which is what an operator's alert watches.
+SIGNIN_FAILURES = Counter("workbench_signin_failures", "Failed sign-ins on /login/ and /admin/login/", ["outcome"])
 
 _collectors: list[Callable[[], Iterable[Metric]]] = []
 

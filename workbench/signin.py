@@ -9,7 +9,11 @@ one address trying one password on every account (password spraying) stays under
 this one stops it. It is generous and counts only wrong passwords (a successful sign-in neither counts nor clears
 it, else an attacker's own account would reset it), so an office behind one NAT address never meets it in normal
 use. Behind the TLS-terminating proxy (``WORKBENCH_HTTPS``) every request comes from the proxy, so the address is
-the one the proxy appended to ``X-Forwarded-For`` (the last entry: earlier ones are the client's to write)."""
+the one the proxy appended to ``X-Forwarded-For`` (the last entry: earlier ones are the client's to write).
+
+Spraying from many addresses, each under both limits, looks like typos to any one count; a per-account limit over all
+addresses would let anyone lock a colleague out. So it is left to the operators: every wrong password and every
+refusal counts on ``/metrics`` (``workbench_signin_failures``), whose rate over all addresses is what to alert on."""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from django.http import HttpRequest
 from redis.exceptions import RedisError
 
 from workbench.forms import NulCheckedForm
+from workbench.metrics import SIGNIN_FAILURES
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,11 +120,13 @@ class _Throttled:
         username, address = str(self.cleaned_data.get("username") or ""), signin_address(self.request)
         refused = signin_refusal(username=username, address=address)
         if refused:
+            SIGNIN_FAILURES.labels("paused").inc()
             raise ValidationError(refused, code="throttled")
         try:
             cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
         except ValidationError as exc:
             if getattr(exc, "code", None) == "invalid_login":
+                SIGNIN_FAILURES.labels("wrong_password").inc()
                 signin_failed(username=username, address=address)
             raise
         if self.get_user() is not None:  # type: ignore[attr-defined]
