@@ -232,21 +232,20 @@ REST_FRAMEWORK = {
 }
 # redis-py's spelling of the broker URL (kombu's redis+socket:// is unix:// there).
 REDIS_CLIENT_URL = REDIS_URL.replace("redis+socket://", "unix://", 1)
+# The one definition of the Redis cache that every process (web and workers) shares; each alias below that must be
+# seen by all processes is this same cache, so its server and key prefix are set here only.
+REDIS_SHARED_CACHE = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": REDIS_CLIENT_URL,
+    "KEY_PREFIX": "wb",
+}
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Counts every web process must share (API rate limits) live in Redis.
-    "throttle": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_CLIENT_URL,
-        "KEY_PREFIX": "wb",
-    },
-    # Small values every process (web and workers) must agree on: when the review queues' counts that each
-    # web process reuses are out of date (moderation.review.counts).
-    "shared": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_CLIENT_URL,
-        "KEY_PREFIX": "wb",
-    },
+    # Counts every web process must share (API rate limits, sign-in failures).
+    "throttle": REDIS_SHARED_CACHE,
+    # Small values every process must agree on: when the review queues' counts that each web process reuses
+    # are out of date (moderation.review.counts).
+    "shared": REDIS_SHARED_CACHE,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Moderation review workbench API",
