@@ -425,6 +425,13 @@ TRAINING_GATE_MARGINS = env.json(
     },
 )
 
+# Shadow mode: a candidate's decision that failed (its model server down, out of memory…) is tried again by the
+# beat, SHADOW_MAX_ATTEMPTS tries in all; try n+1 waits min(MAX, BASE·2^(n−1)) seconds after try n. After the last
+# it stays failed, said on the model registry.
+SHADOW_MAX_ATTEMPTS = env.int("SHADOW_MAX_ATTEMPTS", default=3)
+SHADOW_RETRY_BASE_SECONDS = env.float("SHADOW_RETRY_BASE_SECONDS", default=300.0)
+SHADOW_RETRY_MAX_SECONDS = env.float("SHADOW_RETRY_MAX_SECONDS", default=6 * 3600.0)
+
 # --- Label Studio (optional): where `manage.py labelstudio` exports to and imports from ------
 LABEL_STUDIO_URL = env.str("LABEL_STUDIO_URL", default="")
 LABEL_STUDIO_TOKEN = env.str("LABEL_STUDIO_TOKEN", default="")
