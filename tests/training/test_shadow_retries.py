@@ -159,3 +159,33 @@ def test_a_retry_on_the_worker_records_the_decision_once_the_server_answers(retr
     stats = shadow_agreement(model_version=shadow.model_version)
     assert (stats["n"], stats["agree"], stats["failed"]) == (1, 1, 0)
     assert retry_failed_shadow_decisions() == []
+
+
+@pytest.mark.django_db
+def test_shadow_decisions_that_failed_before_0008_are_tried_again(policy_version):  # type: ignore[no-untyped-def]
+    """0008 undone and done again inside the test's transaction (as the 0033 migration test does): a failure
+    recorded before retries existed is scheduled from the day it runs; a decided one is left alone."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    before_key, migration_key = ("training", "0007_shadowdecision_error"), ("training", "0008_shadowdecision_retries")
+    candidate = model_version_register(name="old-candidate", backend="vllm", base_model="m")
+    decisions = [DecisionFactory(policy_version=policy_version, video__title=t) for t in ("a", "b")]
+    executor = MigrationExecutor(connection)
+    migration = executor.loader.get_migration(*migration_key)
+    before = executor.loader.project_state(before_key)
+    after = executor.loader.project_state(migration_key)
+    with connection.schema_editor(atomic=True) as editor:
+        migration.unapply(after, editor)
+    Old = before.apps.get_model("training", "ShadowDecision")
+    Old.objects.create(decision_id=decisions[0].pk, model_version_id=candidate.pk, error="server down")
+    Old.objects.create(decision_id=decisions[1].pk, model_version_id=candidate.pk, label="正向")
+    with connection.cursor() as cursor:  # the rows' deferred foreign-key checks now, or ALTER TABLE refuses
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    with connection.schema_editor(atomic=True) as editor:
+        migration.apply(before, editor)
+
+    failed, decided = (ShadowDecision.objects.get(decision=d) for d in decisions)
+    assert failed.attempts == decided.attempts == 1
+    assert failed.retry_at is not None and failed.retry_at <= timezone.now()
+    assert decided.retry_at is None
