@@ -39,7 +39,6 @@ ERROR_SCHEMA: dict[str, Any] = {
         },
     },
     "required": ["detail"],
-    "example": {"detail": "You do not have permission to perform this action."},
 }
 
 _MESSAGES: dict[str, Any] = {
@@ -61,7 +60,6 @@ VALIDATION_ERROR_SCHEMA: dict[str, Any] = {
     },
     "additionalProperties": _MESSAGES,
     "minProperties": 1,
-    "example": {"since": "'since' must be ISO 8601, e.g. 2026-05-01T12:00:00Z."},
 }
 
 # Query parameters whose bad value is a 404 (a page, cursor or schema format that does not exist), not a 400.
@@ -76,6 +74,14 @@ DESCRIPTIONS = {
     "404": "Nothing here that you may see: no such object or one hidden from you; on a list, a page or cursor "
     "that does not exist.",
     "429": "Over the integration's rate limit: try again after Retry-After seconds.",
+}
+# What each status's body looks like, as the API words it (the docs show them beside the schema).
+EXAMPLES: dict[str, dict[str, str]] = {
+    "400": {"since": "'since' must be ISO 8601, e.g. 2026-05-01T12:00:00Z."},
+    "401": {"detail": "Invalid integration token.", "code": "invalid_token"},
+    "403": {"detail": "You do not have permission to perform this action."},
+    "404": {"detail": "Not found."},
+    "429": {"detail": "Request was throttled. Expected available in 42 seconds."},
 }
 _HEADERS: dict[str, dict[str, Any]] = {
     "401": {
@@ -127,9 +133,12 @@ class WorkbenchAutoSchema(AutoSchema):
         )
         component = ResolvedComponent(name=name, type=ResolvedComponent.SCHEMA, schema=schema, object=name)
         self.registry.register_on_missing(component)
+        media: dict[str, Any] = {"schema": component.ref}
+        if code in EXAMPLES:
+            media["example"] = EXAMPLES[code]
         response: dict[str, Any] = {
             "description": description or DESCRIPTIONS.get(code, ""),
-            "content": {"application/json": {"schema": component.ref}},
+            "content": {"application/json": media},
         }
         if code in _HEADERS:
             response["headers"] = _HEADERS[code]

@@ -6,6 +6,7 @@ status (workbench/api_schema.py)."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -159,3 +160,19 @@ def test_a_real_429_matches_the_declared_error_and_header(schema):
     assert "throttled" in _check(schema, "/api/labels/", "GET", throttled, 429)["detail"]
     declared = _operation(schema, "/api/labels/", "GET")["responses"]["429"]["headers"]["Retry-After"]
     jsonschema.validate(int(throttled["Retry-After"]), declared["schema"])
+
+
+def test_each_error_example_in_the_schema_is_a_body_of_its_schema(schema):
+    """The docs show an example beside each error: it must be a body the declared schema accepts, and not one
+    status's example under another's (a 404 showed "You do not have permission…")."""
+    seen = set()
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for code, response in operation["responses"].items():
+                media = response.get("content", {}).get("application/json", {})
+                if code.startswith("4") and "example" in media:
+                    jsonschema.validate(media["example"], {**media["schema"], "components": schema["components"]})
+                    seen.add((code, json.dumps(media["example"], sort_keys=True)))
+    examples = dict(seen)
+    assert len(examples) == len(seen)  # one example per status
+    assert "throttled" in examples["429"] and "invalid_token" in examples["401"] and "permission" in examples["403"]
