@@ -70,3 +70,44 @@ def test_label_studio_is_configured_in_settings(settings) -> None:  # type: igno
     parser = Command().create_parser("manage.py", "labelstudio")
     opts = parser.parse_args(["export"])
     assert (opts.url, opts.token) == ("http://ls.example:8080", "tok")
+
+
+_CACHES_PROBE = """
+import json
+from django.conf import settings
+print(json.dumps({alias: settings.CACHES[alias] for alias in ("throttle", "shared")}))
+"""
+
+
+def test_the_throttle_and_shared_caches_are_one_redis_definition(tmp_path: Path) -> None:
+    """The rate limits' cache and the queue counts' cache are the same Redis, defined once
+    (``REDIS_SHARED_CACHE``): a second copy of its server and key prefix could drift from the first."""
+    from django.conf import settings
+
+    assert settings.CACHES["throttle"] is settings.REDIS_SHARED_CACHE
+    assert settings.CACHES["shared"] is settings.REDIS_SHARED_CACHE
+    assert settings.REDIS_SHARED_CACHE["LOCATION"] == settings.REDIS_CLIENT_URL
+
+    # Both follow REDIS_URL, as before: the same server and prefix in every process.
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "WORKBENCH_REDIS_DIR"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="workbench.settings",
+        WORKBENCH_VAR_DIR=str(tmp_path / "var"),
+        REDIS_URL="redis://cache.internal:6380/2",
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()\n" + _CACHES_PROBE],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://cache.internal:6380/2",
+        "KEY_PREFIX": "wb",
+    }
+    assert seen == {"throttle": expected, "shared": expected}

@@ -238,7 +238,11 @@ class ShadowDeployment(models.Model):
 class ShadowDecision(models.Model):
     """What a shadow candidate decided about an item the serving model decided (``decision``), or why it
     could not (``error``: a rubric too long for its context, a model that fails to load…, readable as it is;
-    no label then), so a failing candidate shows in the comparison instead of leaving a gap."""
+    no label then), so a failing candidate shows in the comparison instead of leaving a gap.
+
+    A failed one is tried again (``training.release.shadow_decisions_retry_due``, on beat) from ``retry_at``,
+    with backoff, up to ``SHADOW_MAX_ATTEMPTS`` tries in all; ``error`` is the last try's reason. After the last
+    try ``retry_at`` is empty and it stays failed."""
 
     decision = models.ForeignKey("moderation.Decision", on_delete=models.CASCADE, related_name="+")
     model_version = models.ForeignKey("moderation.ModelVersion", on_delete=models.CASCADE, related_name="+")
@@ -248,9 +252,16 @@ class ShadowDecision(models.Model):
     agrees = models.BooleanField(default=False, help_text="same label as the live decision")
     latency_ms = models.FloatField(default=0.0)
     error = models.TextField(blank=True, help_text="why the candidate could not decide the item")
+    attempts = models.PositiveSmallIntegerField(default=1, help_text="tries so far, the first included")
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="a failed decision is tried again from then; empty: not to be tried again"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["decision", "model_version"], name="one_shadow_decision_per_candidate")
+        ]
+        indexes = [
+            models.Index(fields=["retry_at"], name="shadow_retry_due", condition=models.Q(retry_at__isnull=False))
         ]

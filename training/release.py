@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +35,7 @@ from moderation.review.services import audit_event_record
 from training.errors import GateRefused, TrainingError, training_error_text
 from training.evaluation import evaluation_latest, metric_label
 from training.models import EvaluationRun, ShadowDecision, ShadowDeployment
+from workbench.queues import INFER_ITEM_TIME_LIMIT_S, enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +215,8 @@ def shadow_stop(*, model_version: ModelVersion, by: User | None) -> None:
 
 
 def shadow_decide(*, decision_id: int) -> list[ShadowDecision]:
-    """Every active shadow candidate decides the live decision's item; ones already recorded are skipped."""
+    """Every active shadow candidate decides the live decision's item; ones already recorded are skipped.
+    A candidate that fails is recorded with the reason and, attempts allowing, a time to try again."""
     decision = Decision.objects.select_related("video", "policy_version").filter(pk=decision_id).first()
     if decision is None:
         return []
@@ -224,41 +227,117 @@ def shadow_decide(*, decision_id: int) -> list[ShadowDecision]:
             continue
         if ShadowDecision.objects.filter(decision=decision, model_version=version).exists():
             continue
-        try:
-            backend = get_backend(version.backend, base_model=version.base_model, adapter_path=version.adapter_path)
-            [result] = backend.decide_batch([content_bundle_for(decision.video)], decision.policy_version.spec())
-        except Exception as exc:  # one candidate failing neither stops the others nor leaves a silent gap
-            logger.exception("shadow candidate %s could not decide decision %s", version.name, decision.pk)
-            shadow, _ = ShadowDecision.objects.get_or_create(
-                decision=decision, model_version=version, defaults={"error": training_error_text(exc)[:4000]}
-            )
-            made.append(shadow)
-            continue
-        shadow, _ = ShadowDecision.objects.get_or_create(
-            decision=decision,
-            model_version=version,
-            defaults={
-                "label": result.label,
-                "parse_error": result.parse_error,
-                "raw_output": result.raw_output,
-                "agrees": bool(result.label) and not result.parse_error and result.label == decision.label,
-                "latency_ms": result.latency_ms or 0.0,
-            },
-        )
+        outcome = _shadow_outcome(decision, version, attempt=1)
+        shadow, _ = ShadowDecision.objects.get_or_create(decision=decision, model_version=version, defaults=outcome)
         made.append(shadow)
     return made
 
 
+def _shadow_outcome(decision: Decision, version: ModelVersion, *, attempt: int) -> dict[str, Any]:
+    """The fields of ``version``'s shadow decision of ``decision`` after try number ``attempt``: what it
+    decided, or why it could not and when it is tried again (none after the last try)."""
+    try:
+        backend = get_backend(version.backend, base_model=version.base_model, adapter_path=version.adapter_path)
+        [result] = backend.decide_batch([content_bundle_for(decision.video)], decision.policy_version.spec())
+    except Exception as exc:  # one candidate failing neither stops the others nor leaves a silent gap
+        logger.exception(
+            "shadow candidate %s could not decide decision %s (try %d)", version.name, decision.pk, attempt
+        )
+        retry_at = None
+        if attempt < int(settings.SHADOW_MAX_ATTEMPTS):
+            retry_at = timezone.now() + timedelta(seconds=shadow_retry_delay(attempt))
+        return {
+            "label": "",
+            "parse_error": "",
+            "raw_output": "",
+            "agrees": False,
+            "latency_ms": 0.0,
+            "error": training_error_text(exc)[:4000],
+            "attempts": attempt,
+            "retry_at": retry_at,
+        }
+    return {
+        "label": result.label,
+        "parse_error": result.parse_error,
+        "raw_output": result.raw_output,
+        "agrees": bool(result.label) and not result.parse_error and result.label == decision.label,
+        "latency_ms": result.latency_ms or 0.0,
+        "error": "",
+        "attempts": attempt,
+        "retry_at": None,
+    }
+
+
+def shadow_retry_delay(attempts: int) -> float:
+    """Seconds from a failed try number ``attempts`` to the next: base·2^(n−1), capped."""
+    base = float(settings.SHADOW_RETRY_BASE_SECONDS)
+    return min(float(settings.SHADOW_RETRY_MAX_SECONDS), base * 2 ** max(0, attempts - 1))
+
+
+# A try queued on the infer queue is not queued again by the beat for this long (its message may wait behind
+# other GPU work); a message lost meanwhile is queued again after it. A second message for the same try is a no-op.
+SHADOW_RETRY_LEASE = timedelta(seconds=2 * INFER_ITEM_TIME_LIMIT_S)
+
+
+def shadow_decisions_retry_due(*, limit: int = 500) -> list[int]:
+    """Beat (default queue, SQL only): queue the next try of each failed shadow decision whose time has come, for
+    candidates still in shadow mode (a stopped one's wait until it shadows again). Idempotent: the rows are
+    locked and leased, and each message names the try it is for. Returns the ids queued."""
+    now = timezone.now()
+    max_attempts = int(settings.SHADOW_MAX_ATTEMPTS)
+    shadowing = ShadowDeployment.objects.filter(is_active=True).values("model_version_id")
+    with transaction.atomic():
+        rows = list(
+            ShadowDecision.objects.select_for_update(skip_locked=True)
+            .filter(retry_at__lte=now, model_version_id__in=shadowing)
+            .exclude(error="")
+            .order_by("retry_at")
+            .values_list("pk", "attempts")[:limit]
+        )
+        # Out of tries (SHADOW_MAX_ATTEMPTS was lowered since it was scheduled): it stays failed.
+        spent = [pk for pk, attempts in rows if attempts >= max_attempts]
+        rows = [(pk, attempts) for pk, attempts in rows if attempts < max_attempts]
+        ShadowDecision.objects.filter(pk__in=spent).update(retry_at=None)
+        ShadowDecision.objects.filter(pk__in=[pk for pk, _ in rows]).update(retry_at=now + SHADOW_RETRY_LEASE)
+        for pk, attempts in rows:
+            enqueue("training.tasks.retry_shadow_decision", pk, attempts + 1)
+    return [pk for pk, _ in rows]
+
+
+def shadow_decision_retry(*, shadow_id: int, attempt: int) -> str:
+    """Try number ``attempt`` of a failed shadow decision (infer queue). A redelivered or duplicate message, or a
+    row decided meanwhile, changes nothing: the result is written only over the try before this one.
+    Returns "decided", "failed" (to be tried again), "given up" (that was the last try) or "skipped"."""
+    shadow = (
+        ShadowDecision.objects.select_related("decision__video", "decision__policy_version", "model_version")
+        .filter(pk=shadow_id)
+        .first()
+    )
+    if shadow is None or not shadow.error or shadow.attempts != attempt - 1:
+        return "skipped"
+    outcome = _shadow_outcome(shadow.decision, shadow.model_version, attempt=attempt)
+    written = ShadowDecision.objects.filter(pk=shadow_id, attempts=attempt - 1).exclude(error="").update(**outcome)
+    if not written:
+        return "skipped"
+    if not outcome["error"]:
+        return "decided"
+    return "failed" if outcome["retry_at"] is not None else "given up"
+
+
 def shadow_agreement(*, model_version: ModelVersion) -> dict[str, Any]:
     """How often the candidate agreed with the live decisions it shadowed (``n``: the items it decided), and
-    how many it could not decide (``failed``, with the latest reason: ``last_error``)."""
+    how many it could not decide (``failed``, with the latest reason: ``last_error``): of those, ``retrying``
+    are to be tried again and ``given_up`` failed their last try (``max_attempts``)."""
     shadows = ShadowDecision.objects.filter(model_version=model_version)
     stats = shadows.aggregate(
         n=Count("pk", filter=Q(error="")),
         agree=Count("pk", filter=Q(agrees=True)),
         unparsed=Count("pk", filter=~Q(parse_error="")),
         failed=Count("pk", filter=~Q(error="")),
+        retrying=Count("pk", filter=~Q(error="") & Q(retry_at__isnull=False)),
+        given_up=Count("pk", filter=~Q(error="") & Q(retry_at__isnull=True)),
     )
+    stats["max_attempts"] = int(settings.SHADOW_MAX_ATTEMPTS)
     n = stats["n"]
     last_error = ""
     if stats["failed"]:

@@ -64,3 +64,19 @@ def run_shadow_decision(decision_id: int) -> int:
     from training.release import shadow_decide
 
     return len(shadow_decide(decision_id=decision_id))
+
+
+@shared_task(name="training.tasks.retry_failed_shadow_decisions")
+def retry_failed_shadow_decisions() -> list[int]:
+    """Beat: queue the next try of each failed shadow decision that is due (SHADOW_MAX_ATTEMPTS in all)."""
+    from training.release import shadow_decisions_retry_due
+
+    return shadow_decisions_retry_due()
+
+
+@shared_task(name="training.tasks.retry_shadow_decision", **LONG_TASK_OPTIONS)
+def retry_shadow_decision(shadow_id: int, attempt: int) -> str:
+    """One more try of a failed shadow decision; a redelivered message for a try already made is a no-op."""
+    from training.release import shadow_decision_retry
+
+    return shadow_decision_retry(shadow_id=int(shadow_id), attempt=int(attempt))

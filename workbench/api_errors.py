@@ -15,11 +15,14 @@ from rest_framework.views import exception_handler
 from workbench.tokens import CredentialRefused
 
 
+def fields_too_big_message() -> str:
+    limit = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) // (1024 * 1024)
+    return f"The request's fields are larger than {limit} MB; send a video as a multipart file, not in them."
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RequestDataTooBig):
-        limit = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) // (1024 * 1024)
-        detail = f"The request's fields are larger than {limit} MB; send a video as a multipart file, not in them."
-        return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        return Response({"detail": fields_too_big_message()}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, CredentialRefused):
         body = {"detail": str(exc.detail), "code": exc.code}
         headers = {"WWW-Authenticate": f'{exc.scheme} error="invalid_token"'}

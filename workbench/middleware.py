@@ -6,8 +6,12 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import resolve_url
+
+from workbench.api_errors import fields_too_big_message
 
 NUL_MESSAGE = "Text may not contain NUL characters (\\x00); remove them and try again."
 
@@ -29,6 +33,11 @@ def _plain_refusal(request: HttpRequest, text: str, status: int) -> HttpResponse
     if request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", ""):
         return JsonResponse({"detail": text}, status=status)
     return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
+
+
+def _wants_page(request: HttpRequest) -> bool:
+    """A browser's request for a whole page (not htmx, not a script)."""
+    return not request.headers.get("HX-Request") and "text/html" in request.headers.get("Accept", "")
 
 
 class RequestSizeMiddleware:
@@ -81,11 +90,20 @@ class RejectNulMiddleware:
     def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> Any:
         if getattr(view_func, "nul_checked_by_form", False):
             return None
-        fields = _nul_fields(request)
+        try:
+            fields = _nul_fields(request)
+        except (RequestDataTooBig, MultiPartParserError, TooManyFieldsSent, TooManyFilesSent) as exc:
+            # A form that cannot be read was Django's bare "Bad Request (400)" HTML page, on the API too, where
+            # every refusal is JSON with the reason (and the schema says so). A page's form keeps Django's page.
+            if not request.path.startswith("/api/") and _wants_page(request):
+                raise
+            if isinstance(exc, RequestDataTooBig):
+                return _plain_refusal(request, fields_too_big_message(), 413)
+            return _plain_refusal(request, f"The form could not be read: {exc}", 400)
         if not fields:
             return None
         named = ", ".join(f"“{name[:40]}”" for name in fields[:5])
-        if request.headers.get("HX-Request") or "text/html" not in request.headers.get("Accept", ""):
+        if not _wants_page(request):
             return _plain_refusal(request, f"{NUL_MESSAGE} (in {named})", 400)
         from django.template.loader import render_to_string
 

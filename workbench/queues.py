@@ -32,6 +32,8 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "training.tasks.evaluate_retrain_rules": TaskQueue.DEFAULT,
     "training.tasks.run_evaluation": TaskQueue.INFER,
     "training.tasks.run_shadow_decision": TaskQueue.INFER,
+    "training.tasks.retry_failed_shadow_decisions": TaskQueue.DEFAULT,  # beat: queues the tries that are due, SQL only
+    "training.tasks.retry_shadow_decision": TaskQueue.INFER,  # one more try of a failed shadow decision
     "annotation.tasks.evaluate_disagreements": TaskQueue.DEFAULT,
     "annotation.tasks.draft_tag2cot": TaskQueue.INFER,
     "moderation.reproduction.tasks.find_candidates": TaskQueue.MEDIA,
@@ -93,6 +95,8 @@ def configure_routing(app: Any) -> None:
         "reap-stale-training-jobs": {"task": "training.tasks.reap_stale_jobs", "schedule": 60.0},
         "reap-stale-evaluations": {"task": "training.tasks.reap_stale_evaluations", "schedule": 60.0},
         "evaluate-retrain-rules": {"task": "training.tasks.evaluate_retrain_rules", "schedule": 5 * 60.0},
+        # Failed shadow decisions whose next try is due (backoff from SHADOW_RETRY_BASE_SECONDS).
+        "retry-failed-shadow-decisions": {"task": "training.tasks.retry_failed_shadow_decisions", "schedule": 60.0},
         # Catches feedback whose per-batch check was lost, and rules an admin changed.
         "evaluate-disagreements": {"task": "annotation.tasks.evaluate_disagreements", "schedule": 15 * 60.0},
         # The tag ranker and per-tag classifiers learn from the day's reviewer events.

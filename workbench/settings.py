@@ -223,7 +223,7 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "workbench.api_schema.WorkbenchAutoSchema",  # documents the error responses
     "EXCEPTION_HANDLER": "workbench.api_errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -232,21 +232,20 @@ REST_FRAMEWORK = {
 }
 # redis-py's spelling of the broker URL (kombu's redis+socket:// is unix:// there).
 REDIS_CLIENT_URL = REDIS_URL.replace("redis+socket://", "unix://", 1)
+# The one definition of the Redis cache that every process (web and workers) shares; each alias below that must be
+# seen by all processes is this same cache, so its server and key prefix are set here only.
+REDIS_SHARED_CACHE = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": REDIS_CLIENT_URL,
+    "KEY_PREFIX": "wb",
+}
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    # Counts every web process must share (API rate limits) live in Redis.
-    "throttle": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_CLIENT_URL,
-        "KEY_PREFIX": "wb",
-    },
-    # Small values every process (web and workers) must agree on: when the review queues' counts that each
-    # web process reuses are out of date (moderation.review.counts).
-    "shared": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_CLIENT_URL,
-        "KEY_PREFIX": "wb",
-    },
+    # Counts every web process must share (API rate limits, sign-in failures).
+    "throttle": REDIS_SHARED_CACHE,
+    # Small values every process must agree on: when the review queues' counts that each web process reuses
+    # are out of date (moderation.review.counts).
+    "shared": REDIS_SHARED_CACHE,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Moderation review workbench API",
@@ -425,6 +424,13 @@ TRAINING_GATE_MARGINS = env.json(
         "violative_precision": 0.02,
     },
 )
+
+# Shadow mode: a candidate's decision that failed (its model server down, out of memory…) is tried again by the
+# beat, SHADOW_MAX_ATTEMPTS tries in all; try n+1 waits min(MAX, BASE·2^(n−1)) seconds after try n. After the last
+# it stays failed, said on the model registry.
+SHADOW_MAX_ATTEMPTS = env.int("SHADOW_MAX_ATTEMPTS", default=3)
+SHADOW_RETRY_BASE_SECONDS = env.float("SHADOW_RETRY_BASE_SECONDS", default=300.0)
+SHADOW_RETRY_MAX_SECONDS = env.float("SHADOW_RETRY_MAX_SECONDS", default=6 * 3600.0)
 
 # --- Label Studio (optional): where `manage.py labelstudio` exports to and imports from ------
 LABEL_STUDIO_URL = env.str("LABEL_STUDIO_URL", default="")

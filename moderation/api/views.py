@@ -212,7 +212,6 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
             ),
             400: OpenApiResponse(description="no file and no path, a path outside MEDIA_IMPORT_ROOTS, …"),
             422: OpenApiResponse(description="the Idempotency-Key was used for a different request"),
-            429: OpenApiResponse(description="over the integration's rate limit (see Retry-After)"),
         },
         description=(
             "Submit a video: a multipart `file`, or `path` on the server (inside MEDIA_IMPORT_ROOTS), with the "

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -105,8 +105,16 @@ def _version_page(
 def policy_diff(request: HttpRequest, pk: int) -> HttpResponse:
     """Two versions' changes (``?a=`` from, ``?b=`` to; the two newest by default). A value that names no
     version of this policy is said on the page, with the default pair shown and the picker to choose again
-    (a typed ``?a=abc`` was dropped silently, an unknown id was a bare "not found" page)."""
+    (a typed ``?a=abc`` was dropped silently, an unknown id was a bare "not found" page). A policy with one version
+    gets a page that says there is nothing to compare yet."""
     policy, _active, versions = selectors.policy_detail(policy_id=pk)
+    if len(versions) < 2:
+        # A page that says so, with the way back (it was the bare "not found" page, as if the link were broken);
+        # whatever ``?a=``/``?b=`` asked for, there is no second version to compare with.
+        only: dict[str, Any] = {"policy": policy, "only": versions[0] if versions else None}
+        only["can_edit"] = request.user.has_perm(Perm.EDIT_POLICY)
+        template = "moderation/policies/policy_diff.html"
+        return render(request, f"{template}#nothing-to-compare" if request.htmx else template, only)  # type: ignore[attr-defined]
     by_pk = {v.pk: v for v in versions}
     picked: dict[str, PolicyVersion] = {}
     problems: list[str] = []
@@ -125,8 +133,6 @@ def policy_diff(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             problems.append(f"{side} ({key}={version_id}): no version {version_id} of this policy.")
             status = 404
-    if len(versions) < 2:
-        raise Http404("This policy has only one version; there is nothing to compare.")
     a, b = picked.get("a", versions[1]), picked.get("b", versions[0])
     context = {
         "policy": policy,

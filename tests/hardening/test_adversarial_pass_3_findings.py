@@ -491,11 +491,8 @@ def test_sign_in_still_works_while_the_shared_cache_is_unreachable(make_user, se
     make_user("moderator", username=name, password="right-horse-battery")
     settings.CACHES = {
         **settings.CACHES,
-        "throttle": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:9/0",  # the discard port: nothing answers
-            "KEY_PREFIX": "wb",
-        },
+        # The discard port: nothing answers.
+        "throttle": {**settings.REDIS_SHARED_CACHE, "LOCATION": "redis://127.0.0.1:9/0"},
     }
     client = Client(REMOTE_ADDR="198.51.100.8")
     wrong = client.post("/login/", {"username": name, "password": "guess"})

@@ -279,3 +279,27 @@ def test_the_compare_page_says_which_version_it_could_not_compare_instead_of_ign
     assert f"To (b={other.pk}): no version {other.pk} of this policy." in text
     assert client.get(url, {"a": policy_version.pk, "b": other.pk}).status_code == 404
     assert "instead; pick two" not in client.get(url, {"a": policy_version.pk, "b": draft.pk}).content.decode()
+
+
+def test_the_diff_of_a_policy_with_one_version_says_there_is_nothing_to_compare_yet(policy_version, client_as):
+    """It was the bare "not found" page: the diff link looked broken, and the page had no way back."""
+    url = reverse("moderation:policy_diff", args=[policy_version.policy.pk])
+    back = reverse("moderation:policy_detail", args=[policy_version.policy.pk])
+    edit = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+
+    for query in ({}, {"a": "abc", "b": policy_version.pk}):  # a bookmarked or typed comparison as well
+        page = client_as("moderator").get(url, query)
+        html = page.content.decode()
+        assert page.status_code == 200
+        assert "Only one version: nothing to compare yet." in html
+        assert f"v{policy_version.number} (active) is this policy's only version" in html
+        assert f'<a href="{back}">Back to {policy_version.policy.name}</a>' in html
+        assert edit not in html  # a moderator may not edit: no link that would refuse them
+        assert 'name="a"' not in html  # no picker offering the one version against itself
+
+    editor = client_as("policy_editor").get(url).content.decode()
+    assert f'href="{edit}"' in editor and "a draft is a second version" in editor
+
+    partial = client_as("moderator").get(url, HTTP_HX_REQUEST="true")
+    text = partial.content.decode()
+    assert partial.status_code == 200 and "<html" not in text and "nothing to compare yet" in text

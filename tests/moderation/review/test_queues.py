@@ -501,11 +501,8 @@ def test_the_queue_list_works_while_the_shared_cache_is_unreachable(
     make_task()
     settings.CACHES = {
         **settings.CACHES,
-        "shared": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": "redis://127.0.0.1:9/0",  # the discard port: nothing answers
-            "KEY_PREFIX": "wb",
-        },
+        # The discard port: nothing answers.
+        "shared": {**settings.REDIS_SHARED_CACHE, "LOCATION": "redis://127.0.0.1:9/0"},
     }
     alice = make_user("moderator")
     client = Client()
