@@ -50,8 +50,10 @@ def admin_search_view_permissions() -> list[str]:
     found: set[str] = set()
     for model, model_admin in admin.site._registry.items():
         for name in model_admin.autocomplete_fields:
-            remote = model._meta.get_field(name).remote_field.model._meta
-            found.add(f"{remote.app_label}.view_{remote.model_name}")
+            relation = model._meta.get_field(name).remote_field
+            if relation is not None:
+                remote = relation.model._meta
+                found.add(f"{remote.app_label}.view_{remote.model_name}")
     return sorted(found)
 
 
