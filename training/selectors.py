@@ -13,6 +13,7 @@ from django.utils import timezone
 from moderation.models import ModelVersion, PolicyVersion
 from training.evaluation import metric_label
 from training.models import EvaluationRun, PreferenceDataset, RetrainRule, ShadowDeployment, TrainingJob
+from workbench.formatting import metric_text
 from workbench.text import row_id
 
 ACTIVE_STATUSES = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
@@ -238,8 +239,9 @@ _PER_CATEGORY_KEYS = {"major_recall", "major_recall_exact", "major_support"}
 
 
 def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
-    """The run's headline metrics as (label, key, text) rows: numbers to 4 places, an interval (a pair such as
-    ``binary_accuracy_ci95``) as "low – high"; the per-category tables are shown on their own."""
+    """The run's headline metrics as (label, key, text) rows: a measure as every screen writes it (``metric_text``),
+    a count as a whole number, an interval (a pair such as ``binary_accuracy_ci95``) as "low – high"; the
+    per-category tables are shown on their own."""
     rows = []
     for key, value in (run.metrics or {}).items():
         if key in _PER_CATEGORY_KEYS:
@@ -247,9 +249,9 @@ def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
         if isinstance(value, bool) or value is None:
             text = "—" if value is None else str(value).lower()
         elif isinstance(value, int | float):
-            text = f"{value:.4f}" if isinstance(value, float) else str(value)
+            text = metric_text(value) if isinstance(value, float) else str(value)
         elif isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
-            text = f"{value[0]:.4f} – {value[1]:.4f}"
+            text = f"{metric_text(value[0])} – {metric_text(value[1])}"
         else:
             text = str(value)
         rows.append((metric_label(key), key, text))
