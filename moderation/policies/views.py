@@ -114,7 +114,7 @@ def _to_confirm_step(version: PolicyVersion, step: str) -> HttpResponse:
     """A publish or re-activation sent without its confirm step (a page or a script from before the step
     existed): nothing changes; the version's page opens on the step, which names what it replaces."""
     url = reverse("moderation:policy_version", args=[version.pk])
-    return HttpResponseRedirect(f"{url}?{urlencode({'confirm': step})}#publish-confirm")
+    return HttpResponseRedirect(f"{url}?{urlencode({'confirm': step})}")
 
 
 @login_required
