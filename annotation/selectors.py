@@ -136,7 +136,27 @@ def tag2cot_candidates(*, limit: int | None = None) -> list[Tag2CotCandidate]:
     return out
 
 
+TAG2COT_ALL = "all"
+# The list's filters as its tabs show them: each status, then every task.
+TAG2COT_TABS: tuple[tuple[str, str], ...] = (*Tag2CotTask.Status.choices, (TAG2COT_ALL, "All"))
+TAG2COT_FILTERS = tuple(value for value, _name in TAG2COT_TABS)
+
+
+def tag2cot_status_filter(*, raw: str | None) -> tuple[str, str]:
+    """The Tag2CoT list's ``?status=`` read: ``(status, problem)``. None (no parameter) is "open"; a
+    value that names no filter is :data:`TAG2COT_ALL` (every task), with ``problem`` saying so: it was
+    echoed as if it were a filter ("No banana Tag2CoT tasks", "Open" marked as the current tab)."""
+    if raw is None:
+        return Tag2CotTask.Status.OPEN, ""
+    status = raw.strip()
+    if status in TAG2COT_FILTERS:
+        return status, ""
+    known = ", ".join(f"“{s}”" for s in TAG2COT_FILTERS)
+    return TAG2COT_ALL, f"There is no Tag2CoT status “{status[:40]}”: showing every task. Filter by {known}."
+
+
 def tag2cot_tasks(*, status: str = Tag2CotTask.Status.OPEN, user: Any = None) -> QuerySet[Tag2CotTask]:
+    """Tasks of ``status`` (one of the model's statuses; anything else, e.g. :data:`TAG2COT_ALL`: every task)."""
     qs = Tag2CotTask.objects.select_related("video", "decision", "assigned_to", "author")
     if status in Tag2CotTask.Status.values:
         qs = qs.filter(status=status)

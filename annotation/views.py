@@ -246,9 +246,10 @@ def correction_review(request: HttpRequest, decision_id: int) -> HttpResponse:
 
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_list(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", Tag2CotTask.Status.OPEN)
+    status, problem = selectors.tag2cot_status_filter(raw=request.GET.get("status"))
     page = Paginator(selectors.tag2cot_tasks(status=status, user=request.user), 50).get_page(request.GET.get("page"))
-    return render(request, "annotation/tag2cot_list.html", {"page": page, "status": status})
+    context = {"page": page, "status": status, "status_problem": problem, "status_tabs": selectors.TAG2COT_TABS}
+    return render(request, "annotation/tag2cot_list.html", context, status=400 if problem else 200)
 
 
 @require_POST

@@ -35,6 +35,7 @@ from moderation.review.services import audit_event_record
 from training.errors import GateRefused, TrainingError, training_error_text
 from training.evaluation import evaluation_latest, metric_label
 from training.models import EvaluationRun, ShadowDecision, ShadowDeployment
+from workbench.formatting import metric_text
 from workbench.queues import INFER_ITEM_TIME_LIMIT_S, enqueue
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ def promotion_check(
         if not ok:
             # In the screens' words ("Format validity (outputs that parse)"), not the metric's key.
             result.reasons.append(
-                f"{metric_label(metric)} would drop from {old:.3f} to {new:.3f} (allowed drop {margin:.3f})."
+                f"{metric_label(metric)} would drop from {metric_text(old)} to {metric_text(new)} "
+                f"(allowed drop {metric_text(margin)})."
             )
     primary, min_gain = gate_primary()
     new, old = result.candidate_run.metrics.get(primary), result.serving_run.metrics.get(primary)
@@ -118,8 +120,8 @@ def promotion_check(
         )
         if not better:
             result.reasons.append(
-                f"{metric_label(primary)} is {new:.3f} against the serving version's {old:.3f}: not better"
-                + (f" by more than {min_gain:.3f}" if min_gain else "")
+                f"{metric_label(primary)} is {metric_text(new)} against the serving version's {metric_text(old)}: not better"
+                + (f" by more than {metric_text(min_gain)}" if min_gain else "")
                 + ", so there is nothing to gain by replacing it."
             )
     result.allowed = not result.reasons

@@ -13,6 +13,8 @@ from django.utils import timezone
 from moderation.models import ModelVersion, PolicyVersion
 from training.evaluation import metric_label
 from training.models import EvaluationRun, PreferenceDataset, RetrainRule, ShadowDeployment, TrainingJob
+from workbench.formatting import metric_text
+from workbench.text import row_id
 
 ACTIVE_STATUSES = (TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING)
 
@@ -129,10 +131,27 @@ def job_chart(job: TrainingJob, key: str, **kwargs: int) -> LossChart | None:
     return job_loss_chart(proxy, **kwargs)
 
 
-def evaluation_list() -> QuerySet[EvaluationRun]:
-    return EvaluationRun.objects.select_related("model_version", "policy_version__policy").order_by(
-        "-created_at", "-pk"
-    )
+def evaluation_list(*, model_version: ModelVersion | None = None) -> QuerySet[EvaluationRun]:
+    """Evaluations, newest first (of ``model_version`` only, when given)."""
+    runs = EvaluationRun.objects.select_related("model_version", "policy_version__policy")
+    if model_version is not None:
+        runs = runs.filter(model_version=model_version)
+    return runs.order_by("-created_at", "-pk")
+
+
+def model_version_filter(*, raw: str | None) -> tuple[ModelVersion | None, str]:
+    """The model-versions screen's ``?version=`` (a version's id, as a job's page links it): ``(version,
+    problem)``; no value is no filter, and one naming no version is no filter with ``problem`` saying so."""
+    if raw is None or not raw.strip():
+        return None, ""
+    version_id = row_id(raw)
+    found = ModelVersion.objects.filter(pk=version_id).first() if version_id is not None else None
+    if found is None:
+        return (
+            None,
+            f"There is no model version “{raw.strip()[:40]}” (it may have been deleted): showing every version.",
+        )
+    return found, ""
 
 
 def evaluation_get(*, pk: int) -> EvaluationRun:
@@ -220,8 +239,9 @@ _PER_CATEGORY_KEYS = {"major_recall", "major_recall_exact", "major_support"}
 
 
 def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
-    """The run's headline metrics as (label, key, text) rows: numbers to 4 places, an interval (a pair such as
-    ``binary_accuracy_ci95``) as "low – high"; the per-category tables are shown on their own."""
+    """The run's headline metrics as (label, key, text) rows: a measure as every screen writes it (``metric_text``),
+    a count as a whole number, an interval (a pair such as ``binary_accuracy_ci95``) as "low – high"; the
+    per-category tables are shown on their own."""
     rows = []
     for key, value in (run.metrics or {}).items():
         if key in _PER_CATEGORY_KEYS:
@@ -229,9 +249,9 @@ def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
         if isinstance(value, bool) or value is None:
             text = "—" if value is None else str(value).lower()
         elif isinstance(value, int | float):
-            text = f"{value:.4f}" if isinstance(value, float) else str(value)
+            text = metric_text(value) if isinstance(value, float) else str(value)
         elif isinstance(value, list | tuple) and len(value) == 2 and all(isinstance(v, int | float) for v in value):
-            text = f"{value[0]:.4f} – {value[1]:.4f}"
+            text = f"{metric_text(value[0])} – {metric_text(value[1])}"
         else:
             text = str(value)
         rows.append((metric_label(key), key, text))
@@ -256,14 +276,18 @@ def confusion_heatmap(run: EvaluationRun, *, cell: int = 28, offset: int = 120) 
     return Heatmap(labels, cells, offset + len(labels) * cell, cell, offset, axis)
 
 
-def model_versions() -> list[dict]:  # type: ignore[type-arg]
-    """Every model version with its latest evaluation, what the gate says, and shadow agreement."""
+def model_versions(*, only: ModelVersion | None = None) -> list[dict]:  # type: ignore[type-arg]
+    """Every model version (or ``only`` that one) with its latest evaluation, what the gate says, and
+    shadow agreement."""
     from training.evaluation import evaluation_latest
     from training.release import promotion_check, shadow_agreement
 
     active_shadows = set(ShadowDeployment.objects.filter(is_active=True).values_list("model_version_id", flat=True))
+    versions = ModelVersion.objects.order_by("-is_serving", "-created_at")
+    if only is not None:
+        versions = versions.filter(pk=only.pk)
     rows = []
-    for version in ModelVersion.objects.order_by("-is_serving", "-created_at"):
+    for version in versions:
         rows.append(
             {
                 "version": version,

@@ -243,14 +243,22 @@ def tag_events_download(request: HttpRequest) -> HttpResponse:
 # --- registry, evaluation, release ------------------------------------------------------------
 
 
-def _render_models(request: HttpRequest, form: EvaluationStartForm, *, status: int = 200) -> HttpResponse:
-    from moderation.models import Policy
-
+def _render_models(
+    request: HttpRequest,
+    form: EvaluationStartForm,
+    *,
+    status: int = 200,
+    only: ModelVersion | None = None,
+    problem: str = "",
+) -> HttpResponse:
+    """The registry and evaluations; ``only``: of that version alone (a job's page links its version here)."""
     context = {
-        "rows": selectors.model_versions(),
-        "evaluations": selectors.evaluation_list()[:50],
+        "rows": selectors.model_versions(only=only),
+        "evaluations": selectors.evaluation_list(model_version=only)[:50],
         "form": form,
         "policies": Policy.objects.order_by("name"),
+        "only": only,
+        "filter_problem": problem,
     }
     return render(request, "training/models.html", context, status=status)
 
@@ -258,7 +266,9 @@ def _render_models(request: HttpRequest, form: EvaluationStartForm, *, status: i
 @require_GET
 @permission_required(Perm.MANAGE_TRAINING)
 def model_list(request: HttpRequest) -> HttpResponse:
-    return _render_models(request, EvaluationStartForm())
+    only, problem = selectors.model_version_filter(raw=request.GET.get("version"))
+    form = EvaluationStartForm(initial={"model_version": only.pk} if only else None)
+    return _render_models(request, form, only=only, problem=problem, status=404 if problem else 200)
 
 
 @nul_checked_by_form

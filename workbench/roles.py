@@ -38,6 +38,33 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 ROLES = tuple(ROLE_PERMISSIONS)
 
 
+def admin_search_view_permissions() -> list[str]:
+    """View permission on every model a Django admin form chooses by search (``autocomplete_fields``).
+
+    The admin's search endpoint answers only users who may view the model searched: without these, a
+    non-superuser staff member with the admin role got a 403 from every search box (their form could not
+    choose a video, a decision or a user). View only: the role changes nothing in the admin through them.
+    Read off the registered admins, so a new search box brings its permission with it."""
+    from django.contrib import admin
+
+    found: set[str] = set()
+    for model, model_admin in admin.site._registry.items():
+        for name in model_admin.autocomplete_fields:
+            relation = model._meta.get_field(name).remote_field
+            if relation is not None:
+                remote = relation.model._meta
+                found.add(f"{remote.app_label}.view_{remote.model_name}")
+    return sorted(found)
+
+
+def role_permissions() -> dict[str, list[str]]:
+    """Each role's permissions as its group holds them: :data:`ROLE_PERMISSIONS`, and for the admin role
+    the view permissions the admin's search boxes need (:func:`admin_search_view_permissions`)."""
+    roles = {role: list(perms) for role, perms in ROLE_PERMISSIONS.items()}
+    roles["admin"] += admin_search_view_permissions()
+    return roles
+
+
 def sync_role_groups(*, app_config: Any = None, **_: Any) -> None:
     """Create the role groups and give each exactly its permissions (idempotent).
 
@@ -51,13 +78,14 @@ def sync_role_groups(*, app_config: Any = None, **_: Any) -> None:
         with_models = [c for c in apps.get_app_configs() if c.models_module is not None]
         if with_models and app_config is not with_models[-1]:
             return
+    roles = role_permissions()
     by_name = {
         f"{app_label}.{codename}": pk
         for pk, app_label, codename in Permission.objects.filter(
-            codename__in={dotted.split(".")[1] for perms in ROLE_PERMISSIONS.values() for dotted in perms}
+            codename__in={dotted.split(".")[1] for perms in roles.values() for dotted in perms}
         ).values_list("pk", "content_type__app_label", "codename")
     }
-    for role, perms in ROLE_PERMISSIONS.items():
+    for role, perms in roles.items():
         group, _created = Group.objects.get_or_create(name=role)
         group.permissions.set([by_name[dotted] for dotted in perms if dotted in by_name])
 

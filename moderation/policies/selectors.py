@@ -84,6 +84,11 @@ def policy_label_search_text(*, version: PolicyVersion) -> dict[str, str]:
     return texts
 
 
+def policy_version_active(*, policy_id: int) -> PolicyVersion | None:
+    """The version new decisions and reviews use now (None before any is published)."""
+    return PolicyVersion.objects.filter(policy_id=policy_id, is_active=True).first()
+
+
 def policy_version_get(*, version_id: int) -> PolicyVersion:
     return get_object_or_404(PolicyVersion.objects.select_related("policy", "created_by", "based_on"), pk=version_id)
 

@@ -245,7 +245,9 @@ def policy_version_publish(
     A draft started from a version that is no longer the active one would replace the active version's
     own changes since (:func:`~moderation.policies.selectors.policy_draft_staleness`): that publish is
     refused with :class:`StalePublishError` unless ``replaces`` names the number of the active version
-    the editor looked at and agreed to replace. A confirmed publish writes what it replaced, who
+    the editor looked at and agreed to replace. Any publish that passes ``replaces`` (the version page's
+    confirm step always does when a version is active) is refused the same way when another version became
+    active since. A confirmed publish over a stale base writes what it replaced, who
     confirmed it and ``reason`` into the version's ``publish_note`` and the audit log. This is the one
     publish path (the version page calls it; a command or an API must too), so none skips the question.
     """
@@ -264,6 +266,13 @@ def policy_version_publish(
         )
     stale = policy_draft_staleness(draft=version)
     previous = PolicyVersion.objects.filter(policy_id=version.policy_id, is_active=True).first()
+    if stale is None and replaces is not None and (previous is None or replaces != previous.number):
+        # The confirm step named the version it replaces; another publish made a different one active since.
+        now = f"v{previous.number} is active now" if previous else "no version is active now"
+        raise StalePublishError(
+            f"Not published: you confirmed replacing v{replaces}, but {now}. Read what publishing "
+            f"v{version.number} replaces now and confirm again."
+        )
     if stale is not None:
         active, count = stale.active.number, len(stale.changes)
         started = f"v{stale.started_from.number}" if stale.started_from else "no recorded version"

@@ -8,8 +8,10 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
@@ -65,24 +67,30 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+CONFIRM_STEPS = ("publish", "activate")
+
+
 @login_required
 def policy_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A version; for a draft whose starting point is no longer active, what publishing it would replace.
 
-    ``?confirm=publish`` is the confirm step of such a draft's publish (a form, no JavaScript needed).
+    ``?confirm=publish`` (a draft) and ``?confirm=activate`` (an earlier published version) are the confirm
+    steps of making it the active version: a form naming the version it replaces, no JavaScript needed.
     """
     version = selectors.policy_version_get(version_id=pk)
-    return _version_page(request, version, confirm=request.GET.get("confirm") == "publish")
+    return _version_page(request, version, confirm=request.GET.get("confirm", ""))
 
 
 def _version_page(
-    request: HttpRequest, version: PolicyVersion, *, confirm: bool, refused: str = "", reason: str = ""
+    request: HttpRequest, version: PolicyVersion, *, confirm: str, refused: str = "", reason: str = ""
 ) -> HttpResponse:
     """``refused`` and ``reason``: a confirmed publish refused because another version became active
     meanwhile shows the confirm step again, for the version active now, with the reason as typed."""
     stale = selectors.policy_draft_staleness(draft=version)
     can_edit = request.user.has_perm(Perm.EDIT_POLICY)
-    confirming = can_edit and stale is not None and confirm
+    draft = version.status == PolicyVersion.Status.DRAFT
+    if not can_edit or confirm not in CONFIRM_STEPS or version.is_active or (confirm == "publish") != draft:
+        confirm = ""  # a step that does not apply to this version (or this user) is no step
     return render(
         request,
         "moderation/policies/policy_version.html",
@@ -93,12 +101,20 @@ def _version_page(
             "can_edit": can_edit,
             "default_sample": selectors.DEFAULT_IMPACT_SAMPLE,
             "stale": stale,
-            "confirming": confirming,
-            "publish_refused": refused if confirming else "",
-            "typed_reason": reason if confirming else "",
+            "active": selectors.policy_version_active(policy_id=version.policy_id),
+            "confirming": confirm,
+            "publish_refused": refused if confirm else "",
+            "typed_reason": reason if confirm else "",
         },
-        status=400 if refused and confirming else 200,
+        status=400 if refused and confirm else 200,
     )
+
+
+def _to_confirm_step(version: PolicyVersion, step: str) -> HttpResponse:
+    """A publish or re-activation sent without its confirm step (a page or a script from before the step
+    existed): nothing changes; the version's page opens on the step, which names what it replaces."""
+    url = reverse("moderation:policy_version", args=[version.pk])
+    return HttpResponseRedirect(f"{url}?{urlencode({'confirm': step})}")
 
 
 @login_required
@@ -226,30 +242,30 @@ def _render_editor(
 @require_POST
 @permission_required(Perm.EDIT_POLICY)
 def policy_version_publish(request: HttpRequest, pk: int) -> HttpResponse:
-    """Publish a draft; one started from an older version needs the confirm step's ``replaces`` (the number of
-    the active version the editor agreed to replace) and may carry a ``reason``."""
+    """Publish a draft from its confirm step: ``confirm=publish``, and ``replaces`` (the number of the active
+    version the editor agreed to replace) whenever a version is active; a stale draft's step may carry a
+    ``reason``. A publish without the step publishes nothing and opens the step."""
+    version = get_object_or_404(PolicyVersion, pk=pk)
     replaces, reason = _int(request.POST.get("replaces")), request.POST.get("reason", "")
-
-    def publish(*, version: PolicyVersion, by: Any) -> PolicyVersion:
-        return services.policy_version_publish(version=version, by=by, replaces=replaces, reason=reason)
-
-    if replaces is not None:  # the confirm step: a refusal keeps the editor there, with what they typed
-        version = get_object_or_404(PolicyVersion, pk=pk)
-        try:
-            publish(version=version, by=request.user)
-        except services.StalePublishError as exc:
-            return _version_page(request, version, confirm=True, refused=str(exc), reason=reason[:1000])
-        except ModerationError as exc:
-            messages.error(request, str(exc))
-            return redirect("moderation:policy_version", pk=pk)
-        messages.success(request, f"v{version.number} is published and active; new decisions use it from now on.")
-        return redirect("moderation:policy_detail", pk=version.policy_id)
-    return _make_active(request, pk, publish, "is published and active")
+    if request.POST.get("confirm") != "publish" and replaces is None:
+        return _to_confirm_step(version, "publish")
+    try:
+        services.policy_version_publish(version=version, by=request.user, replaces=replaces, reason=reason)
+    except services.StalePublishError as exc:  # the confirm step again, with what was typed
+        return _version_page(request, version, confirm="publish", refused=str(exc), reason=reason[:1000])
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+        return redirect("moderation:policy_version", pk=pk)
+    messages.success(request, f"v{version.number} is published and active; new decisions use it from now on.")
+    return redirect("moderation:policy_detail", pk=version.policy_id)
 
 
 @require_POST
 @permission_required(Perm.EDIT_POLICY)
 def policy_version_activate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Make an earlier published version active again from its confirm step (``confirm=activate``)."""
+    if request.POST.get("confirm") != "activate":
+        return _to_confirm_step(get_object_or_404(PolicyVersion, pk=pk), "activate")
     return _make_active(request, pk, services.policy_version_activate, "is active again")
 
 

@@ -588,68 +588,121 @@ def tag_set_default() -> TagSet:
     return tag_set
 
 
+class TagSetInvalid(ModerationError):
+    """Every problem of a tag set's form at once: ``errors`` maps a field of the form (``slug``, ``name``,
+    ``description``, ``show_threshold``, ``preselect_threshold``, ``max_suggestions``, ``tags``,
+    ``is_default``; ``""`` for the set as a whole) to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__(" ".join(message for messages in errors.values() for message in messages))
+
+
+def _typed_number(value: float | str, what: str, *, whole: bool = False) -> tuple[float | None, str]:
+    """A number as a form sent it (or as code passes it): ``(value, "")``, or ``(None, why not)``.
+    A whole number typed as "2.7" is refused, not cut to 2 behind the user's back."""
+    raw = value.strip() if isinstance(value, str) else value
+    try:
+        number = float(raw)
+    except (TypeError, ValueError):
+        return None, f"{what}: “{str(raw)[:20]}” is not a number."
+    if number != number or number in (float("inf"), float("-inf")):
+        return None, f"{what}: “{str(raw)[:20]}” is not a number."
+    if whole and number != int(number):
+        return None, f"{what}: “{str(raw)[:20]}” is not a whole number."
+    return number, ""
+
+
 @transaction.atomic
 def tag_set_save(
     *,
     slug: str,
     name: str,
     description: str = "",
-    show_threshold: float,
-    preselect_threshold: float,
-    max_suggestions: int,
+    show_threshold: float | str,
+    preselect_threshold: float | str,
+    max_suggestions: int | str,
     tag_names: list[str],
     is_default: bool = False,
     create: bool = False,
 ) -> TagSet:
     """Create (``create``) or change the tag set ``slug``: a business line's tags and thresholds.
 
-    Every problem is a ``ModerationError`` naming it (a taken or malformed slug, a threshold outside
-    0–1 or a show threshold above the pre-select one, names not in the vocabulary); nothing is saved then.
+    Every problem is found before anything is saved and raised together as :class:`TagSetInvalid`, each
+    beside its field (a taken or malformed slug, a number that is not one, a threshold outside 0–1 or a
+    show threshold above the pre-select one, names not in the vocabulary): the form said one at a time,
+    so the editor fixed one, sent it, and met the next. The numbers may come as typed (strings).
     No tags means every active tag. Made the default, it replaces the previous default.
     """
+    errors: dict[str, list[str]] = {}
+
+    def problem(where: str, message: str) -> None:
+        errors.setdefault(where, []).append(message)
+
     slug, name = (slug or "").strip(), (name or "").strip()
     if not name or len(name) > 100:
-        raise ModerationError("A tag set needs a name of 1 to 100 characters.")
+        problem("name", "A tag set needs a name of 1 to 100 characters.")
     description = (description or "").strip()
     if len(description) > TAG_SET_DESCRIPTION_MAX_CHARS:
-        raise ModerationError(
+        problem(
+            "description",
             f"The description is {len(description):,} characters long; it may hold at most "
-            f"{TAG_SET_DESCRIPTION_MAX_CHARS:,}."
+            f"{TAG_SET_DESCRIPTION_MAX_CHARS:,}.",
         )
-    if not (0.0 <= show_threshold <= 1.0 and 0.0 <= preselect_threshold <= 1.0):
-        raise ModerationError("Thresholds are ranker scores between 0 and 1.")
-    if show_threshold > preselect_threshold:
-        raise ModerationError(
-            f"The show threshold ({show_threshold:g}) is above the pre-select threshold ({preselect_threshold:g}): "
-            "a pre-selected suggestion would be hidden."
+    thresholds: dict[str, float] = {}
+    for where, what, typed in (
+        ("show_threshold", "Show threshold", show_threshold),
+        ("preselect_threshold", "Pre-select threshold", preselect_threshold),
+    ):
+        number, why = _typed_number(typed, what)
+        if number is None:
+            problem(where, why)
+        elif not 0.0 <= number <= 1.0:
+            problem(where, f"{what}: {number:g} is not a ranker score; scores are between 0 and 1.")
+        else:
+            thresholds[where] = number
+    show, preselect = thresholds.get("show_threshold"), thresholds.get("preselect_threshold")
+    if show is not None and preselect is not None and show > preselect:
+        problem(
+            "show_threshold",
+            f"The show threshold ({show:g}) is above the pre-select threshold ({preselect:g}): "
+            "a pre-selected suggestion would be hidden.",
         )
-    if not 1 <= max_suggestions <= 50:
-        raise ModerationError("A tag set shows 1 to 50 suggestions.")
+    count, why = _typed_number(max_suggestions, "Suggestions shown", whole=True)
+    if count is None:
+        problem("max_suggestions", why)
+    elif not 1 <= count <= 50:
+        problem("max_suggestions", f"Suggestions shown: a tag set shows 1 to 50 suggestions, not {count:g}.")
     wanted = list(dict.fromkeys(n.strip() for n in tag_names if n.strip()))
     tags = list(Tag.objects.filter(name__in=wanted))
     unknown = sorted(set(wanted) - {t.name for t in tags})
     if unknown:
         shown = ", ".join(f"“{n[:40]}”" for n in unknown[:10])
-        raise ModerationError(f"Not in the vocabulary: {shown}{' …' if len(unknown) > 10 else ''}.")
+        problem("tags", f"Not in the vocabulary: {shown}{' …' if len(unknown) > 10 else ''}.")
+    found: TagSet | None = None
     if create:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,49}", slug):
-            raise ModerationError("A tag set's short name uses lower-case letters, digits and '-' (at most 50).")
-        if TagSet.objects.filter(slug=slug).exists():
-            raise ModerationError(f"A tag set “{slug}” already exists.")
-        tag_set = TagSet(slug=slug)
+            problem("slug", "A tag set's short name uses lower-case letters, digits and '-' (at most 50).")
+        elif TagSet.objects.filter(slug=slug).exists():
+            problem("slug", f"A tag set “{slug}” already exists.")
     else:
         found = TagSet.objects.select_for_update().filter(slug=slug).first()
         if found is None:
-            raise ModerationError(f"There is no tag set “{slug[:50]}” (it may have been renamed); reload the page.")
-        tag_set = found
+            problem("", f"There is no tag set “{slug[:50]}” (it may have been renamed); reload the page.")
+        elif found.is_default and not is_default:
+            problem("is_default", "Another tag set must be made the default before this one stops being it.")
+    if errors:
+        raise TagSetInvalid(errors)
+    tag_set = found if found is not None else TagSet(slug=slug)
     tag_set.name, tag_set.description = name, description
-    tag_set.show_threshold, tag_set.preselect_threshold = show_threshold, preselect_threshold
-    tag_set.max_suggestions = max_suggestions
+    tag_set.show_threshold, tag_set.preselect_threshold = (
+        thresholds["show_threshold"],
+        thresholds["preselect_threshold"],
+    )
+    tag_set.max_suggestions = int(count or 0)
     if is_default:
         TagSet.objects.select_for_update().filter(is_default=True).exclude(slug=slug).update(is_default=False)
         tag_set.is_default = True
-    elif tag_set.is_default and not create:
-        raise ModerationError("Another tag set must be made the default before this one stops being it.")
     tag_set.save()
     tag_set.tags.set(tags)
     return tag_set

@@ -32,6 +32,18 @@ from workbench.queues import enqueue
 from workbench.roles import Perm, permission_required
 from workbench.text import row_id
 
+# A tag set form's fields, in the order the form shows them (the first with a problem takes the focus).
+TAG_SET_FIELDS = (
+    "slug",
+    "name",
+    "description",
+    "show_threshold",
+    "preselect_threshold",
+    "max_suggestions",
+    "tags",
+    "is_default",
+)
+NEW_TAG_SET_VALUES = {"show_threshold": "0.05", "preselect_threshold": "0.9", "max_suggestions": "12"}
 TAG_SET_SAVED_KEY = "tag_set_saved"  # session: the set the last save confirmed, shown once in its form
 
 
@@ -234,9 +246,16 @@ def _vocabulary_context(
             rows.insert(0, tag)
             at = 0
         rows[at].typed = typed
+    new_typed = extra.get("new_set_typed")
     return {
         "imports": imports if imports is not None else selectors.tag_imports_recent(),
         "tag_sets": _tag_set_forms(extra.pop("edited_set", None), saved=extra.pop("saved_set", None)),
+        "new_set": {
+            "values": new_typed or NEW_TAG_SET_VALUES,
+            "error": new_typed["error"] if new_typed else "",
+            "errors": new_typed["errors"] if new_typed else {},
+            "focus": _first_refused(new_typed["errors"]) if new_typed else "",
+        },
         **listed,
         "q": q,
         "count": Tag.objects.count(),
@@ -246,14 +265,24 @@ def _vocabulary_context(
     }
 
 
-def _tag_set_forms(edited: dict[str, str] | None, *, saved: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def _tag_set_forms(edited: dict[str, Any] | None, *, saved: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """One edit form per tag set: its stored values, except a refused edit's set, which shows what was
-    typed and why it was refused (``edited`` holds the posted fields and ``error``); the set just saved
+    typed and why it was refused (``edited`` holds the posted fields, the summary ``error`` and each
+    field's problems, ``errors``); the set just saved
     (``saved``: its slug and the confirmation) says so in its own form."""
     forms = []
     for ts in TagSet.objects.prefetch_related("tags"):
         if edited is not None and edited["slug"] == ts.slug:
-            forms.append({"set": ts, "values": edited, "error": edited["error"], "saved": ""})
+            errors = edited["errors"]
+            forms.append(
+                {
+                    "set": ts,
+                    "values": edited,
+                    "error": edited["error"],
+                    "errors": errors,
+                    "focus": _first_refused(errors),
+                }
+            )
             continue
         values = {
             "name": ts.name,
@@ -265,8 +294,13 @@ def _tag_set_forms(edited: dict[str, str] | None, *, saved: dict[str, str] | Non
             "is_default": "on" if ts.is_default else "",
         }
         done = saved["text"] if saved is not None and saved.get("slug") == ts.slug else ""
-        forms.append({"set": ts, "values": values, "error": "", "saved": done})
+        forms.append({"set": ts, "values": values, "error": "", "errors": {}, "focus": "", "saved": done})
     return forms
+
+
+def _first_refused(errors: dict[str, list[str]]) -> str:
+    """The field the refused form opens on: the first, in the form's order, with a problem."""
+    return next((name for name in TAG_SET_FIELDS if errors.get(name)), "")
 
 
 @require_POST
@@ -304,7 +338,8 @@ def tag_import(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.EDIT_POLICY)
 def tag_set_save(request: HttpRequest) -> HttpResponse:
     """Create or change a tag set (a business line's tags, show / pre-select thresholds) from the
-    vocabulary screen; a refused value is said, naming the set, and nothing is saved."""
+    vocabulary screen. Refused, the form comes back with what was typed and every problem beside its
+    field (``services.TagSetInvalid``), and nothing is saved."""
     post = request.POST
     slug = post.get("slug", "").strip()
     try:
@@ -312,27 +347,34 @@ def tag_set_save(request: HttpRequest) -> HttpResponse:
             slug=slug,
             name=post.get("name", ""),
             description=post.get("description", ""),
-            show_threshold=_number(post.get("show_threshold", ""), "Show threshold"),
-            preselect_threshold=_number(post.get("preselect_threshold", ""), "Pre-select threshold"),
-            max_suggestions=_whole_number(post.get("max_suggestions", ""), "Suggestions shown"),
+            show_threshold=post.get("show_threshold", ""),
+            preselect_threshold=post.get("preselect_threshold", ""),
+            max_suggestions=post.get("max_suggestions", ""),
             tag_names=post.get("tags", "").replace("，", ",").split(","),
             is_default=post.get("is_default") == "on",
             create=post.get("create") == "1",
         )
     except ModerationError as exc:
-        refusal = f"Tag set “{slug[:50] or '(new)'}” was not saved: {exc}"
+        errors = exc.errors if isinstance(exc, services.TagSetInvalid) else {"": [str(exc)]}
+        count = sum(len(found) for name, found in errors.items() if name)
+        parts = list(errors.get("", []))  # about the set as a whole: no field to say it beside
+        if count:
+            parts.append(
+                f"{count} problems, each said beside its field." if count > 1 else "one problem, said beside its field."
+            )
+        summary = f"Tag set “{slug[:50] or '(new)'}” was not saved: " + " ".join(parts)
         # What was typed is shown again in the form it was typed in, not lost.
-        typed = {k: post.get(k, "") for k in ("slug", "name", "description", "show_threshold")}
-        typed |= {k: post.get(k, "") for k in ("preselect_threshold", "max_suggestions", "tags", "is_default")}
+        typed = {k: post.get(k, "") for k in TAG_SET_FIELDS}
+        refused = {**typed, "error": summary, "errors": errors}
         if post.get("create") == "1":
             # Beside the new set's form, far down the page (at the page's top, over the vocabulary table,
             # the admin read it and had to scroll to the form for what to fix), as an edited set's is.
-            context = _vocabulary_context(request, new_set_typed={**typed, "error": refusal})
+            context = _vocabulary_context(request, new_set_typed=refused)
             return render(request, "moderation/tagging/vocabulary.html", context, status=400)
         if TagSet.objects.filter(slug=slug).exists():  # the refusal is said beside the set's own form
-            context = _vocabulary_context(request, edited_set={**typed, "error": refusal})
+            context = _vocabulary_context(request, edited_set=refused)
             return render(request, "moderation/tagging/vocabulary.html", context, status=400)
-        messages.error(request, refusal)  # the set is gone: there is no form to keep the values in
+        messages.error(request, f"Tag set “{slug[:50]}” was not saved: {exc}")  # gone: no form to keep them in
     else:
         count = tag_set.tags.count()
         offered = "every active tag" if not count else f"{count} tag{'' if count == 1 else 's'}"
@@ -343,24 +385,6 @@ def tag_set_save(request: HttpRequest) -> HttpResponse:
         # Back to the saved set's own form, where the confirmation is.
         return redirect(reverse("moderation:tag_vocabulary") + f"#tag-set-{tag_set.slug}")
     return redirect(reverse("moderation:tag_vocabulary") + "#tag-sets")
-
-
-def _whole_number(raw: str, what: str) -> int:
-    """A count typed into a form: "2.7" is refused, not cut to 2 behind the user's back."""
-    value = _number(raw, what)
-    if value != int(value):
-        raise ModerationError(f"{what}: “{raw.strip()[:20]}” is not a whole number.")
-    return int(value)
-
-
-def _number(raw: str, what: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ModerationError(f"{what}: “{raw[:20]}” is not a number.") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ModerationError(f"{what}: “{raw[:20]}” is not a number.")
-    return value
 
 
 @permission_required(Perm.EDIT_POLICY)

@@ -169,3 +169,31 @@ def test_vlm_serving_queues_a_model_assisted_draft_on_the_infer_queue(
         ("annotation.tasks.draft_tag2cot", f"[{task.pk}]")
     ]
     assert task.draft_source == ""  # the worker fills it in
+
+
+def test_an_unknown_status_filter_is_said_and_every_task_listed(policy_version, client_as):
+    """``?status=banana`` was echoed as a filter: "No banana Tag2CoT tasks." under an "Open" tab, tasks hidden."""
+    open_one = DecisionFactory(policy_version=policy_version, label="正向")
+    done_one = DecisionFactory(policy_version=policy_version, label="正向")
+    for decision, status in ((open_one, "open"), (done_one, "done")):
+        Tag2CotTask.objects.create(
+            video=decision.video, decision=decision, policy_version=policy_version, target_label="引导私下交易",
+            status=status,
+        )  # fmt: skip
+    client = client_as("labeler")
+    url = reverse("annotation:tag2cot_list")
+
+    response = client.get(url, {"status": "banana<b>"})
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "There is no Tag2CoT status “banana&lt;b&gt;”: showing every task." in html and 'role="alert"' in html
+    assert "banana Tag2CoT" not in html and "<b>" not in html
+    assert open_one.video.title in html and done_one.video.title in html
+    assert '<strong aria-current="page">All</strong>' in html and 'href="?status=open"' in html
+    # The known filters stay as they were, with no message.
+    opened = client.get(url).content.decode()
+    assert open_one.video.title in opened and done_one.video.title not in opened and "no Tag2CoT status" not in opened
+    done = client.get(url, {"status": "done"})
+    assert done.status_code == 200 and done_one.video.title in done.content.decode()
+    assert open_one.video.title not in done.content.decode()

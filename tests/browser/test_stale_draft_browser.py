@@ -44,15 +44,13 @@ def test_a_stale_draft_warns_and_publishes_only_once_confirmed(page, make_user, 
     page.goto(f"/policies/versions/{v3.pk}/")
     assert page.locator("#stale-draft").count() == 0  # v1 is still active: an up-to-date draft, one click
 
-    # Another editor publishes v2 while this page is open; its one-click publish is now refused, with the reason.
+    # Another editor publishes v2 while this page is open; its publish button opens the confirm step, which now
+    # warns that v2 would be replaced and asks for the box.
     policy_version_publish(version=v2, by=make_user("policy_editor"))
     with page.expect_navigation():
-        page.get_by_role("button", name="Publish and make active").click()
-    assert (
-        page.locator(".msg-error")
-        .inner_text()
-        .startswith(f"Not published: v{v3.number} was started from v{v1.number}, and v{v2.number} is active now.")
-    )
+        page.get_by_role("button", name="Publish and make active…").click()
+    assert page.locator("#stale-draft h2").inner_text().endswith(f"publishing replaces v{v2.number}'s changes")
+    assert page.locator("#publish-confirm").get_by_role("checkbox").count() == 1
     assert PolicyVersion.objects.get(pk=v3.pk).status == "draft"
     page.screenshot(path=str(shots / "stale-draft-refused.png"))
 
@@ -66,7 +64,7 @@ def test_a_stale_draft_warns_and_publishes_only_once_confirmed(page, make_user, 
     )
     rows = warning.locator("table.diff tbody tr")
     assert rows.count() == 3  # keywords added (two in one row), criteria added, a tag renamed
-    assert page.get_by_role("button", name="Publish and make active").count() == 0
+    assert page.get_by_role("button", name="Publish and make active…").count() == 0
     page.screenshot(path=str(shots / "stale-draft-warning.png"))
 
     page.get_by_role("button", name=f"Publish, replacing v{v2.number}…").click()

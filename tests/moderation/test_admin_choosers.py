@@ -87,3 +87,42 @@ def test_the_admin_shows_a_policy_versions_state_but_publishing_stays_on_the_pol
     policy_version.refresh_from_db()
     assert (draft.is_active, draft.status) == (False, PolicyVersion.Status.DRAFT)
     assert policy_version.is_active
+
+
+def test_staff_with_the_admin_role_search_in_the_admin_and_only_view_what_they_search(
+    policy_version: Any, make_user: Any
+) -> None:
+    """A non-superuser staff member with the admin role got a 403 from every admin search box (the search
+    answers only those who may view the model searched); now the role views those models and no more."""
+    from django.contrib.auth.models import Group
+
+    queue = ReviewQueue.objects.create(slug="ads", name="Ads queue")
+    task = ReviewTaskFactory(decision__policy_version=policy_version, queue=queue)
+    ModelVersionFactory(name="grpo-job-12")
+    admin_role = make_user("admin", username="ops-lead", is_staff=True)
+    client = Client()
+    client.force_login(admin_role)
+
+    assert _search(client, ReviewTask, "queue", "ads") == ["Ads queue"]
+    assert _search(client, ReviewTask, "decision", str(task.decision_id)) != []
+    assert _search(client, ReviewTask, "claimed_by", "ops-lead") == ["ops-lead"]
+    assert _search(client, ReviewQueue, "model_version", "job-12") == ["grpo-job-12"]
+    assert _search(client, PolicyVersion, "policy", policy_version.policy.slug) == [policy_version.policy.name]
+    assert policy_version.policy.name in _search(client, Decision, "policy_version", policy_version.policy.name)[0]
+
+    # View, not change: the searched models' pages open read-only and nothing can be added or saved there.
+    page = client.get(reverse("admin:moderation_reviewqueue_change", args=[queue.pk]))
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert client.get(reverse("admin:moderation_reviewqueue_add")).status_code == 403
+    held = Group.objects.get(name="admin").permissions.filter(content_type__app_label__in=["moderation", "auth"])
+    model_level = {p.codename for p in held if p.codename.split("_")[0] in ("add", "change", "delete", "view")}
+    assert model_level and all(code.startswith("view_") for code in model_level)
+
+    # Staff without the role still get nothing from the search.
+    other = Client()
+    other.force_login(make_user("moderator", is_staff=True))
+    answer = other.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "moderation", "model_name": "reviewtask", "field_name": "queue", "term": "ads"},
+    )
+    assert answer.status_code == 403

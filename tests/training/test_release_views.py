@@ -77,7 +77,7 @@ def test_evaluation_detail_polls_until_done(client_as, runs):
     lo, hi = runs[1].metrics["binary_accuracy_ci95"]
     candidate = client_as("admin").get(reverse("training:evaluation_detail", args=[runs[1].pk])).content.decode()
     assert (
-        f'<th title="binary_accuracy_ci95">Binary accuracy, 95% interval</th><td>{lo:.4f} – {hi:.4f}</td>' in candidate
+        f'<th title="binary_accuracy_ci95">Binary accuracy, 95% interval</th><td>{lo:.3f} – {hi:.3f}</td>' in candidate
     )
 
 
@@ -214,3 +214,39 @@ def test_a_refused_evaluation_start_is_said_where_the_page_opens(client_as, poli
     html = response.content.decode()
     summary = re.search(r'<p class="error" role="alert" id="evaluate-error" tabindex="-1" autofocus>(.*?)</p>', html)
     assert summary is not None and summary.group(1).startswith(said) and len(summary.group(1)) > len(said)
+
+
+def test_every_training_screen_writes_a_measure_to_three_decimals(client_as, runs):
+    """The same accuracy read 0.9167 on the evaluation and compare pages and 0.917 on the model versions
+    screen; a job's loss had 4 places and its reward 3."""
+    from training.models import PreferenceDataset, TrainingJob
+    from workbench.formatting import metric_text
+
+    a, b = runs
+    third = {"binary_accuracy": 11 / 12, "strict_accuracy": 2 / 3, "format_validity": 1.0, "violative_recall": 0.123456}
+    third |= {"binary_accuracy_ci95": [0.61523, 0.98555]}
+    for run in runs:
+        EvaluationRun.objects.filter(pk=run.pk).update(
+            metrics={**run.metrics, **third}, per_category={"major_recall": {"引导私下交易": 0.66666}}
+        )
+    job = TrainingJob.objects.create(
+        dataset=PreferenceDataset.objects.create(name="pairs"),
+        history=[{"step": 1, "loss": 0.912345, "reward": 0.1}, {"step": 2, "loss": 0.401234, "reward": 0.25}],
+    )
+    client = client_as("admin")
+    pages = {
+        "evaluation": client.get(reverse("training:evaluation_detail", args=[b.pk])).content.decode(),
+        "compare": client.get(reverse("training:evaluation_compare"), {"a": a.pk, "b": b.pk}).content.decode(),
+        "models": client.get(reverse("training:model_list")).content.decode(),
+        "job": client.get(reverse("training:job_detail", args=[job.pk])).content.decode(),
+    }
+    for name in ("evaluation", "compare", "models"):
+        assert "0.917" in pages[name] and "0.9167" not in pages[name], name
+    assert "0.615 – 0.986" in pages["evaluation"] and "0.123<" in pages["evaluation"]
+    assert "0.667<" in pages["evaluation"] and "0.667<" in pages["compare"]  # per category
+    assert "0.000<" in pages["compare"] and "0.0000" not in pages["compare"]  # B − A
+    assert "loss 0.401 – 0.912" in pages["job"] and "reward 0.100 – 0.250" in pages["job"]
+
+    assert [metric_text(v) for v in (None, "", 0.5, -0.0001, True, float("nan"), "n/a")] == [
+        "—", "—", "0.500", "0.000", "true", "nan", "n/a",
+    ]  # fmt: skip

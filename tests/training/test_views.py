@@ -397,3 +397,36 @@ def test_a_built_dataset_says_its_total_and_how_it_was_split(client_as, training
     )
     assert said in page.content.decode()
     assert "<th>To train on</th>" in page.content.decode()
+
+
+def test_a_jobs_model_version_links_to_that_version_on_the_model_versions_screen(client_as, job):
+    """The job page named the version it produced as plain text: the reader had to find it in the registry."""
+    from moderation.models import ModelVersion
+    from training.services import training_job_succeed
+
+    job.status = TrainingJob.Status.RUNNING
+    job.history = [{"step": 1, "loss": 0.9}, {"step": 2, "loss": 0.5}]
+    job.save()
+    training_job_succeed(job_id=job.pk, adapter_path="adapters/sft-linked", metrics={})
+    job.refresh_from_db()
+    produced = job.model_version
+    other = ModelVersion.objects.create(name="another-version", backend=ModelVersion.Backend.EVIDENCE_BASELINE)
+    client = client_as("admin")
+
+    page = client.get(reverse("training:job_detail", args=[job.pk])).content.decode()
+    link = re.search(r'<a href="([^"]+)" id="job-model-version"><strong>([^<]+)</strong></a>', page)
+    assert link is not None and link.group(2) == produced.name
+
+    listing = client.get(link.group(1).replace("&amp;", "&"))
+    html = listing.content.decode()
+    assert listing.status_code == 200
+    assert f'data-version="{produced.name}"' in html and f'data-version="{other.name}"' not in html
+    assert f"Showing model version <strong>{produced.name}</strong> only" in html
+    assert f'<option value="{produced.pk}" selected>' in html  # the Evaluate form starts on it
+    every = client.get(reverse("training:model_list")).content.decode()
+    assert f'data-version="{produced.name}"' in every and f'data-version="{other.name}"' in every
+
+    gone = client.get(reverse("training:model_list"), {"version": "999999"})
+    assert gone.status_code == 404
+    text = gone.content.decode()
+    assert "There is no model version “999999”" in text and f'data-version="{other.name}"' in text

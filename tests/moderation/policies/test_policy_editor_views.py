@@ -160,12 +160,13 @@ def test_publishing_from_the_version_page_makes_the_draft_active(policy_version,
     page = client.get(reverse("moderation:policy_version", args=[draft.pk])).content.decode()
     assert "Publish and make active" in page and "Preview impact" in page
 
-    resp = client.post(reverse("moderation:policy_version_publish", args=[draft.pk]), follow=True)
+    confirmed = {"confirm": "publish", "replaces": str(policy_version.number)}
+    resp = client.post(reverse("moderation:policy_version_publish", args=[draft.pk]), confirmed, follow=True)
     assert resp.status_code == 200 and "is published and active" in resp.content.decode()
     assert list(PolicyVersion.objects.filter(is_active=True)) == [draft]
 
     # Rolling back from the old version's page.
-    resp = client.post(reverse("moderation:policy_version_activate", args=[policy_version.pk]))
+    resp = client.post(reverse("moderation:policy_version_activate", args=[policy_version.pk]), {"confirm": "activate"})
     assert resp.status_code == 302
     assert list(PolicyVersion.objects.filter(is_active=True)) == [policy_version]
 

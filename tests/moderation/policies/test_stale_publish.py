@@ -249,10 +249,18 @@ def test_the_stale_draft_page_warns_shows_the_active_changes_and_publishes_only_
     assert "Publish and make active" not in html  # no one-click publish
     assert f"Publish, replacing v{v2.number}…" in html and 'name="replaces"' not in html
 
-    # The old one-click form (a page opened before v2 was published) is refused with the reason, not a 500.
+    # The old one-click form (a page opened before v2 was published) publishes nothing: it opens the confirm step.
     resp = client.post(publish_url, follow=True)
-    assert resp.status_code == 200 and resp.redirect_chain == [(page_url, 302)]
-    assert f"Not published: v{v3.number} was started from v{v1.number}" in resp.content.decode()
+    assert resp.status_code == 200 and resp.redirect_chain == [(f"{page_url}?confirm=publish", 302)]
+    assert f'<input type="checkbox" name="replaces" value="{v2.number}" required>' in resp.content.decode()
+    assert _active_number(v1) == v2.number
+    # A confirm step sent without its box ticked (a browser that does not check "required") is refused there.
+    unticked = client.post(publish_url, {"confirm": "publish"})
+    assert (
+        unticked.status_code == 400
+        and f"Not published: v{v3.number} was started from v{v1.number}"
+        in (unticked.content.decode().split('id="publish-confirm"')[1])
+    )
     assert _active_number(v1) == v2.number
 
     confirm = client.get(page_url, {"confirm": "publish"}).content.decode()
@@ -280,17 +288,66 @@ def test_readers_see_the_warning_but_no_publish_step(stale, client_as):
     assert "Publish, replacing" not in text and 'name="replaces"' not in text and "Publish and make" not in text
 
 
-def test_an_up_to_date_draft_page_has_no_warning_and_one_click_publish(policy_version, editor, client_as):
-    draft = policy_version_create_draft(
-        policy=policy_version.policy, taxonomy=_with_keyword(policy_version.taxonomy, CRIMINAL, "x"), by=editor
-    )
-    client = client_as("policy_editor")
-    html = client.get(reverse("moderation:policy_version", args=[draft.pk]), {"confirm": "publish"}).content.decode()
-    assert "is active now" not in html and 'name="replaces"' not in html
-    assert "Publish and make active" in html and "started from <a" in html
+def test_an_up_to_date_draft_publishes_only_from_a_confirm_step_that_names_the_version_it_replaces(
+    policy_version, editor, client_as
+):
+    """ "Publish and make active" acted at once, though it changes what every reviewer and the model use:
+    now it opens a confirm step (a form, no JavaScript) naming the version replaced; so does "Make active again"."""
+    import re
 
-    client.post(reverse("moderation:policy_version_publish", args=[draft.pk]))
-    assert _active_number(policy_version) == draft.number
+    v1 = policy_version
+    draft = policy_version_create_draft(policy=v1.policy, taxonomy=_with_keyword(v1.taxonomy, CRIMINAL, "x"), by=editor)
+    client = client_as("policy_editor")
+    page_url = reverse("moderation:policy_version", args=[draft.pk])
+    publish_url = reverse("moderation:policy_version_publish", args=[draft.pk])
+
+    page = client.get(page_url).content.decode()
+    assert "is active now" not in page and "started from <a" in page and 'name="replaces"' not in page
+    opener = re.search(r'<form method="get" action="([^"]+)" class="inline">\s*<input type="hidden" name="confirm" '
+                       r'value="publish">\s*<button type="submit">Publish and make active…</button>', page)  # fmt: skip
+    assert opener is not None and opener.group(1) == page_url
+
+    # A publish sent without the step (an old page, a script) changes nothing and opens the step.
+    resp = client.post(publish_url)
+    assert resp.status_code == 302 and resp["Location"] == f"{page_url}?confirm=publish"
+    assert _active_number(v1) == v1.number
+
+    step = client.get(page_url, {"confirm": "publish"}).content.decode()
+    form = step.split('id="publish-confirm"')[1].split("</form>")[0]
+    assert f"Publish v{draft.number}, replacing v{v1.number}?</h2>" in form and "autofocus" in form
+    assert f'<input type="hidden" name="replaces" value="{v1.number}">' in form
+    assert f"instead of v{v1.number}'s" in form and "stay pinned to the version they were made under" in form
+    assert f'<button type="submit" class="danger">Publish v{draft.number}, replacing v{v1.number}</button>' in form
+    assert f'<a href="{page_url}">Cancel</a>' in form and "Publish and make active…" not in step
+
+    # Another editor publishes a version meanwhile: the confirmed publish is refused in the step, which now
+    # names the version active now.
+    other = policy_version_create_draft(policy=v1.policy, taxonomy=v1.taxonomy, by=editor, based_on=v1)
+    policy_version_publish(version=other, by=editor)
+    raced = client.post(publish_url, {"confirm": "publish", "replaces": str(v1.number)})
+    assert raced.status_code == 400
+    form = raced.content.decode().split('id="publish-confirm"')[1].split("</form>")[0]
+    assert f"you confirmed replacing v{v1.number}, but v{other.number} is active now" in form
+    assert _active_number(v1) == other.number
+
+    done = client.post(publish_url, {"confirm": "publish", "replaces": str(other.number)}, follow=True)
+    assert f"v{draft.number} is published and active" in done.content.decode()
+    assert _active_number(v1) == draft.number
+
+    # Making an earlier version active again has its step too.
+    back_url = reverse("moderation:policy_version", args=[v1.pk])
+    activate_url = reverse("moderation:policy_version_activate", args=[v1.pk])
+    assert "Make active again…" in client.get(back_url).content.decode()
+    resp = client.post(activate_url)
+    assert resp.status_code == 302 and resp["Location"] == f"{back_url}?confirm=activate"
+    assert _active_number(v1) == draft.number
+    step = client.get(back_url, {"confirm": "activate"}).content.decode()
+    assert f"Make v{v1.number} active again, replacing v{draft.number}?</h2>" in step
+    client.post(activate_url, {"confirm": "activate", "replaces": str(draft.number)})
+    assert _active_number(v1) == v1.number
+    # A reader gets no step, whatever the address says.
+    reader = client_as("moderator").get(page_url, {"confirm": "publish"}).content.decode()
+    assert 'id="publish-confirm"' not in reader
 
 
 def test_the_editor_records_the_version_it_opened_and_warns_when_it_is_not_active(stale, client_as):

@@ -298,7 +298,7 @@ def test_policy_editors_create_and_change_tag_sets_on_the_vocabulary_screen(clie
     # ... and says why inside that form: at the page's top it sat a screen's height above the boxes to fix.
     new_form = kept.split('id="new-tag-set"')[1].split("</form>")[0]
     assert 'role="alert"' in new_form and "Not in the vocabulary: “不存在”" in new_form
-    assert 'autofocus aria-describedby="new-tag-set-error"' in new_form
+    assert 'aria-invalid="true" aria-describedby="new-tag-set-tags-error" autofocus>萌宠, 不存在</textarea>' in new_form
     edit = editor.post(url, {**new, "create": "", "name": "Ads (strict)", "show_threshold": "0.97"})
     assert edit.status_code == 400  # the page again, not a redirect to the stored values
     kept = edit.content.decode()  # a refused edit keeps what was typed, the reason beside that set's form
@@ -627,3 +627,57 @@ def test_a_row_saved_on_a_later_page_of_the_vocabulary_goes_back_to_that_page(cl
         {"name": last.name, "parent": "无此标签", "is_active": "on", "page": "2", "seen": last.edit_token},
     ).content.decode()
     assert 'href="/tags/vocabulary/?page=1"' in refused and f'id="tag-row-{last.pk}"' in refused
+
+
+def test_a_tag_set_form_says_every_problem_at_once_beside_its_field(client_as) -> None:  # type: ignore[no-untyped-def]
+    """The form refused one problem at a time: fix the name, send, learn the threshold was wrong, fix it, send,
+    learn a tag was unknown. Now every field's problem comes back together, each beside its field, typed values kept."""
+    from django.urls import reverse
+
+    from moderation.tagging.models import TagSet
+    from moderation.tagging.services import tag_set_default
+
+    tags_import(lines=["萌宠"])
+    default = tag_set_default()
+    editor = client_as("policy_editor")
+    url = reverse("moderation:tag_set_save")
+    typed = {"create": "1", "slug": "Ads Safe!", "name": "", "description": "x" * 501, "show_threshold": "abc"}
+    typed |= {"preselect_threshold": "1.5", "max_suggestions": "2.7", "tags": "萌宠, 不存在"}
+
+    response = editor.post(url, typed)
+
+    assert response.status_code == 400
+    form = response.content.decode().split('id="new-tag-set"')[1].split("</form>")[0]
+    assert "was not saved: 7 problems, each said beside its field." in form
+    beside = {
+        "slug": "lower-case letters, digits and &#x27;-&#x27;",
+        "name": "needs a name of 1 to 100 characters",
+        "description": "The description is 501 characters long",
+        "show_threshold": "Show threshold: “abc” is not a number.",
+        "preselect_threshold": "Pre-select threshold: 1.5 is not a ranker score",
+        "max_suggestions": "Suggestions shown: “2.7” is not a whole number.",
+        "tags": "Not in the vocabulary: “不存在”",
+    }
+    for field, message in beside.items():
+        said = form.split(f'id="new-tag-set-{field}-error">')[1].split("</p>")[0]
+        assert message in said, field
+        assert f'aria-invalid="true" aria-describedby="new-tag-set-{field}-error"' in form, field
+    assert form.count("autofocus") == 1 and 'aria-describedby="new-tag-set-slug-error" autofocus' in form
+    assert 'value="Ads Safe!"' in form and 'value="abc"' in form and 'value="2.7"' in form
+    assert ">萌宠, 不存在</textarea>" in form
+    assert not TagSet.objects.filter(name="").exists() and TagSet.objects.count() == 1
+
+    # An edit too: a show threshold above the pre-select one and an unknown tag, both at once, in its form.
+    edit = {"slug": default.slug, "name": default.name, "show_threshold": "0.95", "preselect_threshold": "0.9"}
+    edit |= {"max_suggestions": "12", "tags": "没有", "is_default": "on"}
+    page = editor.post(url, edit).content.decode()
+    start = page.index(f'data-tag-set="{default.slug}"')
+    own = page[start : page.index("</form>", start)]
+    assert "2 problems, each said beside its field." in own
+    assert (
+        "a pre-selected suggestion would be hidden"
+        in own.split(f'id="tag-set-{default.slug}-show_threshold-error">')[1]
+    )
+    assert "Not in the vocabulary: “没有”" in own.split(f'id="tag-set-{default.slug}-tags-error">')[1]
+    default.refresh_from_db()
+    assert default.show_threshold == 0.05

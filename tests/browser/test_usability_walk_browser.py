@@ -1,0 +1,168 @@
+"""Six findings of a walk through the workbench as each role, seen in Chromium at 1440x900 after their fixes: the
+publish confirm step (by keyboard), the tag set form's errors all at once, the job's model version link, measures to
+three decimals, an unknown Tag2CoT status, and the admin's search boxes for admin-role staff.
+(SCREENSHOT_DIR keeps the screenshots.)"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+
+from moderation.policies.models import PolicyVersion
+from moderation.policies.services import policy_version_create_draft
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_accessibility import _screen_problems
+from tests.browser.test_review_browser import _login
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"),
+]
+
+
+def _shots(tmp_path: Path) -> Path:
+    return Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+
+
+def test_publishing_a_draft_asks_first_and_works_by_keyboard(page, make_user, policy_version, tmp_path):
+    editor = make_user("policy_editor", username="rubric-editor")
+    taxonomy = copy.deepcopy(policy_version.taxonomy)
+    taxonomy[0]["tags"][0]["keywords"].append("loan shark")
+    draft = policy_version_create_draft(policy=policy_version.policy, taxonomy=taxonomy, by=editor, notes="Loans")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, editor.username)
+    url = f"/policies/versions/{draft.pk}/"
+    page.goto(url)
+
+    opener = page.get_by_role("button", name="Publish and make active…")
+    opener.focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    confirm = page.locator("#publish-confirm")
+    title = f"Publish v{draft.number}, replacing v{policy_version.number}?"
+    assert confirm.locator("h2").inner_text() == title
+    assert page.evaluate("document.activeElement.id") == "publish-confirm-title"  # the step opens focused
+    assert PolicyVersion.objects.get(pk=draft.pk).status == "draft"  # nothing happened yet
+    page.screenshot(path=str(_shots(tmp_path) / "publish-confirm-step.png"))
+    assert _screen_problems(page, {"confirm step": f"{url}?confirm=publish"}) == {}
+
+    page.goto(f"{url}?confirm=publish")
+    page.keyboard.press("Tab")  # from the heading: the comparison link, then the button
+    page.keyboard.press("Tab")
+    name = f"Publish v{draft.number}, replacing v{policy_version.number}"
+    assert page.evaluate("document.activeElement.textContent") == name
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert f"v{draft.number} is published and active" in page.content()
+    assert PolicyVersion.objects.get(pk=draft.pk).is_active
+    page.screenshot(path=str(_shots(tmp_path) / "publish-confirmed.png"))
+
+
+def test_a_tag_set_form_shows_every_problem_beside_its_field(page, make_user, tmp_path):
+    from moderation.tagging.services import tag_set_default, tags_import
+
+    tags_import(lines=["萌宠", "美食"])
+    tag_set_default()
+    editor = make_user("policy_editor", username="tag-editor")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, editor.username)
+    page.goto("/tags/vocabulary/")
+    page.locator("#new-tag-set").locator("xpath=ancestor::details").locator("summary").click()
+    form = page.locator("#new-tag-set")
+    form.get_by_label("Short name").fill("ads-safe")
+    form.get_by_label("Name", exact=True).fill("Ads safe")
+    form.get_by_label("Show from score").fill("0.95")
+    form.get_by_label("Pre-select from score").fill("0,9")
+    form.get_by_label("Suggestions shown").fill("80")
+    form.get_by_label("Tags").fill("萌宠, 不存在")
+    with page.expect_navigation():
+        form.get_by_role("button", name="Create tag set").click()
+
+    form = page.locator("#new-tag-set")
+    assert form.locator(".field-error").count() == 3
+    assert "3 problems, each said beside its field." in form.locator("[role=alert]").inner_text()
+    assert form.get_by_label("Pre-select from score").input_value() == "0,9"  # kept as typed
+    assert page.evaluate("document.activeElement.name") == "preselect_threshold"  # the first field to fix
+    form.scroll_into_view_if_needed()
+    page.screenshot(path=str(_shots(tmp_path) / "tag-set-all-errors.png"))
+
+
+def test_a_jobs_model_version_opens_on_the_models_screen_at_three_decimals(page, make_user, policy_version, tmp_path):
+    from moderation.models import ModelVersion
+    from training.models import EvaluationRun, PreferenceDataset, TrainingJob
+
+    admin = make_user("admin", username="ml-admin")
+    version = ModelVersion.objects.create(name="sft-job-7", backend=ModelVersion.Backend.EVIDENCE_BASELINE)
+    ModelVersion.objects.create(name="another-model", backend=ModelVersion.Backend.EVIDENCE_BASELINE)
+    job = TrainingJob.objects.create(
+        dataset=PreferenceDataset.objects.create(name="pairs"),
+        status=TrainingJob.Status.SUCCEEDED,
+        step=2,
+        total_steps=2,
+        model_version=version,
+        history=[{"step": 1, "loss": 0.912345}, {"step": 2, "loss": 0.401234}],
+    )
+    ModelVersion.objects.filter(pk=version.pk).update(source_job_id=job.pk)
+    EvaluationRun.objects.create(
+        model_version=version,
+        policy_version=policy_version,
+        eval_set_key="gold",
+        status=EvaluationRun.Status.SUCCEEDED,
+        n_items=12,
+        metrics={"binary_accuracy": 11 / 12, "strict_accuracy": 2 / 3, "format_validity": 1.0},
+    )
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, admin.username)
+    page.goto(f"/training/jobs/{job.pk}/")
+    assert "loss 0.401 – 0.912" in page.locator("#job-progress").inner_text()
+    page.screenshot(path=str(_shots(tmp_path) / "job-model-version-link.png"))
+
+    with page.expect_navigation():
+        page.get_by_role("link", name="sft-job-7").click()
+    assert page.locator("tr[data-version]").count() == 1
+    assert "Showing model version sft-job-7 only" in page.locator("#version-filter").inner_text()
+    assert "strict 0.667 · format 1.000" in page.locator("tr[data-version]").inner_text()
+    page.screenshot(path=str(_shots(tmp_path) / "models-filtered-to-version.png"))
+    run = EvaluationRun.objects.get()
+    page.goto(f"/training/evaluations/{run.pk}/")
+    assert "0.917" in page.locator("#evaluation-result").inner_text()
+    page.screenshot(path=str(_shots(tmp_path) / "evaluation-three-decimals.png"))
+
+
+def test_an_unknown_tag2cot_status_is_said(page, make_user, tmp_path):
+    labeler = make_user("labeler", username="cot-writer")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, labeler.username)
+    response = page.goto("/annotation/tag2cot/?status=pending")
+    assert response is not None and response.status == 400
+    assert "There is no Tag2CoT status “pending”: showing every task." in page.locator("#status-problem").inner_text()
+    assert page.locator("nav.filters strong").inner_text() == "All"
+    page.screenshot(path=str(_shots(tmp_path) / "tag2cot-unknown-status.png"))
+
+
+def test_admin_role_staff_choose_by_search_in_the_admin(page, make_user, policy_version, tmp_path):
+    from django.contrib.auth.models import Permission
+    from playwright.sync_api import expect
+
+    from moderation.models import ReviewQueue
+    from tests.factories import ReviewTaskFactory
+
+    queues = [ReviewQueue.objects.create(slug=f"ads-{n}", name=f"Ads queue {n}") for n in range(3)]
+    task = ReviewTaskFactory(decision__policy_version=policy_version, queue=queues[0])
+    staff = make_user("admin", username="ops-lead", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="change_reviewtask"))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto("/admin/login/")
+    page.fill("input[name=username]", staff.username)
+    page.fill("input[name=password]", "pw-test-123")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.goto(f"/admin/moderation/reviewtask/{task.pk}/change/")
+    page.locator(".field-queue .select2-selection").click()
+    page.locator(".select2-search__field").fill("ads-2")
+    # The search answers (a 403 showed "The results could not be loaded."): only the queue typed for.
+    expect(page.locator(".select2-results__option")).to_have_text(["Ads queue 2"])
+    page.screenshot(path=str(_shots(tmp_path) / "admin-role-search.png"))

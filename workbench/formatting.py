@@ -1,0 +1,28 @@
+"""How the screens write numbers that measure a model or its reviewers: one home, so every page agrees."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+# Accuracy, precision, recall, F1, kappa, agreement, loss, reward: three decimals everywhere (the job page
+# said 4, the model versions screen 3, the evaluation page 4, so one run's accuracy read as two numbers).
+METRIC_DECIMALS = 3
+MISSING = "—"
+
+
+def metric_text(value: Any, missing: str = MISSING) -> str:
+    """``value`` to :data:`METRIC_DECIMALS` places ("0.917"); ``missing`` for None or an empty value; a
+    value that is not a number (a bool, a word, NaN) as it is, so nothing is hidden behind a format."""
+    if value is None or value == "":
+        return missing
+    if isinstance(value, bool):
+        return str(value).lower()
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(number):
+        return str(value)
+    text = f"{number:.{METRIC_DECIMALS}f}"
+    return text[1:] if text == f"-{0:.{METRIC_DECIMALS}f}" else text  # "-0.000" reads as a drop
