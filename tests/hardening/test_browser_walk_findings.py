@@ -182,7 +182,7 @@ def test_an_evaluation_names_its_metrics_and_says_dash_for_a_category_without_it
     detail = admin.get(reverse("training:evaluation_detail", args=[a.pk])).content.decode()
     compare = admin.get(reverse("training:evaluation_compare") + f"?a={a.pk}&b={b.pk}").content.decode()
 
-    assert '<th title="binary_accuracy">Binary accuracy (violation or not)</th><td>0.5000</td>' in detail
+    assert '<th title="binary_accuracy">Binary accuracy (violation or not)</th><td>0.500</td>' in detail
     assert '<th title="n">Items evaluated</th>' in detail and "<th>binary_accuracy</th>" not in detail
     assert "<th>商业行为与商品宣传</th><td>0.000</td>" in detail
     assert "<th>知识产权与标识合规</th><td>— (no item of it)</td>" in detail
