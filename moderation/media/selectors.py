@@ -104,18 +104,26 @@ def _item_rules(*, video_id: Any) -> tuple[QuerySet[Any], QuerySet[Any]]:
 def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
     """The rule of ``videos_open_to`` as a filter for any queryset whose ``field`` is a video id.
 
-    A video is open to ``user`` unless it has a review item (any status: a decided item's content is still
-    sensitive) in a queue restricted to groups, or routing has sent it to one whose item is not made yet
-    (``Video.routed_restricted``), and no item in a moderation queue open to all or to one of ``user``'s groups
-    (a tags item opens nothing: ``_item_rules``). Review's tables are reached through the app registry, not an
-    import: media is the bottom wing, so every screen that shows a video (media, tagging, review, annotation,
-    the API, the audit log) can apply the one rule. EXISTS subqueries, no per-row query."""
+    A video not decided yet has not been routed (routing runs in the transaction that saves the first
+    decision), so nobody knows yet whether it is restricted: it is open only to its uploader (and to those who
+    see every video). Once decided, it is open unless it has a review item (any status: a decided item's
+    content is still sensitive) in a queue restricted to groups, or routing has sent it to one whose item is
+    not made yet (``Video.routed_restricted``), and no item in a moderation queue open to all or to one of
+    ``user``'s groups (a tags item opens nothing: ``_item_rules``). Review's tables are reached through the
+    app registry, not an import: media is the bottom wing, so every screen that shows a video (media,
+    tagging, review, annotation, the API, the audit log) can apply the one rule. EXISTS subqueries, no
+    per-row query."""
     if videos_all_open_to(user=user):
         return Q()
     restricted, opening = _item_rules(video_id=OuterRef(field))
     mine = opening.filter(Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk))
     routed = Video.objects.filter(pk=OuterRef(field), routed_restricted=True)
-    return ~(Q(Exists(restricted)) | Q(Exists(routed))) | Q(Exists(mine))
+    decided = apps.get_model("moderation", "Decision").objects.filter(video_id=OuterRef(field))
+    after_routing = Q(Exists(decided)) & (~(Q(Exists(restricted)) | Q(Exists(routed))) | Q(Exists(mine)))
+    if user.pk is None:
+        return after_routing
+    own_upload = Video.objects.filter(pk=OuterRef(field), created_by_id=user.pk)
+    return after_routing | (~Q(Exists(decided)) & Q(Exists(own_upload)))
 
 
 def videos_open_to(*, user: Any, qs: QuerySet[Any] | None = None, field: str = "pk") -> QuerySet[Any]:

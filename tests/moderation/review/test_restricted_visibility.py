@@ -606,3 +606,43 @@ def test_routing_a_tagged_video_to_a_restricted_queue_drops_its_unworked_open_ta
     assert ReviewTask.objects.filter(pk=worked.pk).exists()
     assert not video_open_to(user=world.outsider, video_id=world.plain.pk)
     assert video_open_to(user=world.expert, video_id=world.plain.pk)
+
+
+def test_a_video_not_routed_yet_is_open_only_to_its_uploader_and_admins(policy_version: Any) -> None:
+    """From upload until its first decision, routing has not said whether a video is restricted: it was open to
+    every moderator meanwhile (its page, media, the API and the list). Now its uploader follows it, those who see
+    every video see it, and other moderators see it once it is decided and routed to a queue open to them."""
+    from moderation.inference.services import decision_create_for_video
+
+    uploader, colleague, admin = _staff("moderator"), _staff("moderator", "labeler"), _staff("admin")
+    video = VideoFactory(created_by=uploader, title="Just uploaded clip")
+    frame = default_storage.save("keyframes/unrouted.jpg", ContentFile(b"jpeg bytes"))
+    Keyframe.objects.create(video=video, index=0, timestamp=0.5, image=frame)
+    urls = [
+        reverse("moderation:video_detail", args=[video.pk]),
+        reverse("moderation:api-video-detail", args=[video.pk]),
+        reverse("media", args=[video.file.name]),
+        reverse("media", args=[frame]),
+    ]
+    event = audit_event_record(actor=uploader, action="video.uploaded", obj=video)
+    auditor = _staff(is_staff=True)
+    auditor.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+
+    def sees(user: User) -> bool:
+        client = _client(user)
+        codes = {client.get(url).status_code for url in urls}
+        assert len(codes) == 1, (user, codes)
+        listed = "Just uploaded clip" in client.get(reverse("moderation:video_list")).content.decode()
+        api = {row["id"] for row in client.get(reverse("moderation:api-video-list")).json()["results"]}
+        assert listed is (video.pk in api) is (codes == {200}), (user, codes, listed)
+        return codes == {200}
+
+    assert sees(uploader) and sees(admin)
+    assert not sees(colleague)
+    assert event.action not in _client(auditor).get(reverse("admin:moderation_auditevent_changelist")).content.decode()
+
+    decision_create_for_video(video_id=video.pk)  # routed to the open default queue
+
+    assert ReviewTask.objects.filter(decision__video=video, queue__allowed_groups__isnull=True).exists()
+    assert sees(colleague) and sees(uploader)
+    assert event.action in _client(auditor).get(reverse("admin:moderation_auditevent_changelist")).content.decode()
