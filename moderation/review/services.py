@@ -55,15 +55,16 @@ rng = random.Random()  # noqa: S311 - sampling, not security
 
 
 def audit_event_record(
-    *, actor: User | None, action: str, obj: Model, payload: dict[str, Any] | None = None
+    *, actor: User | None, action: str, obj: Model | None, payload: dict[str, Any] | None = None
 ) -> AuditEvent:
-    """Append one event to the audit log (the database refuses to change or delete it later)."""
+    """Append one event to the audit log (the database refuses to change or delete it later). ``obj`` None:
+    an action on no one row (a download of data chosen by filters); its payload says what was chosen."""
     return AuditEvent.objects.create(
         actor=actor,
         actor_name=actor.get_username() if actor is not None else "",
         action=action,
-        object_type=obj._meta.model_name or obj.__class__.__name__.lower(),
-        object_id=str(obj.pk),
+        object_type="" if obj is None else obj._meta.model_name or obj.__class__.__name__.lower(),
+        object_id="" if obj is None else str(obj.pk),
         payload=payload or {},
     )
 

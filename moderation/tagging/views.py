@@ -318,6 +318,7 @@ def tag_set_save(request: HttpRequest) -> HttpResponse:
             tag_names=post.get("tags", "").replace("，", ",").split(","),
             is_default=post.get("is_default") == "on",
             create=post.get("create") == "1",
+            user=_user(request),
         )
     except ModerationError as exc:
         refusal = f"Tag set “{slug[:50] or '(new)'}” was not saved: {exc}"
