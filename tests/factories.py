@@ -106,6 +106,26 @@ class DecisionFactory(factory.django.DjangoModelFactory):
     )
 
 
+def _active_policy_version() -> PolicyVersion:
+    found = PolicyVersion.objects.filter(policy__slug=PolicyFactory.slug, is_active=True).first()
+    return found if found is not None else PolicyVersionFactory()
+
+
+class DecidedVideoFactory(VideoFactory):
+    """A video with a model decision (under the active policy version), so routed: open to every reviewer unless
+    routing sent it to a restricted queue. A ``VideoFactory`` video is not decided yet, so not routed: open only
+    to its uploader and to those who see every video (``video_open_to_q``)."""
+
+    class Meta:
+        model = Video
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def decision(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if create:
+            DecisionFactory(video=self, policy_version=_active_policy_version(), **kwargs)
+
+
 class ReviewTaskFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ReviewTask

@@ -28,6 +28,7 @@ from moderation.inference.cot import CotParseError, parse_blm
 from moderation.inference.metrics import kuaimod_metrics, tag_to_major
 from moderation.models import ModelVersion, PolicyVersion, Video
 from moderation.policies.spec import PolicySpec
+from moderation.review.services import audit_event_record
 from training.errors import TrainingError, training_error_text
 from training.models import EvaluationRun
 from workbench.queues import enqueue
@@ -72,7 +73,18 @@ def evaluation_start(
         eval_set_key=eval_set_key(eval_set=eval_set, policy_version=policy_version, file_path=file_path),
         created_by=created_by,
     )
-
+    # Which model was measured on what is the audit log's to answer: the release gate reads these runs.
+    audit_event_record(
+        actor=created_by,
+        action="evaluation.start",
+        obj=run,
+        payload={
+            "model_version": model_version.name,
+            "policy_version": policy_version.pk,
+            "eval_set": eval_set,
+            "eval_set_key": run.eval_set_key,
+        },
+    )
     enqueue("training.tasks.run_evaluation", run.pk)
     return run
 

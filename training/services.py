@@ -117,12 +117,15 @@ def _snapshot(
     created_by: User | None,
     name: str | None,
     eval_share: float,
+    chosen: dict[str, Any] | None = None,
 ) -> PreferenceDataset:
     """Save the collected records as a new dataset and export its train (and held-out) JSONL.
 
     Idempotent on content: when a snapshot of the same kind, evaluation share and records (each with its
     split) exists, that one is returned and nothing is written (a second click, or nothing new since). A
-    name already taken gets the new snapshot's number appended, so two snapshots never share a name."""
+    name already taken gets the new snapshot's number appended, so two snapshots never share a name.
+    A new snapshot is in the audit log (``dataset.build``: who built it, from what, with ``chosen``: the
+    builder's choices); a returned existing one built nothing and is not."""
     if all(r.split == PreferencePair.Split.EVAL for r in records):
         raise TrainingError("Every video landed in the evaluation split; lower the evaluation share.")
     rows = [row(r) for r in records]
@@ -165,6 +168,21 @@ def _snapshot(
     dataset.eval_count = len(held_out)
     dataset.policy_versions = sorted({rec.lineage["policy_version_id"] for rec in records})
     dataset.save()
+    # What a model will be trained on, and who chose it, is the audit log's to answer (as job starts are).
+    audit_event_record(
+        actor=created_by,
+        action="dataset.build",
+        obj=dataset,
+        payload={
+            "kind": kind,
+            "name": dataset.name,
+            "eval_share": float(eval_share),
+            "train_count": dataset.train_count,
+            "eval_count": dataset.eval_count,
+            "policy_versions": dataset.policy_versions,
+            **(chosen or {}),
+        },
+    )
     enqueue("training.tasks.export_dataset", dataset.pk)
     return dataset
 
@@ -216,6 +234,7 @@ def preference_dataset_build(
         created_by=created_by,
         name=name,
         eval_share=eval_share,
+        chosen={"rejected_from": rejected_model_version.name if rejected_model_version is not None else "every"},
     )
 
 

@@ -11,7 +11,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from moderation.tagging.models import TagEvent
+from django.contrib.auth.models import User
+
+from moderation.review.services import audit_event_record
+from moderation.tagging.models import TagEvent, TagSet
 from training.data import split_for, split_group_for
 from training.errors import TrainingError
 
@@ -100,10 +103,15 @@ def tag_events_download(
     tag_ids: list[int] | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    by: User | None = None,
+    tag_set: TagSet | None = None,
 ) -> tuple[bytes, int]:
     """The chosen events as one download: ``jsonl`` (one file, each row names its split) or ``hf``
     (a zip of what ``manage.py export_tag_events --hf`` writes: the JSONL per split and the
-    ``DatasetDict`` folder). Returns ``(bytes, number of events)``; refused when none match."""
+    ``DatasetDict`` folder). Returns ``(bytes, number of events)``; refused when none match.
+
+    A download is a tag dataset built by ``by``: it is in the audit log (``tag_dataset.build``, about
+    ``tag_set``, the set whose tags were chosen; none: every tag), with the choices and the event count."""
     if not 0 <= eval_share <= 0.9:
         raise TrainingError(f"The held-out share must be between 0 and 0.9, not {eval_share:g}.")
     if file_format not in ("jsonl", "hf"):
@@ -112,7 +120,27 @@ def tag_events_download(
     if not rows:
         raise TrainingError("No tag review events match: widen the days or choose another tag set.")
     if file_format == "jsonl":
-        return "".join(tag_event_line(r) + "\n" for r in rows).encode(), len(rows)
+        body = "".join(tag_event_line(r) + "\n" for r in rows).encode()
+    else:
+        body = _hf_zip(rows=rows, eval_share=eval_share)
+    audit_event_record(
+        actor=by,
+        action="tag_dataset.build",
+        obj=tag_set,
+        payload={
+            "format": file_format,
+            "tag_set": tag_set.slug if tag_set is not None else None,
+            "eval_share": eval_share,
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+            "events": len(rows),
+        },
+    )
+    return body, len(rows)
+
+
+def _hf_zip(*, rows: list[dict[str, Any]], eval_share: float) -> bytes:
+    """The rows as a zip of the JSONL per split and the ``DatasetDict`` folder (``datasets`` imported here)."""
     from datasets import disable_progress_bars
 
     disable_progress_bars()  # in the web process: no progress bar in the server's log per download
@@ -124,4 +152,4 @@ def tag_events_download(
             for path in sorted(folder.rglob("*")):
                 if path.is_file():
                     archive.write(path, path.relative_to(Path(tmp)).as_posix())
-    return buffer.getvalue(), len(rows)
+    return buffer.getvalue()

@@ -228,6 +228,8 @@ def tag_events_download(request: HttpRequest) -> HttpResponse:
             tag_ids=form.tag_ids(),
             since=since,
             until=until,
+            by=_user(request),
+            tag_set=form.cleaned_data.get("tag_set"),
         )
     except TrainingError as exc:
         return _render_list(

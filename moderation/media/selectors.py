@@ -91,22 +91,39 @@ def videos_all_open_to(*, user: Any) -> bool:
     return bool(user.is_superuser or user.has_perms(ROLE_PERMISSIONS["admin"]))
 
 
+def _item_rules(*, video_id: Any) -> tuple[QuerySet[Any], QuerySet[Any]]:
+    """A video's review items (``video_id``: its id or an ``OuterRef`` to it) in a queue restricted to groups,
+    and those in a queue that may open it: a moderation queue. A tags item never opens a video: it is
+    made from tag suggestions without the routing decision (done or escalated ones are kept after routing has
+    restricted the video), so only the review queues routing chose decide who sees the content."""
+    items = apps.get_model("moderation", "ReviewTask").objects.filter(decision__video_id=video_id)
+    tags = apps.get_model("moderation", "ReviewQueue").Kind.TAGS
+    return items.filter(queue__allowed_groups__isnull=False), items.exclude(queue__kind=tags)
+
+
 def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
     """The rule of ``videos_open_to`` as a filter for any queryset whose ``field`` is a video id.
 
-    A video is open to ``user`` unless it has a review item (any status: a decided item's content is still
-    sensitive) in a queue restricted to groups, or routing has sent it to one whose item is not made yet
-    (``Video.routed_restricted``), and no item in a queue open to all or to one of ``user``'s groups. Review's tables are reached through the app registry, not an import: media is the bottom wing,
-    so every screen that shows a video (media, tagging, review, annotation, the API) can apply the one rule.
-    Two EXISTS subqueries, no per-row query."""
+    A video not decided yet has not been routed (routing runs in the transaction that saves the first
+    decision), so nobody knows yet whether it is restricted: it is open only to its uploader (and to those who
+    see every video). Once decided, it is open unless it has a review item (any status: a decided item's
+    content is still sensitive) in a queue restricted to groups, or routing has sent it to one whose item is
+    not made yet (``Video.routed_restricted``), and no item in a moderation queue open to all or to one of
+    ``user``'s groups (a tags item opens nothing: ``_item_rules``). Review's tables are reached through the
+    app registry, not an import: media is the bottom wing, so every screen that shows a video (media,
+    tagging, review, annotation, the API, the audit log) can apply the one rule. EXISTS subqueries, no
+    per-row query."""
     if videos_all_open_to(user=user):
         return Q()
-    review_task = apps.get_model("moderation", "ReviewTask")
-    items = review_task.objects.filter(decision__video_id=OuterRef(field))
-    restricted = items.filter(queue__allowed_groups__isnull=False)
-    mine = items.filter(Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk))
+    restricted, opening = _item_rules(video_id=OuterRef(field))
+    mine = opening.filter(Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk))
     routed = Video.objects.filter(pk=OuterRef(field), routed_restricted=True)
-    return ~(Q(Exists(restricted)) | Q(Exists(routed))) | Q(Exists(mine))
+    decided = apps.get_model("moderation", "Decision").objects.filter(video_id=OuterRef(field))
+    after_routing = Q(Exists(decided)) & (~(Q(Exists(restricted)) | Q(Exists(routed))) | Q(Exists(mine)))
+    if user.pk is None:
+        return after_routing
+    own_upload = Video.objects.filter(pk=OuterRef(field), created_by_id=user.pk)
+    return after_routing | (~Q(Exists(decided)) & Q(Exists(own_upload)))
 
 
 def videos_open_to(*, user: Any, qs: QuerySet[Any] | None = None, field: str = "pk") -> QuerySet[Any]:
@@ -130,14 +147,12 @@ def video_open_or_404(*, user: Any, video_id: int) -> None:
 def video_restricted(*, video_id: int) -> bool:
     """Whether video ``video_id`` is hidden from moderators outside some queue's groups (``video_open_to_q``):
     it has a review item in a group-restricted queue, or routing sent it to one whose item is not made yet
-    (``Video.routed_restricted``), and it has none in a queue open to all. Whatever would put it into an open
-    queue (the tags queue) must not, or it would show it to everyone."""
-    review_task = apps.get_model("moderation", "ReviewTask")
-    items = review_task.objects.filter(decision__video_id=video_id)
+    (``Video.routed_restricted``), and it has none in a moderation queue open to all. Whatever would put it into
+    an open queue (the tags queue) must not: its item there would be claimed by moderators who may not open it."""
+    restricted, opening = _item_rules(video_id=video_id)
     return (
-        items.filter(queue__allowed_groups__isnull=False).exists()
-        or Video.objects.filter(pk=video_id, routed_restricted=True).exists()
-    ) and not items.filter(queue__allowed_groups__isnull=True).exists()
+        restricted.exists() or Video.objects.filter(pk=video_id, routed_restricted=True).exists()
+    ) and not opening.filter(queue__allowed_groups__isnull=True).exists()
 
 
 def media_path_open_to(*, user: Any, path: str) -> bool:

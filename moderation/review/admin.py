@@ -89,6 +89,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     def object_link(self, event: AuditEvent) -> str:
         """Its object's admin page; "(deleted)" in place of the link once the row is gone (only those who see
         every video read such an event: ``audit_events_open_to``)."""
+        if not event.object_type:
+            return "—"
         label = f"{event.object_type} #{event.object_id}"
         if getattr(event, "object_deleted", False):
             return f"{label} (deleted)"

@@ -29,6 +29,7 @@ from moderation.inference.stage1.label_value import label_value, uncertainty_ter
 from moderation.integrations.services import event_label_final, event_review_completed
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
+from moderation.media.selectors import video_restricted
 from moderation.policies.models import PolicyVersion
 from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewSkip, ReviewTask
@@ -54,15 +55,16 @@ rng = random.Random()  # noqa: S311 - sampling, not security
 
 
 def audit_event_record(
-    *, actor: User | None, action: str, obj: Model, payload: dict[str, Any] | None = None
+    *, actor: User | None, action: str, obj: Model | None, payload: dict[str, Any] | None = None
 ) -> AuditEvent:
-    """Append one event to the audit log (the database refuses to change or delete it later)."""
+    """Append one event to the audit log (the database refuses to change or delete it later). ``obj`` None:
+    an action on no one row (a download of data chosen by filters); its payload says what was chosen."""
     return AuditEvent.objects.create(
         actor=actor,
         actor_name=actor.get_username() if actor is not None else "",
         action=action,
-        object_type=obj._meta.model_name or obj.__class__.__name__.lower(),
-        object_id=str(obj.pk),
+        object_type="" if obj is None else obj._meta.model_name or obj.__class__.__name__.lower(),
+        object_id="" if obj is None else str(obj.pk),
         payload=payload or {},
     )
 
@@ -178,12 +180,14 @@ def review_tasks_create_for_decision(
     # (review_queue_decision: moderation.review.tasks.run_queue_decision, on the infer queue).
     own = [q for q in chosen if q.model_version_id in (None, decision.model_version_id)]
     other = [q for q in chosen if q not in own]
-    if ReviewQueue.objects.filter(pk__in=[q.pk for q in chosen], allowed_groups__isnull=False).exists():
+    restricted = ReviewQueue.objects.filter(pk__in=[q.pk for q in chosen], allowed_groups__isnull=False).exists()
+    if restricted:
         # Restricted from now on, not from when a queue's own model has decided and its item exists: until then
-        # the video has no item and would be open to everyone (its page, its media, an open tags item for good).
+        # the video has no item and would be open to everyone (its page, its media).
         Video.objects.filter(pk=decision.video_id, routed_restricted=False).update(routed_restricted=True)
     tasks = ReviewTask.objects.bulk_create([t for q in own for t in _new_tasks(q, decision)])
-    review_queue_counts_forget(queue_ids=[q.pk for q in own])
+    dropped = _open_tag_items_drop(video_id=decision.video_id) if restricted else []
+    review_queue_counts_forget(queue_ids=[q.pk for q in own] + dropped)
     audit_event_record(
         actor=None,
         action="decision.routed",
@@ -198,6 +202,25 @@ def review_tasks_create_for_decision(
     for queue in other:
         enqueue("moderation.review.tasks.run_queue_decision", decision.pk, queue.pk)
     return tasks
+
+
+def _open_tag_items_drop(*, video_id: int) -> list[int]:
+    """Drop the unworked items of a video in tags queues open to all once routing has made it restricted
+    (``video_restricted``): a tags item opens no video (``video_open_to_q``), so moderators outside the
+    restricted queue's groups would claim an item they may not open. Its queue's groups tag it from its review
+    screen. Worked items (done, escalated) stay: they hold who tagged it. Returns the queues that lost items."""
+    if not video_restricted(video_id=video_id):
+        return []
+    items = ReviewTask.objects.filter(
+        decision__video_id=video_id,
+        queue__kind=ReviewQueue.Kind.TAGS,
+        queue__allowed_groups__isnull=True,
+        status__in=[ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED],
+        is_gold=False,
+    )
+    queue_ids = sorted(set(items.values_list("queue_id", flat=True)))
+    ReviewTask.objects.filter(pk__in=list(items.values_list("pk", flat=True))).delete()
+    return queue_ids
 
 
 def review_route_decision(sender: Any, *, decision: Decision, **kwargs: Any) -> None:

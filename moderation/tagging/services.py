@@ -23,6 +23,7 @@ from django.db.models import Count, F, Func, Max, TextField, Value
 from django.utils import timezone
 
 from moderation.errors import ModerationError, StaleEditError
+from moderation.review.services import audit_event_record
 from moderation.tagging import text as tagtext
 from moderation.tagging.files import MAX_FILE_BYTES, decode_lines
 from moderation.tagging.models import (
@@ -188,6 +189,37 @@ def _word_clash(*, tag_name: str, word: str, as_alias: bool, owners: _WordOwners
     return f"“{word[:40]}” is an alias of another tag, “{others[0]}”"
 
 
+AUDIT_NAMES_LISTED = 200  # an import's event names this many tags; the version's revisions hold all of them
+
+
+def _vocabulary_audit(
+    *,
+    user: User | None,
+    action: str,
+    version: VocabularyVersion,
+    payload: dict[str, Any],
+    created: list[str] | None = None,
+    changed: dict[str, Any] | None = None,
+) -> None:
+    """One vocabulary change in the audit log, about the vocabulary version it made: who, and which tags were
+    created and changed how (the first ``AUDIT_NAMES_LISTED`` of each, with the counts; the version's
+    ``TagRevision`` rows keep every tag as it became)."""
+    created, changed = created or [], changed or {}
+    audit_event_record(
+        actor=user,
+        action=action,
+        obj=version,
+        payload={
+            "version": version.number,
+            **payload,
+            "created_count": len(created),
+            "created": created[:AUDIT_NAMES_LISTED],
+            "changed_count": len(changed),
+            "changed": dict(list(changed.items())[:AUDIT_NAMES_LISTED]),
+        },
+    )
+
+
 @transaction.atomic
 def tags_import(
     *, lines: Iterable[str], user: User | None = None, note: str = "", source: str = Tag.Source.IMPORT
@@ -276,6 +308,7 @@ def tags_import(
     version = vocabulary_version_create(note=note or f"import of {len(parsed)} tags", user=user)
     report.version = version
     new_tags: list[Tag] = []
+    updated: dict[str, list[str]] = {}  # name: the aliases it gained
     for name, aliases in parsed.items():
         tag = existing.get(name)
         if tag is None:
@@ -298,12 +331,21 @@ def tags_import(
         tag.save(update_fields=["aliases", "search_grams", "search_text"])
         _revise(tag, version)
         report.updated += 1
+        updated[tag.name] = added
     created = Tag.objects.bulk_create(new_tags, batch_size=1000)
     TagRevision.objects.bulk_create(
         [TagRevision(tag=t, version=version, name=t.name, aliases=t.aliases, is_active=True) for t in created],
         batch_size=1000,
     )
     report.created = len(created)
+    _vocabulary_audit(
+        user=user,
+        action="tags.import",
+        version=version,
+        payload={"source": source, "note": version.note, "unchanged": report.unchanged, "skipped": len(report.errors)},
+        created=[t.name for t in created],
+        changed=updated,
+    )
     if created:
         enqueue("moderation.tagging.tasks.embed_tags")
     report.notes.sort(key=lambda note: int(note.split(":")[0].split()[1]))  # in line order, as the errors
@@ -333,6 +375,7 @@ def tags_import_hierarchy(*, lines: Iterable[str], user: User | None = None) -> 
         pairs.append((number, parts[0], parts[1]))
     tags = {t.name: t for t in Tag.objects.select_for_update().filter(name__in={n for p in pairs for n in p[1:]})}
     version: VocabularyVersion | None = None
+    moved: dict[str, list[str | None]] = {}  # child: [the parent it had, the one it has]
     for number, child_name, parent_name in pairs:
         child, parent = tags.get(child_name), tags.get(parent_name)
         missing = [n for n, t in ((child_name, child), (parent_name, parent)) if t is None]
@@ -349,11 +392,15 @@ def tags_import_hierarchy(*, lines: Iterable[str], user: User | None = None) -> 
             report.unchanged += 1
             continue
         version = version or vocabulary_version_create(note="hierarchy import", user=user)
+        moved[child.name] = [child.parent.name if child.parent else None, parent.name]
         child.parent = parent
         child.save(update_fields=["parent"])
         _revise(child, version)
         report.updated += 1
     report.version = version
+    if version is not None:
+        payload = {"unchanged": report.unchanged, "skipped": len(report.errors)}
+        _vocabulary_audit(user=user, action="tags.parents_import", version=version, payload=payload, changed=moved)
     report.errors.sort(key=lambda e: int(e.split(":")[0].split()[1]))
     return report
 
@@ -462,6 +509,16 @@ def tag_import_run(*, import_id: int) -> TagImport:
     return job
 
 
+def _tag_audit_fields(tag: Tag) -> dict[str, Any]:
+    """What an edit of ``tag`` may change, as its audit event names it (the parent by name)."""
+    return {
+        "name": tag.name,
+        "aliases": list(tag.aliases),
+        "parent": tag.parent.name if tag.parent is not None else None,
+        "is_active": tag.is_active,
+    }
+
+
 def _check_parent(child: Tag, parent: Tag | None) -> None:
     """Refuse a parent that would make a loop, saying which way round: "“猫” is “动物” itself or below it"
     left the editor to work out that the line asked to put 动物 under its own child."""
@@ -499,6 +556,7 @@ def tag_update(
     the tag since, the edit is refused (saying what the tag is now) rather than written over theirs.
     """
     locked = Tag.objects.select_for_update().get(pk=tag.pk)
+    before = _tag_audit_fields(locked)
     if seen_token is not None and seen_token != locked.edit_token:
         aliases_now = ", ".join(locked.aliases) or "none"
         raise StaleEditError(
@@ -552,6 +610,14 @@ def tag_update(
     locked.save()
     version = vocabulary_version_create(note=f"edit of “{locked.name}”", user=user)
     _revise(locked, version)
+    after = _tag_audit_fields(locked)
+    action = "tag.edit"
+    if before["is_active"] != after["is_active"]:
+        action = "tag.retire" if not after["is_active"] else "tag.reactivate"
+    changes = {key: [before[key], after[key]] for key in after if before[key] != after[key]}
+    audit_event_record(
+        actor=user, action=action, obj=locked, payload={"tag": locked.name, "version": version.number, **changes}
+    )
     if name is not None:
         enqueue("moderation.tagging.tasks.embed_tags")
     return locked
@@ -625,6 +691,7 @@ def tag_set_save(
     tag_names: list[str],
     is_default: bool = False,
     create: bool = False,
+    user: User | None = None,
 ) -> TagSet:
     """Create (``create``) or change the tag set ``slug``: a business line's tags and thresholds.
 
@@ -632,7 +699,8 @@ def tag_set_save(
     beside its field (a taken or malformed slug, a number that is not one, a threshold outside 0–1 or a
     show threshold above the pre-select one, names not in the vocabulary): the form said one at a time,
     so the editor fixed one, sent it, and met the next. The numbers may come as typed (strings).
-    No tags means every active tag. Made the default, it replaces the previous default.
+    No tags means every active tag. Made the default, it replaces the previous default. Saved, it is in the
+    audit log (``tag_set.create`` / ``tag_set.edit`` by ``user``, with each changed value before and after).
     """
     errors: dict[str, list[str]] = {}
 
@@ -694,6 +762,7 @@ def tag_set_save(
     if errors:
         raise TagSetInvalid(errors)
     tag_set = found if found is not None else TagSet(slug=slug)
+    before = None if found is None else _tag_set_audit_fields(found)
     tag_set.name, tag_set.description = name, description
     tag_set.show_threshold, tag_set.preselect_threshold = (
         thresholds["show_threshold"],
@@ -705,7 +774,28 @@ def tag_set_save(
         tag_set.is_default = True
     tag_set.save()
     tag_set.tags.set(tags)
+    after = _tag_set_audit_fields(tag_set)
+    changes = {key: [None if before is None else before[key], value] for key, value in after.items()}
+    audit_event_record(
+        actor=user,
+        action="tag_set.create" if create else "tag_set.edit",
+        obj=tag_set,
+        payload={"slug": tag_set.slug, **{k: v for k, v in changes.items() if v[0] != v[1]}},
+    )
     return tag_set
+
+
+def _tag_set_audit_fields(tag_set: TagSet) -> dict[str, Any]:
+    """What a tag set's form may change, as its audit event names it (its tags by name, sorted)."""
+    return {
+        "name": tag_set.name,
+        "description": tag_set.description,
+        "show_threshold": tag_set.show_threshold,
+        "preselect_threshold": tag_set.preselect_threshold,
+        "max_suggestions": tag_set.max_suggestions,
+        "is_default": tag_set.is_default,
+        "tags": sorted(tag_set.tags.values_list("name", flat=True)) if tag_set.pk else [],
+    }
 
 
 def tags_count_accepted(*, tag_ids: Iterable[int], delta: int) -> None:

@@ -353,6 +353,7 @@ def tag_set_save(request: HttpRequest) -> HttpResponse:
             tag_names=post.get("tags", "").replace("，", ",").split(","),
             is_default=post.get("is_default") == "on",
             create=post.get("create") == "1",
+            user=_user(request),
         )
     except ModerationError as exc:
         errors = exc.errors if isinstance(exc, services.TagSetInvalid) else {"": [str(exc)]}

@@ -15,7 +15,7 @@ from django.utils import timezone
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.tagging.models import Tag, TagEvent, TagSet, TagSuggestion
 from moderation.tagging.services import tags_import, tags_review_submit
-from tests.factories import DecisionFactory, VideoFactory
+from tests.factories import DecidedVideoFactory, DecisionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,8 @@ def tagged(make_user):  # type: ignore[no-untyped-def]
     food_set = TagSet.objects.create(name="Food", slug="food")
     food_set.tags.set([food, hotpot])
     reviewer = make_user("moderator")
-    reviewed, rejected, awaiting = (VideoFactory(title=t, file="") for t in ("四川火锅", "风景", "家常菜"))
+    # Decided (so routed): tags are given to routed videos, open to every labeler.
+    reviewed, rejected, awaiting = (DecidedVideoFactory(title=t, file="") for t in ("四川火锅", "风景", "家常菜"))
     for video in (reviewed, rejected, awaiting):
         TagSuggestion.objects.create(video=video, tag=hotpot, score=0.8, sources=["text"], features={"f": 1.0})
         TagSuggestion.objects.create(video=video, tag=travel, score=0.3, sources=["text"], features={})

@@ -32,7 +32,8 @@ def test_patch_boxes_sit_on_their_keyframe_even_under_a_long_caption(page, make_
     from moderation.media.models import Keyframe, Patch
     from tests.factories import VideoFactory
 
-    video = VideoFactory(file="")
+    moderator = make_user("moderator")  # its uploader: a video not decided (routed) yet is theirs to open
+    video = VideoFactory(file="", created_by=moderator)
     name = default_storage.save(f"keyframes/{video.pk}/000000.jpg", ContentFile(_jpeg(320, 180)))
     kf = Keyframe.objects.create(
         video=video, index=0, timestamp=0.0, image=name, selected=True, width=320, height=180,
@@ -40,7 +41,7 @@ def test_patch_boxes_sit_on_their_keyframe_even_under_a_long_caption(page, make_
     )  # fmt: skip
     patch = Patch.objects.create(keyframe=kf, rank=0, method=Patch.Method.OCR, x=160, y=90, w=80, h=40, score=0.9)
     page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    _login(page, moderator.username)
     page.goto(reverse("moderation:video_detail", args=[video.pk]))
     picture = page.locator(f"#keyframe-{kf.pk} img")
     picture.wait_for()
@@ -56,7 +57,7 @@ def test_patch_boxes_sit_on_their_keyframe_even_under_a_long_caption(page, make_
     assert abs(box["width"] - 80 * scale) < 4
     # A stored file the browser cannot decode (the factory's bytes are not a video): the note beside the
     # player said "the file may be missing from media storage", which the server checks and says itself.
-    unplayable = VideoFactory()
+    unplayable = VideoFactory(created_by=moderator)
     page.goto(reverse("moderation:video_detail", args=[unplayable.pk]))
     note = page.locator("[data-player-error]")
     note.wait_for()

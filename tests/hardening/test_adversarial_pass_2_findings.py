@@ -18,7 +18,7 @@ from moderation.review.models import Review, ReviewTask
 from moderation.review.services import review_claim_next
 from moderation.tagging.models import Tag, VideoTag
 from moderation.tagging.services import tag_queue_default, tags_import
-from tests.factories import ReviewTaskFactory, VideoFactory
+from tests.factories import DecisionFactory, ReviewTaskFactory, VideoFactory
 from workbench.views import SERVED_MEDIA_FOLDERS
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +31,7 @@ def test_a_claimed_tag_item_is_not_closed_by_tags_sent_for_another_video(client_
     tags_import(lines=["美食"])
     food = Tag.objects.get(name="美食")
     task = ReviewTaskFactory(queue=tag_queue_default(), decision__policy_version=policy_version)
-    other = VideoFactory()
+    other = DecisionFactory(policy_version=policy_version).video  # decided: open to the moderator
     client = client_as("moderator")
     assert review_claim_next(user=User.objects.get(pk=client.session["_auth_user_id"]), queue=task.queue) == task
 
@@ -136,14 +136,15 @@ def test_an_integration_sends_no_events_about_another_platforms_videos():
     assert _events(token_a, [{**report, "event_id": "own", "video_external_id": "a-123"}])["accepted"] == 1
 
 
-def test_a_long_pair_note_is_refused_with_the_limit_not_cut_short(client_as):
+def test_a_long_pair_note_is_refused_with_the_limit_not_cut_short(client_as, policy_version):
     """A reproduction pair's note was cut at 2,000 characters without a word (the review note's rule is a
     refusal naming the limit, and its box stops at the limit)."""
     from moderation.reproduction.models import PairReview, ReproCandidate
     from moderation.reproduction.services import pair_claim_next
     from moderation.review.services import REVIEW_NOTE_MAX_CHARS
 
-    pair = ReproCandidate.objects.create(video=VideoFactory(), original=VideoFactory(), score=0.9, retrieval_score=0.9)
+    video, original = (DecisionFactory(policy_version=policy_version).video for _ in range(2))  # decided: open
+    pair = ReproCandidate.objects.create(video=video, original=original, score=0.9, retrieval_score=0.9)
     client = client_as("moderator")
     assert pair_claim_next(user=User.objects.get(pk=client.session["_auth_user_id"])) == pair
     page = client.get(f"/repro/{pair.pk}/").content.decode()

@@ -196,10 +196,11 @@ def test_a_pairs_keyframe_strips_say_which_upload_they_are(make_user):
 
     from moderation.reproduction.models import ReproCandidate
     from moderation.reproduction.services import pair_claim_next
-    from tests.factories import VideoFactory
+    from tests.factories import DecidedVideoFactory  # decided, so routed: open to moderators
 
     ReproCandidate.objects.create(
-        video=VideoFactory(file=""), original=VideoFactory(file=""), score=0.9, retrieval_score=0.9, offset=0.0,
+        video=DecidedVideoFactory(file=""), original=DecidedVideoFactory(file=""),
+        score=0.9, retrieval_score=0.9, offset=0.0,
         evidence={"alignment": {"offset": 0.0, "scale": 1.0, "mirrored": False, "coverage_copy": 0.8,
                                 "coverage_original": 0.5, "matches": []}},
     )  # fmt: skip
@@ -347,10 +348,10 @@ def test_the_video_pages_heading_clamps_a_very_long_title_that_stays_readable(cl
 
     from django.conf import settings as django_settings
 
-    from tests.factories import VideoFactory
+    from tests.factories import DecidedVideoFactory  # decided, so routed: open to moderators
 
     title = "标题" + "很长的标题" * 80
-    video = VideoFactory(title=title)
+    video = DecidedVideoFactory(title=title)
 
     page = client_as("moderator").get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
 
@@ -368,10 +369,10 @@ def test_the_video_pages_heading_clamps_a_very_long_title_that_stays_readable(cl
 # without a mouse over it (or a screen reader) could not tell a score from a count or a confidence.
 def test_a_tag_chips_number_is_said_to_be_the_rankers_score_without_hovering(client_as):
     from moderation.tagging.models import Tag, TagSuggestion
-    from tests.factories import VideoFactory
+    from tests.factories import DecidedVideoFactory  # decided, so routed: open to moderators
 
     tags_import(lines=["萌宠"])
-    video, bare = VideoFactory(), VideoFactory()
+    video, bare = DecidedVideoFactory(), DecidedVideoFactory()
     TagSuggestion.objects.create(video=video, tag=Tag.objects.get(name="萌宠"), score=0.83, sources=["text"])
     client = client_as("moderator")
 
@@ -410,9 +411,9 @@ def test_the_tag_search_placeholder_fits_and_form_buttons_are_as_wide_as_their_w
 
     from django.conf import settings as django_settings
 
-    from tests.factories import VideoFactory
+    from tests.factories import DecidedVideoFactory  # decided, so routed: open to moderators
 
-    video = VideoFactory()
+    video = DecidedVideoFactory()
     panel = client_as("moderator").get(reverse("moderation:tag_panel", args=[video.pk])).content.decode()
 
     name = tag_set_default().name

@@ -114,8 +114,8 @@ def test_the_tag2cot_list_pages_past_50_and_says_how_to_fill_it(client_as):
 
 
 @pytest.mark.django_db
-def test_the_reproduction_pair_list_pages_past_50(client_as):
-    videos = VideoFactory.create_batch(8)
+def test_the_reproduction_pair_list_pages_past_50(client_as, policy_version):
+    videos = [DecisionFactory(policy_version=policy_version).video for _ in range(8)]  # decided: open to all
     ReproCandidate.objects.bulk_create(
         ReproCandidate(video=a, original=b, score=0.9) for a, b in itertools.permutations(videos, 2)
     )  # 56 pairs
@@ -202,8 +202,8 @@ class _ShieldScan(HTMLParser):
 
 
 @pytest.mark.django_db
-def test_the_pair_screen_shields_its_keyframe_strips_too(client_as):
-    later, earlier = VideoFactory(), VideoFactory()
+def test_the_pair_screen_shields_its_keyframe_strips_too(client_as, policy_version):
+    later, earlier = (DecisionFactory(policy_version=policy_version).video for _ in range(2))  # decided: open
     pair = ReproCandidate.objects.create(video=later, original=earlier, score=0.9)
     html = client_as("moderator").get(f"/repro/{pair.pk}/").content.decode()
     scan = _ShieldScan()

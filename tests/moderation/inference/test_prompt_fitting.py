@@ -98,7 +98,9 @@ def test_a_live_decision_under_a_rubric_too_long_for_the_model_fails_readably(
 
     settings.TRANSFORMERS_MAX_CONTEXT_TOKENS = 500  # the tiny model spends 540 on the rubric
     _serving(tiny, policy_version)
-    video = VideoFactory(title="Noodles")
+    moderator = client_as("moderator")
+    # Never decided, so never routed: open to its uploader (and admins) only.
+    video = VideoFactory(title="Noodles", created_by_id=moderator.session["_auth_user_id"])
     SegmentFactory(video=video, text="how to cook noodles")
 
     assert run_inference(video.pk) is None
@@ -107,7 +109,7 @@ def test_a_live_decision_under_a_rubric_too_long_for_the_model_fails_readably(
     assert video.status == Video.Status.FAILED and not Decision.objects.filter(video=video).exists()
     assert video.error.startswith("Model inference failed: The policy's rubric is "), video.error
     assert RUBRIC_TOO_LONG.match(video.error.removeprefix("Model inference failed: "))
-    page = client_as("moderator").get(reverse("moderation:video_detail", args=[video.pk]))
+    page = moderator.get(reverse("moderation:video_detail", args=[video.pk]))
     assert page.status_code == 200 and "Model inference failed: The policy&#x27;s rubric is " in page.content.decode()
 
 

@@ -86,13 +86,18 @@ def test_a_bad_scorer_setting_fails_the_video_readably(silent_clip: Path, settin
     assert video.status == Video.Status.FAILED and "Unknown KEYFRAME_SCORER 'magic'" in video.error
 
 
-def test_detail_page_draws_patches_with_citable_ids(speech_clip: Path, policy_version, client_as) -> None:  # type: ignore[no-untyped-def]
-    video = video_ingest(path=speech_clip, title="deal")
+def test_detail_page_draws_patches_with_citable_ids(speech_clip: Path, policy_version, make_user) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    uploader = make_user("moderator")  # not decided (routed) yet: open to its uploader
+    moderator = Client()
+    moderator.force_login(uploader)
+    video = video_ingest(path=speech_clip, title="deal", created_by=uploader)
     video_process(video_id=video.pk)
     patches = list(Patch.objects.filter(keyframe__video=video))
     assert patches
 
-    html = client_as("moderator").get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
+    html = moderator.get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
 
     for p in patches:
         assert f'id="patch-{p.pk}"' in html

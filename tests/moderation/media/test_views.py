@@ -20,6 +20,16 @@ LIST = reverse("moderation:video_list")
 UPLOAD = reverse("moderation:video_upload")
 
 
+def _uploader(make_user):  # type: ignore[no-untyped-def]
+    """A moderator and their client: a video not decided (so not routed) yet is open to its uploader only."""
+    from django.test import Client
+
+    user = make_user("moderator")
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
 def test_anonymous_is_sent_to_login(client) -> None:  # type: ignore[no-untyped-def]
     for url, method in ((LIST, client.get), (UPLOAD, client.post)):
         response = method(url)
@@ -77,9 +87,9 @@ def test_upload_over_the_limit_shows_a_form_error(client_as, settings) -> None: 
     assert not Video.objects.exists()
 
 
-def test_list_polls_only_while_something_is_processing(client_as) -> None:  # type: ignore[no-untyped-def]
-    moderator = client_as("moderator")
-    processing = VideoFactory(status=Video.Status.PROCESSING, stage=Video.Stage.ASR, progress=55)
+def test_list_polls_only_while_something_is_processing(make_user) -> None:  # type: ignore[no-untyped-def]
+    user, moderator = _uploader(make_user)
+    processing = VideoFactory(status=Video.Status.PROCESSING, stage=Video.Stage.ASR, progress=55, created_by=user)
 
     partial = moderator.get(LIST, headers={"HX-Request": "true"})
     body = partial.content.decode()
@@ -94,11 +104,11 @@ def test_list_polls_only_while_something_is_processing(client_as) -> None:  # ty
 
 
 @pytest.mark.integration
-def test_detail_shows_player_keyframes_and_transcript_that_seek(client_as, speech_clip: Path) -> None:  # type: ignore[no-untyped-def]
-    video = video_ingest(path=speech_clip, title="Private deal")
+def test_detail_shows_player_keyframes_and_transcript_that_seek(make_user, speech_clip: Path) -> None:  # type: ignore[no-untyped-def]
+    user, moderator = _uploader(make_user)
+    video = video_ingest(path=speech_clip, title="Private deal", created_by=user)
     video_process(video_id=video.pk)
     video.refresh_from_db()
-    moderator = client_as("moderator")
 
     page = moderator.get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
 
@@ -114,9 +124,9 @@ def test_detail_shows_player_keyframes_and_transcript_that_seek(client_as, speec
     assert b"".join(media.streaming_content) == speech_clip.read_bytes()[:100]
 
 
-def test_detail_status_partial_reloads_the_page_when_processing_ends(client_as) -> None:  # type: ignore[no-untyped-def]
-    video = VideoFactory(status=Video.Status.PROCESSING, stage=Video.Stage.KEYFRAMES)
-    moderator = client_as("moderator")
+def test_detail_status_partial_reloads_the_page_when_processing_ends(make_user) -> None:  # type: ignore[no-untyped-def]
+    user, moderator = _uploader(make_user)
+    video = VideoFactory(status=Video.Status.PROCESSING, stage=Video.Stage.KEYFRAMES, created_by=user)
     url = reverse("moderation:video_detail", args=[video.pk]) + "?was=in_flight"
 
     first = moderator.get(url, headers={"HX-Request": "true"})
@@ -171,9 +181,9 @@ def _wait_for(fetch, timeout: float = 60):  # type: ignore[no-untyped-def]
     raise AssertionError(f"nothing after {timeout}s: {list(Video.objects.values('status', 'stage', 'error'))}")
 
 
-def test_the_list_pages_through_the_videos_newest_first(client_as) -> None:  # type: ignore[no-untyped-def]
-    videos = VideoFactory.create_batch(55, status=Video.Status.PROCESSING)
-    moderator = client_as("moderator")
+def test_the_list_pages_through_the_videos_newest_first(make_user) -> None:  # type: ignore[no-untyped-def]
+    user, moderator = _uploader(make_user)
+    videos = VideoFactory.create_batch(55, status=Video.Status.PROCESSING, created_by=user)
 
     first = moderator.get(LIST).content.decode()
     assert first.count('<tr id="video-') == 50 and "page 1 of 2 (55 videos)" in first
@@ -196,19 +206,19 @@ def test_opening_the_upload_address_goes_to_the_upload_form(client_as):
     assert client_as("labeler").get(reverse("moderation:video_upload")).status_code == 403
 
 
-def test_the_video_list_finds_a_video_by_its_external_id_the_workbenchs_or_a_platforms(client_as) -> None:  # type: ignore[no-untyped-def]
+def test_the_video_list_finds_a_video_by_its_external_id_the_workbenchs_or_a_platforms(make_user) -> None:  # type: ignore[no-untyped-def]
     """?external_id= was ignored: the list showed every video, so an operator could not find the one a platform's
     ticket or a manifest line names."""
     from moderation.integrations.models import IntegrationVideo
     from moderation.integrations.services import integration_create
 
-    imported = VideoFactory(external_id="m-1", title="From the manifest")
-    submitted = VideoFactory(title="From a platform")
+    user, client = _uploader(make_user)  # the operator who ran the manifest and sent the videos
+    imported = VideoFactory(external_id="m-1", title="From the manifest", created_by=user)
+    submitted = VideoFactory(title="From a platform", created_by=user)
     IntegrationVideo.objects.create(
         integration=integration_create(name="platform-a")[0], video=submitted, external_id="p-1"
     )
-    other = VideoFactory(title="Unrelated")
-    client = client_as("moderator")
+    other = VideoFactory(title="Unrelated", created_by=user)
 
     for value, found in (("m-1", imported), ("p-1", submitted)):
         html = client.get(LIST, {"external_id": value}).content.decode()

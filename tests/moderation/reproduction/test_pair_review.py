@@ -10,14 +10,14 @@ from moderation.reproduction.models import ClusterMembership, PairReview, ReproC
 from moderation.reproduction.selectors import cluster_key_for, cluster_members
 from moderation.reproduction.services import cluster_union, clusters_rebuild, pair_claim_next, pair_review_submit
 from moderation.review.models import AuditEvent
-from tests.factories import SegmentFactory, VideoFactory
+from tests.factories import DecidedVideoFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def make_pair(score: float = 0.8, **kwargs) -> ReproCandidate:  # type: ignore[no-untyped-def]
-    original = kwargs.pop("original", None) or VideoFactory()
-    copy = kwargs.pop("video", None) or VideoFactory()
+    original = kwargs.pop("original", None) or DecidedVideoFactory()
+    copy = kwargs.pop("video", None) or DecidedVideoFactory()
     return ReproCandidate.objects.create(
         video=copy, original=original, score=score, retrieval_score=score, offset=kwargs.pop("offset", 2.0),
         evidence={"alignment": {"offset": 2.0, "scale": 1.0, "mirrored": False, "coverage_copy": 0.8,
@@ -57,7 +57,7 @@ def test_verdict_labels_the_pair_and_only_the_claimant_may_give_it(make_user) ->
 
 
 def test_confirmed_reproductions_form_clusters_by_union() -> None:
-    a, b, c, d, e = (VideoFactory() for _ in range(5))
+    a, b, c, d, e = (DecidedVideoFactory() for _ in range(5))
     assert cluster_union(video_ids=[b.pk, c.pk]) == f"repro-{b.pk}"
     assert cluster_union(video_ids=[d.pk, e.pk]) == f"repro-{d.pk}"
     assert cluster_key_for(c) == cluster_key_for(b.pk) != cluster_key_for(d)
@@ -69,7 +69,7 @@ def test_confirmed_reproductions_form_clusters_by_union() -> None:
 
 def test_cluster_rebuild_matches_confirmed_pairs(make_user) -> None:  # type: ignore[no-untyped-def]
     user = make_user("moderator")
-    x, y, z = VideoFactory(), VideoFactory(), VideoFactory()
+    x, y, z = DecidedVideoFactory(), DecidedVideoFactory(), DecidedVideoFactory()
     p1 = make_pair(video=y, original=x)
     p2 = make_pair(video=z, original=y, score=0.7)
     for pair in (p1, p2):
@@ -83,7 +83,7 @@ def test_cluster_rebuild_matches_confirmed_pairs(make_user) -> None:  # type: ig
 
 def test_pair_screen_shows_hotkeys_sync_offset_and_escapes_titles(client_as) -> None:  # type: ignore[no-untyped-def]
     evil = "<script>alert('x')</script>"
-    pair = make_pair(video=VideoFactory(title=evil), original=VideoFactory(title="Original <b>bold</b>"))
+    pair = make_pair(video=DecidedVideoFactory(title=evil), original=DecidedVideoFactory(title="Original <b>bold</b>"))
     SegmentFactory(video=pair.video, text="<img src=x onerror=alert(1)>")
     client = client_as("moderator")
     claimed = client.post(reverse("moderation:repro_claim_next"))
@@ -180,7 +180,7 @@ def test_pair_screen_says_which_side_lost_its_files(client_as, settings, tmp_pat
 
 def test_a_pair_without_playable_media_says_so_and_offers_no_controls_that_cannot_work(client_as) -> None:  # type: ignore[no-untyped-def]
     # Both videos came without a file: "Play both" and "Reveal media" (and their keys) did nothing.
-    pair = make_pair(video=VideoFactory(file=None), original=VideoFactory(file=None))
+    pair = make_pair(video=DecidedVideoFactory(file=None), original=DecidedVideoFactory(file=None))
     client = client_as("moderator")
     client.post(reverse("moderation:repro_claim_next"))
     html = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
@@ -193,7 +193,7 @@ def test_a_pair_without_playable_media_says_so_and_offers_no_controls_that_canno
     assert 'data-hotkey="p"' in html  # the verdict still can be given, from titles and transcripts
 
     # One side plays: it can be revealed, but there is nothing to play in sync with.
-    one = make_pair(video=VideoFactory(), original=VideoFactory(file=None), score=0.7)
+    one = make_pair(video=DecidedVideoFactory(), original=DecidedVideoFactory(file=None), score=0.7)
     html = client.get(reverse("moderation:repro_pair", args=[one.pk])).content.decode()
     assert "data-pair-left" in html and 'id="earlier-no-media"' in html and 'id="later-no-media"' not in html
     assert "data-pair-play" not in html and "<kbd>s</kbd>" not in html
@@ -218,7 +218,7 @@ def test_the_reviewed_count_links_to_the_reviewed_pairs_latest_first_without_hid
         pair_review_submit(candidate=pair, user=admin, verdict=verdict)
         pairs.append(pair)
     first, second, hidden = pairs
-    ReviewTaskFactory(decision__video=hidden.original, queue=experts)  # its earlier upload went to the experts
+    ReviewTaskFactory(decision=hidden.original.decisions.get(), queue=experts)  # its earlier upload: the experts
     make_pair(0.95)  # waiting: not in the list
 
     client = client_as("moderator")

@@ -30,7 +30,14 @@ from moderation.reproduction.models import ReproCandidate
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.services import audit_event_record
 from moderation.tagging.models import TagProposal, TagProposalSighting
-from tests.factories import DecisionFactory, ReviewTaskFactory, SegmentFactory, UserFactory, VideoFactory
+from tests.factories import (
+    DecisionFactory,
+    ModelVersionFactory,
+    ReviewTaskFactory,
+    SegmentFactory,
+    UserFactory,
+    VideoFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -537,7 +544,8 @@ def test_migration_0040_drops_unworked_open_tags_items_of_restricted_videos(worl
     shared_decision = ReviewTask.objects.filter(decision__video=world.shared).first().decision  # type: ignore[union-attr]
     shared = ReviewTask.objects.create(decision=shared_decision, queue=tags)
     plain = ReviewTask.objects.create(decision=world.plain.decisions.get(), queue=tags)
-    assert video_open_to(user=world.outsider, video_id=world.hidden.pk)  # the leak
+    # It opens the video to no one any more (a tags item grants nothing), but it would be claimed by outsiders.
+    assert not video_open_to(user=world.outsider, video_id=world.hidden.pk)
 
     migration.drop_open_tag_items_of_restricted_videos(apps, None)
 
@@ -545,3 +553,96 @@ def test_migration_0040_drops_unworked_open_tags_items_of_restricted_videos(worl
     assert set(ReviewTask.objects.filter(queue=tags).values_list("pk", flat=True)) == {worked.pk, shared.pk, plain.pk}
     # The restricted queue's own tags item is no open queue's: it stays.
     assert ReviewTask.objects.filter(queue__slug="expert-tags", decision__video=world.hidden).exists()
+
+
+def test_a_worked_tags_item_does_not_open_a_restricted_video(world: World) -> None:
+    """A done or escalated item in the open tags queue (0040 kept worked ones; a video tagged before a later
+    decision was routed to a restricted queue keeps its) made the video visible to every moderator: its page,
+    the API, its media files and the audit log's events about it."""
+    from moderation.tagging.services import tag_queue_default
+
+    tags = tag_queue_default()
+    decision = world.task.decision
+    done = ReviewTask.objects.create(decision=decision, queue=tags, status=ReviewTask.Status.DONE)
+    ReviewTask.objects.create(decision=decision, queue=tags, slot=1, status=ReviewTask.Status.ESCALATED)
+    event = audit_event_record(actor=None, action="secret.tagged", obj=world.hidden, payload={"tags": ["x"]})
+    outsider = _client(world.outsider)
+    assert not video_open_to(user=world.outsider, video_id=world.hidden.pk)
+    for url in [*world.urls, reverse("moderation:tag_task", args=[done.pk])]:
+        assert outsider.get(url).status_code == 404, url
+    api = {row["id"] for row in outsider.get(reverse("moderation:api-video-list")).json()["results"]}
+    assert world.hidden.pk not in api and world.plain.pk in api
+    auditor = _staff(is_staff=True)
+    auditor.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    assert event.action not in _client(auditor).get(reverse("admin:moderation_auditevent_changelist")).content.decode()
+    # Its queue's groups and the admins still open it.
+    for user in (world.expert, world.admin):
+        assert _client(user).get(reverse("moderation:video_detail", args=[world.hidden.pk])).status_code == 200
+    # A video also in an open moderation queue stays open to all.
+    assert video_open_to(user=world.outsider, video_id=world.shared.pk)
+
+
+def test_routing_a_tagged_video_to_a_restricted_queue_drops_its_unworked_open_tags_item(
+    world: World, policy_version: Any
+) -> None:
+    """A video put into the open tags queue while open, then decided again and routed to a restricted queue: its
+    waiting tags item would be handed to moderators who may no longer open it. It is dropped; a worked one stays
+    (it holds who tagged it) and opens nothing."""
+    from moderation.review.services import review_tasks_create_for_decision
+    from moderation.tagging.services import tag_queue_default
+
+    tags = tag_queue_default()
+    first = world.plain.decisions.get()
+    waiting = ReviewTask.objects.create(decision=first, queue=tags)
+    worked = ReviewTask.objects.create(decision=first, queue=tags, slot=1, status=ReviewTask.Status.DONE)
+    assert video_open_to(user=world.outsider, video_id=world.plain.pk)
+
+    again = DecisionFactory(
+        video=world.plain, policy_version=policy_version, model_version=ModelVersionFactory(name="next-model")
+    )
+    review_tasks_create_for_decision(decision=again)  # the experts queue takes every decision
+
+    assert not ReviewTask.objects.filter(pk=waiting.pk).exists()
+    assert ReviewTask.objects.filter(pk=worked.pk).exists()
+    assert not video_open_to(user=world.outsider, video_id=world.plain.pk)
+    assert video_open_to(user=world.expert, video_id=world.plain.pk)
+
+
+def test_a_video_not_routed_yet_is_open_only_to_its_uploader_and_admins(policy_version: Any) -> None:
+    """From upload until its first decision, routing has not said whether a video is restricted: it was open to
+    every moderator meanwhile (its page, media, the API and the list). Now its uploader follows it, those who see
+    every video see it, and other moderators see it once it is decided and routed to a queue open to them."""
+    from moderation.inference.services import decision_create_for_video
+
+    uploader, colleague, admin = _staff("moderator"), _staff("moderator", "labeler"), _staff("admin")
+    video = VideoFactory(created_by=uploader, title="Just uploaded clip")
+    frame = default_storage.save("keyframes/unrouted.jpg", ContentFile(b"jpeg bytes"))
+    Keyframe.objects.create(video=video, index=0, timestamp=0.5, image=frame)
+    urls = [
+        reverse("moderation:video_detail", args=[video.pk]),
+        reverse("moderation:api-video-detail", args=[video.pk]),
+        reverse("media", args=[video.file.name]),
+        reverse("media", args=[frame]),
+    ]
+    event = audit_event_record(actor=uploader, action="video.uploaded", obj=video)
+    auditor = _staff(is_staff=True)
+    auditor.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+
+    def sees(user: User) -> bool:
+        client = _client(user)
+        codes = {client.get(url).status_code for url in urls}
+        assert len(codes) == 1, (user, codes)
+        listed = "Just uploaded clip" in client.get(reverse("moderation:video_list")).content.decode()
+        api = {row["id"] for row in client.get(reverse("moderation:api-video-list")).json()["results"]}
+        assert listed is (video.pk in api) is (codes == {200}), (user, codes, listed)
+        return codes == {200}
+
+    assert sees(uploader) and sees(admin)
+    assert not sees(colleague)
+    assert event.action not in _client(auditor).get(reverse("admin:moderation_auditevent_changelist")).content.decode()
+
+    decision_create_for_video(video_id=video.pk)  # routed to the open default queue
+
+    assert ReviewTask.objects.filter(decision__video=video, queue__allowed_groups__isnull=True).exists()
+    assert sees(colleague) and sees(uploader)
+    assert event.action in _client(auditor).get(reverse("admin:moderation_auditevent_changelist")).content.decode()

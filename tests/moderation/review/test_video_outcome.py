@@ -59,9 +59,12 @@ def test_the_video_page_shows_the_model_decision_and_the_review_state(make_user)
 
 
 @pytest.mark.django_db
-def test_a_video_never_decided_says_so(client_as) -> None:  # type: ignore[no-untyped-def]
+def test_a_video_never_decided_says_so(make_user) -> None:  # type: ignore[no-untyped-def]
     from tests.factories import VideoFactory
 
-    video = VideoFactory()
-    panel = _panel(client_as("moderator"), video.pk)
+    uploader = make_user("moderator")  # not routed yet: open to its uploader
+    video = VideoFactory(created_by=uploader)
+    client = Client()
+    client.force_login(uploader)
+    panel = _panel(client, video.pk)
     assert "No model decision yet." in panel and "Not sent to review." in panel

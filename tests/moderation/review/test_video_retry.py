@@ -22,14 +22,15 @@ def _queued(callbacks) -> list[tuple[str, list]]:  # type: ignore[no-untyped-def
 def test_a_moderator_retries_failed_inference_once_and_the_video_is_decided(
     policy_version, make_user, django_capture_on_commit_callbacks
 ) -> None:
+    user = make_user("moderator")
     video = VideoFactory(
         file="",
         title="加微信私聊 低价出货",
         status=Video.Status.FAILED,
         stage=Video.Stage.INFERENCE,
         error="Model inference failed: CUDA out of memory",
+        created_by=user,  # never decided, so never routed: open to its uploader (and admins) only
     )
-    user = make_user("moderator")
     moderator = Client()
     moderator.force_login(user)
     page = moderator.get(reverse("moderation:video_detail", args=[video.pk])).content.decode()

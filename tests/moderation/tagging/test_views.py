@@ -42,13 +42,14 @@ def test_review_screen_loads_the_tags_panel_and_labelers_are_refused(client_as, 
     assert client_as("moderator").post("/tags/ranker/train/").status_code == 403  # admins retrain
 
 
-def test_api_video_detail_has_tags_and_the_list_filters_by_tag(client_as, make_user) -> None:  # type: ignore[no-untyped-def]
+def test_api_video_detail_has_tags_and_the_list_filters_by_tag(client_as, make_user, policy_version) -> None:  # type: ignore[no-untyped-def]
     from moderation.tagging.models import Tag, VideoTag
-    from tests.factories import VideoFactory
+    from tests.factories import DecisionFactory
 
     tags_import(lines=["美食", "旅游"])
     food, travel = Tag.objects.get(name="美食"), Tag.objects.get(name="旅游")
-    a, b = VideoFactory(file=""), VideoFactory(file="")
+    # Decided videos (tags are given to routed ones; one not decided yet is its uploader's only).
+    a, b = (DecisionFactory(video__file="", policy_version=policy_version).video for _ in range(2))
     VideoTag.objects.create(video=a, tag=food, added_by=make_user("moderator"))
     VideoTag.objects.create(video=b, tag=travel)
     client = client_as("moderator")

@@ -37,7 +37,7 @@ from moderation.tagging.models import (
     VideoTagState,
     VocabularyVersion,
 )
-from tests.factories import DecisionFactory, VideoFactory
+from tests.factories import DecidedVideoFactory, DecisionFactory, VideoFactory
 from tests.vllm_stub import vllm_stub
 
 # --- the parser (no database) ---------------------------------------------------------------------
@@ -341,7 +341,7 @@ def test_the_vllm_offline_request_guides_decoding_with_the_tag_schema(tiny_qwen_
 @pytest.mark.django_db
 def test_the_curation_screen_by_role_and_its_decisions(client_as, make_user) -> None:  # type: ignore[no-untyped-def]
     services.tags_import(lines=["美食", "游戏"])
-    video = VideoFactory(title="<b>title</b>")
+    video = DecidedVideoFactory(title="<b>title</b>")  # decided: its sighting is shown to every editor
     proposal = TagProposal.objects.create(
         name="<i>剧本杀</i>", key="<i>剧本杀</i>", nearest_tag=Tag.objects.get(name="游戏"), nearest_cosine=0.93
     )
@@ -439,7 +439,7 @@ def _shown(html: str, videos: list[Any]) -> list[bool]:
 
 
 def _sightings(proposal: TagProposal, count: int) -> list[Any]:
-    videos = [VideoFactory(title=f"视频 {i}") for i in range(count)]
+    videos = [DecidedVideoFactory(title=f"视频 {i}") for i in range(count)]  # decided: open to all
     for video in videos:
         TagProposalSighting.objects.create(proposal=proposal, video=video, phrase=proposal.name, model_name="m")
     return videos
@@ -524,7 +524,7 @@ def test_hidden_sightings_stay_out_of_the_more_count_and_the_pages(client_as, po
     queue = ReviewQueue.objects.create(slug="experts", name="Experts")
     queue.allowed_groups.add(Group.objects.create(name="experts"))
     for video in videos[4:]:  # the two newest
-        ReviewTaskFactory(decision__video=video, decision__policy_version=policy_version, queue=queue)
+        ReviewTaskFactory(decision=video.decisions.get(), queue=queue)
     editor = client_as("policy_editor")
     body = editor.get("/tags/curation/").content.decode()
     assert ">1 more video</a>" in body and "2 restricted videos" in body
