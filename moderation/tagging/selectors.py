@@ -120,7 +120,7 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     shown = {s.tag_id for s in suggestions}
     extra = [vt.tag for vt in current if vt.tag_id not in shown]
     state = VideoTagState.objects.filter(video_id=video_id).first()
-    legend = sorted({pair for chip in chips for pair in chip["source_names"]})
+    legend = sorted({(key, source_names.get(key, key)) for s in suggestions for key in s.sources})
     return {
         "chips": chips, "extra": extra, "current": current, "state": state, "tag_set": tag_set,
         "source_legend": legend,
