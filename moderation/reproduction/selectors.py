@@ -379,6 +379,14 @@ def pairs_of_video(*, video: Video, user: Any, limit: int = 10) -> list[ReproCan
     return list(pairs.order_by("-score", "id")[:limit])
 
 
+def pair_held_by_other(*, candidate: ReproCandidate, user: Any) -> Any:
+    """Who else holds ``candidate`` under a live claim (the lease not yet lapsed), or None: then ``user`` may claim it."""
+    lease = candidate.lease_expires_at
+    if candidate.claimed_by_id in (None, user.pk) or lease is None or lease < timezone.now():
+        return None
+    return candidate.claimed_by
+
+
 def pair_queue_stats(*, user: Any, threshold: float = PAIR_QUEUE_THRESHOLD) -> dict[str, int]:
     """The pair queue's counts as ``user`` can work it: a pair with a video hidden from them is never
     handed out to them ("Claim next"), so it is not counted as waiting (nor as claimed) either."""
