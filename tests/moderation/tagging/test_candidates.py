@@ -269,4 +269,4 @@ def test_the_tags_panel_says_in_words_what_each_source_badge_means_and_each_tags
     assert 'title="source"' not in html
     # The demo vocabulary is Chinese with English aliases: a chip names its first aliases beside the tag.
     cat = html[html.index('<span class="chip-name">猫</span>') :].split("</label>")[0]
-    assert '<small class="hint chip-aliases" title="喵星人">喵星人</small>' in cat
+    assert '<small class="hint chip-aliases" title="喵星人">(喵星人)</small>' in cat
