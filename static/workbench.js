@@ -48,12 +48,61 @@ document.addEventListener("click", (ev) => {
   }
 });
 
+// "Enlarge" under a keyframe with patch boxes (_keyframe_patches.html): a copy of the figure in a modal dialog, its
+// picture as large as the window allows (the boxes and their numbers scale with it). Esc or "Close" closes it and
+// the focus goes back to the button. The copy is shielded as its page is (blurred until "Reveal media").
+function keyframeDialog() {
+  let dialog = document.getElementById("kf-zoom");
+  if (dialog) return dialog;
+  dialog = document.createElement("dialog");
+  dialog.id = "kf-zoom";
+  dialog.className = "kf-zoom";
+  dialog.addEventListener("click", (ev) => { if (ev.target === dialog) dialog.close(); });  // a click beside it
+  dialog.addEventListener("close", () => {
+    if (dialog.opener && dialog.opener.isConnected) dialog.opener.focus();
+    dialog.replaceChildren();
+  });
+  document.body.append(dialog);
+  return dialog;
+}
+
+document.addEventListener("click", (ev) => {
+  const button = ev.target.closest("[data-kf-enlarge]");
+  if (!button) return;
+  const figure = button.closest("figure");
+  const picture = figure && figure.querySelector(".kf-frame img");
+  if (!picture) return;
+  const dialog = keyframeDialog();
+  const copy = figure.cloneNode(true);
+  // ids stay the page's own (CoT evidence links find the boxes there); the copy's buttons are not the page's either
+  for (const el of [copy, ...copy.querySelectorAll("[id]")]) el.removeAttribute("id");
+  copy.querySelectorAll(".kf-enlarge").forEach((el) => el.remove());
+  copy.querySelectorAll("figcaption button").forEach((el) => el.replaceWith(...el.childNodes));
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "kf-zoom-close";
+  close.textContent = "Close (Esc)";
+  close.addEventListener("click", () => dialog.close());
+  dialog.replaceChildren(close, copy);
+  dialog.setAttribute("aria-label", button.getAttribute("aria-label") || "Keyframe");
+  dialog.classList.toggle("shielded", Boolean(figure.closest(".shielded")));
+  const big = copy.querySelector(".kf-frame img");
+  const ratio = (picture.naturalWidth || picture.width) / (picture.naturalHeight || picture.height || 1);
+  big.style.width = `${Math.floor(Math.min(window.innerWidth * 0.9, window.innerHeight * 0.75 * ratio))}px`;
+  big.style.height = "auto";
+  dialog.opener = button;
+  dialog.showModal();
+  close.focus();
+});
+
 // Keyboard shortcuts: an element with data-hotkey="x" is clicked (buttons, radios) or focused
 // (text fields) when "x" is pressed outside a text field. Escape leaves a field so shortcuts work again.
 const TEXT_ENTRY = "input:not([type=radio]):not([type=checkbox]):not([type=button]):not([type=submit]), textarea, select, [contenteditable]";
 
 document.addEventListener("keydown", (ev) => {
   if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  // Behind a modal dialog (an enlarged keyframe) the screen's keys do nothing: "a" there approved unseen.
+  if (document.querySelector("dialog[open]:modal")) return;
   const t = ev.target;
   if (t instanceof Element && t.closest(TEXT_ENTRY)) {
     if (ev.key === "Escape") t.blur();

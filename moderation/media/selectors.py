@@ -63,9 +63,18 @@ def video_media_for_display(*, video: Video) -> dict[str, Any]:
         "keyframes": keyframes,
         "selected_keyframes": [kf for kf in keyframes if kf.selected],
         "frame_ocr": [kf for kf in keyframes if kf.ocr_text],
+        "ocr_lines": video_ocr_lines(video=video),
         "segments": segments,
         "times": evidence_times(keyframes=keyframes, segments=segments),
     }
+
+
+def video_ocr_lines(*, video: Video) -> list[tuple[int, str]]:
+    """The video's on-screen text, one ``(index, line)`` a line: processing joins the lines with " | ", as a KuaiMod
+    import's OCR field comes. The index counts every "|"-separated part, the empty ones too, as the tags panel's
+    evidence ("ocr #3", ``tagging.text.split_segments``) does, so its link lands on the line it quotes."""
+    parts = ((i, part.strip()) for i, part in enumerate(video.ocr_text.split("|")))
+    return [(i, part) for i, part in parts if part]
 
 
 def evidence_times(*, keyframes: list[Any], segments: list[Any]) -> dict[tuple[str, Any], float]:

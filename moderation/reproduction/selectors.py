@@ -368,6 +368,25 @@ def pairs_reviewed() -> QuerySet[ReproCandidate]:
     return ReproCandidate.objects.filter(review__isnull=False).order_by("-review__created_at", "-id")
 
 
+def pairs_of_video(*, video: Video, user: Any, limit: int = 10) -> list[ReproCandidate]:
+    """The pairs ``video`` is in, as the later upload or the earlier, that someone looks at: those the pair queue holds
+    (score at or above its threshold) and those with a verdict; the strongest first, only pairs ``user`` may open.
+    The video's page links to them: the pair screen was reachable only from the queue."""
+    pairs = ReproCandidate.objects.filter(Q(video=video) | Q(original=video)).filter(
+        Q(score__gte=PAIR_QUEUE_THRESHOLD) | Q(review__isnull=False)
+    )
+    pairs = pairs_open_to(user=user, pairs=pairs).select_related("video", "original", "review")
+    return list(pairs.order_by("-score", "id")[:limit])
+
+
+def pair_held_by_other(*, candidate: ReproCandidate, user: Any) -> Any:
+    """Who else holds ``candidate`` under a live claim (the lease not yet lapsed), or None: then ``user`` may claim it."""
+    lease = candidate.lease_expires_at
+    if candidate.claimed_by_id in (None, user.pk) or lease is None or lease < timezone.now():
+        return None
+    return candidate.claimed_by
+
+
 def pair_queue_stats(*, user: Any, threshold: float = PAIR_QUEUE_THRESHOLD) -> dict[str, int]:
     """The pair queue's counts as ``user`` can work it: a pair with a video hidden from them is never
     handed out to them ("Claim next"), so it is not counted as waiting (nor as claimed) either."""

@@ -474,6 +474,24 @@ def pair_claim_next(*, user: User, threshold: float = selectors.PAIR_QUEUE_THRES
         return candidate
 
 
+def pair_claim(*, candidate: ReproCandidate, user: User) -> ReproCandidate:
+    """Claim this pair (opened from a video's page, not handed out by the queue), unless it has a verdict or someone
+    else's claim on it is live. One the user already holds is theirs again with a fresh lease."""
+    now = timezone.now()
+    with transaction.atomic():
+        locked = ReproCandidate.objects.select_for_update().get(pk=candidate.pk)
+        if PairReview.objects.filter(candidate=locked).exists():
+            raise ModerationError("Already reviewed: this pair has a recorded verdict.")
+        holder = selectors.pair_held_by_other(candidate=locked, user=user)
+        if holder is not None:
+            until = timezone.localtime(locked.lease_expires_at).strftime("%H:%M")
+            raise ModerationError(f"{holder.get_username()} holds this pair until {until}; it was not claimed for you.")
+        locked.claimed_by, locked.claimed_at, locked.lease_expires_at = user, now, _lease_end()
+        locked.save(update_fields=["claimed_by", "claimed_at", "lease_expires_at", "updated_at"])
+        _audit(user, "repro_pair_claim", locked, {"chosen": True})
+        return locked
+
+
 def pair_review_submit(*, candidate: ReproCandidate, user: User, verdict: str, note: str = "") -> PairReview:
     """Record a reviewer's verdict on a pair they hold; a reproduction joins the two videos' clusters."""
     if verdict not in ReproCandidate.Label.values:

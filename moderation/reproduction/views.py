@@ -67,6 +67,18 @@ def pair_claim_next(request: HttpRequest) -> HttpResponse:
     return redirect("moderation:repro_pair", pk=candidate.pk)
 
 
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def pair_claim(request: HttpRequest, pk: int) -> HttpResponse:
+    """Claim the pair on screen (reached from a video's page): the queue's "Claim next" hands out another one."""
+    candidate = get_object_or_404(_pairs_open_to(request, ReproCandidate.objects.all()), pk=pk)
+    try:
+        services.pair_claim(candidate=candidate, user=_user(request))
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    return redirect("moderation:repro_pair", pk=pk)
+
+
 # Never cached: Back to a pair just decided loads it afresh (reviewed), not the cached live verdict buttons.
 @never_cache
 @permission_required(Perm.REVIEW_VIDEO)
@@ -79,6 +91,7 @@ def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "candidate": candidate,
         "review": review,
         "mine": candidate.claimed_by_id == request.user.pk,
+        "held_by": selectors.pair_held_by_other(candidate=candidate, user=request.user),
         "labels": ReproCandidate.Label.choices,
         "note_max_chars": REVIEW_NOTE_MAX_CHARS,
         "reveal": media_revealed(request),

@@ -88,7 +88,7 @@ def tag_task_recorded(*, task: Any) -> dict[str, object] | None:
 def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     """What the tags panel shows: the ranked suggestions above the tag set's show threshold (with
     sources, score, evidence and whether they start selected), and the video's current tags."""
-    from moderation.tagging.models import TagCandidate, TagSuggestion, VideoTag, VideoTagState
+    from moderation.tagging.models import TagCandidate, TagSource, TagSuggestion, VideoTag, VideoTagState
 
     allowed = tag_set_tag_ids(tag_set=tag_set)
     rows = TagSuggestion.objects.filter(video_id=video_id, score__gte=tag_set.show_threshold, tag__is_active=True)
@@ -102,11 +102,15 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
         evidence.setdefault(tag_id, []).extend(ev or [])
     current = list(VideoTag.objects.filter(video_id=video_id).select_related("tag").order_by("tag__name"))
     current_ids = {vt.tag_id for vt in current}
+    # A chip's badges are the sources' short keys; what each means is said in words beside the chips (the legend
+    # lists the sources on the chips shown) and in each badge's title.
+    source_names = dict(TagSource.choices)
     chips = [
         {
             "tag": s.tag,
             "score": s.score,
             "sources": s.sources,
+            "source_names": [(key, source_names.get(key, key)) for key in s.sources],
             "evidence": evidence.get(s.tag_id, [])[:3],
             "preselected": s.score >= tag_set.preselect_threshold,
             "selected": s.tag_id in current_ids if current else s.score >= tag_set.preselect_threshold,
@@ -116,7 +120,11 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     shown = {s.tag_id for s in suggestions}
     extra = [vt.tag for vt in current if vt.tag_id not in shown]
     state = VideoTagState.objects.filter(video_id=video_id).first()
-    return {"chips": chips, "extra": extra, "current": current, "state": state, "tag_set": tag_set}
+    legend = sorted({(key, source_names.get(key, key)) for s in suggestions for key in s.sources})
+    return {
+        "chips": chips, "extra": extra, "current": current, "state": state, "tag_set": tag_set,
+        "source_legend": legend,
+    }  # fmt: skip
 
 
 def tag_ranker_overview() -> dict[str, object]:

@@ -23,6 +23,16 @@
   document.addEventListener("click", (ev) => {
     const seek = ev.target.closest("[data-pair-seek]");
     if (seek) { left.currentTime = parseFloat(seek.dataset.pairSeek); follow(); return; }
+    // An earlier upload's keyframe (its own time): the later upload goes to the matching moment and the earlier
+    // follows; a moment before the later upload starts (or after it ends) is shown on the earlier one alone.
+    const original = ev.target.closest("[data-pair-seek-original]");
+    if (original) {
+      const t = parseFloat(original.dataset.pairSeekOriginal);
+      const copyT = (t - offset) / scale;
+      if (copyT >= 0 && (!left.duration || copyT <= left.duration)) { left.currentTime = copyT; follow(); }
+      else { left.pause(); right.currentTime = t; }
+      return;
+    }
     if (ev.target.closest("[data-pair-play]")) { if (left.paused) left.play(); else left.pause(); }
   });
 })();

@@ -152,3 +152,62 @@ def test_a_moderator_escalates_with_the_keyboard_and_the_senior_sees_why(
     said = senior_page.locator("#escalations").inner_text()
     assert f"{moderator.username} from “Default”" in said and "Coded slang I cannot read" in said
     context.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_salient_patches_say_what_they_are_and_a_keyframe_enlarges_with_its_boxes(
+    page, make_user, policy_version, tmp_path
+):
+    """Walked in Chromium: a box's number was red on the test card's red bars, one at the picture's top edge was cut
+    off, and nothing said what a box was (its tooltip never shows: the overlay lets clicks through to the picture);
+    the 320 px keyframes could not be enlarged."""
+    from PIL import Image
+
+    from moderation.media.models import Keyframe, Patch
+    from moderation.review.models import Review
+    from workbench import storage
+
+    task = _task(policy_version, decision__video__title="PATCHES")
+    video = task.decision.video
+    Image.new("RGB", (320, 180), (220, 30, 30)).save(tmp_path / "kf.jpg", "JPEG")
+    name = storage.store_file(tmp_path / "kf.jpg", f"keyframes/{video.pk}/000000.jpg")
+    kf = Keyframe.objects.create(video=video, index=0, timestamp=1.0, image=name, width=320, height=180, selected=True)
+    top = Patch.objects.create(
+        keyframe=kf, rank=0, method="ocr", x=10, y=2, w=120, h=20, score=0.99, label="ADD ME ON WECHAT"
+    )
+    low = Patch.objects.create(keyframe=kf, rank=1, method="vit", x=150, y=90, w=60, h=60, score=0.5)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{task.pk}/")
+    page.locator("#selected-keyframes summary").click()
+
+    legend = page.locator("#selected-keyframes .patch-legend li")
+    assert [" ".join(t.split()) for t in legend.all_inner_texts()] == [
+        f"{top.pk} On-screen text box · 0.99 · “ADD ME ON WECHAT”",
+        f"{low.pk} ViT patch-embedding norm · 0.50",
+    ]
+    number = page.locator(f"#patch-{top.pk} text")
+    assert number.evaluate("el => getComputedStyle(el).stroke") == "rgb(255, 255, 255)"  # a halo under the red
+    assert number.get_attribute("dy") == "11"  # inside the box: above it is outside the picture
+
+    enlarge = page.locator("#selected-keyframes [data-kf-enlarge]")
+    enlarge.click()
+    dialog = page.locator("dialog#kf-zoom")
+    assert dialog.is_visible()
+    big = dialog.locator(".kf-frame img")
+    assert big.evaluate("el => el.getBoundingClientRect().width") >= 960  # three times the strip's picture
+    assert "blur" in big.evaluate("el => getComputedStyle(el).filter")  # shielded as the page is
+    assert "ADD ME ON WECHAT" in dialog.locator(".patch-legend").inner_text()
+    assert dialog.locator(f"g.patch-{top.method}").count() == 1 and page.locator(f"#patch-{top.pk}").count() == 1
+    page.keyboard.press("a")  # the screen's keys do nothing behind the dialog
+    page.wait_for_timeout(300)
+    assert dialog.is_visible() and not Review.objects.exists()
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
+    assert page.evaluate("document.activeElement.matches('[data-kf-enlarge]')")
+
+    page.keyboard.press("r")  # revealed: the enlarged copy is too
+    enlarge.click()
+    assert big.evaluate("el => getComputedStyle(el).filter") == "none"

@@ -79,6 +79,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:repro_reviewed": ("GET", (REVIEW,)),
     "moderation:repro_claim_next": ("POST", (REVIEW,)),
     "moderation:repro_pair": ("GET", (REVIEW,)),
+    "moderation:repro_claim": ("POST", (REVIEW,)),
     "moderation:repro_submit": ("POST", (REVIEW,)),
     "moderation:repro_release": ("POST", (REVIEW,)),
     "moderation:feedback_events": ("POST", INTEGRATION),

@@ -293,7 +293,10 @@ def test_the_dashboard_draws_the_benchs_learning_curve_with_its_spread(db, clien
     import json
 
     settings.MODELS_DIR = tmp_path / "models"
-    assert "Run <code>bench/learning_curve.py</code>" in client_as("admin").get("/cascade/").content.decode()
+    # Walked with a freshly trained stage 1: "Run bench/learning_curve.py to draw it" read as if training here would.
+    empty = client_as("admin").get("/cascade/").content.decode()
+    assert 'id="learning-empty"' in empty and "Training stage 1 here does not draw it" in empty
+    assert "<code>bench/learning_curve.py</code>, run on the server" in empty
     curves = LearningCurves(
         labels=[40, 60, 80],
         curves={"arrival": [[0.6, 0.7, 0.8]] * 4, "uncertainty": [[0.6, 0.8, 0.8]] * 2 + [[0.6, 0.7, 0.8]] * 2},

@@ -231,3 +231,65 @@ def test_the_reviewed_count_links_to_the_reviewed_pairs_latest_first_without_hid
     assert reverse("moderation:repro_pair", args=[hidden.pk]) not in page
     admin_page = client_as("admin").get(reverse("moderation:repro_reviewed")).content.decode()
     assert reverse("moderation:repro_pair", args=[hidden.pk]) in admin_page
+
+
+def test_a_videos_page_links_to_the_pairs_it_is_in_with_their_verdicts(client_as, make_user) -> None:  # type: ignore[no-untyped-def]
+    """Walked as a moderator: a re-encoded re-upload's page said nothing of the pair it was in (score .97); the pair
+    screen was reachable only from the pair queue, and no longer once the pair had a verdict."""
+    original = VideoFactory(title="Miracle herbal tea")
+    copy = VideoFactory(title="Miracle tea (re-upload)")
+    pair = make_pair(0.97, video=copy, original=original)
+    make_pair(0.1, video=copy)  # below the queue's threshold: no one looks at it, not listed
+    moderator = make_user("moderator")
+    client = client_as("moderator")
+
+    page = client.get(reverse("moderation:video_detail", args=[copy.pk])).content.decode()
+    link = reverse("moderation:repro_pair", args=[pair.pk])
+    assert f'<a href="{link}">Pair #{pair.pk}</a>' in page
+    assert "a later upload of “Miracle herbal tea”" in page and "waiting for a verdict" in page
+    assert page.count("Pair #") == page.count(link) == 1  # the low pair is not offered
+    page = client.get(reverse("moderation:video_detail", args=[original.pk])).content.decode()
+    assert link in page and "copied by the later “Miracle tea (re-upload)”" in page
+
+    assert pair_claim_next(user=moderator) == pair
+    pair_review_submit(candidate=pair, user=moderator, verdict="reproduction")
+    page = client.get(reverse("moderation:video_detail", args=[copy.pk])).content.decode()
+    assert link in page and "<strong>Reproduction</strong>" in page
+
+    alone = VideoFactory()
+    page = client.get(reverse("moderation:video_detail", args=[alone.pk])).content.decode()
+    assert 'id="repro-pairs"' in page and "No pair with another video scores 0.30 or more" in page
+
+
+def test_a_pair_opened_from_a_videos_page_is_claimed_there_not_the_queues_next(make_user) -> None:  # type: ignore[no-untyped-def]
+    """Walked from the video page's link: the pair screen said "Claim this pair from the queue" and its only button,
+    "Claim next pair", handed out the highest-scoring pair instead of the one on screen."""
+    from django.test import Client
+
+    higher, pair = make_pair(0.99), make_pair(0.6)
+    alice, bob = make_user("moderator"), make_user("moderator")
+    as_alice, as_bob = Client(), Client()
+    as_alice.force_login(alice)
+    as_bob.force_login(bob)
+    url, claim = reverse("moderation:repro_pair", args=[pair.pk]), reverse("moderation:repro_claim", args=[pair.pk])
+
+    page = as_alice.get(url).content.decode()
+    assert f'action="{claim}"' in page and 'data-hotkey="c">Claim this pair</button>' in page
+    assert 'value="reproduction"' not in page
+    response = as_alice.post(claim)
+    assert response.status_code == 302 and response["Location"] == url
+    pair.refresh_from_db()
+    higher.refresh_from_db()
+    assert pair.claimed_by == alice and higher.claimed_by is None
+    assert 'value="reproduction" data-hotkey="p"' in as_alice.get(url).content.decode()  # her verdict buttons
+
+    page = as_bob.get(url).content.decode()  # held by Alice: Bob is told, and cannot take it
+    assert f"{alice.username} holds this pair until" in page and f'action="{claim}"' not in page
+    page = as_bob.post(claim, follow=True).content.decode()
+    assert f"{alice.username} holds this pair until" in page and "it was not claimed for you" in page
+    pair.refresh_from_db()
+    assert pair.claimed_by == alice
+
+    pair_review_submit(candidate=pair, user=alice, verdict="unrelated")
+    page = as_bob.post(claim, follow=True).content.decode()
+    assert "Already reviewed: this pair has a recorded verdict." in page

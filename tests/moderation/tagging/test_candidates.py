@@ -249,3 +249,24 @@ def test_acceptance_rates_count_the_latest_event_per_video_and_tag_and_follow_ne
     event(two, food, TagEvent.Action.REJECT)  # a new event: the cached rates are recomputed
     rates, base = services.tag_acceptance_rates()
     assert base == pytest.approx(2 / 4) and rates[food.pk] == pytest.approx((0 + 2 * base) / (2 + 2))
+
+
+def test_the_tags_panel_says_in_words_what_each_source_badge_means_and_each_tags_aliases(
+    vocabulary, encode, client_as
+) -> None:  # type: ignore[no-untyped-def]
+    """Walked on the review screen: the chips' badges read "embedding", "related", "text", each titled only
+    "source"; nothing on the screen said what suggested a tag. And the chips named the demo's Chinese tags only, the
+    English aliases the videos use shown nowhere but in the search."""
+    from django.urls import reverse
+
+    decision = DecisionFactory(video=VideoFactory(title="周末在家做火锅 猫咪也来了"))
+    services.tag_candidates_generate(video_id=decision.video_id, encode=encode)
+    html = client_as("moderator").get(reverse("moderation:tag_panel", args=[decision.video_id])).content.decode()
+    legend = html[html.index("data-source-legend") :].split("</span>")[0]
+    assert "Badges name what suggested it:" in legend
+    assert "<b>text</b> text match" in legend and "<b>embedding</b> embedding zero-shot" in legend
+    assert 'title="Suggested by: Text match"><span class="visually-hidden">suggested by </span>text</span>' in html
+    assert 'title="source"' not in html
+    # The demo vocabulary is Chinese with English aliases: a chip names its first aliases beside the tag.
+    cat = html[html.index('<span class="chip-name">猫</span>') :].split("</label>")[0]
+    assert '<small class="hint chip-aliases" title="喵星人">(喵星人)</small>' in cat

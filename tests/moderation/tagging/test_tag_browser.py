@@ -190,3 +190,57 @@ def test_an_editor_picks_an_alias_target_by_keyboard_and_a_refusal_keeps_it(page
     page.locator(f"#proposal-{proposal.pk} .outcome").wait_for()
     assert "Made an alias of an existing tag: 桌游" in page.inner_text(f"#proposal-{proposal.pk}")
     assert TagProposal.objects.get(pk=proposal.pk).status == "merged"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_review_screens_tags_panel_searches_twice_and_its_evidence_links_land(  # type: ignore[no-untyped-def]
+    page, make_user, policy_version, vocabulary, encode
+):
+    """Walked in Chromium on the review screen (the panel loaded there by htmx): the first search's results replaced
+    the result list itself (the panel's form swaps outerHTML and the search box inherited it), so the second search
+    showed nothing and no tag could be added by search; and a chip's evidence links (#title-0, #ocr-1, #seg-0)
+    pointed at ids only the tag screen had, so a click went nowhere."""
+    from tests.browser.test_review_browser import _task
+    from tests.factories import SegmentFactory
+
+    tag_set = tag_set_default()
+    tag_set.max_suggestions = 3  # the fixture vocabulary is tiny: 汽车 and 舞蹈 are found by search, not suggested
+    tag_set.save()
+    video = VideoFactory(title="周末在家做火锅", ocr_text="片头 | 火锅店 开业", file="")
+    SegmentFactory(video=video, index=0, start=1.5, end=3.0, text="今天吃火锅")
+    task = _task(policy_version, decision__video=video)
+    tag_candidates_generate(video_id=video.pk, encode=encode)
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    with page.expect_navigation():
+        page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{task.pk}/")
+    page.wait_for_selector("#tags [data-tags-form]")
+
+    search = page.locator("#tags [data-tag-search]")
+    search.fill("舞")
+    page.wait_for_selector("#tags [data-tag-results] [data-add-tag]")
+    search.fill("汽")  # a second search lands in the list too
+    page.wait_for_function(
+        "document.querySelector('#tags [data-tag-results]')?.textContent.includes('汽车')"
+        " && !document.querySelector('#tags [data-tag-results]').textContent.includes('舞蹈')"
+    )
+    search.press("Enter")  # the first match becomes a ticked chip, the list empties for the next search
+    car = page.locator("#tags [data-chip]", has=page.locator(".chip-name", has_text="汽车"))
+    assert car.locator("input[name=tag]").is_checked()
+    assert page.locator("#tags [data-tag-results] li").count() == 0
+    search.fill("舞")
+    page.wait_for_selector("#tags [data-tag-results] [data-add-tag]")
+
+    # Each evidence link of the 火锅 chip points at text the review screen shows, quoting it.
+    chip = page.locator("#tags [data-chip]", has=page.locator(".chip-name", has_text="火锅")).first
+    chip.locator("details.evidence summary").click()
+    hrefs = chip.locator("details.evidence a").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert {"#title-0", "#ocr-1", "#seg-0"} <= set(hrefs), hrefs
+    for href, text in (("#title-0", "周末在家做火锅"), ("#ocr-1", "火锅店 开业"), ("#seg-0", "1.5s")):
+        assert page.locator(href).inner_text().strip() == text
+    chip.locator("details.evidence a[href='#ocr-1']").click()
+    page.wait_for_function("location.hash === '#ocr-1'")
+    assert (
+        page.locator("#ocr-1").evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
+    )  # the line it landed on

@@ -1,0 +1,23 @@
+"""``{% load repro_pairs %}{% video_repro_pairs_panel video %}``: the reproduction pairs a video is in, on its page,
+each linking to the pair screen; the reproduction wing owns the rule (media, a lower wing, cannot import it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from moderation.media.models import Video
+from moderation.reproduction.selectors import PAIR_QUEUE_THRESHOLD, pairs_of_video
+from workbench.roles import Perm
+
+register = template.Library()
+
+
+@register.inclusion_tag("moderation/reproduction/_video_pairs.html", takes_context=True)
+def video_repro_pairs_panel(context: dict[str, Any], video: Video) -> dict[str, Any]:
+    user = context["request"].user
+    if not user.has_perm(Perm.REVIEW_VIDEO):  # the pair screens are the reviewers': an uploader gets no dead links
+        return {"shown": False}
+    return {"shown": True, "video": video, "pairs": pairs_of_video(video=video, user=user),
+            "threshold": PAIR_QUEUE_THRESHOLD}  # fmt: skip
