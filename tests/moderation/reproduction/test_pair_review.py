@@ -236,8 +236,8 @@ def test_the_reviewed_count_links_to_the_reviewed_pairs_latest_first_without_hid
 def test_a_videos_page_links_to_the_pairs_it_is_in_with_their_verdicts(client_as, make_user) -> None:  # type: ignore[no-untyped-def]
     """Walked as a moderator: a re-encoded re-upload's page said nothing of the pair it was in (score .97); the pair
     screen was reachable only from the pair queue, and no longer once the pair had a verdict."""
-    original = VideoFactory(title="Miracle herbal tea")
-    copy = VideoFactory(title="Miracle tea (re-upload)")
+    original = DecidedVideoFactory(title="Miracle herbal tea")
+    copy = DecidedVideoFactory(title="Miracle tea (re-upload)")
     pair = make_pair(0.97, video=copy, original=original)
     make_pair(0.1, video=copy)  # below the queue's threshold: no one looks at it, not listed
     moderator = make_user("moderator")
@@ -256,7 +256,7 @@ def test_a_videos_page_links_to_the_pairs_it_is_in_with_their_verdicts(client_as
     page = client.get(reverse("moderation:video_detail", args=[copy.pk])).content.decode()
     assert link in page and "<strong>Reproduction</strong>" in page
 
-    alone = VideoFactory()
+    alone = DecidedVideoFactory()
     page = client.get(reverse("moderation:video_detail", args=[alone.pk])).content.decode()
     assert 'id="repro-pairs"' in page and "No pair with another video scores 0.30 or more" in page
 
