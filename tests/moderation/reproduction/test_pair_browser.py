@@ -13,7 +13,7 @@ from moderation.reproduction.models import ReproCandidate
 from moderation.reproduction.services import pair_claim_next
 from tests.browser import conftest as browser_conftest
 from tests.browser.test_review_browser import _login
-from tests.factories import VideoFactory
+from tests.factories import DecidedVideoFactory
 from workbench import storage
 
 CHROMIUM = browser_conftest.CHROMIUM
@@ -52,7 +52,7 @@ def test_an_earlier_uploads_keyframe_seeks_both_players_to_its_moment(page, make
     videos = []
     for side in ("earlier", "later"):
         name = storage.store_file(_clip(tmp_path / f"{side}.mp4"), f"videos/2026/12/{side}.mp4")
-        videos.append(VideoFactory(title=side, file=name, duration=4.0))
+        videos.append(DecidedVideoFactory(title=side, file=name, duration=4.0))
     original, copy = videos
     for video in videos:
         for i in range(4):
