@@ -100,5 +100,5 @@ def test_the_registry_counts_the_items_a_shadow_candidate_could_not_decide_and_s
     cell = page.locator('tr[data-version="qwen-vl-3b-sft"] .shadow-failed')
     assert cell.is_visible()
     assert cell.inner_text() == f"2 items it could not decide; latest: {RUBRIC_ERROR}"
-    assert "2/3 (0.67)" in page.locator('tr[data-version="qwen-vl-3b-sft"]').inner_text()
+    assert "2/3 (0.667)" in page.locator('tr[data-version="qwen-vl-3b-sft"]').inner_text()
     _shot(page, "registry-shadow-candidate-could-not-decide")

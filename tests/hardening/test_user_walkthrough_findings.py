@@ -18,7 +18,7 @@ from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
 from moderation.policies.taxonomy import LABEL_MAX_LENGTH, taxonomy_errors
 from moderation.tagging.models import Tag
 from moderation.tagging.services import tags_import
-from tests.factories import DecisionFactory, VideoFactory
+from tests.factories import DecidedVideoFactory, DecisionFactory
 from tests.moderation.policies.test_policy_editor_views import _structured_post
 from workbench.text import row_id
 
@@ -69,7 +69,7 @@ def test_row_id_reads_ascii_digits_only(raw):
 
 
 def test_tag_submit_with_a_non_ascii_digit_id_is_a_404_or_ignored_not_a_500(client_as):
-    video = VideoFactory()
+    video = DecidedVideoFactory()
     client = client_as("moderator")
     url = reverse("moderation:tag_submit", args=[video.pk])
     assert client.post(url, {"task": "²"}).status_code == 404

@@ -126,7 +126,7 @@ def test_gold_items_are_mixed_in_and_score_reviewers(policy_version, make_user, 
     # Gold reviews only score: the items' trusted labels are untouched by them.
     assert not ItemLabel.objects.filter(video=gold_b.video, source=ItemLabel.Source.REVIEW).exists()
     html = client_as("moderator").get(reverse("moderation:queue_detail", args=["gold"])).content.decode()
-    assert f'data-gold-reviewer="{alice.username}"' in html and '<td data-stat="accuracy">0.50</td>' in html
+    assert f'data-gold-reviewer="{alice.username}"' in html and '<td data-stat="accuracy">0.500</td>' in html
 
 
 def test_released_gold_item_is_dropped_not_left_for_others(policy_version, make_user, monkeypatch):
