@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, Model, OuterRef
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from moderation.errors import ModerationError
@@ -29,7 +31,7 @@ from moderation.inference.stage1.label_value import label_value, uncertainty_ter
 from moderation.integrations.services import event_label_final, event_review_completed
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
-from moderation.media.selectors import video_restricted
+from moderation.media.selectors import video_open_to_q, video_restricted
 from moderation.policies.models import PolicyVersion
 from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewSkip, ReviewTask
@@ -276,7 +278,7 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
     seen = ReviewTask.objects.filter(queue=queue, decision_id=OuterRef("pk"), claimed_by=user)
     gold = Decision.objects.filter(
         Exists(ItemLabel.objects.filter(video_id=OuterRef("video_id"), source=ItemLabel.Source.IMPORT))
-    ).filter(~Exists(seen))
+    ).filter(~Exists(seen), video_open_to_q(user=user, field="video_id"))
     if queue.policy_id is not None:
         gold = gold.filter(policy_version__policy_id=queue.policy_id)
     decision = gold.order_by("pk").first()
@@ -300,7 +302,8 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
 # through ``LIMIT 1`` (Postgres evaluates a WITH query only as far as its reader fetches), so a
 # later leg never runs, nor locks anything, once an earlier one found a row. The same statement
 # renews or takes the lease, writes the audit row and reports whether the reviewer may work the
-# queue at all (then nothing is locked or written).
+# queue at all (then nothing is locked or written). ``{open_video}`` passes over items whose video the
+# reviewer may not open (``_open_video_clause``: the selector's rule compiled into the statement).
 _CLAIM_SQL = """
 WITH allowed AS (
     SELECT %(superuser)s
@@ -314,26 +317,26 @@ WITH allowed AS (
 own AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
-      AND t.claimed_by_id = %(user)s AND NOT (t.id = ANY(%(exclude)s))
+      AND t.claimed_by_id = %(user)s AND NOT (t.id = ANY(%(exclude)s)) {open_video}
     ORDER BY t.claimed_at, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 lapsed AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
-      AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine}
+      AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video}
     ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 pending AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
-      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine}
+      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video}
       AND NOT EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
     ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 skipped AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
-      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine}
+      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video}
       AND EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
     ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
@@ -369,14 +372,38 @@ _NOT_MINE = (
 _TASK_COLUMNS = [f.column for f in ReviewTask._meta.concrete_fields]
 
 
+def _open_video_clause(user: User) -> tuple[str, dict[str, Any]]:
+    """``AND EXISTS (…)`` keeping the claim's candidate ``t`` to items whose video ``user`` may open, with its
+    named parameters; empty for those who see every video.
+
+    The rule has one home, ``video_open_to_q``: it is compiled here into the SQL of a correlated subquery on the
+    item's decision, so the raw claim statement applies exactly what every screen applies (no copy to drift) and
+    stays one round trip. Without it a tags item (a tags item opens nothing) of a video restricted after the item
+    was made (an admin restricted its moderation queue later) was handed out, and opening it answered 404."""
+    rule = video_open_to_q(user=user, field="video_id")
+    if not rule:
+        return "", {}
+    own_decision = Decision.objects.filter(rule, pk=RawSQL("t.decision_id", ())).order_by().values("pk")
+    sql, values = own_decision.query.sql_with_params()
+    names = iter(range(len(values)))
+
+    def named(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(0) == "%%" else f"%(open_{next(names)})s"
+
+    sql = re.sub(r"%%|%s", named, sql)
+    return f"AND EXISTS ({sql})", {f"open_{i}": value for i, value in enumerate(values)}
+
+
 def _claim_statement(
     *, user: User, queue: ReviewQueue, exclude_ids: Collection[int], take_new: bool, now: Any
 ) -> ReviewTask | None:
     """Run ``_CLAIM_SQL``: the claimed (or renewed own) task, ``None`` when nothing is claimable.
 
     ``take_new=False`` only renews the reviewer's own open claim."""
+    open_video, open_params = _open_video_clause(user)
     sql = _CLAIM_SQL.format(
         not_mine=_NOT_MINE if queue.required_reviews > 1 else "",
+        open_video=open_video,
         columns=", ".join(f"t.{c}" for c in _TASK_COLUMNS),
     )
     params = {
@@ -389,6 +416,7 @@ def _claim_statement(
         "take_new": take_new,
         "now": now,
         "lease": _lease_end(),
+        **open_params,
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -419,6 +447,8 @@ def review_claim_next(
       their place). Rows another transaction is claiming right now are skipped, never
       waited on. In a queue needing N reviews, items the user already holds or reviewed are passed
       over, so their N reviews come from N different people.
+    - Items whose video the user may not open (``video_open_to_q``) are passed over, their own claims too: in a
+      tags queue (a tags item opens nothing) the video may have been restricted after its item was made.
 
     One database round trip in the common case (see ``_CLAIM_SQL``).
     """

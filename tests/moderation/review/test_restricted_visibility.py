@@ -12,6 +12,7 @@ import copy
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from annotation.models import Adjudication, Tag2CotTask
 from moderation.media.models import Keyframe, Video
@@ -646,3 +648,69 @@ def test_a_video_not_routed_yet_is_open_only_to_its_uploader_and_admins(policy_v
     assert ReviewTask.objects.filter(decision__video=video, queue__allowed_groups__isnull=True).exists()
     assert sees(colleague) and sees(uploader)
     assert event.action in _client(auditor).get(reverse("admin:moderation_auditevent_changelist")).content.decode()
+
+
+def test_claim_next_in_the_tags_queue_passes_over_a_video_restricted_after_its_item_was_made(
+    policy_version: Any,
+) -> None:
+    """A video's tags item was made while its moderation queue was open to all; an admin then restricted that
+    queue to a group. "Claim next" in the tags queue (open to all) still handed the item to any moderator (and
+    renewed their claim on it), whose tags screen answered 404. Now it goes only to those who may open it."""
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.services import tag_queue_default, tag_task_create_for_video
+
+    cases = ReviewQueue.objects.create(slug="cases", name="Cases")
+    later_hidden = ReviewTaskFactory(decision__policy_version=policy_version, queue=cases).decision.video
+    plain = ReviewTaskFactory(decision__policy_version=policy_version).decision.video  # the default queue
+    hidden_item = tag_task_create_for_video(video_id=later_hidden.pk)
+    plain_item = tag_task_create_for_video(video_id=plain.pk)
+    ReviewTask.objects.filter(pk=hidden_item.pk).update(priority=10)  # served first, were it claimable
+    later = Group.objects.create(name="experts-later")
+    outsider, expert = _staff("moderator"), _staff("moderator", "experts-later")
+    held = review_claim_next(user=outsider, queue=tag_queue_default())
+    assert held is not None and held.pk == hidden_item.pk  # claimed while the video was still open to all
+
+    cases.allowed_groups.add(later)
+
+    assert not video_open_to(user=outsider, video_id=later_hidden.pk)
+    nxt = review_claim_next(user=outsider, queue=tag_queue_default())  # their own claim is not renewed
+    assert nxt is not None and nxt.pk == plain_item.pk
+    assert review_claim_next(user=outsider, queue=tag_queue_default(), exclude_ids=[nxt.pk]) is None
+    client = _client(outsider)
+    assert client.get(reverse("moderation:tag_task", args=[nxt.pk])).status_code == 200
+    # Once the outsider's lease lapses, someone who may open the video takes it over.
+    ReviewTask.objects.filter(pk=held.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    taken = _client(expert).post(reverse("moderation:tag_claim_next"))
+    assert taken["Location"].startswith(reverse("moderation:tag_task", args=[hidden_item.pk]))
+    assert _client(expert).get(taken["Location"]).status_code == 200
+
+
+def test_the_claim_statement_and_the_video_rule_agree(world: World) -> None:
+    """The claim statement carries ``video_open_to_q`` compiled into its SQL: on the same fixtures, what each user
+    can claim from each queue (tags and moderation, open and restricted) is exactly the open items whose video the
+    rule opens to them, so the two cannot drift."""
+    from django.db import transaction
+
+    from moderation.media.selectors import video_open_to_q
+    from moderation.review.services import ModerationError, review_claim_next
+    from moderation.tagging.services import tag_queue_default
+
+    open_tags = tag_queue_default()
+    for video in (world.hidden, world.shared, world.plain):  # a tags item for each, restricted or not
+        ReviewTask.objects.create(decision=video.decisions.first(), queue=open_tags)
+    ReviewTaskFactory(decision=world.plain.decisions.first())  # the default queue: open to all
+    users = (world.outsider, world.expert, world.admin, _staff("moderator", "labeler", "experts-not"))
+    for queue in ReviewQueue.objects.all():
+        for user in users:
+            rule = video_open_to_q(user=user, field="decision__video_id")
+            waiting = ReviewTask.objects.filter(queue=queue, status__in=["pending", "claimed"], is_gold=False)
+            expected = set(waiting.filter(rule).values_list("pk", flat=True))
+            claimed: list[int] = []
+            with transaction.atomic():
+                try:
+                    while (task := review_claim_next(user=user, queue=queue, exclude_ids=claimed)) is not None:
+                        claimed.append(task.pk)
+                except ModerationError:  # a restricted queue outside the user's groups: nothing claimable
+                    expected = set()
+                transaction.set_rollback(True)
+            assert set(claimed) == expected, (queue.slug, user.username)
