@@ -15,8 +15,26 @@ from moderation.inference.models import Decision
 from moderation.labels.models import ItemLabel
 from moderation.media.selectors import videos_open_to
 from moderation.review.models import Review
+from workbench.filters import ALL, ListFilter
 
-CORRECTION_FILTERS = ("none", *CotCorrection.Status.values)
+# The correction list's filters: by the correction's status ("" every decision, "none" not corrected yet), and by
+# author ("" everyone's). Unknown values are said, then everything listed.
+CORRECTION_STATUS_FILTER = ListFilter(
+    param="status",
+    noun="correction status",
+    tabs=(("", "All"), ("none", "Not corrected"), *CotCorrection.Status.choices),
+    default="",
+    everything="",
+    everything_words="every decision",
+)
+CORRECTION_AUTHOR_FILTER = ListFilter(
+    param="by",
+    noun="author filter",
+    tabs=(("", "Everyone's"), ("me", "Mine"), ("others", "Other labelers'")),
+    default="",
+    everything="",
+    everything_words="everyone's corrections",
+)
 # A word (Latin letters and digits), a run of spaces, or one other character (each CJK character is a word).
 _DIFF_TOKENS = re.compile(r"\s+|\w+|.", re.ASCII | re.DOTALL)
 _CONTEXT = 60  # characters of unchanged text kept on each side of a change
@@ -28,9 +46,6 @@ def _open_to(user: Any, qs: QuerySet[_Row]) -> QuerySet[_Row]:
     """With a ``user`` (the screens pass theirs): only rows about videos they may see, the rule of
     ``videos_open_to`` (a restricted review queue's content stays with its groups). None: every row (tasks, commands)."""
     return qs if user is None else videos_open_to(user=user, qs=qs, field="video_id")
-
-
-CORRECTION_AUTHORS = ("me", "others")
 
 
 def correction_candidates(*, status: str = "", user: Any = None, by: str = "") -> QuerySet[Decision]:
@@ -136,27 +151,18 @@ def tag2cot_candidates(*, limit: int | None = None) -> list[Tag2CotCandidate]:
     return out
 
 
-TAG2COT_ALL = "all"
-# The list's filters as its tabs show them: each status, then every task.
-TAG2COT_TABS: tuple[tuple[str, str], ...] = (*Tag2CotTask.Status.choices, (TAG2COT_ALL, "All"))
-TAG2COT_FILTERS = tuple(value for value, _name in TAG2COT_TABS)
-
-
-def tag2cot_status_filter(*, raw: str | None) -> tuple[str, str]:
-    """The Tag2CoT list's ``?status=`` read: ``(status, problem)``. None (no parameter) is "open"; a
-    value that names no filter is :data:`TAG2COT_ALL` (every task), with ``problem`` saying so: it was
-    echoed as if it were a filter ("No banana Tag2CoT tasks", "Open" marked as the current tab)."""
-    if raw is None:
-        return Tag2CotTask.Status.OPEN, ""
-    status = raw.strip()
-    if status in TAG2COT_FILTERS:
-        return status, ""
-    known = ", ".join(f"“{s}”" for s in TAG2COT_FILTERS)
-    return TAG2COT_ALL, f"There is no Tag2CoT status “{status[:40]}”: showing every task. Filter by {known}."
+# The list's filter as its tabs show it: each status, then every task (an unknown ``?status=`` is said, then all).
+TAG2COT_FILTER = ListFilter(
+    param="status",
+    noun="Tag2CoT status",
+    tabs=(*Tag2CotTask.Status.choices, (ALL, "All")),
+    default=Tag2CotTask.Status.OPEN,
+    everything_words="every task",
+)
 
 
 def tag2cot_tasks(*, status: str = Tag2CotTask.Status.OPEN, user: Any = None) -> QuerySet[Tag2CotTask]:
-    """Tasks of ``status`` (one of the model's statuses; anything else, e.g. :data:`TAG2COT_ALL`: every task)."""
+    """Tasks of ``status`` (one of the model's statuses; anything else, e.g. ``ALL``: every task)."""
     qs = Tag2CotTask.objects.select_related("video", "decision", "assigned_to", "author")
     if status in Tag2CotTask.Status.values:
         qs = qs.filter(status=status)
@@ -175,7 +181,18 @@ def tag2cot_task_get(*, task_id: int, user: Any = None) -> Tag2CotTask:
 # --- adjudication -----------------------------------------------------------------------------
 
 
+# The adjudication list's filter: each status, then every adjudication (an unknown ``?status=`` is said, then all).
+ADJUDICATION_FILTER = ListFilter(
+    param="status",
+    noun="adjudication status",
+    tabs=(*Adjudication.Status.choices, (ALL, "All")),
+    default=Adjudication.Status.OPEN,
+    everything_words="every adjudication",
+)
+
+
 def adjudications(*, status: str = Adjudication.Status.OPEN, user: Any = None) -> QuerySet[Adjudication]:
+    """Adjudications of ``status`` (one of the model's statuses; anything else, e.g. ``ALL``: every one)."""
     qs = Adjudication.objects.select_related("video", "decision", "decided_by")
     if status in Adjudication.Status.values:
         qs = qs.filter(status=status)

@@ -25,7 +25,7 @@ from annotation.labelstudio import (
     labelstudio_tag_export,
     labelstudio_tag_videos,
 )
-from annotation.models import Adjudication, CotCorrection, Tag2CotTask
+from annotation.models import CotCorrection, Tag2CotTask
 from moderation.feedback.selectors import feedback_stats_for
 from moderation.inference.backends import STAGES
 from moderation.inference.models import Decision
@@ -47,18 +47,22 @@ def _user(request: HttpRequest) -> User:
 
 @permission_required(Perm.CORRECT_COT)
 def correction_list(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", "")
-    if status not in selectors.CORRECTION_FILTERS:
-        status = ""
-    by = request.GET.get("by", "")
-    if by not in selectors.CORRECTION_AUTHORS:
-        by = ""
+    status_filter = selectors.CORRECTION_STATUS_FILTER.read(request.GET.get("status"))
+    by_filter = selectors.CORRECTION_AUTHOR_FILTER.read(request.GET.get("by"))
+    status, by = status_filter.value, by_filter.value
     page = Paginator(selectors.correction_candidates(status=status, user=request.user, by=by), 50).get_page(
         request.GET.get("page")
     )
-    filters = [("", "All"), ("none", "Not corrected"), *CotCorrection.Status.choices]
-    context = {"page": page, "status": status, "by": by, "filters": filters, "empty": _CORRECTIONS_EMPTY[status]}
-    return render(request, "annotation/correction_list.html", context)
+    context = {
+        "page": page,
+        "status": status,
+        "by": by,
+        "status_filter": status_filter,
+        "by_problem": by_filter.problem,
+        "empty": _CORRECTIONS_EMPTY[status],
+    }
+    code = max(status_filter.http_status, by_filter.http_status)
+    return render(request, "annotation/correction_list.html", context, status=code)
 
 
 # What an empty list says, by status filter: under a filter, "No model decisions to correct yet" read as
@@ -246,10 +250,11 @@ def correction_review(request: HttpRequest, decision_id: int) -> HttpResponse:
 
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_list(request: HttpRequest) -> HttpResponse:
-    status, problem = selectors.tag2cot_status_filter(raw=request.GET.get("status"))
-    page = Paginator(selectors.tag2cot_tasks(status=status, user=request.user), 50).get_page(request.GET.get("page"))
-    context = {"page": page, "status": status, "status_problem": problem, "status_tabs": selectors.TAG2COT_TABS}
-    return render(request, "annotation/tag2cot_list.html", context, status=400 if problem else 200)
+    status = selectors.TAG2COT_FILTER.read(request.GET.get("status"))
+    tasks = selectors.tag2cot_tasks(status=status.value, user=request.user)
+    page = Paginator(tasks, 50).get_page(request.GET.get("page"))
+    context = {"page": page, "status": status.value, "status_filter": status}
+    return render(request, "annotation/tag2cot_list.html", context, status=status.http_status)
 
 
 @require_POST
@@ -328,9 +333,11 @@ def tag2cot_release(request: HttpRequest, pk: int) -> HttpResponse:
 
 @permission_required(Perm.REVIEW_VIDEO)
 def adjudication_list(request: HttpRequest) -> HttpResponse:
-    status = request.GET.get("status", Adjudication.Status.OPEN)
-    page = Paginator(selectors.adjudications(status=status, user=request.user), 50).get_page(request.GET.get("page"))
-    return render(request, "annotation/adjudication_list.html", {"page": page, "status": status})
+    status = selectors.ADJUDICATION_FILTER.read(request.GET.get("status"))
+    adjudications = selectors.adjudications(status=status.value, user=request.user)
+    page = Paginator(adjudications, 50).get_page(request.GET.get("page"))
+    context = {"page": page, "status": status.value, "status_filter": status}
+    return render(request, "annotation/adjudication_list.html", context, status=status.http_status)
 
 
 @permission_required(Perm.REVIEW_VIDEO)

@@ -11,8 +11,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from moderation.errors import ModerationError
-from moderation.integrations.models import Integration, IntegrationVideo
+from moderation.integrations.models import Integration, IntegrationVideo, WebhookDelivery
 from moderation.media.models import Video
+from workbench.filters import ListFilter
 
 
 def videos_visible_to(*, integration: Integration | None, qs: QuerySet[Any], field: str = "pk") -> QuerySet[Any]:
@@ -248,6 +249,17 @@ def webhook_delivery_state(*, delivery: Any, now: datetime | None = None) -> Del
         since = f" since {timezone.localtime(when):%H:%M:%S}" if when else ""
         return DeliveryState(label, f"status-{delivery.status}", f"Due{since}: waiting for a worker.")
     return DeliveryState(label, f"status-{delivery.status}", f"Next try {timezone.localtime(when):%H:%M:%S}.")
+
+
+# The delivery log's status choice ("" every delivery); an unknown ``?status=`` is said, then every delivery shown.
+DELIVERY_STATUS_FILTER = ListFilter(
+    param="status",
+    noun="delivery status",
+    tabs=(("", "all"), *WebhookDelivery.Status.choices),
+    default="",
+    everything="",
+    everything_words="every delivery",
+)
 
 
 def webhook_delivery_log(*, endpoint: Any, status: str = "", limit: int = 100) -> list[Any]:

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from moderation.errors import ModerationError
 from moderation.integrations.models import EventType, Integration, WebhookDelivery, WebhookEndpoint
 from moderation.integrations.selectors import (
+    DELIVERY_STATUS_FILTER,
     integration_default_rate,
     integration_rate_shown,
     integrations_overview,
@@ -163,18 +164,18 @@ def endpoint_add(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(WebhookEndpoint.objects.select_related("integration"), pk=pk)
-    status = request.GET.get("status", "")
-    if status not in WebhookDelivery.Status.values:
-        status = ""
+    status = DELIVERY_STATUS_FILTER.read(request.GET.get("status"))
     context = {
         "endpoint": endpoint,
-        "deliveries": webhook_delivery_log(endpoint=endpoint, status=status),
-        "status": status,
+        "deliveries": webhook_delivery_log(endpoint=endpoint, status=status.value),
+        "status": status.value,
+        "status_problem": status.problem,
         "statuses": WebhookDelivery.Status.choices,
         "held": webhook_endpoint_held_count(endpoint=endpoint),
     }
     template = "moderation/integrations/endpoint.html"
-    return render(request, f"{template}#log" if request.htmx else template, context)  # type: ignore[attr-defined]
+    partial = f"{template}#log" if request.htmx else template  # type: ignore[attr-defined]
+    return render(request, partial, context, status=status.http_status)
 
 
 @require_POST

@@ -347,3 +347,22 @@ def test_the_labeling_panels_counts_open_lists_of_exactly_what_they_count(decisi
         assert len(rows) == int(count), (link, rows)
     review = next(link for link in counted if "status=submitted" in link)
     assert counted[review] == "1" and counted[next(link for link in counted if "status=draft" in link)] == "0"
+
+
+def test_an_unknown_correction_filter_is_said_not_silently_dropped(decision, client_as):  # type: ignore[no-untyped-def]
+    """``?status=banana`` (or ``?by=banana``) listed every decision under "All" without a word: a mistyped
+    link read as a filter that matched everything."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_list")
+
+    status = client.get(url, {"status": "banana"})
+    by = client.get(url, {"by": "banana"})
+
+    assert status.status_code == 400 and by.status_code == 400
+    said = status.content.decode()
+    assert "There is no correction status “banana”: showing every decision." in said and 'role="alert"' in said
+    assert f"#{decision.pk}" in said and '<strong aria-current="page">All</strong>' in said
+    assert "There is no author filter “banana”: showing everyone&#x27;s corrections." in by.content.decode()
+    assert f"#{decision.pk}" in by.content.decode()
+    known = client.get(url, {"status": "none", "by": ""})
+    assert known.status_code == 200 and "There is no" not in known.content.decode()

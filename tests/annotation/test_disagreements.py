@@ -119,3 +119,33 @@ def test_adjudication_outcome_labels_the_item_and_is_audited(rules, integration,
         adjudication_decide(adjudication=adjudication, by=adjudication.decided_by, label="正向")
     assert client_as("labeler").get(url).status_code == 403
     assert "No open adjudications" in client.get(reverse("annotation:adjudication_list")).content.decode()
+
+
+def test_an_unknown_adjudication_status_is_said_and_every_adjudication_listed(policy_version, client_as):
+    """``?status=banana`` was echoed as a filter: "No banana adjudications." under an "Open" tab, every
+    adjudication hidden. Now it is said (400) and all of them are listed under an "All" tab."""
+    open_one = DecisionFactory(policy_version=policy_version)
+    decided_one = DecisionFactory(policy_version=policy_version)
+    for decision, status in ((open_one, "open"), (decided_one, "decided")):
+        Adjudication.objects.create(
+            video=decision.video, decision=decision, kind="reported_pass", reason="r", status=status
+        )
+    client = client_as("moderator")
+    url = reverse("annotation:adjudication_list")
+
+    response = client.get(url, {"status": "banana<b>"})
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "There is no adjudication status “banana&lt;b&gt;”: showing every adjudication." in html
+    assert 'role="alert"' in html and "banana adjudications" not in html and "<b>" not in html
+    assert open_one.video.title in html and decided_one.video.title in html
+    assert '<strong aria-current="page">All</strong>' in html and 'href="?status=open"' in html
+    # The known filters stay as they were, with no message.
+    opened = client.get(url)
+    assert opened.status_code == 200 and "no adjudication status" not in opened.content.decode()
+    assert open_one.video.title in opened.content.decode() and decided_one.video.title not in opened.content.decode()
+    decided = client.get(url, {"status": "decided"}).content.decode()
+    assert decided_one.video.title in decided and open_one.video.title not in decided
+    everything = client.get(url, {"status": "all"})
+    assert everything.status_code == 200 and decided_one.video.title in everything.content.decode()

@@ -180,3 +180,27 @@ def test_the_readme_verification_snippet_accepts_our_signature_and_refuses_a_tam
     assert namespace["verify"](SECRET, header, body) is True
     assert namespace["verify"](SECRET, header, body + b"\n") is False
     assert namespace["verify"]("whsec_wrong", header, body) is False
+
+
+def test_an_unknown_delivery_status_filter_is_said_and_every_delivery_shown(platform, client_as):
+    """``?status=banana`` showed every delivery without a word (the select then read "all"): a mistyped or
+    outdated link read as a filter. Now it is said (400) and every delivery shown."""
+    endpoint, _ = webhook_endpoint_create(
+        integration=platform.integration, url="http://127.0.0.1:9/x", event_types=[EventType.MODEL_PROMOTED]
+    )
+    model_version_promote(model_version=ModelVersionFactory(name="candidate-5"))
+    [delivery_id] = outbox_dispatch()
+    WebhookDelivery.objects.filter(pk=delivery_id).update(status="failed")
+    admin = client_as("admin")
+    url = f"/integrations/endpoints/{endpoint.pk}/"
+
+    unknown = admin.get(url, {"status": "banana"})
+
+    html = unknown.content.decode()
+    assert unknown.status_code == 400
+    assert "There is no delivery status “banana”: showing every delivery." in html and 'role="alert"' in html
+    assert f"delivery-{delivery_id}" in html
+    failed = admin.get(url, {"status": "failed"})
+    assert failed.status_code == 200 and f"delivery-{delivery_id}" in failed.content.decode()
+    assert "There is no" not in failed.content.decode()
+    assert f"delivery-{delivery_id}" not in admin.get(url, {"status": "delivered"}).content.decode()
