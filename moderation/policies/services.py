@@ -37,6 +37,11 @@ class StalePublishError(ModerationError):
     editor has not confirmed that (or confirmed it for another active version than the one live now)."""
 
 
+class StaleActivationError(ModerationError):
+    """Making an earlier version active again would replace another version than the one the editor confirmed
+    replacing: another version became active since the confirm step was drawn."""
+
+
 class PolicyValidationError(ModerationError):
     """A taxonomy that does not validate; ``errors`` lists every problem for the editor to show."""
 
@@ -329,8 +334,15 @@ def policy_version_publish(
 
 
 @transaction.atomic
-def policy_version_activate(*, version: PolicyVersion, by: User | AnonymousUser | None) -> PolicyVersion:
-    """Make an already published version the active one again (a rollback); drafts must be published."""
+def policy_version_activate(
+    *, version: PolicyVersion, by: User | AnonymousUser | None, replaces: int | None = None
+) -> PolicyVersion:
+    """Make an already published version the active one again (a rollback); drafts must be published.
+
+    ``replaces``: the number of the active version the editor's confirm step named (the version page's step
+    always sends it when a version is active). When another version became active since, nothing changes and
+    :class:`StaleActivationError` says which one is active now, as a publish is refused (``policy_version_publish``):
+    the editor agreed to roll back v3, not v4 published a minute ago. Already active: nothing to do."""
     _require_editor(by)
     Policy.objects.select_for_update().get(pk=version.policy_id)
     version = PolicyVersion.objects.get(pk=version.pk)
@@ -338,6 +350,12 @@ def policy_version_activate(*, version: PolicyVersion, by: User | AnonymousUser 
         raise ModerationError(f"v{version.number} is a draft; publish it to make it active.")
     if not version.is_active:
         previous = PolicyVersion.objects.filter(policy_id=version.policy_id, is_active=True).first()
+        if replaces is not None and (previous is None or previous.number != replaces):
+            now = f"v{previous.number} is active now" if previous else "no version is active now"
+            raise StaleActivationError(
+                f"Not made active: you confirmed replacing v{replaces}, but {now}. Read what making "
+                f"v{version.number} active replaces now and confirm again."
+            )
         _make_active(version)
         policy_version_activated.send(
             sender=PolicyVersion,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -84,8 +83,8 @@ def policy_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _version_page(
     request: HttpRequest, version: PolicyVersion, *, confirm: str, refused: str = "", reason: str = ""
 ) -> HttpResponse:
-    """``refused`` and ``reason``: a confirmed publish refused because another version became active
-    meanwhile shows the confirm step again, for the version active now, with the reason as typed."""
+    """``refused`` and ``reason``: a confirmed publish or re-activation refused because another version became
+    active meanwhile shows the confirm step again, for the version active now, with the reason as typed."""
     stale = selectors.policy_draft_staleness(draft=version)
     can_edit = request.user.has_perm(Perm.EDIT_POLICY)
     draft = version.status == PolicyVersion.Status.DRAFT
@@ -263,19 +262,19 @@ def policy_version_publish(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.EDIT_POLICY)
 def policy_version_activate(request: HttpRequest, pk: int) -> HttpResponse:
-    """Make an earlier published version active again from its confirm step (``confirm=activate``)."""
-    if request.POST.get("confirm") != "activate":
-        return _to_confirm_step(get_object_or_404(PolicyVersion, pk=pk), "activate")
-    return _make_active(request, pk, services.policy_version_activate, "is active again")
-
-
-def _make_active(request: HttpRequest, pk: int, service: Callable[..., PolicyVersion], done: str) -> HttpResponse:
-    """Publish or re-activate a version: a refusal goes back to the version with the reason."""
+    """Make an earlier published version active again from its confirm step (``confirm=activate``, and
+    ``replaces``: the active version it named). When another version became active meanwhile, the step is shown
+    again for the version active now, with the reason."""
     version = get_object_or_404(PolicyVersion, pk=pk)
+    if request.POST.get("confirm") != "activate":
+        return _to_confirm_step(version, "activate")
+    replaces = _int(request.POST.get("replaces"))
     try:
-        version = service(version=version, by=request.user)
+        version = services.policy_version_activate(version=version, by=request.user, replaces=replaces)
+    except services.StaleActivationError as exc:
+        return _version_page(request, version, confirm="activate", refused=str(exc))
     except ModerationError as exc:
         messages.error(request, str(exc))
         return redirect("moderation:policy_version", pk=pk)
-    messages.success(request, f"v{version.number} {done}; new decisions use it from now on.")
+    messages.success(request, f"v{version.number} is active again; new decisions use it from now on.")
     return redirect("moderation:policy_detail", pk=version.policy_id)

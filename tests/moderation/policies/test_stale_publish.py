@@ -399,3 +399,35 @@ def test_a_confirm_step_overtaken_by_another_publish_keeps_the_typed_reason(stal
     assert ">signal moved to the messaging rule</textarea>" in form
     assert f'name="replaces" value="{v4.number}" required autofocus' in form
     assert _active_number(v1) == v4.number
+
+
+def test_making_a_version_active_again_is_refused_when_another_became_active_since_its_confirm_step(
+    stale, editor, client_as
+):  # type: ignore[no-untyped-def]
+    """The step read "Make v1 active again, replacing v2?"; meanwhile another editor published v3. Confirming
+    made v1 active over v3, which the editor never saw. Now the service refuses (as publishing does), the step
+    comes back naming v3 with the reason, and nothing changes until the editor confirms again."""
+    v1, v2, v3 = stale
+    client = client_as("policy_editor")
+    page_url = reverse("moderation:policy_version", args=[v1.pk])
+    activate_url = reverse("moderation:policy_version_activate", args=[v1.pk])
+    step = client.get(page_url, {"confirm": "activate"}).content.decode()
+    assert f'name="replaces" value="{v2.number}"' in step
+
+    policy_version_publish(version=v3, by=editor, replaces=v2.number)  # another editor, meanwhile
+    raced = client.post(activate_url, {"confirm": "activate", "replaces": str(v2.number)})
+
+    assert raced.status_code == 400 and _active_number(v1) == v3.number
+    form = raced.content.decode().split('id="publish-confirm"')[1].split("</form>")[0]
+    assert (
+        f"Not made active: you confirmed replacing v{v2.number}, but v{v3.number} is active now. "
+        f"Read what making v{v1.number} active replaces now and confirm again."
+    ) in form
+    assert f'name="replaces" value="{v3.number}"' in form and 'role="alert"' in form
+    assert not AuditEvent.objects.filter(action="policy.activate").exists()
+    with pytest.raises(ModerationError, match=f"but v{v3.number} is active now"):
+        policy_version_activate(version=v1, by=editor, replaces=v2.number)
+
+    done = client.post(activate_url, {"confirm": "activate", "replaces": str(v3.number)}, follow=True)
+    assert f"v{v1.number} is active again" in done.content.decode() and _active_number(v1) == v1.number
+    assert AuditEvent.objects.get(action="policy.activate").payload["replaced"] == v3.number
