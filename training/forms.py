@@ -8,7 +8,7 @@ from django.conf import settings
 from moderation.models import ModelVersion, PolicyVersion
 from moderation.tagging.forms import TagExportFilterForm
 from training.models import EvaluationRun, PreferenceDataset, TrainingJob
-from workbench.forms import NulCheckedForm
+from workbench.forms import NulCheckedForm, TypedNumberField
 
 
 class DatasetChoiceField(forms.ModelChoiceField):
@@ -46,17 +46,17 @@ class TrainingJobStartForm(NulCheckedForm, forms.Form):
     )
     max_steps = forms.IntegerField(min_value=1, max_value=100_000, initial=4)
     batch_size = forms.IntegerField(min_value=1, max_value=256, required=False)
-    learning_rate = forms.FloatField(required=False)
+    learning_rate = TypedNumberField(required=False)
     save_steps = forms.IntegerField(min_value=1, required=False, help_text="checkpoint every N steps")
     lora_r = forms.IntegerField(min_value=1, max_value=1024, required=False)
     lora_alpha = forms.IntegerField(min_value=1, max_value=4096, required=False)
-    lora_dropout = forms.FloatField(min_value=0, max_value=0.9, required=False)
+    lora_dropout = TypedNumberField(min_value=0, max_value=0.9, required=False)
     lora_target_modules = forms.CharField(required=False, help_text="comma-separated, e.g. q_proj,v_proj or all-linear")
     num_generations = forms.IntegerField(min_value=2, max_value=64, required=False, help_text="GRPO only")
     max_completion_length = forms.IntegerField(min_value=1, required=False, help_text="GRPO only")
-    reward_correctness_weight = forms.FloatField(min_value=0, required=False, help_text="GRPO only")
-    reward_structure_weight = forms.FloatField(min_value=0, required=False, help_text="GRPO only")
-    reward_critique_weight = forms.FloatField(min_value=0, required=False, help_text="GRPO only; 0 = no guide model")
+    reward_correctness_weight = TypedNumberField(min_value=0, required=False, help_text="GRPO only")
+    reward_structure_weight = TypedNumberField(min_value=0, required=False, help_text="GRPO only")
+    reward_critique_weight = TypedNumberField(min_value=0, required=False, help_text="GRPO only; 0 = no guide model")
     guide_base_model = forms.CharField(required=False, help_text="GRPO critique guide model (folder or hub id)")
 
     def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -120,7 +120,7 @@ class TagEventsExportForm(TagExportFilterForm):
         initial="jsonl",
         error_messages={"invalid_choice": "Choose JSONL or a Hugging Face dataset."},
     )
-    eval_share = forms.FloatField(
+    eval_share = TypedNumberField(
         label="Held-out share",
         min_value=0,
         max_value=0.9,

@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from django import forms
+from django.core.exceptions import ValidationError
+
+from workbench.numbers import typed_number
+
 NUL_FIELD_ERROR = "This contains a NUL character (\\x00), which text may not hold; remove it and try again."
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -34,3 +39,16 @@ def nul_checked_by_form(view: View) -> View:
     """Mark a view whose input is all validated by ``NulCheckedForm`` forms (outermost decorator)."""
     view.nul_checked_by_form = True  # type: ignore[attr-defined]
     return view
+
+
+class TypedNumberField(forms.FloatField):
+    """A float field that reads what was typed as every numeric box of the workbench does
+    (``workbench.numbers.typed_number``: "0,1" is 0.1); Django's own field refused a decimal comma."""
+
+    def to_python(self, value: Any) -> float | None:  # type: ignore[override]  # FloatField returns floats too
+        if value in self.empty_values or (isinstance(value, str) and not value.strip()):
+            return None
+        number = typed_number(value)
+        if number is None:
+            raise ValidationError(self.error_messages["invalid"], code="invalid")
+        return number

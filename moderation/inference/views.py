@@ -13,6 +13,7 @@ from moderation.errors import ModerationError
 from moderation.inference.impact import policy_impact_preview
 from moderation.inference.selectors import cascade_dashboard, cascade_training_latest
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE, policy_version_get
+from workbench.numbers import typed_number
 from workbench.roles import Perm, permission_required
 
 
@@ -107,11 +108,10 @@ def cascade_threshold(request: HttpRequest) -> HttpResponse:
 def _threshold(raw: str) -> float:
     """The form's threshold as a number between 0 and 1; the refusal names what was typed ("2" was
     reported as "got 2.0", "1e400" as "got inf"), as the target's does."""
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ModerationError("The escalation threshold must be a number between 0 and 1.") from None
-    if not 0.0 <= value <= 1.0:  # nan too
+    value = typed_number(raw)  # "0,35" too (workbench.numbers)
+    if value is None:
+        raise ModerationError("The escalation threshold must be a number between 0 and 1.")
+    if not 0.0 <= value <= 1.0:
         raise ModerationError(f"The escalation threshold must be between 0 and 1; “{raw.strip()[:40]}” is not.")
     return value
 
@@ -145,10 +145,9 @@ def _target(raw: str) -> float:
     from moderation.inference.stage1.routing import check_target
 
     typed = raw.strip()
-    try:
-        value = float(typed.rstrip("%").strip())
-    except ValueError:
-        raise ModerationError("The target accuracy must be a number, e.g. 0.92.") from None
+    value = typed_number(typed.rstrip("%"))  # "0,92" and "92,5 %" too (workbench.numbers)
+    if value is None:
+        raise ModerationError("The target accuracy must be a number, e.g. 0.92.")
     fraction = value / 100 if value > 1 else value
     check_target(fraction, typed=typed)
     return round(fraction, 3)

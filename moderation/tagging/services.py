@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from moderation.tagging.models import (
     VocabularyVersion,
 )
 from workbench.jobs import job_finish, job_start
+from workbench.numbers import typed_number
 from workbench.queues import enqueue
 
 logger = logging.getLogger(__name__)
@@ -668,11 +670,8 @@ def _typed_number(value: float | str, what: str, *, whole: bool = False) -> tupl
     """A number as a form sent it (or as code passes it): ``(value, "")``, or ``(None, why not)``.
     A whole number typed as "2.7" is refused, not cut to 2 behind the user's back."""
     raw = value.strip() if isinstance(value, str) else value
-    try:
-        number = float(raw)
-    except (TypeError, ValueError):
-        return None, f"{what}: “{str(raw)[:20]}” is not a number."
-    if number != number or number in (float("inf"), float("-inf")):
+    number = typed_number(raw)  # "0,9" too: a comma as the decimal separator, where that is unambiguous
+    if number is None or not math.isfinite(number):
         return None, f"{what}: “{str(raw)[:20]}” is not a number."
     if whole and number != int(number):
         return None, f"{what}: “{str(raw)[:20]}” is not a whole number."

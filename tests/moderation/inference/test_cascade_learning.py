@@ -443,3 +443,22 @@ def test_the_target_box_shows_the_target_as_the_curve_does_and_keeps_a_refused_t
     html = admin.post("/cascade/threshold/", {"threshold": "7"}).content.decode()
     threshold_form = html.split('id="threshold-form"')[1].split("</form>")[0]
     assert 'value="7"' in threshold_form and "“7” is not" in threshold_form
+
+
+def test_the_target_and_the_threshold_read_a_decimal_comma(trained, client_as):
+    """ "0,92" in the target box (or "0,35" in the threshold box) was refused as not a number: the boxes read a
+    number as the tag set's thresholds do (workbench.numbers), a comma as the decimal separator when unambiguous."""
+    admin = client_as("admin")
+
+    target = admin.post("/cascade/target/", {"target_accuracy": "0,92"}, follow=True)
+    assert "expected accuracy is at least 92%" in target.content.decode()
+    trained.refresh_from_db()
+    assert trained.target_accuracy == pytest.approx(0.92)
+    percent = admin.post("/cascade/target/", {"target_accuracy": "92,5 %"}, follow=True)
+    assert "at least 92.5%" in percent.content.decode()
+    threshold = admin.post("/cascade/threshold/", {"threshold": "0,35"}, follow=True)
+    assert "escalates items above uncertainty 0.35" in threshold.content.decode()
+    trained.refresh_from_db()
+    assert trained.escalate_threshold == pytest.approx(0.35)
+    guessed = admin.post("/cascade/threshold/", {"threshold": "0,3,5"})
+    assert guessed.status_code == 400 and "must be a number between 0 and 1" in guessed.content.decode()

@@ -681,3 +681,30 @@ def test_a_tag_set_form_says_every_problem_at_once_beside_its_field(client_as) -
     assert "Not in the vocabulary: “没有”" in own.split(f'id="tag-set-{default.slug}-tags-error">')[1]
     default.refresh_from_db()
     assert default.show_threshold == 0.05
+
+
+def test_a_tag_set_threshold_typed_with_a_decimal_comma_is_read_as_that_number(client_as) -> None:  # type: ignore[no-untyped-def]
+    """ "0,9" (a decimal comma, as many keyboards and locales write it) was refused as "not a number"; a comma that
+    could be a digit group ("1,000.5") or is one of several ("0,1,2") is still refused, never guessed."""
+    from django.urls import reverse
+
+    from moderation.tagging.models import TagSet
+
+    tags_import(lines=["萌宠"])
+    editor = client_as("policy_editor")
+    url = reverse("moderation:tag_set_save")
+    new = {"create": "1", "slug": "comma", "name": "Comma", "show_threshold": " 0,15 ", "preselect_threshold": "0,9"}
+    new |= {"max_suggestions": "8", "tags": "萌宠"}
+
+    saved = editor.post(url, new, follow=True).content.decode()
+
+    assert "Saved tag set “Comma”" in saved
+    comma = TagSet.objects.get(slug="comma")
+    assert (comma.show_threshold, comma.preselect_threshold) == (0.15, 0.9)
+    for typed in ("1,000.5", "0,1,2"):
+        refused = editor.post(url, {**new, "create": "", "preselect_threshold": typed})
+        assert refused.status_code == 400 and f"Pre-select threshold: “{typed}” is not a number." in (
+            refused.content.decode()
+        )
+    comma.refresh_from_db()
+    assert comma.preselect_threshold == 0.9
