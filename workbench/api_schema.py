@@ -6,7 +6,12 @@ success bodies. ``WorkbenchAutoSchema`` (``DEFAULT_SCHEMA_CLASS``) adds each err
 answer, decided from the view itself, with one of two body components:
 
 * ``Error``: ``{"detail": "...", "code": "..."}`` (``code`` only on a refused credential's 401): 401, 403,
-  404, 429, and any other 4xx a view declares without a body (422 of a reused Idempotency-Key).
+  404, 413, 429, and any other 4xx a view declares without a body (422 of a reused Idempotency-Key).
+
+413 is declared on every operation that takes a body (``workbench.middleware`` refuses one declared larger than
+the upload limit plus the form limit, and form fields over DATA_UPLOAD_MAX_MEMORY_SIZE; the API's exception
+handler a JSON body over it); an operation that takes an upload (a serializer with a file field: video submit)
+names the upload limit in its description.
 * ``ValidationError``: each refused field or query parameter with its message or messages
   (``non_field_errors`` for the request as a whole, ``detail`` alone for a body that could not be read or a
   request refused as a whole): 400.
@@ -19,8 +24,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.plumbing import ResolvedComponent, force_instance
+from drf_spectacular.utils import OpenApiRequest
+from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 
@@ -81,8 +89,10 @@ EXAMPLES: dict[str, dict[str, str]] = {
     "401": {"detail": "Invalid integration token.", "code": "invalid_token"},
     "403": {"detail": "You do not have permission to perform this action."},
     "404": {"detail": "Not found."},
+    "413": {"detail": "The request's fields are larger than 10 MB; send a video as a multipart file, not in them."},
     "429": {"detail": "Request was throttled. Expected available in 42 seconds."},
 }
+_MB = 1024 * 1024
 _HEADERS: dict[str, dict[str, Any]] = {
     "401": {
         "WWW-Authenticate": {
@@ -102,7 +112,7 @@ class WorkbenchAutoSchema(AutoSchema):
         if direction != "response":
             return responses
         for code in self._error_statuses():
-            responses.setdefault(code, {"description": DESCRIPTIONS[code]})
+            responses.setdefault(code, {"description": DESCRIPTIONS.get(code) or self._too_large_description()})
         for code, response in responses.items():
             if code.startswith("4") and "content" not in response:
                 response.update(self._error_response(code, description=response.get("description", "")))
@@ -123,9 +133,40 @@ class WorkbenchAutoSchema(AutoSchema):
             codes.append("403")
         if "{" in self.path or (self._is_list_view() and self._get_paginator() is not None):
             codes.append("404")
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes.append("413")
         if view.get_throttles():
             codes.append("429")
         return codes
+
+    def _accepts_upload(self) -> bool:
+        """Whether this operation's request body takes a file (a serializer with a file field, for any of its
+        media types): video submit."""
+        if self.method not in ("POST", "PUT", "PATCH"):
+            return False
+        declared = self.get_request_serializer()
+        for serializer in declared.values() if isinstance(declared, dict) else [declared]:
+            if isinstance(serializer, OpenApiRequest):
+                serializer = serializer.request
+            body: Any = force_instance(serializer)
+            if isinstance(body, serializers.ListSerializer):  # a list body (feedback events): its items
+                body = body.child
+            fields: Any = body.fields if isinstance(body, serializers.Serializer) else {}
+            if any(isinstance(field, serializers.FileField) for field in fields.values()):
+                return True
+        return False
+
+    def _too_large_description(self) -> str:
+        """413's description, with the limits in force: an upload's, and the form fields' (or JSON body's)."""
+        fields = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) // _MB
+        if self._accepts_upload():
+            upload = int(settings.WORKBENCH_UPLOAD_MAX_BYTES) // _MB
+            return (
+                f"The request is larger than the server takes: a video of up to {upload} MB with its form, whose "
+                f"other fields may hold up to {fields} MB. Refused before the body is read when its Content-Length "
+                "says so."
+            )
+        return f"The request's body (its fields, or its JSON) is larger than {fields} MB."
 
     def _error_response(self, code: str, *, description: str) -> dict[str, Any]:
         name, schema = (

@@ -13,6 +13,7 @@ from typing import Any
 import jsonschema
 import pytest
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
@@ -176,3 +177,57 @@ def test_each_error_example_in_the_schema_is_a_body_of_its_schema(schema):
     examples = dict(seen)
     assert len(examples) == len(seen)  # one example per status
     assert "throttled" in examples["429"] and "invalid_token" in examples["401"] and "permission" in examples["403"]
+
+
+def _platform() -> APIClient:
+    _integration, token = integration_create(name="schema-413")
+    platform = APIClient()
+    platform.credentials(HTTP_AUTHORIZATION=f"Integration {token}")
+    return platform
+
+
+def test_video_submit_declares_413_with_the_limits_in_force(schema, settings):
+    """A video too large (or a form whose fields are) is refused with 413, which the schema did not mention: a
+    client generated from it treated the refusal as an undocumented failure."""
+    submit = schema["paths"]["/api/videos/"]["post"]["responses"]["413"]
+    upload_mb = settings.WORKBENCH_UPLOAD_MAX_BYTES // (1024 * 1024)
+    assert f"a video of up to {upload_mb} MB" in submit["description"]
+    assert submit["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    # Only what takes a body: a read is never refused for its size.
+    assert "413" not in schema["paths"]["/api/videos/"]["get"]["responses"]
+    assert "413" not in schema["paths"]["/api/videos/{id}/"]["get"]["responses"]
+    events = schema["paths"]["/api/feedback/events/"]["post"]["responses"]["413"]
+    assert "video" not in events["description"] and "10 MB" in events["description"]
+
+
+def test_real_413s_of_the_api_are_json_and_match_the_declared_error(schema, settings):
+    """The middleware answers an /api/ form whose fields are over DATA_UPLOAD_MAX_MEMORY_SIZE with the API's JSON
+    413 (it was Django's HTML "Bad Request (400)" page, no reason), and a body declared over the limits with
+    413 before reading it; both are the declared ``Error``."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from moderation.media.models import Video
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    platform = _platform()
+    clip = b"\x00\x00\x00\x18ftypmp42" + b"a" * 2048
+
+    def form(**extra: Any) -> dict[str, Any]:
+        return {"file": SimpleUploadedFile("clip.mp4", clip), "title": "t", **extra}
+
+    fields = platform.post("/api/videos/", form(description="x" * (1024 * 1024 + 1)), format="multipart")
+    body = _check(schema, "/api/videos/", "POST", fields, 413)
+    assert fields["Content-Type"] == "application/json"
+    assert body["detail"] == (
+        "The request's fields are larger than 1 MB; send a video as a multipart file, not in them."
+    )
+    declared = 50 * 1024**3
+    sized = platform.post("/api/videos/", form(), format="multipart", CONTENT_LENGTH=str(declared))
+    assert _check(schema, "/api/videos/", "POST", sized, 413)["detail"].startswith(
+        f"This request is {declared:,} bytes"
+    )
+    assert not Video.objects.exists()
+    # A page's form keeps Django's own refusal page (the API's JSON is for /api/ only).
+    page = Client().post(reverse("moderation:tag_set_save"), {"name": "x" * (1024 * 1024 + 1)}, HTTP_ACCEPT="text/html")
+    assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
+    assert platform.post("/api/videos/", form(external_id="fits"), format="multipart").status_code == 201
