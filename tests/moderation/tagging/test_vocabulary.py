@@ -684,7 +684,7 @@ def test_a_tag_set_form_says_every_problem_at_once_beside_its_field(client_as) -
 
 
 def test_a_tag_set_threshold_typed_with_a_decimal_comma_is_read_as_that_number(client_as) -> None:  # type: ignore[no-untyped-def]
-    """ "0,9" (a decimal comma, as many keyboards and locales write it) was refused as "not a number"; a comma that
+    """A decimal comma ("0,9", as many keyboards and locales write it) was refused as "not a number"; a comma that
     could be a digit group ("1,000.5") or is one of several ("0,1,2") is still refused, never guessed."""
     from django.urls import reverse
 
