@@ -418,3 +418,17 @@ def tag_imports_recent(*, limit: int = 5) -> dict[str, Any]:
         "open": any(r.is_open for r in rows),
         "stalled": any(r.stalled for r in rows),  # type: ignore[attr-defined]
     }
+
+
+def tag_queue_counts(*, queue: Any, user: Any) -> dict[str, int]:
+    """The tags queue's items by status, as ``user`` can work them: only items whose video is open to them
+    (``video_open_to_q``, the rule "Claim next" applies). It counted every item, so a moderator read "3 waiting"
+    and "Claim next" answered that the queue is empty (those were videos restricted after their item was made)."""
+    from moderation.media.selectors import video_open_to_q
+    from moderation.review.models import ReviewTask
+
+    statuses = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED, ReviewTask.Status.DONE)
+    items = ReviewTask.objects.filter(queue=queue, status__in=statuses)
+    rows = items.filter(video_open_to_q(user=user, field="decision__video_id")).values("status").annotate(n=Count("pk"))
+    found = {row["status"]: row["n"] for row in rows}
+    return {status: found.get(status, 0) for status in statuses}

@@ -67,10 +67,7 @@ def _ids(values: list[str]) -> list[int]:
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_queue(request: HttpRequest) -> HttpResponse:
     queue = services.tag_queue_default()
-    counts = {
-        s: ReviewTask.objects.filter(queue=queue, status=s).count()
-        for s in (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED, ReviewTask.Status.DONE)
-    }
+    counts = selectors.tag_queue_counts(queue=queue, user=request.user)
     return render(
         request,
         "moderation/tagging/queue.html",

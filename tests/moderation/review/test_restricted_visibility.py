@@ -673,6 +673,11 @@ def test_claim_next_in_the_tags_queue_passes_over_a_video_restricted_after_its_i
     cases.allowed_groups.add(later)
 
     assert not video_open_to(user=outsider, video_id=later_hidden.pk)
+    # The queue's counts are what each may work: the outsider's claim on the hidden video is not theirs to count.
+    stats = re.compile(r'<td data-stat="pending">(\d+)</td><td>(\d+)</td>')
+    queue_url = reverse("moderation:tag_queue")
+    assert stats.findall(_client(outsider).get(queue_url).content.decode()) == [("1", "0")]
+    assert stats.findall(_client(expert).get(queue_url).content.decode()) == [("1", "1")]
     nxt = review_claim_next(user=outsider, queue=tag_queue_default())  # their own claim is not renewed
     assert nxt is not None and nxt.pk == plain_item.pk
     assert review_claim_next(user=outsider, queue=tag_queue_default(), exclude_ids=[nxt.pk]) is None
