@@ -145,7 +145,7 @@ def test_the_verdict_buttons_are_in_view_at_1440x900(page, make_user, tmp_path):
     page.mouse.wheel(0, 2000)
     page.wait_for_function("window.scrollY > 0")
     box = page.locator('#verdict button[data-hotkey="u"]').bounding_box()
-    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= 900, box
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, box
     page.screenshot(path=str(_shots(tmp_path) / "pair-verdict-scrolled.png"))
     with page.expect_navigation():
         page.keyboard.press("d")  # the keys are unchanged
