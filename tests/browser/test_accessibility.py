@@ -300,6 +300,7 @@ def test_the_cascade_dashboard_with_its_curves_has_no_moderate_or_worse_axe_viol
     """Walked: the learning curve's grey "arrival order" failed WCAG AA contrast, and the risk–coverage chart had no
     y-axis title (the screen test above sees the dashboard without a stage 1 or a learning curve)."""
     import json
+    import os
 
     from bench._stage1_learning import LearningCurves
     from moderation.inference.kuaimod import kuaimod_import
@@ -328,5 +329,5 @@ def test_the_cascade_dashboard_with_its_curves_has_no_moderate_or_worse_axe_viol
     assert _violations(page) == []
     assert page.locator("#risk-coverage-y-title").text_content() == "accuracy of the auto-decided items"
     page.locator("#learning-curve").scroll_into_view_if_needed()
-    shots = Path(__import__("os").environ.get("SHOTS_DIR", tmp_path))
+    shots = Path(os.environ.get("SHOTS_DIR", tmp_path))
     page.screenshot(path=str(shots / "cascade-curves.png"), full_page=True)
