@@ -135,9 +135,30 @@ def cascade_targets(*, curve: CascadeCurve, targets: tuple[float, ...] = TARGET_
                 "coverage": point["coverage"] if point else 0.0,
                 "accuracy": point["accuracy"] if point else None,
                 "cut": cut,
+                "consequence": target_consequence(coverage=point["coverage"] if point else 0.0),
             }
         )
     return rows
+
+
+def target_consequence(*, coverage: float) -> str:
+    """What routing by a target does to the traffic, from the share of the curve's items it auto-decides: the line
+    under the curve and the message after "Route by this target" both say it (a target no cut reaches was set
+    with a plain success message, while every item then goes on to the VLM)."""
+    if coverage <= 0:
+        return "no item is auto-decided: every item goes on to the serving VLM (stage 2)"
+    if coverage >= 1:
+        return "stage 1 auto-decides every item: none goes on to the serving VLM"
+    share = round(coverage * 100)
+    shown = "less than 1%" if share < 1 else "more than 99%" if share > 99 else f"{share}%"
+    return f"stage 1 auto-decides {shown} of items; the rest go on to the serving VLM (stage 2)"
+
+
+def cascade_target_row(*, model: CascadeModel, curve: CascadeCurve | None = None) -> dict[str, Any] | None:
+    """``cascade_targets``'s row for the target ``model`` routes by (None when it routes by a threshold)."""
+    if model.target_accuracy is None:
+        return None
+    return cascade_targets(curve=curve or cascade_curve(model=model), targets=(model.target_accuracy,))[0]
 
 
 def cascade_learning_curve() -> dict[str, Any] | None:
@@ -173,7 +194,7 @@ def cascade_curve_chart(*, model: CascadeModel | None) -> dict[str, Any]:
         "svg": _polyline([(p["coverage"], p["accuracy"]) for p in curve.points], (0.0, 1.0), y_range),
         "target_y": CHART_H * (1 - ((target or 0.92) - y_range[0]) / (y_range[1] - y_range[0])),
         "targets": cascade_targets(curve=curve),
-        "active": next((row for row in cascade_targets(curve=curve, targets=(target,))), None) if target else None,
+        "active": cascade_target_row(model=model, curve=curve) if model is not None else None,
         "width": CHART_W,
         "height": CHART_H,
     }

@@ -119,6 +119,7 @@ def _threshold(raw: str) -> float:
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_target(request: HttpRequest) -> HttpResponse:
+    from moderation.inference.selectors import cascade_target_row
     from moderation.inference.services import cascade_target_set
     from moderation.inference.stage1.routing import accuracy_percent
 
@@ -128,10 +129,12 @@ def cascade_target(request: HttpRequest) -> HttpResponse:
         model = cascade_target_set(target_accuracy=target)
     except ModerationError as exc:
         return _refused(request, "target", typed, exc)
+    row = cascade_target_row(model=model)  # the risk–coverage numbers the line under the curve says
     messages.success(
         request,
         f"Stage 1 “{model.name}” now auto-decides where the expected accuracy is at least "
-        f"{accuracy_percent(target)} (escalation threshold {model.escalate_threshold:.2f}).",
+        f"{accuracy_percent(target)} (escalation threshold {model.escalate_threshold:.2f})"
+        + (f": at {row['target_label']}, {row['consequence']}." if row else "."),
     )
     return redirect("moderation:cascade")
 

@@ -368,13 +368,21 @@ def pairs_reviewed() -> QuerySet[ReproCandidate]:
     return ReproCandidate.objects.filter(review__isnull=False).order_by("-review__created_at", "-id")
 
 
-def pairs_of_video(*, video: Video, user: Any, limit: int = 10) -> list[ReproCandidate]:
+def pairs_of_video(*, video: Video, user: Any, limit: int = 10, reuploads: bool = False) -> list[ReproCandidate]:
     """The pairs ``video`` is in, as the later upload or the earlier, that someone looks at: those the pair queue holds
     (score at or above its threshold) and those with a verdict; the strongest first, only pairs ``user`` may open.
-    The video's page links to them: the pair screen was reachable only from the queue."""
-    pairs = ReproCandidate.objects.filter(Q(video=video) | Q(original=video)).filter(
-        Q(score__gte=PAIR_QUEUE_THRESHOLD) | Q(review__isnull=False)
-    )
+    The video's page links to them: the pair screen was reachable only from the queue.
+
+    ``reuploads``: only those that make ``video`` a likely re-upload (what the review screen says of its item): it is
+    the later upload, the pair scores at or above the queue's threshold, and no verdict has called it unrelated."""
+    if reuploads:
+        pairs = ReproCandidate.objects.filter(video=video, score__gte=PAIR_QUEUE_THRESHOLD).exclude(
+            review__verdict=ReproCandidate.Label.UNRELATED
+        )
+    else:
+        pairs = ReproCandidate.objects.filter(Q(video=video) | Q(original=video)).filter(
+            Q(score__gte=PAIR_QUEUE_THRESHOLD) | Q(review__isnull=False)
+        )
     pairs = pairs_open_to(user=user, pairs=pairs).select_related("video", "original", "review")
     return list(pairs.order_by("-score", "id")[:limit])
 

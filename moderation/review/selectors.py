@@ -219,7 +219,22 @@ def review_task_open_for(*, user: User, queue: ReviewQueue | None = None) -> Rev
     held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user)
     if queue is not None:
         held = held.filter(queue=queue)
-    return held.select_related("queue").order_by("-lease_expires_at").first()
+    return held.select_related("queue", "decision__video").order_by("-lease_expires_at").first()
+
+
+def review_held_display(*, task: ReviewTask | None) -> dict[str, Any] | None:
+    """What a queue page says of the item its user holds (``review_task_open_for``): the video, until when the lease
+    runs, or that it lapsed (the item stays theirs until someone else claims it: ``ReviewTask.is_held_by``). The
+    moderation queues and the tags queue show it alike (``moderation/review/_held_item.html``)."""
+    if task is None:
+        return None
+    until = task.lease_expires_at
+    return {
+        "task": task,
+        "video": task.decision.video,
+        "until": until,
+        "lapsed": until is not None and until <= timezone.now(),
+    }
 
 
 def review_gold_accuracy(*, queue: ReviewQueue | None = None) -> list[dict[str, Any]]:

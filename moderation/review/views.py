@@ -73,6 +73,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "as_of": min((s["as_of"] for s in overview.values()), default=None),
         "hotkey_queue": _hotkey_queue(rows, open_task),
         "open_task": open_task,
+        "held": selectors.review_held_display(task=open_task),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/review/queue.html#stats", context)

@@ -22,6 +22,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_open_to_q, videos_open_to
 from moderation.media.services import video_media_verify
 from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.review.selectors import review_held_display, review_task_open_for
 from moderation.review.services import review_claim_next
 from moderation.review.views import claimed_by_another, media_revealed
 from moderation.tagging import selectors, services
@@ -73,6 +74,8 @@ def tag_queue(request: HttpRequest) -> HttpResponse:
         "moderation/tagging/queue.html",
         {
             "queue": queue,
+            # The item this reviewer holds here, as the review queues say it ("You hold video … — continue").
+            "held": review_held_display(task=review_task_open_for(user=_user(request), queue=queue)),
             "counts": counts,
             "tag_sets": TagSet.objects.all(),
             "tag_set": _tag_set(request),

@@ -1,5 +1,6 @@
 """``{% load repro_pairs %}{% video_repro_pairs_panel video %}``: the reproduction pairs a video is in, on its page,
-each linking to the pair screen; the reproduction wing owns the rule (media, a lower wing, cannot import it)."""
+each linking to the pair screen; ``{% video_reupload_line video %}``: the review screen's line saying its item is a
+likely re-upload. The reproduction wing owns the rule (media and review, lower wings, cannot import it)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,13 @@ def video_repro_pairs_panel(context: dict[str, Any], video: Video) -> dict[str, 
         return {"shown": False}
     return {"shown": True, "video": video, "pairs": pairs_of_video(video=video, user=user),
             "threshold": PAIR_QUEUE_THRESHOLD}  # fmt: skip
+
+
+@register.inclusion_tag("moderation/reproduction/_reupload_line.html", takes_context=True)
+def video_reupload_line(context: dict[str, Any], video: Video) -> dict[str, Any]:
+    """The pairs that make ``video`` a likely re-upload of another video the user may see, each linking to the
+    pair screen (one query; none for a user who may not open pair screens)."""
+    user = context["request"].user
+    if not user.has_perm(Perm.REVIEW_VIDEO):
+        return {"pairs": []}
+    return {"pairs": pairs_of_video(video=video, user=user, limit=3, reuploads=True)}

@@ -291,3 +291,43 @@ def test_the_other_screens_have_no_moderate_or_worse_axe_violation(page, make_us
     from moderation.tagging.models import Tag
 
     assert Tag.objects.get(name="火锅").aliases == ["涮锅"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_cascade_dashboard_with_its_curves_has_no_moderate_or_worse_axe_violation(
+    page, make_user, settings, tmp_path
+):  # type: ignore[no-untyped-def]
+    """Walked: the learning curve's grey "arrival order" failed WCAG AA contrast, and the risk–coverage chart had no
+    y-axis title (the screen test above sees the dashboard without a stage 1 or a learning curve)."""
+    import json
+    import os
+
+    from bench._stage1_learning import LearningCurves
+    from moderation.inference.kuaimod import kuaimod_import
+    from moderation.inference.services import cascade_train
+    from tests.factories import PolicyVersionFactory
+    from tests.moderation.inference.kuaimod_samples import write_split
+
+    settings.MODELS_DIR = tmp_path / "models"
+    PolicyVersionFactory()
+    kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))
+    cascade_train(name="stage1", target_accuracy=0.9)
+    curves = LearningCurves(
+        labels=[40, 60, 80],
+        curves={"arrival": [[0.6, 0.7, 0.8]] * 2, "uncertainty": [[0.6, 0.8, 0.8]] * 2},
+        n_locked=[10] * 2,
+        repetitions=[(0, 0), (0, 1)],
+    )
+    (tmp_path / "models" / "cascade" / "learning_curve.json").write_text(
+        json.dumps({**curves.summary(), "seeds": 2, "locked_folds": 1, "data": "dev.jsonl"}), encoding="utf-8"
+    )
+    admin = make_user("admin")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, admin.username)
+    page.goto(reverse("moderation:cascade"))
+    assert page.locator("#learning-curve").count() == 1 and page.locator("#risk-coverage").count() == 1
+    assert _violations(page) == []
+    assert page.locator("#risk-coverage-y-title").text_content() == "accuracy of the auto-decided items"
+    page.locator("#learning-curve").scroll_into_view_if_needed()
+    shots = Path(os.environ.get("SHOTS_DIR", tmp_path))
+    page.screenshot(path=str(shots / "cascade-curves.png"), full_page=True)

@@ -51,7 +51,7 @@ def test_the_admin_picks_a_target_on_the_curve_and_the_curve_follows_the_reviews
     page = admin.get("/cascade/").content.decode()
     assert 'id="risk-coverage"' in page and "held-out (inner-fold) predictions of its 24 training items" in page
     assert page.count('id="cascade-curves"') == 1  # the panel is drawn once (a merge had left two copies)
-    assert "Auto-decide where expected accuracy ≥ 90% → covers" in page
+    assert "Auto-decide where expected accuracy ≥ 90%: stage 1 auto-decides" in page
 
     response = admin.post("/cascade/target/", {"target_accuracy": "80%"}, follow=True)
     assert "expected accuracy is at least 80%" in response.content.decode()
@@ -84,6 +84,30 @@ def test_the_admin_picks_a_target_on_the_curve_and_the_curve_follows_the_reviews
     model = cascade_target_set(target_accuracy=0.9)
     # most confident first: 0.98 right, 0.97 right, 0.95 wrong, 0.9 right: the first two reach 90%
     assert model.escalate_threshold == pytest.approx(entropy_for_confidence(0.97))
+
+
+def test_routing_by_a_target_no_cut_reaches_says_every_item_goes_on_to_the_vlm(trained, client_as):
+    """Walked: a target the calibrated stage 1 never reaches was set with a plain success message, while it then
+    auto-decides nothing. The message says the consequence, from the numbers the line under the curve uses."""
+    trained.metrics = {
+        **trained.metrics,
+        "held_out_curve": [
+            {"cut": 0.99, "coverage": 0.25, "accuracy": 0.92, "n": 6},
+            {"cut": 0.8, "coverage": 0.5, "accuracy": 0.9, "n": 12},
+            {"cut": 0.5, "coverage": 1.0, "accuracy": 0.7, "n": 24},
+        ],
+    }
+    trained.save(update_fields=["metrics"])
+    admin = client_as("admin")
+
+    page = admin.post("/cascade/target/", {"target_accuracy": "95"}, follow=True).content.decode()
+    consequence = "no item is auto-decided: every item goes on to the serving VLM (stage 2)"
+    assert f"(escalation threshold 0.00): at 95%, {consequence}." in page
+    assert f"Auto-decide where expected accuracy ≥ 95%: {consequence}." in page  # the line under the curve agrees
+
+    page = admin.post("/cascade/target/", {"target_accuracy": "0.9"}, follow=True).content.decode()
+    consequence = "stage 1 auto-decides 50% of items; the rest go on to the serving VLM (stage 2)"
+    assert f": at 90%, {consequence}." in page and f"≥ 90%: {consequence}." in page
 
 
 def test_a_label_value_queue_serves_uncertain_and_contradicted_items_first(policy_version, make_user):

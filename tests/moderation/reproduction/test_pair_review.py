@@ -198,7 +198,8 @@ def test_a_pair_without_playable_media_says_so_and_offers_no_controls_that_canno
     assert "data-pair-left" in html and 'id="earlier-no-media"' in html and 'id="later-no-media"' not in html
     assert "data-pair-play" not in html and "<kbd>s</kbd>" not in html
     assert "data-reveal-toggle" in html and "<kbd>r</kbd>" in html
-    assert "Only one video has media, so nothing plays in sync" in html
+    assert "The earlier upload has no media file to play, so nothing plays in sync" in html
+    assert "the keyframes seek the later upload alone" in html
 
 
 def test_the_reviewed_count_links_to_the_reviewed_pairs_latest_first_without_hidden_ones(client_as, make_user) -> None:  # type: ignore[no-untyped-def]

@@ -60,7 +60,8 @@ def test_review_screen_and_queue_list_query_counts_do_not_grow(make_task, make_u
 
     assert big_screen == small_screen, (small_screen, big_screen)
     assert big_list == small_list, (small_list, big_list)
-    assert small_screen <= 13  # one is the "N waiting" count, counted now (not the queue list's cached one)
+    # One is the "N waiting" count, counted now (not the queue list's cached one); one the likely re-upload line's.
+    assert small_screen <= 14
 
 
 def test_text_only_item_renders_without_a_player(make_task, make_user):
@@ -71,3 +72,39 @@ def test_text_only_item_renders_without_a_player(make_task, make_user):
     client.force_login(user)
     html = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
     assert "text-only item" in html and "<video" not in html
+
+
+def test_review_screen_says_the_item_is_a_likely_reupload_within_one_query(make_task, make_user):
+    """Walked: the review screen never said its item re-uploads another video. Now a line names the earlier video
+    and links to the pair screen, for pairs at or above the pair queue's threshold whose videos the reviewer may
+    see, at one query more than a screen with no pair."""
+    from moderation.reproduction.models import PairReview, ReproCandidate
+    from moderation.reproduction.selectors import PAIR_QUEUE_THRESHOLD
+    from tests.factories import DecidedVideoFactory, VideoFactory
+
+    task = make_task(decision__video__title="Copy")
+    copy = task.decision.video
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    client = Client()
+    client.force_login(user)
+    url = reverse("moderation:review_task", args=[task.pk])
+    _queries(client, url)  # warm the session
+    without = _queries(client, url)
+    assert "Likely re-upload" not in client.get(url).content.decode()
+
+    seen = ReproCandidate.objects.create(video=copy, original=DecidedVideoFactory(title="Cat <b>"), score=0.97)
+    low = ReproCandidate.objects.create(video=copy, original=DecidedVideoFactory(title="Low"), score=0.2)
+    ReproCandidate.objects.create(video=copy, original=VideoFactory(title="Hidden"), score=0.99)  # not decided yet
+    unrelated = ReproCandidate.objects.create(video=copy, original=DecidedVideoFactory(title="Judged"), score=0.9)
+    PairReview.objects.create(candidate=unrelated, reviewer=user, verdict=ReproCandidate.Label.UNRELATED)
+    ReproCandidate.objects.create(video=DecidedVideoFactory(title="Later"), original=copy, score=0.95)
+    assert low.score < PAIR_QUEUE_THRESHOLD
+
+    html = client.get(url).content.decode()
+    pair_url = reverse("moderation:repro_pair", args=[seen.pk])
+    assert f"Likely re-upload of “Cat &lt;b&gt;” (#{seen.original_id}, score 0.97)" in html
+    assert f'<a href="{pair_url}">pair #{seen.pk}</a>' in html
+    assert "“Low”" not in html and "“Hidden”" not in html and "“Judged”" not in html and "“Later”" not in html
+    assert _queries(client, url) == without
+    assert without <= 14  # the re-upload line's one query is in the screen's budget

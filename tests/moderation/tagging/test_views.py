@@ -150,3 +150,38 @@ def test_the_vocabulary_form_refuses_an_alias_another_tag_holds(client_as, lines
     assert f"“汤” was not saved: Aliases: {refusal}" in response.content.decode()
     soup.refresh_from_db()
     assert soup.aliases == []
+
+
+def test_the_tags_queue_says_which_item_you_hold_until_when_and_links_back(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked: /tags/ said nothing of the tag item already held (the review queues do): "You hold video X (until
+    HH:MM) — continue", the same line as theirs, and only for the user who holds it."""
+    from datetime import timedelta
+
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from moderation.review.models import ReviewTask
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.services import tag_queue_default
+
+    client = client_as("moderator")
+    user = User.objects.get(pk=client.session["_auth_user_id"])
+    task = ReviewTaskFactory(
+        decision__policy_version=policy_version, decision__video__title="Street <food>", queue=tag_queue_default()
+    )
+    assert 'id="held-item"' not in client.get("/tags/").content.decode()
+    assert review_claim_next(user=user, queue=tag_queue_default()) == task
+    task.refresh_from_db()
+    until = timezone.localtime(task.lease_expires_at).strftime("%H:%M")
+
+    page = client.get("/tags/").content.decode()
+    held = page[page.index('id="held-item"') :].split("</p>")[0]
+    assert "You hold video “Street &lt;food&gt;”" in held and f"(item #{task.pk}, until {until})" in held
+    assert f'<a href="/tags/task/{task.pk}/?set=' in held and ">continue</a>" in held
+    assert 'id="held-item"' not in client_as("moderator").get("/tags/").content.decode()  # another reviewer
+
+    ReviewTask.objects.filter(pk=task.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=5))
+    page = client.get("/tags/").content.decode()
+    assert "your claim lapsed at" in page and "it stays yours until someone else claims it" in page
+    # The review queues' page says it alike.
+    assert "You hold video “Street &lt;food&gt;” in “" in client.get("/review/").content.decode()
