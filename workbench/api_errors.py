@@ -17,7 +17,10 @@ from workbench.tokens import CredentialRefused
 
 def fields_too_big_message() -> str:
     limit = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) // (1024 * 1024)
-    return f"The request's fields are larger than {limit} MB; send a video as a multipart file, not in them."
+    return (
+        f"The request's fields are larger than {limit} MB; send fewer per request "
+        "(a JSON body counts whole; a video's multipart file does not count)."
+    )
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

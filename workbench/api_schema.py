@@ -89,7 +89,10 @@ EXAMPLES: dict[str, dict[str, str]] = {
     "401": {"detail": "Invalid integration token.", "code": "invalid_token"},
     "403": {"detail": "You do not have permission to perform this action."},
     "404": {"detail": "Not found."},
-    "413": {"detail": "The request's fields are larger than 10 MB; send a video as a multipart file, not in them."},
+    "413": {
+        "detail": "The request's fields are larger than 10 MB; send fewer per request "
+        "(a JSON body counts whole; a video's multipart file does not count)."
+    },
     "429": {"detail": "Request was throttled. Expected available in 42 seconds."},
 }
 _MB = 1024 * 1024

@@ -219,7 +219,8 @@ def test_real_413s_of_the_api_are_json_and_match_the_declared_error(schema, sett
     body = _check(schema, "/api/videos/", "POST", fields, 413)
     assert fields["Content-Type"] == "application/json"
     assert body["detail"] == (
-        "The request's fields are larger than 1 MB; send a video as a multipart file, not in them."
+        "The request's fields are larger than 1 MB; send fewer per request "
+        "(a JSON body counts whole; a video's multipart file does not count)."
     )
     declared = 50 * 1024**3
     sized = platform.post("/api/videos/", form(), format="multipart", CONTENT_LENGTH=str(declared))
