@@ -147,10 +147,25 @@ def video_open_to(*, user: Any, video_id: int) -> bool:
     return videos_open_to(user=user, qs=Video.objects.filter(pk=video_id)).exists()
 
 
+def video_not_open_reason(*, user: Any) -> str:
+    """What a 404 for a video says to ``user``: for those who see every video, that there is none; for anyone
+    else the rule that may hide one (``video_open_to_q``), so a moderator who follows a link to a colleague's
+    upload not decided yet learns why and when it opens. The words depend on the user only, never on the
+    video: a hidden video and a missing one read the same."""
+    if videos_all_open_to(user=user):
+        return "No such video."
+    return (
+        "No such video, or it is not open to you: a video the model has not decided yet is open only to its "
+        "uploader and the admins (other reviewers see it once it is decided), and one routed to a restricted "
+        "review queue only to that queue's groups."
+    )
+
+
 def video_open_or_404(*, user: Any, video_id: int) -> None:
-    """404 (never 403: a restricted video's existence is not revealed) unless ``user`` may see the video."""
+    """404 (never 403: a hidden video's existence is not revealed) unless ``user`` may see the video; its reason
+    is ``video_not_open_reason``."""
     if not video_open_to(user=user, video_id=video_id):
-        raise Http404("No such video.")
+        raise Http404(video_not_open_reason(user=user))
 
 
 def video_restricted(*, video_id: int) -> bool:

@@ -646,3 +646,30 @@ def test_a_video_not_routed_yet_is_open_only_to_its_uploader_and_admins(policy_v
     assert ReviewTask.objects.filter(decision__video=video, queue__allowed_groups__isnull=True).exists()
     assert sees(colleague) and sees(uploader)
     assert event.action in _client(auditor).get(reverse("admin:moderation_auditevent_changelist")).content.decode()
+
+
+def test_a_moderator_following_a_link_to_an_upload_not_decided_yet_is_told_why_it_does_not_open(
+    policy_version: Any,
+) -> None:
+    """A colleague's upload (a link in a ticket, a chat, the audit log's email) answered "No such video." while
+    it waited for its decision: the moderator took the link for broken. The 404 now says which videos are hidden
+    and when they open, in words that are the same for a missing video (the hidden one is not revealed)."""
+    from moderation.inference.services import decision_create_for_video
+
+    uploader, colleague = _staff("moderator"), _staff("moderator")
+    video = VideoFactory(created_by=uploader, title="Waiting for its decision")
+    client = _client(colleague)
+
+    def page(pk: int) -> tuple[int, str]:
+        response = client.get(reverse("moderation:video_detail", args=[pk]))
+        main = re.search(r"<main>(.*)</main>", response.content.decode(), re.S)
+        return response.status_code, main.group(1) if main else ""
+
+    status, hidden = page(video.pk)
+    assert status == 404 and "not open to you" in hidden and "not decided yet" in hidden, hidden
+    assert "Waiting for its decision" not in hidden
+    assert page(video.pk + 1000) == (404, hidden)  # a missing video reads the same
+    assert "not open to you" not in _client(_staff("admin")).get(f"/videos/{video.pk + 1000}/").content.decode()
+
+    decision_create_for_video(video_id=video.pk)  # decided, routed to the open default queue
+    assert page(video.pk)[0] == 200
