@@ -15,12 +15,16 @@ from workbench.roles import ROLE_PERMISSIONS
 IN_FLIGHT = (Video.Status.UPLOADED, Video.Status.PROCESSING)
 
 
-def video_list(*, external_id: str = "") -> QuerySet[Video]:
-    """The newest videos first (the list screen pages through them); with ``external_id``, the videos known by
+def video_list(*, external_id: str = "", status: str = "") -> QuerySet[Video]:
+    """The newest videos first (the list screen pages through them); with ``status``, only those in it (the
+    failed ones: where an admin finds the videos that stopped, a platform's among them, which before their
+    first decision only admins see); with ``external_id``, the videos known by
     it: the workbench's own id (uploads, manifests, imports) or a platform's for a video it submitted (the
     screen's users are the workbench's staff, who see every platform's; the API scopes a platform to its own).
     The platforms' links are reached through the app registry: media is below the integrations wing."""
     videos = Video.objects.select_related("created_by").order_by("-created_at", "-pk")
+    if status:
+        videos = videos.filter(status=status)
     if not external_id:
         return videos
     links = apps.get_model("moderation", "IntegrationVideo").objects
