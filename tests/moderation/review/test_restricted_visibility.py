@@ -336,7 +336,7 @@ def test_tag_curation_counts_a_restricted_sighting_without_naming_it(world: Worl
             assert re.search(rf"video {world.plain.pk}(</a>)?\s*<span", html), user
             assert bool(re.search(rf"video {world.hidden.pk}(</a>)?\s*<span", html)) is sees, user
             assert ("Secret expert clip" in html) is sees and ("secret phrase" in html) is sees, user
-            assert ("1 restricted video " in html) is not sees, user
+            assert ("1 video hidden from you " in html) is not sees, user
 
 
 def test_tag_curation_does_not_name_a_proposal_seen_only_on_restricted_videos(world: World) -> None:
@@ -354,7 +354,7 @@ def test_tag_curation_does_not_name_a_proposal_seen_only_on_restricted_videos(wo
         html = client.get(reverse("moderation:tag_curation")).content.decode()
         assert "公开词" in html, user
         assert ("机密词" in html) is sees and ("已拒密词" in html) is sees, user
-        assert ("1 more proposed tag seen only on restricted videos" in html) is not sees, user
+        assert ("1 more proposed tag seen only on videos hidden from you" in html) is not sees, user
         assert f"{2 if sees else 1} proposed tag" in html, user  # the restricted one is not counted as waiting
         answer = client.post(decide, {"action": "reject"}, HTTP_HX_REQUEST="true")
         assert answer.status_code == (200 if sees else 404), user
