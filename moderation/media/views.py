@@ -56,6 +56,9 @@ def _render_list(
         "videos": videos,
         "page": page,
         "external_id": external_id,
+        # Those who do not see every video are told which ones they see (a colleague's upload is not listed
+        # until it is decided), so an empty or short list is not taken for "nothing was uploaded".
+        "sees_all": selectors.videos_all_open_to(user=request.user),
         "status": shown_status,
         "status_name": Video.Status(shown_status).label.lower() if shown_status else "",
         # The list's filters, for its pager and its polling (``?...&page=``).
