@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.apps import apps
@@ -185,8 +186,19 @@ def video_restricted(*, video_id: int) -> bool:
 
 def media_path_open_to(*, user: Any, path: str) -> bool:
     """Whether ``user`` may fetch the media file at ``path`` (a video's file or cover, a keyframe image):
-    not when it belongs to a video hidden from them. A file no video names is left to the media view."""
+    not when it belongs to a video hidden from them. A keyframe file belongs to the video its folder names
+    (``keyframes/<video id>/``, the pipeline's naming) even before a row names it: the frames are stored
+    before their rows commit, and a stage that dies between the two leaves them behind, at addresses anyone
+    can guess while the video is hidden (not decided yet). Any other file no video names is left to the
+    media view."""
     if videos_all_open_to(user=user):
         return True
+    parts = PurePosixPath(path).parts
+    if len(parts) > 2 and parts[0] == "keyframes":
+        folder = parts[1]
+        if not (folder.isascii() and folder.isdigit() and len(folder) <= 18):
+            return False  # the pipeline's staging folders (".v12-…"): never served
+        if not video_open_to(user=user, video_id=int(folder)):
+            return False
     owners = Video.objects.filter(Q(file=path) | Q(cover=path) | Q(keyframes__image=path))
     return not owners.exclude(video_open_to_q(user=user)).exists()

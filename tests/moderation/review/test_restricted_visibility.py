@@ -673,3 +673,24 @@ def test_a_moderator_following_a_link_to_an_upload_not_decided_yet_is_told_why_i
 
     decision_create_for_video(video_id=video.pk)  # decided, routed to the open default queue
     assert page(video.pk)[0] == 200
+
+
+def test_keyframes_stored_before_their_rows_stay_with_a_video_not_decided_yet(policy_version: Any) -> None:
+    """The pipeline stores a video's keyframes (``keyframes/<video id>/000001.jpg``) before the rows naming them
+    commit, and a stage that dies in between leaves them behind. The media view served a file no row named to
+    every media role: a colleague guessed the address of an upload not decided yet and saw its frames."""
+    from moderation.inference.services import decision_create_for_video
+
+    uploader, colleague = _staff("moderator"), _staff("moderator", "labeler")
+    video = VideoFactory(created_by=uploader, file="", status=Video.Status.PROCESSING)
+    orphan = default_storage.save(f"keyframes/{video.pk}/000001.jpg", ContentFile(b"jpeg bytes"))
+    url = reverse("media", args=[orphan])
+    staging = default_storage.save(f"keyframes/.v{video.pk}-abc/000001.jpg", ContentFile(b"jpeg bytes"))
+
+    assert _client(colleague).get(url).status_code == 404
+    assert _client(uploader).get(url).status_code == 200
+    assert _client(colleague).get(reverse("media", args=[staging])).status_code == 404
+
+    Video.objects.filter(pk=video.pk).update(status=Video.Status.READY)
+    decision_create_for_video(video_id=video.pk)  # decided, routed to the open default queue
+    assert _client(colleague).get(url).status_code == 200
