@@ -669,6 +669,10 @@ def test_a_moderator_following_a_link_to_an_upload_not_decided_yet_is_told_why_i
     assert status == 404 and "not open to you" in hidden and "not decided yet" in hidden, hidden
     assert "Waiting for its decision" not in hidden
     assert page(video.pk + 1000) == (404, hidden)  # a missing video reads the same
+    # A script with the colleague's API token is told the same.
+    api = [client.get(reverse("moderation:api-video-detail", args=[pk])) for pk in (video.pk, video.pk + 1000)]
+    assert [a.status_code for a in api] == [404, 404] and api[0].json() == api[1].json()
+    assert "not decided yet" in api[0].json()["detail"]
     assert "not open to you" not in _client(_staff("admin")).get(f"/videos/{video.pk + 1000}/").content.decode()
 
     decision_create_for_video(video_id=video.pk)  # decided, routed to the open default queue
