@@ -629,3 +629,17 @@ def test_merging_a_phrase_a_tag_holds_in_another_case_says_so_and_makes_no_versi
     new = TagProposal.objects.create(name="喵喵", key="喵喵")
     client.post(f"/tags/proposals/{new.pk}/", {"action": "merge", "target": "猫"})
     assert VocabularyVersion.objects.count() == before + 1 and _tag("猫").aliases == ["Kitty", "喵喵"]
+
+
+@pytest.mark.django_db
+def test_the_home_page_counts_the_proposals_the_editor_can_curate(client_as) -> None:  # type: ignore[no-untyped-def]
+    """The home page said "2 VLM-proposed tags to curate" where the curation screen listed one: the other was
+    seen only on a video not decided yet (hidden from the editor), so the link led to fewer than it promised."""
+    shown = TagProposal.objects.create(name="露营装备", key="露营装备")
+    _sightings(shown, 1)
+    hidden = TagProposal.objects.create(name="未决短语", key="未决短语")
+    TagProposalSighting.objects.create(proposal=hidden, video=VideoFactory(), phrase=hidden.name, model_name="m")
+
+    home = client_as("policy_editor").get("/").content.decode()
+    assert "1 VLM-proposed tag to curate" in home
+    assert "2 VLM-proposed tags to curate" in client_as("admin").get("/").content.decode()
