@@ -632,14 +632,16 @@ def test_merging_a_phrase_a_tag_holds_in_another_case_says_so_and_makes_no_versi
 
 
 @pytest.mark.django_db
-def test_the_home_page_counts_the_proposals_the_editor_can_curate(client_as) -> None:  # type: ignore[no-untyped-def]
-    """The home page said "2 VLM-proposed tags to curate" where the curation screen listed one: the other was
+def test_the_home_page_and_the_vocabulary_count_the_proposals_the_editor_can_curate(client_as) -> None:  # type: ignore[no-untyped-def]
+    """The home page said "2 VLM-proposed tags to curate" (the vocabulary "2 tags proposed by the VLM wait") where
+    the curation screen listed one: the other was
     seen only on a video not decided yet (hidden from the editor), so the link led to fewer than it promised."""
     shown = TagProposal.objects.create(name="露营装备", key="露营装备")
     _sightings(shown, 1)
     hidden = TagProposal.objects.create(name="未决短语", key="未决短语")
     TagProposalSighting.objects.create(proposal=hidden, video=VideoFactory(), phrase=hidden.name, model_name="m")
 
-    home = client_as("policy_editor").get("/").content.decode()
-    assert "1 VLM-proposed tag to curate" in home
+    editor = client_as("policy_editor")
+    assert "1 VLM-proposed tag to curate" in editor.get("/").content.decode()
+    assert "1 tag proposed by the VLM</a> waits" in editor.get("/tags/vocabulary/").content.decode()
     assert "2 VLM-proposed tags to curate" in client_as("admin").get("/").content.decode()
