@@ -24,12 +24,14 @@ def _policies(user: User) -> dict[str, Any]:
     from moderation.policies.models import PolicyVersion
 
     versions = PolicyVersion.objects.select_related("policy", "created_by")
-    from moderation.tagging.models import TagProposal
+    from moderation.tagging.selectors import tag_curation_counts
 
     return {
         "drafts": list(versions.filter(status=PolicyVersion.Status.DRAFT).order_by("-created_at")[:8]),
         "published": list(versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-created_at")[:5]),
-        "tag_proposals": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
+        # What the curation screen lists as waiting for this editor: a proposal seen only on videos hidden from
+        # them (not decided yet, a restricted queue's) is counted there apart, not as one to curate.
+        "tag_proposals": tag_curation_counts(user=user)["pending"],
     }
 
 

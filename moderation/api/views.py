@@ -4,13 +4,14 @@ from typing import Any, TypeVar, cast
 
 from django.contrib.auth.models import User
 from django.db.models import Model, QuerySet
+from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -35,7 +36,7 @@ from moderation.integrations.api import (
 )
 from moderation.integrations.selectors import parse_since, video_error_for, videos_visible_to, videos_with_external_id
 from moderation.integrations.services import IdempotencyConflict, video_submit
-from moderation.media.selectors import video_open_to, videos_open_to
+from moderation.media.selectors import video_not_open_reason, video_open_to, videos_open_to
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
 from workbench.parsers import StorableJSONParser
@@ -178,6 +179,17 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         if external_id:  # the id the caller is shown (``videos_with_external_id``): a platform's own, else ours
             shown = shown.filter(shown_external_id=external_id)
         return shown
+
+    def get_object(self) -> Any:
+        """The video of ``{id}``; a 404 that says why to a user (``video_not_open_reason``: the same words for a
+        video hidden from them and a missing one), where a script read "No Video matches the given query." for a
+        colleague's upload not decided yet. A platform's 404 is about its own videos: unchanged."""
+        try:
+            return super().get_object()
+        except Http404 as exc:
+            if request_integration(self.request) is not None:
+                raise
+            raise NotFound(video_not_open_reason(user=self.request.user)) from exc
 
     def _text_filter(self, name: str, *, what: str) -> str:
         """A list's ``?name=``: absent, no filter; present, its text or a 400 when blank. ``?external_id=`` with

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.apps import apps
@@ -15,12 +16,16 @@ from workbench.roles import ROLE_PERMISSIONS
 IN_FLIGHT = (Video.Status.UPLOADED, Video.Status.PROCESSING)
 
 
-def video_list(*, external_id: str = "") -> QuerySet[Video]:
-    """The newest videos first (the list screen pages through them); with ``external_id``, the videos known by
+def video_list(*, external_id: str = "", status: str = "") -> QuerySet[Video]:
+    """The newest videos first (the list screen pages through them); with ``status``, only those in it (the
+    failed ones: where an admin finds the videos that stopped, a platform's among them, which before their
+    first decision only admins see); with ``external_id``, the videos known by
     it: the workbench's own id (uploads, manifests, imports) or a platform's for a video it submitted (the
     screen's users are the workbench's staff, who see every platform's; the API scopes a platform to its own).
     The platforms' links are reached through the app registry: media is below the integrations wing."""
     videos = Video.objects.select_related("created_by").order_by("-created_at", "-pk")
+    if status:
+        videos = videos.filter(status=status)
     if not external_id:
         return videos
     links = apps.get_model("moderation", "IntegrationVideo").objects
@@ -147,10 +152,25 @@ def video_open_to(*, user: Any, video_id: int) -> bool:
     return videos_open_to(user=user, qs=Video.objects.filter(pk=video_id)).exists()
 
 
+def video_not_open_reason(*, user: Any) -> str:
+    """What a 404 for a video says to ``user``: for those who see every video, that there is none; for anyone
+    else the rule that may hide one (``video_open_to_q``), so a moderator who follows a link to a colleague's
+    upload not decided yet learns why and when it opens. The words depend on the user only, never on the
+    video: a hidden video and a missing one read the same."""
+    if videos_all_open_to(user=user):
+        return "No such video."
+    return (
+        "No such video, or it is not open to you: a video the model has not decided yet is open only to its "
+        "uploader and the admins (other reviewers see it once it is decided), and one routed to a restricted "
+        "review queue only to that queue's groups."
+    )
+
+
 def video_open_or_404(*, user: Any, video_id: int) -> None:
-    """404 (never 403: a restricted video's existence is not revealed) unless ``user`` may see the video."""
+    """404 (never 403: a hidden video's existence is not revealed) unless ``user`` may see the video; its reason
+    is ``video_not_open_reason``."""
     if not video_open_to(user=user, video_id=video_id):
-        raise Http404("No such video.")
+        raise Http404(video_not_open_reason(user=user))
 
 
 def video_restricted(*, video_id: int) -> bool:
@@ -166,8 +186,19 @@ def video_restricted(*, video_id: int) -> bool:
 
 def media_path_open_to(*, user: Any, path: str) -> bool:
     """Whether ``user`` may fetch the media file at ``path`` (a video's file or cover, a keyframe image):
-    not when it belongs to a video hidden from them. A file no video names is left to the media view."""
+    not when it belongs to a video hidden from them. A keyframe file belongs to the video its folder names
+    (``keyframes/<video id>/``, the pipeline's naming) even before a row names it: the frames are stored
+    before their rows commit, and a stage that dies between the two leaves them behind, at addresses anyone
+    can guess while the video is hidden (not decided yet). Any other file no video names is left to the
+    media view."""
     if videos_all_open_to(user=user):
         return True
+    parts = PurePosixPath(path).parts
+    if len(parts) > 2 and parts[0] == "keyframes":
+        folder = parts[1]
+        if not (folder.isascii() and folder.isdigit() and len(folder) <= 18):
+            return False  # the pipeline's staging folders (".v12-…"): never served
+        if not video_open_to(user=user, video_id=int(folder)):
+            return False
     owners = Video.objects.filter(Q(file=path) | Q(cover=path) | Q(keyframes__image=path))
     return not owners.exclude(video_open_to_q(user=user)).exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -20,6 +22,7 @@ from moderation.errors import ModerationError
 from moderation.media import selectors
 from moderation.media.forms import VideoUploadForm
 from moderation.media.ingest import video_ingest
+from moderation.media.models import Video
 from moderation.media.services import video_media_verify
 from workbench.forms import nul_checked_by_form
 from workbench.roles import Perm, permission_required
@@ -42,13 +45,24 @@ def _render_list(
     request: HtmxHttpRequest, form: VideoUploadForm, *, status: int = 200, upload_error: str = ""
 ) -> HttpResponse:
     external_id = request.GET.get("external_id", "").strip()[:200]
-    videos_seen = selectors.videos_open_to(user=request.user, qs=selectors.video_list(external_id=external_id))
+    shown_status = request.GET.get("status", "")
+    shown_status = shown_status if shown_status in Video.Status.values else ""
+    videos_seen = selectors.videos_open_to(
+        user=request.user, qs=selectors.video_list(external_id=external_id, status=shown_status)
+    )
     page = Paginator(videos_seen, VIDEOS_PER_PAGE).get_page(request.GET.get("page"))
     videos = list(page.object_list)
     context = {
         "videos": videos,
         "page": page,
         "external_id": external_id,
+        # Those who do not see every video are told which ones they see (a colleague's upload is not listed
+        # until it is decided), so an empty or short list is not taken for "nothing was uploaded".
+        "sees_all": selectors.videos_all_open_to(user=request.user),
+        "status": shown_status,
+        "status_name": Video.Status(shown_status).label.lower() if shown_status else "",
+        # The list's filters, for its pager and its polling (``?...&page=``).
+        "filters": urlencode({k: v for k, v in (("external_id", external_id), ("status", shown_status)) if v}),
         "form": form,
         "upload_error": upload_error,
         "polling": selectors.video_any_in_flight(videos=videos),

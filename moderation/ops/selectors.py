@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, F, Min, Q
+from django.db.models import Count, Exists, F, Min, OuterRef, Q
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
@@ -235,10 +235,24 @@ def ops_cascade(*, now: datetime, days: int = 14) -> dict[str, Any]:
     }
 
 
+def ops_failed_videos() -> dict[str, int]:
+    """The videos that stopped (failed processing or inference), and of those the ones never decided: open only
+    to their uploader and the admins (``video_open_to_q``); one with no uploader (a platform's, an import's) to the
+    admins alone, so
+    the dashboard is where they are found and retried (the video list's failed filter, then each one's page)."""
+    decided = Decision.objects.filter(video_id=OuterRef("pk"))
+    return Video.objects.filter(status=Video.Status.FAILED).aggregate(
+        total=Count("pk"),
+        undecided=Count("pk", filter=~Q(Exists(decided))),
+        no_uploader=Count("pk", filter=~Q(Exists(decided)) & Q(created_by__isnull=True)),
+    )
+
+
 def ops_dashboard() -> dict[str, Any]:
     now = timezone.now()
     return {
         "now": now,
+        "failed": ops_failed_videos(),
         "throughput": ops_throughput(now=now),
         "backlog": ops_backlog(now=now),
         "sla": ops_sla(now=now),

@@ -28,7 +28,7 @@ from moderation.review.views import claimed_by_another, media_revealed
 from moderation.tagging import selectors, services
 from moderation.tagging import text as tagtext
 from moderation.tagging.files import MAX_FILE_BYTES
-from moderation.tagging.models import TAG_SET_DESCRIPTION_MAX_CHARS, Tag, TagProposal, TagSet
+from moderation.tagging.models import TAG_SET_DESCRIPTION_MAX_CHARS, Tag, TagSet
 from workbench.queues import enqueue
 from workbench.roles import Perm, permission_required
 from workbench.text import row_id
@@ -259,7 +259,8 @@ def _vocabulary_context(
         **listed,
         "q": q,
         "count": Tag.objects.count(),
-        "pending": TagProposal.objects.filter(status=TagProposal.Status.PENDING).count(),
+        # As the curation screen counts them for this editor (those seen only on hidden videos apart).
+        "pending": selectors.tag_curation_counts(user=request.user)["pending"],
         "description_max": TAG_SET_DESCRIPTION_MAX_CHARS,
         **extra,
     }

@@ -69,14 +69,17 @@ def test_a_tags_item_takes_no_verdict(client_as, policy_version):
 def test_the_media_view_serves_media_folders_only(client_as, settings, tmp_path, name):
     """Everything under MEDIA_ROOT was served to every media role: half-written uploads, a worker's cached
     adapters and keyframes, whatever else lies there."""
+    from tests.factories import DecidedVideoFactory
+
     settings.MEDIA_ROOT = tmp_path
-    for stored in (name, "keyframes/9/000001.jpg"):
+    frame = f"keyframes/{DecidedVideoFactory(file='').pk}/000001.jpg"  # a decided video's: open to all
+    for stored in (name, frame):
         (tmp_path / stored).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / stored).write_bytes(b"bytes")
     client = client_as("labeler")
     assert client.get(f"/media/{name}").status_code == 404
-    assert client.get("/media/keyframes/9/../../secret.txt").status_code == 404
-    assert client.get("/media/keyframes/9/000001.jpg").status_code == 200
+    assert client.get(f"/media/{frame.rsplit('/', 1)[0]}/../../secret.txt").status_code == 404
+    assert client.get(f"/media/{frame}").status_code == 200
 
 
 def test_with_object_storage_training_artifacts_are_not_presigned_for_media_roles(s3_media, client_as):

@@ -73,3 +73,41 @@ def test_an_empty_dashboard_says_there_is_nothing_yet_instead_of_dashes_of_zero(
     assert "No review of a model decision in 14 days: nothing to compare yet." in html
     assert "No item was done in 14 days, so none late." in html
     assert "– of 0 reviews" not in html.replace("<strong>", "").replace("</strong>", "")
+
+
+def test_a_platform_video_that_failed_before_its_decision_is_found_on_the_dashboard_and_retried_by_an_admin(
+    policy_version, make_user
+):
+    """A video not decided yet is open only to its uploader and the admins; a platform's has no uploader. One
+    whose processing failed before any decision was in no moderator's list, and the admins had nowhere to find
+    it: the dashboard said nothing of failed videos and the video list had no filter (the home page's "failed in
+    the last 24 h" count linked nowhere). The dashboard now counts them and links to the list's failed filter."""
+    from django.urls import reverse
+
+    from moderation.integrations.models import IntegrationVideo
+    from moderation.integrations.services import integration_create
+    from moderation.media.models import Video
+    from tests.factories import DecidedVideoFactory, VideoFactory
+
+    stopped = VideoFactory(title="Platform clip that stopped", status=Video.Status.FAILED, error="ffprobe: bad atom")
+    IntegrationVideo.objects.create(integration=integration_create(name="platform-a")[0], video=stopped)
+    fine = DecidedVideoFactory(title="A clip that was decided")
+    admin, moderator = Client(), Client()
+    admin.force_login(make_user("admin"))
+    moderator.force_login(make_user("moderator"))
+
+    page = admin.get(reverse("moderation:ops_dashboard")).content.decode()
+    failed_list = reverse("moderation:video_list") + "?status=failed"
+    assert f'href="{failed_list}"' in page and ">1</strong> failed video" in page
+    assert "1 with no uploader" in page and "waits for an admin to retry it" in page
+    home = admin.get("/").content.decode()
+    assert f'href="{failed_list}"' in home
+
+    listed = admin.get(failed_list).content.decode()
+    assert "Platform clip that stopped" in listed and fine.title not in listed and "ffprobe: bad atom" in listed
+    assert "Only failed videos" in listed
+    detail = admin.get(reverse("moderation:video_detail", args=[stopped.pk])).content.decode()
+    assert reverse("moderation:video_retry", args=[stopped.pk]) in detail
+    # A moderator's failed filter shows what is open to them only (nor does the dashboard open to them).
+    assert "Platform clip that stopped" not in moderator.get(failed_list).content.decode()
+    assert moderator.get(reverse("moderation:ops_dashboard")).status_code == 403

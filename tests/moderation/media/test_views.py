@@ -227,3 +227,23 @@ def test_the_video_list_finds_a_video_by_its_external_id_the_workbenchs_or_a_pla
     nothing = client.get(LIST, {"external_id": "nope"}).content.decode()
     assert "No video has the external id “nope”." in nothing and f'id="video-{other.pk}"' not in nothing
     assert f'id="video-{other.pk}"' in client.get(LIST, {"external_id": " "}).content.decode()  # blank: every video
+
+
+def test_the_list_says_which_videos_a_moderator_sees(make_user) -> None:  # type: ignore[no-untyped-def]
+    """A video not decided yet is open only to its uploader and the admins: a moderator whose colleagues had
+    uploaded a dozen clips read "No videos yet. Upload one above" and thought the uploads were lost. The list
+    now says what it shows (and an empty one, that none is open to them yet), the same whatever is hidden."""
+    from django.test import Client
+
+    colleague, moderator = _uploader(make_user)[0], Client()
+    moderator.force_login(make_user("moderator"))
+    VideoFactory(title="Clip from a colleague", created_by=colleague)
+
+    html = moderator.get(LIST).content.decode()
+    assert "Clip from a colleague" not in html
+    assert "No videos open to you yet. Upload one above." in html and "No videos yet" not in html
+    assert "A colleague's upload is listed here once it is decided." in html
+    admin = Client()
+    admin.force_login(make_user("admin"))
+    seen = admin.get(LIST).content.decode()
+    assert "Clip from a colleague" in seen and 'id="videos-open-to-you"' not in seen

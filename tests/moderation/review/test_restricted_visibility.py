@@ -338,7 +338,7 @@ def test_tag_curation_counts_a_restricted_sighting_without_naming_it(world: Worl
             assert re.search(rf"video {world.plain.pk}(</a>)?\s*<span", html), user
             assert bool(re.search(rf"video {world.hidden.pk}(</a>)?\s*<span", html)) is sees, user
             assert ("Secret expert clip" in html) is sees and ("secret phrase" in html) is sees, user
-            assert ("1 restricted video " in html) is not sees, user
+            assert ("1 video hidden from you " in html) is not sees, user
 
 
 def test_tag_curation_does_not_name_a_proposal_seen_only_on_restricted_videos(world: World) -> None:
@@ -356,7 +356,7 @@ def test_tag_curation_does_not_name_a_proposal_seen_only_on_restricted_videos(wo
         html = client.get(reverse("moderation:tag_curation")).content.decode()
         assert "公开词" in html, user
         assert ("机密词" in html) is sees and ("已拒密词" in html) is sees, user
-        assert ("1 more proposed tag seen only on restricted videos" in html) is not sees, user
+        assert ("1 more proposed tag seen only on videos hidden from you" in html) is not sees, user
         assert f"{2 if sees else 1} proposed tag" in html, user  # the restricted one is not counted as waiting
         answer = client.post(decide, {"action": "reject"}, HTTP_HX_REQUEST="true")
         assert answer.status_code == (200 if sees else 404), user
@@ -719,3 +719,55 @@ def test_the_claim_statement_and_the_video_rule_agree(world: World) -> None:
                     expected = set()
                 transaction.set_rollback(True)
             assert set(claimed) == expected, (queue.slug, user.username)
+
+
+def test_a_moderator_following_a_link_to_an_upload_not_decided_yet_is_told_why_it_does_not_open(
+    policy_version: Any,
+) -> None:
+    """A colleague's upload (a link in a ticket, a chat, the audit log's email) answered "No such video." while
+    it waited for its decision: the moderator took the link for broken. The 404 now says which videos are hidden
+    and when they open, in words that are the same for a missing video (the hidden one is not revealed)."""
+    from moderation.inference.services import decision_create_for_video
+
+    uploader, colleague = _staff("moderator"), _staff("moderator")
+    video = VideoFactory(created_by=uploader, title="Waiting for its decision")
+    client = _client(colleague)
+
+    def page(pk: int) -> tuple[int, str]:
+        response = client.get(reverse("moderation:video_detail", args=[pk]))
+        main = re.search(r"<main>(.*)</main>", response.content.decode(), re.S)
+        return response.status_code, main.group(1) if main else ""
+
+    status, hidden = page(video.pk)
+    assert status == 404 and "not open to you" in hidden and "not decided yet" in hidden, hidden
+    assert "Waiting for its decision" not in hidden
+    assert page(video.pk + 1000) == (404, hidden)  # a missing video reads the same
+    # A script with the colleague's API token is told the same.
+    api = [client.get(reverse("moderation:api-video-detail", args=[pk])) for pk in (video.pk, video.pk + 1000)]
+    assert [a.status_code for a in api] == [404, 404] and api[0].json() == api[1].json()
+    assert "not decided yet" in api[0].json()["detail"]
+    assert "not open to you" not in _client(_staff("admin")).get(f"/videos/{video.pk + 1000}/").content.decode()
+
+    decision_create_for_video(video_id=video.pk)  # decided, routed to the open default queue
+    assert page(video.pk)[0] == 200
+
+
+def test_keyframes_stored_before_their_rows_stay_with_a_video_not_decided_yet(policy_version: Any) -> None:
+    """The pipeline stores a video's keyframes (``keyframes/<video id>/000001.jpg``) before the rows naming them
+    commit, and a stage that dies in between leaves them behind. The media view served a file no row named to
+    every media role: a colleague guessed the address of an upload not decided yet and saw its frames."""
+    from moderation.inference.services import decision_create_for_video
+
+    uploader, colleague = _staff("moderator"), _staff("moderator", "labeler")
+    video = VideoFactory(created_by=uploader, file="", status=Video.Status.PROCESSING)
+    orphan = default_storage.save(f"keyframes/{video.pk}/000001.jpg", ContentFile(b"jpeg bytes"))
+    url = reverse("media", args=[orphan])
+    staging = default_storage.save(f"keyframes/.v{video.pk}-abc/000001.jpg", ContentFile(b"jpeg bytes"))
+
+    assert _client(colleague).get(url).status_code == 404
+    assert _client(uploader).get(url).status_code == 200
+    assert _client(colleague).get(reverse("media", args=[staging])).status_code == 404
+
+    Video.objects.filter(pk=video.pk).update(status=Video.Status.READY)
+    decision_create_for_video(video_id=video.pk)  # decided, routed to the open default queue
+    assert _client(colleague).get(url).status_code == 200

@@ -527,13 +527,31 @@ def test_hidden_sightings_stay_out_of_the_more_count_and_the_pages(client_as, po
         ReviewTaskFactory(decision=video.decisions.get(), queue=queue)
     editor = client_as("policy_editor")
     body = editor.get("/tags/curation/").content.decode()
-    assert ">1 more video</a>" in body and "2 restricted videos" in body
+    assert ">1 more video</a>" in body and "2 videos hidden from you" in body
     assert _shown(body, videos) == [False, True, True, True, False, False]
     page = editor.get(f"/tags/proposals/{proposal.pk}/sightings/", HTTP_HX_REQUEST="true").content.decode()
     assert "videos 1–4 of 4" in page and _shown(page, videos) == [True] * 4 + [False] * 2
     # An admin sees every video: all six counted as shown, none as restricted.
     body = client_as("admin").get("/tags/curation/").content.decode()
-    assert ">3 more videos</a>" in body and "restricted video" not in body
+    assert ">3 more videos</a>" in body and "hidden from you" not in body
+
+
+@pytest.mark.django_db
+def test_a_sighting_on_a_video_not_decided_yet_is_said_to_wait_for_its_decision(client_as) -> None:  # type: ignore[no-untyped-def]
+    """The VLM's tags run beside inference, so a phrase is often seen on a video not decided yet, which only its
+    uploader and the admins may open (``video_open_to_q``). The curation row called it "restricted (in a review
+    queue restricted to other groups)": no queue was involved, and the editor looked for a queue to join."""
+    proposal = TagProposal.objects.create(name="露营装备", key="露营装备", seen_count=2)
+    [open_video] = _sightings(proposal, 1)
+    waiting = VideoFactory(title="刚上传的视频")  # not decided yet
+    TagProposalSighting.objects.create(proposal=proposal, video=waiting, phrase=proposal.name, model_name="m")
+    alone = TagProposal.objects.create(name="未决短语", key="未决短语")
+    TagProposalSighting.objects.create(proposal=alone, video=waiting, phrase=alone.name, model_name="m")
+
+    body = client_as("policy_editor").get("/tags/curation/").content.decode()
+    assert open_video.title in body and "刚上传的视频" not in body and "未决短语" not in body
+    assert "1 video hidden from you (not decided yet, or in a review queue restricted to other groups" in body
+    assert "1 more proposed tag seen only on videos hidden from you (not decided yet" in body
 
 
 @pytest.mark.django_db
@@ -611,3 +629,19 @@ def test_merging_a_phrase_a_tag_holds_in_another_case_says_so_and_makes_no_versi
     new = TagProposal.objects.create(name="喵喵", key="喵喵")
     client.post(f"/tags/proposals/{new.pk}/", {"action": "merge", "target": "猫"})
     assert VocabularyVersion.objects.count() == before + 1 and _tag("猫").aliases == ["Kitty", "喵喵"]
+
+
+@pytest.mark.django_db
+def test_the_home_page_and_the_vocabulary_count_the_proposals_the_editor_can_curate(client_as) -> None:  # type: ignore[no-untyped-def]
+    """The home page said "2 VLM-proposed tags to curate" (the vocabulary "2 tags proposed by the VLM wait") where
+    the curation screen listed one: the other was
+    seen only on a video not decided yet (hidden from the editor), so the link led to fewer than it promised."""
+    shown = TagProposal.objects.create(name="露营装备", key="露营装备")
+    _sightings(shown, 1)
+    hidden = TagProposal.objects.create(name="未决短语", key="未决短语")
+    TagProposalSighting.objects.create(proposal=hidden, video=VideoFactory(), phrase=hidden.name, model_name="m")
+
+    editor = client_as("policy_editor")
+    assert "1 VLM-proposed tag to curate" in editor.get("/").content.decode()
+    assert "1 tag proposed by the VLM</a> waits" in editor.get("/tags/vocabulary/").content.decode()
+    assert "2 VLM-proposed tags to curate" in client_as("admin").get("/").content.decode()
