@@ -395,6 +395,14 @@ def pair_held_by_other(*, candidate: ReproCandidate, user: Any) -> Any:
     return candidate.claimed_by
 
 
+def pair_held_by(*, user: Any) -> ReproCandidate | None:
+    """The pair ``user`` holds under a live claim and has not decided: the one "Claim next pair" gives back to them
+    (``services.pair_claim_next``), so the pair queue can say which it is and link to it. A pair with a video hidden
+    from them since is not named."""
+    held = ReproCandidate.objects.filter(claimed_by=user, review__isnull=True, lease_expires_at__gte=timezone.now())
+    return pairs_open_to(user=user, pairs=held).select_related("video", "original").order_by("-score", "id").first()
+
+
 def pair_queue_stats(*, user: Any, threshold: float = PAIR_QUEUE_THRESHOLD) -> dict[str, int]:
     """The pair queue's counts as ``user`` can work it: a pair with a video hidden from them is never
     handed out to them ("Claim next"), so it is not counted as waiting (nor as claimed) either."""

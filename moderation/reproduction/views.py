@@ -37,6 +37,7 @@ def pair_queue(request: HttpRequest) -> HttpResponse:
         "page": page,
         "stats": selectors.pair_queue_stats(user=request.user),
         "threshold": selectors.PAIR_QUEUE_THRESHOLD,
+        "held": selectors.pair_held_by(user=request.user),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/reproduction/queue.html#pair-rows", context)

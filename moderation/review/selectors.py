@@ -215,11 +215,12 @@ def review_queue_waiting(*, queue: ReviewQueue) -> int:
 
 
 def review_task_open_for(*, user: User, queue: ReviewQueue | None = None) -> ReviewTask | None:
-    """The item ``user`` currently holds (in ``queue``, or in any queue), to offer "continue"."""
+    """The item ``user`` currently holds (in ``queue``, or in any queue), to offer "continue": the earliest claimed, the
+    one "Claim next" gives back (``services._CLAIM_SQL``'s own claim), not an item claimed ahead of it."""
     held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user)
     if queue is not None:
         held = held.filter(queue=queue)
-    return held.select_related("queue", "decision__video").order_by("-lease_expires_at").first()
+    return held.select_related("queue", "decision__video").order_by("claimed_at", "id").first()
 
 
 def review_held_display(*, task: ReviewTask | None) -> dict[str, Any] | None:

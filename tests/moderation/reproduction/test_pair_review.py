@@ -294,3 +294,32 @@ def test_a_pair_opened_from_a_videos_page_is_claimed_there_not_the_queues_next(m
     pair_review_submit(candidate=pair, user=alice, verdict="unrelated")
     page = as_bob.post(claim, follow=True).content.decode()
     assert "Already reviewed: this pair has a recorded verdict." in page
+
+
+def test_the_pair_queue_says_which_pair_its_user_holds_and_links_back_to_it(client_as, make_user) -> None:  # type: ignore[no-untyped-def]
+    """Walked at 1440x900: after claiming the demo's only pair and going back to the queue, it read "0 waiting ·
+    1 claimed" over "No pairs are waiting." with no way back to the pair held (the review and tags queues say it)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    original = DecidedVideoFactory(title="Cheap phones, DM me")
+    pair = make_pair(0.9, video=DecidedVideoFactory(title="Fast cash tonight"), original=original)
+    client = client_as("moderator")
+    queue_url, link = reverse("moderation:repro_queue"), reverse("moderation:repro_pair", args=[pair.pk])
+
+    assert 'id="held-pair"' not in client.get(queue_url).content.decode()
+    assert client.post(reverse("moderation:repro_claim_next"))["Location"] == link
+    page = client.get(queue_url).content.decode()
+    assert f"You hold pair #{pair.pk}, “Fast cash tonight” against the earlier “Cheap phones, DM me”" in page
+    assert f'<a href="{link}">continue</a>' in page and "No other pairs are waiting." in page
+
+    other = client_as("moderator")  # someone else's queue does not name it
+    assert 'id="held-pair"' not in other.get(queue_url).content.decode()
+    ReproCandidate.objects.filter(pk=pair.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    page = client.get(queue_url).content.decode()  # a lapsed claim is anyone's again: listed as waiting instead
+    assert 'id="held-pair"' not in page and "No pairs are waiting." not in page
+    bob = make_user("moderator")  # takes it over and decides it
+    assert pair_claim_next(user=bob) == pair
+    pair_review_submit(candidate=pair, user=bob, verdict="reproduction")
+    assert 'id="held-pair"' not in client.get(queue_url).content.decode()

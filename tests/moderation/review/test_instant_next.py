@@ -137,3 +137,20 @@ def test_an_over_long_note_is_refused_with_the_limit_and_the_item_stays_yours(ma
     assert f"a note holds at most {REVIEW_NOTE_MAX_CHARS:,}" in data["error"] and not Review.objects.exists()
     ok = client.post(url, {"verdict": "approve", "note": "长" * REVIEW_NOTE_MAX_CHARS}, **BACKGROUND)
     assert ok.json()["ok"] and len(Review.objects.get().note) == REVIEW_NOTE_MAX_CHARS
+
+
+def test_the_queue_pages_name_the_item_claim_next_gives_back_not_the_one_claimed_ahead(make_task, make_user):
+    """Walked at 1440x900: with the item on screen and the one claimed ahead both held, the queue list said "You hold
+    video <the item ahead> … continue", while its note (and "Claim next") gave back the item on screen."""
+    first = make_task(priority=3, decision__video__title="ON-SCREEN")
+    second = make_task(priority=2, decision__video__title="AHEAD")
+    client = _login(make_user("moderator"))
+    client.post(reverse("moderation:claim_next"))  # claims the first and, ahead, the second
+    assert ReviewTask.objects.filter(pk__in=[first.pk, second.pk], status="claimed").count() == 2
+
+    first_url = reverse("moderation:review_task", args=[first.pk])
+    page = client.get(reverse("moderation:queue")).content.decode()
+    held = page[page.index('id="held-item"') :].split("</p>")[0]
+    assert "You hold video “ON-SCREEN”" in held and f'<a href="{first_url}">continue</a>' in held
+    response = client.post(reverse("moderation:claim_next"))
+    assert response["Location"] == first_url  # what the line says
