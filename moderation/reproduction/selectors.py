@@ -395,12 +395,18 @@ def pair_held_by_other(*, candidate: ReproCandidate, user: Any) -> Any:
     return candidate.claimed_by
 
 
+def pairs_held_by(*, user: Any, pairs: QuerySet[ReproCandidate] | None = None) -> QuerySet[ReproCandidate]:
+    """The pairs ``user`` holds under a live claim and has not decided, that they may still open, first the one
+    "Claim next pair" gives back (``services.pair_claim_next`` reads it here, ``pairs`` locked; the pair queue names
+    it). A pair with a video hidden from them since is neither given back nor named."""
+    pairs = ReproCandidate.objects.all() if pairs is None else pairs
+    held = pairs.filter(claimed_by=user, review__isnull=True, lease_expires_at__gte=timezone.now())
+    return pairs_open_to(user=user, pairs=held).order_by("-score", "id")
+
+
 def pair_held_by(*, user: Any) -> ReproCandidate | None:
-    """The pair ``user`` holds under a live claim and has not decided: the one "Claim next pair" gives back to them
-    (``services.pair_claim_next``), so the pair queue can say which it is and link to it. A pair with a video hidden
-    from them since is not named."""
-    held = ReproCandidate.objects.filter(claimed_by=user, review__isnull=True, lease_expires_at__gte=timezone.now())
-    return pairs_open_to(user=user, pairs=held).select_related("video", "original").order_by("-score", "id").first()
+    """The pair the pair queue says ``user`` holds (``pairs_held_by``), or None."""
+    return pairs_held_by(user=user).select_related("video", "original").first()
 
 
 def pair_queue_stats(*, user: Any, threshold: float = PAIR_QUEUE_THRESHOLD) -> dict[str, int]:

@@ -448,12 +448,9 @@ def pair_claim_next(*, user: User, threshold: float = selectors.PAIR_QUEUE_THRES
     """Give the reviewer the pair they already hold, else the highest-scoring free one (SKIP LOCKED)."""
     now = timezone.now()
     with transaction.atomic():
-        mine = (
-            ReproCandidate.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(claimed_by=user, review__isnull=True, lease_expires_at__gte=now)
-            .order_by("-score", "id")
-            .first()
-        )
+        mine = selectors.pairs_held_by(
+            user=user, pairs=ReproCandidate.objects.select_for_update(skip_locked=True, of=("self",))
+        ).first()
         if mine is not None:
             return mine
         # Never a pair with a video hidden from the reviewer (a restricted review queue's content).

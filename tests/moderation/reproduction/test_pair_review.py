@@ -323,3 +323,25 @@ def test_the_pair_queue_says_which_pair_its_user_holds_and_links_back_to_it(clie
     assert pair_claim_next(user=bob) == pair
     pair_review_submit(candidate=pair, user=bob, verdict="reproduction")
     assert 'id="held-pair"' not in client.get(queue_url).content.decode()
+
+
+def test_claim_next_does_not_give_back_a_held_pair_whose_video_was_hidden_since(make_user) -> None:  # type: ignore[no-untyped-def]
+    """A pair the reviewer held was given back by "Claim next" even after one of its videos went to a queue
+    restricted to other groups (the pair queue's "you hold" line already left it out): the claim and the line read
+    the held pair from one selector, so they agree, and the reviewer goes on to a pair they may open."""
+    from django.contrib.auth.models import Group
+
+    from moderation.reproduction.selectors import pair_held_by
+    from moderation.review.models import ReviewQueue
+    from tests.factories import ReviewTaskFactory
+
+    moderator = make_user("moderator")
+    held, other = make_pair(0.9), make_pair(0.5)
+    assert pair_claim_next(user=moderator) == held and pair_held_by(user=moderator) == held
+    experts = ReviewQueue.objects.create(slug="experts-held", name="Experts")
+    experts.allowed_groups.add(Group.objects.create(name="experts-held"))
+    ReviewTaskFactory(decision=held.original.decisions.get(), queue=experts)
+
+    assert pair_held_by(user=moderator) is None
+    assert pair_claim_next(user=moderator) == other
+    assert pair_held_by(user=moderator) == other
