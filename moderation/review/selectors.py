@@ -216,8 +216,11 @@ def review_queue_waiting(*, queue: ReviewQueue) -> int:
 
 def review_task_open_for(*, user: User, queue: ReviewQueue | None = None) -> ReviewTask | None:
     """The item ``user`` currently holds (in ``queue``, or in any queue), to offer "continue": the earliest claimed, the
-    one "Claim next" gives back (``services._CLAIM_SQL``'s own claim), not an item claimed ahead of it."""
-    held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user)
+    one "Claim next" gives back (``services._CLAIM_SQL``'s own claim), not an item claimed ahead of it; like the claim,
+    never an item whose video was hidden from ``user`` since (its "continue" would be a 404)."""
+    held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user).filter(
+        video_open_to_q(user=user, field="decision__video_id")
+    )
     if queue is not None:
         held = held.filter(queue=queue)
     return held.select_related("queue", "decision__video").order_by("claimed_at", "id").first()

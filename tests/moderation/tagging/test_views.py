@@ -185,3 +185,15 @@ def test_the_tags_queue_says_which_item_you_hold_until_when_and_links_back(clien
     assert "your claim lapsed at" in page and "it stays yours until someone else claims it" in page
     # The review queues' page says it alike.
     assert "You hold video “Street &lt;food&gt;” in “" in client.get("/review/").content.decode()
+
+    # Its video hidden from them since (routed to a queue of other groups): no "continue" to a 404 (Claim next,
+    # one rule with it, does not give it back either).
+    from django.contrib.auth.models import Group
+
+    from moderation.review.models import ReviewQueue
+
+    experts = ReviewQueue.objects.create(slug="experts-held", name="Experts")
+    experts.allowed_groups.add(Group.objects.create(name="experts-held"))
+    ReviewTaskFactory(decision=task.decision, queue=experts)
+    assert 'id="held-item"' not in client.get("/tags/").content.decode()
+    assert 'id="held-item"' not in client.get("/review/").content.decode()
