@@ -6,7 +6,22 @@ success bodies. ``WorkbenchAutoSchema`` (``DEFAULT_SCHEMA_CLASS``) adds each err
 answer, decided from the view itself, with one of two body components:
 
 * ``Error``: ``{"detail": "...", "code": "..."}`` (``code`` only on a refused credential's 401): 401, 403,
-  404, 413, 429, and any other 4xx a view declares without a body (422 of a reused Idempotency-Key).
+  404, 413, 415, 429, and any other 4xx a view declares without a body (422 of a reused Idempotency-Key).
+
+403 is declared only where something can answer it: a permission that refuses a caller some authenticator
+accepted (``_admits_every_caller_of`` decides that from the permission and its ``|``/``&`` parts), an anonymous
+caller refused where the first authenticator names no scheme (DRF's 403 behind the session), or the session's
+CSRF check on a write. An endpoint that takes only a platform's token (feedback events) answers a missing or
+wrong token with 401 and lets every accepted token through: no 403.
+
+415 is declared on every operation that takes a body: DRF refuses a Content-Type none of the view's parsers
+reads; its description names the ones they do.
+
+405 is not declared: OpenAPI describes operations, one per path and method, and a method the path does not
+take is no operation to hang a response on (every declared operation's own method is never a 405). Such a
+request is still answered with the ``Error`` body (DRF's ``MethodNotAllowed``, after authentication and
+permissions, with ``Allow``); ``tests/workbench/test_api_error_schema.py`` sends each undeclared method to
+each path and checks it.
 
 413 is declared on every operation that takes a body (``workbench.middleware`` refuses one declared larger than
 the upload limit plus the form limit, and form fields over DATA_UPLOAD_MAX_MEMORY_SIZE; the API's exception
@@ -30,7 +45,7 @@ from drf_spectacular.plumbing import ResolvedComponent, force_instance
 from drf_spectacular.utils import OpenApiRequest
 from rest_framework import serializers
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AND, OR, AllowAny, IsAuthenticated
 
 ERROR_COMPONENT = "Error"
 VALIDATION_ERROR_COMPONENT = "ValidationError"
@@ -93,6 +108,7 @@ EXAMPLES: dict[str, dict[str, str]] = {
         "detail": "The request's fields are larger than 10 MB; send fewer per request "
         "(a JSON body counts whole; a video's multipart file does not count)."
     },
+    "415": {"detail": 'Unsupported media type "text/plain" in request.'},
     "429": {"detail": "Request was throttled. Expected available in 42 seconds."},
 }
 _MB = 1024 * 1024
@@ -115,7 +131,7 @@ class WorkbenchAutoSchema(AutoSchema):
         if direction != "response":
             return responses
         for code in self._error_statuses():
-            responses.setdefault(code, {"description": DESCRIPTIONS.get(code) or self._too_large_description()})
+            responses.setdefault(code, {"description": self._description(code)})
         for code, response in responses.items():
             if code.startswith("4") and "content" not in response:
                 response.update(self._error_response(code, description=response.get("description", "")))
@@ -132,15 +148,36 @@ class WorkbenchAutoSchema(AutoSchema):
         # A token (user's or integration's) can be refused; a session cannot (it is just absent).
         if any(not issubclass(cls, SessionAuthentication) for cls in getattr(view, "authentication_classes", [])):
             codes.append("401")
-        if any(not isinstance(permission, AllowAny) for permission in view.get_permissions()):
+        if self._may_answer_403():
             codes.append("403")
         if "{" in self.path or (self._is_list_view() and self._get_paginator() is not None):
             codes.append("404")
         if self.method in ("POST", "PUT", "PATCH"):
-            codes.append("413")
+            codes.extend(["413", "415"])
         if view.get_throttles():
             codes.append("429")
         return codes
+
+    def _may_answer_403(self) -> bool:
+        """Whether a caller of this operation can be answered 403 (see the module docstring)."""
+        view: Any = self.view
+        permissions = [p for p in view.get_permissions() if not isinstance(p, AllowAny)]
+        if not permissions:
+            return False
+        authentication_classes = list(getattr(view, "authentication_classes", []))
+        if not authentication_classes:
+            return True
+        # DRF answers an anonymous caller 401 only when the first authenticator names a scheme
+        # (``APIView.get_authenticate_header``); otherwise 403.
+        if not authentication_classes[0]().authenticate_header(getattr(view, "request", None)):
+            return True
+        if self.method in ("POST", "PUT", "PATCH", "DELETE") and any(
+            issubclass(cls, SessionAuthentication) for cls in authentication_classes
+        ):
+            return True  # the session's CSRF check
+        return not all(
+            _admits_every_caller_of(permission, cls) for permission in permissions for cls in authentication_classes
+        )
 
     def _accepts_upload(self) -> bool:
         """Whether this operation's request body takes a file (a serializer with a file field, for any of its
@@ -159,6 +196,13 @@ class WorkbenchAutoSchema(AutoSchema):
                 return True
         return False
 
+    def _description(self, code: str) -> str:
+        if code == "413":
+            return self._too_large_description()
+        if code == "415":
+            return self._unsupported_media_description()
+        return DESCRIPTIONS[code]
+
     def _too_large_description(self) -> str:
         """413's description, with the limits in force: an upload's, and the form fields' (or JSON body's)."""
         fields = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) // _MB
@@ -170,6 +214,10 @@ class WorkbenchAutoSchema(AutoSchema):
                 "says so."
             )
         return f"The request's body (its fields, or its JSON) is larger than {fields} MB."
+
+    def _unsupported_media_description(self) -> str:
+        """415's description, with the media types this operation's parsers read."""
+        return f"The body's Content-Type is not one this operation reads; send one of {', '.join(self.map_parsers())}."
 
     def _error_response(self, code: str, *, description: str) -> dict[str, Any]:
         name, schema = (
@@ -187,3 +235,21 @@ class WorkbenchAutoSchema(AutoSchema):
         if code in _HEADERS:
             response["headers"] = _HEADERS[code]
         return response
+
+
+def _admits_every_caller_of(permission: Any, authentication: type) -> bool:
+    """Whether ``permission`` lets through every caller that ``authentication`` accepts, so it can never answer
+    them 403. Only what is known: ``AllowAny``; ``IsAuthenticated`` behind an authenticator of users (one whose
+    accepted caller is no user says ``authenticates_a_user = False``); a permission of ours that says so
+    (``admits_every_caller_of(authentication)``); ``|`` and ``&`` of these. Anything else may refuse."""
+    if isinstance(permission, AllowAny):
+        return True
+    if isinstance(permission, OR | AND):
+        operands: Any = permission  # DRF's stubs omit op1 and op2
+        parts = (operands.op1, operands.op2)
+        admitted = [_admits_every_caller_of(part, authentication) for part in parts]
+        return any(admitted) if isinstance(permission, OR) else all(admitted)
+    if type(permission) is IsAuthenticated:
+        return bool(getattr(authentication, "authenticates_a_user", True))
+    admits = getattr(permission, "admits_every_caller_of", None)
+    return bool(admits(authentication)) if callable(admits) else False

@@ -28,6 +28,10 @@ KEYWORD = "Integration"
 
 
 class IntegrationAuthentication(BaseAuthentication):
+    # What it accepts is a platform, not a user (``request.user`` stays anonymous): ``IsAuthenticated`` refuses
+    # it, which the OpenAPI schema's 403 rule reads (``workbench.api_schema._admits_every_caller_of``).
+    authenticates_a_user = False
+
     def authenticate(self, request: Request) -> tuple[Any, Integration] | None:
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() != KEYWORD.lower().encode():
@@ -64,6 +68,11 @@ class IsIntegration(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return request_integration(request) is not None
+
+    def admits_every_caller_of(self, authentication: type) -> bool:
+        """Every caller an ``IntegrationAuthentication`` accepts is an integration: behind it alone this
+        permission never answers 403 (``workbench.api_schema``)."""
+        return issubclass(authentication, IntegrationAuthentication)
 
 
 class IsSignedInOrIntegration(BasePermission):

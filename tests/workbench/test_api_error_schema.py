@@ -1,4 +1,4 @@
-"""The OpenAPI schema declares the errors the API really answers (400, 401, 403, 404, 429), each with the body
+"""The OpenAPI schema declares the errors the API really answers (400, 401, 403, 404, 413, 415, 429), each with
 it really sends: a client generated from the schema knew only the success bodies.
 
 Each error is fetched for real and validated against the response the schema declares for that operation and
@@ -57,8 +57,11 @@ def test_the_schema_is_valid_and_every_error_it_declares_has_a_body(schema):
                 if code.startswith("4"):
                     assert "application/json" in response.get("content", {}), f"{method} {path} {code}: no body"
                     assert response["description"], f"{method} {path} {code}: no description"
-            # Every operation takes credentials and checks a permission.
-            assert {"401", "403"} <= set(responses), f"{method} {path}: {sorted(responses)}"
+            # Every operation takes credentials and checks a permission: a refusal is a 401 or a 403 (only what
+            # can really be answered is declared: a platform's token alone is never a 403).
+            assert {"401", "403"} & set(responses), f"{method} {path}: {sorted(responses)}"
+            # A method the path does not take is no operation: its 405 is declared nowhere (see below).
+            assert "405" not in responses, f"{method} {path}"
             if "{" in path:
                 assert "404" in responses, f"{method} {path}: {sorted(responses)}"
     components = schema["components"]["schemas"]
@@ -232,3 +235,99 @@ def test_real_413s_of_the_api_are_json_and_match_the_declared_error(schema, sett
     page = Client().post(reverse("moderation:tag_set_save"), {"name": "x" * (1024 * 1024 + 1)}, HTTP_ACCEPT="text/html")
     assert page.status_code == 400 and page["Content-Type"].startswith("text/html")
     assert platform.post("/api/videos/", form(external_id="fits"), format="multipart").status_code == 201
+
+
+def test_feedback_events_declares_no_403_and_every_refusal_there_is_a_real_401(schema, make_user):
+    """/api/feedback/events/ declared a 403 it never answers: it takes only a platform's token, so whatever is
+    not one (none, a wrong one, a switched-off one, a user's session or Token) is a 401, and a token it
+    accepts is never refused by its permission. A client generated from the schema handled a status that
+    cannot happen."""
+    from moderation.integrations.services import integration_switch
+
+    path = "/api/feedback/events/"
+    assert "403" not in _operation(schema, path, "POST")["responses"]
+
+    signed_in = APIClient()
+    signed_in.force_login(make_user("admin"))
+    user_token = Client()
+    user_token.force_login(make_user("admin"))
+    key = user_token.post("/api/token/").json()["token"]
+    with_user_token = APIClient()
+    with_user_token.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    wrong = APIClient()
+    wrong.credentials(HTTP_AUTHORIZATION="Integration not-a-token")
+    integration, token = integration_create(name="schema-no-403")
+    platform = APIClient()
+    platform.credentials(HTTP_AUTHORIZATION=f"Integration {token}")
+    assert platform.post(path, [], format="json").status_code == 200  # the token it accepts passes
+
+    integration_switch(integration=integration, active=False, by=None)
+    for caller in (APIClient(), signed_in, with_user_token, wrong, platform):
+        refused = caller.post(path, [], format="json")
+        assert _check(schema, path, "POST", refused, 401)["detail"]
+        assert refused["WWW-Authenticate"].startswith("Integration")
+    # Where the session's permission can refuse, 403 stays declared (and is answered).
+    assert "403" in _operation(schema, "/api/videos/", "POST")["responses"]
+    assert "403" in _operation(schema, "/api/token/", "POST")["responses"]
+
+
+def _caller_for(path: str, make_user: Any) -> APIClient:
+    """A caller whom ``path``'s authentication and permissions let through: a platform's token on the feedback
+    endpoint (it takes nothing else), an admin's session anywhere else."""
+    caller = APIClient()
+    if path == "/api/feedback/events/":
+        _integration, token = integration_create(name=f"schema-caller-{path}")
+        caller.credentials(HTTP_AUTHORIZATION=f"Integration {token}")
+    else:
+        caller.force_login(make_user("admin"))
+    return caller
+
+
+def test_every_operation_that_takes_a_body_declares_415_and_really_answers_it(schema, make_user):
+    """DRF answers a body whose Content-Type no parser reads with 415 and an ``Error`` body; the schema did not
+    say so, and a client that sent text/plain took it for an undocumented failure."""
+    taking_a_body = [
+        (path, method)
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
+    assert {("/api/videos/", "post"), ("/api/token/", "post"), ("/api/feedback/events/", "post")} <= set(taking_a_body)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            assert ("415" in operation["responses"]) == ((path, method) in taking_a_body), f"{method} {path}"
+    for path, method in taking_a_body:
+        declared = _operation(schema, path, method)["responses"]["415"]
+        assert "application/json" in declared["description"] and "text/plain" not in declared["description"]
+        caller = _caller_for(path, make_user)
+        refused = getattr(caller, method)(path.replace("{id}", "1"), "hello", content_type="text/plain")
+        body = _check(schema, path, method.upper(), refused, 415)
+        assert body["detail"] == 'Unsupported media type "text/plain" in request.'
+
+
+def test_a_method_a_path_does_not_take_is_a_405_with_the_error_body(schema, make_user):
+    """405 is declared on no operation: OpenAPI lists operations (a path and one of its methods), and a method the
+    path does not take is no operation to declare it on, while a declared operation's own method is never a 405.
+    What a client gets for one is still the API's ``Error`` body (with ``Allow``), checked here by sending every
+    method a path does not list, as a caller its authentication and permissions let through."""
+    error = {"$ref": "#/components/schemas/Error", "components": schema["components"]}
+    sent = 0
+    for path, operations in schema["paths"].items():
+        caller = _caller_for(path, make_user)
+        url = path.replace("{id}", "1")
+        for method in ("get", "post", "put", "patch", "delete"):
+            if method in operations:
+                continue
+            # JSON asked for, as the schema declares every error body (/api/schema/ negotiates: YAML by default).
+            accept = {"HTTP_ACCEPT": "application/json"}
+            if method == "get":
+                response = caller.get(url, **accept)
+            else:
+                response = getattr(caller, method)(url, {}, format="json", **accept)
+            assert response.status_code == 405, (method, path, response.status_code, response.content[:300])
+            assert response["Content-Type"] == "application/json"
+            jsonschema.validate(response.json(), error)
+            assert response.json()["detail"] == f'Method "{method.upper()}" not allowed.'
+            assert {m.upper() for m in operations} <= set(response["Allow"].replace(" ", "").split(","))
+            sent += 1
+    assert sent >= 30
