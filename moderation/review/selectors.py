@@ -214,16 +214,30 @@ def review_queue_waiting(*, queue: ReviewQueue) -> int:
     return ReviewTask.objects.filter(queue=queue, status=ReviewTask.Status.PENDING, is_gold=False).count()
 
 
+def _tasks_held_by(*, user: User) -> QuerySet[ReviewTask]:
+    """The items ``user`` holds that they may still open: like the claim, never an item whose video was hidden from
+    them since (its "continue" would be a 404)."""
+    held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user)
+    return held.filter(video_open_to_q(user=user, field="decision__video_id")).select_related(
+        "queue", "decision__video"
+    )
+
+
 def review_task_open_for(*, user: User, queue: ReviewQueue | None = None) -> ReviewTask | None:
     """The item ``user`` currently holds (in ``queue``, or in any queue), to offer "continue": the earliest claimed, the
-    one "Claim next" gives back (``services._CLAIM_SQL``'s own claim), not an item claimed ahead of it; like the claim,
-    never an item whose video was hidden from ``user`` since (its "continue" would be a 404)."""
-    held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user).filter(
-        video_open_to_q(user=user, field="decision__video_id")
-    )
+    one "Claim next" gives back (``services._CLAIM_SQL``'s own claim), not an item claimed ahead of it; never one
+    whose video was hidden from ``user`` since (``_tasks_held_by``)."""
+    held = _tasks_held_by(user=user)
     if queue is not None:
         held = held.filter(queue=queue)
-    return held.select_related("queue", "decision__video").order_by("claimed_at", "id").first()
+    return held.order_by("claimed_at", "id").first()
+
+
+def review_tasks_open_for(*, user: User) -> dict[int, ReviewTask]:
+    """Per queue id, the item ``user`` holds there: what ``review_task_open_for`` names for that queue (the one its
+    "Claim next" gives back), for a page that lists every queue (a reviewer may hold an item in each). One query."""
+    held = _tasks_held_by(user=user).order_by("queue_id", "claimed_at", "id").distinct("queue_id")
+    return {task.queue_id: task for task in held}
 
 
 def review_held_display(*, task: ReviewTask | None) -> dict[str, Any] | None:

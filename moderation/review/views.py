@@ -57,23 +57,29 @@ def queue(request: HttpRequest) -> HttpResponse:
     """Every queue this reviewer may work, with its load, SLA breaches and handling time."""
     queues = list(selectors.review_queues_for(user=_user(request)))
     overview = selectors.review_queue_overview_recent(queues=queues)
-    open_task = selectors.review_task_open_for(user=_user(request))
+    # Each queue's row names the item this reviewer holds there (they may hold one in several queues); the
+    # earliest of them is the one "n" goes back to.
+    held = selectors.review_tasks_open_for(user=_user(request))
+    open_task = min(held.values(), key=lambda t: (t.claimed_at, t.pk), default=None)
     # "Claim next" is offered where there is something to claim now (pending or lapsed items, looked up
     # live, not from the reused counts), or the item this reviewer already holds there.
     rows = [
         {
             "queue": q,
             "stats": overview[q.pk],
-            "claimable": overview[q.pk]["claimable"] or (open_task is not None and open_task.queue_id == q.pk),
+            "claimable": overview[q.pk]["claimable"] or q.pk in held,
+            "held": selectors.review_held_display(task=held.get(q.pk)),
         }
         for q in queues
     ]
+    listed = {q.pk for q in queues}
     context = {
         "rows": rows,
         "as_of": min((s["as_of"] for s in overview.values()), default=None),
         "hotkey_queue": _hotkey_queue(rows, open_task),
         "open_task": open_task,
-        "held": selectors.review_held_display(task=open_task),
+        # Held in a queue the list no longer shows (switched off since): still theirs, still to continue.
+        "held_elsewhere": [selectors.review_held_display(task=t) for pk, t in held.items() if pk not in listed],
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/review/queue.html#stats", context)

@@ -515,3 +515,59 @@ def test_the_queue_list_works_while_the_shared_cache_is_unreachable(
     assert task.status == ReviewTask.Status.DONE
     row = _counts_on_page(client, "default")
     assert (row["pending"], row["claim"]) == ("2", "enabled")  # reused for up to 10 s, still offered (1 waits)
+
+
+def _held_line(page: str, slug: str) -> str:
+    start = page.index(f'id="held-item-{slug}"')
+    return page[start : page.index("</p>", start)]
+
+
+def test_the_queue_list_names_the_item_held_in_each_queue_in_its_row(make_task, make_user, client_as):
+    """Walked: a reviewer holding items in two queues read "You hold video X in Sexual — continue" above the table
+    and nothing of the other queue's item. Each queue's row now names the item held there (the one its "Claim
+    next" gives back), with its continue link; never one whose video was hidden from the reviewer since."""
+    from moderation.tagging.services import tag_queue_default
+
+    sexual, spam, retired = _queue("sexual", priority=10), _queue("spam", priority=5), _queue("retired")
+    tags = tag_queue_default()
+    first = make_task(queue=sexual, decision__video__title="Held in sexual")
+    make_task(queue=sexual, decision__video__title="Claimed ahead in sexual")
+    second = make_task(queue=spam, decision__video__title="Held in spam")
+    third = make_task(queue=tags, decision__video__title="Hidden since")
+    fourth = make_task(queue=retired, decision__video__title="In a queue switched off")
+    moderator = make_user("moderator")
+    client = client_as(None)
+    client.force_login(moderator)
+    for queue in (sexual, spam):
+        client.post(reverse("moderation:queue_claim_next", args=[queue.slug]))
+    assert ReviewTask.objects.filter(claimed_by=moderator, queue=sexual).count() == 2  # the second claimed ahead
+    assert review_claim_next(user=moderator, queue=tags) == third
+    assert review_claim_next(user=moderator, queue=retired) == fourth
+    ReviewQueue.objects.filter(pk=retired.pk).update(is_active=False)
+    # The tags item's video is routed since to a queue of a group the moderator is not in: hidden from them
+    # (a tags item opens nothing).
+    experts = _queue("experts-only")
+    experts.allowed_groups.add(Group.objects.create(name="experts-only"))
+    ReviewTask.objects.create(decision=third.decision, queue=experts)
+
+    page = client.get(reverse("moderation:queue")).content.decode()
+    for queue, task, title in ((sexual, first, "Held in sexual"), (spam, second, "Held in spam")):
+        line = _held_line(page, queue.slug)
+        assert f"You hold video “{title}”" in line and f"(item #{task.pk}, until " in line
+        assert f'<a href="{reverse("moderation:review_task", args=[task.pk])}">continue</a>' in line
+        # In the queue's own row, right under it.
+        row = page.index(f'<tr data-queue="{queue.slug}"')
+        assert row < page.index(f'data-held-in="{queue.slug}"') < page.index("<tr data-queue=", row + 1)
+    assert f'<tr data-queue="{tags.slug}"' in page and f'data-held-in="{tags.slug}"' not in page
+    assert "Hidden since" not in page and f"item #{third.pk}" not in page
+    assert "Claimed ahead in sexual" not in page
+    # Held in a queue the list no longer shows: still named, with its queue, above the table.
+    line = _held_line(page, retired.slug)
+    assert "You hold video “In a queue switched off” in “Retired”" in line and page.index(line) < page.index("<table")
+    assert page.count('class="panel held-item"') == 3
+    # "Claim next" in each queue gives back the item its row names.
+    for queue, task in ((sexual, first), (spam, second)):
+        response = client.post(reverse("moderation:queue_claim_next", args=[queue.slug]))
+        assert response["Location"] == reverse("moderation:review_task", args=[task.pk])
+    # Another reviewer sees none of them.
+    assert "held-item" not in client_as("moderator").get(reverse("moderation:queue")).content.decode()

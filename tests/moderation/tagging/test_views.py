@@ -183,8 +183,10 @@ def test_the_tags_queue_says_which_item_you_hold_until_when_and_links_back(clien
     ReviewTask.objects.filter(pk=task.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=5))
     page = client.get("/tags/").content.decode()
     assert "your claim lapsed at" in page and "it stays yours until someone else claims it" in page
-    # The review queues' page says it alike.
-    assert "You hold video “Street &lt;food&gt;” in “" in client.get("/review/").content.decode()
+    # The review queues' page says it alike, in the tags queue's row.
+    review = client.get("/review/").content.decode()
+    assert f'data-held-in="{task.queue.slug}"' in review
+    assert "You hold video “Street &lt;food&gt;”" in review[review.index(f'id="held-item-{task.queue.slug}"') :]
 
     # Its video hidden from them since (routed to a queue of other groups): no "continue" to a 404 (Claim next,
     # one rule with it, does not give it back either).
@@ -196,4 +198,4 @@ def test_the_tags_queue_says_which_item_you_hold_until_when_and_links_back(clien
     experts.allowed_groups.add(Group.objects.create(name="experts-held"))
     ReviewTaskFactory(decision=task.decision, queue=experts)
     assert 'id="held-item"' not in client.get("/tags/").content.decode()
-    assert 'id="held-item"' not in client.get("/review/").content.decode()
+    assert 'id="held-item' not in client.get("/review/").content.decode()
