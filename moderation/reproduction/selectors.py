@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import BooleanField, Case, Count, F, Q, QuerySet, Value, When, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from moderation.media.models import Video
@@ -368,23 +369,64 @@ def pairs_reviewed() -> QuerySet[ReproCandidate]:
     return ReproCandidate.objects.filter(review__isnull=False).order_by("-review__created_at", "-id")
 
 
-def pairs_of_video(*, video: Video, user: Any, limit: int = 10, reuploads: bool = False) -> list[ReproCandidate]:
-    """The pairs ``video`` is in, as the later upload or the earlier, that someone looks at: those the pair queue holds
-    (score at or above its threshold) and those with a verdict; the strongest first, only pairs ``user`` may open.
-    The video's page links to them: the pair screen was reachable only from the queue.
-
-    ``reuploads``: only those that make ``video`` a likely re-upload (what the review screen says of its item): it is
-    the later upload, the pair scores at or above the queue's threshold, and no verdict has called it unrelated."""
-    if reuploads:
-        pairs = ReproCandidate.objects.filter(video=video, score__gte=PAIR_QUEUE_THRESHOLD).exclude(
-            review__verdict=ReproCandidate.Label.UNRELATED
-        )
+def _pairs_of_video(*, video: Video, user: Any, likely: bool) -> QuerySet[ReproCandidate]:
+    """The pairs ``video`` is in, as the later upload or the earlier, that ``user`` may open (both videos open to
+    them): the one home of that rule for the screens that list a video's pairs. ``likely``: only likely re-uploads
+    (at or above the pair queue's threshold, and no verdict has called them unrelated); otherwise those someone
+    looks at (at or above the threshold, or with a verdict)."""
+    pairs = ReproCandidate.objects.filter(Q(video=video) | Q(original=video))
+    if likely:
+        pairs = pairs.filter(score__gte=PAIR_QUEUE_THRESHOLD).exclude(review__verdict=ReproCandidate.Label.UNRELATED)
     else:
-        pairs = ReproCandidate.objects.filter(Q(video=video) | Q(original=video)).filter(
-            Q(score__gte=PAIR_QUEUE_THRESHOLD) | Q(review__isnull=False)
+        pairs = pairs.filter(Q(score__gte=PAIR_QUEUE_THRESHOLD) | Q(review__isnull=False))
+    return pairs_open_to(user=user, pairs=pairs).select_related("video", "original", "review")
+
+
+def pairs_of_video(*, video: Video, user: Any, limit: int = 10) -> list[ReproCandidate]:
+    """The pairs ``video`` is in that someone looks at (``_pairs_of_video``), the strongest first. The video's page
+    links to them: the pair screen was reachable only from the queue."""
+    return list(_pairs_of_video(video=video, user=user, likely=False).order_by("-score", "id")[:limit])
+
+
+REUPLOAD_LINE_LIMIT = 3
+
+
+@dataclass(frozen=True)
+class ReuploadPairs:
+    """What the review screen says of its item's likely re-upload pairs (``video_reupload_pairs``)."""
+
+    originals: list[ReproCandidate]  # the item re-uploads these earlier videos
+    copies: list[ReproCandidate]  # later videos re-upload the item
+    more_originals: int
+    more_copies: int
+
+
+def video_reupload_pairs(*, video: Video, user: Any, limit: int = REUPLOAD_LINE_LIMIT) -> ReuploadPairs:
+    """The likely re-upload pairs of ``video`` that ``user`` may open (``_pairs_of_video``), both ways: those where
+    it is the later upload (a re-upload of an earlier video) and those where it is the earlier (later videos
+    re-upload it), the strongest ``limit`` of each and how many more. One query, whatever the number of pairs:
+    each side is ranked and counted by a window over it."""
+    copied = Case(When(original_id=video.pk, then=Value(True)), default=Value(False), output_field=BooleanField())
+    pairs = (
+        _pairs_of_video(video=video, user=user, likely=True)
+        .annotate(
+            copied=copied,
+            side_rank=Window(RowNumber(), partition_by=[copied], order_by=[F("score").desc(), F("id").asc()]),
+            on_side=Window(Count("id"), partition_by=[copied]),
         )
-    pairs = pairs_open_to(user=user, pairs=pairs).select_related("video", "original", "review")
-    return list(pairs.order_by("-score", "id")[:limit])
+        .filter(side_rank__lte=limit)
+        .order_by("-score", "id")
+    )
+    sides: dict[bool, list[Any]] = {False: [], True: []}  # rows carry the annotations (copied, on_side)
+    for pair in pairs:
+        sides[pair.copied].append(pair)  # type: ignore[attr-defined]
+    originals, copies = sides[False], sides[True]
+    return ReuploadPairs(
+        originals=originals,
+        copies=copies,
+        more_originals=originals[0].on_side - len(originals) if originals else 0,
+        more_copies=copies[0].on_side - len(copies) if copies else 0,
+    )
 
 
 def pair_held_by_other(*, candidate: ReproCandidate, user: Any) -> Any:

@@ -1,6 +1,6 @@
 """``{% load repro_pairs %}{% video_repro_pairs_panel video %}``: the reproduction pairs a video is in, on its page,
 each linking to the pair screen; ``{% video_reupload_line video %}``: the review screen's line saying its item is a
-likely re-upload. The reproduction wing owns the rule (media and review, lower wings, cannot import it)."""
+likely re-upload of an earlier video, or that later videos are likely re-uploads of it. The reproduction wing owns the rule (media and review, lower wings, cannot import it)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from django import template
 
 from moderation.media.models import Video
-from moderation.reproduction.selectors import PAIR_QUEUE_THRESHOLD, pairs_of_video
+from moderation.reproduction.selectors import PAIR_QUEUE_THRESHOLD, pairs_of_video, video_reupload_pairs
 from workbench.roles import Perm
 
 register = template.Library()
@@ -26,9 +26,10 @@ def video_repro_pairs_panel(context: dict[str, Any], video: Video) -> dict[str, 
 
 @register.inclusion_tag("moderation/reproduction/_reupload_line.html", takes_context=True)
 def video_reupload_line(context: dict[str, Any], video: Video) -> dict[str, Any]:
-    """The pairs that make ``video`` a likely re-upload of another video the user may see, each linking to the
-    pair screen (one query; none for a user who may not open pair screens)."""
+    """The pairs that make ``video`` a likely re-upload of an earlier video, and those that make later videos
+    likely re-uploads of it, that the user may open, each linking to the pair screen (one query; none for a user
+    who may not open pair screens)."""
     user = context["request"].user
     if not user.has_perm(Perm.REVIEW_VIDEO):
-        return {"pairs": []}
-    return {"pairs": pairs_of_video(video=video, user=user, limit=3, reuploads=True)}
+        return {"pairs": None}
+    return {"pairs": video_reupload_pairs(video=video, user=user), "video": video}

@@ -105,6 +105,56 @@ def test_review_screen_says_the_item_is_a_likely_reupload_within_one_query(make_
     pair_url = reverse("moderation:repro_pair", args=[seen.pk])
     assert f"Likely re-upload of “Cat &lt;b&gt;” (#{seen.original_id}, score 0.97)" in html
     assert f'<a href="{pair_url}">pair #{seen.pk}</a>' in html
-    assert "“Low”" not in html and "“Hidden”" not in html and "“Judged”" not in html and "“Later”" not in html
+    assert "“Low”" not in html and "“Hidden”" not in html and "“Judged”" not in html
+    assert "Likely re-upload of “Later”" not in html  # a later copy of the item is said the other way round
     assert _queries(client, url) == without
     assert without <= 14  # the re-upload line's one query is in the screen's budget
+
+
+def test_the_originals_review_screen_names_its_likely_later_copies_in_the_same_query(make_task, make_user):
+    """The review screen of a later upload said it is a likely re-upload of an earlier video; the earlier video's
+    own screen said nothing of the copies made of it (only its video page listed them). It now names them, the
+    strongest first with the pair screen, only those the reviewer may open, and how many more the video's page
+    lists, in the re-upload line's one query (pairs on both sides)."""
+    from moderation.reproduction.models import PairReview, ReproCandidate
+    from tests.factories import DecidedVideoFactory, VideoFactory
+
+    task = make_task(decision__video__title="Original")
+    original = task.decision.video
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    client = Client()
+    client.force_login(user)
+    url = reverse("moderation:review_task", args=[task.pk])
+    _queries(client, url)  # warm the session
+    without = _queries(client, url)
+
+    def copy(title: str, score: float, **video) -> ReproCandidate:  # type: ignore[no-untyped-def]
+        made = (VideoFactory if video.pop("undecided", False) else DecidedVideoFactory)(title=title, **video)
+        return ReproCandidate.objects.create(video=made, original=original, score=score)
+
+    strongest = copy("Copy <one>", 0.97)
+    judged = copy("Copy two", 0.95)
+    PairReview.objects.create(candidate=judged, reviewer=user, verdict=ReproCandidate.Label.REPRODUCTION)
+    third = copy("Copy three", 0.93)
+    copy("Copy four", 0.92)
+    copy("Copy five", 0.91)
+    copy("Weak", 0.2)
+    copy("Not decided yet", 0.99, undecided=True)  # open only to its uploader: not named, not counted
+    unrelated = copy("Judged unrelated", 0.96)
+    PairReview.objects.create(candidate=unrelated, reviewer=user, verdict=ReproCandidate.Label.UNRELATED)
+    earlier = ReproCandidate.objects.create(video=original, original=DecidedVideoFactory(title="Earlier"), score=0.9)
+
+    html = client.get(url).content.decode()
+    line = html[html.index('id="reupload"') : html.index("</p>", html.index('id="reupload"'))]
+    assert f"Likely re-upload of “Earlier” (#{earlier.original_id}, score 0.90)" in line
+    assert f"Likely re-uploaded later as “Copy &lt;one&gt;” (#{strongest.video_id}, score 0.97)" in line
+    assert f'<a href="{reverse("moderation:repro_pair", args=[strongest.pk])}">pair #{strongest.pk}</a>' in line
+    assert f"“Copy two” (#{judged.video_id}, score 0.95) — " in line and "<strong>Reproduction</strong>" in line
+    assert f"“Copy three” (#{third.video_id}, score 0.93)" in line
+    assert line.count("Likely re-uploaded later as") == 3  # the strongest few; the rest on the video's page
+    video_page = reverse("moderation:video_detail", args=[original.pk])
+    assert f'and 2 more later copies, on <a href="{video_page}#repro-pairs">the video\'s page</a>' in line
+    for hidden in ("Copy four", "Copy five", "Weak", "Not decided yet", "Judged unrelated"):
+        assert hidden not in html
+    assert _queries(client, url) == without
