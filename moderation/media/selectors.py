@@ -105,35 +105,50 @@ def videos_all_open_to(*, user: Any) -> bool:
     return bool(user.is_superuser or user.has_perms(ROLE_PERMISSIONS["admin"]))
 
 
-def _item_rules(*, video_id: Any) -> tuple[QuerySet[Any], QuerySet[Any]]:
-    """A video's review items (``video_id``: its id or an ``OuterRef`` to it) in a queue restricted to groups,
-    and those in a queue that may open it: a moderation queue. A tags item never opens a video: it is
-    made from tag suggestions without the routing decision (done or escalated ones are kept after routing has
-    restricted the video), so only the review queues routing chose decide who sees the content."""
-    items = apps.get_model("moderation", "ReviewTask").objects.filter(decision__video_id=video_id)
+def _item_rules(*, video_id: Any, opens: Q) -> tuple[QuerySet[Any], QuerySet[Any]]:
+    """A video's review items (``video_id``: its id or an ``OuterRef`` to it) that close it to whoever is not in
+    their queue's groups, and its items that open it; ``opens`` says which queues open a video (an item filter:
+    the queues open to all, or those open to one user).
+
+    Only an item in a moderation queue opens a video: a tags item is made from tag suggestions without the
+    routing decision (done or escalated ones are kept after routing has restricted the video), so only the
+    review queues routing chose decide who sees the content. An item in a group-restricted queue (any status: a
+    decided item's content is still sensitive) closes the video unless an item of the same policy opens it: a
+    policy whose routing put the video into a restricted queue and an open one shares it, but one policy's open
+    queue (the default queue every decision falls back to) does not undo another policy's restriction."""
+    model = apps.get_model("moderation", "ReviewTask")
     tags = apps.get_model("moderation", "ReviewQueue").Kind.TAGS
-    return items.filter(queue__allowed_groups__isnull=False), items.exclude(queue__kind=tags)
+    opening = model.objects.exclude(queue__kind=tags).filter(opens)
+    same_policy = opening.filter(
+        decision__video_id=OuterRef("decision__video_id"),
+        decision__policy_version__policy_id=OuterRef("decision__policy_version__policy_id"),
+    )
+    items = model.objects.filter(decision__video_id=video_id)
+    closing = items.filter(queue__allowed_groups__isnull=False).exclude(Exists(same_policy))
+    return closing, opening.filter(decision__video_id=video_id)
 
 
 def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
     """The rule of ``videos_open_to`` as a filter for any queryset whose ``field`` is a video id.
 
-    A video not decided yet has not been routed (routing runs in the transaction that saves the first
-    decision), so nobody knows yet whether it is restricted: it is open only to its uploader (and to those who
-    see every video). Once decided, it is open unless it has a review item (any status: a decided item's
-    content is still sensitive) in a queue restricted to groups, or routing has sent it to one whose item is
-    not made yet (``Video.routed_restricted``), and no item in a moderation queue open to all or to one of
-    ``user``'s groups (a tags item opens nothing: ``_item_rules``). Review's tables are reached through the
-    app registry, not an import: media is the bottom wing, so every screen that shows a video (media,
-    tagging, review, annotation, the API, the audit log) can apply the one rule. EXISTS subqueries, no
+    A video with no decision has not been routed, so nobody knows yet whether it is restricted: it is open only
+    to its uploader (and to those who see every video). A video with a decision has been routed under every
+    policy that decided it: one inference run saves its decisions under all auto-applied policies and routes
+    them in one transaction (``decisions_create_for_video``), so no reader sees the first policy's decision
+    before a later policy has routed the video to a restricted queue. Once decided, it is open unless an item
+    in a queue restricted to groups closes it (``_item_rules``: no item of the same policy in a moderation queue
+    open to all or to one of ``user``'s groups), or routing has sent it to such a queue whose item is not made
+    yet (``Video.routed_restricted``) and no moderation item is open to ``user``. Review's tables are reached
+    through the app registry, not an import: media is the bottom wing, so every screen that shows a video
+    (media, tagging, review, annotation, the API, the audit log) can apply the one rule. EXISTS subqueries, no
     per-row query."""
     if videos_all_open_to(user=user):
         return Q()
-    restricted, opening = _item_rules(video_id=OuterRef(field))
-    mine = opening.filter(Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk))
+    open_to_user = Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk)
+    closing, mine = _item_rules(video_id=OuterRef(field), opens=open_to_user)
     routed = Video.objects.filter(pk=OuterRef(field), routed_restricted=True)
     decided = apps.get_model("moderation", "Decision").objects.filter(video_id=OuterRef(field))
-    after_routing = Q(Exists(decided)) & (~(Q(Exists(restricted)) | Q(Exists(routed))) | Q(Exists(mine)))
+    after_routing = Q(Exists(decided)) & ~Q(Exists(closing)) & (~Q(Exists(routed)) | Q(Exists(mine)))
     if user.pk is None:
         return after_routing
     own_upload = Video.objects.filter(pk=OuterRef(field), created_by_id=user.pk)
@@ -175,13 +190,14 @@ def video_open_or_404(*, user: Any, video_id: int) -> None:
 
 def video_restricted(*, video_id: int) -> bool:
     """Whether video ``video_id`` is hidden from moderators outside some queue's groups (``video_open_to_q``):
-    it has a review item in a group-restricted queue, or routing sent it to one whose item is not made yet
-    (``Video.routed_restricted``), and it has none in a moderation queue open to all. Whatever would put it into
-    an open queue (the tags queue) must not: its item there would be claimed by moderators who may not open it."""
-    restricted, opening = _item_rules(video_id=video_id)
-    return (
-        restricted.exists() or Video.objects.filter(pk=video_id, routed_restricted=True).exists()
-    ) and not opening.filter(queue__allowed_groups__isnull=True).exists()
+    an item in a group-restricted queue closes it (no item of the same policy in a moderation queue open to all:
+    ``_item_rules``), or routing sent it to such a queue whose item is not made yet (``Video.routed_restricted``)
+    and it has no item in a moderation queue open to all. Whatever would put it into an open queue (the tags
+    queue) must not: its item there would be claimed by moderators who may not open it."""
+    closing, opening = _item_rules(video_id=video_id, opens=Q(queue__allowed_groups__isnull=True))
+    if closing.exists():
+        return True
+    return Video.objects.filter(pk=video_id, routed_restricted=True).exists() and not opening.exists()
 
 
 def media_path_open_to(*, user: Any, path: str) -> bool:
