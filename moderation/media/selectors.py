@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -167,13 +167,56 @@ def video_open_to(*, user: Any, video_id: int) -> bool:
     return videos_open_to(user=user, qs=Video.objects.filter(pk=video_id)).exists()
 
 
-def video_not_open_reason(*, user: Any) -> str:
-    """What a 404 for a video says to ``user``: for those who see every video, that there is none; for anyone
-    else the rule that may hide one (``video_open_to_q``), so a moderator who follows a link to a colleague's
-    upload not decided yet learns why and when it opens. The words depend on the user only, never on the
+def videos_listed_for(*, user: Any, qs: QuerySet[Video]) -> QuerySet[Video]:
+    """The video list's rows for ``user`` out of ``qs``: the videos open to them, and their own uploads that
+    routing has since sent to a review queue restricted to groups they are not in, annotated
+    ``closed_to_uploader``. Such a row names only the video's id and upload time and says where it went (the
+    uploader is told, not shown: who may see restricted content is unchanged); before, the upload vanished from
+    its uploader's list without a word."""
+    if videos_all_open_to(user=user) or user.pk is None:
+        return qs.filter(video_open_to_q(user=user)).annotate(closed_to_uploader=Value(False))
+    rule = video_open_to_q(user=user)
+    return qs.filter(rule | Q(created_by_id=user.pk)).annotate(
+        closed_to_uploader=Case(When(rule, then=Value(False)), default=Value(True), output_field=BooleanField())
+    )
+
+
+def video_closed_to_uploader(*, user: Any, video_id: int) -> bool:
+    """Whether ``video_id`` is ``user``'s own upload that the rule (``video_open_to_q``) hides from them: routing
+    sent it to a review queue restricted to groups they are not in (an upload not decided yet is its
+    uploader's)."""
+    if user.pk is None or videos_all_open_to(user=user):
+        return False
+    mine = Video.objects.filter(pk=video_id, created_by_id=user.pk)
+    return mine.exists() and not mine.filter(video_open_to_q(user=user)).exists()
+
+
+def video_already_uploaded_hidden_text(*, user: Any, video_id: int) -> str:
+    """What an upload of bytes already uploaded as ``video_id``, a video hidden from ``user``, is answered (the
+    form and the API): nothing about the video, except to its own uploader, who is told it went to a restricted
+    review queue (``video_closed_to_uploader``)."""
+    if video_closed_to_uploader(user=user, video_id=video_id):
+        return (
+            f"You uploaded this file before (#{video_id}); it was sent to a review queue restricted to other "
+            "groups and is no longer open to you. Nothing new was queued."
+        )
+    return "This file was already uploaded. Nothing new was queued."
+
+
+def video_not_open_reason(*, user: Any, video_id: int | None = None) -> str:
+    """What a 404 for a video says to ``user``: for those who see every video, that there is none; to the
+    uploader of ``video_id`` when routing has closed it to them, that their upload went to a restricted review
+    queue (they know it exists: they sent it); for anyone else the rule that may hide one
+    (``video_open_to_q``), so a moderator who follows a link to a colleague's upload not decided yet learns
+    why and when it opens. Apart from the uploader's own video the words depend on the user only, never on the
     video: a hidden video and a missing one read the same."""
     if videos_all_open_to(user=user):
         return "No such video."
+    if video_id is not None and video_closed_to_uploader(user=user, video_id=video_id):
+        return (
+            f"Your upload #{video_id} was sent to a review queue restricted to other groups, so it is no longer "
+            "open to you. That queue's reviewers decide it; an admin can tell you more."
+        )
     return (
         "No such video, or it is not open to you: a video the model has not decided yet is open only to its "
         "uploader and the admins (other reviewers see it once it is decided), and one routed to a restricted "
@@ -185,7 +228,7 @@ def video_open_or_404(*, user: Any, video_id: int) -> None:
     """404 (never 403: a hidden video's existence is not revealed) unless ``user`` may see the video; its reason
     is ``video_not_open_reason``."""
     if not video_open_to(user=user, video_id=video_id):
-        raise Http404(video_not_open_reason(user=user))
+        raise Http404(video_not_open_reason(user=user, video_id=video_id))
 
 
 def video_restricted(*, video_id: int) -> bool:

@@ -907,3 +907,61 @@ def test_a_video_decided_before_a_second_policy_applied_stays_open_until_that_po
     assert len(decisions_create_for_video(video_id=video.pk)) == 2
     assert video_open_to(user=w.expert, video_id=video.pk)
     assert not video_open_to(user=w.outsider, video_id=video.pk)
+
+
+def test_an_uploader_whose_video_went_to_a_restricted_queue_is_told_without_being_shown_it(
+    two_policies: TwoPolicies,
+) -> None:
+    """An uploader outside a restricted queue's groups lost sight of their own upload once routing sent it there:
+    it vanished from their video list, and its page and the API answered the 404 everyone reads. Now their list
+    keeps a row by number and upload time saying where it went, the 404 and a second upload of the same bytes
+    tell them the same; nobody sees more of it than before (title, media and page stay the queue's groups')."""
+    from moderation.inference.services import decisions_create_for_video
+
+    w = two_policies
+    payload = b"\x00\x00\x00\x18ftypmp42" + b"u" * 4096
+    video = VideoFactory(
+        created_by=w.uploader, uploader=w.uploader.username, title="Secret school clip", description="kids"
+    )
+    Video.objects.filter(pk=video.pk).update(sha256=hashlib.sha256(payload).hexdigest())
+    decisions_create_for_video(video_id=video.pk)
+    page = reverse("moderation:video_detail", args=[video.pk])
+    told = f"Your upload #{video.pk} was sent to a review queue restricted to other groups"
+
+    def list_row(user: User) -> str:
+        html = _client(user).get(reverse("moderation:video_list")).content.decode()
+        row = re.search(rf'<tr id="video-{video.pk}"[^>]*>(.*?)</tr>', html, re.S)
+        return row.group(0) if row else ""
+
+    row = list_row(w.uploader)
+    assert f"Your upload #{video.pk}" in row and "restricted to other groups" in row and "no longer open to you" in row
+    assert "Secret school clip" not in row and page not in row and "row-restricted" in row
+    assert list_row(w.outsider) == ""
+    assert "Secret school clip" in list_row(w.expert) and page in list_row(w.expert)
+
+    uploader = _client(w.uploader)
+    response = uploader.get(page)
+    text = response.content.decode()
+    assert response.status_code == 404 and told in text and "Secret school clip" not in text
+    api = uploader.get(reverse("moderation:api-video-detail", args=[video.pk]))
+    assert api.status_code == 404 and told in api.json()["detail"]
+    assert uploader.get(reverse("media", args=[video.file.name])).status_code == 404
+    # Anyone else reads the words a missing video gets.
+    outsider = _client(w.outsider)
+
+    def main(url: str) -> str:
+        found = re.search(r"<main>(.*)</main>", outsider.get(url).content.decode(), re.S)
+        return found.group(1) if found else ""
+
+    assert told not in main(page) and "not open to you" in main(page)
+    assert main(page) == main(reverse("moderation:video_detail", args=[video.pk + 1000]))
+
+    for user, named in ((w.uploader, True), (w.outsider, False)):
+        form = {"file": SimpleUploadedFile("again.mp4", payload), "title": "again"}
+        text = _client(user).post(reverse("moderation:video_upload"), form, follow=True).content.decode()
+        assert "already uploaded" in text or "uploaded this file before" in text, user
+        assert (f"You uploaded this file before (#{video.pk})" in text) is named, user
+        form = {"file": SimpleUploadedFile("again.mp4", payload), "title": "again"}
+        body = _client(user).post(reverse("moderation:api-video-list"), form).json()
+        assert set(body) == {"detail"} and (f"#{video.pk}" in body["detail"]) is named, (user, body)
+    assert Video.objects.filter(created_by=w.uploader).count() == 1
