@@ -106,26 +106,32 @@ def videos_all_open_to(*, user: Any) -> bool:
 
 
 def _item_rules(*, video_id: Any, opens: Q) -> tuple[QuerySet[Any], QuerySet[Any]]:
-    """A video's review items (``video_id``: its id or an ``OuterRef`` to it) that close it to whoever is not in
-    their queue's groups, and its items that open it; ``opens`` says which queues open a video (an item filter:
-    the queues open to all, or those open to one user).
+    """What closes a video (``video_id``: its id or an ``OuterRef`` to it) to whoever is not in a restricted
+    queue's groups: its items in such a queue that no item of the same policy in a queue ``opens`` matches (an
+    item filter: the queues open to all, or those open to one user), and the video itself while routing has sent
+    it to such a queue whose item is not made yet.
 
     Only an item in a moderation queue opens a video: a tags item is made from tag suggestions without the
     routing decision (done or escalated ones are kept after routing has restricted the video), so only the
     review queues routing chose decide who sees the content. An item in a group-restricted queue (any status: a
     decided item's content is still sensitive) closes the video unless an item of the same policy opens it: a
     policy whose routing put the video into a restricted queue and an open one shares it, but one policy's open
-    queue (the default queue every decision falls back to) does not undo another policy's restriction."""
+    queue (the default queue every decision falls back to) does not undo another policy's restriction. A queue
+    that names its own model gets its item once that model has decided (``review_queue_decision``); until then
+    ``Video.routed_restricted`` without any item in a restricted moderation queue closes the video to all but
+    those who see every video (which policy's open queue could share it is not known yet)."""
     model = apps.get_model("moderation", "ReviewTask")
     tags = apps.get_model("moderation", "ReviewQueue").Kind.TAGS
-    opening = model.objects.exclude(queue__kind=tags).filter(opens)
-    same_policy = opening.filter(
+    same_policy = model.objects.exclude(queue__kind=tags).filter(
+        opens,
         decision__video_id=OuterRef("decision__video_id"),
         decision__policy_version__policy_id=OuterRef("decision__policy_version__policy_id"),
     )
-    items = model.objects.filter(decision__video_id=video_id)
-    closing = items.filter(queue__allowed_groups__isnull=False).exclude(Exists(same_policy))
-    return closing, opening.filter(decision__video_id=video_id)
+    restricted = model.objects.filter(queue__allowed_groups__isnull=False)
+    closing = restricted.filter(decision__video_id=video_id).exclude(Exists(same_policy))
+    made = restricted.exclude(queue__kind=tags).filter(decision__video_id=OuterRef("pk"))
+    pending = Video.objects.filter(pk=video_id, routed_restricted=True).exclude(Exists(made))
+    return closing, pending
 
 
 def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
@@ -135,20 +141,18 @@ def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
     to its uploader (and to those who see every video). A video with a decision has been routed under every
     policy that decided it: one inference run saves its decisions under all auto-applied policies and routes
     them in one transaction (``decisions_create_for_video``), so no reader sees the first policy's decision
-    before a later policy has routed the video to a restricted queue. Once decided, it is open unless an item
-    in a queue restricted to groups closes it (``_item_rules``: no item of the same policy in a moderation queue
-    open to all or to one of ``user``'s groups), or routing has sent it to such a queue whose item is not made
-    yet (``Video.routed_restricted``) and no moderation item is open to ``user``. Review's tables are reached
-    through the app registry, not an import: media is the bottom wing, so every screen that shows a video
-    (media, tagging, review, annotation, the API, the audit log) can apply the one rule. EXISTS subqueries, no
-    per-row query."""
+    before a later policy has routed the video to a restricted queue. Once decided, it is open unless routing
+    sent it to a queue restricted to groups ``user`` is not in (``_item_rules``: an item there and no item of the
+    same policy in a moderation queue open to all or to one of ``user``'s groups, or that queue's item not made
+    yet). Review's tables are reached through the app registry, not an import: media is the bottom wing, so
+    every screen that shows a video (media, tagging, review, annotation, the API, the audit log) can apply the
+    one rule. EXISTS subqueries, no per-row query."""
     if videos_all_open_to(user=user):
         return Q()
     open_to_user = Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk)
-    closing, mine = _item_rules(video_id=OuterRef(field), opens=open_to_user)
-    routed = Video.objects.filter(pk=OuterRef(field), routed_restricted=True)
+    closing, pending = _item_rules(video_id=OuterRef(field), opens=open_to_user)
     decided = apps.get_model("moderation", "Decision").objects.filter(video_id=OuterRef(field))
-    after_routing = Q(Exists(decided)) & ~Q(Exists(closing)) & (~Q(Exists(routed)) | Q(Exists(mine)))
+    after_routing = Q(Exists(decided)) & ~Q(Exists(closing)) & ~Q(Exists(pending))
     if user.pk is None:
         return after_routing
     own_upload = Video.objects.filter(pk=OuterRef(field), created_by_id=user.pk)
@@ -233,14 +237,11 @@ def video_open_or_404(*, user: Any, video_id: int) -> None:
 
 def video_restricted(*, video_id: int) -> bool:
     """Whether video ``video_id`` is hidden from moderators outside some queue's groups (``video_open_to_q``):
-    an item in a group-restricted queue closes it (no item of the same policy in a moderation queue open to all:
-    ``_item_rules``), or routing sent it to such a queue whose item is not made yet (``Video.routed_restricted``)
-    and it has no item in a moderation queue open to all. Whatever would put it into an open queue (the tags
-    queue) must not: its item there would be claimed by moderators who may not open it."""
-    closing, opening = _item_rules(video_id=video_id, opens=Q(queue__allowed_groups__isnull=True))
-    if closing.exists():
-        return True
-    return Video.objects.filter(pk=video_id, routed_restricted=True).exists() and not opening.exists()
+    an item in a group-restricted queue closes it (no item of the same policy in a moderation queue open to all),
+    or routing sent it to such a queue whose item is not made yet (``_item_rules``). Whatever would put it into
+    an open queue (the tags queue) must not: its item there would be claimed by moderators who may not open it."""
+    closing, pending = _item_rules(video_id=video_id, opens=Q(queue__allowed_groups__isnull=True))
+    return closing.exists() or pending.exists()
 
 
 def media_path_open_to(*, user: Any, path: str) -> bool:

@@ -866,6 +866,35 @@ def test_one_policy_sharing_its_restricted_video_with_an_open_queue_still_opens_
     assert video_open_to(user=w.outsider, video_id=video.pk)
 
 
+def test_another_policys_open_queue_does_not_open_a_video_whose_restricted_queue_waits_for_its_model(
+    two_policies: TwoPolicies, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The restricted queue names its own model, so its item is made once that model has decided (later, on the
+    infer queue): meanwhile ``Video.routed_restricted`` closed the video unless some item was open to the reader,
+    and the first policy's item in the open default queue was: every moderator could open it until that model
+    decided. Now only those who see every video do, until the item says whose it is."""
+    from moderation.inference.services import decisions_create_for_video
+    from moderation.review.services import review_queue_decision
+
+    w = two_policies
+    own = ModelVersionFactory(name="minors-reviewer", backend="evidence_baseline")
+    ReviewQueue.objects.filter(pk=w.queue.pk).update(model_version=own)
+    video = VideoFactory(title="waits for the queue's model")
+    with django_capture_on_commit_callbacks():  # the queue's model is asked after the commit: not yet
+        decisions = decisions_create_for_video(video_id=video.pk)
+    assert not ReviewTask.objects.filter(queue=w.queue).exists()
+    assert ReviewTask.objects.filter(decision__video=video).count() == 1  # the default queue's, kuaimod's
+    for user, sees in ((w.outsider, False), (w.expert, False), (w.admin, True)):
+        assert video_open_to(user=user, video_id=video.pk) is sees, user
+
+    minors = next(d for d in decisions if d.policy_version == w.minors)
+    review_queue_decision(decision_id=minors.pk, queue_id=w.queue.pk)
+
+    assert ReviewTask.objects.filter(queue=w.queue, decision__video=video).exists()
+    for user, sees in ((w.outsider, False), (w.expert, True), (w.admin, True)):
+        assert video_open_to(user=user, video_id=video.pk) is sees, user
+
+
 def test_a_video_decided_before_a_second_policy_applied_stays_open_until_that_policy_decides_it(
     two_policies: TwoPolicies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
