@@ -201,8 +201,8 @@ def video_already_uploaded_hidden_text(*, user: Any, video_id: int) -> str:
     review queue (``video_closed_to_uploader``)."""
     if video_closed_to_uploader(user=user, video_id=video_id):
         return (
-            f"You uploaded this file before (#{video_id}); it was sent to a review queue restricted to other "
-            "groups and is no longer open to you. Nothing new was queued."
+            f"You uploaded this file before (#{video_id}); it was sent to a restricted review queue and is no "
+            "longer open to you. Nothing new was queued."
         )
     return "This file was already uploaded. Nothing new was queued."
 
@@ -218,8 +218,8 @@ def video_not_open_reason(*, user: Any, video_id: int | None = None) -> str:
         return "No such video."
     if video_id is not None and video_closed_to_uploader(user=user, video_id=video_id):
         return (
-            f"Your upload #{video_id} was sent to a review queue restricted to other groups, so it is no longer "
-            "open to you. That queue's reviewers decide it; an admin can tell you more."
+            f"Your upload #{video_id} was sent to a restricted review queue, so it is no longer open to "
+            "you. That queue's reviewers decide it; an admin can tell you more."
         )
     return (
         "No such video, or it is not open to you: a video the model has not decided yet is open only to its "

@@ -1,4 +1,4 @@
-"""An uploader whose video went to a review queue restricted to other groups, as they see it (Chromium, 1440x900):
+"""An uploader whose video went to a restricted review queue, as they see it (Chromium, 1440x900):
 their video list keeps a row by number saying where it went, and the video's address says the same; screenshots
 into SHOTS_DIR."""
 
@@ -49,5 +49,5 @@ def test_the_uploader_sees_where_their_restricted_upload_went(page: Any, make_us
     page.screenshot(path=str(shots / "uploads-restricted-row.png"))
 
     assert page.goto(f"/videos/{video.pk}/").status == 404
-    assert f"Your upload #{video.pk} was sent to a review queue restricted to other groups" in page.inner_text("main")
+    assert f"Your upload #{video.pk} was sent to a restricted review queue" in page.inner_text("main")
     page.screenshot(path=str(shots / "uploads-restricted-404.png"))

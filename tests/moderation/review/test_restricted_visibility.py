@@ -955,7 +955,7 @@ def test_an_uploader_whose_video_went_to_a_restricted_queue_is_told_without_bein
     Video.objects.filter(pk=video.pk).update(sha256=hashlib.sha256(payload).hexdigest())
     decisions_create_for_video(video_id=video.pk)
     page = reverse("moderation:video_detail", args=[video.pk])
-    told = f"Your upload #{video.pk} was sent to a review queue restricted to other groups"
+    told = f"Your upload #{video.pk} was sent to a restricted review queue"
 
     def list_row(user: User) -> str:
         html = _client(user).get(reverse("moderation:video_list")).content.decode()
@@ -963,7 +963,7 @@ def test_an_uploader_whose_video_went_to_a_restricted_queue_is_told_without_bein
         return row.group(0) if row else ""
 
     row = list_row(w.uploader)
-    assert f"Your upload #{video.pk}" in row and "restricted to other groups" in row and "no longer open to you" in row
+    assert f"Your upload #{video.pk}" in row and "restricted review queue" in row and "no longer open to you" in row
     assert "Secret school clip" not in row and page not in row and "row-restricted" in row
     assert list_row(w.outsider) == ""
     assert "Secret school clip" in list_row(w.expert) and page in list_row(w.expert)
