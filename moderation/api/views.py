@@ -36,7 +36,12 @@ from moderation.integrations.api import (
 )
 from moderation.integrations.selectors import parse_since, video_error_for, videos_visible_to, videos_with_external_id
 from moderation.integrations.services import IdempotencyConflict, video_submit
-from moderation.media.selectors import video_not_open_reason, video_open_to, videos_open_to
+from moderation.media.selectors import (
+    video_already_uploaded_hidden_text,
+    video_not_open_reason,
+    video_open_to,
+    videos_open_to,
+)
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
 from workbench.parsers import StorableJSONParser
@@ -58,8 +63,6 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     location=OpenApiParameter.HEADER,
     description="a retried POST with the same key returns the first result (and never a second video)",
 )
-
-ALREADY_UPLOADED_HIDDEN = "This file was already uploaded. Nothing new was queued."
 
 _Row = TypeVar("_Row", bound=Model)
 
@@ -189,7 +192,9 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         except Http404 as exc:
             if request_integration(self.request) is not None:
                 raise
-            raise NotFound(video_not_open_reason(user=self.request.user)) from exc
+            pk = str(self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, ""))
+            video_id = int(pk) if pk.isascii() and pk.isdigit() and len(pk) <= 18 else None
+            raise NotFound(video_not_open_reason(user=self.request.user, video_id=video_id)) from exc
 
     def _text_filter(self, name: str, *, what: str) -> str:
         """A list's ``?name=``: absent, no filter; present, its text or a 400 when blank. ``?external_id=`` with
@@ -260,8 +265,9 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
             and not video_open_to(user=request.user, video_id=submitted.video.pk)
         ):
             # The same bytes sit in a restricted review queue: not described to a user outside its groups
-            # (as the upload form says it).
-            return Response({"detail": ALREADY_UPLOADED_HIDDEN}, status=status.HTTP_200_OK)
+            # (as the upload form says it; its uploader is told where it went).
+            detail = video_already_uploaded_hidden_text(user=request.user, video_id=submitted.video.pk)
+            return Response({"detail": detail}, status=status.HTTP_200_OK)
         video = videos_with_external_id(integration=integration, qs=Video.objects.filter(pk=submitted.video.pk)).get()
         body = VideoSerializer(video, context=self.get_serializer_context()).data
         if submitted.copy_of is not None:

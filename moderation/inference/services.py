@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -119,36 +120,115 @@ def _imported_speech(video: Video) -> list[Segment]:
     return [Segment(0, 0.0, 0.0, part) for part in video.asr_text.split("|") if part.strip()]
 
 
-def decisions_create_for_video(*, video_id: int) -> list[Decision]:
-    """Decide a ready video under every auto-applied policy (each with its own serving model)."""
-    versions = policy_versions_auto_applied()
+def decisions_create_for_video(*, video_id: int, policy_versions: list[PolicyVersion] | None = None) -> list[Decision]:
+    """Decide a ready video under every auto-applied policy (each with its own serving model), or under
+    ``policy_versions`` when given, and route the decisions into the review queues: one run.
+
+    What "decided" means to the visibility rule (``video_open_to_q``: a video with a decision has been routed)
+    holds under several policies because a run's decisions and their routing commit together: every model runs
+    first, outside any transaction (no row stays locked during a slow generation), then one transaction saves
+    the decisions missing and routes them all. Saved one by one, the video had a decision, so was open to every
+    reviewer, from the first policy's commit until a later policy routed it to a group-restricted queue.
+
+    Idempotent: a decision already made for this video, policy version and deciding model is kept as it is (a
+    redelivered task does no second inference), and its review tasks are created if missing; the write
+    re-checks under the video's row lock, so two deliveries at once save each decision once. When one policy's
+    model fails, nothing of the run is saved (the video stays undecided; a retry runs the models again).
+    """
+    versions = policy_versions_auto_applied() if policy_versions is None else policy_versions
     if not versions:
         raise ModerationError("No policy applies to new videos; run `manage.py bootstrap` first.")
-    return [decision_create_for_video(video_id=video_id, policy_version=v) for v in versions]
+    video = Video.objects.get(pk=video_id)
+    plans = [_plan(pv) for pv in versions]
+    verdicts: dict[int, _Verdict] = {}
+    missing = [plan for plan in plans if _decision_found(video_id, plan) is None]
+    if missing:
+        content = content_bundle_for(video)
+        verdicts = {plan.policy_version.pk: _verdict(plan, content) for plan in missing}
+
+    with transaction.atomic():
+        video = Video.objects.select_for_update().get(pk=video_id)
+        made: list[tuple[Decision, bool]] = []
+        for plan in plans:
+            found = _decision_found(video_id, plan)
+            if found is not None:
+                made.append((found, False))
+                continue
+            verdict = verdicts.get(plan.policy_version.pk)
+            if verdict is None:  # found at the first look, deleted since: the retry decides it again
+                raise ModerationError(f"A decision under {plan.policy_version} was deleted while it was routed.")
+            made.append((_verdict_save(video, plan, verdict), True))
+        for decision, new in made:
+            decision_to_review.send(sender=Decision, decision=decision)
+            if new:
+                # Shadow mode lives in training, which subscribes: candidates decide the same item beside it.
+                decision_recorded.send(sender=Decision, decision_id=decision.pk)
+        if any(new for _, new in made):
+            video.stage = Video.Stage.DONE
+            video.progress = 100
+            fields = ["stage", "progress", "updated_at"]
+            if video.error:  # an earlier try waited for media storage (a decided video has no failure); it is over
+                video.error, video.error_for_sender = "", False
+                fields += ["error", "error_for_sender"]
+            video.save(update_fields=fields)
+    for decision, new in made:
+        if new:
+            logger.info(
+                "decision %s for video %s: %s (%.2f)", decision.pk, video_id, decision.label, decision.confidence
+            )
+    return [decision for decision, _ in made]
 
 
 def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | None = None) -> Decision:
-    """Run the serving model on a ready video and put the decision in the review queue.
+    """A one-policy run of ``decisions_create_for_video``: ``policy_version`` defaults to the default policy's
+    active version; the model is the one serving that policy (``model_version_serving``)."""
+    [decision] = decisions_create_for_video(
+        video_id=video_id, policy_versions=[policy_version or policy_version_active()]
+    )
+    return decision
 
-    ``policy_version`` defaults to the default policy's active version; the model is the one
-    serving that policy (``model_version_serving``).
 
-    Idempotent: a decision already made for this video, policy version and model version is
-    returned as it is (a redelivered task does no second inference), and its review task is
-    created if it is missing. The model runs outside the transaction so no row stays locked
-    during a slow generation; the write re-checks under the row lock.
-    """
-    video = Video.objects.get(pk=video_id)
-    policy_version = policy_version or policy_version_active()
-    model_version = model_version_serving(policy=policy_version.policy)
-    cascade_version = model_version_cascade(policy_version=policy_version)
-    deciders = [model_version.pk] + ([cascade_version.pk] if cascade_version else [])
-    existing = _existing_decision(video, policy_version.pk, deciders)
-    if existing is not None:
-        return existing
+@dataclass(frozen=True)
+class _Plan:
+    """Who decides a video under one policy version: its serving model, and the stage-1 cascade if one applies."""
 
-    spec = policy_version.spec()
-    content = content_bundle_for(video)
+    policy_version: PolicyVersion
+    model_version: ModelVersion
+    cascade_version: ModelVersion | None
+
+    @property
+    def deciders(self) -> list[int]:
+        return [self.model_version.pk] + ([self.cascade_version.pk] if self.cascade_version else [])
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """One policy's answer on a video, not saved yet."""
+
+    model_version: ModelVersion
+    result: BackendResult
+    latency_ms: float
+    cascade: dict[str, Any]
+
+
+def _plan(policy_version: PolicyVersion) -> _Plan:
+    return _Plan(
+        policy_version=policy_version,
+        model_version=model_version_serving(policy=policy_version.policy),
+        cascade_version=model_version_cascade(policy_version=policy_version),
+    )
+
+
+def _decision_found(video_id: int, plan: _Plan) -> Decision | None:
+    return Decision.objects.filter(
+        video_id=video_id, policy_version_id=plan.policy_version.pk, model_version_id__in=plan.deciders
+    ).first()
+
+
+def _verdict(plan: _Plan, content: ContentBundle) -> _Verdict:
+    """Run the plan's models on ``content`` (outside any transaction)."""
+    spec = plan.policy_version.spec()
+    model_version, cascade_version = plan.model_version, plan.cascade_version
     started = time.perf_counter()
     stage, uncertainty, escalated, p_violative = None, None, False, None
     result = None
@@ -168,35 +248,19 @@ def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | 
         )
         [result] = backend.decide_batch([content], spec)
     latency_ms = (time.perf_counter() - started) * 1000 if result.latency_ms is None else result.latency_ms
+    cascade = {
+        "cascade_stage": stage,
+        "cascade_uncertainty": uncertainty,
+        "cascade_escalated": escalated,
+        "cascade_p_violative": p_violative,
+    }
+    return _Verdict(model_version=model_version, result=result, latency_ms=latency_ms, cascade=cascade)
 
-    with transaction.atomic():
-        video = Video.objects.select_for_update().get(pk=video_id)
-        existing = _existing_decision(video, policy_version.pk, deciders)
-        if existing is not None:
-            return existing
-        decision = _decision_save(
-            video,
-            policy_version,
-            model_version,
-            result,
-            latency_ms,
-            cascade_stage=stage,
-            cascade_uncertainty=uncertainty,
-            cascade_escalated=escalated,
-            cascade_p_violative=p_violative,
-        )
-        decision_to_review.send(sender=Decision, decision=decision)
-        # Shadow mode lives in training, which subscribes: candidates decide the same item beside it.
-        decision_recorded.send(sender=Decision, decision_id=decision.pk)
-        video.stage = Video.Stage.DONE
-        video.progress = 100
-        fields = ["stage", "progress", "updated_at"]
-        if video.error:  # an earlier try waited for media storage (a decided video has no failure); it is over
-            video.error, video.error_for_sender = "", False
-            fields += ["error", "error_for_sender"]
-        video.save(update_fields=fields)
-    logger.info("decision %s for video %s: %s (%.2f)", decision.pk, video_id, decision.label, decision.confidence)
-    return decision
+
+def _verdict_save(video: Video, plan: _Plan, verdict: _Verdict) -> Decision:
+    return _decision_save(
+        video, plan.policy_version, verdict.model_version, verdict.result, verdict.latency_ms, **verdict.cascade
+    )
 
 
 def _answer_fields(result: BackendResult, latency_ms: float) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from django.apps import apps
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
@@ -105,35 +105,54 @@ def videos_all_open_to(*, user: Any) -> bool:
     return bool(user.is_superuser or user.has_perms(ROLE_PERMISSIONS["admin"]))
 
 
-def _item_rules(*, video_id: Any) -> tuple[QuerySet[Any], QuerySet[Any]]:
-    """A video's review items (``video_id``: its id or an ``OuterRef`` to it) in a queue restricted to groups,
-    and those in a queue that may open it: a moderation queue. A tags item never opens a video: it is
-    made from tag suggestions without the routing decision (done or escalated ones are kept after routing has
-    restricted the video), so only the review queues routing chose decide who sees the content."""
-    items = apps.get_model("moderation", "ReviewTask").objects.filter(decision__video_id=video_id)
+def _item_rules(*, video_id: Any, opens: Q) -> tuple[QuerySet[Any], QuerySet[Any]]:
+    """What closes a video (``video_id``: its id or an ``OuterRef`` to it) to whoever is not in a restricted
+    queue's groups: its items in such a queue that no item of the same policy in a queue ``opens`` matches (an
+    item filter: the queues open to all, or those open to one user), and the video itself while routing has sent
+    it to such a queue whose item is not made yet.
+
+    Only an item in a moderation queue opens a video: a tags item is made from tag suggestions without the
+    routing decision (done or escalated ones are kept after routing has restricted the video), so only the
+    review queues routing chose decide who sees the content. An item in a group-restricted queue (any status: a
+    decided item's content is still sensitive) closes the video unless an item of the same policy opens it: a
+    policy whose routing put the video into a restricted queue and an open one shares it, but one policy's open
+    queue (the default queue every decision falls back to) does not undo another policy's restriction. A queue
+    that names its own model gets its item once that model has decided (``review_queue_decision``); until then
+    ``Video.routed_restricted`` without any item in a restricted moderation queue closes the video to all but
+    those who see every video (which policy's open queue could share it is not known yet)."""
+    model = apps.get_model("moderation", "ReviewTask")
     tags = apps.get_model("moderation", "ReviewQueue").Kind.TAGS
-    return items.filter(queue__allowed_groups__isnull=False), items.exclude(queue__kind=tags)
+    same_policy = model.objects.exclude(queue__kind=tags).filter(
+        opens,
+        decision__video_id=OuterRef("decision__video_id"),
+        decision__policy_version__policy_id=OuterRef("decision__policy_version__policy_id"),
+    )
+    restricted = model.objects.filter(queue__allowed_groups__isnull=False)
+    closing = restricted.filter(decision__video_id=video_id).exclude(Exists(same_policy))
+    made = restricted.exclude(queue__kind=tags).filter(decision__video_id=OuterRef("pk"))
+    pending = Video.objects.filter(pk=video_id, routed_restricted=True).exclude(Exists(made))
+    return closing, pending
 
 
 def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
     """The rule of ``videos_open_to`` as a filter for any queryset whose ``field`` is a video id.
 
-    A video not decided yet has not been routed (routing runs in the transaction that saves the first
-    decision), so nobody knows yet whether it is restricted: it is open only to its uploader (and to those who
-    see every video). Once decided, it is open unless it has a review item (any status: a decided item's
-    content is still sensitive) in a queue restricted to groups, or routing has sent it to one whose item is
-    not made yet (``Video.routed_restricted``), and no item in a moderation queue open to all or to one of
-    ``user``'s groups (a tags item opens nothing: ``_item_rules``). Review's tables are reached through the
-    app registry, not an import: media is the bottom wing, so every screen that shows a video (media,
-    tagging, review, annotation, the API, the audit log) can apply the one rule. EXISTS subqueries, no
-    per-row query."""
+    A video with no decision has not been routed, so nobody knows yet whether it is restricted: it is open only
+    to its uploader (and to those who see every video). A video with a decision has been routed under every
+    policy that decided it: one inference run saves its decisions under all auto-applied policies and routes
+    them in one transaction (``decisions_create_for_video``), so no reader sees the first policy's decision
+    before a later policy has routed the video to a restricted queue. Once decided, it is open unless routing
+    sent it to a queue restricted to groups ``user`` is not in (``_item_rules``: an item there and no item of the
+    same policy in a moderation queue open to all or to one of ``user``'s groups, or that queue's item not made
+    yet). Review's tables are reached through the app registry, not an import: media is the bottom wing, so
+    every screen that shows a video (media, tagging, review, annotation, the API, the audit log) can apply the
+    one rule. EXISTS subqueries, no per-row query."""
     if videos_all_open_to(user=user):
         return Q()
-    restricted, opening = _item_rules(video_id=OuterRef(field))
-    mine = opening.filter(Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk))
-    routed = Video.objects.filter(pk=OuterRef(field), routed_restricted=True)
+    open_to_user = Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk)
+    closing, pending = _item_rules(video_id=OuterRef(field), opens=open_to_user)
     decided = apps.get_model("moderation", "Decision").objects.filter(video_id=OuterRef(field))
-    after_routing = Q(Exists(decided)) & (~(Q(Exists(restricted)) | Q(Exists(routed))) | Q(Exists(mine)))
+    after_routing = Q(Exists(decided)) & ~Q(Exists(closing)) & ~Q(Exists(pending))
     if user.pk is None:
         return after_routing
     own_upload = Video.objects.filter(pk=OuterRef(field), created_by_id=user.pk)
@@ -152,13 +171,56 @@ def video_open_to(*, user: Any, video_id: int) -> bool:
     return videos_open_to(user=user, qs=Video.objects.filter(pk=video_id)).exists()
 
 
-def video_not_open_reason(*, user: Any) -> str:
-    """What a 404 for a video says to ``user``: for those who see every video, that there is none; for anyone
-    else the rule that may hide one (``video_open_to_q``), so a moderator who follows a link to a colleague's
-    upload not decided yet learns why and when it opens. The words depend on the user only, never on the
+def videos_listed_for(*, user: Any, qs: QuerySet[Video]) -> QuerySet[Video]:
+    """The video list's rows for ``user`` out of ``qs``: the videos open to them, and their own uploads that
+    routing has since sent to a review queue restricted to groups they are not in, annotated
+    ``closed_to_uploader``. Such a row names only the video's id and upload time and says where it went (the
+    uploader is told, not shown: who may see restricted content is unchanged); before, the upload vanished from
+    its uploader's list without a word."""
+    if videos_all_open_to(user=user) or user.pk is None:
+        return qs.filter(video_open_to_q(user=user)).annotate(closed_to_uploader=Value(False))
+    rule = video_open_to_q(user=user)
+    return qs.filter(rule | Q(created_by_id=user.pk)).annotate(
+        closed_to_uploader=Case(When(rule, then=Value(False)), default=Value(True), output_field=BooleanField())
+    )
+
+
+def video_closed_to_uploader(*, user: Any, video_id: int) -> bool:
+    """Whether ``video_id`` is ``user``'s own upload that the rule (``video_open_to_q``) hides from them: routing
+    sent it to a review queue restricted to groups they are not in (an upload not decided yet is its
+    uploader's)."""
+    if user.pk is None or videos_all_open_to(user=user):
+        return False
+    mine = Video.objects.filter(pk=video_id, created_by_id=user.pk)
+    return mine.exists() and not mine.filter(video_open_to_q(user=user)).exists()
+
+
+def video_already_uploaded_hidden_text(*, user: Any, video_id: int) -> str:
+    """What an upload of bytes already uploaded as ``video_id``, a video hidden from ``user``, is answered (the
+    form and the API): nothing about the video, except to its own uploader, who is told it went to a restricted
+    review queue (``video_closed_to_uploader``)."""
+    if video_closed_to_uploader(user=user, video_id=video_id):
+        return (
+            f"You uploaded this file before (#{video_id}); it was sent to a restricted review queue and is no "
+            "longer open to you. Nothing new was queued."
+        )
+    return "This file was already uploaded. Nothing new was queued."
+
+
+def video_not_open_reason(*, user: Any, video_id: int | None = None) -> str:
+    """What a 404 for a video says to ``user``: for those who see every video, that there is none; to the
+    uploader of ``video_id`` when routing has closed it to them, that their upload went to a restricted review
+    queue (they know it exists: they sent it); for anyone else the rule that may hide one
+    (``video_open_to_q``), so a moderator who follows a link to a colleague's upload not decided yet learns
+    why and when it opens. Apart from the uploader's own video the words depend on the user only, never on the
     video: a hidden video and a missing one read the same."""
     if videos_all_open_to(user=user):
         return "No such video."
+    if video_id is not None and video_closed_to_uploader(user=user, video_id=video_id):
+        return (
+            f"Your upload #{video_id} was sent to a restricted review queue, so it is no longer open to "
+            "you. That queue's reviewers decide it; an admin can tell you more."
+        )
     return (
         "No such video, or it is not open to you: a video the model has not decided yet is open only to its "
         "uploader and the admins (other reviewers see it once it is decided), and one routed to a restricted "
@@ -170,18 +232,16 @@ def video_open_or_404(*, user: Any, video_id: int) -> None:
     """404 (never 403: a hidden video's existence is not revealed) unless ``user`` may see the video; its reason
     is ``video_not_open_reason``."""
     if not video_open_to(user=user, video_id=video_id):
-        raise Http404(video_not_open_reason(user=user))
+        raise Http404(video_not_open_reason(user=user, video_id=video_id))
 
 
 def video_restricted(*, video_id: int) -> bool:
     """Whether video ``video_id`` is hidden from moderators outside some queue's groups (``video_open_to_q``):
-    it has a review item in a group-restricted queue, or routing sent it to one whose item is not made yet
-    (``Video.routed_restricted``), and it has none in a moderation queue open to all. Whatever would put it into
+    an item in a group-restricted queue closes it (no item of the same policy in a moderation queue open to all),
+    or routing sent it to such a queue whose item is not made yet (``_item_rules``). Whatever would put it into
     an open queue (the tags queue) must not: its item there would be claimed by moderators who may not open it."""
-    restricted, opening = _item_rules(video_id=video_id)
-    return (
-        restricted.exists() or Video.objects.filter(pk=video_id, routed_restricted=True).exists()
-    ) and not opening.filter(queue__allowed_groups__isnull=True).exists()
+    closing, pending = _item_rules(video_id=video_id, opens=Q(queue__allowed_groups__isnull=True))
+    return closing.exists() or pending.exists()
 
 
 def media_path_open_to(*, user: Any, path: str) -> bool:

@@ -47,7 +47,7 @@ def _render_list(
     external_id = request.GET.get("external_id", "").strip()[:200]
     shown_status = request.GET.get("status", "")
     shown_status = shown_status if shown_status in Video.Status.values else ""
-    videos_seen = selectors.videos_open_to(
+    videos_seen = selectors.videos_listed_for(
         user=request.user, qs=selectors.video_list(external_id=external_id, status=shown_status)
     )
     page = Paginator(videos_seen, VIDEOS_PER_PAGE).get_page(request.GET.get("page"))
@@ -112,8 +112,8 @@ def video_upload(request: HtmxHttpRequest) -> HttpResponse:
         form.add_error("file", str(exc))
         return _render_list(request, form, status=400)
     if video.created_at < started and not selectors.video_open_to(user=request.user, video_id=video.pk):
-        # The earlier upload sits in a restricted review queue: not named to other groups.
-        messages.info(request, "This file was already uploaded. Nothing new was queued.")
+        # The earlier upload sits in a restricted review queue: not named to other groups (its uploader is told).
+        messages.info(request, selectors.video_already_uploaded_hidden_text(user=request.user, video_id=video.pk))
         return redirect("moderation:video_list")
     if video.created_at < started:
         # The same bytes were ingested before: video_ingest returned that video and queued nothing.

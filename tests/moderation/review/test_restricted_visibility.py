@@ -771,3 +771,226 @@ def test_keyframes_stored_before_their_rows_stay_with_a_video_not_decided_yet(po
     Video.objects.filter(pk=video.pk).update(status=Video.Status.READY)
     decision_create_for_video(video_id=video.pk)  # decided, routed to the open default queue
     assert _client(colleague).get(url).status_code == 200
+
+
+@dataclass
+class TwoPolicies:
+    minors: Any  # the second auto-applied policy's active version (decided after "kuaimod": slugs in order)
+    queue: ReviewQueue  # restricted to "minors-experts"; takes every decision under that policy
+    outsider: User
+    expert: User
+    admin: User
+    uploader: User
+
+
+@pytest.fixture
+def two_policies(policy_version: Any) -> TwoPolicies:
+    from moderation.inference.services import model_version_register
+    from moderation.policies.models import Policy
+    from tests.factories import PolicyVersionFactory
+
+    serving = model_version_register(name="minors-model", backend="evidence_baseline", base_model="minors-vlm")
+    policy = Policy.objects.create(slug="minors", name="Minors", auto_apply=True, serving_model=serving)
+    experts = Group.objects.create(name="minors-experts")
+    queue = ReviewQueue.objects.create(slug="minors", name="Minors", policy=policy)
+    queue.allowed_groups.add(experts)
+    return TwoPolicies(
+        minors=PolicyVersionFactory(policy=policy),
+        queue=queue,
+        outsider=_staff("moderator", "labeler"),
+        expert=_staff("moderator", "labeler", "minors-experts"),
+        admin=_staff("admin"),
+        uploader=_staff("moderator"),
+    )
+
+
+def test_a_video_is_not_open_to_all_between_two_policies_decisions(
+    two_policies: TwoPolicies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each auto-applied policy's decision was saved and routed in its own transaction, and a video with one
+    decision counted as routed: from the first policy's decision ("kuaimod", routed to the open default queue)
+    until the second's routed it to a group-restricted queue, every moderator could open it (and claim its
+    default-queue item). Now a run's decisions and their routing commit together, and the default queue one
+    policy fell back to does not undo the other policy's restriction."""
+    from moderation.inference import services
+    from moderation.inference.services import decisions_create_for_video
+    from moderation.review.services import review_claim_next, review_queue_default
+
+    w = two_policies
+    video = VideoFactory(created_by=w.uploader, title="playground clip")
+    page = reverse("moderation:video_detail", args=[video.pk])
+    between: list[tuple[bool, int, bool]] = []
+    real_get_backend = services.get_backend
+
+    def get_backend(name: str, **kwargs: Any) -> Any:
+        if kwargs.get("base_model") == "minors-vlm":  # the second policy's model: the first one has decided
+            between.append(
+                (
+                    video_open_to(user=w.outsider, video_id=video.pk),
+                    _client(w.outsider).get(page).status_code,
+                    video_open_to(user=w.uploader, video_id=video.pk),
+                )
+            )
+        return real_get_backend(name, **kwargs)
+
+    monkeypatch.setattr(services, "get_backend", get_backend)
+
+    decisions = decisions_create_for_video(video_id=video.pk)
+
+    assert between == [(False, 404, True)]  # the uploader still follows it; other moderators do not see it
+    assert {d.policy_version.policy.slug for d in decisions} == {"kuaimod", "minors"}
+    assert ReviewTask.objects.filter(decision__video=video, queue=review_queue_default()).exists()
+    assert ReviewTask.objects.filter(decision__video=video, queue=w.queue).exists()
+    for user, sees in ((w.outsider, False), (w.uploader, False), (w.expert, True), (w.admin, True)):
+        assert video_open_to(user=user, video_id=video.pk) is sees, user
+        assert _client(user).get(page).status_code == (200 if sees else 404), user
+    # The claim statement agrees: the default queue's item goes to the experts, not to the outsider.
+    assert review_claim_next(user=w.outsider, queue=review_queue_default()) is None
+    claimed = review_claim_next(user=w.expert, queue=review_queue_default())
+    assert claimed is not None and claimed.decision.video_id == video.pk
+    # A redelivered task runs no model again.
+    monkeypatch.setattr(services, "get_backend", lambda *a, **k: pytest.fail("a second inference"))
+    assert decisions_create_for_video(video_id=video.pk) == decisions
+
+
+def test_one_policy_sharing_its_restricted_video_with_an_open_queue_still_opens_it(two_policies: TwoPolicies) -> None:
+    """Within one policy an open queue still opens the video (its routing chose to share it, as before); only
+    another policy's open queue does not."""
+    from moderation.inference.services import decisions_create_for_video
+
+    w = two_policies
+    shared = ReviewQueue.objects.create(slug="minors-open", name="Minors, open", policy=w.queue.policy)
+    video = VideoFactory(title="shared clip")
+    decisions_create_for_video(video_id=video.pk)
+    assert ReviewTask.objects.filter(decision__video=video, queue=shared).exists()
+    assert video_open_to(user=w.outsider, video_id=video.pk)
+
+
+def test_another_policys_open_queue_does_not_open_a_video_whose_restricted_queue_waits_for_its_model(
+    two_policies: TwoPolicies, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The restricted queue names its own model, so its item is made once that model has decided (later, on the
+    infer queue): meanwhile ``Video.routed_restricted`` closed the video unless some item was open to the reader,
+    and the first policy's item in the open default queue was: every moderator could open it until that model
+    decided. Now only those who see every video do, until the item says whose it is."""
+    from moderation.inference.services import decisions_create_for_video
+    from moderation.review.services import review_queue_decision
+
+    w = two_policies
+    own = ModelVersionFactory(name="minors-reviewer", backend="evidence_baseline")
+    ReviewQueue.objects.filter(pk=w.queue.pk).update(model_version=own)
+    video = VideoFactory(title="waits for the queue's model")
+    with django_capture_on_commit_callbacks():  # the queue's model is asked after the commit: not yet
+        decisions = decisions_create_for_video(video_id=video.pk)
+    assert not ReviewTask.objects.filter(queue=w.queue).exists()
+    assert ReviewTask.objects.filter(decision__video=video).count() == 1  # the default queue's, kuaimod's
+    for user, sees in ((w.outsider, False), (w.expert, False), (w.admin, True)):
+        assert video_open_to(user=user, video_id=video.pk) is sees, user
+
+    minors = next(d for d in decisions if d.policy_version == w.minors)
+    review_queue_decision(decision_id=minors.pk, queue_id=w.queue.pk)
+
+    assert ReviewTask.objects.filter(queue=w.queue, decision__video=video).exists()
+    for user, sees in ((w.outsider, False), (w.expert, True), (w.admin, True)):
+        assert video_open_to(user=user, video_id=video.pk) is sees, user
+
+
+def test_a_video_decided_before_a_second_policy_applied_stays_open_until_that_policy_decides_it(
+    two_policies: TwoPolicies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A video decided under one policy before another was made auto-applied is not hidden again by that change
+    alone; a later run (a retry) decides it under the new policy, routes it there, and only then restricts it. A
+    run whose second model fails saves nothing (the video stays undecided, its uploader's), and its retry decides
+    under both."""
+    from moderation.inference import services
+    from moderation.inference.services import decisions_create_for_video
+    from moderation.inference.tasks import run_inference
+    from moderation.policies.models import Policy
+
+    w = two_policies
+    Policy.objects.filter(pk=w.queue.policy_id).update(auto_apply=False)
+    earlier = VideoFactory(title="decided before")
+    decisions_create_for_video(video_id=earlier.pk)
+    Policy.objects.filter(pk=w.queue.policy_id).update(auto_apply=True)
+    assert video_open_to(user=w.outsider, video_id=earlier.pk)
+    decisions_create_for_video(video_id=earlier.pk)
+    assert not video_open_to(user=w.outsider, video_id=earlier.pk)
+    assert video_open_to(user=w.expert, video_id=earlier.pk)
+
+    real_get_backend = services.get_backend
+
+    def failing(name: str, **kwargs: Any) -> Any:
+        if kwargs.get("base_model") == "minors-vlm":
+            raise RuntimeError("CUDA out of memory")
+        return real_get_backend(name, **kwargs)
+
+    video = VideoFactory(created_by=w.uploader, title="second model fails")
+    monkeypatch.setattr(services, "get_backend", failing)
+    assert run_inference.run(video.pk) is None
+    video.refresh_from_db()
+    assert video.status == Video.Status.FAILED and "CUDA out of memory" in video.error
+    assert not video.decisions.exists()
+    assert video_open_to(user=w.uploader, video_id=video.pk)
+    assert not video_open_to(user=w.outsider, video_id=video.pk)
+    monkeypatch.setattr(services, "get_backend", real_get_backend)
+    assert len(decisions_create_for_video(video_id=video.pk)) == 2
+    assert video_open_to(user=w.expert, video_id=video.pk)
+    assert not video_open_to(user=w.outsider, video_id=video.pk)
+
+
+def test_an_uploader_whose_video_went_to_a_restricted_queue_is_told_without_being_shown_it(
+    two_policies: TwoPolicies,
+) -> None:
+    """An uploader outside a restricted queue's groups lost sight of their own upload once routing sent it there:
+    it vanished from their video list, and its page and the API answered the 404 everyone reads. Now their list
+    keeps a row by number and upload time saying where it went, the 404 and a second upload of the same bytes
+    tell them the same; nobody sees more of it than before (title, media and page stay the queue's groups')."""
+    from moderation.inference.services import decisions_create_for_video
+
+    w = two_policies
+    payload = b"\x00\x00\x00\x18ftypmp42" + b"u" * 4096
+    video = VideoFactory(
+        created_by=w.uploader, uploader=w.uploader.username, title="Secret school clip", description="kids"
+    )
+    Video.objects.filter(pk=video.pk).update(sha256=hashlib.sha256(payload).hexdigest())
+    decisions_create_for_video(video_id=video.pk)
+    page = reverse("moderation:video_detail", args=[video.pk])
+    told = f"Your upload #{video.pk} was sent to a restricted review queue"
+
+    def list_row(user: User) -> str:
+        html = _client(user).get(reverse("moderation:video_list")).content.decode()
+        row = re.search(rf'<tr id="video-{video.pk}"[^>]*>(.*?)</tr>', html, re.S)
+        return row.group(0) if row else ""
+
+    row = list_row(w.uploader)
+    assert f"Your upload #{video.pk}" in row and "restricted review queue" in row and "no longer open to you" in row
+    assert "Secret school clip" not in row and page not in row and "row-restricted" in row
+    assert list_row(w.outsider) == ""
+    assert "Secret school clip" in list_row(w.expert) and page in list_row(w.expert)
+
+    uploader = _client(w.uploader)
+    response = uploader.get(page)
+    text = response.content.decode()
+    assert response.status_code == 404 and told in text and "Secret school clip" not in text
+    api = uploader.get(reverse("moderation:api-video-detail", args=[video.pk]))
+    assert api.status_code == 404 and told in api.json()["detail"]
+    assert uploader.get(reverse("media", args=[video.file.name])).status_code == 404
+    # Anyone else reads the words a missing video gets.
+    outsider = _client(w.outsider)
+
+    def main(url: str) -> str:
+        found = re.search(r"<main>(.*)</main>", outsider.get(url).content.decode(), re.S)
+        return found.group(1) if found else ""
+
+    assert told not in main(page) and "not open to you" in main(page)
+    assert main(page) == main(reverse("moderation:video_detail", args=[video.pk + 1000]))
+
+    for user, named in ((w.uploader, True), (w.outsider, False)):
+        form = {"file": SimpleUploadedFile("again.mp4", payload), "title": "again"}
+        text = _client(user).post(reverse("moderation:video_upload"), form, follow=True).content.decode()
+        assert "already uploaded" in text or "uploaded this file before" in text, user
+        assert (f"You uploaded this file before (#{video.pk})" in text) is named, user
+        form = {"file": SimpleUploadedFile("again.mp4", payload), "title": "again"}
+        body = _client(user).post(reverse("moderation:api-video-list"), form).json()
+        assert set(body) == {"detail"} and (f"#{video.pk}" in body["detail"]) is named, (user, body)
+    assert Video.objects.filter(created_by=w.uploader).count() == 1
