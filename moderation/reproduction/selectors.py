@@ -382,10 +382,34 @@ def _pairs_of_video(*, video: Video, user: Any, likely: bool) -> QuerySet[ReproC
     return pairs_open_to(user=user, pairs=pairs).select_related("video", "original", "review")
 
 
-def pairs_of_video(*, video: Video, user: Any, limit: int = 10) -> list[ReproCandidate]:
-    """The pairs ``video`` is in that someone looks at (``_pairs_of_video``), the strongest first. The video's page
-    links to them: the pair screen was reachable only from the queue."""
-    return list(_pairs_of_video(video=video, user=user, likely=False).order_by("-score", "id")[:limit])
+def pairs_of_video(*, video: Video, user: Any) -> QuerySet[ReproCandidate]:
+    """The pairs ``video`` is in that someone looks at (``_pairs_of_video``), the strongest first: the video's pairs
+    screen lists them all, page by page; its page the strongest few (``video_pairs_strongest``). The pair screen was
+    reachable only from the queue."""
+    return _pairs_of_video(video=video, user=user, likely=False).order_by("-score", "id")
+
+
+VIDEO_PAGE_PAIRS = 10
+
+
+@dataclass(frozen=True)
+class StrongestPairs:
+    """The strongest of a video's pairs (``video_pairs_strongest``) and how many it has in all."""
+
+    pairs: list[ReproCandidate]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.pairs)
+
+
+def video_pairs_strongest(*, video: Video, user: Any, limit: int = VIDEO_PAGE_PAIRS) -> StrongestPairs:
+    """The strongest ``limit`` of ``pairs_of_video`` and how many there are in all, for the video's page (which
+    links to the rest on the video's pairs screen), in one query: the count is a window over every pair, taken
+    before the limit."""
+    pairs: list[Any] = list(pairs_of_video(video=video, user=user).annotate(total=Window(Count("id")))[:limit])
+    return StrongestPairs(pairs=pairs, total=pairs[0].total if pairs else 0)
 
 
 REUPLOAD_LINE_LIMIT = 3

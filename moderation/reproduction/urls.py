@@ -10,4 +10,5 @@ urlpatterns = [
     path("repro/<int:pk>/claim/", views.pair_claim, name="repro_claim"),
     path("repro/<int:pk>/submit/", views.pair_submit, name="repro_submit"),
     path("repro/<int:pk>/release/", views.pair_release, name="repro_release"),
+    path("videos/<int:pk>/pairs/", views.video_pairs, name="video_repro_pairs"),
 ]

@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
+from moderation.media.selectors import video_get, video_open_or_404
 from moderation.media.services import video_media_verify
 from moderation.reproduction import selectors, services
 from moderation.reproduction.models import PairReview, ReproCandidate
@@ -52,6 +53,19 @@ def pairs_reviewed(request: HttpRequest) -> HttpResponse:
     )
     page = Paginator(reviewed, PAIRS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "moderation/reproduction/reviewed.html", {"page": page})
+
+
+@permission_required(Perm.REVIEW_VIDEO)
+def video_pairs(request: HttpRequest, pk: int) -> HttpResponse:
+    """Every pair of a video that the user may open, the strongest first, page by page: its page shows the
+    strongest few and the review screen's re-upload line counts the rest, both linking here."""
+    video_open_or_404(user=request.user, video_id=pk)
+    video = video_get(pk=pk)
+    page = Paginator(selectors.pairs_of_video(video=video, user=request.user), PAIRS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    context = {"video": video, "page": page, "threshold": selectors.PAIR_QUEUE_THRESHOLD}
+    return render(request, "moderation/reproduction/video_pairs.html", context)
 
 
 def _pairs_open_to(request: HttpRequest, pairs: QuerySet[ReproCandidate]) -> QuerySet[ReproCandidate]:

@@ -82,6 +82,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:repro_claim": ("POST", (REVIEW,)),
     "moderation:repro_submit": ("POST", (REVIEW,)),
     "moderation:repro_release": ("POST", (REVIEW,)),
+    "moderation:video_repro_pairs": ("GET", (REVIEW,)),
     "moderation:feedback_events": ("POST", INTEGRATION),
     "moderation:api-root": ("GET", SIGNED_IN),
     "moderation:api-video-list": ("GET", READ_CONTENT),

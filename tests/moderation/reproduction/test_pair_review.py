@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -260,6 +262,62 @@ def test_a_videos_page_links_to_the_pairs_it_is_in_with_their_verdicts(client_as
     alone = DecidedVideoFactory()
     page = client.get(reverse("moderation:video_detail", args=[alone.pk])).content.decode()
     assert 'id="repro-pairs"' in page and "No pair with another video scores 0.30 or more" in page
+
+
+def test_a_videos_page_with_many_pairs_links_to_every_one_of_them_page_by_page(client_as, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The video's page listed its 10 strongest pairs and no more, while the review screen's re-upload line sent
+    reviewers there for "N more later copies": a copy past the tenth was nowhere. The page says how many there are
+    and links to the video's pairs screen, which lists every one the user may open, strongest first, page by page,
+    in as many queries however many pairs there are."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from moderation.reproduction import views
+    from tests.factories import VideoFactory
+
+    original = DecidedVideoFactory(title="Original")
+    copies = [
+        make_pair(round(0.99 - i * 0.01, 2), original=original, video=DecidedVideoFactory(title=f"Copy {i}"))
+        for i in range(13)
+    ]
+    make_pair(0.1, original=original, video=DecidedVideoFactory(title="Weak"))  # below the threshold: not listed
+    hidden = make_pair(0.995, original=original, video=VideoFactory(title="Not decided yet"))  # its uploader's only
+    client = client_as("moderator")
+    all_url = reverse("moderation:video_repro_pairs", args=[original.pk])
+
+    page = client.get(reverse("moderation:video_detail", args=[original.pk])).content.decode()
+    panel = page[page.index('id="repro-pairs"') : page.index("</section>", page.index('id="repro-pairs"'))]
+    assert panel.count("Pair #") == 10 and "(the strongest 10 of 13)" in panel
+    assert f'<a href="{all_url}">All 13 pairs of this video →</a> (3 more, weaker)' in panel
+    assert reverse("moderation:repro_pair", args=[copies[10].pk]) not in panel
+    lone = client.get(reverse("moderation:video_detail", args=[copies[0].video_id])).content.decode()
+    assert "Pair #" in lone and "pairs of this video" not in lone  # all shown already: no link
+
+    monkeypatch.setattr(views, "PAIRS_PER_PAGE", 5)
+    listed: list[int] = []
+    for number in (1, 2, 3):
+        html = client.get(all_url, {"page": number}).content.decode()
+        assert "Reproduction pairs of" in html and "“Original”" in html
+        listed += [int(pk) for pk in re.findall(r'<a href="/repro/(\d+)/">Pair #\1</a>', html)]
+        assert "Weak" not in html and "Not decided yet" not in html
+    assert listed == [p.pk for p in copies]  # every one, once, the strongest first
+    assert "page 3 of 3 (13 pairs)" in html and "copied by the later “Copy 12”" in html
+    assert hidden.pk not in listed
+
+    def queries(url: str) -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx.captured_queries)
+
+    video_page = reverse("moderation:video_detail", args=[original.pk])
+    before = queries(all_url), queries(video_page)
+    for _ in range(4):
+        make_pair(0.5, original=original)
+    assert (queries(all_url), queries(video_page)) == before
+    assert "All 17 pairs of this video" in client.get(video_page).content.decode()
+
+    # A video hidden from the user: its pairs screen is not found, as its page is.
+    assert client.get(reverse("moderation:video_repro_pairs", args=[hidden.video_id])).status_code == 404
 
 
 def test_a_pair_opened_from_a_videos_page_is_claimed_there_not_the_queues_next(make_user) -> None:  # type: ignore[no-untyped-def]

@@ -153,8 +153,13 @@ def test_the_originals_review_screen_names_its_likely_later_copies_in_the_same_q
     assert f"“Copy two” (#{judged.video_id}, score 0.95) — " in line and "<strong>Reproduction</strong>" in line
     assert f"“Copy three” (#{third.video_id}, score 0.93)" in line
     assert line.count("Likely re-uploaded later as") == 3  # the strongest few; the rest on the video's page
-    video_page = reverse("moderation:video_detail", args=[original.pk])
-    assert f'and 2 more later copies, on <a href="{video_page}#repro-pairs">the video\'s page</a>' in line
+    all_pairs = reverse("moderation:video_repro_pairs", args=[original.pk])
+    assert f'and 2 more later copies, among <a href="{all_pairs}">all the video\'s pairs</a>' in line
     for hidden in ("Copy four", "Copy five", "Weak", "Not decided yet", "Judged unrelated"):
         assert hidden not in html
+    # The link keeps the line's promise: the 2 more are there (with all the rest), the hidden one is not.
+    listed = client.get(all_pairs).content.decode()
+    for named in ("Copy &lt;one&gt;", "Copy two", "Copy three", "Copy four", "Copy five", "Earlier"):
+        assert f"“{named}”" in listed, named
+    assert "Not decided yet" not in listed and "“Weak”" not in listed
     assert _queries(client, url) == without
