@@ -418,6 +418,7 @@ def tag2cot_write(*, task: Tag2CotTask, author: User, stages: dict[str, str]) ->
 
     Every stage must be written; the final judgment must name the target label (the point of
     Tag2CoT is reasoning that arrives at the human's label). Evidence links of the draft are kept.
+    A stage that cannot be saved as it is raises ``StageRefused`` with its key, so the screen says it there.
     """
     locked = Tag2CotTask.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=task.pk)
     if locked.status == Tag2CotTask.Status.DONE:
@@ -432,13 +433,14 @@ def tag2cot_write(*, task: Tag2CotTask, author: User, stages: dict[str, str]) ->
     for key, title in STAGES:
         text = _clean(stages.get(key, ""))
         if not text:
-            raise AnnotationError(f"Stage “{title}” cannot be empty.")
-        _check_length(text, title)
+            raise StageRefused(f"Stage “{title}” cannot be empty.", stage=key)
+        _check_length(text, title, stage=key)
         written.append({"key": key, "title": title, "text": text, "evidence": draft.get(key, {}).get("evidence", [])})
     if locked.target_label not in written[-1]["text"]:
-        raise AnnotationError(
+        raise StageRefused(
             f"The final judgment must name the label “{locked.target_label}” as written here "
-            f"(e.g. “label: {locked.target_label}”); its English name alone is not read as the verdict."
+            f"(e.g. “label: {locked.target_label}”); its English name alone is not read as the verdict.",
+            stage=written[-1]["key"],
         )
     locked.stages = written
     locked.status = Tag2CotTask.Status.DONE

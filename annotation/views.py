@@ -277,11 +277,14 @@ def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.tag2cot_task_get(task_id=pk, user=request.user)
     typed: dict[str, str] = {}
     status = 200
+    refused: StageRefused | None = None
     if request.method == "POST":
         typed = {key: request.POST.get(f"stage-{key}", "") for key, _title in STAGES}
         try:
             services.tag2cot_write(task=task, author=_user(request), stages=typed)
         except AnnotationError as exc:
+            # A stage's refusal is said on that stage too (focused), as on the correction screen.
+            refused = exc if isinstance(exc, StageRefused) else None
             messages.error(request, str(exc))
             status = 400
         else:
@@ -289,7 +292,14 @@ def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("annotation:tag2cot_list")
     ctx = _media_context(request, task.video)
     stages = cot_stages_for_display(task.stages, times=ctx["times"])
-    rows = [{**stage, "value": typed.get(stage["key"], stage["text"])} for stage in stages]
+    rows = [
+        {
+            **stage,
+            "value": typed.get(stage["key"], stage["text"]),
+            "error": str(refused) if refused is not None and refused.stage == stage["key"] else "",
+        }
+        for stage in stages
+    ]
     ctx.update(
         task=task,
         rows=rows,

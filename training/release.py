@@ -81,7 +81,21 @@ def promotion_check(
         return result
     result.candidate_run = evaluation_latest(model_version=candidate)
     if result.candidate_run is None:
-        result.reasons.append(f"{candidate.name} has no finished evaluation; evaluate it first.")
+        # An evaluation queued or running is said as such: "evaluate it first" read as if the one started was lost.
+        pending = (
+            EvaluationRun.objects.filter(
+                model_version=candidate, status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING]
+            )
+            .order_by("-pk")
+            .first()
+        )
+        if pending is not None:
+            result.reasons.append(
+                f"{candidate.name} has no finished evaluation yet: evaluation #{pending.pk} is "
+                f"{pending.get_status_display().lower()}; the gate reads it once it has finished."
+            )
+        else:
+            result.reasons.append(f"{candidate.name} has no finished evaluation; evaluate it first.")
         result.needs_evaluation = True
         return result
     key = result.candidate_run.eval_set_key

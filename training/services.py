@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from annotation.models import CotCorrection
 from moderation.review.services import audit_event_record
 from training import artifacts
 from training.errors import TrainingError
@@ -193,6 +194,20 @@ def _check_eval_share(eval_share: float) -> float:
     return float(eval_share)
 
 
+def _corrections_waiting() -> str:
+    """What an empty build adds when corrections wait for their second labeler: a submitted CoT correction is
+    data only once accepted, and "No corrections yet" read as if the labelers' work had been lost."""
+    waiting = CotCorrection.objects.filter(status=CotCorrection.Status.SUBMITTED).count()
+    if not waiting:
+        return ""
+    one = waiting == 1
+    return (
+        f" {waiting} submitted CoT correction{'' if one else 's'} wait{'s' if one else ''} for a second labeler to "
+        f"accept {'it' if one else 'them'} (CoT corrections → Submitted); accepted, {'it is' if one else 'they are'} "
+        "data here."
+    )
+
+
 @transaction.atomic
 def preference_dataset_build(
     *,
@@ -218,12 +233,12 @@ def preference_dataset_build(
     if not pairs and version_id is not None:
         raise TrainingError(
             f"No overrides or corrections of {rejected_model_version.name}'s decisions yet: its mistakes become "
-            "the preference pairs."
+            "the preference pairs." + _corrections_waiting()
         )
     if not pairs:
         raise TrainingError(
             "No overrides or corrections yet: preference pairs come from reviewer overrides, accepted CoT "
-            "corrections and adjudicated disagreements."
+            "corrections and adjudicated disagreements." + _corrections_waiting()
         )
     if name is None and rejected_model_version is not None:
         name = f"DPO pairs: mistakes of {rejected_model_version.name} {timezone.now():%Y-%m-%d %H:%M}"
@@ -249,6 +264,7 @@ def sft_dataset_build(
     if not records:
         raise TrainingError(
             "No SFT data yet: records come from accepted CoT corrections and model CoTs a reviewer approved."
+            + _corrections_waiting()
         )
     return _snapshot(
         kind=PreferenceDataset.Kind.SFT,

@@ -76,6 +76,7 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    queued: int = 0  # records sent to the model for their first decision (``decide``)
     problems: list[LineProblem] = field(default_factory=list)
     unknown_tags: dict[str, int] = field(default_factory=dict)
 
@@ -179,14 +180,31 @@ def _policy_for_import(policy_version: PolicyVersion | None) -> tuple[PolicyVers
     return policy_version, taxonomy_labels(policy_version.taxonomy, policy_version.safe_label)
 
 
-def kuaimod_import(*, path: Path | str, policy_version: PolicyVersion | None = None) -> ImportReport:
+def kuaimod_import(
+    *, path: Path | str, policy_version: PolicyVersion | None = None, decide: bool = False
+) -> ImportReport:
     """Import a KuaiMod JSONL file as text-only videos, each with its tag as an imported label.
 
     Idempotent by external id ``kuaimod:<pid>``: a second import of the same file changes nothing,
     an edited line updates its video and label. Each record is written in its own transaction, so
     one bad record never undoes the others. Labels are checked against ``policy_version`` (default:
     the active KuaiMod version, else the seed taxonomy).
+
+    An imported record has no uploader and is not decided, so not routed: only admins see it
+    (``video_open_to_q``), which is what evaluation and training need. With ``decide``, every record of
+    the file not decided yet is queued for the serving model's decision (``run_inference``) like an upload:
+    routing then opens it to the reviewers and labelers of the queues it lands in (CoT correction, Tag2CoT,
+    gold items, tags), and keeps it from them when a restricted queue takes it. Refused before anything is
+    written when no policy decides new videos.
     """
+    if decide:
+        from moderation.policies.services import policy_versions_auto_applied
+
+        if not policy_versions_auto_applied():
+            raise ModerationError(
+                "No policy applies to new videos, so the records could not be decided: activate one first "
+                "(`manage.py bootstrap`), or import without deciding."
+            )
     policy_version, labels = _policy_for_import(policy_version)
     parsed = kuaimod_read(path, labels=labels)
     report = ImportReport(problems=list(parsed.problems), unknown_tags=dict(parsed.unknown_tags))
@@ -199,7 +217,21 @@ def kuaimod_import(*, path: Path | str, policy_version: PolicyVersion | None = N
             continue
         setattr(report, outcome, getattr(report, outcome) + 1)
     report.problems.sort(key=lambda p: p.line)
+    if decide:
+        report.queued = _decisions_queue(external_ids=[record.external_id for record in parsed.records])
     return report
+
+
+def _decisions_queue(*, external_ids: list[str]) -> int:
+    """Queue the first decision of each of these imported videos not decided yet (a second import with
+    ``decide`` queues only what is still undecided; the task itself does no second inference)."""
+    from workbench.queues import enqueue
+
+    undecided = Video.objects.filter(external_id__in=external_ids, decisions__isnull=True).order_by("pk")
+    video_ids = list(undecided.values_list("pk", flat=True))
+    for video_id in video_ids:
+        enqueue("moderation.inference.tasks.run_inference", video_id)
+    return len(video_ids)
 
 
 @transaction.atomic

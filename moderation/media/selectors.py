@@ -59,7 +59,8 @@ def video_segments(*, video: Video) -> QuerySet[TranscriptSegment]:
 
 def video_media_for_display(*, video: Video) -> dict[str, Any]:
     """What the shared media panels (``moderation/_video_media.html``) show of ``video``: keyframes, the
-    selected ones (patches drawn over them), frames with on-screen text, transcript segments, and the
+    selected ones (patches drawn over them), frames with on-screen text, transcript segments (or, for a
+    text-only item imported with its speech and no timings, its speech lines: ``video_speech_lines``), and the
     timestamps CoT evidence links to. Reads ``video.keyframes`` / ``video.segments`` as prefetched by
     the screen's own selector (with ``keyframes__patches``), so it adds no queries of its own."""
     keyframes, segments = list(video.keyframes.all()), list(video.segments.all())
@@ -70,6 +71,7 @@ def video_media_for_display(*, video: Video) -> dict[str, Any]:
         "frame_ocr": [kf for kf in keyframes if kf.ocr_text],
         "ocr_lines": video_ocr_lines(video=video),
         "segments": segments,
+        "speech_lines": [] if segments else video_speech_lines(video=video),
         "times": evidence_times(keyframes=keyframes, segments=segments),
     }
 
@@ -79,6 +81,16 @@ def video_ocr_lines(*, video: Video) -> list[tuple[int, str]]:
     import's OCR field comes. The index counts every "|"-separated part, the empty ones too, as the tags panel's
     evidence ("ocr #3", ``tagging.text.split_segments``) does, so its link lands on the line it quotes."""
     parts = ((i, part.strip()) for i, part in enumerate(video.ocr_text.split("|")))
+    return [(i, part) for i, part in parts if part]
+
+
+def video_speech_lines(*, video: Video) -> list[tuple[int, str]]:
+    """The speech of an item imported as text (a KuaiMod record's ASR field: parts joined with " | ", no
+    timings), one ``(index, line)`` a part, for the transcript panels of a video without transcript segments:
+    the model reads these lines as its speech (``content_bundle_for``) and quotes them in its reasoning, so a
+    screen that said "No speech" left a labeler unable to check the quote. The index counts every
+    "|"-separated part, the empty ones too, as the tags panel's speech evidence ("seg-3") does."""
+    parts = ((i, part.strip()) for i, part in enumerate(video.asr_text.split("|")))
     return [(i, part) for i, part in parts if part]
 
 

@@ -151,12 +151,14 @@ def video_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             response["HX-Refresh"] = "true"
         return response
     keyframes = list(selectors.video_keyframes(video=video))
+    segments = list(selectors.video_segments(video=video))
     context = {
         "video": video,
         "in_flight": in_flight,
         "media_check": video_media_verify(video=video, keyframes=keyframes, by=user),
         "keyframes": keyframes,
         "selected_keyframes": list(selectors.video_selected_keyframes(video=video)),
-        "segments": list(selectors.video_segments(video=video)),
+        "segments": segments,
+        "speech_lines": [] if segments else selectors.video_speech_lines(video=video),
     }
     return render(request, "moderation/media/video_detail.html", context)

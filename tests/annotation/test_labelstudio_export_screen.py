@@ -125,7 +125,7 @@ def test_bad_input_is_said_beside_the_form_not_a_500(client_as, params, said):
 
     assert response.status_code == 400
     assert said in response.content.decode()
-    assert 'role="alert">Not exported:' in response.content.decode()
+    assert 'role="alert" tabindex="-1" autofocus>Not exported:' in response.content.decode()  # the page opens on it
 
 
 def test_a_review_queues_open_items_download_with_the_models_label_as_choices(client_as, policy_version):
@@ -185,3 +185,28 @@ def test_an_empty_queue_export_says_the_queue_is_empty_unless_days_narrow_it(cli
 
     assert f"The {queue.name} queue has no open items." in undated and "widen" not in undated
     assert "Nothing matches: widen the days." in dated
+
+
+def test_a_refused_download_opens_the_page_on_why_not_the_live_preview(client_as):  # type: ignore[no-untyped-def]
+    """A download refused for the second form reloaded the page at its top, its "Not exported" out of view and the
+    focus on the page: the labeler saw the page as before. The page now opens on the refusal; the live preview
+    (htmx, while typing) never takes the focus from the field."""
+    import re
+
+    client = client_as("labeler")
+    params = {
+        "what": "queue",
+        "queue-queue": ReviewQueue.DEFAULT_SLUG,
+        "queue-since": "2026-12-05",
+        "queue-until": "2026-12-01",
+        "queue-base_url": "http://127.0.0.1:8000",
+        "download": "tasks",
+    }
+    page = client.get(URL, params)
+    assert page.status_code == 400
+    focused = re.findall(
+        r'<p class="error" role="alert" tabindex="-1" autofocus>Not exported: ([^<]*)', page.content.decode()
+    )
+    assert len(focused) == 1 and "is after" in focused[0]
+    live = client.get(URL, {k: v for k, v in params.items() if k != "download"}, HTTP_HX_REQUEST="true")
+    assert "Not exported:" in live.content.decode() and "autofocus" not in live.content.decode()

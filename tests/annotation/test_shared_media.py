@@ -58,3 +58,33 @@ def test_correction_tag2cot_and_adjudication_screens_reuse_the_review_media_pane
         reverse("annotation:adjudication_detail", args=[adjudication.pk]),
     ):
         assert _media_panels(client.get(url).content.decode()) == review, url
+
+
+def test_an_imported_items_speech_is_shown_where_its_reasoning_is_corrected_and_on_its_page(
+    tmp_path, policy_version, client_as
+):
+    """A KuaiMod record's speech comes as text without timings; the model reads it as the item's speech and
+    quotes it. The correction screen's transcript said "No speech transcribed" (and the video page "No speech
+    was found"), so a labeler could not check the quote against what was said."""
+    from moderation.inference.kuaimod import kuaimod_import
+    from moderation.media.models import Video
+    from tests.factories import DecisionFactory
+    from tests.moderation.inference.kuaimod_samples import kuaimod_line
+
+    path = tmp_path / "k.jsonl"
+    path.write_text(kuaimod_line("077", "引导私下交易", "私聊", asr="大家好 | 加我微信 | | 私聊发价格") + "\n")
+    assert kuaimod_import(path=path, policy_version=policy_version).created == 1
+    video = Video.objects.get(external_id="kuaimod:077")
+    decision = DecisionFactory(video=video, policy_version=policy_version)  # decided: open to the labeler
+
+    html = client_as("labeler").get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()
+    media = _media_panels(html)
+    assert "No speech transcribed" not in media
+    assert "Transcript <small>(3)</small>" in media
+    # The index counts every "|" part (the empty one too), as the tags panel's speech evidence does.
+    for index, line in ((0, "大家好"), (1, "加我微信"), (3, "私聊发价格")):
+        assert f'id="seg-{index}">{line}</li>' in media
+
+    page = client_as("admin").get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
+    assert "No speech was found" not in page
+    assert 'id="seg-1">加我微信</li>' in page

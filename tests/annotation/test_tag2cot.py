@@ -197,3 +197,32 @@ def test_an_unknown_status_filter_is_said_and_every_task_listed(policy_version, 
     done = client.get(url, {"status": "done"})
     assert done.status_code == 200 and done_one.video.title in done.content.decode()
     assert open_one.video.title not in done.content.decode()
+
+
+def test_a_refused_stage_is_said_on_that_stage_which_takes_the_focus(policy_version, make_user):
+    """A save refused for one stage (empty, too long, a final judgment without the label) was said only in the
+    page's message at the top: the stage itself was not marked and the focus stayed on the page, so a labeler
+    scrolled five stages to find it. Now, as on the correction screen, the stage says it and takes the focus."""
+    import re
+
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    ItemLabel.objects.create(video=decision.video, label="引导私下交易", source="review")
+    [task] = tag2cot_tasks_queue()
+    client = Client()
+    client.force_login(make_user("labeler"))
+    client.post(reverse("annotation:tag2cot_claim", args=[task.pk]))
+    url = reverse("annotation:tag2cot_write", args=[task.pk])
+    form = {f"stage-{k}": f"{k} reasoning" for k in STAGE_KEYS}
+
+    def marked(html: str) -> list[str]:
+        return re.findall(r'<textarea id="t2c-stage-(\w+)"[^>]*aria-invalid="true" autofocus', html)
+
+    html = client.post(url, {**form, "stage-intermediate_check": " "}).content.decode()
+    assert marked(html) == ["intermediate_check"]
+    assert 'id="t2c-error-intermediate_check" role="alert">Stage “Intermediate check” cannot be empty.' in html
+    assert "intermediate_check reasoning" not in html and "analysis reasoning" in html  # what was typed is kept
+
+    html = client.post(url, form).content.decode()
+    assert marked(html) == ["final_judgment"]
+    assert 'aria-describedby="t2c-error-final_judgment t2c-final-hint"' in html
+    assert 'id="t2c-error-final_judgment" role="alert">The final judgment must name the label' in html

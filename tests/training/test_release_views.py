@@ -250,3 +250,23 @@ def test_every_training_screen_writes_a_measure_to_three_decimals(client_as, run
     assert [metric_text(v) for v in (None, "", 0.5, -0.0001, True, float("nan"), "n/a")] == [
         "—", "—", "0.500", "0.000", "true", "nan", "n/a",
     ]  # fmt: skip
+
+
+def test_a_candidate_whose_evaluation_is_under_way_is_told_so_not_to_evaluate_it(client_as, policy_version):
+    """The registry said "has no finished evaluation; evaluate it first" beside a candidate whose evaluation the
+    admin had just started, as if it had been lost."""
+    from moderation.labels.models import ItemLabel
+    from tests.factories import VideoFactory
+
+    ItemLabel.objects.create(video=VideoFactory(), label="正向", source="import")  # a gold set of one
+    version = model_version_register(name="fresh", backend="evidence_baseline")
+    run = evaluation_start(model_version=version, created_by=None, policy_version=policy_version)
+    client = client_as("admin")
+    page = client.get(reverse("training:model_list")).content.decode()
+    assert f"fresh has no finished evaluation yet: evaluation #{run.pk} is queued" in page
+    assert "evaluate it first" not in page
+    EvaluationRun.objects.filter(pk=run.pk).update(status=EvaluationRun.Status.FAILED)
+    assert (
+        "fresh has no finished evaluation; evaluate it first."
+        in client.get(reverse("training:model_list")).content.decode()
+    )

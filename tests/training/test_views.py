@@ -430,3 +430,17 @@ def test_a_jobs_model_version_links_to_that_version_on_the_model_versions_screen
     assert gone.status_code == 404
     text = gone.content.decode()
     assert "There is no model version “999999”" in text and f'data-version="{other.name}"' in text
+
+
+def test_an_empty_build_says_which_corrections_wait_for_their_second_labeler(client_as, training_dirs, policy_version):
+    """A labeler's submitted correction is data only once a second labeler accepts it; the empty build said
+    "No overrides or corrections yet" as if that work were missing."""
+    from annotation.models import CotCorrection
+    from tests.factories import CotCorrectionFactory
+
+    CotCorrectionFactory(decision__policy_version=policy_version, status=CotCorrection.Status.SUBMITTED)
+    client = client_as("admin")
+    for kind in ("dpo", "sft"):
+        body = client.post(reverse("training:dataset_build"), {"kind": kind}).content.decode()
+        assert "1 submitted CoT correction waits for a second labeler to accept it" in body, kind
+    assert not PreferenceDataset.objects.exists()

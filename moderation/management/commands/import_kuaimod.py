@@ -19,10 +19,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("file", type=Path)
+        parser.add_argument(
+            "--decide",
+            action="store_true",
+            help=(
+                "queue the serving model's decision of every record not decided yet, so routing puts it into the "
+                "review queues (and opens it to their reviewers and labelers); without it, imported records are "
+                "seen by admins only, for evaluation and training"
+            ),
+        )
 
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
-            report = kuaimod_import(path=opts["file"])
+            report = kuaimod_import(path=opts["file"], decide=opts["decide"])
         except ModerationError as exc:
             raise CommandError(str(exc)) from exc
         for problem in report.problems:
@@ -34,3 +43,5 @@ class Command(BaseCommand):
             f"imported {report.imported} records: {report.created} created, {report.updated} updated, "
             f"{report.unchanged} unchanged; {len(report.problems)} lines skipped"
         )
+        if opts["decide"]:
+            self.stdout.write(f"queued {report.queued} records for the model's decision (the infer queue)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 from io import StringIO
 from pathlib import Path
 
+import pytest
 from django.core.management import call_command
 
 from moderation.inference.kuaimod import kuaimod_import
@@ -108,3 +109,63 @@ def test_nul_characters_and_hostile_json_in_a_file_cost_nothing_but_their_line(d
     assert report.created == 2 and [p.line for p in report.problems] == [2, 3]
     video = Video.objects.get(external_id="kuaimod:001")
     assert (video.title, video.ocr_text) == ("a\ufffdb", "x\ufffd")
+
+
+def test_import_with_decide_routes_the_records_so_reviewers_and_labelers_get_them(
+    db, tmp_path, policy_version, make_user, django_capture_on_commit_callbacks
+) -> None:
+    """An imported record has no uploader and no decision, so it is not routed: only admins see it
+    (``video_open_to_q``), for evaluation and training. ``--decide`` queues the serving model's decision, as for an
+    upload; routing then opens each record to the queues' reviewers and labelers, so a labeler can correct its
+    reasoning. Without it the import queues nothing, and a labeler sees none of the records."""
+    from django.test import Client
+    from django.urls import reverse
+
+    from moderation.inference.tasks import run_inference
+    from moderation.models import Decision
+
+    path = _write(
+        tmp_path / "k.jsonl",
+        [
+            kuaimod_line("001", "引导私下交易", "加微信私聊", ocr="扫码|加我", asr="加我微信"),
+            kuaimod_line("002", "正向", "红烧肉做法"),
+        ],
+    )
+    labeler = Client()
+    labeler.force_login(make_user("labeler"))
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        call_command("import_kuaimod", str(path), stdout=StringIO())
+    assert callbacks == []
+    assert labeler.get("/api/labels/").json()["results"] == []  # not decided: admins only
+
+    out = StringIO()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        call_command("import_kuaimod", str(path), "--decide", stdout=out)
+    videos = list(Video.objects.order_by("pk").values_list("pk", flat=True))
+    assert [(cb.args[0], cb.args[2]) for cb in callbacks] == [
+        ("moderation.inference.tasks.run_inference", [pk]) for pk in videos
+    ]
+    assert "queued 2 records for the model's decision" in out.getvalue()
+    for pk in videos:
+        run_inference(pk)  # what the infer worker does with each
+
+    decision = Decision.objects.get(video__external_id="kuaimod:001")
+    assert decision.review_tasks.exists()  # routed into a review queue
+    assert {row["external_id"] for row in labeler.get("/api/labels/").json()["results"]} == {
+        "kuaimod:001",
+        "kuaimod:002",
+    }
+    page = labeler.get(reverse("annotation:correction_edit", args=[decision.pk]))
+    assert page.status_code == 200 and "加我微信" in page.content.decode()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        call_command("import_kuaimod", str(path), "--decide", stdout=StringIO())
+    assert callbacks == []  # decided already: nothing queued twice
+
+
+def test_import_with_decide_is_refused_when_no_policy_decides_new_videos(db, tmp_path) -> None:
+    from django.core.management.base import CommandError
+
+    path = _write(tmp_path / "k.jsonl", [kuaimod_line("001", "正向", "红烧肉做法")])
+    with pytest.raises(CommandError, match="No policy applies to new videos"):
+        call_command("import_kuaimod", str(path), "--decide", stdout=StringIO())
+    assert not Video.objects.exists()

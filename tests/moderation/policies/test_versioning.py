@@ -138,3 +138,24 @@ def test_seed_policy_creates_kuaimod_and_a_blm_guard_policy(db):
     assert blm.spec().output_format == "blm" and kuaimod.spec().output_format == "kuaimod"
     assert blm.spec().scenes() == {"虚假宣传", "诱导交易", "低俗擦边"}
     assert PolicyVersion.objects.count() == 2
+
+
+def test_a_drafts_page_links_to_its_changes_from_the_active_version_before_the_publish_step(policy_version, make_user):
+    """An editor who saved a draft reads what it changes before deciding to publish: the comparison was linked
+    only from inside the publish step (and from the policy page's compare form)."""
+    from django.test import Client
+    from django.urls import reverse
+
+    editor = make_user("policy_editor")
+    draft = policy_version_create_draft(
+        policy=policy_version.policy, taxonomy=_edited(policy_version.taxonomy), by=editor
+    )
+    client = Client()
+    client.force_login(editor)
+    page = client.get(reverse("moderation:policy_version", args=[draft.pk])).content.decode()
+    diff = reverse("moderation:policy_diff", args=[policy_version.policy_id])
+    link = f'<a href="{diff}?a={policy_version.pk}&amp;b={draft.pk}" id="changes-from-active">'
+    assert f"{link}changes from v{policy_version.number} (active)</a>" in page
+    assert "magic beans" in client.get(f"{diff}?a={policy_version.pk}&b={draft.pk}").content.decode()
+    active_page = client.get(reverse("moderation:policy_version", args=[policy_version.pk])).content.decode()
+    assert 'id="changes-from-active"' not in active_page  # the active version has nothing to compare with itself

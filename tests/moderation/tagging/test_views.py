@@ -199,3 +199,26 @@ def test_the_tags_queue_says_which_item_you_hold_until_when_and_links_back(clien
     ReviewTaskFactory(decision=task.decision, queue=experts)
     assert 'id="held-item"' not in client.get("/tags/").content.decode()
     assert 'id="held-item' not in client.get("/review/").content.decode()
+
+
+def test_speech_evidence_of_an_imported_item_links_to_the_line_it_quotes(client_as, vocabulary, encode) -> None:  # type: ignore[no-untyped-def]
+    """A KuaiMod record's speech has no timings: a tag found in it is evidence "asr" with no start. Its link
+    read "#asr-1", an id no screen has (the tag screen and the transcript panels name speech lines seg-N), so
+    following it went nowhere."""
+    import re
+
+    from moderation.review.models import ReviewQueue, ReviewTask
+    from moderation.tagging.services import tag_candidates_generate
+    from tests.factories import DecisionFactory, VideoFactory
+
+    video = VideoFactory(source="kuaimod", file="", title="周末", asr_text="大家好 | 今天吃火锅")
+    decision = DecisionFactory(video=video)  # decided: open to moderators
+    tag_candidates_generate(video_id=video.pk, encode=encode)
+    client = client_as("moderator")
+    panel = client.get(f"/tags/video/{video.pk}/panel/").content.decode()
+    links = re.findall(r'<a href="#([^"]+)"[^>]*>speech[^<]*</a>', panel)
+    assert links == ["seg-1"], panel
+    task = ReviewTask.objects.get(decision=decision, queue__kind=ReviewQueue.Kind.TAGS)
+    client.post("/tags/claim/")
+    screen = client.get(f"/tags/task/{task.pk}/").content.decode()
+    assert 'id="seg-1"' in screen and 'href="#seg-1"' in screen
