@@ -168,11 +168,14 @@ def _explain(queue, user) -> str:  # type: ignore[no-untyped-def]
 
     from moderation.review import services
 
-    sql = services._CLAIM_SQL.format(not_mine="", columns=", ".join(f"t.{c}" for c in services._TASK_COLUMNS))
+    open_video, open_params = services._open_video_clause(user)
+    sql = services._CLAIM_SQL.format(
+        not_mine="", open_video=open_video, columns=", ".join(f"t.{c}" for c in services._TASK_COLUMNS)
+    )
     now = timezone.now()
     params = {
         "superuser": False, "queue": queue.pk, "user": user.pk, "username": user.username, "slug": queue.slug,
-        "exclude": [], "take_new": True, "now": now, "lease": now,
+        "exclude": [], "take_new": True, "now": now, "lease": now, **open_params,
     }  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE moderation_reviewtask")

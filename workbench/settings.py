@@ -107,6 +107,16 @@ else:
 # every "next item" (the first claim on a fresh connection is ~10x slower than the rest).
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Server-side prepared statements for the few hot statements that ask for them (``workbench/db.py``: the review
+# claim); off (``None``) behind a transaction-mode pooler that cannot keep them. The threshold is never reached
+# by anything else: only those statements are prepared, and only they follow ``plan_cache_mode``, so their
+# generic plan is used from the first run on a connection instead of after five planned runs.
+_DB_OPTIONS = DATABASES["default"].setdefault("OPTIONS", {})
+if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+    _DB_OPTIONS.setdefault("prepare_threshold", 2**31 - 1)
+    _DB_OPTIONS["options"] = f"{_DB_OPTIONS.get('options', '')} -c plan_cache_mode=force_generic_plan".strip()
+else:
+    _DB_OPTIONS["prepare_threshold"] = None
 DATABASES["default"]["TEST"] = {"NAME": env.str("WORKBENCH_TEST_DB", default=f"test_workbench_{os.getpid()}")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

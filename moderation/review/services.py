@@ -37,6 +37,7 @@ from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import SKIP_REASONS
 from workbench import storage
+from workbench.db import prepared_cursor
 from workbench.queues import enqueue
 from workbench.roles import Perm
 
@@ -418,7 +419,8 @@ def _claim_statement(
         "lease": _lease_end(),
         **open_params,
     }
-    with connection.cursor() as cursor:
+    # Prepared (``prepared_cursor``): the rule compiled into four legs takes ~20 ms to plan, ~1 ms to run.
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if not row[0]:
