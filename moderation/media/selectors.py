@@ -161,13 +161,20 @@ def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
     one rule. EXISTS subqueries, no per-row query."""
     if videos_all_open_to(user=user):
         return Q()
-    open_to_user = Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user.pk)
+    return video_open_to_others_q(user_pk=user.pk, field=field)
+
+
+def video_open_to_others_q(*, user_pk: int | None, field: str = "pk") -> Q:
+    """``video_open_to_q`` for a user who does not see every video (``videos_all_open_to`` is False), known by
+    id alone (``None``: anonymous): past that check the rule depends on nothing else of the user, so a caller
+    that compiles it to SQL (the review claim) can compile it once per user id."""
+    open_to_user = Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user_pk)
     closing, pending = _item_rules(video_id=OuterRef(field), opens=open_to_user)
     decided = apps.get_model("moderation", "Decision").objects.filter(video_id=OuterRef(field))
     after_routing = Q(Exists(decided)) & ~Q(Exists(closing)) & ~Q(Exists(pending))
-    if user.pk is None:
+    if user_pk is None:
         return after_routing
-    own_upload = Video.objects.filter(pk=OuterRef(field), created_by_id=user.pk)
+    own_upload = Video.objects.filter(pk=OuterRef(field), created_by_id=user_pk)
     return after_routing | (~Q(Exists(decided)) & Q(Exists(own_upload)))
 
 
