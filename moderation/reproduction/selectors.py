@@ -428,8 +428,13 @@ class ReuploadPairs:
 def video_reupload_pairs(*, video: Video, user: Any, limit: int = REUPLOAD_LINE_LIMIT) -> ReuploadPairs:
     """The likely re-upload pairs of ``video`` that ``user`` may open (``_pairs_of_video``), both ways: those where
     it is the later upload (a re-upload of an earlier video) and those where it is the earlier (later videos
-    re-upload it), the strongest ``limit`` of each and how many more. One query, whatever the number of pairs:
-    each side is ranked and counted by a window over it."""
+    re-upload it), the strongest ``limit`` of each and how many more. Each side is ranked and counted by a window
+    over it, so two queries whatever the number of pairs, and one cheap one for a video with no likely pair (most
+    of them): the query that applies the visibility rule to both videos of each pair costs ~20 ms to compile and
+    plan, for every review screen, whether or not the video has pairs."""
+    near = ReproCandidate.objects.filter(Q(video=video) | Q(original=video), score__gte=PAIR_QUEUE_THRESHOLD)
+    if not near.exists():
+        return ReuploadPairs(originals=[], copies=[], more_originals=0, more_copies=0)
     copied = Case(When(original_id=video.pk, then=Value(True)), default=Value(False), output_field=BooleanField())
     pairs = (
         _pairs_of_video(video=video, user=user, likely=True)

@@ -77,7 +77,7 @@ def test_text_only_item_renders_without_a_player(make_task, make_user):
 def test_review_screen_says_the_item_is_a_likely_reupload_within_one_query(make_task, make_user):
     """Walked: the review screen never said its item re-uploads another video. Now a line names the earlier video
     and links to the pair screen, for pairs at or above the pair queue's threshold whose videos the reviewer may
-    see, at one query more than a screen with no pair."""
+    see, at one query more than a screen with no pair (which only asks whether it has one)."""
     from moderation.reproduction.models import PairReview, ReproCandidate
     from moderation.reproduction.selectors import PAIR_QUEUE_THRESHOLD
     from tests.factories import DecidedVideoFactory, VideoFactory
@@ -107,8 +107,10 @@ def test_review_screen_says_the_item_is_a_likely_reupload_within_one_query(make_
     assert f'<a href="{pair_url}">pair #{seen.pk}</a>' in html
     assert "“Low”" not in html and "“Hidden”" not in html and "“Judged”" not in html
     assert "Likely re-upload of “Later”" not in html  # a later copy of the item is said the other way round
-    assert _queries(client, url) == without
-    assert without <= 14  # the re-upload line's one query is in the screen's budget
+    # A screen whose video has no likely pair asks only whether it has one (one cheap query); with pairs the line
+    # takes one query more, whatever their number.
+    assert _queries(client, url) == without + 1
+    assert without <= 14
 
 
 def test_the_originals_review_screen_names_its_likely_later_copies_in_the_same_query(make_task, make_user):
@@ -162,4 +164,4 @@ def test_the_originals_review_screen_names_its_likely_later_copies_in_the_same_q
     for named in ("Copy &lt;one&gt;", "Copy two", "Copy three", "Copy four", "Copy five", "Earlier"):
         assert f"“{named}”" in listed, named
     assert "Not decided yet" not in listed and "“Weak”" not in listed
-    assert _queries(client, url) == without
+    assert _queries(client, url) == without + 1  # the same one query more as with pairs on one side
