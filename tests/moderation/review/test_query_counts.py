@@ -23,6 +23,19 @@ def _queries(client: Client, url: str) -> int:
     return len(ctx.captured_queries)
 
 
+def _held_screen(make_task, make_user, title: str):  # type: ignore[no-untyped-def]
+    """A moderator's client on the review screen of an item they hold (video titled ``title``), its URL, and
+    the screen's query count with no pair yet (the session warmed first)."""
+    task = make_task(decision__video__title=title)
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    client = Client()
+    client.force_login(user)
+    url = reverse("moderation:review_task", args=[task.pk])
+    _queries(client, url)  # warm the session
+    return task.decision.video, user, client, url, _queries(client, url)
+
+
 def _screen_queries(make_task, make_user, *, keyframes: int, segments: int) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     task = make_task(priority=1000)
     video = task.decision.video
@@ -82,15 +95,7 @@ def test_review_screen_says_the_item_is_a_likely_reupload_within_one_query(make_
     from moderation.reproduction.selectors import PAIR_QUEUE_THRESHOLD
     from tests.factories import DecidedVideoFactory, VideoFactory
 
-    task = make_task(decision__video__title="Copy")
-    copy = task.decision.video
-    user = make_user("moderator")
-    review_claim_next(user=user)
-    client = Client()
-    client.force_login(user)
-    url = reverse("moderation:review_task", args=[task.pk])
-    _queries(client, url)  # warm the session
-    without = _queries(client, url)
+    copy, user, client, url, without = _held_screen(make_task, make_user, "Copy")
     assert "Likely re-upload" not in client.get(url).content.decode()
 
     seen = ReproCandidate.objects.create(video=copy, original=DecidedVideoFactory(title="Cat <b>"), score=0.97)
@@ -121,15 +126,7 @@ def test_the_originals_review_screen_names_its_likely_later_copies_in_the_same_q
     from moderation.reproduction.models import PairReview, ReproCandidate
     from tests.factories import DecidedVideoFactory, VideoFactory
 
-    task = make_task(decision__video__title="Original")
-    original = task.decision.video
-    user = make_user("moderator")
-    review_claim_next(user=user)
-    client = Client()
-    client.force_login(user)
-    url = reverse("moderation:review_task", args=[task.pk])
-    _queries(client, url)  # warm the session
-    without = _queries(client, url)
+    original, user, client, url, without = _held_screen(make_task, make_user, "Original")
 
     def copy(title: str, score: float, **video) -> ReproCandidate:  # type: ignore[no-untyped-def]
         made = (VideoFactory if video.pop("undecided", False) else DecidedVideoFactory)(title=title, **video)
