@@ -44,12 +44,15 @@ def test_publishing_a_draft_asks_first_and_works_by_keyboard(page, make_user, po
     confirm = page.locator("#publish-confirm")
     title = f"Publish v{draft.number}, replacing v{policy_version.number}?"
     assert confirm.locator("h2").inner_text() == title
-    assert page.evaluate("document.activeElement.id") == "publish-confirm-title"  # the step opens focused
+    # The step opens focused (autofocus, applied when the browser next renders: waited for, 5 s at most).
+    page.wait_for_function("document.activeElement.id === 'publish-confirm-title'", timeout=5000)
     assert PolicyVersion.objects.get(pk=draft.pk).status == "draft"  # nothing happened yet
     page.screenshot(path=str(_shots(tmp_path) / "publish-confirm-step.png"))
     assert _screen_problems(page, {"confirm step": f"{url}?confirm=publish"}) == {}
 
     page.goto(f"{url}?confirm=publish")
+    # The browser applies autofocus when it next renders, which can be after the load event: wait for it.
+    page.wait_for_function("document.activeElement.id === 'publish-confirm-title'", timeout=5000)
     page.keyboard.press("Tab")  # from the heading: the comparison link, then the button
     page.keyboard.press("Tab")
     name = f"Publish v{draft.number}, replacing v{policy_version.number}"
