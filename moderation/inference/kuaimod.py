@@ -16,7 +16,7 @@ from typing import Any
 from django.db import transaction
 
 from moderation.errors import ModerationError
-from moderation.inference.backends import ContentBundle, Segment
+from moderation.inference.backends import ContentBundle, untimed_segments
 from moderation.inference.stage1.inputs import TITLE_MAX_CHARS
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
@@ -51,7 +51,7 @@ def kuaimod_bundle(record: KuaiModRecord) -> ContentBundle:
         title=record.title[:TITLE_MAX_CHARS],
         description="",
         uploader="",
-        segments=[Segment(0, 0.0, 0.0, part) for part in record.asr.split("|") if part.strip()],
+        segments=untimed_segments(record.asr),
         frames=[],
         ocr=[part for part in record.ocr.split("|") if part.strip()],
         sampled_frames=record.frames,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from moderation.inference.backends import ContentBundle
+from moderation.inference.backends import ContentBundle, Segment
 from moderation.policies.spec import PolicySpec
 
 FENCE_OPEN = "<<<UNTRUSTED"
@@ -102,7 +102,7 @@ def build_prompt(
         feedback = content.feedback
     if target_label is None:
         target_label = content.target_label
-    speech = "\n".join(f"[t={s.start:.1f}s] {s.text.strip()}" for s in content.segments)
+    speech = "\n".join(_speech_line(s) for s in content.segments)
     frames = ", ".join(f"frame:{f.id} at {f.timestamp:.0f}s" for f in content.frames if f.selected)
     stats = ", ".join(f"{k}={v}" for k, v in sorted((feedback or {}).items())) or "no user feedback recorded"
     parts = [
@@ -124,6 +124,13 @@ def build_prompt(
         user="\n".join(parts),
         image_paths=list(image_paths or []),
     )
+
+
+def _speech_line(segment: Segment) -> str:
+    """A transcript line, tagged with its time when known: speech imported as text has none to cite."""
+    if segment.start is None:
+        return segment.text.strip()
+    return f"[t={segment.start:.1f}s] {segment.text.strip()}"
 
 
 def policy_prompt(content: ContentBundle, policy: PolicySpec, *, image_paths: list[str] | None = None) -> Prompt:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from moderation.errors import ModerationError, error_text
 from moderation.feedback.selectors import feedback_prompt_stats
-from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend
+from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend, untimed_segments
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
 from moderation.inference.models import Decision, DecisionRerun, ModelVersion
 from moderation.integrations.services import event_decision_created, event_model_promoted
@@ -106,18 +106,14 @@ def content_bundle_for(video: Video, *, with_feedback: bool = True) -> ContentBu
         description=video.description,
         uploader=video.uploader,
         language=video.language,
-        segments=[Segment(s.id, s.start, s.end, s.text) for s in video.segments.all()] or _imported_speech(video),
+        segments=[Segment(s.id, s.start, s.end, s.text, s.index) for s in video.segments.all()]
+        or untimed_segments(video.asr_text),
         frames=[Frame(k.id, k.timestamp, k.selected) for k in video.keyframes.all()],
         ocr=[part for part in video.ocr_text.split("|") if part.strip()],
         image_paths=[str(cached_copy(k.image.name)) for k in video.keyframes.all() if k.selected and k.image],
         feedback=feedback_prompt_stats(video_id=video.pk) if with_feedback else {},
         sampled_frames=video.sampled_frames or 0,
     )
-
-
-def _imported_speech(video: Video) -> list[Segment]:
-    """Items imported with a transcript but no media (e.g. KuaiMod records) have no timings."""
-    return [Segment(0, 0.0, 0.0, part) for part in video.asr_text.split("|") if part.strip()]
 
 
 def decisions_create_for_video(*, video_id: int, policy_versions: list[PolicyVersion] | None = None) -> list[Decision]:

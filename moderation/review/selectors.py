@@ -412,14 +412,21 @@ def cot_stages_for_display(cot: Any, *, times: dict[tuple[str, Any], float] | No
             if not isinstance(t, int | float) and times:
                 t = times.get((ev.get("kind", ""), ev.get("ref")))
             kind, ref = ev.get("kind", ""), ev.get("ref")
+            label = ev.get("label") or ev.get("kind", "evidence")
+            if kind == "segment" and ref == 0:
+                # Speech imported as text, cited by decisions made before its time could be unknown: a made-up
+                # segment 0 at 0.0 s (no stored segment has id 0). Named as speech, with no time and no seek.
+                t, label = None, "speech " + str(label).removeprefix("0.0s ")
             evidence.append(
                 {
                     "kind": kind,
                     "ref": ref,
-                    # What the link jumps to: a keyframe in the strip, or a patch box over a frame.
+                    # What the link jumps to: a keyframe in the strip, a patch box over a frame, or a line of
+                    # speech imported without timings (``seg-N`` in the transcript panel).
                     "frame": ref if kind in ("frame", "keyframe") and isinstance(ref, int) else None,
                     "patch": ref if kind == "patch" and isinstance(ref, int) else None,
-                    "label": ev.get("label") or ev.get("kind", "evidence"),
+                    "speech": ref if kind == "speech" and isinstance(ref, int) else None,
+                    "label": label,
                     "t": float(t) if isinstance(t, int | float) else None,
                 }
             )

@@ -25,10 +25,22 @@ __all__ = ["STAGES"]
 
 @dataclass(frozen=True)
 class Segment:
-    id: int
-    start: float
-    end: float
+    """A stretch of speech. ``start``/``end`` None: its time is unknown (speech imported as text, e.g. a KuaiMod
+    record's ASR field, ``untimed_segments``), never a made-up 0.0 s. ``id`` is the stored transcript segment's
+    (None for imported speech), ``index`` its place in the transcript: what the screens' ``seg-N`` anchors name."""
+
+    id: int | None
+    start: float | None
+    end: float | None
     text: str
+    index: int | None = None
+
+
+def untimed_segments(text: str) -> list[Segment]:
+    """Speech imported as text, its parts joined with "|" (a KuaiMod record's ASR field, ``Video.asr_text``): one
+    segment a part, time unknown. The index counts every part, the empty ones too, as the screens' speech lines do
+    (``moderation.media.selectors.video_speech_lines``), so evidence citing a part lands on its line."""
+    return [Segment(None, None, None, part, index=i) for i, part in enumerate(text.split("|")) if part.strip()]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from moderation.inference.backends import STAGES, BackendResult, ContentBundle, blm_rubric
+from moderation.inference.backends import STAGES, BackendResult, ContentBundle, Segment, blm_rubric
 from moderation.inference.cot import BlmRubric
 from moderation.policies.spec import PolicySpec
 from moderation.policies.taxonomy import NO_SEVERITY, SEVERITIES
@@ -32,6 +32,7 @@ class Hit:
     snippet: str
     segment_id: int | None = None
     start: float | None = None
+    line: int | None = None  # speech imported as text (time unknown): its line on the screens (``seg-N``)
 
 
 def _normalise(text: str) -> str:
@@ -53,10 +54,20 @@ def _clip(text: str, n: int = 160) -> str:
 
 def _findings(hits: list[Hit]) -> list[list[Hit]]:
     """Hits grouped by the passage they quote (source, segment, text), in order of first appearance."""
-    groups: dict[tuple[str, int | None, str], list[Hit]] = {}
+    groups: dict[tuple[str, int | None, int | None, str], list[Hit]] = {}
     for hit in hits:
-        groups.setdefault((hit.source, hit.segment_id, hit.snippet), []).append(hit)
+        groups.setdefault((hit.source, hit.segment_id, hit.line, hit.snippet), []).append(hit)
     return list(groups.values())
+
+
+def _speech_evidence(hit: Hit) -> dict[str, Any] | None:
+    """The evidence item citing a speech finding: the timed segment (the player seeks to it), or, for speech
+    imported as text, its line (no time: none is known); None for a finding in any other text."""
+    if hit.segment_id is not None and hit.start is not None:
+        return {"kind": "segment", "ref": hit.segment_id, "label": f"{hit.start:.1f}s «{hit.keyword}»", "t": hit.start}
+    if hit.line is not None:
+        return {"kind": "speech", "ref": hit.line, "label": f"speech #{hit.line} «{hit.keyword}»"}
+    return None
 
 
 _OCR_TRIM = " \t|·•-_~=.,;:'\"`^*#<>()[]{}"
@@ -130,16 +141,7 @@ class EvidenceBaseline:
                 for f in content.frames
                 if f.selected
             ][:8],
-            "analysis": [
-                {
-                    "kind": "segment",
-                    "ref": g[0].segment_id,
-                    "label": f"{g[0].start:.1f}s «{g[0].keyword}»",
-                    "t": g[0].start,
-                }
-                for g in _findings(hits)
-                if g[0].segment_id is not None and g[0].start is not None
-            ],
+            "analysis": [ev for ev in (_speech_evidence(g[0]) for g in _findings(hits)) if ev is not None],
         }
         cot = [
             {"key": key, "title": title, "text": texts[key], "evidence": evidence.get(key, [])} for key, title in STAGES
@@ -154,21 +156,25 @@ class EvidenceBaseline:
 
     @staticmethod
     def _find_hits(content: ContentBundle, tags: list[tuple[str, str, list[str]]]) -> list[Hit]:
-        sources: list[tuple[str, str, int | None, float | None]] = [
-            ("title", content.title, None, None),
-            ("description", content.description, None, None),
-            *[("on-screen text", text, None, None) for text in clean_ocr(content.ocr)],
-            *[("speech", s.text, s.id, s.start) for s in content.segments],
+        sources: list[tuple[str, str, Segment | None]] = [
+            ("title", content.title, None),
+            ("description", content.description, None),
+            *[("on-screen text", text, None) for text in clean_ocr(content.ocr)],
+            *[("speech", s.text, s) for s in content.segments],
         ]
         hits: list[Hit] = []
         for tag, tag_name, keywords in tags:
-            for source, raw, seg_id, start in sources:
+            for source, raw, seg in sources:
                 text = _normalise(raw)
                 if not text:
                     continue
                 for kw in keywords:
                     if kw and _contains(text, kw):
-                        hits.append(Hit(tag, tag_name, kw, source, _clip(raw), seg_id, start))
+                        hit = Hit(tag, tag_name, kw, source, _clip(raw))
+                        if seg is not None:
+                            hit.segment_id, hit.start = seg.id, seg.start
+                            hit.line = seg.index if seg.start is None else None
+                        hits.append(hit)
         return hits
 
     @staticmethod
