@@ -19,6 +19,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_open_to_q
 from moderation.reproduction import matching, side_connection
 from moderation.reproduction.models import ClusterMembership, ReproCandidate
+from workbench.filters import ALL, ListFilter
 
 if TYPE_CHECKING:
     from moderation.reproduction.pdq_index import TableMark
@@ -382,11 +383,30 @@ def _pairs_of_video(*, video: Video, user: Any, likely: bool) -> QuerySet[ReproC
     return pairs_open_to(user=user, pairs=pairs).select_related("video", "original", "review")
 
 
-def pairs_of_video(*, video: Video, user: Any) -> QuerySet[ReproCandidate]:
+# The video's pairs screen's one filter: every pair, or one side of its likely re-uploads as the review screen's
+# re-upload line names and counts them (``video_reupload_pairs``), its "N more" links opening that side.
+PAIRS_OF_VIDEO_FILTER = ListFilter(
+    param="side",
+    noun="list of a video's pairs",
+    tabs=((ALL, "All pairs"), ("copies", "Later copies of it"), ("originals", "Earlier videos it copies")),
+    default=ALL,
+    everything_words="all the video's pairs",
+)
+
+
+def pairs_of_video(*, video: Video, user: Any, side: str = ALL) -> QuerySet[ReproCandidate]:
     """The pairs ``video`` is in that someone looks at (``_pairs_of_video``), the strongest first: the video's pairs
     screen lists them all, page by page; its page the strongest few (``video_pairs_strongest``). The pair screen was
-    reachable only from the queue."""
-    return _pairs_of_video(video=video, user=user, likely=False).order_by("-score", "id")
+    reachable only from the queue. ``side`` (``PAIRS_OF_VIDEO_FILTER``): "copies", only the likely re-uploads of it
+    made later (it is the original); "originals", only the earlier videos it likely re-uploads: each the whole side
+    of which the review screen's re-upload line names the strongest few and counts the rest."""
+    if side == "copies":
+        pairs = _pairs_of_video(video=video, user=user, likely=True).filter(original=video)
+    elif side == "originals":
+        pairs = _pairs_of_video(video=video, user=user, likely=True).filter(video=video)
+    else:
+        pairs = _pairs_of_video(video=video, user=user, likely=False)
+    return pairs.order_by("-score", "id")
 
 
 VIDEO_PAGE_PAIRS = 10

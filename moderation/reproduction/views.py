@@ -58,14 +58,15 @@ def pairs_reviewed(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.REVIEW_VIDEO)
 def video_pairs(request: HttpRequest, pk: int) -> HttpResponse:
     """Every pair of a video that the user may open, the strongest first, page by page: its page shows the
-    strongest few and the review screen's re-upload line counts the rest, both linking here."""
+    strongest few and links here. ``?side=copies`` / ``?side=originals``: one side of its likely re-uploads, where
+    the review screen's re-upload line sends "N more later copies" / "earlier videos"."""
     video_open_or_404(user=request.user, video_id=pk)
     video = video_get(pk=pk)
-    page = Paginator(selectors.pairs_of_video(video=video, user=request.user), PAIRS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
-    context = {"video": video, "page": page, "threshold": selectors.PAIR_QUEUE_THRESHOLD}
-    return render(request, "moderation/reproduction/video_pairs.html", context)
+    side = selectors.PAIRS_OF_VIDEO_FILTER.read(request.GET.get("side"))
+    pairs = selectors.pairs_of_video(video=video, user=request.user, side=side.value)
+    page = Paginator(pairs, PAIRS_PER_PAGE).get_page(request.GET.get("page"))
+    context = {"video": video, "page": page, "side": side, "threshold": selectors.PAIR_QUEUE_THRESHOLD}
+    return render(request, "moderation/reproduction/video_pairs.html", context, status=side.http_status)
 
 
 def _pairs_open_to(request: HttpRequest, pairs: QuerySet[ReproCandidate]) -> QuerySet[ReproCandidate]:

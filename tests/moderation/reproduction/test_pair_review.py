@@ -320,6 +320,59 @@ def test_a_videos_page_with_many_pairs_links_to_every_one_of_them_page_by_page(c
     assert client.get(reverse("moderation:video_repro_pairs", args=[hidden.video_id])).status_code == 404
 
 
+def test_a_videos_pairs_screen_lists_one_side_when_asked_and_says_so(client_as, make_user, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The review screen's "N more later copies" opened every pair of the video, both ways, under "Reproduction pairs
+    of video #N": the copies were to be picked out of the earlier videos it copies and the pairs judged unrelated.
+    ``?side=copies`` lists only the later copies (likely re-uploads: at or above the threshold, not judged unrelated),
+    ``?side=originals`` only the earlier videos it copies; the page says which, its tabs reach all the pairs, and its
+    pages keep the side."""
+    from moderation.reproduction import views
+
+    video = DecidedVideoFactory(title="The video")
+    copies = [make_pair(round(0.9 - i * 0.01, 2), original=video, video=DecidedVideoFactory(title=f"Copy {i}"))
+              for i in range(3)]  # fmt: skip
+    unrelated = make_pair(0.95, original=video, video=DecidedVideoFactory(title="Judged unrelated"))
+    PairReview.objects.create(
+        candidate=unrelated, reviewer=make_user("moderator"), verdict=ReproCandidate.Label.UNRELATED
+    )
+    earlier = make_pair(0.8, video=video, original=DecidedVideoFactory(title="Earlier one"))
+    client = client_as("moderator")
+    url = reverse("moderation:video_repro_pairs", args=[video.pk])
+
+    def listed(html: str) -> list[int]:
+        return [int(pk) for pk in re.findall(r'<a href="/repro/(\d+)/">Pair #\1</a>', html)]
+
+    html = client.get(url, {"side": "copies"}).content.decode()
+    assert listed(html) == [p.pk for p in copies]
+    assert f"<h1>Later copies of video #{video.pk}</h1>" in html
+    assert "only the later uploads that likely re-upload this video" in html
+    tabs = html[html.index('id="video-pairs-side"') : html.index("</nav>", html.index('id="video-pairs-side"'))]
+    assert (
+        '<a href="?side=all">All pairs</a>' in tabs
+        and '<strong aria-current="page">Later copies of it</strong>' in tabs
+    )
+
+    html = client.get(url, {"side": "originals"}).content.decode()
+    assert listed(html) == [earlier.pk] and f"<h1>Earlier videos that video #{video.pk} copies</h1>" in html
+
+    html = client.get(url, {"side": "all"}).content.decode()
+    assert listed(html) == [unrelated.pk, *[p.pk for p in copies], earlier.pk]
+    assert f"<h1>Reproduction pairs of video #{video.pk}</h1>" in html and "every pair, both ways" in html
+    assert client.get(url).content.decode().count("Pair #") == 5  # no parameter: all of them, as before
+
+    response = client.get(url, {"side": "sideways"})  # a hand-edited address: said, and every pair listed
+    assert response.status_code == 400
+    assert "There is no list of a video&#x27;s pairs “sideways”: showing all the video&#x27;s pairs." in (
+        html := response.content.decode()
+    )
+    assert len(listed(html)) == 5
+
+    monkeypatch.setattr(views, "PAIRS_PER_PAGE", 2)
+    html = client.get(url, {"side": "copies"}).content.decode()
+    assert '<a href="?side=copies&amp;page=2" rel="next">next →</a>' in html and "(3 pairs)" in html
+    assert listed(client.get(url, {"side": "copies", "page": 2}).content.decode()) == [copies[2].pk]
+
+
 def test_a_pair_opened_from_a_videos_page_is_claimed_there_not_the_queues_next(make_user) -> None:  # type: ignore[no-untyped-def]
     """Walked from the video page's link: the pair screen said "Claim this pair from the queue" and its only button,
     "Claim next pair", handed out the highest-scoring pair instead of the one on screen."""

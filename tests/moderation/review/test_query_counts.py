@@ -152,13 +152,15 @@ def test_the_originals_review_screen_names_its_likely_later_copies_in_the_same_q
     assert f"“Copy two” (#{judged.video_id}, score 0.95) — " in line and "<strong>Reproduction</strong>" in line
     assert f"“Copy three” (#{third.video_id}, score 0.93)" in line
     assert line.count("Likely re-uploaded later as") == 3  # the strongest few; the rest on the video's page
-    all_pairs = reverse("moderation:video_repro_pairs", args=[original.pk])
-    assert f'and 2 more later copies, among <a href="{all_pairs}">all the video\'s pairs</a>' in line
+    later = reverse("moderation:video_repro_pairs", args=[original.pk]) + "?side=copies"
+    assert f'and <a href="{later}">2 more later copies</a>' in line
     for hidden in ("Copy four", "Copy five", "Weak", "Not decided yet", "Judged unrelated"):
         assert hidden not in html
-    # The link keeps the line's promise: the 2 more are there (with all the rest), the hidden one is not.
-    listed = client.get(all_pairs).content.decode()
-    for named in ("Copy &lt;one&gt;", "Copy two", "Copy three", "Copy four", "Copy five", "Earlier"):
+    # The link keeps the line's promise: the later copies, the 2 more among them, and only them (it opened every pair
+    # of the video, both ways: the earlier video it copies, and the copies judged unrelated, in the same list).
+    listed = client.get(later).content.decode()
+    for named in ("Copy &lt;one&gt;", "Copy two", "Copy three", "Copy four", "Copy five"):
         assert f"“{named}”" in listed, named
-    assert "Not decided yet" not in listed and "“Weak”" not in listed
+    for hidden in ("“Earlier”", "Judged unrelated", "Not decided yet", "“Weak”"):
+        assert hidden not in listed, hidden
     assert _queries(client, url) == without + 1  # the same one query more as with pairs on one side
