@@ -4,6 +4,8 @@ Field names: category ``i`` uses ``c{i}-key``, ``c{i}-name``, ``c{i}-remove``; i
 ``c{i}t{j}-key``, ``-name``, ``-keywords`` (comma-separated), ``-criteria`` (one per line),
 ``-severities`` (checkboxes) and ``-remove``. ``categories`` and ``c{i}-tags`` hold the row counts,
 so the form works without JavaScript: "add tag" / "add category" re-render it with a blank row.
+A draft refused for its taxonomy marks each field with a problem (``editor_mark_problems``): the row's ``errors``
+say it beside the field, ``focus`` names the one field the page opens focused on.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 from django.http import QueryDict
 
-from moderation.policies.taxonomy import SEVERITIES
+from moderation.policies.taxonomy import SEVERITIES, TaxonomyProblem
 
 MAX_ROWS = 500  # a hostile count field must not make the server loop for ever
 
@@ -27,6 +29,8 @@ class TagRow:
     criteria: str = ""
     severities: list[str] = field(default_factory=list)
     remove: bool = False
+    errors: dict[str, list[str]] = field(default_factory=dict)  # field -> its problems (editor_mark_problems)
+    focus: str = ""  # the field the page opens focused on, when it is this row's
 
     def is_blank(self) -> bool:
         return not (self.key.strip() or self.name.strip() or self.keywords.strip() or self.criteria.strip())
@@ -38,6 +42,8 @@ class CategoryRow:
     name: str = ""
     remove: bool = False
     tags: list[TagRow] = field(default_factory=list)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    focus: str = ""
 
     def is_blank(self) -> bool:
         return not (self.key.strip() or self.name.strip()) and all(t.is_blank() for t in self.tags)
@@ -114,13 +120,9 @@ def editor_taxonomy_from_rows(rows: list[CategoryRow], *, output_format: str) ->
     list is an error the validator reports), so a KuaiMod tag does not grow an empty field.
     """
     taxonomy = []
-    for c in rows:
-        if c.remove or c.is_blank():
-            continue
+    for _i, c, kept_tags in _kept(rows):
         tags = []
-        for t in c.tags:
-            if t.remove or t.is_blank():
-                continue
+        for _j, t in kept_tags:
             tag: dict[str, Any] = {
                 "key": t.key.strip(),
                 "name": t.name.strip(),
@@ -134,3 +136,73 @@ def editor_taxonomy_from_rows(rows: list[CategoryRow], *, output_format: str) ->
             tags.append(tag)
         taxonomy.append({"key": c.key.strip(), "name": c.name.strip(), "tags": tags})
     return taxonomy
+
+
+def _kept(rows: list[CategoryRow]) -> list[tuple[int, CategoryRow, list[tuple[int, TagRow]]]]:
+    """The rows that make the taxonomy, with their places in the form: removed and untouched blank rows left out."""
+    return [
+        (i, c, [(j, t) for j, t in enumerate(c.tags) if not (t.remove or t.is_blank())])
+        for i, c in enumerate(rows)
+        if not (c.remove or c.is_blank())
+    ]
+
+
+_FIELD_ORDER = ("key", "name", "keywords", "criteria", "severities")
+
+
+def editor_mark_problems(
+    rows: list[CategoryRow], problems: list[TaxonomyProblem], *, base_rows: list[CategoryRow]
+) -> bool:
+    """Mark on ``rows`` the fields ``problems`` (``taxonomy_problems`` of ``editor_taxonomy_from_rows(rows)``) are
+    about, each with its message, and focus the first of them in the form's order; False when none is a field's.
+
+    A key used twice is marked where it was typed in this edit: the validator reports the later use, but a tag added
+    to the first category with a key the third already has makes the third's untouched row the later one. A row is
+    typed in this edit when its key differs from ``base_rows`` (the rows of the version the edit started from, whose
+    places the form keeps: removing marks a row, adding appends one) at its place."""
+    places = _kept(rows)
+    marked: list[tuple[tuple[int, int, int], CategoryRow | TagRow, str]] = []
+
+    def row_at(ci: int | None, ti: int | None) -> tuple[tuple[int, int], CategoryRow | TagRow] | None:
+        if ci is None or ci >= len(places):
+            return None
+        i, category, tags = places[ci]
+        if ti is None:
+            return (i, -1), category
+        if ti >= len(tags):
+            return None
+        j, tag = tags[ti]
+        return (i, j), tag
+
+    for problem in problems:
+        found = row_at(problem.category, problem.tag)
+        if found is None or problem.field not in _FIELD_ORDER:
+            continue  # said in the list above the form only
+        # Beside its field the message need not say where it is.
+        place, row, message = found[0], found[1], problem.message.removeprefix(f"{problem.where}: ")
+        earlier = row_at(*problem.first) if problem.first is not None else None
+        if earlier is not None and not _typed(place, row, base_rows) and _typed(earlier[0], earlier[1], base_rows):
+            key = row.key.strip()
+            place, row = earlier
+            message = f"key {key!r} is also used by {problem.where}."
+        row.errors.setdefault(problem.field, []).append(message[:1].upper() + message[1:])
+        marked.append(((*place, _FIELD_ORDER.index(problem.field)), row, problem.field))
+    if not marked:
+        return False
+    _order, row, name = min(marked, key=lambda m: m[0])
+    row.focus = name
+    return True
+
+
+def _typed(place: tuple[int, int], row: CategoryRow | TagRow, base_rows: list[CategoryRow]) -> bool:
+    """Whether ``row``'s key at ``place`` ((category, tag) in the form, tag -1 for the category's own) is not the
+    key the row had in the version the edit started from (a new row's always is not)."""
+    i, j = place
+    if i >= len(base_rows):
+        return True
+    before: CategoryRow | TagRow = base_rows[i]
+    if j >= 0:
+        if j >= len(base_rows[i].tags):
+            return True
+        before = base_rows[i].tags[j]
+    return row.key.strip() != before.key.strip()

@@ -18,7 +18,7 @@ from moderation.errors import ModerationError
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.seed import BLM_GUARD_SAFE_LABEL, SAFE_LABEL, blm_guard_taxonomy, kuaimod_taxonomy
 from moderation.policies.selectors import policy_draft_staleness
-from moderation.policies.taxonomy import taxonomy_errors, taxonomy_normalise
+from moderation.policies.taxonomy import TaxonomyProblem, taxonomy_errors, taxonomy_normalise, taxonomy_problems
 from moderation.signals import policy_version_activated
 from workbench.roles import Perm
 from workbench.text import storable_text
@@ -43,10 +43,12 @@ class StaleActivationError(ModerationError):
 
 
 class PolicyValidationError(ModerationError):
-    """A taxonomy that does not validate; ``errors`` lists every problem for the editor to show."""
+    """A taxonomy that does not validate; ``errors`` lists every problem for the editor to show, ``problems`` the
+    taxonomy's with where each is (``taxonomy_problems``), for the structured editor to mark its fields."""
 
-    def __init__(self, errors: list[str]):
+    def __init__(self, errors: list[str], problems: list[TaxonomyProblem] | None = None):
         self.errors = errors
+        self.problems = problems or []
         super().__init__(f"The taxonomy has {len(errors)} problem(s): " + " ".join(errors[:3]))
 
 
@@ -183,9 +185,9 @@ def policy_version_create_draft(
     output_format = output_format or (base.output_format if base else PolicyVersion.OutputFormat.KUAIMOD)
     if output_format not in PolicyVersion.OutputFormat.values:
         raise PolicyValidationError([f"Unknown output format {output_format!r}."])
-    errors = taxonomy_errors(taxonomy, safe_label=safe_label, output_format=output_format)
-    if errors:
-        raise PolicyValidationError(errors)
+    problems = taxonomy_problems(taxonomy, safe_label=safe_label, output_format=output_format)
+    if problems:
+        raise PolicyValidationError([p.message for p in problems], problems)
     taxonomy = taxonomy_normalise(taxonomy)
     notes = notes.strip()
     active = policy.versions.filter(is_active=True).first()

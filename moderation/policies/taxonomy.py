@@ -59,6 +59,23 @@ def _string_list_errors(value: Any, where: str, what: str) -> list[str]:
     return errors
 
 
+@dataclass(frozen=True)
+class TaxonomyProblem:
+    """One problem of a taxonomy (``taxonomy_problems``): ``message`` as the editor lists it, and where it is, so the
+    structured editor can mark the field to fix: ``category`` and ``tag`` (0-based places in the taxonomy; None: not
+    that deep), ``field`` (the category's or tag's field, e.g. "key"; "" for the item as a whole), ``where`` (the
+    place as the message names it) and, for a key used twice, ``first`` and ``first_where``: the earlier use (its tag
+    None for a category)."""
+
+    message: str
+    category: int | None = None
+    tag: int | None = None
+    field: str = ""
+    where: str = ""
+    first: tuple[int, int | None] | None = None
+    first_where: str = ""
+
+
 def taxonomy_errors(taxonomy: Any, *, safe_label: str, output_format: str = "kuaimod") -> list[str]:
     """Every problem with ``taxonomy`` as a user-readable sentence; an empty list means it is valid.
 
@@ -67,87 +84,135 @@ def taxonomy_errors(taxonomy: Any, *, safe_label: str, output_format: str = "kua
     safe label, keywords and criteria lists of distinct non-empty strings, severities drawn from
     :data:`SEVERITIES` and present on every tag when the policy asks for BLM-Guard output.
     """
+    return [p.message for p in taxonomy_problems(taxonomy, safe_label=safe_label, output_format=output_format)]
+
+
+def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "kuaimod") -> list[TaxonomyProblem]:
+    """``taxonomy_errors``' problems, each with where it is in the taxonomy."""
     if not isinstance(taxonomy, list):
-        return ["The taxonomy must be a list of categories."]
+        return [TaxonomyProblem("The taxonomy must be a list of categories.")]
     if not taxonomy:
-        return ["The taxonomy needs at least one category."]
+        return [TaxonomyProblem("The taxonomy needs at least one category.")]
     if has_unstorable(taxonomy):
-        return ["Text in the taxonomy may not contain NUL characters (\\u0000) or lone surrogates (\\ud800–\\udfff)."]
-    errors: list[str] = []
-    category_keys: set[str] = set()
-    tag_keys: dict[str, str] = {}  # tag key -> where it was first defined
-    for ci, category in enumerate(taxonomy, start=1):
+        return [
+            TaxonomyProblem(
+                "Text in the taxonomy may not contain NUL characters (\\u0000) or lone surrogates (\\ud800–\\udfff)."
+            )
+        ]
+    problems: list[TaxonomyProblem] = []
+    category_keys: dict[str, tuple[int, str]] = {}  # category key -> where it was first defined
+    tag_keys: dict[str, tuple[int, int, str]] = {}  # tag key -> where it was first defined
+    for ci, category in enumerate(taxonomy):
         if not isinstance(category, dict):
-            errors.append(f"Category {ci}: must be an object with key, name and tags.")
+            problems.append(TaxonomyProblem(f"Category {ci + 1}: must be an object with key, name and tags.", ci))
             continue
         ckey = _text(category.get("key"))
-        where = f"Category {ci}" + (f" ({ckey})" if ckey else "")
+        where = f"Category {ci + 1}" + (f" ({ckey})" if ckey else "")
+
+        def at(message: str, field: str = "", ci: int = ci, where: str = where) -> TaxonomyProblem:
+            return TaxonomyProblem(f"{where}: {message}", ci, None, field, where)
+
         unknown = sorted(set(category) - CATEGORY_FIELDS)
         if unknown:
-            errors.append(f"{where}: unknown field(s) {', '.join(unknown)}.")
+            problems.append(at(f"unknown field(s) {', '.join(unknown)}."))
         if not ckey:
-            errors.append(f"{where}: key must not be empty.")
+            problems.append(at("key must not be empty.", "key"))
         elif ckey in category_keys:
-            errors.append(f"{where}: key {ckey!r} is used by another category.")
+            first, first_where = category_keys[ckey]
+            problems.append(
+                replace(
+                    at(f"key {ckey!r} is used by another category.", "key"),
+                    first=(first, None),
+                    first_where=first_where,
+                )
+            )
         else:
-            category_keys.add(ckey)
+            category_keys[ckey] = (ci, where)
         if not _nonempty_str(category.get("name")):
-            errors.append(f"{where}: name must not be empty.")
+            problems.append(at("name must not be empty.", "name"))
         tags = category.get("tags")
         if not isinstance(tags, list) or not tags:
-            errors.append(f"{where}: needs a list of at least one tag.")
+            problems.append(at("needs a list of at least one tag."))
             continue
-        for ti, tag in enumerate(tags, start=1):
-            errors += _tag_errors(tag, f"{where}, tag {ti}", tag_keys, safe_label, output_format)
-    return errors
+        for ti, tag in enumerate(tags):
+            problems += _tag_problems(tag, f"{where}, tag {ti + 1}", (ci, ti), tag_keys, safe_label, output_format)
+    return problems
 
 
-def _tag_errors(tag: Any, where: str, tag_keys: dict[str, str], safe_label: str, output_format: str) -> list[str]:
+def _tag_problems(
+    tag: Any,
+    where: str,
+    place: tuple[int, int],
+    tag_keys: dict[str, tuple[int, int, str]],
+    safe_label: str,
+    output_format: str,
+) -> list[TaxonomyProblem]:
     if not isinstance(tag, dict):
-        return [f"{where}: must be an object with key, name and keywords."]
-    errors: list[str] = []
+        return [TaxonomyProblem(f"{where}: must be an object with key, name and keywords.", *place, "", where)]
     key = _text(tag.get("key"))
     if key:
         where = f"{where} ({key if len(key) <= 40 else key[:40] + '…'})"
+
+    def at(message: str, field: str = "") -> TaxonomyProblem:
+        return TaxonomyProblem(f"{where}: {message}", *place, field, where)
+
+    problems: list[TaxonomyProblem] = []
     unknown = sorted(set(tag) - TAG_FIELDS)
     if unknown:
-        errors.append(f"{where}: unknown field(s) {', '.join(unknown)}.")
+        problems.append(at(f"unknown field(s) {', '.join(unknown)}."))
     if not key:
-        errors.append(f"{where}: key must not be empty.")
+        problems.append(at("key must not be empty.", "key"))
     elif len(key) > LABEL_MAX_LENGTH:
-        errors.append(
-            f"{where}: key is {len(key):,} characters; a label key has at most {LABEL_MAX_LENGTH} "
-            "(put longer text in the name or the rubric criteria)."
+        problems.append(
+            at(
+                f"key is {len(key):,} characters; a label key has at most {LABEL_MAX_LENGTH} "
+                "(put longer text in the name or the rubric criteria).",
+                "key",
+            )
         )
     elif key == safe_label:
-        errors.append(f"{where}: key {key!r} is the non-violative label and cannot be a violation tag.")
+        problems.append(at(f"key {key!r} is the non-violative label and cannot be a violation tag.", "key"))
     elif key in tag_keys:
-        errors.append(f"{where}: key {key!r} is already used by {tag_keys[key]}.")
+        fci, fti, first_where = tag_keys[key]
+        problems.append(
+            replace(
+                at(f"key {key!r} is already used by {first_where}.", "key"), first=(fci, fti), first_where=first_where
+            )
+        )
     else:
-        tag_keys[key] = where
+        tag_keys[key] = (*place, where)
     if not _nonempty_str(tag.get("name")):
-        errors.append(f"{where}: name must not be empty.")
-    errors += _string_list_errors(tag.get("keywords", None), where, "keywords")
+        problems.append(at("name must not be empty.", "name"))
+    problems += [
+        TaxonomyProblem(m, *place, "keywords", where)
+        for m in _string_list_errors(tag.get("keywords", None), where, "keywords")
+    ]
     if "criteria" in tag:
-        errors += _string_list_errors(tag["criteria"], where, "criteria")
+        problems += [
+            TaxonomyProblem(m, *place, "criteria", where)
+            for m in _string_list_errors(tag["criteria"], where, "criteria")
+        ]
     severities = tag.get("severities")
     if severities is None:
         if output_format == "blm":
-            errors.append(f"{where}: BLM-Guard policies need the allowed severities of every violation type.")
+            problems.append(at("BLM-Guard policies need the allowed severities of every violation type.", "severities"))
     elif not isinstance(severities, list) or not all(isinstance(s, str) for s in severities):
-        errors.append(f"{where}: severities must be a list drawn from {', '.join(SEVERITIES)}.")
+        problems.append(at(f"severities must be a list drawn from {', '.join(SEVERITIES)}.", "severities"))
     else:
         bad = [s for s in severities if s not in SEVERITIES]
         if bad:
-            errors.append(
-                f"{where}: unknown severit{'y' if len(bad) == 1 else 'ies'} {', '.join(map(repr, bad))}; "
-                f"allowed: {', '.join(SEVERITIES)}."
+            problems.append(
+                at(
+                    f"unknown severit{'y' if len(bad) == 1 else 'ies'} {', '.join(map(repr, bad))}; "
+                    f"allowed: {', '.join(SEVERITIES)}.",
+                    "severities",
+                )
             )
         if len(set(severities)) != len(severities):
-            errors.append(f"{where}: severities repeat a value.")
+            problems.append(at("severities repeat a value.", "severities"))
         if not severities and output_format == "blm":
-            errors.append(f"{where}: BLM-Guard policies need at least one severity per violation type.")
-    return errors
+            problems.append(at("BLM-Guard policies need at least one severity per violation type.", "severities"))
+    return problems
 
 
 def taxonomy_normalise(taxonomy: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from moderation.errors import ModerationError
 from moderation.policies import selectors, services
 from moderation.policies.editor import (
     editor_apply_action,
+    editor_mark_problems,
     editor_rows_from_post,
     editor_rows_from_taxonomy,
     editor_taxonomy_from_rows,
@@ -175,6 +176,7 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     rows = editor_rows_from_taxonomy(taxonomy)
     json_text = json.dumps(taxonomy, ensure_ascii=False, indent=2)
     notes, mode, errors, status = "", "structured", [], 200
+    fields_marked = False
 
     if request.method == "POST":
         notes = request.POST.get("notes", "")
@@ -204,13 +206,16 @@ def policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 )
             except services.PolicyValidationError as exc:
                 errors = exc.errors
+                if mode == "structured":
+                    base_rows = editor_rows_from_taxonomy(base.taxonomy if base else [])
+                    fields_marked = editor_mark_problems(rows, exc.problems, base_rows=base_rows)
             except ModerationError as exc:
                 errors = [str(exc)]
             else:
                 messages.success(request, f"Saved as draft v{version.number}; preview its impact, then publish it.")
                 return redirect("moderation:policy_version", pk=version.pk)
         status = 400
-    return _render_editor(request, policy, base, rows, json_text, notes, mode, errors, status)
+    return _render_editor(request, policy, base, rows, json_text, notes, mode, errors, status, fields_marked)
 
 
 def _render_editor(
@@ -223,6 +228,7 @@ def _render_editor(
     mode: str,
     errors: list[str],
     status: int,
+    fields_marked: bool = False,
 ) -> HttpResponse:
     context = {
         "policy": policy,
@@ -233,6 +239,7 @@ def _render_editor(
         "notes": notes,
         "mode": mode,
         "errors": errors,
+        "fields_marked": fields_marked,
         "severities": SEVERITIES,
     }
     return render(request, "moderation/policies/policy_edit.html", context, status=status)

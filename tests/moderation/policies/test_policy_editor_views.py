@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.test import Client
@@ -118,6 +119,69 @@ def test_invalid_edits_show_every_error_inline_and_save_nothing(policy_version, 
     resp = client.post(url, {"mode": "json", "taxonomy_json": json.dumps(taxonomy), "notes": "rewrite"})
     assert resp.status_code == 302
     assert PolicyVersion.objects.order_by("-number").first().taxonomy == taxonomy
+
+
+def _field(html: str, name: str) -> str:
+    """The opening tag of the form field ``name`` on the page."""
+    found = re.findall(rf'<(?:input|textarea)\b[^>]*\bname="{re.escape(name)}"[^>]*>', html)
+    assert len(found) == 1, (name, found)
+    return found[0]
+
+
+def _with_new_tag(taxonomy, category: int, key: str, **extra):  # type: ignore[no-untyped-def]
+    """The structured POST with one tag added at the end of ``category``, as "+ Add tag" and typing make it."""
+    data = _structured_post(taxonomy, **extra)
+    j = len(taxonomy[category]["tags"])
+    data[f"c{category}-tags"] = str(j + 1)
+    return data | {f"c{category}t{j}-key": key, f"c{category}t{j}-name": "New", f"c{category}t{j}-keywords": "new"}
+
+
+def test_a_key_used_twice_is_said_beside_the_field_typed_which_opens_focused(policy_version, client_as):
+    """The editor listed "key '违法犯罪' is already used by …" above the form and focused nothing: the field to fix was
+    to be found among some twenty rows. It is now marked (aria-invalid), described by the message beside it, and
+    the page opens focused on it, as the app's other forms do."""
+    client = client_as("policy_editor")
+    url = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+
+    # A tag added at the end of the third category with the first tag's key.
+    html = client.post(url, _with_new_tag(policy_version.taxonomy, 2, "违法犯罪")).content.decode()
+    field = _field(html, "c2t4-key")
+    assert 'aria-invalid="true"' in field and 'aria-describedby="c2t4-key-error"' in field and "autofocus" in field
+    message = re.search(r'<p class="error field-error" id="c2t4-key-error">([^<]*)</p>', html)
+    assert message is not None
+    assert (
+        message.group(1) == "Key &#x27;违法犯罪&#x27; is already used by Category 1 (法律与社会安全), tag 1 (违法犯罪)."
+    )
+    assert "aria-invalid" not in _field(html, "c0t0-key")  # the tag that had the key all along is not the one wrong
+    assert html.count("autofocus") == 1 and html.count('aria-invalid="true"') == 1
+    assert "each problem with a field is said beside it too" in html
+
+    # Added to the first category with a key the third already has: the validator reports the third's (the later)
+    # use, but the field typed is the new one.
+    html = client.post(url, _with_new_tag(policy_version.taxonomy, 0, "引导私下交易")).content.decode()
+    field = _field(html, "c0t5-key")
+    assert 'aria-invalid="true"' in field and 'aria-describedby="c0t5-key-error"' in field and "autofocus" in field
+    assert (
+        '<p class="error field-error" id="c0t5-key-error">Key &#x27;引导私下交易&#x27; is also used by Category 3 '
+        "(商业行为与商品宣传), tag 2 (引导私下交易).</p>"
+    ) in html
+    assert "aria-invalid" not in _field(html, "c2t1-key") and html.count("autofocus") == 1
+
+    # A category key used twice; and with two problems, the first in the form's order is focused.
+    data = _structured_post(policy_version.taxonomy)
+    data["c3-key"] = data["c0-key"]
+    data["c1-name"] = ""
+    html = client.post(url, data).content.decode()
+    assert 'aria-describedby="c3-key-error"' in _field(html, "c3-key") and 'id="c3-key-error"' in html
+    assert 'aria-invalid="true" aria-describedby="c1-name-error" autofocus' in _field(html, "c1-name")
+    assert html.count("autofocus") == 1
+    assert PolicyVersion.objects.count() == 1
+
+    # The JSON editor's one field: marked and focused, described by the list of problems.
+    taxonomy = [{"key": "A", "name": "A", "tags": [{"key": "t", "name": "T", "keywords": ["k"]}] * 2}]
+    html = client.post(url, {"mode": "json", "taxonomy_json": json.dumps(taxonomy)}).content.decode()
+    assert 'aria-invalid="true" aria-describedby="editor-errors" autofocus' in _field(html, "taxonomy_json")
+    assert 'id="editor-errors"' in html and "is already used by" in html
 
 
 def test_user_text_in_a_taxonomy_is_escaped(policy_version, make_user, client_as):

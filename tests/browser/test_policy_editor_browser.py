@@ -1,0 +1,58 @@
+"""A policy editor in Chromium at 1440x900 adds a tag whose key another tag already has: the refused form opens
+focused on the key typed, marked invalid and described by the message beside it, and saves once the key is changed.
+(SCREENSHOT_DIR keeps the screenshots.)"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from moderation.policies.models import PolicyVersion
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_accessibility import _violations
+from tests.browser.test_review_browser import _login
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"),
+]
+
+
+def test_a_key_used_twice_opens_the_editor_focused_on_the_key_typed(page, make_user, policy_version, tmp_path):
+    editor = make_user("policy_editor", username="rubric-editor")
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, editor.username)
+    page.goto(f"/policies/{policy_version.policy_id}/edit/")
+    with page.expect_navigation():
+        page.get_by_role("button", name="+ Add tag").nth(2).click()  # the third category's
+    page.locator('input[name="c2t4-key"]').fill("违法犯罪")  # the first category's first tag has it
+    page.locator('input[name="c2t4-name"]').fill("Crime, again")
+    page.locator('textarea[name="c2t4-keywords"]').fill("crime")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save as new draft").click()
+
+    # autofocus is applied when the browser next renders, which can come after the load event: wait for it.
+    page.wait_for_function("document.activeElement.name === 'c2t4-key'", timeout=5000)
+    key = page.locator('input[name="c2t4-key"]')
+    assert key.get_attribute("aria-invalid") == "true"
+    beside = page.locator(f"#{key.get_attribute('aria-describedby')}")
+    assert beside.inner_text() == "Key '违法犯罪' is already used by Category 1 (法律与社会安全), tag 1 (违法犯罪)."
+    assert beside.is_visible() and key.is_visible()  # the field and its message are in the window, not below it
+    assert page.locator('[aria-invalid="true"]').count() == 1
+    assert "The draft was not saved" in page.locator("#editor-errors").inner_text()
+    assert PolicyVersion.objects.filter(policy=policy_version.policy).count() == 1
+    page.screenshot(path=str(shots / "policy-editor-duplicate-key.png"))
+    assert _violations(page) == []
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+
+    # Typing over the focused field fixes it: the draft is saved.
+    page.keyboard.press("Control+A")
+    page.keyboard.type("违法犯罪-二次")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")  # Enter in a text field saves (the form's first button)
+    assert "Saved as draft" in page.content()
+    draft = PolicyVersion.objects.filter(policy=policy_version.policy).order_by("-number").first()
+    assert draft is not None and "违法犯罪-二次" in {t["key"] for t in draft.taxonomy[2]["tags"]}
