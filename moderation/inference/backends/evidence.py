@@ -66,7 +66,7 @@ def _speech_evidence(hit: Hit) -> dict[str, Any] | None:
     if hit.segment_id is not None and hit.start is not None:
         return {"kind": "segment", "ref": hit.segment_id, "label": f"{hit.start:.1f}s «{hit.keyword}»", "t": hit.start}
     if hit.line is not None:
-        return {"kind": "speech", "ref": hit.line, "label": f"speech #{hit.line} «{hit.keyword}»"}
+        return {"kind": "speech", "ref": hit.line, "label": f"speech «{hit.keyword}»"}
     return None
 
 

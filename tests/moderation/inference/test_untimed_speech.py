@@ -80,8 +80,8 @@ def test_an_imported_records_speech_is_recorded_without_a_time_and_prompted_with
 
     analysis = EvidenceBaseline().decide(bundle, kuaimod_taxonomy(), SAFE_LABEL).cot[1]
     assert analysis["evidence"] == [
-        {"kind": "speech", "ref": 1, "label": "speech #1 «加我»"},
-        {"kind": "speech", "ref": 3, "label": "speech #3 «私聊»"},
+        {"kind": "speech", "ref": 1, "label": "speech «加我»"},
+        {"kind": "speech", "ref": 3, "label": "speech «私聊»"},
     ]
     assert "The speech says «加我微信»" in analysis["text"] and "at 0.0s" not in analysis["text"]
 
@@ -108,8 +108,8 @@ def test_the_review_screen_links_untimed_speech_evidence_to_its_line_without_a_t
 
     html = _review_screen(video, cot, policy_version, make_user)
 
-    assert '<a href="#seg-1" class="ev-speech">speech #1 «加我»</a>' in html
-    assert '<a href="#seg-3" class="ev-speech">speech #3 «私聊»</a>' in html
+    assert '<a href="#seg-1" class="ev-speech">speech «加我»</a>' in html
+    assert '<a href="#seg-3" class="ev-speech">speech «私聊»</a>' in html
     assert 'id="seg-1">加我微信</li>' in html and 'id="seg-3">私聊发价格</li>' in html  # where the links land
     assert "@ 0.0s" not in html and "0.0s «" not in html
     assert not re.search(r'class="ev-[a-z]+"[^>]*data-seek|data-seek="[^"]*"[^>]*class="ev-', html)
