@@ -345,7 +345,7 @@ def test_a_videos_pairs_screen_lists_one_side_when_asked_and_says_so(client_as, 
     html = client.get(url, {"side": "copies"}).content.decode()
     assert listed(html) == [p.pk for p in copies]
     assert f"<h1>Later copies of video #{video.pk}</h1>" in html
-    assert "only the later uploads that likely re-upload this video" in html
+    assert "only the 3 later uploads that likely re-upload this video" in html
     tabs = html[html.index('id="video-pairs-side"') : html.index("</nav>", html.index('id="video-pairs-side"'))]
     assert (
         '<a href="?side=all">All pairs</a>' in tabs
@@ -354,6 +354,7 @@ def test_a_videos_pairs_screen_lists_one_side_when_asked_and_says_so(client_as, 
 
     html = client.get(url, {"side": "originals"}).content.decode()
     assert listed(html) == [earlier.pk] and f"<h1>Earlier videos that video #{video.pk} copies</h1>" in html
+    assert "only the 1 earlier video this video likely re-uploads" in html
 
     html = client.get(url, {"side": "all"}).content.decode()
     assert listed(html) == [unrelated.pk, *[p.pk for p in copies], earlier.pk]
