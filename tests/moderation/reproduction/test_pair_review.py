@@ -354,7 +354,7 @@ def test_a_videos_pairs_screen_lists_one_side_when_asked_and_says_so(client_as, 
 
     html = client.get(url, {"side": "originals"}).content.decode()
     assert listed(html) == [earlier.pk] and f"<h1>Earlier videos that video #{video.pk} copies</h1>" in html
-    assert "only the 1 earlier video this video likely re-uploads" in html
+    assert "only the one earlier video this video likely re-uploads" in html
 
     html = client.get(url, {"side": "all"}).content.decode()
     assert listed(html) == [unrelated.pk, *[p.pk for p in copies], earlier.pk]
