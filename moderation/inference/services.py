@@ -179,6 +179,18 @@ def decisions_create_for_video(*, video_id: int, policy_versions: list[PolicyVer
     return [decision for decision, _ in made]
 
 
+def decisions_create_missing_for_video(*, video_id: int) -> list[Decision]:
+    """The decisions a decided video lacks under the policies that auto-apply (``videos_missing_auto_decision``),
+    made and routed in one run (``decisions_create_for_video``: the visibility rule then knows every policy's
+    routing). Idempotent: a policy already deciding the video is not asked again, so a redelivered task runs no
+    model; a video with no decision at all is left to its own inference run. Returns the new decisions."""
+    decided = set(Decision.objects.filter(video_id=video_id).values_list("policy_version__policy_id", flat=True))
+    missing = [version for version in policy_versions_auto_applied() if version.policy_id not in decided]
+    if not decided or not missing:
+        return []
+    return decisions_create_for_video(video_id=video_id, policy_versions=missing)
+
+
 def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | None = None) -> Decision:
     """A one-policy run of ``decisions_create_for_video``: ``policy_version`` defaults to the default policy's
     active version; the model is the one serving that policy (``model_version_serving``)."""

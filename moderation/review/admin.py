@@ -15,6 +15,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import videos_open_to
 from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import audit_events_open_to, audit_object_model
+from moderation.review.services import review_queues_delete, review_queues_edited
 
 
 @admin.register(ReviewQueue)
@@ -34,6 +35,20 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     filter_horizontal = ["allowed_groups"]
     search_fields = ["name", "slug"]
     autocomplete_fields = ["policy", "model_version", "escalation_queue", "adjudication_queue"]
+
+    # An edit or a delete can leave an item routing owed a queue never made (its model removed, the queue made
+    # inactive or given other filters or groups): the decisions it awaited are routed again in the same
+    # transaction (the admin's save and delete are atomic), so no video stays closed waiting for it.
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # the groups too: whether the queue is restricted
+        if change:
+            review_queues_edited(queue_ids=[form.instance.pk], reason=f"queue {form.instance.slug} edited")
+
+    def delete_model(self, request: HttpRequest, obj: ReviewQueue) -> None:
+        review_queues_delete(queue_ids=[obj.pk])
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ReviewQueue]) -> None:
+        review_queues_delete(queue_ids=list(queryset.values_list("pk", flat=True)))
 
 
 # The video of a row a change form may point at, for each kind of row with a video of its own.
