@@ -2,7 +2,7 @@
 
 from moderation.feedback.models import FeedbackAggregate, FeedbackEvent
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
-from moderation.inference.models import Decision, DecisionRerun, ModelVersion
+from moderation.inference.models import Decision, DecisionRerun, KeptVerdict, ModelVersion
 from moderation.integrations.models import (
     IdempotencyKey,
     Integration,
@@ -62,6 +62,7 @@ __all__ = [
     "Integration",
     "IntegrationVideo",
     "ItemLabel",
+    "KeptVerdict",
     "Keyframe",
     "OcrBox",
     "PairReview",
