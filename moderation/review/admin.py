@@ -42,13 +42,22 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)  # the groups too: whether the queue is restricted
         if change:
-            review_queues_edited(queue_ids=[form.instance.pk], reason=f"queue {form.instance.slug} edited")
+            queue = form.instance
+            self._say_rerouted(request, review_queues_edited(queue_ids=[queue.pk], reason=f"queue {queue.slug} edited"))
 
     def delete_model(self, request: HttpRequest, obj: ReviewQueue) -> None:
-        review_queues_delete(queue_ids=[obj.pk])
+        self._say_rerouted(request, review_queues_delete(queue_ids=[obj.pk]))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ReviewQueue]) -> None:
-        review_queues_delete(queue_ids=list(queryset.values_list("pk", flat=True)))
+        self._say_rerouted(request, review_queues_delete(queue_ids=list(queryset.values_list("pk", flat=True))))
+
+    def _say_rerouted(self, request: HttpRequest, count: int) -> None:
+        if count:
+            self.message_user(
+                request,
+                f"{count} decision{'s' if count != 1 else ''} waiting for this queue's model "
+                f"{'were' if count != 1 else 'was'} routed again as the queues say now (the audit log says where).",
+            )
 
 
 # The video of a row a change form may point at, for each kind of row with a video of its own.
