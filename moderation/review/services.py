@@ -255,16 +255,16 @@ def _items_made_in(decision: Decision) -> set[int]:
 
 
 @transaction.atomic
-def review_decision_reroute(*, decision: Decision, reason: str) -> list[str]:
+def review_decision_reroute(*, decision: Decision, reason: str) -> bool:
     """Route ``decision`` again as the queues are configured now, after an edit left a queue unable to take the
     item routing owed it (``AwaitedQueueItem``): its model removed or made the decision's own, the queue deleted,
-    made inactive or given other filters. Made items stay (reviews and claims are people's work); an awaited
-    item whose queue no longer takes the decision is dropped; every queue that takes it now gets its item (its
-    own model decides first when it names another one; a QA sample already drawn is kept, none is drawn again);
-    with no queue left for it, the default queue takes it. The video's restricted flag then says what is
-    awaited now: open unless a queue restricted to groups holds or awaits it. Idempotent; returns the slugs of
-    the queues it now goes to, and writes a ``decision.rerouted`` audit event saying why (``reason``)."""
-    Video.objects.select_for_update().filter(pk=decision.video_id).first()  # one writer of the video's routing
+    made inactive or given other filters or groups. Made items stay (reviews and claims are people's work); an
+    awaited item whose queue no longer takes the decision is dropped; every queue that takes it now gets its item
+    (its own model decides first when it names another one; a QA sample already drawn is kept, none is drawn
+    again); with no queue left for it, the default queue takes it. The video's restricted flag then says what is
+    awaited now: open unless a queue restricted to groups holds or awaits it. Idempotent. Returns whether
+    anything changed; then a ``decision.rerouted`` audit event says where it goes now and why (``reason``)."""
+    video = Video.objects.select_for_update().only("routed_restricted").get(pk=decision.video_id)  # one writer
     escalated, user_reported = _routing_facts(decision)
     awaited = {a.queue_id: a for a in AwaitedQueueItem.objects.filter(decision=decision)}
     takes = [
@@ -274,41 +274,43 @@ def review_decision_reroute(*, decision: Decision, reason: str) -> list[str]:
         and (q.sample_rate >= 1.0 or q.pk in awaited)
     ]
     made = _items_made_in(decision)
-    AwaitedQueueItem.objects.filter(decision=decision).exclude(queue__in=[q.pk for q in takes]).delete()
+    owed = AwaitedQueueItem.objects.filter(decision=decision)
+    changed = owed.exclude(queue__in=[q.pk for q in takes]).delete()[0] > 0
     if not any(q.sample_rate >= 1.0 for q in takes) and not made - {q.pk for q in takes}:
         takes.append(review_queue_default())
-    routed, new_tasks = [], []
+    new_tasks: list[ReviewTask] = []
     for queue in takes:
-        routed.append(queue.slug)
         if queue.pk in made:
-            AwaitedQueueItem.objects.filter(decision=decision, queue=queue).delete()
+            changed |= owed.filter(queue=queue).delete()[0] > 0
         elif _decides_itself(queue, decision):
-            AwaitedQueueItem.objects.filter(decision=decision, queue=queue).delete()
+            owed.filter(queue=queue).delete()
             new_tasks += review_tasks_create_in_queue(decision=decision, queue=queue)
+            changed = True
         elif AwaitedQueueItem.objects.get_or_create(decision=decision, queue=queue)[1]:
             enqueue("moderation.review.tasks.run_queue_decision", decision.pk, queue.pk)
-    review_routing_flag_sync(video_id=decision.video_id)
+            changed = True
+    changed |= review_routing_flag_sync(video_id=decision.video_id) != video.routed_restricted
+    if not changed:
+        return False
     dropped = _open_tag_items_drop(video_id=decision.video_id)
     review_queue_counts_forget(queue_ids=[t.queue_id for t in new_tasks] + dropped)
     audit_event_record(
-        actor=None, action="decision.rerouted", obj=decision, payload={"queues": routed, "reason": reason}
+        actor=None,
+        action="decision.rerouted",
+        obj=decision,
+        payload={"queues": [q.slug for q in takes], "reason": reason},
     )
-    return routed
+    return True
 
 
 def review_queues_edited(*, queue_ids: Sequence[int], reason: str) -> int:
-    """After queues ``queue_ids`` were edited or deleted (in the caller's transaction): every decision whose item
-    one of them awaited is routed again as the queues say now (``review_decision_reroute``), which also sets
-    the video's restricted flag again (a queue's groups may have changed). Returns how many decisions were
-    routed again."""
+    """After queues ``queue_ids`` were edited (in the caller's transaction): every decision whose item one of them
+    awaits is routed again as the queues say now (``review_decision_reroute``), which also sets the video's
+    restricted flag again (a queue's groups may have changed). Returns how many decisions' routing changed."""
     decisions = Decision.objects.filter(
         pk__in=AwaitedQueueItem.objects.filter(queue_id__in=queue_ids).values("decision_id")
     ).select_related("video__feedback_aggregate", "policy_version")
-    count = 0
-    for decision in decisions:
-        review_decision_reroute(decision=decision, reason=reason)
-        count += 1
-    return count
+    return sum(review_decision_reroute(decision=decision, reason=reason) for decision in decisions)
 
 
 @transaction.atomic

@@ -117,6 +117,15 @@ def test_a_queue_made_inactive_after_routing_routes_the_video_again(routed: Rout
     assert not videos_routing_stranded().exists()
 
 
+def test_an_edit_that_keeps_the_queue_taking_the_item_changes_no_routing(routed: Routed) -> None:
+    w = routed
+    _admin_save(w.queue, priority=7, sla_seconds=3600)
+
+    assert AwaitedQueueItem.objects.filter(decision=w.first, queue=w.queue).exists()
+    assert not AuditEvent.objects.filter(action="decision.rerouted").exists()
+    _assert_open_to(w, outsider=False, senior=False)
+
+
 def test_a_queue_whose_groups_are_cleared_opens_the_video_it_awaits(routed: Routed) -> None:
     w = routed
     _admin_save(w.queue, allowed_groups=[])
