@@ -184,7 +184,16 @@ def review_tasks_create_for_decision(
     has decided.
     """
     existing = list(ReviewTask.objects.filter(decision=decision, is_gold=False))
-    if existing or AwaitedQueueItem.objects.filter(decision=decision).exists():
+    # Routed already: an item of its own, one awaited, or one a queue's own model decided since (a later decision
+    # of the same video and policy version), e.g. a redelivered inference task handing it over again.
+    made_since = ReviewTask.objects.filter(
+        decision__video_id=decision.video_id,
+        decision__policy_version_id=decision.policy_version_id,
+        decision_id__gt=decision.pk,
+        queue__kind=ReviewQueue.Kind.MODERATION,
+        is_gold=False,
+    )
+    if existing or AwaitedQueueItem.objects.filter(decision=decision).exists() or made_since.exists():
         return existing
     facts = _routing_facts(decision)
     escalated = facts[0] if escalated is None else escalated

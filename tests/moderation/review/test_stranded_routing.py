@@ -126,6 +126,21 @@ def test_an_edit_that_keeps_the_queue_taking_the_item_changes_no_routing(routed:
     _assert_open_to(w, outsider=False, senior=False)
 
 
+def test_a_redelivered_run_does_not_route_a_decision_whose_queue_item_was_made(routed: Routed) -> None:
+    """The item made by the queue's own model is under that model's decision; the first decision has none of its
+    own. A redelivered inference run handed it to routing again, which awaited the queue's item once more (and
+    closed the video to the seniors meanwhile, had the item not been found)."""
+    w = routed
+    review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk)
+    routed_events = AuditEvent.objects.filter(action="decision.routed").count()
+
+    assert decision_create_for_video(video_id=w.video.pk) == w.first
+
+    assert not AwaitedQueueItem.objects.exists()
+    assert AuditEvent.objects.filter(action="decision.routed").count() == routed_events
+    _assert_open_to(w, outsider=False, senior=True)
+
+
 def test_a_queue_whose_groups_are_cleared_opens_the_video_it_awaits(routed: Routed) -> None:
     w = routed
     _admin_save(w.queue, allowed_groups=[])
