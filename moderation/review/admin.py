@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin
+from django.contrib.auth.models import Group
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -58,6 +61,25 @@ class ReviewQueueAdmin(admin.ModelAdmin):
                 f"{count} decision{'s' if count != 1 else ''} waiting for this queue's model "
                 f"{'were' if count != 1 else 'was'} routed again as the queues say now (the audit log says where).",
             )
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupWithQueuesAdmin(GroupAdmin):
+    """Deleting a group can leave a queue restricted to it open to every reviewer: the items such a queue awaits
+    are routed again in the same transaction (``review_queues_edited``), so no video stays closed for them."""
+
+    def delete_model(self, request: HttpRequest, obj: Group) -> None:
+        self.delete_queryset(request, Group.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Group]) -> None:
+        with transaction.atomic():  # the changelist's bulk delete runs outside the admin's own transaction
+            queues = ReviewQueue.objects.filter(allowed_groups__in=queryset).values_list("pk", flat=True)
+            queue_ids, names = list(queues.distinct()), ", ".join(queryset.values_list("name", flat=True))
+            queryset.delete()
+            review_queues_edited(queue_ids=queue_ids, reason=f"group deleted: {names}")
 
 
 # The video of a row a change form may point at, for each kind of row with a video of its own.

@@ -182,6 +182,17 @@ def test_a_queue_given_the_decisions_own_model_takes_the_item_at_once(routed: Ro
     assert not Video.objects.get(pk=w.video.pk).routed_restricted
 
 
+def test_deleting_a_queues_only_group_in_the_admin_opens_the_video_it_awaits(routed: Routed) -> None:
+    w = routed
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    group = Group.objects.get(name="seniors")
+    assert _client(admin).post(reverse("admin:auth_group_delete", args=[group.pk]), {"post": "yes"}).status_code == 302
+
+    assert not Group.objects.filter(name="seniors").exists()
+    _assert_open_to(w, outsider=True, senior=True)  # the queue is open to every reviewer now
+    assert not videos_routing_stranded().exists()
+
+
 def test_a_queue_deleted_in_the_admin_routes_the_video_again(routed: Routed) -> None:
     w = routed
     admin = UserFactory(is_staff=True, is_superuser=True)
@@ -232,7 +243,8 @@ def test_the_ops_page_counts_stranded_videos_and_its_button_routes_them_again(ro
 
 
 def test_repair_routing_command_clears_a_flag_a_deleted_group_left(routed: Routed) -> None:
-    """Deleting the queue's only group makes it open to all, without its admin: the video stayed the admins'."""
+    """Deleting the queue's only group outside the admin (a shell, a script) makes the queue open to all without routing
+    again: the video stayed the admins'."""
     w = routed
     Group.objects.filter(name="seniors").delete()
     _assert_open_to(w, outsider=False, senior=False)
