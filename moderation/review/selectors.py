@@ -68,11 +68,17 @@ def videos_routing_stranded() -> QuerySet[Video]:
         | Q(queue__model_version__isnull=True)
         | Q(queue__model_version_id=F("decision__model_version_id"))
     )
-    return Video.objects.filter(
-        (Q(routed_restricted=True) & ~Exists(awaited_restricted))
-        | (Q(routed_restricted=False) & Exists(awaited_restricted))
-        | Exists(never_made)
-    ).order_by("pk")
+    # Only flagged videos and those with an awaited item can be stranded: a few, whatever the number of videos.
+    candidates = Q(routed_restricted=True) | Q(pk__in=AwaitedQueueItem.objects.values("decision__video_id"))
+    return (
+        Video.objects.filter(candidates)
+        .filter(
+            (Q(routed_restricted=True) & ~Exists(awaited_restricted))
+            | (Q(routed_restricted=False) & Exists(awaited_restricted))
+            | Exists(never_made)
+        )
+        .order_by("pk")
+    )
 
 
 def review_queue_may_work(*, user: User, queue: ReviewQueue) -> bool:
