@@ -14,6 +14,7 @@ from moderation.inference.services import decisions_create_for_video, model_vers
 from moderation.policies.models import Policy
 from moderation.review.models import AwaitedQueueItem, ReviewQueue
 from tests.browser.conftest import CHROMIUM
+from tests.browser.test_accessibility import _violations
 from tests.browser.test_review_browser import _login
 from tests.factories import PolicyVersionFactory, VideoFactory
 
@@ -47,6 +48,7 @@ def test_an_admin_repairs_routing_from_the_ops_page(page: Any, make_user: Any, p
     text = panel.inner_text()
     # All four lack the minors policy's decision (it auto-applies since they were decided).
     assert "3 stranded videos" in text and "4 decided videos lack a decision" in text, text
+    assert _violations(page) == []  # the panel with its lists and button: no moderate or worse axe finding
     panel.scroll_into_view_if_needed()
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "ops-routing-stranded.png"))
