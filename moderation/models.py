@@ -2,7 +2,7 @@
 
 from moderation.feedback.models import FeedbackAggregate, FeedbackEvent
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
-from moderation.inference.models import Decision, DecisionRerun, ModelVersion
+from moderation.inference.models import Decision, DecisionRerun, KeptVerdict, ModelVersion
 from moderation.integrations.models import (
     IdempotencyKey,
     Integration,
@@ -15,7 +15,7 @@ from moderation.labels.models import ItemLabel
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.reproduction.models import ClusterMembership, FrameHash, PairReview, ReproCandidate, TeacherJudgement
-from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewSkip, ReviewTask
+from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.tagging.models import (
     Tag,
     TagCandidate,
@@ -49,6 +49,7 @@ __all__ = [
     "VideoTagState",
     "VocabularyVersion",
     "AuditEvent",
+    "AwaitedQueueItem",
     "CascadeModel",
     "CascadeTraining",
     "ClusterMembership",
@@ -61,6 +62,7 @@ __all__ = [
     "Integration",
     "IntegrationVideo",
     "ItemLabel",
+    "KeptVerdict",
     "Keyframe",
     "OcrBox",
     "PairReview",

@@ -22,7 +22,8 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.media.tasks.process_video": TaskQueue.MEDIA,
     "moderation.inference.tasks.run_inference": TaskQueue.INFER,
     "moderation.review.tasks.run_queue_decision": TaskQueue.INFER,
-    "moderation.inference.tasks.rerun_decision": TaskQueue.INFER,  # a reviewer's re-run: the decision's model
+    "moderation.inference.tasks.rerun_decision": TaskQueue.INFER,
+    "moderation.inference.tasks.decide_missing_policies": TaskQueue.INFER,  # the routing repair: a model runs  # a reviewer's re-run: the decision's model
     "moderation.inference.tasks.retrain_cascade": TaskQueue.DEFAULT,  # beat: queues train_cascade when due
     "moderation.inference.tasks.train_cascade": TaskQueue.DEFAULT,  # sklearn on a few thousand items: CPU
     "training.tasks.run_training_job": TaskQueue.TRAIN,

@@ -122,3 +122,28 @@ class DecisionRerun(BackgroundJob):
 
     def __str__(self) -> str:
         return f"re-run {self.pk} of decision {self.decision_id}: {self.status}"
+
+
+class KeptVerdict(models.Model):
+    """One policy's model answer on a video from a run that saved nothing, because another policy's model failed
+    (a run's decisions are saved and routed together: ``decisions_create_for_video``). The retry reuses it
+    instead of running that model again, but only for the same input: ``fingerprint`` hashes what the models
+    read of the video (title, speech, frames, on-screen text, user feedback), the policy version and the
+    deciding models' identities, so a changed video, feedback or model runs again. The run that saves the
+    video's decisions deletes its kept answers in the same transaction."""
+
+    video = models.ForeignKey("moderation.Video", on_delete=models.CASCADE, related_name="+")
+    policy_version = models.ForeignKey("moderation.PolicyVersion", on_delete=models.CASCADE, related_name="+")
+    fingerprint = models.CharField(max_length=64)
+    # {"model_version": the deciding model's id (stage 1 or the serving model), "result": the BackendResult's
+    # fields, "latency_ms", "cascade": the cascade fields a Decision stores}
+    answer = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["video", "policy_version", "fingerprint"], name="one_kept_verdict")
+        ]
+
+    def __str__(self) -> str:
+        return f"kept verdict of video {self.video_id} under policy version {self.policy_version_id}"

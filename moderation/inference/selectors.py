@@ -5,15 +5,35 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
 from moderation.inference.models import Decision, DecisionRerun, ModelVersion
 from moderation.inference.stage1.inputs import TextItem, stage1_input
 from moderation.labels.models import ItemLabel
 from moderation.labels.selectors import item_label_map, item_labels_trusted
+from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
 from workbench.text import row_id
+
+
+def videos_missing_auto_decision() -> QuerySet[Video]:
+    """Decided videos with no decision under some policy that auto-applies: left half-decided by code that saved
+    each policy's decision in its own transaction (a run now saves them all at once), or decided before that
+    policy was made auto-applied. Each is open to every reviewer under the decisions it has, though the missing
+    policy's routing might restrict it; the routing repair queues the missing decisions
+    (``decisions_create_missing_for_video``). Videos still in the media pipeline are left to it."""
+    from moderation.policies.services import policy_versions_auto_applied
+
+    policies = sorted({version.policy_id for version in policy_versions_auto_applied()})
+    if not policies:
+        return Video.objects.none()
+    decisions = Decision.objects.filter(video_id=OuterRef("pk"))
+    lacking = Q()
+    for policy_id in policies:
+        lacking |= ~Q(Exists(decisions.filter(policy_version__policy_id=policy_id)))
+    in_flight = (Video.Status.UPLOADED, Video.Status.PROCESSING)
+    return Video.objects.filter(Exists(decisions), lacking).exclude(status__in=in_flight).order_by("pk")
 
 
 def cascade_model_active() -> CascadeModel | None:

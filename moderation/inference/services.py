@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import re
 import time
@@ -16,7 +19,7 @@ from moderation.errors import ModerationError, error_text
 from moderation.feedback.selectors import feedback_prompt_stats
 from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend, untimed_segments
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
-from moderation.inference.models import Decision, DecisionRerun, ModelVersion
+from moderation.inference.models import Decision, DecisionRerun, KeptVerdict, ModelVersion
 from moderation.integrations.services import event_decision_created, event_model_promoted
 from moderation.media.models import Video
 from moderation.policies.models import Policy, PolicyVersion
@@ -129,7 +132,9 @@ def decisions_create_for_video(*, video_id: int, policy_versions: list[PolicyVer
     Idempotent: a decision already made for this video, policy version and deciding model is kept as it is (a
     redelivered task does no second inference), and its review tasks are created if missing; the write
     re-checks under the video's row lock, so two deliveries at once save each decision once. When one policy's
-    model fails, nothing of the run is saved (the video stays undecided; a retry runs the models again).
+    model fails, no decision of the run is saved (the video stays undecided); the answers of the models that
+    succeeded are kept (``KeptVerdict``), so the retry runs only the failed policy's model, as long as the video,
+    its feedback and the models are what they were (else it runs them again).
     """
     versions = policy_versions_auto_applied() if policy_versions is None else policy_versions
     if not versions:
@@ -140,7 +145,15 @@ def decisions_create_for_video(*, video_id: int, policy_versions: list[PolicyVer
     missing = [plan for plan in plans if _decision_found(video_id, plan) is None]
     if missing:
         content = content_bundle_for(video)
-        verdicts = {plan.policy_version.pk: _verdict(plan, content) for plan in missing}
+        for plan in missing:
+            fingerprint = _fingerprint(plan, content)
+            kept = _verdict_kept(video_id, plan, fingerprint)
+            answer = kept if kept is not None else _verdict(plan, content)
+            verdicts[plan.policy_version.pk] = answer
+            if kept is None and len(missing) > 1:
+                # Kept at once, outside the run's transaction: should a later policy's model fail, the retry
+                # reruns only that one (``KeptVerdict``).
+                _verdict_keep(video_id, plan, fingerprint, answer)
 
     with transaction.atomic():
         video = Video.objects.select_for_update().get(pk=video_id)
@@ -159,6 +172,7 @@ def decisions_create_for_video(*, video_id: int, policy_versions: list[PolicyVer
             if new:
                 # Shadow mode lives in training, which subscribes: candidates decide the same item beside it.
                 decision_recorded.send(sender=Decision, decision_id=decision.pk)
+        KeptVerdict.objects.filter(video_id=video_id).delete()  # saved now, or made for a plan that changed
         if any(new for _, new in made):
             video.stage = Video.Stage.DONE
             video.progress = 100
@@ -173,6 +187,18 @@ def decisions_create_for_video(*, video_id: int, policy_versions: list[PolicyVer
                 "decision %s for video %s: %s (%.2f)", decision.pk, video_id, decision.label, decision.confidence
             )
     return [decision for decision, _ in made]
+
+
+def decisions_create_missing_for_video(*, video_id: int) -> list[Decision]:
+    """The decisions a decided video lacks under the policies that auto-apply (``videos_missing_auto_decision``),
+    made and routed in one run (``decisions_create_for_video``: the visibility rule then knows every policy's
+    routing). Idempotent: a policy already deciding the video is not asked again, so a redelivered task runs no
+    model; a video with no decision at all is left to its own inference run. Returns the new decisions."""
+    decided = set(Decision.objects.filter(video_id=video_id).values_list("policy_version__policy_id", flat=True))
+    missing = [version for version in policy_versions_auto_applied() if version.policy_id not in decided]
+    if not decided or not missing:
+        return []
+    return decisions_create_for_video(video_id=video_id, policy_versions=missing)
 
 
 def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | None = None) -> Decision:
@@ -251,6 +277,49 @@ def _verdict(plan: _Plan, content: ContentBundle) -> _Verdict:
         "cascade_p_violative": p_violative,
     }
     return _Verdict(model_version=model_version, result=result, latency_ms=latency_ms, cascade=cascade)
+
+
+def _fingerprint(plan: _Plan, content: ContentBundle) -> str:
+    """What a plan's answer depends on: the content the models read (local image paths aside: each worker has its
+    own copies; the frames' ids name them), the policy version and the deciding models as they are now."""
+    read = dataclasses.asdict(content)
+    read.pop("image_paths", None)
+    models = [plan.model_version] + ([plan.cascade_version] if plan.cascade_version else [])
+    identity = [(m.pk, m.backend, m.base_model, m.adapter_path) for m in models]
+    payload = json.dumps([read, plan.policy_version.pk, identity], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _verdict_keep(video_id: int, plan: _Plan, fingerprint: str, verdict: _Verdict) -> None:
+    answer = {
+        "model_version": verdict.model_version.pk,
+        "result": dataclasses.asdict(verdict.result),
+        "latency_ms": verdict.latency_ms,
+        "cascade": verdict.cascade,
+    }
+    KeptVerdict.objects.update_or_create(
+        video_id=video_id, policy_version=plan.policy_version, fingerprint=fingerprint, defaults={"answer": answer}
+    )
+
+
+def _verdict_kept(video_id: int, plan: _Plan, fingerprint: str) -> _Verdict | None:
+    """The answer a failed run kept for this plan on the same input, if any (``KeptVerdict``)."""
+    kept = KeptVerdict.objects.filter(
+        video_id=video_id, policy_version=plan.policy_version, fingerprint=fingerprint
+    ).first()
+    if kept is None:
+        return None
+    deciders = {m.pk: m for m in (plan.model_version, plan.cascade_version) if m is not None}
+    try:
+        return _Verdict(
+            model_version=deciders[kept.answer["model_version"]],
+            result=BackendResult(**kept.answer["result"]),
+            latency_ms=float(kept.answer["latency_ms"]),
+            cascade=dict(kept.answer["cascade"]),
+        )
+    except (KeyError, TypeError, ValueError):  # kept by code that stored another shape: decide again
+        logger.warning("kept verdict %s of video %s is unreadable; deciding again", kept.pk, video_id)
+        return None
 
 
 def _verdict_save(video: Video, plan: _Plan, verdict: _Verdict) -> Decision:

@@ -45,6 +45,20 @@ def run_inference(self: Any, video_id: int) -> int | None:
     return None
 
 
+@shared_task(name="moderation.inference.tasks.decide_missing_policies", **LONG_TASK_OPTIONS)
+def decide_missing_policies(video_id: int) -> int:
+    """The routing repair's: decide a decided video under the auto-applied policies it lacks a decision under
+    (``decisions_create_missing_for_video``; idempotent). A failure is logged and leaves the video as it was: it
+    is decided already, and the ops page still counts it until a repair succeeds."""
+    from moderation.inference.services import decisions_create_missing_for_video
+
+    try:
+        return len(decisions_create_missing_for_video(video_id=video_id))
+    except Exception:
+        logger.exception("deciding video %s under the policies it lacks failed", video_id)
+        return 0
+
+
 @shared_task(name="moderation.inference.tasks.rerun_decision", **INFER_ITEM_TASK_OPTIONS)
 def rerun_decision(rerun_id: int) -> str | None:
     """A re-run a reviewer asked for (DecisionRerun); idempotent: a finished one is left as it is."""

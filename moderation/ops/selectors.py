@@ -11,11 +11,13 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from moderation.inference.models import Decision
+from moderation.inference.selectors import videos_missing_auto_decision
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.ops.charts import bar_chart, line_chart
 from moderation.review.agreement import krippendorff_alpha_nominal
-from moderation.review.models import Review, ReviewQueue, ReviewTask
+from moderation.review.models import AwaitedQueueItem, Review, ReviewQueue, ReviewTask
+from moderation.review.selectors import videos_routing_stranded
 
 OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
 
@@ -248,11 +250,32 @@ def ops_failed_videos() -> dict[str, int]:
     )
 
 
+def ops_routing(*, now: datetime, shown: int = 10) -> dict[str, Any]:
+    """Routing that waits on nothing or is missing: stranded videos (``videos_routing_stranded``: closed to all but
+    admins for an item no queue will make, or open while a restricted queue awaits theirs), decided videos
+    lacking a decision under an auto-applied policy (``videos_missing_auto_decision``), with the first ``shown``
+    of each by id; and the items queues naming their own model await now, with the oldest one's age in hours
+    (one waiting for long: its model's task on the infer queue is slow or lost)."""
+    stranded, missing = videos_routing_stranded(), videos_missing_auto_decision()
+    awaited = AwaitedQueueItem.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
+    return {
+        "stranded": stranded.count(),
+        "stranded_ids": list(stranded.values_list("pk", flat=True)[:shown]),
+        "missing": missing.count(),
+        "missing_ids": list(missing.values_list("pk", flat=True)[:shown]),
+        "awaited": awaited["n"],
+        "awaited_oldest_hours": round((now - awaited["oldest"]).total_seconds() / 3600, 1)
+        if awaited["oldest"]
+        else None,
+    }
+
+
 def ops_dashboard() -> dict[str, Any]:
     now = timezone.now()
     return {
         "now": now,
         "failed": ops_failed_videos(),
+        "routing": ops_routing(now=now),
         "throughput": ops_throughput(now=now),
         "backlog": ops_backlog(now=now),
         "sla": ops_sla(now=now),

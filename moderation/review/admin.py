@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin
+from django.contrib.auth.models import Group
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -15,6 +18,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import videos_open_to
 from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import audit_events_open_to, audit_object_model
+from moderation.review.services import review_queues_delete, review_queues_edited
 
 
 @admin.register(ReviewQueue)
@@ -34,6 +38,48 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     filter_horizontal = ["allowed_groups"]
     search_fields = ["name", "slug"]
     autocomplete_fields = ["policy", "model_version", "escalation_queue", "adjudication_queue"]
+
+    # An edit or a delete can leave an item routing owed a queue never made (its model removed, the queue made
+    # inactive or given other filters or groups): the decisions it awaited are routed again in the same
+    # transaction (the admin's save and delete are atomic), so no video stays closed waiting for it.
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # the groups too: whether the queue is restricted
+        if change:
+            queue = form.instance
+            self._say_rerouted(request, review_queues_edited(queue_ids=[queue.pk], reason=f"queue {queue.slug} edited"))
+
+    def delete_model(self, request: HttpRequest, obj: ReviewQueue) -> None:
+        self._say_rerouted(request, review_queues_delete(queue_ids=[obj.pk]))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ReviewQueue]) -> None:
+        self._say_rerouted(request, review_queues_delete(queue_ids=list(queryset.values_list("pk", flat=True))))
+
+    def _say_rerouted(self, request: HttpRequest, count: int) -> None:
+        if count:
+            self.message_user(
+                request,
+                f"{count} decision{'s' if count != 1 else ''} waiting for this queue's model "
+                f"{'were' if count != 1 else 'was'} routed again as the queues say now (the audit log says where).",
+            )
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupWithQueuesAdmin(GroupAdmin):
+    """Deleting a group can leave a queue restricted to it open to every reviewer: the items such a queue awaits
+    are routed again in the same transaction (``review_queues_edited``), so no video stays closed for them."""
+
+    def delete_model(self, request: HttpRequest, obj: Group) -> None:
+        self.delete_queryset(request, Group.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Group]) -> None:
+        with transaction.atomic():  # the changelist's bulk delete runs outside the admin's own transaction
+            queues = ReviewQueue.objects.filter(allowed_groups__in=queryset).values_list("pk", flat=True)
+            queue_ids, names = list(queues.distinct()), ", ".join(queryset.values_list("name", flat=True))
+            queryset.delete()
+            review_queues_edited(queue_ids=queue_ids, reason=f"group deleted: {names}")
 
 
 # The video of a row a change form may point at, for each kind of row with a video of its own.

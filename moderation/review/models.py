@@ -87,6 +87,27 @@ class ReviewQueue(models.Model):
         return self.name
 
 
+class AwaitedQueueItem(models.Model):
+    """An item routing owes a review queue that names its own model: ``decision`` goes into ``queue`` once that
+    model has decided it (``review_queue_decision``, on the infer queue), and the row is deleted then.
+
+    While such a row on a queue restricted to groups exists, ``Video.routed_restricted`` is set
+    (``review_routing_flag_sync``): the video is closed to all but admins until its item says whose it is. An edit
+    after which the queue would never take the item (its model removed or made the decision's own, the queue
+    deleted, made inactive, its filters or groups changed) routes the decision again as the queues say now
+    (``review_decision_reroute``), so no video waits for good on an item nobody will make."""
+
+    decision = models.ForeignKey("moderation.Decision", on_delete=models.CASCADE, related_name="+")
+    queue = models.ForeignKey(ReviewQueue, on_delete=models.CASCADE, related_name="awaited_items")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["decision", "queue"], name="one_awaited_item_per_queue")]
+
+    def __str__(self) -> str:
+        return f"item of decision {self.decision_id} awaited by queue {self.queue_id}"
+
+
 class ReviewTask(models.Model):
     """One unit of review work: a decision in a queue.
 

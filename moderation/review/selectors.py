@@ -38,7 +38,7 @@ from moderation.media.selectors import video_media_for_display, video_open_to_q,
 from moderation.policies.selectors import policy_label_groups, policy_label_search_text
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.counts import counts_cached, counts_generations, counts_keep
-from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewTask
+from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewTask
 from workbench.roles import Perm
 
 # Why a reviewer may pass on an item: a fixed list (review_skip refuses others), so skips count by reason.
@@ -50,6 +50,35 @@ SKIP_REASONS = (
 )
 
 COT_STAGE_KEYS = ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
+
+
+def videos_routing_stranded() -> QuerySet[Video]:
+    """Videos whose routing waits on nothing that will come, so the visibility rule keeps them from the wrong
+    people: ``routed_restricted`` (closed to all but admins) with no item awaited by a restricted queue (a flag
+    left by older code or by a path that changed a queue's groups without routing again, e.g. a group deleted),
+    the flag cleared while such an item is awaited (open to all before its restricted queue has it), or an item
+    awaited by a queue that will never make it (inactive, taking no new decisions, or naming no model of its
+    own: an edit that did not route again). The routing repair (``review_routing_repair``) routes them as the
+    queues say now."""
+    awaited = AwaitedQueueItem.objects.filter(decision__video_id=OuterRef("pk"))
+    awaited_restricted = awaited.filter(queue__allowed_groups__isnull=False)
+    never_made = awaited.filter(
+        Q(queue__is_active=False)
+        | Q(queue__routes_new_decisions=False)
+        | Q(queue__model_version__isnull=True)
+        | Q(queue__model_version_id=F("decision__model_version_id"))
+    )
+    # Only flagged videos and those with an awaited item can be stranded: a few, whatever the number of videos.
+    candidates = Q(routed_restricted=True) | Q(pk__in=AwaitedQueueItem.objects.values("decision__video_id"))
+    return (
+        Video.objects.filter(candidates)
+        .filter(
+            (Q(routed_restricted=True) & ~Exists(awaited_restricted))
+            | (Q(routed_restricted=False) & Exists(awaited_restricted))
+            | Exists(never_made)
+        )
+        .order_by("pk")
+    )
 
 
 def review_queue_may_work(*, user: User, queue: ReviewQueue) -> bool:

@@ -14,6 +14,7 @@ import logging
 import random
 import re
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -28,6 +29,7 @@ from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.inference.models import Decision
+from moderation.inference.selectors import videos_missing_auto_decision
 from moderation.inference.services import decision_create_by_model
 from moderation.inference.stage1.label_value import label_value, uncertainty_term
 from moderation.integrations.services import event_label_final, event_review_completed
@@ -41,8 +43,8 @@ from moderation.media.selectors import (
 )
 from moderation.policies.models import PolicyVersion
 from moderation.review.counts import review_queue_counts_forget
-from moderation.review.models import AuditEvent, Review, ReviewQueue, ReviewSkip, ReviewTask
-from moderation.review.selectors import SKIP_REASONS
+from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
+from moderation.review.selectors import SKIP_REASONS, videos_routing_stranded
 from workbench import storage
 from workbench.db import prepared_cursor
 from workbench.queues import enqueue
@@ -150,6 +152,24 @@ def _new_tasks(queue: ReviewQueue, decision: Decision) -> list[ReviewTask]:
     ]
 
 
+def _routing_facts(decision: Decision) -> tuple[bool, bool]:
+    """Whether the cascade escalated ``decision``, and whether users reported its video (queue filters)."""
+    aggregate = getattr(decision.video, "feedback_aggregate", None)
+    return bool(getattr(decision, "cascade_escalated", False)), bool(getattr(aggregate, "reports", 0))
+
+
+def _routed_queues() -> list[ReviewQueue]:
+    """The queues routing may choose besides the default one (which takes what none of them takes fully)."""
+    return list(
+        ReviewQueue.objects.filter(is_active=True, routes_new_decisions=True).exclude(slug=ReviewQueue.DEFAULT_SLUG)
+    )
+
+
+def _decides_itself(queue: ReviewQueue, decision: Decision) -> bool:
+    """Whether ``queue`` reviews ``decision``'s own verdict (else its own model decides the item first)."""
+    return queue.model_version_id in (None, decision.model_version_id)
+
+
 @transaction.atomic
 def review_tasks_create_for_decision(
     *, decision: Decision, escalated: bool | None = None, user_reported: bool | None = None
@@ -160,22 +180,27 @@ def review_tasks_create_for_decision(
     Idempotent: a decision that already has tasks gets none added, so a redelivered inference task
     is harmless. ``escalated`` defaults to the decision's ``cascade_escalated`` attribute, if the
     inference wing sets one; ``user_reported`` to whether the video's feedback aggregate counts
-    any user report.
+    any user report. A queue that names another model is owed its item (``AwaitedQueueItem``) until that model
+    has decided.
     """
     existing = list(ReviewTask.objects.filter(decision=decision, is_gold=False))
-    if existing:
+    # Routed already: an item of its own, one awaited, or one a queue's own model decided since (a later decision
+    # of the same video and policy version), e.g. a redelivered inference task handing it over again.
+    made_since = ReviewTask.objects.filter(
+        decision__video_id=decision.video_id,
+        decision__policy_version_id=decision.policy_version_id,
+        decision_id__gt=decision.pk,
+        queue__kind=ReviewQueue.Kind.MODERATION,
+        is_gold=False,
+    )
+    if existing or AwaitedQueueItem.objects.filter(decision=decision).exists() or made_since.exists():
         return existing
-    if escalated is None:
-        escalated = bool(getattr(decision, "cascade_escalated", False))
-    if user_reported is None:
-        aggregate = getattr(decision.video, "feedback_aggregate", None)
-        user_reported = bool(getattr(aggregate, "reports", 0))
+    facts = _routing_facts(decision)
+    escalated = facts[0] if escalated is None else escalated
+    user_reported = facts[1] if user_reported is None else user_reported
     chosen: list[ReviewQueue] = []
     full_match = False
-    candidates = ReviewQueue.objects.filter(is_active=True, routes_new_decisions=True).exclude(
-        slug=ReviewQueue.DEFAULT_SLUG
-    )
-    for queue in candidates:
+    for queue in _routed_queues():
         if not _queue_matches(queue, decision, escalated=escalated, user_reported=user_reported):
             continue
         if queue.sample_rate < 1.0:
@@ -188,14 +213,14 @@ def review_tasks_create_for_decision(
         chosen.append(review_queue_default())
     # A queue that reviews another model's verdict gets the item once that model has decided it
     # (review_queue_decision: moderation.review.tasks.run_queue_decision, on the infer queue).
-    own = [q for q in chosen if q.model_version_id in (None, decision.model_version_id)]
+    own = [q for q in chosen if _decides_itself(q, decision)]
     other = [q for q in chosen if q not in own]
-    restricted = ReviewQueue.objects.filter(pk__in=[q.pk for q in chosen], allowed_groups__isnull=False).exists()
-    if restricted:
-        # Restricted from now on, not from when a queue's own model has decided and its item exists: until then
-        # the video has no item and would be open to everyone (its page, its media).
-        Video.objects.filter(pk=decision.video_id, routed_restricted=False).update(routed_restricted=True)
+    AwaitedQueueItem.objects.bulk_create([AwaitedQueueItem(decision=decision, queue=q) for q in other])
     tasks = ReviewTask.objects.bulk_create([t for q in own for t in _new_tasks(q, decision)])
+    # Restricted from now on, not from when a queue's own model has decided and its item exists: until then
+    # the video has no item and would be open to everyone (its page, its media).
+    review_routing_flag_sync(video_id=decision.video_id)
+    restricted = ReviewQueue.objects.filter(pk__in=[q.pk for q in chosen], allowed_groups__isnull=False).exists()
     dropped = _open_tag_items_drop(video_id=decision.video_id) if restricted else []
     review_queue_counts_forget(queue_ids=[q.pk for q in own] + dropped)
     audit_event_record(
@@ -212,6 +237,105 @@ def review_tasks_create_for_decision(
     for queue in other:
         enqueue("moderation.review.tasks.run_queue_decision", decision.pk, queue.pk)
     return tasks
+
+
+def review_routing_flag_sync(*, video_id: int) -> bool:
+    """Set ``Video.routed_restricted`` to whether an item of the video is awaited by a queue restricted to groups
+    (the visibility rule closes such a video to all but admins until the item is made) and return it. Called in
+    the transaction of every write that adds, drops or fulfils an awaited item or changes a queue's groups, so
+    the flag never outlives the item it waits for."""
+    awaited = AwaitedQueueItem.objects.filter(decision__video_id=video_id, queue__allowed_groups__isnull=False)
+    restricted = awaited.exists()
+    Video.objects.filter(pk=video_id).exclude(routed_restricted=restricted).update(routed_restricted=restricted)
+    return restricted
+
+
+def _items_made_in(decision: Decision) -> set[int]:
+    """The moderation queues holding an item of ``decision``'s video under its policy version (the queue's
+    own model's decision counts: it is the item routing owed that queue)."""
+    return set(
+        ReviewTask.objects.filter(
+            decision__video_id=decision.video_id,
+            decision__policy_version_id=decision.policy_version_id,
+            queue__kind=ReviewQueue.Kind.MODERATION,
+            is_gold=False,
+        ).values_list("queue_id", flat=True)
+    )
+
+
+@transaction.atomic
+def review_decision_reroute(*, decision: Decision, reason: str) -> bool:
+    """Route ``decision`` again as the queues are configured now, after an edit left a queue unable to take the
+    item routing owed it (``AwaitedQueueItem``): its model removed or made the decision's own, the queue deleted,
+    made inactive or given other filters or groups. Made items stay (reviews and claims are people's work); an
+    awaited item whose queue no longer takes the decision is dropped; every queue that takes it now gets its item
+    (its own model decides first when it names another one; a QA sample already drawn is kept, none is drawn
+    again); with no queue left for it, the default queue takes it. The video's restricted flag then says what is
+    awaited now: open unless a queue restricted to groups holds or awaits it. Idempotent. Returns whether
+    anything changed; then a ``decision.rerouted`` audit event says where it goes now and why (``reason``)."""
+    video = Video.objects.select_for_update().only("routed_restricted").get(pk=decision.video_id)  # one writer
+    escalated, user_reported = _routing_facts(decision)
+    awaited = {a.queue_id: a for a in AwaitedQueueItem.objects.filter(decision=decision)}
+    takes = [
+        q
+        for q in _routed_queues()
+        if _queue_matches(q, decision, escalated=escalated, user_reported=user_reported)
+        and (q.sample_rate >= 1.0 or q.pk in awaited)
+    ]
+    made = _items_made_in(decision)
+    owed = AwaitedQueueItem.objects.filter(decision=decision)
+    changed = owed.exclude(queue__in=[q.pk for q in takes]).delete()[0] > 0
+    if not any(q.sample_rate >= 1.0 for q in takes) and not made - {q.pk for q in takes}:
+        takes.append(review_queue_default())
+    new_tasks: list[ReviewTask] = []
+    for queue in takes:
+        if queue.pk in made:
+            changed |= owed.filter(queue=queue).delete()[0] > 0
+        elif _decides_itself(queue, decision):
+            owed.filter(queue=queue).delete()
+            new_tasks += review_tasks_create_in_queue(decision=decision, queue=queue)
+            changed = True
+        elif AwaitedQueueItem.objects.get_or_create(decision=decision, queue=queue)[1]:
+            enqueue("moderation.review.tasks.run_queue_decision", decision.pk, queue.pk)
+            changed = True
+    changed |= review_routing_flag_sync(video_id=decision.video_id) != video.routed_restricted
+    if not changed:
+        return False
+    dropped = _open_tag_items_drop(video_id=decision.video_id)
+    review_queue_counts_forget(queue_ids=[t.queue_id for t in new_tasks] + dropped)
+    audit_event_record(
+        actor=None,
+        action="decision.rerouted",
+        obj=decision,
+        payload={"queues": [q.slug for q in takes], "reason": reason},
+    )
+    return True
+
+
+def review_queues_edited(*, queue_ids: Sequence[int], reason: str) -> int:
+    """After queues ``queue_ids`` were edited (in the caller's transaction): every decision whose item one of them
+    awaits is routed again as the queues say now (``review_decision_reroute``), which also sets the video's
+    restricted flag again (a queue's groups may have changed). Returns how many decisions' routing changed."""
+    decisions = Decision.objects.filter(
+        pk__in=AwaitedQueueItem.objects.filter(queue_id__in=queue_ids).values("decision_id")
+    ).select_related("video__feedback_aggregate", "policy_version")
+    return sum(review_decision_reroute(decision=decision, reason=reason) for decision in decisions)
+
+
+@transaction.atomic
+def review_queues_delete(*, queue_ids: Sequence[int]) -> int:
+    """Delete queues (the admin's delete): the items they awaited are routed elsewhere as the queues left say, in
+    the same transaction, so no video stays closed waiting for a queue that is gone. A queue holding items
+    cannot be deleted (``ReviewTask.queue`` protects them). Returns how many decisions were routed again."""
+    decision_ids = list(
+        AwaitedQueueItem.objects.filter(queue_id__in=queue_ids).values_list("decision_id", flat=True).distinct()
+    )
+    slugs = list(ReviewQueue.objects.filter(pk__in=queue_ids).values_list("slug", flat=True))
+    ReviewQueue.objects.filter(pk__in=queue_ids).delete()
+    decisions = Decision.objects.filter(pk__in=decision_ids).select_related("video__feedback_aggregate")
+    for decision in decisions:
+        review_decision_reroute(decision=decision, reason=f"queue deleted: {', '.join(slugs)}")
+    return len(decision_ids)
 
 
 def _open_tag_items_drop(*, video_id: int) -> list[int]:
@@ -240,18 +364,50 @@ def review_route_decision(sender: Any, *, decision: Decision, **kwargs: Any) -> 
 
 def review_queue_decision(*, decision_id: int, queue_id: int) -> Decision | None:
     """The decision a queue reviews when the queue names its own model: that model decides the item
-    under the same policy version (``decision_create_by_model``), and its decision goes into that queue only.
+    under the same policy version (``decision_create_by_model``), and its decision goes into that queue only,
+    in the transaction that drops the awaited item (``AwaitedQueueItem``) and sets the video's restricted flag.
 
-    Idempotent. When that model fails, the queue gets the item under its first decision rather than
-    never; returns None when the queue no longer names another model (it was edited after routing).
+    Idempotent: an item already made returns its decision, without running the model again. When that model
+    fails, the queue gets the item under its first decision rather than never. A queue edited since routing
+    so that it would not take the item now (inactive, other filters, no model of its own or the decision's own)
+    has the decision routed again as the queues say now (``review_decision_reroute``), and None is returned;
+    so is None when nothing is awaited any more (the queue deleted, or an edit routed the decision elsewhere).
     """
-    base = Decision.objects.select_related("video", "policy_version").get(pk=decision_id)
-    queue = ReviewQueue.objects.select_related("model_version").get(pk=queue_id)
+    awaited = (
+        AwaitedQueueItem.objects.select_related("decision__video", "decision__policy_version", "queue__model_version")
+        .filter(decision_id=decision_id, queue_id=queue_id)
+        .first()
+    )
+    if awaited is None:
+        first = Decision.objects.filter(pk=decision_id).only("video_id", "policy_version_id").first()
+        if first is None:
+            return None
+        made = ReviewTask.objects.filter(
+            queue_id=queue_id,
+            decision__video_id=first.video_id,
+            decision__policy_version_id=first.policy_version_id,
+            is_gold=False,
+        )
+        item = made.select_related("decision").first()
+        return item.decision if item is not None else None
+    base, queue = awaited.decision, awaited.queue
+    escalated, user_reported = _routing_facts(base)
     model_version = queue.model_version
-    if model_version is None or model_version.pk == base.model_version_id:
+    still_takes = (
+        queue.is_active
+        and queue.routes_new_decisions
+        and _queue_matches(queue, base, escalated=escalated, user_reported=user_reported)
+    )
+    if not still_takes or model_version is None or model_version.pk == base.model_version_id:
+        review_decision_reroute(decision=base, reason=f"queue {queue.slug} edited after routing")
         return None
     decision = decision_create_by_model(decision=base, model_version=model_version)
-    review_tasks_create_in_queue(decision=decision, queue=queue)
+    with transaction.atomic():
+        Video.objects.select_for_update().filter(pk=base.video_id).first()
+        if AwaitedQueueItem.objects.filter(pk=awaited.pk).delete()[0] == 0:
+            return None  # an edit routed the decision elsewhere while the model ran
+        review_tasks_create_in_queue(decision=decision, queue=queue)
+        review_routing_flag_sync(video_id=base.video_id)
     logger.info("queue %s reviews decision %s (queue model %s)", queue.slug, decision.pk, model_version.name)
     return decision
 
@@ -272,6 +428,49 @@ def review_tasks_create_in_queue(*, decision: Decision, queue: ReviewQueue) -> l
         payload={"label": decision.label, "confidence": decision.confidence, "queues": [queue.slug]},
     )
     return tasks
+
+
+# --- routing repair ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoutingRepair:
+    rerouted: list[int]  # videos routed again as the queues say now
+    decisions_queued: list[int]  # decided videos whose missing auto-applied policies' decisions were queued
+
+
+def _video_reroute(*, video_id: int, reason: str) -> None:
+    """Route a stranded video again: the decisions whose items are awaited, else (a flag with nothing awaited:
+    older code, or a queue's groups changed without routing again) each policy version's first decision, the one
+    routing chose queues for (a queue's own model decides later)."""
+    awaited = AwaitedQueueItem.objects.filter(decision__video_id=video_id).values("decision_id")
+    decisions = list(Decision.objects.filter(pk__in=awaited).select_related("video__feedback_aggregate"))
+    if not decisions:
+        firsts = Decision.objects.filter(video_id=video_id).order_by("policy_version_id", "created_at", "pk")
+        decisions = list(firsts.distinct("policy_version_id").select_related("video__feedback_aggregate"))
+    for decision in decisions:
+        review_decision_reroute(decision=decision, reason=reason)
+    review_routing_flag_sync(video_id=video_id)
+
+
+def review_routing_repair(*, limit: int = 500, dry_run: bool = False) -> RoutingRepair:
+    """The ops page's and ``manage.py repair_routing``'s repair: route every stranded video again as the queues
+    say now (``videos_routing_stranded``: closed waiting for an item no queue will make, or open while a
+    restricted queue awaits it), each in its own transaction, and queue the decisions decided videos lack under
+    an auto-applied policy (``videos_missing_auto_decision``; ``decide_missing_policies`` on the infer queue,
+    idempotent). At most ``limit`` videos of each kind a run; ``dry_run`` only says which."""
+    stranded = list(videos_routing_stranded().values_list("pk", flat=True)[:limit])
+    missing = list(videos_missing_auto_decision().values_list("pk", flat=True)[:limit])
+    if dry_run:
+        return RoutingRepair(rerouted=stranded, decisions_queued=missing)
+    for video_id in stranded:
+        with transaction.atomic():
+            _video_reroute(video_id=video_id, reason="routing repair")
+    for video_id in missing:
+        # Queued twice (a second click before the first ran), the second finds the decisions made: no model runs.
+        enqueue("moderation.inference.tasks.decide_missing_policies", video_id)
+    logger.info("routing repair: %s videos routed again, %s missing decisions queued", len(stranded), len(missing))
+    return RoutingRepair(rerouted=stranded, decisions_queued=missing)
 
 
 # --- claiming ------------------------------------------------------------------------------------

@@ -101,6 +101,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:webhook_endpoint_toggle": ("POST", (OPS,)),
     "moderation:webhook_redeliver": ("POST", (OPS,)),
     "moderation:ops_dashboard": ("GET", (OPS,)),
+    "moderation:ops_routing_repair": ("POST", (OPS,)),
     "moderation:tag_queue": ("GET", (REVIEW,)),
     "moderation:tag_claim_next": ("POST", (REVIEW,)),
     "moderation:tag_task": ("GET", (REVIEW,)),

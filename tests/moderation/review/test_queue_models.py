@@ -55,9 +55,10 @@ def test_when_the_queue_model_fails_the_queue_still_gets_the_item(policy_version
     assert review_queue_decision(decision_id=first.pk, queue_id=queue.pk) == first
     assert ReviewTask.objects.get(queue=queue).decision == first  # reviewed under its first verdict, not lost
 
-    queue.model_version = None  # edited after routing: nothing more to do
+    queue.model_version = None  # edited after its item was made: nothing more to do
     queue.save()
-    assert review_queue_decision(decision_id=first.pk, queue_id=queue.pk) is None
+    assert review_queue_decision(decision_id=first.pk, queue_id=queue.pk) == first
+    assert ReviewTask.objects.filter(queue=queue).count() == 1
 
 
 @pytest.mark.integration

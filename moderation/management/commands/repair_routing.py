@@ -1,0 +1,36 @@
+"""`manage.py repair_routing`: route stranded videos again and queue the decisions half-decided videos lack.
+
+The same repair as the ops page's button (``review_routing_repair``): a video closed to all but admins while
+waiting for an item no queue will make (a queue edited or deleted by a path that did not route it again, or a
+flag older code left), or open while a restricted queue awaits its item, is routed as the queues say now; a
+decided video lacking a decision under an auto-applied policy gets that decision queued on the infer queue.
+Idempotent: safe to run again, and while workers run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Route stranded videos again and queue the decisions decided videos lack under auto-applied policies."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--limit", type=int, default=500, help="at most this many videos of each kind a run")
+        parser.add_argument("--dry-run", action="store_true", help="only list the videos it would repair")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        from moderation.review.services import review_routing_repair
+
+        result = review_routing_repair(limit=max(1, opts["limit"]), dry_run=opts["dry_run"])
+        would = "would be " if opts["dry_run"] else ""
+        self.stdout.write(
+            f"{len(result.rerouted)} stranded video(s) {would}routed again"
+            + (f": {', '.join(f'#{pk}' for pk in result.rerouted)}" if result.rerouted else "")
+        )
+        self.stdout.write(
+            f"{len(result.decisions_queued)} half-decided video(s) {would}queued for their missing decisions"
+            + (f": {', '.join(f'#{pk}' for pk in result.decisions_queued)}" if result.decisions_queued else "")
+        )

@@ -1,0 +1,87 @@
+"""An admin finds stranded and half-decided videos on the ops page and repairs their routing (Chromium, 1440x900);
+screenshots into SHOTS_DIR."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+
+from moderation.inference.services import decisions_create_for_video, model_version_register
+from moderation.policies.models import Policy
+from moderation.review.models import AwaitedQueueItem, ReviewQueue
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_accessibility import _violations
+from tests.browser.test_review_browser import _login
+from tests.factories import PolicyVersionFactory, VideoFactory
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.integration,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_repairs_routing_from_the_ops_page(page: Any, make_user: Any, policy_version: Any) -> None:
+    shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hvis10"))
+    own = model_version_register(name="seniors-model", backend="evidence_baseline")
+    queue = ReviewQueue.objects.create(slug="seniors", name="Seniors", policy=policy_version.policy, model_version=own)
+    queue.allowed_groups.add(Group.objects.create(name="seniors"))
+    stranded = [VideoFactory(title=f"stranded {i}", file="") for i in range(3)]
+    for video in stranded:
+        decisions_create_for_video(video_id=video.pk)  # awaits the seniors queue's model
+    ReviewQueue.objects.filter(pk=queue.pk).update(is_active=False)  # deactivated without the admin's routing
+    minors = Policy.objects.create(slug="minors", name="Minors", auto_apply=True)
+    half = VideoFactory(title="half decided", file="")
+    decisions_create_for_video(video_id=half.pk, policy_versions=[policy_version])
+    PolicyVersionFactory(policy=minors)
+    admin = make_user("admin")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, admin.username)
+
+    assert page.goto("/ops/").status == 200
+    panel = page.locator("#ops-routing")
+    text = panel.inner_text()
+    # All four lack the minors policy's decision (it auto-applies since they were decided).
+    assert "3 stranded videos" in text and "4 decided videos lack a decision" in text, text
+    assert _violations(page) == []  # the panel with its lists and button: no moderate or worse axe finding
+    panel.scroll_into_view_if_needed()
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "ops-routing-stranded.png"))
+
+    with page.expect_navigation():
+        panel.get_by_role("button", name="Repair routing").click()
+    assert "Routed 3 stranded videos again" in page.inner_text(".messages")
+    assert "queued the missing decisions of 4 half-decided videos" in page.inner_text(".messages")
+    assert "No stranded video" in page.locator("#ops-routing").inner_text()
+    assert not AwaitedQueueItem.objects.exists()
+    page.screenshot(path=str(shots / "ops-routing-repaired.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_deactivating_a_queue_is_told_its_waiting_decisions_were_routed_again(
+    page: Any, make_user: Any, policy_version: Any
+) -> None:
+    shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hvis10"))
+    own = model_version_register(name="seniors-model", backend="evidence_baseline")
+    queue = ReviewQueue.objects.create(slug="seniors", name="Seniors", policy=policy_version.policy, model_version=own)
+    queue.allowed_groups.add(Group.objects.create(name="seniors"))
+    for i in range(2):
+        decisions_create_for_video(video_id=VideoFactory(title=f"waits {i}", file="").pk)
+    make_user("admin", username="root", is_staff=True, is_superuser=True)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, "root")
+
+    assert page.goto(f"/admin/moderation/reviewqueue/{queue.pk}/change/").status == 200
+    page.uncheck("#id_is_active")
+    with page.expect_navigation():
+        page.click("input[name=_save]")
+    messages = page.inner_text(".messagelist")
+    assert "2 decisions waiting for this queue's model were routed again" in messages, messages
+    assert not AwaitedQueueItem.objects.exists()
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "admin-queue-deactivated-rerouted.png"))

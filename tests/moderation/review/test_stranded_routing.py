@@ -1,0 +1,344 @@
+"""A queue edited after routing never stranded a video: the decisions its item awaited are routed again.
+
+A queue that names its own model gets its item once that model has decided (``review_queue_decision``); until
+then ``Video.routed_restricted`` closes the video to all but admins when that queue is restricted to groups.
+Before, an edit after which the queue would never make the item (its model removed, the queue deleted, made
+inactive, its filters or groups changed) left the flag for good: the video was the admins' alone, forever. Now
+each edit path routes the decision again as the queues say now, in the edit's transaction; what another path
+left (a flag older code set, a group deleted) is counted on the ops page and repaired by its button and by
+``manage.py repair_routing``. A decided video lacking a decision under an auto-applied policy is repaired too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.management import call_command
+from django.forms.models import model_to_dict
+from django.test import Client
+from django.urls import reverse
+
+from moderation.inference.services import decision_create_for_video, model_version_register
+from moderation.media.models import Video
+from moderation.media.selectors import video_open_to
+from moderation.models import Decision, ModelVersion
+from moderation.review.models import AuditEvent, AwaitedQueueItem, ReviewQueue, ReviewTask
+from moderation.review.selectors import videos_routing_stranded
+from moderation.review.services import review_queue_decision
+from tests.factories import DecidedVideoFactory, UserFactory, VideoFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _staff(*roles: str) -> User:
+    user = UserFactory()
+    user.groups.add(*Group.objects.filter(name__in=roles))
+    return user
+
+
+def _client(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@dataclass
+class Routed:
+    video: Video
+    first: Decision  # the policy's serving model's decision, routed
+    queue: ReviewQueue  # restricted to "seniors", names its own model: awaits the item
+    outsider: User
+    senior: User
+    admin: User
+
+
+@pytest.fixture
+def routed(policy_version: Any) -> Routed:
+    seniors = Group.objects.create(name="seniors")
+    own = model_version_register(name="seniors-model", backend="evidence_baseline")
+    queue = ReviewQueue.objects.create(slug="seniors", name="Seniors", policy=policy_version.policy, model_version=own)
+    queue.allowed_groups.add(seniors)
+    video = VideoFactory(title="加微信 私聊")
+    first = decision_create_for_video(video_id=video.pk)  # its queue-model task would run after the commit
+    w = Routed(
+        video=video,
+        first=first,
+        queue=queue,
+        outsider=_staff("moderator"),
+        senior=_staff("moderator", "seniors"),
+        admin=_staff("admin"),
+    )
+    assert AwaitedQueueItem.objects.filter(decision=first, queue=queue).exists()
+    _assert_open_to(w, outsider=False, senior=False)  # the window: only admins until the item is made
+    return w
+
+
+def _assert_open_to(w: Routed, *, outsider: bool, senior: bool) -> None:
+    for user, sees in ((w.outsider, outsider), (w.senior, senior), (w.admin, True)):
+        assert video_open_to(user=user, video_id=w.video.pk) is sees, user.groups.values_list("name", flat=True)
+
+
+def _admin_save(queue: ReviewQueue, **changes: Any) -> None:
+    """Save the queue's change form in the Django admin, as an admin would, with ``changes`` made."""
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    data = {k: v for k, v in model_to_dict(queue).items() if k != "id"} | changes
+    form: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, bool):
+            if value:
+                form[key] = "on"
+        elif key == "labels":
+            form[key] = json.dumps(value)
+        elif key == "allowed_groups":
+            form[key] = [g.pk if hasattr(g, "pk") else g for g in value]
+        else:
+            form[key] = "" if value is None else value
+    response = _client(admin).post(reverse("admin:moderation_reviewqueue_change", args=[queue.pk]), form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+
+
+def test_a_queue_made_inactive_after_routing_routes_the_video_again(routed: Routed) -> None:
+    w = routed
+    _admin_save(w.queue, is_active=False)
+
+    assert not AwaitedQueueItem.objects.exists()
+    assert ReviewTask.objects.filter(decision=w.first, queue__slug=ReviewQueue.DEFAULT_SLUG).exists()
+    _assert_open_to(w, outsider=True, senior=True)  # no queue restricts it now
+    rerouted = AuditEvent.objects.get(action="decision.rerouted", object_id=str(w.first.pk))
+    assert rerouted.payload == {"queues": ["default"], "reason": "queue seniors edited"}
+    # The queue-model task queued at routing arrives late: nothing is owed, no model runs, no item is made.
+    assert review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk) is None
+    assert not ReviewTask.objects.filter(queue=w.queue).exists()
+    assert not videos_routing_stranded().exists()
+
+
+def test_an_edit_that_keeps_the_queue_taking_the_item_changes_no_routing(routed: Routed) -> None:
+    w = routed
+    _admin_save(w.queue, priority=7, sla_seconds=3600)
+
+    assert AwaitedQueueItem.objects.filter(decision=w.first, queue=w.queue).exists()
+    assert not AuditEvent.objects.filter(action="decision.rerouted").exists()
+    _assert_open_to(w, outsider=False, senior=False)
+
+
+def test_a_redelivered_run_does_not_route_a_decision_whose_queue_item_was_made(routed: Routed) -> None:
+    """The item made by the queue's own model is under that model's decision; the first decision has none of its
+    own. A redelivered inference run handed it to routing again, which awaited the queue's item once more (and
+    closed the video to the seniors meanwhile, had the item not been found)."""
+    w = routed
+    review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk)
+    routed_events = AuditEvent.objects.filter(action="decision.routed").count()
+
+    assert decision_create_for_video(video_id=w.video.pk) == w.first
+
+    assert not AwaitedQueueItem.objects.exists()
+    assert AuditEvent.objects.filter(action="decision.routed").count() == routed_events
+    _assert_open_to(w, outsider=False, senior=True)
+
+
+def test_a_queue_whose_groups_are_cleared_opens_the_video_it_awaits(routed: Routed) -> None:
+    w = routed
+    _admin_save(w.queue, allowed_groups=[])
+
+    _assert_open_to(w, outsider=True, senior=True)
+    assert AwaitedQueueItem.objects.filter(decision=w.first, queue=w.queue).exists()  # still its model's item
+    review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk)
+    assert ReviewTask.objects.filter(queue=w.queue, decision__video=w.video).exists()
+    _assert_open_to(w, outsider=True, senior=True)
+
+
+def test_a_queue_given_other_filters_hands_the_video_to_the_queue_that_takes_it_now(
+    routed: Routed, policy_version: Any
+) -> None:
+    """The seniors queue now takes only another label; a restricted queue that reviews the decision's own verdict
+    takes this one, so its item is made at once and its group, not the seniors, opens the video."""
+    w = routed
+    experts = Group.objects.create(name="experts")
+    other = ReviewQueue.objects.create(slug="experts", name="Experts", policy=policy_version.policy)
+    other.allowed_groups.add(experts)
+    expert = _staff("moderator", "experts")
+    _admin_save(w.queue, labels=["not-this-label"])
+
+    assert not AwaitedQueueItem.objects.exists()
+    assert ReviewTask.objects.filter(decision=w.first, queue=other).exists()
+    assert not ReviewTask.objects.filter(decision=w.first, queue__slug=ReviewQueue.DEFAULT_SLUG).exists()
+    _assert_open_to(w, outsider=False, senior=False)
+    assert video_open_to(user=expert, video_id=w.video.pk)
+    assert not Video.objects.get(pk=w.video.pk).routed_restricted  # closed by its item, not by waiting
+
+
+def test_a_queue_given_the_decisions_own_model_takes_the_item_at_once(routed: Routed) -> None:
+    w = routed
+    _admin_save(w.queue, model_version=w.first.model_version_id)
+
+    [task] = ReviewTask.objects.filter(queue=w.queue)
+    assert task.decision == w.first
+    _assert_open_to(w, outsider=False, senior=True)
+    assert not Video.objects.get(pk=w.video.pk).routed_restricted
+
+
+def test_deleting_a_queues_only_group_in_the_admin_opens_the_video_it_awaits(routed: Routed) -> None:
+    w = routed
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    group = Group.objects.get(name="seniors")
+    assert _client(admin).post(reverse("admin:auth_group_delete", args=[group.pk]), {"post": "yes"}).status_code == 302
+
+    assert not Group.objects.filter(name="seniors").exists()
+    _assert_open_to(w, outsider=True, senior=True)  # the queue is open to every reviewer now
+    assert not videos_routing_stranded().exists()
+
+
+def test_a_queue_deleted_in_the_admin_routes_the_video_again(routed: Routed) -> None:
+    w = routed
+    admin = UserFactory(is_staff=True, is_superuser=True)
+    url = reverse("admin:moderation_reviewqueue_delete", args=[w.queue.pk])
+    assert _client(admin).post(url, {"post": "yes"}).status_code == 302
+
+    assert not ReviewQueue.objects.filter(slug="seniors").exists()
+    assert ReviewTask.objects.filter(decision=w.first, queue__slug=ReviewQueue.DEFAULT_SLUG).exists()
+    _assert_open_to(w, outsider=True, senior=True)
+    assert review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk) is None  # the late task: no-op
+
+
+def test_a_queue_whose_model_was_deleted_gets_its_item_under_the_first_decision(routed: Routed) -> None:
+    """Deleting the model empties the queue's model (``SET_NULL``) without the queue's admin: the queue then
+    reviews the decision's own verdict, so the queue-model task, when it runs, routes the item there."""
+    w = routed
+    ModelVersion.objects.filter(name="seniors-model").delete()
+
+    assert review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk) is None
+    assert ReviewTask.objects.get(queue=w.queue).decision == w.first
+    _assert_open_to(w, outsider=False, senior=True)
+    assert not AwaitedQueueItem.objects.exists() and not videos_routing_stranded().exists()
+
+
+def test_the_ops_page_counts_stranded_videos_and_its_button_routes_them_again(routed: Routed) -> None:
+    """A queue deactivated without its admin (a bulk update, a shell) and a flag older code left on a video whose
+    queue is gone: both are counted on the ops page, and its button routes them as the queues say now."""
+    w = routed
+    legacy = VideoFactory(title="older code's flag")
+    legacy_first = decision_create_for_video(video_id=legacy.pk)
+    AwaitedQueueItem.objects.filter(decision=legacy_first).delete()  # as if its queue was deleted before 0041
+    assert Video.objects.get(pk=legacy.pk).routed_restricted
+    ReviewQueue.objects.filter(pk=w.queue.pk).update(is_active=False)
+    assert not video_open_to(user=w.outsider, video_id=legacy.pk)
+    assert set(videos_routing_stranded().values_list("pk", flat=True)) == {w.video.pk, legacy.pk}
+
+    admin = _client(w.admin)
+    html = admin.get(reverse("moderation:ops_dashboard")).content.decode()
+    assert "2</strong> stranded videos" in html and f"#{legacy.pk}" in html and "Repair routing" in html
+    assert _client(w.outsider).post(reverse("moderation:ops_routing_repair")).status_code == 403
+    page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
+    assert "Routed 2 stranded videos again" in page and "No stranded video" in page
+
+    _assert_open_to(w, outsider=True, senior=True)
+    assert video_open_to(user=w.outsider, video_id=legacy.pk)
+    assert not videos_routing_stranded().exists()
+    assert ReviewTask.objects.filter(decision=legacy_first, queue__slug=ReviewQueue.DEFAULT_SLUG).exists()
+
+
+def test_repair_routing_command_clears_a_flag_a_deleted_group_left(routed: Routed) -> None:
+    """Deleting the queue's only group outside the admin (a shell, a script) makes the queue open to all without routing
+    again: the video stayed the admins'."""
+    w = routed
+    Group.objects.filter(name="seniors").delete()
+    _assert_open_to(w, outsider=False, senior=False)
+    out = StringIO()
+    call_command("repair_routing", "--dry-run", stdout=out)
+    assert f"1 stranded video(s) would be routed again: #{w.video.pk}" in out.getvalue()
+    assert Video.objects.get(pk=w.video.pk).routed_restricted
+
+    call_command("repair_routing", stdout=StringIO())
+    _assert_open_to(w, outsider=True, senior=True)
+    assert AwaitedQueueItem.objects.filter(decision=w.first, queue=w.queue).exists()  # its model still decides
+    out = StringIO()
+    call_command("repair_routing", stdout=out)
+    assert "0 stranded video(s) routed again" in out.getvalue()
+
+
+def test_a_half_decided_video_gets_its_missing_policys_decision_queued_and_routed(
+    policy_version: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Older code saved each policy's decision in its own transaction: a video decided under "kuaimod" only, while
+    "minors" (routed to a restricted queue) auto-applies too, stayed open to every reviewer until a retry. The
+    ops page counts it; the repair queues the missing policy's decision only (kuaimod's model does not run
+    again), which routes it and closes it to those outside the restricted queue's group; a redelivered task
+    runs no model."""
+    from moderation.inference import services
+    from moderation.inference.tasks import decide_missing_policies
+    from moderation.policies.models import Policy
+    from tests.factories import PolicyVersionFactory
+
+    serving = model_version_register(name="minors-model", backend="evidence_baseline", base_model="minors-vlm")
+    minors = Policy.objects.create(slug="minors", name="Minors", auto_apply=True, serving_model=serving)
+    minors_version = PolicyVersionFactory(policy=minors)
+    experts = Group.objects.create(name="minors-experts")
+    ReviewQueue.objects.create(slug="minors", name="Minors", policy=minors).allowed_groups.add(experts)
+    outsider, expert, admin = _staff("moderator"), _staff("moderator", "minors-experts"), _staff("admin")
+    video = VideoFactory(title="half decided")
+    decisions_create = services.decisions_create_for_video
+    decisions_create(video_id=video.pk, policy_versions=[policy_version])  # as older code left it
+    done = DecidedVideoFactory()  # decided under kuaimod only too, but minors decided it as well
+    decisions_create(video_id=done.pk)
+    assert video_open_to(user=outsider, video_id=video.pk)
+
+    html = _client(admin).get(reverse("moderation:ops_dashboard")).content.decode()
+    assert "1</strong> decided video lacks a decision under an auto-applied policy" in html
+    assert f'href="{reverse("moderation:video_detail", args=[video.pk])}">#{video.pk}<' in html
+    with django_capture_on_commit_callbacks() as queued:
+        _client(admin).post(reverse("moderation:ops_routing_repair"))
+    assert [c.args[:3] for c in queued if getattr(c, "args", ())] == [
+        ("moderation.inference.tasks.decide_missing_policies", "infer", [video.pk])
+    ]
+
+    real_get_backend = services.get_backend
+
+    def only_minors(name: str, **kwargs: Any) -> Any:
+        if kwargs.get("base_model") != "minors-vlm":
+            pytest.fail("the policy that decided the video already was asked again")
+        return real_get_backend(name, **kwargs)
+
+    monkeypatch.setattr(services, "get_backend", only_minors)
+    assert decide_missing_policies.run(video.pk) == 1
+    [made] = Decision.objects.filter(video=video, policy_version=minors_version)
+    assert ReviewTask.objects.filter(decision=made, queue__slug="minors").exists()
+    assert not video_open_to(user=outsider, video_id=video.pk)
+    assert video_open_to(user=expert, video_id=video.pk)
+
+    monkeypatch.setattr(services, "get_backend", lambda *a, **k: pytest.fail("a second inference"))
+    assert decide_missing_policies.run(video.pk) == 0
+    html = _client(admin).get(reverse("moderation:ops_dashboard")).content.decode()
+    assert "Every decided video has a decision under each auto-applied policy." in html
+
+
+def test_migration_0041_finds_the_items_routing_awaits_from_its_log(routed: Routed, policy_version: Any) -> None:
+    """Before 0041 nothing but routing's audit event said which queue awaited an item: 0041 reads the events, so a
+    queue-model task still queued then finds what it owes (and the video stays closed until it is made); a flag
+    left on a video whose restricted queue holds its item already is cleared (the rule ignored it); one whose
+    queue is gone stays, for the repair."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("moderation.migrations.0041_awaited_queue_item")
+    w = routed
+    AwaitedQueueItem.objects.all().delete()  # as before 0041: only the audit event and the flag
+    made = VideoFactory(title="its restricted item is made")
+    made_first = decision_create_for_video(video_id=made.pk)
+    review_queue_decision(decision_id=made_first.pk, queue_id=w.queue.pk)
+    Video.objects.filter(pk=made.pk).update(routed_restricted=True)  # older code set it for made items too
+
+    migration.awaited_items_from_routing_log(apps, None)
+
+    assert list(AwaitedQueueItem.objects.values_list("decision_id", "queue_id")) == [(w.first.pk, w.queue.pk)]
+    assert Video.objects.get(pk=w.video.pk).routed_restricted
+    assert not Video.objects.get(pk=made.pk).routed_restricted
+    assert not video_open_to(user=w.outsider, video_id=made.pk) and video_open_to(user=w.senior, video_id=made.pk)
+    review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk)
+    _assert_open_to(w, outsider=False, senior=True)
+    assert not videos_routing_stranded().exists()
