@@ -366,16 +366,27 @@ def _decision_save(
     return decision
 
 
-def decision_create_by_model(*, decision: Decision, model_version: ModelVersion) -> Decision:
-    """``model_version``'s decision on the item ``decision`` is about, under the same policy version (for a
-    review queue that reviews its own model's verdict: ``review_queue_decision``).
+@dataclass(frozen=True)
+class ModelAnswer:
+    """A model's answer on one item, not saved yet (``decision_answer_by_model``)."""
 
-    Idempotent like ``decision_create_for_video``. When that model fails, ``decision`` itself is returned,
-    so the item is still reviewed, under its first decision.
-    """
-    existing = _existing_decision(decision.video, decision.policy_version_id, [model_version.pk])
-    if existing is not None:
-        return existing
+    model_version: ModelVersion
+    result: BackendResult
+    latency_ms: float
+
+
+def decision_by_model_found(*, decision: Decision, model_version: ModelVersion) -> Decision | None:
+    """``model_version``'s decision on the item ``decision`` is about, under the same policy version, if made."""
+    return Decision.objects.filter(
+        video_id=decision.video_id, policy_version_id=decision.policy_version_id, model_version=model_version
+    ).first()
+
+
+def decision_answer_by_model(*, decision: Decision, model_version: ModelVersion) -> ModelAnswer | None:
+    """Ask ``model_version`` about the item ``decision`` is about, under the same policy version (for a review
+    queue that reviews its own model's verdict: ``review_queue_decision``), outside any transaction: nothing is
+    saved, so the caller decides under its locks whether the answer is still wanted (``decision_save_by_model``).
+    None when the model failed (logged): the item is then reviewed under ``decision`` itself."""
     started = time.perf_counter()
     try:
         backend = get_backend(
@@ -384,23 +395,19 @@ def decision_create_by_model(*, decision: Decision, model_version: ModelVersion)
         [result] = backend.decide_batch([content_bundle_for(decision.video)], decision.policy_version.spec())
     except Exception:
         logger.exception("model %s failed on video %s", model_version.name, decision.video_id)
-        return decision
+        return None
     latency_ms = (time.perf_counter() - started) * 1000 if result.latency_ms is None else result.latency_ms
-    with transaction.atomic():
-        video = Video.objects.select_for_update().get(pk=decision.video_id)
-        existing = _existing_decision(video, decision.policy_version_id, [model_version.pk])
-        if existing is not None:
-            return existing
-        return _decision_save(video, decision.policy_version, model_version, result, latency_ms)
+    return ModelAnswer(model_version=model_version, result=result, latency_ms=latency_ms)
 
 
-def _existing_decision(video: Video, policy_version_id: int, model_version_ids: list[int]) -> Decision | None:
-    existing = Decision.objects.filter(
-        video=video, policy_version_id=policy_version_id, model_version_id__in=model_version_ids
-    ).first()
-    if existing is not None:
-        decision_to_review.send(sender=Decision, decision=existing)
-    return existing
+def decision_save_by_model(*, decision: Decision, answer: ModelAnswer) -> Decision:
+    """Save ``answer`` as its model's decision on ``decision``'s item, in the caller's transaction, which holds
+    the video's row lock. Idempotent: a decision that model made already (a redelivered task) is returned."""
+    found = decision_by_model_found(decision=decision, model_version=answer.model_version)
+    if found is not None:
+        return found
+    video = Video.objects.get(pk=decision.video_id)
+    return _decision_save(video, decision.policy_version, answer.model_version, answer.result, answer.latency_ms)
 
 
 def decision_wait_for_storage(*, video_id: int, error: str) -> None:

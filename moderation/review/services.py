@@ -30,7 +30,11 @@ from django.utils import timezone
 from moderation.errors import ModerationError
 from moderation.inference.models import Decision
 from moderation.inference.selectors import videos_missing_auto_decision
-from moderation.inference.services import decision_create_by_model
+from moderation.inference.services import (
+    decision_answer_by_model,
+    decision_by_model_found,
+    decision_save_by_model,
+)
 from moderation.inference.stage1.label_value import label_value, uncertainty_term
 from moderation.integrations.services import event_label_final, event_review_completed
 from moderation.labels.models import ItemLabel
@@ -327,10 +331,14 @@ def review_queues_delete(*, queue_ids: Sequence[int]) -> int:
     """Delete queues (the admin's delete): the items they awaited are routed elsewhere as the queues left say, in
     the same transaction, so no video stays closed waiting for a queue that is gone. A queue holding items
     cannot be deleted (``ReviewTask.queue`` protects them). Returns how many decisions were routed again."""
+    # The queues' rows first: a queue-model task saving an item into one of them waits, then finds it gone
+    # (``review_queue_decision`` takes the queue's row before the video's, as this does).
+    slugs = list(
+        ReviewQueue.objects.select_for_update().filter(pk__in=queue_ids).order_by("pk").values_list("slug", flat=True)
+    )
     decision_ids = list(
         AwaitedQueueItem.objects.filter(queue_id__in=queue_ids).values_list("decision_id", flat=True).distinct()
     )
-    slugs = list(ReviewQueue.objects.filter(pk__in=queue_ids).values_list("slug", flat=True))
     ReviewQueue.objects.filter(pk__in=queue_ids).delete()
     decisions = Decision.objects.filter(pk__in=decision_ids).select_related("video__feedback_aggregate")
     for decision in decisions:
@@ -362,16 +370,34 @@ def review_route_decision(sender: Any, *, decision: Decision, **kwargs: Any) -> 
     review_tasks_create_for_decision(decision=decision)
 
 
+def _queue_still_takes(queue: ReviewQueue, decision: Decision) -> bool:
+    """Whether ``queue``, as configured now, takes ``decision``'s item from its own model (not the decision's)."""
+    escalated, user_reported = _routing_facts(decision)
+    return (
+        queue.is_active
+        and queue.routes_new_decisions
+        and _queue_matches(queue, decision, escalated=escalated, user_reported=user_reported)
+        and not _decides_itself(queue, decision)
+    )
+
+
 def review_queue_decision(*, decision_id: int, queue_id: int) -> Decision | None:
     """The decision a queue reviews when the queue names its own model: that model decides the item
-    under the same policy version (``decision_create_by_model``), and its decision goes into that queue only,
-    in the transaction that drops the awaited item (``AwaitedQueueItem``) and sets the video's restricted flag.
+    under the same policy version (``decision_answer_by_model``, outside any transaction), and its decision is
+    saved and goes into that queue only, in the transaction that drops the awaited item (``AwaitedQueueItem``)
+    and sets the video's restricted flag.
 
     Idempotent: an item already made returns its decision, without running the model again. When that model
     fails, the queue gets the item under its first decision rather than never. A queue edited since routing
     so that it would not take the item now (inactive, other filters, no model of its own or the decision's own)
     has the decision routed again as the queues say now (``review_decision_reroute``), and None is returned;
     so is None when nothing is awaited any more (the queue deleted, or an edit routed the decision elsewhere).
+
+    An edit while the model runs: the answer is saved only if, under the queue's row lock and then the video's
+    (the order an admin's save or delete of the queue takes them in), the item is still awaited from that very
+    model. Else nothing of it is saved, so no decision is left that no queue reviews: an edit that routed the
+    decision elsewhere stands; a queue that takes the item from another model now has that model asked; one
+    that no longer takes it has the decision routed again as the queues say now.
     """
     awaited = (
         AwaitedQueueItem.objects.select_related("decision__video", "decision__policy_version", "queue__model_version")
@@ -391,22 +417,40 @@ def review_queue_decision(*, decision_id: int, queue_id: int) -> Decision | None
         item = made.select_related("decision").first()
         return item.decision if item is not None else None
     base, queue = awaited.decision, awaited.queue
-    escalated, user_reported = _routing_facts(base)
     model_version = queue.model_version
-    still_takes = (
-        queue.is_active
-        and queue.routes_new_decisions
-        and _queue_matches(queue, base, escalated=escalated, user_reported=user_reported)
-    )
-    if not still_takes or model_version is None or model_version.pk == base.model_version_id:
+    if model_version is None or not _queue_still_takes(queue, base):
         review_decision_reroute(decision=base, reason=f"queue {queue.slug} edited after routing")
         return None
-    decision = decision_create_by_model(decision=base, model_version=model_version)
+    found = decision_by_model_found(decision=base, model_version=model_version)
+    answer = None if found is not None else decision_answer_by_model(decision=base, model_version=model_version)
     with transaction.atomic():
+        # Lock order: the queue's row, then the video's, as the admin's save (an UPDATE) and delete of the queue
+        # take them; so the edit and this write never wait on each other in a cycle, and the later one sees the
+        # earlier one's outcome.
+        now = (
+            ReviewQueue.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("model_version")
+            .filter(pk=queue_id)
+            .first()
+        )
         Video.objects.select_for_update().filter(pk=base.video_id).first()
-        if AwaitedQueueItem.objects.filter(pk=awaited.pk).delete()[0] == 0:
-            return None  # an edit routed the decision elsewhere while the model ran
-        review_tasks_create_in_queue(decision=decision, queue=queue)
+        if now is None or not AwaitedQueueItem.objects.filter(pk=awaited.pk).exists():
+            return None  # the queue deleted, or an edit routed the decision elsewhere while the model ran
+        if not _queue_still_takes(now, base):
+            review_decision_reroute(decision=base, reason=f"queue {now.slug} edited while its model ran")
+            return None
+        if now.model_version_id != model_version.pk:
+            # The queue names another model now: that one's answer is the item it awaits.
+            enqueue("moderation.review.tasks.run_queue_decision", base.pk, now.pk)
+            return None
+        if found is not None:
+            decision = found
+        elif answer is not None:
+            decision = decision_save_by_model(decision=base, answer=answer)
+        else:
+            decision = base  # the model failed: the queue reviews the first decision rather than nothing
+        AwaitedQueueItem.objects.filter(pk=awaited.pk).delete()
+        review_tasks_create_in_queue(decision=decision, queue=now)
         review_routing_flag_sync(video_id=base.video_id)
     logger.info("queue %s reviews decision %s (queue model %s)", queue.slug, decision.pk, model_version.name)
     return decision

@@ -217,6 +217,72 @@ def test_a_queue_whose_model_was_deleted_gets_its_item_under_the_first_decision(
     assert not AwaitedQueueItem.objects.exists() and not videos_routing_stranded().exists()
 
 
+def _edit_while_the_model_runs(monkeypatch: pytest.MonkeyPatch, edit: Any) -> None:
+    """The queue's model answers only after ``edit`` (an admin's save) committed: the race a slow model leaves."""
+    from moderation.inference import services
+
+    real_get_backend = services.get_backend
+
+    class EditedMeanwhile:
+        def __init__(self, backend: Any) -> None:
+            self.backend = backend
+
+        def decide_batch(self, items: Any, spec: Any) -> Any:
+            edit()
+            return self.backend.decide_batch(items, spec)
+
+    monkeypatch.setattr(services, "get_backend", lambda name, **kw: EditedMeanwhile(real_get_backend(name, **kw)))
+
+
+def _every_decision_has_an_item(video: Video) -> None:
+    """A queue model's decision exists only for its item (the first decision may hand its item to one)."""
+    first = Decision.objects.filter(video=video).order_by("pk").first()
+    for decision in Decision.objects.filter(video=video).exclude(pk=getattr(first, "pk", None)):
+        assert ReviewTask.objects.filter(decision=decision).exists(), f"{decision.model_version} decided for no queue"
+
+
+def test_a_queue_made_inactive_while_its_model_runs_saves_no_decision_without_an_item(
+    routed: Routed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the model's decision was saved, then the task found its item no longer awaited and left it there:
+    a decision no queue would ever review. Now the answer is saved only if the item is still awaited."""
+    w = routed
+    _edit_while_the_model_runs(monkeypatch, lambda: _admin_save(w.queue, is_active=False))
+
+    assert review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk) is None
+
+    assert not Decision.objects.filter(video=w.video, model_version__name="seniors-model").exists()
+    _every_decision_has_an_item(w.video)
+    assert ReviewTask.objects.filter(decision=w.first, queue__slug=ReviewQueue.DEFAULT_SLUG).exists()
+    assert not AwaitedQueueItem.objects.exists() and not videos_routing_stranded().exists()
+    _assert_open_to(w, outsider=True, senior=True)
+
+
+def test_a_queue_given_another_model_while_its_model_runs_gets_the_new_models_item(
+    routed: Routed, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The edit keeps the queue awaiting the item (from its new model now): the old model's answer is dropped and
+    the new model is asked, so the queue reviews the verdict of the model it names."""
+    w = routed
+    newer = model_version_register(name="seniors-model-2", backend="evidence_baseline")
+    _edit_while_the_model_runs(monkeypatch, lambda: _admin_save(w.queue, model_version=newer.pk))
+
+    with django_capture_on_commit_callbacks() as queued:
+        assert review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk) is None
+    assert not Decision.objects.filter(video=w.video, model_version__name="seniors-model").exists()
+    assert [c.args[:3] for c in queued if getattr(c, "args", ())] == [
+        ("moderation.review.tasks.run_queue_decision", "infer", [w.first.pk, w.queue.pk])
+    ]
+    _assert_open_to(w, outsider=False, senior=False)  # still awaited by the restricted queue
+
+    monkeypatch.undo()
+    made = review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk)  # the task queued above
+    assert made is not None and made.model_version == newer
+    assert ReviewTask.objects.get(queue=w.queue).decision == made
+    _every_decision_has_an_item(w.video)
+    _assert_open_to(w, outsider=False, senior=True)
+
+
 def test_the_ops_page_counts_stranded_videos_and_its_button_routes_them_again(routed: Routed) -> None:
     """A queue deactivated without its admin (a bulk update, a shell) and a flag older code left on a video whose
     queue is gone: both are counted on the ops page, and its button routes them as the queues say now."""
