@@ -2,7 +2,7 @@
 
 from moderation.feedback.models import FeedbackAggregate, FeedbackEvent
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
-from moderation.inference.models import Decision, DecisionRerun, KeptVerdict, ModelVersion
+from moderation.inference.models import Decision, DecisionRerun, KeptVerdict, MissingDecisionRepair, ModelVersion
 from moderation.integrations.models import (
     IdempotencyKey,
     Integration,
@@ -63,6 +63,7 @@ __all__ = [
     "IntegrationVideo",
     "ItemLabel",
     "KeptVerdict",
+    "MissingDecisionRepair",
     "Keyframe",
     "OcrBox",
     "PairReview",

@@ -147,3 +147,33 @@ class KeptVerdict(models.Model):
 
     def __str__(self) -> str:
         return f"kept verdict of video {self.video_id} under policy version {self.policy_version_id}"
+
+
+class MissingDecisionRepair(models.Model):
+    """The routing repair's tries at deciding a decided video under the auto-applied policies it lacks a decision
+    under (``decide_missing_policies`` on the infer queue). Queued: ``queued_at`` later than any failure; a try
+    that failed records why (``error``, ``failed_at``, ``attempts`` counts the failures). The repair queues a video
+    again only after a failure, and not once it has failed ``MAX_ATTEMPTS`` times: the ops page lists those with
+    their error and a Retry button, so a video whose model keeps failing is not queued at every click for good.
+    A queued try never answered (a lost task) is queued again after ``QUEUED_FOR``. Deleted once the video lacks
+    nothing."""
+
+    MAX_ATTEMPTS = 3
+    QUEUED_FOR = timedelta(hours=6)  # CELERY_VISIBILITY_TIMEOUT's default: a task not run by then was lost
+
+    video = models.OneToOneField("moderation.Video", on_delete=models.CASCADE, related_name="+")
+    queued_at = models.DateTimeField()
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"missing decisions of video {self.video_id}"
+
+    @property
+    def failed_last(self) -> bool:
+        return self.failed_at is not None and self.failed_at >= self.queued_at
+
+    @property
+    def given_up(self) -> bool:
+        return self.failed_last and self.attempts >= self.MAX_ATTEMPTS

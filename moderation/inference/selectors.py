@@ -5,10 +5,10 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
 
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
-from moderation.inference.models import Decision, DecisionRerun, ModelVersion
+from moderation.inference.models import Decision, DecisionRerun, MissingDecisionRepair, ModelVersion
 from moderation.inference.stage1.inputs import TextItem, stage1_input
 from moderation.labels.models import ItemLabel
 from moderation.labels.selectors import item_label_map, item_labels_trusted
@@ -34,6 +34,40 @@ def videos_missing_auto_decision() -> QuerySet[Video]:
         lacking |= ~Q(Exists(decisions.filter(policy_version__policy_id=policy_id)))
     in_flight = (Video.Status.UPLOADED, Video.Status.PROCESSING)
     return Video.objects.filter(Exists(decisions), lacking).exclude(status__in=in_flight).order_by("pk")
+
+
+def _missing_decision_repairs(*, now: datetime) -> tuple[QuerySet[MissingDecisionRepair], Q, Q]:
+    """Repair rows, and what makes one queued (waiting on the infer queue, not lost) or given up."""
+    failed_last = Q(failed_at__isnull=False, failed_at__gte=F("queued_at"))
+    queued = ~failed_last & Q(queued_at__gt=now - MissingDecisionRepair.QUEUED_FOR)
+    given_up = failed_last & Q(attempts__gte=MissingDecisionRepair.MAX_ATTEMPTS)
+    return MissingDecisionRepair.objects.all(), queued, given_up
+
+
+def videos_missing_decision_to_queue(*, now: datetime) -> QuerySet[Video]:
+    """The half-decided videos (``videos_missing_auto_decision``) the routing repair queues: not those queued
+    already (their task is on the infer queue) nor those whose missing decisions failed
+    ``MissingDecisionRepair.MAX_ATTEMPTS`` times (the ops page's Retry queues them)."""
+    repairs, queued, given_up = _missing_decision_repairs(now=now)
+    waiting = repairs.filter(queued | given_up, video_id=OuterRef("pk"))
+    return videos_missing_auto_decision().exclude(Exists(waiting))
+
+
+def missing_decision_counts(*, now: datetime) -> dict[str, int]:
+    """Of the half-decided videos: how many are queued (``queued``), given up after failing
+    ``MissingDecisionRepair.MAX_ATTEMPTS`` times (``given_up``) and left for the repair to queue (``to_queue``)."""
+    repairs, queued, given_up = _missing_decision_repairs(now=now)
+    missing = videos_missing_auto_decision().values("pk")
+    counts = repairs.filter(video_id__in=missing).aggregate(
+        queued=Count("pk", filter=queued), given_up=Count("pk", filter=given_up)
+    )
+    return {**counts, "to_queue": videos_missing_decision_to_queue(now=now).count()}
+
+
+def missing_decisions_failed() -> QuerySet[MissingDecisionRepair]:
+    """Half-decided videos whose last try at their missing decisions failed, latest first, with the error."""
+    repairs = MissingDecisionRepair.objects.filter(failed_at__isnull=False, failed_at__gte=F("queued_at"))
+    return repairs.filter(video_id__in=videos_missing_auto_decision().values("pk")).order_by("-failed_at", "pk")
 
 
 def cascade_model_active() -> CascadeModel | None:

@@ -6,20 +6,23 @@ import json
 import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from moderation.errors import ModerationError, error_text
 from moderation.feedback.selectors import feedback_prompt_stats
 from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend, untimed_segments
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
-from moderation.inference.models import Decision, DecisionRerun, KeptVerdict, ModelVersion
+from moderation.inference.models import Decision, DecisionRerun, KeptVerdict, MissingDecisionRepair, ModelVersion
 from moderation.integrations.services import event_decision_created, event_model_promoted
 from moderation.media.models import Video
 from moderation.policies.models import Policy, PolicyVersion
@@ -196,9 +199,48 @@ def decisions_create_missing_for_video(*, video_id: int) -> list[Decision]:
     model; a video with no decision at all is left to its own inference run. Returns the new decisions."""
     decided = set(Decision.objects.filter(video_id=video_id).values_list("policy_version__policy_id", flat=True))
     missing = [version for version in policy_versions_auto_applied() if version.policy_id not in decided]
-    if not decided or not missing:
-        return []
-    return decisions_create_for_video(video_id=video_id, policy_versions=missing)
+    made = decisions_create_for_video(video_id=video_id, policy_versions=missing) if decided and missing else []
+    MissingDecisionRepair.objects.filter(video_id=video_id).delete()  # nothing missing now: no try to show
+    return made
+
+
+def missing_decisions_queue(*, video_ids: Sequence[int], now: datetime | None = None) -> None:
+    """Queue ``decide_missing_policies`` for each of ``video_ids`` (after the commit) and record when
+    (``MissingDecisionRepair.queued_at``), so the next repair leaves them to their task."""
+    if not video_ids:
+        return
+    now = now or timezone.now()
+    MissingDecisionRepair.objects.bulk_create(
+        [MissingDecisionRepair(video_id=pk, queued_at=now) for pk in video_ids],
+        update_conflicts=True,
+        unique_fields=["video"],
+        update_fields=["queued_at"],
+    )
+    for video_id in video_ids:
+        # Queued twice (a second click before the first ran), the second finds the decisions made: no model runs.
+        enqueue("moderation.inference.tasks.decide_missing_policies", video_id)
+
+
+def missing_decisions_retry() -> list[int]:
+    """The ops page's Retry: queue once more every half-decided video whose missing decisions failed
+    ``MissingDecisionRepair.MAX_ATTEMPTS`` times (each click one more try). Returns the videos queued."""
+    from moderation.inference.selectors import missing_decisions_failed
+
+    video_ids = [r.video_id for r in missing_decisions_failed() if r.given_up]
+    missing_decisions_queue(video_ids=video_ids)
+    return video_ids
+
+
+def missing_decision_failure_record(*, video_id: int, error: str) -> MissingDecisionRepair:
+    """A try at a half-decided video's missing decisions failed: record why and count it; after
+    ``MissingDecisionRepair.MAX_ATTEMPTS`` failures the repair no longer queues it (the ops page lists it)."""
+    now = timezone.now()
+    repair, _ = MissingDecisionRepair.objects.get_or_create(video_id=video_id, defaults={"queued_at": now})
+    MissingDecisionRepair.objects.filter(pk=repair.pk).update(
+        attempts=F("attempts") + 1, error=error[:2000], failed_at=now
+    )
+    repair.refresh_from_db()
+    return repair
 
 
 def decision_create_for_video(*, video_id: int, policy_version: PolicyVersion | None = None) -> Decision:

@@ -48,14 +48,16 @@ def run_inference(self: Any, video_id: int) -> int | None:
 @shared_task(name="moderation.inference.tasks.decide_missing_policies", **LONG_TASK_OPTIONS)
 def decide_missing_policies(video_id: int) -> int:
     """The routing repair's: decide a decided video under the auto-applied policies it lacks a decision under
-    (``decisions_create_missing_for_video``; idempotent). A failure is logged and leaves the video as it was: it
-    is decided already, and the ops page still counts it until a repair succeeds."""
-    from moderation.inference.services import decisions_create_missing_for_video
+    (``decisions_create_missing_for_video``; idempotent). A failure leaves the video as it was (it is decided
+    already) and is recorded with its reason (``missing_decision_failure_record``): the ops page lists it, and
+    after ``MissingDecisionRepair.MAX_ATTEMPTS`` failures the repair stops queueing it until an admin retries."""
+    from moderation.inference.services import decisions_create_missing_for_video, missing_decision_failure_record
 
     try:
         return len(decisions_create_missing_for_video(video_id=video_id))
-    except Exception:
+    except Exception as exc:  # a bad item must not kill the worker
         logger.exception("deciding video %s under the policies it lacks failed", video_id)
+        missing_decision_failure_record(video_id=video_id, error=error_text(exc))
         return 0
 
 

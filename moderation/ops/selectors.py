@@ -6,12 +6,17 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Exists, F, Min, OuterRef, Q
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from moderation.inference.models import Decision
-from moderation.inference.selectors import videos_missing_auto_decision
+from moderation.inference.models import Decision, MissingDecisionRepair
+from moderation.inference.selectors import (
+    missing_decision_counts,
+    missing_decisions_failed,
+    videos_missing_auto_decision,
+)
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.ops.charts import bar_chart, line_chart
@@ -253,16 +258,27 @@ def ops_failed_videos() -> dict[str, int]:
 def ops_routing(*, now: datetime, shown: int = 10) -> dict[str, Any]:
     """Routing that waits on nothing or is missing: stranded videos (``videos_routing_stranded``: closed to all but
     admins for an item no queue will make, or open while a restricted queue awaits theirs), decided videos
-    lacking a decision under an auto-applied policy (``videos_missing_auto_decision``), with the first ``shown``
-    of each by id; and the items queues naming their own model await now, with the oldest one's age in hours
-    (one waiting for long: its model's task on the infer queue is slow or lost)."""
+    lacking a decision under an auto-applied policy (``videos_missing_auto_decision``: how many are queued, given
+    up after failing, left to queue, and the latest failures with their error), with the first ``shown`` of each
+    by id, and how many clicks of the repair (``ROUTING_REPAIR_BATCH`` a click) the rest takes; and the items
+    queues naming their own model await now, with the oldest one's age in hours (one waiting for long: its
+    model's task on the infer queue is slow or lost)."""
     stranded, missing = videos_routing_stranded(), videos_missing_auto_decision()
     awaited = AwaitedQueueItem.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
+    n_stranded, counts = stranded.count(), missing_decision_counts(now=now)
     return {
-        "stranded": stranded.count(),
+        "stranded": n_stranded,
         "stranded_ids": list(stranded.values_list("pk", flat=True)[:shown]),
         "missing": missing.count(),
         "missing_ids": list(missing.values_list("pk", flat=True)[:shown]),
+        # Of the half-decided: queued on the infer queue, given up after failing, left to queue.
+        "missing_queued": counts["queued"],
+        "missing_given_up": counts["given_up"],
+        "missing_to_queue": counts["to_queue"],
+        "missing_failed": list(missing_decisions_failed()[:shown]),
+        "max_attempts": MissingDecisionRepair.MAX_ATTEMPTS,
+        "repair_limit": settings.ROUTING_REPAIR_BATCH,
+        "repair_clicks": -(-max(n_stranded, counts["to_queue"]) // settings.ROUTING_REPAIR_BATCH),
         "awaited": awaited["n"],
         "awaited_oldest_hours": round((now - awaited["oldest"]).total_seconds() / 3600, 1)
         if awaited["oldest"]

@@ -5,4 +5,5 @@ from moderation.ops import views
 urlpatterns = [
     path("ops/", views.dashboard, name="ops_dashboard"),
     path("ops/routing-repair/", views.routing_repair, name="ops_routing_repair"),
+    path("ops/routing-repair/retry/", views.missing_decisions_retry_view, name="ops_missing_decisions_retry"),
 ]

@@ -29,11 +29,12 @@ from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.inference.models import Decision
-from moderation.inference.selectors import videos_missing_auto_decision
+from moderation.inference.selectors import videos_missing_decision_to_queue
 from moderation.inference.services import (
     decision_answer_by_model,
     decision_by_model_found,
     decision_save_by_model,
+    missing_decisions_queue,
 )
 from moderation.inference.stage1.label_value import label_value, uncertainty_term
 from moderation.integrations.services import event_label_final, event_review_completed
@@ -481,6 +482,8 @@ def review_tasks_create_in_queue(*, decision: Decision, queue: ReviewQueue) -> l
 class RoutingRepair:
     rerouted: list[int]  # videos routed again as the queues say now
     decisions_queued: list[int]  # decided videos whose missing auto-applied policies' decisions were queued
+    stranded_left: int = 0  # stranded videos a next run would still route again (beyond the limit)
+    missing_left: int = 0  # half-decided videos a next run would still queue (not queued, not given up)
 
 
 def _video_reroute(*, video_id: int, reason: str) -> None:
@@ -497,24 +500,44 @@ def _video_reroute(*, video_id: int, reason: str) -> None:
     review_routing_flag_sync(video_id=video_id)
 
 
-def review_routing_repair(*, limit: int = 500, dry_run: bool = False) -> RoutingRepair:
+def review_routing_repair(*, limit: int | None = None, dry_run: bool = False) -> RoutingRepair:
     """The ops page's and ``manage.py repair_routing``'s repair: route every stranded video again as the queues
     say now (``videos_routing_stranded``: closed waiting for an item no queue will make, or open while a
     restricted queue awaits it), each in its own transaction, and queue the decisions decided videos lack under
-    an auto-applied policy (``videos_missing_auto_decision``; ``decide_missing_policies`` on the infer queue,
-    idempotent). At most ``limit`` videos of each kind a run; ``dry_run`` only says which."""
-    stranded = list(videos_routing_stranded().values_list("pk", flat=True)[:limit])
-    missing = list(videos_missing_auto_decision().values_list("pk", flat=True)[:limit])
+    an auto-applied policy (``videos_missing_decision_to_queue``: not those queued already nor those given up
+    after failing; ``decide_missing_policies`` on the infer queue, idempotent). At most ``limit`` videos of each
+    kind a run (default ``ROUTING_REPAIR_BATCH``); what is left for a next run is counted (``stranded_left``,
+    ``missing_left``); ``dry_run`` only says which."""
+    limit = settings.ROUTING_REPAIR_BATCH if limit is None else limit
+    now = timezone.now()
+    stranded = list(videos_routing_stranded().values_list("pk", flat=True)[: limit + 1])
+    missing = list(videos_missing_decision_to_queue(now=now).values_list("pk", flat=True)[: limit + 1])
     if dry_run:
-        return RoutingRepair(rerouted=stranded, decisions_queued=missing)
+        return RoutingRepair(
+            rerouted=stranded[:limit],
+            decisions_queued=missing[:limit],
+            stranded_left=max(0, videos_routing_stranded().count() - limit),
+            missing_left=max(0, videos_missing_decision_to_queue(now=now).count() - limit),
+        )
+    stranded, missing = stranded[:limit], missing[:limit]
     for video_id in stranded:
         with transaction.atomic():
             _video_reroute(video_id=video_id, reason="routing repair")
-    for video_id in missing:
-        # Queued twice (a second click before the first ran), the second finds the decisions made: no model runs.
-        enqueue("moderation.inference.tasks.decide_missing_policies", video_id)
-    logger.info("routing repair: %s videos routed again, %s missing decisions queued", len(stranded), len(missing))
-    return RoutingRepair(rerouted=stranded, decisions_queued=missing)
+    missing_decisions_queue(video_ids=missing, now=now)
+    left = RoutingRepair(
+        rerouted=stranded,
+        decisions_queued=missing,
+        stranded_left=videos_routing_stranded().count(),  # one the repair could not route stays counted
+        missing_left=videos_missing_decision_to_queue(now=now).exclude(pk__in=missing).count(),
+    )
+    logger.info(
+        "routing repair: %s videos routed again, %s missing decisions queued; %s and %s left",
+        len(stranded),
+        len(missing),
+        left.stranded_left,
+        left.missing_left,
+    )
+    return left
 
 
 # --- claiming ------------------------------------------------------------------------------------

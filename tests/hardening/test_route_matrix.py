@@ -102,6 +102,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:webhook_redeliver": ("POST", (OPS,)),
     "moderation:ops_dashboard": ("GET", (OPS,)),
     "moderation:ops_routing_repair": ("POST", (OPS,)),
+    "moderation:ops_missing_decisions_retry": ("POST", (OPS,)),
     "moderation:tag_queue": ("GET", (REVIEW,)),
     "moderation:tag_claim_next": ("POST", (REVIEW,)),
     "moderation:tag_task": ("GET", (REVIEW,)),

@@ -4,7 +4,9 @@ The same repair as the ops page's button (``review_routing_repair``): a video cl
 waiting for an item no queue will make (a queue edited or deleted by a path that did not route it again, or a
 flag older code left), or open while a restricted queue awaits its item, is routed as the queues say now; a
 decided video lacking a decision under an auto-applied policy gets that decision queued on the infer queue.
-Idempotent: safe to run again, and while workers run.
+Idempotent: safe to run again, and while workers run. At most ``--limit`` videos of each kind a run, saying how
+many are left; ``--all`` runs batch after batch until none is. A half-decided video queued already, or given up
+after failing ``MissingDecisionRepair.MAX_ATTEMPTS`` times (the ops page's Retry), is not queued again.
 """
 
 from __future__ import annotations
@@ -18,19 +20,37 @@ class Command(BaseCommand):
     help = "Route stranded videos again and queue the decisions decided videos lack under auto-applied policies."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--limit", type=int, default=500, help="at most this many videos of each kind a run")
+        parser.add_argument(
+            "--limit",
+            type=int,
+            default=None,
+            help="at most this many videos of each kind a run (default ROUTING_REPAIR_BATCH)",
+        )
+        parser.add_argument("--all", action="store_true", help="run batch after batch until nothing is left to repair")
         parser.add_argument("--dry-run", action="store_true", help="only list the videos it would repair")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         from moderation.review.services import review_routing_repair
 
-        result = review_routing_repair(limit=max(1, opts["limit"]), dry_run=opts["dry_run"])
-        would = "would be " if opts["dry_run"] else ""
-        self.stdout.write(
-            f"{len(result.rerouted)} stranded video(s) {would}routed again"
-            + (f": {', '.join(f'#{pk}' for pk in result.rerouted)}" if result.rerouted else "")
-        )
-        self.stdout.write(
-            f"{len(result.decisions_queued)} half-decided video(s) {would}queued for their missing decisions"
-            + (f": {', '.join(f'#{pk}' for pk in result.decisions_queued)}" if result.decisions_queued else "")
-        )
+        limit, would = opts["limit"] and max(1, opts["limit"]), "would be " if opts["dry_run"] else ""
+        seen: set[tuple[int, ...]] = set()
+        while True:
+            result = review_routing_repair(limit=limit, dry_run=opts["dry_run"])
+            self.stdout.write(
+                f"{len(result.rerouted)} stranded video(s) {would}routed again"
+                + (f": {', '.join(f'#{pk}' for pk in result.rerouted)}" if result.rerouted else "")
+            )
+            self.stdout.write(
+                f"{len(result.decisions_queued)} half-decided video(s) {would}queued for their missing decisions"
+                + (f": {', '.join(f'#{pk}' for pk in result.decisions_queued)}" if result.decisions_queued else "")
+            )
+            left = result.stranded_left or result.missing_left
+            batch = tuple(result.rerouted + result.decisions_queued)
+            if not (opts["all"] and left) or opts["dry_run"] or batch in seen:
+                break
+            seen.add(batch)  # a batch that left everything as it was would loop for good
+        if left:
+            self.stdout.write(
+                f"left: {result.stranded_left} stranded and {result.missing_left} half-decided video(s) "
+                + ("(run again to continue, or with --all)" if not opts["all"] else "(routing them changed nothing)")
+            )

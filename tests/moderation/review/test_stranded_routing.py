@@ -408,3 +408,126 @@ def test_migration_0041_finds_the_items_routing_awaits_from_its_log(routed: Rout
     review_queue_decision(decision_id=w.first.pk, queue_id=w.queue.pk)
     _assert_open_to(w, outsider=False, senior=True)
     assert not videos_routing_stranded().exists()
+
+
+@dataclass
+class HalfDecided:
+    videos: list[Video]  # decided under kuaimod only, before "minors" was made auto-applied
+    minors_model: ModelVersion
+    admin: User
+
+
+@pytest.fixture
+def half_decided(policy_version: Any) -> HalfDecided:
+    from moderation.policies.models import Policy
+    from tests.factories import PolicyVersionFactory
+
+    videos = [DecidedVideoFactory(title=f"decided before minors {i}") for i in range(3)]
+    for video in videos:
+        decision_create_for_video(video_id=video.pk)
+    serving = model_version_register(name="minors-model", backend="evidence_baseline", base_model="minors-vlm")
+    minors = Policy.objects.create(slug="minors", name="Minors", auto_apply=True, serving_model=serving)
+    PolicyVersionFactory(policy=minors)
+    return HalfDecided(videos=videos, minors_model=serving, admin=_staff("admin"))
+
+
+def _queued(callbacks: Any) -> list[int]:
+    """The videos whose missing decisions a request queued (on the infer queue)."""
+    return [
+        c.args[2][0]
+        for c in callbacks
+        if getattr(c, "args", ()) and c.args[0] == "moderation.inference.tasks.decide_missing_policies"
+    ]
+
+
+def test_a_failing_missing_decision_is_recorded_shown_and_given_up_after_three_tries(
+    half_decided: HalfDecided, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Before, a failed missing-policy decision was only logged, and every click of Repair routing queued it
+    again. Now the failure is a row with its error on the ops page; after three the repair stops queueing it,
+    and the page's Retry gives it one more try."""
+    from moderation.inference import services
+    from moderation.inference.tasks import decide_missing_policies
+    from moderation.models import MissingDecisionRepair
+
+    w = half_decided
+    [video, *_] = w.videos
+    real_get_backend = services.get_backend
+
+    def minors_out_of_memory(name: str, **kwargs: Any) -> Any:
+        if kwargs.get("base_model") == "minors-vlm":
+            raise RuntimeError("CUDA out of memory while loading minors-vlm")
+        return real_get_backend(name, **kwargs)
+
+    monkeypatch.setattr(services, "get_backend", minors_out_of_memory)
+    admin, ops = _client(w.admin), reverse("moderation:ops_dashboard")
+    for attempt in (1, 2, 3):
+        with django_capture_on_commit_callbacks() as queued:
+            admin.post(reverse("moderation:ops_routing_repair"))
+        assert video.pk in _queued(queued), attempt
+        assert decide_missing_policies.run(video.pk) == 0
+        failure = MissingDecisionRepair.objects.get(video=video)
+        assert failure.attempts == attempt and "CUDA out of memory" in failure.error
+
+    html = admin.get(ops).content.decode()
+    assert "CUDA out of memory while loading minors-vlm" in html and "3 (given up)" in html
+    assert "1 given up after 3 failed tries" in html and "Retry the 1 given up" in html
+    with django_capture_on_commit_callbacks() as queued:
+        admin.post(reverse("moderation:ops_routing_repair"))
+    assert video.pk not in _queued(queued)  # no fourth try by the repair
+
+    monkeypatch.undo()  # the model works again
+    assert _client(_staff("moderator")).post(reverse("moderation:ops_missing_decisions_retry")).status_code == 403
+    with django_capture_on_commit_callbacks() as queued:
+        page = admin.post(reverse("moderation:ops_missing_decisions_retry"), follow=True).content.decode()
+    assert _queued(queued) == [video.pk]
+    assert "Queued the missing decisions of 1 half-decided video once more" in page
+    assert decide_missing_policies.run(video.pk) == 1
+    assert not MissingDecisionRepair.objects.filter(video=video).exists()
+    assert Decision.objects.filter(video=video, model_version=w.minors_model).exists()
+    assert "CUDA out of memory" not in admin.get(ops).content.decode()
+
+
+def test_the_repair_says_how_many_videos_are_left_and_the_next_click_continues(
+    half_decided: HalfDecided, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Videos decided before a policy was made auto-applied may be many; a click queues a batch. The page says how
+    many clicks the rest takes, the message how many are left, and the next click queues the next batch, not the
+    same videos again (their tasks are queued)."""
+    settings.ROUTING_REPAIR_BATCH = 2
+    w = half_decided
+    admin, ops = _client(w.admin), reverse("moderation:ops_dashboard")
+    html = admin.get(ops).content.decode()
+    assert "3</strong> decided videos lack" in html and "3 not queued yet, 0 queued" in html
+    assert "at most 2 videos of each kind a click: 2 clicks" in html
+
+    with django_capture_on_commit_callbacks() as queued:
+        page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
+    first = _queued(queued)
+    assert len(first) == 2
+    assert "1 half-decided video still to repair (at most 2 of each a click): click Repair routing again" in page
+    assert "1 not queued yet, 2 queued on the infer queue" in page
+
+    with django_capture_on_commit_callbacks() as queued:
+        page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
+    second = _queued(queued)
+    assert sorted(first + second) == sorted(v.pk for v in w.videos)
+    assert "still to repair" not in page and "0 not queued yet, 3 queued" in page
+    assert "Repair routing</button>" not in page  # nothing left for it to do
+
+
+def test_repair_routing_all_queues_every_batch(
+    half_decided: HalfDecided, django_capture_on_commit_callbacks: Any
+) -> None:
+    w = half_decided
+    out = StringIO()
+    with django_capture_on_commit_callbacks() as queued:
+        call_command("repair_routing", "--limit", "1", stdout=out)
+    first = _queued(queued)
+    assert len(first) == 1
+    assert "left: 0 stranded and 2 half-decided video(s) (run again to continue, or with --all)" in out.getvalue()
+    out = StringIO()
+    with django_capture_on_commit_callbacks() as queued:
+        call_command("repair_routing", "--limit", "1", "--all", stdout=out)
+    assert sorted(first + _queued(queued)) == sorted(v.pk for v in w.videos)
+    assert "left:" not in out.getvalue()
