@@ -22,8 +22,9 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.media.tasks.process_video": TaskQueue.MEDIA,
     "moderation.inference.tasks.run_inference": TaskQueue.INFER,
     "moderation.review.tasks.run_queue_decision": TaskQueue.INFER,
-    "moderation.inference.tasks.rerun_decision": TaskQueue.INFER,
-    "moderation.inference.tasks.decide_missing_policies": TaskQueue.INFER,  # the routing repair: a model runs  # a reviewer's re-run: the decision's model
+    "moderation.inference.tasks.rerun_decision": TaskQueue.INFER,  # a reviewer's re-run: the decision's model
+    "moderation.inference.tasks.decide_missing_policies": TaskQueue.INFER,  # the routing repair: a model runs
+    "moderation.inference.tasks.purge_kept_verdicts": TaskQueue.DEFAULT,  # beat: one DELETE of stale kept answers
     "moderation.inference.tasks.retrain_cascade": TaskQueue.DEFAULT,  # beat: queues train_cascade when due
     "moderation.inference.tasks.train_cascade": TaskQueue.DEFAULT,  # sklearn on a few thousand items: CPU
     "training.tasks.run_training_job": TaskQueue.TRAIN,
@@ -106,6 +107,8 @@ def configure_routing(app: Any) -> None:
         "retrain-cascade": {"task": "moderation.inference.tasks.retrain_cascade", "schedule": 10 * 60.0},
         # The outbox's safety net: events and deliveries whose queued message was lost.
         "sweep-webhooks": {"task": "moderation.integrations.tasks.sweep_webhooks", "schedule": 15.0},
+        # Model answers kept for a retry that never came (KEPT_VERDICT_RETENTION_DAYS).
+        "purge-kept-verdicts": {"task": "moderation.inference.tasks.purge_kept_verdicts", "schedule": 60 * 60.0},
         # Distinct embedding vectors no video holds any more (reposts taken down, videos embedded again).
         "sweep-distinct-vectors": {
             "task": "moderation.reproduction.tasks.sweep_distinct_vectors",

@@ -373,6 +373,8 @@ CASCADE_RETRAIN_AFTER_LABELS = env.int("CASCADE_RETRAIN_AFTER_LABELS", default=5
 REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
 # Videos of each kind (stranded, half-decided) one click of the ops page's Repair routing handles.
 ROUTING_REPAIR_BATCH = env.int("ROUTING_REPAIR_BATCH", default=500)
+# Days a model answer kept for a retry (KeptVerdict) stays when the video is never retried; beat purges older ones.
+KEPT_VERDICT_RETENTION_DAYS = env.int("KEPT_VERDICT_RETENTION_DAYS", default=7)
 # Content tags: reviewer events (accept/reject/add) needed before the learned ranker replaces the weighted sum.
 TAG_RANKER_MIN_EVENTS = env.int("TAG_RANKER_MIN_EVENTS", default=20)
 # Content tags, source 5: free-text tags from a VLM. Empty = the model serving the default policy when

@@ -8,7 +8,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -202,6 +202,17 @@ def decisions_create_missing_for_video(*, video_id: int) -> list[Decision]:
     made = decisions_create_for_video(video_id=video_id, policy_versions=missing) if decided and missing else []
     MissingDecisionRepair.objects.filter(video_id=video_id).delete()  # nothing missing now: no try to show
     return made
+
+
+def kept_verdicts_purge(*, now: datetime | None = None) -> int:
+    """Delete the model answers kept for a retry (``KeptVerdict``) older than ``KEPT_VERDICT_RETENTION_DAYS``: a
+    video never retried (given up, taken down, decided another way) would keep them for good. A retry after that
+    runs every model again. Idempotent (one DELETE); returns how many were deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.KEPT_VERDICT_RETENTION_DAYS)
+    deleted = KeptVerdict.objects.filter(created_at__lt=cutoff).delete()[0]
+    if deleted:
+        logger.info("purged %s kept verdicts older than %s", deleted, cutoff)
+    return deleted
 
 
 def missing_decisions_queue(*, video_ids: Sequence[int], now: datetime | None = None) -> None:

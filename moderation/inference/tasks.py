@@ -61,6 +61,14 @@ def decide_missing_policies(video_id: int) -> int:
         return 0
 
 
+@shared_task(name="moderation.inference.tasks.purge_kept_verdicts")
+def purge_kept_verdicts() -> int:
+    """Beat, hourly: delete model answers kept for a retry longer than ``KEPT_VERDICT_RETENTION_DAYS``."""
+    from moderation.inference.services import kept_verdicts_purge
+
+    return kept_verdicts_purge()
+
+
 @shared_task(name="moderation.inference.tasks.rerun_decision", **INFER_ITEM_TASK_OPTIONS)
 def rerun_decision(rerun_id: int) -> str | None:
     """A re-run a reviewer asked for (DecisionRerun); idempotent: a finished one is left as it is."""

@@ -11,7 +11,7 @@ from django.db.models import Count, Exists, F, Min, OuterRef, Q
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from moderation.inference.models import Decision, MissingDecisionRepair
+from moderation.inference.models import Decision, KeptVerdict, MissingDecisionRepair
 from moderation.inference.selectors import (
     missing_decision_counts,
     missing_decisions_failed,
@@ -262,10 +262,11 @@ def ops_routing(*, now: datetime, shown: int = 10) -> dict[str, Any]:
     up after failing, left to queue, and the latest failures with their error), with the first ``shown`` of each
     by id, and how many clicks of the repair (``ROUTING_REPAIR_BATCH`` a click) the rest takes; and the items
     queues naming their own model await now, with the oldest one's age in hours (one waiting for long: its
-    model's task on the infer queue is slow or lost)."""
+    model's task on the infer queue is slow or lost); and the model answers kept for a retry, the oldest's age."""
     stranded, missing = videos_routing_stranded(), videos_missing_auto_decision()
     awaited = AwaitedQueueItem.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
     n_stranded, counts = stranded.count(), missing_decision_counts(now=now)
+    kept = KeptVerdict.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
     return {
         "stranded": n_stranded,
         "stranded_ids": list(stranded.values_list("pk", flat=True)[:shown]),
@@ -279,6 +280,10 @@ def ops_routing(*, now: datetime, shown: int = 10) -> dict[str, Any]:
         "max_attempts": MissingDecisionRepair.MAX_ATTEMPTS,
         "repair_limit": settings.ROUTING_REPAIR_BATCH,
         "repair_clicks": -(-max(n_stranded, counts["to_queue"]) // settings.ROUTING_REPAIR_BATCH),
+        # Model answers kept for a retry (KeptVerdict), purged after KEPT_VERDICT_RETENTION_DAYS.
+        "kept": kept["n"],
+        "kept_oldest_hours": round((now - kept["oldest"]).total_seconds() / 3600, 1) if kept["oldest"] else None,
+        "kept_days": settings.KEPT_VERDICT_RETENTION_DAYS,
         "awaited": awaited["n"],
         "awaited_oldest_hours": round((now - awaited["oldest"]).total_seconds() / 3600, 1)
         if awaited["oldest"]

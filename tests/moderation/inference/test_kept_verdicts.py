@@ -91,3 +91,47 @@ def test_a_kept_answer_is_not_used_for_changed_content(policy_version: Any, mino
     assert backends.runs == ["", "minors-vlm"]
     assert next(d for d in decisions if d.policy_version == policy_version).label == "正向"
     assert not KeptVerdict.objects.exists()  # the stale one went with the run that saved the decisions
+
+
+def test_kept_answers_of_a_video_never_retried_are_purged_after_the_retention(
+    policy_version: Any, minors: Any, monkeypatch: Any, settings: Any
+) -> None:
+    """A video whose failed run is never retried (given up, taken down) kept its models' answers for good. Beat's
+    hourly purge deletes those older than KEPT_VERDICT_RETENTION_DAYS, leaves recent ones for their retry, and
+    deleting again deletes nothing; the ops page says how long they are kept."""
+    from datetime import timedelta
+
+    from celery import Celery
+    from django.test import Client
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from moderation.inference.tasks import purge_kept_verdicts
+    from tests.factories import UserFactory
+    from workbench.queues import TASK_ROUTES, TaskQueue, configure_routing
+
+    backends = Backends(monkeypatch)
+    backends.failing = {"minors-vlm"}
+    stale, fresh = VideoFactory(title="加微信 私聊"), VideoFactory(title="私聊 加微信")
+    for video in (stale, fresh):
+        run_inference.run(video.pk)
+    assert KeptVerdict.objects.filter(video=stale).exists() and KeptVerdict.objects.filter(video=fresh).exists()
+    settings.KEPT_VERDICT_RETENTION_DAYS = 3
+    KeptVerdict.objects.filter(video=stale).update(created_at=timezone.now() - timedelta(days=3, minutes=1))
+    KeptVerdict.objects.filter(video=fresh).update(created_at=timezone.now() - timedelta(days=2, hours=23))
+
+    assert purge_kept_verdicts.run() == 1
+    assert not KeptVerdict.objects.filter(video=stale).exists()
+    assert KeptVerdict.objects.filter(video=fresh).exists()  # its retry still reruns only the failed model
+    assert purge_kept_verdicts.run() == 0
+
+    name = "moderation.inference.tasks.purge_kept_verdicts"
+    assert TASK_ROUTES[name] is TaskQueue.DEFAULT
+    app = Celery("routing-check")
+    configure_routing(app)
+    assert [e["schedule"] for e in app.conf.beat_schedule.values() if e["task"] == name] == [3600.0]
+
+    admin = Client()
+    admin.force_login(UserFactory(is_staff=True, is_superuser=True))
+    html = admin.get(reverse("moderation:ops_dashboard")).content.decode()
+    assert "1 model answer kept for the retry" in html and "deleted after 3 days" in html
