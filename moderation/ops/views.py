@@ -24,10 +24,15 @@ def routing_repair(request: HttpRequest) -> HttpResponse:
     """The routing panel's button: route stranded videos again and queue missing decisions (idempotent), at most
     ``settings.ROUTING_REPAIR_BATCH`` of each a click; the message says how many are left for the next click."""
     result = review_routing_repair()
-    text = (
-        f"Routed {_videos(len(result.rerouted), 'stranded')} again as the queues say now; queued the missing "
-        f"decisions of {_videos(len(result.decisions_queued), 'half-decided')} on the infer queue."
-    )
+    done = []
+    if result.rerouted:
+        done.append(f"routed {_videos(len(result.rerouted), 'stranded')} again as the queues say now")
+    if result.decisions_queued:
+        done.append(
+            f"queued the missing decisions of {_videos(len(result.decisions_queued), 'half-decided')} on the infer queue"
+        )
+    text = "; ".join(done) or "nothing to repair: no stranded video, and no half-decided video left to queue"
+    text = text[0].upper() + text[1:] + "."
     if result.stranded_left or result.missing_left:
         left = [
             _videos(n, kind)

@@ -85,3 +85,53 @@ def test_an_admin_deactivating_a_queue_is_told_its_waiting_decisions_were_routed
     assert not AwaitedQueueItem.objects.exists()
     shots.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(shots / "admin-queue-deactivated-rerouted.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_sees_failed_missing_decisions_and_how_many_clicks_are_left(
+    page: Any, make_user: Any, policy_version: Any, settings: Any
+) -> None:
+    """Videos decided before a policy was made auto-applied: the panel says how many clicks the batch size leaves,
+    lists a video whose missing decision failed three times with its error, and offers its Retry."""
+    from django.utils import timezone
+
+    from moderation.models import MissingDecisionRepair
+
+    shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hvis11"))
+    settings.ROUTING_REPAIR_BATCH = 2
+    videos = [VideoFactory(title=f"decided before minors {i}", file="") for i in range(4)]
+    for video in videos:
+        decisions_create_for_video(video_id=video.pk, policy_versions=[policy_version])
+    PolicyVersionFactory(policy=Policy.objects.create(slug="minors", name="Minors", auto_apply=True))
+    now = timezone.now()
+    MissingDecisionRepair.objects.create(
+        video=videos[0],
+        queued_at=now,
+        attempts=3,
+        failed_at=now,
+        error="RuntimeError: CUDA out of memory while loading the minors model",
+    )
+    admin = make_user("admin")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, admin.username)
+
+    assert page.goto("/ops/").status == 200
+    panel = page.locator("#ops-routing")
+    text = panel.inner_text()
+    assert "3 not queued yet, 0 queued on the infer queue" in text and "1 given up after 3 failed tries" in text, text
+    assert "CUDA out of memory" in text and "2 clicks" in text, text
+    assert _violations(page) == []
+    panel.scroll_into_view_if_needed()
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "ops-routing-failed-and-clicks.png"))
+
+    with page.expect_navigation():
+        panel.get_by_role("button", name="Repair routing").click()
+    message = page.inner_text(".messages")
+    assert "1 half-decided video still to repair" in message and "click Repair routing again" in message, message
+    page.screenshot(path=str(shots / "ops-routing-one-more-click.png"))
+
+    with page.expect_navigation():
+        page.locator("#ops-routing").get_by_role("button", name="Retry 1 given-up video").click()
+    assert "once more on the infer queue" in page.inner_text(".messages")
+    page.screenshot(path=str(shots / "ops-routing-retried.png"))

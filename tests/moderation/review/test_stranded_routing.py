@@ -471,7 +471,7 @@ def test_a_failing_missing_decision_is_recorded_shown_and_given_up_after_three_t
 
     html = admin.get(ops).content.decode()
     assert "CUDA out of memory while loading minors-vlm" in html and "3 (given up)" in html
-    assert "1 given up after 3 failed tries" in html and "Retry the 1 given up" in html
+    assert "1 given up after 3 failed tries" in html and "Retry 1 given-up video" in html
     with django_capture_on_commit_callbacks() as queued:
         admin.post(reverse("moderation:ops_routing_repair"))
     assert video.pk not in _queued(queued)  # no fourth try by the repair
