@@ -531,3 +531,63 @@ def test_repair_routing_all_queues_every_batch(
         call_command("repair_routing", "--limit", "1", "--all", stdout=out)
     assert sorted(first + _queued(queued)) == sorted(v.pk for v in w.videos)
     assert "left:" not in out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queue_deleted_while_its_model_answers_is_waited_for_and_nothing_is_saved(
+    policy_version: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two connections: the admin's delete holds the queue's row and has not yet routed the video when the model
+    answers. The task's save waits for the delete (it takes the queue's row before the video's, as the delete
+    does, so neither waits on the other in a cycle: no deadlock aborts one), then finds the queue gone and saves
+    nothing; the delete routed the decision to the default queue."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from moderation.inference import services
+    from moderation.review.services import review_queues_delete
+
+    own = model_version_register(name="seniors-model", backend="evidence_baseline")
+    queue = ReviewQueue.objects.create(slug="seniors", name="Seniors", policy=policy_version.policy, model_version=own)
+    queue.allowed_groups.add(Group.objects.create(name="seniors"))
+    video = VideoFactory(title="加微信 私聊")
+    first = decision_create_for_video(video_id=video.pk)
+    holding, go, errors = threading.Event(), threading.Event(), []
+
+    def admin_deletes() -> None:
+        try:
+            with transaction.atomic():
+                ReviewQueue.objects.select_for_update().filter(pk=queue.pk).first()  # the delete's first lock
+                holding.set()
+                go.wait(10)
+                review_queues_delete(queue_ids=[queue.pk])  # then the video's, routing the decision again
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    admin = threading.Thread(target=admin_deletes)
+    real_get_backend = services.get_backend
+
+    class AnswersWhileTheAdminHoldsTheQueue:
+        def __init__(self, backend: Any) -> None:
+            self.backend = backend
+
+        def decide_batch(self, items: Any, spec: Any) -> Any:
+            admin.start()
+            assert holding.wait(10)
+            threading.Timer(0.5, go.set).start()  # the admin goes on while the task waits for the queue's row
+            return self.backend.decide_batch(items, spec)
+
+    monkeypatch.setattr(
+        services, "get_backend", lambda n, **kw: AnswersWhileTheAdminHoldsTheQueue(real_get_backend(n, **kw))
+    )
+
+    assert review_queue_decision(decision_id=first.pk, queue_id=queue.pk) is None
+    admin.join(10)
+    assert errors == []
+    assert not ReviewQueue.objects.filter(slug="seniors").exists()
+    assert not Decision.objects.filter(video=video, model_version=own).exists()
+    assert ReviewTask.objects.filter(decision=first, queue__slug=ReviewQueue.DEFAULT_SLUG).exists()
+    assert not AwaitedQueueItem.objects.exists() and not Video.objects.get(pk=video.pk).routed_restricted
