@@ -5,8 +5,16 @@ ARG REQUIREMENTS=cpu.txt
 # GPU media workers: "onnxruntime-gpu==1.31.1" replaces the CPU onnxruntime wheel (same module name) so OCR
 # runs on onnxruntime's CUDA provider; empty for every other image.
 ARG ONNXRUNTIME=""
-RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-ng fonts-dejavu-core libpq5 \
+# Ubuntu bases (CUDA) would stop the build at tzdata's time zone question.
+ARG DEBIAN_FRONTEND=noninteractive
+# g++: pdqhash has no binary wheel and is compiled at install. A base without Python (the CUDA images GPU
+# workers build on: Ubuntu 24.04, Python 3.12) gets the distribution's Python, its headers and a venv on PATH.
+RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-ng fonts-dejavu-core libpq5 g++ \
+    && if ! command -v python >/dev/null; then \
+         apt-get install -y --no-install-recommends python3 python3-venv python3-dev && python3 -m venv /opt/venv; \
+       fi \
     && rm -rf /var/lib/apt/lists/*
+ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
 COPY requirements/ requirements/
 COPY scripts/gpu_requirements.py scripts/gpu_requirements.py

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from workbench.queues import TASK_ROUTES, TaskQueue
 
@@ -152,3 +156,139 @@ def test_the_readme_names_a_worker_for_every_queue() -> None:
     consumed = set().union(*(_queues_of(row[1].strip("`")) for row in rows))
     assert consumed == {q.value for q in TaskQueue}
     assert any("celery -A workbench beat" in row[1] for row in rows)
+
+
+# --- compose.yaml ------------------------------------------------------------------------------------------
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "compose.yaml").read_text())
+
+
+def _command(service: dict[str, Any]) -> str:
+    command = service.get("command", "")
+    return command if isinstance(command, str) else shlex.join(command)
+
+
+def _app_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services running our image (web, workers, beat)."""
+    return {
+        name: svc
+        for name, svc in compose["services"].items()
+        if str(svc.get("image", "")).startswith("review-workbench")
+    }
+
+
+def test_compose_runs_a_worker_for_every_queue_and_one_beat() -> None:
+    services = _app_services(_compose())
+    always = {name: svc for name, svc in services.items() if not svc.get("profiles")}
+    consumed = set().union(*(_queues_of(_command(svc)) for svc in always.values()))
+    assert consumed == {q.value for q in TaskQueue}, "a queue no service of the default profile consumes"
+    beats = [name for name, svc in services.items() if " beat" in _command(svc)]
+    assert beats == ["beat"]
+    # The GPU media worker runs "instead of, or beside" worker-media: it serves every queue that one does.
+    assert _queues_of(_command(services["worker-media"])) <= _queues_of(_command(services["worker-media-gpu"]))
+    # /readyz's default asks for a worker of the default queue.
+    from django.conf import settings
+
+    assert set(settings.READYZ_REQUIRED_QUEUES) <= consumed
+
+
+def test_compose_beat_can_write_its_schedule() -> None:
+    """Beat's schedule file's folder must exist: shelve creates the file, not its folder (FileNotFoundError)."""
+    command = _command(_app_services(_compose())["beat"])
+    schedule = re.search(r"--schedule[ =](\S+)", command)
+    assert schedule, command
+    folder = str(Path(schedule.group(1)).parent)
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    made = re.search(rf"mkdir -p \S*\s*{re.escape(folder)}\b", command) or re.search(
+        rf"mkdir -p .*{re.escape(folder)}\b", dockerfile
+    )
+    assert made, f"nothing creates {folder} before beat opens {schedule.group(1)}"
+
+
+def test_compose_services_sharing_an_image_build_it_the_same_way() -> None:
+    """Two services that tag the same image with different builds overwrite each other's (worker-train used
+    to inherit the CPU build under the GPU image's name)."""
+    builds: dict[str, tuple[str, Any]] = {}
+    for name, svc in _app_services(_compose()).items():
+        image, build = svc["image"], svc.get("build")
+        if build is None:
+            continue
+        if image in builds:
+            assert builds[image][1] == build, f"{name} and {builds[image][0]} build {image} differently"
+        builds[image] = (name, build)
+
+
+def test_compose_environment_names_only_variables_the_code_reads_and_every_one_it_needs() -> None:
+    read = environment_variables_read()
+    for name, svc in _app_services(_compose()).items():
+        environment = svc["environment"]
+        unknown = sorted(set(environment) - read)
+        assert not unknown, f"{name} sets variables no code reads: {unknown}"
+        for required in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "ALLOWED_HOSTS", "MEDIA_ROOT"):
+            assert environment.get(required), (name, required)
+        assert environment["MEDIA_STORAGE"] == "s3" and environment.get("MEDIA_S3_BUCKET"), name
+        assert environment.get("DEBUG") == "false", name
+
+
+def test_compose_health_checks() -> None:
+    services = _compose()["services"]
+    for name in ("postgres", "redis", "minio"):
+        assert services[name].get("healthcheck"), name
+    for name, svc in _app_services(_compose()).items():
+        depends = svc["depends_on"]
+        assert depends["postgres"]["condition"] == depends["redis"]["condition"] == "service_healthy", name
+    web = services["web"]["healthcheck"]
+    assert "/readyz" in " ".join(web["test"]) and web.get("start_period"), "first start migrates: give it time"
+
+
+def _settings_static_root(environment: dict[str, str]) -> str:
+    probe = "from django.conf import settings; print(settings.STATIC_ROOT)"
+    env = {"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "workbench.settings", **environment}
+    out = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {probe}"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_the_image_serves_the_static_files_it_collected_at_build_time() -> None:
+    """The Dockerfile collects static files at build time, without compose's WORKBENCH_VAR_DIR; the web service
+    must look for them (and their manifest: hashed names, else every page is a 500) in the same folder."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    line = next(line for line in dockerfile.replace("\\\n", " ").splitlines() if "collectstatic" in line)
+    build_env = dict(re.findall(r"\b([A-Z][A-Z0-9_]*)=(\S+)", line.split("python manage.py")[0]))
+    run_env = {k: str(v) for k, v in _app_services(_compose())["web"]["environment"].items()}
+    run_env = {k: v for k, v in run_env.items() if "${" not in v}
+    assert "WORKBENCH_VAR_DIR" in run_env
+    assert _settings_static_root(build_env) == _settings_static_root(run_env)
+
+
+def _built_from_source() -> list[str]:
+    """Packages of the installed set pip had to compile (no binary wheel for them): the image needs a compiler."""
+    found = []
+    for entry in map(Path, sys.path):
+        for wheel in entry.glob("*.dist-info/WHEEL") if entry.name == "site-packages" else []:
+            tags = [line.split(":", 1)[1].strip() for line in wheel.read_text().splitlines() if line.startswith("Tag:")]
+            if tags and all(t.endswith("linux_x86_64") and "manylinux" not in t for t in tags):
+                found.append(wheel.parent.name)
+    return found
+
+
+def test_the_dockerfile_can_build_the_dependency_set_on_each_base_image() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    if _built_from_source():  # pdqhash: no binary wheel, built with g++ against Python.h
+        assert re.search(r"apt-get install[^\n]* (g\+\+|build-essential)[ \\]", dockerfile), _built_from_source()
+    bases = {
+        svc["build"]["args"].get("BASE_IMAGE", "python")
+        for svc in _app_services(_compose()).values()
+        if isinstance(svc.get("build"), dict)
+    }
+    if any(not base.startswith("python") for base in bases):  # a CUDA base has no Python of its own
+        assert "python3-venv" in dockerfile and "python3-dev" in dockerfile, bases

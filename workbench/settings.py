@@ -155,7 +155,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# In the checkout, not under WORKBENCH_VAR_DIR: static files belong to the code (the image collects them at
+# build time, before a container sets WORKBENCH_VAR_DIR; looking for them there, every page was a 500).
+STATIC_ROOT = BASE_DIR / "var" / "staticfiles"
 MEDIA_URL = "media/"
 # With local storage: where media lives. With object storage: this node's scratch and cache folder only.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(VAR_DIR / "media")))
