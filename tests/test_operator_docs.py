@@ -230,6 +230,8 @@ def test_compose_environment_names_only_variables_the_code_reads_and_every_one_i
             assert environment.get(required), (name, required)
         assert environment["MEDIA_STORAGE"] == "s3" and environment.get("MEDIA_S3_BUCKET"), name
         assert environment.get("DEBUG") == "false", name
+        # No made-up default: a production served with a key everyone can read in this file signs forgeable sessions.
+        assert environment["SECRET_KEY"].startswith("${SECRET_KEY:?"), name
 
 
 def test_compose_health_checks() -> None:
