@@ -234,6 +234,17 @@ def test_compose_environment_names_only_variables_the_code_reads_and_every_one_i
         assert environment["SECRET_KEY"].startswith("${SECRET_KEY:?"), name
 
 
+def test_compose_passes_the_readme_production_environment_to_the_containers() -> None:
+    """Compose hands a container only the variables its file names: one the README's production line asks for
+    but compose leaves out (WORKBENCH_HTTPS was) is silently not set however the operator sets it."""
+    line = README[README.index("Production environment:") :].split("\n\n")[0]
+    production = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", line)) | set(re.findall(r"`([A-Z][A-Z0-9_]+)`", line))
+    assert {"WORKBENCH_HTTPS", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"} <= production
+    for name, svc in _app_services(_compose()).items():
+        missing = sorted(production - set(svc["environment"]))
+        assert not missing, f"{name} does not pass {missing}"
+
+
 def test_compose_health_checks() -> None:
     services = _compose()["services"]
     for name in ("postgres", "redis", "minio"):
