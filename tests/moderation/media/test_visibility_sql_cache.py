@@ -1,6 +1,7 @@
-"""The visibility rule's cached SQL (``_OpenToOthers``) finds exactly the videos the rule compiled in place
-finds (``_open_to_others_rule``, its one home), for every case of ``_item_rules``, every kind of user and
-every shape of query the screens put it in."""
+"""The visibility rule as the screens apply it (one AND, its SQL cached: ``_OpenToOthers``) finds exactly the
+videos the rule as first written finds (an OR of its two cases, compiled in place on each query: ``_rule_as_an_or``
+below, the reference), for every case of ``_item_rules``, every kind of user and every shape of query the screens
+put it in."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import AnonymousUser, Group, User
-from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
+from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Value, When
 
 from moderation.media import selectors
 from moderation.media.models import Video
@@ -20,6 +22,19 @@ from tests.factories import DecisionFactory, PolicyFactory, PolicyVersionFactory
 pytestmark = pytest.mark.django_db
 
 Rule = Callable[[str], Q]
+
+
+def _rule_as_an_or(*, user_pk: int | None, field: str) -> Q:
+    """The rule as written before it was one AND (main at a1230eb): decided and not closed, or the user's own
+    upload not decided yet."""
+    open_to_user = Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user_pk)
+    closing, pending = selectors._item_rules(video_id=OuterRef(field), opens=open_to_user)
+    decided = apps.get_model("moderation", "Decision").objects.filter(video_id=OuterRef(field))
+    after_routing = Q(Exists(decided)) & ~Q(Exists(closing)) & ~Q(Exists(pending))
+    if user_pk is None:
+        return after_routing
+    own_upload = Video.objects.filter(pk=OuterRef(field), created_by_id=user_pk)
+    return after_routing | (~Q(Exists(decided)) & Q(Exists(own_upload)))
 
 
 def _library(outsider: User, expert: User) -> dict[str, Video]:
@@ -54,6 +69,8 @@ def _library(outsider: User, expert: User) -> dict[str, Video]:
     decided("restricted_with_open_tags_item", (restricted, policy_a), (open_tags, policy_a))
     decided("own_decided_restricted", (restricted, policy_a), created_by=outsider)
     videos["own_undecided"] = VideoFactory(created_by=outsider)
+    # Not decided (its decisions deleted) with the flag routing left: still its uploader's.
+    videos["own_undecided_flagged"] = VideoFactory(created_by=outsider, routed_restricted=True)
     videos["experts_undecided"] = VideoFactory(created_by=expert)
     videos["nobodys_undecided"] = VideoFactory()
     return videos
@@ -83,7 +100,7 @@ def _seen(rule: Rule, user_pk: int | None) -> dict[str, list[Any]]:
     return {name: sorted(qs) for name, qs in _shapes(rule, user_pk).items()}
 
 
-def test_the_cached_rule_finds_what_the_rule_in_place_finds() -> None:
+def test_the_rule_finds_what_it_found_as_an_or_compiled_in_place() -> None:
     outsider, expert = UserFactory(role="moderator"), UserFactory(role="moderator")
     videos = _library(outsider, expert)
     expert.groups.add(Group.objects.get(name="experts"))
@@ -92,9 +109,11 @@ def test_the_cached_rule_finds_what_the_rule_in_place_finds() -> None:
         pk = user.pk
         for _ in range(2):  # compiled, then from the cache
             assert selectors.video_open_to_q(user=user) == selectors.video_open_to_others_q(user_pk=pk)
+            reference = _seen(lambda field, pk=pk: _rule_as_an_or(user_pk=pk, field=field), pk)
             in_place = _seen(lambda field, pk=pk: selectors._open_to_others_rule(user_pk=pk, field=field), pk)
             cached = _seen(lambda field, pk=pk: selectors.video_open_to_others_q(user_pk=pk, field=field), pk)
-            assert cached == in_place, user
+            assert in_place == reference, user
+            assert cached == reference, user
         seen = {names[pk] for pk in cached["videos"]}
         if user == outsider:
             assert seen == {
@@ -103,6 +122,7 @@ def test_the_cached_rule_finds_what_the_rule_in_place_finds() -> None:
                 "routed_restricted_made_and_shared",
                 "restricted_tags_item_and_open_item",
                 "own_undecided",
+                "own_undecided_flagged",
             }
         elif user == expert:
             # Only a moderation queue's item opens a video: a restricted tags item alone closes it to its group too.
@@ -111,6 +131,7 @@ def test_the_cached_rule_finds_what_the_rule_in_place_finds() -> None:
                 "pending_routed_restricted",
                 "routed_restricted_tags_item_only",
                 "own_undecided",
+                "own_undecided_flagged",
                 "nobodys_undecided",
             }
         elif user.pk is None:
