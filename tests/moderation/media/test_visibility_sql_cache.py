@@ -1,7 +1,7 @@
 """The visibility rule as the screens apply it (one AND, its SQL cached: ``_OpenToOthers``) finds exactly the
 videos the rule as first written finds (an OR of its two cases, compiled in place on each query: ``_rule_as_an_or``
 below, the reference), for every case of ``_item_rules``, every kind of user and every shape of query the screens
-put it in."""
+put it in; the one difference, anonymous in a group without members, is a fix (``test_anonymous_is_in_no_group``)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def _library(outsider: User, expert: User) -> dict[str, Video]:
     """One video per case of the rule (``_item_rules``' docstring), by name."""
     experts = Group.objects.create(name="experts")
     restricted = ReviewQueue.objects.create(slug="experts", name="Experts")
-    restricted.allowed_groups.add(experts)
+    leads = Group.objects.create(name="leads")
+    UserFactory().groups.add(leads)  # a group with members (``test_anonymous_is_in_no_group``: one without)
+    restricted.allowed_groups.add(experts, leads)  # two groups: the expert in one
     restricted_tags = ReviewQueue.objects.create(slug="expert-tags", name="Expert tags", kind=ReviewQueue.Kind.TAGS)
     restricted_tags.allowed_groups.add(experts)
     open_tags = ReviewQueue.objects.create(slug="tags", name="Tags", kind=ReviewQueue.Kind.TAGS)
@@ -151,3 +153,17 @@ def test_the_rule_is_compiled_once_per_user_and_place() -> None:
         list(ReviewTask.objects.filter(selectors.video_open_to_q(user=user, field="decision__video_id")))
     info = selectors._open_to_others_sql.cache_info()
     assert (info.misses, info.hits) == (2, 4)
+
+
+def test_anonymous_is_in_no_group_even_one_without_members() -> None:
+    """The one case where the rule differs from the OR it replaced: for an anonymous user (no id) that read
+    ``allowed_groups__user__pk=None``, which Django compiles to ``IS NULL``, true of a group without members, so a
+    queue restricted to such a group opened its videos to anonymous. Now anonymous is in no group."""
+    empty = Group.objects.create(name="nobody yet")
+    queue = ReviewQueue.objects.create(slug="new-team", name="New team")
+    queue.allowed_groups.add(empty)
+    video = VideoFactory()
+    ReviewTask.objects.create(decision=DecisionFactory(video=video), queue=queue)
+    assert Video.objects.filter(_rule_as_an_or(user_pk=None, field="pk")).exists()  # what it read before
+    assert not Video.objects.filter(selectors.video_open_to_q(user=AnonymousUser())).exists()
+    assert not selectors.video_open_to(user=AnonymousUser(), video_id=video.pk)
