@@ -236,9 +236,9 @@ def _open_to_others_rule(*, user_pk: int | None, field: str) -> Q:
     decided has no item (an item is made for a decision, ``ReviewTask.decision`` is required), so nothing closes
     it, and pending closes only a decided video here. PostgreSQL turns an AND's NOT EXISTS into anti-joins but
     plans each EXISTS under an OR as a subplan, twice (per row and hashed): as an OR of the two cases the rule
-    took 5-8 ms to plan in a one-video query, as one AND ~2 ms (30k videos, interleaved ``EXPLAIN``; the
-    list statements, which scan the library, ran no slower). A queue open to the user is one
-    with no groups or with one of theirs, read from their memberships (``auth_user_groups``) alone: through
+    took 5-8 ms to plan in a one-video query, as one AND ~2 ms (30k videos, interleaved ``EXPLAIN``; the list
+    statements, which scan the library either way, moved by +-15 %: ``bench/RESULTS.md``). A queue open to the
+    user is one with no groups or with one of theirs, read from their memberships (``auth_user_groups``) alone: through
     ``allowed_groups__user`` it joined ``auth_group`` as well, one more table to plan in every leg, and for an
     anonymous user (no id) read ``IS NULL``, true of a group without members: anonymous is in no group."""
     open_to_user = Q(queue__allowed_groups__isnull=True)
