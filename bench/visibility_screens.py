@@ -10,7 +10,9 @@ group-restricted queue only (hidden from the moderator), 1 % routed there before
 screen: the median server time of ``--repeats`` requests through Django's test client, then one request whose
 statements (of each version) are split into Python building and compiling the rule's subqueries (time spent in ``Subquery``
 resolving and ``Exists`` compiling, the outermost calls only), Postgres planning and execution (each statement
-run again under ``EXPLAIN (ANALYZE, SUMMARY, TIMING OFF)``).
+run again, planned afresh, under ``EXPLAIN (ANALYZE, SUMMARY, TIMING OFF)``: what planning costs where a statement
+is not prepared; after this branch the rule's statements are prepared, ``workbench.db.prepare_marked``, so the
+requests' times no longer pay it).
 
     .venv/bin/python bench/visibility_screens.py [--small 1000] [--large 20000] [--repeats 6] [--before a1230eb]
 
@@ -30,6 +32,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import django_setup  # noqa: E402
+
+# Requests per version before the timed ones: a prepared statement runs its generic plan from its sixth run, which
+# a web worker's persistent connection reaches within seconds.
+WARM_UP = 6
 
 
 class _RuleClock:
@@ -68,11 +74,14 @@ class _RuleClock:
         return timed
 
 
-def _explain(sql: str) -> tuple[float, float]:
+def _explain(sql: str, params: Any) -> tuple[float, float]:
+    """Planning and execution of one statement planned afresh (unmarked: not prepared)."""
     from django.db import connection
 
+    from workbench.db import PREPARE_MARK
+
     with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, SUMMARY, TIMING OFF, FORMAT JSON) " + sql)
+        cursor.execute("EXPLAIN (ANALYZE, SUMMARY, TIMING OFF, FORMAT JSON) " + sql.replace(PREPARE_MARK, ""), params)
         plan = cursor.fetchone()[0]
     plan = plan[0] if isinstance(plan, list) else json.loads(plan)[0]
     return plan["Planning Time"], plan["Execution Time"]
@@ -82,12 +91,12 @@ def _screen(client, url: str, repeats: int, clock: _RuleClock, versions) -> dict
     from moderation.media import selectors
 
     samples: dict[str, list[float]] = {name: [] for name in versions}
-    for round_ in range(repeats + 2):
+    for round_ in range(repeats + WARM_UP):
         for name, rule in versions.items():
             selectors.video_open_to_others_q = rule
             t0 = time.perf_counter()
             assert client.get(url).status_code == 200, url
-            if round_ >= 2:  # two warm-up rounds
+            if round_ >= WARM_UP:
                 samples[name].append((time.perf_counter() - t0) * 1000)
     row: dict[str, Any] = {}
     for name, rule in versions.items():
@@ -98,23 +107,27 @@ def _screen(client, url: str, repeats: int, clock: _RuleClock, versions) -> dict
 
 def _split(client, url: str, clock: _RuleClock) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext
+
+    sent: list[tuple[str, Any]] = []
+
+    def keep(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        sent.append((sql, params))
+        return execute(sql, params, many, context)
 
     clock.spent, clock.on = 0.0, True
-    with CaptureQueriesContext(connection) as ctx:
+    with connection.execute_wrapper(keep):
         client.get(url)
     clock.on = False
     plan = run = 0.0
     rule_statements = 0
-    for query in ctx.captured_queries:
-        sql = query["sql"]
+    for sql, params in sent:
         if "routed_restricted" not in sql or not sql.lstrip().upper().startswith("SELECT"):
             continue
         rule_statements += 1
-        p, e = _explain(sql)
+        p, e = _explain(sql, params)
         plan, run = plan + p, run + e
     return {
-        "queries": len(ctx.captured_queries),
+        "queries": len(sent),
         "rule_statements": rule_statements,
         "rule_python_ms": round(clock.spent * 1000, 1),
         "plan_ms": round(plan, 1),

@@ -16,6 +16,7 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from moderation.media.models import Keyframe, TranscriptSegment, Video
+from workbench.db import PREPARE_MARK
 from workbench.roles import ROLE_PERMISSIONS
 
 IN_FLIGHT = (Video.Status.UPLOADED, Video.Status.PROCESSING)
@@ -225,7 +226,9 @@ def _open_to_others_sql(
     query.add_annotation(RawSQL(column, params), _VIDEO_REF)  # noqa: S611
     query.add_q(_open_to_others_rule(user_pk=user_pk, field=_VIDEO_REF))
     sql, rule_params = query.get_compiler(using=using).compile(query.where)
-    return f"({sql})", tuple(rule_params)
+    # Marked: a statement that carries the rule runs prepared (``workbench.db.prepare_marked``), planned once per
+    # connection instead of on each request.
+    return f"({PREPARE_MARK} {sql})", tuple(rule_params)
 
 
 def _open_to_others_rule(*, user_pk: int | None, field: str) -> Q:
