@@ -234,28 +234,26 @@ def _open_to_others_sql(
 def _open_to_others_rule(*, user_pk: int | None, field: str) -> Q:
     """The rule for a user who does not see every video, as EXISTS subqueries on ``field``: its one home.
 
-    Decided and not closed (``_item_rules``), or the user's own upload not decided yet, written as one AND:
-    (decided or own upload) and not closed and not pending-while-decided. The two say the same: a video not
-    decided has no item (an item is made for a decision, ``ReviewTask.decision`` is required), so nothing closes
-    it, and pending closes only a decided video here. PostgreSQL turns an AND's NOT EXISTS into anti-joins but
-    plans each EXISTS under an OR as a subplan, twice (per row and hashed): as an OR of the two cases the rule
-    took 5-8 ms to plan in a one-video query, as one AND ~2 ms (30k videos, interleaved ``EXPLAIN``; the list
-    statements, which scan the library either way, moved by +-15 %: ``bench/RESULTS.md``). A queue open to the
-    user is one with no groups or with one of theirs, read from their memberships (``auth_user_groups``) alone: through
+    Decided and not closed (``_item_rules``), or the user's own upload not decided yet. A queue open to the user is
+    one with no groups or with one of theirs, read from their memberships (``auth_user_groups``) alone: through
     ``allowed_groups__user`` it joined ``auth_group`` as well, one more table to plan in every leg, and for an
-    anonymous user (no id) read ``IS NULL``, true of a group without members: anonymous is in no group."""
+    anonymous user (no id) read ``IS NULL``, true of a group without members: anonymous is in no group.
+
+    Kept an OR of the two cases: written as one AND ("decided or own upload, and not closed, and not pending while
+    decided", the same videos) it planned in ~2 ms instead of 5-8 ms, but PostgreSQL then ran a list's NOT EXISTS
+    legs as merge anti-joins over the whole table, and the API's video and decision lists took 25-30 % longer at
+    100k videos; with the statements prepared (``PREPARE_MARK``) planning no longer counts (``bench/RESULTS.md``)."""
     open_to_user = Q(queue__allowed_groups__isnull=True)
     if user_pk is not None:  # anonymous: in no group
         memberships = get_user_model().groups.through.objects.filter(user_id=user_pk).values("group_id")
         open_to_user |= Q(queue__allowed_groups__in=memberships)
     closing, pending = _item_rules(video_id=OuterRef(field), opens=open_to_user)
-    decision = apps.get_model("moderation", "Decision").objects
-    decided = Q(Exists(decision.filter(video_id=OuterRef(field))))
+    decided = apps.get_model("moderation", "Decision").objects.filter(video_id=OuterRef(field))
+    after_routing = Q(Exists(decided)) & ~Q(Exists(closing)) & ~Q(Exists(pending))
     if user_pk is None:
-        return decided & ~Q(Exists(closing)) & ~Q(Exists(pending))
-    pending_decided = pending.filter(Exists(decision.filter(video_id=OuterRef("pk"))))
-    own_upload = Q(Exists(Video.objects.filter(pk=OuterRef(field), created_by_id=user_pk)))
-    return (decided | own_upload) & ~Q(Exists(closing)) & ~Q(Exists(pending_decided))
+        return after_routing
+    own_upload = Video.objects.filter(pk=OuterRef(field), created_by_id=user_pk)
+    return after_routing | (~Q(Exists(decided)) & Q(Exists(own_upload)))
 
 
 def videos_open_to(*, user: Any, qs: QuerySet[Any] | None = None, field: str = "pk") -> QuerySet[Any]:

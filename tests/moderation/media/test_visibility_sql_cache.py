@@ -1,7 +1,7 @@
-"""The visibility rule as the screens apply it (one AND, its SQL cached: ``_OpenToOthers``) finds exactly the
-videos the rule as first written finds (an OR of its two cases, compiled in place on each query: ``_rule_as_an_or``
-below, the reference), for every case of ``_item_rules``, every kind of user and every shape of query the screens
-put it in; the one difference, anonymous in a group without members, is a fix (``test_anonymous_is_in_no_group``)."""
+"""The visibility rule as the screens apply it (its SQL cached: ``_OpenToOthers``; memberships read alone) finds
+exactly the videos the rule as first written finds (compiled in place on each query: ``_rule_as_an_or`` below,
+the reference), for every case of ``_item_rules``, every kind of user and every shape of query the screens put it
+in; the one difference, anonymous in a group without members, is a fix (``test_anonymous_is_in_no_group``)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ Rule = Callable[[str], Q]
 
 
 def _rule_as_an_or(*, user_pk: int | None, field: str) -> Q:
-    """The rule as written before it was one AND (main at a1230eb): decided and not closed, or the user's own
-    upload not decided yet."""
+    """The rule as main had it at a1230eb: decided and not closed, or the user's own upload not decided yet; a
+    queue open to the user through ``allowed_groups__user``."""
     open_to_user = Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user_pk)
     closing, pending = selectors._item_rules(video_id=OuterRef(field), opens=open_to_user)
     decided = apps.get_model("moderation", "Decision").objects.filter(video_id=OuterRef(field))
@@ -156,7 +156,7 @@ def test_the_rule_is_compiled_once_per_user_and_place() -> None:
 
 
 def test_anonymous_is_in_no_group_even_one_without_members() -> None:
-    """The one case where the rule differs from the OR it replaced: for an anonymous user (no id) that read
+    """The one case where the rule differs from main's (a1230eb): for an anonymous user (no id) that read
     ``allowed_groups__user__pk=None``, which Django compiles to ``IS NULL``, true of a group without members, so a
     queue restricted to such a group opened its videos to anonymous. Now anonymous is in no group."""
     empty = Group.objects.create(name="nobody yet")
