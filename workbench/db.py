@@ -52,7 +52,10 @@ class _QueryText:
 
     @property
     def query(self) -> bytes:
-        return psycopg.ClientCursor(self._connection).mogrify(self._statement, self._params).encode()
+        try:
+            return psycopg.ClientCursor(self._connection).mogrify(self._statement, self._params).encode()
+        except (psycopg.Error, TypeError, ValueError):  # a value the client cannot render: the statement as sent
+            return str(self._statement).encode()
 
 
 @contextmanager
