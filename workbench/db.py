@@ -12,13 +12,20 @@ Prepared statements live in the database session. Through a transaction-mode con
 PgBouncer 1.21 (which tracks them, ``max_prepared_statements``) set ``DATABASE_PREPARED_STATEMENTS=false``
 (``workbench/settings.py``): the connection's ``prepare_threshold`` is then ``None`` and these statements run
 unprepared, planned each time, with the same results. With it on, the threshold is so high that nothing else is
-ever prepared automatically (Django's client-binding cursors never prepare)."""
+ever prepared automatically (Django's client-binding cursors never prepare).
+
+The ORM's statements that carry the visibility rule (``moderation.media.selectors.video_open_to_q``: its SQL holds
+``PREPARE_MARK``) are prepared the same way through ``prepare_marked``, an execute wrapper on every connection
+(``WorkbenchConfig.ready``): the rule's EXISTS legs took 3-50 ms per screen to plan (the video page's three
+statements ~17 ms, the pair queue's five ~50 ms) for ~1 ms of work. Their SQL is the same for every user (ids are
+parameters), so each screen's statement is prepared once per connection. The query log shows them, as the claim,
+with their values (``_QueryText``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from django.db import connection
@@ -30,7 +37,25 @@ class _PreparingCursor(psycopg.Cursor[Any]):
     def execute(
         self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
     ) -> Any:
-        return super().execute(query, params, prepare=True, binary=binary)
+        result = super().execute(query, params, prepare=True, binary=binary)
+        if self._query is None:  # psycopg keeps no query for a prepared run: the query log read None
+            self._query = cast(Any, _QueryText(self.connection, query, params))
+        return result
+
+
+class _QueryText:
+    """What Django's query log reads of a cursor's last statement (``cursor._query.query``, its
+    ``last_executed_query``): the statement with its values, rendered only when read (debug, tests)."""
+
+    def __init__(self, connection: Any, query: Any, params: Any) -> None:
+        self._connection, self._statement, self._params = connection, query, params
+
+    @property
+    def query(self) -> bytes:
+        try:
+            return psycopg.ClientCursor(self._connection).mogrify(self._statement, self._params).encode()
+        except (psycopg.Error, TypeError, ValueError):  # a value the client cannot render: the statement as sent
+            return str(self._statement).encode()
 
 
 @contextmanager
@@ -43,3 +68,32 @@ def prepared_cursor() -> Iterator[Any]:
     cursor = connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
     with cursor:
         yield cursor
+
+
+# In a statement's SQL: run it prepared (``prepare_marked``). A comment, so the statement means the same without it.
+PREPARE_MARK = "/* prepared */"
+
+
+def prepare_marked(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    """Django execute wrapper: a statement whose SQL holds ``PREPARE_MARK`` runs on a preparing cursor
+    (``prepared_cursor``'s), which then stays the Django cursor's own until it is closed (the ORM fetches its rows
+    from it). Anything else, an ``executemany``, a named (server-side) cursor of ``QuerySet.iterator()`` and any
+    statement while prepared statements are off (``prepare_threshold`` None) run as they come."""
+    cursor = context["cursor"]
+    raw = cursor.cursor
+    if (
+        not many
+        and PREPARE_MARK in sql
+        and not isinstance(raw, _PreparingCursor | psycopg.ServerCursor)
+        and raw.connection.prepare_threshold is not None
+    ):
+        cursor.cursor = _PreparingCursor(raw.connection)
+        raw.close()
+    return execute(sql, params, many, context)
+
+
+def install_prepare_marked(*, connection: Any, **kwargs: Any) -> None:
+    """``connection_created`` receiver: ``prepare_marked`` as the innermost execute wrapper of a PostgreSQL
+    connection (first in the list: ``connection.execute_wrapper`` blocks push and pop at its end)."""
+    if connection.vendor == "postgresql" and prepare_marked not in connection.execute_wrappers:
+        connection.execute_wrappers.insert(0, prepare_marked)

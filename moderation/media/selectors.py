@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
 from django.apps import apps
-from django.db.models import BooleanField, Case, Exists, OuterRef, Q, QuerySet, Value, When
+from django.contrib.auth import get_user_model
+from django.db.models import BooleanField, Case, Exists, Expression, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models.expressions import RawSQL
+from django.db.models.sql import Query
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 
 from moderation.media.models import Keyframe, TranscriptSegment, Video
+from workbench.db import PREPARE_MARK
 from workbench.roles import ROLE_PERMISSIONS
 
 IN_FLIGHT = (Video.Status.UPLOADED, Video.Status.PROCESSING)
@@ -166,9 +172,81 @@ def video_open_to_q(*, user: Any, field: str = "pk") -> Q:
 
 def video_open_to_others_q(*, user_pk: int | None, field: str = "pk") -> Q:
     """``video_open_to_q`` for a user who does not see every video (``videos_all_open_to`` is False), known by
-    id alone (``None``: anonymous): past that check the rule depends on nothing else of the user, so a caller
-    that compiles it to SQL (the review claim) can compile it once per user id."""
-    open_to_user = Q(queue__allowed_groups__isnull=True) | Q(queue__allowed_groups__user__pk=user_pk)
+    id alone (``None``: anonymous): past that check the rule depends on nothing else of the user, so its SQL is
+    compiled once per user id and place (``_OpenToOthers``), not on every query that applies it."""
+    return Q(_OpenToOthers(user_pk=user_pk, field=field))
+
+
+class _OpenToOthers(Expression):
+    """The rule (``_open_to_others_rule``) as one filter expression whose SQL is cached.
+
+    Building the rule's EXISTS legs, resolving them against a query and compiling them took 3-15 ms of Python
+    each time a screen applied it (a video list applies it three times: its count, its rows and their
+    ``closed_to_uploader``). Past the user's id the SQL depends only on the video id column it is keyed by and
+    the alias prefix of the query it goes into (which names its subqueries' tables), so it is compiled once for
+    each of those (``_open_to_others_sql``: the rule itself, applied by Django to a stand-in query with that
+    prefix whose video id is that column) and reused; the column is resolved as any filter's ``field`` is, with
+    the same joins. The SQL is the one the rule compiles to in place, so it finds the same videos
+    (``tests/moderation/media/test_visibility_sql_cache.py`` compares the two)."""
+
+    conditional = True
+
+    def __init__(self, *, user_pk: int | None, field: str) -> None:
+        super().__init__(output_field=BooleanField())
+        self.user_pk = user_pk
+        self.video = F(field)
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.video]
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        (self.video,) = exprs
+
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        column, params = compiler.compile(self.video)
+        sql, rule_params = _open_to_others_sql(
+            self.user_pk, column, tuple(params), compiler.query.alias_prefix, connection.alias
+        )
+        return sql, list(rule_params)
+
+
+_VIDEO_REF = "open_video_ref"
+
+
+@functools.lru_cache(maxsize=2048)
+def _open_to_others_sql(
+    user_pk: int | None, column: str, params: tuple[Any, ...], alias_prefix: str, using: str
+) -> tuple[str, tuple[Any, ...]]:
+    """The SQL of ``_open_to_others_rule`` in a query of alias prefix ``alias_prefix`` whose video id is
+    ``column``: compiled on a stand-in video query with that prefix (so its subqueries take the aliases they take
+    in the real query) whose ``_VIDEO_REF`` is the column itself."""
+    query = Query(Video)
+    query.alias_prefix = alias_prefix
+    # ``column`` is SQL Django compiled for a column reference (``_OpenToOthers.as_sql``), never a caller's text.
+    query.add_annotation(RawSQL(column, params), _VIDEO_REF)  # noqa: S611
+    query.add_q(_open_to_others_rule(user_pk=user_pk, field=_VIDEO_REF))
+    sql, rule_params = query.get_compiler(using=using).compile(query.where)
+    # Marked: a statement that carries the rule runs prepared (``workbench.db.prepare_marked``), planned once per
+    # connection instead of on each request.
+    return f"({PREPARE_MARK} {sql})", tuple(rule_params)
+
+
+def _open_to_others_rule(*, user_pk: int | None, field: str) -> Q:
+    """The rule for a user who does not see every video, as EXISTS subqueries on ``field``: its one home.
+
+    Decided and not closed (``_item_rules``), or the user's own upload not decided yet. A queue open to the user is
+    one with no groups or with one of theirs, read from their memberships (``auth_user_groups``) alone: through
+    ``allowed_groups__user`` it joined ``auth_group`` as well, one more table to plan in every leg, and for an
+    anonymous user (no id) read ``IS NULL``, true of a group without members: anonymous is in no group.
+
+    Kept an OR of the two cases: written as one AND ("decided or own upload, and not closed, and not pending while
+    decided", the same videos) it planned in ~2 ms instead of 5-8 ms, but PostgreSQL then ran a list's NOT EXISTS
+    legs as merge anti-joins over the whole table, and the API's video and decision lists took 25-30 % longer at
+    100k videos; with the statements prepared (``PREPARE_MARK``) planning no longer counts (``bench/RESULTS.md``)."""
+    open_to_user = Q(queue__allowed_groups__isnull=True)
+    if user_pk is not None:  # anonymous: in no group
+        memberships = get_user_model().groups.through.objects.filter(user_id=user_pk).values("group_id")
+        open_to_user |= Q(queue__allowed_groups__in=memberships)
     closing, pending = _item_rules(video_id=OuterRef(field), opens=open_to_user)
     decided = apps.get_model("moderation", "Decision").objects.filter(video_id=OuterRef(field))
     after_routing = Q(Exists(decided)) & ~Q(Exists(closing)) & ~Q(Exists(pending))

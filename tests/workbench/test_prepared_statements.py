@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.services import review_claim_next
@@ -103,3 +104,75 @@ def test_the_claims_visibility_clause_is_compiled_once_per_user_and_a_new_role_s
     promoted = User.objects.get(pk=moderator.pk)  # the next request's user: permissions read afresh
     claimed = services.review_claim_next(user=promoted, queue=tag_queue_default())
     assert claimed is not None and claimed.pk == item.pk
+
+
+def _rule_statements_prepared() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%/* prepared */%%'")
+        return int(cursor.fetchone()[0])
+
+
+def test_a_screens_statement_that_carries_the_visibility_rule_is_prepared_once_per_connection() -> None:
+    """The ORM's statements with the rule (``PREPARE_MARK`` in its SQL) run prepared (``prepare_marked``): the
+    same rows, one prepared statement per statement text on the connection, reused by every user; a named cursor
+    (``QuerySet.iterator()``) and prepared statements switched off run them as before."""
+    from django.contrib.auth.models import Group
+
+    from moderation.media.models import Video
+    from moderation.media.selectors import videos_open_to
+    from tests.factories import DecidedVideoFactory, ReviewTaskFactory, VideoFactory
+
+    experts = Group.objects.create(name="experts")
+    restricted = ReviewQueue.objects.create(name="Experts", slug="experts")
+    restricted.allowed_groups.add(experts)
+    hidden = ReviewTaskFactory(queue=restricted).decision.video
+    moderator, colleague, expert = UserFactory(role="moderator"), UserFactory(role="moderator"), UserFactory()
+    expert.groups.add(experts)
+    shown = {DecidedVideoFactory().pk, DecidedVideoFactory().pk}
+    mine = VideoFactory(created_by=moderator).pk
+
+    def seen(user) -> set[int]:  # type: ignore[no-untyped-def]
+        return set(videos_open_to(user=user).order_by("pk").values_list("pk", flat=True))
+
+    before = _rule_statements_prepared()
+    assert seen(moderator) == shown | {mine}
+    assert _rule_statements_prepared() == before + 1
+    assert seen(colleague) == shown and seen(expert) == shown | {hidden.pk}  # other users: the same statement
+    with CaptureQueriesContext(connection) as logged:
+        assert seen(moderator) == shown | {mine}
+    assert _rule_statements_prepared() == before + 1
+    # The query log shows the statement with its values (psycopg keeps no text of a prepared run).
+    assert "/* prepared */" in logged.captured_queries[0]["sql"]
+    assert f"= {moderator.pk}" in logged.captured_queries[0]["sql"] and "$1" not in logged.captured_queries[0]["sql"]
+    rows = videos_open_to(user=moderator, qs=Video.objects.order_by("pk")).iterator(chunk_size=1)
+    assert {v.pk for v in rows} == shown | {mine}
+
+    threshold = connection.connection.prepare_threshold
+    connection.connection.prepare_threshold = None  # what DATABASE_PREPARED_STATEMENTS=false sets
+    try:
+        assert seen(moderator) == shown | {mine} and seen(expert) == shown | {hidden.pk}
+        assert not videos_open_to(user=colleague, qs=Video.objects.filter(pk=hidden.pk)).exists()
+        assert _rule_statements_prepared() == before + 1
+    finally:
+        connection.connection.prepare_threshold = threshold
+
+
+def test_a_wrapper_a_caller_adds_is_the_one_removed_after_its_block() -> None:
+    """``prepare_marked`` sits first among a connection's execute wrappers, so a ``connection.execute_wrapper``
+    block (which removes the last one at its end) never takes it away."""
+    from workbench.db import install_prepare_marked, prepare_marked
+
+    seen: list[str] = []
+
+    def spy(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    connection.ensure_connection()
+    assert connection.execute_wrappers == [prepare_marked]  # installed when the connection was made
+    connection.execute_wrappers.remove(prepare_marked)
+    with connection.execute_wrapper(spy), connection.cursor() as cursor:
+        install_prepare_marked(connection=connection)  # a connection made inside such a block
+        cursor.execute("SELECT 1")
+    assert seen == ["SELECT 1"]
+    assert connection.execute_wrappers == [prepare_marked]
