@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_accessibility import _violations
@@ -31,3 +32,23 @@ def test_a_page_with_a_message_and_a_refused_request_has_no_axe_violation(page, 
     page.evaluate("showRequestError('The server refused this (HTTP 400).')")
     assert page.locator("[role=alert] ul.messages[data-request-errors] li").inner_text().startswith("The server")
     assert _violations(page) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_model_registry_fits_the_window_at_200_percent_zoom(page, make_user, settings, tmp_path):
+    """A trained version's base model and adapter paths kept an 18rem column (for 1440x900): at 200% zoom the
+    registry was 290 px wider than the window (with the Promote row's policy choice), its buttons off screen."""
+    from tests.factories import ModelVersionFactory, PolicyFactory, PolicyVersionFactory
+
+    long = "/srv/workbench/var/training/jobs/1234/checkpoints/adapter-final"
+    ModelVersionFactory(name="sft-job-1234", backend="transformers", base_model=long, adapter_path=long + "/a")
+    # Its Promote row offers "under <policy>": the choice was as wide as the longest policy name.
+    PolicyVersionFactory(policy=PolicyFactory(slug="blm", name="BLM-Guard advertising risk (short-video ads)"))
+    page.set_viewport_size({"width": 720, "height": 450})  # 1440x900 at 200%
+    _login(page, make_user("admin").username)
+    page.goto(reverse("training:model_list"))
+    assert page.locator("tr[data-version='sft-job-1234']").count() == 1
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+    page.set_viewport_size({"width": 1440, "height": 900})
+    width = page.locator("td.model-paths").first.bounding_box()
+    assert width is not None and width["width"] >= 17 * 16  # at 1440 the paths keep their column
