@@ -244,3 +244,36 @@ def test_the_review_screens_tags_panel_searches_twice_and_its_evidence_links_lan
     assert (
         page.locator("#ocr-1").evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
     )  # the line it landed on
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_the_tags_on_the_review_screen_keeps_the_keyboard_in_the_panel(  # type: ignore[no-untyped-def]
+    page, make_user, policy_version, vocabulary, encode
+):
+    """The review screen's tags panel is swapped by htmx when saved: the focus fell to the page's body, so a
+    keyboard user's next Tab started again from the top bar. It lands on the panel's "Tags saved" line now, and
+    the next Tab on the first chip."""
+    from tests.factories import ReviewTaskFactory
+
+    task = ReviewTaskFactory(
+        decision__policy_version=policy_version,
+        decision__video__file="",
+        decision__video__title="周末在家做火锅 美食教程",
+    )
+    tag_candidates_generate(video_id=task.decision.video_id, encode=encode)
+    _login(page, make_user("moderator").username)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto("/review/")
+    with page.expect_navigation():
+        page.keyboard.press("n")  # claims the item
+    assert page.url.endswith(f"/review/{task.pk}/")
+    page.locator("#tags-panel input[name=tag]").first.focus()
+    page.keyboard.press("Space")
+    page.get_by_role("button", name="Save tags").focus()
+    page.keyboard.press("Enter")
+    saved = page.locator("#tags-panel .msg-success")
+    saved.wait_for()
+    assert saved.inner_text().startswith("Tags saved: 1 accepted")
+    assert page.evaluate("document.activeElement.matches('#tags-panel .msg-success')")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.matches('#tags-panel input[name=tag]')")
