@@ -40,7 +40,12 @@ document.addEventListener("click", (ev) => {
     if (figure) figure.scrollIntoView({ block: "center" });
     return;
   }
-  if (player && link.dataset.seek) player.focus();
+  if (player && link.dataset.seek) {
+    player.focus();
+    // A time-only evidence link points at #player (highlighted as the link's target): following it took the
+    // focus away again, to the page's body, so Space did not play from the time sought. Focus it once more after.
+    if (link.getAttribute("href") === "#player") setTimeout(() => player.focus());
+  }
   if (link.dataset.frame) {
     if (link.tagName === "A") ev.preventDefault();
     const frame = markOnly(".strip button", document.getElementById("frame-" + link.dataset.frame));

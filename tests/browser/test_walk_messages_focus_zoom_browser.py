@@ -52,3 +52,29 @@ def test_the_model_registry_fits_the_window_at_200_percent_zoom(page, make_user,
     page.set_viewport_size({"width": 1440, "height": 900})
     width = page.locator("td.model-paths").first.bounding_box()
     assert width is not None and width["width"] >= 17 * 16  # at 1440 the paths keep their column
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cot_speech_evidence_link_leaves_the_keyboard_on_the_player(page, make_user, policy_version, tmp_path):
+    """A CoT evidence link with only a time ("«message me privately» @ 2.5s") seeks the player: it focused the
+    player, then the link's own jump to #player took the focus away to the page's body, so the keyboard user could
+    not press Space to play from there."""
+    from workbench import storage
+
+    (tmp_path / "v.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"z" * 2048)
+    name = storage.store_file(tmp_path / "v.mp4", "videos/walk-evidence.mp4")
+    evidence = [{"kind": "segment", "label": "«message me privately»", "t": 2.5}]
+    _task(
+        policy_version,
+        decision__video__file=name,
+        decision__cot=[{"key": "analysis", "title": "Analysis", "text": "says so", "evidence": evidence}],
+    )
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    with page.expect_navigation():
+        page.keyboard.press("n")
+    link = page.locator("#cot a[data-seek]", has_text="message me privately")
+    link.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(200)
+    assert page.evaluate("document.activeElement.matches('video[data-player]')")
