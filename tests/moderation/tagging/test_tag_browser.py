@@ -277,3 +277,31 @@ def test_saving_the_tags_on_the_review_screen_keeps_the_keyboard_in_the_panel(  
     assert page.evaluate("document.activeElement.matches('#tags-panel .msg-success')")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.matches('#tags-panel input[name=tag]')")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_tag_search_results_come_into_view_under_the_chips(  # type: ignore[no-untyped-def]
+    page, make_user, policy_version, vocabulary, encode
+):
+    """Walked at 1440x900: with a full list of chips the search box sits at the window's bottom edge, and what it
+    found opened below it, out of sight: Enter added a "first match" the reviewer had not seen."""
+    tag_set = tag_set_default()
+    tag_set.show_threshold = 0
+    tag_set.save()
+    decision = DecisionFactory(
+        video=VideoFactory(title="周末在家做火锅 美食教程 旅游 风景 游戏 舞蹈 汽车", file=""),
+        policy_version=policy_version,
+    )
+    tag_candidates_generate(video_id=decision.video_id, encode=encode)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto("/tags/")
+    with page.expect_navigation():
+        page.keyboard.press("n")
+    page.keyboard.press("/")
+    page.keyboard.type("汽")
+    first = page.locator("[data-tag-results] [data-add-tag]").first
+    first.wait_for()
+    page.wait_for_timeout(300)
+    box = first.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 900, box
