@@ -78,3 +78,32 @@ def test_a_cot_speech_evidence_link_leaves_the_keyboard_on_the_player(page, make
     page.keyboard.press("Enter")
     page.wait_for_timeout(200)
     assert page.evaluate("document.activeElement.matches('video[data-player]')")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_skip_its_message_and_the_whole_decision_panel_fit_the_window(page, make_user, policy_version):
+    """A skip now says which item was passed on: the message pushed the review screen down, and its columns (sized
+    to the window) ran past the bottom edge, the Skip and Release row out of sight until the page was scrolled."""
+    # Reasoning and on-screen text long enough that both columns fill the window's height, as a real item's do.
+    cot = [
+        {"key": f"s{n}", "title": f"Stage {n}", "text": "the speech asks for a private deal. " * 30} for n in range(5)
+    ]
+    ocr = "\n".join(f"caption line {n}: limited offer, link in bio" for n in range(40))
+    first, second = (_task(policy_version, decision__cot=cot, decision__video__ocr_text=ocr) for _ in range(2))
+    # And the line over the columns that names a likely re-upload (the demo's items have one).
+    from moderation.reproduction.models import ReproCandidate
+    from tests.factories import DecidedVideoFactory
+
+    ReproCandidate.objects.create(video=second.decision.video, original=DecidedVideoFactory(title="Earlier"), score=0.9)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    with page.expect_navigation():
+        page.keyboard.press("n")
+    with page.expect_navigation():
+        page.keyboard.press("n")  # skip, with the chosen reason
+    assert page.url.endswith(f"/review/{second.pk}/")
+    assert f"Skipped item #{first.pk}" in page.locator("ul.messages").inner_text()
+    release = page.locator("#verdict button:text-is('Release')").bounding_box()
+    assert release is not None and release["y"] + release["height"] <= 900, release
+    assert page.evaluate("document.documentElement.scrollHeight - window.innerHeight") <= 1
