@@ -129,3 +129,15 @@ def test_the_impact_preview_and_the_dataset_form_say_what_their_numbers_count(po
     assert re.search(r"<label>Re-run the latest <input [^>]*name=\"n\"[^>]*> items</label>", page), page
     page = client_as("admin").get(reverse("training:job_list")).content.decode()
     assert "of the videos, 0–0.9, kept out of training for evaluation</small></label>" in page
+
+
+def test_the_publish_step_runs_the_impact_preview_under_its_question(policy_version, make_user, client_as):
+    """Walked: an editor previewed the impact, pressed "Publish and make active…", and the page reloaded into the
+    confirm step without the preview they had just run: the step now loads it under the question."""
+    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+    editor = client_as("policy_editor")
+    url = reverse("moderation:policy_version", args=[draft.pk])
+    impact = reverse("moderation:policy_version_impact", args=[draft.pk])
+    confirm = editor.get(url, {"confirm": "publish"}).content.decode()
+    assert re.search(rf'<div id="impact-result" hx-get="{impact}\?n=\d+" hx-trigger="load"', confirm), confirm
+    assert 'id="impact-result" hx-get' not in editor.get(url).content.decode()  # only when asked to confirm
