@@ -104,7 +104,7 @@
     if (!cur || cur === el) return cur;
     cur.replaceWith(el);
     // The page's messages were about the item before: the next one starts without them.
-    document.querySelectorAll("ul.messages").forEach((ul) => { if (!ul.closest("#review-screen")) ul.remove(); });
+    dropPageMessages();
     document.title = el.dataset.title || document.title;
     if (push) history.pushState({ review: el.dataset.task }, "", el.dataset.url);
     else history.replaceState({ review: el.dataset.task }, "", el.dataset.url);

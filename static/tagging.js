@@ -37,6 +37,15 @@
     if (results) results.replaceChildren();
   }
 
+  // What the search found opens under the box; with a full list of chips the box sits at the window's bottom edge
+  // and the results fell out of sight (Enter then added a "first match" nobody had seen): bring them into view.
+  document.addEventListener("htmx:afterSwap", (ev) => {
+    const list = ev.detail && ev.detail.target;
+    if (list instanceof Element && list.matches("[data-tag-results]") && list.children.length) {
+      list.scrollIntoView({ block: "nearest" });
+    }
+  });
+
   document.addEventListener("click", (ev) => {
     const button = ev.target.closest("[data-add-tag]");
     if (button) { ev.preventDefault(); addChip(button); }

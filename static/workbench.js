@@ -40,7 +40,12 @@ document.addEventListener("click", (ev) => {
     if (figure) figure.scrollIntoView({ block: "center" });
     return;
   }
-  if (player && link.dataset.seek) player.focus();
+  if (player && link.dataset.seek) {
+    player.focus();
+    // A time-only evidence link points at #player (highlighted as the link's target): following it took the
+    // focus away again, to the page's body, so Space did not play from the time sought. Focus it once more after.
+    if (link.getAttribute("href") === "#player") setTimeout(() => player.focus());
+  }
   if (link.dataset.frame) {
     if (link.tagName === "A") ev.preventDefault();
     const frame = markOnly(".strip button", document.getElementById("frame-" + link.dataset.frame));
@@ -236,6 +241,13 @@ document.addEventListener("click", (ev) => {
   fetch(btn.form.action, { method: "POST", body, headers: { "HX-Request": "true" }, credentials: "same-origin" });
 });
 
+// The page's messages (outside the review screen) with the region that holds them (templates/base.html).
+function dropPageMessages() {
+  document.querySelectorAll("ul.messages").forEach((ul) => {
+    if (!ul.closest("#review-screen")) (ul.closest(".messages-region") || ul).remove();
+  });
+}
+
 // Submit-and-next swaps in the next item with its own messages: drop the page's older ones (static/review.js
 // does the same for the screen it swaps in). Only then: the screen's own partials (the tag panel loads by htmx
 // as the page opens) leave the page's messages ("Item #12 escalated to “Senior”") where they are; they
@@ -243,7 +255,7 @@ document.addEventListener("click", (ev) => {
 document.addEventListener("htmx:afterSwap", (ev) => {
   const target = ev.detail && ev.detail.target;
   if (!target || !(target.id === "review-screen" || target.querySelector?.("#review-screen"))) return;
-  document.querySelectorAll("ul.messages").forEach((ul) => { if (!ul.closest("#review-screen")) ul.remove(); });
+  dropPageMessages();
 });
 
 // An htmx request the server refused (4xx) or that failed (5xx, network) is not swapped in by htmx:
@@ -252,11 +264,16 @@ document.addEventListener("htmx:afterSwap", (ev) => {
 function showRequestError(text) {
   let list = document.querySelector("ul.messages[data-request-errors]");
   if (!list) {
+    // The alert is the list's box, not the list: role="alert" on the <ul> took its list semantics away (its
+    // item read as an orphan, an axe "listitem" violation), and the box keeps it inside a landmark too.
+    const box = document.createElement("div");
+    box.className = "messages-region";
+    box.setAttribute("role", "alert");
     list = document.createElement("ul");
     list.className = "messages";
     list.dataset.requestErrors = "";
-    list.setAttribute("role", "alert");
-    document.querySelector("main").before(list);
+    box.append(list);
+    document.querySelector("main").before(box);
   }
   const item = document.createElement("li");
   item.className = "msg-error";

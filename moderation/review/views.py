@@ -339,6 +339,8 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
         messages.info(request, "No other item is waiting; this one stays with you.")
         return _go_to(task)
     services.review_claim_ahead(user=_user(request), task=nxt, exclude_ids=[task.pk])
+    reason = request.POST.get("reason", "").strip()
+    messages.info(request, f"Skipped item #{task.pk} ({reason}): it is back in the queue for another reviewer.")
     return _go_to(nxt)
 
 

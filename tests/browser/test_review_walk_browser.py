@@ -160,7 +160,7 @@ def test_salient_patches_say_what_they_are_and_a_keyframe_enlarges_with_its_boxe
 ):
     """Walked in Chromium: a box's number was red on the test card's red bars, one at the picture's top edge was cut
     off, and nothing said what a box was (its tooltip never shows: the overlay lets clicks through to the picture);
-    the 320 px keyframes could not be enlarged."""
+    the 320 px keyframes could not be enlarged; their numbers were bare ("score 0.851", "On-screen text box · 0.99")."""
     from PIL import Image
 
     from moderation.media.models import Keyframe, Patch
@@ -185,9 +185,11 @@ def test_salient_patches_say_what_they_are_and_a_keyframe_enlarges_with_its_boxe
 
     legend = page.locator("#selected-keyframes .patch-legend li")
     assert [" ".join(t.split()) for t in legend.all_inner_texts()] == [
-        f"{top.pk} On-screen text box · 0.99 · “ADD ME ON WECHAT”",
-        f"{low.pk} ViT patch-embedding norm · 0.50",
+        f"{top.pk} On-screen text box · confidence 0.99 · “ADD ME ON WECHAT”",
+        f"{low.pk} ViT patch-embedding norm · saliency 0.50",
     ]
+    # The keyframe's number says what it is (it read "score 0.000", and the boxes' bare "0.99").
+    assert "1.0 s · relevance 0.000" in page.locator(f"#keyframe-{kf.pk} figcaption").inner_text()
     number = page.locator(f"#patch-{top.pk} text")
     assert number.evaluate("el => getComputedStyle(el).stroke") == "rgb(255, 255, 255)"  # a halo under the red
     assert number.get_attribute("dy") == "11"  # inside the box: above it is outside the picture

@@ -486,3 +486,12 @@ def test_the_target_and_the_threshold_read_a_decimal_comma(trained, client_as):
     assert trained.escalate_threshold == pytest.approx(0.35)
     guessed = admin.post("/cascade/threshold/", {"threshold": "0,3,5"})
     assert guessed.status_code == 400 and "must be a number between 0 and 1" in guessed.content.decode()
+
+
+def test_the_risk_coverage_axis_reads_in_percent_like_its_target(trained, client_as):
+    """Walked: the curve's accuracy axis read "1.0" and "0.5" beside a dashed "target 90%" and a table in percent,
+    two scales for one quantity on one chart."""
+    page = client_as("admin").get("/cascade/").content.decode()
+    chart = page[page.index('<svg id="risk-coverage"') : page.index("</svg>", page.index('<svg id="risk-coverage"'))]
+    assert ">100%</text>" in chart and ">50%</text>" in chart and "target 90%" in chart
+    assert ">1.0</text>" not in chart and ">0.5</text>" not in chart

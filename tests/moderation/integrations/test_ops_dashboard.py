@@ -111,3 +111,19 @@ def test_a_platform_video_that_failed_before_its_decision_is_found_on_the_dashbo
     # A moderator's failed filter shows what is open to them only (nor does the dashboard open to them).
     assert "Platform clip that stopped" not in moderator.get(failed_list).content.decode()
     assert moderator.get(reverse("moderation:ops_dashboard")).status_code == 403
+
+
+def test_the_dashboard_counts_read_in_the_singular_for_one(client_as, policy_version):
+    """Walked: a quiet day read "1 model decisions and 1 human reviews in the last 24 h", "1 open items"."""
+    decision = DecisionFactory(policy_version=policy_version)
+    ReviewFactory(task=ReviewTaskFactory(decision=decision))
+    ReviewTaskFactory(decision=DecisionFactory(policy_version=policy_version))
+    Decision.objects.filter(pk=decision.pk).update(created_at=timezone.now() - timedelta(days=3))
+    now = timezone.now()
+    ReviewTask.objects.filter(decision=decision).update(
+        status="done", completed_at=now, deadline=now + timedelta(hours=1)
+    )
+    page = client_as("admin").get("/ops/").content.decode()
+    assert "<strong>1</strong> model decision and <strong>1</strong> human review in the last 24 h" in page
+    assert "<strong>1</strong> open item," in page
+    assert "of 1 item done in 14 days" in page

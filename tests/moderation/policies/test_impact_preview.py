@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 from django.urls import reverse
@@ -119,3 +120,24 @@ def test_the_recorded_model_label_shows_its_name_as_the_deciding_version_named_i
     html = client_as("policy_editor").get(reverse("moderation:policy_version_impact", args=[draft.pk])).content.decode()
     row = html.split('<tr class="flip">', 1)[1].split("</tr>", 1)[0]
     assert f'<td>{PRIVATE_DEALS} <small class="hint">Steering users to private deals</small></td>' in row
+
+
+def test_the_impact_preview_and_the_dataset_form_say_what_their_numbers_count(policy_version, make_user, client_as):
+    """Walked: "Sample size [200]" and "Held-out share [0]" named no unit: 200 what, a share of what (0.2 or 20)?"""
+    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+    page = client_as("policy_editor").get(reverse("moderation:policy_version", args=[draft.pk])).content.decode()
+    assert re.search(r"<label>Re-run the latest <input [^>]*name=\"n\"[^>]*> items</label>", page), page
+    page = client_as("admin").get(reverse("training:job_list")).content.decode()
+    assert "of the videos, 0–0.9, kept out of training for evaluation</small></label>" in page
+
+
+def test_the_publish_step_runs_the_impact_preview_under_its_question(policy_version, make_user, client_as):
+    """Walked: an editor previewed the impact, pressed "Publish and make active…", and the page reloaded into the
+    confirm step without the preview they had just run: the step now loads it under the question."""
+    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+    editor = client_as("policy_editor")
+    url = reverse("moderation:policy_version", args=[draft.pk])
+    impact = reverse("moderation:policy_version_impact", args=[draft.pk])
+    confirm = editor.get(url, {"confirm": "publish"}).content.decode()
+    assert re.search(rf'<div id="impact-result" hx-get="{impact}\?n=\d+" hx-trigger="load"', confirm), confirm
+    assert 'id="impact-result" hx-get' not in editor.get(url).content.decode()  # only when asked to confirm

@@ -571,3 +571,31 @@ def test_the_queue_list_names_the_item_held_in_each_queue_in_its_row(make_task, 
         assert response["Location"] == reverse("moderation:review_task", args=[task.pk])
     # Another reviewer sees none of them.
     assert "held-item" not in client_as("moderator").get(reverse("moderation:queue")).content.decode()
+
+
+def test_a_skip_says_which_item_was_passed_on_and_why(make_task, make_user):
+    """Walked: pressing n (skip) swapped in the next item with no word about the one passed on, so a reviewer
+    could not tell a skip from a misfired key, nor which item went back and with what reason."""
+    from django.test import Client
+
+    first, second = make_task(), make_task()
+    alice = make_user("moderator")
+    review_claim_next(user=alice)
+    client = Client()
+    client.force_login(alice)
+    page = client.post(
+        reverse("moderation:review_skip", args=[first.pk]), {"reason": "Media does not play"}, follow=True
+    )
+    assert page.redirect_chain[-1][0] == reverse("moderation:review_task", args=[second.pk])
+    said = [str(m) for m in page.context["messages"]]
+    assert said == [f"Skipped item #{first.pk} (Media does not play): it is back in the queue for another reviewer."]
+
+
+def test_a_queue_page_gives_its_sla_as_a_span_of_time(client_as):
+    """Walked: the queue's page said "SLA 86400 s from ingest"; a moderator reads a day, not 86,400 seconds."""
+    _queue("legal", sla_seconds=86400)
+    _queue("quick", sla_seconds=5400)
+    page = client_as("moderator").get(reverse("moderation:queue_detail", args=["legal"])).content.decode()
+    assert "SLA 1d 0h from ingest" in page and "86400" not in page
+    page = client_as("moderator").get(reverse("moderation:queue_detail", args=["quick"])).content.decode()
+    assert "SLA 1h 30m from ingest" in page

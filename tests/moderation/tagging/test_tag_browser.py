@@ -244,3 +244,64 @@ def test_the_review_screens_tags_panel_searches_twice_and_its_evidence_links_lan
     assert (
         page.locator("#ocr-1").evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
     )  # the line it landed on
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_the_tags_on_the_review_screen_keeps_the_keyboard_in_the_panel(  # type: ignore[no-untyped-def]
+    page, make_user, policy_version, vocabulary, encode
+):
+    """The review screen's tags panel is swapped by htmx when saved: the focus fell to the page's body, so a
+    keyboard user's next Tab started again from the top bar. It lands on the panel's "Tags saved" line now, and
+    the next Tab on the first chip."""
+    from tests.factories import ReviewTaskFactory
+
+    task = ReviewTaskFactory(
+        decision__policy_version=policy_version,
+        decision__video__file="",
+        decision__video__title="周末在家做火锅 美食教程",
+    )
+    tag_candidates_generate(video_id=task.decision.video_id, encode=encode)
+    _login(page, make_user("moderator").username)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto("/review/")
+    with page.expect_navigation():
+        page.keyboard.press("n")  # claims the item
+    assert page.url.endswith(f"/review/{task.pk}/")
+    page.locator("#tags-panel input[name=tag]").first.focus()
+    page.keyboard.press("Space")
+    page.get_by_role("button", name="Save tags").focus()
+    page.keyboard.press("Enter")
+    saved = page.locator("#tags-panel .msg-success")
+    saved.wait_for()
+    assert saved.inner_text().startswith("Tags saved: 1 accepted")
+    assert page.evaluate("document.activeElement.matches('#tags-panel .msg-success')")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.matches('#tags-panel input[name=tag]')")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_tag_search_results_come_into_view_under_the_chips(  # type: ignore[no-untyped-def]
+    page, make_user, policy_version, vocabulary, encode
+):
+    """Walked at 1440x900: with a full list of chips the search box sits at the window's bottom edge, and what it
+    found opened below it, out of sight: Enter added a "first match" the reviewer had not seen."""
+    tag_set = tag_set_default()
+    tag_set.show_threshold = 0
+    tag_set.save()
+    decision = DecisionFactory(
+        video=VideoFactory(title="周末在家做火锅 美食教程 旅游 风景 游戏 舞蹈 汽车", file=""),
+        policy_version=policy_version,
+    )
+    tag_candidates_generate(video_id=decision.video_id, encode=encode)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto("/tags/")
+    with page.expect_navigation():
+        page.keyboard.press("n")
+    page.keyboard.press("/")
+    page.keyboard.type("汽")
+    first = page.locator("[data-tag-results] [data-add-tag]").first
+    first.wait_for()
+    page.wait_for_timeout(300)
+    box = first.bounding_box()
+    assert box is not None and box["y"] + box["height"] <= 900, box
