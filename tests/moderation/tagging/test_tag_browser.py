@@ -275,8 +275,13 @@ def test_saving_the_tags_on_the_review_screen_keeps_the_keyboard_in_the_panel(  
     saved.wait_for()
     assert saved.inner_text().startswith("Tags saved: 1 accepted")
     assert page.evaluate("document.activeElement.matches('#tags-panel .msg-success')")
+    # Nothing of htmx still in flight or settling (a loaded machine lags there), then one Tab.
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')")
     page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.matches('#tags-panel input[name=tag]')")
+    try:
+        page.wait_for_function("document.activeElement.matches('#tags-panel input[name=tag]')", timeout=5000)
+    except Exception as exc:  # noqa: BLE001 - say where the focus went instead
+        raise AssertionError(page.evaluate("document.activeElement.outerHTML.slice(0, 300)")) from exc
 
 
 @pytest.mark.django_db(transaction=True)
