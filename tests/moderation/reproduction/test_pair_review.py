@@ -469,8 +469,14 @@ def test_a_mirrored_pairs_frame_similarity_reads_as_a_measure_with_a_mirrored_no
     page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
     shown = re.search(r'<dd id="frame-similarity">(.*?)</dd>', page, re.S)
     assert shown is not None and "-0.822" not in page
-    assert "0 <small" in shown.group(1) and "no frames alike" in shown.group(1)
-    assert "mirrored copy, frames compared flipped back" in shown.group(1)
+    assert shown.group(1).startswith("0 <small") and "mirrored copy, frames compared as uploaded" in shown.group(1)
+    assert "its picture hashes matched it flipped" in shown.group(1)
     ReproCandidate.objects.filter(pk=pair.pk).update(frame_similarity=0.9714)
     page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
-    assert re.search(r'<dd id="frame-similarity">0\.971 <small class="hint">· mirrored copy', page)
+    assert re.search(
+        r'<dd id="frame-similarity">0\.971 <small class="hint">· mirrored copy, frames compared flipped', page
+    )
+    pair.evidence["alignment"]["mirrored"] = False
+    ReproCandidate.objects.filter(pk=pair.pk).update(frame_similarity=-0.2, evidence=pair.evidence)
+    page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
+    assert '<dd id="frame-similarity">0 <small class="hint">(no frames alike)</small></dd>' in page
