@@ -152,7 +152,8 @@ def job_start(request: HttpRequest) -> HttpResponse:
     except TrainingError as exc:
         form.add_error(None, str(exc))
         return _render_list(request, form, status=400)
-    messages.success(request, f"Job {job.pk} queued.")
+    # No flash message: "Job N queued." stayed on the job's page after it had succeeded. The page's progress panel
+    # says the job's state (queued, running, …) and follows it until it ends.
     return redirect("training:job_detail", pk=job.pk)
 
 

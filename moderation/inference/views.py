@@ -26,24 +26,33 @@ def cascade(request: HttpRequest) -> HttpResponse:
         if training is None or not training.is_open:
             response["HX-Refresh"] = "true"
         return response
-    context = _dashboard_context()
     if request.htmx and request.GET.get("part") == "curves":  # type: ignore[attr-defined]
-        return render(request, "moderation/inference/cascade.html#curves", context)
+        return render(request, "moderation/inference/cascade.html#curves", _dashboard_context())
+    # A refused form redirected here (POST-redirect-GET: a reload shows the page again, it does not re-send the
+    # form); the refusal is shown once, beside the form, with what was typed.
+    refused = request.session.pop(_REFUSED_SESSION_KEY, None) or {}
+    context = _dashboard_context(**refused)
+    for form, why in refused.items():
+        if form != "train" and context["stats"]["active_model"] is None:
+            messages.error(request, why["error"])  # no model, no form to show the error beside
     return render(request, "moderation/inference/cascade.html", context)
 
 
+_REFUSED_SESSION_KEY = "cascade_refused"
+
+
 def _dashboard_context(**refused: dict[str, str]) -> dict[str, Any]:
-    """``refused``: per form ("target", "threshold"), what the admin typed and why it was refused, so the
-    page shown again keeps the typed value beside the error (a redirect put the stored value back)."""
+    """``refused``: per form ("train", "target", "threshold"), what the admin typed and why it was refused, so the
+    page the refusal redirects to keeps the typed value beside the error, not the stored one."""
     return {"stats": cascade_dashboard(), "min_reviewed": settings.CASCADE_MIN_REVIEWED, "refused": refused}
 
 
 def _refused(request: HttpRequest, form: str, typed: str, exc: ModerationError, **kept: str) -> HttpResponse:
-    """``kept``: the form's other fields as typed (the training form's name, which box was refused)."""
-    context = _dashboard_context(**{form: {"typed": typed.strip()[:40], "error": str(exc), **kept}})
-    if form != "train" and context["stats"]["active_model"] is None:
-        messages.error(request, str(exc))  # no model, no form to show the error beside
-    return render(request, "moderation/inference/cascade.html", context, status=400)
+    """Back to the dashboard (so a reload does not send the form again), which shows the refusal once beside
+    the form with what was typed. ``kept``: the form's other fields as typed (the training form's name, which box
+    was refused)."""
+    request.session[_REFUSED_SESSION_KEY] = {form: {"typed": typed.strip()[:40], "error": str(exc), **kept}}
+    return redirect("moderation:cascade")
 
 
 @require_POST
@@ -51,8 +60,8 @@ def _refused(request: HttpRequest, form: str, typed: str, exc: ModerationError, 
 def cascade_train(request: HttpRequest) -> HttpResponse:
     """Queue a stage-1 training (default queue); the dashboard shows its state until it is done.
 
-    A refusal shows the dashboard again with the name and target as typed and the reason beside the
-    form (as the target and threshold boxes do): a redirect put the stored values back in the boxes."""
+    A refusal goes back to the dashboard, which shows the name and target as typed and the reason beside the
+    form (as the target and threshold boxes do), not the stored values."""
     from moderation.inference.services import cascade_artifact_path, cascade_training_request
 
     name = (request.POST.get("name") or "stage1").strip()

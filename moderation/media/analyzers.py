@@ -579,6 +579,17 @@ def frame_embedding_offline(path: Path | Any) -> list[float]:
     return [round(float(x), 6) for x in v / norm]
 
 
+def frame_embedding_mirrored(vector: Sequence[float], model: str) -> list[float] | None:
+    """The embedding of the left-right mirrored frame, when the embedding allows it without the picture: the offline
+    thumbnail embedding is the 32x16 picture itself (mean and norm do not change under a flip), so its rows reverse.
+    None for a learned embedding (CLIP), which would need the frame re-embedded."""
+    import numpy as np
+
+    if model not in ("", OFFLINE_FRAME_EMBEDDING) or len(vector) != 32 * 16:
+        return None
+    return [float(x) for x in np.asarray(vector, dtype=np.float64).reshape(16, 32)[:, ::-1].reshape(-1)]
+
+
 def video_embedding(frames: Sequence[Sequence[float]]) -> list[float] | None:
     """The video's picture as one unit vector: the mean of its frames' embeddings, each normalized first (so no
     frame weighs more for its norm), normalized again. None without frames, or when they cancel out (a mean of

@@ -22,8 +22,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "speed_change",  # |scale - 1| of the alignment
     "hash_min_distance",  # closest pair of seconds, bits / 256 (1 when no hashes)
     "hash_mean_distance",  # mean over the aligned matches, bits / 256 (1 when none)
-    "frame_sim_max",  # frame embeddings: best cosine similarity of any pair of frames
-    "frame_sim_mean",  # mean over the copy's frames of its best match in the original
+    "frame_sim_max",  # frame embeddings: best cosine similarity of any pair of frames (a frame flipped or not)
+    "frame_sim_mean",  # mean over the copy's frames of its best match in the original (flipped or not)
     "transcript_sim",  # cosine similarity of the transcript embeddings (0 when either is missing)
     "asr_char_jaccard",  # character 3-gram Jaccard similarity of the transcripts
     "asr_both_present",
@@ -40,6 +40,9 @@ class PairInputs:
     copy_hashes_mirrored: list[tuple[float, str]] = field(default_factory=list)
     original_hashes: list[tuple[float, str]] = field(default_factory=list)
     copy_frames: list[Sequence[float]] = field(default_factory=list)
+    # the copy's frames' embeddings mirrored left-right, row for row with ``copy_frames`` (empty when the
+    # embedding cannot be flipped): a mirrored copy is compared both ways round, as its hashes are
+    copy_frames_mirrored: list[Sequence[float]] = field(default_factory=list)
     original_frames: list[Sequence[float]] = field(default_factory=list)
     copy_text_embedding: Sequence[float] | None = None
     original_text_embedding: Sequence[float] | None = None
@@ -91,6 +94,12 @@ def features_from(inputs: PairInputs) -> tuple[dict[str, float], matching.Alignm
     frame_max = frame_mean = 0.0
     if inputs.copy_frames and inputs.original_frames:
         sims = _cosine_matrix(inputs.copy_frames, inputs.original_frames)
+        if len(inputs.copy_frames_mirrored) == len(inputs.copy_frames):
+            # Mirroring anti-correlates a thumbnail with its original (-0.8 for a clean flip): the flipped
+            # copy's similarity is the one that says whether the pictures are the same.
+            import numpy as np
+
+            sims = np.maximum(sims, _cosine_matrix(inputs.copy_frames_mirrored, inputs.original_frames))
         frame_max = float(sims.max())
         frame_mean = float(sims.max(axis=1).mean())
     transcript_sim = 0.0
@@ -123,6 +132,7 @@ def feature_vector(features: dict[str, Any]) -> list[float]:
 
 def pair_inputs_load(*, copy_id: int, original_id: int) -> PairInputs:
     """Read a pair's inputs: the PDQ index rows (falling back to keyframe hashes), embeddings and transcripts."""
+    from moderation.media import analyzers
     from moderation.media.models import Keyframe, TranscriptSegment, Video
     from moderation.reproduction.models import FrameHash
 
@@ -152,9 +162,12 @@ def pair_inputs_load(*, copy_id: int, original_id: int) -> PairInputs:
 
     copy_plain, copy_mirror = hashes(copy_id)
     orig_plain, _ = hashes(original_id)
+    copy_frames = frames(copy_id)
+    flipped = [analyzers.frame_embedding_mirrored(f, copy.frame_embedding_model) for f in copy_frames]
     return PairInputs(
         copy_hashes=copy_plain, copy_hashes_mirrored=copy_mirror, original_hashes=orig_plain,
-        copy_frames=frames(copy_id), original_frames=frames(original_id),
+        copy_frames=copy_frames, original_frames=frames(original_id),
+        copy_frames_mirrored=[f for f in flipped if f is not None] if all(f is not None for f in flipped) else [],
         copy_text_embedding=_vector_or_none(copy.text_embedding),
         original_text_embedding=_vector_or_none(original.text_embedding),
         copy_transcript=transcript(copy), original_transcript=transcript(original),

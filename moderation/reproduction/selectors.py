@@ -514,6 +514,7 @@ def pair_queue_stats(*, user: Any, threshold: float = PAIR_QUEUE_THRESHOLD) -> d
 
 def pair_detail(*, candidate: ReproCandidate) -> dict[str, Any]:
     """What the pair screen shows: both videos, their keyframes with the matched ones paired, the model scores."""
+    from moderation.media import analyzers
     from moderation.media.models import Keyframe
 
     copy, original = candidate.video, candidate.original
@@ -532,6 +533,10 @@ def pair_detail(*, candidate: ReproCandidate) -> dict[str, Any]:
         "copy": copy,
         "original": original,
         "alignment": alignment,
+        # A mirrored copy's frame similarity is measured with its frames flipped back where the embedding allows
+        # it (the offline thumbnail; features.features_from); a CLIP embedding is compared as uploaded.
+        "frames_flipped": bool(alignment.get("mirrored"))
+        and copy.frame_embedding_model in ("", analyzers.OFFLINE_FRAME_EMBEDDING),
         "matched_pairs": matched_pairs,
         "copy_keyframes": [(k, t in matched_copy) for t, k in sorted(copy_frames.items())],
         "original_keyframes": [(k, t in matched_orig) for t, k in sorted(orig_frames.items())],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from itertools import combinations
@@ -418,6 +419,9 @@ def review_task_ahead_for(*, user: User, task: ReviewTask) -> ReviewTask | None:
     )
 
 
+_LABEL_TIME = re.compile(r"^\d+(?:\.\d+)?s(?:\s+|$)|\s+\d+(?:\.\d+)?s$")
+
+
 def cot_stages_for_display(cot: Any, *, times: dict[tuple[str, Any], float] | None = None) -> list[dict[str, Any]]:
     """The decision's CoT as a list of stages with evidence the template can link.
 
@@ -446,6 +450,10 @@ def cot_stages_for_display(cot: Any, *, times: dict[tuple[str, Any], float] | No
                 # Speech imported as text, cited by decisions made before its time could be unknown: a made-up
                 # segment 0 at 0.0 s (no stored segment has id 0). Named as speech, with no time and no seek.
                 t, label = None, "speech " + str(label).removeprefix("0.0s ")
+            elif isinstance(t, int | float):
+                # The screen writes the time once, after the label ("«wechat» @ 0.0s"); evidence recorded with the
+                # time in its label too ("0.0s «wechat»", "frame 3s", a bare "3.0s") loses that copy.
+                label = _LABEL_TIME.sub("", str(label)).strip()
             evidence.append(
                 {
                     "kind": kind,

@@ -140,6 +140,20 @@ def tag_ranker_overview() -> dict[str, object]:
     }
 
 
+def tag_ranker_trained_after(*, pk: int) -> Any:
+    """The newest ranker trained after ranker ``pk`` (0: after none), or None: what a retrain asked for has
+    made once one exists (a retrain by the beat counts as well, it read the same events)."""
+    from moderation.tagging.models import TagRanker
+
+    return TagRanker.objects.filter(pk__gt=pk).order_by("-pk").first()
+
+
+def tag_ranker_latest_pk() -> int:
+    from moderation.tagging.models import TagRanker
+
+    return TagRanker.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
 def tag_vlm_model() -> Any:
     """The VLM that proposes free-text tags (candidate source 5), or None when none serves.
 

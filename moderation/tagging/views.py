@@ -4,6 +4,7 @@ review screen), type-ahead search, the ranker page, the vocabulary and its curat
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlencode
 
@@ -198,17 +199,38 @@ def tag_search(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# A retrain asked from this session: the newest ranker's id then and when (epoch seconds). The page follows it
+# (htmx polling, as the cascade dashboard follows its training) until a newer ranker exists, or says it is late.
+RANKER_RETRAIN_KEY = "tag_ranker_retrain"
+RANKER_RETRAIN_PATIENCE_S = 120
+
+
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_ranker(request: HttpRequest) -> HttpResponse:
-    return render(request, "moderation/tagging/ranker.html", selectors.tag_ranker_overview())
+    asked = request.session.get(RANKER_RETRAIN_KEY)
+    retrain: dict[str, Any] | None = None
+    if isinstance(asked, dict):
+        ranker = selectors.tag_ranker_trained_after(pk=int(asked.get("after", 0)))
+        at = float(asked.get("at", 0.0))
+        state = "done" if ranker else ("late" if time.time() - at > RANKER_RETRAIN_PATIENCE_S else "running")
+        retrain = {"state": state, "ranker": ranker, "asked_at": datetime.fromtimestamp(at, tz=UTC)}
+    if request.htmx and request.GET.get("part") == "retrain":  # type: ignore[attr-defined]
+        # Polled while the retrain runs; once it ended, the whole page reloads (the new ranker, its weights).
+        response = render(request, "moderation/tagging/ranker.html#retrain", {"retrain": retrain})
+        if retrain is None or retrain["state"] != "running":
+            response["HX-Refresh"] = "true"
+        return response
+    if retrain is not None and retrain["state"] != "running":
+        del request.session[RANKER_RETRAIN_KEY]  # the outcome is said once
+    return render(request, "moderation/tagging/ranker.html", {**selectors.tag_ranker_overview(), "retrain": retrain})
 
 
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def tag_ranker_train(request: HttpRequest) -> HttpResponse:
-    """Queue a retrain of the ranker (default queue); the page shows the new ranker when it is done."""
+    """Queue a retrain of the ranker (default queue); the page follows it and shows the new ranker when done."""
+    request.session[RANKER_RETRAIN_KEY] = {"after": selectors.tag_ranker_latest_pk(), "at": time.time()}
     enqueue("moderation.tagging.tasks.train_tag_ranker", request.user.pk)
-    messages.success(request, "Retraining the tag ranker from reviewers' events; reload in a few seconds.")
     return redirect("moderation:tag_ranker")
 
 

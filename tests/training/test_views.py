@@ -444,3 +444,28 @@ def test_an_empty_build_says_which_corrections_wait_for_their_second_labeler(cli
         body = client.post(reverse("training:dataset_build"), {"kind": kind}).content.decode()
         assert "1 submitted CoT correction waits for a second labeler to accept it" in body, kind
     assert not PreferenceDataset.objects.exists()
+
+
+def test_a_started_jobs_page_shows_its_state_not_a_queued_message_that_outlives_it(
+    client_as, job, training_dirs, django_capture_on_commit_callbacks
+):
+    """Walked: "Job N queued." stayed at the top of the job's page after the job had succeeded. The page says the
+    job's state in its progress panel, which follows the job; no flash message repeats a state that is over."""
+    client = client_as("admin")
+    with django_capture_on_commit_callbacks(execute=False):
+        response = client.post(
+            reverse("training:job_start"), {"dataset": job.dataset_id, "base_model": "", "max_steps": 2}, follow=True
+        )
+    started = TrainingJob.objects.latest("pk")
+    page = response.content.decode()
+    assert response.redirect_chain == [(reverse("training:job_detail", args=[started.pk]), 302)]
+    assert f"Job {started.pk} queued." not in page and 'class="messages"' not in page
+    state = page.split('id="job-state">')[1].split("</p>")[0]
+    assert 'data-status="queued">Queued</span>' in state and "Waiting for a training worker" in state
+
+    TrainingJob.objects.filter(pk=started.pk).update(status=TrainingJob.Status.SUCCEEDED, step=2)
+    polled = client.get(reverse("training:job_detail", args=[started.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert 'data-status="succeeded">Succeeded</span>' in polled and "hx-trigger" not in polled
+    reloaded = client.get(reverse("training:job_detail", args=[started.pk])).content.decode()
+    assert "queued" not in reloaded.lower().split('id="job-state">')[0].split("<main")[-1]
+    assert "Waiting for a training worker" not in reloaded and "Succeeded" in reloaded

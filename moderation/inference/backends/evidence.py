@@ -64,7 +64,7 @@ def _speech_evidence(hit: Hit) -> dict[str, Any] | None:
     """The evidence item citing a speech finding: the timed segment (the player seeks to it), or, for speech
     imported as text, its line (no time: none is known); None for a finding in any other text."""
     if hit.segment_id is not None and hit.start is not None:
-        return {"kind": "segment", "ref": hit.segment_id, "label": f"{hit.start:.1f}s «{hit.keyword}»", "t": hit.start}
+        return {"kind": "segment", "ref": hit.segment_id, "label": f"«{hit.keyword}»", "t": hit.start}
     if hit.line is not None:
         return {"kind": "speech", "ref": hit.line, "label": f"speech «{hit.keyword}»"}
     return None
@@ -137,7 +137,7 @@ class EvidenceBaseline:
         }
         evidence = {
             "content_extraction": [
-                {"kind": "keyframe", "ref": f.id, "label": f"frame {f.timestamp:.0f}s", "t": f.timestamp}
+                {"kind": "keyframe", "ref": f.id, "label": "frame", "t": f.timestamp}
                 for f in content.frames
                 if f.selected
             ][:8],

@@ -84,17 +84,23 @@ def test_a_refused_retrain_keeps_what_the_admin_typed_beside_the_reason(settings
 
     refused = admin.post(reverse("moderation:cascade_train"), {"name": "weekly", "target_accuracy": "0.3"})
 
-    assert refused.status_code == 400
+    # Answered with a redirect to the dashboard (POST-redirect-GET): the refusal was the POST's own page, at
+    # /cascade/train/, so a reload sent the form again.
+    assert refused.status_code == 302 and refused.url == reverse("moderation:cascade")
+    refused = admin.get(refused.url)
     form = refused.content.decode().split('id="train-form"')[1].split("</form>")[0]
     assert 'name="name" value="weekly"' in form
     target = form.split('name="target_accuracy"')[1].split(">")[0]
     assert 'value="0.3"' in target and 'aria-invalid="true"' in target and "autofocus" in target
     assert "The target accuracy must be between 0.5 and 1 (or 50 % to 100 %); “0.3” is not." in form
     assert "Nothing was queued." in form
+    # Shown once: the dashboard reloaded is the dashboard, with the stored values and no refusal.
+    again = admin.get(reverse("moderation:cascade")).content.decode()
+    assert "“0.3” is not" not in again and 'aria-invalid="true"' not in again
 
     # A bad name marks the name box; a refusal about the data (too few labels) keeps both boxes as typed.
     form = (
-        admin.post(reverse("moderation:cascade_train"), {"name": "../x", "target_accuracy": "85%"})
+        admin.post(reverse("moderation:cascade_train"), {"name": "../x", "target_accuracy": "85%"}, follow=True)
         .content.decode()
         .split('id="train-form"')[1]
         .split("</form>")[0]
@@ -102,7 +108,7 @@ def test_a_refused_retrain_keeps_what_the_admin_typed_beside_the_reason(settings
     assert 'aria-invalid="true"' in form.split('name="name"')[1].split(">")[0]
     assert 'value="85%"' in form and "letters, digits" in form
     form = (
-        admin.post(reverse("moderation:cascade_train"), {"name": "weekly", "target_accuracy": "85%"})
+        admin.post(reverse("moderation:cascade_train"), {"name": "weekly", "target_accuracy": "85%"}, follow=True)
         .content.decode()
         .split('id="train-form"')[1]
         .split("</form>")[0]

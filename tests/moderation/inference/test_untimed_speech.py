@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import re
 
+from django.core.files.base import ContentFile
 from django.test import Client
 from django.urls import reverse
 
 from moderation.inference.backends.evidence import EvidenceBaseline
 from moderation.inference.kuaimod import kuaimod_bundle, kuaimod_import, kuaimod_read
+from moderation.inference.models import Decision
 from moderation.inference.prompts import build_prompt
 from moderation.inference.services import content_bundle_for
 from moderation.media.models import Keyframe, Video
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
+from moderation.review.models import ReviewTask
 from moderation.review.services import review_claim_next
 from tests.factories import DecisionFactory, ReviewTaskFactory, SegmentFactory, VideoFactory
 from tests.moderation.inference.kuaimod_samples import kuaimod_line
@@ -129,3 +132,46 @@ def test_decisions_made_before_keep_their_evidence_but_lose_the_made_up_time(db,
 
     assert '<span class="ev-segment">speech «加我»</span>' in html
     assert "@ 0.0s" not in html and 'data-seek="0' not in html
+
+
+_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082"
+)
+
+
+def test_timed_evidence_writes_its_time_once(db, policy_version, make_user) -> None:  # type: ignore[no-untyped-def]
+    """The CoT evidence read "2.3s «wechat» @ 2.3s" and "frame 31s @ 30.6s": the builder put the time in the label
+    and the screen wrote it again. Labels now carry none, and decisions recorded before lose their copy."""
+    video = VideoFactory(title="Cake day")
+    SegmentFactory(video=video, index=0, start=2.25, end=3.25, text="add me on wechat")
+    frame = Keyframe(video=video, index=0, timestamp=30.6, selected=True)
+    frame.image.save(f"kf-{video.pk}.png", ContentFile(_PNG), save=False)
+    frame.save()
+    cot = EvidenceBaseline().decide(content_bundle_for(video), policy_version.taxonomy, policy_version.safe_label).cot
+    labels = [ev["label"] for stage in cot for ev in stage["evidence"]]
+    assert "frame" in labels and any(label.startswith("«") for label in labels), labels
+    assert not any(re.search(r"\d+(\.\d+)?s", label) for label in labels), labels
+
+    html = _review_screen(video, cot, policy_version, make_user)
+    assert re.search(r'class="ev-segment">«[^»]+» @ 2\.3s</a>', html)
+    assert f'data-frame="{frame.pk}" data-seek="30.6" class="ev-keyframe">frame @ 30.6s</a>' in html
+
+    before = [
+        {"key": "analysis", "title": "Analysis", "text": "…", "evidence": [
+            {"kind": "segment", "ref": 7, "label": "2.3s «wechat»", "t": 2.25},
+            {"kind": "keyframe", "ref": frame.pk, "label": "frame 31s", "t": 30.6},
+            {"kind": "time", "ref": None, "label": "12.0s", "t": 12.0},
+        ]},
+    ]  # fmt: skip
+    decision = Decision.objects.get(video=video)
+    decision.cot = before
+    decision.save(update_fields=["cot"])
+    task = ReviewTask.objects.get(decision=decision)
+    client = Client()
+    client.force_login(task.claimed_by)
+    html = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert 'class="ev-segment">«wechat» @ 2.3s</a>' in html
+    assert 'class="ev-keyframe">frame @ 30.6s</a>' in html
+    assert 'class="ev-time">12.0s</a>' in html
+    assert not re.search(r"\d\.\ds «|s @ ", html.replace("» @ ", "").replace("frame @ ", ""))

@@ -457,3 +457,26 @@ def test_claim_next_does_not_give_back_a_held_pair_whose_video_was_hidden_since(
     assert pair_held_by(user=moderator) is None
     assert pair_claim_next(user=moderator) == other
     assert pair_held_by(user=moderator) == other
+
+
+def test_a_mirrored_pairs_frame_similarity_reads_as_a_measure_with_a_mirrored_note(client_as) -> None:  # type: ignore[no-untyped-def]
+    """The pair screen read "Frame similarity -0.822" for a mirrored re-upload: a cosine below 0 means no frame
+    alike, and a mirrored copy says how its frames were compared."""
+    pair = make_pair(frame_similarity=-0.822)
+    pair.evidence["alignment"]["mirrored"] = True
+    pair.save(update_fields=["evidence"])
+    client = client_as("moderator")
+    page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
+    shown = re.search(r'<dd id="frame-similarity">(.*?)</dd>', page, re.S)
+    assert shown is not None and "-0.822" not in page
+    assert shown.group(1).startswith("0 <small") and "mirrored copy, frames compared as uploaded" in shown.group(1)
+    assert "its picture hashes matched it flipped" in shown.group(1)
+    ReproCandidate.objects.filter(pk=pair.pk).update(frame_similarity=0.9714)
+    page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
+    assert re.search(
+        r'<dd id="frame-similarity">0\.971 <small class="hint">· mirrored copy, frames compared flipped', page
+    )
+    pair.evidence["alignment"]["mirrored"] = False
+    ReproCandidate.objects.filter(pk=pair.pk).update(frame_similarity=-0.2, evidence=pair.evidence)
+    page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
+    assert '<dd id="frame-similarity">0 <small class="hint">(no frames alike)</small></dd>' in page

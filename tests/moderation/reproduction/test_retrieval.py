@@ -40,6 +40,8 @@ def test_copies_find_their_original_and_the_unrelated_video_does_not(
     assert top_of_mirror is not None and top_of_mirror.original_id == original.pk
     alignment = top_of_mirror.evidence["alignment"]
     assert alignment["mirrored"] is True and alignment["offset"] == 0.0
+    # Its frames compared flipped back: the pair screen read "Frame similarity -0.822" for a mirrored re-upload.
+    assert top_of_mirror.frame_similarity > 0.9 and top_of_mirror.features["frame_sim_mean"] > 0.9
     assert alignment["coverage_copy"] >= 0.75 and alignment["matches"]
     assert "pdq" in top_of_mirror.evidence["sources"]
 

@@ -144,3 +144,34 @@ def test_teacher_runs_the_tiny_vlm_and_keeps_unparseable_output(tmp_path_factory
     assert teacher_judge(candidate=pair, backend="transformers", base_model=str(model_dir)).pk == judgement.pk
     wrong = teacher_judge(candidate=pair, backend="vllm", base_model="x")
     assert "transformers backend" in wrong.parse_error
+
+
+@pytest.mark.django_db
+def test_a_mirrored_copys_frames_are_compared_flipped_back_not_anti_correlated() -> None:
+    """A mirrored re-upload read "Frame similarity -0.822": its thumbnails were compared unflipped, and a flip
+    anti-correlates a picture that brightens left to right. Flipped back, the copy matches its original."""
+    import numpy as np
+
+    from moderation.media.analyzers import OFFLINE_FRAME_EMBEDDING, frame_embedding_mirrored, frame_embedding_offline
+    from moderation.reproduction.features import pair_features_compute
+
+    ramp = np.tile(np.linspace(0, 255, 128, dtype=np.float32), (64, 1))
+    ramp[10:30, 20:40] = 255  # a bright block on the dark side, so the picture is not symmetric in any way
+    picture = np.stack([ramp] * 3, axis=-1).astype(np.uint8)
+    plain = frame_embedding_offline(picture)
+    flipped = frame_embedding_offline(np.ascontiguousarray(picture[:, ::-1]))
+    assert float(np.dot(plain, flipped)) < -0.5  # what the pair screen showed
+    assert frame_embedding_mirrored(flipped, OFFLINE_FRAME_EMBEDDING) == pytest.approx(plain, abs=1e-5)
+    assert frame_embedding_mirrored(flipped, "clip:openai/clip-vit-base-patch32") is None
+
+    original = VideoFactory(frame_embedding_model=OFFLINE_FRAME_EMBEDDING)
+    copy = VideoFactory(frame_embedding_model=OFFLINE_FRAME_EMBEDDING)
+    Keyframe.objects.create(video=original, index=0, timestamp=0.0, embedding=plain)
+    Keyframe.objects.create(video=copy, index=0, timestamp=0.0, embedding=flipped)
+    features, _ = pair_features_compute(copy_id=copy.pk, original_id=original.pk)
+    assert features["frame_sim_max"] > 0.99 and features["frame_sim_mean"] > 0.99
+    # A learned embedding cannot be flipped without the frame: it stays as measured (the screen says so).
+    copy.frame_embedding_model = "clip:openai/clip-vit-base-patch32"
+    copy.save(update_fields=["frame_embedding_model"])
+    features, _ = pair_features_compute(copy_id=copy.pk, original_id=original.pk)
+    assert features["frame_sim_max"] < 0

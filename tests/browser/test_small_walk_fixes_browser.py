@@ -1,0 +1,116 @@
+"""Small problems a walkthrough found, looked at in Chromium at 1440x900 (screenshots in /work/shots/<worktree>/):
+a mirrored pair's frame similarity, the CoT evidence's time, the cascade retrain refusal's reload, the training job
+page's message and the tag ranker's retrain."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from django.urls import reverse
+
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_review_browser import _login, _task
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
+
+
+def _shots() -> Path:
+    where = Path(os.environ.get("SHOTS_DIR", "/work/shots")) / Path.cwd().name
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retrain_of_the_tag_ranker_is_followed_until_its_result_shows(page, make_user):
+    """It said "reload in a few seconds"; the page now follows the retrain and shows the new ranker by itself."""
+    from moderation.tagging.services import tag_ranker_train
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("admin").username)
+    page.goto(reverse("moderation:tag_ranker"))
+    with page.expect_navigation():
+        page.click("button[data-retrain]")
+    assert page.url.endswith(reverse("moderation:tag_ranker"))
+    running = page.locator("[data-retrain-state=running]")
+    assert "waiting for a worker" in running.inner_text()
+    page.screenshot(path=str(_shots() / "ranker-retrain-running.png"))
+    trained = tag_ranker_train()  # the worker's part
+    done = page.locator("[data-retrain-state=done]")
+    done.wait_for(timeout=10_000)  # no reload by the user: the polled line sees it and the page refreshes
+    assert f"Retrained: ranker #{trained.pk}" in done.inner_text() and "now active" in done.inner_text()
+    assert f"#{trained.pk} Weighted sum" in page.locator("[data-ranker-kind]").inner_text()
+    box = done.bounding_box()  # above the weights table, which runs past the window's bottom
+    assert box is not None and box["y"] + box["height"] <= 900
+    page.screenshot(path=str(_shots() / "ranker-retrain-done.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_cascade_retrain_is_not_sent_again_by_a_reload(page, make_user):
+    from moderation.inference.cascade_models import CascadeTraining
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("admin").username)
+    page.goto(reverse("moderation:cascade"))
+    page.fill("#train-form input[name=name]", "weekly")
+    page.fill("#train-form input[name=target_accuracy]", "0.3")
+    with page.expect_navigation():
+        page.click("#train-form button[type=submit]")
+    assert page.url.endswith(reverse("moderation:cascade"))  # not /cascade/train/
+    assert "“0.3” is not" in page.locator("#train-error").inner_text()
+    assert page.locator("#train-form input[name=target_accuracy]").input_value() == "0.3"
+    page.screenshot(path=str(_shots() / "cascade-retrain-refused.png"))
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.method))
+    page.reload()  # no "resend the form?": the page is a GET
+    assert sent[:1] == ["GET"] and page.locator("#train-error").count() == 0
+    assert not CascadeTraining.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_walked_screens_read_as_a_reviewer_needs(page, make_user, policy_version):
+    """A mirrored pair's frame similarity, the CoT evidence's one time and a started job's page, as shown."""
+    from moderation.reproduction.models import ReproCandidate
+    from tests.factories import DecidedVideoFactory, SegmentFactory
+    from training.models import PreferenceDataset, TrainingJob
+
+    page.set_viewport_size({"width": 1440, "height": 900})
+    pair = ReproCandidate.objects.create(
+        video=DecidedVideoFactory(title="Mirrored re-upload"), original=DecidedVideoFactory(title="Original"),
+        score=0.9, retrieval_score=0.9, frame_similarity=0.974, offset=0.0,
+        evidence={"alignment": {"offset": 0.0, "scale": 1.0, "mirrored": True, "coverage_copy": 0.9,
+                                "coverage_original": 0.9, "matches": []}},
+    )  # fmt: skip
+    evidence = [
+        {"kind": "segment", "ref": 1, "label": "«wechat»", "t": 2.5},
+        {"kind": "segment", "ref": 1, "label": "0.0s «加我»", "t": 0.0},  # recorded before: time in the label
+        {"kind": "time", "ref": None, "label": "12.0s", "t": 12.0},
+    ]
+    task = _task(
+        policy_version, decision__cot=[{"key": "analysis", "title": "Analysis", "text": "asks", "evidence": evidence}]
+    )
+    SegmentFactory(video=task.decision.video, index=0, start=2.5, end=4.0, text="add me on wechat")
+    _login(page, make_user("admin").username)
+
+    page.goto(reverse("moderation:repro_pair", args=[pair.pk]))
+    shown = page.locator("#frame-similarity").inner_text()
+    assert shown.startswith("0.974") and "mirrored copy" in shown
+    page.locator("#scores").screenshot(path=str(_shots() / "pair-mirrored-frame-similarity.png"))
+
+    page.goto("/review/")
+    with page.expect_navigation():
+        page.keyboard.press("n")  # claim it
+    assert page.url.endswith(f"/review/{task.pk}/")
+    cot = page.locator("#cot").inner_text()
+    assert "«wechat» @ 2.5s" in cot and "«加我» @ 0.0s" in cot and "0.0s «" not in cot and "12.0s @" not in cot
+    page.locator("#cot").screenshot(path=str(_shots() / "review-cot-evidence.png"))
+
+    dataset = PreferenceDataset.objects.create(name="walk", pair_count=1)
+    job = TrainingJob.objects.create(dataset=dataset, params={"max_steps": 2}, total_steps=2)
+    page.goto(reverse("training:job_detail", args=[job.pk]))
+    assert "Waiting for a training worker" in page.locator("#job-state").inner_text()
+    TrainingJob.objects.filter(pk=job.pk).update(status=TrainingJob.Status.SUCCEEDED, step=2)
+    page.locator("#job-state [data-status=succeeded]").wait_for(timeout=10_000)  # the panel follows the job
+    assert page.locator("ul.messages").count() == 0
+    page.screenshot(path=str(_shots() / "training-job-succeeded.png"))
