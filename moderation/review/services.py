@@ -46,7 +46,6 @@ from moderation.media.selectors import (
     video_restricted,
     videos_all_open_to,
 )
-from moderation.policies.models import PolicyVersion
 from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import SKIP_REASONS, videos_routing_stranded
@@ -936,12 +935,19 @@ def _final_label(decision: Decision, verdict: str, label: str) -> str:
     raise ModerationError("Unknown verdict; choose Approve or Override.")
 
 
-def _final_severity(policy_version: PolicyVersion, label: str, severity: str) -> str:
-    allowed = policy_version.spec().severities_for(label)
+def _final_severity(decision: Decision, verdict: str, label: str, severity: str) -> str:
+    """The severity a verdict with ``label`` stores: the one given, if it fits the label. Left empty, it is the
+    only one that fits (the safe label's "none", a one-level tag), or on an approval the model's own severity
+    (approving keeps the model's whole verdict); otherwise the verdict is refused: a violation always has a
+    severity, and the policy names no default one to guess."""
+    allowed = decision.policy_version.spec().severities_for(label)
     severity = (severity or "").strip().lower()
     if not severity:
-        # Nothing to choose when only one severity fits (the safe label's "none", a one-level tag).
-        return allowed[0] if len(allowed) == 1 else ""
+        if len(allowed) == 1:
+            return allowed[0]
+        if verdict == Review.Verdict.APPROVE and decision.severity in allowed:
+            return decision.severity
+        raise ModerationError(f"“{label}” is a violation: choose its severity ({', '.join(allowed)}).")
     if severity not in allowed:
         if severity == Review.Severity.NONE:
             raise ModerationError(f"“{label}” is a violation: choose its severity ({', '.join(allowed)}).")
@@ -1033,7 +1039,8 @@ def review_submit(
 
     - ``approve`` stores the model's own label; ``override`` needs a different label of the
       decision's policy version. ``severity`` must fit the final label (``PolicySpec.severities_for``);
-      left empty it is filled in only where one value fits.
+      left empty it is filled in only where one value fits, or on an approval with the model's own severity:
+      a violation verdict without a severity is refused and nothing is saved (``_final_severity``).
     - Ownership is what counts, not the clock: a late submit after the lease lapsed is accepted as
       long as the reviewer still holds the claim (no one else claimed it meanwhile). Once someone
       else has claimed it the submit is refused, so two people never decide the same item.
@@ -1062,7 +1069,7 @@ def review_submit(
         # The claim never hands it out (``_NOT_OWN_UPLOAD``); a claim held from before that rule is refused here.
         raise ModerationError(OWN_UPLOAD)
     final_label = _final_label(decision, verdict, label)
-    final_severity = _final_severity(decision.policy_version, final_label, severity)
+    final_severity = _final_severity(decision, verdict, final_label, severity)
     gold_correct = None
     if locked.is_gold:
         known = ItemLabel.objects.filter(video_id=decision.video_id, source=ItemLabel.Source.IMPORT).first()
