@@ -249,3 +249,30 @@ def test_an_override_to_a_violation_without_severity_is_refused_on_the_screen(pa
     page.wait_for_url("**/review/")
     assert Review.objects.get(task=task).severity == "high"
     page.screenshot(path=str(shots / "override-with-severity-recorded.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reviewer_whose_queue_holds_only_their_own_uploads_is_told_why_nothing_is_claimable(
+    page, make_user, policy_version
+):
+    """Seen in a walkthrough: "Claim next" handed a moderator their own upload. Now it never does; the queue list
+    says the items waiting are theirs (not "empty" beside a non-zero count). Screenshot into SHOTS_DIR."""
+    from pathlib import Path
+
+    uploader = make_user("moderator")
+    for i in range(2):
+        _task(policy_version, decision__video__created_by=uploader, decision__video__title=f"MINE {i}")
+    shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hclaim11"))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, uploader.username)
+    page.goto("/review/")
+
+    row = page.locator('tr[data-queue="default"]')
+    assert row.locator('[data-stat="pending"]').inner_text() == "2"
+    assert "2 waiting are your own uploads: another reviewer takes them" in row.inner_text()
+    assert row.locator("button", has_text="Claim next").is_disabled()
+    assert "the items left in your queues are your own uploads" in page.locator("#queue-stats").inner_text()
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "queue-only-own-uploads.png"))
+    page.keyboard.press("n")  # no queue to claim from: the list stays
+    assert page.url.endswith("/review/")
