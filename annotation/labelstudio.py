@@ -27,6 +27,7 @@ from moderation.inference.models import Decision
 from moderation.media.models import Video
 from moderation.media.selectors import videos_open_to
 from moderation.policies.models import PolicyVersion
+from moderation.policies.taxonomy import SEVERITIES
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from moderation.review.selectors import review_queues_for, review_queues_open_to
 from moderation.review.services import review_submit
@@ -43,10 +44,12 @@ def labelstudio_client(*, url: str, api_key: str) -> Any:
 
 
 def labeling_config(version: PolicyVersion) -> str:
-    """Video, keyframes and transcript to look at; a choice per policy label; a text area for the CoT."""
+    """Video, keyframes and transcript to look at; a choice per policy label; the violation's severity (a
+    violation verdict is refused without one: ``review_submit``); a text area for the CoT."""
     choices = "\n".join(
         f"    <Choice value={quoteattr(key)} hint={quoteattr(name)}/>" for key, name in version.label_names().items()
     )
+    severities = "\n".join(f"    <Choice value={quoteattr(s)}/>" for s in SEVERITIES)
     return f"""<View>
   <Header value="$title"/>
   <Video name="video" value="$video"/>
@@ -54,6 +57,10 @@ def labeling_config(version: PolicyVersion) -> str:
   <Text name="transcript" value="$transcript"/>
   <Choices name="label" toName="transcript" choice="single" required="true" showInline="false">
 {choices}
+  </Choices>
+  <Header value="Severity (for a violation)"/>
+  <Choices name="severity" toName="transcript" choice="single" showInline="true">
+{severities}
   </Choices>
   <TextArea name="cot" toName="transcript" rows="10" editable="true" maxSubmissions="1"/>
 </View>"""
@@ -209,15 +216,17 @@ class ImportResult:
     outcomes: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _annotation_values(result: list[dict[str, Any]]) -> tuple[str, str]:
-    label, cot_text = "", ""
+def _annotation_values(result: list[dict[str, Any]]) -> tuple[str, str, str]:
+    label, severity, cot_text = "", "", ""
     for item in result or []:
         value = item.get("value") or {}
         if item.get("from_name") == "label" and value.get("choices"):
             label = str(value["choices"][0])
+        elif item.get("from_name") == "severity" and value.get("choices"):
+            severity = str(value["choices"][0])
         elif item.get("from_name") == "cot" and value.get("text"):
             cot_text = "\n".join(str(t) for t in value["text"])
-    return label, cot_text
+    return label, severity, cot_text
 
 
 def labelstudio_import_project(*, client: Any, ls_url: str, project_id: int, by: User) -> ImportResult:
@@ -257,11 +266,11 @@ def _import_one(ls_url: str, project_id: int, task: Any, annotation: dict[str, A
         raise AnnotationError(f"Label Studio task {task.id} names no decision of this workbench.")
     if LabelStudioImport.objects.filter(ls_url=ls_url, ls_annotation_id=annotation["id"]).exists():
         return {"annotation": annotation["id"], "result": "already"}
-    label, cot_text = _annotation_values(annotation["result"])
+    label, severity, cot_text = _annotation_values(annotation["result"])
     note = f"Label Studio annotation #{annotation['id']} (project {project_id}, by {annotation.get('created_username', '').strip(' ,') or 'unknown'})"
     did: list[str] = []
     if label:
-        did.append(_import_review(decision, label, note, by))
+        did.append(_import_review(decision, label, severity, note, by))
     edited = cot_from_text(cot_text, decision.cot)
     # The stored CoT is unvalidated JSON (stages are dicts, their keys and texts may be missing).
     model_text: dict[Any, Any] = {s.get("key"): s.get("text", "") for s in decision.cot if isinstance(s, dict)}
@@ -293,7 +302,7 @@ def _import_one(ls_url: str, project_id: int, task: Any, annotation: dict[str, A
     return {"annotation": annotation["id"], "decision": decision.pk, "label": label, "result": ", ".join(did)}
 
 
-def _import_review(decision: Decision, label: str, note: str, by: User) -> str:
+def _import_review(decision: Decision, label: str, severity: str, note: str, by: User) -> str:
     """Record the label as a review on one of the decision's open review tasks (claimed for ``by``), in a
     queue ``by`` may work (``review_queues_for``: a reviewer's role, a restricted queue only for its groups)."""
     task = (
@@ -313,7 +322,7 @@ def _import_review(decision: Decision, label: str, note: str, by: User) -> str:
             task.claimed_at = now
             task.lease_expires_at = now + timedelta(minutes=5)
             task.save(update_fields=["status", "claimed_by", "claimed_at", "lease_expires_at"])
-            review_submit(task=task, user=by, verdict=verdict, label=label, note=note)
+            review_submit(task=task, user=by, verdict=verdict, label=label, severity=severity, note=note)
     except ModerationError as exc:
         return f"review refused: {exc}"
     return "review"

@@ -130,7 +130,7 @@ def test_upload_to_promotion_across_nodes_that_share_no_disk(
         tmp_path / "src" / "deal.mp4", title="deal", on_screen="Add me on WeChat", size=(320, 180),
         min_seconds=3.0, max_seconds=3.0, audio=False,
     )  # fmt: skip
-    moderator, admin = make_user("moderator"), make_user("admin")
+    moderator, reviewer, admin = make_user("moderator"), make_user("moderator"), make_user("admin")
 
     context = chromium.new_context(base_url=live_server.url, viewport={"width": 1440, "height": 900})
     page = context.new_page()
@@ -144,11 +144,16 @@ def test_upload_to_promotion_across_nodes_that_share_no_disk(
             else None
         ),
     )
-    page.goto("/login/")
-    page.fill("input[name=username]", moderator.username)
-    page.fill("input[name=password]", "pw-test-123")
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
+
+    def sign_in(user) -> None:  # type: ignore[no-untyped-def]
+        context.clear_cookies()
+        page.goto("/login/")
+        page.fill("input[name=username]", user.username)
+        page.fill("input[name=password]", "pw-test-123")
+        with page.expect_navigation():
+            page.keyboard.press("Enter")
+
+    sign_in(moderator)
 
     # 1. Upload in the browser: the web node streams it into the store.
     page.goto("/videos/")
@@ -164,7 +169,9 @@ def test_upload_to_promotion_across_nodes_that_share_no_disk(
     video.refresh_from_db()
     assert video.status == Video.Status.READY and video.keyframes.exists()
 
-    # 3. Review in Chromium: the player loads from the store and seeks with Range requests.
+    # 3. Review in Chromium, by another moderator (no one decides their own upload): the player loads from the
+    # store and seeks with Range requests.
+    sign_in(reviewer)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{task.pk}/")
@@ -183,6 +190,9 @@ def test_upload_to_promotion_across_nodes_that_share_no_disk(
     assert any(status == 206 for _, status in store_responses), store_responses  # … then the store, by range
     page.keyboard.press("o")
     page.keyboard.type("exagg")  # the model said "private deals" (the on-screen text); the reviewer disagrees
+    page.keyboard.press("ArrowDown")  # chosen: its severities are offered
+    page.keyboard.press("2")  # medium (a violation always has a severity)
+    page.keyboard.press("o")
     page.keyboard.press("Enter")
     deadline = time.monotonic() + 30
     while not Review.objects.filter(task=task).exists():
@@ -190,7 +200,7 @@ def test_upload_to_promotion_across_nodes_that_share_no_disk(
         time.sleep(0.3)
     review = Review.objects.get(task=task)
     page.wait_for_url("**/review/")  # the queue is empty: back to the list
-    assert review.verdict == "override"
+    assert review.verdict == "override" and review.severity == "medium"
 
     context.close()
 

@@ -77,14 +77,21 @@ def test_one_video_from_upload_to_a_fine_tune_job(celery_worker, make_user, tmp_
     page = moderator.get(f"/videos/{video.pk}/").content.decode()
     assert "data-seek" in page and "Cheap phones" in page
 
-    # 5. The moderator claims it, sees player, keyframes, transcript and CoT, and overrides the label.
-    response = moderator.post("/review/claim/")
+    # 5. Another moderator (no one reviews their own upload) claims it, sees player, keyframes, transcript
+    # and CoT, and overrides the label.
+    reviewer = login(make_user, "moderator")
+    response = reviewer.post("/review/claim/")
     assert response.status_code == 302 and response["Location"] == f"/review/{task.pk}/"
-    screen = moderator.get(f"/review/{task.pk}/").content.decode()
+    screen = reviewer.get(f"/review/{task.pk}/").content.decode()
     assert "<video" in screen and "Content extraction" in screen and "private" in screen.lower()
-    response = moderator.post(
+    response = reviewer.post(
         f"/review/{task.pk}/submit/",
-        {"verdict": "override", "label": "虚假承诺福利", "note": "It is a fake giveaway, not a private deal."},
+        {
+            "verdict": "override",
+            "label": "虚假承诺福利",
+            "severity": "medium",
+            "note": "It is a fake giveaway, not a private deal.",
+        },
     )
     assert response.status_code == 302
     review = Review.objects.get(task=task)

@@ -210,6 +210,46 @@ def review_queues_claimable(*, queues: Iterable[ReviewQueue]) -> set[int]:
     return set(ReviewQueue.objects.filter(waiting, pk__in=ids).values_list("pk", flat=True))
 
 
+def review_own_uploads_waiting(*, queues: Iterable[ReviewQueue], user: User) -> dict[int, dict[str, Any]]:
+    """Per queue holding items to claim now (pending, or a lapsed lease) of videos ``user`` uploaded, which the
+    claim never hands them (``services._NOT_OWN_UPLOAD``): ``own``, how many, and ``others``, whether any other
+    item waits there for them. The queue list and "nothing to claim" say so, so a reviewer seeing items waiting
+    is not puzzled by an empty claim. Queues without such items are left out. One probe starting from the user's
+    uploads (``Video.created_by``'s index); counting (bounded by their uploads) only when they have items waiting."""
+    ids = [q.pk for q in queues]
+    if not ids:
+        return {}
+    S = ReviewTask.Status
+    waiting = ReviewTask.objects.filter(
+        Q(status=S.PENDING) | Q(status=S.CLAIMED, lease_expires_at__lte=timezone.now()),
+        is_gold=False,
+    )
+    mine = waiting.filter(queue_id__in=ids, decision__video__created_by=user)
+    # Most reviewers upload nothing: a polled queue list then counts nothing (one probe of their uploads).
+    if not mine.exists():
+        return {}
+    own = {r["queue_id"]: r["n"] for r in mine.values("queue_id").annotate(n=Count("pk")).order_by()}
+    others_left = Exists(waiting.filter(queue_id=OuterRef("pk")).exclude(decision__video__created_by=user))
+    with_others = set(ReviewQueue.objects.filter(others_left, pk__in=own).values_list("pk", flat=True))
+    return {pk: {"own": n, "others": pk in with_others} for pk, n in own.items()}
+
+
+def review_nothing_to_claim_text(*, queues: Iterable[ReviewQueue], user: User) -> str:
+    """What "Claim next" says when it found nothing for ``user`` in ``queues``: that the items left there are
+    their own uploads when that is why (another reviewer decides them), else that the queue is empty."""
+    queues = list(queues)
+    waiting = review_own_uploads_waiting(queues=queues, user=user)
+    own = sum(w["own"] for w in waiting.values())
+    if own and not any(w["others"] for w in waiting.values()):
+        names = ", ".join(f"“{q.name}”" for q in queues if q.pk in waiting)
+        what = "item left in {} is your own upload" if own == 1 else "items left in {} are your own uploads"
+        return (
+            f"Nothing to claim for you: the {own} {what.format(names)}, and a reviewer never decides their own "
+            f"content; another reviewer will take {'it' if own == 1 else 'them'}."
+        )
+    return "Queue is empty."
+
+
 def review_queue_overview_recent(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[str, Any]]:
     """``review_queue_overview`` at most ``REVIEW_STATS_MAX_AGE_SECONDS`` old, each entry with its ``as_of``
     and ``claimable``: whether the queue holds an item to claim *now* (``review_queues_claimable``).

@@ -46,7 +46,6 @@ from moderation.media.selectors import (
     video_restricted,
     videos_all_open_to,
 )
-from moderation.policies.models import PolicyVersion
 from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import SKIP_REASONS, videos_routing_stranded
@@ -62,6 +61,7 @@ NO_LONGER_YOURS = (
 )
 NOT_CLAIMED = "This item is not claimed by you; take it with “Claim next” from the queue."
 ALREADY_REVIEWED = "Already reviewed: this item has a recorded verdict."
+OWN_UPLOAD = "You uploaded this video: a reviewer never decides their own content. Release it for another reviewer."
 ESCALATED = "This item was escalated to a senior queue; it no longer takes a verdict here."
 
 # Random draws (QA sampling, gold mixing) go through this so tests and benches can seed it.
@@ -553,6 +553,7 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
     gold = Decision.objects.filter(
         Exists(ItemLabel.objects.filter(video_id=OuterRef("video_id"), source=ItemLabel.Source.IMPORT))
     ).filter(~Exists(seen), video_open_to_q(user=user, field="video_id"))
+    gold = gold.exclude(video__created_by=user)  # never one's own upload (``_NOT_OWN_UPLOAD``)
     if queue.policy_id is not None:
         gold = gold.filter(policy_version__policy_id=queue.policy_id)
     decision = gold.order_by("pk").first()
@@ -577,7 +578,8 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
 # later leg never runs, nor locks anything, once an earlier one found a row. The same statement
 # renews or takes the lease, writes the audit row and reports whether the reviewer may work the
 # queue at all (then nothing is locked or written). ``{open_video}`` passes over items whose video the
-# reviewer may not open (``_open_video_clause``: the selector's rule compiled into the statement).
+# reviewer may not open (``_open_video_clause``: the selector's rule compiled into the statement), and
+# ``{not_own_upload}`` items whose video the reviewer uploaded (``_NOT_OWN_UPLOAD``), in every leg.
 _CLAIM_SQL = """
 WITH allowed AS (
     SELECT %(superuser)s
@@ -591,26 +593,26 @@ WITH allowed AS (
 own AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
-      AND t.claimed_by_id = %(user)s AND NOT (t.id = ANY(%(exclude)s)) {open_video}
+      AND t.claimed_by_id = %(user)s AND NOT (t.id = ANY(%(exclude)s)) {open_video} {not_own_upload}
     ORDER BY t.claimed_at, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 lapsed AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
-      AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video}
+      AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload}
     ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 pending AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
-      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video}
+      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload}
       AND NOT EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
     ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 skipped AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
-      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video}
+      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload}
       AND EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
     ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
@@ -642,6 +644,13 @@ SELECT allowed.ok, claimed.* FROM allowed LEFT JOIN claimed ON true
 _NOT_MINE = (
     "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask m"
     " WHERE m.queue_id = %(queue)s AND m.decision_id = t.decision_id AND m.claimed_by_id = %(user)s)"
+)
+# A reviewer never decides their own content (separation of duties, admins included): an item whose video they
+# uploaded (``Video.created_by``) is never handed to them, not even their own claim on it from before this rule
+# (its lease lapses and someone else takes it). ``selectors.review_own_uploads_waiting`` tells them why.
+_NOT_OWN_UPLOAD = (
+    f"AND NOT EXISTS (SELECT 1 FROM {Decision._meta.db_table} od JOIN {Video._meta.db_table} ov ON ov.id = od.video_id"
+    " WHERE od.id = t.decision_id AND ov.created_by_id = %(user)s)"
 )
 _TASK_COLUMNS = [f.column for f in ReviewTask._meta.concrete_fields]
 
@@ -685,6 +694,7 @@ def _claim_statement(
     sql = _CLAIM_SQL.format(
         not_mine=_NOT_MINE if queue.required_reviews > 1 else "",
         open_video=open_video,
+        not_own_upload=_NOT_OWN_UPLOAD,
         columns=", ".join(f"t.{c}" for c in _TASK_COLUMNS),
     )
     params = {
@@ -731,6 +741,8 @@ def review_claim_next(
       over, so their N reviews come from N different people.
     - Items whose video the user may not open (``video_open_to_q``) are passed over, their own claims too: in a
       tags queue (a tags item opens nothing) the video may have been restricted after its item was made.
+    - Items whose video the user uploaded (``Video.created_by``) are passed over, for everyone, admins included:
+      a reviewer never decides their own content (``_NOT_OWN_UPLOAD``); another reviewer takes them.
 
     One database round trip in the common case (see ``_CLAIM_SQL``).
     """
@@ -923,12 +935,19 @@ def _final_label(decision: Decision, verdict: str, label: str) -> str:
     raise ModerationError("Unknown verdict; choose Approve or Override.")
 
 
-def _final_severity(policy_version: PolicyVersion, label: str, severity: str) -> str:
-    allowed = policy_version.spec().severities_for(label)
+def _final_severity(decision: Decision, verdict: str, label: str, severity: str) -> str:
+    """The severity a verdict with ``label`` stores: the one given, if it fits the label. Left empty, it is the
+    only one that fits (the safe label's "none", a one-level tag), or on an approval the model's own severity
+    (approving keeps the model's whole verdict); otherwise the verdict is refused: a violation always has a
+    severity, and the policy names no default one to guess."""
+    allowed = decision.policy_version.spec().severities_for(label)
     severity = (severity or "").strip().lower()
     if not severity:
-        # Nothing to choose when only one severity fits (the safe label's "none", a one-level tag).
-        return allowed[0] if len(allowed) == 1 else ""
+        if len(allowed) == 1:
+            return allowed[0]
+        if verdict == Review.Verdict.APPROVE and decision.severity in allowed:
+            return decision.severity
+        raise ModerationError(f"“{label}” is a violation: choose its severity ({', '.join(allowed)}).")
     if severity not in allowed:
         if severity == Review.Severity.NONE:
             raise ModerationError(f"“{label}” is a violation: choose its severity ({', '.join(allowed)}).")
@@ -1020,7 +1039,8 @@ def review_submit(
 
     - ``approve`` stores the model's own label; ``override`` needs a different label of the
       decision's policy version. ``severity`` must fit the final label (``PolicySpec.severities_for``);
-      left empty it is filled in only where one value fits.
+      left empty it is filled in only where one value fits, or on an approval with the model's own severity:
+      a violation verdict without a severity is refused and nothing is saved (``_final_severity``).
     - Ownership is what counts, not the clock: a late submit after the lease lapsed is accepted as
       long as the reviewer still holds the claim (no one else claimed it meanwhile). Once someone
       else has claimed it the submit is refused, so two people never decide the same item.
@@ -1045,8 +1065,11 @@ def review_submit(
         # settled by one reviewer outside the moderation queues' consensus and group restrictions.
         raise ModerationError("This is a tags item: it takes tags on its tag screen, not a verdict.")
     decision = locked.decision
+    if decision.video.created_by_id is not None and decision.video.created_by_id == user.pk:
+        # The claim never hands it out (``_NOT_OWN_UPLOAD``); a claim held from before that rule is refused here.
+        raise ModerationError(OWN_UPLOAD)
     final_label = _final_label(decision, verdict, label)
-    final_severity = _final_severity(decision.policy_version, final_label, severity)
+    final_severity = _final_severity(decision, verdict, final_label, severity)
     gold_correct = None
     if locked.is_gold:
         known = ItemLabel.objects.filter(video_id=decision.video_id, source=ItemLabel.Source.IMPORT).first()

@@ -63,11 +63,16 @@ def queue(request: HttpRequest) -> HttpResponse:
     open_task = min(held.values(), key=lambda t: (t.claimed_at, t.pk), default=None)
     # "Claim next" is offered where there is something to claim now (pending or lapsed items, looked up
     # live, not from the reused counts), or the item this reviewer already holds there.
+    # Items of videos this reviewer uploaded are counted but never handed to them: a queue holding only those
+    # offers no "Claim next" and says why.
+    own_uploads = selectors.review_own_uploads_waiting(queues=queues, user=_user(request))
     rows = [
         {
             "queue": q,
             "stats": overview[q.pk],
-            "claimable": overview[q.pk]["claimable"] or q.pk in held,
+            "claimable": (overview[q.pk]["claimable"] and own_uploads.get(q.pk, {}).get("others", True))
+            or q.pk in held,
+            "own_uploads": own_uploads.get(q.pk, {}).get("own", 0),
             "held": selectors.review_held_display(task=held.get(q.pk)),
         }
         for q in queues
@@ -77,6 +82,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "as_of": min((s["as_of"] for s in overview.values()), default=None),
         "hotkey_queue": _hotkey_queue(rows, open_task),
+        "own_uploads_only": bool(own_uploads),
         "open_task": open_task,
         # Held in a queue the list no longer shows (switched off since): still theirs, still to continue.
         "held_elsewhere": [selectors.review_held_display(task=t) for pk, t in held.items() if pk not in listed],
@@ -140,7 +146,7 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     except ModerationError as exc:
         raise PermissionDenied(str(exc)) from exc
     if task is None:
-        messages.info(request, "Queue is empty.")
+        messages.info(request, selectors.review_nothing_to_claim_text(queues=queues, user=_user(request)))
     else:
         if task.queue_id != queues[0].pk:
             messages.info(
@@ -252,8 +258,8 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
         )
     nxt = services.review_claim_next(user=user, queue=task.queue)
     ahead = services.review_claim_ahead(user=user, task=nxt) if nxt is not None else None
-    if nxt is None:
-        messages.info(request, "Queue is empty.")  # the screen goes to the queue list, which shows it
+    if nxt is None:  # the screen goes to the queue list, which shows it
+        messages.info(request, selectors.review_nothing_to_claim_text(queues=[task.queue], user=user))
     severity = f", severity {review.severity}" if review.severity else ""
 
     def url(t: ReviewTask | None) -> str | None:
@@ -308,7 +314,7 @@ def _claim_next_and_ahead(request: HttpRequest, task: ReviewTask, *, skipped: in
     with REVIEW_CLAIM_SECONDS.labels(task.queue.slug).time():
         nxt = services.review_claim_next(user=_user(request), queue=task.queue)
     if nxt is None:
-        messages.info(request, "Queue is empty.")
+        messages.info(request, selectors.review_nothing_to_claim_text(queues=[task.queue], user=_user(request)))
         return None
     services.review_claim_ahead(user=_user(request), task=nxt, exclude_ids=[skipped] if skipped else ())
     return nxt

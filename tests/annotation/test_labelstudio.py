@@ -64,17 +64,19 @@ def test_export_then_import_annotations_as_reviews_and_corrections(label_studio,
     assert values["label"] == {"choices": ["正向"]} and "[analysis]" in values["cot"]["text"][0]
     project = client.projects.get(id=project_id)
     assert '<Choice value="引导私下交易"' in project.label_config and "<TextArea" in project.label_config
+    assert '<Choices name="severity"' in project.label_config
 
     # Labelers work in Label Studio: one agrees with the model, one overrides it and rewrites a stage.
     client.annotations.create(id=tasks[agree.pk].id, result=prediction_like(agree, "正向", cot_as_text(agree.cot)))
     edited = cot_as_text(disagree.cot).replace("analysis text", "The speaker steers buyers to WeChat.")
-    client.annotations.create(id=exported.id, result=prediction_like(disagree, "引导私下交易", edited))
+    client.annotations.create(id=exported.id, result=prediction_like(disagree, "引导私下交易", edited, "high"))
 
     first = labelstudio_import_project(client=client, ls_url=label_studio, project_id=project_id, by=importer)
     assert first.imported == 2, first.outcomes
     assert Review.objects.get(decision=agree).verdict == Review.Verdict.APPROVE
     override = Review.objects.get(decision=disagree)
     assert override.verdict == Review.Verdict.OVERRIDE and override.label == "引导私下交易"
+    assert override.severity == "high"
     assert "Label Studio annotation" in override.note
     assert ItemLabel.objects.get(video=disagree.video, source="review").label == "引导私下交易"
     correction = CotCorrection.objects.get(decision=disagree)
@@ -92,9 +94,11 @@ def test_export_then_import_annotations_as_reviews_and_corrections(label_studio,
     assert CotCorrection.objects.get(decision=disagree).revision == 1
 
 
-def prediction_like(decision, label: str, cot_text: str) -> list[dict]:  # type: ignore[no-untyped-def]
+def prediction_like(decision, label: str, cot_text: str, severity: str = "") -> list[dict]:  # type: ignore[no-untyped-def]
+    chosen = [{"from_name": "severity", "to_name": "transcript", "type": "choices", "value": {"choices": [severity]}}]
     return [
         {"from_name": "label", "to_name": "transcript", "type": "choices", "value": {"choices": [label]}},
+        *(chosen if severity else []),
         {"from_name": "cot", "to_name": "transcript", "type": "textarea", "value": {"text": [cot_text]}},
     ]
 

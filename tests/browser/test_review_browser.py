@@ -92,6 +92,9 @@ def test_moderator_claims_and_reviews_with_the_keyboard_only(page, make_user, po
     # Typing a name and Enter picks the first match and submits the override; the queue is then empty.
     page.keyboard.press("o")
     page.keyboard.type("private deals")
+    page.keyboard.press("ArrowDown")  # chosen: its severities are offered
+    page.keyboard.press("1")  # severity low (a violation always has one)
+    page.keyboard.press("o")
     page.keyboard.press("Enter")
     page.wait_for_url("**/review/")
     assert "Queue is empty" in page.content()
@@ -102,7 +105,7 @@ def test_moderator_claims_and_reviews_with_the_keyboard_only(page, make_user, po
     assert (approve.verdict, approve.severity, approve.reviewer) == ("approve", "medium", moderator)
     assert (override.verdict, override.label, override.severity) == ("override", "夸大商品功效", "high")
     assert override.note == "seen at 0:03"
-    assert (last.verdict, last.label) == ("override", "引导私下交易")
+    assert (last.verdict, last.label, last.severity) == ("override", "引导私下交易", "low")
 
 
 @pytest.mark.django_db(transaction=True)

@@ -213,3 +213,66 @@ def test_salient_patches_say_what_they_are_and_a_keyframe_enlarges_with_its_boxe
     page.keyboard.press("r")  # revealed: the enlarged copy is too
     enlarge.click()
     assert big.evaluate("el => getComputedStyle(el).filter") == "none"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_override_to_a_violation_without_severity_is_refused_on_the_screen(page, make_user, policy_version):
+    """Seen in a walkthrough: an override to a violation was saved with no severity. Now the item stays on the
+    screen, still the reviewer's, with the reason; choosing a severity then records it. Screenshots into
+    SHOTS_DIR (1440x900)."""
+    from pathlib import Path
+
+    from moderation.review.models import Review
+
+    task = _task(policy_version, decision__video__title="NO SEVERITY")  # the model said 正向 (not a violation)
+    shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hclaim11"))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{task.pk}/")
+    page.wait_for_function("window.reviewState")
+
+    page.keyboard.press("o")
+    page.keyboard.type("private deals")
+    page.keyboard.press("Enter")  # the override, with no severity chosen
+    page.wait_for_function("document.getElementById('review-status').textContent.includes('choose its severity')")
+    status = page.locator("#review-status").inner_text()
+    assert f"Item #{task.pk} was not recorded: “引导私下交易” is a violation: choose its severity" in status
+    assert page.locator(f'#review-screen[data-task="{task.pk}"]').is_visible()
+    assert not Review.objects.filter(task=task).exists()
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "override-without-severity-refused.png"))
+
+    page.locator("input[name=severity][value=high]").check()
+    page.locator("button[data-override]").click()
+    page.wait_for_url("**/review/")
+    assert Review.objects.get(task=task).severity == "high"
+    page.screenshot(path=str(shots / "override-with-severity-recorded.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reviewer_whose_queue_holds_only_their_own_uploads_is_told_why_nothing_is_claimable(
+    page, make_user, policy_version
+):
+    """Seen in a walkthrough: "Claim next" handed a moderator their own upload. Now it never does; the queue list
+    says the items waiting are theirs (not "empty" beside a non-zero count). Screenshot into SHOTS_DIR."""
+    from pathlib import Path
+
+    uploader = make_user("moderator")
+    for i in range(2):
+        _task(policy_version, decision__video__created_by=uploader, decision__video__title=f"MINE {i}")
+    shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hclaim11"))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, uploader.username)
+    page.goto("/review/")
+
+    row = page.locator('tr[data-queue="default"]')
+    assert row.locator('[data-stat="pending"]').inner_text() == "2"
+    assert "2 waiting are your own uploads: another reviewer takes them" in row.inner_text()
+    assert row.locator("button", has_text="Claim next").is_disabled()
+    assert "the items left in your queues are your own uploads" in page.locator("#queue-stats").inner_text()
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "queue-only-own-uploads.png"))
+    page.keyboard.press("n")  # no queue to claim from: the list stays
+    assert page.url.endswith("/review/")

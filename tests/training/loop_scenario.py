@@ -234,15 +234,17 @@ class Loop:
         moderator = self.people["moderator"]
         wanted = {d.pk for d in decisions}
         mistakes = []
+        spec = self.policy_version.spec()
         while (task := review_claim_next(user=moderator)) is not None:
             decision = task.decision
             right = self.truth[decision.video_id]
             if decision.pk not in wanted:
                 raise AssertionError(f"unexpected item in the queue: decision {decision.pk}")
+            severity = spec.severities_for(right)[0]  # a violation always has one; "none" for the safe label
             if decision.label == right and not decision.parse_error:
-                review_submit(task=task, user=moderator, verdict="approve")
+                review_submit(task=task, user=moderator, verdict="approve", severity=severity)
             else:
-                review_submit(task=task, user=moderator, verdict="override", label=right)
+                review_submit(task=task, user=moderator, verdict="override", label=right, severity=severity)
                 mistakes.append(decision)
         return mistakes
 

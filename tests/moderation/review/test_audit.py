@@ -40,7 +40,7 @@ def test_every_review_action_is_logged(make_task, make_user):
     review_claim_next(user=alice)
     review_release(task=first, user=alice)
     review_claim_next(user=alice)
-    review_submit(task=first, user=alice, verdict="override", label="色情低俗")
+    review_submit(task=first, user=alice, verdict="override", label="色情低俗", severity="high")
     review_claim_next(user=alice)
     client = Client()
     client.force_login(alice)

@@ -63,7 +63,7 @@ def test_reviewers_do_not_see_each_others_verdicts(double, policy_version, make_
     _item(policy_version)
     alice, bob = make_user("moderator"), make_user("moderator")
     a = review_claim_next(user=alice, queue=double)
-    review_submit(task=a, user=alice, verdict="override", label="色情低俗", note="ALICE-SECRET-NOTE")
+    review_submit(task=a, user=alice, verdict="override", label="色情低俗", severity="high", note="ALICE-SECRET-NOTE")
     b = review_claim_next(user=bob, queue=double)
     client = Client()
     client.force_login(bob)
@@ -78,7 +78,12 @@ def test_disagreement_goes_to_adjudication_which_settles_the_label(double, polic
     review_submit(task=review_claim_next(user=alice, queue=double), user=alice, verdict="approve")
     assert not ItemLabel.objects.filter(source=ItemLabel.Source.REVIEW).exists()  # waits for the second review
     review_submit(
-        task=review_claim_next(user=bob, queue=double), user=bob, verdict="override", label="色情低俗", note="BOB-NOTE"
+        task=review_claim_next(user=bob, queue=double),
+        user=bob,
+        verdict="override",
+        label="色情低俗",
+        severity="high",
+        note="BOB-NOTE",
     )
 
     assert not ItemLabel.objects.filter(source=ItemLabel.Source.REVIEW).exists()
@@ -92,7 +97,7 @@ def test_disagreement_goes_to_adjudication_which_settles_the_label(double, polic
     client.force_login(judge)
     html = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
     assert 'id="prior-reviews"' in html and "BOB-NOTE" in html  # the adjudicator sees both verdicts
-    review_submit(task=task, user=judge, verdict="override", label="色情低俗")
+    review_submit(task=task, user=judge, verdict="override", label="色情低俗", severity="high")
     assert ItemLabel.objects.get(video=decision.video, source=ItemLabel.Source.REVIEW).label == "色情低俗"
 
 

@@ -195,7 +195,7 @@ def test_submit_and_next_lands_on_the_next_item(make_task, make_user):
     assert second.claimed_by == user
     resp = client.post(
         reverse("moderation:review_submit", args=[second.pk]),
-        {"verdict": "override", "label": "色情低俗", "note": "nudity at 0:03"},
+        {"verdict": "override", "label": "色情低俗", "severity": "high", "note": "nudity at 0:03"},
         follow=True,
     )
     assert resp.redirect_chain[-1][0] == reverse("moderation:queue")

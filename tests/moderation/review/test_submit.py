@@ -24,10 +24,10 @@ def test_approve_stores_the_model_label_and_closes_the_task(make_task, make_user
     alice = make_user("moderator")
     review_claim_next(user=alice)
 
-    review = review_submit(task=task, user=alice, verdict="approve", label="正向")
+    review = review_submit(task=task, user=alice, verdict="approve", label="正向", severity="medium")
 
     task.refresh_from_db()
-    assert review.label == "引导私下交易" and review.verdict == Review.Verdict.APPROVE
+    assert review.label == "引导私下交易" and review.verdict == Review.Verdict.APPROVE and review.severity == "medium"
     assert review.policy_version == task.decision.policy_version
     assert task.status == ReviewTask.Status.DONE and task.completed_at is not None
     assert ItemLabel.objects.get(video=task.decision.video, source=ItemLabel.Source.REVIEW).label == "引导私下交易"
@@ -38,10 +38,17 @@ def test_override_stores_label_note_and_policy_version(make_task, make_user, pol
     alice = make_user("moderator")
     review_claim_next(user=alice)
 
-    review = review_submit(task=task, user=alice, verdict="override", label="夸大商品功效", note="cures everything")
+    review = review_submit(
+        task=task, user=alice, verdict="override", label="夸大商品功效", severity="low", note="cures everything"
+    )
 
     review.refresh_from_db()
-    assert (review.verdict, review.label, review.note) == ("override", "夸大商品功效", "cures everything")
+    assert (review.verdict, review.label, review.severity, review.note) == (
+        "override",
+        "夸大商品功效",
+        "low",
+        "cures everything",
+    )
     assert review.policy_version == policy_version
     assert review.reviewer == alice
 
@@ -98,7 +105,7 @@ def test_double_submit_records_one_review(make_task, make_user):
     review_submit(task=task, user=alice, verdict="approve")
 
     with pytest.raises(ModerationError, match="Already reviewed"):
-        review_submit(task=task, user=alice, verdict="override", label="夸大商品功效")
+        review_submit(task=task, user=alice, verdict="override", label="夸大商品功效", severity="low")
 
     assert Review.objects.filter(task=task).count() == 1
     assert Review.objects.get(task=task).verdict == "approve"
@@ -115,6 +122,6 @@ def test_a_review_left_on_an_open_task_refuses_the_submit_cleanly(make_task, mak
     ReviewTask.objects.filter(pk=task.pk).update(status=ReviewTask.Status.CLAIMED, completed_at=None)
 
     with pytest.raises(ModerationError, match="Already reviewed"):
-        review_submit(task=task, user=alice, verdict="override", label="夸大商品功效")
+        review_submit(task=task, user=alice, verdict="override", label="夸大商品功效", severity="low")
 
     assert list(Review.objects.filter(task=task)) == [review]

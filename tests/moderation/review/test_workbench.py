@@ -51,6 +51,54 @@ def test_severity_is_stored_and_must_fit_the_label(make_task, make_user, policy_
     assert not Review.objects.filter(task=refused).exists()
 
 
+@pytest.mark.parametrize("verdict", ["override", "approve"])
+def test_a_violation_verdict_without_severity_is_refused_and_nothing_is_saved(make_task, make_user, verdict):
+    """The form says "a violation always has a severity"; the service held it only for "none": an empty severity
+    on a violation was saved. The policy names no default severity to use instead, so it is refused."""
+    task = make_task(decision__label="引导私下交易", decision__is_violation=True)
+    alice = make_user("moderator")
+    review_claim_next(user=alice)
+
+    with pytest.raises(ModerationError, match="“色情低俗” is a violation: choose its severity \\(low, medium, high\\)"):
+        review_submit(task=task, user=alice, verdict="override", label="色情低俗")
+    with pytest.raises(ModerationError, match="“引导私下交易” is a violation: choose its severity"):
+        review_submit(task=task, user=alice, verdict="approve", severity="  ")
+
+    task.refresh_from_db()
+    assert not Review.objects.exists() and not AuditEvent.objects.filter(action__startswith="review.").exists()
+    assert task.status == ReviewTask.Status.CLAIMED and task.claimed_by == alice  # still theirs to decide
+
+
+def test_approving_keeps_the_models_own_severity_when_none_is_chosen(make_user, policy_version):
+    """Approve keeps the model's verdict, its severity included (a BLM-Guard decision names one)."""
+    task = ReviewTaskFactory(
+        decision__policy_version=policy_version,
+        decision__label="色情低俗",
+        decision__is_violation=True,
+        decision__severity="medium",
+    )
+    alice = make_user("moderator")
+    review_claim_next(user=alice)
+    assert review_submit(task=task, user=alice, verdict="approve").severity == "medium"
+
+
+def test_the_review_form_shows_why_a_violation_without_severity_was_refused(make_task, make_user):
+    task = make_task()
+    alice = make_user("moderator")
+    client = _login(alice)
+    review_claim_next(user=alice)
+    url = reverse("moderation:review_submit", args=[task.pk])
+
+    response = client.post(url, {"verdict": "override", "label": "色情低俗"}, headers={"HX-Request": "true"})
+
+    html = response.content.decode()
+    assert response.status_code == 200 and 'id="review-screen"' in html and "data-verdict-form" in html
+    assert "“色情低俗” is a violation: choose its severity (low, medium, high)." in html
+    assert not Review.objects.exists()
+    task.refresh_from_db()
+    assert task.status == ReviewTask.Status.CLAIMED and task.claimed_by == alice
+
+
 def test_a_tag_that_defines_its_severities_restricts_the_choice(make_user):
     version = PolicyVersionFactory(
         taxonomy=[
