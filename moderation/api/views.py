@@ -44,6 +44,7 @@ from moderation.media.selectors import (
 )
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
+from workbench.pagination import WindowPageNumberPagination
 from workbench.parsers import StorableJSONParser
 from workbench.tokens import ExpiringTokenAuthentication
 
@@ -168,9 +169,11 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
 
     permission_classes = [CanUploadOrReadOnly | IsIntegration]
     parser_classes = [MultiPartParser, FormParser, StorableJSONParser]
+    # The visibility rule is applied to a page's worth of rows, not the whole library (``WindowPaginator``).
+    pagination_class = WindowPageNumberPagination
 
     def get_queryset(self) -> QuerySet[Video]:
-        qs = Video.objects.order_by("-created_at")
+        qs = Video.objects.order_by("-created_at", "-pk")
         if self.action == "retrieve":
             qs = qs.prefetch_related("keyframes", "segments", "tags__tag", "tags__added_by")
         tag = self._text_filter("tag", what="a tag name")
