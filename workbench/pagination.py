@@ -27,7 +27,7 @@ from typing import Any, cast
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db.models import QuerySet, Subquery
 from django.utils.functional import cached_property
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 
 COUNT_CAP = 1000
@@ -175,3 +175,35 @@ class WindowPageNumberPagination(PageNumberPagination):
             "description": f"false when there are more than {COUNT_CAP} results and ``count`` is a lower bound",
         }
         return described
+
+
+class WindowCursorPagination(CursorPagination):
+    """``CursorPagination`` (oldest first) whose page is read, as ``WindowPaginator``'s, from a window of the table's
+    rows past the cursor's position in the list's order, every filter aside: where the window gives a full page
+    and the row past it, that is the page the whole queryset gave; where it gives less and the table goes on past
+    it, the page is read from the whole queryset (what DRF did). A page read backwards (a ``previous`` link), or an
+    order that is not ascending on a column then the primary key, is read as DRF reads it."""
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
+        cursor = self.decode_cursor(request)  # a bad cursor: DRF's 404
+        ordering = list(self.get_ordering(request, queryset, view))
+        windowed = (
+            isinstance(queryset, QuerySet)
+            and (cursor is None or not cursor.reverse)
+            and len(ordering) == 2
+            and not ordering[0].startswith("-")
+            and ordering[1] in ("pk", "id")
+        )
+        if windowed:
+            table = queryset.model._base_manager.order_by(*ordering)
+            offset = 0
+            if cursor is not None and cursor.position is not None:
+                table = table.filter(**{f"{ordering[0]}__gt": cursor.position})
+                offset = cursor.offset
+            window = WINDOW_FACTOR * (offset + (self.get_page_size(request) or 0) + 1)
+            if window <= MAX_WINDOW:
+                in_window = queryset.filter(pk__in=Subquery(table.values("pk")[:window]))
+                page: Any = super().paginate_queryset(in_window, request, view)
+                if self.has_next or not table[window - 1 : window].exists():
+                    return page
+        return super().paginate_queryset(queryset, request, view)

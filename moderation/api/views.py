@@ -12,7 +12,6 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,7 +43,7 @@ from moderation.media.selectors import (
 )
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
-from workbench.pagination import WindowPageNumberPagination
+from workbench.pagination import WindowCursorPagination, WindowPageNumberPagination
 from workbench.parsers import StorableJSONParser
 from workbench.tokens import ExpiringTokenAuthentication
 
@@ -77,8 +76,9 @@ def _whole_number(raw: str) -> int | None:
     return None
 
 
-class SyncCursorPagination(CursorPagination):
-    """Oldest first from ``since``; follow ``next`` until it is null, keep the last row's time."""
+class SyncCursorPagination(WindowCursorPagination):
+    """Oldest first from ``since``; follow ``next`` until it is null, keep the last row's time. The visibility rule
+    is applied to a window of rows past the cursor, not the whole table (``WindowCursorPagination``)."""
 
     page_size = 100
     max_page_size = 500

@@ -116,3 +116,33 @@ def test_api_video_list_declares_and_gives_count_is_exact(readers: dict[str, Any
     assert set(body) == set(page["properties"]) and {"count", "count_is_exact", "results"} <= set(page["required"])
     assert page["properties"]["count_is_exact"]["type"] == "boolean"
     assert "lower bound" in page["properties"]["count"]["description"]
+
+
+def _decision_pages(client, url: str) -> list[list[int]]:  # type: ignore[no-untyped-def]
+    pages = []
+    while url:
+        body = client.get(url).json()
+        pages.append([d["id"] for d in body["results"]])
+        url = body["next"]
+    return pages
+
+
+@pytest.mark.parametrize("max_window", [16_000, 4])
+def test_api_decision_pages_are_drfs(readers: dict[str, Any], client, monkeypatch, max_window: int) -> None:  # type: ignore[no-untyped-def]
+    from moderation.inference.models import Decision
+
+    monkeypatch.setattr(pagination, "MAX_WINDOW", max_window)  # 4: no window, DRF's own reading
+    for name in ("outsider", "expert", "admin"):
+        client.force_login(readers[name])
+        visible = selectors.videos_open_to(
+            user=readers[name], qs=Decision.objects.order_by("created_at", "id"), field="video_id"
+        )
+        expected = list(visible.values_list("pk", flat=True))
+        for size in (1, 2, 5, 100):
+            pages = _decision_pages(client, reverse("moderation:api-decision-list") + f"?page_size={size}")
+            assert [pk for page in pages for pk in page] == expected, (name, size)
+            assert all(len(page) == size for page in pages[:-1]), (name, size)
+        # A page read backwards (``previous``) is DRF's own.
+        second = client.get(reverse("moderation:api-decision-list") + "?page_size=2").json()["next"]
+        back = client.get(client.get(second).json()["previous"]).json()
+        assert [d["id"] for d in back["results"]] == expected[:2], name
