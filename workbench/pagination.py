@@ -21,6 +21,7 @@ what changes is the count past the cap."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -59,11 +60,20 @@ class WindowPaginator(Paginator):
     ``count_cap`` and a lower bound past it (``count_is_exact``); ``num_pages`` is then the pages counted so far."""
 
     def __init__(
-        self, object_list: QuerySet[Any], per_page: int, *, count_cap: int | None = None, **kwargs: Any
+        self,
+        object_list: QuerySet[Any],
+        per_page: int,
+        *,
+        count_cap: int | None = None,
+        windowed: bool = True,
+        **kwargs: Any,
     ) -> None:
         super().__init__(object_list, per_page, **kwargs)
         self.rows = object_list
         self.count_cap = COUNT_CAP if count_cap is None else count_cap
+        # False where the queryset's own filter finds a few rows cheaply (a platform's own videos): the window
+        # would be read to its end for nothing; the ids are then read from the queryset, the count still capped.
+        self.windowed = windowed
         self._seen: tuple[int, bool] | None = None  # (rows counted, whether that is all of them)
 
     @cached_property
@@ -81,7 +91,7 @@ class WindowPaginator(Paginator):
         table = qs.model._base_manager.order_by(*self._ordering)
         ids: list[Any] = []
         start, end = 0, WINDOW_FACTOR * limit
-        while end <= MAX_WINDOW:
+        while self.windowed and end <= MAX_WINDOW:
             stretch = qs.filter(pk__in=Subquery(table.values("pk")[start:end]))
             ids += stretch.values_list("pk", flat=True)[: limit - len(ids)]
             if len(ids) == limit:
@@ -147,7 +157,14 @@ class WindowPageNumberPagination(PageNumberPagination):
     """The API's page-number lists on ``WindowPaginator``: ``count`` is exact up to 1,000 results, past that a
     lower bound, and ``count_is_exact`` says which; ``next`` is null on the last page, as before."""
 
-    django_paginator_class = WindowPaginator
+    django_paginator_class: Any = WindowPaginator
+
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
+        """As DRF's; a view whose ``list_windowed()`` is False (a platform's list of its own videos) reads its ids
+        from the queryset itself (``WindowPaginator``'s ``windowed``)."""
+        windowed = bool(getattr(view, "list_windowed", lambda: True)())
+        self.django_paginator_class = functools.partial(WindowPaginator, windowed=windowed)
+        return super().paginate_queryset(queryset, request, view)
 
     def get_paginated_response(self, data: Any) -> Response:
         assert self.page is not None

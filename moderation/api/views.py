@@ -186,6 +186,11 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
             shown = shown.filter(shown_external_id=external_id)
         return shown
 
+    def list_windowed(self) -> bool:
+        """Whether the list's page is read from a window of the newest videos (``WindowPageNumberPagination``): for
+        a user, whom the visibility rule leaves most of them; not for a platform, which sees only its own."""
+        return request_integration(self.request) is None
+
     def get_object(self) -> Any:
         """The video of ``{id}``; a 404 that says why to a user (``video_not_open_reason``: the same words for a
         video hidden from them and a missing one), where a script read "No Video matches the given query." for a

@@ -62,6 +62,8 @@ def test_pages_are_those_of_djangos_paginator(readers: dict[str, Any], monkeypat
             expected = _pages(Paginator(listed, per_page))
             windowed = WindowPaginator(listed, per_page, count_cap=cap)
             assert _pages(windowed) == expected, (name, per_page, cap)
+            unwindowed = WindowPaginator(listed, per_page, count_cap=cap, windowed=False)  # a platform's list
+            assert _pages(unwindowed) == expected, (name, per_page, cap)
             total = sum(len(rows) for rows, _ in expected)
             fresh = WindowPaginator(listed, per_page, count_cap=cap)
             assert (fresh.count, fresh.count_is_exact) == ((total, True) if total <= cap else (cap, False)), name
