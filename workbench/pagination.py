@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db import connection
 from django.db.models import QuerySet, Subquery
 from django.utils.functional import cached_property
 from rest_framework.pagination import CursorPagination, PageNumberPagination
@@ -37,6 +38,19 @@ COUNT_CAP = 1000
 # the table: past ``MAX_WINDOW`` rows (a reader who sees few of the newest videos) the queryset is read whole.
 WINDOW_FACTOR = 2
 MAX_WINDOW = 16_000
+
+
+def _window_limit(model: Any) -> float:
+    """The most rows a window may hold: ``MAX_WINDOW``, and a quarter of the table (PostgreSQL's estimate of its
+    rows, ``pg_class.reltuples``): over a larger part of a small table the rule's hashed plan over all of it is
+    cheaper than row by row (a library of 2,000 videos: 25 ms, against 37 ms through a window of all of them)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", [model._meta.db_table])
+        row = cursor.fetchone()
+    estimate = float(row[0]) if row else -1.0
+    if estimate <= 0:  # never analysed (-1), or not since it was empty (0): unknown
+        return MAX_WINDOW
+    return min(MAX_WINDOW, estimate / 4)
 
 
 class WindowPage(Page):
@@ -91,7 +105,8 @@ class WindowPaginator(Paginator):
         table = qs.model._base_manager.order_by(*self._ordering)
         ids: list[Any] = []
         start, end = 0, WINDOW_FACTOR * limit
-        while self.windowed and end <= MAX_WINDOW:
+        most = _window_limit(qs.model) if self.windowed else 0
+        while end <= most:
             stretch = qs.filter(pk__in=Subquery(table.values("pk")[start:end]))
             ids += stretch.values_list("pk", flat=True)[: limit - len(ids)]
             if len(ids) == limit:
@@ -218,7 +233,7 @@ class WindowCursorPagination(CursorPagination):
                 table = table.filter(**{f"{ordering[0]}__gt": cursor.position})
                 offset = cursor.offset
             window = WINDOW_FACTOR * (offset + (self.get_page_size(request) or 0) + 1)
-            if window <= MAX_WINDOW:
+            if window <= _window_limit(queryset.model):
                 in_window = queryset.filter(pk__in=Subquery(table.values("pk")[:window]))
                 page: Any = super().paginate_queryset(in_window, request, view)
                 if self.has_next or not table[window - 1 : window].exists():
