@@ -12,7 +12,6 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,6 +43,7 @@ from moderation.media.selectors import (
 )
 from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
+from workbench.pagination import WindowCursorPagination, WindowPageNumberPagination
 from workbench.parsers import StorableJSONParser
 from workbench.tokens import ExpiringTokenAuthentication
 
@@ -76,8 +76,9 @@ def _whole_number(raw: str) -> int | None:
     return None
 
 
-class SyncCursorPagination(CursorPagination):
-    """Oldest first from ``since``; follow ``next`` until it is null, keep the last row's time."""
+class SyncCursorPagination(WindowCursorPagination):
+    """Oldest first from ``since``; follow ``next`` until it is null, keep the last row's time. The visibility rule
+    is applied to a window of rows past the cursor, not the whole table (``WindowCursorPagination``)."""
 
     page_size = 100
     max_page_size = 500
@@ -168,9 +169,11 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
 
     permission_classes = [CanUploadOrReadOnly | IsIntegration]
     parser_classes = [MultiPartParser, FormParser, StorableJSONParser]
+    # The visibility rule is applied to a page's worth of rows, not the whole library (``WindowPaginator``).
+    pagination_class = WindowPageNumberPagination
 
     def get_queryset(self) -> QuerySet[Video]:
-        qs = Video.objects.order_by("-created_at")
+        qs = Video.objects.order_by("-created_at", "-pk")
         if self.action == "retrieve":
             qs = qs.prefetch_related("keyframes", "segments", "tags__tag", "tags__added_by")
         tag = self._text_filter("tag", what="a tag name")
@@ -182,6 +185,11 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         if external_id:  # the id the caller is shown (``videos_with_external_id``): a platform's own, else ours
             shown = shown.filter(shown_external_id=external_id)
         return shown
+
+    def list_windowed(self) -> bool:
+        """Whether the list's page is read from a window of the newest videos (``WindowPageNumberPagination``): for
+        a user, whom the visibility rule leaves most of them; not for a platform, which sees only its own."""
+        return request_integration(self.request) is None
 
     def get_object(self) -> Any:
         """The video of ``{id}``; a 404 that says why to a user (``video_not_open_reason``: the same words for a

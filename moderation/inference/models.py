@@ -71,6 +71,8 @@ class Decision(models.Model):
                 fields=["video", "policy_version", "model_version"], name="one_decision_per_video_policy_model"
             )
         ]
+        # The API's pull-sync order (oldest first, ``?since=``): ``WindowCursorPagination`` reads its window from it.
+        indexes = [models.Index(fields=["created_at", "id"], name="decision_created_order")]
 
     def __str__(self) -> str:
         # Ids only: the admin names a chosen decision this way, and a title would be a query per row.

@@ -116,6 +116,9 @@ class Video(models.Model):
         indexes = [
             # No HNSW index on the embeddings here (migration 0032): retrieval scans the distinct vectors, then reads
             # a vector's first videos by its key in id order (a farm of reposts: ``k`` index entries, not all of them).
+            # The lists' order (newest first): walked from its end, a page's rows are found without sorting the
+            # library, and ``WindowPaginator`` reads its window of first rows from it.
+            models.Index(fields=["created_at", "id"], name="video_created_order"),
             models.Index(fields=["text_key", "id"], name="video_text_key"),
             models.Index(fields=["visual_key", "id"], name="video_visual_key"),
             # The few videos with missing media (the /metrics gauge, an operator's list).

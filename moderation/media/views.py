@@ -8,7 +8,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -25,6 +24,7 @@ from moderation.media.ingest import video_ingest
 from moderation.media.models import Video
 from moderation.media.services import video_media_verify
 from workbench.forms import nul_checked_by_form
+from workbench.pagination import WindowPaginator
 from workbench.roles import Perm, permission_required
 
 
@@ -50,7 +50,7 @@ def _render_list(
     videos_seen = selectors.videos_listed_for(
         user=request.user, qs=selectors.video_list(external_id=external_id, status=shown_status)
     )
-    page = Paginator(videos_seen, VIDEOS_PER_PAGE).get_page(request.GET.get("page"))
+    page = WindowPaginator(videos_seen, VIDEOS_PER_PAGE).get_page(request.GET.get("page"))
     videos = list(page.object_list)
     context = {
         "videos": videos,

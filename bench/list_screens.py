@@ -1,0 +1,125 @@
+"""The list screens that apply the visibility rule (``/videos/`` and its pages 2 and 30, the API's video list, its
+decision list and that list's next page), for a moderator outside the restricted queue's group, paged by Django's
+and DRF's paginators ("before") and by ``workbench/pagination.py``'s ("after"), interleaved on one database.
+
+The library is ``bench/visibility_screens.py``'s: decided videos, 5 % routed to a group-restricted queue only and
+1 % routed there before their item was made, seeded last (the newest rows: the windows' worst case), a few uploads
+not decided yet. Each size is seeded on top of the one before. For each screen: the median of ``--rounds``
+requests per version through Django's test client, the first ``WARM_UP`` untimed (prepared statements).
+
+    .venv/bin/python bench/list_screens.py [--sizes 1000 20000] [--rounds 8]
+
+The last line printed is one JSON object: per size and screen, the two medians in ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import django_setup  # noqa: E402
+
+WARM_UP = 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 20_000])
+    parser.add_argument("--rounds", type=int, default=8)
+    args = parser.parse_args()
+
+    django_setup()
+    from django.contrib.auth.models import Group
+    from django.core.paginator import Paginator
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import setup_databases, teardown_databases
+    from rest_framework.pagination import CursorPagination, PageNumberPagination
+    from visibility_screens import _seed
+
+    from moderation.api import views as api_views
+    from moderation.media import views as media_views
+    from workbench.pagination import WindowPageNumberPagination, WindowPaginator
+
+    class DjangosPaginator(Paginator):  # type: ignore[type-arg]
+        count_is_exact = True  # what the video list's pager reads
+
+    cursor_after = api_views.DecisionViewSet.pagination_class
+    cursor_before = type("DrfCursor", (cursor_after,), {"paginate_queryset": CursorPagination.paginate_queryset})
+    versions = {
+        "before": (DjangosPaginator, PageNumberPagination, cursor_before),
+        "after": (WindowPaginator, WindowPageNumberPagination, cursor_after),
+    }
+
+    def use(name: str) -> None:
+        html, api, cursor = versions[name]
+        media_views.WindowPaginator = html  # type: ignore[misc]
+        api_views.VideoViewSet.pagination_class = api
+        api_views.DecisionViewSet.pagination_class = cursor
+
+    old = setup_databases(verbosity=0, interactive=False)
+    try:
+        from moderation.models import ReviewQueue, Video
+        from moderation.review.services import review_queue_default
+        from tests.factories import PolicyVersionFactory, UserFactory
+
+        policy_version = PolicyVersionFactory()
+        open_queue = review_queue_default()
+        restricted = ReviewQueue.objects.create(name="Restricted", slug="restricted")
+        restricted.allowed_groups.add(Group.objects.create(name="trust-and-safety"))
+        moderator, colleague = UserFactory(role="moderator"), UserFactory(role="moderator")
+        client = Client()
+        client.force_login(moderator)
+        result: dict[str, Any] = {"rounds": args.rounds}
+        seeded = 0
+        for size in args.sizes:
+            t0 = time.perf_counter()
+            _seed(
+                size - seeded,
+                queues=(open_queue, restricted),
+                policy_version=policy_version,
+                uploader=moderator,
+                colleague=colleague,
+                label=str(size),
+            )
+            seeded = size
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+            print(f"{Video.objects.count()} videos seeded in {time.perf_counter() - t0:.1f} s", flush=True)
+            use("after")
+            next_decisions = client.get("/api/decisions/").json()["next"]
+            screens = {
+                "video_list": "/videos/",
+                "video_list_page_2": "/videos/?page=2",
+                "video_list_page_30": "/videos/?page=30",
+                "api_video_list": "/api/videos/",
+                "api_decision_list": "/api/decisions/",
+                "api_decision_list_next": next_decisions,
+            }
+            for screen, url in screens.items():
+                if not url:
+                    continue
+                samples: dict[str, list[float]] = {name: [] for name in versions}
+                for round_ in range(args.rounds + WARM_UP):
+                    for name in versions:
+                        use(name)
+                        t0 = time.perf_counter()
+                        assert client.get(url).status_code == 200, url
+                        if round_ >= WARM_UP:
+                            samples[name].append((time.perf_counter() - t0) * 1000)
+                row = {name: round(statistics.median(times), 1) for name, times in samples.items()}
+                result[f"{screen}_{size}"] = row
+                print(f"{size} {screen}: {row}", flush=True)
+    finally:
+        teardown_databases(old, verbosity=0)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""``WindowPaginator`` (``workbench/pagination.py``) gives the rows, the order and the columns Django's paginator gave,
+page by page, for every case of the visibility rule (``tests/moderation/media/test_visibility_sql_cache.py``'s
+library) and every kind of reader, through each of its paths (the first window, a larger one, the whole queryset);
+only the count past its cap differs, and says so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, Group
+from django.core.paginator import Paginator
+from django.urls import reverse
+
+from moderation.media import selectors
+from moderation.media.models import Video
+from moderation.policies.models import PolicyVersion
+from tests.factories import DecisionFactory, UserFactory, VideoFactory
+from tests.moderation.media.test_visibility_sql_cache import _library
+from workbench import pagination
+from workbench.pagination import WindowPaginator
+
+pytestmark = pytest.mark.django_db
+
+
+def _pages(paginator: Paginator) -> list[tuple[list[tuple[int, bool]], bool]]:
+    """Every page's rows (id and ``closed_to_uploader``) and whether a next page is offered, walking "next"."""
+    pages, number = [], 1
+    while True:
+        page = paginator.get_page(number)
+        pages.append(([(v.pk, v.closed_to_uploader) for v in page.object_list], page.has_next()))
+        if not page.has_next():
+            return pages
+        number = page.next_page_number()
+
+
+@pytest.fixture
+def readers() -> dict[str, Any]:
+    outsider, expert = UserFactory(role="moderator"), UserFactory(role="moderator")
+    _library(outsider, expert)
+    expert.groups.add(Group.objects.get(name="experts"))
+    policy_version = PolicyVersion.objects.order_by("pk").first()
+    for i in range(12):  # newer than the library's cases
+        DecisionFactory(video=VideoFactory(title=f"filler {i}"), policy_version=policy_version)
+    return {
+        "outsider": outsider,
+        "expert": expert,
+        "no group": UserFactory(role="moderator"),
+        "admin": UserFactory(role="admin"),
+        "anonymous": AnonymousUser(),
+    }
+
+
+@pytest.mark.parametrize("max_window", [16_000, 12, 4])
+def test_pages_are_those_of_djangos_paginator(readers: dict[str, Any], monkeypatch, max_window: int) -> None:  # type: ignore[no-untyped-def]
+    # 16k: stretch after stretch; 12: one window then the queryset; 4: none
+    monkeypatch.setattr(pagination, "_window_limit", lambda model: max_window)
+    for name, user in readers.items():
+        for per_page, cap in ((2, 3), (3, 100), (50, 1000)):
+            listed = selectors.videos_listed_for(user=user, qs=selectors.video_list())
+            expected = _pages(Paginator(listed, per_page))
+            windowed = WindowPaginator(listed, per_page, count_cap=cap)
+            assert _pages(windowed) == expected, (name, per_page, cap)
+            unwindowed = WindowPaginator(listed, per_page, count_cap=cap, windowed=False)  # a platform's list
+            assert _pages(unwindowed) == expected, (name, per_page, cap)
+            total = sum(len(rows) for rows, _ in expected)
+            fresh = WindowPaginator(listed, per_page, count_cap=cap)
+            assert (fresh.count, fresh.count_is_exact) == ((total, True) if total <= cap else (cap, False)), name
+
+
+def test_a_page_past_the_end_is_the_last_and_a_bad_number_the_first(readers: dict[str, Any]) -> None:
+    listed = selectors.videos_listed_for(user=readers["outsider"], qs=selectors.video_list())
+    expected = Paginator(listed, 4)
+    for number in ("999", "x", "0", "-1", None, "2"):
+        windowed = WindowPaginator(listed, 4, count_cap=100)
+        assert [v.pk for v in windowed.get_page(number)] == [v.pk for v in expected.get_page(number)], number
+    capped = WindowPaginator(listed, 4, count_cap=2)
+    last = capped.get_page("999")  # past the end: the cap is read past, so the count is exact again
+    assert capped.count_is_exact and capped.count == expected.count
+    assert not last.has_next() and last.end_index() == expected.count
+    below = WindowPaginator(listed, 4, count_cap=2).get_page("0")  # below 1: the last page counted
+    assert below.number == 1 and below.has_next() and not below.paginator.count_is_exact
+    assert below.paginator.count == 4  # counted as far as the page read: its rows and one more
+
+
+def test_an_order_without_the_primary_key_last_is_refused() -> None:
+    with pytest.raises(ValueError, match="primary key"):
+        WindowPaginator(Video.objects.order_by("-created_at"), 10).get_page(1)
+
+
+def test_video_list_says_how_far_it_counted(readers: dict[str, Any], client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(pagination, "COUNT_CAP", 5)
+    client.force_login(readers["admin"])
+    monkeypatch.setattr("moderation.media.views.VIDEOS_PER_PAGE", 3)
+    first = client.get(reverse("moderation:video_list")).content.decode()
+    assert "page 1 (5+ videos)" in first and "page=2" in first
+    last = client.get(reverse("moderation:video_list") + "?page=999").content.decode()
+    count = Video.objects.count()
+    pages = -(-count // 3)
+    assert f"page {pages} of {pages} ({count} videos)" in last and "older →" not in last
+
+
+def test_api_video_list_declares_and_gives_count_is_exact(readers: dict[str, Any], client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(pagination, "COUNT_CAP", 5)
+    monkeypatch.setattr(pagination.WindowPageNumberPagination, "page_size", 3)
+    outsider = readers["outsider"]
+    client.force_login(outsider)
+    response = client.get(reverse("moderation:api-video-list"))
+    body = response.json()
+    visible = selectors.videos_open_to(user=outsider, qs=Video.objects.order_by("-created_at", "-pk"))
+    assert [v["id"] for v in body["results"]] == list(visible.values_list("pk", flat=True)[:3])
+    assert (body["count"], body["count_is_exact"]) == (5, False) and visible.count() > 5
+    assert body["next"].endswith("?page=2") and body["previous"] is None
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    declared = schema["paths"]["/api/videos/"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    page = schema["components"]["schemas"][declared["$ref"].rsplit("/", 1)[1]]
+    assert set(body) == set(page["properties"]) and {"count", "count_is_exact", "results"} <= set(page["required"])
+    assert page["properties"]["count_is_exact"]["type"] == "boolean"
+    assert "lower bound" in page["properties"]["count"]["description"]
+
+
+def _decision_pages(client, url: str) -> list[list[int]]:  # type: ignore[no-untyped-def]
+    pages = []
+    while url:
+        body = client.get(url).json()
+        pages.append([d["id"] for d in body["results"]])
+        url = body["next"]
+    return pages
+
+
+@pytest.mark.parametrize("max_window", [16_000, 4])
+def test_api_decision_pages_are_drfs(readers: dict[str, Any], client, monkeypatch, max_window: int) -> None:  # type: ignore[no-untyped-def]
+    from moderation.inference.models import Decision
+
+    monkeypatch.setattr(pagination, "_window_limit", lambda model: max_window)  # 4: no window, DRF's own reading
+    for name in ("outsider", "expert", "admin"):
+        client.force_login(readers[name])
+        visible = selectors.videos_open_to(
+            user=readers[name], qs=Decision.objects.order_by("created_at", "id"), field="video_id"
+        )
+        expected = list(visible.values_list("pk", flat=True))
+        for size in (1, 2, 5, 100):
+            pages = _decision_pages(client, reverse("moderation:api-decision-list") + f"?page_size={size}")
+            assert [pk for page in pages for pk in page] == expected, (name, size)
+            assert all(len(page) == size for page in pages[:-1]), (name, size)
+        # A page read backwards (``previous``) is DRF's own.
+        second = client.get(reverse("moderation:api-decision-list") + "?page_size=2").json()["next"]
+        back = client.get(client.get(second).json()["previous"]).json()
+        assert [d["id"] for d in back["results"]] == expected[:2], name
+
+
+def test_a_window_holds_at_most_a_quarter_of_the_table(readers: dict[str, Any]) -> None:
+    """Over a larger part of a small table the rule's plan over all of it is cheaper than row by row."""
+    from django.db import connection
+
+    assert pagination._window_limit(Video) == pagination.MAX_WINDOW  # never analysed: the table's size is unknown
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE moderation_video")
+    assert pagination._window_limit(Video) == Video.objects.count() / 4
