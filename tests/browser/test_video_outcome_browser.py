@@ -23,7 +23,9 @@ pytestmark = [
 @pytest.mark.django_db(transaction=True)
 def test_the_outcome_panel_shows_the_claim_then_the_verdict(page: Any, make_user: Any, policy_version: Any) -> None:
     shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hvid"))
-    decision = DecisionFactory(policy_version=policy_version, label="引导私下交易", is_violation=True)
+    decision = DecisionFactory(
+        policy_version=policy_version, label="引导私下交易", is_violation=True, severity="medium"
+    )
     decision.video.title = "Message me to buy it cheaper"
     decision.video.save(update_fields=["title"])
     task = ReviewTaskFactory(decision=decision)

@@ -176,7 +176,13 @@ def test_a_label_studio_import_records_reviews_only_where_its_user_may_review(ma
         id=1,
         data={"decision_id": decision.pk},
         annotations=[
-            {"id": 11, "result": [{"from_name": "label", "type": "choices", "value": {"choices": ["引导私下交易"]}}]}
+            {
+                "id": 11,
+                "result": [
+                    {"from_name": "label", "type": "choices", "value": {"choices": ["引导私下交易"]}},
+                    {"from_name": "severity", "type": "choices", "value": {"choices": ["medium"]}},
+                ],
+            }
         ],
     )
     client = SimpleNamespace(tasks=SimpleNamespace(list=lambda **_: [task]))
