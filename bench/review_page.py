@@ -105,7 +105,7 @@ def main() -> None:
         result["ratio"] = max(result["ratio_review_screen"], result["ratio_queue_list"])  # type: ignore[type-var]
     finally:
         teardown_databases(old, verbosity=0)
-    print(json.dumps(result))
+    print(json.dumps({"ratio": result.pop("ratio", None), **result}))  # the ratio leads, as in every bench
 
 
 if __name__ == "__main__":

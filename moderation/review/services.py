@@ -684,6 +684,17 @@ def _open_video_clause_for(user_pk: int) -> tuple[str, Mapping[str, Any]]:
     return f"AND EXISTS ({sql})", MappingProxyType({f"open_{i}": value for i, value in enumerate(values)})
 
 
+def _claim_sql(*, queue: ReviewQueue, open_video: str) -> str:
+    """``_CLAIM_SQL`` filled for ``queue`` and the visibility clause ``open_video`` (``_open_video_clause``): the
+    one place that formats it, so a benchmark's plan printout runs the statement the claim runs."""
+    return _CLAIM_SQL.format(
+        not_mine=_NOT_MINE if queue.required_reviews > 1 else "",
+        open_video=open_video,
+        not_own_upload=_NOT_OWN_UPLOAD,
+        columns=", ".join(f"t.{c}" for c in _TASK_COLUMNS),
+    )
+
+
 def _claim_statement(
     *, user: User, queue: ReviewQueue, exclude_ids: Collection[int], take_new: bool, now: Any
 ) -> ReviewTask | None:
@@ -691,12 +702,7 @@ def _claim_statement(
 
     ``take_new=False`` only renews the reviewer's own open claim."""
     open_video, open_params = _open_video_clause(user)
-    sql = _CLAIM_SQL.format(
-        not_mine=_NOT_MINE if queue.required_reviews > 1 else "",
-        open_video=open_video,
-        not_own_upload=_NOT_OWN_UPLOAD,
-        columns=", ".join(f"t.{c}" for c in _TASK_COLUMNS),
-    )
+    sql = _claim_sql(queue=queue, open_video=open_video)
     params = {
         "superuser": bool(user.is_superuser),
         "queue": queue.pk,
