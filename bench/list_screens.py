@@ -9,7 +9,8 @@ requests per version through Django's test client, the first ``WARM_UP`` untimed
 
     .venv/bin/python bench/list_screens.py [--sizes 1000 20000] [--rounds 8]
 
-The last line printed is one JSON object: per size and screen, the two medians in ms.
+The last line printed is one JSON object: ``ratio`` (after ÷ before of the screens' medians summed, at the largest
+size), then per size and screen the two medians in ms.
 """
 
 from __future__ import annotations
@@ -35,13 +36,11 @@ def main() -> None:
     args = parser.parse_args()
 
     django_setup()
-    from django.contrib.auth.models import Group
     from django.core.paginator import Paginator
     from django.db import connection
-    from django.test import Client
     from django.test.utils import setup_databases, teardown_databases
     from rest_framework.pagination import CursorPagination, PageNumberPagination
-    from visibility_screens import _seed
+    from visibility_screens import _seed, restricted_world
 
     from moderation.api import views as api_views
     from moderation.media import views as media_views
@@ -65,17 +64,9 @@ def main() -> None:
 
     old = setup_databases(verbosity=0, interactive=False)
     try:
-        from moderation.models import ReviewQueue, Video
-        from moderation.review.services import review_queue_default
-        from tests.factories import PolicyVersionFactory, UserFactory
+        from moderation.models import Video
 
-        policy_version = PolicyVersionFactory()
-        open_queue = review_queue_default()
-        restricted = ReviewQueue.objects.create(name="Restricted", slug="restricted")
-        restricted.allowed_groups.add(Group.objects.create(name="trust-and-safety"))
-        moderator, colleague = UserFactory(role="moderator"), UserFactory(role="moderator")
-        client = Client()
-        client.force_login(moderator)
+        policy_version, open_queue, restricted, moderator, colleague, client = restricted_world()
         result: dict[str, Any] = {"rounds": args.rounds}
         seeded = 0
         for size in args.sizes:
@@ -115,10 +106,16 @@ def main() -> None:
                             samples[name].append((time.perf_counter() - t0) * 1000)
                 row = {name: round(statistics.median(times), 1) for name, times in samples.items()}
                 result[f"{screen}_{size}"] = row
+                sums = result.setdefault("sums", {}).setdefault(size, {name: 0.0 for name in versions})
+                for name, value in row.items():
+                    sums[name] += value
                 print(f"{size} {screen}: {row}", flush=True)
     finally:
         teardown_databases(old, verbosity=0)
-    print(json.dumps(result))
+    # ``ratio``: after ÷ before of the screens' medians summed, at the largest size.
+    largest = result.pop("sums", {}).get(max(args.sizes), {})
+    ratio = round(largest["after"] / largest["before"], 3) if largest.get("before") else None
+    print(json.dumps({"ratio": ratio, **result}))
 
 
 if __name__ == "__main__":

@@ -135,6 +135,26 @@ def _split(client, url: str, clock: _RuleClock) -> dict[str, Any]:  # type: igno
     }
 
 
+def restricted_world():  # type: ignore[no-untyped-def]
+    """What both visibility benches measure in: a policy version, the default queue, a queue restricted to a group
+    the measured moderator is not in, that moderator (signed in on a test client) and a colleague who uploads."""
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from moderation.models import ReviewQueue
+    from moderation.review.services import review_queue_default
+    from tests.factories import PolicyVersionFactory, UserFactory
+
+    policy_version = PolicyVersionFactory()
+    open_queue = review_queue_default()
+    restricted = ReviewQueue.objects.create(name="Restricted", slug="restricted")
+    restricted.allowed_groups.add(Group.objects.create(name="trust-and-safety"))
+    moderator, colleague = UserFactory(role="moderator"), UserFactory(role="moderator")
+    client = Client()
+    client.force_login(moderator)
+    return policy_version, open_queue, restricted, moderator, colleague, client
+
+
 def _seed(n: int, *, queues, policy_version, uploader, colleague, label: str) -> None:  # type: ignore[no-untyped-def]
     from moderation.models import Decision, ModelVersion, ReviewTask, Video
     from tests.moderation.review.seeding import seed_pending_tasks
@@ -175,26 +195,17 @@ def main() -> None:
 
     before = module_at(args.before, "moderation/media/selectors.py")
     versions = {"before": before.video_open_to_others_q, "after": selectors.video_open_to_others_q}
-    from django.contrib.auth.models import Group
     from django.db import connection
-    from django.test import Client
     from django.test.utils import setup_databases, teardown_databases
     from django.urls import reverse
 
     old = setup_databases(verbosity=0, interactive=False)
     clock = _RuleClock()
     try:
-        from moderation.models import ReviewQueue, ReviewTask, Video
-        from moderation.review.services import review_claim_next, review_queue_default
-        from tests.factories import PolicyVersionFactory, UserFactory
+        from moderation.models import ReviewTask, Video
+        from moderation.review.services import review_claim_next
 
-        policy_version = PolicyVersionFactory()
-        open_queue = review_queue_default()
-        restricted = ReviewQueue.objects.create(name="Restricted", slug="restricted")
-        restricted.allowed_groups.add(Group.objects.create(name="trust-and-safety"))
-        moderator, colleague = UserFactory(role="moderator"), UserFactory(role="moderator")
-        client = Client()
-        client.force_login(moderator)
+        policy_version, open_queue, restricted, moderator, colleague, client = restricted_world()
         result: dict[str, Any] = {"repeats": args.repeats}
         seeded = 0
         for label, size in (("small", args.small), ("large", args.large)):
