@@ -294,7 +294,8 @@ def evaluation_create(request: HttpRequest) -> HttpResponse:
     except TrainingError as exc:
         form.add_error(None, str(exc))
         return _render_models(request, form, status=400)
-    messages.success(request, f"Evaluation {run.pk} queued.")
+    # No flash message: "Evaluation N queued." stayed on the run's page after it had finished. The page says the
+    # run's state (queued, running, …) and follows it until it ends, as the job page does.
     return redirect("training:evaluation_detail", pk=run.pk)
 
 

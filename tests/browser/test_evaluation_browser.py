@@ -59,5 +59,7 @@ def test_a_run_whose_worker_died_turns_failed_on_the_open_page_and_starts_again(
         page.get_by_role("button", name="Start this evaluation again").click()
     again = EvaluationRun.objects.exclude(pk=run.pk).get()
     assert page.url.endswith(f"/training/evaluations/{again.pk}/") and again.model_version_id == version.pk
-    assert "Evaluation " + str(again.pk) + " queued." in page.content()
+    # Its state, in the panel that follows it; no "Evaluation N queued." line that would outlive it.
+    assert page.locator('#evaluation-result [data-status="queued"]').count() == 1
+    assert "queued." not in page.locator("main").inner_text().split("Waiting for the inference worker")[0]
     _shot(page, "evaluation-started-again")

@@ -143,6 +143,12 @@ def test_the_page_of_a_reaped_evaluation_says_why_and_starts_it_again(client_as,
     assert response.status_code == 302 and response.url == reverse("training:evaluation_detail", args=[again.pk])
     assert again.status == "queued" and again.model_version_id == run.model_version_id
     assert again.eval_set_key == run.eval_set_key
+    # The run's page says its state and follows it; no "Evaluation N queued." that would stay after it finished.
+    shown = client.get(response.url).content.decode()
+    assert 'data-status="queued"' in shown and "Waiting for the inference worker to take it." in shown
+    assert f"Evaluation {again.pk} queued." not in shown
+    EvaluationRun.objects.filter(pk=again.pk).update(status="succeeded", finished_at=timezone.now())
+    assert f"Evaluation {again.pk} queued." not in client.get(response.url).content.decode()
 
 
 def test_starting_a_failed_evaluation_again_keeps_its_policy_version_when_a_newer_one_is_active(
