@@ -88,6 +88,11 @@ class Tag2CotTask(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["decision", "target_label"], name="one_tag2cot_per_decision_label")
         ]
+        # The task list's tabs (one status, or all), oldest first: its pages read a window of tasks from here.
+        indexes = [
+            models.Index(fields=["status", "created_at", "id"], name="tag2cot_status_order"),
+            models.Index(fields=["created_at", "id"], name="tag2cot_created_order"),
+        ]
 
     def __str__(self) -> str:
         return f"tag2cot #{self.pk}: decision {self.decision_id} → {self.target_label}"
@@ -155,6 +160,11 @@ class Adjudication(models.Model):
     class Meta:
         ordering = ["status", "-created_at", "-pk"]
         constraints = [models.UniqueConstraint(fields=["decision", "kind"], name="one_adjudication_per_decision_kind")]
+        # The adjudication list's tabs (one status, or all), oldest first: its pages read a window from here.
+        indexes = [
+            models.Index(fields=["status", "created_at", "id"], name="adjudication_status_order"),
+            models.Index(fields=["created_at", "id"], name="adjudication_created_order"),
+        ]
 
 
 class LabelStudioImport(models.Model):

@@ -7,7 +7,6 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
@@ -37,7 +36,10 @@ from moderation.review.models import ReviewQueue
 from moderation.review.selectors import cot_stages_for_display
 from moderation.review.views import media_revealed
 from workbench.forms import nul_checked_by_form
+from workbench.pagination import WindowPaginator
 from workbench.roles import Perm, permission_required
+
+LIST_PAGE = 50  # rows a page on the correction, Tag2CoT and adjudication lists
 
 
 def _user(request: HttpRequest) -> User:
@@ -50,9 +52,13 @@ def correction_list(request: HttpRequest) -> HttpResponse:
     status_filter = selectors.CORRECTION_STATUS_FILTER.read(request.GET.get("status"))
     by_filter = selectors.CORRECTION_AUTHOR_FILTER.read(request.GET.get("by"))
     status, by = status_filter.value, by_filter.value
-    page = Paginator(selectors.correction_candidates(status=status, user=request.user, by=by), 50).get_page(
-        request.GET.get("page")
-    )
+    # The rule is applied to a window of the decisions, newest first (``WindowPaginator``): the same list without a
+    # reader (``user=None``: no rule, and no "by" either, a superset) is what the window is read from.
+    page = WindowPaginator(
+        selectors.correction_candidates(status=status, user=request.user, by=by),
+        LIST_PAGE,
+        window=selectors.correction_candidates(status=status),
+    ).get_page(request.GET.get("page"))
     context = {
         "page": page,
         "status": status,
@@ -252,7 +258,8 @@ def correction_review(request: HttpRequest, decision_id: int) -> HttpResponse:
 def tag2cot_list(request: HttpRequest) -> HttpResponse:
     status = selectors.TAG2COT_FILTER.read(request.GET.get("status"))
     tasks = selectors.tag2cot_tasks(status=status.value, user=request.user)
-    page = Paginator(tasks, 50).get_page(request.GET.get("page"))
+    window = selectors.tag2cot_tasks(status=status.value)  # without a reader: before the rule (``WindowPaginator``)
+    page = WindowPaginator(tasks, LIST_PAGE, window=window).get_page(request.GET.get("page"))
     context = {"page": page, "status": status.value, "status_filter": status}
     return render(request, "annotation/tag2cot_list.html", context, status=status.http_status)
 
@@ -345,7 +352,8 @@ def tag2cot_release(request: HttpRequest, pk: int) -> HttpResponse:
 def adjudication_list(request: HttpRequest) -> HttpResponse:
     status = selectors.ADJUDICATION_FILTER.read(request.GET.get("status"))
     adjudications = selectors.adjudications(status=status.value, user=request.user)
-    page = Paginator(adjudications, 50).get_page(request.GET.get("page"))
+    window = selectors.adjudications(status=status.value)  # without a reader: before the rule (``WindowPaginator``)
+    page = WindowPaginator(adjudications, LIST_PAGE, window=window).get_page(request.GET.get("page"))
     context = {"page": page, "status": status.value, "status_filter": status}
     return render(request, "annotation/adjudication_list.html", context, status=status.http_status)
 

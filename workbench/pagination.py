@@ -8,7 +8,10 @@ of the table's first rows in the list's order, walked by an index and filtered r
 
 - the queryset must be ordered on a total order that ends with the primary key (``-created_at, -pk``); the
   window is the table's first ``w`` ids in that order, every filter aside, so the rows the queryset finds in it
-  are exactly its first rows (any other row comes later in the order). Where the window holds too few of them,
+  are exactly its first rows (any other row comes later in the order). A list whose rows are a known part of the
+  table (one proposal's sightings, the open tasks) passes that part as ``window``: the list before its costly
+  filter, walked by an index on its filter and order (the rows the queryset finds must all be in it). Where the
+  window holds too few of them,
   the next stretch of the table is read, as large as all before it, then the queryset itself (what Django's
   paginator did, once);
 - the count is counted as far as ``count_cap`` rows: past that the list says "1,000+" (``count_is_exact`` is
@@ -80,10 +83,13 @@ class WindowPaginator(Paginator):
         *,
         count_cap: int | None = None,
         windowed: bool = True,
+        window: QuerySet[Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(object_list, per_page, **kwargs)
         self.rows = object_list
+        # The rows the window is read from, in the list's order (``window``; default every row of the table).
+        self.window = window
         self.count_cap = COUNT_CAP if count_cap is None else count_cap
         # False where the queryset's own filter finds a few rows cheaply (a platform's own videos): the window
         # would be read to its end for nothing; the ids are then read from the queryset, the count still capped.
@@ -102,7 +108,8 @@ class WindowPaginator(Paginator):
         table's first ``WINDOW_FACTOR * limit`` rows, then from each next stretch as long as all read so far (each
         row is filtered once), up to ``MAX_WINDOW`` rows; then from the queryset itself."""
         qs = self.rows
-        table = qs.model._base_manager.order_by(*self._ordering)
+        walked = qs.model._base_manager.all() if self.window is None else self.window
+        table = walked.order_by(*self._ordering)
         ids: list[Any] = []
         start, end = 0, WINDOW_FACTOR * limit
         most = _window_limit(qs.model) if self.windowed else 0

@@ -174,6 +174,10 @@ class PairReview(models.Model):
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        # The reviewed pairs' list, latest verdict first: its pages read a window of pairs from here.
+        indexes = [models.Index(fields=["created_at", "candidate"], name="pair_review_created_order")]
+
 
 class ClusterMembership(models.Model):
     """Which reproduction cluster a video belongs to: the connected component of confirmed reproductions.

@@ -370,12 +370,18 @@ def pairs_reviewed() -> QuerySet[ReproCandidate]:
     return ReproCandidate.objects.filter(review__isnull=False).order_by("-review__created_at", "-id")
 
 
+def pairs_touching(*, video: Video) -> QuerySet[ReproCandidate]:
+    """Every pair ``video`` is in, as the later upload or the earlier, whoever looks: what the video's pairs screen
+    reads its window of rows from (``WindowPaginator``) before the visibility rule."""
+    return ReproCandidate.objects.filter(Q(video=video) | Q(original=video))
+
+
 def _pairs_of_video(*, video: Video, user: Any, likely: bool) -> QuerySet[ReproCandidate]:
     """The pairs ``video`` is in, as the later upload or the earlier, that ``user`` may open (both videos open to
     them): the one home of that rule for the screens that list a video's pairs. ``likely``: only likely re-uploads
     (at or above the pair queue's threshold, and no verdict has called them unrelated); otherwise those someone
     looks at (at or above the threshold, or with a verdict)."""
-    pairs = ReproCandidate.objects.filter(Q(video=video) | Q(original=video))
+    pairs = pairs_touching(video=video)
     if likely:
         pairs = pairs.filter(score__gte=PAIR_QUEUE_THRESHOLD).exclude(review__verdict=ReproCandidate.Label.UNRELATED)
     else:

@@ -6,7 +6,6 @@ from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -20,6 +19,7 @@ from moderation.reproduction import selectors, services
 from moderation.reproduction.models import PairReview, ReproCandidate
 from moderation.review.services import REVIEW_NOTE_MAX_CHARS
 from moderation.review.views import media_revealed
+from workbench.pagination import WindowPaginator
 from workbench.roles import Perm, permission_required
 
 PAIRS_PER_PAGE = 50
@@ -31,8 +31,10 @@ def _user(request: HttpRequest) -> User:
 
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_queue(request: HttpRequest) -> HttpResponse:
-    pending = _pairs_open_to(request, selectors.pair_queue_pending()).select_related("video", "original")
-    page = Paginator(pending, PAIRS_PER_PAGE).get_page(request.GET.get("page"))
+    # The rule is applied to a window of the waiting pairs, strongest first (``WindowPaginator``), not to them all.
+    waiting = selectors.pair_queue_pending()
+    pending = _pairs_open_to(request, waiting).select_related("video", "original")
+    page = WindowPaginator(pending, PAIRS_PER_PAGE, window=waiting).get_page(request.GET.get("page"))
     context = {
         "pending": page,
         "page": page,
@@ -48,10 +50,9 @@ def pair_queue(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.REVIEW_VIDEO)
 def pairs_reviewed(request: HttpRequest) -> HttpResponse:
     """The pairs with a verdict, the latest first, each linking to its pair screen."""
-    reviewed = _pairs_open_to(request, selectors.pairs_reviewed()).select_related(
-        "video", "original", "review__reviewer"
-    )
-    page = Paginator(reviewed, PAIRS_PER_PAGE).get_page(request.GET.get("page"))
+    decided = selectors.pairs_reviewed()
+    reviewed = _pairs_open_to(request, decided).select_related("video", "original", "review__reviewer")
+    page = WindowPaginator(reviewed, PAIRS_PER_PAGE, window=decided).get_page(request.GET.get("page"))
     return render(request, "moderation/reproduction/reviewed.html", {"page": page})
 
 
@@ -64,7 +65,8 @@ def video_pairs(request: HttpRequest, pk: int) -> HttpResponse:
     video = video_get(pk=pk)
     side = selectors.PAIRS_OF_VIDEO_FILTER.read(request.GET.get("side"))
     pairs = selectors.pairs_of_video(video=video, user=request.user, side=side.value)
-    page = Paginator(pairs, PAIRS_PER_PAGE).get_page(request.GET.get("page"))
+    window = selectors.pairs_touching(video=video)
+    page = WindowPaginator(pairs, PAIRS_PER_PAGE, window=window).get_page(request.GET.get("page"))
     context = {"video": video, "page": page, "side": side, "threshold": selectors.PAIR_QUEUE_THRESHOLD}
     return render(request, "moderation/reproduction/video_pairs.html", context, status=side.http_status)
 

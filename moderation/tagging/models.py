@@ -358,3 +358,5 @@ class TagProposalSighting(models.Model):
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [models.UniqueConstraint(fields=["proposal", "video"], name="one_sighting_per_video")]
+        # A proposal's sightings, newest first: its "N more" pages read a window of them from here.
+        indexes = [models.Index(fields=["proposal", "created_at", "id"], name="sighting_proposal_order")]
