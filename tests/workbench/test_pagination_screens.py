@@ -316,3 +316,21 @@ def test_past_the_cap_each_screen_says_how_far_it_counted(world: dict[str, Any],
     pages = -(-total // 2)
     last = _page_html(client, reverse("annotation:adjudication_list") + "?status=all&page=999")
     assert f"page {pages} of {pages} ({total} adjudications)" in last and "next →" not in last
+
+
+@pytest.mark.parametrize("exact", [False, True])
+def test_the_pager_writes_the_capped_count_as_1000_plus(exact: bool) -> None:
+    from types import SimpleNamespace
+
+    from django.template.loader import render_to_string
+
+    paginator = SimpleNamespace(count=1000, count_is_exact=exact, num_pages=20)
+    page = SimpleNamespace(
+        number=3, paginator=paginator, has_other_pages=True, has_previous=True, has_next=True,
+        previous_page_number=2, next_page_number=4,
+    )  # fmt: skip
+    html = render_to_string("_pager.html", {"page": page, "noun": "tasks"})
+    if exact:
+        assert "page 3 of 20 (1000 tasks)" in html and "page=20" in html
+    else:
+        assert "page 3 (1,000+ tasks)" in html and "last »" not in html and "page=4" in html
