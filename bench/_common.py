@@ -1,10 +1,13 @@
-"""Shared set-up for the benchmarks: Django on the test settings (embedded services started), synthetic 720p clips."""
+"""Shared set-up for the benchmarks: Django on the test settings (embedded services started), synthetic 720p clips,
+the visibility benches' library (``restricted_world``, ``restricted_library``)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,3 +71,77 @@ def plain_clip(path: Path, *, seconds: int = 30, size: str = "1280x720", fps: in
             check=True,
         )  # fmt: skip
     return path
+
+
+def restricted_world():  # type: ignore[no-untyped-def]
+    """What both visibility benches measure in: a policy version, the default queue, a queue restricted to a group
+    the measured moderator is not in, that moderator (signed in on a test client) and a colleague who uploads."""
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from moderation.models import ReviewQueue
+    from moderation.review.services import review_queue_default
+    from tests.factories import PolicyVersionFactory, UserFactory
+
+    policy_version = PolicyVersionFactory()
+    open_queue = review_queue_default()
+    restricted = ReviewQueue.objects.create(name="Restricted", slug="restricted")
+    restricted.allowed_groups.add(Group.objects.create(name="trust-and-safety"))
+    moderator, colleague = UserFactory(role="moderator"), UserFactory(role="moderator")
+    client = Client()
+    client.force_login(moderator)
+    return policy_version, open_queue, restricted, moderator, colleague, client
+
+
+def restricted_seed(n: int, *, queues, policy_version, uploader, colleague, label: str) -> None:  # type: ignore[no-untyped-def]
+    """``n`` more videos for ``restricted_world``'s library, titled with ``label``: decided, each with a pending item
+    in the open queue, 5 % of them in the restricted queue only, 1 % more routed there before their item was made,
+    and five undecided uploads each of ``uploader`` and ``colleague``."""
+    from moderation.models import Decision, ModelVersion, ReviewTask, Video
+    from tests.moderation.review.seeding import seed_pending_tasks
+
+    open_queue, restricted = queues
+    hidden = n // 20
+    seed_pending_tasks(n=n - hidden, queue=open_queue, policy_version=policy_version, title=f"Open {label}")
+    seed_pending_tasks(n=hidden, queue=restricted, policy_version=policy_version, title=f"Restricted {label}")
+    model_version = ModelVersion.objects.get(name="evidence-baseline-v1")
+    pending = Video.objects.bulk_create(
+        [Video(title=f"Routed {label} {i}", status=Video.Status.READY, routed_restricted=True) for i in range(n // 100)]
+    )
+    Decision.objects.bulk_create(
+        [
+            Decision(video=v, policy_version=policy_version, model_version=model_version, backend=model_version.backend)
+            for v in pending
+        ]
+    )
+    Video.objects.bulk_create(
+        [Video(title=f"Mine {label} {i}", status=Video.Status.READY, created_by=uploader) for i in range(5)]
+        + [Video(title=f"Theirs {label} {i}", status=Video.Status.READY, created_by=colleague) for i in range(5)]
+    )
+    assert ReviewTask.objects.filter(queue=restricted).exists()
+
+
+def restricted_library(world, sizes: Iterable[tuple[str, int]]) -> Iterator[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    """Grows ``world``'s library (``restricted_world``) to each ``(label, size)`` in turn, each seeded on top of the
+    one before (``restricted_seed``), analysed, its video count printed; yields each once it is there."""
+    from django.db import connection
+
+    from moderation.models import Video
+
+    policy_version, open_queue, restricted, moderator, colleague, _client = world
+    seeded = 0
+    for label, size in sizes:
+        t0 = time.perf_counter()
+        restricted_seed(
+            size - seeded,
+            queues=(open_queue, restricted),
+            policy_version=policy_version,
+            uploader=moderator,
+            colleague=colleague,
+            label=label,
+        )
+        seeded = size
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        print(f"{Video.objects.count()} videos seeded in {time.perf_counter() - t0:.1f} s", flush=True)
+        yield label, size

@@ -2,7 +2,7 @@
 decision list and that list's next page), for a moderator outside the restricted queue's group, paged by Django's
 and DRF's paginators ("before") and by ``workbench/pagination.py``'s ("after"), interleaved on one database.
 
-The library is ``bench/visibility_screens.py``'s: decided videos, 5 % routed to a group-restricted queue only and
+The library is ``bench/visibility_screens.py``'s (``_common.restricted_library``): decided videos, 5 % routed to a group-restricted queue only and
 1 % routed there before their item was made, seeded last (the newest rows: the windows' worst case), a few uploads
 not decided yet. Each size is seeded on top of the one before. For each screen: the median of ``--rounds``
 requests per version through Django's test client, the first ``WARM_UP`` untimed (prepared statements).
@@ -36,11 +36,10 @@ def main() -> None:
     args = parser.parse_args()
 
     django_setup()
+    from _common import restricted_library, restricted_world
     from django.core.paginator import Paginator
-    from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
     from rest_framework.pagination import CursorPagination, PageNumberPagination
-    from visibility_screens import _seed, restricted_world
 
     from moderation.api import views as api_views
     from moderation.media import views as media_views
@@ -64,25 +63,10 @@ def main() -> None:
 
     old = setup_databases(verbosity=0, interactive=False)
     try:
-        from moderation.models import Video
-
-        policy_version, open_queue, restricted, moderator, colleague, client = restricted_world()
+        world = restricted_world()
+        client = world[-1]
         result: dict[str, Any] = {"rounds": args.rounds}
-        seeded = 0
-        for size in args.sizes:
-            t0 = time.perf_counter()
-            _seed(
-                size - seeded,
-                queues=(open_queue, restricted),
-                policy_version=policy_version,
-                uploader=moderator,
-                colleague=colleague,
-                label=str(size),
-            )
-            seeded = size
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
-            print(f"{Video.objects.count()} videos seeded in {time.perf_counter() - t0:.1f} s", flush=True)
+        for _label, size in restricted_library(world, [(str(size), size) for size in args.sizes]):
             use("after")
             next_decisions = client.get("/api/decisions/").json()["next"]
             screens = {

@@ -135,51 +135,6 @@ def _split(client, url: str, clock: _RuleClock) -> dict[str, Any]:  # type: igno
     }
 
 
-def restricted_world():  # type: ignore[no-untyped-def]
-    """What both visibility benches measure in: a policy version, the default queue, a queue restricted to a group
-    the measured moderator is not in, that moderator (signed in on a test client) and a colleague who uploads."""
-    from django.contrib.auth.models import Group
-    from django.test import Client
-
-    from moderation.models import ReviewQueue
-    from moderation.review.services import review_queue_default
-    from tests.factories import PolicyVersionFactory, UserFactory
-
-    policy_version = PolicyVersionFactory()
-    open_queue = review_queue_default()
-    restricted = ReviewQueue.objects.create(name="Restricted", slug="restricted")
-    restricted.allowed_groups.add(Group.objects.create(name="trust-and-safety"))
-    moderator, colleague = UserFactory(role="moderator"), UserFactory(role="moderator")
-    client = Client()
-    client.force_login(moderator)
-    return policy_version, open_queue, restricted, moderator, colleague, client
-
-
-def _seed(n: int, *, queues, policy_version, uploader, colleague, label: str) -> None:  # type: ignore[no-untyped-def]
-    from moderation.models import Decision, ModelVersion, ReviewTask, Video
-    from tests.moderation.review.seeding import seed_pending_tasks
-
-    open_queue, restricted = queues
-    hidden = n // 20
-    seed_pending_tasks(n=n - hidden, queue=open_queue, policy_version=policy_version, title=f"Open {label}")
-    seed_pending_tasks(n=hidden, queue=restricted, policy_version=policy_version, title=f"Restricted {label}")
-    model_version = ModelVersion.objects.get(name="evidence-baseline-v1")
-    pending = Video.objects.bulk_create(
-        [Video(title=f"Routed {label} {i}", status=Video.Status.READY, routed_restricted=True) for i in range(n // 100)]
-    )
-    Decision.objects.bulk_create(
-        [
-            Decision(video=v, policy_version=policy_version, model_version=model_version, backend=model_version.backend)
-            for v in pending
-        ]
-    )
-    Video.objects.bulk_create(
-        [Video(title=f"Mine {label} {i}", status=Video.Status.READY, created_by=uploader) for i in range(5)]
-        + [Video(title=f"Theirs {label} {i}", status=Video.Status.READY, created_by=colleague) for i in range(5)]
-    )
-    assert ReviewTask.objects.filter(queue=restricted).exists()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", type=int, default=1000)
@@ -189,39 +144,25 @@ def main() -> None:
     args = parser.parse_args()
 
     django_setup()
-    from _common import module_at
+    from _common import module_at, restricted_library, restricted_world
 
     from moderation.media import selectors
 
     before = module_at(args.before, "moderation/media/selectors.py")
     versions = {"before": before.video_open_to_others_q, "after": selectors.video_open_to_others_q}
-    from django.db import connection
     from django.test.utils import setup_databases, teardown_databases
     from django.urls import reverse
 
     old = setup_databases(verbosity=0, interactive=False)
     clock = _RuleClock()
     try:
-        from moderation.models import ReviewTask, Video
+        from moderation.models import ReviewTask
         from moderation.review.services import review_claim_next
 
-        policy_version, open_queue, restricted, moderator, colleague, client = restricted_world()
+        world = restricted_world()
+        policy_version, open_queue, restricted, moderator, colleague, client = world
         result: dict[str, Any] = {"repeats": args.repeats}
-        seeded = 0
-        for label, size in (("small", args.small), ("large", args.large)):
-            t0 = time.perf_counter()
-            _seed(
-                size - seeded,
-                queues=(open_queue, restricted),
-                policy_version=policy_version,
-                uploader=moderator,
-                colleague=colleague,
-                label=label,
-            )
-            seeded = size
-            with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
-            print(f"{Video.objects.count()} videos seeded in {time.perf_counter() - t0:.1f} s", flush=True)
+        for label, _size in restricted_library(world, (("small", args.small), ("large", args.large))):
             task = review_claim_next(user=moderator, queue=open_queue)
             assert task is not None
             video_id = task.decision.video_id
