@@ -193,9 +193,9 @@ def tag_ranker_run_summary(*, run: Any) -> str:
         return "running: fitting the ranker on reviewers' events"
     if run.status == Status.FAILED:
         return f"failed: {run.error}"
-    counts = f"{run.n_events} event{'' if run.n_events == 1 else 's'} on {run.n_videos} video{'' if run.n_videos == 1 else 's'}"
     if run.status == Status.SKIPPED:
-        return f"skipped: {run.reason} ({counts})"
+        return f"skipped: {run.reason}"  # the reason counts the events
+    counts = f"{run.n_events} event{'' if run.n_events == 1 else 's'} on {run.n_videos} video{'' if run.n_videos == 1 else 's'}"
     if run.heldout_p_at_5 is None:
         score = f"held-out P@5 {run.heldout_note or 'none'}"
     else:
@@ -212,7 +212,7 @@ def tag_ranker_description(*, ranker: Any) -> str:
     from moderation.tagging.models import TagRanker
 
     if ranker is None or ranker.kind != TagRanker.Kind.LOGISTIC:
-        return "weighted sum of the sources: not enough reviewer events yet for a learned ranker"
+        return "the weighted sum of the sources: not enough reviewer events yet for a learned ranker"
     return f"ranker v{ranker.version} (learned from {ranker.n_events} reviewer events)"
 
 

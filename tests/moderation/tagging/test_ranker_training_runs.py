@@ -192,6 +192,33 @@ def test_suggestions_ranked_before_any_ranker_say_the_weighted_sum_ranked_them(c
     suggestion = _pending_suggestion()
     tag_set = TagSet.objects.create(name="all", slug="all", show_threshold=0)
     panel = selectors.tag_panel_for(video_id=suggestion.video_id, tag_set=tag_set)
-    assert panel["ranked_by"].startswith("weighted sum of the sources: not enough reviewer events yet")
+    assert panel["ranked_by"].startswith("the weighted sum of the sources: not enough reviewer events yet")
     queue = client_as("moderator").get(reverse("moderation:tag_queue")).content.decode()
     assert "New suggestions are ranked by the weighted sum of the sources" in queue
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_button_and_a_beat_tick_train_through_the_real_broker_and_worker(client_as, celery_worker):
+    """The click's message goes through Redis after the commit, on the default queue, to a real worker; the beat's
+    message (sent as beat sends it: the task's name, no argument) records a run of its own. The test waits on the
+    recorded state, not on time."""
+    import time
+
+    from workbench.celery import app
+
+    _events(30)
+    client_as("admin").post(reverse("moderation:tag_ranker_train"))
+    page_run = TagRankerTraining.objects.get()
+    app.send_task("moderation.tagging.tasks.train_tag_ranker", queue=TaskQueue.DEFAULT.value)
+
+    deadline = time.monotonic() + 180  # generous: a loaded 2-core machine
+    while time.monotonic() < deadline and (
+        TagRankerTraining.objects.filter(status__in=TagRankerTraining.OPEN).exists()
+        or TagRankerTraining.objects.count() < 2
+    ):
+        time.sleep(0.1)
+    page_run.refresh_from_db()
+    beat_run = TagRankerTraining.objects.exclude(pk=page_run.pk).get()
+    assert page_run.status == "done" and page_run.trigger == "page", (page_run.status, page_run.error)
+    assert beat_run.status == "done" and beat_run.trigger == "beat" and beat_run.message_id
+    assert sorted(TagRanker.objects.values_list("version", flat=True)) == [1, 2]
