@@ -1600,7 +1600,14 @@ def tag_ranker_training_run(*, run_id: int) -> Any:
         return run
     fields: dict[str, Any]
     try:
-        fields = _tag_ranker_fit(user=run.requested_by, min_events=run.min_events)
+        # The new ranker and the run's outcome commit together: a worker lost in between leaves neither (the run
+        # is then called stalled and asked again), never an active ranker that no run names.
+        with transaction.atomic():
+            fields = _tag_ranker_fit(user=run.requested_by, min_events=run.min_events)
+            finished = job_finish(TagRankerTraining, run_id, **fields)
+            if finished.status != fields["status"]:  # marked stalled meanwhile: its ranker is not made either
+                transaction.set_rollback(True)
+            return finished
     except ModerationError as exc:
         fields = {"status": TagRankerTraining.Status.FAILED, "error": str(exc)}
     except Exception as exc:  # recorded, never left "running"
