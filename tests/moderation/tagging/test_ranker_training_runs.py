@@ -222,3 +222,17 @@ def test_the_button_and_a_beat_tick_train_through_the_real_broker_and_worker(cli
     assert page_run.status == "done" and page_run.trigger == "page", (page_run.status, page_run.error)
     assert beat_run.status == "done" and beat_run.trigger == "beat" and beat_run.message_id
     assert sorted(TagRanker.objects.values_list("version", flat=True)) == [1, 2]
+
+
+def test_the_migration_numbers_the_rankers_trained_before_it_in_their_order():
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("moderation.migrations.0045_tag_ranker_training_runs")
+    older = TagRanker.objects.create(version=70, kind="weighted")
+    newer = TagRanker.objects.create(version=40, kind="logistic", is_active=True)
+
+    migration.number_rankers(apps, None)
+
+    assert [TagRanker.objects.get(pk=r.pk).version for r in (older, newer)] == [1, 2]
