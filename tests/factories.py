@@ -19,6 +19,7 @@ from moderation.models import (
 )
 from moderation.policies.seed import kuaimod_taxonomy
 from moderation.review.services import review_queue_default
+from moderation.tagging.models import Tag, TagEvent, TagSuggestion
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -166,3 +167,35 @@ class CotCorrectionFactory(factory.django.DjangoModelFactory):
             for k in ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
         ]
     )
+
+
+class TagFactory(factory.django.DjangoModelFactory):
+    """A vocabulary tag (no embedding: enough for events, suggestions and ranker training)."""
+
+    class Meta:
+        model = Tag
+
+    name = factory.Sequence(lambda n: f"tag{n}")
+
+
+class TagEventFactory(factory.django.DjangoModelFactory):
+    """A reviewer's answer to a suggestion, with the features the suggestion had (the ranker's training data)."""
+
+    class Meta:
+        model = TagEvent
+
+    video = factory.SubFactory(VideoFactory)
+    tag = factory.SubFactory(TagFactory)
+    action = TagEvent.Action.ACCEPT
+    reviewer = factory.SubFactory(UserFactory, role="moderator")
+    features = factory.LazyFunction(lambda: {"embedding": 0.5})
+
+
+class TagSuggestionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TagSuggestion
+
+    video = factory.SubFactory(VideoFactory)
+    tag = factory.SubFactory(TagFactory)
+    score = 0.5
+    features = factory.LazyFunction(lambda: {"embedding": 0.5})

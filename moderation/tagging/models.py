@@ -272,12 +272,17 @@ class TagEvent(models.Model):
 
 class TagRanker(models.Model):
     """A trained ranker: logistic regression over the candidate features (coefficients stored as
-    JSON, no pickles), or the weighted sum used until enough events exist."""
+    JSON, no pickles), or the weighted sum used until enough events exist (rows of that kind come from
+    before training runs were recorded: a run with too few events now changes nothing, ``TagRankerTraining``).
+
+    ``version`` numbers the rankers in the order they were trained ("ranked by ranker v3"); at most one is
+    active (``tag_ranker_activate`` brings back an earlier one)."""
 
     class Kind(models.TextChoices):
         WEIGHTED = "weighted", "Weighted sum (not enough events yet)"
         LOGISTIC = "logistic", "Logistic regression on reviewer events"
 
+    version = models.PositiveIntegerField(unique=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     feature_names = models.JSONField(default=list)
     coefficients = models.JSONField(default=list)
@@ -293,6 +298,61 @@ class TagRanker(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"ranker v{self.version}"
+
+
+class TagRankerTraining(BackgroundJob):
+    """One training run of the tag ranker, whoever started it: the ranker page's button (queued on the
+    default queue), ``manage.py train_tag_ranker`` (in that process) or the hourly beat task. It says when it
+    ran, on how many events and videos, what the ranker scored on videos it was not fitted on, which ranker
+    version it made, or why it made none: skipped (too few usable events) or failed (the error).
+
+    The button's run is recorded before its message is sent and the task is given its id; the beat's run is
+    recorded under the beat message's id. Either way a redelivered message finds its run and leaves it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        DONE = "done", "succeeded"
+        FAILED = "failed", "failed"
+        SKIPPED = "skipped", "skipped: not enough events"
+
+    class Trigger(models.TextChoices):
+        PAGE = "page", "the ranker page"
+        COMMAND = "command", "manage.py train_tag_ranker"
+        BEAT = "beat", "beat (hourly)"
+
+    # Fitting a few thousand events takes seconds; running with no result this long, its worker was lost.
+    STALLED_AFTER = timedelta(minutes=30)
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices)
+    message_id = models.CharField(max_length=255, blank=True, help_text="the beat message's Celery task id")
+    min_events = models.PositiveIntegerField(help_text="usable events the learned ranker needs")
+    n_events = models.PositiveIntegerField(default=0, help_text="usable events (the latest per video and tag)")
+    n_videos = models.PositiveIntegerField(default=0)
+    positives = models.PositiveIntegerField(default=0, help_text="of the events, accepts and adds")
+    # The held-out score: fitted on four videos in five, scored on the fifth (by video id), P@5 per video.
+    heldout_videos = models.PositiveIntegerField(default=0)
+    heldout_p_at_5 = models.FloatField(null=True, blank=True)
+    heldout_weighted_p_at_5 = models.FloatField(null=True, blank=True, help_text="the weighted sum, same videos")
+    heldout_note = models.CharField(max_length=300, blank=True, help_text="why there is no held-out score")
+    reason = models.CharField(max_length=500, blank=True, help_text="why it was skipped")
+    classifiers = models.PositiveIntegerField(default=0, help_text="per-tag classifiers trained")
+    ranker = models.ForeignKey(TagRanker, null=True, blank=True, on_delete=models.SET_NULL, related_name="trainings")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message_id"], condition=~models.Q(message_id=""), name="one_ranker_training_per_message"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"tag ranker training {self.pk}: {self.status}"
 
 
 class TagClassifier(models.Model):

@@ -94,7 +94,7 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     rows = TagSuggestion.objects.filter(video_id=video_id, score__gte=tag_set.show_threshold, tag__is_active=True)
     if allowed is not None:
         rows = rows.filter(tag_id__in=allowed)
-    suggestions = list(rows.select_related("tag").order_by("-score", "tag_id")[: tag_set.max_suggestions])
+    suggestions = list(rows.select_related("tag", "ranker").order_by("-score", "tag_id")[: tag_set.max_suggestions])
     evidence: dict[int, list[dict[str, object]]] = {}
     for tag_id, ev in TagCandidate.objects.filter(
         video_id=video_id, tag_id__in=[s.tag_id for s in suggestions], source__in=["text", "vlm", "related"]
@@ -121,37 +121,99 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     extra = [vt.tag for vt in current if vt.tag_id not in shown]
     state = VideoTagState.objects.filter(video_id=video_id).first()
     legend = sorted({(key, source_names.get(key, key)) for s in suggestions for key in s.sources})
+    # Which ranker ordered these chips (recorded on each suggestion; a retrain re-scores untagged videos' ones).
+    ranked_by = tag_ranker_description(ranker=suggestions[0].ranker) if suggestions else ""
     return {
         "chips": chips, "extra": extra, "current": current, "state": state, "tag_set": tag_set,
-        "source_legend": legend,
+        "source_legend": legend, "ranked_by": ranked_by,
     }  # fmt: skip
 
 
+RANKER_RUNS_SHOWN = 15
+RANKERS_SHOWN = 10
+
+
 def tag_ranker_overview() -> dict[str, object]:
+    """The ranker page: the active ranker and its weights, the latest training runs (``tag_ranker_runs``) and the
+    latest ranker versions (the run that made each, and whether it may be made active again)."""
+    from moderation.tagging import ranking
     from moderation.tagging.models import TagClassifier, TagEvent, TagRanker
 
-    active = TagRanker.objects.filter(is_active=True).order_by("-pk").first()
+    active = tag_ranker_active()
+    rankers = list(TagRanker.objects.prefetch_related("trainings").order_by("-version")[:RANKERS_SHOWN])
+    for r in rankers:
+        r.run = next(iter(r.trainings.all()), None)  # type: ignore[attr-defined]
+        r.restorable = not r.is_active and (  # type: ignore[attr-defined]
+            r.kind != TagRanker.Kind.LOGISTIC or r.feature_names == list(ranking.APP_FEATURES)
+        )
     return {
         "active": active,
         "weights": list(zip(active.feature_names, active.coefficients, strict=False)) if active else [],
-        "history": list(TagRanker.objects.order_by("-pk")[:10]),
+        "rankers": rankers,
         "events": TagEvent.objects.count(),
         "classifiers": TagClassifier.objects.count(),
+        **tag_ranker_runs(),
     }
 
 
-def tag_ranker_trained_after(*, pk: int) -> Any:
-    """The newest ranker trained after ranker ``pk`` (0: after none), or None: what a retrain asked for has
-    made once one exists (a retrain by the beat counts as well, it read the same events)."""
+def tag_ranker_active() -> Any:
+    """The ranker new candidates are ranked by, or None (the weighted sum: no ranker trained yet)."""
     from moderation.tagging.models import TagRanker
 
-    return TagRanker.objects.filter(pk__gt=pk).order_by("-pk").first()
+    return TagRanker.objects.filter(is_active=True).order_by("-pk").first()
 
 
-def tag_ranker_latest_pk() -> int:
+def tag_ranker_runs(*, now: Any = None) -> dict[str, Any]:
+    """The latest training runs of the tag ranker, newest first, each with ``summary`` (its outcome in words) and
+    ``late`` (queued past ``RESEND_AFTER`` with no worker taking it, or running past ``STALLED_AFTER``: its worker
+    is lost), and ``follow``: whether the page should keep polling (a run is queued or running, not late)."""
+    from django.utils import timezone
+
+    from moderation.tagging.models import TagRankerTraining
+
+    now = now or timezone.now()
+    runs = list(TagRankerTraining.objects.select_related("requested_by", "ranker")[:RANKER_RUNS_SHOWN])
+    follow = False
+    for run in runs:
+        late = run.is_open and run.may_resend(now=now)
+        follow = follow or (run.is_open and not late)
+        run.late = late  # type: ignore[attr-defined]
+        run.summary = tag_ranker_run_summary(run=run)  # type: ignore[attr-defined]
+    return {"runs": runs, "follow": follow}
+
+
+def tag_ranker_run_summary(*, run: Any) -> str:
+    """A run's outcome in one line (the page's row, the command's output)."""
+    from workbench.formatting import metric_text
+
+    Status = type(run).Status
+    if run.status == Status.QUEUED:
+        return "queued: waiting for a worker on the default queue"
+    if run.status == Status.RUNNING:
+        return "running: fitting the ranker on reviewers' events"
+    if run.status == Status.FAILED:
+        return f"failed: {run.error}"
+    if run.status == Status.SKIPPED:
+        return f"skipped: {run.reason}"  # the reason counts the events
+    counts = f"{run.n_events} event{'' if run.n_events == 1 else 's'} on {run.n_videos} video{'' if run.n_videos == 1 else 's'}"
+    if run.heldout_p_at_5 is None:
+        score = f"held-out P@5 {run.heldout_note or 'none'}"
+    else:
+        score = (
+            f"held-out P@5 {metric_text(run.heldout_p_at_5)} on {run.heldout_videos} videos "
+            f"(weighted sum {metric_text(run.heldout_weighted_p_at_5)})"
+        )
+    made = f"ranker v{run.ranker.version}" if run.ranker else "a ranker since removed"
+    return f"succeeded: {made} from {counts}; {score}"
+
+
+def tag_ranker_description(*, ranker: Any) -> str:
+    """How a video's suggestions were ranked, in words: by which ranker version, or by the weighted sum."""
     from moderation.tagging.models import TagRanker
 
-    return TagRanker.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    if ranker is None or ranker.kind != TagRanker.Kind.LOGISTIC:
+        return "the weighted sum of the sources: not enough reviewer events yet for a learned ranker"
+    return f"ranker v{ranker.version} (learned from {ranker.n_events} reviewer events)"
 
 
 def tag_vlm_model() -> Any:

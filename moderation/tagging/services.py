@@ -952,21 +952,26 @@ def video_segments(video: Any) -> list[tagtext.Segment]:
 
 
 def _active_linear_ranker() -> tuple[Any, Any]:
-    import numpy as np
-
     from moderation.tagging import ranking
     from moderation.tagging.models import TagRanker
 
     ranker = TagRanker.objects.filter(is_active=True).order_by("-pk").first()
     if ranker is None or ranker.kind != TagRanker.Kind.LOGISTIC or ranker.feature_names != list(ranking.APP_FEATURES):
         return ranker, None
-    model = ranking.LinearModel(
+    return ranker, _linear_model_of(ranker)
+
+
+def _linear_model_of(ranker: Any) -> Any:
+    import numpy as np
+
+    from moderation.tagging import ranking
+
+    return ranking.LinearModel(
         coef=np.array(ranker.coefficients),
         intercept=ranker.intercept,
         mean=np.array(ranker.means),
         scale=np.array(ranker.scales),
     )
-    return ranker, model
 
 
 def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any] | None = None) -> int:
@@ -1516,70 +1521,302 @@ def tags_finalize(*, video_id: int, user: User | None, tag_ids: list[int]) -> li
 # --- ranker training ---------------------------------------------------------------------------------
 
 
-def tag_ranker_train(*, user: User | None = None, min_events: int | None = None) -> Any:
-    """Train the ranker from reviewers' events and make it active; retrain per-tag classifiers.
+# The held-out score: every HELDOUT_EVERY-th video (by id) is left out of a first fit and ranked by it; with
+# fewer than HELDOUT_MIN_VIDEOS such videos holding an accepted tag, no score is given (it would be noise).
+HELDOUT_EVERY = 5
+HELDOUT_MIN_VIDEOS = 5
+HELDOUT_K = 5
+_RANKER_TRAINING_LOCK = "SELECT pg_advisory_xact_lock(hashtext('moderation.tag_ranker_training'))"
+_RANKER_ACTIVE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('moderation.tag_ranker_active'))"
 
-    Accepts and adds are positives, rejects negatives, each with the features the suggestion had.
-    Below ``min_events`` usable events (or with one class only) the active ranker is the weighted
-    sum. The stored suggestions of videos not yet tagged are re-scored at once, so the next video a
-    reviewer opens is ranked by the new model."""
-    import numpy as np
+
+def tag_ranker_training_request(
+    *, trigger: str, by: User | None = None, message_id: str = "", min_events: int | None = None
+) -> Any:
+    """Record a training run of the tag ranker (queued) and, from the ranker page, send it to the default queue
+    after the commit; the command and the beat task run it in their own process (``tag_ranker_training_run``).
+
+    Idempotent: the beat's ``message_id`` (its Celery task id, kept by a redelivery) finds the run it recorded.
+    From the page or the beat, while a run is queued or running that one is returned (a double click, a second
+    tab, a beat tick during a retrain train once); one queued for ``RESEND_AFTER`` is sent again, one running for
+    ``STALLED_AFTER`` lost its worker: it is recorded failed and a new run starts. The command always records a
+    run of its own (an operator asked for it in that terminal)."""
     from django.conf import settings
 
-    from moderation.tagging import ranking
-    from moderation.tagging.models import TagEvent, TagRanker, TagSuggestion, VideoTag
+    from moderation.tagging.models import TagRankerTraining
 
-    min_events = min_events if min_events is not None else int(settings.TAG_RANKER_MIN_EVENTS)
-    rows = list(TagEvent.objects.exclude(features={}).values_list("video_id", "tag_id", "action", "features", "pk"))
-    # The latest event per (video, tag) counts: a reviewer may change their mind.
-    latest: dict[tuple[int, int], tuple[str, dict[str, float], int]] = {}
+    Run = TagRankerTraining
+    now = timezone.now()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_RANKER_TRAINING_LOCK)  # no row to lock before the first run
+        if message_id:
+            same = Run.objects.filter(message_id=message_id).first()
+            if same is not None:
+                return same
+        if trigger != Run.Trigger.COMMAND:
+            open_ = Run.objects.filter(status__in=Run.OPEN).order_by("-pk").first()
+            if open_ is not None and open_.is_stalled(now=now):
+                open_.status, open_.finished_at = Run.Status.FAILED, now
+                open_.error = (
+                    f"No result {_duration(Run.STALLED_AFTER)} after it started: its worker was lost. "
+                    "A new run was started."
+                )
+                open_.save(update_fields=["status", "error", "finished_at"])
+            elif open_ is not None:
+                if trigger == Run.Trigger.PAGE and open_.may_resend(now=now):
+                    open_.sent_at = now
+                    open_.save(update_fields=["sent_at"])
+                    enqueue("moderation.tagging.tasks.train_tag_ranker", open_.pk, robust=True)
+                return open_
+        run = Run.objects.create(
+            trigger=trigger,
+            requested_by=by,
+            message_id=message_id,
+            min_events=int(settings.TAG_RANKER_MIN_EVENTS) if min_events is None else min_events,
+            sent_at=now if trigger == Run.Trigger.PAGE else None,
+        )
+        if trigger == Run.Trigger.PAGE:
+            # robust: a broker that does not answer leaves the run queued (the page says so); asking again after
+            # RESEND_AFTER sends it again.
+            enqueue("moderation.tagging.tasks.train_tag_ranker", run.pk, robust=True)
+    return run
+
+
+def _duration(delta: Any) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes} minutes" if minutes < 120 else f"{minutes // 60} hours"
+
+
+def tag_ranker_training_run(*, run_id: int) -> Any:
+    """Train the ranker for a recorded run and record how it ended: succeeded (the ranker version it made and
+    activated, the held-out score), skipped (too few usable events: the active ranker is left as it is) or failed
+    (the error, in words). Idempotent: only a queued run is started; a second delivery of its message finds it
+    running or finished and leaves it."""
+    from moderation.tagging.models import TagRankerTraining
+
+    run, start = job_start(TagRankerTraining, run_id)
+    if not start:
+        return run
+    fields: dict[str, Any]
+    try:
+        # The new ranker and the run's outcome commit together: a worker lost in between leaves neither (the run
+        # is then called stalled and asked again), never an active ranker that no run names.
+        with transaction.atomic():
+            fields = _tag_ranker_fit(user=run.requested_by, min_events=run.min_events)
+            finished = job_finish(TagRankerTraining, run_id, **fields)
+            if finished.status != fields["status"]:  # marked stalled meanwhile: its ranker is not made either
+                transaction.set_rollback(True)
+            return finished
+    except ModerationError as exc:
+        fields = {"status": TagRankerTraining.Status.FAILED, "error": str(exc)}
+    except Exception as exc:  # recorded, never left "running"
+        logger.exception("tag ranker training %s failed", run_id)
+        detail = (str(exc).strip() or type(exc).__name__)[:400]
+        fields = {
+            "status": TagRankerTraining.Status.FAILED,
+            "error": f"Training failed ({type(exc).__name__}): {detail}. The active ranker is unchanged.",
+        }
+    return job_finish(TagRankerTraining, run_id, **fields)  # one marked stalled meanwhile is left failed
+
+
+def tag_ranker_train(*, user: User | None = None, min_events: int | None = None, trigger: str = "command") -> Any:
+    """Record a run and train in this process (``manage.py train_tag_ranker``): the run, as it ended."""
+    run = tag_ranker_training_request(trigger=trigger, by=user, min_events=min_events)
+    return tag_ranker_training_run(run_id=run.pk)
+
+
+def _events_for_training() -> tuple[Any, Any, list[int]]:
+    """The usable events (with the features their suggestion had) as the feature matrix over
+    ``ranking.APP_FEATURES``, the answers (accept and add: 1, reject: 0) and each row's video. The latest event
+    per (video, tag) counts: a reviewer may change their mind. A feature that is not a number is refused with the
+    event that holds it."""
+    import numpy as np
+
+    from moderation.tagging import ranking
+    from moderation.tagging.models import TagEvent
+
+    rows = TagEvent.objects.exclude(features={}).values_list("video_id", "tag_id", "action", "features", "pk")
+    latest: dict[tuple[int, int], tuple[str, dict[str, Any], int]] = {}
     for vid, tid, action, feats, pk in rows:
         if (vid, tid) not in latest or latest[(vid, tid)][2] < pk:
             latest[(vid, tid)] = (action, feats, pk)
     names = list(ranking.APP_FEATURES)
-    x = np.array([[f.get(k, 0.0) for k in names] for _, f, _ in latest.values()], dtype=np.float64)
+    matrix: list[list[float]] = []
+    for _action, feats, pk in latest.values():
+        row = []
+        for k in names:
+            value = feats.get(k, 0.0) if isinstance(feats, dict) else None
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ModerationError(
+                    f"Tag event {pk} holds a feature “{k}” that is not a number ({str(value)[:40]!r}); the ranker was "
+                    "not trained. Correct or remove that event's features, then retrain."
+                )
+            row.append(float(value))
+        matrix.append(row)
+    x = np.array(matrix, dtype=np.float64).reshape(-1, len(names))
     y = np.array([a != TagEvent.Action.REJECT for a, _, _ in latest.values()], dtype=int)
-    n_videos = len({vid for vid, _ in latest})
-    with transaction.atomic():
-        TagRanker.objects.filter(is_active=True).update(is_active=False)
-        if len(y) >= min_events and 0 < y.sum() < len(y):
-            model = ranking.fit_linear(x.reshape(-1, len(names)), y)
-            train_scores = model.score(x)
-            ranker = TagRanker.objects.create(
-                kind=TagRanker.Kind.LOGISTIC,
-                feature_names=names,
-                coefficients=[float(c) for c in model.coef],
-                intercept=model.intercept,
-                means=[float(m) for m in model.mean],
-                scales=[float(s) for s in model.scale],
-                n_events=len(y),
-                n_videos=n_videos,
-                metrics={"train_accuracy": float(((train_scores >= 0.5) == y).mean()), "positives": int(y.sum())},
-                is_active=True,
-                trained_by=user,
+    return x, y, [vid for vid, _ in latest]
+
+
+def _heldout_score(x: Any, y: Any, videos: list[int]) -> dict[str, Any]:
+    """The learned ranker's P@5 on videos it was not fitted on (every ``HELDOUT_EVERY``-th video by id), and the
+    weighted sum's on the same videos; or, with too few such videos, why there is none."""
+    import numpy as np
+
+    from moderation.tagging import ranking
+
+    ids = sorted(set(videos))
+    held = set(ids[HELDOUT_EVERY - 1 :: HELDOUT_EVERY])
+    mask = np.array([v in held for v in videos], dtype=bool)
+    positive_held = {v for v, m, a in zip(videos, mask, y, strict=True) if m and a}
+    none = {"heldout_videos": len(positive_held), "heldout_p_at_5": None, "heldout_weighted_p_at_5": None}
+    if len(positive_held) < HELDOUT_MIN_VIDEOS:
+        return {
+            **none,
+            "heldout_note": (
+                f"none: {len(positive_held)} held-out video{'' if len(positive_held) == 1 else 's'} with an accepted "
+                f"tag (one video in {HELDOUT_EVERY}); a score needs {HELDOUT_MIN_VIDEOS}"
+            ),
+        }
+    train_y = y[~mask]
+    if not 0 < train_y.sum() < len(train_y):
+        return {**none, "heldout_note": "none: the other videos' events hold one answer only"}
+    model = ranking.fit_linear(x[~mask], train_y)
+    learned, weighted = model.score(x[mask]), ranking.weighted_sum(x[mask])
+    held_videos = [v for v, m in zip(videos, mask, strict=True) if m]
+    held_y = y[mask]
+
+    def p_at_k(scores: Any) -> float:
+        per_video: dict[int, list[tuple[float, int, int]]] = {}
+        for i, (v, sc) in enumerate(zip(held_videos, scores, strict=True)):
+            per_video.setdefault(v, []).append((float(sc), i, int(held_y[i])))
+        values = []
+        for v in sorted(positive_held):
+            ranked = sorted(per_video[v], key=lambda r: (-r[0], r[1]))
+            values.append(
+                ranking.precision_recall_at([r[1] for r in ranked], {r[1] for r in ranked if r[2]}, HELDOUT_K)[0]
             )
+        return float(np.mean(values))
+
+    return {
+        "heldout_videos": len(positive_held),
+        "heldout_p_at_5": p_at_k(learned),
+        "heldout_weighted_p_at_5": p_at_k(weighted),
+        "heldout_note": "",
+    }
+
+
+def _tag_ranker_fit(*, user: User | None, min_events: int) -> dict[str, Any]:
+    """The work of a training run: retrain the per-tag classifiers; with at least ``min_events`` usable events
+    holding both answers, score a first fit on held-out videos, fit on every event, make that ranker active (a new
+    version) and re-score the suggestions of videos not yet tagged, so the next video a reviewer opens is ranked by
+    it. Below that, nothing changes: the run is skipped, and says why. The run's result fields."""
+    from moderation.tagging import ranking
+    from moderation.tagging.models import TagRanker, TagRankerTraining
+
+    x, y, videos = _events_for_training()
+    counts = {"n_events": len(y), "n_videos": len(set(videos)), "positives": int(y.sum())}
+    classifiers = tag_classifiers_train()
+    if len(y) < min_events or not 0 < y.sum() < len(y):
+        if len(y) < min_events:
+            why = f"{len(y)} usable event{'' if len(y) == 1 else 's'}; the learned ranker needs {min_events}"
         else:
-            model = None
-            ranker = TagRanker.objects.create(
-                kind=TagRanker.Kind.WEIGHTED,
-                feature_names=names,
-                coefficients=[ranking.DEFAULT_WEIGHTS[k] for k in names],
-                n_events=len(y),
-                n_videos=n_videos,
-                metrics={"reason": f"{len(y)} usable events; the learned ranker needs {min_events} with both answers"},
-                is_active=True,
-                trained_by=user,
-            )
-        # Re-score what reviewers will see next.
-        pending = TagSuggestion.objects.exclude(video_id__in=VideoTag.objects.values("video_id"))
-        suggestions = list(pending.only("pk", "features"))
-        if suggestions:
-            fx = np.array([[s.features.get(k, 0.0) for k in names] for s in suggestions], dtype=np.float64)
-            scores = model.score(fx) if model is not None else ranking.weighted_sum(fx, names=names)
-            for s, sc in zip(suggestions, scores, strict=True):
-                s.score, s.ranker = float(sc), ranker
-            TagSuggestion.objects.bulk_update(suggestions, ["score", "ranker"], batch_size=1000)
-    tag_classifiers_train()
+            why = f"{len(y)} usable events, all {'accepted' if y.sum() else 'rejected'}; the ranker needs both answers"
+        return {
+            "status": TagRankerTraining.Status.SKIPPED,
+            "reason": f"{why}. The active ranker is unchanged.",
+            "classifiers": classifiers,
+            "heldout_note": "none: nothing was trained",
+            **counts,
+        }
+    heldout = _heldout_score(x, y, videos)
+    model = ranking.fit_linear(x, y)
+    train_scores = model.score(x)
+    names = list(ranking.APP_FEATURES)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_RANKER_ACTIVE_LOCK)
+        version = (TagRanker.objects.aggregate(n=Max("version"))["n"] or 0) + 1
+        TagRanker.objects.filter(is_active=True).update(is_active=False)
+        ranker = TagRanker.objects.create(
+            version=version,
+            kind=TagRanker.Kind.LOGISTIC,
+            feature_names=names,
+            coefficients=[float(c) for c in model.coef],
+            intercept=model.intercept,
+            means=[float(m) for m in model.mean],
+            scales=[float(s) for s in model.scale],
+            n_events=len(y),
+            n_videos=counts["n_videos"],
+            metrics={
+                "train_accuracy": float(((train_scores >= 0.5) == y).mean()),
+                "positives": int(y.sum()),
+                "heldout_p_at_5": heldout["heldout_p_at_5"],
+                "heldout_weighted_p_at_5": heldout["heldout_weighted_p_at_5"],
+                "heldout_videos": heldout["heldout_videos"],
+            },
+            is_active=True,
+            trained_by=user,
+        )
+        _pending_suggestions_rescore(ranker)
+    return {"status": TagRankerTraining.Status.DONE, "ranker": ranker, "classifiers": classifiers, **counts, **heldout}
+
+
+def _pending_suggestions_rescore(ranker: Any) -> int:
+    """Score the stored suggestions of videos not yet tagged with ``ranker`` (the weighted sum for a ranker of that
+    kind) and record it on them and their videos: what reviewers see next is ranked by the active ranker and says
+    which. Inside the caller's transaction. Returns how many suggestions were re-scored."""
+    import numpy as np
+
+    from moderation.tagging import ranking
+    from moderation.tagging.models import TagRanker, TagSuggestion, VideoTag, VideoTagState
+
+    names = list(ranking.APP_FEATURES)
+    model = _linear_model_of(ranker) if ranker.kind == TagRanker.Kind.LOGISTIC else None
+    pending = TagSuggestion.objects.exclude(video_id__in=VideoTag.objects.values("video_id"))
+    suggestions = list(pending.only("pk", "features", "video_id"))
+    if suggestions:
+        fx = np.array([[s.features.get(k, 0.0) for k in names] for s in suggestions], dtype=np.float64)
+        scores = model.score(fx) if model is not None else ranking.weighted_sum(fx, names=names)
+        for s, sc in zip(suggestions, scores, strict=True):
+            s.score, s.ranker = float(sc), ranker
+        TagSuggestion.objects.bulk_update(suggestions, ["score", "ranker"], batch_size=1000)
+        VideoTagState.objects.filter(video_id__in={s.video_id for s in suggestions}).update(ranker=ranker)
+    return len(suggestions)
+
+
+@transaction.atomic
+def tag_ranker_activate(*, ranker_id: int, by: User) -> Any:
+    """Make an earlier ranker version the active one again (a rollback after a retrain that ranks worse) and
+    re-score the suggestions of videos not yet tagged with it; the audit log says who did it, from which version.
+    A ranker over features this workbench no longer computes is refused."""
+    from moderation.tagging import ranking
+    from moderation.tagging.models import TagRanker
+
+    with connection.cursor() as cursor:
+        cursor.execute(_RANKER_ACTIVE_LOCK)
+    ranker = TagRanker.objects.filter(pk=ranker_id).first()
+    if ranker is None:
+        raise ModerationError("No such ranker version.")
+    if ranker.is_active:
+        raise ModerationError(f"Ranker v{ranker.version} is already the active one.")
+    if ranker.kind == TagRanker.Kind.LOGISTIC and ranker.feature_names != list(ranking.APP_FEATURES):
+        raise ModerationError(
+            f"Ranker v{ranker.version} reads features this version of the workbench no longer computes; "
+            "it cannot rank today's candidates. Retrain instead."
+        )
+    previous = TagRanker.objects.filter(is_active=True).order_by("-pk").first()
+    TagRanker.objects.filter(is_active=True).update(is_active=False)
+    ranker.is_active = True
+    ranker.save(update_fields=["is_active"])
+    rescored = _pending_suggestions_rescore(ranker)
+    audit_event_record(
+        actor=by,
+        action="tag_ranker.activate",
+        obj=ranker,
+        payload={"version": ranker.version, "previous": previous.version if previous else None, "rescored": rescored},
+    )
     return ranker
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
@@ -34,15 +35,22 @@ def generate_tag_candidates(video_id: int) -> int:
         return 0
 
 
-@shared_task(name="moderation.tagging.tasks.train_tag_ranker", **LONG_TASK_OPTIONS)
-def train_tag_ranker(user_id: int | None = None) -> int:
-    """Retrain the tag ranker and per-tag classifiers from reviewers' events (button and beat)."""
-    from django.contrib.auth.models import User
+@shared_task(bind=True, name="moderation.tagging.tasks.train_tag_ranker", **LONG_TASK_OPTIONS)
+def train_tag_ranker(self: Any, run_id: int | None = None) -> str | None:
+    """Run one recorded training of the tag ranker (TagRankerTraining). From the ranker page: the run it recorded
+    (``run_id``). From beat (no argument): a run recorded under this message's id, so a redelivered message finds
+    it. Idempotent either way: a started or finished run is left as it is. Returns the run's status."""
+    from moderation.tagging.models import TagRankerTraining
+    from moderation.tagging.services import tag_ranker_training_request, tag_ranker_training_run
 
-    from moderation.tagging.services import tag_ranker_train
-
-    user = User.objects.filter(pk=user_id).first() if user_id else None
-    return int(tag_ranker_train(user=user).pk)
+    if run_id is None:
+        message_id = str(self.request.id or "")
+        run_id = tag_ranker_training_request(trigger=TagRankerTraining.Trigger.BEAT, message_id=message_id).pk
+    try:
+        return str(tag_ranker_training_run(run_id=int(run_id)).status)
+    except TagRankerTraining.DoesNotExist:
+        logger.warning("tag ranker training %s no longer exists", run_id)
+        return None
 
 
 @shared_task(name="moderation.tagging.tasks.suggest_vlm_tags", **LONG_TASK_OPTIONS)

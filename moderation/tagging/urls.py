@@ -11,6 +11,7 @@ urlpatterns = [
     path("tags/search/", views.tag_search, name="tag_search"),
     path("tags/ranker/", views.tag_ranker, name="tag_ranker"),
     path("tags/ranker/train/", views.tag_ranker_train, name="tag_ranker_train"),
+    path("tags/ranker/<int:pk>/activate/", views.tag_ranker_activate, name="tag_ranker_activate"),
     path("tags/vocabulary/", views.tag_vocabulary, name="tag_vocabulary"),
     path("tags/vocabulary/<int:pk>/", views.tag_edit, name="tag_edit"),
     path("tags/vocabulary/import/", views.tag_import, name="tag_import"),

@@ -4,7 +4,6 @@ review screen), type-ahead search, the ranker page, the vocabulary and its curat
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlencode
 
@@ -29,8 +28,7 @@ from moderation.review.views import claimed_by_another, media_revealed
 from moderation.tagging import selectors, services
 from moderation.tagging import text as tagtext
 from moderation.tagging.files import MAX_FILE_BYTES
-from moderation.tagging.models import TAG_SET_DESCRIPTION_MAX_CHARS, Tag, TagSet
-from workbench.queues import enqueue
+from moderation.tagging.models import TAG_SET_DESCRIPTION_MAX_CHARS, Tag, TagRankerTraining, TagSet
 from workbench.roles import Perm, permission_required
 from workbench.text import row_id
 
@@ -82,6 +80,7 @@ def tag_queue(request: HttpRequest) -> HttpResponse:
             "tag_set": _tag_set(request),
             # An empty queue with an empty vocabulary stays empty: the page says where tags come from.
             "has_vocabulary": Tag.objects.filter(is_active=True).exists(),
+            "ranked_by": selectors.tag_ranker_description(ranker=selectors.tag_ranker_active()),
         },
     )
 
@@ -199,38 +198,41 @@ def tag_search(request: HttpRequest) -> HttpResponse:
     return response
 
 
-# A retrain asked from this session: the newest ranker's id then and when (epoch seconds). The page follows it
-# (htmx polling, as the cascade dashboard follows its training) until a newer ranker exists, or says it is late.
-RANKER_RETRAIN_KEY = "tag_ranker_retrain"
-RANKER_RETRAIN_PATIENCE_S = 120
-
-
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_ranker(request: HttpRequest) -> HttpResponse:
-    asked = request.session.get(RANKER_RETRAIN_KEY)
-    retrain: dict[str, Any] | None = None
-    if isinstance(asked, dict):
-        ranker = selectors.tag_ranker_trained_after(pk=int(asked.get("after", 0)))
-        at = float(asked.get("at", 0.0))
-        state = "done" if ranker else ("late" if time.time() - at > RANKER_RETRAIN_PATIENCE_S else "running")
-        retrain = {"state": state, "ranker": ranker, "asked_at": datetime.fromtimestamp(at, tz=UTC)}
-    if request.htmx and request.GET.get("part") == "retrain":  # type: ignore[attr-defined]
-        # Polled while the retrain runs; once it ended, the whole page reloads (the new ranker, its weights).
-        response = render(request, "moderation/tagging/ranker.html#retrain", {"retrain": retrain})
-        if retrain is None or retrain["state"] != "running":
+    """The active ranker, its weights, its training runs and its versions. While a run is queued or running its
+    table is polled (htmx); once none is, the whole page reloads (the new ranker, its weights)."""
+    if request.htmx and request.GET.get("part") == "runs":  # type: ignore[attr-defined]
+        runs = selectors.tag_ranker_runs()
+        response = render(request, "moderation/tagging/ranker.html#runs", runs)
+        if not runs["follow"]:
             response["HX-Refresh"] = "true"
         return response
-    if retrain is not None and retrain["state"] != "running":
-        del request.session[RANKER_RETRAIN_KEY]  # the outcome is said once
-    return render(request, "moderation/tagging/ranker.html", {**selectors.tag_ranker_overview(), "retrain": retrain})
+    return render(request, "moderation/tagging/ranker.html", selectors.tag_ranker_overview())
 
 
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def tag_ranker_train(request: HttpRequest) -> HttpResponse:
-    """Queue a retrain of the ranker (default queue); the page follows it and shows the new ranker when done."""
-    request.session[RANKER_RETRAIN_KEY] = {"after": selectors.tag_ranker_latest_pk(), "at": time.time()}
-    enqueue("moderation.tagging.tasks.train_tag_ranker", request.user.pk)
+    """Record a training run and queue it (default queue); the page's runs table says its state and follows it.
+    No flash message: one saying "queued" outlived the run it was about."""
+    services.tag_ranker_training_request(trigger=TagRankerTraining.Trigger.PAGE, by=_user(request))
+    return redirect(reverse("moderation:tag_ranker") + "#ranker-runs")
+
+
+@require_POST
+@permission_required(Perm.MANAGE_TRAINING)
+def tag_ranker_activate(request: HttpRequest, pk: int) -> HttpResponse:
+    """Make an earlier ranker version active again (a rollback)."""
+    try:
+        ranker = services.tag_ranker_activate(ranker_id=pk, by=_user(request))
+    except ModerationError as exc:
+        messages.error(request, f"Nothing changed: {exc}")
+    else:
+        messages.success(
+            request,
+            f"Ranker v{ranker.version} is active again; the suggestions of videos not yet tagged were re-scored by it.",
+        )
     return redirect("moderation:tag_ranker")
 
 

@@ -24,25 +24,25 @@ def _shots() -> Path:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_retrain_of_the_tag_ranker_is_followed_until_its_result_shows(page, make_user):
-    """It said "reload in a few seconds"; the page now follows the retrain and shows the new ranker by itself."""
-    from moderation.tagging.services import tag_ranker_train
+    """It said "reload in a few seconds"; the page now follows the run in its table and shows the outcome by itself."""
+    from moderation.tagging.models import TagRankerTraining
+    from moderation.tagging.services import tag_ranker_training_run
 
     page.set_viewport_size({"width": 1440, "height": 900})
     _login(page, make_user("admin").username)
     page.goto(reverse("moderation:tag_ranker"))
     with page.expect_navigation():
         page.click("button[data-retrain]")
-    assert page.url.endswith(reverse("moderation:tag_ranker"))
-    running = page.locator("[data-retrain-state=running]")
-    assert "waiting for a worker" in running.inner_text()
+    run = TagRankerTraining.objects.get()
+    queued = page.locator(f'[data-run="{run.pk}"][data-run-status="queued"]')
+    assert queued.count() == 1
+    assert "waiting for a worker" in page.locator(f'[data-run-detail="{run.pk}"]').inner_text()
     page.screenshot(path=str(_shots() / "ranker-retrain-running.png"))
-    trained = tag_ranker_train()  # the worker's part
-    done = page.locator("[data-retrain-state=done]")
-    done.wait_for(timeout=10_000)  # no reload by the user: the polled line sees it and the page refreshes
-    assert f"Retrained: ranker #{trained.pk}" in done.inner_text() and "now active" in done.inner_text()
-    assert f"#{trained.pk} Weighted sum" in page.locator("[data-ranker-kind]").inner_text()
-    box = done.bounding_box()  # above the weights table, which runs past the window's bottom
-    assert box is not None and box["y"] + box["height"] <= 900
+    tag_ranker_training_run(run_id=run.pk)  # the worker's part: no events yet, so skipped
+    done = page.locator(f'[data-run="{run.pk}"][data-run-status="skipped"]')
+    done.wait_for(timeout=10_000)  # no reload by the user: the polled table sees it and the page refreshes
+    assert "the learned ranker needs 20" in page.locator(f'[data-run-detail="{run.pk}"]').inner_text()
+    assert page.locator('[data-run-status="queued"]').count() == 0  # nothing says "queued" once it ended
     page.screenshot(path=str(_shots() / "ranker-retrain-done.png"))
 
 

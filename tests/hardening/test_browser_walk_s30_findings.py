@@ -165,7 +165,7 @@ def test_an_emptied_curation_field_is_refused_not_replaced_by_a_default(client_a
 def test_the_ranker_line_counts_one_video_in_the_singular(client_as):
     from moderation.tagging.models import TagRanker
 
-    TagRanker.objects.create(kind=TagRanker.Kind.WEIGHTED, n_events=1, n_videos=1, is_active=True)
+    TagRanker.objects.create(version=1, kind=TagRanker.Kind.WEIGHTED, n_events=1, n_videos=1, is_active=True)
 
     page = client_as("moderator").get(reverse("moderation:tag_ranker")).content.decode()
 

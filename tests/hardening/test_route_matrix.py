@@ -111,6 +111,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:tag_search": ("GET", (REVIEW, POLICY)),  # POLICY: the curation screen's "alias of" type-ahead
     "moderation:tag_ranker": ("GET", (REVIEW,)),
     "moderation:tag_ranker_train": ("POST", (TRAIN,)),
+    "moderation:tag_ranker_activate": ("POST", (TRAIN,)),
     "moderation:tag_vocabulary": ("GET", (POLICY,)),
     "moderation:tag_edit": ("POST", (POLICY,)),
     "moderation:tag_import": ("POST", (POLICY,)),

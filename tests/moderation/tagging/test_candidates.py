@@ -158,16 +158,19 @@ def test_ranker_learns_from_events_and_rescores_the_next_video(vocabulary, encod
     travel = TagSuggestion.objects.get(video=nxt.video, tag__name="旅游")
     assert travel.features["accept_rate"] == pytest.approx(rates[_tag("旅游").pk])
     before = {s.tag.name: s.score for s in TagSuggestion.objects.filter(video=nxt.video)}
-    ranker = services.tag_ranker_train(user=reviewer, min_events=20)
+    run = services.tag_ranker_train(user=reviewer, min_events=20)
+    ranker = run.ranker
+    assert run.status == "done" and run.requested_by == reviewer
     assert ranker.kind == TagRanker.Kind.LOGISTIC and ranker.is_active and ranker.n_events >= 20
     coef = dict(zip(ranker.feature_names, ranker.coefficients, strict=True))
     assert coef["text_any"] < 0  # it learned that text hits were rejected
     after = {s.tag.name: s.score for s in TagSuggestion.objects.filter(video=nxt.video)}
     assert after != before
     assert after["旅游"] < max(after.values())  # the text hit no longer leads
-    # Too few events: the weighted sum stays (and says why).
-    weighted = services.tag_ranker_train(min_events=10_000)
-    assert weighted.kind == TagRanker.Kind.WEIGHTED and "needs 10000" in weighted.metrics["reason"]
+    # Too few events: the run is skipped and says why; the learned ranker stays.
+    skipped = services.tag_ranker_train(min_events=10_000)
+    assert skipped.status == "skipped" and "needs 10000" in skipped.reason and skipped.ranker is None
+    assert TagRanker.objects.get(is_active=True) == ranker
 
 
 def test_vlm_free_text_snaps_or_goes_to_curation(vocabulary, encode) -> None:  # type: ignore[no-untyped-def]
