@@ -229,7 +229,7 @@ def test_the_migration_numbers_the_rankers_trained_before_it_in_their_order():
 
     from django.apps import apps
 
-    migration = importlib.import_module("moderation.migrations.0045_tag_ranker_training_runs")
+    migration = importlib.import_module("moderation.migrations.0046_tag_ranker_training_runs")
     older = TagRanker.objects.create(version=70, kind="weighted")
     newer = TagRanker.objects.create(version=40, kind="logistic", is_active=True)
 

@@ -14,7 +14,7 @@ def number_rankers(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("moderation", "0044_list_order_indexes"),
+        ("moderation", "0045_list_window_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
