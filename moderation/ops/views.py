@@ -99,22 +99,31 @@ def missing_decision_dismiss_view(request: HttpRequest, video_id: int) -> HttpRe
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 @require_POST
 def routing_repair(request: HttpRequest) -> HttpResponse:
-    """The routing panel's button: route stranded videos again and queue missing decisions (idempotent), at most
+    """The routing panel's button: route stranded videos again, mend inconsistent routing and queue missing
+    decisions (idempotent), at most
     ``settings.ROUTING_REPAIR_BATCH`` of each a click; the message says how many are left for the next click."""
     result = review_routing_repair()
     done = []
     if result.rerouted:
         done.append(f"routed {_videos(len(result.rerouted), 'stranded')} again as the queues say now")
+    if result.mended:
+        done.append(f"mended the routing older code left inconsistent for {_videos(len(result.mended), 'more')}")
     if result.decisions_queued:
         done.append(
             f"queued the missing decisions of {_videos(len(result.decisions_queued), 'half-decided')} on the infer queue"
         )
-    text = "; ".join(done) or "nothing to repair: no stranded video, and no half-decided video left to queue"
+    text = "; ".join(done) or (
+        "nothing to repair: no stranded video, no inconsistent routing, and no half-decided video left to queue"
+    )
     text = text[0].upper() + text[1:] + "."
-    if result.stranded_left or result.missing_left:
+    if result.stranded_left or result.missing_left or result.orphaned_left:
         left = [
             _videos(n, kind)
-            for n, kind in ((result.stranded_left, "stranded"), (result.missing_left, "half-decided"))
+            for n, kind in (
+                (result.stranded_left, "stranded"),
+                (result.orphaned_left, "inconsistently routed"),
+                (result.missing_left, "half-decided"),
+            )
             if n
         ]
         text += (
