@@ -107,7 +107,9 @@ def routing_repair(request: HttpRequest) -> HttpResponse:
     if result.rerouted:
         done.append(f"routed {_videos(len(result.rerouted), 'stranded')} again as the queues say now")
     if result.mended:
-        done.append(f"mended the routing older code left inconsistent for {_videos(len(result.mended), 'more')}")
+        done.append(
+            f"mended the routing of {_videos(len(result.mended), 'inconsistently routed')} (left by older code)"
+        )
     if result.decisions_queued:
         done.append(
             f"queued the missing decisions of {_videos(len(result.decisions_queued), 'half-decided')} on the infer queue"

@@ -220,7 +220,7 @@ def test_the_ops_button_mends_them_and_says_so(legacy: Legacy) -> None:
     admin = Client()
     admin.force_login(_staff("admin"))
     page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
-    assert "mended the routing older code left inconsistent for 3 more videos" in page
+    assert "mended the routing of 3 inconsistently routed videos (left by older code)" in page
     assert not videos_routing_orphaned().exists()
     page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
     assert "Nothing to repair" in page
