@@ -14,8 +14,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from moderation.errors import ModerationError
 from moderation.inference.models import MissingDecisionRepair
-from moderation.inference.services import missing_decision_dismiss, missing_decision_retry, missing_decisions_retry
+from moderation.inference.services import missing_decisions_retry
 from moderation.ops.selectors import ops_dashboard, ops_routing
+from moderation.ops.services import ops_missing_decision_dismiss, ops_missing_decision_retry
 from moderation.review.services import review_routing_repair
 from workbench.roles import Perm, permission_required
 
@@ -73,7 +74,7 @@ def missing_decision_retry_view(request: HttpRequest, video_id: int) -> HttpResp
     return _one_video_action(
         request,
         video_id,
-        missing_decision_retry,
+        ops_missing_decision_retry,
         lambda r: (
             f"Queued the missing decisions of video #{r.video_id} once more on the infer queue; "
             "a failure is listed here again with its error."
@@ -88,7 +89,7 @@ def missing_decision_dismiss_view(request: HttpRequest, video_id: int) -> HttpRe
     return _one_video_action(
         request,
         video_id,
-        missing_decision_dismiss,
+        ops_missing_decision_dismiss,
         lambda r: (
             f"Dismissed video #{r.video_id}: it is no longer counted nor queued by the repair; "
             "the dismissed filter lists it, and its Retry queues it again."

@@ -25,6 +25,7 @@ from moderation.inference.services import (
     missing_decision_failure_record,
 )
 from moderation.media.models import Video
+from moderation.review.models import AuditEvent
 from moderation.review.services import review_routing_repair
 from tests.factories import UserFactory, VideoFactory
 
@@ -130,6 +131,8 @@ def test_a_dismissed_video_is_recorded_no_longer_counted_nor_queued_and_listed_a
     assert f"Dismissed video #{first.pk}" in panel
     repair = MissingDecisionRepair.objects.get(video=first)
     assert repair.dismissed_by == w.admin and repair.dismissed_at is not None
+    [event] = AuditEvent.objects.filter(action="missing_decisions.dismissed")
+    assert (event.actor, event.object_type, event.object_id) == (w.admin, "video", str(first.pk))
     assert missing_decision_counts(now=_now()) | {"to_queue": 0} == {
         "queued": 0,
         "given_up": 1,
@@ -160,6 +163,7 @@ def test_a_dismissed_video_is_recorded_no_longer_counted_nor_queued_and_listed_a
         retried = _retry(w.client, first.pk, data={"failed": "dismissed"}, **HTMX).content.decode()
     assert _queued(queued) == [first.pk] and "No dismissed video." in retried
     assert MissingDecisionRepair.objects.get(video=first).dismissed_at is None
+    assert AuditEvent.objects.filter(action="missing_decisions.retried", object_id=str(first.pk)).count() == 1
 
 
 def test_refused_actions_say_why_and_never_fail(given_up: GivenUp, policy_version: Any) -> None:
@@ -181,6 +185,7 @@ def test_refused_actions_say_why_and_never_fail(given_up: GivenUp, policy_versio
     assert f"Video #{never.pk} lacks no decision now" in _retry(w.client, never.pk, **HTMX).content.decode()
 
     moderator = _client(_staff("moderator"))
+    assert not AuditEvent.objects.filter(action__startswith="missing_decisions.").exists()  # refused: no event
     assert _retry(moderator, second.pk, **HTMX).status_code == 403
     assert _dismiss(moderator, second.pk).status_code == 403
     assert not MissingDecisionRepair.objects.filter(video=second, dismissed_at__isnull=False).exists()
