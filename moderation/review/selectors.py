@@ -102,7 +102,9 @@ def routing_orphans() -> dict[str, QuerySet[Any]]:
     ``other_policy``: a pending item in a queue that takes another policy's decisions (its policy changed after
     routing; claimed and finished items are people's work and stay).
     ``awaited_made``: an awaited row whose queue holds the pair's item already (it waits for good and keeps the
-    ops page's "awaited" age growing).
+    ops page's "awaited" age growing), or whose queue takes another policy's decisions now (0041 rebuilt rows
+    without asking whether the queue still takes the item; its queue-model task, if ever run, would route it
+    again, but a lost one leaves it waiting for good).
 
     A review item cannot point to a deleted queue (``ReviewTask.queue`` protects it); an awaited row of a deleted
     queue is deleted with it, which leaves one of the states above or a stranded flag."""
@@ -123,7 +125,10 @@ def routing_orphans() -> dict[str, QuerySet[Any]]:
         )
         .exclude(queue__policy_id=F("decision__policy_version__policy_id"))
         .values("decision__video_id"),
-        "awaited_made": AwaitedQueueItem.objects.filter(Exists(made)).values("decision__video_id"),
+        "awaited_made": AwaitedQueueItem.objects.filter(
+            Q(Exists(made))
+            | (Q(queue__policy__isnull=False) & ~Q(queue__policy_id=F("decision__policy_version__policy_id")))
+        ).values("decision__video_id"),
     }
 
 

@@ -493,8 +493,8 @@ def review_routing_mend(*, video_id: int) -> bool:
     transaction: its pending items in queues taking another policy's decisions are dropped (nobody started
     them); a (video, policy version) that no moderation queue holds nor awaits then, or that lost such an item,
     is routed again from its first decision as the queues say now (``review_decision_reroute``: the default
-    queue when no other takes it); an awaited row whose queue holds the item already is deleted; the restricted
-    flag then says what is awaited. Idempotent: a consistent video is left as it is. Returns whether anything
+    queue when no other takes it); an awaited row whose queue holds the item already is deleted, one whose queue
+    takes another policy now is routed again; the restricted flag then says what is awaited. Idempotent: a consistent video is left as it is. Returns whether anything
     changed; each change is in the audit log."""
     video = Video.objects.select_for_update().only("routed_restricted").filter(pk=video_id).first()
     if video is None:
@@ -524,14 +524,22 @@ def review_routing_mend(*, video_id: int) -> bool:
         ReviewTask.objects.filter(pk__in=[t.pk for t in misplaced]).delete()
         review_queue_counts_forget(queue_ids=sorted({t.queue_id for t in misplaced}))
         changed = True
-    stale = [
-        a
-        for a in AwaitedQueueItem.objects.filter(decision__video_id=video_id).select_related("decision")
-        if a.queue_id in _items_made_in(a.decision)
-    ]
+    awaited = list(
+        AwaitedQueueItem.objects.filter(decision__video_id=video_id).select_related(
+            "decision__policy_version", "decision__video__feedback_aggregate", "queue"
+        )
+    )
+    stale = [a for a in awaited if a.queue_id in _items_made_in(a.decision)]
     if stale:
         AwaitedQueueItem.objects.filter(pk__in=[a.pk for a in stale]).delete()
         changed = True
+    for item in awaited:
+        queue, decision = item.queue, item.decision
+        if item not in stale and queue.policy_id not in (None, decision.policy_version.policy_id):
+            # Its queue takes another policy now: routed again as the queues say (the row is dropped there).
+            changed |= review_decision_reroute(
+                decision=decision, reason="routing repair: its queue takes another policy"
+            )
     firsts = (
         Decision.objects.filter(video_id=video_id)
         .order_by("policy_version_id", "created_at", "pk")

@@ -9,7 +9,7 @@ in ways the stranded-video check did not see. Each state is built here with raw 
 - a decision no queue holds nor awaits (its awaited row went with a queue deleted outside the admin's delete);
 - a flagged video with no awaited row and no item (found before too: the stranded check);
 - a pending item in a queue whose policy changed since (a claimed one stays: someone is working on it);
-- an awaited row whose queue holds the item already;
+- an awaited row whose queue holds the item already, or takes another policy's decisions now;
 - a review item pointing to a deleted queue: impossible, the database refuses it.
 """
 
@@ -53,6 +53,7 @@ class Legacy:
     other_policy: Video  # a pending item in a queue that takes another policy's decisions now
     claimed_other_policy: Video  # the same, but a reviewer holds the item
     awaited_made: Video  # an awaited row whose queue holds the item already
+    awaited_other_policy: Video  # an awaited row whose queue takes another policy now (its task lost)
     fine: Video  # routed as the services route: never touched
     general: ReviewQueue
     seniors: ReviewQueue
@@ -98,8 +99,14 @@ def legacy(policy_version: Any) -> Legacy:
     fine = VideoFactory(title="fine")
     review_queue_decision(decision_id=decision_create_for_video(video_id=fine.pk).pk, queue_id=seniors.pk)
 
-    # Seniors out of the way: "general" takes the next ones, then its policy is changed by a bulk update.
+    # Seniors out of the way: "panel" (its own model) awaits the next one's item, then takes minors' decisions.
     ReviewQueue.objects.filter(pk=seniors.pk).update(is_active=False)
+    panel = ReviewQueue.objects.create(slug="panel", name="Panel", policy=policy_version.policy, model_version=own)
+    awaited_other_policy = VideoFactory(title="awaited by a queue of another policy")
+    decision_create_for_video(video_id=awaited_other_policy.pk)
+    assert AwaitedQueueItem.objects.filter(decision__video=awaited_other_policy, queue=panel).exists()
+    ReviewQueue.objects.filter(pk=panel.pk).update(policy=minors)
+    # "general" takes the next ones, then its policy is changed by a bulk update.
     general = ReviewQueue.objects.create(slug="general", name="General", policy=policy_version.policy)
     other_policy = VideoFactory(title="other policy")
     decision_create_for_video(video_id=other_policy.pk)
@@ -118,6 +125,7 @@ def legacy(policy_version: Any) -> Legacy:
         other_policy=other_policy,
         claimed_other_policy=claimed_other_policy,
         awaited_made=awaited_made,
+        awaited_other_policy=awaited_other_policy,
         fine=fine,
         general=general,
         seniors=seniors,
@@ -150,31 +158,32 @@ def test_each_inconsistent_state_is_counted_mended_and_left_alone_by_a_second_ru
         w.flagged.pk,  # no item and nothing awaited either
         w.other_policy.pk,
         w.awaited_made.pk,
+        w.awaited_other_policy.pk,
     }
-    assert routing_orphan_counts() == {"unrouted": 2, "other_policy": 1, "awaited_made": 1}
+    assert routing_orphan_counts() == {"unrouted": 2, "other_policy": 1, "awaited_made": 2}
     assert _items(w.unrouted) == set() and video_open_to(user=w.outsider, video_id=w.unrouted.pk)
 
     admin = Client()
     admin.force_login(_staff("admin"))
     html = admin.get(reverse("moderation:ops_dashboard")).content.decode()
-    assert "4</strong> videos with routing older code left inconsistent" in html
+    assert "5</strong> videos with routing older code left inconsistent" in html
     assert (
         "2 with a decision no queue holds nor awaits (no reviewer will see it), 1 with a pending item in a queue "
-        "for another policy, 1 awaiting an item their queue holds already" in html
+        "for another policy, 2 awaiting an item from a queue that holds it already or takes another policy now" in html
     )
 
     before = _state()
     out = StringIO()
     call_command("repair_routing", "--all", "--dry-run", stdout=out)
-    ids = sorted([w.unrouted.pk, w.flagged.pk, w.other_policy.pk, w.awaited_made.pk])
+    ids = sorted([w.unrouted.pk, w.flagged.pk, w.other_policy.pk, w.awaited_made.pk, w.awaited_other_policy.pk])
     listed = ", ".join(f"#{pk}" for pk in ids)
-    assert f"4 video(s) with routing older code left inconsistent would be mended: {listed}" in out.getvalue()
+    assert f"5 video(s) with routing older code left inconsistent would be mended: {listed}" in out.getvalue()
     assert _state() == before
 
     out = StringIO()
     call_command("repair_routing", "--all", stdout=out)
     assert "1 stranded video(s) routed again" in out.getvalue(), out.getvalue()
-    assert "3 video(s) with routing older code left inconsistent mended" in out.getvalue(), out.getvalue()
+    assert "4 video(s) with routing older code left inconsistent mended" in out.getvalue(), out.getvalue()
     assert "left:" not in out.getvalue()
 
     # A decision no queue held: in the default queue now, for reviewers to see.
@@ -192,6 +201,9 @@ def test_each_inconsistent_state_is_counted_mended_and_left_alone_by_a_second_ru
     assert not AwaitedQueueItem.objects.filter(decision__video=w.awaited_made).exists()
     assert _items(w.awaited_made) == {("seniors", ReviewTask.Status.PENDING)}
     assert not video_open_to(user=w.outsider, video_id=w.awaited_made.pk)
+    # Awaited by a queue that takes another policy now: routed as the queues say now.
+    assert not AwaitedQueueItem.objects.filter(decision__video=w.awaited_other_policy).exists()
+    assert _items(w.awaited_other_policy) == {(ReviewQueue.DEFAULT_SLUG, ReviewTask.Status.PENDING)}
 
     assert not videos_routing_orphaned().exists() and not videos_routing_stranded().exists()
     html = admin.get(reverse("moderation:ops_dashboard")).content.decode()
@@ -220,7 +232,7 @@ def test_the_ops_button_mends_them_and_says_so(legacy: Legacy) -> None:
     admin = Client()
     admin.force_login(_staff("admin"))
     page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
-    assert "mended the routing of 3 inconsistently routed videos (left by older code)" in page
+    assert "mended the routing of 4 inconsistently routed videos (left by older code)" in page
     assert not videos_routing_orphaned().exists()
     page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
     assert "Nothing to repair" in page
