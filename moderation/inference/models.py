@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import models
 
 from workbench.jobs import BackgroundJob
@@ -158,7 +159,12 @@ class MissingDecisionRepair(models.Model):
     again only after a failure, and not once it has failed ``MAX_ATTEMPTS`` times: the ops page lists those with
     their error and a Retry button, so a video whose model keeps failing is not queued at every click for good.
     A queued try never answered (a lost task) is queued again after ``QUEUED_FOR``. Deleted once the video lacks
-    nothing."""
+    nothing.
+
+    An operator may dismiss one (``dismissed_at``, ``dismissed_by``): e.g. a video whose missing policy's model
+    can never read it. A dismissed video is neither queued by the repair nor counted among the half-decided
+    videos to repair; the ops page lists it under its "dismissed" filter, where Retry queues it again (and
+    clears the dismissal)."""
 
     MAX_ATTEMPTS = 3
     QUEUED_FOR = timedelta(hours=6)  # CELERY_VISIBILITY_TIMEOUT's default: a task not run by then was lost
@@ -168,6 +174,10 @@ class MissingDecisionRepair(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     def __str__(self) -> str:
         return f"missing decisions of video {self.video_id}"
@@ -178,4 +188,4 @@ class MissingDecisionRepair(models.Model):
 
     @property
     def given_up(self) -> bool:
-        return self.failed_last and self.attempts >= self.MAX_ATTEMPTS
+        return self.failed_last and self.attempts >= self.MAX_ATTEMPTS and self.dismissed_at is None

@@ -37,37 +37,87 @@ def videos_missing_auto_decision() -> QuerySet[Video]:
 
 
 def _missing_decision_repairs(*, now: datetime) -> tuple[QuerySet[MissingDecisionRepair], Q, Q]:
-    """Repair rows, and what makes one queued (waiting on the infer queue, not lost) or given up."""
+    """Repair rows, and what makes one queued (waiting on the infer queue, not lost) or given up (not dismissed)."""
     failed_last = Q(failed_at__isnull=False, failed_at__gte=F("queued_at"))
     queued = ~failed_last & Q(queued_at__gt=now - MissingDecisionRepair.QUEUED_FOR)
-    given_up = failed_last & Q(attempts__gte=MissingDecisionRepair.MAX_ATTEMPTS)
+    given_up = failed_last & Q(attempts__gte=MissingDecisionRepair.MAX_ATTEMPTS, dismissed_at__isnull=True)
     return MissingDecisionRepair.objects.all(), queued, given_up
+
+
+def _dismissed_rows() -> QuerySet[MissingDecisionRepair]:
+    return MissingDecisionRepair.objects.filter(dismissed_at__isnull=False)
+
+
+def videos_missing_auto_decision_counted() -> QuerySet[Video]:
+    """The half-decided videos (``videos_missing_auto_decision``) the ops page counts: those an operator dismissed
+    (``MissingDecisionRepair.dismissed_at``) are listed apart, not counted."""
+    dismissed = _dismissed_rows().filter(video_id=OuterRef("pk"))
+    return videos_missing_auto_decision().exclude(Exists(dismissed))
 
 
 def videos_missing_decision_to_queue(*, now: datetime) -> QuerySet[Video]:
     """The half-decided videos (``videos_missing_auto_decision``) the routing repair queues: not those queued
-    already (their task is on the infer queue) nor those whose missing decisions failed
-    ``MissingDecisionRepair.MAX_ATTEMPTS`` times (the ops page's Retry queues them)."""
+    already (their task is on the infer queue), nor those whose missing decisions failed
+    ``MissingDecisionRepair.MAX_ATTEMPTS`` times (the ops page's Retry queues them), nor those dismissed."""
     repairs, queued, given_up = _missing_decision_repairs(now=now)
-    waiting = repairs.filter(queued | given_up, video_id=OuterRef("pk"))
+    waiting = repairs.filter(queued | given_up | Q(dismissed_at__isnull=False), video_id=OuterRef("pk"))
     return videos_missing_auto_decision().exclude(Exists(waiting))
 
 
 def missing_decision_counts(*, now: datetime) -> dict[str, int]:
     """Of the half-decided videos: how many are queued (``queued``), given up after failing
-    ``MissingDecisionRepair.MAX_ATTEMPTS`` times (``given_up``) and left for the repair to queue (``to_queue``)."""
+    ``MissingDecisionRepair.MAX_ATTEMPTS`` times (``given_up``), left for the repair to queue (``to_queue``) and
+    dismissed by an operator (``dismissed``, not counted in the others)."""
     repairs, queued, given_up = _missing_decision_repairs(now=now)
     missing = videos_missing_auto_decision().values("pk")
     counts = repairs.filter(video_id__in=missing).aggregate(
-        queued=Count("pk", filter=queued), given_up=Count("pk", filter=given_up)
+        queued=Count("pk", filter=queued & Q(dismissed_at__isnull=True)),
+        given_up=Count("pk", filter=given_up),
+        dismissed=Count("pk", filter=Q(dismissed_at__isnull=False)),
     )
     return {**counts, "to_queue": videos_missing_decision_to_queue(now=now).count()}
 
 
 def missing_decisions_failed() -> QuerySet[MissingDecisionRepair]:
-    """Half-decided videos whose last try at their missing decisions failed, latest first, with the error."""
-    repairs = MissingDecisionRepair.objects.filter(failed_at__isnull=False, failed_at__gte=F("queued_at"))
+    """Half-decided videos whose last try at their missing decisions failed, latest first, with the error; not
+    those dismissed (``missing_decisions_dismissed``)."""
+    repairs = MissingDecisionRepair.objects.filter(
+        failed_at__isnull=False, failed_at__gte=F("queued_at"), dismissed_at__isnull=True
+    )
     return repairs.filter(video_id__in=videos_missing_auto_decision().values("pk")).order_by("-failed_at", "pk")
+
+
+def missing_decisions_dismissed() -> QuerySet[MissingDecisionRepair]:
+    """Half-decided videos an operator dismissed, latest dismissal first."""
+    rows = _dismissed_rows().filter(video_id__in=videos_missing_auto_decision().values("pk"))
+    return rows.order_by("-dismissed_at", "pk")
+
+
+def missing_decision_rows(*, dismissed: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+    """The ops page's list of failed (or, ``dismissed``, of dismissed) tries at missing decisions, first
+    ``limit``: each with its video (id, title), the auto-applied policies it still lacks a decision under, the
+    error, the failed tries, when, and who dismissed it when."""
+    from moderation.policies.services import policy_versions_auto_applied
+
+    qs = missing_decisions_dismissed() if dismissed else missing_decisions_failed()
+    repairs = list(qs.select_related("dismissed_by")[:limit])
+    video_ids = [r.video_id for r in repairs]
+    titles = dict(Video.objects.filter(pk__in=video_ids).values_list("pk", "title"))
+    decided: dict[int, set[int]] = {}
+    for video_id, policy_id in Decision.objects.filter(video_id__in=video_ids).values_list(
+        "video_id", "policy_version__policy_id"
+    ):
+        decided.setdefault(video_id, set()).add(policy_id)
+    auto = {version.policy_id: version.policy.name for version in policy_versions_auto_applied()}
+    return [
+        {
+            "repair": r,
+            "video_id": r.video_id,
+            "title": titles.get(r.video_id, ""),
+            "policies": [name for pk, name in sorted(auto.items()) if pk not in decided.get(r.video_id, set())],
+        }
+        for r in repairs
+    ]
 
 
 def cascade_model_active() -> CascadeModel | None:

@@ -242,6 +242,65 @@ def missing_decisions_retry() -> list[int]:
     return video_ids
 
 
+def _repair_locked(video_id: int) -> MissingDecisionRepair:
+    """The video's repair row under its row lock (a second click waits for the first, then sees its outcome);
+    a readable error when there is none any more (the video deleted, or decided under every policy since)."""
+    from moderation.inference.selectors import videos_missing_auto_decision
+
+    if not Video.objects.filter(pk=video_id).exists():
+        raise ModerationError(f"Video #{video_id} no longer exists: nothing to retry or dismiss.")
+    if not videos_missing_auto_decision().filter(pk=video_id).exists():
+        raise ModerationError(f"Video #{video_id} lacks no decision now: nothing to retry or dismiss.")
+    repair = MissingDecisionRepair.objects.select_for_update().filter(video_id=video_id).first()
+    if repair is None:
+        raise ModerationError(
+            f"Video #{video_id} has no failed try to retry or dismiss: Repair routing queues its missing decisions."
+        )
+    return repair
+
+
+@transaction.atomic
+def missing_decision_retry(*, video_id: int, by: User) -> MissingDecisionRepair:
+    """The ops page's Retry on one video whose try at its missing decisions failed (given up or not, dismissed
+    or not): queue it once more on the infer queue and clear a dismissal. Refused, with a message, when it is
+    queued already (a double click: one task, not two), when the video is gone or lacks nothing now."""
+    repair = _repair_locked(video_id)
+    lost = repair.queued_at <= timezone.now() - MissingDecisionRepair.QUEUED_FOR  # its task never answered
+    if not repair.failed_last and repair.dismissed_at is None and not lost:
+        raise ModerationError(
+            f"Video #{video_id} is queued already (since {timezone.localtime(repair.queued_at):%Y-%m-%d %H:%M}):"
+            " its try has not failed yet."
+        )
+    repair.queued_at, repair.dismissed_at, repair.dismissed_by = timezone.now(), None, None
+    repair.save(update_fields=["queued_at", "dismissed_at", "dismissed_by"])
+    enqueue("moderation.inference.tasks.decide_missing_policies", video_id)
+    logger.info("missing decisions of video %s queued again by %s", video_id, by.get_username())
+    return repair
+
+
+@transaction.atomic
+def missing_decision_dismiss(*, video_id: int, by: User) -> MissingDecisionRepair:
+    """The ops page's Dismiss on one video given up after failing: recorded with who and when; the video is no
+    longer counted among the half-decided nor queued by the repair, and stays listed under "dismissed" (where
+    Retry undoes it). Refused, with a message, when it is dismissed already, queued, or not given up yet."""
+    repair = _repair_locked(video_id)
+    if repair.dismissed_at is not None:
+        who = repair.dismissed_by.get_username() if repair.dismissed_by is not None else "a deleted user"
+        raise ModerationError(
+            f"Video #{video_id} was dismissed already, by {who} at "
+            f"{timezone.localtime(repair.dismissed_at):%Y-%m-%d %H:%M}."
+        )
+    if not repair.given_up:
+        raise ModerationError(
+            f"Video #{video_id} is not given up: only a video whose missing decisions failed "
+            f"{MissingDecisionRepair.MAX_ATTEMPTS} times can be dismissed."
+        )
+    repair.dismissed_at, repair.dismissed_by = timezone.now(), by
+    repair.save(update_fields=["dismissed_at", "dismissed_by"])
+    logger.info("missing decisions of video %s dismissed by %s", video_id, by.get_username())
+    return repair
+
+
 def missing_decision_failure_record(*, video_id: int, error: str) -> MissingDecisionRepair:
     """A try at a half-decided video's missing decisions failed: record why and count it; after
     ``MissingDecisionRepair.MAX_ATTEMPTS`` failures the repair no longer queues it (the ops page lists it)."""

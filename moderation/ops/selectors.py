@@ -14,17 +14,18 @@ from django.utils import timezone
 from moderation.inference.models import Decision, KeptVerdict, MissingDecisionRepair
 from moderation.inference.selectors import (
     missing_decision_counts,
-    missing_decisions_failed,
-    videos_missing_auto_decision,
+    missing_decision_rows,
+    videos_missing_auto_decision_counted,
 )
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.ops.charts import bar_chart, line_chart
 from moderation.review.agreement import krippendorff_alpha_nominal
 from moderation.review.models import AwaitedQueueItem, Review, ReviewQueue, ReviewTask
-from moderation.review.selectors import videos_routing_stranded
+from moderation.review.selectors import routing_orphan_counts, videos_routing_orphaned, videos_routing_stranded
 
 OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
+FAILED_SHOWN = 50  # failed tries at missing decisions listed on the ops page, latest first
 
 
 def _days(now: datetime, days: int) -> list[datetime]:
@@ -255,17 +256,23 @@ def ops_failed_videos() -> dict[str, int]:
     )
 
 
-def ops_routing(*, now: datetime, shown: int = 10) -> dict[str, Any]:
+def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing") -> dict[str, Any]:
     """Routing that waits on nothing or is missing: stranded videos (``videos_routing_stranded``: closed to all but
-    admins for an item no queue will make, or open while a restricted queue awaits theirs), decided videos
+    admins for an item no queue will make, or open while a restricted queue awaits theirs), videos whose routing
+    older code left inconsistent (``videos_routing_orphaned``, by kind), decided videos
     lacking a decision under an auto-applied policy (``videos_missing_auto_decision``: how many are queued, given
     up after failing, left to queue, and the latest failures with their error), with the first ``shown`` of each
     by id, and how many clicks of the repair (``ROUTING_REPAIR_BATCH`` a click) the rest takes; and the items
     queues naming their own model await now, with the oldest one's age in hours (one waiting for long: its
-    model's task on the infer queue is slow or lost); and the model answers kept for a retry, the oldest's age."""
-    stranded, missing = videos_routing_stranded(), videos_missing_auto_decision()
+    model's task on the infer queue is slow or lost); and the model answers kept for a retry, the oldest's age.
+    ``failed_filter``: the list of failed tries shows those still failing ("failing") or those an operator
+    dismissed ("dismissed"), at most ``FAILED_SHOWN`` of them."""
+    stranded, missing = videos_routing_stranded(), videos_missing_auto_decision_counted()
     awaited = AwaitedQueueItem.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
     n_stranded, counts = stranded.count(), missing_decision_counts(now=now)
+    orphans = routing_orphan_counts()
+    orphaned = videos_routing_orphaned()
+    n_orphaned = orphaned.count()
     kept = KeptVerdict.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
     return {
         "stranded": n_stranded,
@@ -276,10 +283,27 @@ def ops_routing(*, now: datetime, shown: int = 10) -> dict[str, Any]:
         "missing_queued": counts["queued"],
         "missing_given_up": counts["given_up"],
         "missing_to_queue": counts["to_queue"],
-        "missing_failed": list(missing_decisions_failed()[:shown]),
+        "missing_dismissed": counts["dismissed"],
+        "failed_filter": failed_filter,
+        "failed_tabs": [("failing", "failing"), ("dismissed", f"dismissed ({counts['dismissed']})")],
+        "missing_failed": missing_decision_rows(dismissed=failed_filter == "dismissed", limit=FAILED_SHOWN),
+        "failed_shown": FAILED_SHOWN,
         "max_attempts": MissingDecisionRepair.MAX_ATTEMPTS,
         "repair_limit": settings.ROUTING_REPAIR_BATCH,
-        "repair_clicks": -(-max(n_stranded, counts["to_queue"]) // settings.ROUTING_REPAIR_BATCH),
+        "repair_clicks": -(-max(n_stranded, n_orphaned, counts["to_queue"]) // settings.ROUTING_REPAIR_BATCH),
+        # Routing older code left inconsistent (``routing_orphans``): videos, and how many of each kind.
+        "orphaned": n_orphaned,
+        "orphaned_ids": list(orphaned.values_list("pk", flat=True)[:shown]),
+        "orphans": orphans,
+        "repair_backlog": [
+            f"{n} {kind}"
+            for n, kind in (
+                (n_stranded, "stranded"),
+                (n_orphaned, "inconsistently routed"),
+                (counts["to_queue"], "half-decided not queued yet"),
+            )
+            if n
+        ],
         # Model answers kept for a retry (KeptVerdict), purged after KEPT_VERDICT_RETENTION_DAYS.
         "kept": kept["n"],
         "kept_oldest_hours": round((now - kept["oldest"]).total_seconds() / 3600, 1) if kept["oldest"] else None,
@@ -291,12 +315,12 @@ def ops_routing(*, now: datetime, shown: int = 10) -> dict[str, Any]:
     }
 
 
-def ops_dashboard() -> dict[str, Any]:
+def ops_dashboard(*, failed_filter: str = "failing") -> dict[str, Any]:
     now = timezone.now()
     return {
         "now": now,
         "failed": ops_failed_videos(),
-        "routing": ops_routing(now=now),
+        "routing": ops_routing(now=now, failed_filter=failed_filter),
         "throughput": ops_throughput(now=now),
         "backlog": ops_backlog(now=now),
         "sla": ops_sla(now=now),

@@ -6,4 +6,15 @@ urlpatterns = [
     path("ops/", views.dashboard, name="ops_dashboard"),
     path("ops/routing-repair/", views.routing_repair, name="ops_routing_repair"),
     path("ops/routing-repair/retry/", views.missing_decisions_retry_view, name="ops_missing_decisions_retry"),
+    path("ops/routing-repair/failed/", views.missing_decisions_list, name="ops_missing_decisions"),
+    path(
+        "ops/routing-repair/failed/<int:video_id>/retry/",
+        views.missing_decision_retry_view,
+        name="ops_missing_decision_retry",
+    ),
+    path(
+        "ops/routing-repair/failed/<int:video_id>/dismiss/",
+        views.missing_decision_dismiss_view,
+        name="ops_missing_decision_dismiss",
+    ),
 ]

@@ -14,6 +14,11 @@ from typing import Any
 
 from moderation.reproduction import matching
 
+# The version of how ``features_from`` measures a pair, stored with each pair (``ReproCandidate.scored_with``) so
+# ``manage.py rescore_pairs`` finds the pairs measured before a change. 0: before it was recorded; 2: a mirrored
+# copy's frames are compared flipped back (before, its frame similarity read about -0.8).
+PAIR_SCORER_VERSION = 2
+
 FEATURE_NAMES: tuple[str, ...] = (
     "coverage_copy",  # share of the copy's seconds matched to the original under the best alignment
     "coverage_original",  # share of the original's seconds matched

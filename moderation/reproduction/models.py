@@ -120,6 +120,9 @@ class ReproCandidate(models.Model):
     student_model = models.CharField(max_length=100, blank=True)
     # What the queue orders and thresholds on: the student's score when there is one, else retrieval's.
     score = models.FloatField(default=0.0, db_index=True)
+    # The version of the pair scorer that measured ``features`` (``features.PAIR_SCORER_VERSION``; 0: before it
+    # was recorded): ``manage.py rescore_pairs`` measures again the pairs of an older one.
+    scored_with = models.PositiveSmallIntegerField(default=0)
 
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -413,6 +413,7 @@ def repro_candidates_refresh(
                     "student_label": prediction.label if prediction else "",
                     "student_model": predictor.name if predictor is not None else "",
                     "score": prediction.score if prediction else score,
+                    "scored_with": pair_features.PAIR_SCORER_VERSION,
                 },
             )  # fmt: skip
             out.append(candidate)
@@ -435,6 +436,116 @@ def candidates_rescore(*, candidates: list[ReproCandidate] | None = None) -> int
         rows, ["student_score", "student_label", "student_model", "score"], batch_size=500
     )
     return len(rows)
+
+
+@dataclass
+class PairRescore:
+    """What ``candidates_features_rescore`` did: pairs measured again, how many of them changed, those it could
+    not measure (``failed``: pk, error; left as they were, tried again by the next run), and what is left."""
+
+    rescored: list[int] = dataclasses.field(default_factory=list)
+    changed: int = 0
+    failed: list[tuple[int, str]] = dataclasses.field(default_factory=list)
+    left: int = 0
+
+
+def candidates_outdated(*, mirrored_only: bool = False) -> Any:
+    """Pairs whose features an older pair scorer measured (``ReproCandidate.scored_with``), in id order;
+    ``mirrored_only``: only those whose match needed flipping the copy (their frame similarity read negative
+    before ``PAIR_SCORER_VERSION`` 2)."""
+    qs = ReproCandidate.objects.filter(scored_with__lt=pair_features.PAIR_SCORER_VERSION)
+    if mirrored_only:
+        qs = qs.filter(Q(features__mirrored=1) | Q(evidence__alignment__mirrored=True))
+    return qs.order_by("pk")
+
+
+def candidates_features_rescore(
+    *,
+    mirrored_only: bool = False,
+    batch: int = 200,
+    limit: int | None = None,
+    progress: Callable[[PairRescore], None] | None = None,
+) -> PairRescore:
+    """Measure again, with the current pair scorer, the stored pairs an older one measured
+    (``candidates_outdated``): their features, frame and text similarity, hash score, alignment, retrieval
+    score and queue score (the student's when one exists). Verdicts, claims, ranks and frame matches stay.
+
+    ``batch`` pairs a transaction: each pair is measured outside it (reads only), then written under its row
+    lock and marked with the scorer's version, so a run stopped midway resumes where it stopped and a second
+    run finds nothing to do (idempotent). A pair that cannot be measured is reported and left for the next run.
+    At most ``limit`` pairs a run."""
+    from moderation.reproduction import student
+
+    predictor = student.student_load()
+    result = PairRescore()
+    after = 0
+    while limit is None or len(result.rescored) + len(result.failed) < limit:
+        room = batch if limit is None else min(batch, limit - len(result.rescored) - len(result.failed))
+        chunk = list(candidates_outdated(mirrored_only=mirrored_only).filter(pk__gt=after)[:room])
+        if not chunk:
+            break
+        after = chunk[-1].pk
+        measured: dict[int, tuple[dict[str, float], matching.Alignment]] = {}
+        for pair in chunk:
+            try:
+                measured[pair.pk] = pair_features.pair_features_compute(
+                    copy_id=pair.video_id, original_id=pair.original_id
+                )
+            except Exception as exc:  # one unreadable pair must not stop the others
+                logger.exception("pair %s could not be measured again", pair.pk)
+                result.failed.append((pair.pk, str(exc) or exc.__class__.__name__))
+        with transaction.atomic():
+            rows = list(
+                ReproCandidate.objects.select_for_update()
+                .filter(pk__in=list(measured), scored_with__lt=pair_features.PAIR_SCORER_VERSION)
+                .order_by("pk")
+            )
+            for row in rows:
+                features, alignment = measured[row.pk]
+                before = (row.features, row.score)
+                score = retrieval_score(features)
+                prediction = predictor.predict_one(features) if predictor is not None else None
+                row.features = features
+                row.frame_similarity = features["frame_sim_max"]
+                row.text_similarity = features["transcript_sim"]
+                row.hash_score = max(features["coverage_copy"], features["coverage_original"])
+                row.retrieval_score = score
+                row.offset = alignment.as_evidence()["offset"]
+                row.evidence = {
+                    **row.evidence,
+                    "alignment": alignment.as_evidence(),
+                    "text_sim": round(features["transcript_sim"], 4),
+                }
+                if prediction is not None and predictor is not None:
+                    row.student_score, row.student_label = prediction.score, prediction.label
+                    row.student_model = predictor.name
+                row.score = prediction.score if prediction is not None else score
+                row.scored_with = pair_features.PAIR_SCORER_VERSION
+                row.updated_at = timezone.now()
+                result.changed += (row.features, row.score) != before
+                result.rescored.append(row.pk)
+            ReproCandidate.objects.bulk_update(
+                rows,
+                [
+                    "features",
+                    "frame_similarity",
+                    "text_similarity",
+                    "hash_score",
+                    "retrieval_score",
+                    "offset",
+                    "evidence",
+                    "student_score",
+                    "student_label",
+                    "student_model",
+                    "score",
+                    "scored_with",
+                    "updated_at",
+                ],
+            )
+        if progress is not None:
+            progress(result)
+    result.left = candidates_outdated(mirrored_only=mirrored_only).count()
+    return result
 
 
 # --- the pair queue ------------------------------------------------------------------------------------

@@ -82,6 +82,70 @@ def videos_routing_stranded() -> QuerySet[Video]:
     )
 
 
+def _pair_items(*, video: Any, policy_version: Any) -> QuerySet[ReviewTask]:
+    """Non-gold items in moderation queues of one (video, policy version) pair: any of its decisions (a queue's
+    own model's decision is the item routing owed that queue)."""
+    return ReviewTask.objects.filter(
+        decision__video_id=video, decision__policy_version_id=policy_version, is_gold=False
+    ).exclude(queue__kind=ReviewQueue.Kind.TAGS)
+
+
+def routing_orphans() -> dict[str, QuerySet[Any]]:
+    """Routing older code left inconsistent in ways ``videos_routing_stranded`` does not see (its flag agrees
+    with what is awaited), each a queryset of video ids:
+
+    ``unrouted``: a (video, policy version) whose decisions no moderation queue holds nor awaits. Routing always
+    makes an item or an awaited row; before ``AwaitedQueueItem`` existed (0041 rebuilt the rows from routing's
+    audit events) an item owed to a queue that was deleted since, or named by no event, left none, and so does
+    deleting a queue outside ``review_queues_delete`` (its awaited rows go with it): the video is open but no
+    reviewer will ever see it.
+    ``other_policy``: a pending item in a queue that takes another policy's decisions (its policy changed after
+    routing; claimed and finished items are people's work and stay).
+    ``awaited_made``: an awaited row whose queue holds the pair's item already (it waits for good and keeps the
+    ops page's "awaited" age growing), or whose queue takes another policy's decisions now (0041 rebuilt rows
+    without asking whether the queue still takes the item; its queue-model task, if ever run, would route it
+    again, but a lost one leaves it waiting for good).
+
+    A review item cannot point to a deleted queue (``ReviewTask.queue`` protects it); an awaited row of a deleted
+    queue is deleted with it, which leaves one of the states above or a stranded flag."""
+    items = _pair_items(video=OuterRef("video_id"), policy_version=OuterRef("policy_version_id"))
+    awaited = AwaitedQueueItem.objects.filter(
+        decision__video_id=OuterRef("video_id"), decision__policy_version_id=OuterRef("policy_version_id")
+    )
+    made = _pair_items(
+        video=OuterRef("decision__video_id"), policy_version=OuterRef("decision__policy_version_id")
+    ).filter(queue_id=OuterRef("queue_id"))
+    return {
+        "unrouted": Decision.objects.filter(~Exists(items), ~Exists(awaited)).values("video_id"),
+        "other_policy": ReviewTask.objects.filter(
+            status=ReviewTask.Status.PENDING,
+            is_gold=False,
+            queue__kind=ReviewQueue.Kind.MODERATION,
+            queue__policy__isnull=False,
+        )
+        .exclude(queue__policy_id=F("decision__policy_version__policy_id"))
+        .values("decision__video_id"),
+        "awaited_made": AwaitedQueueItem.objects.filter(
+            Q(Exists(made))
+            | (Q(queue__policy__isnull=False) & ~Q(queue__policy_id=F("decision__policy_version__policy_id")))
+        ).values("decision__video_id"),
+    }
+
+
+def videos_routing_orphaned() -> QuerySet[Video]:
+    """Videos with routing older code left inconsistent (``routing_orphans``), in id order: the routing repair
+    (``review_routing_repair``) mends them (``review_routing_mend``)."""
+    kinds = routing_orphans()
+    return Video.objects.filter(
+        Q(pk__in=kinds["unrouted"]) | Q(pk__in=kinds["other_policy"]) | Q(pk__in=kinds["awaited_made"])
+    ).order_by("pk")
+
+
+def routing_orphan_counts() -> dict[str, int]:
+    """How many videos are in each state of ``routing_orphans``."""
+    return {kind: Video.objects.filter(pk__in=ids).count() for kind, ids in routing_orphans().items()}
+
+
 def review_queue_may_work(*, user: User, queue: ReviewQueue) -> bool:
     """Reviewers may work a queue open to all, or one restricted to a group they belong to."""
     if not user.is_active or not user.has_perm(Perm.REVIEW_VIDEO):

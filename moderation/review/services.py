@@ -14,7 +14,7 @@ import logging
 import random
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -23,7 +23,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, Model, OuterRef
+from django.db.models import Exists, F, Model, OuterRef
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -48,7 +48,7 @@ from moderation.media.selectors import (
 )
 from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
-from moderation.review.selectors import SKIP_REASONS, videos_routing_stranded
+from moderation.review.selectors import SKIP_REASONS, videos_routing_orphaned, videos_routing_stranded
 from workbench import storage
 from workbench.db import prepared_cursor
 from workbench.queues import enqueue
@@ -484,6 +484,80 @@ class RoutingRepair:
     decisions_queued: list[int]  # decided videos whose missing auto-applied policies' decisions were queued
     stranded_left: int = 0  # stranded videos a next run would still route again (beyond the limit)
     missing_left: int = 0  # half-decided videos a next run would still queue (not queued, not given up)
+    mended: list[int] = field(default_factory=list)  # videos whose routing older code left inconsistent, mended
+    orphaned_left: int = 0  # such videos a next run would still mend
+
+
+def review_routing_mend(*, video_id: int) -> bool:
+    """Mend one video's routing that older code left inconsistent (``routing_orphans``), in the caller's
+    transaction: its pending items in queues taking another policy's decisions are dropped (nobody started
+    them); a (video, policy version) that no moderation queue holds nor awaits then, or that lost such an item,
+    is routed again from its first decision as the queues say now (``review_decision_reroute``: the default
+    queue when no other takes it); an awaited row whose queue holds the item already is deleted, one whose queue
+    takes another policy now is routed again; the restricted flag then says what is awaited. Idempotent: a consistent video is left as it is. Returns whether anything
+    changed; each change is in the audit log."""
+    video = Video.objects.select_for_update().only("routed_restricted").filter(pk=video_id).first()
+    if video is None:
+        return False  # deleted since it was counted
+    changed = False
+    misplaced = list(
+        ReviewTask.objects.filter(
+            decision__video_id=video_id,
+            status=ReviewTask.Status.PENDING,
+            is_gold=False,
+            queue__kind=ReviewQueue.Kind.MODERATION,
+            queue__policy__isnull=False,
+        )
+        .exclude(queue__policy_id=F("decision__policy_version__policy_id"))
+        .select_related("queue", "decision")
+    )
+    lost_items: set[int] = set()  # policy versions that lost an item
+    for task in misplaced:
+        lost_items.add(task.decision.policy_version_id)
+        audit_event_record(
+            actor=None,
+            action="review_task.dropped",
+            obj=task.decision,
+            payload={"queue": task.queue.slug, "slot": task.slot, "reason": "its queue takes another policy"},
+        )
+    if misplaced:
+        ReviewTask.objects.filter(pk__in=[t.pk for t in misplaced]).delete()
+        review_queue_counts_forget(queue_ids=sorted({t.queue_id for t in misplaced}))
+        changed = True
+    awaited = list(
+        AwaitedQueueItem.objects.filter(decision__video_id=video_id).select_related(
+            "decision__policy_version", "decision__video__feedback_aggregate", "queue"
+        )
+    )
+    stale = [a for a in awaited if a.queue_id in _items_made_in(a.decision)]
+    if stale:
+        AwaitedQueueItem.objects.filter(pk__in=[a.pk for a in stale]).delete()
+        changed = True
+    for item in awaited:
+        queue, decision = item.queue, item.decision
+        if item not in stale and queue.policy_id not in (None, decision.policy_version.policy_id):
+            # Its queue takes another policy now: routed again as the queues say (the row is dropped there).
+            changed |= review_decision_reroute(
+                decision=decision, reason="routing repair: its queue takes another policy"
+            )
+    firsts = (
+        Decision.objects.filter(video_id=video_id)
+        .order_by("policy_version_id", "created_at", "pk")
+        .distinct("policy_version_id")
+        .select_related("video__feedback_aggregate", "policy_version")
+    )
+    for first in firsts:
+        routed = (
+            _items_made_in(first)
+            or AwaitedQueueItem.objects.filter(
+                decision__video_id=video_id, decision__policy_version_id=first.policy_version_id
+            ).exists()
+        )
+        if not routed or first.policy_version_id in lost_items:
+            reason = "older code left it in no queue" if not routed else "its queue takes another policy"
+            changed |= review_decision_reroute(decision=first, reason=f"routing repair: {reason}")
+    changed |= review_routing_flag_sync(video_id=video_id) != video.routed_restricted
+    return changed
 
 
 def _video_reroute(*, video_id: int, reason: str) -> None:
@@ -505,36 +579,48 @@ def review_routing_repair(*, limit: int | None = None, dry_run: bool = False) ->
     say now (``videos_routing_stranded``: closed waiting for an item no queue will make, or open while a
     restricted queue awaits it), each in its own transaction, and queue the decisions decided videos lack under
     an auto-applied policy (``videos_missing_decision_to_queue``: not those queued already nor those given up
-    after failing; ``decide_missing_policies`` on the infer queue, idempotent). At most ``limit`` videos of each
+    after failing; ``decide_missing_policies`` on the infer queue, idempotent), and mend the routing older code
+    left inconsistent (``videos_routing_orphaned``, ``review_routing_mend``). At most ``limit`` videos of each
     kind a run (default ``ROUTING_REPAIR_BATCH``); what is left for a next run is counted (``stranded_left``,
-    ``missing_left``); ``dry_run`` only says which."""
+    ``missing_left``, ``orphaned_left``); ``dry_run`` only says which."""
     limit = settings.ROUTING_REPAIR_BATCH if limit is None else limit
     now = timezone.now()
-    stranded = list(videos_routing_stranded().values_list("pk", flat=True)[: limit + 1])
-    missing = list(videos_missing_decision_to_queue(now=now).values_list("pk", flat=True)[: limit + 1])
+    stranded = list(videos_routing_stranded().values_list("pk", flat=True)[:limit])
+    missing = list(videos_missing_decision_to_queue(now=now).values_list("pk", flat=True)[:limit])
+    orphaned = list(videos_routing_orphaned().values_list("pk", flat=True)[:limit])
     if dry_run:
         return RoutingRepair(
-            rerouted=stranded[:limit],
-            decisions_queued=missing[:limit],
+            rerouted=stranded,
+            decisions_queued=missing,
+            mended=orphaned,
             stranded_left=max(0, videos_routing_stranded().count() - limit),
             missing_left=max(0, videos_missing_decision_to_queue(now=now).count() - limit),
+            orphaned_left=max(0, videos_routing_orphaned().count() - limit),
         )
-    stranded, missing = stranded[:limit], missing[:limit]
     for video_id in stranded:
         with transaction.atomic():
             _video_reroute(video_id=video_id, reason="routing repair")
+    mended = []
+    for video_id in orphaned:
+        with transaction.atomic():
+            if review_routing_mend(video_id=video_id):
+                mended.append(video_id)
     missing_decisions_queue(video_ids=missing, now=now)
     left = RoutingRepair(
         rerouted=stranded,
         decisions_queued=missing,
+        mended=mended,
         stranded_left=videos_routing_stranded().count(),  # one the repair could not route stays counted
         missing_left=videos_missing_decision_to_queue(now=now).exclude(pk__in=missing).count(),
+        orphaned_left=videos_routing_orphaned().count(),
     )
     logger.info(
-        "routing repair: %s videos routed again, %s missing decisions queued; %s and %s left",
+        "routing repair: %s videos routed again, %s mended, %s missing decisions queued; %s, %s and %s left",
         len(stranded),
+        len(mended),
         len(missing),
         left.stranded_left,
+        left.orphaned_left,
         left.missing_left,
     )
     return left

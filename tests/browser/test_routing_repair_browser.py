@@ -12,7 +12,7 @@ from django.contrib.auth.models import Group
 
 from moderation.inference.services import decisions_create_for_video, model_version_register
 from moderation.policies.models import Policy
-from moderation.review.models import AwaitedQueueItem, ReviewQueue
+from moderation.review.models import AwaitedQueueItem, ReviewQueue, ReviewTask
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_accessibility import _violations
 from tests.browser.test_review_browser import _login
@@ -135,3 +135,77 @@ def test_an_admin_sees_failed_missing_decisions_and_how_many_clicks_are_left(
         page.locator("#ops-routing").get_by_role("button", name="Retry 1 given-up video").click()
     assert "once more on the infer queue" in page.inner_text(".messages")
     page.screenshot(path=str(shots / "ops-routing-retried.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_retries_one_given_up_video_dismisses_another_and_finds_it_under_dismissed(
+    page: Any, make_user: Any, policy_version: Any
+) -> None:
+    """Each failed try is a row with its video, policy, error, tries and time; Retry and Dismiss act on that one
+    video in the panel (htmx, no page load) and say what they did; the dismissed filter lists the dismissal."""
+    from django.utils import timezone
+
+    from moderation.models import MissingDecisionRepair
+
+    shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hfix12"))
+    videos = [VideoFactory(title=f"decided before minors {i}", file="") for i in range(3)]
+    for video in videos:
+        decisions_create_for_video(video_id=video.pk, policy_versions=[policy_version])
+    PolicyVersionFactory(policy=Policy.objects.create(slug="minors", name="Minors", auto_apply=True))
+    now = timezone.now()
+    for video, error in zip(
+        videos,
+        ("RuntimeError: CUDA out of memory while loading the minors model", "ValueError: no frames", "timeout"),
+        strict=True,
+    ):
+        MissingDecisionRepair.objects.create(video=video, queued_at=now, attempts=3, failed_at=now, error=error)
+    # Older code's routing: a decision no queue holds (its awaited row went with a queue deleted in bulk).
+    orphan = VideoFactory(title="in no queue", file="")
+    decisions_create_for_video(video_id=orphan.pk, policy_versions=[policy_version])
+    ReviewTask.objects.filter(decision__video=orphan).delete()
+    admin = make_user("admin")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, admin.username)
+
+    assert page.goto("/ops/").status == 200
+    panel = page.locator("#ops-routing")
+    text = panel.inner_text()
+    assert "1 video with routing older code left inconsistent" in text, text
+    assert "3 given up after 3 failed tries" in text and "CUDA out of memory" in text, text
+    assert _violations(page) == []
+    shots.mkdir(parents=True, exist_ok=True)
+    panel.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "ops-routing-failed-rows.png"))
+
+    from playwright.sync_api import expect
+
+    url = page.url
+    panel.get_by_role("button", name=f"Retry video #{videos[0].pk}").click()
+    expect(page.locator("#ops-routing-outcome")).to_contain_text(
+        f"Queued the missing decisions of video #{videos[0].pk} once more"
+    )
+    assert page.url == url  # the panel was swapped, the page not reloaded
+    assert "2 given up after 3 failed tries" in page.locator("#ops-routing").inner_text()
+
+    page.locator("#ops-routing").get_by_role("button", name=f"Dismiss video #{videos[1].pk}").click()
+    expect(page.locator("#ops-routing-outcome")).to_contain_text(f"Dismissed video #{videos[1].pk}")
+    text = page.locator("#ops-routing").inner_text()
+    assert (
+        "1 more dismissed by an operator" in text
+        and f"#{videos[1].pk}" not in page.locator("#ops-routing-failed").inner_text()
+    )
+    assert _violations(page) == []
+    page.locator("#ops-routing").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "ops-routing-dismissed-one.png"))
+
+    page.locator("#ops-routing-failed-filter").get_by_role("link", name="dismissed (1)").click()
+    expect(page.locator("#ops-routing-failed caption")).to_contain_text("Dismissed by an operator")
+    table = page.locator("#ops-routing-failed")
+    assert f"#{videos[1].pk}" in table.inner_text() and f"by {admin.username}" in table.inner_text()
+    page.locator("#ops-routing").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "ops-routing-dismissed-filter.png"))
+
+    with page.expect_navigation():
+        page.locator("#ops-routing").get_by_role("button", name="Repair routing").click()
+    assert "Mended the routing of 1 inconsistently routed video (left by older code)" in page.inner_text(".messages")
+    assert ReviewTask.objects.filter(decision__video=orphan).exists()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 
 from moderation.media.analyzers import video_embedding
 from moderation.media.ingest import video_ingest
 from moderation.media.models import Video
 from moderation.media.pipeline import video_process
+from moderation.reproduction.features import PAIR_SCORER_VERSION
 from moderation.reproduction.models import FrameHash, ReproCandidate
-from moderation.reproduction.services import VIDEO_SIM_MIN, repro_candidates_refresh
+from moderation.reproduction.services import VIDEO_SIM_MIN, candidates_outdated, repro_candidates_refresh
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
@@ -63,6 +66,17 @@ def test_copies_find_their_original_and_the_unrelated_video_does_not(
         or ReproCandidate.objects.filter(video=original, original=unrelated).first()
     )
     assert pair is None or (pair.hash_score == 0.0 and pair.retrieval_score < top_of_mirror.retrieval_score / 2)
+
+    # Pairs found now carry the scorer's version: rescore_pairs leaves them alone. One measured by the older scorer
+    # (its frames unflipped) is measured again to what retrieval stores now.
+    assert not candidates_outdated().exists()
+    measured = top_of_mirror.features
+    old = measured | {"frame_sim_max": -0.822, "frame_sim_mean": -0.8}
+    ReproCandidate.objects.filter(pk=top_of_mirror.pk).update(scored_with=0, frame_similarity=-0.822, features=old)
+    call_command("rescore_pairs", "--mirrored-only", stdout=StringIO())
+    top_of_mirror.refresh_from_db()
+    assert top_of_mirror.features == measured and top_of_mirror.frame_similarity > 0.9
+    assert top_of_mirror.scored_with == PAIR_SCORER_VERSION
 
     # Idempotent: running retrieval again changes no pair and adds none.
     before = sorted(ReproCandidate.objects.values_list("video_id", "original_id", "retrieval_score"))

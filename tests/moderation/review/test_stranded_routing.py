@@ -525,7 +525,9 @@ def test_repair_routing_all_queues_every_batch(
         call_command("repair_routing", "--limit", "1", stdout=out)
     first = _queued(queued)
     assert len(first) == 1
-    assert "left: 0 stranded and 2 half-decided video(s) (run again to continue, or with --all)" in out.getvalue()
+    assert "left: 0 stranded, 0 inconsistent and 2 half-decided video(s) (run again to continue, or with --all)" in (
+        out.getvalue()
+    )
     out = StringIO()
     with django_capture_on_commit_callbacks() as queued:
         call_command("repair_routing", "--limit", "1", "--all", stdout=out)
