@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("moderation", "0045_missing_decision_dismissal"),
+        ("moderation", "0047_missing_decision_dismissal"),
     ]
 
     operations = [

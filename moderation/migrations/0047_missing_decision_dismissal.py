@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("moderation", "0044_list_order_indexes"),
+        ("moderation", "0046_tag_ranker_training_runs"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
