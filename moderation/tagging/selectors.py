@@ -197,6 +197,16 @@ def tag_ranker_events_since() -> EventsSince:
     return EventsSince(previous=previous, new_events=events.count(), last_event_id=last)
 
 
+def tag_ranker_label(*, ranker: Any) -> str:
+    """The short name exports give whatever ordered a video's suggestions: ``tag-ranker v3`` (a learned ranker
+    version) or ``weighted-sum`` (no learned ranker yet: the sources' default weights)."""
+    from moderation.tagging.models import TagRanker
+
+    if ranker is None or ranker.kind != TagRanker.Kind.LOGISTIC:
+        return "weighted-sum"
+    return f"tag-ranker v{ranker.version}"
+
+
 def tag_ranker_run_starter(*, run: Any) -> str:
     """Who or what started a run, in words: ``alice (the ranker page)``, ``manage.py train_tag_ranker (by
     deploy)`` (the command's OS user), ``beat (hourly)``."""

@@ -1417,6 +1417,7 @@ def tags_review_submit(
     submit, and only once."""
     from moderation.review.models import ReviewTask
     from moderation.tagging.models import TagEvent, TagSuggestion, VideoTag
+    from moderation.tagging.selectors import tag_ranker_label
 
     if task is not None:
         locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
@@ -1435,7 +1436,9 @@ def tags_review_submit(
     unknown = [t for t in selected_ids if t not in valid]
     if unknown:
         raise ModerationError("A chosen tag is no longer in the vocabulary; search for it again.")
-    suggestions = {s.tag_id: s for s in TagSuggestion.objects.filter(video_id=video_id, tag_id__in=valid)}
+    suggestions = {
+        s.tag_id: s for s in TagSuggestion.objects.filter(video_id=video_id, tag_id__in=valid).select_related("ranker")
+    }
     version = VocabularyVersion.objects.order_by("-number").first()
     events: list[TagEvent] = []
     accepted: list[int] = []
@@ -1467,6 +1470,9 @@ def tags_review_submit(
                 score=s.score if s else None,
                 preselected=tag_id in pre,
                 features=s.features if s else {},
+                # The ranker version that ordered the suggestion answered (exports carry it).
+                ranker=s.ranker if s else None,
+                ranked_by=tag_ranker_label(ranker=s.ranker) if s else "",
             )
         )
     TagEvent.objects.bulk_create(events)
