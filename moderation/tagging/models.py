@@ -315,7 +315,11 @@ class TagRankerTraining(BackgroundJob):
     version it made, or why it made none: skipped (too few usable events) or failed (the error).
 
     The button's run is recorded before its message is sent and the task is given its id; the beat's run is
-    recorded under the beat message's id. Either way a redelivered message finds its run and leaves it."""
+    recorded under the beat message's id. Either way a redelivered message finds its run and leaves it.
+
+    A beat tick trains only when reviewers answered since the last run read the events (``last_event_id``); the
+    ticks of a quiet stretch update one ``unchanged`` row instead. The button and the command train whenever asked,
+    and say how many events are new (``new_events``, since ``previous``)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"

@@ -1689,7 +1689,7 @@ def tag_ranker_training_run(*, run_id: int) -> Any:
         said = f"Training failed ({name}): {detail}." if detail else f"Training failed ({name}, with no message)."
         fields = {
             "status": TagRankerTraining.Status.FAILED,
-            "error": f"{said} The active ranker is unchanged; the worker's log has the traceback.",
+            "error": f"{said} The active ranker is unchanged; the traceback is in the worker's or the command's log.",
             **read,
         }
     return job_finish(TagRankerTraining, run_id, **fields)  # one marked stalled meanwhile is left failed

@@ -96,7 +96,9 @@ def test_the_tag_screen_says_which_ranker_version_ranked_its_chips(page, make_us
 def test_a_quiet_beat_is_one_row_and_the_command_says_who_ran_it(page, make_user, monkeypatch):
     from django.core.management import call_command
 
+    from moderation.tagging import ranking
     from moderation.tagging.models import TagRankerTraining
+    from moderation.tagging.services import tag_ranker_train
     from moderation.tagging.tasks import train_tag_ranker
     from tests.moderation.tagging.test_ranker_training_runs import _events
 
@@ -108,12 +110,22 @@ def test_a_quiet_beat_is_one_row_and_the_command_says_who_ran_it(page, make_user
         train_tag_ranker.apply(task_id=tick)
     call_command("train_tag_ranker", "--min-events", "20", "--by", admin.username, stdout=StringIO())
     call_command("train_tag_ranker", "--min-events", "20", stdout=StringIO())
+
+    def fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ranking.np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(ranking, "fit_linear", fails)
+    failed = tag_ranker_train(min_events=20)  # an unexpected error: one sentence, nothing changed
     page.set_viewport_size({"width": 1440, "height": 900})
     _login(page, admin.username)
 
     page.goto(reverse("moderation:tag_ranker"))
     runs = page.locator("#ranker-runs")
-    assert runs.locator("[data-run]").count() == 4
+    assert runs.locator("[data-run]").count() == 5
+    assert runs.locator(f'[data-run-detail="{failed.pk}"] [data-run-error]').inner_text() == (
+        "failed: Training failed (LinAlgError): SVD did not converge. The active ranker is unchanged; "
+        "the traceback is in the worker's or the command's log."
+    )
     quiet = TagRankerTraining.objects.get(status="unchanged")
     row = runs.locator(f'[data-run="{quiet.pk}"]').inner_text()
     assert "skipped: no new events" in row and "beat (hourly)" in row

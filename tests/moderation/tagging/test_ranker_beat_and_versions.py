@@ -131,12 +131,12 @@ def test_the_command_records_the_user_given_by_by_and_the_os_user(client_as, mon
         (
             ranking.np.linalg.LinAlgError("SVD did not converge."),
             "Training failed (LinAlgError): SVD did not converge. The active ranker is unchanged; "
-            "the worker's log has the traceback.",
+            "the traceback is in the worker's or the command's log.",
         ),
         (
             RuntimeError(),
             "Training failed (RuntimeError, with no message). The active ranker is unchanged; "
-            "the worker's log has the traceback.",
+            "the traceback is in the worker's or the command's log.",
         ),
     ],
 )
