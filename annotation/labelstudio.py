@@ -406,25 +406,30 @@ def labelstudio_tag_task(
     *, video: Any, base_url: str, limit: int = 10, names: set[str] | None = None
 ) -> dict[str, Any]:
     """One Label Studio task for tagging ``video``: its text, and the ranker's top suggestions as a
-    ``Taxonomy`` pre-annotation; the reviewed tags instead once a reviewer has tagged it (even when
+    ``Taxonomy`` pre-annotation (``model_version``: the ranker version that ranked them, "tag-ranker v3",
+    or "weighted-sum"); the reviewed tags instead once a reviewer has tagged it (even when
     the reviewer rejected every suggestion: then no tag, not the rejected ones). ``names``: only
     these tags (a tag set's), None for all. The data carries what the reviewers accepted, rejected
-    and added, for Label Studio's data manager."""
+    and added, and which ranker versions ranked what they answered, for Label Studio's data manager."""
     from moderation.tagging.models import TagEvent, TagSuggestion, VideoTag
+    from moderation.tagging.selectors import tag_ranker_label
 
     def kept(tags: list[str]) -> list[str]:
         return tags if names is None else [t for t in tags if t in names]
 
-    events = list(TagEvent.objects.filter(video=video).order_by("at", "pk").values_list("action", "tag__name"))
+    events = list(
+        TagEvent.objects.filter(video=video).order_by("at", "pk").values_list("action", "tag__name", "ranked_by")
+    )
     given = kept(list(VideoTag.objects.filter(video=video).order_by("pk").values_list("tag__name", flat=True)))
     was_reviewed = bool(events) or VideoTag.objects.filter(video=video).exists()
-    suggested = [
-        (name, score)
-        for name, score in TagSuggestion.objects.filter(video=video)
-        .order_by("-score", "tag_id")
-        .values_list("tag__name", "score")
-        if names is None or name in names
+    suggestions = [
+        s
+        for s in TagSuggestion.objects.filter(video=video).select_related("tag", "ranker").order_by("-score", "tag_id")
+        if names is None or s.tag.name in names
     ][:limit]
+    suggested = [(s.tag.name, s.score) for s in suggestions]
+    # A video's suggestions are scored together (a retrain re-scores them all): the top one's ranker ranked them.
+    ranked_by = tag_ranker_label(ranker=suggestions[0].ranker if suggestions else None)
     chosen = given if was_reviewed else [name for name, _ in suggested]
     text = "\n".join(p for p in (video.title, video.description, video.ocr_text, video.asr_text) if p)
     data: dict[str, Any] = {
@@ -435,12 +440,14 @@ def labelstudio_tag_task(
     }
     if events:
         for action, key in (("accept", "tags_accepted"), ("reject", "tags_rejected"), ("add", "tags_added")):
-            data[key] = kept(sorted({name for act, name in events if act == action}))
+            data[key] = kept(sorted({name for act, name, _ in events if act == action}))
+        # Empty: answered before the version was recorded, or only tags found by search.
+        data["ranked_by"] = ", ".join(sorted({by for _, _, by in events if by}))
     return {
         "data": data,
         "predictions": [
             {
-                "model_version": "reviewed" if was_reviewed else "tag-ranker",
+                "model_version": "reviewed" if was_reviewed else ranked_by,
                 "score": max((s for _, s in suggested), default=0.0),
                 "result": [
                     {

@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from moderation.review.services import audit_event_record
-from moderation.tagging.models import TagEvent, TagSet
+from moderation.tagging.models import TagEvent, TagRanker, TagSet
 from training.data import split_for, split_group_for
 from training.errors import TrainingError
 
@@ -27,10 +27,13 @@ def tag_event_rows(
     until: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """One row per event: the video's text, the tag, the reviewer's action and label (accept/add = 1,
-    reject = 0), the candidate sources, ranker score and features, and whether the chip was pre-selected.
+    reject = 0), the candidate sources, ranker score and features, which ranker ranked the suggestion
+    (``ranked_by``: "tag-ranker v3" or "weighted-sum", empty for a tag found by search or an event from before
+    it was recorded; ``ranker_version``: 3, or None), and whether the chip was pre-selected.
     Only events on ``tag_ids`` (None: any tag) made in ``[since, until)``."""
     rows: list[dict[str, Any]] = []
-    events = TagEvent.objects.select_related("video__repro_cluster", "tag", "reviewer").order_by("pk")
+    logistic = TagRanker.Kind.LOGISTIC
+    events = TagEvent.objects.select_related("video__repro_cluster", "tag", "reviewer", "ranker").order_by("pk")
     if tag_ids is not None:
         events = events.filter(tag_id__in=tag_ids)
     if since is not None:
@@ -51,6 +54,8 @@ def tag_event_rows(
                 "label": int(e.action != TagEvent.Action.REJECT),
                 "sources": list(e.sources),
                 "score": e.score,
+                "ranked_by": e.ranked_by,
+                "ranker_version": e.ranker.version if e.ranker is not None and e.ranker.kind == logistic else None,
                 "preselected": e.preselected,
                 "features": e.features,
                 "reviewer": e.reviewer.get_username(),

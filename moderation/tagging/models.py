@@ -264,6 +264,11 @@ class TagEvent(models.Model):
     score = models.FloatField(null=True, blank=True)
     preselected = models.BooleanField(default=False)
     features = models.JSONField(default=dict, blank=True)
+    # Which ranker ordered the suggestion the reviewer answered (the exports carry it): ``ranked_by`` is its label
+    # then ("tag-ranker v3", "weighted-sum"), empty for a tag that was not suggested or an event from before this
+    # was recorded; ``ranker`` the version's row (none for the weighted sum).
+    ranker = models.ForeignKey("TagRanker", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    ranked_by = models.CharField(max_length=40, blank=True)
     at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -310,7 +315,11 @@ class TagRankerTraining(BackgroundJob):
     version it made, or why it made none: skipped (too few usable events) or failed (the error).
 
     The button's run is recorded before its message is sent and the task is given its id; the beat's run is
-    recorded under the beat message's id. Either way a redelivered message finds its run and leaves it."""
+    recorded under the beat message's id. Either way a redelivered message finds its run and leaves it.
+
+    A beat tick trains only when reviewers answered since the last run read the events (``last_event_id``); the
+    ticks of a quiet stretch update one ``unchanged`` row instead. The button and the command train whenever asked,
+    and say how many events are new (``new_events``, since ``previous``)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"
@@ -318,6 +327,9 @@ class TagRankerTraining(BackgroundJob):
         DONE = "done", "succeeded"
         FAILED = "failed", "failed"
         SKIPPED = "skipped", "skipped: not enough events"
+        # A beat tick with no reviewer event since the last run read them: nothing to learn, nothing trained. The
+        # ticks of one quiet stretch update one such row (``checks``, last at ``finished_at``), not one row an hour.
+        UNCHANGED = "unchanged", "skipped: no new events"
 
     class Trigger(models.TextChoices):
         PAGE = "page", "the ranker page"
@@ -342,6 +354,15 @@ class TagRankerTraining(BackgroundJob):
     reason = models.CharField(max_length=500, blank=True, help_text="why it was skipped")
     classifiers = models.PositiveIntegerField(default=0, help_text="per-tag classifiers trained")
     ranker = models.ForeignKey(TagRanker, null=True, blank=True, on_delete=models.SET_NULL, related_name="trainings")
+    operator = models.CharField(
+        max_length=150, blank=True, help_text="the command's OS user (who ran manage.py train_tag_ranker)"
+    )
+    # What the run read: every event up to ``last_event_id`` (none: it never read them, or ran before this was
+    # recorded), of which ``new_events`` came after ``previous``, the latest earlier run that read them.
+    last_event_id = models.PositiveBigIntegerField(null=True, blank=True)
+    previous = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    new_events = models.PositiveIntegerField(null=True, blank=True)
+    checks = models.PositiveIntegerField(default=0, help_text="beat ticks that found nothing new (unchanged)")
 
     class Meta:
         ordering = ["-created_at", "-pk"]

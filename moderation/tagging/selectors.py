@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
@@ -152,6 +153,7 @@ def tag_ranker_overview() -> dict[str, object]:
         "rankers": rankers,
         "events": TagEvent.objects.count(),
         "classifiers": TagClassifier.objects.count(),
+        "since": tag_ranker_events_since(),
         **tag_ranker_runs(),
     }
 
@@ -163,6 +165,58 @@ def tag_ranker_active() -> Any:
     return TagRanker.objects.filter(is_active=True).order_by("-pk").first()
 
 
+@dataclass(frozen=True)
+class EventsSince:
+    """What reviewers answered since the last training run read the events."""
+
+    previous: Any  # the latest run that read them (succeeded, skipped or failed), or None
+    new_events: int  # events after it (every event when there is none)
+    last_event_id: int  # the newest event's id now (0: none yet)
+
+
+def tag_ranker_events_since() -> EventsSince:
+    """The reviewer events that arrived after the latest training run that read them (two index lookups and a count
+    over the new ones: the hourly beat asks this before it trains). Events are append-only, so the newest id a run
+    read is where the next one's new events start. A run that never read them (queued, lost, from before this
+    was recorded) or a beat tick that found nothing new is not one."""
+    from django.db.models import Max
+
+    from moderation.tagging.models import TagEvent, TagRankerTraining
+
+    Status = TagRankerTraining.Status
+    previous = (
+        TagRankerTraining.objects.filter(
+            last_event_id__isnull=False, status__in=[Status.DONE, Status.SKIPPED, Status.FAILED]
+        )
+        .select_related("ranker")
+        .order_by("-pk")
+        .first()
+    )
+    last = TagEvent.objects.aggregate(n=Max("pk"))["n"] or 0
+    events = TagEvent.objects.all() if previous is None else TagEvent.objects.filter(pk__gt=previous.last_event_id)
+    return EventsSince(previous=previous, new_events=events.count(), last_event_id=last)
+
+
+def tag_ranker_label(*, ranker: Any) -> str:
+    """The short name exports give whatever ordered a video's suggestions: ``tag-ranker v3`` (a learned ranker
+    version) or ``weighted-sum`` (no learned ranker yet: the sources' default weights)."""
+    from moderation.tagging.models import TagRanker
+
+    if ranker is None or ranker.kind != TagRanker.Kind.LOGISTIC:
+        return "weighted-sum"
+    return f"tag-ranker v{ranker.version}"
+
+
+def tag_ranker_run_starter(*, run: Any) -> str:
+    """Who or what started a run, in words: ``alice (the ranker page)``, ``manage.py train_tag_ranker (by
+    deploy)`` (the command's OS user), ``beat (hourly)``."""
+    trigger = run.get_trigger_display()
+    if run.requested_by is not None:
+        os_user = f", OS user {run.operator}" if run.operator else ""
+        return f"{run.requested_by.get_username()} ({trigger}{os_user})"
+    return f"{trigger} (by {run.operator})" if run.operator else trigger
+
+
 def tag_ranker_runs(*, now: Any = None) -> dict[str, Any]:
     """The latest training runs of the tag ranker, newest first, each with ``summary`` (its outcome in words) and
     ``late`` (queued past ``RESEND_AFTER`` with no worker taking it, or running past ``STALLED_AFTER``: its worker
@@ -172,13 +226,14 @@ def tag_ranker_runs(*, now: Any = None) -> dict[str, Any]:
     from moderation.tagging.models import TagRankerTraining
 
     now = now or timezone.now()
-    runs = list(TagRankerTraining.objects.select_related("requested_by", "ranker")[:RANKER_RUNS_SHOWN])
+    runs = list(TagRankerTraining.objects.select_related("requested_by", "ranker", "previous")[:RANKER_RUNS_SHOWN])
     follow = False
     for run in runs:
         late = run.is_open and run.may_resend(now=now)
         follow = follow or (run.is_open and not late)
         run.late = late  # type: ignore[attr-defined]
         run.summary = tag_ranker_run_summary(run=run)  # type: ignore[attr-defined]
+        run.starter = tag_ranker_run_starter(run=run)  # type: ignore[attr-defined]
     return {"runs": runs, "follow": follow}
 
 
@@ -188,14 +243,19 @@ def tag_ranker_run_summary(*, run: Any) -> str:
 
     Status = type(run).Status
     if run.status == Status.QUEUED:
-        return "queued: waiting for a worker on the default queue"
+        return f"queued: waiting for a worker on the default queue{_new_events_text(run)}"
     if run.status == Status.RUNNING:
-        return "running: fitting the ranker on reviewers' events"
+        return f"running: fitting the ranker on reviewers' events{_new_events_text(run)}"
     if run.status == Status.FAILED:
         return f"failed: {run.error}"
+    if run.status == Status.UNCHANGED:
+        last = timezone.localtime(run.finished_at).strftime("%H:%M") if run.finished_at else "—"
+        times = "once" if run.checks == 1 else f"{run.checks} times"
+        return f"skipped: {run.reason} Beat found nothing new {times}, last at {last}."
+    new = _new_events_text(run)
     if run.status == Status.SKIPPED:
-        return f"skipped: {run.reason}"  # the reason counts the events
-    counts = f"{run.n_events} event{'' if run.n_events == 1 else 's'} on {run.n_videos} video{'' if run.n_videos == 1 else 's'}"
+        return f"skipped: {run.reason}{new}"  # the reason counts the events
+    counts = f"{run.n_events} event{'' if run.n_events == 1 else 's'} on {run.n_videos} video{'' if run.n_videos == 1 else 's'}{new}"
     if run.heldout_p_at_5 is None:
         score = f"held-out P@5 {run.heldout_note or 'none'}"
     else:
@@ -205,6 +265,16 @@ def tag_ranker_run_summary(*, run: Any) -> str:
         )
     made = f"ranker v{run.ranker.version}" if run.ranker else "a ranker since removed"
     return f"succeeded: {made} from {counts}; {score}"
+
+
+def _new_events_text(run: Any) -> str:
+    """`` (12 new since run #4)``, `` (none new since run #4: retrained on demand)``, or nothing (no earlier run that
+    read the events)."""
+    if run.new_events is None or run.previous_id is None:
+        return ""
+    if run.new_events == 0:
+        return f" (none new since run #{run.previous_id}: retrained on demand)"
+    return f" ({run.new_events} new since run #{run.previous_id})"
 
 
 def tag_ranker_description(*, ranker: Any) -> str:

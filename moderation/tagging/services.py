@@ -1417,6 +1417,7 @@ def tags_review_submit(
     submit, and only once."""
     from moderation.review.models import ReviewTask
     from moderation.tagging.models import TagEvent, TagSuggestion, VideoTag
+    from moderation.tagging.selectors import tag_ranker_label
 
     if task is not None:
         locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
@@ -1435,7 +1436,9 @@ def tags_review_submit(
     unknown = [t for t in selected_ids if t not in valid]
     if unknown:
         raise ModerationError("A chosen tag is no longer in the vocabulary; search for it again.")
-    suggestions = {s.tag_id: s for s in TagSuggestion.objects.filter(video_id=video_id, tag_id__in=valid)}
+    suggestions = {
+        s.tag_id: s for s in TagSuggestion.objects.filter(video_id=video_id, tag_id__in=valid).select_related("ranker")
+    }
     version = VocabularyVersion.objects.order_by("-number").first()
     events: list[TagEvent] = []
     accepted: list[int] = []
@@ -1467,6 +1470,9 @@ def tags_review_submit(
                 score=s.score if s else None,
                 preselected=tag_id in pre,
                 features=s.features if s else {},
+                # The ranker version that ordered the suggestion answered (exports carry it).
+                ranker=s.ranker if s else None,
+                ranked_by=tag_ranker_label(ranker=s.ranker) if s else "",
             )
         )
     TagEvent.objects.bulk_create(events)
@@ -1531,18 +1537,30 @@ _RANKER_ACTIVE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('moderation.tag_ran
 
 
 def tag_ranker_training_request(
-    *, trigger: str, by: User | None = None, message_id: str = "", min_events: int | None = None
+    *,
+    trigger: str,
+    by: User | None = None,
+    message_id: str = "",
+    min_events: int | None = None,
+    operator: str = "",
 ) -> Any:
     """Record a training run of the tag ranker (queued) and, from the ranker page, send it to the default queue
     after the commit; the command and the beat task run it in their own process (``tag_ranker_training_run``).
+    ``operator``: the command's OS user.
 
     Idempotent: the beat's ``message_id`` (its Celery task id, kept by a redelivery) finds the run it recorded.
     From the page or the beat, while a run is queued or running that one is returned (a double click, a second
     tab, a beat tick during a retrain train once); one queued for ``RESEND_AFTER`` is sent again, one running for
     ``STALLED_AFTER`` lost its worker: it is recorded failed and a new run starts. The command always records a
-    run of its own (an operator asked for it in that terminal)."""
+    run of its own (an operator asked for it in that terminal).
+
+    A beat tick with no reviewer event since the last run read them trains nothing (it would fit the same events
+    again, and undo a rollback): it records one ``unchanged`` row per quiet stretch, counting its ticks
+    (``_ranker_unchanged_tick``). The page and the command train on demand all the same; the run says how many
+    events are new (``new_events``: none, when retrained on the same events)."""
     from django.conf import settings
 
+    from moderation.tagging import selectors
     from moderation.tagging.models import TagRankerTraining
 
     Run = TagRankerTraining
@@ -1554,6 +1572,7 @@ def tag_ranker_training_request(
             same = Run.objects.filter(message_id=message_id).first()
             if same is not None:
                 return same
+        replaces_lost = False
         if trigger != Run.Trigger.COMMAND:
             open_ = Run.objects.filter(status__in=Run.OPEN).order_by("-pk").first()
             if open_ is not None and open_.is_stalled(now=now):
@@ -1563,24 +1582,73 @@ def tag_ranker_training_request(
                     "A new run was started."
                 )
                 open_.save(update_fields=["status", "error", "finished_at"])
+                replaces_lost = True  # the new run below stands in for it, even with nothing new
             elif open_ is not None:
                 if trigger == Run.Trigger.PAGE and open_.may_resend(now=now):
                     open_.sent_at = now
                     open_.save(update_fields=["sent_at"])
                     enqueue("moderation.tagging.tasks.train_tag_ranker", open_.pk, robust=True)
                 return open_
+        since = selectors.tag_ranker_events_since()
+        if trigger == Run.Trigger.BEAT and not replaces_lost and since.previous is not None and not since.new_events:
+            return _ranker_unchanged_tick(since=since, message_id=message_id, now=now)
         run = Run.objects.create(
             trigger=trigger,
             requested_by=by,
+            operator=operator[:150],
             message_id=message_id,
             min_events=int(settings.TAG_RANKER_MIN_EVENTS) if min_events is None else min_events,
             sent_at=now if trigger == Run.Trigger.PAGE else None,
+            # What is new as it is asked for (the page and the command say so); the run records what it read.
+            previous=since.previous,
+            new_events=since.new_events if since.previous is not None else None,
         )
         if trigger == Run.Trigger.PAGE:
             # robust: a broker that does not answer leaves the run queued (the page says so); asking again after
             # RESEND_AFTER sends it again.
             enqueue("moderation.tagging.tasks.train_tag_ranker", run.pk, robust=True)
     return run
+
+
+def _ranker_unchanged_tick(*, since: Any, message_id: str, now: Any) -> Any:
+    """A beat tick that found no reviewer event since ``since.previous`` read them: nothing is trained. The ticks of
+    one quiet stretch share one ``unchanged`` row (the newest row, after the same run): each moves its last check
+    and counts it, so the history says beat is alive without a row an hour. The row takes the tick's message id (a
+    redelivery of it counts nothing twice). Inside the request's transaction and lock."""
+    from moderation.tagging import selectors
+    from moderation.tagging.models import TagRankerTraining
+
+    Run = TagRankerTraining
+    previous = since.previous
+    active = selectors.tag_ranker_active()
+    made = {
+        Run.Status.DONE: f"it made ranker v{previous.ranker.version}" if previous.ranker else "it made a ranker",
+        Run.Status.SKIPPED: "too few to learn from",
+        Run.Status.FAILED: "it failed: retrain from this page once its error is dealt with",
+    }[previous.status]
+    reason = (
+        f"no reviewer event since run #{previous.pk} read them ({made}); nothing was trained. "
+        f"The active ranker ({f'v{active.version}' if active else 'the weighted sum'}) is unchanged."
+    )
+    latest = Run.objects.order_by("-pk").first()
+    if latest is not None and latest.status == Run.Status.UNCHANGED and latest.previous_id == previous.pk:
+        latest.checks += 1
+        latest.finished_at, latest.reason, latest.message_id = now, reason, message_id
+        latest.save(update_fields=["checks", "finished_at", "reason", "message_id"])
+        return latest
+    return Run.objects.create(
+        trigger=Run.Trigger.BEAT,
+        status=Run.Status.UNCHANGED,
+        message_id=message_id,
+        min_events=previous.min_events,
+        previous=previous,
+        last_event_id=previous.last_event_id,
+        new_events=0,
+        checks=1,
+        reason=reason,
+        started_at=now,
+        finished_at=now,
+    )
 
 
 def _duration(delta: Any) -> str:
@@ -1599,30 +1667,72 @@ def tag_ranker_training_run(*, run_id: int) -> Any:
     if not start:
         return run
     fields: dict[str, Any]
+    read: dict[str, Any] = {}
     try:
+        read = _events_read()
         # The new ranker and the run's outcome commit together: a worker lost in between leaves neither (the run
         # is then called stalled and asked again), never an active ranker that no run names.
         with transaction.atomic():
-            fields = _tag_ranker_fit(user=run.requested_by, min_events=run.min_events)
+            fields = {**_tag_ranker_fit(user=run.requested_by, min_events=run.min_events), **read}
             finished = job_finish(TagRankerTraining, run_id, **fields)
-            if finished.status != fields["status"]:  # marked stalled meanwhile: its ranker is not made either
-                transaction.set_rollback(True)
-            return finished
+            if finished.status == fields["status"]:
+                return finished
+            # Marked stalled (failed) meanwhile, while it was still training: the page says it failed and a run
+            # in its place reads the same events, so its ranker is not made either; its record says what happened.
+            transaction.set_rollback(True)
+        return _ranker_late_result_note(run_id=run_id, status=fields["status"])
     except ModerationError as exc:
-        fields = {"status": TagRankerTraining.Status.FAILED, "error": str(exc)}
+        fields = {"status": TagRankerTraining.Status.FAILED, "error": str(exc), **read}
     except Exception as exc:  # recorded, never left "running"
         logger.exception("tag ranker training %s failed", run_id)
-        detail = (str(exc).strip() or type(exc).__name__)[:400]
+        name, detail = type(exc).__name__, str(exc).strip().rstrip(".")[:400]
+        said = f"Training failed ({name}): {detail}." if detail else f"Training failed ({name}, with no message)."
         fields = {
             "status": TagRankerTraining.Status.FAILED,
-            "error": f"Training failed ({type(exc).__name__}): {detail}. The active ranker is unchanged.",
+            "error": f"{said} The active ranker is unchanged; the traceback is in the worker's or the command's log.",
+            **read,
         }
     return job_finish(TagRankerTraining, run_id, **fields)  # one marked stalled meanwhile is left failed
 
 
-def tag_ranker_train(*, user: User | None = None, min_events: int | None = None, trigger: str = "command") -> Any:
+def _events_read() -> dict[str, Any]:
+    """What a run is about to read, recorded with its outcome: the newest event's id (where the next run's new
+    events start), the run before it that read them and how many are new since."""
+    from moderation.tagging import selectors
+
+    since = selectors.tag_ranker_events_since()
+    return {
+        "last_event_id": since.last_event_id,
+        "previous": since.previous,
+        "new_events": since.new_events if since.previous is not None else None,
+    }
+
+
+def _ranker_late_result_note(*, run_id: int, status: str) -> Any:
+    """A run marked stalled while it was in fact still training has finished: it stays failed (the run started in
+    its place decides the ranker) and its error says it finished after all and that its result was not kept."""
+    from moderation.tagging.models import TagRankerTraining
+
+    with transaction.atomic():
+        run = TagRankerTraining.objects.select_for_update().get(pk=run_id)
+        outcome = (
+            "its new ranker version was not kept"
+            if status == TagRankerTraining.Status.DONE
+            else f"it would have been {TagRankerTraining.Status(status).label}"
+        )
+        run.error = (
+            f"{run.error} It was still training after all and finished at "
+            f"{timezone.localtime().strftime('%H:%M:%S')}: {outcome} (a run marked failed activates nothing)."
+        ).strip()
+        run.save(update_fields=["error"])
+    return run
+
+
+def tag_ranker_train(
+    *, user: User | None = None, min_events: int | None = None, trigger: str = "command", operator: str = ""
+) -> Any:
     """Record a run and train in this process (``manage.py train_tag_ranker``): the run, as it ended."""
-    run = tag_ranker_training_request(trigger=trigger, by=user, min_events=min_events)
+    run = tag_ranker_training_request(trigger=trigger, by=user, min_events=min_events, operator=operator)
     return tag_ranker_training_run(run_id=run.pk)
 
 

@@ -4,6 +4,7 @@ which ranker version ranked the chips."""
 
 from __future__ import annotations
 
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -89,3 +90,49 @@ def test_the_tag_screen_says_which_ranker_version_ranked_its_chips(page, make_us
     page.goto(reverse("moderation:tag_queue"))
     assert "New suggestions are ranked by ranker v1" in page.inner_text("[data-ranked-by]")
     page.screenshot(path=str(_shots() / "tag-queue-ranked-by-v1.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_quiet_beat_is_one_row_and_the_command_says_who_ran_it(page, make_user, monkeypatch):
+    from django.core.management import call_command
+
+    from moderation.tagging import ranking
+    from moderation.tagging.models import TagRankerTraining
+    from moderation.tagging.services import tag_ranker_train
+    from moderation.tagging.tasks import train_tag_ranker
+    from tests.moderation.tagging.test_ranker_training_runs import _events
+
+    monkeypatch.setenv("LOGNAME", "deploy")
+    admin = make_user("admin")
+    _events(30)
+    train_tag_ranker.apply(task_id="beat-1")  # v1
+    for tick in ("beat-2", "beat-3", "beat-4"):  # three quiet hours: one row
+        train_tag_ranker.apply(task_id=tick)
+    call_command("train_tag_ranker", "--min-events", "20", "--by", admin.username, stdout=StringIO())
+    call_command("train_tag_ranker", "--min-events", "20", stdout=StringIO())
+
+    def fails(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ranking.np.linalg.LinAlgError("SVD did not converge")
+
+    monkeypatch.setattr(ranking, "fit_linear", fails)
+    failed = tag_ranker_train(min_events=20)  # an unexpected error: one sentence, nothing changed
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, admin.username)
+
+    page.goto(reverse("moderation:tag_ranker"))
+    runs = page.locator("#ranker-runs")
+    assert runs.locator("[data-run]").count() == 5
+    assert runs.locator(f'[data-run-detail="{failed.pk}"] [data-run-error]').inner_text() == (
+        "failed: Training failed (LinAlgError): SVD did not converge. The active ranker is unchanged; "
+        "the traceback is in the worker's or the command's log."
+    )
+    quiet = TagRankerTraining.objects.get(status="unchanged")
+    row = runs.locator(f'[data-run="{quiet.pk}"]').inner_text()
+    assert "skipped: no new events" in row and "beat (hourly)" in row
+    assert "Beat found nothing new 3 times" in runs.locator(f'[data-run-detail="{quiet.pk}"]').inner_text()
+    assert f"{admin.username} (manage.py train_tag_ranker, OS user deploy)" in runs.inner_text()
+    assert "manage.py train_tag_ranker (by deploy)" in runs.inner_text()
+    assert "none new since run #" in page.inner_text("#ranker") and "retrained on demand" in runs.inner_text()
+    assert _violations(page) == []
+    page.screenshot(path=str(_shots() / "ranker-quiet-beat-and-command-operator.png"))
+    page.screenshot(path=str(_shots() / "ranker-quiet-beat-page-full.png"), full_page=True)

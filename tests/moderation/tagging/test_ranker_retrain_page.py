@@ -53,6 +53,7 @@ def test_a_retrain_is_followed_until_it_ends_without_a_queued_line_outliving_it(
 def test_the_history_shows_who_started_each_run_its_score_its_ranker_and_a_failure_in_words(client_as):
     _events(30)
     services.tag_ranker_train(min_events=20, trigger="command")
+    _events(1, seed=3)  # reviewers answered since: the beat's tick trains
     train_tag_ranker.apply(task_id="beat-1")
     admin = UserFactory(role="admin", username="ada")
     services.tag_ranker_train(user=admin, min_events=20, trigger="page")

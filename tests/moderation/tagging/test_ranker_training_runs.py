@@ -148,6 +148,7 @@ def test_a_beat_message_delivered_twice_records_one_run():
     run = TagRankerTraining.objects.get()
     assert run.trigger == "beat" and run.message_id == "beat-tick-1" and run.requested_by is None
     assert TagRanker.objects.count() == 1
+    _events(1, seed=3)  # reviewers answered meanwhile
     train_tag_ranker.apply(task_id="beat-tick-2")  # the next hour's tick: a run of its own, a new version
     assert TagRankerTraining.objects.count() == 2
     assert list(TagRanker.objects.order_by("version").values_list("version", "is_active")) == [(1, False), (2, True)]
@@ -206,21 +207,31 @@ def test_the_button_and_a_beat_tick_train_through_the_real_broker_and_worker(cli
 
     from workbench.celery import app
 
+    def settled(count: int) -> None:
+        deadline = time.monotonic() + 180  # generous: a loaded 2-core machine
+        while time.monotonic() < deadline and (
+            TagRankerTraining.objects.filter(status__in=TagRankerTraining.OPEN).exists()
+            or TagRankerTraining.objects.count() < count
+        ):
+            time.sleep(0.1)
+
     _events(30)
     client_as("admin").post(reverse("moderation:tag_ranker_train"))
     page_run = TagRankerTraining.objects.get()
+    settled(1)
+    _events(1, seed=3)  # reviewers answered since: the beat's tick trains
     app.send_task("moderation.tagging.tasks.train_tag_ranker", queue=TaskQueue.DEFAULT.value)
-
-    deadline = time.monotonic() + 180  # generous: a loaded 2-core machine
-    while time.monotonic() < deadline and (
-        TagRankerTraining.objects.filter(status__in=TagRankerTraining.OPEN).exists()
-        or TagRankerTraining.objects.count() < 2
-    ):
-        time.sleep(0.1)
+    settled(2)
     page_run.refresh_from_db()
     beat_run = TagRankerTraining.objects.exclude(pk=page_run.pk).get()
     assert page_run.status == "done" and page_run.trigger == "page", (page_run.status, page_run.error)
     assert beat_run.status == "done" and beat_run.trigger == "beat" and beat_run.message_id
+    assert (beat_run.previous_id, beat_run.new_events) == (page_run.pk, 6)
+    assert sorted(TagRanker.objects.values_list("version", flat=True)) == [1, 2]
+    app.send_task("moderation.tagging.tasks.train_tag_ranker", queue=TaskQueue.DEFAULT.value)  # nothing new since
+    settled(3)
+    quiet = TagRankerTraining.objects.order_by("-pk").first()
+    assert quiet is not None and quiet.status == "unchanged" and quiet.previous_id == beat_run.pk
     assert sorted(TagRanker.objects.values_list("version", flat=True)) == [1, 2]
 
 
