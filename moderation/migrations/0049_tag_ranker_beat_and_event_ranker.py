@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("moderation", "0046_tag_ranker_training_runs"),
+        ("moderation", "0048_repro_candidate_scored_with"),
     ]
 
     operations = [
