@@ -519,7 +519,7 @@ def pair_queue_stats(
     """The pair queue's counts as ``user`` can work it: a pair with a video hidden from them is never handed out to
     them ("Claim next"), so it is not counted as waiting (nor as claimed) either.
 
-    None reads every pair: the waiting and the reviewed pairs are counted as their lists count them
+    No count reads every pair: the waiting and the reviewed pairs are counted as their lists count them
     (``workbench.pagination.capped_count``: a window of them in the list's order, the rule applied to those rows
     only, exact as far as ``cap``, 1,000, then "1,000+"); the queue passes its page's count of the waiting pairs
     (``pending``), which it has already read. The claimed ones are the live claims (``pairs_claimed_live``: one or a
