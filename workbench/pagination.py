@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
@@ -54,6 +55,47 @@ def _window_limit(model: Any) -> float:
     if estimate <= 0:  # never analysed (-1), or not since it was empty (0): unknown
         return MAX_WINDOW
     return min(MAX_WINDOW, estimate / 4)
+
+
+@dataclass(frozen=True)
+class CappedCount:
+    """A count of rows counted as far as a cap (``capped_count``; a paginator's, ``of``): ``n`` rows, all of them
+    when ``exact``, else a lower bound, which a heading prints "1,000+" as the pager does."""
+
+    n: int
+    exact: bool = True
+
+    def __str__(self) -> str:
+        return str(self.n) if self.exact else f"{self.n:,}+"
+
+    @classmethod
+    def of(cls, paginator: Paginator) -> CappedCount:
+        """A paginator's count: ``WindowPaginator``'s as far as it counted, Django's (every row) exact."""
+        return cls(paginator.count, getattr(paginator, "count_is_exact", True))
+
+
+def capped_count(
+    rows: QuerySet[Any], *, window: QuerySet[Any] | None = None, cap: int | None = None, filtered: bool = True
+) -> CappedCount:
+    """How many rows ``rows`` finds, counted as ``WindowPaginator`` counts its list (``window``, ``cap``: as there):
+    its rows read from a window of the table (or of ``window``) in its order, as far as the cap, rather than a
+    ``COUNT(*)`` that applies a costly filter (the visibility rule) to every row of the table. ``filtered`` False:
+    ``rows`` carries no such filter (a reader who sees every video), and is counted as far as the cap directly,
+    ``COUNT(*)`` over its first ``cap + 1`` rows (no order, no window)."""
+    cap = COUNT_CAP if cap is None else cap
+    if not filtered:
+        n = rows.order_by()[: cap + 1].count()
+        return CappedCount(min(n, cap), n <= cap)
+    first = WINDOW_FACTOR * (cap + 1)
+    if first <= _window_limit(rows.model):
+        # The paginator's first window, its rows filtered one by one until ``cap + 1`` pass (no order: a count),
+        # where the paginator filters all of them to sort them: about half as many rows filtered.
+        walked = (rows.model._base_manager.all() if window is None else window).order_by(*rows.query.order_by)
+        n = rows.filter(pk__in=Subquery(walked.values("pk")[:first])).order_by()[: cap + 1].count()
+        if n > cap:
+            return CappedCount(cap, False)
+    # Fewer pass in that window (or the table is small): the paginator's walk, window after window.
+    return CappedCount.of(WindowPaginator(rows, 1, window=window, count_cap=cap))
 
 
 class WindowPage(Page):

@@ -138,7 +138,15 @@ class ReproCandidate(models.Model):
             models.UniqueConstraint(fields=["video", "original"], name="uniq_repro_pair"),
             models.CheckConstraint(condition=~models.Q(video=models.F("original")), name="repro_pair_distinct"),
         ]
-        indexes = [models.Index(fields=["-score", "id"], name="repro_candidate_queue")]
+        indexes = [
+            models.Index(fields=["-score", "id"], name="repro_candidate_queue"),
+            # The live claims (the pair queue's "claimed" count, the pair a reviewer holds): a lease is cleared by
+            # a verdict or a release, so only the claims not yet decided are here, not every pair ever claimed.
+            models.Index(
+                fields=["lease_expires_at"], name="repro_candidate_live_lease",
+                condition=models.Q(lease_expires_at__isnull=False),
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"video {self.video_id} ~ original {self.original_id}"

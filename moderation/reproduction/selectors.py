@@ -16,10 +16,11 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from moderation.media.models import Video
-from moderation.media.selectors import video_open_to_q
+from moderation.media.selectors import video_open_to_q, videos_all_open_to
 from moderation.reproduction import matching, side_connection
 from moderation.reproduction.models import ClusterMembership, ReproCandidate
 from workbench.filters import ALL, ListFilter
+from workbench.pagination import CappedCount, capped_count
 
 if TYPE_CHECKING:
     from moderation.reproduction.pdq_index import TableMark
@@ -506,15 +507,35 @@ def pair_held_by(*, user: Any) -> ReproCandidate | None:
     return pairs_held_by(user=user).select_related("video", "original").first()
 
 
-def pair_queue_stats(*, user: Any, threshold: float = PAIR_QUEUE_THRESHOLD) -> dict[str, int]:
-    """The pair queue's counts as ``user`` can work it: a pair with a video hidden from them is never
-    handed out to them ("Claim next"), so it is not counted as waiting (nor as claimed) either."""
-    waiting = pairs_open_to(user=user, pairs=ReproCandidate.objects.filter(score__gte=threshold, review__isnull=True))
+def pairs_claimed_live() -> QuerySet[ReproCandidate]:
+    """Pairs under a live claim, decided or not: read by their lease (index ``repro_candidate_live_lease``, only
+    the claims not yet decided, released or lapsed), not by who claimed them (a verdict keeps its claimer)."""
+    return ReproCandidate.objects.filter(lease_expires_at__gte=timezone.now())
+
+
+def pair_queue_stats(
+    *, user: Any, threshold: float = PAIR_QUEUE_THRESHOLD, pending: CappedCount | None = None, cap: int | None = None
+) -> dict[str, CappedCount]:
+    """The pair queue's counts as ``user`` can work it: a pair with a video hidden from them is never handed out to
+    them ("Claim next"), so it is not counted as waiting (nor as claimed) either.
+
+    No count reads every pair: the waiting and the reviewed pairs are counted as their lists count them
+    (``workbench.pagination.capped_count``: a window of them in the list's order, the rule applied to those rows
+    only, exact as far as ``cap``, 1,000, then "1,000+"); the queue passes its page's count of the waiting pairs
+    (``pending``), which it has already read. The claimed ones are the live claims (``pairs_claimed_live``: one or a
+    few per reviewer at work), counted exactly. Before, three counts applied the rule to every pair."""
+    # A reader who sees every video: no rule, each count reads the pair table (and its verdicts) alone.
+    filtered = not videos_all_open_to(user=user)
+    if pending is None:
+        waiting = pair_queue_pending(threshold=threshold)
+        pending = capped_count(pairs_open_to(user=user, pairs=waiting), window=waiting, cap=cap, filtered=filtered)
+    claimed = pairs_claimed_live().filter(score__gte=threshold, review__isnull=True)
+    reviewed = pairs_reviewed()
     return {
-        "pending": pairs_open_to(user=user, pairs=pair_queue_pending(threshold=threshold)).count(),
-        "claimed": waiting.filter(claimed_by__isnull=False, lease_expires_at__gte=timezone.now()).count(),
+        "pending": pending,
+        "claimed": CappedCount(pairs_open_to(user=user, pairs=claimed).count()),
         # The count links to the reviewed list, so it counts what that list shows (pairs the user may see).
-        "reviewed": pairs_open_to(user=user, pairs=pairs_reviewed()).count(),
+        "reviewed": capped_count(pairs_open_to(user=user, pairs=reviewed), window=reviewed, cap=cap, filtered=filtered),
     }
 
 

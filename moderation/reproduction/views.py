@@ -19,7 +19,7 @@ from moderation.reproduction import selectors, services
 from moderation.reproduction.models import PairReview, ReproCandidate
 from moderation.review.services import REVIEW_NOTE_MAX_CHARS
 from moderation.review.views import media_revealed
-from workbench.pagination import WindowPaginator
+from workbench.pagination import CappedCount, WindowPaginator
 from workbench.roles import Perm, permission_required
 
 PAIRS_PER_PAGE = 50
@@ -38,12 +38,13 @@ def pair_queue(request: HttpRequest) -> HttpResponse:
     context = {
         "pending": page,
         "page": page,
-        "stats": selectors.pair_queue_stats(user=request.user),
         "threshold": selectors.PAIR_QUEUE_THRESHOLD,
         "held": selectors.pair_held_by(user=request.user),
     }
-    if request.htmx:  # type: ignore[attr-defined]
+    if request.htmx:  # type: ignore[attr-defined]  # the rows and their pager: no heading to count for
         return render(request, "moderation/reproduction/queue.html#pair-rows", context)
+    # The heading's "waiting" is the count the page's walk made (capped as its pager's), the others as cheaply.
+    context["stats"] = selectors.pair_queue_stats(user=request.user, pending=CappedCount.of(page.paginator))
     return render(request, "moderation/reproduction/queue.html", context)
 
 
