@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("moderation", "0046_tag_ranker_training_runs"),
+        ("moderation", "0049_tag_ranker_beat_and_event_ranker"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
