@@ -270,3 +270,27 @@ def test_a_candidate_whose_evaluation_is_under_way_is_told_so_not_to_evaluate_it
         "fresh has no finished evaluation; evaluate it first."
         in client.get(reverse("training:model_list")).content.decode()
     )
+
+
+def test_compare_is_offered_only_with_two_evaluations_and_the_empty_list_says_where_to_start(client_as, policy_version):
+    """Walked on the demo data: with no evaluation at all the list offered "Compare A and B", which could only
+    answer "Pick two evaluations", and its empty row did not say how to get one."""
+    from tests.factories import ModelVersionFactory
+
+    admin = client_as("admin")
+    url = reverse("training:model_list")
+
+    empty = admin.get(url).content.decode()
+    assert "Compare A and B</button>" not in empty and "No evaluations yet: start one under “Evaluate” above." in empty
+
+    EvaluationRun.objects.create(
+        model_version=ModelVersionFactory(), policy_version=policy_version, eval_set_key="gold"
+    )
+    one = admin.get(url).content.decode()
+    assert "Compare A and B</button>" not in one and 'id="compare-hint"' in one
+
+    EvaluationRun.objects.create(
+        model_version=ModelVersionFactory(), policy_version=policy_version, eval_set_key="gold"
+    )
+    two = admin.get(url).content.decode()
+    assert "Compare A and B</button>" in two and 'id="compare-hint"' not in two
