@@ -294,3 +294,16 @@ def test_compare_is_offered_only_with_two_evaluations_and_the_empty_list_says_wh
     )
     two = admin.get(url).content.decode()
     assert "Compare A and B</button>" in two and 'id="compare-hint"' not in two
+
+
+def test_a_finished_evaluations_headings_go_down_one_level_at_a_time(client_as, runs):
+    """axe in Chromium on a finished evaluation (heading-order, moderate): its "Per category" and "Confusion
+    matrix" were h3 straight under the page's h1, so a screen reader's outline skipped a level."""
+    import re
+
+    page = client_as("admin").get(reverse("training:evaluation_detail", args=[runs[1].pk])).content.decode()
+    main = page.split("<main", 1)[1]
+
+    levels = [int(n) for n in re.findall(r"<h([1-6])[\s>]", main)]
+    assert "Confusion matrix" in main and levels[0] == 1
+    assert all(b <= a + 1 for a, b in zip(levels, levels[1:], strict=False)), levels
