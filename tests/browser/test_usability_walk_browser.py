@@ -199,3 +199,22 @@ def test_taking_a_tag2cot_task_opens_it_on_the_first_blank_stage(page, make_user
     page.keyboard.type("The chat app handle is in the title.")
     assert page.locator("#t2c-stage-analysis").input_value() == "The chat app handle is in the title."
     page.screenshot(path=str(_shots(tmp_path) / "tag2cot-taken-focus.png"))
+
+
+def test_the_admins_breadcrumb_links_are_told_from_their_text_without_colour(page, make_user, tmp_path):
+    """axe in Chromium on every admin change list (link-in-text-block, serious): "Home › Moderation › Review
+    queues" had its links only in another colour."""
+    from tests.browser.test_accessibility import _violations
+
+    admin = make_user("admin", username="admin-crumbs", is_staff=True, is_superuser=True)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, admin.username)
+
+    for url in ("/admin/moderation/reviewqueue/", "/admin/auth/group/"):
+        page.goto(url)
+        assert page.locator("div.breadcrumbs a").first.evaluate("a => getComputedStyle(a).textDecorationLine") == (
+            "underline"
+        )
+        assert not [v for v in _violations(page) if "link-in-text-block" in v], url
+    assert "Django administration" in page.locator("#site-name").inner_text()  # the admin's own header, kept
+    page.screenshot(path=str(_shots(tmp_path) / "admin-breadcrumbs.png"))
