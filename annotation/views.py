@@ -318,6 +318,13 @@ def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
         held_by_other=task.assigned_to_id != request.user.pk and task.lease_live(),
     )
     ctx["may_write"] = ctx["held_by_me"]
+    # Where the writer starts: the first stage still blank. After "Write this reasoning" the page reloaded with
+    # that button gone and nothing focused, so the keyboard started again from the top of the page.
+    ctx["start_at"] = (
+        next((row["key"] for row in rows if not row["value"].strip()), "")
+        if ctx["may_write"] and refused is None
+        else ""
+    )
     return render(request, "annotation/tag2cot_write.html", ctx, status=status)
 
 

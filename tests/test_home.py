@@ -54,3 +54,26 @@ def test_a_wrong_password_keeps_the_typed_username_and_focuses_the_password(make
     assert 'type="password" autofocus' in html
     fresh = Client().get("/login/").content.decode()
     assert '<input name="username" value="" autofocus' in fresh and 'type="password" autofocus' not in fresh
+
+
+def test_the_home_names_every_item_the_moderator_holds_and_offers_its_queue_again(make_user, policy_version):
+    """Walked on the demo data: holding an item in "Content tags" and one in "Default" (nothing else pending there),
+    the home named only the first, and the Default row offered no "Claim next": no way back to the second item."""
+    from moderation.review.models import ReviewQueue
+
+    moderator = make_user("moderator")
+    default_item = ReviewTaskFactory(decision__policy_version=policy_version)
+    review_claim_next(user=moderator)  # Default's only item: nothing is pending there now
+    other = ReviewQueue.objects.create(name="Senior", slug="senior")
+    other_item = ReviewTaskFactory(decision__policy_version=policy_version, queue=other)
+    ReviewTaskFactory(decision__policy_version=policy_version, queue=other)  # still pending
+    review_claim_next(user=moderator, queue=other)
+
+    home = _home(moderator)
+
+    held = home.split('id="home-held"', 1)[1].split("</p>", 1)[0]
+    assert f"item #{default_item.pk}</a> in “Default”" in held and f"item #{other_item.pk}</a> in “Senior”" in held
+    rows = home.split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")
+    default_row = next(r for r in rows if ">Default</a>" in r)
+    assert "<td>0</td>" in default_row  # nothing pending...
+    assert f'action="/review/q/{ReviewQueue.DEFAULT_SLUG}/claim/"' in default_row  # ...yet "Claim next" gives it back

@@ -123,6 +123,11 @@ def tag_events_download(
         raise TrainingError(f"Unknown format “{file_format}”: choose JSONL or a Hugging Face dataset.")
     rows = tag_event_rows(eval_share=eval_share, tag_ids=tag_ids, since=since, until=until)
     if not rows:
+        if not TagEvent.objects.exists():  # no days or tag set would help: say where the events come from
+            raise TrainingError(
+                "No tag has been reviewed yet: the events are the accepts, rejects and adds of the tag "
+                "reviewers (the Content tags queue, Tags); there is nothing to download until someone does."
+            )
         raise TrainingError("No tag review events match: widen the days or choose another tag set.")
     if file_format == "jsonl":
         body = "".join(tag_event_line(r) + "\n" for r in rows).encode()

@@ -102,13 +102,16 @@ def editor_rows_from_post(data: QueryDict) -> list[CategoryRow]:
 
 
 def editor_apply_action(rows: list[CategoryRow], action: str) -> bool:
-    """Apply an "add_tag:<i>" or "add_category" button; False if ``action`` is not one of them."""
+    """Apply an "add_tag:<i>" or "add_category" button; False if ``action`` is not one of them.
+
+    The page re-renders focused on the new row's key: without it, it opened at its top with nothing
+    focused, and the row added to a category far down the page was out of sight."""
     if action == "add_category":
-        rows.append(CategoryRow(tags=[TagRow()]))
+        rows.append(CategoryRow(tags=[TagRow()], focus="key"))
         return True
     match = re.fullmatch(r"add_tag:(\d+)", action)
     if match and int(match.group(1)) < len(rows):
-        rows[int(match.group(1))].tags.append(TagRow())
+        rows[int(match.group(1))].tags.append(TagRow(focus="key"))
         return True
     return False
 

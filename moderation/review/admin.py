@@ -123,10 +123,24 @@ class ReviewSkipAdmin(VideosOpenToStaffAdmin):
     search_fields = ["reason", "user__username"]
 
 
+class ActorNameListFilter(admin.AllValuesFieldListFilter):
+    """The audit log's "By actor name" filter. Events no user caused (beat, a worker, a platform's call) have an
+    empty ``actor_name``, which Django's filter listed as a link with no text at all (axe: link-name); it is
+    named here instead."""
+
+    NO_USER = "no user (the system: beat, a worker, a platform)"
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            if choice["display"] == "" or str(choice["display"]).startswith(" ("):  # "" or " (3)" with facets
+                choice = {**choice, "display": self.NO_USER + str(choice["display"])}
+            yield choice
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
     list_display = ["at", "actor_name", "action", "object_type", "object_link"]
-    list_filter = ["action", "object_type", "at", "actor_name"]
+    list_filter = ["action", "object_type", "at", ("actor_name", ActorNameListFilter)]
     search_fields = ["actor_name", "object_id", "action"]
     date_hierarchy = "at"
     readonly_fields = ["actor", "actor_name", "action", "object_type", "object_id", "object_link", "payload", "at"]

@@ -750,8 +750,8 @@ def _worker_seen_for(*, queue: str) -> bool:
 
 
 def review_home_for(*, user: User) -> dict[str, Any]:
-    """A moderator's home: their queues (pending, SLA breaches, the oldest waiting item), the item they
-    hold, and their own throughput today (decisions, overrides, median seconds per item)."""
+    """A moderator's home: their queues (pending, SLA breaches, the oldest waiting item), the items they
+    hold (one a queue at most), and their own throughput today (decisions, overrides, median seconds per item)."""
     queues = list(review_queues_for(user=user))
     overview = review_queue_overview_recent(queues=queues)
     oldest = dict(
@@ -775,9 +775,22 @@ def review_home_for(*, user: User) -> dict[str, Any]:
         ).values_list("task__claimed_at", "task__completed_at")[:2000]
         if claimed is not None and completed is not None
     )
+    # A reviewer may hold an item in several queues: each is named, and its queue offers "Claim next" (which gives
+    # it back) even with nothing pending. Only the earliest was named before, so an item held in a queue whose
+    # other items were all done had no way back from here.
+    held = review_tasks_open_for(user=user)
     return {
-        "queues": [{"queue": q, "stats": overview[q.pk], "oldest": oldest.get(q.pk)} for q in queues],
-        "open_task": review_task_open_for(user=user),
+        "queues": [
+            {
+                "queue": q,
+                "stats": overview[q.pk],
+                "oldest": oldest.get(q.pk),
+                "held": held.get(q.pk),
+                "claimable": overview[q.pk]["claimable"] or q.pk in held,
+            }
+            for q in queues
+        ],
+        "held": sorted(held.values(), key=lambda t: (t.claimed_at, t.pk)),
         "today": {**done, "median_s": seconds[len(seconds) // 2] if seconds else None},
     }
 

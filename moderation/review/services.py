@@ -967,8 +967,9 @@ def review_release_on_logout(sender: Any, request: Any = None, user: Any = None,
 @transaction.atomic
 def review_skip(*, task: ReviewTask, user: User, reason: str) -> ReviewTask | None:
     """Pass on the user's claimed item, saying why (one of ``SKIP_REASONS``); it returns to the queue
-    and the user gets the next one. When nothing else is claimable the user keeps their item and
-    ``None`` is returned.
+    and the user gets the next one. When nothing else is claimable the user keeps their item, its lease
+    renewed as a claim renews it (the screen says it "stays with you"; a lapsed lease left another reviewer
+    free to take it and the screen still saying it had lapsed), and ``None`` is returned.
     """
     reason = (reason or "").strip()
     if not reason:
@@ -983,6 +984,9 @@ def review_skip(*, task: ReviewTask, user: User, reason: str) -> ReviewTask | No
             actor=user, action="skip", obj=locked, payload={"queue": locked.queue.slug, "reason": reason[:500]}
         )
         _unclaim(locked)
+    else:
+        locked.lease_expires_at = _lease_end()
+        locked.save(update_fields=["lease_expires_at"])
     return nxt
 
 

@@ -360,6 +360,8 @@ def release(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(exc))
     else:
         messages.info(request, f"Item #{task.pk} is back in the queue.")
+    if task.queue.kind == task.queue.Kind.TAGS:  # released from the tag item screen: back to the tags queue
+        return redirect("moderation:tag_queue")
     return _go_to(None)
 
 

@@ -121,6 +121,35 @@ def test_adjudication_outcome_labels_the_item_and_is_audited(rules, integration,
     assert "No open adjudications" in client.get(reverse("annotation:adjudication_list")).content.decode()
 
 
+def test_the_adjudication_page_shows_the_review_and_the_label_it_would_replace(
+    rules, integration, policy_version, client_as, make_user
+):
+    """Walked on the demo data: a moderator had overridden the model (色情低俗) before an appeal opened the
+    adjudication, and its page showed only the model's verdict: the adjudicator chose a label blind to the
+    review and to the label standing, which their outcome replaces."""
+    from moderation.review.services import review_claim_next, review_submit
+    from tests.factories import ReviewTaskFactory
+
+    video = VideoFactory()
+    decision = DecisionFactory(video=video, policy_version=policy_version, label="引导私下交易", is_violation=True)
+    ReviewTaskFactory(decision=decision)
+    reviewer = make_user("moderator", username="first-reviewer")
+    task = review_claim_next(user=reviewer)
+    assert task is not None
+    review_submit(task=task, user=reviewer, verdict="override", label="色情低俗", severity="medium")
+    _events(integration, video, appeal=1)
+    [adjudication] = disagreements_evaluate()
+
+    html = client_as("moderator").get(reverse("annotation:adjudication_detail", args=[adjudication.pk]))
+
+    page = html.content.decode()
+    panel = page.split('id="video-outcome"', 1)[1].split("</section>", 1)[0]
+    assert "The video's label now" in panel
+    assert "Override label by first-reviewer" in panel
+    final = panel.split('data-outcome="final"', 1)[1]
+    assert "色情低俗" in final and "Human review" in final
+
+
 def test_an_unknown_adjudication_status_is_said_and_every_adjudication_listed(policy_version, client_as):
     """``?status=banana`` was echoed as a filter: "No banana adjudications." under an "Open" tab, every
     adjudication hidden. Now it is said (400) and all of them are listed under an "All" tab."""

@@ -172,6 +172,20 @@ def test_tag_events_download_as_jsonl_or_a_hugging_face_zip_for_admins(client_as
     assert client_as("labeler").get(url).status_code == 403
 
 
+def test_tag_events_download_before_any_tag_review_says_where_the_events_come_from(client_as):  # type: ignore[no-untyped-def]
+    """Seen in Chromium on the demo data: "Download the tag events" with every tag and no days said
+    "widen the days or choose another tag set", neither of which can help before anyone reviewed a tag."""
+    admin = client_as("admin")
+    url = reverse("training:tag_events_download")
+
+    refused = admin.get(url, {"events-file_format": "jsonl", "events-eval_share": "0"})
+
+    page = refused.content.decode()
+    assert refused.status_code == 400
+    assert "No tag has been reviewed yet" in page and "Content tags queue" in page
+    assert "widen the days" not in page
+
+
 def test_an_empty_queue_export_says_the_queue_is_empty_unless_days_narrow_it(client_as):  # type: ignore[no-untyped-def]
     """Seen in Chromium: an empty queue with no days chosen read "Nothing matches: widen the days."."""
     from moderation.review.services import review_queue_adjudication_default

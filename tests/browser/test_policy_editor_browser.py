@@ -56,3 +56,32 @@ def test_a_key_used_twice_opens_the_editor_focused_on_the_key_typed(page, make_u
     assert "Saved as draft" in page.content()
     draft = PolicyVersion.objects.filter(policy=policy_version.policy).order_by("-number").first()
     assert draft is not None and "违法犯罪-二次" in {t["key"] for t in draft.taxonomy[2]["tags"]}
+
+
+def test_adding_a_tag_or_a_category_opens_the_editor_on_the_new_row(page, make_user, policy_version, tmp_path):
+    """Walked in Chromium at 1440x900: "+ Add tag" under the last category re-rendered the editor at its top with
+    nothing focused, so the blank row it added was a screen and a half below, out of sight."""
+    editor = make_user("policy_editor", username="rubric-adder")
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, editor.username)
+    page.goto(f"/policies/{policy_version.policy_id}/edit/")
+    last = len(policy_version.taxonomy) - 1
+    new_tag = len(policy_version.taxonomy[last]["tags"])
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="+ Add tag").nth(last).click()
+
+    page.wait_for_function(f"document.activeElement.name === 'c{last}t{new_tag}-key'", timeout=5000)
+    assert page.locator(f'input[name="c{last}t{new_tag}-key"]').is_visible()
+    assert page.evaluate("window.scrollY") > 0  # scrolled down to it, not left at the top
+    page.screenshot(path=str(shots / "policy-editor-tag-added.png"))
+    page.keyboard.type("新标签")  # typing goes straight into the new row
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="+ Add category").click()
+
+    new_category = last + 1
+    page.wait_for_function(f"document.activeElement.name === 'c{new_category}-key'", timeout=5000)
+    assert page.locator(f'input[name="c{new_category}-key"]').is_visible()
+    assert page.locator(f'input[name="c{last}t{new_tag}-key"]').input_value() == "新标签"  # kept across the re-render

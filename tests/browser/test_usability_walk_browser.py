@@ -169,3 +169,52 @@ def test_admin_role_staff_choose_by_search_in_the_admin(page, make_user, policy_
     # The search answers (a 403 showed "The results could not be loaded."): only the queue typed for.
     expect(page.locator(".select2-results__option")).to_have_text(["Ads queue 2"])
     page.screenshot(path=str(_shots(tmp_path) / "admin-role-search.png"))
+
+
+def test_taking_a_tag2cot_task_opens_it_on_the_first_blank_stage(page, make_user, policy_version, tmp_path):
+    """Walked on the demo data: "Write this reasoning" reloaded the page with its button gone and nothing
+    focused (document.activeElement was the body); typing went nowhere and Tab started from the site's menu."""
+    from annotation.models import Tag2CotTask
+    from moderation.inference.backends import STAGES
+    from tests.factories import DecisionFactory
+
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    # As the evidence baseline drafts one: the extraction and the verdict written, the stages between blank.
+    written = {"content_extraction": "Title: soup.", "final_judgment": "label: 引导私下交易"}
+    drafted = [{"key": k, "title": t, "text": written.get(k, ""), "evidence": []} for k, t in STAGES]
+    task = Tag2CotTask.objects.create(
+        video=decision.video, decision=decision, policy_version=policy_version, target_label="引导私下交易",
+        stages=drafted,
+    )  # fmt: skip
+    labeler = make_user("labeler", username="cot-taker")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, labeler.username)
+    page.goto(f"/annotation/tag2cot/{task.pk}/")
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Write this reasoning").click()
+
+    # The drafted extraction is kept; the analysis is the first stage left to write.
+    page.wait_for_function("document.activeElement.id === 't2c-stage-analysis'", timeout=5000)
+    page.keyboard.type("The chat app handle is in the title.")
+    assert page.locator("#t2c-stage-analysis").input_value() == "The chat app handle is in the title."
+    page.screenshot(path=str(_shots(tmp_path) / "tag2cot-taken-focus.png"))
+
+
+def test_the_admins_breadcrumb_links_are_told_from_their_text_without_colour(page, make_user, tmp_path):
+    """axe in Chromium on every admin change list (link-in-text-block, serious): "Home › Moderation › Review
+    queues" had its links only in another colour."""
+    from tests.browser.test_accessibility import _violations
+
+    admin = make_user("admin", username="admin-crumbs", is_staff=True, is_superuser=True)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, admin.username)
+
+    for url in ("/admin/moderation/reviewqueue/", "/admin/auth/group/"):
+        page.goto(url)
+        assert page.locator("div.breadcrumbs a").first.evaluate("a => getComputedStyle(a).textDecorationLine") == (
+            "underline"
+        )
+        assert not [v for v in _violations(page) if "link-in-text-block" in v], url
+    assert "Django administration" in page.locator("#site-name").inner_text()  # the admin's own header, kept
+    page.screenshot(path=str(_shots(tmp_path) / "admin-breadcrumbs.png"))

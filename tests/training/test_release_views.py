@@ -270,3 +270,40 @@ def test_a_candidate_whose_evaluation_is_under_way_is_told_so_not_to_evaluate_it
         "fresh has no finished evaluation; evaluate it first."
         in client.get(reverse("training:model_list")).content.decode()
     )
+
+
+def test_compare_is_offered_only_with_two_evaluations_and_the_empty_list_says_where_to_start(client_as, policy_version):
+    """Walked on the demo data: with no evaluation at all the list offered "Compare A and B", which could only
+    answer "Pick two evaluations", and its empty row did not say how to get one."""
+    from tests.factories import ModelVersionFactory
+
+    admin = client_as("admin")
+    url = reverse("training:model_list")
+
+    empty = admin.get(url).content.decode()
+    assert "Compare A and B</button>" not in empty and "No evaluations yet: start one under “Evaluate” above." in empty
+
+    EvaluationRun.objects.create(
+        model_version=ModelVersionFactory(), policy_version=policy_version, eval_set_key="gold"
+    )
+    one = admin.get(url).content.decode()
+    assert "Compare A and B</button>" not in one and 'id="compare-hint"' in one
+
+    EvaluationRun.objects.create(
+        model_version=ModelVersionFactory(), policy_version=policy_version, eval_set_key="gold"
+    )
+    two = admin.get(url).content.decode()
+    assert "Compare A and B</button>" in two and 'id="compare-hint"' not in two
+
+
+def test_a_finished_evaluations_headings_go_down_one_level_at_a_time(client_as, runs):
+    """axe in Chromium on a finished evaluation (heading-order, moderate): its "Per category" and "Confusion
+    matrix" were h3 straight under the page's h1, so a screen reader's outline skipped a level."""
+    import re
+
+    page = client_as("admin").get(reverse("training:evaluation_detail", args=[runs[1].pk])).content.decode()
+    main = page.split("<main", 1)[1]
+
+    levels = [int(n) for n in re.findall(r"<h([1-6])[\s>]", main)]
+    assert "Confusion matrix" in main and levels[0] == 1
+    assert all(b <= a + 1 for a, b in zip(levels, levels[1:], strict=False)), levels

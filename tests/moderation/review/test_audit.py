@@ -75,3 +75,27 @@ def test_admin_lists_and_filters_the_log_read_only(make_task, make_user):
     page = client.get(f"/admin/moderation/auditevent/{event.pk}/change/").content.decode()
     assert 'name="_save"' not in page  # view only
     assert client.get("/admin/moderation/auditevent/add/").status_code == 403
+
+
+def test_the_actor_filter_names_the_events_no_user_caused(make_task, make_user):
+    """axe in Chromium on the audit log (link-name, serious): events beat or a worker recorded have no actor
+    name, and "By actor name" listed them as a link with no text, which a screen reader reads as nothing."""
+    import re
+
+    from moderation.review.admin import ActorNameListFilter
+    from moderation.review.services import audit_event_record
+
+    make_task()
+    alice = make_user("moderator")
+    review_claim_next(user=alice)
+    audit_event_record(actor=None, action="retrain.trigger", obj=None, payload={})
+    admin = User.objects.create_superuser("root", "root@example.com", "pw-test-123")
+    client = Client()
+    client.force_login(admin)
+
+    html = client.get("/admin/moderation/auditevent/").content.decode()
+
+    links = dict(re.findall(r'<a href="\?actor_name=([^"]*)">([^<]*)</a>', html))
+    assert links[""].strip() == ActorNameListFilter.NO_USER and links[alice.username].strip() == alice.username
+    system_only = client.get("/admin/moderation/auditevent/?actor_name=").content.decode()
+    assert "retrain.trigger" in system_only and 'class="field-action">claim<' not in system_only

@@ -177,3 +177,24 @@ def test_is_held_by_is_the_one_rule_for_this_item_is_still_mine(make_task, make_
 
     task.status, task.claimed_by = ReviewTask.Status.PENDING, None
     assert not task.is_held_by(AnonymousUser())  # an unclaimed item is no one's, not the anonymous user's
+
+
+def test_a_skip_with_nothing_else_waiting_keeps_the_item_for_the_reviewer_again(make_task, make_user, client_as):
+    """Walked in Chromium: on an item whose claim had lapsed, "n" (skip) with nothing else waiting said "No
+    other item is waiting; this one stays with you." under the banner "Your claim lapsed at 00:59": the lease
+    was left lapsed, so the item was anyone's to take."""
+    from django.test import Client
+
+    task = make_task()
+    alice = make_user("moderator")
+    assert review_claim_next(user=alice).pk == task.pk
+    ReviewTask.objects.filter(pk=task.pk).update(lease_expires_at=timezone.now() - timedelta(minutes=5))
+    client = Client()
+    client.force_login(alice)
+
+    page = client.post(f"/review/{task.pk}/skip/", {"reason": "Conflict of interest"}, follow=True)
+
+    task.refresh_from_db()
+    assert task.claimed_by == alice and task.lease_expires_at > timezone.now() + timedelta(minutes=10)
+    html = page.content.decode()
+    assert "this one stays with you" in html and "Your claim lapsed" not in html

@@ -82,3 +82,28 @@ def test_only_reviewers_may_retry(make_user, client_as) -> None:
     assert client_as("labeler").post(reverse("moderation:video_retry", args=[video.pk])).status_code == 403
     assert client_as("admin").post(reverse("moderation:video_retry", args=[999999])).status_code == 404
     assert Video.objects.get(pk=video.pk).status == Video.Status.FAILED
+
+
+def test_a_video_that_failed_before_probing_does_not_claim_it_has_no_audio_track(make_user) -> None:
+    """Walked in Chromium: an upload that was not a video ("moov atom not found") said "Audio: no audio track"
+    beside "Duration: —": nothing had read the file, so whether it has sound is unknown."""
+    user = make_user("moderator")
+    failed = VideoFactory(
+        file="",
+        status=Video.Status.FAILED,
+        stage=Video.Stage.PROBE,
+        error="This file is not a playable video.",
+        duration=None,
+        has_audio=False,
+        created_by=user,
+    )
+    silent = VideoFactory(file="", duration=4.0, has_audio=False, created_by=user)
+    client = Client()
+    client.force_login(user)
+
+    def audio(video: Video) -> str:
+        page = client.get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
+        return page.split("<dt>Audio</dt><dd>", 1)[1].split("</dd>", 1)[0]
+
+    assert audio(failed) == "—"
+    assert audio(silent) == "no audio track"  # probed, and no audio stream found

@@ -222,3 +222,30 @@ def test_speech_evidence_of_an_imported_item_links_to_the_line_it_quotes(client_
     client.post("/tags/claim/")
     screen = client.get(f"/tags/task/{task.pk}/").content.decode()
     assert 'id="seg-1"' in screen and 'href="#seg-1"' in screen
+
+
+def test_a_tag_item_can_be_given_back_from_its_screen(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked on the demo data: the tag item screen had no Release (the review screen has one): a reviewer who
+    could not tag a video held it until its lease ran out, or signed out to free it."""
+    from django.contrib.auth.models import User
+
+    from moderation.review.models import ReviewTask
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.services import tag_queue_default
+
+    client = client_as("moderator")
+    user = User.objects.get(pk=client.session["_auth_user_id"])
+    task = ReviewTaskFactory(decision__policy_version=policy_version, queue=tag_queue_default())
+    assert review_claim_next(user=user, queue=tag_queue_default()) == task
+
+    page = client.get(f"/tags/task/{task.pk}/").content.decode()
+    start = page.rindex("<form", 0, page.index('id="tag-release"'))
+    form = page[start:].split("</form>")[0]
+    assert f'action="/review/{task.pk}/release/"' in form and "Release</button>" in form
+
+    released = client.post(f"/review/{task.pk}/release/", follow=True)
+
+    task.refresh_from_db()
+    assert task.status == ReviewTask.Status.PENDING and task.claimed_by is None
+    assert released.redirect_chain[-1][0] == "/tags/"
+    assert f"Item #{task.pk} is back in the queue." in released.content.decode()
