@@ -921,3 +921,21 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
         # Workbench users are told who reviewed (the API's ``added_by``); platforms never are.
         "show_names": user.has_perm(Perm.REVIEW_VIDEO),
     }
+
+
+def review_worked_before(*, task: ReviewTask, user: User) -> ReviewTask | None:
+    """``user``'s earlier work on ``task``'s item in another queue, escalated or decided, or ``None``: four eyes, so
+    the claim never serves them this copy (``services._NOT_WORKED_BEFORE``) and its screen says why."""
+    earlier = ReviewTask.objects.filter(
+        decision_id=task.decision_id,
+        claimed_by=user,
+        status__in=(ReviewTask.Status.DONE, ReviewTask.Status.ESCALATED),
+        is_gold=False,
+    )
+    return earlier.exclude(pk=task.pk).select_related("queue").order_by("-completed_at", "-pk").first()
+
+
+def review_worked_before_text(*, earlier: ReviewTask) -> str:
+    """Why an item ``earlier`` worked by the reader is not theirs to take in another queue."""
+    done = "escalated" if earlier.status == ReviewTask.Status.ESCALATED else "reviewed"
+    return f"You {done} this item in “{earlier.queue.name}”: another reviewer must decide it here (four eyes)."

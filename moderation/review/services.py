@@ -48,7 +48,13 @@ from moderation.media.selectors import (
 )
 from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
-from moderation.review.selectors import SKIP_REASONS, videos_routing_orphaned, videos_routing_stranded
+from moderation.review.selectors import (
+    SKIP_REASONS,
+    review_worked_before,
+    review_worked_before_text,
+    videos_routing_orphaned,
+    videos_routing_stranded,
+)
 from workbench import storage
 from workbench.db import prepared_cursor
 from workbench.queues import enqueue
@@ -665,7 +671,8 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
 # renews or takes the lease, writes the audit row and reports whether the reviewer may work the
 # queue at all (then nothing is locked or written). ``{open_video}`` passes over items whose video the
 # reviewer may not open (``_open_video_clause``: the selector's rule compiled into the statement), and
-# ``{not_own_upload}`` items whose video the reviewer uploaded (``_NOT_OWN_UPLOAD``), in every leg.
+# ``{not_own_upload}`` items whose video the reviewer uploaded (``_NOT_OWN_UPLOAD``), and ``{not_worked}`` items
+# the reviewer already escalated or decided in another queue (``_NOT_WORKED_BEFORE``), in every leg.
 _CLAIM_SQL = """
 WITH allowed AS (
     SELECT %(superuser)s
@@ -679,26 +686,26 @@ WITH allowed AS (
 own AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
-      AND t.claimed_by_id = %(user)s AND NOT (t.id = ANY(%(exclude)s)) {open_video} {not_own_upload}
+      AND t.claimed_by_id = %(user)s AND NOT (t.id = ANY(%(exclude)s)) {open_video} {not_own_upload} {not_worked}
     ORDER BY t.claimed_at, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 lapsed AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
-      AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload}
+      AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload} {not_worked}
     ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 pending AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
-      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload}
+      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload} {not_worked}
       AND NOT EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
     ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 skipped AS (
     SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
     WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
-      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload}
+      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload} {not_worked}
       AND EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
     ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
@@ -737,6 +744,14 @@ _NOT_MINE = (
 _NOT_OWN_UPLOAD = (
     f"AND NOT EXISTS (SELECT 1 FROM {Decision._meta.db_table} od JOIN {Video._meta.db_table} ov ON ov.id = od.video_id"
     " WHERE od.id = t.decision_id AND ov.created_by_id = %(user)s)"
+)
+# Four eyes: whoever escalated an item, or already reviewed it (the same decision: the same video under the same
+# policy version), is never served its copy in another queue (a senior or adjudication queue), not even their own
+# claim on it from before this rule. Gold items are per reviewer and score them, so they do not count.
+# ``review_worked_before`` tells the reviewer why when they open such an item; ``review_submit`` refuses it.
+_NOT_WORKED_BEFORE = (
+    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask w WHERE w.decision_id = t.decision_id AND w.id <> t.id"
+    " AND w.claimed_by_id = %(user)s AND w.status IN ('done', 'escalated') AND NOT w.is_gold)"
 )
 _TASK_COLUMNS = [f.column for f in ReviewTask._meta.concrete_fields]
 
@@ -777,6 +792,7 @@ def _claim_sql(*, queue: ReviewQueue, open_video: str) -> str:
         not_mine=_NOT_MINE if queue.required_reviews > 1 else "",
         open_video=open_video,
         not_own_upload=_NOT_OWN_UPLOAD,
+        not_worked=_NOT_WORKED_BEFORE,
         columns=", ".join(f"t.{c}" for c in _TASK_COLUMNS),
     )
 
@@ -1164,6 +1180,10 @@ def review_submit(
     if decision.video.created_by_id is not None and decision.video.created_by_id == user.pk:
         # The claim never hands it out (``_NOT_OWN_UPLOAD``); a claim held from before that rule is refused here.
         raise ModerationError(OWN_UPLOAD)
+    worked = None if locked.is_gold else review_worked_before(task=locked, user=user)
+    if worked is not None:
+        # The claim never hands it out (``_NOT_WORKED_BEFORE``); a claim held from before that rule is refused here.
+        raise ModerationError(f"{review_worked_before_text(earlier=worked)} Release it for another reviewer.")
     final_label = _final_label(decision, verdict, label)
     final_severity = _final_severity(decision, verdict, final_label, severity)
     gold_correct = None

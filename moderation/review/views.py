@@ -167,6 +167,11 @@ def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
     if not selectors.review_queue_may_work(user=_user(request), queue=task.queue):
         raise PermissionDenied(f"The queue “{task.queue.name}” is restricted to other groups.")
     if task.claimed_by_id != request.user.pk:
+        earlier = selectors.review_worked_before(task=task, user=_user(request))
+        if earlier is not None and task.status in (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED):
+            raise PermissionDenied(
+                f"{selectors.review_worked_before_text(earlier=earlier)} “Claim next” will not give it to you."
+            )
         raise PermissionDenied(
             claimed_by_another(task)
             if task.claimed_by_id and task.status == ReviewTask.Status.CLAIMED

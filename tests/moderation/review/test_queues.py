@@ -599,3 +599,32 @@ def test_a_queue_page_gives_its_sla_as_a_span_of_time(client_as):
     assert "SLA 1d 0h from ingest" in page and "86400" not in page
     page = client_as("moderator").get(reverse("moderation:queue_detail", args=["quick"])).content.decode()
     assert "SLA 1h 30m from ingest" in page
+
+
+def test_whoever_escalated_an_item_is_never_served_its_senior_copy(make_task, make_user):
+    """Four eyes: the moderator who escalated an item (or already decided it) never gets it in another queue."""
+    senior = _queue("senior", routes_new_decisions=False)
+    default = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    task = make_task()
+    moderator, other = make_user("moderator"), make_user("moderator")
+    assert review_claim_next(user=moderator).pk == task.pk
+    handed = review_escalate(task=task, user=moderator, reason="Coded slang")
+
+    assert review_claim_next(user=moderator, queue=senior) is None
+    from django.test import Client
+
+    client = Client()
+    client.force_login(moderator)
+    page = client.get(reverse("moderation:review_task", args=[handed.pk]))
+    assert page.status_code == 403
+    assert "You escalated this item in “Default”" in page.content.decode()
+    # A claim on it held from before the rule does not take a verdict from them either.
+    ReviewTask.objects.filter(pk=handed.pk).update(status=ReviewTask.Status.CLAIMED, claimed_by=moderator)
+    with pytest.raises(ModerationError, match="four eyes"):
+        review_submit(task=handed, user=moderator, verdict="approve")
+    ReviewTask.objects.filter(pk=handed.pk).update(status=ReviewTask.Status.PENDING, claimed_by=None)
+
+    assert review_claim_next(user=other, queue=senior).pk == handed.pk
+    review_submit(task=handed, user=other, verdict="approve")
