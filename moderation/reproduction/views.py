@@ -44,7 +44,10 @@ def pair_queue(request: HttpRequest) -> HttpResponse:
     if request.htmx:  # type: ignore[attr-defined]  # the rows and their pager: no heading to count for
         return render(request, "moderation/reproduction/queue.html#pair-rows", context)
     # The heading's "waiting" is the count the page's walk made (capped as its pager's), the others as cheaply.
-    context["stats"] = selectors.pair_queue_stats(user=request.user, pending=CappedCount.of(page.paginator))
+    context["stats"] = stats = selectors.pair_queue_stats(user=request.user, pending=CappedCount.of(page.paginator))
+    # "Claim next pair" gives the pair the reader holds, else one waiting for them: with neither it is disabled,
+    # as an empty review queue's "Claim next" is (it only answered "No pairs are waiting for a verdict.").
+    context["claimable"] = context["held"] is not None or stats["pending"].n > 0
     return render(request, "moderation/reproduction/queue.html", context)
 
 

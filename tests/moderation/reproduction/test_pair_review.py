@@ -480,3 +480,25 @@ def test_a_mirrored_pairs_frame_similarity_reads_as_a_measure_with_a_mirrored_no
     ReproCandidate.objects.filter(pk=pair.pk).update(frame_similarity=-0.2, evidence=pair.evidence)
     page = client.get(reverse("moderation:repro_pair", args=[pair.pk])).content.decode()
     assert '<dd id="frame-similarity">0 <small class="hint">(no frames alike)</small></dd>' in page
+
+
+def test_claim_next_pair_is_disabled_once_no_pair_waits(make_user) -> None:  # type: ignore[no-untyped-def]
+    """As an empty review queue's "Claim next": enabled while a pair waits or the reader holds one, else disabled
+    and marked "empty" (it used to stay enabled and only answer "No pairs are waiting for a verdict.")."""
+    from django.test import Client
+
+    pair = make_pair()
+    alice = make_user("moderator")
+    client = Client()
+    client.force_login(alice)
+
+    def button() -> str:
+        page = client.get(reverse("moderation:repro_queue")).content.decode()
+        [found] = re.findall(r"<button[^>]*>Claim next pair</button>", page)
+        return found
+
+    assert "disabled" not in button() and 'data-hotkey="n"' in button()
+    pair_claim_next(user=alice)
+    assert "disabled" not in button()  # 0 waiting, but the pair she holds
+    pair_review_submit(candidate=pair, user=alice, verdict="unrelated")
+    assert "disabled" in button() and 'data-hotkey="n"' not in button()
