@@ -67,7 +67,8 @@ def test_openapi_schema_is_generated(client_as):
 
 @pytest.mark.django_db
 def test_api_requires_authentication_and_the_right_role(client, client_as, make_user):
-    assert client.get("/api/videos/").status_code in (401, 403)
+    anonymous = client.get("/api/videos/")  # no credentials: 401 naming the scheme, as a REST client expects
+    assert anonymous.status_code == 401 and anonymous["WWW-Authenticate"] == "Token"
     assert client_as("policy_editor").get("/api/videos/").status_code == 403
     assert client_as("moderator").get("/api/videos/").status_code == 200
 
@@ -247,3 +248,19 @@ def test_the_nul_check_covers_forms_and_query_strings_and_leaves_json_bodies_to_
     as_json = factory.post("/api/x/", '{"a": "b\\u0000"}', content_type="application/json")
     assert middleware.process_view(as_json, view, (), {}) is None
     assert not as_json._read_started  # the body is still there for the view to stream
+
+
+@pytest.mark.django_db
+def test_a_signed_in_browser_calls_the_api_with_its_session_and_csrf_token(make_user):
+    """The token class comes first (an anonymous call is a 401): a page's own calls with the session cookie still
+    work, and the session's CSRF check still guards its writes."""
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(make_user("moderator"))
+    assert browser.get("/api/decisions/", HTTP_ACCEPT="application/json").status_code == 200
+    refused = browser.post("/api/token/")
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    csrf = browser.get("/account/api-token/").cookies.get("csrftoken") or browser.cookies["csrftoken"]
+    made = browser.post("/api/token/", HTTP_X_CSRFTOKEN=csrf.value)
+    assert made.status_code in (200, 201) and made.json()["token"]

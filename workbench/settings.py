@@ -223,9 +223,13 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 WORKBENCH_UPLOAD_MAX_BYTES = env.int("WORKBENCH_UPLOAD_MAX_BYTES", default=500 * 1024 * 1024)
 
+# The token class first: DRF answers a caller who sent no credentials with the first class's scheme, so that is a
+# 401 with ``WWW-Authenticate: Token`` (behind the session's, which names no scheme, it was a 403). A signed-in
+# browser's calls are unchanged (no Authorization header: the token class passes, the session and its CSRF check
+# decide); 403 stays for a caller who is signed in but may not do this.
 API_AUTHENTICATION_CLASSES = [
-    "rest_framework.authentication.SessionAuthentication",
     "workbench.tokens.ExpiringTokenAuthentication",
+    "rest_framework.authentication.SessionAuthentication",
 ]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": API_AUTHENTICATION_CLASSES,

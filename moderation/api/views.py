@@ -47,10 +47,11 @@ from workbench.pagination import WindowCursorPagination, WindowPageNumberPaginat
 from workbench.parsers import StorableJSONParser
 from workbench.tokens import ExpiringTokenAuthentication
 
-# Users (session or Token) and platform integrations (Integration <token>).
+# Users (Token or session) and platform integrations (Integration <token>). The token first: a call without
+# credentials is a 401 with ``WWW-Authenticate: Token`` (``settings.API_AUTHENTICATION_CLASSES``), not a 403.
 USER_OR_INTEGRATION_AUTH: list[type[BaseAuthentication]] = [
-    SessionAuthentication,
     ExpiringTokenAuthentication,
+    SessionAuthentication,
     IntegrationAuthentication,
 ]
 

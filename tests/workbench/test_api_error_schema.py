@@ -133,7 +133,13 @@ def test_real_401s_and_403s_match_the_declared_error(schema, client_as, make_use
     assert _check(schema, "/api/feedback/events/", "POST", nobody, 401)["detail"]
 
     _check(schema, "/api/videos/", "GET", client_as("policy_editor").get("/api/videos/"), 403)
-    _check(schema, "/api/decisions/", "GET", APIClient().get("/api/decisions/"), 403)  # anonymous, session first
+    # No credentials at all: 401 naming the scheme to use, as a REST client expects (it was a 403 behind the session).
+    anonymous = APIClient().get("/api/decisions/")
+    assert (
+        _check(schema, "/api/decisions/", "GET", anonymous, 401)["detail"]
+        == "Authentication credentials were not provided."
+    )
+    assert anonymous["WWW-Authenticate"] == "Token"
     labeler = APIClient()
     labeler.force_login(make_user("labeler"))
     _check(schema, "/api/videos/", "POST", labeler.post("/api/videos/", {"title": "x"}), 403)
@@ -346,7 +352,7 @@ def test_every_error_of_the_schema_endpoint_is_the_json_error_body_whatever_the_
     for accept in (None, "application/yaml", "application/vnd.oai.openapi", "application/json", "text/csv"):
         sent = {"HTTP_ACCEPT": accept} if accept else {}
         refusals = [
-            (APIClient().get("/api/schema/", **sent), 403, "Authentication credentials were not provided."),
+            (APIClient().get("/api/schema/", **sent), 401, "Authentication credentials were not provided."),
             (wrong_token.get("/api/schema/", **sent), 401, "Invalid integration token."),
             (platform.post("/api/schema/", **sent), 405, 'Method "POST" not allowed.'),
             (platform.get("/api/schema/?format=xml", **sent), 404, "Not found."),
@@ -360,7 +366,9 @@ def test_every_error_of_the_schema_endpoint_is_the_json_error_body_whatever_the_
             body = json.loads(response.content)
             jsonschema.validate(body, error)
             assert body["detail"] == detail, (accept, status, body)
-            if status == 401:
+            if status == 401 and detail == "Authentication credentials were not provided.":
+                assert response["WWW-Authenticate"] == "Token"
+            elif status == 401:
                 assert body["code"] == "invalid_token" and response["WWW-Authenticate"].startswith("Integration")
             if status == 405:
                 assert "GET" in response["Allow"]
@@ -377,6 +385,8 @@ def test_every_error_of_the_schema_endpoint_is_the_json_error_body_whatever_the_
         else:
             assert response.content.startswith(b"openapi: 3."), accept
     # A person's page keeps its HTML refusal: the browsable API and the docs' "Sign in first" page.
+    # Signed out, both are a 401 as the JSON is (no credentials were sent); the docs' page says "Sign in first".
     for url in ("/api/decisions/", "/api/docs/"):
         page = Client().get(url, HTTP_ACCEPT="text/html")
-        assert page.status_code == 403 and page["Content-Type"].startswith("text/html"), url
+        assert page.status_code == 401 and page["Content-Type"].startswith("text/html"), url
+    assert "Sign in first" in page.content.decode()
