@@ -68,6 +68,17 @@ class ApiTokenShown:
     created: datetime
     expires_at: datetime
     expired: bool
+    # "in 90 days": whole calendar days to the expiry date (local time), the same on every render that day; a
+    # ``timeuntil`` said "2 months, 4 weeks" right after creation and "2 months, 3 weeks" a second later.
+    expires_in: str = ""
+
+
+def expires_in_text(expires_at: datetime, *, now: datetime | None = None) -> str:
+    """When ``expires_at`` comes, as whole calendar days from today (local time): "today", "tomorrow", "in N days"."""
+    days = (timezone.localdate(expires_at) - timezone.localdate(now or timezone.now())).days
+    if days <= 0:
+        return "today"
+    return "tomorrow" if days == 1 else f"in {days} days"
 
 
 def api_token_of(*, user: User) -> ApiTokenShown | None:
@@ -81,6 +92,7 @@ def api_token_of(*, user: User) -> ApiTokenShown | None:
         created=token.created,
         expires_at=expires_at,
         expired=expires_at <= timezone.now(),
+        expires_in=expires_in_text(expires_at),
     )
 
 

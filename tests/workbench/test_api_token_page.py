@@ -4,7 +4,7 @@ rotate (the new key shown once) and revoke, through the same service as ``POST /
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.test import Client
@@ -58,6 +58,8 @@ def test_a_user_creates_sees_rotates_and_revokes_their_api_token_on_its_page(mak
     assert client.post("/api/token/", HTTP_X_CSRFTOKEN=csrf).json()["token"] == key
     again = client.get(PAGE).content.decode()
     assert _shown_key(again) is None and key not in again  # shown once
+    # The same phrase on both renders (``timeuntil`` said "4 weeks, 2 days", then "4 weeks, 1 day").
+    assert "(in 30 days)" in html and "(in 30 days)" in again
     # The create form posted a second time keeps that token and does not show it again.
     twice = client.post(PAGE, {"action": "create"}, HTTP_X_CSRFTOKEN=csrf, follow=True).content.decode()
     assert Token.objects.get(user=user).key == key and key not in twice and "You have a token already" in twice
@@ -105,3 +107,15 @@ def test_an_expired_token_says_so_and_the_api_rotation_is_audited_too(make_user)
 def test_the_api_token_page_asks_to_sign_in_first():
     response = Client().get(PAGE)
     assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_a_tokens_expiry_reads_in_whole_calendar_days_the_same_all_day():
+    from workbench.tokens import expires_in_text
+
+    now = timezone.make_aware(datetime(2026, 12, 5, 10, 0))
+    made = now + timedelta(days=90)
+    assert expires_in_text(made, now=now) == "in 90 days"
+    assert expires_in_text(made, now=now + timedelta(seconds=1)) == "in 90 days"
+    assert expires_in_text(made - timedelta(seconds=1), now=now) == "in 90 days"
+    assert expires_in_text(now + timedelta(days=1), now=now) == "tomorrow"
+    assert expires_in_text(now + timedelta(hours=1), now=now) == "today"
