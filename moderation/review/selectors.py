@@ -311,7 +311,27 @@ def review_nothing_to_claim_text(*, queues: Iterable[ReviewQueue], user: User) -
             f"Nothing to claim for you: the {own} {what.format(names)}, and a reviewer never decides their own "
             f"content; another reviewer will take {'it' if own == 1 else 'them'}."
         )
+    if _worked_before_waiting(queues=queues, user=user):
+        return (
+            "Nothing to claim for you: the items left here are ones you escalated or reviewed in another queue, and "
+            "another reviewer must decide them (four eyes)."
+        )
     return "Queue is empty."
+
+
+def _worked_before_waiting(*, queues: list[ReviewQueue], user: User) -> bool:
+    """Whether an item waits in ``queues`` that ``user`` escalated or decided in another queue, which the claim never
+    hands them (``services._NOT_WORKED_BEFORE``). Asked only once a claim found nothing."""
+    S = ReviewTask.Status
+    worked = ReviewTask.objects.filter(
+        decision_id=OuterRef("decision_id"), claimed_by=user, status__in=(S.DONE, S.ESCALATED), is_gold=False
+    ).exclude(pk=OuterRef("pk"))
+    waiting = ReviewTask.objects.filter(
+        Q(status=S.PENDING) | Q(status=S.CLAIMED, lease_expires_at__lte=timezone.now()),
+        queue_id__in=[q.pk for q in queues],
+        is_gold=False,
+    )
+    return waiting.filter(Exists(worked)).exists()
 
 
 def review_queue_overview_recent(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[str, Any]]:

@@ -620,6 +620,8 @@ def test_whoever_escalated_an_item_is_never_served_its_senior_copy(make_task, ma
     page = client.get(reverse("moderation:review_task", args=[handed.pk]))
     assert page.status_code == 403
     assert "You escalated this item in “Default”" in page.content.decode()
+    claimed = client.post(reverse("moderation:queue_claim_next", args=["senior"]), follow=True).content.decode()
+    assert "ones you escalated or reviewed in another queue" in claimed
     # A claim on it held from before the rule does not take a verdict from them either.
     ReviewTask.objects.filter(pk=handed.pk).update(status=ReviewTask.Status.CLAIMED, claimed_by=moderator)
     with pytest.raises(ModerationError, match="four eyes"):
