@@ -273,7 +273,8 @@ def test_the_ranker_history_and_the_cascade_share_explain_their_empty_state(clie
     ranker = admin.get(reverse("moderation:tag_ranker")).content.decode()
     ops = admin.get(reverse("moderation:ops_dashboard")).content.decode()
 
-    assert "No ranker trained yet: each retrain from reviewers' events adds a row here." in ranker
+    assert "No training run yet: each retrain (this page's button" in ranker
+    assert "No ranker trained yet: a run with enough reviewer events adds a version here." in ranker
     assert "No decision went through the cascade in 14 days" in ops and "–</strong> of cascade" not in ops
 
 
