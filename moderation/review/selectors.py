@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
@@ -40,6 +41,7 @@ from moderation.policies.selectors import policy_label_groups, policy_label_sear
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.counts import counts_cached, counts_generations, counts_keep
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewTask
+from workbench.pagination import CappedCount
 from workbench.roles import Perm
 
 # Why a reviewer may pass on an item: a fixed list (review_skip refuses others), so skips count by reason.
@@ -142,8 +144,51 @@ def videos_routing_orphaned() -> QuerySet[Video]:
 
 
 def routing_orphan_counts() -> dict[str, int]:
-    """How many videos are in each state of ``routing_orphans``."""
+    """How many videos are in each state of ``routing_orphans`` (every one: a count over the whole library each;
+    the ops page reads ``routing_orphans_summary``)."""
     return {kind: Video.objects.filter(pk__in=ids).count() for kind, ids in routing_orphans().items()}
+
+
+# Routing-health counts the ops page shows exactly up to here, then "1,000+" (the list screens' cap).
+ROUTING_COUNT_CAP = 1000
+
+
+def first_video_ids(
+    videos: QuerySet[Video], *, first: int, cap: int = ROUTING_COUNT_CAP
+) -> tuple[CappedCount, list[int]]:
+    """How many videos ``videos`` finds, exact up to ``cap`` ("1,000+" past it), and the first ``first`` ids in id
+    order, from one query reading at most ``max(cap, first) + 1`` ids: the filter is evaluated once, where a count
+    and a list of the first ids evaluate it twice."""
+    ids = list(videos.order_by("pk").values_list("pk", flat=True)[: max(cap, first) + 1])
+    return CappedCount(min(len(ids), cap), len(ids) <= cap), ids[:first]
+
+
+@dataclass(frozen=True)
+class RoutingOrphanSummary:
+    """``routing_orphans_summary``: per kind the videos counted (as far as the cap), the union's count, and the
+    union's first ids."""
+
+    kinds: dict[str, CappedCount]
+    videos: CappedCount
+    first_ids: list[int]
+
+
+def routing_orphans_summary(*, first: int, cap: int = ROUTING_COUNT_CAP) -> RoutingOrphanSummary:
+    """What the ops page says of ``routing_orphans``, each kind's query run once (one query a kind): its videos'
+    first ``max(cap, first) + 1`` ids, which give its count (exact up to ``cap``), the union's count (exact up to
+    ``cap`` when every kind's is) and the union's first ``first`` ids (each among its kind's first ones)."""
+    read = max(cap, first) + 1
+    ids = {
+        kind: list(Video.objects.filter(pk__in=q).order_by("pk").values_list("pk", flat=True)[:read])
+        for kind, q in routing_orphans().items()
+    }
+    union = sorted(set().union(*ids.values()))
+    exact = all(len(kind_ids) <= cap for kind_ids in ids.values()) and len(union) <= cap
+    return RoutingOrphanSummary(
+        kinds={kind: CappedCount(min(len(kind_ids), cap), len(kind_ids) <= cap) for kind, kind_ids in ids.items()},
+        videos=CappedCount(min(len(union), cap), exact),
+        first_ids=union[:first],
+    )
 
 
 def review_queue_may_work(*, user: User, queue: ReviewQueue) -> bool:
