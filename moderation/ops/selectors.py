@@ -22,7 +22,8 @@ from moderation.media.models import Video
 from moderation.ops.charts import bar_chart, line_chart
 from moderation.review.agreement import krippendorff_alpha_nominal
 from moderation.review.models import AwaitedQueueItem, Review, ReviewQueue, ReviewTask
-from moderation.review.selectors import routing_orphan_counts, videos_routing_orphaned, videos_routing_stranded
+from moderation.review.selectors import first_video_ids, routing_orphans_summary, videos_routing_stranded
+from workbench.pagination import CappedCount
 
 OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
 FAILED_SHOWN = 50  # failed tries at missing decisions listed on the ops page, latest first
@@ -267,18 +268,23 @@ def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing
     model's task on the infer queue is slow or lost); and the model answers kept for a retry, the oldest's age.
     ``failed_filter``: the list of failed tries shows those still failing ("failing") or those an operator
     dismissed ("dismissed"), at most ``FAILED_SHOWN`` of them."""
-    stranded, missing = videos_routing_stranded(), videos_missing_auto_decision_counted()
+    # Each whole-library query runs once: a capped count and the first ids from one read (``first_video_ids``),
+    # the orphans' three kinds one query each (``routing_orphans_summary``).
+    n_stranded, stranded_ids = first_video_ids(videos_routing_stranded(), first=shown)
+    n_missing, missing_ids = first_video_ids(videos_missing_auto_decision_counted(), first=shown)
+    counts = missing_decision_counts(now=now)
+    orphans = routing_orphans_summary(first=shown)
+    n_orphaned = orphans.videos
     awaited = AwaitedQueueItem.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
-    n_stranded, counts = stranded.count(), missing_decision_counts(now=now)
-    orphans = routing_orphan_counts()
-    orphaned = videos_routing_orphaned()
-    n_orphaned = orphaned.count()
     kept = KeptVerdict.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
+    backlog = max(n_stranded.n, n_orphaned.n, counts["to_queue"])
     return {
-        "stranded": n_stranded,
-        "stranded_ids": list(stranded.values_list("pk", flat=True)[:shown]),
-        "missing": missing.count(),
-        "missing_ids": list(missing.values_list("pk", flat=True)[:shown]),
+        "stranded": n_stranded.n,
+        "stranded_count": n_stranded,
+        "stranded_ids": stranded_ids,
+        "missing": n_missing.n,
+        "missing_count": n_missing,
+        "missing_ids": missing_ids,
         # Of the half-decided: queued on the infer queue, given up after failing, left to queue.
         "missing_queued": counts["queued"],
         "missing_given_up": counts["given_up"],
@@ -290,21 +296,23 @@ def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing
         "failed_shown": FAILED_SHOWN,
         "max_attempts": MissingDecisionRepair.MAX_ATTEMPTS,
         "repair_limit": settings.ROUTING_REPAIR_BATCH,
-        "repair_clicks": -(-max(n_stranded, n_orphaned, counts["to_queue"]) // settings.ROUTING_REPAIR_BATCH),
+        # Clicks for the largest backlog: at least that many ("+") when a count stopped at its cap.
+        "repair_clicks": -(-backlog // settings.ROUTING_REPAIR_BATCH),
+        "repair_clicks_exact": n_stranded.exact and n_orphaned.exact,
         # Routing older code left inconsistent (``routing_orphans``): videos, and how many of each kind.
-        "orphaned": n_orphaned,
-        "orphaned_ids": list(orphaned.values_list("pk", flat=True)[:shown]),
-        "orphans": orphans,
+        "orphaned": n_orphaned.n,
+        "orphaned_count": n_orphaned,
+        "orphaned_ids": orphans.first_ids,
+        "orphans": orphans.kinds,
         "repair_backlog": [
             f"{n} {kind}"
             for n, kind in (
                 (n_stranded, "stranded"),
                 (n_orphaned, "inconsistently routed"),
-                (counts["to_queue"], "half-decided not queued yet"),
+                (CappedCount(counts["to_queue"]), "half-decided not queued yet"),
             )
-            if n
+            if n.n
         ],
-        # Model answers kept for a retry (KeptVerdict), purged after KEPT_VERDICT_RETENTION_DAYS.
         "kept": kept["n"],
         "kept_oldest_hours": round((now - kept["oldest"]).total_seconds() / 3600, 1) if kept["oldest"] else None,
         "kept_days": settings.KEPT_VERDICT_RETENTION_DAYS,

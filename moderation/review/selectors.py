@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
@@ -40,6 +41,7 @@ from moderation.policies.selectors import policy_label_groups, policy_label_sear
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.counts import counts_cached, counts_generations, counts_keep
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewTask
+from workbench.pagination import CappedCount
 from workbench.roles import Perm
 
 # Why a reviewer may pass on an item: a fixed list (review_skip refuses others), so skips count by reason.
@@ -109,6 +111,9 @@ def routing_orphans() -> dict[str, QuerySet[Any]]:
     A review item cannot point to a deleted queue (``ReviewTask.queue`` protects it); an awaited row of a deleted
     queue is deleted with it, which leaves one of the states above or a stranded flag."""
     items = _pair_items(video=OuterRef("video_id"), policy_version=OuterRef("policy_version_id"))
+    own_item = ReviewTask.objects.filter(decision_id=OuterRef("pk"), is_gold=False).exclude(
+        queue__kind=ReviewQueue.Kind.TAGS
+    )
     awaited = AwaitedQueueItem.objects.filter(
         decision__video_id=OuterRef("video_id"), decision__policy_version_id=OuterRef("policy_version_id")
     )
@@ -116,7 +121,9 @@ def routing_orphans() -> dict[str, QuerySet[Any]]:
         video=OuterRef("decision__video_id"), policy_version=OuterRef("decision__policy_version_id")
     ).filter(queue_id=OuterRef("queue_id"))
     return {
-        "unrouted": Decision.objects.filter(~Exists(items), ~Exists(awaited)).values("video_id"),
+        # A decision's own item (most have one) rules it out first, by ``decision_id`` alone: only the few left are
+        # checked against the whole pair's items and awaited rows (implied by the pair check: exact).
+        "unrouted": Decision.objects.filter(~Exists(own_item), ~Exists(items), ~Exists(awaited)).values("video_id"),
         "other_policy": ReviewTask.objects.filter(
             status=ReviewTask.Status.PENDING,
             is_gold=False,
@@ -125,8 +132,10 @@ def routing_orphans() -> dict[str, QuerySet[Any]]:
         )
         .exclude(queue__policy_id=F("decision__policy_version__policy_id"))
         .values("decision__video_id"),
+        # The rows whose queue holds the item, as a subquery of their own: a semi-join of the few awaited rows
+        # through the indexes, where an ``Exists`` inside the ``OR`` hashed every item of the library.
         "awaited_made": AwaitedQueueItem.objects.filter(
-            Q(Exists(made))
+            Q(pk__in=AwaitedQueueItem.objects.filter(Exists(made)).values("pk"))
             | (Q(queue__policy__isnull=False) & ~Q(queue__policy_id=F("decision__policy_version__policy_id")))
         ).values("decision__video_id"),
     }
@@ -142,8 +151,55 @@ def videos_routing_orphaned() -> QuerySet[Video]:
 
 
 def routing_orphan_counts() -> dict[str, int]:
-    """How many videos are in each state of ``routing_orphans``."""
+    """How many videos are in each state of ``routing_orphans`` (every one: a count over the whole library each;
+    the ops page reads ``routing_orphans_summary``)."""
     return {kind: Video.objects.filter(pk__in=ids).count() for kind, ids in routing_orphans().items()}
+
+
+# Routing-health counts the ops page shows exactly up to here, then "1,000+" (the list screens' cap).
+ROUTING_COUNT_CAP = 1000
+
+
+def first_video_ids(
+    videos: QuerySet[Video], *, first: int, cap: int = ROUTING_COUNT_CAP
+) -> tuple[CappedCount, list[int]]:
+    """How many videos ``videos`` finds, exact up to ``cap`` ("1,000+" past it), and the first ``first`` ids in id
+    order, from one query reading at most ``max(cap, first) + 1`` ids: the filter is evaluated once, where a count
+    and a list of the first ids evaluate it twice."""
+    ids = list(videos.order_by("pk").values_list("pk", flat=True)[: max(cap, first) + 1])
+    return CappedCount(min(len(ids), cap), len(ids) <= cap), ids[:first]
+
+
+@dataclass(frozen=True)
+class RoutingOrphanSummary:
+    """``routing_orphans_summary``: per kind the videos counted (as far as the cap), the union's count, and the
+    union's first ids."""
+
+    kinds: dict[str, CappedCount]
+    videos: CappedCount
+    first_ids: list[int]
+
+
+def routing_orphans_summary(*, first: int, cap: int = ROUTING_COUNT_CAP) -> RoutingOrphanSummary:
+    """What the ops page says of ``routing_orphans``, each kind's query run once (one query a kind): its videos'
+    first ``max(cap, first) + 1`` ids, which give its count (exact up to ``cap``), the union's count (exact up to
+    ``cap`` when every kind's is) and the union's first ``first`` ids (each among its kind's first ones)."""
+    read = max(cap, first) + 1
+    # Each kind's own video ids, sorted and cut. Sorted by ``id + 0``, which no index gives in order: the kind's
+    # cheapest whole plan (hash joins), then a sort of its few rows; sorted by the column itself the planner walks
+    # every decision in video order hoping to stop at the cut (a filter on the videos by id walks every video).
+    ids: dict[str, list[int]] = {}
+    for kind, q in routing_orphans().items():
+        field = q.query.values_select[0]
+        rows = q.annotate(unindexed=F(field) + 0).values_list("unindexed", flat=True).order_by("unindexed")
+        ids[kind] = list(rows.distinct()[:read])
+    union = sorted(set().union(*ids.values()))
+    exact = all(len(kind_ids) <= cap for kind_ids in ids.values()) and len(union) <= cap
+    return RoutingOrphanSummary(
+        kinds={kind: CappedCount(min(len(kind_ids), cap), len(kind_ids) <= cap) for kind, kind_ids in ids.items()},
+        videos=CappedCount(min(len(union), cap), exact),
+        first_ids=union[:first],
+    )
 
 
 def review_queue_may_work(*, user: User, queue: ReviewQueue) -> bool:

@@ -209,3 +209,29 @@ def test_an_admin_retries_one_given_up_video_dismisses_another_and_finds_it_unde
         page.locator("#ops-routing").get_by_role("button", name="Repair routing").click()
     assert "Mended the routing of 1 inconsistently routed video (left by older code)" in page.inner_text(".messages")
     assert ReviewTask.objects.filter(decision__video=orphan).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_past_a_thousand_inconsistent_videos_the_ops_page_says_1000_plus(
+    page: Any, make_user: Any, policy_version: Any
+) -> None:
+    """The routing panel counts each kind as far as 1,000 (one read a load), then says "1,000+", and the clicks the
+    repair takes as at least that many."""
+    from moderation.review.services import review_queue_default
+    from tests.moderation.review.seeding import seed_pending_tasks
+
+    shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hops12"))
+    seed_pending_tasks(n=1001, queue=review_queue_default(), policy_version=policy_version, title="legacy")
+    ReviewTask.objects.all().delete()  # older code's decisions no queue holds nor awaits
+    admin = make_user("admin")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, admin.username)
+    assert page.goto("/ops/").status == 200
+    panel = page.locator("#ops-routing")
+    text = panel.inner_text()
+    assert "1,000+ videos with routing older code left inconsistent" in text, text
+    assert "1,000+ with a decision no queue holds nor awaits" in text and "0 with a pending item" in text, text
+    assert "2+ clicks for the 1,000+ inconsistently routed" in text, text
+    panel.scroll_into_view_if_needed()
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / "ops-routing-1000-plus.png"))

@@ -236,3 +236,59 @@ def test_the_ops_button_mends_them_and_says_so(legacy: Legacy) -> None:
     assert not videos_routing_orphaned().exists()
     page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
     assert "Nothing to repair" in page
+
+
+def _routing_health_statements(sql: list[str]) -> dict[str, int]:
+    """Of the statements run, how many read each routing-health query: the orphans' anti-joins (both routing
+    tables: ``unrouted`` and ``awaited_made``; a pending item checked against its queue's policy:
+    ``other_policy``) and the stranded check (an item awaited by a restricted queue)."""
+    both = [s for s in sql if '"moderation_awaitedqueueitem"' in s and '"moderation_reviewtask"' in s]
+    other_policy = [
+        s for s in sql if s not in both and '"moderation_reviewtask"' in s and '"policy_id" = (' in s and "NOT (" in s
+    ]
+    return {
+        "orphan_anti_joins": len(both),
+        "other_policy": len(other_policy),
+        "stranded": sum('"moderation_awaitedqueueitem"' in s and "allowed_groups" in s for s in sql),
+    }
+
+
+def test_the_ops_page_runs_each_routing_health_query_once(legacy: Legacy) -> None:
+    """Each kind's query reads every decision, item or awaited row: the page (and its routing panel) runs it once,
+    its count, the union's count and the first ids all from that one read."""
+    from django.test.utils import CaptureQueriesContext
+
+    admin = Client()
+    admin.force_login(_staff("admin"))
+    for url, headers in (
+        (reverse("moderation:ops_dashboard"), {}),
+        (reverse("moderation:ops_missing_decisions"), {"HTTP_HX_REQUEST": "true"}),
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            html = admin.get(url, **headers).content.decode()
+        assert "5</strong> videos with routing older code left inconsistent" in html
+        assert _routing_health_statements([q["sql"] for q in queries.captured_queries]) == {
+            "orphan_anti_joins": 2,  # unrouted, awaited_made
+            "other_policy": 1,
+            "stranded": 1,
+        }
+
+
+def test_routing_counts_are_exact_up_to_the_cap_then_say_so(legacy: Legacy) -> None:
+    """Past ``cap`` a kind's count (and the videos') reads "cap+"; below it, exact; the first ids are the union's
+    first in id order either way."""
+    from moderation.review.selectors import routing_orphans_summary
+
+    w = legacy
+    every = sorted(videos_routing_orphaned().values_list("pk", flat=True))
+    exact = routing_orphans_summary(first=3, cap=10)
+    assert {k: (c.n, c.exact) for k, c in exact.kinds.items()} == {
+        "unrouted": (2, True),
+        "other_policy": (1, True),
+        "awaited_made": (2, True),
+    }
+    assert (exact.videos.n, exact.videos.exact, exact.first_ids) == (5, True, every[:3])
+    capped = routing_orphans_summary(first=4, cap=1)
+    assert str(capped.kinds["unrouted"]) == "1+" and str(capped.kinds["other_policy"]) == "1"
+    assert (str(capped.videos), capped.first_ids) == ("1+", every[:4])
+    assert w.fine.pk not in every
