@@ -25,6 +25,7 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
     When,
@@ -220,16 +221,27 @@ def review_queue_overview(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[st
 def review_queues_claimable(*, queues: Iterable[ReviewQueue]) -> set[int]:
     """The ids of ``queues`` that hold an item to claim now: a pending one or one whose lease lapsed
     (gold items are made per reviewer, not waiting). One query, an index probe per queue
-    (``task_claim_order``) that stops at the first row, whatever the queue's size or history."""
+    (``task_claim_order``) that stops at the first row, whatever the queue's size or history.
+
+    The probe asks for the queue's first item in claim order (``LIMIT 1``), not whether one ``EXISTS``: for an
+    EXISTS PostgreSQL estimated that a scan of the whole table would meet a pending row at once (most rows of a
+    long queue are pending) and scanned it in physical order, through every decided item stored before the first
+    pending one: 100,004 rows, 6 ms, in a queue of 30,000 decided and 10,000 pending items beside one of 100,000."""
     ids = [q.pk for q in queues]
     if not ids:
         return set()
     S = ReviewTask.Status
-    tasks = ReviewTask.objects.filter(queue_id=OuterRef("pk"), is_gold=False)
-    waiting = Exists(tasks.filter(status=S.PENDING)) | Exists(
-        tasks.filter(status=S.CLAIMED, lease_expires_at__lte=timezone.now())
+
+    def first(**where: Any) -> Subquery:
+        tasks = ReviewTask.objects.filter(queue_id=OuterRef("pk"), is_gold=False, **where)
+        return Subquery(tasks.order_by("-priority", "deadline", "pk").values("pk")[:1])
+
+    waiting = ReviewQueue.objects.filter(pk__in=ids).annotate(
+        first_pending=first(status=S.PENDING),
+        first_lapsed=first(status=S.CLAIMED, lease_expires_at__lte=timezone.now()),
     )
-    return set(ReviewQueue.objects.filter(waiting, pk__in=ids).values_list("pk", flat=True))
+    found = waiting.filter(Q(first_pending__isnull=False) | Q(first_lapsed__isnull=False))
+    return set(found.values_list("pk", flat=True))
 
 
 def review_own_uploads_waiting(*, queues: Iterable[ReviewQueue], user: User) -> dict[int, dict[str, Any]]:
