@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import django_setup  # noqa: E402
 
 CLAIMERS = 16
+SCHED = False  # --schedstat
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -62,18 +63,38 @@ def _think(think_ms: float) -> None:
         time.sleep(random.uniform(0.5, 1.5) * think_ms / 1000)
 
 
+def _schedstat(path: str) -> tuple[float, float]:
+    """(ms on a CPU, ms runnable but waiting for one) of a thread or process so far (Linux ``schedstat``)."""
+    with open(path) as f:
+        on_cpu, waiting, _slices = f.read().split()
+    return int(on_cpu) / 1e6, int(waiting) / 1e6
+
+
+# Per claim with ``--schedstat``: wall ms, then the claimer's and its Postgres backend's CPU and run-queue ms.
+SCHED_PARTS = ("wall", "claimer_cpu", "claimer_runqueue", "backend_cpu", "backend_runqueue")
+_sched_rows: list[tuple[float, ...]] = []
+
+
 def _claim_rounds(user, queue, claims: int, think_ms: float) -> tuple[list[float], list[tuple[int, int]]]:  # type: ignore[no-untyped-def]
     """One claimer's rounds: claim (timed), think, submit; ``claims`` times or until the queue is empty.
 
     Returns the claims' milliseconds and the (user, task) pairs claimed."""
+    from django.db import connection
+
     from moderation.review.services import review_claim_next, review_submit
 
     timings: list[float] = []
     got: list[tuple[int, int]] = []
+    backend = f"/proc/{connection.connection.info.backend_pid}/schedstat" if SCHED else ""
     for _ in range(claims):
+        if SCHED:
+            before = (*_schedstat("/proc/thread-self/schedstat"), *_schedstat(backend))
         t0 = time.perf_counter()
         task = review_claim_next(user=user, queue=queue)
         timings.append((time.perf_counter() - t0) * 1000)
+        if SCHED:
+            after = (*_schedstat("/proc/thread-self/schedstat"), *_schedstat(backend))
+            _sched_rows.append((timings[-1], *(a - b for a, b in zip(after, before, strict=True))))
         if task is None:
             break
         got.append((user.pk, task.pk))
@@ -87,6 +108,20 @@ Measured = tuple[list[float], list[tuple[int, int]], list[float]]  # timed claim
 
 def _ms(values: list[float], q: float) -> float:
     return round(_pct(values, q), 2)
+
+
+def _sched_split(rows: list[tuple[float, ...]]) -> dict[str, dict[str, float]]:
+    """Each part's median over all timed claims and over the slowest 2 % (the tail p99 reads from): where a slow
+    claim's time went. Wall time not in the four parts is waiting on something else (a lock, I/O, the network)."""
+    import statistics
+
+    cut = _pct([r[0] for r in rows], 0.98)
+    split = {}
+    for name, chosen in (("all", rows), ("slowest_2pct", [r for r in rows if r[0] >= cut])):
+        parts = {part: round(statistics.median(r[i] for r in chosen), 2) for i, part in enumerate(SCHED_PARTS)}
+        rest = [r[0] - sum(r[1:]) for r in chosen]
+        split[name] = {**parts, "other": round(statistics.median(rest), 2), "claims": len(chosen)}
+    return split
 
 
 def _measure(queue, users, claims_per_user: int, think_ms: float = 0.0) -> Measured:  # type: ignore[no-untyped-def]
@@ -136,7 +171,7 @@ def _claim_loop(queue_id: int, user_id: int, claims: int, think_ms: float, barri
     barrier.wait(60)
     mine, got = _claim_rounds(user, queue, claims, think_ms)
     connection.close()
-    out.put((mine, got, first))
+    out.put((mine, got, first, list(_sched_rows)))
 
 
 def _measure_processes(queue, users, claims_per_user: int, think_ms: float = 0.0) -> Measured:  # type: ignore[no-untyped-def]
@@ -156,9 +191,10 @@ def _measure_processes(queue, users, claims_per_user: int, think_ms: float = 0.0
     results = [out.get(timeout=600) for _ in procs]
     for proc in procs:
         proc.join(60)
-    latencies = [ms for mine, _, _ in results for ms in mine]
-    claimed = [c for _, got, _ in results for c in got]
-    return latencies, claimed, [first for _, _, first in results]
+    latencies = [ms for mine, _, _, _ in results for ms in mine]
+    claimed = [c for _, got, _, _ in results for c in got]
+    _sched_rows.extend(row for _, _, _, rows in results for row in rows)
+    return latencies, claimed, [first for _, _, first, _ in results]
 
 
 def _explain(queue, user) -> str:  # type: ignore[no-untyped-def]
@@ -207,7 +243,14 @@ def main() -> None:
         help="claimer kinds to measure, the first one headlines (p50/p99/ratio); the others get a prefix",
     )
     parser.add_argument("--think-ms", type=float, default=0.0, help="reviewer's time on an item before submitting")
+    parser.add_argument(
+        "--schedstat",
+        action="store_true",
+        help="split each timed claim into the claimer's and its backend's CPU and run-queue time (Linux)",
+    )
     args = parser.parse_args()
+    global SCHED
+    SCHED = args.schedstat
 
     django_setup()
     from django.db import connection
@@ -247,6 +290,7 @@ def main() -> None:
             result[f"queries_per_claim_{label}"] = _queries_per_claim(queue, users[0])
             _measure(queue, users[:2], 3)  # warm-up: connections, caches
             for i, kind in enumerate(kinds):
+                _sched_rows.clear()
                 if kind == "processes":
                     latencies, claimed, firsts = _measure_processes(queue, users, args.claims, args.think_ms)
                 else:
@@ -257,6 +301,8 @@ def main() -> None:
                 result[f"{prefix}p99_ms_{label}"] = _ms(latencies, 0.99)
                 result[f"{prefix}claims_{label}"] = len(latencies)
                 result[f"{prefix}first_claim_max_ms_{label}"] = round(max(firsts), 2)
+                if SCHED:
+                    result[f"{prefix}sched_{label}"] = _sched_split(_sched_rows)
                 print(f"{label} {kind}: p50 {_ms(latencies, 0.5)} ms, p99 {_ms(latencies, 0.99)} ms", flush=True)
             # One claimer alone: the claim's own cost, without 16 threads sharing 2 cores and a GIL.
             single, claimed, _ = _measure(queue, users[:1], args.claims)

@@ -15,7 +15,15 @@ from moderation.labels.models import ItemLabel
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.reproduction.models import ClusterMembership, FrameHash, PairReview, ReproCandidate, TeacherJudgement
-from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
+from moderation.review.models import (
+    AuditEvent,
+    AwaitedQueueItem,
+    Review,
+    ReviewQueue,
+    ReviewQueueCount,
+    ReviewSkip,
+    ReviewTask,
+)
 from moderation.tagging.models import (
     Tag,
     TagCandidate,
@@ -77,6 +85,7 @@ __all__ = [
     "ReproCandidate",
     "Review",
     "ReviewQueue",
+    "ReviewQueueCount",
     "ReviewSkip",
     "ReviewTask",
     "TeacherJudgement",

@@ -10,6 +10,9 @@ again, and a claim only makes the reused "pending" larger than the truth, never 
 
 The token is read before counting, so a count that raced a write is stored under the token the write
 replaced and is never used. With Redis unreachable, counts are reused for their time only (logged).
+
+The counts themselves are sums of ``ReviewQueueCount`` rows, which the database adds as items change;
+``counts_fold`` keeps those rows few.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.cache import cache, caches
-from django.db import transaction
+from django.db import connection, transaction
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -82,3 +85,29 @@ def review_queue_counts_forget(*, queue_ids: Iterable[int]) -> None:
             logger.warning("Queue counts %s not forgotten: the shared cache is unreachable (%s)", ids, exc)
 
     transaction.on_commit(forget)
+
+
+# A queue's count rows past which reading them folds them: a claim adds two rows, a decision two, so a busy queue is
+# folded every few dozen items and its counts read from a few rows.
+FOLD_AT = 64
+
+# Each row is taken by one fold only (SKIP LOCKED: a fold never waits on another, nor on a writer, whose rows are
+# not yet visible to it and are left for the next fold); what it took goes back as one row per key with the same sum,
+# in the same statement, so every reader sees either the rows or their sum.
+_FOLD_SQL = """
+WITH taken AS (
+    DELETE FROM moderation_reviewqueuecount c
+    WHERE c.id IN (SELECT id FROM moderation_reviewqueuecount WHERE queue_id = ANY(%s) FOR UPDATE SKIP LOCKED)
+    RETURNING c.queue_id, c.status, c.late, c.n
+)
+INSERT INTO moderation_reviewqueuecount (queue_id, status, late, n)
+SELECT queue_id, status, late, sum(n) FROM taken GROUP BY 1, 2, 3 HAVING sum(n) <> 0
+"""
+
+
+def counts_fold(*, queue_ids: Iterable[int]) -> None:
+    """Fold these queues' ``ReviewQueueCount`` rows into one per status and lateness; every sum stays the same."""
+    ids = sorted({int(pk) for pk in queue_ids})
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(_FOLD_SQL, [ids])

@@ -143,6 +143,13 @@ class ReviewTask(models.Model):
             # The claim query walks this index in order and stops at the first unlocked row.
             models.Index(fields=["queue", "status", "-priority", "deadline", "id"], name="task_claim_order"),
             models.Index(fields=["queue", "completed_at"], name="task_queue_completed"),
+            # Open items past their deadline, counted as they are (a count that changes with the clock, not with
+            # a write): the range is as long as the queue's breaches, not the queue.
+            models.Index(
+                fields=["queue", "deadline"],
+                condition=models.Q(status__in=["pending", "claimed"], is_gold=False),
+                name="task_open_deadline",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -158,6 +165,28 @@ class ReviewTask(models.Model):
         """Whether ``user`` still holds this item: claimed by them and not yet decided, escalated or
         handed on. A lapsed lease does not end it: the item stays theirs until someone else claims it."""
         return self.status == self.Status.CLAIMED and self.claimed_by_id is not None and self.claimed_by_id == user.pk
+
+
+class ReviewQueueCount(models.Model):
+    """A change in how many non-gold items a queue holds in one status: the queue list's and the review screen's
+    counts are the sums of these rows (``selectors.review_queue_overview``), read without touching the items.
+
+    The rows are written by the database itself, not by our code: statement triggers on ``ReviewTask``
+    (migration 0045) add one row per queue, status and lateness that a statement changed, with the net change, in
+    the statement's own transaction. Every writer is counted — the raw claim statement, ``bulk_create``,
+    ``QuerySet.update``, a cascading delete, a person at ``psql`` — and a count commits, or rolls back, with the
+    change it counts, so a sum read at any moment equals counting the items at that moment. Triggers only insert,
+    so concurrent writers never wait on one another for a count. ``counts.counts_fold`` folds a queue's rows into
+    one per key when they pile up (the sums are unchanged)."""
+
+    queue = models.ForeignKey(ReviewQueue, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=20, choices=ReviewTask.Status.choices)
+    # Done or escalated after its deadline (``completed_at > deadline``): an SLA breach that stays one.
+    late = models.BooleanField(default=False)
+    n = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.n:+d} {self.status}{' late' if self.late else ''} in queue {self.queue_id}"
 
 
 class Review(models.Model):
