@@ -18,8 +18,9 @@ of the table's first rows in the list's order, walked by an index and filtered r
   from that row), filtered and sorted; the count is counted over its own window's stretches as far as
   ``count_cap`` rows, each stretch's rows filtered one by one until ``count_cap + 1`` pass, unsorted (a count
   needs no order). Past the cap the list says "1,000+" (``count_is_exact`` is False) and the pager has no last
-  page. A page at or past the cap, a table too small for the count's window, or a list not windowed reads its
-  ids once as far as both go;
+  page. A page at or past the cap, a page whose window holds too few of the list's rows (a reader who sees few
+  of the newest), a table too small for the count's window or a list not windowed reads its ids once, as far
+  as the page and the cap go, and counts them;
 - the page's rows are then read by their ids, with the queryset's own columns (annotations included), so a
   column that applies the rule again (the video list's ``closed_to_uploader``) is evaluated for the page only.
 
@@ -179,6 +180,19 @@ class WindowPaginator(Paginator):
         ids = list(self.rows.values_list("pk", flat=True)[:limit])
         return ids, len(ids) < limit
 
+    def _short_window_ids(self, limit: int) -> tuple[list[Any], bool] | None:
+        """``_ids(limit)`` from the first window alone (``WINDOW_FACTOR * limit`` rows); None where it holds fewer
+        and the table goes on past it (or the list has no window)."""
+        stretches = self._stretches(limit)
+        first = next(stretches, None)
+        if first is None:
+            return None
+        ids = list(first[0].values_list("pk", flat=True)[:limit])
+        if len(ids) == limit:
+            return ids, False
+        _, at_end = next(stretches, (None, False))
+        return (ids, True) if at_end else None
+
     def _counted(self) -> tuple[int, bool]:
         """The rows counted as far as ``count_cap``, and whether that is all of them: the stretches ``_ids`` reads
         for ``count_cap + 1`` ids, each stretch's rows filtered one by one until enough pass (no order: ``COUNT(*)``
@@ -226,11 +240,16 @@ class WindowPaginator(Paginator):
             # one read of the ids, as far as the page and the cap go, gives both.
             ids, complete = self._ids(max(needed, self.count_cap + 1))
             self._seen = (len(ids) - (0 if complete else 1), complete)
-        else:
+        elif (short := self._short_window_ids(needed)) is not None:
             # The page's ids from a window of about its own size, in order; the count from the stretches walked
             # as far as the cap, unsorted (nothing more to count where the page reached the list's end).
-            ids, complete = self._ids(needed)
+            ids, complete = short
             self._seen = (len(ids), True) if complete else self._counted()
+        else:
+            # Too few of the list's rows in the page's window (a reader who sees few of the newest rows): one read,
+            # as far as the cap goes, rather than two walks over the same rows.
+            ids, complete = self._ids(self.count_cap + 1)
+            self._seen = (len(ids) - (0 if complete else 1), complete)
         self.__dict__.pop("count", None)
         self.__dict__.pop("num_pages", None)
         page_ids = ids[bottom : bottom + self.per_page]

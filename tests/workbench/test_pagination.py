@@ -164,10 +164,10 @@ def test_a_page_read_from_its_own_window_and_counted_apart_is_djangos(  # type: 
     readers: dict[str, Any], monkeypatch, max_window: int
 ) -> None:
     """A page below the cap reads its ids from a window of about its own size and counts apart (unsorted, as far as
-    the cap). With the newest rows hidden from a moderator, the page's short window, and then the count's, hold too
-    few of them: each reads its next stretches, then the queryset, and the page and its count stay Django's. 16k:
-    stretch after stretch; 100: the page's stretches, the count (cap 40: a first window of 82) from the queryset
-    once its window holds too few; 12: the count's window only for cap 3, the page's first page only."""
+    the cap). With the newest rows hidden from a moderator, the page's short window holds too few of them and the
+    page reads its ids as far as the cap instead; a count alone walks its stretches, then the queryset. The pages
+    and their counts stay Django's. 16k: stretch after stretch; 100: the count (cap 40: a first window of 82) from
+    the queryset once its window holds too few; 12: windows for cap 3 only."""
     for i in range(10):  # the newest: not decided yet, open to their uploader and to admins only
         VideoFactory(title=f"hidden {i}")
     monkeypatch.setattr(pagination, "_window_limit", lambda model: max_window)
@@ -177,6 +177,8 @@ def test_a_page_read_from_its_own_window_and_counted_apart_is_djangos(  # type: 
             expected = Paginator(listed, per_page)
             total = expected.count
             for cap in (3, 7, 40):
+                fresh = WindowPaginator(listed, per_page, count_cap=cap)  # counted before any page is read
+                assert (fresh.count, fresh.count_is_exact) == (min(total, cap), total <= cap), (name, per_page, cap)
                 paginator = WindowPaginator(listed, per_page, count_cap=cap)
                 for number in expected.page_range:
                     page, django_page = paginator.page(number), expected.page(number)
