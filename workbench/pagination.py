@@ -14,8 +14,13 @@ of the table's first rows in the list's order, walked by an index and filtered r
   window holds too few of them,
   the next stretch of the table is read, as large as all before it, then the queryset itself (what Django's
   paginator did, once);
-- the count is counted as far as ``count_cap`` rows: past that the list says "1,000+" (``count_is_exact`` is
-  False) and the pager has no last page; "next" is known from reading one row more than the page;
+- the page's ids are read from a window about twice the rows up to the page's end and one more ("next" is known
+  from that row), filtered and sorted; the count is counted over its own window's stretches as far as
+  ``count_cap`` rows, each stretch's rows filtered one by one until ``count_cap + 1`` pass, unsorted (a count
+  needs no order). Past the cap the list says "1,000+" (``count_is_exact`` is False) and the pager has no last
+  page. A page at or past the cap, a page whose window holds too few of the list's rows (a reader who sees few
+  of the newest), a table too small for the count's window or a list not windowed reads its ids once, as far
+  as the page and the cap go, and counts them;
 - the page's rows are then read by their ids, with the queryset's own columns (annotations included), so a
   column that applies the rule again (the video list's ``closed_to_uploader``) is evaluated for the page only.
 
@@ -25,7 +30,7 @@ what changes is the count past the cap."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -78,23 +83,15 @@ def capped_count(
     rows: QuerySet[Any], *, window: QuerySet[Any] | None = None, cap: int | None = None, filtered: bool = True
 ) -> CappedCount:
     """How many rows ``rows`` finds, counted as ``WindowPaginator`` counts its list (``window``, ``cap``: as there):
-    its rows read from a window of the table (or of ``window``) in its order, as far as the cap, rather than a
-    ``COUNT(*)`` that applies a costly filter (the visibility rule) to every row of the table. ``filtered`` False:
+    its rows in a window of the table (or of ``window``) in its order, filtered one by one until ``cap + 1`` pass,
+    rather than a ``COUNT(*)`` that applies a costly filter (the visibility rule) to every row of the table; where
+    fewer pass in that window, the next stretches, then the queryset itself. ``filtered`` False:
     ``rows`` carries no such filter (a reader who sees every video), and is counted as far as the cap directly,
     ``COUNT(*)`` over its first ``cap + 1`` rows (no order, no window)."""
     cap = COUNT_CAP if cap is None else cap
     if not filtered:
         n = rows.order_by()[: cap + 1].count()
         return CappedCount(min(n, cap), n <= cap)
-    first = WINDOW_FACTOR * (cap + 1)
-    if first <= _window_limit(rows.model):
-        # The paginator's first window, its rows filtered one by one until ``cap + 1`` pass (no order: a count),
-        # where the paginator filters all of them to sort them: about half as many rows filtered.
-        walked = (rows.model._base_manager.all() if window is None else window).order_by(*rows.query.order_by)
-        n = rows.filter(pk__in=Subquery(walked.values("pk")[:first])).order_by()[: cap + 1].count()
-        if n > cap:
-            return CappedCount(cap, False)
-    # Fewer pass in that window (or the table is small): the paginator's walk, window after window.
     return CappedCount.of(WindowPaginator(rows, 1, window=window, count_cap=cap))
 
 
@@ -145,33 +142,76 @@ class WindowPaginator(Paginator):
             raise ValueError(f"WindowPaginator needs an order that ends with the primary key, got {order!r}")
         return order
 
-    def _ids(self, limit: int) -> tuple[list[Any], bool]:
-        """The queryset's first ``limit`` ids in its order, and whether they are all of its rows: read from the
-        table's first ``WINDOW_FACTOR * limit`` rows, then from each next stretch as long as all read so far (each
-        row is filtered once), up to ``MAX_WINDOW`` rows; then from the queryset itself."""
-        qs = self.rows
-        walked = qs.model._base_manager.all() if self.window is None else self.window
-        table = walked.order_by(*self._ordering)
-        ids: list[Any] = []
+    @cached_property
+    def _most(self) -> float:
+        """The most rows a window may hold (``_window_limit``); 0 where the list is not windowed."""
+        return _window_limit(self.rows.model) if self.windowed else 0
+
+    def _table(self) -> QuerySet[Any]:
+        """The rows the window is read from, in the list's order."""
+        walked = self.rows.model._base_manager.all() if self.window is None else self.window
+        return walked.order_by(*self._ordering)
+
+    def _stretches(self, limit: int) -> Iterator[tuple[QuerySet[Any], bool]]:
+        """The queryset's rows in the table's first ``WINDOW_FACTOR * limit`` rows, then in each next stretch as
+        long as all before it (each row of the table in one stretch), up to the window's limit: each stretch's
+        rows, and whether the stretch reached the end of the table. Where the caller needs more, it reads the
+        queryset itself."""
+        qs, table = self.rows, self._table()
         start, end = 0, WINDOW_FACTOR * limit
-        most = _window_limit(qs.model) if self.windowed else 0
-        while end <= most:
+        while end <= self._most:
             stretch = qs.filter(pk__in=Subquery(table.values("pk")[start:end]))
+            yield stretch, False
+            if not table[end - 1 : end].exists():
+                yield qs.none(), True
+                return
+            start, end = end, 2 * end
+
+    def _ids(self, limit: int) -> tuple[list[Any], bool]:
+        """The queryset's first ``limit`` ids in its order, and whether they are all of its rows: read stretch by
+        stretch (``_stretches``), each stretch's filtered rows sorted; then from the queryset itself."""
+        ids: list[Any] = []
+        for stretch, at_end in self._stretches(limit):
+            if at_end:
+                return ids, True
             ids += stretch.values_list("pk", flat=True)[: limit - len(ids)]
             if len(ids) == limit:
                 return ids, False
-            if not table[end - 1 : end].exists():  # the stretch reached the end of the table
-                return ids, True
-            start, end = end, 2 * end
-        ids = list(qs.values_list("pk", flat=True)[:limit])
+        ids = list(self.rows.values_list("pk", flat=True)[:limit])
         return ids, len(ids) < limit
+
+    def _short_window_ids(self, limit: int) -> tuple[list[Any], bool] | None:
+        """``_ids(limit)`` from the first window alone (``WINDOW_FACTOR * limit`` rows); None where it holds fewer
+        and the table goes on past it (or the list has no window)."""
+        stretches = self._stretches(limit)
+        first = next(stretches, None)
+        if first is None:
+            return None
+        ids = list(first[0].values_list("pk", flat=True)[:limit])
+        if len(ids) == limit:
+            return ids, False
+        _, at_end = next(stretches, (None, False))
+        return (ids, True) if at_end else None
+
+    def _counted(self) -> tuple[int, bool]:
+        """The rows counted as far as ``count_cap``, and whether that is all of them: the stretches ``_ids`` reads
+        for ``count_cap + 1`` ids, each stretch's rows filtered one by one until enough pass (no order: ``COUNT(*)``
+        over ``LIMIT``), where ``_ids`` filters all of a stretch's rows to sort them; then the queryset itself."""
+        limit, n = self.count_cap + 1, 0
+        for stretch, at_end in self._stretches(limit):
+            if at_end:
+                return n, True
+            n += stretch.order_by()[: limit - n].count()
+            if n == limit:
+                return self.count_cap, False
+        n = self.rows.order_by()[:limit].count()
+        return min(n, self.count_cap), n < limit
 
     @cached_property
     def count(self) -> int:  # type: ignore[override]
         """Rows counted: every one up to ``count_cap`` (or as far as the page read), a lower bound past it."""
         if self._seen is None:
-            ids, complete = self._ids(self.count_cap + 1)
-            self._seen = (len(ids) - (0 if complete else 1), complete)
+            self._seen = self._counted()
         return self._seen[0]
 
     @property
@@ -194,9 +234,22 @@ class WindowPaginator(Paginator):
     def page(self, number: Any) -> WindowPage:
         number = self.validate_number(number)
         bottom = (number - 1) * self.per_page
-        ids, complete = self._ids(max(bottom + self.per_page + 1, self.count_cap + 1))
-        counted = len(ids) - (0 if complete else 1)
-        self._seen = (counted, complete)
+        needed = bottom + self.per_page + 1  # the page's rows and one more: whether a next page follows
+        if needed > self.count_cap or WINDOW_FACTOR * (self.count_cap + 1) > self._most:
+            # A page at or past the cap, or a count the window cannot hold (a small table, a list not windowed):
+            # one read of the ids, as far as the page and the cap go, gives both.
+            ids, complete = self._ids(max(needed, self.count_cap + 1))
+            self._seen = (len(ids) - (0 if complete else 1), complete)
+        elif (short := self._short_window_ids(needed)) is not None:
+            # The page's ids from a window of about its own size, in order; the count from the stretches walked
+            # as far as the cap, unsorted (nothing more to count where the page reached the list's end).
+            ids, complete = short
+            self._seen = (len(ids), True) if complete else self._counted()
+        else:
+            # Too few of the list's rows in the page's window (a reader who sees few of the newest rows): one read,
+            # as far as the cap goes, rather than two walks over the same rows.
+            ids, complete = self._ids(self.count_cap + 1)
+            self._seen = (len(ids) - (0 if complete else 1), complete)
         self.__dict__.pop("count", None)
         self.__dict__.pop("num_pages", None)
         page_ids = ids[bottom : bottom + self.per_page]

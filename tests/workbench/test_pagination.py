@@ -157,3 +157,57 @@ def test_a_window_holds_at_most_a_quarter_of_the_table(readers: dict[str, Any]) 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE moderation_video")
     assert pagination._window_limit(Video) == Video.objects.count() / 4
+
+
+@pytest.mark.parametrize("max_window", [16_000, 100, 12])
+def test_a_page_read_from_its_own_window_and_counted_apart_is_djangos(  # type: ignore[no-untyped-def]
+    readers: dict[str, Any], monkeypatch, max_window: int
+) -> None:
+    """A page below the cap reads its ids from a window of about its own size and counts apart (unsorted, as far as
+    the cap). With the newest rows hidden from a moderator, the page's short window holds too few of them and the
+    page reads its ids as far as the cap instead; a count alone walks its stretches, then the queryset. The pages
+    and their counts stay Django's. 16k: stretch after stretch; 100: the count (cap 40: a first window of 82) from
+    the queryset once its window holds too few; 12: windows for cap 3 only."""
+    for i in range(10):  # the newest: not decided yet, open to their uploader and to admins only
+        VideoFactory(title=f"hidden {i}")
+    monkeypatch.setattr(pagination, "_window_limit", lambda model: max_window)
+    for name in ("outsider", "expert", "admin"):
+        listed = selectors.videos_listed_for(user=readers[name], qs=selectors.video_list())
+        for per_page in (2, 3):
+            expected = Paginator(listed, per_page)
+            total = expected.count
+            for cap in (3, 7, 40):
+                fresh = WindowPaginator(listed, per_page, count_cap=cap)  # counted before any page is read
+                assert (fresh.count, fresh.count_is_exact) == (min(total, cap), total <= cap), (name, per_page, cap)
+                paginator = WindowPaginator(listed, per_page, count_cap=cap)
+                for number in expected.page_range:
+                    page, django_page = paginator.page(number), expected.page(number)
+                    key = (name, per_page, cap, number)
+                    assert [(v.pk, v.closed_to_uploader) for v in page] == [
+                        (v.pk, v.closed_to_uploader) for v in django_page
+                    ], key
+                    assert page.has_next() == django_page.has_next(), key
+                    # Counted as far as the cap, or as far as the page read past it (its rows and one more).
+                    reach = max(django_page.end_index() + 1, cap + 1)
+                    assert (paginator.count, paginator.count_is_exact) == (min(total, reach - 1), total < reach), key
+
+
+def test_the_count_below_the_cap_reads_its_window_unsorted(readers: dict[str, Any], monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Page 1 of 2 rows under a cap of 40: the ids from a window of 2 × 3 rows, sorted; the count from a window of
+    2 × 41 rows, unsorted and stopping at 41 (``COUNT(*)`` over ``LIMIT 41``)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    monkeypatch.setattr(pagination, "_window_limit", lambda model: 16_000)
+    listed = selectors.videos_listed_for(user=readers["admin"], qs=selectors.video_list())
+    paginator = WindowPaginator(listed, 2, count_cap=40)
+    with CaptureQueriesContext(connection) as ran:
+        page = paginator.page(1)
+    windows = [q["sql"] for q in ran.captured_queries if "IN (SELECT" in q["sql"]]
+    assert len(windows) == 2, windows
+    ids, count = windows
+    assert "LIMIT 6)" in ids and "ORDER BY" in ids.rsplit("LIMIT 6)", 1)[1]  # the page's ids, in order
+    assert "COUNT(*)" in count.split(" FROM ", 1)[0] and "LIMIT 82)" in count and "LIMIT 41" in count
+    assert "ORDER BY" not in count.rsplit("LIMIT 82)", 1)[1]  # no sort for the count
+    assert (paginator.count, paginator.count_is_exact) == (min(Video.objects.count(), 40), Video.objects.count() <= 40)
+    assert [v.pk for v in page] == list(listed.values_list("pk", flat=True)[:2])
