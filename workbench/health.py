@@ -1,4 +1,4 @@
-"""Liveness and readiness: the database, the broker, and Celery workers seen recently.
+"""Liveness and readiness: the database, its migrations, the broker, and Celery workers seen recently.
 
 Each worker's main process writes a heartbeat key into Redis every WORKER_HEARTBEAT_SECONDS with
 the queues it consumes (expiring after WORKER_SEEN_SECONDS); ``/readyz`` reads them.
@@ -88,9 +88,38 @@ def connect_worker_heartbeat() -> None:
             logger.info("could not remove the worker heartbeat", exc_info=True)
 
 
+# Set once this process found every migration of its code applied: they stay applied (a new release is a new
+# process), so a probe every few seconds does not rebuild the migration graph each time.
+_all_migrations_applied = False
+
+
+def unapplied_migrations() -> list[str]:
+    """``app.name`` of each migration of this code the database has not applied, in the order migrate would."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    return [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
+
+
+def _migrations_check() -> dict[str, Any]:
+    global _all_migrations_applied
+    if _all_migrations_applied:
+        return {"ok": True}
+    unapplied = unapplied_migrations()
+    if not unapplied:
+        _all_migrations_applied = True
+        return {"ok": True}
+    return {
+        "ok": False,
+        "error": f"{len(unapplied)} migration(s) not applied: run `manage.py migrate`",
+        "unapplied": unapplied[:20],
+    }
+
+
 def readiness() -> tuple[bool, dict[str, Any]]:
-    """(ready, checks): the database answers, the broker answers, and every queue in
-    READYZ_REQUIRED_QUEUES has a worker that beat within WORKER_SEEN_SECONDS."""
+    """(ready, checks): the database answers and has every migration of this code applied, the broker
+    answers, and every queue in READYZ_REQUIRED_QUEUES has a worker that beat within WORKER_SEEN_SECONDS."""
     checks: dict[str, Any] = {}
     try:
         with connection.cursor() as cur:
@@ -98,6 +127,13 @@ def readiness() -> tuple[bool, dict[str, Any]]:
         checks["database"] = {"ok": True}
     except Exception as exc:
         checks["database"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    if checks["database"]["ok"]:
+        try:
+            checks["migrations"] = _migrations_check()
+        except Exception as exc:
+            checks["migrations"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    else:
+        checks["migrations"] = {"ok": False, "error": "database unreachable"}
     try:
         _redis().ping()
         checks["broker"] = {"ok": True}

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import resolve_url
@@ -38,6 +39,33 @@ def _plain_refusal(request: HttpRequest, text: str, status: int) -> HttpResponse
 def _wants_page(request: HttpRequest) -> bool:
     """A browser's request for a whole page (not htmx, not a script)."""
     return not request.headers.get("HX-Request") and "text/html" in request.headers.get("Accept", "")
+
+
+class ProbeAnyHostMiddleware:
+    """``/healthz`` and ``/readyz`` answer a probe whatever ``Host`` it sends.
+
+    Probes ask by address (Docker's healthcheck ``127.0.0.1:8000``, a kubelet the pod's IP, a load balancer its
+    target's), which production's ALLOWED_HOSTS does not name: Django answered them 400 (DisallowedHost), so the
+    web container was unhealthy as soon as ALLOWED_HOSTS named the real host only. These two answers build no
+    URL from the host, so nothing a forged Host could poison. A request whose host is allowed goes the usual way
+    (an admin's session sees /readyz's detail); one that is not is answered here as an anonymous caller (the
+    metrics token still shows the detail). First in MIDDLEWARE: before anything that validates the host."""
+
+    PROBES = ("/healthz", "/readyz")
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info in self.PROBES:
+            try:
+                request.get_host()
+            except DisallowedHost:
+                from workbench import views
+
+                request.user = AnonymousUser()
+                return views.healthz(request) if request.path_info == "/healthz" else views.readyz(request)
+        return self.get_response(request)
 
 
 class RequestSizeMiddleware:

@@ -55,13 +55,72 @@ def test_readyz_needs_database_broker_and_a_recent_worker_for_each_required_queu
     anonymous = Client().get("/readyz")
     assert anonymous.status_code == 200 and anonymous.json() == {
         "status": "ready",
-        "checks": {"database": {"ok": True}, "broker": {"ok": True}, "workers": {"ok": True}},
+        "checks": {
+            "database": {"ok": True},
+            "migrations": {"ok": True},
+            "broker": {"ok": True},
+            "workers": {"ok": True},
+        },
     }
 
     settings.WORKER_SEEN_SECONDS = 1  # a worker that stops beating stops counting
     worker_heartbeat(hostname="cpu@b", queues=["default"])
     time.sleep(2.1)
     assert Client().get("/readyz").status_code == 503
+
+
+@pytest.fixture
+def migrations_unchecked(monkeypatch):  # type: ignore[no-untyped-def]
+    """Readiness remembers, per process, that every migration was applied; these tests start from not knowing."""
+    import workbench.health
+
+    monkeypatch.setattr(workbench.health, "_all_migrations_applied", False)
+
+
+@pytest.mark.django_db
+def test_readyz_is_not_ready_until_every_migration_of_this_code_is_applied(
+    no_heartbeats, settings, migrations_unchecked
+):
+    """A new release's web process answering before `migrate` finished serves pages whose tables or columns do
+    not exist yet: /readyz says which migrations are missing (to an operator) and keeps the proxy away."""
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    settings.METRICS_TOKEN = "scrape-secret"
+    worker_heartbeat(hostname="cpu@b", queues=["default"])
+    operator = Client(HTTP_AUTHORIZATION="Bearer scrape-secret")
+    latest = max(name for app, name in MigrationLoader(connection).graph.leaf_nodes() if app == "workbench")
+    with connection.cursor() as cur:  # the real table, inside this test's transaction: as before `migrate`
+        cur.execute("DELETE FROM django_migrations WHERE app = 'workbench' AND name = %s", [latest])
+    resp = operator.get("/readyz")
+    assert resp.status_code == 503
+    assert resp.json()["checks"]["migrations"] == {
+        "ok": False,
+        "error": "1 migration(s) not applied: run `manage.py migrate`",
+        "unapplied": [f"workbench.{latest}"],
+    }
+    assert Client().get("/readyz").json()["checks"]["migrations"] == {"ok": False}
+    with connection.cursor() as cur:
+        cur.execute("INSERT INTO django_migrations (app, name, applied) VALUES ('workbench', %s, now())", [latest])
+    resp = operator.get("/readyz")
+    assert resp.status_code == 200 and resp.json()["checks"]["migrations"] == {"ok": True}
+
+
+@pytest.mark.django_db
+def test_probes_answer_whatever_host_they_ask_by(no_heartbeats, settings):
+    """Docker's healthcheck asks http://127.0.0.1:8000/readyz and a kubelet the pod's IP; production's
+    ALLOWED_HOSTS names the public host only. The probes answer them; every other page still refuses the host."""
+    settings.ALLOWED_HOSTS = ["review.example.com"]
+    settings.METRICS_TOKEN = "scrape-secret"
+    worker_heartbeat(hostname="cpu@b", queues=["default"])
+    by_address = Client(HTTP_HOST="10.1.2.3:8000")
+    assert by_address.get("/healthz").json() == {"status": "ok"}
+    ready = by_address.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["workers"] == {"ok": True}
+    detail = by_address.get("/readyz", HTTP_AUTHORIZATION="Bearer scrape-secret").json()
+    assert detail["checks"]["workers"]["seen"] == ["cpu@b"]
+    assert by_address.get("/login/").status_code == 400  # DisallowedHost, as before
+    assert Client(HTTP_HOST="review.example.com").get("/readyz").status_code == 200
 
 
 @pytest.mark.django_db
