@@ -30,4 +30,5 @@ ENV DJANGO_SETTINGS_MODULE=workbench.settings PYTHONUNBUFFERED=1
 RUN SECRET_KEY=build DATABASE_URL=sqlite:////tmp/build.db REDIS_URL=redis://localhost:6379/0 \
     python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["gunicorn", "workbench.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
+# Binds 0.0.0.0:8000; workers, timeouts and logs from the environment (workbench/gunicorn_conf.py).
+CMD ["gunicorn", "-c", "python:workbench.gunicorn_conf", "workbench.wsgi:application"]

@@ -1,6 +1,8 @@
+import logging.config
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
 
@@ -17,3 +19,13 @@ from workbench.metrics import connect_celery_signals  # noqa: E402
 
 connect_celery_signals()
 connect_worker_heartbeat()
+
+
+@signals.setup_logging.connect(weak=False)
+def _use_django_logging(**_: Any) -> None:
+    """Workers and beat log like the web process (settings.LOGGING: LOG_FORMAT, LOG_LEVEL, stdout, the task's id
+    as the request id). Without a receiver Celery replaced the root handlers with its own text format, so
+    LOG_FORMAT=json never reached a worker's lines."""
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)

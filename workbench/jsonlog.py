@@ -1,12 +1,54 @@
-"""One JSON object per log line (LOG_FORMAT=json), for log shippers."""
+"""Log lines: one JSON object each (LOG_FORMAT=json, for log shippers) or one text line each, both to stdout,
+both carrying the request id (a web request's, or a Celery task's id in a worker) so a page's log lines, its
+access-log line and the proxy's can be joined."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
+import re
+import uuid
 from datetime import UTC, datetime
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+# The request being served in this thread (``RequestIdMiddleware``); "-" outside one.
+current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+# An id the proxy sent (X-Request-ID) is kept when it is a plain token; anything else is replaced, so a client
+# cannot write arbitrary text (newlines, quotes) into the logs.
+_SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+
+
+def request_id_from(header: str | None) -> str:
+    """The proxy's request id when it is a plain token, else a new one."""
+    if header and _SAFE_REQUEST_ID.fullmatch(header):
+        return header
+    return uuid.uuid4().hex
+
+
+class RequestIdFilter(logging.Filter):
+    """Sets ``record.request_id``: the web request's id, else the running Celery task's id, else "-"."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not hasattr(record, "request_id"):
+            rid = current_request_id.get()
+            if rid == "-":
+                rid = _celery_task_id() or rid
+            record.request_id = rid
+        return True
+
+
+def _celery_task_id() -> str | None:
+    try:
+        from celery import current_task
+    except ImportError:  # pragma: no cover - celery is a dependency of every process but gunicorn's master
+        return None
+    request = getattr(current_task, "request", None) if current_task else None
+    return getattr(request, "id", None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,7 +62,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
-        for key, value in vars(record).items():  # structured extras: logger.info("…", extra={...})
+        for key, value in vars(record).items():  # structured extras: logger.info("…", extra={...}), request_id
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         return json.dumps(entry, default=str, ensure_ascii=False)

@@ -13,6 +13,7 @@ from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import resolve_url
 
 from workbench.api_errors import fields_too_big_message
+from workbench.jsonlog import current_request_id, request_id_from
 
 NUL_MESSAGE = "Text may not contain NUL characters (\\x00); remove them and try again."
 
@@ -66,6 +67,25 @@ class ProbeAnyHostMiddleware:
                 request.user = AnonymousUser()
                 return views.healthz(request) if request.path_info == "/healthz" else views.readyz(request)
         return self.get_response(request)
+
+
+class RequestIdMiddleware:
+    """Every log line written while serving a request carries its id (``workbench.jsonlog``), and the response
+    says it (``X-Request-ID``: gunicorn's access log prints it, a user can quote it). The proxy's id is kept
+    when it sent a plain one, so its log and ours join on it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_id_from(request.headers.get("X-Request-ID"))
+        token = current_request_id.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            current_request_id.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
 
 
 class RequestSizeMiddleware:

@@ -11,6 +11,7 @@ from pathlib import Path
 import environ
 
 from workbench.embedded import redis_url
+from workbench.jsonlog import TEXT_FORMAT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "workbench.middleware.ProbeAnyHostMiddleware",  # probes ask by address, not by a name in ALLOWED_HOSTS
+    "workbench.middleware.RequestIdMiddleware",  # before anything that may log
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -463,17 +465,32 @@ METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=15.0)
 WORKER_SEEN_SECONDS = env.int("WORKER_SEEN_SECONDS", default=60)
 READYZ_REQUIRED_QUEUES = env.list("READYZ_REQUIRED_QUEUES", default=["default"])
-# "json": one JSON object per line (workbench/jsonlog.py); "text": Python's default.
+# gunicorn (workbench/gunicorn_conf.py): worker processes; seconds a request may take before its worker is killed
+# and restarted; seconds a stopping server (SIGTERM: `docker stop`, a rolling update) gives requests in flight to
+# finish. Keep the orchestrator's grace period (compose's stop_grace_period) above WEB_GRACEFUL_TIMEOUT.
+WEB_CONCURRENCY = env.int("WEB_CONCURRENCY", default=3)
+WEB_TIMEOUT = env.int("WEB_TIMEOUT", default=120)
+WEB_GRACEFUL_TIMEOUT = env.int("WEB_GRACEFUL_TIMEOUT", default=30)
+# "json": one JSON object per line; "text": `time level logger [request id] message`. Both to stdout, web, workers
+# and beat alike (workbench/jsonlog.py; the Celery app hands its logging to this, workbench/celery.py).
 LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in {"json", "text"}:
+    raise ValueError(f"LOG_FORMAT must be 'json' or 'text', not {LOG_FORMAT!r}")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "workbench.jsonlog.JsonFormatter"}},
+    "filters": {"request_id": {"()": "workbench.jsonlog.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "workbench.jsonlog.JsonFormatter"},
+        "text": {"format": TEXT_FORMAT},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            **({"formatter": "json"} if LOG_FORMAT == "json" else {}),
+            "stream": "ext://sys.stdout",
+            "filters": ["request_id"],
+            "formatter": LOG_FORMAT,
         }
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},

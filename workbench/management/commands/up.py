@@ -171,15 +171,13 @@ class Command(BaseCommand):
                 py,
                 "-m",
                 "gunicorn",
+                "-c",
+                "python:workbench.gunicorn_conf",  # production's config (timeouts, access log with request ids)
                 "workbench.wsgi:application",
                 "--bind",
                 opts["bind"],
                 "--workers",
                 "2",
-                "--timeout",
-                "120",
-                "--access-logfile",
-                "-",
             ],
         }
         procs: dict[str, subprocess.Popen[bytes]] = {}
