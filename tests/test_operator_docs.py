@@ -246,14 +246,119 @@ def test_compose_passes_the_readme_production_environment_to_the_containers() ->
 
 
 def test_compose_health_checks() -> None:
+    from django.urls import resolve
+
     services = _compose()["services"]
     for name in ("postgres", "redis", "minio"):
         assert services[name].get("healthcheck"), name
     for name, svc in _app_services(_compose()).items():
         depends = svc["depends_on"]
         assert depends["postgres"]["condition"] == depends["redis"]["condition"] == "service_healthy", name
-    web = services["web"]["healthcheck"]
-    assert "/readyz" in " ".join(web["test"]) and web.get("start_period"), "first start migrates: give it time"
+    # Web's probe asks a URL the app routes (liveness: a worker down elsewhere does not make web unhealthy).
+    web = " ".join(services["web"]["healthcheck"]["test"])
+    [url] = re.findall(r"https?://[^'\"\s]+", web)
+    path = "/" + url.split("/", 3)[3]
+    assert resolve(path).url_name == "healthz", path
+    # Every worker's probe is the heartbeat module; the module exists and has its entry point.
+    import importlib
+
+    for name, svc in _app_services(_compose()).items():
+        if _queues_of(_command(svc)):
+            test = svc["healthcheck"]["test"]
+            assert test[:3] == ["CMD", "python", "-m"], (name, test)
+            assert callable(importlib.import_module(test[3]).main), (name, test)
+
+
+def _seconds(duration: str) -> float:
+    """compose's duration ("45s", "16m", "1m30s") in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s)", duration)
+    assert parts and "".join(a + u for a, u in parts) == duration, duration
+    return sum(float(amount) * units[unit] for amount, unit in parts)
+
+
+def test_compose_migrates_once_before_anything_runs_our_code() -> None:
+    """`migrate` in web's command ran in every web replica at once (`--scale web=3`: three migrations racing) and
+    workers started on the old schema; one one-shot service migrates, everything else waits for it to succeed."""
+    services = _app_services(_compose())
+    migrating = [name for name, svc in services.items() if re.search(r"manage\.py migrate\b", _command(svc))]
+    assert migrating == ["migrate"], migrating
+    assert services["migrate"]["restart"] == "no"
+    for name, svc in services.items():
+        if name != "migrate":
+            assert svc["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}, name
+    assert "migrate" not in services["migrate"]["depends_on"]
+
+
+def test_compose_restarts_long_running_services_and_not_one_shots() -> None:
+    services = _compose()["services"]
+    one_shot = {"migrate", "minio-init"}
+    for name, svc in services.items():
+        expected = "no" if name in one_shot else "unless-stopped"
+        assert svc.get("restart") == expected, (name, svc.get("restart"))
+
+
+def test_compose_runs_every_django_process_with_the_same_environment() -> None:
+    """Web, the workers, beat and migrate read one configuration: a variable set for web but not a worker (or the
+    other way) splits the deployment. A service may only add to it (the GPU media worker's device settings)."""
+    services = _app_services(_compose())
+    base = services["web"]["environment"]
+    for name, svc in services.items():
+        differing = sorted(k for k in base if svc["environment"].get(k) != base[k])
+        assert not differing, f"{name} differs from web in {differing}"
+    assert sorted(set(services["worker-media-gpu"]["environment"]) - set(base)) == [
+        "OCR_DEVICE",
+        "WHISPER_COMPUTE_TYPE",
+        "WHISPER_DEVICE",
+    ]
+
+
+def test_compose_stops_each_service_gracefully() -> None:
+    """`docker stop` sends SIGTERM to the container's first process and kills it after stop_grace_period (10 s
+    unless set). Web's gunicorn ran under `sh -c`, which ignored SIGTERM: every deploy cut requests in flight."""
+    from django.conf import settings
+
+    from workbench.queues import INFER_ITEM_TIME_LIMIT_S
+
+    services = _app_services(_compose())
+    for name, svc in services.items():
+        command = svc["command"]
+        if name != "migrate" and isinstance(command, str) and command.startswith("sh -c"):
+            assert re.search(r"&& exec \S+", command), f"{name}: the shell, not the process, receives SIGTERM"
+    web = services["web"]
+    assert web["command"][0] == "gunicorn" and "python:workbench.gunicorn_conf" in web["command"]
+    assert _seconds(web["stop_grace_period"]) > settings.WEB_GRACEFUL_TIMEOUT
+    assert _seconds(services["worker-infer"]["stop_grace_period"]) > INFER_ITEM_TIME_LIMIT_S
+    for name, svc in services.items():
+        assert _seconds(svc.get("stop_grace_period", "10s")) > 10 or name in {"migrate", "beat"}, name
+
+
+def test_compose_file_is_valid_for_the_compose_client_when_one_is_installed() -> None:
+    """`docker compose config` (v2 plugin) or `docker-compose config` (v1) parses and validates the whole file,
+    every profile included. Only where a client is installed: the YAML tests above stand in elsewhere."""
+    import shutil
+
+    clients = []
+    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        clients.append(["docker", "compose"])
+    if shutil.which("docker-compose"):
+        clients.append(["docker-compose"])
+    if not clients:
+        import pytest
+
+        pytest.skip("no compose client on this machine")
+    for client in clients:
+        profiles = ["--profile", "gpu-media", "--profile", "vllm"]
+        env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "SECRET_KEY": "x" * 50}
+        out = subprocess.run(
+            [*client, *profiles, "config", "--services"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        assert set(out.stdout.split()) == set(_compose()["services"]), out.stdout
+        without_key = subprocess.run(
+            [*client, "config", "-q"], cwd=ROOT, env={"PATH": env["PATH"]}, capture_output=True, text=True
+        )
+        assert without_key.returncode != 0 and "SECRET_KEY" in without_key.stderr
 
 
 def _settings_static_root(environment: dict[str, str]) -> str:

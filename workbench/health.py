@@ -53,6 +53,20 @@ def broker_queue_lengths() -> dict[str, int]:
     return {q.value: int(client.llen(q.value)) for q in TaskQueue}
 
 
+def local_worker_alive() -> tuple[bool, str]:
+    """Whether a worker on this host (``<name>@<this host name>``: a container's own worker) beat within
+    WORKER_SEEN_SECONDS, and a line that says so. The worker containers' healthcheck (``workbench.worker_probe``)."""
+    host = socket.gethostname()
+    try:
+        mine = [w for w in workers_seen() if str(w.get("hostname", "")).partition("@")[2] == host]
+    except Exception as exc:
+        return False, f"broker unreachable: {type(exc).__name__}: {exc}"[:300]
+    if not mine:
+        return False, f"no worker on {host} beat within {settings.WORKER_SEEN_SECONDS} s"
+    names = ", ".join(sorted(f"{w['hostname']} ({','.join(w.get('queues', []))})" for w in mine))
+    return True, f"alive: {names}"
+
+
 def start_heartbeat(*, hostname: str, queues: list[str]) -> threading.Thread:
     """Beat in a daemon thread of the worker's main process until it exits."""
 

@@ -187,3 +187,33 @@ def test_json_log_lines_carry_level_logger_message_and_extras():
         "delivery 7 failed",
         7,
     )
+
+
+def test_a_worker_container_is_healthy_while_its_own_worker_beats(no_heartbeats, settings, tmp_path):
+    """compose's worker healthcheck (`python -m workbench.worker_probe`): a worker of this host (a container's
+    own, named `<kind>@<container host name>`) beat recently; another host's worker does not make it healthy."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "WORKBENCH_"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="workbench.settings",
+        REDIS_URL=settings.REDIS_URL,
+        DATABASE_URL="postgres://workbench:pw@127.0.0.1:1/workbench",
+        WORKBENCH_VAR_DIR=str(tmp_path),
+    )
+
+    def probe() -> subprocess.CompletedProcess[str]:
+        root = Path(__file__).resolve().parent.parent.parent
+        command = [sys.executable, "-m", "workbench.worker_probe"]
+        return subprocess.run(command, env=env, cwd=root, capture_output=True, text=True, timeout=60)
+
+    worker_heartbeat(hostname="media@another-container", queues=["media"])
+    down = probe()
+    assert down.returncode == 1 and f"no worker on {socket.gethostname()}" in down.stdout, down.stdout + down.stderr
+    worker_heartbeat(hostname=f"infer@{socket.gethostname()}", queues=["infer"])
+    up = probe()
+    assert up.returncode == 0 and up.stdout.strip() == f"alive: infer@{socket.gethostname()} (infer)", up.stderr
