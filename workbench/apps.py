@@ -7,6 +7,7 @@ class WorkbenchConfig(AppConfig):
     name = "workbench"
 
     def ready(self) -> None:
+        import workbench.checks  # noqa: F401  (registers the deployment checks)
         from workbench.db import install_prepare_marked
         from workbench.roles import sync_role_groups
 
