@@ -410,3 +410,37 @@ def test_the_dockerfile_can_build_the_dependency_set_on_each_base_image() -> Non
     }
     if any(not base.startswith("python") for base in bases):  # a CUDA base has no Python of its own
         assert "python3-venv" in dockerfile and "python3-dev" in dockerfile, bases
+
+
+def test_the_readme_upgrading_steps_name_real_commands_options_services_and_migrations() -> None:
+    """What an operator runs on upgrade day: each `manage.py …` of the section is a command with those options,
+    each `docker compose run|exec SERVICE` a service of compose.yaml, each migration named one that exists, and
+    the post-deploy table lists the commands earlier releases asked for."""
+    from django.core.management import get_commands, load_command_class
+
+    section = _section("Upgrading")
+    problems = []
+    for name, flags in re.findall(r"manage\.py ([a-z_]+)((?: --[a-z-]+)*)", section):
+        app = get_commands().get(name)
+        if app is None:
+            problems.append(f"manage.py {name}: no such command")
+            continue
+        command = load_command_class(app, name)
+        known = set(command.create_parser("manage.py", name)._option_string_actions)
+        problems += [f"manage.py {name}: no option {flag}" for flag in flags.split() if flag not in known]
+    services = set(_compose()["services"])
+    for service in re.findall(r"docker compose (?:run --rm(?: --no-deps)?|exec) ([a-z-]+)", section):
+        if service not in services:
+            problems.append(f"compose has no service {service}")
+    for stopped in re.findall(r"docker compose stop ((?:[a-z-]+ ?)+)", section):
+        problems += [f"compose has no service {s}" for s in stopped.split() if s not in services]
+    for app, migration in re.findall(r"(moderation|annotation|training|workbench) migration `(\d{4}_\w+)`", section):
+        if not (ROOT / app / "migrations" / f"{migration}.py").exists():
+            problems.append(f"no migration {app}.{migration}")
+    assert not problems, "\n".join(problems)
+    steps = _table_rows(section, "| after upgrading past |")
+    run_once = " ".join(row[1] for row in steps)
+    assert "manage.py rescore_pairs --mirrored-only" in run_once  # the mirrored-frame fix's (d92c13e)
+    assert "manage.py repair_routing --all" in run_once
+    for step in ("migrate", "collectstatic", "check --deploy", "/readyz"):
+        assert step in section, step
