@@ -444,3 +444,53 @@ def test_the_readme_upgrading_steps_name_real_commands_options_services_and_migr
     assert "manage.py repair_routing --all" in run_once
     for step in ("migrate", "collectstatic", "check --deploy", "/readyz"):
         assert step in section, step
+
+
+_COMPOSE_VARIABLE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::([-?])([^}]*))?\}")
+
+
+def _interpolate(value: object, given: dict[str, str]) -> str:
+    """compose's `${NAME}`, `${NAME:-default}` and `${NAME:?message}` with the operator's variables ``given``."""
+
+    def value_of(match: re.Match[str]) -> str:
+        name, op, arg = match.groups()
+        if given.get(name):
+            return given[name]
+        assert op != "?", f"compose requires {name}: {arg}"
+        return arg if op == "-" else ""
+
+    return _COMPOSE_VARIABLE.sub(value_of, str(value))
+
+
+def _check_deploy(environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
+    env.update(environment, DJANGO_SETTINGS_MODULE="workbench.settings")  # the image's ENV
+    command = [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"]
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_compose_production_environment_passes_the_deploy_checks(tmp_path: Path) -> None:
+    """The web container's environment exactly as compose builds it, with what the README's production line asks
+    the operator for: `manage.py check --deploy` has nothing to say. With compose's defaults alone (plain http,
+    WORKBENCH_HTTPS off) it says only the four HTTPS warnings that WORKBENCH_HTTPS=1 clears, no other."""
+    web = _app_services(_compose())["web"]["environment"]
+    operator = {
+        "SECRET_KEY": "Zq8#pL2v!Xw9@mN4^bR7&tY1*uI3(oP5)aS6dF8gH0jK2lZ4xC6vB8nM1",
+        "ALLOWED_HOSTS": "review.example.com",
+        "CSRF_TRUSTED_ORIGINS": "https://review.example.com",
+        "WORKBENCH_HTTPS": "1",
+        "POSTGRES_PASSWORD": "pw",
+    }
+    # The container's own folders (/scratch) stand in as this run's.
+    scratch = {"MEDIA_ROOT": "media", "WORKBENCH_VAR_DIR": "var", "PROMETHEUS_MULTIPROC_DIR": "prometheus"}
+    local = {name: str(tmp_path / folder) for name, folder in scratch.items()}
+    production = {name: _interpolate(value, operator) for name, value in web.items()} | local
+    check = _check_deploy(production)
+    assert check.returncode == 0 and "no issues" in check.stdout, check.stdout + check.stderr
+
+    defaults = {name: _interpolate(value, {"SECRET_KEY": operator["SECRET_KEY"]}) for name, value in web.items()}
+    plain_http = _check_deploy(defaults | local)
+    found = set(re.findall(r"\(([a-z_]+\.[WE]\d+)\)", plain_http.stdout + plain_http.stderr))
+    assert found == {"security.W004", "security.W008", "security.W012", "security.W016"}, plain_http.stderr
