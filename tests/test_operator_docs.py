@@ -290,6 +290,15 @@ def test_compose_migrates_once_before_anything_runs_our_code() -> None:
     assert "migrate" not in services["migrate"]["depends_on"]
 
 
+def test_compose_postgres_has_room_for_parallel_index_builds() -> None:
+    """Docker's 64 MB /dev/shm stops PostgreSQL's parallel workers (and pgvector's parallel HNSW builds)."""
+    postgres = _compose()["services"]["postgres"]
+    assert postgres["image"].startswith("pgvector/pgvector:")
+    size = str(postgres.get("shm_size", "64mb")).lower()
+    amount, unit = re.fullmatch(r"(\d+)\s*([kmg])b?", size).groups()  # type: ignore[union-attr]
+    assert int(amount) * {"k": 1 / 1024, "m": 1, "g": 1024}[unit] >= 512, size
+
+
 def test_compose_restarts_long_running_services_and_not_one_shots() -> None:
     services = _compose()["services"]
     one_shot = {"migrate", "minio-init"}
