@@ -290,6 +290,30 @@ def test_compose_migrates_once_before_anything_runs_our_code() -> None:
     assert "migrate" not in services["migrate"]["depends_on"]
 
 
+def test_the_image_leaves_out_secrets_and_local_state() -> None:
+    """`COPY . .` took the whole checkout: .env with SECRET_KEY and passwords, var/ (embedded database, media,
+    models, secret_key), .venv and .git went into every image layer pushed to a registry."""
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".env", ".env.*", "var", ".venv", ".git"} <= ignored
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    copied = {src.rstrip("/") for src in re.findall(r"^COPY (\S+) ", dockerfile, flags=re.M) if src != "."}
+    assert copied and not copied & ignored, copied & ignored  # what the build copies by name is sent
+
+
+def test_every_variable_compose_reads_is_documented() -> None:
+    """An operator sets compose's `${NAME}`s in .env: each is a row of the Configuration table (passed on to the
+    app) or of the compose variables table, and each row of the latter is one compose reads."""
+    text = (ROOT / "compose.yaml").read_text()
+    read = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))
+    assert {"SECRET_KEY", "POSTGRES_PASSWORD", "VLLM_MODEL"} <= read  # the scan works
+    rows = _table_rows(README, "| compose variable |")
+    compose_own = {name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row[0])}
+    missing = sorted(read - compose_own - documented_variables())
+    assert not missing, f"compose reads {missing}, documented nowhere"
+    stale = sorted(compose_own - read)
+    assert not stale, f"documented as compose variables but compose reads none of {stale}"
+
+
 def test_compose_postgres_has_room_for_parallel_index_builds() -> None:
     """Docker's 64 MB /dev/shm stops PostgreSQL's parallel workers (and pgvector's parallel HNSW builds)."""
     postgres = _compose()["services"]["postgres"]
