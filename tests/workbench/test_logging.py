@@ -51,6 +51,26 @@ def test_a_request_and_its_log_lines_share_one_id_the_response_names():
         logger.removeHandler(handler)
 
 
+def test_a_task_s_log_lines_carry_its_task_id():
+    """In a worker the request id is the running task's id (Celery's own stack, as its tracer sets it), so a task's
+    lines can be found from its id in the broker, the audit log or a failure message."""
+    from celery._state import _task_stack
+
+    from workbench.celery import app
+
+    app.loader.import_default_modules()
+    task = app.tasks["training.tasks.reap_stale_jobs"]
+    record = logging.LogRecord("training.tasks", logging.INFO, __file__, 1, "reaped", (), None)
+    task.push_request(id="0b7c-task-id")
+    _task_stack.push(task)
+    try:
+        RequestIdFilter().filter(record)
+    finally:
+        _task_stack.pop()
+        task.pop_request()
+    assert record.request_id == "0b7c-task-id"  # type: ignore[attr-defined]
+
+
 def test_every_page_answers_with_its_request_id():
     response = Client().get("/healthz", HTTP_X_REQUEST_ID="lb-123")
     assert response["X-Request-ID"] == "lb-123"
