@@ -314,6 +314,21 @@ def test_every_variable_compose_reads_is_documented() -> None:
     assert not stale, f"documented as compose variables but compose reads none of {stale}"
 
 
+def test_compose_vllm_profile_is_wired_to_the_infer_workers() -> None:
+    """The optional vLLM server was started with the model's whole context while the workers cut prompts to
+    VLLM_MAX_MODEL_LEN, and no infer worker could be pointed at it without editing compose.yaml."""
+    from django.conf import settings
+
+    compose = _compose()
+    vllm = compose["services"]["vllm"]
+    args = vllm["command"]
+    server_len = args[args.index("--max-model-len") + 1]
+    worker_env = _app_services(compose)["worker-infer"]["environment"]
+    assert server_len == worker_env["VLLM_MAX_MODEL_LEN"] == f"${{VLLM_MAX_MODEL_LEN:-{settings.VLLM_MAX_MODEL_LEN}}}"
+    assert worker_env["VLLM_SERVER_URL"] == "${VLLM_SERVER_URL:-}"  # empty: the in-process engine, as settings'
+    assert "/health" in " ".join(vllm["healthcheck"]["test"])
+
+
 def test_compose_postgres_has_room_for_parallel_index_builds() -> None:
     """Docker's 64 MB /dev/shm stops PostgreSQL's parallel workers (and pgvector's parallel HNSW builds)."""
     postgres = _compose()["services"]["postgres"]
