@@ -123,6 +123,8 @@ class Video(models.Model):
             models.Index(fields=["visual_key", "id"], name="video_visual_key"),
             # The few videos with missing media (the /metrics gauge, an operator's list).
             models.Index(fields=["missing_media_changed_at"], condition=~Q(missing_media=[]), name="video_missing_media"),
+            # The few videos closed to all but admins while routing waits (``videos_routing_stranded``'s candidates).
+            models.Index(fields=["id"], condition=Q(routed_restricted=True), name="video_routed_restricted"),
         ]  # fmt: skip
         permissions = [
             ("upload_video", "Can upload and ingest videos"),
