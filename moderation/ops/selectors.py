@@ -243,17 +243,30 @@ def ops_cascade(*, now: datetime, days: int = 14) -> dict[str, Any]:
     }
 
 
-def ops_failed_videos() -> dict[str, int]:
+def ops_failed_videos(*, shown: int = 10) -> dict[str, Any]:
     """The videos that stopped (failed processing or inference), and of those the ones never decided: open only
     to their uploader and the admins (``video_open_to_q``); one with no uploader (a platform's, an import's) to the
     admins alone, so
-    the dashboard is where they are found and retried (the video list's failed filter, then each one's page)."""
+    the dashboard is where they are found and retried (the video list's failed filter, then each one's page).
+    Of them, the files that are not videos at all (``Video.ErrorKind.NOT_VIDEO``: no retry can process them; each
+    one's page has Dismiss), with the first ``shown`` ids; those dismissed are counted apart, not in ``total``."""
     decided = Decision.objects.filter(video_id=OuterRef("pk"))
-    return Video.objects.filter(status=Video.Status.FAILED).aggregate(
-        total=Count("pk"),
-        undecided=Count("pk", filter=~Q(Exists(decided))),
-        no_uploader=Count("pk", filter=~Q(Exists(decided)) & Q(created_by__isnull=True)),
+    failed = Video.objects.filter(status=Video.Status.FAILED)
+    open_ = Q(failure_dismissed_at__isnull=True)
+    not_video = Q(error_kind=Video.ErrorKind.NOT_VIDEO)
+    counts = failed.aggregate(
+        total=Count("pk", filter=open_),
+        undecided=Count("pk", filter=open_ & ~Q(Exists(decided))),
+        no_uploader=Count("pk", filter=open_ & ~Q(Exists(decided)) & Q(created_by__isnull=True)),
+        not_video=Count("pk", filter=open_ & not_video),
+        dismissed=Count("pk", filter=~open_),
     )
+    ids = (
+        failed.filter(open_ & not_video).order_by("pk").values_list("pk", flat=True)[:shown]
+        if counts["not_video"]
+        else []
+    )
+    return {**counts, "not_video_ids": list(ids)}
 
 
 def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing") -> dict[str, Any]:

@@ -1224,7 +1224,8 @@ def video_retry_failed(*, video_id: int, by: User) -> Video:
     and the audit log keeps who asked, the stage and the error it had (``video.retry``).
 
     Refused with a ``ModerationError`` a user can read when the video is not failed (a double click's
-    second request, or it was retried already), when its video file is gone from media storage (upload
+    second request, or it was retried already), when its file is not a video at all (``Video.ErrorKind.NOT_VIDEO``:
+    no retry can process it; ``video_failure_dismiss``), when its video file is gone from media storage (upload
     it again), when the store does not answer, and when no policy applies to new videos. Idempotent:
     the row lock makes a second request see the first one's result.
     """
@@ -1236,6 +1237,11 @@ def video_retry_failed(*, video_id: int, by: User) -> Video:
             raise ModerationError(
                 f"“{video}” is not failed (it is {video.get_status_display().lower()}, "
                 f"{video.get_stage_display().lower()}): there is nothing to retry."
+            )
+        if video.error_kind == Video.ErrorKind.NOT_VIDEO:
+            raise ModerationError(
+                f"“{video}” is not a video ({video.error}): processing it again cannot succeed. Dismiss it, and "
+                "upload the video itself."
             )
         inference = video.stage == Video.Stage.INFERENCE
         if inference:
@@ -1267,4 +1273,25 @@ def video_retry_failed(*, video_id: int, by: User) -> Video:
             actor=by, action="video.retry", obj=video, payload={"stage": video.stage, "error": previous[:2000]}
         )
     logger.info("video %s: %s queued again by %s", video.pk, video.stage, by.get_username())
+    return video
+
+
+def video_failure_dismiss(*, video_id: int, by: User) -> Video:
+    """Dismiss a failed video whose file is not a video at all (``Video.ErrorKind.NOT_VIDEO``), which no retry
+    can process: recorded with who and when (``failure_dismissed_at``, the audit log's ``video.dismiss``), it is no
+    longer counted among the failed videos the ops page asks someone to handle. The video and its error stay.
+
+    Refused with a ``ModerationError`` a user can read when the video is not failed, failed for another reason (it
+    has Retry) or was dismissed already (a double click's second request)."""
+    with transaction.atomic():
+        video = Video.objects.select_for_update().get(pk=video_id)
+        if video.status != Video.Status.FAILED or video.error_kind != Video.ErrorKind.NOT_VIDEO:
+            raise ModerationError(
+                f"“{video}” is not a failed upload of a file that is not a video: there is nothing to dismiss."
+            )
+        if video.failure_dismissed_at is not None:
+            raise ModerationError(f"“{video}” was dismissed already.")
+        video.failure_dismissed_at, video.failure_dismissed_by = timezone.now(), by
+        video.save(update_fields=["failure_dismissed_at", "failure_dismissed_by", "updated_at"])
+        audit_event_record(actor=by, action="video.dismiss", obj=video, payload={"error": video.error[:2000]})
     return video

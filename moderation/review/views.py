@@ -448,3 +448,19 @@ def video_retry(request: HttpRequest, pk: int) -> HttpResponse:
         )
         messages.success(request, f"{what} of “{video}” is queued again.")
     return redirect("moderation:video_detail", pk=pk)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def video_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
+    """The video page's "Dismiss" for a failed upload that is not a video (no retry can process it)."""
+    video_open_or_404(user=_user(request), video_id=pk)
+    try:
+        video = services.video_failure_dismiss(video_id=pk, by=_user(request))
+    except Video.DoesNotExist as exc:
+        raise Http404("No such video.") from exc
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"“{video}” is dismissed: it is no longer counted among the failed videos.")
+    return redirect("moderation:video_detail", pk=pk)
