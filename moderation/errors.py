@@ -8,6 +8,13 @@ class SenderError(ModerationError):
     failure (``Video.error_for_sender``); any other failure text is the workbench's own."""
 
 
+class NotAVideoError(SenderError):
+    """The sent file is not a video at all (empty, a text file or a still image renamed .mp4, a file ffprobe cannot
+    read as a playable video): processing the same file again can never succeed. Recorded as
+    ``Video.ErrorKind.NOT_VIDEO``, so the video's page offers Dismiss instead of Retry; anything else that fails
+    (a timeout, storage, a bug) may pass on a retry."""
+
+
 class StaleEditError(ModerationError):
     """Refused because someone else changed the row since the editor's page was drawn: the screen shows
     the row as it is now (what was typed would write over their change), not what was typed."""

@@ -5,7 +5,8 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.db.models import Count, Exists, F, Func, Max, OuterRef, Q, QuerySet, Value
 
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
 from moderation.inference.models import Decision, DecisionRerun, MissingDecisionRepair, ModelVersion
@@ -64,26 +65,75 @@ def videos_missing_decision_to_queue(*, now: datetime) -> QuerySet[Video]:
     return videos_missing_auto_decision().exclude(Exists(waiting))
 
 
+class _ArrayHead(Func):
+    """The first ``n`` elements of an array (``(array)[1:n]``)."""
+
+    template = "(%(expressions)s)[1:%(n)d]"
+
+
+@dataclass(frozen=True)
+class MissingDecisionSummary:
+    """``missing_decision_summary``: the half-decided videos counted (not dismissed) and the first ids of those,
+    how many are queued, given up, dismissed and left to queue, and the ids of those with a try listed on the
+    ops page (failed and not dismissed; or, asked for the dismissed ones, dismissed)."""
+
+    counted: int
+    first_ids: list[int]
+    queued: int
+    given_up: int
+    dismissed: int
+    to_queue: int
+    listed_ids: list[int]
+
+
+def missing_decision_summary(*, now: datetime, first: int, dismissed: bool = False) -> MissingDecisionSummary:
+    """Everything the ops page says of the half-decided videos (``videos_missing_auto_decision``) from one read of
+    them: each one's repair row (``MissingDecisionRepair``, one a video) is looked up by its video, and the counts,
+    the first ``first`` counted ids and the ids whose tries the page lists are aggregated in the same statement.
+    Finding the set is the costly part (every decided video is checked under each auto-applied policy); it was
+    found once for each of these figures. ``listed_ids`` holds only videos with a failed (or dismissed) try:
+    bounded by the repair rows, which are deleted once a video lacks nothing."""
+    repairs, queued, given_up = _missing_decision_repairs(now=now)
+    row = repairs.filter(video_id=OuterRef("pk"))
+    is_dismissed = Exists(row.filter(dismissed_at__isnull=False))
+    listed = row.filter(dismissed_at__isnull=False) if dismissed else row.filter(_failed_not_dismissed())
+    figures = videos_missing_auto_decision().aggregate(
+        counted=Count("pk", filter=~is_dismissed),
+        first_ids=_ArrayHead(ArrayAgg("pk", filter=~is_dismissed, order_by="pk", default=Value([])), n=first),
+        queued=Count("pk", filter=Exists(row.filter(queued, dismissed_at__isnull=True))),
+        given_up=Count("pk", filter=Exists(row.filter(given_up))),
+        dismissed=Count("pk", filter=is_dismissed),
+        to_queue=Count("pk", filter=~Exists(row.filter(queued | given_up | Q(dismissed_at__isnull=False)))),
+        listed_ids=ArrayAgg("pk", filter=Exists(listed), default=Value([])),
+    )
+    return MissingDecisionSummary(
+        **{k: v for k, v in figures.items() if k not in ("first_ids", "listed_ids")},
+        first_ids=list(figures["first_ids"] or []),
+        listed_ids=list(figures["listed_ids"] or []),
+    )
+
+
 def missing_decision_counts(*, now: datetime) -> dict[str, int]:
     """Of the half-decided videos: how many are queued (``queued``), given up after failing
     ``MissingDecisionRepair.MAX_ATTEMPTS`` times (``given_up``), left for the repair to queue (``to_queue``) and
     dismissed by an operator (``dismissed``, not counted in the others)."""
-    repairs, queued, given_up = _missing_decision_repairs(now=now)
-    missing = videos_missing_auto_decision().values("pk")
-    counts = repairs.filter(video_id__in=missing).aggregate(
-        queued=Count("pk", filter=queued & Q(dismissed_at__isnull=True)),
-        given_up=Count("pk", filter=given_up),
-        dismissed=Count("pk", filter=Q(dismissed_at__isnull=False)),
-    )
-    return {**counts, "to_queue": videos_missing_decision_to_queue(now=now).count()}
+    summary = missing_decision_summary(now=now, first=0)
+    return {
+        "queued": summary.queued,
+        "given_up": summary.given_up,
+        "dismissed": summary.dismissed,
+        "to_queue": summary.to_queue,
+    }
+
+
+def _failed_not_dismissed() -> Q:
+    return Q(failed_at__isnull=False, failed_at__gte=F("queued_at"), dismissed_at__isnull=True)
 
 
 def missing_decisions_failed() -> QuerySet[MissingDecisionRepair]:
     """Half-decided videos whose last try at their missing decisions failed, latest first, with the error; not
     those dismissed (``missing_decisions_dismissed``)."""
-    repairs = MissingDecisionRepair.objects.filter(
-        failed_at__isnull=False, failed_at__gte=F("queued_at"), dismissed_at__isnull=True
-    )
+    repairs = MissingDecisionRepair.objects.filter(_failed_not_dismissed())
     return repairs.filter(video_id__in=videos_missing_auto_decision().values("pk")).order_by("-failed_at", "pk")
 
 
@@ -93,13 +143,20 @@ def missing_decisions_dismissed() -> QuerySet[MissingDecisionRepair]:
     return rows.order_by("-dismissed_at", "pk")
 
 
-def missing_decision_rows(*, dismissed: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+def missing_decision_rows(
+    *, dismissed: bool = False, limit: int = 50, video_ids: list[int] | None = None
+) -> list[dict[str, Any]]:
     """The ops page's list of failed (or, ``dismissed``, of dismissed) tries at missing decisions, first
     ``limit``: each with its video (id, title), the auto-applied policies it still lacks a decision under, the
-    error, the failed tries, when, and who dismissed it when."""
+    error, the failed tries, when, and who dismissed it when. ``video_ids``: those tries' videos, found already
+    (``missing_decision_summary``'s ``listed_ids``), so the half-decided videos are not found again."""
     from moderation.policies.services import policy_versions_auto_applied
 
-    qs = missing_decisions_dismissed() if dismissed else missing_decisions_failed()
+    if video_ids is None:
+        qs = missing_decisions_dismissed() if dismissed else missing_decisions_failed()
+    else:
+        qs = MissingDecisionRepair.objects.filter(video_id__in=video_ids)
+        qs = qs.order_by("-dismissed_at", "pk") if dismissed else qs.order_by("-failed_at", "pk")
     repairs = list(qs.select_related("dismissed_by")[:limit])
     video_ids = [r.video_id for r in repairs]
     titles = dict(Video.objects.filter(pk__in=video_ids).values_list("pk", "title"))

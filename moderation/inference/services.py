@@ -539,6 +539,7 @@ def decision_record_failure(*, video_id: int, error: str) -> None:
         stage=Video.Stage.INFERENCE,
         error=f"Model inference failed: {error}",
         error_for_sender=False,
+        error_kind=Video.ErrorKind.OTHER,
     )
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 
-from moderation.errors import ModerationError, SenderError
+from moderation.errors import ModerationError, NotAVideoError, SenderError
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def probe(path: Path) -> ProbeResult:
     if not path.is_file():
         raise SenderError("The uploaded file is missing from media storage.")
     if path.stat().st_size == 0:
-        raise SenderError("This file is empty (0 bytes); please upload the video again.")
+        raise NotAVideoError("This file is empty (0 bytes); please upload the video again.")
     cmd = [
         "ffprobe",
         "-v",
@@ -110,11 +110,11 @@ def probe(path: Path) -> ProbeResult:
         raise SenderError("This file could not be read: ffprobe took too long to inspect it.") from exc
     if proc.returncode != 0:
         detail = _ffmpeg_reason(proc.stderr, path) or f"exit code {proc.returncode}"
-        raise SenderError(f"This file is not a playable video: ffprobe could not read it ({detail}).")
+        raise NotAVideoError(f"This file is not a playable video: ffprobe could not read it ({detail}).")
     try:
         data = json.loads(proc.stdout or "{}")
     except json.JSONDecodeError as exc:
-        raise SenderError("This file is not a playable video: ffprobe returned no readable metadata.") from exc
+        raise NotAVideoError("This file is not a playable video: ffprobe returned no readable metadata.") from exc
 
     streams: list[dict[str, Any]] = data.get("streams") or []
     fmt: dict[str, Any] = data.get("format") or {}
@@ -125,21 +125,21 @@ def probe(path: Path) -> ProbeResult:
     )
     audio = next((s for s in streams if s.get("codec_type") == "audio"), None)
     if video is None:
-        raise SenderError("This file is not a playable video: ffprobe found no video stream.")
+        raise NotAVideoError("This file is not a playable video: ffprobe found no video stream.")
     format_name = str(fmt.get("format_name") or "")
     # A JPEG renamed .mp4 is demuxed by an image "pipe" demuxer as a one-frame video; a text file
     # named .txt is "ANSI art" to the tty demuxer. Neither is a video a moderator can watch.
     if format_name.endswith("_pipe") or format_name.startswith("image2"):
-        raise SenderError(f"This file is not a playable video: it is a still image ({video.get('codec_name')}).")
+        raise NotAVideoError(f"This file is not a playable video: it is a still image ({video.get('codec_name')}).")
     if format_name in _NON_VIDEO_FORMATS or video.get("codec_name") in _NON_VIDEO_CODECS:
-        raise SenderError("This file is not a playable video: it looks like a text document.")
+        raise NotAVideoError("This file is not a playable video: it looks like a text document.")
 
     duration = _float(fmt.get("duration")) or _float(video.get("duration"))
     if not duration or duration <= 0:
-        raise SenderError("This file is not a playable video: ffprobe could not tell its duration.")
+        raise NotAVideoError("This file is not a playable video: ffprobe could not tell its duration.")
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     if width <= 0 or height <= 0:
-        raise SenderError("This file is not a playable video: its video stream has no picture size.")
+        raise NotAVideoError("This file is not a playable video: its video stream has no picture size.")
     if _rotation(video) % 180 == 90:
         # Phones store portrait video as landscape frames plus a rotation; players (and our keyframes,
         # which ffmpeg autorotates) show it turned, so report the size a viewer sees.

@@ -70,6 +70,21 @@ class Video(models.Model):
     # ``SenderError``), set where the failure is recorded; otherwise it is the workbench's own detail
     # (an exception's text: hosts, paths, configuration), which a platform never reads (``video_error_for``).
     error_for_sender = models.BooleanField(default=False)
+
+    class ErrorKind(models.TextChoices):
+        OTHER = "", "Other"
+        NOT_VIDEO = "not_video", "Not a video"
+
+    # What kind of failure ``error`` is, recorded where it happens: ``NOT_VIDEO`` when the file is not a video at all
+    # (``NotAVideoError``), which no retry can process; its page offers Dismiss instead of Retry. Any other failure
+    # (empty: "other") may pass on a retry.
+    error_kind = models.CharField(max_length=20, choices=ErrorKind.choices, blank=True, default=ErrorKind.OTHER)
+    # An operator dismissed the failure (a file that is not a video): no longer counted among the failed videos to
+    # handle on the ops page; the audit log keeps it too (``video.dismiss``).
+    failure_dismissed_at = models.DateTimeField(null=True, blank=True)
+    failure_dismissed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     language = models.CharField(max_length=16, blank=True)
     # On-screen text and speech given with the item (imports); the pipeline's own results live in
     # Keyframe/TranscriptSegment rows.
@@ -123,6 +138,8 @@ class Video(models.Model):
             models.Index(fields=["visual_key", "id"], name="video_visual_key"),
             # The few videos with missing media (the /metrics gauge, an operator's list).
             models.Index(fields=["missing_media_changed_at"], condition=~Q(missing_media=[]), name="video_missing_media"),
+            # The few videos closed to all but admins while routing waits (``videos_routing_stranded``'s candidates).
+            models.Index(fields=["id"], condition=Q(routed_restricted=True), name="video_routed_restricted"),
         ]  # fmt: skip
         permissions = [
             ("upload_video", "Can upload and ingest videos"),

@@ -24,7 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from moderation.errors import ModerationError, SenderError
+from moderation.errors import ModerationError, NotAVideoError, SenderError
 from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.signals import video_ready
@@ -123,10 +123,12 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
             if video.stage == Video.Stage.DONE:
                 video.stage = Video.Stage.QUEUED
             video.status = Video.Status.PROCESSING
-            video.error, video.error_for_sender = "", False
-            video.save(update_fields=["status", "stage", "error", "error_for_sender", "updated_at"])
+            video.error, video.error_for_sender, video.error_kind = "", False, Video.ErrorKind.OTHER
+            video.save(update_fields=["status", "stage", "error", "error_for_sender", "error_kind", "updated_at"])
         try:
             _run_pipeline(video, timings)
+        except NotAVideoError as exc:
+            return _fail(video_id, str(exc), for_sender=True, kind=Video.ErrorKind.NOT_VIDEO)
         except SenderError as exc:
             return _fail(video_id, str(exc), for_sender=True)
         except ModerationError as exc:
@@ -150,8 +152,9 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
             video.status = Video.Status.READY
             video.stage = Video.Stage.INFERENCE
             video.progress = 100
-            video.error, video.error_for_sender = "", False
-            video.save(update_fields=["status", "stage", "progress", "error", "error_for_sender", "updated_at"])
+            video.error, video.error_for_sender, video.error_kind = "", False, Video.ErrorKind.OTHER
+            fields = ["status", "stage", "progress", "error", "error_for_sender", "error_kind", "updated_at"]
+            video.save(update_fields=fields)
             _enqueue_after_ready(video_id)
         logger.info("video %s ready (%s)", video_id, ", ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
         return video
@@ -168,12 +171,19 @@ def video_fail(*, video_id: int, message: str, for_sender: bool = False) -> Vide
     return _fail(video_id, message, for_sender=for_sender)
 
 
-def _fail(video_id: int, message: str, *, for_sender: bool = False) -> Video | None:
+def _fail(video_id: int, message: str, *, for_sender: bool = False, kind: str = Video.ErrorKind.OTHER) -> Video | None:
     """Record the failure where it happens, with whom its text is for: a platform reads a sender's message as
-    it is and only a sentence for any other (``video_error_for``), whatever its wording."""
+    it is and only a sentence for any other (``video_error_for``), whatever its wording; and its ``kind``
+    (``Video.ErrorKind``: a file that is not a video is dismissed, not retried)."""
     logger.warning("video %s failed: %s", video_id, message)
     Video.objects.filter(pk=video_id).update(
-        status=Video.Status.FAILED, error=message[:2000], error_for_sender=for_sender, updated_at=timezone.now()
+        status=Video.Status.FAILED,
+        error=message[:2000],
+        error_for_sender=for_sender,
+        error_kind=kind,
+        failure_dismissed_at=None,
+        failure_dismissed_by=None,
+        updated_at=timezone.now(),
     )
     return Video.objects.filter(pk=video_id).first()
 

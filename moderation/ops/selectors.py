@@ -13,9 +13,8 @@ from django.utils import timezone
 
 from moderation.inference.models import Decision, KeptVerdict, MissingDecisionRepair
 from moderation.inference.selectors import (
-    missing_decision_counts,
     missing_decision_rows,
-    videos_missing_auto_decision_counted,
+    missing_decision_summary,
 )
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
@@ -244,17 +243,30 @@ def ops_cascade(*, now: datetime, days: int = 14) -> dict[str, Any]:
     }
 
 
-def ops_failed_videos() -> dict[str, int]:
+def ops_failed_videos(*, shown: int = 10) -> dict[str, Any]:
     """The videos that stopped (failed processing or inference), and of those the ones never decided: open only
     to their uploader and the admins (``video_open_to_q``); one with no uploader (a platform's, an import's) to the
     admins alone, so
-    the dashboard is where they are found and retried (the video list's failed filter, then each one's page)."""
+    the dashboard is where they are found and retried (the video list's failed filter, then each one's page).
+    Of them, the files that are not videos at all (``Video.ErrorKind.NOT_VIDEO``: no retry can process them; each
+    one's page has Dismiss), with the first ``shown`` ids; those dismissed are counted apart, not in ``total``."""
     decided = Decision.objects.filter(video_id=OuterRef("pk"))
-    return Video.objects.filter(status=Video.Status.FAILED).aggregate(
-        total=Count("pk"),
-        undecided=Count("pk", filter=~Q(Exists(decided))),
-        no_uploader=Count("pk", filter=~Q(Exists(decided)) & Q(created_by__isnull=True)),
+    failed = Video.objects.filter(status=Video.Status.FAILED)
+    open_ = Q(failure_dismissed_at__isnull=True)
+    not_video = Q(error_kind=Video.ErrorKind.NOT_VIDEO)
+    counts = failed.aggregate(
+        total=Count("pk", filter=open_),
+        undecided=Count("pk", filter=open_ & ~Q(Exists(decided))),
+        no_uploader=Count("pk", filter=open_ & ~Q(Exists(decided)) & Q(created_by__isnull=True)),
+        not_video=Count("pk", filter=open_ & not_video),
+        dismissed=Count("pk", filter=~open_),
     )
+    ids = (
+        failed.filter(open_ & not_video).order_by("pk").values_list("pk", flat=True)[:shown]
+        if counts["not_video"]
+        else []
+    )
+    return {**counts, "not_video_ids": list(ids)}
 
 
 def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing") -> dict[str, Any]:
@@ -271,8 +283,10 @@ def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing
     # Each whole-library query runs once: a capped count and the first ids from one read (``first_video_ids``),
     # the orphans' three kinds one query each (``routing_orphans_summary``).
     n_stranded, stranded_ids = first_video_ids(videos_routing_stranded(), first=shown)
-    n_missing, missing_ids = first_video_ids(videos_missing_auto_decision_counted(), first=shown)
-    counts = missing_decision_counts(now=now)
+    # The half-decided videos are found once (``missing_decision_summary``): every figure of them comes from there.
+    missing = missing_decision_summary(now=now, first=shown, dismissed=failed_filter == "dismissed")
+    n_missing, missing_ids = CappedCount(missing.counted), missing.first_ids
+    counts = {"to_queue": missing.to_queue, "dismissed": missing.dismissed}
     orphans = routing_orphans_summary(first=shown)
     n_orphaned = orphans.videos
     awaited = AwaitedQueueItem.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
@@ -286,13 +300,15 @@ def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing
         "missing_count": n_missing,
         "missing_ids": missing_ids,
         # Of the half-decided: queued on the infer queue, given up after failing, left to queue.
-        "missing_queued": counts["queued"],
-        "missing_given_up": counts["given_up"],
+        "missing_queued": missing.queued,
+        "missing_given_up": missing.given_up,
         "missing_to_queue": counts["to_queue"],
         "missing_dismissed": counts["dismissed"],
         "failed_filter": failed_filter,
         "failed_tabs": [("failing", "failing"), ("dismissed", f"dismissed ({counts['dismissed']})")],
-        "missing_failed": missing_decision_rows(dismissed=failed_filter == "dismissed", limit=FAILED_SHOWN),
+        "missing_failed": missing_decision_rows(
+            dismissed=failed_filter == "dismissed", limit=FAILED_SHOWN, video_ids=missing.listed_ids
+        ),
         "failed_shown": FAILED_SHOWN,
         "max_attempts": MissingDecisionRepair.MAX_ATTEMPTS,
         "repair_limit": settings.ROUTING_REPAIR_BATCH,

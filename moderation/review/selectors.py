@@ -43,6 +43,7 @@ from moderation.policies.selectors import policy_label_groups, policy_label_sear
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.counts import FOLD_AT, counts_cached, counts_fold, counts_generations, counts_keep
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewQueueCount, ReviewTask
+from workbench.db import prepared_cursor
 from workbench.pagination import CappedCount
 from workbench.roles import Perm
 
@@ -73,10 +74,14 @@ def videos_routing_stranded() -> QuerySet[Video]:
         | Q(queue__model_version__isnull=True)
         | Q(queue__model_version_id=F("decision__model_version_id"))
     )
-    # Only flagged videos and those with an awaited item can be stranded: a few, whatever the number of videos.
-    candidates = Q(routed_restricted=True) | Q(pk__in=AwaitedQueueItem.objects.values("decision__video_id"))
+    # Only flagged videos and those with an awaited item can be stranded: a few, whatever the number of videos. Read
+    # as one list of ids (a UNION of the flagged ones, from their partial index ``video_routed_restricted``, and the
+    # awaited items' videos) and looked up by id: as ``routed_restricted OR id IN (…)`` no index answered, and every
+    # video was read (57 ms at 100,000 videos).
+    flagged = Video.objects.filter(routed_restricted=True).order_by().values("pk")
+    candidates = flagged.union(AwaitedQueueItem.objects.order_by().values("decision__video_id"))
     return (
-        Video.objects.filter(candidates)
+        Video.objects.filter(pk__in=candidates)
         .filter(
             (Q(routed_restricted=True) & ~Exists(awaited_restricted))
             | (Q(routed_restricted=False) & Exists(awaited_restricted))
@@ -366,7 +371,7 @@ def review_queues_claimable(*, queues: Iterable[ReviewQueue]) -> set[int]:
 
 def review_own_uploads_waiting(*, queues: Iterable[ReviewQueue], user: User) -> dict[int, dict[str, Any]]:
     """Per queue holding items to claim now (pending, or a lapsed lease) of videos ``user`` uploaded, which the
-    claim never hands them (``services._NOT_OWN_UPLOAD``): ``own``, how many, and ``others``, whether any other
+    claim never hands them (``NOT_OWN_UPLOAD_SQL``): ``own``, how many, and ``others``, whether any other
     item waits there for them. The queue list and "nothing to claim" say so, so a reviewer seeing items waiting
     is not puzzled by an empty claim. Queues without such items are left out. One probe starting from the user's
     uploads (``Video.created_by``'s index); counting (bounded by their uploads) only when they have items waiting."""
@@ -409,19 +414,92 @@ def review_nothing_to_claim_text(*, queues: Iterable[ReviewQueue], user: User) -
     return "Queue is empty."
 
 
-def _worked_before_waiting(*, queues: list[ReviewQueue], user: User) -> bool:
-    """Whether an item waits in ``queues`` that ``user`` escalated or decided in another queue, which the claim never
-    hands them (``services._NOT_WORKED_BEFORE``). Asked only once a claim found nothing."""
+def _worked_before(*, user: User) -> Exists:
+    """Whether ``user`` escalated or decided the outer item's copy in another queue (the same decision): the ORM form
+    of the claim's ``NOT_WORKED_BEFORE_SQL``, for an outer ``ReviewTask`` query."""
     S = ReviewTask.Status
     worked = ReviewTask.objects.filter(
         decision_id=OuterRef("decision_id"), claimed_by=user, status__in=(S.DONE, S.ESCALATED), is_gold=False
     ).exclude(pk=OuterRef("pk"))
+    return Exists(worked)
+
+
+def _worked_before_waiting(*, queues: list[ReviewQueue], user: User) -> bool:
+    """Whether an item waits in ``queues`` that ``user`` escalated or decided in another queue, which the claim never
+    hands them (``NOT_WORKED_BEFORE_SQL``). Asked only once a claim found nothing."""
+    S = ReviewTask.Status
     waiting = ReviewTask.objects.filter(
         Q(status=S.PENDING) | Q(status=S.CLAIMED, lease_expires_at__lte=timezone.now()),
         queue_id__in=[q.pk for q in queues],
         is_gold=False,
     )
-    return waiting.filter(Exists(worked)).exists()
+    return waiting.filter(_worked_before(user=user)).exists()
+
+
+# The claim's per-reviewer rules (``services._CLAIM_SQL`` applies them to its candidate item ``t`` in every leg, with
+# the reviewer's id as ``%(user)s``); kept here so the queue list's probe (``review_queues_left_to_others``) applies
+# the very same SQL. A reviewer never decides their own content (separation of duties, admins included): an item
+# whose video they uploaded (``Video.created_by``) is never handed to them, not even their own claim on it from before
+# this rule (its lease lapses and someone else takes it). ``review_own_uploads_waiting`` tells them why.
+NOT_OWN_UPLOAD_SQL = (
+    f"AND NOT EXISTS (SELECT 1 FROM {Decision._meta.db_table} od JOIN {Video._meta.db_table} ov ON ov.id = od.video_id"
+    " WHERE od.id = t.decision_id AND ov.created_by_id = %(user)s)"
+)
+# Four eyes: whoever escalated an item, or already reviewed it (the same decision: the same video under the same
+# policy version), is never served its copy in another queue (a senior or adjudication queue), not even their own
+# claim on it from before this rule. Gold items are per reviewer and score them, so they do not count.
+# ``review_worked_before`` tells the reviewer why when they open such an item; ``review_submit`` refuses it.
+NOT_WORKED_BEFORE_SQL = (
+    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask w WHERE w.decision_id = t.decision_id AND w.id <> t.id"
+    " AND w.claimed_by_id = %(user)s AND w.status IN ('done', 'escalated') AND NOT w.is_gold)"
+)
+
+# Per queue, the first item in claim order the claim could hand the reviewer, pending or with a lapsed lease (the
+# claim's legs and index, ``task_claim_order``; ``LIMIT 1`` as in ``review_queues_claimable``): the queues where
+# there is none. Prepared (``prepared_cursor``): it runs on every poll of the queue list.
+_NOTHING_FOR_USER_SQL = f"""
+SELECT q.id FROM moderation_reviewqueue q
+WHERE q.id = ANY(%(ids)s)
+  AND (SELECT t.id FROM moderation_reviewtask t
+       WHERE t.queue_id = q.id AND t.status = 'pending' AND NOT t.is_gold {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL}
+       ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1) IS NULL
+  AND (SELECT t.id FROM moderation_reviewtask t
+       WHERE t.queue_id = q.id AND t.status = 'claimed' AND t.lease_expires_at <= %(now)s AND NOT t.is_gold
+         {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL}
+       ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1) IS NULL
+"""
+
+
+def review_queues_left_to_others(*, queues: Iterable[ReviewQueue], user: User) -> dict[int, dict[str, int]]:
+    """Of ``queues`` (those holding an item to claim now: ``review_queues_claimable``), the ones where the claim
+    would hand ``user`` nothing, because every item waiting there is their own upload (``NOT_OWN_UPLOAD_SQL``) or one
+    they escalated or decided in another queue (four eyes, ``NOT_WORKED_BEFORE_SQL``): per such queue, ``worked``,
+    how many waiting items are of the latter kind. The queue list then offers no "Claim next" and says why.
+
+    One prepared query probing each queue for the first item in claim order the claim could hand ``user``
+    (``_NOTHING_FOR_USER_SQL``): for a reviewer with no such items it stops at the queue's first item, however
+    long the queue; it walks further only past items this reviewer uploaded or worked. Counting follows only for the
+    queues where the probe found nothing, whose waiting items are then all of that kind, so it is bounded by the
+    reviewer's own work, not the queue's size. (Items whose video was hidden from the reviewer since are not probed
+    for: the claim passes over them too, and "Claim next" then says the queue is empty.)"""
+    ids = [q.pk for q in queues]
+    if not ids:
+        return {}
+    now = timezone.now()
+    with prepared_cursor() as cursor:
+        cursor.execute(_NOTHING_FOR_USER_SQL, {"ids": ids, "user": user.pk, "now": now})
+        none_for_user = [row[0] for row in cursor.fetchall()]
+    if not none_for_user:
+        return {}
+    S = ReviewTask.Status
+    waiting = ReviewTask.objects.filter(
+        Q(status=S.PENDING) | Q(status=S.CLAIMED, lease_expires_at__lte=now), queue_id__in=none_for_user, is_gold=False
+    )
+    worked = {
+        r["queue_id"]: r["n"]
+        for r in waiting.filter(_worked_before(user=user)).values("queue_id").annotate(n=Count("pk")).order_by()
+    }
+    return {pk: {"worked": worked.get(pk, 0)} for pk in none_for_user}
 
 
 def review_queue_overview_recent(*, queues: Iterable[ReviewQueue]) -> dict[int, dict[str, Any]]:
@@ -1037,7 +1115,7 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
 
 def review_worked_before(*, task: ReviewTask, user: User) -> ReviewTask | None:
     """``user``'s earlier work on ``task``'s item in another queue, escalated or decided, or ``None``: four eyes, so
-    the claim never serves them this copy (``services._NOT_WORKED_BEFORE``) and its screen says why."""
+    the claim never serves them this copy (``NOT_WORKED_BEFORE_SQL``) and its screen says why."""
     earlier = ReviewTask.objects.filter(
         decision_id=task.decision_id,
         claimed_by=user,

@@ -49,6 +49,8 @@ from moderation.media.selectors import (
 from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import (
+    NOT_OWN_UPLOAD_SQL,
+    NOT_WORKED_BEFORE_SQL,
     SKIP_REASONS,
     review_worked_before,
     review_worked_before_text,
@@ -645,7 +647,7 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
     gold = Decision.objects.filter(
         Exists(ItemLabel.objects.filter(video_id=OuterRef("video_id"), source=ItemLabel.Source.IMPORT))
     ).filter(~Exists(seen), video_open_to_q(user=user, field="video_id"))
-    gold = gold.exclude(video__created_by=user)  # never one's own upload (``_NOT_OWN_UPLOAD``)
+    gold = gold.exclude(video__created_by=user)  # never one's own upload (``NOT_OWN_UPLOAD_SQL``)
     if queue.policy_id is not None:
         gold = gold.filter(policy_version__policy_id=queue.policy_id)
     decision = gold.order_by("pk").first()
@@ -671,8 +673,8 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
 # renews or takes the lease, writes the audit row and reports whether the reviewer may work the
 # queue at all (then nothing is locked or written). ``{open_video}`` passes over items whose video the
 # reviewer may not open (``_open_video_clause``: the selector's rule compiled into the statement), and
-# ``{not_own_upload}`` items whose video the reviewer uploaded (``_NOT_OWN_UPLOAD``), and ``{not_worked}`` items
-# the reviewer already escalated or decided in another queue (``_NOT_WORKED_BEFORE``), in every leg.
+# ``{not_own_upload}`` items whose video the reviewer uploaded (``NOT_OWN_UPLOAD_SQL``), and ``{not_worked}`` items
+# the reviewer already escalated or decided in another queue (``NOT_WORKED_BEFORE_SQL``), in every leg.
 _CLAIM_SQL = """
 WITH allowed AS (
     SELECT %(superuser)s
@@ -738,21 +740,6 @@ _NOT_MINE = (
     "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask m"
     " WHERE m.queue_id = %(queue)s AND m.decision_id = t.decision_id AND m.claimed_by_id = %(user)s)"
 )
-# A reviewer never decides their own content (separation of duties, admins included): an item whose video they
-# uploaded (``Video.created_by``) is never handed to them, not even their own claim on it from before this rule
-# (its lease lapses and someone else takes it). ``selectors.review_own_uploads_waiting`` tells them why.
-_NOT_OWN_UPLOAD = (
-    f"AND NOT EXISTS (SELECT 1 FROM {Decision._meta.db_table} od JOIN {Video._meta.db_table} ov ON ov.id = od.video_id"
-    " WHERE od.id = t.decision_id AND ov.created_by_id = %(user)s)"
-)
-# Four eyes: whoever escalated an item, or already reviewed it (the same decision: the same video under the same
-# policy version), is never served its copy in another queue (a senior or adjudication queue), not even their own
-# claim on it from before this rule. Gold items are per reviewer and score them, so they do not count.
-# ``review_worked_before`` tells the reviewer why when they open such an item; ``review_submit`` refuses it.
-_NOT_WORKED_BEFORE = (
-    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask w WHERE w.decision_id = t.decision_id AND w.id <> t.id"
-    " AND w.claimed_by_id = %(user)s AND w.status IN ('done', 'escalated') AND NOT w.is_gold)"
-)
 _TASK_COLUMNS = [f.column for f in ReviewTask._meta.concrete_fields]
 
 
@@ -791,8 +778,8 @@ def _claim_sql(*, queue: ReviewQueue, open_video: str) -> str:
     return _CLAIM_SQL.format(
         not_mine=_NOT_MINE if queue.required_reviews > 1 else "",
         open_video=open_video,
-        not_own_upload=_NOT_OWN_UPLOAD,
-        not_worked=_NOT_WORKED_BEFORE,
+        not_own_upload=NOT_OWN_UPLOAD_SQL,
+        not_worked=NOT_WORKED_BEFORE_SQL,
         columns=", ".join(f"t.{c}" for c in _TASK_COLUMNS),
     )
 
@@ -850,7 +837,7 @@ def review_claim_next(
     - Items whose video the user may not open (``video_open_to_q``) are passed over, their own claims too: in a
       tags queue (a tags item opens nothing) the video may have been restricted after its item was made.
     - Items whose video the user uploaded (``Video.created_by``) are passed over, for everyone, admins included:
-      a reviewer never decides their own content (``_NOT_OWN_UPLOAD``); another reviewer takes them.
+      a reviewer never decides their own content (``NOT_OWN_UPLOAD_SQL``); another reviewer takes them.
 
     One database round trip in the common case (see ``_CLAIM_SQL``).
     """
@@ -1178,11 +1165,11 @@ def review_submit(
         raise ModerationError("This is a tags item: it takes tags on its tag screen, not a verdict.")
     decision = locked.decision
     if decision.video.created_by_id is not None and decision.video.created_by_id == user.pk:
-        # The claim never hands it out (``_NOT_OWN_UPLOAD``); a claim held from before that rule is refused here.
+        # The claim never hands it out (``NOT_OWN_UPLOAD_SQL``); a claim held from before that rule is refused here.
         raise ModerationError(OWN_UPLOAD)
     worked = None if locked.is_gold else review_worked_before(task=locked, user=user)
     if worked is not None:
-        # The claim never hands it out (``_NOT_WORKED_BEFORE``); a claim held from before that rule is refused here.
+        # The claim never hands it out (``NOT_WORKED_BEFORE_SQL``); a claim held from before that rule is refused here.
         raise ModerationError(f"{review_worked_before_text(earlier=worked)} Release it for another reviewer.")
     final_label = _final_label(decision, verdict, label)
     final_severity = _final_severity(decision, verdict, final_label, severity)
@@ -1237,7 +1224,8 @@ def video_retry_failed(*, video_id: int, by: User) -> Video:
     and the audit log keeps who asked, the stage and the error it had (``video.retry``).
 
     Refused with a ``ModerationError`` a user can read when the video is not failed (a double click's
-    second request, or it was retried already), when its video file is gone from media storage (upload
+    second request, or it was retried already), when its file is not a video at all (``Video.ErrorKind.NOT_VIDEO``:
+    no retry can process it; ``video_failure_dismiss``), when its video file is gone from media storage (upload
     it again), when the store does not answer, and when no policy applies to new videos. Idempotent:
     the row lock makes a second request see the first one's result.
     """
@@ -1249,6 +1237,11 @@ def video_retry_failed(*, video_id: int, by: User) -> Video:
             raise ModerationError(
                 f"“{video}” is not failed (it is {video.get_status_display().lower()}, "
                 f"{video.get_stage_display().lower()}): there is nothing to retry."
+            )
+        if video.error_kind == Video.ErrorKind.NOT_VIDEO:
+            raise ModerationError(
+                f"“{video}” is not a video ({video.error}): processing it again cannot succeed. Dismiss it, and "
+                "upload the video itself."
             )
         inference = video.stage == Video.Stage.INFERENCE
         if inference:
@@ -1280,4 +1273,25 @@ def video_retry_failed(*, video_id: int, by: User) -> Video:
             actor=by, action="video.retry", obj=video, payload={"stage": video.stage, "error": previous[:2000]}
         )
     logger.info("video %s: %s queued again by %s", video.pk, video.stage, by.get_username())
+    return video
+
+
+def video_failure_dismiss(*, video_id: int, by: User) -> Video:
+    """Dismiss a failed video whose file is not a video at all (``Video.ErrorKind.NOT_VIDEO``), which no retry
+    can process: recorded with who and when (``failure_dismissed_at``, the audit log's ``video.dismiss``), it is no
+    longer counted among the failed videos the ops page asks someone to handle. The video and its error stay.
+
+    Refused with a ``ModerationError`` a user can read when the video is not failed, failed for another reason (it
+    has Retry) or was dismissed already (a double click's second request)."""
+    with transaction.atomic():
+        video = Video.objects.select_for_update().get(pk=video_id)
+        if video.status != Video.Status.FAILED or video.error_kind != Video.ErrorKind.NOT_VIDEO:
+            raise ModerationError(
+                f"“{video}” is not a failed upload of a file that is not a video: there is nothing to dismiss."
+            )
+        if video.failure_dismissed_at is not None:
+            raise ModerationError(f"“{video}” was dismissed already.")
+        video.failure_dismissed_at, video.failure_dismissed_by = timezone.now(), by
+        video.save(update_fields=["failure_dismissed_at", "failure_dismissed_by", "updated_at"])
+        audit_event_record(actor=by, action="video.dismiss", obj=video, payload={"error": video.error[:2000]})
     return video

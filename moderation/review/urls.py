@@ -5,6 +5,7 @@ from moderation.review import views
 urlpatterns = [
     path("review/", views.queue, name="queue"),
     path("videos/<int:pk>/retry/", views.video_retry, name="video_retry"),
+    path("videos/<int:pk>/dismiss/", views.video_dismiss, name="video_dismiss"),
     path("review/agreement/", views.agreement, name="review_agreement"),
     path("review/claim/", views.claim_next, name="claim_next"),
     path("review/q/<slug:slug>/", views.queue_detail, name="queue_detail"),

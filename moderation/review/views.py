@@ -65,14 +65,19 @@ def queue(request: HttpRequest) -> HttpResponse:
     # live, not from the reused counts), or the item this reviewer already holds there.
     # Items of videos this reviewer uploaded are counted but never handed to them: a queue holding only those
     # offers no "Claim next" and says why.
+    # Nor items they escalated or decided in another queue (four eyes): a senior queue holding only items this
+    # reviewer escalated offers them no "Claim next" either, and says why.
     own_uploads = selectors.review_own_uploads_waiting(queues=queues, user=_user(request))
+    left_to_others = selectors.review_queues_left_to_others(
+        queues=[q for q in queues if overview[q.pk]["claimable"]], user=_user(request)
+    )
     rows = [
         {
             "queue": q,
             "stats": overview[q.pk],
-            "claimable": (overview[q.pk]["claimable"] and own_uploads.get(q.pk, {}).get("others", True))
-            or q.pk in held,
+            "claimable": (overview[q.pk]["claimable"] and q.pk not in left_to_others) or q.pk in held,
             "own_uploads": own_uploads.get(q.pk, {}).get("own", 0),
+            "worked_before": left_to_others.get(q.pk, {}).get("worked", 0),
             "held": selectors.review_held_display(task=held.get(q.pk)),
         }
         for q in queues
@@ -83,6 +88,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         "as_of": min((s["as_of"] for s in overview.values()), default=None),
         "hotkey_queue": _hotkey_queue(rows, open_task),
         "own_uploads_only": bool(own_uploads),
+        "worked_before_only": any(w["worked"] for w in left_to_others.values()),
         "open_task": open_task,
         # Held in a queue the list no longer shows (switched off since): still theirs, still to continue.
         "held_elsewhere": [selectors.review_held_display(task=t) for pk, t in held.items() if pk not in listed],
@@ -441,4 +447,20 @@ def video_retry(request: HttpRequest, pk: int) -> HttpResponse:
             else f"Processing (from {video.get_stage_display().lower()})"
         )
         messages.success(request, f"{what} of “{video}” is queued again.")
+    return redirect("moderation:video_detail", pk=pk)
+
+
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def video_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
+    """The video page's "Dismiss" for a failed upload that is not a video (no retry can process it)."""
+    video_open_or_404(user=_user(request), video_id=pk)
+    try:
+        video = services.video_failure_dismiss(video_id=pk, by=_user(request))
+    except Video.DoesNotExist as exc:
+        raise Http404("No such video.") from exc
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"“{video}” is dismissed: it is no longer counted among the failed videos.")
     return redirect("moderation:video_detail", pk=pk)

@@ -29,11 +29,8 @@ def tag_search(
     grams = tagtext.query_grams(q)
     if not grams:
         return []
-    rows: QuerySet[Tag] = Tag.objects.filter(search_grams__contains=grams, search_text__contains=q)
-    if not include_inactive:
-        rows = rows.filter(is_active=True)
-    if tag_set is not None and tag_set.pk and tag_set.tags.exists():
-        rows = rows.filter(tag_sets=tag_set)
+    rows = _searched(tag_set=tag_set, include_inactive=include_inactive)
+    rows = rows.filter(search_grams__contains=grams, search_text__contains=q)
     rows = (
         rows.annotate(name_lower=Lower("name"))
         .annotate(
@@ -48,6 +45,22 @@ def tag_search(
         .order_by("match_rank", "-accepted_count", "name_len", "name")
     )
     return list(rows.only("id", "name", "aliases", "accepted_count")[:limit])
+
+
+def _searched(*, tag_set: TagSet | None, include_inactive: bool) -> QuerySet[Tag]:
+    """The tags ``tag_search`` looks among: active ones (all with ``include_inactive``), of ``tag_set`` when it names
+    tags (a set naming none offers the whole vocabulary)."""
+    rows: QuerySet[Tag] = Tag.objects.all()
+    if not include_inactive:
+        rows = rows.filter(is_active=True)
+    if tag_set is not None and tag_set.pk and tag_set.tags.exists():
+        rows = rows.filter(tag_sets=tag_set)
+    return rows
+
+
+def tag_search_count(*, tag_set: TagSet | None = None, include_inactive: bool = False) -> int:
+    """How many tags ``tag_search`` looks among (the empty search's "Type to search the N tags")."""
+    return _searched(tag_set=tag_set, include_inactive=include_inactive).count()
 
 
 def tag_resolve(*, tag_id: int, version_number: int) -> TagRevision | None:

@@ -188,12 +188,19 @@ def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
 def tag_search(request: HttpRequest) -> HttpResponse:
     """Type-ahead over the vocabulary (an htmx fragment; the server time is in a header): the tag set's tags
     as buttons that add a chip (the tags panel), or with ``scope=vocabulary`` every active tag as options to
-    pick (the curation screen's "alias of" box)."""
+    pick (the curation screen's "alias of" box). An empty query answers how many tags there are to search; opened
+    without htmx (in the browser) the search is a page of its own with its own search box."""
     started = time.perf_counter()
     query = request.GET.get("q", "").strip()  # a space typed alone is no search ("No tag matches “ ”")
     pick = request.GET.get("scope") == "vocabulary"
-    tags = selectors.tag_search(query=query, tag_set=None if pick else _tag_set(request))
-    response = render(request, "moderation/tagging/_search.html", {"tags": tags, "q": query, "pick": pick})
+    tag_set = None if pick else _tag_set(request)
+    tags = selectors.tag_search(query=query, tag_set=tag_set)
+    context = {"tags": tags, "q": query, "pick": pick, "tag_set": tag_set}
+    if not query:  # the box cleared, or the address opened bare: say what there is to search
+        context["searchable"] = selectors.tag_search_count(tag_set=tag_set)
+    # Opened in the browser (a bookmark, a link, the fragment's address): a page of its own, not a bare list.
+    template = "_search.html" if request.htmx else "search.html"  # type: ignore[attr-defined]
+    response = render(request, f"moderation/tagging/{template}", context)
     response["Server-Timing"] = f"search;dur={(time.perf_counter() - started) * 1000:.1f}"
     return response
 

@@ -222,8 +222,8 @@ def test_tag_search_ignores_a_lone_space_and_echoes_a_long_query_short(client_as
     client = client_as("moderator")
     url = reverse("moderation:tag_search")
 
-    assert "No tag matches" not in client.get(url, {"q": "  "}).content.decode()
-    long = client.get(url, {"q": "长" * 300}).content.decode()
+    assert "No tag matches" not in client.get(url, {"q": "  "}, HTTP_HX_REQUEST="true").content.decode()
+    long = client.get(url, {"q": "长" * 300}, HTTP_HX_REQUEST="true").content.decode()
     assert "No tag matches “" + "长" * 39 + "…”." in long
 
 

@@ -50,6 +50,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:video_upload": ("POST", (UPLOAD,)),
     "moderation:video_detail": ("GET", (UPLOAD, REVIEW)),
     "moderation:video_retry": ("POST", (REVIEW,)),
+    "moderation:video_dismiss": ("POST", (REVIEW,)),
     "moderation:queue": ("GET", (REVIEW,)),
     "moderation:review_agreement": ("GET", (REVIEW,)),
     "moderation:claim_next": ("POST", (REVIEW,)),

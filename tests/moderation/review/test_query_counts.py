@@ -62,6 +62,9 @@ def _screen_queries(make_task, make_user, *, keyframes: int, segments: int) -> t
 
 
 def test_review_screen_and_queue_list_query_counts_do_not_grow(make_task, make_user, policy_version):
+    # One item waiting beside the one held, so that the small list too has a queue to offer (and probes it for
+    # items this reviewer may not take): the list's queries are then the same however long its queues are.
+    make_task()
     small_screen, small_list = _screen_queries(make_task, make_user, keyframes=1, segments=1)
 
     # Many more items, queues, keyframes and segments.

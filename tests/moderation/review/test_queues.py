@@ -630,3 +630,43 @@ def test_whoever_escalated_an_item_is_never_served_its_senior_copy(make_task, ma
 
     assert review_claim_next(user=other, queue=senior).pk == handed.pk
     review_submit(task=handed, user=other, verdict="approve")
+
+
+def _senior_row(html: str) -> str:
+    start = html.index('<tr data-queue="senior"')
+    return html[start : html.index("</tr>", start)]
+
+
+def test_the_queue_list_offers_no_claim_in_a_senior_queue_holding_only_what_the_reviewer_escalated(
+    make_task, make_user
+):
+    """Four eyes on the queue list: a senior queue whose items are all ones this reviewer escalated (or decided)
+    offered them "Claim next", which then came back empty; it now says why, and offers the claim to others."""
+    from django.test import Client
+
+    senior = _queue("senior", routes_new_decisions=False)
+    default = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    moderator, other = make_user("moderator"), make_user("moderator")
+    for _ in range(2):
+        make_task()
+        task = review_claim_next(user=moderator)
+        review_escalate(task=task, user=moderator, reason="Coded slang")
+
+    def row_for(user) -> str:  # type: ignore[no-untyped-def]
+        client = Client()
+        client.force_login(user)
+        return _senior_row(client.get(reverse("moderation:queue")).content.decode())
+
+    row = row_for(moderator)
+    assert "disabled" in row
+    assert "All 2 open items here are ones you escalated or decided: another reviewer must take them" in row
+    row = row_for(other)
+    assert "disabled" not in row and "escalated or decided" not in row
+
+    # One item they never saw arrives: the claim would hand it to them, so the list offers it.
+    fresh = make_task(queue=senior)
+    row = row_for(moderator)
+    assert "disabled" not in row and "escalated or decided" not in row
+    assert review_claim_next(user=moderator, queue=senior).pk == fresh.pk

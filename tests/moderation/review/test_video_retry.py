@@ -107,3 +107,52 @@ def test_a_video_that_failed_before_probing_does_not_claim_it_has_no_audio_track
 
     assert audio(failed) == "—"
     assert audio(silent) == "no audio track"  # probed, and no audio stream found
+
+
+def test_a_file_that_is_not_a_video_offers_dismiss_not_retry(make_user, tmp_path, django_capture_on_commit_callbacks):
+    """A text file renamed .mp4 fails its probe for good: its page offered "Retry processing", which could never
+    succeed. It now says it is not a video and offers Dismiss, which takes it off the ops page's failed count;
+    Retry is refused with the reason, and a failure a retry may cure keeps its Retry."""
+    from moderation.media.ingest import video_ingest
+    from moderation.media.pipeline import video_process
+
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("Meeting notes\n" * 40)
+    user = make_user("moderator")
+    video = video_ingest(path=notes, title="Renamed notes", created_by=user)
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.error_kind) == (Video.Status.FAILED, Video.ErrorKind.NOT_VIDEO)
+    transient = VideoFactory(
+        file="", status=Video.Status.FAILED, stage=Video.Stage.ASR, error="Processing failed: boom", created_by=user
+    )
+    client = Client()
+    client.force_login(user)
+    admin = Client()
+    admin.force_login(make_user("admin"))
+    page = client.get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
+    assert "Not a video — cannot be processed." in page and 'id="video-retry"' not in page
+    assert 'id="video-dismiss"' in page
+    other = client.get(reverse("moderation:video_detail", args=[transient.pk])).content.decode()
+    assert 'id="video-retry"' in other and 'id="video-dismiss"' not in other
+    ops = admin.get(reverse("moderation:ops_dashboard")).content.decode()
+    assert "2</strong> failed videos" in ops and "1 of them is not a video" in ops
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        refused = client.post(reverse("moderation:video_retry", args=[video.pk]), follow=True).content.decode()
+    assert "is not a video" in refused and "processing it again cannot succeed" in refused
+    assert callbacks == [] and Video.objects.get(pk=video.pk).status == Video.Status.FAILED
+
+    url = reverse("moderation:video_dismiss", args=[video.pk])
+    done = client.post(url, follow=True).content.decode()
+    again = client.post(url, follow=True).content.decode()  # a double click
+    assert "is dismissed" in done and "was dismissed already" in again
+    assert "Dismissed " in again and 'id="video-dismiss"' not in again
+    event = AuditEvent.objects.get(action="video.dismiss", object_id=str(video.pk))
+    assert event.actor_id == user.pk
+    ops = admin.get(reverse("moderation:ops_dashboard")).content.decode()
+    assert "1</strong> failed video " in ops and "not a video" not in ops.split('id="ops-failed-dismissed"')[0]
+    assert "1 more dismissed by an operator" in ops
+    # A failure a retry may cure cannot be dismissed: it has Retry.
+    refused = client.post(reverse("moderation:video_dismiss", args=[transient.pk]), follow=True).content.decode()
+    assert "nothing to dismiss" in refused

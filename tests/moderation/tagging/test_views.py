@@ -13,14 +13,14 @@ pytestmark = pytest.mark.django_db
 def test_search_fragment_lists_matches_and_reports_server_time(client_as) -> None:  # type: ignore[no-untyped-def]
     tags_import(lines=["美食", "街头美食", "美女", "<b>x</b>"])
     client = client_as("moderator")
-    response = client.get("/tags/search/", {"q": "美食"})
+    response = client.get("/tags/search/", {"q": "美食"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     body = response.content.decode()
     assert body.index("美食") < body.index("街头美食") and "美女" not in body
     assert response["Server-Timing"].startswith("search;dur=")
-    escaped = client.get("/tags/search/", {"q": "<b>"}).content.decode()
+    escaped = client.get("/tags/search/", {"q": "<b>"}, HTTP_HX_REQUEST="true").content.decode()
     assert "&lt;b&gt;x&lt;/b&gt;" in escaped and "<b>x</b>" not in escaped
-    assert "No tag matches" in client.get("/tags/search/", {"q": "无"}).content.decode()
+    assert "No tag matches" in client.get("/tags/search/", {"q": "无"}, HTTP_HX_REQUEST="true").content.decode()
 
 
 def test_review_screen_loads_the_tags_panel_and_labelers_are_refused(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
@@ -249,3 +249,24 @@ def test_a_tag_item_can_be_given_back_from_its_screen(client_as, policy_version)
     assert task.status == ReviewTask.Status.PENDING and task.claimed_by is None
     assert released.redirect_chain[-1][0] == "/tags/"
     assert f"Item #{task.pk} is back in the queue." in released.content.decode()
+
+
+def test_the_tag_search_opened_in_the_browser_is_a_page_and_an_empty_search_says_what_there_is(client_as) -> None:  # type: ignore[no-untyped-def]
+    """``/tags/search/?q=`` opened directly answered a bare list item (or nothing): no page, no box to type in.
+    Opened without htmx it is now a page with its own search box; asked by htmx with nothing typed, it says how
+    many tags there are to search instead of an empty list."""
+    tags_import(lines=["美食", "街头美食", "美女"])
+    client = client_as("moderator")
+
+    page = client.get("/tags/search/", {"q": ""})
+    html = page.content.decode()
+    assert page.status_code == 200 and "<html" in html and "<h1>Tag search</h1>" in html
+    assert 'id="tag-search-q"' in html and "Type to search the 3 tags" in html
+    found = client.get("/tags/search/", {"q": "美食"}).content.decode()
+    assert "<h1>Tag search</h1>" in found and 'value="美食"' in found
+    results = found[found.index('id="tag-search-results"') :]
+    assert "街头美食" in results and "美女" not in results
+
+    fragment = client.get("/tags/search/", {"q": ""}, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in fragment and "Type to search the 3 tags" in fragment
+    assert "data-add-tag" not in fragment

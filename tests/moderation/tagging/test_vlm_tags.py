@@ -568,10 +568,10 @@ def test_the_alias_box_searches_the_whole_vocabulary_for_a_policy_editor(client_
     assert "电子游戏, 网游" in html and "旧游戏" not in html and "data-add-tag" not in html
     assert (
         "No active tag matches “没有”"
-        in editor.get("/tags/search/", {"q": "没有", "scope": "vocabulary"}).content.decode()
+        in editor.get("/tags/search/", {"q": "没有", "scope": "vocabulary"}, HTTP_HX_REQUEST="true").content.decode()
     )
     # The tag review screen's search is as it was: the set's tags, buttons that add a chip.
-    panel = client_as("moderator").get("/tags/search/", {"q": "游"}).content.decode()
+    panel = client_as("moderator").get("/tags/search/", {"q": "游"}, HTTP_HX_REQUEST="true").content.decode()
     assert 'data-add-tag="' in panel and "游泳" in panel and "手游" not in panel
     curation = editor.get("/tags/curation/").content.decode()
     assert "curation.js" in curation
