@@ -414,7 +414,11 @@ def _worked_before_waiting(*, queues: list[ReviewQueue], user: User) -> bool:
     hands them (``services._NOT_WORKED_BEFORE``). Asked only once a claim found nothing."""
     S = ReviewTask.Status
     worked = ReviewTask.objects.filter(
-        decision_id=OuterRef("decision_id"), claimed_by=user, status__in=(S.DONE, S.ESCALATED), is_gold=False
+        decision_id=OuterRef("decision_id"),
+        claimed_by=user,
+        status__in=(S.DONE, S.ESCALATED),
+        is_gold=False,
+        queue__kind=OuterRef("queue__kind"),
     ).exclude(pk=OuterRef("pk"))
     waiting = ReviewTask.objects.filter(
         Q(status=S.PENDING) | Q(status=S.CLAIMED, lease_expires_at__lte=timezone.now()),
@@ -1036,13 +1040,15 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
 
 
 def review_worked_before(*, task: ReviewTask, user: User) -> ReviewTask | None:
-    """``user``'s earlier work on ``task``'s item in another queue, escalated or decided, or ``None``: four eyes, so
-    the claim never serves them this copy (``services._NOT_WORKED_BEFORE``) and its screen says why."""
+    """``user``'s earlier work on ``task``'s item in another queue of the same kind, escalated or decided, or
+    ``None``: four eyes, so the claim never serves them this copy (``services._NOT_WORKED_BEFORE``) and its screen
+    says why. Tags given in a tags queue are not a verdict: they never keep a moderation item from their tagger."""
     earlier = ReviewTask.objects.filter(
         decision_id=task.decision_id,
         claimed_by=user,
         status__in=(ReviewTask.Status.DONE, ReviewTask.Status.ESCALATED),
         is_gold=False,
+        queue__kind__in=ReviewQueue.objects.filter(pk=task.queue_id).values("kind"),
     )
     return earlier.exclude(pk=task.pk).select_related("queue").order_by("-completed_at", "-pk").first()
 

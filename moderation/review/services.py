@@ -747,11 +747,15 @@ _NOT_OWN_UPLOAD = (
 )
 # Four eyes: whoever escalated an item, or already reviewed it (the same decision: the same video under the same
 # policy version), is never served its copy in another queue (a senior or adjudication queue), not even their own
-# claim on it from before this rule. Gold items are per reviewer and score them, so they do not count.
+# claim on it from before this rule. Gold items are per reviewer and score them, so they do not count. Only copies
+# of the same work count (queues of the same kind): tagging a video is not a verdict on it, so its tagger may still
+# moderate it, and its moderator tag it.
 # ``review_worked_before`` tells the reviewer why when they open such an item; ``review_submit`` refuses it.
 _NOT_WORKED_BEFORE = (
-    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask w WHERE w.decision_id = t.decision_id AND w.id <> t.id"
-    " AND w.claimed_by_id = %(user)s AND w.status IN ('done', 'escalated') AND NOT w.is_gold)"
+    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask w JOIN moderation_reviewqueue wq ON wq.id = w.queue_id"
+    " WHERE w.decision_id = t.decision_id AND w.id <> t.id"
+    " AND w.claimed_by_id = %(user)s AND w.status IN ('done', 'escalated') AND NOT w.is_gold"
+    " AND wq.kind = (SELECT q.kind FROM moderation_reviewqueue q WHERE q.id = %(queue)s))"
 )
 _TASK_COLUMNS = [f.column for f in ReviewTask._meta.concrete_fields]
 

@@ -630,3 +630,29 @@ def test_whoever_escalated_an_item_is_never_served_its_senior_copy(make_task, ma
 
     assert review_claim_next(user=other, queue=senior).pk == handed.pk
     review_submit(task=handed, user=other, verdict="approve")
+
+
+def test_tagging_a_video_does_not_keep_its_moderation_item_from_the_tagger(make_task, make_user, client_as):
+    """Walked: a moderator who had tagged a video in "Content tags" was never served its moderation item (and the
+    reverse): four eyes counted the tags as a verdict. The claim skipped even their own claims on those items, and
+    the tags queue answered "The tags queue is empty." while four items waited. Four eyes is between copies of the
+    same work (a verdict and its senior or adjudication copy), not between tagging and moderating."""
+    from moderation.tagging.services import tag_queue_default
+
+    task = make_task()
+    tags = tag_queue_default()
+    tag_item = ReviewTask.objects.create(decision=task.decision, queue=tags)
+    moderator = make_user("moderator")
+    assert review_claim_next(user=moderator, queue=tags).pk == tag_item.pk
+    ReviewTask.objects.filter(pk=tag_item.pk).update(status=ReviewTask.Status.DONE, completed_at=timezone.now())
+
+    assert review_claim_next(user=moderator).pk == task.pk
+    review_submit(task=task, user=moderator, verdict="approve")  # refused before: "You reviewed this item in …"
+
+    # The reverse: the video's moderator may tag it.
+    other = ReviewTask.objects.create(decision=make_task().decision, queue=tags)
+    decided = ReviewTask.objects.filter(decision=other.decision).exclude(pk=other.pk).get()
+    ReviewTask.objects.filter(pk=decided.pk).update(
+        status=ReviewTask.Status.DONE, claimed_by=moderator, completed_at=timezone.now()
+    )
+    assert review_claim_next(user=moderator, queue=tags).pk == other.pk
