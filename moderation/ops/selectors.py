@@ -102,9 +102,10 @@ def ops_backlog(*, now: datetime) -> dict[str, Any]:
         )
     return {
         "rows": rows,
-        "chart": bar_chart([r["queue"].slug for r in rows], [float(r["pending"] + r["claimed"]) for r in rows]),
+        # Named as the table beside them and every other screen names queues ("Content tags", not "tags").
+        "chart": bar_chart([r["queue"].name for r in rows], [float(r["pending"] + r["claimed"]) for r in rows]),
         "age_chart": bar_chart(
-            [r["queue"].slug for r in rows], [float(r["oldest_hours"] or 0) for r in rows], color="#a35c00"
+            [r["queue"].name for r in rows], [float(r["oldest_hours"] or 0) for r in rows], color="#a35c00"
         ),
         "total": sum(r["pending"] + r["claimed"] for r in rows),
         "breached": sum(r["breached"] for r in rows),
