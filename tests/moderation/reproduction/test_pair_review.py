@@ -502,3 +502,13 @@ def test_claim_next_pair_is_disabled_once_no_pair_waits(make_user) -> None:  # t
     assert "disabled" not in button()  # 0 waiting, but the pair she holds
     pair_review_submit(candidate=pair, user=alice, verdict="unrelated")
     assert "disabled" in button() and 'data-hotkey="n"' not in button()
+
+
+def test_a_pair_verdict_says_which_pair_got_which_verdict(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walked: after "u" the next pair showed under "Verdict recorded.", saying neither which pair nor what."""
+    pair = make_pair(video=DecidedVideoFactory(), original=DecidedVideoFactory())
+    client = client_as("moderator")
+    client.post(reverse("moderation:repro_claim_next"))
+    done = client.post(reverse("moderation:repro_submit", args=[pair.pk]), {"verdict": "derivative"}, follow=True)
+    said = [str(m) for m in done.context["messages"]]
+    assert said == [f"Recorded “Derivative with added value” for pair #{pair.pk}."]
