@@ -11,7 +11,11 @@
 // A network failure is retried once; the server returns the recorded verdict for a resend, so a
 // retry never records twice. Without this script the form is an ordinary POST.
 (() => {
-  const state = { ready: null, inflight: null, busy: new Set() };
+  const state = { ready: null, inflight: null, busy: new Set(), last: null, pressNote: null };
+  // A second decision this soon after the one before, on the item that one swapped in, is a double press (a
+  // double-tapped "a", a double-click on Approve, whose button the next screen has in the same place): nobody
+  // decides an item they have seen for a quarter of a second. It is ignored and said, never sent.
+  const DOUBLE_PRESS_MS = 250;
   const SESSION_KEY = "review:session-count";
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -153,6 +157,7 @@
       entry.promise = Promise.resolve(entry);
       state.ready = entry; // the item that had been swapped in waits, as it was left
     }
+    state.pressNote = null;
     status(`Item #${decided.dataset.task} was not recorded: ${message}`, "error");
   }
 
@@ -203,6 +208,14 @@
     const decided = form.closest("#review-screen");
     const pk = decided.dataset.task;
     if (state.busy.has(pk)) return; // pressed twice: it is on its way already
+    const now = Date.now();
+    if (state.last && state.last.pk !== pk && now - state.last.at < DOUBLE_PRESS_MS) {
+      const note = `Item #${pk} had only just appeared: that second press was not taken as its decision.`;
+      const said = document.getElementById("review-status");
+      if (state.inflight) state.pressNote = note; // said with the first decision's outcome (settle)
+      else status(said && said.textContent ? `${said.textContent} ${note}` : note, "");
+      return;
+    }
     const problem = clientCheck(form, submitter);
     const box = decided.querySelector("[data-review-failure]");
     if (problem) {
@@ -211,6 +224,7 @@
     }
     if (box) box.hidden = true;
     const body = new FormData(form, submitter);
+    state.last = { pk, at: now };
     state.busy.add(pk);
     decided.setAttribute("aria-busy", "true");
     try {
@@ -241,7 +255,8 @@
       return;
     }
     sessionStorage.setItem(SESSION_KEY, String(sessionCount() + 1));
-    status(data.recorded, "ok");
+    status(state.pressNote ? `${data.recorded} ${state.pressNote}` : data.recorded, "ok");
+    state.pressNote = null;
     const queueUrl = decided.dataset.queueUrl || "/review/";
     if (!data.next) {
       window.location.assign(queueUrl);
