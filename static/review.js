@@ -12,9 +12,9 @@
 // retry never records twice. Without this script the form is an ordinary POST.
 (() => {
   const state = { ready: null, inflight: null, busy: new Set(), last: null, pressNote: null };
-  // A second decision this soon after the one before, on the item that one swapped in, is a double press (a
-  // double-tapped "a", a double-click on Approve, whose button the next screen has in the same place): nobody
-  // decides an item they have seen for a quarter of a second. It is ignored and said, never sent.
+  // A second decision this soon after the one before, on the item that one swapped in, while the first is still on
+  // its way, is a double press (a double-tapped "a", a double-click on Approve, whose button the next screen has in
+  // the same place): nobody decides an item they have seen for a quarter of a second. It is ignored and said.
   const DOUBLE_PRESS_MS = 250;
   const SESSION_KEY = "review:session-count";
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -209,11 +209,10 @@
     const pk = decided.dataset.task;
     if (state.busy.has(pk)) return; // pressed twice: it is on its way already
     const now = Date.now();
-    if (state.last && state.last.pk !== pk && now - state.last.at < DOUBLE_PRESS_MS) {
-      const note = `Item #${pk} had only just appeared: that second press was not taken as its decision.`;
-      const said = document.getElementById("review-status");
-      if (state.inflight) state.pressNote = note; // said with the first decision's outcome (settle)
-      else status(said && said.textContent ? `${said.textContent} ${note}` : note, "");
+    if (state.inflight && state.last && state.last.pk !== pk && now - state.last.at < DOUBLE_PRESS_MS) {
+      // Said with the first decision's outcome (settle), which is still on its way.
+      state.pressNote = `Item #${pk} had only just appeared: that second press was not taken as its decision.`;
+      status(state.pressNote, "");
       return;
     }
     const problem = clientCheck(form, submitter);
