@@ -201,6 +201,18 @@
     if (submitter && submitter.value === "override" && !form.querySelector("input[name=label]:checked")) {
       return "Choose the label that replaces the model's verdict (press o and type).";
     }
+    // Approving a violation the model gave no severity: the server refuses it, and the screen had already moved
+    // on to the next item, then came back with the refusal. Said here, before anything moves.
+    const severities = form.querySelector("[data-model-severities]");
+    if (submitter && submitter.value === "approve" && severities && !form.querySelector("input[name=severity]:checked")) {
+      const allowed = (severities.dataset.modelSeverities || "").split(" ").filter(Boolean);
+      if (allowed.length > 1 && !allowed.includes(severities.dataset.modelSeverity || "")) {
+        const keys = [...form.querySelectorAll("input[name=severity]")]
+          .filter((r) => allowed.includes(r.value))
+          .map((r) => `${r.dataset.hotkey} ${r.value}`);
+        return `The model gave no severity for this violation: choose one (${keys.join(", ")}), then approve.`;
+      }
+    }
     return "";
   }
 

@@ -77,3 +77,37 @@ def test_a_double_press_or_a_held_key_never_decides_the_item_it_swapped_in(page,
     page.keyboard.press("a")
     page.wait_for_url("**/review/")  # the queue is empty: back to the queue list
     assert Review.objects.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_approving_a_violation_the_model_gave_no_severity_asks_for_one_before_moving_on(
+    page, make_user, policy_version
+):
+    """Walked (the demo's evidence baseline gives no severity): "a" on its violation swapped the next item in, then
+    brought this one back with "not recorded: choose its severity". The screen says so beside Approve, and "a"
+    without a severity asks for one in place: nothing is sent, nothing moves."""
+    first = _task(policy_version, decision__label="色情低俗", decision__is_violation=True, decision__severity="")
+    second = _task(policy_version, decision__video__title="SECOND")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{first.pk}/")
+    page.wait_for_function("window.reviewState && window.reviewState().ready")
+    assert "the model gave no severity" in page.locator(".approve-row").inner_text()
+
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    page.keyboard.press("a")
+    failure = page.locator(f'#review-screen[data-task="{first.pk}"] [data-review-failure]')
+    failure.wait_for()
+    assert "choose one (1 low, 2 medium, 3 high), then approve" in failure.inner_text()
+    assert sent == [] and page.locator("#review-screen").get_attribute("data-task") == str(first.pk)
+    page.screenshot(path=str(_shots() / "review-approve-needs-severity.png"))
+
+    page.wait_for_timeout(300)  # apart from the refused press: not a double press
+    page.keyboard.press("2")
+    page.keyboard.press("a")
+    page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
+    page.wait_for_function("window.reviewState().pending === 0")
+    assert Review.objects.get(task=first).severity == "medium"
