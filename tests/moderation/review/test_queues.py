@@ -656,3 +656,26 @@ def test_tagging_a_video_does_not_keep_its_moderation_item_from_the_tagger(make_
         status=ReviewTask.Status.DONE, claimed_by=moderator, completed_at=timezone.now()
     )
     assert review_claim_next(user=moderator, queue=tags).pk == other.pk
+
+
+def test_a_senior_reads_why_an_item_was_escalated_before_the_model_verdict(make_task, make_user):
+    """Walked: on the senior queue's item the escalation's reason came last in the right column, under the model's
+    verdict, the user feedback and a dozen tag chips; the senior had to scroll to learn why the item was theirs."""
+    from django.test import Client
+
+    senior = _queue("senior", routes_new_decisions=False)
+    default = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    task = make_task()
+    moderator = make_user("moderator")
+    assert review_claim_next(user=moderator).pk == task.pk
+    handed = review_escalate(task=task, user=moderator, reason="需要资深审核: coded slang?")
+    lead = make_user("moderator")
+    assert review_claim_next(user=lead, queue=senior).pk == handed.pk
+    client = Client()
+    client.force_login(lead)
+    page = client.get(reverse("moderation:review_task", args=[handed.pk])).content.decode()
+    escalated = page.index('id="escalations"')
+    assert "需要资深审核: coded slang?" in page[escalated : page.index("</section>", escalated)]
+    assert escalated < page.index('id="model-verdict"') < page.index('id="tags"')
