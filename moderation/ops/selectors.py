@@ -58,7 +58,8 @@ def ops_throughput(*, now: datetime, hours: int = 48) -> dict[str, Any]:
         .values_list("h")
         .annotate(n=Count("id"))
     )
-    labels = [f"{h:%d %Hh}" for h in slots]
+    # Month-day and hour as the daily charts read their days ("12-03 04:00"); "03 04h" read as two bare numbers.
+    labels = [f"{h:%m-%d %H}:00" for h in slots]
     d = [decided.get(h, 0) for h in slots]
     r = [reviewed.get(h, 0) for h in slots]
     return {

@@ -140,3 +140,14 @@ def test_the_backlog_charts_name_queues_as_the_table_beside_them_does(client_as,
     assert [bar["label"] for bar in backlog["chart"].bars] == [r["queue"].name for r in backlog["rows"]]
     page = client_as("admin").get("/ops/").content.decode()
     assert "<title>Content tags: 1.0</title>" in page and "<title>tags: 1.0</title>" not in page
+
+
+def test_the_hourly_throughput_reads_its_hours_as_month_day_and_time(client_as):
+    """Walked: the throughput chart's axis read "03 04h" (a day of the month and an hour, unnamed); the hours now
+    read as the daily charts read their days, "12-03 04:00"."""
+    from moderation.ops.selectors import ops_throughput
+
+    now = timezone.now()
+    rows = ops_throughput(now=now)["rows"]
+    assert rows[-1][0] == f"{now:%m-%d %H}:00"
+    assert rows[0][0] == f"{now - timedelta(hours=47):%m-%d %H}:00"
