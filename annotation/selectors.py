@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, TypeVar
 
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from annotation.models import Adjudication, CotCorrection, Tag2CotTask
@@ -69,6 +69,14 @@ def correction_candidates(*, status: str = "", user: Any = None, by: str = "") -
     elif by == "others" and user is not None:
         qs = qs.filter(correction__isnull=False).exclude(correction__author=user)
     return _open_to(user, qs)
+
+
+def correction_next_uncorrected(*, user: Any, after: Decision) -> Decision | None:
+    """The decision to correct after ``after``: the next one down the "Not corrected" list (latest first), else the
+    latest one above it; ``None`` when every decision open to ``user`` has a correction."""
+    todo = correction_candidates(status="none", user=user).exclude(pk=after.pk)
+    below = Q(created_at__lt=after.created_at) | Q(created_at=after.created_at, pk__lt=after.pk)
+    return todo.filter(below).first() or todo.first()
 
 
 def decision_for_correction(*, decision_id: int, user: Any = None) -> Decision:

@@ -133,6 +133,10 @@ def _edit_context(
         "model_label_name": decision.policy_version.label_names().get(decision.label, ""),
         "feedback": feedback_stats_for(video_id=decision.video_id),
         "base_revision": correction.revision if correction else 0,
+        # Once this one is sent on (not a draft), where to go next: the list was the only way on.
+        "next_uncorrected": selectors.correction_next_uncorrected(user=request.user, after=decision)
+        if correction is not None and correction.status != CotCorrection.Status.DRAFT and conflict is None
+        else None,
         "can_review": correction is not None
         and conflict is None
         and correction.status == CotCorrection.Status.SUBMITTED

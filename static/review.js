@@ -11,7 +11,11 @@
 // A network failure is retried once; the server returns the recorded verdict for a resend, so a
 // retry never records twice. Without this script the form is an ordinary POST.
 (() => {
-  const state = { ready: null, inflight: null, busy: new Set() };
+  const state = { ready: null, inflight: null, busy: new Set(), last: null, pressNote: null };
+  // A second decision this soon after the one before, on the item that one swapped in, while the first is still on
+  // its way, is a double press (a double-tapped "a", a double-click on Approve, whose button the next screen has in
+  // the same place): nobody decides an item they have seen for a quarter of a second. It is ignored and said.
+  const DOUBLE_PRESS_MS = 250;
   const SESSION_KEY = "review:session-count";
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -153,6 +157,7 @@
       entry.promise = Promise.resolve(entry);
       state.ready = entry; // the item that had been swapped in waits, as it was left
     }
+    state.pressNote = null;
     status(`Item #${decided.dataset.task} was not recorded: ${message}`, "error");
   }
 
@@ -196,6 +201,18 @@
     if (submitter && submitter.value === "override" && !form.querySelector("input[name=label]:checked")) {
       return "Choose the label that replaces the model's verdict (press o and type).";
     }
+    // Approving a violation the model gave no severity: the server refuses it, and the screen had already moved
+    // on to the next item, then came back with the refusal. Said here, before anything moves.
+    const severities = form.querySelector("[data-model-severities]");
+    if (submitter && submitter.value === "approve" && severities && !form.querySelector("input[name=severity]:checked")) {
+      const allowed = (severities.dataset.modelSeverities || "").split(" ").filter(Boolean);
+      if (allowed.length > 1 && !allowed.includes(severities.dataset.modelSeverity || "")) {
+        const keys = [...form.querySelectorAll("input[name=severity]")]
+          .filter((r) => allowed.includes(r.value))
+          .map((r) => `${r.dataset.hotkey} ${r.value}`);
+        return `The model gave no severity for this violation: choose one (${keys.join(", ")}), then approve.`;
+      }
+    }
     return "";
   }
 
@@ -203,6 +220,13 @@
     const decided = form.closest("#review-screen");
     const pk = decided.dataset.task;
     if (state.busy.has(pk)) return; // pressed twice: it is on its way already
+    const now = Date.now();
+    if (state.inflight && state.last && state.last.pk !== pk && now - state.last.at < DOUBLE_PRESS_MS) {
+      // Said with the first decision's outcome (settle), which is still on its way.
+      state.pressNote = `Item #${pk} had only just appeared: that second press was not taken as its decision.`;
+      status(state.pressNote, "");
+      return;
+    }
     const problem = clientCheck(form, submitter);
     const box = decided.querySelector("[data-review-failure]");
     if (problem) {
@@ -211,6 +235,7 @@
     }
     if (box) box.hidden = true;
     const body = new FormData(form, submitter);
+    state.last = { pk, at: now };
     state.busy.add(pk);
     decided.setAttribute("aria-busy", "true");
     try {
@@ -241,7 +266,8 @@
       return;
     }
     sessionStorage.setItem(SESSION_KEY, String(sessionCount() + 1));
-    status(data.recorded, "ok");
+    status(state.pressNote ? `${data.recorded} ${state.pressNote}` : data.recorded, "ok");
+    state.pressNote = null;
     const queueUrl = decided.dataset.queueUrl || "/review/";
     if (!data.next) {
       window.location.assign(queueUrl);

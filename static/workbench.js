@@ -123,6 +123,8 @@ document.addEventListener("keydown", (ev) => {
   const el = document.querySelector(`[data-hotkey="${CSS.escape(ev.key)}"]`);
   if (!el) return;
   ev.preventDefault();
+  // A key held down repeats: "a" held approved one unseen item after another (the next screen is swapped in at once).
+  if (ev.repeat) return;
   if (el.disabled) {
     // e.g. "0" (severity None) on a violation: say why nothing was chosen, on the note beside the choices.
     const note = el.form && el.form.querySelector("[data-severity-note]");

@@ -116,3 +116,16 @@ def test_spraying_from_many_addresses_shows_on_metrics_though_no_address_is_paus
         guesser.post("/login/", {"username": names[0], "password": f"guess-{i}"})
     assert _signin_failures("wrong_password", admin) == wrong + 14
     assert _signin_failures("paused", admin) == paused + 1
+
+
+def test_a_page_that_sends_you_to_sign_in_is_named_there(client):  # type: ignore[no-untyped-def]
+    """Walked: a session that ended mid-work (or a link opened signed out) landed on a bare "Sign in" form with no
+    word of why; it now names the page the sign-in goes on to. Opened directly, or with an address elsewhere
+    (never followed), it says nothing."""
+    sent = client.get("/review/", follow=True)
+    assert sent.redirect_chain[-1][0].startswith("/login/?next=")
+    page = sent.content.decode()
+    assert 'id="signin-next"' in page and "Sign in to go on to <code>/review/</code>" in page
+    assert "your session has ended" in page
+    assert 'id="signin-next"' not in client.get("/login/").content.decode()
+    assert 'id="signin-next"' not in client.get("/login/?next=https://evil.example/").content.decode()

@@ -435,6 +435,9 @@ def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
         "active_model": active_model,
         "models": list(CascadeModel.objects.all()[:20]),
         "training": cascade_training_latest(),
+        # Said beside the train button (the refusal said it only after a click): how far from trainable.
+        "trusted_labels": item_labels_trusted().count(),
+        "min_train_labels": settings.CASCADE_MIN_TRAIN_LABELS,
     }
 
 

@@ -57,7 +57,8 @@ def ops_throughput(*, now: datetime, hours: int = 48) -> dict[str, Any]:
         .values_list("h")
         .annotate(n=Count("id"))
     )
-    labels = [f"{h:%d %Hh}" for h in slots]
+    # Month-day and hour as the daily charts read their days ("12-03 04:00"); "03 04h" read as two bare numbers.
+    labels = [f"{h:%m-%d %H}:00" for h in slots]
     d = [decided.get(h, 0) for h in slots]
     r = [reviewed.get(h, 0) for h in slots]
     return {
@@ -101,9 +102,10 @@ def ops_backlog(*, now: datetime) -> dict[str, Any]:
         )
     return {
         "rows": rows,
-        "chart": bar_chart([r["queue"].slug for r in rows], [float(r["pending"] + r["claimed"]) for r in rows]),
+        # Named as the table beside them and every other screen names queues ("Content tags", not "tags").
+        "chart": bar_chart([r["queue"].name for r in rows], [float(r["pending"] + r["claimed"]) for r in rows]),
         "age_chart": bar_chart(
-            [r["queue"].slug for r in rows], [float(r["oldest_hours"] or 0) for r in rows], color="#a35c00"
+            [r["queue"].name for r in rows], [float(r["oldest_hours"] or 0) for r in rows], color="#a35c00"
         ),
         "total": sum(r["pending"] + r["claimed"] for r in rows),
         "breached": sum(r["breached"] for r in rows),

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
@@ -44,6 +45,9 @@ def policy_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+# Never cached (``Cache-Control: no-store``), as the review screen: Back after publishing a draft showed the cached
+# draft page ("Draft", "Publish and make active…") of a version already active.
+@never_cache
 @login_required
 def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
     policy, active, versions = selectors.policy_detail(policy_id=pk)
@@ -70,6 +74,7 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
 CONFIRM_STEPS = ("publish", "activate")
 
 
+@never_cache  # as policy_detail: Back after a publish or re-activation loads the version's state now
 @login_required
 def policy_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A version; for a draft whose starting point is no longer active, what publishing it would replace.

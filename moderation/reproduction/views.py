@@ -141,14 +141,15 @@ def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def pair_submit(request: HttpRequest, pk: int) -> HttpResponse:
     candidate = get_object_or_404(_pairs_open_to(request, ReproCandidate.objects.all()), pk=pk)
     try:
-        services.pair_review_submit(
+        review = services.pair_review_submit(
             candidate=candidate, user=_user(request), verdict=request.POST.get("verdict", ""),
             note=request.POST.get("note", ""),
         )  # fmt: skip
     except ModerationError as exc:
         messages.error(request, str(exc))
         return redirect("moderation:repro_pair", pk=pk)
-    messages.success(request, "Verdict recorded.")
+    # Which pair and what, as the review queue says it ("Recorded … for item #N"): the next pair is already shown.
+    messages.success(request, f"Recorded “{review.get_verdict_display()}” for pair #{candidate.pk}.")
     nxt = services.pair_claim_next(user=_user(request))
     return redirect("moderation:repro_pair", pk=nxt.pk) if nxt else redirect("moderation:repro_queue")
 

@@ -419,7 +419,11 @@ def _worked_before(*, user: User) -> Exists:
     of the claim's ``NOT_WORKED_BEFORE_SQL``, for an outer ``ReviewTask`` query."""
     S = ReviewTask.Status
     worked = ReviewTask.objects.filter(
-        decision_id=OuterRef("decision_id"), claimed_by=user, status__in=(S.DONE, S.ESCALATED), is_gold=False
+        decision_id=OuterRef("decision_id"),
+        claimed_by=user,
+        status__in=(S.DONE, S.ESCALATED),
+        is_gold=False,
+        queue__kind=OuterRef("queue__kind"),
     ).exclude(pk=OuterRef("pk"))
     return Exists(worked)
 
@@ -447,11 +451,15 @@ NOT_OWN_UPLOAD_SQL = (
 )
 # Four eyes: whoever escalated an item, or already reviewed it (the same decision: the same video under the same
 # policy version), is never served its copy in another queue (a senior or adjudication queue), not even their own
-# claim on it from before this rule. Gold items are per reviewer and score them, so they do not count.
+# claim on it from before this rule. Gold items are per reviewer and score them, so they do not count. Only copies
+# of the same work count (queues of the same kind as the item's): tagging a video is not a verdict on it, so its
+# tagger may still moderate it, and its moderator tag it.
 # ``review_worked_before`` tells the reviewer why when they open such an item; ``review_submit`` refuses it.
 NOT_WORKED_BEFORE_SQL = (
-    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask w WHERE w.decision_id = t.decision_id AND w.id <> t.id"
-    " AND w.claimed_by_id = %(user)s AND w.status IN ('done', 'escalated') AND NOT w.is_gold)"
+    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask w JOIN moderation_reviewqueue wq ON wq.id = w.queue_id"
+    " WHERE w.decision_id = t.decision_id AND w.id <> t.id"
+    " AND w.claimed_by_id = %(user)s AND w.status IN ('done', 'escalated') AND NOT w.is_gold"
+    " AND wq.kind = (SELECT tq.kind FROM moderation_reviewqueue tq WHERE tq.id = t.queue_id))"
 )
 
 # Per queue, the first item in claim order the claim could hand the reviewer, pending or with a lapsed lease (the
@@ -1114,13 +1122,15 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
 
 
 def review_worked_before(*, task: ReviewTask, user: User) -> ReviewTask | None:
-    """``user``'s earlier work on ``task``'s item in another queue, escalated or decided, or ``None``: four eyes, so
-    the claim never serves them this copy (``NOT_WORKED_BEFORE_SQL``) and its screen says why."""
+    """``user``'s earlier work on ``task``'s item in another queue of the same kind, escalated or decided, or
+    ``None``: four eyes, so the claim never serves them this copy (``NOT_WORKED_BEFORE_SQL``) and its screen
+    says why. Tags given in a tags queue are not a verdict: they never keep a moderation item from their tagger."""
     earlier = ReviewTask.objects.filter(
         decision_id=task.decision_id,
         claimed_by=user,
         status__in=(ReviewTask.Status.DONE, ReviewTask.Status.ESCALATED),
         is_gold=False,
+        queue__kind__in=ReviewQueue.objects.filter(pk=task.queue_id).values("kind"),
     )
     return earlier.exclude(pk=task.pk).select_related("queue").order_by("-completed_at", "-pk").first()
 

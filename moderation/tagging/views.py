@@ -22,7 +22,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_open_to_q, videos_open_to
 from moderation.media.services import video_media_verify
 from moderation.review.models import ReviewQueue, ReviewTask
-from moderation.review.selectors import review_held_display, review_task_open_for
+from moderation.review.selectors import review_held_display, review_nothing_to_claim_text, review_task_open_for
 from moderation.review.services import review_claim_next
 from moderation.review.views import claimed_by_another, media_revealed
 from moderation.tagging import selectors, services
@@ -88,12 +88,14 @@ def tag_queue(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_claim_next(request: HttpRequest) -> HttpResponse:
+    queue = services.tag_queue_default()
     try:
-        task = review_claim_next(user=_user(request), queue=services.tag_queue_default())
+        task = review_claim_next(user=_user(request), queue=queue)
     except ModerationError as exc:
         raise PermissionDenied(str(exc)) from exc
     if task is None:
-        messages.info(request, "The tags queue is empty.")
+        # As the review queues say it: items left that are the reviewer's own uploads are not an empty queue.
+        messages.info(request, review_nothing_to_claim_text(queues=[queue], user=_user(request)))
         return redirect("moderation:tag_queue")
     return redirect(reverse("moderation:tag_task", args=[task.pk]) + f"?set={_tag_set(request).slug}")
 

@@ -366,3 +366,29 @@ def test_an_unknown_correction_filter_is_said_not_silently_dropped(decision, cli
     assert f"#{decision.pk}" in by.content.decode()
     known = client.get(url, {"status": "none", "by": ""})
     assert known.status_code == 200 and "There is no" not in known.content.decode()
+
+
+def test_a_submitted_correction_leads_on_to_the_next_decision_not_corrected(decision, policy_version, client_as):  # type: ignore[no-untyped-def]
+    """Walked: after "Submit for review" the labeler stayed on the page just sent, with the list ("← all
+    decisions") the only way on. The page now links the next decision of "Not corrected" (down the list, then from
+    its top), and nothing while the correction is a draft."""
+    from datetime import timedelta
+
+    from tests.factories import DecisionFactory
+
+    older = DecisionFactory(policy_version=policy_version, video__title="Older <one>")
+    older.created_at = decision.created_at - timedelta(minutes=5)
+    older.save(update_fields=["created_at"])
+    newer = DecisionFactory(policy_version=policy_version, video__title="Newer")
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    client.post(url, {**_form(decision, 0, analysis="private deal"), "action": "draft"})
+    assert 'id="next-uncorrected"' not in client.get(url).content.decode()  # a draft: still being worked on
+
+    page = client.post(url, _form(decision, 1, analysis="private deal"), follow=True).content.decode()
+    nxt = page[page.index('id="next-uncorrected"') : page.index("</p>", page.index('id="next-uncorrected"'))]
+    assert reverse("annotation:correction_edit", args=[older.pk]) in nxt and "“Older &lt;one&gt;”" in nxt
+
+    client.post(reverse("annotation:correction_edit", args=[older.pk]), _form(older, 0, analysis="ok"))
+    page = client.get(reverse("annotation:correction_edit", args=[older.pk])).content.decode()
+    assert reverse("annotation:correction_edit", args=[newer.pk]) in page  # none below: from the top

@@ -192,7 +192,8 @@ def test_hostile_title_ocr_and_cot_render_as_inert_text(page, make_user, policy_
 
 @pytest.mark.django_db(transaction=True)
 def test_a_refused_htmx_submit_is_explained_on_the_page(page, make_user, policy_version):
-    task = _task(policy_version, decision__label="色情低俗", decision__is_violation=True)
+    # The model's severity: Approve alone is a whole verdict (without one the screen asks for it before sending).
+    task = _task(policy_version, decision__label="色情低俗", decision__is_violation=True, decision__severity="medium")
     _login(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")

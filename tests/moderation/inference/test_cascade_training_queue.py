@@ -154,3 +154,15 @@ def test_the_button_trains_through_a_real_worker_and_the_dashboard_shows_it_done
     assert polled["HX-Refresh"] == "true"  # ended: the page reloads with the new model
     page = admin.get(reverse("moderation:cascade")).content.decode()
     assert 'data-training-status="done"' in page and "trained on 24 labelled items" in page
+
+
+def test_the_train_button_says_how_many_labels_stage_1_needs_before_a_click(client_as, settings) -> None:  # type: ignore[no-untyped-def]
+    """Walked: a fresh install's dashboard offered "Retrain stage 1" (nothing was ever trained) and said only after
+    a click that 40 trusted labels are needed. The button says Train until a stage 1 exists, and the minimum and
+    the count stand beside it while there are too few."""
+    settings.CASCADE_MIN_TRAIN_LABELS = 40
+    page = client_as("admin").get(reverse("moderation:cascade")).content.decode()
+    assert "Train stage 1 from the labels collected so far" in page and "Retrain stage 1" not in page
+    assert "Stage 1 needs at least 40 trusted labels (reviews, adjudications, imports); there are 0 so far." in page
+    settings.CASCADE_MIN_TRAIN_LABELS = 0
+    assert "Stage 1 needs at least" not in client_as("admin").get(reverse("moderation:cascade")).content.decode()

@@ -127,3 +127,27 @@ def test_the_dashboard_counts_read_in_the_singular_for_one(client_as, policy_ver
     assert "<strong>1</strong> model decision and <strong>1</strong> human review in the last 24 h" in page
     assert "<strong>1</strong> open item," in page
     assert "of 1 item done in 14 days" in page
+
+
+def test_the_backlog_charts_name_queues_as_the_table_beside_them_does(client_as, policy_version):
+    """Walked: the backlog charts' bars read "tags" and "default" (slugs) beside a table reading "Content tags" and
+    "Default"; they now use the queues' names, as every screen does."""
+    from moderation.tagging.services import tag_queue_default
+
+    ReviewTaskFactory(decision=DecisionFactory(policy_version=policy_version), queue=tag_queue_default())
+    ReviewTaskFactory(decision=DecisionFactory(policy_version=policy_version))
+    backlog = ops_dashboard()["backlog"]
+    assert [bar["label"] for bar in backlog["chart"].bars] == [r["queue"].name for r in backlog["rows"]]
+    page = client_as("admin").get("/ops/").content.decode()
+    assert "<title>Content tags: 1.0</title>" in page and "<title>tags: 1.0</title>" not in page
+
+
+def test_the_hourly_throughput_reads_its_hours_as_month_day_and_time(client_as):
+    """Walked: the throughput chart's axis read "03 04h" (a day of the month and an hour, unnamed); the hours now
+    read as the daily charts read their days, "12-03 04:00"."""
+    from moderation.ops.selectors import ops_throughput
+
+    now = timezone.now()
+    rows = ops_throughput(now=now)["rows"]
+    assert rows[-1][0] == f"{now:%m-%d %H}:00"
+    assert rows[0][0] == f"{now - timedelta(hours=47):%m-%d %H}:00"

@@ -247,3 +247,16 @@ def test_the_list_says_which_videos_a_moderator_sees(make_user) -> None:  # type
     admin.force_login(make_user("admin"))
     seen = admin.get(LIST).content.decode()
     assert "Clip from a colleague" in seen and 'id="videos-open-to-you"' not in seen
+
+
+def test_the_external_id_search_box_is_wide_enough_for_its_placeholder(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walked: the box read "the workbench's or a pl…": its placeholder was cut at the browser's default width."""
+    import re
+
+    page = client_as("moderator").get("/videos/").content.decode()
+    box = re.search(r'<input type="search" name="external_id"[^>]*>', page)
+    assert box is not None
+    size = re.search(r'size="(\d+)"', box.group(0))
+    placeholder = re.search(r'placeholder="([^"]*)"', box.group(0))
+    assert size is not None and placeholder is not None
+    assert int(size.group(1)) > len(placeholder.group(1).replace("&#x27;", "'"))

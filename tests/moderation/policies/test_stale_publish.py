@@ -431,3 +431,24 @@ def test_making_a_version_active_again_is_refused_when_another_became_active_sin
     done = client.post(activate_url, {"confirm": "activate", "replaces": str(v3.number)}, follow=True)
     assert f"v{v1.number} is active again" in done.content.decode() and _active_number(v1) == v1.number
     assert AuditEvent.objects.get(action="policy.activate").payload["replaced"] == v3.number
+
+
+def test_back_after_publishing_never_shows_the_cached_draft_page(client_as, make_user, policy_version):
+    """Walked: Back after "Publish vN, replacing vM" showed the browser's copy of the draft page ("Draft", "Publish
+    and make active…") of a version already active. The policy and version pages are never stored by the browser,
+    so Back loads them as they are now."""
+    draft = policy_version_create_draft(
+        policy=policy_version.policy,
+        taxonomy=copy.deepcopy(policy_version.taxonomy),
+        by=make_user("policy_editor"),
+        notes="walk",
+    )
+    client = client_as("policy_editor")
+    for url in (
+        reverse("moderation:policy_version", args=[draft.pk]) + "?confirm=publish",
+        reverse("moderation:policy_version", args=[draft.pk]),
+        reverse("moderation:policy_detail", args=[policy_version.policy_id]),
+    ):
+        response = client.get(url)
+        assert response.status_code == 200
+        assert "no-store" in response["Cache-Control"], url

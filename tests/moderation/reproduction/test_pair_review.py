@@ -502,3 +502,25 @@ def test_claim_next_pair_is_disabled_once_no_pair_waits(make_user) -> None:  # t
     assert "disabled" not in button()  # 0 waiting, but the pair she holds
     pair_review_submit(candidate=pair, user=alice, verdict="unrelated")
     assert "disabled" in button() and 'data-hotkey="n"' not in button()
+
+
+def test_a_pair_verdict_says_which_pair_got_which_verdict(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walked: after "u" the next pair showed under "Verdict recorded.", saying neither which pair nor what."""
+    pair = make_pair(video=DecidedVideoFactory(), original=DecidedVideoFactory())
+    client = client_as("moderator")
+    client.post(reverse("moderation:repro_claim_next"))
+    done = client.post(reverse("moderation:repro_submit", args=[pair.pk]), {"verdict": "derivative"}, follow=True)
+    said = [str(m) for m in done.context["messages"]]
+    assert said == [f"Recorded “Derivative with added value” for pair #{pair.pk}."]
+
+
+def test_the_pairs_list_names_and_reads_its_numbers_as_the_pair_screen_does(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walked: the list said "Score 0.55 · Student — · Coverage 0.50" with no word of what each is, beside a pair
+    screen reading "Queue score 0.555" and "Hash coverage"."""
+    pair = make_pair(0.5549, hash_score=0.8)
+    page = client_as("moderator").get(reverse("moderation:repro_queue")).content.decode()
+    head = page[page.index("<thead>") : page.index("</thead>")]
+    assert "<th>Queue score</th>" in head and "<th>Hash coverage</th>" in head and "<th>Score</th>" not in head
+    assert "Queue score: how alike the pair is, 0–1" in page and "Offset: where in the earlier upload" in page
+    row = page[page.index(f"<td>#{pair.pk}</td>") :]
+    assert "<td>0.555</td>" in row and "<td>0.800</td>" in row

@@ -111,7 +111,7 @@ def test_review_screen_says_the_item_is_a_likely_reupload_within_one_query(make_
 
     html = client.get(url).content.decode()
     pair_url = reverse("moderation:repro_pair", args=[seen.pk])
-    assert f"Likely re-upload of “Cat &lt;b&gt;” (#{seen.original_id}, score 0.97)" in html
+    assert f"Likely re-upload of “Cat &lt;b&gt;” (#{seen.original_id}, score 0.970)" in html
     assert f'<a href="{pair_url}">pair #{seen.pk}</a>' in html
     assert "“Low”" not in html and "“Hidden”" not in html and "“Judged”" not in html
     assert "Likely re-upload of “Later”" not in html  # a later copy of the item is said the other way round
@@ -149,11 +149,11 @@ def test_the_originals_review_screen_names_its_likely_later_copies_in_the_same_q
 
     html = client.get(url).content.decode()
     line = html[html.index('id="reupload"') : html.index("</p>", html.index('id="reupload"'))]
-    assert f"Likely re-upload of “Earlier” (#{earlier.original_id}, score 0.90)" in line
-    assert f"Likely re-uploaded later as “Copy &lt;one&gt;” (#{strongest.video_id}, score 0.97)" in line
+    assert f"Likely re-upload of “Earlier” (#{earlier.original_id}, score 0.900)" in line
+    assert f"Likely re-uploaded later as “Copy &lt;one&gt;” (#{strongest.video_id}, score 0.970)" in line
     assert f'<a href="{reverse("moderation:repro_pair", args=[strongest.pk])}">pair #{strongest.pk}</a>' in line
-    assert f"“Copy two” (#{judged.video_id}, score 0.95) — " in line and "<strong>Reproduction</strong>" in line
-    assert f"“Copy three” (#{third.video_id}, score 0.93)" in line
+    assert f"“Copy two” (#{judged.video_id}, score 0.950) — " in line and "<strong>Reproduction</strong>" in line
+    assert f"“Copy three” (#{third.video_id}, score 0.930)" in line
     assert line.count("Likely re-uploaded later as") == 3  # the strongest few; the rest on the video's page
     later = reverse("moderation:video_repro_pairs", args=[original.pk]) + "?side=copies"
     assert f'and <a href="{later}">2 more later copies</a>' in line

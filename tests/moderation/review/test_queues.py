@@ -670,3 +670,52 @@ def test_the_queue_list_offers_no_claim_in_a_senior_queue_holding_only_what_the_
     row = row_for(moderator)
     assert "disabled" not in row and "escalated or decided" not in row
     assert review_claim_next(user=moderator, queue=senior).pk == fresh.pk
+
+
+def test_tagging_a_video_does_not_keep_its_moderation_item_from_the_tagger(make_task, make_user, client_as):
+    """Walked: a moderator who had tagged a video in "Content tags" was never served its moderation item (and the
+    reverse): four eyes counted the tags as a verdict. The claim skipped even their own claims on those items, and
+    the tags queue answered "The tags queue is empty." while four items waited. Four eyes is between copies of the
+    same work (a verdict and its senior or adjudication copy), not between tagging and moderating."""
+    from moderation.tagging.services import tag_queue_default
+
+    task = make_task()
+    tags = tag_queue_default()
+    tag_item = ReviewTask.objects.create(decision=task.decision, queue=tags)
+    moderator = make_user("moderator")
+    assert review_claim_next(user=moderator, queue=tags).pk == tag_item.pk
+    ReviewTask.objects.filter(pk=tag_item.pk).update(status=ReviewTask.Status.DONE, completed_at=timezone.now())
+
+    assert review_claim_next(user=moderator).pk == task.pk
+    review_submit(task=task, user=moderator, verdict="approve")  # refused before: "You reviewed this item in …"
+
+    # The reverse: the video's moderator may tag it.
+    other = ReviewTask.objects.create(decision=make_task().decision, queue=tags)
+    decided = ReviewTask.objects.filter(decision=other.decision).exclude(pk=other.pk).get()
+    ReviewTask.objects.filter(pk=decided.pk).update(
+        status=ReviewTask.Status.DONE, claimed_by=moderator, completed_at=timezone.now()
+    )
+    assert review_claim_next(user=moderator, queue=tags).pk == other.pk
+
+
+def test_a_senior_reads_why_an_item_was_escalated_before_the_model_verdict(make_task, make_user):
+    """Walked: on the senior queue's item the escalation's reason came last in the right column, under the model's
+    verdict, the user feedback and a dozen tag chips; the senior had to scroll to learn why the item was theirs."""
+    from django.test import Client
+
+    senior = _queue("senior", routes_new_decisions=False)
+    default = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    task = make_task()
+    moderator = make_user("moderator")
+    assert review_claim_next(user=moderator).pk == task.pk
+    handed = review_escalate(task=task, user=moderator, reason="需要资深审核: coded slang?")
+    lead = make_user("moderator")
+    assert review_claim_next(user=lead, queue=senior).pk == handed.pk
+    client = Client()
+    client.force_login(lead)
+    page = client.get(reverse("moderation:review_task", args=[handed.pk])).content.decode()
+    escalated = page.index('id="escalations"')
+    assert "需要资深审核: coded slang?" in page[escalated : page.index("</section>", escalated)]
+    assert escalated < page.index('id="model-verdict"') < page.index('id="tags"')

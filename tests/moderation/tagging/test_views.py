@@ -270,3 +270,25 @@ def test_the_tag_search_opened_in_the_browser_is_a_page_and_an_empty_search_says
     fragment = client.get("/tags/search/", {"q": ""}, HTTP_HX_REQUEST="true").content.decode()
     assert "<html" not in fragment and "Type to search the 3 tags" in fragment
     assert "data-add-tag" not in fragment
+
+
+def test_claim_next_on_the_tags_queue_says_the_items_left_are_your_own_uploads(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked: with only their own uploads left, "Claim next" on /tags/ said "The tags queue is empty." beside a
+    count of items waiting; it now says why, as the review queues do."""
+    from django.contrib.auth.models import User
+
+    from moderation.tagging.services import tag_queue_default
+
+    client = client_as("moderator")
+    user = User.objects.get(pk=client.session["_auth_user_id"])
+    ReviewTaskFactory(
+        decision__policy_version=policy_version, decision__video__created_by=user, queue=tag_queue_default()
+    )
+    said = [str(m) for m in client.post("/tags/claim/", follow=True).context["messages"]]
+    assert said == [
+        "Nothing to claim for you: the 1 item left in “Content tags” is your own upload, and a reviewer never "
+        "decides their own content; another reviewer will take it."
+    ]
+    ReviewTaskFactory._meta.model.objects.all().delete()
+    said = [str(m) for m in client.post("/tags/claim/", follow=True).context["messages"]]
+    assert said == ["Queue is empty."]
