@@ -1,0 +1,71 @@
+"""Findings of the fourth adversarial pass (issue hadv13), each pinned by a test that fails without its fix."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from annotation.models import Adjudication
+from moderation.reproduction.models import ReproCandidate
+from moderation.review.views import REVEAL_SESSION_KEY
+from moderation.tagging.models import TagProposal, TagProposalSighting
+from tests.factories import DecidedVideoFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+HUGE = "9" * 31  # a LIMIT of page × rows past PostgreSQL's bigint
+
+
+def _client(role: str) -> Client:
+    client = Client()
+    client.force_login(UserFactory(role=role))
+    return client
+
+
+def test_a_page_number_past_any_lists_end_is_its_last_page_not_a_500(policy_version):
+    """``?page=10**30`` on a list paged by ``WindowPaginator`` asked PostgreSQL for LIMIT 10**32 rows: "bigint out
+    of range", a 500 on the video list, the pair queues, the labeling lists, a proposal's sightings and the API. A
+    page past the end is the last page (an HTML list) or the API's "Invalid page." (404), as any page past the end."""
+    video = DecidedVideoFactory(title="Only video")
+    other = DecidedVideoFactory()
+    ReproCandidate.objects.create(video=video, original=other, score=0.9)
+    Adjudication.objects.create(video=video, decision=video.decisions.get(), kind="reported_pass", reason="r")
+    proposal = TagProposal.objects.create(name="odd phrase", key="odd-phrase")
+    TagProposalSighting.objects.create(proposal=proposal, video=video, phrase="odd phrase")
+    admin = _client("admin")
+    pages = [
+        reverse("moderation:video_list"),
+        reverse("moderation:repro_queue"),
+        reverse("moderation:repro_reviewed"),
+        reverse("moderation:video_repro_pairs", args=[video.pk]),
+        reverse("annotation:adjudication_list"),
+        reverse("annotation:correction_list"),
+        reverse("annotation:tag2cot_list"),
+        reverse("moderation:tag_proposal_sightings", args=[proposal.pk]),
+    ]
+    for url in pages:
+        last = admin.get(f"{url}?page=1")
+        assert last.status_code == 200, url
+        far = admin.get(f"{url}?page={HUGE}")
+        assert far.status_code == 200, (url, far.status_code)
+        assert far.content.count(b"<tr") == last.content.count(b"<tr"), url  # the same (last) page
+    assert b"Only video" in admin.get(f"{reverse('moderation:video_list')}?page={HUGE}").content
+
+    api = admin.get(f"{reverse('moderation:api-video-list')}?page={HUGE}")
+    assert api.status_code == 404 and api.json()["detail"] == "Invalid page.", api.content
+    assert admin.get(f"{reverse('moderation:api-video-list')}?page=1").json()["count"] == 2
+
+
+def test_the_reveal_toggle_goes_back_to_the_queue_when_its_next_is_not_a_path(client_as):
+    """The reveal toggle's form sends the page it was on as ``next``: a value that is no path ("-1", "NaN", a
+    URL name) was handed to ``redirect``, which took it for a view to reverse, a 500. Anything but a path of this
+    site goes back to the queue; a path still goes back to it."""
+    client = client_as("moderator")
+    for odd in ("-1", "NaN", "1e309", "9" * 40, "moderation:queue", "javascript:alert(1)", "//evil.example/x"):
+        response = client.post(reverse("moderation:review_reveal"), {"reveal": "1", "next": odd})
+        assert response.status_code == 302, (odd, response.status_code)
+        assert response["Location"] == reverse("moderation:queue"), odd
+    back = client.post(reverse("moderation:review_reveal"), {"reveal": "0", "next": "/tags/?set=a"})
+    assert back["Location"] == "/tags/?set=a"
+    assert client.session[REVEAL_SESSION_KEY] is False
