@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from annotation.models import Adjudication
 from moderation.reproduction.models import ReproCandidate
@@ -69,3 +70,22 @@ def test_the_reveal_toggle_goes_back_to_the_queue_when_its_next_is_not_a_path(cl
     back = client.post(reverse("moderation:review_reveal"), {"reveal": "0", "next": "/tags/?set=a"})
     assert back["Location"] == "/tags/?set=a"
     assert client.session[REVEAL_SESSION_KEY] is False
+
+
+def test_an_api_token_cannot_renew_or_replace_itself(make_user):
+    """``POST /api/token/ {"rotate": true}`` sent with the token itself gave a new token valid 90 more days and
+    refused the owner's key: whoever held a leaked token kept it alive forever without the password (the expiry
+    meant nothing) and locked the owner out. A token is got with the signed-in session only."""
+    session = Client()
+    session.force_login(make_user("labeler"))
+    issued = session.post("/api/token/").json()
+    with_token = APIClient()
+    with_token.credentials(HTTP_AUTHORIZATION=f"Token {issued['token']}")
+    for body in ({"rotate": "true"}, {}):
+        refused = with_token.post("/api/token/", body)
+        assert refused.status_code == 403, refused.content
+        assert "cannot renew or replace itself" in refused.json()["detail"]
+    assert with_token.get("/api/decisions/").status_code == 200  # the owner's key still works, unchanged
+    assert session.post("/api/token/").json() == issued
+    rotated = session.post("/api/token/", {"rotate": "true"}).json()["token"]  # the session still rotates it
+    assert rotated != issued["token"] and with_token.get("/api/decisions/").status_code == 401
