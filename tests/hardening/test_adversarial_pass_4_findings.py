@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
 from annotation.models import Adjudication
+from moderation.media.models import Video
 from moderation.reproduction.models import ReproCandidate
 from moderation.review.views import REVEAL_SESSION_KEY
 from moderation.tagging.models import TagProposal, TagProposalSighting
@@ -89,3 +93,19 @@ def test_an_api_token_cannot_renew_or_replace_itself(make_user):
     assert session.post("/api/token/").json() == issued
     rotated = session.post("/api/token/", {"rotate": "true"}).json()["token"]  # the session still rotates it
     assert rotated != issued["token"] and with_token.get("/api/decisions/").status_code == 401
+
+
+def test_an_upload_named_with_a_long_chinese_title_is_stored_not_a_500(client_as):
+    """The stored name kept 80 characters of the uploaded file's name: 80 CJK characters are 240 bytes of UTF-8,
+    and with the hash prefix past the 255 bytes a filesystem allows a name ("File name too long"), a 500 for an
+    upload named after its Chinese title. The stored name keeps at most 150 bytes of it; the original name is kept
+    whole on the video."""
+    name = "视频标题" * 50 + ".mp4"
+    upload = SimpleUploadedFile(name, b"\x00\x00\x00\x18ftypmp42" + b"c" * 512)
+    response = client_as("moderator").post(reverse("moderation:video_upload"), {"title": "", "file": upload})
+    assert response.status_code == 302, response.status_code
+    video = Video.objects.get()
+    stored = PurePosixPath(video.file.name).name
+    assert len(stored.encode()) <= 255 and stored.endswith(".mp4") and "视频标题" in stored, stored
+    assert video.original_filename == name and video.file.storage.exists(video.file.name)
+    assert video.status == Video.Status.UPLOADED
