@@ -6,6 +6,8 @@ from pathlib import PurePosixPath
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -14,7 +16,7 @@ from annotation.models import Adjudication
 from moderation.media.models import Video
 from moderation.reproduction.models import ReproCandidate
 from moderation.review.views import REVEAL_SESSION_KEY
-from moderation.tagging.models import TagProposal, TagProposalSighting
+from moderation.tagging.models import Tag, TagProposal, TagProposalSighting
 from tests.factories import DecidedVideoFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -109,3 +111,16 @@ def test_an_upload_named_with_a_long_chinese_title_is_stored_not_a_500(client_as
     assert len(stored.encode()) <= 255 and stored.endswith(".mp4") and "视频标题" in stored, stored
     assert video.original_filename == name and video.file.storage.exists(video.file.name)
     assert video.status == Video.Status.UPLOADED
+
+
+def test_import_tags_given_a_folder_or_an_unreadable_file_says_so(tmp_path):
+    """``manage.py import_tags <folder>`` (a path typed one level short) ended in an IsADirectoryError traceback;
+    a file the command may not read in a PermissionError one. Both are a plain "Cannot read …" and nothing is
+    imported, as a missing file already was."""
+    folder = tmp_path / "vocabulary"
+    folder.mkdir()
+    for args in ([str(folder)], ["--hierarchy", str(folder)]):
+        with pytest.raises(CommandError) as refused:
+            call_command("import_tags", *args)
+        assert str(refused.value) == f"Cannot read {folder}: Is a directory.", refused.value
+    assert not Tag.objects.exists()
