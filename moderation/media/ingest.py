@@ -306,6 +306,8 @@ def video_import_manifest(*, manifest: str | Path, created_by: Any = None) -> Im
     manifest_path = import_path_confined(manifest)
     base = manifest_path.parent
     report = ImportReport()
+    if not manifest_path.is_file():  # a folder (``ingest_folder``'s argument): an IsADirectoryError traceback before
+        raise ModerationError(f"{manifest} is not a file: a manifest is a JSONL file, one video per line.")
     with manifest_path.open(encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():

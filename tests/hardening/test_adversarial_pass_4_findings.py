@@ -124,3 +124,30 @@ def test_import_tags_given_a_folder_or_an_unreadable_file_says_so(tmp_path):
             call_command("import_tags", *args)
         assert str(refused.value) == f"Cannot read {folder}: Is a directory.", refused.value
     assert not Tag.objects.exists()
+
+
+def test_the_commands_say_what_is_wrong_with_their_arguments_never_a_traceback(tmp_path, settings):
+    """Each of these ended in a traceback: a manifest path naming a folder (IsADirectoryError), a negative
+    ``--min-events`` (the run row's check constraint, IntegrityError), an integration name holding a NUL
+    (DataError), an export folder that cannot be made (FileNotFoundError); and ``--eval-share`` 2 or NaN was taken
+    silently where the training screen allows 0 to 0.9. Each is now a plain refusal, and nothing is recorded."""
+    from moderation.tagging.models import TagRankerTraining
+
+    settings.MEDIA_IMPORT_ROOTS = [str(tmp_path)]
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    refusals = {
+        ("ingest_manifest", str(folder)): f"{folder} is not a file: a manifest is a JSONL file",
+        ("train_tag_ranker", "--min-events", "-5"): "a count, 0 or more; -5 was asked. Nothing was trained.",
+        ("rotate_integration_token", "a\x00b"): "No integration is named",
+        ("export_tag_events", "/proc/no-such/x"): "Cannot write to /proc/no-such/x: No such file or directory.",
+        ("export_tag_events", str(tmp_path / "out"), "--eval-share", "2"): "--eval-share is a share from 0 to 0.9",
+        ("export_tag_events", str(tmp_path / "out"), "--eval-share", "nan"): "--eval-share is a share from 0 to 0.9",
+    }
+    for args, said in refusals.items():
+        with pytest.raises(CommandError) as refused:
+            call_command(*args)
+        assert said in str(refused.value), (args, str(refused.value))
+    assert not TagRankerTraining.objects.exists() and not (tmp_path / "out").exists()
+    call_command("export_tag_events", str(tmp_path / "out"), "--eval-share", "0.2")  # in bounds: written
+    assert (tmp_path / "out" / "train.jsonl").exists()
