@@ -151,3 +151,46 @@ def test_the_commands_say_what_is_wrong_with_their_arguments_never_a_traceback(t
     assert not TagRankerTraining.objects.exists() and not (tmp_path / "out").exists()
     call_command("export_tag_events", str(tmp_path / "out"), "--eval-share", "0.2")  # in bounds: written
     assert (tmp_path / "out" / "train.jsonl").exists()
+
+
+def test_a_reason_or_note_written_for_another_person_is_held_to_a_notes_limit(policy_version, make_user):
+    """A reviewer's note is refused past 4,000 characters, but the reason to escalate (drawn on the senior
+    reviewer's item), the reason a correction is sent back (its author's screen) and an adjudication's note were
+    unbounded: a 9 MB form was stored whole and drawn on every render. Each is refused with the limit now, and
+    the item is left as it was (still claimed, still submitted, still open)."""
+    from annotation.errors import AnnotationError
+    from annotation.models import CotCorrection
+    from annotation.services import adjudication_decide, cot_correction_reject
+    from moderation.errors import ModerationError
+    from moderation.review.models import ReviewQueue, ReviewTask
+    from moderation.review.services import REVIEW_NOTE_MAX_CHARS, review_claim_next, review_escalate
+    from tests.factories import CotCorrectionFactory, DecisionFactory
+
+    too_long = "x" * (REVIEW_NOTE_MAX_CHARS + 1)
+    senior = ReviewQueue.objects.create(slug="senior", name="Senior", routes_new_decisions=False)
+    first_line = ReviewQueue.objects.create(slug="first-line", name="First line", escalation_queue=senior)
+    task = ReviewTask.objects.create(decision=DecisionFactory(policy_version=policy_version), queue=first_line)
+    alice = make_user("moderator")
+    assert review_claim_next(user=alice, queue=first_line) == task
+    with pytest.raises(ModerationError, match="The reason is 4,001 characters long; a reason holds at most 4,000"):
+        review_escalate(task=task, user=alice, reason=too_long)
+    task.refresh_from_db()
+    assert task.status == ReviewTask.Status.CLAIMED and not senior.tasks.exists()
+    assert review_escalate(task=task, user=alice, reason="x" * REVIEW_NOTE_MAX_CHARS).queue == senior
+
+    correction = CotCorrectionFactory(decision__policy_version=policy_version)
+    with pytest.raises(AnnotationError, match="a reason holds at most 4,000"):
+        cot_correction_reject(
+            correction=correction, by=make_user("labeler"), base_revision=correction.revision, reason=too_long
+        )
+    correction.refresh_from_db()
+    assert correction.status == CotCorrection.Status.SUBMITTED and correction.reject_reason == ""
+
+    video = DecidedVideoFactory()
+    adjudication = Adjudication.objects.create(
+        video=video, decision=video.decisions.get(), kind="reported_pass", reason="r"
+    )
+    with pytest.raises(AnnotationError, match="a note holds at most 4,000"):
+        adjudication_decide(adjudication=adjudication, by=alice, label="正向", note=too_long)
+    adjudication.refresh_from_db()
+    assert adjudication.status != Adjudication.Status.DECIDED and adjudication.note == ""
