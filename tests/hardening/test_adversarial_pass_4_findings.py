@@ -194,3 +194,29 @@ def test_a_reason_or_note_written_for_another_person_is_held_to_a_notes_limit(po
         adjudication_decide(adjudication=adjudication, by=alice, label="正向", note=too_long)
     adjudication.refresh_from_db()
     assert adjudication.status != Adjudication.Status.DECIDED and adjudication.note == ""
+
+
+def test_an_address_with_an_open_bracket_or_a_port_past_65535_is_refused_in_words(client_as, policy_version):
+    """Python's URL parser raises on an IPv6 bracket left open ("http://[::1") and on a port past 65535, after
+    the checks that let them through: the Label Studio export's media address and a webhook endpoint's address
+    were each a 500. Each is refused with the form's reason now, and no endpoint is made."""
+    from moderation.integrations.models import WebhookEndpoint
+    from moderation.integrations.services import integration_create
+
+    labeler = client_as("labeler")
+    for address in ("http://[::1", "http://[::1]:99999", "http://workbench:99999"):
+        url = f"{reverse('annotation:labelstudio_export')}?what=tags&tags-which=both&tags-base_url={address}"
+        response = labeler.get(url)
+        assert response.status_code == 400, (address, response.status_code)
+        assert "Not a web address" in response.content.decode(), address
+
+    integration, _token = integration_create(name="platform")
+    admin = client_as("admin")
+    for address in ("http://[::1]:99999/", "https://receiver.example:99999/hook", "https://receiver.example:0/"):
+        response = admin.post(
+            reverse("moderation:webhook_endpoint_add", args=[integration.pk]),
+            {"url": address, "event_types": ["label.final"]},
+        )
+        assert response.status_code == 400, (address, response.status_code)
+        assert "a port is 1 to 65535" in response.content.decode(), address
+    assert not WebhookEndpoint.objects.exists()
