@@ -220,3 +220,30 @@ def test_an_address_with_an_open_bracket_or_a_port_past_65535_is_refused_in_word
         assert response.status_code == 400, (address, response.status_code)
         assert "a port is 1 to 65535" in response.content.decode(), address
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_a_feedback_timestamp_with_an_offset_postgresql_refuses_is_read_in_utc_never_a_500(policy_version):
+    """Python reads offsets up to ±23:59, PostgreSQL stores up to ±15:59: one event stamped "…-23:59" failed the
+    whole batch with a 500 (DataError), the platform's good events with it. The timestamp is read in UTC, as the
+    API's ``since`` is; one that leaves the calendar when moved to UTC is that row's error."""
+    from moderation.feedback.models import FeedbackEvent
+    from moderation.integrations.services import integration_create
+
+    _integration, token = integration_create(name="platform")
+    platform = APIClient()
+    platform.credentials(HTTP_AUTHORIZATION=f"Integration {token}")
+    video = DecidedVideoFactory()
+    rows = [
+        {"type": "report", "event_id": event_id, "video_id": video.pk, "timestamp": stamp}
+        for event_id, stamp in (
+            ("far-offset", "2026-01-01T00:00:00-23:59"),
+            ("before-year-1", "0001-01-01T00:00:00+23:59"),
+            ("plain", "2026-01-01T00:00:00Z"),
+        )
+    ]
+    response = platform.post("/api/feedback/events/", rows, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == 2
+    assert response.json()["errors"] == [{"index": 1, "event_id": "before-year-1", "error": "timestamp out of range"}]
+    stored = FeedbackEvent.objects.get(event_id="far-offset")
+    assert stored.occurred_at.isoformat() == "2026-01-01T23:59:00+00:00"
