@@ -247,3 +247,17 @@ def test_a_feedback_timestamp_with_an_offset_postgresql_refuses_is_read_in_utc_n
     assert response.json()["errors"] == [{"index": 1, "event_id": "before-year-1", "error": "timestamp out of range"}]
     stored = FeedbackEvent.objects.get(event_id="far-offset")
     assert stored.occurred_at.isoformat() == "2026-01-01T23:59:00+00:00"
+
+
+def test_the_rubric_editor_reads_at_most_its_row_limit_of_tags_in_all(client_as, policy_version):
+    """The structured editor capped each count field at 500, so a post saying 500 categories of 500 tags each
+    (a few kilobytes) made it build and draw 250,000 rows: one request held a web worker for minutes. The tag
+    rows are capped in all; the page comes back with the rows read."""
+    from moderation.policies.editor import MAX_ROWS
+
+    data = {"categories": "500", "mode": "structured", "action": "add_category"}
+    data.update({f"c{i}-tags": "500" for i in range(500)})
+    response = client_as("policy_editor").post(reverse("moderation:policy_edit", args=[policy_version.policy_id]), data)
+    assert response.status_code == 200
+    rows = response.context["rows"]
+    assert len(rows) == 501 and sum(len(row.tags) for row in rows) == MAX_ROWS + 1  # and the new category's row
