@@ -24,7 +24,11 @@ class MediaAddressField(forms.CharField):
 
     def clean(self, value: object) -> str:
         address = super().clean(value).strip().rstrip("/")
-        parts = urlsplit(address)
+        refused = forms.ValidationError("Not a web address: write it as http://host:port or https://host.")
+        try:
+            parts = urlsplit(address)  # "http://[::1" (a bracket left open): ValueError "Invalid IPv6 URL", a 500
+        except ValueError as exc:
+            raise refused from exc
         try:
             port_ok = parts.port is None or parts.port > 0
         except ValueError:
@@ -35,7 +39,7 @@ class MediaAddressField(forms.CharField):
             or not port_ok
             or any(c.isspace() for c in address)
         ):
-            raise forms.ValidationError("Not a web address: write it as http://host:port or https://host.")
+            raise refused
         return address
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 from annotation.errors import AnnotationError, CorrectionConflict, StageRefused
 from annotation.models import Adjudication, CotCorrection, DisagreementRule, Tag2CotTask
 from annotation.selectors import tag2cot_candidates
+from moderation.errors import ModerationError
 from moderation.feedback.models import FeedbackAggregate
 from moderation.feedback.selectors import feedback_stats_from
 from moderation.inference.backends import STAGES, get_backend
@@ -24,7 +25,7 @@ from moderation.inference.services import content_bundle_for, model_version_serv
 from moderation.integrations.services import event_label_final
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
-from moderation.review.services import audit_event_record
+from moderation.review.services import audit_event_record, review_note_checked
 from workbench.queues import enqueue
 
 # The most one CoT stage a labeler writes may hold: a few paragraphs of reasoning are a few thousand
@@ -47,6 +48,14 @@ def _check_length(text: str, title: str, *, stage: str | None = None) -> str:
 def _clean(text: str) -> str:
     # Browsers send textarea line breaks as CRLF; normalise so an untouched stage is not a change.
     return (text or "").replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def _note_checked(text: str, *, what: str) -> str:
+    """A reason or note a labeler writes for another (``_clean``), held to a reviewer's note's limit."""
+    try:
+        return review_note_checked(_clean(text), what=what)
+    except ModerationError as exc:
+        raise AnnotationError(str(exc)) from exc
 
 
 @transaction.atomic
@@ -233,7 +242,7 @@ def cot_correction_accept(*, correction: CotCorrection, by: User, base_revision:
 @transaction.atomic
 def cot_correction_reject(*, correction: CotCorrection, by: User, base_revision: int, reason: str) -> CotCorrection:
     """A second labeler sends the submitted revision back, saying why (the author sees the reason)."""
-    reason = _clean(reason)
+    reason = _note_checked(reason, what="reason")
     if not reason:
         raise AnnotationError("Say why the correction is rejected, so its author can fix it.")
     locked = _lock_for_review(correction=correction, by=by, base_revision=base_revision)
@@ -572,7 +581,7 @@ def adjudication_decide(*, adjudication: Adjudication, by: User, label: str, not
         raise AnnotationError(f"Choose a label of policy {version}.")
     locked.status = Adjudication.Status.DECIDED
     locked.outcome_label = label
-    locked.note = _clean(note)
+    locked.note = _note_checked(note, what="note")
     locked.decided_by = by
     locked.decided_at = timezone.now()
     locked.save(update_fields=["status", "outcome_label", "note", "decided_by", "decided_at"])

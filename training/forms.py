@@ -8,6 +8,7 @@ from django.conf import settings
 from moderation.models import ModelVersion, PolicyVersion
 from moderation.tagging.forms import TagExportFilterForm
 from training.models import EvaluationRun, PreferenceDataset, TrainingJob
+from training.tag_data import EVAL_SHARE_MAX
 from workbench.forms import NulCheckedForm, TypedNumberField
 
 
@@ -123,10 +124,10 @@ class TagEventsExportForm(TagExportFilterForm):
     eval_share = TypedNumberField(
         label="Held-out share",
         min_value=0,
-        max_value=0.9,
+        max_value=EVAL_SHARE_MAX,
         initial=0,
         required=False,
-        widget=forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": "0.9"}),
+        widget=forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": str(EVAL_SHARE_MAX)}),
         help_text="split by reproduction cluster, like the SFT and DPO datasets",
         error_messages={"invalid": "Not a number: write a share such as 0.1."},
     )

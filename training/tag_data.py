@@ -18,6 +18,8 @@ from moderation.tagging.models import TagEvent, TagRanker, TagSet
 from training.data import split_for, split_group_for
 from training.errors import TrainingError
 
+EVAL_SHARE_MAX = 0.9  # the most of the events a tag-events export holds out (the screen's field, the command)
+
 
 def tag_event_rows(
     *,

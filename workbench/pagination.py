@@ -47,6 +47,8 @@ COUNT_CAP = 1000
 # the table: past ``MAX_WINDOW`` rows (a reader who sees few of the newest videos) the queryset is read whole.
 WINDOW_FACTOR = 2
 MAX_WINDOW = 16_000
+# No list holds more rows than this: a page number past it is past the end (its page's rows are never read).
+MAX_ROWS = 2**31
 
 
 def _window_limit(model: Any) -> float:
@@ -229,6 +231,9 @@ class WindowPaginator(Paginator):
             raise PageNotAnInteger("That page number is not an integer") from exc
         if number < 1:
             raise EmptyPage("That page number is less than 1")
+        if number > MAX_ROWS // self.per_page:
+            # Past any list's end: its LIMIT (``page=10**30``) was past PostgreSQL's bigint, a 500.
+            raise EmptyPage("That page contains no results")
         return number
 
     def page(self, number: Any) -> WindowPage:

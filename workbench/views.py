@@ -30,7 +30,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
+from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -109,12 +110,20 @@ def home(request: HttpRequest) -> HttpResponse:
     },
     description="The signed-in user's API token and when it expires (API_TOKEN_LIFETIME_DAYS); send it as "
     "`Authorization: Token <key>`. A new one when there was none, it expired, or `rotate` is true (the old one "
-    "is refused from then on).",
+    "is refused from then on). Only with the signed-in session: a call with a token is refused (403), so a "
+    "token never renews itself.",
 )
 @api_view(["POST"])
 def obtain_token(request: Request) -> Response:
     """Return the API token of the signed-in user (a new one when it expired or ``rotate``)."""
     # IsAuthenticated (the default permission class) has already refused anonymous users.
+    if isinstance(request.auth, Token):
+        # A token that renews itself never expires: whoever holds a leaked one pushed its expiry back 90 days at a
+        # time (``rotate``), without the password, and locked the owner's own key out.
+        raise exceptions.PermissionDenied(
+            "An API token cannot renew or replace itself: sign in and use POST /api/token/ with that session, "
+            "or the API token page (/account/api-token/)."
+        )
     data = request.data if isinstance(request.data, dict) else {}
     rotate = str(data.get("rotate", "")).lower() in ("true", "1", "on")
     token, expires_at = api_token_issue(user=cast(User, request.user), rotate=rotate)

@@ -92,6 +92,12 @@ def _timestamp(value: Any) -> datetime:
             raise _RowError("timestamp is not ISO 8601 (e.g. 2026-05-01T12:00:00Z) or epoch seconds")
         if timezone.is_naive(at):
             raise _RowError("timestamp needs a timezone (e.g. a trailing Z)")
+        try:
+            # In UTC, as ``since`` is read: PostgreSQL refuses offsets past ±15:59 that Python accepts (a
+            # "-23:59" stopped the whole batch with a 500), and a far year moved by its offset overflows.
+            at = at.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise _RowError("timestamp out of range") from exc
     else:
         raise _RowError("invalid timestamp")
     if at > timezone.now() + timedelta(days=1):

@@ -69,6 +69,12 @@ def _clean_url(url: str) -> str:
         URLValidator(schemes=["http", "https"])(url)
     except ValidationError as exc:
         raise ModerationError(f"{url!r} is not an http(s) URL.") from exc
+    try:  # the validator takes any 5 digits: "https://host:99999/" was a ValueError past it, a 500
+        port = urlsplit(url).port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ModerationError(f"{url!r} names no port a receiver can listen on: a port is 1 to 65535.")
     if urlsplit(url).username is not None or "@" in urlsplit(url).netloc:
         # A user name or password in the address is shown on the integrations screen to every admin and
         # written to logs; the receiver checks the request's signature header instead.

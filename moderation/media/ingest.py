@@ -32,6 +32,7 @@ from workbench.text import storable_text
 logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1024 * 1024
+STEM_MAX_BYTES = 150  # of an uploaded file's name kept in its stored name (``_storage_name``)
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".wmv"}
 
 
@@ -171,6 +172,9 @@ def _safe(name: str, default: str) -> str:
 def _storage_name(original: str, sha256: str) -> str:
     """videos/YYYY/MM/<hash prefix>-<cleaned name><ext>: unique per content, readable on disk."""
     stem = _safe(Path(original).stem, "video")[:80]
+    # At most 80 characters and 150 bytes: 80 CJK characters are 240 bytes of UTF-8, and with the hash prefix a
+    # name past the 255 bytes a filesystem allows ("File name too long"), a 500 for a Chinese title as file name.
+    stem = stem.encode()[:STEM_MAX_BYTES].decode(errors="ignore") or "video"
     suffix = Path(original).suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         # The media view serves files by their extension's type: never store an uploaded .html or .svg as such.
@@ -302,6 +306,8 @@ def video_import_manifest(*, manifest: str | Path, created_by: Any = None) -> Im
     manifest_path = import_path_confined(manifest)
     base = manifest_path.parent
     report = ImportReport()
+    if not manifest_path.is_file():  # a folder (``ingest_folder``'s argument): an IsADirectoryError traceback before
+        raise ModerationError(f"{manifest} is not a file: a manifest is a JSONL file, one video per line.")
     with manifest_path.open(encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():

@@ -996,7 +996,7 @@ def review_skip(*, task: ReviewTask, user: User, reason: str) -> ReviewTask | No
 @transaction.atomic
 def review_escalate(*, task: ReviewTask, user: User, reason: str) -> ReviewTask:
     """Hand the user's claimed item to the queue's senior queue; returns the senior task."""
-    reason = (reason or "").strip()
+    reason = review_note_checked(reason, what="reason")
     if not reason:
         raise ModerationError("Say why you escalate this item.")
     locked = _lock_owned(task, user)
@@ -1111,13 +1111,15 @@ def _resent(task: ReviewTask, user: User, verdict: str, label: str) -> Review | 
 REVIEW_NOTE_MAX_CHARS = 4000
 
 
-def review_note_checked(note: str | None) -> str:
-    """A reviewer's note (on a verdict, on a reproduction pair) without its outer blanks; one over
-    ``REVIEW_NOTE_MAX_CHARS`` is refused with the limit, never cut short behind the reviewer's back."""
+def review_note_checked(note: str | None, *, what: str = "note") -> str:
+    """A reviewer's note (on a verdict, on a reproduction pair; ``what``: a reason to escalate, to reject a
+    correction, an adjudication's note) without its outer blanks; one over ``REVIEW_NOTE_MAX_CHARS`` is refused
+    with the limit, never cut short behind the reviewer's back. Unbounded, a 9 MB reason was stored and drawn on
+    every screen that shows it (the senior reviewer's item, the correction's author)."""
     note = (note or "").strip()
     if len(note) > REVIEW_NOTE_MAX_CHARS:
         raise ModerationError(
-            f"The note is {len(note):,} characters long; a note holds at most {REVIEW_NOTE_MAX_CHARS:,}. "
+            f"The {what} is {len(note):,} characters long; a {what} holds at most {REVIEW_NOTE_MAX_CHARS:,}. "
             "Shorten it: say why, not everything."
         )
     return note

@@ -19,7 +19,11 @@ def read_lines(path: Path, errors: list[str]) -> Iterator[str]:
         raise ModerationError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
     if size > MAX_FILE_BYTES:
         raise ModerationError(f"{path} is {size:,} bytes; a vocabulary file has at most {MAX_FILE_BYTES:,}.")
-    with path.open("rb") as fh:
+    try:
+        fh = path.open("rb")
+    except OSError as exc:  # a folder, a file the command may not read: said, not a traceback
+        raise ModerationError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    with fh:
         yield from decode_lines(fh, errors)
 
 

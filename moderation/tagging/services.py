@@ -1564,6 +1564,8 @@ def tag_ranker_training_request(
     from moderation.tagging.models import TagRankerTraining
 
     Run = TagRankerTraining
+    if min_events is not None and min_events < 0:  # the run's column: a check constraint's IntegrityError before
+        raise ModerationError(f"The events a ranker needs are a count, 0 or more; {min_events} was asked.")
     now = timezone.now()
     with transaction.atomic():
         with connection.cursor() as cursor:

@@ -16,7 +16,8 @@ class Command(BaseCommand):
         parser.add_argument("name")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        integration = Integration.objects.filter(name=opts["name"]).first()
+        # A NUL can be in no name (PostgreSQL text holds none): asking for it was a DataError traceback.
+        integration = None if "\x00" in opts["name"] else Integration.objects.filter(name=opts["name"]).first()
         if integration is None:
             raise CommandError(f"No integration is named “{opts['name']}”.")
         integration, token = integration_token_rotate(integration=integration, by=None)

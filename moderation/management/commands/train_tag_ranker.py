@@ -32,6 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         from django.contrib.auth.models import User
 
+        from moderation.errors import ModerationError
         from moderation.tagging.models import TagRankerTraining
         from moderation.tagging.selectors import tag_ranker_events_since, tag_ranker_run_summary
         from moderation.tagging.services import tag_ranker_train
@@ -46,9 +47,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"No reviewer event since run #{since.previous.pk} read them: training on the same events, as asked."
             )
-        run = tag_ranker_train(
-            user=user, min_events=opts["min_events"], trigger=TagRankerTraining.Trigger.COMMAND, operator=_os_user()
-        )
+        try:
+            run = tag_ranker_train(
+                user=user, min_events=opts["min_events"], trigger=TagRankerTraining.Trigger.COMMAND, operator=_os_user()
+            )
+        except ModerationError as exc:
+            raise CommandError(f"{exc} Nothing was trained.") from exc
         line = f"tag ranker training run #{run.pk}: {tag_ranker_run_summary(run=run)}"
         if run.status == TagRankerTraining.Status.FAILED:
             raise CommandError(line)
