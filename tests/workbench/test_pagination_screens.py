@@ -196,7 +196,7 @@ def test_each_lists_pages_are_those_of_djangos_paginator(world: dict[str, Any], 
             # Django's paginator over the queryset's rows read once: a queryset's page is the slice of its rows in
             # its order (a total order, ending with the primary key), so these are the pages it draws with a
             # COUNT(*) and a read per page, without a query per page for each page size and reader.
-            ordered = list(rows)
+            ordered = list(rows.all())  # a copy: ``rows`` itself stays unread
             total = len(ordered)
             seen.setdefault(name, set()).add(total)
             for per_page, cap in ((2, 3), (3, 100), (50, 1000)):
