@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture
-def browser() -> Iterator[object]:
+@contextmanager
+def chromium_launched() -> Iterator[Any]:
+    """A headless Chromium under Playwright, closed on leaving."""
     # Playwright's sync API runs an event loop; Django must not refuse ORM calls made beside it.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     from playwright.sync_api import sync_playwright
@@ -24,6 +27,18 @@ def browser() -> Iterator[object]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="package")
+def browser() -> Iterator[Any]:
+    """One Chromium for every test of this package (each test gets its own context from ``page``: its own cookies,
+    storage, cache and permissions), rather than a Playwright driver and a Chromium started and stopped per test
+    (1-2 s each). Package-scoped, not session-scoped: Playwright's event loop runs in this thread while it is
+    open (``asyncio.run`` or ``async_to_sync`` would refuse to run), so it is closed before the rest of the suite.
+    A module elsewhere that borrows ``page`` defines its own module-scoped ``browser`` (this one, imported into a
+    module outside the package, would be pytest's session-scoped one)."""
+    with chromium_launched() as chromium:
+        yield chromium
 
 
 @pytest.fixture

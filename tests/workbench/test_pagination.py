@@ -56,9 +56,13 @@ def test_pages_are_those_of_djangos_paginator(readers: dict[str, Any], monkeypat
     # 16k: stretch after stretch; 12: one window then the queryset; 4: none
     monkeypatch.setattr(pagination, "_window_limit", lambda model: max_window)
     for name, user in readers.items():
+        listed = selectors.videos_listed_for(user=user, qs=selectors.video_list())
+        # Django's paginator over the list's rows read once (with their columns): a queryset's page is the slice of
+        # its rows in its order (a total order, ending with the primary key), so these are the pages it draws with a
+        # query per page, without those queries for each page size.
+        rows = list(listed.all())  # a copy: ``listed`` itself stays unread
         for per_page, cap in ((2, 3), (3, 100), (50, 1000)):
-            listed = selectors.videos_listed_for(user=user, qs=selectors.video_list())
-            expected = _pages(Paginator(listed, per_page))
+            expected = _pages(Paginator(rows, per_page))
             windowed = WindowPaginator(listed, per_page, count_cap=cap)
             assert _pages(windowed) == expected, (name, per_page, cap)
             unwindowed = WindowPaginator(listed, per_page, count_cap=cap, windowed=False)  # a platform's list
@@ -176,12 +180,14 @@ def test_a_page_read_from_its_own_window_and_counted_apart_is_djangos(  # type: 
         for per_page in (2, 3):
             expected = Paginator(listed, per_page)
             total = expected.count
+            # Django's pages, each read once (a page keeps the rows it read) and compared for every cap.
+            django_pages = [expected.page(number) for number in expected.page_range]
             for cap in (3, 7, 40):
                 fresh = WindowPaginator(listed, per_page, count_cap=cap)  # counted before any page is read
                 assert (fresh.count, fresh.count_is_exact) == (min(total, cap), total <= cap), (name, per_page, cap)
                 paginator = WindowPaginator(listed, per_page, count_cap=cap)
-                for number in expected.page_range:
-                    page, django_page = paginator.page(number), expected.page(number)
+                for number, django_page in enumerate(django_pages, start=1):
+                    page = paginator.page(number)
                     key = (name, per_page, cap, number)
                     assert [(v.pk, v.closed_to_uploader) for v in page] == [
                         (v.pk, v.closed_to_uploader) for v in django_page

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,8 +19,15 @@ from tests.factories import DecisionFactory, VideoFactory
 
 CHROMIUM = browser_conftest.CHROMIUM
 _login = rb._login
-browser = browser_conftest.browser  # the same Chromium and page fixtures as the review browser tests
-page = browser_conftest.page
+page = browser_conftest.page  # the same Chromium and page fixtures as the review browser tests
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One Chromium for this module's tests, each in its own context (``page``)."""
+    with browser_conftest.chromium_launched() as chromium:
+        yield chromium
+
 
 pytestmark = [
     pytest.mark.browser,
