@@ -22,7 +22,7 @@ class VideoAdmin(VideosOpenToStaffAdmin):
     list_display = ["id", "title", "status", "stage", "progress", "duration", "created_at"]
     list_filter = ["status", "stage"]
     search_fields = ["title", "sha256", "external_id"]
-    autocomplete_fields = ["created_by"]
+    autocomplete_fields = ["created_by", "failure_dismissed_by"]
 
 
 @admin.register(Decision)
