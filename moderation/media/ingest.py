@@ -27,7 +27,7 @@ from moderation.errors import ModerationError
 from moderation.media.models import Video
 from workbench import storage
 from workbench.queues import enqueue
-from workbench.text import storable_text
+from workbench.text import shown_name, storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,8 @@ def video_ingest(
         with src.open("rb") as fh:
             tmp, sha256, size = _stream_to_media(_chunks(fh), max_bytes=max_bytes)
 
+    # Stored without bidi controls: a title or file name must not display as something it is not.
+    title, original = shown_name(title), shown_name(original)
     stored: str | None = None
     try:
         with transaction.atomic():
