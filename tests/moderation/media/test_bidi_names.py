@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from moderation.media.models import Video
+from tests.factories import VideoFactory
 from workbench.text import shown_name
 
 pytestmark = pytest.mark.django_db
@@ -37,3 +38,17 @@ def test_a_name_of_only_controls_falls_back_to_the_file_name(client_as) -> None:
     clip = SimpleUploadedFile("holiday.mp4", b"\x00\x00\x00\x18ftypmp42" + b"y" * 512)
     client_as("moderator").post(reverse("moderation:video_upload"), {"title": "\u202e\u202e", "file": clip})
     assert Video.objects.get().title == "holiday"
+
+
+def test_names_stored_before_lose_their_bidi_controls_once() -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("moderation.migrations.0055_video_names_without_bidi_controls")
+    old = VideoFactory(title="Cheap \u202ephones", original_filename="a\u2066b\u2069.mp4", file="")
+    plain = VideoFactory(title="שלום", file="")
+    migration.strip_bidi_controls(apps, None)
+    old.refresh_from_db()
+    assert (old.title, old.original_filename) == ("Cheap phones", "ab.mp4")
+    assert Video.objects.get(pk=plain.pk).title == "שלום"
