@@ -15,6 +15,13 @@ class NotAVideoError(SenderError):
     (a timeout, storage, a bug) may pass on a retry."""
 
 
+class DamagedVideoError(SenderError):
+    """The sent file is a video whose pictures cannot be decoded (cut off during upload, corrupt data): ffmpeg
+    fails on the same bytes every time, so processing it again cannot succeed either. Recorded as
+    ``Video.ErrorKind.DAMAGED`` (Dismiss, not Retry). Raised only where the decoder itself rejected the bytes:
+    a timeout or a killed decoder may pass on a retry and stays a plain ``SenderError``."""
+
+
 class StaleEditError(ModerationError):
     """Refused because someone else changed the row since the editor's page was drawn: the screen shows
     the row as it is now (what was typed would write over their change), not what was typed."""

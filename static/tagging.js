@@ -71,6 +71,23 @@
     select.form.submit();
   });
 
+  // Submitting the tag screen with no chip ticked rejects every suggestion at once (a stray Enter did it without a
+  // word): ask first, as the tag set switch does. The server takes an empty submit as it always did.
+  document.addEventListener("submit", (ev) => {
+    const form = ev.target;
+    if (!(form instanceof HTMLFormElement) || !form.matches("[data-tags-form]")) return;
+    if (!form.querySelector("input[name=task]")) return;  // the tag screen only (a claimed task)
+    const boxes = Array.from(form.querySelectorAll("[data-chip] input[name=tag]"));
+    if (!boxes.length || boxes.some((box) => box.checked)) return;
+    const shown = form.querySelectorAll("input[name=shown]").length || boxes.length;
+    const question = shown === 1 ? "Reject the 1 suggested tag?" : `Reject all ${shown} suggested tags?`;
+    if (!window.confirm(question)) {
+      ev.preventDefault();
+      const first = form.querySelector("[data-chip-key]");
+      if (first) first.focus();  // the keyboard goes on where the ticking is done
+    }
+  }, true);
+
   document.addEventListener("keydown", (ev) => {
     const t = ev.target;
     if (t instanceof HTMLInputElement && t.matches("[data-tag-search]")) {

@@ -23,6 +23,18 @@ def storable_text(value: Any) -> Any:
     return value
 
 
+# Invisible bidi controls: embeddings and overrides (U+202A–U+202E), isolates (U+2066–U+2069) and the marks
+# (U+200E, U+200F, U+061C). In a name they reorder what is shown ("invoice\u202egpj.exe" reads "invoiceexe.jpg").
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+
+def shown_name(value: str) -> str:
+    """A name someone else will read (a video's title, an uploaded file's name) without the invisible bidi
+    controls that could make it display as something it is not. Applied where the name is stored, so every
+    screen, export and API answer shows the same, honest text."""
+    return _BIDI_CONTROLS.sub("", value)
+
+
 def has_unstorable(value: Any) -> bool:
     """Whether any string in decoded JSON (keys included) holds a character ``storable_text`` would replace."""
     if isinstance(value, str):

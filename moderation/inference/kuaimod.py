@@ -22,7 +22,7 @@ from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
-from workbench.text import storable_text
+from workbench.text import shown_name, storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ def _decisions_queue(*, external_ids: list[str]) -> int:
 @transaction.atomic
 def _import_record(record: KuaiModRecord, policy_version: PolicyVersion | None) -> str:
     fields = {
-        "title": record.title[:TITLE_MAX_CHARS],
+        "title": shown_name(record.title)[:TITLE_MAX_CHARS],
         "ocr_text": record.ocr,
         "asr_text": record.asr,
         "sampled_frames": record.frames or None,

@@ -22,7 +22,7 @@ from typing import Any
 
 from django.conf import settings
 
-from moderation.errors import ModerationError, NotAVideoError, SenderError
+from moderation.errors import DamagedVideoError, ModerationError, NotAVideoError, SenderError
 
 logger = logging.getLogger(__name__)
 
@@ -217,13 +217,17 @@ def extract_keyframes(path: Path, out_dir: Path, *, fps: float, width: int, dura
     expected = max(1, int(duration * fps))
     truncated = "partial file" in proc.stderr or (frames and len(frames) < expected * 0.8 - 1)
     if truncated:
-        raise SenderError(
+        raise DamagedVideoError(
             f"This video is incomplete: the file ends before its declared length of {duration:.1f} s "
             f"(probably cut off during upload); only {len(frames)} of about {expected} keyframes could be decoded."
         )
     if proc.returncode != 0 or not frames:
         detail = _ffmpeg_reason(proc.stderr, path) or f"exit code {proc.returncode}"
-        raise SenderError(f"This video is damaged or incomplete: ffmpeg could not decode its pictures ({detail}).")
+        message = f"This video is damaged or incomplete: ffmpeg could not decode its pictures ({detail})."
+        if proc.returncode < 0:
+            # Killed by a signal (the OOM killer, a worker shutting down): not the bytes' fault, a retry may pass.
+            raise SenderError(message)
+        raise DamagedVideoError(message)
     if proc.stderr.strip():
         logger.warning("ffmpeg reported problems decoding %s: %s", path, proc.stderr.strip()[-500:])
     return [ExtractedFrame(index=i, timestamp=round(i / fps, 3), path=p) for i, p in enumerate(frames)]

@@ -27,7 +27,7 @@ from moderation.errors import ModerationError
 from moderation.media.models import Video
 from workbench import storage
 from workbench.queues import enqueue
-from workbench.text import storable_text
+from workbench.text import shown_name, storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -114,6 +114,8 @@ def video_ingest(
         with src.open("rb") as fh:
             tmp, sha256, size = _stream_to_media(_chunks(fh), max_bytes=max_bytes)
 
+    # Stored without bidi controls: a title or file name must not display as something it is not.
+    title, original = shown_name(title), shown_name(original)
     stored: str | None = None
     try:
         with transaction.atomic():
@@ -209,17 +211,33 @@ def _store_cover(cover: Path, sha256: str) -> str:
         raise ModerationError(f"Media storage is unavailable, so the cover was not saved. ({exc})") from exc
 
 
+class ImportPathRefused(ModerationError):
+    """A server path outside MEDIA_IMPORT_ROOTS. ``roots`` are the folders that are allowed: an operator's
+    command names them (``allowed_roots_text``); the API's message to a platform does not list server folders."""
+
+    def __init__(self, message: str, *, roots: list[Path]) -> None:
+        super().__init__(message)
+        self.roots = roots
+
+    def allowed_roots_text(self) -> str:
+        return f"{self} Allowed folders: {', '.join(str(r) for r in self.roots)}."
+
+
 def import_path_confined(path: str | Path) -> Path:
-    """``path`` resolved (symlinks followed), refused unless it lies inside one of MEDIA_IMPORT_ROOTS."""
+    """``path`` resolved (symlinks followed), refused unless it lies inside one of MEDIA_IMPORT_ROOTS.
+
+    Every server path a user or operator names (folders, manifests, ``ingest_video``, the API's ``path``)
+    goes through here: the one home of that rule."""
     written = [
         Path(os.path.normpath(Path(r).expanduser().absolute())) for r in settings.MEDIA_IMPORT_ROOTS if str(r).strip()
     ]
     roots = [r.resolve() for r in written]
     if not roots:
         raise ModerationError("Server-side import is disabled: set MEDIA_IMPORT_ROOTS to the folders it may read.")
-    outside = ModerationError(
+    outside = ImportPathRefused(
         f"{path} is outside the import folders (MEDIA_IMPORT_ROOTS); "
-        "paths with '..' or symlinks that lead out of them are refused."
+        "paths with '..' or symlinks that lead out of them are refused.",
+        roots=written,
     )
     # Twice: '..' judged on the path as written (so a missing target outside is still "outside"),
     # then symlinks judged on the real path.

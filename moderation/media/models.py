@@ -74,11 +74,15 @@ class Video(models.Model):
     class ErrorKind(models.TextChoices):
         OTHER = "", "Other"
         NOT_VIDEO = "not_video", "Not a video"
+        DAMAGED = "damaged", "Damaged video"
 
     # What kind of failure ``error`` is, recorded where it happens: ``NOT_VIDEO`` when the file is not a video at all
-    # (``NotAVideoError``), which no retry can process; its page offers Dismiss instead of Retry. Any other failure
-    # (empty: "other") may pass on a retry.
+    # (``NotAVideoError``), ``DAMAGED`` when it is a video the decoder cannot read (``DamagedVideoError``): no retry
+    # can process either (``FILE_FAULT_KINDS``); their page offers Dismiss instead of Retry. Any other failure
+    # (empty: "other": a timeout, a lost worker, storage) may pass on a retry.
     error_kind = models.CharField(max_length=20, choices=ErrorKind.choices, blank=True, default=ErrorKind.OTHER)
+    # The kinds that are the file's own fault: the same bytes fail again, so they are dismissed, never retried.
+    FILE_FAULT_KINDS = (ErrorKind.NOT_VIDEO, ErrorKind.DAMAGED)
     # An operator dismissed the failure (a file that is not a video): no longer counted among the failed videos to
     # handle on the ops page; the audit log keeps it too (``video.dismiss``).
     failure_dismissed_at = models.DateTimeField(null=True, blank=True)

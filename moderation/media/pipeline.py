@@ -24,7 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from moderation.errors import ModerationError, NotAVideoError, SenderError
+from moderation.errors import DamagedVideoError, ModerationError, NotAVideoError, SenderError
 from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.signals import video_ready
@@ -129,6 +129,8 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
             _run_pipeline(video, timings)
         except NotAVideoError as exc:
             return _fail(video_id, str(exc), for_sender=True, kind=Video.ErrorKind.NOT_VIDEO)
+        except DamagedVideoError as exc:
+            return _fail(video_id, str(exc), for_sender=True, kind=Video.ErrorKind.DAMAGED)
         except SenderError as exc:
             return _fail(video_id, str(exc), for_sender=True)
         except ModerationError as exc:

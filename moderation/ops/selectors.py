@@ -250,12 +250,12 @@ def ops_failed_videos(*, shown: int = 10) -> dict[str, Any]:
     to their uploader and the admins (``video_open_to_q``); one with no uploader (a platform's, an import's) to the
     admins alone, so
     the dashboard is where they are found and retried (the video list's failed filter, then each one's page).
-    Of them, the files that are not videos at all (``Video.ErrorKind.NOT_VIDEO``: no retry can process them; each
+    Of them, the files that are not videos at all or are damaged (``Video.FILE_FAULT_KINDS``: no retry can process them; each
     one's page has Dismiss), with the first ``shown`` ids; those dismissed are counted apart, not in ``total``."""
     decided = Decision.objects.filter(video_id=OuterRef("pk"))
     failed = Video.objects.filter(status=Video.Status.FAILED)
     open_ = Q(failure_dismissed_at__isnull=True)
-    not_video = Q(error_kind=Video.ErrorKind.NOT_VIDEO)
+    not_video = Q(error_kind__in=Video.FILE_FAULT_KINDS)
     counts = failed.aggregate(
         total=Count("pk", filter=open_),
         undecided=Count("pk", filter=open_ & ~Q(Exists(decided))),

@@ -1227,7 +1227,7 @@ def video_retry_failed(*, video_id: int, by: User) -> Video:
 
     Refused with a ``ModerationError`` a user can read when the video is not failed (a double click's
     second request, or it was retried already), when its file is not a video at all (``Video.ErrorKind.NOT_VIDEO``:
-    no retry can process it; ``video_failure_dismiss``), when its video file is gone from media storage (upload
+    no retry can process it; ``video_failure_dismiss``) or is damaged (``Video.ErrorKind.DAMAGED``: the same), when its video file is gone from media storage (upload
     it again), when the store does not answer, and when no policy applies to new videos. Idempotent:
     the row lock makes a second request see the first one's result.
     """
@@ -1239,6 +1239,11 @@ def video_retry_failed(*, video_id: int, by: User) -> Video:
             raise ModerationError(
                 f"“{video}” is not failed (it is {video.get_status_display().lower()}, "
                 f"{video.get_stage_display().lower()}): there is nothing to retry."
+            )
+        if video.error_kind == Video.ErrorKind.DAMAGED:
+            raise ModerationError(
+                f"“{video}”: this file is damaged — upload it again ({video.error}). Processing the same file "
+                "again cannot succeed: Dismiss it."
             )
         if video.error_kind == Video.ErrorKind.NOT_VIDEO:
             raise ModerationError(
@@ -1279,7 +1284,7 @@ def video_retry_failed(*, video_id: int, by: User) -> Video:
 
 
 def video_failure_dismiss(*, video_id: int, by: User) -> Video:
-    """Dismiss a failed video whose file is not a video at all (``Video.ErrorKind.NOT_VIDEO``), which no retry
+    """Dismiss a failed video whose file is not a video at all or is damaged (``Video.FILE_FAULT_KINDS``), which no retry
     can process: recorded with who and when (``failure_dismissed_at``, the audit log's ``video.dismiss``), it is no
     longer counted among the failed videos the ops page asks someone to handle. The video and its error stay.
 
@@ -1287,9 +1292,10 @@ def video_failure_dismiss(*, video_id: int, by: User) -> Video:
     has Retry) or was dismissed already (a double click's second request)."""
     with transaction.atomic():
         video = Video.objects.select_for_update().get(pk=video_id)
-        if video.status != Video.Status.FAILED or video.error_kind != Video.ErrorKind.NOT_VIDEO:
+        if video.status != Video.Status.FAILED or video.error_kind not in Video.FILE_FAULT_KINDS:
             raise ModerationError(
-                f"“{video}” is not a failed upload of a file that is not a video: there is nothing to dismiss."
+                f"“{video}” is not a failed upload of a file that is not a video or is damaged: there is nothing "
+                "to dismiss."
             )
         if video.failure_dismissed_at is not None:
             raise ModerationError(f"“{video}” was dismissed already.")

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from moderation.errors import ModerationError
-from moderation.media.ingest import ImportReport
+from moderation.media.ingest import ImportPathRefused, ImportReport
 from moderation.media.pipeline import video_process
 
 
@@ -26,6 +26,8 @@ class BulkIngestCommand(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         try:
             report = self.ingest(opts[self.source])
+        except ImportPathRefused as exc:
+            raise CommandError(exc.allowed_roots_text()) from exc
         except ModerationError as exc:
             raise CommandError(str(exc)) from exc
         for error in report.errors:

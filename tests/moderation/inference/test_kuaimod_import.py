@@ -169,3 +169,8 @@ def test_import_with_decide_is_refused_when_no_policy_decides_new_videos(db, tmp
     with pytest.raises(CommandError, match="No policy applies to new videos"):
         call_command("import_kuaimod", str(path), "--decide", stdout=StringIO())
     assert not Video.objects.exists()
+
+
+def test_an_imported_title_is_stored_without_bidi_overrides(db, tmp_path) -> None:
+    kuaimod_import(path=_write(tmp_path / "k.jsonl", [kuaimod_line("011", "正向", "便宜\u202e手机\u202c")]))
+    assert Video.objects.get(external_id="kuaimod:011").title == "便宜手机"  # shown as it reads, not reordered

@@ -6,6 +6,7 @@ import hashlib
 import subprocess
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -38,7 +39,8 @@ def test_generate_demo_makes_short_spoken_videos_and_is_idempotent(tmp_path: Pat
     assert 5.0 <= duration <= 8.0
 
 
-def test_ingest_video_command_processes_with_sync(silent_clip: Path) -> None:
+def test_ingest_video_command_processes_with_sync(silent_clip: Path, settings: Any) -> None:
+    settings.MEDIA_IMPORT_ROOTS = [str(silent_clip.parent)]
     out = StringIO()
     call_command("ingest_video", str(silent_clip), title="Quiet clip", sync=True, stdout=out)
 
@@ -49,6 +51,30 @@ def test_ingest_video_command_processes_with_sync(silent_clip: Path) -> None:
     assert "Ready" in out.getvalue()
 
 
-def test_ingest_video_command_reports_a_missing_file(tmp_path: Path) -> None:
+def test_ingest_video_command_reports_a_missing_file(tmp_path: Path, settings: Any) -> None:
+    settings.MEDIA_IMPORT_ROOTS = [str(tmp_path)]
     with pytest.raises(CommandError, match="No such file"):
         call_command("ingest_video", str(tmp_path / "nope.mp4"), stdout=StringIO())
+
+
+def test_ingest_video_command_refuses_a_path_outside_the_import_roots(
+    silent_clip: Path, tmp_path: Path, settings: Any
+) -> None:
+    allowed = tmp_path / "imports"
+    allowed.mkdir()
+    settings.MEDIA_IMPORT_ROOTS = [str(allowed)]
+    with pytest.raises(CommandError, match="outside the import folders") as refused:
+        call_command("ingest_video", str(silent_clip), stdout=StringIO())
+    assert str(allowed) in str(refused.value)  # the operator reads where files may come from
+
+    # '..' out of an allowed folder and a symlink out of it are refused the same way.
+    with pytest.raises(CommandError, match="outside the import folders"):
+        call_command("ingest_video", str(allowed / ".." / ".." / silent_clip.name), stdout=StringIO())
+    (allowed / "link.mp4").symlink_to(silent_clip)
+    with pytest.raises(CommandError, match="outside the import folders"):
+        call_command("ingest_video", str(allowed / "link.mp4"), stdout=StringIO())
+
+    settings.MEDIA_IMPORT_ROOTS = []
+    with pytest.raises(CommandError, match="Server-side import is disabled"):
+        call_command("ingest_video", str(silent_clip), stdout=StringIO())
+    assert not Video.objects.exists()

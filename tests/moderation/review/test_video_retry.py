@@ -156,3 +156,34 @@ def test_a_file_that_is_not_a_video_offers_dismiss_not_retry(make_user, tmp_path
     # A failure a retry may cure cannot be dismissed: it has Retry.
     refused = client.post(reverse("moderation:video_dismiss", args=[transient.pk]), follow=True).content.decode()
     assert "nothing to dismiss" in refused
+
+
+def test_a_damaged_video_offers_dismiss_not_retry(make_user, tmp_path, django_capture_on_commit_callbacks):
+    """A video cut off during upload fails to decode the same way every time: its page said "Retry processing",
+    which could never succeed. It now says the file is damaged and to upload it again, and offers Dismiss."""
+    from moderation.media.demo import synthesize_video
+    from moderation.media.ingest import video_ingest
+    from moderation.media.pipeline import video_process
+
+    whole = synthesize_video(tmp_path / "whole.mp4", title="Whole", size=(320, 180), min_seconds=3, max_seconds=3)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[:4000])  # its index at the start (faststart), the pictures cut off
+    user = make_user("moderator")
+    video = video_ingest(path=cut, title="Cut off", created_by=user)
+    video_process(video_id=video.pk)
+    video.refresh_from_db()
+    assert (video.status, video.error_kind) == (Video.Status.FAILED, Video.ErrorKind.DAMAGED), video.error
+    client = Client()
+    client.force_login(user)
+    page = client.get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
+    assert "This file is damaged — upload it again." in page
+    assert 'id="video-retry"' not in page and 'id="video-dismiss"' in page
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        refused = client.post(reverse("moderation:video_retry", args=[video.pk]), follow=True).content.decode()
+    assert "this file is damaged — upload it again" in refused
+    assert callbacks == [] and Video.objects.get(pk=video.pk).status == Video.Status.FAILED
+
+    done = client.post(reverse("moderation:video_dismiss", args=[video.pk]), follow=True).content.decode()
+    assert "is dismissed" in done
+    assert Video.objects.get(pk=video.pk).failure_dismissed_by == user

@@ -101,6 +101,44 @@ def test_reviewer_accepts_rejects_adds_and_the_ranker_retrains(  # type: ignore[
 
 
 @pytest.mark.django_db(transaction=True)
+def test_submitting_with_no_tag_ticked_asks_before_rejecting_them_all(  # type: ignore[no-untyped-def]
+    page, make_user, policy_version, vocabulary, encode
+):
+    """Enter with nothing ticked rejected every suggestion at once without a word: the screen asks first; Cancel
+    keeps the video and the keyboard on the chips, OK submits the rejections as before."""
+    tag_set = tag_set_default()
+    tag_set.max_suggestions = 4
+    tag_set.save()
+    decision = DecisionFactory(
+        video=VideoFactory(title="周末在家做火锅 美食教程", file=""), policy_version=policy_version, confidence=0.9
+    )
+    tag_candidates_generate(video_id=decision.video_id, encode=encode)
+    admin = make_user("admin")
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss() if len(dialogs) == 1 else d.accept()))
+    _login(page, admin.username)
+
+    page.goto("/tags/")
+    page.keyboard.press("n")
+    page.wait_for_selector("[data-tags-form]")
+    shown = page.locator("[data-chip] input[name=tag]").count()
+    assert shown == 4 and page.locator("input[name=tag]:checked").count() == 0
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("Enter")  # "submit tags and next", with nothing ticked
+    assert dialogs == [f"Reject all {shown} suggested tags?"]
+    # Cancel: nothing is recorded, the video stays, and the digits tick chips at once.
+    assert "周末在家做火锅" in page.inner_text("#tag-video") and not TagEvent.objects.exists()
+    assert page.evaluate("document.activeElement.matches('[data-chip-key]')")
+    page.keyboard.press("1")
+    page.keyboard.press("1")  # ticked and unticked again: still nothing ticked
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert len(dialogs) == 2
+    events = TagEvent.objects.filter(video=decision.video)
+    assert events.count() == shown and set(events.values_list("action", flat=True)) == {"reject"}
+
+
+@pytest.mark.django_db(transaction=True)
 def test_switching_the_tag_set_asks_before_dropping_changed_chips(page, make_user, policy_version):  # type: ignore[no-untyped-def]
     from django.urls import reverse
 
