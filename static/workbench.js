@@ -426,13 +426,50 @@ function unsentRestore(form) {
   if (!saved || !saved.state) return;
   const current = unsentState(form);
   const fields = Object.keys(saved.state);
-  if (fields.every((name) => current[name] === saved.state[name])) return; // the page already shows it
+  const reshown = sessionStorage.getItem("unsent-reshown") === key;
+  sessionStorage.removeItem("unsent-reshown");
+  // Hidden fields are the rows' counts: the page may have more rows than the edit kept (a row added since).
+  const hidden = (name) => form.elements[name]?.type === "hidden";
+  const missing = fields.some((name) => !(name in current));
+  if (!missing && fields.every((name) => hidden(name) || current[name] === saved.state[name])) {
+    if (reshown) unsentNotice(form, key, saved, true); // the server drew the rows it had: say so
+    return; // otherwise the page already shows it
+  }
+  // Rows were added before the send (the server draws rows): ask it to draw the kept ones, once.
+  const reshow = form.dataset.keepUnsentReshow;
+  if (reshow && missing && !reshown) {
+    const resend = document.createElement("form");
+    resend.method = "post";
+    resend.action = form.getAttribute("action") || window.location.href; // form.action is its "action" buttons
+    resend.hidden = true;
+    const add = (name, value) => {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      resend.append(input);
+    };
+    add("csrfmiddlewaretoken", form.elements.csrfmiddlewaretoken?.value || "");
+    for (const [name, value] of Object.entries(saved.state)) {
+      if (value === true) add(name.slice(0, name.lastIndexOf("=")), name.slice(name.lastIndexOf("=") + 1));
+      else if (value !== false) add(name, value);
+    }
+    add("action", reshow);
+    sessionStorage.setItem("unsent-reshown", key);
+    document.body.append(resend);
+    resend.submit();
+    return;
+  }
   for (const el of form.elements) {
     const name = el.type === "checkbox" || el.type === "radio" ? el.name + "=" + el.value : el.name;
     if (!(name in saved.state) || el.type === "hidden" || name === "csrfmiddlewaretoken") continue;
     if (el.type === "checkbox" || el.type === "radio") el.checked = saved.state[name];
     else el.value = saved.state[name];
   }
+  unsentNotice(form, key, saved);
+}
+
+function unsentNotice(form, key, saved, reshown = false) {
   localStorage.setItem(key, JSON.stringify({ ...saved, sent: false }));
   const folded = form.closest("details");
   if (folded) folded.open = true;
@@ -448,6 +485,10 @@ function unsentRestore(form) {
   discard.textContent = "Discard";
   discard.addEventListener("click", () => {
     localStorage.removeItem(key);
+    if (reshown) {
+      window.location.assign(window.location.href); // the editor as the version has it, not the rows redrawn
+      return;
+    }
     form.reset(); // back to what the server rendered
     note.remove();
   });

@@ -76,3 +76,32 @@ def test_discard_puts_back_what_the_server_sent(page, make_user, policy_version)
     page.goto(edit_url)
     assert name.input_value() == original
     assert page.locator("[data-unsent-notice]").count() == 0
+
+
+def test_a_tag_added_before_the_session_ended_is_back_with_what_was_typed_in_it(page, make_user, policy_version):
+    """The server draws the rows: a tag row added with "+ Add tag" is not on the editor opened afresh, so the kept
+    edit is sent back once to be drawn (saving nothing), then said to be restored."""
+    editor = make_user("policy_editor", username="adding-editor")
+    _login(page, editor.username)
+    edit_url = f"/policies/{policy_version.policy_id}/edit/"
+    page.goto(edit_url)
+    new_tag = f'input[name="c0t{len(policy_version.taxonomy[0]["tags"])}-key"]'
+    with page.expect_navigation():
+        page.get_by_role("button", name="+ Add tag").first.click()
+    page.locator(new_tag).fill("新标签-未发送")
+
+    page.context.clear_cookies(name="sessionid")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save as new draft").click()
+    page.fill("input[name=username]", editor.username)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.locator("[data-unsent-notice]").wait_for()
+    assert page.locator(new_tag).input_value() == "新标签-未发送"
+    assert PolicyVersion.objects.filter(policy=policy_version.policy).count() == 1  # drawn, not saved
+
+    with page.expect_navigation():
+        page.locator("[data-unsent-notice]").get_by_role("button", name="Discard").click()
+    assert page.locator(new_tag).count() == 0  # the editor as the version has it
+    assert page.locator("[data-unsent-notice]").count() == 0
