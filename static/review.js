@@ -11,7 +11,7 @@
 // A network failure is retried once; the server returns the recorded verdict for a resend, so a
 // retry never records twice. Without this script the form is an ordinary POST.
 (() => {
-  const state = { ready: null, inflight: null, busy: new Set(), last: null, pressNote: null };
+  const state = { ready: null, inflight: null, busy: new Set(), last: null, pressNote: null, popIgnored: false };
   // A second decision this soon after the one before, on the item that one swapped in, while the first is still on
   // its way, is a double press (a double-tapped "a", a double-click on Approve, whose button the next screen has in
   // the same place): nobody decides an item they have seen for a quarter of a second. It is ignored and said.
@@ -103,15 +103,20 @@
   }
 
   // --- swapping ------------------------------------------------------------------------------------
-  function show(el, { push = true } = {}) {
+  // history: "push" a new entry for el, "replace" the current one, or go "back" to the entry before (the
+  // item brought back after a refusal already has that entry: a second one made Back do nothing at first).
+  function show(el, { history: how = "push" } = {}) {
     const cur = current();
     if (!cur || cur === el) return cur;
     cur.replaceWith(el);
     // The page's messages were about the item before: the next one starts without them.
     dropPageMessages();
     document.title = el.dataset.title || document.title;
-    if (push) history.pushState({ review: el.dataset.task }, "", el.dataset.url);
-    else history.replaceState({ review: el.dataset.task }, "", el.dataset.url);
+    if (how === "push") history.pushState({ review: el.dataset.task }, "", el.dataset.url);
+    else if (how === "back") {
+      state.popIgnored = true; // the popstate it fires is ours: the screen already shows el
+      history.back();
+    } else history.replaceState({ review: el.dataset.task }, "", el.dataset.url);
     if (window.htmx) window.htmx.process(el);
     el.dispatchEvent(new CustomEvent("review:shown", { bubbles: true }));
     paintHeader(el);
@@ -152,7 +157,9 @@
     decided.querySelectorAll("#verdict button").forEach((b) => { b.disabled = !stillYours; });
     decided.toggleAttribute("data-claim-lost", !stillYours);
     if (shown && shown.isConnected && shown !== decided) {
-      show(decided, { push: false });
+      // The entry pushed when `shown` was swapped in is dropped, not overwritten with the decided item's address.
+      const pushed = history.state && history.state.review === shown.dataset.task;
+      show(decided, { history: pushed ? "back" : "replace" });
       const entry = { pk: shown.dataset.task, el: shown };
       entry.promise = Promise.resolve(entry);
       state.ready = entry; // the item that had been swapped in waits, as it was left
@@ -302,6 +309,10 @@
   // Back / Forward between items: load the address afresh (a decided item shows as reviewed). A decision
   // still on its way is waited for first, or the reload could show the item just decided as undecided.
   window.addEventListener("popstate", async (ev) => {
+    if (state.popIgnored) {
+      state.popIgnored = false;
+      return;
+    }
     if (!(ev.state && ev.state.review)) return;
     if (state.inflight) {
       status("Recording the last decision…", "");

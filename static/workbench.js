@@ -397,3 +397,129 @@ document.addEventListener("click", async (ev) => {
     button.textContent = "Selected: press Ctrl+C";
   }
 });
+
+// A form marked data-keep-unsent="<key>" (the policy editor) keeps what the user typed in localStorage as they type,
+// so a send that fails (the session expired: the POST lands on the sign-in page) loses nothing: back on the page,
+// the edit is put back with a notice saying so and a Discard button. Sending marks it sent; the page the save
+// lands on (data-unsent-saved="<key prefix>") clears a sent one. Without JS the form works as before.
+function unsentState(form) {
+  const state = {};
+  for (const el of form.elements) {
+    if (!el.name || el.name === "csrfmiddlewaretoken" || el.type === "submit" || el.type === "button") continue;
+    if (el.type === "checkbox" || el.type === "radio") state[el.name + "=" + el.value] = el.checked;
+    else state[el.name] = el.value;
+  }
+  return state;
+}
+
+function unsentRead(key) {
+  try {
+    return JSON.parse(localStorage.getItem(key) || "null");
+  } catch {
+    return null;
+  }
+}
+
+function unsentRestore(form) {
+  const key = form.dataset.keepUnsent;
+  const saved = unsentRead(key);
+  if (!saved || !saved.state) return;
+  const current = unsentState(form);
+  const fields = Object.keys(saved.state);
+  const reshown = sessionStorage.getItem("unsent-reshown") === key;
+  sessionStorage.removeItem("unsent-reshown");
+  // Hidden fields are the rows' counts: the page may have more rows than the edit kept (a row added since).
+  const hidden = (name) => form.elements[name]?.type === "hidden";
+  const missing = fields.some((name) => !(name in current));
+  if (!missing && fields.every((name) => hidden(name) || current[name] === saved.state[name])) {
+    if (reshown) unsentNotice(form, key, saved, true); // the server drew the rows it had: say so
+    return; // otherwise the page already shows it
+  }
+  // Rows were added before the send (the server draws rows): ask it to draw the kept ones, once.
+  const reshow = form.dataset.keepUnsentReshow;
+  if (reshow && missing && !reshown) {
+    const resend = document.createElement("form");
+    resend.method = "post";
+    resend.action = form.getAttribute("action") || window.location.href; // form.action is its "action" buttons
+    resend.hidden = true;
+    const add = (name, value) => {
+      const input = document.createElement("input");
+      input.type = "hidden";
+      input.name = name;
+      input.value = value;
+      resend.append(input);
+    };
+    add("csrfmiddlewaretoken", form.elements.csrfmiddlewaretoken?.value || "");
+    for (const [name, value] of Object.entries(saved.state)) {
+      if (value === true) add(name.slice(0, name.lastIndexOf("=")), name.slice(name.lastIndexOf("=") + 1));
+      else if (value !== false) add(name, value);
+    }
+    add("action", reshow);
+    sessionStorage.setItem("unsent-reshown", key);
+    document.body.append(resend);
+    resend.submit();
+    return;
+  }
+  for (const el of form.elements) {
+    const name = el.type === "checkbox" || el.type === "radio" ? el.name + "=" + el.value : el.name;
+    if (!(name in saved.state) || el.type === "hidden" || name === "csrfmiddlewaretoken") continue;
+    if (el.type === "checkbox" || el.type === "radio") el.checked = saved.state[name];
+    else el.value = saved.state[name];
+  }
+  unsentNotice(form, key, saved);
+}
+
+function unsentNotice(form, key, saved, reshown = false) {
+  localStorage.setItem(key, JSON.stringify({ ...saved, sent: false }));
+  const folded = form.closest("details");
+  if (folded) folded.open = true;
+  const at = new Date(saved.at);
+  const time = String(at.getHours()).padStart(2, "0") + ":" + String(at.getMinutes()).padStart(2, "0");
+  const note = document.createElement("p");
+  note.className = "panel notice";
+  note.setAttribute("role", "status");
+  note.dataset.unsentNotice = "";
+  note.append(`Restored your unsent edit from ${time} — `);
+  const discard = document.createElement("button");
+  discard.type = "button";
+  discard.textContent = "Discard";
+  discard.addEventListener("click", () => {
+    localStorage.removeItem(key);
+    if (reshown) {
+      window.location.assign(window.location.href); // the editor as the version has it, not the rows redrawn
+      return;
+    }
+    form.reset(); // back to what the server rendered
+    note.remove();
+  });
+  note.append(discard);
+  (folded || form).before(note);
+}
+
+function unsentKeep(ev) {
+  const form = ev.target.form || ev.target.closest?.("form");
+  if (!form || !form.dataset.keepUnsent) return;
+  const key = form.dataset.keepUnsent;
+  const sent = ev.type === "submit";
+  try {
+    localStorage.setItem(key, JSON.stringify({ at: Date.now(), sent, state: unsentState(form) }));
+  } catch {
+    // storage full or refused: the form still sends
+  }
+}
+
+document.addEventListener("input", unsentKeep);
+document.addEventListener("change", unsentKeep);
+document.addEventListener("submit", unsentKeep);
+
+function unsentInit() {
+  document.querySelectorAll("form[data-keep-unsent]").forEach(unsentRestore);
+  document.querySelectorAll("[data-unsent-saved]").forEach((el) => {
+    const prefix = el.dataset.unsentSaved;
+    for (const key of Object.keys(localStorage)) {
+      if (key.startsWith(prefix) && unsentRead(key)?.sent) localStorage.removeItem(key);
+    }
+  });
+}
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", unsentInit);
+else unsentInit();

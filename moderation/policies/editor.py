@@ -108,10 +108,13 @@ def editor_rows_from_post(data: QueryDict) -> list[CategoryRow]:
 
 
 def editor_apply_action(rows: list[CategoryRow], action: str) -> bool:
-    """Apply an "add_tag:<i>" or "add_category" button; False if ``action`` is not one of them.
+    """Apply an "add_tag:<i>" or "add_category" button, or "reshow" (draw the rows sent, saving nothing: an edit
+    kept in the browser that had added rows, put back after the session ended); False for any other ``action``.
 
     The page re-renders focused on the new row's key: without it, it opened at its top with nothing
     focused, and the row added to a category far down the page was out of sight."""
+    if action == "reshow":
+        return True
     if action == "add_category":
         rows.append(CategoryRow(tags=[TagRow()], focus="key"))
         return True

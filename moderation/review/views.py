@@ -226,9 +226,11 @@ def review_task(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "moderation/review/task.html", _screen(request, task))
 
 
-def _next_screen(request: HttpRequest, task: ReviewTask | None) -> HttpResponse:
+def _next_screen(request: HttpRequest, task: ReviewTask | None, *, refused: bool = False) -> HttpResponse:
     """Submit-and-next: a full page gets a redirect; htmx gets the next item's screen in this same
-    response (already claimed ahead, its media prefetched), and the address bar follows."""
+    response (already claimed ahead, its media prefetched), and the address bar follows. A ``refused``
+    submit stays on its item: the address is replaced, not pushed (a second entry for the same item
+    made the first Back press do nothing)."""
     if not request.htmx:  # type: ignore[attr-defined]
         return _go_to(task)
     if task is None:
@@ -238,7 +240,7 @@ def _next_screen(request: HttpRequest, task: ReviewTask | None) -> HttpResponse:
     fresh = selectors.review_task_get(task_id=task.pk)
     context = {**_screen(request, fresh), "inline_messages": True}
     response = render(request, "moderation/review/task.html#screen", context)
-    response["HX-Push-Url"] = reverse("moderation:review_task", args=[task.pk])
+    response["HX-Replace-Url" if refused else "HX-Push-Url"] = reverse("moderation:review_task", args=[task.pk])
     return response
 
 
@@ -310,7 +312,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
                 severity=request.POST.get("severity", ""),
             )
     except ModerationError as exc:
-        return _next_screen(request, _refused(request, task, exc))
+        return _next_screen(request, _refused(request, task, exc), refused=True)
     severity = f", severity {review.severity}" if review.severity else ""
     messages.success(
         request,

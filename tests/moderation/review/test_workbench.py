@@ -271,6 +271,9 @@ def test_htmx_submit_error_stays_on_the_item_with_the_message(make_task, make_us
     )
     assert resp.status_code == 200
     assert f'data-task="{task.pk}"' in resp.content.decode() and "Choose the label" in resp.content.decode()
+    # Still the same item: its address replaces the current history entry; a pushed one made Back do nothing.
+    assert resp["HX-Replace-Url"] == reverse("moderation:review_task", args=[task.pk])
+    assert "HX-Push-Url" not in resp
 
 
 def test_item_held_ahead_is_released_on_logout_and_taken_back_when_its_lease_lapses(make_task, make_user):
