@@ -202,9 +202,9 @@ def _explain(queue, user) -> str:  # type: ignore[no-untyped-def]
     from django.db import connection
     from django.utils import timezone
 
-    from moderation.review import services
+    from moderation.review import selectors, services
 
-    open_video, open_params = services._open_video_clause(user)
+    open_video, open_params = selectors.review_open_video_clause(user=user)
     sql = services._claim_sql(queue=queue, open_video=open_video)
     now = timezone.now()
     params = {

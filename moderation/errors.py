@@ -19,7 +19,25 @@ class DamagedVideoError(SenderError):
     """The sent file is a video whose pictures cannot be decoded (cut off during upload, corrupt data): ffmpeg
     fails on the same bytes every time, so processing it again cannot succeed either. Recorded as
     ``Video.ErrorKind.DAMAGED`` (Dismiss, not Retry). Raised only where the decoder itself rejected the bytes:
-    a timeout or a killed decoder may pass on a retry and stays a plain ``SenderError``."""
+    a timeout or a killed decoder may pass on a retry and stays a plain ``SenderError``, and ffmpeg failing
+    because our own write or read failed (a full disk) is a ``ServerStorageError``."""
+
+
+class ServerStorageError(ModerationError):
+    """Our own files failed us while processing a video: the disk is full (``ENOSPC``), read-only or failing, or
+    another OS-level read or write of ours failed (``server_storage_error``). Nothing is wrong with the sent
+    file, so it is never recorded as ``Video.ErrorKind.DAMAGED`` (which offers only Dismiss and tells the
+    uploader to upload again): it stays a failure of ours (``Video.ErrorKind.OTHER``), offered Retry once
+    storage is fixed, and a platform reads only that the workbench failed on its side."""
+
+
+def server_storage_error(reason: str) -> ServerStorageError:
+    """The one wording of a storage failure of ours; ``reason`` is the operating system's (e.g. "No space left on
+    device"), never a path."""
+    return ServerStorageError(
+        f"The server had a storage problem while processing this video ({reason}); the file itself is not at "
+        "fault. Retry it once the server's storage is fixed."
+    )
 
 
 class StaleEditError(ModerationError):

@@ -71,18 +71,21 @@
     select.form.submit();
   });
 
-  // Submitting the tag screen with no chip ticked rejects every suggestion at once (a stray Enter did it without a
-  // word): ask first, as the tag set switch does. The server takes an empty submit as it always did.
+  // Submitting a tags panel with no chip ticked rejects every suggestion at once (a stray Enter did it without a
+  // word): ask first, as the tag set switch does. The one rule for both places the panel is: the tag screen's
+  // "Submit tags and next" and the review screen's "Save tags" (sent by htmx). The server takes an empty submit as
+  // it always did. Listening on the document while the event goes down to the form, so Cancel stops it before
+  // htmx's own listener on the form sends it.
   document.addEventListener("submit", (ev) => {
     const form = ev.target;
     if (!(form instanceof HTMLFormElement) || !form.matches("[data-tags-form]")) return;
-    if (!form.querySelector("input[name=task]")) return;  // the tag screen only (a claimed task)
     const boxes = Array.from(form.querySelectorAll("[data-chip] input[name=tag]"));
     if (!boxes.length || boxes.some((box) => box.checked)) return;
     const shown = form.querySelectorAll("input[name=shown]").length || boxes.length;
     const question = shown === 1 ? "Reject the 1 suggested tag?" : `Reject all ${shown} suggested tags?`;
     if (!window.confirm(question)) {
       ev.preventDefault();
+      ev.stopPropagation();  // nor sent by htmx (the review screen's panel)
       const first = form.querySelector("[data-chip-key]");
       if (first) first.focus();  // the keyboard goes on where the ticking is done
     }

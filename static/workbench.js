@@ -402,6 +402,15 @@ document.addEventListener("click", async (ev) => {
 // so a send that fails (the session expired: the POST lands on the sign-in page) loses nothing: back on the page,
 // the edit is put back with a notice saying so and a Discard button. Sending marks it sent; the page the save
 // lands on (data-unsent-saved="<key prefix>") clears a sent one. Without JS the form works as before.
+// What is kept is the signed-in user's (<body data-user>): stored under "unsent:<user id>:<key>" (unsentKey), so on a
+// browser two editors share, one's unsent edit is never put back for the other; "Log out" drops the user's own.
+const UNSENT_PREFIX = "unsent:";
+
+function unsentKey(name) {
+  const user = document.body.dataset.user;
+  return user ? `${UNSENT_PREFIX}${user}:${name}` : null; // nobody signed in: nothing is kept
+}
+
 function unsentState(form) {
   const state = {};
   for (const el of form.elements) {
@@ -421,7 +430,8 @@ function unsentRead(key) {
 }
 
 function unsentRestore(form) {
-  const key = form.dataset.keepUnsent;
+  const key = unsentKey(form.dataset.keepUnsent);
+  if (!key) return;
   const saved = unsentRead(key);
   if (!saved || !saved.state) return;
   const current = unsentState(form);
@@ -499,7 +509,8 @@ function unsentNotice(form, key, saved, reshown = false) {
 function unsentKeep(ev) {
   const form = ev.target.form || ev.target.closest?.("form");
   if (!form || !form.dataset.keepUnsent) return;
-  const key = form.dataset.keepUnsent;
+  const key = unsentKey(form.dataset.keepUnsent);
+  if (!key) return;
   const sent = ev.type === "submit";
   try {
     localStorage.setItem(key, JSON.stringify({ at: Date.now(), sent, state: unsentState(form) }));
@@ -515,11 +526,26 @@ document.addEventListener("submit", unsentKeep);
 function unsentInit() {
   document.querySelectorAll("form[data-keep-unsent]").forEach(unsentRestore);
   document.querySelectorAll("[data-unsent-saved]").forEach((el) => {
-    const prefix = el.dataset.unsentSaved;
+    const prefix = unsentKey(el.dataset.unsentSaved);
     for (const key of Object.keys(localStorage)) {
-      if (key.startsWith(prefix) && unsentRead(key)?.sent) localStorage.removeItem(key);
+      if (prefix && key.startsWith(prefix) && unsentRead(key)?.sent) localStorage.removeItem(key);
     }
   });
+  // Kept before keys named their user ("policy-edit:…" at the top): whose it was cannot be told, so it is dropped.
+  for (const key of Object.keys(localStorage)) {
+    if (key.startsWith("policy-edit:")) localStorage.removeItem(key);
+  }
 }
+
+// "Log out" (a form marked data-unsent-forget) leaves the browser to whoever comes next: the user's kept edits go.
+// A session that ended by itself keeps them, to be put back once the same user signs in again.
+document.addEventListener("submit", (ev) => {
+  if (!(ev.target instanceof HTMLFormElement) || !ev.target.matches("[data-unsent-forget]")) return;
+  const prefix = unsentKey("");
+  if (!prefix) return;
+  for (const key of Object.keys(localStorage)) {
+    if (key.startsWith(prefix)) localStorage.removeItem(key);
+  }
+});
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", unsentInit);
 else unsentInit();

@@ -8,6 +8,7 @@ Every failure a user could cause (a file that is not a video, a truncated upload
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -22,7 +23,13 @@ from typing import Any
 
 from django.conf import settings
 
-from moderation.errors import DamagedVideoError, ModerationError, NotAVideoError, SenderError
+from moderation.errors import (
+    DamagedVideoError,
+    ModerationError,
+    NotAVideoError,
+    SenderError,
+    server_storage_error,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +81,23 @@ def _ffmpeg_reason(stderr: str, path: Path) -> str:
         if line and line not in reasons:
             reasons.append(line)
     return "; ".join(reasons[-3:])[:300]
+
+
+# What ffmpeg says (the C library's strerror, as Python's ``os.strerror``) when a write of ours failed: the disk is
+# full, over quota or read-only. Not Input/output error: demuxers report some malformed input with that code too.
+_OUR_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _ffmpeg_storage_failure(stderr: str, out_dir: Path) -> str:
+    """Why ffmpeg failed when the fault is our storage, not the file: the operating system's reason when a write of
+    ours failed (``_OUR_WRITE_ERRNOS``), or when an error names the folder it writes into ("Could not open file :
+    <out_dir>/000001.jpg"); "" when it failed on the file's bytes."""
+    for code in _OUR_WRITE_ERRNOS:
+        if os.strerror(code) in stderr:
+            return os.strerror(code)
+    if str(out_dir) in stderr:
+        return "the keyframe images could not be written"
+    return ""
 
 
 def _parse_rate(rate: str | None) -> float | None:
@@ -214,6 +238,12 @@ def extract_keyframes(path: Path, out_dir: Path, *, fps: float, width: int, dura
                      str(out_dir / "000000.jpg")]  # fmt: skip
         proc = subprocess.run(cmd_first, capture_output=True, text=True, timeout=FFMPEG_TIMEOUT_S, check=False)
         frames = sorted(out_dir.glob("*.jpg"))
+    if proc.returncode != 0:
+        # A full disk stops ffmpeg half-way too, with fewer frames than the length says: ours, not the file's.
+        reason = _ffmpeg_storage_failure(proc.stderr, out_dir)
+        if reason:
+            logger.error("ffmpeg could not write keyframes of %s: %s", path, proc.stderr.strip()[-500:])
+            raise server_storage_error(reason)
     expected = max(1, int(duration * fps))
     truncated = "partial file" in proc.stderr or (frames and len(frames) < expected * 0.8 - 1)
     if truncated:

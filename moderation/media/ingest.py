@@ -114,8 +114,8 @@ def video_ingest(
         with src.open("rb") as fh:
             tmp, sha256, size = _stream_to_media(_chunks(fh), max_bytes=max_bytes)
 
-    # Stored without bidi controls: a title or file name must not display as something it is not.
-    title, original = shown_name(title), shown_name(original)
+    # Stored without bidi controls: a title, file name or description must not display as something it is not.
+    title, original, description = shown_name(title), shown_name(original), shown_name(description)
     stored: str | None = None
     try:
         with transaction.atomic():

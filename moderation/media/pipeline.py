@@ -24,7 +24,13 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from moderation.errors import DamagedVideoError, ModerationError, NotAVideoError, SenderError
+from moderation.errors import (
+    DamagedVideoError,
+    ModerationError,
+    NotAVideoError,
+    SenderError,
+    server_storage_error,
+)
 from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.signals import video_ready
@@ -147,6 +153,11 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
             raise
         except Exception as exc:
             logger.exception("processing video %s failed", video_id)
+            if isinstance(exc, OSError) and exc.errno is not None:
+                # A read or write of ours failed (a full disk): not the file's fault, Retry once storage is fixed.
+                # Without an errno an OSError is a library's complaint about data (Pillow's truncated image).
+                reason = exc.strerror or os.strerror(exc.errno)
+                return _fail(video_id, str(server_storage_error(reason)))
             return _fail(video_id, f"Processing failed unexpectedly: {type(exc).__name__}: {exc}")
 
         with transaction.atomic():

@@ -16,9 +16,9 @@ from typing import Any
 
 from django.http import QueryDict
 
-from moderation.policies.taxonomy import SEVERITIES, TaxonomyProblem
+from moderation.policies.taxonomy import SEVERITIES, TAXONOMY_MAX_ROWS, TaxonomyProblem
 
-MAX_ROWS = 500  # a hostile count field must not make the server loop for ever
+MAX_ROWS = TAXONOMY_MAX_ROWS  # the taxonomy's limit: a hostile count field must not make the server loop for ever
 
 
 @dataclass
@@ -69,19 +69,24 @@ def editor_rows_from_taxonomy(taxonomy: list[dict[str, Any]]) -> list[CategoryRo
     ]
 
 
+# One row past the limit is read, so that a post going past it is refused with the taxonomy's message
+# (``taxonomy_problems``), as a pasted JSON taxonomy is, instead of saved with its last rows silently left out.
+_READ_ROWS = MAX_ROWS + 1
+
+
 def _count(data: QueryDict, name: str) -> int:
     try:
-        return max(0, min(int(data.get(name, "0")), MAX_ROWS))
+        return max(0, min(int(data.get(name, "0")), _READ_ROWS))
     except ValueError:
         return 0
 
 
 def editor_rows_from_post(data: QueryDict) -> list[CategoryRow]:
-    """The editor's rows as posted: at most ``MAX_ROWS`` categories and ``MAX_ROWS`` tag rows in all. Capped per
-    category only, 500 categories of 500 tags each were 250,000 rows to read and draw again: one post held a web
-    worker for minutes."""
+    """The editor's rows as posted: at most one past ``MAX_ROWS`` categories and tag rows in all (``_READ_ROWS``).
+    Capped per category only, 500 categories of 500 tags each were 250,000 rows to read and draw again: one post
+    held a web worker for minutes."""
     rows = []
-    tags_left = MAX_ROWS
+    tags_left = _READ_ROWS
     for i in range(_count(data, "categories")):
         c = f"c{i}"
         tag_count = min(_count(data, f"{c}-tags"), tags_left)

@@ -31,6 +31,11 @@ ALL_SEVERITIES: tuple[str, ...] = (NO_SEVERITY, *SEVERITIES)
 # characters (``Decision.label``, ``Review.label``, ``ItemLabel.label``): a longer key would be
 # published and then fail every decision and override that names it.
 LABEL_MAX_LENGTH = 100
+# The most categories, and the most tags in all, one taxonomy holds: the structured editor reads at most this many
+# rows of each (``editor_rows_from_post``) and every taxonomy saved, pasted as JSON or sent by any other way, is
+# refused past it (``taxonomy_problems``), so one post cannot make the server validate, diff and draw a taxonomy
+# the 10 MB body limit alone would let through (hundreds of thousands of tags).
+TAXONOMY_MAX_ROWS = 500
 CATEGORY_FIELDS = {"key", "name", "tags"}
 TAG_FIELDS = {"key", "name", "keywords", "criteria", "severities"}
 
@@ -93,6 +98,9 @@ def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "k
         return [TaxonomyProblem("The taxonomy must be a list of categories.")]
     if not taxonomy:
         return [TaxonomyProblem("The taxonomy needs at least one category.")]
+    too_many = _too_many_rows(taxonomy)
+    if too_many:
+        return [too_many]
     if has_unstorable(taxonomy):
         return [
             TaxonomyProblem(
@@ -137,6 +145,19 @@ def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "k
         for ti, tag in enumerate(tags):
             problems += _tag_problems(tag, f"{where}, tag {ti + 1}", (ci, ti), tag_keys, safe_label, output_format)
     return problems
+
+
+def _too_many_rows(taxonomy: list[Any]) -> TaxonomyProblem | None:
+    """The one problem of a taxonomy past ``TAXONOMY_MAX_ROWS`` categories or tags in all, checked before anything
+    else so that its size bounds the work; None within the limit."""
+    tags = sum(len(c["tags"]) for c in taxonomy if isinstance(c, dict) and isinstance(c.get("tags"), list))
+    if len(taxonomy) <= TAXONOMY_MAX_ROWS and tags <= TAXONOMY_MAX_ROWS:
+        return None
+    return TaxonomyProblem(
+        f"The taxonomy has {len(taxonomy):,} {'category' if len(taxonomy) == 1 else 'categories'} and "
+        f"{tags:,} {'tag' if tags == 1 else 'tags'}; a policy holds at most {TAXONOMY_MAX_ROWS} categories and "
+        f"{TAXONOMY_MAX_ROWS} tags in all. Remove some, or split them into another policy."
+    )
 
 
 def _tag_problems(

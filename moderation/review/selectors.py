@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import combinations
+from types import MappingProxyType
 from typing import Any
 
 from django.conf import settings
@@ -31,6 +33,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -38,7 +41,12 @@ from django.utils import timezone
 from moderation.inference.models import Decision
 from moderation.labels.selectors import item_labels_trusted
 from moderation.media.models import Video
-from moderation.media.selectors import video_media_for_display, video_open_to_q, videos_all_open_to
+from moderation.media.selectors import (
+    video_media_for_display,
+    video_open_to_others_q,
+    video_open_to_q,
+    videos_all_open_to,
+)
 from moderation.policies.selectors import policy_label_groups, policy_label_search_text
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.counts import FOLD_AT, counts_cached, counts_fold, counts_generations, counts_keep
@@ -462,40 +470,77 @@ NOT_WORKED_BEFORE_SQL = (
     " AND wq.kind = (SELECT tq.kind FROM moderation_reviewqueue tq WHERE tq.id = t.queue_id))"
 )
 
+
+def review_open_video_clause(*, user: User) -> tuple[str, Mapping[str, Any]]:
+    """``AND EXISTS (…)`` keeping a candidate item ``t`` to items whose video ``user`` may open, with its named
+    parameters; empty for those who see every video. Applied by the claim (``services._CLAIM_SQL``) and by the
+    queue list's probe of it (``_NOTHING_FOR_USER_SQL``), so the two agree.
+
+    The rule has one home, ``video_open_to_q``: it is compiled here into the SQL of a correlated subquery on the
+    item's decision, so the raw claim statement applies exactly what every screen applies (no copy to drift) and
+    stays one round trip. Without it a tags item (a tags item opens nothing) of a video restricted after the item
+    was made (an admin restricted its moderation queue later) was handed out, and opening it answered 404.
+    Whether the user sees every video is read on each call (roles change); the rest depends on the user's id
+    only (``video_open_to_others_q``), so its SQL is compiled once per user id and process (~8 ms each time)."""
+    if videos_all_open_to(user=user):
+        return "", {}
+    return _open_video_clause_for(user.pk)
+
+
+@functools.lru_cache(maxsize=4096)
+def _open_video_clause_for(user_pk: int) -> tuple[str, Mapping[str, Any]]:
+    rule = video_open_to_others_q(user_pk=user_pk, field="video_id")
+    own_decision = Decision.objects.filter(rule, pk=RawSQL("t.decision_id", ())).order_by().values("pk")
+    sql, values = own_decision.query.sql_with_params()
+    names = iter(range(len(values)))
+
+    def named(match: re.Match[str]) -> str:
+        return match.group(0) if match.group(0) == "%%" else f"%(open_{next(names)})s"
+
+    sql = re.sub(r"%%|%s", named, sql)
+    return f"AND EXISTS ({sql})", MappingProxyType({f"open_{i}": value for i, value in enumerate(values)})
+
+
 # Per queue, the first item in claim order the claim could hand the reviewer, pending or with a lapsed lease (the
 # claim's legs and index, ``task_claim_order``; ``LIMIT 1`` as in ``review_queues_claimable``): the queues where
-# there is none. Prepared (``prepared_cursor``): it runs on every poll of the queue list.
+# there is none. The claim's rules in the claim's SQL: the reviewer's own uploads, what they worked before (four
+# eyes) and, ``{open_video}`` (``review_open_video_clause``), items whose video they may not open. Prepared
+# (``prepared_cursor``): it runs on every poll of the queue list.
 _NOTHING_FOR_USER_SQL = f"""
 SELECT q.id FROM moderation_reviewqueue q
 WHERE q.id = ANY(%(ids)s)
   AND (SELECT t.id FROM moderation_reviewtask t
        WHERE t.queue_id = q.id AND t.status = 'pending' AND NOT t.is_gold {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL}
+         {{open_video}}
        ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1) IS NULL
   AND (SELECT t.id FROM moderation_reviewtask t
        WHERE t.queue_id = q.id AND t.status = 'claimed' AND t.lease_expires_at <= %(now)s AND NOT t.is_gold
-         {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL}
+         {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL} {{open_video}}
        ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1) IS NULL
 """
 
 
 def review_queues_left_to_others(*, queues: Iterable[ReviewQueue], user: User) -> dict[int, dict[str, int]]:
     """Of ``queues`` (those holding an item to claim now: ``review_queues_claimable``), the ones where the claim
-    would hand ``user`` nothing, because every item waiting there is their own upload (``NOT_OWN_UPLOAD_SQL``) or one
-    they escalated or decided in another queue (four eyes, ``NOT_WORKED_BEFORE_SQL``): per such queue, ``worked``,
-    how many waiting items are of the latter kind. The queue list then offers no "Claim next" and says why.
+    would hand ``user`` nothing, because every item waiting there is their own upload (``NOT_OWN_UPLOAD_SQL``), one
+    they escalated or decided in another queue (four eyes, ``NOT_WORKED_BEFORE_SQL``) or one whose video they may
+    not open (``review_open_video_clause``: a video routed to a restricted queue of groups they are not in): per such
+    queue, ``worked``, how many waiting items are of the second kind. The queue list then offers no "Claim next"
+    and says why.
 
     One prepared query probing each queue for the first item in claim order the claim could hand ``user``
     (``_NOTHING_FOR_USER_SQL``): for a reviewer with no such items it stops at the queue's first item, however
     long the queue; it walks further only past items this reviewer uploaded or worked. Counting follows only for the
     queues where the probe found nothing, whose waiting items are then all of that kind, so it is bounded by the
-    reviewer's own work, not the queue's size. (Items whose video was hidden from the reviewer since are not probed
-    for: the claim passes over them too, and "Claim next" then says the queue is empty.)"""
+    reviewer's own work and what is hidden from them, not the queue's size."""
     ids = [q.pk for q in queues]
     if not ids:
         return {}
     now = timezone.now()
+    open_video, open_params = review_open_video_clause(user=user)
     with prepared_cursor() as cursor:
-        cursor.execute(_NOTHING_FOR_USER_SQL, {"ids": ids, "user": user.pk, "now": now})
+        sql = _NOTHING_FOR_USER_SQL.format(open_video=open_video)
+        cursor.execute(sql, {"ids": ids, "user": user.pk, "now": now, **open_params})
         none_for_user = [row[0] for row in cursor.fetchall()]
     if not none_for_user:
         return {}

@@ -9,14 +9,11 @@ original reviewer still owns it and may submit.
 
 from __future__ import annotations
 
-import functools
 import logging
 import random
-import re
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -24,7 +21,6 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, Model, OuterRef
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from moderation.errors import ModerationError
@@ -41,10 +37,8 @@ from moderation.integrations.services import event_label_final, event_review_com
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.media.selectors import (
-    video_open_to_others_q,
     video_open_to_q,
     video_restricted,
-    videos_all_open_to,
 )
 from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
@@ -52,6 +46,7 @@ from moderation.review.selectors import (
     NOT_OWN_UPLOAD_SQL,
     NOT_WORKED_BEFORE_SQL,
     SKIP_REASONS,
+    review_open_video_clause,
     review_worked_before,
     review_worked_before_text,
     videos_routing_orphaned,
@@ -672,7 +667,7 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
 # later leg never runs, nor locks anything, once an earlier one found a row. The same statement
 # renews or takes the lease, writes the audit row and reports whether the reviewer may work the
 # queue at all (then nothing is locked or written). ``{open_video}`` passes over items whose video the
-# reviewer may not open (``_open_video_clause``: the selector's rule compiled into the statement), and
+# reviewer may not open (``review_open_video_clause``: the selector's rule compiled into the statement), and
 # ``{not_own_upload}`` items whose video the reviewer uploaded (``NOT_OWN_UPLOAD_SQL``), and ``{not_worked}`` items
 # the reviewer already escalated or decided in another queue (``NOT_WORKED_BEFORE_SQL``), in every leg.
 _CLAIM_SQL = """
@@ -743,37 +738,8 @@ _NOT_MINE = (
 _TASK_COLUMNS = [f.column for f in ReviewTask._meta.concrete_fields]
 
 
-def _open_video_clause(user: User) -> tuple[str, Mapping[str, Any]]:
-    """``AND EXISTS (…)`` keeping the claim's candidate ``t`` to items whose video ``user`` may open, with its
-    named parameters; empty for those who see every video.
-
-    The rule has one home, ``video_open_to_q``: it is compiled here into the SQL of a correlated subquery on the
-    item's decision, so the raw claim statement applies exactly what every screen applies (no copy to drift) and
-    stays one round trip. Without it a tags item (a tags item opens nothing) of a video restricted after the item
-    was made (an admin restricted its moderation queue later) was handed out, and opening it answered 404.
-    Whether the user sees every video is read on each claim (roles change); the rest depends on the user's id
-    only (``video_open_to_others_q``), so its SQL is compiled once per user id and process (~8 ms each time)."""
-    if videos_all_open_to(user=user):
-        return "", {}
-    return _open_video_clause_for(user.pk)
-
-
-@functools.lru_cache(maxsize=4096)
-def _open_video_clause_for(user_pk: int) -> tuple[str, Mapping[str, Any]]:
-    rule = video_open_to_others_q(user_pk=user_pk, field="video_id")
-    own_decision = Decision.objects.filter(rule, pk=RawSQL("t.decision_id", ())).order_by().values("pk")
-    sql, values = own_decision.query.sql_with_params()
-    names = iter(range(len(values)))
-
-    def named(match: re.Match[str]) -> str:
-        return match.group(0) if match.group(0) == "%%" else f"%(open_{next(names)})s"
-
-    sql = re.sub(r"%%|%s", named, sql)
-    return f"AND EXISTS ({sql})", MappingProxyType({f"open_{i}": value for i, value in enumerate(values)})
-
-
 def _claim_sql(*, queue: ReviewQueue, open_video: str) -> str:
-    """``_CLAIM_SQL`` filled for ``queue`` and the visibility clause ``open_video`` (``_open_video_clause``): the
+    """``_CLAIM_SQL`` filled for ``queue`` and the visibility clause ``open_video`` (``review_open_video_clause``): the
     one place that formats it, so a benchmark's plan printout runs the statement the claim runs."""
     return _CLAIM_SQL.format(
         not_mine=_NOT_MINE if queue.required_reviews > 1 else "",
@@ -790,7 +756,7 @@ def _claim_statement(
     """Run ``_CLAIM_SQL``: the claimed (or renewed own) task, ``None`` when nothing is claimable.
 
     ``take_new=False`` only renews the reviewer's own open claim."""
-    open_video, open_params = _open_video_clause(user)
+    open_video, open_params = review_open_video_clause(user=user)
     sql = _claim_sql(queue=queue, open_video=open_video)
     params = {
         "superuser": bool(user.is_superuser),

@@ -78,6 +78,10 @@ def queue(request: HttpRequest) -> HttpResponse:
             "claimable": (overview[q.pk]["claimable"] and q.pk not in left_to_others) or q.pk in held,
             "own_uploads": own_uploads.get(q.pk, {}).get("own", 0),
             "worked_before": left_to_others.get(q.pk, {}).get("worked", 0),
+            # Left to others for neither of those reasons: what waits there is not open to this reviewer.
+            "not_open": q.pk in left_to_others
+            and not left_to_others[q.pk]["worked"]
+            and not own_uploads.get(q.pk, {}).get("own", 0),
             "held": selectors.review_held_display(task=held.get(q.pk)),
         }
         for q in queues

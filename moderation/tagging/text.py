@@ -8,6 +8,8 @@ import unicodedata
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
+from workbench.text import shown_name
+
 MAX_TAG_CHARS = 100
 # A tag's aliases: a few spellings and synonyms. Unbounded, one 50 MB import line held millions of them (the
 # duplicate check was quadratic: the import ran for days on the default queue's worker).
@@ -25,6 +27,8 @@ def tag_name_problem(name: str) -> str | None:
         return f"{len(name):,} characters; a tag name has at most {MAX_TAG_CHARS}"
     if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in name):
         return "contains a control character or a lone surrogate"
+    if shown_name(name) != name:  # a name must not display as something it is not, as a video's title
+        return "contains an invisible bidi control (U+202A–U+202E, U+2066–U+2069, LRM, RLM or ALM)"
     return None
 
 

@@ -105,3 +105,42 @@ def test_a_tag_added_before_the_session_ended_is_back_with_what_was_typed_in_it(
         page.locator("[data-unsent-notice]").get_by_role("button", name="Discard").click()
     assert page.locator(new_tag).count() == 0  # the editor as the version has it
     assert page.locator("[data-unsent-notice]").count() == 0
+
+
+def test_an_unsent_edit_is_put_back_only_for_the_editor_who_typed_it(page, make_user, policy_version, tmp_path):
+    """The edit was kept per browser: a second editor signing in on the same browser after the first one's session
+    ended was shown the first one's edit as "your unsent edit" (and saved it as theirs with one click). It is kept
+    per signed-in user: the other editor opens the version as it is, the one who typed it gets it back; "Log out"
+    drops the user's own kept edits."""
+    first = make_user("policy_editor", username="first-editor")
+    second = make_user("policy_editor", username="second-editor")
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    edit_url = f"/policies/{policy_version.policy_id}/edit/"
+    name = page.locator('input[name="c0t0-name"]')
+
+    _login(page, first.username)
+    page.goto(edit_url)
+    original = name.input_value()
+    name.fill("First editor's wording, not sent")
+    page.context.clear_cookies(name="sessionid")  # the first editor's session ends while the page is open
+
+    _login(page, second.username)  # someone else signs in on the same browser
+    page.goto(edit_url)
+    assert page.locator("[data-unsent-notice]").count() == 0
+    assert name.input_value() == original
+    page.screenshot(path=str(shots / "policy-editor-unsent-not-for-another-user.png"))
+    page.context.clear_cookies(name="sessionid")
+
+    _login(page, first.username)  # the editor who typed it comes back: theirs is put back
+    page.goto(edit_url)
+    page.locator("[data-unsent-notice]").wait_for()
+    assert name.input_value() == "First editor's wording, not sent"
+    page.screenshot(path=str(shots / "policy-editor-unsent-back-for-its-editor.png"))
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Log out").click()
+    _login(page, first.username)
+    page.goto(edit_url)
+    assert page.locator("[data-unsent-notice]").count() == 0
+    assert name.input_value() == original

@@ -260,4 +260,65 @@ def test_the_rubric_editor_reads_at_most_its_row_limit_of_tags_in_all(client_as,
     response = client_as("policy_editor").post(reverse("moderation:policy_edit", args=[policy_version.policy_id]), data)
     assert response.status_code == 200
     rows = response.context["rows"]
-    assert len(rows) == 501 and sum(len(row.tags) for row in rows) == MAX_ROWS + 1  # and the new category's row
+    # One row past the limit is read (so that saving says the limit), and the new category's row.
+    assert len(rows) == 501 and sum(len(row.tags) for row in rows) == MAX_ROWS + 2
+
+
+def test_a_taxonomy_pasted_as_json_is_held_to_the_editors_row_limit_too(client_as, policy_version):
+    """The structured editor reads at most 500 tag rows in all; a taxonomy pasted in the JSON editor was bounded only
+    by the 10 MB body limit (tens of thousands of tags validated, diffed and drawn in one request). The one limit
+    lives with the taxonomy's validator: past it, the JSON draft is refused with one message saying the limit, beside
+    the JSON field; at the limit it saves."""
+    import json
+
+    from moderation.policies.editor import MAX_ROWS
+    from moderation.policies.models import PolicyVersion
+
+    def taxonomy(tags: int) -> str:
+        return json.dumps(
+            [
+                {
+                    "key": f"c{c}",
+                    "name": f"Category {c}",
+                    "tags": [
+                        {"key": f"c{c}-t{t}", "name": f"Tag {t}", "keywords": [f"word {c}-{t}"]}
+                        for t in range(tags // 10)
+                    ],
+                }
+                for c in range(10)
+            ]
+        )
+
+    editor = client_as("policy_editor")
+    url = reverse("moderation:policy_edit", args=[policy_version.policy_id])
+    versions = PolicyVersion.objects.filter(policy=policy_version.policy).count()
+
+    response = editor.post(url, {"mode": "json", "taxonomy_json": taxonomy(MAX_ROWS + 10), "base": policy_version.pk})
+    assert response.status_code == 400
+    assert response.context["errors"] == [
+        f"The taxonomy has 10 categories and {MAX_ROWS + 10} tags; a policy holds at most {MAX_ROWS} categories "
+        f"and {MAX_ROWS} tags in all. Remove some, or split them into another policy."
+    ]
+    page = response.content.decode()
+    assert (
+        'name="taxonomy_json" rows="24" spellcheck="false" class="code" aria-label="Taxonomy as JSON" aria-invalid="true"'
+        in page
+    )
+    assert PolicyVersion.objects.filter(policy=policy_version.policy).count() == versions
+
+    # The structured editor says the same past its limit, rather than saving without the rows past it.
+    structured = {"mode": "structured", "action": "save", "base": policy_version.pk, "categories": "1"}
+    structured |= {"c0-key": "c0", "c0-name": "Category 0", "c0-tags": str(MAX_ROWS + 10)}
+    # Keys only: Django refuses a form of over 1,000 fields before the editor reads it.
+    structured |= {f"c0t{t}-key": f"c0-t{t}" for t in range(MAX_ROWS + 10)}
+    response = editor.post(url, structured)
+    assert response.status_code == 400
+    assert response.context["errors"] == [
+        f"The taxonomy has 1 category and {MAX_ROWS + 1} tags; a policy holds at most {MAX_ROWS} categories "
+        f"and {MAX_ROWS} tags in all. Remove some, or split them into another policy."
+    ]
+    assert PolicyVersion.objects.filter(policy=policy_version.policy).count() == versions
+
+    response = editor.post(url, {"mode": "json", "taxonomy_json": taxonomy(MAX_ROWS), "base": policy_version.pk})
+    assert response.status_code == 302, response.context and response.context["errors"]
+    assert PolicyVersion.objects.filter(policy=policy_version.policy).count() == versions + 1

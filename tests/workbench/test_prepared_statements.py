@@ -84,7 +84,7 @@ def test_the_claims_visibility_clause_is_compiled_once_per_user_and_a_new_role_s
     every video is read on every claim, so someone made an admin claims a restricted video's item at once."""
     from django.contrib.auth.models import Group, User
 
-    from moderation.review import services
+    from moderation.review import selectors, services
     from moderation.tagging.services import tag_queue_default
     from tests.factories import ReviewTaskFactory
 
@@ -94,10 +94,10 @@ def test_the_claims_visibility_clause_is_compiled_once_per_user_and_a_new_role_s
     item = ReviewTask.objects.create(decision=hidden, queue=tag_queue_default())
     moderator = UserFactory(role="moderator")
 
-    services._open_video_clause_for.cache_clear()
+    selectors._open_video_clause_for.cache_clear()
     assert services.review_claim_next(user=moderator, queue=tag_queue_default()) is None
     assert services.review_claim_next(user=moderator, queue=tag_queue_default()) is None
-    info = services._open_video_clause_for.cache_info()
+    info = selectors._open_video_clause_for.cache_info()
     assert (info.misses, info.hits) == (1, 1)
 
     moderator.groups.add(Group.objects.get(name="admin"))

@@ -52,3 +52,26 @@ def test_names_stored_before_lose_their_bidi_controls_once() -> None:
     old.refresh_from_db()
     assert (old.title, old.original_filename) == ("Cheap phones", "ab.mp4")
     assert Video.objects.get(pk=plain.pk).title == "שלום"
+
+
+def test_a_description_sent_with_bidi_controls_is_stored_without_them(tmp_path) -> None:
+    """Titles and file names lost their bidi controls; a description (the API's and a manifest's field) kept them,
+    and reviewers read it beside the title."""
+    from moderation.media.ingest import video_ingest
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"d" * 512)
+    video = video_ingest(path=clip, title="Deal", description=f"Call \u202e0011 2233\u202c now{CONTROLS}")
+    assert Video.objects.get(pk=video.pk).description == "Call 0011 2233 now"
+
+
+def test_a_tag_name_or_alias_with_a_bidi_control_is_refused_with_the_reason() -> None:
+    """Tag names are shown on every chip and in every export: one holding a bidi control (an import line, an
+    editor's rename) displayed as another word. Refused on its line, as a control character is."""
+    from moderation.tagging.models import Tag
+    from moderation.tagging.services import tags_import
+
+    report = tags_import(lines=["cat\u202e", "dog\tpup\u2067py\u2069", "bird\tsparrow"])
+    assert [e.split(":")[0] for e in report.errors] == ["line 1", "line 2"]
+    assert all("invisible bidi control" in e for e in report.errors), report.errors
+    assert list(Tag.objects.values_list("name", flat=True)) == ["bird"]

@@ -719,3 +719,49 @@ def test_a_senior_reads_why_an_item_was_escalated_before_the_model_verdict(make_
     escalated = page.index('id="escalations"')
     assert "需要资深审核: coded slang?" in page[escalated : page.index("</section>", escalated)]
     assert escalated < page.index('id="model-verdict"') < page.index('id="tags"')
+
+
+def test_the_queue_list_offers_claim_next_exactly_where_the_claim_finds_an_item_open_to_the_reviewer(
+    make_task, make_user
+):
+    """The list's check left out the video-visibility rule the claim applies (``video_open_to_q``): a tags queue
+    whose only item is of a video routed since to a restricted queue offered a moderator outside its group "Claim
+    next", which then came back empty. The check applies the claim's rule: disabled for them, still offered to
+    the restricted queue's reviewers (and admins), whom the claim hands the item."""
+    from django.test import Client
+
+    from moderation.tagging.services import tag_queue_default
+
+    tags = tag_queue_default()
+    hidden_item = ReviewTask.objects.create(decision=make_task().decision, queue=tags)
+    hidden_video = hidden_item.decision.video
+    ReviewTask.objects.filter(decision__video=hidden_video).exclude(pk=hidden_item.pk).delete()  # only the tags item
+    experts = _queue("experts-only")
+    experts.allowed_groups.add(Group.objects.create(name="experts-only"))
+    ReviewTask.objects.create(decision=hidden_item.decision, queue=experts)  # routed to a restricted queue
+    moderator, expert, admin = make_user("moderator"), make_user("moderator"), make_user("admin")
+    expert.groups.add(Group.objects.get(name="experts-only"))
+
+    def row(user) -> dict[str, str]:  # type: ignore[no-untyped-def]
+        client = Client()
+        client.force_login(user)
+        return _counts_on_page(client, tags.slug)
+
+    # Not open to the moderator: nothing offered, as the claim finds nothing, and the row says why.
+    assert row(moderator)["claim"] == "disabled"
+    client = Client()
+    client.force_login(moderator)
+    line = client.get(reverse("moderation:queue")).content.decode().split(f'data-queue="{tags.slug}"', 1)[1]
+    assert "nothing waiting here is open to you" in line.split("</tr>", 1)[0]
+    assert review_claim_next(user=moderator, queue=tags) is None
+    # Open to the restricted queue's reviewers and to admins: offered, and the claim hands it to them.
+    assert row(expert)["claim"] == "enabled"
+    assert row(admin)["claim"] == "enabled"
+    assert review_claim_next(user=expert, queue=tags).pk == hidden_item.pk
+    review_release(task=ReviewTask.objects.get(pk=hidden_item.pk), user=expert)
+
+    # An item the moderator may open arrives behind it: offered to them again, and the claim hands them that one.
+    ReviewTask.objects.filter(pk=hidden_item.pk).update(priority=10)  # the hidden one stays first in claim order
+    open_item = ReviewTask.objects.create(decision=make_task().decision, queue=tags)
+    assert row(moderator)["claim"] == "enabled"
+    assert review_claim_next(user=moderator, queue=tags).pk == open_item.pk

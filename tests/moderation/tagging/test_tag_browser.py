@@ -357,3 +357,56 @@ def test_the_tag_search_results_come_into_view_under_the_chips(  # type: ignore[
     page.wait_for_timeout(300)
     box = first.bounding_box()
     assert box is not None and box["y"] + box["height"] <= 900, box
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_the_review_screens_tags_with_none_ticked_asks_before_rejecting_them_all(  # type: ignore[no-untyped-def]
+    page, make_user, policy_version, vocabulary, encode, tmp_path
+):
+    """The tag screen asks "Reject all N suggested tags?" before a submit with nothing ticked; the review screen's
+    tags panel ("Save tags", sent by htmx) saved the same reject-all without a word. The panel asks the same
+    question, from the same rule (static/tagging.js): Cancel sends nothing, OK saves the rejections as before."""
+    from pathlib import Path
+
+    from tests.factories import ReviewTaskFactory
+
+    shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
+    task = ReviewTaskFactory(
+        decision__policy_version=policy_version,
+        decision__video__file="",
+        decision__video__title="周末在家做火锅 美食教程",
+    )
+    tag_candidates_generate(video_id=task.decision.video_id, encode=encode)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss() if len(dialogs) == 1 else d.accept()))
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/tags/" in r.url else None)
+    _login(page, make_user("moderator").username)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.goto("/review/")
+    with page.expect_navigation():
+        page.keyboard.press("n")  # claims the item
+    boxes = page.locator("#tags-panel [data-chip] input[name=tag]")
+    boxes.first.wait_for()
+    shown = page.locator("#tags-panel input[name=shown]").count()
+    assert shown >= 2
+    for i in range(boxes.count()):
+        boxes.nth(i).uncheck()
+
+    page.get_by_role("button", name="Save tags").click()
+    assert dialogs == [f"Reject all {shown} suggested tags?"]
+    # Cancel: nothing sent, the chips as they were, the keyboard on the first chip.
+    page.wait_for_timeout(300)  # htmx sends at once: a request it had sent would be seen by now
+    assert posts == [] and not TagEvent.objects.exists()
+    assert page.locator("#tags-panel .msg-success").count() == 0
+    assert page.evaluate("document.activeElement.matches('#tags-panel [data-chip-key]')")
+    page.screenshot(path=str(shots / "review-tags-reject-all-cancelled.png"))
+
+    page.get_by_role("button", name="Save tags").click()  # OK this time
+    saved = page.locator("#tags-panel .msg-success")
+    saved.wait_for()
+    assert len(dialogs) == 2
+    assert saved.inner_text().startswith(f"Tags saved: 0 accepted, {shown} rejected")
+    events = TagEvent.objects.filter(video=task.decision.video)
+    assert events.count() == shown and set(events.values_list("action", flat=True)) == {"reject"}
+    page.screenshot(path=str(shots / "review-tags-reject-all-saved.png"))
