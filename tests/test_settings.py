@@ -111,3 +111,36 @@ def test_the_throttle_and_shared_caches_are_one_redis_definition(tmp_path: Path)
         "KEY_PREFIX": "wb",
     }
     assert seen == {"throttle": expected, "shared": expected}
+
+
+_KEY_PROBE = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
+
+
+def _secret_key_of(environment: dict[str, str], var: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
+    env.update(environment, DJANGO_SETTINGS_MODULE="workbench.settings", WORKBENCH_VAR_DIR=str(var))
+    return subprocess.run(
+        [sys.executable, "-c", _KEY_PROBE], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_deployment_without_secret_key_refuses_to_start(tmp_path: Path) -> None:
+    """The image started with the development key everyone can read in settings.py when SECRET_KEY was not
+    passed (a Kubernetes Secret not mounted): sessions and reset links forgeable. With its own database and
+    DEBUG off, no key is a plain refusal; the embedded default, DEBUG and `manage.py up`'s key file still work."""
+    deployed = {"DATABASE_URL": "postgres://u:p@db.example:5432/workbench"}
+    refused = _secret_key_of(deployed, tmp_path / "var")
+    assert refused.returncode != 0 and "SECRET_KEY is not set" in refused.stderr, refused.stderr[-2000:]
+    assert "dev-insecure" not in refused.stdout
+
+    given = _secret_key_of({**deployed, "SECRET_KEY": "k" * 50}, tmp_path / "var")
+    assert given.returncode == 0 and given.stdout.strip() == "k" * 50, given.stderr[-2000:]
+    for development in ({**deployed, "DEBUG": "1"}, {}):  # DEBUG, or the embedded default
+        out = _secret_key_of(development, tmp_path / "var")
+        assert out.returncode == 0 and out.stdout.strip().startswith("dev-insecure"), out.stderr[-2000:]
+
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "secret_key").write_text("generated-by-up\n")
+    for environment in (deployed, {}):  # the key `manage.py up` wrote serves every process of the checkout
+        out = _secret_key_of(environment, tmp_path / "var")
+        assert out.returncode == 0 and out.stdout.strip() == "generated-by-up", out.stderr[-2000:]
