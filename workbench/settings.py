@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import environ
-from django.core.exceptions import ImproperlyConfigured
 
 from workbench.embedded import redis_url
 from workbench.jsonlog import TEXT_FORMAT
@@ -23,19 +22,15 @@ TESTING = env.bool("WORKBENCH_TESTING", default=False)
 
 # Off unless asked for (DEBUG=1, or `manage.py up --debug`): tracebacks are never served by default.
 DEBUG = env.bool("DEBUG", default=False)
-# SECRET_KEY from the environment, else the one `manage.py up` generated into var/secret_key. A deployment (its own
-# database, DATABASE_URL) without either refuses to start: with the development key below, which anyone can read
-# here, sessions, password-reset links and signed values could be forged. It stays for the embedded default, DEBUG
-# and the tests, where nothing is deployed.
+# SECRET_KEY from the environment, else the one `manage.py up` generated into var/secret_key, else the development
+# key below, which anyone can read here: tools import settings without a key (mypy's plugin, manage.py commands, the
+# tests). A web server, worker or beat never runs on it with DEBUG off (workbench/checks.py,
+# secret_key_refusal: sessions, password-reset links and signed values would be forgeable).
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY and (VAR_DIR / "secret_key").is_file():
     SECRET_KEY = (VAR_DIR / "secret_key").read_text().strip()
+SECRET_KEY_IS_DEVELOPMENT_KEY = not SECRET_KEY
 if not SECRET_KEY:
-    if env.str("DATABASE_URL", default="") and not DEBUG and not TESTING:
-        raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set it to 50+ random characters, the same on web, every worker and beat "
-            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(50))'); DEBUG=1 for development."
-        )
     SECRET_KEY = "dev-insecure-change-me-in-production"  # noqa: S105
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
