@@ -155,12 +155,18 @@ def test_compose_file_declares_the_production_services():
         # On a GPU host compose.gpu.yaml reserves the GPU (compose.yaml alone runs them on the CPU image).
         assert gpu_override[name]["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
     # Workers share no disk: nothing but the object store's own volume holds media. The infer and train workers
-    # mount only the Hugging Face model cache (hub models they load; no media, no dataset, no checkpoint).
+    # mount only the Hugging Face model cache (hub models they load; no media, no dataset, no checkpoint), web
+    # reads it (the training form checks a hub id is there).
+    cache = "models:/home/workbench/.cache/huggingface"
+    expected = {
+        "web": [cache + ":ro"],
+        "worker-media": [],
+        "beat": [],
+        "worker-infer": [cache],
+        "worker-train": [cache],
+    }
     for name in ("web", "worker-media", "worker-infer", "worker-train", "beat"):
-        volumes = services[name].get("volumes", [])
-        assert volumes == (
-            [] if name in ("web", "worker-media", "beat") else ["models:/home/workbench/.cache/huggingface"]
-        )
+        assert services[name].get("volumes", []) == expected[name], name
         assert services[name]["environment"]["MEDIA_STORAGE"] == "s3"
         assert "container_name" not in services[name], "a fixed name stops --scale"
 
