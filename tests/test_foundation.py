@@ -148,13 +148,25 @@ def test_compose_file_declares_the_production_services():
         services
     )
     assert "pgvector" in services["postgres"]["image"]
+    gpu_override = yaml.safe_load(Path("compose.gpu.yaml").read_text())["services"]
     for name in ("worker-infer", "worker-train"):
         gpu = services[name]
         assert "--pool solo" in gpu["command"] and "--concurrency 1" in gpu["command"]
-        assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
-    # Workers share no disk: nothing but the object store's own volume holds media.
+        # On a GPU host compose.gpu.yaml reserves the GPU (compose.yaml alone runs them on the CPU image).
+        assert gpu_override[name]["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+    # Workers share no disk: nothing but the object store's own volume holds media. The infer and train workers
+    # mount only the Hugging Face model cache (hub models they load; no media, no dataset, no checkpoint), web
+    # reads it (the training form checks a hub id is there).
+    cache = "models:/home/workbench/.cache/huggingface"
+    expected = {
+        "web": [cache + ":ro"],
+        "worker-media": [],
+        "beat": [],
+        "worker-infer": [cache],
+        "worker-train": [cache],
+    }
     for name in ("web", "worker-media", "worker-infer", "worker-train", "beat"):
-        assert not services[name].get("volumes"), name
+        assert services[name].get("volumes", []) == expected[name], name
         assert services[name]["environment"]["MEDIA_STORAGE"] == "s3"
         assert "container_name" not in services[name], "a fixed name stops --scale"
 

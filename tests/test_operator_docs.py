@@ -403,6 +403,20 @@ def test_compose_file_is_valid_for_the_compose_client_when_one_is_installed() ->
         )
         assert out.returncode == 0, out.stderr
         assert set(out.stdout.split()) == set(_compose()["services"]), out.stdout
+        # The GPU override merges: the same services, the infer and train workers on the GPU image with a GPU.
+        files = ["-f", "compose.yaml", "-f", "compose.gpu.yaml"]
+        gpu = subprocess.run([*client, *files, "config"], cwd=ROOT, env=env, capture_output=True, text=True)
+        assert gpu.returncode == 0, gpu.stderr
+        merged, expected = yaml.safe_load(gpu.stdout)["services"], _merged_gpu_services()
+        services = _compose()["services"]
+        always = {name for name, svc in services.items() if not svc.get("profiles")}
+        assert always <= set(merged) <= set(services), set(merged)  # v1 lists the profiles' services too, v2 not
+        for name in ("worker-infer", "worker-train"):  # the keys the override sets, as the tests' merge has them
+            assert merged[name]["build"]["args"] == expected[name]["build"]["args"], name
+            assert (
+                merged[name]["image"] == expected[name]["image"] and merged[name]["deploy"] == expected[name]["deploy"]
+            )
+            assert merged[name]["command"] == expected[name]["command"], name
         without_key = subprocess.run(
             [*client, "config", "-q"], cwd=ROOT, env={"PATH": env["PATH"]}, capture_output=True, text=True
         )
@@ -477,7 +491,7 @@ def test_the_readme_upgrading_steps_name_real_commands_options_services_and_migr
         known = set(command.create_parser("manage.py", name)._option_string_actions)
         problems += [f"manage.py {name}: no option {flag}" for flag in flags.split() if flag not in known]
     services = set(_compose()["services"])
-    for service in re.findall(r"docker compose (?:run --rm(?: --no-deps)?|exec) ([a-z-]+)", section):
+    for service in re.findall(r"docker compose (?:run --rm(?: --no-deps)?(?: --user \w+)?|exec) ([a-z-]+)", section):
         if service not in services:
             problems.append(f"compose has no service {service}")
     for stopped in re.findall(r"docker compose stop ((?:[a-z-]+ ?)+)", section):
@@ -542,3 +556,181 @@ def test_compose_production_environment_passes_the_deploy_checks(tmp_path: Path)
     plain_http = _check_deploy(defaults | local)
     found = set(re.findall(r"\(([a-z_]+\.[WE]\d+)\)", plain_http.stdout + plain_http.stderr))
     assert found == {"security.W004", "security.W008", "security.W012", "security.W016"}, plain_http.stderr
+
+
+# --- the image's user, and a first `up` on a host without a GPU ------------------------------------------------
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    """The Dockerfile's instructions in order, as (INSTRUCTION, arguments), continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    return [
+        (line.split(None, 1)[0], line.split(None, 1)[1] if " " in line.strip() else "")
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def _dockerfile_args() -> dict[str, str]:
+    return dict(re.findall(r"^ARG (\w+)=(\S+)", (ROOT / "Dockerfile").read_text(), flags=re.M))
+
+
+def _chowned_folders() -> set[str]:
+    """The folders a RUN of the Dockerfile hands to the app's user (``chown [-R] UID:GID folder…``)."""
+    folders: set[str] = set()
+    for instruction, args in _dockerfile_instructions():
+        if instruction == "RUN":
+            for match in re.finditer(r"chown (?:-R )?\S+ ((?:[^&;|]+?))(?:&&|;|\||$)", args):
+                folders |= set(match.group(1).split())
+    return folders
+
+
+def test_the_image_runs_as_a_fixed_unprivileged_user_that_owns_what_the_app_writes() -> None:
+    """The image ran everything as root: a hole in any dependency (ffmpeg on an uploaded video, a model file) was
+    root in the container. It runs as uid/gid 10001, named by number (Kubernetes' runAsNonRoot checks a number),
+    and that user owns the folders compose's services write, the image's default var/ and the HF cache."""
+    instructions = _dockerfile_instructions()
+    args = _dockerfile_args()
+    users = [value for instruction, value in instructions if instruction == "USER"]
+    assert users, "the image has no USER: it runs as root"
+    uid, _, gid = users[-1].replace("${APP_UID}", args["APP_UID"]).replace("${APP_GID}", args["APP_GID"]).partition(":")
+    assert uid.isdigit() and gid.isdigit() and int(uid) >= 1000 and int(gid) >= 1000, users[-1]
+    assert (uid, gid) == ("10001", "10001"), "the README's Upgrading chown names 10001:10001"
+    useradd = next(value for instruction, value in instructions if instruction == "RUN" and "useradd" in value)
+    assert "--uid ${APP_UID}" in useradd and "--gid ${APP_GID}" in useradd and "--system" in useradd
+    # Nothing runs after USER as root by accident: the last RUN comes before it, CMD after it.
+    last_user = max(i for i, (instruction, _) in enumerate(instructions) if instruction == "USER")
+    assert all(instruction != "RUN" for instruction, _ in instructions[last_user:])
+    assert any(instruction == "CMD" for instruction, _ in instructions[last_user:])
+
+    chowned = _chowned_folders()
+    home = "/home/workbench"
+    env = dict(re.findall(r"^ENV (\w+)=(\S+)$", (ROOT / "Dockerfile").read_text(), flags=re.M))
+
+    def owned(path: str) -> bool:
+        return any(path == folder or path.startswith(folder.rstrip("/") + "/") for folder in chowned)
+
+    assert owned("/app/var") and "/app" not in chowned, chowned  # the code stays root's, its var/ is the app's
+    assert owned(env["HF_HOME"]) and env["HF_HOME"].startswith(home), env.get("HF_HOME")
+    for name, svc in _app_services(_compose()).items():
+        environment = svc["environment"]
+        for variable in ("MEDIA_ROOT", "WORKBENCH_VAR_DIR", "PROMETHEUS_MULTIPROC_DIR"):
+            # The folder itself may not exist yet: the app makes it, inside a folder its user owns.
+            assert owned(str(Path(environment[variable]).parent)), (name, variable, environment[variable], chowned)
+        for mount in svc.get("volumes", []):
+            source, target = mount.split(":")[:2]
+            assert source in _compose()["volumes"], (name, mount)  # named: it takes the folder's owner when made
+            assert owned(target), f"{name} mounts {source} on {target}, which the image's user does not own"
+
+
+def test_the_processes_need_no_root_to_start() -> None:
+    """As uid 10001 nothing may bind a port below 1024: gunicorn binds 8000, compose publishes the container's 8000."""
+    from workbench import gunicorn_conf
+
+    port = int(gunicorn_conf.bind.rsplit(":", 1)[1])
+    assert port >= 1024, gunicorn_conf.bind
+    assert f"EXPOSE {port}" in (ROOT / "Dockerfile").read_text()
+    for name, svc in _app_services(_compose()).items():
+        for published in svc.get("ports", []):
+            assert int(str(published).rsplit(":", 1)[1]) >= 1024, (name, published)
+        assert "user" not in svc, f"{name} overrides the image's user"
+        assert not re.search(r"--uid|--gid|\bsudo\b|\bchown\b", _command(svc)), name
+
+
+def test_the_readme_says_how_to_hand_an_existing_volume_to_the_images_user() -> None:
+    section = _section("Upgrading")
+    assert "10001" in section and "chown -R 10001:10001" in section, "Upgrading: the image's user and the chown"
+    assert re.search(r"docker compose run --rm (?:--no-deps )?--user root ", section)
+    assert "10001" in _section("Configuration") or "10001" in README[: README.index("\n## Past one machine")]
+
+
+def _gpu_reserved(svc: dict[str, Any]) -> bool:
+    devices = svc.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+    return any("gpu" in device.get("capabilities", []) for device in devices)
+
+
+def _merged_gpu_services() -> dict[str, Any]:
+    """compose.yaml's services with compose.gpu.yaml merged over them, as compose merges these keys: mappings
+    (build, deploy) key by key, the rest replaced. Only what the override sets; compared with the client's own
+    merge where a compose client is installed."""
+    override = yaml.safe_load((ROOT / "compose.gpu.yaml").read_text())["services"]
+    base = _compose()["services"]
+
+    def merge(a: Any, b: Any) -> Any:
+        if isinstance(a, dict) and isinstance(b, dict):
+            return {**a, **{k: merge(a.get(k), v) for k, v in b.items()}}
+        return b
+
+    return {name: merge(svc, override.get(name, {})) if name in override else svc for name, svc in base.items()}
+
+
+def test_compose_default_profile_comes_up_on_a_host_without_a_gpu() -> None:
+    """`docker compose up` stopped at worker-infer's and worker-train's NVIDIA reservation on a CPU host (and
+    nothing decided the uploaded videos: the infer queue had no consumer). In the default profile no service
+    reserves a GPU or builds on a CUDA base, and a worker serves every queue (the previous test); the infer and
+    train workers run on the CPU image, where the code falls back to the CPU."""
+    for name, svc in _compose()["services"].items():
+        if svc.get("profiles"):
+            continue
+        assert not _gpu_reserved(svc), f"{name} reserves a GPU in the default profile"
+        base = (
+            (svc.get("build") or {}).get("args", {}).get("BASE_IMAGE", "") if isinstance(svc.get("build"), dict) else ""
+        )
+        assert "cuda" not in base, (name, base)
+    source = (ROOT / "moderation" / "inference" / "backends" / "transformers_backend.py").read_text()
+    assert '"cuda" if torch.cuda.is_available() else "cpu"' in source  # the CPU fallback the default relies on
+    assert "use_cpu = not torch.cuda.is_available()" in (ROOT / "training" / "runners" / "common.py").read_text()
+
+
+def test_compose_gpu_override_moves_the_infer_and_train_workers_onto_a_gpu_and_nothing_else() -> None:
+    """compose.gpu.yaml replaces the infer and train workers' image and reserves a GPU for each; their queues,
+    commands and environment stay compose.yaml's, so the GPU deployment is the same one and a CPU and a GPU
+    worker never compete for one queue (a CPU worker taking a 7B VLM's item would load it into RAM)."""
+    override = yaml.safe_load((ROOT / "compose.gpu.yaml").read_text())["services"]
+    assert set(override) == {"worker-infer", "worker-train"}
+    for name, svc in override.items():
+        assert set(svc) <= {"build", "image", "deploy"}, (name, set(svc))
+    merged = _merged_gpu_services()
+    base = _compose()["services"]
+    for name in override:
+        assert _gpu_reserved(merged[name]), name
+        assert (
+            "cuda" in merged[name]["build"]["args"]["BASE_IMAGE"]
+            and merged[name]["build"]["args"]["REQUIREMENTS"] == "gpu.txt"
+        )
+        assert merged[name]["command"] == base[name]["command"]
+        assert merged[name]["environment"] == base[name]["environment"]
+    # Two services tagging one image build it the same way (the GPU image included).
+    builds: dict[str, Any] = {}
+    for name, svc in merged.items():
+        if str(svc.get("image", "")).startswith("review-workbench") and svc.get("build"):
+            assert builds.setdefault(svc["image"], svc["build"]) == svc["build"], name
+    # The README tells a GPU host how to use it.
+    assert "docker compose -f compose.yaml -f compose.gpu.yaml up -d" in README
+    assert "COMPOSE_FILE=compose.yaml:compose.gpu.yaml" in README
+
+
+def test_compose_rotates_every_services_logs() -> None:
+    """Docker's default json-file driver never drops a line: the host's disk filled with web's access log."""
+    for name, svc in _compose()["services"].items():
+        logging = svc.get("logging", {})
+        assert logging.get("driver") == "json-file" and logging.get("options", {}).get("max-size"), name
+        assert int(logging["options"].get("max-file", 1)) >= 2, name
+
+
+def _bytes(size: str) -> int:
+    amount, unit = re.fullmatch(r"(\d+)\s*([kmg])b?", size.lower()).groups()  # type: ignore[union-attr]
+    return int(amount) * {"k": 2**10, "m": 2**20, "g": 2**30}[unit]
+
+
+def test_compose_caps_the_memory_of_the_services_that_load_no_model() -> None:
+    """Web and beat load no model: a runaway request or a leak is stopped at their cap, not by the kernel killing
+    PostgreSQL on the same host. The workers' need grows with the models and the reproduction index: the README
+    says how to size and set theirs."""
+    from django.conf import settings
+
+    services = _app_services(_compose())
+    web, beat = _bytes(str(services["web"]["mem_limit"])), _bytes(str(services["beat"]["mem_limit"]))
+    assert web >= (settings.WEB_CONCURRENCY + 1) * 300 * 2**20, "at least 300 MB a gunicorn process"
+    assert beat >= 256 * 2**20
+    assert "mem_limit" in _section("Two commands") or "mem_limit" in README[: README.index("\n## Past one machine")]

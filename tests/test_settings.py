@@ -111,3 +111,41 @@ def test_the_throttle_and_shared_caches_are_one_redis_definition(tmp_path: Path)
         "KEY_PREFIX": "wb",
     }
     assert seen == {"throttle": expected, "shared": expected}
+
+
+def _run_without_a_key(command: list[str], environment: dict[str, str], var: Path) -> subprocess.CompletedProcess[str]:
+    """``command`` in the checkout with only ``environment`` (no SECRET_KEY unless given, not the tests' settings)."""
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
+    env.update(environment, DJANGO_SETTINGS_MODULE="workbench.settings", WORKBENCH_VAR_DIR=str(var))
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+
+
+def test_no_server_or_worker_runs_on_the_development_secret_key(tmp_path: Path) -> None:
+    """The image started web and the workers with the development key everyone can read in settings.py when
+    SECRET_KEY was not passed (a Kubernetes Secret not mounted): sessions and reset links forgeable. With DEBUG off,
+    gunicorn's application, a Celery worker and beat stop at start with a plain message; tools that only import
+    settings (mypy's plugin, manage.py commands) still run, and `manage.py up`'s key file serves the checkout."""
+    var = tmp_path / "var"
+    deployed = {"DATABASE_URL": "postgres://u:p@127.0.0.1:1/workbench", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    refusal = "SECRET_KEY is not set"
+    web = _run_without_a_key([sys.executable, "-c", "import workbench.wsgi"], deployed, var)
+    assert web.returncode != 0 and refusal in web.stderr, web.stderr[-2000:]
+    celery = str(Path(sys.executable).with_name("celery"))
+    worker = _run_without_a_key([celery, "-A", "workbench", "worker", "--pool", "solo", "-Q", "default"], deployed, var)
+    assert worker.returncode != 0 and refusal in worker.stdout + worker.stderr, worker.stderr[-2000:]
+    var.mkdir()
+    beat = _run_without_a_key([celery, "-A", "workbench", "beat", "--schedule", str(var / "beat")], deployed, var)
+    assert beat.returncode != 0 and refusal in beat.stdout + beat.stderr, beat.stderr[-2000:]
+
+    probe = "import django; django.setup(); from django.conf import settings; import workbench.wsgi; print(settings.SECRET_KEY)"
+    for allowed, key in (
+        ({"SECRET_KEY": "k" * 50}, "k" * 50),
+        ({"DEBUG": "1"}, "dev-insecure-change-me-in-production"),  # development
+    ):
+        out = _run_without_a_key([sys.executable, "-c", probe], deployed | allowed, var)
+        assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == key, out.stderr[-2000:]
+    tool = _run_without_a_key([sys.executable, "manage.py", "check"], deployed, var)  # imports settings, serves nothing
+    assert tool.returncode == 0, tool.stderr[-2000:]
+    (var / "secret_key").write_text("generated-by-up\n")  # what `manage.py up` wrote: every process of the checkout
+    out = _run_without_a_key([sys.executable, "-c", probe], deployed, var)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "generated-by-up", out.stderr[-2000:]

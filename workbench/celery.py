@@ -21,6 +21,17 @@ connect_celery_signals()
 connect_worker_heartbeat()
 
 
+@signals.worker_init.connect(weak=False)
+@signals.beat_init.connect(weak=False)
+def _refuse_the_development_key(**_: Any) -> None:
+    """A worker or beat with no SECRET_KEY stops before it takes a task (web refuses it too, workbench/wsgi.py).
+    SystemExit, since Celery logs and swallows a receiver's ordinary exception."""
+    from workbench.checks import secret_key_refusal
+
+    if refusal := secret_key_refusal():
+        raise SystemExit(refusal)
+
+
 @signals.setup_logging.connect(weak=False)
 def _use_django_logging(**_: Any) -> None:
     """Workers and beat log like the web process (settings.LOGGING: LOG_FORMAT, LOG_LEVEL, stdout, the task's id

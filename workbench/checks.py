@@ -8,6 +8,25 @@ from django.conf import settings
 from django.core.checks import Tags, Warning, register
 
 
+def secret_key_refusal() -> str:
+    """Why this process must not serve: it would sign with the development key (no SECRET_KEY, no key file of
+    `manage.py up`) while DEBUG is off. Empty when it may. Called by the web server (workbench/wsgi.py) and by
+    Celery workers and beat (workbench/celery.py) before they take anything, never by tools that import settings."""
+    if not settings.SECRET_KEY_IS_DEVELOPMENT_KEY or settings.DEBUG or settings.TESTING:
+        return ""
+    return (
+        "SECRET_KEY is not set. Set it to 50+ random characters, the same on web, every worker and beat "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))'); DEBUG=1 for development only."
+    )
+
+
+def require_secret_key() -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    if refusal := secret_key_refusal():
+        raise ImproperlyConfigured(refusal)
+
+
 def longest_task_wait_s() -> tuple[float, str]:
     """The longest a task's message may stay unacknowledged on purpose, and what sets it: a task's hard time limit
     (acks_late: acknowledged only when it ends) or the longest countdown a retry waits before it may run."""

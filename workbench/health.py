@@ -53,6 +53,25 @@ def broker_queue_lengths() -> dict[str, int]:
     return {q.value: int(client.llen(q.value)) for q in TaskQueue}
 
 
+def queue_workers() -> list[dict[str, Any]]:
+    """Each queue of the enum with the workers that beat within WORKER_SEEN_SECONDS while consuming it and the
+    tasks waiting on it in the broker. A queue nobody consumes keeps its tasks (Redis holds them until a worker
+    starts), so an operator must be told which: a GPU node down, `--scale worker-infer=0`. Raises when Redis
+    does not answer."""
+    from workbench.queues import TaskQueue
+
+    seen = workers_seen()
+    waiting = broker_queue_lengths()
+    return [
+        {
+            "queue": q.value,
+            "workers": sorted(str(w.get("hostname", "?")) for w in seen if q.value in w.get("queues", [])),
+            "waiting": waiting[q.value],
+        }
+        for q in TaskQueue
+    ]
+
+
 def local_worker_alive() -> tuple[bool, str]:
     """Whether a worker on this host (``<name>@<this host name>``: a container's own worker) beat within
     WORKER_SEEN_SECONDS, and a line that says so. The worker containers' healthcheck (``workbench.worker_probe``)."""

@@ -20,9 +20,18 @@ environ.Env.read_env(BASE_DIR / ".env") if (BASE_DIR / ".env").exists() else Non
 VAR_DIR = Path(env.str("WORKBENCH_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 TESTING = env.bool("WORKBENCH_TESTING", default=False)
 
-SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-change-me-in-production")
 # Off unless asked for (DEBUG=1, or `manage.py up --debug`): tracebacks are never served by default.
 DEBUG = env.bool("DEBUG", default=False)
+# SECRET_KEY from the environment, else the one `manage.py up` generated into var/secret_key, else the development
+# key below, which anyone can read here: tools import settings without a key (mypy's plugin, manage.py commands, the
+# tests). A web server, worker or beat never runs on it with DEBUG off (workbench/checks.py,
+# secret_key_refusal: sessions, password-reset links and signed values would be forgeable).
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY and (VAR_DIR / "secret_key").is_file():
+    SECRET_KEY = (VAR_DIR / "secret_key").read_text().strip()
+SECRET_KEY_IS_DEVELOPMENT_KEY = not SECRET_KEY
+if not SECRET_KEY:
+    SECRET_KEY = "dev-insecure-change-me-in-production"  # noqa: S105
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 

@@ -341,10 +341,23 @@ def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing
     }
 
 
+def ops_workers() -> dict[str, Any]:
+    """The Celery queues, each with the workers seen consuming it and its waiting tasks; ``idle`` names the
+    queues no worker consumes. ``error`` instead when Redis does not answer (the page says so, never a 500)."""
+    from workbench.health import queue_workers
+
+    try:
+        rows = queue_workers()
+    except Exception as exc:  # the broker down: the rest of the page still renders
+        return {"rows": [], "idle": [], "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"rows": rows, "idle": [r["queue"] for r in rows if not r["workers"]], "error": ""}
+
+
 def ops_dashboard(*, failed_filter: str = "failing") -> dict[str, Any]:
     now = timezone.now()
     return {
         "now": now,
+        "workers": ops_workers(),
         "failed": ops_failed_videos(),
         "routing": ops_routing(now=now, failed_filter=failed_filter),
         "throughput": ops_throughput(now=now),

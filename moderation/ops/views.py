@@ -25,7 +25,8 @@ from workbench.roles import Perm, permission_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Operations at a glance: every plot is drawn on the server and carries its numbers."""
     show = _failed_filter(request)
-    return render(request, "moderation/ops/dashboard.html", {"ops": ops_dashboard(failed_filter=show)})
+    context = {"ops": ops_dashboard(failed_filter=show), "worker_seen_seconds": settings.WORKER_SEEN_SECONDS}
+    return render(request, "moderation/ops/dashboard.html", context)
 
 
 def _failed_filter(request: HttpRequest) -> str:

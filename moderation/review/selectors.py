@@ -1157,6 +1157,9 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
             }
     return {
         "model": model,
+        # Ready, no decision, and no worker consumes the infer queue (a CPU host with the infer worker scaled to 0,
+        # its GPU node down): the model's task waits in Redis, and the page says why nothing is decided.
+        "no_infer_worker": model is None and video.status == Video.Status.READY and not _worker_seen_for(queue="infer"),
         "open_tasks": open_tasks,
         "review": review,
         "final": final,

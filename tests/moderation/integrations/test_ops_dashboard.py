@@ -151,3 +151,50 @@ def test_the_hourly_throughput_reads_its_hours_as_month_day_and_time(client_as):
     rows = ops_throughput(now=now)["rows"]
     assert rows[-1][0] == f"{now:%m-%d %H}:00"
     assert rows[0][0] == f"{now - timedelta(hours=47):%m-%d %H}:00"
+
+
+@pytest.fixture
+def quiet_broker():  # type: ignore[no-untyped-def]
+    """No worker heartbeats and empty queues in this run's Redis, before and after."""
+    from workbench.health import HEARTBEAT_PREFIX, _redis
+    from workbench.queues import TaskQueue
+
+    client = _redis()
+
+    def clear() -> None:
+        for key in client.scan_iter(match=HEARTBEAT_PREFIX + "*"):
+            client.delete(key)
+        client.delete(*[q.value for q in TaskQueue])
+
+    clear()
+    yield client
+    clear()
+
+
+def test_dashboard_names_each_queue_no_worker_consumes_and_what_waits_there(client_as, quiet_broker):
+    """A CPU host without the GPU override, or `--scale worker-infer=0`: the infer queue's tasks wait in Redis.
+    The operator reads which queue has no worker and how many tasks wait, and the line goes when one beats."""
+    from workbench.celery import app
+    from workbench.health import worker_heartbeat
+
+    worker_heartbeat(hostname="media@a", queues=["media", "default"])
+    app.send_task("training.tasks.run_training_job", args=[0], queue="train")
+    app.send_task("training.tasks.run_training_job", args=[0], queue="train")
+
+    html = client_as("admin").get("/ops/").content.decode()
+    assert "<strong>No worker on queue infer</strong>" in html and "<strong>No worker on queue train</strong>" in html
+    assert "its 2 waiting tasks run when one starts; nothing is lost meanwhile" in html
+    assert "No worker on queue media" not in html and "No worker on queue default" not in html
+    assert "<td>media@a</td>" in html
+
+    worker_heartbeat(hostname="train@gpu1", queues=["train"])
+    html = client_as("admin").get("/ops/").content.decode()
+    assert "No worker on queue train" not in html and "<td>train@gpu1</td><td>2</td>" in html
+    assert "<strong>No worker on queue infer</strong>" in html
+
+
+def test_dashboard_says_the_broker_is_down_instead_of_failing(client_as, settings):
+    settings.REDIS_CLIENT_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    page = client_as("admin").get("/ops/")
+    assert page.status_code == 200
+    assert 'id="ops-workers-broker"' in page.content.decode()

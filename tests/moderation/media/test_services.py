@@ -162,7 +162,7 @@ def test_process_of_a_missing_video_is_a_no_op() -> None:
     assert video_process(video_id=987654) is None
 
 
-def test_an_uploaded_html_file_is_not_stored_as_html(tmp_path: Path) -> None:
+def test_an_uploaded_html_file_is_not_stored_as_html(tmp_path: Path, client_as) -> None:  # type: ignore[no-untyped-def]
     page = tmp_path / "evil.html"
     page.write_text("<script>alert(1)</script>")
 
@@ -170,6 +170,10 @@ def test_an_uploaded_html_file_is_not_stored_as_html(tmp_path: Path) -> None:
 
     assert Path(video.file.name).suffix == ".bin"  # the media view will not serve it as text/html
     assert video.original_filename == "evil.html"
+    # Served from our origin as bytes the browser may not sniff into a page (SecurityMiddleware's nosniff).
+    served = client_as("admin").get(video.file.url)
+    assert served.status_code == 200 and served["Content-Type"] == "application/octet-stream"
+    assert served["X-Content-Type-Options"] == "nosniff"
     video_process(video_id=video.pk)
     video.refresh_from_db()
     assert video.status == Video.Status.FAILED

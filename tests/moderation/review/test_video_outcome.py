@@ -68,3 +68,33 @@ def test_a_video_never_decided_says_so(make_user) -> None:  # type: ignore[no-un
     client.force_login(uploader)
     panel = _panel(client, video.pk)
     assert "No model decision yet." in panel and "Not sent to review." in panel
+
+
+@pytest.mark.django_db
+def test_a_ready_video_says_no_worker_takes_its_model_run(make_user) -> None:  # type: ignore[no-untyped-def]
+    """Compose on a host where no infer worker runs (scaled to 0, its GPU node down): the video was ready and said
+    only "No model decision yet", as if the model were working on it. It says no worker takes model runs, until one
+    beats."""
+    from tests.factories import VideoFactory
+    from workbench.health import HEARTBEAT_PREFIX, _redis, worker_heartbeat
+
+    redis = _redis()
+    for key in redis.scan_iter(match=HEARTBEAT_PREFIX + "*"):
+        redis.delete(key)
+    uploader = make_user("moderator")
+    ready, processing = (
+        VideoFactory(created_by=uploader, status="ready"),
+        VideoFactory(created_by=uploader, status="processing"),
+    )
+    client = Client()
+    client.force_login(uploader)
+    try:
+        worker_heartbeat(hostname="media@a", queues=["media", "default"])
+        assert "No worker is taking model runs (queue infer)" in _panel(client, ready.pk)
+        assert "data-no-infer-worker" not in _panel(client, processing.pk)  # still in the media stages
+        worker_heartbeat(hostname="infer@gpu", queues=["infer"])
+        panel = _panel(client, ready.pk)
+        assert "No model decision yet." in panel and "data-no-infer-worker" not in panel
+    finally:
+        for key in redis.scan_iter(match=HEARTBEAT_PREFIX + "*"):
+            redis.delete(key)
