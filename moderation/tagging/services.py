@@ -1429,6 +1429,7 @@ def tags_review_submit(
     once ended in the second's IntegrityError on ``one_video_tag`` (a 500) and a drifting accepted count."""
     from moderation.media.models import Video
     from moderation.review.models import ReviewTask
+    from moderation.review.selectors import review_queue_may_work
     from moderation.tagging.models import TagEvent, TagSuggestion, VideoTag
     from moderation.tagging.selectors import tag_ranker_label
 
@@ -1436,11 +1437,25 @@ def tags_review_submit(
     if Video.objects.select_for_update().filter(pk=video_id).only("pk").first() is None:
         raise ModerationError("This video no longer exists; nothing was saved.")
     if task is not None:
-        locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
+        locked = ReviewTask.objects.select_for_update(of=("self",)).select_related("queue").filter(pk=task.pk).first()
+        if locked is None:
+            # Dropped while the screen was open: routing sent the video to a queue restricted to groups
+            # (``_open_tag_items_drop``), whose reviewers tag it from its review screen.
+            raise ModerationError(
+                "This item has left the tags queue (its video is now reviewed in a restricted queue, which tags it "
+                "there); nothing was saved."
+            )
         if locked.status == ReviewTask.Status.DONE:
             raise ModerationError("Already tagged: this item has recorded tags.")
         if locked.status != ReviewTask.Status.CLAIMED or locked.claimed_by_id != user.pk:
             raise ModerationError("This item is not claimed by you; take it with “Claim next” from the tag queue.")
+        if not review_queue_may_work(user=user, queue=locked.queue):
+            # The claim statement checks this; a tagger taken out of the queue's groups (or deactivated, or no
+            # longer a reviewer) since claiming must not close the item either.
+            raise ModerationError(
+                f"You may no longer work the queue “{locked.queue.name}”: your roles or groups changed since you "
+                "claimed this item. Nothing was saved; it returns to the queue when your claim lapses."
+            )
         # The task names its video: tags sent for another video with it would close the item untagged.
         if locked.decision.video_id != video_id:
             raise ModerationError("These tags are for another video than this item's; nothing was saved.")

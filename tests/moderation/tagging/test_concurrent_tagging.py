@@ -123,3 +123,55 @@ def test_a_tag_retired_while_its_chip_is_on_a_taggers_screen_is_not_put_on_the_v
     assert raced.second.status_code == 409
     assert "A chosen tag is no longer in the vocabulary" in raced.second.content.decode()
     assert not VideoTag.objects.filter(video=video).exists()
+
+
+def _held_tag_item(make_user):  # type: ignore[no-untyped-def]
+    from django.contrib.auth.models import Group
+
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.services import tag_queue_default
+    from tests.factories import ReviewTaskFactory
+
+    video, food, _travel, _clients = _setup(make_user)
+    queue = tag_queue_default()
+    taggers = Group.objects.create(name="taggers")
+    queue.allowed_groups.add(taggers)
+    ReviewTaskFactory(decision=video.decisions.get())  # its moderation item, in the default queue open to all
+    item = ReviewTaskFactory(decision=video.decisions.get(), queue=queue)
+    bob = make_user("moderator")
+    bob.groups.add(taggers)
+    assert review_claim_next(user=bob, queue=queue).pk == item.pk
+    return video, food, item, taggers, bob
+
+
+def test_a_tagger_taken_out_of_the_tags_queues_group_cannot_close_the_item_they_hold(make_user):
+    """Before: only the claim was checked, so the item was closed with tags by someone who may no longer work it."""
+    from django.contrib.auth.models import User
+
+    from moderation.errors import ModerationError
+    from moderation.review.models import ReviewTask
+    from moderation.tagging.services import tags_review_submit
+
+    video, food, item, taggers, bob = _held_tag_item(make_user)
+    bob.groups.remove(taggers)
+
+    with pytest.raises(ModerationError, match="You may no longer work the queue “Content tags”"):
+        tags_review_submit(video_id=video.pk, user=User.objects.get(pk=bob.pk), selected=[food.pk], shown=[], task=item)
+
+    item.refresh_from_db()
+    assert item.status == ReviewTask.Status.CLAIMED and not VideoTag.objects.filter(video=video).exists()
+
+
+def test_a_tag_item_dropped_while_its_screen_is_open_is_said_not_a_500(make_user):
+    """Routing dropped the item (its video went to a restricted queue) between the screen's read and the save's lock:
+    the save's ``get`` raised DoesNotExist, a 500."""
+    from moderation.errors import ModerationError
+    from moderation.review.models import ReviewTask
+    from moderation.tagging.services import tags_review_submit
+
+    video, food, item, _taggers, bob = _held_tag_item(make_user)
+    ReviewTask.objects.filter(pk=item.pk).delete()
+
+    with pytest.raises(ModerationError, match="This item has left the tags queue"):
+        tags_review_submit(video_id=video.pk, user=bob, selected=[food.pk], shown=[], task=item)
+    assert not VideoTag.objects.filter(video=video).exists()
