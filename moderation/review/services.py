@@ -71,6 +71,7 @@ NOT_CLAIMED = "This item is not claimed by you; take it with “Claim next” fr
 ALREADY_REVIEWED = "Already reviewed: this item has a recorded verdict."
 OWN_UPLOAD = "You uploaded this video: a reviewer never decides their own content. Release it for another reviewer."
 ESCALATED = "This item was escalated to a senior queue; it no longer takes a verdict here."
+GONE = "This item is no longer in the queue (given back, or its video removed); nothing was recorded."
 
 # Random draws (QA sampling, gold mixing) go through this so tests and benches can seed it.
 rng = random.Random()  # noqa: S311 - sampling, not security
@@ -907,7 +908,9 @@ def _lock_owned(task: ReviewTask, user: User, *, with_decision: bool = False) ->
     # Whether the user may still work the queue as its groups say now (``_may_still_work``), in the same statement.
     groups = ReviewQueue.allowed_groups.through.objects.filter(reviewqueue_id=OuterRef("queue_id"))
     rows = rows.annotate(queue_open_to_user=~Exists(groups) | Exists(groups.filter(group__user=user.pk)))
-    locked = rows.get(pk=task.pk)
+    locked = rows.filter(pk=task.pk).first()
+    if locked is None:  # removed since the screen read it: a gold item given back in another tab, a video deleted
+        raise ModerationError(GONE)
     if locked.status == ReviewTask.Status.DONE:
         raise ModerationError(ALREADY_REVIEWED)
     if locked.status == ReviewTask.Status.ESCALATED:
