@@ -82,3 +82,24 @@ def test_two_editors_publishing_two_drafts_of_one_policy_at_once_leave_one_activ
     assert list(active.values_list("pk", flat=True)) == [a.pk]
     b.refresh_from_db()
     assert b.status == PolicyVersion.Status.DRAFT  # still there to confirm over a, or to start again from a
+
+
+def test_the_inference_task_delivered_twice_at_once_makes_one_decision_and_one_item(policy_version):
+    """Both deliveries run the model (outside any transaction); the second then waits on the video's row and finds
+    the first's decision: one decision, one review item, no IntegrityError."""
+    from moderation.inference.models import Decision
+    from moderation.inference.services import decisions_create_for_video
+    from tests.factories import VideoFactory
+
+    video = VideoFactory(file="", title="加微信私聊，低价出货", status="ready")
+
+    raced = race(
+        lambda: decisions_create_for_video(video_id=video.pk),
+        lambda: decisions_create_for_video(video_id=video.pk),
+    )
+
+    assert raced.second_waited
+    assert isinstance(raced.second, list), raced.second
+    assert [d.pk for d in raced.second] == [d.pk for d in raced.first]
+    assert Decision.objects.filter(video=video).count() == 1
+    assert ReviewTask.objects.filter(decision__video=video).count() == 1
