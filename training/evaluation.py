@@ -55,7 +55,11 @@ def evaluation_start(
     file_path: str = "",
     policy_version: PolicyVersion | None = None,
 ) -> EvaluationRun:
-    """Queue an evaluation of ``model_version``; the infer queue runs it after commit."""
+    """Queue an evaluation of ``model_version``; the infer queue runs it after commit.
+
+    While a run of the same model on the same evaluation set is queued or running, that run is returned and none is
+    added (a double click, a second tab): starts for one model take its row one after the other, so two at the same
+    instant make one run, not two that measure the same thing on the infer queue's one GPU."""
     from moderation.policies.services import policy_version_active
 
     policy_version = policy_version or policy_version_active()
@@ -65,12 +69,28 @@ def evaluation_start(
         file_path = str(_confined_eval_file(file_path))
     elif not gold_items(policy_version):
         raise TrainingError("The gold set is empty: no video has a trusted label of this policy version yet.")
+    key = eval_set_key(eval_set=eval_set, policy_version=policy_version, file_path=file_path)
+    ModelVersion.objects.select_for_update().filter(pk=model_version.pk).only("pk").first()
+    same = (
+        EvaluationRun.objects.filter(
+            model_version=model_version,
+            policy_version=policy_version,
+            eval_set=eval_set,
+            file_path=file_path,
+            eval_set_key=key,
+            status__in=(EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING),
+        )
+        .order_by("pk")
+        .first()
+    )
+    if same is not None:
+        return same
     run = EvaluationRun.objects.create(
         model_version=model_version,
         policy_version=policy_version,
         eval_set=eval_set,
         file_path=file_path,
-        eval_set_key=eval_set_key(eval_set=eval_set, policy_version=policy_version, file_path=file_path),
+        eval_set_key=key,
         created_by=created_by,
     )
     # Which model was measured on what is the audit log's to answer: the release gate reads these runs.

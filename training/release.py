@@ -28,7 +28,12 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from moderation.inference.backends import get_backend
-from moderation.inference.services import content_bundle_for, model_version_promote, model_version_serving
+from moderation.inference.services import (
+    content_bundle_for,
+    model_version_promote,
+    model_version_serving,
+    model_version_serving_lock,
+)
 from moderation.models import Decision, ModelVersion, Policy
 from moderation.policies.services import policy_set_serving_model
 from moderation.review.services import audit_event_record
@@ -164,6 +169,17 @@ def model_version_promote_gated(
         audit_event_record(actor=by, action="model_promotion_refused", obj=candidate, payload=payload)
         raise GateRefused("Promotion refused: " + " ".join(check.reasons), needs_evaluation=check.needs_evaluation)
     with transaction.atomic():
+        # The gate compared the candidate with the model serving when it read: promoted only if that one still
+        # serves (under the lock every promotion takes), not over a version someone promoted a moment ago.
+        if policy is not None:
+            policy = Policy.objects.select_for_update().get(pk=policy.pk)
+        model_version_serving_lock()  # a policy without its own model is served by the global one
+        now = model_version_serving(policy=policy)
+        if now.pk != check.serving.pk:
+            raise GateRefused(
+                f"Not promoted: {now.name} was made the serving model a moment ago, after the gate compared "
+                f"{candidate.name} with {check.serving.name}. Promote again to compare it with {now.name}."
+            )
         if policy is not None:
             policy_set_serving_model(policy=policy, model_version=candidate, by=by)
             promoted = candidate

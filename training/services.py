@@ -449,6 +449,11 @@ def training_job_start(
     ``kind`` defaults to the dataset's (SFT records → SFT, DPO pairs → DPO); GRPO takes either (it
     needs prompts and the human label). The job pins the dataset snapshot, the base model and the
     policy version whose format and labels the rewards and the evaluation use.
+
+    Once per dataset and settings at a time: while a job of the same kind, base model, parameters and policy
+    version on ``dataset`` is queued or running, that job is returned and none is added (a double click, a second
+    tab, a retrain rule firing beside an admin). Starts on one dataset take its row one after the other, so two at
+    the same instant make one job; before, each made its own, and the GPU trained the same model twice.
     """
     from moderation.models import PolicyVersion
     from moderation.policies.services import policy_version_active
@@ -473,10 +478,24 @@ def training_job_start(
         ids = dataset.policy_versions or []
         policy_version = PolicyVersion.objects.filter(pk=ids[0]).first() if len(ids) == 1 else None
         policy_version = policy_version or policy_version_active()
+    base = (base_model or settings.TRAINING_BASE_MODEL or "").strip()
+    PreferenceDataset.objects.select_for_update().filter(pk=dataset.pk).only("pk").first()
+    running = TrainingJob.objects.filter(
+        dataset=dataset,
+        kind=kind,
+        base_model=base,
+        params=clean,
+        policy_version=policy_version,
+        status__in=(TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING),
+    )
+    same = running.order_by("pk").first()
+    if same is not None:
+        logger.info("training job start: job %s with these settings is open on dataset %s", same.pk, dataset.pk)
+        return same
     job = TrainingJob.objects.create(
         kind=kind,
         dataset=dataset,
-        base_model=(base_model or settings.TRAINING_BASE_MODEL or "").strip(),
+        base_model=base,
         policy_version=policy_version,
         params=clean,
         total_steps=clean["max_steps"],

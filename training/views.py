@@ -141,6 +141,7 @@ def job_start(request: HttpRequest) -> HttpResponse:
     form = TrainingJobStartForm(request.POST)
     if not form.is_valid():
         return _render_list(request, form, status=400)
+    asked_at = timezone.now()
     try:
         job = training_job_start(
             dataset=form.cleaned_data["dataset"],
@@ -152,6 +153,12 @@ def job_start(request: HttpRequest) -> HttpResponse:
     except TrainingError as exc:
         form.add_error(None, str(exc))
         return _render_list(request, form, status=400)
+    if job.created_at < asked_at:  # the same job was open already (a double click, another tab, a colleague)
+        messages.info(
+            request,
+            f"Job {job.pk} with these settings on “{job.dataset.name}” was already {job.get_status_display().lower()}: "
+            "this is it. No second job was started.",
+        )
     # No flash message: "Job N queued." stayed on the job's page after it had succeeded. The page's progress panel
     # says the job's state (queued, running, …) and follows it until it ends.
     return redirect("training:job_detail", pk=job.pk)
@@ -283,6 +290,7 @@ def evaluation_create(request: HttpRequest) -> HttpResponse:
     form = EvaluationStartForm(request.POST)
     if not form.is_valid():
         return _render_models(request, form, status=400)
+    asked_at = timezone.now()
     try:
         run = evaluation_start(
             model_version=form.cleaned_data["model_version"],
@@ -294,6 +302,12 @@ def evaluation_create(request: HttpRequest) -> HttpResponse:
     except TrainingError as exc:
         form.add_error(None, str(exc))
         return _render_models(request, form, status=400)
+    if run.created_at < asked_at:  # the same evaluation was open already (a double click, another tab)
+        messages.info(
+            request,
+            f"Evaluation {run.pk} of {run.model_version.name} on this set was already "
+            f"{run.get_status_display().lower()}: this is it. No second run was started.",
+        )
     # No flash message: "Evaluation N queued." stayed on the run's page after it had finished. The page says the
     # run's state (queued, running, …) and follows it until it ends, as the job page does.
     return redirect("training:evaluation_detail", pk=run.pk)

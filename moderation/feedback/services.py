@@ -284,7 +284,14 @@ def feedback_events_ingest(*, integration: Integration, events: Any) -> IngestRe
 
 @transaction.atomic
 def feedback_aggregates_refresh(*, video_ids: list[int]) -> int:
-    """Recompute the materialised aggregates of ``video_ids`` from their events (one upsert)."""
+    """Recompute the materialised aggregates of ``video_ids`` from their events (one upsert).
+
+    The videos' rows are taken first, in id order: two batches about one video (a platform sending in parallel)
+    count one after the other, the later one seeing the earlier one's events. Unlocked, each counted the events
+    it could see (its own, not the other's uncommitted ones) and the later upsert wrote its count over the
+    earlier one's: the aggregate lost a batch until the video's next event, and a disagreement rule read too few
+    reports."""
+    list(Video.objects.select_for_update(no_key=True).filter(pk__in=video_ids).order_by("pk").values_list("pk"))
     counts = feedback_counts_compute(video_ids=video_ids)
     objs = [FeedbackAggregate(video_id=vid, **row) for vid, row in counts.items()]
     FeedbackAggregate.objects.bulk_create(

@@ -27,6 +27,15 @@ class ModelVersion(models.Model):
     is_serving = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        # The globally serving model is one row or none (``model_version_promote``); a policy's own model is
+        # ``Policy.serving_model``.
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_serving"], condition=models.Q(is_serving=True), name="one_serving_model"
+            )
+        ]
+
     def __str__(self) -> str:
         return self.name
 

@@ -67,9 +67,26 @@ def model_version_cascade(*, policy_version: PolicyVersion) -> ModelVersion | No
     return version
 
 
+_SERVING_LOCK = "SELECT pg_advisory_xact_lock(hashtext('moderation.model_version_serving'))"
+
+
+def model_version_serving_lock() -> None:
+    """Take (until the caller's transaction ends) the lock every change of the globally serving model takes, so
+    the next change reads the serving model the previous one left (``model_version_promote``; the release gate's
+    check that the model it compared with still serves). No row stands for "the serving one" to lock: which row
+    it is changes with each promotion."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SERVING_LOCK)
+
+
 @transaction.atomic
 def model_version_promote(*, model_version: ModelVersion) -> ModelVersion:
-    """Make ``model_version`` the one that serves new decisions (exactly one serves)."""
+    """Make ``model_version`` the one that serves new decisions (exactly one serves: ``one_serving_model``).
+
+    Two promotions at once are taken one after the other (``model_version_serving_lock``): unlocked, the second's
+    update only saw the version serving when it started, so the first's newly promoted version kept serving
+    beside the second's, two "serving" models."""
+    model_version_serving_lock()
     ModelVersion.objects.select_for_update().filter(is_serving=True).exclude(pk=model_version.pk).update(
         is_serving=False
     )

@@ -66,6 +66,7 @@ NOT_CLAIMED = "This item is not claimed by you; take it with “Claim next” fr
 ALREADY_REVIEWED = "Already reviewed: this item has a recorded verdict."
 OWN_UPLOAD = "You uploaded this video: a reviewer never decides their own content. Release it for another reviewer."
 ESCALATED = "This item was escalated to a senior queue; it no longer takes a verdict here."
+GONE = "This item is no longer in the queue (given back, or its video removed); nothing was recorded."
 
 # Random draws (QA sampling, gold mixing) go through this so tests and benches can seed it.
 rng = random.Random()  # noqa: S311 - sampling, not security
@@ -870,7 +871,12 @@ def _lock_owned(task: ReviewTask, user: User, *, with_decision: bool = False) ->
         rows = rows.select_related("queue", "decision__policy_version__policy", "decision__video")
     else:
         rows = ReviewTask.objects.select_for_update(of=("self",)).select_related("queue")
-    locked = rows.get(pk=task.pk)
+    # Whether the user may still work the queue as its groups say now (``_may_still_work``), in the same statement.
+    groups = ReviewQueue.allowed_groups.through.objects.filter(reviewqueue_id=OuterRef("queue_id"))
+    rows = rows.annotate(queue_open_to_user=~Exists(groups) | Exists(groups.filter(group__user=user.pk)))
+    locked = rows.filter(pk=task.pk).first()
+    if locked is None:  # removed since the screen read it: a gold item given back in another tab, a video deleted
+        raise ModerationError(GONE)
     if locked.status == ReviewTask.Status.DONE:
         raise ModerationError(ALREADY_REVIEWED)
     if locked.status == ReviewTask.Status.ESCALATED:
@@ -959,13 +965,48 @@ def review_skip(*, task: ReviewTask, user: User, reason: str) -> ReviewTask | No
     return nxt
 
 
-@transaction.atomic
+NO_LONGER_ALLOWED = (
+    "You may no longer work the queue “{queue}”: your roles or groups changed since you claimed this item. Nothing "
+    "was recorded, and the item went back to the queue for a reviewer who may work it."
+)
+
+
+def _may_still_work(locked: ReviewTask, user: User) -> bool:
+    """Whether ``user`` may still work ``locked``'s queue (``_lock_owned`` read the queue's groups with the lock):
+    the claim statement checks this, and a reviewer deactivated, no longer a reviewer, or taken out of the groups
+    a queue is restricted to since they claimed an item must not record a verdict or an escalation there."""
+    if not user.is_active or not user.has_perm(Perm.REVIEW_VIDEO):
+        return False
+    return bool(user.is_superuser or getattr(locked, "queue_open_to_user", True))
+
+
+def _release_no_longer_allowed(locked: ReviewTask, user: User) -> None:
+    """Put back the item of a reviewer who may no longer work its queue (in the caller's transaction, which then
+    commits): it goes to someone who may, not to the end of a lease."""
+    audit_event_record(
+        actor=user, action="release", obj=locked, payload={"queue": locked.queue.slug, "roles_changed": True}
+    )
+    _unclaim(locked)
+
+
 def review_escalate(*, task: ReviewTask, user: User, reason: str) -> ReviewTask:
-    """Hand the user's claimed item to the queue's senior queue; returns the senior task."""
+    """Hand the user's claimed item to the queue's senior queue; returns the senior task. Refused, and the claim
+    released, when the user may no longer work the queue (``_may_still_work``)."""
+    senior_task = _review_escalate(task=task, user=user, reason=reason)
+    if senior_task is None:
+        raise ModerationError(NO_LONGER_ALLOWED.format(queue=task.queue.name))
+    return senior_task
+
+
+@transaction.atomic
+def _review_escalate(*, task: ReviewTask, user: User, reason: str) -> ReviewTask | None:
     reason = review_note_checked(reason, what="reason")
     if not reason:
         raise ModerationError("Say why you escalate this item.")
     locked = _lock_owned(task, user)
+    if not _may_still_work(locked, user):
+        _release_no_longer_allowed(locked, user)
+        return None
     senior = locked.queue.escalation_queue
     if senior is None:
         raise ModerationError(f"The queue “{locked.queue.name}” has no senior queue to escalate to.")
@@ -1091,7 +1132,6 @@ def review_note_checked(note: str | None, *, what: str = "note") -> str:
     return note
 
 
-@transaction.atomic
 def review_submit(
     *,
     task: ReviewTask,
@@ -1118,7 +1158,21 @@ def review_submit(
       lock plus the one-to-one ``Review.task`` make it record exactly one verdict. With ``resend_ok``
       (a client that retries after losing the answer) the same reviewer's same verdict returns the
       review already recorded instead; a different verdict is still refused.
+    - A reviewer who may no longer work the queue (deactivated, no longer a reviewer, taken out of its groups)
+      is refused, and their claim released so that someone who may takes the item (``_may_still_work``).
     """
+    review = _review_submit(
+        task=task, user=user, verdict=verdict, label=label, note=note, severity=severity, resend_ok=resend_ok
+    )
+    if review is None:
+        raise ModerationError(NO_LONGER_ALLOWED.format(queue=task.queue.name))
+    return review
+
+
+@transaction.atomic
+def _review_submit(
+    *, task: ReviewTask, user: User, verdict: str, label: str, note: str, severity: str, resend_ok: bool
+) -> Review | None:
     note = review_note_checked(note)
     try:
         locked = _lock_owned(task, user, with_decision=True)  # a reviewed task is DONE: refused there
@@ -1127,6 +1181,9 @@ def review_submit(
         if earlier is None:
             raise
         return earlier
+    if not _may_still_work(locked, user):
+        _release_no_longer_allowed(locked, user)
+        return None
     if locked.queue.kind == ReviewQueue.Kind.TAGS:
         # A tags item is closed by its tags (tags_review_submit). A verdict on it would be a trusted label
         # settled by one reviewer outside the moderation queues' consensus and group restrictions.

@@ -42,6 +42,8 @@ def media_revealed(request: HttpRequest) -> bool:
 def _refused(request: HttpRequest, task: ReviewTask, exc: ModerationError) -> ReviewTask | None:
     """Show why the service refused; the task to stay on if it is still this reviewer's, else None."""
     messages.error(request, str(exc))
+    if not ReviewTask.objects.filter(pk=task.pk).exists():
+        return None  # removed meanwhile (a gold item given back in another tab, its video deleted)
     task.refresh_from_db()
     return task if task.is_held_by(request.user) else None
 
@@ -269,9 +271,10 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
             resend_ok=True,
         )
     except ModerationError as exc:
-        task.refresh_from_db()
+        now = ReviewTask.objects.filter(pk=task.pk).first()  # None: removed meanwhile
         return JsonResponse(
-            {"ok": False, "task": task.pk, "error": str(exc), "still_yours": task.is_held_by(user)}, status=409
+            {"ok": False, "task": task.pk, "error": str(exc), "still_yours": now is not None and now.is_held_by(user)},
+            status=409,
         )
     nxt = services.review_claim_next(user=user, queue=task.queue)
     ahead = services.review_claim_ahead(user=user, task=nxt) if nxt is not None else None

@@ -1389,6 +1389,10 @@ def tag_task_create_for_video(*, video_id: int) -> Any:
     )
 
 
+class StaleTagsError(ModerationError):
+    """Someone else saved the video's tags after the tagger's panel was drawn (``tags_review_submit``'s ``seen``)."""
+
+
 @dataclass
 class TagSubmission:
     accepted: list[int]
@@ -1407,6 +1411,7 @@ def tags_review_submit(
     preselected: Iterable[int] = (),
     task: Any = None,
     tag_set: TagSet | None = None,
+    seen: Iterable[int] | None = None,
 ) -> TagSubmission:
     """Record a reviewer's tags for a video: every shown suggestion they kept is an *accept*, every
     one they left out a *reject*, every selected tag that was not shown an *add* (found by search).
@@ -1414,17 +1419,43 @@ def tags_review_submit(
     the chip started pre-selected. The selection becomes the video's tags (``tags_finalize``).
 
     With ``task`` (a claimed tags-queue task) the task is closed like a review: only its holder may
-    submit, and only once."""
+    submit, and only once.
+
+    Two taggers of one video (the tags queue and a review screen's panel, two review screens) are taken one
+    after the other on the video's row. ``seen``: the video's tags when the tagger's panel was drawn; when someone
+    else saved other tags since, nothing is saved and :class:`StaleTagsError` says what the tags are now, rather
+    than the later save silently dropping the earlier one's tags. The same selection sent again (a double click
+    whose first answer was lost) records nothing twice and is not refused. Unlocked, two taggers adding one tag at
+    once ended in the second's IntegrityError on ``one_video_tag`` (a 500) and a drifting accepted count."""
+    from moderation.media.models import Video
     from moderation.review.models import ReviewTask
+    from moderation.review.selectors import review_queue_may_work
     from moderation.tagging.models import TagEvent, TagSuggestion, VideoTag
     from moderation.tagging.selectors import tag_ranker_label
 
+    # The video's row first, then the task's: routing (``review_decision_reroute``) takes them in that order.
+    if Video.objects.select_for_update().filter(pk=video_id).only("pk").first() is None:
+        raise ModerationError("This video no longer exists; nothing was saved.")
     if task is not None:
-        locked = ReviewTask.objects.select_for_update().get(pk=task.pk)
+        locked = ReviewTask.objects.select_for_update(of=("self",)).select_related("queue").filter(pk=task.pk).first()
+        if locked is None:
+            # Dropped while the screen was open: routing sent the video to a queue restricted to groups
+            # (``_open_tag_items_drop``), whose reviewers tag it from its review screen.
+            raise ModerationError(
+                "This item has left the tags queue (its video is now reviewed in a restricted queue, which tags it "
+                "there); nothing was saved."
+            )
         if locked.status == ReviewTask.Status.DONE:
             raise ModerationError("Already tagged: this item has recorded tags.")
         if locked.status != ReviewTask.Status.CLAIMED or locked.claimed_by_id != user.pk:
             raise ModerationError("This item is not claimed by you; take it with “Claim next” from the tag queue.")
+        if not review_queue_may_work(user=user, queue=locked.queue):
+            # The claim statement checks this; a tagger taken out of the queue's groups (or deactivated, or no
+            # longer a reviewer) since claiming must not close the item either.
+            raise ModerationError(
+                f"You may no longer work the queue “{locked.queue.name}”: your roles or groups changed since you "
+                "claimed this item. Nothing was saved; it returns to the queue when your claim lapses."
+            )
         # The task names its video: tags sent for another video with it would close the item untagged.
         if locked.decision.video_id != video_id:
             raise ModerationError("These tags are for another video than this item's; nothing was saved.")
@@ -1432,7 +1463,24 @@ def tags_review_submit(
     selected_ids = list(dict.fromkeys(int(t) for t in selected))
     shown_ids = list(dict.fromkeys(int(t) for t in shown))
     pre = {int(t) for t in preselected}
-    valid = set(Tag.objects.filter(pk__in=selected_ids + shown_ids, is_active=True).values_list("pk", flat=True))
+    now_tagged = set(VideoTag.objects.filter(video_id=video_id).values_list("tag_id", flat=True))
+    if seen is not None and {int(t) for t in seen} != now_tagged:
+        if now_tagged == set(selected_ids):
+            # This very selection is saved already (sent twice): nothing new to record.
+            return TagSubmission([], [], [], sorted(now_tagged))
+        names = sorted(Tag.objects.filter(pk__in=now_tagged).values_list("name", flat=True))
+        raise StaleTagsError(
+            "Someone else saved this video's tags a moment ago (now: "
+            f"{', '.join(f'“{n}”' for n in names) if names else 'no tags'}). Yours were not saved: "
+            "the panel shows their tags now; make your choice again."
+        )
+    # The tags' rows too, all of them now and in one order (the accepted counts below update them anyway; taken
+    # later, a vocabulary edit holding one of them while waiting on the vocabulary version this save references
+    # could deadlock with it): a tag retired meanwhile (``tag_update`` holds its row) is read as it is once retired,
+    # never put on the video at the moment it left the vocabulary.
+    rows = Tag.objects.select_for_update(no_key=True).filter(pk__in={*selected_ids, *shown_ids, *now_tagged})
+    active = {pk for pk, is_active in rows.order_by("pk").values_list("pk", "is_active") if is_active}
+    valid = active & {*selected_ids, *shown_ids}
     unknown = [t for t in selected_ids if t not in valid]
     if unknown:
         raise ModerationError("A chosen tag is no longer in the vocabulary; search for it again.")
@@ -1477,7 +1525,7 @@ def tags_review_submit(
         )
     TagEvent.objects.bulk_create(events)
     final = accepted + added
-    before = set(VideoTag.objects.filter(video_id=video_id).values_list("tag_id", flat=True))
+    before = now_tagged
     VideoTag.objects.filter(video_id=video_id).exclude(tag_id__in=final).delete()
     VideoTag.objects.bulk_create(
         [

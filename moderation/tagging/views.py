@@ -161,10 +161,14 @@ def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
             preselected=_ids(request.POST.getlist("preselected")),
             task=task,
             tag_set=tag_set,
+            # The video's tags as the panel showed them (a form drawn before this field sends none: not checked).
+            seen=_ids(request.POST.getlist("seen")) if request.POST.get("seen_sent") else None,
         )
     except ModerationError as exc:
         if task is not None:
             messages.error(request, str(exc))
+            if isinstance(exc, services.StaleTagsError):  # still theirs: the item again, with the tags as they are
+                return redirect(reverse("moderation:tag_task", args=[task.pk]) + f"?set={tag_set.slug}")
             return redirect("moderation:tag_queue")
         context = {"video": video, "panel": selectors.tag_panel_for(video_id=video.pk, tag_set=tag_set), "error": exc}
         return render(request, "moderation/tagging/_panel.html", context, status=409)

@@ -105,7 +105,7 @@ def test_a_new_job_never_inherits_checkpoints_left_under_its_id(dataset, setting
     stale = job_output_dir(first.pk + 1) / "trainer" / "checkpoint-2"
     stale.mkdir(parents=True)
 
-    job = training_job_start(dataset=dataset, created_by=None)
+    job = training_job_start(dataset=dataset, created_by=None, params={"max_steps": 8})  # the same settings: no job
 
     assert job.pk == first.pk + 1 and job.output_dir == str(job_output_dir(job.pk))
     assert not stale.exists()

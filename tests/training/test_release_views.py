@@ -147,11 +147,10 @@ def test_an_unfinished_evaluation_says_what_it_waits_for_not_zero_items(client_a
     """A queued or running evaluation said "Queued · 0 items" for as long as it ran (the count is only
     known at the end): it now says when it started and what it is waiting for."""
     path = runs[0].file_path
+    # Two models' evaluations (the same one started twice is one run: ``evaluation_start``).
     first, second = (
-        evaluation_start(
-            model_version=model_version_serving(), created_by=None, eval_set="kuaimod_file", file_path=path
-        )
-        for _ in range(2)
+        evaluation_start(model_version=version, created_by=None, eval_set="kuaimod_file", file_path=path)
+        for version in (model_version_serving(), runs[1].model_version)
     )
     EvaluationRun.objects.filter(pk=first.pk).update(status=EvaluationRun.Status.RUNNING)
     client = client_as("admin")
