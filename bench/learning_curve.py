@@ -7,8 +7,8 @@ over repetitions. Orders: arrival (the bare baseline) and the label-value orders
 ``bench/_stage1_learning.py`` (uncertainty, committee, class-balanced, density; plus the
 earlier batch-level variants), each ranking the pool with the product's own
 ``stage1.label_value`` code. The queue's order is chosen on seed 0's 4 repetitions; the numbers to
-quote are seeds 1-4 (16 repetitions). Saves the result where the cascade dashboard draws it
-(var/models/cascade/learning_curve.json = MODELS_DIR/cascade/ by default; --out). Last line: one
+quote are seeds 1-4 (16 repetitions). Saves the result to --out (var/models/cascade/learning_curve.json by
+default) and publishes it in media storage (models/cascade/learning_curve.json), where the dashboard reads it. Last line: one
 JSON object, ``ratio`` first (the chosen queue order, held-out repetitions).
 
     .venv/bin/python bench/learning_curve.py [--data dev.jsonl] [--seeds 5] [--locked-folds 4] [--jobs 2]
@@ -163,6 +163,10 @@ def main() -> None:
     out = args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    from moderation.inference.selectors import cascade_learning_curve_name
+    from workbench.storage import artifact_store
+
+    artifact_store(out, cascade_learning_curve_name())  # the web node draws it from media storage
     print(json.dumps(result, ensure_ascii=False))
 
 

@@ -198,6 +198,10 @@ MEDIA_S3_READ_TIMEOUT = env.float("MEDIA_S3_READ_TIMEOUT", default=60.0)
 MEDIA_S3_MAX_ATTEMPTS = env.int("MEDIA_S3_MAX_ATTEMPTS", default=3)
 # Object storage: the most a node's cache (MEDIA_ROOT/cache: keyframes for prompts, adapters) may hold.
 MEDIA_CACHE_MAX_BYTES = env.int("MEDIA_CACHE_MAX_BYTES", default=5 * 2**30)
+# Shared model artifacts (stage-1 models, the reproduction student, the learning curve) live in media storage
+# under models/; a process asks the store whether one changed at most this often (seconds), or at once when
+# the database says a newer one was trained.
+MODEL_ARTIFACT_CHECK_S = env.float("MODEL_ARTIFACT_CHECK_S", default=30.0)
 if MEDIA_STORAGE not in {"local", "s3"}:
     raise ValueError(f"MEDIA_STORAGE must be 'local' or 's3', not {MEDIA_STORAGE!r}")
 # Standard AWS names, so instance roles / IRSA / ~/.aws work when they are unset.

@@ -19,6 +19,8 @@ import mimetypes
 import os
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -325,6 +327,102 @@ def trim_cache(max_bytes: int) -> int:
             path.unlink(missing_ok=True)
         freed += size
     return freed
+
+
+# --- Model artifacts one process writes and another reads ------------------------------------------
+
+# A stage-1 model trained on one worker is used by the infer worker in another container, and what the
+# bench wrote is drawn by the web process: no two of them share a disk (MODELS_DIR is each node's own),
+# so such artifacts live in media storage under "models/" (never served: not a SERVED_MEDIA_FOLDERS name).
+ARTIFACT_FOLDER = "models"
+_artifact_lock = threading.Lock()
+# (store, name) -> (monotonic time the store was asked, the caller's hint then, local path or None when absent)
+_artifact_seen: dict[tuple[str, str], tuple[float, str, Path | None]] = {}
+
+
+def _artifact_key(name: str) -> tuple[str, str]:
+    store = f"s3:{settings.MEDIA_S3_BUCKET}" if is_object_storage() else f"local:{settings.MEDIA_ROOT}"
+    return (store, name)
+
+
+def artifact_name(relative: str) -> str:
+    """The stored name of the shared artifact ``relative`` (e.g. ``cascade/default.joblib``)."""
+    return f"{ARTIFACT_FOLDER}/{relative.lstrip('/')}"
+
+
+def artifact_store(local: Path, name: str, *, move: bool = False) -> str:
+    """Publish the finished file ``local`` as the shared artifact ``name`` (atomic, see ``store_file``);
+    this process reads the new one at once, the others at their next check."""
+    store_file(local, name, move=move)
+    with _artifact_lock:
+        _artifact_seen.pop(_artifact_key(name), None)
+    return name
+
+
+def _artifact_version(name: str) -> str | None:
+    """What changes whenever ``name`` is replaced (the ETag; locally mtime and size), None when absent."""
+    if not is_object_storage():
+        try:
+            stat = Path(default_storage.path(name)).stat()
+        except FileNotFoundError:
+            return None
+        return f"{stat.st_mtime_ns}-{stat.st_size}"
+    storage: Any = default_storage
+    try:
+        head = storage.client.head_object(Bucket=storage.bucket_name, Key=storage.key(name))
+    except _boto_errors() as exc:
+        error = _translate(exc, name)
+        if isinstance(error, MediaMissing):
+            return None
+        raise error from exc
+    return str(head.get("ETag") or head.get("LastModified"))
+
+
+def artifact_local(name: str, *, legacy: Path | None = None, hint: str = "") -> Path | None:
+    """A local path holding the current shared artifact ``name``, or None when none is stored.
+
+    The store is asked at most once per ``MODEL_ARTIFACT_CHECK_S`` seconds per process, and at once when
+    ``hint`` (what the database says about the artifact, e.g. its model row's ``trained_at``) differs
+    from the last call's. With object storage the file is downloaded into this node's cache and kept
+    until the stored object changes; with local storage it is the stored file itself.
+
+    ``legacy``: where this node kept the file before artifacts were shared (under MODELS_DIR). When the
+    store has none and that file exists it is uploaded once, so an upgrade loses no trained model.
+    Raises StorageUnavailable when the store does not answer."""
+    now, key = time.monotonic(), _artifact_key(name)
+    with _artifact_lock:
+        seen = _artifact_seen.get(key)
+    if (
+        seen is not None
+        and seen[1] == hint
+        and now - seen[0] < float(settings.MODEL_ARTIFACT_CHECK_S)
+        and (seen[2].is_file() if seen[2] is not None else not (legacy is not None and legacy.is_file()))
+    ):
+        return seen[2]
+    version = _artifact_version(name)
+    if version is None and legacy is not None and legacy.is_file():
+        store_file(legacy, name)
+        version = _artifact_version(name)
+    path: Path | None
+    if version is None:
+        path = None
+    elif not is_object_storage():
+        path = Path(default_storage.path(name))
+    else:
+        path = cache_root() / name
+        marker = path.with_name(f".{path.name}.version")
+        try:
+            current = path.is_file() and marker.read_text() == version
+        except OSError:
+            current = False
+        if not current:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            local_copy_to(name, path)
+            marker.write_text(version)
+            _count_download()
+    with _artifact_lock:
+        _artifact_seen[key] = (now, hint, path)
+    return path
 
 
 # --- Writing --------------------------------------------------------------------------------------

@@ -322,18 +322,30 @@ def cascade_target_row(*, model: CascadeModel, curve: CascadeCurve | None = None
     return cascade_targets(curve=curve or cascade_curve(model=model), targets=(model.target_accuracy,))[0]
 
 
+def cascade_learning_curve_name() -> str:
+    """Where ``bench/learning_curve.py`` publishes its result in media storage (the web node reads it there)."""
+    from workbench.storage import artifact_name
+
+    return artifact_name("cascade/learning_curve.json")
+
+
 def cascade_learning_curve() -> dict[str, Any] | None:
     """The last ``bench/learning_curve.py`` result (labels vs locked-fold accuracy, uncertainty vs
-    arrival order), drawn on the dashboard; None until the bench has run."""
+    arrival order), drawn on the dashboard; None until the bench has run (or while the store is down)."""
     import json
     from pathlib import Path
 
-    path = Path(settings.MODELS_DIR) / "cascade" / "learning_curve.json"
+    from workbench.storage import StorageError, artifact_local
+
+    legacy = Path(settings.MODELS_DIR) / "cascade" / "learning_curve.json"
     try:
+        path = artifact_local(cascade_learning_curve_name(), legacy=legacy)
+        if path is None:
+            return None
         data = json.loads(path.read_text(encoding="utf-8"))
         labels = data["labels"]
         lows = data["arrival_median"] + data["uncertainty_median"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (StorageError, OSError, ValueError, KeyError, TypeError):
         return None
     x_range = (min(labels), max(labels))
     y_range = (max(0.0, min(lows) - 0.02), min(1.0, max(lows) + 0.02))

@@ -674,6 +674,8 @@ def _shortened(detail: str) -> str:
 
 
 def cascade_artifact_path(name: str) -> Path:
+    """Check a stage-1 model name; returns where a node kept that model before models went to media
+    storage (``stage1_artifact_name``), still read once on upgrade."""
     if len(name) > 100:  # a long name of letters was told it used the wrong characters
         raise ModerationError(f"A cascade model name is at most 100 characters; this one has {len(name)}.")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
@@ -693,16 +695,17 @@ def cascade_train(*, name: str, threshold: float | None = None, target_accuracy:
     fewer than ``CASCADE_MIN_TRAIN_LABELS`` labels or not enough of both kinds.
     """
     from moderation.inference.selectors import cascade_training_set
-    from moderation.inference.stage1.model import stage1_save
+    from moderation.inference.stage1.model import stage1_artifact_name, stage1_save
     from moderation.inference.stage1.routing import check_target, check_threshold, curve_summary, risk_coverage
     from moderation.inference.stage1.selection import stage1_select_fit
+    from workbench.storage import artifact_store, scratch_dir
 
     if threshold is not None:
         check_threshold(threshold)
     else:
         target_accuracy = settings.CASCADE_TARGET_ACCURACY if target_accuracy is None else target_accuracy
         check_target(target_accuracy)
-    path = cascade_artifact_path(name)
+    cascade_artifact_path(name)
     training = cascade_training_set()
     if len(training.labels) < settings.CASCADE_MIN_TRAIN_LABELS:
         raise ModerationError(
@@ -720,7 +723,11 @@ def cascade_train(*, name: str, threshold: float | None = None, target_accuracy:
     classifier = selection.classifier
     escalate_threshold = threshold if threshold is not None else selection.threshold
     assert escalate_threshold is not None  # a target always yields a threshold
-    stage1_save(classifier, path)
+    # Into media storage, not MODELS_DIR: the infer worker that uses it is another container.
+    with scratch_dir("cascade") as folder:
+        local = folder / f"{name}.joblib"
+        stage1_save(classifier, local)
+        stored = artifact_store(local, stage1_artifact_name(name), move=True)
     head = classifier.binary
     counts: dict[str, int] = {}
     for label in training.labels:
@@ -738,7 +745,7 @@ def cascade_train(*, name: str, threshold: float | None = None, target_accuracy:
         model, _ = CascadeModel.objects.update_or_create(
             name=name,
             defaults={
-                "artifact_path": str(path),
+                "artifact_path": stored,
                 "labels": classifier.labels,
                 "metrics": metrics,
                 "escalate_threshold": escalate_threshold,

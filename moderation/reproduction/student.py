@@ -3,8 +3,9 @@
 Trained from labelled pairs — human verdicts (``PairReview``) or the teacher's parsed judgements
 (distillation) — it gives each pair a reproduction score (the probability of "reproduction") and a
 3-way label. Standardised features into a multinomial logistic regression: microseconds per pair on
-a CPU, and stable on the few hundred labels a team has in its first weeks. Persisted with joblib
-under ``MODELS_DIR/repro/student.joblib`` (written atomically; reloaded when the file changes).
+a CPU, and stable on the few hundred labels a team has in its first weeks. Persisted with joblib in
+media storage as ``models/repro/student.joblib`` (trained on one worker, scored with on others and on the
+web node; written atomically; reloaded when the stored file changes, see ``workbench.storage.artifact_local``).
 """
 
 from __future__ import annotations
@@ -27,11 +28,18 @@ LABELS = ("reproduction", "derivative", "unrelated")
 MIN_EXAMPLES = 4
 
 _lock = threading.Lock()
-_loaded: dict[str, tuple[float, Student]] = {}
+_loaded: dict[str, tuple[int, Student]] = {}
 
 
 def student_path() -> Path:
+    """Where a node kept the student before it went to media storage (read once on upgrade)."""
     return Path(settings.MODELS_DIR) / "repro" / "student.joblib"
+
+
+def student_artifact_name() -> str:
+    from workbench.storage import artifact_name
+
+    return artifact_name("repro/student.joblib")
 
 
 @dataclass(frozen=True)
@@ -98,10 +106,23 @@ def student_fit(examples: list[tuple[dict[str, Any], str]], *, source: str) -> S
     )  # fmt: skip
 
 
-def student_save(student: Student, path: Path | None = None) -> Path:
+def student_publish(student: Student) -> str:
+    """Save the student in media storage for every process (the web node and the other workers); returns
+    its stored name. Atomic: a reader loads the old student or the new one."""
     import joblib
 
-    path = path or student_path()
+    from workbench.storage import artifact_store, scratch_dir
+
+    with scratch_dir("student") as folder:
+        local = folder / "student.joblib"
+        joblib.dump({"model": student.model, **student.meta}, local)
+        return artifact_store(local, student_artifact_name(), move=True)
+
+
+def student_save(student: Student, path: Path) -> Path:
+    """Save the student to the local file ``path`` only (an evaluation's copy); ``student_publish`` shares it."""
+    import joblib
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".student-", suffix=".joblib", dir=path.parent)
     os.close(fd)
@@ -111,12 +132,19 @@ def student_save(student: Student, path: Path | None = None) -> Path:
 
 
 def student_load(path: Path | None = None) -> Student | None:
-    """The saved student, or None when none has been trained; reloaded when the file changes."""
+    """The saved student (``path``, or the one in media storage), or None when none has been trained;
+    reloaded when the file changes (the store is asked at most every MODEL_ARTIFACT_CHECK_S)."""
     import joblib
 
-    path = path or student_path()
+    if path is None:
+        from workbench.storage import artifact_local
+
+        found = artifact_local(student_artifact_name(), legacy=student_path())
+        if found is None:
+            return None
+        path = found
     try:
-        mtime = path.stat().st_mtime
+        mtime = path.stat().st_mtime_ns
     except FileNotFoundError:
         return None
     with _lock:
@@ -151,7 +179,10 @@ def student_train(*, source: str = "human", path: Path | None = None, rescore: b
     examples = training_examples(source=source)
     student = student_fit([(f, lbl) for f, lbl, _ in examples], source=source)
     student.meta["fit_seconds"] = round(time.perf_counter() - started, 4)
-    student_save(student, path)
+    if path is None:
+        student_publish(student)
+    else:
+        student_save(student, path)
     if rescore and path is None:
         from moderation.reproduction.services import candidates_rescore
 

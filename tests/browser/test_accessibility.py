@@ -309,6 +309,7 @@ def test_the_cascade_dashboard_with_its_curves_has_no_moderate_or_worse_axe_viol
     from tests.moderation.inference.kuaimod_samples import write_split
 
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     PolicyVersionFactory()
     kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))
     cascade_train(name="stage1", target_accuracy=0.9)
@@ -318,6 +319,7 @@ def test_the_cascade_dashboard_with_its_curves_has_no_moderate_or_worse_axe_viol
         n_locked=[10] * 2,
         repetitions=[(0, 0), (0, 1)],
     )
+    (tmp_path / "models" / "cascade").mkdir(parents=True)  # where the bench wrote it before: read once
     (tmp_path / "models" / "cascade" / "learning_curve.json").write_text(
         json.dumps({**curves.summary(), "seeds": 2, "locked_folds": 1, "data": "dev.jsonl"}), encoding="utf-8"
     )

@@ -9,16 +9,22 @@ import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
+from moderation.errors import ModerationError
 from moderation.inference.backends import STAGES, BackendResult, ContentBundle
 from moderation.inference.stage1.inputs import stage1_input
-from moderation.inference.stage1.model import Stage1Classifier, stage1_load
+from moderation.inference.stage1.model import (
+    Stage1Classifier,
+    stage1_artifact_name,
+    stage1_legacy_path,
+    stage1_load,
+)
 from moderation.inference.stage1.routing import cascade_route
 from moderation.policies.spec import PolicySpec
 
 
 class CascadeStage1Backend:
     name = "cascade_stage1"
-    _cache: ClassVar[dict[tuple[str, float], Stage1Classifier]] = {}
+    _cache: ClassVar[dict[tuple[str, int], Stage1Classifier]] = {}
     _lock = threading.Lock()
 
     def __init__(self, cascade_name: str) -> None:
@@ -27,8 +33,18 @@ class CascadeStage1Backend:
         self.model = CascadeModel.objects.get(name=cascade_name)
 
     def _classifier(self) -> Stage1Classifier:
-        path = Path(self.model.artifact_path)
-        key = (str(path), path.stat().st_mtime)  # retraining under the same name reloads it
+        """The model from media storage (trained on another worker), via this node's cache; the store is
+        asked again when the row says it was retrained, else at most every MODEL_ARTIFACT_CHECK_S."""
+        from workbench.storage import artifact_local
+
+        recorded = Path(self.model.artifact_path)  # an absolute path: a row from before models were shared
+        legacy = recorded if recorded.is_absolute() else stage1_legacy_path(self.model.name)
+        path = artifact_local(
+            stage1_artifact_name(self.model.name), legacy=legacy, hint=self.model.trained_at.isoformat()
+        )
+        if path is None:
+            raise ModerationError(f"The stage-1 model {self.model.name} is missing from storage; train it again.")
+        key = (str(path), path.stat().st_mtime_ns)  # retraining under the same name reloads it
         with self._lock:
             if key not in self._cache:
                 self._cache[key] = stage1_load(path)

@@ -345,6 +345,20 @@ def stage1_fit(
     )
 
 
+def stage1_artifact_name(name: str) -> str:
+    """Where the stage-1 model ``name`` is stored (media storage, shared by the train and infer workers)."""
+    from workbench.storage import artifact_name
+
+    return artifact_name(f"cascade/{name}.joblib")
+
+
+def stage1_legacy_path(name: str) -> Path:
+    """Where a node kept the model before models were shared: found once and uploaded (see ``artifact_local``)."""
+    from django.conf import settings
+
+    return Path(settings.MODELS_DIR) / "cascade" / f"{name}.joblib"
+
+
 def stage1_save(classifier: Stage1Classifier, path: Path) -> None:
     import joblib
 
@@ -358,7 +372,7 @@ def stage1_load(path: Path | str) -> Stage1Classifier:
     import joblib
 
     try:
-        # Our own artifact under MODELS_DIR, written by stage1_save; never a user-supplied file.
+        # Our own artifact, written by stage1_save (via media storage); never a user-supplied file.
         classifier = joblib.load(path)  # noqa: S301
     except FileNotFoundError as exc:
         raise ModerationError(f"The cascade model file {path} is missing; train it again.") from exc

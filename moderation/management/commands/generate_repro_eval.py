@@ -259,7 +259,7 @@ class Command(BaseCommand):
                 "features_ms_per_pair": round(features_ms, 2),
             })  # fmt: skip
             if save:
-                student_mod.student_save(model)
+                student_mod.student_publish(model)
         return report
 
     # -- teacher ---------------------------------------------------------------------------------------

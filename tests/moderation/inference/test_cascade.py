@@ -179,6 +179,7 @@ def test_stage1_refuses_a_training_set_without_violations() -> None:
 
 def test_cascade_train_learns_from_database_labels_and_predicts(db, tmp_path, settings) -> None:
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))
     # A reviewer's label beats the imported one: this cooking item was relabelled as a private deal.
     reviewed = VideoFactory(title="加微信私聊 红烧肉教程")
@@ -190,10 +191,11 @@ def test_cascade_train_learns_from_database_labels_and_predicts(db, tmp_path, se
     assert cascade_model_active() == model
     assert model.trained_on == 25
     assert model.metrics["label_counts"] == {DEAL: 13, SAFE: 12}
-    assert Path(model.artifact_path).is_file()
-    assert Path(model.artifact_path).parent == settings.MODELS_DIR / "cascade"
+    # In media storage, where the infer worker (another container) finds it; nothing in this node's MODELS_DIR.
+    assert model.artifact_path == "models/cascade/stage1-test.joblib"
+    assert (settings.MEDIA_ROOT / model.artifact_path).is_file() and not settings.MODELS_DIR.exists()
     assert model.escalate_threshold == pytest.approx(0.8) and model.target_accuracy is None
-    classifier = stage1_load(model.artifact_path)
+    classifier = stage1_load(settings.MEDIA_ROOT / model.artifact_path)
     labels, proba = classifier.predict([TextItem(title="私聊加微信下单"), TextItem(title="家常豆腐做法 #美食")])
     assert labels == [DEAL, SAFE]
     assert proba[0].sum() == pytest.approx(1.0)
@@ -212,6 +214,7 @@ def test_cascade_train_learns_from_database_labels_and_predicts(db, tmp_path, se
 
 def test_cascade_train_without_labels_is_a_readable_error(db, tmp_path, settings) -> None:
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     settings.CASCADE_MIN_TRAIN_LABELS = 0  # the per-class check
     with pytest.raises(ModerationError, match="at least 2 safe"):
         cascade_train(name="empty")
@@ -320,6 +323,7 @@ def test_stage1_is_not_trained_or_made_active_from_too_few_labels(db, tmp_path, 
     from workbench import settings as production
 
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     settings.CASCADE_MIN_TRAIN_LABELS = production.CASCADE_MIN_TRAIN_LABELS
     assert settings.CASCADE_MIN_TRAIN_LABELS == 40
     kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))  # 24 labelled items

@@ -16,6 +16,7 @@ DEAL, SAFE = "引导私下交易", "正向"
 @pytest.fixture
 def trained_cascade(db, tmp_path, settings):  # type: ignore[no-untyped-def]
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     PolicyVersionFactory()
     kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))
     # Trained on 24 items, stage 1 is sure of obvious cases (p≈0.98, uncertainty ≈0.17) and unsure of
@@ -110,6 +111,7 @@ def test_the_frame_count_is_not_a_stage_one_signal_in_training_or_live_inference
     from moderation.models import ItemLabel
 
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     PolicyVersionFactory()
     rng = random.Random(3)
     for i in range(40):

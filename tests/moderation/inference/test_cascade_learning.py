@@ -41,6 +41,7 @@ DEAL, SAFE = "引导私下交易", "正向"
 @pytest.fixture
 def trained(db, tmp_path, settings):  # type: ignore[no-untyped-def]
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     PolicyVersionFactory()
     kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))
     return cascade_train(name="stage1", target_accuracy=0.9)
@@ -317,6 +318,7 @@ def test_the_dashboard_draws_the_benchs_learning_curve_with_its_spread(db, clien
     import json
 
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     # Walked with a freshly trained stage 1: "Run bench/learning_curve.py to draw it" read as if training here would.
     empty = client_as("admin").get("/cascade/").content.decode()
     assert 'id="learning-empty"' in empty and "Training stage 1 here does not draw it" in empty

@@ -20,6 +20,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 def test_a_double_click_queues_one_training(tmp_path, settings, client_as, django_capture_on_commit_callbacks) -> None:
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     PolicyVersionFactory()
     kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))
     admin = client_as("admin")
@@ -47,6 +48,7 @@ def test_a_training_that_fails_is_recorded_with_its_reason_and_a_new_one_may_be_
     tmp_path, settings, client_as, django_capture_on_commit_callbacks
 ) -> None:
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     settings.CASCADE_MIN_TRAIN_LABELS = 2
     PolicyVersionFactory()
     for title in ("红烧肉做法", "清蒸鱼做法", "番茄炒蛋"):  # no violative item: the fit refuses
@@ -134,6 +136,7 @@ def test_the_button_trains_through_a_real_worker_and_the_dashboard_shows_it_done
     import time
 
     settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     PolicyVersionFactory()
     kuaimod_import(path=write_split(tmp_path / "train.jsonl", start=0, take=slice(0, 12)))
     admin = client_as("admin")

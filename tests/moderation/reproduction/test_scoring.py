@@ -99,9 +99,11 @@ def test_student_distils_from_teacher_judgements_and_rescores_the_queue(tmp_path
             candidate=pair, backend="transformers", base_model="teacher", label=kind, score=0.5
         )
         pairs.append(pair)
-    with override_settings(MODELS_DIR=tmp_path):
+    with override_settings(MODELS_DIR=tmp_path / "models", MEDIA_ROOT=tmp_path / "media"):
         trained = student_mod.student_train(source="teacher")
-        assert (tmp_path / "repro" / "student.joblib").is_file() and trained.meta["n"] == 9
+        # In media storage (the web node and other workers score with it), not in this node's MODELS_DIR.
+        assert (tmp_path / "media" / "models" / "repro" / "student.joblib").is_file() and trained.meta["n"] == 9
+        assert not (tmp_path / "models").exists()
         assert trained.meta["source"] == "teacher"
     pairs[0].refresh_from_db()
     pairs[2].refresh_from_db()
