@@ -1063,6 +1063,13 @@ audit_object_videos_register(model=Decision, video_fields=("video_id",))
 audit_object_videos_register(model=ReviewTask, video_fields=("decision__video_id",))
 
 
+def video_review_items(*, video: Video) -> QuerySet[ReviewTask]:
+    """The items that decide ``video``'s verdict: non-gold items of moderation queues. Its Content tags item is
+    other work (tags, not a verdict): pending, it neither holds the verdict back from being final nor hides the
+    review (the video page's Outcome, the platform's ``/api/videos/<id>/verdict/``)."""
+    return ReviewTask.objects.filter(decision__video=video, is_gold=False).exclude(queue__kind=ReviewQueue.Kind.TAGS)
+
+
 def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
     """A video's outcome as its page shows it: the latest model decision (label in the policy's words) and
     the review state. While an item is open (pending or claimed) no human verdict is shown: a second
@@ -1079,7 +1086,7 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
         names = decision.policy_version.label_names()
         label = decision.label or decision.policy_version.safe_label
         model = {"decision": decision, "label": label, "label_name": names.get(label, "")}
-    tasks = ReviewTask.objects.filter(decision__video=video, is_gold=False).select_related("queue", "claimed_by")
+    tasks = video_review_items(video=video).select_related("queue", "claimed_by")
     open_tasks = [
         {
             "task": task,
