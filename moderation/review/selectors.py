@@ -36,7 +36,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.inference.models import Decision
-from moderation.labels.selectors import item_labels_trusted
+from moderation.labels.selectors import item_label_standing
 from moderation.media.models import Video
 from moderation.media.selectors import video_media_for_display, video_open_to_q, videos_all_open_to
 from moderation.policies.selectors import policy_label_groups, policy_label_search_text
@@ -1108,15 +1108,7 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
             .first()
         )
         # The label that stands, by the one precedence rule (moderation.labels.selectors.LABEL_PRECEDENCE).
-        standing = item_labels_trusted(video_ids=[video.pk]).select_related("policy_version").first()
-        if standing is not None:
-            final = {
-                "label": standing.label,
-                "label_name": standing.policy_version.label_names().get(standing.label, "")
-                if standing.policy_version is not None
-                else "",
-                "source": standing.get_source_display(),
-            }
+        final = item_label_standing(video_id=video.pk)
     return {
         "model": model,
         "open_tasks": open_tasks,
