@@ -42,7 +42,15 @@ from moderation.media.selectors import video_media_for_display, video_open_to_q,
 from moderation.policies.selectors import policy_label_groups, policy_label_search_text
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.counts import FOLD_AT, counts_cached, counts_fold, counts_generations, counts_keep
-from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewQueueCount, ReviewTask
+from moderation.review.models import (
+    AuditEvent,
+    AwaitedQueueItem,
+    Review,
+    ReviewQueue,
+    ReviewQueueCount,
+    ReviewSkip,
+    ReviewTask,
+)
 from workbench.db import prepared_cursor
 from workbench.pagination import CappedCount
 from workbench.roles import Perm
@@ -830,6 +838,11 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         "escalated_to": task.queue.escalation_queue if task.status == ReviewTask.Status.ESCALATED else None,
         "can_escalate": task.queue.escalation_queue_id is not None,
         "skip_reasons": SKIP_REASONS,
+        # An item this reviewer passed on comes back to them when nothing else waits (the claim's order): said, with
+        # their reason, or it read as a new item after "back in the queue for another reviewer".
+        "skipped_before": ReviewSkip.objects.filter(task=task, user=user).order_by("-at", "-pk").first()
+        if task.status == ReviewTask.Status.CLAIMED
+        else None,
         "review": getattr(task, "review", None) if task.status == ReviewTask.Status.DONE else None,
         "lease_lapsed": task.status == ReviewTask.Status.CLAIMED
         and task.lease_expires_at is not None
