@@ -378,7 +378,7 @@ def adjudication_detail(request: HttpRequest, pk: int) -> HttpResponse:
     status = 200
     if request.method == "POST":
         try:
-            services.adjudication_decide(
+            decided = services.adjudication_decide(
                 adjudication=adjudication,
                 by=_user(request),
                 label=request.POST.get("label", ""),
@@ -388,7 +388,14 @@ def adjudication_detail(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, str(exc))
             status = 400
         else:
-            messages.success(request, f"Adjudication #{adjudication.pk} decided; the video's label is recorded.")
+            # Which label was recorded, for which video: the list it lands on no longer shows the item.
+            label = decided.outcome_label
+            name = decided.decision.policy_version.label_names().get(label, "")
+            messages.success(
+                request,
+                f"Adjudication #{adjudication.pk} decided: {name + ' (' + label + ')' if name else label} is now the "
+                f"label of “{adjudication.video.title or '(untitled)'}”.",
+            )
             return redirect("annotation:adjudication_list")
     decision = adjudication.decision
     ctx = _media_context(request, adjudication.video)
