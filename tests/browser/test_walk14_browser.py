@@ -66,3 +66,21 @@ def test_an_override_the_server_would_refuse_is_said_in_place_before_moving_on(p
     page.wait_for_function("window.reviewState().pending === 0")
     review = Review.objects.get(task=first)
     assert (review.verdict, review.label, review.severity) == ("override", "色情低俗", "high")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_vocabulary_shows_a_tags_aliases_whole_and_names_its_count(page, make_user):
+    """Walked at 1440x900: the aliases box (size 20) cut a tag's aliases after two or three ("phone, phones,
+    smartpho") in a column three times as wide, and the last number column was headed only "used"."""
+    from moderation.tagging.services import tags_import
+
+    tags_import(lines=["手机\tphone, phones, smartphone, 手机壳, mobile"])
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("policy_editor").username)
+    page.goto("/tags/vocabulary/")
+    box = page.get_by_label("aliases of 手机")
+    assert box.input_value() == "phone, phones, smartphone, 手机壳, mobile"
+    assert box.evaluate("el => el.scrollWidth <= el.clientWidth"), "the aliases are cut"
+    header = page.locator("table.vocabulary-table th").nth(4)
+    assert header.inner_text() == "videos tagged" and "videos" in (header.get_attribute("title") or "")
+    page.screenshot(path=str(_shots() / "vocabulary-aliases-whole.png"))
