@@ -84,3 +84,24 @@ def test_the_vocabulary_shows_a_tags_aliases_whole_and_names_its_count(page, mak
     header = page.locator("table.vocabulary-table th").nth(4)
     assert header.inner_text() == "videos tagged" and "videos" in (header.get_attribute("title") or "")
     page.screenshot(path=str(_shots() / "vocabulary-aliases-whole.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_panel_refreshing_itself_keeps_the_keyboard_where_it_was(page, make_user, policy_version):
+    """Walked: on the review queues, a keyboard user on a queue's link or "Claim next" lost the focus to the page's
+    body each time the counts refreshed (every 15 s): the next Tab started from the top bar again."""
+    _task(policy_version)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    link = page.locator('#queue-stats tr[data-queue="default"] a')
+    link.focus()
+    page.evaluate("document.querySelector('#queue-stats').dataset.old = '1'")
+    page.evaluate("htmx.ajax('GET', '/review/', {target: '#queue-stats', swap: 'outerHTML'})")  # what the poll does
+    page.wait_for_function("!document.querySelector('#queue-stats').dataset.old")
+    page.wait_for_timeout(300)  # settled
+    assert page.evaluate("document.activeElement.closest('tr') && document.activeElement.closest('tr').dataset.queue")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Default"
+    assert page.evaluate("document.activeElement.isConnected && document.activeElement !== document.body")
+    page.keyboard.press("Tab")  # on to the row's next control, not the top bar
+    assert page.evaluate("document.activeElement.closest('#queue-stats') !== null")
