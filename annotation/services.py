@@ -10,6 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from annotation.errors import AnnotationError, CorrectionConflict, StageRefused
@@ -505,8 +506,8 @@ def _rule_reason(rule: DisagreementRule, decision: Decision, stats: dict[str, An
     elif rule.kind == kind.APPEAL_OVERTURNED and decision.is_violation:
         if stats["appeals_overturned"] >= max(rule.min_events, 1):
             return (
-                f"The model flagged it ({decision.label}), but {stats['appeals_overturned']} appeal(s) "
-                "against the moderation succeeded (overturned)."
+                f"The model flagged it ({decision.label}), but {stats['appeals_overturned']} "
+                f"appeal{pluralize(stats['appeals_overturned'])} against the moderation succeeded (overturned)."
             )
     elif rule.kind == kind.POSITIVE_ENGAGEMENT and decision.is_violation:
         rate = stats["like_rate"]

@@ -28,6 +28,7 @@ from annotation.models import CotCorrection, Tag2CotTask
 from moderation.feedback.selectors import feedback_stats_for
 from moderation.inference.backends import STAGES
 from moderation.inference.models import Decision
+from moderation.labels.selectors import item_label_standing
 from moderation.media.models import Video
 from moderation.media.selectors import video_media_for_display
 from moderation.media.services import video_media_verify
@@ -131,6 +132,8 @@ def _edit_context(
         "label": label,
         "label_groups": policy_label_groups(version=decision.policy_version),
         "model_label_name": decision.policy_version.label_names().get(decision.label, ""),
+        # What a person said the video is (the label training reads): a correction should not contradict it unseen.
+        "human_label": item_label_standing(video_id=decision.video_id),
         "feedback": feedback_stats_for(video_id=decision.video_id),
         "base_revision": correction.revision if correction else 0,
         # Once this one is sent on (not a draft), where to go next: the list was the only way on.
@@ -375,7 +378,7 @@ def adjudication_detail(request: HttpRequest, pk: int) -> HttpResponse:
     status = 200
     if request.method == "POST":
         try:
-            services.adjudication_decide(
+            decided = services.adjudication_decide(
                 adjudication=adjudication,
                 by=_user(request),
                 label=request.POST.get("label", ""),
@@ -385,7 +388,14 @@ def adjudication_detail(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, str(exc))
             status = 400
         else:
-            messages.success(request, f"Adjudication #{adjudication.pk} decided; the video's label is recorded.")
+            # Which label was recorded, for which video: the list it lands on no longer shows the item.
+            label = decided.outcome_label
+            name = decided.decision.policy_version.label_names().get(label, "")
+            messages.success(
+                request,
+                f"Adjudication #{adjudication.pk} decided: {name + ' (' + label + ')' if name else label} is now the "
+                f"label of “{adjudication.video.title or '(untitled)'}”.",
+            )
             return redirect("annotation:adjudication_list")
     decision = adjudication.decision
     ctx = _media_context(request, adjudication.video)

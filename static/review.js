@@ -205,8 +205,22 @@
 
   // The one mistake worth catching before the screen moves on (the server checks everything again).
   function clientCheck(form, submitter) {
-    if (submitter && submitter.value === "override" && !form.querySelector("input[name=label]:checked")) {
+    const chosen = form.querySelector("input[name=label]:checked");
+    if (submitter && submitter.value === "override" && !chosen) {
       return "Choose the label that replaces the model's verdict (press o and type).";
+    }
+    // The server refuses these two overrides too; said here, before the screen moves on and comes back refused.
+    if (submitter && submitter.value === "override" && chosen.value === form.dataset.modelLabel) {
+      return `${chosen.value} is the model's own label: approve (a) to keep it, or choose another label.`;
+    }
+    if (submitter && submitter.value === "override" && !form.querySelector("input[name=severity]:checked")) {
+      const allowed = (chosen.dataset.severities || "").split(" ").filter(Boolean);
+      if (allowed.length > 1) {
+        const keys = [...form.querySelectorAll("input[name=severity]")]
+          .filter((r) => allowed.includes(r.value))
+          .map((r) => `${r.dataset.hotkey} ${r.value}`);
+        return `“${chosen.value}” is a violation: choose its severity (${keys.join(", ")}), then override.`;
+      }
     }
     // Approving a violation the model gave no severity: the server refuses it, and the screen had already moved
     // on to the next item, then came back with the refusal. Said here, before anything moves.

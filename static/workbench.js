@@ -260,6 +260,37 @@ document.addEventListener("htmx:afterSwap", (ev) => {
   dropPageMessages();
 });
 
+// A panel that refreshes itself (hx-trigger "every 15s": the queue counts, a job's progress, the video list) is
+// swapped while a keyboard user may be on one of its links or buttons: the element went, and the focus fell to the
+// page's body, so the next Tab started again from the top bar every 15 seconds. htmx puts the focus back only on an
+// element with an id; here the same link or button (by what it is, else by its place) in the new panel gets it.
+const FOCUSABLE = 'a[href], button, input:not([type="hidden"]), select, textarea, summary, [tabindex]:not([tabindex="-1"])';
+let refocus = null;
+
+function focusKey(el) {
+  return [el.tagName, el.getAttribute("href") || "", el.name || "", el.value || "", (el.textContent || "").trim()].join("|");
+}
+
+document.addEventListener("htmx:beforeSwap", (ev) => {
+  refocus = null;
+  const target = ev.detail && ev.detail.target;
+  const active = document.activeElement;
+  if (!target || !target.id || !active || active === document.body || active.id || !target.contains(active)) return;
+  const all = [...target.querySelectorAll(FOCUSABLE)];
+  refocus = { panel: target.id, key: focusKey(active), index: all.indexOf(active) };
+});
+
+document.addEventListener("htmx:afterSettle", () => {
+  const wanted = refocus;
+  refocus = null;
+  if (!wanted || (document.activeElement && document.activeElement !== document.body)) return;
+  const panel = document.getElementById(wanted.panel);
+  if (!panel) return;
+  const all = [...panel.querySelectorAll(FOCUSABLE)];
+  const same = all.find((el) => focusKey(el) === wanted.key) || all[wanted.index];
+  if (same && !same.disabled) same.focus({ preventScroll: true });
+});
+
 // An htmx request the server refused (4xx) or that failed (5xx, network) is not swapped in by htmx:
 // say so instead of doing nothing. Plain-text answers (e.g. the NUL-character check) are shown as
 // they are; an HTML page is reduced to its first message or heading.

@@ -12,11 +12,10 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from moderation.errors import ModerationError
 from moderation.feedback.services import MAX_BATCH, feedback_events_ingest
-from moderation.integrations.api import IntegrationAuthentication, IntegrationRateThrottle, IsIntegration
+from moderation.integrations.api import IntegrationOnlyView, IntegrationRateThrottle
 from moderation.integrations.models import Integration
 
 
@@ -46,9 +45,7 @@ IngestResultSerializer = inline_serializer(
 )
 
 
-class FeedbackEventsView(APIView):
-    authentication_classes = [IntegrationAuthentication]
-    permission_classes = [IsIntegration]
+class FeedbackEventsView(IntegrationOnlyView):
     throttle_classes = [IntegrationRateThrottle]
 
     @extend_schema(

@@ -7,16 +7,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NoReturn
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.cache import caches
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
 
 from moderation.integrations.models import Integration
 from moderation.integrations.services import IntegrationRefused, integration_authenticate
@@ -73,6 +75,23 @@ class IsIntegration(BasePermission):
         """Every caller an ``IntegrationAuthentication`` accepts is an integration: behind it alone this
         permission never answers 403 (``workbench.api_schema``)."""
         return issubclass(authentication, IntegrationAuthentication)
+
+
+class IntegrationOnlyView(APIView):
+    """An endpoint only platforms call, with their integration token (``IntegrationAuthentication`` alone). Without
+    one, DRF's 401 said "Authentication credentials were not provided." — also to a signed-in user trying it from
+    /api/docs/, who had provided their session: the refusal names the credential this endpoint takes."""
+
+    authentication_classes = [IntegrationAuthentication]
+    permission_classes = [IsIntegration]
+
+    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> NoReturn:
+        if request.successful_authenticator is None:
+            raise NotAuthenticated(
+                f"{IsIntegration.message} A signed-in session or a user's API token is not accepted here; "
+                "integrations and their tokens are on the Integrations page (admins)."
+            )
+        super().permission_denied(request, message=message, code=code)
 
 
 class IsSignedInOrIntegration(BasePermission):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 
@@ -39,3 +40,18 @@ def item_labels_trusted(
 def item_label_map(*, video_ids: Iterable[int] | None = None) -> dict[int, str]:
     """``video_id -> trusted label`` (see ``item_labels_trusted``)."""
     return dict(item_labels_trusted(video_ids=video_ids).values_list("video_id", "label"))
+
+
+def item_label_standing(*, video_id: int) -> dict[str, Any] | None:
+    """The label that stands for a video (``item_labels_trusted``), as screens show it: ``label``, its name in its
+    policy version's words (``label_name``, empty when unknown) and where it came from (``source``); ``None``
+    when no human or import labelled it."""
+    standing = item_labels_trusted(video_ids=[video_id]).select_related("policy_version").first()
+    if standing is None:
+        return None
+    version = standing.policy_version
+    return {
+        "label": standing.label,
+        "label_name": version.label_names().get(standing.label, "") if version is not None else "",
+        "source": standing.get_source_display(),
+    }

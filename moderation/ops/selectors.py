@@ -21,7 +21,12 @@ from moderation.media.models import Video
 from moderation.ops.charts import bar_chart, line_chart
 from moderation.review.agreement import krippendorff_alpha_nominal
 from moderation.review.models import AwaitedQueueItem, Review, ReviewQueue, ReviewTask
-from moderation.review.selectors import first_video_ids, routing_orphans_summary, videos_routing_stranded
+from moderation.review.selectors import (
+    first_video_ids,
+    routing_orphans_summary,
+    video_review_items,
+    videos_routing_stranded,
+)
 from workbench.pagination import CappedCount
 
 OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
@@ -401,7 +406,7 @@ def video_verdict(*, video: Video) -> dict[str, Any]:
         .order_by("created_at", "pk")
     )
     labels = {lab.source: lab for lab in ItemLabel.objects.filter(video=video).select_related("policy_version__policy")}
-    tasks = ReviewTask.objects.filter(decision__video=video, is_gold=False)
+    tasks = video_review_items(video=video)
     open_tasks = tasks.filter(status__in=[ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED]).count()
     any_tasks = tasks.exists()
     reviews = list(

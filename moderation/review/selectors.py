@@ -39,7 +39,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.inference.models import Decision
-from moderation.labels.selectors import item_labels_trusted
+from moderation.labels.selectors import item_label_standing
 from moderation.media.models import Video
 from moderation.media.selectors import (
     video_media_for_display,
@@ -50,7 +50,15 @@ from moderation.media.selectors import (
 from moderation.policies.selectors import policy_label_groups, policy_label_search_text
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.counts import FOLD_AT, counts_cached, counts_fold, counts_generations, counts_keep
-from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewQueueCount, ReviewTask
+from moderation.review.models import (
+    AuditEvent,
+    AwaitedQueueItem,
+    Review,
+    ReviewQueue,
+    ReviewQueueCount,
+    ReviewSkip,
+    ReviewTask,
+)
 from workbench.db import prepared_cursor
 from workbench.pagination import CappedCount
 from workbench.roles import Perm
@@ -875,6 +883,11 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         "escalated_to": task.queue.escalation_queue if task.status == ReviewTask.Status.ESCALATED else None,
         "can_escalate": task.queue.escalation_queue_id is not None,
         "skip_reasons": SKIP_REASONS,
+        # An item this reviewer passed on comes back to them when nothing else waits (the claim's order): said, with
+        # their reason, or it read as a new item after "back in the queue for another reviewer".
+        "skipped_before": ReviewSkip.objects.filter(task=task, user=user).order_by("-at", "-pk").first()
+        if task.status == ReviewTask.Status.CLAIMED
+        else None,
         "review": getattr(task, "review", None) if task.status == ReviewTask.Status.DONE else None,
         "lease_lapsed": task.status == ReviewTask.Status.CLAIMED
         and task.lease_expires_at is not None
@@ -1108,6 +1121,13 @@ audit_object_videos_register(model=Decision, video_fields=("video_id",))
 audit_object_videos_register(model=ReviewTask, video_fields=("decision__video_id",))
 
 
+def video_review_items(*, video: Video) -> QuerySet[ReviewTask]:
+    """The items that decide ``video``'s verdict: non-gold items of moderation queues. Its Content tags item is
+    other work (tags, not a verdict): pending, it neither holds the verdict back from being final nor hides the
+    review (the video page's Outcome, the platform's ``/api/videos/<id>/verdict/``)."""
+    return ReviewTask.objects.filter(decision__video=video, is_gold=False).exclude(queue__kind=ReviewQueue.Kind.TAGS)
+
+
 def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
     """A video's outcome as its page shows it: the latest model decision (label in the policy's words) and
     the review state. While an item is open (pending or claimed) no human verdict is shown: a second
@@ -1124,7 +1144,7 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
         names = decision.policy_version.label_names()
         label = decision.label or decision.policy_version.safe_label
         model = {"decision": decision, "label": label, "label_name": names.get(label, "")}
-    tasks = ReviewTask.objects.filter(decision__video=video, is_gold=False).select_related("queue", "claimed_by")
+    tasks = video_review_items(video=video).select_related("queue", "claimed_by")
     open_tasks = [
         {
             "task": task,
@@ -1146,15 +1166,7 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
             .first()
         )
         # The label that stands, by the one precedence rule (moderation.labels.selectors.LABEL_PRECEDENCE).
-        standing = item_labels_trusted(video_ids=[video.pk]).select_related("policy_version").first()
-        if standing is not None:
-            final = {
-                "label": standing.label,
-                "label_name": standing.policy_version.label_names().get(standing.label, "")
-                if standing.policy_version is not None
-                else "",
-                "source": standing.get_source_display(),
-            }
+        final = item_label_standing(video_id=video.pk)
     return {
         "model": model,
         # Ready, no decision, and no worker consumes the infer queue (a CPU host with the infer worker scaled to 0,

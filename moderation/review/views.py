@@ -278,9 +278,12 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
         )
     nxt = services.review_claim_next(user=user, queue=task.queue)
     ahead = services.review_claim_ahead(user=user, task=nxt) if nxt is not None else None
-    if nxt is None:  # the screen goes to the queue list, which shows it
-        messages.info(request, selectors.review_nothing_to_claim_text(queues=[task.queue], user=user))
     severity = f", severity {review.severity}" if review.severity else ""
+    recorded = f"Recorded {review.get_verdict_display().lower()} ({review.label}{severity}) for item #{task.pk}."
+    if nxt is None:
+        # The screen goes to the queue list, which shows these: the last item's "Recorded …" was lost with the page.
+        messages.success(request, recorded)
+        messages.info(request, selectors.review_nothing_to_claim_text(queues=[task.queue], user=user))
 
     def url(t: ReviewTask | None) -> str | None:
         return reverse("moderation:review_task", args=[t.pk]) if t is not None else None
@@ -289,8 +292,7 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
         {
             "ok": True,
             "task": task.pk,
-            "recorded": f"Recorded {review.get_verdict_display().lower()} ({review.label}{severity}) "
-            f"for item #{task.pk}.",
+            "recorded": recorded,
             "next": nxt.pk if nxt else None,
             "next_url": url(nxt),
             "ahead": ahead.pk if ahead else None,

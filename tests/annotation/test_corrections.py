@@ -392,3 +392,33 @@ def test_a_submitted_correction_leads_on_to_the_next_decision_not_corrected(deci
     client.post(reverse("annotation:correction_edit", args=[older.pk]), _form(older, 0, analysis="ok"))
     page = client.get(reverse("annotation:correction_edit", args=[older.pk])).content.decode()
     assert reverse("annotation:correction_edit", args=[newer.pk]) in page  # none below: from the top
+
+
+def test_the_correction_screen_says_the_label_that_stands_when_a_person_labelled_the_video(decision, make_user):
+    """Walked: a moderator overrode the model (正向 → 违法犯罪) and the labeler correcting the model's reasoning saw
+    only the model's label; a correction could contradict the trusted label training reads, unseen."""
+    from moderation.labels.models import ItemLabel
+
+    client = Client()
+    client.force_login(make_user("labeler"))
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    assert 'id="human-label"' not in client.get(url).content.decode()  # nobody labelled it yet
+
+    ItemLabel.objects.create(
+        video=decision.video, label="违法犯罪", source=ItemLabel.Source.REVIEW, policy_version=decision.policy_version
+    )
+    page = client.get(url).content.decode()
+    line = page[page.index('id="human-label"') : page.index("</p>", page.index('id="human-label"'))]
+    name = decision.policy_version.label_names()["违法犯罪"]
+    assert "(human review)" in line and name in line and "(违法犯罪)" in line
+    assert "not the model's label" in line
+
+    ItemLabel.objects.create(
+        video=decision.video,
+        label="引导私下交易",
+        source=ItemLabel.Source.ADJUDICATION,
+        policy_version=decision.policy_version,
+    )
+    page = client.get(url).content.decode()
+    line = page[page.index('id="human-label"') : page.index("</p>", page.index('id="human-label"'))]
+    assert "adjudicated" in line and "(引导私下交易)" in line and "not the model's label" not in line

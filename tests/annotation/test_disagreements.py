@@ -121,6 +121,23 @@ def test_adjudication_outcome_labels_the_item_and_is_audited(rules, integration,
     assert "No open adjudications" in client.get(reverse("annotation:adjudication_list")).content.decode()
 
 
+def test_deciding_an_adjudication_says_which_label_the_video_now_has(rules, integration, policy_version, client_as):
+    """Walked: "Adjudication #1 decided; the video's label is recorded." on a list that no longer shows it — which
+    label, for which video, was not said. And the reason read "1 appeal(s)"."""
+    video = VideoFactory(title="Cheap phones, DM me")
+    DecisionFactory(video=video, policy_version=policy_version, label="引导私下交易", is_violation=True)
+    _events(integration, video, appeal=1)
+    [adjudication] = disagreements_evaluate()
+    assert "but 1 appeal against the moderation succeeded" in adjudication.reason
+    client = client_as("moderator")
+    url = reverse("annotation:adjudication_detail", args=[adjudication.pk])
+    page = client.post(url, {"label": "正向"}, follow=True).content.decode()
+    name = policy_version.label_names()["正向"]
+    assert f"Adjudication #{adjudication.pk} decided: {name} (正向) is now the label of “Cheap phones, DM me”." in (
+        page.replace("&#x27;", "'")
+    )
+
+
 def test_the_adjudication_page_shows_the_review_and_the_label_it_would_replace(
     rules, integration, policy_version, client_as, make_user
 ):

@@ -236,9 +236,10 @@ def test_an_override_to_a_violation_without_severity_is_refused_on_the_screen(pa
     page.keyboard.press("o")
     page.keyboard.type("private deals")
     page.keyboard.press("Enter")  # the override, with no severity chosen
-    page.wait_for_function("document.getElementById('review-status').textContent.includes('choose its severity')")
-    status = page.locator("#review-status").inner_text()
-    assert f"Item #{task.pk} was not recorded: “引导私下交易” is a violation: choose its severity" in status
+    # Said beside the verdict before anything is sent (hwalk14; the server refuses it too).
+    failure = page.locator(f'#review-screen[data-task="{task.pk}"] [data-review-failure]')
+    failure.wait_for()
+    assert "“引导私下交易” is a violation: choose its severity" in failure.inner_text()
     assert page.locator(f'#review-screen[data-task="{task.pk}"]').is_visible()
     assert not Review.objects.filter(task=task).exists()
     shots.mkdir(parents=True, exist_ok=True)

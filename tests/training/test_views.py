@@ -469,3 +469,24 @@ def test_a_started_jobs_page_shows_its_state_not_a_queued_message_that_outlives_
     reloaded = client.get(reverse("training:job_detail", args=[started.pk])).content.decode()
     assert "queued" not in reloaded.lower().split('id="job-state">')[0].split("<main")[-1]
     assert "Waiting for a training worker" not in reloaded and "Succeeded" in reloaded
+
+
+def test_with_no_retrain_rule_the_page_says_what_that_means_and_links_the_form_to_whom_may_add_one(
+    client_as, make_user
+):
+    """Walked: "No rules." and "Edit rules in the Django admin." with no way there; an admin-role user who may not
+    edit them in the admin is not sent to a 403."""
+    from django.test import Client
+
+    superuser = make_user("admin", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(superuser)
+    page = client.get(reverse("training:job_list")).content.decode()
+    assert "No rules: a job starts only when someone starts it above." in page
+    add = reverse("admin:training_retrainrule_add")
+    assert f'<a href="{add}" id="retrain-rule-add">Add a rule</a>' in page
+    assert client.get(add).status_code == 200
+
+    page = client_as("admin").get(reverse("training:job_list")).content.decode()  # the role, not a superuser
+    assert "No rules: a job starts only when someone starts it above." in page
+    assert add not in page and "(a superuser edits them)" in page

@@ -262,3 +262,19 @@ def test_lone_surrogates_are_stored_replaced_and_too_deep_json_is_a_400(integrat
 
     resp = _post("[" * 5000 + "]" * 5000, integration_token)
     assert resp.status_code == 400 and "nested too deeply" in resp.json()["detail"]
+
+
+def test_a_signed_in_user_trying_the_endpoint_is_told_it_takes_an_integration_token(make_user, integration_token):
+    """Walked from /api/docs/ ("Try it out", signed in): the answer was 401 "Authentication credentials were not
+    provided." to a user who had provided their session; it names the credential the endpoint takes."""
+    video = VideoFactory()
+    client = Client()
+    client.force_login(make_user("admin"))
+    event = [{"event_id": "e-1", "type": "report", "video_id": video.pk, "timestamp": T}]
+    refused = client.post(URL, event, content_type="application/json")
+    assert refused.status_code == 401 and refused["WWW-Authenticate"] == "Integration"
+    detail = refused.json()["detail"]
+    assert detail.startswith("This endpoint takes an integration token (Authorization: Integration <token>).")
+    assert "A signed-in session or a user's API token is not accepted here" in detail
+    assert not FeedbackEvent.objects.exists()
+    assert _post(event, integration_token).json()["accepted"] == 1

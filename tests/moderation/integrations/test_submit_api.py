@@ -127,6 +127,24 @@ def test_verdict_follows_model_review_and_adjudication_and_is_scoped_to_the_subm
     assert other_platform.get(url).status_code == 404
 
 
+def test_a_pending_content_tags_item_keeps_no_reviewed_verdict_open(platform):
+    """Tagging is other work: the video's tags item, still waiting, neither makes a reviewed verdict "in_review"
+    nor counts as an open review item (the platform waited for a final verdict that existed)."""
+    from moderation.tagging.services import tag_queue_default
+
+    video = VideoFactory(external_id="v-tags")
+    IntegrationVideo.objects.create(integration=platform.integration, video=video)
+    decision = DecisionFactory(video=video, label="正向")
+    ReviewTaskFactory(decision=decision, status="done")
+    ReviewTaskFactory(decision=decision, queue=tag_queue_default())  # pending in Content tags
+    ItemLabel.objects.create(
+        video=video, label="引导私下交易", source=ItemLabel.Source.REVIEW, policy_version=decision.policy_version
+    )
+    body = platform.get(f"/api/videos/{video.pk}/verdict/").json()
+    assert (body["status"], body["final"], body["open_review_tasks"]) == ("reviewed", True, 0)
+    assert body["label"] == "引导私下交易" and body["source"] == "review"
+
+
 def test_decisions_and_labels_pull_sync_with_since_and_a_cursor(platform, other_platform, policy_version):
     now = timezone.now()
     mine = []

@@ -524,3 +524,16 @@ def test_the_pairs_list_names_and_reads_its_numbers_as_the_pair_screen_does(clie
     assert "Queue score: how alike the pair is, 0–1" in page and "Offset: where in the earlier upload" in page
     row = page[page.index(f"<td>#{pair.pk}</td>") :]
     assert "<td>0.555</td>" in row and "<td>0.800</td>" in row
+
+
+def test_the_pair_screen_reads_hash_coverage_to_three_decimals_as_the_pairs_list_does(make_user):
+    """Walked: the pairs list read Hash coverage 0.500, the pair screen "later 0.43 · earlier 0.50"."""
+    from django.test import Client
+
+    original, copy = DecidedVideoFactory(), DecidedVideoFactory()
+    evidence = {"alignment": {"offset": 0.0, "coverage_copy": 0.4286, "coverage_original": 0.5, "matches": []}}
+    pair = ReproCandidate.objects.create(video=copy, original=original, score=0.555, offset=0.0, evidence=evidence)
+    client = Client()
+    client.force_login(make_user("moderator"))
+    page = client.get(f"/repro/{pair.pk}/").content.decode()
+    assert "<dt>Hash coverage</dt><dd>later 0.429 · earlier 0.500</dd>" in page

@@ -57,6 +57,19 @@ def test_a_background_decision_answers_json_with_the_next_item_and_claims_the_on
     assert "Recorded" not in client.get(reverse("moderation:queue")).content.decode()
 
 
+def test_the_last_background_decision_is_confirmed_on_the_queue_list_it_lands_on(make_task, make_user):
+    """Walked: deciding the last item sent the screen to the queue list, which said only "Queue is empty." — the
+    "Recorded …" line every other item gets was lost with the page."""
+    only = make_task()
+    client = _login(make_user("moderator"))
+    client.post(reverse("moderation:claim_next"))
+    data = client.post(reverse("moderation:review_submit", args=[only.pk]), {"verdict": "approve"}, **BACKGROUND).json()
+    assert data["ok"] and data["next"] is None
+    page = client.get(reverse("moderation:queue")).content.decode()
+    assert f"Recorded approve model verdict (正向, severity none) for item #{only.pk}." in page
+    assert "Queue is empty." in page
+
+
 def test_a_resent_decision_records_once_and_a_different_one_is_refused(make_task, make_user):
     first, _second = make_task(priority=2), make_task(priority=1)
     alice = make_user("moderator")

@@ -335,3 +335,23 @@ def test_submit_and_next_retitles_the_tab_and_keeps_reviewed_items_out_of_the_hi
     # htmx applies a <title> only at the top level of the swapped-in fragment
     assert body.startswith(f"<title>Review #{second.pk} · Review workbench</title>")
     assert f'<div id="review-screen" data-task="{second.pk}" hx-history="false"' in body
+
+
+def test_an_item_skipped_earlier_that_comes_back_says_so(make_task, make_user):
+    """Walked: skipping item A ("Not sure: let another reviewer decide") said it was back in the queue for another
+    reviewer; deciding the next item then served A again to the same reviewer, as if new. Its screen now says."""
+    from moderation.review.services import review_skip
+
+    first, second = make_task(priority=2), make_task(priority=1)
+    alice = make_user("moderator")
+    assert review_claim_next(user=alice) == first
+    assert review_skip(task=first, user=alice, reason="Not sure: let another reviewer decide") == second
+    client = Client()
+    client.force_login(alice)
+    assert 'id="skipped-before"' not in client.get(reverse("moderation:review_task", args=[second.pk])).content.decode()
+    review_submit(task=second, user=alice, verdict="approve")
+    assert review_claim_next(user=alice) == first  # nothing else waits: it comes back
+    page = client.get(reverse("moderation:review_task", args=[first.pk])).content.decode()
+    note = page[page.index('id="skipped-before"') : page.index("</p>", page.index('id="skipped-before"'))]
+    assert "You skipped this item at" in note and "(“Not sure: let another reviewer decide”)" in note
+    assert f"nothing else is waiting for you in “{first.queue.name}”" in note

@@ -98,3 +98,24 @@ def test_a_ready_video_says_no_worker_takes_its_model_run(make_user) -> None:  #
     finally:
         for key in redis.scan_iter(match=HEARTBEAT_PREFIX + "*"):
             redis.delete(key)
+
+
+@pytest.mark.django_db
+def test_a_pending_content_tags_item_does_not_hide_the_review(make_user) -> None:  # type: ignore[no-untyped-def]
+    """The video page said "Waiting in queue “Content tags”" for a video already reviewed, and showed neither the
+    verdict nor the final label: the tags item is other work, not a second verdict to keep independent."""
+    from moderation.tagging.services import tag_queue_default
+
+    decision = DecisionFactory(label="正向")
+    task = ReviewTaskFactory(decision=decision)
+    ReviewTaskFactory(decision=decision, queue=tag_queue_default())
+    reviewer, other = make_user("moderator", username="rev-cy"), make_user("moderator", username="rev-di")
+    assert review_claim_next(user=reviewer) == task
+    review_submit(task=task, user=reviewer, verdict="override", label="引导私下交易", severity="high")
+    client = Client()
+    client.force_login(other)
+    panel = _panel(client, decision.video_id)
+    assert "Content tags" not in panel
+    assert "Reviewed: Override" in panel and "by rev-cy" in panel
+    names = decision.policy_version.label_names()
+    assert names["引导私下交易"] in panel.split("Final label", 1)[1]

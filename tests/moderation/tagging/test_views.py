@@ -292,3 +292,23 @@ def test_claim_next_on_the_tags_queue_says_the_items_left_are_your_own_uploads(c
     ReviewTaskFactory._meta.model.objects.all().delete()
     said = [str(m) for m in client.post("/tags/claim/", follow=True).context["messages"]]
     assert said == ["Queue is empty."]
+
+
+def test_submitting_a_tag_item_names_it_on_the_next_items_screen(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked: "Tags saved: 3 accepted, 9 rejected, 0 added." sat above the next item's title, as if about it."""
+    from django.contrib.auth.models import User
+
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.services import tag_queue_default
+
+    client = client_as("moderator")
+    user = User.objects.get(pk=client.session["_auth_user_id"])
+    first = ReviewTaskFactory(
+        decision__policy_version=policy_version, decision__video__title="Miracle herbal tea", queue=tag_queue_default()
+    )
+    second = ReviewTaskFactory(decision__policy_version=policy_version, queue=tag_queue_default())
+    assert review_claim_next(user=user, queue=tag_queue_default()) == first
+    answer = client.post(f"/tags/video/{first.decision.video_id}/submit/", {"task": first.pk}, follow=True)
+    assert answer.redirect_chain[-1][0].startswith(f"/tags/task/{second.pk}/")
+    said = [str(m) for m in answer.context["messages"]]
+    assert said == [f"Tags of item #{first.pk} “Miracle herbal tea” saved: 0 accepted, 0 rejected, 0 added."]

@@ -1,0 +1,107 @@
+"""What the fourteenth walk through the running app found in the browser, seen in Chromium at 1440x900
+(screenshots in /work/shots/<worktree>/)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from moderation.review.models import Review
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_review_browser import _login, _task
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
+
+
+def _shots() -> Path:
+    where = Path(os.environ.get("SHOTS_DIR", "/work/shots")) / Path.cwd().name
+    where.mkdir(parents=True, exist_ok=True)
+    return where
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_override_the_server_would_refuse_is_said_in_place_before_moving_on(page, make_user, policy_version):
+    """Walked: "o", a violation label, Enter without a severity swapped the next item in, then brought this one
+    back "not recorded: choose its severity" (as Approve did before hwalk13); an override with the model's own
+    label did the same. Both are said beside the verdict: nothing is sent, nothing moves."""
+    first = _task(policy_version, decision__label="正向", decision__video__title="FIRST")
+    second = _task(policy_version, decision__video__title="SECOND")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{first.pk}/")
+    page.wait_for_function("window.reviewState && window.reviewState().ready")
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
+    failure = page.locator(f'#review-screen[data-task="{first.pk}"] [data-review-failure]')
+
+    page.keyboard.press("o")
+    page.keyboard.type("正向")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    failure.wait_for()
+    assert "正向 is the model's own label: approve (a) to keep it" in failure.inner_text()
+
+    page.locator("[data-picker-filter]").fill("")
+    page.locator("[data-picker-filter]").focus()
+    page.keyboard.type("色情低俗")
+    page.keyboard.press("ArrowDown")
+    page.wait_for_timeout(300)  # apart from the refused press: not a double press
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "document.querySelector('[data-review-failure]').textContent.includes('is a violation')", timeout=5000
+    )
+    assert "“色情低俗” is a violation: choose its severity (1 low, 2 medium, 3 high), then override." in (
+        failure.inner_text()
+    )
+    assert sent == [] and page.locator("#review-screen").get_attribute("data-task") == str(first.pk)
+    page.screenshot(path=str(_shots() / "review-override-needs-severity.png"))
+
+    page.keyboard.press("3")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
+    page.wait_for_function("window.reviewState().pending === 0")
+    review = Review.objects.get(task=first)
+    assert (review.verdict, review.label, review.severity) == ("override", "色情低俗", "high")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_vocabulary_shows_a_tags_aliases_whole_and_names_its_count(page, make_user):
+    """Walked at 1440x900: the aliases box (size 20) cut a tag's aliases after two or three ("phone, phones,
+    smartpho") in a column three times as wide, and the last number column was headed only "used"."""
+    from moderation.tagging.services import tags_import
+
+    tags_import(lines=["手机\tphone, phones, smartphone, 手机壳, mobile"])
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("policy_editor").username)
+    page.goto("/tags/vocabulary/")
+    box = page.get_by_label("aliases of 手机")
+    assert box.input_value() == "phone, phones, smartphone, 手机壳, mobile"
+    assert box.evaluate("el => el.scrollWidth <= el.clientWidth"), "the aliases are cut"
+    header = page.locator("table.vocabulary-table th").nth(4)
+    assert header.inner_text() == "videos tagged" and "videos" in (header.get_attribute("title") or "")
+    page.screenshot(path=str(_shots() / "vocabulary-aliases-whole.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_panel_refreshing_itself_keeps_the_keyboard_where_it_was(page, make_user, policy_version):
+    """Walked: on the review queues, a keyboard user on a queue's link or "Claim next" lost the focus to the page's
+    body each time the counts refreshed (every 15 s): the next Tab started from the top bar again."""
+    _task(policy_version)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    link = page.locator('#queue-stats tr[data-queue="default"] a')
+    link.focus()
+    page.evaluate("document.querySelector('#queue-stats').dataset.old = '1'")
+    page.evaluate("htmx.ajax('GET', '/review/', {target: '#queue-stats', swap: 'outerHTML'})")  # what the poll does
+    page.wait_for_function("!document.querySelector('#queue-stats').dataset.old")
+    page.wait_for_timeout(300)  # settled
+    assert page.evaluate("document.activeElement.closest('tr') && document.activeElement.closest('tr').dataset.queue")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Default"
+    assert page.evaluate("document.activeElement.isConnected && document.activeElement !== document.body")
+    page.keyboard.press("Tab")  # on to the row's next control, not the top bar
+    assert page.evaluate("document.activeElement.closest('#queue-stats') !== null")
