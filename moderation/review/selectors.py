@@ -470,6 +470,17 @@ NOT_WORKED_BEFORE_SQL = (
     " AND wq.kind = (SELECT tq.kind FROM moderation_reviewqueue tq WHERE tq.id = t.queue_id))"
 )
 
+# N reviews from N people: in a queue needing two or more reviews per item (``ReviewQueue.required_reviews``), an item
+# whose other copy there (another slot of the same decision) the reviewer holds or decided is never handed to
+# them as a new item (their own claim comes back through the claim's ``own`` leg). In a queue needing one review
+# the clause is true. The claim's lapsed and pending legs apply it, and so does the queue list's probe, so "Claim
+# next" is not offered for a queue whose only waiting items are the other slots of what the reviewer holds.
+NOT_MINE_SQL = (
+    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask m JOIN moderation_reviewqueue mq ON mq.id = m.queue_id"
+    " WHERE m.queue_id = t.queue_id AND m.decision_id = t.decision_id AND m.claimed_by_id = %(user)s"
+    " AND mq.required_reviews > 1)"
+)
+
 
 def review_open_video_clause(*, user: User) -> tuple[str, Mapping[str, Any]]:
     """``AND EXISTS (…)`` keeping a candidate item ``t`` to items whose video ``user`` may open, with its named
@@ -504,26 +515,28 @@ def _open_video_clause_for(user_pk: int) -> tuple[str, Mapping[str, Any]]:
 # Per queue, the first item in claim order the claim could hand the reviewer, pending or with a lapsed lease (the
 # claim's legs and index, ``task_claim_order``; ``LIMIT 1`` as in ``review_queues_claimable``): the queues where
 # there is none. The claim's rules in the claim's SQL: the reviewer's own uploads, what they worked before (four
-# eyes) and, ``{open_video}`` (``review_open_video_clause``), items whose video they may not open. Prepared
+# eyes), the other slots of what they hold in a queue needing N reviews (``NOT_MINE_SQL``) and, ``{open_video}``
+# (``review_open_video_clause``), items whose video they may not open. Prepared
 # (``prepared_cursor``): it runs on every poll of the queue list.
 _NOTHING_FOR_USER_SQL = f"""
 SELECT q.id FROM moderation_reviewqueue q
 WHERE q.id = ANY(%(ids)s)
   AND (SELECT t.id FROM moderation_reviewtask t
        WHERE t.queue_id = q.id AND t.status = 'pending' AND NOT t.is_gold {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL}
-         {{open_video}}
+         {NOT_MINE_SQL} {{open_video}}
        ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1) IS NULL
   AND (SELECT t.id FROM moderation_reviewtask t
        WHERE t.queue_id = q.id AND t.status = 'claimed' AND t.lease_expires_at <= %(now)s AND NOT t.is_gold
-         {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL} {{open_video}}
+         {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL} {NOT_MINE_SQL} {{open_video}}
        ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1) IS NULL
 """
 
 
 def review_queues_left_to_others(*, queues: Iterable[ReviewQueue], user: User) -> dict[int, dict[str, int]]:
     """Of ``queues`` (those holding an item to claim now: ``review_queues_claimable``), the ones where the claim
-    would hand ``user`` nothing, because every item waiting there is their own upload (``NOT_OWN_UPLOAD_SQL``), one
-    they escalated or decided in another queue (four eyes, ``NOT_WORKED_BEFORE_SQL``) or one whose video they may
+    would hand ``user`` nothing new, because every item waiting there is their own upload (``NOT_OWN_UPLOAD_SQL``),
+    one they escalated or decided in another queue (four eyes, ``NOT_WORKED_BEFORE_SQL``), the other slot of an item
+    they hold in a queue needing N reviews (``NOT_MINE_SQL``: the list offers "Continue" for it) or one whose video they may
     not open (``review_open_video_clause``: a video routed to a restricted queue of groups they are not in): per such
     queue, ``worked``, how many waiting items are of the second kind. The queue list then offers no "Claim next"
     and says why.

@@ -43,6 +43,7 @@ from moderation.media.selectors import (
 from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import (
+    NOT_MINE_SQL,
     NOT_OWN_UPLOAD_SQL,
     NOT_WORKED_BEFORE_SQL,
     SKIP_REASONS,
@@ -669,7 +670,9 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
 # queue at all (then nothing is locked or written). ``{open_video}`` passes over items whose video the
 # reviewer may not open (``review_open_video_clause``: the selector's rule compiled into the statement), and
 # ``{not_own_upload}`` items whose video the reviewer uploaded (``NOT_OWN_UPLOAD_SQL``), and ``{not_worked}`` items
-# the reviewer already escalated or decided in another queue (``NOT_WORKED_BEFORE_SQL``), in every leg.
+# the reviewer already escalated or decided in another queue (``NOT_WORKED_BEFORE_SQL``), in every leg; ``{not_mine}``
+# the other slots of an item the reviewer holds or decided in a queue needing N reviews (``NOT_MINE_SQL``), in every
+# leg but their own claim's.
 _CLAIM_SQL = """
 WITH allowed AS (
     SELECT %(superuser)s
@@ -731,10 +734,6 @@ audit AS (
 )
 SELECT allowed.ok, claimed.* FROM allowed LEFT JOIN claimed ON true
 """
-_NOT_MINE = (
-    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask m"
-    " WHERE m.queue_id = %(queue)s AND m.decision_id = t.decision_id AND m.claimed_by_id = %(user)s)"
-)
 _TASK_COLUMNS = [f.column for f in ReviewTask._meta.concrete_fields]
 
 
@@ -742,7 +741,7 @@ def _claim_sql(*, queue: ReviewQueue, open_video: str) -> str:
     """``_CLAIM_SQL`` filled for ``queue`` and the visibility clause ``open_video`` (``review_open_video_clause``): the
     one place that formats it, so a benchmark's plan printout runs the statement the claim runs."""
     return _CLAIM_SQL.format(
-        not_mine=_NOT_MINE if queue.required_reviews > 1 else "",
+        not_mine=NOT_MINE_SQL,
         open_video=open_video,
         not_own_upload=NOT_OWN_UPLOAD_SQL,
         not_worked=NOT_WORKED_BEFORE_SQL,
