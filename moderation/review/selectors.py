@@ -35,6 +35,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -613,6 +614,36 @@ def _tasks_held_by(*, user: User) -> QuerySet[ReviewTask]:
     )
 
 
+# What a reviewer is told of an item they hold whose video was hidden from them since they claimed it: routing sent
+# it to a group-restricted queue they are not in (``video_open_to_q``). Their claim is kept from every screen (it would
+# open as a 404), so the queue list, "Claim next" and the item's own address say this instead.
+HELD_HIDDEN_TEXT = (
+    "The item you held in “{queue}” is no longer open to you: its video was routed to a restricted queue after you "
+    "claimed it."
+)
+
+
+def review_tasks_held_hidden(*, user: User, queues: Iterable[ReviewQueue] | None = None) -> QuerySet[ReviewTask]:
+    """The items ``user`` holds (in ``queues``, or anywhere) whose video is no longer open to them
+    (``video_open_to_q``): the claim passes over them and no screen opens them, so they are handed back
+    (``review_release_hidden``) for the reviewers who may open them. None for those who see every video."""
+    held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user)
+    if queues is not None:
+        held = held.filter(queue_id__in=[q.pk for q in queues])
+    if videos_all_open_to(user=user):
+        return held.none()
+    return held.exclude(video_open_to_q(user=user, field="decision__video_id")).select_related("queue")
+
+
+def review_held_hidden_counts(*, user: User) -> dict[int, int]:
+    """Per queue id, how many items ``user`` holds there whose video was hidden from them since
+    (``review_tasks_held_hidden``): the queue list says so and offers "Claim next", which hands them back."""
+    counts: dict[int, int] = defaultdict(int)
+    for queue_id in review_tasks_held_hidden(user=user).values_list("queue_id", flat=True):  # a few at most
+        counts[queue_id] += 1
+    return dict(counts)
+
+
 def review_task_open_for(*, user: User, queue: ReviewQueue | None = None) -> ReviewTask | None:
     """The item ``user`` currently holds (in ``queue``, or in any queue), to offer "continue": the earliest claimed, the
     one "Claim next" gives back (``services._CLAIM_SQL``'s own claim), not an item claimed ahead of it; never one
@@ -756,6 +787,20 @@ def review_task_get(*, task_id: int, user: User | None = None) -> ReviewTask:
     tasks = ReviewTask.objects.all()
     if user is not None:
         tasks = tasks.filter(video_open_to_q(user=user, field="decision__video_id"))
+    try:
+        return _task_with_screen(tasks, task_id)
+    except Http404:
+        hidden = review_tasks_held_hidden(user=user).filter(pk=task_id).first() if user is not None else None
+        if hidden is None:
+            raise
+        # Their own claim (they saw it when they claimed it): saying why reveals nothing new, and leads on.
+        raise Http404(
+            f"{HELD_HIDDEN_TEXT.format(queue=hidden.queue.name)} “Claim next” on the review queue hands it back to "
+            "that queue's reviewers and gives you your next item."
+        ) from None
+
+
+def _task_with_screen(tasks: QuerySet[ReviewTask], task_id: int) -> ReviewTask:
     return get_object_or_404(
         tasks.select_related(
             "decision__video",

@@ -48,6 +48,7 @@ from moderation.review.selectors import (
     NOT_WORKED_BEFORE_SQL,
     SKIP_REASONS,
     review_open_video_clause,
+    review_tasks_held_hidden,
     review_worked_before,
     review_worked_before_text,
     videos_routing_orphaned,
@@ -910,6 +911,20 @@ def review_release(*, task: ReviewTask, user: User) -> ReviewTask:
     audit_event_record(actor=user, action="release", obj=locked, payload={"queue": locked.queue.slug})
     _unclaim(locked)
     return locked
+
+
+@transaction.atomic
+def review_release_hidden(*, user: User, queues: Sequence[ReviewQueue]) -> list[ReviewTask]:
+    """Hand back the items ``user`` holds in ``queues`` whose video was hidden from them since they claimed it
+    (``review_tasks_held_hidden``: routed to a restricted queue they are not in), audited as a release. The claim
+    passes over such an item and no screen opens it to them, so it stayed theirs, unseen, until its lease lapsed,
+    kept from the reviewers who may open it. Called by "Claim next" before it claims; returns the items handed back."""
+    held = list(review_tasks_held_hidden(user=user, queues=queues).select_for_update(of=("self",)))
+    for task in held:
+        payload = {"queue": task.queue.slug, "no_longer_open": True}
+        audit_event_record(actor=user, action="release", obj=task, payload=payload)
+        _unclaim(task)
+    return held
 
 
 @transaction.atomic
