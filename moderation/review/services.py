@@ -58,6 +58,7 @@ from workbench import storage
 from workbench.db import prepared_cursor
 from workbench.queues import enqueue
 from workbench.roles import Perm
+from workbench.text import shown_text
 
 logger = logging.getLogger(__name__)
 
@@ -1095,8 +1096,9 @@ def review_note_checked(note: str | None, *, what: str = "note") -> str:
     """A reviewer's note (on a verdict, on a reproduction pair; ``what``: a reason to escalate, to reject a
     correction, an adjudication's note) without its outer blanks; one over ``REVIEW_NOTE_MAX_CHARS`` is refused
     with the limit, never cut short behind the reviewer's back. Unbounded, a 9 MB reason was stored and drawn on
-    every screen that shows it (the senior reviewer's item, the correction's author)."""
-    note = (note or "").strip()
+    every screen that shows it (the senior reviewer's item, the correction's author). Stored without invisible bidi
+    controls (``shown_text``): others read it, and one could make it display as something it does not say."""
+    note = shown_text(note or "").strip()
     if len(note) > REVIEW_NOTE_MAX_CHARS:
         raise ModerationError(
             f"The {what} is {len(note):,} characters long; a {what} holds at most {REVIEW_NOTE_MAX_CHARS:,}. "
