@@ -76,3 +76,29 @@ def test_policy_names_version_notes_and_taxonomy_names_are_stored_without_bidi_c
     form = PolicyAdminForm(data={"slug": "ads", "name": "Ads \u2067policy\u2069", "auto_apply": True})
     assert form.is_valid(), form.errors
     assert form.save().name == "Ads policy"
+
+
+def test_free_text_stored_before_loses_its_bidi_controls_once(policy_version) -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from moderation.policies.models import Policy, PolicyVersion
+    from moderation.review.models import Review
+    from tests.factories import ReviewFactory, VideoFactory
+
+    migration = import_module("moderation.migrations.0056_free_text_without_bidi_controls")
+    video = VideoFactory(description=SPOOF, comments=[SPOOF, "fine"], file="")
+    plain = VideoFactory(description="שלום", comments=["שלום"], file="")
+    review = ReviewFactory(task__decision__policy_version=policy_version, note=SPOOF)
+    Policy.objects.filter(pk=policy_version.policy_id).update(name="Ads \u202epolicy")
+    PolicyVersion.objects.filter(pk=policy_version.pk).update(notes=SPOOF)
+
+    migration.strip_bidi_controls(apps, None)
+
+    video.refresh_from_db()
+    assert (video.description, video.comments) == ("Call 0011 2233 now", ["Call 0011 2233 now", "fine"])
+    assert Video.objects.filter(pk=plain.pk, description="שלום", comments=["שלום"]).exists()
+    assert Review.objects.get(pk=review.pk).note == "Call 0011 2233 now"
+    assert Policy.objects.get(pk=policy_version.policy_id).name == "Ads policy"
+    assert PolicyVersion.objects.get(pk=policy_version.pk).notes == "Call 0011 2233 now"
