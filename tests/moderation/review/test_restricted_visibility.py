@@ -1030,7 +1030,11 @@ def test_an_item_held_whose_video_was_hidden_since_is_said_and_handed_back_by_cl
     page = client.get(reverse("moderation:queue")).content.decode()
     row = re.search(r'<tr data-queue="default".*?</tr>', page, re.S)
     assert row is not None and "row-empty" not in row.group(0) and "disabled" not in row.group(0)
-    assert "data-held-hidden>" + reason.replace("held in “Default”", "held here") in row.group(0)
+    said_here = reason.replace("held in “Default”", "held here")
+    assert (
+        f'<tr class="held-row" data-held-hidden-in="default"><td colspan="8"><p class="hint" data-held-hidden>{said_here}'
+        in page
+    )
 
     response = client.post(reverse("moderation:queue_claim_next", args=["default"]), follow=True)
 
