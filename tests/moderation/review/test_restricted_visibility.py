@@ -683,6 +683,20 @@ def test_claim_next_in_the_tags_queue_passes_over_a_video_restricted_after_its_i
     assert review_claim_next(user=outsider, queue=tag_queue_default(), exclude_ids=[nxt.pk]) is None
     client = _client(outsider)
     assert client.get(reverse("moderation:tag_task", args=[nxt.pk])).status_code == 200
+    # Their "Claim next" on the tag queue hands the hidden one back and says why (it stayed theirs, unseen).
+    from moderation.review.services import review_release
+
+    review_release(task=nxt, user=outsider)
+    pressed = client.post(reverse("moderation:tag_claim_next"), follow=True)
+    assert [str(m) for m in pressed.context["messages"]][0] == (
+        f"The item you held in “{tag_queue_default().name}” is no longer open to you: its video was routed to a "
+        "restricted queue after you claimed it. It was handed back to that queue's reviewers."
+    )
+    hidden_item.refresh_from_db()
+    assert hidden_item.status == ReviewTask.Status.PENDING and hidden_item.claimed_by_id is None
+    ReviewTask.objects.filter(pk=held.pk).update(
+        status=ReviewTask.Status.CLAIMED, claimed_by=outsider, claimed_at=timezone.now()
+    )
     # Once the outsider's lease lapses, someone who may open the video takes it over.
     ReviewTask.objects.filter(pk=held.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     taken = _client(expert).post(reverse("moderation:tag_claim_next"))
