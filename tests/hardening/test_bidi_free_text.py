@@ -102,3 +102,22 @@ def test_free_text_stored_before_loses_its_bidi_controls_once(policy_version) ->
     assert Review.objects.get(pk=review.pk).note == "Call 0011 2233 now"
     assert Policy.objects.get(pk=policy_version.policy_id).name == "Ads policy"
     assert PolicyVersion.objects.get(pk=policy_version.pk).notes == "Call 0011 2233 now"
+
+
+def test_reasons_and_notes_labelers_stored_before_lose_their_bidi_controls_once(policy_version) -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from annotation.models import Adjudication, CotCorrection
+
+    migration = import_module("annotation.migrations.0005_notes_without_bidi_controls")
+    correction = CotCorrectionFactory(decision__policy_version=policy_version, reject_reason=SPOOF)
+    adjudication = Adjudication.objects.create(
+        video=correction.decision.video, decision=correction.decision, kind="reported_pass", reason="r", note=SPOOF
+    )
+
+    migration.strip_bidi_controls(apps, None)
+
+    assert CotCorrection.objects.get(pk=correction.pk).reject_reason == "Call 0011 2233 now"
+    assert Adjudication.objects.get(pk=adjudication.pk).note == "Call 0011 2233 now"
