@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -14,6 +15,7 @@ from moderation.models import (
     Video,
 )
 from moderation.review.admin import VideosOpenToStaffAdmin  # (importing it registers queues, skips, the audit log)
+from workbench.text import shown_name
 
 
 @admin.register(Video)
@@ -71,8 +73,20 @@ class ModelVersionAdmin(admin.ModelAdmin):
     ordering = ["-created_at"]
 
 
+class PolicyAdminForm(forms.ModelForm):
+    """A policy's name (on every decision, queue and editor screen) is stored without bidi controls (``shown_name``)."""
+
+    class Meta:
+        model = Policy
+        fields = ["slug", "name", "auto_apply", "serving_model"]
+
+    def clean_name(self) -> str:
+        return shown_name(self.cleaned_data["name"]).strip()
+
+
 @admin.register(Policy)
 class PolicyAdmin(admin.ModelAdmin):
+    form = PolicyAdminForm
     list_display = ["name", "slug", "auto_apply", "serving_model"]
     search_fields = ["name", "slug"]
     ordering = ["name"]

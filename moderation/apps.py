@@ -68,6 +68,7 @@ class ModerationConfig(AppConfig):
 
     def ready(self) -> None:
         from moderation import home
+        from moderation.policies import checks  # noqa: F401  (registers the editor's settings check)
 
         home.register()
         from django.contrib.auth.signals import user_logged_out

@@ -35,6 +35,13 @@ def shown_name(value: str) -> str:
     return _BIDI_CONTROLS.sub("", value)
 
 
+def shown_text(value: str) -> str:
+    """Free text someone else will read (a viewer comment, a reviewer's note, a reason to escalate or reject,
+    version notes) without the invisible bidi controls, as ``shown_name``: "refund \u202e0011 2233" must not read
+    as another number beside the verdict it explains. Applied where the text is stored."""
+    return _BIDI_CONTROLS.sub("", value)
+
+
 def has_unstorable(value: Any) -> bool:
     """Whether any string in decoded JSON (keys included) holds a character ``storable_text`` would replace."""
     if isinstance(value, str):

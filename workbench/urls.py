@@ -35,4 +35,5 @@ urlpatterns = [
     path(f"{settings.MEDIA_URL.strip('/')}/<path:path>", views.media, name="media"),
 ]
 
+handler400 = views.bad_request  # a form too large to read says so (workbench/views.py)
 handler404 = views.not_found  # says the reason a view gave (workbench/views.py)

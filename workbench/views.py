@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import (
     FileResponse,
     Http404,
@@ -293,6 +293,39 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         "back": back,
     }
     return render(request, "csrf_failure.html", context, status=403)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """The 400 page in the site's layout. A form too large for the server to read (more fields than
+    DATA_UPLOAD_MAX_NUMBER_FIELDS, a body over DATA_UPLOAD_MAX_MEMORY_SIZE) was Django's bare "Bad Request (400)",
+    which said neither what was too large nor that nothing was saved. Nothing of the request was read, so nothing
+    was saved; the page says what to send less of and leads back to the form's page (the sender's own address:
+    the Referer when it is this site's, with its query, so the policy editor opens on the version the edit started
+    from, where the edit kept in the browser is put back)."""
+    too_big = ""
+    if isinstance(exception, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        too_big = f"The form sent more than {limit:,} fields, the most the server reads in one request."
+    elif isinstance(exception, TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        too_big = f"The form sent more than {limit:,} files, the most the server reads in one request."
+    elif isinstance(exception, RequestDataTooBig):
+        megabytes = int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0) / (1024 * 1024)
+        too_big = f"The form sent more than {megabytes:g} MB of text, the most the server reads in one request."
+    referer = request.headers.get("Referer", "")
+    back = ""
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        parts = urlsplit(referer)
+        back = parts.path + (f"?{parts.query}" if parts.query else "")
+    if not back and request.method == "GET":
+        back = "/"
+    if not back:
+        back = request.path  # the form's page is most often its own address
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = "/"  # a path such as "//elsewhere.example/x" is another site's address in a link
+    return render(request, "400.html", {"too_big": too_big, "back": back}, status=400)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -27,7 +27,7 @@ from moderation.errors import ModerationError
 from moderation.media.models import Video
 from workbench import storage
 from workbench.queues import enqueue
-from workbench.text import shown_name, storable_text
+from workbench.text import shown_name, shown_text, storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ def video_ingest(
 
     # Stored without bidi controls: a title, file name or description must not display as something it is not.
     title, original, description = shown_name(title), shown_name(original), shown_name(description)
+    comments = [shown_text(c) for c in comments or []]  # viewer comments, read beside the title
     stored: str | None = None
     try:
         with transaction.atomic():
@@ -147,7 +148,7 @@ def video_ingest(
                 stage=Video.Stage.QUEUED,
                 source=source,
                 file=name,
-                comments=list(comments or []),
+                comments=comments,
             )
             if cover is not None:
                 video.cover = _store_cover(cover, sha256)

@@ -74,6 +74,18 @@ def editor_rows_from_taxonomy(taxonomy: list[dict[str, Any]]) -> list[CategoryRo
 _READ_ROWS = MAX_ROWS + 1
 
 
+# The most fields one post of the structured editor carries: the form's own (csrf token, mode, base, categories,
+# notes, action), four a category (key, name, remove, its tag count) and eight a tag (key, name, keywords, criteria,
+# up to three severities, remove), for as many rows as the editor ever draws (the rows it reads and one added).
+# Django refuses a form of more than DATA_UPLOAD_MAX_NUMBER_FIELDS fields before the editor reads it: at its
+# default of 1,000, some 120 full tag rows were the most one post could save. The settings' limit is held to this
+# by a system check (moderation.policies.checks).
+EDITOR_FORM_FIELDS = 6
+EDITOR_FIELDS_PER_CATEGORY = 4
+EDITOR_FIELDS_PER_TAG = 4 + len(SEVERITIES) + 1
+EDITOR_MAX_FIELDS = EDITOR_FORM_FIELDS + (_READ_ROWS + 1) * (EDITOR_FIELDS_PER_CATEGORY + EDITOR_FIELDS_PER_TAG)
+
+
 def _count(data: QueryDict, name: str) -> int:
     try:
         return max(0, min(int(data.get(name, "0")), _READ_ROWS))

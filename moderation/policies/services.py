@@ -21,7 +21,7 @@ from moderation.policies.selectors import policy_draft_staleness
 from moderation.policies.taxonomy import TaxonomyProblem, taxonomy_errors, taxonomy_normalise, taxonomy_problems
 from moderation.signals import policy_version_activated
 from workbench.roles import Perm
-from workbench.text import storable_text
+from workbench.text import shown_text, storable_text
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def policy_version_create_draft(
     if problems:
         raise PolicyValidationError([p.message for p in problems], problems)
     taxonomy = taxonomy_normalise(taxonomy)
-    notes = notes.strip()
+    notes = shown_text(notes).strip()  # read by every editor and on the version's page: no bidi controls
     active = policy.versions.filter(is_active=True).first()
     same = active is not None and (active.taxonomy, active.safe_label, active.output_format) == (
         taxonomy,
@@ -265,7 +265,7 @@ def policy_version_publish(
         return version
     if version.status != PolicyVersion.Status.DRAFT:
         raise ModerationError(f"v{version.number} is already published; activate it instead of publishing it again.")
-    reason = storable_text(reason.strip())
+    reason = shown_text(storable_text(reason.strip())).strip()
     if len(reason) > PUBLISH_REASON_MAX_LENGTH:
         raise ModerationError(
             f"The reason is {len(reason):,} characters; keep it to {PUBLISH_REASON_MAX_LENGTH:,} (the version notes "

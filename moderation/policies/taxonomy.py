@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from workbench.text import has_unstorable
+from workbench.text import has_unstorable, shown_name, shown_text
 
 # The one list of severities. A violation's severity is one of SEVERITIES (those its tag allows, all of
 # them when the tag names none); the non-violative label's is NO_SEVERITY. Everything else (the review
@@ -237,22 +237,24 @@ def _tag_problems(
 
 
 def taxonomy_normalise(taxonomy: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A valid taxonomy with whitespace stripped and severities in canonical order (for storage)."""
+    """A valid taxonomy with whitespace stripped and severities in canonical order (for storage). Names and
+    criteria, read by reviewers on every item and by the model in its prompt, lose their invisible bidi controls
+    (``shown_name``), as video titles do."""
     out = []
     for category in taxonomy:
         tags = []
         for tag in category["tags"]:
             clean: dict[str, Any] = {
                 "key": tag["key"].strip(),
-                "name": tag["name"].strip(),
+                "name": shown_name(tag["name"]).strip(),
                 "keywords": [k.strip() for k in tag["keywords"]],
             }
             if tag.get("criteria"):
-                clean["criteria"] = [c.strip() for c in tag["criteria"]]
+                clean["criteria"] = [shown_text(c).strip() for c in tag["criteria"]]
             if "severities" in tag:
                 clean["severities"] = [s for s in SEVERITIES if s in tag["severities"]]
             tags.append(clean)
-        out.append({"key": category["key"].strip(), "name": category["name"].strip(), "tags": tags})
+        out.append({"key": category["key"].strip(), "name": shown_name(category["name"]).strip(), "tags": tags})
     return out
 
 

@@ -35,6 +35,7 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -478,6 +479,17 @@ NOT_WORKED_BEFORE_SQL = (
     " AND wq.kind = (SELECT tq.kind FROM moderation_reviewqueue tq WHERE tq.id = t.queue_id))"
 )
 
+# N reviews from N people: in a queue needing two or more reviews per item (``ReviewQueue.required_reviews``), an item
+# whose other copy there (another slot of the same decision) the reviewer holds or decided is never handed to
+# them as a new item (their own claim comes back through the claim's ``own`` leg). In a queue needing one review
+# the clause is true. The claim's lapsed and pending legs apply it, and so does the queue list's probe, so "Claim
+# next" is not offered for a queue whose only waiting items are the other slots of what the reviewer holds.
+NOT_MINE_SQL = (
+    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask m JOIN moderation_reviewqueue mq ON mq.id = m.queue_id"
+    " WHERE m.queue_id = t.queue_id AND m.decision_id = t.decision_id AND m.claimed_by_id = %(user)s"
+    " AND mq.required_reviews > 1)"
+)
+
 
 def review_open_video_clause(*, user: User) -> tuple[str, Mapping[str, Any]]:
     """``AND EXISTS (…)`` keeping a candidate item ``t`` to items whose video ``user`` may open, with its named
@@ -512,26 +524,28 @@ def _open_video_clause_for(user_pk: int) -> tuple[str, Mapping[str, Any]]:
 # Per queue, the first item in claim order the claim could hand the reviewer, pending or with a lapsed lease (the
 # claim's legs and index, ``task_claim_order``; ``LIMIT 1`` as in ``review_queues_claimable``): the queues where
 # there is none. The claim's rules in the claim's SQL: the reviewer's own uploads, what they worked before (four
-# eyes) and, ``{open_video}`` (``review_open_video_clause``), items whose video they may not open. Prepared
+# eyes), the other slots of what they hold in a queue needing N reviews (``NOT_MINE_SQL``) and, ``{open_video}``
+# (``review_open_video_clause``), items whose video they may not open. Prepared
 # (``prepared_cursor``): it runs on every poll of the queue list.
 _NOTHING_FOR_USER_SQL = f"""
 SELECT q.id FROM moderation_reviewqueue q
 WHERE q.id = ANY(%(ids)s)
   AND (SELECT t.id FROM moderation_reviewtask t
        WHERE t.queue_id = q.id AND t.status = 'pending' AND NOT t.is_gold {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL}
-         {{open_video}}
+         {NOT_MINE_SQL} {{open_video}}
        ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1) IS NULL
   AND (SELECT t.id FROM moderation_reviewtask t
        WHERE t.queue_id = q.id AND t.status = 'claimed' AND t.lease_expires_at <= %(now)s AND NOT t.is_gold
-         {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL} {{open_video}}
+         {NOT_OWN_UPLOAD_SQL} {NOT_WORKED_BEFORE_SQL} {NOT_MINE_SQL} {{open_video}}
        ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1) IS NULL
 """
 
 
 def review_queues_left_to_others(*, queues: Iterable[ReviewQueue], user: User) -> dict[int, dict[str, int]]:
     """Of ``queues`` (those holding an item to claim now: ``review_queues_claimable``), the ones where the claim
-    would hand ``user`` nothing, because every item waiting there is their own upload (``NOT_OWN_UPLOAD_SQL``), one
-    they escalated or decided in another queue (four eyes, ``NOT_WORKED_BEFORE_SQL``) or one whose video they may
+    would hand ``user`` nothing new, because every item waiting there is their own upload (``NOT_OWN_UPLOAD_SQL``),
+    one they escalated or decided in another queue (four eyes, ``NOT_WORKED_BEFORE_SQL``), the other slot of an item
+    they hold in a queue needing N reviews (``NOT_MINE_SQL``: the list offers "Continue" for it) or one whose video they may
     not open (``review_open_video_clause``: a video routed to a restricted queue of groups they are not in): per such
     queue, ``worked``, how many waiting items are of the second kind. The queue list then offers no "Claim next"
     and says why.
@@ -606,6 +620,36 @@ def _tasks_held_by(*, user: User) -> QuerySet[ReviewTask]:
     return held.filter(video_open_to_q(user=user, field="decision__video_id")).select_related(
         "queue", "decision__video"
     )
+
+
+# What a reviewer is told of an item they hold whose video was hidden from them since they claimed it: routing sent
+# it to a group-restricted queue they are not in (``video_open_to_q``). Their claim is kept from every screen (it would
+# open as a 404), so the queue list, "Claim next" and the item's own address say this instead.
+HELD_HIDDEN_TEXT = (
+    "The item you held in “{queue}” is no longer open to you: its video was routed to a restricted queue after you "
+    "claimed it."
+)
+
+
+def review_tasks_held_hidden(*, user: User, queues: Iterable[ReviewQueue] | None = None) -> QuerySet[ReviewTask]:
+    """The items ``user`` holds (in ``queues``, or anywhere) whose video is no longer open to them
+    (``video_open_to_q``): the claim passes over them and no screen opens them, so they are handed back
+    (``review_release_hidden``) for the reviewers who may open them. None for those who see every video."""
+    held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user)
+    if queues is not None:
+        held = held.filter(queue_id__in=[q.pk for q in queues])
+    if videos_all_open_to(user=user):
+        return held.none()
+    return held.exclude(video_open_to_q(user=user, field="decision__video_id")).select_related("queue")
+
+
+def review_held_hidden_counts(*, user: User) -> dict[int, int]:
+    """Per queue id, how many items ``user`` holds there whose video was hidden from them since
+    (``review_tasks_held_hidden``): the queue list says so and offers "Claim next", which hands them back."""
+    counts: dict[int, int] = defaultdict(int)
+    for queue_id in review_tasks_held_hidden(user=user).values_list("queue_id", flat=True):  # a few at most
+        counts[queue_id] += 1
+    return dict(counts)
 
 
 def review_task_open_for(*, user: User, queue: ReviewQueue | None = None) -> ReviewTask | None:
@@ -751,6 +795,20 @@ def review_task_get(*, task_id: int, user: User | None = None) -> ReviewTask:
     tasks = ReviewTask.objects.all()
     if user is not None:
         tasks = tasks.filter(video_open_to_q(user=user, field="decision__video_id"))
+    try:
+        return _task_with_screen(tasks, task_id)
+    except Http404:
+        hidden = review_tasks_held_hidden(user=user).filter(pk=task_id).first() if user is not None else None
+        if hidden is None:
+            raise
+        # Their own claim (they saw it when they claimed it): saying why reveals nothing new, and leads on.
+        raise Http404(
+            f"{HELD_HIDDEN_TEXT.format(queue=hidden.queue.name)} “Claim next” on the review queue hands it back to "
+            "that queue's reviewers and gives you your next item."
+        ) from None
+
+
+def _task_with_screen(tasks: QuerySet[ReviewTask], task_id: int) -> ReviewTask:
     return get_object_or_404(
         tasks.select_related(
             "decision__video",

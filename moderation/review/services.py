@@ -43,10 +43,12 @@ from moderation.media.selectors import (
 from moderation.review.counts import review_queue_counts_forget
 from moderation.review.models import AuditEvent, AwaitedQueueItem, Review, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import (
+    NOT_MINE_SQL,
     NOT_OWN_UPLOAD_SQL,
     NOT_WORKED_BEFORE_SQL,
     SKIP_REASONS,
     review_open_video_clause,
+    review_tasks_held_hidden,
     review_worked_before,
     review_worked_before_text,
     videos_routing_orphaned,
@@ -56,6 +58,7 @@ from workbench import storage
 from workbench.db import prepared_cursor
 from workbench.queues import enqueue
 from workbench.roles import Perm
+from workbench.text import shown_text
 
 logger = logging.getLogger(__name__)
 
@@ -670,7 +673,9 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
 # queue at all (then nothing is locked or written). ``{open_video}`` passes over items whose video the
 # reviewer may not open (``review_open_video_clause``: the selector's rule compiled into the statement), and
 # ``{not_own_upload}`` items whose video the reviewer uploaded (``NOT_OWN_UPLOAD_SQL``), and ``{not_worked}`` items
-# the reviewer already escalated or decided in another queue (``NOT_WORKED_BEFORE_SQL``), in every leg.
+# the reviewer already escalated or decided in another queue (``NOT_WORKED_BEFORE_SQL``), in every leg; ``{not_mine}``
+# the other slots of an item the reviewer holds or decided in a queue needing N reviews (``NOT_MINE_SQL``), in every
+# leg but their own claim's.
 _CLAIM_SQL = """
 WITH allowed AS (
     SELECT %(superuser)s
@@ -732,10 +737,6 @@ audit AS (
 )
 SELECT allowed.ok, claimed.* FROM allowed LEFT JOIN claimed ON true
 """
-_NOT_MINE = (
-    "AND NOT EXISTS (SELECT 1 FROM moderation_reviewtask m"
-    " WHERE m.queue_id = %(queue)s AND m.decision_id = t.decision_id AND m.claimed_by_id = %(user)s)"
-)
 _TASK_COLUMNS = [f.column for f in ReviewTask._meta.concrete_fields]
 
 
@@ -743,7 +744,7 @@ def _claim_sql(*, queue: ReviewQueue, open_video: str) -> str:
     """``_CLAIM_SQL`` filled for ``queue`` and the visibility clause ``open_video`` (``review_open_video_clause``): the
     one place that formats it, so a benchmark's plan printout runs the statement the claim runs."""
     return _CLAIM_SQL.format(
-        not_mine=_NOT_MINE if queue.required_reviews > 1 else "",
+        not_mine=NOT_MINE_SQL,
         open_video=open_video,
         not_own_upload=NOT_OWN_UPLOAD_SQL,
         not_worked=NOT_WORKED_BEFORE_SQL,
@@ -917,6 +918,20 @@ def review_release(*, task: ReviewTask, user: User) -> ReviewTask:
     audit_event_record(actor=user, action="release", obj=locked, payload={"queue": locked.queue.slug})
     _unclaim(locked)
     return locked
+
+
+@transaction.atomic
+def review_release_hidden(*, user: User, queues: Sequence[ReviewQueue]) -> list[ReviewTask]:
+    """Hand back the items ``user`` holds in ``queues`` whose video was hidden from them since they claimed it
+    (``review_tasks_held_hidden``: routed to a restricted queue they are not in), audited as a release. The claim
+    passes over such an item and no screen opens it to them, so it stayed theirs, unseen, until its lease lapsed,
+    kept from the reviewers who may open it. Called by "Claim next" before it claims; returns the items handed back."""
+    held = list(review_tasks_held_hidden(user=user, queues=queues).select_for_update(of=("self",)))
+    for task in held:
+        payload = {"queue": task.queue.slug, "no_longer_open": True}
+        audit_event_record(actor=user, action="release", obj=task, payload=payload)
+        _unclaim(task)
+    return held
 
 
 @transaction.atomic
@@ -1122,8 +1137,9 @@ def review_note_checked(note: str | None, *, what: str = "note") -> str:
     """A reviewer's note (on a verdict, on a reproduction pair; ``what``: a reason to escalate, to reject a
     correction, an adjudication's note) without its outer blanks; one over ``REVIEW_NOTE_MAX_CHARS`` is refused
     with the limit, never cut short behind the reviewer's back. Unbounded, a 9 MB reason was stored and drawn on
-    every screen that shows it (the senior reviewer's item, the correction's author)."""
-    note = (note or "").strip()
+    every screen that shows it (the senior reviewer's item, the correction's author). Stored without invisible bidi
+    controls (``shown_text``): others read it, and one could make it display as something it does not say."""
+    note = shown_text(note or "").strip()
     if len(note) > REVIEW_NOTE_MAX_CHARS:
         raise ModerationError(
             f"The {what} is {len(note):,} characters long; a {what} holds at most {REVIEW_NOTE_MAX_CHARS:,}. "

@@ -70,6 +70,9 @@ def queue(request: HttpRequest) -> HttpResponse:
     # Nor items they escalated or decided in another queue (four eyes): a senior queue holding only items this
     # reviewer escalated offers them no "Claim next" either, and says why.
     own_uploads = selectors.review_own_uploads_waiting(queues=queues, user=_user(request))
+    # An item held whose video was hidden from them since: not theirs to continue (it would open as a 404); "Claim
+    # next" hands it back and says why, so the row offers it and says so.
+    held_hidden = selectors.review_held_hidden_counts(user=_user(request))
     left_to_others = selectors.review_queues_left_to_others(
         queues=[q for q in queues if overview[q.pk]["claimable"]], user=_user(request)
     )
@@ -77,7 +80,10 @@ def queue(request: HttpRequest) -> HttpResponse:
         {
             "queue": q,
             "stats": overview[q.pk],
-            "claimable": (overview[q.pk]["claimable"] and q.pk not in left_to_others) or q.pk in held,
+            "claimable": (overview[q.pk]["claimable"] and q.pk not in left_to_others)
+            or q.pk in held
+            or q.pk in held_hidden,
+            "held_hidden": held_hidden.get(q.pk, 0),
             "own_uploads": own_uploads.get(q.pk, {}).get("own", 0),
             "worked_before": left_to_others.get(q.pk, {}).get("worked", 0),
             # Left to others for neither of those reasons: what waits there is not open to this reviewer.
@@ -152,6 +158,12 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
         first = queues[0]
         others = selectors.review_queues_for(user=_user(request)).filter(kind=first.kind).exclude(pk=first.pk)
         queues += list(others)
+    for hidden in services.review_release_hidden(user=_user(request), queues=queues):
+        messages.info(
+            request,
+            f"{selectors.HELD_HIDDEN_TEXT.format(queue=hidden.queue.name)} It was handed back to that queue's "
+            "reviewers.",
+        )
     try:
         with REVIEW_CLAIM_SECONDS.labels(q.slug if q else "any").time():
             task = services.review_claim_next_of(user=_user(request), queues=queues)

@@ -22,8 +22,13 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_open_to_q, videos_open_to
 from moderation.media.services import video_media_verify
 from moderation.review.models import ReviewQueue, ReviewTask
-from moderation.review.selectors import review_held_display, review_nothing_to_claim_text, review_task_open_for
-from moderation.review.services import review_claim_next
+from moderation.review.selectors import (
+    HELD_HIDDEN_TEXT,
+    review_held_display,
+    review_nothing_to_claim_text,
+    review_task_open_for,
+)
+from moderation.review.services import review_claim_next, review_release_hidden
 from moderation.review.views import claimed_by_another, media_revealed
 from moderation.tagging import selectors, services
 from moderation.tagging import text as tagtext
@@ -89,6 +94,11 @@ def tag_queue(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_claim_next(request: HttpRequest) -> HttpResponse:
     queue = services.tag_queue_default()
+    # As on the review queues: an item held whose video was hidden since is handed back, and said.
+    for hidden in review_release_hidden(user=_user(request), queues=[queue]):
+        messages.info(
+            request, f"{HELD_HIDDEN_TEXT.format(queue=hidden.queue.name)} It was handed back to that queue's reviewers."
+        )
     try:
         task = review_claim_next(user=_user(request), queue=queue)
     except ModerationError as exc:

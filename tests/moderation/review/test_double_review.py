@@ -147,3 +147,36 @@ def test_released_gold_item_is_dropped_not_left_for_others(policy_version, make_
     assert gold.is_gold
     review_release(task=gold, user=alice)
     assert not ReviewTask.objects.filter(is_gold=True).exists()
+
+
+def test_the_queue_list_and_the_claim_agree_on_the_other_slot_of_an_item_held(double, policy_version, make_user):
+    """The queue list's check of "Claim next" (``review_queues_left_to_others``) left out the claim's rule that a
+    reviewer never takes the second slot of an item they hold in a queue needing two reviews: for a queue whose only
+    other waiting item was that slot, the list counted an item for her that the claim never hands her. Now both
+    apply the one clause (``NOT_MINE_SQL``): nothing new for her (she continues the item she holds), the slot for
+    another reviewer; a second item makes the queue hers to claim from again."""
+    from moderation.review.selectors import review_queues_left_to_others
+    from moderation.review.services import review_claim_ahead
+
+    decision, _tasks = _item(policy_version)
+    alice, bob = make_user("moderator"), make_user("moderator")
+    held = review_claim_next(user=alice, queue=double)
+
+    assert review_queues_left_to_others(queues=[double], user=alice) == {double.pk: {"worked": 0}}
+    assert review_claim_ahead(user=alice, task=held) is None  # the claim: nothing new for her either
+    client = Client()
+    client.force_login(alice)
+    page = client.get(reverse("moderation:queue")).content.decode()
+    assert reverse("moderation:review_task", args=[held.pk]) in page  # she continues what she holds
+    assert '<tr data-queue="double">' in page and 'data-held-in="double"' in page and "data-not-open" not in page
+
+    # The other direction: the slot is Bob's to claim, and the list says so.
+    assert review_queues_left_to_others(queues=[double], user=bob) == {}
+    slot = review_claim_next(user=bob, queue=double)
+    assert slot.decision_id == decision.pk and slot.pk != held.pk
+    review_release(task=slot, user=bob)
+
+    # A second item waiting: the list offers Alice the queue, and the claim hands her that item, not the slot.
+    other, _ = _item(policy_version)
+    assert review_queues_left_to_others(queues=[double], user=alice) == {}
+    assert review_claim_ahead(user=alice, task=held).decision_id == other.pk

@@ -29,7 +29,7 @@ from moderation.media.models import Keyframe, Video
 from moderation.media.selectors import video_open_to, videos_open_to
 from moderation.policies.services import policy_version_create_draft
 from moderation.reproduction.models import ReproCandidate
-from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.review.models import AuditEvent, ReviewQueue, ReviewTask
 from moderation.review.services import audit_event_record
 from moderation.tagging.models import TagProposal, TagProposalSighting
 from tests.factories import (
@@ -683,6 +683,20 @@ def test_claim_next_in_the_tags_queue_passes_over_a_video_restricted_after_its_i
     assert review_claim_next(user=outsider, queue=tag_queue_default(), exclude_ids=[nxt.pk]) is None
     client = _client(outsider)
     assert client.get(reverse("moderation:tag_task", args=[nxt.pk])).status_code == 200
+    # Their "Claim next" on the tag queue hands the hidden one back and says why (it stayed theirs, unseen).
+    from moderation.review.services import review_release
+
+    review_release(task=nxt, user=outsider)
+    pressed = client.post(reverse("moderation:tag_claim_next"), follow=True)
+    assert [str(m) for m in pressed.context["messages"]][0] == (
+        f"The item you held in “{tag_queue_default().name}” is no longer open to you: its video was routed to a "
+        "restricted queue after you claimed it. It was handed back to that queue's reviewers."
+    )
+    hidden_item.refresh_from_db()
+    assert hidden_item.status == ReviewTask.Status.PENDING and hidden_item.claimed_by_id is None
+    ReviewTask.objects.filter(pk=held.pk).update(
+        status=ReviewTask.Status.CLAIMED, claimed_by=outsider, claimed_at=timezone.now()
+    )
     # Once the outsider's lease lapses, someone who may open the video takes it over.
     ReviewTask.objects.filter(pk=held.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     taken = _client(expert).post(reverse("moderation:tag_claim_next"))
@@ -994,3 +1008,58 @@ def test_an_uploader_whose_video_went_to_a_restricted_queue_is_told_without_bein
         body = _client(user).post(reverse("moderation:api-video-list"), form).json()
         assert set(body) == {"detail"} and (f"#{video.pk}" in body["detail"]) is named, (user, body)
     assert Video.objects.filter(created_by=w.uploader).count() == 1
+
+
+def test_an_item_held_whose_video_was_hidden_since_is_said_and_handed_back_by_claim_next(policy_version: Any) -> None:
+    """A moderator held an item when another policy routed its video to a restricted queue they are not in: the
+    claim passed over it, the queue list showed neither "Continue" nor anything to claim ("empty", "Nothing is
+    waiting"), "Claim next" said "Queue is empty.", the item's address was a bare 404, and the claim stayed
+    theirs, unseen, until its lease lapsed, kept from the queue's experts. Now the list says why and offers
+    "Claim next", which hands it back (audited) with the reason; its address says the same."""
+    from moderation.policies.models import Policy
+    from moderation.review.services import review_claim_next, review_queue_default
+    from tests.factories import PolicyVersionFactory
+
+    experts = Group.objects.create(name="minors-experts-2")
+    outsider, expert = _staff("moderator"), _staff("moderator", "minors-experts-2")
+    item = ReviewTaskFactory(decision__policy_version=policy_version)
+    held = review_claim_next(user=outsider, queue=review_queue_default())
+    assert held is not None and held.pk == item.pk
+    minors = Policy.objects.create(slug="minors-2", name="Minors")
+    restricted = ReviewQueue.objects.create(slug="minors-2", name="Minors", policy=minors)
+    restricted.allowed_groups.add(experts)
+    video = item.decision.video
+    ReviewTaskFactory(
+        decision=DecisionFactory(video=video, policy_version=PolicyVersionFactory(policy=minors)), queue=restricted
+    )
+    assert not video_open_to(user=outsider, video_id=video.pk)
+    client = _client(outsider)
+    reason = (
+        "The item you held in “Default” is no longer open to you: its video was routed to a restricted queue after "
+        "you claimed it."
+    )
+
+    screen = client.get(reverse("moderation:review_task", args=[held.pk]))
+    assert screen.status_code == 404 and reason in screen.content.decode()
+    page = client.get(reverse("moderation:queue")).content.decode()
+    row = re.search(r'<tr data-queue="default".*?</tr>', page, re.S)
+    assert row is not None and "row-empty" not in row.group(0) and "disabled" not in row.group(0)
+    said_here = reason.replace("held in “Default”", "held here")
+    assert (
+        f'<tr class="held-row" data-held-hidden-in="default"><td colspan="8"><p class="hint" data-held-hidden>{said_here}'
+        in page
+    )
+
+    response = client.post(reverse("moderation:queue_claim_next", args=["default"]), follow=True)
+
+    assert response.redirect_chain == [(reverse("moderation:queue"), 302)]
+    said = [str(m) for m in response.context["messages"]]
+    assert said == [f"{reason} It was handed back to that queue's reviewers.", "Queue is empty."]
+    item.refresh_from_db()
+    assert item.status == ReviewTask.Status.PENDING and item.claimed_by_id is None
+    assert AuditEvent.objects.filter(
+        action="release", object_id=str(item.pk), actor=outsider, payload__no_longer_open=True
+    ).exists()
+    assert "data-held-hidden" not in response.content.decode()
+    # Those who may open it take it now, not once the outsider's lease has lapsed.
+    assert review_claim_next(user=expert, queue=review_queue_default()).pk == item.pk
