@@ -87,7 +87,7 @@ def test_free_text_stored_before_loses_its_bidi_controls_once(policy_version) ->
     from moderation.review.models import Review
     from tests.factories import ReviewFactory, VideoFactory
 
-    migration = import_module("moderation.migrations.0056_free_text_without_bidi_controls")
+    migration = import_module("moderation.migrations.0057_free_text_without_bidi_controls")
     video = VideoFactory(description=SPOOF, comments=[SPOOF, "fine"], file="")
     plain = VideoFactory(description="שלום", comments=["שלום"], file="")
     review = ReviewFactory(task__decision__policy_version=policy_version, note=SPOOF)

@@ -41,6 +41,6 @@ def strip_bidi_controls(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("moderation", "0055_video_names_without_bidi_controls")]
+    dependencies = [("moderation", "0056_one_serving_model")]
 
     operations = [migrations.RunPython(strip_bidi_controls, migrations.RunPython.noop)]
