@@ -639,7 +639,10 @@ def _lease_end() -> Any:
 
 
 def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | None:
-    """A gold item (known answer imported with the data) this reviewer has not seen in this queue."""
+    """A gold item (known answer imported with the data) this reviewer has not seen in this queue; none while they
+    hold one there already (an item claimed ahead is not a second gold item)."""
+    if ReviewTask.objects.filter(queue=queue, claimed_by=user, is_gold=True, status=ReviewTask.Status.CLAIMED).exists():
+        return None
     seen = ReviewTask.objects.filter(queue=queue, decision_id=OuterRef("pk"), claimed_by=user)
     gold = Decision.objects.filter(
         Exists(ItemLabel.objects.filter(video_id=OuterRef("video_id"), source=ItemLabel.Source.IMPORT))
@@ -814,10 +817,15 @@ def review_claim_next(
         raise ModerationError(f"You may not work the queue “{queue.name}”.")
     now = timezone.now()
     if queue.gold_rate > 0 and rng.random() < queue.gold_rate:
-        own = _claim_statement(user=user, queue=queue, exclude_ids=exclude_ids, take_new=False, now=now)
-        if own is not None:
-            return own
         with transaction.atomic():
+            # One gold claim of a reviewer at a time (two tabs at the same instant): each found no claim of theirs
+            # and made a gold item, so the reviewer held two. The later waits here, then finds the earlier's item
+            # as its own claim.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('moderation.gold_claim'), %s)", [user.pk])
+            own = _claim_statement(user=user, queue=queue, exclude_ids=exclude_ids, take_new=False, now=now)
+            if own is not None:
+                return own
             gold = _claim_gold(user=user, queue=queue, now=now)
             if gold is not None:
                 audit_event_record(actor=user, action="claim", obj=gold, payload={"queue": queue.slug})
