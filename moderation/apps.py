@@ -88,6 +88,23 @@ class ModerationConfig(AppConfig):
 
         # A reviewer who logs out frees the items they held, so others need not wait for the lease.
         user_logged_out.connect(review_release_on_logout, dispatch_uid="moderation.review_release_on_logout")
+        # A reviewer deactivated, demoted or taken out of a queue's groups frees the items they may no longer work at
+        # once (not when the lease lapses), wherever that is done: the admin, a shell, a command.
+        from django.contrib.auth.models import Group, User
+        from django.db.models.signals import m2m_changed, post_save, pre_delete
+
+        from moderation.review.services import (
+            review_claims_on_access_changed,
+            review_claims_on_group_deleted,
+            review_claims_on_user_saved,
+        )
+
+        post_save.connect(review_claims_on_user_saved, sender=User, dispatch_uid="moderation.claims_user_saved")
+        for through in (User.groups.through, User.user_permissions.through, Group.permissions.through):
+            m2m_changed.connect(
+                review_claims_on_access_changed, sender=through, dispatch_uid=f"moderation.claims_{through.__name__}"
+            )
+        pre_delete.connect(review_claims_on_group_deleted, sender=Group, dispatch_uid="moderation.claims_group_deleted")
         # Inference hands each decision to review (a wing above it), which routes it into its queues.
         decision_to_review.connect(review_route_decision, dispatch_uid="moderation.review_route_decision")
         # A ready video goes to inference, then to reproduction retrieval (in this order).

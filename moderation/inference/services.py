@@ -685,8 +685,24 @@ def cascade_artifact_path(name: str) -> Path:
     return Path(settings.MODELS_DIR) / "cascade" / f"{name}.joblib"
 
 
+# One stage-1 training at a time, wherever it starts (the ``train_cascade`` command, the dashboard's or beat's queued
+# training): a session lock held for the whole fit, tried, never waited on (a fit takes minutes).
+CASCADE_TRAINING_LOCK = "hashtext('moderation.cascade_train')"
+# Activations one after another: two at once each read the active model before the other's commit and both
+# inserted an active one (``one_active_cascade_model``: IntegrityError).
+_CASCADE_ACTIVATION_LOCK = "SELECT pg_advisory_xact_lock(hashtext('moderation.cascade_activation'))"
+CASCADE_TRAINING_BUSY = (
+    "A stage-1 training is running already (another train_cascade command, or the dashboard's or beat's retrain); "
+    "this one was skipped, nothing was changed. The model it makes becomes active when it ends: run again after it "
+    "if you still need yours."
+)
+
+
 def cascade_train(*, name: str, threshold: float | None = None, target_accuracy: float | None = None) -> CascadeModel:
     """Train stage 1 on every trusted label in the database, save it and make it the active model.
+
+    One at a time: while another training runs (any process), this one is skipped with ``CASCADE_TRAINING_BUSY``
+    (a ``ModerationError``) and a log line, nothing trained or changed.
 
     The model is chosen among the candidates on inner folds of the labelled items
     (``stage1_select_fit``). Routing: a fixed entropy ``threshold``, else ``target_accuracy`` (default
@@ -694,18 +710,33 @@ def cascade_train(*, name: str, threshold: float | None = None, target_accuracy:
     Retraining under an existing name replaces that model. Raises ModerationError when there are
     fewer than ``CASCADE_MIN_TRAIN_LABELS`` labels or not enough of both kinds.
     """
-    from moderation.inference.selectors import cascade_training_set
-    from moderation.inference.stage1.model import stage1_artifact_name, stage1_save
-    from moderation.inference.stage1.routing import check_target, check_threshold, curve_summary, risk_coverage
-    from moderation.inference.stage1.selection import stage1_select_fit
-    from workbench.storage import artifact_store, scratch_dir
+    from moderation.inference.stage1.routing import check_target, check_threshold
 
     if threshold is not None:
         check_threshold(threshold)
     else:
         target_accuracy = settings.CASCADE_TARGET_ACCURACY if target_accuracy is None else target_accuracy
         check_target(target_accuracy)
-    cascade_artifact_path(name)
+    cascade_artifact_path(name)  # the name's check
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_try_advisory_lock({CASCADE_TRAINING_LOCK})")
+        if not cursor.fetchone()[0]:
+            logger.warning("stage-1 training %s skipped: another training is running", name)
+            raise ModerationError(CASCADE_TRAINING_BUSY)
+    try:
+        return _cascade_train_locked(name=name, threshold=threshold, target_accuracy=target_accuracy)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_advisory_unlock({CASCADE_TRAINING_LOCK})")
+
+
+def _cascade_train_locked(*, name: str, threshold: float | None, target_accuracy: float | None) -> CascadeModel:
+    from moderation.inference.selectors import cascade_training_set
+    from moderation.inference.stage1.model import stage1_artifact_name, stage1_save
+    from moderation.inference.stage1.routing import curve_summary, risk_coverage
+    from moderation.inference.stage1.selection import stage1_select_fit
+    from workbench.storage import artifact_store, scratch_dir
+
     training = cascade_training_set()
     if len(training.labels) < settings.CASCADE_MIN_TRAIN_LABELS:
         raise ModerationError(
@@ -741,6 +772,8 @@ def cascade_train(*, name: str, threshold: float | None = None, target_accuracy:
         "held_out_curve": curve_summary(curve),
     }
     with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_CASCADE_ACTIVATION_LOCK)
         CascadeModel.objects.select_for_update().filter(is_active=True).exclude(name=name).update(is_active=False)
         model, _ = CascadeModel.objects.update_or_create(
             name=name,

@@ -821,6 +821,24 @@ def _task_with_screen(tasks: QuerySet[ReviewTask], task_id: int) -> ReviewTask:
     )
 
 
+def review_task_get_or_gone(*, task_id: int, user: User) -> ReviewTask | None:
+    """``review_task_get`` for an action on an item; ``None`` when the item no longer exists at all (given back as a
+    gold item, its video deleted while its screen was open), so the action says so instead of a bare 404. An item
+    that exists but whose video is hidden from ``user`` is still a 404."""
+    try:
+        return review_task_get(task_id=task_id, user=user)
+    except Http404:
+        if ReviewTask.objects.filter(pk=task_id).exists():
+            raise
+        return None
+
+
+def review_task_held_next(*, user: User) -> ReviewTask | None:
+    """The item ``user`` claimed earliest among those they still hold (in any queue): where to go on to."""
+    held = ReviewTask.objects.filter(status=ReviewTask.Status.CLAIMED, claimed_by=user)
+    return held.filter(video_open_to_q(user=user, field="decision__video_id")).order_by("claimed_at", "pk").first()
+
+
 def review_task_ahead_for(*, user: User, task: ReviewTask) -> ReviewTask | None:
     """The item ``user`` holds ahead of ``task`` in its queue (claimed ahead so it can be preloaded)."""
     return (

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, Model, OuterRef
 from django.utils import timezone
@@ -48,6 +48,7 @@ from moderation.review.selectors import (
     NOT_WORKED_BEFORE_SQL,
     SKIP_REASONS,
     review_open_video_clause,
+    review_queue_may_work,
     review_tasks_held_hidden,
     review_worked_before,
     review_worked_before_text,
@@ -641,7 +642,10 @@ def _lease_end() -> Any:
 
 
 def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | None:
-    """A gold item (known answer imported with the data) this reviewer has not seen in this queue."""
+    """A gold item (known answer imported with the data) this reviewer has not seen in this queue; none while they
+    hold one there already (an item claimed ahead is not a second gold item)."""
+    if ReviewTask.objects.filter(queue=queue, claimed_by=user, is_gold=True, status=ReviewTask.Status.CLAIMED).exists():
+        return None
     seen = ReviewTask.objects.filter(queue=queue, decision_id=OuterRef("pk"), claimed_by=user)
     gold = Decision.objects.filter(
         Exists(ItemLabel.objects.filter(video_id=OuterRef("video_id"), source=ItemLabel.Source.IMPORT))
@@ -814,10 +818,15 @@ def review_claim_next(
         raise ModerationError(f"You may not work the queue “{queue.name}”.")
     now = timezone.now()
     if queue.gold_rate > 0 and rng.random() < queue.gold_rate:
-        own = _claim_statement(user=user, queue=queue, exclude_ids=exclude_ids, take_new=False, now=now)
-        if own is not None:
-            return own
         with transaction.atomic():
+            # One gold claim of a reviewer at a time (two tabs at the same instant): each found no claim of theirs
+            # and made a gold item, so the reviewer held two. The later waits here, then finds the earlier's item
+            # as its own claim.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext('moderation.gold_claim'), %s)", [user.pk])
+            own = _claim_statement(user=user, queue=queue, exclude_ids=exclude_ids, take_new=False, now=now)
+            if own is not None:
+                return own
             gold = _claim_gold(user=user, queue=queue, now=now)
             if gold is not None:
                 audit_event_record(actor=user, action="claim", obj=gold, payload={"queue": queue.slug})
@@ -952,6 +961,71 @@ def review_release_on_logout(sender: Any, request: Any = None, user: Any = None,
     """``user_logged_out`` receiver (connected in ``moderation.apps``): a reviewer who leaves frees their items."""
     if user is not None and user.is_authenticated:
         review_release_all(user=user)
+
+
+@transaction.atomic
+def review_claims_release_not_allowed(*, user_ids: Collection[int]) -> int:
+    """Put back at once every item held by one of ``user_ids`` who may no longer work its queue
+    (``review_queue_may_work``: deactivated, no longer a reviewer, taken out of the groups the queue is restricted
+    to); returns how many. Each is audited as a ``release`` with ``roles_changed`` (the submit's own refusal does
+    the same). Without this such items stayed held until the lease lapsed, closed to every other reviewer."""
+    held = list(
+        ReviewTask.objects.select_for_update(of=("self",))
+        .filter(status=ReviewTask.Status.CLAIMED, claimed_by_id__in=list(user_ids))
+        .select_related("queue")
+        .order_by("pk")
+    )
+    users = {user.pk: user for user in User.objects.filter(pk__in={task.claimed_by_id for task in held})}
+    released = 0
+    for task in held:
+        user = users[task.claimed_by_id]  # type: ignore[index]
+        if not review_queue_may_work(user=user, queue=task.queue):
+            _release_no_longer_allowed(task, user)
+            released += 1
+    return released
+
+
+def _claims_recheck_after_commit(user_ids: Collection[int]) -> None:
+    ids = sorted({int(pk) for pk in user_ids})
+    if ids:  # after the commit: the whole change is saved (an admin form saves the user, then the groups)
+        transaction.on_commit(lambda: review_claims_release_not_allowed(user_ids=ids))
+
+
+def review_claims_on_user_saved(
+    sender: Any, instance: Any, created: bool = False, update_fields: Any = None, **kwargs: Any
+) -> None:
+    """``post_save`` receiver for users (connected in ``moderation.apps``): deactivated, made not superuser. A
+    sign-in's ``last_login`` save changes nothing here."""
+    if not created and (update_fields is None or {"is_active", "is_superuser"} & set(update_fields)):
+        _claims_recheck_after_commit([instance.pk])
+
+
+def review_claims_on_access_changed(
+    sender: Any, instance: Any, action: str, reverse: bool, model: Any, pk_set: Any = None, **kwargs: Any
+) -> None:
+    """``m2m_changed`` receiver for a user's groups and permissions and a group's permissions (connected in
+    ``moderation.apps``): whoever lost access this way gives back the items they may no longer work. Every way a
+    role or group is taken away (the admin's user or group form, a shell, a command) goes through these."""
+    if action not in ("post_remove", "pre_clear"):
+        return
+    if isinstance(instance, User):
+        _claims_recheck_after_commit([instance.pk])
+    elif isinstance(instance, Group):  # a group's permissions, or members removed from the group's side
+        if model is User and action == "post_remove":
+            _claims_recheck_after_commit(pk_set or ())
+        else:
+            _claims_recheck_after_commit(instance.user_set.values_list("pk", flat=True))
+    elif pk_set is not None or action == "pre_clear":  # a permission taken from groups or users, from its side
+        if model is Group:
+            groups = Group.objects.filter(pk__in=pk_set) if pk_set else instance.group_set.all()
+            _claims_recheck_after_commit(User.objects.filter(groups__in=groups).values_list("pk", flat=True))
+        elif model is User:
+            _claims_recheck_after_commit(pk_set or instance.user_set.values_list("pk", flat=True))
+
+
+def review_claims_on_group_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """``pre_delete`` receiver for groups: its members may lose the queues restricted to it (or their role)."""
+    _claims_recheck_after_commit(list(instance.user_set.values_list("pk", flat=True)))
 
 
 @transaction.atomic

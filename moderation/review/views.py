@@ -315,11 +315,23 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
     )
 
 
+def _gone(request: HttpRequest, pk: int) -> HttpResponse:
+    """An action on an item that no longer exists (its video deleted while the screen was open): the words the race
+    inside the submit gives (``services.GONE``), and the way on: the next item the reviewer holds, else the queues."""
+    if request.headers.get("X-Review-Background") == "1":
+        return JsonResponse({"ok": False, "task": pk, "error": services.GONE, "still_yours": False}, status=409)
+    nxt = selectors.review_task_held_next(user=_user(request))
+    messages.error(request, services.GONE + (" Here is your next item." if nxt is not None else ""))
+    return _next_screen(request, nxt, refused=True)
+
+
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def submit(request: HttpRequest, pk: int) -> HttpResponse:
     """Record the verdict, then go straight to the next item (submit-and-next)."""
-    task = selectors.review_task_get(task_id=pk, user=_user(request))
+    task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
+    if task is None:
+        return _gone(request, pk)
     if request.headers.get("X-Review-Background") == "1":
         return _submit_in_background(request, task)
     try:
@@ -358,7 +370,9 @@ def _claim_next_and_ahead(request: HttpRequest, task: ReviewTask, *, skipped: in
 @permission_required(Perm.REVIEW_VIDEO)
 def escalate(request: HttpRequest, pk: int) -> HttpResponse:
     """Hand the item to the senior queue, then go on to the next item of this queue."""
-    task = selectors.review_task_get(task_id=pk, user=_user(request))
+    task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
+    if task is None:
+        return _gone(request, pk)
     try:
         senior = services.review_escalate(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
@@ -370,7 +384,9 @@ def escalate(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def skip(request: HttpRequest, pk: int) -> HttpResponse:
-    task = selectors.review_task_get(task_id=pk, user=_user(request))
+    task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
+    if task is None:
+        return _gone(request, pk)
     try:
         nxt = services.review_skip(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
@@ -387,7 +403,9 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.REVIEW_VIDEO)
 def release(request: HttpRequest, pk: int) -> HttpResponse:
-    task = selectors.review_task_get(task_id=pk, user=_user(request))
+    task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
+    if task is None:
+        return _gone(request, pk)
     try:
         services.review_release(task=task, user=_user(request))
     except ModerationError as exc:

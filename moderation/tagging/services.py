@@ -87,8 +87,17 @@ class ImportReport:
         return out
 
 
+def _vocabulary_write_lock() -> None:
+    """Vocabulary writes (imports, edits) one after another, in the caller's transaction. Taken before the tags are
+    read, so the later of two imports reads the earlier's tags and version: before, two imports at once each numbered
+    the very first version 1 (no row yet to lock) and both inserted the same new tag, an IntegrityError."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('moderation.tag_vocabulary'))")
+
+
 def vocabulary_version_create(*, note: str, user: User | None = None) -> VocabularyVersion:
     """The next vocabulary version (callers hold a transaction; the number is taken under a lock)."""
+    _vocabulary_write_lock()  # held already by the import or edit calling (taken again: a no-op)
     VocabularyVersion.objects.select_for_update().order_by("-number").first()
     number = (VocabularyVersion.objects.aggregate(n=Max("number"))["n"] or 0) + 1
     return VocabularyVersion.objects.create(number=number, note=note[:500], created_by=user)
@@ -276,6 +285,7 @@ def tags_import(
             alias_line.setdefault((name, alias), number)
     if not parsed:
         return report
+    _vocabulary_write_lock()
     owners = _word_owners([*parsed, *(a for aliases in parsed.values() for a in aliases)], names=parsed)
     for name in list(parsed):
         clash = _word_clash(tag_name=name, word=name, as_alias=False, owners=owners)
@@ -375,6 +385,7 @@ def tags_import_hierarchy(*, lines: Iterable[str], user: User | None = None) -> 
             report.errors.append(f"line {number}: {problem}")
             continue
         pairs.append((number, parts[0], parts[1]))
+    _vocabulary_write_lock()
     tags = {t.name: t for t in Tag.objects.select_for_update().filter(name__in={n for p in pairs for n in p[1:]})}
     version: VocabularyVersion | None = None
     moved: dict[str, list[str | None]] = {}  # child: [the parent it had, the one it has]
@@ -557,6 +568,7 @@ def tag_update(
     ``seen_token``: the tag's ``edit_token`` when the editor's page was drawn; if another editor changed
     the tag since, the edit is refused (saying what the tag is now) rather than written over theirs.
     """
+    _vocabulary_write_lock()  # before the tag's row: an import takes them in this order
     locked = Tag.objects.select_for_update().get(pk=tag.pk)
     before = _tag_audit_fields(locked)
     if seen_token is not None and seen_token != locked.edit_token:

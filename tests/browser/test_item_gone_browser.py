@@ -1,0 +1,47 @@
+"""A reviewer whose item's video was deleted while its screen was open presses "approve" (Chromium, 1440x900): they
+read "This item is no longer in the queue…" on their screen, with a link back to the queue for their next item, not
+a bare 404 page.
+``SHOTS_DIR`` set: a screenshot there."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from moderation.media.models import Video
+from moderation.review.models import Review
+from moderation.review.services import review_claim_next
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_concurrent_edits_browser import _shot
+from tests.browser.test_review_browser import _login, _task
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"),
+]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_approving_an_item_whose_video_was_deleted_meanwhile_says_so(page, make_user, policy_version):
+    item = _task(policy_version, decision__video__title="Deleted while open")
+    alice = make_user("moderator")
+    assert review_claim_next(user=alice).pk == item.pk
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, alice.username)
+    page.goto(f"/review/{item.pk}/")
+    page.wait_for_selector(f'#review-screen[data-task="{item.pk}"]')
+
+    Video.objects.filter(pk=item.decision.video_id).delete()  # the admin's delete, the screen still open
+    page.get_by_role("button", name="Approve model verdict").click()
+
+    # The screen sends the verdict in the background: the answer (409, "still_yours": false) is shown in place,
+    # with the way on.
+    way_on = page.get_by_role("link", name="Back to the queue for your next item")
+    way_on.wait_for()
+    assert "This item is no longer in the queue" in page.locator("#review-screen").inner_text()
+    _shot(page, "item-gone-before-submit")
+    with page.expect_navigation():
+        way_on.click()
+    assert page.url.endswith("/review/") and page.get_by_role("button", name="Claim next").count() >= 1
+    assert not Review.objects.exists()
