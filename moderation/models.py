@@ -14,7 +14,14 @@ from moderation.integrations.models import (
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.policies.models import Policy, PolicyVersion
-from moderation.reproduction.models import ClusterMembership, FrameHash, PairReview, ReproCandidate, TeacherJudgement
+from moderation.reproduction.models import (
+    ClusterMembership,
+    FrameHash,
+    PairReview,
+    ReproCandidate,
+    ReproRetrievalFailure,
+    TeacherJudgement,
+)
 from moderation.review.models import (
     AuditEvent,
     AwaitedQueueItem,
@@ -83,6 +90,7 @@ __all__ = [
     "Policy",
     "PolicyVersion",
     "ReproCandidate",
+    "ReproRetrievalFailure",
     "Review",
     "ReviewQueue",
     "ReviewQueueCount",

@@ -276,6 +276,15 @@ def ops_failed_videos(*, shown: int = 10) -> dict[str, Any]:
     return {**counts, "not_video_ids": list(ids)}
 
 
+def ops_repro_failures(*, shown: int = 10) -> dict[str, Any]:
+    """Videos whose reproduction candidates were given up on (media storage stayed unreachable through the
+    ``find_candidates`` task's retries): how many, and the latest ``shown`` with their error."""
+    from moderation.reproduction.models import ReproRetrievalFailure
+
+    rows = ReproRetrievalFailure.objects.order_by("-failed_at", "-pk")
+    return {"total": rows.count(), "rows": list(rows[:shown])}
+
+
 def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing") -> dict[str, Any]:
     """Routing that waits on nothing or is missing: stranded videos (``videos_routing_stranded``: closed to all but
     admins for an item no queue will make, or open while a restricted queue awaits theirs), videos whose routing
@@ -364,6 +373,7 @@ def ops_dashboard(*, failed_filter: str = "failing") -> dict[str, Any]:
         "now": now,
         "workers": ops_workers(),
         "failed": ops_failed_videos(),
+        "repro_failed": ops_repro_failures(),
         "routing": ops_routing(now=now, failed_filter=failed_filter),
         "throughput": ops_throughput(now=now),
         "backlog": ops_backlog(now=now),

@@ -90,6 +90,20 @@ class VectorSweep(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
 
+class ReproRetrievalFailure(models.Model):
+    """A video whose reproduction candidates could not be computed: the ``find_candidates`` task retried while
+    media storage (the student model in it) did not answer and gave up after ``STORAGE_RETRIES`` tries. The ops
+    page lists these with the error; a later successful retrieval for the video deletes the row."""
+
+    video = models.OneToOneField("moderation.Video", on_delete=models.CASCADE, related_name="+")
+    error = models.TextField()
+    attempts = models.PositiveIntegerField(default=0)
+    failed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"reproduction candidates of video {self.video_id} not computed"
+
+
 class ReproCandidate(models.Model):
     """A candidate pair: ``video`` (the later upload) may reproduce ``original`` (the earlier one).
 

@@ -22,7 +22,13 @@ from moderation.errors import ModerationError
 from moderation.media.models import Keyframe, Video
 from moderation.reproduction import features as pair_features
 from moderation.reproduction import matching, selectors
-from moderation.reproduction.models import ClusterMembership, FrameHash, PairReview, ReproCandidate
+from moderation.reproduction.models import (
+    ClusterMembership,
+    FrameHash,
+    PairReview,
+    ReproCandidate,
+    ReproRetrievalFailure,
+)
 from workbench.storage import MediaMissing, cached_copy
 
 logger = logging.getLogger(__name__)
@@ -417,7 +423,19 @@ def repro_candidates_refresh(
                 },
             )  # fmt: skip
             out.append(candidate)
+        ReproRetrievalFailure.objects.filter(video_id=video_id).delete()
     return out
+
+
+def repro_retrieval_failure_record(*, video_id: int, error: str, attempts: int) -> ReproRetrievalFailure | None:
+    """Record that the video's reproduction candidates were given up on (the ops page lists it); None when the
+    video is gone."""
+    if not Video.objects.filter(pk=video_id).exists():
+        return None
+    failure, _ = ReproRetrievalFailure.objects.update_or_create(
+        video_id=video_id, defaults={"error": error[:2000], "attempts": attempts, "failed_at": timezone.now()}
+    )
+    return failure
 
 
 def candidates_rescore(*, candidates: list[ReproCandidate] | None = None) -> int:

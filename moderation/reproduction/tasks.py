@@ -3,22 +3,38 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
 from moderation.errors import ModerationError
 from workbench.queues import LONG_TASK_OPTIONS
+from workbench.storage import STORAGE_RETRIES, StorageUnavailable, storage_retry_delay
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="moderation.reproduction.tasks.find_candidates", **LONG_TASK_OPTIONS)
-def find_candidates(video_id: int) -> int:
-    """Index a ready video's PDQ hashes and record its candidate originals. Idempotent (pairs are upserted)."""
-    from moderation.reproduction.services import repro_candidates_refresh
+@shared_task(name="moderation.reproduction.tasks.find_candidates", bind=True, **LONG_TASK_OPTIONS)
+def find_candidates(self: Any, video_id: int) -> int:
+    """Index a ready video's PDQ hashes and record its candidate originals. Idempotent (pairs are upserted).
+    Media storage not answering (the student model lives there) is retried like the media task
+    (STORAGE_RETRIES, growing pauses); after the last try the video is recorded as not searched, with why."""
+    from moderation.reproduction.services import repro_candidates_refresh, repro_retrieval_failure_record
 
     try:
         return len(repro_candidates_refresh(video_id=int(video_id)))
+    except StorageUnavailable as exc:
+        if self.request.retries >= STORAGE_RETRIES:
+            logger.warning("reproduction retrieval given up for video %s: %s", video_id, exc)
+            repro_retrieval_failure_record(
+                video_id=int(video_id),
+                error=f"Media storage stayed unreachable: {exc}",
+                attempts=self.request.retries + 1,
+            )
+            return 0
+        raise self.retry(
+            exc=exc, countdown=storage_retry_delay(self.request.retries), max_retries=STORAGE_RETRIES
+        ) from exc
     except ModerationError as exc:
         logger.info("reproduction retrieval skipped for video %s: %s", video_id, exc)
         return 0
