@@ -134,3 +134,7 @@ class ModerationConfig(AppConfig):
         audit_object_videos_register(model=ReproCandidate, video_fields=("video_id", "original_id"))
         # Queue, model and webhook numbers for /metrics, read from the database at scrape time.
         register_collector(collect)
+        # A worker uploads the models it kept in its own MODELS_DIR before they were shared (once, at start).
+        from moderation.artifacts import connect_worker_start
+
+        connect_worker_start()

@@ -359,6 +359,18 @@ def artifact_store(local: Path, name: str, *, move: bool = False) -> str:
     return name
 
 
+def artifact_upload_if_absent(local: Path, name: str) -> bool:
+    """Upload the local file ``local`` as the shared artifact ``name`` unless the store holds one already (a
+    newer one trained elsewhere is never replaced); True when uploaded. Idempotent.
+    Raises StorageUnavailable when the store does not answer."""
+    if _artifact_version(name) is not None:
+        return False
+    store_file(local, name)
+    with _artifact_lock:
+        _artifact_seen.pop(_artifact_key(name), None)
+    return True
+
+
 def _artifact_version(name: str) -> str | None:
     """What changes whenever ``name`` is replaced (the ETag; locally mtime and size), None when absent."""
     if not is_object_storage():
