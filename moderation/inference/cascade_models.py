@@ -41,6 +41,17 @@ class CascadeModel(models.Model):
         return self.name
 
 
+class CascadeTrainingStatus(models.TextChoices):
+    """A background job's states, and "skipped": another stage-1 training was running, so this one trained
+    nothing and changed nothing (not an error; see ``CASCADE_TRAINING_BUSY``)."""
+
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    DONE = "done", "done"
+    FAILED = "failed", "failed"
+    SKIPPED = "skipped", "skipped"
+
+
 class CascadeTraining(BackgroundJob):
     """One request to (re)train stage 1: from the dashboard's button or from beat, run by the
     ``train_cascade`` task on the default queue, never inside the web request.
@@ -59,6 +70,10 @@ class CascadeTraining(BackgroundJob):
     # one no longer writes its state.
     STALLED_AFTER = timedelta(hours=1)
 
+    Status = CascadeTrainingStatus  # type: ignore[assignment]
+    status = models.CharField(
+        max_length=10, choices=CascadeTrainingStatus.choices, default=CascadeTrainingStatus.QUEUED
+    )
     name = models.CharField(max_length=100)
     threshold = models.FloatField(null=True, blank=True)
     target_accuracy = models.FloatField(null=True, blank=True)

@@ -698,6 +698,10 @@ CASCADE_TRAINING_BUSY = (
 )
 
 
+class CascadeTrainingBusy(ModerationError):
+    """Another stage-1 training holds the lock: this one is skipped (``CASCADE_TRAINING_BUSY``), not failed."""
+
+
 def cascade_train(*, name: str, threshold: float | None = None, target_accuracy: float | None = None) -> CascadeModel:
     """Train stage 1 on every trusted label in the database, save it and make it the active model.
 
@@ -722,7 +726,7 @@ def cascade_train(*, name: str, threshold: float | None = None, target_accuracy:
         cursor.execute(f"SELECT pg_try_advisory_lock({CASCADE_TRAINING_LOCK})")
         if not cursor.fetchone()[0]:
             logger.warning("stage-1 training %s skipped: another training is running", name)
-            raise ModerationError(CASCADE_TRAINING_BUSY)
+            raise CascadeTrainingBusy(CASCADE_TRAINING_BUSY)
     try:
         return _cascade_train_locked(name=name, threshold=threshold, target_accuracy=target_accuracy)
     finally:
@@ -925,7 +929,8 @@ def cascade_training_run(*, training_id: int) -> CascadeTraining:
     """The task's body: train the queued request (``cascade_train``) and record how it ended.
 
     Idempotent: only a queued request is started (a second delivery of its message finds it running
-    or finished and leaves it). A refusal or any error is recorded as failed with a readable reason.
+    or finished and leaves it). Another training running is recorded as skipped (with ``CASCADE_TRAINING_BUSY``);
+    a refusal or any error as failed with a readable reason.
     """
     training, start = job_start(CascadeTraining, training_id)
     if not start:
@@ -935,6 +940,8 @@ def cascade_training_run(*, training_id: int) -> CascadeTraining:
         model = cascade_train(
             name=training.name, threshold=training.threshold, target_accuracy=training.target_accuracy
         )
+    except CascadeTrainingBusy as exc:
+        fields = {"status": CascadeTraining.Status.SKIPPED, "error": str(exc)}
     except ModerationError as exc:
         fields = {"status": CascadeTraining.Status.FAILED, "error": str(exc)}
     except Exception as exc:  # recorded, never left "running"

@@ -8,11 +8,14 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
 from moderation.inference.kuaimod import kuaimod_import
 from moderation.inference.services import CASCADE_TRAINING_BUSY, CASCADE_TRAINING_LOCK, cascade_train
 from moderation.inference.tasks import train_cascade
+from tests.factories import UserFactory
 from tests.moderation.inference.kuaimod_samples import write_split
 from tests.races import race
 
@@ -55,11 +58,17 @@ def test_a_training_started_while_another_runs_is_skipped_with_a_message(labelle
 
     raced = race(another_training_runs, command_then_beat)
 
-    assert raced.second == (CASCADE_TRAINING_BUSY, "failed"), raced.second
+    assert raced.second == (CASCADE_TRAINING_BUSY, "skipped"), raced.second  # was "failed": read as an error
     assert "running already" in CASCADE_TRAINING_BUSY and "skipped" in CASCADE_TRAINING_BUSY
     assert not CascadeModel.objects.exists()
     queued.refresh_from_db()
+    assert queued.status == CascadeTraining.Status.SKIPPED
     assert queued.error == CASCADE_TRAINING_BUSY  # the dashboard shows why
+    admin = Client()
+    admin.force_login(UserFactory(role="admin"))
+    shown = admin.get(reverse("moderation:cascade") + "?part=training", HTTP_HX_REQUEST="true").content.decode()
+    assert 'data-training-status="skipped"' in shown and "Skipped: another training was running" in shown
+    assert "failed" not in shown and "data-training-error" not in shown
     assert "skipped: another training is running" in caplog.text
     # Once it ended, the next one trains.
     assert cascade_train(name="stage1", threshold=0.8).is_active
