@@ -15,6 +15,7 @@ from moderation.inference.cascade_models import CascadeTraining
 from moderation.inference.services import CASCADE_TRAINING_BUSY
 from moderation.reproduction.models import ReproRetrievalFailure
 from tests.browser.conftest import CHROMIUM
+from tests.browser.test_accessibility import _violations
 from tests.browser.test_review_browser import _login
 from tests.factories import VideoFactory
 
@@ -50,6 +51,7 @@ def test_skipped_training_and_unsearched_video_read_plainly(page: Any, make_user
     assert "failed" not in training.inner_text()
     training.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "cascade-training-skipped.png"))
+    assert _violations(page) == []
 
     page.goto("/ops/")
     listed = page.locator("#ops-repro-failed")
@@ -57,3 +59,4 @@ def test_skipped_training_and_unsearched_video_read_plainly(page: Any, make_user
     assert f"#{video.pk}" in listed.inner_text()
     listed.scroll_into_view_if_needed()
     page.screenshot(path=str(shots / "ops-repro-not-computed.png"))
+    assert _violations(page) == []
