@@ -12,12 +12,19 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.exceptions import (
+    DisallowedHost,
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import (
     FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseBadRequest,
     HttpResponseRedirect,
     JsonResponse,
     StreamingHttpResponse,
@@ -302,6 +309,10 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
     was saved; the page says what to send less of and leads back to the form's page (the sender's own address:
     the Referer when it is this site's, with its query, so the policy editor opens on the version the edit started
     from, where the edit kept in the browser is put back)."""
+    if isinstance(exception, DisallowedHost):
+        # A host this site does not answer to: nothing of the site's (its layout, links built from the host) is
+        # drawn for it; the plain answer Django gives.
+        return HttpResponseBadRequest("<h1>Bad Request (400)</h1>", content_type="text/html")
     too_big = ""
     if isinstance(exception, TooManyFieldsSent):
         limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
