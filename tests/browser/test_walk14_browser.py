@@ -11,6 +11,7 @@ import pytest
 from moderation.review.models import Review
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_review_browser import _login, _task
+from tests.factories import ReviewFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -105,3 +106,38 @@ def test_a_panel_refreshing_itself_keeps_the_keyboard_where_it_was(page, make_us
     assert page.evaluate("document.activeElement.isConnected && document.activeElement !== document.body")
     page.keyboard.press("Tab")  # on to the row's next control, not the top bar
     assert page.evaluate("document.activeElement.closest('#queue-stats') !== null")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_adjudication_screen_shows_the_reviewers_severity_and_decide_on_load(page, make_user, policy_version):
+    """Walked at 1440x900: the Outcome form (label and Decide) sat ~700 px below the fold, under the feedback
+    and the model's whole reasoning, and the review row named the verdict but not the reviewer's severity."""
+    from annotation.models import Adjudication
+
+    long = "The seller shows the product, names a price and asks viewers to message privately to pay. " * 4
+    cot = [
+        {"key": k, "title": k.replace("_", " "), "text": long, "evidence": []}
+        for k in ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
+    ]
+    task = _task(policy_version, status="done", decision__video__title="APPEALED", decision__cot=cot)
+    ReviewFactory(task=task, label="引导私下交易", severity="high", reviewer=make_user("moderator"))
+    adjudication = Adjudication.objects.create(
+        video=task.decision.video,
+        decision=task.decision,
+        kind="appeal_overturned",
+        reason="The model said 正向, but 1 appeal against the moderation succeeded.",
+    )
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto(f"/annotation/adjudications/{adjudication.pk}/")
+    review = page.locator('[data-outcome="review"]')
+    assert "引导私下交易" in review.inner_text() and "severity high" in review.inner_text()
+    decide = page.get_by_role("button", name="Decide")
+    box = decide.bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, box
+    assert page.evaluate("window.scrollY") == 0
+    # The evidence stays on the page: the model's reasoning below the form, the media beside it.
+    assert page.locator("#model-verdict").is_visible() and "asks viewers to message privately" in (
+        page.locator("#model-verdict").inner_text()
+    )
+    page.screenshot(path=str(_shots() / "adjudication-decide-in-view.png"))
