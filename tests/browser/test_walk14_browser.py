@@ -141,3 +141,37 @@ def test_the_adjudication_screen_shows_the_reviewers_severity_and_decide_on_load
         page.locator("#model-verdict").inner_text()
     )
     page.screenshot(path=str(_shots() / "adjudication-decide-in-view.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_policy_table_editor_shows_a_long_keyword_list_whole(page, make_user, policy_version):
+    """Walked at 1440x900: a tag's long keyword list was cut at two lines in its box (the rest scrolled inside a
+    2.3 rem textarea). The box now grows with its keywords, and the table still fits the window."""
+    taxonomy = policy_version.taxonomy
+    taxonomy[0]["tags"][0]["keywords"] = [f"keyword number {i}" for i in range(30)]
+    type(policy_version).objects.filter(pk=policy_version.pk).update(taxonomy=taxonomy)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("policy_editor").username)
+    page.goto(f"/policies/{policy_version.policy_id}/edit/")
+    box = page.locator('textarea[name="c0t0-keywords"]')
+    assert "keyword number 29" in box.input_value()
+    assert box.evaluate("el => el.scrollHeight <= el.clientHeight + 1"), "the keywords are cut off on load"
+    box.fill(", ".join(f"keyword number {i}" for i in range(45)))  # and as more are typed
+    assert box.evaluate("el => el.scrollHeight <= el.clientHeight + 1"), "the keywords typed are cut off"
+    table = page.locator("table.tag-rows").first
+    fieldset = page.locator("fieldset.category").first
+    assert table.evaluate("t => t.getBoundingClientRect().right") <= fieldset.evaluate(
+        "f => f.getBoundingClientRect().right"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+    # The other columns keep their room: the key, name and criteria fields are not squeezed by the long list.
+    for name in ("c0t0-key", "c0t0-name", "c0t0-criteria"):
+        width = page.locator(f'[name="{name}"]').evaluate("el => el.getBoundingClientRect().width")
+        assert width >= 100, (name, width)
+    severities = page.locator("td.severities").first
+    assert severities.evaluate("td => td.scrollWidth <= td.clientWidth"), "the severities spill into Remove"
+    remove = page.locator("table.tag-rows th").nth(5)
+    lines = "th => { const r = document.createRange(); r.selectNodeContents(th); return r.getClientRects().length; }"
+    assert remove.evaluate(lines) == 1, "the Remove heading breaks in two"
+    box.scroll_into_view_if_needed()
+    page.screenshot(path=str(_shots() / "policy-editor-keywords-whole.png"))
