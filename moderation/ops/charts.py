@@ -49,9 +49,15 @@ def _ticks(chart: Chart, top: float, labels: list[str], percent: bool) -> None:
     n = len(labels)
     step = max(1, n // 6)
     plot_w = chart.width - PAD_L - PAD_R
-    for i in range(0, n, step):
-        x = PAD_L + (plot_w * (i + 0.5) / n if chart.kind == "bar" else (plot_w * i / max(1, n - 1)))
-        chart.x_ticks.append({"x": round(x, 1), "label": labels[i]})
+    if chart.kind == "bar":
+        for i in range(0, n, step):
+            chart.x_ticks.append({"x": round(PAD_L + plot_w * (i + 0.5) / n, 1), "label": labels[i], "end": False})
+        return
+    # A line chart's ticks count back from its last point, so the latest hour or day (the one an operator looks
+    # for) is always labelled; that label ends at the right edge instead of being cut there.
+    for i in sorted(range(n - 1, -1, -step)):
+        x = PAD_L + plot_w * i / max(1, n - 1)
+        chart.x_ticks.append({"x": round(x, 1), "label": labels[i], "end": i == n - 1 and n > 1})
 
 
 def line_chart(

@@ -47,7 +47,10 @@ def _share(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def ops_throughput(*, now: datetime, hours: int = 48) -> dict[str, Any]:
+def ops_throughput(*, now: datetime, hours: int = 24) -> dict[str, Any]:
+    """Model decisions and human reviews per hour over the last ``hours`` hours, the current hour last (so far).
+    The chart and the totals above it cover the same hours: a 48 h chart under "in the last 24 h" read as if
+    a day's work were twice what the words said."""
     slots = _hours(now, hours)
     since = slots[0]
     decided = dict(
@@ -69,8 +72,10 @@ def ops_throughput(*, now: datetime, hours: int = 48) -> dict[str, Any]:
     return {
         "chart": line_chart(labels, {"model decisions": [float(x) for x in d], "human reviews": [float(x) for x in r]}),
         "rows": list(zip(labels, d, r, strict=True)),
-        "decisions_24h": sum(d[-24:]),
-        "reviews_24h": sum(r[-24:]),
+        "hours": hours,
+        "caption": f"Hours of the last {hours} h (UTC), {labels[0]} to {labels[-1]}, this hour so far",
+        "decisions": sum(d),
+        "reviews": sum(r),
     }
 
 

@@ -1237,7 +1237,7 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
     if not open_tasks:
         review = (
             Review.objects.filter(decision__video=video, task__is_gold=False)
-            .select_related("reviewer", "task__queue")
+            .select_related("reviewer", "task__queue", "decision__policy_version")
             .order_by("-created_at", "-pk")
             .first()
         )
@@ -1250,6 +1250,8 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
         "no_infer_worker": model is None and video.status == Video.Status.READY and not _worker_seen_for(queue="infer"),
         "open_tasks": open_tasks,
         "review": review,
+        # The reviewer's label in the policy's words, shown with their severity (an adjudicator weighs both).
+        "review_label_name": review.decision.policy_version.label_names().get(review.label, "") if review else "",
         "final": final,
         "ever_queued": bool(open_tasks) or tasks.exists(),
         # Workbench users are told who reviewed (the API's ``added_by``); platforms never are.

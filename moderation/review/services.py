@@ -70,7 +70,9 @@ NOT_CLAIMED = "This item is not claimed by you; take it with “Claim next” fr
 ALREADY_REVIEWED = "Already reviewed: this item has a recorded verdict."
 OWN_UPLOAD = "You uploaded this video: a reviewer never decides their own content. Release it for another reviewer."
 ESCALATED = "This item was escalated to a senior queue; it no longer takes a verdict here."
-GONE = "This item is no longer in the queue (given back, or its video removed); nothing was recorded."
+# An item that no longer exists: its page says the first part, an action on it the whole.
+ITEM_GONE = "This item is no longer in the queue (given back, or its video removed)"
+GONE = f"{ITEM_GONE}; nothing was recorded."
 
 # Random draws (QA sampling, gold mixing) go through this so tests and benches can seed it.
 rng = random.Random()  # noqa: S311 - sampling, not security

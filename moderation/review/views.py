@@ -235,7 +235,14 @@ def review_task(request: HttpRequest, pk: int) -> HttpResponse:
     Never cached (``Cache-Control: no-store``): after Release or a verdict, the Back button must load
     the item's state afresh, not show its live form again from the browser's cache or bfcache.
     """
-    task = selectors.review_task_get(task_id=pk, user=_user(request))
+    task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
+    if task is None:  # opened or reloaded after its video was deleted: say so and lead on (hidden ones stay a 404)
+        context = {
+            "message": services.ITEM_GONE,
+            "pk": pk,
+            "next": selectors.review_task_held_next(user=_user(request)),
+        }
+        return render(request, "moderation/review/item_gone.html", context, status=410)
     if task.queue.kind == task.queue.Kind.TAGS:  # a tags-queue item is worked on the tag screen
         return redirect("moderation:tag_task", pk=task.pk)
     _check_owner(request, task)

@@ -162,7 +162,12 @@ def test_the_adjudication_page_shows_the_review_and_the_label_it_would_replace(
     page = html.content.decode()
     panel = page.split('id="video-outcome"', 1)[1].split("</section>", 1)[0]
     assert "The video's label now" in panel
-    assert "Override label by first-reviewer" in panel
+    # The reviewer's label and severity beside their verdict: what the adjudicator weighs.
+    assert (
+        "Override label · <strong data-review-label>Sexually explicit &amp; vulgar</strong> <small>(色情低俗)</small>"
+        in (panel)
+    )
+    assert "<span data-review-severity>severity medium</span> · by first-reviewer" in panel
     final = panel.split('data-outcome="final"', 1)[1]
     assert "色情低俗" in final and "Human review" in final
 

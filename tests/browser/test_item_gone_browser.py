@@ -45,3 +45,26 @@ def test_approving_an_item_whose_video_was_deleted_meanwhile_says_so(page, make_
         way_on.click()
     assert page.url.endswith("/review/") and page.get_by_role("button", name="Claim next").count() >= 1
     assert not Review.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reloading_an_item_whose_video_was_deleted_shows_the_words_and_the_way_back(page, make_user, policy_version):
+    """Reloading the item's page after its video was deleted was a bare 404 "Not found"; it now says the item is no
+    longer in the queue and links the queues (and the reviewer's next held item, when there is one)."""
+    item = _task(policy_version, decision__video__title="Deleted, then reloaded")
+    alice = make_user("moderator")
+    assert review_claim_next(user=alice).pk == item.pk
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, alice.username)
+    page.goto(f"/review/{item.pk}/")
+    page.wait_for_selector(f'#review-screen[data-task="{item.pk}"]')
+
+    Video.objects.filter(pk=item.decision.video_id).delete()
+    answer = page.reload()
+
+    assert answer is not None and answer.status == 410
+    assert "This item is no longer in the queue (given back, or its video removed)." in page.inner_text("#item-gone")
+    _shot(page, "item-gone-reloaded")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Back to the review queues").click()
+    assert page.url.endswith("/review/")

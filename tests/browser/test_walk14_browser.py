@@ -11,6 +11,7 @@ import pytest
 from moderation.review.models import Review
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_review_browser import _login, _task
+from tests.factories import ReviewFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -105,3 +106,72 @@ def test_a_panel_refreshing_itself_keeps_the_keyboard_where_it_was(page, make_us
     assert page.evaluate("document.activeElement.isConnected && document.activeElement !== document.body")
     page.keyboard.press("Tab")  # on to the row's next control, not the top bar
     assert page.evaluate("document.activeElement.closest('#queue-stats') !== null")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_adjudication_screen_shows_the_reviewers_severity_and_decide_on_load(page, make_user, policy_version):
+    """Walked at 1440x900: the Outcome form (label and Decide) sat ~700 px below the fold, under the feedback
+    and the model's whole reasoning, and the review row named the verdict but not the reviewer's severity."""
+    from annotation.models import Adjudication
+
+    long = "The seller shows the product, names a price and asks viewers to message privately to pay. " * 4
+    cot = [
+        {"key": k, "title": k.replace("_", " "), "text": long, "evidence": []}
+        for k in ("content_extraction", "analysis", "intermediate_check", "user_feedback", "final_judgment")
+    ]
+    task = _task(policy_version, status="done", decision__video__title="APPEALED", decision__cot=cot)
+    ReviewFactory(task=task, label="引导私下交易", severity="high", reviewer=make_user("moderator"))
+    adjudication = Adjudication.objects.create(
+        video=task.decision.video,
+        decision=task.decision,
+        kind="appeal_overturned",
+        reason="The model said 正向, but 1 appeal against the moderation succeeded.",
+    )
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto(f"/annotation/adjudications/{adjudication.pk}/")
+    review = page.locator('[data-outcome="review"]')
+    assert "引导私下交易" in review.inner_text() and "severity high" in review.inner_text()
+    decide = page.get_by_role("button", name="Decide")
+    box = decide.bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, box
+    assert page.evaluate("window.scrollY") == 0
+    # The evidence stays on the page: the model's reasoning below the form, the media beside it.
+    assert page.locator("#model-verdict").is_visible() and "asks viewers to message privately" in (
+        page.locator("#model-verdict").inner_text()
+    )
+    page.screenshot(path=str(_shots() / "adjudication-decide-in-view.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_policy_table_editor_shows_a_long_keyword_list_whole(page, make_user, policy_version):
+    """Walked at 1440x900: a tag's long keyword list was cut at two lines in its box (the rest scrolled inside a
+    2.3 rem textarea). The box now grows with its keywords, and the table still fits the window."""
+    taxonomy = policy_version.taxonomy
+    taxonomy[0]["tags"][0]["keywords"] = [f"keyword number {i}" for i in range(30)]
+    type(policy_version).objects.filter(pk=policy_version.pk).update(taxonomy=taxonomy)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("policy_editor").username)
+    page.goto(f"/policies/{policy_version.policy_id}/edit/")
+    box = page.locator('textarea[name="c0t0-keywords"]')
+    assert "keyword number 29" in box.input_value()
+    assert box.evaluate("el => el.scrollHeight <= el.clientHeight + 1"), "the keywords are cut off on load"
+    box.fill(", ".join(f"keyword number {i}" for i in range(45)))  # and as more are typed
+    assert box.evaluate("el => el.scrollHeight <= el.clientHeight + 1"), "the keywords typed are cut off"
+    table = page.locator("table.tag-rows").first
+    fieldset = page.locator("fieldset.category").first
+    assert table.evaluate("t => t.getBoundingClientRect().right") <= fieldset.evaluate(
+        "f => f.getBoundingClientRect().right"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+    # The other columns keep their room: the key, name and criteria fields are not squeezed by the long list.
+    for name in ("c0t0-key", "c0t0-name", "c0t0-criteria"):
+        width = page.locator(f'[name="{name}"]').evaluate("el => el.getBoundingClientRect().width")
+        assert width >= 100, (name, width)
+    severities = page.locator("td.severities").first
+    assert severities.evaluate("td => td.scrollWidth <= td.clientWidth"), "the severities spill into Remove"
+    remove = page.locator("table.tag-rows th").nth(5)
+    lines = "th => { const r = document.createRange(); r.selectNodeContents(th); return r.getClientRects().length; }"
+    assert remove.evaluate(lines) == 1, "the Remove heading breaks in two"
+    box.scroll_into_view_if_needed()
+    page.screenshot(path=str(_shots() / "policy-editor-keywords-whole.png"))

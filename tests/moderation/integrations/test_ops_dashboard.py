@@ -29,8 +29,8 @@ def test_dashboard_numbers_follow_the_data(policy_version):
     ReviewTask.objects.filter(pk=late_open.pk).update(created_at=now - timedelta(hours=3))
 
     ops = ops_dashboard()
-    assert ops["throughput"]["decisions_24h"] == Decision.objects.count() == 3
-    assert ops["throughput"]["reviews_24h"] == Review.objects.count() == 3
+    assert ops["throughput"]["decisions"] == Decision.objects.count() == 3
+    assert ops["throughput"]["reviews"] == Review.objects.count() == 3
     [row] = [r for r in ops["backlog"]["rows"] if r["pending"]]
     assert row["breached"] == 1 and 2.9 <= row["oldest_hours"] <= 3.1
     assert ops["sla"]["late_total"] == 3
@@ -150,7 +150,28 @@ def test_the_hourly_throughput_reads_its_hours_as_month_day_and_time(client_as):
     now = timezone.now()
     rows = ops_throughput(now=now)["rows"]
     assert rows[-1][0] == f"{now:%m-%d %H}:00"
-    assert rows[0][0] == f"{now - timedelta(hours=47):%m-%d %H}:00"
+    assert rows[0][0] == f"{now - timedelta(hours=23):%m-%d %H}:00"
+
+
+def test_the_throughput_chart_spans_the_24_hours_its_words_name(client_as, policy_version):
+    """Walked: "… in the last 24 h" sat above a chart of 48 hours whose last labelled tick was ~7 h before now.
+    The chart now plots the same 24 hours as the totals, says so under it, and labels the current hour."""
+    import re
+
+    recent = DecisionFactory(policy_version=policy_version)
+    older = DecisionFactory(policy_version=policy_version)
+    Decision.objects.filter(pk=older.pk).update(created_at=timezone.now() - timedelta(hours=30))
+    now = timezone.now()
+    page = client_as("admin").get("/ops/").content.decode()
+    section = page[page.index('id="ops-throughput"') : page.index('id="ops-backlog"')]
+    assert "<strong>1</strong> model decision and <strong>0</strong> human reviews in the last 24 h" in section
+    first, last = f"{now - timedelta(hours=23):%m-%d %H}:00", f"{now:%m-%d %H}:00"
+    assert f"Hours of the last 24 h (UTC), {first} to {last}, this hour so far" in section
+    hours = re.findall(r"<tr><td>(\d\d-\d\d \d\d:00)</td>", section)
+    assert len(hours) == 24 and hours[0] == first and hours[-1] == last
+    ticks = re.findall(r'class="xlab[^"]*">([^<]+)</text>', section)
+    assert ticks[-1] == last and 'class="xlab xlab-end">' in section
+    assert recent.pk
 
 
 @pytest.fixture

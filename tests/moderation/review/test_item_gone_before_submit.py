@@ -75,3 +75,36 @@ def test_an_item_that_exists_but_is_hidden_from_the_reviewer_is_still_not_found(
     assert ReviewTask.objects.filter(pk=task.pk).exists()
 
     assert stranger.post(f"/review/{task.pk}/submit/", {"verdict": "approve"}).status_code == 404
+
+
+def test_opening_an_item_whose_video_was_deleted_says_so_with_the_way_on(make_task, make_user):
+    """Walked: the actions said "no longer in the queue", but opening or reloading the item's page was still a bare
+    404 "Not found". The page now says the same words and links the reviewer's next held item and the queues."""
+    task, nxt, client = _held_then_deleted(make_task, make_user, ahead=True)
+    assert nxt is not None
+
+    answer = client.get(f"/review/{task.pk}/")
+
+    assert answer.status_code == 410
+    page = answer.content.decode()
+    assert "This item is no longer in the queue (given back, or its video removed)." in page
+    assert f'href="/review/{nxt.pk}/" id="item-gone-next"' in page and 'href="/review/" id="item-gone-queue"' in page
+
+    nxt.delete()  # nothing else held: only the way back to the queues
+    alone = client.get(f"/review/{task.pk}/").content.decode()
+    assert "item-gone-next" not in alone and 'href="/review/" id="item-gone-queue"' in alone
+
+
+def test_opening_an_item_hidden_from_the_reviewer_is_still_a_bare_not_found(make_task, make_user):
+    """The gone page must not tell a hidden item from a deleted one: an item that exists but whose video this
+    reviewer may not see stays a 404 without the words."""
+    experts = Group.objects.create(name="experts")
+    restricted = ReviewQueue.objects.create(name="Experts", slug="experts")
+    restricted.allowed_groups.add(experts)
+    task = make_task(queue=restricted)
+    stranger = Client()
+    stranger.force_login(make_user("moderator"))
+
+    answer = stranger.get(f"/review/{task.pk}/")
+
+    assert answer.status_code == 404 and "no longer in the queue" not in answer.content.decode()
