@@ -283,11 +283,21 @@ def ops_failed_videos(*, shown: int = 10) -> dict[str, Any]:
 
 def ops_repro_failures(*, shown: int = 10) -> dict[str, Any]:
     """Videos whose reproduction candidates were given up on (media storage stayed unreachable through the
-    ``find_candidates`` task's retries): how many, and the latest ``shown`` with their error."""
+    ``find_candidates`` task's retries): how many, and the latest ``shown`` with their error, each marked ``queued``
+    while an operator's retry is on its way; those an operator dismissed are counted apart (``dismissed``), not
+    listed."""
     from moderation.reproduction.models import ReproRetrievalFailure
 
-    rows = ReproRetrievalFailure.objects.order_by("-failed_at", "-pk")
-    return {"total": rows.count(), "rows": list(rows[:shown])}
+    counts = ReproRetrievalFailure.objects.aggregate(
+        total=Count("pk", filter=Q(dismissed_at__isnull=True)),
+        dismissed=Count("pk", filter=Q(dismissed_at__isnull=False)),
+    )
+    listed = ReproRetrievalFailure.objects.filter(dismissed_at__isnull=True).select_related("video")
+    rows = list(listed.order_by("-failed_at", "-pk")[:shown])
+    now = timezone.now()
+    for row in rows:
+        row.queued = row.is_queued(now=now)  # type: ignore[attr-defined]
+    return {**counts, "rows": rows}
 
 
 def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing") -> dict[str, Any]:

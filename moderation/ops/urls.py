@@ -17,4 +17,6 @@ urlpatterns = [
         views.missing_decision_dismiss_view,
         name="ops_missing_decision_dismiss",
     ),
+    path("ops/repro-failed/<int:video_id>/retry/", views.repro_failed_retry_view, name="ops_repro_failed_retry"),
+    path("ops/repro-failed/<int:video_id>/dismiss/", views.repro_failed_dismiss_view, name="ops_repro_failed_dismiss"),
 ]

@@ -1,22 +1,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from moderation.errors import ModerationError
+from moderation.actions import Outcome, video_action
 from moderation.inference.models import MissingDecisionRepair
 from moderation.inference.services import missing_decisions_retry
-from moderation.ops.selectors import ops_dashboard, ops_routing
+from moderation.ops.selectors import ops_dashboard, ops_repro_failures, ops_routing
 from moderation.ops.services import ops_missing_decision_dismiss, ops_missing_decision_retry
+from moderation.reproduction.models import ReproRetrievalFailure
+from moderation.reproduction.services import repro_retrieval_dismiss, repro_retrieval_retry
 from moderation.review.services import review_routing_repair
 from workbench.roles import Perm, permission_required
 
@@ -51,28 +52,27 @@ def missing_decisions_list(request: HttpRequest) -> HttpResponse:
     return _routing_panel(request, show=show)
 
 
-def _one_video_action(
+def _missing_decision_action(
     request: HttpRequest, video_id: int, action: Callable[..., MissingDecisionRepair], done: Callable[[Any], str]
 ) -> HttpResponse:
-    """Run ``action`` on one video's failed try and say what came of it: a refused action (the video deleted
-    meanwhile, a double click, nothing left to do) is a message, never an error page."""
+    """Run ``action`` on one video's failed try (``video_action``: a refusal is a message): htmx gets the routing
+    panel with the outcome at the list's top, a plain form the page, on the list it was on."""
     show = "dismissed" if request.POST.get("failed") == "dismissed" else "failing"
-    user = cast(User, request.user)  # permission_required let only a signed-in user through
-    try:
-        outcome = ("success", done(action(video_id=video_id, by=user)))
-    except ModerationError as exc:
-        outcome = ("error", str(exc))
-    if not request.htmx:  # type: ignore[attr-defined]
-        getattr(messages, outcome[0])(request, outcome[1])
-        return redirect(reverse("moderation:ops_dashboard") + ("?failed=dismissed" if show == "dismissed" else ""))
-    return _routing_panel(request, show=show, outcome=outcome)
+    return video_action(
+        request,
+        video_id,
+        action=action,
+        done=done,
+        back=reverse("moderation:ops_dashboard") + ("?failed=dismissed" if show == "dismissed" else ""),
+        panel=lambda outcome: _routing_panel(request, show=show, outcome=outcome),
+    )
 
 
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 @require_POST
 def missing_decision_retry_view(request: HttpRequest, video_id: int) -> HttpResponse:
     """A failed try's Retry: one more try at that video's missing decisions, on the infer queue."""
-    return _one_video_action(
+    return _missing_decision_action(
         request,
         video_id,
         ops_missing_decision_retry,
@@ -87,13 +87,58 @@ def missing_decision_retry_view(request: HttpRequest, video_id: int) -> HttpResp
 @require_POST
 def missing_decision_dismiss_view(request: HttpRequest, video_id: int) -> HttpResponse:
     """A given-up try's Dismiss: no longer counted nor queued; listed under "dismissed" (where Retry undoes it)."""
-    return _one_video_action(
+    return _missing_decision_action(
         request,
         video_id,
         ops_missing_decision_dismiss,
         lambda r: (
             f"Dismissed video #{r.video_id}: it is no longer counted nor queued by the repair; "
             "the dismissed filter lists it, and its Retry queues it again."
+        ),
+    )
+
+
+def _repro_failed_action(
+    request: HttpRequest, video_id: int, action: Callable[..., ReproRetrievalFailure], done: Callable[[Any], str]
+) -> HttpResponse:
+    """Run ``action`` on one video listed without reproduction candidates: htmx gets that list with the outcome,
+    a plain form the page with it as a message."""
+
+    def panel(outcome: Outcome) -> HttpResponse:
+        context = {"ops": {"repro_failed": ops_repro_failures()}, "repro_outcome": outcome}
+        return render(request, "moderation/ops/dashboard.html#repro_failed", context)
+
+    return video_action(
+        request, video_id, action=action, done=done, back=reverse("moderation:ops_dashboard"), panel=panel
+    )
+
+
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+@require_POST
+def repro_failed_retry_view(request: HttpRequest, video_id: int) -> HttpResponse:
+    """Retry for a video without reproduction candidates: its search, once more, on the media queue."""
+    return _repro_failed_action(
+        request,
+        video_id,
+        repro_retrieval_retry,
+        lambda f: (
+            f"Queued the search for video #{f.video_id}'s reproduction candidates on the media queue; "
+            "it leaves this list once they are found, or is listed again with its new error."
+        ),
+    )
+
+
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+@require_POST
+def repro_failed_dismiss_view(request: HttpRequest, video_id: int) -> HttpResponse:
+    """Dismiss for a video without reproduction candidates: recorded, off the list (counted apart)."""
+    return _repro_failed_action(
+        request,
+        video_id,
+        repro_retrieval_dismiss,
+        lambda f: (
+            f"Dismissed video #{f.video_id}: it is no longer listed (counted apart) and stays uncompared with "
+            "earlier uploads; a later failure of its search lists it again."
         ),
     )
 

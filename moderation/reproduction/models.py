@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
@@ -93,15 +95,31 @@ class VectorSweep(models.Model):
 class ReproRetrievalFailure(models.Model):
     """A video whose reproduction candidates could not be computed: the ``find_candidates`` task retried while
     media storage (the student model in it) did not answer and gave up after ``STORAGE_RETRIES`` tries. The ops
-    page lists these with the error; a later successful retrieval for the video deletes the row."""
+    page lists these with the error; a later successful retrieval for the video deletes the row.
+
+    An operator's Retry queues the search again (``queued_at``, later than ``failed_at`` while it is on its way: a
+    second click queues nothing; one never answered is lost after ``QUEUED_FOR`` and may be retried again); a try
+    that fails again records its error and time as the first did. Dismiss (``dismissed_at``, ``dismissed_by``) takes
+    a video the operator accepts will not be compared off the list; a later failure of the video lists it again."""
+
+    QUEUED_FOR = timedelta(hours=6)  # CELERY_VISIBILITY_TIMEOUT's default: a task not run by then was lost
 
     video = models.OneToOneField("moderation.Video", on_delete=models.CASCADE, related_name="+")
     error = models.TextField()
     attempts = models.PositiveIntegerField(default=0)
     failed_at = models.DateTimeField()
+    queued_at = models.DateTimeField(null=True, blank=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     def __str__(self) -> str:
         return f"reproduction candidates of video {self.video_id} not computed"
+
+    def is_queued(self, *, now: datetime) -> bool:
+        """An operator's retry is on its way: queued after the last failure, and not so long ago it was lost."""
+        return self.queued_at is not None and self.queued_at > self.failed_at and self.queued_at > now - self.QUEUED_FOR
 
 
 class ReproCandidate(models.Model):

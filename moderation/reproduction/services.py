@@ -29,6 +29,7 @@ from moderation.reproduction.models import (
     ReproCandidate,
     ReproRetrievalFailure,
 )
+from workbench.queues import enqueue
 from workbench.storage import MediaMissing, cached_copy
 
 logger = logging.getLogger(__name__)
@@ -427,13 +428,97 @@ def repro_candidates_refresh(
     return out
 
 
-def repro_retrieval_failure_record(*, video_id: int, error: str, attempts: int) -> ReproRetrievalFailure | None:
-    """Record that the video's reproduction candidates were given up on (the ops page lists it); None when the
-    video is gone."""
+def repro_retrieval_failure_record(
+    *, video_id: int, error: str, attempts: int, listed_only: bool = False
+) -> ReproRetrievalFailure | None:
+    """Record that the video's reproduction candidates were given up on (the ops page lists it, a dismissal made
+    before this failure no longer holds); None when the video is gone. ``listed_only``: only for a video the ops
+    page lists already (an operator's retry that could not search: it says why, instead of "queued" for good)."""
     if not Video.objects.filter(pk=video_id).exists():
         return None
+    if listed_only and not ReproRetrievalFailure.objects.filter(video_id=video_id).exists():
+        return None
     failure, _ = ReproRetrievalFailure.objects.update_or_create(
-        video_id=video_id, defaults={"error": error[:2000], "attempts": attempts, "failed_at": timezone.now()}
+        video_id=video_id,
+        defaults={
+            "error": error[:2000], "attempts": attempts, "failed_at": timezone.now(),
+            "dismissed_at": None, "dismissed_by": None,
+        },
+    )  # fmt: skip
+    return failure
+
+
+def _retrieval_failure_locked(video_id: int) -> ReproRetrievalFailure:
+    failure = (
+        ReproRetrievalFailure.objects.select_for_update(of=("self",))
+        .select_related("dismissed_by")
+        .filter(video_id=video_id)
+        .first()
+    )
+    if failure is None:
+        raise ModerationError(
+            f"Video #{video_id} is not listed without reproduction candidates any more: a search found them "
+            "since, or the video was deleted. Nothing to do."
+        )
+    return failure
+
+
+@transaction.atomic
+def repro_retrieval_retry(*, video_id: int, by: User) -> ReproRetrievalFailure:
+    """The ops page's Retry on a video whose reproduction candidates were given up on: queue the search
+    (``find_candidates``, media queue) once more, after this transaction commits, and clear a dismissal; the audit
+    log keeps who asked and the error it had (``repro_retrieval.retry``). The search deletes the row when it finds
+    the candidates, or records its new error. Refused with a message while a retry is on its way (a double click:
+    one task, not two) and when the row is gone."""
+    from moderation.review.services import audit_event_record
+
+    failure = _retrieval_failure_locked(video_id)
+    now = timezone.now()
+    if failure.is_queued(now=now):
+        assert failure.queued_at is not None  # is_queued says so
+        raise ModerationError(
+            f"The search for video #{video_id}'s reproduction candidates is queued already (since "
+            f"{timezone.localtime(failure.queued_at):%Y-%m-%d %H:%M}): wait for its outcome."
+        )
+    failure.queued_at, failure.dismissed_at, failure.dismissed_by = now, None, None
+    failure.save(update_fields=["queued_at", "dismissed_at", "dismissed_by"])
+    enqueue("moderation.reproduction.tasks.find_candidates", video_id)
+    audit_event_record(
+        actor=by,
+        action="repro_retrieval.retry",
+        obj=Video(pk=video_id),
+        payload={"error": failure.error[:500], "attempts": failure.attempts},
+    )
+    logger.info("reproduction candidates of video %s queued again by %s", video_id, by.get_username())
+    return failure
+
+
+@transaction.atomic
+def repro_retrieval_dismiss(*, video_id: int, by: User) -> ReproRetrievalFailure:
+    """The ops page's Dismiss on a video whose reproduction candidates were given up on: recorded with who and when
+    (``dismissed_at``, ``dismissed_by``, the audit log's ``repro_retrieval.dismiss``), it leaves the list (counted
+    apart); the video is simply not compared with earlier uploads. Refused with a message when it was dismissed
+    already (a double click), while a retry is on its way, and when the row is gone."""
+    from moderation.review.services import audit_event_record
+
+    failure = _retrieval_failure_locked(video_id)
+    if failure.dismissed_at is not None:
+        who = failure.dismissed_by.get_username() if failure.dismissed_by is not None else "a deleted user"
+        raise ModerationError(
+            f"Video #{video_id} was dismissed already, by {who} at "
+            f"{timezone.localtime(failure.dismissed_at):%Y-%m-%d %H:%M}."
+        )
+    if failure.is_queued(now=timezone.now()):
+        raise ModerationError(
+            f"A retry of video #{video_id}'s search is on its way: wait for its outcome before dismissing it."
+        )
+    failure.dismissed_at, failure.dismissed_by = timezone.now(), by
+    failure.save(update_fields=["dismissed_at", "dismissed_by"])
+    audit_event_record(
+        actor=by,
+        action="repro_retrieval.dismiss",
+        obj=Video(pk=video_id),
+        payload={"error": failure.error[:500], "attempts": failure.attempts},
     )
     return failure
 

@@ -37,6 +37,11 @@ def find_candidates(self: Any, video_id: int) -> int:
         ) from exc
     except ModerationError as exc:
         logger.info("reproduction retrieval skipped for video %s: %s", video_id, exc)
+        # An operator's retry of a listed video that cannot be searched now (no longer processed): the ops page
+        # says why, not "queued" until the retry is taken for lost.
+        repro_retrieval_failure_record(
+            video_id=int(video_id), error=str(exc), attempts=self.request.retries + 1, listed_only=True
+        )
         return 0
 
 

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from moderation.actions import video_action
 from moderation.errors import ModerationError
 from moderation.inference.services import decision_rerun_request
 from moderation.media.models import Video
@@ -486,20 +487,16 @@ def reveal(request: HttpRequest) -> HttpResponse:
 def video_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """The video page's "Retry" for a failed video: queue the stage it stopped at again."""
     video_open_or_404(user=_user(request), video_id=pk)  # a restricted queue's video: not for other groups
-    try:
-        video = services.video_retry_failed(video_id=pk, by=_user(request))
-    except Video.DoesNotExist as exc:
-        raise Http404("No such video.") from exc
-    except ModerationError as exc:
-        messages.error(request, str(exc))
-    else:
-        what = (
-            "Model inference"
-            if video.stage == Video.Stage.INFERENCE
-            else f"Processing (from {video.get_stage_display().lower()})"
-        )
-        messages.success(request, f"{what} of “{video}” is queued again.")
-    return redirect("moderation:video_detail", pk=pk)
+    return video_action(request, pk, action=services.video_retry_failed, done=_retried, back=_video_page(pk))
+
+
+def _retried(video: Video) -> str:
+    what = (
+        "Model inference"
+        if video.stage == Video.Stage.INFERENCE
+        else f"Processing (from {video.get_stage_display().lower()})"
+    )
+    return f"{what} of “{video}” is queued again."
 
 
 @require_POST
@@ -507,12 +504,14 @@ def video_retry(request: HttpRequest, pk: int) -> HttpResponse:
 def video_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
     """The video page's "Dismiss" for a failed upload that is not a video (no retry can process it)."""
     video_open_or_404(user=_user(request), video_id=pk)
-    try:
-        video = services.video_failure_dismiss(video_id=pk, by=_user(request))
-    except Video.DoesNotExist as exc:
-        raise Http404("No such video.") from exc
-    except ModerationError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"“{video}” is dismissed: it is no longer counted among the failed videos.")
-    return redirect("moderation:video_detail", pk=pk)
+    return video_action(
+        request,
+        pk,
+        action=services.video_failure_dismiss,
+        done=lambda video: f"“{video}” is dismissed: it is no longer counted among the failed videos.",
+        back=_video_page(pk),
+    )
+
+
+def _video_page(pk: int) -> str:
+    return reverse("moderation:video_detail", args=[pk])

@@ -107,6 +107,8 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:ops_missing_decisions": ("GET", (OPS,)),
     "moderation:ops_missing_decision_retry": ("POST", (OPS,)),
     "moderation:ops_missing_decision_dismiss": ("POST", (OPS,)),
+    "moderation:ops_repro_failed_retry": ("POST", (OPS,)),
+    "moderation:ops_repro_failed_dismiss": ("POST", (OPS,)),
     "moderation:tag_queue": ("GET", (REVIEW,)),
     "moderation:tag_claim_next": ("POST", (REVIEW,)),
     "moderation:tag_task": ("GET", (REVIEW,)),
