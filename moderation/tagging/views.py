@@ -25,6 +25,7 @@ from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.selectors import (
     HELD_HIDDEN_TEXT,
     review_held_display,
+    review_held_hidden_counts,
     review_nothing_to_claim_text,
     review_task_open_for,
 )
@@ -80,6 +81,9 @@ def tag_queue(request: HttpRequest) -> HttpResponse:
             "queue": queue,
             # The item this reviewer holds here, as the review queues say it ("You hold video … — continue").
             "held": review_held_display(task=review_task_open_for(user=_user(request), queue=queue)),
+            # An item held here whose video was hidden from them since (as the review queues say it): "Claim next"
+            # hands it back, so the page says why it has nothing to continue.
+            "held_hidden": review_held_hidden_counts(user=_user(request)).get(queue.pk, 0),
             "counts": counts,
             "tag_sets": TagSet.objects.all(),
             "tag_set": _tag_set(request),

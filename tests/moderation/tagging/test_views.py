@@ -201,6 +201,44 @@ def test_the_tags_queue_says_which_item_you_hold_until_when_and_links_back(clien
     assert 'id="held-item' not in client.get("/review/").content.decode()
 
 
+def test_the_tags_queue_says_an_item_held_whose_video_was_hidden_since_as_the_review_queues_do(  # type: ignore[no-untyped-def]
+    client_as, policy_version
+) -> None:
+    """A tagger held a tags item when its video was routed to a queue of other groups: /tags/ showed no "continue"
+    (right: it would open as a 404) and nothing else, so the page read as if they held nothing, while the review
+    queues' list says why under the queue's row. The tags queue says it with the same words (one partial), until
+    "Claim next" hands it back."""
+    from django.contrib.auth.models import Group, User
+
+    from moderation.review.models import ReviewQueue, ReviewTask
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.services import tag_queue_default
+
+    client = client_as("moderator")
+    user = User.objects.get(pk=client.session["_auth_user_id"])
+    task = ReviewTaskFactory(decision__policy_version=policy_version, queue=tag_queue_default())
+    assert review_claim_next(user=user, queue=tag_queue_default()) == task
+    assert "data-held-hidden" not in client.get("/tags/").content.decode()  # open to them: "You hold …" instead
+
+    experts = ReviewQueue.objects.create(slug="experts-hidden", name="Experts")
+    experts.allowed_groups.add(Group.objects.create(name="experts-hidden"))
+    ReviewTaskFactory(decision=task.decision, queue=experts)
+
+    said = "The item you held here is no longer open to you: its video was routed to a restricted queue after you claimed it."
+    page = client.get("/tags/").content.decode()
+    note = page[page.index(f'data-held-hidden-in="{task.queue.slug}"') :].split("</div>")[0]
+    assert said in note and "“Claim next” hands it back" in note
+    review = client.get("/review/").content.decode()
+    row = review[review.index(f'data-held-hidden-in="{task.queue.slug}"') :].split("</tr>")[0]
+    assert said in row  # the same words on both lists
+    assert "data-held-hidden" not in client_as("moderator").get("/tags/").content.decode()  # only the holder's
+
+    client.post("/tags/claim/", follow=True)
+    task.refresh_from_db()
+    assert task.status == ReviewTask.Status.PENDING and task.claimed_by_id is None
+    assert "data-held-hidden" not in client.get("/tags/").content.decode()
+
+
 def test_speech_evidence_of_an_imported_item_links_to_the_line_it_quotes(client_as, vocabulary, encode) -> None:  # type: ignore[no-untyped-def]
     """A KuaiMod record's speech has no timings: a tag found in it is evidence "asr" with no start. Its link
     read "#asr-1", an id no screen has (the tag screen and the transcript panels name speech lines seg-N), so
