@@ -42,6 +42,19 @@ def shown_text(value: str) -> str:
     return _BIDI_CONTROLS.sub("", value)
 
 
+def shown_json(value: Any) -> Any:
+    """``value`` (decoded JSON) with ``shown_text`` applied to every string in it, keys included: for JSON written
+    before its text was cleaned where it is stored and that may not be rewritten (the append-only audit log's
+    payloads), cleaned where it is shown instead."""
+    if isinstance(value, str):
+        return shown_text(value)
+    if isinstance(value, list):
+        return [shown_json(v) for v in value]
+    if isinstance(value, dict):
+        return {shown_json(k): shown_json(v) for k, v in value.items()}
+    return value
+
+
 def has_unstorable(value: Any) -> bool:
     """Whether any string in decoded JSON (keys included) holds a character ``storable_text`` would replace."""
     if isinstance(value, str):

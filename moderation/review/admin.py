@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin
 from django.contrib.auth.models import Group
@@ -19,10 +21,27 @@ from moderation.media.selectors import videos_open_to
 from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip, ReviewTask
 from moderation.review.selectors import audit_events_open_to, audit_object_model
 from moderation.review.services import review_queues_delete, review_queues_edited
+from workbench.text import shown_json, shown_name, shown_text
+
+
+class ReviewQueueAdminForm(forms.ModelForm):
+    """A queue's name (on the queue list, every item's screen, the ops page, messages) and description are stored
+    without invisible bidi controls (``shown_name``, ``shown_text``), as a policy's name is."""
+
+    class Meta:
+        model = ReviewQueue
+        fields = "__all__"  # noqa: DJ007  (the admin edits every field; the form only cleans two)
+
+    def clean_name(self) -> str:
+        return shown_name(self.cleaned_data["name"]).strip()
+
+    def clean_description(self) -> str:
+        return shown_text(self.cleaned_data["description"]).strip()
 
 
 @admin.register(ReviewQueue)
 class ReviewQueueAdmin(admin.ModelAdmin):
+    form = ReviewQueueAdminForm
     list_display = [
         "name",
         "slug",
@@ -115,8 +134,21 @@ class VideosOpenToStaffAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class ReviewSkipAdminForm(forms.ModelForm):
+    """A skip's reason, read on the item's screen by the reviewer who comes back to it, is stored without invisible
+    bidi controls (``shown_text``), as the skip itself stores it."""
+
+    class Meta:
+        model = ReviewSkip
+        fields = "__all__"  # noqa: DJ007  (the admin edits every field; the form only cleans the reason)
+
+    def clean_reason(self) -> str:
+        return shown_text(self.cleaned_data["reason"]).strip()
+
+
 @admin.register(ReviewSkip)
 class ReviewSkipAdmin(VideosOpenToStaffAdmin):
+    form = ReviewSkipAdminForm
     video_field = "task__decision__video_id"
     autocomplete_fields = ["task", "user"]
     list_display = ["task", "user", "reason", "at"]
@@ -143,7 +175,15 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["action", "object_type", "at", ("actor_name", ActorNameListFilter)]
     search_fields = ["actor_name", "object_id", "action"]
     date_hierarchy = "at"
-    readonly_fields = ["actor", "actor_name", "action", "object_type", "object_id", "object_link", "payload", "at"]
+    fields = ("actor", "actor_name", "action", "object_type", "object_id", "object_link", "payload_shown", "at")
+    readonly_fields = fields
+
+    @admin.display(description="payload")
+    def payload_shown(self, event: AuditEvent) -> str:
+        """The payload as JSON, without invisible bidi controls in its text (``shown_json``): the log is append-only,
+        so a reason or name recorded before text was stored clean stays as it was written, and "refund \u202e0011
+        2233" would read here as another number."""
+        return json.dumps(shown_json(event.payload), ensure_ascii=False)
 
     @admin.display(description="object")
     def object_link(self, event: AuditEvent) -> str:

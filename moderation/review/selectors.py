@@ -63,6 +63,7 @@ from moderation.review.models import (
 from workbench.db import prepared_cursor
 from workbench.pagination import CappedCount
 from workbench.roles import Perm
+from workbench.text import shown_text
 
 # Why a reviewer may pass on an item: a fixed list (review_skip refuses others), so skips count by reason.
 SKIP_REASONS = (
@@ -782,7 +783,8 @@ def review_escalations_into(*, task: ReviewTask) -> list[dict[str, Any]]:
         {
             "by": event.actor_name or "system",
             "from_queue": sources[event.object_id].queue.name,
-            "reason": event.payload.get("reason", ""),
+            # The audit log is append-only: a reason recorded before reasons were stored clean is cleaned here.
+            "reason": shown_text(str(event.payload.get("reason", ""))),
             "at": event.at,
         }
         for event in events.order_by("at", "pk")

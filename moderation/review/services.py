@@ -1037,7 +1037,9 @@ def review_skip(*, task: ReviewTask, user: User, reason: str) -> ReviewTask | No
     renewed as a claim renews it (the screen says it "stays with you"; a lapsed lease left another reviewer
     free to take it and the screen still saying it had lapsed), and ``None`` is returned.
     """
-    reason = (reason or "").strip()
+    # Without invisible bidi controls (``shown_text``), as every reason others read: one of the listed reasons with
+    # a mark pasted into it is that reason, never stored as text that displays as something else.
+    reason = shown_text(reason or "").strip()
     if not reason:
         raise ModerationError("Say why you skip this item.")
     if reason not in SKIP_REASONS:

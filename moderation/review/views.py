@@ -26,6 +26,7 @@ from moderation.review import selectors, services
 from moderation.review.models import ReviewQueue, ReviewTask
 from workbench.metrics import REVIEW_CLAIM_SECONDS, REVIEW_SUBMIT_SECONDS
 from workbench.roles import Perm, permission_required
+from workbench.text import shown_text
 
 REVEAL_SESSION_KEY = "media_revealed"
 
@@ -403,7 +404,7 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
         messages.info(request, "No other item is waiting; this one stays with you.")
         return _go_to(task)
     services.review_claim_ahead(user=_user(request), task=nxt, exclude_ids=[task.pk])
-    reason = request.POST.get("reason", "").strip()
+    reason = shown_text(request.POST.get("reason", "")).strip()  # as stored: no bidi controls
     messages.info(request, f"Skipped item #{task.pk} ({reason}): it is back in the queue for another reviewer.")
     return _go_to(nxt)
 
