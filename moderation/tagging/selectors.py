@@ -140,6 +140,9 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     return {
         "chips": chips, "extra": extra, "current": current, "state": state, "tag_set": tag_set,
         "source_legend": legend, "ranked_by": ranked_by,
+        # Sent back with the tags ("" for the weighted sum): their events name this ranker even when a retrain
+        # re-scored the chips while the panel was open (``services.RankedWith``).
+        "ranked_with": (suggestions[0].ranker_id or "") if suggestions else None,
     }  # fmt: skip
 
 

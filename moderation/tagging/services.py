@@ -1413,6 +1413,33 @@ class TagSubmission:
     final: list[int]
 
 
+@dataclass(frozen=True)
+class RankedWith:
+    """The ranker whose scores a tags panel showed (its hidden ``ranked_with`` field): ``ranker_id``, or None for the
+    weighted sum (no learned ranker when it was drawn)."""
+
+    ranker_id: int | None
+
+
+def _suggestions_as_shown(shown: list[Any], *, ranked_with: RankedWith) -> None:
+    """Give the suggestions a panel showed back the ranker it showed them with, and that ranker's score of them, where
+    a retrain or an activation re-scored them since (``_pending_suggestions_rescore``): the events name what the
+    tagger answered. In memory only: the stored suggestions stay the active ranker's. A ranker row deleted since
+    leaves them as they are (nothing better to name)."""
+    from moderation.tagging.models import TagRanker
+
+    moved = [s for s in shown if s.ranker_id != ranked_with.ranker_id]
+    if not moved:
+        return
+    ranker = None
+    if ranked_with.ranker_id is not None:
+        ranker = TagRanker.objects.filter(pk=ranked_with.ranker_id).first()
+        if ranker is None:
+            return
+    for s, score in zip(moved, _suggestion_scores(ranker, [s.features for s in moved]), strict=True):
+        s.score, s.ranker = score, ranker
+
+
 @transaction.atomic
 def tags_review_submit(
     *,
@@ -1424,6 +1451,7 @@ def tags_review_submit(
     task: Any = None,
     tag_set: TagSet | None = None,
     seen: Iterable[int] | None = None,
+    ranked_with: RankedWith | None = None,
 ) -> TagSubmission:
     """Record a reviewer's tags for a video: every shown suggestion they kept is an *accept*, every
     one they left out a *reject*, every selected tag that was not shown an *add* (found by search).
@@ -1438,7 +1466,11 @@ def tags_review_submit(
     else saved other tags since, nothing is saved and :class:`StaleTagsError` says what the tags are now, rather
     than the later save silently dropping the earlier one's tags. The same selection sent again (a double click
     whose first answer was lost) records nothing twice and is not refused. Unlocked, two taggers adding one tag at
-    once ended in the second's IntegrityError on ``one_video_tag`` (a 500) and a drifting accepted count."""
+    once ended in the second's IntegrityError on ``one_video_tag`` (a 500) and a drifting accepted count.
+
+    ``ranked_with``: the ranker whose scores the panel showed. A ranker trained or made active while the panel was
+    open re-scores the stored suggestions; the events of the chips shown still name the ranker the tagger saw, with
+    the score it gave (``_suggestions_as_shown``): their answers are to its ranking, not to one they never saw."""
     from moderation.media.models import Video
     from moderation.review.models import ReviewTask
     from moderation.review.selectors import review_queue_may_work
@@ -1499,6 +1531,8 @@ def tags_review_submit(
     suggestions = {
         s.tag_id: s for s in TagSuggestion.objects.filter(video_id=video_id, tag_id__in=valid).select_related("ranker")
     }
+    if ranked_with is not None:
+        _suggestions_as_shown([s for t, s in suggestions.items() if t in shown_ids], ranked_with=ranked_with)
     version = VocabularyVersion.objects.order_by("-number").first()
     events: list[TagEvent] = []
     accepted: list[int] = []
@@ -1935,24 +1969,35 @@ def _tag_ranker_fit(*, user: User | None, min_events: int) -> dict[str, Any]:
     return {"status": TagRankerTraining.Status.DONE, "ranker": ranker, "classifiers": classifiers, **counts, **heldout}
 
 
-def _pending_suggestions_rescore(ranker: Any) -> int:
-    """Score the stored suggestions of videos not yet tagged with ``ranker`` (the weighted sum for a ranker of that
-    kind) and record it on them and their videos: what reviewers see next is ranked by the active ranker and says
-    which. Inside the caller's transaction. Returns how many suggestions were re-scored."""
+def _suggestion_scores(ranker: Any, features: list[dict[str, float]]) -> list[float]:
+    """What ``ranker`` scores suggestions with these features (a learned ranker's model; the weighted sum for a
+    ranker of that kind, or for none: before any ranker was trained)."""
     import numpy as np
 
     from moderation.tagging import ranking
-    from moderation.tagging.models import TagRanker, TagSuggestion, VideoTag, VideoTagState
+    from moderation.tagging.models import TagRanker
 
+    if not features:
+        return []
     names = list(ranking.APP_FEATURES)
-    model = _linear_model_of(ranker) if ranker.kind == TagRanker.Kind.LOGISTIC else None
+    fx = np.array([[f.get(k, 0.0) for k in names] for f in features], dtype=np.float64)
+    if ranker is not None and ranker.kind == TagRanker.Kind.LOGISTIC:
+        return [float(s) for s in _linear_model_of(ranker).score(fx)]
+    return [float(s) for s in ranking.weighted_sum(fx, names=names)]
+
+
+def _pending_suggestions_rescore(ranker: Any) -> int:
+    """Score the stored suggestions of videos not yet tagged with ``ranker`` (the weighted sum for a ranker of that
+    kind) and record it on them and their videos: what reviewers see next is ranked by the active ranker and says
+    which. Inside the caller's transaction. Returns how many suggestions were re-scored. A panel drawn before keeps
+    its own ranker's provenance when it is saved (``RankedWith``)."""
+    from moderation.tagging.models import TagSuggestion, VideoTag, VideoTagState
+
     pending = TagSuggestion.objects.exclude(video_id__in=VideoTag.objects.values("video_id"))
     suggestions = list(pending.only("pk", "features", "video_id"))
     if suggestions:
-        fx = np.array([[s.features.get(k, 0.0) for k in names] for s in suggestions], dtype=np.float64)
-        scores = model.score(fx) if model is not None else ranking.weighted_sum(fx, names=names)
-        for s, sc in zip(suggestions, scores, strict=True):
-            s.score, s.ranker = float(sc), ranker
+        for s, sc in zip(suggestions, _suggestion_scores(ranker, [s.features for s in suggestions]), strict=True):
+            s.score, s.ranker = sc, ranker
         TagSuggestion.objects.bulk_update(suggestions, ["score", "ranker"], batch_size=1000)
         VideoTagState.objects.filter(video_id__in={s.video_id for s in suggestions}).update(ranker=ranker)
     return len(suggestions)

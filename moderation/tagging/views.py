@@ -70,6 +70,17 @@ def _ids(values: list[str]) -> list[int]:
     return [i for i in map(row_id, values) if i is not None]
 
 
+def _ranked_with(raw: str | None) -> services.RankedWith | None:
+    """The ranker the tags panel was drawn with: its id, "" for the weighted sum; None when the form sent no such
+    field (drawn before it existed, or with no chip) or not an id: then the suggestions' own ranker is named."""
+    if raw is None:
+        return None
+    if raw == "":
+        return services.RankedWith(ranker_id=None)
+    ranker_id = row_id(raw)
+    return services.RankedWith(ranker_id=ranker_id) if ranker_id is not None else None
+
+
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_queue(request: HttpRequest) -> HttpResponse:
     queue = services.tag_queue_default()
@@ -177,6 +188,7 @@ def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
             tag_set=tag_set,
             # The video's tags as the panel showed them (a form drawn before this field sends none: not checked).
             seen=_ids(request.POST.getlist("seen")) if request.POST.get("seen_sent") else None,
+            ranked_with=_ranked_with(request.POST.get("ranked_with")),
         )
     except ModerationError as exc:
         if task is not None:
