@@ -61,6 +61,7 @@ def evaluation_start(
     added (a double click, a second tab): starts for one model take its row one after the other, so two at the same
     instant make one run, not two that measure the same thing on the infer queue's one GPU."""
     from moderation.policies.services import policy_version_active
+    from training.services import run_open_same
 
     policy_version = policy_version or policy_version_active()
     if eval_set not in EvaluationRun.EvalSet.values:
@@ -70,18 +71,15 @@ def evaluation_start(
     elif not gold_items(policy_version):
         raise TrainingError("The gold set is empty: no video has a trusted label of this policy version yet.")
     key = eval_set_key(eval_set=eval_set, policy_version=policy_version, file_path=file_path)
-    ModelVersion.objects.select_for_update().filter(pk=model_version.pk).only("pk").first()
-    same = (
-        EvaluationRun.objects.filter(
+    same = run_open_same(
+        lock=ModelVersion.objects.filter(pk=model_version.pk),
+        same=EvaluationRun.objects.filter(
             model_version=model_version,
             policy_version=policy_version,
             eval_set=eval_set,
             file_path=file_path,
             eval_set_key=key,
-            status__in=(EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING),
-        )
-        .order_by("pk")
-        .first()
+        ),
     )
     if same is not None:
         return same

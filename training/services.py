@@ -11,12 +11,12 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Model, Q, QuerySet
 from django.utils import timezone
 
 from annotation.models import CotCorrection
@@ -431,6 +431,20 @@ def _clean_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
+M = TypeVar("M", bound=Model)
+
+
+def run_open_same(*, lock: QuerySet[Any], same: QuerySet[M]) -> M | None:
+    """The run asked for again, if one is open: the oldest of ``same`` (a training job or an evaluation with the
+    settings asked for) still queued or running, read after taking ``lock``'s row (the dataset a job trains on, the
+    model an evaluation measures). Starts for one such row take it one after the other, so two at the same instant
+    make one run: the second finds the first's, which a double click, a second tab or a retrain rule firing beside
+    an admin then joins, instead of the GPU doing the same work twice. Inside the caller's transaction; None: start
+    one (the caller creates, audits and queues it, each kind its own way)."""
+    lock.select_for_update().only("pk").first()
+    return same.filter(status__in=("queued", "running")).order_by("pk").first()
+
+
 _KIND_NEEDS_DATASET = {"sft": PreferenceDataset.Kind.SFT, "dpo": PreferenceDataset.Kind.DPO}
 
 
@@ -479,16 +493,12 @@ def training_job_start(
         policy_version = PolicyVersion.objects.filter(pk=ids[0]).first() if len(ids) == 1 else None
         policy_version = policy_version or policy_version_active()
     base = (base_model or settings.TRAINING_BASE_MODEL or "").strip()
-    PreferenceDataset.objects.select_for_update().filter(pk=dataset.pk).only("pk").first()
-    running = TrainingJob.objects.filter(
-        dataset=dataset,
-        kind=kind,
-        base_model=base,
-        params=clean,
-        policy_version=policy_version,
-        status__in=(TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING),
+    same = run_open_same(
+        lock=PreferenceDataset.objects.filter(pk=dataset.pk),
+        same=TrainingJob.objects.filter(
+            dataset=dataset, kind=kind, base_model=base, params=clean, policy_version=policy_version
+        ),
     )
-    same = running.order_by("pk").first()
     if same is not None:
         logger.info("training job start: job %s with these settings is open on dataset %s", same.pk, dataset.pk)
         return same

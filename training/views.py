@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -134,34 +135,56 @@ def dataset_build(request: HttpRequest) -> HttpResponse:
     return redirect("training:job_list")
 
 
+def _start_or_join(
+    request: HttpRequest,
+    form: Any,
+    *,
+    start: Callable[[dict[str, Any]], Any],
+    page: Callable[[int], HttpResponse],
+    joined: Callable[[Any], str],
+    detail: str,
+) -> HttpResponse:
+    """Start what ``form`` asks for (``start`` of its cleaned data: a training job, an evaluation) and open its page.
+    The services return the run already open with these settings rather than a second one (``run_open_same``): one
+    made before this request is said (``joined``), so the user knows no second run was started. An invalid form or a
+    refusal (``TrainingError``) is the form again (``page``), with why, as a 400."""
+    if not form.is_valid():
+        return page(400)
+    asked_at = timezone.now()
+    try:
+        run = start(form.cleaned_data)
+    except TrainingError as exc:
+        form.add_error(None, str(exc))
+        return page(400)
+    if run.created_at < asked_at:  # the same run was open already (a double click, another tab, a colleague)
+        messages.info(request, joined(run))
+    # No flash message otherwise: "Job N queued." stayed on the run's page after it had finished. The page says the
+    # run's state (queued, running, …) and follows it until it ends.
+    return redirect(detail, pk=run.pk)
+
+
 @nul_checked_by_form
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
 def job_start(request: HttpRequest) -> HttpResponse:
     form = TrainingJobStartForm(request.POST)
-    if not form.is_valid():
-        return _render_list(request, form, status=400)
-    asked_at = timezone.now()
-    try:
-        job = training_job_start(
-            dataset=form.cleaned_data["dataset"],
+    return _start_or_join(
+        request,
+        form,
+        start=lambda data: training_job_start(
+            dataset=data["dataset"],
             created_by=_user(request),
-            kind=form.cleaned_data["kind"] or None,
-            base_model=form.cleaned_data["base_model"],
+            kind=data["kind"] or None,
+            base_model=data["base_model"],
             params=form.params(),
-        )
-    except TrainingError as exc:
-        form.add_error(None, str(exc))
-        return _render_list(request, form, status=400)
-    if job.created_at < asked_at:  # the same job was open already (a double click, another tab, a colleague)
-        messages.info(
-            request,
+        ),
+        page=lambda status: _render_list(request, form, status=status),
+        joined=lambda job: (
             f"Job {job.pk} with these settings on “{job.dataset.name}” was already {job.get_status_display().lower()}: "
-            "this is it. No second job was started.",
-        )
-    # No flash message: "Job N queued." stayed on the job's page after it had succeeded. The page's progress panel
-    # says the job's state (queued, running, …) and follows it until it ends.
-    return redirect("training:job_detail", pk=job.pk)
+            "this is it. No second job was started."
+        ),
+        detail="training:job_detail",
+    )
 
 
 @require_GET
@@ -288,29 +311,23 @@ def evaluation_create(request: HttpRequest) -> HttpResponse:
     from training.evaluation import evaluation_start
 
     form = EvaluationStartForm(request.POST)
-    if not form.is_valid():
-        return _render_models(request, form, status=400)
-    asked_at = timezone.now()
-    try:
-        run = evaluation_start(
-            model_version=form.cleaned_data["model_version"],
+    return _start_or_join(
+        request,
+        form,
+        start=lambda data: evaluation_start(
+            model_version=data["model_version"],
             created_by=_user(request),
-            eval_set=form.cleaned_data["eval_set"],
-            file_path=form.cleaned_data["file_path"],
-            policy_version=form.cleaned_data["policy_version"],
-        )
-    except TrainingError as exc:
-        form.add_error(None, str(exc))
-        return _render_models(request, form, status=400)
-    if run.created_at < asked_at:  # the same evaluation was open already (a double click, another tab)
-        messages.info(
-            request,
+            eval_set=data["eval_set"],
+            file_path=data["file_path"],
+            policy_version=data["policy_version"],
+        ),
+        page=lambda status: _render_models(request, form, status=status),
+        joined=lambda run: (
             f"Evaluation {run.pk} of {run.model_version.name} on this set was already "
-            f"{run.get_status_display().lower()}: this is it. No second run was started.",
-        )
-    # No flash message: "Evaluation N queued." stayed on the run's page after it had finished. The page says the
-    # run's state (queued, running, …) and follows it until it ends, as the job page does.
-    return redirect("training:evaluation_detail", pk=run.pk)
+            f"{run.get_status_display().lower()}: this is it. No second run was started."
+        ),
+        detail="training:evaluation_detail",
+    )
 
 
 @require_GET
