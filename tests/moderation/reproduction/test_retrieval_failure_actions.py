@@ -72,7 +72,7 @@ def test_retry_queues_the_search_once_records_it_and_a_new_failure_is_listed_aga
     page = _text(client.get(reverse("moderation:ops_dashboard")))
     assert f'aria-label="Retry the search of video #{first.video_id}"' in page
     assert f'aria-label="Dismiss video #{first.video_id}"' in page
-    assert f">#{first.video_id}</a> never compared at " in page  # which video, by its title too
+    assert f">#{first.video_id}</a> “never compared” at " in page  # which video, by its title too
 
     with django_capture_on_commit_callbacks() as queued:
         panel = _retry(client, first.video_id, **HTMX)
