@@ -1,3 +1,11 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+
 class ModerationError(Exception):
     """A domain error whose message can be shown to the user as it is."""
 
@@ -53,3 +61,12 @@ def error_text(exc: BaseException, *readable: type[BaseException]) -> str:
     if isinstance(exc, (ModerationError, *readable)):
         return detail or type(exc).__name__
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+
+
+def dismissed_already(*, video_id: int, by: Any, at: datetime) -> ModerationError:
+    """The one wording of a second Dismiss of a video an operator dismissed already (a double click, another tab):
+    who did it (``by``, None once that user was deleted) and when, so the second operator knows it was handled."""
+    who = by.get_username() if by is not None else "a deleted user"
+    return ModerationError(
+        f"Video #{video_id} was dismissed already, by {who} at {timezone.localtime(at):%Y-%m-%d %H:%M}."
+    )

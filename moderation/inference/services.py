@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from moderation.errors import ModerationError, error_text
+from moderation.errors import ModerationError, dismissed_already, error_text
 from moderation.feedback.selectors import feedback_prompt_stats
 from moderation.inference.backends import BackendResult, ContentBundle, Frame, Segment, get_backend, untimed_segments
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
@@ -302,11 +302,7 @@ def missing_decision_dismiss(*, video_id: int, by: User) -> MissingDecisionRepai
     Retry undoes it). Refused, with a message, when it is dismissed already, queued, or not given up yet."""
     repair = _repair_locked(video_id)
     if repair.dismissed_at is not None:
-        who = repair.dismissed_by.get_username() if repair.dismissed_by is not None else "a deleted user"
-        raise ModerationError(
-            f"Video #{video_id} was dismissed already, by {who} at "
-            f"{timezone.localtime(repair.dismissed_at):%Y-%m-%d %H:%M}."
-        )
+        raise dismissed_already(video_id=video_id, by=repair.dismissed_by, at=repair.dismissed_at)
     if not repair.given_up:
         raise ModerationError(
             f"Video #{video_id} is not given up: only a video whose missing decisions failed "

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from moderation.errors import ModerationError
+from moderation.errors import ModerationError, dismissed_already
 from moderation.media.models import Keyframe, Video
 from moderation.reproduction import features as pair_features
 from moderation.reproduction import matching, selectors
@@ -503,11 +503,7 @@ def repro_retrieval_dismiss(*, video_id: int, by: User) -> ReproRetrievalFailure
 
     failure = _retrieval_failure_locked(video_id)
     if failure.dismissed_at is not None:
-        who = failure.dismissed_by.get_username() if failure.dismissed_by is not None else "a deleted user"
-        raise ModerationError(
-            f"Video #{video_id} was dismissed already, by {who} at "
-            f"{timezone.localtime(failure.dismissed_at):%Y-%m-%d %H:%M}."
-        )
+        raise dismissed_already(video_id=video_id, by=failure.dismissed_by, at=failure.dismissed_at)
     if failure.is_queued(now=timezone.now()):
         raise ModerationError(
             f"A retry of video #{video_id}'s search is on its way: wait for its outcome before dismissing it."
