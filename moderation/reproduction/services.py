@@ -433,10 +433,11 @@ def repro_retrieval_failure_record(
 ) -> ReproRetrievalFailure | None:
     """Record that the video's reproduction candidates were given up on (the ops page lists it, a dismissal made
     before this failure no longer holds); None when the video is gone. ``listed_only``: only for a video the ops
-    page lists already (an operator's retry that could not search: it says why, instead of "queued" for good)."""
+    page lists (an operator's retry that could not search: it says why, instead of "queued" for good; a dismissed one
+    stays dismissed)."""
     if not Video.objects.filter(pk=video_id).exists():
         return None
-    if listed_only and not ReproRetrievalFailure.objects.filter(video_id=video_id).exists():
+    if listed_only and not ReproRetrievalFailure.objects.filter(video_id=video_id, dismissed_at__isnull=True).exists():
         return None
     failure, _ = ReproRetrievalFailure.objects.update_or_create(
         video_id=video_id,
