@@ -88,22 +88,28 @@ class RequestIdMiddleware:
         return response
 
 
-class RequestSizeMiddleware:
-    """Answer 413 to a request whose declared body is larger than the biggest upload plus the form fields
-    (WORKBENCH_UPLOAD_MAX_BYTES + DATA_UPLOAD_MAX_MEMORY_SIZE), before any of it is read.
+# Multipart overhead (boundaries, part headers) allowed on top of the form limit on a route that takes no file.
+FORM_BODY_SLACK = 64 * 1024
 
-    Django streams an upload to a temporary file before a view can look at its size (reading the form,
-    even to check it for NUL, does it): a 50 GB upload filled the server's disk before being refused.
-    Runs before anything that reads the body."""
+
+class RequestSizeMiddleware:
+    """Answer 413 to a request whose declared body is larger than its route takes, before any of it is read: the
+    biggest upload plus the form fields (WORKBENCH_UPLOAD_MAX_BYTES + DATA_UPLOAD_MAX_MEMORY_SIZE) on the routes that
+    take a file (``WORKBENCH_UPLOAD_ROUTES``), the form limit (DATA_UPLOAD_MAX_MEMORY_SIZE) on every other one.
+
+    Django streams an upload to a temporary file before a view can look at its size (reading the form, even to
+    check it for NUL, does it): a 50 GB upload filled the server's disk before being refused. And every route took
+    the upload limit, before any sign-in check: anyone, signed in or not, could make any address (``/review/claim/``)
+    write 510 MB to the server's disk per request, which a route without a file field only threw away. The upload
+    limit is checked first of all; the route's, once its view is known (``process_view``, first of the middleware's:
+    nothing has read the body yet). A browser's page past the form limit gets the 400 page that says so (as when
+    Django refuses the form itself); scripts and the API the sentence, 413."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0  # Django reads no body then
+        declared = _declared_length(request)
         limit = int(settings.WORKBENCH_UPLOAD_MAX_BYTES) + int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0)
         if declared > limit:
             message = (
@@ -112,6 +118,24 @@ class RequestSizeMiddleware:
             )
             return _plain_refusal(request, message, 413)
         return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> Any:
+        form_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if form_limit is None or _declared_length(request) <= int(form_limit) + FORM_BODY_SLACK:
+            return None
+        match = request.resolver_match
+        if match is not None and match.view_name in settings.WORKBENCH_UPLOAD_ROUTES:
+            return None
+        if not request.path.startswith("/api/") and _wants_page(request):
+            raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
+        return _plain_refusal(request, fields_too_big_message(), 413)
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # Django reads no body then
 
 
 class RejectNulMiddleware:

@@ -243,6 +243,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # system check (moderation.E001) holds this to the editor's figure; the body limit above still bounds the work.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 6_100
 WORKBENCH_UPLOAD_MAX_BYTES = env.int("WORKBENCH_UPLOAD_MAX_BYTES", default=500 * 1024 * 1024)
+# The routes that take a file (their URL names): only these accept a body past DATA_UPLOAD_MAX_MEMORY_SIZE, up to
+# WORKBENCH_UPLOAD_MAX_BYTES and its form (``workbench.middleware.RequestSizeMiddleware``). Any other route, whoever
+# sends it, is refused past the form limit before a byte is read: a file sent to it was spooled to disk first.
+WORKBENCH_UPLOAD_ROUTES = ("moderation:video_upload", "moderation:api-video-list", "moderation:tag_import")
 
 # The token class first: DRF answers a caller who sent no credentials with the first class's scheme, so that is a
 # 401 with ``WWW-Authenticate: Token`` (behind the session's, which names no scheme, it was a 403). A signed-in

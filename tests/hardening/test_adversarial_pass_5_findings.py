@@ -1,0 +1,47 @@
+"""Findings of the fifth adversarial pass (issue hadv15: an external reviewer's eyes before a platform deploys),
+each pinned by a test that fails without its fix."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(role: str | None) -> Client:
+    client = Client()
+    if role is not None:
+        client.force_login(UserFactory(role=role))
+    return client
+
+
+def test_a_file_sent_to_a_route_that_takes_none_is_refused_before_it_is_read(settings, tmp_path):
+    """Every route took a body as large as a video upload (500 MB and its form) before any sign-in or role check: the
+    NUL check reads the form of every view, so anyone, signed out too, made ``/review/claim/`` or a labeler's claim
+    button spool a 500 MB file to the server's disk per request, for it to be thrown away. Only the routes that take a
+    file now take more than the form limit; the others refuse it unread: 413 with the sentence for scripts, the
+    400 page that says the form was too large for a browser."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    settings.MEDIA_ROOT = tmp_path
+    big = SimpleUploadedFile("big.mp4", b"\x00\x00\x00\x18ftypmp42" + b"v" * (256 * 1024))
+
+    anonymous = Client().post("/review/claim/", {"file": big})
+    assert anonymous.status_code == 413, (anonymous.status_code, anonymous.get("Location"))
+    assert "The request's fields are larger than" in anonymous.content.decode()
+
+    big.seek(0)
+    page = _client("labeler").post("/annotation/tag2cot/1/claim/", {"file": big}, HTTP_ACCEPT="text/html")
+    assert page.status_code == 400 and "more than 0.0625 MB of text" in page.content.decode()
+
+    big.seek(0)
+    api = _client("moderator").post("/api/labels/", {"file": big})
+    assert api.status_code == 413 and "larger than" in api.json()["detail"]
+
+    # The routes that take a file still take one larger than the form limit.
+    big.seek(0)
+    upload = _client("moderator").post("/videos/upload/", {"file": big, "title": "big one"})
+    assert upload.status_code == 302, upload.content[:300]
