@@ -4,6 +4,7 @@ each pinned by a test that fails without its fix."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
@@ -45,3 +46,46 @@ def test_a_file_sent_to_a_route_that_takes_none_is_refused_before_it_is_read(set
     big.seek(0)
     upload = _client("moderator").post("/videos/upload/", {"file": big, "title": "big one"})
     assert upload.status_code == 302, upload.content[:300]
+
+
+@pytest.mark.parametrize(
+    ("bind", "hosts", "well_known"),
+    [
+        ("127.0.0.1:8000", ["127.0.0.1", "localhost", "testserver"], True),
+        ("0.0.0.0:8000", ["127.0.0.1", "localhost", "testserver"], False),
+        ("127.0.0.1:8000", ["review.example.com"], False),  # a proxy in front of the loopback
+        ("unix:/run/workbench.sock", ["127.0.0.1"], False),
+    ],
+)
+def test_demo_users_reachable_from_elsewhere_do_not_have_the_readmes_password(
+    settings, tmp_path, bind, hosts, well_known
+):
+    """``manage.py up`` (``./run.sh``) made a superuser ``admin`` and one user per role with the password the README
+    prints, whatever the address it served: ``./run.sh --bind 0.0.0.0:8000`` (or a proxy in front of it) opened the
+    deployment to anyone who had read the README. Reachable from elsewhere, the demo users get a password made for this
+    install (``var/demo_password``, its owner's only), which also replaces the README's on demo users made before."""
+    from django.core.management import call_command
+
+    from workbench.management.commands.bootstrap import DEMO_PASSWORD
+    from workbench.management.commands.up import demo_password
+
+    settings.VAR_DIR = tmp_path
+    settings.ALLOWED_HOSTS = hosts
+    call_command("bootstrap", demo_users=True, stdout=open(tmp_path / "first.txt", "w"))  # noqa: SIM115
+    chosen = User.objects.get(username="labeler")  # a demo user whose owner chose a password since: left alone
+    chosen.set_password("their own choice 42")
+    chosen.save()
+
+    password = demo_password(bind=bind)
+    call_command("bootstrap", demo_users=True, demo_password=password, stdout=open(tmp_path / "o.txt", "w"))  # noqa: SIM115
+
+    admin = User.objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(DEMO_PASSWORD) is well_known
+    assert User.objects.get(username="moderator").check_password(DEMO_PASSWORD) is well_known
+    assert User.objects.get(username="labeler").check_password("their own choice 42")
+    if not well_known:
+        kept = tmp_path / "demo_password"
+        assert kept.read_text().strip() == password and len(password) >= 16
+        assert kept.stat().st_mode & 0o777 == 0o600
+        assert admin.check_password(password) and demo_password(bind=bind) == password  # the same on every start
+        assert password in (tmp_path / "o.txt").read_text()  # printed for the operator
