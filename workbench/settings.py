@@ -149,8 +149,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 
+# Every password a person sets (the admin's user forms, ``createsuperuser``, ``changepassword``): long enough, not
+# one of the 20,000 most common, not all digits, not like the user's own name. Length alone took "password",
+# "12345678" and "12345678901", which the sign-in throttle's 10 tries from one address still find.
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 # A form refused by the CSRF check says why and shows what it held; static/workbench.js sends the

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
@@ -89,3 +91,18 @@ def test_demo_users_reachable_from_elsewhere_do_not_have_the_readmes_password(
         assert kept.stat().st_mode & 0o777 == 0o600
         assert admin.check_password(password) and demo_password(bind=bind) == password  # the same on every start
         assert password in (tmp_path / "o.txt").read_text()  # printed for the operator
+
+
+@pytest.mark.parametrize("password", ["password", "12345678", "1234567890123", "qwertyuiop"])
+def test_a_common_or_all_digit_password_is_refused(password):
+    """Only a length of 8 was asked of a password set in the admin's user forms or ``createsuperuser``: "password"
+    and "12345678" were taken, and the sign-in throttle's 10 guesses per account and address find them first."""
+    with pytest.raises(ValidationError):
+        validate_password(password)
+    validate_password("plum-harbour-kettle-81")
+
+
+def test_a_password_like_the_users_own_name_is_refused():
+    user = User(username="margarethe", email="margarethe@example.com")
+    with pytest.raises(ValidationError):
+        validate_password("margarethe1", user=user)
