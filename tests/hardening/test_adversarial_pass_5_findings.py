@@ -106,3 +106,27 @@ def test_a_password_like_the_users_own_name_is_refused():
     user = User(username="margarethe", email="margarethe@example.com")
     with pytest.raises(ValidationError):
         validate_password("margarethe1", user=user)
+
+
+def test_a_range_header_with_thousands_of_digits_is_answered_not_a_500(settings, tmp_path):
+    """The media view read a Range header's numbers with ``int()``, which refuses more than 4,300 digits: a player's
+    request, or anyone with a media role, sending ``Range: bytes=0-999…`` (5,000 nines, well inside a header's size)
+    got a 500. A number past any file's size is read as such: an unsatisfiable start (416), an end at the file's end,
+    a suffix of the whole file."""
+    from tests.factories import DecidedVideoFactory
+
+    settings.MEDIA_ROOT = tmp_path
+    name = f"keyframes/{DecidedVideoFactory(file='').pk}/000001.jpg"
+    (tmp_path / name).parent.mkdir(parents=True)
+    (tmp_path / name).write_bytes(b"0123456789")
+    client = _client("moderator")
+    nines = "9" * 5000
+
+    start = client.get(f"/media/{name}", HTTP_RANGE=f"bytes={nines}-")
+    assert start.status_code == 416 and start["Content-Range"] == "bytes */10"
+    for header in (f"bytes=2-{nines}", f"bytes=-{nines}"):
+        response = client.get(f"/media/{name}", HTTP_RANGE=header)
+        assert response.status_code == 206, (header, response.status_code)
+        first = 2 if header.startswith("bytes=2") else 0
+        assert b"".join(response.streaming_content) == b"0123456789"[first:]
+        assert response["Content-Range"] == f"bytes {first}-9/10"
