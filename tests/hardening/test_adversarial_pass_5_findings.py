@@ -130,3 +130,85 @@ def test_a_range_header_with_thousands_of_digits_is_answered_not_a_500(settings,
         first = 2 if header.startswith("bytes=2") else 0
         assert b"".join(response.streaming_content) == b"0123456789"[first:]
         assert response["Content-Range"] == f"bytes {first}-9/10"
+
+
+def test_the_label_studio_queue_export_leaves_out_a_video_another_policy_restricted(policy_version):
+    """The queue export offered only the queues open to the labeler, then took every open item of the chosen one. A
+    queue open to all can hold an item of a video that another policy's routing sent to a group-restricted queue
+    (one policy's open queue does not open what another restricted): a labeler outside that queue's groups exported
+    the video's title, speech, on-screen text, keyframe addresses and the model's reasoning from the default queue,
+    though every page of that video is a 404 to them."""
+    import json
+
+    from django.contrib.auth.models import Group
+
+    from moderation.media.selectors import video_open_to
+    from moderation.policies.models import Policy
+    from moderation.review.models import ReviewQueue
+    from tests.factories import PolicyVersionFactory, ReviewTaskFactory, VideoFactory
+
+    experts = Group.objects.create(name="minors-experts")
+    minors = PolicyVersionFactory(policy=Policy.objects.create(slug="minors", name="Minors"))
+    restricted = ReviewQueue.objects.create(slug="minors", name="Minors", policy=minors.policy)
+    restricted.allowed_groups.add(experts)
+    hidden = VideoFactory(title="Secret minors clip")
+    ReviewTaskFactory(decision__video=hidden, decision__policy_version=minors, queue=restricted)
+    ReviewTaskFactory(decision__video=hidden, decision__policy_version=policy_version)  # the default queue: open
+    plain = ReviewTaskFactory(decision__policy_version=policy_version).decision.video
+    outsider = UserFactory(role="labeler")
+    expert = UserFactory(role="labeler")
+    expert.groups.add(experts)
+
+    form = {"what": "queue", "queue-queue": "default", "queue-base_url": "http://wb.test"}
+    for user, sees in ((outsider, False), (expert, True)):
+        assert video_open_to(user=user, video_id=hidden.pk) is sees
+        client = Client()
+        client.force_login(user)
+        response = client.get("/annotation/labelstudio/", {**form, "download": "tasks"})
+        assert response.status_code == 200, response.content[:300]
+        ids = {task["data"]["video_id"] for task in json.loads(response.content)}
+        assert ids == {plain.pk} | ({hidden.pk} if sees else set()), user
+        assert ("Secret minors clip" in response.content.decode()) is sees
+        preview = client.get("/annotation/labelstudio/", form, HTTP_HX_REQUEST="true").content.decode()
+        assert f"<strong>{2 if sees else 1}</strong>" in preview, preview
+
+
+def test_a_label_studio_annotation_about_a_video_hidden_from_its_user_records_nothing(policy_version):
+    """A Label Studio task names its decision by id, and a project's tasks are anyone's to edit in Label Studio. The
+    import recorded the annotation as a review wherever ``by`` could work a queue, and as their correction: a
+    reviewer outside a restricted queue's groups reviewed (through another policy's open item) and corrected the
+    reasoning about a video every screen of the workbench keeps from them."""
+    from types import SimpleNamespace
+
+    from django.contrib.auth.models import Group
+
+    from annotation.labelstudio import _import_one
+    from annotation.models import CotCorrection, LabelStudioImport
+    from moderation.policies.models import Policy
+    from moderation.review.models import Review, ReviewQueue
+    from tests.factories import PolicyVersionFactory, ReviewTaskFactory, VideoFactory
+
+    experts = Group.objects.create(name="minors-experts")
+    minors = PolicyVersionFactory(policy=Policy.objects.create(slug="minors", name="Minors"))
+    restricted = ReviewQueue.objects.create(slug="minors", name="Minors", policy=minors.policy)
+    restricted.allowed_groups.add(experts)
+    hidden = VideoFactory(title="Secret minors clip")
+    ReviewTaskFactory(decision__video=hidden, decision__policy_version=minors, queue=restricted)
+    open_item = ReviewTaskFactory(decision__video=hidden, decision__policy_version=policy_version)
+    outsider = UserFactory(role="moderator")
+    outsider.groups.add(Group.objects.get(name="labeler"))
+    decision = open_item.decision
+    annotation = {
+        "id": 501,
+        "result": [
+            {"from_name": "label", "type": "choices", "value": {"choices": [decision.label]}},
+            {"from_name": "cot", "type": "textarea", "value": {"text": ["[analysis]\nrewritten by an outsider"]}},
+        ],
+    }
+    task = SimpleNamespace(id=77, data={"decision_id": decision.pk})
+
+    outcome = _import_one("http://ls.test", 3, task, annotation, outsider)
+
+    assert outcome["result"] == f"refused: video {hidden.pk} is not open to {outsider.username}", outcome
+    assert not Review.objects.exists() and not CotCorrection.objects.exists()
+    assert LabelStudioImport.objects.get().result.startswith("refused")  # said once; a second import skips it
