@@ -212,3 +212,30 @@ def test_a_label_studio_annotation_about_a_video_hidden_from_its_user_records_no
     assert outcome["result"] == f"refused: video {hidden.pk} is not open to {outsider.username}", outcome
     assert not Review.objects.exists() and not CotCorrection.objects.exists()
     assert LabelStudioImport.objects.get().result.startswith("refused")  # said once; a second import skips it
+
+
+def test_the_agreement_figures_read_a_bounded_window_of_the_latest_reviews(policy_version, monkeypatch):
+    """The agreement dashboard and every queue's page, which any reviewer opens (and reloads), read every independent
+    review the queues ever had into Python and paired up their reviewers: with a year of reviews each page view took
+    seconds and hundreds of MB of a web worker. The figures are now read from the latest reviews only, and the page
+    says so when older ones were left out."""
+    from django.urls import reverse
+
+    from moderation.review import selectors
+    from tests.factories import ReviewFactory, ReviewTaskFactory
+
+    monkeypatch.setattr(selectors, "AGREEMENT_MAX_REVIEWS", 4)
+    alice, bob = UserFactory(role="moderator"), UserFactory(role="moderator")
+    for _ in range(3):  # three items, each reviewed by both: six reviews
+        first = ReviewTaskFactory(decision__policy_version=policy_version, slot=0)
+        second = ReviewTaskFactory(decision=first.decision, slot=1)
+        ReviewFactory(task=first, reviewer=alice, label="正向")
+        ReviewFactory(task=second, reviewer=bob, label="正向")
+
+    result = selectors.review_agreement(queues=[first.queue])
+
+    assert (result["window"], result["capped"]) == (4, True)
+    assert result["queues"][0]["items"] == 2  # the oldest item's two reviews are past the window
+    client = _client("moderator")
+    for url in (reverse("moderation:review_agreement"), reverse("moderation:queue_detail", args=[first.queue.slug])):
+        assert "Over the latest 4 reviews; older ones are left out." in client.get(url).content.decode(), url
