@@ -239,3 +239,26 @@ def test_the_agreement_figures_read_a_bounded_window_of_the_latest_reviews(polic
     client = _client("moderator")
     for url in (reverse("moderation:review_agreement"), reverse("moderation:queue_detail", args=[first.queue.slug])):
         assert "Over the latest 4 reviews; older ones are left out." in client.get(url).content.decode(), url
+
+
+def test_compose_publishes_no_service_with_a_password_everyone_knows_or_without_one():
+    """compose.yaml published MinIO's S3 port (9000, on every address: the browsers' presigned playback needs it) with
+    the root password ``workbench-secret`` whenever MINIO_ROOT_PASSWORD was left unset: anyone who reached the host
+    read and wrote the bucket (every video, keyframe, dataset and adapter) with the README's credentials. And the
+    optional vLLM server, which takes no API key, was published on 8001 to every address: anyone could run the GPU.
+    The password is now required as SECRET_KEY is, and vLLM is published on the loopback only."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[2] / "compose.yaml").read_text()
+    assert "workbench-secret" not in text
+    uses = re.findall(r"\$\{MINIO_ROOT_PASSWORD(:[?-])", text)
+    assert uses and set(uses) == {":?"}, uses  # required wherever it is read, never a default
+    published = {
+        name: [str(p) for p in service.get("ports", [])] for name, service in yaml.safe_load(text)["services"].items()
+    }
+    open_to_all = {name: ports for name, ports in published.items() if any(p.count(":") < 2 for p in ports)}
+    # Only what browsers must reach: the web server and MinIO's S3 API (presigned playback).
+    assert open_to_all == {"web": ["8000:8000"], "minio": ["9000:9000"]}, open_to_all
