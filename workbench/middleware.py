@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
@@ -14,6 +15,7 @@ from django.shortcuts import resolve_url
 
 from workbench.api_errors import fields_too_big_message
 from workbench.jsonlog import current_request_id, request_id_from
+from workbench.roles import _login_next
 
 NUL_MESSAGE = "Text may not contain NUL characters (\\x00); remove them and try again."
 
@@ -90,6 +92,10 @@ class RequestIdMiddleware:
 
 # Multipart overhead (boundaries, part headers) allowed on top of the form limit on a route that takes no file.
 FORM_BODY_SLACK = 64 * 1024
+UPLOAD_SIGNED_OUT_MESSAGE = (
+    "Sign in, or send your API token (Authorization: Token …) or integration token (Authorization: Integration …), "
+    "before sending a file: nothing of it was read."
+)
 
 
 class RequestSizeMiddleware:
@@ -125,7 +131,14 @@ class RequestSizeMiddleware:
             return None
         match = request.resolver_match
         if match is not None and match.view_name in settings.WORKBENCH_UPLOAD_ROUTES:
-            return None
+            if request.user.is_authenticated or request.headers.get("Authorization"):
+                return None  # the view checks the role, or the API the token
+            # Signed out with no token: refused before the NUL check reads (spools) the file.
+            if _wants_page(request) and not request.path.startswith("/api/"):
+                return redirect_to_login(_login_next(request))
+            refused = _plain_refusal(request, UPLOAD_SIGNED_OUT_MESSAGE, 401)
+            refused["WWW-Authenticate"] = "Token"  # as the API's own 401 (its first authentication class)
+            return refused
         if not request.path.startswith("/api/") and _wants_page(request):
             raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
         return _plain_refusal(request, fields_too_big_message(), 413)

@@ -44,10 +44,19 @@ def test_a_file_sent_to_a_route_that_takes_none_is_refused_before_it_is_read(set
     api = _client("moderator").post("/api/labels/", {"file": big})
     assert api.status_code == 413 and "larger than" in api.json()["detail"]
 
-    # The routes that take a file still take one larger than the form limit.
+    # The routes that take a file still take one larger than the form limit, from a signed-in user or a token...
     big.seek(0)
     upload = _client("moderator").post("/videos/upload/", {"file": big, "title": "big one"})
     assert upload.status_code == 302, upload.content[:300]
+    # ... but not from someone signed out without one: the vocabulary import's and the API's NUL check read the form
+    # (spooled the file) before their sign-in checks.
+    for url in ("/tags/vocabulary/import/", "/api/videos/"):
+        big.seek(0)
+        refused = Client().post(url, {"file": big})
+        assert refused.status_code == 401 and "nothing of it was read" in refused.content.decode(), url
+    big.seek(0)
+    page = Client().post("/tags/vocabulary/import/", {"file": big}, HTTP_ACCEPT="text/html")
+    assert page.status_code == 302 and page["Location"].startswith("/login/")
 
 
 @pytest.mark.parametrize(
