@@ -25,7 +25,7 @@ from moderation.errors import ModerationError
 from moderation.inference.backends import STAGES
 from moderation.inference.models import Decision
 from moderation.media.models import Video
-from moderation.media.selectors import videos_open_to
+from moderation.media.selectors import video_open_to, videos_open_to
 from moderation.policies.models import PolicyVersion
 from moderation.policies.taxonomy import SEVERITIES
 from moderation.review.models import Review, ReviewQueue, ReviewTask
@@ -151,23 +151,29 @@ def labelstudio_export_queues(*, user: Any) -> QuerySet[ReviewQueue]:
 
 
 def labelstudio_queue_items(
-    *, queue: str, since: datetime | None = None, until: datetime | None = None
+    *, queue: str, since: datetime | None = None, until: datetime | None = None, user: Any = None
 ) -> QuerySet[Decision]:
-    """The decisions behind review queue ``queue``'s open items (its slug), decided in ``[since, until)``."""
+    """The decisions behind review queue ``queue``'s open items (its slug), decided in ``[since, until)``; with
+    ``user``, only those about videos open to them (``videos_open_to``). A queue open to all can hold an item of a
+    video another policy's routing sent to a restricted queue (one policy's open queue does not open what another
+    restricted): its title, speech, on-screen text and keyframes stay with that queue's groups."""
     decisions = Decision.objects.filter(review_tasks__queue__slug=queue, review_tasks__status__in=OPEN)
     if since is not None:
         decisions = decisions.filter(created_at__gte=since)
     if until is not None:
         decisions = decisions.filter(created_at__lt=until)
+    if user is not None:
+        decisions = videos_open_to(user=user, qs=decisions, field="video_id")
     return decisions.distinct().order_by("pk")
 
 
 def labelstudio_queue_export(
-    *, queue: str, base_url: str, since: datetime | None = None, until: datetime | None = None
+    *, queue: str, base_url: str, since: datetime | None = None, until: datetime | None = None, user: Any = None
 ) -> LabelStudioExport:
     """Review queue ``queue``'s open items as Label Studio tasks with the model's label (``Choices``)
-    and CoT as the pre-annotation. Refused when nothing matches or the items mix policy versions."""
-    matching = labelstudio_queue_items(queue=queue, since=since, until=until)
+    and CoT as the pre-annotation; with ``user``, the items about videos open to them. Refused when nothing
+    matches or the items mix policy versions."""
+    matching = labelstudio_queue_items(queue=queue, since=since, until=until, user=user)
     decisions = list(
         matching.select_related("video", "policy_version__policy", "model_version").prefetch_related(
             "video__segments", "video__keyframes"
@@ -199,7 +205,7 @@ def labelstudio_export_queue(*, client: Any, queue: str, by: User, base_url: str
             f"No review queue “{queue}” that {by.get_username()} may export: it does not exist, is inactive or "
             "restricted to groups they are not in, or they do not have the labeler role."
         )
-    export = labelstudio_queue_export(queue=queue, base_url=base_url)
+    export = labelstudio_queue_export(queue=queue, base_url=base_url, user=by)
     project = client.projects.create(
         title=(title or export.title)[:50],
         description=f"Exported from the review workbench at {timezone.now():%Y-%m-%d %H:%M}.",
@@ -269,27 +275,33 @@ def _import_one(ls_url: str, project_id: int, task: Any, annotation: dict[str, A
     label, severity, cot_text = _annotation_values(annotation["result"])
     note = f"Label Studio annotation #{annotation['id']} (project {project_id}, by {annotation.get('created_username', '').strip(' ,') or 'unknown'})"
     did: list[str] = []
-    if label:
-        did.append(_import_review(decision, label, severity, note, by))
-    edited = cot_from_text(cot_text, decision.cot)
-    # The stored CoT is unvalidated JSON (stages are dicts, their keys and texts may be missing).
-    model_text: dict[Any, Any] = {s.get("key"): s.get("text", "") for s in decision.cot if isinstance(s, dict)}
-    changed = edited and any(edited.get(k, v).strip() != str(v).strip() for k, v in model_text.items())
-    if changed and not by.has_perm(Perm.CORRECT_COT):
-        did.append(f"correction refused: {by.get_username()} does not have the labeler role")
-    elif changed:
-        current = CotCorrection.objects.filter(decision=decision).first()
-        try:
-            cot_correction_save(
-                decision=decision,
-                author=by,
-                stages={k: v for k, v in edited.items() if v},
-                label=label or decision.label,
-                base_revision=current.revision if current else 0,
-            )
-            did.append("correction")
-        except AnnotationError as exc:
-            did.append(f"correction refused: {exc}")
+    if not video_open_to(user=by, video_id=decision.video_id):
+        # A task names its decision by id, and a Label Studio project's tasks are anyone's to edit there: a decision
+        # about a video routed to a queue restricted to groups ``by`` is not in takes neither their review (an open
+        # queue's item of it, another policy's) nor their correction, as the workbench's own screens refuse them.
+        did.append(f"refused: video {decision.video_id} is not open to {by.get_username()}")
+    else:
+        if label:
+            did.append(_import_review(decision, label, severity, note, by))
+        edited = cot_from_text(cot_text, decision.cot)
+        # The stored CoT is unvalidated JSON (stages are dicts, their keys and texts may be missing).
+        model_text: dict[Any, Any] = {s.get("key"): s.get("text", "") for s in decision.cot if isinstance(s, dict)}
+        changed = edited and any(edited.get(k, v).strip() != str(v).strip() for k, v in model_text.items())
+        if changed and not by.has_perm(Perm.CORRECT_COT):
+            did.append(f"correction refused: {by.get_username()} does not have the labeler role")
+        elif changed:
+            current = CotCorrection.objects.filter(decision=decision).first()
+            try:
+                cot_correction_save(
+                    decision=decision,
+                    author=by,
+                    stages={k: v for k, v in edited.items() if v},
+                    label=label or decision.label,
+                    base_revision=current.revision if current else 0,
+                )
+                did.append("correction")
+            except AnnotationError as exc:
+                did.append(f"correction refused: {exc}")
     LabelStudioImport.objects.create(
         ls_url=ls_url,
         ls_project_id=project_id,

@@ -438,7 +438,9 @@ def _export_preview(
             which=form.cleaned_data["which"], tag_ids=form.tag_ids(), since=since, until=until, user=user
         ).count()
     else:
-        count = labelstudio_queue_items(queue=form.cleaned_data["queue"].slug, since=since, until=until).count()
+        count = labelstudio_queue_items(
+            queue=form.cleaned_data["queue"].slug, since=since, until=until, user=user
+        ).count()
     preview = {"what": what, "count": count, "capped": count > EXPORT_LIMIT, "dated": bool(since or until)}
     if isinstance(form, LabelStudioQueueExportForm):
         preview["queue"] = form.cleaned_data["queue"].name
@@ -460,7 +462,9 @@ def _export_download(
             user=user,
         )
     else:
-        export = labelstudio_queue_export(queue=data["queue"].slug, base_url=data["base_url"], since=since, until=until)
+        export = labelstudio_queue_export(
+            queue=data["queue"].slug, base_url=data["base_url"], since=since, until=until, user=user
+        )
     stamp = timezone.now().strftime("%Y%m%d-%H%M")
     if download == "config":
         response = HttpResponse(export.config, content_type="application/xml; charset=utf-8")

@@ -536,7 +536,7 @@ def _check_deploy(environment: dict[str, str]) -> subprocess.CompletedProcess[st
 def test_compose_production_environment_passes_the_deploy_checks(tmp_path: Path) -> None:
     """The web container's environment exactly as compose builds it, with what the README's production line asks
     the operator for: `manage.py check --deploy` has nothing to say. With compose's defaults alone (plain http,
-    WORKBENCH_HTTPS off) it says only the four HTTPS warnings that WORKBENCH_HTTPS=1 clears, no other."""
+    WORKBENCH_HTTPS off; the variables compose requires given) it says only the four HTTPS warnings that WORKBENCH_HTTPS=1 clears, no other."""
     web = _app_services(_compose())["web"]["environment"]
     operator = {
         "SECRET_KEY": "Zq8#pL2v!Xw9@mN4^bR7&tY1*uI3(oP5)aS6dF8gH0jK2lZ4xC6vB8nM1",
@@ -544,6 +544,7 @@ def test_compose_production_environment_passes_the_deploy_checks(tmp_path: Path)
         "CSRF_TRUSTED_ORIGINS": "https://review.example.com",
         "WORKBENCH_HTTPS": "1",
         "POSTGRES_PASSWORD": "pw",
+        "MINIO_ROOT_PASSWORD": "a-long-random-minio-password",
     }
     # The container's own folders (/scratch) stand in as this run's.
     scratch = {"MEDIA_ROOT": "media", "WORKBENCH_VAR_DIR": "var", "PROMETHEUS_MULTIPROC_DIR": "prometheus"}
@@ -552,7 +553,8 @@ def test_compose_production_environment_passes_the_deploy_checks(tmp_path: Path)
     check = _check_deploy(production)
     assert check.returncode == 0 and "no issues" in check.stdout, check.stdout + check.stderr
 
-    defaults = {name: _interpolate(value, {"SECRET_KEY": operator["SECRET_KEY"]}) for name, value in web.items()}
+    required = {name: operator[name] for name in ("SECRET_KEY", "MINIO_ROOT_PASSWORD")}  # compose refuses without
+    defaults = {name: _interpolate(value, required) for name, value in web.items()}
     plain_http = _check_deploy(defaults | local)
     found = set(re.findall(r"\(([a-z_]+\.[WE]\d+)\)", plain_http.stdout + plain_http.stderr))
     assert found == {"security.W004", "security.W008", "security.W012", "security.W016"}, plain_http.stderr

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import DisallowedHost, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
@@ -14,6 +15,7 @@ from django.shortcuts import resolve_url
 
 from workbench.api_errors import fields_too_big_message
 from workbench.jsonlog import current_request_id, request_id_from
+from workbench.roles import _login_next
 
 NUL_MESSAGE = "Text may not contain NUL characters (\\x00); remove them and try again."
 
@@ -88,22 +90,32 @@ class RequestIdMiddleware:
         return response
 
 
-class RequestSizeMiddleware:
-    """Answer 413 to a request whose declared body is larger than the biggest upload plus the form fields
-    (WORKBENCH_UPLOAD_MAX_BYTES + DATA_UPLOAD_MAX_MEMORY_SIZE), before any of it is read.
+# Multipart overhead (boundaries, part headers) allowed on top of the form limit on a route that takes no file.
+FORM_BODY_SLACK = 64 * 1024
+UPLOAD_SIGNED_OUT_MESSAGE = (
+    "Sign in, or send your API token (Authorization: Token …) or integration token (Authorization: Integration …), "
+    "before sending a file: nothing of it was read."
+)
 
-    Django streams an upload to a temporary file before a view can look at its size (reading the form,
-    even to check it for NUL, does it): a 50 GB upload filled the server's disk before being refused.
-    Runs before anything that reads the body."""
+
+class RequestSizeMiddleware:
+    """Answer 413 to a request whose declared body is larger than its route takes, before any of it is read: the
+    biggest upload plus the form fields (WORKBENCH_UPLOAD_MAX_BYTES + DATA_UPLOAD_MAX_MEMORY_SIZE) on the routes that
+    take a file (``WORKBENCH_UPLOAD_ROUTES``), the form limit (DATA_UPLOAD_MAX_MEMORY_SIZE) on every other one.
+
+    Django streams an upload to a temporary file before a view can look at its size (reading the form, even to
+    check it for NUL, does it): a 50 GB upload filled the server's disk before being refused. And every route took
+    the upload limit, before any sign-in check: anyone, signed in or not, could make any address (``/review/claim/``)
+    write 510 MB to the server's disk per request, which a route without a file field only threw away. The upload
+    limit is checked first of all; the route's, once its view is known (``process_view``, first of the middleware's:
+    nothing has read the body yet). A browser's page past the form limit gets the 400 page that says so (as when
+    Django refuses the form itself); scripts and the API the sentence, 413."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0  # Django reads no body then
+        declared = _declared_length(request)
         limit = int(settings.WORKBENCH_UPLOAD_MAX_BYTES) + int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0)
         if declared > limit:
             message = (
@@ -112,6 +124,31 @@ class RequestSizeMiddleware:
             )
             return _plain_refusal(request, message, 413)
         return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> Any:
+        form_limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if form_limit is None or _declared_length(request) <= int(form_limit) + FORM_BODY_SLACK:
+            return None
+        match = request.resolver_match
+        if match is not None and match.view_name in settings.WORKBENCH_UPLOAD_ROUTES:
+            if request.user.is_authenticated or request.headers.get("Authorization"):
+                return None  # the view checks the role, or the API the token
+            # Signed out with no token: refused before the NUL check reads (spools) the file.
+            if _wants_page(request) and not request.path.startswith("/api/"):
+                return redirect_to_login(_login_next(request))
+            refused = _plain_refusal(request, UPLOAD_SIGNED_OUT_MESSAGE, 401)
+            refused["WWW-Authenticate"] = "Token"  # as the API's own 401 (its first authentication class)
+            return refused
+        if not request.path.startswith("/api/") and _wants_page(request):
+            raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
+        return _plain_refusal(request, fields_too_big_message(), 413)
+
+
+def _declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # Django reads no body then
 
 
 class RejectNulMiddleware:

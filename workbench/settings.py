@@ -149,8 +149,14 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
 
+# Every password a person sets (the admin's user forms, ``createsuperuser``, ``changepassword``): long enough, not
+# one of the 20,000 most common, not all digits, not like the user's own name. Length alone took "password",
+# "12345678" and "12345678901", which the sign-in throttle's 10 tries from one address still find.
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 # A form refused by the CSRF check says why and shows what it held; static/workbench.js sends the
@@ -243,6 +249,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # system check (moderation.E001) holds this to the editor's figure; the body limit above still bounds the work.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 6_100
 WORKBENCH_UPLOAD_MAX_BYTES = env.int("WORKBENCH_UPLOAD_MAX_BYTES", default=500 * 1024 * 1024)
+# The routes that take a file (their URL names): only these accept a body past DATA_UPLOAD_MAX_MEMORY_SIZE, up to
+# WORKBENCH_UPLOAD_MAX_BYTES and its form (``workbench.middleware.RequestSizeMiddleware``). Any other route, whoever
+# sends it, is refused past the form limit before a byte is read: a file sent to it was spooled to disk first.
+WORKBENCH_UPLOAD_ROUTES = ("moderation:video_upload", "moderation:api-video-list", "moderation:tag_import")
 
 # The token class first: DRF answers a caller who sent no credentials with the first class's scheme, so that is a
 # 401 with ``WWW-Authenticate: Token`` (behind the session's, which names no scheme, it was a 403). A signed-in

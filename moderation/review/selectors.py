@@ -729,17 +729,30 @@ def _agreement(ratings: dict[int, dict[int, str]]) -> dict[str, Any]:
     }
 
 
-def review_agreement(*, queues: Iterable[ReviewQueue]) -> dict[str, Any]:
-    """Agreement of independent reviews (non-gold), per queue and per category (the model's label).
+# The most recent independent reviews the agreement figures are read from. The dashboard and every queue's page (any
+# reviewer's GET) read every review the queues ever had into Python and paired their reviewers: a page view cost
+# seconds and hundreds of MB once a year's reviews were in, and a moderator reloading it held a web worker each time.
+AGREEMENT_MAX_REVIEWS = 20_000
 
-    Returns ``{"queues": [{"queue", "items", "pairs", "kappa", "alpha"}], "categories": [...]}`` (categories
-    with at least one item reviewed twice);
+
+def review_agreement(*, queues: Iterable[ReviewQueue]) -> dict[str, Any]:
+    """Agreement of independent reviews (non-gold), per queue and per category (the model's label), over the latest
+    ``AGREEMENT_MAX_REVIEWS`` of them (``window``: how many were read, ``capped``: whether older ones were left out).
+
+    Returns ``{"queues": [{"queue", "items", "pairs", "kappa", "alpha"}], "categories": [...], "window",
+    "capped"}`` (categories with at least one item reviewed twice);
     κ is the mean Cohen's κ over reviewer pairs, α Krippendorff's α (nominal).
     """
     queues = list(queues)
-    rows = Review.objects.filter(task__queue__in=queues, task__is_gold=False).values_list(
-        "task__queue_id", "decision_id", "decision__label", "reviewer_id", "label"
+    rows = list(
+        Review.objects.filter(task__queue__in=queues, task__is_gold=False)
+        .order_by("-pk")
+        .values_list("task__queue_id", "decision_id", "decision__label", "reviewer_id", "label")[
+            : AGREEMENT_MAX_REVIEWS + 1
+        ]
     )
+    capped = len(rows) > AGREEMENT_MAX_REVIEWS
+    rows = rows[:AGREEMENT_MAX_REVIEWS]
     per_queue: dict[int, dict[int, dict[int, str]]] = defaultdict(lambda: defaultdict(dict))
     per_category: dict[str, dict[tuple[int, int], dict[int, str]]] = defaultdict(lambda: defaultdict(dict))
     for queue_id, decision_id, category, reviewer_id, label in rows:
@@ -754,6 +767,8 @@ def review_agreement(*, queues: Iterable[ReviewQueue]) -> dict[str, Any]:
         # Every queue is listed (its load is known); a category only once one of its items has two
         # reviews, so an install with single reviews says "No item has two reviews yet." instead of rows of zeros.
         "categories": [row for row in categories if row["items"]],
+        "window": len(rows),
+        "capped": capped,
     }
 
 

@@ -189,7 +189,8 @@ def test_a_label_studio_import_records_reviews_only_where_its_user_may_review(ma
 
     outsider = make_user("moderator")
     result = labelstudio_import_project(client=client, ls_url="http://ls.test", project_id=3, by=outsider)
-    assert result.outcomes[0]["result"].startswith("review skipped: no open review task in a queue")
+    # Refused before any queue is looked at since hadv15: the decision's video is hidden from them.
+    assert result.outcomes[0]["result"] == f"refused: video {decision.video_id} is not open to {outsider.username}"
     assert not Review.objects.exists()
 
     insider = make_user("moderator")

@@ -40,6 +40,39 @@ def child_environment(*, debug: bool) -> dict[str, str]:
     return env
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]", "testserver")
+
+
+def reachable_from_elsewhere(*, bind: str) -> bool:
+    """Whether the site ``up`` serves on ``bind`` may be reached from other machines: bound to an address other than
+    the loopback (``0.0.0.0``, a LAN address, a unix socket a proxy reads), or answering a host name other than the
+    loopback ones (ALLOWED_HOSTS: a proxy in front of 127.0.0.1 passes a public site's requests on), or behind a
+    TLS-terminating proxy (WORKBENCH_HTTPS)."""
+    host = bind.rsplit(":", 1)[0] if ":" in bind and not bind.startswith("unix:") else bind
+    local_bind = host in LOOPBACK_HOSTS or host.startswith("127.")
+    hosts = [str(h).strip().lower() for h in settings.ALLOWED_HOSTS]
+    local_hosts = all(h in LOOPBACK_HOSTS or h.startswith("127.") for h in hosts)
+    return not (local_bind and local_hosts) or bool(getattr(settings, "WORKBENCH_HTTPS", False))
+
+
+def demo_password(*, bind: str) -> str:
+    """The demo users' password: the README's ``workbench-demo`` while the site is reachable from this machine only;
+    else one made for this install, kept in ``var/demo_password`` (readable by its owner only) and printed at start.
+    With the README's password, ``./run.sh --bind 0.0.0.0:8000`` (or a proxy in front of it) served a superuser
+    ``admin`` whose password anyone could read."""
+    from workbench.management.commands.bootstrap import DEMO_PASSWORD
+
+    if not reachable_from_elsewhere(bind=bind):
+        return DEMO_PASSWORD
+    path = Path(settings.VAR_DIR) / "demo_password"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(12))
+    return path.read_text().strip()
+
+
 def exit_reason(code: int) -> str:
     """A child's exit status in words: a signal by name (SIGKILL: what the kernel's out-of-memory killer sends)."""
     if code >= 0:
@@ -121,7 +154,7 @@ class Command(BaseCommand):
         call_command("check_storage")
         start_configured()  # settings never start them; nothing to do where DATABASE_URL / REDIS_URL are set
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("bootstrap", demo_users=True)
+        call_command("bootstrap", demo_users=True, demo_password=demo_password(bind=opts["bind"]))
         call_command("collectstatic", interactive=False, verbosity=0)
 
         py = sys.executable
