@@ -89,8 +89,24 @@ def _send(task: str, queue: TaskQueue, args: list[Any], kwargs: dict[str, Any], 
     app.send_task(task, args=args, kwargs=kwargs, queue=queue.value, countdown=countdown)
 
 
+def queue_time_limit_annotations() -> dict[str, dict[str, int]]:
+    """``task_annotations`` giving each task of a queue named in ``settings.TASK_TIME_LIMITS_S`` that queue's soft
+    and hard limits (seconds; 0 leaves that one unset). Only the media and default queues are named: their tasks
+    set no limit of their own, and an annotation would override one that did (the infer items' 14/15 minutes)."""
+    from django.conf import settings
+
+    annotations: dict[str, dict[str, int]] = {}
+    for name, queue in TASK_ROUTES.items():
+        soft, hard = settings.TASK_TIME_LIMITS_S.get(queue.value, (0, 0))
+        limits = {key: value for key, value in (("soft_time_limit", soft), ("time_limit", hard)) if value > 0}
+        if limits:
+            annotations[name] = limits
+    return annotations
+
+
 def configure_routing(app: Any) -> None:
     app.conf.task_queues = [Queue(q.value) for q in TaskQueue]
+    app.conf.task_annotations = queue_time_limit_annotations()
     app.conf.task_default_queue = TaskQueue.DEFAULT.value
     app.conf.task_routes = {name: {"queue": q.value} for name, q in TASK_ROUTES.items()}
     app.conf.beat_schedule = {

@@ -148,6 +148,26 @@ CELERY_TASK_SERIALIZER = "json"
 # An unacknowledged task (its worker was killed) is redelivered after this many seconds.
 CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=6 * 3600)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+# A prefork worker's child (media, default) is replaced once a task leaves it above this resident size (MB; Celery
+# wants KiB), or after this many tasks: a leak or one huge video no longer grows a child until the container's
+# memory cap kills the whole worker, its other children's tasks with it. A media child holds ~1 GB after its first
+# video (whisper, OCR, the text embedder) plus the reproduction index (~485 MB at 1.6M hashes). 0: no limit.
+# Solo pools (the infer and train workers) enforce neither: their container's memory cap and restart policy do.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("WORKER_MAX_MEMORY_PER_CHILD_MB", default=3072) * 1024 or None
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("WORKER_MAX_TASKS_PER_CHILD", default=1000) or None
+# Per queue (workbench/queues.py applies them to each task of the queue that sets no limit of its own; the infer
+# items keep their 14/15 minutes, training jobs and evaluations have none): the soft limit raises inside the task,
+# which records the failure on the video, the hard one kills the child. (soft, hard) seconds; 0: none.
+TASK_TIME_LIMITS_S = {
+    "media": (
+        env.int("MEDIA_TASK_SOFT_TIME_LIMIT_S", default=55 * 60),
+        env.int("MEDIA_TASK_TIME_LIMIT_S", default=60 * 60),
+    ),
+    "default": (
+        env.int("DEFAULT_TASK_SOFT_TIME_LIMIT_S", default=0),
+        env.int("DEFAULT_TASK_TIME_LIMIT_S", default=0),
+    ),
+}
 
 # Every password a person sets (the admin's user forms, ``createsuperuser``, ``changepassword``): long enough, not
 # one of the 20,000 most common, not all digits, not like the user's own name. Length alone took "password",

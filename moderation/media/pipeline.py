@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
@@ -151,6 +152,15 @@ def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> 
                 updated_at=timezone.now(),
             )
             raise
+        except SoftTimeLimitExceeded:
+            # Celery raised it inside a stage at the media queue's soft limit: the hard one would kill the child
+            # and leave the video "processing" for ever, so say which limit stopped it.
+            minutes = settings.TASK_TIME_LIMITS_S["media"][0] / 60
+            return _fail(
+                video_id,
+                f"Processing was stopped after {minutes:.0f} minutes, the media workers' time limit "
+                "(MEDIA_TASK_SOFT_TIME_LIMIT_S). Retry it once the limit is raised for videos this long.",
+            )
         except Exception as exc:
             logger.exception("processing video %s failed", video_id)
             if isinstance(exc, OSError) and exc.errno is not None:

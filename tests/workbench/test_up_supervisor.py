@@ -74,3 +74,43 @@ def test_nothing_is_started_again_once_up_is_stopping(tmp_path: Path) -> None:
         poll_s=0.01,
     )
     assert calls == []
+
+
+def _report(started_at, **kwargs) -> str:
+    from io import StringIO
+
+    from workbench.management.commands.up import Command
+
+    out = StringIO()
+    Command(stdout=out)._report_first_reviewable(started_at, **kwargs)
+    return out.getvalue()
+
+
+def test_the_first_reviewable_item_is_timed_by_when_it_was_created_not_when_up_looks(db) -> None:
+    """`up` looks only once the demo videos are generated: it printed the time of that look (154 s on a fresh clone
+    whose first item had been reviewable for a while), and on a second run the seconds the demo generation took."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from moderation.models import ReviewTask
+    from tests.factories import ReviewTaskFactory
+
+    started_at = timezone.now() - timedelta(seconds=200)
+    task = ReviewTaskFactory()
+    ReviewTask.objects.filter(pk=task.pk).update(created_at=started_at + timedelta(seconds=37))
+
+    assert "First reviewable item after 37 s." in _report(started_at)
+    later = _report(started_at + timedelta(seconds=300))
+    assert "earlier run" in later and "First reviewable" not in later
+
+
+def test_waiting_for_the_first_reviewable_item_ends_on_ctrl_c(db) -> None:
+    """The wait (up to 10 minutes) ignored Ctrl-C: `up` neither stopped nor supervised its processes meanwhile."""
+    import time
+
+    from django.utils import timezone
+
+    began = time.monotonic()
+    assert _report(timezone.now(), stopping=lambda: True, wait_s=30) == ""
+    assert time.monotonic() - began < 5

@@ -18,6 +18,7 @@ from moderation.inference.backends import STAGES, BackendResult, ContentBundle, 
 from moderation.inference.cot import BlmRubric
 from moderation.policies.spec import PolicySpec
 from moderation.policies.taxonomy import NO_SEVERITY, SEVERITIES
+from workbench.text import shown_text
 
 # How much one keyword hit in each source counts.
 SOURCE_WEIGHT = {"speech": 1.0, "title": 1.0, "on-screen text": 1.0, "description": 0.7}
@@ -36,11 +37,14 @@ class Hit:
 
 
 def _normalise(text: str) -> str:
-    return re.sub(r"\s+", " ", text.lower()).strip()
+    """Lowercase, single spaces, and no invisible bidi controls (``shown_text``): "We\u2066Chat" reads as WeChat."""
+    return re.sub(r"\s+", " ", shown_text(text).lower()).strip()
 
 
 def _contains(text: str, keyword: str) -> bool:
-    kw = keyword.lower()
+    """``keyword`` in ``text`` (already ``_normalise``d); the keyword loses its bidi controls too, so one pasted
+    into a policy with an invisible control still matches (and a Latin one still matches whole words only)."""
+    kw = _normalise(keyword)
     if re.fullmatch(r"[a-z0-9 .'-]+", kw):
         # Latin keywords match on word boundaries so "vx" does not fire inside "vortex".
         return re.search(rf"(?<![a-z0-9]){re.escape(kw)}(?![a-z0-9])", text) is not None

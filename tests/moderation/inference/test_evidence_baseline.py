@@ -162,3 +162,32 @@ def test_the_extraction_counts_one_speech_segment_as_one(policy_version):
     decision = decision_create_for_video(video_id=video.pk)
 
     assert "Speech (1 segment" in decision.cot[0]["text"] and "1 segments" not in decision.cot[0]["text"]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "said"),
+    [
+        ("wech\u202eat", "Add me on WeChat for the price."),  # a control inside the policy's keyword
+        ("wechat", "Add me on We\u2066Ch\u2069at for the price."),  # isolates splitting the word in the video
+        ("加\u200f微信", "喜欢的加\u202a微\u202c信私聊"),  # on both sides, in a Chinese caption
+    ],
+)
+def test_keywords_match_whatever_invisible_bidi_controls_either_side_holds(keyword, said):
+    """A keyword pasted with an invisible bidi control, or a caption that hides one inside a word, matched nothing:
+    the baseline called such a video harmless. Matching reads both without them (``shown_text``)."""
+    from moderation.inference.backends import ContentBundle, Segment
+    from moderation.inference.backends.evidence import EvidenceBaseline
+
+    taxonomy = [{"key": "private", "tags": [{"key": "引导私下交易", "name": "Private deals", "keywords": [keyword]}]}]
+    content = ContentBundle(
+        title="",
+        description="",
+        uploader="",
+        segments=[Segment(id=3, start=0.0, end=4.0, text=said)],
+        frames=[],
+        ocr=[],
+    )
+
+    result = EvidenceBaseline().decide(content, taxonomy, "正向")
+
+    assert (result.is_violation, result.label) == (True, "引导私下交易")

@@ -16,12 +16,14 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 
 def child_environment(*, debug: bool) -> dict[str, str]:
@@ -147,7 +149,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        started = time.monotonic()
+        started_at = timezone.now()
         from workbench.embedded import start_configured
 
         # Media storage first: wrong credentials or a missing bucket stop `up` before anything starts.
@@ -249,7 +251,7 @@ class Command(BaseCommand):
         try:
             if not opts["no_demo"]:
                 call_command("generate_demo")
-                self._report_first_reviewable(started)
+                self._report_first_reviewable(started_at, stopping=lambda: stopping)
             supervise(procs, start=start, stopping=lambda: stopping, say=self.stderr.write, logs=logs)
         finally:
             self.stdout.write("Stopping…")
@@ -266,15 +268,29 @@ class Command(BaseCommand):
             stop_configured()
             self.stdout.write("Stopped.")
 
-    def _report_first_reviewable(self, started: float) -> None:
+    def _report_first_reviewable(
+        self, started_at: datetime, *, stopping: Callable[[], bool] = lambda: False, wait_s: float = 600
+    ) -> None:
+        """Says how long after ``started_at`` the first review item of this run was created: its own creation time,
+        not when this looks (only after the demo videos are generated, by then often long after), and says so
+        when the items came from an earlier run on this ``var/``. Gives up on Ctrl-C or after ``wait_s``, so a
+        run whose workers never decide anything still stops on Ctrl-C and gets supervised."""
         from django.apps import apps
 
         task_model = apps.get_model("moderation", "ReviewTask")
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            if task_model.objects.exists():
-                self.stdout.write(
-                    self.style.SUCCESS(f"First reviewable item after {time.monotonic() - started:.0f} s.")
-                )
+        if task_model.objects.filter(created_at__lt=started_at).exists():
+            self.stdout.write(self.style.SUCCESS("Review items of an earlier run on this var/ are in the queues."))
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline and not stopping():
+            first = (
+                task_model.objects.filter(created_at__gte=started_at)
+                .order_by("created_at")
+                .values_list("created_at", flat=True)
+                .first()
+            )
+            if first is not None:
+                seconds = (first - started_at).total_seconds()
+                self.stdout.write(self.style.SUCCESS(f"First reviewable item after {seconds:.0f} s."))
                 return
             time.sleep(1)
