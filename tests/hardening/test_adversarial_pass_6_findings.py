@@ -88,6 +88,34 @@ def test_tokens_handed_out_before_hashing_keep_working_after_the_migration(make_
     assert _status_with(old.key) == 401
 
 
+def test_migration_0003_run_on_clear_tokens_keeps_them_working_with_their_expiry(make_user):
+    """0003 undone and done again inside the test's transaction (PostgreSQL's DDL is transactional): clear DRF tokens
+    with 0002's expiry rows, as a database held them before, come out hashed, with the same expiry, still accepted."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    user = make_user("moderator")
+    executor = MigrationExecutor(connection)
+    migration = executor.loader.get_migration("workbench", "0003_api_tokens_hashed")
+    before = executor.loader.project_state(("workbench", "0002_api_token_expiry"))
+    with connection.schema_editor(atomic=True) as editor:  # unapply takes the state before the migration
+        migration.unapply(executor.loader.project_state(("workbench", "0002_api_token_expiry")), editor)
+    OldToken = before.apps.get_model("authtoken", "Token")  # noqa: N806
+    OldExpiry = before.apps.get_model("workbench", "ApiTokenExpiry")  # noqa: N806
+    old = OldToken.objects.create(key="0123456789abcdef0123456789abcdef01234567", user_id=user.pk)
+    expires_at = timezone.now() + timezone.timedelta(days=12)
+    OldExpiry.objects.create(token_id=old.key, expires_at=expires_at)
+    with connection.cursor() as cursor:  # the rows' deferred FK checks now, so that 0003 may drop the table
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+    with connection.schema_editor(atomic=True) as editor:
+        migration.apply(before, editor)
+
+    assert _tables_holding(old.key) == []
+    moved = ApiToken.objects.get(user=user)
+    assert moved.key_hash == token_hash(old.key) and moved.expires_at == expires_at
+    assert _status_with(old.key) == 200 and _status_with("0" * 40) == 401
+
+
 @pytest.mark.parametrize("url", ["/api/videos/", "/tags/vocabulary/import/"])
 @pytest.mark.parametrize("authorization", ["Token made-up", "Integration made-up", "Bearer x", "Token"])
 def test_a_made_up_authorization_header_does_not_take_a_large_upload(settings, tmp_path, url, authorization):
