@@ -122,6 +122,11 @@ class ModerationConfig(AppConfig):
         from workbench.tokens import api_token_changed
 
         api_token_changed.connect(_audit_api_token_changed, dispatch_uid="moderation.audit_api_token_changed")
+        # A large upload with an integration token is taken only when the token is valid (checked before the body).
+        from moderation.integrations.services import integration_token_valid
+        from workbench.tokens import upload_credential_checks
+
+        upload_credential_checks["integration"] = integration_token_valid
         # A policy version published or made active again: the audit log says who, what it replaced and, for a
         # draft started from an older version, that the editor confirmed replacing the active version's changes.
         policy_version_activated.connect(

@@ -1,27 +1,31 @@
-"""Django admin: users' API tokens listed with when each expires (DRF's token admin, one column more)."""
+"""Django admin: users' API tokens listed by their first characters, with when each expires. Only a hash of each key
+is stored, so the admin can list and delete tokens but not make one (a user makes theirs on the API token page);
+DRF's own token admin, which made and listed keys in clear, is removed."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from typing import Any
 
 from django.contrib import admin
-from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
-from workbench.tokens import api_token_expires_at
+from workbench.models import ApiToken
 
 
-class ExpiringTokenAdmin(TokenAdmin):
-    list_display = ("key", "user", "created", "expires")
-    autocomplete_fields = ("user",)  # a search, not a <select> of every account
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("prefix", "user", "created", "expires_at")
+    search_fields = ("prefix", "user__username")
+    readonly_fields = ("user", "prefix", "created", "expires_at")
+    exclude = ("key_hash",)
+    list_select_related = ("user",)
 
-    def get_queryset(self, request):  # type: ignore[no-untyped-def]
-        return super().get_queryset(request).select_related("expiry")
+    def has_add_permission(self, request: Any) -> bool:
+        return False
 
-    @admin.display(description="expires")
-    def expires(self, token: TokenProxy) -> datetime:
-        return api_token_expires_at(token)
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
 
 
-admin.site.unregister(TokenProxy)
-admin.site.register(TokenProxy, ExpiringTokenAdmin)
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)

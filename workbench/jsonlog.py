@@ -66,3 +66,35 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+# Control characters that would break or fake a text line: C0 (CR, LF, tab, ESC…), DEL, C1 (NEL…), and Unicode's
+# line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: each control character written as Python writes it in a string (``\\n``, ``\\r``,
+    ``\\t``, ``\\x1b``, ``\\u2028``), and a backslash doubled, so that an escape in the text cannot pass for one."""
+
+    def escaped(match: re.Match[str]) -> str:
+        return repr(match.group())[1:-1]
+
+    return _CONTROL.sub(escaped, text.replace("\\", "\\\\"))
+
+
+class TextFormatter(logging.Formatter):
+    """LOG_FORMAT=text: one line per record. The message (with its args: an uploaded file's name, a title, any user
+    text) has its control characters escaped: a name holding a newline wrote a second, forged line (a made-up
+    level, logger and request id) into the log. A traceback keeps its own lines (they follow the record's)."""
+
+    def __init__(self, fmt: str | None = TEXT_FORMAT, *args: object, **kwargs: object) -> None:
+        super().__init__(fmt, *args, **kwargs)  # type: ignore[arg-type]
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        message = record.message
+        record.message = escape_controls(message)
+        try:
+            return super().formatMessage(record)
+        finally:
+            record.message = message

@@ -98,6 +98,13 @@ UPLOAD_SIGNED_OUT_MESSAGE = (
 )
 
 
+UPLOAD_CREDENTIAL_REFUSED_MESSAGE = (
+    "Your Authorization header's token is not accepted (unknown, expired, or its integration switched off): nothing "
+    "of the file was read. Send a valid API token (Authorization: Token …) or integration token "
+    "(Authorization: Integration …)."
+)
+
+
 class RequestSizeMiddleware:
     """Answer 413 to a request whose declared body is larger than its route takes, before any of it is read: the
     biggest upload plus the form fields (WORKBENCH_UPLOAD_MAX_BYTES + DATA_UPLOAD_MAX_MEMORY_SIZE) on the routes that
@@ -131,8 +138,21 @@ class RequestSizeMiddleware:
             return None
         match = request.resolver_match
         if match is not None and match.view_name in settings.WORKBENCH_UPLOAD_ROUTES:
-            if request.user.is_authenticated or request.headers.get("Authorization"):
-                return None  # the view checks the role, or the API the token
+            if request.user.is_authenticated:
+                return None  # the view checks the role
+            authorization = request.headers.get("Authorization")
+            if authorization:
+                from workbench.tokens import upload_credential_valid
+
+                # The credential itself, not just a header's presence: a made-up ``Authorization`` took the file
+                # too (the API checks the token only once the NUL check has read, spooled, the body). One indexed
+                # lookup of the token's hash; the view still checks the role.
+                if upload_credential_valid(authorization):
+                    return None
+                refused = _plain_refusal(request, UPLOAD_CREDENTIAL_REFUSED_MESSAGE, 401)
+                scheme = authorization.split(maxsplit=1)[0].lower()
+                refused["WWW-Authenticate"] = "Integration" if scheme == "integration" else "Token"
+                return refused
             # Signed out with no token: refused before the NUL check reads (spools) the file.
             if _wants_page(request) and not request.path.startswith("/api/"):
                 return redirect_to_login(_login_next(request))

@@ -1,17 +1,22 @@
-"""The workbench's own rows: when each user's API token expires."""
+"""The workbench's own rows: users' API tokens, kept as a hash."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
 
 
-class ApiTokenExpiry(models.Model):
-    """When a user's API token (DRF's ``Token``, ``Authorization: Token <key>``) stops being accepted. A token
-    without this row (one an admin made in Django's admin) expires API_TOKEN_LIFETIME_DAYS after it was made."""
+class ApiToken(models.Model):
+    """A user's API token (``Authorization: Token <key>``): only the key's SHA-256 (``key_hash``) and its first
+    characters (``prefix``, to name it on the page and in the audit log) are stored; the key itself is shown once,
+    when it is made. Refused from ``expires_at`` on (API_TOKEN_LIFETIME_DAYS after it was made)."""
 
-    token = models.OneToOneField(Token, primary_key=True, on_delete=models.CASCADE, related_name="expiry")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_token")
+    key_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    created = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
 
     def __str__(self) -> str:
-        return f"{self.token_id[:8]}… expires {self.expires_at:%Y-%m-%d %H:%M}"
+        return f"{self.prefix}… expires {self.expires_at:%Y-%m-%d %H:%M}"

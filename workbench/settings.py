@@ -531,7 +531,7 @@ LOGGING = {
     "filters": {"request_id": {"()": "workbench.jsonlog.RequestIdFilter"}},
     "formatters": {
         "json": {"()": "workbench.jsonlog.JsonFormatter"},
-        "text": {"format": TEXT_FORMAT},
+        "text": {"()": "workbench.jsonlog.TextFormatter", "format": TEXT_FORMAT},
     },
     "handlers": {
         "console": {

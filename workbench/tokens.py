@@ -4,6 +4,9 @@ were issued). Every new token and every revocation is sent as ``api_token_change
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -14,9 +17,8 @@ from django.dispatch import Signal
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
-from rest_framework.authtoken.models import Token
 
-from workbench.models import ApiTokenExpiry
+from workbench.models import ApiToken
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -51,13 +53,15 @@ def credential_expired_message(*, what: str, expired_at: datetime, remedy: str) 
     return f"This {what} expired on {expired_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC. {remedy}"
 
 
-def api_token_expires_at(token: Token) -> datetime:
-    """When ``token`` stops being accepted: its own expiry, else (a token made in Django's admin) one lifetime after
-    it was made."""
-    try:
-        return token.expiry.expires_at  # type: ignore[attr-defined,no-any-return]
-    except ApiTokenExpiry.DoesNotExist:
-        return token.created + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
+def token_hash(key: str) -> str:
+    """The one-way hash a token is stored as (users' API tokens and integrations' tokens): SHA-256, hex. A token is
+    40+ random characters, so a plain hash is enough (no salt, no stretching), and it is looked up by equality."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_api_key() -> str:
+    """A new API key: 40 hex characters (160 random bits), the length DRF's keys had."""
+    return secrets.token_hex(20)
 
 
 @dataclass(frozen=True)
@@ -82,72 +86,114 @@ def expires_in_text(expires_at: datetime, *, now: datetime | None = None) -> str
 
 
 def api_token_of(*, user: User) -> ApiTokenShown | None:
-    """``user``'s API token (without its key), or None when they have none."""
-    token = Token.objects.select_related("expiry").filter(user=user).first()
+    """``user``'s API token (its prefix, never its key), or None when they have none."""
+    token = ApiToken.objects.filter(user=user).first()
     if token is None:
         return None
-    expires_at = api_token_expires_at(token)
     return ApiTokenShown(
-        prefix=token.key[:TOKEN_PREFIX_LEN],
+        prefix=token.prefix,
         created=token.created,
-        expires_at=expires_at,
-        expired=expires_at <= timezone.now(),
-        expires_in=expires_in_text(expires_at),
+        expires_at=token.expires_at,
+        expired=token.expires_at <= timezone.now(),
+        expires_in=expires_in_text(token.expires_at),
     )
+
+
+@dataclass(frozen=True)
+class ApiTokenIssued:
+    """The outcome of ``api_token_issue``: ``key`` is the new key (the only time it is readable), or "" when the
+    user's valid token was kept (its key is not stored, so it cannot be given again)."""
+
+    token: ApiToken
+    key: str
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.token.expires_at
 
 
 @transaction.atomic
-def api_token_issue(*, user: User, rotate: bool = False) -> tuple[Token, datetime]:
-    """``user``'s API token and when it expires: the current one while it is valid; a new one (the old one refused
-    from now on) when there was none, it expired, or when ``rotate``. A new one is recorded in the audit log
-    (``api_token_changed``: "api_token.create" for a first one, "api_token.rotate" for a replacement)."""
+def api_token_issue(*, user: User, rotate: bool = False) -> ApiTokenIssued:
+    """A new API token for ``user`` (the old one refused from now on) when they had none, it expired, or when
+    ``rotate``; else their current one, without its key (``key`` ""). Only the key's hash is stored. A new one is
+    recorded in the audit log (``api_token_changed``: "api_token.create" for a first one, "api_token.rotate" for a
+    replacement)."""
     now = timezone.now()
-    token = Token.objects.select_for_update(of=("self",)).select_related("expiry").filter(user=user).first()
-    if token is not None and not rotate and (expires_at := api_token_expires_at(token)) > now:
-        return token, expires_at
+    token = ApiToken.objects.select_for_update().filter(user=user).first()
+    if token is not None and not rotate and token.expires_at > now:
+        return ApiTokenIssued(token=token, key="")
     payload: dict[str, Any] = {}
     if token is not None:
-        payload["old_token_prefix"] = token.key[:TOKEN_PREFIX_LEN]
-        payload["old_token_expired"] = api_token_expires_at(token) <= now
+        payload["old_token_prefix"] = token.prefix
+        payload["old_token_expired"] = token.expires_at <= now
         token.delete()
-    token = Token.objects.create(user=user)
-    expiry = ApiTokenExpiry.objects.create(
-        token=token, expires_at=now + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
+    key = new_api_key()
+    token = ApiToken.objects.create(
+        user=user,
+        key_hash=token_hash(key),
+        prefix=key[:TOKEN_PREFIX_LEN],
+        created=now,
+        expires_at=now + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS),
     )
-    payload["token_expires_at"] = expiry.expires_at.isoformat()
+    payload["token_expires_at"] = token.expires_at.isoformat()
     action = "api_token.rotate" if "old_token_prefix" in payload else "api_token.create"
-    api_token_changed.send(sender=Token, user=user, action=action, by=user, payload=payload)
-    return token, expiry.expires_at
+    api_token_changed.send(sender=ApiToken, user=user, action=action, by=user, payload=payload)
+    return ApiTokenIssued(token=token, key=key)
 
 
 @transaction.atomic
 def api_token_revoke(*, user: User) -> bool:
     """Delete ``user``'s API token: refused from now on, and none until they make a new one. Recorded in the audit
     log; False (and nothing recorded) when they had none (a form posted twice)."""
-    token = Token.objects.select_for_update().filter(user=user).first()
+    token = ApiToken.objects.select_for_update().filter(user=user).first()
     if token is None:
         return False
-    prefix = token.key[:TOKEN_PREFIX_LEN]
+    prefix = token.prefix
     token.delete()
     api_token_changed.send(
-        sender=Token, user=user, action="api_token.revoke", by=user, payload={"old_token_prefix": prefix}
+        sender=ApiToken, user=user, action="api_token.revoke", by=user, payload={"old_token_prefix": prefix}
     )
     return True
 
 
-class ExpiringTokenAuthentication(TokenAuthentication):
-    """DRF's ``Token`` authentication that refuses an expired token (401, JSON ``detail`` saying when and what to do)."""
+def api_token_known(key: str) -> bool:
+    """Whether ``key`` is a user's API token now valid (one indexed lookup of its hash; the request's body is not
+    read): the check a large upload passes before its body is taken."""
+    return ApiToken.objects.filter(
+        key_hash=token_hash(key), expires_at__gt=timezone.now(), user__is_active=True
+    ).exists()
 
-    def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
-        token = Token.objects.select_related("user", "expiry").filter(key=key).first()
+
+# ``Authorization`` schemes (lower case) whose credential a large upload is checked against before its body is read,
+# each with its check (the credential -> whether it is valid now, without reading the body). The API's own
+# ``Token``; apps add theirs (moderation: ``Integration``) in ``AppConfig.ready``.
+upload_credential_checks: dict[str, Callable[[str], bool]] = {"token": api_token_known}
+
+
+def upload_credential_valid(authorization: str) -> bool:
+    """Whether an ``Authorization`` header carries a credential valid now, of a scheme in ``upload_credential_checks``
+    (anything else, made-up text included, is not)."""
+    parts = authorization.split()
+    if len(parts) != 2:
+        return False
+    check = upload_credential_checks.get(parts[0].lower())
+    return check is not None and check(parts[1])
+
+
+class ExpiringTokenAuthentication(TokenAuthentication):
+    """``Authorization: Token <key>``, looked up by the key's hash; an expired token is refused with a 401 whose JSON
+    ``detail`` says when and what to do."""
+
+    def authenticate_credentials(self, key: str) -> tuple[Any, ApiToken]:
+        token = ApiToken.objects.select_related("user").filter(key_hash=token_hash(key)).first()
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        expires_at = api_token_expires_at(token)
-        if expires_at <= timezone.now():
+        if token.expires_at <= timezone.now():
             remedy = "Sign in and POST /api/token/ for a new one."
             raise CredentialExpired(
-                credential_expired_message(what="API token", expired_at=expires_at, remedy=remedy), scheme=self.keyword
+                credential_expired_message(what="API token", expired_at=token.expires_at, remedy=remedy),
+                scheme=self.keyword,
             )
         return token.user, token

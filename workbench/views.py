@@ -4,6 +4,7 @@ import hmac
 import mimetypes
 import re
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path, PurePosixPath
 from typing import cast
 from urllib.parse import urlsplit
@@ -36,14 +37,14 @@ from django.urls import Resolver404
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
 from django.views.decorators.http import require_http_methods
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
-from rest_framework.authtoken.models import Token
 from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from workbench.home import home_panels_for
+from workbench.models import ApiToken
 from workbench.roles import Perm
 from workbench.storage import is_object_storage, playback_url
 from workbench.tokens import api_token_issue, api_token_of, api_token_revoke
@@ -108,23 +109,34 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"panels": home_panels_for(user=cast(User, request.user))})
 
 
+KEY_KEPT_SENTENCE = (
+    "You have an API token ({prefix}…), valid until {expires:%Y-%m-%d %H:%M} UTC. Its key is shown only once, when it "
+    'is made, and is not stored: send {{"rotate": true}} for a new one (the current one is refused from then on), '
+    "or use the API token page (/account/api-token/)."
+)
+
+
 @extend_schema(
     request=inline_serializer(name="ApiTokenRequest", fields={"rotate": serializers.BooleanField(required=False)}),
     responses={
         200: inline_serializer(
             name="ApiToken", fields={"token": serializers.CharField(), "expires_at": serializers.DateTimeField()}
-        )
+        ),
+        409: OpenApiResponse(
+            description="You have a valid token already and did not ask to rotate it: its key is not stored, so it "
+            "cannot be given again (the detail names its first characters and its expiry)."
+        ),
     },
-    description="The signed-in user's API token and when it expires (API_TOKEN_LIFETIME_DAYS); send it as "
-    "`Authorization: Token <key>`. A new one when there was none, it expired, or `rotate` is true (the old one "
-    "is refused from then on). Only with the signed-in session: a call with a token is refused (403), so a "
-    "token never renews itself.",
+    description="A new API token for the signed-in user and when it expires (API_TOKEN_LIFETIME_DAYS); send it as "
+    "`Authorization: Token <key>`. The key is in this answer only: the server keeps its hash. Made when there was "
+    "none, it expired, or `rotate` is true (the old one is refused from then on); otherwise 409. Only with the "
+    "signed-in session: a call with a token is refused (403), so a token never renews itself.",
 )
 @api_view(["POST"])
 def obtain_token(request: Request) -> Response:
-    """Return the API token of the signed-in user (a new one when it expired or ``rotate``)."""
+    """A new API token for the signed-in user (when they had none, it expired, or ``rotate``)."""
     # IsAuthenticated (the default permission class) has already refused anonymous users.
-    if isinstance(request.auth, Token):
+    if isinstance(request.auth, ApiToken):
         # A token that renews itself never expires: whoever holds a leaked one pushed its expiry back 90 days at a
         # time (``rotate``), without the password, and locked the owner's own key out.
         raise exceptions.PermissionDenied(
@@ -133,8 +145,11 @@ def obtain_token(request: Request) -> Response:
         )
     data = request.data if isinstance(request.data, dict) else {}
     rotate = str(data.get("rotate", "")).lower() in ("true", "1", "on")
-    token, expires_at = api_token_issue(user=cast(User, request.user), rotate=rotate)
-    return Response({"token": token.key, "expires_at": expires_at})
+    issued = api_token_issue(user=cast(User, request.user), rotate=rotate)
+    if not issued.key:
+        detail = KEY_KEPT_SENTENCE.format(prefix=issued.token.prefix, expires=issued.expires_at.astimezone(UTC))
+        return Response({"detail": detail}, status=409)
+    return Response({"token": issued.key, "expires_at": issued.expires_at})
 
 
 _API_TOKEN_ONCE_KEY = "api_token_once"  # noqa: S105 (a session key's name, not a secret)
@@ -159,8 +174,8 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
             # A second post of the form (or another tab): the token made then stays, and is not shown again.
             messages.info(request, f"You have a token already ({current.prefix}…); rotate it for a new one.")
         elif action in ("create", "rotate"):
-            token, _expires_at = api_token_issue(user=user, rotate=action == "rotate")
-            request.session[_API_TOKEN_ONCE_KEY] = {"key": token.key, "replaced": current is not None}
+            issued = api_token_issue(user=user, rotate=action == "rotate")
+            request.session[_API_TOKEN_ONCE_KEY] = {"key": issued.key, "replaced": current is not None}
         else:
             return render(request, "workbench/api_token.html", _api_token_context(request), status=400)
         return redirect("api-token-page")

@@ -11,13 +11,13 @@ import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from moderation.integrations.services import integration_create
 from tests.factories import DecisionFactory
 from workbench.roles import ROLES
+from workbench.tokens import api_token_issue
 
 EXAMPLES_PER_OPERATION = 10
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
@@ -26,7 +26,7 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 @pytest.mark.django_db(transaction=True)
 def test_every_api_operation_answers_generated_input_without_a_server_error(live_server, make_user):
     DecisionFactory()  # a real video and decision, so generated ids sometimes hit rows
-    identities = {role: {"Authorization": f"Token {Token.objects.create(user=make_user(role)).key}"} for role in ROLES}
+    identities = {role: {"Authorization": f"Token {api_token_issue(user=make_user(role)).key}"} for role in ROLES}
     _integration, token = integration_create(name="fuzz")
     identities["integration"] = {"Authorization": f"Integration {token}"}
 

@@ -19,7 +19,8 @@ from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
 from moderation.integrations.services import integration_create
-from workbench.models import ApiTokenExpiry
+from workbench.models import ApiToken
+from workbench.tokens import token_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -122,7 +123,7 @@ def test_real_401s_and_403s_match_the_declared_error(schema, client_as, make_use
     user = Client()
     user.force_login(make_user("labeler"))
     key = user.post("/api/token/").json()["token"]
-    ApiTokenExpiry.objects.filter(token_id=key).update(expires_at=timezone.now() - timedelta(hours=1))
+    ApiToken.objects.filter(key_hash=token_hash(key)).update(expires_at=timezone.now() - timedelta(hours=1))
     expired = APIClient()
     expired.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     response = expired.get("/api/decisions/")

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 import pytest
 from django.test import Client
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from moderation.review.models import AuditEvent
-from workbench.models import ApiTokenExpiry
+from workbench.models import ApiToken
+from workbench.tokens import token_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -43,26 +43,31 @@ def test_a_user_creates_sees_rotates_and_revokes_their_api_token_on_its_page(mak
     assert page.status_code == 200 and "You have no API token." in page.content.decode()
     csrf = client.cookies["csrftoken"].value
     assert client.post(PAGE, {"action": "create"}).status_code == 403  # CSRF-checked
-    assert not Token.objects.filter(user=user).exists()
+    assert not ApiToken.objects.filter(user=user).exists()
 
     made = client.post(PAGE, {"action": "create"}, HTTP_X_CSRFTOKEN=csrf, follow=True)
     html = made.content.decode()
     key = _shown_key(html)
-    assert key and key == Token.objects.get(user=user).key and _works(key) == 200
+    assert key and token_hash(key) == ApiToken.objects.get(user=user).key_hash and _works(key) == 200
     assert made["Cache-Control"] == "no-store"
     assert "this page does not show it again" in html and 'data-copy="#api-token-key"' in html
-    expires_at = ApiTokenExpiry.objects.get(token_id=key).expires_at
+    expires_at = ApiToken.objects.get(user=user).expires_at
     assert timedelta(days=29) < expires_at - timezone.now() <= timedelta(days=30)
     assert f"<code>{key[:8]}…</code>" in html and f"expires {timezone.localtime(expires_at):%Y-%m-%d %H:%M}" in html
-    # The API gives the same token: one rule for both.
-    assert client.post("/api/token/", HTTP_X_CSRFTOKEN=csrf).json()["token"] == key
+    # The API keeps the same token (one rule for both), and cannot give its key again: not stored.
+    kept = client.post("/api/token/", HTTP_X_CSRFTOKEN=csrf)
+    assert kept.status_code == 409 and key not in kept.content.decode() and key[:8] in kept.json()["detail"]
     again = client.get(PAGE).content.decode()
     assert _shown_key(again) is None and key not in again  # shown once
     # The same phrase on both renders (``timeuntil`` said "4 weeks, 2 days", then "4 weeks, 1 day").
     assert "(in 30 days)" in html and "(in 30 days)" in again
     # The create form posted a second time keeps that token and does not show it again.
     twice = client.post(PAGE, {"action": "create"}, HTTP_X_CSRFTOKEN=csrf, follow=True).content.decode()
-    assert Token.objects.get(user=user).key == key and key not in twice and "You have a token already" in twice
+    assert (
+        ApiToken.objects.get(user=user).key_hash == token_hash(key)
+        and key not in twice
+        and "You have a token already" in twice
+    )
 
     rotated = client.post(PAGE, {"action": "rotate"}, HTTP_X_CSRFTOKEN=csrf, follow=True).content.decode()
     new = _shown_key(rotated)
@@ -71,7 +76,7 @@ def test_a_user_creates_sees_rotates_and_revokes_their_api_token_on_its_page(mak
 
     revoked = client.post(PAGE, {"action": "revoke"}, HTTP_X_CSRFTOKEN=csrf, follow=True).content.decode()
     assert "Your API token is revoked" in revoked and "You have no API token." in revoked
-    assert _works(new) in (401, 403) and not ApiTokenExpiry.objects.exists()
+    assert _works(new) in (401, 403) and not ApiToken.objects.exists()
     assert client.post(PAGE, {"action": "steal"}, HTTP_X_CSRFTOKEN=csrf).status_code == 400
 
     events = AuditEvent.objects.filter(object_type="user", object_id=str(user.pk)).order_by("at", "pk")
@@ -91,7 +96,7 @@ def test_an_expired_token_says_so_and_the_api_rotation_is_audited_too(make_user)
     client = Client()
     client.force_login(user)
     key = client.post("/api/token/").json()["token"]
-    ApiTokenExpiry.objects.filter(token_id=key).update(expires_at=timezone.now() - timedelta(hours=1))
+    ApiToken.objects.filter(key_hash=token_hash(key)).update(expires_at=timezone.now() - timedelta(hours=1))
     html = client.get(PAGE).content.decode()
     assert "expired" in html and "it is refused (401)" in html and "Make a new token" in html
     renewed = client.post("/api/token/").json()["token"]

@@ -8,7 +8,6 @@ import json
 import pytest
 from django.core.management import call_command
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from moderation.feedback.models import FeedbackEvent, Integration
 from moderation.feedback.selectors import feedback_stats_for
@@ -19,6 +18,7 @@ from moderation.inference.services import content_bundle_for
 from moderation.integrations.services import integration_create
 from moderation.policies.seed import kuaimod_taxonomy
 from tests.factories import VideoFactory
+from workbench.tokens import api_token_issue
 
 pytestmark = pytest.mark.django_db
 
@@ -178,8 +178,8 @@ def test_user_session_and_user_token_are_refused_on_the_feedback_endpoint(client
     event = [{"event_id": "x", "type": "like", "video_external_id": "ext-1", "timestamp": T}]
     admin_client = client_as("admin")
     assert admin_client.post(URL, event, content_type="application/json").status_code in (401, 403)
-    token = Token.objects.create(user=make_user("admin"))
-    resp = Client().post(URL, event, content_type="application/json", HTTP_AUTHORIZATION=f"Token {token.key}")
+    key = api_token_issue(user=make_user("admin")).key
+    resp = Client().post(URL, event, content_type="application/json", HTTP_AUTHORIZATION=f"Token {key}")
     assert resp.status_code in (401, 403)
     assert _post(event, "not-a-real-token").status_code == 401
     assert not FeedbackEvent.objects.exists()

@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.apps import apps as django_apps
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
@@ -19,7 +18,8 @@ from rest_framework.test import APIClient
 from moderation.integrations.models import Integration
 from moderation.integrations.services import integration_create
 from moderation.review.models import AuditEvent
-from workbench.models import ApiTokenExpiry
+from workbench.models import ApiToken
+from workbench.tokens import token_hash
 
 pytestmark = pytest.mark.django_db
 
@@ -64,37 +64,44 @@ def test_a_user_api_token_expires_and_post_api_token_gives_a_new_one(make_user, 
     session.force_login(make_user("moderator"))
     issued = session.post("/api/token/").json()
     key = issued["token"]
-    assert session.post("/api/token/").json()["token"] == key  # the same while valid
+    assert session.post("/api/token/").status_code == 409  # the same while valid (its key is not stored)
     assert "expires_at" in issued
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get(DECISIONS).status_code == 200
-    ApiTokenExpiry.objects.filter(token_id=key).update(expires_at=timezone.now() - timedelta(seconds=1))
+    ApiToken.objects.filter(key_hash=token_hash(key)).update(expires_at=timezone.now() - timedelta(seconds=1))
     refused = api.get(DECISIONS)
     assert refused.status_code == 401 and refused.json()["code"] == "token_expired"
     assert "This API token expired on" in refused.json()["detail"] and "POST /api/token/" in refused.json()["detail"]
     renewed = session.post("/api/token/").json()["token"]
     assert renewed != key
     rotated = session.post("/api/token/", {"rotate": "true"}).json()["token"]
-    assert rotated != renewed and not Token.objects.filter(key=renewed).exists()
+    assert rotated != renewed and not ApiToken.objects.filter(key_hash=token_hash(renewed)).exists()
     # Django's admin lists each token with when it expires.
     root = Client()
     root.force_login(User.objects.create_superuser("root-tokens", "root@example.com", "pw-test-123"))
-    listed = root.get("/admin/authtoken/tokenproxy/").content.decode()
-    expires_at = ApiTokenExpiry.objects.get(token_id=rotated).expires_at
-    assert "expires" in listed and formats.date_format(timezone.localtime(expires_at), "DATETIME_FORMAT") in listed
+    listed = root.get("/admin/workbench/apitoken/").content.decode()
+    expires_at = ApiToken.objects.get(key_hash=token_hash(rotated)).expires_at
+    assert (
+        rotated[:8] in listed
+        and rotated not in listed
+        and formats.date_format(timezone.localtime(expires_at), "DATETIME_FORMAT") in listed
+    )
 
 
 def test_tokens_issued_before_expiry_existed_keep_working_for_one_lifetime(make_user, settings):
-    """The migration gives the tokens already out one lifetime from the day it runs, instead of cutting off the
-    scripts and platforms that use them (here the user tokens' step, run on a token made without an expiry)."""
+    """The migrations give the tokens already out one lifetime from the day 0002 ran, instead of cutting off the
+    scripts and platforms that use them; 0003 then keeps that expiry when it hashes them (here a clear DRF token
+    made without an expiry, 400 days ago, given the expiry 0002 gives)."""
     from importlib import import_module
 
     settings.API_TOKEN_LIFETIME_DAYS = 90
     old = Token.objects.create(user=make_user("moderator"))
     Token.objects.filter(pk=old.pk).update(created=timezone.now() - timedelta(days=400))
-    import_module("workbench.migrations.0002_api_token_expiry")._expire_in_one_lifetime(django_apps, None)
-    expires_at = ApiTokenExpiry.objects.get(token=old).expires_at
+    one_lifetime = timezone.now() + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS)
+    hash_tokens = import_module("workbench.migrations.0003_api_tokens_hashed").hash_tokens
+    assert hash_tokens(Token, ApiToken, lambda token: one_lifetime) == 1
+    expires_at = ApiToken.objects.get(key_hash=token_hash(old.key)).expires_at
     assert timedelta(days=89) < expires_at - timezone.now() <= timedelta(days=90)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {old.key}")
