@@ -41,11 +41,16 @@ def media_revealed(request: HttpRequest) -> bool:
 
 def _refused(request: HttpRequest, task: ReviewTask, exc: ModerationError) -> ReviewTask | None:
     """Show why the service refused; the task to stay on if it is still this reviewer's, else None."""
-    messages.error(request, str(exc))
+    decided = selectors.review_decided_by_you_text(task=task, user=_user(request)) if _already(exc) else None
+    messages.error(request, decided or str(exc))
     if not ReviewTask.objects.filter(pk=task.pk).exists():
         return None  # removed meanwhile (a gold item given back in another tab, its video deleted)
     task.refresh_from_db()
     return task if task.is_held_by(request.user) else None
+
+
+def _already(exc: ModerationError) -> bool:
+    return str(exc) == services.ALREADY_REVIEWED
 
 
 def _go_to(task: ReviewTask | None) -> HttpResponse:
@@ -291,8 +296,16 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
         )
     except ModerationError as exc:
         now = ReviewTask.objects.filter(pk=task.pk).first()  # None: removed meanwhile
+        decided = selectors.review_decided_by_you_text(task=task, user=user) if _already(exc) else None
         return JsonResponse(
-            {"ok": False, "task": task.pk, "error": str(exc), "still_yours": now is not None and now.is_held_by(user)},
+            {
+                "ok": False,
+                "task": task.pk,
+                "error": decided or str(exc),
+                "still_yours": now is not None and now.is_held_by(user),
+                # Decided by this reviewer (another tab): nothing of theirs was lost, the screen says so.
+                "decided_by_you": decided is not None,
+            },
             status=409,
         )
     nxt = services.review_claim_next(user=user, queue=task.queue)

@@ -167,3 +167,27 @@ def test_the_queue_pages_name_the_item_claim_next_gives_back_not_the_one_claimed
     assert "You hold video “ON-SCREEN”" in held and f'<a href="{first_url}">continue</a>' in held
     response = client.post(reverse("moderation:claim_next"))
     assert response["Location"] == first_url  # what the line says
+
+
+def test_a_verdict_sent_from_a_second_tab_after_the_first_decided_names_what_was_recorded(make_task, make_user):
+    """Walked in two tabs at 1440x900 (hwalk15): the item approved in one tab, then overridden in the other, came back
+    with "Already reviewed: this item has a recorded verdict. Your claim on this item is lost", as if another
+    reviewer had taken it. It says the reviewer decided it already, when, and what was recorded."""
+    first = make_task(priority=2, decision__label="夸大商品功效", decision__is_violation=True)
+    make_task(priority=1)
+    alice = make_user("moderator")
+    tab = _login(alice)
+    tab.post(reverse("moderation:claim_next"))
+    url = reverse("moderation:review_submit", args=[first.pk])
+    assert tab.post(url, {"verdict": "approve", "severity": "medium"}, **BACKGROUND).json()["ok"]
+
+    other_tab = tab.post(url, {"verdict": "override", "label": "正向"}, **BACKGROUND)
+    data = other_tab.json()
+    assert other_tab.status_code == 409 and not data["ok"] and data["decided_by_you"] and not data["still_yours"]
+    assert data["error"].startswith("You already decided this item at ")
+    assert "approve model verdict (夸大商品功效, severity medium). Nothing more was recorded." in data["error"]
+    assert "Already reviewed" not in data["error"]
+    # The page submit (no script) says the same above the screen it lands on.
+    page = tab.post(url, {"verdict": "override", "label": "正向"}, follow=True).content.decode()
+    assert "You already decided this item at" in page and "Already reviewed" not in page
+    assert Review.objects.get(task=first).verdict == "approve"
