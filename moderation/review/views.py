@@ -22,7 +22,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_open_or_404
 from moderation.media.services import video_media_verify
 from moderation.review import selectors, services
-from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.review.models import Review, ReviewQueue, ReviewTask
 from workbench.metrics import REVIEW_CLAIM_SECONDS, REVIEW_SUBMIT_SECONDS
 from workbench.roles import Perm, permission_required
 
@@ -47,6 +47,15 @@ def _refused(request: HttpRequest, task: ReviewTask, exc: ModerationError) -> Re
         return None  # removed meanwhile (a gold item given back in another tab, its video deleted)
     task.refresh_from_db()
     return task if task.is_held_by(request.user) else None
+
+
+def _recorded_text(review: Review, task: ReviewTask) -> str:
+    """What a decision recorded, in words: it read "Recorded approve model verdict (正向, severity none) for item #5."
+    (the verdict's button text as a verb, and a severity "none" the non-violative label always has)."""
+    severity = f", severity {review.severity}" if review.severity and review.severity != "none" else ""
+    if review.verdict == Review.Verdict.OVERRIDE:
+        return f"Recorded for item #{task.pk}: label overridden to {review.label}{severity}."
+    return f"Recorded for item #{task.pk}: approved the model verdict ({review.label}{severity})."
 
 
 def _already(exc: ModerationError) -> bool:
@@ -310,8 +319,7 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
         )
     nxt = services.review_claim_next(user=user, queue=task.queue)
     ahead = services.review_claim_ahead(user=user, task=nxt) if nxt is not None else None
-    severity = f", severity {review.severity}" if review.severity else ""
-    recorded = f"Recorded {review.get_verdict_display().lower()} ({review.label}{severity}) for item #{task.pk}."
+    recorded = _recorded_text(review, task)
     if nxt is None:
         # The screen goes to the queue list, which shows these: the last item's "Recorded …" was lost with the page.
         messages.success(request, recorded)
@@ -366,11 +374,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
             )
     except ModerationError as exc:
         return _next_screen(request, _refused(request, task, exc), refused=True)
-    severity = f", severity {review.severity}" if review.severity else ""
-    messages.success(
-        request,
-        f"Recorded {review.get_verdict_display().lower()} ({review.label}{severity}) for item #{task.pk}.",
-    )
+    messages.success(request, _recorded_text(review, task))
     return _next_screen(request, _claim_next_and_ahead(request, task))
 
 

@@ -66,7 +66,8 @@ def test_the_last_background_decision_is_confirmed_on_the_queue_list_it_lands_on
     data = client.post(reverse("moderation:review_submit", args=[only.pk]), {"verdict": "approve"}, **BACKGROUND).json()
     assert data["ok"] and data["next"] is None
     page = client.get(reverse("moderation:queue")).content.decode()
-    assert f"Recorded approve model verdict (正向, severity none) for item #{only.pk}." in page
+    # In words (hwalk15): it read "Recorded approve model verdict (正向, severity none) for item #N."
+    assert f"Recorded for item #{only.pk}: approved the model verdict (正向)." in page
     assert "Queue is empty." in page
 
 
@@ -84,7 +85,8 @@ def test_a_resent_decision_records_once_and_a_different_one_is_refused(make_task
 
     other = client.post(url, {"verdict": "approve"}, **BACKGROUND)
     assert other.status_code == 409
-    assert other.json()["error"].startswith("Already reviewed") and Review.objects.get(task=first).verdict == "override"
+    assert other.json()["error"].startswith("You already decided this item")  # what was recorded is named (hwalk15)
+    assert Review.objects.get(task=first).verdict == "override"
 
 
 def test_a_refused_background_decision_says_why_and_whether_the_item_is_still_yours(make_task, make_user):
@@ -96,7 +98,13 @@ def test_a_refused_background_decision_says_why_and_whether_the_item_is_still_yo
 
     bad = client.post(url, {"verdict": "approve", "severity": "none"}, **BACKGROUND)
     assert bad.status_code == 409
-    assert bad.json() == {"ok": False, "task": task.pk, "error": bad.json()["error"], "still_yours": True}
+    assert bad.json() == {
+        "ok": False,
+        "task": task.pk,
+        "error": bad.json()["error"],
+        "still_yours": True,
+        "decided_by_you": False,
+    }
     assert "choose its severity" in bad.json()["error"] and not Review.objects.exists()
 
     ReviewTask.objects.filter(pk=task.pk).update(claimed_by=make_user("moderator"))  # taken after a lapse
