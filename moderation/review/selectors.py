@@ -1286,7 +1286,7 @@ def review_decided_by_you_text(*, task: ReviewTask, user: User) -> str | None:
     review = Review.objects.filter(task_id=task.pk, reviewer_id=user.pk).first()
     if review is None:
         return None
-    severity = f", severity {review.severity}" if review.severity else ""
+    severity = f", severity {review.severity}" if review.severity and review.severity != "none" else ""
     when = timezone.localtime(review.created_at)
     return (
         f"You already decided this item at {when:%H:%M} (in another tab or window?): "

@@ -58,3 +58,40 @@ def test_the_tag_screen_keeps_submit_in_the_window_under_a_dozen_chips(page, mak
     with page.expect_navigation():
         submit.click()
     assert list(VideoTag.objects.filter(video=task.decision.video).values_list("tag__name", flat=True)) == ["标签0"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_item_decided_in_one_tab_is_said_so_in_the_other(page, make_user, policy_version):
+    """Walked in two tabs: the item approved in the first, then overridden in the second, came back in the second
+    as "Not recorded: Already reviewed … Your claim on this item is lost", as if another reviewer had taken it."""
+    from moderation.review.models import Review
+    from tests.browser.test_review_browser import _task
+
+    first = _task(policy_version, priority=2, decision__label="正向", decision__video__title="FIRST")
+    _task(policy_version, priority=1, decision__video__title="SECOND")
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{first.pk}/")
+    other = page.context.new_page()
+    other.set_viewport_size({"width": 1440, "height": 900})
+    other.goto(f"/review/{first.pk}/")
+    other.wait_for_function("window.reviewState && window.reviewState().ready")
+
+    page.keyboard.press("a")  # the first tab decides
+    page.wait_for_function("window.reviewState().pending === 0")
+    other.bring_to_front()
+    other.keyboard.press("o")
+    other.keyboard.type("色情低俗")
+    other.keyboard.press("ArrowDown")
+    other.keyboard.press("3")
+    other.keyboard.press("Enter")
+    failure = other.locator(f'#review-screen[data-task="{first.pk}"] [data-review-failure]')
+    other.wait_for_function("document.querySelector('[data-review-failure]:not([hidden])') !== null")
+    said = failure.inner_text()
+    assert said.startswith("You already decided this item at ")
+    assert "approve model verdict (正向). Nothing more was recorded." in said
+    assert "claim on this item is lost" not in said and "Back to the queue" in said
+    other.screenshot(path=str(_shots() / "review-decided-in-another-tab.png"))
+    assert Review.objects.get(task=first).verdict == "approve"
