@@ -209,9 +209,17 @@ def correction_edit(request: HttpRequest, decision_id: int) -> HttpResponse:
         if changed
         else f"no stage text changed from the model; label {correction.label}"
     )
-    messages.success(
-        request, f"Saved revision {correction.revision} as {correction.get_status_display().lower()} ({what})."
-    )
+    if correction.status == CotCorrection.Status.SUBMITTED:
+        # "Saved revision 2 as submitted" left a first-day labeler wondering what happens now, with the form still open.
+        messages.success(
+            request,
+            f"Submitted revision {correction.revision} for review ({what}): another labeler accepts or rejects it "
+            "next; until then you may still change it here.",
+        )
+    else:
+        messages.success(
+            request, f"Saved revision {correction.revision} as {correction.get_status_display().lower()} ({what})."
+        )
     return redirect("annotation:correction_edit", decision_id=decision.pk)
 
 

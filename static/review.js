@@ -139,13 +139,16 @@
   }
 
   // --- the decided item comes back -----------------------------------------------------------------
-  function bringBack(decided, shown, message, stillYours) {
+  // decidedByYou: the reviewer's own verdict is already recorded (decided in another tab): not a lost claim.
+  function bringBack(decided, shown, message, stillYours, decidedByYou) {
     const box = decided.querySelector("[data-review-failure]");
     if (box) {
       box.hidden = false;
       box.textContent = stillYours
         ? `Not recorded: ${message} Your choices are kept; decide again to retry.`
-        : `Not recorded: ${message} Your claim on this item is lost: it can no longer be decided, skipped or released here. `;
+        : decidedByYou
+          ? `${message} `
+          : `Not recorded: ${message} Your claim on this item is lost: it can no longer be decided, skipped or released here. `;
       if (!stillYours) {
         const back = document.createElement("a");
         back.href = decided.dataset.queueUrl || "/review/";
@@ -165,7 +168,7 @@
       state.ready = entry; // the item that had been swapped in waits, as it was left
     }
     state.pressNote = null;
-    status(`Item #${decided.dataset.task} was not recorded: ${message}`, "error");
+    status(decidedByYou ? `Item #${decided.dataset.task}: ${message}` : `Item #${decided.dataset.task} was not recorded: ${message}`, "error");
   }
 
   // --- sending a decision --------------------------------------------------------------------------
@@ -283,7 +286,7 @@
 
   async function settle(decided, shown, resp, data) {
     if (!resp || !data || !data.ok) {
-      bringBack(decided, shown, failureText(resp, data), data ? !!data.still_yours : true);
+      bringBack(decided, shown, failureText(resp, data), data ? !!data.still_yours : true, !!(data && data.decided_by_you));
       return;
     }
     sessionStorage.setItem(SESSION_KEY, String(sessionCount() + 1));

@@ -129,3 +129,14 @@ def test_a_page_that_sends_you_to_sign_in_is_named_there(client):  # type: ignor
     assert "your session has ended" in page
     assert 'id="signin-next"' not in client.get("/login/").content.decode()
     assert 'id="signin-next"' not in client.get("/login/?next=https://evil.example/").content.decode()
+
+
+def test_a_first_visit_to_the_workbench_is_not_told_its_session_ended(client):  # type: ignore[no-untyped-def]
+    """Walked at 1440x900 (hwalk15): a new user opening the workbench's address for the first time was sent to sign
+    in with "Sign in to go on to /; if you were signed in, your session has ended." The home page is where signing
+    in goes anyway: the form says nothing more there."""
+    sent = client.get("/", follow=True)
+    assert sent.redirect_chain[-1][0] == "/login/?next=/"
+    page = sent.content.decode()
+    assert 'id="signin-next"' not in page and "session has ended" not in page
+    assert 'name="next" value="/"' in page  # signing in still goes on to the home page

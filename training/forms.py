@@ -100,8 +100,12 @@ class TrainingJobStartForm(NulCheckedForm, forms.Form):
 class EvaluationStartForm(NulCheckedForm, forms.Form):
     model_version = forms.ModelChoiceField(queryset=ModelVersion.objects.order_by("-created_at"), empty_label=None)
     eval_set = forms.ChoiceField(choices=EvaluationRun.EvalSet.choices)
+    # Named for the set it belongs to: the box stood, labelled "File", under "Gold set", which needs none.
     file_path = forms.CharField(
-        required=False, max_length=500, help_text="KuaiMod-format JSONL on the server, inside MEDIA_IMPORT_ROOTS"
+        required=False,
+        max_length=500,
+        label="File (KuaiMod-format file only)",
+        help_text="A KuaiMod-format JSONL on the server, inside MEDIA_IMPORT_ROOTS; the gold set needs none.",
     )
     # "Start this evaluation again" names the failed run's policy version; the start form leaves it out (the active one).
     policy_version = forms.ModelChoiceField(

@@ -54,13 +54,19 @@ def _string_list_errors(value: Any, where: str, what: str) -> list[str]:
         return [f"{where}: {what} must be a list of strings."]
     errors = []
     seen: set[str] = set()
+    # Each repeated entry once, with how often it came back: a keyword pasted three times was said twice, and
+    # "keywords repeats 'a'. keywords repeats 'b'. keywords repeats 'a'. …" read as more problems than there were.
+    repeated: dict[str, tuple[str, int]] = {}
     for item in value:
         if not _nonempty_str(item):
             errors.append(f"{where}: every entry of {what} must be a non-empty string (got {item!r}).")
         elif item.strip().lower() in seen:
-            errors.append(f"{where}: {what} repeats {item.strip()!r}.")
+            first, times = repeated.get(item.strip().lower(), (item.strip(), 1))
+            repeated[item.strip().lower()] = (first, times + 1)
         else:
             seen.add(item.strip().lower())
+    for first, times in repeated.values():
+        errors.append(f"{where}: {what} repeats {first!r}" + (f" ({times} times)." if times > 2 else "."))
     return errors
 
 

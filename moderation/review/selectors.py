@@ -1294,3 +1294,18 @@ def review_worked_before_text(*, earlier: ReviewTask) -> str:
     """Why an item ``earlier`` worked by the reader is not theirs to take in another queue."""
     done = "escalated" if earlier.status == ReviewTask.Status.ESCALATED else "reviewed"
     return f"You {done} this item in “{earlier.queue.name}”: another reviewer must decide it here (four eyes)."
+
+
+def review_decided_by_you_text(*, task: ReviewTask, user: User) -> str | None:
+    """Why a verdict on an item ``user`` already decided was not recorded, naming what was: the item decided in
+    another tab or window read "Already reviewed … Your claim on this item is lost", as if someone else had taken
+    it. None when the item has no verdict of ``user``'s (another reviewer's verdict is never named here)."""
+    review = Review.objects.filter(task_id=task.pk, reviewer_id=user.pk).first()
+    if review is None:
+        return None
+    severity = f", severity {review.severity}" if review.severity and review.severity != "none" else ""
+    when = timezone.localtime(review.created_at)
+    return (
+        f"You already decided this item at {when:%H:%M} (in another tab or window?): "
+        f"{review.get_verdict_display().lower()} ({review.label}{severity}). Nothing more was recorded."
+    )

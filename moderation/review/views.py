@@ -23,7 +23,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_open_or_404
 from moderation.media.services import video_media_verify
 from moderation.review import selectors, services
-from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.review.models import Review, ReviewQueue, ReviewTask
 from workbench.metrics import REVIEW_CLAIM_SECONDS, REVIEW_SUBMIT_SECONDS
 from workbench.roles import Perm, permission_required
 from workbench.text import shown_text
@@ -43,11 +43,25 @@ def media_revealed(request: HttpRequest) -> bool:
 
 def _refused(request: HttpRequest, task: ReviewTask, exc: ModerationError) -> ReviewTask | None:
     """Show why the service refused; the task to stay on if it is still this reviewer's, else None."""
-    messages.error(request, str(exc))
+    decided = selectors.review_decided_by_you_text(task=task, user=_user(request)) if _already(exc) else None
+    messages.error(request, decided or str(exc))
     if not ReviewTask.objects.filter(pk=task.pk).exists():
         return None  # removed meanwhile (a gold item given back in another tab, its video deleted)
     task.refresh_from_db()
     return task if task.is_held_by(request.user) else None
+
+
+def _recorded_text(review: Review, task: ReviewTask) -> str:
+    """What a decision recorded, in words: it read "Recorded approve model verdict (正向, severity none) for item #5."
+    (the verdict's button text as a verb, and a severity "none" the non-violative label always has)."""
+    severity = f", severity {review.severity}" if review.severity and review.severity != "none" else ""
+    if review.verdict == Review.Verdict.OVERRIDE:
+        return f"Recorded for item #{task.pk}: label overridden to {review.label}{severity}."
+    return f"Recorded for item #{task.pk}: approved the model verdict ({review.label}{severity})."
+
+
+def _already(exc: ModerationError) -> bool:
+    return str(exc) == services.ALREADY_REVIEWED
 
 
 def _go_to(task: ReviewTask | None) -> HttpResponse:
@@ -293,14 +307,21 @@ def _submit_in_background(request: HttpRequest, task: ReviewTask) -> JsonRespons
         )
     except ModerationError as exc:
         now = ReviewTask.objects.filter(pk=task.pk).first()  # None: removed meanwhile
+        decided = selectors.review_decided_by_you_text(task=task, user=user) if _already(exc) else None
         return JsonResponse(
-            {"ok": False, "task": task.pk, "error": str(exc), "still_yours": now is not None and now.is_held_by(user)},
+            {
+                "ok": False,
+                "task": task.pk,
+                "error": decided or str(exc),
+                "still_yours": now is not None and now.is_held_by(user),
+                # Decided by this reviewer (another tab): nothing of theirs was lost, the screen says so.
+                "decided_by_you": decided is not None,
+            },
             status=409,
         )
     nxt = services.review_claim_next(user=user, queue=task.queue)
     ahead = services.review_claim_ahead(user=user, task=nxt) if nxt is not None else None
-    severity = f", severity {review.severity}" if review.severity else ""
-    recorded = f"Recorded {review.get_verdict_display().lower()} ({review.label}{severity}) for item #{task.pk}."
+    recorded = _recorded_text(review, task)
     if nxt is None:
         # The screen goes to the queue list, which shows these: the last item's "Recorded …" was lost with the page.
         messages.success(request, recorded)
@@ -355,11 +376,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
             )
     except ModerationError as exc:
         return _next_screen(request, _refused(request, task, exc), refused=True)
-    severity = f", severity {review.severity}" if review.severity else ""
-    messages.success(
-        request,
-        f"Recorded {review.get_verdict_display().lower()} ({review.label}{severity}) for item #{task.pk}.",
-    )
+    messages.success(request, _recorded_text(review, task))
     return _next_screen(request, _claim_next_and_ahead(request, task))
 
 

@@ -16,4 +16,5 @@ register = template.Library()
 @register.inclusion_tag("moderation/review/_video_outcome.html", takes_context=True)
 def video_outcome_panel(context: dict[str, Any], video: Video, title: str = "Outcome") -> dict[str, Any]:
     """``title``: the panel's heading where the page has an "Outcome" of its own (an adjudication's decision)."""
-    return {"outcome": video_outcome_for(video=video, user=context["request"].user), "title": title}
+    # The video itself too: a failed one says where processing stopped instead of "No model decision yet".
+    return {"outcome": video_outcome_for(video=video, user=context["request"].user), "title": title, "video": video}

@@ -225,3 +225,17 @@ def test_a_reason_typed_for_a_revision_reviewed_meanwhile_is_still_shown(decisio
     assert "this one is accepted" in html
     assert 'id="review-reason-unsent"' in html and ">Stage 2 &lt;misreads&gt;</textarea>" in html
     assert "Stage 2" not in client.get(reverse("annotation:correction_edit", args=[decision.pk])).content.decode()
+
+
+def test_submitting_a_correction_says_what_happens_next(decision, client_as):
+    """Walked at 1440x900 (hwalk15): "Submit for review" answered "Saved revision 2 as submitted (1 stage changed
+    from the model)." above the same open form, with no word of who acts next."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    data = {f"stage-{s['key']}": s["text"] for s in decision.cot} | {"label": "正向", "base_revision": "0"}
+    html = client.post(url, {**data, "stage-analysis": "fixed", "action": "submit"}, follow=True).content.decode()
+    assert (
+        "Submitted revision 1 for review (1 stage changed from the model): another labeler accepts or rejects it"
+        in (html)
+    )
+    assert "as submitted" not in html

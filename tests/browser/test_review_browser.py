@@ -66,7 +66,9 @@ def test_moderator_claims_and_reviews_with_the_keyboard_only(page, make_user, po
     page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
     page.wait_for_url(f"**/review/{second.pk}/")
     assert "SECOND" in page.locator(".review-head h1").inner_text()
-    page.wait_for_function("document.getElementById('review-status').textContent.includes('Recorded approve')")
+    page.wait_for_function(
+        "document.getElementById('review-status').textContent.includes('approved the model verdict')"
+    )
     assert page.evaluate("window.__samePage") == 1 and loads == [], loads
     assert "item 2 this session" in page.locator("[data-session-pos]").inner_text()
 

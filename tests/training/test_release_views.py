@@ -306,3 +306,13 @@ def test_a_finished_evaluations_headings_go_down_one_level_at_a_time(client_as, 
     levels = [int(n) for n in re.findall(r"<h([1-6])[\s>]", main)]
     assert "Confusion matrix" in main and levels[0] == 1
     assert all(b <= a + 1 for a, b in zip(levels, levels[1:], strict=False)), levels
+
+
+@pytest.mark.django_db
+def test_the_evaluate_forms_file_box_says_which_set_it_is_for(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walked at 1440x900 (hwalk15): under "Evaluation set: Gold set (human-labelled videos)" stood a box labelled
+    only "File", as if the gold set needed one too."""
+    page = client_as("admin").get(reverse("training:model_list")).content.decode()
+    assert "<label>File (KuaiMod-format file only) <input" in page
+    assert "the gold set needs none." in page
+    assert "<label>File <input" not in page

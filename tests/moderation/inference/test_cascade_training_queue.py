@@ -169,3 +169,20 @@ def test_the_train_button_says_how_many_labels_stage_1_needs_before_a_click(clie
     assert "Stage 1 needs at least 40 trusted labels (reviews, adjudications, imports); there are 0 so far." in page
     settings.CASCADE_MIN_TRAIN_LABELS = 0
     assert "Stage 1 needs at least" not in client_as("admin").get(reverse("moderation:cascade")).content.decode()
+
+
+def test_the_train_button_is_off_while_there_are_too_few_labels(client_as, settings) -> None:  # type: ignore[no-untyped-def]
+    """Walked at 1440x900 (hwalk15): with 4 labels of 40 the button was live beside "Stage 1 needs at least 40";
+    a click only brought the same words back as a refusal. It is off, described by that hint, until there are
+    enough (as Promote is off on the models screen until the candidate has an evaluation)."""
+    settings.CASCADE_MIN_TRAIN_LABELS = 40
+    admin = client_as("admin")
+    page = admin.get(reverse("moderation:cascade")).content.decode()
+    form = page[page.index('id="train-form"') : page.index("</form>", page.index('id="train-form"'))]
+    button = form[form.index("<button") : form.index(">", form.index("<button"))]
+    assert "disabled" in button and 'aria-describedby="train-too-few"' in button
+    assert 'id="train-too-few"' in form
+    settings.CASCADE_MIN_TRAIN_LABELS = 0
+    page = admin.get(reverse("moderation:cascade")).content.decode()
+    form = page[page.index('id="train-form"') : page.index("</form>", page.index('id="train-form"'))]
+    assert "disabled" not in form[form.index("<button") : form.index(">", form.index("<button"))]

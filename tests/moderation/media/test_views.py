@@ -260,3 +260,30 @@ def test_the_external_id_search_box_is_wide_enough_for_its_placeholder(client_as
     placeholder = re.search(r'placeholder="([^"]*)"', box.group(0))
     assert size is not None and placeholder is not None
     assert int(size.group(1)) > len(placeholder.group(1).replace("&#x27;", "'"))
+
+
+def test_a_file_that_is_not_a_video_reads_as_stopped_not_as_waiting(make_user) -> None:  # type: ignore[no-untyped-def]
+    """Walked at 1440x900 (hwalk15): an uploaded file that was not a video showed "Failed · Probing · 0%", a player
+    that spun and then said "reload the page to try again", and "No keyframes yet." / "No model decision yet." /
+    "No transcript yet." as if processing were still to come. It says where processing stopped, everywhere."""
+    user, moderator = _uploader(make_user)
+    video = VideoFactory(
+        status=Video.Status.FAILED,
+        stage=Video.Stage.PROBE,
+        error_kind=Video.ErrorKind.NOT_VIDEO,
+        error="This file is not a playable video: ffprobe could not read it (moov atom not found).",
+        duration=None,
+        has_audio=False,
+        created_by=user,
+    )
+    page = moderator.get(reverse("moderation:video_detail", args=[video.pk])).content.decode()
+    status = page[page.index('id="video-status"') : page.index("</p>", page.index('id="video-status"'))]
+    assert "stopped at probing" in status and "0%" not in status
+    assert "<video" not in page and 'id="nothing-to-play"' in page
+    assert "yet." not in page  # no keyframes, transcript or decision promised
+    assert page.count("None: processing stopped at probing") == 3  # keyframes, transcript and the model's outcome
+
+    # A video failed later (its file fine, a stage after probing broke) keeps its player: Retry may help there.
+    later = VideoFactory(status=Video.Status.FAILED, stage=Video.Stage.ASR, created_by=user, error="ASR crashed")
+    page = moderator.get(reverse("moderation:video_detail", args=[later.pk])).content.decode()
+    assert "<video" in page and "stopped at speech to text" in page

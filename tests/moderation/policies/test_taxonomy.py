@@ -122,3 +122,15 @@ def test_a_changed_key_is_a_removal_plus_an_addition():
     b[0]["tags"][0]["key"] = "违法"
     kinds = sorted(c.kind for c in taxonomy_diff(a, b))
     assert kinds == ["tag_added", "tag_removed"]
+
+
+def test_a_keyword_typed_three_times_is_one_problem_said_once():
+    """Walked at 1440x900 (hwalk15): two keywords appended three times (an unsent edit put back, then typed again)
+    were listed as four problems, each keyword twice, in the list above the editor and again beside the field."""
+    taxonomy = kuaimod_taxonomy()
+    taxonomy[0]["tags"][0]["keywords"] += ["加V", "私下转账", "加V", "私下转账", "加v", "私下转账"]
+    errors = taxonomy_errors(taxonomy, safe_label=SAFE_LABEL)
+    where = f"Category 1 ({taxonomy[0]['key']}), tag 1 ({taxonomy[0]['tags'][0]['key']})"
+    assert errors == [f"{where}: keywords repeats '加V' (3 times).", f"{where}: keywords repeats '私下转账' (3 times)."]
+    taxonomy[0]["tags"][0]["keywords"] = ["a", "b", "a"]
+    assert taxonomy_errors(taxonomy, safe_label=SAFE_LABEL) == [f"{where}: keywords repeats 'a'."]

@@ -66,7 +66,8 @@ def test_the_last_background_decision_is_confirmed_on_the_queue_list_it_lands_on
     data = client.post(reverse("moderation:review_submit", args=[only.pk]), {"verdict": "approve"}, **BACKGROUND).json()
     assert data["ok"] and data["next"] is None
     page = client.get(reverse("moderation:queue")).content.decode()
-    assert f"Recorded approve model verdict (正向, severity none) for item #{only.pk}." in page
+    # In words (hwalk15): it read "Recorded approve model verdict (正向, severity none) for item #N."
+    assert f"Recorded for item #{only.pk}: approved the model verdict (正向)." in page
     assert "Queue is empty." in page
 
 
@@ -84,7 +85,8 @@ def test_a_resent_decision_records_once_and_a_different_one_is_refused(make_task
 
     other = client.post(url, {"verdict": "approve"}, **BACKGROUND)
     assert other.status_code == 409
-    assert other.json()["error"].startswith("Already reviewed") and Review.objects.get(task=first).verdict == "override"
+    assert other.json()["error"].startswith("You already decided this item")  # what was recorded is named (hwalk15)
+    assert Review.objects.get(task=first).verdict == "override"
 
 
 def test_a_refused_background_decision_says_why_and_whether_the_item_is_still_yours(make_task, make_user):
@@ -96,7 +98,13 @@ def test_a_refused_background_decision_says_why_and_whether_the_item_is_still_yo
 
     bad = client.post(url, {"verdict": "approve", "severity": "none"}, **BACKGROUND)
     assert bad.status_code == 409
-    assert bad.json() == {"ok": False, "task": task.pk, "error": bad.json()["error"], "still_yours": True}
+    assert bad.json() == {
+        "ok": False,
+        "task": task.pk,
+        "error": bad.json()["error"],
+        "still_yours": True,
+        "decided_by_you": False,
+    }
     assert "choose its severity" in bad.json()["error"] and not Review.objects.exists()
 
     ReviewTask.objects.filter(pk=task.pk).update(claimed_by=make_user("moderator"))  # taken after a lapse
@@ -167,3 +175,27 @@ def test_the_queue_pages_name_the_item_claim_next_gives_back_not_the_one_claimed
     assert "You hold video “ON-SCREEN”" in held and f'<a href="{first_url}">continue</a>' in held
     response = client.post(reverse("moderation:claim_next"))
     assert response["Location"] == first_url  # what the line says
+
+
+def test_a_verdict_sent_from_a_second_tab_after_the_first_decided_names_what_was_recorded(make_task, make_user):
+    """Walked in two tabs at 1440x900 (hwalk15): the item approved in one tab, then overridden in the other, came back
+    with "Already reviewed: this item has a recorded verdict. Your claim on this item is lost", as if another
+    reviewer had taken it. It says the reviewer decided it already, when, and what was recorded."""
+    first = make_task(priority=2, decision__label="夸大商品功效", decision__is_violation=True)
+    make_task(priority=1)
+    alice = make_user("moderator")
+    tab = _login(alice)
+    tab.post(reverse("moderation:claim_next"))
+    url = reverse("moderation:review_submit", args=[first.pk])
+    assert tab.post(url, {"verdict": "approve", "severity": "medium"}, **BACKGROUND).json()["ok"]
+
+    other_tab = tab.post(url, {"verdict": "override", "label": "正向"}, **BACKGROUND)
+    data = other_tab.json()
+    assert other_tab.status_code == 409 and not data["ok"] and data["decided_by_you"] and not data["still_yours"]
+    assert data["error"].startswith("You already decided this item at ")
+    assert "approve model verdict (夸大商品功效, severity medium). Nothing more was recorded." in data["error"]
+    assert "Already reviewed" not in data["error"]
+    # The page submit (no script) says the same above the screen it lands on.
+    page = tab.post(url, {"verdict": "override", "label": "正向"}, follow=True).content.decode()
+    assert "You already decided this item at" in page and "Already reviewed" not in page
+    assert Review.objects.get(task=first).verdict == "approve"

@@ -247,7 +247,7 @@ def test_htmx_submit_returns_the_next_item_in_the_same_response(make_task, make_
     assert resp["HX-Push-Url"] == reverse("moderation:review_task", args=[second.pk])
     assert f'<div id="review-screen" data-task="{second.pk}" hx-history="false"' in html and "SECOND-ITEM" in html
     assert "<html" not in html and "FIRST-ITEM" not in html
-    assert "Recorded override label (色情低俗, severity low)" in html
+    assert f"Recorded for item #{first.pk}: label overridden to 色情低俗, severity low." in html
     # ...and the item after it is claimed ahead and preloaded in turn.
     third.refresh_from_db()
     assert third.claimed_by == alice
