@@ -350,3 +350,28 @@ def test_submitting_a_tag_item_names_it_on_the_next_items_screen(client_as, poli
     assert answer.redirect_chain[-1][0].startswith(f"/tags/task/{second.pk}/")
     said = [str(m) for m in answer.context["messages"]]
     assert said == [f"Tags of item #{first.pk} “Miracle herbal tea” saved: 0 accepted, 0 rejected, 0 added."]
+
+
+def test_the_tag_screen_keeps_its_ticks_in_the_browser_as_the_policy_editor_keeps_an_edit(  # type: ignore[no-untyped-def]
+    client_as, policy_version
+) -> None:
+    """Walked (hwalk15 row 12): the session expired on the tag screen and the submit landed on the CSRF page, which
+    echoes typed text only: the ticked chips were lost. The tag form is now kept by the policy editor's mechanism
+    (data-keep-unsent, static/workbench.js), one key per item; the tag screen (where a sent submit lands: the next
+    item) clears kept ticks already sent. The review screen's panel (htmx, no item) keeps nothing."""
+    from django.contrib.auth.models import User
+
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.services import tag_queue_default
+
+    task = ReviewTaskFactory(
+        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
+    )
+    client = client_as("moderator")
+    user = User.objects.get(pk=client.session["_auth_user_id"])
+    assert review_claim_next(user=user, queue=task.queue) == task
+    screen = client.get(f"/tags/task/{task.pk}/").content.decode()
+    assert f'data-keep-unsent="tags:{task.pk}"' in screen
+    assert 'data-unsent-saved="tags:"' in screen
+    panel = client.get(f"/tags/video/{task.decision.video_id}/panel/").content.decode()
+    assert "data-keep-unsent" not in panel and 'hx-post="/tags/video/' in panel
