@@ -79,7 +79,18 @@ def job_list(request: HttpRequest) -> HttpResponse:
     # "Start again" on a failed job's screen: the form filled in from that job, to change what failed.
     again = row_id(request.GET.get("from_job"))  # "²" or a 30-digit number: no job, not a 500
     job = selectors.job_find(pk=again) if again is not None else None
-    return _render_list(request, TrainingJobStartForm(initial=TrainingJobStartForm.initial_from(job) if job else None))
+    # A refused dataset build redirected here (POST-redirect-GET, as the cascade dashboard's forms: a reload shows
+    # the page again, it does not ask to re-send the form); the reason is shown once beside the form, choices kept.
+    refused = request.session.pop(_DATASET_REFUSED_SESSION_KEY, None) or {}
+    return _render_list(
+        request,
+        TrainingJobStartForm(initial=TrainingJobStartForm.initial_from(job) if job else None),
+        dataset_error=str(refused.get("error", "")),
+        dataset_typed=refused.get("typed") or None,
+    )
+
+
+_DATASET_REFUSED_SESSION_KEY = "dataset_build_refused"
 
 
 @require_POST
@@ -113,8 +124,9 @@ def dataset_build(request: HttpRequest) -> HttpResponse:
             created_by=_user(request), name=request.POST.get("name") or None, eval_share=eval_share, **options
         )
     except TrainingError as exc:
-        typed = {"kind": kind, "eval_share": typed_share, "rejected_from": rejected_from}
-        return _render_list(request, TrainingJobStartForm(), status=400, dataset_error=str(exc), dataset_typed=typed)
+        typed = {"kind": kind[:20], "eval_share": typed_share[:40], "rejected_from": rejected_from[:20]}
+        request.session[_DATASET_REFUSED_SESSION_KEY] = {"error": str(exc), "typed": typed}
+        return redirect(reverse("training:job_list") + "#dataset-error")
     # The train and held-out counts side by side, with the total: "with 1 SFT record (2 held out)" read
     # as one record in all.
     total = dataset.train_count + dataset.eval_count

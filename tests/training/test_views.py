@@ -48,7 +48,7 @@ def test_anonymous_users_are_sent_to_login(client, job):
 def test_building_with_nothing_to_learn_from_shows_the_reason(client_as, training_dirs):
     response = client_as("admin").post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True)
 
-    assert response.status_code == 400  # the page again, the reason beside the dataset form
+    assert response.redirect_chain  # the training page again (a reload re-sends nothing), the reason beside the form
     assert "No overrides or corrections yet" in response.content.decode()
     assert not PreferenceDataset.objects.exists()
 
@@ -60,8 +60,8 @@ def test_a_forged_dataset_kind_is_refused_and_builds_nothing(client_as, training
         ({}, "No dataset kind was chosen"),
         ({"kind": "dpo", "rejected_from": "everything"}, "Unknown source of DPO pairs “everything”"),
     ):
-        response = client.post(reverse("training:dataset_build"), forged)
-        assert response.status_code == 400, forged
+        response = client.post(reverse("training:dataset_build"), forged, follow=True)
+        assert response.redirect_chain == [(reverse("training:job_list") + "#dataset-error", 302)], forged
         assert f"Not built: {said}" in response.content.decode()
     assert not PreferenceDataset.objects.exists()  # there was data to build from: only the refusal stopped it
 
@@ -94,16 +94,16 @@ def test_admin_builds_pairs_from_the_serving_models_mistakes_only(client_as, tra
     from tests.factories import ModelVersionFactory
 
     client = client_as("admin")
-    response = client.post(reverse("training:dataset_build"), {"kind": "dpo", "rejected_from": "serving"})
-    assert response.status_code == 400 and "No model version is serving yet" in response.content.decode()
+    response = client.post(reverse("training:dataset_build"), {"kind": "dpo", "rejected_from": "serving"}, follow=True)
+    assert response.redirect_chain and "No model version is serving yet" in response.content.decode()
     assert '<option value="serving" selected>' in response.content.decode()  # the choice is kept
     serving = ModelVersionFactory(name="sft-job-7")
     model_version_promote(model_version=serving)
     page = client.get(reverse("training:job_list")).content.decode()
     assert "mistakes of the serving model (sft-job-7)" in page
     # The override fixture's decision was made by another model: not the serving one's mistake.
-    response = client.post(reverse("training:dataset_build"), {"kind": "dpo", "rejected_from": "serving"})
-    assert response.status_code == 400 and "No overrides or corrections of sft-job-7" in response.content.decode()
+    response = client.post(reverse("training:dataset_build"), {"kind": "dpo", "rejected_from": "serving"}, follow=True)
+    assert response.redirect_chain and "No overrides or corrections of sft-job-7" in response.content.decode()
     assert not PreferenceDataset.objects.exists()
     client.post(reverse("training:dataset_build"), {"kind": "dpo", "rejected_from": ""})
     assert PreferenceDataset.objects.get().pair_count == 1
@@ -441,7 +441,7 @@ def test_an_empty_build_says_which_corrections_wait_for_their_second_labeler(cli
     CotCorrectionFactory(decision__policy_version=policy_version, status=CotCorrection.Status.SUBMITTED)
     client = client_as("admin")
     for kind in ("dpo", "sft"):
-        body = client.post(reverse("training:dataset_build"), {"kind": kind}).content.decode()
+        body = client.post(reverse("training:dataset_build"), {"kind": kind}, follow=True).content.decode()
         assert "1 submitted CoT correction waits for a second labeler to accept it" in body, kind
     assert not PreferenceDataset.objects.exists()
 
