@@ -7,7 +7,13 @@ from workbench.forms import NulCheckedForm
 
 
 class VideoUploadForm(NulCheckedForm, forms.Form):
-    title = forms.CharField(max_length=500, required=False, help_text="Defaults to the file name.")
+    # Wide enough for a long title (walked: ~20 characters shown of a 90-character title); held to the page's width.
+    title = forms.CharField(
+        max_length=500,
+        required=False,
+        help_text="Defaults to the file name.",
+        widget=forms.TextInput(attrs={"size": 80, "class": "upload-title"}),
+    )
     file = forms.FileField(
         label="Video file",
         error_messages={"required": "Choose a video file to upload.", "empty": "The chosen file is empty."},

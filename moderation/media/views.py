@@ -127,7 +127,16 @@ def video_upload(request: HtmxHttpRequest) -> HttpResponse:
             ),
         )
         return redirect("moderation:video_list")
-    messages.success(request, f"“{Truncator(str(video)).chars(80)}” was uploaded and is queued for processing.")
+    # Linked to the video's own page, which follows its processing live (walked: the list said so with no link).
+    messages.success(
+        request,
+        format_html(
+            '“{}” was uploaded and is queued for processing: <a href="{}">video #{}</a> follows it.',
+            Truncator(str(video)).chars(80),
+            reverse("moderation:video_detail", args=[video.pk]),
+            video.pk,
+        ),
+    )
     return redirect("moderation:video_list")
 
 

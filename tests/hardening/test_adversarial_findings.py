@@ -128,6 +128,11 @@ def test_uploading_bytes_that_exist_says_duplicate_and_links_the_video(client_as
         follow=True,
     )
     assert "was uploaded and is queued" in first.content.decode()
+    # Walked (hwalk15 row 18): the confirmation links to the new video's own page, which follows its processing.
+    uploaded = Video.objects.get()
+    link = f'<a href="{reverse("moderation:video_detail", args=[uploaded.pk])}">video #{uploaded.pk}</a> follows it'
+    assert link in first.content.decode()
+    assert 'size="80"' in first.content.decode() and 'class="upload-title"' in first.content.decode()  # Title box
     again = client.post(
         reverse("moderation:video_upload"),
         {"file": SimpleUploadedFile("b.mp4", payload), "title": "Second"},
