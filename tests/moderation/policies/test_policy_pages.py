@@ -107,3 +107,21 @@ def test_a_refused_model_choice_keeps_the_chosen_model_selected(client_as, polic
     assert page.count(" selected>") == 1
     policy.refresh_from_db()
     assert policy.serving_model is None
+
+
+@pytest.mark.django_db
+def test_a_versions_page_says_how_its_number_and_its_address_differ(client_as):
+    """Walked (hwalk15 row 17): the page said "v2" while its address was /policies/versions/3/ (the record's number,
+    counted across every policy): the page now names both, and says nothing where they agree."""
+    from tests.factories import PolicyFactory, PolicyVersionFactory
+
+    PolicyVersionFactory(policy=PolicyFactory(slug="other", name="Other policy"), number=1)
+    version = PolicyVersionFactory(number=1)
+    assert version.pk != version.number
+    html = client_as("policy_editor").get(reverse("moderation:policy_version", args=[version.pk])).content.decode()
+    assert 'id="version-record"' in html
+    assert f"v1 is this policy's version number; the <b>{version.pk}</b> in this page's address" in html
+    same = PolicyVersionFactory(policy=PolicyFactory(slug="third", name="Third"), number=version.pk + 1)
+    assert same.pk == same.number  # the next record: its number and address agree
+    html = client_as("policy_editor").get(reverse("moderation:policy_version", args=[same.pk])).content.decode()
+    assert 'id="version-record"' not in html
