@@ -1,0 +1,56 @@
+"""Findings of the fifteenth walk left open (hwalk15 rows 12, 14, 21), checked in Chromium (screenshots in
+/work/shots/<worktree>/; SHOT_PHASE names them before/after)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.browser.conftest import CHROMIUM
+from tests.browser.test_review_browser import _login
+
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
+
+
+def _shot(name: str) -> str:
+    where = Path(os.environ.get("SHOTS_DIR", "/work/shots")) / Path.cwd().name
+    where.mkdir(parents=True, exist_ok=True)
+    return str(where / f"{name}-{os.environ.get('SHOT_PHASE', 'after')}.png")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_policy_table_editor_shows_long_english_names_whole(page, make_user, policy_version):
+    """Walked at 1440x900 (row 14): "Offensive speech, cyberbu", "Hazardous / prohibited goo": the name column was
+    too narrow for the seed taxonomy's English names (up to 40 characters)."""
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, make_user("policy_editor").username)
+    page.goto(f"/policies/{policy_version.policy_id}/edit/")
+    names = page.locator('.tag-rows input[name$="-name"], .tag-rows input[name$="-key"]')  # keys kept whole too
+    assert names.count() > 10
+    cut = names.evaluate_all("els => els.filter(el => el.scrollWidth > el.clientWidth + 1).map(el => el.value)")
+    page.locator("fieldset.category").nth(1).screenshot(path=_shot("pe-edit-names"))
+    assert cut == [], cut
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_back_to_queue_stays_on_the_review_headers_title_row_at_1024(page, make_user, policy_version):
+    """Walked at 1024x768 (row 21): "Back to queue" wrapped to a line of its own under the review header's facts."""
+    from tests.browser.test_review_browser import _task
+
+    _task(policy_version, decision__video__title="【重要通知】" + "这是一个非常非常长的中文标题" * 4)
+    page.set_viewport_size({"width": 1024, "height": 768})
+    _login(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url("**/review/*/")
+    back = page.locator(".review-head a.back").bounding_box()
+    facts = page.locator(".review-head .facts").bounding_box()
+    title = page.locator(".review-head h1").bounding_box()
+    page.screenshot(path=_shot("review-head-1024"))
+    assert back and facts and title
+    assert back["height"] < 30, back  # one line
+    assert back["y"] < facts["y"], (back, facts)  # not a line of its own below the facts
+    assert back["x"] >= title["x"] + title["width"] - 1  # beside the title, to its right
