@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
 from tests.browser.test_review_browser import _login
@@ -54,3 +55,56 @@ def test_back_to_queue_stays_on_the_review_headers_title_row_at_1024(page, make_
     assert back["height"] < 30, back  # one line
     assert back["y"] < facts["y"], (back, facts)  # not a line of its own below the facts
     assert back["x"] >= title["x"] + title["width"] - 1  # beside the title, to its right
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ticks_sent_when_the_session_had_expired_come_back_after_signing_in_again(page, make_user, policy_version):
+    """Walked (row 12): the session expired on the tag screen; the submit was refused and the ticked chips were lost
+    (the refusal page echoes typed text only). The tag form keeps its ticks as the policy editor keeps an edit."""
+    from moderation.review.services import review_claim_next
+    from moderation.tagging.models import TagSuggestion, VideoTag
+    from moderation.tagging.services import tag_queue_default, tag_set_default
+    from tests.browser.test_review_browser import PASSWORD
+    from tests.factories import ReviewTaskFactory, TagFactory
+
+    task = ReviewTaskFactory(
+        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
+    )
+    for i in range(4):
+        TagSuggestion.objects.create(
+            video=task.decision.video, tag=TagFactory(name=f"标签{i}"), score=0.3 - i / 100, sources=["embedding"],
+            features={"embedding": 0.3},
+        )  # fmt: skip
+    tagger = make_user("moderator")
+    assert review_claim_next(user=tagger, queue=task.queue) == task
+    page.set_viewport_size({"width": 1440, "height": 900})
+    _login(page, tagger.username)
+    task_url = reverse("moderation:tag_task", args=[task.pk]) + f"?set={tag_set_default().slug}"
+    page.goto(task_url)
+    boxes = page.locator('#tag-chips input[name="tag"]')
+    assert [boxes.nth(i).is_checked() for i in range(4)] == [False] * 4
+    boxes.nth(1).check()
+    boxes.nth(3).check()
+    page.screenshot(path=_shot("tag-ticked"))
+
+    page.context.clear_cookies(name="sessionid")  # the session ends while the page is open
+    with page.expect_navigation():
+        page.get_by_role("button", name="Submit tags and next").click()
+    assert not VideoTag.objects.filter(video=task.decision.video).exists()
+    page.screenshot(path=_shot("tag-session-expired"))
+    if "/login/" not in page.url:
+        page.goto("/login/")
+    page.fill("input[name=username]", tagger.username)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.goto(task_url)
+    page.locator("[data-unsent-notice]").wait_for()
+    assert [boxes.nth(i).is_checked() for i in range(4)] == [False, True, False, True]
+    page.screenshot(path=_shot("tag-ticks-restored"))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Submit tags and next").click()
+    assert sorted(VideoTag.objects.filter(video=task.decision.video).values_list("tag__name", flat=True)) == [
+        "标签1",
+        "标签3",
+    ]
