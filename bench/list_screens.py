@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import django_setup  # noqa: E402
+from _common import django_setup, interleaved_medians  # noqa: E402
 
 WARM_UP = 3
 
@@ -80,15 +78,7 @@ def main() -> None:
             for screen, url in screens.items():
                 if not url:
                     continue
-                samples: dict[str, list[float]] = {name: [] for name in versions}
-                for round_ in range(args.rounds + WARM_UP):
-                    for name in versions:
-                        use(name)
-                        t0 = time.perf_counter()
-                        assert client.get(url).status_code == 200, url
-                        if round_ >= WARM_UP:
-                            samples[name].append((time.perf_counter() - t0) * 1000)
-                row = {name: round(statistics.median(times), 1) for name, times in samples.items()}
+                row = interleaved_medians(client, url, versions, use, rounds=args.rounds, warm_up=WARM_UP)
                 result[f"{screen}_{size}"] = row
                 sums = result.setdefault("sums", {}).setdefault(size, {name: 0.0 for name in versions})
                 for name, value in row.items():

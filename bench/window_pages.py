@@ -24,14 +24,12 @@ import argparse
 import json
 import random
 import re
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import django_setup, module_at  # noqa: E402
+from _common import django_setup, interleaved_medians, module_at  # noqa: E402
 
 WARM_UP = 3
 
@@ -131,15 +129,7 @@ def main() -> None:
                         lines = [b.decode().splitlines() for b in bodies]
                         print("\n".join(list(difflib.unified_diff(*lines, lineterm=""))[:40]))
                         raise AssertionError((reader, screen))
-                    samples: dict[str, list[float]] = {v: [] for v in versions}
-                    for round_ in range(args.rounds + WARM_UP):
-                        for version in versions:
-                            use(version)
-                            t0 = time.perf_counter()
-                            assert reader_client.get(url).status_code == 200, url
-                            if round_ >= WARM_UP:
-                                samples[version].append((time.perf_counter() - t0) * 1000)
-                    row = {v: round(statistics.median(times), 1) for v, times in samples.items()}
+                    row = interleaved_medians(reader_client, url, versions, use, rounds=args.rounds, warm_up=WARM_UP)
                     result[f"{size} {reader} {screen}"] = row
                     print(f"{size} {reader} {screen}: {row}", flush=True)
             use("after")

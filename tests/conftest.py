@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.test import Client
@@ -21,30 +24,84 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _label_studio: LabelStudioServer | None = None
+# pytest-xdist's controller: a folder of this run that it and its workers share (see ``label_studio``).
+_shared_dir: Path | None = None
+SHARED_DIR_KEY = "workbench_shared_dir"
+LABEL_STUDIO_WANTED = "label-studio.wanted"
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """This process hands the tests to pytest-xdist workers (``-n``) and runs none itself."""
+    return config.pluginmanager.has_plugin("dsession")
+
+
+def _xdist_shared_dir(config: pytest.Config) -> Path | None:
+    """In a pytest-xdist worker, the folder its controller shares with the workers; None elsewhere."""
+    workerinput = getattr(config, "workerinput", None)
+    return Path(workerinput[SHARED_DIR_KEY]) if workerinput is not None else None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    global _shared_dir
+    if _xdist_controller(session.config):  # before xdist starts its workers (its sessionstart is trylast)
+        _shared_dir = Path(tempfile.mkdtemp(prefix="wbxdist-"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist's controller, per worker: where the run's shared folder is."""
+    node.workerinput[SHARED_DIR_KEY] = str(_shared_dir)
 
 
 @pytest.hookimpl(trylast=True)  # after -k / -m deselection: only the tests that will run
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """When a selected test needs Label Studio, start it now in the background and run those tests
-    last: its install and first start (over a minute of migrations) overlap the rest of the suite."""
+    last: its install and first start (over a minute of migrations) overlap the rest of the suite.
+
+    Under pytest-xdist each worker collects, but the controller starts the one server (a worker may finish its
+    share and exit before the server is up, or the test go to the other worker): a worker only says it is needed."""
     global _label_studio
     needs = [item for item in items if "label_studio" in getattr(item, "fixturenames", ())]
     if not needs or config.option.collectonly:
         return
     items[:] = [item for item in items if item not in needs] + needs
+    shared = _xdist_shared_dir(config)
+    if shared is not None:
+        (shared / LABEL_STUDIO_WANTED).touch()
+        return
     from tests.labelstudio_server import LabelStudioServer
 
     _label_studio = LabelStudioServer().start_in_background()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """pytest-xdist's controller, once a worker has collected (and so said whether Label Studio is needed)."""
+    global _label_studio
+    if _label_studio is None and _shared_dir is not None and (_shared_dir / LABEL_STUDIO_WANTED).exists():
+        from tests.labelstudio_server import LabelStudioServer
+
+        _label_studio = LabelStudioServer(state_dir=_shared_dir).start_in_background()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _label_studio is not None:
         _label_studio.stop()
+    if _shared_dir is not None:
+        shutil.rmtree(_shared_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def label_studio() -> str:
+def label_studio(pytestconfig: pytest.Config) -> str:
     """The URL of the real Label Studio server started at collection (see above), once it answers."""
+    shared = _xdist_shared_dir(pytestconfig)
+    if shared is not None:  # started by the controller
+        from tests.labelstudio_server import wait_ready_elsewhere
+
+        try:
+            return wait_ready_elsewhere(shared)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
     if _label_studio is None:  # not seen at collection (e.g. requested dynamically): start it now
         pytest.fail("Label Studio was not started at collection; request the `label_studio` fixture by argument")
     try:

@@ -30,7 +30,13 @@ def _waits_on(pid: int) -> bool:
         return bool(cursor.fetchone()[0])
 
 
-def race(first: Callable[[], Any], second: Callable[[], Any], *, wait_s: float = 10.0) -> Raced:
+# How long ``second`` may take to reach ``first``'s lock: it ends the wait only when ``second`` neither waits nor ends
+# (a passing race stops waiting the moment ``second`` blocks or finishes). 10 s was too short for a stage-1 training
+# to reach its activation while the other pytest-xdist worker and other processes loaded both cores (load ~25).
+RACE_WAIT_S = 60.0
+
+
+def race(first: Callable[[], Any], second: Callable[[], Any], *, wait_s: float = RACE_WAIT_S) -> Raced:
     outcome: dict[str, Any] = {}
     first_pid: list[int] = []
     first_done, commit = threading.Event(), threading.Event()

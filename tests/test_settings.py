@@ -72,6 +72,58 @@ def test_label_studio_is_configured_in_settings(settings) -> None:  # type: igno
     assert (opts.url, opts.token) == ("http://ls.example:8080", "tok")
 
 
+_RUN_DIRS = ("WORKBENCH_REDIS_DIR", "MEDIA_ROOT", "WORKBENCH_TEST_RUN_FOR", "WORKBENCH_TEST_RUN_MEDIA", "REDIS_URL")
+_RUN_DIRS_PROBE = f"""
+import json, os
+import workbench.settings_test as settings
+assert str(settings.MEDIA_ROOT) == os.environ["MEDIA_ROOT"]
+assert settings.CELERY_BROKER_URL == os.environ.get("REDIS_URL", settings.CELERY_BROKER_URL)
+print(json.dumps({{name: os.environ.get(name) for name in {_RUN_DIRS!r}}}))
+"""
+
+
+def test_each_xdist_worker_has_its_own_redis_and_media_and_what_a_test_starts_shares_them(tmp_path: Path) -> None:
+    """pytest-xdist's workers inherit their controller's environment, where the test settings had named the
+    controller's private Redis and MEDIA_ROOT: each worker gets its own (on one Redis, one worker's Celery fixture
+    would purge the queues another worker's test waits on). A process that a test starts (a Celery worker) still
+    shares its test process's; a MEDIA_ROOT given by whoever started the run is kept."""
+    base = {
+        k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "PYTEST_XDIST_WORKER", *_RUN_DIRS}
+    }
+    base.update(DJANGO_SETTINGS_MODULE="workbench.settings_test", WORKBENCH_VAR_DIR=str(tmp_path / "var"))
+
+    def run_dirs(env: dict[str, str]) -> dict[str, str]:
+        out = subprocess.run(
+            [sys.executable, "-c", _RUN_DIRS_PROBE], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        seen = json.loads(out.stdout.strip().splitlines()[-1])
+        return {**env, **{name: value for name, value in seen.items() if value is not None}}
+
+    controller = run_dirs(base)
+    gw0 = run_dirs({**controller, "PYTEST_XDIST_WORKER": "gw0"})
+    gw1 = run_dirs({**controller, "PYTEST_XDIST_WORKER": "gw1"})
+    started_by_gw0 = run_dirs(gw0)  # a worker a test on gw0 starts: its environment, PYTEST_XDIST_WORKER too
+    for name in ("WORKBENCH_REDIS_DIR", "MEDIA_ROOT"):
+        assert len({controller[name], gw0[name], gw1[name]}) == 3, name
+        assert started_by_gw0[name] == gw0[name], name
+    assert (controller["WORKBENCH_TEST_RUN_FOR"], gw0["WORKBENCH_TEST_RUN_FOR"]) == ("", "gw0")
+
+    given = str(tmp_path / "given-media")
+    controller = run_dirs({**base, "MEDIA_ROOT": given})
+    gw0 = run_dirs({**controller, "PYTEST_XDIST_WORKER": "gw0"})
+    assert controller["MEDIA_ROOT"] == gw0["MEDIA_ROOT"] == given
+    assert controller["WORKBENCH_REDIS_DIR"] != gw0["WORKBENCH_REDIS_DIR"]
+
+    # A real Redis (nothing connects here): the run's database for a plain run, the next ones for the workers.
+    controller = run_dirs({**base, "REDIS_URL": "redis://cache.internal:6380/2"})
+    gw0 = run_dirs({**controller, "PYTEST_XDIST_WORKER": "gw0"})
+    gw1 = run_dirs({**controller, "PYTEST_XDIST_WORKER": "gw1"})
+    assert controller["REDIS_URL"] == "redis://cache.internal:6380/2"
+    assert (gw0["REDIS_URL"], gw1["REDIS_URL"]) == ("redis://cache.internal:6380/3", "redis://cache.internal:6380/4")
+    assert run_dirs(gw0)["REDIS_URL"] == gw0["REDIS_URL"]
+
+
 _CACHES_PROBE = """
 import json
 from django.conf import settings
@@ -113,39 +165,73 @@ def test_the_throttle_and_shared_caches_are_one_redis_definition(tmp_path: Path)
     assert seen == {"throttle": expected, "shared": expected}
 
 
-def _run_without_a_key(command: list[str], environment: dict[str, str], var: Path) -> subprocess.CompletedProcess[str]:
-    """``command`` in the checkout with only ``environment`` (no SECRET_KEY unless given, not the tests' settings)."""
+def _without_a_key(environment: dict[str, str], var: Path) -> dict[str, str]:
+    """Only ``environment`` (no SECRET_KEY unless given, not the tests' settings) and what any process needs."""
     env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG"}}
     env.update(environment, DJANGO_SETTINGS_MODULE="workbench.settings", WORKBENCH_VAR_DIR=str(var))
-    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=180)
+    return env
+
+
+def _run_all_without_a_key(*runs: tuple[list[str], dict[str, str], Path]) -> list[subprocess.CompletedProcess[str]]:
+    """Each ``(command, environment, var)`` in the checkout with only ``environment`` (``_without_a_key``), all
+    started at once; their results in the same order."""
+    started = [
+        (
+            command,
+            subprocess.Popen(
+                command,
+                env=_without_a_key(environment, var),
+                cwd=ROOT,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            ),
+        )  # fmt: skip
+        for command, environment, var in runs
+    ]
+    results = []
+    try:
+        for command, process in started:
+            stdout, stderr = process.communicate(timeout=180)
+            results.append(subprocess.CompletedProcess(command, process.returncode, stdout, stderr))
+    finally:
+        for _, process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return results
 
 
 def test_no_server_or_worker_runs_on_the_development_secret_key(tmp_path: Path) -> None:
     """The image started web and the workers with the development key everyone can read in settings.py when
     SECRET_KEY was not passed (a Kubernetes Secret not mounted): sessions and reset links forgeable. With DEBUG off,
     gunicorn's application, a Celery worker and beat stop at start with a plain message; tools that only import
-    settings (mypy's plugin, manage.py commands) still run, and `manage.py up`'s key file serves the checkout."""
-    var = tmp_path / "var"
+    settings (mypy's plugin, manage.py commands) still run, and `manage.py up`'s key file serves the checkout.
+
+    The seven processes are independent (each starts Python and Django: a second or more of CPU), so they run at
+    once: web and the worker without a var folder, the rest with an empty one, the last with `up`'s key file."""
+    var, absent, keyed = tmp_path / "var", tmp_path / "absent", tmp_path / "keyed"  # `absent` is never made
+    var.mkdir()
+    keyed.mkdir()
+    (keyed / "secret_key").write_text("generated-by-up\n")  # what `manage.py up` wrote: every process of the checkout
     deployed = {"DATABASE_URL": "postgres://u:p@127.0.0.1:1/workbench", "REDIS_URL": "redis://127.0.0.1:1/0"}
     refusal = "SECRET_KEY is not set"
-    web = _run_without_a_key([sys.executable, "-c", "import workbench.wsgi"], deployed, var)
-    assert web.returncode != 0 and refusal in web.stderr, web.stderr[-2000:]
     celery = str(Path(sys.executable).with_name("celery"))
-    worker = _run_without_a_key([celery, "-A", "workbench", "worker", "--pool", "solo", "-Q", "default"], deployed, var)
-    assert worker.returncode != 0 and refusal in worker.stdout + worker.stderr, worker.stderr[-2000:]
-    var.mkdir()
-    beat = _run_without_a_key([celery, "-A", "workbench", "beat", "--schedule", str(var / "beat")], deployed, var)
-    assert beat.returncode != 0 and refusal in beat.stdout + beat.stderr, beat.stderr[-2000:]
-
     probe = "import django; django.setup(); from django.conf import settings; import workbench.wsgi; print(settings.SECRET_KEY)"
-    for allowed, key in (
-        ({"SECRET_KEY": "k" * 50}, "k" * 50),
-        ({"DEBUG": "1"}, "dev-insecure-change-me-in-production"),  # development
-    ):
-        out = _run_without_a_key([sys.executable, "-c", probe], deployed | allowed, var)
+    web, worker, beat, keyed_by_env, development, tool, keyed_by_file = _run_all_without_a_key(
+        ([sys.executable, "-c", "import workbench.wsgi"], deployed, absent),
+        ([celery, "-A", "workbench", "worker", "--pool", "solo", "-Q", "default"], deployed, absent),
+        ([celery, "-A", "workbench", "beat", "--schedule", str(var / "beat")], deployed, var),
+        ([sys.executable, "-c", probe], deployed | {"SECRET_KEY": "k" * 50}, var),
+        ([sys.executable, "-c", probe], deployed | {"DEBUG": "1"}, var),  # development
+        ([sys.executable, "manage.py", "check"], deployed, var),  # imports settings, serves nothing
+        ([sys.executable, "-c", probe], deployed, keyed),
+    )
+    assert web.returncode != 0 and refusal in web.stderr, web.stderr[-2000:]
+    assert worker.returncode != 0 and refusal in worker.stdout + worker.stderr, worker.stderr[-2000:]
+    assert beat.returncode != 0 and refusal in beat.stdout + beat.stderr, beat.stderr[-2000:]
+    for out, key in ((keyed_by_env, "k" * 50), (development, "dev-insecure-change-me-in-production")):
         assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == key, out.stderr[-2000:]
-    tool = _run_without_a_key([sys.executable, "manage.py", "check"], deployed, var)  # imports settings, serves nothing
     assert tool.returncode == 0, tool.stderr[-2000:]
-    (var / "secret_key").write_text("generated-by-up\n")  # what `manage.py up` wrote: every process of the checkout
-    out = _run_without_a_key([sys.executable, "-c", probe], deployed, var)
+    out = keyed_by_file
     assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "generated-by-up", out.stderr[-2000:]

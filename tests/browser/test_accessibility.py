@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 from tests.factories import ReviewTaskFactory, SegmentFactory, VideoFactory
 
 
@@ -92,7 +92,7 @@ def test_every_screen_has_no_moderate_or_worse_axe_violation(page, make_user, po
     PreferenceDataset.objects.create(name="x" * 200, kind="sft", created_by=admin)
 
     anonymous = _violations(page.goto("/login/") and page)
-    _login(page, admin.username)
+    sign_in(page, admin.username)
     page.goto("/review/")
     with page.expect_navigation():
         page.keyboard.press("n")
@@ -155,7 +155,7 @@ def test_every_screen_has_no_moderate_or_worse_axe_violation(page, make_user, po
 @pytest.mark.django_db(transaction=True)
 def test_the_review_screen_is_worked_by_keyboard_with_a_visible_focus(page, make_user, policy_version):
     _stale_vlm_task(policy_version)
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     with page.expect_navigation():
         page.keyboard.press("n")
@@ -234,7 +234,7 @@ def test_the_other_screens_have_no_moderate_or_worse_axe_violation(page, make_us
         adapter_path="/srv/workbench/var/training/jobs/3/adapter",
         metrics={"no_learning_signal": True, "warning": "Every completion of a prompt got the same reward " * 4},
     )  # fmt: skip
-    _login(page, admin.username)
+    sign_in(page, admin.username)
     screens = {
         "tag queue": reverse("moderation:tag_queue"),
         "tag ranker": reverse("moderation:tag_ranker"),
@@ -324,8 +324,7 @@ def test_the_cascade_dashboard_with_its_curves_has_no_moderate_or_worse_axe_viol
         json.dumps({**curves.summary(), "seeds": 2, "locked_folds": 1, "data": "dev.jsonl"}), encoding="utf-8"
     )
     admin = make_user("admin")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
+    sign_in(page, admin.username, screen=True)
     page.goto(reverse("moderation:cascade"))
     assert page.locator("#learning-curve").count() == 1 and page.locator("#risk-coverage").count() == 1
     assert _violations(page) == []
@@ -365,7 +364,7 @@ def test_the_api_docs_page_has_no_axe_violation_of_ours(page, make_user):
     line of it outside a landmark, method badges and links at 2-3.5:1 contrast. Ours is an English page with its
     title, a header (Swagger UI's title is the h1), and darker badges and links (static/api_docs.css); what axe still finds is inside
     Swagger UI's own markup, each rule listed above."""
-    _login(page, make_user("labeler").username)
+    sign_in(page, make_user("labeler").username)
     page.goto("/api/docs/")
     page.wait_for_selector("#swagger-ui .opblock-summary")  # the schema loaded and its operations are drawn
     assert page.title() == "API docs · Review workbench"

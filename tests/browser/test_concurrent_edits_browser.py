@@ -14,7 +14,7 @@ from moderation.review.services import review_claim_next
 from moderation.tagging.models import Tag, VideoTag
 from moderation.tagging.services import tag_queue_default, tags_import, tags_review_submit
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 from tests.factories import DecidedVideoFactory, ReviewTaskFactory
 
 pytestmark = [
@@ -38,8 +38,7 @@ def test_a_tagger_whose_colleague_saved_first_is_told_and_shown_their_tags(page,
     item = ReviewTaskFactory(decision=video.decisions.get(), queue=tag_queue_default())
     bob, alice = make_user("moderator"), make_user("moderator")
     assert review_claim_next(user=bob, queue=item.queue).pk == item.pk
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, bob.username)
+    sign_in(page, bob.username, screen=True)
     page.goto(f"/tags/task/{item.pk}/")
 
     # Alice, on her review screen of the same video, saves "美食" while Bob's screen is open.

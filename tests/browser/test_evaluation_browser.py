@@ -13,8 +13,8 @@ from django.utils import timezone
 from moderation.inference.services import model_version_register
 from moderation.labels.models import ItemLabel
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_integrations_browser import _shot
-from tests.browser.test_review_browser import _login
 from tests.factories import VideoFactory
 from training.models import EvaluationRun
 from training.services import evaluation_runs_reap_stale
@@ -37,8 +37,7 @@ def test_a_run_whose_worker_died_turns_failed_on_the_open_page_and_starts_again(
         heartbeat_at=timezone.now() - timedelta(minutes=4),
     )
     admin = make_user("admin")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
+    sign_in(page, admin.username, screen=True)
 
     page.goto(f"/training/evaluations/{run.pk}/")
     progress = page.locator("#evaluation-progress")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,8 +32,7 @@ def test_an_unknown_adjudication_status_is_said_above_every_adjudication(page, m
             video=decision.video, decision=decision, kind="reported_pass", reason="r", status=status
         )
     moderator = make_user("moderator", username="adjudicator")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, moderator.username)
+    sign_in(page, moderator.username, screen=True)
 
     response = page.goto("/annotation/adjudications/?status=pending")
 
@@ -59,8 +58,7 @@ def test_making_a_version_active_again_after_another_was_published_asks_again(
     v2 = policy_version_publish(
         version=policy_version_create_draft(policy=policy_version.policy, taxonomy=taxonomy, by=editor), by=editor
     )
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, editor.username)
+    sign_in(page, editor.username, screen=True)
     page.goto(f"/policies/versions/{policy_version.pk}/?confirm=activate")
     step = page.locator("#publish-confirm")
     assert f"replacing v{v2.number}?" in step.locator("h2").inner_text()

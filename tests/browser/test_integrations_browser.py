@@ -14,8 +14,8 @@ from moderation.integrations.models import OutboxEvent, WebhookDelivery, Webhook
 from moderation.integrations.services import integration_create
 from moderation.integrations.webhooks import webhook_endpoint_create
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _violations
-from tests.browser.test_review_browser import _login
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -67,8 +67,7 @@ def test_an_admin_reads_the_held_deliveries_of_a_disabled_endpoint_and_switches_
         disabled_reason="Disabled after 50 failed attempts in a row; the last: HTTP 503",
     )
 
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("admin").username)
+    sign_in(page, make_user("admin").username, screen=True)
     page.goto(f"/integrations/endpoints/{endpoint.pk}/")
     held_row = page.locator(f"#delivery-{held.pk}")
     assert "Held: endpoint disabled after 50 failed attempts in a row" in held_row.inner_text()
@@ -103,8 +102,7 @@ def test_an_admin_reads_the_held_deliveries_of_a_disabled_endpoint_and_switches_
 def test_a_user_makes_their_api_token_from_the_user_menu_and_copies_it(page, make_user, settings):
     settings.API_TOKEN_LIFETIME_DAYS = 90
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username, screen=True)
     page.locator(".who").get_by_role("link", name="API token").click()
     assert page.get_by_text("You have no API token.").is_visible()
     _shot(page, "api-token-none")

@@ -13,8 +13,9 @@ from moderation.media.models import Video
 from moderation.review.models import Review
 from moderation.review.services import review_claim_next
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_concurrent_edits_browser import _shot
-from tests.browser.test_review_browser import _login, _task
+from tests.browser.test_review_browser import _task
 
 pytestmark = [
     pytest.mark.browser,
@@ -27,8 +28,7 @@ def test_approving_an_item_whose_video_was_deleted_meanwhile_says_so(page, make_
     item = _task(policy_version, decision__video__title="Deleted while open")
     alice = make_user("moderator")
     assert review_claim_next(user=alice).pk == item.pk
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, alice.username)
+    sign_in(page, alice.username, screen=True)
     page.goto(f"/review/{item.pk}/")
     page.wait_for_selector(f'#review-screen[data-task="{item.pk}"]')
 
@@ -54,8 +54,7 @@ def test_reloading_an_item_whose_video_was_deleted_shows_the_words_and_the_way_b
     item = _task(policy_version, decision__video__title="Deleted, then reloaded")
     alice = make_user("moderator")
     assert review_claim_next(user=alice).pk == item.pk
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, alice.username)
+    sign_in(page, alice.username, screen=True)
     page.goto(f"/review/{item.pk}/")
     page.wait_for_selector(f'#review-screen[data-task="{item.pk}"]')
 

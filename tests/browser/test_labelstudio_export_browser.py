@@ -7,7 +7,7 @@ import os
 import pytest
 from django.urls import reverse
 
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -21,7 +21,7 @@ pytestmark = [
 def test_a_field_problem_is_said_beside_the_field_as_the_labeler_types(page, make_user):
     """Seen in Chromium: a bad media address or day range was said only under the form, as one line ("Not
     exported: Media address: …"), and beside its field only after a download button sent the whole form."""
-    _login(page, make_user("labeler").username)
+    sign_in(page, make_user("labeler").username)
     page.goto(reverse("annotation:labelstudio_export"))
     address = page.locator("#id_tags-base_url")
     error = page.locator("#id_tags-base_url-error")

@@ -12,7 +12,7 @@ import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 from tests.workbench.test_pagination_screens import world  # noqa: F401 (the fixture)
 from workbench import pagination
 
@@ -33,7 +33,7 @@ def test_capped_lists_say_how_far_they_counted(page, world: dict[str, Any], monk
     monkeypatch.setattr("annotation.views.LIST_PAGE", 2)
     monkeypatch.setattr("moderation.tagging.selectors.SIGHTINGS_PAGE", 2)
     page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, world["readers"]["outsider"].username)  # a moderator who sees part of the library
+    sign_in(page, world["readers"]["outsider"].username)  # a moderator who sees part of the library
     pairs = reverse("moderation:video_repro_pairs", args=[world["hub"].pk])
     screens = {
         "pair_queue": (reverse("moderation:repro_queue"), "nav.pager", "page 1 (5+ pairs waiting)"),

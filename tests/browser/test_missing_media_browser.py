@@ -13,7 +13,7 @@ import pytest
 from moderation.media.models import Keyframe, Video
 from moderation.review.models import AuditEvent
 from moderation.review.services import review_claim_next
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 from tests.factories import ReviewTaskFactory
 from workbench import storage
 
@@ -73,8 +73,7 @@ def test_a_deleted_keyframe_then_video_object_is_said_on_the_screen_and_recorded
         frames.append(Keyframe.objects.create(video=video, index=i, timestamp=i, image=name, width=64, height=36))
     moderator = make_user("moderator")
     assert review_claim_next(user=moderator) == task
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, moderator.username)
+    sign_in(page, moderator.username, screen=True)
 
     # All there: a player that loads from the store, three pictures, no notice, nothing recorded.
     response = page.goto(f"/review/{task.pk}/")

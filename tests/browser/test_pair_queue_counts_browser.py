@@ -11,8 +11,8 @@ import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_list_pages_browser import _shot
-from tests.browser.test_review_browser import _login
 from tests.moderation.reproduction.test_pair_queue_counts import _claims, _old_counts
 from tests.workbench import test_pagination_screens
 from workbench import pagination
@@ -30,7 +30,7 @@ def test_the_pair_queue_heading_counts_what_the_reader_may_open(page, world: dic
     for name in ("outsider", "admin"):
         reader = world["readers"][name]
         old = _old_counts(reader)
-        _login(page, reader.username)
+        sign_in(page, reader.username)
         page.goto(url)
         heading = page.locator("main p.hint").first
         said = heading.inner_text()

@@ -11,8 +11,8 @@ import pytest
 
 from moderation.policies.models import PolicyVersion
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _violations
-from tests.browser.test_review_browser import _login
 
 pytestmark = [
     pytest.mark.browser,
@@ -23,8 +23,7 @@ pytestmark = [
 def test_a_key_used_twice_opens_the_editor_focused_on_the_key_typed(page, make_user, policy_version, tmp_path):
     editor = make_user("policy_editor", username="rubric-editor")
     shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, editor.username)
+    sign_in(page, editor.username, screen=True)
     page.goto(f"/policies/{policy_version.policy_id}/edit/")
     with page.expect_navigation():
         page.get_by_role("button", name="+ Add tag").nth(2).click()  # the third category's
@@ -63,8 +62,7 @@ def test_adding_a_tag_or_a_category_opens_the_editor_on_the_new_row(page, make_u
     nothing focused, so the blank row it added was a screen and a half below, out of sight."""
     editor = make_user("policy_editor", username="rubric-adder")
     shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, editor.username)
+    sign_in(page, editor.username, screen=True)
     page.goto(f"/policies/{policy_version.policy_id}/edit/")
     last = len(policy_version.taxonomy) - 1
     new_tag = len(policy_version.taxonomy[last]["tags"])

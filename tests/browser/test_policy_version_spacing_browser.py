@@ -11,7 +11,7 @@ import pytest
 
 from moderation.policies.services import policy_version_create_draft
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,8 +24,7 @@ def test_the_publish_row_stands_apart_from_the_impact_preview(page, make_user, p
     draft = policy_version_create_draft(
         policy=policy_version.policy, taxonomy=copy.deepcopy(policy_version.taxonomy), by=editor, notes="Wording"
     )
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, editor.username)
+    sign_in(page, editor.username, screen=True)
     page.goto(f"/policies/versions/{draft.pk}/")
     row = page.locator("div.actions", has=page.get_by_role("button", name="Publish and make active…"))
     impact = page.locator("section.panel", has=page.get_by_role("heading", name="Impact preview"))

@@ -14,8 +14,9 @@ from moderation.inference.services import model_version_register
 from moderation.labels.models import ItemLabel
 from moderation.models import PolicyVersion
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_integrations_browser import _shot
-from tests.browser.test_review_browser import _login, _task
+from tests.browser.test_review_browser import _task
 from tests.factories import PolicyVersionFactory, VideoFactory
 from training.models import EvaluationRun
 
@@ -36,7 +37,7 @@ def test_the_review_screen_says_the_model_read_a_shortened_text(page, make_user,
         decision__video__title="A whole hour of live-stream selling",
         decision__backend="transformers",
     )
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.set_viewport_size({"width": 1440, "height": 900})
 
     page.goto("/review/")
@@ -63,8 +64,7 @@ def test_a_failed_evaluation_says_why_and_starts_again_under_its_own_policy_vers
     )
     PolicyVersion.objects.filter(pk=policy_version.pk).update(is_active=False)
     newer = PolicyVersionFactory(policy=policy_version.policy, number=policy_version.number + 1)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("admin").username)
+    sign_in(page, make_user("admin").username, screen=True)
 
     page.goto(f"/training/evaluations/{run.pk}/")
     assert page.locator("#evaluation-error").inner_text() == RUBRIC_ERROR
@@ -93,8 +93,7 @@ def test_the_registry_counts_the_items_a_shadow_candidate_could_not_decide_and_s
             ShadowDecision.objects.create(decision=decision, model_version=candidate, label="正向", agrees=i < 2)
         else:
             ShadowDecision.objects.create(decision=decision, model_version=candidate, error=RUBRIC_ERROR)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("admin").username)
+    sign_in(page, make_user("admin").username, screen=True)
 
     page.goto("/training/models/")
     cell = page.locator('tr[data-version="qwen-vl-3b-sft"] .shadow-failed')

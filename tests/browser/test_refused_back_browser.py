@@ -12,7 +12,8 @@ from django.utils import timezone
 from moderation.review.models import Review, ReviewTask
 from moderation.review.services import review_claim_next
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login, _task
+from tests.browser.signin import sign_in
+from tests.browser.test_review_browser import _task
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,7 +25,7 @@ pytestmark = [
 def test_back_once_after_a_refused_decision_leaves_the_item(page, make_user, policy_version):
     first = _task(policy_version, priority=2, decision__is_violation=True, decision__severity="medium")
     _task(policy_version, priority=1, decision__is_violation=True, decision__severity="medium")
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")

@@ -15,7 +15,7 @@ from moderation.inference.services import decisions_create_for_video, model_vers
 from moderation.policies.models import Policy
 from moderation.review.models import ReviewQueue
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 from tests.factories import PolicyVersionFactory, VideoFactory
 
 pytestmark = [
@@ -37,8 +37,7 @@ def test_the_uploader_sees_where_their_restricted_upload_went(page: Any, make_us
     VideoFactory(created_by=uploader, uploader=uploader.username, title="Open clip", file="")
     video = VideoFactory(created_by=uploader, uploader=uploader.username, title="Secret school clip", file="")
     decisions_create_for_video(video_id=video.pk)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, uploader.username)
+    sign_in(page, uploader.username, screen=True)
 
     assert page.goto("/videos/").status == 200
     row = page.locator(f"#video-{video.pk}")

@@ -7,24 +7,15 @@ import os
 import pytest
 
 from moderation.review.models import Review, ReviewTask
+from tests.browser.signin import sign_in
 from tests.factories import ReviewTaskFactory
 
 CHROMIUM = "/usr/bin/chromium"
-PASSWORD = "pw-test-123"
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"),
 ]
-
-
-def _login(page, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto("/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
-    assert "/login/" not in page.url, "login failed"
 
 
 def _task(policy_version, **kwargs) -> ReviewTask:  # type: ignore[no-untyped-def]
@@ -40,7 +31,7 @@ def test_moderator_claims_and_reviews_with_the_keyboard_only(page, make_user, po
     second = ReviewTaskFactory(decision__policy_version=policy_version, priority=2, decision__video__title="SECOND")
     third = _task(policy_version, priority=1, decision__video__title="THIRD")
     moderator = make_user("moderator")
-    _login(page, moderator.username)
+    sign_in(page, moderator.username)
 
     page.goto("/review/")
     # CSS and JS are served (the hotkeys below only work if workbench.js ran).
@@ -133,7 +124,7 @@ def test_cot_patch_evidence_highlights_the_box_and_frame_evidence_marks_the_stri
             }
         ]
     )
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{task.pk}/")
@@ -150,7 +141,7 @@ def test_cot_patch_evidence_highlights_the_box_and_frame_evidence_marks_the_stri
 def test_wrong_role_is_refused(page, make_user, policy_version):
     _task(policy_version)
     labeler = make_user("labeler")
-    _login(page, labeler.username)
+    sign_in(page, labeler.username)
     response = page.goto("/review/")
     assert response.status == 403
     assert "Claim next" not in page.content()
@@ -177,7 +168,7 @@ def test_hostile_title_ocr_and_cot_render_as_inert_text(page, make_user, policy_
     moderator = make_user("moderator")
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    _login(page, moderator.username)
+    sign_in(page, moderator.username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{task.pk}/")
@@ -196,7 +187,7 @@ def test_hostile_title_ocr_and_cot_render_as_inert_text(page, make_user, policy_
 def test_a_refused_htmx_submit_is_explained_on_the_page(page, make_user, policy_version):
     # The model's severity: Approve alone is a whole verdict (without one the screen asks for it before sending).
     task = _task(policy_version, decision__label="色情低俗", decision__is_violation=True, decision__severity="medium")
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{task.pk}/")
@@ -239,7 +230,7 @@ def test_back_after_submit_and_next_shows_the_item_as_reviewed_and_the_tab_title
 ):
     first = _task(policy_version, priority=2, decision__video__title="FIRST")
     second = _task(policy_version, priority=1, decision__video__title="SECOND")
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
@@ -266,7 +257,7 @@ def test_instant_next_loses_nothing_and_records_nothing_twice_when_the_network_f
     first = _task(policy_version, priority=3, decision__video__title="FIRST")
     second = _task(policy_version, priority=2, decision__video__title="SECOND")
     third = _task(policy_version, priority=1, decision__video__title="THIRD")
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")

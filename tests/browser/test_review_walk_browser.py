@@ -6,7 +6,8 @@ import os
 
 import pytest
 
-from tests.browser.test_review_browser import _login, _task
+from tests.browser.signin import sign_in
+from tests.browser.test_review_browser import _task
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -21,7 +22,7 @@ def test_the_waiting_count_follows_each_decision(page, make_user, policy_version
     """Seen in Chromium: "2 waiting" stayed after a decision (the next screen was fetched before it, and the
     count came from the queue list's cache), however many items had been claimed since."""
     tasks = [_task(policy_version, priority=10 - i, decision__video__title=f"ITEM {i}") for i in range(5)]
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")  # claims the first, and the second ahead: three wait
     page.wait_for_url(f"**/review/{tasks[0].pk}/")
@@ -54,7 +55,7 @@ def test_n_takes_the_next_item_of_the_queue_the_moderator_is_in(page, make_user,
     tag_item = _task(policy_version, queue=tag_queue_default(), decision__video__title="TAG ITEM")
     first = _task(policy_version, priority=5, decision__video__title="MODERATION 1")
     _task(policy_version, priority=4, decision__video__title="MODERATION 2")
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
@@ -74,7 +75,7 @@ def test_n_takes_the_next_item_of_the_queue_the_moderator_is_in(page, make_user,
 def test_a_severity_the_label_does_not_allow_says_why_beside_the_choices(page, make_user, policy_version):
     """Seen in Chromium: severity "None" was greyed out on a violation and "0" did nothing, with no word why."""
     task = _task(policy_version, decision__label="色情低俗", decision__is_violation=True)
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{task.pk}/")
@@ -115,7 +116,7 @@ def test_a_moderator_escalates_with_the_keyboard_and_the_senior_sees_why(
     first = _task(policy_version, priority=5, decision__video__title="FIRST")
     second = _task(policy_version, priority=4, decision__video__title="SECOND")
     moderator = make_user("moderator")
-    _login(page, moderator.username)
+    sign_in(page, moderator.username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
@@ -144,7 +145,7 @@ def test_a_moderator_escalates_with_the_keyboard_and_the_senior_sees_why(
     context = browser.new_context(base_url=live_server.url)
     senior_page = context.new_page()
     senior_page.set_default_timeout(15_000)
-    _login(senior_page, make_user("moderator").username)
+    sign_in(senior_page, make_user("moderator").username)
     senior_page.goto("/review/")
     with senior_page.expect_navigation():
         senior_page.locator("tr[data-queue=senior] button").click()
@@ -176,8 +177,7 @@ def test_salient_patches_say_what_they_are_and_a_keyframe_enlarges_with_its_boxe
         keyframe=kf, rank=0, method="ocr", x=10, y=2, w=120, h=20, score=0.99, label="ADD ME ON WECHAT"
     )
     low = Patch.objects.create(keyframe=kf, rank=1, method="vit", x=150, y=90, w=60, h=60, score=0.5)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username, screen=True)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{task.pk}/")
@@ -226,8 +226,7 @@ def test_an_override_to_a_violation_without_severity_is_refused_on_the_screen(pa
 
     task = _task(policy_version, decision__video__title="NO SEVERITY")  # the model said 正向 (not a violation)
     shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hclaim11"))
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username, screen=True)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{task.pk}/")
@@ -264,8 +263,7 @@ def test_a_reviewer_whose_queue_holds_only_their_own_uploads_is_told_why_nothing
     for i in range(2):
         _task(policy_version, decision__video__created_by=uploader, decision__video__title=f"MINE {i}")
     shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hclaim11"))
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, uploader.username)
+    sign_in(page, uploader.username, screen=True)
     page.goto("/review/")
 
     row = page.locator('tr[data-queue="default"]')

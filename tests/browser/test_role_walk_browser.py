@@ -10,7 +10,8 @@ import pytest
 
 from moderation.review.models import Review
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login, _task
+from tests.browser.signin import sign_in
+from tests.browser.test_review_browser import _task
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -39,8 +40,7 @@ def test_a_double_press_or_a_held_key_never_decides_the_item_it_swapped_in(page,
     first = _violation(policy_version, "FIRST")
     second = _violation(policy_version, "SECOND")
     third = _violation(policy_version, "THIRD")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username, screen=True)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
@@ -88,8 +88,7 @@ def test_approving_a_violation_the_model_gave_no_severity_asks_for_one_before_mo
     without a severity asks for one in place: nothing is sent, nothing moves."""
     first = _task(policy_version, decision__label="色情低俗", decision__is_violation=True, decision__severity="")
     second = _task(policy_version, decision__video__title="SECOND")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username, screen=True)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")

@@ -14,8 +14,8 @@ from moderation.inference.services import decisions_create_for_video, model_vers
 from moderation.policies.models import Policy
 from moderation.review.models import AwaitedQueueItem, ReviewQueue, ReviewTask
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _violations
-from tests.browser.test_review_browser import _login
 from tests.factories import PolicyVersionFactory, VideoFactory
 
 pytestmark = [
@@ -23,6 +23,15 @@ pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (apt-get install chromium)"),
 ]
+
+
+def _ops_routing_as_admin(page: Any, make_user: Any) -> tuple[Any, Any, str]:
+    """A new admin signed in at 1440x900 on the ops page: the admin, the routing panel and the panel's text."""
+    admin = make_user("admin")
+    sign_in(page, admin.username, screen=True)
+    assert page.goto("/ops/").status == 200
+    panel = page.locator("#ops-routing")
+    return admin, panel, panel.inner_text()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -39,13 +48,7 @@ def test_an_admin_repairs_routing_from_the_ops_page(page: Any, make_user: Any, p
     half = VideoFactory(title="half decided", file="")
     decisions_create_for_video(video_id=half.pk, policy_versions=[policy_version])
     PolicyVersionFactory(policy=minors)
-    admin = make_user("admin")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
-
-    assert page.goto("/ops/").status == 200
-    panel = page.locator("#ops-routing")
-    text = panel.inner_text()
+    _, panel, text = _ops_routing_as_admin(page, make_user)
     # All four lack the minors policy's decision (it auto-applies since they were decided).
     assert "3 stranded videos" in text and "4 decided videos lack a decision" in text, text
     assert _violations(page) == []  # the panel with its lists and button: no moderate or worse axe finding
@@ -73,8 +76,7 @@ def test_an_admin_deactivating_a_queue_is_told_its_waiting_decisions_were_routed
     for i in range(2):
         decisions_create_for_video(video_id=VideoFactory(title=f"waits {i}", file="").pk)
     make_user("admin", username="root", is_staff=True, is_superuser=True)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, "root")
+    sign_in(page, "root", screen=True)
 
     assert page.goto(f"/admin/moderation/reviewqueue/{queue.pk}/change/").status == 200
     page.uncheck("#id_is_active")
@@ -111,13 +113,7 @@ def test_an_admin_sees_failed_missing_decisions_and_how_many_clicks_are_left(
         failed_at=now,
         error="RuntimeError: CUDA out of memory while loading the minors model",
     )
-    admin = make_user("admin")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
-
-    assert page.goto("/ops/").status == 200
-    panel = page.locator("#ops-routing")
-    text = panel.inner_text()
+    _, panel, text = _ops_routing_as_admin(page, make_user)
     assert "3 not queued yet, 0 queued on the infer queue" in text and "1 given up after 3 failed tries" in text, text
     assert "CUDA out of memory" in text and "2 clicks" in text, text
     assert _violations(page) == []
@@ -163,13 +159,7 @@ def test_an_admin_retries_one_given_up_video_dismisses_another_and_finds_it_unde
     orphan = VideoFactory(title="in no queue", file="")
     decisions_create_for_video(video_id=orphan.pk, policy_versions=[policy_version])
     ReviewTask.objects.filter(decision__video=orphan).delete()
-    admin = make_user("admin")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
-
-    assert page.goto("/ops/").status == 200
-    panel = page.locator("#ops-routing")
-    text = panel.inner_text()
+    admin, panel, text = _ops_routing_as_admin(page, make_user)
     assert "1 video with routing older code left inconsistent" in text, text
     assert "3 given up after 3 failed tries" in text and "CUDA out of memory" in text, text
     assert _violations(page) == []
@@ -223,12 +213,7 @@ def test_past_a_thousand_inconsistent_videos_the_ops_page_says_1000_plus(
     shots = Path(os.environ.get("SHOTS_DIR", "/work/shots/hops12"))
     seed_pending_tasks(n=1001, queue=review_queue_default(), policy_version=policy_version, title="legacy")
     ReviewTask.objects.all().delete()  # older code's decisions no queue holds nor awaits
-    admin = make_user("admin")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
-    assert page.goto("/ops/").status == 200
-    panel = page.locator("#ops-routing")
-    text = panel.inner_text()
+    _, panel, text = _ops_routing_as_admin(page, make_user)
     assert "1,000+ videos with routing older code left inconsistent" in text, text
     assert "1,000+ with a decision no queue holds nor awaits" in text and "0 with a pending item" in text, text
     assert "2+ clicks for the 1,000+ inconsistently routed" in text, text

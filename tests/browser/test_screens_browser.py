@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -40,8 +40,7 @@ def test_patch_boxes_sit_on_their_keyframe_even_under_a_long_caption(page, make_
         ocr_text="Add me on WeChat for a private deal, message me privately outside the app " * 2,
     )  # fmt: skip
     patch = Patch.objects.create(keyframe=kf, rank=0, method=Patch.Method.OCR, x=160, y=90, w=80, h=40, score=0.9)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, moderator.username)
+    sign_in(page, moderator.username, screen=True)
     page.goto(reverse("moderation:video_detail", args=[video.pk]))
     picture = page.locator(f"#keyframe-{kf.pk} img")
     picture.wait_for()

@@ -15,8 +15,8 @@ from moderation.inference.cascade_models import CascadeTraining
 from moderation.inference.services import CASCADE_TRAINING_BUSY
 from moderation.reproduction.models import ReproRetrievalFailure
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _violations
-from tests.browser.test_review_browser import _login
 from tests.factories import VideoFactory
 
 pytestmark = [
@@ -42,8 +42,7 @@ def test_skipped_training_and_unsearched_video_read_plainly(page: Any, make_user
         "while handling models/repro/student.joblib.",
     )  # fmt: skip
     admin = make_user("admin")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
+    sign_in(page, admin.username, screen=True)
 
     page.goto("/cascade/")
     training = page.locator("#cascade-training")

@@ -11,7 +11,8 @@ import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login, _task
+from tests.browser.signin import sign_in
+from tests.browser.test_review_browser import _task
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -28,8 +29,7 @@ def test_a_retrain_of_the_tag_ranker_is_followed_until_its_result_shows(page, ma
     from moderation.tagging.models import TagRankerTraining
     from moderation.tagging.services import tag_ranker_training_run
 
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("admin").username)
+    sign_in(page, make_user("admin").username, screen=True)
     page.goto(reverse("moderation:tag_ranker"))
     with page.expect_navigation():
         page.click("button[data-retrain]")
@@ -52,8 +52,7 @@ def test_a_refused_cascade_retrain_is_not_sent_again_by_a_reload(page, make_user
 
     # The button is off while there are too few labels: the refusal here is the typed target's.
     settings.CASCADE_MIN_TRAIN_LABELS = 0
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("admin").username)
+    sign_in(page, make_user("admin").username, screen=True)
     page.goto(reverse("moderation:cascade"))
     page.fill("#train-form input[name=name]", "weekly")
     page.fill("#train-form input[name=target_accuracy]", "0.3")
@@ -93,7 +92,7 @@ def test_the_walked_screens_read_as_a_reviewer_needs(page, make_user, policy_ver
         policy_version, decision__cot=[{"key": "analysis", "title": "Analysis", "text": "asks", "evidence": evidence}]
     )
     SegmentFactory(video=task.decision.video, index=0, start=2.5, end=4.0, text="add me on wechat")
-    _login(page, make_user("admin").username)
+    sign_in(page, make_user("admin").username)
 
     page.goto(reverse("moderation:repro_pair", args=[pair.pk]))
     shown = page.locator("#frame-similarity").inner_text()

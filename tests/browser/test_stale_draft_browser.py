@@ -13,8 +13,8 @@ import pytest
 from moderation.policies.models import PolicyVersion
 from moderation.policies.services import policy_version_create_draft, policy_version_publish
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _screen_problems
-from tests.browser.test_review_browser import _login
 
 pytestmark = [
     pytest.mark.browser,
@@ -39,8 +39,7 @@ def test_a_stale_draft_warns_and_publishes_only_once_confirmed(page, make_user, 
     v3 = policy_version_create_draft(policy=v1.policy, taxonomy=older, by=editor, notes="Loan sharks are crime")
     shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
 
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, editor.username)
+    sign_in(page, editor.username, screen=True)
     page.goto(f"/policies/versions/{v3.pk}/")
     assert page.locator("#stale-draft").count() == 0  # v1 is still active: an up-to-date draft, one click
 

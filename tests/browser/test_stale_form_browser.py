@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from annotation.models import CotCorrection
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 from tests.factories import DecisionFactory
 
 CHROMIUM = "/usr/bin/chromium"
@@ -25,12 +25,12 @@ pytestmark = [
 def test_a_correction_typed_before_signing_in_again_in_another_tab_is_saved(page, make_user, policy_version):
     decision = DecisionFactory(policy_version=policy_version)
     labeler = make_user("labeler")
-    _login(page, labeler.username)
+    sign_in(page, labeler.username)
     page.goto(reverse("annotation:correction_edit", args=[decision.pk]))
     page.fill("textarea[name='stage-analysis']", "The speech asks viewers to pay by bank transfer.")
 
     other_tab = page.context.new_page()
-    _login(other_tab, labeler.username)  # a new sign-in: the browser now holds a new CSRF token
+    sign_in(other_tab, labeler.username)  # a new sign-in: the browser now holds a new CSRF token
     other_tab.close()
 
     with page.expect_navigation():

@@ -11,8 +11,8 @@ import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _violations
-from tests.browser.test_review_browser import _login
 from tests.browser.test_small_walk_fixes_browser import _shots
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
@@ -34,8 +34,7 @@ def test_the_runs_history_says_each_outcome_and_an_earlier_version_comes_back(pa
     train_tag_ranker.apply(task_id="beat-1")  # v2, from the beat
     bad = TagEventFactory(action="accept", features={"prior": "high"})
     tag_ranker_train(user=admin, min_events=20, trigger="page")  # fails on the bad event
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
+    sign_in(page, admin.username, screen=True)
 
     page.goto(reverse("moderation:tag_ranker") + "#ranker-runs")
     runs = page.locator("#ranker-runs")
@@ -79,8 +78,7 @@ def test_the_tag_screen_says_which_ranker_version_ranked_its_chips(page, make_us
     ranker = tag_ranker_train(min_events=20).ranker  # re-scores the untagged video's suggestions
     assert set(TagSuggestion.objects.filter(video=task.decision.video).values_list("ranker", flat=True)) == {ranker.pk}
     assert review_claim_next(user=admin, queue=task.queue) == task
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
+    sign_in(page, admin.username, screen=True)
 
     page.goto(reverse("moderation:tag_task", args=[task.pk]) + f"?set={tag_set_default().slug}")
     said = page.locator("#tags-panel [data-ranked-by]").inner_text()
@@ -116,8 +114,7 @@ def test_a_quiet_beat_is_one_row_and_the_command_says_who_ran_it(page, make_user
 
     monkeypatch.setattr(ranking, "fit_linear", fails)
     failed = tag_ranker_train(min_events=20)  # an unexpected error: one sentence, nothing changed
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
+    sign_in(page, admin.username, screen=True)
 
     page.goto(reverse("moderation:tag_ranker"))
     runs = page.locator("#ranker-runs")

@@ -11,7 +11,7 @@ import pytest
 
 from moderation.policies.models import PolicyVersion
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import PASSWORD, _login
+from tests.browser.signin import PASSWORD, sign_in
 
 pytestmark = [
     pytest.mark.browser,
@@ -22,8 +22,7 @@ pytestmark = [
 def test_an_edit_sent_after_the_session_ended_is_back_after_signing_in(page, make_user, policy_version, tmp_path):
     editor = make_user("policy_editor", username="late-editor")
     shots = Path(os.environ.get("SCREENSHOT_DIR", tmp_path))
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, editor.username)
+    sign_in(page, editor.username, screen=True)
     edit_url = f"/policies/{policy_version.policy_id}/edit/"
     page.goto(edit_url)
     name = page.locator('input[name="c0t0-name"]')
@@ -62,7 +61,7 @@ def test_an_edit_sent_after_the_session_ended_is_back_after_signing_in(page, mak
 
 def test_discard_puts_back_what_the_server_sent(page, make_user, policy_version):
     editor = make_user("policy_editor", username="discarding-editor")
-    _login(page, editor.username)
+    sign_in(page, editor.username)
     edit_url = f"/policies/{policy_version.policy_id}/edit/"
     page.goto(edit_url)
     name = page.locator('input[name="c0t0-name"]')
@@ -82,7 +81,7 @@ def test_a_tag_added_before_the_session_ended_is_back_with_what_was_typed_in_it(
     """The server draws the rows: a tag row added with "+ Add tag" is not on the editor opened afresh, so the kept
     edit is sent back once to be drawn (saving nothing), then said to be restored."""
     editor = make_user("policy_editor", username="adding-editor")
-    _login(page, editor.username)
+    sign_in(page, editor.username)
     edit_url = f"/policies/{policy_version.policy_id}/edit/"
     page.goto(edit_url)
     new_tag = f'input[name="c0t{len(policy_version.taxonomy[0]["tags"])}-key"]'
@@ -119,20 +118,20 @@ def test_an_unsent_edit_is_put_back_only_for_the_editor_who_typed_it(page, make_
     edit_url = f"/policies/{policy_version.policy_id}/edit/"
     name = page.locator('input[name="c0t0-name"]')
 
-    _login(page, first.username)
+    sign_in(page, first.username)
     page.goto(edit_url)
     original = name.input_value()
     name.fill("First editor's wording, not sent")
     page.context.clear_cookies(name="sessionid")  # the first editor's session ends while the page is open
 
-    _login(page, second.username)  # someone else signs in on the same browser
+    sign_in(page, second.username)  # someone else signs in on the same browser
     page.goto(edit_url)
     assert page.locator("[data-unsent-notice]").count() == 0
     assert name.input_value() == original
     page.screenshot(path=str(shots / "policy-editor-unsent-not-for-another-user.png"))
     page.context.clear_cookies(name="sessionid")
 
-    _login(page, first.username)  # the editor who typed it comes back: theirs is put back
+    sign_in(page, first.username)  # the editor who typed it comes back: theirs is put back
     page.goto(edit_url)
     page.locator("[data-unsent-notice]").wait_for()
     assert name.input_value() == "First editor's wording, not sent"
@@ -140,7 +139,7 @@ def test_an_unsent_edit_is_put_back_only_for_the_editor_who_typed_it(page, make_
 
     with page.expect_navigation():
         page.get_by_role("button", name="Log out").click()
-    _login(page, first.username)
+    sign_in(page, first.username)
     page.goto(edit_url)
     assert page.locator("[data-unsent-notice]").count() == 0
     assert name.input_value() == original

@@ -14,8 +14,8 @@ import pytest
 from moderation.policies.models import PolicyVersion
 from moderation.policies.services import policy_version_create_draft
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _screen_problems
-from tests.browser.test_review_browser import _login
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,8 +32,7 @@ def test_publishing_a_draft_asks_first_and_works_by_keyboard(page, make_user, po
     taxonomy = copy.deepcopy(policy_version.taxonomy)
     taxonomy[0]["tags"][0]["keywords"].append("loan shark")
     draft = policy_version_create_draft(policy=policy_version.policy, taxonomy=taxonomy, by=editor, notes="Loans")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, editor.username)
+    sign_in(page, editor.username, screen=True)
     url = f"/policies/versions/{draft.pk}/"
     page.goto(url)
 
@@ -70,8 +69,7 @@ def test_a_tag_set_form_shows_every_problem_beside_its_field(page, make_user, tm
     tags_import(lines=["萌宠", "美食"])
     tag_set_default()
     editor = make_user("policy_editor", username="tag-editor")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, editor.username)
+    sign_in(page, editor.username, screen=True)
     page.goto("/tags/vocabulary/")
     page.locator("#new-tag-set").locator("xpath=ancestor::details").locator("summary").click()
     form = page.locator("#new-tag-set")
@@ -117,8 +115,7 @@ def test_a_jobs_model_version_opens_on_the_models_screen_at_three_decimals(page,
         n_items=12,
         metrics={"binary_accuracy": 11 / 12, "strict_accuracy": 2 / 3, "format_validity": 1.0},
     )
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
+    sign_in(page, admin.username, screen=True)
     page.goto(f"/training/jobs/{job.pk}/")
     assert "loss 0.401 – 0.912" in page.locator("#job-progress").inner_text()
     page.screenshot(path=str(_shots(tmp_path) / "job-model-version-link.png"))
@@ -137,8 +134,7 @@ def test_a_jobs_model_version_opens_on_the_models_screen_at_three_decimals(page,
 
 def test_an_unknown_tag2cot_status_is_said(page, make_user, tmp_path):
     labeler = make_user("labeler", username="cot-writer")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, labeler.username)
+    sign_in(page, labeler.username, screen=True)
     response = page.goto("/annotation/tag2cot/?status=pending")
     assert response is not None and response.status == 400
     assert "There is no Tag2CoT status “pending”: showing every task." in page.locator("#status-problem").inner_text()
@@ -187,8 +183,7 @@ def test_taking_a_tag2cot_task_opens_it_on_the_first_blank_stage(page, make_user
         stages=drafted,
     )  # fmt: skip
     labeler = make_user("labeler", username="cot-taker")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, labeler.username)
+    sign_in(page, labeler.username, screen=True)
     page.goto(f"/annotation/tag2cot/{task.pk}/")
 
     with page.expect_navigation():
@@ -207,8 +202,7 @@ def test_the_admins_breadcrumb_links_are_told_from_their_text_without_colour(pag
     from tests.browser.test_accessibility import _violations
 
     admin = make_user("admin", username="admin-crumbs", is_staff=True, is_superuser=True)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
+    sign_in(page, admin.username, screen=True)
 
     for url in ("/admin/moderation/reviewqueue/", "/admin/auth/group/"):
         page.goto(url)

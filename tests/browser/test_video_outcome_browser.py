@@ -10,7 +10,7 @@ import pytest
 
 from moderation.review.services import review_claim_next, review_submit
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 from tests.factories import DecisionFactory, ReviewTaskFactory
 
 pytestmark = [
@@ -31,8 +31,7 @@ def test_the_outcome_panel_shows_the_claim_then_the_verdict(page: Any, make_user
     task = ReviewTaskFactory(decision=decision)
     moderator = make_user("moderator")
     assert review_claim_next(user=moderator) == task
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, moderator.username)
+    sign_in(page, moderator.username, screen=True)
 
     assert page.goto(f"/videos/{decision.video_id}/").status == 200
     panel = page.locator("#video-outcome")

@@ -10,7 +10,8 @@ import pytest
 
 from moderation.review.models import Review
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login, _task
+from tests.browser.signin import sign_in
+from tests.browser.test_review_browser import _task
 from tests.factories import ReviewFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
@@ -29,8 +30,7 @@ def test_an_override_the_server_would_refuse_is_said_in_place_before_moving_on(p
     label did the same. Both are said beside the verdict: nothing is sent, nothing moves."""
     first = _task(policy_version, decision__label="正向", decision__video__title="FIRST")
     second = _task(policy_version, decision__video__title="SECOND")
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username, screen=True)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
@@ -76,8 +76,7 @@ def test_the_vocabulary_shows_a_tags_aliases_whole_and_names_its_count(page, mak
     from moderation.tagging.services import tags_import
 
     tags_import(lines=["手机\tphone, phones, smartphone, 手机壳, mobile"])
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("policy_editor").username)
+    sign_in(page, make_user("policy_editor").username, screen=True)
     page.goto("/tags/vocabulary/")
     box = page.get_by_label("aliases of 手机")
     assert box.input_value() == "phone, phones, smartphone, 手机壳, mobile"
@@ -92,8 +91,7 @@ def test_a_panel_refreshing_itself_keeps_the_keyboard_where_it_was(page, make_us
     """Walked: on the review queues, a keyboard user on a queue's link or "Claim next" lost the focus to the page's
     body each time the counts refreshed (every 15 s): the next Tab started from the top bar again."""
     _task(policy_version)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username, screen=True)
     page.goto("/review/")
     link = page.locator('#queue-stats tr[data-queue="default"] a')
     link.focus()
@@ -127,8 +125,7 @@ def test_the_adjudication_screen_shows_the_reviewers_severity_and_decide_on_load
         kind="appeal_overturned",
         reason="The model said 正向, but 1 appeal against the moderation succeeded.",
     )
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username, screen=True)
     page.goto(f"/annotation/adjudications/{adjudication.pk}/")
     review = page.locator('[data-outcome="review"]')
     assert "引导私下交易" in review.inner_text() and "severity high" in review.inner_text()
@@ -150,8 +147,7 @@ def test_the_policy_table_editor_shows_a_long_keyword_list_whole(page, make_user
     taxonomy = policy_version.taxonomy
     taxonomy[0]["tags"][0]["keywords"] = [f"keyword number {i}" for i in range(30)]
     type(policy_version).objects.filter(pk=policy_version.pk).update(taxonomy=taxonomy)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("policy_editor").username)
+    sign_in(page, make_user("policy_editor").username, screen=True)
     page.goto(f"/policies/{policy_version.policy_id}/edit/")
     box = page.locator('textarea[name="c0t0-keywords"]')
     assert "keyword number 29" in box.input_value()

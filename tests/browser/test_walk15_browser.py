@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -46,7 +46,7 @@ def test_the_tag_screen_keeps_submit_in_the_window_under_a_dozen_chips(page, mak
     tagger = make_user("moderator")
     assert review_claim_next(user=tagger, queue=task.queue) == task
     page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, tagger.username)
+    sign_in(page, tagger.username)
     page.goto(reverse("moderation:tag_task", args=[task.pk]) + f"?set={tag_set_default().slug}")
     submit = page.get_by_role("button", name="Submit tags and next")
     box = submit.bounding_box()
@@ -70,7 +70,7 @@ def test_an_item_decided_in_one_tab_is_said_so_in_the_other(page, make_user, pol
     first = _task(policy_version, priority=2, decision__label="正向", decision__video__title="FIRST")
     _task(policy_version, priority=1, decision__video__title="SECOND")
     page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")

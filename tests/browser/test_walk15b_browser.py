@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -26,7 +26,7 @@ def test_the_policy_table_editor_shows_long_english_names_whole(page, make_user,
     """Walked at 1440x900 (row 14): "Offensive speech, cyberbu", "Hazardous / prohibited goo": the name column was
     too narrow for the seed taxonomy's English names (up to 40 characters)."""
     page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("policy_editor").username)
+    sign_in(page, make_user("policy_editor").username)
     page.goto(f"/policies/{policy_version.policy_id}/edit/")
     names = page.locator('.tag-rows input[name$="-name"], .tag-rows input[name$="-key"]')  # keys kept whole too
     assert names.count() > 10
@@ -43,7 +43,7 @@ def test_back_to_queue_stays_on_the_review_headers_title_row_at_1024(page, make_
 
     _task(policy_version, decision__video__title="【重要通知】" + "这是一个非常非常长的中文标题" * 4)
     page.set_viewport_size({"width": 1024, "height": 768})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url("**/review/*/")
@@ -64,7 +64,7 @@ def test_ticks_sent_when_the_session_had_expired_come_back_after_signing_in_agai
     from moderation.review.services import review_claim_next
     from moderation.tagging.models import TagSuggestion, VideoTag
     from moderation.tagging.services import tag_queue_default, tag_set_default
-    from tests.browser.test_review_browser import PASSWORD
+    from tests.browser.signin import PASSWORD
     from tests.factories import ReviewTaskFactory, TagFactory
 
     task = ReviewTaskFactory(
@@ -78,7 +78,7 @@ def test_ticks_sent_when_the_session_had_expired_come_back_after_signing_in_agai
     tagger = make_user("moderator")
     assert review_claim_next(user=tagger, queue=task.queue) == task
     page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, tagger.username)
+    sign_in(page, tagger.username)
     task_url = reverse("moderation:tag_task", args=[task.pk]) + f"?set={tag_set_default().slug}"
     page.goto(task_url)
     boxes = page.locator('#tag-chips input[name="tag"]')

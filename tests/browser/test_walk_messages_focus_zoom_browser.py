@@ -10,8 +10,9 @@ import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _violations
-from tests.browser.test_review_browser import _login, _task
+from tests.browser.test_review_browser import _task
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -21,7 +22,7 @@ def test_a_page_with_a_message_and_a_refused_request_has_no_axe_violation(page, 
     """After an action, its message ("Item #N is back in the queue.") was the page's one axe violation (content
     outside every landmark); a refused htmx request's list (role="alert" on the <ul>) lost its list semantics."""
     task = _task(policy_version)
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     with page.expect_navigation():
         page.keyboard.press("n")
@@ -45,7 +46,7 @@ def test_the_model_registry_fits_the_window_at_200_percent_zoom(page, make_user,
     # Its Promote row offers "under <policy>": the choice was as wide as the longest policy name.
     PolicyVersionFactory(policy=PolicyFactory(slug="blm", name="BLM-Guard advertising risk (short-video ads)"))
     page.set_viewport_size({"width": 720, "height": 450})  # 1440x900 at 200%
-    _login(page, make_user("admin").username)
+    sign_in(page, make_user("admin").username)
     page.goto(reverse("training:model_list"))
     assert page.locator("tr[data-version='sft-job-1234']").count() == 1
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
@@ -69,7 +70,7 @@ def test_a_cot_speech_evidence_link_leaves_the_keyboard_on_the_player(page, make
         decision__video__file=name,
         decision__cot=[{"key": "analysis", "title": "Analysis", "text": "says so", "evidence": evidence}],
     )
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     with page.expect_navigation():
         page.keyboard.press("n")
@@ -95,8 +96,7 @@ def test_after_a_skip_its_message_and_the_whole_decision_panel_fit_the_window(pa
     from tests.factories import DecidedVideoFactory
 
     ReproCandidate.objects.create(video=second.decision.video, original=DecidedVideoFactory(title="Earlier"), score=0.9)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username, screen=True)
     page.goto("/review/")
     with page.expect_navigation():
         page.keyboard.press("n")

@@ -381,10 +381,19 @@ def test_a_built_dataset_says_its_total_and_how_it_was_split(client_as, training
     """Seen in Chromium: "Built … with 1 SFT record (2 held out)" for three records, one to train on; the
     table's "Pairs / records" column counted only those to train on, beside "Held out"."""
     from tests.factories import DecisionFactory, ReviewFactory, ReviewTaskFactory
+    from training.data import split_for, split_group_for
 
-    for i in range(5):  # six videos a reviewer overrode: some go to the held-out share
+    # Six or more videos a reviewer overrode, until both sides of the split have one: the split hashes each video's
+    # id, and which ids a test database hands out depends on the tests run before on it (on one pytest-xdist
+    # worker no dataset was built: all six held out is "Every video landed in the evaluation split").
+    sides = {split_for(split_group_for(override_review.decision.video), 0.5)}
+    i = 0
+    while i < 5 or len(sides) < 2:
+        assert i < 40, sides
         decision = DecisionFactory(policy_version=override_review.decision.policy_version, label="正向")
         ReviewFactory(task=ReviewTaskFactory(decision=decision), decision=decision, note=f"Sells off the app {i}.")
+        sides.add(split_for(split_group_for(decision.video), 0.5))
+        i += 1
     client = client_as("admin")
 
     page = client.post(reverse("training:dataset_build"), {"kind": "dpo", "eval_share": "0.5"}, follow=True)

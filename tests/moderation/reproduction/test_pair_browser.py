@@ -14,7 +14,7 @@ from moderation.media.models import Keyframe
 from moderation.reproduction.models import ReproCandidate
 from moderation.reproduction.services import pair_claim_next
 from tests.browser import conftest as browser_conftest
-from tests.browser.test_review_browser import _login
+from tests.browser.signin import sign_in
 from tests.factories import DecidedVideoFactory
 from workbench import storage
 
@@ -72,7 +72,7 @@ def test_an_earlier_uploads_keyframe_seeks_both_players_to_its_moment(page, make
     pair = ReproCandidate.objects.create(video=copy, original=original, score=0.9, offset=0.5)
     moderator = make_user("moderator")
     assert pair_claim_next(user=moderator) == pair
-    _login(page, moderator.username)
+    sign_in(page, moderator.username)
     page.goto(f"/repro/{pair.pk}/")
     # The test server's media answers do not let Chromium seek (the live app's do, walked): each player gets its
     # file's bytes as a blob, which seeks; the screen's own script drives the same two elements.
@@ -143,8 +143,7 @@ def test_the_verdict_buttons_are_in_view_at_1440x900(page, make_user, tmp_path):
     pair = _pair_with_media(tmp_path, copy_file=True, original_file=True)
     moderator = make_user("moderator")
     assert pair_claim_next(user=moderator) == pair
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, moderator.username)
+    sign_in(page, moderator.username, screen=True)
     page.goto(f"/repro/{pair.pk}/")
     for key in ("p", "d", "u"):
         button = page.locator(f'#verdict button[data-hotkey="{key}"]')
@@ -169,8 +168,7 @@ def test_the_keyframes_seek_the_one_video_that_has_media(page, make_user, tmp_pa
     pair = _pair_with_media(tmp_path, copy_file=False, original_file=True)
     moderator = make_user("moderator")
     assert pair_claim_next(user=moderator) == pair
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, moderator.username)
+    sign_in(page, moderator.username, screen=True)
     page.goto(f"/repro/{pair.pk}/")
     assert page.locator("video").count() == 1
     note = page.locator("#no-sync").inner_text()
@@ -190,7 +188,7 @@ def test_with_only_the_later_uploads_media_its_keyframes_and_the_earliers_seek_i
     pair = _pair_with_media(tmp_path, copy_file=True, original_file=False)
     moderator = make_user("moderator")
     assert pair_claim_next(user=moderator) == pair
-    _login(page, moderator.username)
+    sign_in(page, moderator.username)
     page.goto(f"/repro/{pair.pk}/")
     assert "The earlier upload has no media file" in page.locator("#no-sync").inner_text()
     _blob_players(page)

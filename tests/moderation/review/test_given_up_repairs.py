@@ -13,45 +13,22 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
 from moderation.inference.models import MissingDecisionRepair
 from moderation.inference.selectors import missing_decision_counts, videos_missing_decision_to_queue
-from moderation.inference.services import (
-    decision_create_for_video,
-    decisions_create_for_video,
-    missing_decision_failure_record,
-)
+from moderation.inference.services import decisions_create_for_video, missing_decision_failure_record
 from moderation.media.models import Video
 from moderation.review.models import AuditEvent
 from moderation.review.services import review_routing_repair
-from tests.factories import UserFactory, VideoFactory
+from tests.factories import VideoFactory
+from tests.moderation.review.routing import client_for, decided_before_minors, queued_missing_decisions, staff
 
 pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-def _staff(*roles: str) -> User:
-    user = UserFactory()
-    user.groups.add(*Group.objects.filter(name__in=roles))
-    return user
-
-
-def _client(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def _queued(callbacks: Any) -> list[int]:
-    return [
-        c.args[2][0]
-        for c in callbacks
-        if getattr(c, "args", ()) and c.args[0] == "moderation.inference.tasks.decide_missing_policies"
-    ]
 
 
 @dataclass
@@ -63,21 +40,13 @@ class GivenUp:
 
 @pytest.fixture
 def given_up(policy_version: Any) -> GivenUp:
-    from moderation.inference.services import model_version_register
-    from moderation.policies.models import Policy
-    from tests.factories import PolicyVersionFactory
-
     videos = [VideoFactory(title=f"half decided {i}") for i in range(2)]
-    for video in videos:
-        decision_create_for_video(video_id=video.pk)
-    serving = model_version_register(name="minors-model", backend="evidence_baseline", base_model="minors-vlm")
-    minors = Policy.objects.create(slug="minors", name="Minors", auto_apply=True, serving_model=serving)
-    PolicyVersionFactory(policy=minors)
+    decided_before_minors(videos)
     for video in videos:
         for _ in range(MissingDecisionRepair.MAX_ATTEMPTS):
             missing_decision_failure_record(video_id=video.pk, error=f"CUDA out of memory on video {video.pk}")
-    admin = _staff("admin")
-    return GivenUp(videos=videos, admin=admin, client=_client(admin))
+    admin = staff("admin")
+    return GivenUp(videos=videos, admin=admin, client=client_for(admin))
 
 
 def _retry(client: Client, video_id: int, **extra: Any) -> Any:
@@ -102,7 +71,9 @@ def test_each_given_up_video_is_listed_and_retried_alone(
 
     with django_capture_on_commit_callbacks() as queued:
         panel = _retry(w.client, first.pk, **HTMX)
-    assert panel.status_code == 200 and _queued(queued) == [first.pk]  # that one only, not every given-up one
+    assert panel.status_code == 200 and queued_missing_decisions(queued) == [
+        first.pk
+    ]  # that one only, not every given-up one
     text = panel.content.decode()
     assert text.lstrip().startswith('<section class="panel" id="ops-routing">')  # the panel alone
     assert f"Queued the missing decisions of video #{first.pk} once more" in text
@@ -112,13 +83,13 @@ def test_each_given_up_video_is_listed_and_retried_alone(
     # A double click: the second finds it queued, says so, and queues nothing.
     with django_capture_on_commit_callbacks() as queued:
         again = _retry(w.client, first.pk, **HTMX)
-    assert again.status_code == 200 and _queued(queued) == []
+    assert again.status_code == 200 and queued_missing_decisions(queued) == []
     assert f"Video #{first.pk} is queued already" in again.content.decode()
 
     # Without htmx: the same, as a message on the page.
     with django_capture_on_commit_callbacks() as queued:
         page = _retry(w.client, second.pk, follow=True)
-    assert _queued(queued) == [second.pk]
+    assert queued_missing_decisions(queued) == [second.pk]
     assert f"Queued the missing decisions of video #{second.pk} once more" in page.content.decode()
 
 
@@ -148,7 +119,7 @@ def test_a_dismissed_video_is_recorded_no_longer_counted_nor_queued_and_listed_a
     assert first.pk not in videos_missing_decision_to_queue(now=_now()).values_list("pk", flat=True)
     with django_capture_on_commit_callbacks() as queued:
         review_routing_repair()
-    assert first.pk not in _queued(queued)
+    assert first.pk not in queued_missing_decisions(queued)
 
     listed = w.client.get(reverse("moderation:ops_missing_decisions") + "?failed=dismissed", **HTMX).content.decode()
     assert f'id="ops-failed-{first.pk}"' in listed and f'id="ops-failed-{second.pk}"' not in listed
@@ -161,7 +132,7 @@ def test_a_dismissed_video_is_recorded_no_longer_counted_nor_queued_and_listed_a
     # Retry from the dismissed list queues it again and undoes the dismissal.
     with django_capture_on_commit_callbacks() as queued:
         retried = _retry(w.client, first.pk, data={"failed": "dismissed"}, **HTMX).content.decode()
-    assert _queued(queued) == [first.pk] and "No dismissed video." in retried
+    assert queued_missing_decisions(queued) == [first.pk] and "No dismissed video." in retried
     assert MissingDecisionRepair.objects.get(video=first).dismissed_at is None
     assert AuditEvent.objects.filter(action="missing_decisions.retried", object_id=str(first.pk)).count() == 1
 
@@ -184,7 +155,7 @@ def test_refused_actions_say_why_and_never_fail(given_up: GivenUp, policy_versio
     decisions_create_for_video(video_id=never.pk)
     assert f"Video #{never.pk} lacks no decision now" in _retry(w.client, never.pk, **HTMX).content.decode()
 
-    moderator = _client(_staff("moderator"))
+    moderator = client_for(staff("moderator"))
     assert not AuditEvent.objects.filter(action__startswith="missing_decisions.").exists()  # refused: no event
     assert _retry(moderator, second.pk, **HTMX).status_code == 403
     assert _dismiss(moderator, second.pk).status_code == 403

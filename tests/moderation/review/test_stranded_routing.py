@@ -20,7 +20,6 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.forms.models import model_to_dict
-from django.test import Client
 from django.urls import reverse
 
 from moderation.inference.services import decision_create_for_video, model_version_register
@@ -31,20 +30,9 @@ from moderation.review.models import AuditEvent, AwaitedQueueItem, ReviewQueue, 
 from moderation.review.selectors import videos_routing_stranded
 from moderation.review.services import review_queue_decision
 from tests.factories import DecidedVideoFactory, UserFactory, VideoFactory
+from tests.moderation.review.routing import client_for, decided_before_minors, queued_missing_decisions, staff
 
 pytestmark = pytest.mark.django_db
-
-
-def _staff(*roles: str) -> User:
-    user = UserFactory()
-    user.groups.add(*Group.objects.filter(name__in=roles))
-    return user
-
-
-def _client(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @dataclass
@@ -69,9 +57,9 @@ def routed(policy_version: Any) -> Routed:
         video=video,
         first=first,
         queue=queue,
-        outsider=_staff("moderator"),
-        senior=_staff("moderator", "seniors"),
-        admin=_staff("admin"),
+        outsider=staff("moderator"),
+        senior=staff("moderator", "seniors"),
+        admin=staff("admin"),
     )
     assert AwaitedQueueItem.objects.filter(decision=first, queue=queue).exists()
     _assert_open_to(w, outsider=False, senior=False)  # the window: only admins until the item is made
@@ -98,7 +86,7 @@ def _admin_save(queue: ReviewQueue, **changes: Any) -> None:
             form[key] = [g.pk if hasattr(g, "pk") else g for g in value]
         else:
             form[key] = "" if value is None else value
-    response = _client(admin).post(reverse("admin:moderation_reviewqueue_change", args=[queue.pk]), form)
+    response = client_for(admin).post(reverse("admin:moderation_reviewqueue_change", args=[queue.pk]), form)
     assert response.status_code == 302, response.content.decode()[:3000]
 
 
@@ -161,7 +149,7 @@ def test_a_queue_given_other_filters_hands_the_video_to_the_queue_that_takes_it_
     experts = Group.objects.create(name="experts")
     other = ReviewQueue.objects.create(slug="experts", name="Experts", policy=policy_version.policy)
     other.allowed_groups.add(experts)
-    expert = _staff("moderator", "experts")
+    expert = staff("moderator", "experts")
     _admin_save(w.queue, labels=["not-this-label"])
 
     assert not AwaitedQueueItem.objects.exists()
@@ -186,7 +174,9 @@ def test_deleting_a_queues_only_group_in_the_admin_opens_the_video_it_awaits(rou
     w = routed
     admin = UserFactory(is_staff=True, is_superuser=True)
     group = Group.objects.get(name="seniors")
-    assert _client(admin).post(reverse("admin:auth_group_delete", args=[group.pk]), {"post": "yes"}).status_code == 302
+    assert (
+        client_for(admin).post(reverse("admin:auth_group_delete", args=[group.pk]), {"post": "yes"}).status_code == 302
+    )
 
     assert not Group.objects.filter(name="seniors").exists()
     _assert_open_to(w, outsider=True, senior=True)  # the queue is open to every reviewer now
@@ -197,7 +187,7 @@ def test_a_queue_deleted_in_the_admin_routes_the_video_again(routed: Routed) -> 
     w = routed
     admin = UserFactory(is_staff=True, is_superuser=True)
     url = reverse("admin:moderation_reviewqueue_delete", args=[w.queue.pk])
-    assert _client(admin).post(url, {"post": "yes"}).status_code == 302
+    assert client_for(admin).post(url, {"post": "yes"}).status_code == 302
 
     assert not ReviewQueue.objects.filter(slug="seniors").exists()
     assert ReviewTask.objects.filter(decision=w.first, queue__slug=ReviewQueue.DEFAULT_SLUG).exists()
@@ -295,10 +285,10 @@ def test_the_ops_page_counts_stranded_videos_and_its_button_routes_them_again(ro
     assert not video_open_to(user=w.outsider, video_id=legacy.pk)
     assert set(videos_routing_stranded().values_list("pk", flat=True)) == {w.video.pk, legacy.pk}
 
-    admin = _client(w.admin)
+    admin = client_for(w.admin)
     html = admin.get(reverse("moderation:ops_dashboard")).content.decode()
     assert "2</strong> stranded videos" in html and f"#{legacy.pk}" in html and "Repair routing" in html
-    assert _client(w.outsider).post(reverse("moderation:ops_routing_repair")).status_code == 403
+    assert client_for(w.outsider).post(reverse("moderation:ops_routing_repair")).status_code == 403
     page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
     assert "Routed 2 stranded videos again" in page and "No stranded video" in page
 
@@ -345,7 +335,7 @@ def test_a_half_decided_video_gets_its_missing_policys_decision_queued_and_route
     minors_version = PolicyVersionFactory(policy=minors)
     experts = Group.objects.create(name="minors-experts")
     ReviewQueue.objects.create(slug="minors", name="Minors", policy=minors).allowed_groups.add(experts)
-    outsider, expert, admin = _staff("moderator"), _staff("moderator", "minors-experts"), _staff("admin")
+    outsider, expert, admin = staff("moderator"), staff("moderator", "minors-experts"), staff("admin")
     video = VideoFactory(title="half decided")
     decisions_create = services.decisions_create_for_video
     decisions_create(video_id=video.pk, policy_versions=[policy_version])  # as older code left it
@@ -353,11 +343,11 @@ def test_a_half_decided_video_gets_its_missing_policys_decision_queued_and_route
     decisions_create(video_id=done.pk)
     assert video_open_to(user=outsider, video_id=video.pk)
 
-    html = _client(admin).get(reverse("moderation:ops_dashboard")).content.decode()
+    html = client_for(admin).get(reverse("moderation:ops_dashboard")).content.decode()
     assert "1</strong> decided video lacks a decision under an auto-applied policy" in html
     assert f'href="{reverse("moderation:video_detail", args=[video.pk])}">#{video.pk}<' in html
     with django_capture_on_commit_callbacks() as queued:
-        _client(admin).post(reverse("moderation:ops_routing_repair"))
+        client_for(admin).post(reverse("moderation:ops_routing_repair"))
     assert [c.args[:3] for c in queued if getattr(c, "args", ())] == [
         ("moderation.inference.tasks.decide_missing_policies", "infer", [video.pk])
     ]
@@ -378,7 +368,7 @@ def test_a_half_decided_video_gets_its_missing_policys_decision_queued_and_route
 
     monkeypatch.setattr(services, "get_backend", lambda *a, **k: pytest.fail("a second inference"))
     assert decide_missing_policies.run(video.pk) == 0
-    html = _client(admin).get(reverse("moderation:ops_dashboard")).content.decode()
+    html = client_for(admin).get(reverse("moderation:ops_dashboard")).content.decode()
     assert "Every decided video has a decision under each auto-applied policy." in html
 
 
@@ -419,25 +409,9 @@ class HalfDecided:
 
 @pytest.fixture
 def half_decided(policy_version: Any) -> HalfDecided:
-    from moderation.policies.models import Policy
-    from tests.factories import PolicyVersionFactory
-
     videos = [DecidedVideoFactory(title=f"decided before minors {i}") for i in range(3)]
-    for video in videos:
-        decision_create_for_video(video_id=video.pk)
-    serving = model_version_register(name="minors-model", backend="evidence_baseline", base_model="minors-vlm")
-    minors = Policy.objects.create(slug="minors", name="Minors", auto_apply=True, serving_model=serving)
-    PolicyVersionFactory(policy=minors)
-    return HalfDecided(videos=videos, minors_model=serving, admin=_staff("admin"))
-
-
-def _queued(callbacks: Any) -> list[int]:
-    """The videos whose missing decisions a request queued (on the infer queue)."""
-    return [
-        c.args[2][0]
-        for c in callbacks
-        if getattr(c, "args", ()) and c.args[0] == "moderation.inference.tasks.decide_missing_policies"
-    ]
+    serving = decided_before_minors(videos)
+    return HalfDecided(videos=videos, minors_model=serving, admin=staff("admin"))
 
 
 def test_a_failing_missing_decision_is_recorded_shown_and_given_up_after_three_tries(
@@ -460,11 +434,11 @@ def test_a_failing_missing_decision_is_recorded_shown_and_given_up_after_three_t
         return real_get_backend(name, **kwargs)
 
     monkeypatch.setattr(services, "get_backend", minors_out_of_memory)
-    admin, ops = _client(w.admin), reverse("moderation:ops_dashboard")
+    admin, ops = client_for(w.admin), reverse("moderation:ops_dashboard")
     for attempt in (1, 2, 3):
         with django_capture_on_commit_callbacks() as queued:
             admin.post(reverse("moderation:ops_routing_repair"))
-        assert video.pk in _queued(queued), attempt
+        assert video.pk in queued_missing_decisions(queued), attempt
         assert decide_missing_policies.run(video.pk) == 0
         failure = MissingDecisionRepair.objects.get(video=video)
         assert failure.attempts == attempt and "CUDA out of memory" in failure.error
@@ -474,13 +448,13 @@ def test_a_failing_missing_decision_is_recorded_shown_and_given_up_after_three_t
     assert "1 given up after 3 failed tries" in html and "Retry 1 given-up video" in html
     with django_capture_on_commit_callbacks() as queued:
         admin.post(reverse("moderation:ops_routing_repair"))
-    assert video.pk not in _queued(queued)  # no fourth try by the repair
+    assert video.pk not in queued_missing_decisions(queued)  # no fourth try by the repair
 
     monkeypatch.undo()  # the model works again
-    assert _client(_staff("moderator")).post(reverse("moderation:ops_missing_decisions_retry")).status_code == 403
+    assert client_for(staff("moderator")).post(reverse("moderation:ops_missing_decisions_retry")).status_code == 403
     with django_capture_on_commit_callbacks() as queued:
         page = admin.post(reverse("moderation:ops_missing_decisions_retry"), follow=True).content.decode()
-    assert _queued(queued) == [video.pk]
+    assert queued_missing_decisions(queued) == [video.pk]
     assert "Queued the missing decisions of 1 half-decided video once more" in page
     assert decide_missing_policies.run(video.pk) == 1
     assert not MissingDecisionRepair.objects.filter(video=video).exists()
@@ -496,21 +470,21 @@ def test_the_repair_says_how_many_videos_are_left_and_the_next_click_continues(
     same videos again (their tasks are queued)."""
     settings.ROUTING_REPAIR_BATCH = 2
     w = half_decided
-    admin, ops = _client(w.admin), reverse("moderation:ops_dashboard")
+    admin, ops = client_for(w.admin), reverse("moderation:ops_dashboard")
     html = admin.get(ops).content.decode()
     assert "3</strong> decided videos lack" in html and "3 not queued yet, 0 queued" in html
     assert "at most 2 videos of each kind a click: 2 clicks" in html
 
     with django_capture_on_commit_callbacks() as queued:
         page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
-    first = _queued(queued)
+    first = queued_missing_decisions(queued)
     assert len(first) == 2
     assert "1 half-decided video still to repair (at most 2 of each a click): click Repair routing again" in page
     assert "1 not queued yet, 2 queued on the infer queue" in page
 
     with django_capture_on_commit_callbacks() as queued:
         page = admin.post(reverse("moderation:ops_routing_repair"), follow=True).content.decode()
-    second = _queued(queued)
+    second = queued_missing_decisions(queued)
     assert sorted(first + second) == sorted(v.pk for v in w.videos)
     assert "still to repair" not in page and "0 not queued yet, 3 queued" in page
     assert "Repair routing</button>" not in page  # nothing left for it to do
@@ -523,7 +497,7 @@ def test_repair_routing_all_queues_every_batch(
     out = StringIO()
     with django_capture_on_commit_callbacks() as queued:
         call_command("repair_routing", "--limit", "1", stdout=out)
-    first = _queued(queued)
+    first = queued_missing_decisions(queued)
     assert len(first) == 1
     assert "left: 0 stranded, 0 inconsistent and 2 half-decided video(s) (run again to continue, or with --all)" in (
         out.getvalue()
@@ -531,7 +505,7 @@ def test_repair_routing_all_queues_every_batch(
     out = StringIO()
     with django_capture_on_commit_callbacks() as queued:
         call_command("repair_routing", "--limit", "1", "--all", stdout=out)
-    assert sorted(first + _queued(queued)) == sorted(v.pk for v in w.videos)
+    assert sorted(first + queued_missing_decisions(queued)) == sorted(v.pk for v in w.videos)
     assert "left:" not in out.getvalue()
 
 

@@ -13,12 +13,11 @@ import pytest
 from moderation.tagging.models import TagEvent, TagRanker, TagSuggestion, VideoTag
 from moderation.tagging.services import tag_candidates_generate, tag_set_default
 from tests.browser import conftest as browser_conftest
-from tests.browser import test_review_browser as rb
+from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _violations as axe_violations
 from tests.factories import DecisionFactory, VideoFactory
 
 CHROMIUM = browser_conftest.CHROMIUM
-_login = rb._login
 page = browser_conftest.page  # the same Chromium and page fixtures as the review browser tests
 
 
@@ -50,7 +49,7 @@ def test_reviewer_accepts_rejects_adds_and_the_ranker_retrains(  # type: ignore[
     for d in (first, second):
         tag_candidates_generate(video_id=d.video_id, encode=encode)
     admin = make_user("admin")
-    _login(page, admin.username)
+    sign_in(page, admin.username)
 
     page.goto("/tags/")
     page.keyboard.press("n")  # claim next: the first video
@@ -116,7 +115,7 @@ def test_submitting_with_no_tag_ticked_asks_before_rejecting_them_all(  # type: 
     admin = make_user("admin")
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss() if len(dialogs) == 1 else d.accept()))
-    _login(page, admin.username)
+    sign_in(page, admin.username)
 
     page.goto("/tags/")
     page.keyboard.press("n")
@@ -156,7 +155,7 @@ def test_switching_the_tag_set_asks_before_dropping_changed_chips(page, make_use
     assert review_claim_next(user=admin, queue=task.queue) == task
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss() if len(dialogs) == 1 else d.accept()))
-    _login(page, admin.username)
+    sign_in(page, admin.username)
     url = reverse("moderation:tag_task", args=[task.pk])
 
     # Nothing changed: the switch reloads at once, no question asked.
@@ -191,7 +190,7 @@ def test_an_editor_picks_an_alias_target_by_keyboard_and_a_refusal_keeps_it(page
     tags_import(lines=["游戏\t电子游戏", "手游", "桌游\t剧本杀", "美食"])
     food = Tag.objects.get(name="美食")
     proposal = TagProposal.objects.create(name="剧本杀", key="剧本杀", nearest_tag=food, nearest_cosine=0.81)
-    _login(page, make_user("policy_editor").username)
+    sign_in(page, make_user("policy_editor").username)
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto("/tags/curation/")
     box = page.locator(f"#alias-of-{proposal.pk}")
@@ -257,7 +256,7 @@ def test_the_review_screens_tags_panel_searches_twice_and_its_evidence_links_lan
     SegmentFactory(video=video, index=0, start=1.5, end=3.0, text="今天吃火锅")
     task = _task(policy_version, decision__video=video)
     tag_candidates_generate(video_id=video.pk, encode=encode)
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.goto("/review/")
     with page.expect_navigation():
         page.keyboard.press("n")
@@ -308,7 +307,7 @@ def test_saving_the_tags_on_the_review_screen_keeps_the_keyboard_in_the_panel(  
         decision__video__title="周末在家做火锅 美食教程",
     )
     tag_candidates_generate(video_id=task.decision.video_id, encode=encode)
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto("/review/")
     with page.expect_navigation():
@@ -345,8 +344,7 @@ def test_the_tag_search_results_come_into_view_under_the_chips(  # type: ignore[
         policy_version=policy_version,
     )
     tag_candidates_generate(video_id=decision.video_id, encode=encode)
-    page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username, screen=True)
     page.goto("/tags/")
     with page.expect_navigation():
         page.keyboard.press("n")
@@ -381,7 +379,7 @@ def test_saving_the_review_screens_tags_with_none_ticked_asks_before_rejecting_t
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss() if len(dialogs) == 1 else d.accept()))
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/tags/" in r.url else None)
-    _login(page, make_user("moderator").username)
+    sign_in(page, make_user("moderator").username)
     page.set_viewport_size({"width": 1440, "height": 900})
     page.goto("/review/")
     with page.expect_navigation():
