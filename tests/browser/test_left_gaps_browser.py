@@ -17,8 +17,8 @@ from moderation.review.models import ReviewQueue
 from moderation.review.services import audit_event_record, review_claim_next
 from moderation.tagging.services import tag_queue_default
 from tests.browser.conftest import CHROMIUM
+from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _violations
-from tests.browser.test_review_browser import _login
 from tests.factories import ReviewTaskFactory, VideoFactory
 
 pytestmark = [
@@ -43,7 +43,7 @@ def test_an_admin_retries_and_dismisses_videos_without_reproduction_candidates(p
         ReproRetrievalFailure.objects.create(video=video, attempts=6, failed_at=timezone.now(), error=error)
     admin = make_user("admin")
     page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, admin.username)
+    sign_in(page, admin.username)
 
     page.goto("/ops/")
     listed = page.locator("#ops-repro-failed")
@@ -85,7 +85,7 @@ def test_a_tagger_reads_why_the_item_they_held_is_gone_and_an_old_payload_reads_
     experts.allowed_groups.add(Group.objects.create(name="experts"))
     ReviewTaskFactory(decision=task.decision, queue=experts)
     page.set_viewport_size({"width": 1440, "height": 900})
-    _login(page, tagger.username)
+    sign_in(page, tagger.username)
     page.goto("/tags/")
     note = page.locator("[data-held-hidden]")
     assert "no longer open to you" in note.inner_text()
@@ -97,7 +97,7 @@ def test_a_tagger_reads_why_the_item_they_held_is_gone_and_an_old_payload_reads_
         actor=tagger, action="escalate", obj=task, payload={"reason": "refund \u202e0011 2233\u202c please"}
     )
     page.context.clear_cookies()
-    _login(page, auditor.username)
+    sign_in(page, auditor.username)
     page.goto(f"/admin/moderation/auditevent/{event.pk}/change/")
     shown = page.locator(".field-payload_shown").inner_text()
     assert "refund 0011 2233 please" in shown and "\u202e" not in shown
