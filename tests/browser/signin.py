@@ -1,7 +1,10 @@
-"""Signing in through the sign-in form, as the browser tests do: their users have the factories' password."""
+"""Signing in through the sign-in form, as the browser tests do (their users have the factories' password), and where
+the walks' screenshots go."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 PASSWORD = "pw-test-123"  # tests.factories.UserFactory's
@@ -19,3 +22,10 @@ def sign_in(page: Any, username: str, *, screen: bool = False) -> None:
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert "/login/" not in page.url, "login failed"
+
+
+def shots_dir() -> Path:
+    """Where the walks' browser tests put their screenshots: ``$SHOTS_DIR/<checkout's folder name>``."""
+    where = Path(os.environ.get("SHOTS_DIR", "/work/shots")) / Path.cwd().name
+    where.mkdir(parents=True, exist_ok=True)
+    return where

@@ -3,23 +3,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from moderation.review.models import Review
 from tests.browser.conftest import CHROMIUM
-from tests.browser.signin import sign_in
+from tests.browser.signin import shots_dir, sign_in
 from tests.browser.test_review_browser import _task
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
-
-
-def _shots() -> Path:
-    where = Path(os.environ.get("SHOTS_DIR", "/work/shots")) / Path.cwd().name
-    where.mkdir(parents=True, exist_ok=True)
-    return where
 
 
 def _violation(policy_version, title: str):  # type: ignore[no-untyped-def]
@@ -60,7 +53,7 @@ def test_a_double_press_or_a_held_key_never_decides_the_item_it_swapped_in(page,
     assert page.locator("#review-screen").get_attribute("data-task") == str(second.pk)
     status = page.locator("#review-status").inner_text()
     assert f"Item #{second.pk} had only just appeared" in status
-    page.screenshot(path=str(_shots() / "review-double-press-ignored.png"))
+    page.screenshot(path=str(shots_dir() / "review-double-press-ignored.png"))
 
     # A held key: the first press decides, the key's repeats do nothing (here well apart, as a slow repeat rate).
     page.keyboard.down("a")
@@ -104,7 +97,7 @@ def test_approving_a_violation_the_model_gave_no_severity_asks_for_one_before_mo
     failure.wait_for()
     assert "choose one (1 low, 2 medium, 3 high), then approve" in failure.inner_text()
     assert sent == [] and page.locator("#review-screen").get_attribute("data-task") == str(first.pk)
-    page.screenshot(path=str(_shots() / "review-approve-needs-severity.png"))
+    page.screenshot(path=str(shots_dir() / "review-approve-needs-severity.png"))
 
     page.wait_for_timeout(300)  # apart from the refused press: not a double press
     page.keyboard.press("2")

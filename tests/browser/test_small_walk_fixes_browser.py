@@ -4,23 +4,16 @@ page's message and the tag ranker's retrain."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
-from tests.browser.signin import sign_in
+from tests.browser.signin import shots_dir, sign_in
 from tests.browser.test_review_browser import _task
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
-
-
-def _shots() -> Path:
-    where = Path(os.environ.get("SHOTS_DIR", "/work/shots")) / Path.cwd().name
-    where.mkdir(parents=True, exist_ok=True)
-    return where
 
 
 @pytest.mark.django_db(transaction=True)
@@ -37,13 +30,13 @@ def test_a_retrain_of_the_tag_ranker_is_followed_until_its_result_shows(page, ma
     queued = page.locator(f'[data-run="{run.pk}"][data-run-status="queued"]')
     assert queued.count() == 1
     assert "waiting for a worker" in page.locator(f'[data-run-detail="{run.pk}"]').inner_text()
-    page.screenshot(path=str(_shots() / "ranker-retrain-running.png"))
+    page.screenshot(path=str(shots_dir() / "ranker-retrain-running.png"))
     tag_ranker_training_run(run_id=run.pk)  # the worker's part: no events yet, so skipped
     done = page.locator(f'[data-run="{run.pk}"][data-run-status="skipped"]')
     done.wait_for(timeout=10_000)  # no reload by the user: the polled table sees it and the page refreshes
     assert "the learned ranker needs 20" in page.locator(f'[data-run-detail="{run.pk}"]').inner_text()
     assert page.locator('[data-run-status="queued"]').count() == 0  # nothing says "queued" once it ended
-    page.screenshot(path=str(_shots() / "ranker-retrain-done.png"))
+    page.screenshot(path=str(shots_dir() / "ranker-retrain-done.png"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -61,7 +54,7 @@ def test_a_refused_cascade_retrain_is_not_sent_again_by_a_reload(page, make_user
     assert page.url.endswith(reverse("moderation:cascade"))  # not /cascade/train/
     assert "“0.3” is not" in page.locator("#train-error").inner_text()
     assert page.locator("#train-form input[name=target_accuracy]").input_value() == "0.3"
-    page.screenshot(path=str(_shots() / "cascade-retrain-refused.png"))
+    page.screenshot(path=str(shots_dir() / "cascade-retrain-refused.png"))
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.method))
     page.reload()  # no "resend the form?": the page is a GET
@@ -97,7 +90,7 @@ def test_the_walked_screens_read_as_a_reviewer_needs(page, make_user, policy_ver
     page.goto(reverse("moderation:repro_pair", args=[pair.pk]))
     shown = page.locator("#frame-similarity").inner_text()
     assert shown.startswith("0.974") and "mirrored copy" in shown
-    page.locator("#scores").screenshot(path=str(_shots() / "pair-mirrored-frame-similarity.png"))
+    page.locator("#scores").screenshot(path=str(shots_dir() / "pair-mirrored-frame-similarity.png"))
 
     page.goto("/review/")
     with page.expect_navigation():
@@ -105,7 +98,7 @@ def test_the_walked_screens_read_as_a_reviewer_needs(page, make_user, policy_ver
     assert page.url.endswith(f"/review/{task.pk}/")
     cot = page.locator("#cot").inner_text()
     assert "«wechat» @ 2.5s" in cot and "«加我» @ 0.0s" in cot and "0.0s «" not in cot and "12.0s @" not in cot
-    page.locator("#cot").screenshot(path=str(_shots() / "review-cot-evidence.png"))
+    page.locator("#cot").screenshot(path=str(shots_dir() / "review-cot-evidence.png"))
 
     dataset = PreferenceDataset.objects.create(name="walk", pair_count=1)
     job = TrainingJob.objects.create(dataset=dataset, params={"max_steps": 2}, total_steps=2)
@@ -114,4 +107,4 @@ def test_the_walked_screens_read_as_a_reviewer_needs(page, make_user, policy_ver
     TrainingJob.objects.filter(pk=job.pk).update(status=TrainingJob.Status.SUCCEEDED, step=2)
     page.locator("#job-state [data-status=succeeded]").wait_for(timeout=10_000)  # the panel follows the job
     assert page.locator("ul.messages").count() == 0
-    page.screenshot(path=str(_shots() / "training-job-succeeded.png"))
+    page.screenshot(path=str(shots_dir() / "training-job-succeeded.png"))

@@ -3,24 +3,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from moderation.review.models import Review
 from tests.browser.conftest import CHROMIUM
-from tests.browser.signin import sign_in
+from tests.browser.signin import shots_dir, sign_in
 from tests.browser.test_review_browser import _task
 from tests.factories import ReviewFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
-
-
-def _shots() -> Path:
-    where = Path(os.environ.get("SHOTS_DIR", "/work/shots")) / Path.cwd().name
-    where.mkdir(parents=True, exist_ok=True)
-    return where
 
 
 @pytest.mark.django_db(transaction=True)
@@ -59,7 +52,7 @@ def test_an_override_the_server_would_refuse_is_said_in_place_before_moving_on(p
         failure.inner_text()
     )
     assert sent == [] and page.locator("#review-screen").get_attribute("data-task") == str(first.pk)
-    page.screenshot(path=str(_shots() / "review-override-needs-severity.png"))
+    page.screenshot(path=str(shots_dir() / "review-override-needs-severity.png"))
 
     page.keyboard.press("3")
     page.keyboard.press("Enter")
@@ -83,7 +76,7 @@ def test_the_vocabulary_shows_a_tags_aliases_whole_and_names_its_count(page, mak
     assert box.evaluate("el => el.scrollWidth <= el.clientWidth"), "the aliases are cut"
     header = page.locator("table.vocabulary-table th").nth(4)
     assert header.inner_text() == "videos tagged" and "videos" in (header.get_attribute("title") or "")
-    page.screenshot(path=str(_shots() / "vocabulary-aliases-whole.png"))
+    page.screenshot(path=str(shots_dir() / "vocabulary-aliases-whole.png"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -137,7 +130,7 @@ def test_the_adjudication_screen_shows_the_reviewers_severity_and_decide_on_load
     assert page.locator("#model-verdict").is_visible() and "asks viewers to message privately" in (
         page.locator("#model-verdict").inner_text()
     )
-    page.screenshot(path=str(_shots() / "adjudication-decide-in-view.png"))
+    page.screenshot(path=str(shots_dir() / "adjudication-decide-in-view.png"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -170,4 +163,4 @@ def test_the_policy_table_editor_shows_a_long_keyword_list_whole(page, make_user
     lines = "th => { const r = document.createRange(); r.selectNodeContents(th); return r.getClientRects().length; }"
     assert remove.evaluate(lines) == 1, "the Remove heading breaks in two"
     box.scroll_into_view_if_needed()
-    page.screenshot(path=str(_shots() / "policy-editor-keywords-whole.png"))
+    page.screenshot(path=str(shots_dir() / "policy-editor-keywords-whole.png"))

@@ -3,22 +3,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
-from tests.browser.signin import sign_in
+from tests.browser.signin import shots_dir, sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
-
-
-def _shots() -> Path:
-    where = Path(os.environ.get("SHOTS_DIR", "/work/shots")) / Path.cwd().name
-    where.mkdir(parents=True, exist_ok=True)
-    return where
 
 
 @pytest.mark.django_db(transaction=True)
@@ -53,7 +46,7 @@ def test_the_tag_screen_keeps_submit_in_the_window_under_a_dozen_chips(page, mak
     assert box is not None and box["y"] + box["height"] <= 900, box
     last_chip = page.locator("#tag-chips li").last.bounding_box()
     assert last_chip is not None and last_chip["y"] > 900  # the chips do run on below the window
-    page.screenshot(path=str(_shots() / "tag-submit-in-window.png"))
+    page.screenshot(path=str(shots_dir() / "tag-submit-in-window.png"))
     page.keyboard.press("1")
     with page.expect_navigation():
         submit.click()
@@ -93,5 +86,5 @@ def test_an_item_decided_in_one_tab_is_said_so_in_the_other(page, make_user, pol
     assert said.startswith("You already decided this item at ")
     assert "approve model verdict (正向). Nothing more was recorded." in said
     assert "claim on this item is lost" not in said and "Back to the queue" in said
-    other.screenshot(path=str(_shots() / "review-decided-in-another-tab.png"))
+    other.screenshot(path=str(shots_dir() / "review-decided-in-another-tab.png"))
     assert Review.objects.get(task=first).verdict == "approve"
