@@ -11,9 +11,8 @@ import pytest
 from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
-from tests.browser.signin import sign_in
+from tests.browser.signin import shots_dir, sign_in
 from tests.browser.test_accessibility import _violations
-from tests.browser.test_small_walk_fixes_browser import _shots
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
@@ -46,15 +45,15 @@ def test_the_runs_history_says_each_outcome_and_an_earlier_version_comes_back(pa
     assert "beat (hourly)" in runs.inner_text() and "manage.py train_tag_ranker" in runs.inner_text()
     assert _violations(page) == []
     page.locator("#runs-heading").scroll_into_view_if_needed()
-    page.screenshot(path=str(_shots() / "ranker-runs-history.png"))
-    page.screenshot(path=str(_shots() / "ranker-runs-page-full.png"), full_page=True)
+    page.screenshot(path=str(shots_dir() / "ranker-runs-history.png"))
+    page.screenshot(path=str(shots_dir() / "ranker-runs-page-full.png"), full_page=True)
 
     with page.expect_navigation():
         page.click("[data-activate='1']")
     assert "Ranker v1 is active again" in page.inner_text(".messages")
     assert TagRanker.objects.get(is_active=True).version == 1
     assert "v1 Logistic regression" in page.inner_text("[data-ranker-kind]")
-    page.screenshot(path=str(_shots() / "ranker-rolled-back-to-v1.png"))
+    page.screenshot(path=str(shots_dir() / "ranker-rolled-back-to-v1.png"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -84,10 +83,10 @@ def test_the_tag_screen_says_which_ranker_version_ranked_its_chips(page, make_us
     said = page.locator("#tags-panel [data-ranked-by]").inner_text()
     assert said == "Ranked by ranker v1 (learned from 180 reviewer events)."
     page.locator("#tags-panel").scroll_into_view_if_needed()
-    page.screenshot(path=str(_shots() / "tag-panel-ranked-by-v1.png"))
+    page.screenshot(path=str(shots_dir() / "tag-panel-ranked-by-v1.png"))
     page.goto(reverse("moderation:tag_queue"))
     assert "New suggestions are ranked by ranker v1" in page.inner_text("[data-ranked-by]")
-    page.screenshot(path=str(_shots() / "tag-queue-ranked-by-v1.png"))
+    page.screenshot(path=str(shots_dir() / "tag-queue-ranked-by-v1.png"))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -131,5 +130,5 @@ def test_a_quiet_beat_is_one_row_and_the_command_says_who_ran_it(page, make_user
     assert "manage.py train_tag_ranker (by deploy)" in runs.inner_text()
     assert "none new since run #" in page.inner_text("#ranker") and "retrained on demand" in runs.inner_text()
     assert _violations(page) == []
-    page.screenshot(path=str(_shots() / "ranker-quiet-beat-and-command-operator.png"))
-    page.screenshot(path=str(_shots() / "ranker-quiet-beat-page-full.png"), full_page=True)
+    page.screenshot(path=str(shots_dir() / "ranker-quiet-beat-and-command-operator.png"))
+    page.screenshot(path=str(shots_dir() / "ranker-quiet-beat-page-full.png"), full_page=True)
