@@ -15,7 +15,7 @@ from django.shortcuts import resolve_url
 
 from workbench.api_errors import fields_too_big_message
 from workbench.jsonlog import current_request_id, request_id_from
-from workbench.roles import _login_next
+from workbench.roles import login_next
 
 NUL_MESSAGE = "Text may not contain NUL characters (\\x00); remove them and try again."
 
@@ -155,7 +155,7 @@ class RequestSizeMiddleware:
                 return refused
             # Signed out with no token: refused before the NUL check reads (spools) the file.
             if _wants_page(request) and not request.path.startswith("/api/"):
-                return redirect_to_login(_login_next(request))
+                return redirect_to_login(login_next(request))
             refused = _plain_refusal(request, UPLOAD_SIGNED_OUT_MESSAGE, 401)
             refused["WWW-Authenticate"] = "Token"  # as the API's own 401 (its first authentication class)
             return refused

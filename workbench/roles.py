@@ -98,7 +98,7 @@ def _refusal(request: HttpRequest, *wanted: str) -> str:
     return f"Your role may not do this: it needs the {' or '.join(needed)} role; {has}."
 
 
-def _login_next(request: HttpRequest) -> str:
+def login_next(request: HttpRequest) -> str:
     """Where to land after signing in. A form sent after the session expired names a POST-only address:
     landing there with a GET was a blank "405" page, so the user goes back to the page the form was on
     (its Referer, same host only), or home; the form itself is not resent."""
@@ -122,7 +122,7 @@ def permission_required(
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
-                return redirect_to_login(_login_next(request))
+                return redirect_to_login(login_next(request))
             if not any(request.user.has_perm(p) for p in (perm, *or_perms)):
                 raise PermissionDenied(_refusal(request, perm, *or_perms))
             return view(request, *args, **kwargs)
