@@ -482,11 +482,18 @@ def test_a_polled_queue_list_does_not_count_its_queues_again(make_task, make_use
     with CaptureQueriesContext(connection) as polled:
         client.get(reverse("moderation:queue"), headers={"HX-Request": "true"})
 
+    def pipeline(ctx) -> list[str]:  # type: ignore[no-untyped-def]
+        # The count of videos still being processed (``review_videos_in_pipeline``): it reads only those videos (its
+        # partial index), no queue's history, and is counted on each poll: the list shows an item once it is routed.
+        return [q["sql"] for q in ctx.captured_queries if q["sql"].startswith('SELECT COUNT("moderation_video"')]
+
     def counting(ctx) -> list[str]:  # type: ignore[no-untyped-def]
-        return [q["sql"] for q in ctx.captured_queries if "percentile_cont" in q["sql"] or "COUNT(" in q["sql"]]
+        found = [q["sql"] for q in ctx.captured_queries if "percentile_cont" in q["sql"] or "COUNT(" in q["sql"]]
+        return [sql for sql in found if sql not in pipeline(ctx)]
 
     assert len(counting(first)) == 2
     assert counting(polled) == []
+    assert len(pipeline(first)) == len(pipeline(polled)) == 1
     print(f"queue list: {len(first.captured_queries)} queries drawn, {len(polled.captured_queries)} polled")
 
 
