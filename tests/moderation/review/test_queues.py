@@ -560,7 +560,11 @@ def test_the_queue_list_names_the_item_held_in_each_queue_in_its_row(make_task, 
     page = client.get(reverse("moderation:queue")).content.decode()
     for queue, task, title in ((sexual, first, "Held in sexual"), (spam, second, "Held in spam")):
         line = _held_line(page, queue.slug)
-        assert f"You hold video “{title}”" in line and f"(item #{task.pk}, until " in line
+        video = task.decision.video_id
+        assert (
+            f'You hold <span class="video-number" data-video-number="{video}">video #{video}</span> “{title}”' in line
+        )
+        assert f"(item #{task.pk}, until " in line
         assert f'<a href="{reverse("moderation:review_task", args=[task.pk])}">continue</a>' in line
         # In the queue's own row, right under it.
         row = page.index(f'<tr data-queue="{queue.slug}"')
@@ -570,7 +574,11 @@ def test_the_queue_list_names_the_item_held_in_each_queue_in_its_row(make_task, 
     assert "Claimed ahead in sexual" not in page
     # Held in a queue the list no longer shows: still named, with its queue, above the table.
     line = _held_line(page, retired.slug)
-    assert "You hold video “In a queue switched off” in “Retired”" in line and page.index(line) < page.index("<table")
+    assert (
+        "</span> “In a queue switched off” in “Retired”" in line
+        and "You hold <span" in line
+        and page.index(line) < page.index("<table")
+    )
     assert page.count('class="panel held-item"') == 3
     # "Claim next" in each queue gives back the item its row names.
     for queue, task in ((sexual, first), (spam, second)):
