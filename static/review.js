@@ -39,10 +39,18 @@
     return `${m}m ${String(sec).padStart(2, "0")}s`;
   }
 
+  function ordinal(n) {
+    const tens = n % 100;
+    const suffix = tens >= 11 && tens <= 13 ? "th" : ({ 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th");
+    return `${n}${suffix}`;
+  }
+
   function paintHeader(root) {
     if (!root) return;
     const pos = root.querySelector("[data-session-pos]");
-    if (pos) pos.textContent = `item ${sessionCount() + 1} this session`;
+    // An ordinal, not "item 3": beside the item's and the video's numbers a bare "item 3" read as a third number
+    // for the same video.
+    if (pos) pos.textContent = `${ordinal(sessionCount() + 1)} in this session`;
     tickSla(root);
   }
 

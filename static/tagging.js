@@ -4,33 +4,52 @@
   if (window.tagPanelReady) return;
   window.tagPanelReady = true;
 
-  function addChip(button) {
-    const form = button.closest("[data-tags-form]");
-    if (!form) return;
-    const id = button.dataset.addTag;
+  // A chip for a tag added by search. Its checkbox carries the tag's name (data-unsent-label) so that the tag
+  // screen's kept ticks (data-keep-unsent, static/workbench.js) can draw it again after an expired session, and a
+  // hidden "_choice_name" names it on the page a stale form lands on (workbench.views.csrf_failure).
+  function drawAddedChip(form, id, tagName) {
     const existing = form.querySelector(`input[name=tag][value="${CSS.escape(id)}"]`);
     if (existing) {
       existing.checked = true;
-    } else {
-      const li = document.createElement("li");
-      li.className = "chip added";
-      li.dataset.chip = "";
-      const label = document.createElement("label");
-      const box = document.createElement("input");
-      box.type = "checkbox";
-      box.name = "tag";
-      box.value = id;
-      box.checked = true;
-      const name = document.createElement("span");
-      name.className = "chip-name";
-      name.textContent = button.dataset.tagName;  // text, never HTML
-      const badge = document.createElement("span");
-      badge.className = "badge";
-      badge.textContent = "added";
-      label.append(box, " ", name, " ", badge);
-      li.append(label);
-      form.querySelector(".chips").append(li);
+      return;
     }
+    const li = document.createElement("li");
+    li.className = "chip added";
+    li.dataset.chip = "";
+    const label = document.createElement("label");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.name = "tag";
+    box.value = id;
+    box.checked = true;
+    box.dataset.unsentLabel = tagName;
+    const name = document.createElement("span");
+    name.className = "chip-name";
+    name.textContent = tagName;  // text, never HTML
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = "added";
+    const named = document.createElement("input");
+    named.type = "hidden";
+    named.name = "_choice_name";
+    named.value = `tag:${id}:${tagName} (added by search)`;
+    label.append(box, " ", name, " ", badge);
+    li.append(label, named);
+    form.querySelector(".chips").append(li);
+  }
+
+  // The kept ticks of an expired session name a tag added by search that the page drawn again lacks.
+  document.addEventListener("unsent:missing", (ev) => {
+    const form = ev.target;
+    if (!(form instanceof HTMLFormElement) || !form.matches("[data-tags-form]") || ev.detail.name !== "tag") return;
+    if (!/^[0-9]+$/.test(ev.detail.value)) return;
+    drawAddedChip(form, ev.detail.value, String(ev.detail.label));
+  });
+
+  function addChip(button) {
+    const form = button.closest("[data-tags-form]");
+    if (!form) return;
+    drawAddedChip(form, button.dataset.addTag, button.dataset.tagName);
     const search = form.querySelector("[data-tag-search]");
     const results = form.querySelector("[data-tag-results]");
     if (search) { search.value = ""; search.focus(); }

@@ -452,6 +452,31 @@ function unsentState(form) {
   return state;
 }
 
+// A checkbox the page added after it was drawn (a tag added by search) is not in the page drawn again: it carries its
+// name (data-unsent-label), kept beside the state, and on restore the form is asked (an "unsent:missing" event, which
+// the page's own script answers: static/tagging.js) to draw it again before the state is put back.
+function unsentLabels(form) {
+  const labels = {};
+  for (const el of form.elements) {
+    if (el.type === "checkbox" && el.name && el.dataset.unsentLabel) labels[el.name + "=" + el.value] = el.dataset.unsentLabel;
+  }
+  return labels;
+}
+
+function unsentRedraw(form, saved) {
+  let redrawn = 0;
+  const current = unsentState(form);
+  for (const [field, label] of Object.entries(saved.labels || {})) {
+    if (field in current || saved.state[field] !== true) continue;
+    const cut = field.lastIndexOf("=");
+    form.dispatchEvent(
+      new CustomEvent("unsent:missing", { bubbles: true, detail: { name: field.slice(0, cut), value: field.slice(cut + 1), label } }),
+    );
+    if (field in unsentState(form)) redrawn += 1;
+  }
+  return redrawn;
+}
+
 function unsentRead(key) {
   try {
     return JSON.parse(localStorage.getItem(key) || "null");
@@ -465,6 +490,7 @@ function unsentRestore(form) {
   if (!key) return;
   const saved = unsentRead(key);
   if (!saved || !saved.state) return;
+  const redrawn = unsentRedraw(form, saved);
   const current = unsentState(form);
   const fields = Object.keys(saved.state);
   const reshown = sessionStorage.getItem("unsent-reshown") === key;
@@ -472,7 +498,7 @@ function unsentRestore(form) {
   // Hidden fields are the rows' counts: the page may have more rows than the edit kept (a row added since).
   const hidden = (name) => form.elements[name]?.type === "hidden";
   const missing = fields.some((name) => !(name in current));
-  if (!missing && fields.every((name) => hidden(name) || current[name] === saved.state[name])) {
+  if (!redrawn && !missing && fields.every((name) => hidden(name) || current[name] === saved.state[name])) {
     if (reshown) unsentNotice(form, key, saved, true); // the server drew the rows it had: say so
     return; // otherwise the page already shows it
   }
@@ -544,7 +570,7 @@ function unsentKeep(ev) {
   if (!key) return;
   const sent = ev.type === "submit";
   try {
-    localStorage.setItem(key, JSON.stringify({ at: Date.now(), sent, state: unsentState(form) }));
+    localStorage.setItem(key, JSON.stringify({ at: Date.now(), sent, state: unsentState(form), labels: unsentLabels(form) }));
   } catch {
     // storage full or refused: the form still sends
   }

@@ -28,6 +28,7 @@ from django.http import (
     HttpResponseBadRequest,
     HttpResponseRedirect,
     JsonResponse,
+    QueryDict,
     StreamingHttpResponse,
 )
 from django.http.response import HttpResponseBase
@@ -293,6 +294,28 @@ SENT_FIELDS_SHOWN = 40
 SECRET_FIELD_WORDS = ("password", "secret", "token", "api_key")
 
 
+# A form whose choices are ids (the tags panel's ticked tags) names them in the request itself, so the page a refused
+# form lands on can say what was chosen in words: "_field_name" ("<field>:<what it holds>") and one "_choice_name"
+# ("<field>:<value>:<name>") per choice it can send. Read from what this request sent, never from the database: the
+# page only gives its sender back their own words (it is shown signed out too), whatever the layers above hold.
+CHOICE_NAMING_FIELDS = ("_field_name", "_choice_name")
+
+
+def _choices_named(post: QueryDict) -> list[dict[str, object]]:
+    """The named fields of a refused form: each field's description and the names of the values it sent (those the
+    form named; an unnamed value is shown as sent), in the order sent."""
+    fields = dict(str(v).split(":", 1) for v in post.getlist("_field_name") if ":" in str(v))
+    names: dict[tuple[str, str], str] = {}
+    for raw in post.getlist("_choice_name"):
+        parts = str(raw).split(":", 2)
+        if len(parts) == 3:
+            names.setdefault((parts[0], parts[1]), parts[2])
+    return [
+        {"field": field, "label": label, "names": [names.get((field, str(v)), str(v)) for v in post.getlist(field)]}
+        for field, label in fields.items()
+    ]
+
+
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A form refused by the CSRF check (``CSRF_FAILURE_VIEW``): say why in words, and, for a form sent from
     the workbench's own pages, show what it held so typed text (a CoT correction, a taxonomy) can be copied
@@ -306,7 +329,10 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     # A request another site made (refused on its Origin or Referer) is not echoed back.
     from_elsewhere = reason.startswith(("Origin checking failed", "Referer checking failed"))
     sent = []
+    chosen = [] if from_elsewhere else _choices_named(request.POST)
     for name in [] if from_elsewhere else request.POST:
+        if name in CHOICE_NAMING_FIELDS:
+            continue
         value = str(request.POST.get(name, ""))
         secret = any(word in name.lower() for word in SECRET_FIELD_WORDS)  # a password or key is never echoed
         if name != "csrfmiddlewaretoken" and not secret and value.strip() and not value.strip().isdigit():
@@ -324,6 +350,7 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         "message": CSRF_FAILURE_MESSAGE,
         "sent": sent[:SENT_FIELDS_SHOWN],
         "more": max(len(sent) - SENT_FIELDS_SHOWN, 0),
+        "chosen": chosen,
         "back": back,
     }
     return render(request, "csrf_failure.html", context, status=403)

@@ -193,7 +193,7 @@ def _copy_notice(*, link: IntegrationVideo, fields: dict[str, Any]) -> str:
     video = link.video
     shown = f"external id {link.external_id!r}" if link.external_id else "no external id"
     notice = (
-        f"This file is a copy of your video {video.pk} ({shown}), sent before: it was not stored or processed again."
+        f"This file is a copy of your video #{video.pk} ({shown}), sent before: it was not stored or processed again."
     )
     dropped = [
         name

@@ -144,6 +144,13 @@ class Video(models.Model):
             models.Index(fields=["missing_media_changed_at"], condition=~Q(missing_media=[]), name="video_missing_media"),
             # The few videos closed to all but admins while routing waits (``videos_routing_stranded``'s candidates).
             models.Index(fields=["id"], condition=Q(routed_restricted=True), name="video_routed_restricted"),
+            # The few videos still on their way to the review queues or stopped in the pipeline (the queue list's
+            # "N still being processed": ``review_videos_in_pipeline``); the ready ones, nearly all, are not in it.
+            models.Index(
+                fields=["id"],
+                condition=Q(status__in=["uploaded", "processing", "failed"]) | Q(status="ready", stage="inference"),
+                name="video_in_pipeline",
+            ),
         ]  # fmt: skip
         permissions = [
             ("upload_video", "Can upload and ingest videos"),

@@ -411,6 +411,37 @@ def review_own_uploads_waiting(*, queues: Iterable[ReviewQueue], user: User) -> 
     return {pk: {"own": n, "others": pk in with_others} for pk, n in own.items()}
 
 
+# What is still on its way to the review queues: a video not decided yet, in the media pipeline or waiting for its
+# model (``Video.Stage.INFERENCE``: the pipeline finished, inference not yet). Its own partial index
+# (``video_in_pipeline``) answers it, so counting it stays cheap however large the library.
+VIDEOS_IN_PIPELINE = Q(status__in=[Video.Status.UPLOADED, Video.Status.PROCESSING]) | Q(
+    status=Video.Status.READY, stage=Video.Stage.INFERENCE
+)
+# Stopped in the pipeline and not dismissed by an operator: these reach no queue until retried.
+VIDEOS_FAILED_UNDECIDED = Q(status=Video.Status.FAILED, failure_dismissed_at__isnull=True)
+
+
+def review_videos_in_pipeline() -> dict[str, int]:
+    """How many videos are still being processed (``processing``) or stopped in the pipeline (``failed``) and have
+    no decision yet: the queue list says so instead of "Nothing is waiting" right after an upload or the demo's
+    ingest, and polls faster until none is left processing.
+
+    A count, never a title, and the same for every reviewer: before the model has decided a video, routing has not
+    chosen its queue, so whether it will land in a restricted queue (and be hidden from this reviewer) cannot be
+    known; a video not decided yet is open only to its uploader and the admins (``video_open_to_q``). A decided
+    video is never counted: its items are in the queues already, where the visibility rule applies. One query."""
+    decided = Decision.objects.filter(video_id=OuterRef("pk"))
+    found = (
+        Video.objects.filter(VIDEOS_IN_PIPELINE | VIDEOS_FAILED_UNDECIDED)
+        .filter(~Exists(decided))
+        .aggregate(
+            processing=Count("pk", filter=VIDEOS_IN_PIPELINE),
+            failed=Count("pk", filter=VIDEOS_FAILED_UNDECIDED),
+        )
+    )
+    return {"processing": found["processing"] or 0, "failed": found["failed"] or 0}
+
+
 def review_nothing_to_claim_text(*, queues: Iterable[ReviewQueue], user: User) -> str:
     """What "Claim next" says when it found nothing for ``user`` in ``queues``: that the items left there are
     their own uploads when that is why (another reviewer decides them), else that the queue is empty."""

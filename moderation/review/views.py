@@ -120,6 +120,10 @@ def queue(request: HttpRequest) -> HttpResponse:
         "open_task": open_task,
         # Held in a queue the list no longer shows (switched off since): still theirs, still to continue.
         "held_elsewhere": [selectors.review_held_display(task=t) for pk, t in held.items() if pk not in listed],
+        # Videos still on their way (or stopped): said in place of "Nothing is waiting", and while any is
+        # processing the list polls every 5 s instead of 15 s, so an item shows as soon as it is routed.
+        "pipeline": selectors.review_videos_in_pipeline(),
+        "sees_ops": _user(request).has_perm(Perm.MANAGE_INTEGRATIONS),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/review/queue.html#stats", context)

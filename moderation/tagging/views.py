@@ -210,7 +210,7 @@ def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
         return render(request, "moderation/tagging/_panel.html", context)
     # Said on the next item's screen: which item's tags these were, or it read as about the video shown.
     messages.success(
-        request, summary.replace("Tags saved:", f"Tags of item #{task.pk} “{video.title or '(untitled)'}” saved:", 1)
+        request, summary.replace("Tags saved:", f"Tags of video #{video.pk} “{video.title or '(untitled)'}” saved:", 1)
     )
     nxt = review_claim_next(user=_user(request), queue=task.queue)
     if nxt is None:

@@ -61,7 +61,7 @@ def test_moderator_claims_and_reviews_with_the_keyboard_only(page, make_user, po
         "document.getElementById('review-status').textContent.includes('approved the model verdict')"
     )
     assert page.evaluate("window.__samePage") == 1 and loads == [], loads
-    assert "item 2 this session" in page.locator("[data-session-pos]").inner_text()
+    assert "2nd in this session" in page.locator("[data-session-pos]").inner_text()
 
     # Override with the searchable picker: "o" focuses the filter, typing narrows the list.
     page.keyboard.press("o")
@@ -239,7 +239,7 @@ def test_back_after_submit_and_next_shows_the_item_as_reviewed_and_the_tab_title
     page.route(f"**/review/{first.pk}/submit/", lambda route: held.append(route))
     page.keyboard.press("a")
     page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
-    assert page.title() == f"Review #{second.pk} · Review workbench"
+    assert page.title() == f"Review #{second.pk} · video #{second.decision.video_id} · Review workbench"
 
     page.go_back()
     page.wait_for_url(f"**/review/{first.pk}/")

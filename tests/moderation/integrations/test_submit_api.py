@@ -263,7 +263,7 @@ def test_the_same_bytes_sent_again_say_they_are_a_copy_of_the_platforms_earlier_
     body = again.json()
     assert body["id"] == first.json()["id"] and body["duplicate_of"] == {"id": body["id"], "external_id": "p-1"}
     assert body["detail"] == (
-        f"This file is a copy of your video {body['id']} (external id 'p-1'), sent before: it was not stored "
+        f"This file is a copy of your video #{body['id']} (external id 'p-1'), sent before: it was not stored "
         "or processed again. This request's title and external id 'p-2' were not recorded; the video keeps "
         "what you sent first."
     )

@@ -139,5 +139,9 @@ def test_the_publish_step_runs_the_impact_preview_under_its_question(policy_vers
     url = reverse("moderation:policy_version", args=[draft.pk])
     impact = reverse("moderation:policy_version_impact", args=[draft.pk])
     confirm = editor.get(url, {"confirm": "publish"}).content.decode()
-    assert re.search(rf'<div id="impact-result" hx-get="{impact}\?n=\d+" hx-trigger="load"', confirm), confirm
-    assert 'id="impact-result" hx-get' not in editor.get(url).content.decode()  # only when asked to confirm
+    assert re.search(
+        rf'<div id="impact-result" class="impact-pending" hx-get="{impact}\?n=\d+" hx-trigger="load"', confirm
+    )
+    assert "Running the impact preview on the latest" in confirm  # the box holds its place until the answer lands
+    unasked = editor.get(url).content.decode()
+    assert 'id="impact-result">' in unasked and "impact-pending" not in unasked  # only when asked to confirm

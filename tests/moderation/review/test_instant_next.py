@@ -172,7 +172,9 @@ def test_the_queue_pages_name_the_item_claim_next_gives_back_not_the_one_claimed
     first_url = reverse("moderation:review_task", args=[first.pk])
     page = client.get(reverse("moderation:queue")).content.decode()
     held = page[page.index(f'id="held-item-{first.queue.slug}"') :].split("</p>")[0]
-    assert "You hold video “ON-SCREEN”" in held and f'<a href="{first_url}">continue</a>' in held
+    assert (
+        f"video #{first.decision.video_id}</span> “ON-SCREEN”" in held and f'<a href="{first_url}">continue</a>' in held
+    )
     response = client.post(reverse("moderation:claim_next"))
     assert response["Location"] == first_url  # what the line says
 

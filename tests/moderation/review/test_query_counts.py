@@ -77,8 +77,9 @@ def test_review_screen_and_queue_list_query_counts_do_not_grow(make_task, make_u
     assert big_screen == small_screen, (small_screen, big_screen)
     assert big_list == small_list, (small_list, big_list)
     # One is the "N waiting" count, counted now (not the queue list's cached one); one the likely re-upload line's;
-    # one this reviewer's own skip of the item (an item skipped that comes back says when and why).
-    assert small_screen <= 15
+    # one this reviewer's own skip of the item (an item skipped that comes back says when and why). Five are the tags
+    # panel's, drawn with the page (``video_tags_panel``): it was a second request after the page, of 11 queries.
+    assert small_screen <= 20
 
 
 def test_text_only_item_renders_without_a_player(make_task, make_user):
@@ -119,7 +120,7 @@ def test_review_screen_says_the_item_is_a_likely_reupload_within_one_query(make_
     # A screen whose video has no likely pair asks only whether it has one (one cheap query); with pairs the line
     # takes one query more, whatever their number.
     assert _queries(client, url) == without + 1
-    assert without <= 14
+    assert without <= 19  # five of them the tags panel's (see above)
 
 
 def test_the_originals_review_screen_names_its_likely_later_copies_in_the_same_query(make_task, make_user):

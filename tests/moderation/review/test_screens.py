@@ -334,7 +334,7 @@ def test_submit_and_next_retitles_the_tab_and_keeps_reviewed_items_out_of_the_hi
 
     body = response.content.decode().lstrip()
     # htmx applies a <title> only at the top level of the swapped-in fragment
-    assert body.startswith(f"<title>Review #{second.pk} · Review workbench</title>")
+    assert body.startswith(f"<title>Review #{second.pk} · video #{second.decision.video_id} · Review workbench</title>")
     assert f'<div id="review-screen" data-task="{second.pk}" hx-history="false"' in body
 
 
