@@ -90,11 +90,12 @@ def time_limit_text(*, task_name: str, seconds: float, soft: bool) -> str:
     return f"Stopped after {_duration(seconds)}, {limit}.{ended} Run it again once the limit allows work this long."
 
 
-def soft_time_limit_text(default: str = "Stopped at the worker's soft time limit.") -> str:
-    """``time_limit_text`` for the task running now (inside its handler of ``SoftTimeLimitExceeded``)."""
+def soft_time_limit_text(task: Any = None, default: str = "Stopped at the worker's soft time limit.") -> str:
+    """``time_limit_text`` for ``task`` (default: the task running now), inside its handler of
+    ``SoftTimeLimitExceeded``."""
     from celery import current_task
 
-    task = current_task
+    task = task if task is not None else current_task
     seconds = None
     if task is not None and getattr(task, "request", None) is not None:
         seconds = (task.request.timelimit or (None, None))[1] or task.soft_time_limit
