@@ -157,8 +157,7 @@ CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("WORKER_MAX_MEMORY_PER_CHILD_MB", d
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("WORKER_MAX_TASKS_PER_CHILD", default=1000) or None
 # A solo worker (infer, train: the GPU workers stay solo, see workbench/worker_limits.py) that a task left above this
 # resident size (MB) shuts down warm after that task, for its restart policy (compose's `restart`) to start a fresh
-# one. 0: never; compose sets it per worker service below its `mem_limit` (where nothing restarts the worker, as in
-# `manage.py up`, a worker that stopped would stay stopped).
+# one (`manage.py up` restarts its processes too). 0: never; compose sets it per worker service below its `mem_limit`.
 SOLO_WORKER_MAX_MEMORY_MB = env.int("SOLO_WORKER_MAX_MEMORY_MB", default=0)
 # Per queue (workbench/queues.py applies them to each task of the queue that sets no limit of its own; the infer
 # items keep their 14/15 minutes): the soft limit raises inside the task, which records the failure on its video or

@@ -8,7 +8,9 @@ torch DataLoader workers), and a child killed at its hard limit would leave the 
 the limits itself, for tasks it runs in its main thread (never a test's worker thread):
 
 - the soft limit: SIGALRM raises ``SoftTimeLimitExceeded`` inside the task, as billiard's SIGUSR1 does in a prefork
-  child; the task records the failure on its video or run (``time_limit_text`` says which limit stopped it).
+  child; the task records the failure on its video or run (``time_limit_text`` says which limit stopped it). The
+  worker then shuts down warm: an engine interrupted mid-call (vLLM's offline engine keeps the requests it was
+  given) must not answer the next task from a half-finished state, so the next task gets a fresh process.
 - the hard limit (the task did not return, e.g. stuck in native code): a watchdog thread records the failure with
   the recorder the task's app registered (``records_hard_time_limit``: an evaluation or a training job leaves
   "running" with the reason, the state beat's reapers give a run whose worker was killed, with a clearer message),
@@ -47,6 +49,7 @@ _RECORDERS: dict[str, Recorder] = {}
 
 _solo_worker = False
 _watchdog: threading.Timer | None = None
+_soft_limit_fired = False
 
 
 def records_hard_time_limit(task_name: str) -> Callable[[Recorder], Recorder]:
@@ -112,6 +115,8 @@ def _limits(task: Any) -> tuple[float | None, float | None]:
 
 
 def _on_soft_limit(signum: int, frame: Any) -> None:
+    global _soft_limit_fired
+    _soft_limit_fired = True
     raise SoftTimeLimitExceeded()
 
 
@@ -197,7 +202,7 @@ def _arm(sender: Any = None, task: Any = None, args: Any = None, kwargs: Any = N
 
 
 def _disarm(sender: Any = None, task: Any = None, **_: Any) -> None:
-    global _watchdog
+    global _watchdog, _soft_limit_fired
     if not _guarding():
         return
     signal.setitimer(signal.ITIMER_REAL, 0)
@@ -207,7 +212,13 @@ def _disarm(sender: Any = None, task: Any = None, **_: Any) -> None:
     from django.conf import settings
 
     limit = settings.SOLO_WORKER_MAX_MEMORY_MB
-    if limit and (resident := _resident_mb()) > limit:
+    if _soft_limit_fired:
+        _soft_limit_fired = False
+        logger.warning(
+            "%s was stopped at its soft time limit: shutting down for a fresh process", getattr(task, "name", "a task")
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+    elif limit and (resident := _resident_mb()) > limit:
         logger.warning(
             "this solo worker holds %.0f MB after %s, above SOLO_WORKER_MAX_MEMORY_MB (%s): shutting down for a "
             "fresh process",
