@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 
@@ -57,6 +58,10 @@ def error_text(exc: BaseException, *readable: type[BaseException]) -> str:
     """What a user reads of a failure: our own errors (a ModerationError, or one of the ``readable`` types
     of an app above, e.g. training's TrainingError) are written to be read as they are; anything else
     keeps its class name in front, since ``KeyError: 'label'`` says little without it."""
+    if isinstance(exc, SoftTimeLimitExceeded):  # which limit stopped it, not a bare class name
+        from workbench.worker_limits import soft_time_limit_text
+
+        return soft_time_limit_text()
     detail = str(exc).strip()
     if isinstance(exc, (ModerationError, *readable)):
         return detail or type(exc).__name__

@@ -38,7 +38,8 @@ feedback_received = Signal()
 media_missing_changed = Signal()
 
 # An integration was switched on or off, or given a new token (sent inside that transaction). Keywords: integration,
-# action ("integration.switch_on", "integration.switch_off", "integration.token_rotate"), by (the user or None),
+# action ("integration.switch_on", "integration.switch_off", "integration.token_rotate", "integration.import_refused":
+# a path outside its import folder, sent after the refused submission rolled back), by (the user or None),
 # payload. The review wing writes it to the audit log.
 integration_changed = Signal()
 

@@ -311,11 +311,18 @@ def evaluation_execute(*, run_id: int) -> EvaluationRun | None:
     except Exception as exc:  # a failed evaluation is a visible state, never a crashed worker
         logger.exception("evaluation %s failed", run_id)
         # Our own refusals (a rubric longer than the model's context…) are written to be read as they are.
-        EvaluationRun.objects.filter(pk=run.pk, status=EvaluationRun.Status.RUNNING).update(
-            status=EvaluationRun.Status.FAILED, error=training_error_text(exc)[:4000], finished_at=timezone.now()
-        )
+        evaluation_fail(run_id=run.pk, error=training_error_text(exc))
     run.refresh_from_db()
     return run
+
+
+def evaluation_fail(*, run_id: int, error: str) -> bool:
+    """End a running evaluation failed with ``error`` (its own failure, or the hard time limit that ended its
+    worker, workbench/worker_limits.py); False when it is not running any more."""
+    updated = EvaluationRun.objects.filter(pk=run_id, status=EvaluationRun.Status.RUNNING).update(
+        status=EvaluationRun.Status.FAILED, error=error[:4000], finished_at=timezone.now()
+    )
+    return updated > 0
 
 
 def _execute(run: EvaluationRun) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
 from training import services
 from workbench.queues import LONG_TASK_OPTIONS
+from workbench.worker_limits import records_hard_time_limit
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +26,13 @@ def run_training_job(job_id: int) -> None:
     run_job_launched(job_id)
 
 
+@records_hard_time_limit("training.tasks.run_training_job")
+def _training_job_stopped(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
+    """A job its worker was ended for at TRAIN_TASK_TIME_LIMIT_S ends failed (not re-queued by the reaper: it would
+    run into the same limit)."""
+    services.training_job_fail(job_id=int(kwargs.get("job_id", args[0] if args else 0)), error=message)
+
+
 @shared_task(name="training.tasks.reap_stale_jobs")
 def reap_stale_jobs() -> list[int]:
     """Re-queue (or, out of attempts, fail) running jobs whose worker stopped sending heartbeats."""
@@ -34,6 +43,13 @@ def reap_stale_jobs() -> list[int]:
 def reap_stale_evaluations() -> list[int]:
     """Fail running evaluations whose worker stopped sending heartbeats (killed, out of memory, restarted)."""
     return services.evaluation_runs_reap_stale()
+
+
+@records_hard_time_limit("training.tasks.run_evaluation")
+def _evaluation_stopped(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
+    from training.evaluation import evaluation_fail
+
+    evaluation_fail(run_id=int(kwargs.get("run_id", args[0] if args else 0)), error=message)
 
 
 @shared_task(name="training.tasks.export_dataset")

@@ -16,9 +16,11 @@ configure_routing(app)
 
 from workbench.health import connect_worker_heartbeat  # noqa: E402
 from workbench.metrics import connect_celery_signals  # noqa: E402
+from workbench.worker_limits import connect_solo_worker_limits  # noqa: E402
 
 connect_celery_signals()
 connect_worker_heartbeat()
+connect_solo_worker_limits()
 
 
 @signals.worker_init.connect(weak=False)

@@ -13,8 +13,8 @@ from kombu import Queue
 class TaskQueue(enum.StrEnum):
     DEFAULT = "default"
     MEDIA = "media"  # CPU workers: ffmpeg, faster-whisper, OCR (prefork)
-    INFER = "infer"  # GPU workers: VLM inference (pool solo, concurrency 1)
-    TRAIN = "train"  # GPU workers: fine-tuning jobs (pool solo, concurrency 1)
+    INFER = "infer"  # GPU workers: VLM inference (pool solo, concurrency 1; limits: workbench/worker_limits.py)
+    TRAIN = "train"  # GPU workers: fine-tuning jobs (pool solo, concurrency 1; limits: workbench/worker_limits.py)
 
 
 # Task name -> queue. Every task of the project must appear here (a test checks it).
@@ -56,9 +56,9 @@ TASK_ROUTES: dict[str, TaskQueue] = {
 LONG_TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True}
 
 # One item through a model on the infer queue (a reviewer's re-run): the soft limit raises inside the task
-# (recorded as a failure with the reason), the hard one kills it. Enforced by prefork workers; a solo
-# worker (the GPU default) does not enforce them, so the review screen also calls a run with no progress
-# past the hard limit plus a margin stalled (DecisionRerun.STALLED_AFTER) and lets the reviewer send it again.
+# (recorded as a failure with the reason), the hard one kills it (a solo GPU worker enforces both itself,
+# workbench/worker_limits.py, and restarts); the review screen also calls a run with no progress past the hard
+# limit plus a margin stalled (DecisionRerun.STALLED_AFTER) and lets the reviewer send it again.
 INFER_ITEM_SOFT_TIME_LIMIT_S = 14 * 60
 INFER_ITEM_TIME_LIMIT_S = 15 * 60
 INFER_ITEM_TASK_OPTIONS: dict[str, Any] = {
@@ -89,24 +89,29 @@ def _send(task: str, queue: TaskQueue, args: list[Any], kwargs: dict[str, Any], 
     app.send_task(task, args=args, kwargs=kwargs, queue=queue.value, countdown=countdown)
 
 
-def queue_time_limit_annotations() -> dict[str, dict[str, int]]:
+class QueueTimeLimits:
     """``task_annotations`` giving each task of a queue named in ``settings.TASK_TIME_LIMITS_S`` that queue's soft
-    and hard limits (seconds; 0 leaves that one unset). Only the media and default queues are named: their tasks
-    set no limit of their own, and an annotation would override one that did (the infer items' 14/15 minutes)."""
+    and hard limits (seconds; 0 leaves that one unset), unless the task declares limits of its own (the infer
+    items' 14/15 minutes, ``INFER_ITEM_TASK_OPTIONS``): a plain mapping would override those."""
+
+    def annotate(self, task: Any) -> dict[str, int] | None:
+        queue = TASK_ROUTES.get(task.name)
+        if queue is None or task.soft_time_limit is not None or task.time_limit is not None:
+            return None
+        return queue_time_limits(queue) or None
+
+
+def queue_time_limits(queue: TaskQueue) -> dict[str, int]:
+    """The queue's configured ``soft_time_limit`` and ``time_limit`` (seconds), those set only."""
     from django.conf import settings
 
-    annotations: dict[str, dict[str, int]] = {}
-    for name, queue in TASK_ROUTES.items():
-        soft, hard = settings.TASK_TIME_LIMITS_S.get(queue.value, (0, 0))
-        limits = {key: value for key, value in (("soft_time_limit", soft), ("time_limit", hard)) if value > 0}
-        if limits:
-            annotations[name] = limits
-    return annotations
+    soft, hard = settings.TASK_TIME_LIMITS_S.get(queue.value, (0, 0))
+    return {key: value for key, value in (("soft_time_limit", soft), ("time_limit", hard)) if value > 0}
 
 
 def configure_routing(app: Any) -> None:
     app.conf.task_queues = [Queue(q.value) for q in TaskQueue]
-    app.conf.task_annotations = queue_time_limit_annotations()
+    app.conf.task_annotations = [QueueTimeLimits()]
     app.conf.task_default_queue = TaskQueue.DEFAULT.value
     app.conf.task_routes = {name: {"queue": q.value} for name, q in TASK_ROUTES.items()}
     app.conf.beat_schedule = {

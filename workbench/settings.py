@@ -152,12 +152,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 # wants KiB), or after this many tasks: a leak or one huge video no longer grows a child until the container's
 # memory cap kills the whole worker, its other children's tasks with it. A media child holds ~1 GB after its first
 # video (whisper, OCR, the text embedder) plus the reproduction index (~485 MB at 1.6M hashes). 0: no limit.
-# Solo pools (the infer and train workers) enforce neither: their container's memory cap and restart policy do.
+# Solo pools (the infer and train workers) have no child to replace: see SOLO_WORKER_MAX_MEMORY_MB.
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("WORKER_MAX_MEMORY_PER_CHILD_MB", default=3072) * 1024 or None
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("WORKER_MAX_TASKS_PER_CHILD", default=1000) or None
+# A solo worker (infer, train: the GPU workers stay solo, see workbench/worker_limits.py) that a task left above this
+# resident size (MB) shuts down warm after that task, for its restart policy (compose's `restart`) to start a fresh
+# one (`manage.py up` restarts its processes too). 0: never; compose sets it per worker service below its `mem_limit`.
+SOLO_WORKER_MAX_MEMORY_MB = env.int("SOLO_WORKER_MAX_MEMORY_MB", default=0)
 # Per queue (workbench/queues.py applies them to each task of the queue that sets no limit of its own; the infer
-# items keep their 14/15 minutes, training jobs and evaluations have none): the soft limit raises inside the task,
-# which records the failure on the video, the hard one kills the child. (soft, hard) seconds; 0: none.
+# items keep their 14/15 minutes): the soft limit raises inside the task, which records the failure on its video or
+# run, the hard one kills a prefork child or ends a solo worker (workbench/worker_limits.py), the run recorded
+# failed first. Training jobs have none by default (a job may train for days; heartbeats and beat's reaper watch
+# it). (soft, hard) seconds; 0: none.
 TASK_TIME_LIMITS_S = {
     "media": (
         env.int("MEDIA_TASK_SOFT_TIME_LIMIT_S", default=55 * 60),
@@ -166,6 +172,15 @@ TASK_TIME_LIMITS_S = {
     "default": (
         env.int("DEFAULT_TASK_SOFT_TIME_LIMIT_S", default=0),
         env.int("DEFAULT_TASK_TIME_LIMIT_S", default=0),
+    ),
+    # An evaluation over a large set is the longest infer task; 3 h stays below CELERY_VISIBILITY_TIMEOUT (6 h).
+    "infer": (
+        env.int("INFER_TASK_SOFT_TIME_LIMIT_S", default=175 * 60),
+        env.int("INFER_TASK_TIME_LIMIT_S", default=180 * 60),
+    ),
+    "train": (
+        env.int("TRAIN_TASK_SOFT_TIME_LIMIT_S", default=0),
+        env.int("TRAIN_TASK_TIME_LIMIT_S", default=0),
     ),
 }
 

@@ -116,7 +116,13 @@ class UploadedVideoField(serializers.FileField):
 class VideoSubmitSerializer(serializers.Serializer):
     file = UploadedVideoField(required=False, help_text="the video (multipart); or give `path`")
     path = serializers.CharField(
-        max_length=4000, required=False, allow_blank=True, help_text="a file on the server inside MEDIA_IMPORT_ROOTS"
+        max_length=4000,
+        required=False,
+        allow_blank=True,
+        help_text=(
+            "a file on the server inside MEDIA_IMPORT_ROOTS; with an integration token inside its own folder there "
+            "(integration-<id>/), a relative path taken in it"
+        ),
     )
     title = serializers.CharField(max_length=500, required=False, allow_blank=True)
     description = serializers.CharField(required=False, allow_blank=True)

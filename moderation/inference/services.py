@@ -646,6 +646,14 @@ def decision_rerun_run(*, rerun_id: int) -> DecisionRerun:
     )
 
 
+def decision_rerun_stopped(*, rerun_id: int, reason: str) -> DecisionRerun:
+    """A running re-run whose worker was ended at the task's hard time limit (workbench/worker_limits.py): failed
+    with the reason now, not "running" until the screen calls it stalled; the reviewer may ask again."""
+    rerun = DecisionRerun.objects.select_related("decision__model_version").get(pk=rerun_id)
+    error = f"The model {rerun.decision.model_version.name} could not re-run: {reason}"
+    return _rerun_finish(rerun_id, status=DecisionRerun.Status.FAILED, error=error)
+
+
 def _rerun_finish(rerun_id: int, **fields: Any) -> DecisionRerun:
     return job_finish(DecisionRerun, rerun_id, **fields)  # a twin delivery that finished first is kept
 

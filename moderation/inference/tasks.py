@@ -9,6 +9,7 @@ from moderation.errors import ModerationError, error_text
 from moderation.signals import video_decided
 from workbench.queues import INFER_ITEM_TASK_OPTIONS, LONG_TASK_OPTIONS
 from workbench.storage import STORAGE_RETRIES, StorageUnavailable, storage_retry_delay
+from workbench.worker_limits import records_hard_time_limit
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,13 @@ def rerun_decision(rerun_id: int) -> str | None:
     except DecisionRerun.DoesNotExist:  # the decision was deleted meanwhile
         logger.warning("re-run %s no longer exists", rerun_id)
         return None
+
+
+@records_hard_time_limit("moderation.inference.tasks.rerun_decision")
+def _rerun_stopped(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
+    from moderation.inference.services import decision_rerun_stopped
+
+    decision_rerun_stopped(rerun_id=int(kwargs.get("rerun_id", args[0] if args else 0)), reason=message)
 
 
 @shared_task(name="moderation.inference.tasks.retrain_cascade", **LONG_TASK_OPTIONS)

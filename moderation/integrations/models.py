@@ -37,6 +37,12 @@ class Integration(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def import_folder(self) -> str:
+        """The subfolder of each of MEDIA_IMPORT_ROOTS whose files this integration may submit by ``path`` (and
+        no other's): from its id, which a rename does not change."""
+        return f"integration-{self.pk}"
+
 
 class IntegrationVideo(models.Model):
     """A video an integration submitted: what its API reads (verdicts, decisions, labels) are scoped to.

@@ -22,7 +22,7 @@ from moderation.integrations.webhooks import webhook_deliveries_resume
 from moderation.media.models import Video
 from moderation.signals import integration_changed
 from workbench.queues import enqueue
-from workbench.text import row_id
+from workbench.text import row_id, shown_text
 from workbench.tokens import token_hash  # one way for every token: integrations' and users' API tokens
 
 if TYPE_CHECKING:
@@ -232,13 +232,55 @@ def video_submit(
     comments: list[str] | None = None,
 ) -> Submission:
     """Ingest a video for a platform (``integration``) or a signed-in ``user``: an uploaded file or a
-    server ``path`` confined to MEDIA_IMPORT_ROOTS.
+    server ``path`` confined to MEDIA_IMPORT_ROOTS (a platform's to its own folder in them,
+    ``Integration.import_folder``: a path outside it is refused and recorded in the audit log).
 
     With an ``idempotency_key`` a retried request returns the first result and never makes a second
     video, also when both arrive at once: a transaction-scoped advisory lock on (owner, key) lets the
     second wait for the first and then read its row (the unique constraint is the backstop). The key
     reused for a different request is refused.
     """
+    from moderation.media.ingest import ImportPathRefused
+
+    try:
+        return _video_submit(
+            integration=integration,
+            user=user,
+            idempotency_key=idempotency_key,
+            upload=upload,
+            path=path,
+            title=title,
+            description=description,
+            uploader=uploader,
+            external_id=external_id,
+            comments=comments,
+        )
+    except ImportPathRefused:
+        if integration is not None:  # after the rollback: who tried to read which file
+            logger.warning("integration %s refused a path outside its import folder: %r", integration.pk, path)
+            integration_changed.send(
+                sender=Integration,
+                integration=integration,
+                action="integration.import_refused",
+                by=None,
+                payload={"path": shown_text(path)[:1000], "import_folder": integration.import_folder},
+            )
+        raise
+
+
+def _video_submit(
+    *,
+    integration: Integration | None,
+    user: User | None,
+    idempotency_key: str,
+    upload: Any,
+    path: str,
+    title: str,
+    description: str,
+    uploader: str,
+    external_id: str | None,
+    comments: list[str] | None,
+) -> Submission:
     from moderation.media.ingest import import_path_confined, video_ingest
 
     if (integration is None) == (user is None):
@@ -285,7 +327,8 @@ def video_submit(
                 external_id
             )
         taken = f"External id {external_id!r} already names another of your videos." if named is not None else ""
-        source = import_path_confined(path) if path else None
+        folder = integration.import_folder if integration is not None else ""
+        source = import_path_confined(path, folder=folder) if path else None
         if source is not None and not source.is_file():
             raise ModerationError(f"Not a file: {path}")
         video = video_ingest(

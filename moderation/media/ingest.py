@@ -224,25 +224,39 @@ class ImportPathRefused(ModerationError):
         return f"{self} Allowed folders: {', '.join(str(r) for r in self.roots)}."
 
 
-def import_path_confined(path: str | Path) -> Path:
+def import_path_confined(path: str | Path, *, folder: str = "") -> Path:
     """``path`` resolved (symlinks followed), refused unless it lies inside one of MEDIA_IMPORT_ROOTS.
 
     Every server path a user or operator names (folders, manifests, ``ingest_video``, the API's ``path``)
-    goes through here: the one home of that rule."""
+    goes through here: the one home of that rule. ``folder``: the path must lie in that subfolder of a root
+    instead (an integration's own, ``Integration.import_folder``, so one platform cannot import another's files),
+    and a relative path is taken inside it under the first root."""
     written = [
         Path(os.path.normpath(Path(r).expanduser().absolute())) for r in settings.MEDIA_IMPORT_ROOTS if str(r).strip()
     ]
-    roots = [r.resolve() for r in written]
-    if not roots:
+    if not written:
         raise ModerationError("Server-side import is disabled: set MEDIA_IMPORT_ROOTS to the folders it may read.")
-    outside = ImportPathRefused(
-        f"{path} is outside the import folders (MEDIA_IMPORT_ROOTS); "
-        "paths with '..' or symlinks that lead out of them are refused.",
-        roots=written,
-    )
+    if folder:
+        written = [root / folder for root in written]
+    roots = [r.resolve() for r in written]
+    if folder:
+        outside = ImportPathRefused(
+            f"{path} is outside this integration's import folder ({folder}/ in the server's import folders); "
+            "paths with '..' or symlinks that lead out of it are refused.",
+            roots=written,
+        )
+    else:
+        outside = ImportPathRefused(
+            f"{path} is outside the import folders (MEDIA_IMPORT_ROOTS); "
+            "paths with '..' or symlinks that lead out of them are refused.",
+            roots=written,
+        )
     # Twice: '..' judged on the path as written (so a missing target outside is still "outside"),
     # then symlinks judged on the real path.
-    lexical = Path(os.path.normpath(Path(path).expanduser().absolute()))
+    named = Path(path).expanduser()
+    if folder and not named.is_absolute():
+        named = written[0] / named
+    lexical = Path(os.path.normpath(named.absolute()))
     if not any(lexical.is_relative_to(root) for root in [*written, *roots]):
         raise outside
     try:

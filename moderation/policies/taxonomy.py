@@ -58,13 +58,17 @@ def _string_list_errors(value: Any, where: str, what: str) -> list[str]:
     # "keywords repeats 'a'. keywords repeats 'b'. keywords repeats 'a'. …" read as more problems than there were.
     repeated: dict[str, tuple[str, int]] = {}
     for item in value:
-        if not _nonempty_str(item):
+        # As stored (``taxonomy_normalise`` drops bidi controls): a keyword of marks alone is empty, and "we\u2066chat"
+        # repeats "wechat".
+        if not _nonempty_str(item) or not shown_text(item).strip():
             errors.append(f"{where}: every entry of {what} must be a non-empty string (got {item!r}).")
-        elif item.strip().lower() in seen:
-            first, times = repeated.get(item.strip().lower(), (item.strip(), 1))
-            repeated[item.strip().lower()] = (first, times + 1)
+            continue
+        stored = shown_text(item).strip()
+        if stored.lower() in seen:
+            first, times = repeated.get(stored.lower(), (stored, 1))
+            repeated[stored.lower()] = (first, times + 1)
         else:
-            seen.add(item.strip().lower())
+            seen.add(stored.lower())
     for first, times in repeated.values():
         errors.append(f"{where}: {what} repeats {first!r}" + (f" ({times} times)." if times > 2 else "."))
     return errors
@@ -243,9 +247,9 @@ def _tag_problems(
 
 
 def taxonomy_normalise(taxonomy: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A valid taxonomy with whitespace stripped and severities in canonical order (for storage). Names and
-    criteria, read by reviewers on every item and by the model in its prompt, lose their invisible bidi controls
-    (``shown_name``), as video titles do."""
+    """A valid taxonomy with whitespace stripped and severities in canonical order (for storage). Names, criteria
+    and keywords, read by reviewers on every item, by the model in its prompt and matched against a video's text,
+    lose their invisible bidi controls (``shown_name``, ``shown_text``), as video titles do."""
     out = []
     for category in taxonomy:
         tags = []
@@ -253,7 +257,7 @@ def taxonomy_normalise(taxonomy: list[dict[str, Any]]) -> list[dict[str, Any]]:
             clean: dict[str, Any] = {
                 "key": tag["key"].strip(),
                 "name": shown_name(tag["name"]).strip(),
-                "keywords": [k.strip() for k in tag["keywords"]],
+                "keywords": [shown_text(k).strip() for k in tag["keywords"]],
             }
             if tag.get("criteria"):
                 clean["criteria"] = [shown_text(c).strip() for c in tag["criteria"]]

@@ -6,10 +6,12 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from moderation.errors import ModerationError
 from workbench.queues import LONG_TASK_OPTIONS
 from workbench.storage import STORAGE_RETRIES, StorageUnavailable, storage_retry_delay
+from workbench.worker_limits import soft_time_limit_text
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,14 @@ def find_candidates(self: Any, video_id: int) -> int:
         raise self.retry(
             exc=exc, countdown=storage_retry_delay(self.request.retries), max_retries=STORAGE_RETRIES
         ) from exc
+    except SoftTimeLimitExceeded:
+        # The media queue's soft limit (MEDIA_TASK_SOFT_TIME_LIMIT_S): the ops page lists the video with which limit
+        # stopped the search (not a bare SoftTimeLimitExceeded in a worker log), and its Retry searches again.
+        logger.warning("reproduction retrieval for video %s stopped at the soft time limit", video_id)
+        repro_retrieval_failure_record(
+            video_id=int(video_id), error=soft_time_limit_text(self), attempts=self.request.retries + 1
+        )
+        return 0
     except ModerationError as exc:
         logger.info("reproduction retrieval skipped for video %s: %s", video_id, exc)
         # An operator's retry of a listed video that cannot be searched now (no longer processed): the ops page

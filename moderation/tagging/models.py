@@ -56,6 +56,8 @@ class Tag(models.Model):
     accepted_count = models.PositiveIntegerField(default=0)
     embedding = VectorField(dimensions=TAG_EMBEDDING_DIM, null=True, blank=True)
     embedding_model = models.CharField(max_length=100, blank=True)
+    # Why the last ``embed_tags`` run left this tag without an embedding (its time limit); "" once embedded.
+    embedding_error = models.CharField(max_length=500, blank=True)
     created_version = models.ForeignKey(
         VocabularyVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -564,6 +564,14 @@ def tag_vocabulary_page(*, query: str, page: str | int | None) -> dict[str, Any]
 IMPORT_PROBLEMS_SHOWN = 50
 
 
+def tag_embedding_stopped() -> dict[str, Any]:
+    """Active tags the last ``embed_tags`` run left without an embedding (they are left out of suggestions), and
+    why (``Tag.embedding_error``, e.g. the media queue's time limit); ``waiting`` 0 when none is."""
+    stopped = Tag.objects.filter(is_active=True, embedding__isnull=True).exclude(embedding_error="")
+    first = stopped.order_by("pk").values_list("embedding_error", flat=True).first()
+    return {"waiting": stopped.count(), "error": first or ""}
+
+
 def tag_imports_recent(*, limit: int = 5) -> dict[str, Any]:
     """The latest vocabulary imports sent from the screen (without their file bytes), newest first,
     each with the first ``IMPORT_PROBLEMS_SHOWN`` skipped lines and notes, and whether any is still open."""

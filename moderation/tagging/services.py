@@ -653,8 +653,15 @@ def tags_embed_missing(*, batch: int = 256, encode: Callable[[list[str]], Any] |
         for tag, vector in zip(tags, vectors, strict=True):
             tag.embedding = [float(x) for x in vector]
             tag.embedding_model = encoder.ENCODER_NAME
-        Tag.objects.bulk_update(tags, ["embedding", "embedding_model"])
+            tag.embedding_error = ""
+        Tag.objects.bulk_update(tags, ["embedding", "embedding_model", "embedding_error"])
         done += len(tags)
+
+
+def tags_embed_failure_record(*, error: str) -> int:
+    """Say on every tag still without an embedding why ``embed_tags`` stopped (the vocabulary screen shows it;
+    the next run clears it as it embeds them); returns how many are waiting."""
+    return Tag.objects.filter(embedding__isnull=True).update(embedding_error=error[:500])
 
 
 def tag_set_default() -> TagSet:

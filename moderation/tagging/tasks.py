@@ -6,18 +6,26 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from workbench.queues import LONG_TASK_OPTIONS
+from workbench.worker_limits import soft_time_limit_text
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="moderation.tagging.tasks.embed_tags", **LONG_TASK_OPTIONS)
-def embed_tags() -> int:
-    """Embed every tag without an embedding (media worker; idempotent)."""
-    from moderation.tagging.services import tags_embed_missing
+@shared_task(name="moderation.tagging.tasks.embed_tags", bind=True, **LONG_TASK_OPTIONS)
+def embed_tags(self: Any) -> int:
+    """Embed every tag without an embedding (media worker; idempotent). Stopped by the media queue's soft time
+    limit, the tags still without one say why on the vocabulary screen (the batches done are kept)."""
+    from moderation.tagging.services import tags_embed_failure_record, tags_embed_missing
 
-    return tags_embed_missing()
+    try:
+        return tags_embed_missing()
+    except SoftTimeLimitExceeded:
+        logger.warning("tag embedding stopped at the soft time limit")
+        tags_embed_failure_record(error=soft_time_limit_text(self))
+        return 0
 
 
 @shared_task(name="moderation.tagging.tasks.generate_tag_candidates", **LONG_TASK_OPTIONS)

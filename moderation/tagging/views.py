@@ -325,6 +325,7 @@ def _vocabulary_context(
         **listed,
         "q": q,
         "count": Tag.objects.count(),
+        "embedding": selectors.tag_embedding_stopped(),
         # As the curation screen counts them for this editor (those seen only on hidden videos apart).
         "pending": selectors.tag_curation_counts(user=request.user)["pending"],
         "description_max": TAG_SET_DESCRIPTION_MAX_CHARS,

@@ -227,3 +227,24 @@ def test_a_worker_that_was_only_slow_stops_when_its_run_was_failed_and_leaves_th
     run.refresh_from_db()
     assert run.status == "failed" and re.search(r"stopped at (8|16) of 24 items", run.error), run.error
     assert run.n_decided < 24 and run.metrics == {} and run.predictions == []
+
+
+def test_an_evaluation_its_solo_worker_was_ended_for_at_the_hard_limit_is_failed_with_the_reason_at_once(
+    policy_version,
+):
+    """What the infer worker's watchdog records before it ends the process (workbench/worker_limits.py): the run
+    leaves "running" with the limit that stopped it, not after the reaper's 10 minutes with "stopped responding";
+    the message's second delivery then finds it failed."""
+    from workbench.worker_limits import _RECORDERS, time_limit_text
+
+    run = _running(policy_version, minutes_quiet=0)
+    message = time_limit_text(task_name="training.tasks.run_evaluation", seconds=10800, soft=False)
+    _RECORDERS["training.tasks.run_evaluation"]((run.pk,), {}, message)
+
+    run.refresh_from_db()
+    assert run.status == "failed" and run.finished_at is not None
+    assert run.error == (
+        "Stopped after 3 hours, the infer workers' time limit (INFER_TASK_TIME_LIMIT_S). The worker was restarted. "
+        "Run it again once the limit allows work this long."
+    )
+    assert evaluation_execute(run_id=run.pk) is None and reap_stale_evaluations() == []

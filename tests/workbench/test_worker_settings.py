@@ -47,13 +47,13 @@ def test_the_visibility_timeout_is_above_the_longest_task_and_retry_wait(setting
     """Below it, Redis hands a task still running (or a retry still waiting for its countdown) to a second worker."""
     assert visibility_timeout_check() == []  # the defaults
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 1200}
-    settings.WEBHOOK_RETRY_MAX_SECONDS = 7200.0
+    settings.WEBHOOK_RETRY_MAX_SECONDS = 14400.0
     [warning] = visibility_timeout_check()
-    assert warning.id == "workbench.W001" and "WEBHOOK_RETRY_MAX_SECONDS" in warning.msg and "7200" in warning.hint
+    assert warning.id == "workbench.W001" and "WEBHOOK_RETRY_MAX_SECONDS" in warning.msg and "14400" in warning.hint
     settings.WEBHOOK_RETRY_MAX_SECONDS = 600.0
-    [warning] = visibility_timeout_check()  # the media queue's one-hour limit (MEDIA_TASK_TIME_LIMIT_S) is longest
-    assert "time limit (3600 s)" in warning.msg and "moderation." in warning.msg, warning.msg
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3601}
+    [warning] = visibility_timeout_check()  # the infer queue's three-hour limit (INFER_TASK_TIME_LIMIT_S) is longest
+    assert "time limit (10800 s)" in warning.msg, warning.msg
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 10801}
     assert visibility_timeout_check() == []
 
 
@@ -73,6 +73,7 @@ def _effective_worker(pool: str, queues: str, **env: str) -> dict[str, object]:
         " 'process_video': t('moderation.media.tasks.process_video'),"
         " 'export_dataset': t('training.tasks.export_dataset'),"
         " 'rerun_decision': t('moderation.inference.tasks.rerun_decision'),"
+        " 'run_evaluation': t('training.tasks.run_evaluation'),"
         " 'run_training_job': t('training.tasks.run_training_job')}))"
     )
     child_env = {**os.environ, "SECRET_KEY": "k" * 60, "DJANGO_SETTINGS_MODULE": "workbench.settings", **env}
@@ -91,7 +92,8 @@ def test_a_worker_child_is_replaced_before_it_outgrows_its_container_and_media_t
     assert worker["process_video"] == [55 * 60, 60 * 60]
     assert worker["export_dataset"] == [None, None]  # the default queue: none unless set
     assert worker["rerun_decision"] == [INFER_ITEM_TIME_LIMIT_S - 60, INFER_ITEM_TIME_LIMIT_S]  # its own, kept
-    assert worker["run_training_job"] == [None, None]  # a training job outlasts any limit
+    assert worker["run_evaluation"] == [175 * 60, 180 * 60]  # the infer queue's (the solo worker enforces them)
+    assert worker["run_training_job"] == [None, None]  # a training job may train for days unless set
 
 
 def test_worker_limits_are_set_per_deployment_from_the_environment():
@@ -103,7 +105,14 @@ def test_worker_limits_are_set_per_deployment_from_the_environment():
         MEDIA_TASK_SOFT_TIME_LIMIT_S="100",
         MEDIA_TASK_TIME_LIMIT_S="120",
         DEFAULT_TASK_TIME_LIMIT_S="900",
+        INFER_TASK_SOFT_TIME_LIMIT_S="0",
+        INFER_TASK_TIME_LIMIT_S="1800",
+        TRAIN_TASK_SOFT_TIME_LIMIT_S="86000",
+        TRAIN_TASK_TIME_LIMIT_S="86400",
     )
     assert worker["memory_kib"] == 512 * 1024 and worker["tasks"] is None
     assert worker["process_video"] == [100, 120]
     assert worker["export_dataset"] == [None, 900]
+    assert worker["run_evaluation"] == [None, 1800]
+    assert worker["rerun_decision"] == [INFER_ITEM_TIME_LIMIT_S - 60, INFER_ITEM_TIME_LIMIT_S]
+    assert worker["run_training_job"] == [86000, 86400]

@@ -76,18 +76,19 @@ def test_two_concurrent_identical_posts_make_one_video_and_one_answer(platform):
 @pytest.mark.django_db(transaction=True)
 def test_submit_by_server_path_is_confined_to_the_import_roots(platform, tmp_path, settings):
     root = tmp_path / "imports"
-    root.mkdir()
-    (root / "a.mp4").write_bytes(PAYLOAD)
+    own = root / platform.integration.import_folder  # a platform reads its own folder of the import roots
+    own.mkdir(parents=True)
+    (own / "a.mp4").write_bytes(PAYLOAD)
     outside = tmp_path / "secret.mp4"
     outside.write_bytes(PAYLOAD + b"x")
     settings.MEDIA_IMPORT_ROOTS = [str(root)]
 
-    ok = platform.post("/api/videos/", {"path": str(root / "a.mp4"), "external_id": "srv-1"}, format="json")
+    ok = platform.post("/api/videos/", {"path": str(own / "a.mp4"), "external_id": "srv-1"}, format="json")
     assert ok.status_code == 201, ok.content
     assert IntegrationVideo.objects.get().external_id == "srv-1"
-    for bad in (str(outside), str(root / ".." / "secret.mp4")):
+    for bad in (str(outside), str(own / ".." / ".." / "secret.mp4")):
         resp = platform.post("/api/videos/", {"path": bad}, format="json")
-        assert resp.status_code == 400 and "outside the import folders" in resp.json()["detail"]
+        assert resp.status_code == 400 and "outside this integration's import folder" in resp.json()["detail"]
     assert platform.post("/api/videos/", {"title": "nothing"}, format="json").status_code == 400
     assert Video.objects.count() == 1
 

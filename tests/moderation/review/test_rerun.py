@@ -315,3 +315,27 @@ def test_an_admin_holding_the_item_may_ask(make_task, make_user):  # type: ignor
     client.force_login(admin)
     assert client.post(reverse("moderation:review_rerun", args=[task.pk]), **HTMX).status_code == 200
     assert DecisionRerun.objects.get().requested_by == admin
+
+
+def test_a_rerun_whose_solo_worker_was_ended_at_the_hard_limit_fails_with_the_reason_and_may_be_asked_again(
+    stale,
+):  # type: ignore[no-untyped-def]
+    """What the infer worker's watchdog records before it ends the process (workbench/worker_limits.py): the
+    reviewer reads which limit stopped the model at once, instead of "running" until the stall bound passes."""
+    from workbench.worker_limits import _RECORDERS, time_limit_text
+
+    task, moderator, client = stale
+    rerun = decision_rerun_request(decision_id=task.decision_id, by=moderator)
+    DecisionRerun.objects.filter(pk=rerun.pk).update(status="running", started_at=timezone.now())
+    seconds = rerun_decision.time_limit
+    message = time_limit_text(task_name="moderation.inference.tasks.rerun_decision", seconds=seconds, soft=False)
+    _RECORDERS["moderation.inference.tasks.rerun_decision"]((rerun.pk,), {}, message)
+
+    rerun.refresh_from_db()
+    assert rerun.status == "failed" and rerun.finished_at is not None
+    assert "could not re-run: Stopped after 15 minutes, this task's own time limit. The worker was restarted." in (
+        rerun.error
+    )
+    panel = client.get(reverse("moderation:review_cot", args=[task.pk]) + "?part=rerun", **HTMX).content.decode()
+    assert "Stopped after 15 minutes" in panel
+    assert decision_rerun_request(decision_id=task.decision_id, by=moderator).pk != rerun.pk
