@@ -56,7 +56,7 @@ def test_a_keyword_of_controls_alone_or_repeating_another_once_they_are_gone_is_
 
 
 def test_keywords_stored_before_lose_their_bidi_controls_once(policy_version: PolicyVersion) -> None:
-    migration = import_module("moderation.migrations.0062_taxonomy_keywords_without_bidi_controls")
+    migration = import_module("moderation.migrations.0063_taxonomy_keywords_without_bidi_controls")
     taxonomy = _with_keywords(policy_version.taxonomy, [f"we\u2066chat{CONTROLS}", "WeChat", "\u202e", "refund"])
     PolicyVersion.objects.filter(pk=policy_version.pk).update(taxonomy=taxonomy)
     untouched = PolicyVersion.objects.create(

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('moderation', '0062_taxonomy_keywords_without_bidi_controls'),
+        ('moderation', '0063_taxonomy_keywords_without_bidi_controls'),
     ]
 
     operations = [

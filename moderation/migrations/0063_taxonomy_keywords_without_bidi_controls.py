@@ -53,6 +53,6 @@ def strip_bidi_controls(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("moderation", "0061_queue_names_skips_taxonomies_without_bidi_controls")]
+    dependencies = [("moderation", "0062_video_in_pipeline_index")]
 
     operations = [migrations.RunPython(strip_bidi_controls, migrations.RunPython.noop)]
