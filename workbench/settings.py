@@ -332,6 +332,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VideoStatusEnum": "moderation.media.models.Video.Status",
         "VerdictStatusEnum": "moderation.api.serializers.VERDICT_STATUSES",
+        "ApiTokenScopeEnum": "workbench.models.ApiToken.Scope",
     },
 }
 
