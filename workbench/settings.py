@@ -294,9 +294,16 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "workbench.api_errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Per-user request rate on every API view (``workbench.throttles``); views that take integrations add theirs.
+    "DEFAULT_THROTTLE_CLASSES": ["workbench.throttles.UserRateThrottle"],
     # Per-integration request rate (an integration's own ``rate_limit`` overrides it); 429 + Retry-After.
     "DEFAULT_THROTTLE_RATES": {"integration": env.str("INTEGRATION_RATE_LIMIT", default="600/min")},
 }
+# Per signed-in user (session or API token), counted in the shared Redis: their REST API requests, and their video
+# uploads (the upload form and POST /api/videos/ together). Over either: 429 + Retry-After (the upload form is shown
+# again saying when to try). DRF's rate syntax: N/s, N/min, N/hour, N/day. Read on each request (workbench/throttles.py).
+USER_API_RATE_LIMIT = env.str("USER_API_RATE_LIMIT", default="1200/min")
+UPLOAD_RATE_LIMIT = env.str("UPLOAD_RATE_LIMIT", default="60/hour")
 # redis-py's spelling of the broker URL (kombu's redis+socket:// is unix:// there).
 REDIS_CLIENT_URL = REDIS_URL.replace("redis+socket://", "unix://", 1)
 # The one definition of the Redis cache that every process (web and workers) shares; each alias below that must be
