@@ -477,6 +477,10 @@ WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=3
 # Base model for fine-tuning: a local folder or a hub id. Empty means a tiny random Llama
 # built locally (var/models/tiny-llama) so the whole loop runs on a laptop with no download.
 TRAINING_BASE_MODEL = env.str("TRAINING_BASE_MODEL", default="")
+# The most GPU jobs (training jobs on the train queue, evaluations on the infer queue) queued and not started yet, as
+# the database counts them; starting one past it is refused with a message and recorded in the audit log
+# (training.services.gpu_job_slot_take). 0: no cap.
+MAX_QUEUED_GPU_JOBS = env.int("MAX_QUEUED_GPU_JOBS", default=20)
 TRAINING_OUTPUT_DIR = Path(env.str("TRAINING_OUTPUT_DIR", default=str(VAR_DIR / "training")))
 # Server folders (comma-separated) whose models an admin may name as a base or guide model in the training form,
 # besides MODELS_DIR, the training output and MEDIA_IMPORT_ROOTS.
