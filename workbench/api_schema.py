@@ -92,7 +92,8 @@ DESCRIPTIONS = {
     "400": "The request was refused as sent: what is wrong with each field or query parameter.",
     "401": "No valid credential: none was sent, or the token is unknown, expired or switched off (`code` says "
     "which; the WWW-Authenticate header names the scheme to use).",
-    "403": "Your role or credential may not do this, or a signed-in session's write lacks its CSRF token.",
+    "403": "Your role or credential may not do this (a read-scoped API token may only send GET, HEAD and OPTIONS), "
+    "or a signed-in session's write lacks its CSRF token.",
     "404": "Nothing here that you may see: no such object or one hidden from you; on a list, a page or cursor "
     "that does not exist.",
     "429": "Too many requests: try again after Retry-After seconds.",

@@ -222,6 +222,21 @@ def api_token_scope_refusal(*, scope: str, method: str) -> str:
     )
 
 
+def api_token_scope_refusal_for(authorization: str, *, method: str) -> str:
+    """The 403's words when ``authorization`` is ``Token <key>`` of a valid ``read`` token and ``method`` writes;
+    "" otherwise. One indexed lookup of the key's hash, the body unread: a large upload sent with a read token is
+    refused before the file is taken (the API would refuse it only once the NUL check had read, spooled, it)."""
+    parts = authorization.split()
+    if len(parts) != 2 or parts[0].lower() != "token" or method in SAFE_METHODS:
+        return ""
+    scope = (
+        ApiToken.objects.filter(key_hash=token_hash(parts[1]), expires_at__gt=timezone.now(), user__is_active=True)
+        .values_list("scope", flat=True)
+        .first()
+    )
+    return api_token_scope_refusal(scope=scope, method=method) if scope and scope != ApiToken.Scope.WRITE else ""
+
+
 class ExpiringTokenAuthentication(TokenAuthentication):
     """``Authorization: Token <key>``, looked up by the key's hash; an expired token is refused with a 401 whose JSON
     ``detail`` says when and what to do. A ``read`` token sending anything but GET, HEAD or OPTIONS is refused here,

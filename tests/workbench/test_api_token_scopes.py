@@ -102,3 +102,20 @@ def test_the_openapi_schema_documents_the_scope(make_user):
     assert set(components["ApiTokenScopeEnum"]["enum"]) == {"read", "write"}
     operation = schema["paths"]["/api/token/"]["post"]
     assert "GET, HEAD and OPTIONS only" in operation["description"] and "400" in operation["responses"]
+
+
+def test_a_large_upload_with_a_read_token_is_refused_before_its_file_is_read(make_user, settings, tmp_path):
+    """Past the form limit the request-size middleware checks the token before the body is read (pass 5): a read
+    token passed that check and the file was spooled to disk, only for the API to refuse it. A NUL in a field: had
+    the body been read, the NUL check would have answered 400 about it."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    settings.MEDIA_ROOT = tmp_path
+    key = _session(make_user("moderator")).post("/api/token/", {"scope": "read"}, content_type="application/json")
+    big = SimpleUploadedFile("big.mp4", b"\x00\x00\x00\x18ftypmp42" + b"v" * (256 * 1024))
+    refused = Client().post(
+        "/api/videos/", {"file": big, "note": "a\x00b"}, HTTP_AUTHORIZATION=f"Token {key.json()['token']}"
+    )
+    assert refused.status_code == 403, (refused.status_code, refused.content[:300])
+    assert "scope is read" in refused.json()["detail"]
