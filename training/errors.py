@@ -14,6 +14,20 @@ class GateRefused(TrainingError):
         self.needs_evaluation = needs_evaluation
 
 
+class GpuQueueFull(TrainingError):
+    """MAX_QUEUED_GPU_JOBS jobs are queued and not started yet: no other is queued (``gpu_job_slot_take``)."""
+
+    def __init__(self, *, what: str, queued: int, limit: int) -> None:
+        super().__init__(
+            f"The GPU queues are full: {queued} job{'s' if queued != 1 else ''} (training jobs and evaluations) "
+            f"{'are' if queued != 1 else 'is'} queued and not started yet, the most MAX_QUEUED_GPU_JOBS ({limit}) "
+            f"allows. This {what} was not queued: wait until queued ones start, or cancel some, then start it again."
+        )
+        self.what = what
+        self.queued = queued
+        self.limit = limit
+
+
 def training_error_text(exc: BaseException) -> str:
     """``moderation.errors.error_text`` with training's own errors read as they are too."""
     return error_text(exc, TrainingError)

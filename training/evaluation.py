@@ -31,6 +31,7 @@ from moderation.policies.spec import PolicySpec
 from moderation.review.services import audit_event_record
 from training.errors import TrainingError, training_error_text
 from training.models import EvaluationRun
+from training.services import gpu_queue_refusal_recorded
 from workbench.queues import enqueue
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def eval_set_key(*, eval_set: str, policy_version: PolicyVersion, file_path: str
     return f"kuaimod_file:{Path(file_path).name}:{digest}:policy_version={policy_version.pk}"
 
 
+@gpu_queue_refusal_recorded
 @transaction.atomic
 def evaluation_start(
     *,
@@ -59,9 +61,10 @@ def evaluation_start(
 
     While a run of the same model on the same evaluation set is queued or running, that run is returned and none is
     added (a double click, a second tab): starts for one model take its row one after the other, so two at the same
-    instant make one run, not two that measure the same thing on the infer queue's one GPU."""
+    instant make one run, not two that measure the same thing on the infer queue's one GPU. Refused
+    (``GpuQueueFull``, recorded in the audit log) when MAX_QUEUED_GPU_JOBS GPU jobs are queued already."""
     from moderation.policies.services import policy_version_active
-    from training.services import run_open_same
+    from training.services import gpu_job_slot_take, run_open_same
 
     policy_version = policy_version or policy_version_active()
     if eval_set not in EvaluationRun.EvalSet.values:
@@ -83,6 +86,7 @@ def evaluation_start(
     )
     if same is not None:
         return same
+    gpu_job_slot_take(what="evaluation")  # joining an open run above adds none: not counted
     run = EvaluationRun.objects.create(
         model_version=model_version,
         policy_version=policy_version,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -11,7 +12,7 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -22,7 +23,7 @@ from django.utils import timezone
 from annotation.models import CotCorrection
 from moderation.review.services import audit_event_record
 from training import artifacts
-from training.errors import TrainingError
+from training.errors import GpuQueueFull, TrainingError
 from training.models import EvaluationRun, PreferenceDataset, PreferencePair, TrainingJob
 from workbench.queues import enqueue
 
@@ -445,9 +446,61 @@ def run_open_same(*, lock: QuerySet[Any], same: QuerySet[M]) -> M | None:
     return same.filter(status__in=("queued", "running")).order_by("pk").first()
 
 
+# Every start of a job for a GPU queue takes this transaction-scoped advisory lock before it counts the queued ones.
+_GPU_QUEUE_LOCK = "training.gpu_job_cap"
+
+
+def gpu_jobs_queued() -> int:
+    """GPU jobs made and not started yet: training jobs (train queue) and evaluations (infer queue) still queued.
+    Counted from their rows, not the broker: a message can be lost or redelivered, the rows say what is owed."""
+    return (
+        TrainingJob.objects.filter(status=TrainingJob.Status.QUEUED).count()
+        + EvaluationRun.objects.filter(status=EvaluationRun.Status.QUEUED).count()
+    )
+
+
+def gpu_job_slot_take(*, what: str) -> None:
+    """Inside the caller's transaction, just before it creates a queued GPU job (``what``: "training job",
+    "evaluation"): ``GpuQueueFull`` when MAX_QUEUED_GPU_JOBS are queued already (0: no cap). Every such start takes
+    one advisory lock first and holds it to its commit, so two admins starting at once when one slot is left go one
+    after the other: the second counts the first's committed job and is refused."""
+    limit = int(settings.MAX_QUEUED_GPU_JOBS)
+    if limit <= 0:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_GPU_QUEUE_LOCK])
+    queued = gpu_jobs_queued()
+    if queued >= limit:
+        raise GpuQueueFull(what=what, queued=queued, limit=limit)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def gpu_queue_refusal_recorded(start: Callable[P, R]) -> Callable[P, R]:
+    """Wraps a GPU job's start, outside its transaction: a ``GpuQueueFull`` it raises is written to the audit log
+    (``training.gpu_queue_full``, actor the start's ``created_by``) and the log, then raised on. Recorded after the
+    start's transaction rolled back, which would have taken the record with it."""
+
+    @functools.wraps(start)
+    def recorded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return start(*args, **kwargs)
+        except GpuQueueFull as exc:
+            by = cast("User | None", kwargs.get("created_by"))
+            payload = {"refused": exc.what, "queued": exc.queued, "limit": exc.limit}
+            audit_event_record(actor=by, action="training.gpu_queue_full", obj=None, payload=payload)
+            logger.warning("GPU queues full (%s of %s queued): a %s was refused", exc.queued, exc.limit, exc.what)
+            raise
+
+    return recorded
+
+
 _KIND_NEEDS_DATASET = {"sft": PreferenceDataset.Kind.SFT, "dpo": PreferenceDataset.Kind.DPO}
 
 
+@gpu_queue_refusal_recorded
 @transaction.atomic
 def training_job_start(
     *,
@@ -468,6 +521,8 @@ def training_job_start(
     version on ``dataset`` is queued or running, that job is returned and none is added (a double click, a second
     tab, a retrain rule firing beside an admin). Starts on one dataset take its row one after the other, so two at
     the same instant make one job; before, each made its own, and the GPU trained the same model twice.
+
+    Refused (``GpuQueueFull``, recorded in the audit log) when MAX_QUEUED_GPU_JOBS GPU jobs are queued already.
     """
     from moderation.models import PolicyVersion
     from moderation.policies.services import policy_version_active
@@ -502,6 +557,7 @@ def training_job_start(
     if same is not None:
         logger.info("training job start: job %s with these settings is open on dataset %s", same.pk, dataset.pk)
         return same
+    gpu_job_slot_take(what="training job")  # joining an open job above adds none: not counted
     job = TrainingJob.objects.create(
         kind=kind,
         dataset=dataset,

@@ -22,7 +22,7 @@ from moderation.errors import ModerationError
 from moderation.inference.selectors import model_version_get
 from moderation.models import ModelVersion, Policy
 from training import artifacts, selectors
-from training.errors import GateRefused, TrainingError
+from training.errors import GateRefused, GpuQueueFull, TrainingError
 from training.forms import EvaluationStartForm, TagEventsExportForm, TrainingJobStartForm
 from training.models import PreferenceDataset
 from training.release import policy_model_choose as choose
@@ -159,7 +159,7 @@ def _start_or_join(
     """Start what ``form`` asks for (``start`` of its cleaned data: a training job, an evaluation) and open its page.
     The services return the run already open with these settings rather than a second one (``run_open_same``): one
     made before this request is said (``joined``), so the user knows no second run was started. An invalid form or a
-    refusal (``TrainingError``) is the form again (``page``), with why, as a 400."""
+    refusal (``TrainingError``) is the form again (``page``), with why, as a 400 (the GPU queues full: 429)."""
     if not form.is_valid():
         return page(400)
     asked_at = timezone.now()
@@ -167,7 +167,8 @@ def _start_or_join(
         run = start(form.cleaned_data)
     except TrainingError as exc:
         form.add_error(None, str(exc))
-        return page(400)
+        # The GPU queues full (MAX_QUEUED_GPU_JOBS) is no fault of the form: 429, as a rate past its limit.
+        return page(429 if isinstance(exc, GpuQueueFull) else 400)
     if run.created_at < asked_at:  # the same run was open already (a double click, another tab, a colleague)
         messages.info(request, joined(run))
     # No flash message otherwise: "Job N queued." stayed on the run's page after it had finished. The page says the

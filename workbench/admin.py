@@ -14,9 +14,9 @@ from workbench.models import ApiToken
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "user", "created", "expires_at")
+    list_display = ("prefix", "user", "scope", "created", "expires_at")
     search_fields = ("prefix", "user__username")
-    readonly_fields = ("user", "prefix", "created", "expires_at")
+    readonly_fields = ("user", "prefix", "scope", "created", "expires_at")
     exclude = ("key_hash",)
     list_select_related = ("user",)
 

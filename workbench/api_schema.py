@@ -92,10 +92,11 @@ DESCRIPTIONS = {
     "400": "The request was refused as sent: what is wrong with each field or query parameter.",
     "401": "No valid credential: none was sent, or the token is unknown, expired or switched off (`code` says "
     "which; the WWW-Authenticate header names the scheme to use).",
-    "403": "Your role or credential may not do this, or a signed-in session's write lacks its CSRF token.",
+    "403": "Your role or credential may not do this (a read-scoped API token may only send GET, HEAD and OPTIONS), "
+    "or a signed-in session's write lacks its CSRF token.",
     "404": "Nothing here that you may see: no such object or one hidden from you; on a list, a page or cursor "
     "that does not exist.",
-    "429": "Over the integration's rate limit: try again after Retry-After seconds.",
+    "429": "Too many requests: try again after Retry-After seconds.",
 }
 # What each status's body looks like, as the API words it (the docs show them beside the schema).
 EXAMPLES: dict[str, dict[str, str]] = {
@@ -196,6 +197,8 @@ class WorkbenchAutoSchema(AutoSchema):
         return False
 
     def _description(self, code: str) -> str:
+        if code == "429":
+            return self._throttled_description()
         if code == "413":
             return self._too_large_description()
         if code == "415":
@@ -213,6 +216,14 @@ class WorkbenchAutoSchema(AutoSchema):
                 "says so."
             )
         return f"The request's body (its fields, or its JSON) is larger than {fields} MB."
+
+    def _throttled_description(self) -> str:
+        """429's description, naming each rate this operation counts (each throttle says, in ``describes``, whose
+        rate it is: an integration's, the user's API requests, the user's uploads)."""
+        view: Any = self.view
+        rates = [getattr(throttle, "describes", "") for throttle in view.get_throttles()]
+        said = "; or ".join(rate for rate in rates if rate)
+        return f"Too many requests, {said}: try again after Retry-After seconds." if said else DESCRIPTIONS["429"]
 
     def _unsupported_media_description(self) -> str:
         """415's description, with the media types this operation's parsers read."""

@@ -142,13 +142,15 @@ class RequestSizeMiddleware:
                 return None  # the view checks the role
             authorization = request.headers.get("Authorization")
             if authorization:
-                from workbench.tokens import upload_credential_valid
+                from workbench.tokens import api_token_scope_refusal_for, upload_credential_valid
 
                 # The credential itself, not just a header's presence: a made-up ``Authorization`` took the file
                 # too (the API checks the token only once the NUL check has read, spooled, the body). One indexed
-                # lookup of the token's hash; the view still checks the role.
+                # lookup of the token's hash; the view still checks the role. A read-only API token may send no
+                # file at all: refused here too, with the API's own words.
                 if upload_credential_valid(authorization):
-                    return None
+                    scope_refused = api_token_scope_refusal_for(authorization, method=request.method or "POST")
+                    return _plain_refusal(request, scope_refused, 403) if scope_refused else None
                 refused = _plain_refusal(request, UPLOAD_CREDENTIAL_REFUSED_MESSAGE, 401)
                 scheme = authorization.split(maxsplit=1)[0].lower()
                 refused["WWW-Authenticate"] = "Integration" if scheme == "integration" else "Token"

@@ -309,9 +309,16 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "workbench.api_errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Per-user request rate on every API view (``workbench.throttles``); views that take integrations add theirs.
+    "DEFAULT_THROTTLE_CLASSES": ["workbench.throttles.UserRateThrottle"],
     # Per-integration request rate (an integration's own ``rate_limit`` overrides it); 429 + Retry-After.
     "DEFAULT_THROTTLE_RATES": {"integration": env.str("INTEGRATION_RATE_LIMIT", default="600/min")},
 }
+# Per signed-in user (session or API token), counted in the shared Redis: their REST API requests, and their video
+# uploads (the upload form and POST /api/videos/ together). Over either: 429 + Retry-After (the upload form is shown
+# again saying when to try). DRF's rate syntax: N/s, N/min, N/hour, N/day. Read on each request (workbench/throttles.py).
+USER_API_RATE_LIMIT = env.str("USER_API_RATE_LIMIT", default="1200/min")
+UPLOAD_RATE_LIMIT = env.str("UPLOAD_RATE_LIMIT", default="60/hour")
 # redis-py's spelling of the broker URL (kombu's redis+socket:// is unix:// there).
 REDIS_CLIENT_URL = REDIS_URL.replace("redis+socket://", "unix://", 1)
 # The one definition of the Redis cache that every process (web and workers) shares; each alias below that must be
@@ -347,6 +354,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VideoStatusEnum": "moderation.media.models.Video.Status",
         "VerdictStatusEnum": "moderation.api.serializers.VERDICT_STATUSES",
+        "ApiTokenScopeEnum": "workbench.models.ApiToken.Scope",
     },
 }
 
@@ -484,6 +492,10 @@ WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=3
 # Base model for fine-tuning: a local folder or a hub id. Empty means a tiny random Llama
 # built locally (var/models/tiny-llama) so the whole loop runs on a laptop with no download.
 TRAINING_BASE_MODEL = env.str("TRAINING_BASE_MODEL", default="")
+# The most GPU jobs (training jobs on the train queue, evaluations on the infer queue) queued and not started yet, as
+# the database counts them; starting one past it is refused with a message and recorded in the audit log
+# (training.services.gpu_job_slot_take). 0: no cap.
+MAX_QUEUED_GPU_JOBS = env.int("MAX_QUEUED_GPU_JOBS", default=20)
 TRAINING_OUTPUT_DIR = Path(env.str("TRAINING_OUTPUT_DIR", default=str(VAR_DIR / "training")))
 # Server folders (comma-separated) whose models an admin may name as a base or guide model in the training form,
 # besides MODELS_DIR, the training output and MEDIA_IMPORT_ROOTS.

@@ -59,3 +59,8 @@ CASCADE_MIN_TRAIN_LABELS = 10
 
 # The tests' webhook receivers listen on loopback (the refusal itself is tested with this off).
 WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+
+# Per-user rates out of the way of tests that upload or call the API many times as one user (the suite's fixtures
+# reuse users); the limits themselves are tested with low rates set per test (tests/workbench/test_user_rate_limits.py).
+USER_API_RATE_LIMIT = "100000/min"
+UPLOAD_RATE_LIMIT = "100000/hour"

@@ -1,6 +1,10 @@
 """Users' API tokens (``Authorization: Token <key>``): issued and rotated by ``POST /api/token/`` and by the "API
 token" page, revoked on that page, refused with a 401 that says so once expired (API_TOKEN_LIFETIME_DAYS after they
-were issued). Every new token and every revocation is sent as ``api_token_changed`` (the audit log records it)."""
+were issued). Every new token and every revocation is sent as ``api_token_changed`` (the audit log records it).
+
+A token has a scope (``ApiToken.Scope``): ``read`` tokens are refused any unsafe method (403 naming the scope) by
+the token authentication itself, the one class every API view that takes a user's token lists, so no view's own
+permission classes can forget the check."""
 
 from __future__ import annotations
 
@@ -17,6 +21,8 @@ from django.dispatch import Signal
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.request import Request
 
 from workbench.models import ApiToken
 
@@ -66,9 +72,11 @@ def new_api_key() -> str:
 
 @dataclass(frozen=True)
 class ApiTokenShown:
-    """A user's API token as their page shows it: its first characters only, when it was made and expires."""
+    """A user's API token as their page shows it: its first characters only, its scope, when it was made and
+    expires."""
 
     prefix: str
+    scope: str
     created: datetime
     expires_at: datetime
     expired: bool
@@ -92,6 +100,7 @@ def api_token_of(*, user: User) -> ApiTokenShown | None:
         return None
     return ApiTokenShown(
         prefix=token.prefix,
+        scope=token.scope,
         created=token.created,
         expires_at=token.expires_at,
         expired=token.expires_at <= timezone.now(),
@@ -112,12 +121,32 @@ class ApiTokenIssued:
         return self.token.expires_at
 
 
+class ApiTokenScopeUnknown(ValueError):
+    """A scope other than ``read`` or ``write`` was asked for; the message says which are."""
+
+
+def api_token_scope_checked(value: str | None) -> str | None:
+    """``value`` as a scope (``read``/``write``, any case, trimmed), None when not given; else ``ApiTokenScopeUnknown``."""
+    if value is None or not str(value).strip():
+        return None
+    scope = str(value).strip().lower()
+    if scope not in ApiToken.Scope.values:
+        raise ApiTokenScopeUnknown(
+            f"Unknown token scope {str(value)[:40]!r}: choose read (GET, HEAD and OPTIONS only) or write."
+        )
+    return scope
+
+
 @transaction.atomic
-def api_token_issue(*, user: User, rotate: bool = False) -> ApiTokenIssued:
+def api_token_issue(*, user: User, rotate: bool = False, scope: str | None = None) -> ApiTokenIssued:
     """A new API token for ``user`` (the old one refused from now on) when they had none, it expired, or when
     ``rotate``; else their current one, without its key (``key`` ""). Only the key's hash is stored. A new one is
     recorded in the audit log (``api_token_changed``: "api_token.create" for a first one, "api_token.rotate" for a
-    replacement)."""
+    replacement).
+
+    ``scope`` (``ApiToken.Scope``): the new token's; left out, a replacement keeps the old token's (rotating a
+    read-only token never widens it unasked) and a first token is ``write``."""
+    scope = api_token_scope_checked(scope)
     now = timezone.now()
     token = ApiToken.objects.select_for_update().filter(user=user).first()
     if token is not None and not rotate and token.expires_at > now:
@@ -126,6 +155,8 @@ def api_token_issue(*, user: User, rotate: bool = False) -> ApiTokenIssued:
     if token is not None:
         payload["old_token_prefix"] = token.prefix
         payload["old_token_expired"] = token.expires_at <= now
+        payload["old_token_scope"] = token.scope
+        scope = scope or token.scope
         token.delete()
     key = new_api_key()
     token = ApiToken.objects.create(
@@ -134,8 +165,10 @@ def api_token_issue(*, user: User, rotate: bool = False) -> ApiTokenIssued:
         prefix=key[:TOKEN_PREFIX_LEN],
         created=now,
         expires_at=now + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS),
+        scope=scope or ApiToken.Scope.WRITE,
     )
     payload["token_expires_at"] = token.expires_at.isoformat()
+    payload["token_scope"] = token.scope
     action = "api_token.rotate" if "old_token_prefix" in payload else "api_token.create"
     api_token_changed.send(sender=ApiToken, user=user, action=action, by=user, payload=payload)
     return ApiTokenIssued(token=token, key=key)
@@ -180,9 +213,45 @@ def upload_credential_valid(authorization: str) -> bool:
     return check is not None and check(parts[1])
 
 
+def api_token_scope_refusal(*, scope: str, method: str) -> str:
+    """Why a token of ``scope`` may not send ``method`` (a read token's write), in words a script's author acts on."""
+    return (
+        f"This API token's scope is {scope}: it may only read (GET, HEAD, OPTIONS), not {method}. Use a token of "
+        "scope write: make one on the API token page (/account/api-token/), or POST /api/token/ with "
+        '{"rotate": true, "scope": "write"} from a signed-in session.'
+    )
+
+
+def api_token_scope_refusal_for(authorization: str, *, method: str) -> str:
+    """The 403's words when ``authorization`` is ``Token <key>`` of a valid ``read`` token and ``method`` writes;
+    "" otherwise. One indexed lookup of the key's hash, the body unread: a large upload sent with a read token is
+    refused before the file is taken (the API would refuse it only once the NUL check had read, spooled, it)."""
+    parts = authorization.split()
+    if len(parts) != 2 or parts[0].lower() != "token" or method in SAFE_METHODS:
+        return ""
+    scope = (
+        ApiToken.objects.filter(key_hash=token_hash(parts[1]), expires_at__gt=timezone.now(), user__is_active=True)
+        .values_list("scope", flat=True)
+        .first()
+    )
+    return api_token_scope_refusal(scope=scope, method=method) if scope and scope != ApiToken.Scope.WRITE else ""
+
+
 class ExpiringTokenAuthentication(TokenAuthentication):
     """``Authorization: Token <key>``, looked up by the key's hash; an expired token is refused with a 401 whose JSON
-    ``detail`` says when and what to do."""
+    ``detail`` says when and what to do. A ``read`` token sending anything but GET, HEAD or OPTIONS is refused here,
+    403 naming its scope, whatever the view's permissions (every API view that takes a user's token lists this
+    class, while each may list its own permission classes)."""
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
+        accepted = super().authenticate(request)
+        if accepted is not None:
+            token = accepted[1]
+            if token.scope != ApiToken.Scope.WRITE and request.method not in SAFE_METHODS:
+                raise exceptions.PermissionDenied(
+                    api_token_scope_refusal(scope=token.scope, method=str(request.method))
+                )
+        return accepted
 
     def authenticate_credentials(self, key: str) -> tuple[Any, ApiToken]:
         token = ApiToken.objects.select_related("user").filter(key_hash=token_hash(key)).first()

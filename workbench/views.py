@@ -48,7 +48,13 @@ from workbench.home import home_panels_for
 from workbench.models import ApiToken
 from workbench.roles import Perm
 from workbench.storage import is_object_storage, playback_url
-from workbench.tokens import api_token_issue, api_token_of, api_token_revoke
+from workbench.tokens import (
+    ApiTokenScopeUnknown,
+    api_token_issue,
+    api_token_of,
+    api_token_revoke,
+    api_token_scope_checked,
+)
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -111,31 +117,55 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 KEY_KEPT_SENTENCE = (
-    "You have an API token ({prefix}…), valid until {expires:%Y-%m-%d %H:%M} UTC. Its key is shown only once, when it "
-    'is made, and is not stored: send {{"rotate": true}} for a new one (the current one is refused from then on), '
-    "or use the API token page (/account/api-token/)."
+    "You have an API token ({prefix}…, scope {scope}), valid until {expires:%Y-%m-%d %H:%M} UTC. Its key is shown only once, when it "
+    'is made, and is not stored: send {{"rotate": true}} for a new one (the current one is refused from then on; '
+    'add "scope" to change its scope), or use the API token page (/account/api-token/).'
+)
+
+
+_SCOPE_TEXT = (
+    "`read`: GET, HEAD and OPTIONS only (any other method is refused 403, naming the scope); `write`: everything "
+    "your role may do."
 )
 
 
 @extend_schema(
-    request=inline_serializer(name="ApiTokenRequest", fields={"rotate": serializers.BooleanField(required=False)}),
+    request=inline_serializer(
+        name="ApiTokenRequest",
+        fields={
+            "rotate": serializers.BooleanField(required=False),
+            "scope": serializers.ChoiceField(
+                choices=ApiToken.Scope.choices,
+                required=False,
+                help_text=f"The new token's scope. {_SCOPE_TEXT} Left out: `write` for a first token, the old "
+                "token's scope for a rotation.",
+            ),
+        },
+    ),
     responses={
         200: inline_serializer(
-            name="ApiToken", fields={"token": serializers.CharField(), "expires_at": serializers.DateTimeField()}
+            name="ApiToken",
+            fields={
+                "token": serializers.CharField(),
+                "expires_at": serializers.DateTimeField(),
+                "scope": serializers.ChoiceField(choices=ApiToken.Scope.choices, help_text=_SCOPE_TEXT),
+            },
         ),
+        400: OpenApiResponse(description="`scope` is neither `read` nor `write`."),
         409: OpenApiResponse(
             description="You have a valid token already and did not ask to rotate it: its key is not stored, so it "
-            "cannot be given again (the detail names its first characters and its expiry)."
+            "cannot be given again (the detail names its first characters, its scope and its expiry)."
         ),
     },
-    description="A new API token for the signed-in user and when it expires (API_TOKEN_LIFETIME_DAYS); send it as "
-    "`Authorization: Token <key>`. The key is in this answer only: the server keeps its hash. Made when there was "
-    "none, it expired, or `rotate` is true (the old one is refused from then on); otherwise 409. Only with the "
-    "signed-in session: a call with a token is refused (403), so a token never renews itself.",
+    description="A new API token for the signed-in user, its scope and when it expires (API_TOKEN_LIFETIME_DAYS); "
+    "send it as `Authorization: Token <key>`. The key is in this answer only: the server keeps its hash. Made when "
+    "there was none, it expired, or `rotate` is true (the old one is refused from then on); otherwise 409. Only with "
+    f"the signed-in session: a call with a token is refused (403), so a token never renews itself. {_SCOPE_TEXT}",
 )
 @api_view(["POST"])
 def obtain_token(request: Request) -> Response:
-    """A new API token for the signed-in user (when they had none, it expired, or ``rotate``)."""
+    """A new API token for the signed-in user (when they had none, it expired, or ``rotate``), of the ``scope``
+    asked for."""
     # IsAuthenticated (the default permission class) has already refused anonymous users.
     if isinstance(request.auth, ApiToken):
         # A token that renews itself never expires: whoever holds a leaked one pushed its expiry back 90 days at a
@@ -146,11 +176,18 @@ def obtain_token(request: Request) -> Response:
         )
     data = request.data if isinstance(request.data, dict) else {}
     rotate = str(data.get("rotate", "")).lower() in ("true", "1", "on")
-    issued = api_token_issue(user=cast(User, request.user), rotate=rotate)
+    try:
+        scope = api_token_scope_checked(data.get("scope"))
+    except ApiTokenScopeUnknown as exc:
+        raise exceptions.ValidationError({"scope": [str(exc)]}) from exc
+    issued = api_token_issue(user=cast(User, request.user), rotate=rotate, scope=scope)
     if not issued.key:
-        detail = KEY_KEPT_SENTENCE.format(prefix=issued.token.prefix, expires=issued.expires_at.astimezone(UTC))
+        token = issued.token
+        detail = KEY_KEPT_SENTENCE.format(
+            prefix=token.prefix, scope=token.scope, expires=issued.expires_at.astimezone(UTC)
+        )
         return Response({"detail": detail}, status=409)
-    return Response({"token": issued.key, "expires_at": issued.expires_at})
+    return Response({"token": issued.key, "expires_at": issued.expires_at, "scope": issued.token.scope})
 
 
 _API_TOKEN_ONCE_KEY = "api_token_once"  # noqa: S105 (a session key's name, not a secret)
@@ -175,13 +212,27 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
             # A second post of the form (or another tab): the token made then stays, and is not shown again.
             messages.info(request, f"You have a token already ({current.prefix}…); rotate it for a new one.")
         elif action in ("create", "rotate"):
-            issued = api_token_issue(user=user, rotate=action == "rotate")
-            request.session[_API_TOKEN_ONCE_KEY] = {"key": issued.key, "replaced": current is not None}
+            try:
+                scope = api_token_scope_checked(request.POST.get("scope"))
+            except ApiTokenScopeUnknown as exc:
+                context = {**_api_token_context(request), "error": str(exc)}
+                return render(request, "workbench/api_token.html", context, status=400)
+            issued = api_token_issue(user=user, rotate=action == "rotate", scope=scope)
+            request.session[_API_TOKEN_ONCE_KEY] = {
+                "key": issued.key,
+                "replaced": current is not None,
+                "scope": issued.token.scope,
+            }
         else:
             return render(request, "workbench/api_token.html", _api_token_context(request), status=400)
         return redirect("api-token-page")
     once = request.session.pop(_API_TOKEN_ONCE_KEY, None) or {}
-    context = {**_api_token_context(request), "new_key": once.get("key", ""), "replaced": once.get("replaced")}
+    context = {
+        **_api_token_context(request),
+        "new_key": once.get("key", ""),
+        "replaced": once.get("replaced"),
+        "new_scope": once.get("scope", ""),
+    }
     response = render(request, "workbench/api_token.html", context)
     response["Cache-Control"] = "no-store"
     return response
@@ -191,6 +242,7 @@ def _api_token_context(request: HttpRequest) -> dict[str, object]:
     return {
         "token": api_token_of(user=cast(User, request.user)),
         "lifetime_days": settings.API_TOKEN_LIFETIME_DAYS,
+        "scopes": ApiToken.Scope.choices,
         "error": "" if request.method == "GET" else "Choose create, rotate or revoke.",
     }
 

@@ -15,6 +15,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import BaseThrottle
 
 from moderation.api.permissions import CanReadContent, CanUploadOrReadOnly
 from moderation.api.serializers import (
@@ -45,6 +46,7 @@ from moderation.models import Decision, ItemLabel, Video
 from moderation.ops.selectors import video_verdict
 from workbench.pagination import WindowCursorPagination, WindowPageNumberPagination
 from workbench.parsers import StorableJSONParser
+from workbench.throttles import UploadRateThrottle, UserRateThrottle
 from workbench.tokens import ExpiringTokenAuthentication
 
 # Users (Token or session) and platform integrations (Integration <token>). The token first: a call without
@@ -106,7 +108,8 @@ class _IntegrationAwareViewSet(viewsets.GenericViewSet):
     """Integration tokens accepted next to users; an integration sees only the videos it submitted."""
 
     authentication_classes = USER_OR_INTEGRATION_AUTH
-    throttle_classes = [IntegrationRateThrottle]
+    # A platform's calls count against its integration's rate, a user's (session or token) against theirs.
+    throttle_classes = [IntegrationRateThrottle, UserRateThrottle]
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "integration": request_integration(self.request)}
@@ -214,6 +217,14 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
         if not value:
             raise ValidationError({name: f"Empty; give {what}, or leave the parameter out for every video."})
         return value
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        """A submit counts against the user's upload rate too (UPLOAD_RATE_LIMIT, one count with the upload
+        form); reads only against their API request rate."""
+        throttles = super().get_throttles()
+        if self.action == "create":
+            throttles.append(UploadRateThrottle())
+        return throttles
 
     def get_serializer_class(self) -> Any:
         if self.action == "retrieve":

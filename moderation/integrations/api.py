@@ -108,6 +108,8 @@ class IntegrationRateThrottle(SimpleRateThrottle):
     web process shares one count. Over the rate: 429 with ``Retry-After``."""
 
     scope = "integration"
+    # The schema's 429 description of an operation this throttle guards (``workbench.api_schema``).
+    describes = "over the integration's request rate (its own rate limit, else INTEGRATION_RATE_LIMIT)"
     cache = caches["throttle"]
 
     def allow_request(self, request: Request, view: Any) -> bool:

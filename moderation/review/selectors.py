@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.db.models import (
     BigIntegerField,
@@ -256,11 +255,22 @@ def review_queues_open_to(*, user: User) -> QuerySet[ReviewQueue]:
     return queues.order_by("-priority", "name")
 
 
+# What a queue's URL answers a reviewer it is not open to, and one that names no queue: the same words, so neither a
+# restricted queue's name nor whether it exists is told to those outside its groups (as a hidden video's 404 reads
+# as a missing one's: ``video_not_open_reason``).
+QUEUE_NOT_OPEN_TEXT = (
+    "No such review queue, or it is not open to you: a queue restricted to groups is open only to their members "
+    "and the admins. The review queue list shows every queue you may work."
+)
+
+
 def review_queue_get_for(*, user: User, slug: str) -> ReviewQueue:
-    """The queue ``slug`` if ``user`` may work it: 404 when it does not exist, 403 when restricted."""
-    queue = get_object_or_404(ReviewQueue, slug=slug, is_active=True)
-    if not review_queue_may_work(user=user, queue=queue):
-        raise PermissionDenied(f"The queue “{queue.name}” is restricted to other groups.")
+    """The queue ``slug`` if ``user`` may work it; else a 404 that reads the same whether it does not exist, is
+    switched off or is restricted to groups ``user`` is not in (``QUEUE_NOT_OPEN_TEXT``). It was a 403 naming a
+    restricted queue, which told anyone with a review role the queue's name and that it existed."""
+    queue = ReviewQueue.objects.filter(slug=slug, is_active=True).first()
+    if queue is None or not review_queue_may_work(user=user, queue=queue):
+        raise Http404(QUEUE_NOT_OPEN_TEXT)
     return queue
 
 

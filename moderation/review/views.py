@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -209,7 +209,9 @@ def _screen(request: HttpRequest, task: ReviewTask, *, prefetch: bool = False) -
 
 def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
     if not selectors.review_queue_may_work(user=_user(request), queue=task.queue):
-        raise PermissionDenied(f"The queue “{task.queue.name}” is restricted to other groups.")
+        # The 404 of an item hidden from the user (``review_task_get``), never the queue's name: a restricted
+        # queue's name and its items are its groups' business.
+        raise Http404
     if task.claimed_by_id != request.user.pk:
         earlier = selectors.review_worked_before(task=task, user=_user(request))
         if earlier is not None and task.status in (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED):

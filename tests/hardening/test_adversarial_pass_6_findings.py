@@ -108,7 +108,12 @@ def test_migration_0003_run_on_clear_tokens_keeps_them_working_with_their_expiry
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
     with connection.schema_editor(atomic=True) as editor:
-        migration.apply(before, editor)
+        state = migration.apply(before, editor)
+        # The table 0003 made again, as the later workbench migrations left it (0004: its scope column).
+        graph = executor.loader.graph
+        for app, name in graph.forwards_plan(graph.leaf_nodes("workbench")[0]):
+            if app == "workbench" and name[:4] > "0003":
+                state = executor.loader.get_migration(app, name).apply(state, editor)
 
     assert _tables_holding(old.key) == []
     moved = ApiToken.objects.get(user=user)

@@ -65,8 +65,10 @@ def test_every_api_operation_answers_generated_input_without_a_server_error(live
                 failures.append(f"{operation.label} as {who}: {str(exc)[:800]}")
     # The fuzzing reached the code behind the permission checks: every operation answered someone
     # with something other than 401/403. Except POST /api/token/: every identity here is a token, and a token
-    # never renews itself (403); its session calls are tested in tests/workbench/test_api_token_page.py.
-    reached = {label for (label, status) in statuses if status not in (401, 403)}
+    # never renews itself (403); its session calls are tested in tests/workbench/test_api_token_page.py. A generated
+    # body with a NUL (in a multipart field's name) is refused before authentication by the NUL check (400): no
+    # token got past the refusal either way (a 200 would be a token renewing itself).
+    reached = {label for (label, status) in statuses if status not in (401, 403)} - {"POST /api/token/"}
     assert reached == {op.label for op in operations} - {"POST /api/token/"}, sorted(statuses.items())
-    assert {status for (label, status) in statuses if label == "POST /api/token/"} <= {401, 403}
+    assert {status for (label, status) in statuses if label == "POST /api/token/"} <= {400, 401, 403}
     assert not failures, "\n\n".join(failures)

@@ -74,10 +74,10 @@ def test_the_schema_is_valid_and_every_error_it_declares_has_a_body(schema):
     submit_400 = videos["post"]["responses"]["400"]
     assert "MEDIA_IMPORT_ROOTS" in submit_400["description"]
     assert submit_400["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ValidationError"}
-    # Only what can happen: a read without query parameters validates nothing (no 400); the schema and token
-    # endpoints have no rate limit (no 429).
+    # Only what can happen: a read without query parameters validates nothing (no 400); every endpoint counts a
+    # user's requests (USER_API_RATE_LIMIT: a 429, tests/workbench/test_user_rate_limits.py).
     assert "400" not in schema["paths"]["/api/videos/{id}/"]["get"]["responses"]
-    assert "429" not in schema["paths"]["/api/token/"]["post"]["responses"]
+    assert "USER_API_RATE_LIMIT" in schema["paths"]["/api/token/"]["post"]["responses"]["429"]["description"]
 
 
 def test_real_400s_match_the_declared_validation_error(schema, client_as, make_user):

@@ -1,0 +1,82 @@
+"""Per-user request rates: every signed-in user's (session or API token) calls to the REST API
+(USER_API_RATE_LIMIT), and their video uploads, from the browser's form and ``POST /api/videos/`` alike, counted
+together (UPLOAD_RATE_LIMIT). Counted in the shared Redis cache (``throttle``), so every web process sees one count;
+over a rate: the API's 429 with ``Retry-After``, the upload form shown again with why and when to try again.
+
+Platforms have their own per-integration rate (``moderation.integrations.api.IntegrationRateThrottle``); an
+integration's calls are no user's and pass these. The rates are read from settings on each request (not from
+``DEFAULT_THROTTLE_RATES``, which DRF copies once at import), so a deployment's and a test's settings both hold."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.http import HttpRequest
+from redis.exceptions import RedisError
+from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
+
+
+class UserRateThrottle(SimpleRateThrottle):
+    """A signed-in user's API request rate (USER_API_RATE_LIMIT). Anonymous callers and integrations pass (an
+    anonymous call is refused 401/403 anyway; an integration has its own rate)."""
+
+    scope = "user"
+    rate_setting = "USER_API_RATE_LIMIT"
+    # The schema's 429 description of an operation this throttle guards (``workbench.api_schema``).
+    describes = "over your user's API request rate (USER_API_RATE_LIMIT)"
+    cache = caches["throttle"]
+
+    def get_rate(self) -> str | None:
+        return str(getattr(settings, self.rate_setting))
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return None
+        # Id and join time: ids are reused (tests roll back, a database restored), a user's join time with it is not.
+        return f"throttle:{self.scope}:{user.pk}:{user.date_joined.timestamp():.6f}"
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError) as exc:  # Redis down: serve without the rate limit rather than a 500
+            logger.warning("User rate limit (%s) skipped: the shared cache is unreachable (%s)", self.scope, exc)
+            return True
+
+    def retry_after(self) -> int:
+        """Whole seconds until a request is accepted again (at least 1), as ``Retry-After`` says it."""
+        return max(1, int(-(-(self.wait() or 1) // 1)))
+
+
+class UploadRateThrottle(UserRateThrottle):
+    """A user's video uploads (UPLOAD_RATE_LIMIT): the upload form and ``POST /api/videos/`` share one count."""
+
+    scope = "upload"
+    rate_setting = "UPLOAD_RATE_LIMIT"
+    describes = "over your user's video upload rate (UPLOAD_RATE_LIMIT, the upload form and the API together)"
+
+
+def upload_rate_wait(request: HttpRequest) -> int | None:
+    """Count this upload against ``request.user``'s upload rate: None when it may go on, else the seconds to wait
+    (the browser's form; the API applies ``UploadRateThrottle`` itself)."""
+    throttle = UploadRateThrottle()
+    if throttle.allow_request(request, None):
+        return None
+    return throttle.retry_after()
+
+
+def retry_after_text(seconds: int) -> str:
+    """'in 42 seconds', 'in 3 minutes', 'in 1 hour 5 minutes': when to try again, for a person."""
+    if seconds < 60:
+        return f"in {seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)
+    if minutes < 60:
+        return f"in {minutes} minute{'s' if minutes != 1 else ''}"
+    hours, rest = divmod(minutes, 60)
+    text = f"in {hours} hour{'s' if hours != 1 else ''}"
+    return f"{text} {rest} minute{'s' if rest != 1 else ''}" if rest else text
