@@ -59,3 +59,34 @@ def test_the_tag_screen_leads_back_to_the_tag_queue(client_as, policy_version) -
     task = ReviewTaskFactory(queue=tag_queue_default(), decision__policy_version=policy_version)
     page = client_as("moderator").get(reverse("moderation:tag_task", args=[task.pk])).content.decode()
     assert f'<a href="{reverse("moderation:tag_queue")}" id="tag-back-to-queue">Back to the tag queue</a>' in page
+
+
+def test_an_evaluation_without_items_of_a_kind_says_so_instead_of_a_measured_zero(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked as the admin: the SFT job's model, evaluated on a gold set of one violation, read "Non-violation recall
+    0.000", as if it had missed every harmless video; there was none in the set (the benchmark's rule stores 0 for a
+    division by no item)."""
+    from moderation.inference.backends import BackendResult
+    from moderation.inference.services import model_version_register
+    from training.evaluation import evaluation_scores
+    from training.models import EvaluationRun
+
+    result = BackendResult(label="", is_violation=False, confidence=0.0, cot=[], parse_error="no <answer>")
+    scores = evaluation_scores(["引导私下交易"], [result], policy_version.spec())
+    assert scores.metrics["nonviolative_recall"] == 0.0  # stored as the benchmark computes it
+    run = EvaluationRun.objects.create(
+        model_version=model_version_register(name="sft-job-1", backend="evidence_baseline"),
+        policy_version=policy_version,
+        eval_set_key=f"gold:policy_version={policy_version.pk}",
+        status=EvaluationRun.Status.SUCCEEDED,
+        n_items=1,
+        metrics=scores.metrics,
+        confusion=scores.confusion,
+    )
+    page = client_as("admin").get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
+
+    def shown(key: str) -> str:
+        row = page[page.index(f'title="{key}"') :]
+        return row[: row.index("</tr>")].rsplit("<td>", 1)[1].removesuffix("</td>")
+
+    assert shown("nonviolative_recall") == "— (no non-violative item in the set; the benchmark counts it 0.000)"
+    assert shown("violative_recall") == "0.000"  # a measured zero stays one: the one violation was missed
