@@ -84,3 +84,24 @@ def test_a_refused_correction_stage_keeps_the_models_original_beside_it(page, ma
     assert abs(original["y"] - typed["y"]) < 30, (typed, original)  # side by side, as every other stage
     assert original["x"] > typed["x"] + typed["width"]
     assert said["y"] >= typed["y"] + typed["height"] and said["x"] < original["x"]  # the reason under the text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_e_in_a_queue_without_an_escalation_queue_says_why_nothing_happened(page, make_user, policy_version):
+    """Walked as a moderator: the queue screen lists "e escalate"; on an item of the demo's Default queue (no
+    escalation queue) "e" did nothing at all, with no word why."""
+    from tests.browser.test_review_browser import _task
+
+    task = _task(policy_version)
+    sign_in(page, make_user("moderator").username, screen=True)
+    page.goto("/review/")
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/review/{task.pk}/")
+    page.wait_for_load_state("networkidle")
+    said = page.locator('[data-hotkey-absent="e"]')
+    assert not said.is_visible()
+    page.keyboard.press("e")
+    assert said.is_visible()
+    assert said.inner_text().startswith(f"No escalation from “{task.queue.name}”: it has no senior queue.")
+    page.screenshot(path=str(shots_dir() / "walk16-no-escalation-queue.png"))
+    assert page.url.endswith(f"/review/{task.pk}/")  # nothing else happened
