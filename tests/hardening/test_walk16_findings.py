@@ -4,6 +4,7 @@ tests/browser/test_walk16_browser.py)."""
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils.html import escape
 
 from moderation.integrations.services import integration_create
 from moderation.reproduction.services import pair_claim_next, pair_review_submit
@@ -90,3 +91,16 @@ def test_an_evaluation_without_items_of_a_kind_says_so_instead_of_a_measured_zer
 
     assert shown("nonviolative_recall") == "— (no non-violative item in the set; the benchmark counts it 0.000)"
     assert shown("violative_recall") == "0.000"  # a measured zero stays one: the one violation was missed
+
+
+def test_queueing_tag2cot_tasks_when_none_is_due_does_not_point_at_tasks_that_were_never_made(
+    client_as, policy_version
+) -> None:  # type: ignore[no-untyped-def]
+    """Walked as a labeler on the fresh demo: "Queue new Tag2CoT tasks" said every such item "already has a task
+    (listed under Open or Done)", and Open, Done and All were empty."""
+    from tests.factories import DecisionFactory
+
+    DecisionFactory(policy_version=policy_version, label="正向")  # decided, no human label differs
+    page = client_as("labeler").post(reverse("annotation:tag2cot_queue"), follow=True).content.decode()
+    assert escape("No Tag2CoT tasks to queue: on every human-labelled item the model's reasoning reaches") in page
+    assert "already has a task" not in page
