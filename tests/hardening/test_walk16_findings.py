@@ -104,3 +104,35 @@ def test_queueing_tag2cot_tasks_when_none_is_due_does_not_point_at_tasks_that_we
     page = client_as("labeler").post(reverse("annotation:tag2cot_queue"), follow=True).content.decode()
     assert escape("No Tag2CoT tasks to queue: on every human-labelled item the model's reasoning reaches") in page
     assert "already has a task" not in page
+
+
+def test_a_correction_submitted_and_accepted_is_in_the_audit_log(client_as, make_user, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked as the admin: the audit log listed the moderator's claims, reviews and tags and the editor's publish,
+    but not the labeler's submitted correction nor who accepted it, which is what put it into the SFT/DPO data."""
+    from annotation.models import CotCorrection
+    from annotation.services import cot_correction_accept, cot_correction_save
+    from moderation.review.models import AuditEvent
+    from tests.factories import DecisionFactory
+
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    author, second = make_user("labeler"), make_user("labeler")
+    stages = {"final_judgment": "Violation: 引导私下交易."}
+    cot_correction_save(
+        decision=decision, author=author, stages=stages, label="引导私下交易", base_revision=0, submit=False
+    )
+    assert not AuditEvent.objects.filter(action__startswith="correction.").exists()  # a draft is the author's own
+    correction = cot_correction_save(
+        decision=decision, author=author, stages=stages, label="引导私下交易", base_revision=1
+    )
+    cot_correction_accept(correction=correction, by=second, base_revision=correction.revision)
+    events = list(
+        AuditEvent.objects.filter(action__startswith="correction.")
+        .order_by("pk")
+        .values_list("action", "actor_name", "object_id", "payload")
+    )
+    payload = {"decision": decision.pk, "revision": 2, "label": "引导私下交易"}
+    assert events == [
+        ("correction.submit", author.username, str(correction.pk), payload),
+        ("correction.accept", second.username, str(correction.pk), payload),
+    ]
+    assert CotCorrection.objects.get().status == CotCorrection.Status.ACCEPTED
