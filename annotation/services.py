@@ -109,20 +109,39 @@ def cot_correction_save(
         )
 
     if current is None:
-        return CotCorrection.objects.create(
+        current = CotCorrection.objects.create(
             decision=locked, stages=new_stages, label=label, diff=diff, author=author, revision=1, status=status
         )
-    current.stages = new_stages
-    current.label = label
-    current.diff = diff
-    current.author = author
-    current.status = status
-    current.revision = current_revision + 1
-    current.reviewed_by = None
-    current.reviewed_at = None
-    current.reject_reason = ""
-    current.save()
+    else:
+        current.stages = new_stages
+        current.label = label
+        current.diff = diff
+        current.author = author
+        current.status = status
+        current.revision = current_revision + 1
+        current.reviewed_by = None
+        current.reviewed_at = None
+        current.reject_reason = ""
+        current.save()
+    if status == CotCorrection.Status.SUBMITTED:  # drafts are the author's own; a submitted one is on its way to data
+        _audit_correction(current, by=author, action="correction.submit")
     return current
+
+
+def _audit_correction(correction: CotCorrection, *, by: User, action: str, **payload: Any) -> None:
+    """A correction submitted, accepted or rejected, in the audit log: an accepted one becomes training data (the
+    admin's log showed every review and tag but not who had put which reasoning into a dataset)."""
+    audit_event_record(
+        actor=by,
+        action=action,
+        obj=correction,
+        payload={
+            "decision": correction.decision_id,
+            "revision": correction.revision,
+            "label": correction.label,
+            **payload,
+        },
+    )
 
 
 def _correction_content(
@@ -237,6 +256,7 @@ def cot_correction_accept(*, correction: CotCorrection, by: User, base_revision:
     locked.reviewed_at = timezone.now()
     locked.reject_reason = ""
     locked.save(update_fields=["status", "reviewed_by", "reviewed_at", "reject_reason", "updated_at"])
+    _audit_correction(locked, by=by, action="correction.accept")
     return locked
 
 
@@ -252,6 +272,7 @@ def cot_correction_reject(*, correction: CotCorrection, by: User, base_revision:
     locked.reviewed_at = timezone.now()
     locked.reject_reason = reason
     locked.save(update_fields=["status", "reviewed_by", "reviewed_at", "reject_reason", "updated_at"])
+    _audit_correction(locked, by=by, action="correction.reject", reason=reason)
     return locked
 
 

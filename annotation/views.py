@@ -36,6 +36,7 @@ from moderation.policies.selectors import policy_label_groups
 from moderation.review.models import ReviewQueue
 from moderation.review.selectors import cot_stages_for_display
 from moderation.review.views import media_revealed
+from workbench.filters import ALL
 from workbench.forms import nul_checked_by_form
 from workbench.pagination import WindowPaginator
 from workbench.roles import Perm, permission_required
@@ -283,7 +284,14 @@ def tag2cot_list(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_queue(request: HttpRequest) -> HttpResponse:
     created = services.tag2cot_tasks_queue()
-    if not created:
+    if not created and not selectors.tag2cot_tasks(status=ALL, user=request.user).exists():
+        # Said as below with no task anywhere, it sent the labeler to look under Open and Done for tasks never made.
+        messages.info(
+            request,
+            "No Tag2CoT tasks to queue: on every human-labelled item the model's reasoning reaches the human "
+            "label. An override, an adjudication or an imported label that differs from the model makes one.",
+        )
+    elif not created:
         messages.info(
             request,
             "No new Tag2CoT tasks: every human-labelled item whose model reasoning does not reach its label "

@@ -121,7 +121,12 @@ document.addEventListener("keydown", (ev) => {
     return;
   }
   const el = document.querySelector(`[data-hotkey="${CSS.escape(ev.key)}"]`);
-  if (!el) return;
+  if (!el) {
+    // A key this screen lists elsewhere but cannot do here ("e" in a queue with no escalation queue) says why.
+    const absent = document.querySelector(`[data-hotkey-absent="${CSS.escape(ev.key)}"]`);
+    if (absent && !ev.repeat) absent.hidden = false;
+    return;
+  }
   ev.preventDefault();
   // A key held down repeats: "a" held approved one unseen item after another (the next screen is swapped in at once).
   if (ev.repeat) return;

@@ -243,10 +243,13 @@ def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
     a count as a whole number, an interval (a pair such as ``binary_accuracy_ci95``) as "low – high"; the
     per-category tables are shown on their own."""
     rows = []
+    undefined = _metrics_without_items(run)
     for key, value in (run.metrics or {}).items():
         if key in _PER_CATEGORY_KEYS:
             continue
-        if isinstance(value, bool) or value is None:
+        if key in undefined:
+            text = f"— ({undefined[key]}; the benchmark counts it {metric_text(0.0)})"
+        elif isinstance(value, bool) or value is None:
             text = "—" if value is None else str(value).lower()
         elif isinstance(value, int | float):
             text = metric_text(value) if isinstance(value, float) else str(value)
@@ -256,6 +259,23 @@ def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
             text = str(value)
         rows.append((metric_label(key), key, text))
     return rows
+
+
+def _metrics_without_items(run: EvaluationRun) -> dict[str, str]:
+    """The recalls of ``run`` that divide by no item, with what the set lacks. The benchmark's rule (sklearn's
+    ``zero_division=0``) stores them as 0, which the screen showed as a measured 0.000: a gold set of violations
+    only read "Non-violation recall 0.000", as if the model had missed every harmless video. (The precisions
+    count an unparsed answer as the wrong verdict, so which of them divide by nothing is not on record.)"""
+    metrics = run.metrics or {}
+    n, n_violative = metrics.get("n"), metrics.get("n_violative")
+    if not isinstance(n, int) or not isinstance(n_violative, int) or not n:
+        return {}
+    missing = {}
+    if not n_violative:
+        missing["violative_recall"] = "no violative item in the set"
+    if n_violative == n:
+        missing["nonviolative_recall"] = "no non-violative item in the set"
+    return missing
 
 
 def confusion_heatmap(run: EvaluationRun, *, cell: int = 28, offset: int = 120) -> Heatmap | None:

@@ -51,6 +51,7 @@ TAG_SET_FIELDS = (
 )
 NEW_TAG_SET_VALUES = {"show_threshold": "0.05", "preselect_threshold": "0.9", "max_suggestions": "12"}
 TAG_SET_SAVED_KEY = "tag_set_saved"  # session: the set the last save confirmed, shown once in its form
+TAG_SAVED_KEY = "tag_saved"  # session: the vocabulary row the last save confirmed, shown once beside it
 
 
 def _user(request: HttpRequest) -> User:
@@ -288,6 +289,15 @@ def tag_vocabulary(request: HttpRequest) -> HttpResponse:
     # page's messages); popped, so a reload does not say it again.
     saved = request.session.pop(TAG_SET_SAVED_KEY, None)
     context = _vocabulary_context(request, imports=imports, saved_set=saved)
+    # So is a tag's row (the redirect lands on it, maybe a screenful below the messages); a row no longer
+    # listed here (renamed out of the search) says it among the messages.
+    saved_tag = request.session.pop(TAG_SAVED_KEY, None)
+    if saved_tag:
+        row = next((t for t in context["tags"] if t.pk == saved_tag["pk"]), None)
+        if row is not None:
+            row.saved = saved_tag
+        else:
+            (messages.error if saved_tag.get("refused") else messages.success)(request, saved_tag["text"])
     return render(request, "moderation/tagging/vocabulary.html", context)
 
 
@@ -508,9 +518,9 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
                 for i, (alias, first) in enumerate(repeats)
             )
             saved += f" {said} ({tagtext.ALIAS_REPEAT_WHY}): kept once."
-        messages.success(request, saved)
-    except StaleEditError as exc:
-        messages.error(request, f"“{tag.name}” was not saved: {exc}")
+        request.session[TAG_SAVED_KEY] = {"pk": tag.pk, "text": saved}
+    except StaleEditError as exc:  # the row as it is now, with why beside it
+        request.session[TAG_SAVED_KEY] = {"pk": tag.pk, "text": f"“{tag.name}” was not saved: {exc}", "refused": True}
     except ModerationError as exc:
         # Several rows share the screen: say which one was not saved, beside it, with what was typed.
         typed = {
@@ -522,9 +532,10 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
         }
         context = _vocabulary_context(request, query=query, page=page, edited_tag=(tag, typed))
         return render(request, "moderation/tagging/vocabulary.html", context, status=400)
-    # Back to the same search (the query encoded, so "&" or "#" in it stays part of it) or page.
+    # Back to the same search (the query encoded, so "&" or "#" in it stays part of it) or page, at the row
+    # just edited: the list used to open at its top, the saved row a few screens below out of sight.
     back = {"q": query} if query.strip() or not page else {"page": page}
-    return redirect(reverse("moderation:tag_vocabulary") + "?" + urlencode(back))
+    return redirect(reverse("moderation:tag_vocabulary") + "?" + urlencode(back) + f"#tag-row-{tag.pk}")
 
 
 def _tag_named(name: str, what: str) -> Tag | None:

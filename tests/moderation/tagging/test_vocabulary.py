@@ -620,7 +620,7 @@ def test_a_row_saved_on_a_later_page_of_the_vocabulary_goes_back_to_that_page(cl
         {"name": last.name, "aliases": "x", "is_active": "on", "q": "", "page": "2", "seen": last.edit_token},
     )
 
-    assert saved["Location"] == "/tags/vocabulary/?page=2"
+    assert saved["Location"] == f"/tags/vocabulary/?page=2#tag-row-{last.pk}"
     # Refused there, the page drawn at the row's POST address pages to the list's address.
     refused = editor.post(
         reverse("moderation:tag_edit", args=[last.pk]),
