@@ -63,6 +63,8 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         if not response.get("Content-Type", "").startswith("text/html"):
             return response
+        if settings.DEBUG and response.status_code in (404, 500):
+            return response  # Django's debug pages (development only) run their own inline script and styles
         header = REPORT_ONLY_HEADER if settings.CSP_REPORT_ONLY else HEADER
         if HEADER in response or REPORT_ONLY_HEADER in response:
             return response

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client, override_settings
-from django.urls import path
+from django.urls import include, path
 
 from workbench.csp import HEADER, REPORT_ONLY_HEADER
 
@@ -138,7 +138,7 @@ def _boom(request):  # type: ignore[no-untyped-def]
     raise RuntimeError("boom")
 
 
-urlpatterns = [path("boom/", _boom)]
+urlpatterns = [path("boom/", _boom), path("", include("workbench.urls"))]
 handler500 = "workbench.views.server_error"
 
 
@@ -149,6 +149,18 @@ def test_the_500_page_keeps_its_style_by_the_policys_nonce() -> None:
     assert response.status_code == 500
     nonce = _nonce(response[HEADER])
     assert f'<style nonce="{nonce}">' in response.content.decode()
+
+
+@pytest.mark.django_db
+@override_settings(ROOT_URLCONF=__name__)
+def test_with_debug_on_djangos_traceback_page_keeps_its_inline_script(settings) -> None:
+    """The technical 500 page (DEBUG, development only) is built on inline script and styles: the policy would
+    leave it unstyled and its toggles dead, so it is served without one; ordinary pages keep it."""
+    settings.DEBUG = True
+    response = Client(raise_request_exception=False).get("/boom/")
+    assert response.status_code == 500 and "Traceback" in response.content.decode()
+    assert HEADER not in response
+    assert HEADER in Client().get("/login/")
 
 
 @pytest.mark.django_db
