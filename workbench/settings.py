@@ -34,6 +34,10 @@ if not SECRET_KEY:
     SECRET_KEY = "dev-insecure-change-me-in-production"  # noqa: S105
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Every HTML page's Content-Security-Policy (workbench/csp.py). Report-only: browsers report what the policy would
+# block and block nothing (to roll it out); CSP_REPORT_URI: where they send the reports (empty: to their console).
+CSP_REPORT_ONLY = env.bool("CSP_REPORT_ONLY", default=False)
+CSP_REPORT_URI = env.str("CSP_REPORT_URI", default="")
 
 # Served over HTTPS (TLS ended by a reverse proxy that sets X-Forwarded-Proto): secure cookies, HSTS and
 # a redirect to https. `manage.py check --deploy` is clean with this on (see the README's production line).
@@ -72,6 +76,7 @@ MIDDLEWARE = [
     "workbench.middleware.ProbeAnyHostMiddleware",  # probes ask by address, not by a name in ALLOWED_HOSTS
     "workbench.middleware.RequestIdMiddleware",  # before anything that may log
     "django.middleware.security.SecurityMiddleware",
+    "workbench.csp.ContentSecurityPolicyMiddleware",  # outside the views and the error pages: each gets the policy
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -100,6 +105,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "workbench.roles.nav_context",
+                "workbench.csp.csp_context",
             ],
         },
     },

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -597,6 +597,37 @@ def playback_url(name: str) -> str:
     """Where a signed-in, role-checked browser fetches ``name`` from: a short-lived presigned URL."""
     storage: Any = default_storage
     return str(storage.presigned_url(name))
+
+
+@cache
+def _origin_for(endpoint: str, region: str, style: str, bucket: str) -> str:
+    import boto3
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    client = boto3.session.Session().client(
+        "s3",
+        endpoint_url=endpoint or None,
+        region_name=region or None,
+        config=Config(signature_version=UNSIGNED, s3={"addressing_style": style}),
+    )
+    url = urlsplit(str(client.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "origin"})))
+    return f"{url.scheme}://{url.netloc}"
+
+
+def playback_origin() -> str | None:
+    """The origin (``scheme://host[:port]``) of the presigned URLs ``playback_url`` hands out, or None with local
+    storage (media come from this site).
+
+    The media view redirects a page's ``<video>`` and ``<img>`` there, so the Content-Security-Policy allows exactly
+    this origin for media and images (``workbench.csp``). botocore decides the host (the public endpoint, the
+    endpoint, or AWS's regional or global name; the bucket in the host with virtual addressing), so it is asked
+    with the storage's own settings, unsigned: no credentials and no network."""
+    if not is_object_storage():
+        return None
+    storage: Any = default_storage
+    endpoint = str(settings.MEDIA_S3_PUBLIC_ENDPOINT_URL) or (storage.endpoint_url or "")
+    return _origin_for(endpoint, storage.region_name or "", storage.addressing_style or "path", storage.bucket_name)
 
 
 # --- Start-up check -------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from workbench import views
 from workbench.forms import nul_checked_by_form
@@ -18,8 +18,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",
-        # Our page around Swagger UI: a title, lang and landmarks (templates/workbench/api_docs.html).
-        SpectacularSwaggerView.as_view(url_name="api-schema", template_name="workbench/api_docs.html"),
+        # Our page around Swagger UI: a title, lang and landmarks (templates/workbench/api_docs.html). Split: its
+        # settings script is its own response (?script), not inline, which the Content-Security-Policy refuses.
+        SpectacularSwaggerSplitView.as_view(url_name="api-schema", template_name="workbench/api_docs.html"),
         name="api-docs",
     ),
     path("api/token/", views.obtain_token, name="api-token"),
@@ -37,3 +38,4 @@ urlpatterns = [
 
 handler400 = views.bad_request  # a form too large to read says so (workbench/views.py)
 handler404 = views.not_found  # says the reason a view gave (workbench/views.py)
+handler500 = views.server_error  # its <style> by the Content-Security-Policy's nonce (workbench/views.py)

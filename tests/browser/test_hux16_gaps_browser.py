@@ -186,7 +186,7 @@ def test_the_review_screens_tags_panel_is_drawn_with_the_page(page, make_user, p
     filled, ready, shifts = [], [], []
     for _ in range(5):
         page.goto(url)
-        page.wait_for_function("window.__tagsFilled !== null")
+        page.wait_for_function("() => window.__tagsFilled !== null")
         page.wait_for_load_state("load")
         page.wait_for_timeout(300)
         timing = page.evaluate(

@@ -110,7 +110,7 @@ def test_a_user_makes_their_api_token_from_the_user_menu_and_copies_it(page, mak
     key = page.locator("#api-token-key").inner_text()
     assert len(key) == 40
     page.get_by_role("button", name="Copy").click()
-    page.wait_for_function("document.querySelector('[data-copy]').textContent !== 'Copy'")
+    page.wait_for_function("() => document.querySelector('[data-copy]').textContent !== 'Copy'")
     copied = page.locator("[data-copy]").inner_text()
     assert copied in ("Copied", "Selected: press Ctrl+C")
     if copied == "Copied":

@@ -37,7 +37,7 @@ def test_a_field_problem_is_said_beside_the_field_as_the_labeler_types(page, mak
     page.fill("#id_tags-since", "2026-03-02")
     page.fill("#id_tags-until", "2026-03-01")
     page.locator("#id_tags-until").press("Tab")
-    page.wait_for_function("document.getElementById('tags-preview').textContent.includes('swap them')")
+    page.wait_for_function("() => document.getElementById('tags-preview').textContent.includes('swap them')")
     assert error.is_visible()  # the address is still wrong
 
     address.fill("http://workbench:8000")
@@ -46,4 +46,4 @@ def test_a_field_problem_is_said_beside_the_field_as_the_labeler_types(page, mak
     assert "swap them" in page.locator("#tags-preview").inner_text()  # the one problem left
     page.fill("#id_tags-since", "2026-03-01")
     page.locator("#id_tags-since").press("Tab")
-    page.wait_for_function("!document.getElementById('tags-preview').textContent.includes('Not exported')")
+    page.wait_for_function("() => !document.getElementById('tags-preview').textContent.includes('Not exported')")

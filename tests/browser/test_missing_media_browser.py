@@ -45,7 +45,7 @@ def _jpeg(path: Path, shade: int) -> Path:
 def _strip(page: Any) -> dict[str, Any]:
     """What the keyframe strip shows: placeholders, and how many pictures decoded (presigned GETs)."""
     page.wait_for_function(
-        "[...document.querySelectorAll('#player .strip img')].every(i => i.complete)", timeout=30_000
+        "() => [...document.querySelectorAll('#player .strip img')].every(i => i.complete)", timeout=30_000
     )
     return page.evaluate(
         """() => ({

@@ -34,7 +34,7 @@ def test_a_key_used_twice_opens_the_editor_focused_on_the_key_typed(page, make_u
         page.get_by_role("button", name="Save as new draft").click()
 
     # autofocus is applied when the browser next renders, which can come after the load event: wait for it.
-    page.wait_for_function("document.activeElement.name === 'c2t4-key'", timeout=5000)
+    page.wait_for_function("() => document.activeElement.name === 'c2t4-key'", timeout=5000)
     key = page.locator('input[name="c2t4-key"]')
     assert key.get_attribute("aria-invalid") == "true"
     beside = page.locator(f"#{key.get_attribute('aria-describedby')}")
@@ -70,7 +70,7 @@ def test_adding_a_tag_or_a_category_opens_the_editor_on_the_new_row(page, make_u
     with page.expect_navigation():
         page.get_by_role("button", name="+ Add tag").nth(last).click()
 
-    page.wait_for_function(f"document.activeElement.name === 'c{last}t{new_tag}-key'", timeout=5000)
+    page.wait_for_function(f"() => document.activeElement.name === 'c{last}t{new_tag}-key'", timeout=5000)
     assert page.locator(f'input[name="c{last}t{new_tag}-key"]').is_visible()
     assert page.evaluate("window.scrollY") > 0  # scrolled down to it, not left at the top
     page.screenshot(path=str(shots / "policy-editor-tag-added.png"))
@@ -80,6 +80,6 @@ def test_adding_a_tag_or_a_category_opens_the_editor_on_the_new_row(page, make_u
         page.get_by_role("button", name="+ Add category").click()
 
     new_category = last + 1
-    page.wait_for_function(f"document.activeElement.name === 'c{new_category}-key'", timeout=5000)
+    page.wait_for_function(f"() => document.activeElement.name === 'c{new_category}-key'", timeout=5000)
     assert page.locator(f'input[name="c{new_category}-key"]').is_visible()
     assert page.locator(f'input[name="c{last}t{new_tag}-key"]').input_value() == "新标签"  # kept across the re-render

@@ -29,7 +29,7 @@ def test_back_once_after_a_refused_decision_leaves_the_item(page, make_user, pol
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
-    page.wait_for_function("window.reviewState && window.reviewState().ready")  # the next item is fetched ahead
+    page.wait_for_function("() => window.reviewState && window.reviewState().ready")  # the next item is fetched ahead
     history_length = page.evaluate("history.length")
 
     # The claim lapses and another moderator takes the item: the decision is refused after the screen moved on.
@@ -37,7 +37,7 @@ def test_back_once_after_a_refused_decision_leaves_the_item(page, make_user, pol
     assert review_claim_next(user=make_user("moderator"), queue=first.queue) == first
     page.click("button[value=approve]")
     page.wait_for_selector(f"#review-screen[data-task='{first.pk}'][data-claim-lost]")
-    page.wait_for_function(f"location.pathname === '/review/{first.pk}/' && window.reviewState().pending === 0")
+    page.wait_for_function(f"() => location.pathname === '/review/{first.pk}/' && window.reviewState().pending === 0")
     assert "Your claim on this item is lost" in page.locator("[data-review-failure]").inner_text()
     assert not Review.objects.exists()
 

@@ -49,7 +49,7 @@ def test_moderator_claims_and_reviews_with_the_keyboard_only(page, make_user, po
 
     # Approve → instant next: the item claimed ahead (fetched when this screen loaded) is swapped in at
     # once, and the decision goes to the server in the background. No page load.
-    page.wait_for_function("window.reviewState && window.reviewState().ready")
+    page.wait_for_function("() => window.reviewState && window.reviewState().ready")
     page.evaluate("window.__samePage = 1")
     loads: list[str] = []
     page.on("request", lambda r: loads.append(r.url) if r.resource_type == "document" else None)
@@ -58,7 +58,7 @@ def test_moderator_claims_and_reviews_with_the_keyboard_only(page, make_user, po
     page.wait_for_url(f"**/review/{second.pk}/")
     assert "SECOND" in page.locator(".review-head h1").inner_text()
     page.wait_for_function(
-        "document.getElementById('review-status').textContent.includes('approved the model verdict')"
+        "() => document.getElementById('review-status').textContent.includes('approved the model verdict')"
     )
     assert page.evaluate("window.__samePage") == 1 and loads == [], loads
     assert "2nd in this session" in page.locator("[data-session-pos]").inner_text()
@@ -80,7 +80,7 @@ def test_moderator_claims_and_reviews_with_the_keyboard_only(page, make_user, po
     page.keyboard.press("Enter")
     page.wait_for_selector(f'#review-screen[data-task="{third.pk}"]')
     assert page.evaluate("window.__samePage") == 1
-    page.wait_for_function("window.reviewState().pending === 0")
+    page.wait_for_function("() => window.reviewState().pending === 0")
 
     # Typing a name and Enter picks the first match and submits the override; the queue is then empty.
     page.keyboard.press("o")
@@ -243,7 +243,7 @@ def test_back_after_submit_and_next_shows_the_item_as_reviewed_and_the_tab_title
 
     page.go_back()
     page.wait_for_url(f"**/review/{first.pk}/")
-    page.wait_for_function("document.getElementById('review-status').textContent.includes('Recording the last')")
+    page.wait_for_function("() => document.getElementById('review-status').textContent.includes('Recording the last')")
     assert len(held) == 1
     held[0].continue_()
     page.wait_for_selector(f'#review-screen[data-task="{first.pk}"]')
@@ -261,7 +261,7 @@ def test_instant_next_loses_nothing_and_records_nothing_twice_when_the_network_f
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
-    page.wait_for_function("window.reviewState().ready")
+    page.wait_for_function("() => window.reviewState().ready")
 
     # The server never gets the decision (both tries fail): the item comes back with the reason.
     page.route("**/submit/", lambda route: route.abort())
@@ -286,10 +286,10 @@ def test_instant_next_loses_nothing_and_records_nothing_twice_when_the_network_f
     page.route("**/submit/", lose_first_answer)
     page.keyboard.press("a")  # decide again: the item claimed ahead is swapped in at once
     page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
-    page.wait_for_function("window.reviewState().pending === 0 && window.reviewState().ready")
+    page.wait_for_function("() => window.reviewState().pending === 0 && window.reviewState().ready")
     assert len(calls) == 2
     assert Review.objects.filter(task=first).count() == 1 and Review.objects.count() == 1
     page.keyboard.press("a")
     page.wait_for_selector(f'#review-screen[data-task="{third.pk}"]')
-    page.wait_for_function("window.reviewState().pending === 0")
+    page.wait_for_function("() => window.reviewState().pending === 0")
     assert sorted(Review.objects.values_list("task_id", flat=True)) == [first.pk, second.pk]

@@ -27,15 +27,15 @@ def test_the_waiting_count_follows_each_decision(page, make_user, policy_version
     page.keyboard.press("n")  # claims the first, and the second ahead: three wait
     page.wait_for_url(f"**/review/{tasks[0].pk}/")
     assert page.locator("[data-waiting]").inner_text() == "3 waiting"
-    page.wait_for_function("window.reviewState && window.reviewState().ready")
+    page.wait_for_function("() => window.reviewState && window.reviewState().ready")
     page.keyboard.press("a")  # the second shows; the third is claimed ahead: two wait
     page.wait_for_selector(f'#review-screen[data-task="{tasks[1].pk}"]')
-    page.wait_for_function("window.reviewState().pending === 0")
-    page.wait_for_function("document.querySelector('[data-waiting]').textContent === '2 waiting'")
-    page.wait_for_function("window.reviewState().ready")
+    page.wait_for_function("() => window.reviewState().pending === 0")
+    page.wait_for_function("() => document.querySelector('[data-waiting]').textContent === '2 waiting'")
+    page.wait_for_function("() => window.reviewState().ready")
     page.keyboard.press("a")
     page.wait_for_selector(f'#review-screen[data-task="{tasks[2].pk}"]')
-    page.wait_for_function("document.querySelector('[data-waiting]').textContent === '1 waiting'")
+    page.wait_for_function("() => document.querySelector('[data-waiting]').textContent === '1 waiting'")
     page.reload()  # a fresh screen counts now, not from the queue list's cache
     assert page.locator("[data-waiting]").inner_text() == "1 waiting"
     with page.expect_navigation():
@@ -230,7 +230,7 @@ def test_an_override_to_a_violation_without_severity_is_refused_on_the_screen(pa
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{task.pk}/")
-    page.wait_for_function("window.reviewState")
+    page.wait_for_function("() => window.reviewState")
 
     page.keyboard.press("o")
     page.keyboard.type("private deals")

@@ -37,7 +37,7 @@ def test_a_double_press_or_a_held_key_never_decides_the_item_it_swapped_in(page,
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
-    page.wait_for_function("window.reviewState && window.reviewState().ready")
+    page.wait_for_function("() => window.reviewState && window.reviewState().ready")
 
     # A double tap: the second press lands on the item just swapped in. Both are sent in one go, as a quick
     # double tap is (two separate key presses could fall more than a double press apart on a loaded machine).
@@ -47,7 +47,7 @@ def test_a_double_press_or_a_held_key_never_decides_the_item_it_swapped_in(page,
         } }"""
     )
     page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
-    page.wait_for_function("window.reviewState().pending === 0 && window.reviewState().ready")
+    page.wait_for_function("() => window.reviewState().pending === 0 && window.reviewState().ready")
     page.wait_for_timeout(300)  # a second decision, had it been sent, would be on its way by now
     assert list(Review.objects.values_list("task_id", flat=True)) == [first.pk]
     assert page.locator("#review-screen").get_attribute("data-task") == str(second.pk)
@@ -58,7 +58,7 @@ def test_a_double_press_or_a_held_key_never_decides_the_item_it_swapped_in(page,
     # A held key: the first press decides, the key's repeats do nothing (here well apart, as a slow repeat rate).
     page.keyboard.down("a")
     page.wait_for_selector(f'#review-screen[data-task="{third.pk}"]')
-    page.wait_for_function("window.reviewState().pending === 0")
+    page.wait_for_function("() => window.reviewState().pending === 0")
     page.wait_for_timeout(300)
     page.keyboard.down("a")  # Playwright marks a second down without an up as a repeat
     page.keyboard.up("a")
@@ -85,7 +85,7 @@ def test_approving_a_violation_the_model_gave_no_severity_asks_for_one_before_mo
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
-    page.wait_for_function("window.reviewState && window.reviewState().ready")
+    page.wait_for_function("() => window.reviewState && window.reviewState().ready")
     assert "no severity from the model: choose one below" in page.locator(".approve-row").inner_text()
     approve = page.locator("button[value=approve]").bounding_box()
     assert approve is not None and approve["height"] < 40  # one line: the hint beside it wraps, not the button
@@ -103,5 +103,5 @@ def test_approving_a_violation_the_model_gave_no_severity_asks_for_one_before_mo
     page.keyboard.press("2")
     page.keyboard.press("a")
     page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
-    page.wait_for_function("window.reviewState().pending === 0")
+    page.wait_for_function("() => window.reviewState().pending === 0")
     assert Review.objects.get(task=first).severity == "medium"

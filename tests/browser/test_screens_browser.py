@@ -44,7 +44,7 @@ def test_patch_boxes_sit_on_their_keyframe_even_under_a_long_caption(page, make_
     page.goto(reverse("moderation:video_detail", args=[video.pk]))
     picture = page.locator(f"#keyframe-{kf.pk} img")
     picture.wait_for()
-    page.wait_for_function(f"document.querySelector('#keyframe-{kf.pk} img').complete")
+    page.wait_for_function(f"() => document.querySelector('#keyframe-{kf.pk} img').complete")
     img = picture.bounding_box()
     box = page.locator(f"#patch-{patch.pk} rect").bounding_box()
     assert img is not None and box is not None

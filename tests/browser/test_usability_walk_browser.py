@@ -44,14 +44,14 @@ def test_publishing_a_draft_asks_first_and_works_by_keyboard(page, make_user, po
     title = f"Publish v{draft.number}, replacing v{policy_version.number}?"
     assert confirm.locator("h2").inner_text() == title
     # The step opens focused (autofocus, applied when the browser next renders: waited for, 5 s at most).
-    page.wait_for_function("document.activeElement.id === 'publish-confirm-title'", timeout=5000)
+    page.wait_for_function("() => document.activeElement.id === 'publish-confirm-title'", timeout=5000)
     assert PolicyVersion.objects.get(pk=draft.pk).status == "draft"  # nothing happened yet
     page.screenshot(path=str(_shots(tmp_path) / "publish-confirm-step.png"))
     assert _screen_problems(page, {"confirm step": f"{url}?confirm=publish"}) == {}
 
     page.goto(f"{url}?confirm=publish")
     # The browser applies autofocus when it next renders, which can be after the load event: wait for it.
-    page.wait_for_function("document.activeElement.id === 'publish-confirm-title'", timeout=5000)
+    page.wait_for_function("() => document.activeElement.id === 'publish-confirm-title'", timeout=5000)
     page.keyboard.press("Tab")  # from the heading: the comparison link, then the button
     page.keyboard.press("Tab")
     name = f"Publish v{draft.number}, replacing v{policy_version.number}"
@@ -190,7 +190,7 @@ def test_taking_a_tag2cot_task_opens_it_on_the_first_blank_stage(page, make_user
         page.get_by_role("button", name="Write this reasoning").click()
 
     # The drafted extraction is kept; the analysis is the first stage left to write.
-    page.wait_for_function("document.activeElement.id === 't2c-stage-analysis'", timeout=5000)
+    page.wait_for_function("() => document.activeElement.id === 't2c-stage-analysis'", timeout=5000)
     page.keyboard.type("The chat app handle is in the title.")
     assert page.locator("#t2c-stage-analysis").input_value() == "The chat app handle is in the title."
     page.screenshot(path=str(_shots(tmp_path) / "tag2cot-taken-focus.png"))

@@ -27,7 +27,7 @@ def test_an_override_the_server_would_refuse_is_said_in_place_before_moving_on(p
     page.goto("/review/")
     page.keyboard.press("n")
     page.wait_for_url(f"**/review/{first.pk}/")
-    page.wait_for_function("window.reviewState && window.reviewState().ready")
+    page.wait_for_function("() => window.reviewState && window.reviewState().ready")
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.url) if r.method == "POST" else None)
     failure = page.locator(f'#review-screen[data-task="{first.pk}"] [data-review-failure]')
@@ -46,7 +46,7 @@ def test_an_override_the_server_would_refuse_is_said_in_place_before_moving_on(p
     page.wait_for_timeout(300)  # apart from the refused press: not a double press
     page.keyboard.press("Enter")
     page.wait_for_function(
-        "document.querySelector('[data-review-failure]').textContent.includes('is a violation')", timeout=5000
+        "() => document.querySelector('[data-review-failure]').textContent.includes('is a violation')", timeout=5000
     )
     assert "“色情低俗” is a violation: choose its severity (1 low, 2 medium, 3 high), then override." in (
         failure.inner_text()
@@ -57,7 +57,7 @@ def test_an_override_the_server_would_refuse_is_said_in_place_before_moving_on(p
     page.keyboard.press("3")
     page.keyboard.press("Enter")
     page.wait_for_selector(f'#review-screen[data-task="{second.pk}"]')
-    page.wait_for_function("window.reviewState().pending === 0")
+    page.wait_for_function("() => window.reviewState().pending === 0")
     review = Review.objects.get(task=first)
     assert (review.verdict, review.label, review.severity) == ("override", "色情低俗", "high")
 
@@ -90,7 +90,7 @@ def test_a_panel_refreshing_itself_keeps_the_keyboard_where_it_was(page, make_us
     link.focus()
     page.evaluate("document.querySelector('#queue-stats').dataset.old = '1'")
     page.evaluate("htmx.ajax('GET', '/review/', {target: '#queue-stats', swap: 'outerHTML'})")  # what the poll does
-    page.wait_for_function("!document.querySelector('#queue-stats').dataset.old")
+    page.wait_for_function("() => !document.querySelector('#queue-stats').dataset.old")
     page.wait_for_timeout(300)  # settled
     assert page.evaluate("document.activeElement.closest('tr') && document.activeElement.closest('tr').dataset.queue")
     assert page.evaluate("document.activeElement.textContent.trim()") == "Default"

@@ -70,10 +70,10 @@ def test_an_item_decided_in_one_tab_is_said_so_in_the_other(page, make_user, pol
     other = page.context.new_page()
     other.set_viewport_size({"width": 1440, "height": 900})
     other.goto(f"/review/{first.pk}/")
-    other.wait_for_function("window.reviewState && window.reviewState().ready")
+    other.wait_for_function("() => window.reviewState && window.reviewState().ready")
 
     page.keyboard.press("a")  # the first tab decides
-    page.wait_for_function("window.reviewState().pending === 0")
+    page.wait_for_function("() => window.reviewState().pending === 0")
     other.bring_to_front()
     other.keyboard.press("o")
     other.keyboard.type("色情低俗")
@@ -81,7 +81,7 @@ def test_an_item_decided_in_one_tab_is_said_so_in_the_other(page, make_user, pol
     other.keyboard.press("3")
     other.keyboard.press("Enter")
     failure = other.locator(f'#review-screen[data-task="{first.pk}"] [data-review-failure]')
-    other.wait_for_function("document.querySelector('[data-review-failure]:not([hidden])') !== null")
+    other.wait_for_function("() => document.querySelector('[data-review-failure]:not([hidden])') !== null")
     said = failure.inner_text()
     assert said.startswith("You already decided this item at ")
     assert "approve model verdict (正向). Nothing more was recorded." in said

@@ -19,7 +19,18 @@ from tests.factories import DecidedVideoFactory
 from workbench import storage
 
 CHROMIUM = browser_conftest.CHROMIUM
-page = browser_conftest.page  # the same Chromium and page fixtures as the review browser tests
+
+
+@pytest.fixture
+def page(browser, live_server):  # type: ignore[no-untyped-def]
+    """The review browser tests' page, with the Content-Security-Policy not enforced: these tests hand each player its
+    file as a blob: URL (the test server's media answers do not let Chromium seek), which the policy's media-src
+    refuses, as it should. The pair screen itself is checked under the policy in tests/browser/test_csp_browser.py."""
+    context = browser.new_context(base_url=live_server.url, bypass_csp=True)
+    pg = context.new_page()
+    pg.set_default_timeout(15_000)
+    yield pg
+    context.close()
 
 
 @pytest.fixture(scope="module")
@@ -87,14 +98,14 @@ def test_an_earlier_uploads_keyframe_seeks_both_players_to_its_moment(page, make
     earlier = page.locator("[data-pair-seek-original]")
     assert earlier.count() == 4
     earlier.nth(2).click()  # the earlier upload at 2.0 s: the later one at 1.5 s, the earlier following it
-    page.wait_for_function("Math.abs(document.querySelector('video[data-pair-right]').currentTime - 2.0) < 0.05")
+    page.wait_for_function("() => Math.abs(document.querySelector('video[data-pair-right]').currentTime - 2.0) < 0.05")
     assert abs(_times(page)[0] - 1.5) < 0.05
     earlier.nth(0).click()  # 0.0 s: before the later upload starts, so the earlier one alone goes there
-    page.wait_for_function("document.querySelector('video[data-pair-right]').currentTime < 0.05")
+    page.wait_for_function("() => document.querySelector('video[data-pair-right]').currentTime < 0.05")
     assert abs(_times(page)[0] - 1.5) < 0.05
     page.locator("[data-pair-seek]").last.click()  # the later upload's own keyframes still lead
-    page.wait_for_function("Math.abs(document.querySelector('video[data-pair-left]').currentTime - 3.0) < 0.05")
-    page.wait_for_function("Math.abs(document.querySelector('video[data-pair-right]').currentTime - 3.5) < 0.05")
+    page.wait_for_function("() => Math.abs(document.querySelector('video[data-pair-left]').currentTime - 3.0) < 0.05")
+    page.wait_for_function("() => Math.abs(document.querySelector('video[data-pair-right]').currentTime - 3.5) < 0.05")
 
 
 def _shots(tmp_path: Path) -> Path:
@@ -151,7 +162,7 @@ def test_the_verdict_buttons_are_in_view_at_1440x900(page, make_user, tmp_path):
         assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, (key, box)
     page.screenshot(path=str(_shots(tmp_path) / "pair-verdict-in-view.png"))
     page.mouse.wheel(0, 2000)
-    page.wait_for_function("window.scrollY > 0")
+    page.wait_for_function("() => window.scrollY > 0")
     box = page.locator('#verdict button[data-hotkey="u"]').bounding_box()
     assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, box
     page.screenshot(path=str(_shots(tmp_path) / "pair-verdict-scrolled.png"))
@@ -176,9 +187,9 @@ def test_the_keyframes_seek_the_one_video_that_has_media(page, make_user, tmp_pa
     _blob_players(page)
     right = "document.querySelector('video[data-pair-right]').currentTime"
     page.locator("[data-pair-seek-original]").nth(2).click()  # the earlier upload's own 2.0 s
-    page.wait_for_function(f"Math.abs({right} - 2.0) < 0.05")
+    page.wait_for_function(f"() => Math.abs({right} - 2.0) < 0.05")
     page.locator("[data-pair-seek]").nth(0).click()  # a matched row: the later upload's 0.0 s is the earlier's 0.5 s
-    page.wait_for_function(f"Math.abs({right} - 0.5) < 0.05")
+    page.wait_for_function(f"() => Math.abs({right} - 0.5) < 0.05")
     page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(_shots(tmp_path) / "pair-only-earlier-has-media.png"))
 
@@ -194,6 +205,6 @@ def test_with_only_the_later_uploads_media_its_keyframes_and_the_earliers_seek_i
     _blob_players(page)
     left = "document.querySelector('video[data-pair-left]').currentTime"
     page.locator("[data-pair-seek-original]").nth(2).click()  # the earlier's 2.0 s is the later's 1.5 s
-    page.wait_for_function(f"Math.abs({left} - 1.5) < 0.05")
+    page.wait_for_function(f"() => Math.abs({left} - 1.5) < 0.05")
     page.locator("[data-pair-seek]").last.click()
-    page.wait_for_function(f"Math.abs({left} - 3.0) < 0.05")
+    page.wait_for_function(f"() => Math.abs({left} - 3.0) < 0.05")

@@ -197,7 +197,9 @@ def test_an_editor_picks_an_alias_target_by_keyboard_and_a_refusal_keeps_it(page
     options = page.locator(f"#alias-options-{proposal.pk} [role=option]")
     box.fill("")
     box.press_sequentially("游")
-    page.wait_for_function(f"document.querySelectorAll('#alias-options-{proposal.pk} [role=option]').length === 3")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#alias-options-{proposal.pk} [role=option]').length === 3"
+    )
     assert options.locator(".pick-name").all_inner_texts() == ["游戏", "手游", "桌游"]
     assert box.get_attribute("aria-expanded") == "true"
     box.press("ArrowDown")
@@ -220,12 +222,14 @@ def test_an_editor_picks_an_alias_target_by_keyboard_and_a_refusal_keeps_it(page
     )
     box = page.locator(f"#alias-of-{proposal.pk}")
     assert box.input_value() == "游戏" and box.get_attribute("aria-invalid") == "true"
-    page.wait_for_function(f"document.activeElement && document.activeElement.id === 'alias-of-{proposal.pk}'")
+    page.wait_for_function(f"() => document.activeElement && document.activeElement.id === 'alias-of-{proposal.pk}'")
     assert axe_violations(page) == []  # the refused box and its reason
     # Escape closes the list without changing the box; a click on an option picks it.
     box.fill("")
     box.press_sequentially("桌")
-    page.wait_for_function(f"document.querySelectorAll('#alias-options-{proposal.pk} [role=option]').length === 1")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#alias-options-{proposal.pk} [role=option]').length === 1"
+    )
     box.press("Escape")
     assert box.input_value() == "桌" and page.locator(f"#alias-options-{proposal.pk}").is_hidden()
     box.press("ArrowDown")  # opens it again
@@ -268,7 +272,7 @@ def test_the_review_screens_tags_panel_searches_twice_and_its_evidence_links_lan
     page.wait_for_selector("#tags [data-tag-results] [data-add-tag]")
     search.fill("汽")  # a second search lands in the list too
     page.wait_for_function(
-        "document.querySelector('#tags [data-tag-results]')?.textContent.includes('汽车')"
+        "() => document.querySelector('#tags [data-tag-results]')?.textContent.includes('汽车')"
         " && !document.querySelector('#tags [data-tag-results]').textContent.includes('舞蹈')"
     )
     search.press("Enter")  # the first match becomes a ticked chip, the list empties for the next search
@@ -286,7 +290,7 @@ def test_the_review_screens_tags_panel_searches_twice_and_its_evidence_links_lan
     for href, text in (("#title-0", "周末在家做火锅"), ("#ocr-1", "火锅店 开业"), ("#seg-0", "1.5s")):
         assert page.locator(href).inner_text().strip() == text
     chip.locator("details.evidence a[href='#ocr-1']").click()
-    page.wait_for_function("location.hash === '#ocr-1'")
+    page.wait_for_function("() => location.hash === '#ocr-1'")
     assert (
         page.locator("#ocr-1").evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
     )  # the line it landed on
@@ -322,10 +326,10 @@ def test_saving_the_tags_on_the_review_screen_keeps_the_keyboard_in_the_panel(  
     assert saved.inner_text().startswith("Tags saved: 1 accepted")
     assert page.evaluate("document.activeElement.matches('#tags-panel .msg-success')")
     # Nothing of htmx still in flight or settling (a loaded machine lags there), then one Tab.
-    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')")
+    page.wait_for_function("() => !document.querySelector('.htmx-request, .htmx-settling, .htmx-swapping')")
     page.keyboard.press("Tab")
     try:
-        page.wait_for_function("document.activeElement.matches('#tags-panel input[name=tag]')", timeout=5000)
+        page.wait_for_function("() => document.activeElement.matches('#tags-panel input[name=tag]')", timeout=5000)
     except Exception as exc:  # noqa: BLE001 - say where the focus went instead
         raise AssertionError(page.evaluate("document.activeElement.outerHTML.slice(0, 300)")) from exc
 
