@@ -42,7 +42,7 @@ def test_the_queue_list_counts_videos_still_processing_and_shows_the_item_once_r
     ReviewTaskFactory(decision__video=video, decision__policy_version=policy_version)
     started = time.monotonic()
     page.wait_for_function(
-        "document.querySelector('#queue-pipeline')?.dataset.processing === '1'"
+        "() => document.querySelector('#queue-pipeline')?.dataset.processing === '1'"
         " && document.querySelector('[data-queue=default] [data-stat=pending]')?.textContent.trim() === '1'",
         timeout=12_000,
     )
