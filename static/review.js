@@ -110,6 +110,18 @@
     return entry;
   }
 
+  // --- fitting the window ----------------------------------------------------------------------------
+  // The two columns scroll on their own and end at the window's bottom, so the decision row (Skip, Release) stays in
+  // view. What sits above them varies (a message, the header, a re-upload line of one line or several): their top is
+  // measured (CSS reads --review-cols-top), not guessed in rem, which left the Release row under the edge.
+  function fitColumns() {
+    const grid = document.querySelector("#review-screen .review-grid");
+    if (!grid) return;
+    const top = Math.ceil(grid.getBoundingClientRect().top + window.scrollY);
+    document.documentElement.style.setProperty("--review-cols-top", `${top}px`);
+  }
+  window.addEventListener("resize", fitColumns);
+
   // --- swapping ------------------------------------------------------------------------------------
   // history: "push" a new entry for el, "replace" the current one, or go "back" to the entry before (the
   // item brought back after a refusal already has that entry: a second one made Back do nothing at first).
@@ -129,6 +141,7 @@
     el.dispatchEvent(new CustomEvent("review:shown", { bubbles: true }));
     paintHeader(el);
     window.scrollTo(0, 0);
+    fitColumns();
     return cur;
   }
 
@@ -351,6 +364,7 @@
     if (!el) return;
     history.replaceState({ review: el.dataset.task }, "", window.location.href);
     paintHeader(el);
+    fitColumns();
     if (el.dataset.ahead && el.dataset.aheadUrl && el.querySelector("[data-verdict-form]")) {
       prefetch(el.dataset.ahead, el.dataset.aheadUrl);
     }
