@@ -174,6 +174,10 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     queue this reviewer may work that has an item serves instead."""
     q = selectors.review_queue_get_for(user=_user(request), slug=slug) if slug else None
     queues = [q] if q is not None else [services.review_queue_default()]
+    if q is None and not selectors.review_queue_may_work(user=_user(request), queue=queues[0]):
+        # The default queue restricted to groups by an admin: the claim's refusal named it ("You may not work the
+        # queue “…”"), the name its URL keeps from outsiders. The same 404 as a restricted queue's own URL.
+        raise Http404(selectors.QUEUE_NOT_OPEN_TEXT)
     if request.POST.get("then") == "any":  # other queues of the same kind: a moderator is not sent to tag review
         first = queues[0]
         others = selectors.review_queues_for(user=_user(request)).filter(kind=first.kind).exclude(pk=first.pk)
