@@ -95,3 +95,28 @@ def test_with_redis_unreachable_users_are_served_without_the_rate(make_user, set
     client.force_login(make_user("moderator"))
     assert [client.get("/api/decisions/").status_code for _ in range(2)] == [200, 200]
     assert [client.post("/videos/upload/", {"title": "x"}).status_code for _ in range(2)] == [400, 400]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("UPLOAD_RATE_LIMIT", "60"), ("USER_API_RATE_LIMIT", "1200/ min"), ("INTEGRATION_RATE_LIMIT", "0/min")],
+)
+def test_a_rate_drf_cannot_read_stops_the_start_with_the_reason_not_every_api_call_with_a_500(name, value):
+    """Read on each request, ``UPLOAD_RATE_LIMIT=60`` (no period) made every API call and upload a 500
+    (``ValueError`` in DRF's ``parse_rate``); now the settings refuse it, naming the variable."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    child_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "workbench.settings", name: value}
+    done = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; settings.UPLOAD_RATE_LIMIT"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "ImproperlyConfigured" in done.stderr and f"{name}={value!r} is not a request rate" in done.stderr
