@@ -307,6 +307,9 @@ WORKBENCH_UPLOAD_MAX_BYTES = env.int("WORKBENCH_UPLOAD_MAX_BYTES", default=500 *
 # WORKBENCH_UPLOAD_MAX_BYTES and its form (``workbench.middleware.RequestSizeMiddleware``). Any other route, whoever
 # sends it, is refused past the form limit before a byte is read: a file sent to it was spooled to disk first.
 WORKBENCH_UPLOAD_ROUTES = ("moderation:video_upload", "moderation:api-video-list", "moderation:tag_import")
+# The routes of those that take a video: a large upload there from a user over UPLOAD_RATE_LIMIT is refused before its
+# body is read (the count itself is the view's and the API's, ``workbench.throttles``).
+UPLOAD_RATE_ROUTES = ("moderation:video_upload", "moderation:api-video-list")
 
 # The token class first: DRF answers a caller who sent no credentials with the first class's scheme, so that is a
 # 401 with ``WWW-Authenticate: Token`` (behind the session's, which names no scheme, it was a 403). A signed-in
