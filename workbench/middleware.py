@@ -175,7 +175,7 @@ def _over_upload_rate(request: HttpRequest, user: Any) -> HttpResponse | None:
     answered 429. A page's form comes back with the reason (a redirect to it with the message); scripts and the API
     get the sentence, 429 with ``Retry-After``. None when the upload may go on (the view or the API counts it)."""
     match = request.resolver_match
-    if user is None or match is None or match.view_name not in settings.UPLOAD_RATE_ROUTES:
+    if user is None or request.method != "POST" or match is None or match.view_name not in settings.UPLOAD_RATE_ROUTES:
         return None
     from workbench.throttles import upload_rate_refusal_text, upload_rate_wait_peek
 
