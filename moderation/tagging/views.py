@@ -86,6 +86,8 @@ def _ranked_with(raw: str | None) -> services.RankedWith | None:
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_queue(request: HttpRequest) -> HttpResponse:
     queue = services.tag_queue_default()
+    if not review_queue_may_work(user=_user(request), queue=queue):
+        raise Http404(QUEUE_NOT_OPEN_TEXT)  # restricted to groups by an admin: as its claim, and a review queue's page
     counts = selectors.tag_queue_counts(queue=queue, user=request.user)
     return render(
         request,

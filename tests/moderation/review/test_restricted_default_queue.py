@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group
+from django.test import Client
 from django.urls import reverse
 
 from moderation.review.models import ReviewQueue
@@ -37,3 +38,15 @@ def test_claim_next_of_a_restricted_default_queue_does_not_name_it(client_as, wh
     assert response.status_code == 404, (response.status_code, page[:300])
     assert SECRET not in page
     assert QUEUE_NOT_OPEN_TEXT.split(":")[0] in page
+
+
+def test_the_tags_queue_page_restricted_is_the_same_404_and_open_to_its_members(client_as, make_user) -> None:
+    queue = tag_queue_default()
+    _restrict(queue)
+    outsider = client_as("moderator").get(reverse("moderation:tag_queue"))
+    assert outsider.status_code == 404 and SECRET not in outsider.content.decode()
+    member = make_user("moderator")
+    member.groups.add(queue.allowed_groups.get())
+    client = Client()
+    client.force_login(member)
+    assert client.get(reverse("moderation:tag_queue")).status_code == 200
