@@ -231,6 +231,15 @@ def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
         )
 
 
+def _check_open_for_action(request: HttpRequest, task: ReviewTask) -> None:
+    """An action (submit, skip, escalate, release) on an item of a queue not open to the user is the 404 its page
+    gives (``_check_owner``): it answered by the item's state ("already reviewed", "not claimed by you"), telling
+    whether an item exists in a queue hidden from them and how far it got. Unless they hold it: a reviewer taken out
+    of the queue's groups since they claimed it hears why, and the item goes back (``NO_LONGER_ALLOWED``)."""
+    if not task.is_held_by(request.user) and not selectors.review_queue_may_work(user=_user(request), queue=task.queue):
+        raise Http404
+
+
 def _left_the_queue(task: ReviewTask) -> str:
     """Another's decided or escalated item sent the user to "Claim next", which never hands it out again.
     Neither the verdict nor the reviewer is named: a second independent reviewer must not learn them."""
@@ -372,6 +381,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
     if task is None:
         return _gone(request, pk)
+    _check_open_for_action(request, task)
     if request.headers.get("X-Review-Background") == "1":
         return _submit_in_background(request, task)
     try:
@@ -409,6 +419,7 @@ def escalate(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
     if task is None:
         return _gone(request, pk)
+    _check_open_for_action(request, task)
     try:
         senior = services.review_escalate(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
@@ -423,6 +434,7 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
     if task is None:
         return _gone(request, pk)
+    _check_open_for_action(request, task)
     try:
         nxt = services.review_skip(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
@@ -442,6 +454,7 @@ def release(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
     if task is None:
         return _gone(request, pk)
+    _check_open_for_action(request, task)
     try:
         services.review_release(task=task, user=_user(request))
     except ModerationError as exc:

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
-from moderation.review.models import ReviewQueue
+from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.selectors import QUEUE_NOT_OPEN_TEXT
 from moderation.review.services import review_queue_default
 from moderation.tagging.services import tag_queue_default
@@ -50,3 +50,31 @@ def test_the_tags_queue_page_restricted_is_the_same_404_and_open_to_its_members(
     client = Client()
     client.force_login(member)
     assert client.get(reverse("moderation:tag_queue")).status_code == 200
+
+
+@pytest.mark.parametrize("action", ["review_submit", "review_skip", "review_escalate", "review_release"])
+def test_actions_on_an_item_of_a_queue_not_open_to_you_are_its_404_too(policy_version, make_user, action) -> None:
+    """Its page was the 404 of a hidden item, but a POST to its actions answered by its state ("already reviewed",
+    "not claimed by you", "claimed by another"): whether an item exists in a queue hidden from you, and how far it
+    got, read from the messages. The video is open to the reviewer (its decision has an item in an open queue)."""
+    from tests.factories import DecisionFactory
+
+    restricted = ReviewQueue.objects.create(name=SECRET, slug="minors-desk")
+    restricted.allowed_groups.add(Group.objects.create(name="minors-team"))
+    decision = DecisionFactory(policy_version=policy_version)
+    ReviewTask.objects.create(decision=decision, queue=review_queue_default())
+    secret_item = ReviewTask.objects.create(decision=decision, queue=restricted, status=ReviewTask.Status.DONE)
+    client = Client()
+    client.force_login(make_user("moderator"))
+
+    response = client.post(reverse(f"moderation:{action}", args=[secret_item.pk]), {"reason": "x", "verdict": "a"})
+
+    assert response.status_code == 404, (response.status_code, response.get("Location"))
+    assert SECRET not in response.content.decode()
+    followed = client.get(reverse("moderation:queue")).content.decode()  # no message left to tell its state
+    from django.utils.html import escape
+
+    from moderation.review import services
+
+    for said in (services.ALREADY_REVIEWED, services.NOT_CLAIMED, services.NO_LONGER_YOURS, services.ESCALATED):
+        assert escape(said) not in followed and said not in followed
