@@ -308,10 +308,13 @@ def import_file_open(path: Path) -> BinaryIO:
         f"{path} changed while it was being imported (a folder or the file on its way is now a symlink, or not a "
         "file): nothing was imported."
     )
-    folder = os.open(parts[0], os.O_RDONLY | os.O_DIRECTORY)
+    # O_PATH where there is one (Linux): a folder is walked through, as a path lookup does, with search permission
+    # only (its read permission is not needed); a symlink in its place is not a folder (ENOTDIR).
+    walk = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY
+    folder = os.open(parts[0], walk)
     try:
         for part in parts[1:-1]:
-            below = os.open(part, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=folder)
+            below = os.open(part, walk | nofollow, dir_fd=folder)
             os.close(folder)
             folder = below
         opened = os.open(parts[-1], os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=folder)

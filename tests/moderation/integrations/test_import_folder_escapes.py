@@ -35,15 +35,22 @@ def roots(tmp_path, settings, platform, other_platform):  # type: ignore[no-unty
     return root, mine, theirs
 
 
-def test_a_folder_swapped_for_a_symlink_after_the_check_is_not_followed(platform, roots, monkeypatch) -> None:
+@pytest.mark.parametrize("swapped", ["folder", "file"])
+def test_a_folder_or_file_swapped_for_a_symlink_after_the_check_is_not_followed(
+    platform, roots, monkeypatch, swapped
+) -> None:
     _root, mine, theirs = roots
     real_check = ingest.import_path_confined
 
     def check_then_swap(path, *, folder=""):  # type: ignore[no-untyped-def]
         resolved = real_check(path, folder=folder)
-        # The platform's own folder, replaced by a symlink to another's the instant after the check.
-        os.rename(mine / "drop", mine / "drop-was")
-        (mine / "drop").symlink_to(theirs, target_is_directory=True)
+        # The platform's own folder (or file), replaced by a symlink to another's the instant after the check.
+        if swapped == "folder":
+            os.rename(mine / "drop", mine / "drop-was")
+            (mine / "drop").symlink_to(theirs, target_is_directory=True)
+        else:
+            (mine / "drop" / "clip.mp4").unlink()
+            (mine / "drop" / "clip.mp4").symlink_to(theirs / "clip.mp4")
         return resolved
 
     # video_submit imports it from moderation.media.ingest when it runs: the check runs as it is, then the swap.
