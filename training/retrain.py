@@ -64,7 +64,7 @@ def rule_trigger(rule: RetrainRule) -> tuple[str, datetime] | None:
 
 def retrain_rule_fire(*, rule_id: int) -> int | None:
     """Check one rule under its row lock; build a snapshot and start a job when it triggers."""
-    from training.services import preference_dataset_build, sft_dataset_build, training_job_start
+    from training.services import gpu_queue_room_check, preference_dataset_build, sft_dataset_build, training_job_start
 
     with transaction.atomic():
         rule = RetrainRule.objects.select_for_update().get(pk=rule_id)
@@ -78,6 +78,9 @@ def retrain_rule_fire(*, rule_id: int) -> int | None:
             return None
         build = sft_dataset_build if rule.kind == "sft" else preference_dataset_build
         try:
+            # The GPU queues full: said on the rule before its snapshot is built (the refused start threw it away,
+            # its files left behind); the rule tries again at the next tick.
+            gpu_queue_room_check(what="training job")
             with transaction.atomic():
                 dataset = build(created_by=None, name=f"{rule.name}: {description}"[:200])
                 job = training_job_start(

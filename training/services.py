@@ -464,11 +464,20 @@ def gpu_job_slot_take(*, what: str) -> None:
     "evaluation"): ``GpuQueueFull`` when MAX_QUEUED_GPU_JOBS are queued already (0: no cap). Every such start takes
     one advisory lock first and holds it to its commit, so two admins starting at once when one slot is left go one
     after the other: the second counts the first's committed job and is refused."""
-    limit = int(settings.MAX_QUEUED_GPU_JOBS)
-    if limit <= 0:
+    if int(settings.MAX_QUEUED_GPU_JOBS) <= 0:
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_GPU_QUEUE_LOCK])
+    gpu_queue_room_check(what=what)
+
+
+def gpu_queue_room_check(*, what: str) -> None:
+    """``GpuQueueFull`` when MAX_QUEUED_GPU_JOBS GPU jobs are queued now, without the lock: the look before work that
+    only a start could use (a retrain rule's dataset snapshot, written to disk and published, which a refused start
+    left behind at every beat tick). The start still takes its slot (``gpu_job_slot_take``)."""
+    limit = int(settings.MAX_QUEUED_GPU_JOBS)
+    if limit <= 0:
+        return
     queued = gpu_jobs_queued()
     if queued >= limit:
         raise GpuQueueFull(what=what, queued=queued, limit=limit)

@@ -139,10 +139,10 @@ class RequestSizeMiddleware:
         match = request.resolver_match
         if match is not None and match.view_name in settings.WORKBENCH_UPLOAD_ROUTES:
             if request.user.is_authenticated:
-                return None  # the view checks the role
+                return _over_upload_rate(request, request.user)  # else None: the view checks the role
             authorization = request.headers.get("Authorization")
             if authorization:
-                from workbench.tokens import api_token_scope_refusal_for, upload_credential_valid
+                from workbench.tokens import api_token_scope_refusal_for, api_token_user_for, upload_credential_valid
 
                 # The credential itself, not just a header's presence: a made-up ``Authorization`` took the file
                 # too (the API checks the token only once the NUL check has read, spooled, the body). One indexed
@@ -150,7 +150,9 @@ class RequestSizeMiddleware:
                 # file at all: refused here too, with the API's own words.
                 if upload_credential_valid(authorization):
                     scope_refused = api_token_scope_refusal_for(authorization, method=request.method or "POST")
-                    return _plain_refusal(request, scope_refused, 403) if scope_refused else None
+                    if scope_refused:
+                        return _plain_refusal(request, scope_refused, 403)
+                    return _over_upload_rate(request, api_token_user_for(authorization))
                 refused = _plain_refusal(request, UPLOAD_CREDENTIAL_REFUSED_MESSAGE, 401)
                 scheme = authorization.split(maxsplit=1)[0].lower()
                 refused["WWW-Authenticate"] = "Integration" if scheme == "integration" else "Token"
@@ -164,6 +166,33 @@ class RequestSizeMiddleware:
         if not request.path.startswith("/api/") and _wants_page(request):
             raise RequestDataTooBig("Request body exceeded settings.DATA_UPLOAD_MAX_MEMORY_SIZE.")
         return _plain_refusal(request, fields_too_big_message(), 413)
+
+
+def _over_upload_rate(request: HttpRequest, user: Any) -> HttpResponse | None:
+    """A large video upload from ``user`` over their upload rate (UPLOAD_RATE_LIMIT): refused before its body is
+    read. The rate was checked only by the view and the API's throttle, after the CSRF or NUL check had read, spooled
+    to disk, the whole file: a user past their rate could still make the server write 500 MB per request, each then
+    answered 429. A page's form comes back with the reason (a redirect to it with the message); scripts and the API
+    get the sentence, 429 with ``Retry-After``. None when the upload may go on (the view or the API counts it)."""
+    match = request.resolver_match
+    if user is None or request.method != "POST" or match is None or match.view_name not in settings.UPLOAD_RATE_ROUTES:
+        return None
+    from workbench.throttles import upload_rate_refusal_text, upload_rate_wait_peek
+
+    wait = upload_rate_wait_peek(user)
+    if wait is None:
+        return None
+    text = upload_rate_refusal_text(wait)
+    if _wants_page(request) and not request.path.startswith("/api/"):
+        from django.contrib import messages
+        from django.http import HttpResponseRedirect
+
+        messages.error(request, text)
+        refused: HttpResponse = HttpResponseRedirect(request.get_full_path(), status=303)
+    else:
+        refused = _plain_refusal(request, text, 429)
+    refused["Retry-After"] = str(wait)
+    return refused
 
 
 def _declared_length(request: HttpRequest) -> int:

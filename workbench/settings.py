@@ -15,6 +15,25 @@ from workbench.jsonlog import TEXT_FORMAT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
+
+
+def _request_rate(name: str, default: str) -> str:
+    """The request rate in variable ``name`` (DRF's syntax: N/s, N/min, N/hour, N/day), refused at start when DRF
+    could not read it: read on each request, a rate like ``60`` (no period) or ``60/ min`` made every API call and
+    every upload a 500 instead of the web refusing to start with the reason."""
+    import re
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    value = env.str(name, default=default)
+    if not re.fullmatch(r"[1-9][0-9]*/[smhd][a-z]*", value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a request rate: write it as N/s, N/min, N/hour or N/day (e.g. {default}), "
+            "N at least 1, no spaces."
+        )
+    return value
+
+
 environ.Env.read_env(BASE_DIR / ".env") if (BASE_DIR / ".env").exists() else None
 
 VAR_DIR = Path(env.str("WORKBENCH_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
@@ -294,6 +313,9 @@ WORKBENCH_UPLOAD_MAX_BYTES = env.int("WORKBENCH_UPLOAD_MAX_BYTES", default=500 *
 # WORKBENCH_UPLOAD_MAX_BYTES and its form (``workbench.middleware.RequestSizeMiddleware``). Any other route, whoever
 # sends it, is refused past the form limit before a byte is read: a file sent to it was spooled to disk first.
 WORKBENCH_UPLOAD_ROUTES = ("moderation:video_upload", "moderation:api-video-list", "moderation:tag_import")
+# The routes of those that take a video: a large upload there from a user over UPLOAD_RATE_LIMIT is refused before its
+# body is read (the count itself is the view's and the API's, ``workbench.throttles``).
+UPLOAD_RATE_ROUTES = ("moderation:video_upload", "moderation:api-video-list")
 
 # The token class first: DRF answers a caller who sent no credentials with the first class's scheme, so that is a
 # 401 with ``WWW-Authenticate: Token`` (behind the session's, which names no scheme, it was a 403). A signed-in
@@ -318,13 +340,13 @@ REST_FRAMEWORK = {
     # Per-user request rate on every API view (``workbench.throttles``); views that take integrations add theirs.
     "DEFAULT_THROTTLE_CLASSES": ["workbench.throttles.UserRateThrottle"],
     # Per-integration request rate (an integration's own ``rate_limit`` overrides it); 429 + Retry-After.
-    "DEFAULT_THROTTLE_RATES": {"integration": env.str("INTEGRATION_RATE_LIMIT", default="600/min")},
+    "DEFAULT_THROTTLE_RATES": {"integration": _request_rate("INTEGRATION_RATE_LIMIT", "600/min")},
 }
 # Per signed-in user (session or API token), counted in the shared Redis: their REST API requests, and their video
 # uploads (the upload form and POST /api/videos/ together). Over either: 429 + Retry-After (the upload form is shown
 # again saying when to try). DRF's rate syntax: N/s, N/min, N/hour, N/day. Read on each request (workbench/throttles.py).
-USER_API_RATE_LIMIT = env.str("USER_API_RATE_LIMIT", default="1200/min")
-UPLOAD_RATE_LIMIT = env.str("UPLOAD_RATE_LIMIT", default="60/hour")
+USER_API_RATE_LIMIT = _request_rate("USER_API_RATE_LIMIT", "1200/min")
+UPLOAD_RATE_LIMIT = _request_rate("UPLOAD_RATE_LIMIT", "60/hour")
 # redis-py's spelling of the broker URL (kombu's redis+socket:// is unix:// there).
 REDIS_CLIENT_URL = REDIS_URL.replace("redis+socket://", "unix://", 1)
 # The one definition of the Redis cache that every process (web and workers) shares; each alias below that must be

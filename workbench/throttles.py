@@ -70,6 +70,46 @@ def upload_rate_wait(request: HttpRequest) -> int | None:
     return throttle.retry_after()
 
 
+def upload_rate_wait_peek(user: Any) -> int | None:
+    """Seconds until ``user`` may upload again (their upload rate spent), None when they may now; counts nothing.
+    The request-size middleware's look before a large upload's body is read: the count itself is taken where it
+    always was (the form's view, the API's throttle). Redis down: None (as the count itself lets it through)."""
+    if user is None or not user.is_authenticated:
+        return None
+    throttle = UploadRateThrottle()
+    key = throttle.get_cache_key(_UserOnly(user), None)
+    if key is None or throttle.rate is None:
+        return None
+    try:
+        history = list(throttle.cache.get(key, []))
+    except (RedisError, OSError) as exc:
+        logger.warning("Upload rate not looked at: the shared cache is unreachable (%s)", exc)
+        return None
+    allowed, duration = throttle.parse_rate(throttle.rate)
+    if allowed is None or duration is None:
+        return None
+    throttle.key, throttle.now = key, throttle.timer()
+    throttle.history = [at for at in history if at > throttle.now - duration]
+    if len(throttle.history) < allowed:
+        return None
+    return throttle.retry_after()
+
+
+class _UserOnly:
+    """What ``get_cache_key`` reads of a request: its user."""
+
+    def __init__(self, user: Any) -> None:
+        self.user = user
+
+
+def upload_rate_refusal_text(seconds: int) -> str:
+    """What a user over their upload rate reads (the form's page and the API's early refusal)."""
+    return (
+        f"Too many uploads: you may send {settings.UPLOAD_RATE_LIMIT} (the upload form and the API "
+        f"together). Try again {retry_after_text(seconds)}; this file was not uploaded."
+    )
+
+
 def retry_after_text(seconds: int) -> str:
     """'in 42 seconds', 'in 3 minutes', 'in 1 hour 5 minutes': when to try again, for a person."""
     if seconds < 60:

@@ -213,6 +213,20 @@ def upload_credential_valid(authorization: str) -> bool:
     return check is not None and check(parts[1])
 
 
+def api_token_user_for(authorization: str) -> User | None:
+    """The user whose valid API token ``authorization`` (``Token <key>``) carries, None for anything else; one
+    indexed lookup, the body unread (the request-size middleware's look at their upload rate)."""
+    parts = authorization.split()
+    if len(parts) != 2 or parts[0].lower() != "token":
+        return None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(key_hash=token_hash(parts[1]), expires_at__gt=timezone.now(), user__is_active=True)
+        .first()
+    )
+    return token.user if token is not None else None
+
+
 def api_token_scope_refusal(*, scope: str, method: str) -> str:
     """Why a token of ``scope`` may not send ``method`` (a read token's write), in words a script's author acts on."""
     return (

@@ -357,7 +357,13 @@ CHOICE_NAMING_FIELDS = ("_field_name", "_choice_name")
 def _choices_named(post: QueryDict) -> list[dict[str, object]]:
     """The named fields of a refused form: each field's description and the names of the values it sent (those the
     form named; an unnamed value is shown as sent), in the order sent."""
-    fields = dict(str(v).split(":", 1) for v in post.getlist("_field_name") if ":" in str(v))
+    fields = {
+        field: label
+        for field, label in (str(v).split(":", 1) for v in post.getlist("_field_name") if ":" in str(v))
+        # As for the fields echoed one by one: a password, key or the CSRF token is never named back, whatever a
+        # "_field_name" asks for.
+        if field != "csrfmiddlewaretoken" and not any(word in field.lower() for word in SECRET_FIELD_WORDS)
+    }
     names: dict[tuple[str, str], str] = {}
     for raw in post.getlist("_choice_name"):
         parts = str(raw).split(":", 2)

@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from moderation.errors import ModerationError, dismissed_already, error_text
@@ -554,6 +554,26 @@ def decision_record_failure(*, video_id: int, error: str) -> None:
         error_for_sender=False,
         error_kind=Video.ErrorKind.OTHER,
     )
+
+
+def decision_record_stopped(*, video_id: int, reason: str) -> bool:
+    """A video whose solo infer worker was ended at the task's hard time limit (workbench/worker_limits.py): failed
+    with the reason now, not "processing" (counted and polled every 5 s on every reviewer's queue list) until the
+    broker hands the message out again, CELERY_VISIBILITY_TIMEOUT later. Only while it has no decision: the model
+    may have finished as the limit came. False when it was left as it was."""
+    updated = (
+        Video.objects.filter(pk=video_id)
+        .exclude(status=Video.Status.FAILED)
+        .exclude(Exists(Decision.objects.filter(video_id=OuterRef("pk"))))
+        .update(
+            status=Video.Status.FAILED,
+            stage=Video.Stage.INFERENCE,
+            error=f"Model inference failed: {reason}",
+            error_for_sender=False,
+            error_kind=Video.ErrorKind.OTHER,
+        )
+    )
+    return updated > 0
 
 
 # --- Re-running a decision whose user feedback changed ---------------------------------------------

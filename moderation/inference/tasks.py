@@ -46,6 +46,13 @@ def run_inference(self: Any, video_id: int) -> int | None:
     return None
 
 
+@records_hard_time_limit("moderation.inference.tasks.run_inference")
+def _inference_stopped(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
+    from moderation.inference.services import decision_record_stopped
+
+    decision_record_stopped(video_id=int(kwargs.get("video_id", args[0] if args else 0)), reason=message)
+
+
 @shared_task(name="moderation.inference.tasks.decide_missing_policies", **LONG_TASK_OPTIONS)
 def decide_missing_policies(video_id: int) -> int:
     """The routing repair's: decide a decided video under the auto-applied policies it lacks a decision under

@@ -240,7 +240,7 @@ def video_submit(
     second wait for the first and then read its row (the unique constraint is the backstop). The key
     reused for a different request is refused.
     """
-    from moderation.media.ingest import ImportPathRefused
+    from moderation.media.ingest import ImportPathChanged, ImportPathRefused
 
     try:
         return _video_submit(
@@ -255,7 +255,7 @@ def video_submit(
             external_id=external_id,
             comments=comments,
         )
-    except ImportPathRefused:
+    except (ImportPathRefused, ImportPathChanged):  # outside its folder, or a symlink swapped in on the way
         if integration is not None:  # after the rollback: who tried to read which file
             logger.warning("integration %s refused a path outside its import folder: %r", integration.pk, path)
             integration_changed.send(
@@ -342,6 +342,7 @@ def _video_submit(
             comments=comments,
             created_by=user,
             refuse_new=taken,
+            confined=True,  # a folder on its way swapped for a symlink since the check is not followed
         )
         if named is not None and named != video.pk:
             raise ModerationError(taken)

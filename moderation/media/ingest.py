@@ -7,15 +7,17 @@ once the row has committed.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.conf import settings
 from django.core.exceptions import SuspiciousFileOperation
@@ -85,6 +87,7 @@ def video_ingest(
     comments: list[str] | None = None,
     cover: Path | None = None,
     refuse_new: str = "",
+    confined: bool = False,
 ) -> Video:
     """Store a video file (a local ``path`` or an ``upload``) and queue it for processing.
 
@@ -94,6 +97,9 @@ def video_ingest(
     that already names other bytes; with ``refuse_new``, for bytes not stored yet (that message: the
     caller knows the video they would have to be, e.g. the one a platform's external id names). An empty file on the server (folder or manifest ingest) is kept:
     processing fails it with a readable reason, so the batch's record shows it.
+
+    ``confined``: ``path`` is ``import_path_confined``'s answer, opened following no symlink (``import_file_open``),
+    so one swapped in on its way since that check is refused rather than followed out of the allowed folders.
     """
     if (path is None) == (upload is None):
         raise ModerationError("Give exactly one video: a file path or an uploaded file.")
@@ -111,7 +117,7 @@ def video_ingest(
         if not src.is_file():
             raise ModerationError(f"No such file: {src}")
         original = src.name
-        with src.open("rb") as fh:
+        with import_file_open(src) if confined else src.open("rb") as fh:
             tmp, sha256, size = _stream_to_media(_chunks(fh), max_bytes=max_bytes)
 
     # Stored without bidi controls: a title, file name or description must not display as something it is not.
@@ -260,12 +266,68 @@ def import_path_confined(path: str | Path, *, folder: str = "") -> Path:
     if not any(lexical.is_relative_to(root) for root in [*written, *roots]):
         raise outside
     try:
-        resolved = lexical.resolve(strict=True)
-    except (FileNotFoundError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        # Not strict: a symlink to a file that does not exist resolves to where it points, so one leading out is
+        # "outside" whether or not its target exists (strict, a dangling one was "No such file": an oracle for
+        # which files exist anywhere on the server).
+        resolved = lexical.resolve()
+    except RuntimeError as exc:  # a symlink loop
         raise ModerationError(f"No such file or folder: {path}") from exc
     if not any(resolved.is_relative_to(root) for root in roots):
         raise outside
+    try:
+        resolved.stat()
+    except OSError as exc:
+        raise ModerationError(_path_unreadable_text(path, exc)) from exc
     return resolved
+
+
+def _path_unreadable_text(path: str | Path, exc: OSError) -> str:
+    """Why a confined path cannot be read, in words (a name too long was a 500: ``OSError: File name too long``)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"This path is too long for the server's file system: {str(path)[:200]}…"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"The server may not read this file or folder: {path}"
+    return f"No such file or folder: {path}"
+
+
+class ImportPathChanged(ModerationError):
+    """A path ``import_path_confined`` accepted had a symlink on its way when it was opened (swapped in since)."""
+
+
+def import_file_open(path: Path) -> BinaryIO:
+    """Open for reading a file that ``import_path_confined`` resolved (no symlink left on its way), following no
+    symlink: each folder from ``/`` is opened with ``O_NOFOLLOW`` under the one before (``openat``), so a folder or
+    the file swapped for a symlink between the check and this opening (a platform that writes to its own import
+    folder racing its submission) is refused (``ImportPathChanged``) instead of leading the read to another's or any
+    readable file. Only a regular file is opened (a FIFO swapped in would block the request for ever)."""
+    parts = path.parts
+    if not path.is_absolute() or len(parts) < 2:
+        raise ModerationError(f"No such file: {path}")
+    nofollow = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    changed = ImportPathChanged(
+        f"{path} changed while it was being imported (a folder or the file on its way is now a symlink, or not a "
+        "file): nothing was imported."
+    )
+    # O_PATH where there is one (Linux): a folder is walked through, as a path lookup does, with search permission
+    # only (its read permission is not needed); a symlink in its place is not a folder (ENOTDIR).
+    walk = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY
+    folder = os.open(parts[0], walk)
+    try:
+        for part in parts[1:-1]:
+            below = os.open(part, walk | nofollow, dir_fd=folder)
+            os.close(folder)
+            folder = below
+        opened = os.open(parts[-1], os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=folder)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise changed from exc
+        raise ModerationError(_path_unreadable_text(path, exc)) from exc
+    finally:
+        os.close(folder)
+    if not stat.S_ISREG(os.fstat(opened).st_mode):
+        os.close(opened)
+        raise changed
+    return os.fdopen(opened, "rb")
 
 
 @dataclass
@@ -297,7 +359,9 @@ def video_ingest_folder(*, folder: str | Path, created_by: Any = None) -> Import
             if not real.is_file():
                 continue
             before = Video.objects.filter(sha256=_sha256_of(real)).values_list("pk", flat=True).first()
-            video = video_ingest(path=real, title=path.stem, created_by=created_by, source=Video.Source.FOLDER)
+            video = video_ingest(
+                path=real, title=path.stem, created_by=created_by, source=Video.Source.FOLDER, confined=True
+            )
         except ModerationError as exc:
             report.errors.append(f"{shown}: {exc}")
             continue
@@ -389,7 +453,7 @@ def _manifest_line(line: str, *, base: Path, created_by: Any) -> tuple[int, bool
     video = video_ingest(
         path=video_file, title=fields["title"] or video_file.stem, description=fields["description"],
         uploader=fields["uploader"][:200], external_id=external_id, source=Video.Source.MANIFEST,
-        comments=_manifest_comments(item.get("comments")), cover=cover, created_by=created_by,
+        comments=_manifest_comments(item.get("comments")), cover=cover, created_by=created_by, confined=True,
     )  # fmt: skip
     # The same bytes under another id return that other video: counted as existing, not created.
     return video.pk, video.external_id == external_id

@@ -26,7 +26,7 @@ from moderation.media.services import video_media_verify
 from workbench.forms import nul_checked_by_form
 from workbench.pagination import WindowPaginator
 from workbench.roles import Perm, permission_required
-from workbench.throttles import retry_after_text, upload_rate_wait
+from workbench.throttles import upload_rate_refusal_text, upload_rate_wait
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -100,10 +100,7 @@ def video_upload(request: HtmxHttpRequest) -> HttpResponse:
     wait = upload_rate_wait(request)
     if wait is not None:
         # The user's upload rate, shared with POST /api/videos/: the form again, saying when, not a bare 429 page.
-        message = (
-            f"Too many uploads: you may send {settings.UPLOAD_RATE_LIMIT} (the upload form and the API "
-            f"together). Try again {retry_after_text(wait)}; this file was not uploaded."
-        )
+        message = upload_rate_refusal_text(wait)
         refused = _render_list(request, VideoUploadForm(), status=429, upload_error=message)
         refused["Retry-After"] = str(wait)
         return refused

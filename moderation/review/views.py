@@ -174,6 +174,10 @@ def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     queue this reviewer may work that has an item serves instead."""
     q = selectors.review_queue_get_for(user=_user(request), slug=slug) if slug else None
     queues = [q] if q is not None else [services.review_queue_default()]
+    if q is None and not selectors.review_queue_may_work(user=_user(request), queue=queues[0]):
+        # The default queue restricted to groups by an admin: the claim's refusal named it ("You may not work the
+        # queue “…”"), the name its URL keeps from outsiders. The same 404 as a restricted queue's own URL.
+        raise Http404(selectors.QUEUE_NOT_OPEN_TEXT)
     if request.POST.get("then") == "any":  # other queues of the same kind: a moderator is not sent to tag review
         first = queues[0]
         others = selectors.review_queues_for(user=_user(request)).filter(kind=first.kind).exclude(pk=first.pk)
@@ -225,6 +229,15 @@ def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
             if task.status in (ReviewTask.Status.DONE, ReviewTask.Status.ESCALATED)
             else "This item is not claimed by you; use “Claim next” on the review queue."
         )
+
+
+def _check_open_for_action(request: HttpRequest, task: ReviewTask) -> None:
+    """An action (submit, skip, escalate, release) on an item of a queue not open to the user is the 404 its page
+    gives (``_check_owner``): it answered by the item's state ("already reviewed", "not claimed by you"), telling
+    whether an item exists in a queue hidden from them and how far it got. Unless they hold it: a reviewer taken out
+    of the queue's groups since they claimed it hears why, and the item goes back (``NO_LONGER_ALLOWED``)."""
+    if not task.is_held_by(request.user) and not selectors.review_queue_may_work(user=_user(request), queue=task.queue):
+        raise Http404
 
 
 def _left_the_queue(task: ReviewTask) -> str:
@@ -368,6 +381,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
     if task is None:
         return _gone(request, pk)
+    _check_open_for_action(request, task)
     if request.headers.get("X-Review-Background") == "1":
         return _submit_in_background(request, task)
     try:
@@ -405,6 +419,7 @@ def escalate(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
     if task is None:
         return _gone(request, pk)
+    _check_open_for_action(request, task)
     try:
         senior = services.review_escalate(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
@@ -419,6 +434,7 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
     if task is None:
         return _gone(request, pk)
+    _check_open_for_action(request, task)
     try:
         nxt = services.review_skip(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
@@ -438,6 +454,7 @@ def release(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
     if task is None:
         return _gone(request, pk)
+    _check_open_for_action(request, task)
     try:
         services.review_release(task=task, user=_user(request))
     except ModerationError as exc:

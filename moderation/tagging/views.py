@@ -24,9 +24,11 @@ from moderation.media.services import video_media_verify
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.selectors import (
     HELD_HIDDEN_TEXT,
+    QUEUE_NOT_OPEN_TEXT,
     review_held_display,
     review_held_hidden_counts,
     review_nothing_to_claim_text,
+    review_queue_may_work,
     review_task_open_for,
 )
 from moderation.review.services import review_claim_next, review_release_hidden
@@ -85,6 +87,8 @@ def _ranked_with(raw: str | None) -> services.RankedWith | None:
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_queue(request: HttpRequest) -> HttpResponse:
     queue = services.tag_queue_default()
+    if not review_queue_may_work(user=_user(request), queue=queue):
+        raise Http404(QUEUE_NOT_OPEN_TEXT)  # restricted to groups by an admin: as its claim, and a review queue's page
     counts = selectors.tag_queue_counts(queue=queue, user=request.user)
     return render(
         request,
@@ -110,6 +114,10 @@ def tag_queue(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_claim_next(request: HttpRequest) -> HttpResponse:
     queue = services.tag_queue_default()
+    if not review_queue_may_work(user=_user(request), queue=queue):
+        # Restricted to groups by an admin: refused as a restricted review queue's URL is, without its name (the
+        # claim's own refusal says "You may not work the queue “…”").
+        raise Http404(QUEUE_NOT_OPEN_TEXT)
     # As on the review queues: an item held whose video was hidden since is handed back, and said.
     for hidden in review_release_hidden(user=_user(request), queues=[queue]):
         messages.info(

@@ -115,3 +115,28 @@ def test_a_rule_without_data_records_why(training_dirs, policy_version):
     assert retrain_rules_evaluate() == []
     rule.refresh_from_db()
     assert "No SFT data yet" in rule.last_error and rule.last_job is None
+
+
+def test_a_rule_firing_while_the_gpu_queues_are_full_builds_no_dataset_it_throws_away(
+    training_dirs, policy_version, settings
+):
+    """The rule built its dataset snapshot (train.jsonl written and published) before the job's start was refused
+    past MAX_QUEUED_GPU_JOBS; the rollback took the row, not the files, and the rule, not fired, tried again at every
+    beat tick (5 min): one orphaned snapshot per rule per tick while the GPU queues stayed full."""
+    settings.MAX_QUEUED_GPU_JOBS = 1
+    _override(policy_version)
+    training_job_start(dataset=preference_dataset_build(created_by=None), created_by=None)  # the one slot, queued
+    datasets = services.datasets_dir()
+    before = sorted(p.name for p in datasets.iterdir())
+    rule = RetrainRule.objects.create(name="weekly DPO", kind="dpo", condition="new_pairs", threshold=1)
+    _override(policy_version)
+
+    assert retrain_rules_evaluate() == [] and retrain_rules_evaluate() == []
+
+    rule.refresh_from_db()
+    assert "GPU queues are full" in rule.last_error and rule.last_job_id is None and not rule.last_trigger
+    assert sorted(p.name for p in datasets.iterdir()) == before  # no snapshot written for nothing
+    assert PreferenceDataset.objects.count() == 1
+    # A slot free again: the same trigger fires.
+    TrainingJob.objects.update(status=TrainingJob.Status.CANCELLED)
+    assert len(retrain_rules_evaluate()) == 1

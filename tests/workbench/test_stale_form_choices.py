@@ -41,3 +41,24 @@ def test_nothing_ticked_says_none_and_names_are_escaped_from_a_signed_out_sender
     )
     assert "Tags you had ticked or added: none." in html
     assert "<b>x</b>" not in html
+
+
+def test_a_naming_field_cannot_echo_a_secret_field_nor_a_cross_site_post_anything(make_user):
+    """The fields echoed one by one never show a password or key; a "_field_name" naming one showed it all the
+    same. A post another site made (refused on its Origin) shows nothing of what it held."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(make_user("moderator"))
+    data = {
+        "_field_name": ["password:Your password", "api_key:Key", "csrfmiddlewaretoken:Token", "tag:Tags"],
+        "password": "hunter2-secret",
+        "api_key": "k-secret",
+        "csrfmiddlewaretoken": "t-secret",
+        "tag": "7",
+        "_choice_name": "tag:7:<i>zebra-dance</i>",
+    }
+    html = _refused(client, data)
+    assert "secret" not in html and "Your password" not in html
+    assert '<span class="badge">&lt;i&gt;zebra-dance&lt;/i&gt;</span>' in html
+    elsewhere = client.post("/tags/video/1/submit/", data, HTTP_ORIGIN="https://evil.example")
+    assert elsewhere.status_code == 403
+    assert "zebra-dance" not in elsewhere.content.decode() and "data-chosen" not in elsewhere.content.decode()

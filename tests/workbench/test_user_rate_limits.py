@@ -69,6 +69,36 @@ def test_uploads_share_one_lower_rate_between_the_form_and_the_api(make_user, se
     assert fresh.post("/videos/upload/", {"title": "x"}).status_code == 400
 
 
+def test_a_large_upload_over_the_upload_rate_is_refused_before_its_file_is_read(make_user, settings, tmp_path):
+    """The rate was counted by the form's view and the API's throttle, after the CSRF or NUL check had read (spooled
+    to disk) the whole file: past their rate a user could still make the server write 500 MB per request, each
+    answered 429 only then. Now the request-size middleware looks at the rate first. A NUL in a field: had the body
+    been read, the NUL check would have answered 400 about it."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # a large upload: past the form limit
+    settings.MEDIA_ROOT = tmp_path
+    settings.UPLOAD_RATE_LIMIT = "1/hour"
+    user = make_user("moderator")
+    browser = Client()
+    browser.force_login(user)
+    assert browser.post("/videos/upload/", {"title": "x"}).status_code == 400  # the hour's one upload (a try)
+
+    def big() -> SimpleUploadedFile:
+        return SimpleUploadedFile("big.mp4", b"\x00\x00\x00\x18ftypmp42" + b"v" * (256 * 1024))
+
+    refused = _token_client(user).post("/api/videos/", {"file": big(), "note": "a\x00b"}, format="multipart")
+    assert refused.status_code == 429, (refused.status_code, refused.content[:300])
+    assert "Too many uploads: you may send 1/hour" in refused.json()["detail"] and int(refused["Retry-After"]) > 3000
+    # The browser's form: back to the page, saying why (not a bare 429 page).
+    page = browser.post("/videos/upload/", {"file": big(), "title": "big"}, HTTP_ACCEPT="text/html")
+    assert page.status_code == 303 and page["Location"] == "/videos/upload/" and int(page["Retry-After"]) > 3000
+    assert "Too many uploads" in browser.get(page["Location"], follow=True).content.decode()
+    # Another user's large upload is not refused by this one's rate (it reaches the NUL check: a 400).
+    other = _token_client(make_user("moderator"))
+    assert other.post("/api/videos/", {"file": big(), "note": "a\x00b"}, format="multipart").status_code == 400
+
+
 def test_the_openapi_schema_declares_each_rate_in_its_429(make_user):
     client = Client()
     client.force_login(make_user("moderator"))
@@ -95,3 +125,28 @@ def test_with_redis_unreachable_users_are_served_without_the_rate(make_user, set
     client.force_login(make_user("moderator"))
     assert [client.get("/api/decisions/").status_code for _ in range(2)] == [200, 200]
     assert [client.post("/videos/upload/", {"title": "x"}).status_code for _ in range(2)] == [400, 400]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("UPLOAD_RATE_LIMIT", "60"), ("USER_API_RATE_LIMIT", "1200/ min"), ("INTEGRATION_RATE_LIMIT", "0/min")],
+)
+def test_a_rate_drf_cannot_read_stops_the_start_with_the_reason_not_every_api_call_with_a_500(name, value):
+    """Read on each request, ``UPLOAD_RATE_LIMIT=60`` (no period) made every API call and upload a 500
+    (``ValueError`` in DRF's ``parse_rate``); now the settings refuse it, naming the variable."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    child_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "workbench.settings", name: value}
+    done = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; settings.UPLOAD_RATE_LIMIT"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "ImproperlyConfigured" in done.stderr and f"{name}={value!r} is not a request rate" in done.stderr

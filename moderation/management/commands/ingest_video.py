@@ -42,6 +42,7 @@ class Command(BaseCommand):
                 uploader=opts["uploader"],
                 external_id=opts["external_id"],
                 source=Video.Source.FOLDER,
+                confined=True,
             )
         except ImportPathRefused as exc:
             raise CommandError(exc.allowed_roots_text()) from exc

@@ -83,3 +83,25 @@ def test_the_pipeline_count_is_one_query_however_many_videos(make_user):
         counts = review_videos_in_pipeline()
     assert len(small.captured_queries) == len(big.captured_queries) == 1
     assert counts == {"processing": 31, "failed": 0}
+
+
+def test_a_video_whose_solo_infer_worker_was_ended_at_the_hard_limit_is_failed_not_processing(make_user):
+    """The infer worker's watchdog recorded evaluations, training jobs and re-runs before ending the process, not a
+    video's own inference: it stayed "processing" (counted here, the list polling every 5 s) until the broker handed
+    the message out again, CELERY_VISIBILITY_TIMEOUT (6 h) later. A video decided as the limit came is left as is."""
+    from moderation.inference.tasks import run_inference
+    from workbench.worker_limits import _RECORDERS, time_limit_text
+
+    stuck = VideoFactory(status=Video.Status.READY, stage=Video.Stage.INFERENCE)
+    decided = DecidedVideoFactory(status=Video.Status.READY, stage=Video.Stage.DONE)
+    name = "moderation.inference.tasks.run_inference"
+    message = time_limit_text(task_name=name, seconds=float(run_inference.time_limit or 3 * 3600), soft=False)
+
+    _RECORDERS[name]((stuck.pk,), {}, message)
+    _RECORDERS[name]((), {"video_id": decided.pk}, message)
+
+    stuck.refresh_from_db()
+    decided.refresh_from_db()
+    assert stuck.status == Video.Status.FAILED and "The worker was restarted." in stuck.error
+    assert decided.status == Video.Status.READY and not decided.error
+    assert review_videos_in_pipeline() == {"processing": 0, "failed": 1}
