@@ -31,7 +31,8 @@ TEST_ONLY_VARIABLES = {
 # Read from the environment by code that is not ours to configure (torch.distributed's rank, Django's own).
 NOT_SETTINGS = {"RANK", "DJANGO_SETTINGS_MODULE"}
 
-_ENV_READ = re.compile(r"""\benv(?:\.\w+)?\(\s*["']([A-Z][A-Z0-9_]*)["']""")
+# ``env.str("NAME")`` and settings' own readers that take the variable's name first (``_request_rate("NAME", …)``).
+_ENV_READ = re.compile(r"""\b(?:env(?:\.\w+)?|_request_rate)\(\s*["']([A-Z][A-Z0-9_]*)["']""")
 _OS_ENVIRON_READ = re.compile(r"""os\.(?:environ\.get\(|environ\[|getenv\()\s*["']([A-Z][A-Z0-9_]*)["']""")
 
 

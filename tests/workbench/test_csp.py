@@ -8,7 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from django.test import Client, override_settings
+from django.test import Client
 from django.urls import include, path
 
 from workbench.csp import HEADER, REPORT_ONLY_HEADER
@@ -142,9 +142,12 @@ urlpatterns = [path("boom/", _boom), path("", include("workbench.urls"))]
 handler500 = "workbench.views.server_error"
 
 
+# ROOT_URLCONF through the ``settings`` fixture, not ``@override_settings``: with both on one test the fixture's
+# teardown (after the decorator's) put back the overridden settings, and later tests in the process got this module's
+# URLs and Django's own 400 page.
 @pytest.mark.django_db
-@override_settings(ROOT_URLCONF=__name__)
-def test_the_500_page_keeps_its_style_by_the_policys_nonce() -> None:
+def test_the_500_page_keeps_its_style_by_the_policys_nonce(settings) -> None:
+    settings.ROOT_URLCONF = __name__
     response = Client(raise_request_exception=False).get("/boom/")
     assert response.status_code == 500
     nonce = _nonce(response[HEADER])
@@ -152,10 +155,10 @@ def test_the_500_page_keeps_its_style_by_the_policys_nonce() -> None:
 
 
 @pytest.mark.django_db
-@override_settings(ROOT_URLCONF=__name__)
 def test_with_debug_on_djangos_traceback_page_keeps_its_inline_script(settings) -> None:
     """The technical 500 page (DEBUG, development only) is built on inline script and styles: the policy would
     leave it unstyled and its toggles dead, so it is served without one; ordinary pages keep it."""
+    settings.ROOT_URLCONF = __name__
     settings.DEBUG = True
     response = Client(raise_request_exception=False).get("/boom/")
     assert response.status_code == 500 and "Traceback" in response.content.decode()
