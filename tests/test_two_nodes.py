@@ -24,7 +24,7 @@ from django.core.management import call_command
 from moderation.media.models import Video
 from moderation.models import Decision
 from moderation.review.models import Review, ReviewTask
-from tests.moderation.media.test_worker_kill import _database_url
+from tests.workers import database_url
 from training.models import TrainingJob
 
 CHROMIUM = "/usr/bin/chromium"
@@ -65,7 +65,7 @@ def nodes(s3_media: Any, tmp_path: Path) -> Iterator[dict[str, Path]]:
         **s3_media.env(settings.MEDIA_S3_BUCKET),
         "DJANGO_SETTINGS_MODULE": "workbench.settings_test",
         "REDIS_URL": settings.CELERY_BROKER_URL,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "VLM_MAX_NEW_TOKENS": "8",
     }
     queues = {"media-node": "media,default", "gpu-node": "infer,train"}

@@ -7,16 +7,13 @@ seconds-long limits set here)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
+from tests.workers import solo_worker, wait_for
 from training.models import TrainingJob
 from training.services import preference_dataset_build, training_job_start
 from workbench.celery import app
@@ -25,41 +22,11 @@ from workbench.worker_limits import HARD_LIMIT_EXIT_STATUS
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    host = db.get("HOST") or "localhost"
-    if host.startswith("/"):  # a Unix socket folder: libpq takes it as the host query parameter
-        return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={host}&port={db.get('PORT') or 5432}"
-    return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
-
 
 def _start_train_worker(log: Path, **env: str) -> subprocess.Popen[bytes]:
     with app.connection_for_write() as conn:  # messages earlier tests left on the queue are not this test's
         conn.default_channel.queue_purge(TaskQueue.TRAIN.value)
-    child_env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "workbench.settings_test",
-        "REDIS_URL": settings.CELERY_BROKER_URL,
-        "DATABASE_URL": _database_url(),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "TRAINING_OUTPUT_DIR": str(settings.TRAINING_OUTPUT_DIR),
-        **env,
-    }
-    cmd = [sys.executable, "-m", "celery", "-A", "workbench", "worker", "-Q", "train", "--pool", "solo",
-           "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "INFO"]  # fmt: skip
-    return subprocess.Popen(cmd, cwd=ROOT, env=child_env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def _wait(predicate, timeout: float, what: str, log: Path) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
+    return solo_worker(TaskQueue.TRAIN.value, log, TRAINING_OUTPUT_DIR=str(settings.TRAINING_OUTPUT_DIR), **env)
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -87,7 +54,7 @@ def test_a_job_past_the_hard_time_limit_ends_its_solo_worker_and_is_recorded_fai
     worker = _start_train_worker(log, TRAIN_TASK_SOFT_TIME_LIMIT_S="0", TRAIN_TASK_TIME_LIMIT_S="3")
     try:
         job = training_job_start(dataset=dataset, created_by=None, params={"max_steps": 50})  # queued at once
-        _wait(lambda: worker.poll() is not None, 120, "the worker to end at the hard limit", log)
+        wait_for(lambda: worker.poll() is not None, 120, "the worker to end at the hard limit", log)
         assert worker.returncode == HARD_LIMIT_EXIT_STATUS, log.read_text()[-3000:]
     finally:
         _stop(worker)
@@ -104,10 +71,10 @@ def test_a_job_past_the_soft_time_limit_fails_with_the_reason_and_the_worker_sta
     worker = _start_train_worker(log, TRAIN_TASK_SOFT_TIME_LIMIT_S="3", TRAIN_TASK_TIME_LIMIT_S="120")
     try:
         job = training_job_start(dataset=dataset, created_by=None, params={"max_steps": 50})
-        _wait(lambda: _job_status(job) in {"failed", "succeeded"}, 120, "the job to end", log)
+        wait_for(lambda: _job_status(job) in {"failed", "succeeded"}, 120, "the job to end", log)
         # The task recorded its failure, then the worker shut down warm (not at the hard limit) for a fresh process:
         # a model interrupted mid-call is not reused.
-        _wait(lambda: worker.poll() is not None, 60, "the warm shutdown", log)
+        wait_for(lambda: worker.poll() is not None, 60, "the warm shutdown", log)
         assert worker.returncode == 0, log.read_text()[-3000:]
     finally:
         _stop(worker)
@@ -122,7 +89,7 @@ def test_a_solo_worker_a_task_left_above_its_memory_limit_shuts_down_after_the_t
     worker = _start_train_worker(log, SOLO_WORKER_MAX_MEMORY_MB="1")  # any Python process is larger
     try:
         app.send_task("training.tasks.run_training_job", args=[0], queue=TaskQueue.TRAIN.value)  # no such job
-        _wait(lambda: worker.poll() is not None, 120, "the worker to shut down", log)
+        wait_for(lambda: worker.poll() is not None, 120, "the worker to shut down", log)
     finally:
         _stop(worker)
     assert worker.returncode == 0  # a warm shutdown: the restart policy starts a fresh process

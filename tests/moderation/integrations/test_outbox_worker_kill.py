@@ -6,12 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.utils import timezone
 
 from moderation.inference.services import model_version_promote
@@ -20,27 +18,16 @@ from moderation.integrations.signing import verify
 from moderation.integrations.webhooks import webhook_delivery_send, webhook_endpoint_create, webhooks_sweep
 from tests.factories import ModelVersionFactory
 from tests.moderation.integrations.receiver import Receiver
-from tests.moderation.media.test_worker_kill import _database_url
+from tests.workers import solo_worker
 from workbench.celery import app
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[3]
 TIMEOUT_S = 2  # the worker's webhook timeout: its lease lapses 2·2+5 s after it started sending
 
 
 def _start_worker(log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "workbench.settings_test",
-        "REDIS_URL": settings.CELERY_BROKER_URL,
-        "DATABASE_URL": _database_url(),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "WEBHOOK_TIMEOUT_SECONDS": str(TIMEOUT_S),
-    }
-    cmd = [sys.executable, "-m", "celery", "-A", "workbench", "worker", "-Q", "default", "--pool", "solo",
-           "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "INFO"]  # fmt: skip
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    return solo_worker("default", log, WEBHOOK_TIMEOUT_SECONDS=str(TIMEOUT_S))
 
 
 def test_event_lost_after_commit_and_worker_killed_mid_send_is_still_delivered(platform, tmp_path):

@@ -5,52 +5,21 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from moderation.media.ingest import video_ingest
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
+from tests.workers import solo_worker, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[3]
 VISIBILITY_TIMEOUT_S = 3
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    host = db.get("HOST") or "localhost"
-    if host.startswith("/"):  # a Unix socket folder: libpq takes it as the host query parameter
-        return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@/{db['NAME']}?host={host}&port={db.get('PORT') or 5432}"
-    return f"postgres://{db['USER']}:{db.get('PASSWORD') or ''}@{host}:{db.get('PORT') or 5432}/{db['NAME']}"
-
-
 def _start_worker(log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "workbench.settings_test",
-        "REDIS_URL": settings.CELERY_BROKER_URL,
-        "DATABASE_URL": _database_url(),
-        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
-    }
-    cmd = [sys.executable, "-m", "celery", "-A", "workbench", "worker", "-Q", "media", "--pool", "solo",
-           "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "INFO"]  # fmt: skip
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def _wait(predicate, timeout: float, what: str, log: Path) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
+    return solo_worker("media", log, CELERY_VISIBILITY_TIMEOUT=str(VISIBILITY_TIMEOUT_S))
 
 
 def test_a_task_killed_during_asr_is_redelivered_and_finishes_once(speech_clip: Path, tmp_path: Path) -> None:
@@ -58,7 +27,7 @@ def test_a_task_killed_during_asr_is_redelivered_and_finishes_once(speech_clip: 
     video = video_ingest(path=speech_clip, title="kill me")  # queued on commit (autocommit here)
     first = _start_worker(log)
     try:
-        _wait(lambda: Video.objects.get(pk=video.pk).stage == Video.Stage.ASR, 120, "the ASR stage", log)
+        wait_for(lambda: Video.objects.get(pk=video.pk).stage == Video.Stage.ASR, 120, "the ASR stage", log)
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
     finally:
@@ -70,7 +39,7 @@ def test_a_task_killed_during_asr_is_redelivered_and_finishes_once(speech_clip: 
 
     second = _start_worker(log)
     try:
-        _wait(lambda: Video.objects.get(pk=video.pk).status != Video.Status.PROCESSING, 180, "redelivery", log)
+        wait_for(lambda: Video.objects.get(pk=video.pk).status != Video.Status.PROCESSING, 180, "redelivery", log)
     finally:
         second.send_signal(signal.SIGTERM)
         try:
