@@ -77,3 +77,37 @@ def test_the_home_names_every_item_the_moderator_holds_and_offers_its_queue_agai
     default_row = next(r for r in rows if ">Default</a>" in r)
     assert "<td>0</td>" in default_row  # nothing pending...
     assert f'action="/review/q/{ReviewQueue.DEFAULT_SLUG}/claim/"' in default_row  # ...yet "Claim next" gives it back
+
+
+def test_with_nothing_to_claim_the_review_panel_counts_the_videos_still_being_processed(make_user, policy_version):
+    """Walked: right after an upload the home's review panel showed only empty queues, as if the upload were lost;
+    the queue list said "N videos are still being processed". The panel says the same count (never a title), read
+    only when nothing is claimable."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from moderation.media.models import Video
+    from tests.factories import DecidedVideoFactory, VideoFactory
+
+    VideoFactory(title="secret upload one", status=Video.Status.PROCESSING, stage=Video.Stage.OCR)
+    VideoFactory(title="secret upload two", status=Video.Status.UPLOADED)
+    VideoFactory(title="secret stopped", status=Video.Status.FAILED)
+    DecidedVideoFactory(title="already decided", status=Video.Status.PROCESSING)  # its items are in the queues
+    moderator = make_user("moderator")
+
+    with CaptureQueriesContext(connection) as queries:
+        html = _home(moderator)
+    line = html.split('id="home-review-waiting"')[1].split("</p>")[0]
+    assert 'data-processing="2" data-failed="1"' in line
+    assert "Nothing to claim yet: 2 videos are still being processed" in line
+    assert "1 video has failed processing" in line
+    assert "secret" not in html
+    counted = f'SELECT COUNT("{Video._meta.db_table}"."id") FILTER'
+    assert sum(q["sql"].startswith(counted) for q in queries.captured_queries) == 1  # the one count
+
+    # An item to claim: the panel offers it and says nothing of the pipeline (nor counts it).
+    ReviewTaskFactory(decision__policy_version=policy_version)
+    with CaptureQueriesContext(connection) as queries:
+        html = _home(moderator)
+    assert "Claim next" in html and 'id="home-review-waiting"' not in html
+    assert not any(q["sql"].startswith(counted) for q in queries.captured_queries)

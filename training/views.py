@@ -82,11 +82,17 @@ def job_list(request: HttpRequest) -> HttpResponse:
     # A refused dataset build redirected here (POST-redirect-GET, as the cascade dashboard's forms: a reload shows
     # the page again, it does not ask to re-send the form); the reason is shown once beside the form, choices kept.
     refused = request.session.pop(_DATASET_REFUSED_SESSION_KEY, None) or {}
+    typed = refused.get("typed") or None
+    # A build that succeeded redirected here with its kind (``?kind=sft``): the form keeps it, so building SFT
+    # records again (after more corrections) is not quietly a DPO build because the selector went back to DPO.
+    built_kind = request.GET.get("kind", "")
+    if typed is None and built_kind in PreferenceDataset.Kind.values:
+        typed = {"kind": built_kind, "eval_share": "0", "rejected_from": ""}
     return _render_list(
         request,
         TrainingJobStartForm(initial=TrainingJobStartForm.initial_from(job) if job else None),
         dataset_error=str(refused.get("error", "")),
-        dataset_typed=refused.get("typed") or None,
+        dataset_typed=typed,
     )
 
 
@@ -144,7 +150,7 @@ def dataset_build(request: HttpRequest) -> HttpResponse:
         )
     else:
         messages.success(request, f"Built “{dataset.name}”: {total} {what}, {split}.")
-    return redirect("training:job_list")
+    return redirect(f"{reverse('training:job_list')}?{urlencode({'kind': dataset.kind})}")
 
 
 def _start_or_join(
@@ -155,11 +161,13 @@ def _start_or_join(
     page: Callable[[int], HttpResponse],
     joined: Callable[[Any], str],
     detail: str,
+    queued: Callable[[Any], str] | None = None,
 ) -> HttpResponse:
     """Start what ``form`` asks for (``start`` of its cleaned data: a training job, an evaluation) and open its page.
     The services return the run already open with these settings rather than a second one (``run_open_same``): one
     made before this request is said (``joined``), so the user knows no second run was started. An invalid form or a
-    refusal (``TrainingError``) is the form again (``page``), with why, as a 400 (the GPU queues full: 429)."""
+    refusal (``TrainingError``) is the form again (``page``), with why, as a 400 (the GPU queues full: 429). A run
+    made by this request is confirmed with ``queued`` of it, when given."""
     if not form.is_valid():
         return page(400)
     asked_at = timezone.now()
@@ -171,8 +179,10 @@ def _start_or_join(
         return page(429 if isinstance(exc, GpuQueueFull) else 400)
     if run.created_at < asked_at:  # the same run was open already (a double click, another tab, a colleague)
         messages.info(request, joined(run))
-    # No flash message otherwise: "Job N queued." stayed on the run's page after it had finished. The page says the
-    # run's state (queued, running, …) and follows it until it ends.
+    elif queued is not None:
+        # Said as what this click did, pointing at the progress panel for what the run is doing now: a bare
+        # "Job N queued." read as the job's state and stayed at the top after the job had finished.
+        messages.success(request, queued(run))
     return redirect(detail, pk=run.pk)
 
 
@@ -197,6 +207,10 @@ def job_start(request: HttpRequest) -> HttpResponse:
             "this is it. No second job was started."
         ),
         detail="training:job_detail",
+        queued=lambda job: (
+            f"Job #{job.pk} queued on the train workers; the progress panel below says where it is now and follows "
+            "it until it ends."
+        ),
     )
 
 

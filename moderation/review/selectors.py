@@ -1169,19 +1169,23 @@ def review_home_for(*, user: User) -> dict[str, Any]:
     # it back) even with nothing pending. Only the earliest was named before, so an item held in a queue whose
     # other items were all done had no way back from here.
     held = review_tasks_open_for(user=user)
+    rows = [
+        {
+            "queue": q,
+            "stats": overview[q.pk],
+            "oldest": oldest.get(q.pk),
+            "held": held.get(q.pk),
+            "claimable": overview[q.pk]["claimable"] or q.pk in held,
+        }
+        for q in queues
+    ]
     return {
-        "queues": [
-            {
-                "queue": q,
-                "stats": overview[q.pk],
-                "oldest": oldest.get(q.pk),
-                "held": held.get(q.pk),
-                "claimable": overview[q.pk]["claimable"] or q.pk in held,
-            }
-            for q in queues
-        ],
+        "queues": rows,
         "held": sorted(held.values(), key=lambda t: (t.claimed_at, t.pk)),
         "today": {**done, "median_s": seconds[len(seconds) // 2] if seconds else None},
+        # Nothing to claim: how many videos are still on their way (or stopped), as the queue list says, so an
+        # upload just made does not read as lost. Counted (one query) only then; a count, never a title.
+        "pipeline": review_videos_in_pipeline() if rows and not any(r["claimable"] for r in rows) else None,
     }
 
 

@@ -455,11 +455,12 @@ def test_an_empty_build_says_which_corrections_wait_for_their_second_labeler(cli
     assert not PreferenceDataset.objects.exists()
 
 
-def test_a_started_jobs_page_shows_its_state_not_a_queued_message_that_outlives_it(
+def test_a_started_job_is_confirmed_once_and_its_page_shows_its_state_not_a_queued_message_that_outlives_it(
     client_as, job, training_dirs, django_capture_on_commit_callbacks
 ):
-    """Walked: "Job N queued." stayed at the top of the job's page after the job had succeeded. The page says the
-    job's state in its progress panel, which follows the job; no flash message repeats a state that is over."""
+    """Walked: "Job N queued." stayed at the top of the job's page after the job had succeeded; then, without it,
+    starting a job said nothing at all. The start is confirmed once, as what the click did, pointing at the progress
+    panel, which says the job's state and follows it; a reload after the job ended repeats no "queued"."""
     client = client_as("admin")
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(
@@ -468,7 +469,8 @@ def test_a_started_jobs_page_shows_its_state_not_a_queued_message_that_outlives_
     started = TrainingJob.objects.latest("pk")
     page = response.content.decode()
     assert response.redirect_chain == [(reverse("training:job_detail", args=[started.pk]), 302)]
-    assert f"Job {started.pk} queued." not in page and 'class="messages"' not in page
+    assert f"Job #{started.pk} queued on the train workers; the progress panel below says where it is now" in page
+    assert page.count('class="messages"') == 1 and f"Job {started.pk} queued." not in page
     state = page.split('id="job-state">')[1].split("</p>")[0]
     assert 'data-status="queued">Queued</span>' in state and "Waiting for a training worker" in state
 
@@ -478,6 +480,42 @@ def test_a_started_jobs_page_shows_its_state_not_a_queued_message_that_outlives_
     reloaded = client.get(reverse("training:job_detail", args=[started.pk])).content.decode()
     assert "queued" not in reloaded.lower().split('id="job-state">')[0].split("<main")[-1]
     assert "Waiting for a training worker" not in reloaded and "Succeeded" in reloaded
+    assert 'class="messages"' not in reloaded  # the confirmation was said once
+
+
+def test_a_joined_job_says_it_was_open_already_not_that_it_was_queued(
+    client_as, job, training_dirs, django_capture_on_commit_callbacks
+):
+    """The same settings sent twice (a double click): the second answer names the open job and no "queued"."""
+    client = client_as("admin")
+    form = {"dataset": job.dataset_id, "base_model": "", "max_steps": 2}
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(reverse("training:job_start"), form, follow=True)
+        again = client.post(reverse("training:job_start"), form, follow=True).content.decode()
+    started = TrainingJob.objects.latest("pk")
+    assert f"Job {started.pk} with these settings" in again and "No second job was started." in again
+    assert "queued on the train workers" not in again
+
+
+def test_after_building_sft_records_the_kind_selector_keeps_sft(
+    client_as, training_dirs, override_review, cot_correction
+):
+    """Walked: after an SFT build the dataset form's "Kind" went back to DPO, so the next build (after more
+    corrections) was DPO pairs unless the admin noticed."""
+    client = client_as("admin")
+    response = client.post(reverse("training:dataset_build"), {"kind": "sft", "eval_share": "0"}, follow=True)
+    assert PreferenceDataset.objects.get().kind == "sft"
+    page = response.content.decode()
+    assert "Built “" in page and "SFT record" in page
+    assert '<option value="sft" selected>SFT chat records</option>' in page
+    assert '<option value="dpo" selected>' not in page
+    # A reload of that page keeps it too; a forged kind in the address falls back to DPO, not a 500.
+    assert '<option value="sft" selected>' in client.get(response.redirect_chain[-1][0]).content.decode()
+    forged = client.get(reverse("training:job_list") + "?kind=grpo")
+    assert forged.status_code == 200 and '<option value="dpo" selected>' in forged.content.decode()
+
+    response = client.post(reverse("training:dataset_build"), {"kind": "dpo"}, follow=True)
+    assert '<option value="dpo" selected>' in response.content.decode()
 
 
 def test_with_no_retrain_rule_the_page_says_what_that_means_and_links_the_form_to_whom_may_add_one(
