@@ -214,3 +214,29 @@ def test_the_tags_panel_drawn_with_the_screen_reads_in_three_queries_whatever_it
     tag_queries = [q["sql"] for q in ctx.captured_queries if '"moderation_tag' in q["sql"] or "videotag" in q["sql"]]
     assert len(tag_queries) == 3, tag_queries
     assert not any("embedding" in sql for sql in tag_queries)
+
+
+def test_each_decision_draws_one_tags_panel_the_next_items_in_its_prefetched_screen(make_task, make_user):
+    """With the panel drawn in the screen, the screen fetched ahead draws it too: once per item, in that fetch. The
+    page names the item ahead but draws only its own item's panel, and the decision sent in the background answers
+    JSON without reading a tag table (the screen it swaps in was drawn by the prefetch)."""
+    first, second, third = make_task(priority=3), make_task(priority=2), make_task(priority=1)
+    client = Client()
+    client.force_login(make_user("moderator"))
+    client.post(reverse("moderation:claim_next"))  # claims the first and, ahead, the second
+
+    page = client.get(reverse("moderation:review_task", args=[first.pk])).content.decode()
+    assert page.count('id="tags-panel"') == 1 and f'data-video="{first.decision.video_id}"' in page
+
+    def tag_reads(ctx: CaptureQueriesContext) -> int:
+        return sum('"moderation_tag' in q["sql"] or "videotag" in q["sql"] for q in ctx.captured_queries)
+
+    with CaptureQueriesContext(connection) as decided:
+        data = client.post(
+            reverse("moderation:review_submit", args=[first.pk]), {"verdict": "approve"}, HTTP_X_REVIEW_BACKGROUND="1"
+        ).json()
+    assert (data["next"], data["ahead"]) == (second.pk, third.pk) and tag_reads(decided) == 0
+    with CaptureQueriesContext(connection) as fetched:
+        fragment = client.get(data["ahead_url"], HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.count('id="tags-panel"') == 1 and f'data-video="{third.decision.video_id}"' in fragment
+    assert tag_reads(fetched) == 3
