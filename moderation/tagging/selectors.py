@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,23 +100,69 @@ def tag_task_recorded(*, task: Any) -> dict[str, object] | None:
     }
 
 
+_PANEL_VIDEO_ROW_SQL = """
+    SELECT (SELECT s.error FROM moderation_videotagstate s WHERE s.video_id = %s),
+           (SELECT jsonb_agg(jsonb_build_object('pk', t.id, 'name', t.name, 'aliases', t.aliases) ORDER BY t.name)
+              FROM moderation_videotag vt JOIN moderation_tag t ON t.id = vt.tag_id WHERE vt.video_id = %s)
+"""
+
+
 def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     """What the tags panel shows: the ranked suggestions above the tag set's show threshold (with
     sources, score, evidence and whether they start selected), and the video's current tags."""
-    from moderation.tagging.models import TagCandidate, TagSource, TagSuggestion, VideoTag, VideoTagState
+    from django.contrib.postgres.aggregates import JSONBAgg
+    from django.db import connection
+    from django.db.models import Subquery
 
-    allowed = tag_set_tag_ids(tag_set=tag_set)
-    rows = TagSuggestion.objects.filter(video_id=video_id, score__gte=tag_set.show_threshold, tag__is_active=True)
-    if allowed is not None:
-        rows = rows.filter(tag_id__in=allowed)
-    suggestions = list(rows.select_related("tag", "ranker").order_by("-score", "tag_id")[: tag_set.max_suggestions])
-    evidence: dict[int, list[dict[str, object]]] = {}
-    for tag_id, ev in TagCandidate.objects.filter(
-        video_id=video_id, tag_id__in=[s.tag_id for s in suggestions], source__in=["text", "vlm", "related"]
-    ).values_list("tag_id", "evidence"):
-        evidence.setdefault(tag_id, []).extend(ev or [])
-    current = list(VideoTag.objects.filter(video_id=video_id).select_related("tag").order_by("tag__name"))
-    current_ids = {vt.tag_id for vt in current}
+    from moderation.tagging.models import TagCandidate, TagSource, TagSuggestion
+
+    # Drawn with every review screen (and with the screen claimed ahead): two queries (the tag set is the caller's),
+    # reading only what the panel draws. The tag set's tags and the chips' evidence are subqueries of the chips' one
+    # query, the video's tags and its tagging state one row (they were a query each); no embedding (a vector per
+    # chip's tag and one for the video), features or search text is read.
+    in_set = TagSet.tags.through.objects.filter(tagset_id=tag_set.pk)
+    evidence_of = (
+        TagCandidate.objects.filter(
+            video_id=OuterRef("video_id"), tag_id=OuterRef("tag_id"), source__in=["text", "vlm", "related"]
+        )
+        .values("tag_id")
+        .annotate(lists=JSONBAgg("evidence"))
+        .values("lists")
+    )
+    suggestions = list(
+        TagSuggestion.objects.filter(video_id=video_id, score__gte=tag_set.show_threshold, tag__is_active=True)
+        .filter(Exists(in_set.filter(tag_id=OuterRef("tag_id"))) | ~Exists(in_set))  # an empty set: every tag
+        .select_related("tag", "ranker")
+        .only(
+            "tag_id",
+            "score",
+            "sources",
+            "ranker_id",
+            "tag__name",
+            "tag__aliases",
+            "ranker__kind",
+            "ranker__version",
+            "ranker__n_events",
+        )  # fmt: skip
+        .annotate(evidence_lists=Subquery(evidence_of))
+        .order_by("-score", "tag_id")[: tag_set.max_suggestions]
+    )
+    evidence: dict[int, list[dict[str, object]]] = {
+        s.tag_id: [e for ev in s.evidence_lists or () for e in ev or ()]  # type: ignore[attr-defined]
+        for s in suggestions
+    }
+    # The video's tags and its tagging state's error in one row: what the "seen" inputs and the added chips draw, and
+    # whether candidates were made or failed (``state``: None before they were made).
+    # A fixed statement: the ORM built this row's two aggregated subqueries anew on every screen, which cost more
+    # Python time than the two round trips it saved.
+    with connection.cursor() as cursor:
+        cursor.execute(_PANEL_VIDEO_ROW_SQL, [video_id, video_id])
+        state_error, current_tags = cursor.fetchone()
+    # Django reads jsonb as text (JSONField decodes it): so is this.
+    video_row = {"state_error": state_error, "current_tags": json.loads(current_tags) if current_tags else None}
+    current = [{"tag_id": t["pk"], "tag": t} for t in video_row["current_tags"] or ()]
+    state = None if video_row["state_error"] is None else {"error": video_row["state_error"]}
+    current_ids = {vt["tag_id"] for vt in current}
     # A chip's badges are the sources' short keys; what each means is said in words beside the chips (the legend
     # lists the sources on the chips shown) and in each badge's title.
     source_names = dict(TagSource.choices)
@@ -132,8 +179,7 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
         for s in suggestions
     ]
     shown = {s.tag_id for s in suggestions}
-    extra = [vt.tag for vt in current if vt.tag_id not in shown]
-    state = VideoTagState.objects.filter(video_id=video_id).first()
+    extra = [vt["tag"] for vt in current if vt["tag_id"] not in shown]
     legend = sorted({(key, source_names.get(key, key)) for s in suggestions for key in s.sources})
     # Which ranker ordered these chips (recorded on each suggestion; a retrain re-scores untagged videos' ones).
     ranked_by = tag_ranker_description(ranker=suggestions[0].ranker) if suggestions else ""
