@@ -119,3 +119,35 @@ def test_table_captions_start_at_the_left_like_the_apps_other_captions(page, mak
     assert header is not None and abs(start - (header["x"] + 8)) < 4, (start, header)
     caption.scroll_into_view_if_needed()
     page.screenshot(path=str(shots_dir() / "after-ops-caption-left.png"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_review_and_tag_screens_controls_line_up_with_what_they_belong_to(page, make_user, policy_version):
+    """Walked at 1440x900: on the review screen Override stood 5 px below the foot of the note it sends; on the tag
+    screen each chip's box stood 3 px above the tag's name beside it."""
+    from moderation.review.services import review_claim_next, review_queue_default
+    from moderation.tagging.services import tag_set_default
+    from tests.browser.test_hux16_gaps_browser import _tag_task
+    from tests.factories import ReviewTaskFactory
+
+    review_queue_default()
+    task = ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
+    moderator = make_user("moderator")
+    assert review_claim_next(user=moderator, queue=task.queue) == task
+    sign_in(page, moderator.username, screen=True)
+    page.goto(reverse("moderation:review_task", args=[task.pk]))
+    note = page.locator(".note-row textarea").bounding_box()
+    override = page.locator("button[data-override]").bounding_box()
+    assert note is not None and override is not None
+    assert abs((note["y"] + note["height"]) - (override["y"] + override["height"])) <= 1, (note, override)
+    page.screenshot(path=str(shots_dir() / "after-review-screen.png"))
+
+    tags = _tag_task(policy_version)
+    assert review_claim_next(user=moderator, queue=tags.queue) == tags
+    page.goto(reverse("moderation:tag_task", args=[tags.pk]) + f"?set={tag_set_default().slug}")
+    chip = page.locator("#tag-chips [data-chip]").first
+    box = chip.locator("input[name=tag]").bounding_box()
+    name = chip.locator(".chip-name").bounding_box()
+    assert box is not None and name is not None
+    assert abs((box["y"] + box["height"] / 2) - (name["y"] + name["height"] / 2)) <= 1.5, (box, name)
+    page.screenshot(path=str(shots_dir() / "after-tag-screen.png"))
