@@ -18,6 +18,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from moderation.inference.backends import get_backend
 from moderation.inference.models import Decision, ImpactPreviewRun
@@ -72,6 +73,15 @@ class ImpactPreview:
     @property
     def flip_count(self) -> int:
         return len(self.flips) + self.restricted_flips + self.gone_flips
+
+    @property
+    def computed_ago(self) -> str:
+        """When the run was computed, in words: "just now" under a minute ("0 minutes ago" read as a glitch)."""
+        if self.computed_at is None:
+            return ""
+        if (timezone.now() - self.computed_at).total_seconds() < 60:
+            return "just now"
+        return f"{timesince(self.computed_at)} ago"
 
 
 # The preview runs the evidence baseline, whatever model serves the policy: a flip is then the policy edit's alone.

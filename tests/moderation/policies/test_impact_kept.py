@@ -4,6 +4,7 @@ its publish step again shows it, with when it was computed, instead of re-runnin
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -23,6 +24,9 @@ def test_a_repeat_shows_the_kept_run_until_the_editor_runs_it_again(policy_versi
 
     ran = policy_impact_preview(draft=draft, user=editor)
     assert not ran.reused and ran.computed_at is not None and [f.video_id for f in ran.flips] == [first.pk]
+    ImpactPreviewRun.objects.update(computed_at=ran.computed_at - timedelta(hours=2))
+    assert policy_impact_preview(draft=draft, user=editor).computed_ago == "2\xa0hours ago"
+    ran.computed_at = ran.computed_at - timedelta(hours=2)
 
     second = _decided(policy_version, "signal me for a deal")  # would flip too, were the model run again
     again = policy_impact_preview(draft=draft, user=editor)
@@ -66,7 +70,7 @@ def test_the_publish_step_draws_the_kept_preview_in_the_page_with_when_it_was_co
         rf'<div id="impact-result" class="impact-pending" hx-get="{impact}\?n=\d+" hx-trigger="load"', first
     )
     ran = editor.get(impact, {"n": "200"}, HTTP_HX_REQUEST="true").content.decode()  # what the step loads
-    assert "Computed <time" in ran and "shown again" not in ran
+    assert "Computed <time" in ran and "UTC</time> (just now)." in ran and "shown again" not in ran
 
     again = editor.get(step, {"confirm": "publish"}).content.decode()
     box = again[again.index('<div id="impact-result"') : again.index("</section>", again.index('id="impact-result"'))]
