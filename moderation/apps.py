@@ -59,6 +59,12 @@ def _audit_policy_version_activated(
     audit_event_record(actor=by, action=action, obj=version, payload=payload)
 
 
+def _audit_policy_draft_saved(sender: Any, *, version: Any, by: Any, payload: dict[str, Any], **kwargs: Any) -> None:
+    from moderation.review.services import audit_event_record
+
+    audit_event_record(actor=by, action="policy.draft_save", obj=version, payload=payload)
+
+
 def _queue_retrieval(sender: Any, *, video_id: int, **kwargs: Any) -> None:
     enqueue("moderation.reproduction.tasks.find_candidates", video_id)
 
@@ -79,6 +85,7 @@ class ModerationConfig(AppConfig):
             decision_to_review,
             integration_changed,
             media_missing_changed,
+            policy_draft_saved,
             policy_version_activated,
             serving_model_changed,
             video_decided,
@@ -132,6 +139,8 @@ class ModerationConfig(AppConfig):
         policy_version_activated.connect(
             _audit_policy_version_activated, dispatch_uid="moderation.audit_policy_version_activated"
         )
+        # A draft saved: who, from which version, and what it changed (fields and the taxonomy's changes).
+        policy_draft_saved.connect(_audit_policy_draft_saved, dispatch_uid="moderation.audit_policy_draft_saved")
         # The audit log leaves out, for staff who may not see a video, the events about its pairs.
         from moderation.reproduction.models import ReproCandidate
         from moderation.review.selectors import audit_object_videos_register

@@ -2,7 +2,14 @@
 
 from moderation.feedback.models import FeedbackAggregate, FeedbackEvent
 from moderation.inference.cascade_models import CascadeModel, CascadeTraining
-from moderation.inference.models import Decision, DecisionRerun, KeptVerdict, MissingDecisionRepair, ModelVersion
+from moderation.inference.models import (
+    Decision,
+    DecisionRerun,
+    ImpactPreviewRun,
+    KeptVerdict,
+    MissingDecisionRepair,
+    ModelVersion,
+)
 from moderation.integrations.models import (
     IdempotencyKey,
     Integration,
@@ -79,6 +86,7 @@ __all__ = [
     "Integration",
     "IntegrationVideo",
     "ItemLabel",
+    "ImpactPreviewRun",
     "KeptVerdict",
     "MissingDecisionRepair",
     "Keyframe",

@@ -48,3 +48,9 @@ integration_changed = Signal()
 # started from, and whether the editor confirmed replacing changes it was not started from). The review wing writes
 # it to the audit log.
 policy_version_activated = Signal()
+
+# A policy draft was saved (sent inside that transaction; a form sent twice that returns the same draft sends nothing).
+# Keywords: version, by (the user), payload (the draft's number, the version it was started from, which of its
+# fields differ from that version and the taxonomy's changes, as policy_draft_audit_payload lists them). The review
+# wing writes it to the audit log as "policy.draft_save".
+policy_draft_saved = Signal()

@@ -611,3 +611,82 @@ document.addEventListener("submit", (ev) => {
 });
 if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", unsentInit);
 else unsentInit();
+
+// The keyframe strip (_video_media.html): when its keyframes are wider than the strip, the line under it says which
+// are in view and its ‹ › buttons page to the others; ← → on a keyframe moves to the one beside it (scrolled into
+// view). A scrollbar alone went unseen where scrollbars are drawn only while scrolling.
+function stripParts(box) {
+  const strip = box.querySelector(".strip");
+  return { strip, more: box.querySelector("[data-strip-more]"), frames: strip ? [...strip.querySelectorAll("button[data-seek]")] : [] };
+}
+
+function stripUpdate(box) {
+  const { strip, more, frames } = stripParts(box);
+  if (!strip || !more) return;
+  const overflows = strip.scrollWidth > strip.clientWidth + 1;
+  more.hidden = !overflows;
+  box.classList.toggle("overflows", overflows);
+  if (!overflows) return;
+  const edge = strip.getBoundingClientRect();
+  const left = edge.left + strip.clientLeft;
+  const right = left + strip.clientWidth;
+  const inView = frames
+    .map((frame, i) => [frame.getBoundingClientRect(), i])
+    .filter(([r]) => r.right > left + 1 && r.left < right - 1)
+    .map(([, i]) => i + 1);
+  const range = more.querySelector("[data-strip-range]");
+  if (range && inView.length) {
+    range.textContent = `keyframes ${inView[0]}–${inView[inView.length - 1]} of ${frames.length}`;
+  }
+  const atStart = strip.scrollLeft <= 0;
+  const atEnd = strip.scrollLeft + strip.clientWidth >= strip.scrollWidth - 1;
+  for (const step of more.querySelectorAll("[data-strip-step]")) {
+    step.setAttribute("aria-disabled", String(step.dataset.stripStep === "-1" ? atStart : atEnd));
+  }
+}
+
+const stripResized = typeof ResizeObserver === "function"
+  ? new ResizeObserver((entries) => entries.forEach((e) => { const box = e.target.closest("[data-strip]"); if (box) stripUpdate(box); }))
+  : null;
+
+function initStrips(root) {
+  const scope = root && root.querySelectorAll ? root : document;
+  const boxes = scope.matches && scope.matches("[data-strip]") ? [scope] : [...scope.querySelectorAll("[data-strip]")];
+  for (const box of boxes) {
+    stripUpdate(box);
+    const { strip } = stripParts(box);
+    if (strip && stripResized) stripResized.observe(strip);
+  }
+}
+initStrips(document);
+document.addEventListener("htmx:load", (ev) => initStrips(ev.detail && ev.detail.elt));
+document.addEventListener(
+  "scroll",
+  (ev) => {
+    const box = ev.target instanceof Element && ev.target.matches(".strip") ? ev.target.closest("[data-strip]") : null;
+    if (box) stripUpdate(box);
+  },
+  true,
+);
+
+document.addEventListener("click", (ev) => {
+  const step = ev.target.closest("[data-strip-step]");
+  const box = step && step.closest("[data-strip]");
+  if (!box || step.getAttribute("aria-disabled") === "true") return;
+  const { strip } = stripParts(box);
+  strip.scrollBy({ left: Number(step.dataset.stripStep) * Math.max(strip.clientWidth - 100, 100), behavior: "instant" });
+  stripUpdate(box);
+});
+
+document.addEventListener("keydown", (ev) => {
+  if ((ev.key !== "ArrowLeft" && ev.key !== "ArrowRight") || ev.altKey || ev.ctrlKey || ev.metaKey) return;
+  const frame = ev.target instanceof Element ? ev.target.closest(".strip button[data-seek]") : null;
+  const box = frame && frame.closest("[data-strip]");
+  if (!box) return;
+  const { frames } = stripParts(box);
+  const next = frames[frames.indexOf(frame) + (ev.key === "ArrowRight" ? 1 : -1)];
+  if (!next) return;
+  ev.preventDefault();
+  next.focus();
+  next.scrollIntoView({ block: "nearest", inline: "nearest" });
+});

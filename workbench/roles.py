@@ -137,6 +137,7 @@ def nav_context(request: HttpRequest) -> dict[str, Any]:
     user = request.user
     if not user.is_authenticated:
         return {"nav": {}}
+    groups = sorted(g.name for g in user.groups.all())
     return {
         "nav": {
             "upload": user.has_perm(Perm.UPLOAD_VIDEO),
@@ -145,6 +146,18 @@ def nav_context(request: HttpRequest) -> dict[str, Any]:
             "policy": user.has_perm(Perm.EDIT_POLICY),
             "training": user.has_perm(Perm.MANAGE_TRAINING),
             "integrations": user.has_perm(Perm.MANAGE_INTEGRATIONS),
-            "roles": sorted(g.name for g in user.groups.all()),
+            "roles": groups,
+            **_who(user, groups),
         }
     }
+
+
+def _who(user: Any, groups: list[str]) -> dict[str, Any]:
+    """Who the header says is signed in: the name once, then the roles that add to it, in words ("policy editor").
+
+    The demo users are named after their role: the header read "moderator · moderator". A role spelled as the
+    name is left out; a user with no other role shows the name alone."""
+    name = user.get_full_name().strip() or user.get_username()
+    roles = [g.replace("_", " ") for g in groups]
+    said = {name.casefold(), user.get_username().replace("_", " ").casefold()}
+    return {"name": name, "header_roles": [r for r in roles if r.casefold() not in said]}

@@ -1,17 +1,27 @@
-"""The impact preview of a draft policy version: which recent decisions it would flip. A read (writes
-nothing); inference's because it runs the evidence baseline under both versions."""
+"""The impact preview of a draft policy version: which recent decisions it would flip; inference's because it runs
+the evidence baseline under both versions. It decides nothing and changes no decision; what it computed is kept
+(``ImpactPreviewRun``) per draft content, active version, model and sample size, so opening the version page or its
+publish step again shows it without re-running the model, until the editor asks for a fresh run."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.db.models import Max
+from django.utils import timezone
+from django.utils.timesince import timesince
 
 from moderation.inference.backends import get_backend
-from moderation.inference.models import Decision
+from moderation.inference.models import Decision, ImpactPreviewRun
 from moderation.inference.services import content_bundle_for
 from moderation.media.models import Video
 from moderation.media.selectors import videos_open_to
@@ -55,20 +65,92 @@ class ImpactPreview:
     restricted_flips: int = 0  # flips of videos hidden from the viewer: counted, never named
     label_counts: list[LabelCount] = field(default_factory=list)  # most common first
     seconds: float = 0.0
+    gone_flips: int = 0  # flips of videos deleted since the run
+    computed_at: datetime | None = None
+    reused: bool = False  # a kept run shown again, not computed for this request
+    decided_since: bool = False  # items were decided under the policy after the run: its sample is not the latest
 
     @property
     def flip_count(self) -> int:
-        return len(self.flips) + self.restricted_flips
+        return len(self.flips) + self.restricted_flips + self.gone_flips
+
+    @property
+    def computed_ago(self) -> str:
+        """When the run was computed, in words: "just now" under a minute ("0 minutes ago" read as a glitch)."""
+        if self.computed_at is None:
+            return ""
+        if (timezone.now() - self.computed_at).total_seconds() < 60:
+            return "just now"
+        return f"{timesince(self.computed_at)} ago"
+
+
+# The preview runs the evidence baseline, whatever model serves the policy: a flip is then the policy edit's alone.
+IMPACT_BACKEND = "evidence_baseline"
+
+
+@functools.cache
+def impact_model_version() -> str:
+    """The model a kept preview was computed by: the backend and a digest of its code, so a changed baseline (new
+    rules, new weights) makes every kept preview a miss instead of showing what the old code said."""
+    from moderation.inference.backends import evidence
+
+    return f"{IMPACT_BACKEND}@{hashlib.sha256(Path(evidence.__file__).read_bytes()).hexdigest()[:12]}"
+
+
+def impact_content_hash(*, draft: PolicyVersion, active: PolicyVersion) -> str:
+    """What the preview's answer depends on in the policy: the draft's taxonomy and settings, and the active
+    version's it is compared against (another active version is another preview), under this policy's items."""
+
+    def spec(version: PolicyVersion) -> dict[str, Any]:
+        return {"taxonomy": version.taxonomy, "safe_label": version.safe_label, "format": version.output_format}
+
+    text = json.dumps(
+        {"policy": draft.policy_id, "draft": spec(draft), "active": spec(active)}, sort_keys=True, ensure_ascii=False
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _run_key(draft: PolicyVersion, active: PolicyVersion, sample_size: int) -> dict[str, Any]:
+    return {
+        "content_hash": impact_content_hash(draft=draft, active=active),
+        "model_version": impact_model_version(),
+        "sample_size": sample_size,
+    }
+
+
+def _sample_size(sample_size: int) -> int:
+    return max(1, min(int(sample_size), MAX_IMPACT_SAMPLE))
+
+
+def policy_impact_preview_kept(
+    *, draft: PolicyVersion, user: Any, sample_size: int = DEFAULT_IMPACT_SAMPLE
+) -> ImpactPreview | None:
+    """The kept preview of ``draft`` against the active version, shown to ``user``; None when there is none (or no
+    active version). Never runs the model: the publish step draws it in the page, and only loads a run after the
+    page when there is nothing kept."""
+    sample_size = _sample_size(sample_size)
+    active = PolicyVersion.objects.filter(policy_id=draft.policy_id, is_active=True).first()
+    if active is None:
+        return None
+    run = ImpactPreviewRun.objects.filter(**_run_key(draft, active, sample_size)).first()
+    if run is None or not run.result.get("checked"):
+        return None
+    preview = ImpactPreview(draft=draft, active=active, sample_size=sample_size, reused=True)
+    return _shown(preview, run, user)
 
 
 def policy_impact_preview(
-    *, draft: PolicyVersion, user: Any, sample_size: int = DEFAULT_IMPACT_SAMPLE
+    *, draft: PolicyVersion, user: Any, sample_size: int = DEFAULT_IMPACT_SAMPLE, refresh: bool = False
 ) -> ImpactPreview:
-    """Which decisions would flip if ``draft`` replaced the active version. Writes nothing.
+    """Which decisions would flip if ``draft`` replaced the active version. Decides nothing.
+
+    The run kept for this draft's content, the active version, the model and ``sample_size`` is shown again
+    (``reused``) unless ``refresh``; otherwise the model runs and its answer is kept (``ImpactPreviewRun``).
 
     A flipped video hidden from ``user`` (routed to a restricted queue: ``videos_open_to``) is only
     counted in ``restricted_flips``; its id, title and content are not in the preview. The label counts
-    are aggregates and include every sampled video.
+    are aggregates and include every sampled video. A kept run holds video ids only: who may see which, and
+    the titles, are read when it is shown.
 
     The sample is the ``sample_size`` videos most recently decided under this policy, whatever its
     version then: right after a publish nothing is decided under the new active version yet, and
@@ -77,12 +159,25 @@ def policy_impact_preview(
     difference between the baseline and the serving model (whose latest recorded label is shown
     alongside).
     """
-    started = time.perf_counter()
-    sample_size = max(1, min(int(sample_size), MAX_IMPACT_SAMPLE))
+    sample_size = _sample_size(sample_size)
     active = PolicyVersion.objects.filter(policy_id=draft.policy_id, is_active=True).first()
     preview = ImpactPreview(draft=draft, active=active, sample_size=sample_size)
     if active is None:
         return preview
+    key = _run_key(draft, active, sample_size)
+    run = None if refresh else ImpactPreviewRun.objects.filter(**key).first()
+    if run is not None and not run.result.get("checked"):
+        run = None  # kept when nothing was decided yet: cheap to run again, and items may have been decided since
+    preview.reused = run is not None
+    if run is None:
+        run = _run(draft, active, sample_size, key)
+    return _shown(preview, run, user)
+
+
+def _run(draft: PolicyVersion, active: PolicyVersion, sample_size: int, key: dict[str, Any]) -> ImpactPreviewRun:
+    """Run the baseline on the sample under both versions and keep the answer under ``key``."""
+    started = time.perf_counter()
+    latest = Decision.objects.filter(policy_version__policy_id=draft.policy_id).aggregate(m=Max("pk"))["m"]
     videos = list(
         Video.objects.filter(decisions__policy_version__policy_id=draft.policy_id)
         .annotate(last_decided=Max("decisions__created_at"))
@@ -97,7 +192,7 @@ def policy_impact_preview(
     ):
         recorded.setdefault(video_id, (label, version_id))
     bundles = [content_bundle_for(v) for v in videos]
-    baseline = get_backend("evidence_baseline")
+    baseline = get_backend(IMPACT_BACKEND)
     before = baseline.decide_batch(bundles, active.spec())
     after = baseline.decide_batch(bundles, draft.spec())
 
@@ -113,31 +208,57 @@ def policy_impact_preview(
 
     old_counts = Counter(r.label for r in before)
     new_counts = Counter(r.label for r in after)
-    preview.checked = len(videos)
     flips = [
-        ImpactItem(
-            video_id=v.pk,
-            title=v.title,
-            recorded_label=recorded.get(v.pk, ("", 0))[0],
-            recorded_name=recorded_name(v.pk),
-            old_label=b.label,
-            new_label=a.label,
-            old_name=names.get(b.label, b.label),
-            new_name=names.get(a.label, a.label),
-        )
+        {
+            "video_id": v.pk,
+            "recorded_label": recorded.get(v.pk, ("", 0))[0],
+            "recorded_name": recorded_name(v.pk),
+            "old_label": b.label,
+            "new_label": a.label,
+            "old_name": names.get(b.label, b.label),
+            "new_name": names.get(a.label, a.label),
+        }
         for v, b, a in zip(videos, before, after, strict=True)
         if b.label != a.label
     ]
-    flipped = Video.objects.filter(pk__in=[f.video_id for f in flips])
-    open_ids = set(videos_open_to(user=user, qs=flipped).values_list("pk", flat=True))
-    preview.flips = [f for f in flips if f.video_id in open_ids]
-    preview.restricted_flips = len(flips) - len(preview.flips)
-    preview.label_counts = sorted(
+    counts = sorted(
         (
             LabelCount(label, names.get(label, label), old_counts[label], new_counts[label])
             for label in old_counts | new_counts
         ),
         key=lambda row: (-max(row.before, row.after), row.label),
     )
-    preview.seconds = time.perf_counter() - started
+    kept = {
+        "policy_id": draft.policy_id,
+        "draft": draft,
+        "active": active,
+        "result": {"checked": len(videos), "flips": flips, "label_counts": [asdict(c) for c in counts]},
+        "latest_decision_id": latest,
+        "seconds": time.perf_counter() - started,
+        "computed_at": timezone.now(),
+    }
+    try:
+        with transaction.atomic():
+            run, _created = ImpactPreviewRun.objects.update_or_create(**key, defaults=kept)
+    except IntegrityError:  # the same preview kept by another request meanwhile: this one's answer is as good
+        run = ImpactPreviewRun.objects.get(**key)
+    return run
+
+
+def _shown(preview: ImpactPreview, run: ImpactPreviewRun, user: Any) -> ImpactPreview:
+    """``run`` as ``user`` may see it: flips of videos hidden from them counted, not named; titles as they are now."""
+    flips = run.result.get("flips", [])
+    flipped = Video.objects.filter(pk__in=[f["video_id"] for f in flips])
+    existing = set(flipped.values_list("pk", flat=True))
+    titles = dict(videos_open_to(user=user, qs=flipped).values_list("pk", "title"))
+    preview.flips = [ImpactItem(title=titles[f["video_id"]], **f) for f in flips if f["video_id"] in titles]
+    preview.restricted_flips = len([f for f in flips if f["video_id"] in existing and f["video_id"] not in titles])
+    preview.gone_flips = len([f for f in flips if f["video_id"] not in existing])
+    preview.checked = run.result.get("checked", 0)
+    preview.label_counts = [LabelCount(**row) for row in run.result.get("label_counts", [])]
+    preview.seconds = run.seconds
+    preview.computed_at = run.computed_at
+    preview.decided_since = Decision.objects.filter(
+        policy_version__policy_id=preview.draft.policy_id, pk__gt=run.latest_decision_id or 0
+    ).exists()
     return preview

@@ -198,3 +198,36 @@ class MissingDecisionRepair(models.Model):
     @property
     def given_up(self) -> bool:
         return self.failed_last and self.attempts >= self.MAX_ATTEMPTS and self.dismissed_at is None
+
+
+class ImpactPreviewRun(models.Model):
+    """A draft's impact preview as computed (``moderation.inference.impact``), kept so the version page and its
+    publish step show it again without re-running the model on the whole sample each time they are opened.
+
+    Keyed by ``content_hash`` (the draft's taxonomy and settings with those of the active version it is compared
+    against: a changed draft, or another active version, is another key, so a stale result is never shown as this
+    one's), ``model_version`` (the backend that ran and its code's digest) and ``sample_size``. ``result`` keeps every
+    flip by video id, never a title, with the label counts; who may see which flipped video is decided when it is
+    shown (``videos_open_to``). ``latest_decision_id``: the newest decision under the policy then, so the page can
+    say that items were decided since."""
+
+    policy = models.ForeignKey("moderation.Policy", on_delete=models.CASCADE, related_name="+")
+    content_hash = models.CharField(max_length=64)
+    model_version = models.CharField(max_length=100)
+    sample_size = models.PositiveIntegerField()
+    draft = models.ForeignKey("moderation.PolicyVersion", on_delete=models.CASCADE, related_name="+")
+    active = models.ForeignKey("moderation.PolicyVersion", on_delete=models.CASCADE, related_name="+")
+    result = models.JSONField(default=dict)
+    latest_decision_id = models.BigIntegerField(null=True, blank=True)
+    seconds = models.FloatField(default=0.0)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_hash", "model_version", "sample_size"], name="uniq_impact_preview_run"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"impact of {self.content_hash[:12]} ({self.model_version}, {self.sample_size} items)"

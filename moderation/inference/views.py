@@ -179,7 +179,10 @@ def policy_version_impact(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "policy": version.policy,
         "version": version,
-        "preview": policy_impact_preview(draft=version, user=request.user, sample_size=sample_size),
+        # Shown again from the kept run unless the editor asks for a fresh one ("Run again").
+        "preview": policy_impact_preview(
+            draft=version, user=request.user, sample_size=sample_size, refresh=request.GET.get("refresh") == "1"
+        ),
     }
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/policies/policy_impact.html#impact", context)

@@ -17,9 +17,15 @@ from django.db import transaction
 from moderation.errors import ModerationError
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.seed import BLM_GUARD_SAFE_LABEL, SAFE_LABEL, blm_guard_taxonomy, kuaimod_taxonomy
-from moderation.policies.selectors import policy_draft_staleness
-from moderation.policies.taxonomy import TaxonomyProblem, taxonomy_errors, taxonomy_normalise, taxonomy_problems
-from moderation.signals import policy_version_activated
+from moderation.policies.selectors import policy_diff, policy_draft_staleness
+from moderation.policies.taxonomy import (
+    TaxonomyChange,
+    TaxonomyProblem,
+    taxonomy_errors,
+    taxonomy_normalise,
+    taxonomy_problems,
+)
+from moderation.signals import policy_draft_saved, policy_version_activated
 from workbench.roles import Perm
 from workbench.text import shown_text, storable_text
 
@@ -223,8 +229,47 @@ def policy_version_create_draft(
         based_on=base,
         created_by=by if isinstance(by, User) else None,
     )
+    policy_draft_saved.send(
+        sender=PolicyVersion, version=version, by=by, payload=policy_draft_audit_payload(draft=version, base=base)
+    )
     logger.info("policy %s: draft v%s created by %s", policy.slug, number, getattr(by, "pk", None))
     return version
+
+
+# The audit log keeps a draft's changes as readable lines, the first of them: a pasted taxonomy can change hundreds.
+DRAFT_AUDIT_MAX_CHANGES = 30
+
+
+def policy_draft_audit_payload(*, draft: PolicyVersion, base: PolicyVersion | None) -> dict[str, Any]:
+    """What the audit log keeps of a saved draft: its number, the version it was started from, which of its fields
+    differ from that version (``taxonomy``, ``safe_label``, ``output_format``, ``notes``) and the taxonomy's changes,
+    one line each (``Keywords added · 违法犯罪 (Criminal behaviour): scam2``), the first ``DRAFT_AUDIT_MAX_CHANGES``
+    of ``change_count``."""
+    fields = [
+        name
+        for name in ("taxonomy", "safe_label", "output_format", "notes")
+        if base is None or getattr(draft, name) != getattr(base, name)
+    ]
+    changes = [c for c in policy_diff(base, draft) if c.kind != "setting_changed"] if base is not None else []
+    return {
+        "policy": draft.policy_id,
+        "number": draft.number,
+        "started_from": base.number if base is not None else None,
+        "fields": fields,
+        "change_count": len(changes),
+        "changes": [_change_line(c) for c in changes[:DRAFT_AUDIT_MAX_CHANGES]],
+    }
+
+
+def _change_line(change: TaxonomyChange) -> str:
+    where = change.tag or change.category
+    name = change.tag_name if change.tag else change.category_name
+    line = f"{change.label} · {where}" + (f" ({name})" if name and name != where else "")
+    if change.before or change.after:
+        line += f": {change.before} → {change.after}"
+    elif change.items:
+        line += ": " + ", ".join(change.items)
+    return line
 
 
 def _make_active(version: PolicyVersion) -> None:

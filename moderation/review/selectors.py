@@ -47,6 +47,7 @@ from moderation.media.selectors import (
     video_open_to_q,
     videos_all_open_to,
 )
+from moderation.policies.models import PolicyVersion
 from moderation.policies.selectors import policy_label_groups, policy_label_search_text
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.counts import FOLD_AT, counts_cached, counts_fold, counts_generations, counts_keep
@@ -1353,4 +1354,24 @@ def review_decided_by_you_text(*, task: ReviewTask, user: User) -> str | None:
     return (
         f"You already decided this item at {when:%H:%M} (in another tab or window?): "
         f"{review.get_verdict_display().lower()} ({review.label}{severity}). Nothing more was recorded."
+    )
+
+
+# The policy page's history: what the audit log says was done to its versions, newest first.
+POLICY_HISTORY_ACTIONS = ("policy.draft_save", "policy.publish", "policy.activate")
+POLICY_HISTORY_SHOWN = 50
+
+
+def audit_events_for_policy(*, policy_id: int, limit: int = POLICY_HISTORY_SHOWN) -> list[AuditEvent]:
+    """The latest ``limit`` draft saves, publishes and re-activations of ``policy_id``'s versions (one query on the
+    log's object index). A policy is no video's content: every reader of the policy page may read them."""
+    version_ids = PolicyVersion.objects.filter(policy_id=policy_id).annotate(
+        id_text=Cast("pk", output_field=CharField())
+    )
+    return list(
+        AuditEvent.objects.filter(
+            object_type="policyversion",
+            object_id__in=version_ids.values("id_text"),
+            action__in=POLICY_HISTORY_ACTIONS,
+        ).order_by("-at", "-pk")[:limit]
     )

@@ -1,0 +1,84 @@
+"""The impact preview is kept per (draft content, active version, model, sample size): opening the version page or
+its publish step again shows it, with when it was computed, instead of re-running the model on the whole sample."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+
+from moderation.inference.impact import policy_impact_preview
+from moderation.inference.models import ImpactPreviewRun
+from moderation.policies.services import policy_version_publish
+from tests.moderation.policies.test_impact_preview import _decided, _draft_with_keyword
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_repeat_shows_the_kept_run_until_the_editor_runs_it_again(policy_version, make_user):
+    first = _decided(policy_version, "ping me on signal for the real price")
+    editor = make_user("policy_editor")
+    draft = _draft_with_keyword(policy_version, editor, "signal")
+
+    ran = policy_impact_preview(draft=draft, user=editor)
+    assert not ran.reused and ran.computed_at is not None and [f.video_id for f in ran.flips] == [first.pk]
+    ImpactPreviewRun.objects.update(computed_at=ran.computed_at - timedelta(hours=2))
+    assert policy_impact_preview(draft=draft, user=editor).computed_ago == "2\xa0hours ago"
+    ran.computed_at = ran.computed_at - timedelta(hours=2)
+
+    second = _decided(policy_version, "signal me for a deal")  # would flip too, were the model run again
+    again = policy_impact_preview(draft=draft, user=editor)
+    assert again.reused and again.computed_at == ran.computed_at
+    assert [f.video_id for f in again.flips] == [first.pk] and again.checked == 1
+    assert again.decided_since  # the page says its sample is no longer the latest
+
+    fresh = policy_impact_preview(draft=draft, user=editor, refresh=True)
+    assert not fresh.reused and fresh.computed_at is not None and fresh.computed_at > ran.computed_at
+    assert sorted(f.video_id for f in fresh.flips) == sorted([first.pk, second.pk]) and not fresh.decided_since
+    assert ImpactPreviewRun.objects.count() == 1  # run again in place
+
+
+def test_another_draft_content_or_active_version_is_never_shown_anothers_run(policy_version, make_user):
+    _decided(policy_version, "ping me on signal, or wickr")
+    editor = make_user("policy_editor")
+    signal = _draft_with_keyword(policy_version, editor, "signal")
+    assert not policy_impact_preview(draft=signal, user=editor).reused
+    wickr = _draft_with_keyword(policy_version, editor, "wickr")
+    assert not policy_impact_preview(draft=wickr, user=editor).reused  # other content: its own run
+    assert policy_impact_preview(draft=signal, user=editor).reused
+    assert policy_impact_preview(draft=signal, user=editor, sample_size=10).reused is False  # another sample
+
+    policy_version_publish(version=wickr, by=editor)  # the comparison's other side changed
+    after = policy_impact_preview(draft=signal, user=editor)
+    assert not after.reused and after.active == wickr
+
+
+def test_the_publish_step_draws_the_kept_preview_in_the_page_with_when_it_was_computed(
+    policy_version, make_user, client_as
+):
+    """Walked: each opening of the publish step loaded the preview after the page and ran the model again."""
+    _decided(policy_version, "ping me on signal")
+    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+    editor = client_as("policy_editor")
+    impact = reverse("moderation:policy_version_impact", args=[draft.pk])
+    step = reverse("moderation:policy_version", args=[draft.pk])
+
+    first = editor.get(step, {"confirm": "publish"}).content.decode()
+    assert re.search(
+        rf'<div id="impact-result" class="impact-pending" hx-get="{impact}\?n=\d+" hx-trigger="load"', first
+    )
+    ran = editor.get(impact, {"n": "200"}, HTTP_HX_REQUEST="true").content.decode()  # what the step loads
+    assert "Computed <time" in ran and "UTC</time> (just now)." in ran and "shown again" not in ran
+
+    again = editor.get(step, {"confirm": "publish"}).content.decode()
+    box = again[again.index('<div id="impact-result"') : again.index("</section>", again.index('id="impact-result"'))]
+    assert box.startswith('<div id="impact-result" class="impact-pending">')  # the same box, nothing loaded after
+    assert "<strong>1</strong> of 1 recent item" in box
+    assert "shown again without re-running the model" in box and 'name="refresh" value="1"' in box
+    assert "Running the impact preview" not in box
+
+    # "Run again" runs the model and says so.
+    rerun = editor.get(impact, {"n": "200", "refresh": "1"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "Computed <time" in rerun and "shown again" not in rerun
