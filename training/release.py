@@ -427,8 +427,9 @@ def shadow_agreement(*, model_version: ModelVersion) -> dict[str, Any]:
         agree=Count("pk", filter=Q(agrees=True)),
         unparsed=Count("pk", filter=~Q(parse_error="")),
         failed=Count("pk", filter=~Q(error="")),
-        retrying=Count("pk", filter=~Q(error="") & Q(retry_at__isnull=False)),
-        given_up=Count("pk", filter=~Q(error="") & Q(retry_at__isnull=True)),
+        # A failed one whose next try is running now (``started_at``) is being tried again, not given up.
+        retrying=Count("pk", filter=~Q(error="") & (Q(retry_at__isnull=False) | Q(started_at__isnull=False))),
+        given_up=Count("pk", filter=~Q(error="") & Q(retry_at__isnull=True, started_at__isnull=True)),
     )
     stats["max_attempts"] = int(settings.SHADOW_MAX_ATTEMPTS)
     n = stats["n"]

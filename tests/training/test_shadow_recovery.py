@@ -101,6 +101,8 @@ def test_a_retry_message_for_a_try_another_worker_took_does_nothing(retries, pol
     assert retry_shadow_decision(taken.pk, 3) == "skipped"
     taken.refresh_from_db()
     assert taken.attempts == 2 and taken.started_at is not None
+    stats = shadow_agreement(model_version=candidate)  # being tried again: not "failed for good"
+    assert (stats["failed"], stats["retrying"], stats["given_up"], stats["n"]) == (1, 1, 0, 0)
 
 
 @pytest.mark.django_db
