@@ -242,7 +242,12 @@ class ShadowDecision(models.Model):
 
     A failed one is tried again (``training.release.shadow_decisions_retry_due``, on beat) from ``retry_at``,
     with backoff, up to ``SHADOW_MAX_ATTEMPTS`` tries in all; ``error`` is the last try's reason. After the last
-    try ``retry_at`` is empty and it stays failed."""
+    try ``retry_at`` is empty and it stays failed.
+
+    ``started_at``: a try is running since then (empty once it recorded its outcome). A try whose worker was killed
+    (its hard time limit, out of memory) records nothing itself: the time-limit watchdog or, failing that, the beat's
+    sweep past ``training.release.SHADOW_TRY_STALLED_AFTER`` records it failed, and it is tried again like any failed
+    one, within the same ``SHADOW_MAX_ATTEMPTS``."""
 
     decision = models.ForeignKey("moderation.Decision", on_delete=models.CASCADE, related_name="+")
     model_version = models.ForeignKey("moderation.ModelVersion", on_delete=models.CASCADE, related_name="+")
@@ -256,6 +261,9 @@ class ShadowDecision(models.Model):
     retry_at = models.DateTimeField(
         null=True, blank=True, help_text="a failed decision is tried again from then; empty: not to be tried again"
     )
+    started_at = models.DateTimeField(
+        null=True, blank=True, help_text="a try is running since then; empty: none runs (decided, or failed)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -263,5 +271,8 @@ class ShadowDecision(models.Model):
             models.UniqueConstraint(fields=["decision", "model_version"], name="one_shadow_decision_per_candidate")
         ]
         indexes = [
-            models.Index(fields=["retry_at"], name="shadow_retry_due", condition=models.Q(retry_at__isnull=False))
+            models.Index(fields=["retry_at"], name="shadow_retry_due", condition=models.Q(retry_at__isnull=False)),
+            models.Index(
+                fields=["started_at"], name="shadow_try_running", condition=models.Q(started_at__isnull=False)
+            ),
         ]

@@ -247,22 +247,42 @@ def shadow_stop(*, model_version: ModelVersion, by: User | None) -> None:
 
 
 def shadow_decide(*, decision_id: int) -> list[ShadowDecision]:
-    """Every active shadow candidate decides the live decision's item; ones already recorded are skipped.
-    A candidate that fails is recorded with the reason and, attempts allowing, a time to try again."""
+    """Every active shadow candidate decides the live decision's item; ones already recorded (or running) are skipped.
+    A candidate that fails is recorded with the reason and, attempts allowing, a time to try again.
+
+    Each candidate's first try is recorded running (``started_at``) before any model runs, all of them at once, so a
+    worker killed on the way (its hard time limit, out of memory) leaves rows the recorder or the beat's sweep turns
+    into failed tries (``shadow_tries_stopped``), not a gap nobody sees until the broker redelivers hours later."""
     decision = Decision.objects.select_related("video", "policy_version").filter(pk=decision_id).first()
     if decision is None:
         return []
-    made = []
+    claimed = []
+    now = timezone.now()
     for deployment in ShadowDeployment.objects.filter(is_active=True).select_related("model_version"):
         version = deployment.model_version
         if version.pk == decision.model_version_id:
             continue
-        if ShadowDecision.objects.filter(decision=decision, model_version=version).exists():
-            continue
+        _, created = ShadowDecision.objects.get_or_create(
+            decision=decision, model_version=version, defaults={"attempts": 1, "started_at": now}
+        )
+        if created:
+            claimed.append(version)
+    made = []
+    for version in claimed:
         outcome = _shadow_outcome(decision, version, attempt=1)
-        shadow, _ = ShadowDecision.objects.get_or_create(decision=decision, model_version=version, defaults=outcome)
-        made.append(shadow)
+        running = ShadowDecision.objects.filter(
+            decision=decision, model_version=version, attempts=1, started_at__isnull=False
+        )
+        if running.update(**outcome, started_at=None):  # not when the sweep gave this try up meanwhile
+            made.append(ShadowDecision.objects.get(decision=decision, model_version=version))
     return made
+
+
+def _shadow_retry_at(attempt: int, *, now: Any = None) -> Any:
+    """When the try after failed try number ``attempt`` is due; None after the last of SHADOW_MAX_ATTEMPTS."""
+    if attempt >= int(settings.SHADOW_MAX_ATTEMPTS):
+        return None
+    return (now or timezone.now()) + timedelta(seconds=shadow_retry_delay(attempt))
 
 
 def _shadow_outcome(decision: Decision, version: ModelVersion, *, attempt: int) -> dict[str, Any]:
@@ -275,9 +295,6 @@ def _shadow_outcome(decision: Decision, version: ModelVersion, *, attempt: int) 
         logger.exception(
             "shadow candidate %s could not decide decision %s (try %d)", version.name, decision.pk, attempt
         )
-        retry_at = None
-        if attempt < int(settings.SHADOW_MAX_ATTEMPTS):
-            retry_at = timezone.now() + timedelta(seconds=shadow_retry_delay(attempt))
         return {
             "label": "",
             "parse_error": "",
@@ -286,7 +303,7 @@ def _shadow_outcome(decision: Decision, version: ModelVersion, *, attempt: int) 
             "latency_ms": 0.0,
             "error": training_error_text(exc)[:4000],
             "attempts": attempt,
-            "retry_at": retry_at,
+            "retry_at": _shadow_retry_at(attempt),
         }
     return {
         "label": result.label,
@@ -309,19 +326,57 @@ def shadow_retry_delay(attempts: int) -> float:
 # A try queued on the infer queue is not queued again by the beat for this long (its message may wait behind
 # other GPU work); a message lost meanwhile is queued again after it. A second message for the same try is a no-op.
 SHADOW_RETRY_LEASE = timedelta(seconds=2 * INFER_ITEM_TIME_LIMIT_S)
+# A try running this long lost its worker: the shadow tasks' hard limit (INFER_ITEM_TIME_LIMIT_S, one item through
+# the candidates) plus a margin for the watchdog's own record. Killed without one (out of memory, a node gone), the
+# beat's sweep records it failed then, where the broker would redeliver only after CELERY_VISIBILITY_TIMEOUT.
+SHADOW_TRY_STALLED_AFTER = timedelta(seconds=INFER_ITEM_TIME_LIMIT_S) + timedelta(minutes=5)
+
+
+def shadow_tries_stopped(*, running: Any, reason: str, now: Any = None) -> list[int]:
+    """Record the running tries in ``running`` (a ShadowDecision queryset) as failed tries with ``reason``: each is
+    tried again after the usual backoff, or, that being its last of SHADOW_MAX_ATTEMPTS, stays failed. The one rule
+    for a try that ended without an outcome, whoever noticed: the time-limit watchdog or the beat's sweep. Rows
+    already finished or taken meanwhile are left alone (locked, skipped when another holds them). Returns their ids."""
+    now = now or timezone.now()
+    stopped = []
+    with transaction.atomic():
+        for shadow in (
+            running.filter(started_at__isnull=False).select_for_update(skip_locked=True).only("pk", "attempts")
+        ):
+            retry_at = _shadow_retry_at(shadow.attempts, now=now)
+            last = "" if retry_at else f" That was its last try of {int(settings.SHADOW_MAX_ATTEMPTS)}."
+            ShadowDecision.objects.filter(pk=shadow.pk).update(
+                started_at=None, retry_at=retry_at, error=f"{reason}{last}"[:4000], label="", agrees=False
+            )
+            stopped.append(shadow.pk)
+    return stopped
+
+
+def shadow_stalled_reason() -> str:
+    minutes = int(SHADOW_TRY_STALLED_AFTER.total_seconds() // 60)
+    return (
+        f"This try left no result: nothing was heard from its worker for {minutes} minutes after it started (the "
+        "inference worker was killed, ran out of memory or was restarted)."
+    )
 
 
 def shadow_decisions_retry_due(*, limit: int = 500) -> list[int]:
-    """Beat (default queue, SQL only): queue the next try of each failed shadow decision whose time has come, for
-    candidates still in shadow mode (a stopped one's wait until it shadows again). Idempotent: the rows are
-    locked and leased, and each message names the try it is for. Returns the ids queued."""
+    """Beat (default queue, SQL only): record tries whose worker was lost (running past ``SHADOW_TRY_STALLED_AFTER``)
+    as failed ones, then queue the next try of each failed shadow decision whose time has come, for candidates still
+    in shadow mode (a stopped one's wait until it shadows again). Idempotent: the rows are locked and leased, and
+    each message names the try it is for. Returns the ids queued."""
     now = timezone.now()
+    shadow_tries_stopped(
+        running=ShadowDecision.objects.filter(started_at__lt=now - SHADOW_TRY_STALLED_AFTER),
+        reason=shadow_stalled_reason(),
+        now=now,
+    )
     max_attempts = int(settings.SHADOW_MAX_ATTEMPTS)
     shadowing = ShadowDeployment.objects.filter(is_active=True).values("model_version_id")
     with transaction.atomic():
         rows = list(
             ShadowDecision.objects.select_for_update(skip_locked=True)
-            .filter(retry_at__lte=now, model_version_id__in=shadowing)
+            .filter(retry_at__lte=now, model_version_id__in=shadowing, started_at__isnull=True)
             .exclude(error="")
             .order_by("retry_at")
             .values_list("pk", "attempts")[:limit]
@@ -338,17 +393,23 @@ def shadow_decisions_retry_due(*, limit: int = 500) -> list[int]:
 
 def shadow_decision_retry(*, shadow_id: int, attempt: int) -> str:
     """Try number ``attempt`` of a failed shadow decision (infer queue). A redelivered or duplicate message, or a
-    row decided meanwhile, changes nothing: the result is written only over the try before this one.
+    row decided meanwhile, changes nothing: the try is taken (recorded running, counted) only over the failed try
+    before it, and its result written only over the running try it took.
     Returns "decided", "failed" (to be tried again), "given up" (that was the last try) or "skipped"."""
-    shadow = (
-        ShadowDecision.objects.select_related("decision__video", "decision__policy_version", "model_version")
-        .filter(pk=shadow_id)
-        .first()
+    taken = (
+        ShadowDecision.objects.filter(pk=shadow_id, attempts=attempt - 1, started_at__isnull=True)
+        .exclude(error="")
+        .update(attempts=attempt, started_at=timezone.now(), retry_at=None)
     )
-    if shadow is None or not shadow.error or shadow.attempts != attempt - 1:
+    if not taken:
         return "skipped"
+    shadow = ShadowDecision.objects.select_related("decision__video", "decision__policy_version", "model_version").get(
+        pk=shadow_id
+    )
     outcome = _shadow_outcome(shadow.decision, shadow.model_version, attempt=attempt)
-    written = ShadowDecision.objects.filter(pk=shadow_id, attempts=attempt - 1).exclude(error="").update(**outcome)
+    written = ShadowDecision.objects.filter(pk=shadow_id, attempts=attempt, started_at__isnull=False).update(
+        **outcome, started_at=None
+    )
     if not written:
         return "skipped"
     if not outcome["error"]:
@@ -362,12 +423,13 @@ def shadow_agreement(*, model_version: ModelVersion) -> dict[str, Any]:
     are to be tried again and ``given_up`` failed their last try (``max_attempts``)."""
     shadows = ShadowDecision.objects.filter(model_version=model_version)
     stats = shadows.aggregate(
-        n=Count("pk", filter=Q(error="")),
+        n=Count("pk", filter=Q(error="", started_at__isnull=True)),
         agree=Count("pk", filter=Q(agrees=True)),
         unparsed=Count("pk", filter=~Q(parse_error="")),
         failed=Count("pk", filter=~Q(error="")),
-        retrying=Count("pk", filter=~Q(error="") & Q(retry_at__isnull=False)),
-        given_up=Count("pk", filter=~Q(error="") & Q(retry_at__isnull=True)),
+        # A failed one whose next try is running now (``started_at``) is being tried again, not given up.
+        retrying=Count("pk", filter=~Q(error="") & (Q(retry_at__isnull=False) | Q(started_at__isnull=False))),
+        given_up=Count("pk", filter=~Q(error="") & Q(retry_at__isnull=True, started_at__isnull=True)),
     )
     stats["max_attempts"] = int(settings.SHADOW_MAX_ATTEMPTS)
     n = stats["n"]

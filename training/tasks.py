@@ -8,7 +8,7 @@ from typing import Any
 from celery import shared_task
 
 from training import services
-from workbench.queues import LONG_TASK_OPTIONS
+from workbench.queues import INFER_ITEM_TASK_OPTIONS, LONG_TASK_OPTIONS
 from workbench.worker_limits import records_hard_time_limit
 
 logger = logging.getLogger(__name__)
@@ -74,12 +74,24 @@ def run_evaluation(run_id: int) -> None:
     evaluation_execute(run_id=run_id)
 
 
-@shared_task(name="training.tasks.run_shadow_decision", **LONG_TASK_OPTIONS)
+# One item through the candidates: the infer item's limits (14/15 minutes), not the infer queue's three hours, so a
+# try stuck in native code is recorded and tried again within minutes (training.release.SHADOW_TRY_STALLED_AFTER).
+@shared_task(name="training.tasks.run_shadow_decision", **INFER_ITEM_TASK_OPTIONS)
 def run_shadow_decision(decision_id: int) -> int:
     """After a live decision: let every active shadow candidate decide the same item (idempotent)."""
     from training.release import shadow_decide
 
     return len(shadow_decide(decision_id=decision_id))
+
+
+@records_hard_time_limit("training.tasks.run_shadow_decision")
+def _shadow_decision_stopped(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
+    """The item's first tries its worker was ended at the hard limit for: failed tries, tried again on beat."""
+    from training.models import ShadowDecision
+    from training.release import shadow_tries_stopped
+
+    decision_id = int(kwargs.get("decision_id", args[0] if args else 0))
+    shadow_tries_stopped(running=ShadowDecision.objects.filter(decision_id=decision_id, attempts=1), reason=message)
 
 
 @shared_task(name="training.tasks.retry_failed_shadow_decisions")
@@ -90,9 +102,19 @@ def retry_failed_shadow_decisions() -> list[int]:
     return shadow_decisions_retry_due()
 
 
-@shared_task(name="training.tasks.retry_shadow_decision", **LONG_TASK_OPTIONS)
+@shared_task(name="training.tasks.retry_shadow_decision", **INFER_ITEM_TASK_OPTIONS)
 def retry_shadow_decision(shadow_id: int, attempt: int) -> str:
     """One more try of a failed shadow decision; a redelivered message for a try already made is a no-op."""
     from training.release import shadow_decision_retry
 
     return shadow_decision_retry(shadow_id=int(shadow_id), attempt=int(attempt))
+
+
+@records_hard_time_limit("training.tasks.retry_shadow_decision")
+def _shadow_retry_stopped(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
+    from training.models import ShadowDecision
+    from training.release import shadow_tries_stopped
+
+    shadow_id = int(kwargs.get("shadow_id", args[0] if args else 0))
+    attempt = int(kwargs.get("attempt", args[1] if len(args) > 1 else 0))
+    shadow_tries_stopped(running=ShadowDecision.objects.filter(pk=shadow_id, attempts=attempt), reason=message)

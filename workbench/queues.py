@@ -43,6 +43,7 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.reproduction.tasks.sweep_distinct_vectors": TaskQueue.DEFAULT,  # beat: a batch of keys, SQL only
     "moderation.tagging.tasks.embed_tags": TaskQueue.MEDIA,
     "moderation.tagging.tasks.generate_tag_candidates": TaskQueue.MEDIA,
+    "moderation.tagging.tasks.recover_tag_tries": TaskQueue.DEFAULT,  # beat: SQL only, queues the tries owed
     "moderation.tagging.tasks.train_tag_ranker": TaskQueue.DEFAULT,
     "moderation.tagging.tasks.import_vocabulary": TaskQueue.DEFAULT,  # a vocabulary file from the screen
     "moderation.tagging.tasks.suggest_vlm_tags": TaskQueue.INFER,  # the serving VLM answers a tag prompt
@@ -122,6 +123,8 @@ def configure_routing(app: Any) -> None:
         "retry-failed-shadow-decisions": {"task": "training.tasks.retry_failed_shadow_decisions", "schedule": 60.0},
         # Catches feedback whose per-batch check was lost, and rules an admin changed.
         "evaluate-disagreements": {"task": "annotation.tasks.evaluate_disagreements", "schedule": 15 * 60.0},
+        # Tag tasks whose worker was lost (killed at a hard time limit, out of memory): tried again, or given up.
+        "recover-tag-tries": {"task": "moderation.tagging.tasks.recover_tag_tries", "schedule": 60.0},
         # The tag ranker and per-tag classifiers learn from the day's reviewer events.
         "train-tag-ranker": {"task": "moderation.tagging.tasks.train_tag_ranker", "schedule": 60 * 60.0},
         # Stage 1 learns from new reviews (CASCADE_RETRAIN_AFTER_LABELS of them since its last training).

@@ -29,6 +29,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),
+    # Training jobs and evaluations for scripts (admins): the training app's own router.
+    path("api/training/", include("training.api.urls")),
     path("", include("moderation.urls")),
     path("annotation/", include("annotation.urls")),
     path("training/", include("training.urls")),

@@ -184,9 +184,23 @@ class VideoTagState(models.Model):
     vlm_phrases = models.JSONField(default=list, blank=True)  # [{"phrase", "tag" or None, "cosine", "proposed"}]
     vlm_error = models.TextField(blank=True)
     vlm_at = models.DateTimeField(null=True, blank=True)
+    # The two tag tasks' tries (``tagging.services.tag_try_take``): running since (empty when none runs) and how many
+    # tries in a row left no result (a killed worker's; 0 once one ended). The beat's sweep tries a try stuck past
+    # its limit again, up to TAG_TRY_MAX_ATTEMPTS, then records the video's tags given up (``tag_tries_recover``).
+    candidates_started_at = models.DateTimeField(null=True, blank=True)
+    candidates_attempts = models.PositiveSmallIntegerField(default=0)
+    vlm_started_at = models.DateTimeField(null=True, blank=True)
+    vlm_attempts = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         indexes = [
+            models.Index(
+                fields=["candidates_started_at"], name="tag_candidates_running",
+                condition=models.Q(candidates_started_at__isnull=False),
+            ),
+            models.Index(
+                fields=["vlm_started_at"], name="tag_vlm_running", condition=models.Q(vlm_started_at__isnull=False)
+            ),
             HnswIndex(
                 name="video_tag_embedding_hnsw", fields=["embedding"], m=16, ef_construction=64,
                 opclasses=["vector_cosine_ops"],

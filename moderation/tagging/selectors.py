@@ -100,8 +100,12 @@ def tag_task_recorded(*, task: Any) -> dict[str, object] | None:
     }
 
 
+# The state once candidates were made or failed (a try running records one before), and the VLM's reason where it
+# gave no answer (its model failed, or its tries were stopped: ``tag_tries_recover``), not a parse note beside one.
 _PANEL_VIDEO_ROW_SQL = """
-    SELECT (SELECT s.error FROM moderation_videotagstate s WHERE s.video_id = %s),
+    SELECT (SELECT s.error FROM moderation_videotagstate s
+             WHERE s.video_id = %s AND (s.generated_at IS NOT NULL OR s.error <> '')),
+           (SELECT s.vlm_error FROM moderation_videotagstate s WHERE s.video_id = %s AND s.vlm_at IS NULL),
            (SELECT jsonb_agg(jsonb_build_object('pk', t.id, 'name', t.name, 'aliases', t.aliases) ORDER BY t.name)
               FROM moderation_videotag vt JOIN moderation_tag t ON t.id = vt.tag_id WHERE vt.video_id = %s)
 """
@@ -156,12 +160,14 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     # A fixed statement: the ORM built this row's two aggregated subqueries anew on every screen, which cost more
     # Python time than the two round trips it saved.
     with connection.cursor() as cursor:
-        cursor.execute(_PANEL_VIDEO_ROW_SQL, [video_id, video_id])
-        state_error, current_tags = cursor.fetchone()
+        cursor.execute(_PANEL_VIDEO_ROW_SQL, [video_id, video_id, video_id])
+        state_error, vlm_error, current_tags = cursor.fetchone()
     # Django reads jsonb as text (JSONField decodes it): so is this.
     video_row = {"state_error": state_error, "current_tags": json.loads(current_tags) if current_tags else None}
     current = [{"tag_id": t["pk"], "tag": t} for t in video_row["current_tags"] or ()]
     state = None if video_row["state_error"] is None else {"error": video_row["state_error"]}
+    if vlm_error:
+        state = {"error": "", **(state or {}), "vlm_error": vlm_error}
     current_ids = {vt["tag_id"] for vt in current}
     # A chip's badges are the sources' short keys; what each means is said in words beside the chips (the legend
     # lists the sources on the chips shown) and in each badge's title.

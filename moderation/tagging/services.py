@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -37,7 +38,7 @@ from moderation.tagging.models import (
 )
 from workbench.jobs import job_finish, job_start
 from workbench.numbers import typed_number
-from workbench.queues import enqueue
+from workbench.queues import TaskQueue, enqueue, queue_time_limits
 
 logger = logging.getLogger(__name__)
 
@@ -1236,6 +1237,142 @@ def tag_vlm_suggest(
     if outcome.snapped or (state is not None and state.generated_at is not None):
         enqueue("moderation.tagging.tasks.generate_tag_candidates", video_id)
     return outcome
+
+
+# --- the tag tasks' tries: recorded, and recovered when their worker was lost -----------------------
+
+# Tries in a row a video's tag task may leave without a result (its worker killed at the hard time limit, out of
+# memory, restarted) before the video's tags from that task are given up.
+TAG_TRY_MAX_ATTEMPTS = 3
+# Past its hard limit a try has no worker left; the margin lets a watchdog's or a slow commit's record land first.
+TAG_TRY_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class TagTry:
+    """One of the two tag tasks, as its tries are recorded on ``VideoTagState``."""
+
+    task: str
+    started: str  # VideoTagState's field: running since
+    attempts: str  # tries in a row that left no result
+    error: str  # where the reason is shown
+    what: str  # in the reason a user reads
+    queue: TaskQueue
+
+    def stalled_after(self) -> timedelta:
+        """The task's hard limit plus ``TAG_TRY_MARGIN``: its own (the VLM's: one item through a model) or its
+        queue's (the media workers'), an hour where neither is set."""
+        from workbench.celery import app
+
+        limit = getattr(app.tasks.get(self.task), "time_limit", None) or queue_time_limits(self.queue).get(
+            "time_limit", 3600
+        )
+        return timedelta(seconds=float(limit)) + TAG_TRY_MARGIN
+
+
+TAG_TRIES = {
+    "candidates": TagTry(
+        task="moderation.tagging.tasks.generate_tag_candidates",
+        started="candidates_started_at",
+        attempts="candidates_attempts",
+        error="error",
+        what="Making this video's tag candidates",
+        queue=TaskQueue.MEDIA,
+    ),
+    "vlm": TagTry(
+        task="moderation.tagging.tasks.suggest_vlm_tags",
+        started="vlm_started_at",
+        attempts="vlm_attempts",
+        error="vlm_error",
+        what="Asking the VLM for this video's tags",
+        queue=TaskQueue.INFER,
+    ),
+}
+
+
+def tag_try_take(*, video_id: int, kind: str, attempt: int | None = None) -> bool:
+    """Record a try of the video's ``kind`` tag task running (counted, its last reason cleared) and say whether to
+    do the work. ``attempt``: the sweep's message for that try (``tag_tries_recover``): a second copy, or one for a
+    try the first message finished meanwhile, does nothing. A try past TAG_TRY_MAX_ATTEMPTS in a row without a
+    result (the original message redelivered after the sweep's gave up) is not made: the video keeps its reason."""
+    from moderation.media.models import Video
+    from moderation.tagging.models import VideoTagState
+
+    spec = TAG_TRIES[kind]
+    if not Video.objects.filter(pk=video_id).exists():
+        return True  # the task's service says there is nothing to do
+    with transaction.atomic():
+        VideoTagState.objects.bulk_create([VideoTagState(video_id=video_id)], ignore_conflicts=True)
+        locked = VideoTagState.objects.select_for_update().only("pk", spec.started, spec.attempts, spec.error)
+        state = locked.get(video_id=video_id)
+        attempts = getattr(state, spec.attempts)
+        if attempt is not None and (attempts != attempt - 1 or getattr(state, spec.started) is not None):
+            return False
+        if attempts >= TAG_TRY_MAX_ATTEMPTS:
+            return False
+        setattr(state, spec.started, timezone.now())
+        setattr(state, spec.attempts, attempts + 1)
+        setattr(state, spec.error, "")
+        state.save(update_fields=[spec.started, spec.attempts, spec.error])
+    return True
+
+
+def tag_try_done(*, video_id: int, kind: str) -> None:
+    """The try ended (with its result or its reason, which the task's service wrote): none runs, none is owed."""
+    from moderation.tagging.models import VideoTagState
+
+    spec = TAG_TRIES[kind]
+    VideoTagState.objects.filter(video_id=video_id).update(**{spec.started: None, spec.attempts: 0})
+
+
+def tag_try_stopped(*, video_id: int, kind: str, reason: str) -> None:
+    """The time-limit watchdog's record of a try it ended: the reason now, and the try made due to the beat's next
+    sweep (``tag_tries_recover``), which tries again or gives up by the one rule."""
+    from moderation.tagging.models import VideoTagState
+
+    spec = TAG_TRIES[kind]
+    VideoTagState.objects.filter(video_id=video_id, **{f"{spec.started}__isnull": False}).update(
+        **{spec.error: reason[:2000], spec.started: timezone.now() - spec.stalled_after()}
+    )
+
+
+def tag_tries_recover(*, now: Any = None) -> dict[str, list[int]]:
+    """Beat (default queue, SQL only): each tag task's tries running past their limit plus ``TAG_TRY_MARGIN`` lost
+    their worker; each is queued again (its message names the try, so a second copy does nothing) or, the video
+    having had TAG_TRY_MAX_ATTEMPTS such tries in a row, recorded given up with the reason the tags panel shows.
+    Locked rows are skipped, and a row handled is no longer running: two sweeps at once queue a try once. Returns
+    the video ids handled, by kind."""
+    from moderation.tagging.models import VideoTagState
+
+    now = now or timezone.now()
+    handled: dict[str, list[int]] = {}
+    for kind, spec in TAG_TRIES.items():
+        after = spec.stalled_after()
+        minutes = int(after.total_seconds() // 60)
+        handled[kind] = []
+        with transaction.atomic():
+            stuck = VideoTagState.objects.select_for_update(skip_locked=True).filter(
+                **{f"{spec.started}__lt": now - after}
+            )
+            for state in stuck.only("pk", "video_id", spec.attempts, spec.error)[:500]:
+                attempts = getattr(state, spec.attempts)
+                reason = getattr(state, spec.error) or (
+                    f"{spec.what} left no result: nothing was heard from its {spec.queue.value} worker for "
+                    f"{minutes} minutes after it started (killed, out of memory or restarted)."
+                )
+                if attempts < TAG_TRY_MAX_ATTEMPTS:
+                    note = f" Trying again ({attempts + 1} of {TAG_TRY_MAX_ATTEMPTS})."
+                    enqueue(spec.task, state.video_id, attempt=attempts + 1)
+                else:
+                    note = (
+                        f" Given up after {attempts} tries that each stopped this way: ask an administrator to look "
+                        f"at the {spec.queue.value} worker's log and memory."
+                    )
+                setattr(state, spec.started, None)
+                setattr(state, spec.error, f"{reason.removesuffix(note)}{note}"[:2000])
+                state.save(update_fields=[spec.started, spec.error])
+                handled[kind].append(state.video_id)
+    return handled
 
 
 def _nearest(vocab: Any, vector: Any, name: str) -> tuple[int, float]:

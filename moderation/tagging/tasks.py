@@ -8,8 +8,8 @@ from typing import Any
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from workbench.queues import LONG_TASK_OPTIONS
-from workbench.worker_limits import soft_time_limit_text
+from workbench.queues import INFER_ITEM_TASK_OPTIONS, LONG_TASK_OPTIONS
+from workbench.worker_limits import records_hard_time_limit, soft_time_limit_text
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +29,14 @@ def embed_tags(self: Any) -> int:
 
 
 @shared_task(name="moderation.tagging.tasks.generate_tag_candidates", **LONG_TASK_OPTIONS)
-def generate_tag_candidates(video_id: int) -> int:
-    """Candidates and ranked suggestions for one video (media worker: it embeds the video's text)."""
-    from moderation.tagging.services import tag_candidates_generate
+def generate_tag_candidates(video_id: int, attempt: int | None = None) -> int:
+    """Candidates and ranked suggestions for one video (media worker: it embeds the video's text). The try is
+    recorded (``tag_try_take``): one whose worker is lost is tried again by the beat (``attempt``: that try)."""
+    from moderation.tagging.services import tag_candidates_generate, tag_try_done, tag_try_take
 
+    if not tag_try_take(video_id=int(video_id), kind="candidates", attempt=attempt):
+        logger.info("tag candidates for video %s: try %s taken or given up already", video_id, attempt)
+        return 0
     try:
         return tag_candidates_generate(video_id=int(video_id))
     except Exception as exc:  # a bad item must not kill the worker; the reason is kept on the video
@@ -41,6 +45,16 @@ def generate_tag_candidates(video_id: int) -> int:
 
         VideoTagState.objects.update_or_create(video_id=int(video_id), defaults={"error": str(exc)[:2000]})
         return 0
+    finally:
+        tag_try_done(video_id=int(video_id), kind="candidates")
+
+
+@shared_task(name="moderation.tagging.tasks.recover_tag_tries")
+def recover_tag_tries() -> dict[str, list[int]]:
+    """Beat: tag tasks whose worker was lost (running past their limit) are queued again, or given up."""
+    from moderation.tagging.services import tag_tries_recover
+
+    return tag_tries_recover()
 
 
 @shared_task(bind=True, name="moderation.tagging.tasks.train_tag_ranker", **LONG_TASK_OPTIONS)
@@ -61,12 +75,17 @@ def train_tag_ranker(self: Any, run_id: int | None = None) -> str | None:
         return None
 
 
-@shared_task(name="moderation.tagging.tasks.suggest_vlm_tags", **LONG_TASK_OPTIONS)
-def suggest_vlm_tags(video_id: int) -> int:
+# One item through the serving VLM: the infer item's limits (14/15 minutes), not the infer queue's three hours.
+@shared_task(name="moderation.tagging.tasks.suggest_vlm_tags", **INFER_ITEM_TASK_OPTIONS)
+def suggest_vlm_tags(video_id: int, attempt: int | None = None) -> int:
     """Free-text tags from the serving VLM, snapped or proposed (infer worker; skipped when no VLM
-    serves; idempotent per video and model). Returns how many phrases snapped to a tag."""
-    from moderation.tagging.services import tag_vlm_suggest
+    serves; idempotent per video and model). Returns how many phrases snapped to a tag. The try is recorded as
+    ``generate_tag_candidates``'s is."""
+    from moderation.tagging.services import tag_try_done, tag_try_take, tag_vlm_suggest
 
+    if not tag_try_take(video_id=int(video_id), kind="vlm", attempt=attempt):
+        logger.info("VLM tags for video %s: try %s taken or given up already", video_id, attempt)
+        return 0
     try:
         outcome = tag_vlm_suggest(video_id=int(video_id))
     except Exception as exc:  # a bad item must not kill the worker; the reason is kept on the video
@@ -75,9 +94,18 @@ def suggest_vlm_tags(video_id: int) -> int:
 
         VideoTagState.objects.update_or_create(video_id=int(video_id), defaults={"vlm_error": str(exc)[:2000]})
         return 0
+    finally:
+        tag_try_done(video_id=int(video_id), kind="vlm")
     if outcome.skipped:
         logger.info("VLM tags for video %s skipped: %s", video_id, outcome.skipped)
     return len(outcome.snapped)
+
+
+@records_hard_time_limit("moderation.tagging.tasks.suggest_vlm_tags")
+def _vlm_tags_stopped(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
+    from moderation.tagging.services import tag_try_stopped
+
+    tag_try_stopped(video_id=int(kwargs.get("video_id", args[0] if args else 0)), kind="vlm", reason=message)
 
 
 @shared_task(name="moderation.tagging.tasks.import_vocabulary", **LONG_TASK_OPTIONS)

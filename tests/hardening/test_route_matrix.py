@@ -150,6 +150,10 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "training:evaluation_start": ("POST", (TRAIN,)),
     "training:evaluation_compare": ("GET", (TRAIN,)),
     "training:evaluation_detail": ("GET", (TRAIN,)),
+    "api-training-job-list": ("POST", (TRAIN,)),
+    "api-training-job-detail": ("GET", (TRAIN,)),
+    "api-evaluation-list": ("POST", (TRAIN,)),
+    "api-evaluation-detail": ("GET", (TRAIN,)),
 }
 # Machine endpoints answer 401/403 like the API (a scraper is not sent to a login page); readiness
 # may answer 503 (no worker in the test run) to anyone.
