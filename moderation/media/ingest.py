@@ -157,7 +157,7 @@ def video_ingest(
                 comments=comments,
             )
             if cover is not None:
-                video.cover = _store_cover(cover, sha256)
+                video.cover = _store_cover(cover, sha256, confined=confined)
                 video.save(update_fields=["cover"])
             _enqueue_processing(video.pk)
     except BaseException:
@@ -209,13 +209,20 @@ def _enqueue_processing(video_id: int) -> None:
 _COVER_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
-def _store_cover(cover: Path, sha256: str) -> str:
+def _store_cover(cover: Path, sha256: str, *, confined: bool) -> str:
+    """Copy ``cover`` into media storage. ``confined`` (a manifest's cover, ``import_path_confined``'s answer): read
+    through ``import_file_open`` like the video itself; stored by its path, a cover swapped for a symlink after the
+    check was followed, and any file the server could read became the video's cover for every reviewer to fetch."""
     suffix = cover.suffix.lower() if cover.suffix.lower() in _COVER_SUFFIXES else ".jpg"
     name = f"covers/{sha256[:16]}{suffix}"
+    with import_file_open(cover) if confined else cover.open("rb") as fh:
+        tmp, _digest, _size = _stream_to_media(_chunks(fh), max_bytes=int(settings.WORKBENCH_UPLOAD_MAX_BYTES))
     try:
-        return storage.store_file(cover, name)
+        return storage.store_file(tmp, name, move=True)
     except storage.StorageError as exc:
         raise ModerationError(f"Media storage is unavailable, so the cover was not saved. ({exc})") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class ImportPathRefused(ModerationError):
@@ -370,8 +377,11 @@ def video_ingest_folder(*, folder: str | Path, created_by: Any = None) -> Import
 
 
 def _sha256_of(path: Path) -> str:
+    """The hash of a file ``import_path_confined`` accepted, read following no symlink (``import_file_open``): by
+    its path, one swapped in after the check was read (a file outside the roots hashed, a FIFO waited on for ever,
+    a folder a traceback that ended the whole import)."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with import_file_open(path) as fh:
         for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
