@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -237,13 +238,39 @@ class ImportPathRefused(ModerationError):
         return f"{self} Allowed folders: {', '.join(str(r) for r in self.roots)}."
 
 
-def import_path_confined(path: str | Path, *, folder: str = "") -> Path:
+class ImportPathForbidden(ImportPathRefused):
+    """A path inside the roots that its caller may not read: a platform integration's own folder, named by a user who
+    does not manage integrations (answered 403)."""
+
+
+# Each platform integration's own subfolder of every import root (``Integration.import_folder``).
+INTEGRATION_FOLDER = re.compile(r"integration-[0-9]+")
+
+
+def integration_import_folder(integration_id: int) -> str:
+    """The subfolder of each of MEDIA_IMPORT_ROOTS that belongs to the integration ``integration_id``."""
+    return f"integration-{integration_id}"
+
+
+def _in_integration_folder(path: Path, roots: list[Path]) -> bool:
+    """Whether ``path`` lies in some integration's folder (``integration-<id>/``) of one of ``roots``."""
+    for root in roots:
+        if path.is_relative_to(root):
+            parts = path.relative_to(root).parts
+            if parts and INTEGRATION_FOLDER.fullmatch(parts[0]):
+                return True
+    return False
+
+
+def import_path_confined(path: str | Path, *, folder: str = "", integration_folders_closed: bool = False) -> Path:
     """``path`` resolved (symlinks followed), refused unless it lies inside one of MEDIA_IMPORT_ROOTS.
 
     Every server path a user or operator names (folders, manifests, ``ingest_video``, the API's ``path``)
     goes through here: the one home of that rule. ``folder``: the path must lie in that subfolder of a root
     instead (an integration's own, ``Integration.import_folder``, so one platform cannot import another's files),
-    and a relative path is taken inside it under the first root."""
+    and a relative path is taken inside it under the first root. ``integration_folders_closed``: every integration's
+    folder is refused too (``ImportPathForbidden``), as written or where its symlinks lead: a user who does not
+    manage integrations may not import a platform's files (``moderation.integrations.selectors``)."""
     written = [
         Path(os.path.normpath(Path(r).expanduser().absolute())) for r in settings.MEDIA_IMPORT_ROOTS if str(r).strip()
     ]
@@ -281,6 +308,15 @@ def import_path_confined(path: str | Path, *, folder: str = "") -> Path:
         raise ModerationError(f"No such file or folder: {path}") from exc
     if not any(resolved.is_relative_to(root) for root in roots):
         raise outside
+    if integration_folders_closed and (
+        _in_integration_folder(lexical, [*written, *roots]) or _in_integration_folder(resolved, roots)
+    ):
+        raise ImportPathForbidden(
+            f"{path} is in a platform integration's import folder (integration-<id>/ in the server's import "
+            "folders): its files are that platform's, and only admins (who manage integrations) may import them. "
+            "Put the file elsewhere in the import folders.",
+            roots=written,
+        )
     try:
         resolved.stat()
     except OSError as exc:

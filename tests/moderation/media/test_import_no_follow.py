@@ -30,8 +30,8 @@ def _swap_after_check(monkeypatch, *, name: str, target: Path) -> None:  # type:
     """The file called ``name`` becomes a symlink to ``target`` the instant after its path is checked."""
     real_check = ingest.import_path_confined
 
-    def check_then_swap(path, *, folder=""):  # type: ignore[no-untyped-def]
-        resolved = real_check(path, folder=folder)
+    def check_then_swap(path, **kwargs):  # type: ignore[no-untyped-def]
+        resolved = real_check(path, **kwargs)
         if resolved.name == name:
             resolved.unlink()
             resolved.symlink_to(target, target_is_directory=target.is_dir())
