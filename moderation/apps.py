@@ -43,6 +43,12 @@ def _audit_integration_changed(
     audit_event_record(actor=by, action=action, obj=integration, payload={"name": integration.name, **payload})
 
 
+def _audit_user_import_refused(sender: Any, *, user: Any, path: str, reason: str, **kwargs: Any) -> None:
+    from moderation.review.services import audit_event_record
+
+    audit_event_record(actor=user, action="video.import_refused", obj=None, payload={"path": path, "reason": reason})
+
+
 def _audit_api_token_changed(
     sender: Any, *, user: Any, action: str, by: Any, payload: dict[str, Any], **kwargs: Any
 ) -> None:
@@ -88,6 +94,7 @@ class ModerationConfig(AppConfig):
             policy_draft_saved,
             policy_version_activated,
             serving_model_changed,
+            user_import_refused,
             video_decided,
             video_ready,
         )
@@ -125,6 +132,8 @@ class ModerationConfig(AppConfig):
         media_missing_changed.connect(_audit_media_missing, dispatch_uid="moderation.audit_media_missing")
         # An integration switched on or off, or given a new token: the audit log says who and when.
         integration_changed.connect(_audit_integration_changed, dispatch_uid="moderation.audit_integration_changed")
+        # A user's server path refused (outside the roots, an integration's folder, a symlink swapped in): audited too.
+        user_import_refused.connect(_audit_user_import_refused, dispatch_uid="moderation.audit_user_import_refused")
         # A user's API token made, rotated or revoked (the token API or their API token page): in the audit log too.
         from workbench.tokens import api_token_changed
 

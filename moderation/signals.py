@@ -43,6 +43,11 @@ media_missing_changed = Signal()
 # payload. The review wing writes it to the audit log.
 integration_changed = Signal()
 
+# A signed-in user's server path was refused by video_submit (outside MEDIA_IMPORT_ROOTS, a platform integration's
+# folder they may not read, or a symlink swapped in on the way), sent after the refused submission rolled back.
+# Keywords: user, path, reason. The review wing writes it to the audit log ("video.import_refused").
+user_import_refused = Signal()
+
 # A policy version was published, or made active again (sent inside that transaction). Keywords: version, by (the
 # user), action ("policy.publish" or "policy.activate"), payload (which version it replaced, the version it was
 # started from, and whether the editor confirmed replacing changes it was not started from). The review wing writes

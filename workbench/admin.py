@@ -1,4 +1,4 @@
-"""Django admin: users' API tokens listed by their first characters, with when each expires. Only a hash of each key
+"""Django admin: the Content-Security-Policy violations browsers reported, and users' API tokens listed by their first characters, with when each expires. Only a hash of each key
 is stored, so the admin can list and delete tokens but not make one (a user makes theirs on the API token page);
 DRF's own token admin, which made and listed keys in clear, is removed."""
 
@@ -9,7 +9,7 @@ from typing import Any
 from django.contrib import admin
 from rest_framework.authtoken.models import TokenProxy
 
-from workbench.models import ApiToken
+from workbench.models import ApiToken, CspViolation
 
 
 @admin.register(ApiToken)
@@ -19,6 +19,24 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ("user", "prefix", "scope", "created", "expires_at")
     exclude = ("key_hash",)
     list_select_related = ("user",)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CspViolation)
+class CspViolationAdmin(admin.ModelAdmin):
+    """What browsers reported the Content-Security-Policy refused (``workbench.csp_reports``), a row per kind per day:
+    read only (a browser wrote it); old rows may be deleted."""
+
+    list_display = ("last_seen", "directive", "blocked", "document_path", "disposition", "count", "day")
+    list_filter = ("day", "directive", "disposition")
+    search_fields = ("blocked", "document_path")
+    ordering = ("-last_seen", "-pk")
+    date_hierarchy = "day"
 
     def has_add_permission(self, request: Any) -> bool:
         return False

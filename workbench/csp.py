@@ -10,8 +10,12 @@ presigned URL, whose origin (``workbench.storage.playback_origin``) the policy n
 
 A per-request nonce (``request.csp_nonce``, ``{{ csp_nonce }}`` in templates) is allowed for scripts and styles: the
 500 page, drawn without static files, keeps its one ``<style>`` by it. ``CSP_REPORT_ONLY`` sends the same policy as
-``Content-Security-Policy-Report-Only`` (a browser reports, blocks nothing) to roll it out; ``CSP_REPORT_URI``
-names where browsers send reports.
+``Content-Security-Policy-Report-Only`` (a browser reports, blocks nothing) to roll it out.
+
+Reports: the policy names a report address both ways, ``report-uri`` (browsers without the Reporting API) and
+``report-to csp-endpoint`` with a ``Reporting-Endpoints`` header naming it (the Reporting API; a browser that knows it
+ignores ``report-uri``). The address is ``CSP_REPORT_URI`` when set, else this site's collector (``/csp-report/``,
+``workbench.csp_reports``); ``CSP_REPORTING`` off names none.
 """
 
 from __future__ import annotations
@@ -21,7 +25,9 @@ import secrets
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
 
 from workbench.storage import playback_origin
 
@@ -31,7 +37,11 @@ HEADER = "Content-Security-Policy"
 REPORT_ONLY_HEADER = "Content-Security-Policy-Report-Only"
 
 
-def csp_policy(*, nonce: str, media_origin: str | None = None, report_uri: str = "") -> str:
+REPORTING_ENDPOINTS_HEADER = "Reporting-Endpoints"
+REPORT_ENDPOINT_NAME = "csp-endpoint"
+
+
+def csp_policy(*, nonce: str, media_origin: str | None = None, report_uri: str = "", report_to: bool = False) -> str:
     """The policy's text for one response: its nonce, and the object store's origin when media come from there."""
     media = " ".join(["'self'", *([media_origin] if media_origin else [])])
     directives = [
@@ -48,7 +58,32 @@ def csp_policy(*, nonce: str, media_origin: str | None = None, report_uri: str =
     ]
     if report_uri:
         directives.append(f"report-uri {report_uri}")
+    if report_to:  # the Reporting-Endpoints header names the endpoint
+        directives.append(f"report-to {REPORT_ENDPOINT_NAME}")
     return "; ".join(directives)
+
+
+def csp_report_uri() -> str:
+    """Where browsers send reports (``report-uri``): CSP_REPORT_URI, else this site's collector; empty with
+    CSP_REPORTING off."""
+    if not settings.CSP_REPORTING:
+        return ""
+    if settings.CSP_REPORT_URI:
+        return str(settings.CSP_REPORT_URI)
+    try:
+        return reverse("csp-report")
+    except NoReverseMatch:  # a URLconf without the collector (a test's own): no report address, the page still served
+        return ""
+
+
+def _reporting_endpoint(request: HttpRequest, uri: str) -> str | None:
+    """``uri`` as the absolute URL the ``Reporting-Endpoints`` header names; None where this request's host cannot
+    make one (the 400 page of a refused Host: its policy keeps ``report-uri`` alone)."""
+    try:
+        absolute = request.build_absolute_uri(uri)
+    except DisallowedHost:
+        return None
+    return absolute if '"' not in absolute and "\\" not in absolute else None
 
 
 class ContentSecurityPolicyMiddleware:
@@ -68,9 +103,13 @@ class ContentSecurityPolicyMiddleware:
         header = REPORT_ONLY_HEADER if settings.CSP_REPORT_ONLY else HEADER
         if HEADER in response or REPORT_ONLY_HEADER in response:
             return response
+        report_uri = csp_report_uri()
+        endpoint = _reporting_endpoint(request, report_uri) if report_uri else None
         response[header] = csp_policy(
-            nonce=nonce, media_origin=_media_origin(), report_uri=str(settings.CSP_REPORT_URI)
+            nonce=nonce, media_origin=_media_origin(), report_uri=report_uri, report_to=endpoint is not None
         )
+        if endpoint is not None:
+            response[REPORTING_ENDPOINTS_HEADER] = f'{REPORT_ENDPOINT_NAME}="{endpoint}"'
         return response
 
 

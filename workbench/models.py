@@ -1,4 +1,5 @@
-"""The workbench's own rows: users' API tokens, kept as a hash."""
+"""The workbench's own rows: users' API tokens, kept as a hash, and the Content-Security-Policy violations browsers
+reported."""
 
 from __future__ import annotations
 
@@ -28,3 +29,35 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.scope}) expires {self.expires_at:%Y-%m-%d %H:%M}"
+
+
+class CspViolation(models.Model):
+    """What browsers reported the Content-Security-Policy refused (``workbench.csp_reports``), folded per day: one row
+    per (day, directive, blocked URI, document path), with how many reports said it (``count``), so a flood of one
+    violation is one row. What a browser sent is anyone's to write: trimmed, stored as text, shown escaped."""
+
+    class Disposition(models.TextChoices):
+        ENFORCE = "enforce", "Blocked"
+        REPORT = "report", "Reported only"
+
+    day = models.DateField()
+    directive = models.CharField(max_length=64, help_text="the directive that refused it (effective-directive)")
+    blocked = models.CharField(
+        max_length=300, help_text="what was refused: 'inline', 'eval', or a URL's origin and path (no query)"
+    )
+    document_path = models.CharField(max_length=300, help_text="the page's path (no host, no query)")
+    disposition = models.CharField(max_length=7, choices=Disposition.choices, default=Disposition.ENFORCE)
+    count = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = "CSP violation"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "directive", "blocked", "document_path"], name="csp_violation_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.directive} refused {self.blocked} on {self.document_path} ({self.count}× on {self.day})"

@@ -54,8 +54,11 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 # Every HTML page's Content-Security-Policy (workbench/csp.py). Report-only: browsers report what the policy would
-# block and block nothing (to roll it out); CSP_REPORT_URI: where they send the reports (empty: to their console).
+# block and block nothing (to roll it out). Reports (CSP_REPORTING, on by default) go to CSP_REPORT_URI, or when it is
+# empty to this site's own collector, /csp-report/ (workbench/csp_reports.py: kept per day, listed on the operations
+# page and in the admin); CSP_REPORTING off: the policy names no report address (browsers report to their console).
 CSP_REPORT_ONLY = env.bool("CSP_REPORT_ONLY", default=False)
+CSP_REPORTING = env.bool("CSP_REPORTING", default=True)
 CSP_REPORT_URI = env.str("CSP_REPORT_URI", default="")
 
 # Served over HTTPS (TLS ended by a reverse proxy that sets X-Forwarded-Proto): secure cookies, HSTS and
@@ -347,6 +350,8 @@ REST_FRAMEWORK = {
 # again saying when to try). DRF's rate syntax: N/s, N/min, N/hour, N/day. Read on each request (workbench/throttles.py).
 USER_API_RATE_LIMIT = _request_rate("USER_API_RATE_LIMIT", "1200/min")
 UPLOAD_RATE_LIMIT = _request_rate("UPLOAD_RATE_LIMIT", "60/hour")
+# Content-Security-Policy reports per client address to /csp-report/ (workbench/csp_reports.py); over it: 429.
+CSP_REPORT_RATE_LIMIT = _request_rate("CSP_REPORT_RATE_LIMIT", "120/min")
 # redis-py's spelling of the broker URL (kombu's redis+socket:// is unix:// there).
 REDIS_CLIENT_URL = REDIS_URL.replace("redis+socket://", "unix://", 1)
 # The one definition of the Redis cache that every process (web and workers) shares; each alias below that must be

@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/token/", views.obtain_token, name="api-token"),
     path("account/api-token/", views.api_token_page, name="api-token-page"),
     path("favicon.ico", views.favicon, name="favicon"),
+    path("csp-report/", views.csp_report, name="csp-report"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("metrics", views.metrics, name="metrics"),

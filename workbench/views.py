@@ -38,6 +38,7 @@ from django.templatetags.static import static
 from django.urls import Resolver404
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.module_loading import import_string
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
@@ -45,6 +46,13 @@ from rest_framework.decorators import api_view
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from workbench.csp_reports import (
+    CSP_REPORT_MAX_BYTES,
+    CspReportRefused,
+    csp_report_rate_wait,
+    csp_reports_from,
+    csp_violations_record,
+)
 from workbench.home import home_panels_for
 from workbench.models import ApiToken
 from workbench.roles import Perm
@@ -65,6 +73,33 @@ def favicon(request: HttpRequest) -> HttpResponseBase:
     """Browsers ask for /favicon.ico where a page names no icon (the admin's, a JSON or media URL opened in a
     tab): the static icon's current URL (hashed in production), a temporary redirect so a new hash is followed."""
     return redirect(static("favicon.ico"))
+
+
+@csrf_exempt  # a browser's report carries no CSRF token, and no credentials it could be made to spend
+@require_http_methods(["POST"])
+def csp_report(request: HttpRequest) -> HttpResponse:
+    """The Content-Security-Policy's report collector (``workbench.csp_reports``): open to anyone, small, rate-limited
+    per client; 204 once kept, else a short reason (400, 413, 429), never a 500."""
+    wait = csp_report_rate_wait(request)
+    if wait is not None:
+        refused = HttpResponse(
+            f"Too many reports from this address; try again in {wait} s.", status=429, content_type=_PLAIN
+        )
+        refused["Retry-After"] = str(wait)
+        return refused
+    try:
+        reports = csp_reports_from(request)
+    except CspReportRefused as exc:
+        return HttpResponse(str(exc), status=exc.status, content_type=_PLAIN)
+    csp_violations_record(reports=reports)
+    return HttpResponse(status=204)
+
+
+# Refused from the declared length before any middleware reads the body (``RequestSizeMiddleware.process_view``).
+csp_report.body_max_bytes = CSP_REPORT_MAX_BYTES  # type: ignore[attr-defined]
+
+
+_PLAIN = "text/plain; charset=utf-8"
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -121,7 +121,8 @@ class VideoSubmitSerializer(serializers.Serializer):
         allow_blank=True,
         help_text=(
             "a file on the server inside MEDIA_IMPORT_ROOTS; with an integration token inside its own folder there "
-            "(integration-<id>/), a relative path taken in it"
+            "(integration-<id>/), a relative path taken in it; a user who does not manage integrations may use any path "
+            "there but the integrations' folders"
         ),
     )
     title = serializers.CharField(max_length=500, required=False, allow_blank=True)

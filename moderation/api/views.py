@@ -36,6 +36,7 @@ from moderation.integrations.api import (
 )
 from moderation.integrations.selectors import parse_since, video_error_for, videos_visible_to, videos_with_external_id
 from moderation.integrations.services import IdempotencyConflict, video_submit
+from moderation.media.ingest import ImportPathForbidden
 from moderation.media.selectors import (
     video_already_uploaded_hidden_text,
     video_not_open_reason,
@@ -248,6 +249,10 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
                 "hidden from them (a restricted review queue's), only `detail`",
             ),
             400: OpenApiResponse(description="no file and no path, a path outside MEDIA_IMPORT_ROOTS, …"),
+            403: OpenApiResponse(
+                description="a user's `path` in a platform integration's import folder (integration-<id>/): only "
+                "those who manage integrations may import from there"
+            ),
             422: OpenApiResponse(description="the Idempotency-Key was used for a different request"),
         },
         description=(
@@ -277,6 +282,8 @@ class VideoViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, _Integratio
             )
         except IdempotencyConflict as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        except ImportPathForbidden as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
         except ModerationError as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
         if (

@@ -41,7 +41,9 @@ class Integration(models.Model):
     def import_folder(self) -> str:
         """The subfolder of each of MEDIA_IMPORT_ROOTS whose files this integration may submit by ``path`` (and
         no other's): from its id, which a rename does not change."""
-        return f"integration-{self.pk}"
+        from moderation.media.ingest import integration_import_folder
+
+        return integration_import_folder(self.pk)
 
 
 class IntegrationVideo(models.Model):

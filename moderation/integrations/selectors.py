@@ -14,6 +14,7 @@ from moderation.errors import ModerationError
 from moderation.integrations.models import Integration, IntegrationVideo, WebhookDelivery
 from moderation.media.models import Video
 from workbench.filters import ListFilter
+from workbench.roles import Perm
 
 
 def videos_visible_to(*, integration: Integration | None, qs: QuerySet[Any], field: str = "pk") -> QuerySet[Any]:
@@ -286,3 +287,11 @@ def webhook_endpoint_held_count(*, endpoint: Any) -> int:
 
     live = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING, WebhookDelivery.Status.SENDING]
     return WebhookDelivery.objects.filter(endpoint=endpoint, status__in=live).count()
+
+
+def import_folders_all_open_to(*, user: Any) -> bool:
+    """Whether ``user`` may import server files from every integration's folder (``Integration.import_folder``) as
+    well as the rest of MEDIA_IMPORT_ROOTS: those who manage integrations (the admin role, superusers), as they hold
+    the integrations' tokens. Anyone else with upload rights is kept out of them (a platform's files are its own:
+    another platform is confined to its folder, a user to everything but those folders)."""
+    return bool(user.is_active and user.has_perm(Perm.MANAGE_INTEGRATIONS))

@@ -17,10 +17,10 @@ from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.integrations.models import EventType, IdempotencyKey, Integration, IntegrationVideo, OutboxEvent
-from moderation.integrations.selectors import integration_video_by_external_id
+from moderation.integrations.selectors import import_folders_all_open_to, integration_video_by_external_id
 from moderation.integrations.webhooks import webhook_deliveries_resume
 from moderation.media.models import Video
-from moderation.signals import integration_changed
+from moderation.signals import integration_changed, user_import_refused
 from workbench.queues import enqueue
 from workbench.text import row_id, shown_text
 from workbench.tokens import token_hash  # one way for every token: integrations' and users' API tokens
@@ -255,8 +255,11 @@ def video_submit(
             external_id=external_id,
             comments=comments,
         )
-    except (ImportPathRefused, ImportPathChanged):  # outside its folder, or a symlink swapped in on the way
-        if integration is not None:  # after the rollback: who tried to read which file
+    except (ImportPathRefused, ImportPathChanged) as exc:  # outside its folder, or a symlink swapped in on the way
+        if user is not None:  # after the rollback: who tried to read which file
+            logger.warning("user %s refused a server path: %r", user.pk, path)
+            user_import_refused.send(sender=Integration, user=user, path=shown_text(path)[:1000], reason=str(exc)[:500])
+        if integration is not None:
             logger.warning("integration %s refused a path outside its import folder: %r", integration.pk, path)
             integration_changed.send(
                 sender=Integration,
@@ -328,7 +331,9 @@ def _video_submit(
             )
         taken = f"External id {external_id!r} already names another of your videos." if named is not None else ""
         folder = integration.import_folder if integration is not None else ""
-        source = import_path_confined(path, folder=folder) if path else None
+        # A user who does not manage integrations is kept out of every integration's folder (a platform's files).
+        closed = user is not None and not import_folders_all_open_to(user=user)
+        source = import_path_confined(path, folder=folder, integration_folders_closed=closed) if path else None
         if source is not None and not source.is_file():
             raise ModerationError(f"Not a file: {path}")
         video = video_ingest(

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -157,7 +158,7 @@ def video_ingest(
                 comments=comments,
             )
             if cover is not None:
-                video.cover = _store_cover(cover, sha256)
+                video.cover = _store_cover(cover, sha256, confined=confined)
                 video.save(update_fields=["cover"])
             _enqueue_processing(video.pk)
     except BaseException:
@@ -209,13 +210,20 @@ def _enqueue_processing(video_id: int) -> None:
 _COVER_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
-def _store_cover(cover: Path, sha256: str) -> str:
+def _store_cover(cover: Path, sha256: str, *, confined: bool) -> str:
+    """Copy ``cover`` into media storage. ``confined`` (a manifest's cover, ``import_path_confined``'s answer): read
+    through ``import_file_open`` like the video itself; stored by its path, a cover swapped for a symlink after the
+    check was followed, and any file the server could read became the video's cover for every reviewer to fetch."""
     suffix = cover.suffix.lower() if cover.suffix.lower() in _COVER_SUFFIXES else ".jpg"
     name = f"covers/{sha256[:16]}{suffix}"
+    with import_file_open(cover) if confined else cover.open("rb") as fh:
+        tmp, _digest, _size = _stream_to_media(_chunks(fh), max_bytes=int(settings.WORKBENCH_UPLOAD_MAX_BYTES))
     try:
-        return storage.store_file(cover, name)
+        return storage.store_file(tmp, name, move=True)
     except storage.StorageError as exc:
         raise ModerationError(f"Media storage is unavailable, so the cover was not saved. ({exc})") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class ImportPathRefused(ModerationError):
@@ -230,13 +238,39 @@ class ImportPathRefused(ModerationError):
         return f"{self} Allowed folders: {', '.join(str(r) for r in self.roots)}."
 
 
-def import_path_confined(path: str | Path, *, folder: str = "") -> Path:
+class ImportPathForbidden(ImportPathRefused):
+    """A path inside the roots that its caller may not read: a platform integration's own folder, named by a user who
+    does not manage integrations (answered 403)."""
+
+
+# Each platform integration's own subfolder of every import root (``Integration.import_folder``).
+INTEGRATION_FOLDER = re.compile(r"integration-[0-9]+")
+
+
+def integration_import_folder(integration_id: int) -> str:
+    """The subfolder of each of MEDIA_IMPORT_ROOTS that belongs to the integration ``integration_id``."""
+    return f"integration-{integration_id}"
+
+
+def _in_integration_folder(path: Path, roots: list[Path]) -> bool:
+    """Whether ``path`` lies in some integration's folder (``integration-<id>/``) of one of ``roots``."""
+    for root in roots:
+        if path.is_relative_to(root):
+            parts = path.relative_to(root).parts
+            if parts and INTEGRATION_FOLDER.fullmatch(parts[0]):
+                return True
+    return False
+
+
+def import_path_confined(path: str | Path, *, folder: str = "", integration_folders_closed: bool = False) -> Path:
     """``path`` resolved (symlinks followed), refused unless it lies inside one of MEDIA_IMPORT_ROOTS.
 
     Every server path a user or operator names (folders, manifests, ``ingest_video``, the API's ``path``)
     goes through here: the one home of that rule. ``folder``: the path must lie in that subfolder of a root
     instead (an integration's own, ``Integration.import_folder``, so one platform cannot import another's files),
-    and a relative path is taken inside it under the first root."""
+    and a relative path is taken inside it under the first root. ``integration_folders_closed``: every integration's
+    folder is refused too (``ImportPathForbidden``), as written or where its symlinks lead: a user who does not
+    manage integrations may not import a platform's files (``moderation.integrations.selectors``)."""
     written = [
         Path(os.path.normpath(Path(r).expanduser().absolute())) for r in settings.MEDIA_IMPORT_ROOTS if str(r).strip()
     ]
@@ -274,6 +308,15 @@ def import_path_confined(path: str | Path, *, folder: str = "") -> Path:
         raise ModerationError(f"No such file or folder: {path}") from exc
     if not any(resolved.is_relative_to(root) for root in roots):
         raise outside
+    if integration_folders_closed and (
+        _in_integration_folder(lexical, [*written, *roots]) or _in_integration_folder(resolved, roots)
+    ):
+        raise ImportPathForbidden(
+            f"{path} is in a platform integration's import folder (integration-<id>/ in the server's import "
+            "folders): its files are that platform's, and only admins (who manage integrations) may import them. "
+            "Put the file elsewhere in the import folders.",
+            roots=written,
+        )
     try:
         resolved.stat()
     except OSError as exc:
@@ -370,8 +413,11 @@ def video_ingest_folder(*, folder: str | Path, created_by: Any = None) -> Import
 
 
 def _sha256_of(path: Path) -> str:
+    """The hash of a file ``import_path_confined`` accepted, read following no symlink (``import_file_open``): by
+    its path, one swapped in after the check was read (a file outside the roots hashed, a FIFO waited on for ever,
+    a folder a traceback that ended the whole import)."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with import_file_open(path) as fh:
         for chunk in iter(lambda: fh.read(CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()

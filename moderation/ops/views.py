@@ -19,6 +19,7 @@ from moderation.ops.services import ops_missing_decision_dismiss, ops_missing_de
 from moderation.reproduction.models import ReproRetrievalFailure
 from moderation.reproduction.services import repro_retrieval_dismiss, repro_retrieval_retry
 from moderation.review.services import review_routing_repair
+from workbench.csp_reports import csp_violations_recent
 from workbench.roles import Perm, permission_required
 
 
@@ -26,7 +27,11 @@ from workbench.roles import Perm, permission_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Operations at a glance: every plot is drawn on the server and carries its numbers."""
     show = _failed_filter(request)
-    context = {"ops": ops_dashboard(failed_filter=show), "worker_seen_seconds": settings.WORKER_SEEN_SECONDS}
+    context = {
+        "ops": ops_dashboard(failed_filter=show),
+        "worker_seen_seconds": settings.WORKER_SEEN_SECONDS,
+        "csp_violations": csp_violations_recent(),
+    }
     return render(request, "moderation/ops/dashboard.html", context)
 
 

@@ -727,11 +727,13 @@ def review_held_display(*, task: ReviewTask | None) -> dict[str, Any] | None:
     }
 
 
-def review_gold_accuracy(*, queue: ReviewQueue | None = None) -> list[dict[str, Any]]:
-    """Each reviewer's score on gold items (known answers): answered, correct, accuracy."""
-    reviews = Review.objects.filter(gold_correct__isnull=False)
-    if queue is not None:
-        reviews = reviews.filter(task__queue=queue)
+def review_gold_accuracy(*, queues: Iterable[ReviewQueue]) -> list[dict[str, Any]]:
+    """Each reviewer's score on the gold items (known answers) of ``queues``: answered, correct, accuracy.
+
+    Only the queues named count: a screen passes the ones its viewer may see (``review_queues_for``), as the
+    agreement figures beside it do. Over every queue, the agreement page showed each reviewer's gold score in
+    group-restricted queues to reviewers outside their groups (who worked there, and how well)."""
+    reviews = Review.objects.filter(gold_correct__isnull=False, task__queue_id__in=[q.pk for q in queues])
     rows = list(
         reviews.values("reviewer_id", "reviewer__username")
         .annotate(answered=Count("pk"), correct=Count("pk", filter=Q(gold_correct=True)))

@@ -148,7 +148,7 @@ def queue_detail(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "queue": q,
         "stats": selectors.review_queue_stats(queue=q),
-        "gold": selectors.review_gold_accuracy(queue=q),
+        "gold": selectors.review_gold_accuracy(queues=[q]),
         "agreement": selectors.review_agreement(queues=[q]),
         "open_task": selectors.review_task_open_for(user=_user(request), queue=q),
     }
@@ -162,7 +162,7 @@ def agreement(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "moderation/review/agreement.html",
-        {"agreement": selectors.review_agreement(queues=queues), "gold": selectors.review_gold_accuracy()},
+        {"agreement": selectors.review_agreement(queues=queues), "gold": selectors.review_gold_accuracy(queues=queues)},
     )
 
 

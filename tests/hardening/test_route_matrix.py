@@ -42,6 +42,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "api-docs": ("GET", SIGNED_IN),
     "api-token": ("POST", SIGNED_IN),
     "api-token-page": ("GET", SIGNED_IN),
+    "csp-report": ("POST", PUBLIC),  # browsers send reports without credentials (workbench/csp_reports.py)
     "healthz": ("GET", PUBLIC),
     "readyz": ("GET", PUBLIC),
     "metrics": ("GET", (OPS,)),  # or a bearer METRICS_TOKEN (tests/workbench/test_health_metrics.py)

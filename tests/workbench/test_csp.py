@@ -46,6 +46,9 @@ def test_every_html_page_carries_the_strict_policy_with_a_fresh_nonce_each_time(
         "base-uri": ["'self'"],
         "frame-ancestors": ["'none'"],
         "form-action": ["'self'"],
+        # Reports to this site's own collector by default (tests/workbench/test_csp_reports.py).
+        "report-uri": ["/csp-report/"],
+        "report-to": ["csp-endpoint"],
     }
     assert len(nonce) >= 22 and _nonce(second[HEADER]) != nonce
     # Framing refused both ways: old browsers read X-Frame-Options, new ones frame-ancestors.

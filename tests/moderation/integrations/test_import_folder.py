@@ -87,3 +87,42 @@ def test_a_signed_in_users_path_is_still_confined_to_the_roots_only(roots, clien
         response.status_code == 400 and "outside the import folders (MEDIA_IMPORT_ROOTS)" in response.json()["detail"]
     )
     assert not AuditEvent.objects.filter(action="integration.import_refused").exists()
+
+
+def test_a_user_who_does_not_manage_integrations_is_kept_out_of_every_integrations_folder(
+    roots, make_user, platform
+) -> None:
+    """A moderator (upload rights) could import any platform's files by naming its folder: the platforms were
+    confined to their own folders, users to the roots only. Refused 403, said and recorded; admins keep access."""
+    from rest_framework.test import APIClient
+
+    root, mine, theirs = roots
+    (root / "user-drop").mkdir()
+    (root / "user-drop" / "link.mp4").symlink_to(theirs / "theirs.mp4")  # a symlink in the shared part into one
+    moderator = make_user("moderator")
+    client = APIClient()
+    client.force_authenticate(moderator)
+    attempts = [
+        str(theirs / "theirs.mp4"),
+        str(mine / "mine.mp4"),
+        str(root / "user-drop" / ".." / platform.integration.import_folder / "mine.mp4"),
+        str(root / "user-drop" / "link.mp4"),
+    ]
+    for path in attempts:
+        response = client.post("/api/videos/", {"path": path}, format="json")
+        assert response.status_code == 403, (path, response.status_code, response.content)
+        assert "a platform integration's import folder" in response.json()["detail"]
+        assert "only admins (who manage integrations) may import them" in response.json()["detail"]
+    assert not Video.objects.exists()
+    events = AuditEvent.objects.filter(action="video.import_refused").order_by("pk")
+    assert [e.payload["path"] for e in events] == attempts
+    assert {e.actor_id for e in events} == {moderator.pk}
+    # Outside the roots is refused and recorded too; the shared part of the roots stays open to the moderator.
+    outside = client.post("/api/videos/", {"path": str(root / ".." / "elsewhere.mp4")}, format="json")
+    assert outside.status_code == 400 and "outside the import folders" in outside.json()["detail"]
+    assert AuditEvent.objects.filter(action="video.import_refused").count() == len(attempts) + 1
+    assert client.post("/api/videos/", {"path": str(root / "shared.mp4")}, format="json").status_code == 201
+
+    admin = APIClient()
+    admin.force_authenticate(make_user("admin"))
+    assert admin.post("/api/videos/", {"path": str(theirs / "theirs.mp4")}, format="json").status_code == 201

@@ -42,8 +42,8 @@ def test_a_folder_or_file_swapped_for_a_symlink_after_the_check_is_not_followed(
     _root, mine, theirs = roots
     real_check = ingest.import_path_confined
 
-    def check_then_swap(path, *, folder=""):  # type: ignore[no-untyped-def]
-        resolved = real_check(path, folder=folder)
+    def check_then_swap(path, **kwargs):  # type: ignore[no-untyped-def]
+        resolved = real_check(path, **kwargs)
         # The platform's own folder (or file), replaced by a symlink to another's the instant after the check.
         if swapped == "folder":
             os.rename(mine / "drop", mine / "drop-was")

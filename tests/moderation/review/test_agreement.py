@@ -87,3 +87,36 @@ def test_a_category_with_no_twice_reviewed_item_is_not_listed_and_the_dashboard_
     assert review_agreement(queues=[task.queue])["categories"] == []
     html = client_as("moderator").get(reverse("moderation:review_agreement")).content.decode()
     assert "No item has two reviews yet." in html and 'data-agreement-category="引导私下交易"' not in html
+
+
+@pytest.mark.django_db
+def test_the_dashboards_gold_accuracy_counts_only_the_queues_the_viewer_may_see(policy_version, make_user):
+    """The gold table read every queue's gold reviews: a moderator outside a restricted queue's groups saw who
+    worked there and how well, and their scores in open queues mixed with those they may not see."""
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    from moderation.review.models import ReviewQueue
+
+    experts = Group.objects.create(name="experts")
+    restricted = ReviewQueue.objects.create(name="Experts", slug="experts")
+    restricted.allowed_groups.add(experts)
+    insider = make_user("moderator")
+    insider.groups.add(experts)
+    open_task = ReviewTaskFactory(decision__policy_version=policy_version)
+    ReviewFactory(task=open_task, reviewer=insider, gold_correct=True)
+    for correct in (False, False):
+        task = ReviewTaskFactory(decision__policy_version=policy_version, queue=restricted)
+        ReviewFactory(task=task, reviewer=insider, gold_correct=correct)
+
+    outsider = Client()
+    outsider.force_login(make_user("moderator"))
+    html = outsider.get(reverse("moderation:review_agreement")).content.decode()
+    row = html.split(f'data-gold-reviewer="{insider.username}"')[1].split("</tr>")[0]
+    assert "<td>1</td><td>1</td>" in row and '<td data-stat="accuracy">1.000</td>' in row
+
+    member = Client()
+    member.force_login(insider)
+    html = member.get(reverse("moderation:review_agreement")).content.decode()
+    row = html.split(f'data-gold-reviewer="{insider.username}"')[1].split("</tr>")[0]
+    assert "<td>3</td><td>1</td>" in row and '<td data-stat="accuracy">0.333</td>' in row

@@ -125,7 +125,7 @@ def test_gold_items_are_mixed_in_and_score_reviewers(policy_version, make_user, 
     assert third.is_gold and third.decision == gold_b
     review_submit(task=third, user=alice, verdict="approve")  # known answer was 色情低俗: wrong
 
-    assert review_gold_accuracy(queue=queue) == [
+    assert review_gold_accuracy(queues=[queue]) == [
         {"reviewer": alice.username, "answered": 2, "correct": 1, "accuracy": 0.5}
     ]
     # Gold reviews only score: the items' trusted labels are untouched by them.

@@ -1,0 +1,242 @@
+"""Content-Security-Policy violation reports: the same-origin collector the policy names by default
+(``/csp-report/``, ``workbench.csp``), what it accepts, and how reports are kept.
+
+Browsers send reports without credentials and anyone can send one, so the collector trusts nothing in them: it is
+open to all but small (``CSP_REPORT_MAX_BYTES``, refused from the declared length before a byte is read), rate-limited
+per client address (``CSP_REPORT_RATE_LIMIT``), exempt from the CSRF check (a browser's report carries no token),
+and a body it cannot read is a 400 with a short reason, never a 500. Two shapes are read: the legacy ``report-uri``
+body (``application/csp-report``: ``{"csp-report": {...}}``) and the Reporting API's (``application/reports+json``:
+a list of reports, ``type`` ``csp-violation`` ones kept, others ignored).
+
+Each report is folded into one row per (day, directive, blocked URI, document path) (``CspViolation.count``), so a
+page that trips the policy on every load, or a client sending the same report in a loop, is one row. The blocked
+URI is kept as its origin and path (its query may carry someone's token), the document as its path. Past
+``CSP_VIOLATION_ROWS_PER_DAY`` distinct rows in a day, new kinds of report are folded into one row per directive
+(``OVERFLOW_BLOCKED``): made-up reports cannot grow the table without bound."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.cache import caches
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from redis.exceptions import RedisError
+from rest_framework.throttling import SimpleRateThrottle
+
+from workbench.models import CspViolation
+from workbench.signin import signin_address
+from workbench.text import shown_text, storable_text
+
+logger = logging.getLogger(__name__)
+
+# A browser's report is well under 4 KB (a Reporting API batch a few of them); the original policy is the largest part.
+CSP_REPORT_MAX_BYTES = 32 * 1024
+# The most reports one Reporting API body may hold.
+CSP_REPORTS_PER_BODY = 50
+# Distinct rows a day may get before new kinds are folded into one row per directive.
+CSP_VIOLATION_ROWS_PER_DAY = 1000
+OVERFLOW_BLOCKED = "(more kinds than the day's row limit)"
+LEGACY_TYPES = ("application/csp-report", "application/json")
+REPORTING_API_TYPE = "application/reports+json"
+
+_DIRECTIVE = re.compile(r"[a-z][a-z0-9-]{0,63}")
+_BLOCKED_MAX = CspViolation._meta.get_field("blocked").max_length or 300
+_DOCUMENT_MAX = CspViolation._meta.get_field("document_path").max_length or 300
+
+
+class CspReportRefused(Exception):
+    """A report the collector does not take; ``status`` the answer (400, 413), the message a short reason."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CspViolationKey:
+    directive: str
+    blocked: str
+    document_path: str
+    disposition: str
+
+
+class CspReportRateThrottle(SimpleRateThrottle):
+    """Reports per client address (CSP_REPORT_RATE_LIMIT), counted in the shared Redis cache; the address as the sign-in
+    throttle reads it (the proxy's behind WORKBENCH_HTTPS). Redis down: reports are taken (and still folded)."""
+
+    scope = "csp-report"
+    cache = caches["throttle"]
+
+    def get_rate(self) -> str | None:
+        return str(settings.CSP_REPORT_RATE_LIMIT)
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return f"throttle:{self.scope}:{signin_address(request)}"
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except (RedisError, OSError) as exc:
+            logger.warning("CSP report rate limit skipped: the shared cache is unreachable (%s)", exc)
+            return True
+
+    def retry_after(self) -> int:
+        return max(1, int(-(-(self.wait() or 1) // 1)))
+
+
+def csp_report_rate_wait(request: HttpRequest) -> int | None:
+    """Count this report against its client's rate: None when it may go on, else the seconds to wait."""
+    throttle = CspReportRateThrottle()
+    return None if throttle.allow_request(request, None) else throttle.retry_after()
+
+
+def csp_report_body(request: HttpRequest) -> bytes:
+    """The request's body, at most ``CSP_REPORT_MAX_BYTES``: a larger declared length is refused before any of it is
+    read, and no more than the limit is ever read whatever was declared."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise CspReportRefused("Content-Length is not a number.") from None
+    if declared > CSP_REPORT_MAX_BYTES:
+        raise CspReportRefused(f"A report may be at most {CSP_REPORT_MAX_BYTES:,} bytes.", status=413)
+    body = request.read(CSP_REPORT_MAX_BYTES + 1)
+    if len(body) > CSP_REPORT_MAX_BYTES:
+        raise CspReportRefused(f"A report may be at most {CSP_REPORT_MAX_BYTES:,} bytes.", status=413)
+    return body
+
+
+def csp_reports_from(request: HttpRequest) -> list[CspViolationKey]:
+    """The violations a report request holds: its type checked before its body is read (``csp_report_body``)."""
+    kind = (request.content_type or "").split(";")[0].strip().lower()
+    if kind not in (*LEGACY_TYPES, REPORTING_API_TYPE):
+        raise CspReportRefused(
+            f"Send a report as {LEGACY_TYPES[0]} (report-uri) or {REPORTING_API_TYPE} (report-to), not {kind[:60]!r}."
+        )
+    return csp_reports_read(body=csp_report_body(request), kind=kind)
+
+
+def csp_reports_read(*, body: bytes, kind: str) -> list[CspViolationKey]:
+    """The violations ``body`` reports (``kind``, its content type, says which shape), each trimmed to what is kept; a
+    body that is not a report is refused (``CspReportRefused``, a short reason)."""
+    try:
+        data = storable_text(json.loads(body.decode("utf-8")))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise CspReportRefused("The report is not JSON.") from None
+    if kind == REPORTING_API_TYPE:
+        if not isinstance(data, list):
+            raise CspReportRefused("A Reporting API body is a list of reports.")
+        if len(data) > CSP_REPORTS_PER_BODY:
+            raise CspReportRefused(f"At most {CSP_REPORTS_PER_BODY} reports in one body.")
+        found = []
+        for number, report in enumerate(data, start=1):
+            if not isinstance(report, dict):
+                raise CspReportRefused(f"Report {number} is not an object.")
+            if report.get("type") != "csp-violation":
+                continue  # another kind of report (deprecation, intervention): not this collector's
+            fields = report.get("body")
+            if not isinstance(fields, dict):
+                raise CspReportRefused(f"Report {number} has no body object.")
+            found.append(
+                _violation(
+                    directive=fields.get("effectiveDirective"),
+                    blocked=fields.get("blockedURL"),
+                    document=fields.get("documentURL") or report.get("url"),
+                    disposition=fields.get("disposition"),
+                )
+            )
+        return found
+    fields = data.get("csp-report") if isinstance(data, dict) else None
+    if not isinstance(fields, dict):
+        raise CspReportRefused('A report-uri body is {"csp-report": {...}}.')
+    return [
+        _violation(
+            directive=fields.get("effective-directive") or fields.get("violated-directive"),
+            blocked=fields.get("blocked-uri"),
+            document=fields.get("document-uri"),
+            disposition=fields.get("disposition"),
+        )
+    ]
+
+
+def _violation(*, directive: Any, blocked: Any, document: Any, disposition: Any) -> CspViolationKey:
+    name = directive.split()[0].lower() if isinstance(directive, str) and directive.strip() else ""
+    if not _DIRECTIVE.fullmatch(name):
+        raise CspReportRefused("The report names no directive.")
+    return CspViolationKey(
+        directive=name,
+        blocked=_blocked(blocked if isinstance(blocked, str) else ""),
+        document_path=_trimmed(urlsplit(document).path if isinstance(document, str) else "", _DOCUMENT_MAX),
+        disposition=CspViolation.Disposition.REPORT if disposition == "report" else CspViolation.Disposition.ENFORCE,
+    )
+
+
+def _blocked(value: str) -> str:
+    """A URL as its origin and path (no user, query or fragment: they may hold a token); a keyword ('inline',
+    'eval') as it is; another scheme ('data:…', 'blob:…') as the scheme alone."""
+    value = value.strip()
+    try:
+        parts = urlsplit(value)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return _trimmed(value.split("?")[0], _BLOCKED_MAX)
+    if parts.scheme in ("http", "https", "ws", "wss") and host:
+        origin = f"{parts.scheme}://{host}{f':{port}' if port else ''}"
+        return _trimmed(origin + parts.path, _BLOCKED_MAX)
+    if parts.scheme and ":" in value:
+        return _trimmed(parts.scheme, _BLOCKED_MAX)
+    return _trimmed(value, _BLOCKED_MAX)
+
+
+def _trimmed(value: str, limit: int) -> str:
+    value = shown_text(value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+_FOLD_SQL = """
+INSERT INTO {table} (day, directive, blocked, document_path, disposition, count, first_seen, last_seen)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (day, directive, blocked, document_path)
+DO UPDATE SET count = {table}.count + EXCLUDED.count, last_seen = EXCLUDED.last_seen,
+              disposition = EXCLUDED.disposition
+"""
+
+
+def csp_violations_record(*, reports: list[CspViolationKey]) -> None:
+    """Fold ``reports`` into today's rows: one statement per distinct violation, each an insert or a count added to the
+    row already there (concurrent reports of the same violation add up; none is lost to a race)."""
+    if not reports:
+        return
+    now = timezone.now()
+    day = now.date()
+    table = connection.ops.quote_name(CspViolation._meta.db_table)
+    full = CspViolation.objects.filter(day=day).count() >= CSP_VIOLATION_ROWS_PER_DAY
+    with connection.cursor() as cursor:
+        for key, n in Counter(reports).items():
+            if (
+                full
+                and not CspViolation.objects.filter(
+                    day=day, directive=key.directive, blocked=key.blocked, document_path=key.document_path
+                ).exists()
+            ):
+                key = CspViolationKey(key.directive, OVERFLOW_BLOCKED, "", key.disposition)
+            cursor.execute(
+                _FOLD_SQL.format(table=table),
+                [day, key.directive, key.blocked, key.document_path, key.disposition, n, now, now],
+            )
+
+
+def csp_violations_recent(*, days: int = 7, limit: int = 20) -> QuerySet[CspViolation]:
+    """The violations reported in the last ``days`` days, latest first: what the operations page lists."""
+    since = timezone.now().date() - timedelta(days=days - 1)
+    return CspViolation.objects.filter(day__gte=since).order_by("-last_seen", "-pk")[:limit]
