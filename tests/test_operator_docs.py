@@ -737,3 +737,129 @@ def test_compose_caps_the_memory_of_the_services_that_load_no_model() -> None:
     assert web >= (settings.WEB_CONCURRENCY + 1) * 300 * 2**20, "at least 300 MB a gunicorn process"
     assert beat >= 256 * 2**20
     assert "mem_limit" in _section("Two commands") or "mem_limit" in README[: README.index("\n## Past one machine")]
+
+
+# --- every command, flag, route and file the README names, wherever it names it ----------------------------
+
+
+def _code_spans() -> list[str]:
+    """The README's inline code spans (```…``` blocks left out), line breaks inside a span read as spaces."""
+    text = re.sub(r"```.*?```", "", README, flags=re.S)
+    return [span.replace("\n", " ") for span in re.findall(r"`([^`]+)`", text)]
+
+
+def test_every_manage_py_invocation_in_the_readme_is_a_command_with_those_options() -> None:
+    """An operator copies `manage.py NAME --flag` from any paragraph, not only the Commands table: each names a
+    command (ours or Django's) and each flag after it is one of that command's options; `./run.sh` passes its
+    arguments to `manage.py up`, so its flags are `up`'s."""
+    from django.core.management import get_commands, load_command_class
+
+    commands = get_commands()
+    problems, seen = [], 0
+    for span in _code_spans():
+        for name, rest in re.findall(r"manage\.py\s+([a-z_]+)((?:(?!manage\.py).)*)", span):
+            seen += 1
+            if name not in commands:
+                problems.append(f"`{span}`: no command {name}")
+                continue
+            known = set(
+                load_command_class(commands[name], name).create_parser("manage.py", name)._option_string_actions
+            )
+            problems += [
+                f"`{span}`: {name} has no option {flag}"
+                for flag in re.findall(r"--[a-z][a-z-]*", rest)
+                if flag not in known
+            ]
+    assert seen > 30  # the scan works
+    up = _options(load_command_class(commands["up"], "up"), "up")
+    run_sh = set(re.findall(r"\./run\.sh ((?:--[a-z][a-z-]*))", README))
+    assert run_sh, "the README shows ./run.sh with an argument"
+    problems += [f"./run.sh {flag}: no option of manage.py up" for flag in sorted(run_sh - up)]
+    assert 'manage.py up "$@"' in (ROOT / "run.sh").read_text()  # run.sh passes its arguments on
+    assert not problems, "\n".join(problems)
+
+
+def test_every_command_with_subcommands_lists_them_in_its_row() -> None:
+    """`labelstudio {export,export-tags,import}`, `embedded start|stop|status`: a positional argument with a fixed
+    set of values is written in the command's row with exactly those values."""
+    rows = _table_rows(_section("Commands"), "| command |")
+    problems = []
+    for name, command in sorted(_project_commands().items()):
+        parser = command.create_parser("manage.py", name)
+        for action in parser._positionals._group_actions:
+            if not action.choices:
+                continue
+            row = next(r[0] for r in rows if re.search(rf"`(?:manage\.py )?{name}(?:[ `\\]|$)", r[0]))
+            written = re.search(rf"{name} (?:\{{([a-z,-]+)\}}|([a-z-]+(?:\\\|[a-z-]+)+))", row)
+            values = set(re.split(r",|\\\|", (written.group(1) or written.group(2)))) if written else set()
+            if values != set(action.choices):
+                problems.append(f"{name}: row says {sorted(values)}, the command takes {sorted(action.choices)}")
+    assert not problems, "\n".join(problems)
+
+
+def _normal_route(path: str) -> str:
+    """``/api/videos/{pk}/verdict/`` and ``/api/videos/{id}/verdict`` alike: parameters unnamed, no final slash."""
+    return re.sub(r"\{[^}]*\}|<[^>]*>", "{}", path.split("?")[0]).rstrip("/")
+
+
+def test_every_api_operation_is_in_the_readme_and_every_one_it_names_exists() -> None:
+    """A platform engineer reads the README for the API's operations: each operation of the generated OpenAPI schema
+    is written there as `METHOD /api/…` (a GET may be its bare path), and each one written there is in the schema."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    methods = {"get", "post", "put", "patch", "delete"}
+    operations = {
+        (method.upper(), _normal_route(path))
+        for path, item in schema["paths"].items()
+        for method in item
+        if method in methods
+    }
+    assert ("POST", "/api/videos") in operations  # the schema works
+    spans = _code_spans()
+    written = set()
+    for span in spans:
+        written |= {(m, _normal_route(p)) for m, p in re.findall(r"\b(GET|POST|PUT|PATCH|DELETE) (/api/\S*)", span)}
+    bare = {_normal_route(span) for span in spans if re.fullmatch(r"/api/\S*", span)}
+    undocumented = sorted(op for op in operations if op not in written and not (op[0] == "GET" and op[1] in bare))
+    assert not undocumented, f"API operations the README never names: {undocumented}"
+    unknown = sorted(written - operations)
+    assert not unknown, f"named in the README, not in the API: {unknown}"
+
+
+# Absolute paths the README names inside the containers and hosts, not the site's routes.
+FILESYSTEM_ROOTS = ("/app", "/scratch", "/home", "/dev", "/usr", "/var", "/data", "/root", "/tmp", "/etc")
+
+
+def test_every_site_route_the_readme_names_resolves() -> None:
+    """`/readyz`, `/ops/`, `/integrations/endpoints/<id>/`…: each site path the README sends an operator to is routed."""
+    from django.urls import Resolver404, resolve
+
+    missing, seen = [], 0
+    for span in _code_spans():
+        for path in re.findall(r"(?:^|(?<=[ (]))(/[a-z][\w./<>{}…-]*)", span):
+            if path.startswith(FILESYSTEM_ROOTS) or "." in path.split("/")[-1]:
+                continue
+            seen += 1
+            try:
+                resolve(re.sub(r"<[^>]*>|\{[^}]*\}", "1", path.rstrip("…")))
+            except Resolver404:
+                missing.append(path)
+    assert seen > 20  # the scan works
+    assert not missing, f"the README names routes the site does not have: {sorted(set(missing))}"
+
+
+def test_every_repository_file_the_readme_names_exists() -> None:
+    """`workbench/csp.py`, `scripts/s3rver/package-lock.json`, `templates/workbench/api_docs.html`…: a file of the
+    checkout the README points to is there (paths under `var/` are made at run time)."""
+    files = {
+        span
+        for span in _code_spans()
+        if re.fullmatch(r"[\w.-]+(?:/[\w.-]+)+\.(?:py|html|css|js|ya?ml|txt|json|toml|sh|md|lock)", span)
+        and not span.startswith("var/")
+    }
+    assert len(files) > 10  # the scan works
+    # A template is named as Django finds it: under templates/ or an app's templates/.
+    folders = [ROOT, ROOT / "templates", *(ROOT / app / "templates" for app in APPS)]
+    missing = sorted(path for path in files if not any((folder / path).exists() for folder in folders))
+    assert not missing, f"the README names files the checkout does not have: {missing}"
