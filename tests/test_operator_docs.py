@@ -828,7 +828,7 @@ def test_every_api_operation_is_in_the_readme_and_every_one_it_names_exists() ->
 
 
 # Absolute paths the README names inside the containers and hosts, not the site's routes.
-FILESYSTEM_ROOTS = ("/app", "/scratch", "/home", "/dev", "/usr", "/var", "/data", "/root", "/tmp", "/etc")
+FILESYSTEM_ROOTS = ("/app", "/scratch", "/home", "/dev", "/usr", "/var", "/data", "/root", "/etc")
 
 
 def test_every_site_route_the_readme_names_resolves() -> None:
@@ -863,3 +863,54 @@ def test_every_repository_file_the_readme_names_exists() -> None:
     folders = [ROOT, ROOT / "templates", *(ROOT / app / "templates" for app in APPS)]
     missing = sorted(path for path in files if not any((folder / path).exists() for folder in folders))
     assert not missing, f"the README names files the checkout does not have: {missing}"
+
+
+def _settings_defaults() -> dict[str, Any]:
+    """``env.x("NAME", default=…)`` of settings.py: each default that is a literal or arithmetic on literals."""
+    import ast
+
+    defaults = {}
+    for node in ast.walk(ast.parse((ROOT / "workbench" / "settings.py").read_text())):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "env"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            continue
+        for keyword in node.keywords:
+            if keyword.arg == "default":
+                try:  # 55 * 60, 5 * 2**30: no names, no calls
+                    value = eval(compile(ast.Expression(keyword.value), "default", "eval"), {"__builtins__": {}})  # noqa: S307
+                except (NameError, TypeError, AttributeError):
+                    continue
+                defaults[node.args[0].value] = value
+    return defaults
+
+
+def test_the_readme_configuration_defaults_are_the_settings_defaults() -> None:
+    """Where a Configuration row's default is a plain number or on/off, one per variable of the row, it is what
+    settings fall back to (the operator who leaves a variable unset gets what the table says)."""
+    defaults = _settings_defaults()
+    switches = {"on": True, "true": True, "off": False, "false": False}
+    checked, problems = 0, []
+    for row in _table_rows(_section("Configuration"), "| variable |"):
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", row[0])
+        parts = [part.strip().strip("`") for part in row[1].split(",")]
+        if len(parts) != len(names):
+            continue
+        for name, part in zip(names, parts, strict=True):
+            if name not in defaults:
+                continue
+            if re.fullmatch(r"-?\d+(?:\.\d+)?", part):
+                checked += 1
+                if float(part) != float(defaults[name]):
+                    problems.append(f"{name}: README {part}, settings {defaults[name]!r}")
+            elif part.lower() in switches and isinstance(defaults[name], bool):
+                checked += 1
+                if switches[part.lower()] != defaults[name]:
+                    problems.append(f"{name}: README {part}, settings {defaults[name]!r}")
+    assert checked > 50  # the scan works
+    assert not problems, "\n".join(problems)
