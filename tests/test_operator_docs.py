@@ -914,3 +914,27 @@ def test_the_readme_configuration_defaults_are_the_settings_defaults() -> None:
                     problems.append(f"{name}: README {part}, settings {defaults[name]!r}")
     assert checked > 50  # the scan works
     assert not problems, "\n".join(problems)
+
+
+def test_the_readme_lists_the_configuration_variables_compose_passes_on() -> None:
+    """ "Compose's own variables (…, besides the ones of the Configuration table it passes on (…))": an operator reads
+    that list to know which settings compose forwards from `.env`; every other one needs an override file."""
+    text = (ROOT / "compose.yaml").read_text()
+    read = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))
+    compose_own = {
+        name
+        for row in _table_rows(README, "| compose variable |")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row[0])
+    }
+    start = README.index("Compose's own variables")
+    listed = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", README[start : README.index("| compose variable |", start)]))
+    assert sorted(read - compose_own - listed) == [], "compose passes these on; the README's list leaves them out"
+    assert sorted(listed - read) == [], "listed as passed on, but compose reads none of them"
+
+
+def test_the_readme_roles_table_names_every_role_group() -> None:
+    """An admin puts users in the groups the Roles table names: they are the groups `bootstrap` creates."""
+    from workbench.roles import ROLES
+
+    groups = {row[0].strip("`") for row in _table_rows(_section("Roles"), "| group |")}
+    assert groups == set(ROLES)
