@@ -946,3 +946,21 @@ def test_the_readme_roles_table_names_every_role_group() -> None:
 
     groups = {row[0].strip("`") for row in _table_rows(_section("Roles"), "| group |")}
     assert groups == set(ROLES)
+
+
+def test_every_metric_the_code_exports_is_in_the_readme_and_every_one_it_names_exists() -> None:
+    """An operator writes alerts from the README's list of `/metrics` series: each series our code defines is named
+    there (a counter as `NAME_total`, the name the exposition gives it), and each one named there is defined."""
+    defined = set()
+    for app in APPS:
+        for path in (ROOT / app).rglob("*.py"):
+            defined |= set(
+                re.findall(
+                    r"""(?:Counter|Gauge|Histogram|Summary|MetricFamily)\(\s*["'](workbench_[a-z_]+)["']""",
+                    path.read_text(),
+                )
+            )
+    assert {"workbench_review_queue_depth", "workbench_signin_failures"} <= defined  # the scan works
+    named = {name.removesuffix("_total") for name in re.findall(r"`(workbench_[a-z_]+)", README)}
+    assert sorted(defined - named) == [], "exported on /metrics, not in the README"
+    assert sorted(named - defined) == [], "named in the README, exported by nothing"
