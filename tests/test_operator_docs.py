@@ -128,23 +128,44 @@ def test_every_management_command_and_option_is_in_the_readme_commands_table() -
     assert not problems, "\n".join(problems)
 
 
-_EVERY = {"s": 1, "min": 60, "h": 3600}
+_EVERY = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def _every_seconds(schedule: Any) -> float | str:
+    """A beat entry's interval in seconds (a number, a timedelta, celery's ``schedule``); a crontab as its text."""
+    from datetime import timedelta
+
+    from celery.schedules import crontab
+
+    if isinstance(schedule, crontab):
+        return str(schedule)
+    if isinstance(schedule, timedelta):
+        return schedule.total_seconds()
+    run_every = getattr(schedule, "run_every", None)
+    return run_every.total_seconds() if run_every is not None else float(schedule)
 
 
 def test_every_beat_task_is_in_the_readme_with_its_interval_and_queue() -> None:
+    """Each entry of beat's schedule is a row of the README's beat table with its interval ("15 s", "5 min", "1 h",
+    "1 d"; a crontab as celery writes it) and the queue it runs on, and each row is an entry."""
     from workbench.celery import app
 
     rows = _table_rows(_section("Past one machine"), "| beat task |")
-    documented = {}
+    documented: dict[str, tuple[float | str, str]] = {}
     for task, every, queue, _what in rows:
-        amount, unit = every.split()
-        documented[task.strip("`")] = (float(amount) * _EVERY[unit], queue)
+        written = re.fullmatch(r"(\d+(?:\.\d+)?) (s|min|h|d)", every)
+        documented[task.strip("`")] = (float(written[1]) * _EVERY[written[2]] if written else every.strip("`"), queue)
+    unrouted = sorted(e["task"] for e in app.conf.beat_schedule.values() if e["task"] not in TASK_ROUTES)
+    assert not unrouted, f"beat sends tasks TASK_ROUTES does not route: {unrouted}"
     scheduled = {
-        entry["task"]: (float(entry["schedule"]), TASK_ROUTES[entry["task"]].value)
+        entry["task"]: (_every_seconds(entry["schedule"]), TASK_ROUTES[entry["task"]].value)
         for entry in app.conf.beat_schedule.values()
     }
     assert "moderation.inference.tasks.purge_kept_verdicts" in scheduled
-    assert documented == scheduled
+    missing = {task: when for task, when in scheduled.items() if documented.get(task) != when}
+    assert not missing, f"beat entries the README's table lacks or gives another interval/queue: {missing}"
+    stale = sorted(set(documented) - set(scheduled))
+    assert not stale, f"in the README's beat table, not in beat's schedule: {stale}"
 
 
 def _queues_of(command: str) -> set[str]:
