@@ -988,3 +988,17 @@ def test_every_metric_the_code_exports_is_in_the_readme_and_every_one_it_names_e
     named = {name.removesuffix("_total") for name in re.findall(r"`(workbench_[a-z_]+)", README)}
     assert sorted(defined - named) == [], "exported on /metrics, not in the README"
     assert sorted(named - defined) == [], "named in the README, exported by nothing"
+
+
+def test_every_variable_the_two_commands_read_is_in_the_readme() -> None:
+    """`./run.sh` and `./test.sh` (and `scripts/setup.sh`, which both run) read a few variables of their own
+    (`WORKBENCH_TEST_WORKERS`, `TORCH_INDEX_URL`…): each is named in the README, where the operator looks."""
+    scripts = ("run.sh", "test.sh", "scripts/setup.sh")
+    read = set()
+    for script in scripts:
+        text = (ROOT / script).read_text()
+        read |= set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)(?::[-+=?])", text))
+        read |= set(re.findall(r"^([A-Z_][A-Z0-9_]*)=\S+ bash ", text, flags=re.M))  # set for a script it runs
+    assert {"WORKBENCH_TEST_WORKERS", "WORKBENCH_BROWSER_TESTS"} <= read  # the scan works
+    named = set(re.findall(r"`([A-Z_][A-Z0-9_]*)[`=]", README))
+    assert sorted(read - named) == [], "read by the setup/run/test scripts, named nowhere in the README"
