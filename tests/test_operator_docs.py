@@ -1002,3 +1002,20 @@ def test_every_variable_the_two_commands_read_is_in_the_readme() -> None:
     assert {"WORKBENCH_TEST_WORKERS", "WORKBENCH_BROWSER_TESTS"} <= read  # the scan works
     named = set(re.findall(r"`([A-Z_][A-Z0-9_]*)[`=]", README))
     assert sorted(read - named) == [], "read by the setup/run/test scripts, named nowhere in the README"
+
+
+def test_every_compose_service_and_profile_the_readme_names_exists() -> None:
+    """`docker compose exec web …`, `--scale worker-media=0`, `--profile gpu-media`: wherever the README names a
+    service or a profile, compose.yaml has it."""
+    services = _compose()["services"]
+    profiles = {profile for svc in services.values() for profile in svc.get("profiles", [])}
+    text = README.replace("\n", " ")
+    named = set(
+        re.findall(r"docker compose (?:run --rm(?: --no-deps)?(?: --user \w+)?|exec|stop) ([a-z][a-z-]*)", text)
+    )
+    named |= set(re.findall(r"--scale ([a-z][a-z-]*)=", text))
+    assert {"web", "worker-media", "worker-infer"} <= named  # the scan works
+    assert sorted(named - set(services)) == [], "services compose.yaml does not have"
+    written = set(re.findall(r"--profile ([a-z][a-z-]*)", text))
+    assert written and sorted(written - profiles) == [], f"profiles compose.yaml does not have: {written - profiles}"
+    assert profiles <= written, f"compose profiles the README never shows how to start: {profiles - written}"
