@@ -1,8 +1,11 @@
 """What an operator deploying the workbench reads — README.md and compose.yaml — agrees with the code.
 
-The README's tables (settings read from the environment, management commands and their options, beat's
-periodic tasks and their queues, the workers' queues) and compose.yaml are checked against what the code
-reads, defines and routes, so neither can drift from it unnoticed again.
+The README's tables (settings read from the environment and their defaults, management commands, their options
+and subcommands, beat's periodic tasks and their queues, the workers' queues, the roles, the API's operations, the
+/metrics series) and compose.yaml are checked against what the code reads, defines and routes, and so is every
+`manage.py …` / `./run.sh …` invocation, site route and repository file the README names anywhere, so neither can
+drift from the code unnoticed again. The checks are generic: a new command, variable, beat entry, API operation or
+metric fails them until the README names it.
 """
 
 from __future__ import annotations
@@ -125,23 +128,44 @@ def test_every_management_command_and_option_is_in_the_readme_commands_table() -
     assert not problems, "\n".join(problems)
 
 
-_EVERY = {"s": 1, "min": 60, "h": 3600}
+_EVERY = {"s": 1, "min": 60, "h": 3600, "d": 86400}
+
+
+def _every_seconds(schedule: Any) -> float | str:
+    """A beat entry's interval in seconds (a number, a timedelta, celery's ``schedule``); a crontab as its text."""
+    from datetime import timedelta
+
+    from celery.schedules import crontab
+
+    if isinstance(schedule, crontab):
+        return str(schedule)
+    if isinstance(schedule, timedelta):
+        return schedule.total_seconds()
+    run_every = getattr(schedule, "run_every", None)
+    return run_every.total_seconds() if run_every is not None else float(schedule)
 
 
 def test_every_beat_task_is_in_the_readme_with_its_interval_and_queue() -> None:
+    """Each entry of beat's schedule is a row of the README's beat table with its interval ("15 s", "5 min", "1 h",
+    "1 d"; a crontab as celery writes it) and the queue it runs on, and each row is an entry."""
     from workbench.celery import app
 
     rows = _table_rows(_section("Past one machine"), "| beat task |")
-    documented = {}
+    documented: dict[str, tuple[float | str, str]] = {}
     for task, every, queue, _what in rows:
-        amount, unit = every.split()
-        documented[task.strip("`")] = (float(amount) * _EVERY[unit], queue)
+        written = re.fullmatch(r"(\d+(?:\.\d+)?) (s|min|h|d)", every)
+        documented[task.strip("`")] = (float(written[1]) * _EVERY[written[2]] if written else every.strip("`"), queue)
+    unrouted = sorted(e["task"] for e in app.conf.beat_schedule.values() if e["task"] not in TASK_ROUTES)
+    assert not unrouted, f"beat sends tasks TASK_ROUTES does not route: {unrouted}"
     scheduled = {
-        entry["task"]: (float(entry["schedule"]), TASK_ROUTES[entry["task"]].value)
+        entry["task"]: (_every_seconds(entry["schedule"]), TASK_ROUTES[entry["task"]].value)
         for entry in app.conf.beat_schedule.values()
     }
     assert "moderation.inference.tasks.purge_kept_verdicts" in scheduled
-    assert documented == scheduled
+    missing = {task: when for task, when in scheduled.items() if documented.get(task) != when}
+    assert not missing, f"beat entries the README's table lacks or gives another interval/queue: {missing}"
+    stale = sorted(set(documented) - set(scheduled))
+    assert not stale, f"in the README's beat table, not in beat's schedule: {stale}"
 
 
 def _queues_of(command: str) -> set[str]:
@@ -737,3 +761,261 @@ def test_compose_caps_the_memory_of_the_services_that_load_no_model() -> None:
     assert web >= (settings.WEB_CONCURRENCY + 1) * 300 * 2**20, "at least 300 MB a gunicorn process"
     assert beat >= 256 * 2**20
     assert "mem_limit" in _section("Two commands") or "mem_limit" in README[: README.index("\n## Past one machine")]
+
+
+# --- every command, flag, route and file the README names, wherever it names it ----------------------------
+
+
+def _code_spans() -> list[str]:
+    """The README's inline code spans (```…``` blocks left out), line breaks inside a span read as spaces."""
+    text = re.sub(r"```.*?```", "", README, flags=re.S)
+    return [span.replace("\n", " ") for span in re.findall(r"`([^`]+)`", text)]
+
+
+def test_every_manage_py_invocation_in_the_readme_is_a_command_with_those_options() -> None:
+    """An operator copies `manage.py NAME --flag` from any paragraph, not only the Commands table: each names a
+    command (ours or Django's) and each flag after it is one of that command's options; `./run.sh` passes its
+    arguments to `manage.py up`, so its flags are `up`'s."""
+    from django.core.management import get_commands, load_command_class
+
+    commands = get_commands()
+    problems, seen = [], 0
+    for span in _code_spans():
+        for name, rest in re.findall(r"manage\.py\s+([a-z_]+)((?:(?!manage\.py).)*)", span):
+            seen += 1
+            if name not in commands:
+                problems.append(f"`{span}`: no command {name}")
+                continue
+            known = set(
+                load_command_class(commands[name], name).create_parser("manage.py", name)._option_string_actions
+            )
+            problems += [
+                f"`{span}`: {name} has no option {flag}"
+                for flag in re.findall(r"--[a-z][a-z-]*", rest)
+                if flag not in known
+            ]
+    assert seen > 30  # the scan works
+    up = _options(load_command_class(commands["up"], "up"), "up")
+    run_sh = set(re.findall(r"\./run\.sh ((?:--[a-z][a-z-]*))", README))
+    assert run_sh, "the README shows ./run.sh with an argument"
+    problems += [f"./run.sh {flag}: no option of manage.py up" for flag in sorted(run_sh - up)]
+    assert 'manage.py up "$@"' in (ROOT / "run.sh").read_text()  # run.sh passes its arguments on
+    assert not problems, "\n".join(problems)
+
+
+def test_every_command_with_subcommands_lists_them_in_its_row() -> None:
+    """`labelstudio {export,export-tags,import}`, `embedded start|stop|status`: a positional argument with a fixed
+    set of values is written in the command's row with exactly those values."""
+    rows = _table_rows(_section("Commands"), "| command |")
+    problems = []
+    for name, command in sorted(_project_commands().items()):
+        parser = command.create_parser("manage.py", name)
+        for action in parser._positionals._group_actions:
+            if not action.choices:
+                continue
+            row = next(r[0] for r in rows if re.search(rf"`(?:manage\.py )?{name}(?:[ `\\]|$)", r[0]))
+            written = re.search(rf"{name} (?:\{{([a-z,-]+)\}}|([a-z-]+(?:\\\|[a-z-]+)+))", row)
+            values = set(re.split(r",|\\\|", (written.group(1) or written.group(2)))) if written else set()
+            if values != set(action.choices):
+                problems.append(f"{name}: row says {sorted(values)}, the command takes {sorted(action.choices)}")
+    assert not problems, "\n".join(problems)
+
+
+def _normal_route(path: str) -> str:
+    """``/api/videos/{pk}/verdict/`` and ``/api/videos/{id}/verdict`` alike: parameters unnamed, no final slash."""
+    return re.sub(r"\{[^}]*\}|<[^>]*>", "{}", path.split("?")[0]).rstrip("/")
+
+
+def test_every_api_operation_is_in_the_readme_and_every_one_it_names_exists() -> None:
+    """A platform engineer reads the README for the API's operations: each operation of the generated OpenAPI schema
+    is written there as `METHOD /api/…` (a GET may be its bare path), and each one written there is in the schema."""
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    methods = {"get", "post", "put", "patch", "delete"}
+    operations = {
+        (method.upper(), _normal_route(path))
+        for path, item in schema["paths"].items()
+        for method in item
+        if method in methods
+    }
+    assert ("POST", "/api/videos") in operations  # the schema works
+    spans = _code_spans()
+    written = set()
+    for span in spans:
+        written |= {(m, _normal_route(p)) for m, p in re.findall(r"\b(GET|POST|PUT|PATCH|DELETE) (/api/\S*)", span)}
+    bare = {_normal_route(span) for span in spans if re.fullmatch(r"/api/\S*", span)}
+    undocumented = sorted(op for op in operations if op not in written and not (op[0] == "GET" and op[1] in bare))
+    assert not undocumented, f"API operations the README never names: {undocumented}"
+    unknown = sorted(written - operations)
+    assert not unknown, f"named in the README, not in the API: {unknown}"
+
+
+# Absolute paths the README names inside the containers and hosts, not the site's routes.
+FILESYSTEM_ROOTS = ("/app", "/scratch", "/home", "/dev", "/usr", "/var", "/data", "/root", "/etc")
+
+
+def test_every_site_route_the_readme_names_resolves() -> None:
+    """`/readyz`, `/ops/`, `/integrations/endpoints/<id>/`…: each site path the README sends an operator to is routed."""
+    from django.urls import Resolver404, resolve
+
+    missing, seen = [], 0
+    for span in _code_spans():
+        for path in re.findall(r"(?:^|(?<=[ (]))(/[a-z][\w./<>{}…-]*)", span):
+            if path.startswith(FILESYSTEM_ROOTS) or "." in path.split("/")[-1]:
+                continue
+            seen += 1
+            try:
+                resolve(re.sub(r"<[^>]*>|\{[^}]*\}", "1", path.rstrip("…")))
+            except Resolver404:
+                missing.append(path)
+    assert seen > 20  # the scan works
+    assert not missing, f"the README names routes the site does not have: {sorted(set(missing))}"
+
+
+def test_every_repository_file_the_readme_names_exists() -> None:
+    """`workbench/csp.py`, `scripts/s3rver/package-lock.json`, `templates/workbench/api_docs.html`…: a file of the
+    checkout the README points to is there (paths under `var/` are made at run time)."""
+    files = {
+        span
+        for span in _code_spans()
+        if re.fullmatch(r"[\w.-]+(?:/[\w.-]+)+\.(?:py|html|css|js|ya?ml|txt|json|toml|sh|md|lock)", span)
+        and not span.startswith("var/")
+    }
+    assert len(files) > 10  # the scan works
+    # A template is named as Django finds it: under templates/ or an app's templates/.
+    folders = [ROOT, ROOT / "templates", *(ROOT / app / "templates" for app in APPS)]
+    missing = sorted(path for path in files if not any((folder / path).exists() for folder in folders))
+    assert not missing, f"the README names files the checkout does not have: {missing}"
+
+
+def _settings_defaults() -> dict[str, Any]:
+    """``env.x("NAME", default=…)`` of settings.py: each default that is a literal or arithmetic on literals."""
+    import ast
+
+    defaults = {}
+    for node in ast.walk(ast.parse((ROOT / "workbench" / "settings.py").read_text())):
+        if not (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "env"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            continue
+        for keyword in node.keywords:
+            if keyword.arg == "default":
+                try:  # 55 * 60, 5 * 2**30: no names, no calls
+                    value = eval(compile(ast.Expression(keyword.value), "default", "eval"), {"__builtins__": {}})  # noqa: S307
+                except (NameError, TypeError, AttributeError):
+                    continue
+                defaults[node.args[0].value] = value
+    return defaults
+
+
+def test_the_readme_configuration_defaults_are_the_settings_defaults() -> None:
+    """Where a Configuration row's default is a plain number, on/off or a value, one per variable of the row, it is
+    what settings fall back to (the operator who leaves a variable unset gets what the table says)."""
+    defaults = _settings_defaults()
+    switches = {"on": True, "true": True, "off": False, "false": False}
+    checked, problems = 0, []
+    for row in _table_rows(_section("Configuration"), "| variable |"):
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", row[0])
+        parts = [part.strip().strip("`") for part in row[1].split(",")]
+        if len(parts) != len(names):
+            continue
+        for name, part in zip(names, parts, strict=True):
+            if name not in defaults:
+                continue
+            if re.fullmatch(r"-?\d+(?:\.\d+)?", part):
+                checked += 1
+                if float(part) != float(defaults[name]):
+                    problems.append(f"{name}: README {part}, settings {defaults[name]!r}")
+            elif part.lower() in switches and isinstance(defaults[name], bool):
+                checked += 1
+                if switches[part.lower()] != defaults[name]:
+                    problems.append(f"{name}: README {part}, settings {defaults[name]!r}")
+            elif isinstance(defaults[name], (str, list)) and defaults[name]:
+                # A word or value (`us-east-1`, offline, `default`) is the default itself; an empty default's cell
+                # says in words what happens instead ("embedded PostgreSQL in …"), not checked.
+                value = defaults[name] if isinstance(defaults[name], str) else ",".join(defaults[name])
+                written = re.match(r"([^\s(]+)", part)
+                checked += 1
+                if not written or written.group(1).strip("`") != value:
+                    problems.append(f"{name}: README {part!r}, settings {defaults[name]!r}")
+    assert checked > 70  # the scan works
+    assert not problems, "\n".join(problems)
+
+
+def test_the_readme_lists_the_configuration_variables_compose_passes_on() -> None:
+    """ "Compose's own variables (…, besides the ones of the Configuration table it passes on (…))": an operator reads
+    that list to know which settings compose forwards from `.env`; every other one needs an override file."""
+    text = (ROOT / "compose.yaml").read_text()
+    read = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", text))
+    compose_own = {
+        name
+        for row in _table_rows(README, "| compose variable |")
+        for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", row[0])
+    }
+    start = README.index("Compose's own variables")
+    listed = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", README[start : README.index("| compose variable |", start)]))
+    assert sorted(read - compose_own - listed) == [], "compose passes these on; the README's list leaves them out"
+    assert sorted(listed - read) == [], "listed as passed on, but compose reads none of them"
+
+
+def test_the_readme_roles_table_names_every_role_group() -> None:
+    """An admin puts users in the groups the Roles table names: they are the groups `bootstrap` creates."""
+    from workbench.roles import ROLES
+
+    groups = {row[0].strip("`") for row in _table_rows(_section("Roles"), "| group |")}
+    assert groups == set(ROLES)
+
+
+def test_every_metric_the_code_exports_is_in_the_readme_and_every_one_it_names_exists() -> None:
+    """An operator writes alerts from the README's list of `/metrics` series: each series our code defines is named
+    there (a counter as `NAME_total`, the name the exposition gives it), and each one named there is defined."""
+    defined = set()
+    for app in APPS:
+        for path in (ROOT / app).rglob("*.py"):
+            defined |= set(
+                re.findall(
+                    r"""(?:Counter|Gauge|Histogram|Summary|MetricFamily)\(\s*["'](workbench_[a-z_]+)["']""",
+                    path.read_text(),
+                )
+            )
+    assert {"workbench_review_queue_depth", "workbench_signin_failures"} <= defined  # the scan works
+    named = {name.removesuffix("_total") for name in re.findall(r"`(workbench_[a-z_]+)", README)}
+    assert sorted(defined - named) == [], "exported on /metrics, not in the README"
+    assert sorted(named - defined) == [], "named in the README, exported by nothing"
+
+
+def test_every_variable_the_two_commands_read_is_in_the_readme() -> None:
+    """`./run.sh` and `./test.sh` (and `scripts/setup.sh`, which both run) read a few variables of their own
+    (`WORKBENCH_TEST_WORKERS`, `TORCH_INDEX_URL`…): each is named in the README, where the operator looks."""
+    scripts = ("run.sh", "test.sh", "scripts/setup.sh")
+    read = set()
+    for script in scripts:
+        text = (ROOT / script).read_text()
+        read |= set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)(?::[-+=?])", text))
+        read |= set(re.findall(r"^([A-Z_][A-Z0-9_]*)=\S+ bash ", text, flags=re.M))  # set for a script it runs
+    assert {"WORKBENCH_TEST_WORKERS", "WORKBENCH_BROWSER_TESTS"} <= read  # the scan works
+    named = set(re.findall(r"`([A-Z_][A-Z0-9_]*)[`=]", README))
+    assert sorted(read - named) == [], "read by the setup/run/test scripts, named nowhere in the README"
+
+
+def test_every_compose_service_and_profile_the_readme_names_exists() -> None:
+    """`docker compose exec web …`, `--scale worker-media=0`, `--profile gpu-media`: wherever the README names a
+    service or a profile, compose.yaml has it."""
+    services = _compose()["services"]
+    profiles = {profile for svc in services.values() for profile in svc.get("profiles", [])}
+    text = README.replace("\n", " ")
+    named = set(
+        re.findall(r"docker compose (?:run --rm(?: --no-deps)?(?: --user \w+)?|exec|stop) ([a-z][a-z-]*)", text)
+    )
+    named |= set(re.findall(r"--scale ([a-z][a-z-]*)=", text))
+    assert {"web", "worker-media", "worker-infer"} <= named  # the scan works
+    assert sorted(named - set(services)) == [], "services compose.yaml does not have"
+    written = set(re.findall(r"--profile ([a-z][a-z-]*)", text))
+    assert written and sorted(written - profiles) == [], f"profiles compose.yaml does not have: {written - profiles}"
+    assert profiles <= written, f"compose profiles the README never shows how to start: {profiles - written}"

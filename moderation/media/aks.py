@@ -124,7 +124,12 @@ def select_adaptive(
     return _fill(scores, chosen, k)
 
 
-STRATEGIES = {"adaptive": select_adaptive, "bin_top": select_bin_top}
+def select_uniform_of(scores: Sequence[float], k: int) -> list[int]:
+    """The score-blind baseline (``KEYFRAME_SELECTION=uniform``): ``k`` frames evenly spaced, whatever they show."""
+    return select_uniform(len(scores), k)
+
+
+STRATEGIES = {"adaptive": select_adaptive, "bin_top": select_bin_top, "uniform": select_uniform_of}
 
 
 def select(scores: Sequence[float], k: int, *, strategy: str = "adaptive") -> list[int]:

@@ -68,6 +68,25 @@ def test_all_equal_scores_fall_back_to_uniform() -> None:
     assert min(gaps) >= 6  # evenly spread, not bunched at the start
 
 
+def test_every_strategy_the_readme_offers_selects() -> None:
+    """README's KEYFRAME_SELECTION row offers adaptive, bin_top and uniform; `uniform` used to fail every video's
+    keyframe stage with "Unknown keyframe selection 'uniform'"."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    offered = re.search(r"`KEYFRAME_SELECTION` \(([^)]*)\)", readme)
+    assert offered, "README's Configuration row for KEYFRAME_SELECTION"
+    strategies = re.findall(r"`([a-z_]+)`", offered.group(1))
+    assert set(strategies) == set(aks.STRATEGIES), strategies
+    scores = [0.0] * 30
+    scores[29] = 1.0  # a peak uniform spacing ignores
+    for strategy in strategies:
+        picked = aks.select(scores, 4, strategy=strategy)
+        assert len(picked) == 4 and picked == sorted(set(picked)), (strategy, picked)
+    assert aks.select(scores, 4, strategy="uniform") == [0, 10, 19, 29]
+
+
 def test_unknown_strategy_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="Unknown keyframe selection"):
         aks.select([1.0], 1, strategy="random")
