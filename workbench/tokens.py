@@ -203,6 +203,13 @@ def api_token_known(key: str) -> bool:
 upload_credential_checks: dict[str, Callable[[str], bool]] = {"token": api_token_known}
 
 
+# ``Authorization`` schemes (lower case) whose credential has a request rate of its own, each with its look at it:
+# the credential -> None while it may send, else (seconds to wait, the sentence saying so); nothing is counted. A
+# large upload with such a credential past its rate is refused before its body is read (the request-size middleware),
+# as a user's past their upload rate is. Apps add theirs (moderation: ``Integration``) in ``AppConfig.ready``.
+upload_rate_peeks: dict[str, Callable[[str], tuple[int, str] | None]] = {}
+
+
 def upload_credential_valid(authorization: str) -> bool:
     """Whether an ``Authorization`` header carries a credential valid now, of a scheme in ``upload_credential_checks``
     (anything else, made-up text included, is not)."""

@@ -1,0 +1,64 @@
+"""Adversarial pass 17 on the session's rates, token scopes, CSP, import folders and worker limits: each test here
+failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from moderation.integrations.services import integration_create
+
+pytestmark = pytest.mark.django_db
+
+
+def _big() -> SimpleUploadedFile:
+    return SimpleUploadedFile("big.mp4", b"\x00\x00\x00\x18ftypmp42" + b"v" * (256 * 1024))
+
+
+def test_a_large_upload_from_an_integration_over_its_rate_is_refused_before_its_file_is_read(settings, tmp_path):
+    """A user's large upload over their upload rate was refused before the body was read (pass 16), a platform's was
+    not: an integration past its request rate (or whoever holds a leaked integration token) still made the server
+    read and spool every 500 MB upload to disk, each answered 429 only once the NUL check had read it. A NUL in a
+    field: had the body been read, the NUL check would have answered 400 about it."""
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # a large upload: past the form limit
+    settings.MEDIA_ROOT = tmp_path
+    integration, token = integration_create(name="spooler", rate_limit="1/hour")
+    platform = APIClient()
+    platform.credentials(HTTP_AUTHORIZATION=f"Integration {token}")
+    assert platform.get("/api/videos/").status_code == 200  # the hour's one request
+    refused = platform.post("/api/videos/", {"file": _big(), "note": "a\x00b"}, format="multipart")
+    assert refused.status_code == 429, (refused.status_code, refused.content[:300])
+    assert refused["Content-Type"].startswith("application/json") and int(refused["Retry-After"]) > 3000
+    assert "request rate is 1/hour" in refused.json()["detail"] and "not uploaded" in refused.json()["detail"]
+    # Another integration's rate is its own: its upload reaches the NUL check (a 400).
+    _other, other_token = integration_create(name="other-platform", rate_limit="1/hour")
+    other = APIClient()
+    other.credentials(HTTP_AUTHORIZATION=f"Integration {other_token}")
+    assert other.post("/api/videos/", {"file": _big(), "note": "a\x00b"}, format="multipart").status_code == 400
+
+
+@pytest.mark.parametrize(
+    "title",
+    [
+        "Add me on We\u200bChat for the price",  # zero-width space inside the word
+        "Add me on We\u00adChat for the price",  # soft hyphen (invisible unless the line breaks there)
+        "Add me on We\u2060Ch\ufeffat for the price",  # word joiner, zero-width no-break space
+        "Add me on Ｗｅ\u200cＣｈａｔ for the price",  # fullwidth letters and a zero-width non-joiner
+        "喜欢的加\u200d微\u200b信私聊",  # a Chinese title split by zero-width characters
+    ],
+)
+def test_keywords_match_titles_that_hide_invisible_format_characters_inside_a_word(title):
+    """Pass 16 made keyword matching read past bidi controls; every other invisible format character still split a
+    word: an uploader titling a video "We\\u200bChat" (shown as "WeChat") or in fullwidth letters was called harmless by
+    the evidence baseline (the offline stage-one model) while every reviewer read the risk keyword in the title."""
+    from moderation.inference.backends import ContentBundle
+    from moderation.inference.backends.evidence import EvidenceBaseline
+
+    keywords = ["wechat", "加微信"]
+    taxonomy = [{"key": "private", "tags": [{"key": "引导私下交易", "name": "Private deals", "keywords": keywords}]}]
+    content = ContentBundle(title=title, description="", uploader="", segments=[], frames=[], ocr=[])
+
+    result = EvidenceBaseline().decide(content, taxonomy, "正向")
+
+    assert (result.is_violation, result.label) == (True, "引导私下交易")
