@@ -62,3 +62,33 @@ def test_keywords_match_titles_that_hide_invisible_format_characters_inside_a_wo
     result = EvidenceBaseline().decide(content, taxonomy, "正向")
 
     assert (result.is_violation, result.label) == (True, "引导私下交易")
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("rotate", [False, True])
+def test_two_token_requests_at_once_give_one_token_not_a_server_error(make_user, rotate):
+    """The API token page's Create pressed twice, or two scripts' ``POST /api/token/`` at the same moment: both read
+    "no token" (or both locked the old one, which the first then deleted) and both inserted a token for the user: the
+    second broke the one-token-per-user constraint, a 500 (IntegrityError). Now the second waits for the first and
+    finds its token (a create: kept, no key again; a rotation: rotated once more, the first key refused)."""
+    from django.db import IntegrityError
+
+    from tests.races import race
+    from workbench.models import ApiToken
+    from workbench.tokens import api_token_issue
+
+    user = make_user("moderator")
+    if rotate:
+        api_token_issue(user=user)
+    raced = race(
+        lambda: api_token_issue(user=user, rotate=rotate),
+        lambda: api_token_issue(user=user, rotate=rotate),
+    )
+    assert not isinstance(raced.first, BaseException), raced.first
+    assert not isinstance(raced.second, IntegrityError | BaseException), repr(raced.second)
+    assert ApiToken.objects.filter(user=user).count() == 1
+    token = ApiToken.objects.get(user=user)
+    if rotate:  # the later rotation's key is the one that works
+        assert raced.second.key and token.key_hash != raced.first.token.key_hash
+    else:  # one key, handed out once
+        assert raced.first.key and raced.second.key == "" and raced.second.token.pk == token.pk
