@@ -92,3 +92,30 @@ def test_two_token_requests_at_once_give_one_token_not_a_server_error(make_user,
         assert raced.second.key and token.key_hash != raced.first.token.key_hash
     else:  # one key, handed out once
         assert raced.first.key and raced.second.key == "" and raced.second.token.pk == token.pk
+
+
+def test_a_tiny_file_declaring_hours_makes_a_bounded_number_of_keyframes(make_user, settings, tmp_path):
+    """Candidate keyframes were taken at KEYFRAME_FPS for the whole declared length: a 0.5 MB upload of ten hours of
+    a still picture made 36,000 JPEGs (142 MB of disk), 36,000 rows and as many frames for every later stage to
+    score, about 300 times its own size, from an uploader within their upload rate. Now a long video's candidates
+    are spread over its length, at most KEYFRAME_MAX_CANDIDATES of them."""
+    import subprocess
+
+    from moderation.media.ingest import video_ingest
+    from moderation.media.pipeline import video_process
+    from moderation.models import Keyframe
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.KEYFRAME_MAX_CANDIDATES = 40
+    long_still = tmp_path / "still.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:s=64x64:r=1:d=400", "-c:v", "libx264",
+         "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(long_still)],
+        check=True,
+    )  # fmt: skip
+    video = video_ingest(path=long_still, title="Still for hours", created_by=make_user("moderator"))
+    video_process(video_id=video.pk)
+
+    stamps = list(Keyframe.objects.filter(video=video).order_by("index").values_list("timestamp", flat=True))
+    assert 20 <= len(stamps) <= 40, len(stamps)
+    assert stamps[0] == 0 and stamps[-1] > 350  # spread over the whole length, not its first 40 seconds
