@@ -119,3 +119,25 @@ def test_a_tiny_file_declaring_hours_makes_a_bounded_number_of_keyframes(make_us
     stamps = list(Keyframe.objects.filter(video=video).order_by("index").values_list("timestamp", flat=True))
     assert 20 <= len(stamps) <= 40, len(stamps)
     assert stamps[0] == 0 and stamps[-1] > 350  # spread over the whole length, not its first 40 seconds
+
+
+@pytest.mark.parametrize(("suffix", "served_as"), [(".ts", "video/mp2t"), (".3gp", "video/3gpp"), (".bin", None)])
+def test_an_uploaded_video_is_served_as_a_video_whatever_the_servers_mime_table_says(
+    client_as, settings, tmp_path, suffix, served_as
+):
+    """The media view took the type from the host's MIME table (/etc/mime.types): an uploaded MPEG-TS file (.ts,
+    one of the accepted video suffixes) came back as ``text/vnd.trolltech.linguist`` and a .3gp as ``audio/3gpp``:
+    an uploader's bytes served as text from the workbench's own origin, and a player that would not take them. The
+    served folders hold videos, covers and keyframes only: each known suffix has its type, anything else is
+    ``application/octet-stream``."""
+    from tests.factories import VideoFactory
+
+    settings.MEDIA_ROOT = tmp_path
+    name = f"videos/2026/12/0123456789abcdef-clip{suffix}"
+    (tmp_path / name).parent.mkdir(parents=True)
+    (tmp_path / name).write_bytes(b"<html><script>alert(1)</script></html>")
+    VideoFactory(file=name)
+    response = client_as("admin").get(f"/media/{name}")
+    assert response.status_code == 200
+    assert response["Content-Type"] == (served_as or "application/octet-stream"), response["Content-Type"]
+    assert response["X-Content-Type-Options"] == "nosniff"
