@@ -141,3 +141,26 @@ def test_an_uploaded_video_is_served_as_a_video_whatever_the_servers_mime_table_
     assert response.status_code == 200
     assert response["Content-Type"] == (served_as or "application/octet-stream"), response["Content-Type"]
     assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_video_whose_picture_is_past_the_pixel_bound_is_refused_at_the_probe(settings, tmp_path):
+    """Nothing bounded a video's picture size: a 200 KB upload of three seconds at 8192x8192 took ffmpeg 543 MB to
+    decode into keyframes (about 2 GB at 16384x16384), once per such upload on the media workers at once. Past
+    VIDEO_MAX_PIXELS a frame it is refused when probed, with the size and what to do (no retry offered: the file's
+    fault); a video of the bound's size passes."""
+    import subprocess
+
+    from moderation.errors import NotAVideoError
+    from moderation.media import extractors
+
+    clip = tmp_path / "wide.mp4"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=gray:s=640x480:r=1:d=2", "-c:v", "libx264",
+         "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(clip)],
+        check=True,
+    )  # fmt: skip
+    settings.VIDEO_MAX_PIXELS = 640 * 480
+    assert (extractors.probe(clip).width, extractors.probe(clip).height) == (640, 480)
+    settings.VIDEO_MAX_PIXELS = 640 * 480 - 1
+    with pytest.raises(NotAVideoError, match="640×480"):
+        extractors.probe(clip)
