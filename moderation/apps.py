@@ -139,10 +139,13 @@ class ModerationConfig(AppConfig):
 
         api_token_changed.connect(_audit_api_token_changed, dispatch_uid="moderation.audit_api_token_changed")
         # A large upload with an integration token is taken only when the token is valid (checked before the body).
+        from moderation.integrations.api import integration_rate_wait_peek
         from moderation.integrations.services import integration_token_valid
-        from workbench.tokens import upload_credential_checks
+        from workbench.tokens import upload_credential_checks, upload_rate_peeks
 
         upload_credential_checks["integration"] = integration_token_valid
+        # And refused there, before the body too, once the integration's request rate is spent.
+        upload_rate_peeks["integration"] = integration_rate_wait_peek
         # A policy version published or made active again: the audit log says who, what it replaced and, for a
         # draft started from an older version, that the editor confirmed replacing the active version's changes.
         policy_version_activated.connect(

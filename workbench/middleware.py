@@ -155,7 +155,9 @@ class RequestSizeMiddleware:
                     scope_refused = api_token_scope_refusal_for(authorization, method=request.method or "POST")
                     if scope_refused:
                         return _plain_refusal(request, scope_refused, 403)
-                    return _over_upload_rate(request, api_token_user_for(authorization))
+                    return _over_credential_rate(request, authorization) or _over_upload_rate(
+                        request, api_token_user_for(authorization)
+                    )
                 refused = _plain_refusal(request, UPLOAD_CREDENTIAL_REFUSED_MESSAGE, 401)
                 scheme = authorization.split(maxsplit=1)[0].lower()
                 refused["WWW-Authenticate"] = "Integration" if scheme == "integration" else "Token"
@@ -171,14 +173,40 @@ class RequestSizeMiddleware:
         return _plain_refusal(request, fields_too_big_message(), 413)
 
 
+def _over_credential_rate(request: HttpRequest, authorization: str) -> HttpResponse | None:
+    """A large video upload sent with a credential that has a rate of its own (an integration's token: its request
+    rate, ``workbench.tokens.upload_rate_peeks``) spent: refused before its body is read, 429 with ``Retry-After``.
+    Only the user's rate was looked at first: a platform past its rate (or whoever held its leaked token) still made
+    the server read and spool each 500 MB upload to disk, answered 429 only then, with no bound on how many. None
+    when it may go on (the API's throttle counts it) or the scheme has no such rate."""
+    from workbench.tokens import upload_rate_peeks
+
+    parts = authorization.split()
+    peek = upload_rate_peeks.get(parts[0].lower()) if len(parts) == 2 else None
+    if peek is None or not _rate_counted_route(request):
+        return None
+    refused = peek(parts[1])
+    if refused is None:
+        return None
+    wait, text = refused
+    response = _plain_refusal(request, text, 429)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+def _rate_counted_route(request: HttpRequest) -> bool:
+    """A POST to a route that takes a video (``UPLOAD_RATE_ROUTES``): what the early rate refusals look at."""
+    match = request.resolver_match
+    return request.method == "POST" and match is not None and match.view_name in settings.UPLOAD_RATE_ROUTES
+
+
 def _over_upload_rate(request: HttpRequest, user: Any) -> HttpResponse | None:
     """A large video upload from ``user`` over their upload rate (UPLOAD_RATE_LIMIT): refused before its body is
     read. The rate was checked only by the view and the API's throttle, after the CSRF or NUL check had read, spooled
     to disk, the whole file: a user past their rate could still make the server write 500 MB per request, each then
     answered 429. A page's form comes back with the reason (a redirect to it with the message); scripts and the API
     get the sentence, 429 with ``Retry-After``. None when the upload may go on (the view or the API counts it)."""
-    match = request.resolver_match
-    if user is None or request.method != "POST" or match is None or match.view_name not in settings.UPLOAD_RATE_ROUTES:
+    if user is None or not _rate_counted_route(request):
         return None
     from workbench.throttles import upload_rate_refusal_text, upload_rate_wait_peek
 

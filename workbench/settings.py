@@ -399,6 +399,12 @@ WHISPER_DEVICE = env.str("WHISPER_DEVICE", default="cpu")
 WHISPER_COMPUTE_TYPE = env.str("WHISPER_COMPUTE_TYPE", default="int8")
 KEYFRAME_FPS = env.float("KEYFRAME_FPS", default=1.0)
 KEYFRAME_THUMB_WIDTH = env.int("KEYFRAME_THUMB_WIDTH", default=320)
+# At most this many candidate keyframes per video: a longer one's are taken at a lower rate, spread over its length
+# (a tiny file declaring hours of a still picture made one JPEG and one row per second). 0: no bound.
+KEYFRAME_MAX_CANDIDATES = env.int("KEYFRAME_MAX_CANDIDATES", default=3600)
+# The largest picture (width x height) a video may have: a bigger one is refused when probed (a 200 KB file at
+# 8192x8192 took ffmpeg 543 MB to decode). 8K UHD (7680x4320) by default; 0: no bound.
+VIDEO_MAX_PIXELS = env.int("VIDEO_MAX_PIXELS", default=7680 * 4320)
 MODELS_DIR = VAR_DIR / "models"
 # Server folders that `ingest_folder` / `ingest_manifest` may read from (comma-separated); empty = disabled.
 MEDIA_IMPORT_ROOTS = env.list("MEDIA_IMPORT_ROOTS", default=[])

@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -89,7 +89,7 @@ def _s3_storage_class() -> type:
 
         def presigned_url(self, name: str, *, expire: int | None = None) -> str:
             key = self._normalize_name(name)
-            content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+            content_type = content_type_of(name)
             return str(
                 _public_client(self).generate_presigned_url(
                     "get_object",
@@ -463,10 +463,43 @@ def store_file(local: Path, name: str, *, move: bool = False) -> str:
     return name
 
 
+# The types of the files the media view serves (videos of the accepted suffixes, covers, keyframes), fixed here: the
+# host's MIME table (/etc/mime.types, which ``mimetypes`` reads) made an uploaded MPEG-TS video (.ts)
+# ``text/vnd.trolltech.linguist``, an uploader's bytes served as text from the site's origin, and a .3gp audio.
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".avi": "video/x-msvideo",
+    ".flv": "video/x-flv",
+    ".mpg": "video/mpeg",
+    ".mpeg": "video/mpeg",
+    ".ts": "video/mp2t",
+    ".3gp": "video/3gpp",
+    ".wmv": "video/x-ms-wmv",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+}
+
+
+def content_type_of(name: str, *, media: bool = False) -> str:
+    """The ``Content-Type`` a stored file is served with: ``MEDIA_TYPES`` by its suffix; else, for a file of the media
+    view (``media``), ``application/octet-stream`` (a download, never something a browser renders), for any other
+    (training artifacts) the host's MIME table's guess."""
+    known = MEDIA_TYPES.get(PurePosixPath(name).suffix.lower())
+    if known or media:
+        return known or "application/octet-stream"
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
 def _put(storage: Any, client: Any, local: Path, name: str) -> None:
     """Upload ``local`` to ``name`` with ``client`` (boto3 clients are thread-safe; django-storages makes
     one per thread, which costs a session each, so parallel uploads share the caller's)."""
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    content_type = content_type_of(name)
     try:
         if local.stat().st_size < _MULTIPART_THRESHOLD:
             # One PUT; boto3's upload_file would start a transfer manager (a thread pool) per file.

@@ -10,6 +10,7 @@ integration's calls are no user's and pass these. The rates are read from settin
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from django.conf import settings
@@ -80,19 +81,30 @@ def upload_rate_wait_peek(user: Any) -> int | None:
     key = throttle.get_cache_key(_UserOnly(user), None)
     if key is None or throttle.rate is None:
         return None
+    return rate_wait_peek(throttle, key=key, rate=throttle.rate)
+
+
+def rate_wait_peek(throttle: SimpleRateThrottle, *, key: str, rate: str) -> int | None:
+    """Seconds until the count at ``key`` (``throttle``'s cache and history) is under ``rate`` again, None when it
+    is now; counts nothing. Redis down or a rate DRF cannot read: None (the count itself lets it through)."""
     try:
         history = list(throttle.cache.get(key, []))
     except (RedisError, OSError) as exc:
-        logger.warning("Upload rate not looked at: the shared cache is unreachable (%s)", exc)
+        logger.warning("Request rate not looked at: the shared cache is unreachable (%s)", exc)
         return None
-    allowed, duration = throttle.parse_rate(throttle.rate)
+    try:
+        allowed, duration = throttle.parse_rate(rate)
+    except (ValueError, KeyError, IndexError):
+        return None
     if allowed is None or duration is None:
         return None
-    throttle.key, throttle.now = key, throttle.timer()
-    throttle.history = [at for at in history if at > throttle.now - duration]
-    if len(throttle.history) < allowed:
+    now = throttle.timer()
+    history = [at for at in history if at > now - duration]
+    if len(history) < allowed:
         return None
-    return throttle.retry_after()
+    # Until the oldest request of the window leaves it (DRF keeps the newest first), in whole seconds as
+    # ``Retry-After`` says them.
+    return max(1, math.ceil(duration - (now - history[-1])))
 
 
 class _UserOnly:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.dispatch import Signal
 from django.utils import timezone
 from rest_framework import exceptions
@@ -137,6 +137,15 @@ def api_token_scope_checked(value: str | None) -> str | None:
     return scope
 
 
+def _user_tokens_lock(user: User) -> None:
+    """Inside the caller's transaction: wait for any other issue or revocation of ``user``'s token to commit. Locking
+    the token row alone did not order them: with no token yet there was no row to lock, and a rotation waiting on the
+    old row found it deleted and did not see the new one, so both inserted a token for the user (a 500 on the
+    one-token-per-user constraint when Create was pressed twice, or two scripts asked at once)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"api-token:{user.pk}"])
+
+
 @transaction.atomic
 def api_token_issue(*, user: User, rotate: bool = False, scope: str | None = None) -> ApiTokenIssued:
     """A new API token for ``user`` (the old one refused from now on) when they had none, it expired, or when
@@ -147,6 +156,7 @@ def api_token_issue(*, user: User, rotate: bool = False, scope: str | None = Non
     ``scope`` (``ApiToken.Scope``): the new token's; left out, a replacement keeps the old token's (rotating a
     read-only token never widens it unasked) and a first token is ``write``."""
     scope = api_token_scope_checked(scope)
+    _user_tokens_lock(user)
     now = timezone.now()
     token = ApiToken.objects.select_for_update().filter(user=user).first()
     if token is not None and not rotate and token.expires_at > now:
@@ -178,6 +188,7 @@ def api_token_issue(*, user: User, rotate: bool = False, scope: str | None = Non
 def api_token_revoke(*, user: User) -> bool:
     """Delete ``user``'s API token: refused from now on, and none until they make a new one. Recorded in the audit
     log; False (and nothing recorded) when they had none (a form posted twice)."""
+    _user_tokens_lock(user)
     token = ApiToken.objects.select_for_update().filter(user=user).first()
     if token is None:
         return False
@@ -201,6 +212,13 @@ def api_token_known(key: str) -> bool:
 # each with its check (the credential -> whether it is valid now, without reading the body). The API's own
 # ``Token``; apps add theirs (moderation: ``Integration``) in ``AppConfig.ready``.
 upload_credential_checks: dict[str, Callable[[str], bool]] = {"token": api_token_known}
+
+
+# ``Authorization`` schemes (lower case) whose credential has a request rate of its own, each with its look at it:
+# the credential -> None while it may send, else (seconds to wait, the sentence saying so); nothing is counted. A
+# large upload with such a credential past its rate is refused before its body is read (the request-size middleware),
+# as a user's past their upload rate is. Apps add theirs (moderation: ``Integration``) in ``AppConfig.ready``.
+upload_rate_peeks: dict[str, Callable[[str], tuple[int, str] | None]] = {}
 
 
 def upload_credential_valid(authorization: str) -> bool:

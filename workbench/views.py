@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import hmac
-import mimetypes
 import re
 from collections.abc import Iterator
 from datetime import UTC
@@ -56,7 +55,7 @@ from workbench.csp_reports import (
 from workbench.home import home_panels_for
 from workbench.models import ApiToken
 from workbench.roles import Perm
-from workbench.storage import is_object_storage, playback_url
+from workbench.storage import content_type_of, is_object_storage, playback_url
 from workbench.tokens import (
     ApiTokenScopeUnknown,
     api_token_issue,
@@ -346,7 +345,7 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
     if not target.is_relative_to(root) or not target.is_file():
         raise Http404("No such media file.")
     size = target.stat().st_size
-    content_type = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+    content_type = content_type_of(target.name, media=True)
     match = _RANGE.fullmatch(request.headers.get("Range", "").strip())
     if not match:
         response: HttpResponseBase = FileResponse(target.open("rb"), content_type=content_type)

@@ -21,7 +21,8 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from moderation.integrations.models import Integration
-from moderation.integrations.services import IntegrationRefused, integration_authenticate
+from moderation.integrations.services import IntegrationRefused, integration_authenticate, integration_valid_for
+from workbench.throttles import rate_wait_peek, retry_after_text
 from workbench.tokens import CredentialExpired, CredentialRefused
 
 logger = logging.getLogger(__name__)
@@ -126,8 +127,32 @@ class IntegrationRateThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         integration = request_integration(request)
+        return None if integration is None else self.key_of(integration)
+
+    @staticmethod
+    def key_of(integration: Integration) -> str:
         # The token hash, not the pk: ids are reused (tests roll back), hashes are not.
-        return None if integration is None else f"throttle:integration:{integration.token_hash[:24]}"
+        return f"throttle:integration:{integration.token_hash[:24]}"
+
+
+def integration_rate_wait_peek(token: str) -> tuple[int, str] | None:
+    """Whether the integration holding ``token`` has spent its request rate: (seconds to wait, why) or None;
+    counts nothing (``workbench.tokens.upload_rate_peeks``: a large upload is refused before its body is read)."""
+    integration = integration_valid_for(token=token)
+    if integration is None:
+        return None
+    throttle = IntegrationRateThrottle()
+    rate = integration.rate_limit or throttle.get_rate()
+    if not rate:
+        return None
+    wait = rate_wait_peek(throttle, key=IntegrationRateThrottle.key_of(integration), rate=rate)
+    if wait is None:
+        return None
+    text = (
+        f"Too many requests: this integration's request rate is {rate}. Try again {retry_after_text(wait)}; this file was "
+        "not uploaded (nothing of it was read)."
+    )
+    return wait, text
 
 
 class IntegrationAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

@@ -145,6 +145,13 @@ def integration_token_valid(token: str) -> bool:
     ).exists()
 
 
+def integration_valid_for(*, token: str) -> Integration | None:
+    """The integration switched on, not expired, whose token ``token`` is (as ``integration_token_valid``), else None."""
+    return Integration.objects.filter(
+        token_hash=token_hash(token), is_active=True, token_expires_at__gt=timezone.now()
+    ).first()
+
+
 def integration_authenticate(*, token: str) -> Integration:
     """The integration holding ``token``, marked used (at most one write a minute); ``IntegrationRefused`` saying
     why when the token is unknown, its integration is switched off, or it expired."""

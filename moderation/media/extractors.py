@@ -164,6 +164,13 @@ def probe(path: Path) -> ProbeResult:
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     if width <= 0 or height <= 0:
         raise NotAVideoError("This file is not a playable video: its video stream has no picture size.")
+    most = int(settings.VIDEO_MAX_PIXELS)
+    if most > 0 and width * height > most:
+        # Decoding such a picture takes ffmpeg half a gigabyte at 8192x8192 (a 200 KB file), two at 16384x16384.
+        raise NotAVideoError(
+            f"This video's picture is {width}×{height}, larger than the {most:,} pixels a frame the workbench "
+            "decodes (VIDEO_MAX_PIXELS); re-encode it at a smaller size and upload it again."
+        )
     if _rotation(video) % 180 == 90:
         # Phones store portrait video as landscape frames plus a rotation; players (and our keyframes,
         # which ffmpeg autorotates) show it turned, so report the size a viewer sees.

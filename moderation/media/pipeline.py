@@ -306,11 +306,23 @@ def _stage_probe(video: Video, source: Path, frames: FrameStore) -> None:
         )  # fmt: skip
 
 
+def keyframe_fps(duration: float) -> float:
+    """The candidate keyframe rate for a video of ``duration`` seconds: KEYFRAME_FPS, or lower for a long video, so
+    that it has at most KEYFRAME_MAX_CANDIDATES candidates spread over its whole length. At KEYFRAME_FPS alone a
+    0.5 MB file of a still picture declaring ten hours made 36,000 JPEGs (142 MB), as many rows, and as many frames
+    for every later stage to score."""
+    fps = float(settings.KEYFRAME_FPS)
+    most = int(settings.KEYFRAME_MAX_CANDIDATES)
+    if most > 0 and duration * fps > most:
+        return most / duration
+    return fps
+
+
 def _stage_keyframes(video: Video, source: Path, frames: FrameStore) -> None:
     """1 fps candidates in one decode pass, written to a staging folder and swapped in under the lock."""
     if storage.is_object_storage():
         return _stage_keyframes_object_store(video, source, frames)
-    fps = float(settings.KEYFRAME_FPS)
+    fps = keyframe_fps(video.duration or 0.0)
     kf_root = Path(default_storage.path("keyframes"))
     kf_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".v{video.pk}-", dir=kf_root))
@@ -353,7 +365,7 @@ def _stage_keyframes_object_store(video: Video, source: Path, frames: FrameStore
     shutil.rmtree(frames_dir, ignore_errors=True)
     frames_dir.mkdir(parents=True)
     extracted = extractors.extract_keyframes(
-        source, frames_dir, fps=float(settings.KEYFRAME_FPS), width=int(settings.KEYFRAME_THUMB_WIDTH),
+        source, frames_dir, fps=keyframe_fps(video.duration or 0.0), width=int(settings.KEYFRAME_THUMB_WIDTH),
         duration=video.duration or 0.0,
     )  # fmt: skip
     width, height = _image_size(extracted[0].path)

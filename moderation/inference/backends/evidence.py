@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,6 @@ from moderation.inference.backends import STAGES, BackendResult, ContentBundle, 
 from moderation.inference.cot import BlmRubric
 from moderation.policies.spec import PolicySpec
 from moderation.policies.taxonomy import NO_SEVERITY, SEVERITIES
-from workbench.text import shown_text
 
 # How much one keyword hit in each source counts.
 SOURCE_WEIGHT = {"speech": 1.0, "title": 1.0, "on-screen text": 1.0, "description": 0.7}
@@ -37,12 +37,18 @@ class Hit:
 
 
 def _normalise(text: str) -> str:
-    """Lowercase, single spaces, and no invisible bidi controls (``shown_text``): "We\u2066Chat" reads as WeChat."""
-    return re.sub(r"\s+", " ", shown_text(text).lower()).strip()
+    """Lowercase, single spaces, compatibility forms folded (NFKC: fullwidth "ＷｅＣｈａｔ" is WeChat) and no invisible
+    format character (Unicode's category Cf: the bidi controls, zero-width spaces and joiners, the soft hyphen, the
+    word joiner, BOM): "We\u2066Chat" and "We\u200bChat" read as WeChat. Only the bidi controls were dropped: an
+    uploader's title split by a zero-width space, shown as the word, matched no keyword."""
+    if not text.isascii():
+        folded = unicodedata.normalize("NFKC", text)
+        text = "".join(ch for ch in folded if unicodedata.category(ch) != "Cf")
+    return re.sub(r"\s+", " ", text.lower()).strip()
 
 
 def _contains(text: str, keyword: str) -> bool:
-    """``keyword`` in ``text`` (already ``_normalise``d); the keyword loses its bidi controls too, so one pasted
+    """``keyword`` in ``text`` (already ``_normalise``d); the keyword loses its format characters too, so one pasted
     into a policy with an invisible control still matches (and a Latin one still matches whole words only)."""
     kw = _normalise(keyword)
     if re.fullmatch(r"[a-z0-9 .'-]+", kw):
