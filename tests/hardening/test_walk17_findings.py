@@ -131,3 +131,37 @@ def test_paging_one_list_of_the_training_screen_keeps_the_others_page(client_as,
     assert f'href="{url}?jobs_page=3&amp;datasets_page=3#datasets" rel="next"' in datasets_pager
     assert f'href="{url}?jobs_page=3&amp;datasets_page=1#datasets" rel="prev"' in datasets_pager
     assert 'id="datasets"' in page and 'id="jobs"' in page
+
+
+def test_a_webhook_endpoints_events_can_be_changed_after_it_was_added(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walked as the admin: an endpoint is added with every event ticked by default, and its page then showed the
+    events as text with nothing to change them (nor any other way in the app): an endpoint sent too much could only
+    be disabled."""
+    from moderation.integrations.models import WebhookEndpoint
+    from moderation.integrations.services import integration_create
+    from moderation.integrations.webhooks import webhook_endpoint_create
+
+    integration, _ = integration_create(name="shortvid-platform")
+    endpoint, _ = webhook_endpoint_create(
+        integration=integration,
+        url="https://hooks.example.com/wb",
+        event_types=["decision.created", "label.final", "model.promoted", "review.completed", "tags.final"],
+    )
+    client = client_as("admin")
+    url = reverse("moderation:webhook_endpoint", args=[endpoint.pk])
+    change = reverse("moderation:webhook_endpoint_events", args=[endpoint.pk])
+    page = client.get(url).content.decode()
+    assert f'action="{change}"' in page and "Change events…" in page
+
+    saved = client.post(change, {"event_types": ["review.completed", "label.final"]}, follow=True)
+    endpoint.refresh_from_db()
+    assert endpoint.event_types == ["label.final", "review.completed"] and endpoint.only_own_videos is False
+    assert "Events saved: the endpoint is sent these from the next event on." in saved.content.decode()
+
+    refused = client.post(change, {"only_own_videos": "on"})
+    assert refused.status_code == 400
+    page = refused.content.decode()
+    assert 'id="endpoint-events-error">Not saved: Subscribe the endpoint to at least one event type.' in page
+    assert '<details id="endpoint-events" open>' in page
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).event_types == ["label.final", "review.completed"]
+    assert client_as("moderator").post(change, {"event_types": ["tags.final"]}).status_code == 403
