@@ -165,3 +165,21 @@ def test_a_webhook_endpoints_events_can_be_changed_after_it_was_added(client_as)
     assert '<details id="endpoint-events" open>' in page
     assert WebhookEndpoint.objects.get(pk=endpoint.pk).event_types == ["label.final", "review.completed"]
     assert client_as("moderator").post(change, {"event_types": ["tags.final"]}).status_code == 403
+
+
+def test_an_imported_record_is_found_by_its_own_id_on_the_video_list(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walked as the admin after ``import_kuaimod`` of 130 records: "Find by external id" with km0042, the pid of a
+    line of the file, said "No video has the external id “km0042”": the import stores it as "kuaimod:km0042"."""
+    from moderation.inference.kuaimod import EXTERNAL_ID_PREFIX
+    from moderation.media.selectors import SOURCE_ID_PREFIXES
+
+    assert EXTERNAL_ID_PREFIX in SOURCE_ID_PREFIXES
+    record = VideoFactory(title="Item 42: dm me for cheap phones", external_id="kuaimod:km0042")
+    demo = VideoFactory(title="Cheap phones, DM me", external_id="demo:private-deal")
+    VideoFactory(title="another record", external_id="kuaimod:km00421")
+    client = client_as("admin")
+    url = reverse("moderation:video_list")
+    for typed, video in (("km0042", record), ("kuaimod:km0042", record), ("private-deal", demo)):
+        page = client.get(url, {"external_id": typed}).content.decode()
+        assert reverse("moderation:video_detail", args=[video.pk]) in page, typed
+        assert "another record" not in page and "No video has the external id" not in page
