@@ -61,6 +61,9 @@ def _render_list(
     context = {
         "datasets": datasets,
         "jobs": jobs,
+        # Each list's paging links keep the other list's page: paging the jobs opened the datasets at page 1 again.
+        "datasets_keep": f"jobs_page={jobs.number}" if jobs.number > 1 else "",
+        "jobs_keep": f"datasets_page={datasets.number}" if datasets.number > 1 else "",
         "form": form,
         "rules": selectors.retrain_rules(),
         # A refused dataset build: the reason beside its form, the kind and share chosen kept.

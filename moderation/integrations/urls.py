@@ -11,5 +11,6 @@ urlpatterns = [
     path("integrations/<int:pk>/endpoints/add/", views.endpoint_add, name="webhook_endpoint_add"),
     path("integrations/endpoints/<int:pk>/", views.endpoint_detail, name="webhook_endpoint"),
     path("integrations/endpoints/<int:pk>/toggle/", views.endpoint_toggle, name="webhook_endpoint_toggle"),
+    path("integrations/endpoints/<int:pk>/events/", views.endpoint_events, name="webhook_endpoint_events"),
     path("integrations/deliveries/<int:pk>/redeliver/", views.delivery_redeliver, name="webhook_redeliver"),
 ]

@@ -3,7 +3,7 @@ delivery log with redeliver."""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -30,6 +30,7 @@ from moderation.integrations.webhooks import (
     webhook_endpoint_create,
     webhook_endpoint_disable,
     webhook_endpoint_enable,
+    webhook_endpoint_events_set,
     webhook_redeliver,
 )
 from workbench.roles import Perm, permission_required
@@ -164,6 +165,12 @@ def endpoint_add(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(WebhookEndpoint.objects.select_related("integration"), pk=pk)
+    return _render_endpoint(request, endpoint)
+
+
+def _render_endpoint(
+    request: HttpRequest, endpoint: WebhookEndpoint, *, events_error: str = "", typed: dict[str, Any] | None = None
+) -> HttpResponse:
     status = DELIVERY_STATUS_FILTER.read(request.GET.get("status"))
     context = {
         "endpoint": endpoint,
@@ -172,10 +179,32 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "status_problem": status.problem,
         "statuses": WebhookDelivery.Status.choices,
         "held": webhook_endpoint_held_count(endpoint=endpoint),
+        "event_types": EventType.choices,
+        # The events form: the endpoint's own choices, or what was typed when it was refused (with the reason).
+        "events_error": events_error,
+        "events_chosen": typed["event_types"] if typed else endpoint.event_types,
+        "events_own_only": typed["only_own_videos"] if typed else endpoint.only_own_videos,
     }
     template = "moderation/integrations/endpoint.html"
     partial = f"{template}#log" if request.htmx else template  # type: ignore[attr-defined]
-    return render(request, partial, context, status=status.http_status)
+    return render(request, partial, context, status=400 if events_error else status.http_status)
+
+
+@require_POST
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+def endpoint_events(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change an endpoint's events: it was fixed at its creation (every box ticked by default), so an endpoint sent
+    too much could only be disabled."""
+    endpoint = get_object_or_404(WebhookEndpoint.objects.select_related("integration"), pk=pk)
+    event_types = request.POST.getlist("event_types")
+    only_own_videos = request.POST.get("only_own_videos") == "on"
+    try:
+        webhook_endpoint_events_set(endpoint=endpoint, event_types=event_types, only_own_videos=only_own_videos)
+    except ModerationError as exc:
+        typed = {"event_types": event_types, "only_own_videos": only_own_videos}
+        return _render_endpoint(request, endpoint, events_error=str(exc), typed=typed)
+    messages.success(request, "Events saved: the endpoint is sent these from the next event on.")
+    return redirect("moderation:webhook_endpoint", pk=endpoint.pk)
 
 
 @require_POST

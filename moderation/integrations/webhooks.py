@@ -105,6 +105,21 @@ def webhook_endpoint_create(
 
 
 @transaction.atomic
+def webhook_endpoint_events_set(
+    *, endpoint: WebhookEndpoint, event_types: Any, only_own_videos: bool
+) -> WebhookEndpoint:
+    """Change which events an endpoint is sent (and whether only its integration's own videos'): from the next event
+    on; deliveries already made keep going. Without it an endpoint subscribed to too much (every box is ticked when
+    it is added) could only be disabled, and nothing else could be sent to that receiver."""
+    chosen = _clean_event_types(event_types)
+    locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    locked.event_types = chosen
+    locked.only_own_videos = only_own_videos
+    locked.save(update_fields=["event_types", "only_own_videos"])
+    return locked
+
+
+@transaction.atomic
 def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
     """Re-enable after a disable (by an admin or after too many failed attempts): the failure count restarts and
     the deliveries held meanwhile go out now (``webhook_deliveries_resume``)."""

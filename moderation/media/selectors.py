@@ -22,6 +22,11 @@ from workbench.roles import ROLE_PERMISSIONS
 IN_FLIGHT = (Video.Status.UPLOADED, Video.Status.PROCESSING)
 
 
+# The prefixes the workbench puts before a record's own id when it makes the video's external id (the KuaiMod import's
+# ``EXTERNAL_ID_PREFIX`` in moderation/inference/kuaimod.py, ``generate_demo``'s): a search by the bare id finds it.
+SOURCE_ID_PREFIXES = ("kuaimod:", "demo:")
+
+
 def video_list(*, external_id: str = "", status: str = "") -> QuerySet[Video]:
     """The newest videos first (the list screen pages through them); with ``status``, only those in it (the
     failed ones: where an admin finds the videos that stopped, a platform's among them, which before their
@@ -36,7 +41,13 @@ def video_list(*, external_id: str = "", status: str = "") -> QuerySet[Video]:
         return videos
     links = apps.get_model("moderation", "IntegrationVideo").objects
     by_platform = links.filter(video_id=OuterRef("pk"), external_id=external_id)
-    return videos.filter(Q(external_id=external_id) | Exists(by_platform))
+    # The record's own id finds it too: a KuaiMod import stores pid km0042 as "kuaimod:km0042", the demo's videos
+    # "demo:<slug>", and the admin who typed the pid from their file was told no video has it.
+    ours = [
+        external_id,
+        *(f"{prefix}{external_id}" for prefix in SOURCE_ID_PREFIXES if not external_id.startswith(prefix)),
+    ]
+    return videos.filter(Q(external_id__in=ours) | Exists(by_platform))
 
 
 def video_any_in_flight(*, videos: list[Video]) -> bool:

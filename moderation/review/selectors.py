@@ -430,12 +430,17 @@ VIDEOS_IN_PIPELINE = Q(status__in=[Video.Status.UPLOADED, Video.Status.PROCESSIN
 )
 # Stopped in the pipeline and not dismissed by an operator: these reach no queue until retried.
 VIDEOS_FAILED_UNDECIDED = Q(status=Video.Status.FAILED, failure_dismissed_at__isnull=True)
+# Of those, the files that are not videos or are damaged: no retry can process them (only a Dismiss or a new upload).
+VIDEOS_UNPROCESSABLE = VIDEOS_FAILED_UNDECIDED & Q(error_kind__in=Video.FILE_FAULT_KINDS)
 
 
 def review_videos_in_pipeline() -> dict[str, int]:
-    """How many videos are still being processed (``processing``) or stopped in the pipeline (``failed``) and have
-    no decision yet: the queue list says so instead of "Nothing is waiting" right after an upload or the demo's
-    ingest, and polls faster until none is left processing.
+    """How many videos are still being processed (``processing``) or stopped in the pipeline and have no decision
+    yet: the queue list says so instead of "Nothing is waiting" right after an upload or the demo's ingest, and polls
+    faster until none is left processing. The stopped ones are split: ``failed`` may pass on a retry,
+    ``unprocessable`` are files that are not videos or are damaged (``Video.FILE_FAULT_KINDS``), which no retry helps:
+    the list said of an uploaded text file that it "will reach no queue until retried" by an admin, while its own
+    page says a retry cannot succeed.
 
     A count, never a title, and the same for every reviewer: before the model has decided a video, routing has not
     chosen its queue, so whether it will land in a restricted queue (and be hidden from this reviewer) cannot be
@@ -447,10 +452,15 @@ def review_videos_in_pipeline() -> dict[str, int]:
         .filter(~Exists(decided))
         .aggregate(
             processing=Count("pk", filter=VIDEOS_IN_PIPELINE),
-            failed=Count("pk", filter=VIDEOS_FAILED_UNDECIDED),
+            failed=Count("pk", filter=VIDEOS_FAILED_UNDECIDED & ~Q(error_kind__in=Video.FILE_FAULT_KINDS)),
+            unprocessable=Count("pk", filter=VIDEOS_UNPROCESSABLE),
         )
     )
-    return {"processing": found["processing"] or 0, "failed": found["failed"] or 0}
+    return {
+        "processing": found["processing"] or 0,
+        "failed": found["failed"] or 0,
+        "unprocessable": found["unprocessable"] or 0,
+    }
 
 
 def review_nothing_to_claim_text(*, queues: Iterable[ReviewQueue], user: User) -> str:

@@ -101,6 +101,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:webhook_endpoint_add": ("POST", (OPS,)),
     "moderation:webhook_endpoint": ("GET", (OPS,)),
     "moderation:webhook_endpoint_toggle": ("POST", (OPS,)),
+    "moderation:webhook_endpoint_events": ("POST", (OPS,)),
     "moderation:webhook_redeliver": ("POST", (OPS,)),
     "moderation:ops_dashboard": ("GET", (OPS,)),
     "moderation:ops_routing_repair": ("POST", (OPS,)),

@@ -131,7 +131,7 @@ def test_a_refused_job_start_is_said_where_the_page_opens_and_its_pagers_go_to_t
     html = response.content.decode()
     summary = re.search(r'<p class="error" role="alert" id="start-error" tabindex="-1" autofocus>(.*?)</p>', html, re.S)
     assert summary is not None and "Not started: Base model: /nowhere/model" in summary.group(1)
-    assert 'href="/training/jobs/?jobs_page=2"' in html
+    assert 'href="/training/jobs/?jobs_page=2#jobs"' in html
 
 
 def test_detail_polls_while_active_and_draws_the_loss(client_as, job):
@@ -262,7 +262,7 @@ def test_the_training_screen_pages_datasets_and_jobs_each_on_its_own(client_as, 
     )  # 30 jobs, 1 dataset
     client = client_as("admin")
     first = client.get(reverse("training:job_list")).content.decode()
-    assert "page 1 of 2 (30 jobs)" in first and '?jobs_page=2"' in first
+    assert "page 1 of 2 (30 jobs)" in first and '?jobs_page=2#jobs"' in first
     assert "datasets)" not in first  # one dataset: no paging links for it
     oldest = job
     second = client.get(reverse("training:job_list"), {"jobs_page": 2}).content.decode()

@@ -82,7 +82,7 @@ def test_the_pipeline_count_is_one_query_however_many_videos(make_user):
     with CaptureQueriesContext(connection) as big:
         counts = review_videos_in_pipeline()
     assert len(small.captured_queries) == len(big.captured_queries) == 1
-    assert counts == {"processing": 31, "failed": 0}
+    assert counts == {"processing": 31, "failed": 0, "unprocessable": 0}
 
 
 def test_a_video_whose_solo_infer_worker_was_ended_at_the_hard_limit_is_failed_not_processing(make_user):
@@ -104,4 +104,4 @@ def test_a_video_whose_solo_infer_worker_was_ended_at_the_hard_limit_is_failed_n
     decided.refresh_from_db()
     assert stuck.status == Video.Status.FAILED and "The worker was restarted." in stuck.error
     assert decided.status == Video.Status.READY and not decided.error
-    assert review_videos_in_pipeline() == {"processing": 0, "failed": 1}
+    assert review_videos_in_pipeline() == {"processing": 0, "failed": 1, "unprocessable": 0}
