@@ -28,7 +28,14 @@ def dataset_get(*, pk: int) -> PreferenceDataset:
 
 
 def job_list() -> QuerySet[TrainingJob]:
-    return TrainingJob.objects.select_related("dataset", "created_by", "model_version").order_by("-created_at")
+    """Jobs, newest first, for the lists (the training screen's and the API's). Without each job's loss history
+    and log tail, which only the job's own page shows: they grow with every logged step, and a list page of 50
+    long runs read them all to show none."""
+    return (
+        TrainingJob.objects.select_related("dataset", "created_by", "model_version")
+        .defer("history", "log_tail")
+        .order_by("-created_at")
+    )
 
 
 def job_get(*, pk: int) -> TrainingJob:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
+from django.contrib.auth.decorators import login_required as django_login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils.http import url_has_allowed_host_and_scheme
+
+_View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
 
 
 class Perm:
@@ -90,10 +93,37 @@ def sync_role_groups(*, app_config: Any = None, **_: Any) -> None:
         group.permissions.set([by_name[dotted] for dotted in perms if dotted in by_name])
 
 
+def user_role_names(user: Any) -> list[str]:
+    """The names of ``user``'s groups (their roles), sorted; read once per user object (one per request).
+
+    The same statement reads what those groups permit and hands it to Django's ``ModelBackend`` as the group
+    permissions it would otherwise read in a statement of its own (its ``_group_perm_cache``, computed the same
+    way: an active, non-superuser user's groups' permissions as ``app_label.codename``). The header names the
+    roles on every page, after the view's permission check: before, each page read the user's groups twice,
+    once for the permissions and once for the names."""
+    cached: list[str] | None = getattr(user, "_role_names", None)
+    if cached is not None:
+        return cached
+    from django.contrib.auth.models import Group
+
+    names: set[str] = set()
+    perms: set[str] = set()
+    for name, app_label, codename in Group.objects.filter(user=user).values_list(
+        "name", "permissions__content_type__app_label", "permissions__codename"
+    ):
+        names.add(name)
+        if codename is not None:
+            perms.add(f"{app_label}.{codename}")
+    if user.is_active and not user.is_superuser and not hasattr(user, "_group_perm_cache"):
+        user._group_perm_cache = perms
+    user._role_names = sorted(names)
+    return user._role_names
+
+
 def _refusal(request: HttpRequest, *wanted: str) -> str:
     """Why a signed-in user is turned away, in role names (not the permissions' code names)."""
     needed = [role.replace("_", " ") for role, perms in ROLE_PERMISSIONS.items() if set(wanted) & set(perms)]
-    mine = sorted(g.replace("_", " ") for g in request.user.groups.values_list("name", flat=True))
+    mine = [g.replace("_", " ") for g in user_role_names(request.user)]
     has = f"you are signed in as {request.user.get_username()} ({', '.join(mine) or 'no role'})"
     return f"Your role may not do this: it needs the {' or '.join(needed)} role; {has}."
 
@@ -123,6 +153,7 @@ def permission_required(
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not request.user.is_authenticated:
                 return redirect_to_login(login_next(request))
+            user_role_names(request.user)  # the groups' permissions and names in one statement, for the header
             if not any(request.user.has_perm(p) for p in (perm, *or_perms)):
                 raise PermissionDenied(_refusal(request, perm, *or_perms))
             return view(request, *args, **kwargs)
@@ -132,12 +163,25 @@ def permission_required(
     return decorator
 
 
+def login_required(view: _View) -> _View:
+    """Django's ``login_required``, reading the signed-in user's roles and their permissions in one statement
+    first (:func:`user_role_names`), as :func:`permission_required` does: these pages check a permission in the
+    view and name the roles in the header."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        user_role_names(request.user)
+        return view(request, *args, **kwargs)
+
+    return cast(_View, django_login_required(wrapped))
+
+
 def nav_context(request: HttpRequest) -> dict[str, Any]:
     """What the navigation shows: only the areas the user's role may use."""
     user = request.user
     if not user.is_authenticated:
         return {"nav": {}}
-    groups = sorted(g.name for g in user.groups.all())
+    groups = user_role_names(user)
     return {
         "nav": {
             "upload": user.has_perm(Perm.UPLOAD_VIDEO),

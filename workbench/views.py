@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import (
     DisallowedHost,
@@ -54,7 +53,7 @@ from workbench.csp_reports import (
 )
 from workbench.home import home_panels_for
 from workbench.models import ApiToken
-from workbench.roles import Perm
+from workbench.roles import Perm, login_required
 from workbench.storage import content_type_of, is_object_storage, playback_url
 from workbench.tokens import (
     ApiTokenScopeUnknown,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Case, Max, Value, When
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -24,7 +24,7 @@ from moderation.inference.backends import get_backend
 from moderation.inference.models import Decision, ImpactPreviewRun
 from moderation.inference.services import content_bundle_for
 from moderation.media.models import Video
-from moderation.media.selectors import videos_open_to
+from moderation.media.selectors import video_open_to_q
 from moderation.policies.models import PolicyVersion
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE
 
@@ -123,13 +123,15 @@ def _sample_size(sample_size: int) -> int:
 
 
 def policy_impact_preview_kept(
-    *, draft: PolicyVersion, user: Any, sample_size: int = DEFAULT_IMPACT_SAMPLE
+    *, draft: PolicyVersion, user: Any, sample_size: int = DEFAULT_IMPACT_SAMPLE, active: PolicyVersion | None = None
 ) -> ImpactPreview | None:
     """The kept preview of ``draft`` against the active version, shown to ``user``; None when there is none (or no
     active version). Never runs the model: the publish step draws it in the page, and only loads a run after the
-    page when there is nothing kept."""
+    page when there is nothing kept. ``active``: the policy's active version where the caller has read it already
+    (the publish step's page has), else it is read here."""
     sample_size = _sample_size(sample_size)
-    active = PolicyVersion.objects.filter(policy_id=draft.policy_id, is_active=True).first()
+    if active is None or active.policy_id != draft.policy_id or not active.is_active:
+        active = PolicyVersion.objects.filter(policy_id=draft.policy_id, is_active=True).first()
     if active is None:
         return None
     run = ImpactPreviewRun.objects.filter(**_run_key(draft, active, sample_size)).first()
@@ -248,9 +250,21 @@ def _run(draft: PolicyVersion, active: PolicyVersion, sample_size: int, key: dic
 def _shown(preview: ImpactPreview, run: ImpactPreviewRun, user: Any) -> ImpactPreview:
     """``run`` as ``user`` may see it: flips of videos hidden from them counted, not named; titles as they are now."""
     flips = run.result.get("flips", [])
-    flipped = Video.objects.filter(pk__in=[f["video_id"] for f in flips])
-    existing = set(flipped.values_list("pk", flat=True))
-    titles = dict(videos_open_to(user=user, qs=flipped).values_list("pk", "title"))
+    # Which flipped videos still exist and which of them ``user`` may see, in one read of those rows.
+    rule = video_open_to_q(user=user)
+    is_open = Case(When(rule, then=Value(True)), default=Value(False)) if rule else Value(True)
+    rows = (
+        Video.objects.filter(pk__in=[f["video_id"] for f in flips])
+        .annotate(open_to_user=is_open)
+        .order_by()
+        .values_list("pk", "title", "open_to_user")
+    )
+    existing: set[int] = set()
+    titles: dict[int, str] = {}
+    for pk, title, open_to_user in rows:
+        existing.add(pk)
+        if open_to_user:
+            titles[pk] = title
     preview.flips = [ImpactItem(title=titles[f["video_id"]], **f) for f in flips if f["video_id"] in titles]
     preview.restricted_flips = len([f for f in flips if f["video_id"] in existing and f["video_id"] not in titles])
     preview.gone_flips = len([f for f in flips if f["video_id"] not in existing])

@@ -148,13 +148,15 @@ def policy_start_behind_active(*, start: PolicyVersion | None) -> PolicyVersion 
     return None if root is not None and root.pk == active.pk else active
 
 
-def policy_draft_staleness(*, draft: PolicyVersion) -> StaleDraft | None:
+def policy_draft_staleness(*, draft: PolicyVersion, active: PolicyVersion | None = None) -> StaleDraft | None:
     """What publishing ``draft`` would silently undo, or None when nothing: it is not a draft, no
     version is active, the draft descends from the active version, or the active version has the same
-    taxonomy and settings as the draft's base (it changed nothing a publish could lose)."""
+    taxonomy and settings as the draft's base (it changed nothing a publish could lose). ``active``: the
+    policy's active version where the caller has read it already (a version's page has), else read here."""
     if draft.status != PolicyVersion.Status.DRAFT:
         return None
-    active = PolicyVersion.objects.filter(policy_id=draft.policy_id, is_active=True).first()
+    if active is None or active.policy_id != draft.policy_id or not active.is_active:
+        active = PolicyVersion.objects.filter(policy_id=draft.policy_id, is_active=True).first()
     if active is None:
         return None
     base = policy_version_published_base(version=draft)

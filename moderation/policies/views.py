@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,7 +24,7 @@ from moderation.policies.editor import (
 )
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.taxonomy import SEVERITIES
-from workbench.roles import Perm, permission_required
+from workbench.roles import Perm, login_required, permission_required
 from workbench.text import row_id
 
 
@@ -91,7 +90,8 @@ def _version_page(
 ) -> HttpResponse:
     """``refused`` and ``reason``: a confirmed publish or re-activation refused because another version became
     active meanwhile shows the confirm step again, for the version active now, with the reason as typed."""
-    stale = selectors.policy_draft_staleness(draft=version)
+    active = selectors.policy_version_active(policy_id=version.policy_id)
+    stale = selectors.policy_draft_staleness(draft=version, active=active)
     can_edit = request.user.has_perm(Perm.EDIT_POLICY)
     draft = version.status == PolicyVersion.Status.DRAFT
     if not can_edit or confirm not in CONFIRM_STEPS or version.is_active or (confirm == "publish") != draft:
@@ -106,7 +106,7 @@ def _version_page(
             "can_edit": can_edit,
             "default_sample": selectors.DEFAULT_IMPACT_SAMPLE,
             "stale": stale,
-            "active": selectors.policy_version_active(policy_id=version.policy_id),
+            "active": active,
             "confirming": confirm,
             "publish_refused": refused if confirm else "",
             "typed_reason": reason if confirm else "",

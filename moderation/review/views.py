@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -25,7 +24,7 @@ from moderation.media.services import video_media_verify
 from moderation.review import selectors, services
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from workbench.metrics import REVIEW_CLAIM_SECONDS, REVIEW_SUBMIT_SECONDS
-from workbench.roles import Perm, permission_required
+from workbench.roles import Perm, login_required, permission_required
 from workbench.text import shown_text
 
 REVEAL_SESSION_KEY = "media_revealed"

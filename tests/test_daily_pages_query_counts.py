@@ -1,0 +1,162 @@
+"""The pages people open all day run a fixed number of SQL statements, however much there is to show: the policy
+page's History (up to 50 audit events), the publish step's kept impact preview (its flipped videos' visibility read
+in one statement), the operations page's CSP reports, the agreement page's gold accuracy, the training API's lists,
+and the header's roles (read with the permissions, not in a statement of their own on every page).
+
+Each count is pinned exactly: one statement more is a regression to explain (or a new read to count here)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from moderation.inference.impact import policy_impact_preview
+from moderation.inference.models import ImpactPreviewRun
+from moderation.inference.services import model_version_register
+from moderation.media.models import Video
+from moderation.review.models import AuditEvent
+from tests.factories import ReviewFactory, ReviewTaskFactory, VideoFactory
+from tests.moderation.policies.test_impact_preview import _decided, _draft_with_keyword
+from training.models import EvaluationRun, PreferenceDataset, TrainingJob
+from workbench.models import CspViolation
+
+pytestmark = pytest.mark.django_db
+
+
+def _captured(client: Client, url: str) -> list[str]:
+    client.get(url)  # warm the session (its first read may write)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(url)
+    assert response.status_code == 200, response.status_code
+    return [q["sql"] for q in ctx.captured_queries]
+
+
+def _statements(client: Client, url: str) -> int:
+    return len(_captured(client, url))
+
+
+# Every signed-in page: the session, the user, the user's own permissions, and their groups with the groups'
+# permissions (the header's roles from the same statement).
+SIGNED_IN = 4
+
+
+def test_the_header_reads_the_roles_with_the_permissions_not_in_a_statement_of_its_own(client_as):
+    admin = client_as("admin")
+    for url in (
+        reverse("moderation:review_agreement"),  # a page whose view checks a permission itself
+        reverse("moderation:ops_dashboard"),  # a page behind permission_required
+    ):
+        sql = _captured(admin, url)
+        # Statements that read the user's groups themselves (not a queue's rule that joins them in a subquery).
+        group_reads = [s for s in sql if s.split(" FROM ")[1].split()[0] in ('"auth_group"', '"auth_permission"')]
+        group_reads = [s for s in group_reads if '"auth_user_groups"' in s]
+        # Before: one for the groups' permissions (the permission check), one for the names (the header).
+        assert len(group_reads) == 1, group_reads
+        assert '"auth_group"."name"' in group_reads[0] and '"auth_permission"."codename"' in group_reads[0]
+    page = admin.get(reverse("moderation:review_agreement")).content.decode()
+    assert 'class="who-name"' in page
+
+
+def test_a_user_without_the_permission_is_still_refused_and_told_their_roles(client_as):
+    labeler = client_as("labeler")
+    response = labeler.get(reverse("moderation:ops_dashboard"))
+    assert response.status_code == 403
+    assert "you are signed in as" in response.content.decode() and "(labeler)" in response.content.decode()
+
+
+def test_policy_page_with_its_history_in_a_fixed_number_of_statements(policy_version, client_as):
+    admin = client_as("admin")
+    url = reverse("moderation:policy_detail", args=[policy_version.policy_id])
+    few = _statements(admin, url)
+    for n in range(60):  # more than the History shows (50)
+        AuditEvent.objects.create(
+            action="policy.draft_save",
+            object_type="policyversion",
+            object_id=str(policy_version.pk),
+            actor_name=f"editor{n}",
+            payload={"number": 2, "fields": ["notes"], "changes": ["a note"], "change_count": 3},
+        )
+    page = admin.get(url).content.decode()
+    assert page.count('class="history-draft_save"') == 50
+    many = _statements(admin, url)
+    assert many == few == SIGNED_IN + 5, (few, many)  # policy, versions, 2 model versions, the History
+
+
+def test_publish_step_draws_the_kept_preview_in_a_fixed_number_of_statements(policy_version, make_user, client_as):
+    _decided(policy_version, "ping me on signal")
+    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+    policy_impact_preview(draft=draft, user=make_user("admin"))
+    editor = client_as("admin")
+    step = reverse("moderation:policy_version", args=[draft.pk]) + "?confirm=publish"
+    few = _statements(editor, step)
+
+    run = ImpactPreviewRun.objects.get()
+    flip = run.result["flips"][0]
+    flipped = [VideoFactory(title=f"Flipped {n}") for n in range(100)]
+    run.result["flips"] = [dict(flip, video_id=v.pk) for v in flipped]
+    run.save(update_fields=["result"])
+    Video.objects.filter(pk=flipped[0].pk).delete()  # gone since the run: counted, not named
+    page = editor.get(step).content.decode()
+    assert "Flipped 99" in page and "Flipped 0<" not in page
+    many = _statements(editor, step)
+    # The version (with its policy), the active version once (not again for the staleness check and the preview),
+    # its published base, the taxonomy rows' version, the kept run, the flipped videos with who may see them (one
+    # statement, was two) and "decided since".
+    assert many == few == SIGNED_IN + 6, (few, many)
+
+
+def test_operations_page_with_many_csp_reports_in_a_fixed_number_of_statements(client_as):
+    admin = client_as("admin")
+    url = reverse("moderation:ops_dashboard")
+    few = _statements(admin, url)
+    today = timezone.now().date()
+    CspViolation.objects.bulk_create(
+        CspViolation(day=today, directive="script-src", blocked=f"https://ext{n}.example/x.js", document_path="/")
+        for n in range(200)
+    )
+    page = admin.get(url).content.decode()
+    assert page.count('data-csp-directive="script-src"') == 20  # the latest 20, not all 200
+    many = _statements(admin, url)
+    assert many == few == SIGNED_IN + 21, (few, many)
+
+
+def test_agreement_page_gold_accuracy_in_a_fixed_number_of_statements(policy_version, client_as):
+    admin = client_as("admin")
+    url = reverse("moderation:review_agreement")
+    few = _statements(admin, url)
+    for n in range(30):  # 30 reviewers, each with a gold answer
+        ReviewFactory(task=ReviewTaskFactory(decision__policy_version=policy_version), gold_correct=n % 2 == 0)
+    many = _statements(admin, url)
+    assert many == few == SIGNED_IN + 3, (few, many)  # the queues seen, agreement, gold accuracy
+
+
+@pytest.mark.parametrize("url", ["/api/training/jobs/", "/api/training/evaluations/"])
+def test_training_api_lists_in_a_fixed_number_of_statements(url, policy_version, client_as):
+    admin = client_as("admin")
+    dataset = PreferenceDataset.objects.create(name="pairs")
+    model = model_version_register(name="candidate", backend="evidence_baseline")
+    TrainingJob.objects.create(dataset=dataset)
+    EvaluationRun.objects.create(model_version=model, policy_version=policy_version, eval_set="gold")
+    few = _statements(admin, url)
+    for _ in range(100):
+        TrainingJob.objects.create(dataset=dataset)
+        EvaluationRun.objects.create(model_version=model, policy_version=policy_version, eval_set="gold")
+    assert len(admin.get(url).json()["results"]) == 50
+    many = _statements(admin, url)
+    # The session, the user, the two permission reads (no page header here), the count and the page of rows.
+    assert many == few == 6, (few, many)
+
+
+def test_training_job_list_reads_no_loss_history_or_log(client_as):
+    """A long run logs thousands of steps: the lists (API and training screen) showed none of them but read all."""
+    admin = client_as("admin")
+    dataset = PreferenceDataset.objects.create(name="pairs")
+    TrainingJob.objects.create(dataset=dataset, history=[{"step": s, "loss": 0.5} for s in range(2000)], log_tail="x")
+    for url in ("/api/training/jobs/", reverse("training:job_list")):
+        rows = [s for s in _captured(admin, url) if 'FROM "training_trainingjob"' in s and "COUNT(" not in s]
+        assert rows and all('"training_trainingjob"."history"' not in s for s in rows), rows
+        assert all('"training_trainingjob"."log_tail"' not in s for s in rows), rows
