@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,7 +112,36 @@ def label_studio(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+def _database_template(request, django_db_modify_db_settings, django_db_blocker):  # type: ignore[no-untyped-def]
+    """This process's test database made from the migrated template (tests/database_template.py), or the lock to
+    build that template. None under ``--reuse-db`` or ``--no-migrations`` (pytest-django's own ways then)."""
+    if request.config.getvalue("reuse_db") or request.config.getvalue("nomigrations"):
+        return None
+    from tests.database_template import DatabaseTemplate
+
+    template = DatabaseTemplate.for_this_run()
+    workerinput = getattr(request.config, "workerinput", None)
+    run = workerinput["testrunuid"] if workerinput is not None else uuid.uuid4().hex
+    with django_db_blocker.unblock():
+        template.prepare(rebuild=request.config.getvalue("create_db"), run=run)
+    return template
+
+
+@pytest.fixture(scope="session")
+def django_db_keepdb(request, _database_template):  # type: ignore[no-untyped-def]
+    """pytest-django keeps (does not create again, nor drop) the database the template fixture made: Django's
+    ``migrate`` finds it migrated. Our ``django_db_setup`` drops it at the end."""
+    return True if _database_template is not None else request.config.getvalue("reuse_db")
+
+
+@pytest.fixture(scope="session")
+def django_db_createdb(request, _database_template):  # type: ignore[no-untyped-def]
+    """``--create-db`` is the template's to honour (it migrates from scratch and saves a fresh template)."""
+    return False if _database_template is not None else request.config.getvalue("create_db")
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, _database_template):  # type: ignore[no-untyped-def]
     """pytest-django's test database, with ``synchronous_commit`` off for every connection to it (this
     process's, a test's threads', its Celery workers'): a commit no longer waits for its WAL to reach the
     disk. Only a crash of the server itself could lose the last commits, and that database is dropped at
@@ -120,6 +150,9 @@ def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-unty
     benchmarks' database on the same server keeps its durable commits."""
     from django.db import connection
 
+    if _database_template is not None:
+        with django_db_blocker.unblock():
+            _database_template.save()  # when this process migrated it: the next ones copy it
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         name = connection.ops.quote_name(connection.settings_dict["NAME"])
         cursor.execute(f"ALTER DATABASE {name} SET synchronous_commit = off")
@@ -132,6 +165,9 @@ def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-unty
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+    if _database_template is not None:  # kept by pytest-django (see ``django_db_keepdb``): dropped here
+        with django_db_blocker.unblock():
+            _database_template.drop_test_database()
 
 
 @pytest.fixture(autouse=True)

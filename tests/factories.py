@@ -20,6 +20,7 @@ from moderation.models import (
 from moderation.policies.seed import kuaimod_taxonomy
 from moderation.review.services import review_queue_default
 from moderation.tagging.models import Tag, TagEvent, TagSuggestion
+from moderation.tagging.services import tag_queue_default
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -199,3 +200,33 @@ class TagSuggestionFactory(factory.django.DjangoModelFactory):
     tag = factory.SubFactory(TagFactory)
     score = 0.5
     features = factory.LazyFunction(lambda: {"embedding": 0.5})
+
+
+class TagTaskFactory(ReviewTaskFactory):
+    """An item of the Content tags queue (``tag_queue_default``) on a decided video with no media file, and the
+    ranker's ``suggestions`` for that video: ``[(tag or name, score), ...]``, a name taking the vocabulary's tag of
+    that name or a new one. Each suggestion comes from ``suggestions__sources`` (``["embedding"]`` unless given),
+    with its score as its embedding feature (``suggestions__features`` replaces that)::
+
+        TagTaskFactory(decision__policy_version=policy_version, suggestions=[("美食", 0.93), ("火锅", 0.71)])
+    """
+
+    class Meta:
+        model = ReviewTask
+        skip_postgeneration_save = True
+
+    decision = factory.SubFactory(DecisionFactory, video__file="")
+    queue = factory.LazyFunction(tag_queue_default)
+
+    @factory.post_generation
+    def suggestions(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if not create or not extracted:
+            return
+        sources = kwargs.get("sources", ["embedding"])
+        for tag, score in extracted:
+            if not isinstance(tag, Tag):
+                tag = Tag.objects.filter(name=tag).first() or TagFactory(name=tag)
+            features = kwargs.get("features", {"embedding": score})
+            TagSuggestionFactory(
+                video=self.decision.video, tag=tag, score=score, sources=list(sources), features=dict(features)
+            )

@@ -72,11 +72,15 @@ def test_label_studio_is_configured_in_settings(settings) -> None:  # type: igno
     assert (opts.url, opts.token) == ("http://ls.example:8080", "tok")
 
 
-_RUN_DIRS = ("WORKBENCH_REDIS_DIR", "MEDIA_ROOT", "WORKBENCH_TEST_RUN_FOR", "WORKBENCH_TEST_RUN_MEDIA", "REDIS_URL")
+_RUN_DIRS = (
+    "WORKBENCH_REDIS_DIR", "MEDIA_ROOT", "TRAINING_OUTPUT_DIR", "WORKBENCH_TEST_RUN_FOR", "WORKBENCH_TEST_RUN_MEDIA",
+    "WORKBENCH_TEST_RUN_TRAINING", "REDIS_URL",
+)  # fmt: skip
 _RUN_DIRS_PROBE = f"""
 import json, os
 import workbench.settings_test as settings
 assert str(settings.MEDIA_ROOT) == os.environ["MEDIA_ROOT"]
+assert str(settings.TRAINING_OUTPUT_DIR) == os.environ["TRAINING_OUTPUT_DIR"]
 assert settings.CELERY_BROKER_URL == os.environ.get("REDIS_URL", settings.CELERY_BROKER_URL)
 print(json.dumps({{name: os.environ.get(name) for name in {_RUN_DIRS!r}}}))
 """
@@ -84,9 +88,10 @@ print(json.dumps({{name: os.environ.get(name) for name in {_RUN_DIRS!r}}}))
 
 def test_each_xdist_worker_has_its_own_redis_and_media_and_what_a_test_starts_shares_them(tmp_path: Path) -> None:
     """pytest-xdist's workers inherit their controller's environment, where the test settings had named the
-    controller's private Redis and MEDIA_ROOT: each worker gets its own (on one Redis, one worker's Celery fixture
-    would purge the queues another worker's test waits on). A process that a test starts (a Celery worker) still
-    shares its test process's; a MEDIA_ROOT given by whoever started the run is kept."""
+    controller's private Redis, MEDIA_ROOT and TRAINING_OUTPUT_DIR: each worker gets its own (on one Redis, one
+    worker's Celery fixture would purge the queues another worker's test waits on; in one training folder a job's
+    start removed the other worker's job of the same id). A process that a test starts (a Celery worker) still shares
+    its test process's; a MEDIA_ROOT or TRAINING_OUTPUT_DIR given by whoever started the run is kept."""
     base = {
         k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "PYTEST_XDIST_WORKER", *_RUN_DIRS}
     }
@@ -104,15 +109,16 @@ def test_each_xdist_worker_has_its_own_redis_and_media_and_what_a_test_starts_sh
     gw0 = run_dirs({**controller, "PYTEST_XDIST_WORKER": "gw0"})
     gw1 = run_dirs({**controller, "PYTEST_XDIST_WORKER": "gw1"})
     started_by_gw0 = run_dirs(gw0)  # a worker a test on gw0 starts: its environment, PYTEST_XDIST_WORKER too
-    for name in ("WORKBENCH_REDIS_DIR", "MEDIA_ROOT"):
+    for name in ("WORKBENCH_REDIS_DIR", "MEDIA_ROOT", "TRAINING_OUTPUT_DIR"):
         assert len({controller[name], gw0[name], gw1[name]}) == 3, name
         assert started_by_gw0[name] == gw0[name], name
     assert (controller["WORKBENCH_TEST_RUN_FOR"], gw0["WORKBENCH_TEST_RUN_FOR"]) == ("", "gw0")
 
-    given = str(tmp_path / "given-media")
-    controller = run_dirs({**base, "MEDIA_ROOT": given})
+    given, given_training = str(tmp_path / "given-media"), str(tmp_path / "given-training")
+    controller = run_dirs({**base, "MEDIA_ROOT": given, "TRAINING_OUTPUT_DIR": given_training})
     gw0 = run_dirs({**controller, "PYTEST_XDIST_WORKER": "gw0"})
     assert controller["MEDIA_ROOT"] == gw0["MEDIA_ROOT"] == given
+    assert controller["TRAINING_OUTPUT_DIR"] == gw0["TRAINING_OUTPUT_DIR"] == given_training
     assert controller["WORKBENCH_REDIS_DIR"] != gw0["WORKBENCH_REDIS_DIR"]
 
     # A real Redis (nothing connects here): the run's database for a plain run, the next ones for the workers.

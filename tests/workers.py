@@ -27,13 +27,14 @@ def database_url() -> str:
 
 
 def solo_worker(queue: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
-    """A solo worker on ``queue`` with the test settings, database, Redis and media folder, plus ``env``."""
+    """A solo worker on ``queue`` with the test settings, database, Redis, media and training folders, plus ``env``."""
     child_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "workbench.settings_test",
         "REDIS_URL": settings.CELERY_BROKER_URL,
         "DATABASE_URL": database_url(),
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "TRAINING_OUTPUT_DIR": str(settings.TRAINING_OUTPUT_DIR),
         **env,
     }
     cmd = [sys.executable, "-m", "celery", "-A", "workbench", "worker", "-Q", queue, "--pool", "solo",

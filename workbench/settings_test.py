@@ -14,8 +14,9 @@ os.environ.setdefault("WORKBENCH_VAR_DIR", str(Path(__file__).resolve().parent.p
 # Whose run folders these are: "" for a plain pytest process, "gw0", "gw1"... for each pytest-xdist worker. A worker
 # that a test starts (a subprocess) inherits its test process's environment and shares that process's folders; an
 # xdist worker inherits its controller's environment too, but must not share them: on one Redis two workers' tests
-# would purge and consume each other's Celery queues and clear each other's caches, and on one MEDIA_ROOT write the
-# same file names (each worker's test database numbers its rows from 1).
+# would purge and consume each other's Celery queues and clear each other's caches, and on one MEDIA_ROOT or
+# TRAINING_OUTPUT_DIR write the same file names (each worker's test database numbers its rows from 1: a job's start
+# removed the output folder of the other worker's job of the same id as a stale one).
 _run_for = os.environ.get("PYTEST_XDIST_WORKER", "")
 _inherited_for = os.environ.get("WORKBENCH_TEST_RUN_FOR")
 _controllers = _inherited_for not in (None, _run_for)  # this xdist worker holds its controller's environment
@@ -27,6 +28,11 @@ if "WORKBENCH_REDIS_DIR" not in os.environ or _controllers:
     # A MEDIA_ROOT given by whoever started the run is kept; the one this file chose for the controller is not.
     if os.environ.get("MEDIA_ROOT") in (None, os.environ.get("WORKBENCH_TEST_RUN_MEDIA")):
         os.environ["MEDIA_ROOT"] = str(_media_dir)
+    # The training output the same way, beside the media folder (the tiny base model under MODELS_DIR stays shared:
+    # it is built once, renamed into place).
+    _training_dir = _media_dir.parent / "training"
+    if os.environ.get("TRAINING_OUTPUT_DIR") in (None, os.environ.get("WORKBENCH_TEST_RUN_TRAINING")):
+        os.environ["TRAINING_OUTPUT_DIR"] = str(_training_dir)
     if _controllers and os.environ.get("REDIS_URL"):
         # A real Redis (REDIS_URL) is one server for all: each worker takes the database after the run's, gw0 the next.
         from urllib.parse import urlsplit
@@ -41,6 +47,7 @@ if "WORKBENCH_REDIS_DIR" not in os.environ or _controllers:
         os.environ["REDIS_URL"] = _url._replace(path=f"/{_db}").geturl()
     os.environ["WORKBENCH_TEST_RUN_FOR"] = _run_for
     os.environ["WORKBENCH_TEST_RUN_MEDIA"] = str(_media_dir)
+    os.environ["WORKBENCH_TEST_RUN_TRAINING"] = str(_training_dir)
 os.environ["WORKBENCH_TESTING"] = "1"
 
 from workbench.settings import *  # noqa: E402,F403

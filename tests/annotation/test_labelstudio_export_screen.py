@@ -91,7 +91,8 @@ def test_reviewed_tags_of_a_tag_set_download_as_label_studio_tasks_and_config(cl
 
 def test_the_days_choose_the_reviews_and_the_count_is_previewed_by_htmx(client_as, tagged):
     TagEvent.objects.filter(video=tagged["rejected"]).update(at=timezone.now() - dt.timedelta(days=10))
-    today = timezone.localdate().isoformat()
+    # The day the reviews were made (not the clock's day now: a run crossing midnight would filter for the next).
+    today = timezone.localtime(TagEvent.objects.filter(video=tagged["reviewed"]).latest("at").at).date().isoformat()
     labeler = client_as("labeler")
     assert "<strong>2</strong> videos match" in labeler.get(URL).content.decode()  # as the screen opens
 

@@ -81,9 +81,8 @@ def test_every_roles_main_screens_report_no_violation_and_their_scripts_work(pag
     from annotation.models import Tag2CotTask
     from moderation.reproduction.services import pair_claim_next
     from moderation.review.services import review_claim_next
-    from moderation.tagging.models import TagSuggestion
-    from moderation.tagging.services import tag_queue_default, tag_set_default
-    from tests.factories import TagFactory
+    from moderation.tagging.services import tag_set_default
+    from tests.factories import TagFactory, TagTaskFactory
 
     with _clip(tmp_path / "clip.mp4").open("rb") as clip:
         first = ReviewTaskFactory(
@@ -93,14 +92,7 @@ def test_every_roles_main_screens_report_no_violation_and_their_scripts_work(pag
     second = ReviewTaskFactory(
         decision__policy_version=policy_version, decision__video__file="", priority=2, decision__video__title="SECOND"
     )
-    tagging = ReviewTaskFactory(
-        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
-    )
-    for name, score in (("美食", 0.93), ("火锅", 0.71)):
-        TagSuggestion.objects.create(
-            video=tagging.decision.video, tag=TagFactory(name=name), score=score, sources=["embedding"],
-            features={"embedding": score},
-        )  # fmt: skip
+    tagging = TagTaskFactory(decision__policy_version=policy_version, suggestions=[("美食", 0.93), ("火锅", 0.71)])
     TagFactory(name="美妆")
     draft = PolicyVersionFactory(
         policy=policy_version.policy, status="draft", is_active=False, number=policy_version.number + 1

@@ -54,18 +54,11 @@ def test_the_queue_list_counts_videos_still_processing_and_shows_the_item_once_r
 
 
 def _tag_task(policy_version):  # type: ignore[no-untyped-def]
-    from moderation.tagging.models import TagSuggestion
-    from moderation.tagging.services import tag_queue_default
-    from tests.factories import ReviewTaskFactory, TagFactory
+    from tests.factories import TagFactory, TagTaskFactory
 
-    task = ReviewTaskFactory(
-        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
+    task = TagTaskFactory(
+        decision__policy_version=policy_version, suggestions=[(f"候选{i}", 0.3 - i / 100) for i in range(3)]
     )
-    for i in range(3):
-        TagSuggestion.objects.create(
-            video=task.decision.video, tag=TagFactory(name=f"候选{i}"), score=0.3 - i / 100, sources=["embedding"],
-            features={"embedding": 0.3},
-        )  # fmt: skip
     from moderation.tagging import text
 
     found = "搜索到的标签"  # suggested nowhere: found by search only

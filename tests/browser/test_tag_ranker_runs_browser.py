@@ -60,20 +60,15 @@ def test_the_runs_history_says_each_outcome_and_an_earlier_version_comes_back(pa
 def test_the_tag_screen_says_which_ranker_version_ranked_its_chips(page, make_user, policy_version):
     from moderation.review.services import review_claim_next
     from moderation.tagging.models import TagSuggestion
-    from moderation.tagging.services import tag_queue_default, tag_ranker_train, tag_set_default
-    from tests.factories import ReviewTaskFactory, TagFactory
+    from moderation.tagging.services import tag_ranker_train, tag_set_default
+    from tests.factories import TagTaskFactory
     from tests.moderation.tagging.test_ranker_training_runs import _events
 
     _events(30)
     admin = make_user("admin")
-    task = ReviewTaskFactory(
-        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
+    task = TagTaskFactory(
+        decision__policy_version=policy_version, suggestions=[("美食", 0.93), ("火锅", 0.71), ("旅游", 0.22)]
     )
-    for name, score in (("美食", 0.93), ("火锅", 0.71), ("旅游", 0.22)):
-        TagSuggestion.objects.create(
-            video=task.decision.video, tag=TagFactory(name=name), score=score, sources=["embedding"],
-            features={"embedding": score},
-        )  # fmt: skip
     ranker = tag_ranker_train(min_events=20).ranker  # re-scores the untagged video's suggestions
     assert set(TagSuggestion.objects.filter(video=task.decision.video).values_list("ranker", flat=True)) == {ranker.pk}
     assert review_claim_next(user=admin, queue=task.queue) == task

@@ -19,19 +19,18 @@ def test_the_tag_screen_keeps_submit_in_the_window_under_a_dozen_chips(page, mak
     """Walked at 1440x900: the demo's tag items had 12 chips, which put "Submit tags and next" (and the line naming its
     keys) 75 px under the fold; a new tagger ticked tags and saw no way to finish. The row stays at the window's foot."""
     from moderation.review.services import review_claim_next
-    from moderation.tagging.models import TagCandidate, TagSuggestion, VideoTag
-    from moderation.tagging.services import tag_queue_default, tag_set_default
-    from tests.factories import ReviewTaskFactory, TagFactory
+    from moderation.tagging.models import TagCandidate, VideoTag
+    from moderation.tagging.services import tag_set_default
+    from tests.factories import TagFactory, TagTaskFactory
 
-    task = ReviewTaskFactory(
-        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
+    # As the demo's items: a dozen chips, each with its evidence line.
+    tags = [TagFactory(name=f"标签{i}") for i in range(12)]
+    task = TagTaskFactory(
+        decision__policy_version=policy_version,
+        suggestions=[(tag, 0.5 - i / 100) for i, tag in enumerate(tags)],
+        suggestions__sources=["embedding", "related", "text"],
     )
-    for i in range(12):  # as the demo's items: a dozen chips, each with its evidence line
-        tag = TagFactory(name=f"标签{i}")
-        TagSuggestion.objects.create(
-            video=task.decision.video, tag=tag, score=0.5 - i / 100, sources=["embedding", "related", "text"],
-            features={"embedding": 0.5},
-        )  # fmt: skip
+    for tag in tags:
         TagCandidate.objects.create(
             video=task.decision.video, tag=tag, source="text", score=0.5,
             evidence=[{"field": "title", "segment": None, "text": "Cheap phones, DM me"}],

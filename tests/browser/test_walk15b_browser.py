@@ -62,19 +62,14 @@ def test_ticks_sent_when_the_session_had_expired_come_back_after_signing_in_agai
     """Walked (row 12): the session expired on the tag screen; the submit was refused and the ticked chips were lost
     (the refusal page echoes typed text only). The tag form keeps its ticks as the policy editor keeps an edit."""
     from moderation.review.services import review_claim_next
-    from moderation.tagging.models import TagSuggestion, VideoTag
-    from moderation.tagging.services import tag_queue_default, tag_set_default
+    from moderation.tagging.models import VideoTag
+    from moderation.tagging.services import tag_set_default
     from tests.browser.signin import PASSWORD
-    from tests.factories import ReviewTaskFactory, TagFactory
+    from tests.factories import TagTaskFactory
 
-    task = ReviewTaskFactory(
-        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
+    task = TagTaskFactory(
+        decision__policy_version=policy_version, suggestions=[(f"标签{i}", 0.3 - i / 100) for i in range(4)]
     )
-    for i in range(4):
-        TagSuggestion.objects.create(
-            video=task.decision.video, tag=TagFactory(name=f"标签{i}"), score=0.3 - i / 100, sources=["embedding"],
-            features={"embedding": 0.3},
-        )  # fmt: skip
     tagger = make_user("moderator")
     assert review_claim_next(user=tagger, queue=task.queue) == task
     page.set_viewport_size({"width": 1440, "height": 900})

@@ -17,8 +17,8 @@ from moderation.labels.models import ItemLabel
 from moderation.review.models import Review, ReviewTask
 from moderation.review.services import review_claim_next
 from moderation.tagging.models import Tag, VideoTag
-from moderation.tagging.services import tag_queue_default, tags_import
-from tests.factories import DecisionFactory, ReviewTaskFactory, VideoFactory
+from moderation.tagging.services import tags_import
+from tests.factories import DecisionFactory, TagTaskFactory, VideoFactory
 from workbench.views import SERVED_MEDIA_FOLDERS
 
 pytestmark = pytest.mark.django_db
@@ -30,7 +30,7 @@ def test_a_claimed_tag_item_is_not_closed_by_tags_sent_for_another_video(client_
     closed A's item untagged (it left the queue as done) and wrote them to B."""
     tags_import(lines=["美食"])
     food = Tag.objects.get(name="美食")
-    task = ReviewTaskFactory(queue=tag_queue_default(), decision__policy_version=policy_version)
+    task = TagTaskFactory(decision__policy_version=policy_version)
     other = DecisionFactory(policy_version=policy_version).video  # decided: open to the moderator
     client = client_as("moderator")
     assert review_claim_next(user=User.objects.get(pk=client.session["_auth_user_id"]), queue=task.queue) == task
@@ -50,7 +50,7 @@ def test_a_tags_item_takes_no_verdict(client_as, policy_version):
     """Every video with tag suggestions has a tags item; posted to the review screen's submit, its holder's
     verdict became the video's trusted human label at once, outside the moderation queues' N agreeing
     reviews and group restrictions (and over a label already settled there)."""
-    task = ReviewTaskFactory(queue=tag_queue_default(), decision__policy_version=policy_version)
+    task = TagTaskFactory(decision__policy_version=policy_version)
     client = client_as("moderator")
     assert review_claim_next(user=User.objects.get(pk=client.session["_auth_user_id"]), queue=task.queue) == task
     other = next(k for k in policy_version.label_names() if k != task.decision.label)

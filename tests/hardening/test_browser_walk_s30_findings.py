@@ -9,9 +9,9 @@ from django.test import Client
 from django.urls import reverse
 
 from moderation.review.services import review_claim_next
-from moderation.tagging.models import Tag, TagSuggestion
-from moderation.tagging.services import tag_queue_default, tags_import
-from tests.factories import ReviewTaskFactory
+from moderation.tagging.models import Tag
+from moderation.tagging.services import tags_import
+from tests.factories import TagTaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -22,10 +22,13 @@ pytestmark = pytest.mark.django_db
 def test_a_tagged_item_opened_again_says_it_is_done_instead_of_offering_its_form(make_user, policy_version):
     tags_import(lines=["美食", "旅游"])
     food, travel = Tag.objects.get(name="美食"), Tag.objects.get(name="旅游")
-    task = ReviewTaskFactory(queue=tag_queue_default(), decision__policy_version=policy_version)
+    task = TagTaskFactory(
+        decision__policy_version=policy_version,
+        suggestions=[(food, 0.8), (travel, 0.4)],
+        suggestions__sources=["text"],
+        suggestions__features={},
+    )
     video = task.decision.video
-    for tag, score in ((food, 0.8), (travel, 0.4)):
-        TagSuggestion.objects.create(video=video, tag=tag, score=score, sources=["text"], features={})
     reviewer = make_user("moderator", username="rita")
     client = Client()
     client.force_login(reviewer)

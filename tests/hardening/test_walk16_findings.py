@@ -8,7 +8,7 @@ from django.utils.html import escape
 
 from moderation.integrations.services import integration_create
 from moderation.reproduction.services import pair_claim_next, pair_review_submit
-from tests.factories import ReviewTaskFactory
+from tests.factories import TagTaskFactory
 from tests.moderation.reproduction.test_pair_review import make_pair
 
 
@@ -55,9 +55,7 @@ def test_a_refused_webhook_endpoint_puts_the_cursor_back_in_its_url_with_the_rea
 def test_the_tag_screen_leads_back_to_the_tag_queue(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
     """Walked as a tag reviewer: the review screen has "Back to queue"; the tag screen had no way back but the top
     bar."""
-    from moderation.tagging.services import tag_queue_default
-
-    task = ReviewTaskFactory(queue=tag_queue_default(), decision__policy_version=policy_version)
+    task = TagTaskFactory(decision__policy_version=policy_version)
     page = client_as("moderator").get(reverse("moderation:tag_task", args=[task.pk])).content.decode()
     assert f'<a href="{reverse("moderation:tag_queue")}" id="tag-back-to-queue">Back to the tag queue</a>' in page
 

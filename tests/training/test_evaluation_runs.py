@@ -116,8 +116,13 @@ def test_the_worker_beats_while_the_model_works_on_a_slow_batch(policy_version, 
     dead worker. The beat comes from a thread of the worker process, so it dies with it."""
     settings.EVALUATION_HEARTBEAT_SECONDS = 0.05
     run = _running(policy_version, minutes_quiet=11)
+    # While the model works, the beat lands: waited for (its thread opens its own connection first, which a loaded
+    # machine can keep past any fixed sleep), not slept on.
     with _Heartbeat(run.pk):
-        time.sleep(0.5)  # the model at work
+        deadline = time.monotonic() + 30
+        while EvaluationRun.objects.get(pk=run.pk).heartbeat_at < timezone.now() - timedelta(minutes=1):
+            assert time.monotonic() < deadline, "no heartbeat in 30 s"
+            time.sleep(0.02)
     run.refresh_from_db()
     assert timezone.now() - run.heartbeat_at < timedelta(seconds=5)
     assert reap_stale_evaluations() == []
