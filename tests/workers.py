@@ -28,6 +28,15 @@ def database_url() -> str:
 
 def solo_worker(queue: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
     """A solo worker on ``queue`` with the test settings, database, Redis, media and training folders, plus ``env``."""
+    return _worker(queue, log, "solo", env)
+
+
+def prefork_worker(queue: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+    """A prefork worker with one child (the media workers' pool: Celery enforces the limits), as ``solo_worker``."""
+    return _worker(queue, log, "prefork", env)
+
+
+def _worker(queue: str, log: Path, pool: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
     child_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "workbench.settings_test",
@@ -37,7 +46,7 @@ def solo_worker(queue: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
         "TRAINING_OUTPUT_DIR": str(settings.TRAINING_OUTPUT_DIR),
         **env,
     }
-    cmd = [sys.executable, "-m", "celery", "-A", "workbench", "worker", "-Q", queue, "--pool", "solo",
+    cmd = [sys.executable, "-m", "celery", "-A", "workbench", "worker", "-Q", queue, "--pool", pool,
            "--concurrency", "1", "--without-mingle", "--without-gossip", "-l", "INFO"]  # fmt: skip
     return subprocess.Popen(cmd, cwd=ROOT, env=child_env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
 

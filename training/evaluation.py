@@ -70,7 +70,7 @@ def evaluation_start(
     if eval_set not in EvaluationRun.EvalSet.values:
         raise TrainingError(f"Unknown evaluation set {eval_set!r}.")
     if eval_set == EvaluationRun.EvalSet.KUAIMOD_FILE:
-        file_path = str(_confined_eval_file(file_path))
+        file_path = str(_confined_eval_file(file_path, user=created_by))
     elif not gold_items(policy_version):
         raise TrainingError("The gold set is empty: no video has a trusted label of this policy version yet.")
     key = eval_set_key(eval_set=eval_set, policy_version=policy_version, file_path=file_path)
@@ -111,15 +111,19 @@ def evaluation_start(
     return run
 
 
-def _confined_eval_file(file_path: str) -> Path:
+def _confined_eval_file(file_path: str, *, user: User | None) -> Path:
     """The evaluation file, which must lie inside MEDIA_IMPORT_ROOTS like every server path a user names
-    (no '..' or symlink out of them); a readable TrainingError otherwise."""
+    (no '..' or symlink out of them), and, for a user who does not manage integrations, outside every integration's
+    folder (a platform's files, as ``video_submit`` rules); a readable TrainingError otherwise. No user (a command,
+    a test): the roots' rule alone, as for ``video_submit``."""
+    from moderation.integrations.selectors import import_folders_all_open_to
     from moderation.media.ingest import import_path_confined
 
     if not file_path.strip():
         raise TrainingError("Name the evaluation file (KuaiMod-format JSONL inside MEDIA_IMPORT_ROOTS).")
+    closed = user is not None and not import_folders_all_open_to(user=user)
     try:
-        path = import_path_confined(file_path)
+        path = import_path_confined(file_path, integration_folders_closed=closed)
     except ModerationError as exc:
         raise TrainingError(f"The evaluation file cannot be used: {exc}") from exc
     if not path.is_file():

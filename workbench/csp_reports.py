@@ -12,7 +12,8 @@ Each report is folded into one row per (day, directive, blocked URI, document pa
 page that trips the policy on every load, or a client sending the same report in a loop, is one row. The blocked
 URI is kept as its origin and path (its query may carry someone's token), the document as its path. Past
 ``CSP_VIOLATION_ROWS_PER_DAY`` distinct rows in a day, new kinds of report are folded into one row per directive
-(``OVERFLOW_BLOCKED``): made-up reports cannot grow the table without bound."""
+(``OVERFLOW_BLOCKED``): made-up reports cannot grow the table without bound. Days older than
+``CSP_REPORT_RETENTION_DAYS`` are deleted by beat, daily (``csp_violations_purge``)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -240,3 +241,14 @@ def csp_violations_recent(*, days: int = 7, limit: int = 20) -> QuerySet[CspViol
     """The violations reported in the last ``days`` days, latest first: what the operations page lists."""
     since = timezone.now().date() - timedelta(days=days - 1)
     return CspViolation.objects.filter(day__gte=since).order_by("-last_seen", "-pk")[:limit]
+
+
+def csp_violations_purge(*, now: datetime | None = None) -> int:
+    """Delete the rows of days older than ``CSP_REPORT_RETENTION_DAYS`` (today is day 1): without it, one row per day
+    per kind of violation stays for good. Idempotent (one DELETE); returns how many rows were deleted."""
+    today = timezone.localdate(now) if now else timezone.localdate()
+    oldest_kept = today - timedelta(days=settings.CSP_REPORT_RETENTION_DAYS - 1)
+    deleted = CspViolation.objects.filter(day__lt=oldest_kept).delete()[0]
+    if deleted:
+        logger.info("purged %s CSP violation rows of days before %s", deleted, oldest_kept)
+    return deleted

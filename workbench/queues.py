@@ -25,6 +25,7 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.inference.tasks.rerun_decision": TaskQueue.INFER,  # a reviewer's re-run: the decision's model
     "moderation.inference.tasks.decide_missing_policies": TaskQueue.INFER,  # the routing repair: a model runs
     "moderation.inference.tasks.purge_kept_verdicts": TaskQueue.DEFAULT,  # beat: one DELETE of stale kept answers
+    "moderation.inference.tasks.purge_impact_previews": TaskQueue.DEFAULT,  # beat: one DELETE of unshowable previews
     "moderation.inference.tasks.retrain_cascade": TaskQueue.DEFAULT,  # beat: queues train_cascade when due
     "moderation.inference.tasks.train_cascade": TaskQueue.DEFAULT,  # sklearn on a few thousand items: CPU
     "training.tasks.run_training_job": TaskQueue.TRAIN,
@@ -50,6 +51,7 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.integrations.tasks.dispatch_outbox_event": TaskQueue.DEFAULT,
     "moderation.integrations.tasks.deliver_webhook": TaskQueue.DEFAULT,
     "moderation.integrations.tasks.sweep_webhooks": TaskQueue.DEFAULT,
+    "workbench.tasks.purge_csp_violations": TaskQueue.DEFAULT,  # beat: one DELETE of old days' reports
 }
 
 # Long-running tasks: acknowledge after the work is done, and give the message back if the
@@ -133,6 +135,13 @@ def configure_routing(app: Any) -> None:
         "sweep-webhooks": {"task": "moderation.integrations.tasks.sweep_webhooks", "schedule": 15.0},
         # Model answers kept for a retry that never came (KEPT_VERDICT_RETENTION_DAYS).
         "purge-kept-verdicts": {"task": "moderation.inference.tasks.purge_kept_verdicts", "schedule": 60 * 60.0},
+        # Old days' CSP violation rows (CSP_REPORT_RETENTION_DAYS).
+        "purge-csp-violations": {"task": "workbench.tasks.purge_csp_violations", "schedule": 24 * 60 * 60.0},
+        # Kept impact previews of published drafts or past IMPACT_PREVIEW_RETENTION_DAYS.
+        "purge-impact-previews": {
+            "task": "moderation.inference.tasks.purge_impact_previews",
+            "schedule": 24 * 60 * 60.0,
+        },
         # Distinct embedding vectors no video holds any more (reposts taken down, videos embedded again).
         "sweep-distinct-vectors": {
             "task": "moderation.reproduction.tasks.sweep_distinct_vectors",

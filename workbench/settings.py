@@ -352,6 +352,8 @@ USER_API_RATE_LIMIT = _request_rate("USER_API_RATE_LIMIT", "1200/min")
 UPLOAD_RATE_LIMIT = _request_rate("UPLOAD_RATE_LIMIT", "60/hour")
 # Content-Security-Policy reports per client address to /csp-report/ (workbench/csp_reports.py); over it: 429.
 CSP_REPORT_RATE_LIMIT = _request_rate("CSP_REPORT_RATE_LIMIT", "120/min")
+# Days of CSP violation rows kept (today counts as one); beat deletes older days daily (workbench.tasks).
+CSP_REPORT_RETENTION_DAYS = max(1, env.int("CSP_REPORT_RETENTION_DAYS", default=30))
 # redis-py's spelling of the broker URL (kombu's redis+socket:// is unix:// there).
 REDIS_CLIENT_URL = REDIS_URL.replace("redis+socket://", "unix://", 1)
 # The one definition of the Redis cache that every process (web and workers) shares; each alias below that must be
@@ -494,6 +496,8 @@ REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
 ROUTING_REPAIR_BATCH = env.int("ROUTING_REPAIR_BATCH", default=500)
 # Days a model answer kept for a retry (KeptVerdict) stays when the video is never retried; beat purges older ones.
 KEPT_VERDICT_RETENTION_DAYS = env.int("KEPT_VERDICT_RETENTION_DAYS", default=7)
+# Days a kept impact preview (ImpactPreviewRun) stays; beat deletes older ones, and those of published drafts, daily.
+IMPACT_PREVIEW_RETENTION_DAYS = env.int("IMPACT_PREVIEW_RETENTION_DAYS", default=30)
 # Content tags: reviewer events (accept/reject/add) needed before the learned ranker replaces the weighted sum.
 TAG_RANKER_MIN_EVENTS = env.int("TAG_RANKER_MIN_EVENTS", default=20)
 # Content tags, source 5: free-text tags from a VLM. Empty = the model serving the default policy when

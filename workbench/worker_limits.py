@@ -17,6 +17,9 @@ the limits itself, for tasks it runs in its main thread (never a test's worker t
   stops the processes the task started, and ends the worker (``os._exit``): the container's restart policy starts a
   fresh one (its model loads again). The unacknowledged message comes back after CELERY_VISIBILITY_TIMEOUT and finds
   the run finished.
+- the prefork workers (media, default) have Celery's own limits: at the hard one the parent kills the child and sends
+  ``task_failure`` with ``TimeLimitExceeded``; the same recorder is called there (``_record_prefork_hard_limit``), so
+  a media task's run is recorded at its limit too, not only by a sweep well after it.
 - memory: after a task that left the process above ``SOLO_WORKER_MAX_MEMORY_MB``, a warm shutdown (the task is
   done); the restart policy starts a fresh process, as Celery replaces a prefork child.
 """
@@ -32,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import signals
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 logger = logging.getLogger(__name__)
 
@@ -229,9 +232,34 @@ def _disarm(sender: Any = None, task: Any = None, **_: Any) -> None:
         os.kill(os.getpid(), signal.SIGTERM)  # Celery's warm shutdown: the next task waits for the fresh process
 
 
+def _record_prefork_hard_limit(
+    sender: Any = None, exception: Any = None, args: Any = None, kwargs: Any = None, **_: Any
+) -> None:
+    """A prefork worker's parent killed a child at the task's hard limit (Celery sends ``task_failure`` with
+    ``TimeLimitExceeded`` from the parent, Celery 5.3+): record the run with the task's recorder, as the solo
+    watchdog does. A solo worker never sees this exception (its watchdog ends the process first)."""
+    if not isinstance(exception, TimeLimitExceeded) or sender is None:
+        return
+    recorder = _RECORDERS.get(getattr(sender, "name", ""))
+    if recorder is None:
+        return
+    from django.db import connection
+
+    seconds = float(exception.args[0]) if exception.args else float(getattr(sender, "time_limit", 0) or 0)
+    try:
+        recorder(
+            tuple(args or ()), dict(kwargs or {}), time_limit_text(task_name=sender.name, seconds=seconds, soft=False)
+        )
+    except Exception:
+        logger.exception("could not record %s's hard time limit; its sweep will", sender.name)
+    finally:
+        connection.close()  # the parent's event loop: no connection kept between these rare calls
+
+
 def connect_solo_worker_limits() -> None:
     """Enforce the limits in a solo worker (workbench/celery.py calls it once; a prefork worker leaves them to
-    Celery)."""
+    Celery, and records a run Celery's hard limit ended)."""
     signals.worker_init.connect(_note_the_pool, weak=False)
     signals.task_prerun.connect(_arm, weak=False)
     signals.task_postrun.connect(_disarm, weak=False)
+    signals.task_failure.connect(_record_prefork_hard_limit, weak=False)

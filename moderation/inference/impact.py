@@ -1,22 +1,26 @@
 """The impact preview of a draft policy version: which recent decisions it would flip; inference's because it runs
 the evidence baseline under both versions. It decides nothing and changes no decision; what it computed is kept
 (``ImpactPreviewRun``) per draft content, active version, model and sample size, so opening the version page or its
-publish step again shows it without re-running the model, until the editor asks for a fresh run."""
+publish step again shows it without re-running the model, until the editor asks for a fresh run. Kept runs of a
+published draft, or older than ``IMPACT_PREVIEW_RETENTION_DAYS``, are deleted by beat, daily
+(``impact_preview_runs_purge``; a deleted draft's go with it)."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
+import logging
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, Max, Value, When
+from django.db.models import Case, Max, Q, Value, When
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -27,6 +31,8 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_open_to_q
 from moderation.policies.models import PolicyVersion
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE
+
+logger = logging.getLogger(__name__)
 
 MAX_IMPACT_SAMPLE = 2000
 
@@ -276,3 +282,16 @@ def _shown(preview: ImpactPreview, run: ImpactPreviewRun, user: Any) -> ImpactPr
         policy_version__policy_id=preview.draft.policy_id, pk__gt=run.latest_decision_id or 0
     ).exists()
     return preview
+
+
+def impact_preview_runs_purge(*, now: datetime | None = None) -> int:
+    """Delete kept impact previews no page shows again: the draft's published (the preview compares a draft), or
+    computed more than ``IMPACT_PREVIEW_RETENTION_DAYS`` ago (a draft left alone, or content edited since: each content
+    is its own row). A deleted draft's runs went with it (CASCADE). A draft whose run is deleted runs the model again
+    when its page is opened. Idempotent (one DELETE); returns how many were deleted."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.IMPACT_PREVIEW_RETENTION_DAYS)
+    stale = Q(computed_at__lt=cutoff) | ~Q(draft__status=PolicyVersion.Status.DRAFT)
+    deleted = ImpactPreviewRun.objects.filter(stale).delete()[0]
+    if deleted:
+        logger.info("purged %s kept impact previews (published drafts, or computed before %s)", deleted, cutoff)
+    return deleted

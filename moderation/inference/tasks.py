@@ -77,6 +77,14 @@ def purge_kept_verdicts() -> int:
     return kept_verdicts_purge()
 
 
+@shared_task(name="moderation.inference.tasks.purge_impact_previews")
+def purge_impact_previews() -> int:
+    """Beat, daily: delete kept impact previews of published drafts or older than ``IMPACT_PREVIEW_RETENTION_DAYS``."""
+    from moderation.inference.impact import impact_preview_runs_purge
+
+    return impact_preview_runs_purge()
+
+
 @shared_task(name="moderation.inference.tasks.rerun_decision", **INFER_ITEM_TASK_OPTIONS)
 def rerun_decision(rerun_id: int) -> str | None:
     """A re-run a reviewer asked for (DecisionRerun); idempotent: a finished one is left as it is."""

@@ -167,6 +167,11 @@ class TagSet(models.Model):
         return self.name
 
 
+# Tries in a row a video's tag task may leave without a result (its worker killed at the hard time limit, out of
+# memory, restarted) before the video's tags from that task are given up (``tagging.services.tag_tries_recover``).
+TAG_TRY_MAX_ATTEMPTS = 3
+
+
 class VideoTagState(models.Model):
     """Per video: the tagging encoder's embedding of its text and when candidates were made."""
 

@@ -12,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.tagging import text as tagtext
-from moderation.tagging.models import Tag, TagImport, TagRevision, TagSet
+from moderation.tagging.models import TAG_TRY_MAX_ATTEMPTS, Tag, TagImport, TagRevision, TagSet
 
 SEARCH_LIMIT = 20
 
@@ -107,7 +107,11 @@ _PANEL_VIDEO_ROW_SQL = """
              WHERE s.video_id = %s AND (s.generated_at IS NOT NULL OR s.error <> '')),
            (SELECT s.vlm_error FROM moderation_videotagstate s WHERE s.video_id = %s AND s.vlm_at IS NULL),
            (SELECT jsonb_agg(jsonb_build_object('pk', t.id, 'name', t.name, 'aliases', t.aliases) ORDER BY t.name)
-              FROM moderation_videotag vt JOIN moderation_tag t ON t.id = vt.tag_id WHERE vt.video_id = %s)
+              FROM moderation_videotag vt JOIN moderation_tag t ON t.id = vt.tag_id WHERE vt.video_id = %s),
+           (SELECT array_remove(ARRAY[
+                       CASE WHEN s.candidates_attempts >= %s AND s.candidates_started_at IS NULL THEN 'candidates' END,
+                       CASE WHEN s.vlm_attempts >= %s AND s.vlm_started_at IS NULL THEN 'vlm' END], NULL)
+              FROM moderation_videotagstate s WHERE s.video_id = %s)
 """
 
 
@@ -160,8 +164,11 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
     # A fixed statement: the ORM built this row's two aggregated subqueries anew on every screen, which cost more
     # Python time than the two round trips it saved.
     with connection.cursor() as cursor:
-        cursor.execute(_PANEL_VIDEO_ROW_SQL, [video_id, video_id, video_id])
-        state_error, vlm_error, current_tags = cursor.fetchone()
+        cursor.execute(
+            _PANEL_VIDEO_ROW_SQL,
+            [video_id, video_id, video_id, TAG_TRY_MAX_ATTEMPTS, TAG_TRY_MAX_ATTEMPTS, video_id],
+        )
+        state_error, vlm_error, current_tags, given_up = cursor.fetchone()
     # Django reads jsonb as text (JSONField decodes it): so is this.
     video_row = {"state_error": state_error, "current_tags": json.loads(current_tags) if current_tags else None}
     current = [{"tag_id": t["pk"], "tag": t} for t in video_row["current_tags"] or ()]
@@ -195,6 +202,8 @@ def tag_panel_for(*, video_id: int, tag_set: TagSet) -> dict[str, object]:
         # Sent back with the tags ("" for the weighted sum): their events name this ranker even when a retrain
         # re-scored the chips while the panel was open (``services.RankedWith``).
         "ranked_with": (suggestions[0].ranker_id or "") if suggestions else None,
+        # The tag tasks given up after TAG_TRY_MAX_ATTEMPTS lost tries ("candidates", "vlm"): each gets Try again.
+        "given_up": given_up or [],
     }  # fmt: skip
 
 

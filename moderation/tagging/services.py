@@ -30,6 +30,7 @@ from moderation.tagging import text as tagtext
 from moderation.tagging.files import MAX_FILE_BYTES, decode_lines
 from moderation.tagging.models import (
     TAG_SET_DESCRIPTION_MAX_CHARS,
+    TAG_TRY_MAX_ATTEMPTS,
     Tag,
     TagImport,
     TagRevision,
@@ -1241,9 +1242,6 @@ def tag_vlm_suggest(
 
 # --- the tag tasks' tries: recorded, and recovered when their worker was lost -----------------------
 
-# Tries in a row a video's tag task may leave without a result (its worker killed at the hard time limit, out of
-# memory, restarted) before the video's tags from that task are given up.
-TAG_TRY_MAX_ATTEMPTS = 3
 # Past its hard limit a try has no worker left; the margin lets a watchdog's or a slow commit's record land first.
 TAG_TRY_MARGIN = timedelta(minutes=5)
 
@@ -1373,6 +1371,37 @@ def tag_tries_recover(*, now: Any = None) -> dict[str, list[int]]:
                 state.save(update_fields=[spec.started, spec.error])
                 handled[kind].append(state.video_id)
     return handled
+
+
+def tag_try_again(*, video_id: int, kind: str, user: User) -> str:
+    """A user's "Try again" of the video's ``kind`` tag task given up after TAG_TRY_MAX_ATTEMPTS lost tries: the
+    count starts again and one try is queued (its message names try 1, so a copy of it does nothing), recorded in the
+    audit log. Under the row's lock, and the row no longer given up once done: a double click, or two users at once,
+    queue it once (the second is refused, ``ModerationError``). Returns what the panel tells the user."""
+    from moderation.tagging.models import VideoTagState
+
+    spec = TAG_TRIES.get(kind)
+    if spec is None:
+        raise ModerationError("Choose which tag task to try again.")
+    with transaction.atomic():
+        state = VideoTagState.objects.select_for_update().filter(video_id=video_id).first()
+        tries = getattr(state, spec.attempts, 0)
+        if state is None or tries < TAG_TRY_MAX_ATTEMPTS or getattr(state, spec.started) is not None:
+            raise ModerationError(
+                f"{spec.what} is not given up (queued again already, or running): nothing was queued."
+            )
+        reason = getattr(state, spec.error)
+        setattr(state, spec.attempts, 0)
+        setattr(state, spec.error, "")
+        state.save(update_fields=[spec.attempts, spec.error])
+        enqueue(spec.task, video_id, attempt=1)
+        audit_event_record(
+            actor=user,
+            action="tags.try_again",
+            obj=state.video,
+            payload={"task": kind, "tries_given_up": tries, "reason": reason[:500]},
+        )
+    return f"{spec.what} was queued again (a new run of {TAG_TRY_MAX_ATTEMPTS} tries)."
 
 
 def _nearest(vocab: Any, vector: Any, name: str) -> tuple[int, float]:

@@ -37,16 +37,26 @@ def generate_tag_candidates(video_id: int, attempt: int | None = None) -> int:
     if not tag_try_take(video_id=int(video_id), kind="candidates", attempt=attempt):
         logger.info("tag candidates for video %s: try %s taken or given up already", video_id, attempt)
         return 0
+    # The try ends (tag_try_done) on a result or a caught error only: a child the prefork parent ends at the hard limit
+    # (SIGTERM: SystemExit on its way out) leaves it running, as the parent's recorder made it due to the sweep.
     try:
-        return tag_candidates_generate(video_id=int(video_id))
+        made = tag_candidates_generate(video_id=int(video_id))
     except Exception as exc:  # a bad item must not kill the worker; the reason is kept on the video
         logger.exception("tag candidates failed for video %s", video_id)
         from moderation.tagging.models import VideoTagState
 
         VideoTagState.objects.update_or_create(video_id=int(video_id), defaults={"error": str(exc)[:2000]})
-        return 0
-    finally:
-        tag_try_done(video_id=int(video_id), kind="candidates")
+        made = 0
+    tag_try_done(video_id=int(video_id), kind="candidates")
+    return made
+
+
+@records_hard_time_limit("moderation.tagging.tasks.generate_tag_candidates")
+def _candidates_stopped(args: tuple[Any, ...], kwargs: dict[str, Any], message: str) -> None:
+    """A prefork media worker's parent, at the media queue's hard limit: the try made due to the next sweep."""
+    from moderation.tagging.services import tag_try_stopped
+
+    tag_try_stopped(video_id=int(kwargs.get("video_id", args[0] if args else 0)), kind="candidates", reason=message)
 
 
 @shared_task(name="moderation.tagging.tasks.recover_tag_tries")

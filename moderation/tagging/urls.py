@@ -8,6 +8,7 @@ urlpatterns = [
     path("tags/task/<int:pk>/", views.tag_task, name="tag_task"),
     path("tags/video/<int:video_id>/panel/", views.tag_panel, name="tag_panel"),
     path("tags/video/<int:video_id>/submit/", views.tag_submit, name="tag_submit"),
+    path("tags/video/<int:video_id>/try-again/", views.tag_try_again, name="tag_try_again"),
     path("tags/search/", views.tag_search, name="tag_search"),
     path("tags/ranker/", views.tag_ranker, name="tag_ranker"),
     path("tags/ranker/train/", views.tag_ranker_train, name="tag_ranker_train"),

@@ -228,6 +228,27 @@ def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
     return redirect(reverse("moderation:tag_task", args=[nxt.pk]) + f"?set={tag_set.slug}")
 
 
+@require_POST
+@permission_required(Perm.REVIEW_VIDEO)
+def tag_try_again(request: HttpRequest, video_id: int) -> HttpResponse:
+    """The tags panel's "Try again" of a tag task given up after its lost tries: the panel again, saying so (409
+    with the reason when there was nothing to try again). Without htmx: back to the video's page with a message."""
+    video = _video(request, video_id)
+    try:
+        done, error = (
+            services.tag_try_again(video_id=video.pk, kind=request.POST.get("kind", ""), user=_user(request)),
+            "",
+        )
+    except ModerationError as exc:
+        done, error = "", str(exc)
+    if not request.htmx:  # type: ignore[attr-defined]
+        (messages.success if done else messages.error)(request, done or error)
+        return redirect("moderation:video_detail", pk=video.pk)
+    panel = selectors.tag_panel_for(video_id=video.pk, tag_set=_tag_set(request))
+    context = {"video": video, "panel": panel, "saved": done, "error": error}
+    return render(request, "moderation/tagging/_panel.html", context, status=409 if error else 200)
+
+
 @permission_required(Perm.REVIEW_VIDEO, Perm.EDIT_POLICY)
 def tag_search(request: HttpRequest) -> HttpResponse:
     """Type-ahead over the vocabulary (an htmx fragment; the server time is in a header): the tag set's tags

@@ -116,6 +116,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:tag_task": ("GET", (REVIEW,)),
     "moderation:tag_panel": ("GET", (REVIEW,)),
     "moderation:tag_submit": ("POST", (REVIEW,)),
+    "moderation:tag_try_again": ("POST", (REVIEW,)),
     "moderation:tag_search": ("GET", (REVIEW, POLICY)),  # POLICY: the curation screen's "alias of" type-ahead
     "moderation:tag_ranker": ("GET", (REVIEW,)),
     "moderation:tag_ranker_train": ("POST", (TRAIN,)),

@@ -196,3 +196,31 @@ def test_the_operations_page_lists_the_recent_reports_to_admins(client_as) -> No
     assert 'data-csp-directive="script-src-elem"' in panel and "/review/12/" in panel
     assert "&lt;b&gt;bold&lt;/b&gt;" in panel and "<b>bold" not in panel  # a browser's text, shown escaped
     assert client_as("moderator").get("/ops/").status_code == 403
+
+
+def test_days_older_than_the_retention_are_deleted_by_a_daily_beat_task(settings) -> None:  # type: ignore[no-untyped-def]
+    """Rows were never deleted: one per day per kind of violation stayed for good."""
+    from datetime import timedelta
+
+    from celery import Celery
+    from django.utils import timezone
+
+    from workbench.queues import TASK_ROUTES, TaskQueue, configure_routing
+    from workbench.tasks import purge_csp_violations
+
+    settings.CSP_REPORT_RETENTION_DAYS = 3
+    today = timezone.localdate()
+    for age in (0, 2, 3, 40):
+        CspViolation.objects.create(
+            day=today - timedelta(days=age), directive="img-src", blocked="inline", document_path=f"/{age}/"
+        )
+
+    assert purge_csp_violations.run() == 2
+    assert sorted(CspViolation.objects.values_list("document_path", flat=True)) == ["/0/", "/2/"]
+    assert purge_csp_violations.run() == 0  # idempotent
+
+    name = "workbench.tasks.purge_csp_violations"
+    assert TASK_ROUTES[name] is TaskQueue.DEFAULT
+    app = Celery("routing-check")
+    configure_routing(app)
+    assert [e["schedule"] for e in app.conf.beat_schedule.values() if e["task"] == name] == [86400.0]

@@ -82,3 +82,36 @@ def test_the_publish_step_draws_the_kept_preview_in_the_page_with_when_it_was_co
     # "Run again" runs the model and says so.
     rerun = editor.get(impact, {"n": "200", "refresh": "1"}, HTTP_HX_REQUEST="true").content.decode()
     assert "Computed <time" in rerun and "shown again" not in rerun
+
+
+def test_kept_runs_of_published_or_old_drafts_are_deleted_by_a_daily_beat_task(policy_version, make_user, settings):
+    """Kept runs were never deleted: every content a draft had, and every published draft's, stayed for good."""
+    from celery import Celery
+    from django.utils import timezone
+
+    from moderation.inference.tasks import purge_impact_previews
+    from workbench.queues import TASK_ROUTES, TaskQueue, configure_routing
+
+    settings.IMPACT_PREVIEW_RETENTION_DAYS = 5
+    _decided(policy_version, "ping me on signal, or wickr, or threema")
+    editor = make_user("policy_editor")
+    published = _draft_with_keyword(policy_version, editor, "signal")
+    old = _draft_with_keyword(policy_version, editor, "wickr")
+    fresh = _draft_with_keyword(policy_version, editor, "threema")
+    for draft in (published, old, fresh):
+        policy_impact_preview(draft=draft, user=editor)
+    ImpactPreviewRun.objects.filter(draft=old).update(computed_at=timezone.now() - timedelta(days=5, minutes=1))
+    ImpactPreviewRun.objects.filter(draft=fresh).update(computed_at=timezone.now() - timedelta(days=4, hours=23))
+    published.status = published.Status.PUBLISHED
+    published.save(update_fields=["status"])
+
+    assert purge_impact_previews.run() == 2
+    assert list(ImpactPreviewRun.objects.values_list("draft_id", flat=True)) == [fresh.pk]
+    assert policy_impact_preview(draft=fresh, user=editor).reused  # still shown again
+    assert purge_impact_previews.run() == 0  # idempotent
+
+    name = "moderation.inference.tasks.purge_impact_previews"
+    assert TASK_ROUTES[name] is TaskQueue.DEFAULT
+    app = Celery("routing-check")
+    configure_routing(app)
+    assert [e["schedule"] for e in app.conf.beat_schedule.values() if e["task"] == name] == [86400.0]

@@ -129,7 +129,7 @@ def test_an_outsider_gets_404_on_every_read_path_of_a_restricted_video(world: Wo
     client = _client(world.outsider)
     for url in world.urls:
         assert client.get(url).status_code == 404, url
-    for action in ("moderation:tag_submit", "moderation:video_retry"):
+    for action in ("moderation:tag_submit", "moderation:tag_try_again", "moderation:video_retry"):
         assert client.post(reverse(action, args=[world.hidden.pk])).status_code == 404, action
     # "Claim next" on the pair queue never hands out a pair with a hidden video.
     assert client.post(reverse("moderation:repro_claim_next"))["Location"] == reverse("moderation:repro_queue")

@@ -129,3 +129,66 @@ def test_a_vlm_try_ended_at_its_hard_limit_says_so_and_is_tried_again_at_the_nex
     assert suggest_vlm_tags(video.pk, attempt=2) == 0  # no VLM serves here: the try ends, owed nothing more
     state.refresh_from_db()
     assert (state.vlm_started_at, state.vlm_attempts) == (None, 0)
+
+
+def _given_up(video_id: int, kind: str) -> None:
+    """Three tries in a row lost, the third recorded given up by the sweep."""
+    spec = TAG_TRIES[kind]
+    VideoTagState.objects.update_or_create(
+        video_id=video_id, defaults={spec.attempts: 3, spec.started: None, spec.error: "OOM. Given up after 3 tries"}
+    )
+
+
+def test_a_given_up_tag_task_has_try_again_on_the_panel_which_queues_it_once_and_is_audited(
+    django_capture_on_commit_callbacks, make_user
+):  # type: ignore[no-untyped-def]
+    """Given up after 3 lost tries, a video's tags had no way back: the panel said so and offered nothing."""
+    from django.test import Client
+
+    from moderation.review.models import AuditEvent
+
+    video = DecidedVideoFactory()
+    _given_up(video.pk, "candidates")
+    user = make_user("moderator")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    url = reverse("moderation:tag_try_again", args=[video.pk])
+    panel = client.get(reverse("moderation:tag_panel", args=[video.pk])).content.decode()
+    assert f'hx-post="{url}"' in panel and "Try again: tag candidates" in panel
+    assert "Try again: VLM" not in panel  # only the task that was given up
+    token = client.cookies["csrftoken"].value
+
+    assert client.post(url, {"kind": "candidates"}, HTTP_HX_REQUEST="true").status_code == 403  # no CSRF token
+    broker = broker_client()
+    broker.delete(TaskQueue.MEDIA.value)
+    with django_capture_on_commit_callbacks(execute=True):
+        first = client.post(url, {"kind": "candidates"}, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token)
+        second = client.post(url, {"kind": "candidates"}, HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=token)
+    assert first.status_code == 200 and second.status_code == 409
+    html = first.content.decode()
+    assert html.startswith('<div id="tags-panel"') or 'id="tags-panel"' in html[:400]
+    assert "Making this video&#x27;s tag candidates was queued again" in html and "Try again:" not in html
+    assert "is not given up (queued again already, or running): nothing was queued." in second.content.decode()
+    queued = [json.loads(raw) for raw in broker.lrange(TaskQueue.MEDIA.value, 0, -1)]
+    broker.delete(TaskQueue.MEDIA.value)
+    assert [m["headers"]["task"] for m in queued] == ["moderation.tagging.tasks.generate_tag_candidates"]
+    assert json.loads(base64.b64decode(queued[0]["body"]))[:2] == [[video.pk], {"attempt": 1}]
+    state = VideoTagState.objects.get(video=video)
+    assert (state.candidates_attempts, state.candidates_started_at, state.error) == (0, None, "")
+    event = AuditEvent.objects.get(action="tags.try_again")
+    assert (event.actor_id, event.object_type, event.object_id) == (user.pk, "video", str(video.pk))
+    assert event.payload["task"] == "candidates" and event.payload["tries_given_up"] == 3
+
+    assert generate_tag_candidates(video.pk, attempt=1) >= 0  # the queued try runs: taken, not refused
+    state.refresh_from_db()
+    assert state.candidates_attempts == 0 and "given up" not in state.error
+
+
+def test_try_again_is_refused_to_who_may_not_tag_and_to_a_get(client_as):  # type: ignore[no-untyped-def]
+    video = DecidedVideoFactory()
+    _given_up(video.pk, "vlm")
+    url = reverse("moderation:tag_try_again", args=[video.pk])
+    assert client_as("labeler").post(url, {"kind": "vlm"}).status_code == 403
+    assert client_as("admin").get(url).status_code == 405
+    assert VideoTagState.objects.get(video=video).vlm_attempts == 3
+    assert client_as("admin").post(url, {"kind": "nonsense"}, HTTP_HX_REQUEST="true").status_code == 409
