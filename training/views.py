@@ -164,13 +164,14 @@ def _start_or_join(
     page: Callable[[int], HttpResponse],
     joined: Callable[[Any], str],
     detail: str,
-    queued: Callable[[Any], str] | None = None,
 ) -> HttpResponse:
     """Start what ``form`` asks for (``start`` of its cleaned data: a training job, an evaluation) and open its page.
     The services return the run already open with these settings rather than a second one (``run_open_same``): one
     made before this request is said (``joined``), so the user knows no second run was started. An invalid form or a
     refusal (``TrainingError``) is the form again (``page``), with why, as a 400 (the GPU queues full: 429). A run
-    made by this request is confirmed with ``queued`` of it, when given."""
+    made by this request is confirmed by its page: its progress panel says it is queued, from when and by whom, and
+    follows it; a flash message ("Job #1 queued on the train workers…") stayed at the top of the page, the panel
+    below polling, after the job had finished."""
     if not form.is_valid():
         return page(400)
     asked_at = timezone.now()
@@ -182,10 +183,6 @@ def _start_or_join(
         return page(429 if isinstance(exc, GpuQueueFull) else 400)
     if run.created_at < asked_at:  # the same run was open already (a double click, another tab, a colleague)
         messages.info(request, joined(run))
-    elif queued is not None:
-        # Said as what this click did, pointing at the progress panel for what the run is doing now: a bare
-        # "Job N queued." read as the job's state and stayed at the top after the job had finished.
-        messages.success(request, queued(run))
     return redirect(detail, pk=run.pk)
 
 
@@ -210,10 +207,6 @@ def job_start(request: HttpRequest) -> HttpResponse:
             "this is it. No second job was started."
         ),
         detail="training:job_detail",
-        queued=lambda job: (
-            f"Job #{job.pk} queued on the train workers; the progress panel below says where it is now and follows "
-            "it until it ends."
-        ),
     )
 
 

@@ -25,6 +25,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 
 from workbench.models import ApiToken
+from workbench.timewords import expires_in_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -83,14 +84,6 @@ class ApiTokenShown:
     # "in 90 days": whole calendar days to the expiry date (local time), the same on every render that day; a
     # ``timeuntil`` said "2 months, 4 weeks" right after creation and "2 months, 3 weeks" a second later.
     expires_in: str = ""
-
-
-def expires_in_text(expires_at: datetime, *, now: datetime | None = None) -> str:
-    """When ``expires_at`` comes, as whole calendar days from today (local time): "today", "tomorrow", "in N days"."""
-    days = (timezone.localdate(expires_at) - timezone.localdate(now or timezone.now())).days
-    if days <= 0:
-        return "today"
-    return "tomorrow" if days == 1 else f"in {days} days"
 
 
 def api_token_of(*, user: User) -> ApiTokenShown | None:

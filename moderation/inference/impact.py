@@ -22,7 +22,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Case, Max, Q, Value, When
 from django.utils import timezone
-from django.utils.timesince import timesince
 
 from moderation.inference.backends import get_backend
 from moderation.inference.models import Decision, ImpactPreviewRun
@@ -31,6 +30,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_open_to_q
 from moderation.policies.models import PolicyVersion
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE
+from workbench.timewords import ago_text
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +85,7 @@ class ImpactPreview:
         """When the run was computed, in words: "just now" under a minute ("0 minutes ago" read as a glitch)."""
         if self.computed_at is None:
             return ""
-        if (timezone.now() - self.computed_at).total_seconds() < 60:
-            return "just now"
-        return f"{timesince(self.computed_at)} ago"
+        return ago_text(self.computed_at)
 
 
 # The preview runs the evidence baseline, whatever model serves the policy: a flip is then the policy edit's alone.

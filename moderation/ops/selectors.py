@@ -256,20 +256,21 @@ def ops_cascade(*, now: datetime, days: int = 14) -> dict[str, Any]:
 
 
 def ops_failed_videos(*, shown: int = 10) -> dict[str, Any]:
-    """The videos that stopped (failed processing or inference), and of those the ones never decided: open only
-    to their uploader and the admins (``video_open_to_q``); one with no uploader (a platform's, an import's) to the
-    admins alone, so
-    the dashboard is where they are found and retried (the video list's failed filter, then each one's page).
-    Of them, the files that are not videos at all or are damaged (``Video.FILE_FAULT_KINDS``: no retry can process them; each
-    one's page has Dismiss), with the first ``shown`` ids; those dismissed are counted apart, not in ``total``."""
+    """The videos that stopped (failed processing or inference), and of those the ones never decided that a retry
+    may cure (``retryable``): open only to their uploader and the admins (``video_open_to_q``); one with no uploader
+    (a platform's, an import's) to the admins alone, so the dashboard is where they are found and retried (the video
+    list's failed filter, then each one's page). Apart from them, the files that are not videos at all or are damaged
+    (``Video.FILE_FAULT_KINDS``: no retry can process them; each one's page has Dismiss), with the first ``shown``
+    ids: the page said of an uploaded text file that "its uploader or an admin retries it", then in the next line that
+    no retry can help. Those dismissed are counted apart, not in ``total``."""
     decided = Decision.objects.filter(video_id=OuterRef("pk"))
     failed = Video.objects.filter(status=Video.Status.FAILED)
     open_ = Q(failure_dismissed_at__isnull=True)
     not_video = Q(error_kind__in=Video.FILE_FAULT_KINDS)
     counts = failed.aggregate(
         total=Count("pk", filter=open_),
-        undecided=Count("pk", filter=open_ & ~Q(Exists(decided))),
-        no_uploader=Count("pk", filter=open_ & ~Q(Exists(decided)) & Q(created_by__isnull=True)),
+        retryable=Count("pk", filter=open_ & ~not_video & ~Q(Exists(decided))),
+        no_uploader=Count("pk", filter=open_ & ~not_video & ~Q(Exists(decided)) & Q(created_by__isnull=True)),
         not_video=Count("pk", filter=open_ & not_video),
         dismissed=Count("pk", filter=~open_),
     )

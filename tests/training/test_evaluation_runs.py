@@ -253,3 +253,22 @@ def test_an_evaluation_its_solo_worker_was_ended_for_at_the_hard_limit_is_failed
         "Run it again once the limit allows work this long."
     )
     assert evaluation_execute(run_id=run.pk) is None and reap_stale_evaluations() == []
+
+
+def test_an_evaluation_started_or_queued_under_a_minute_ago_says_so_not_zero_minutes(client_as, policy_version):
+    """Walked: a run that had just started read "running since 14:25 (0 minutes)". Under a minute it says so, as
+    the app does elsewhere ("under a minute", "just now"); later the elapsed time as before."""
+    run = _running(policy_version, minutes_quiet=0)
+    client = client_as("admin")
+    url = reverse("training:evaluation_detail", args=[run.pk])
+    now = timezone.now()
+    EvaluationRun.objects.filter(pk=run.pk).update(started_at=now - timedelta(seconds=20))
+    page = client.get(url).content.decode()
+    assert f"running since {timezone.localtime(now - timedelta(seconds=20)):%H:%M} (under a minute)" in page
+    assert "0\xa0minutes" not in page and "0 minutes" not in page
+    EvaluationRun.objects.filter(pk=run.pk).update(started_at=now - timedelta(minutes=5))
+    assert "(5\xa0minutes)" in client.get(url).content.decode()
+
+    EvaluationRun.objects.filter(pk=run.pk).update(status=EvaluationRun.Status.QUEUED, started_at=None, created_at=now)
+    queued = client.get(url).content.decode()
+    assert "queued " in queued and "(just now)" in queued and "0\xa0minutes ago" not in queued

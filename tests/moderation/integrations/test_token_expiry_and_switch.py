@@ -153,7 +153,8 @@ def test_an_admin_rotates_a_token_on_the_screen_and_sees_the_new_one_once(make_u
     client = Client()
     client.force_login(make_user("admin"))
     page = client.get("/integrations/").content.decode()
-    assert f"expires {integration.token_expires_at:%Y-%m-%d}" in page and "Rotate token" in page
+    day = formats.date_format(integration.token_expires_at, "j M Y")
+    assert f'UTC">{day}</time>, in ' in page and "Rotate token" in page
     shown = client.post(f"/integrations/{integration.pk}/rotate/", follow=True).content.decode()
     new = re.search(r'<code id="integration-token">([^<]+)</code>', shown)
     assert new and "The old one is refused from now on." in shown
@@ -182,3 +183,29 @@ def test_creating_an_integration_is_in_the_audit_log_with_who_did_it(client_as):
     assert event.payload["token_prefix"] == integration.token_prefix
     call_command("create_integration", "cms", stdout=io.StringIO())
     assert AuditEvent.objects.get(action="integration.create", payload__name="cms").actor is None
+
+
+def test_a_token_a_year_off_says_its_date_and_in_a_year_on_both_pages(make_user, settings):
+    """Walked: a one-year token read "expires 2027-12-05 15:42 (in 11 months, 4 weeks)" (Django's ``timeuntil``).
+    It is its date and a plain approximation, said the same way on the integrations list and the token page."""
+    settings.INTEGRATION_TOKEN_LIFETIME_DAYS = 365
+    client = Client()
+    client.force_login(make_user("admin"))
+    client.post("/integrations/add/", {"name": "platform-yearly", "rate_limit": ""})
+    integration = Integration.objects.get(name="platform-yearly")
+    day = formats.date_format(integration.token_expires_at, "j M Y")
+    said = f'UTC">{day}</time>, in a year'
+    shown = client.get(f"/integrations/{integration.pk}/token/").content.decode()
+    assert "It expires <time datetime=" in shown and f"{said}; rotate it before then." in shown
+    listed = client.get("/integrations/").content.decode()
+    assert "expires <time datetime=" in listed and said in listed
+    assert "months," not in shown + listed and "weeks" not in shown + listed
+
+    from workbench.timewords import expires_in_text
+
+    now = timezone.now()
+    assert expires_in_text(now + timedelta(days=365), now=now) == "in a year"
+    assert expires_in_text(now + timedelta(days=364), now=now) == "in a year"
+    assert expires_in_text(now + timedelta(days=150), now=now) == "in about 5 months"
+    assert expires_in_text(now + timedelta(days=90), now=now) == "in 90 days"
+    assert expires_in_text(now + timedelta(days=730), now=now) == "in about 2 years"

@@ -187,3 +187,24 @@ def test_a_damaged_video_offers_dismiss_not_retry(make_user, tmp_path, django_ca
     done = client.post(reverse("moderation:video_dismiss", args=[video.pk]), follow=True).content.decode()
     assert "is dismissed" in done
     assert Video.objects.get(pk=video.pk).failure_dismissed_by == user
+
+
+def test_the_ops_page_promises_a_retry_only_to_failed_videos_a_retry_may_cure(make_user):
+    """Walked: an uploaded file that is not a video was counted among the failed videos that "never reached a
+    decision … its uploader or an admin retries it", and the next line said no retry can help it. A file that is
+    not a video or is damaged is said as such only; the retry sentence counts the failures a retry may cure."""
+    user = make_user("moderator")
+    admin = Client()
+    admin.force_login(make_user("admin"))
+    for kind in Video.FILE_FAULT_KINDS:
+        VideoFactory(file="", status=Video.Status.FAILED, error_kind=kind, error="Not a video", created_by=user)
+    ops = admin.get(reverse("moderation:ops_dashboard")).content.decode()
+    assert "2</strong> failed videos" in ops and "2 of them are not videos or are damaged" in ops
+    assert 'id="ops-failed-undecided"' not in ops and "retries it" not in ops and "retry it" not in ops
+
+    VideoFactory(file="", status=Video.Status.FAILED, stage=Video.Stage.ASR, error="Processing failed: boom")
+    ops = admin.get(reverse("moderation:ops_dashboard")).content.decode()
+    said = ops.split('id="ops-failed-undecided">')[1].split("</p>")[0]
+    assert said.startswith("1 of them never reached a decision and may pass on a retry, 1 with no uploader")
+    assert "one with no uploader waits for an admin to retry it" in said
+    assert "2 of them are not videos or are damaged" in ops

@@ -1,0 +1,49 @@
+"""Relative times in words, said one way across the app (``{% load timewords %}`` in templates): a distance people
+read at a glance, never Django's two-unit ``timesince``/``timeuntil`` read off a clock ("11 months, 4 weeks" for a
+year; "0 minutes" for a run that started a second ago)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+# Up to this many days ahead an expiry is said in days ("in 30 days", "in 90 days"): close enough to plan by.
+EXPIRY_DAYS_SAID_EXACTLY = 90
+
+
+def expires_in_text(expires_at: datetime, *, now: datetime | None = None) -> str:
+    """When ``expires_at`` comes, as whole calendar days from today (local time), the same on every render that day:
+    "today", "tomorrow", "in N days" up to ``EXPIRY_DAYS_SAID_EXACTLY``; further off, a plain approximation: "in
+    about 5 months", "in a year", "in about 2 years"."""
+    days = (timezone.localdate(expires_at) - timezone.localdate(now or timezone.now())).days
+    if days <= 0:
+        return "today"
+    if days == 1:
+        return "tomorrow"
+    if days <= EXPIRY_DAYS_SAID_EXACTLY:
+        return f"in {days} days"
+    months = round(days / 30.44)
+    if months == 12:
+        return "in a year"
+    if months < 18:
+        return f"in about {months} months"
+    return f"in about {round(days / 365.25)} years"
+
+
+def elapsed_text(since: datetime, *, now: datetime | None = None) -> str:
+    """How long since ``since``: "under a minute", then ``timesince``'s "3 minutes", "1 hour, 5 minutes"."""
+    now = now or timezone.now()
+    if (now - since).total_seconds() < 60:
+        return "under a minute"
+    return timesince(since, now)
+
+
+def ago_text(when: datetime, *, now: datetime | None = None) -> str:
+    """When ``when`` was, from now: "just now" under a minute ("0 minutes ago" read as a glitch), else "3 minutes
+    ago"."""
+    now = now or timezone.now()
+    if (now - when).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(when, now)} ago"
