@@ -14,6 +14,7 @@ import subprocess
 import time
 from datetime import timedelta
 
+import psutil
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
@@ -42,6 +43,20 @@ def _stop(worker: subprocess.Popen[bytes]) -> None:
             worker.wait(10)
 
 
+def _running(video_id: int) -> bool:
+    return VideoTagState.objects.filter(video_id=video_id, candidates_started_at__isnull=False).exists()
+
+
+def _gone(processes: list[psutil.Process]) -> bool:
+    for process in processes:
+        try:
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            continue
+    return True
+
+
 def _error(video_id: int) -> str:
     return VideoTagState.objects.filter(video_id=video_id).values_list("error", flat=True).first() or ""
 
@@ -60,8 +75,13 @@ def test_a_candidates_try_killed_at_the_hard_limit_is_recorded_and_due_to_the_ne
             sent = time.monotonic()
             # The limits as this worker's settings give them (a sender's message names its own, here the default's).
             app.send_task(NAME, args=[video.pk], queue=TaskQueue.MEDIA.value, time_limit=3, soft_time_limit=0)
+            wait_for(lambda: _running(video.pk), 90, "the try recorded running", log)
+            children = psutil.Process(worker.pid).children()  # the pool's child, now held by the lock
             wait_for(lambda: "Stopped after" in _error(video.pk), 90, "the hard limit's record", log)
             recorded_after = time.monotonic() - sent
+            # The parent records the try before it ends the child: the lock stays until the child is gone, or a child
+            # still alive (a loaded machine) would find the tag table free, finish and end its try as finished.
+            wait_for(lambda: _gone(children), 30, "the ended child's exit", log)
         state = VideoTagState.objects.get(video=video)
     finally:
         _stop(worker)
