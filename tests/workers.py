@@ -59,3 +59,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, log: Path)
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}; worker log:\n{log.read_text()[-3000:]}")
+
+
+def stop_worker(worker: subprocess.Popen[bytes]) -> None:
+    """Stop a worker these helpers started: a warm shutdown, killed when it takes more than 30 s."""
+    if worker.poll() is None:
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)

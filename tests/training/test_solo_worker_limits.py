@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.workers import solo_worker, wait_for
+from tests.workers import solo_worker, stop_worker, wait_for
 from training.models import TrainingJob
 from training.services import preference_dataset_build, training_job_start
 from workbench.celery import app
@@ -27,16 +27,6 @@ def _start_train_worker(log: Path, **env: str) -> subprocess.Popen[bytes]:
     with app.connection_for_write() as conn:  # messages earlier tests left on the queue are not this test's
         conn.default_channel.queue_purge(TaskQueue.TRAIN.value)
     return solo_worker(TaskQueue.TRAIN.value, log, TRAINING_OUTPUT_DIR=str(settings.TRAINING_OUTPUT_DIR), **env)
-
-
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
 
 
 @pytest.fixture
@@ -57,7 +47,7 @@ def test_a_job_past_the_hard_time_limit_ends_its_solo_worker_and_is_recorded_fai
         wait_for(lambda: worker.poll() is not None, 120, "the worker to end at the hard limit", log)
         assert worker.returncode == HARD_LIMIT_EXIT_STATUS, log.read_text()[-3000:]
     finally:
-        _stop(worker)
+        stop_worker(worker)
 
     job.refresh_from_db()
     # Failed with the reason at once (not "running" until the reaper's 10 minutes), and not re-queued by it.
@@ -77,7 +67,7 @@ def test_a_job_past_the_soft_time_limit_fails_with_the_reason_and_the_worker_sta
         wait_for(lambda: worker.poll() is not None, 60, "the warm shutdown", log)
         assert worker.returncode == 0, log.read_text()[-3000:]
     finally:
-        _stop(worker)
+        stop_worker(worker)
 
     assert job.status == TrainingJob.Status.FAILED, (job.status, job.error)
     assert job.error.startswith("Stopped after 3 s, the train workers' soft time limit (TRAIN_TASK_SOFT_TIME_LIMIT_S)")
@@ -91,7 +81,7 @@ def test_a_solo_worker_a_task_left_above_its_memory_limit_shuts_down_after_the_t
         app.send_task("training.tasks.run_training_job", args=[0], queue=TaskQueue.TRAIN.value)  # no such job
         wait_for(lambda: worker.poll() is not None, 120, "the worker to shut down", log)
     finally:
-        _stop(worker)
+        stop_worker(worker)
     assert worker.returncode == 0  # a warm shutdown: the restart policy starts a fresh process
     text = log.read_text()
     assert "nothing to do" in text and "above SOLO_WORKER_MAX_MEMORY_MB (1)" in text, text[-3000:]

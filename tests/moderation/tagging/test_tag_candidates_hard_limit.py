@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import time
 from datetime import timedelta
 
@@ -24,23 +23,13 @@ from moderation.tagging.models import Tag, VideoTagState
 from moderation.tagging.services import TAG_TRIES, tag_tries_recover
 from tests.broker import broker_client
 from tests.factories import DecidedVideoFactory
-from tests.workers import prefork_worker, wait_for
+from tests.workers import prefork_worker, stop_worker, wait_for
 from workbench.celery import app
 from workbench.queues import TaskQueue
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 NAME = "moderation.tagging.tasks.generate_tag_candidates"
-
-
-def _stop(worker: subprocess.Popen[bytes]) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
 
 
 def _running(video_id: int) -> bool:
@@ -84,7 +73,7 @@ def test_a_candidates_try_killed_at_the_hard_limit_is_recorded_and_due_to_the_ne
             wait_for(lambda: _gone(children), 30, "the ended child's exit", log)
         state = VideoTagState.objects.get(video=video)
     finally:
-        _stop(worker)
+        stop_worker(worker)
     print(f"recorded {recorded_after:.1f} s after the task was sent (3 s hard limit, worker start included)")
     assert "Hard time limit (3" in log.read_text()
     assert state.error == "Stopped after 3 s, the media workers' time limit (MEDIA_TASK_TIME_LIMIT_S). The worker " \
