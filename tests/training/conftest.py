@@ -3,7 +3,17 @@ from __future__ import annotations
 import pytest
 
 from annotation.models import CotCorrection
-from tests.factories import CotCorrectionFactory, DecisionFactory, ReviewFactory, ReviewTaskFactory, SegmentFactory
+from moderation.inference.services import model_version_register
+from moderation.labels.models import ItemLabel
+from tests.factories import (
+    CotCorrectionFactory,
+    DecidedVideoFactory,
+    DecisionFactory,
+    ReviewFactory,
+    ReviewTaskFactory,
+    SegmentFactory,
+)
+from training.services import preference_dataset_build
 
 
 @pytest.fixture
@@ -32,3 +42,20 @@ def override_review(policy_version):  # type: ignore[no-untyped-def]
 def cot_correction(policy_version):  # type: ignore[no-untyped-def]
     decision = DecisionFactory(policy_version=policy_version, label="正向", video__title="Miracle tea")
     return CotCorrectionFactory(decision=decision, label="夸大商品功效", status=CotCorrection.Status.ACCEPTED)
+
+
+@pytest.fixture
+def dataset(training_dirs, override_review):  # type: ignore[no-untyped-def]
+    """A preference (DPO) dataset snapshot built from ``override_review``."""
+    return preference_dataset_build(created_by=None)
+
+
+@pytest.fixture
+def gold_model(policy_version):  # type: ignore[no-untyped-def]
+    """A model version that can be evaluated on the gold set (two videos with a trusted label)."""
+    for label in ("正向", "引导私下交易"):
+        video = DecidedVideoFactory(file="")
+        ItemLabel.objects.create(
+            video=video, label=label, source=ItemLabel.Source.REVIEW, policy_version=policy_version
+        )
+    return model_version_register(name="capped-candidate", backend="evidence_baseline")

@@ -13,14 +13,9 @@ from tests.factories import DecidedVideoFactory
 from tests.races import race
 from training.evaluation import evaluation_start
 from training.models import EvaluationRun, TrainingJob
-from training.services import preference_dataset_build, training_job_start
+from training.services import training_job_start
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def dataset(training_dirs, override_review):  # type: ignore[no-untyped-def]
-    return preference_dataset_build(created_by=None)
 
 
 def test_two_starts_of_the_same_job_at_once_make_one_job(dataset):

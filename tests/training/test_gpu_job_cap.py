@@ -11,30 +11,12 @@ from django.test import Client
 from django.urls import reverse
 
 from moderation.inference.services import model_version_register
-from moderation.labels.models import ItemLabel
 from moderation.review.models import AuditEvent
-from tests.factories import DecidedVideoFactory
 from tests.races import race
 from training.errors import GpuQueueFull
 from training.evaluation import evaluation_start
 from training.models import EvaluationRun, TrainingJob
-from training.services import preference_dataset_build, training_job_start
-
-
-@pytest.fixture
-def dataset(training_dirs, override_review):  # type: ignore[no-untyped-def]
-    return preference_dataset_build(created_by=None)
-
-
-@pytest.fixture
-def gold_model(policy_version):  # type: ignore[no-untyped-def]
-    """A model version that can be evaluated on the gold set (two videos with a trusted label)."""
-    for label in ("正向", "引导私下交易"):
-        video = DecidedVideoFactory(file="")
-        ItemLabel.objects.create(
-            video=video, label=label, source=ItemLabel.Source.REVIEW, policy_version=policy_version
-        )
-    return model_version_register(name="capped-candidate", backend="evidence_baseline")
+from training.services import training_job_start
 
 
 def _refusals() -> list[AuditEvent]:

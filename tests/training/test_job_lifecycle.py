@@ -11,15 +11,10 @@ from django.utils import timezone
 
 from training.errors import TrainingError
 from training.models import TrainingJob
-from training.services import preference_dataset_build, training_job_claim, training_job_start
+from training.services import training_job_claim, training_job_start
 from training.tasks import reap_stale_jobs, run_training_job
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def dataset(training_dirs, override_review):  # type: ignore[no-untyped-def]
-    return preference_dataset_build(created_by=None)
 
 
 def _job(dataset, **fields):  # type: ignore[no-untyped-def]

@@ -10,33 +10,14 @@ import pytest
 from rest_framework.test import APIClient
 
 from moderation.inference.services import model_version_register
-from moderation.labels.models import ItemLabel
 from moderation.review.models import AuditEvent
-from tests.factories import DecidedVideoFactory
 from tests.workbench.test_api_error_schema import _check, _operation
 from training.models import EvaluationRun, TrainingJob
-from training.services import preference_dataset_build
 from workbench.tokens import api_token_issue
 
 pytestmark = pytest.mark.django_db
 
 JOBS, EVALUATIONS = "/api/training/jobs/", "/api/training/evaluations/"
-
-
-@pytest.fixture
-def dataset(training_dirs, override_review):  # type: ignore[no-untyped-def]
-    return preference_dataset_build(created_by=None)
-
-
-@pytest.fixture
-def gold_model(policy_version):  # type: ignore[no-untyped-def]
-    """A model version that can be evaluated on the gold set (two videos with a trusted label)."""
-    for label in ("正向", "引导私下交易"):
-        video = DecidedVideoFactory(file="")
-        ItemLabel.objects.create(
-            video=video, label=label, source=ItemLabel.Source.REVIEW, policy_version=policy_version
-        )
-    return model_version_register(name="capped-candidate", backend="evidence_baseline")
 
 
 @pytest.fixture
