@@ -1363,8 +1363,8 @@ def tag_tries_recover(*, now: Any = None) -> dict[str, list[int]]:
                     enqueue(spec.task, state.video_id, attempt=attempts + 1)
                 else:
                     note = (
-                        f" Given up after {attempts} tries that each stopped this way: ask an administrator to look "
-                        f"at the {spec.queue.value} worker's log and memory."
+                        f" Given up after {attempts} tries that each stopped this way: once an administrator has "
+                        f"looked at the {spec.queue.value} worker's log and memory, Try again queues it once more."
                     )
                 setattr(state, spec.started, None)
                 setattr(state, spec.error, f"{reason.removesuffix(note)}{note}"[:2000])

@@ -108,6 +108,7 @@ def test_after_the_last_lost_try_the_tags_are_given_up_and_the_panel_says_why(
     state = VideoTagState.objects.get(video=video)
     assert state.candidates_started_at is None and state.candidates_attempts == 3
     assert "Given up after 3 tries that each stopped this way" in state.error
+    assert state.error.endswith("Try again queues it once more.")  # the panel's button, not only "ask an administrator"
     with caplog.at_level(logging.INFO, logger="moderation.tagging.tasks"):
         generate_tag_candidates(video.pk)  # the first message, redelivered by the broker hours later
     assert "taken or given up already" in caplog.text
