@@ -96,6 +96,10 @@ def suggest_vlm_tags(video_id: int, attempt: int | None = None) -> int:
     if not tag_try_take(video_id=int(video_id), kind="vlm", attempt=attempt):
         logger.info("VLM tags for video %s: try %s taken or given up already", video_id, attempt)
         return 0
+    # As the candidates task: the try ends on a result or a caught error only, never in a ``finally``. A worker ended
+    # at the hard limit (SystemExit on the way out: a prefork child's SIGTERM, a warm shutdown) leaves it running, so
+    # the recorder (``_vlm_tags_stopped``) or the beat's sweep records it and tries again; a cleanup that ended it
+    # made the recorder find no try running, and the try was lost with no reason and no retry.
     try:
         outcome = tag_vlm_suggest(video_id=int(video_id))
     except Exception as exc:  # a bad item must not kill the worker; the reason is kept on the video
@@ -103,9 +107,9 @@ def suggest_vlm_tags(video_id: int, attempt: int | None = None) -> int:
         from moderation.tagging.models import VideoTagState
 
         VideoTagState.objects.update_or_create(video_id=int(video_id), defaults={"vlm_error": str(exc)[:2000]})
-        return 0
-    finally:
         tag_try_done(video_id=int(video_id), kind="vlm")
+        return 0
+    tag_try_done(video_id=int(video_id), kind="vlm")
     if outcome.skipped:
         logger.info("VLM tags for video %s skipped: %s", video_id, outcome.skipped)
     return len(outcome.snapped)
