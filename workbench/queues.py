@@ -137,7 +137,7 @@ def configure_routing(app: Any) -> None:
         "purge-kept-verdicts": {"task": "moderation.inference.tasks.purge_kept_verdicts", "schedule": 60 * 60.0},
         # Old days' CSP violation rows (CSP_REPORT_RETENTION_DAYS).
         "purge-csp-violations": {"task": "workbench.tasks.purge_csp_violations", "schedule": 24 * 60 * 60.0},
-        # Kept impact previews of published drafts or past IMPACT_PREVIEW_RETENTION_DAYS.
+        # Kept impact previews of published drafts, of replaced active versions, or past IMPACT_PREVIEW_RETENTION_DAYS.
         "purge-impact-previews": {
             "task": "moderation.inference.tasks.purge_impact_previews",
             "schedule": 24 * 60 * 60.0,

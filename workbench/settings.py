@@ -496,7 +496,8 @@ REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
 ROUTING_REPAIR_BATCH = env.int("ROUTING_REPAIR_BATCH", default=500)
 # Days a model answer kept for a retry (KeptVerdict) stays when the video is never retried; beat purges older ones.
 KEPT_VERDICT_RETENTION_DAYS = env.int("KEPT_VERDICT_RETENTION_DAYS", default=7)
-# Days a kept impact preview (ImpactPreviewRun) stays; beat deletes older ones, and those of published drafts, daily.
+# Days a kept impact preview (ImpactPreviewRun) stays; beat deletes older ones, and those of published drafts or of an
+# active version replaced since, daily.
 IMPACT_PREVIEW_RETENTION_DAYS = env.int("IMPACT_PREVIEW_RETENTION_DAYS", default=30)
 # Content tags: reviewer events (accept/reject/add) needed before the learned ranker replaces the weighted sum.
 TAG_RANKER_MIN_EVENTS = env.int("TAG_RANKER_MIN_EVENTS", default=20)
