@@ -38,7 +38,7 @@ from moderation.models import Decision, ModelVersion, Policy
 from moderation.policies.services import policy_set_serving_model
 from moderation.review.services import audit_event_record
 from training.errors import GateRefused, TrainingError, training_error_text
-from training.evaluation import evaluation_latest, metric_label
+from training.evaluation import METRIC_LABELS, evaluation_latest, metric_label
 from training.models import EvaluationRun, ShadowDecision, ShadowDeployment
 from workbench.formatting import metric_text
 from workbench.queues import INFER_ITEM_TIME_LIMIT_S, enqueue
@@ -56,6 +56,12 @@ class GateResult:
     serving_run: EvaluationRun | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
     needs_evaluation: bool = False
+
+
+# What TRAINING_GATE_PRIMARY_METRIC and TRAINING_GATE_MARGINS' keys may name (checked at start:
+# ``workbench.checks.SETTING_CHOICES``): the evaluation's metrics, less the intervals (pairs, not numbers). A name
+# outside them was skipped by the margins (no check at all) and refused every promotion as the primary metric.
+GATE_METRICS = tuple(key for key in METRIC_LABELS if not key.endswith("_ci95"))
 
 
 def gate_margins() -> dict[str, float]:

@@ -34,6 +34,17 @@ def _refuse_the_development_key(**_: Any) -> None:
         raise SystemExit(refusal)
 
 
+@signals.worker_init.connect(weak=False)
+def _refuse_invalid_settings(**_: Any) -> None:
+    """A worker whose settings name a value the code does not know (``workbench.checks.SETTING_CHOICES``) stops
+    before it takes a task, with each setting, its value and the allowed ones: Celery runs no system checks, so a
+    typo showed only when a task read the setting. SystemExit, as above."""
+    from workbench.checks import settings_refusal
+
+    if refusal := settings_refusal():
+        raise SystemExit(f"The settings have errors:\n{refusal}")
+
+
 @signals.setup_logging.connect(weak=False)
 def _use_django_logging(**_: Any) -> None:
     """Workers and beat log like the web process (settings.LOGGING: LOG_FORMAT, LOG_LEVEL, stdout, the task's id

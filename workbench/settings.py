@@ -411,7 +411,8 @@ MODELS_DIR = VAR_DIR / "models"
 # Server folders that `ingest_folder` / `ingest_manifest` may read from (comma-separated); empty = disabled.
 MEDIA_IMPORT_ROOTS = env.list("MEDIA_IMPORT_ROOTS", default=[])
 # AKS keyframe selection: how many, which scorer ("offline": on-screen text vs the policy keywords plus
-# visual change; "clip": CLIP image-text similarity), which strategy ("adaptive" or "bin_top").
+# visual change; "clip": CLIP image-text similarity), which strategy ("adaptive", "bin_top" or "uniform"). These and
+# the other settings that choose among values are checked when a process starts (workbench.checks.SETTING_CHOICES).
 KEYFRAME_SELECT_K = env.int("KEYFRAME_SELECT_K", default=8)
 KEYFRAME_SCORER = env.str("KEYFRAME_SCORER", default="offline")
 KEYFRAME_SELECTION = env.str("KEYFRAME_SELECTION", default="adaptive")
