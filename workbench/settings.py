@@ -539,7 +539,8 @@ WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=3
 TRAINING_BASE_MODEL = env.str("TRAINING_BASE_MODEL", default="")
 # The most GPU jobs (training jobs on the train queue, evaluations on the infer queue) queued and not started yet, as
 # the database counts them; starting one past it is refused with a message and recorded in the audit log
-# (training.services.gpu_job_slot_take). 0: no cap.
+# (training.services.gpu_job_slot_take), as is starting a shadow deployment (training.release.shadow_start). Per-item
+# inference (live decisions and their shadow decisions, re-runs, repair, tag and Tag2CoT drafts) is not capped. 0: no cap.
 MAX_QUEUED_GPU_JOBS = env.int("MAX_QUEUED_GPU_JOBS", default=20)
 TRAINING_OUTPUT_DIR = Path(env.str("TRAINING_OUTPUT_DIR", default=str(VAR_DIR / "training")))
 # Server folders (comma-separated) whose models an admin may name as a base or guide model in the training form,
