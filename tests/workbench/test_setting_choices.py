@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import runpy
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -134,3 +135,24 @@ def test_a_worker_refuses_to_start_with_a_mistyped_choice(settings: Any) -> None
         signals.worker_init.send(sender=None)
     assert str(stopped.value).startswith("The settings have errors:\n")
     assert "(workbench.E001) KEYFRAME_SCORER='clipp' is not one of: offline, clip." in str(stopped.value)
+
+
+class _Worker:
+    """What worker_init's sender (Celery's WorkController) carries that the check reads: the queues Celery selected
+    from the worker's -Q (``app.amqp.queues.consume_from``), without selecting them on this process's app."""
+
+    def __init__(self, *queues: str) -> None:
+        self.app = SimpleNamespace(amqp=SimpleNamespace(queues=SimpleNamespace(consume_from=dict.fromkeys(queues))))
+
+
+def test_a_worker_on_a_queue_that_is_not_ours_refuses_to_start() -> None:
+    """`-Q infr`: Celery made the queue and the worker waited on it for good (nothing is routed there), while the
+    infer queue had no worker. The worker's own queues, as Celery selected them from its -Q, are checked at start."""
+    from celery import signals
+
+    with pytest.raises(SystemExit) as stopped:
+        signals.worker_init.send(sender=_Worker("infr", "media"))
+    assert "This worker was asked to consume 'infr', not a queue of the workbench (one of: default, media, infer, " \
+        "train)" in str(stopped.value)  # fmt: skip
+    signals.worker_init.send(sender=_Worker("infer", "default"))  # our queues: it starts
+    signals.worker_init.send(sender=_Worker())  # no -Q: every queue of ours
