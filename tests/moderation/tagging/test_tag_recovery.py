@@ -163,6 +163,31 @@ def test_a_tag_task_ended_mid_try_leaves_it_running_for_the_hard_limits_record_a
     assert getattr(VideoTagState.objects.get(video=video), spec.error) == f"{message} Trying again (2 of 3)."
 
 
+@pytest.mark.parametrize("kind", ["candidates", "vlm"])
+def test_a_tag_try_stopped_at_its_soft_limit_ends_with_the_limit_in_words(kind, monkeypatch):  # type: ignore[no-untyped-def]
+    """The panel said "VLM tag suggestions failed: SoftTimeLimitExceeded()"."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from moderation.tagging import services
+
+    task, service = {
+        "candidates": (generate_tag_candidates, "tag_candidates_generate"),
+        "vlm": (suggest_vlm_tags, "tag_vlm_suggest"),
+    }[kind]
+
+    def stopped(**_: Any) -> Any:
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(services, service, stopped)
+    video = DecidedVideoFactory()
+    task.apply(args=[video.pk])
+    spec = TAG_TRIES[kind]
+    state = VideoTagState.objects.get(video=video)
+    assert (getattr(state, spec.started), getattr(state, spec.attempts)) == (None, 0)  # ended: nothing owed
+    reason = getattr(state, spec.error)
+    assert reason.startswith("Stopped after ") and "soft time limit" in reason, reason
+
+
 def _given_up(video_id: int, kind: str) -> None:
     """Three tries in a row lost, the third recorded given up by the sweep."""
     spec = TAG_TRIES[kind]
