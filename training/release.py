@@ -240,6 +240,8 @@ def shadow_start(*, model_version: ModelVersion, by: User | None) -> ShadowDeplo
     numbers unseen."""
     if model_version.is_serving:
         raise TrainingError(f"{model_version.name} is serving; shadow mode is for candidates.")
+    if ShadowDeployment.objects.filter(model_version=model_version, is_active=True).exists():
+        raise TrainingError(f"{model_version.name} is already in shadow mode.")  # said before the GPU queues' state
     gpu_queue_room_check(what="shadow deployment", started=True)  # it queues no job row: no slot to take
     try:
         with transaction.atomic():

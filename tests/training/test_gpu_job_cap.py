@@ -116,3 +116,8 @@ def test_a_shadow_deployment_is_not_started_while_the_gpu_queues_are_full(
     started = client.post(url, {"action": "start"}, follow=True)
     assert "now decides live items in shadow" in started.content.decode()
     assert ShadowDeployment.objects.filter(model_version=gold_model, is_active=True).exists()
+    # Started already, with the queues full again: that is what it is told, and no refusal is recorded.
+    training_job_start(dataset=dataset, created_by=admin, params={"max_steps": 8})
+    again = client.post(url, {"action": "start"}, follow=True).content.decode()
+    assert "is already in shadow mode" in again and "GPU queues are full" not in again
+    assert len(_refusals()) == 1
