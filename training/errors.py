@@ -15,13 +15,15 @@ class GateRefused(TrainingError):
 
 
 class GpuQueueFull(TrainingError):
-    """MAX_QUEUED_GPU_JOBS jobs are queued and not started yet: no other is queued (``gpu_job_slot_take``)."""
+    """MAX_QUEUED_GPU_JOBS jobs are queued and not started yet: no other is queued (``gpu_job_slot_take``), and no
+    shadow deployment is started (``gpu_queue_room_check``; ``started``: the message says "not started")."""
 
-    def __init__(self, *, what: str, queued: int, limit: int) -> None:
+    def __init__(self, *, what: str, queued: int, limit: int, started: bool = False) -> None:
         super().__init__(
             f"The GPU queues are full: {queued} job{'s' if queued != 1 else ''} (training jobs and evaluations) "
             f"{'are' if queued != 1 else 'is'} queued and not started yet, the most MAX_QUEUED_GPU_JOBS ({limit}) "
-            f"allows. This {what} was not queued: wait until queued ones start, or cancel some, then start it again."
+            f"allows. This {what} was not {'started' if started else 'queued'}: wait until queued ones start, or "
+            "cancel some, then start it again."
         )
         self.what = what
         self.queued = queued

@@ -38,8 +38,9 @@ from moderation.models import Decision, ModelVersion, Policy
 from moderation.policies.services import policy_set_serving_model
 from moderation.review.services import audit_event_record
 from training.errors import GateRefused, TrainingError, training_error_text
-from training.evaluation import evaluation_latest, metric_label
+from training.evaluation import METRIC_LABELS, evaluation_latest, metric_label
 from training.models import EvaluationRun, ShadowDecision, ShadowDeployment
+from training.services import gpu_queue_refusal_recorded, gpu_queue_room_check
 from workbench.formatting import metric_text
 from workbench.queues import INFER_ITEM_TIME_LIMIT_S, enqueue
 
@@ -56,6 +57,12 @@ class GateResult:
     serving_run: EvaluationRun | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
     needs_evaluation: bool = False
+
+
+# What TRAINING_GATE_PRIMARY_METRIC and TRAINING_GATE_MARGINS' keys may name (checked at start:
+# ``workbench.checks.SETTING_CHOICES``): the evaluation's metrics, less the intervals (pairs, not numbers). A name
+# outside them was skipped by the margins (no check at all) and refused every promotion as the primary metric.
+GATE_METRICS = tuple(key for key in METRIC_LABELS if not key.endswith("_ci95"))
 
 
 def gate_margins() -> dict[str, float]:
@@ -223,10 +230,19 @@ def policy_model_choose(*, policy: Policy, model_version: ModelVersion | None, b
 # --- shadow mode ----------------------------------------------------------------------------------
 
 
+@gpu_queue_refusal_recorded
 @transaction.atomic
 def shadow_start(*, model_version: ModelVersion, by: User | None) -> ShadowDeployment:
+    """Put a candidate in shadow mode: from now on each live decision queues its decision too (infer queue, one item
+    each, ``shadow_decide``). Refused while the GPU queues are full (MAX_QUEUED_GPU_JOBS, the message and audit record
+    of a refused training job or evaluation): it adds a GPU decision to every live one, for as long as it runs. The
+    decisions of a deployment started are never refused: they follow live traffic, and a gap would skew its agreement
+    numbers unseen."""
     if model_version.is_serving:
         raise TrainingError(f"{model_version.name} is serving; shadow mode is for candidates.")
+    if ShadowDeployment.objects.filter(model_version=model_version, is_active=True).exists():
+        raise TrainingError(f"{model_version.name} is already in shadow mode.")  # said before the GPU queues' state
+    gpu_queue_room_check(what="shadow deployment", started=True)  # it queues no job row: no slot to take
     try:
         with transaction.atomic():
             deployment = ShadowDeployment.objects.create(model_version=model_version, started_by=by)

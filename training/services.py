@@ -471,16 +471,17 @@ def gpu_job_slot_take(*, what: str) -> None:
     gpu_queue_room_check(what=what)
 
 
-def gpu_queue_room_check(*, what: str) -> None:
+def gpu_queue_room_check(*, what: str, started: bool = False) -> None:
     """``GpuQueueFull`` when MAX_QUEUED_GPU_JOBS GPU jobs are queued now, without the lock: the look before work that
     only a start could use (a retrain rule's dataset snapshot, written to disk and published, which a refused start
-    left behind at every beat tick). The start still takes its slot (``gpu_job_slot_take``)."""
+    left behind at every beat tick). The start still takes its slot (``gpu_job_slot_take``). Also the whole check of
+    a start that queues no job row of its own (a shadow deployment, ``started``: its message says "not started")."""
     limit = int(settings.MAX_QUEUED_GPU_JOBS)
     if limit <= 0:
         return
     queued = gpu_jobs_queued()
     if queued >= limit:
-        raise GpuQueueFull(what=what, queued=queued, limit=limit)
+        raise GpuQueueFull(what=what, queued=queued, limit=limit, started=started)
 
 
 P = ParamSpec("P")
@@ -489,15 +490,15 @@ R = TypeVar("R")
 
 def gpu_queue_refusal_recorded(start: Callable[P, R]) -> Callable[P, R]:
     """Wraps a GPU job's start, outside its transaction: a ``GpuQueueFull`` it raises is written to the audit log
-    (``training.gpu_queue_full``, actor the start's ``created_by``) and the log, then raised on. Recorded after the
-    start's transaction rolled back, which would have taken the record with it."""
+    (``training.gpu_queue_full``, actor the start's ``created_by``, or ``by``) and the log, then raised on. Recorded
+    after the start's transaction rolled back, which would have taken the record with it."""
 
     @functools.wraps(start)
     def recorded(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return start(*args, **kwargs)
         except GpuQueueFull as exc:
-            by = cast("User | None", kwargs.get("created_by"))
+            by = cast("User | None", kwargs.get("created_by", kwargs.get("by")))
             payload = {"refused": exc.what, "queued": exc.queued, "limit": exc.limit}
             audit_event_record(actor=by, action="training.gpu_queue_full", obj=None, payload=payload)
             logger.warning("GPU queues full (%s of %s queued): a %s was refused", exc.queued, exc.limit, exc.what)

@@ -34,6 +34,21 @@ def _refuse_the_development_key(**_: Any) -> None:
         raise SystemExit(refusal)
 
 
+@signals.worker_init.connect(weak=False)
+def _refuse_invalid_settings(sender: Any = None, **_: Any) -> None:
+    """A worker whose settings name a value the code does not know (``workbench.checks.SETTING_CHOICES``), or whose
+    `-Q` names a queue that is not one of ours, stops before it takes a task, saying which and what is allowed:
+    Celery runs no system checks, so a typo showed only when a task read the setting, and a mistyped queue was made
+    and waited on for good. SystemExit, as above."""
+    from workbench.checks import settings_refusal
+    from workbench.queues import unknown_queues_refusal
+
+    queues = getattr(getattr(getattr(sender, "app", None), "amqp", None), "queues", None)
+    consumed = (getattr(queues, "consume_from", None) or {}).keys()
+    if refusal := "\n".join(r for r in (settings_refusal(), unknown_queues_refusal(consumed)) if r):
+        raise SystemExit(f"The settings have errors:\n{refusal}")
+
+
 @signals.setup_logging.connect(weak=False)
 def _use_django_logging(**_: Any) -> None:
     """Workers and beat log like the web process (settings.LOGGING: LOG_FORMAT, LOG_LEVEL, stdout, the task's id

@@ -112,6 +112,18 @@ def queue_time_limits(queue: TaskQueue) -> dict[str, int]:
     return {key: value for key, value in (("soft_time_limit", soft), ("time_limit", hard)) if value > 0}
 
 
+def unknown_queues_refusal(names: Any) -> str:
+    """Why a worker asked to consume ``names`` (its `-Q`) must not start: a name not in ``TaskQueue`` (`-Q infr`), a
+    queue nothing is ever routed to, which Celery makes and waits on for good. Empty when all are known."""
+    unknown = sorted(str(name) for name in names if str(name) not in {q.value for q in TaskQueue})
+    if not unknown:
+        return ""
+    return (
+        f"This worker was asked to consume {', '.join(repr(n) for n in unknown)}, not a queue of the workbench (one of: "
+        f"{', '.join(q.value for q in TaskQueue)}): no task is ever routed there. Fix its -Q (e.g. in compose.yaml)."
+    )
+
+
 def configure_routing(app: Any) -> None:
     app.conf.task_queues = [Queue(q.value) for q in TaskQueue]
     app.conf.task_annotations = [QueueTimeLimits()]
@@ -137,7 +149,7 @@ def configure_routing(app: Any) -> None:
         "purge-kept-verdicts": {"task": "moderation.inference.tasks.purge_kept_verdicts", "schedule": 60 * 60.0},
         # Old days' CSP violation rows (CSP_REPORT_RETENTION_DAYS).
         "purge-csp-violations": {"task": "workbench.tasks.purge_csp_violations", "schedule": 24 * 60 * 60.0},
-        # Kept impact previews of published drafts or past IMPACT_PREVIEW_RETENTION_DAYS.
+        # Kept impact previews of published drafts, of replaced active versions, or past IMPACT_PREVIEW_RETENTION_DAYS.
         "purge-impact-previews": {
             "task": "moderation.inference.tasks.purge_impact_previews",
             "schedule": 24 * 60 * 60.0,

@@ -411,7 +411,8 @@ MODELS_DIR = VAR_DIR / "models"
 # Server folders that `ingest_folder` / `ingest_manifest` may read from (comma-separated); empty = disabled.
 MEDIA_IMPORT_ROOTS = env.list("MEDIA_IMPORT_ROOTS", default=[])
 # AKS keyframe selection: how many, which scorer ("offline": on-screen text vs the policy keywords plus
-# visual change; "clip": CLIP image-text similarity), which strategy ("adaptive" or "bin_top").
+# visual change; "clip": CLIP image-text similarity), which strategy ("adaptive", "bin_top" or "uniform"). These and
+# the other settings that choose among values are checked when a process starts (workbench.checks.SETTING_CHOICES).
 KEYFRAME_SELECT_K = env.int("KEYFRAME_SELECT_K", default=8)
 KEYFRAME_SCORER = env.str("KEYFRAME_SCORER", default="offline")
 KEYFRAME_SELECTION = env.str("KEYFRAME_SELECTION", default="adaptive")
@@ -496,7 +497,8 @@ REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
 ROUTING_REPAIR_BATCH = env.int("ROUTING_REPAIR_BATCH", default=500)
 # Days a model answer kept for a retry (KeptVerdict) stays when the video is never retried; beat purges older ones.
 KEPT_VERDICT_RETENTION_DAYS = env.int("KEPT_VERDICT_RETENTION_DAYS", default=7)
-# Days a kept impact preview (ImpactPreviewRun) stays; beat deletes older ones, and those of published drafts, daily.
+# Days a kept impact preview (ImpactPreviewRun) stays; beat deletes older ones, and those of published drafts or of an
+# active version replaced since, daily.
 IMPACT_PREVIEW_RETENTION_DAYS = env.int("IMPACT_PREVIEW_RETENTION_DAYS", default=30)
 # Content tags: reviewer events (accept/reject/add) needed before the learned ranker replaces the weighted sum.
 TAG_RANKER_MIN_EVENTS = env.int("TAG_RANKER_MIN_EVENTS", default=20)
@@ -537,7 +539,8 @@ WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=3
 TRAINING_BASE_MODEL = env.str("TRAINING_BASE_MODEL", default="")
 # The most GPU jobs (training jobs on the train queue, evaluations on the infer queue) queued and not started yet, as
 # the database counts them; starting one past it is refused with a message and recorded in the audit log
-# (training.services.gpu_job_slot_take). 0: no cap.
+# (training.services.gpu_job_slot_take), as is starting a shadow deployment (training.release.shadow_start). Per-item
+# inference (live decisions and their shadow decisions, re-runs, repair, tag and Tag2CoT drafts) is not capped. 0: no cap.
 MAX_QUEUED_GPU_JOBS = env.int("MAX_QUEUED_GPU_JOBS", default=20)
 TRAINING_OUTPUT_DIR = Path(env.str("TRAINING_OUTPUT_DIR", default=str(VAR_DIR / "training")))
 # Server folders (comma-separated) whose models an admin may name as a base or guide model in the training form,

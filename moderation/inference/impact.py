@@ -1,9 +1,10 @@
 """The impact preview of a draft policy version: which recent decisions it would flip; inference's because it runs
 the evidence baseline under both versions. It decides nothing and changes no decision; what it computed is kept
 (``ImpactPreviewRun``) per draft content, active version, model and sample size, so opening the version page or its
-publish step again shows it without re-running the model, until the editor asks for a fresh run. Kept runs of a
-published draft, or older than ``IMPACT_PREVIEW_RETENTION_DAYS``, are deleted by beat, daily
-(``impact_preview_runs_purge``; a deleted draft's go with it)."""
+publish step again shows it without re-running the model, until the editor asks for a fresh run. A kept run is
+shown only while the version it was computed against is the active one (``_kept_run``). Kept runs of a published
+draft, of an active version replaced since, or older than ``IMPACT_PREVIEW_RETENTION_DAYS``, are deleted by beat,
+daily (``impact_preview_runs_purge``; a deleted draft's go with it)."""
 
 from __future__ import annotations
 
@@ -122,6 +123,14 @@ def _run_key(draft: PolicyVersion, active: PolicyVersion, sample_size: int) -> d
     }
 
 
+def _kept_run(key: dict[str, Any], active: PolicyVersion) -> ImpactPreviewRun | None:
+    """The run kept under ``key`` (``_run_key``), only if it was computed against ``active`` itself. The content hash alone
+    matched a run computed against an earlier active version with the same taxonomy and settings (a rollback, a
+    copy published): the page then named the version active now as the one compared, over a run made against
+    another version and another sample. Such a run is never shown as current; beat deletes it."""
+    return ImpactPreviewRun.objects.filter(**key, active=active).first()
+
+
 def _sample_size(sample_size: int) -> int:
     return max(1, min(int(sample_size), MAX_IMPACT_SAMPLE))
 
@@ -138,7 +147,7 @@ def policy_impact_preview_kept(
         active = PolicyVersion.objects.filter(policy_id=draft.policy_id, is_active=True).first()
     if active is None:
         return None
-    run = ImpactPreviewRun.objects.filter(**_run_key(draft, active, sample_size)).first()
+    run = _kept_run(_run_key(draft, active, sample_size), active)
     if run is None or not run.result.get("checked"):
         return None
     preview = ImpactPreview(draft=draft, active=active, sample_size=sample_size, reused=True)
@@ -171,7 +180,7 @@ def policy_impact_preview(
     if active is None:
         return preview
     key = _run_key(draft, active, sample_size)
-    run = None if refresh else ImpactPreviewRun.objects.filter(**key).first()
+    run = None if refresh else _kept_run(key, active)
     if run is not None and not run.result.get("checked"):
         run = None  # kept when nothing was decided yet: cheap to run again, and items may have been decided since
     preview.reused = run is not None
@@ -283,13 +292,18 @@ def _shown(preview: ImpactPreview, run: ImpactPreviewRun, user: Any) -> ImpactPr
 
 
 def impact_preview_runs_purge(*, now: datetime | None = None) -> int:
-    """Delete kept impact previews no page shows again: the draft's published (the preview compares a draft), or
-    computed more than ``IMPACT_PREVIEW_RETENTION_DAYS`` ago (a draft left alone, or content edited since: each content
-    is its own row). A deleted draft's runs went with it (CASCADE). A draft whose run is deleted runs the model again
-    when its page is opened. Idempotent (one DELETE); returns how many were deleted."""
+    """Delete kept impact previews no page shows again: the draft's published (the preview compares a draft), the
+    version it was computed against is no longer the active one (``_kept_run`` shows none of those: they waited out
+    the retention before), or computed more than ``IMPACT_PREVIEW_RETENTION_DAYS`` ago (a draft left alone, or content
+    edited since: each content is its own row). A deleted draft's runs went with it (CASCADE). A draft whose run is
+    deleted runs the model again when its page is opened. Idempotent (one DELETE); returns how many were deleted."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.IMPACT_PREVIEW_RETENTION_DAYS)
-    stale = Q(computed_at__lt=cutoff) | ~Q(draft__status=PolicyVersion.Status.DRAFT)
+    stale = Q(computed_at__lt=cutoff) | ~Q(draft__status=PolicyVersion.Status.DRAFT) | Q(active__is_active=False)
     deleted = ImpactPreviewRun.objects.filter(stale).delete()[0]
     if deleted:
-        logger.info("purged %s kept impact previews (published drafts, or computed before %s)", deleted, cutoff)
+        logger.info(
+            "purged %s kept impact previews (published drafts, replaced active versions, or computed before %s)",
+            deleted,
+            cutoff,
+        )
     return deleted

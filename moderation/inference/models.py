@@ -205,8 +205,8 @@ class ImpactPreviewRun(models.Model):
     publish step show it again without re-running the model on the whole sample each time they are opened.
 
     Keyed by ``content_hash`` (the draft's taxonomy and settings with those of the active version it is compared
-    against: a changed draft, or another active version, is another key, so a stale result is never shown as this
-    one's), ``model_version`` (the backend that ran and its code's digest) and ``sample_size``. ``result`` keeps every
+    against: a changed draft, or another active version's content, is another key; a run is shown only while its
+    ``active`` is the active version, so a stale result is never shown as this one's), ``model_version`` (the backend that ran and its code's digest) and ``sample_size``. ``result`` keeps every
     flip by video id, never a title, with the label counts; who may see which flipped video is decided when it is
     shown (``videos_open_to``). ``latest_decision_id``: the newest decision under the policy then, so the page can
     say that items were decided since."""

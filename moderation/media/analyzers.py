@@ -446,6 +446,13 @@ def _as_tensor(output: Any) -> Any:
     raise ModerationError("The CLIP model returned no embeddings.")
 
 
+# The values of the settings that choose a backend here (lower-cased when read), checked when a process starts
+# (``workbench.checks.SETTING_CHOICES``) as well as when a task reads them.
+KEYFRAME_SCORERS = ("offline", "clip")
+PATCH_SALIENCY_METHODS = ("ocr", "vit")
+OCR_DEVICES = ("cpu", "cuda")
+
+
 def score_frames(paths: Sequence[Path | Any], ocr_texts: Sequence[str], keywords: Sequence[str]) -> ScoreResult:
     """Score the candidate frames (files or RGB arrays) with the scorer named by settings.KEYFRAME_SCORER."""
     kind = str(settings.KEYFRAME_SCORER).lower()
@@ -453,7 +460,7 @@ def score_frames(paths: Sequence[Path | Any], ocr_texts: Sequence[str], keywords
         return score_clip(paths, keywords, source=str(settings.KEYFRAME_CLIP_MODEL))
     if kind == "offline":
         return score_offline(paths, ocr_texts, keywords)
-    raise ModerationError(f"Unknown KEYFRAME_SCORER {kind!r}: use 'offline' or 'clip'.")
+    raise ModerationError(f"Unknown KEYFRAME_SCORER {kind!r}: use one of {', '.join(KEYFRAME_SCORERS)}.")
 
 
 # --- Patch saliency -------------------------------------------------------------------------------

@@ -507,8 +507,10 @@ def _stage_patches(video: Video, source: Path, frames: FrameStore) -> None:
     missing = {kf.pk: found for kf, found in zip(unread, read, strict=True)}
     top_k = int(settings.PATCH_TOP_K)
     method = str(settings.PATCH_SALIENCY).lower()
-    if method not in {"ocr", "vit"}:
-        raise ModerationError(f"Unknown PATCH_SALIENCY {method!r}: use 'ocr' or 'vit'.")
+    if method not in analyzers.PATCH_SALIENCY_METHODS:
+        raise ModerationError(
+            f"Unknown PATCH_SALIENCY {method!r}: use one of {', '.join(analyzers.PATCH_SALIENCY_METHODS)}."
+        )
     if missing:
         # Selected frames the OCR stage did not read (it reads at most OCR_MAX_FRAMES): read them now.
         with _stage_lock(video.pk):

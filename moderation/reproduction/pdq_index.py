@@ -156,7 +156,13 @@ def layout() -> tuple[int, int]:
     """``settings.REPRO_PDQ_CHUNKS`` ("12x21": 12 chunks of 21 bits) as (chunks, bits); see ``hamming``."""
     from django.conf import settings
 
-    text = str(settings.REPRO_PDQ_CHUNKS).lower()
+    return layout_parse(str(settings.REPRO_PDQ_CHUNKS))
+
+
+def layout_parse(value: str) -> tuple[int, int]:
+    """A REPRO_PDQ_CHUNKS value as (chunks, bits); ValueError saying the form when it is not one (also checked when a
+    process starts: ``workbench.checks.SETTING_CHOICES``)."""
+    text = value.lower()
     chunks, _x, bits = text.partition("x")
     if not (chunks.isdigit() and bits.isdigit()) or int(chunks) * int(bits) > 256 or not 8 <= int(bits) <= 26:
         raise ValueError(f"REPRO_PDQ_CHUNKS must be CHUNKSxBITS within 256 bits, 8-26 bits a chunk, not {text!r}")

@@ -28,6 +28,12 @@ def embed_tags(self: Any) -> int:
         return 0
 
 
+def _reason(exc: Exception) -> str:
+    """What the tags panel says of a try that failed: a soft time limit in words (after how long, which limit; its
+    bare text was "SoftTimeLimitExceeded()"), any other error as it reads."""
+    return soft_time_limit_text() if isinstance(exc, SoftTimeLimitExceeded) else str(exc)
+
+
 @shared_task(name="moderation.tagging.tasks.generate_tag_candidates", **LONG_TASK_OPTIONS)
 def generate_tag_candidates(video_id: int, attempt: int | None = None) -> int:
     """Candidates and ranked suggestions for one video (media worker: it embeds the video's text). The try is
@@ -45,7 +51,7 @@ def generate_tag_candidates(video_id: int, attempt: int | None = None) -> int:
         logger.exception("tag candidates failed for video %s", video_id)
         from moderation.tagging.models import VideoTagState
 
-        VideoTagState.objects.update_or_create(video_id=int(video_id), defaults={"error": str(exc)[:2000]})
+        VideoTagState.objects.update_or_create(video_id=int(video_id), defaults={"error": _reason(exc)[:2000]})
         made = 0
     tag_try_done(video_id=int(video_id), kind="candidates")
     return made
@@ -96,16 +102,20 @@ def suggest_vlm_tags(video_id: int, attempt: int | None = None) -> int:
     if not tag_try_take(video_id=int(video_id), kind="vlm", attempt=attempt):
         logger.info("VLM tags for video %s: try %s taken or given up already", video_id, attempt)
         return 0
+    # As the candidates task: the try ends on a result or a caught error only, never in a ``finally``. A worker ended
+    # at the hard limit (SystemExit on the way out: a prefork child's SIGTERM, a warm shutdown) leaves it running, so
+    # the recorder (``_vlm_tags_stopped``) or the beat's sweep records it and tries again; a cleanup that ended it
+    # made the recorder find no try running, and the try was lost with no reason and no retry.
     try:
         outcome = tag_vlm_suggest(video_id=int(video_id))
     except Exception as exc:  # a bad item must not kill the worker; the reason is kept on the video
         logger.exception("VLM tags failed for video %s", video_id)
         from moderation.tagging.models import VideoTagState
 
-        VideoTagState.objects.update_or_create(video_id=int(video_id), defaults={"vlm_error": str(exc)[:2000]})
-        return 0
-    finally:
+        VideoTagState.objects.update_or_create(video_id=int(video_id), defaults={"vlm_error": _reason(exc)[:2000]})
         tag_try_done(video_id=int(video_id), kind="vlm")
+        return 0
+    tag_try_done(video_id=int(video_id), kind="vlm")
     if outcome.skipped:
         logger.info("VLM tags for video %s skipped: %s", video_id, outcome.skipped)
     return len(outcome.snapped)

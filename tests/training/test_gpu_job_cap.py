@@ -87,3 +87,37 @@ def test_two_starts_at_once_for_the_last_slot_do_not_both_pass(dataset, gold_mod
     assert raced.second_waited
     assert TrainingJob.objects.count() == 2 and not EvaluationRun.objects.exists()
     assert [e.payload["refused"] for e in _refusals()] == ["evaluation"]
+
+
+@pytest.mark.django_db
+def test_a_shadow_deployment_is_not_started_while_the_gpu_queues_are_full(
+    dataset, gold_model, policy_version, settings, make_user
+):
+    """Shadow mode adds a decision on the infer queue to every live one from its start: it was started whatever the GPU
+    queues held. Now refused by the same service with the same message (saying "not started": it queues no job of
+    its own) and the same audit record; once a queued job starts, it starts."""
+    from training.models import ShadowDeployment
+
+    settings.MAX_QUEUED_GPU_JOBS = 1
+    admin = make_user("admin")
+    queued = training_job_start(dataset=dataset, created_by=admin, params={"max_steps": 4})
+    client = Client()
+    client.force_login(admin)
+    url = reverse("training:model_shadow", args=[gold_model.pk])
+
+    refused = client.post(url, {"action": "start"}, follow=True)
+    page = refused.content.decode()
+    assert "The GPU queues are full: 1 job (training jobs and evaluations) is queued and not started yet" in page
+    assert "This shadow deployment was not started: wait until queued ones start" in page
+    assert not ShadowDeployment.objects.exists()
+    assert [(e.actor_id, e.payload["refused"]) for e in _refusals()] == [(admin.pk, "shadow deployment")]
+
+    TrainingJob.objects.filter(pk=queued.pk).update(status=TrainingJob.Status.RUNNING)
+    started = client.post(url, {"action": "start"}, follow=True)
+    assert "now decides live items in shadow" in started.content.decode()
+    assert ShadowDeployment.objects.filter(model_version=gold_model, is_active=True).exists()
+    # Started already, with the queues full again: that is what it is told, and no refusal is recorded.
+    training_job_start(dataset=dataset, created_by=admin, params={"max_steps": 8})
+    again = client.post(url, {"action": "start"}, follow=True).content.decode()
+    assert "is already in shadow mode" in again and "GPU queues are full" not in again
+    assert len(_refusals()) == 1

@@ -470,6 +470,11 @@ def accelerate_command(job_id: int, config_file: str) -> list[str]:
     ]
 
 
+# TRAINING_LAUNCHER's values (checked at start: ``workbench.checks.SETTING_CHOICES``); anything but "accelerate" ran
+# in process.
+TRAINING_LAUNCHERS = ("inprocess", "accelerate")
+
+
 def run_job_launched(job_id: int) -> None:
     """Run a claimed job in this process, or through ``accelerate launch`` when configured."""
     if settings.TRAINING_LAUNCHER != "accelerate":

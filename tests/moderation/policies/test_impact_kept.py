@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from moderation.inference.impact import policy_impact_preview
+from moderation.inference.impact import impact_content_hash, policy_impact_preview, policy_impact_preview_kept
 from moderation.inference.models import ImpactPreviewRun
-from moderation.policies.services import policy_version_publish
+from moderation.policies.services import policy_version_create_draft, policy_version_publish
 from tests.moderation.policies.test_impact_preview import _decided, _draft_with_keyword
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +53,57 @@ def test_another_draft_content_or_active_version_is_never_shown_anothers_run(pol
     policy_version_publish(version=wickr, by=editor)  # the comparison's other side changed
     after = policy_impact_preview(draft=signal, user=editor)
     assert not after.reused and after.active == wickr
+
+
+def _same_content_published(policy_version, editor):  # type: ignore[no-untyped-def]
+    """Another version with the active one's taxonomy and settings, published: a copy made active (a rollback's)."""
+    copy = policy_version_create_draft(policy=policy_version.policy, taxonomy=policy_version.taxonomy, by=editor)
+    return policy_version_publish(version=copy, by=editor)
+
+
+def test_a_run_computed_against_an_active_version_replaced_since_is_never_shown_as_current(
+    policy_version, make_user, client_as
+):
+    """The content hash alone matched a run computed against the version active before, when the one active now has
+    the same taxonomy and settings: the publish step showed it as "v1 → v3", and said nothing of a newer sample."""
+    _decided(policy_version, "ping me on signal")
+    editor = make_user("policy_editor")
+    draft = _draft_with_keyword(policy_version, editor, "signal")
+    assert not policy_impact_preview(draft=draft, user=editor).reused
+    assert policy_impact_preview_kept(draft=draft, user=editor) is not None
+
+    now_active = _same_content_published(policy_version, editor)
+    assert impact_content_hash(draft=draft, active=now_active) == impact_content_hash(
+        draft=draft, active=policy_version
+    )
+    assert policy_impact_preview_kept(draft=draft, user=editor) is None
+    step = client_as("policy_editor").get(reverse("moderation:policy_version", args=[draft.pk]), {"confirm": "publish"})
+    box = step.content.decode()
+    box = box[box.index('<div id="impact-result"') :]
+    assert 'hx-trigger="load"' in box[: box.index(">")] and "shown again" not in box  # a fresh run, loaded after
+
+    shown = policy_impact_preview(draft=draft, user=editor)
+    assert not shown.reused and shown.active == now_active
+    assert list(ImpactPreviewRun.objects.values_list("active_id", flat=True)) == [now_active.pk]  # kept in place
+    assert policy_impact_preview(draft=draft, user=editor).reused
+
+
+def test_the_daily_purge_deletes_runs_whose_active_version_was_replaced(policy_version, make_user):
+    """They can never be shown again, yet waited out IMPACT_PREVIEW_RETENTION_DAYS (30 days by default)."""
+    from moderation.inference.tasks import purge_impact_previews
+
+    _decided(policy_version, "ping me on signal, or wickr")
+    editor = make_user("policy_editor")
+    signal = _draft_with_keyword(policy_version, editor, "signal")
+    wickr = _draft_with_keyword(policy_version, editor, "wickr")
+    policy_impact_preview(draft=signal, user=editor)
+    policy_impact_preview(draft=wickr, user=editor)
+    assert purge_impact_previews.run() == 0  # computed today against the active version: kept
+
+    now_active = _same_content_published(policy_version, editor)
+    policy_impact_preview(draft=wickr, user=editor)  # run again against the version active now
+    assert purge_impact_previews.run() == 1
+    assert list(ImpactPreviewRun.objects.values_list("draft_id", "active_id")) == [(wickr.pk, now_active.pk)]
 
 
 def test_the_publish_step_draws_the_kept_preview_in_the_page_with_when_it_was_computed(

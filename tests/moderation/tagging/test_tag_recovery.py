@@ -132,6 +132,62 @@ def test_a_vlm_try_ended_at_its_hard_limit_says_so_and_is_tried_again_at_the_nex
     assert (state.vlm_started_at, state.vlm_attempts) == (None, 0)
 
 
+@pytest.mark.parametrize("kind", ["candidates", "vlm"])
+def test_a_tag_task_ended_mid_try_leaves_it_running_for_the_hard_limits_record_and_the_sweep(
+    kind, monkeypatch, django_capture_on_commit_callbacks
+):  # type: ignore[no-untyped-def]
+    """The worker ends the task mid-try (a prefork child's SIGTERM at the hard limit, a solo worker's shutdown:
+    SystemExit on its way out of the service). Both tag tasks leave the try running, so the hard limit's recorder
+    records it and the next sweep tries it again. The VLM task ended its try in a ``finally``: the recorder then
+    found no try running, and the try was lost with no reason and no retry."""
+    from moderation.tagging import services
+
+    task, service = {
+        "candidates": (generate_tag_candidates, "tag_candidates_generate"),
+        "vlm": (suggest_vlm_tags, "tag_vlm_suggest"),
+    }[kind]
+
+    def ended(**_: Any) -> Any:
+        raise SystemExit("SIGTERM")
+
+    monkeypatch.setattr(services, service, ended)
+    video = DecidedVideoFactory()
+    with pytest.raises(SystemExit):
+        task(video.pk)
+    spec = TAG_TRIES[kind]
+    state = VideoTagState.objects.get(video=video)
+    assert getattr(state, spec.started) is not None and getattr(state, spec.attempts) == 1
+    message = time_limit_text(task_name=spec.task, seconds=INFER_ITEM_TIME_LIMIT_S, soft=False)
+    _RECORDERS[spec.task]((video.pk,), {}, message)
+    assert _beat(django_capture_on_commit_callbacks, spec.queue) == [(spec.task, [video.pk], {"attempt": 2})]
+    assert getattr(VideoTagState.objects.get(video=video), spec.error) == f"{message} Trying again (2 of 3)."
+
+
+@pytest.mark.parametrize("kind", ["candidates", "vlm"])
+def test_a_tag_try_stopped_at_its_soft_limit_ends_with_the_limit_in_words(kind, monkeypatch):  # type: ignore[no-untyped-def]
+    """The panel said "VLM tag suggestions failed: SoftTimeLimitExceeded()"."""
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    from moderation.tagging import services
+
+    task, service = {
+        "candidates": (generate_tag_candidates, "tag_candidates_generate"),
+        "vlm": (suggest_vlm_tags, "tag_vlm_suggest"),
+    }[kind]
+
+    def stopped(**_: Any) -> Any:
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(services, service, stopped)
+    video = DecidedVideoFactory()
+    task.apply(args=[video.pk])
+    spec = TAG_TRIES[kind]
+    state = VideoTagState.objects.get(video=video)
+    assert (getattr(state, spec.started), getattr(state, spec.attempts)) == (None, 0)  # ended: nothing owed
+    reason = getattr(state, spec.error)
+    assert reason.startswith("Stopped after ") and "soft time limit" in reason, reason
+
+
 def _given_up(video_id: int, kind: str) -> None:
     """Three tries in a row lost, the third recorded given up by the sweep."""
     spec = TAG_TRIES[kind]
