@@ -48,6 +48,9 @@ CSP_REPORTS_PER_BODY = 50
 # Distinct rows a day may get before new kinds are folded into one row per directive.
 CSP_VIOLATION_ROWS_PER_DAY = 1000
 OVERFLOW_BLOCKED = "(more kinds than the day's row limit)"
+# A row's count stops at the column's largest value (PostgreSQL's integer): past it every report of that kind was a
+# 500 ("integer out of range"), and the overflow row, which takes every made-up kind, gets there first.
+CSP_VIOLATION_COUNT_MAX = 2**31 - 1
 LEGACY_TYPES = ("application/csp-report", "application/json")
 REPORTING_API_TYPE = "application/reports+json"
 
@@ -177,9 +180,20 @@ def _violation(*, directive: Any, blocked: Any, document: Any, disposition: Any)
     return CspViolationKey(
         directive=name,
         blocked=_blocked(blocked if isinstance(blocked, str) else ""),
-        document_path=_trimmed(urlsplit(document).path if isinstance(document, str) else "", _DOCUMENT_MAX),
+        document_path=_document_path(document),
         disposition=CspViolation.Disposition.REPORT if disposition == "report" else CspViolation.Disposition.ENFORCE,
     )
+
+
+def _document_path(value: Any) -> str:
+    """The reporting page's path; "" for what is no URL (a made-up report's number, or ``http://[x``, which
+    ``urlsplit`` refuses: it was a 500 on this open endpoint)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        return _trimmed(urlsplit(value).path, _DOCUMENT_MAX)
+    except ValueError:
+        return ""
 
 
 def _blocked(value: str) -> str:
@@ -208,7 +222,7 @@ _FOLD_SQL = """
 INSERT INTO {table} (day, directive, blocked, document_path, disposition, count, first_seen, last_seen)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (day, directive, blocked, document_path)
-DO UPDATE SET count = {table}.count + EXCLUDED.count, last_seen = EXCLUDED.last_seen,
+DO UPDATE SET count = LEAST({table}.count::bigint + EXCLUDED.count, {count_max}), last_seen = EXCLUDED.last_seen,
               disposition = EXCLUDED.disposition
 """
 
@@ -232,7 +246,7 @@ def csp_violations_record(*, reports: list[CspViolationKey]) -> None:
             ):
                 key = CspViolationKey(key.directive, OVERFLOW_BLOCKED, "", key.disposition)
             cursor.execute(
-                _FOLD_SQL.format(table=table),
+                _FOLD_SQL.format(table=table, count_max=CSP_VIOLATION_COUNT_MAX),
                 [day, key.directive, key.blocked, key.document_path, key.disposition, n, now, now],
             )
 
