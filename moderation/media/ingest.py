@@ -293,7 +293,10 @@ def import_path_confined(path: str | Path, *, folder: str = "", integration_fold
         )
     # Twice: '..' judged on the path as written (so a missing target outside is still "outside"),
     # then symlinks judged on the real path.
-    named = Path(path).expanduser()
+    try:
+        named = Path(path).expanduser()
+    except RuntimeError:  # "~someone/…" naming a user this server does not have: no such home, so not in the roots
+        raise outside from None
     if folder and not named.is_absolute():
         named = written[0] / named
     lexical = Path(os.path.normpath(named.absolute()))
