@@ -43,7 +43,8 @@ BATCH_SIZE = 8
 def eval_set_key(*, eval_set: str, policy_version: PolicyVersion, file_path: str = "") -> str:
     if eval_set == EvaluationRun.EvalSet.GOLD:
         return f"gold:policy_version={policy_version.pk}"
-    digest = hashlib.sha256(Path(file_path).read_bytes()).hexdigest()[:16]
+    with Path(file_path).open("rb") as fh:  # in chunks: read whole, a large file took as much of the web's memory
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()[:16]
     return f"kuaimod_file:{Path(file_path).name}:{digest}:policy_version={policy_version.pk}"
 
 
