@@ -78,6 +78,30 @@ def test_a_csp_rows_count_stops_at_the_columns_largest_value() -> None:
     assert CspViolation.objects.get().count == top
 
 
+def test_past_the_days_row_limit_made_up_directives_cannot_add_rows(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Past the day's row limit a new kind was folded into one row *per directive*, and the directive is anyone's to
+    write: a made-up directive per report made a row each (1,000 rows from 20 requests with the limit at 3). And the
+    limit was read once per body, so one body of 50 new kinds made 50 rows past it."""
+    monkeypatch.setattr(csp_reports, "CSP_VIOLATION_ROWS_PER_DAY", 3)
+    client = Client(raise_request_exception=False)
+    for n in range(3):
+        body = [
+            {
+                "type": "csp-violation",
+                "body": {"effectiveDirective": f"made-up-{n}-{k}", "blockedURL": f"https://x/{k}"},
+            }
+            for k in range(50)
+        ]
+        response = client.post(CSP, json.dumps(body), content_type="application/reports+json", REMOTE_ADDR=_address())
+        assert response.status_code == 204, response.status_code
+    real = [{"type": "csp-violation", "body": {"effectiveDirective": "img-src", "blockedURL": "https://y/z.png"}}]
+    client.post(CSP, json.dumps(real), content_type="application/reports+json", REMOTE_ADDR=_address())
+
+    rows = dict(CspViolation.objects.values_list("directive", "count").filter(blocked=csp_reports.OVERFLOW_BLOCKED))
+    assert rows == {csp_reports.OVERFLOW_DIRECTIVE: 147, "img-src": 1}  # a directive a browser reports keeps its row
+    assert CspViolation.objects.count() == 3 + 2
+
+
 def test_a_server_path_naming_an_unknown_users_home_is_refused_in_words(
     make_user,
     settings,
