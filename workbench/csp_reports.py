@@ -18,6 +18,7 @@ grow the table without bound. Days older than
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -126,7 +127,7 @@ class CspReportRateThrottle(SimpleRateThrottle):
         return str(settings.CSP_REPORT_RATE_LIMIT)
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
-        return f"throttle:{self.scope}:{signin_address(request)}"
+        return f"throttle:{self.scope}:{csp_report_client(signin_address(request))}"
 
     def allow_request(self, request: Any, view: Any) -> bool:
         try:
@@ -137,6 +138,20 @@ class CspReportRateThrottle(SimpleRateThrottle):
 
     def retry_after(self) -> int:
         return max(1, int(-(-(self.wait() or 1) // 1)))
+
+
+def csp_report_client(address: str) -> str:
+    """Whose rate a report counts against: an IPv4 address, or an IPv6 address's /64 (one host or one home network is
+    given a whole /64: counted per address, it could send from a new address each time and meet no limit)."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:10.0.0.1 is 10.0.0.1
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def csp_report_rate_wait(request: HttpRequest) -> int | None:

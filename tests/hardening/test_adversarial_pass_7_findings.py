@@ -102,6 +102,23 @@ def test_past_the_days_row_limit_made_up_directives_cannot_add_rows(monkeypatch)
     assert CspViolation.objects.count() == 3 + 2
 
 
+def test_an_ipv6_client_is_rated_by_its_64_not_per_address(settings) -> None:  # type: ignore[no-untyped-def]
+    """Counted per address, one IPv6 host (given a /64) sent each report from a new address and met no rate."""
+    settings.CSP_REPORT_RATE_LIMIT = "2/min"
+    net = f"2001:db8:{uuid.uuid4().int % 65536:x}:{uuid.uuid4().int % 65536:x}"
+    report = {"csp-report": {"document-uri": "http://t/x/", "blocked-uri": "inline", "effective-directive": "img-src"}}
+    client = Client(raise_request_exception=False)
+    answers = [
+        client.post(
+            CSP, json.dumps(report), content_type="application/csp-report", REMOTE_ADDR=f"{net}::{n}"
+        ).status_code
+        for n in range(1, 5)
+    ]
+    assert answers == [204, 204, 429, 429]
+    assert csp_reports.csp_report_client("::ffff:10.1.2.3") == "10.1.2.3"
+    assert csp_reports.csp_report_client("10.1.2.3") == "10.1.2.3"
+
+
 def test_a_server_path_naming_an_unknown_users_home_is_refused_in_words(
     make_user,
     settings,
