@@ -387,6 +387,15 @@ def _model_source_on_disk(value: str) -> str:
             f"{value[:200]} is outside the model folders (MODELS_DIR, the training output, TRAINING_MODEL_ROOTS, "
             "MEDIA_IMPORT_ROOTS); paths with '..' or symlinks that lead out of them are refused."
         )
+    from moderation.media.ingest import import_path_in_integration_folder
+
+    if import_path_in_integration_folder(lexical):
+        # A platform writes its own import folder: weights from there would be its code in the GPU worker (a
+        # pickled checkpoint runs what it holds when loaded), and its files are not the trainers' to read.
+        raise TrainingError(
+            f"{value[:200]} is in a platform integration's import folder (integration-<id>/ in MEDIA_IMPORT_ROOTS): "
+            "a model is never loaded from a platform's files. Put the model under MODELS_DIR."
+        )
     if not resolved.is_dir():
         raise TrainingError(f"No model folder at {value[:200]}.")
     return str(resolved)

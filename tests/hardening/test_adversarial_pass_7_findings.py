@@ -172,6 +172,24 @@ def test_a_model_folder_whose_symlinks_loop_is_refused_in_words(make_user, setti
     assert job.status_code == 400 and "symlinks lead round in a loop" in job.json()["base_model"][0]
 
 
+def test_a_model_is_never_loaded_from_a_platforms_import_folder(make_user, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Base, guide and adapter folders were taken anywhere in MEDIA_IMPORT_ROOTS, integrations' folders included: a
+    platform writes its own folder, and a pickled checkpoint runs what it holds when the GPU worker loads it (the
+    evaluation file was already kept out of those folders; model folders were not)."""
+    settings.MEDIA_IMPORT_ROOTS = [str(tmp_path)]
+    platform, own = tmp_path / "integration-3" / "model", tmp_path / "models" / "own"
+    platform.mkdir(parents=True)
+    own.mkdir(parents=True)
+    (tmp_path / "models" / "link").symlink_to(platform)
+    script = _script(make_user)
+    for named in (platform, tmp_path / "models" / "link"):
+        for body in ({"base_model": str(named)}, {"params": {"guide_base_model": str(named)}}):
+            response = script.post(JOBS, {"dataset": 999999, **body}, format="json")
+            assert response.status_code == 400 and "never loaded from a platform's files" in str(response.json())
+    kept = script.post(JOBS, {"dataset": 999999, "base_model": str(own)}, format="json")
+    assert kept.status_code == 400 and set(kept.json()) == {"dataset"}  # the folder was taken; the dataset is unknown
+
+
 @pytest.mark.parametrize(
     ("params", "said"),
     [
