@@ -15,6 +15,9 @@ from datetime import datetime, timedelta
 import pytest
 from django.test import Client
 from django.utils import timezone
+from hypothesis import example, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from moderation.inference.services import model_version_serving
@@ -59,6 +62,42 @@ def test_a_csp_report_whose_page_address_is_no_url_is_kept_not_a_500() -> None:
         assert response.status_code == 204, (kind, response.status_code)
     row = CspViolation.objects.get()
     assert (row.directive, row.document_path, row.count) == ("img-src", "", 2)
+
+
+_URLISH = st.one_of(
+    st.text(max_size=40),
+    st.builds(
+        lambda scheme, host, rest: f"{scheme}{host}{rest}",
+        st.sampled_from(["http://", "https://", "ws://", "blob:", "data:", "", "//", "http:///"]),
+        st.sampled_from(["[", "[::1", "[::1]", "a:99999", "a:-1", "u:p@h", "h", "%zz", ""]),
+        st.text(max_size=20),
+    ),
+    st.integers(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@example(document="http://[x/a", blocked="inline", directive="img-src")  # urlsplit's ValueError: was a 500
+@hypothesis_settings(max_examples=60, deadline=None, database=None, derandomize=True)
+@given(document=_URLISH, blocked=_URLISH, directive=st.one_of(_URLISH, st.sampled_from(["img-src", "script-src a"])))
+def test_the_csp_reader_answers_any_report_with_violations_or_a_refusal(document, blocked, directive) -> None:  # type: ignore[no-untyped-def]
+    """What a report names is anyone's to write: whatever its page, blocked URI and directive, the reader keeps a
+    violation or refuses the report in words (``CspReportRefused``), in either shape, and keeps storable text."""
+    legacy = {"csp-report": {"document-uri": document, "blocked-uri": blocked, "effective-directive": directive}}
+    batch = [
+        {
+            "type": "csp-violation",
+            "body": {"documentURL": document, "blockedURL": blocked, "effectiveDirective": directive},
+        }
+    ]
+    for body, kind in ((legacy, "application/csp-report"), (batch, csp_reports.REPORTING_API_TYPE)):
+        try:
+            found = csp_reports.csp_reports_read(body=json.dumps(body).encode(), kind=kind)
+        except csp_reports.CspReportRefused:
+            continue
+        for key in found:
+            assert len(key.blocked) <= 300 and len(key.document_path) <= 300 and "\x00" not in key.blocked
 
 
 def test_a_csp_rows_count_stops_at_the_columns_largest_value() -> None:
