@@ -21,7 +21,12 @@ from hypothesis import strategies as st
 from rest_framework.test import APIClient
 
 from moderation.inference.services import model_version_serving
-from tests.training.conftest import dataset, override_review, training_dirs  # noqa: F401 - fixtures used below
+from tests.training.conftest import (  # noqa: F401 - fixtures used below
+    dataset,
+    gold_model,
+    override_review,
+    training_dirs,
+)
 from training.evaluation import eval_set_key
 from training.models import EvaluationRun, TrainingJob
 from workbench import csp_reports, timewords
@@ -200,6 +205,17 @@ def test_a_start_with_no_active_policy_version_is_a_400_saying_so(make_user) -> 
     form = page.post("/training/evaluations/start/", {"model_version": model, "eval_set": "gold"})
     assert form.status_code == 400 and "has no active version" in form.content.decode()
     assert not EvaluationRun.objects.exists()
+
+
+def test_a_gold_set_evaluation_keeps_no_file_and_joins_the_open_run(gold_model, policy_version, make_user) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """The gold set reads no file, but a ``file_path`` sent with it was kept on the run (``/etc/passwd`` shown as
+    what was evaluated) and made each start a new run instead of the open one: the same model measured again."""
+    script = _script(make_user)
+    first = script.post(EVALUATIONS, {"model_version": gold_model.pk, "file_path": "a"}, format="json")
+    again = script.post(EVALUATIONS, {"model_version": gold_model.pk, "file_path": "/etc/passwd"}, format="json")
+    assert (first.status_code, again.status_code) == (201, 200), (first.content[:200], again.content[:200])
+    assert again.json()["id"] == first.json()["id"] and again.json()["file_path"] == ""
+    assert EvaluationRun.objects.get().file_path == ""
 
 
 def test_a_model_folder_whose_symlinks_loop_is_refused_in_words(make_user, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
