@@ -263,9 +263,9 @@ def test_a_training_apis_odd_parameters_are_a_400_naming_them(dataset, make_user
     assert not TrainingJob.objects.exists()
 
 
-def test_relative_times_take_a_naive_time_and_say_a_year_and_a_half_in_months() -> None:
+def test_relative_times_take_naive_times_say_18_months_and_a_time_ahead_as_ahead() -> None:
     """Naive times (built by hand, not read from the database) were a TypeError against the aware clock; 533 to 547
-    days ahead read "in about 1 years"."""
+    days ahead read "in about 1 years"; a time days ahead of the clock read "just now"."""
     now = timezone.now()
     naive = timezone.make_naive(now - timedelta(minutes=5))
     assert timewords.ago_text(naive, now=now) == "5\xa0minutes ago"
@@ -275,6 +275,11 @@ def test_relative_times_take_a_naive_time_and_say_a_year_and_a_half_in_months() 
         said = timewords.expires_in_text(now + timedelta(days=days), now=now)
         assert "1 years" not in said and said in ("in about 17 months", "in about 18 months", "in about 2 years"), days
     assert timewords.expires_in_text(datetime(2026, 1, 1), now=datetime(2025, 12, 31)) == "tomorrow"
+    # A time ahead of the clock (another machine's clock ahead) said "just now" / "under a minute" however far off.
+    assert timewords.ago_text(now + timedelta(days=5), now=now) == "in 5\xa0days"
+    assert timewords.elapsed_text(now + timedelta(hours=2), now=now) == "in 2\xa0hours"
+    assert timewords.ago_text(now + timedelta(seconds=30), now=now) == "just now"  # a little skew stays "just now"
+    assert timewords.elapsed_text(now + timedelta(seconds=30), now=now) == "under a minute"
 
 
 def test_an_evaluation_files_key_is_hashed_without_reading_the_file_into_memory(tmp_path) -> None:
