@@ -349,7 +349,10 @@ MODEL_SOURCE_MAX_CHARS = 500  # TrainingJob.base_model's column
 
 
 def _model_source_on_disk(value: str) -> str:
-    path = Path(value).expanduser()
+    try:
+        path = Path(value).expanduser()
+    except RuntimeError:  # "~someone/…" naming a user this server does not have (a 500 before)
+        raise TrainingError(f"“{value[:200]}” names the home folder of a user this server does not have.") from None
     # transformers reads an existing folder before it tries the hub, so anything that exists is a path.
     if not (value.startswith(("/", ".", "~")) or path.exists()):
         if _HUB_ID.fullmatch(value) and ".." not in value:
@@ -374,12 +377,24 @@ def _model_source_on_disk(value: str) -> str:
         if str(r).strip()
     ]
     lexical = Path(os.path.normpath(path.absolute()))
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except RuntimeError:  # symlinks that lead round in a loop (a 500 before)
+        raise TrainingError(f"No model folder at {value[:200]}: its symlinks lead round in a loop.") from None
     inside = any(lexical.is_relative_to(r) for r in roots) and any(resolved.is_relative_to(r.resolve()) for r in roots)
     if not inside:
         raise TrainingError(
             f"{value[:200]} is outside the model folders (MODELS_DIR, the training output, TRAINING_MODEL_ROOTS, "
             "MEDIA_IMPORT_ROOTS); paths with '..' or symlinks that lead out of them are refused."
+        )
+    from moderation.media.ingest import import_path_in_integration_folder
+
+    if import_path_in_integration_folder(lexical):
+        # A platform writes its own import folder: weights from there would be its code in the GPU worker (a
+        # pickled checkpoint runs what it holds when loaded), and its files are not the trainers' to read.
+        raise TrainingError(
+            f"{value[:200]} is in a platform integration's import folder (integration-<id>/ in MEDIA_IMPORT_ROOTS): "
+            "a model is never loaded from a platform's files. Put the model under MODELS_DIR."
         )
     if not resolved.is_dir():
         raise TrainingError(f"No model folder at {value[:200]}.")
@@ -397,16 +412,20 @@ def _clean_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:
             continue
         try:
             value = typ(merged[key])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e400 is infinity, no int
             raise TrainingError(f"{key} must be a number.") from None
         if not low <= value <= high:
-            raise TrainingError(f"{key} must be between {low:g} and {high:g}.")
+            # Whole numbers in full: ``:g`` said the seed's bound as 2.14748e+09, below the real one.
+            shown = (f"{int(low)}", f"{int(high)}") if typ is int else (f"{low:g}", f"{high:g}")
+            raise TrainingError(f"{key} must be between {shown[0]} and {shown[1]}.")
         merged[key] = value
     targets = merged["lora_target_modules"]
     if isinstance(targets, str):
         targets = [t.strip() for t in targets.split(",") if t.strip()]
     if targets != ["all-linear"] and (
-        not targets or not all(isinstance(t, str) and _MODULE_NAME.match(t) for t in targets)
+        not isinstance(targets, list)  # an API body's number or true (was a 500: not iterable)
+        or not targets
+        or not all(isinstance(t, str) and _MODULE_NAME.match(t) for t in targets)
     ):
         raise TrainingError("lora_target_modules must name at least one module (e.g. q_proj, v_proj, or all-linear).")
     merged["lora_target_modules"] = list(targets)

@@ -177,7 +177,7 @@ def _start_or_join(
     asked_at = timezone.now()
     try:
         run = start(form.cleaned_data)
-    except TrainingError as exc:
+    except (TrainingError, ModerationError) as exc:  # ModerationError: no active policy version (not bootstrapped)
         form.add_error(None, str(exc))
         # The GPU queues full (MAX_QUEUED_GPU_JOBS) is no fault of the form: 429, as a rate past its limit.
         return page(429 if isinstance(exc, GpuQueueFull) else 400)

@@ -12,11 +12,13 @@ Each report is folded into one row per (day, directive, blocked URI, document pa
 page that trips the policy on every load, or a client sending the same report in a loop, is one row. The blocked
 URI is kept as its origin and path (its query may carry someone's token), the document as its path. Past
 ``CSP_VIOLATION_ROWS_PER_DAY`` distinct rows in a day, new kinds of report are folded into one row per directive
-(``OVERFLOW_BLOCKED``): made-up reports cannot grow the table without bound. Days older than
+(``OVERFLOW_BLOCKED``; a directive no browser reports into one ``OVERFLOW_DIRECTIVE`` row): made-up reports cannot
+grow the table without bound. Days older than
 ``CSP_REPORT_RETENTION_DAYS`` are deleted by beat, daily (``csp_violations_purge``)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -48,6 +50,48 @@ CSP_REPORTS_PER_BODY = 50
 # Distinct rows a day may get before new kinds are folded into one row per directive.
 CSP_VIOLATION_ROWS_PER_DAY = 1000
 OVERFLOW_BLOCKED = "(more kinds than the day's row limit)"
+# Past the day's row limit a kind is folded into its directive's row: a directive a browser can report, else this one
+# row (a made-up directive per report made a new overflow row each, and the limit held nothing back).
+OVERFLOW_DIRECTIVE = "(other)"
+CSP_DIRECTIVES = frozenset(
+    [
+        "base-uri",
+        "block-all-mixed-content",
+        "child-src",
+        "connect-src",
+        "default-src",
+        "fenced-frame-src",
+        "font-src",
+        "form-action",
+        "frame-ancestors",
+        "frame-src",
+        "img-src",
+        "manifest-src",
+        "media-src",
+        "navigate-to",
+        "object-src",
+        "plugin-types",
+        "prefetch-src",
+        "report-to",
+        "report-uri",
+        "require-sri-for",
+        "require-trusted-types-for",
+        "sandbox",
+        "script-src",
+        "script-src-attr",
+        "script-src-elem",
+        "style-src",
+        "style-src-attr",
+        "style-src-elem",
+        "trusted-types",
+        "upgrade-insecure-requests",
+        "webrtc",
+        "worker-src",
+    ]
+)
+# A row's count stops at the column's largest value (PostgreSQL's integer): past it every report of that kind was a
+# 500 ("integer out of range"), and the overflow row, which takes every made-up kind, gets there first.
+CSP_VIOLATION_COUNT_MAX = 2**31 - 1
 LEGACY_TYPES = ("application/csp-report", "application/json")
 REPORTING_API_TYPE = "application/reports+json"
 
@@ -83,7 +127,7 @@ class CspReportRateThrottle(SimpleRateThrottle):
         return str(settings.CSP_REPORT_RATE_LIMIT)
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
-        return f"throttle:{self.scope}:{signin_address(request)}"
+        return f"throttle:{self.scope}:{csp_report_client(signin_address(request))}"
 
     def allow_request(self, request: Any, view: Any) -> bool:
         try:
@@ -94,6 +138,20 @@ class CspReportRateThrottle(SimpleRateThrottle):
 
     def retry_after(self) -> int:
         return max(1, int(-(-(self.wait() or 1) // 1)))
+
+
+def csp_report_client(address: str) -> str:
+    """Whose rate a report counts against: an IPv4 address, or an IPv6 address's /64 (one host or one home network is
+    given a whole /64: counted per address, it could send from a new address each time and meet no limit)."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:10.0.0.1 is 10.0.0.1
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def csp_report_rate_wait(request: HttpRequest) -> int | None:
@@ -177,9 +235,20 @@ def _violation(*, directive: Any, blocked: Any, document: Any, disposition: Any)
     return CspViolationKey(
         directive=name,
         blocked=_blocked(blocked if isinstance(blocked, str) else ""),
-        document_path=_trimmed(urlsplit(document).path if isinstance(document, str) else "", _DOCUMENT_MAX),
+        document_path=_document_path(document),
         disposition=CspViolation.Disposition.REPORT if disposition == "report" else CspViolation.Disposition.ENFORCE,
     )
+
+
+def _document_path(value: Any) -> str:
+    """The reporting page's path; "" for what is no URL (a made-up report's number, or ``http://[x``, which
+    ``urlsplit`` refuses: it was a 500 on this open endpoint)."""
+    if not isinstance(value, str):
+        return ""
+    try:
+        return _trimmed(urlsplit(value).path, _DOCUMENT_MAX)
+    except ValueError:
+        return ""
 
 
 def _blocked(value: str) -> str:
@@ -208,7 +277,7 @@ _FOLD_SQL = """
 INSERT INTO {table} (day, directive, blocked, document_path, disposition, count, first_seen, last_seen)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (day, directive, blocked, document_path)
-DO UPDATE SET count = {table}.count + EXCLUDED.count, last_seen = EXCLUDED.last_seen,
+DO UPDATE SET count = LEAST({table}.count::bigint + EXCLUDED.count, {count_max}), last_seen = EXCLUDED.last_seen,
               disposition = EXCLUDED.disposition
 """
 
@@ -221,18 +290,23 @@ def csp_violations_record(*, reports: list[CspViolationKey]) -> None:
     now = timezone.now()
     day = now.date()
     table = connection.ops.quote_name(CspViolation._meta.db_table)
-    full = CspViolation.objects.filter(day=day).count() >= CSP_VIOLATION_ROWS_PER_DAY
+    counted = Counter(reports)
+    # Rows this body may still add: counted down as it adds them (one body of 50 new kinds made 50 rows past the limit).
+    room = CSP_VIOLATION_ROWS_PER_DAY - CspViolation.objects.filter(day=day).count()
     with connection.cursor() as cursor:
-        for key, n in Counter(reports).items():
-            if (
-                full
-                and not CspViolation.objects.filter(
+        for key, n in counted.items():
+            new = room < len(counted) and not (  # near the limit or past it: is this kind a row already?
+                CspViolation.objects.filter(
                     day=day, directive=key.directive, blocked=key.blocked, document_path=key.document_path
                 ).exists()
-            ):
-                key = CspViolationKey(key.directive, OVERFLOW_BLOCKED, "", key.disposition)
+            )
+            if new and room > 0:
+                room -= 1
+            elif new:
+                directive = key.directive if key.directive in CSP_DIRECTIVES else OVERFLOW_DIRECTIVE
+                key = CspViolationKey(directive, OVERFLOW_BLOCKED, "", key.disposition)
             cursor.execute(
-                _FOLD_SQL.format(table=table),
+                _FOLD_SQL.format(table=table, count_max=CSP_VIOLATION_COUNT_MAX),
                 [day, key.directive, key.blocked, key.document_path, key.disposition, n, now, now],
             )
 

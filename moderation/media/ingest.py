@@ -262,6 +262,20 @@ def _in_integration_folder(path: Path, roots: list[Path]) -> bool:
     return False
 
 
+def import_path_in_integration_folder(path: Path) -> bool:
+    """Whether ``path`` (an absolute path), as written or where its symlinks lead, lies in some integration's folder
+    of MEDIA_IMPORT_ROOTS: a platform's files, which it writes itself (``Integration.import_folder``)."""
+    written = [
+        Path(os.path.normpath(Path(r).expanduser().absolute())) for r in settings.MEDIA_IMPORT_ROOTS if str(r).strip()
+    ]
+    roots = [*written, *(r.resolve() for r in written)]
+    try:
+        resolved = path.resolve()
+    except RuntimeError:  # a symlink loop: nothing to load from it either
+        return False
+    return _in_integration_folder(Path(os.path.normpath(path)), roots) or _in_integration_folder(resolved, roots)
+
+
 def import_path_confined(path: str | Path, *, folder: str = "", integration_folders_closed: bool = False) -> Path:
     """``path`` resolved (symlinks followed), refused unless it lies inside one of MEDIA_IMPORT_ROOTS.
 
@@ -293,7 +307,10 @@ def import_path_confined(path: str | Path, *, folder: str = "", integration_fold
         )
     # Twice: '..' judged on the path as written (so a missing target outside is still "outside"),
     # then symlinks judged on the real path.
-    named = Path(path).expanduser()
+    try:
+        named = Path(path).expanduser()
+    except RuntimeError:  # "~someone/…" naming a user this server does not have: no such home, so not in the roots
+        raise outside from None
     if folder and not named.is_absolute():
         named = written[0] / named
     lexical = Path(os.path.normpath(named.absolute()))

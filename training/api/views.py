@@ -18,6 +18,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from moderation.errors import ModerationError
 from training import selectors
 from training.api.permissions import CanManageTraining
 from training.api.serializers import (
@@ -53,7 +54,7 @@ def _started(request: Request, start: Any) -> Response:
             status=status.HTTP_429_TOO_MANY_REQUESTS,
             headers={"Retry-After": str(GPU_QUEUE_FULL_RETRY_AFTER_S)},
         )
-    except TrainingError as exc:
+    except (TrainingError, ModerationError) as exc:  # ModerationError: no active policy version (a 500 before)
         return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
     joined = run.created_at < asked_at
     return Response(serializer(run).data, status=status.HTTP_200_OK if joined else status.HTTP_201_CREATED)
