@@ -29,17 +29,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.cache import caches
 from django.db import connection
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from redis.exceptions import RedisError
-from rest_framework.throttling import SimpleRateThrottle
 
 from workbench.models import CspViolation
 from workbench.signin import signin_address
 from workbench.text import shown_text, storable_text
+from workbench.throttles import AtomicRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -116,28 +114,17 @@ class CspViolationKey:
     disposition: str
 
 
-class CspReportRateThrottle(SimpleRateThrottle):
+class CspReportRateThrottle(AtomicRateThrottle):
     """Reports per client address (CSP_REPORT_RATE_LIMIT), counted in the shared Redis cache; the address as the sign-in
     throttle reads it (the proxy's behind WORKBENCH_HTTPS). Redis down: reports are taken (and still folded)."""
 
     scope = "csp-report"
-    cache = caches["throttle"]
 
     def get_rate(self) -> str | None:
         return str(settings.CSP_REPORT_RATE_LIMIT)
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
         return f"throttle:{self.scope}:{csp_report_client(signin_address(request))}"
-
-    def allow_request(self, request: Any, view: Any) -> bool:
-        try:
-            return super().allow_request(request, view)
-        except (RedisError, OSError) as exc:
-            logger.warning("CSP report rate limit skipped: the shared cache is unreachable (%s)", exc)
-            return True
-
-    def retry_after(self) -> int:
-        return max(1, int(-(-(self.wait() or 1) // 1)))
 
 
 def csp_report_client(address: str) -> str:

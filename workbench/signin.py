@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -28,26 +27,15 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
-from redis.exceptions import RedisError
 
 from workbench.forms import NulCheckedForm
 from workbench.metrics import SIGNIN_FAILURES
+from workbench.ratelimit import RateCount, RateWindow, rate_clear, rate_give_back, rate_take
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 WINDOW_SECONDS = 15 * 60
 FAILURES_PER_ACCOUNT_AND_ADDRESS = 10
-
-
-def _counted(operation: Callable[[], T], fallback: T) -> T:
-    """A count in the shared cache, or ``fallback`` when Redis cannot be reached: sign-in then goes on without the
-    throttle (logged), rather than failing for everyone with a server error while Redis is down."""
-    try:
-        return operation()
-    except (RedisError, OSError) as exc:
-        logger.warning("Sign-in throttle skipped: the shared cache is unreachable (%s)", exc)
-        return fallback
 
 
 def _key(username: str, address: str) -> str:
@@ -68,46 +56,43 @@ def signin_address(request: HttpRequest | None) -> str:
     return request.META.get("REMOTE_ADDR") or ""
 
 
-def signin_refusal(*, username: str, address: str) -> str | None:
-    """Why a sign-in from ``address`` as ``username`` is not tried now, or None."""
-    account_key, address_key = _key(username, address), _address_key(address)
-    counts: dict[str, int] = _counted(lambda: caches["throttle"].get_many([account_key, address_key]), {})
-    if (
-        counts.get(account_key, 0) >= FAILURES_PER_ACCOUNT_AND_ADDRESS
-        or counts.get(address_key, 0) >= settings.SIGNIN_FAILURES_PER_ADDRESS
-    ):
-        minutes = WINDOW_SECONDS // 60
-        return f"Too many wrong passwords from here: sign-in is paused for up to {minutes} minutes. Try again later."
-    return None
+def _windows(username: str, address: str) -> tuple[RateWindow, RateWindow]:
+    """The account's count from this address and the address's over all accounts, in that order."""
+    return (
+        RateWindow(_key(username, address), FAILURES_PER_ACCOUNT_AND_ADDRESS, WINDOW_SECONDS),
+        RateWindow(_address_key(address), settings.SIGNIN_FAILURES_PER_ADDRESS, WINDOW_SECONDS),
+    )
 
 
-def signin_failed(*, username: str, address: str) -> None:
-    cache = caches["throttle"]
+def signin_try_take(*, username: str, address: str) -> RateCount:
+    """Take a try at signing in as ``username`` from ``address`` before its password is checked, counted as a wrong
+    password in both windows at once (``workbench.ratelimit``): refused (``allowed`` False) when either is spent.
+    Taken first and given back when the password was right (``signin_try_done``): a count read first and written
+    after the password was checked let concurrent guesses all read the same count and all be tried. Redis down:
+    allowed, uncounted (the sign-in goes on without the throttle, logged)."""
+    return rate_take(cache=caches["throttle"], windows=_windows(username, address), what="sign-in")
 
-    def count() -> int:
-        counts = []
-        for key in (_key(username, address), _address_key(address)):
-            cache.add(key, 0, timeout=WINDOW_SECONDS)  # the window starts at the first failure
-            try:
-                counts.append(cache.incr(key))
-            except ValueError:  # expired between add and incr
-                cache.set(key, 1, timeout=WINDOW_SECONDS)
-                counts.append(1)
-        return counts[-1]
 
-    over_all_accounts = _counted(count, 0)
-    if over_all_accounts == settings.SIGNIN_FAILURES_PER_ADDRESS:  # once, when the pause begins: for the operators
-        logger.warning(
-            "Sign-in from %s paused: %d wrong passwords over all accounts within %d minutes (password spraying?)",
-            address,
-            over_all_accounts,
-            WINDOW_SECONDS // 60,
-        )
+def signin_try_done(*, username: str, address: str, taken: RateCount, wrong_password: bool) -> None:
+    """The try ``taken`` is over: a wrong password stays counted (and the operators hear once when it pauses the
+    address); anything else is given back. A right password also clears the account's count from this address;
+    the address's own count stays (see the module's docstring)."""
+    windows = _windows(username, address)
+    if wrong_password:
+        if taken.counted and taken.counts[1] == windows[1].limit:  # once, when the pause begins: for the operators
+            logger.warning(
+                "Sign-in from %s paused: %d wrong passwords over all accounts within %d minutes (password spraying?)",
+                address,
+                taken.counts[1],
+                WINDOW_SECONDS // 60,
+            )
+        return
+    rate_give_back(cache=caches["throttle"], windows=windows, counted=taken)
 
 
 def signin_succeeded(*, username: str, address: str) -> None:
-    """Clears the account's count from this address; the address's own count stays (see the module's docstring)."""
-    _counted(lambda: caches["throttle"].delete(_key(username, address)), False)
+    """Clears the account's count from this address (a checked right password)."""
+    rate_clear(cache=caches["throttle"], window=_windows(username, address)[0])
 
 
 class _Throttled:
@@ -118,17 +103,24 @@ class _Throttled:
 
     def clean(self) -> dict[str, Any]:
         username, address = str(self.cleaned_data.get("username") or ""), signin_address(self.request)
-        refused = signin_refusal(username=username, address=address)
-        if refused:
+        taken = signin_try_take(username=username, address=address)
+        if not taken.allowed:
             SIGNIN_FAILURES.labels("paused").inc()
-            raise ValidationError(refused, code="throttled")
+            minutes = WINDOW_SECONDS // 60
+            raise ValidationError(
+                f"Too many wrong passwords from here: sign-in is paused for up to {minutes} minutes. Try again later.",
+                code="throttled",
+            )
+        wrong_password = False
         try:
             cleaned: dict[str, Any] = super().clean()  # type: ignore[misc]
         except ValidationError as exc:
             if getattr(exc, "code", None) == "invalid_login":
                 SIGNIN_FAILURES.labels("wrong_password").inc()
-                signin_failed(username=username, address=address)
+                wrong_password = True
             raise
+        finally:
+            signin_try_done(username=username, address=address, taken=taken, wrong_password=wrong_password)
         if self.get_user() is not None:  # type: ignore[attr-defined]
             # Only a checked password clears the count: with a field missing (an empty password) Django's clean
             # checks nothing, and clearing then let a guesser reset the count after every nine guesses.

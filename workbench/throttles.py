@@ -4,25 +4,59 @@ together (UPLOAD_RATE_LIMIT). Counted in the shared Redis cache (``throttle``), 
 over a rate: the API's 429 with ``Retry-After``, the upload form shown again with why and when to try again.
 
 Platforms have their own per-integration rate (``moderation.integrations.api.IntegrationRateThrottle``); an
-integration's calls are no user's and pass these. The rates are read from settings on each request (not from
+integration's calls are no user's and pass these. Every throttle here and there (and the CSP reports') is an
+``AtomicRateThrottle``: one count taken atomically in Redis (``workbench.ratelimit``). The rates are read from settings on each request (not from
 ``DEFAULT_THROTTLE_RATES``, which DRF copies once at import), so a deployment's and a test's settings both hold."""
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest
-from redis.exceptions import RedisError
 from rest_framework.throttling import SimpleRateThrottle
 
-logger = logging.getLogger(__name__)
+from workbench.ratelimit import RateWindow, rate_peek, rate_take
 
 
-class UserRateThrottle(SimpleRateThrottle):
+class AtomicRateThrottle(SimpleRateThrottle):
+    """DRF's rate throttle (its rate syntax, ``get_rate``/``get_cache_key``/``scope`` as subclasses know them), its
+    count taken atomically in Redis (``workbench.ratelimit``) instead of DRF's read-then-write of a history, which
+    let concurrent requests each read the same count and all pass. Every throttle of the workbench is one of these.
+    Redis unreachable: the request is served, uncounted (logged), never a 500 (``workbench.ratelimit``)."""
+
+    cache = caches["throttle"]
+    # Set by SimpleRateThrottle's __init__ from the rate (the integration throttle sets them per request).
+    num_requests: int | None
+    duration: int | None
+    _wait: float | None = None
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        self._wait = None
+        if self.rate is None or self.num_requests is None or self.duration is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None:
+            return True
+        counted = rate_take(
+            cache=self.cache, windows=[RateWindow(key, self.num_requests, self.duration)], what=self.scope or ""
+        )
+        if not counted.allowed:
+            self._wait = counted.wait
+        return counted.allowed
+
+    def wait(self) -> float | None:
+        """Seconds until a request would be taken again (after a refusal), as DRF's ``Retry-After`` reads it."""
+        return self._wait
+
+    def retry_after(self) -> int:
+        """Whole seconds until a request is accepted again (at least 1), as ``Retry-After`` says it."""
+        return max(1, math.ceil(self.wait() or 1))
+
+
+class UserRateThrottle(AtomicRateThrottle):
     """A signed-in user's API request rate (USER_API_RATE_LIMIT). Anonymous callers and integrations pass (an
     anonymous call is refused 401/403 anyway; an integration has its own rate)."""
 
@@ -30,7 +64,6 @@ class UserRateThrottle(SimpleRateThrottle):
     rate_setting = "USER_API_RATE_LIMIT"
     # The schema's 429 description of an operation this throttle guards (``workbench.api_schema``).
     describes = "over your user's API request rate (USER_API_RATE_LIMIT)"
-    cache = caches["throttle"]
 
     def get_rate(self) -> str | None:
         return str(getattr(settings, self.rate_setting))
@@ -41,17 +74,6 @@ class UserRateThrottle(SimpleRateThrottle):
             return None
         # Id and join time: ids are reused (tests roll back, a database restored), a user's join time with it is not.
         return f"throttle:{self.scope}:{user.pk}:{user.date_joined.timestamp():.6f}"
-
-    def allow_request(self, request: Any, view: Any) -> bool:
-        try:
-            return super().allow_request(request, view)
-        except (RedisError, OSError) as exc:  # Redis down: serve without the rate limit rather than a 500
-            logger.warning("User rate limit (%s) skipped: the shared cache is unreachable (%s)", self.scope, exc)
-            return True
-
-    def retry_after(self) -> int:
-        """Whole seconds until a request is accepted again (at least 1), as ``Retry-After`` says it."""
-        return max(1, int(-(-(self.wait() or 1) // 1)))
 
 
 class UploadRateThrottle(UserRateThrottle):
@@ -85,26 +107,17 @@ def upload_rate_wait_peek(user: Any) -> int | None:
 
 
 def rate_wait_peek(throttle: SimpleRateThrottle, *, key: str, rate: str) -> int | None:
-    """Seconds until the count at ``key`` (``throttle``'s cache and history) is under ``rate`` again, None when it
-    is now; counts nothing. Redis down or a rate DRF cannot read: None (the count itself lets it through)."""
-    try:
-        history = list(throttle.cache.get(key, []))
-    except (RedisError, OSError) as exc:
-        logger.warning("Request rate not looked at: the shared cache is unreachable (%s)", exc)
-        return None
+    """Seconds until the count at ``key`` (``throttle``'s cache) is under ``rate`` again, None when it is now;
+    counts nothing. Redis down or a rate DRF cannot read: None (the count itself lets it through)."""
     try:
         allowed, duration = throttle.parse_rate(rate)
     except (ValueError, KeyError, IndexError):
         return None
     if allowed is None or duration is None:
         return None
-    now = throttle.timer()
-    history = [at for at in history if at > now - duration]
-    if len(history) < allowed:
-        return None
-    # Until the oldest request of the window leaves it (DRF keeps the newest first), in whole seconds as
-    # ``Retry-After`` says them.
-    return max(1, math.ceil(duration - (now - history[-1])))
+    wait = rate_peek(cache=throttle.cache, windows=[RateWindow(key, allowed, duration)])
+    # In whole seconds, as ``Retry-After`` says them.
+    return None if wait is None else max(1, math.ceil(wait))
 
 
 class _UserOnly:

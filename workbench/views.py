@@ -5,7 +5,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path, PurePosixPath
-from typing import cast
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -54,6 +54,7 @@ from workbench.csp_reports import (
 from workbench.home import home_panels_for
 from workbench.models import ApiToken
 from workbench.roles import Perm, login_required
+from workbench.show_once import show_once_hold, show_once_take
 from workbench.storage import content_type_of, is_object_storage, playback_url
 from workbench.tokens import (
     ApiTokenScopeUnknown,
@@ -232,7 +233,8 @@ _API_TOKEN_ONCE_KEY = "api_token_once"  # noqa: S105 (a session key's name, not 
 def api_token_page(request: HttpRequest) -> HttpResponse:
     """The signed-in user's API token: whether they have one and when it expires; POST ``action`` create, rotate
     or revoke (the same service as ``POST /api/token/``). A new key is shown once, on the page after the redirect
-    (kept in the session until then), so reloading it neither posts again nor shows the key again."""
+    (held until then sealed, never in the session: ``workbench.show_once``), so reloading it, another tab or going
+    back neither posts again nor shows the key again."""
     user = cast(User, request.user)
     if request.method == "POST":
         action = request.POST.get("action", "")
@@ -252,17 +254,19 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
                 context = {**_api_token_context(request), "error": str(exc)}
                 return render(request, "workbench/api_token.html", context, status=400)
             issued = api_token_issue(user=user, rotate=action == "rotate", scope=scope)
-            request.session[_API_TOKEN_ONCE_KEY] = {
-                "key": issued.key,
-                "replaced": current is not None,
-                "scope": issued.token.scope,
-            }
+            once = {"key": issued.key, "replaced": current is not None, "scope": issued.token.scope}
+            if not show_once_hold(request, name=_API_TOKEN_ONCE_KEY, value=once):
+                return _api_token_shown(request, once)  # Redis down: shown now rather than lost
         else:
             return render(request, "workbench/api_token.html", _api_token_context(request), status=400)
         return redirect("api-token-page")
-    once = request.session.pop(_API_TOKEN_ONCE_KEY, None) or {}
+    return _api_token_shown(request, show_once_take(request, name=_API_TOKEN_ONCE_KEY) or {})
+
+
+def _api_token_shown(request: HttpRequest, once: dict[str, Any]) -> HttpResponse:
     context = {
         **_api_token_context(request),
+        "error": "",
         "new_key": once.get("key", ""),
         "replaced": once.get("replaced"),
         "new_scope": once.get("scope", ""),

@@ -10,19 +10,16 @@ import logging
 from typing import Any, NoReturn
 
 from django.contrib.auth.models import AnonymousUser
-from django.core.cache import caches
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from moderation.integrations.models import Integration
 from moderation.integrations.services import IntegrationRefused, integration_authenticate, integration_valid_for
-from workbench.throttles import rate_wait_peek, retry_after_text
+from workbench.throttles import AtomicRateThrottle, rate_wait_peek, retry_after_text
 from workbench.tokens import CredentialExpired, CredentialRefused
 
 logger = logging.getLogger(__name__)
@@ -103,7 +100,7 @@ class IsSignedInOrIntegration(BasePermission):
         return IsAuthenticated().has_permission(request, view) or request_integration(request) is not None
 
 
-class IntegrationRateThrottle(SimpleRateThrottle):
+class IntegrationRateThrottle(AtomicRateThrottle):
     """Per-integration request rate (``Integration.rate_limit``, else the ``integration`` rate in
     DEFAULT_THROTTLE_RATES); requests that are not an integration's pass. Counted in Redis, so every
     web process shares one count. Over the rate: 429 with ``Retry-After``."""
@@ -111,7 +108,6 @@ class IntegrationRateThrottle(SimpleRateThrottle):
     scope = "integration"
     # The schema's 429 description of an operation this throttle guards (``workbench.api_schema``).
     describes = "over the integration's request rate (its own rate limit, else INTEGRATION_RATE_LIMIT)"
-    cache = caches["throttle"]
 
     def allow_request(self, request: Request, view: Any) -> bool:
         integration = request_integration(request)
@@ -119,11 +115,7 @@ class IntegrationRateThrottle(SimpleRateThrottle):
             return True
         self.rate = integration.rate_limit or self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        try:
-            return super().allow_request(request, view)
-        except (RedisError, OSError) as exc:  # Redis down: serve without the rate limit rather than a 500
-            logger.warning("Integration rate limit skipped: the shared cache is unreachable (%s)", exc)
-            return True
+        return super().allow_request(request, view)
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
         integration = request_integration(request)

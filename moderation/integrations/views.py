@@ -34,6 +34,7 @@ from moderation.integrations.webhooks import (
     webhook_redeliver,
 )
 from workbench.roles import Perm, permission_required
+from workbench.show_once import show_once_hold, show_once_take
 
 
 def _render_list(
@@ -75,10 +76,9 @@ def integration_add(request: HttpRequest) -> HttpResponse:
         return _render_list(
             request, error=str(exc), typed={"form": "integration", "name": name, "rate_limit": rate_limit}
         )
-    # Shown once (only its hash is stored): kept in this session until the page after the redirect shows it, so
-    # reloading that page cannot post the form again and create a second integration.
-    request.session[_SHOW_ONCE_KEY] = {"pk": integration.pk, "token": token}
-    return redirect("moderation:integration_token", pk=integration.pk)
+    # Shown once (only its hash is stored), on the page after the redirect (held until then sealed, never in the
+    # session: ``workbench.show_once``), so reloading that page cannot post the form again and create a second one.
+    return _token_shown_next(request, integration, token=token, rotated=False)
 
 
 _SHOW_ONCE_KEY = "integration_token_once"
@@ -127,18 +127,27 @@ def integration_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     """A new token for the integration (the old one refused from now on), shown once on the token page."""
     integration = get_object_or_404(Integration, pk=pk)
     integration, token = integration_token_rotate(integration=integration, by=cast(User, request.user))
-    request.session[_SHOW_ONCE_KEY] = {"pk": integration.pk, "token": token, "rotated": True}
-    return redirect("moderation:integration_token", pk=integration.pk)
+    return _token_shown_next(request, integration, token=token, rotated=True)
+
+
+def _token_shown_next(request: HttpRequest, integration: Integration, *, token: str, rotated: bool) -> HttpResponse:
+    held = {"pk": integration.pk, "token": token, "rotated": rotated}
+    if show_once_hold(request, name=_SHOW_ONCE_KEY, value=held):
+        return redirect("moderation:integration_token", pk=integration.pk)
+    return _token_page(request, integration, token=token, rotated=rotated)  # Redis down: shown now rather than lost
 
 
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def integration_token(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(Integration, pk=pk)
-    held = request.session.get(_SHOW_ONCE_KEY) or {}
+    # Taken by any token page: one held for another integration (a redirect not followed) is gone too, not kept.
+    held = show_once_take(request, name=_SHOW_ONCE_KEY) or {}
     mine = held.get("pk") == integration.pk
-    token, rotated = (held.get("token", ""), bool(held.get("rotated"))) if mine else ("", False)
-    if token:
-        del request.session[_SHOW_ONCE_KEY]
+    token, rotated = (str(held.get("token", "")), bool(held.get("rotated"))) if mine else ("", False)
+    return _token_page(request, integration, token=token, rotated=rotated)
+
+
+def _token_page(request: HttpRequest, integration: Integration, *, token: str, rotated: bool) -> HttpResponse:
     context = {"integration": integration, "token": token, "rotated": rotated}
     response = render(request, "moderation/integrations/token.html", context)
     response["Cache-Control"] = "no-store"

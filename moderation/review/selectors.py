@@ -237,6 +237,21 @@ def review_queue_may_work(*, user: User, queue: ReviewQueue) -> bool:
     return not groups.exists() or groups.filter(user=user).exists()
 
 
+def review_queue_named_for(*, user: User, queue: ReviewQueue | None) -> str:
+    """How a screen names ``queue`` (a senior queue an item goes or went to) to ``user``: “its name” when they may
+    see it (open to all, restricted to a group of theirs, or they are an admin), else "a senior queue". A moderator
+    of a queue that escalates to a restricted one may escalate there without being of its groups: naming it told
+    them a queue they may not see, and its name (as ``QUEUE_NOT_OPEN_TEXT`` never does)."""
+    if queue is None:
+        return ""
+    if user.is_superuser:
+        return f"“{queue.name}”"
+    groups = queue.allowed_groups.all()
+    if not groups.exists() or groups.filter(user=user).exists():
+        return f"“{queue.name}”"
+    return "a senior queue"
+
+
 def review_queues_for(*, user: User) -> QuerySet[ReviewQueue]:
     """The active queues ``user`` may see and work, highest priority first."""
     if not user.has_perm(Perm.REVIEW_VIDEO):
@@ -1027,8 +1042,11 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         # A handed-on item says who escalated it, from where and why (the reason was only in the audit log).
         "escalations": [] if task.queue.routes_new_decisions else review_escalations_into(task=task),
         # An item this reviewer escalated (opened again, e.g. with Back) says where it went, with no live form.
-        "escalated_to": task.queue.escalation_queue if task.status == ReviewTask.Status.ESCALATED else None,
+        "escalated_to": review_queue_named_for(user=user, queue=task.queue.escalation_queue)
+        if task.status == ReviewTask.Status.ESCALATED
+        else "",
         "can_escalate": task.queue.escalation_queue_id is not None,
+        "senior_queue_named": review_queue_named_for(user=user, queue=task.queue.escalation_queue),
         "skip_reasons": SKIP_REASONS,
         # An item this reviewer passed on comes back to them when nothing else waits (the claim's order): said, with
         # their reason, or it read as a new item after "back in the queue for another reviewer".

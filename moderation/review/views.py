@@ -146,6 +146,7 @@ def queue_detail(request: HttpRequest, slug: str) -> HttpResponse:
     q = selectors.review_queue_get_for(user=_user(request), slug=slug)
     context = {
         "queue": q,
+        "senior_queue_named": selectors.review_queue_named_for(user=_user(request), queue=q.escalation_queue),
         "stats": selectors.review_queue_stats(queue=q),
         "gold": selectors.review_gold_accuracy(queues=[q]),
         "agreement": selectors.review_agreement(queues=[q]),
@@ -423,7 +424,8 @@ def escalate(request: HttpRequest, pk: int) -> HttpResponse:
         senior = services.review_escalate(task=task, user=_user(request), reason=request.POST.get("reason", ""))
     except ModerationError as exc:
         return _go_to(_refused(request, task, exc))
-    messages.success(request, f"Item #{task.pk} escalated to “{senior.queue.name}”.")
+    named = selectors.review_queue_named_for(user=_user(request), queue=senior.queue)
+    messages.success(request, f"Item #{task.pk} escalated to {named}.")
     return _go_to(_claim_next_and_ahead(request, task))
 
 

@@ -171,12 +171,17 @@ def test_every_roles_main_screens_report_no_violation_and_their_scripts_work(pag
         "tag ranker": reverse("moderation:tag_ranker"),
         "tag vocabulary": reverse("moderation:tag_vocabulary"),
         "tag curation": reverse("moderation:tag_curation"),
+        # DRF's browsable API: its code style (an inline <style>) and its menus' style attributes were refused.
+        "browsable api": "/api/decisions/",
+        "browsable api video": f"/api/videos/{second.decision.video_id}/",
         "django admin": "/admin/",
         "django admin users": "/admin/auth/user/",
     }.items():
         watch.visit(name, url)
         if name == "operations":  # its charts' legends (colour swatches, no style attribute) are below the fold
             page.screenshot(path=str(shots_dir() / "csp-operations-full.png"), full_page=True)
+        if name == "browsable api video":  # its Extra Actions menu is placed by api_browsable.css, not inline
+            assert page.locator("[data-api-aside]").first.evaluate("e => getComputedStyle(e).float") == "right"
     assert (
         page.locator("div.breadcrumbs a").first.evaluate("a => getComputedStyle(a).textDecorationLine") == "underline"
     )

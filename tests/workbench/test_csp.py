@@ -206,3 +206,42 @@ def test_no_template_holds_markup_the_policy_refuses() -> None:
         for m in pattern.finditer(text)
     ]
     assert found == []
+
+
+def _refused_in(html: str) -> list[str]:
+    return [
+        f"{what}: {html[max(0, m.start() - 60) : m.end() + 60]!r}"
+        for what, p in _REFUSED.items()
+        for m in p.finditer(html)
+    ]
+
+
+@pytest.mark.django_db
+def test_the_browsable_api_holds_no_markup_the_policy_refuses(client_as) -> None:
+    """DRF's browsable API wrote its code highlighting in an inline <style> on every page, and styled the detail
+    pages' Extra Actions menu with a style attribute: both refused by the policy (and a violation report per page
+    load). DRF's templates are not under templates/, which the scan above reads: its pages are scanned as rendered,
+    the browsable list, a detail page with an extra action, the create form and the signed-out 401."""
+    from django.contrib.staticfiles import finders
+    from rest_framework.compat import pygments_css
+    from rest_framework.renderers import BrowsableAPIRenderer
+
+    from tests.factories import VideoFactory
+
+    client = client_as("admin")
+    video = VideoFactory()
+    pages = {url: client.get(url, HTTP_ACCEPT="text/html") for url in ("/api/", "/api/decisions/", "/api/videos/")}
+    pages["detail"] = client.get(f"/api/videos/{video.pk}/", HTTP_ACCEPT="text/html")
+    pages["signed out"] = Client().get("/api/decisions/", HTTP_ACCEPT="text/html")
+    for name, page in pages.items():
+        html = page.content.decode()
+        assert page["Content-Type"].startswith("text/html") and HEADER in page, name
+        assert _refused_in(html) == [], name
+        assert "rest_framework/css/bootstrap.min.css" in html and "api_browsable.css" in html, name
+    assert "data-api-aside" in pages["detail"].content.decode()  # the Extra Actions menu, styled by the file
+    assert 'id="api-signed-out"' in pages["signed out"].content.decode()
+    # The highlighting moved to a file, held to what DRF would have written inline.
+    assert "api_code_style.css" in pages["/api/"].content.decode()
+    code_style = Path(str(finders.find("api_code_style.css"))).read_text()
+    assert code_style.endswith(pygments_css(BrowsableAPIRenderer.code_style))
+    assert finders.find("api_browsable.css")

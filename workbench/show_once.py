@@ -1,0 +1,74 @@
+"""A secret shown once on the page after a redirect: a user's new API token, an integration's new token.
+
+The form posts, the secret is issued, and the browser is sent on to a page that shows it (so reloading that page
+does not post the form again and issue a second one). The secret used to wait for that page in the session: written
+in plain text to the session's row, it stayed there until the next page load; a redirect never followed left it
+there for the session's life, and two tabs (or a back navigation replaying a page load) that read the session
+before either saved it each showed it.
+
+Now the session never holds it. The secret is sealed with a one-time pad: the sealed bytes wait in the shared Redis
+(``SHOW_ONCE_SECONDS`` at most), the pad and the Redis key in the session. The page that shows it takes both: the
+session's entry popped, the Redis entry read and deleted in one command (``GETDEL``), so it is shown at most once
+whichever request comes first, and neither store alone ever held it. Redis unreachable when it is issued:
+``show_once_hold`` says so and the view shows the secret in the answer to the post itself (``no-store``), rather than
+losing it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from typing import Any
+
+from django.core.cache import caches
+from django.http import HttpRequest
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+# Long enough to follow a redirect on a slow connection; past it an unfollowed redirect's secret is gone.
+SHOW_ONCE_SECONDS = 120
+
+
+def show_once_hold(request: HttpRequest, *, name: str, value: dict[str, Any]) -> bool:
+    """Hold ``value`` (JSON-able, holding the secret) for the next ``show_once_take(name=name)`` of this session; False
+    when Redis could not be reached (nothing held: show it now)."""
+    plain = json.dumps(value).encode()
+    pad = secrets.token_bytes(len(plain))
+    handle = secrets.token_urlsafe(18)
+    try:
+        _client().set(_redis_key(handle), bytes(a ^ b for a, b in zip(plain, pad, strict=True)), ex=SHOW_ONCE_SECONDS)
+    except (RedisError, OSError) as exc:
+        logger.warning("A new secret shown at once (not after the redirect): the shared cache is unreachable (%s)", exc)
+        request.session.pop(name, None)
+        return False
+    request.session[name] = {"handle": handle, "pad": pad.hex()}
+    return True
+
+
+def show_once_take(request: HttpRequest, *, name: str) -> dict[str, Any] | None:
+    """What ``show_once_hold`` held for this session under ``name``, once: None when nothing is held, it was taken
+    already (another tab, a replayed page load) or its time ran out. Either way nothing of it is left."""
+    held = request.session.pop(name, None)
+    if not isinstance(held, dict) or not held.get("handle") or not held.get("pad"):
+        return None
+    try:
+        sealed = _client().getdel(_redis_key(str(held["handle"])))
+        pad = bytes.fromhex(str(held["pad"]))
+    except (RedisError, OSError) as exc:
+        logger.warning("A new secret not shown: the shared cache is unreachable (%s)", exc)
+        return None
+    except ValueError:
+        return None
+    if not isinstance(sealed, bytes) or len(sealed) != len(pad):
+        return None
+    value = json.loads(bytes(a ^ b for a, b in zip(sealed, pad, strict=True)))
+    return value if isinstance(value, dict) else None
+
+
+def _client() -> Any:
+    return caches["shared"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+
+
+def _redis_key(handle: str) -> str:
+    return str(caches["shared"].make_and_validate_key(f"show-once:{handle}"))
