@@ -1095,3 +1095,20 @@ def test_every_code_name_the_readme_quotes_exists() -> None:
                 problems.append(f"`{span}`: {dotted} is neither a name in the code nor importable")
     assert seen > 200  # the scan works
     assert not problems, "\n".join(sorted(set(problems)))
+
+
+def _heading_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_to_a_readme_section_finds_its_heading() -> None:
+    """The contents line and the cross-references link `#deploying-with-compose`…: a heading renamed leaves a link
+    that goes nowhere."""
+    anchors = {
+        _heading_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", re.sub(r"```.*?```", "", README, flags=re.S), re.M)
+    }
+    assert "configuration-environment-variables-read-only-in-workbenchsettingspy" in anchors  # the slugs work
+    links = re.findall(r"\]\(#([^)\s]+)\)", README)
+    assert len(links) >= 5
+    assert sorted(set(links) - anchors) == [], "links to no heading of the README"
