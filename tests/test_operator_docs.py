@@ -1112,3 +1112,18 @@ def test_every_link_to_a_readme_section_finds_its_heading() -> None:
     links = re.findall(r"\]\(#([^)\s]+)\)", README)
     assert len(links) >= 5
     assert sorted(set(links) - anchors) == [], "links to no heading of the README"
+
+
+def test_the_readme_beat_command_writes_its_schedule_where_the_image_user_may() -> None:
+    """The image runs as an unprivileged user who cannot write /app, its working folder: `celery -A workbench beat`
+    as the README gave it opened `celerybeat-schedule` there and stopped (PermissionError) on a host running the
+    image outside compose. The schedule's folder is one the Dockerfile hands to the app's user."""
+    rows = _table_rows(_section("Past one machine"), "| worker |")
+    [command] = [row[1].strip("`") for row in rows if " beat" in row[1]]
+    schedule = re.search(r"--schedule[ =](\S+)", command)
+    assert schedule, f"{command}: no --schedule, so beat writes its schedule into /app"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    owned = set(re.findall(r"chown (?:-R )?\$\{APP_UID\}:\$\{APP_GID\} ([^\\\n&]+)", dockerfile))
+    owned_folders = {folder for line in owned for folder in line.split()}
+    assert "/app/var" in owned_folders  # the scan works
+    assert str(Path(schedule.group(1)).parent) in owned_folders, (command, owned_folders)
