@@ -3,7 +3,8 @@
 The README's tables (settings read from the environment and their defaults, management commands, their options
 and subcommands, beat's periodic tasks and their queues, the workers' queues, the roles, the API's operations, the
 /metrics series) and compose.yaml are checked against what the code reads, defines and routes, and so is every
-`manage.py …` / `./run.sh …` invocation, site route and repository file the README names anywhere, so neither can
+`manage.py …` / `./run.sh …` invocation, site route, repository file, code name (function, class, task, audit event,
+check) and section link the README names anywhere, so neither can
 drift from the code unnoticed again. The checks are generic: a new command, variable, beat entry, API operation or
 metric fails them until the README names it.
 """
