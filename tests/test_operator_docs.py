@@ -1128,3 +1128,34 @@ def test_the_readme_beat_command_writes_its_schedule_where_the_image_user_may() 
     owned_folders = {folder for line in owned for folder in line.split()}
     assert "/app/var" in owned_folders  # the scan works
     assert str(Path(schedule.group(1)).parent) in owned_folders, (command, owned_folders)
+
+
+def test_the_commands_table_gives_each_option_its_real_default() -> None:
+    """ "`--every N` … (default 100)", "`--queue` … (default `default`)": a default the Commands table writes after an
+    option is the one the command's parser has, or, where the parser leaves it unset, the setting it falls back to."""
+    from django.conf import settings
+
+    commands = _project_commands()
+    checked, problems = 0, []
+    for row in _table_rows(_section("Commands"), "| command |"):
+        named = [n for n in commands if re.search(rf"`(?:manage\.py )?{n}(?:[ `\\]|$)", row[0])]
+        line = " | ".join(row)
+        for written in re.finditer(r"\(default `?([^`);,]+)`?[);,]", line):
+            options = re.findall(r"--[a-z][a-z-]*", line[: written.start()])
+            if not options or not named:
+                continue
+            option, value = options[-1], written.group(1)
+            actions = {
+                o: a for n in named for o, a in commands[n].create_parser("manage.py", n)._option_string_actions.items()
+            }
+            if option not in actions:
+                continue
+            checked += 1
+            default = actions[option].default
+            if default is None:
+                if not (re.fullmatch(r"[A-Z][A-Z0-9_]+", value) and hasattr(settings, value)):
+                    problems.append(f"{named} {option}: README says default {value!r}, the parser has none")
+            elif str(default) != value:
+                problems.append(f"{named} {option}: README says default {value!r}, the parser {default!r}")
+    assert checked >= 5  # the scan works
+    assert not problems, "\n".join(problems)
