@@ -3,7 +3,8 @@
 The README's tables (settings read from the environment and their defaults, management commands, their options
 and subcommands, beat's periodic tasks and their queues, the workers' queues, the roles, the API's operations, the
 /metrics series) and compose.yaml are checked against what the code reads, defines and routes, and so is every
-`manage.py …` / `./run.sh …` invocation, site route and repository file the README names anywhere, so neither can
+`manage.py …` / `./run.sh …` invocation, site route, repository file, code name (function, class, task, audit event,
+check) and section link the README names anywhere, so neither can
 drift from the code unnoticed again. The checks are generic: a new command, variable, beat entry, API operation or
 metric fails them until the README names it.
 """
@@ -1019,3 +1020,142 @@ def test_every_compose_service_and_profile_the_readme_names_exists() -> None:
     written = set(re.findall(r"--profile ([a-z][a-z-]*)", text))
     assert written and sorted(written - profiles) == [], f"profiles compose.yaml does not have: {written - profiles}"
     assert profiles <= written, f"compose profiles the README never shows how to start: {profiles - written}"
+
+
+# Names the README quotes that are not ours to define.
+FOREIGN_NAMES = {
+    "python3.11": "the interpreter",
+    "sys.path": "Python's",
+    "requests.post": "the requests library's",
+    "add_script_tag": "Playwright's, for browser tests",
+    "securityContext.fsGroup": "a Kubernetes pod field",
+}
+
+
+def _our_source_text() -> str:
+    """Every file of the apps, bench/, scripts/, templates and our own static files, compose and the Dockerfile
+    (tests/ left out: a name only a test still mentions is gone from the product)."""
+    folders = (*APPS, "bench", "scripts", "templates", "static")
+    suffixes = {".py", ".html", ".js", ".css", ".sh", ".yaml", ".yml", ".json", ".toml"}
+    paths = [
+        path
+        for folder in folders
+        for path in (ROOT / folder).rglob("*")
+        if path.is_file() and path.suffix in suffixes and not {"node_modules", "vendor", "migrations"} & set(path.parts)
+    ]
+    paths += [ROOT / name for name in ("compose.yaml", "compose.gpu.yaml", "Dockerfile", "pyproject.toml")]
+    return "\n".join(path.read_text(errors="replace") for path in paths)
+
+
+def test_every_code_name_the_readme_quotes_exists() -> None:
+    """`video_media_verify`, `KeptVerdict`, `tags.try_again`, `workbench.checks.SETTING_CHOICES`: a function, class,
+    task, audit event or check the README quotes for an operator to find (in the code, the admin, the audit log)
+    is one the code still has; a rename (`queue_time_limit_annotations` → `queue_time_limits`) fails here."""
+    import importlib
+
+    source = _our_source_text()
+    literals = set(re.findall(r"""["']([\w.]+)["']""", source))
+    problems, seen = [], 0
+    for span in _code_spans():
+        if "import " in span:  # a `python -c "from huggingface_hub import …"` line names other packages' code
+            continue
+        # snake_case with an underscore, or CamelCase: not a file name (followed by a dot) nor a /metrics series
+        # (checked above, exported as `NAME_total`).
+        for name in re.findall(
+            r"(?<![\w./-])([a-z][a-z0-9]*(?:_[a-z0-9]+)+|[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+)\b(?!\.\w)", span
+        ):
+            if name.startswith("workbench_") or name in FOREIGN_NAMES:
+                continue
+            seen += 1
+            if not re.search(rf"\b{name}\b", source):
+                problems.append(f"`{span}`: no {name} in the code")
+        # a dotted name (an audit event, a check id, a task, a module attribute), not a file
+        for dotted in re.findall(r"(?<![\w./-])([a-z]\w*(?:\.[A-Za-z_]\w*)+)(?![\w/(-])", span):
+            if dotted in FOREIGN_NAMES or re.search(
+                r"\.(py|html|css|js|ya?ml|txt|json|toml|sh|md|lock|jsonl)$", dotted
+            ):
+                continue
+            seen += 1
+            if dotted in literals:
+                continue
+            parts = dotted.split(".")
+            found = False
+            for cut in range(len(parts) - 1, 0, -1):
+                try:
+                    target: Any = importlib.import_module(".".join(parts[:cut]))
+                except ImportError:
+                    continue
+                try:
+                    for attribute in parts[cut:]:
+                        target = getattr(target, attribute)
+                    found = True
+                except AttributeError:
+                    pass
+                break
+            if not found:
+                problems.append(f"`{span}`: {dotted} is neither a name in the code nor importable")
+    assert seen > 200  # the scan works
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+def _heading_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_to_a_readme_section_finds_its_heading() -> None:
+    """The contents line and the cross-references link `#deploying-with-compose`…: a heading renamed leaves a link
+    that goes nowhere."""
+    anchors = {
+        _heading_anchor(h) for h in re.findall(r"^#{1,6} (.+)$", re.sub(r"```.*?```", "", README, flags=re.S), re.M)
+    }
+    assert "configuration-environment-variables-read-only-in-workbenchsettingspy" in anchors  # the slugs work
+    links = re.findall(r"\]\(#([^)\s]+)\)", README)
+    assert len(links) >= 5
+    assert sorted(set(links) - anchors) == [], "links to no heading of the README"
+
+
+def test_the_readme_beat_command_writes_its_schedule_where_the_image_user_may() -> None:
+    """The image runs as an unprivileged user who cannot write /app, its working folder: `celery -A workbench beat`
+    as the README gave it opened `celerybeat-schedule` there and stopped (PermissionError) on a host running the
+    image outside compose. The schedule's folder is one the Dockerfile hands to the app's user."""
+    rows = _table_rows(_section("Past one machine"), "| worker |")
+    [command] = [row[1].strip("`") for row in rows if " beat" in row[1]]
+    schedule = re.search(r"--schedule[ =](\S+)", command)
+    assert schedule, f"{command}: no --schedule, so beat writes its schedule into /app"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    owned = set(re.findall(r"chown (?:-R )?\$\{APP_UID\}:\$\{APP_GID\} ([^\\\n&]+)", dockerfile))
+    owned_folders = {folder for line in owned for folder in line.split()}
+    assert "/app/var" in owned_folders  # the scan works
+    assert str(Path(schedule.group(1)).parent) in owned_folders, (command, owned_folders)
+
+
+def test_the_commands_table_gives_each_option_its_real_default() -> None:
+    """ "`--every N` … (default 100)", "`--queue` … (default `default`)": a default the Commands table writes after an
+    option is the one the command's parser has, or, where the parser leaves it unset, the setting it falls back to."""
+    from django.conf import settings
+
+    commands = _project_commands()
+    checked, problems = 0, []
+    for row in _table_rows(_section("Commands"), "| command |"):
+        named = [n for n in commands if re.search(rf"`(?:manage\.py )?{n}(?:[ `\\]|$)", row[0])]
+        line = " | ".join(row)
+        for written in re.finditer(r"\(default `?([^`);,]+)`?[);,]", line):
+            options = re.findall(r"--[a-z][a-z-]*", line[: written.start()])
+            if not options or not named:
+                continue
+            option, value = options[-1], written.group(1)
+            actions = {
+                o: a for n in named for o, a in commands[n].create_parser("manage.py", n)._option_string_actions.items()
+            }
+            if option not in actions:
+                continue
+            checked += 1
+            default = actions[option].default
+            if default is None:
+                if not (re.fullmatch(r"[A-Z][A-Z0-9_]+", value) and hasattr(settings, value)):
+                    problems.append(f"{named} {option}: README says default {value!r}, the parser has none")
+            elif str(default) != value:
+                problems.append(f"{named} {option}: README says default {value!r}, the parser {default!r}")
+    assert checked >= 5  # the scan works
+    assert not problems, "\n".join(problems)
