@@ -7,6 +7,8 @@ Each count is pinned exactly: one statement more is a regression to explain (or 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -14,12 +16,22 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from annotation.models import CotCorrection
 from moderation.inference.impact import policy_impact_preview
-from moderation.inference.models import ImpactPreviewRun
+from moderation.inference.models import Decision, ImpactPreviewRun, KeptVerdict
 from moderation.inference.services import model_version_register
 from moderation.media.models import Video
-from moderation.review.models import AuditEvent
-from tests.factories import ReviewFactory, ReviewTaskFactory, VideoFactory
+from moderation.ops.selectors import ops_dashboard
+from moderation.policies.models import PolicyVersion
+from moderation.review.models import AuditEvent, AwaitedQueueItem, ReviewQueue
+from tests.factories import (
+    CotCorrectionFactory,
+    DecisionFactory,
+    PolicyVersionFactory,
+    ReviewFactory,
+    ReviewTaskFactory,
+    VideoFactory,
+)
 from tests.moderation.policies.test_impact_preview import _decided, _draft_with_keyword
 from training.models import EvaluationRun, PreferenceDataset, TrainingJob
 from workbench.models import CspViolation
@@ -121,7 +133,90 @@ def test_operations_page_with_many_csp_reports_in_a_fixed_number_of_statements(c
     page = admin.get(url).content.decode()
     assert page.count('data-csp-directive="script-src"') == 20  # the latest 20, not all 200
     many = _statements(admin, url)
-    assert many == few == SIGNED_IN + 21, (few, many)
+    # The failed videos, the repro failures (counts, latest), routing health (stranded; the auto-applied policies;
+    # the half-decided; the orphans' three kinds; the awaited and kept rows, one UNION), the time series (decisions
+    # and reviews per hour, the SLA and the cascade per day: one UNION, four statements before), the last 14 days'
+    # reviews (one read for the reviewers' and the model-vs-human panels, two before), the backlog (open work, the
+    # queues), the CSP reports. The failed tries' list reads no auto-applied policies again when it is empty.
+    assert many == few == SIGNED_IN + 15, (few, many)
+
+
+def _home_panel(page: str, panel: str) -> str:
+    return page.split(f'id="home-{panel}"', 1)[1].split("</section>", 1)[0]
+
+
+def test_home_page_in_a_fixed_number_of_statements(policy_version, make_user):
+    """An admin's home shows every panel: the review queues and today's work, the labeling backlog, the policy drafts
+    and publishes, the media pipeline, the training jobs. Each panel's counts are one statement: the labeling
+    backlog's three correction counts one (three before), the latest drafts and publishes one UNION (two before),
+    the training jobs' two counts one (two before)."""
+    user = make_user("admin")
+    admin = Client()
+    admin.force_login(user)
+    url = reverse("home")
+    ReviewTaskFactory(decision__policy_version=policy_version)  # an item to claim (else the pipeline is counted)
+    few = _statements(admin, url)
+
+    other = make_user("labeler")
+    for _ in range(12):  # more than the panel lists of each (8 drafts, 5 published)
+        PolicyVersionFactory(policy=policy_version.policy, status=PolicyVersion.Status.DRAFT, is_active=False)
+        PolicyVersionFactory(policy=policy_version.policy, is_active=False, created_by=user)
+    for status, author in ((CotCorrection.Status.DRAFT, user), (CotCorrection.Status.DRAFT, other)) * 2:
+        CotCorrectionFactory(status=status, author=author, decision__policy_version=policy_version)
+    for author in (user, other, other, other):
+        CotCorrectionFactory(author=author, decision__policy_version=policy_version)  # submitted
+    for _ in range(5):
+        DecisionFactory(policy_version=policy_version)  # not corrected
+    dataset = PreferenceDataset.objects.create(name="pairs")
+    for status in (
+        [TrainingJob.Status.RUNNING] * 3 + [TrainingJob.Status.FAILED] * 4 + [TrainingJob.Status.SUCCEEDED] * 2
+    ):
+        TrainingJob.objects.create(dataset=dataset, status=status, history=[{"step": 1, "loss": 0.5}] * 500)
+    for _ in range(6):
+        ReviewFactory(task=ReviewTaskFactory(decision__policy_version=policy_version), reviewer=user)
+    page = admin.get(url).content.decode()
+    many = _statements(admin, url)
+    # The review panel: the queues, which hold an item to claim, the oldest waiting item per queue, today's
+    # reviews, their seconds, the items held; the labeling backlog: the corrections' counts, the open Tag2CoT
+    # tasks; the policies: the latest drafts and publishes, the tag proposals; the pipeline: the videos' counts,
+    # the serving models; training: the latest jobs, their counts.
+    assert many == few == SIGNED_IN + 14, (few, many)
+
+    labeling = _home_panel(page, "labeling")
+    uncorrected = Decision.objects.filter(correction__isnull=True).exclude(cot=[]).count()
+    assert f'?status=none">{uncorrected}</a>' in labeling and uncorrected >= 5
+    assert 'by=me">2</a>' in labeling  # the admin's own drafts, not the labeler's
+    assert 'by=others">3</a>' in labeling  # submitted by someone else: the admin's own is not theirs to review
+    assert "3 queued or running" in page and "4 failed" in page
+
+
+def test_operations_page_reads_the_awaited_and_kept_rows_and_its_series_in_one_statement_each(
+    policy_version, client_as
+):
+    admin = client_as("admin")
+    url = reverse("moderation:ops_dashboard")
+    page = admin.get(url).content.decode()
+    assert "No item awaits a queue's own model." in page and "No model answer is kept for a retry" in page
+
+    hours_ago = timezone.now() - timedelta(hours=5)
+    decisions = [DecisionFactory(policy_version=policy_version, cascade_stage=1) for _ in range(3)]
+    Decision.objects.filter(pk=decisions[0].pk).update(cascade_escalated=True)
+    for decision in decisions[:2]:
+        KeptVerdict.objects.create(
+            video=decision.video, policy_version=policy_version, fingerprint="f", answer={"label": "正向"}
+        )
+    KeptVerdict.objects.filter(video=decisions[0].video).update(created_at=hours_ago)
+    AwaitedQueueItem.objects.create(decision=decisions[2], queue=ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG))
+    sql = _captured(admin, url)
+    page = admin.get(url).content.decode()
+    assert "1 item awaits the model of the queue that reviews it (oldest 0.0 h)." in page
+    assert "2 model answers kept for the retry of a run another policy's model failed (oldest 5.0 h)" in page
+    assert "<strong>3</strong> model decisions" in page
+    ops = ops_dashboard()
+    assert ops["cascade"]["rate_total"] == pytest.approx(1 / 3)
+    unions = [s for s in sql if " UNION ALL " in s]
+    assert len(unions) == 2, unions  # the routing's awaited and kept rows; the four time series
+    assert sum('"moderation_keptverdict"' in s or '"moderation_awaitedqueueitem"' in s for s in sql if "MIN(" in s) == 1
 
 
 def test_agreement_page_gold_accuracy_in_a_fixed_number_of_statements(policy_version, client_as):
