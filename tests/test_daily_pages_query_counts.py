@@ -23,17 +23,23 @@ from moderation.inference.services import model_version_register
 from moderation.media.models import Video
 from moderation.ops.selectors import ops_dashboard
 from moderation.policies.models import PolicyVersion
-from moderation.review.models import AuditEvent, AwaitedQueueItem, ReviewQueue
+from moderation.review.models import AuditEvent, AwaitedQueueItem, ReviewQueue, ReviewTask
+from moderation.review.services import review_claim_next
 from tests.factories import (
     CotCorrectionFactory,
     DecisionFactory,
     PolicyVersionFactory,
     ReviewFactory,
     ReviewTaskFactory,
+    TagEventFactory,
+    TagFactory,
+    TagSuggestionFactory,
+    TagTaskFactory,
+    UserFactory,
     VideoFactory,
 )
 from tests.moderation.policies.test_impact_preview import _decided, _draft_with_keyword
-from training.models import EvaluationRun, PreferenceDataset, TrainingJob
+from training.models import EvaluationRun, PreferenceDataset, ShadowDecision, TrainingJob
 from workbench.models import CspViolation
 
 pytestmark = pytest.mark.django_db
@@ -255,3 +261,82 @@ def test_training_job_list_reads_no_loss_history_or_log(client_as):
         rows = [s for s in _captured(admin, url) if 'FROM "training_trainingjob"' in s and "COUNT(" not in s]
         assert rows and all('"training_trainingjob"."history"' not in s for s in rows), rows
         assert all('"training_trainingjob"."log_tail"' not in s for s in rows), rows
+
+
+def _more_of_everything(k: int, *, policy_version, user, senior: ReviewQueue, tag_video: Video) -> None:  # type: ignore[no-untyped-def]
+    """``k`` more of each kind of row the daily screens list or count: queues of two reviews an item, each with an
+    item the user holds, one waiting and two items reviewed twice (the agreement page); escalations into ``senior``
+    with their reasons and the earlier reviews of its item; suggestions and answers on ``tag_video``; training
+    datasets, jobs, registered models with an evaluation, shadowed decisions."""
+    decision = senior.tasks.get().decision
+    for i in range(k):
+        queue = ReviewQueue.objects.create(name=f"Queue {k}-{i}", slug=f"queue-{k}-{i}", required_reviews=2)
+        ReviewTaskFactory(decision__policy_version=policy_version, queue=queue)
+        ReviewTaskFactory(decision__policy_version=policy_version, queue=queue)
+        review_claim_next(user=user, queue=queue)
+        for _ in range(2):
+            reviewed = DecisionFactory(policy_version=policy_version)
+            for slot in range(2):
+                task = ReviewTaskFactory(decision=reviewed, queue=queue, slot=slot, status=ReviewTask.Status.DONE)
+                ReviewFactory(task=task, reviewer=UserFactory(role="moderator"), gold_correct=slot == 0)
+        source = ReviewQueue.objects.create(name=f"Source {k}-{i}", slug=f"source-{k}-{i}", escalation_queue=senior)
+        escalated = ReviewTaskFactory(decision=decision, queue=source, status=ReviewTask.Status.ESCALATED)
+        AuditEvent.objects.create(
+            action="escalate", object_type="reviewtask", object_id=str(escalated.pk), payload={"reason": f"why {i}"}
+        )
+        earlier = ReviewTaskFactory(decision=decision, queue=source, slot=1, status=ReviewTask.Status.DONE)
+        ReviewFactory(task=earlier, reviewer=UserFactory(role="moderator"))
+        TagSuggestionFactory(video=tag_video, tag=TagFactory(name=f"tag {k}-{i}"))
+        TagEventFactory(video=tag_video, reviewer=UserFactory(role="moderator"))
+        dataset = PreferenceDataset.objects.create(name=f"pairs {k}-{i}")
+        model = model_version_register(name=f"candidate {k}-{i}", backend="evidence_baseline")
+        TrainingJob.objects.create(dataset=dataset, status=TrainingJob.Status.SUCCEEDED, model_version=model)
+        EvaluationRun.objects.create(
+            model_version=model,
+            policy_version=policy_version,
+            eval_set="gold",
+            eval_set_key="gold:a",
+            status=EvaluationRun.Status.SUCCEEDED,
+            metrics={"binary_accuracy": 0.5 + i / 100},
+            finished_at=timezone.now(),
+        )
+        ShadowDecision.objects.create(
+            decision=DecisionFactory(policy_version=policy_version),
+            model_version=model,
+            error="timed out" * (1 - i % 2),
+        )
+
+
+def test_the_daily_screens_run_as_many_statements_with_ten_times_the_rows(policy_version, make_user):
+    """The queue list, the agreement page, the cascade dashboard, the tags queue and a tag item's screen, the training
+    jobs and models screens, and a senior queue's review screen (its earlier reviews and escalations shown): each
+    runs the same statements with one row of each kind as with eleven. The models screen read six or so statements
+    a registered version (its gate and shadow figures, version by version)."""
+    user = make_user("admin")
+    client = Client()
+    client.force_login(user)
+    senior = ReviewQueue.objects.create(name="Senior", slug="senior", routes_new_decisions=False)
+    held = ReviewTaskFactory(decision__policy_version=policy_version, queue=senior)
+    review_claim_next(user=user, queue=senior)
+    tag_task = TagTaskFactory(decision__policy_version=policy_version, suggestions=[("美食", 0.9), ("火锅", 0.7)])
+    assert client.post(reverse("moderation:tag_claim_next")).status_code == 302
+    tag_task.refresh_from_db()
+    assert tag_task.claimed_by == user
+    world = {"policy_version": policy_version, "user": user, "senior": senior, "tag_video": tag_task.decision.video}
+    urls = {
+        "queue list": reverse("moderation:queue"),
+        "agreement": reverse("moderation:review_agreement"),
+        "cascade": reverse("moderation:cascade"),
+        "tags queue": reverse("moderation:tag_queue"),
+        "tag item": reverse("moderation:tag_task", args=[tag_task.pk]),
+        "training jobs": reverse("training:job_list"),
+        "models": reverse("training:model_list"),
+        "senior review screen": reverse("moderation:review_task", args=[held.pk]),
+    }
+    _more_of_everything(1, **world)
+    few = {name: _statements(client, url) for name, url in urls.items()}
+    _more_of_everything(10, **world)
+    many = {name: _statements(client, url) for name, url in urls.items()}
+    assert many == few, {name: (few[name], many[name]) for name in urls if few[name] != many[name]}
+    page = client.get(urls["senior review screen"]).content.decode()
+    assert page.count("why ") >= 11  # every escalation's reason is on the screen, read in the same statements
