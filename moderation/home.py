@@ -27,11 +27,13 @@ def _policies(user: User) -> dict[str, Any]:
     versions = PolicyVersion.objects.select_related("policy", "created_by")
     Status = PolicyVersion.Status
     # The latest drafts and the latest published versions in one statement (a UNION ALL of the two lists, each
-    # read by its own index scan as before), split here.
-    latest = list(
+    # ordered and limited as before), split here; latest first again (a union's rows come in no promised order).
+    latest = sorted(
         versions.filter(status=Status.DRAFT)
         .order_by("-created_at")[:8]
-        .union(versions.filter(status=Status.PUBLISHED).order_by("-created_at")[:5], all=True)
+        .union(versions.filter(status=Status.PUBLISHED).order_by("-created_at")[:5], all=True),
+        key=lambda v: v.created_at,
+        reverse=True,
     )
     return {
         "drafts": [v for v in latest if v.status == Status.DRAFT],

@@ -7,6 +7,7 @@ Each count is pinned exactly: one statement more is a regression to explain (or 
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -165,8 +166,10 @@ def test_home_page_in_a_fixed_number_of_statements(policy_version, make_user):
 
     other = make_user("labeler")
     for _ in range(12):  # more than the panel lists of each (8 drafts, 5 published)
-        PolicyVersionFactory(policy=policy_version.policy, status=PolicyVersion.Status.DRAFT, is_active=False)
-        PolicyVersionFactory(policy=policy_version.policy, is_active=False, created_by=user)
+        PolicyVersionFactory(
+            policy=policy_version.policy, status=PolicyVersion.Status.DRAFT, is_active=False, created_by=user
+        )
+        PolicyVersionFactory(policy=policy_version.policy, is_active=False)
     for status, author in ((CotCorrection.Status.DRAFT, user), (CotCorrection.Status.DRAFT, other)) * 2:
         CotCorrectionFactory(status=status, author=author, decision__policy_version=policy_version)
     for author in (user, other, other, other):
@@ -194,6 +197,14 @@ def test_home_page_in_a_fixed_number_of_statements(policy_version, make_user):
     assert 'by=me">2</a>' in labeling  # the admin's own drafts, not the labeler's
     assert 'by=others">3</a>' in labeling  # submitted by someone else: the admin's own is not theirs to review
     assert "3 queued or running" in page and "4 failed" in page
+    policies = _home_panel(page, "policies")
+    drafts, published = policies.split("Recently published", 1)
+    numbers = [v.number for v in PolicyVersion.objects.order_by("-created_at")]
+    drafts_shown = [int(n) for n in re.findall(r" v(\d+)</a> by ", drafts)]
+    assert len(drafts_shown) == 8 and drafts_shown == sorted(drafts_shown, reverse=True)
+    assert f"by {user.username}," in drafts
+    published_shown = [int(n) for n in re.findall(r" v(\d+)</a>", published)]
+    assert len(published_shown) == 5 and published_shown == [n for n in numbers if n not in drafts_shown][:5]
 
 
 def test_operations_page_reads_the_awaited_and_kept_rows_and_its_series_in_one_statement_each(
