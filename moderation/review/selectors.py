@@ -13,7 +13,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.contrib.postgres.aggregates import ArrayAgg
 from django.db import connection
 from django.db.models import (
     BigIntegerField,
@@ -21,9 +20,7 @@ from django.db.models import (
     Case,
     CharField,
     Count,
-    DurationField,
     Exists,
-    ExpressionWrapper,
     F,
     Min,
     Model,
@@ -1168,20 +1165,19 @@ def review_home_for(*, user: User) -> dict[str, Any]:
         .order_by()
     )
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    # Today's counts and each item's time from claim to decision in one statement (they were two): a review has
-    # exactly one item, so joining it changes no count.
-    timed = Q(task__claimed_at__isnull=False, task__completed_at__isnull=False)
-    done = Review.objects.filter(reviewer=user, created_at__gte=today).aggregate(
+    mine = Review.objects.filter(reviewer=user, created_at__gte=today)
+    done = mine.aggregate(
         n=Count("pk"),
         overrides=Count("pk", filter=Q(verdict=Review.Verdict.OVERRIDE)),
         gold=Count("pk", filter=Q(gold_correct__isnull=False)),
-        took=ArrayAgg(
-            ExpressionWrapper(F("task__completed_at") - F("task__claimed_at"), output_field=DurationField()),
-            filter=timed,
-            default=Value([]),
-        ),
     )
-    seconds = sorted(took.total_seconds() for took in done.pop("took"))
+    seconds = sorted(
+        (completed - claimed).total_seconds()
+        for claimed, completed in mine.filter(
+            task__claimed_at__isnull=False, task__completed_at__isnull=False
+        ).values_list("task__claimed_at", "task__completed_at")[:2000]
+        if claimed is not None and completed is not None
+    )
     # A reviewer may hold an item in several queues: each is named, and its queue offers "Claim next" (which gives
     # it back) even with nothing pending. Only the earliest was named before, so an item held in a queue whose
     # other items were all done had no way back from here.
