@@ -11,21 +11,24 @@ from workbench.roles import Perm
 
 
 def _labeling(user: User) -> dict[str, Any]:
+    from django.db.models import Count, Q
+
     from annotation.models import CotCorrection, Tag2CotTask
     from annotation.selectors import correction_candidates, tag2cot_tasks
 
     # Counted as the lists they link to count (``user``: a restricted review queue's content stays with its
-    # groups), so the home page says nothing about videos hidden from the labeler.
-    submitted = correction_candidates(status=CotCorrection.Status.SUBMITTED, user=user)
-    return {
-        "uncorrected": correction_candidates(status="none", user=user).count(),
-        "my_drafts": correction_candidates(status=CotCorrection.Status.DRAFT, user=user)
-        .filter(correction__author=user)
-        .count(),
+    # groups), so the home page says nothing about videos hidden from the labeler. The three correction counts in
+    # one statement (one pass over the decisions, each correction joined once): one statement each before, the
+    # uncorrected count already reading every decision.
+    counts = correction_candidates(user=user).aggregate(
+        uncorrected=Count("pk", filter=Q(correction__isnull=True)),
+        my_drafts=Count("pk", filter=Q(correction__status=CotCorrection.Status.DRAFT, correction__author=user)),
         # A submitted correction waits for a second labeler (not its author).
-        "to_review": submitted.exclude(correction__author=user).count(),
-        "tag2cot_open": tag2cot_tasks(status=Tag2CotTask.Status.OPEN, user=user).count(),
-    }
+        to_review=Count(
+            "pk", filter=Q(correction__status=CotCorrection.Status.SUBMITTED) & ~Q(correction__author=user)
+        ),
+    )
+    return {**counts, "tag2cot_open": tag2cot_tasks(status=Tag2CotTask.Status.OPEN, user=user).count()}
 
 
 def register() -> None:

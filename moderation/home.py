@@ -22,13 +22,22 @@ def _review(user: User) -> dict[str, Any]:
 
 def _policies(user: User) -> dict[str, Any]:
     from moderation.policies.models import PolicyVersion
-
-    versions = PolicyVersion.objects.select_related("policy", "created_by")
     from moderation.tagging.selectors import tag_curation_counts
 
+    versions = PolicyVersion.objects.select_related("policy", "created_by")
+    Status = PolicyVersion.Status
+    # The latest drafts and the latest published versions in one statement (a UNION ALL of the two lists, each
+    # ordered and limited as before), split here; latest first again (a union's rows come in no promised order).
+    latest = sorted(
+        versions.filter(status=Status.DRAFT)
+        .order_by("-created_at")[:8]
+        .union(versions.filter(status=Status.PUBLISHED).order_by("-created_at")[:5], all=True),
+        key=lambda v: v.created_at,
+        reverse=True,
+    )
     return {
-        "drafts": list(versions.filter(status=PolicyVersion.Status.DRAFT).order_by("-created_at")[:8]),
-        "published": list(versions.filter(status=PolicyVersion.Status.PUBLISHED).order_by("-created_at")[:5]),
+        "drafts": [v for v in latest if v.status == Status.DRAFT],
+        "published": [v for v in latest if v.status == Status.PUBLISHED],
         # What the curation screen lists as waiting for this editor: a proposal seen only on videos hidden from
         # them (not decided yet, a restricted queue's) is counted there apart, not as one to curate.
         "tag_proposals": tag_curation_counts(user=user)["pending"],

@@ -11,14 +11,18 @@ from workbench.roles import Perm
 
 
 def _training(user: User) -> dict[str, Any]:
+    from django.db.models import Count, Q
+
     from training.models import TrainingJob
 
     jobs = TrainingJob.objects.order_by("-created_at")
-    return {
-        "jobs": list(jobs[:5]),
-        "running": jobs.filter(status__in=[TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING]).count(),
-        "failed": jobs.filter(status=TrainingJob.Status.FAILED).count(),
-    }
+    # The panel names the latest jobs, never their loss history or log (thousands of steps for a long run).
+    latest = list(jobs.defer("history", "log_tail")[:5])
+    counts = TrainingJob.objects.aggregate(
+        running=Count("pk", filter=Q(status__in=[TrainingJob.Status.QUEUED, TrainingJob.Status.RUNNING])),
+        failed=Count("pk", filter=Q(status=TrainingJob.Status.FAILED)),
+    )
+    return {"jobs": latest, **counts}
 
 
 def register() -> None:

@@ -74,11 +74,53 @@ def gate_primary() -> tuple[str, float]:
     return str(settings.TRAINING_GATE_PRIMARY_METRIC), float(settings.TRAINING_GATE_MIN_GAIN)
 
 
+@dataclass(frozen=True)
+class GateReads:
+    """What the global gate reads of its evaluations, read once for many candidates (the models screen, where the
+    gate of each version read its runs in statements of its own: six or so a version): the globally ``serving``
+    version; per model version id its ``latest`` finished evaluation and its latest ``pending`` one (queued or
+    running); the serving version's latest finished evaluation per evaluation set (``serving_latest``)."""
+
+    serving: ModelVersion
+    latest: dict[int, EvaluationRun]
+    pending: dict[int, EvaluationRun]
+    serving_latest: dict[str, EvaluationRun]
+
+
+def gate_reads(*, candidates: list[ModelVersion]) -> GateReads:
+    """:class:`GateReads` for ``candidates`` (and the serving version) in four statements, however many there are:
+    each "latest" is the row :func:`~training.evaluation.evaluation_latest` would find (the same order, one row a
+    version or a set by ``DISTINCT ON``)."""
+    serving = model_version_serving()
+    ids = sorted({c.pk for c in candidates} | {serving.pk})
+    runs = EvaluationRun.objects.select_related("policy_version__policy")
+    finished = runs.filter(status=EvaluationRun.Status.SUCCEEDED)
+    latest = finished.filter(model_version_id__in=ids).order_by("model_version_id", "-finished_at", "-pk")
+    pending = runs.filter(
+        model_version_id__in=ids, status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING]
+    ).order_by("model_version_id", "-pk")
+    serving_latest = finished.filter(model_version=serving).order_by("eval_set_key", "-finished_at", "-pk")
+    return GateReads(
+        serving=serving,
+        latest={run.model_version_id: run for run in latest.distinct("model_version_id")},
+        pending={run.model_version_id: run for run in pending.distinct("model_version_id")},
+        serving_latest={run.eval_set_key: run for run in serving_latest.distinct("eval_set_key")},
+    )
+
+
 def promotion_check(
-    *, candidate: ModelVersion, margins: dict[str, float] | None = None, policy: Policy | None = None
+    *,
+    candidate: ModelVersion,
+    margins: dict[str, float] | None = None,
+    policy: Policy | None = None,
+    reads: GateReads | None = None,
 ) -> GateResult:
-    """Whether ``candidate`` may replace the serving version (globally, or for ``policy``), and if not, why."""
-    serving = model_version_serving(policy=policy)
+    """Whether ``candidate`` may replace the serving version (globally, or for ``policy``), and if not, why.
+    ``reads``: the global gate's evaluations read already for many candidates (:func:`gate_reads`; not with
+    ``policy``)."""
+    if reads is not None and policy is not None:
+        raise ValueError("a policy's gate reads its own serving version: no GateReads with a policy")
+    serving = reads.serving if reads is not None else model_version_serving(policy=policy)
     result = GateResult(candidate=candidate, serving=serving, allowed=False)
     if candidate.pk == serving.pk:
         if policy is None:
@@ -91,11 +133,15 @@ def promotion_check(
         # Its adapter learned nothing (GRPO: equal rewards in every group): promoting it would only add risk.
         result.reasons.append(f"{candidate.name} learned nothing: {candidate.metrics.get('warning', '')}".strip())
         return result
-    result.candidate_run = evaluation_latest(model_version=candidate)
+    result.candidate_run = (
+        reads.latest.get(candidate.pk) if reads is not None else evaluation_latest(model_version=candidate)
+    )
     if result.candidate_run is None:
         # An evaluation queued or running is said as such: "evaluate it first" read as if the one started was lost.
         pending = (
-            EvaluationRun.objects.filter(
+            reads.pending.get(candidate.pk)
+            if reads is not None
+            else EvaluationRun.objects.filter(
                 model_version=candidate, status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING]
             )
             .order_by("-pk")
@@ -111,7 +157,11 @@ def promotion_check(
         result.needs_evaluation = True
         return result
     key = result.candidate_run.eval_set_key
-    result.serving_run = evaluation_latest(model_version=serving, eval_set_key=key)
+    result.serving_run = (
+        reads.serving_latest.get(key)
+        if reads is not None
+        else evaluation_latest(model_version=serving, eval_set_key=key)
+    )
     if result.serving_run is None:
         the_set = result.candidate_run.eval_set_label  # in words; the key is for comparing
         result.reasons.append(
@@ -433,23 +483,59 @@ def shadow_decision_retry(*, shadow_id: int, attempt: int) -> str:
     return "failed" if outcome["retry_at"] is not None else "given up"
 
 
+_SHADOW_STATS = {
+    "n": Count("pk", filter=Q(error="", started_at__isnull=True)),
+    "agree": Count("pk", filter=Q(agrees=True)),
+    "unparsed": Count("pk", filter=~Q(parse_error="")),
+    "failed": Count("pk", filter=~Q(error="")),
+    # A failed one whose next try is running now (``started_at``) is being tried again, not given up.
+    "retrying": Count("pk", filter=~Q(error="") & (Q(retry_at__isnull=False) | Q(started_at__isnull=False))),
+    "given_up": Count("pk", filter=~Q(error="") & Q(retry_at__isnull=True, started_at__isnull=True)),
+}
+
+
+def _shadow_figures(stats: dict[str, Any], last_error: str) -> dict[str, Any]:
+    n = stats["n"]
+    return {
+        **stats,
+        "max_attempts": int(settings.SHADOW_MAX_ATTEMPTS),
+        "rate": stats["agree"] / n if n else None,
+        "last_error": last_error,
+    }
+
+
 def shadow_agreement(*, model_version: ModelVersion) -> dict[str, Any]:
     """How often the candidate agreed with the live decisions it shadowed (``n``: the items it decided), and
     how many it could not decide (``failed``, with the latest reason: ``last_error``): of those, ``retrying``
     are to be tried again and ``given_up`` failed their last try (``max_attempts``)."""
     shadows = ShadowDecision.objects.filter(model_version=model_version)
-    stats = shadows.aggregate(
-        n=Count("pk", filter=Q(error="", started_at__isnull=True)),
-        agree=Count("pk", filter=Q(agrees=True)),
-        unparsed=Count("pk", filter=~Q(parse_error="")),
-        failed=Count("pk", filter=~Q(error="")),
-        # A failed one whose next try is running now (``started_at``) is being tried again, not given up.
-        retrying=Count("pk", filter=~Q(error="") & (Q(retry_at__isnull=False) | Q(started_at__isnull=False))),
-        given_up=Count("pk", filter=~Q(error="") & Q(retry_at__isnull=True, started_at__isnull=True)),
-    )
-    stats["max_attempts"] = int(settings.SHADOW_MAX_ATTEMPTS)
-    n = stats["n"]
+    stats = shadows.aggregate(**_SHADOW_STATS)
     last_error = ""
     if stats["failed"]:
         last_error = shadows.exclude(error="").order_by("-created_at", "-pk").values_list("error", flat=True)[0]
-    return {**stats, "rate": stats["agree"] / n if n else None, "last_error": last_error}
+    return _shadow_figures(stats, last_error)
+
+
+def shadow_agreements(*, model_versions: list[ModelVersion]) -> dict[int, dict[str, Any]]:
+    """:func:`shadow_agreement` of each of ``model_versions`` (by id), in two statements however many there are
+    (one when none failed): the counts grouped by version, and each version's latest error."""
+    ids = [v.pk for v in model_versions]
+    grouped: dict[int, dict[str, Any]] = {
+        row["model_version_id"]: {key: value for key, value in dict(row).items() if key != "model_version_id"}
+        for row in ShadowDecision.objects.filter(model_version_id__in=ids)
+        .values("model_version_id")
+        .annotate(**_SHADOW_STATS)
+        .order_by()
+    }
+    failed = [pk for pk, stats in grouped.items() if stats["failed"]]
+    errors = dict(
+        ShadowDecision.objects.filter(model_version_id__in=failed)
+        .exclude(error="")
+        .order_by("model_version_id", "-created_at", "-pk")
+        .distinct("model_version_id")
+        .values_list("model_version_id", "error")
+        if failed
+        else []
+    )
+    none = dict.fromkeys(_SHADOW_STATS, 0)
+    return {pk: _shadow_figures(grouped.get(pk, none), errors.get(pk, "")) for pk in ids}

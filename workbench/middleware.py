@@ -334,3 +334,30 @@ class HtmxSignedOutMiddleware:
             if response.get("Location", "").split("?", 1)[0] == login:
                 return HttpResponse(SIGNED_OUT_MESSAGE, status=401, content_type="text/plain; charset=utf-8")
         return response
+
+
+# The backend a session signed in before ``workbench.backends.RoleBackend`` was named in the settings holds.
+_FORMER_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+class FormerBackendSessionMiddleware:
+    """Keep a session signed in under Django's ``ModelBackend`` (the default before the settings named
+    ``RoleBackend``) signed in: Django takes a session whose backend the settings no longer list as signed out, so
+    deploying the new backend would have sent every reviewer back to the sign-in page, mid-queue. Such a session is
+    moved to the backend the settings name first (the same users, the same permissions), once; a session without a
+    cookie is not even looked at."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.contrib.auth import BACKEND_SESSION_KEY
+
+        backends = settings.AUTHENTICATION_BACKENDS
+        if (
+            settings.SESSION_COOKIE_NAME in request.COOKIES
+            and _FORMER_BACKEND not in backends
+            and request.session.get(BACKEND_SESSION_KEY) == _FORMER_BACKEND
+        ):
+            request.session[BACKEND_SESSION_KEY] = backends[0]
+        return self.get_response(request)

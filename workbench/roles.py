@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -93,15 +94,22 @@ def sync_role_groups(*, app_config: Any = None, **_: Any) -> None:
         group.permissions.set([by_name[dotted] for dotted in perms if dotted in by_name])
 
 
-def user_role_names(user: Any) -> list[str]:
-    """The names of ``user``'s groups (their roles), sorted; read once per user object (one per request).
+@dataclass(frozen=True)
+class UserRoles:
+    """A signed-in user's roles (their groups' names, sorted) and what those groups permit (``app_label.codename``)."""
 
-    The same statement reads what those groups permit and hands it to Django's ``ModelBackend`` as the group
-    permissions it would otherwise read in a statement of its own (its ``_group_perm_cache``, computed the same
-    way: an active, non-superuser user's groups' permissions as ``app_label.codename``). The header names the
-    roles on every page, after the view's permission check: before, each page read the user's groups twice,
-    once for the permissions and once for the names."""
-    cached: list[str] | None = getattr(user, "_role_names", None)
+    names: list[str]
+    permissions: frozenset[str]
+
+
+def user_roles(user: Any) -> UserRoles:
+    """``user``'s roles and their groups' permissions, read in one statement once per user object (one per request)
+    and kept on it (``workbench_roles``, an attribute of ours, not Django's).
+
+    Both halves are needed on every page: the permission check (``RoleBackend``, the backend the settings name,
+    answers the group permissions from here) and the header, which names the roles. Before, each page read the
+    user's groups twice, once for the permissions and once for the names."""
+    cached: UserRoles | None = getattr(user, "workbench_roles", None)
     if cached is not None:
         return cached
     from django.contrib.auth.models import Group
@@ -114,10 +122,13 @@ def user_role_names(user: Any) -> list[str]:
         names.add(name)
         if codename is not None:
             perms.add(f"{app_label}.{codename}")
-    if user.is_active and not user.is_superuser and not hasattr(user, "_group_perm_cache"):
-        user._group_perm_cache = perms
-    user._role_names = sorted(names)
-    return user._role_names
+    user.workbench_roles = UserRoles(names=sorted(names), permissions=frozenset(perms))
+    return user.workbench_roles
+
+
+def user_role_names(user: Any) -> list[str]:
+    """The names of ``user``'s groups (their roles), sorted (:func:`user_roles`)."""
+    return user_roles(user).names
 
 
 def _refusal(request: HttpRequest, *wanted: str) -> str:

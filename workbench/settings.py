@@ -106,6 +106,7 @@ MIDDLEWARE = [
     "workbench.middleware.RejectNulMiddleware",
     "workbench.middleware.MethodNotAllowedPageMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
+    "workbench.middleware.FormerBackendSessionMiddleware",  # a session signed in under ModelBackend stays signed in
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -215,6 +216,10 @@ TASK_TIME_LIMITS_S = {
 # Every password a person sets (the admin's user forms, ``createsuperuser``, ``changepassword``): long enough, not
 # one of the 20,000 most common, not all digits, not like the user's own name. Length alone took "password",
 # "12345678" and "12345678901", which the sign-in throttle's 10 tries from one address still find.
+# Django's ModelBackend, with the group permissions read in the statement that names the user's roles (one read of
+# the groups a request, not two): workbench.backends.RoleBackend.
+AUTHENTICATION_BACKENDS = ["workbench.backends.RoleBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -158,6 +158,8 @@ def missing_decision_rows(
         qs = MissingDecisionRepair.objects.filter(video_id__in=video_ids)
         qs = qs.order_by("-dismissed_at", "pk") if dismissed else qs.order_by("-failed_at", "pk")
     repairs = list(qs.select_related("dismissed_by")[:limit])
+    if not repairs:  # nothing to list (the ops page's usual state): no policies, titles or decisions to read
+        return []
     video_ids = [r.video_id for r in repairs]
     titles = dict(Video.objects.filter(pk__in=video_ids).values_list("pk", "title"))
     decided: dict[int, set[int]] = {}

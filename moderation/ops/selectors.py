@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Exists, F, Min, OuterRef, Q
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet, Value
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
@@ -47,24 +47,66 @@ def _share(num: int, den: int) -> float | None:
     return num / den if den else None
 
 
-def ops_throughput(*, now: datetime, hours: int = 24) -> dict[str, Any]:
+def _counted_per_slot(qs: QuerySet[Any], *, series: str, slot: Any, late: Q | None = None) -> QuerySet[Any]:
+    """``qs`` counted per time slot (``slot``: a ``TruncHour``/``TruncDay``), as ``(series, slot, n, late)`` rows:
+    one branch of :func:`ops_series`' union (``late``: the rows also counted apart, 0 when not given)."""
+    return (
+        qs.annotate(series=Value(series), at=slot)
+        .values_list("series", "at")
+        .annotate(n=Count("id"), late=Count("id", filter=late) if late is not None else Value(0))
+        .order_by()
+    )
+
+
+def ops_series(
+    *, now: datetime, hours: int = 24, days: int = 14, only: tuple[str, ...] = ()
+) -> dict[str, dict[datetime, tuple[int, int]]]:
+    """The page's time series, each ``{slot: (n, late)}``, read in one statement (a UNION ALL of one grouped count
+    per series, each the query it was alone, so none is slower; the page made four round trips for them):
+    ``decided`` and ``reviewed`` per hour over the last ``hours`` hours (``ops_throughput``), ``sla`` (done, done
+    after the deadline) and ``cascade`` (stage decisions, escalated) per day over the last ``days`` days. ``only``:
+    those series alone."""
+    since_hour, since_day = _hours(now, hours)[0], _days(now, days)[0]
+    branches = {
+        "decided": lambda: _counted_per_slot(
+            Decision.objects.filter(created_at__gte=since_hour), series="decided", slot=TruncHour("created_at")
+        ),
+        "reviewed": lambda: _counted_per_slot(
+            Review.objects.filter(created_at__gte=since_hour), series="reviewed", slot=TruncHour("created_at")
+        ),
+        "sla": lambda: _counted_per_slot(
+            ReviewTask.objects.filter(
+                is_gold=False, status=ReviewTask.Status.DONE, completed_at__gte=since_day, deadline__isnull=False
+            ),
+            series="sla",
+            slot=TruncDay("completed_at"),
+            late=Q(completed_at__gt=F("deadline")),
+        ),
+        "cascade": lambda: _counted_per_slot(
+            Decision.objects.filter(created_at__gte=since_day, cascade_stage__isnull=False),
+            series="cascade",
+            slot=TruncDay("created_at"),
+            late=Q(cascade_escalated=True),
+        ),
+    }
+    parts = [make() for name, make in branches.items() if not only or name in only]
+    found: dict[str, dict[datetime, tuple[int, int]]] = {name: {} for name in branches}
+    for series, slot, n, late in parts[0].union(*parts[1:], all=True):
+        found[series][slot] = (n, late)
+    return found
+
+
+def ops_throughput(
+    *, now: datetime, hours: int = 24, series: dict[str, dict[datetime, tuple[int, int]]] | None = None
+) -> dict[str, Any]:
     """Model decisions and human reviews per hour over the last ``hours`` hours, the current hour last (so far).
     The chart and the totals above it cover the same hours: a 48 h chart under "in the last 24 h" read as if
-    a day's work were twice what the words said."""
+    a day's work were twice what the words said. ``series``: :func:`ops_series` read already (the page's)."""
     slots = _hours(now, hours)
-    since = slots[0]
-    decided = dict(
-        Decision.objects.filter(created_at__gte=since)
-        .annotate(h=TruncHour("created_at"))
-        .values_list("h")
-        .annotate(n=Count("id"))
-    )
-    reviewed = dict(
-        Review.objects.filter(created_at__gte=since)
-        .annotate(h=TruncHour("created_at"))
-        .values_list("h")
-        .annotate(n=Count("id"))
-    )
+    if series is None:
+        series = ops_series(now=now, hours=hours, only=("decided", "reviewed"))
+    decided = {h: n for h, (n, _late) in series["decided"].items()}
+    reviewed = {h: n for h, (n, _late) in series["reviewed"].items()}
     # Month-day and hour as the daily charts read their days ("12-03 04:00"); "03 04h" read as two bare numbers.
     labels = [f"{h:%m-%d %H}:00" for h in slots]
     d = [decided.get(h, 0) for h in slots]
@@ -122,17 +164,13 @@ def ops_backlog(*, now: datetime) -> dict[str, Any]:
     }
 
 
-def ops_sla(*, now: datetime, days: int = 14) -> dict[str, Any]:
+def ops_sla(
+    *, now: datetime, days: int = 14, series: dict[str, dict[datetime, tuple[int, int]]] | None = None
+) -> dict[str, Any]:
     slots = _days(now, days)
-    rows: dict[datetime, dict[str, Any]] = {
-        r["d"]: dict(r)
-        for r in ReviewTask.objects.filter(
-            is_gold=False, status=ReviewTask.Status.DONE, completed_at__gte=slots[0], deadline__isnull=False
-        )
-        .annotate(d=TruncDay("completed_at"))
-        .values("d")
-        .annotate(done=Count("id"), late=Count("id", filter=Q(completed_at__gt=F("deadline"))))
-    }
+    if series is None:
+        series = ops_series(now=now, days=days, only=("sla",))
+    rows = {d: {"done": n, "late": late} for d, (n, late) in series["sla"].items()}
     labels = [f"{d:%m-%d}" for d in slots]
     done = [rows.get(d, {}).get("done", 0) for d in slots]
     late = [rows.get(d, {}).get("late", 0) for d in slots]
@@ -144,17 +182,24 @@ def ops_sla(*, now: datetime, days: int = 14) -> dict[str, Any]:
     }
 
 
-def ops_reviewers(*, now: datetime, days: int = 14) -> dict[str, Any]:
-    """Reviews and active reviewers per day; agreement per day (Krippendorff α, nominal, and the
-    share of multiply-reviewed items whose reviewers all agreed) over items whose reviews ended
-    that day."""
-    slots = _days(now, days)
-    reviews: list[dict[str, Any]] = [
+def ops_reviews(*, now: datetime, days: int = 14) -> list[dict[str, Any]]:
+    """The non-gold reviews of the last ``days`` days, with what both the reviewers' panel and the model-vs-human
+    panel read of each: one read for the two (each read the same reviews in a statement of its own)."""
+    return [
         dict(r)
-        for r in Review.objects.filter(created_at__gte=slots[0], task__is_gold=False).values(
-            "decision_id", "task__queue_id", "label", "reviewer__username", "created_at"
+        for r in Review.objects.filter(created_at__gte=_days(now, days)[0], task__is_gold=False).values(
+            "decision_id", "task__queue_id", "label", "reviewer__username", "created_at", "decision__label"
         )
     ]
+
+
+def ops_reviewers(*, now: datetime, days: int = 14, reviews: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Reviews and active reviewers per day; agreement per day (Krippendorff α, nominal, and the
+    share of multiply-reviewed items whose reviewers all agreed) over items whose reviews ended
+    that day. ``reviews``: :func:`ops_reviews` read already (the page's)."""
+    slots = _days(now, days)
+    if reviews is None:
+        reviews = ops_reviews(now=now, days=days)
     per_day: dict[datetime, Counter[str]] = defaultdict(Counter)
     for r in reviews:
         per_day[_day(r["created_at"])][r["reviewer__username"]] += 1
@@ -193,15 +238,14 @@ def _day(at: datetime) -> datetime:
     return timezone.localtime(at).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def ops_model_vs_human(*, now: datetime, days: int = 14, categories: int = 5) -> dict[str, Any]:
+def ops_model_vs_human(
+    *, now: datetime, days: int = 14, categories: int = 5, reviews: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Per day: share of human reviews that kept the model's label; the same per model category
-    (the most reviewed ones); and the confusion (model label × human label) over the window."""
+    (the most reviewed ones); and the confusion (model label × human label) over the window. ``reviews``:
+    :func:`ops_reviews` read already (the page's)."""
     slots = _days(now, days)
-    rows = list(
-        Review.objects.filter(created_at__gte=slots[0], task__is_gold=False).values(
-            "label", "decision__label", "created_at"
-        )
-    )
+    rows = reviews if reviews is not None else ops_reviews(now=now, days=days)
     labels = [f"{d:%m-%d}" for d in slots]
     daily: dict[datetime, list[bool]] = defaultdict(list)
     per_cat: dict[str, dict[datetime, list[bool]]] = defaultdict(lambda: defaultdict(list))
@@ -235,15 +279,13 @@ def ops_model_vs_human(*, now: datetime, days: int = 14, categories: int = 5) ->
     }
 
 
-def ops_cascade(*, now: datetime, days: int = 14) -> dict[str, Any]:
+def ops_cascade(
+    *, now: datetime, days: int = 14, series: dict[str, dict[datetime, tuple[int, int]]] | None = None
+) -> dict[str, Any]:
     slots = _days(now, days)
-    rows: dict[datetime, dict[str, Any]] = {
-        r["d"]: dict(r)
-        for r in Decision.objects.filter(created_at__gte=slots[0], cascade_stage__isnull=False)
-        .annotate(d=TruncDay("created_at"))
-        .values("d")
-        .annotate(n=Count("id"), escalated=Count("id", filter=Q(cascade_escalated=True)))
-    }
+    if series is None:
+        series = ops_series(now=now, days=days, only=("cascade",))
+    rows = {d: {"n": n, "escalated": late} for d, (n, late) in series["cascade"].items()}
     labels = [f"{d:%m-%d}" for d in slots]
     n = [rows.get(d, {}).get("n", 0) for d in slots]
     esc = [rows.get(d, {}).get("escalated", 0) for d in slots]
@@ -301,6 +343,18 @@ def ops_repro_failures(*, shown: int = 10) -> dict[str, Any]:
     return {**counts, "rows": rows}
 
 
+def _awaited_and_kept() -> tuple[dict[str, Any], dict[str, Any]]:
+    """How many items queues naming their own model await, and model answers kept for a retry, each with its
+    oldest row's time: one statement (a UNION ALL of the two tables' aggregates, each one row, also when empty)."""
+    parts = [
+        model.objects.annotate(kind=Value(kind)).values_list("kind").annotate(n=Count("pk"), oldest=Min("created_at"))
+        for kind, model in (("awaited", AwaitedQueueItem), ("kept", KeptVerdict))
+    ]
+    found = {kind: {"n": n, "oldest": oldest} for kind, n, oldest in parts[0].union(parts[1], all=True)}
+    empty = {"n": 0, "oldest": None}
+    return found.get("awaited", empty), found.get("kept", empty)
+
+
 def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing") -> dict[str, Any]:
     """Routing that waits on nothing or is missing: stranded videos (``videos_routing_stranded``: closed to all but
     admins for an item no queue will make, or open while a restricted queue awaits theirs), videos whose routing
@@ -321,8 +375,7 @@ def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing
     counts = {"to_queue": missing.to_queue, "dismissed": missing.dismissed}
     orphans = routing_orphans_summary(first=shown)
     n_orphaned = orphans.videos
-    awaited = AwaitedQueueItem.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
-    kept = KeptVerdict.objects.aggregate(n=Count("pk"), oldest=Min("created_at"))
+    awaited, kept = _awaited_and_kept()
     backlog = max(n_stranded.n, n_orphaned.n, counts["to_queue"])
     return {
         "stranded": n_stranded.n,
@@ -385,18 +438,21 @@ def ops_workers() -> dict[str, Any]:
 
 def ops_dashboard(*, failed_filter: str = "failing") -> dict[str, Any]:
     now = timezone.now()
+    # The time series in one statement, the last 14 days' reviews in one: each panel was a read of its own.
+    series = ops_series(now=now)
+    reviews = ops_reviews(now=now)
     return {
         "now": now,
         "workers": ops_workers(),
         "failed": ops_failed_videos(),
         "repro_failed": ops_repro_failures(),
         "routing": ops_routing(now=now, failed_filter=failed_filter),
-        "throughput": ops_throughput(now=now),
+        "throughput": ops_throughput(now=now, series=series),
         "backlog": ops_backlog(now=now),
-        "sla": ops_sla(now=now),
-        "reviewers": ops_reviewers(now=now),
-        "model_human": ops_model_vs_human(now=now),
-        "cascade": ops_cascade(now=now),
+        "sla": ops_sla(now=now, series=series),
+        "reviewers": ops_reviewers(now=now, reviews=reviews),
+        "model_human": ops_model_vs_human(now=now, reviews=reviews),
+        "cascade": ops_cascade(now=now, series=series),
     }
 
 

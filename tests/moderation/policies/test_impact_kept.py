@@ -135,6 +135,35 @@ def test_the_publish_step_draws_the_kept_preview_in_the_page_with_when_it_was_co
     assert "Computed <time" in rerun and "shown again" not in rerun
 
 
+def test_the_version_page_draws_the_kept_preview_too_and_runs_nothing_when_none_is_kept(
+    policy_version, make_user, client_as
+):
+    """Walked: outside the publish step, the version's page showed an empty box under "Preview impact" even with a
+    preview kept for the draft: the editor clicked to see an answer the workbench had already."""
+    _decided(policy_version, "ping me on signal")
+    draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
+    editor = client_as("policy_editor")
+    page_url = reverse("moderation:policy_version", args=[draft.pk])
+
+    page = editor.get(page_url).content.decode()
+    box = page[page.index('<div id="impact-result"') : page.index("</section>", page.index('id="impact-result"'))]
+    assert box == '<div id="impact-result"></div>\n'  # none kept: nothing runs by itself here ("Preview impact" does)
+    assert not ImpactPreviewRun.objects.exists()
+
+    ran = policy_impact_preview(draft=draft, user=make_user("admin"))
+    ImpactPreviewRun.objects.update(computed_at=ran.computed_at - timedelta(minutes=3))
+    page = editor.get(page_url).content.decode()
+    box = page[page.index('<div id="impact-result"') : page.index("</section>", page.index('id="impact-result"'))]
+    assert box.startswith('<div id="impact-result">\n<div class="impact">') and "hx-trigger" not in box
+    assert "<strong>1</strong> of 1 recent item" in box
+    assert "(3\xa0minutes ago), shown again without re-running the model" in box
+    assert '<button type="submit" class="secondary">Run again</button>' in box
+    assert ImpactPreviewRun.objects.get().computed_at == ran.computed_at - timedelta(minutes=3)  # not run again
+
+    published = editor.get(reverse("moderation:policy_version", args=[policy_version.pk])).content.decode()
+    assert 'id="impact-result"' not in published  # the active version has nothing to preview
+
+
 def test_kept_runs_of_published_or_old_drafts_are_deleted_by_a_daily_beat_task(policy_version, make_user, settings):
     """Kept runs were never deleted: every content a draft had, and every published draft's, stayed for good."""
     from celery import Celery
