@@ -259,9 +259,20 @@ def policy_impact_preview_shown(*, draft: PolicyVersion, user: Any, sample_size:
     if preview is None:
         preview = ImpactPreview(draft=draft, active=active, sample_size=sample_size)
         preview.never_run = _kept_run(key, active) is None  # one kept with no item checked reads "none decided yet"
-    with _run_lock(key) as got:  # a kept run is shown while a new one is computed, saying so
-        preview.running = not got
+    preview.running = _run_under_way(key)  # a kept run is shown while a new one is computed, saying so
     return preview
+
+
+def _run_under_way(key: dict[str, Any]) -> bool:
+    """Whether a request holds ``_run_lock`` for ``key`` now, read from ``pg_locks`` without taking the lock (a poll
+    that took it for an instant would tell a click at that instant that a run is under way, which was not)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted"
+            " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0))",
+            [_run_lock_name(key)],
+        )
+        return bool(cur.fetchone()[0])
 
 
 def _run(draft: PolicyVersion, active: PolicyVersion, sample_size: int, key: dict[str, Any]) -> ImpactPreviewRun:
