@@ -119,12 +119,12 @@ def test_a_repeat_within_a_minute_with_nothing_decided_since_shows_the_kept_run(
     editor.post(url, {"n": "50"}, HTTP_HX_REQUEST="true")
     first = ImpactPreviewRun.objects.get().computed_at
     again = editor.post(url, {"n": "50"}, HTTP_HX_REQUEST="true").content.decode()
-    assert "no item was decided under this policy since: shown again" in again
+    assert "Not run again: it was computed just now and no item was decided under this policy since" in again
     assert ImpactPreviewRun.objects.get().computed_at == first
 
     _decided(policy_version, "signal me for a deal")  # something new to include: run again at once
     html = editor.post(url, {"n": "50"}, HTTP_HX_REQUEST="true").content.decode()
-    assert "<strong>2</strong> of 2 recent items" in html and "shown again" not in html
+    assert "<strong>2</strong> of 2 recent items" in html and "Not run again" not in html
     second = ImpactPreviewRun.objects.get().computed_at
     assert second > first
 
