@@ -43,6 +43,16 @@ def _audit_integration_changed(
     audit_event_record(actor=by, action=action, obj=integration, payload={"name": integration.name, **payload})
 
 
+def _audit_webhook_endpoint_changed(
+    sender: Any, *, endpoint: Any, action: str, by: Any, payload: dict[str, Any], **kwargs: Any
+) -> None:
+    from moderation.review.services import audit_event_record
+
+    # The integration is named so the log reads without opening the endpoint; the signing secret never is.
+    named = {"integration": endpoint.integration_id, "url": endpoint.url}
+    audit_event_record(actor=by, action=action, obj=endpoint, payload={**named, **payload})
+
+
 def _audit_user_import_refused(sender: Any, *, user: Any, path: str, reason: str, **kwargs: Any) -> None:
     from moderation.review.services import audit_event_record
 
@@ -97,6 +107,7 @@ class ModerationConfig(AppConfig):
             user_import_refused,
             video_decided,
             video_ready,
+            webhook_endpoint_changed,
         )
         from workbench.metrics import register_collector
 
@@ -132,6 +143,10 @@ class ModerationConfig(AppConfig):
         media_missing_changed.connect(_audit_media_missing, dispatch_uid="moderation.audit_media_missing")
         # An integration switched on or off, or given a new token: the audit log says who and when.
         integration_changed.connect(_audit_integration_changed, dispatch_uid="moderation.audit_integration_changed")
+        # A webhook endpoint added, re-subscribed, enabled or disabled, a delivery re-sent: audited the same way.
+        webhook_endpoint_changed.connect(
+            _audit_webhook_endpoint_changed, dispatch_uid="moderation.audit_webhook_endpoint_changed"
+        )
         # A user's server path refused (outside the roots, an integration's folder, a symlink swapped in): audited too.
         user_import_refused.connect(_audit_user_import_refused, dispatch_uid="moderation.audit_user_import_refused")
         # A user's API token made, rotated or revoked (the token API or their API token page): in the audit log too.

@@ -40,12 +40,49 @@ UNPARSED = "(unparsed)"
 BATCH_SIZE = 8
 
 
-def eval_set_key(*, eval_set: str, policy_version: PolicyVersion, file_path: str = "") -> str:
+def eval_set_key(*, eval_set: str, policy_version: PolicyVersion, file_path: str = "", digest: str = "") -> str:
+    """The comparison key: runs with the same key measured the same items. A KuaiMod file's names its content's
+    sha256 (``digest``), which its worker computes (``_file_hashed``); without it (a run not hashed yet) the key
+    matches no finished run."""
     if eval_set == EvaluationRun.EvalSet.GOLD:
         return f"gold:policy_version={policy_version.pk}"
-    with Path(file_path).open("rb") as fh:  # in chunks: read whole, a large file took as much of the web's memory
-        digest = hashlib.file_digest(fh, "sha256").hexdigest()[:16]
-    return f"kuaimod_file:{Path(file_path).name}:{digest}:policy_version={policy_version.pk}"
+    return f"kuaimod_file:{Path(file_path).name}:{digest[:16]}:policy_version={policy_version.pk}"
+
+
+def evaluation_file_stat(path: Path | str) -> str:
+    """What a start of ``path`` is joined to an open run by: size, modification time (ns), inode and device: one
+    stat, not a read of the file (a multi-GB file's sha256 took seconds of the web request's CPU). The same file
+    written again in place changes its size or time; another file moved in its place changes its inode."""
+    st = Path(path).stat()
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_dev}"
+
+
+def evaluation_file_digest(path: Path | str) -> str:
+    """The file's sha256, read in chunks: read whole, a large file took as much of the process's memory."""
+    with Path(path).open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _file_hashed(run: EvaluationRun) -> None:
+    """Worker side, before the items are read: the file's sha256 into the run's ``eval_set_key`` (what the release
+    gate compares) and the stat it was read at into ``file_stat``. The file is hashed in chunks (never whole in
+    memory) and parsed right after; one that changes meanwhile (its stat) fails the run with the reason, so a key
+    never names other bytes than those evaluated."""
+    before = evaluation_file_stat(run.file_path)
+    digest = evaluation_file_digest(run.file_path)
+    run.eval_set_key = eval_set_key(
+        eval_set=run.eval_set, policy_version=run.policy_version, file_path=run.file_path, digest=digest
+    )
+    run.file_stat = before
+    EvaluationRun.objects.filter(pk=run.pk).update(eval_set_key=run.eval_set_key, file_stat=run.file_stat)
+
+
+def _file_unchanged_since_hashed(run: EvaluationRun) -> None:
+    if evaluation_file_stat(run.file_path) != run.file_stat:
+        raise TrainingError(
+            f"The evaluation file {run.file_path} changed while it was being read: start the evaluation again once "
+            "it is written."
+        )
 
 
 @gpu_queue_refusal_recorded
@@ -78,6 +115,8 @@ def evaluation_start(
         file_path = ""
         if not gold_items(policy_version):
             raise TrainingError("The gold set is empty: no video has a trusted label of this policy version yet.")
+    # The file is not read here: its stat says whether an open run reads the same one (its worker hashes it).
+    file_stat = evaluation_file_stat(file_path) if file_path else ""
     key = eval_set_key(eval_set=eval_set, policy_version=policy_version, file_path=file_path)
     same = run_open_same(
         lock=ModelVersion.objects.filter(pk=model_version.pk),
@@ -86,7 +125,7 @@ def evaluation_start(
             policy_version=policy_version,
             eval_set=eval_set,
             file_path=file_path,
-            eval_set_key=key,
+            file_stat=file_stat,
         ),
     )
     if same is not None:
@@ -97,6 +136,7 @@ def evaluation_start(
         policy_version=policy_version,
         eval_set=eval_set,
         file_path=file_path,
+        file_stat=file_stat,
         eval_set_key=key,
         created_by=created_by,
     )
@@ -109,7 +149,8 @@ def evaluation_start(
             "model_version": model_version.name,
             "policy_version": policy_version.pk,
             "eval_set": eval_set,
-            "eval_set_key": run.eval_set_key,
+            "eval_set_key": run.eval_set_key,  # a file's without its sha256: the run's row gets it when it runs
+            **({"file_path": file_path, "file_stat": file_stat} if file_path else {}),
         },
     )
     enqueue("training.tasks.run_evaluation", run.pk)
@@ -150,7 +191,9 @@ def _items(run: EvaluationRun) -> list[tuple[str, str, Any]]:
         return list(gold_items(run.policy_version))
     from moderation.inference.kuaimod import kuaimod_read
 
+    _file_hashed(run)
     parsed = kuaimod_read(run.file_path, labels=list(run.policy_version.label_names()))
+    _file_unchanged_since_hashed(run)
     return [(f"pid:{r.pid}", r.tag, r) for r in parsed.records]
 
 

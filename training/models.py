@@ -183,6 +183,10 @@ class EvaluationRun(models.Model):
     eval_set = models.CharField(max_length=20, choices=EvalSet.choices, default=EvalSet.GOLD)
     file_path = models.CharField(max_length=500, blank=True)
     eval_set_key = models.CharField(max_length=300, db_index=True, help_text="runs with the same key are comparable")
+    # A KuaiMod file's size, modification time, inode and device when the run was started (and again when its worker
+    # read it): a start of the same file joins the open run by these, without reading the file in the web request;
+    # the worker hashes the content into ``eval_set_key`` (``evaluation_file_key``).
+    file_stat = models.CharField(max_length=100, blank=True, default="")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     n_items = models.PositiveIntegerField(default=0)
     # Progress while running: items the model has decided so far, and when the worker took the run.
@@ -212,9 +216,10 @@ class EvaluationRun(models.Model):
         they showed ``eval_set_key``, the comparison key ("gold:policy_version=1")."""
         if self.eval_set == self.EvalSet.GOLD:
             what = str(self.EvalSet.GOLD.label)
-        else:  # kuaimod_file:<name>:<sha256 prefix>:policy_version=<pk>
+        else:  # kuaimod_file:<name>:<sha256 prefix>:policy_version=<pk> (no prefix until its worker hashed it)
             head, digest, _version = (self.eval_set_key.rsplit(":", 2) + ["", ""])[:3]
-            what = f"KuaiMod file {head.partition(':')[2] or self.file_path} (sha256 {digest[:8]}…)"
+            hashed = f"sha256 {digest[:8]}…" if digest else "hashed when it runs"
+            what = f"KuaiMod file {head.partition(':')[2] or self.file_path} ({hashed})"
         return f"{what} · {self.policy_version}"
 
 

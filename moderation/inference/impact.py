@@ -8,22 +8,25 @@ daily (``impact_preview_runs_purge``; a deleted draft's go with it)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Max, Q, Value, When
 from django.utils import timezone
 
+from moderation.errors import ModerationError
 from moderation.inference.backends import get_backend
 from moderation.inference.models import Decision, ImpactPreviewRun
 from moderation.inference.services import content_bundle_for
@@ -36,6 +39,17 @@ from workbench.timewords import ago_text
 logger = logging.getLogger(__name__)
 
 MAX_IMPACT_SAMPLE = 2000
+# "Run again" pressed again this soon after a run, with no item decided under the policy since, shows that run: the
+# answer would be the same (the sample is the same items, the model is the same code), for seconds of CPU each time.
+IMPACT_RERUN_AFTER = timedelta(seconds=60)
+IMPACT_RUNNING = (
+    "This impact preview is being computed now (another click, tab or editor started it): it shows here when it is "
+    "done; nothing was started twice."
+)
+
+
+class ImpactPreviewRunning(ModerationError):
+    """A run of the same draft content against the same active version and model is under way elsewhere."""
 
 
 @dataclass
@@ -75,6 +89,9 @@ class ImpactPreview:
     gone_flips: int = 0  # flips of videos deleted since the run
     computed_at: datetime | None = None
     reused: bool = False  # a kept run shown again, not computed for this request
+    repeat_skipped: bool = False  # "Run again" within IMPACT_RERUN_AFTER, nothing decided since: the kept run shown
+    running: bool = False  # nothing kept, and a run is under way (another request's): the page waits for it
+    never_run: bool = False  # nothing kept for this content and sample: the page offers to run it
     decided_since: bool = False  # items were decided under the policy after the run: its sample is not the latest
 
     @property
@@ -161,6 +178,9 @@ def policy_impact_preview(
 
     The run kept for this draft's content, the active version, the model and ``sample_size`` is shown again
     (``reused``) unless ``refresh``; otherwise the model runs and its answer is kept (``ImpactPreviewRun``).
+    A ``refresh`` within IMPACT_RERUN_AFTER of the kept run, with no item decided since, shows that run
+    (``repeat_skipped``). One run per draft content at a time: while another request runs it,
+    ``ImpactPreviewRunning`` (the page then waits for the kept run).
 
     A flipped video hidden from ``user`` (routed to a restricted queue: ``videos_open_to``) is only
     counted in ``restricted_flips``; its id, title and content are not in the preview. The label counts
@@ -180,13 +200,79 @@ def policy_impact_preview(
     if active is None:
         return preview
     key = _run_key(draft, active, sample_size)
-    run = None if refresh else _kept_run(key, active)
+    kept = _kept_run(key, active)
+    run = None if refresh else kept
+    if refresh and kept is not None and _repeat_too_soon(kept):
+        run, preview.repeat_skipped = kept, True
     if run is not None and not run.result.get("checked"):
         run = None  # kept when nothing was decided yet: cheap to run again, and items may have been decided since
     preview.reused = run is not None
     if run is None:
-        run = _run(draft, active, sample_size, key)
+        with _run_lock(key) as got:
+            if not got:
+                raise ImpactPreviewRunning(IMPACT_RUNNING)
+            run = _run(draft, active, sample_size, key)
     return _shown(preview, run, user)
+
+
+def _repeat_too_soon(run: ImpactPreviewRun) -> bool:
+    """A repeat of ``run`` within IMPACT_RERUN_AFTER with nothing decided under its policy since: same answer."""
+    if run.computed_at is None or timezone.now() - run.computed_at >= IMPACT_RERUN_AFTER:
+        return False
+    return not Decision.objects.filter(
+        policy_version__policy_id=run.policy_id, pk__gt=run.latest_decision_id or 0
+    ).exists()
+
+
+def _run_lock_name(key: dict[str, Any]) -> str:
+    # Per draft content (against the active version) and model, whatever the sample size: one run of a draft's
+    # preview at a time, however many sizes are asked for.
+    return f"impact-preview:{key['content_hash']}:{key['model_version']}"
+
+
+@contextlib.contextmanager
+def _run_lock(key: dict[str, Any]) -> Iterator[bool]:
+    """A session advisory lock held while this request runs the preview of ``key``'s content: a second click, tab or
+    editor meanwhile is told it is running (``ImpactPreviewRunning``) and waits for the kept run, instead of running
+    the model on the same items at the same time. Released when the run ends, or with the connection."""
+    name = _run_lock_name(key)
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [name])
+        got = bool(cur.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
+
+
+def policy_impact_preview_shown(*, draft: PolicyVersion, user: Any, sample_size: int) -> ImpactPreview:
+    """What the impact page shows on a plain read: the kept run of ``draft`` (``policy_impact_preview_kept``), else an
+    empty preview saying whether a run is under way (``running``) or none was made yet. Never runs the model."""
+    sample_size = _sample_size(sample_size)
+    active = PolicyVersion.objects.filter(policy_id=draft.policy_id, is_active=True).first()
+    if active is None:
+        return ImpactPreview(draft=draft, active=active, sample_size=sample_size)
+    key = _run_key(draft, active, sample_size)
+    preview = policy_impact_preview_kept(draft=draft, user=user, sample_size=sample_size, active=active)
+    if preview is None:
+        preview = ImpactPreview(draft=draft, active=active, sample_size=sample_size)
+        preview.never_run = _kept_run(key, active) is None  # one kept with no item checked reads "none decided yet"
+    preview.running = _run_under_way(key)  # a kept run is shown while a new one is computed, saying so
+    return preview
+
+
+def _run_under_way(key: dict[str, Any]) -> bool:
+    """Whether a request holds ``_run_lock`` for ``key`` now, read from ``pg_locks`` without taking the lock (a poll
+    that took it for an instant would tell a click at that instant that a run is under way, which was not)."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND granted"
+            " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0))",
+            [_run_lock_name(key)],
+        )
+        return bool(cur.fetchone()[0])
 
 
 def _run(draft: PolicyVersion, active: PolicyVersion, sample_size: int, key: dict[str, Any]) -> ImpactPreviewRun:

@@ -4,13 +4,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
-from moderation.inference.impact import policy_impact_preview
+from moderation.inference.impact import ImpactPreviewRunning, policy_impact_preview, policy_impact_preview_shown
 from moderation.inference.selectors import cascade_dashboard, cascade_training_latest
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE, policy_version_get
 from workbench.numbers import typed_number
@@ -171,19 +171,31 @@ def _target(raw: str) -> float:
 
 @permission_required(Perm.EDIT_POLICY)
 def policy_version_impact(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET shows the kept run (or that none is kept, or that one is being computed); it never runs the model, also
+    with the old ``?refresh=1`` of a bookmarked "Run again". POST (CSRF-checked) runs it: one run per draft content
+    at a time, a repeat within a minute with nothing decided since shows the kept one. Without htmx the POST
+    redirects to the GET (a reload does not run it again)."""
     version = policy_version_get(version_id=pk)
+    source = request.POST if request.method == "POST" else request.GET
     try:
-        sample_size = int(request.GET.get("n") or 0) or DEFAULT_IMPACT_SAMPLE  # clamped by the preview
+        sample_size = int(source.get("n") or 0) or DEFAULT_IMPACT_SAMPLE  # clamped by the preview
     except ValueError:
         sample_size = DEFAULT_IMPACT_SAMPLE
-    context = {
-        "policy": version.policy,
-        "version": version,
-        # Shown again from the kept run unless the editor asks for a fresh one ("Run again").
-        "preview": policy_impact_preview(
-            draft=version, user=request.user, sample_size=sample_size, refresh=request.GET.get("refresh") == "1"
-        ),
-    }
+    if request.method == "POST":
+        try:
+            preview = policy_impact_preview(draft=version, user=request.user, sample_size=sample_size, refresh=True)
+        except ImpactPreviewRunning as exc:
+            if not request.htmx:  # type: ignore[attr-defined]
+                messages.info(request, str(exc))
+                return redirect(f"{request.path}?n={sample_size}")
+            preview = policy_impact_preview_shown(draft=version, user=request.user, sample_size=sample_size)
+        if not request.htmx:  # type: ignore[attr-defined]
+            return redirect(f"{request.path}?n={preview.sample_size}")
+    elif request.method in ("GET", "HEAD"):
+        preview = policy_impact_preview_shown(draft=version, user=request.user, sample_size=sample_size)
+    else:
+        return HttpResponseNotAllowed(["GET", "POST"])
+    context = {"policy": version.policy, "version": version, "preview": preview}
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "moderation/policies/policy_impact.html#impact", context)
     return render(request, "moderation/policies/policy_impact.html", context)

@@ -162,7 +162,11 @@ def endpoint_add(request: HttpRequest, pk: int) -> HttpResponse:
     only_own_videos = request.POST.get("only_own_videos") == "on"
     try:
         endpoint, _secret = webhook_endpoint_create(
-            integration=integration, url=url, event_types=event_types, only_own_videos=only_own_videos
+            integration=integration,
+            url=url,
+            event_types=event_types,
+            only_own_videos=only_own_videos,
+            by=request.user,  # type: ignore[arg-type]
         )
     except ModerationError as exc:
         typed = {"form": integration.pk, "url": url, "event_types": event_types, "only_own_videos": only_own_videos}
@@ -208,7 +212,12 @@ def endpoint_events(request: HttpRequest, pk: int) -> HttpResponse:
     event_types = request.POST.getlist("event_types")
     only_own_videos = request.POST.get("only_own_videos") == "on"
     try:
-        webhook_endpoint_events_set(endpoint=endpoint, event_types=event_types, only_own_videos=only_own_videos)
+        webhook_endpoint_events_set(
+            endpoint=endpoint,
+            event_types=event_types,
+            only_own_videos=only_own_videos,
+            by=request.user,  # type: ignore[arg-type]
+        )
     except ModerationError as exc:
         typed = {"event_types": event_types, "only_own_videos": only_own_videos}
         return _render_endpoint(request, endpoint, events_error=str(exc), typed=typed)
@@ -221,14 +230,14 @@ def endpoint_events(request: HttpRequest, pk: int) -> HttpResponse:
 def endpoint_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(WebhookEndpoint.objects.select_related("integration"), pk=pk)
     if endpoint.is_active:
-        webhook_endpoint_disable(endpoint=endpoint, reason=f"Disabled by {request.user}.")
+        webhook_endpoint_disable(endpoint=endpoint, reason=f"Disabled by {request.user}.", by=request.user)  # type: ignore[arg-type]
         messages.success(
             request,
             "Endpoint disabled: its waiting deliveries are held until you enable it again, and events that happen "
             "meanwhile are not sent to it.",
         )
     else:
-        webhook_endpoint_enable(endpoint=endpoint)
+        webhook_endpoint_enable(endpoint=endpoint, by=request.user)  # type: ignore[arg-type]
         if endpoint.integration.is_active:
             messages.success(request, "Endpoint enabled: its held deliveries go out now.")
         else:
@@ -246,7 +255,7 @@ def delivery_redeliver(request: HttpRequest, pk: int) -> HttpResponse:
     delivery = get_object_or_404(WebhookDelivery.objects.select_related("event", "endpoint__integration"), pk=pk)
     error = ""
     try:
-        delivery = webhook_redeliver(delivery=delivery)
+        delivery = webhook_redeliver(delivery=delivery, by=request.user)  # type: ignore[arg-type]
     except ModerationError as exc:
         error = str(exc)
     delivery.state = webhook_delivery_state(delivery=delivery)  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
@@ -39,6 +40,7 @@ from moderation.integrations.selectors import external_id_for_recipient
 from moderation.integrations.signing import HEADER as SIGNATURE_HEADER
 from moderation.integrations.signing import signature_header
 from moderation.integrations.targets import WebhookTargetRefused, pinned_post, webhook_target_addresses
+from moderation.signals import webhook_endpoint_changed
 from workbench.queues import enqueue
 
 logger = logging.getLogger(__name__)
@@ -87,11 +89,18 @@ def _clean_url(url: str) -> str:
     return url
 
 
+def _audited(endpoint: WebhookEndpoint, action: str, by: User | None, **payload: Any) -> None:
+    """In the audit log (``webhook_endpoint_changed``), inside the caller's transaction: the change and its record
+    commit together. ``payload`` never holds the signing secret."""
+    webhook_endpoint_changed.send(sender=WebhookEndpoint, endpoint=endpoint, action=action, by=by, payload=payload)
+
+
 @transaction.atomic
 def webhook_endpoint_create(
-    *, integration: Integration, url: str, event_types: Any, only_own_videos: bool = True
+    *, integration: Integration, url: str, event_types: Any, only_own_videos: bool = True, by: User | None = None
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint with a fresh signing secret (returned, and readable by admins on its page)."""
+    """A new endpoint with a fresh signing secret (returned, and readable by admins on its page). Recorded in the
+    audit log (without the secret)."""
     secret = "whsec_" + secrets.token_urlsafe(32)
     chosen = _clean_event_types(event_types)
     endpoint = WebhookEndpoint.objects.create(
@@ -101,34 +110,43 @@ def webhook_endpoint_create(
         only_own_videos=only_own_videos,
         secret=secret,
     )
+    _audited(endpoint, "webhook.create", by, event_types=chosen, only_own_videos=only_own_videos)
     return endpoint, secret
 
 
 @transaction.atomic
 def webhook_endpoint_events_set(
-    *, endpoint: WebhookEndpoint, event_types: Any, only_own_videos: bool
+    *, endpoint: WebhookEndpoint, event_types: Any, only_own_videos: bool, by: User | None = None
 ) -> WebhookEndpoint:
     """Change which events an endpoint is sent (and whether only its integration's own videos'): from the next event
     on; deliveries already made keep going. Without it an endpoint subscribed to too much (every box is ticked when
-    it is added) could only be disabled, and nothing else could be sent to that receiver."""
+    it is added) could only be disabled, and nothing else could be sent to that receiver. Recorded in the audit log
+    with what it was before; saving the same choices again changes and records nothing (a form posted twice)."""
     chosen = _clean_event_types(event_types)
     locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    before = {"event_types": list(locked.event_types), "only_own_videos": locked.only_own_videos}
+    if before == {"event_types": chosen, "only_own_videos": only_own_videos}:
+        return locked
     locked.event_types = chosen
     locked.only_own_videos = only_own_videos
     locked.save(update_fields=["event_types", "only_own_videos"])
+    _audited(locked, "webhook.events_set", by, before=before, event_types=chosen, only_own_videos=only_own_videos)
     return locked
 
 
 @transaction.atomic
-def webhook_endpoint_enable(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+def webhook_endpoint_enable(*, endpoint: WebhookEndpoint, by: User | None = None) -> WebhookEndpoint:
     """Re-enable after a disable (by an admin or after too many failed attempts): the failure count restarts and
-    the deliveries held meanwhile go out now (``webhook_deliveries_resume``)."""
+    the deliveries held meanwhile go out now (``webhook_deliveries_resume``). Recorded in the audit log, with the
+    reason it had been disabled for."""
     locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    was = {"was_active": locked.is_active, "disabled_reason": locked.disabled_reason}
     locked.is_active = True
     locked.disabled_reason = ""
     locked.disabled_at = None
     locked.consecutive_failures = 0
     locked.save(update_fields=["is_active", "disabled_reason", "disabled_at", "consecutive_failures"])
+    _audited(locked, "webhook.enable", by, **was)
     webhook_deliveries_resume(endpoint_ids=[locked.pk])
     return locked
 
@@ -154,18 +172,22 @@ def webhook_deliveries_resume(*, endpoint_ids: list[int]) -> list[int]:
 
 
 @transaction.atomic
-def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> WebhookEndpoint:
+def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str, by: User | None = None) -> WebhookEndpoint:
+    """Stop sending to ``endpoint`` (its deliveries are held until it is enabled). Recorded in the audit log."""
     locked = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    was_active = locked.is_active
     locked.is_active = False
     locked.disabled_reason = reason[:500]
     locked.disabled_at = timezone.now()
     locked.save(update_fields=["is_active", "disabled_reason", "disabled_at"])
+    _audited(locked, "webhook.disable", by, was_active=was_active, reason=locked.disabled_reason)
     return locked
 
 
 @transaction.atomic
-def webhook_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
-    """Send a delivery again now (also a delivered one: receivers de-duplicate on the event id)."""
+def webhook_redeliver(*, delivery: WebhookDelivery, by: User | None = None) -> WebhookDelivery:
+    """Send a delivery again now (also a delivered one: receivers de-duplicate on the event id). Recorded in the
+    audit log (an event's data sent to a receiver once more)."""
     locked = (
         WebhookDelivery.objects.select_for_update(of=("self",))
         .select_related("endpoint__integration")
@@ -188,6 +210,7 @@ def webhook_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     locked.status = WebhookDelivery.Status.PENDING
     locked.next_attempt_at = timezone.now()
     locked.save(update_fields=["status", "next_attempt_at", "updated_at"])
+    _audited(endpoint, "webhook.redeliver", by, delivery=locked.pk, event=str(locked.event_id))
     _send_deliveries([locked.pk])
     return locked
 
@@ -373,12 +396,15 @@ def _record_attempt(
         return "delivered"
     WebhookEndpoint.objects.filter(pk=endpoint_id).update(consecutive_failures=F("consecutive_failures") + 1)
     limit = int(settings.WEBHOOK_DISABLE_AFTER_FAILURES)
-    WebhookEndpoint.objects.filter(pk=endpoint_id, is_active=True, consecutive_failures__gte=limit).update(
+    disabled = WebhookEndpoint.objects.filter(pk=endpoint_id, is_active=True, consecutive_failures__gte=limit).update(
         is_active=False,
         disabled_at=now,
         # The count is of attempts (every delivery's retries included), not of deliveries.
         disabled_reason=f"Disabled after {limit} failed attempts in a row; the last: {error}"[:500],
     )
+    if disabled:  # by the sender, not a person: in the audit log as an admin's disable is
+        endpoint = WebhookEndpoint.objects.get(pk=endpoint_id)
+        _audited(endpoint, "webhook.auto_disable", None, reason=endpoint.disabled_reason)
     if delivery.attempts >= int(settings.WEBHOOK_MAX_ATTEMPTS):
         delivery.status = WebhookDelivery.Status.FAILED
         delivery.next_attempt_at = None

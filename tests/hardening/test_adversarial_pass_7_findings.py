@@ -27,7 +27,7 @@ from tests.training.conftest import (  # noqa: F401 - fixtures used below
     override_review,
     training_dirs,
 )
-from training.evaluation import eval_set_key
+from training.evaluation import eval_set_key, evaluation_file_digest
 from training.models import EvaluationRun, TrainingJob
 from workbench import csp_reports, timewords
 from workbench.models import CspViolation
@@ -293,7 +293,9 @@ def test_an_evaluation_files_key_is_hashed_without_reading_the_file_into_memory(
     policy = type("P", (), {"pk": 7})()
     tracemalloc.start()
     try:
-        key = eval_set_key(eval_set="kuaimod_file", policy_version=policy, file_path=str(big))  # type: ignore[arg-type]
+        # Hashed by the evaluation's worker now (tests/training/test_eval_file_hashed_by_worker.py), in chunks still.
+        digest = evaluation_file_digest(big)
+        key = eval_set_key(eval_set="kuaimod_file", policy_version=policy, file_path=str(big), digest=digest)  # type: ignore[arg-type]
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

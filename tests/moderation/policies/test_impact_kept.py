@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from moderation.inference.impact import impact_content_hash, policy_impact_preview, policy_impact_preview_kept
 from moderation.inference.models import ImpactPreviewRun
@@ -118,20 +119,22 @@ def test_the_publish_step_draws_the_kept_preview_in_the_page_with_when_it_was_co
 
     first = editor.get(step, {"confirm": "publish"}).content.decode()
     assert re.search(
-        rf'<div id="impact-result" class="impact-pending" hx-get="{impact}\?n=\d+" hx-trigger="load"', first
+        rf'<div id="impact-result" class="impact-pending" hx-post="{impact}" hx-vals=\'{{"n": "\d+"}}\' hx-trigger="load"',
+        first,
     )
-    ran = editor.get(impact, {"n": "200"}, HTTP_HX_REQUEST="true").content.decode()  # what the step loads
+    ran = editor.post(impact, {"n": "200"}, HTTP_HX_REQUEST="true").content.decode()  # what the step loads
     assert "Computed <time" in ran and "UTC</time> (just now)." in ran and "shown again" not in ran
 
     again = editor.get(step, {"confirm": "publish"}).content.decode()
     box = again[again.index('<div id="impact-result"') : again.index("</section>", again.index('id="impact-result"'))]
     assert box.startswith('<div id="impact-result" class="impact-pending">')  # the same box, nothing loaded after
     assert "<strong>1</strong> of 1 recent item" in box
-    assert "shown again without re-running the model" in box and 'name="refresh" value="1"' in box
+    assert "shown again without re-running the model" in box and 'hx-post="' + impact in box
     assert "Running the impact preview" not in box
 
-    # "Run again" runs the model and says so.
-    rerun = editor.get(impact, {"n": "200", "refresh": "1"}, HTTP_HX_REQUEST="true").content.decode()
+    # "Run again" (a POST; a minute after the last run) runs the model and says so.
+    ImpactPreviewRun.objects.update(computed_at=timezone.now() - timedelta(minutes=2))
+    rerun = editor.post(impact, {"n": "200"}, HTTP_HX_REQUEST="true").content.decode()
     assert "Computed <time" in rerun and "shown again" not in rerun
 
 

@@ -89,7 +89,7 @@ def test_impact_page_lists_flips_with_links_for_editors_only(policy_version, mak
     draft = _draft_with_keyword(policy_version, make_user("policy_editor"), "signal")
     url = reverse("moderation:policy_version_impact", args=[draft.pk])
 
-    resp = client_as("policy_editor").get(url, {"n": "50"}, HTTP_HX_REQUEST="true")
+    resp = client_as("policy_editor").post(url, {"n": "50"}, HTTP_HX_REQUEST="true")  # running it is a POST
     html = resp.content.decode()
     assert resp.status_code == 200 and "<html" not in html  # the htmx partial only
     assert "<strong>1</strong> of 1 recent item" in html
@@ -140,7 +140,8 @@ def test_the_publish_step_runs_the_impact_preview_under_its_question(policy_vers
     impact = reverse("moderation:policy_version_impact", args=[draft.pk])
     confirm = editor.get(url, {"confirm": "publish"}).content.decode()
     assert re.search(
-        rf'<div id="impact-result" class="impact-pending" hx-get="{impact}\?n=\d+" hx-trigger="load"', confirm
+        rf'<div id="impact-result" class="impact-pending" hx-post="{impact}" hx-vals=\'{{"n": "\d+"}}\' hx-trigger="load"',
+        confirm,
     )
     assert "Running the impact preview on the latest" in confirm  # the box holds its place until the answer lands
     unasked = editor.get(url).content.decode()
