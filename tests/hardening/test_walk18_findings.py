@@ -1,0 +1,60 @@
+"""What the eighteenth role walk through the running app (`manage.py up`, the demo videos, 100 imported KuaiMod
+records decided by the serving model) found that the server draws (the browser half is in
+tests/moderation/tagging/test_tag_browser.py: the tag search under the sticky submit row)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from django.utils import timezone
+
+from moderation.integrations.models import Integration, WebhookEndpoint
+from moderation.integrations.services import integration_create
+
+
+def _text(html: str) -> str:
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+    return text.replace(" ,", ",").replace("( ", "(").replace(" )", ")")
+
+
+def test_who_manages_integrations_without_a_role_gets_an_integrations_home(client, make_user) -> None:  # type: ignore[no-untyped-def]
+    """Walked as an integration manager (the permission "Manage integrations" given alone, no group): the header
+    offered Integrations and Operations, the home page said "Your account has no role yet: ask an admin to add you to
+    the moderator, labeler, policy editor or admin group." — a dead end for someone whose work is there."""
+    manager = make_user(None)
+    manager.user_permissions.add(Permission.objects.get(codename="manage_integrations"))
+    client.force_login(manager)
+
+    empty = client.get(reverse("home")).content.decode()
+    assert "has no role yet" not in empty
+    assert 'id="home-integrations"' in empty and "No platform is connected yet" in empty
+
+    on, _ = integration_create(name="shortvid")
+    off, _ = integration_create(name="old-platform")
+    Integration.objects.filter(pk=off.pk).update(is_active=False, token_expires_at=timezone.now() - timedelta(days=1))
+    Integration.objects.filter(pk=on.pk).update(token_expires_at=timezone.now() + timedelta(days=10))
+    WebhookEndpoint.objects.create(integration=on, url="https://a.example/h", secret="s", event_types=["label.final"])
+    WebhookEndpoint.objects.create(
+        integration=on, url="https://b.example/h", secret="s", event_types=["label.final"], is_active=False
+    )
+    html = client.get(reverse("home")).content.decode()
+    panel = _text(html.split('id="home-integrations"', 1)[1].split("</section>", 1)[0])
+    assert "Platforms 2 (1 switched on)" in panel, panel
+    assert "1 expired, 1 expiring" in panel, panel
+    assert "Webhook endpoints 2 (1 disabled)" in panel, panel
+    assert reverse("moderation:integration_list") in html and reverse("moderation:ops_dashboard") in html
+
+    # Other roles see no such panel; the admin (who manages integrations too) does.
+    assert 'id="home-integrations"' not in _home_of(make_user("moderator"))
+    assert 'id="home-integrations"' in _home_of(make_user("admin"))
+
+
+def _home_of(user) -> str:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client.get(reverse("home")).content.decode()
