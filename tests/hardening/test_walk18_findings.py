@@ -58,3 +58,25 @@ def _home_of(user) -> str:  # type: ignore[no-untyped-def]
     client = Client()
     client.force_login(user)
     return client.get(reverse("home")).content.decode()
+
+
+def test_the_integrations_page_names_the_import_folders_in_full_or_says_there_are_none(  # type: ignore[no-untyped-def]
+    client_as, settings, tmp_path
+) -> None:
+    """Walked as the integration manager on a server with no MEDIA_IMPORT_ROOTS: the integration read "imports by
+    path from integration-1/ in the import folders only", while the API answered the platform's path import "Server-side
+    import is disabled: set MEDIA_IMPORT_ROOTS …"; with folders set, the page never said which (the manager puts the
+    platform's files there)."""
+    integration, _ = integration_create(name="shortvid")
+    client = client_as("admin")
+    url = reverse("moderation:integration_list")
+
+    settings.MEDIA_IMPORT_ROOTS = []
+    line = _text(client.get(url).content.decode())
+    assert "in the import folders only" not in line
+    assert "no imports by path (no import folder is set on the server, MEDIA_IMPORT_ROOTS: it sends the files)" in line
+
+    settings.MEDIA_IMPORT_ROOTS = [str(tmp_path / "drop"), str(tmp_path / "nfs") + "/"]
+    line = _text(client.get(url).content.decode())
+    folder = f"integration-{integration.pk}"
+    assert f"imports by path from {tmp_path}/drop/{folder}/, {tmp_path}/nfs/{folder}/ only" in line, line
