@@ -80,3 +80,34 @@ def test_the_integrations_page_names_the_import_folders_in_full_or_says_there_ar
     line = _text(client.get(url).content.decode())
     folder = f"integration-{integration.pk}"
     assert f"imports by path from {tmp_path}/drop/{folder}/, {tmp_path}/nfs/{folder}/ only" in line, line
+
+
+def test_a_text_only_item_offers_no_reveal_media(make_user, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked as a moderator on the imported KuaiMod records (title, OCR and ASR, no file, no keyframes): the review
+    screen said "No media file: a text-only item … No keyframes." and offered "Reveal media r" under it, and the tag
+    screen offered it above the item's text: a button (and a key) that shows nothing, on most of the day's items."""
+    from django.test import Client
+
+    from moderation.review.services import review_claim_next
+    from tests.factories import ReviewTaskFactory, TagTaskFactory
+
+    text_only = ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
+    with_file = ReviewTaskFactory(decision__policy_version=policy_version)
+    pages = {}
+    for _ in range(2):  # one item held at a time: two moderators, one item each
+        moderator = make_user("moderator")
+        client = Client()
+        client.force_login(moderator)
+        task = review_claim_next(user=moderator, queue=text_only.queue)
+        assert task is not None
+        pages[task.pk] = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert "No media file: a text-only item" in pages[text_only.pk]
+    assert "data-reveal-toggle" not in pages[text_only.pk]
+    assert "data-reveal-toggle" in pages[with_file.pk]  # a video's media is still shielded until revealed
+
+    tag_item = TagTaskFactory(decision__policy_version=policy_version, suggestions=[("美食", 0.5)])
+    moderator = make_user("moderator")
+    client.force_login(moderator)
+    assert review_claim_next(user=moderator, queue=tag_item.queue) == tag_item
+    html = client.get(reverse("moderation:tag_task", args=[tag_item.pk])).content.decode()
+    assert 'id="tag-video"' in html and "data-reveal-toggle" not in html
