@@ -111,3 +111,50 @@ def test_a_text_only_item_offers_no_reveal_media(make_user, policy_version) -> N
     assert review_claim_next(user=moderator, queue=tag_item.queue) == tag_item
     html = client.get(reverse("moderation:tag_task", args=[tag_item.pk])).content.decode()
     assert 'id="tag-video"' in html and "data-reveal-toggle" not in html
+
+
+def test_a_second_labeler_is_led_to_the_next_correction_waiting_for_their_review(make_user, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked as the second labeler (the admin) from "Corrections waiting for a second labeler": after Accept the
+    screen stayed on the accepted correction, now an edit form, with only "Next not corrected yet: decision #101" —
+    the next decision to write a correction for, not the next correction waiting for this reviewer, which only the
+    list (filtered again) found."""
+    from django.test import Client
+
+    from tests.factories import CotCorrectionFactory, DecisionFactory
+
+    author = make_user("labeler")
+    older = CotCorrectionFactory(decision=DecisionFactory(policy_version=policy_version), author=author)
+    newer = CotCorrectionFactory(decision=DecisionFactory(policy_version=policy_version), author=author)
+    reviewer = Client()
+    reviewer.force_login(make_user("labeler"))
+
+    def next_to_review(decision_id: int, *, follow_from=None) -> str:  # type: ignore[no-untyped-def]
+        url = reverse("annotation:correction_edit", args=[decision_id])
+        html = (follow_from or reviewer.get(url)).content.decode()
+        return (
+            _text(html.split('id="next-to-review"', 1)[1].split("</p>", 1)[0]) if 'id="next-to-review"' in html else ""
+        )
+
+    line = next_to_review(newer.decision_id)
+    assert f"decision #{older.decision_id}" in line and f"revision {older.revision} by {author}" in line, line
+
+    accepted = reviewer.post(
+        reverse("annotation:correction_review", args=[newer.decision_id]),
+        {"action": "accept", "base_revision": newer.revision},
+        follow=True,
+    )
+    assert f"Accepted revision {newer.revision}." in accepted.content.decode()
+    assert f"decision #{older.decision_id}" in next_to_review(newer.decision_id, follow_from=accepted)
+
+    reviewer.post(
+        reverse("annotation:correction_review", args=[older.decision_id]),
+        {"action": "accept", "base_revision": older.revision},
+    )
+    assert next_to_review(older.decision_id) == ""  # nothing else waits for this reviewer
+    # The author is never sent to review their own corrections.
+    author_client = Client()
+    author_client.force_login(author)
+    newest = CotCorrectionFactory(decision=DecisionFactory(policy_version=policy_version), author=author)
+    html = author_client.get(reverse("annotation:correction_edit", args=[older.decision_id])).content.decode()
+    assert 'id="next-to-review"' not in html
+    assert f"decision #{newest.decision_id}" in next_to_review(older.decision_id)
