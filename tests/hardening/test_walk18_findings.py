@@ -158,3 +158,26 @@ def test_a_second_labeler_is_led_to_the_next_correction_waiting_for_their_review
     html = author_client.get(reverse("annotation:correction_edit", args=[older.decision_id])).content.decode()
     assert 'id="next-to-review"' not in html
     assert f"decision #{newest.decision_id}" in next_to_review(older.decision_id)
+
+
+def test_an_active_stage_1_can_be_switched_off_from_the_cascade_dashboard(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walked as the admin: "Train stage 1 from the labels collected so far" trained on the 101 labelled items and
+    "made active" — it auto-decided 6 % of new items from then on, which the button had not said — and nothing on
+    the dashboard (nor the Django admin) switched it off again: only the shell could."""
+    from moderation.inference.cascade_models import CascadeModel
+
+    model = CascadeModel.objects.create(
+        name="stage1", artifact_path="models/stage1.joblib", escalate_threshold=0.57, is_active=True, trained_on=101
+    )
+    client = client_as("admin")
+    page = client.get(reverse("moderation:cascade")).content.decode()
+    assert 'id="train-makes-active"' in page and "becomes the active stage 1" in page
+    assert reverse("moderation:cascade_off") in page and "Switch stage 1 off" in page
+
+    done = client.post(reverse("moderation:cascade_off"), follow=True).content.decode()
+    assert "Stage 1 “stage1” is switched off: every item goes straight to the serving model." in done
+    model.refresh_from_db()
+    assert not model.is_active and not CascadeModel.objects.filter(is_active=True).exists()
+    assert "No stage-1 model is active" in done and "Switch stage 1 off" not in done
+    again = client.post(reverse("moderation:cascade_off"), follow=True).content.decode()
+    assert "No stage-1 model is active: train one first." in again  # a second click (another tab) is told, no 500
