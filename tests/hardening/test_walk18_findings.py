@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from html import unescape
 
 from django.contrib.auth.models import Permission
 from django.urls import reverse
@@ -16,7 +17,7 @@ from moderation.integrations.services import integration_create
 
 
 def _text(html: str) -> str:
-    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip()
+    text = unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).strip())
     return text.replace(" ,", ",").replace("( ", "(").replace(" )", ")")
 
 
@@ -181,3 +182,54 @@ def test_an_active_stage_1_can_be_switched_off_from_the_cascade_dashboard(client
     assert "No stage-1 model is active" in done and "Switch stage 1 off" not in done
     again = client.post(reverse("moderation:cascade_off"), follow=True).content.decode()
     assert "No stage-1 model is active: train one first." in again  # a second click (another tab) is told, no 500
+
+
+def test_an_evaluations_measures_are_listed_in_a_reading_order(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked as the admin on evaluation 1 (the gold set, 101 items): the measures came in the order PostgreSQL's
+    jsonb keeps keys (shortest first): "Binary accuracy", "Format validity", "Strict accuracy", "Violation recall",
+    "Label accuracy", "Non-violation recall", "Violation precision", "Binary accuracy, 95% interval", "Non-violation
+    precision" — each class's precision far from its recall, the interval far from its accuracy."""
+    from tests.factories import ModelVersionFactory
+    from training.models import EvaluationRun
+
+    metrics = {
+        "n": 101,
+        "n_violative": 47,
+        "prompts_cut": 0,
+        "binary_accuracy": 0.604,
+        "format_validity": 1.0,
+        "strict_accuracy": 0.594,
+        "violative_recall": 0.149,
+        "multiclass_accuracy": 0.594,
+        "nonviolative_recall": 1.0,
+        "violative_precision": 1.0,
+        "binary_accuracy_ci95": [0.506, 0.694],
+        "nonviolative_precision": 0.574,
+        "a_measure_added_later": 0.5,
+    }
+    run = EvaluationRun.objects.create(
+        model_version=ModelVersionFactory(),
+        policy_version=policy_version,
+        eval_set_key="gold",
+        status=EvaluationRun.Status.SUCCEEDED,
+        metrics=metrics,
+    )
+    page = _text(client_as("admin").get(reverse("training:evaluation_detail", args=[run.pk])).content.decode())
+    order = [
+        "Items evaluated 101",
+        "Violative items 47",
+        "Binary accuracy (violation or not) 0.604",
+        "Binary accuracy, 95% interval 0.506 – 0.694",
+        "Label accuracy (exact label) 0.594",
+        "Strict accuracy (exact label, well-formed output) 0.594",
+        "Format validity (outputs that parse) 1.000",
+        "Violation precision 1.000",
+        "Violation recall 0.149",
+        "Non-violation precision 0.574",
+        "Non-violation recall 1.000",
+        "Items whose prompt was cut to fit the model's context 0",
+        "A measure added later 0.500",  # a key the screen has no words for yet comes last, not lost
+    ]
+    places = [page.find(row) for row in order]
+    assert all(place >= 0 for place in places), [row for row, place in zip(order, places, strict=True) if place < 0]
+    assert places == sorted(places), page
