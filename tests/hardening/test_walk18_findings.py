@@ -233,3 +233,22 @@ def test_an_evaluations_measures_are_listed_in_a_reading_order(client_as, policy
     places = [page.find(row) for row in order]
     assert all(place >= 0 for place in places), [row for row, place in zip(order, places, strict=True) if place < 0]
     assert places == sorted(places), page
+
+
+def test_a_text_only_items_page_does_not_promise_keyframes_nor_weigh_a_file(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked as the admin on an imported KuaiMod record's page (video #2): "This item has no media file (text only)."
+    then "Keyframes (0) … No keyframes yet." — as if they were on their way — and "Uploaded … · kuaimod:000.jsonl ·
+    0 bytes", the size of a file that does not exist."""
+    from tests.factories import DecisionFactory
+
+    decision = DecisionFactory(
+        policy_version=policy_version, video__file="", video__original_filename="kuaimod:000.jsonl", video__size_bytes=0
+    )
+    page = _text(client_as("admin").get(reverse("moderation:video_detail", args=[decision.video_id])).content.decode())
+    assert "This item has no media file (text only)." in page
+    assert "No keyframes yet." not in page and "None: a text-only item has no picture to take them from." in page
+    assert "kuaimod:000.jsonl · text only, no file" in page and "0 bytes" not in page
+
+    with_file = DecisionFactory(policy_version=policy_version)  # a video still says its size
+    page = _text(client_as("admin").get(reverse("moderation:video_detail", args=[with_file.video_id])).content.decode())
+    assert "text only, no file" not in page and "bytes" in page
