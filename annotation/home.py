@@ -24,6 +24,9 @@ def _labeling(user: User) -> dict[str, Any]:
         .count(),
         # A submitted correction waits for a second labeler (not its author).
         "to_review": submitted.exclude(correction__author=user).count(),
+        # The labeler's own, sent on and not yet accepted or rejected: the panel said only "Corrections waiting for a
+        # second labeler: 0" right after they submitted one, as if it had gone nowhere.
+        "mine_waiting": submitted.filter(correction__author=user).count(),
         "tag2cot_open": tag2cot_tasks(status=Tag2CotTask.Status.OPEN, user=user).count(),
     }
 

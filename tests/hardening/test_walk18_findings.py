@@ -252,3 +252,27 @@ def test_a_text_only_items_page_does_not_promise_keyframes_nor_weigh_a_file(clie
     with_file = DecisionFactory(policy_version=policy_version)  # a video still says its size
     page = _text(client_as("admin").get(reverse("moderation:video_detail", args=[with_file.video_id])).content.decode())
     assert "text only, no file" not in page and "bytes" in page
+
+
+def test_the_labelers_home_counts_their_own_corrections_waiting_apart_from_those_to_review(  # type: ignore[no-untyped-def]
+    make_user, policy_version
+) -> None:
+    """Walked as the labeler: right after "Submitted revision 1 for review … another labeler accepts or rejects it
+    next", the home page said "Corrections waiting for a second labeler: 0" — it counts only others' corrections, so
+    the one just sent seemed to have gone nowhere."""
+    from django.test import Client
+
+    from tests.factories import CotCorrectionFactory, DecisionFactory
+
+    me, colleague = make_user("labeler"), make_user("labeler")
+    CotCorrectionFactory(decision=DecisionFactory(policy_version=policy_version), author=me)
+    for _ in range(2):
+        CotCorrectionFactory(decision=DecisionFactory(policy_version=policy_version), author=colleague)
+    client = Client()
+    client.force_login(me)
+    panel = _text(client.get(reverse("home")).content.decode().split('id="home-labeling"', 1)[1].split("</section>")[0])
+    assert "Others' corrections waiting for your review 2" in panel, panel
+    assert "Yours waiting for a second labeler 1" in panel, panel
+    assert "Corrections waiting for a second labeler" not in panel
+    mine = client.get(reverse("annotation:correction_list") + "?status=submitted&by=me").content.decode()
+    assert mine.count(">Edit</a>") == 1  # the list the count opens holds that one correction
