@@ -276,3 +276,27 @@ def test_the_labelers_home_counts_their_own_corrections_waiting_apart_from_those
     assert "Corrections waiting for a second labeler" not in panel
     mine = client.get(reverse("annotation:correction_list") + "?status=submitted&by=me").content.decode()
     assert mine.count(">Edit</a>") == 1  # the list the count opens holds that one correction
+
+
+def test_a_tag2cot_tasks_first_draft_says_what_it_holds(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
+    """Walked as the labeler after "Queued 41 new Tag2CoT tasks": every row's "Draft" column read "Evidence baseline
+    extraction", and the task's page "draft: Evidence baseline extraction" — a name, not what was written for them
+    (only the content-extraction stage is filled in; the reasoning to the human label is theirs to write)."""
+    from annotation.models import Tag2CotTask
+    from tests.factories import DecisionFactory
+
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    task = Tag2CotTask.objects.create(
+        video=decision.video,
+        decision=decision,
+        policy_version=policy_version,
+        target_label="引导私下交易",
+        draft_source=Tag2CotTask.DraftSource.BASELINE,
+        draft_model="evidence_baseline",
+    )
+    client = client_as("labeler")
+    listed = _text(client.get(reverse("annotation:tag2cot_list")).content.decode())
+    page = _text(client.get(reverse("annotation:tag2cot_write", args=[task.pk])).content.decode())
+    assert "First draft" in listed and "content extraction filled in (evidence baseline)" in listed
+    assert "first draft: content extraction filled in (evidence baseline)" in page
+    assert "Evidence baseline extraction" not in listed + page
