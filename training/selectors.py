@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -271,6 +272,14 @@ def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
             text = str(value)
         rows.append((metric_label(key), key, text))
     return rows
+
+
+def evaluation_category_rows(run: EvaluationRun) -> list[tuple[str, str, Any]]:
+    """The run's recall per major category as (key, English name, recall): the page listed the keys alone
+    ("内容质量与伦理"), while the policy's taxonomy names each category in English too ("Content quality & ethics")."""
+    names = {major.get("key"): major.get("name", "") for major in (run.policy_version.taxonomy or [])}
+    recall = (run.per_category or {}).get("major_recall", {})
+    return [(key, names.get(key) or "", value) for key, value in recall.items()]
 
 
 def _metrics_without_items(run: EvaluationRun) -> dict[str, str]:

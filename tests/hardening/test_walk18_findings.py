@@ -231,6 +231,14 @@ def test_an_evaluations_measures_are_listed_in_a_reading_order(client_as, policy
         "A measure added later 0.500",  # a key the screen has no words for yet comes last, not lost
     ]
     places = [page.find(row) for row in order]
+    # Walk 18 too: each major category's recall named in English beside its key, as the policy's taxonomy names it.
+    run.per_category = {"major_recall": {"法律与社会安全": 0.333, "内容质量与伦理": 0.0}}
+    run.save(update_fields=["per_category"])
+    with_categories = _text(
+        client_as("admin").get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
+    )
+    assert "法律与社会安全 Law & social safety 0.333" in with_categories, with_categories
+    assert "内容质量与伦理 Content quality & ethics 0.000" in with_categories
     assert all(place >= 0 for place in places), [row for row, place in zip(order, places, strict=True) if place < 0]
     assert places == sorted(places), page
 
