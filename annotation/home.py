@@ -17,7 +17,7 @@ def _labeling(user: User) -> dict[str, Any]:
     from annotation.selectors import correction_candidates, tag2cot_tasks
 
     # Counted as the lists they link to count (``user``: a restricted review queue's content stays with its
-    # groups), so the home page says nothing about videos hidden from the labeler. The three correction counts in
+    # groups), so the home page says nothing about videos hidden from the labeler. The four correction counts in
     # one statement (one pass over the decisions, each correction joined once): one statement each before, the
     # uncorrected count already reading every decision.
     counts = correction_candidates(user=user).aggregate(
@@ -27,6 +27,9 @@ def _labeling(user: User) -> dict[str, Any]:
         to_review=Count(
             "pk", filter=Q(correction__status=CotCorrection.Status.SUBMITTED) & ~Q(correction__author=user)
         ),
+        # The labeler's own, sent on and not yet accepted or rejected: the panel said only "Corrections waiting for a
+        # second labeler: 0" right after they submitted one, as if it had gone nowhere.
+        mine_waiting=Count("pk", filter=Q(correction__status=CotCorrection.Status.SUBMITTED, correction__author=user)),
     )
     return {**counts, "tag2cot_open": tag2cot_tasks(status=Tag2CotTask.Status.OPEN, user=user).count()}
 

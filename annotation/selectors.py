@@ -79,6 +79,14 @@ def correction_next_uncorrected(*, user: Any, after: Decision) -> Decision | Non
     return todo.filter(below).first() or todo.first()
 
 
+def correction_next_to_review(*, user: Any, after: Decision) -> Decision | None:
+    """The submitted correction ``user`` may review after ``after`` (someone else's, latest first, as the list's
+    "waiting for a second labeler" filter orders them): the next one down, else the latest one above it."""
+    todo = correction_candidates(status=CotCorrection.Status.SUBMITTED, user=user, by="others").exclude(pk=after.pk)
+    below = Q(created_at__lt=after.created_at) | Q(created_at=after.created_at, pk__lt=after.pk)
+    return todo.filter(below).first() or todo.first()
+
+
 def decision_for_correction(*, decision_id: int, user: Any = None) -> Decision:
     return get_object_or_404(
         _open_to(user, Decision.objects.all())

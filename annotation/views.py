@@ -141,6 +141,14 @@ def _edit_context(
         "next_uncorrected": selectors.correction_next_uncorrected(user=request.user, after=decision)
         if correction is not None and correction.status != CotCorrection.Status.DRAFT and conflict is None
         else None,
+        # A second labeler who accepted or rejected one (or is looking at one) was left on it, with an edit form and a
+        # link to the next decision to correct: the next correction waiting for their review was only on the list.
+        "next_to_review": selectors.correction_next_to_review(user=request.user, after=decision)
+        if correction is not None
+        and conflict is None
+        and correction.status != CotCorrection.Status.DRAFT
+        and correction.author_id != request.user.pk
+        else None,
         "can_review": correction is not None
         and conflict is None
         and correction.status == CotCorrection.Status.SUBMITTED

@@ -58,6 +58,12 @@ def _ops(user: User) -> dict[str, Any]:
     return {"videos": videos, "serving": list(ModelVersion.objects.filter(is_serving=True).order_by("name"))}
 
 
+def _integrations(user: User) -> dict[str, Any]:
+    from moderation.integrations.selectors import integrations_home_counts
+
+    return integrations_home_counts()
+
+
 def register() -> None:
     home_panel_register(
         HomePanel(key="review", perm=Perm.REVIEW_VIDEO, template="home/_review.html", context=_review, order=10)
@@ -67,4 +73,15 @@ def register() -> None:
     )
     home_panel_register(
         HomePanel(key="ops", perm=Perm.MANAGE_TRAINING, template="home/_ops.html", context=_ops, order=40)
+    )
+    # Whoever manages integrations without another role (the permission given alone) was told "no role yet", with
+    # Integrations and Operations in the header and nothing to start from on the page.
+    home_panel_register(
+        HomePanel(
+            key="integrations",
+            perm=Perm.MANAGE_INTEGRATIONS,
+            template="home/_integrations.html",
+            context=_integrations,
+            order=45,
+        )
     )

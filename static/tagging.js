@@ -56,13 +56,28 @@
     if (results) results.replaceChildren();
   }
 
+  // Scrolled into view above the tag screen's sticky "Submit tags and next" row, not merely inside the window:
+  // at 1440x900 the box and what it found sat at the window's bottom edge, under that row, so the reviewer typed
+  // and saw no match (its height is measured, as its hint wraps to one line or two).
+  function bringIntoView(el) {
+    const row = el.closest("form") && el.closest("form").querySelector(".tags-submit-row");
+    el.style.scrollMarginBottom = row ? `${Math.ceil(row.getBoundingClientRect().height) + 8}px` : "";
+    el.scrollIntoView({ block: "nearest" });
+  }
+
   // What the search found opens under the box; with a full list of chips the box sits at the window's bottom edge
   // and the results fell out of sight (Enter then added a "first match" nobody had seen): bring them into view.
   document.addEventListener("htmx:afterSwap", (ev) => {
     const list = ev.detail && ev.detail.target;
     if (list instanceof Element && list.matches("[data-tag-results]") && list.children.length) {
-      list.scrollIntoView({ block: "nearest" });
+      bringIntoView(list);
     }
+  });
+
+  // "/" (or Tab) into the search box: the box itself out from under the sticky row.
+  document.addEventListener("focusin", (ev) => {
+    const t = ev.target;
+    if (t instanceof HTMLInputElement && t.matches("[data-tag-search]")) bringIntoView(t);
   });
 
   document.addEventListener("click", (ev) => {

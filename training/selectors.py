@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -11,7 +12,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.models import ModelVersion, PolicyVersion
-from training.evaluation import metric_label
+from training.evaluation import METRIC_LABELS, metric_label
 from training.models import EvaluationRun, PreferenceDataset, RetrainRule, ShadowDeployment, TrainingJob
 from workbench.formatting import metric_text
 from workbench.text import row_id
@@ -251,7 +252,12 @@ def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
     per-category tables are shown on their own."""
     rows = []
     undefined = _metrics_without_items(run)
-    for key, value in (run.metrics or {}).items():
+    # In METRIC_LABELS' order (counts, accuracy and its interval, exact-label measures, each class's precision then
+    # recall), any other key after them: the run's metrics are jsonb, which keeps keys shortest first, so the page
+    # listed "Violation recall" between two accuracies, the interval under "Violation precision".
+    order = {key: place for place, key in enumerate(METRIC_LABELS)}
+    metrics = sorted((run.metrics or {}).items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+    for key, value in metrics:
         if key in _PER_CATEGORY_KEYS:
             continue
         if key in undefined:
@@ -266,6 +272,14 @@ def evaluation_metric_rows(run: EvaluationRun) -> list[tuple[str, str, str]]:
             text = str(value)
         rows.append((metric_label(key), key, text))
     return rows
+
+
+def evaluation_category_rows(run: EvaluationRun) -> list[tuple[str, str, Any]]:
+    """The run's recall per major category as (key, English name, recall): the page listed the keys alone
+    ("内容质量与伦理"), while the policy's taxonomy names each category in English too ("Content quality & ethics")."""
+    names = {major.get("key"): major.get("name", "") for major in (run.policy_version.taxonomy or [])}
+    recall = (run.per_category or {}).get("major_recall", {})
+    return [(key, names.get(key) or "", value) for key, value in recall.items()]
 
 
 def _metrics_without_items(run: EvaluationRun) -> dict[str, str]:

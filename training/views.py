@@ -360,6 +360,7 @@ def evaluation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = {
         "run": run,
         "metric_rows": selectors.evaluation_metric_rows(run),
+        "category_rows": selectors.evaluation_category_rows(run),
         "heatmap": selectors.confusion_heatmap(run),
         "active": run.status in ("queued", "running"),
         "ahead": selectors.evaluation_runs_ahead(run=run),

@@ -863,6 +863,20 @@ def cascade_target_set(*, target_accuracy: float) -> CascadeModel:
     return model
 
 
+@transaction.atomic
+def cascade_switch_off() -> CascadeModel:
+    """Take the active stage-1 model out of the cascade: items decided from now on go straight to the serving model.
+
+    Training stage 1 makes it active at once, and nothing else switched it off again (the dashboard had no way, the
+    Django admin does not list it): an admin who found it auto-deciding badly could only retrain it. It stays
+    stored; the next training (the button; beat's retrain asks only while one is active) makes a model active again."""
+    model = _active_cascade_locked()
+    model.is_active = False
+    model.save(update_fields=["is_active"])
+    logger.info("cascade model %s switched off: every item goes to the serving model", model.name)
+    return model
+
+
 def cascade_retrain_if_due() -> CascadeTraining | None:
     """Beat: ask for a retrain of the active stage-1 model under its name and routing when at least
     ``CASCADE_RETRAIN_AFTER_LABELS`` trusted labels arrived since the labels it was trained on. Goes

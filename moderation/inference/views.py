@@ -100,6 +100,24 @@ def cascade_train(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @permission_required(Perm.MANAGE_TRAINING)
+def cascade_off(request: HttpRequest) -> HttpResponse:
+    from moderation.inference.services import cascade_switch_off
+
+    try:
+        model = cascade_switch_off()
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request,
+            f"Stage 1 “{model.name}” is switched off: every item goes straight to the serving model. "
+            "Train stage 1 again to switch one on.",
+        )
+    return redirect("moderation:cascade")
+
+
+@require_POST
+@permission_required(Perm.MANAGE_TRAINING)
 def cascade_threshold(request: HttpRequest) -> HttpResponse:
     from moderation.inference.services import cascade_threshold_set
 

@@ -179,6 +179,35 @@ def integrations_overview(*, pk: int | None = None) -> list[Any]:
     return integrations
 
 
+def integrations_home_counts() -> dict[str, int]:
+    """What the home page's integrations panel counts: integrations (switched on), tokens expired or expiring within
+    TOKEN_EXPIRY_WARNING_DAYS, webhook endpoints (disabled), deliveries waiting to go out and failed for good (three
+    statements, whatever the number of integrations)."""
+    from django.db.models import Count
+
+    from moderation.integrations.models import WebhookEndpoint
+
+    now = timezone.now()
+    counts = Integration.objects.aggregate(
+        integrations=Count("pk"),
+        switched_on=Count("pk", filter=Q(is_active=True)),
+        tokens_expired=Count("pk", filter=Q(token_expires_at__lte=now)),
+        tokens_expiring=Count(
+            "pk",
+            filter=Q(token_expires_at__gt=now, token_expires_at__lt=now + timedelta(days=TOKEN_EXPIRY_WARNING_DAYS)),
+        ),
+    )
+    counts |= WebhookEndpoint.objects.aggregate(
+        endpoints=Count("pk"), endpoints_disabled=Count("pk", filter=Q(is_active=False))
+    )
+    waiting = [WebhookDelivery.Status.PENDING, WebhookDelivery.Status.RETRYING, WebhookDelivery.Status.SENDING]
+    counts |= WebhookDelivery.objects.aggregate(
+        deliveries_waiting=Count("pk", filter=Q(status__in=waiting)),
+        deliveries_failed=Count("pk", filter=Q(status=WebhookDelivery.Status.FAILED)),
+    )
+    return counts
+
+
 def webhook_endpoint_disabled_after(*, endpoint: Any) -> int | None:
     """How many failed attempts in a row disabled ``endpoint`` by themselves (WEBHOOK_DISABLE_AFTER_FAILURES reached:
     its count is kept while it is off); None when it is on or an admin disabled it before that."""

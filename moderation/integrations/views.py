@@ -52,6 +52,9 @@ def _render_list(
         "default_rate": integration_default_rate(),
         "default_rate_shown": integration_rate_shown(integration_default_rate()),
         "token_lifetime_days": settings.INTEGRATION_TOKEN_LIFETIME_DAYS,
+        # Where each platform's path imports are read from, in full: the page said "from integration-1/ in the import
+        # folders only" while none was set (the API answers such an import "Server-side import is disabled").
+        "import_roots": [str(root).rstrip("/") for root in settings.MEDIA_IMPORT_ROOTS],
         "error": error,
         "typed": typed or {},
         # (integration pk, "on" | "off"): that integration's switch asks to confirm (the page without JavaScript)

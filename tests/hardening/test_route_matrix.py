@@ -77,6 +77,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:cascade_train": ("POST", (TRAIN,)),
     "moderation:cascade_threshold": ("POST", (TRAIN,)),
     "moderation:cascade_target": ("POST", (TRAIN,)),
+    "moderation:cascade_off": ("POST", (TRAIN,)),
     "moderation:repro_queue": ("GET", (REVIEW,)),
     "moderation:repro_reviewed": ("GET", (REVIEW,)),
     "moderation:repro_claim_next": ("POST", (REVIEW,)),

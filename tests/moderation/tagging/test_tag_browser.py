@@ -13,7 +13,7 @@ import pytest
 from moderation.tagging.models import TagEvent, TagRanker, TagSuggestion, VideoTag
 from moderation.tagging.services import tag_candidates_generate, tag_set_default
 from tests.browser import conftest as browser_conftest
-from tests.browser.signin import sign_in
+from tests.browser.signin import shots_dir, sign_in
 from tests.browser.test_accessibility import _violations as axe_violations
 from tests.factories import DecisionFactory, VideoFactory
 
@@ -339,9 +339,19 @@ def test_the_tag_search_results_come_into_view_under_the_chips(  # type: ignore[
     page, make_user, policy_version, vocabulary, encode
 ):
     """Walked at 1440x900: with a full list of chips the search box sits at the window's bottom edge, and what it
-    found opened below it, out of sight: Enter added a "first match" the reviewer had not seen."""
+    found opened below it, out of sight: Enter added a "first match" the reviewer had not seen.
+
+    Walk 18: inside the window was not enough. With the walk's twelve chips the sticky "Submit tags and next" row
+    covered the box "/" had focused and the results under it: the reviewer typed "cook" and saw nothing."""
+    from moderation.tagging.services import _VOCAB_CACHE, tags_embed_missing, tags_import
+
+    # More chips than the window holds above the search box (the walk's item had twelve, with evidence lines).
+    tags_import(lines=["宠物", "音乐", "健身", "科技", "美妆", "搞笑", "电影"])
+    tags_embed_missing(encode=encode)
+    _VOCAB_CACHE.clear()
     tag_set = tag_set_default()
     tag_set.show_threshold = 0
+    tag_set.max_suggestions = 18
     tag_set.save()
     decision = DecisionFactory(
         video=VideoFactory(title="周末在家做火锅 美食教程 旅游 风景 游戏 舞蹈 汽车", file=""),
@@ -352,13 +362,36 @@ def test_the_tag_search_results_come_into_view_under_the_chips(  # type: ignore[
     page.goto("/tags/")
     with page.expect_navigation():
         page.keyboard.press("n")
+    assert page.locator("[data-chip]").count() == 18
+
+    def clear_of_the_submit_row(selector: str) -> float:
+        """How far above the sticky row's top the element's bottom is (negative: under the row)."""
+        return float(
+            page.evaluate(
+                """(selector) => document.querySelector('.tags-submit-row').getBoundingClientRect().top
+                - document.querySelector(selector).getBoundingClientRect().bottom""",
+                selector,
+            )
+        )
+
+    # The walk's window: the box inside it but at its bottom edge, where the sticky row is (the page scrolled there
+    # as a reviewer reading the chips had). Focus does not scroll a box already in the window.
+    page.evaluate(
+        """() => window.scrollBy(0, document.querySelector('[data-tag-search]').getBoundingClientRect().bottom
+        - window.innerHeight + 10)"""
+    )
+    assert clear_of_the_submit_row("[data-tag-search]") < 0  # under the row before "/"
     page.keyboard.press("/")
+    page.wait_for_timeout(300)
+    assert clear_of_the_submit_row("[data-tag-search]") >= 0
     page.keyboard.type("汽")
     first = page.locator("[data-tag-results] [data-add-tag]").first
     first.wait_for()
     page.wait_for_timeout(300)
     box = first.bounding_box()
     assert box is not None and box["y"] + box["height"] <= 900, box
+    assert clear_of_the_submit_row("[data-tag-results]") >= 0
+    page.screenshot(path=str(shots_dir() / "walk18-tag-search-above-submit-row.png"))
 
 
 @pytest.mark.django_db(transaction=True)
