@@ -28,6 +28,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from workbench.redis_client import redis_for, redis_key_for
+
 logger = logging.getLogger(__name__)
 
 # KEYS: one sorted set per window. ARGV: the member to add, "1" to take (else only look), then each window's limit
@@ -83,8 +85,8 @@ class RateCount:
     counted: bool = True
 
 
-def rate_take(*, cache: Any, windows: Sequence[RateWindow], what: str) -> RateCount:
-    """Count one request in every window of ``windows`` (``cache``: a Django Redis cache), atomically: taken in all
+def rate_take(*, cache: str, windows: Sequence[RateWindow], what: str) -> RateCount:
+    """Count one request in every window of ``windows`` (``cache``: the alias of a Redis cache in ``CACHES``), atomically: taken in all
     of them when each has room, else in none and refused with the wait. ``what`` names the rate in the log."""
     member = secrets.token_hex(8)
     try:
@@ -97,7 +99,7 @@ def rate_take(*, cache: Any, windows: Sequence[RateWindow], what: str) -> RateCo
     return RateCount(allowed=True, wait=0.0, counts=tuple(counts), member=member)
 
 
-def rate_peek(*, cache: Any, windows: Sequence[RateWindow]) -> float | None:
+def rate_peek(*, cache: str, windows: Sequence[RateWindow]) -> float | None:
     """Seconds until one more request would be taken in every window, None when it would now; counts nothing.
     Redis unreachable: None (the count itself lets the request through)."""
     try:
@@ -108,13 +110,12 @@ def rate_peek(*, cache: Any, windows: Sequence[RateWindow]) -> float | None:
     return None if wait_ms <= 0 else wait_ms / 1000
 
 
-def rate_give_back(*, cache: Any, windows: Sequence[RateWindow], counted: RateCount) -> None:
+def rate_give_back(*, cache: str, windows: Sequence[RateWindow], counted: RateCount) -> None:
     """Take back a request ``rate_take`` counted (nothing when it counted none): it no longer counts in any window."""
     if not counted.member:
         return
     try:
-        client = cache._cache.get_client(write=True)
-        pipe = client.pipeline(transaction=True)
+        pipe = redis_for(alias=cache).pipeline(transaction=True)
         for window in windows:
             pipe.zrem(_redis_key(cache, window), counted.member)
         pipe.execute()
@@ -122,23 +123,23 @@ def rate_give_back(*, cache: Any, windows: Sequence[RateWindow], counted: RateCo
         logger.warning("A counted request not given back: the shared cache is unreachable (%s)", exc)
 
 
-def rate_clear(*, cache: Any, window: RateWindow) -> None:
+def rate_clear(*, cache: str, window: RateWindow) -> None:
     """Forget every request counted in ``window`` (a right password clears its account's count)."""
     try:
-        cache._cache.get_client(write=True).delete(_redis_key(cache, window))
+        redis_for(alias=cache).delete(_redis_key(cache, window))
     except (RedisError, OSError) as exc:
         logger.warning("A request count not cleared: the shared cache is unreachable (%s)", exc)
 
 
-def _redis_key(cache: Any, window: RateWindow) -> str:
+def _redis_key(cache: str, window: RateWindow) -> str:
     # "rate:" keeps the sorted sets apart from the lists DRF's throttle kept under the same names (a key of the
     # wrong type would be an error until it expired).
-    return str(cache.make_and_validate_key(f"rate:{window.key}"))
+    return redis_key_for(alias=cache, key=f"rate:{window.key}")
 
 
-def _run(cache: Any, windows: Sequence[RateWindow], *, member: str, take: bool) -> list[int]:
-    # Django's RedisCache keeps the connection pool; the script runs on its client, under the cache's key prefix.
-    client = cache._cache.get_client(write=True)
+def _run(cache: str, windows: Sequence[RateWindow], *, member: str, take: bool) -> list[int]:
+    # The script runs on a client of the cache's own server (``workbench.redis_client``), under its key prefix.
+    client = redis_for(alias=cache)
     args: list[Any] = [member, "1" if take else "0"]
     for window in windows:
         args += [window.limit, max(1, round(window.seconds * 1000))]

@@ -20,9 +20,10 @@ import logging
 import secrets
 from typing import Any
 
-from django.core.cache import caches
 from django.http import HttpRequest
 from redis.exceptions import RedisError
+
+from workbench.redis_client import redis_for, redis_key_for
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +68,8 @@ def show_once_take(request: HttpRequest, *, name: str) -> dict[str, Any] | None:
 
 
 def _client() -> Any:
-    return caches["shared"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    return redis_for(alias="shared")
 
 
 def _redis_key(handle: str) -> str:
-    return str(caches["shared"].make_and_validate_key(f"show-once:{handle}"))
+    return redis_key_for(alias="shared", key=f"show-once:{handle}")

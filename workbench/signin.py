@@ -24,7 +24,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
-from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
@@ -70,7 +69,7 @@ def signin_try_take(*, username: str, address: str) -> RateCount:
     Taken first and given back when the password was right (``signin_try_done``): a count read first and written
     after the password was checked let concurrent guesses all read the same count and all be tried. Redis down:
     allowed, uncounted (the sign-in goes on without the throttle, logged)."""
-    return rate_take(cache=caches["throttle"], windows=_windows(username, address), what="sign-in")
+    return rate_take(cache="throttle", windows=_windows(username, address), what="sign-in")
 
 
 def signin_try_done(*, username: str, address: str, taken: RateCount, wrong_password: bool) -> None:
@@ -87,12 +86,12 @@ def signin_try_done(*, username: str, address: str, taken: RateCount, wrong_pass
                 WINDOW_SECONDS // 60,
             )
         return
-    rate_give_back(cache=caches["throttle"], windows=windows, counted=taken)
+    rate_give_back(cache="throttle", windows=windows, counted=taken)
 
 
 def signin_succeeded(*, username: str, address: str) -> None:
     """Clears the account's count from this address (a checked right password)."""
-    rate_clear(cache=caches["throttle"], window=_windows(username, address)[0])
+    rate_clear(cache="throttle", window=_windows(username, address)[0])
 
 
 class _Throttled:

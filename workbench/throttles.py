@@ -14,7 +14,6 @@ import math
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import caches
 from django.http import HttpRequest
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -27,7 +26,8 @@ class AtomicRateThrottle(SimpleRateThrottle):
     let concurrent requests each read the same count and all pass. Every throttle of the workbench is one of these.
     Redis unreachable: the request is served, uncounted (logged), never a 500 (``workbench.ratelimit``)."""
 
-    cache = caches["throttle"]
+    # The alias in ``CACHES`` whose Redis keeps the counts (``workbench.ratelimit``).
+    cache_alias = "throttle"
     # Set by SimpleRateThrottle's __init__ from the rate (the integration throttle sets them per request).
     num_requests: int | None
     duration: int | None
@@ -41,7 +41,7 @@ class AtomicRateThrottle(SimpleRateThrottle):
         if key is None:
             return True
         counted = rate_take(
-            cache=self.cache, windows=[RateWindow(key, self.num_requests, self.duration)], what=self.scope or ""
+            cache=self.cache_alias, windows=[RateWindow(key, self.num_requests, self.duration)], what=self.scope or ""
         )
         if not counted.allowed:
             self._wait = counted.wait
@@ -106,7 +106,7 @@ def upload_rate_wait_peek(user: Any) -> int | None:
     return rate_wait_peek(throttle, key=key, rate=throttle.rate)
 
 
-def rate_wait_peek(throttle: SimpleRateThrottle, *, key: str, rate: str) -> int | None:
+def rate_wait_peek(throttle: AtomicRateThrottle, *, key: str, rate: str) -> int | None:
     """Seconds until the count at ``key`` (``throttle``'s cache) is under ``rate`` again, None when it is now;
     counts nothing. Redis down or a rate DRF cannot read: None (the count itself lets it through)."""
     try:
@@ -115,7 +115,7 @@ def rate_wait_peek(throttle: SimpleRateThrottle, *, key: str, rate: str) -> int 
         return None
     if allowed is None or duration is None:
         return None
-    wait = rate_peek(cache=throttle.cache, windows=[RateWindow(key, allowed, duration)])
+    wait = rate_peek(cache=throttle.cache_alias, windows=[RateWindow(key, allowed, duration)])
     # In whole seconds, as ``Retry-After`` says them.
     return None if wait is None else max(1, math.ceil(wait))
 

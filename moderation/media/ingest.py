@@ -354,12 +354,19 @@ class ImportPathChanged(ModerationError):
     """A path ``import_path_confined`` accepted had a symlink on its way when it was opened (swapped in since)."""
 
 
+class ImportPathHardLinked(ImportPathChanged):
+    """A file in an integration's import folder with more than one hard link: the path rules see only its name, so
+    a platform that writes its own folder could link another's (or any) file on the same file system into it."""
+
+
 def import_file_open(path: Path) -> BinaryIO:
     """Open for reading a file that ``import_path_confined`` resolved (no symlink left on its way), following no
     symlink: each folder from ``/`` is opened with ``O_NOFOLLOW`` under the one before (``openat``), so a folder or
     the file swapped for a symlink between the check and this opening (a platform that writes to its own import
     folder racing its submission) is refused (``ImportPathChanged``) instead of leading the read to another's or any
-    readable file. Only a regular file is opened (a FIFO swapped in would block the request for ever)."""
+    readable file. Only a regular file is opened (a FIFO swapped in would block the request for ever). In an
+    integration's folder (``integration-<id>/``) a file with more than one hard link is refused
+    (``ImportPathHardLinked``): a hard link is no symlink, so no path rule sees where else the file lives."""
     parts = path.parts
     if not path.is_absolute() or len(parts) < 2:
         raise ModerationError(f"No such file: {path}")
@@ -384,9 +391,17 @@ def import_file_open(path: Path) -> BinaryIO:
         raise ModerationError(_path_unreadable_text(path, exc)) from exc
     finally:
         os.close(folder)
-    if not stat.S_ISREG(os.fstat(opened).st_mode):
+    opened_stat = os.fstat(opened)
+    if not stat.S_ISREG(opened_stat.st_mode):
         os.close(opened)
         raise changed
+    if opened_stat.st_nlink > 1 and import_path_in_integration_folder(path):
+        os.close(opened)
+        raise ImportPathHardLinked(
+            f"{path.name} is a hard link (the file has another name on the server): a file in a platform "
+            "integration's import folder must be a file of its own, not another name for a file elsewhere. Copy "
+            "the file into the folder instead; nothing was imported."
+        )
     return os.fdopen(opened, "rb")
 
 

@@ -237,11 +237,13 @@ def review_queue_may_work(*, user: User, queue: ReviewQueue) -> bool:
     return not groups.exists() or groups.filter(user=user).exists()
 
 
-def review_queue_named_for(*, user: User, queue: ReviewQueue | None) -> str:
-    """How a screen names ``queue`` (a senior queue an item goes or went to) to ``user``: “its name” when they may
-    see it (open to all, restricted to a group of theirs, or they are an admin), else "a senior queue". A moderator
-    of a queue that escalates to a restricted one may escalate there without being of its groups: naming it told
-    them a queue they may not see, and its name (as ``QUEUE_NOT_OPEN_TEXT`` never does)."""
+def review_queue_named_for(*, user: User, queue: ReviewQueue | None, hidden: str = "a senior queue") -> str:
+    """How a screen names ``queue`` (a senior queue an item goes or went to, or the queue an escalation came from)
+    to ``user``: “its name” when they may see it (open to all, restricted to a group of theirs, or they are an
+    admin), else ``hidden`` ("a senior queue", "another queue"). A moderator of a queue that escalates to a
+    restricted one may escalate there without being of its groups, and a senior queue may take escalations from a
+    restricted one: naming it told them a queue they may not see, and its name (as ``QUEUE_NOT_OPEN_TEXT`` never
+    does)."""
     if queue is None:
         return ""
     if user.is_superuser:
@@ -249,7 +251,7 @@ def review_queue_named_for(*, user: User, queue: ReviewQueue | None) -> str:
     groups = queue.allowed_groups.all()
     if not groups.exists() or groups.filter(user=user).exists():
         return f"“{queue.name}”"
-    return "a senior queue"
+    return hidden
 
 
 def review_queues_for(*, user: User) -> QuerySet[ReviewQueue]:
@@ -851,9 +853,10 @@ def review_prior_reviews(*, task: ReviewTask) -> list[Review]:
     )
 
 
-def review_escalations_into(*, task: ReviewTask) -> list[dict[str, Any]]:
-    """The escalations that handed ``task``'s decision on to ``task``'s queue: who, from which queue, when and
-    why (``review_escalate`` records the reason in the audit log, keyed by the escalated task)."""
+def review_escalations_into(*, task: ReviewTask, user: User) -> list[dict[str, Any]]:
+    """The escalations that handed ``task``'s decision on to ``task``'s queue, as ``user`` reads them: who, from
+    which queue (named only when ``user`` may see it: ``review_queue_named_for``), when and why
+    (``review_escalate`` records the reason in the audit log, keyed by the escalated task)."""
     sources = {
         str(t.pk): t
         for t in ReviewTask.objects.filter(
@@ -866,7 +869,9 @@ def review_escalations_into(*, task: ReviewTask) -> list[dict[str, Any]]:
     return [
         {
             "by": event.actor_name or "system",
-            "from_queue": sources[event.object_id].queue.name,
+            "from_queue": review_queue_named_for(
+                user=user, queue=sources[event.object_id].queue, hidden="another queue"
+            ),
             # The audit log is append-only: a reason recorded before reasons were stored clean is cleaned here.
             "reason": shown_text(str(event.payload.get("reason", ""))),
             "at": event.at,
@@ -1040,7 +1045,7 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
         "prior_reviews": [] if task.queue.routes_new_decisions else review_prior_reviews(task=task),
         # A handed-on item says who escalated it, from where and why (the reason was only in the audit log).
-        "escalations": [] if task.queue.routes_new_decisions else review_escalations_into(task=task),
+        "escalations": [] if task.queue.routes_new_decisions else review_escalations_into(task=task, user=user),
         # An item this reviewer escalated (opened again, e.g. with Back) says where it went, with no live form.
         "escalated_to": review_queue_named_for(user=user, queue=task.queue.escalation_queue)
         if task.status == ReviewTask.Status.ESCALATED

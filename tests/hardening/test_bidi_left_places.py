@@ -48,7 +48,7 @@ def test_an_audit_events_payload_is_shown_without_bidi_controls(policy_version: 
     )
     assert event.payload["reason"] == SPOOF  # stored as it was written: the log is append-only
 
-    [shown] = review_escalations_into(task=into)
+    [shown] = review_escalations_into(task=into, user=UserFactory(is_superuser=True))
     assert shown["reason"] == CLEAN
 
     auditor = Client()

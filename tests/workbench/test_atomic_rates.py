@@ -28,6 +28,12 @@ pytestmark = pytest.mark.django_db
 T = TypeVar("T")
 AT_ONCE = 12
 POSTS = 16
+# A Redis cache alias on the discard port: nothing answers.
+UNREACHABLE_CACHE = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": "redis://127.0.0.1:9/0",
+    "KEY_PREFIX": "wb",
+}
 
 
 def _at_once(n: int, attempt: Callable[[], T]) -> list[T]:
@@ -126,7 +132,7 @@ def test_wrong_passwords_sent_at_once_are_tried_no_more_than_the_limit(make_user
 
 
 def test_a_refused_request_is_told_the_wait_until_the_window_has_room_and_is_then_taken():
-    cache = caches["throttle"]
+    cache = "throttle"
     window = RateWindow(f"test:{uuid.uuid4().hex}", 2, 1.0)
     assert [rate_take(cache=cache, windows=[window], what="test").allowed for _ in range(2)] == [True, True]
     refused = rate_take(cache=cache, windows=[window], what="test")
@@ -139,7 +145,7 @@ def test_a_refused_request_is_told_the_wait_until_the_window_has_room_and_is_the
 
 
 def test_a_count_over_several_windows_is_taken_in_all_or_none_and_can_be_given_back():
-    cache = caches["throttle"]
+    cache = "throttle"
     narrow = RateWindow(f"test:{uuid.uuid4().hex}", 1, 60)
     wide = RateWindow(f"test:{uuid.uuid4().hex}", 5, 60)
     first = rate_take(cache=cache, windows=[narrow, wide], what="test")
@@ -154,16 +160,15 @@ def test_a_count_over_several_windows_is_taken_in_all_or_none_and_can_be_given_b
 def test_with_redis_unreachable_every_throttle_serves_the_request_uncounted(make_user, settings, monkeypatch, caplog):
     """The decision (``workbench.ratelimit``): a rate limit guards against abuse, it does not authorise; with Redis
     down requests are served, uncounted and logged, rather than refused for everyone or answered 500."""
-    from django.core.cache.backends.redis import RedisCache
-
-    unreachable = RedisCache("redis://127.0.0.1:9/0", {"KEY_PREFIX": "wb"})  # the discard port: nothing answers
+    unreachable = "unreachable"
+    settings.CACHES = {**settings.CACHES, unreachable: UNREACHABLE_CACHE}
     window = RateWindow("test:unreachable", 1, 60)
     down = [rate_take(cache=unreachable, windows=[window], what="test") for _ in range(2)]
     assert all(count.allowed and not count.counted for count in down)
     assert rate_peek(cache=unreachable, windows=[window]) is None
     assert "Rate limit (test) skipped: the shared cache is unreachable" in caplog.text
     settings.CSP_REPORT_RATE_LIMIT = "1/hour"
-    monkeypatch.setattr(CspReportRateThrottle, "cache", unreachable)
+    monkeypatch.setattr(CspReportRateThrottle, "cache_alias", unreachable)
     request = _throttled_request("csp-report", make_user)
     assert [CspReportRateThrottle().allow_request(request, None) for _ in range(3)] == [True] * 3
 
@@ -196,3 +201,38 @@ def test_uploads_posted_at_once_through_the_form_pass_the_two_of_the_rate(make_u
 
     statuses = _at_once(POSTS, attempt)
     assert (statuses.count(400), statuses.count(429)) == (2, POSTS - 2), statuses
+
+
+def test_the_counts_live_in_the_redis_and_under_the_keys_the_throttle_cache_uses():
+    """The count's client was Django's private one (``cache._cache.get_client``, no documented API); now it is built
+    from the alias's own ``LOCATION`` (``workbench.redis_client``). It must be the cache's server, database and key
+    prefix: a value the cache writes is read through it, and a count taken is a sorted set the cache's key names."""
+    import uuid
+
+    from workbench.redis_client import redis_for, redis_key_for
+
+    name = f"test:same-redis:{uuid.uuid4().hex}"
+    caches["throttle"].set(name, "written by the cache", 60)
+    client = redis_for(alias="throttle")
+    assert client.get(redis_key_for(alias="throttle", key=name)) is not None
+    assert caches["throttle"].get(name) == "written by the cache"
+
+    window = RateWindow(name, 5, 60)
+    rate_take(cache="throttle", windows=[window], what="test")
+    assert client.zcard(caches["throttle"].make_and_validate_key(f"rate:{name}")) == 1
+    assert redis_for(alias="throttle") is client  # once per process
+
+
+def test_no_module_reaches_djangos_private_redis_client():
+    """``RedisCache._cache`` is Django's private attribute: the rate counts and the show-once secrets reach Redis
+    through ``workbench.redis_client`` only."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    reaching = [
+        str(path.relative_to(root))
+        for folder in ("workbench", "moderation", "annotation", "training")
+        for path in (root / folder).rglob("*.py")
+        if "._cache.get_client" in path.read_text(encoding="utf-8")
+    ]
+    assert reaching == []

@@ -9,11 +9,11 @@ import re
 
 import pytest
 from django.contrib.sessions.models import Session
-from django.core.cache import caches
 from django.test import Client
 
 from moderation.integrations.models import Integration
 from moderation.integrations.services import integration_create
+from workbench.redis_client import redis_for
 from workbench.show_once import SHOW_ONCE_SECONDS
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +29,7 @@ def _held_anywhere(client: Client, secret: str) -> bool:
     """Whether ``secret`` is readable in the session (decoded) or, in plain text, in any of the shared Redis's
     show-once entries."""
     in_session = secret in repr(_session_row(client).get_decoded())
-    redis = caches["shared"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    redis = redis_for(alias="shared")
     in_redis = any(secret.encode() in (redis.get(key) or b"") for key in redis.scan_iter("*show-once:*"))
     return in_session or in_redis
 
@@ -42,7 +42,7 @@ def _shown_key(html: str) -> str | None:
 def test_a_new_api_token_is_never_in_the_session_and_a_replayed_page_load_does_not_show_it_again(make_user):
     client = Client()
     client.force_login(make_user("moderator"))
-    redis = caches["shared"]._cache.get_client(write=True)  # type: ignore[attr-defined]
+    redis = redis_for(alias="shared")
     earlier = set(redis.scan_iter("*show-once:*"))  # another test's redirect not followed, if any
     posted = client.post(PAGE, {"action": "create"})
     assert posted.status_code == 302

@@ -113,12 +113,11 @@ def test_the_openapi_schema_declares_each_rate_in_its_429(make_user):
 
 def test_with_redis_unreachable_users_are_served_without_the_rate(make_user, settings, monkeypatch):
     """The counts live in Redis: down, a user's call and upload are served (logged), never a 500."""
-    from django.core.cache.backends.redis import RedisCache
-
+    from tests.workbench.test_atomic_rates import UNREACHABLE_CACHE
     from workbench.throttles import UserRateThrottle
 
-    unreachable = RedisCache("redis://127.0.0.1:9/0", {"KEY_PREFIX": "wb"})  # the discard port: nothing answers
-    monkeypatch.setattr(UserRateThrottle, "cache", unreachable)  # UploadRateThrottle inherits it
+    settings.CACHES = {**settings.CACHES, "unreachable": UNREACHABLE_CACHE}
+    monkeypatch.setattr(UserRateThrottle, "cache_alias", "unreachable")  # UploadRateThrottle inherits it
     settings.USER_API_RATE_LIMIT = "1/min"
     settings.UPLOAD_RATE_LIMIT = "1/hour"
     client = Client()

@@ -4,7 +4,8 @@
   was opened through the symlink, so another integration's (or any readable) file was ingested as the platform's;
 - a symlink of its own to a file that does not exist answered "No such file" where one to a file that does answered
   "outside": an oracle for which files exist anywhere on the server;
-- a path too long for the file system was a 500 (``OSError: File name too long``), not a 400 saying so."""
+- a path too long for the file system was a 500 (``OSError: File name too long``), not a 400 saying so;
+- a hard link in its folder to another's file was imported: a hard link is no symlink, so no path rule saw it."""
 
 from __future__ import annotations
 
@@ -89,3 +90,20 @@ def test_a_path_too_long_for_the_file_system_is_a_400_saying_so(platform, roots)
     assert response.status_code == 400, (response.status_code, response.content[:300])
     assert "too long for the server's file system" in response.json()["detail"]
     assert not Video.objects.exists()
+
+
+def test_a_hard_link_in_its_folder_to_anothers_file_is_refused_and_recorded(platform, roots) -> None:
+    _root, mine, theirs = roots
+    os.link(theirs / "clip.mp4", mine / "drop" / "linked.mp4")
+
+    response = platform.post("/api/videos/", {"path": "drop/linked.mp4"}, format="json")
+
+    assert response.status_code == 400, (response.status_code, response.content)
+    detail = response.json()["detail"]
+    assert "hard link" in detail and "nothing was imported" in detail
+    assert str(theirs) not in detail and str(mine) not in detail
+    assert not Video.objects.exists() and not IntegrationVideo.objects.exists()
+    refused = AuditEvent.objects.get(action="integration.import_refused")
+    assert refused.payload["path"] == "drop/linked.mp4"
+    # Its own file, one name only, still imports.
+    assert platform.post("/api/videos/", {"path": "drop/clip.mp4"}, format="json").status_code in (200, 201, 202)

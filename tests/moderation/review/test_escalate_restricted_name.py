@@ -56,3 +56,34 @@ def test_escalating_to_a_restricted_senior_queue_does_not_name_it_to_a_moderator
     said = _pages_of_one_escalation(insider, first_line, policy_version)
     assert f"Escalate to “{SECRET}”" in said and f"escalated to “{SECRET}”." in said
     assert f"This item was escalated to “{SECRET}”" in said and f"escalates to “{SECRET}”" in said
+
+
+def test_a_senior_outside_the_origin_queues_groups_reads_another_queue_not_its_name(make_task, make_user):
+    """The other way round: a senior queue open to all takes escalations from a queue restricted to groups a senior
+    is not of. The item's "Escalated" list named that queue ("… from “Legal counsel”"); now it says "from another
+    queue" to them (``review_queue_named_for``, the one rule), and the origin queue's members read its name."""
+    from moderation.review.selectors import review_escalations_into
+    from moderation.review.services import review_claim_next, review_escalate
+
+    legal = Group.objects.create(name="legal")
+    senior = ReviewQueue.objects.create(name="Senior", slug="senior-open", routes_new_decisions=False)
+    origin = ReviewQueue.objects.create(name=SECRET, slug="legal-counsel", escalation_queue=senior)
+    origin.allowed_groups.add(legal)
+    member = make_user("moderator")
+    member.groups.add(legal)
+    task = make_task(queue=origin)
+    assert review_claim_next(user=member, queue=origin).pk == task.pk
+    handed = review_escalate(task=task, user=member, reason="needs a second look")
+
+    senior_moderator = make_user("moderator")
+    assert review_claim_next(user=senior_moderator, queue=senior).pk == handed.pk
+    client = Client()
+    client.force_login(senior_moderator)
+    page = client.get(reverse("moderation:review_task", args=[handed.pk])).content.decode()
+    start = page.index('id="escalations"')
+    seen = page[start : page.index("</section>", start)]
+    assert "needs a second look" in seen and "from another queue" in seen
+    assert SECRET not in seen
+
+    [insider] = review_escalations_into(task=handed, user=member)
+    assert insider["from_queue"] == f"“{SECRET}”"
