@@ -197,8 +197,9 @@ def test_home_page_in_a_fixed_number_of_statements(policy_version, make_user):
     # The review panel: the queues, which hold an item to claim, the oldest waiting item per queue, today's
     # reviews, their seconds, the items held; the labeling backlog: the corrections' counts, the open Tag2CoT
     # tasks; the policies: the latest drafts and publishes, the tag proposals; the pipeline: the videos' counts,
-    # the serving models; training: the latest jobs, their counts.
-    assert many == few == SIGNED_IN + 14, (few, many)
+    # the serving models; training: the latest jobs, their counts; integrations: the integrations and their tokens,
+    # the webhook endpoints, the deliveries (one aggregate per table).
+    assert many == few == SIGNED_IN + 17, (few, many)
 
     labeling = _home_panel(page, "labeling")
     uncorrected = Decision.objects.filter(correction__isnull=True).exclude(cot=[]).count()

@@ -237,21 +237,30 @@ def review_queue_may_work(*, user: User, queue: ReviewQueue) -> bool:
     return not groups.exists() or groups.filter(user=user).exists()
 
 
-def review_queue_named_for(*, user: User, queue: ReviewQueue | None, hidden: str = "a senior queue") -> str:
+def review_queue_named_for(
+    *, user: User, queue: ReviewQueue | None, hidden: str = "a senior queue", visible: bool | None = None
+) -> str:
     """How a screen names ``queue`` (a senior queue an item goes or went to, or the queue an escalation came from)
     to ``user``: “its name” when they may see it (open to all, restricted to a group of theirs, or they are an
     admin), else ``hidden`` ("a senior queue", "another queue"). A moderator of a queue that escalates to a
     restricted one may escalate there without being of its groups, and a senior queue may take escalations from a
     restricted one: naming it told them a queue they may not see, and its name (as ``QUEUE_NOT_OPEN_TEXT`` never
-    does)."""
+    does). ``visible``: whether it is, when the caller read that for many queues at once
+    (``_review_queues_visible``)."""
     if queue is None:
         return ""
+    if visible is None:
+        visible = _review_queues_visible(ReviewQueue.objects.filter(pk=queue.pk), user=user).exists()
+    return f"“{queue.name}”" if visible else hidden
+
+
+def _review_queues_visible(queues: QuerySet[ReviewQueue], *, user: User) -> QuerySet[ReviewQueue]:
+    """The group rule: those of ``queues`` open to all or restricted to a group of ``user``'s (all of them for a
+    superuser)."""
     if user.is_superuser:
-        return f"“{queue.name}”"
-    groups = queue.allowed_groups.all()
-    if not groups.exists() or groups.filter(user=user).exists():
-        return f"“{queue.name}”"
-    return hidden
+        return queues
+    restricted = ReviewQueue.allowed_groups.through.objects.filter(reviewqueue_id=OuterRef("pk"))
+    return queues.filter(~Exists(restricted) | Exists(restricted.filter(group__user=user)))
 
 
 def review_queues_for(*, user: User) -> QuerySet[ReviewQueue]:
@@ -265,12 +274,7 @@ def review_queues_open_to(*, user: User) -> QuerySet[ReviewQueue]:
     """The active queues open to all or restricted to a group of ``user``'s, highest priority first,
     whatever their role: the group rule of ``review_queues_for`` for screens that read a queue's items
     without reviewing them (a labeler's Label Studio export)."""
-    queues = ReviewQueue.objects.filter(is_active=True)
-    if not user.is_superuser:
-        restricted = ReviewQueue.allowed_groups.through.objects.filter(reviewqueue_id=OuterRef("pk"))
-        mine = restricted.filter(group__user=user)
-        queues = queues.filter(~Exists(restricted) | Exists(mine))
-    return queues.order_by("-priority", "name")
+    return _review_queues_visible(ReviewQueue.objects.filter(is_active=True), user=user).order_by("-priority", "name")
 
 
 # What a queue's URL answers a reviewer it is not open to, and one that names no queue: the same words, so neither a
@@ -866,11 +870,17 @@ def review_escalations_into(*, task: ReviewTask, user: User) -> list[dict[str, A
     if not sources:
         return []
     events = AuditEvent.objects.filter(action="escalate", object_type="reviewtask", object_id__in=list(sources))
+    # Which origin queues the viewer may see, in one statement (one per escalation was an N+1 on a senior's screen).
+    origins = ReviewQueue.objects.filter(pk__in={t.queue_id for t in sources.values()})
+    visible = set(_review_queues_visible(origins, user=user).values_list("pk", flat=True))
     return [
         {
             "by": event.actor_name or "system",
             "from_queue": review_queue_named_for(
-                user=user, queue=sources[event.object_id].queue, hidden="another queue"
+                user=user,
+                queue=sources[event.object_id].queue,
+                hidden="another queue",
+                visible=sources[event.object_id].queue_id in visible,
             ),
             # The audit log is append-only: a reason recorded before reasons were stored clean is cleaned here.
             "reason": shown_text(str(event.payload.get("reason", ""))),
