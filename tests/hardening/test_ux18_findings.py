@@ -42,3 +42,13 @@ def test_an_empty_curation_queue_says_when_proposals_come_and_who_can_start_them
     served = client_as("policy_editor").get(reverse("moderation:tag_curation")).content.decode()
     empty = served[served.index('id="curation-empty"') :].split("</li>")[0]
     assert "New ones land here when vlm-x names a tag the vocabulary lacks." in empty
+
+
+def test_the_tag_events_held_out_share_says_what_it_is_a_share_of(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walked as the admin: the training screen's tag-events form had "Held-out share [0]" with nothing beside it,
+    while the dataset form above it says "of the videos, 0–0.9, kept out of training for evaluation"."""
+    page = client_as("admin").get(reverse("training:job_list")).content.decode()
+
+    form = page[page.index('id="tag-events"') :].split("</form>")[0]
+    assert "Held-out share" in form
+    assert '<small class="hint">of the videos, 0–0.9, kept out as the evaluation split (by reproduction cluster' in form
