@@ -167,6 +167,15 @@ def tag2cot_candidates(*, limit: int | None = None) -> list[Tag2CotCandidate]:
     return out
 
 
+def tag2cot_drafts_waiting() -> int:
+    """Open tasks whose model draft is still queued or running: a baseline draft is written when the task is
+    opened, and a model draft, once done or failed, sets ``draft_source`` or ``draft_error``. A task written
+    by hand before its draft came is done, and no longer counted."""
+    return Tag2CotTask.objects.filter(
+        status=Tag2CotTask.Status.OPEN, draft_source=Tag2CotTask.DraftSource.NONE, draft_error=""
+    ).count()
+
+
 # The list's filter as its tabs show it: each status, then every task (an unknown ``?status=`` is said, then all).
 TAG2COT_FILTER = ListFilter(
     param="status",

@@ -9,13 +9,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
 
 from annotation.errors import AnnotationError, CorrectionConflict, StageRefused
 from annotation.models import Adjudication, CotCorrection, DisagreementRule, Tag2CotTask
-from annotation.selectors import tag2cot_candidates
+from annotation.selectors import tag2cot_candidates, tag2cot_drafts_waiting
 from moderation.errors import ModerationError
 from moderation.feedback.models import FeedbackAggregate
 from moderation.feedback.selectors import feedback_stats_from
@@ -282,17 +282,42 @@ MODEL_DRAFT_BACKENDS = ("transformers", "vllm")
 DRAFT_TASK = "annotation.tasks.draft_tag2cot"
 
 
+# Two presses at once count the drafts still waiting one after the other, so together they stay within the bound.
+_TAG2COT_OPEN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('annotation.tag2cot_open'))"
+
+
+@dataclasses.dataclass(frozen=True)
+class Tag2CotOpening:
+    """What one press of "Queue new Tag2CoT tasks" did: the tasks it opened, the bound it kept
+    (``TAG2COT_OPEN_LIMIT``), the model drafts that were still waiting before it, and the items due a
+    task that it left for a later press."""
+
+    created: list[Tag2CotTask]
+    limit: int
+    waiting: int
+    left: int
+
+
 @transaction.atomic
-def tag2cot_tasks_queue(*, limit: int | None = None) -> list[Tag2CotTask]:
-    """Open a Tag2CoT task for every item with a human label but no acceptable CoT (idempotent).
+def tag2cot_tasks_queue() -> Tag2CotOpening:
+    """Open a Tag2CoT task for items with a human label but no acceptable CoT (idempotent), at most
+    ``TAG2COT_OPEN_LIMIT`` less the model drafts still waiting on the infer queue.
 
     Each new task gets a draft: with a VLM serving, a model-assisted draft is queued on the
     inference queue (the model is asked to explain the human label); with the evidence baseline
-    serving, the baseline's content-extraction stage pre-fills the first stage right away.
+    serving, the baseline's content-extraction stage pre-fills the first stage right away. The infer
+    queue is the one live decisions wait on, and one press could queue a draft for every labelled item
+    of an import: the bound counts the drafts already queued, so repeated presses do not stack past it.
     """
+    with connection.cursor() as cursor:
+        cursor.execute(_TAG2COT_OPEN_LOCK)
+    limit = max(1, int(settings.TAG2COT_OPEN_LIMIT))
+    waiting = tag2cot_drafts_waiting()
+    candidates = tag2cot_candidates()
+    room = max(0, limit - waiting)
     serving = model_version_serving()
     created: list[Tag2CotTask] = []
-    for candidate in tag2cot_candidates(limit=limit):
+    for candidate in candidates[:room]:
         decision = candidate.decision
         task, was_created = Tag2CotTask.objects.get_or_create(
             decision=decision,
@@ -312,7 +337,7 @@ def tag2cot_tasks_queue(*, limit: int | None = None) -> list[Tag2CotTask]:
         else:
             _draft_from_baseline(task)
         created.append(task)
-    return created
+    return Tag2CotOpening(created=created, limit=limit, waiting=waiting, left=len(candidates) - len(created))
 
 
 def _empty_stages(target_label: str) -> list[dict[str, Any]]:

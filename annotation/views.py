@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
@@ -284,30 +285,58 @@ def tag2cot_list(request: HttpRequest) -> HttpResponse:
     tasks = selectors.tag2cot_tasks(status=status.value, user=request.user)
     window = selectors.tag2cot_tasks(status=status.value)  # without a reader: before the rule (``WindowPaginator``)
     page = WindowPaginator(tasks, LIST_PAGE, window=window).get_page(request.GET.get("page"))
-    context = {"page": page, "status": status.value, "status_filter": status}
+    context = {
+        "page": page,
+        "status": status.value,
+        "status_filter": status,
+        "open_limit": settings.TAG2COT_OPEN_LIMIT,
+        "drafts_waiting": selectors.tag2cot_drafts_waiting(),
+    }
     return render(request, "annotation/tag2cot_list.html", context, status=status.http_status)
 
 
 @require_POST
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_queue(request: HttpRequest) -> HttpResponse:
-    created = services.tag2cot_tasks_queue()
-    if not created and not selectors.tag2cot_tasks(status=ALL, user=request.user).exists():
+    opening = services.tag2cot_tasks_queue()
+    created, left = len(opening.created), opening.left
+    if not created and not left and not selectors.tag2cot_tasks(status=ALL, user=request.user).exists():
         # Said as below with no task anywhere, it sent the labeler to look under Open and Done for tasks never made.
         messages.info(
             request,
             "No Tag2CoT tasks to queue: on every human-labelled item the model's reasoning reaches the human "
             "label. An override, an adjudication or an imported label that differs from the model makes one.",
         )
-    elif not created:
+    elif not created and not left:
         messages.info(
             request,
             "No new Tag2CoT tasks: every human-labelled item whose model reasoning does not reach its label "
             "already has a task (listed under Open or Done).",
         )
+    elif not created:
+        messages.warning(request, _tag2cot_bound_words(opening, opened="No new Tag2CoT task was queued"))
+    elif left:
+        opened = f"Queued {created} new Tag2CoT task{pluralize(created)}"
+        messages.success(request, _tag2cot_bound_words(opening, opened=opened))
     else:
-        messages.success(request, f"Queued {len(created)} new Tag2CoT task{pluralize(len(created))}.")
+        messages.success(request, f"Queued {created} new Tag2CoT task{pluralize(created)}.")
     return redirect("annotation:tag2cot_list")
+
+
+def _tag2cot_bound_words(opening: services.Tag2CotOpening, *, opened: str) -> str:
+    """Why a press opened fewer tasks than items are due one: the bound, and the drafts it counted."""
+    left, limit, waiting = opening.left, opening.limit, opening.waiting
+    due = f"{left:,} more item{pluralize(left)} {pluralize(left, 'is,are')} due a task"
+    if waiting:
+        return (
+            f"{opened}; {due}: at most {limit:,} model drafts may wait on the inference queue at once "
+            f"(TAG2COT_OPEN_LIMIT), which live decisions share, and {waiting:,} from earlier presses "
+            f"{pluralize(waiting, 'was,were')} still waiting. Press again once their drafts have come back."
+        )
+    return (
+        f"{opened}; {due}: one press queues at most {limit:,} (TAG2COT_OPEN_LIMIT), so that their "
+        "drafts do not hold up live decisions. Press again for the next ones."
+    )
 
 
 @permission_required(Perm.CORRECT_COT)

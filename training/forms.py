@@ -132,6 +132,6 @@ class TagEventsExportForm(TagExportFilterForm):
         initial=0,
         required=False,
         widget=forms.NumberInput(attrs={"step": "0.05", "min": "0", "max": str(EVAL_SHARE_MAX)}),
-        help_text="split by reproduction cluster, like the SFT and DPO datasets",
+        help_text="of the videos, 0–0.9, kept out as the evaluation split (by reproduction cluster, as the datasets)",
         error_messages={"invalid": "Not a number: write a share such as 0.1."},
     )

@@ -498,6 +498,9 @@ CASCADE_RETRAIN_AFTER_LABELS = env.int("CASCADE_RETRAIN_AFTER_LABELS", default=5
 
 # --- Review -------------------------------------------------------------------------------
 REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
+# The most Tag2CoT tasks one press of "Queue new Tag2CoT tasks" opens, less the model drafts of earlier presses still
+# waiting: with a VLM serving each task queues a draft on the infer queue, the one live decisions wait on.
+TAG2COT_OPEN_LIMIT = max(1, env.int("TAG2COT_OPEN_LIMIT", default=20))
 # Videos of each kind (stranded, half-decided) one click of the ops page's Repair routing handles.
 ROUTING_REPAIR_BATCH = env.int("ROUTING_REPAIR_BATCH", default=500)
 # Days a model answer kept for a retry (KeptVerdict) stays when the video is never retried; beat purges older ones.

@@ -31,11 +31,11 @@ def test_queue_picks_labelled_items_without_acceptable_cot_once(policy_version):
     CotCorrectionFactory(decision=accepted, label="引导私下交易", status=CotCorrection.Status.ACCEPTED)
     DecisionFactory(policy_version=policy_version, label="正向")  # no human label at all
 
-    created = tag2cot_tasks_queue()
+    created = tag2cot_tasks_queue().created
     assert sorted((t.decision_id, t.target_label) for t in created) == sorted(
         [(wrong.pk, "引导私下交易"), (unparsed.pk, "引导私下交易")]
     )
-    assert tag2cot_tasks_queue() == []  # idempotent
+    assert tag2cot_tasks_queue().created == []  # idempotent
     task = Tag2CotTask.objects.get(decision=wrong)
     # Evidence baseline serving: the extraction stage is pre-filled from the baseline.
     assert task.draft_source == "baseline" and "add my wechat" in task.stages[0]["text"]
@@ -45,7 +45,7 @@ def test_queue_picks_labelled_items_without_acceptable_cot_once(policy_version):
 def test_labeler_writes_the_five_stages_for_the_label(policy_version, make_user):
     decision = DecisionFactory(policy_version=policy_version, label="正向")
     ItemLabel.objects.create(video=decision.video, label="引导私下交易", source="review")
-    [task] = tag2cot_tasks_queue()
+    [task] = tag2cot_tasks_queue().created
     alice, bob = make_user("labeler"), make_user("labeler")
     ca, cb = Client(), Client()
     ca.force_login(alice)
@@ -163,7 +163,7 @@ def test_vlm_serving_queues_a_model_assisted_draft_on_the_infer_queue(
         redis = conn.default_channel.client
         redis.delete("infer")
         with django_capture_on_commit_callbacks(execute=True):
-            [task] = tag2cot_tasks_queue()
+            [task] = tag2cot_tasks_queue().created
         messages = [json.loads(m) for m in redis.lrange("infer", 0, -1)]
     assert [(m["headers"]["task"], m["headers"]["argsrepr"]) for m in messages] == [
         ("annotation.tasks.draft_tag2cot", f"[{task.pk}]")
@@ -207,7 +207,7 @@ def test_a_refused_stage_is_said_on_that_stage_which_takes_the_focus(policy_vers
 
     decision = DecisionFactory(policy_version=policy_version, label="正向")
     ItemLabel.objects.create(video=decision.video, label="引导私下交易", source="review")
-    [task] = tag2cot_tasks_queue()
+    [task] = tag2cot_tasks_queue().created
     client = Client()
     client.force_login(make_user("labeler"))
     client.post(reverse("annotation:tag2cot_claim", args=[task.pk]))
@@ -226,3 +226,51 @@ def test_a_refused_stage_is_said_on_that_stage_which_takes_the_focus(policy_vers
     assert marked(html) == ["final_judgment"]
     assert 'aria-describedby="t2c-error-final_judgment t2c-final-hint"' in html
     assert 'id="t2c-error-final_judgment" role="alert">The final judgment must name the label' in html
+
+
+def test_queue_button_is_bounded_and_counts_the_drafts_still_waiting(
+    policy_version, client_as, settings, django_capture_on_commit_callbacks
+):
+    """One press (a labeler's too) queued a model draft on the infer queue, the one live decisions wait on, for
+    every labelled item without a usable CoT: an import of thousands queued thousands, and pressing again stacked
+    more. Now a press opens at most TAG2COT_OPEN_LIMIT less the drafts still waiting, and says so."""
+    import json
+
+    from workbench.celery import app
+
+    settings.TAG2COT_OPEN_LIMIT = 3
+    ModelVersion.objects.create(name="vlm-x", backend="transformers", base_model="m", is_serving=True)
+    for _ in range(5):
+        decision = DecisionFactory(policy_version=policy_version, label="正向")
+        ItemLabel.objects.create(video=decision.video, label="引导私下交易", source="import")
+    client = client_as("labeler")
+    url = reverse("annotation:tag2cot_queue")
+    assert "One press queues at most 3." in client.get(reverse("annotation:tag2cot_list")).content.decode()
+
+    with app.connection_for_write() as conn:
+        redis = conn.default_channel.client
+        redis.delete("infer")
+
+        def press() -> str:
+            with django_capture_on_commit_callbacks(execute=True):
+                return client.post(url, follow=True).content.decode()
+
+        first = press()
+        assert "Queued 3 new Tag2CoT tasks; 2 more items are due a task: one press queues at most 3" in first
+        assert redis.llen("infer") == 3 and Tag2CotTask.objects.count() == 3
+
+        again = press()  # the three drafts have not come back: nothing more goes on the queue
+        assert "No new Tag2CoT task was queued; 2 more items are due a task: at most 3 model drafts" in again
+        assert "3 from earlier presses were still waiting" in again
+        assert "None can be queued now: 3 model drafts are still waiting" in again
+        assert redis.llen("infer") == 3 and Tag2CotTask.objects.count() == 3
+
+        # One draft came back and one task was written by hand before its draft: two places free.
+        first_task, second_task, _ = Tag2CotTask.objects.order_by("pk")
+        Tag2CotTask.objects.filter(pk=first_task.pk).update(draft_source=Tag2CotTask.DraftSource.MODEL)
+        Tag2CotTask.objects.filter(pk=second_task.pk).update(status=Tag2CotTask.Status.DONE)
+        third = press()
+        messages = [json.loads(m) for m in redis.lrange("infer", 0, -1)]
+    assert "Queued 2 new Tag2CoT tasks." in third and "due a task" not in third
+    assert len(messages) == 5 and Tag2CotTask.objects.count() == 5
+    assert "None can be queued now: 3 model drafts are still waiting" in third  # 1 earlier, 2 new

@@ -147,3 +147,17 @@ def test_stage_two_counts_the_serving_models_reviewed_verdicts_made_before_stage
 
     assert stage2["labelled"] == 2 and stage2["without_stage1"] == 2  # was 0
     assert stage2["exact_accuracy"] == pytest.approx(0.5)  # the baseline's deal verdict is right, the walk's is not
+
+
+def test_a_threshold_set_by_hand_draws_no_target_and_says_routing_is_by_it(trained_cascade, client_as):
+    """Walked at 1440x900: with a threshold set by hand the risk–coverage chart still drew its dashed target line,
+    unlabelled, at the default 92%, and the target box read 92% as if that target routed; nothing said the
+    threshold did. A target set again brings the line and its sentence back."""
+    admin = client_as("admin")
+    page = admin.post("/cascade/threshold/", {"threshold": "0.40"}, follow=True).content.decode()
+    assert 'id="risk-coverage"' in page and 'id="target-line"' not in page and 'id="active-target"' not in page
+    said = page[page.index('id="active-threshold"') :].split("</p>")[0]
+    assert "No target accuracy is in force: stage 1 routes by the escalation threshold 0.40 set by hand" in said
+
+    page = admin.post("/cascade/target/", {"target_accuracy": "90%"}, follow=True).content.decode()
+    assert 'id="target-line"' in page and 'id="active-target"' in page and 'id="active-threshold"' not in page

@@ -500,3 +500,33 @@ def test_the_risk_coverage_axis_reads_in_percent_like_its_target(trained, client
     chart = page[page.index('<svg id="risk-coverage"') : page.index("</svg>", page.index('<svg id="risk-coverage"'))]
     assert ">100%</text>" in chart and ">50%</text>" in chart and "target 90%" in chart
     assert ">1.0</text>" not in chart and ">0.5</text>" not in chart
+
+
+def test_the_learning_curve_has_titled_axes_in_percent_and_a_legend(db, client_as, settings, tmp_path) -> None:
+    """Walked at 1440x900: the learning curve's axes read "0.58" and "0.85" with no title beside "40 labels … 280",
+    its two lines were told apart only by the colour of two phrases in the sentence under it, and "ratio 0.71"
+    was not said to be a share of labels."""
+    import json
+
+    settings.MODELS_DIR = tmp_path / "models"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    curves = LearningCurves(
+        labels=[40, 60, 80],
+        curves={"arrival": [[0.6, 0.7, 0.8]] * 4, "uncertainty": [[0.6, 0.8, 0.8]] * 4},
+        n_locked=[10] * 4,
+        repetitions=[(0, 0), (0, 1), (1, 0), (1, 1)],
+    )
+    result = {**curves.summary(), "seeds": 2, "locked_folds": 2, "data": "dev.jsonl"}
+    (tmp_path / "models" / "cascade").mkdir(parents=True)
+    (tmp_path / "models" / "cascade" / "learning_curve.json").write_text(json.dumps(result), encoding="utf-8")
+
+    page = client_as("admin").get("/cascade/").content.decode()
+
+    chart = page[page.index('<svg id="learning-curve"') :].split("</svg>")[0]
+    assert ">binary accuracy, locked fold</text>" in chart and ">trusted labels trained on</text>" in chart
+    assert ">82%</text>" in chart and ">58%</text>" in chart  # 0.80 and 0.60 with the chart's 0.02 margin
+    assert "0.58<" not in chart and "40 labels" not in chart
+    legend = page[page.index('id="learning-legend"') :].split("</p>")[0]
+    assert "labelled in the queue's order (uncertainty)" in legend and "labelled in arrival order" in legend
+    assert 'fill="#1f6feb"' in legend and 'fill="#57606a"' in legend
+    assert "The ratio is the labels the queue's order needs to reach arrival's final accuracy" in page
