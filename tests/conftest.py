@@ -276,3 +276,12 @@ def tiny_qwen_vl(tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
     from tests.tiny_models import build_tiny_qwen2_5_vl
 
     return str(build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny-qwen2_5_vl")))
+
+
+@pytest.fixture(scope="session")
+def tiny_llava(tmp_path_factory) -> str:  # type: ignore[no-untyped-def]
+    """A tiny random LLaVA-class VLM with its processor (tests/tiny_models.py), built once per session: one folder,
+    so a backend loaded from it by one test (``TransformersBackend.cached``) serves the next."""
+    from tests.tiny_models import build_tiny_llava
+
+    return str(build_tiny_llava(tmp_path_factory.mktemp("tiny-llava")))

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
 from tests.browser.signin import sign_in
-from tests.factories import ReviewTaskFactory, SegmentFactory, VideoFactory
+from tests.factories import ReviewTaskFactory, SegmentFactory, TagTaskFactory, VideoFactory
 
 
 def _stale_vlm_task(policy_version):  # type: ignore[no-untyped-def]
@@ -189,7 +189,7 @@ def test_the_other_screens_have_no_moderate_or_worse_axe_violation(page, make_us
     from moderation.reproduction.services import pair_claim_next
     from moderation.review.services import review_claim_next
     from moderation.tagging.models import TagSet
-    from moderation.tagging.services import tag_queue_default, tags_import
+    from moderation.tagging.services import tags_import
     from tests.factories import ModelVersionFactory, PolicyVersionFactory
     from training.models import EvaluationRun, PreferenceDataset, TrainingJob
 
@@ -212,9 +212,7 @@ def test_the_other_screens_have_no_moderate_or_worse_axe_violation(page, make_us
     admin = make_user("admin")
     pair = pair_claim_next(user=admin)
     assert pair is not None
-    tag_task = ReviewTaskFactory(
-        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
-    )
+    tag_task = TagTaskFactory(decision__policy_version=policy_version)
     assert review_claim_next(user=admin, queue=tag_task.queue) == tag_task
     job = TrainingJob.objects.create(
         dataset=PreferenceDataset.objects.create(name="a11y pairs"), params={"max_steps": 4}, total_steps=4,

@@ -12,10 +12,10 @@ import pytest
 
 from moderation.review.services import review_claim_next
 from moderation.tagging.models import Tag, VideoTag
-from moderation.tagging.services import tag_queue_default, tags_import, tags_review_submit
+from moderation.tagging.services import tags_import, tags_review_submit
 from tests.browser.conftest import CHROMIUM
 from tests.browser.signin import sign_in
-from tests.factories import DecidedVideoFactory, ReviewTaskFactory
+from tests.factories import DecidedVideoFactory, TagTaskFactory
 
 pytestmark = [
     pytest.mark.browser,
@@ -35,7 +35,7 @@ def test_a_tagger_whose_colleague_saved_first_is_told_and_shown_their_tags(page,
     tags_import(lines=["美食", "旅游"])
     food = Tag.objects.get(name="美食")
     video = DecidedVideoFactory(file="", title="Street food tour")
-    item = ReviewTaskFactory(decision=video.decisions.get(), queue=tag_queue_default())
+    item = TagTaskFactory(decision=video.decisions.get())
     bob, alice = make_user("moderator"), make_user("moderator")
     assert review_claim_next(user=bob, queue=item.queue).pk == item.pk
     sign_in(page, bob.username, screen=True)

@@ -15,11 +15,10 @@ from django.utils import timezone
 from moderation.reproduction.models import ReproRetrievalFailure
 from moderation.review.models import ReviewQueue
 from moderation.review.services import audit_event_record, review_claim_next
-from moderation.tagging.services import tag_queue_default
 from tests.browser.conftest import CHROMIUM
 from tests.browser.signin import sign_in
 from tests.browser.test_accessibility import _violations
-from tests.factories import ReviewTaskFactory, VideoFactory
+from tests.factories import ReviewTaskFactory, TagTaskFactory, VideoFactory
 
 pytestmark = [
     pytest.mark.browser,
@@ -77,10 +76,8 @@ def test_a_tagger_reads_why_the_item_they_held_is_gone_and_an_old_payload_reads_
 ) -> None:
     shots = _shots()
     tagger = make_user("moderator")
-    task = ReviewTaskFactory(
-        decision__policy_version=policy_version, decision__video__title="street food", queue=tag_queue_default()
-    )
-    assert review_claim_next(user=tagger, queue=tag_queue_default()) == task
+    task = TagTaskFactory(decision__policy_version=policy_version, decision__video__title="street food")
+    assert review_claim_next(user=tagger, queue=task.queue) == task
     experts = ReviewQueue.objects.create(slug="experts", name="Experts")
     experts.allowed_groups.add(Group.objects.create(name="experts"))
     ReviewTaskFactory(decision=task.decision, queue=experts)

@@ -234,11 +234,10 @@ def test_another_reviewers_item_says_until_when_and_what_to_do(make_user, policy
     from django.utils import timezone
 
     from moderation.review.services import review_claim_next
-    from moderation.tagging.services import tag_queue_default
-    from tests.factories import ReviewTaskFactory
+    from tests.factories import ReviewTaskFactory, TagTaskFactory
 
     review = ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
-    tags = ReviewTaskFactory(queue=tag_queue_default(), decision__policy_version=policy_version)
+    tags = TagTaskFactory(decision__policy_version=policy_version)
     holder = make_user("moderator")
     assert review_claim_next(user=holder) == review and review_claim_next(user=holder, queue=tags.queue) == tags
     other = Client()

@@ -15,7 +15,7 @@ from annotation.models import Adjudication, Tag2CotTask
 from moderation.integrations.models import Integration, WebhookEndpoint
 from moderation.integrations.services import integration_create
 from moderation.reproduction.models import ReproCandidate
-from tests.factories import DecisionFactory, PolicyVersionFactory, VideoFactory
+from tests.factories import DecisionFactory, PolicyVersionFactory, TagTaskFactory, VideoFactory
 
 
 @pytest.mark.django_db
@@ -163,11 +163,7 @@ def test_a_video_without_speech_says_so_without_a_numbered_empty_transcript(clie
 
 @pytest.mark.django_db
 def test_the_tag_screen_shields_media_until_revealed_like_the_review_screen(client_as):
-    from moderation.review.models import ReviewTask
-    from moderation.tagging.services import tag_queue_default
-
-    decision = DecisionFactory()
-    task = ReviewTask.objects.create(decision=decision, queue=tag_queue_default(), deadline=decision.created_at)
+    task = TagTaskFactory(decision=DecisionFactory())  # its video has a file to shield
     client = client_as("moderator")
     html = client.get(f"/tags/task/{task.pk}/").content.decode()
     shield = re.search(r'<div data-shield class="([^"]*)">\s*<video', html)

@@ -14,8 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from moderation.review.services import review_claim_next
-from moderation.tagging.services import tag_queue_default
-from tests.factories import DecisionFactory, ReviewTaskFactory, VideoFactory
+from tests.factories import DecisionFactory, ReviewTaskFactory, TagTaskFactory, VideoFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -68,14 +67,12 @@ def test_the_review_screen_the_queue_list_and_the_video_page_name_the_video_by_o
 
 
 def test_the_tag_screen_and_its_saved_message_name_the_video_not_the_tag_item(apart, make_user, policy_version):  # type: ignore[no-untyped-def]
-    first = ReviewTaskFactory(
-        decision__policy_version=policy_version, decision__video__title="Herbal tea", queue=tag_queue_default()
-    )
-    ReviewTaskFactory(decision__policy_version=policy_version, queue=tag_queue_default())
+    first = TagTaskFactory(decision__policy_version=policy_version, decision__video__title="Herbal tea")
+    TagTaskFactory(decision__policy_version=policy_version)
     video = first.decision.video
     assert video.pk != first.pk
     user = make_user("moderator")
-    assert review_claim_next(user=user, queue=tag_queue_default()) == first
+    assert review_claim_next(user=user, queue=first.queue) == first
     client = Client()
     client.force_login(user)
 

@@ -15,6 +15,8 @@ from tests.factories import (
 )
 from training.services import preference_dataset_build
 
+SHADOW_SERVER_DOWN = "http://127.0.0.1:9"  # the discard port: nothing answers
+
 
 @pytest.fixture
 def training_dirs(settings, tmp_path):  # type: ignore[no-untyped-def]
@@ -59,3 +61,13 @@ def gold_model(policy_version):  # type: ignore[no-untyped-def]
             video=video, label=label, source=ItemLabel.Source.REVIEW, policy_version=policy_version
         )
     return model_version_register(name="capped-candidate", backend="evidence_baseline")
+
+
+@pytest.fixture
+def retries(settings):  # type: ignore[no-untyped-def]
+    """Shadow tries against a vLLM server that is down: 3 tries in all, the backoff from 60 s doubling to an hour."""
+    settings.VLLM_SERVER_URL = SHADOW_SERVER_DOWN
+    settings.SHADOW_MAX_ATTEMPTS = 3
+    settings.SHADOW_RETRY_BASE_SECONDS = 60.0
+    settings.SHADOW_RETRY_MAX_SECONDS = 3600.0
+    return settings

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from moderation.inference.services import model_version_register, model_version_serving
 from tests.factories import DecisionFactory
-from tests.training.test_shadow_retries import SERVER_DOWN, _beat_queues, _due
+from tests.training.test_shadow_retries import _beat_queues, _due
 from tests.workers import solo_worker, wait_for
 from training.models import ShadowDecision
 from training.release import SHADOW_TRY_STALLED_AFTER, shadow_agreement, shadow_decide, shadow_start
@@ -26,15 +26,6 @@ from training.tasks import retry_failed_shadow_decisions, retry_shadow_decision
 from workbench.celery import app
 from workbench.queues import INFER_ITEM_TIME_LIMIT_S, TaskQueue
 from workbench.worker_limits import HARD_LIMIT_EXIT_STATUS
-
-
-@pytest.fixture
-def retries(settings):  # type: ignore[no-untyped-def]
-    settings.VLLM_SERVER_URL = SERVER_DOWN
-    settings.SHADOW_MAX_ATTEMPTS = 3
-    settings.SHADOW_RETRY_BASE_SECONDS = 60.0
-    settings.SHADOW_RETRY_MAX_SECONDS = 3600.0
-    return settings
 
 
 def _candidate_and_decision(policy_version):  # type: ignore[no-untyped-def]

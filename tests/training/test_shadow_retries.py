@@ -26,7 +26,6 @@ from training.tasks import retry_failed_shadow_decisions, retry_shadow_decision,
 from workbench.celery import app
 from workbench.queues import TASK_ROUTES, TaskQueue
 
-SERVER_DOWN = "http://127.0.0.1:9"  # the discard port: nothing answers
 ANSWER = json.dumps(
     {
         "content_extraction": "A cooking video [t=1.0s]",
@@ -38,15 +37,6 @@ ANSWER = json.dumps(
     },
     ensure_ascii=False,
 )
-
-
-@pytest.fixture
-def retries(settings):  # type: ignore[no-untyped-def]
-    settings.VLLM_SERVER_URL = SERVER_DOWN
-    settings.SHADOW_MAX_ATTEMPTS = 3
-    settings.SHADOW_RETRY_BASE_SECONDS = 60.0
-    settings.SHADOW_RETRY_MAX_SECONDS = 3600.0
-    return settings
 
 
 def _failed_shadow(policy_version):  # type: ignore[no-untyped-def]

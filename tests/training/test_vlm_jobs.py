@@ -25,7 +25,6 @@ from moderation.inference.services import (
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Keyframe, Video
 from tests.factories import CotCorrectionFactory, DecisionFactory, ReviewFactory, ReviewTaskFactory, VideoFactory
-from tests.tiny_models import build_tiny_llava
 from training.errors import TrainingError
 from training.evaluation import evaluation_execute, evaluation_start
 from training.models import TrainingJob
@@ -40,11 +39,9 @@ ARCHITECTURES = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration", "llava": "L
 
 
 @pytest.fixture(scope="module", params=list(ARCHITECTURES))
-def tiny_vlm(request, tmp_path_factory):  # type: ignore[no-untyped-def]
-    """The production architecture (Qwen2.5-VL, shared with the other Qwen tests) and LLaVA."""
-    if request.param == "qwen2_5_vl":
-        return request.getfixturevalue("tiny_qwen_vl")
-    return str(build_tiny_llava(tmp_path_factory.mktemp(request.param)))
+def tiny_vlm(request):  # type: ignore[no-untyped-def]
+    """The production architecture (Qwen2.5-VL) and LLaVA, each the session's one (shared with the other tests)."""
+    return request.getfixturevalue("tiny_qwen_vl" if request.param == "qwen2_5_vl" else "tiny_llava")
 
 
 def _keyframes(video: Video, colors: list[tuple[int, int, int]]) -> None:

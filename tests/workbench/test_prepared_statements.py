@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.review.models import ReviewQueue
 from moderation.review.services import review_claim_next
 from tests.factories import UserFactory
 from tests.moderation.review.seeding import seed_pending_tasks
@@ -85,24 +85,23 @@ def test_the_claims_visibility_clause_is_compiled_once_per_user_and_a_new_role_s
     from django.contrib.auth.models import Group, User
 
     from moderation.review import selectors, services
-    from moderation.tagging.services import tag_queue_default
-    from tests.factories import ReviewTaskFactory
+    from tests.factories import ReviewTaskFactory, TagTaskFactory
 
     experts = ReviewQueue.objects.create(slug="experts-only", name="Experts only")
     experts.allowed_groups.add(Group.objects.create(name="experts-only"))
     hidden = ReviewTaskFactory(decision__policy_version=policy_version, queue=experts).decision
-    item = ReviewTask.objects.create(decision=hidden, queue=tag_queue_default())
+    item = TagTaskFactory(decision=hidden)
     moderator = UserFactory(role="moderator")
 
     selectors._open_video_clause_for.cache_clear()
-    assert services.review_claim_next(user=moderator, queue=tag_queue_default()) is None
-    assert services.review_claim_next(user=moderator, queue=tag_queue_default()) is None
+    assert services.review_claim_next(user=moderator, queue=item.queue) is None
+    assert services.review_claim_next(user=moderator, queue=item.queue) is None
     info = selectors._open_video_clause_for.cache_info()
     assert (info.misses, info.hits) == (1, 1)
 
     moderator.groups.add(Group.objects.get(name="admin"))
     promoted = User.objects.get(pk=moderator.pk)  # the next request's user: permissions read afresh
-    claimed = services.review_claim_next(user=promoted, queue=tag_queue_default())
+    claimed = services.review_claim_next(user=promoted, queue=item.queue)
     assert claimed is not None and claimed.pk == item.pk
 
 

@@ -10,17 +10,11 @@ from moderation.models import Decision, Keyframe, ReviewTask
 from moderation.policies.seed import SAFE_LABEL, kuaimod_taxonomy
 from moderation.policies.spec import PolicySpec
 from tests.factories import PolicyVersionFactory, SegmentFactory, VideoFactory
-from tests.tiny_models import build_tiny_llava
 
 
 @pytest.fixture(autouse=True)
 def short_generations(settings):  # type: ignore[no-untyped-def]
     settings.VLM_MAX_NEW_TOKENS = 12
-
-
-@pytest.fixture(scope="session")
-def tiny_llava(tmp_path_factory):  # type: ignore[no-untyped-def]
-    return str(build_tiny_llava(tmp_path_factory.mktemp("tiny-llava")))
 
 
 def _jpeg(color: tuple[int, int, int]) -> bytes:

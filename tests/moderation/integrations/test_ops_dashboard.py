@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from moderation.models import Decision, Review, ReviewTask
 from moderation.ops.selectors import ops_dashboard
-from tests.factories import DecisionFactory, ReviewFactory, ReviewTaskFactory, UserFactory
+from tests.factories import DecisionFactory, ReviewFactory, ReviewTaskFactory, TagTaskFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -132,9 +132,7 @@ def test_the_dashboard_counts_read_in_the_singular_for_one(client_as, policy_ver
 def test_the_backlog_charts_name_queues_as_the_table_beside_them_does(client_as, policy_version):
     """Walked: the backlog charts' bars read "tags" and "default" (slugs) beside a table reading "Content tags" and
     "Default"; they now use the queues' names, as every screen does."""
-    from moderation.tagging.services import tag_queue_default
-
-    ReviewTaskFactory(decision=DecisionFactory(policy_version=policy_version), queue=tag_queue_default())
+    TagTaskFactory(decision__policy_version=policy_version)
     ReviewTaskFactory(decision=DecisionFactory(policy_version=policy_version))
     backlog = ops_dashboard()["backlog"]
     assert [bar["label"] for bar in backlog["chart"].bars] == [r["queue"].name for r in backlog["rows"]]

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from moderation.integrations.models import IdempotencyKey, IntegrationVideo
 from moderation.integrations.services import integration_create
 from moderation.models import Decision, ItemLabel, Video
-from tests.factories import DecisionFactory, ReviewTaskFactory, VideoFactory
+from tests.factories import DecisionFactory, ReviewTaskFactory, TagTaskFactory, VideoFactory
 
 PAYLOAD = b"\x00\x00\x00\x18ftypmp42" + b"v" * 4096
 
@@ -131,13 +131,11 @@ def test_verdict_follows_model_review_and_adjudication_and_is_scoped_to_the_subm
 def test_a_pending_content_tags_item_keeps_no_reviewed_verdict_open(platform):
     """Tagging is other work: the video's tags item, still waiting, neither makes a reviewed verdict "in_review"
     nor counts as an open review item (the platform waited for a final verdict that existed)."""
-    from moderation.tagging.services import tag_queue_default
-
     video = VideoFactory(external_id="v-tags")
     IntegrationVideo.objects.create(integration=platform.integration, video=video)
     decision = DecisionFactory(video=video, label="正向")
     ReviewTaskFactory(decision=decision, status="done")
-    ReviewTaskFactory(decision=decision, queue=tag_queue_default())  # pending in Content tags
+    TagTaskFactory(decision=decision)  # pending in Content tags
     ItemLabel.objects.create(
         video=video, label="引导私下交易", source=ItemLabel.Source.REVIEW, policy_version=decision.policy_version
     )

@@ -123,12 +123,11 @@ def test_teacher_output_parsing_is_defensive() -> None:
 
 @pytest.mark.django_db
 @pytest.mark.integration
-def test_teacher_runs_the_tiny_vlm_and_keeps_unparseable_output(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_teacher_runs_the_tiny_vlm_and_keeps_unparseable_output(
+    tiny_llava: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     from PIL import Image
 
-    from tests.tiny_models import build_tiny_llava
-
-    model_dir = build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
     pair = ReproCandidate.objects.create(
         video=VideoFactory(title="copy"), original=VideoFactory(title="orig"), score=0.9
     )
@@ -139,11 +138,11 @@ def test_teacher_runs_the_tiny_vlm_and_keeps_unparseable_output(tmp_path_factory
             kf = Keyframe(video=video, index=i, timestamp=float(i), selected=True)
             kf.image.save(f"kf-{video.pk}-{i}.jpg", ContentFile(buf.read_bytes()), save=False)
             kf.save()
-    judgement = teacher_judge(candidate=pair, backend="transformers", base_model=str(model_dir))
+    judgement = teacher_judge(candidate=pair, backend="transformers", base_model=tiny_llava)
     # Random weights never write the JSON answer: recorded raw, with the reason, no score.
     assert judgement.parse_error and judgement.score is None and judgement.label == ""
     assert judgement.latency_ms > 0
-    assert teacher_judge(candidate=pair, backend="transformers", base_model=str(model_dir)).pk == judgement.pk
+    assert teacher_judge(candidate=pair, backend="transformers", base_model=tiny_llava).pk == judgement.pk
     wrong = teacher_judge(candidate=pair, backend="vllm", base_model="x")
     assert "transformers backend" in wrong.parse_error
 

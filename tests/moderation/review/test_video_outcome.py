@@ -8,7 +8,7 @@ from django.test import Client
 from django.urls import reverse
 
 from moderation.review.services import review_claim_next, review_submit
-from tests.factories import DecisionFactory, ReviewTaskFactory
+from tests.factories import DecisionFactory, ReviewTaskFactory, TagTaskFactory
 
 
 def _panel(client: Client, video_id: int) -> str:
@@ -104,11 +104,9 @@ def test_a_ready_video_says_no_worker_takes_its_model_run(make_user) -> None:  #
 def test_a_pending_content_tags_item_does_not_hide_the_review(make_user) -> None:  # type: ignore[no-untyped-def]
     """The video page said "Waiting in queue “Content tags”" for a video already reviewed, and showed neither the
     verdict nor the final label: the tags item is other work, not a second verdict to keep independent."""
-    from moderation.tagging.services import tag_queue_default
-
     decision = DecisionFactory(label="正向")
     task = ReviewTaskFactory(decision=decision)
-    ReviewTaskFactory(decision=decision, queue=tag_queue_default())
+    TagTaskFactory(decision=decision)
     reviewer, other = make_user("moderator", username="rev-cy"), make_user("moderator", username="rev-di")
     assert review_claim_next(user=reviewer) == task
     review_submit(task=task, user=reviewer, verdict="override", label="引导私下交易", severity="high")

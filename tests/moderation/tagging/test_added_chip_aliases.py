@@ -8,14 +8,14 @@ from django.urls import reverse
 
 from moderation.review.services import review_claim_next
 from moderation.tagging.models import VideoTag
-from moderation.tagging.services import tag_queue_default, tag_set_default
-from tests.factories import ReviewTaskFactory, TagFactory
+from moderation.tagging.services import tag_set_default
+from tests.factories import TagFactory, TagTaskFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def test_an_added_chips_cut_aliases_are_whole_in_its_tooltip(policy_version, make_user, client):
-    task = ReviewTaskFactory(queue=tag_queue_default(), decision__policy_version=policy_version)
+    task = TagTaskFactory(decision__policy_version=policy_version)
     tag = TagFactory(name="宠物", aliases=["pet", "pets", "animal companion"])
     VideoTag.objects.create(video=task.decision.video, tag=tag)
     moderator = make_user("moderator")

@@ -143,15 +143,13 @@ def test_switching_the_tag_set_asks_before_dropping_changed_chips(page, make_use
 
     from moderation.review.services import review_claim_next
     from moderation.tagging.models import TagSet
-    from moderation.tagging.services import tag_queue_default, tags_import
-    from tests.factories import ReviewTaskFactory
+    from moderation.tagging.services import tags_import
+    from tests.factories import TagTaskFactory
 
     tags_import(lines=["美食\t吃货, 做饭", "火锅"])
     default, other = tag_set_default(), TagSet.objects.create(slug="other", name="Other set")
     admin = make_user("admin")
-    task = ReviewTaskFactory(
-        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
-    )
+    task = TagTaskFactory(decision__policy_version=policy_version)
     assert review_claim_next(user=admin, queue=task.queue) == task
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss() if len(dialogs) == 1 else d.accept()))

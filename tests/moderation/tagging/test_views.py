@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from moderation.tagging.services import tags_import
-from tests.factories import ReviewTaskFactory
+from tests.factories import DecisionFactory, ReviewTaskFactory, TagTaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -71,10 +71,9 @@ def test_tag_screen_says_a_missing_video_file(client_as, policy_version, setting
     from django.urls import reverse
 
     from moderation.review.models import AuditEvent
-    from moderation.tagging.services import tag_queue_default
 
     settings.MEDIA_ROOT = tmp_path
-    task = ReviewTaskFactory(decision__policy_version=policy_version, queue=tag_queue_default())
+    task = TagTaskFactory(decision=DecisionFactory(policy_version=policy_version))  # its video has a file
     video = task.decision.video
     client = client_as("moderator")
     url = reverse("moderation:tag_task", args=[task.pk])
@@ -98,14 +97,9 @@ def test_digit_hints_on_chips_only_where_digits_toggle_them(client_as, policy_ve
     from django.contrib.auth.models import User
 
     from moderation.review.services import review_claim_next
-    from moderation.tagging.services import tag_candidates_generate, tag_queue_default
+    from moderation.tagging.services import tag_candidates_generate
 
-    task = ReviewTaskFactory(
-        queue=tag_queue_default(),
-        decision__policy_version=policy_version,
-        decision__video__title="周末在家做火锅 美食教程",
-        decision__video__file="",
-    )
+    task = TagTaskFactory(decision__policy_version=policy_version, decision__video__title="周末在家做火锅 美食教程")
     video_id = task.decision.video_id
     tag_candidates_generate(video_id=video_id, encode=encode)
     client = client_as("moderator")
@@ -165,15 +159,12 @@ def test_the_tags_queue_says_which_item_you_hold_until_when_and_links_back(clien
 
     from moderation.review.models import ReviewTask
     from moderation.review.services import review_claim_next
-    from moderation.tagging.services import tag_queue_default
 
     client = client_as("moderator")
     user = User.objects.get(pk=client.session["_auth_user_id"])
-    task = ReviewTaskFactory(
-        decision__policy_version=policy_version, decision__video__title="Street <food>", queue=tag_queue_default()
-    )
+    task = TagTaskFactory(decision__policy_version=policy_version, decision__video__title="Street <food>")
     assert 'id="held-item"' not in client.get("/tags/").content.decode()
-    assert review_claim_next(user=user, queue=tag_queue_default()) == task
+    assert review_claim_next(user=user, queue=task.queue) == task
     task.refresh_from_db()
     until = timezone.localtime(task.lease_expires_at).strftime("%H:%M")
 
@@ -221,12 +212,11 @@ def test_the_tags_queue_says_an_item_held_whose_video_was_hidden_since_as_the_re
 
     from moderation.review.models import ReviewQueue, ReviewTask
     from moderation.review.services import review_claim_next
-    from moderation.tagging.services import tag_queue_default
 
     client = client_as("moderator")
     user = User.objects.get(pk=client.session["_auth_user_id"])
-    task = ReviewTaskFactory(decision__policy_version=policy_version, queue=tag_queue_default())
-    assert review_claim_next(user=user, queue=tag_queue_default()) == task
+    task = TagTaskFactory(decision__policy_version=policy_version)
+    assert review_claim_next(user=user, queue=task.queue) == task
     assert "data-held-hidden" not in client.get("/tags/").content.decode()  # open to them: "You hold …" instead
 
     experts = ReviewQueue.objects.create(slug="experts-hidden", name="Experts")
@@ -278,12 +268,11 @@ def test_a_tag_item_can_be_given_back_from_its_screen(client_as, policy_version)
 
     from moderation.review.models import ReviewTask
     from moderation.review.services import review_claim_next
-    from moderation.tagging.services import tag_queue_default
 
     client = client_as("moderator")
     user = User.objects.get(pk=client.session["_auth_user_id"])
-    task = ReviewTaskFactory(decision__policy_version=policy_version, queue=tag_queue_default())
-    assert review_claim_next(user=user, queue=tag_queue_default()) == task
+    task = TagTaskFactory(decision__policy_version=policy_version)
+    assert review_claim_next(user=user, queue=task.queue) == task
 
     page = client.get(f"/tags/task/{task.pk}/").content.decode()
     start = page.rindex("<form", 0, page.index('id="tag-release"'))
@@ -324,13 +313,9 @@ def test_claim_next_on_the_tags_queue_says_the_items_left_are_your_own_uploads(c
     count of items waiting; it now says why, as the review queues do."""
     from django.contrib.auth.models import User
 
-    from moderation.tagging.services import tag_queue_default
-
     client = client_as("moderator")
     user = User.objects.get(pk=client.session["_auth_user_id"])
-    ReviewTaskFactory(
-        decision__policy_version=policy_version, decision__video__created_by=user, queue=tag_queue_default()
-    )
+    TagTaskFactory(decision__policy_version=policy_version, decision__video__created_by=user)
     said = [str(m) for m in client.post("/tags/claim/", follow=True).context["messages"]]
     assert said == [
         "Nothing to claim for you: the 1 item left in “Content tags” is your own upload, and a reviewer never "
@@ -346,15 +331,12 @@ def test_submitting_a_tag_item_names_it_on_the_next_items_screen(client_as, poli
     from django.contrib.auth.models import User
 
     from moderation.review.services import review_claim_next
-    from moderation.tagging.services import tag_queue_default
 
     client = client_as("moderator")
     user = User.objects.get(pk=client.session["_auth_user_id"])
-    first = ReviewTaskFactory(
-        decision__policy_version=policy_version, decision__video__title="Miracle herbal tea", queue=tag_queue_default()
-    )
-    second = ReviewTaskFactory(decision__policy_version=policy_version, queue=tag_queue_default())
-    assert review_claim_next(user=user, queue=tag_queue_default()) == first
+    first = TagTaskFactory(decision__policy_version=policy_version, decision__video__title="Miracle herbal tea")
+    second = TagTaskFactory(decision__policy_version=policy_version)
+    assert review_claim_next(user=user, queue=first.queue) == first
     answer = client.post(f"/tags/video/{first.decision.video_id}/submit/", {"task": first.pk}, follow=True)
     assert answer.redirect_chain[-1][0].startswith(f"/tags/task/{second.pk}/")
     said = [str(m) for m in answer.context["messages"]]
@@ -373,11 +355,8 @@ def test_the_tag_screen_keeps_its_ticks_in_the_browser_as_the_policy_editor_keep
     from django.contrib.auth.models import User
 
     from moderation.review.services import review_claim_next
-    from moderation.tagging.services import tag_queue_default
 
-    task = ReviewTaskFactory(
-        queue=tag_queue_default(), decision__policy_version=policy_version, decision__video__file=""
-    )
+    task = TagTaskFactory(decision__policy_version=policy_version)
     client = client_as("moderator")
     user = User.objects.get(pk=client.session["_auth_user_id"])
     assert review_claim_next(user=user, queue=task.queue) == task
