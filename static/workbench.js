@@ -690,3 +690,17 @@ document.addEventListener("keydown", (ev) => {
   next.focus();
   next.scrollIntoView({ block: "nearest", inline: "nearest" });
 });
+
+// The header's "More" menu (a <details>): Escape closes it and gives the focus back to its summary; a click
+// outside it closes it, as a menu does.
+document.addEventListener("keydown", (ev) => {
+  if (ev.key !== "Escape") return;
+  const menu = document.querySelector("details[data-nav-more][open]");
+  if (!menu) return;
+  menu.open = false;
+  menu.querySelector("summary").focus();
+});
+document.addEventListener("click", (ev) => {
+  const menu = document.querySelector("details[data-nav-more][open]");
+  if (menu && !menu.contains(ev.target)) menu.open = false;
+});

@@ -57,6 +57,10 @@ class GateResult:
     serving_run: EvaluationRun | None = None
     checks: list[dict[str, Any]] = field(default_factory=list)
     needs_evaluation: bool = False
+    # No evaluation of the candidate was ever started, or none is queued or running and the last one failed: the
+    # screens say the first neutrally ("not evaluated yet"), the second as the failure it is.
+    never_evaluated: bool = False
+    failed_run: EvaluationRun | None = None
 
 
 # What TRAINING_GATE_PRIMARY_METRIC and TRAINING_GATE_MARGINS' keys may name (checked at start:
@@ -79,12 +83,14 @@ class GateReads:
     """What the global gate reads of its evaluations, read once for many candidates (the models screen, where the
     gate of each version read its runs in statements of its own: six or so a version): the globally ``serving``
     version; per model version id its ``latest`` finished evaluation and its latest ``pending`` one (queued or
-    running); the serving version's latest finished evaluation per evaluation set (``serving_latest``)."""
+    running); its latest ``failed`` one; the serving version's latest finished evaluation per evaluation set
+    (``serving_latest``)."""
 
     serving: ModelVersion
     latest: dict[int, EvaluationRun]
     pending: dict[int, EvaluationRun]
     serving_latest: dict[str, EvaluationRun]
+    failed: dict[int, EvaluationRun] = field(default_factory=dict)
 
 
 def gate_reads(*, candidates: list[ModelVersion]) -> GateReads:
@@ -96,15 +102,29 @@ def gate_reads(*, candidates: list[ModelVersion]) -> GateReads:
     runs = EvaluationRun.objects.select_related("policy_version__policy")
     finished = runs.filter(status=EvaluationRun.Status.SUCCEEDED)
     latest = finished.filter(model_version_id__in=ids).order_by("model_version_id", "-finished_at", "-pk")
-    pending = runs.filter(
-        model_version_id__in=ids, status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING]
-    ).order_by("model_version_id", "-pk")
+    # The latest run of each version in each unfinished state, in one statement: the latest queued or running one
+    # is "pending"; the latest failed one tells a version whose evaluation failed from one never evaluated.
+    unfinished = (
+        runs.filter(
+            model_version_id__in=ids,
+            status__in=[EvaluationRun.Status.QUEUED, EvaluationRun.Status.RUNNING, EvaluationRun.Status.FAILED],
+        )
+        .order_by("model_version_id", "status", "-pk")
+        .distinct("model_version_id", "status")
+    )
+    pending: dict[int, EvaluationRun] = {}
+    failed: dict[int, EvaluationRun] = {}
+    for run in unfinished:
+        into = failed if run.status == EvaluationRun.Status.FAILED else pending
+        if run.model_version_id not in into or run.pk > into[run.model_version_id].pk:
+            into[run.model_version_id] = run
     serving_latest = finished.filter(model_version=serving).order_by("eval_set_key", "-finished_at", "-pk")
     return GateReads(
         serving=serving,
         latest={run.model_version_id: run for run in latest.distinct("model_version_id")},
-        pending={run.model_version_id: run for run in pending.distinct("model_version_id")},
+        pending=pending,
         serving_latest={run.eval_set_key: run for run in serving_latest.distinct("eval_set_key")},
+        failed=failed,
     )
 
 
@@ -153,7 +173,21 @@ def promotion_check(
                 f"{pending.get_status_display().lower()}; the gate reads it once it has finished."
             )
         else:
-            result.reasons.append(f"{candidate.name} has no finished evaluation; evaluate it first.")
+            result.failed_run = (
+                reads.failed.get(candidate.pk)
+                if reads is not None
+                else EvaluationRun.objects.filter(model_version=candidate, status=EvaluationRun.Status.FAILED)
+                .order_by("-pk")
+                .first()
+            )
+            result.never_evaluated = result.failed_run is None
+            if result.failed_run is not None:
+                result.reasons.append(
+                    f"{candidate.name} has no finished evaluation: evaluation #{result.failed_run.pk} failed; "
+                    "evaluate it again."
+                )
+            else:
+                result.reasons.append(f"{candidate.name} has no finished evaluation; evaluate it first.")
         result.needs_evaluation = True
         return result
     key = result.candidate_run.eval_set_key

@@ -40,7 +40,21 @@ def job_list() -> QuerySet[TrainingJob]:
 
 
 def job_get(*, pk: int) -> TrainingJob:
-    return get_object_or_404(TrainingJob.objects.select_related("dataset", "created_by", "model_version"), pk=pk)
+    return get_object_or_404(
+        TrainingJob.objects.select_related("dataset", "created_by", "model_version", "policy_version__policy"), pk=pk
+    )
+
+
+def job_policy_version_shown(job: TrainingJob) -> dict[str, Any] | None:
+    """The policy version a job trained on, and the one active now where they differ.
+
+    A job takes its dataset's policy version, by design (the labels it learned from were given under it); shown alone
+    ("KuaiMod taxonomy v1" while v2 is active) it read as the job using an old policy by mistake."""
+    version = job.policy_version
+    if version is None:
+        return None
+    active = PolicyVersion.objects.filter(policy_id=version.policy_id, is_active=True).first()
+    return {"version": version, "active": active if active is not None and active.pk != version.pk else None}
 
 
 def job_is_active(job: TrainingJob) -> bool:

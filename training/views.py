@@ -217,6 +217,7 @@ def job_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = {
         "job": job,
         "active": selectors.job_is_active(job),
+        "policy": selectors.job_policy_version_shown(job),
         "params": selectors.job_params_shown(job),
         "error": selectors.job_error_shown(job),
         "eta": selectors.job_eta(job),

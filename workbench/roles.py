@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required as django_login_requir
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 _View = TypeVar("_View", bound=Callable[..., HttpResponseBase])
@@ -193,18 +194,54 @@ def nav_context(request: HttpRequest) -> dict[str, Any]:
     if not user.is_authenticated:
         return {"nav": {}}
     groups = user_role_names(user)
-    return {
-        "nav": {
-            "upload": user.has_perm(Perm.UPLOAD_VIDEO),
-            "review": user.has_perm(Perm.REVIEW_VIDEO),
-            "correct": user.has_perm(Perm.CORRECT_COT),
-            "policy": user.has_perm(Perm.EDIT_POLICY),
-            "training": user.has_perm(Perm.MANAGE_TRAINING),
-            "integrations": user.has_perm(Perm.MANAGE_INTEGRATIONS),
-            "roles": groups,
-            **_who(user, groups),
-        }
+    areas = {
+        "upload": user.has_perm(Perm.UPLOAD_VIDEO),
+        "review": user.has_perm(Perm.REVIEW_VIDEO),
+        "correct": user.has_perm(Perm.CORRECT_COT),
+        "policy": user.has_perm(Perm.EDIT_POLICY),
+        "training": user.has_perm(Perm.MANAGE_TRAINING),
+        "integrations": user.has_perm(Perm.MANAGE_INTEGRATIONS),
     }
+    return {"nav": {**areas, **_nav_links(areas), "roles": groups, **_who(user, groups)}}
+
+
+# The header's links, area by area, in the order they are shown. The daily work (videos, queues, corrections) is
+# "work"; the rest sets up the work ("setup": policies, training, integrations, the Label Studio export).
+_NAV_LINKS: tuple[tuple[str, str, str, str], ...] = (
+    ("upload", "work", "Videos", "moderation:video_list"),
+    ("review", "work", "Review queue", "moderation:queue"),
+    ("review", "work", "Reproductions", "moderation:repro_queue"),
+    ("review", "work", "Tags", "moderation:tag_queue"),
+    ("review", "work", "Adjudications", "annotation:adjudication_list"),
+    ("correct", "work", "CoT corrections", "annotation:correction_list"),
+    ("correct", "work", "Tag2CoT", "annotation:tag2cot_list"),
+    ("correct", "setup", "Label Studio", "annotation:labelstudio_export"),
+    ("policy", "setup", "Policies", "moderation:policy_list"),
+    ("policy", "setup", "Tag vocabulary", "moderation:tag_vocabulary"),
+    ("training", "setup", "Training", "training:job_list"),
+    ("training", "setup", "Cascade", "moderation:cascade"),
+    ("integrations", "setup", "Integrations", "moderation:integration_list"),
+    ("integrations", "setup", "Operations", "moderation:ops_dashboard"),
+)
+
+
+def _nav_links(areas: dict[str, bool]) -> dict[str, list[tuple[str, str]]]:
+    """The header's links: "links" on the bar, "more" folded under one "More" menu.
+
+    An admin sees every area: sixteen links wrapped the header to two lines at 1440 px. The setup links are folded
+    only for a user who also has daily work links, so a policy editor (or an integrator) still finds their own few
+    links on the bar, and a moderator's header is as it was."""
+    shown = [(kind, label, reverse(name)) for area, kind, label, name in _NAV_LINKS if areas[area]]
+    has_work = any(kind == "work" for kind, _, _ in shown)
+    fold = has_work and len(shown) > _NAV_LINKS_BEFORE_FOLDING
+    return {
+        "links": [(label, url) for kind, label, url in shown if not (fold and kind == "setup")],
+        "more": [(label, url) for kind, label, url in shown if fold and kind == "setup"],
+    }
+
+
+# Up to this many links sit on the bar unfolded (a moderator who also corrects has seven).
+_NAV_LINKS_BEFORE_FOLDING = 8
 
 
 def _who(user: Any, groups: list[str]) -> dict[str, Any]:

@@ -26,6 +26,8 @@ from moderation.integrations.selectors import (
     webhook_endpoint_held_count,
 )
 from moderation.integrations.services import integration_create, integration_switch, integration_token_rotate
+from moderation.integrations.signing import HEADER as SIGNATURE_HEADER_NAME
+from moderation.integrations.signing import TOLERANCE_SECONDS as SIGNATURE_TOLERANCE_SECONDS
 from moderation.integrations.webhooks import (
     webhook_endpoint_create,
     webhook_endpoint_disable,
@@ -196,6 +198,9 @@ def _render_endpoint(
         "statuses": WebhookDelivery.Status.choices,
         "held": webhook_endpoint_held_count(endpoint=endpoint),
         "event_types": EventType.choices,
+        # The verification recipe on the page (it said "verify as in the README", a file a platform may not have).
+        "signature_header": SIGNATURE_HEADER_NAME,
+        "signature_tolerance": SIGNATURE_TOLERANCE_SECONDS,
         # The events form: the endpoint's own choices, or what was typed when it was refused (with the reason).
         "events_error": events_error,
         "events_chosen": typed["event_types"] if typed else endpoint.event_types,

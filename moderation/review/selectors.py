@@ -13,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import connection
 from django.db.models import (
     BigIntegerField,
@@ -915,6 +916,8 @@ def _task_with_screen(tasks: QuerySet[ReviewTask], task_id: int) -> ReviewTask:
             "decision__video",
             "decision__policy_version__policy",
             "decision__model_version",
+            # Its CoT correction, if any (one-to-one): the verdict panel says when an accepted one relabels the video.
+            "decision__correction",
             "claimed_by",
             "queue__escalation_queue",
         ).prefetch_related("decision__video__keyframes__patches", "decision__video__segments"),
@@ -1010,6 +1013,20 @@ def cot_stages_for_display(cot: Any, *, times: dict[tuple[str, Any], float] | No
     return stages
 
 
+def review_decision_relabelled(*, decision: Decision) -> Any | None:
+    """The accepted CoT correction of ``decision`` when it gives the video another label than the model's, else None.
+
+    The review screen showed the model's label alone: nothing said a labeler's accepted correction had relabelled
+    the video. Read from ``review_task_get``'s row (the correction is joined there): no statement of its own."""
+    try:
+        correction = decision.correction  # type: ignore[attr-defined]
+    except ObjectDoesNotExist:
+        return None
+    if correction.status != "accepted" or correction.label == decision.label:
+        return None
+    return correction
+
+
 def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = False) -> dict[str, Any]:
     """Everything the review screen shows about ``task`` (fetched by ``review_task_get``) to ``user``.
 
@@ -1027,6 +1044,8 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         "decision": decision,
         "policy_version": version,
         "model_label_name": version.label_names().get(decision.label, ""),
+        "relabelled": (relabelled := review_decision_relabelled(decision=decision)),
+        "relabelled_name": version.label_names().get(relabelled.label, "") if relabelled else "",
         "label_groups": [
             {
                 "name": group.name,

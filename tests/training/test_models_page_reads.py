@@ -104,12 +104,14 @@ def test_read_at_once_each_version_is_what_its_own_reads_say(policy_version):
             continue
         alone = promotion_check(candidate=version)
         gate = row["gate"]
-        assert (gate.allowed, gate.reasons, gate.checks, gate.needs_evaluation) == (
+        assert (gate.allowed, gate.reasons, gate.checks, gate.needs_evaluation, gate.never_evaluated) == (
             alone.allowed,
             alone.reasons,
             alone.checks,
             alone.needs_evaluation,
+            alone.never_evaluated,
         ), version.name
+        assert gate.failed_run == alone.failed_run, version.name
         assert (gate.candidate_run, gate.serving_run, gate.serving) == (
             alone.candidate_run,
             alone.serving_run,

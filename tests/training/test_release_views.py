@@ -265,10 +265,27 @@ def test_a_candidate_whose_evaluation_is_under_way_is_told_so_not_to_evaluate_it
     assert f"fresh has no finished evaluation yet: evaluation #{run.pk} is queued" in page
     assert "evaluate it first" not in page
     EvaluationRun.objects.filter(pk=run.pk).update(status=EvaluationRun.Status.FAILED)
+    page = client.get(reverse("training:model_list")).content.decode()
     assert (
-        "fresh has no finished evaluation; evaluate it first."
-        in client.get(reverse("training:model_list")).content.decode()
+        f'<li class="error">fresh has no finished evaluation: evaluation #{run.pk} failed; evaluate it again.' in page
     )
+
+
+def test_a_version_never_evaluated_is_said_neutrally_with_the_way_to_evaluate_it(client_as, policy_version):
+    """A version nobody has evaluated yet read "has no finished evaluation" in red, as if something had failed
+    before anything was tried: it reads "Not evaluated yet" with a link to the Evaluate form for it."""
+    import re
+
+    version = model_version_register(name="brand-new", backend="evidence_baseline")
+    page = client_as("admin").get(reverse("training:model_list")).content.decode()
+    row = re.search(r'<tr data-version="brand-new">(.*?)</tr>', page, re.S)
+    assert row is not None
+    assert 'class="error"' not in row[1] and "has no finished evaluation" not in row[1]
+    assert 'class="hint gate-not-evaluated">Not evaluated yet' in row[1]
+    assert f'href="{reverse("training:model_list")}?version={version.pk}#evaluate">Evaluate brand-new</a>' in row[1]
+    # The link opens the form with this version chosen.
+    form = client_as("admin").get(reverse("training:model_list"), {"version": version.pk}).content.decode()
+    assert re.search(rf'<option value="{version.pk}" selected>brand-new</option>', form)
 
 
 def test_compare_is_offered_only_with_two_evaluations_and_the_empty_list_says_where_to_start(client_as, policy_version):

@@ -542,3 +542,23 @@ def test_with_no_retrain_rule_the_page_says_what_that_means_and_links_the_form_t
     page = client_as("admin").get(reverse("training:job_list")).content.decode()  # the role, not a superuser
     assert "No rules: a job starts only when someone starts it above." in page
     assert add not in page and "(a superuser edits them)" in page
+
+
+def test_the_job_page_says_its_policy_version_is_the_datasets_and_which_is_active_now(client_as, job):
+    """The job page said "Policy version: KuaiMod taxonomy v1" while v2 was active: it takes its dataset's version
+    by design, and now says so, with the version active now."""
+    from moderation.models import PolicyVersion
+    from tests.factories import PolicyVersionFactory
+
+    old = PolicyVersionFactory(number=101, is_active=False)
+    TrainingJob.objects.filter(pk=job.pk).update(policy_version=old)
+    PolicyVersion.objects.filter(policy=old.policy).exclude(pk=old.pk).update(is_active=False)
+    active = PolicyVersionFactory(policy=old.policy, number=102)
+    client = client_as("admin")
+    page = client.get(reverse("training:job_detail", args=[job.pk])).content.decode()
+    found = page[page.find("job-policy-version") : page.find("job-policy-version") + 200]
+    assert 'KuaiMod taxonomy v101 <span class="hint">(v101, the dataset\'s; v102 is active now)</span>' in page, found
+    PolicyVersion.objects.filter(pk=active.pk).update(is_active=False)
+    PolicyVersion.objects.filter(pk=old.pk).update(is_active=True)
+    page = client.get(reverse("training:job_detail", args=[job.pk])).content.decode()
+    assert "is active now" not in page and "(the dataset's)" in page

@@ -6,7 +6,9 @@ import re
 from html import unescape
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from moderation.media.models import Keyframe
@@ -356,3 +358,40 @@ def test_an_item_skipped_earlier_that_comes_back_says_so(make_task, make_user):
     note = page[page.index('id="skipped-before"') : page.index("</p>", page.index('id="skipped-before"'))]
     assert "You skipped this item at" in note and "(“Not sure: let another reviewer decide”)" in note
     assert f"nothing else is waiting for you in “{first.queue.name}”" in note
+
+
+def test_the_verdict_panel_says_an_accepted_correction_relabelled_the_video(make_task, make_user):
+    """Nothing on the review screen said an accepted CoT correction had given the video another label than the
+    model's: one line in the verdict panel says so, linking to the correction for those who may open it."""
+    from annotation.models import CotCorrection
+    from tests.factories import CotCorrectionFactory
+
+    task = make_task()
+    moderator, admin = make_user("moderator"), make_user("admin")
+    review_claim_next(user=moderator, queue=task.queue)
+    url = reverse("moderation:review_task", args=[task.pk])
+    client = _login(moderator)
+    client.get(url)
+    with CaptureQueriesContext(connection) as without:
+        client.get(url)
+    correction = CotCorrectionFactory(decision=task.decision, label="夸大商品功效")
+    assert task.decision.label != "夸大商品功效"
+    assert 'id="relabelled-by-correction"' not in client.get(url).content.decode()  # submitted, not accepted yet
+    CotCorrection.objects.filter(pk=correction.pk).update(status=CotCorrection.Status.ACCEPTED)
+    with CaptureQueriesContext(connection) as shown:
+        page = client.get(url).content.decode()
+    assert len(shown) == len(without)  # read with the task's row: no statement of its own
+    line = re.search(r'<p id="relabelled-by-correction">(.*?)</p>', page, re.S)
+    assert line is not None
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", line[1])).split())
+    assert text.startswith("An accepted CoT correction labels this video 夸大商品功效")
+    assert f"(the model said {task.decision.label})" in text
+    assert "see the correction" not in text  # a moderator may not open the corrections screens
+    # The same label as the model's is no relabelling.
+    CotCorrection.objects.filter(pk=correction.pk).update(label=task.decision.label)
+    assert 'id="relabelled-by-correction"' not in client.get(url).content.decode()
+    CotCorrection.objects.filter(pk=correction.pk).update(label="夸大商品功效")
+    task.claimed_by = admin
+    task.save(update_fields=["claimed_by"])
+    href = reverse("annotation:correction_edit", args=[task.decision.pk])
+    assert f'<a href="{href}">see the correction</a>' in _login(admin).get(url).content.decode()
