@@ -6,6 +6,7 @@ stays held."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -151,3 +152,41 @@ def test_a_session_naming_any_other_backend_is_signed_out_and_a_former_one_of_a_
     former.force_login(make_user("moderator"), backend="django.contrib.auth.backends.ModelBackend")
     type(user).objects.filter(pk=int(former.session["_auth_user_id"])).update(is_active=False)
     assert former.get(home).status_code == 302
+
+
+# --- an evaluation file swapped for a symlink between its start and its worker ------------------------------------
+
+
+def test_an_evaluation_file_swapped_for_a_symlink_out_of_the_import_folders_after_its_start_is_not_read(
+    policy_version, make_user, tmp_path, settings
+) -> None:
+    """Finding: the start confines the evaluation file to MEDIA_IMPORT_ROOTS, and the worker (since this session
+    it hashes the file) read the path later, following symlinks: a file in a platform's import folder, which the
+    platform writes, swapped for a symlink after the start led the evaluation — its items, its key, the release
+    gate's comparison — to any file the worker could read. The worker confines the path again: the run fails saying
+    why, and the file outside is never opened."""
+    from moderation.inference.services import model_version_serving
+    from training.evaluation import evaluation_execute, evaluation_start
+
+    roots, elsewhere = tmp_path / "imports", tmp_path / "elsewhere"
+    (roots / "integration-1").mkdir(parents=True)
+    elsewhere.mkdir()
+    settings.MEDIA_IMPORT_ROOTS = [str(roots)]
+    row = {"pid": "1", "tag": "正向", "title": "cooking noodles", "OCR": "null", "ASR": "null", "images": []}
+    path = roots / "integration-1" / "held-out.jsonl"
+    path.write_text(json.dumps(row, ensure_ascii=False), encoding="utf-8")
+    secret = elsewhere / "other.jsonl"
+    secret.write_text(json.dumps({**row, "pid": "secret"}, ensure_ascii=False), encoding="utf-8")
+    run = evaluation_start(
+        model_version=model_version_serving(),
+        created_by=make_user("admin"),
+        eval_set="kuaimod_file",
+        file_path=str(path),
+    )
+
+    path.unlink()
+    path.symlink_to(secret)  # the platform's swap, before the worker picks the run up
+    done = evaluation_execute(run_id=run.pk)
+    assert done is not None and done.status == "failed"
+    assert "outside the import folders" in done.error and done.n_items in (0, None)
+    assert "kuaimod_file:held-out.jsonl::" in done.eval_set_key  # no digest: the file elsewhere was never hashed
