@@ -53,6 +53,14 @@ def _audit_webhook_endpoint_changed(
     audit_event_record(actor=by, action=action, obj=endpoint, payload={**named, **payload})
 
 
+def _audit_cascade_changed(
+    sender: Any, *, model: Any, action: str, by: Any, payload: dict[str, Any], **kwargs: Any
+) -> None:
+    from moderation.review.services import audit_event_record
+
+    audit_event_record(actor=by, action=action, obj=model, payload=payload)
+
+
 def _audit_user_import_refused(sender: Any, *, user: Any, path: str, reason: str, **kwargs: Any) -> None:
     from moderation.review.services import audit_event_record
 
@@ -98,6 +106,7 @@ class ModerationConfig(AppConfig):
         from moderation.ops.metrics import collect
         from moderation.review.services import review_release_on_logout, review_route_decision
         from moderation.signals import (
+            cascade_changed,
             decision_to_review,
             integration_changed,
             media_missing_changed,
@@ -147,6 +156,8 @@ class ModerationConfig(AppConfig):
         webhook_endpoint_changed.connect(
             _audit_webhook_endpoint_changed, dispatch_uid="moderation.audit_webhook_endpoint_changed"
         )
+        # The cascade's stage 1 switched off or its routing set by hand (who changed what no human decides): audited.
+        cascade_changed.connect(_audit_cascade_changed, dispatch_uid="moderation.audit_cascade_changed")
         # A user's server path refused (outside the roots, an integration's folder, a symlink swapped in): audited too.
         user_import_refused.connect(_audit_user_import_refused, dispatch_uid="moderation.audit_user_import_refused")
         # A user's API token made, rotated or revoked (the token API or their API token page): in the audit log too.

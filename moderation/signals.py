@@ -66,3 +66,9 @@ policy_version_activated = Signal()
 # fields differ from that version and the taxonomy's changes, as policy_draft_audit_payload lists them). The review
 # wing writes it to the audit log as "policy.draft_save".
 policy_draft_saved = Signal()
+
+# The cascade's stage-1 model was switched off, or its routing (a threshold, a target accuracy) set by hand (sent inside
+# that transaction). Keywords: model (the CascadeModel), action ("cascade.switch_off", "cascade.threshold_set",
+# "cascade.target_set"), by (the user), payload. It changes which items a model decides with no human: the review wing
+# writes it to the audit log.
+cascade_changed = Signal()

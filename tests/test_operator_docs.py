@@ -36,7 +36,7 @@ TEST_ONLY_VARIABLES = {
 NOT_SETTINGS = {"RANK", "DJANGO_SETTINGS_MODULE"}
 
 # ``env.str("NAME")`` and settings' own readers that take the variable's name first (``_request_rate("NAME", …)``).
-_ENV_READ = re.compile(r"""\b(?:env(?:\.\w+)?|_request_rate)\(\s*["']([A-Z][A-Z0-9_]*)["']""")
+_ENV_READ = re.compile(r"""\b(?:env(?:\.\w+)?|_request_rate|_count_at_least_one)\(\s*["']([A-Z][A-Z0-9_]*)["']""")
 _OS_ENVIRON_READ = re.compile(r"""os\.(?:environ\.get\(|environ\[|getenv\()\s*["']([A-Z][A-Z0-9_]*)["']""")
 
 

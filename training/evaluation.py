@@ -67,7 +67,12 @@ def _file_hashed(run: EvaluationRun) -> None:
     """Worker side, before the items are read: the file's sha256 into the run's ``eval_set_key`` (what the release
     gate compares) and the stat it was read at into ``file_stat``. The file is hashed in chunks (never whole in
     memory) and parsed right after; one that changes meanwhile (its stat) fails the run with the reason, so a key
-    never names other bytes than those evaluated."""
+    never names other bytes than those evaluated.
+
+    The path is confined again here, as the start confined it (``import_path_confined``, for the user who started
+    it): the worker reads it later, following symlinks, and a file in a platform's import folder swapped for a
+    symlink meanwhile led the evaluation to any file the worker could read."""
+    _confined_eval_file(run.file_path, user=run.created_by)
     before = evaluation_file_stat(run.file_path)
     digest = evaluation_file_digest(run.file_path)
     run.eval_set_key = eval_set_key(

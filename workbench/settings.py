@@ -34,6 +34,18 @@ def _request_rate(name: str, default: str) -> str:
     return value
 
 
+def _count_at_least_one(name: str, default: int) -> int:
+    """A count in variable ``name`` that must be at least 1, refused at start otherwise: a limit of 0 or less is no
+    "off" switch but a limit nothing is under (SIGNIN_FAILURES_PER_ADDRESS=0 paused every sign-in, right passwords
+    too, from every address)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    value = env.int(name, default=default)
+    if value < 1:
+        raise ImproperlyConfigured(f"{name}={value} must be at least 1 (default {default}).")
+    return value
+
+
 environ.Env.read_env(BASE_DIR / ".env") if (BASE_DIR / ".env").exists() else None
 
 VAR_DIR = Path(env.str("WORKBENCH_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
@@ -306,7 +318,7 @@ STORAGES = {
 
 # Sign-in: wrong passwords from one address over all accounts (password spraying) before sign-in from there pauses
 # for up to 15 minutes (workbench/signin.py). Generous: an office behind one NAT address shares it.
-SIGNIN_FAILURES_PER_ADDRESS = env.int("SIGNIN_FAILURES_PER_ADDRESS", default=100)
+SIGNIN_FAILURES_PER_ADDRESS = _count_at_least_one("SIGNIN_FAILURES_PER_ADDRESS", 100)
 
 # Uploads are streamed to a temporary file above this size, never held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

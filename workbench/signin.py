@@ -59,7 +59,8 @@ def _windows(username: str, address: str) -> tuple[RateWindow, RateWindow]:
     """The account's count from this address and the address's over all accounts, in that order."""
     return (
         RateWindow(_key(username, address), FAILURES_PER_ACCOUNT_AND_ADDRESS, WINDOW_SECONDS),
-        RateWindow(_address_key(address), settings.SIGNIN_FAILURES_PER_ADDRESS, WINDOW_SECONDS),
+        # At least 1 (the settings refuse less at start): a limit under 1 refused every sign-in, right passwords too.
+        RateWindow(_address_key(address), max(1, int(settings.SIGNIN_FAILURES_PER_ADDRESS)), WINDOW_SECONDS),
     )
 
 

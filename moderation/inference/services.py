@@ -27,7 +27,7 @@ from moderation.integrations.services import event_decision_created, event_model
 from moderation.media.models import Video
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.services import policy_version_active, policy_versions_auto_applied
-from moderation.signals import decision_recorded, decision_to_review
+from moderation.signals import cascade_changed, decision_recorded, decision_to_review
 from workbench.jobs import job_finish, job_start
 from workbench.queues import enqueue
 from workbench.storage import cached_copy
@@ -829,21 +829,23 @@ def _active_cascade_locked() -> CascadeModel:
 
 
 @transaction.atomic
-def cascade_threshold_set(*, threshold: float) -> CascadeModel:
+def cascade_threshold_set(*, threshold: float, by: User | None = None) -> CascadeModel:
     """Route the active stage-1 model by a fixed escalation threshold; no retraining. Items decided
     from now on are routed by it (the worker reads it with the model for every item)."""
     from moderation.inference.stage1.routing import check_threshold
 
     check_threshold(threshold)
     model = _active_cascade_locked()
+    before = {"escalate_threshold": model.escalate_threshold, "target_accuracy": model.target_accuracy}
     model.escalate_threshold, model.target_accuracy = threshold, None
     model.save(update_fields=["escalate_threshold", "target_accuracy"])
+    _cascade_audited(model, action="cascade.threshold_set", by=by, before=before)
     logger.info("cascade model %s: escalation threshold set to %s", model.name, threshold)
     return model
 
 
 @transaction.atomic
-def cascade_target_set(*, target_accuracy: float) -> CascadeModel:
+def cascade_target_set(*, target_accuracy: float, by: User | None = None) -> CascadeModel:
     """Route the active stage-1 model by a target accuracy; no retraining. The cut comes from the
     risk–coverage curve the dashboard draws: reviewed items once there are enough of them, else the
     model's held-out curve from training."""
@@ -852,11 +854,13 @@ def cascade_target_set(*, target_accuracy: float) -> CascadeModel:
 
     check_target(target_accuracy)
     model = _active_cascade_locked()
+    before = {"escalate_threshold": model.escalate_threshold, "target_accuracy": model.target_accuracy}
     curve = cascade_curve(model=model)
     cut = cut_for_target(curve.points, target_accuracy)
     model.escalate_threshold = 0.0 if cut is None else entropy_for_confidence(cut)
     model.target_accuracy = target_accuracy
     model.save(update_fields=["escalate_threshold", "target_accuracy"])
+    _cascade_audited(model, action="cascade.target_set", by=by, before=before)
     logger.info(
         "cascade model %s: target accuracy %s -> threshold %.3f", model.name, target_accuracy, model.escalate_threshold
     )
@@ -864,7 +868,7 @@ def cascade_target_set(*, target_accuracy: float) -> CascadeModel:
 
 
 @transaction.atomic
-def cascade_switch_off() -> CascadeModel:
+def cascade_switch_off(*, by: User | None = None) -> CascadeModel:
     """Take the active stage-1 model out of the cascade: items decided from now on go straight to the serving model.
 
     Training stage 1 makes it active at once, and nothing else switched it off again (the dashboard had no way, the
@@ -873,8 +877,25 @@ def cascade_switch_off() -> CascadeModel:
     model = _active_cascade_locked()
     model.is_active = False
     model.save(update_fields=["is_active"])
+    _cascade_audited(model, action="cascade.switch_off", by=by, before={"is_active": True})
     logger.info("cascade model %s switched off: every item goes to the serving model", model.name)
     return model
+
+
+def _cascade_audited(model: CascadeModel, *, action: str, by: User | None, before: dict[str, Any]) -> None:
+    # Which items a model decides with no human changed: the audit log says who, and what it was before.
+    after: dict[str, Any] = {
+        "is_active": model.is_active,
+        "escalate_threshold": model.escalate_threshold,
+        "target_accuracy": model.target_accuracy,
+    }
+    cascade_changed.send(
+        sender=CascadeModel,
+        model=model,
+        action=action,
+        by=by,
+        payload={"name": model.name, "before": before, "after": after},
+    )
 
 
 def cascade_retrain_if_due() -> CascadeTraining | None:

@@ -104,7 +104,7 @@ def cascade_off(request: HttpRequest) -> HttpResponse:
     from moderation.inference.services import cascade_switch_off
 
     try:
-        model = cascade_switch_off()
+        model = cascade_switch_off(by=request.user)  # type: ignore[arg-type]
     except ModerationError as exc:
         messages.error(request, str(exc))
     else:
@@ -123,7 +123,7 @@ def cascade_threshold(request: HttpRequest) -> HttpResponse:
 
     typed = request.POST.get("threshold", "")
     try:
-        model = cascade_threshold_set(threshold=_threshold(typed))
+        model = cascade_threshold_set(threshold=_threshold(typed), by=request.user)  # type: ignore[arg-type]
     except ModerationError as exc:
         return _refused(request, "threshold", typed, exc)
     messages.success(
@@ -153,7 +153,7 @@ def cascade_target(request: HttpRequest) -> HttpResponse:
     typed = request.POST.get("target_accuracy", "")
     try:
         target = _target(typed)
-        model = cascade_target_set(target_accuracy=target)
+        model = cascade_target_set(target_accuracy=target, by=request.user)  # type: ignore[arg-type]
     except ModerationError as exc:
         return _refused(request, "target", typed, exc)
     row = cascade_target_row(model=model)  # the risk–coverage numbers the line under the curve says
