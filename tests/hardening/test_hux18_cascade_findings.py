@@ -43,3 +43,44 @@ def test_accuracy_per_stage_is_in_percent_as_the_charts_beside_it(client_as, pol
     table = _text(page.split("Accuracy per stage")[1].split("</table>")[0])
     assert "stage 1 in front) 66.7% 66.7%" in table and "0.667" not in table
     assert percent_text(0.743) == "74.3%" and percent_text(None, "–") == "–" and percent_text(-0.0001) == "0.0%"
+
+
+def test_a_queued_training_says_how_many_tasks_are_ahead_and_whether_a_worker_takes_them(  # type: ignore[no-untyped-def]
+    client_as, settings
+) -> None:
+    """Walked: a stage-1 training click read "queued — waiting for a worker on the default queue" for 20 minutes
+    (under ./run.sh the default queue shares the busy media worker), with no word of how long nor whether any worker
+    would take it. The line now counts the tasks queued ahead of it in the broker and says when no worker consumes
+    the queue; with the broker down it says so (no 500)."""
+    from moderation.inference.cascade_models import CascadeTraining
+    from workbench.health import HEARTBEAT_PREFIX, _redis, worker_heartbeat
+
+    CascadeTraining.objects.create(name="stage1")
+    admin = client_as("admin")
+    polled = reverse("moderation:cascade") + "?part=training"
+    redis = _redis()
+
+    def clear() -> None:
+        redis.delete("default")
+        for key in redis.scan_iter(match=HEARTBEAT_PREFIX + "*"):
+            redis.delete(key)
+
+    clear()
+    try:
+        redis.rpush("default", *["{}"] * 4)  # three earlier tasks and this training's own message
+        line = _text(admin.get(polled, HTTP_HX_REQUEST="true").content.decode())
+        assert "3 tasks are queued ahead of it on that queue." in line
+        assert "No worker consumes the default queue now" in line and "nothing is lost meanwhile" in line
+
+        worker_heartbeat(hostname="media@box", queues=["default", "media"])
+        redis.delete("default")
+        redis.rpush("default", "{}")
+        page = _text(admin.get(reverse("moderation:cascade")).content.decode())
+        assert "Nothing else is queued ahead of it; consumed by media@box" in page
+        assert "No worker consumes" not in page
+    finally:
+        clear()
+
+    settings.REDIS_CLIENT_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    down = admin.get(polled, HTTP_HX_REQUEST="true")
+    assert down.status_code == 200 and "The broker did not answer" in down.content.decode()
