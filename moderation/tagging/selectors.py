@@ -53,12 +53,14 @@ def tag_search_ranked(
     tag_set: TagSet | None = None,
     include_inactive: bool = False,
     video_id: int | None = None,
+    videos_visible: QuerySet[Any] | None = None,
 ) -> TagSearchResult:
     """Active tags (all tags with ``include_inactive``: the vocabulary editor) whose name or an alias contains
     ``query`` (case-insensitive, NFKC), and how many matched. Ranked: the exact name first; then, for ``video_id``,
     the tags the ranker suggested for that video, higher score first (a tagger typing "美" on a food video wants
     美食, not 美人 because 人 sorts first); then the tags accepted most often; then names starting with the query;
-    then shorter names.
+    then shorter names. ``videos_visible`` (the caller's ``videos_open_to``) keeps a video the caller may not see
+    from ranking anything: its suggestions would say what it is about.
 
     The GIN index on ``search_grams`` narrows the vocabulary to tags holding every bigram of the
     query (the unigram for a one-character query); ``search_text`` then confirms the substring. The total is a
@@ -71,8 +73,11 @@ def tag_search_ranked(
     rows = rows.filter(search_grams__contains=grams, search_text__contains=q)
     suggested: Any = Value(None, output_field=FloatField())
     if video_id is not None:
+        suggestions = TagSuggestion.objects.filter(video_id=video_id, tag_id=OuterRef("pk"))
+        if videos_visible is not None:
+            suggestions = suggestions.filter(video__in=videos_visible)
         suggested = Subquery(
-            TagSuggestion.objects.filter(video_id=video_id, tag_id=OuterRef("pk")).values("score")[:1],
+            suggestions.values("score")[:1],
             output_field=FloatField(),
         )
     rows = (

@@ -262,7 +262,10 @@ def tag_search(request: HttpRequest) -> HttpResponse:
     # The tags panel sends its video: the ranker's suggestions for it rank above the rest of the vocabulary.
     video = request.GET.get("video", "")
     found = selectors.tag_search_ranked(
-        query=query, tag_set=tag_set, video_id=int(video) if video.isdigit() and not pick else None
+        query=query,
+        tag_set=tag_set,
+        video_id=int(video) if video.isdigit() and not pick else None,
+        videos_visible=videos_open_to(user=request.user),
     )
     context = {"tags": found.tags, "total": found.total, "q": query, "pick": pick, "tag_set": tag_set}
     if not query:  # the box cleared, or the address opened bare: say what there is to search

@@ -398,7 +398,7 @@ def test_the_type_ahead_ranks_the_videos_suggestions_then_popular_tags_and_says_
     suggested for this video (higher score first), then the tags accepted most often, then shorter names; the list
     ends with "N matches" or "first 20 of N matches"."""
     from moderation.tagging.models import Tag
-    from tests.factories import TagSuggestionFactory, VideoFactory
+    from tests.factories import DecisionFactory, TagSuggestionFactory, VideoFactory
 
     tags_import(
         lines=["美", "美食", "美甲", "美人", "美味", "美女"]
@@ -411,10 +411,11 @@ def test_the_type_ahead_ranks_the_videos_suggestions_then_popular_tags_and_says_
         ]
     )
     Tag.objects.filter(name="美女").update(accepted_count=7)
-    video = VideoFactory(file="")
+    video = DecisionFactory(video__file="").video  # decided: open to every reviewer
     TagSuggestionFactory(video=video, tag=Tag.objects.get(name="美甲"), score=0.3)
     TagSuggestionFactory(video=video, tag=Tag.objects.get(name="美食"), score=0.9)
-    TagSuggestionFactory(video=VideoFactory(file=""), tag=Tag.objects.get(name="美味"), score=0.99)  # another video's
+    hidden = VideoFactory(file="")  # not decided yet: its uploader's only
+    TagSuggestionFactory(video=hidden, tag=Tag.objects.get(name="美味"), score=0.99)
     client = client_as("moderator")
 
     def names(body: str) -> list[str]:
@@ -428,5 +429,8 @@ def test_the_type_ahead_ranks_the_videos_suggestions_then_popular_tags_and_says_
     assert names(alone)[:2] == ["美", "美女"]
     few = client.get("/tags/search/", {"q": "美食", "video": video.pk}, HTTP_HX_REQUEST="true").content.decode()
     assert names(few)[0] == "美食" and "3 matches" in few and "first" not in few
+    # A video the caller may not see ranks nothing (its suggestions would say what it is about).
+    unseen = client.get("/tags/search/", {"q": "美", "video": hidden.pk}, HTTP_HX_REQUEST="true").content.decode()
+    assert names(unseen)[:2] == ["美", "美女"]
     page = client.get("/tags/search/", {"q": "街头"}).content.decode()
     assert "1 match<" in page
