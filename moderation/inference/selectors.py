@@ -220,6 +220,30 @@ def cascade_training_latest() -> CascadeTraining | None:
     return CascadeTraining.objects.select_related("requested_by", "model").first()
 
 
+def cascade_training_wait(*, training: CascadeTraining | None) -> dict[str, Any] | None:
+    """For a training still queued: the tasks waiting on the default queue in the broker (``ahead``: all but this
+    training's own message, which waits there too until a worker takes it) and the workers seen consuming that
+    queue (the ops page's reading, ``workbench.health.queue_workers``). Under ``./run.sh`` the default queue shares
+    the media worker, so a long video import kept a click "queued" for 20 minutes with no word of why. ``error``
+    instead when Redis does not answer; ``None`` when no training is queued."""
+    from workbench.health import queue_workers
+    from workbench.queues import TaskQueue
+
+    if training is None or training.status != CascadeTraining.Status.QUEUED:
+        return None
+    try:
+        row = next(r for r in queue_workers() if r["queue"] == TaskQueue.DEFAULT.value)
+    except Exception as exc:  # the broker down: the line says so, the page still renders
+        return {"error": f"{type(exc).__name__}: {exc}"[:200], "queue": TaskQueue.DEFAULT.value}
+    return {
+        "error": "",
+        "queue": row["queue"],
+        "ahead": max(0, row["waiting"] - 1),
+        "workers": row["workers"],
+        "seen_seconds": settings.WORKER_SEEN_SECONDS,
+    }
+
+
 def cascade_new_labels(*, model: CascadeModel) -> int:
     """Trusted labels written after the newest one ``model`` was trained on."""
     labels = ItemLabel.objects.all()
@@ -448,7 +472,8 @@ def cascade_dashboard(*, limit: int = 5000) -> dict[str, Any]:
         "stages": stages,
         "active_model": active_model,
         "models": list(CascadeModel.objects.all()[:20]),
-        "training": cascade_training_latest(),
+        "training": (training := cascade_training_latest()),
+        "training_wait": cascade_training_wait(training=training),
         # Said beside the train button (the refusal said it only after a click): how far from trainable.
         "trusted_labels": item_labels_trusted().count(),
         "min_train_labels": settings.CASCADE_MIN_TRAIN_LABELS,

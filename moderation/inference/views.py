@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.inference.impact import ImpactPreviewRunning, policy_impact_preview, policy_impact_preview_shown
-from moderation.inference.selectors import cascade_dashboard, cascade_training_latest
+from moderation.inference.selectors import cascade_dashboard, cascade_training_latest, cascade_training_wait
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE, policy_version_get
 from workbench.numbers import typed_number
 from workbench.roles import Perm, permission_required
@@ -22,7 +22,8 @@ def cascade(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("part") == "training":  # type: ignore[attr-defined]
         # Polled while a training is queued or running; once it ended, the whole page reloads (new model, curves).
         training = cascade_training_latest()
-        response = render(request, "moderation/inference/cascade.html#training", {"stats": {"training": training}})
+        stats = {"training": training, "training_wait": cascade_training_wait(training=training)}
+        response = render(request, "moderation/inference/cascade.html#training", {"stats": stats})
         if training is None or not training.is_open:
             response["HX-Refresh"] = "true"
         return response

@@ -6,46 +6,93 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, QuerySet, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import Length, Lower
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from moderation.tagging import text as tagtext
-from moderation.tagging.models import TAG_TRY_MAX_ATTEMPTS, Tag, TagImport, TagRevision, TagSet
+from moderation.tagging.models import TAG_TRY_MAX_ATTEMPTS, Tag, TagImport, TagRevision, TagSet, TagSuggestion
 
 SEARCH_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class TagSearchResult:
+    """The first ``limit`` matches of a type-ahead search and how many tags matched in all."""
+
+    tags: list[Tag]
+    total: int
 
 
 def tag_search(
     *, query: str, limit: int = SEARCH_LIMIT, tag_set: TagSet | None = None, include_inactive: bool = False
 ) -> list[Tag]:
-    """Active tags (all tags with ``include_inactive``: the vocabulary editor) whose name or an alias contains ``query`` (case-insensitive, NFKC): exact name
-    first, then names starting with it, then the rest; more used and shorter names first.
+    """The tags of ``tag_search_ranked`` without the count (the vocabulary editor, scripts)."""
+    return tag_search_ranked(query=query, limit=limit, tag_set=tag_set, include_inactive=include_inactive).tags
+
+
+def tag_search_ranked(
+    *,
+    query: str,
+    limit: int = SEARCH_LIMIT,
+    tag_set: TagSet | None = None,
+    include_inactive: bool = False,
+    video_id: int | None = None,
+    videos_visible: QuerySet[Any] | None = None,
+) -> TagSearchResult:
+    """Active tags (all tags with ``include_inactive``: the vocabulary editor) whose name or an alias contains
+    ``query`` (case-insensitive, NFKC), and how many matched. Ranked: the exact name first; then, for ``video_id``,
+    the tags the ranker suggested for that video, higher score first (a tagger typing "美" on a food video wants
+    美食, not 美人 because 人 sorts first); then the tags accepted most often; then names starting with the query;
+    then shorter names. ``videos_visible`` (the caller's ``videos_open_to``) keeps a video the caller may not see
+    from ranking anything: its suggestions would say what it is about.
 
     The GIN index on ``search_grams`` narrows the vocabulary to tags holding every bigram of the
-    query (the unigram for a one-character query); ``search_text`` then confirms the substring.
-    One indexed query, whatever the vocabulary size."""
+    query (the unigram for a one-character query); ``search_text`` then confirms the substring. The total is a
+    window count over the same rows: one indexed statement, whatever the vocabulary size."""
     q = tagtext.normalise(query.strip())[:100]
     grams = tagtext.query_grams(q)
     if not grams:
-        return []
+        return TagSearchResult(tags=[], total=0)
     rows = _searched(tag_set=tag_set, include_inactive=include_inactive)
     rows = rows.filter(search_grams__contains=grams, search_text__contains=q)
+    suggested: Any = Value(None, output_field=FloatField())
+    if video_id is not None:
+        suggestions = TagSuggestion.objects.filter(video_id=video_id, tag_id=OuterRef("pk"))
+        if videos_visible is not None:
+            suggestions = suggestions.filter(video__in=videos_visible)
+        suggested = Subquery(
+            suggestions.values("score")[:1],
+            output_field=FloatField(),
+        )
     rows = (
         rows.annotate(name_lower=Lower("name"))
         .annotate(
-            match_rank=Case(
-                When(name_lower=q, then=Value(0)),
-                When(name_lower__startswith=q, then=Value(1)),
-                default=Value(2),
-                output_field=IntegerField(),
-            ),
+            exact=Case(When(name_lower=q, then=Value(0)), default=Value(1), output_field=IntegerField()),
+            prefix=Case(When(name_lower__startswith=q, then=Value(0)), default=Value(1), output_field=IntegerField()),
+            suggested_score=suggested,
             name_len=Length("name"),
+            matches=Window(Count("id")),
         )
-        .order_by("match_rank", "-accepted_count", "name_len", "name")
+        .order_by("exact", F("suggested_score").desc(nulls_last=True), "-accepted_count", "prefix", "name_len", "name")
     )
-    return list(rows.only("id", "name", "aliases", "accepted_count")[:limit])
+    tags: list[Tag] = list(rows.only("id", "name", "aliases", "accepted_count")[:limit])
+    return TagSearchResult(tags=tags, total=getattr(tags[0], "matches", 0) if tags else 0)
 
 
 def _searched(*, tag_set: TagSet | None, include_inactive: bool) -> QuerySet[Tag]:

@@ -259,8 +259,15 @@ def tag_search(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()  # a space typed alone is no search ("No tag matches “ ”")
     pick = request.GET.get("scope") == "vocabulary"
     tag_set = None if pick else _tag_set(request)
-    tags = selectors.tag_search(query=query, tag_set=tag_set)
-    context = {"tags": tags, "q": query, "pick": pick, "tag_set": tag_set}
+    # The tags panel sends its video: the ranker's suggestions for it rank above the rest of the vocabulary.
+    video = request.GET.get("video", "")
+    found = selectors.tag_search_ranked(
+        query=query,
+        tag_set=tag_set,
+        video_id=int(video) if video.isdigit() and not pick else None,
+        videos_visible=videos_open_to(user=request.user),
+    )
+    context = {"tags": found.tags, "total": found.total, "q": query, "pick": pick, "tag_set": tag_set}
     if not query:  # the box cleared, or the address opened bare: say what there is to search
         context["searchable"] = selectors.tag_search_count(tag_set=tag_set)
     # Opened in the browser (a bookmark, a link, the fragment's address): a page of its own, not a bare list.

@@ -340,6 +340,8 @@ def test_the_dashboard_draws_the_benchs_learning_curve_with_its_spread(db, clien
     assert "the queue's order (uncertainty)" in summary and "mean of 2 repetitions" in summary
     # Seed 0 (tuning) learned faster; the held-out seed 1 did not: the page quotes seed 1.
     assert "the queue's order\n    with 80 (ratio 1.0, bootstrap 95% 1.0–1.0; goal ≤ 0.6)" in summary
+    # In percent, as the axes beside it (it read "its final 0.800" under "80%").
+    assert "Arrival reaches its final 80.0% with 80 labels" in " ".join(summary.split())
 
 
 def test_a_run_split_over_processes_is_rebuilt_from_its_progress_lines() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from moderation.tagging.services import tags_import
@@ -41,6 +43,8 @@ def test_review_screen_draws_the_tags_panel_and_labelers_are_refused(client_as, 
     assert section.index('<div id="tags-panel"') < 80 and "No tag candidates yet" in section
     panel = client.get(panel_url)
     assert panel.status_code == 200 and "No tag candidates yet" in panel.content.decode()
+    # Its "Add a tag" search sends the video, so the video's own suggestions rank first.
+    assert f'hx-vals=\'{{"video": "{task.decision.video_id}"}}\' hx-params="q,set,video"' in panel.content.decode()
     assert client_as("labeler").get(panel_url).status_code == 403
     assert client_as("moderator").post("/tags/ranker/train/").status_code == 403  # admins retrain
 
@@ -365,3 +369,47 @@ def test_the_tag_screen_keeps_its_ticks_in_the_browser_as_the_policy_editor_keep
     assert 'data-unsent-saved="tags:"' in screen
     panel = client.get(f"/tags/video/{task.decision.video_id}/panel/").content.decode()
     assert "data-keep-unsent" not in panel and 'hx-post="/tags/video/' in panel
+
+
+def test_the_type_ahead_ranks_the_videos_suggestions_then_popular_tags_and_says_how_many_matched(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walked: typing "美" on a food video listed 美人, 美味, … before 美食 (11th: names of equal length fell to
+    code-point order) and never said how many tags matched. Now the exact name comes first, then the tags the ranker
+    suggested for this video (higher score first), then the tags accepted most often, then shorter names; the list
+    ends with "N matches" or "first 20 of N matches"."""
+    from moderation.tagging.models import Tag
+    from tests.factories import DecisionFactory, TagSuggestionFactory, VideoFactory
+
+    tags_import(
+        lines=["美", "美食", "美甲", "美人", "美味", "美女"]
+        + [f"美{c}" for c in "一二三四五六七八九十百千万亿"]
+        + [
+            "街头美食",
+            "美食教程",
+            "甜美风格",
+            "美丽乡村",
+        ]
+    )
+    Tag.objects.filter(name="美女").update(accepted_count=7)
+    video = DecisionFactory(video__file="").video  # decided: open to every reviewer
+    TagSuggestionFactory(video=video, tag=Tag.objects.get(name="美甲"), score=0.3)
+    TagSuggestionFactory(video=video, tag=Tag.objects.get(name="美食"), score=0.9)
+    hidden = VideoFactory(file="")  # not decided yet: its uploader's only
+    TagSuggestionFactory(video=hidden, tag=Tag.objects.get(name="美味"), score=0.99)
+    client = client_as("moderator")
+
+    def names(body: str) -> list[str]:
+        return re.findall(r'data-tag-name="([^"]+)"', body)
+
+    body = client.get("/tags/search/", {"q": "美", "video": video.pk}, HTTP_HX_REQUEST="true").content.decode()
+    assert names(body)[:4] == ["美", "美食", "美甲", "美女"]
+    assert "first 20 of 24 matches" in body
+    # Without the video (the search page, the curation box): the exact name, then popularity, then shorter names.
+    alone = client.get("/tags/search/", {"q": "美", "video": "x"}, HTTP_HX_REQUEST="true").content.decode()
+    assert names(alone)[:2] == ["美", "美女"]
+    few = client.get("/tags/search/", {"q": "美食", "video": video.pk}, HTTP_HX_REQUEST="true").content.decode()
+    assert names(few)[0] == "美食" and "3 matches" in few and "first" not in few
+    # A video the caller may not see ranks nothing (its suggestions would say what it is about).
+    unseen = client.get("/tags/search/", {"q": "美", "video": hidden.pk}, HTTP_HX_REQUEST="true").content.decode()
+    assert names(unseen)[:2] == ["美", "美女"]
+    page = client.get("/tags/search/", {"q": "街头"}).content.decode()
+    assert "1 match<" in page
