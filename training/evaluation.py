@@ -11,12 +11,14 @@ Runs with the same ``eval_set_key`` are comparable (the release gate compares on
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -53,7 +55,10 @@ def evaluation_file_stat(path: Path | str) -> str:
     """What a start of ``path`` is joined to an open run by: size, modification time (ns), inode and device: one
     stat, not a read of the file (a multi-GB file's sha256 took seconds of the web request's CPU). The same file
     written again in place changes its size or time; another file moved in its place changes its inode."""
-    st = Path(path).stat()
+    return _stat_text(Path(path).stat())
+
+
+def _stat_text(st: os.stat_result) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_dev}"
 
 
@@ -63,27 +68,44 @@ def evaluation_file_digest(path: Path | str) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _file_hashed(run: EvaluationRun) -> None:
+def _file_hashed(run: EvaluationRun) -> BinaryIO:
     """Worker side, before the items are read: the file's sha256 into the run's ``eval_set_key`` (what the release
-    gate compares) and the stat it was read at into ``file_stat``. The file is hashed in chunks (never whole in
-    memory) and parsed right after; one that changes meanwhile (its stat) fails the run with the reason, so a key
-    never names other bytes than those evaluated.
+    gate compares) and the stat it was read at into ``file_stat``; returns the file, open, for its items to be
+    parsed from (the caller closes it). The file is hashed in chunks (never whole in memory) and parsed right after
+    from the same opening; one that changes meanwhile (its stat) fails the run with the reason, so a key never names
+    other bytes than those evaluated.
 
     The path is confined again here, as the start confined it (``import_path_confined``, for the user who started
-    it): the worker reads it later, following symlinks, and a file in a platform's import folder swapped for a
-    symlink meanwhile led the evaluation to any file the worker could read."""
-    _confined_eval_file(run.file_path, user=run.created_by)
-    before = evaluation_file_stat(run.file_path)
-    digest = evaluation_file_digest(run.file_path)
+    it), and opened once, through the import folders' opener (``import_file_open``: no symlink followed on the way,
+    a regular file only): a file in a platform's import folder swapped for a symlink after the check (it was read
+    by path twice after it, following symlinks) led the evaluation to any file the worker could read."""
+    from moderation.media.ingest import import_file_open
+
+    path = _confined_eval_file(run.file_path, user=run.created_by)
+    try:
+        handle = import_file_open(path)
+    except ModerationError as exc:
+        raise TrainingError(f"The evaluation file cannot be used: {exc}") from exc
+    try:
+        before = _stat_text(os.fstat(handle.fileno()))
+        hashed = hashlib.sha256()
+        while chunk := handle.read(1 << 20):  # in chunks: read whole, a large file took as much memory
+            hashed.update(chunk)
+        digest = hashed.hexdigest()
+        handle.seek(0)
+    except BaseException:
+        handle.close()
+        raise
     run.eval_set_key = eval_set_key(
         eval_set=run.eval_set, policy_version=run.policy_version, file_path=run.file_path, digest=digest
     )
     run.file_stat = before
     EvaluationRun.objects.filter(pk=run.pk).update(eval_set_key=run.eval_set_key, file_stat=run.file_stat)
+    return handle
 
 
-def _file_unchanged_since_hashed(run: EvaluationRun) -> None:
-    if evaluation_file_stat(run.file_path) != run.file_stat:
+def _file_unchanged_since_hashed(run: EvaluationRun, handle: BinaryIO) -> None:
+    if _stat_text(os.fstat(handle.fileno())) != run.file_stat:
         raise TrainingError(
             f"The evaluation file {run.file_path} changed while it was being read: start the evaluation again once "
             "it is written."
@@ -194,11 +216,17 @@ def _items(run: EvaluationRun) -> list[tuple[str, str, Any]]:
     """(item id, true label, bundle source) — bundles are built lazily per batch."""
     if run.eval_set == EvaluationRun.EvalSet.GOLD:
         return list(gold_items(run.policy_version))
-    from moderation.inference.kuaimod import kuaimod_read
+    from moderation.inference.kuaimod import kuaimod_read_lines
 
-    _file_hashed(run)
-    parsed = kuaimod_read(run.file_path, labels=list(run.policy_version.label_names()))
-    _file_unchanged_since_hashed(run)
+    with _file_hashed(run) as handle:
+        # Bytes that are not UTF-8 become U+FFFD, as kuaimod_read reads them; the wrapper is detached, the file
+        # closed by this block.
+        text = io.TextIOWrapper(handle, encoding="utf-8", errors="replace")
+        try:
+            parsed = kuaimod_read_lines(text, labels=list(run.policy_version.label_names()))
+        finally:
+            text.detach()
+        _file_unchanged_since_hashed(run, handle)
     return [(f"pid:{r.pid}", r.tag, r) for r in parsed.records]
 
 

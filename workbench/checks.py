@@ -1,6 +1,6 @@
 """System checks of the deployment's configuration (`manage.py check --deploy`; `migrate` runs them too), and of the
-settings that choose among values the code knows (``SETTING_CHOICES``: every `manage.py` command that checks, the web
-server at start, every Celery worker at start)."""
+settings that choose among values the code knows (``SETTING_CHOICES``) and of the integer settings' bounds
+(``SETTING_BOUNDS``): every `manage.py` command that checks, the web server at start, every Celery worker at start."""
 
 from __future__ import annotations
 
@@ -164,6 +164,125 @@ def setting_choices_check(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     for row in SETTING_CHOICES:
         errors += _choice_errors(row, getattr(settings, row.name))
     return errors
+
+
+# --- Integer settings' bounds -----------------------------------------------------------------------------------------
+# Every `env.int` of settings.py had no bound: a 0 or a negative value for a limit, a retention, a lease or a size made
+# the app refuse everything (WORKBENCH_UPLOAD_MAX_BYTES=0: every upload), delete everything (a retention of 0 days) or
+# loop (CASCADE_RETRAIN_AFTER_LABELS=0: a retraining at every beat). Checked with the choices, when a process starts.
+
+
+@dataclass(frozen=True)
+class SettingBound:
+    """The bounds of one integer setting. ``variable``: the environment variable settings.py reads with `env.int`
+    (the one an operator sets). ``minimum``, ``maximum`` (None: none that means anything): the values allowed, both
+    included. ``why``: what a value outside does, or what 0 means where 0 is allowed. ``setting``: where settings
+    keeps the value read, when not under the variable's own name, with the keys inside it after dots
+    (``TASK_TIME_LIMITS_S.media.0``)."""
+
+    variable: str
+    minimum: int
+    maximum: int | None = None
+    why: str = ""
+    setting: str = ""
+
+
+_OFF = "0: off"
+# The one table: each `env.int` of settings.py (tests/workbench/test_setting_bounds.py fails on one without a row).
+# SIGNIN_FAILURES_PER_ADDRESS and the other counts read by ``_count_at_least_one`` are refused in settings.py itself.
+SETTING_BOUNDS: tuple[SettingBound, ...] = (
+    SettingBound("SECURE_HSTS_SECONDS", 0, None, "0: no HSTS header (Django's own meaning)"),
+    SettingBound("DATABASE_CONN_MAX_AGE", 0, None, "0: a connection per request", "DATABASES.default.CONN_MAX_AGE"),
+    SettingBound("CELERY_VISIBILITY_TIMEOUT", 1, None, "below 1 Redis redelivers every running task at once"),
+    SettingBound("WORKER_MAX_MEMORY_PER_CHILD_MB", 0, None, f"{_OFF} (no limit); below, a child replaced each task"),
+    SettingBound("WORKER_MAX_TASKS_PER_CHILD", 0, None, f"{_OFF} (no limit)"),
+    SettingBound("SOLO_WORKER_MAX_MEMORY_MB", 0, None, f"{_OFF} (never restart)"),
+    SettingBound("MEDIA_TASK_SOFT_TIME_LIMIT_S", 0, None, f"{_OFF} (no limit)", "TASK_TIME_LIMITS_S.media.0"),
+    SettingBound("MEDIA_TASK_TIME_LIMIT_S", 0, None, f"{_OFF} (no limit)", "TASK_TIME_LIMITS_S.media.1"),
+    SettingBound("DEFAULT_TASK_SOFT_TIME_LIMIT_S", 0, None, f"{_OFF} (no limit)", "TASK_TIME_LIMITS_S.default.0"),
+    SettingBound("DEFAULT_TASK_TIME_LIMIT_S", 0, None, f"{_OFF} (no limit)", "TASK_TIME_LIMITS_S.default.1"),
+    SettingBound("INFER_TASK_SOFT_TIME_LIMIT_S", 0, None, f"{_OFF} (no limit)", "TASK_TIME_LIMITS_S.infer.0"),
+    SettingBound("INFER_TASK_TIME_LIMIT_S", 0, None, f"{_OFF} (no limit)", "TASK_TIME_LIMITS_S.infer.1"),
+    SettingBound("TRAIN_TASK_SOFT_TIME_LIMIT_S", 0, None, f"{_OFF} (no limit)", "TASK_TIME_LIMITS_S.train.0"),
+    SettingBound("TRAIN_TASK_TIME_LIMIT_S", 0, None, f"{_OFF} (no limit)", "TASK_TIME_LIMITS_S.train.1"),
+    SettingBound("MEDIA_URL_EXPIRE_SECONDS", 1, 7 * 24 * 3600, "S3 presigns for 1 s to 7 days; 0 links expire at once"),
+    SettingBound("MEDIA_S3_MAX_ATTEMPTS", 1, None, "the first attempt counts: below 1 nothing is fetched"),
+    SettingBound("MEDIA_CACHE_MAX_BYTES", 0, None, "0: the node keeps nothing cached"),
+    SettingBound("WORKBENCH_UPLOAD_MAX_BYTES", 1, None, "below 1 every upload is refused"),
+    SettingBound("CSP_REPORT_RETENTION_DAYS", 1, None, "today counts as one: below 1 every report is deleted"),
+    SettingBound("KEYFRAME_THUMB_WIDTH", 16, 7680, "a keyframe thumbnail's width in pixels"),
+    SettingBound("KEYFRAME_MAX_CANDIDATES", 0, None, f"{_OFF} (no bound)"),
+    SettingBound("VIDEO_MAX_PIXELS", 0, None, f"{_OFF} (no bound)"),
+    SettingBound("KEYFRAME_SELECT_K", 1, None, "below 1 no keyframe is selected"),
+    SettingBound("PATCH_TOP_K", 1, None, "below 1 no patch is kept"),
+    SettingBound("OCR_MAX_FRAMES", 1, None, "below 1 no frame is read"),
+    SettingBound("OCR_DET_LIMIT_SIDE_LEN", 32, None, "the detector works on sides of 32 pixels or more"),
+    SettingBound("OCR_THREADS", 1, None, "onnxruntime threads per OCR session"),
+    SettingBound("OCR_CHANGE_DISTANCE", 0, 256, "bits between two PDQ hashes (256 bits); 0: every changed frame"),
+    SettingBound("OCR_DET_BATCH", 1, None, "a batch of at least one crop"),
+    SettingBound("OCR_REC_BATCH", 1, None, "a batch of at least one line"),
+    SettingBound("WHISPER_BATCH_SIZE", 1, None, "a batch of at least one segment"),
+    SettingBound("REPRO_HNSW_EF_SEARCH", 1, 1000, "pgvector's hnsw.ef_search takes 1 to 1000"),
+    SettingBound("REPRO_VECTOR_SWEEP_BATCH", 1, None, "below 1 the sweep never advances"),
+    SettingBound("VLM_MAX_NEW_TOKENS", 1, None, "below 1 the model answers nothing"),
+    SettingBound("TRANSFORMERS_MAX_CONTEXT_TOKENS", 1, None, "a prompt's tokens"),
+    SettingBound("TRANSFORMERS_BATCH_TOKENS", 1, None, "a batch's tokens"),
+    SettingBound("VLLM_MAX_MODEL_LEN", 1, None, "a prompt's tokens"),
+    SettingBound("CASCADE_MIN_REVIEWED", 1, None, "reviewed items before the live curve is used"),
+    SettingBound("CASCADE_MIN_TRAIN_LABELS", 2, None, "one label of each kind at least: below, no minimum at all"),
+    SettingBound("CASCADE_RETRAIN_AFTER_LABELS", 1, None, "below 1 beat retrains stage 1 every time"),
+    SettingBound("REVIEW_LEASE_SECONDS", 1, None, "below 1 every claim has expired when made"),
+    SettingBound("TAG2COT_OPEN_LIMIT", 1, None, "below 1 a press opens nothing"),
+    SettingBound("ROUTING_REPAIR_BATCH", 1, None, "below 1 a click repairs nothing"),
+    SettingBound("KEPT_VERDICT_RETENTION_DAYS", 1, None, "below 1 a kept answer is purged before its retry"),
+    SettingBound("IMPACT_PREVIEW_RETENTION_DAYS", 1, None, "below 1 a preview is deleted once made"),
+    SettingBound("TAG_RANKER_MIN_EVENTS", 0, None, "0: fitted from what there is; a negative one fails each run"),
+    SettingBound("TAG_VLM_MAX_NEW_TOKENS", 1, None, "below 1 the model answers nothing"),
+    SettingBound("REVIEW_STATS_MAX_AGE_SECONDS", 0, None, "0: counted on every request"),
+    SettingBound("INTEGRATION_TOKEN_LIFETIME_DAYS", 1, 36500, "below 1 a token has expired when made; 100 years most"),
+    SettingBound("API_TOKEN_LIFETIME_DAYS", 1, 36500, "below 1 a token has expired when made; 100 years most"),
+    SettingBound("WEBHOOK_MAX_ATTEMPTS", 1, None, "below 1 no delivery is tried"),
+    SettingBound("WEBHOOK_DISABLE_AFTER_FAILURES", 1, None, "below 1 an endpoint is disabled before it fails"),
+    SettingBound("MAX_QUEUED_GPU_JOBS", 0, None, f"{_OFF} (no cap)"),
+    SettingBound("SHADOW_MAX_ATTEMPTS", 1, None, "below 1 no shadow decision is tried"),
+    SettingBound("WORKER_SEEN_SECONDS", 1, None, "below 1 no worker is ever seen"),
+    SettingBound("WEB_CONCURRENCY", 1, None, "gunicorn's worker processes"),
+    SettingBound("WEB_TIMEOUT", 0, None, "0: no timeout (gunicorn's meaning)"),
+    SettingBound("WEB_GRACEFUL_TIMEOUT", 0, None, "0: requests in flight are cut at a stop"),
+)
+
+
+def bound_value(row: SettingBound) -> Any:
+    """The value settings keeps for the row's variable (None where the setting or a key inside it is absent)."""
+    name, *keys = (row.setting or row.variable).split(".")
+    value: Any = getattr(settings, name, None)
+    for key in keys:
+        if value is None:
+            return None
+        value = value[int(key)] if isinstance(value, (list, tuple)) else value.get(key)
+    return value
+
+
+def bound_refusal(row: SettingBound, value: Any) -> str:
+    """What is wrong with ``value`` for the row, or empty when it is within its bounds."""
+    if value is None:  # a setting only some deployments have, or one set elsewhere (CONN_MAX_AGE by the URL: None)
+        return ""
+    allowed = f"{row.minimum} to {row.maximum}" if row.maximum is not None else f"{row.minimum} or more"
+    number = isinstance(value, int) and not isinstance(value, bool)
+    if number and row.minimum <= value and (row.maximum is None or value <= row.maximum):
+        return ""
+    return f"{row.variable}={value!r} is out of range: allowed {allowed} ({row.why})."
+
+
+@register(Tags.compatibility, SETTINGS_TAG)
+def setting_bounds_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Each integer setting of ``SETTING_BOUNDS`` is within its bounds: workbench.E005, naming the variable, the
+    value and the allowed range."""
+    return [
+        Error(refusal, hint=f"Set the {row.variable} environment variable within the range.", id="workbench.E005")
+        for row in SETTING_BOUNDS
+        if (refusal := bound_refusal(row, bound_value(row)))
+    ]
 
 
 def settings_refusal() -> str:

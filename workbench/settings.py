@@ -194,8 +194,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEO
 # memory cap kills the whole worker, its other children's tasks with it. A media child holds ~1 GB after its first
 # video (whisper, OCR, the text embedder) plus the reproduction index (~485 MB at 1.6M hashes). 0: no limit.
 # Solo pools (the infer and train workers) have no child to replace: see SOLO_WORKER_MAX_MEMORY_MB.
-CELERY_WORKER_MAX_MEMORY_PER_CHILD = env.int("WORKER_MAX_MEMORY_PER_CHILD_MB", default=3072) * 1024 or None
-CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("WORKER_MAX_TASKS_PER_CHILD", default=1000) or None
+# Kept as read too, for the start check of the integer settings' bounds (workbench.checks.SETTING_BOUNDS).
+WORKER_MAX_MEMORY_PER_CHILD_MB = env.int("WORKER_MAX_MEMORY_PER_CHILD_MB", default=3072)
+WORKER_MAX_TASKS_PER_CHILD = env.int("WORKER_MAX_TASKS_PER_CHILD", default=1000)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_PER_CHILD_MB * 1024 or None
+CELERY_WORKER_MAX_TASKS_PER_CHILD = WORKER_MAX_TASKS_PER_CHILD or None
 # A solo worker (infer, train: the GPU workers stay solo, see workbench/worker_limits.py) that a task left above this
 # resident size (MB) shuts down warm after that task, for its restart policy (compose's `restart`) to start a fresh
 # one (`manage.py up` restarts its processes too). 0: never; compose sets it per worker service below its `mem_limit`.
@@ -370,7 +373,7 @@ UPLOAD_RATE_LIMIT = _request_rate("UPLOAD_RATE_LIMIT", "60/hour")
 # Content-Security-Policy reports per client address to /csp-report/ (workbench/csp_reports.py); over it: 429.
 CSP_REPORT_RATE_LIMIT = _request_rate("CSP_REPORT_RATE_LIMIT", "120/min")
 # Days of CSP violation rows kept (today counts as one); beat deletes older days daily (workbench.tasks).
-CSP_REPORT_RETENTION_DAYS = max(1, env.int("CSP_REPORT_RETENTION_DAYS", default=30))
+CSP_REPORT_RETENTION_DAYS = env.int("CSP_REPORT_RETENTION_DAYS", default=30)
 # redis-py's spelling of the broker URL (kombu's redis+socket:// is unix:// there).
 REDIS_CLIENT_URL = REDIS_URL.replace("redis+socket://", "unix://", 1)
 # The one definition of the Redis cache that every process (web and workers) shares; each alias below that must be
@@ -512,7 +515,7 @@ CASCADE_RETRAIN_AFTER_LABELS = env.int("CASCADE_RETRAIN_AFTER_LABELS", default=5
 REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
 # The most Tag2CoT tasks one press of "Queue new Tag2CoT tasks" opens, less the model drafts of earlier presses still
 # waiting: with a VLM serving each task queues a draft on the infer queue, the one live decisions wait on.
-TAG2COT_OPEN_LIMIT = max(1, env.int("TAG2COT_OPEN_LIMIT", default=20))
+TAG2COT_OPEN_LIMIT = env.int("TAG2COT_OPEN_LIMIT", default=20)
 # Videos of each kind (stranded, half-decided) one click of the ops page's Repair routing handles.
 ROUTING_REPAIR_BATCH = env.int("ROUTING_REPAIR_BATCH", default=500)
 # Days a model answer kept for a retry (KeptVerdict) stays when the video is never retried; beat purges older ones.

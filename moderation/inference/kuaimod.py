@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,29 +147,35 @@ def kuaimod_read(path: Path | str, *, labels: list[str] | None = None) -> KuaiMo
         handle = path.open(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise ModerationError(f"Cannot read {path}: {exc.strerror or exc}") from exc
+    with handle:
+        return kuaimod_read_lines(handle, labels=labels)
+
+
+def kuaimod_read_lines(handle: Iterable[str], *, labels: list[str] | None = None) -> KuaiModFile:
+    """``kuaimod_read`` of a file already open (as text; the caller closes it): an evaluation's worker reads the
+    file it opened through ``import_file_open``, following no symlink, not the path again."""
     result = KuaiModFile()
     allowed = set(labels) if labels is not None else None
     seen: dict[str, int] = {}
-    with handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = kuaimod_parse_line(raw, line=number)
-            except (ValueError, UnicodeDecodeError) as exc:
-                result.problems.append(LineProblem(number, str(exc)))
-                continue
-            if allowed is not None and record.tag not in allowed:
-                result.unknown_tags[record.tag] += 1
-                result.problems.append(LineProblem(number, f"unknown tag '{record.tag}' (not in the policy)"))
-                continue
-            if record.pid in seen:
-                result.problems.append(
-                    LineProblem(number, f"duplicate pid '{record.pid}' (first on line {seen[record.pid]})")
-                )
-                continue
-            seen[record.pid] = number
-            result.records.append(record)
+    for number, raw in enumerate(handle, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = kuaimod_parse_line(raw, line=number)
+        except (ValueError, UnicodeDecodeError) as exc:
+            result.problems.append(LineProblem(number, str(exc)))
+            continue
+        if allowed is not None and record.tag not in allowed:
+            result.unknown_tags[record.tag] += 1
+            result.problems.append(LineProblem(number, f"unknown tag '{record.tag}' (not in the policy)"))
+            continue
+        if record.pid in seen:
+            result.problems.append(
+                LineProblem(number, f"duplicate pid '{record.pid}' (first on line {seen[record.pid]})")
+            )
+            continue
+        seen[record.pid] = number
+        result.records.append(record)
     return result
 
 

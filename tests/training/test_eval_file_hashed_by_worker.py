@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,17 @@ pytestmark = pytest.mark.django_db
 
 _opened: list[str] = []
 _watched: set[str] = set()
+# Called once at the next opening of one of its paths, before the opening itself: a file swapped meanwhile.
+_on_open: dict[str, Callable[[], None]] = {}
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     if event == "open" and _watched and str(args[0]) in _watched:
         _opened.append(str(args[0]))
+    if event == "open" and _on_open and str(args[0]) in _on_open:
+        swap = _on_open[str(args[0])]
+        _on_open.clear()
+        swap()
 
 
 sys.addaudithook(_audit)  # for the process (hooks cannot be removed): it records only while a path is watched
@@ -69,7 +76,7 @@ def test_the_start_does_not_read_the_file_and_the_worker_keys_the_run_by_its_con
     page = admin.get(reverse("training:evaluation_detail", args=[run.pk])).content.decode()
     assert "KuaiMod file held-out.jsonl (hashed when it runs)" in page
 
-    _watched.add(str(eval_file))
+    _watched.update({str(eval_file), eval_file.name})  # the worker opens the name in its folder (``openat``)
     try:
         done = evaluation_execute(run_id=run.pk)
         read_by_worker = list(_opened)
@@ -115,3 +122,34 @@ def test_a_file_changed_after_the_start_is_measured_and_keyed_as_it_is_when_the_
     done = evaluation_execute(run_id=run.pk)
     assert done is not None and done.status == "succeeded" and done.n_items == 1
     assert hashlib.sha256(eval_file.read_bytes()).hexdigest()[:16] in done.eval_set_key
+
+
+def test_a_symlink_swapped_in_after_the_worker_checked_the_path_is_refused_not_followed(
+    policy_version, eval_file, tmp_path
+):
+    """The worker confined the path again, then opened it by path twice (the hash, then the parse), following
+    symlinks: a file in a platform's import folder swapped for a symlink after that check led the read to any file
+    the worker could read (its sha256 went into the run's key). It is opened once now, through the import folders'
+    opener (``import_file_open``: no symlink followed on the way): the swap, made here the moment the worker starts
+    opening the file (Python's audit hook), fails the run saying why, and the other file is neither hashed nor read."""
+    secret = tmp_path.parent / f"{tmp_path.name}-secret.jsonl"  # outside the import root
+    secret.write_text(json.dumps({"pid": "9", "tag": "正向", "title": "someone else's"}), encoding="utf-8")
+    run = evaluation_start(
+        model_version=model_version_serving(), created_by=None, eval_set="kuaimod_file", file_path=str(eval_file)
+    )
+
+    def swap() -> None:
+        eval_file.unlink()
+        eval_file.symlink_to(secret)
+
+    # The first opening after the check: the opener's walk starts at "/" (before: the path itself).
+    _on_open.update({"/": swap, str(eval_file): swap})
+    try:
+        done = evaluation_execute(run_id=run.pk)
+    finally:
+        _on_open.clear()
+    assert eval_file.is_symlink()  # swapped, after the check
+    assert done is not None and done.status == "failed"
+    assert "changed while it was being imported (a folder or the file on its way is now a symlink" in done.error
+    assert hashlib.sha256(secret.read_bytes()).hexdigest()[:16] not in done.eval_set_key
+    assert done.n_items in (0, None) and not done.predictions

@@ -1,0 +1,168 @@
+"""The integer settings (every `env.int` of settings.py) are checked against their bounds when a process starts
+(``workbench.checks.SETTING_BOUNDS``, workbench.E005): `manage.py check`, the web server and every Celery worker refuse
+a value out of range, naming the variable, the value and the range. Before, none had a bound: a 0 or a negative value
+made the app refuse everything (WORKBENCH_UPLOAD_MAX_BYTES=0: every upload; REVIEW_LEASE_SECONDS=0: every claim
+expired when made), delete everything (a retention of 0 days) or loop (CASCADE_RETRAIN_AFTER_LABELS=0). Where 0 means
+"off" (a time limit, a cap, a bound), 0 is allowed and only a negative value is refused."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.checks import run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from workbench.checks import SETTING_BOUNDS, SETTINGS_TAG, SettingBound, bound_refusal, bound_value
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = {row.variable: row for row in SETTING_BOUNDS}
+
+
+def _env_int_variables() -> list[str]:
+    """The variables settings.py reads with `env.int("NAME", ...)`, by its syntax tree (``_count_at_least_one``'s
+    `env.int(name, ...)` refuses below 1 itself, in settings.py)."""
+    tree = ast.parse((ROOT / "workbench" / "settings.py").read_text())
+    found = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "int"
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "env"
+        ):
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.append(first.value)
+            else:
+                assert isinstance(first, ast.Name) and first.id == "name", ast.unparse(node)
+    return found
+
+
+def test_every_integer_setting_has_a_row_and_every_row_an_integer_setting() -> None:
+    """An `env.int` added to settings.py without a row in SETTING_BOUNDS fails here: decide its bounds there."""
+    variables = _env_int_variables()
+    assert len(variables) == len(set(variables))
+    assert sorted(variables) == sorted(ROWS), (
+        f"without a row: {sorted(set(variables) - set(ROWS))}; a row for no env.int: {sorted(set(ROWS) - set(variables))}"
+    )
+    assert len(SETTING_BOUNDS) == len(ROWS)  # one row each
+
+
+def test_the_defaults_pass_and_each_row_reads_its_setting() -> None:
+    assert [m for m in run_checks(tags=[SETTINGS_TAG]) if m.is_serious()] == []
+    for row in SETTING_BOUNDS:
+        value = bound_value(row)
+        assert isinstance(value, int), (row, value)
+        assert row.why, row
+        assert row.maximum is None or row.minimum < row.maximum, row
+
+
+def _set(settings: Any, row: SettingBound, value: int) -> None:
+    name, *keys = (row.setting or row.variable).split(".")
+    if not keys:
+        setattr(settings, name, value)
+        return
+    assert name == "TASK_TIME_LIMITS_S", row  # the one nested setting set here (DATABASES: see below)
+    queue, index = keys
+    limits = dict(settings.TASK_TIME_LIMITS_S)
+    pair = list(limits[queue])
+    pair[int(index)] = value
+    limits[queue] = tuple(pair)
+    settings.TASK_TIME_LIMITS_S = limits
+
+
+def _bounds_errors() -> list[tuple[str, str, str]]:
+    return [(m.id or "", m.msg, m.hint or "") for m in run_checks(tags=[SETTINGS_TAG]) if m.is_serious()]
+
+
+# (variable, a value out of range): below each row's minimum, and above its maximum where it has one.
+OUT_OF_RANGE: list[tuple[str, int]] = [
+    (row.variable, row.minimum - 1) for row in SETTING_BOUNDS if not row.setting.startswith("DATABASES.")
+] + [(row.variable, row.maximum + 1) for row in SETTING_BOUNDS if row.maximum is not None]
+
+
+@pytest.mark.parametrize(("variable", "value"), OUT_OF_RANGE, ids=[f"{v}={n}" for v, n in OUT_OF_RANGE])
+def test_a_value_out_of_range_is_an_error_naming_the_variable_the_value_and_the_range(
+    settings: Any, variable: str, value: int
+) -> None:
+    row = ROWS[variable]
+    _set(settings, row, row.minimum)  # the bound itself is allowed (0 where 0 is "off")
+    assert _bounds_errors() == []
+    if row.maximum is not None:
+        _set(settings, row, row.maximum)
+        assert _bounds_errors() == []
+    _set(settings, row, value)
+    allowed = f"{row.minimum} to {row.maximum}" if row.maximum is not None else f"{row.minimum} or more"
+    errors = _bounds_errors()
+    assert [(i, msg) for i, msg, _ in errors] == [
+        ("workbench.E005", f"{variable}={value} is out of range: allowed {allowed} ({row.why}).")
+    ]
+    assert variable in errors[0][2]  # the hint says which variable to change
+
+
+def test_zero_is_allowed_where_it_means_off_and_refused_where_it_would_refuse_everything(settings: Any) -> None:
+    settings.MAX_QUEUED_GPU_JOBS = 0  # no cap
+    settings.SOLO_WORKER_MAX_MEMORY_MB = 0  # never restart
+    settings.WEB_TIMEOUT = 0  # gunicorn: no timeout
+    _set(settings, ROWS["MEDIA_TASK_TIME_LIMIT_S"], 0)  # no limit
+    assert _bounds_errors() == []
+    settings.WORKBENCH_UPLOAD_MAX_BYTES = 0
+    settings.REVIEW_LEASE_SECONDS = 0
+    assert [msg.split(" is ")[0] for _, msg, _ in _bounds_errors()] == [
+        "WORKBENCH_UPLOAD_MAX_BYTES=0",
+        "REVIEW_LEASE_SECONDS=0",
+    ]
+
+
+def test_the_database_connection_age_is_read_where_django_keeps_it() -> None:
+    """Not overridden here (a changed DATABASES would touch the test database's connection): the row reads
+    DATABASES['default']['CONN_MAX_AGE'], and None (a URL's unlimited age) is no error."""
+    row = ROWS["DATABASE_CONN_MAX_AGE"]
+    assert row.setting == "DATABASES.default.CONN_MAX_AGE"
+    assert isinstance(bound_value(row), int)
+    assert bound_refusal(row, 0) == bound_refusal(row, None) == ""
+    assert bound_refusal(row, -1) == (
+        "DATABASE_CONN_MAX_AGE=-1 is out of range: allowed 0 or more (0: a connection per request)."
+    )
+    assert "out of range" in bound_refusal(ROWS["REVIEW_LEASE_SECONDS"], "900")  # not a number at all
+
+
+def test_manage_py_check_and_a_worker_refuse_it(settings: Any) -> None:
+    from celery import signals
+
+    settings.CASCADE_RETRAIN_AFTER_LABELS = 0
+    with pytest.raises(SystemCheckError, match=r"workbench\.E005\) CASCADE_RETRAIN_AFTER_LABELS=0 is out of range"):
+        call_command("check", verbosity=0)
+    with pytest.raises(SystemExit, match=r"workbench\.E005\) CASCADE_RETRAIN_AFTER_LABELS=0 is out of range"):
+        signals.worker_init.send(sender=None)
+
+
+def test_the_environment_variable_is_refused_as_set_not_clamped() -> None:
+    """From the environment, as a deployment sets it: CSP_REPORT_RETENTION_DAYS=0 and TAG2COT_OPEN_LIMIT=0 were read
+    as 1 without a word; the per-child memory limit in MB is checked as set, not as Celery's KiB."""
+    script = "import django; django.setup(); from workbench.checks import settings_refusal; print(settings_refusal())"
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "workbench.settings",
+        "CSP_REPORT_RETENTION_DAYS": "0",
+        "TAG2COT_OPEN_LIMIT": "0",
+        "WORKER_MAX_MEMORY_PER_CHILD_MB": "-1",
+        "OCR_CHANGE_DISTANCE": "300",
+    }
+    out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    said = [line.split(" is out of range")[0] for line in out.stdout.splitlines() if "workbench.E005" in line]
+    assert said == [
+        "?: (workbench.E005) WORKER_MAX_MEMORY_PER_CHILD_MB=-1",
+        "?: (workbench.E005) CSP_REPORT_RETENTION_DAYS=0",
+        "?: (workbench.E005) OCR_CHANGE_DISTANCE=300",
+        "?: (workbench.E005) TAG2COT_OPEN_LIMIT=0",
+    ]
