@@ -206,14 +206,19 @@ def test_openapi_schema_documents_the_integration_routes(client_as):
     assert "Integration" in str(schema["components"].get("securitySchemes", {}))
 
 
-def test_with_redis_unreachable_the_api_answers_without_the_rate_limit(db, monkeypatch):
+def test_with_redis_unreachable_the_api_answers_without_the_rate_limit(db, monkeypatch, settings):
     """The rate limit's count lives in Redis: with Redis down every integration request was a 500."""
-    from django.core.cache.backends.redis import RedisCache
-
     from moderation.integrations.api import IntegrationRateThrottle
 
-    unreachable = RedisCache("redis://127.0.0.1:9/0", {"KEY_PREFIX": "wb"})  # the discard port: nothing answers
-    monkeypatch.setattr(IntegrationRateThrottle, "cache", unreachable)
+    settings.CACHES = {  # the discard port: nothing answers
+        **settings.CACHES,
+        "unreachable": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+            "KEY_PREFIX": "wb",
+        },
+    }
+    monkeypatch.setattr(IntegrationRateThrottle, "cache_alias", "unreachable")
     _integration, token = integration_create(name="platform-during-outage", rate_limit="3/min")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Integration {token}")

@@ -246,11 +246,12 @@ def test_the_labeling_backlog_on_the_home_page_counts_only_what_the_labeler_may_
     from tests.factories import CotCorrectionFactory
 
     CotCorrectionFactory(decision=world.task.decision, author=world.admin)
-    panel = re.compile(r'(\?status=(?:none|submitted)|tag2cot/)(?:&amp;by=\w+)?">(\d+)</a>')
+    panel = re.compile(r'(\?status=(?:none|submitted)(?:&amp;by=\w+)?|tag2cot/)">(\d+)</a>')
     for user, sees in ((world.outsider, False), (world.expert, True)):
         client = _client(user)
         counts = dict(panel.findall(client.get("/").content.decode()))
-        assert counts["?status=submitted"] == str(int(sees)), (user, counts)
+        assert counts["?status=submitted&amp;by=others"] == str(int(sees)), (user, counts)
+        assert counts["?status=submitted&amp;by=me"] == "0", (user, counts)
         assert counts["tag2cot/"] == str(int(sees)), (user, counts)
         open_uncorrected = correction_candidates(status="none", user=user).count()
         assert counts["?status=none"] == str(open_uncorrected), (user, counts)
