@@ -53,7 +53,7 @@ def test_dashboard_shows_escalation_rate_and_retrain_is_admin_only(trained_casca
 
     page = client_as("admin").get("/cascade/").content.decode()
     assert 'id="escalation-rate">50%' in page
-    assert "stage1" in page and "1.000" in page  # both stages right on the labelled items
+    assert "stage1" in page and "100.0%" in page  # both stages right on the labelled items (in percent, hcas18)
 
     assert client_as("moderator").get("/cascade/").status_code == 403
     assert client_as("moderator").post("/cascade/train/", {"name": "x"}).status_code == 403
