@@ -97,3 +97,18 @@ def install_prepare_marked(*, connection: Any, **kwargs: Any) -> None:
     connection (first in the list: ``connection.execute_wrapper`` blocks push and pop at its end)."""
     if connection.vendor == "postgresql" and prepare_marked not in connection.execute_wrappers:
         connection.execute_wrappers.insert(0, prepare_marked)
+
+
+@contextmanager
+def session_lock_try(name: str) -> Iterator[bool]:
+    """A session-level PostgreSQL advisory lock on ``name`` (hashed to a bigint), tried without waiting: yields whether
+    it was taken, and releases it on leaving if it was (or with the connection, should the process die)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [name])
+        got = bool(cur.fetchone()[0])
+    try:
+        yield got
+    finally:
+        if got:
+            with connection.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])

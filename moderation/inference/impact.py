@@ -34,6 +34,7 @@ from moderation.media.models import Video
 from moderation.media.selectors import video_open_to_q
 from moderation.policies.models import PolicyVersion
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE
+from workbench.db import session_lock_try
 from workbench.timewords import ago_text
 
 logger = logging.getLogger(__name__)
@@ -235,16 +236,8 @@ def _run_lock(key: dict[str, Any]) -> Iterator[bool]:
     """A session advisory lock held while this request runs the preview of ``key``'s content: a second click, tab or
     editor meanwhile is told it is running (``ImpactPreviewRunning``) and waits for the kept run, instead of running
     the model on the same items at the same time. Released when the run ends, or with the connection."""
-    name = _run_lock_name(key)
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [name])
-        got = bool(cur.fetchone()[0])
-    try:
+    with session_lock_try(_run_lock_name(key)) as got:
         yield got
-    finally:
-        if got:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
 
 
 def policy_impact_preview_shown(*, draft: PolicyVersion, user: Any, sample_size: int) -> ImpactPreview:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from moderation.errors import (
@@ -36,6 +36,7 @@ from moderation.media import aks, extractors
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.signals import video_ready
 from workbench import storage
+from workbench.db import session_lock_try
 
 if TYPE_CHECKING:
     from moderation.media.analyzers import FrameStore
@@ -91,16 +92,8 @@ def _processing_lock(video_id: int) -> Iterator[bool]:
     A redelivered message (acks_late) can arrive while the first worker is still busy; the second
     worker then finds the lock taken and leaves the video alone.
     """
-    key = f"video-process:{video_id}"
-    with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [key])
-        got = bool(cur.fetchone()[0])
-    try:
+    with session_lock_try(f"video-process:{video_id}") as got:
         yield got
-    finally:
-        if got:
-            with connection.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [key])
 
 
 def video_process(*, video_id: int, timings: dict[str, float] | None = None) -> Video | None:
