@@ -27,17 +27,27 @@ def outer_fold(
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, dict[float, float]]]:
     """Every candidate fitted on one outer training part: its inner-fold accuracy and log-loss, its
     P(violative) for every item (only the outer test part is read), and its cut for each of ``targets``."""
+    inner, predict, thresholds, _heads = outer_fold_heads(items, y, configs, targets, train, seed)
+    return inner, predict, thresholds
+
+
+def outer_fold_heads(
+    items: list[Any], y: Any, configs: list[Any], targets: Any, train: Any, seed: int
+) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, dict[float, float]], list[Any]]:
+    """``outer_fold`` and the fitted heads themselves (their inner held-out probabilities, for a bench that
+    combines the candidates)."""
     from moderation.inference.stage1.model import binary_head_fit
     from moderation.inference.stage1.routing import threshold_for_target
 
-    inner, predict, thresholds = {}, {}, {}
+    inner, predict, thresholds, heads = {}, {}, {}, []
     for config in configs:
         head = binary_head_fit([items[i] for i in train], y[train], config, seed)
         inner[config.name] = {"accuracy": head.held_out_accuracy, "log_loss": head.held_out_log_loss}
         predict[config.name] = head.predict_proba(items)[:, 1]
         correct = (head.held_out_p > 0.5) == (head.held_out_y == 1)
         thresholds[config.name] = {t: threshold_for_target(head.held_out_p, correct, t) for t in targets}
-    return inner, predict, thresholds
+        heads.append(head)
+    return inner, predict, thresholds, heads
 
 
 def fit_outer_folds(

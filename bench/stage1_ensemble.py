@@ -36,7 +36,7 @@ from typing import Any
 # The helpers beside it, also when imported as ``bench.stage1_ensemble``.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import KUAIMOD_DEV, django_setup  # noqa: E402
-from _stage1_nested import seed_row, summary  # noqa: E402
+from _stage1_nested import outer_fold_heads, seed_row, summary  # noqa: E402
 
 ENSEMBLE = "ens3"
 
@@ -49,21 +49,11 @@ def outer_fold_with_mean(
     import numpy as np
     from sklearn.metrics import log_loss
 
-    from moderation.inference.stage1.model import binary_head_fit
     from moderation.inference.stage1.routing import threshold_for_target
 
-    inner, predict, thresholds = {}, {}, {}
-    held: list[Any] = []
-    held_y = None
-    for config in configs:
-        head = binary_head_fit([items[i] for i in train], y[train], config, seed)
-        inner[config.name] = {"accuracy": head.held_out_accuracy, "log_loss": head.held_out_log_loss}
-        predict[config.name] = head.predict_proba(items)[:, 1]
-        correct = (head.held_out_p > 0.5) == (head.held_out_y == 1)
-        thresholds[config.name] = {t: threshold_for_target(head.held_out_p, correct, t) for t in targets}
-        held.append(head.held_out_p)
-        held_y = head.held_out_y
-    p_held = np.mean(held, axis=0)
+    inner, predict, thresholds, heads = outer_fold_heads(items, y, configs, targets, train, seed)
+    held_y = heads[-1].held_out_y  # every head's inner folds are the same split of ``train`` (one seed)
+    p_held = np.mean([head.held_out_p for head in heads], axis=0)
     correct = (p_held > 0.5) == (held_y == 1)
     inner[ENSEMBLE] = {
         "accuracy": float(correct.mean()),
