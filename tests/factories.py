@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 import factory
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 
-from annotation.models import CotCorrection
+from annotation.models import Adjudication, CotCorrection
 from moderation.models import (
     Decision,
     ModelVersion,
@@ -18,9 +22,11 @@ from moderation.models import (
     Video,
 )
 from moderation.policies.seed import kuaimod_taxonomy
+from moderation.reproduction.models import ReproCandidate
 from moderation.review.services import review_queue_default
-from moderation.tagging.models import Tag, TagEvent, TagSuggestion
+from moderation.tagging.models import Tag, TagEvent, TagProposal, TagProposalSighting, TagSuggestion
 from moderation.tagging.services import tag_queue_default
+from training.models import PreferenceDataset
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -230,3 +236,75 @@ class TagTaskFactory(ReviewTaskFactory):
             TagSuggestionFactory(
                 video=self.decision.video, tag=tag, score=score, sources=list(sources), features=dict(features)
             )
+
+
+class ReproCandidateFactory(factory.django.DjangoModelFactory):
+    """A reproduction pair above the pair queue's threshold: ``video`` a likely copy of ``original``, both decided
+    (so open to every reviewer)."""
+
+    class Meta:
+        model = ReproCandidate
+
+    video = factory.SubFactory(DecidedVideoFactory)
+    original = factory.SubFactory(DecidedVideoFactory)
+    score = 0.95
+    hash_score = 0.9
+    frame_similarity = 0.9
+    text_similarity = 0.5
+
+
+class TagProposalFactory(factory.django.DjangoModelFactory):
+    """A pending vocabulary proposal from a model's answer, seen on ``video`` (a sighting, so open to whoever may see
+    that video); ``sightings=[video, ...]`` adds sightings on more videos."""
+
+    class Meta:
+        model = TagProposal
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"proposed{n}")
+    key = factory.SelfAttribute("name")
+    video = factory.SubFactory(DecidedVideoFactory)
+    model_name = "qwen-vl-probe"
+
+    @factory.post_generation
+    def sightings(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if not create:
+            return
+        for video in [v for v in [self.video, *(extracted or [])] if v is not None]:
+            TagProposalSighting.objects.create(proposal=self, video=video, phrase=self.name, model_name=self.model_name)
+
+
+class AdjudicationFactory(factory.django.DjangoModelFactory):
+    """An open adjudication: the model passed the video, users report it."""
+
+    class Meta:
+        model = Adjudication
+
+    decision = factory.SubFactory(DecisionFactory)
+    video = factory.SelfAttribute("decision.video")
+    kind = "reported_pass"
+    reason = "Reported by 12% of 400 viewers; the model passed it."
+
+
+class PreferenceDatasetFactory(factory.django.DjangoModelFactory):
+    """A built dataset. ``jsonl=b"..."`` writes its training snapshot under ``TRAINING_OUTPUT_DIR/datasets`` (as a
+    build does) and names it in ``jsonl_path``, so its download serves that file."""
+
+    class Meta:
+        model = PreferenceDataset
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"pairs {n}")
+    pair_count = 1
+    train_count = 1
+
+    @factory.post_generation
+    def jsonl(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
+        if not create or extracted is None:
+            return
+        folder = Path(settings.TRAINING_OUTPUT_DIR) / "datasets"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"dataset-{uuid.uuid4().hex}-train.jsonl"
+        path.write_bytes(extracted)
+        self.jsonl_path = str(path)
+        self.save(update_fields=["jsonl_path"])

@@ -5,6 +5,10 @@ route means deciding who may use it. Objects named in URLs do not exist (id 9999
 user gets past the permission check (a 404 or a 400 for the empty form, never a 403), a refused
 one gets 403 before anything is looked up, an anonymous visitor is sent to the login page
 (pages) or gets 401/403 (API).
+
+Then every GET route that names an object is opened again on a real one (``tests/hardening/route_world.py``, the
+rows the GET-writes-nothing scan opens): an allowed user's page runs (200, or a redirect), never a 404, and as no
+role does the GET write to the database.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from tests.hardening.route_world import HELD_BY_ITS_HOLDER, REACHED_ONLY_AS_404, route_world, writes_into
 from workbench.roles import ROLES, Perm
 
 PUBLIC = "public"  # anyone, signed in or not
@@ -209,16 +214,21 @@ def test_every_route_has_a_permission_decision():
     assert not sorted(set(ACCESS) - names), "ACCESS names routes that no longer exist"
 
 
-@pytest.mark.django_db
-def test_every_route_answers_every_role_as_the_table_says(make_user):
+def _visitors(make_user) -> dict[str, tuple[Client, set[str] | None, object]]:  # type: ignore[no-untyped-def]
+    """An anonymous visitor, and a signed-in user of each role and of none: their client, permissions, user."""
     from workbench.roles import ROLE_PERMISSIONS
 
-    visitors: dict[str, tuple[Client, set[str] | None]] = {"anonymous": (Client(), None)}
+    visitors: dict[str, tuple[Client, set[str] | None, object]] = {"anonymous": (Client(), None, None)}
     for role in (*ROLES, None):
-        client = Client()
-        client.force_login(make_user(role))
-        visitors[role or "no role"] = (client, set(ROLE_PERMISSIONS.get(role or "", [])))
+        client, user = Client(), make_user(role)
+        client.force_login(user)
+        visitors[role or "no role"] = (client, set(ROLE_PERMISSIONS.get(role or "", [])), user)
+    return visitors
 
+
+@pytest.mark.django_db
+def test_every_route_answers_every_role_as_the_table_says(make_user):
+    visitors = _visitors(make_user)
     wrong: list[str] = []
     seen: set[str] = set()
     for name, pattern, _args in _routes():
@@ -230,7 +240,7 @@ def test_every_route_answers_every_role_as_the_table_says(make_user):
         seen.add(name)
         method, access = ACCESS[name]
         is_api = url.startswith("/api/") or name in MACHINE
-        for who, (client, perms) in visitors.items():
+        for who, (client, perms, _user) in visitors.items():
             response = client.get(url) if method == "GET" else client.post(url, {})
             status = response.status_code
             to_login = status == 302 and "/login/" in response.get("Location", "")
@@ -248,9 +258,66 @@ def test_every_route_answers_every_role_as_the_table_says(make_user):
             if not ok:
                 wrong.append(f"{method} {url} as {who}: {status}, expected {expected}")
     # Last, since it ends the sessions: anyone may sign out, and lands on the login page.
-    for who, (client, _perms) in visitors.items():
+    for who, (client, _perms, _user) in visitors.items():
         response = client.post(reverse("logout"))
         if not (response.status_code == 302 and "/login/" in response["Location"]):
             wrong.append(f"POST /logout/ as {who}: {response.status_code}, expected 302 to the login page")
     assert not wrong, "\n".join(wrong)
     assert seen | {"logout"} == set(ACCESS)
+
+
+@pytest.mark.django_db
+def test_every_get_route_on_a_real_object_answers_every_role_as_the_table_says_and_writes_nothing(
+    make_user, settings, tmp_path
+):
+    """The routes above that name an object, each opened on a row that exists, by each user the table lets use it: the
+    999999 pass shows that a refused user or an anonymous visitor is stopped before the lookup (so a real row changes
+    nothing for them, and they are not asked again here), this one that an allowed user's view runs on the row (a 404
+    there would hide a lookup that refuses the role, and a view's GET writes for that role would go unseen)."""
+    from django.db import connection
+
+    settings.TRAINING_OUTPUT_DIR = tmp_path  # the dataset's snapshot file
+    visitors = _visitors(make_user)
+    world = route_world(holder=visitors["moderator"][2])  # the held items' pages run for their holder
+    writes: list[str] = []
+    record = writes_into(writes)
+
+    wrong: list[str] = []
+    opened: set[str] = set()
+    for name, pattern, params in _routes():
+        if name.startswith(NOT_OURS) or not params or ACCESS[name][0] != "GET" or name in opened:
+            continue
+        url = world.url(name, pattern)
+        if not url:  # DRF's ".json" format-suffix twin of a route checked without it
+            continue
+        opened.add(name)
+        access = ACCESS[name][1]
+        for who, (client, perms, user) in visitors.items():
+            if access != PUBLIC and (perms is None or not _allowed(access, perms)):
+                continue  # refused before the lookup (the 999999 pass)
+            writes.clear()
+            with connection.execute_wrapper(record):
+                response = client.get(url)
+            status = response.status_code
+            to_login = status == 302 and "/login/" in response.get("Location", "")
+            if writes:
+                wrong.append(f"GET {url} as {who} ({status}) wrote: {writes[:3]}")
+            if name in HELD_BY_ITS_HOLDER and user != world.holder:
+                ok, expected = status == 403, "403 (held by another reviewer)"
+            elif name in REACHED_ONLY_AS_404:
+                ok, expected = status in (200, 302, 404) and not to_login, "200, a redirect or 404"
+            else:
+                ok, expected = status in (200, 302) and not to_login, "200 or a redirect (its view ran on the row)"
+            if not ok:
+                wrong.append(f"GET {url} as {who}: {status}, expected {expected}")
+    assert not wrong, "\n".join(wrong)
+    # Every GET route naming an object was opened (the six that were 404s for want of a row among them).
+    assert {
+        "moderation:repro_pair",
+        "moderation:tag_task",
+        "moderation:tag_proposal_sightings",
+        "annotation:adjudication_detail",
+        "training:dataset_download",
+        "media",
+    } <= opened
+    assert len(opened) >= 25
