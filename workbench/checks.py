@@ -391,6 +391,16 @@ SETTING_ORDERS: tuple[SettingOrder, ...] = (
         "training.services.HEARTBEAT_STALE_AFTER",
         "the reaper fails a running evaluation that has not beaten for that long: every long one, alive or not",
     ),
+    *(
+        SettingOrder(
+            "WEBHOOK_TIMEOUT_SECONDS",
+            limit,
+            "a delivery to a slow receiver (the default queue's task) is stopped by the task's limit before its own "
+            "timeout: the attempt ends with no reason recorded and waits for its lease to lapse",
+            off=True,
+        )
+        for limit in ("DEFAULT_TASK_SOFT_TIME_LIMIT_S", "DEFAULT_TASK_TIME_LIMIT_S")
+    ),
     SettingOrder("WEBHOOK_RETRY_BASE_SECONDS", "WEBHOOK_RETRY_MAX_SECONDS", _SETTLED, or_equal=True),
     SettingOrder("SHADOW_RETRY_BASE_SECONDS", "SHADOW_RETRY_MAX_SECONDS", _SETTLED, or_equal=True),
     SettingOrder(
