@@ -99,6 +99,7 @@ class ModerationConfig(AppConfig):
     def ready(self) -> None:
         from moderation import home
         from moderation.policies import checks  # noqa: F401  (registers the editor's settings check)
+        from moderation.tagging import checks as tagging_checks  # noqa: F401  (TAG_VLM_MODEL against the registry)
 
         home.register()
         from django.contrib.auth.signals import user_logged_out

@@ -1,11 +1,14 @@
 """System checks of the deployment's configuration (`manage.py check --deploy`; `migrate` runs them too), and of the
-settings that choose among values the code knows (``SETTING_CHOICES``) and of the integer settings' bounds
-(``SETTING_BOUNDS``): every `manage.py` command that checks, the web server at start, every Celery worker at start."""
+settings that choose among values the code knows (``SETTING_CHOICES``), of the numeric settings' bounds
+(``SETTING_BOUNDS``) and of the settings one of which only makes sense below another (``SETTING_ORDERS``): every
+`manage.py` command that checks, the web server at start, every Celery worker at start."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
 from typing import Any
 
@@ -97,6 +100,9 @@ SETTING_CHOICES: tuple[SettingChoice, ...] = (
     SettingChoice("KEYFRAME_SELECTION", "moderation.media.aks.STRATEGIES"),
     SettingChoice("PATCH_SALIENCY", "moderation.media.analyzers.PATCH_SALIENCY_METHODS", casefold=True),
     SettingChoice("OCR_DEVICE", "moderation.media.analyzers.OCR_DEVICES", casefold=True),
+    SettingChoice("WHISPER_DEVICE", "moderation.media.extractors.WHISPER_DEVICES"),
+    SettingChoice("WHISPER_COMPUTE_TYPE", "moderation.media.extractors.WHISPER_COMPUTE_TYPES"),
+    SettingChoice("MEDIA_S3_ADDRESSING_STYLE", "workbench.storage.S3_ADDRESSING_STYLES"),
     SettingChoice("REPRO_FRAME_NEIGHBOURS", "moderation.reproduction.selectors.FRAME_CHANNELS"),
     SettingChoice("REPRO_PDQ_CHUNKS", parse="moderation.reproduction.pdq_index.layout_parse"),
     SettingChoice("TRAINING_LAUNCHER", "training.runners.common.TRAINING_LAUNCHERS"),
@@ -166,29 +172,43 @@ def setting_choices_check(app_configs: Any = None, **kwargs: Any) -> list[CheckM
     return errors
 
 
-# --- Integer settings' bounds -----------------------------------------------------------------------------------------
+# --- Numeric settings' bounds -----------------------------------------------------------------------------------------
 # Every `env.int` of settings.py had no bound: a 0 or a negative value for a limit, a retention, a lease or a size made
 # the app refuse everything (WORKBENCH_UPLOAD_MAX_BYTES=0: every upload), delete everything (a retention of 0 days) or
-# loop (CASCADE_RETRAIN_AFTER_LABELS=0: a retraining at every beat). Checked with the choices, when a process starts.
+# loop (CASCADE_RETRAIN_AFTER_LABELS=0: a retraining at every beat). Nor had an `env.float`: a timeout of 0 failed every
+# request to the store (MEDIA_S3_CONNECT_TIMEOUT=0), VLLM_GPU_MEMORY_UTILIZATION=85 (a percent, not a fraction) failed
+# the offline engine on the GPU worker, TRAINING_GATE_MIN_GAIN=-0.05 let a worse candidate pass the release gate.
+# Checked with the choices, when a process starts.
 
 
 @dataclass(frozen=True)
 class SettingBound:
-    """The bounds of one integer setting. ``variable``: the environment variable settings.py reads with `env.int`
-    (the one an operator sets). ``minimum``, ``maximum`` (None: none that means anything): the values allowed, both
-    included. ``why``: what a value outside does, or what 0 means where 0 is allowed. ``setting``: where settings
-    keeps the value read, when not under the variable's own name, with the keys inside it after dots
-    (``TASK_TIME_LIMITS_S.media.0``)."""
+    """The bounds of one numeric setting. ``variable``: the environment variable settings.py reads with `env.int`
+    (or `env.float`: ``real``) (the one an operator sets). ``minimum``, ``maximum`` (None: none that means anything):
+    the values allowed, both included, unless ``above``: then the value must be more than ``minimum`` (a timeout, a
+    share: 0 is no value at all, and there is no least one). ``why``: what a value outside does, or what 0 means where
+    0 is allowed. ``setting``: where settings keeps the value read, when not under the variable's own name, with the
+    keys inside it after dots (``TASK_TIME_LIMITS_S.media.0``). A ``real`` setting takes an integer too; neither takes
+    nan or inf (a settings module's: django-environ refuses them; every comparison with nan is false)."""
 
     variable: str
-    minimum: int
-    maximum: int | None = None
+    minimum: float
+    maximum: float | None = None
     why: str = ""
     setting: str = ""
+    above: bool = False
+    real: bool = False
+
+
+def _real(variable: str, minimum: float, maximum: float | None, why: str, *, above: bool = False) -> SettingBound:
+    """A row for a variable settings.py reads with `env.float`."""
+    return SettingBound(variable, minimum, maximum, why, above=above, real=True)
 
 
 _OFF = "0: off"
-# The one table: each `env.int` of settings.py (tests/workbench/test_setting_bounds.py fails on one without a row).
+_FRACTION = "a fraction: 0.85, not 85"
+# The one table: each `env.int` and `env.float` of settings.py (tests/workbench/test_setting_bounds.py fails on one
+# without a row).
 # SIGNIN_FAILURES_PER_ADDRESS and the other counts read by ``_count_at_least_one`` are refused in settings.py itself.
 SETTING_BOUNDS: tuple[SettingBound, ...] = (
     SettingBound("SECURE_HSTS_SECONDS", 0, None, "0: no HSTS header (Django's own meaning)"),
@@ -249,6 +269,27 @@ SETTING_BOUNDS: tuple[SettingBound, ...] = (
     SettingBound("WEB_CONCURRENCY", 1, None, "gunicorn's worker processes"),
     SettingBound("WEB_TIMEOUT", 0, None, "0: no timeout (gunicorn's meaning)"),
     SettingBound("WEB_GRACEFUL_TIMEOUT", 0, None, "0: requests in flight are cut at a stop"),
+    # env.float
+    _real("MEDIA_CHECK_CACHE_S", 0, None, "0: the store is asked on every render"),
+    _real("MEDIA_S3_CONNECT_TIMEOUT", 0, None, "seconds to connect to the store: at 0 no request is sent", above=True),
+    _real("MEDIA_S3_READ_TIMEOUT", 0, None, "seconds to wait for the store's answer: at 0 none comes", above=True),
+    _real("MODEL_ARTIFACT_CHECK_S", 0, None, "0: the store is asked at every use of a shared model"),
+    _real("KEYFRAME_FPS", 0, 120, "candidate keyframes per second of video: at 0 none is taken", above=True),
+    _real("OCR_CACHE_MIN_CORRELATION", 0, 1, "a correlation: below 0 a different line reuses another's text"),
+    _real("WHISPER_BATCHED_MIN_SPEECH_S", 0, None, "seconds of speech; 0: every video batched"),
+    _real("EVALUATION_HEARTBEAT_SECONDS", 0, None, "an evaluation's beat: at 0 it writes without pause", above=True),
+    _real("VLLM_GPU_MEMORY_UTILIZATION", 0, 1, f"the GPU memory vLLM's engine takes, {_FRACTION}", above=True),
+    _real("CASCADE_ESCALATE_ENTROPY", 0, 1, "a normalised entropy: 0 escalates all but the certain, 1 none"),
+    _real("CASCADE_TARGET_ACCURACY", 0, 1, f"{_FRACTION}; at 0 stage 1 decides everything", above=True),
+    _real("TAG_VLM_SNAP_THRESHOLD", 0, 1, "a cosine: at 0 every phrase snaps to some tag", above=True),
+    _real("WEBHOOK_TIMEOUT_SECONDS", 0, None, "seconds a delivery waits: at 0 every delivery fails", above=True),
+    _real("WEBHOOK_RETRY_BASE_SECONDS", 0, None, "the first retry's wait: at 0 every retry at once", above=True),
+    _real("WEBHOOK_RETRY_MAX_SECONDS", 0, None, "the longest retry wait: at 0 every retry at once", above=True),
+    _real("WEBHOOK_SWEEP_GRACE_SECONDS", 0, None, "0: re-queued as soon as past due"),
+    _real("TRAINING_GATE_MIN_GAIN", 0, None, "0: strictly better; below, a worse candidate passes the gate"),
+    _real("SHADOW_RETRY_BASE_SECONDS", 0, None, "the first retry's wait: at 0 every retry at once", above=True),
+    _real("SHADOW_RETRY_MAX_SECONDS", 0, None, "the longest retry wait: at 0 every retry at once", above=True),
+    _real("WORKER_HEARTBEAT_SECONDS", 0, None, "a worker's beat: at 0 it writes to Redis without pause", above=True),
 )
 
 
@@ -263,26 +304,177 @@ def bound_value(row: SettingBound) -> Any:
     return value
 
 
+def _number(value: float) -> str:
+    """A bound as the README and an operator write it: 1, 0.85, 3600 (not 3600.0)."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def bound_allowed(row: SettingBound) -> str:
+    """The row's range in words: "1 or more", "16 to 7680", "more than 0", "more than 0, up to 1"."""
+    low, high = _number(row.minimum), None if row.maximum is None else _number(row.maximum)
+    if row.above:
+        return f"more than {low}" if high is None else f"more than {low}, up to {high}"
+    return f"{low} or more" if high is None else f"{low} to {high}"
+
+
 def bound_refusal(row: SettingBound, value: Any) -> str:
     """What is wrong with ``value`` for the row, or empty when it is within its bounds."""
     if value is None:  # a setting only some deployments have, or one set elsewhere (CONN_MAX_AGE by the URL: None)
         return ""
-    allowed = f"{row.minimum} to {row.maximum}" if row.maximum is not None else f"{row.minimum} or more"
-    number = isinstance(value, int) and not isinstance(value, bool)
-    if number and row.minimum <= value and (row.maximum is None or value <= row.maximum):
+    kinds = (int, float) if row.real else (int,)
+    number = isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    if (
+        number
+        and (row.minimum < value if row.above else row.minimum <= value)
+        and (row.maximum is None or value <= row.maximum)
+    ):
         return ""
-    return f"{row.variable}={value!r} is out of range: allowed {allowed} ({row.why})."
+    return f"{row.variable}={value!r} is out of range: allowed {bound_allowed(row)} ({row.why})."
 
 
 @register(Tags.compatibility, SETTINGS_TAG)
 def setting_bounds_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Each integer setting of ``SETTING_BOUNDS`` is within its bounds: workbench.E005, naming the variable, the
+    """Each numeric setting of ``SETTING_BOUNDS`` is within its bounds: workbench.E005, naming the variable, the
     value and the allowed range."""
     return [
         Error(refusal, hint=f"Set the {row.variable} environment variable within the range.", id="workbench.E005")
         for row in SETTING_BOUNDS
         if (refusal := bound_refusal(row, bound_value(row)))
     ]
+
+
+# --- Settings one of which only makes sense below another ---------------------------------------------------------------
+# Each within its own bounds, two settings could still contradict each other, found out only when it happened: a soft
+# time limit at or above its hard one never fired (the hard kill came first, the failure went unrecorded on the video);
+# VLM_MAX_NEW_TOKENS above half a context was cut to that half (fitting.answer_tokens) and a long verdict stopped
+# mid-JSON; a worker beating less often than WORKER_SEEN_SECONDS dropped out of /readyz between beats (and its
+# healthcheck restarted it); a retry's base wait above its longest made every retry wait the longest.
+
+
+@dataclass(frozen=True)
+class SettingOrder:
+    """``lower`` must be below ``upper`` (``or_equal``: at most it), or below ``share`` of it (½: half). Each is the
+    variable of a ``SETTING_BOUNDS`` row (its value read as the row reads it), or the dotted path of a constant the
+    code keeps (a number or a timedelta, in seconds). ``off``: a value of 0 on either side means "none" (a time limit,
+    a bound): no order then. ``why``: what goes wrong otherwise."""
+
+    lower: str
+    upper: str
+    why: str
+    or_equal: bool = False
+    share: float = 1.0
+    off: bool = False
+
+
+_SOFT_HARD = "the hard limit kills the task first, its soft limit never fires and no failure is recorded on the item"
+_CUT = "its answer is cut to half the context (fitting.answer_tokens), a verdict's JSON mid-way"
+_SETTLED = "every retry waits the longest: the base wait means nothing"
+
+
+# The one table of orders (workbench.E006). A pair is left out while either side is outside its bounds (E005 says so).
+SETTING_ORDERS: tuple[SettingOrder, ...] = (
+    *(
+        SettingOrder(f"{queue}_TASK_SOFT_TIME_LIMIT_S", f"{queue}_TASK_TIME_LIMIT_S", _SOFT_HARD, off=True)
+        for queue in ("MEDIA", "DEFAULT", "INFER", "TRAIN")
+    ),
+    SettingOrder("VLM_MAX_NEW_TOKENS", "TRANSFORMERS_MAX_CONTEXT_TOKENS", _CUT, or_equal=True, share=0.5),
+    SettingOrder("VLM_MAX_NEW_TOKENS", "VLLM_MAX_MODEL_LEN", _CUT, or_equal=True, share=0.5),
+    SettingOrder("TAG_VLM_MAX_NEW_TOKENS", "TRANSFORMERS_MAX_CONTEXT_TOKENS", _CUT, or_equal=True, share=0.5),
+    SettingOrder("TAG_VLM_MAX_NEW_TOKENS", "VLLM_MAX_MODEL_LEN", _CUT, or_equal=True, share=0.5),
+    SettingOrder(
+        "WORKER_HEARTBEAT_SECONDS",
+        "WORKER_SEEN_SECONDS",
+        "a worker's beat expires before the next: /readyz and its healthcheck see it gone between beats",
+    ),
+    SettingOrder(
+        "EVALUATION_HEARTBEAT_SECONDS",
+        "training.services.HEARTBEAT_STALE_AFTER",
+        "the reaper fails a running evaluation that has not beaten for that long: every long one, alive or not",
+    ),
+    *(
+        SettingOrder(
+            "WEBHOOK_TIMEOUT_SECONDS",
+            limit,
+            "a delivery to a slow receiver (the default queue's task) is stopped by the task's limit before its own "
+            "timeout: the attempt ends with no reason recorded and waits for its lease to lapse",
+            off=True,
+        )
+        for limit in ("DEFAULT_TASK_SOFT_TIME_LIMIT_S", "DEFAULT_TASK_TIME_LIMIT_S")
+    ),
+    SettingOrder("WEBHOOK_RETRY_BASE_SECONDS", "WEBHOOK_RETRY_MAX_SECONDS", _SETTLED, or_equal=True),
+    SettingOrder("SHADOW_RETRY_BASE_SECONDS", "SHADOW_RETRY_MAX_SECONDS", _SETTLED, or_equal=True),
+    SettingOrder(
+        "KEYFRAME_SELECT_K",
+        "KEYFRAME_MAX_CANDIDATES",
+        "a video never has that many candidates to select from",
+        or_equal=True,
+        off=True,
+    ),
+)
+
+
+def _order_side(name: str) -> tuple[Any, str]:
+    """A side's value and how a message names it: ``NAME=value`` for a variable, the constant's path and its
+    seconds for a constant. None where the value is out of its bounds (E005 reports it) or absent."""
+    row = next((row for row in SETTING_BOUNDS if row.variable == name), None)
+    if row is None:
+        value: Any = import_string(name)
+        seconds = value.total_seconds() if isinstance(value, timedelta) else value
+        return seconds, f"{name} ({_number(seconds)} s)"
+    value = bound_value(row)
+    if value is None or bound_refusal(row, value):
+        return None, ""
+    return value, f"{name}={_number(value)}"
+
+
+def order_refusal(order: SettingOrder) -> str:
+    """What is wrong with the pair as set, or empty when ``lower`` is below ``upper`` (or either is off)."""
+    (low, low_said), (high, high_said) = _order_side(order.lower), _order_side(order.upper)
+    if low is None or high is None or (order.off and (low == 0 or high == 0)):
+        return ""
+    limit = high * order.share
+    if low < limit or (order.or_equal and low <= limit):
+        return ""
+    relation = "at most" if order.or_equal else "below"
+    if order.share == 1:
+        return f"{low_said} must be {relation} {high_said}: {order.why}."
+    of = "half" if order.share == 0.5 else _number(order.share)
+    return f"{low_said} must be {relation} {of} of {high_said} ({_number(limit)}): {order.why}."
+
+
+def _order_hint(order: SettingOrder) -> str:
+    if any(row.variable == order.upper for row in SETTING_BOUNDS):
+        return f"Lower {order.lower} or raise {order.upper} (the environment variables)."
+    return f"Lower the {order.lower} environment variable ({order.upper} is the code's)."
+
+
+def _whisper_refusal() -> str:
+    """faster-whisper hands WHISPER_COMPUTE_TYPE to CTranslate2, which refuses a half-precision type on the CPU
+    (float16, bfloat16, int8_float16, int8_bfloat16): the media worker failed each video's transcription on it."""
+    device, compute_type = settings.WHISPER_DEVICE, settings.WHISPER_COMPUTE_TYPE
+    runs_on_cpu: Mapping[str, bool] = import_string("moderation.media.extractors.WHISPER_COMPUTE_TYPES")
+    if device != "cpu" or runs_on_cpu.get(compute_type, True):
+        return ""
+    on_cpu = ", ".join(name for name, cpu in runs_on_cpu.items() if cpu)
+    return (
+        f"WHISPER_COMPUTE_TYPE={compute_type} does not run on WHISPER_DEVICE=cpu: CTranslate2 refuses it there "
+        f"(each video's transcription failed on the media worker); on the CPU it takes one of: {on_cpu}."
+    )
+
+
+@register(Tags.compatibility, SETTINGS_TAG)
+def setting_orders_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Each pair of ``SETTING_ORDERS`` is in order, and WHISPER_COMPUTE_TYPE runs on WHISPER_DEVICE: workbench.E006,
+    naming both variables, their values and which to change."""
+    errors: list[CheckMessage] = [
+        Error(refusal, hint=_order_hint(order), id="workbench.E006")
+        for order in SETTING_ORDERS
+        if (refusal := order_refusal(order))
+    ]
+    if refusal := _whisper_refusal():
+        hint = "Set WHISPER_COMPUTE_TYPE to int8 (or another of those), or WHISPER_DEVICE=cuda on a GPU worker."
+        errors.append(Error(refusal, hint=hint, id="workbench.E006"))
+    return errors
 
 
 def settings_refusal() -> str:

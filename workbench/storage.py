@@ -45,6 +45,10 @@ class StorageUnavailable(StorageError):
     """The object store did not answer, refused the credentials or failed: the work can be retried."""
 
 
+# MEDIA_S3_ADDRESSING_STYLE: botocore's (Config(s3={"addressing_style": ...}) refuses any other, at the first use of
+# the store). Checked at every start (workbench.checks.SETTING_CHOICES).
+S3_ADDRESSING_STYLES = ("path", "virtual", "auto")
+
 # A task that cannot reach the store is retried with growing pauses (5 s … 5 min), about an hour in all:
 # the media and inference tasks and re-queued training jobs alike.
 STORAGE_RETRIES = 16

@@ -36,6 +36,28 @@ logger = logging.getLogger(__name__)
 FFPROBE_TIMEOUT_S = 60
 FFMPEG_TIMEOUT_S = 30 * 60
 
+# What faster-whisper hands to CTranslate2 (4.x) as WHISPER_DEVICE and WHISPER_COMPUTE_TYPE, which it parses by
+# these exact, lower-case names (str_to_device, str_to_compute_type): written here, not asked of ctranslate2, so
+# that the start check of the settings (workbench.checks.SETTING_CHOICES) never imports it into the web process.
+# Each compute type says whether it runs on the CPU: CTranslate2 refuses the half-precision ones there ("Requested
+# float16 compute type, but the target device or backend do not support efficient float16 computation"); "default"
+# and "auto" take what the model and the device allow. tests/workbench/test_setting_choices.py holds the lists to
+# the installed ctranslate2.
+WHISPER_DEVICES = ("cpu", "cuda", "auto")
+WHISPER_COMPUTE_TYPES = {
+    "default": True,
+    "auto": True,
+    "int8": True,
+    "int8_float32": True,
+    "int8_float16": False,
+    "int8_bfloat16": False,
+    "int16": True,
+    "float16": False,
+    "bfloat16": False,
+    "float32": True,
+    "float": True,  # float32's older name
+}
+
 
 @dataclass(frozen=True)
 class ProbeResult:

@@ -415,7 +415,21 @@ def tag_vlm_model() -> Any:
 
     ``TAG_VLM_MODEL``: empty = the model serving the default policy (else the globally serving one)
     when its backend is a VLM (transformers, vLLM) — the evidence baseline and the stage-1 cascade
-    are not; ``off`` = never; any other value names a model version."""
+    are not; ``off`` = never; any other value names a model version (None, and ``tag_vlm_model_problem``
+    says why, when it names none or one that is no VLM)."""
+    return tag_vlm_model_and_problem()[0]
+
+
+def tag_vlm_model_problem() -> str:
+    """Why ``TAG_VLM_MODEL`` asks no VLM although it names one, in a sentence for the operator: it names no model
+    version (a typo, or one not registered yet), or one that writes no free text. Empty when the setting is empty,
+    ``off`` or names a VLM. Read where the database is (the curation page, ``manage.py check --database default``,
+    ``migrate``), not at start: a process starts before the registry is migrated, and a model registered after
+    the deploy is named correctly all along."""
+    return tag_vlm_model_and_problem()[1]
+
+
+def tag_vlm_model_and_problem() -> tuple[Any, str]:
     from django.conf import settings
 
     from moderation.inference.backends import VLM_BACKENDS
@@ -424,17 +438,39 @@ def tag_vlm_model() -> Any:
 
     choice = str(settings.TAG_VLM_MODEL or "").strip()
     if choice.lower() == "off":
-        return None
-    if choice:
-        model = ModelVersion.objects.filter(name=choice).first()
-    else:
+        return None, ""
+    if not choice:
         active = PolicyVersion.objects.filter(policy__slug="kuaimod", is_active=True).select_related("policy").first()
         model = active.policy.serving_model if active is not None else None
         if model is None:
             model = ModelVersion.objects.filter(is_serving=True).order_by("-created_at").first()
-    if model is None or model.backend not in VLM_BACKENDS or not model.base_model:
-        return None
-    return model
+        usable = model is not None and model.backend in VLM_BACKENDS and bool(model.base_model)
+        return (model if usable else None), ""
+    model = ModelVersion.objects.filter(name=choice).first()
+    if model is not None and model.backend in VLM_BACKENDS and model.base_model:
+        return model, ""
+    vlms = list(
+        ModelVersion.objects.filter(backend__in=VLM_BACKENDS)
+        .exclude(base_model="")
+        .order_by("name")
+        .values_list("name", flat=True)[:10]
+    )
+    fix = (
+        f"set it to one of the VLM model versions ({', '.join(vlms)}), "
+        if vlms
+        else "register a VLM model version (transformers or vLLM backend) and name it there, or set it "
+    ) + "empty for the model serving the default policy, or off."
+    if model is None:
+        return None, f"TAG_VLM_MODEL={choice!r} names no model version, so no VLM proposes tags: {fix}"
+    if model.backend not in VLM_BACKENDS:
+        return None, (
+            f"TAG_VLM_MODEL={choice!r} names a model version whose backend ({model.get_backend_display()}) writes no "
+            f"free text, so no VLM proposes tags: {fix}"
+        )
+    return (
+        None,
+        f"TAG_VLM_MODEL={choice!r} names a model version with no base model to load, so no VLM proposes tags: {fix}",
+    )
 
 
 def tag_vocabulary_examples(*, limit: int = 40) -> list[str]:

@@ -1191,7 +1191,10 @@ def tag_vlm_suggest(
 
     model = selectors.tag_vlm_model()
     if model is None:
-        return VlmTagOutcome(skipped="no VLM serves (the evidence baseline and stage 1 write no free text)")
+        said = (
+            selectors.tag_vlm_model_problem() or "no VLM serves (the evidence baseline and stage 1 write no free text)"
+        )
+        return VlmTagOutcome(skipped=said)
     outcome = VlmTagOutcome(model=model.name)
     state = VideoTagState.objects.filter(video_id=video_id).first()
     if state is not None and state.vlm_model == model.name and state.vlm_at is not None and not refresh:

@@ -505,13 +505,15 @@ def tag_set_save(request: HttpRequest) -> HttpResponse:
 @permission_required(Perm.EDIT_POLICY)
 def tag_curation(request: HttpRequest) -> HttpResponse:
     """The vocabulary-curation queue: free-text VLM tags that matched no vocabulary tag closely enough."""
+    vlm_model, vlm_problem = selectors.tag_vlm_model_and_problem()
     context = {
         "proposals": selectors.tag_proposals_pending(user=request.user),
         **selectors.tag_curation_counts(user=request.user),
         "shared": selectors.tag_words_shared(),
         "repeated": selectors.tag_words_repeated(),
         "decided": selectors.tag_proposals_decided(user=request.user),
-        "vlm_model": selectors.tag_vlm_model(),
+        "vlm_model": vlm_model,
+        "vlm_problem": vlm_problem,
         "threshold": settings.TAG_VLM_SNAP_THRESHOLD,
     }
     return render(request, "moderation/tagging/curation.html", context)

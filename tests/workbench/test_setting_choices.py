@@ -55,6 +55,20 @@ MISTYPED: list[tuple[str, Any, str, str]] = [
     ),
     ("PATCH_SALIENCY", "vti", "workbench.E001", "PATCH_SALIENCY='vti' is not one of: ocr, vit."),
     ("OCR_DEVICE", "gpu", "workbench.E001", "OCR_DEVICE='gpu' is not one of: cpu, cuda."),
+    ("WHISPER_DEVICE", "gpu", "workbench.E001", "WHISPER_DEVICE='gpu' is not one of: cpu, cuda, auto."),
+    (
+        "WHISPER_COMPUTE_TYPE",
+        "fp16",
+        "workbench.E001",
+        "WHISPER_COMPUTE_TYPE='fp16' is not one of: default, auto, int8, int8_float32, int8_float16, int8_bfloat16, "
+        "int16, float16, bfloat16, float32, float.",
+    ),
+    (
+        "MEDIA_S3_ADDRESSING_STYLE",
+        "Path",
+        "workbench.E001",
+        "MEDIA_S3_ADDRESSING_STYLE='Path' is not one of: path, virtual, auto.",
+    ),
     (
         "REPRO_FRAME_NEIGHBOURS",
         "frames",
@@ -156,3 +170,36 @@ def test_a_worker_on_a_queue_that_is_not_ours_refuses_to_start() -> None:
         "train)" in str(stopped.value)  # fmt: skip
     signals.worker_init.send(sender=_Worker("infer", "default"))  # our queues: it starts
     signals.worker_init.send(sender=_Worker())  # no -Q: every queue of ours
+
+
+def test_the_whisper_choices_are_what_the_installed_ctranslate2_takes() -> None:
+    """WHISPER_DEVICE and WHISPER_COMPUTE_TYPE were read only when the media worker first loaded the model: `gpu` or
+    `fp16` failed each video's transcription there ("unsupported device gpu", "Invalid compute type: fp16"). The
+    names are written in moderation.media.extractors (importing ctranslate2 at every start is what the web process
+    must not do); here they are held to the installed CTranslate2: the concrete types it runs on this CPU are those
+    the list marks as running on the CPU (all of them on an x86 CPU), and none marked GPU-only runs here."""
+    import ctranslate2
+
+    from moderation.media.extractors import WHISPER_COMPUTE_TYPES
+
+    on_cpu = {name for name, cpu in WHISPER_COMPUTE_TYPES.items() if cpu} - {"default", "auto", "float"}
+    assert set(ctranslate2.get_supported_compute_types("cpu")) <= on_cpu
+    assert set(ctranslate2.get_supported_compute_types("cpu")).isdisjoint(
+        name for name, cpu in WHISPER_COMPUTE_TYPES.items() if not cpu
+    )
+
+
+def test_the_addressing_style_is_botocores(settings: Any) -> None:
+    """botocore's Config refused `Path` at the first use of the store (every upload on object storage); each style of
+    the list it takes."""
+    from botocore.config import Config
+    from botocore.exceptions import InvalidS3AddressingStyleError
+
+    from workbench.storage import S3_ADDRESSING_STYLES
+
+    for style in S3_ADDRESSING_STYLES:
+        Config(s3={"addressing_style": style})
+        settings.MEDIA_S3_ADDRESSING_STYLE = style
+        assert _errors() == []
+    with pytest.raises(InvalidS3AddressingStyleError):
+        Config(s3={"addressing_style": "Path"})
