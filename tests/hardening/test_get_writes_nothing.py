@@ -59,6 +59,51 @@ def _world(user: object) -> None:
     EvaluationRun.objects.create(pk=PK, model_version=model, policy_version=version, eval_set_key="gold")
 
 
+def _urls() -> list[tuple[str, str]]:
+    """(route name, its address with every argument at ``PK``) for every route of ours."""
+    urls = []
+    for name, pattern, _params in _routes():
+        if name.startswith(NOT_OURS) or name == "logout":
+            continue
+        args = re.findall(r"<(?:(\w+):)?(\w+)>", str(pattern.pattern))
+        if any(arg == "format" for _conv, arg in args):
+            continue  # DRF's ".json" twin of a route opened without it
+        kwargs = {arg: PK if conv == "int" else ("default" if conv == "slug" else str(PK)) for conv, arg in args}
+        urls.append((name, reverse(name, kwargs=kwargs)))
+    return urls
+
+
+@pytest.mark.django_db
+def test_no_trace_or_made_up_method_on_our_routes_runs_a_view(make_user) -> None:
+    """TRACE (a safe method to CSRF) and made-up methods ran a function view as a GET does: the page rendered, its
+    reads and any write a GET would make. Every route answers them 405 with ``Allow`` now, writing nothing."""
+    user = make_user("admin")
+    type(user).objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
+    _world(user)
+    client = Client()
+    client.force_login(user)
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        if "django_session" not in sql:
+            statements.append(sql[:120])
+        return execute(sql, params, many, context)
+
+    found: list[str] = []
+    urls = _urls()
+    for name, url in urls:
+        for method in ("TRACE", "CONNECT", "PURGE"):
+            statements.clear()
+            with connection.execute_wrapper(record):
+                response = client.generic(method, url)
+            if response.status_code != 405 or "TRACE" in response.get("Allow", "TRACE") or statements:
+                found.append(
+                    f"{method} {url} ({name}, {response.status_code}, {response.get('Allow')}): {statements[:3]}"
+                )
+    assert not found, "\n".join(found)
+    assert len(urls) > 100  # every route of ours, not a few
+
+
 @pytest.mark.django_db
 def test_no_get_of_our_routes_writes_to_the_database(make_user) -> None:
     user = make_user("admin")
@@ -76,14 +121,7 @@ def test_no_get_of_our_routes_writes_to_the_database(make_user) -> None:
 
     found: list[str] = []
     opened = 0
-    for name, pattern, _params in _routes():
-        if name.startswith(NOT_OURS) or name == "logout":
-            continue
-        args = re.findall(r"<(?:(\w+):)?(\w+)>", str(pattern.pattern))
-        if any(arg == "format" for _conv, arg in args):
-            continue  # DRF's ".json" twin of a route opened without it
-        kwargs = {arg: PK if conv == "int" else ("default" if conv == "slug" else str(PK)) for conv, arg in args}
-        url = reverse(name, kwargs=kwargs)
+    for name, url in _urls():
         # HEAD too: Django's CSRF check passes it as it passes GET, so a view writing on "not GET" would be a
         # cross-site write (none does: checked here so none comes to).
         for method in ("GET", "HEAD"):
