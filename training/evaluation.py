@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from moderation.errors import ModerationError
@@ -96,9 +97,19 @@ def _file_hashed(run: EvaluationRun) -> BinaryIO:
     except BaseException:
         handle.close()
         raise
-    run.eval_set_key = eval_set_key(
-        eval_set=run.eval_set, policy_version=run.policy_version, file_path=run.file_path, digest=digest
-    )
+    unhashed = eval_set_key(eval_set=run.eval_set, policy_version=run.policy_version, file_path=run.file_path)
+    key = eval_set_key(eval_set=run.eval_set, policy_version=run.policy_version, file_path=run.file_path, digest=digest)
+    if run.eval_set_key not in (unhashed, key):
+        # Started over (its worker died after hashing it): its key names the bytes it first read, which its results
+        # must be of. Measured again as they are now, one run mixed two files' numbers under the first's key.
+        handle.close()
+        first = run.eval_set_key.rsplit(":", 2)[-2][:8]  # kuaimod_file:<name>:<sha256[:16]>:policy_version=<pk>
+        raise TrainingError(
+            f"The evaluation file {run.file_path} changed since this evaluation first read it (sha256 {first}… "
+            f"then, {digest[:8]}… now): it is not measured again as another file. Start a new evaluation to measure "
+            "the file as it is now."
+        )
+    run.eval_set_key = key
     run.file_stat = before
     EvaluationRun.objects.filter(pk=run.pk).update(eval_set_key=run.eval_set_key, file_stat=run.file_stat)
     return handle
@@ -152,7 +163,11 @@ def evaluation_start(
             policy_version=policy_version,
             eval_set=eval_set,
             file_path=file_path,
-            file_stat=file_stat,
+        ).filter(
+            # The same file as the open run read (its worker's stat), or a run that has not read it yet (its key
+            # without a sha256): that one reads the file as it is when its worker opens it, so a file written again
+            # after it was queued and started again was measured twice, both runs reading the new bytes.
+            Q(file_stat=file_stat) | Q(eval_set_key=key)
         ),
     )
     if same is not None:

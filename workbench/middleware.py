@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -60,7 +61,8 @@ class ProbeAnyHostMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info in self.PROBES:
+        # An unusual method goes on to UnusualMethodMiddleware's 405 (answered here, TRACE got the probe's answer).
+        if request.path_info in self.PROBES and request.method in ANSWERED_METHODS:
             try:
                 request.get_host()
             except DisallowedHost:
@@ -306,6 +308,58 @@ class MethodNotAllowedPageMiddleware:
             if response.has_header("Allow"):
                 page["Allow"] = response["Allow"]
             return page
+        return response
+
+
+# The methods a route of ours may answer: a view decides which of them it takes (and answers 405 itself to others).
+ANSWERED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+_FUNCTION_VIEW_METHODS = ("GET", "HEAD", "POST", "OPTIONS")
+_METHOD_TOKEN = re.compile(r"[A-Z0-9!#$%&'*+.^_`|~-]{1,20}")
+
+
+def _allowed_methods(request: HttpRequest) -> list[str]:
+    """The ``Allow`` of a 405 for an unusual method at ``request``'s address: a class-based or API view's own
+    methods, read off the view; a function view decides inside itself, so the methods such views answer."""
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return list(_FUNCTION_VIEW_METHODS)
+    func = match.func
+    actions = getattr(func, "actions", None)  # a DRF viewset's route: its method → action map
+    view_class = getattr(func, "view_class", None) or getattr(func, "cls", None)
+    if isinstance(actions, dict):
+        named = {m.upper() for m in actions}
+    elif view_class is not None:
+        named = {m.upper() for m in getattr(view_class, "http_method_names", ()) if hasattr(view_class, m)}
+    else:
+        return list(_FUNCTION_VIEW_METHODS)
+    if "GET" in named:
+        named.add("HEAD")
+    named.add("OPTIONS")
+    return [m for m in ANSWERED_METHODS if m in named]
+
+
+class UnusualMethodMiddleware:
+    """Answer 405 (with ``Allow``) to any method but :data:`ANSWERED_METHODS`: TRACE, CONNECT, WebDAV's or a
+    made-up one. A function view tells GET from POST by ``request.method == "POST"``, so TRACE rendered the page
+    as a GET would (and CSRF lets TRACE through as a safe method); a made-up method ran such a view too. One rule
+    here for every route, pages and API alike, before any view, session or database is touched."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        method = request.method or ""
+        if method in ANSWERED_METHODS:
+            return self.get_response(request)
+        shown = method if _METHOD_TOKEN.fullmatch(method) else "This method"
+        allowed = _allowed_methods(request)
+        response = _plain_refusal(
+            request, f"{shown} is not answered here; this address takes {', '.join(allowed)}.", status=405
+        )
+        response["Allow"] = ", ".join(allowed)
         return response
 
 

@@ -111,6 +111,7 @@ MIDDLEWARE = [
     "workbench.middleware.RequestIdMiddleware",  # before anything that may log
     "django.middleware.security.SecurityMiddleware",
     "workbench.csp.ContentSecurityPolicyMiddleware",  # outside the views and the error pages: each gets the policy
+    "workbench.middleware.UnusualMethodMiddleware",  # TRACE, CONNECT, made-up methods: 405 before any view runs
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import logging
 import os
 import re
 import stat
 import tempfile
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,11 +254,24 @@ def integration_import_folder(integration_id: int) -> str:
     return f"integration-{integration_id}"
 
 
+def _name_folded(path: Path) -> Path:
+    """``path`` as a file system that ignores case compares its names: Unicode-decomposed (NFD, as ext4's casefold
+    and APFS compare), case-folded, and without format characters (zero-width joiners and the like, which HFS+
+    ignores in a name). Only for the deny rules below: two paths folding alike may be one folder on such a mount."""
+    text = unicodedata.normalize("NFD", str(path)).casefold()
+    return Path("".join(c for c in text if unicodedata.category(c) != "Cf"))
+
+
 def _in_integration_folder(path: Path, roots: list[Path]) -> bool:
-    """Whether ``path`` lies in some integration's folder (``integration-<id>/``) of one of ``roots``."""
+    """Whether ``path`` lies in some integration's folder (``integration-<id>/``) of one of ``roots``, its names
+    compared as a case-insensitive mount compares them (``_name_folded``): there ``Integration-7/`` or ``/IMPORTS/``
+    is the same folder as ``integration-7/`` under ``/imports/``, and compared as written it passed for a folder of
+    no integration (a platform's files read by a user the rule keeps out, a model loaded from them)."""
+    folded = _name_folded(path)
     for root in roots:
-        if path.is_relative_to(root):
-            parts = path.relative_to(root).parts
+        folded_root = _name_folded(root)
+        if folded.is_relative_to(folded_root):
+            parts = folded.relative_to(folded_root).parts
             if parts and INTEGRATION_FOLDER.fullmatch(parts[0]):
                 return True
     return False
@@ -483,7 +498,10 @@ def video_import_manifest(*, manifest: str | Path, created_by: Any = None) -> Im
     report = ImportReport()
     if not manifest_path.is_file():  # a folder (``ingest_folder``'s argument): an IsADirectoryError traceback before
         raise ModerationError(f"{manifest} is not a file: a manifest is a JSONL file, one video per line.")
-    with manifest_path.open(encoding="utf-8", errors="replace") as fh:
+    # Opened once, following no symlink (``import_file_open``), as the files it names are: opened by its path, a
+    # manifest in a platform's import folder swapped for a symlink after the check led the import to another
+    # platform's manifest (its videos ingested under this one's ids) or any file the server could read.
+    with import_file_open(manifest_path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue

@@ -19,7 +19,12 @@ from moderation.inference.models import Decision
 from moderation.media.models import Video
 from moderation.media.selectors import videos_open_to
 from moderation.review.models import AuditEvent, ReviewQueue, ReviewSkip, ReviewTask
-from moderation.review.selectors import audit_events_open_to, audit_object_model
+from moderation.review.selectors import (
+    audit_events_open_to,
+    audit_object_model,
+    audit_payload_shown_to,
+    audit_queue_slugs_hidden_from,
+)
 from moderation.review.services import review_queues_delete, review_queues_edited
 from workbench.text import shown_json, shown_name, shown_text
 
@@ -213,3 +218,12 @@ class AuditEventAdmin(admin.ModelAdmin):
         """Without the events about a video hidden from the staff member (``audit_events_open_to``): left
         out of the list, and opening one by its address is the admin's "does not exist" redirect."""
         return audit_events_open_to(user=request.user, qs=super().get_queryset(request))
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        """The event as this staff member reads it: a restricted queue they may not see is not named by its slug in
+        the payload (``audit_payload_shown_to``), as no screen names it to them. Read-only: never saved."""
+        event = super().get_object(request, object_id, from_field)
+        if event is not None:
+            hidden = audit_queue_slugs_hidden_from(user=request.user)
+            event.payload = audit_payload_shown_to(event.payload, hidden=hidden)
+        return event

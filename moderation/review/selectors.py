@@ -1319,6 +1319,42 @@ def audit_events_open_to(*, user: Any, qs: QuerySet[AuditEvent] | None = None) -
     return qs.exclude(hidden)
 
 
+# Where a restricted queue's slug would be told to one outside its groups: the audit log's payloads
+# (``audit_payload_shown_to``) and a platform's ``review.completed`` webhook (``review_submit``).
+RESTRICTED_QUEUE_SHOWN = "(a restricted queue)"
+
+
+def audit_queue_slugs_hidden_from(*, user: Any) -> frozenset[str]:
+    """The slugs of the restricted review queues ``user`` may not see (``review_queue_named_for``'s rule), which the
+    audit log's payloads do not show them: an escalation's ``to_queue``, a claim's or verdict's ``queue`` in a
+    restricted senior queue, a routing's ``queues``. None for those who may list every queue in the admin (the
+    admin role's ``view_reviewqueue``, superusers): the queue list names them all there anyway."""
+    if user.has_perm("moderation.view_reviewqueue"):
+        return frozenset()
+    restricted = ReviewQueue.objects.filter(allowed_groups__isnull=False)
+    visible = _review_queues_visible(ReviewQueue.objects.all(), user=user).values("pk")
+    return frozenset(restricted.exclude(pk__in=visible).values_list("slug", flat=True).distinct())
+
+
+def audit_payload_shown_to(payload: Any, *, hidden: frozenset[str]) -> Any:
+    """``payload`` with every ``hidden`` queue slug, as a value or a word in a text (a reroute's "queue <slug>
+    edited"), read as :data:`RESTRICTED_QUEUE_SHOWN`; the log itself is append-only and keeps them."""
+    if not hidden:
+        return payload
+    words = re.compile(r"(?<![\w-])(?:" + "|".join(re.escape(slug) for slug in sorted(hidden)) + r")(?![\w-])")
+
+    def shown(value: Any) -> Any:
+        if isinstance(value, str):
+            return words.sub(RESTRICTED_QUEUE_SHOWN, value)
+        if isinstance(value, list):
+            return [shown(v) for v in value]
+        if isinstance(value, dict):
+            return {k: shown(v) for k, v in value.items()}
+        return value
+
+    return shown(payload)
+
+
 audit_object_videos_register(model=Video, video_fields=("pk",))
 audit_object_videos_register(model=Decision, video_fields=("video_id",))
 audit_object_videos_register(model=ReviewTask, video_fields=("decision__video_id",))

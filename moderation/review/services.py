@@ -46,6 +46,7 @@ from moderation.review.selectors import (
     NOT_MINE_SQL,
     NOT_OWN_UPLOAD_SQL,
     NOT_WORKED_BEFORE_SQL,
+    RESTRICTED_QUEUE_SHOWN,
     SKIP_REASONS,
     review_open_video_clause,
     review_queue_may_work,
@@ -885,7 +886,9 @@ def _lock_owned(task: ReviewTask, user: User, *, with_decision: bool = False) ->
         rows = ReviewTask.objects.select_for_update(of=("self",)).select_related("queue")
     # Whether the user may still work the queue as its groups say now (``_may_still_work``), in the same statement.
     groups = ReviewQueue.allowed_groups.through.objects.filter(reviewqueue_id=OuterRef("queue_id"))
-    rows = rows.annotate(queue_open_to_user=~Exists(groups) | Exists(groups.filter(group__user=user.pk)))
+    rows = rows.annotate(
+        queue_open_to_user=~Exists(groups) | Exists(groups.filter(group__user=user.pk)), queue_restricted=Exists(groups)
+    )
     locked = rows.filter(pk=task.pk).first()
     if locked is None:  # removed since the screen read it: a gold item given back in another tab, a video deleted
         raise ModerationError(GONE)
@@ -1328,7 +1331,10 @@ def _review_submit(
         },
     )
     if not locked.is_gold:
-        event_review_completed(review=review, queue_slug=locked.queue.slug)
+        # A platform is no member of a restricted queue's groups: its slug (a senior queue's, "legal-counsel") is
+        # not told in the webhook, as no screen tells it to those outside them (``review_queue_named_for``).
+        shown_slug = RESTRICTED_QUEUE_SHOWN if getattr(locked, "queue_restricted", False) else locked.queue.slug
+        event_review_completed(review=review, queue_slug=shown_slug)
         _settle(locked, review, user)
     return review
 

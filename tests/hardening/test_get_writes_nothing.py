@@ -12,10 +12,54 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from tests.hardening.route_world import REACHED_ONLY_AS_404, route_world, writes_into
+from tests.hardening.route_world import REACHED_ONLY_AS_404, RouteWorld, route_world, writes_into
 from tests.hardening.test_route_matrix import NOT_OURS, _routes
 from tests.workbench.test_csp import _refused_in
 from workbench.csp import HEADER
+
+
+def _urls(world: RouteWorld) -> list[tuple[str, str]]:
+    """(route name, its address on ``world``'s real rows) for every route of ours."""
+    urls = []
+    for name, pattern, _params in _routes():
+        if name.startswith(NOT_OURS) or name == "logout":
+            continue
+        url = world.url(name, pattern)
+        if url:  # none for DRF's ".json" twin of a route opened without it
+            urls.append((name, url))
+    return urls
+
+
+@pytest.mark.django_db
+def test_no_trace_or_made_up_method_on_our_routes_runs_a_view(make_user, settings, tmp_path) -> None:
+    """TRACE (a safe method to CSRF) and made-up methods ran a function view as a GET does: the page rendered, its
+    reads and any write a GET would make. Every route answers them 405 with ``Allow`` now, writing nothing."""
+    settings.TRAINING_OUTPUT_DIR = tmp_path  # the dataset's snapshot file
+    user = make_user("admin")
+    type(user).objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
+    world = route_world(holder=user)
+    client = Client()
+    client.force_login(user)
+    statements: list[str] = []
+
+    def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        if "django_session" not in sql:
+            statements.append(sql[:120])
+        return execute(sql, params, many, context)
+
+    found: list[str] = []
+    urls = _urls(world)
+    for name, url in urls:
+        for method in ("TRACE", "CONNECT", "PURGE"):
+            statements.clear()
+            with connection.execute_wrapper(record):
+                response = client.generic(method, url)
+            if response.status_code != 405 or "TRACE" in response.get("Allow", "TRACE") or statements:
+                found.append(
+                    f"{method} {url} ({name}, {response.status_code}, {response.get('Allow')}): {statements[:3]}"
+                )
+    assert not found, "\n".join(found)
+    assert len(urls) > 100  # every route of ours, not a few
 
 
 @pytest.mark.django_db
@@ -31,12 +75,7 @@ def test_no_get_of_our_routes_writes_to_the_database(make_user, settings, tmp_pa
 
     found: list[str] = []
     opened = 0
-    for name, pattern, _params in _routes():
-        if name.startswith(NOT_OURS) or name == "logout":
-            continue
-        url = world.url(name, pattern)
-        if not url:
-            continue  # DRF's ".json" twin of a route opened without it
+    for name, url in _urls(world):
         # HEAD too: Django's CSRF check passes it as it passes GET, so a view writing on "not GET" would be a
         # cross-site write (none does: checked here so none comes to).
         for method in ("GET", "HEAD"):

@@ -80,3 +80,35 @@ def test_a_folder_import_file_swapped_for_a_symlink_after_the_check_is_not_read(
     assert report.errors[0].startswith("a.mp4:") and "symlink" in report.errors[0]
     assert Video.objects.get().original_filename == "b.mp4"
     assert not [p for p in opened if p.endswith("a.mp4")]
+
+
+def test_a_manifest_swapped_for_a_symlink_after_the_check_is_not_read(roots, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The manifest itself was opened by its path after ``import_path_confined`` checked it: one in a platform's
+    import folder swapped for a symlink in between (to another platform's manifest, or any file the server reads)
+    was read, its lines ingested under this folder's import. It is opened once now, following no symlink."""
+    batch, outside = roots
+    (batch / "clip.mp4").write_bytes(CLIP)
+    (batch / "manifest.jsonl").write_text(json.dumps({"id": "mine", "video": "clip.mp4"}) + "\n")
+    other = outside / "theirs.jsonl"
+    other.write_text(json.dumps({"id": "stolen", "video": str(batch / "clip.mp4"), "title": "SWAPPED"}) + "\n")
+    _swap_after_check(monkeypatch, name="manifest.jsonl", target=other)
+
+    with pytest.raises(ingest.ImportPathChanged, match="symlink"):
+        ingest.video_import_manifest(manifest=batch / "manifest.jsonl")
+
+    assert (batch / "manifest.jsonl").is_symlink()  # swapped after the check
+    assert not Video.objects.exists()
+
+
+def test_a_manifest_read_through_the_safe_opener_still_imports_its_lines(roots) -> None:  # type: ignore[no-untyped-def]
+    batch, _outside = roots
+    (batch / "clip.mp4").write_bytes(CLIP)
+    # Bytes that are not UTF-8 still become U+FFFD in their field, not a failed import.
+    (batch / "manifest.jsonl").write_bytes(
+        json.dumps({"id": "m1", "video": "clip.mp4"}).encode() + b"\n\n" + b'{"id": "m2", "video": "\xff.mp4"}\n'
+    )
+
+    report = ingest.video_import_manifest(manifest=batch / "manifest.jsonl")
+
+    assert len(report.created) == 1 and len(report.errors) == 1, report
+    assert report.errors[0].startswith("line 3:") and "\ufffd" in report.errors[0]
