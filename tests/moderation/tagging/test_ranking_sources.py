@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from moderation.tagging import evaluation, ranking
-from moderation.tagging.text import find_tag_names, in_hashtag, name_prefixes, split_segments, title_text
+from moderation.tagging.text import (
+    find_tag_names,
+    hashtag_phrases,
+    in_hashtag,
+    name_prefixes,
+    split_segments,
+    title_text,
+)
 
 NAMES = ["龙虾", "美食", "海鲜", "搞笑", "汽车", "风景", "旅游"]
 
@@ -190,3 +197,50 @@ def test_name_prefixes_find_the_same_names_as_every_substring() -> None:
     assert set(every) == {1, 2, 4, 3, 5, 6, 7, 8}
     assert find_tag_names(segs, lexicon, 4, name_prefixes(lexicon)) == every
     assert "四川" in name_prefixes(lexicon) and "川火" not in name_prefixes(lexicon)
+
+
+def test_hashtag_phrases_are_the_uploaders_own_labels() -> None:
+    segs = split_segments(
+        title="他真不行 #憨憨日常 #搞笑女日常@某人 #a #动漫cos。 #动漫COS", description="#旅游", ocr="#字幕里的不算"
+    )
+    # Each phrase ends at white space, the next # or an @ mention; punctuation, one-character and repeated
+    # (case / width) phrases are left out; captions and speech carry no uploader's hashtags.
+    assert hashtag_phrases(segs) == ["憨憨日常", "搞笑女日常", "动漫cos", "旅游"]
+    assert hashtag_phrases(split_segments(title=" ".join(f"#标签{i}" for i in range(20)))) == [
+        f"标签{i}" for i in range(8)
+    ]
+    assert hashtag_phrases(split_segments(title="#" + "长" * 40)) == ["长" * 24]
+
+
+def test_hashtag_view_gives_features_and_only_optionally_candidates() -> None:
+    vocab = _vocab()
+    phrases = np.zeros((2, 8), dtype=np.float32)
+    phrases[0, 3] = 1.0  # one phrase reads like 搞笑 (id 4)
+    phrases[1, [5, 6]] = [0.6, 0.8]  # the other between 风景 (6) and 旅游 (7), closer to 旅游
+    vector = np.zeros(8, dtype=np.float32)
+    vector[0] = 1.0  # the whole text like 龙虾 (id 1)
+    segs = split_segments(title="#哈哈哈 #出去走走")
+    plain = ranking.generate(
+        segments=segs, vector=vector, vocab=vocab, prior_top=0, options=ranking.Options(embedding_top=1)
+    )
+    cands = ranking.generate(
+        segments=segs, vector=vector, vocab=vocab, prior_top=0, hashtag_vectors=phrases,
+        options=ranking.Options(embedding_top=1),
+    )  # fmt: skip
+    # Features only by default: the same candidates, each reading its best phrase's z-score and rank.
+    assert set(cands) == set(plain) == {1}
+    assert cands[1].features["hashtag_embedding_rank"] > 0.0  # every tag of this 7-tag vocabulary is in the top 20
+    assert plain[1].features["hashtag_embedding_z"] == plain[1].features["hashtag_embedding_rank"] == 0.0
+    pooled = ranking.generate(
+        segments=segs, vector=vector, vocab=vocab, prior_top=0, hashtag_vectors=phrases,
+        options=ranking.Options(embedding_top=1, hashtag_top=2),
+    )  # fmt: skip
+    assert set(pooled) == {1, 4, 7} and "embedding" in pooled[4].sources
+    assert pooled[4].scores["embedding"] == pytest.approx(1.0)
+    assert pooled[4].features["hashtag_embedding_rank"] == 1.0  # its phrase's best tag: rank 0
+    assert pooled[4].features["hashtag_embedding_z"] > pooled[7].features["hashtag_embedding_z"] > 0
+    assert pooled[4].features["hashtag_embedding_z"] > pooled[1].features["hashtag_embedding_z"]
+    # The app's ranker does not read the view unless it is adopted; the options say whether to embed phrases.
+    assert not ranking.Options().reads_hashtags
+    assert ranking.Options(ranker_features=(*ranking.APP_FEATURES, "hashtag_embedding_z")).reads_hashtags
+    assert "hashtag_embedding_z" not in ranking.APP_FEATURES
