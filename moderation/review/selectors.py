@@ -61,7 +61,7 @@ from moderation.review.models import (
     ReviewSkip,
     ReviewTask,
 )
-from workbench.db import prepared_cursor
+from workbench.db import aggregate_row, aggregate_rows_read, prepared_cursor
 from workbench.pagination import CappedCount
 from workbench.roles import Perm
 from workbench.text import shown_text
@@ -1204,9 +1204,30 @@ def _worker_seen_for(*, queue: str) -> bool:
         return True
 
 
-def review_home_for(*, user: User) -> dict[str, Any]:
+def _reviews_today_of(user: User) -> QuerySet[Review]:
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return Review.objects.filter(reviewer=user, created_at__gte=today)
+
+
+def review_home_rows(*, user: User) -> dict[str, QuerySet[Any]]:
+    """The home's single-row counts (``workbench.db.aggregate_row``): ``user``'s reviews today, overrides and gold
+    answers among them, read with the other panels' counts in one statement (``workbench.home``)."""
+    return {
+        "today": aggregate_row(
+            _reviews_today_of(user),
+            n=Count("pk"),
+            overrides=Count("pk", filter=Q(verdict=Review.Verdict.OVERRIDE)),
+            gold=Count("pk", filter=Q(gold_correct__isnull=False)),
+        )
+    }
+
+
+def review_home_for(*, user: User, counted: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """A moderator's home: their queues (pending, SLA breaches, the oldest waiting item), the items they
-    hold (one a queue at most), and their own throughput today (decisions, overrides, median seconds per item)."""
+    hold (one a queue at most), and their own throughput today (decisions, overrides, median seconds per item).
+    ``counted``: ``review_home_rows`` read already (else read here)."""
+    if counted is None:
+        counted = aggregate_rows_read(review_home_rows(user=user))
     queues = list(review_queues_for(user=user))
     overview = review_queue_overview_recent(queues=queues)
     oldest = dict(
@@ -1216,13 +1237,8 @@ def review_home_for(*, user: User) -> dict[str, Any]:
         .values_list("queue_id", "oldest")
         .order_by()
     )
-    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    mine = Review.objects.filter(reviewer=user, created_at__gte=today)
-    done = mine.aggregate(
-        n=Count("pk"),
-        overrides=Count("pk", filter=Q(verdict=Review.Verdict.OVERRIDE)),
-        gold=Count("pk", filter=Q(gold_correct__isnull=False)),
-    )
+    mine = _reviews_today_of(user)
+    done = counted["today"]
     seconds = sorted(
         (completed - claimed).total_seconds()
         for claimed, completed in mine.filter(
