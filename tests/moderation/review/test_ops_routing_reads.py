@@ -126,3 +126,37 @@ def test_the_stranded_check_reads_its_candidates_not_every_video(library: Librar
     plan = videos_routing_stranded().explain()
     assert "video_routed_restricted" in plan and "Seq Scan on moderation_video " not in plan, plan
     assert list(videos_routing_stranded().values_list("pk", flat=True)) == library.stranded
+
+
+def test_the_awaited_rows_look_their_decisions_up_by_key_not_by_reading_every_decision(
+    library: Library, policy_version: Any
+) -> None:
+    """The stranded check's candidates and the orphans' ``awaited_made`` kind join each awaited row to its decision.
+    Joined, the planner hashed every decision of the library against the rows (a sequential read of the decisions:
+    at 100,000 decisions and 1,000 awaited rows 3,000 pages, most of each statement, three times a load); each row's
+    decision is now looked up by its key."""
+    from moderation.inference.models import Decision
+    from moderation.review.selectors import routing_orphans
+
+    def awaited_made_ids() -> list[int]:
+        return list(
+            Video.objects.filter(pk__in=routing_orphans()["awaited_made"]).order_by("pk").values_list("pk", flat=True)
+        )
+
+    before = awaited_made_ids()
+    serving = model_version_register(name="serving", backend="evidence_baseline")
+    own = model_version_register(name="open-queue-model", backend="evidence_baseline")
+    queue = ReviewQueue.objects.create(slug="open-own", name="Open, own model", model_version=own)
+    videos = Video.objects.bulk_create([Video(title=f"plain {i}", status=Video.Status.READY) for i in range(3000)])
+    decisions = Decision.objects.bulk_create(
+        [Decision(video=v, policy_version=policy_version, model_version=serving, label="正向") for v in videos]
+    )
+    # A tenth of them awaited by an open queue naming its own model (routed, waiting on it: healthy).
+    AwaitedQueueItem.objects.bulk_create([AwaitedQueueItem(decision=d, queue=queue) for d in decisions[::10]])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    awaited_made = Video.objects.filter(pk__in=routing_orphans()["awaited_made"])
+    for plan in (videos_routing_stranded().explain(), awaited_made.explain()):
+        assert "Seq Scan on moderation_decision " not in plan, plan
+    assert awaited_made_ids() == before
+    assert list(videos_routing_stranded().values_list("pk", flat=True)) == library.stranded
