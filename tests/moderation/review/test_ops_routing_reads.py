@@ -182,3 +182,20 @@ def test_the_half_decided_check_reads_the_settled_videos_from_their_index(
     assert "video_settled" in plan, plan
     routing = ops_routing(now=timezone.now())
     assert routing["missing"] == 4 + 3000 and routing["missing_to_queue"] == 2 + 3000  # the minors policy's
+
+
+def test_the_unrouted_check_rules_out_a_decision_with_its_own_awaited_row_by_its_key(library: Library) -> None:
+    """A decision routing left waiting on a queue's own model has no item but an awaited row of its own: it went
+    through the pair's checks (its video's decisions, their items, then their awaited rows: two index walks of five
+    pages), 11,000 of the unrouted statement's 15,500 pages at 1,000 awaited rows. Its own row, by ``decision_id``,
+    now rules it out first; the kind finds the same videos."""
+    from moderation.review.selectors import routing_orphans
+
+    unrouted = routing_orphans()["unrouted"]
+    sql = str(unrouted.query)
+    own_awaited = 'FROM "moderation_awaitedqueueitem" U0 WHERE U0."decision_id" = ("moderation_decision"."id")'
+    assert own_awaited in sql, sql
+    # The video whose awaited row was deleted (its flag left) is unrouted; those awaited (the restricted queue's, the
+    # inactive queue's) are not.
+    flag_left = Video.objects.get(title="flag left").pk
+    assert list(unrouted.values_list("video_id", flat=True)) == [flag_left]
