@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 
+from workbench.db import aggregate_row
 from workbench.home import HomePanel, home_panel_register
 from workbench.roles import Perm
 
 
-def _labeling(user: User) -> dict[str, Any]:
+def _labeling_counts(user: User) -> dict[str, QuerySet[Any]]:
     from django.db.models import Count, Q
 
     from annotation.models import CotCorrection, Tag2CotTask
@@ -18,9 +20,10 @@ def _labeling(user: User) -> dict[str, Any]:
 
     # Counted as the lists they link to count (``user``: a restricted review queue's content stays with its
     # groups), so the home page says nothing about videos hidden from the labeler. The four correction counts in
-    # one statement (one pass over the decisions, each correction joined once): one statement each before, the
+    # one row (one pass over the decisions, each correction joined once): one statement each before, the
     # uncorrected count already reading every decision.
-    counts = correction_candidates(user=user).aggregate(
+    corrections = aggregate_row(
+        correction_candidates(user=user),
         uncorrected=Count("pk", filter=Q(correction__isnull=True)),
         my_drafts=Count("pk", filter=Q(correction__status=CotCorrection.Status.DRAFT, correction__author=user)),
         # A submitted correction waits for a second labeler (not its author).
@@ -31,10 +34,22 @@ def _labeling(user: User) -> dict[str, Any]:
         # second labeler: 0" right after they submitted one, as if it had gone nowhere.
         mine_waiting=Count("pk", filter=Q(correction__status=CotCorrection.Status.SUBMITTED, correction__author=user)),
     )
-    return {**counts, "tag2cot_open": tag2cot_tasks(status=Tag2CotTask.Status.OPEN, user=user).count()}
+    tag2cot = aggregate_row(tag2cot_tasks(status=Tag2CotTask.Status.OPEN, user=user), tag2cot_open=Count("pk"))
+    return {"corrections": corrections, "tag2cot": tag2cot}
+
+
+def _labeling(user: User, counted: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {**counted["corrections"], **counted["tag2cot"]}
 
 
 def register() -> None:
     home_panel_register(
-        HomePanel(key="labeling", perm=Perm.CORRECT_COT, template="home/_labeling.html", context=_labeling, order=20)
+        HomePanel(
+            key="labeling",
+            perm=Perm.CORRECT_COT,
+            template="home/_labeling.html",
+            context=_labeling,
+            counts=_labeling_counts,
+            order=20,
+        )
     )

@@ -7,22 +7,34 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from workbench.db import aggregate_row
 from workbench.home import HomePanel, home_panel_register
 from workbench.roles import Perm
 
 
-def _review(user: User) -> dict[str, Any]:
+def _review_counts(user: User) -> dict[str, QuerySet[Any]]:
+    from moderation.review.selectors import review_home_rows
+
+    return review_home_rows(user=user)
+
+
+def _review(user: User, counted: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from moderation.review.selectors import review_home_for
 
-    return review_home_for(user=user)
+    return review_home_for(user=user, counted=counted)
 
 
-def _policies(user: User) -> dict[str, Any]:
+def _policies_counts(user: User) -> dict[str, QuerySet[Any]]:
+    from moderation.tagging.selectors import tag_curation_row
+
+    return {"tag_curation": tag_curation_row(user=user)}
+
+
+def _policies(user: User, counted: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from moderation.policies.models import PolicyVersion
-    from moderation.tagging.selectors import tag_curation_counts
 
     versions = PolicyVersion.objects.select_related("policy", "created_by")
     Status = PolicyVersion.Status
@@ -40,48 +52,54 @@ def _policies(user: User) -> dict[str, Any]:
         "published": [v for v in latest if v.status == Status.PUBLISHED],
         # What the curation screen lists as waiting for this editor: a proposal seen only on videos hidden from
         # them (not decided yet, a restricted queue's) is counted there apart, not as one to curate.
-        "tag_proposals": tag_curation_counts(user=user)["pending"],
+        "tag_proposals": counted["tag_curation"]["pending"],
     }
 
 
-def _ops(user: User) -> dict[str, Any]:
-    from moderation.inference.models import ModelVersion
+def _ops_counts(user: User) -> dict[str, QuerySet[Any]]:
     from moderation.media.models import Video
 
     since = timezone.now() - timedelta(days=1)
-    videos = Video.objects.aggregate(
+    videos = aggregate_row(
+        Video.objects.all(),
         total=Count("pk"),
         processing=Count("pk", filter=~Q(status__in=[Video.Status.READY, Video.Status.FAILED])),
         failed_day=Count("pk", filter=Q(status=Video.Status.FAILED, created_at__gte=since)),
         ready=Count("pk", filter=Q(status=Video.Status.READY)),
     )
-    return {"videos": videos, "serving": list(ModelVersion.objects.filter(is_serving=True).order_by("name"))}
+    return {"videos": videos}
 
 
-def _integrations(user: User) -> dict[str, Any]:
+def _ops(user: User, counted: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    from moderation.inference.models import ModelVersion
+
+    return {
+        "videos": counted["videos"],
+        "serving": list(ModelVersion.objects.filter(is_serving=True).order_by("name")),
+    }
+
+
+def _integrations_counts(user: User) -> dict[str, QuerySet[Any]]:
+    from moderation.integrations.selectors import integrations_home_rows
+
+    return integrations_home_rows()
+
+
+def _integrations(user: User, counted: dict[str, dict[str, Any]]) -> dict[str, Any]:
     from moderation.integrations.selectors import integrations_home_counts
 
-    return integrations_home_counts()
+    return integrations_home_counts(counted=counted)
 
 
 def register() -> None:
-    home_panel_register(
-        HomePanel(key="review", perm=Perm.REVIEW_VIDEO, template="home/_review.html", context=_review, order=10)
-    )
-    home_panel_register(
-        HomePanel(key="policies", perm=Perm.EDIT_POLICY, template="home/_policies.html", context=_policies, order=30)
-    )
-    home_panel_register(
-        HomePanel(key="ops", perm=Perm.MANAGE_TRAINING, template="home/_ops.html", context=_ops, order=40)
-    )
-    # Whoever manages integrations without another role (the permission given alone) was told "no role yet", with
-    # Integrations and Operations in the header and nothing to start from on the page.
-    home_panel_register(
-        HomePanel(
-            key="integrations",
-            perm=Perm.MANAGE_INTEGRATIONS,
-            template="home/_integrations.html",
-            context=_integrations,
-            order=45,
+    for key, perm, context, counts, order in (
+        ("review", Perm.REVIEW_VIDEO, _review, _review_counts, 10),
+        ("policies", Perm.EDIT_POLICY, _policies, _policies_counts, 30),
+        ("ops", Perm.MANAGE_TRAINING, _ops, _ops_counts, 40),
+        # Whoever manages integrations without another role (the permission given alone) was told "no role yet",
+        # with Integrations and Operations in the header and nothing to start from on the page.
+        ("integrations", Perm.MANAGE_INTEGRATIONS, _integrations, _integrations_counts, 45),
+    ):
+        home_panel_register(
+            HomePanel(key=key, perm=perm, template=f"home/_{key}.html", context=context, counts=counts, order=order)
         )
-    )

@@ -704,3 +704,37 @@ document.addEventListener("click", (ev) => {
   const menu = document.querySelector("details[data-nav-more][open]");
   if (menu && !menu.contains(ev.target)) menu.open = false;
 });
+
+// The header's links fold into "More" by the width there is, not by their number: the server folds the setup links
+// of a user with daily work (what a browser without scripts shows), then this puts every link back on the bar and
+// folds from the last one until the bar fits its one line beside the brand and the user. Run at load and on each
+// resize (one measurement per frame). A menu that holds nothing is hidden.
+function navFit() {
+  const nav = document.querySelector("header.topbar nav[data-nav-fit]");
+  const more = nav && nav.querySelector("details[data-nav-more]");
+  if (!more) return;
+  const list = more.querySelector("ul");
+  more.open = false;
+  for (const item of [...list.children]) {
+    nav.insertBefore(item.firstElementChild, more);
+    item.remove();
+  }
+  nav.classList.add("nav-fit");
+  more.hidden = true;
+  const fits = () => nav.scrollWidth <= nav.clientWidth;
+  if (fits()) return;
+  more.hidden = false;
+  const links = [...nav.querySelectorAll(":scope > a")];
+  for (let i = links.length - 1; i > 0 && !fits(); i--) {
+    const item = document.createElement("li");
+    item.append(links[i]);
+    list.prepend(item);
+  }
+}
+let navFitFrame = 0;
+window.addEventListener("resize", () => {
+  cancelAnimationFrame(navFitFrame);
+  navFitFrame = requestAnimationFrame(navFit);
+});
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", navFit);
+else navFit();

@@ -29,6 +29,7 @@ from typing import Any, cast
 
 import psycopg
 from django.db import connection
+from django.db.models import QuerySet, Value
 
 
 class _PreparingCursor(psycopg.Cursor[Any]):
@@ -112,3 +113,36 @@ def session_lock_try(name: str) -> Iterator[bool]:
         if got:
             with connection.cursor() as cur:
                 cur.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [name])
+
+
+def aggregate_row(qs: QuerySet[Any], **aggregates: Any) -> QuerySet[Any]:
+    """``qs.aggregate(**aggregates)``, not run: a query of one row (grouped by nothing, so one row also when ``qs``
+    finds none), to be read beside others in one statement (``aggregate_rows_read``)."""
+    return qs.order_by().annotate(_whole=Value(1)).values("_whole").annotate(**aggregates).values(*aggregates)
+
+
+def aggregate_rows_read(rows: dict[str, QuerySet[Any]]) -> dict[str, dict[str, Any]]:
+    """Each of ``rows`` (``aggregate_row`` queries, each one row) read in one statement: the rows side by side, a
+    CROSS JOIN of the aggregates, each computed as it would be alone. Per key, its row as ``aggregate`` gives it
+    (the values as the driver reads them: counts are ints). Panels and pages that show several tables' counts pay
+    one round trip and one statement instead of one each."""
+    if not rows:
+        return {}
+    parts: list[str] = []
+    params: list[Any] = []
+    widths: list[int] = []
+    for i, qs in enumerate(rows.values()):
+        sql, part_params = qs.query.sql_with_params()
+        parts.append(f"({sql}) AS part{i}")
+        params.extend(part_params)
+        widths.append(len(qs.query.annotation_select))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM " + " CROSS JOIN ".join(parts), params)
+        names = [column[0] for column in cursor.description]
+        values = cursor.fetchone()
+    read: dict[str, dict[str, Any]] = {}
+    start = 0
+    for key, width in zip(rows, widths, strict=True):
+        read[key] = dict(zip(names[start : start + width], values[start : start + width], strict=True))
+        start += width
+    return read

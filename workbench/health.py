@@ -6,11 +6,13 @@ the queues it consumes (expiring after WORKER_SEEN_SECONDS); ``/readyz`` reads t
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -51,6 +53,62 @@ def broker_queue_lengths() -> dict[str, int]:
 
     client = _redis()
     return {q.value: int(client.llen(q.value)) for q in TaskQueue}
+
+
+# kombu's Redis transport keeps a queue as a list: a message is pushed at the head (LPUSH) and taken from the tail
+# (BRPOP). A message a worker has taken and not acknowledged yet (prefetched and not started, or running with
+# acks_late) is moved into this hash, keyed by delivery tag, as ``[message, exchange, routing key]``.
+_UNACKED_KEY = "unacked"
+_SCAN_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class BrokerPlace:
+    """Where one task's message is in the broker: ``taken`` by a worker that has not finished it (for a job still
+    marked queued: taken, not started), or waiting on its queue with ``ahead`` messages a worker takes first."""
+
+    taken: bool
+    ahead: int
+
+
+def _message_is(raw: bytes, *, task: str, first_arg: Any) -> bool:
+    """Whether ``raw`` (a message as kombu stores it, or an unacked entry) runs ``task`` with ``first_arg`` first."""
+    if task.encode() not in raw:  # most messages are another task's: not decoded
+        return False
+    try:
+        message = json.loads(raw)
+        if isinstance(message, list):  # an unacked entry: [message, exchange, routing key]
+            message = message[0]
+        if message["headers"]["task"] != task:
+            return False
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+    return isinstance(args, list) and bool(args) and args[0] == first_arg
+
+
+def broker_task_place(*, queue: str, task: str, first_arg: Any, scan: int = 10_000) -> BrokerPlace | None:
+    """Where the message of ``task`` whose first argument is ``first_arg`` is: taken by a worker (the unacked
+    hash, a few entries: at most each worker's prefetch), or on ``queue`` with the messages a worker takes before
+    it counted (read from the taking end, at most ``scan`` of them). None when it is in neither (lost, or further
+    than ``scan`` in). Raises when Redis does not answer."""
+    client = _redis()
+    if any(_message_is(raw, task=task, first_arg=first_arg) for raw in client.hvals(_UNACKED_KEY)):
+        return BrokerPlace(taken=True, ahead=0)
+    read = 0
+    while read < scan:
+        # The next chunk toward the head, in list order (head first): reversed, the next message taken first.
+        chunk = client.lrange(queue, -(read + _SCAN_CHUNK), -(read + 1))
+        for offset, raw in enumerate(reversed(chunk)):
+            if _message_is(raw, task=task, first_arg=first_arg):
+                return BrokerPlace(taken=False, ahead=read + offset)
+        read += len(chunk)
+        if len(chunk) < _SCAN_CHUNK:
+            break
+    return None
 
 
 def queue_workers() -> list[dict[str, Any]]:

@@ -230,7 +230,10 @@ def _nav_links(areas: dict[str, bool]) -> dict[str, list[tuple[str, str]]]:
 
     An admin sees every area: sixteen links wrapped the header to two lines at 1440 px. The setup links are folded
     only for a user who also has daily work links, so a policy editor (or an integrator) still finds their own few
-    links on the bar, and a moderator's header is as it was."""
+    links on the bar, and a moderator's header is as it was. This is what a browser without scripts shows: in a
+    browser, workbench.js (``navFit``) folds by the width there is instead, every user's links alike (no CSS rule
+    can tell whether a bar of links overflows; a container query would fold at fixed widths guessed for today's
+    labels)."""
     shown = [(kind, label, reverse(name)) for area, kind, label, name in _NAV_LINKS if areas[area]]
     has_work = any(kind == "work" for kind, _, _ in shown)
     fold = has_work and len(shown) > _NAV_LINKS_BEFORE_FOLDING

@@ -221,27 +221,38 @@ def cascade_training_latest() -> CascadeTraining | None:
 
 
 def cascade_training_wait(*, training: CascadeTraining | None) -> dict[str, Any] | None:
-    """For a training still queued: the tasks waiting on the default queue in the broker (``ahead``: all but this
-    training's own message, which waits there too until a worker takes it) and the workers seen consuming that
-    queue (the ops page's reading, ``workbench.health.queue_workers``). Under ``./run.sh`` the default queue shares
+    """For a training still queued: where its message is in the broker (``workbench.health.broker_task_place``) and
+    the workers seen consuming the default queue (the ops page's reading, ``workbench.health.queue_workers``).
+    ``ahead``: the tasks a worker takes from the queue before it; ``taken``: a worker holds it already (prefetched
+    behind the task it is on), so nothing on the queue is ahead of it. Under ``./run.sh`` the default queue shares
     the media worker, so a long video import kept a click "queued" for 20 minutes with no word of why. ``error``
-    instead when Redis does not answer; ``None`` when no training is queued."""
-    from workbench.health import queue_workers
+    instead when Redis does not answer; ``None`` when no training is queued.
+
+    The count was the queue's length less one (this training's own message): one low once a worker had taken the
+    message, which then no longer waits on the queue, and counting the tasks queued after it as ahead of it."""
+    from workbench.health import broker_task_place, queue_workers
     from workbench.queues import TaskQueue
 
     if training is None or training.status != CascadeTraining.Status.QUEUED:
         return None
     try:
         row = next(r for r in queue_workers() if r["queue"] == TaskQueue.DEFAULT.value)
+        place = broker_task_place(queue=row["queue"], task=_TRAIN_CASCADE_TASK, first_arg=training.pk)
     except Exception as exc:  # the broker down: the line says so, the page still renders
         return {"error": f"{type(exc).__name__}: {exc}"[:200], "queue": TaskQueue.DEFAULT.value}
+    # Found nowhere (a lost message, resent on the next click after RESEND_AFTER): every waiting task is ahead.
+    ahead = row["waiting"] if place is None else place.ahead
     return {
         "error": "",
         "queue": row["queue"],
-        "ahead": max(0, row["waiting"] - 1),
+        "ahead": ahead,
+        "taken": place is not None and place.taken,
         "workers": row["workers"],
         "seen_seconds": settings.WORKER_SEEN_SECONDS,
     }
+
+
+_TRAIN_CASCADE_TASK = "moderation.inference.tasks.train_cascade"
 
 
 def cascade_new_labels(*, model: CascadeModel) -> int:

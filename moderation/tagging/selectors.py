@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from moderation.tagging import text as tagtext
 from moderation.tagging.models import TAG_TRY_MAX_ATTEMPTS, Tag, TagImport, TagRevision, TagSet, TagSuggestion
+from workbench.db import aggregate_row, aggregate_rows_read
 
 SEARCH_LIMIT = 20
 
@@ -492,15 +493,21 @@ def _proposal_open_to_q(*, user: Any) -> Q:
     return ~Exists(sightings) | Exists(sightings.filter(video_open_to_q(user=user, field="video_id")))
 
 
-def tag_curation_counts(*, user: Any) -> dict[str, int]:
+def tag_curation_row(*, user: Any) -> QuerySet[Any]:
     """Pending proposals ``user`` may read (``pending``) and those seen only on videos hidden from them
-    (``restricted``), in one query."""
+    (``restricted``): one row (``workbench.db.aggregate_row``), to read beside other counts."""
     from moderation.tagging.models import TagProposal
 
-    counts = TagProposal.objects.filter(status=TagProposal.Status.PENDING).aggregate(
+    return aggregate_row(
+        TagProposal.objects.filter(status=TagProposal.Status.PENDING),
         pending=Count("pk", filter=_proposal_open_to_q(user=user)),
         restricted=Count("pk", filter=~_proposal_open_to_q(user=user)),
     )
+
+
+def tag_curation_counts(*, user: Any) -> dict[str, int]:
+    """``tag_curation_row`` read, in one query."""
+    counts = aggregate_rows_read({"curation": tag_curation_row(user=user)})["curation"]
     return {key: int(value or 0) for key, value in counts.items()}
 
 
