@@ -14,3 +14,24 @@ def test_the_admin_index_says_policies_not_policys(make_user) -> None:  # type: 
     client.force_login(make_user("admin", is_staff=True, is_superuser=True))
     page = client.get("/admin/").content.decode()
     assert ">Policies<" in page and "Policys" not in page
+
+
+def test_the_escalation_threshold_box_says_what_the_number_is(client_as) -> None:  # type: ignore[no-untyped-def]
+    """The dashboard's third box read "Escalation threshold [0.04]" beside two target-accuracy boxes that each say
+    what they set: what the number measures and which way it routes was left to the page's first line."""
+    import re
+    from html import unescape
+
+    from django.urls import reverse
+
+    from moderation.inference.cascade_models import CascadeModel
+
+    CascadeModel.objects.create(
+        name="stage1", artifact_path="models/stage1.joblib", escalate_threshold=0.04, is_active=True, trained_on=89
+    )
+    page = client_as("admin").get(reverse("moderation:cascade")).content.decode()
+    form = page.split('id="threshold-form"')[1].split("</form>")[0]
+    label = " ".join(
+        unescape(re.sub(r"<[^>]+>", " ", form.split('<label id="threshold-label">')[1].split("<input")[0])).split()
+    )
+    assert label == "Escalation threshold (0–1: items whose stage-1 uncertainty is above it go on to the VLM)"
