@@ -35,3 +35,20 @@ def test_the_escalation_threshold_box_says_what_the_number_is(client_as) -> None
         unescape(re.sub(r"<[^>]+>", " ", form.split('<label id="threshold-label">')[1].split("<input")[0])).split()
     )
     assert label == "Escalation threshold (0–1: items whose stage-1 uncertainty is above it go on to the VLM)"
+
+
+def test_the_tags_panel_says_an_unticked_chip_is_rejected_on_save(client_as) -> None:  # type: ignore[no-untyped-def]
+    """A moderator ticked one of twelve chips on the review screen and read "Tags saved: 1 accepted, 11 rejected":
+    nothing had said that a chip left unticked is recorded as rejected (the ranker learns from it)."""
+    from django.urls import reverse
+
+    from moderation.tagging.models import Tag, TagSuggestion
+    from moderation.tagging.services import tags_import
+    from tests.factories import DecidedVideoFactory
+
+    tags_import(lines=["萌宠"])
+    video = DecidedVideoFactory()
+    TagSuggestion.objects.create(video=video, tag=Tag.objects.get(name="萌宠"), score=0.3, sources=["text"])
+    panel = client_as("moderator").get(reverse("moderation:tag_panel", args=[video.pk])).content.decode()
+    said = "Saving accepts the ticked chips and rejects every chip left unticked."
+    assert said in panel and panel.index(said) < panel.index('id="tag-chips"')
