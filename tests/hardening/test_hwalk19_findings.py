@@ -52,3 +52,13 @@ def test_the_tags_panel_says_an_unticked_chip_is_rejected_on_save(client_as) -> 
     panel = client_as("moderator").get(reverse("moderation:tag_panel", args=[video.pk])).content.decode()
     said = "Saving accepts the ticked chips and rejects every chip left unticked."
     assert said in panel and panel.index(said) < panel.index('id="tag-chips"')
+
+
+def test_the_type_aheads_match_count_heads_the_matches(client_as) -> None:  # type: ignore[no-untyped-def]
+    """At 1440x900 with a full list of matches, "15 matches" at the list's foot sat under the tag screen's sticky
+    "Submit tags and next" row, out of sight: the count now comes before the first match."""
+    from moderation.tagging.services import tags_import
+
+    tags_import(lines=[f"美{c}" for c in "一二三四五六七八九十"])
+    body = client_as("moderator").get("/tags/search/", {"q": "美"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "10 matches" in body and body.index("data-search-count") < body.index("data-add-tag")
