@@ -102,7 +102,10 @@
     if (ev.key === "ArrowDown") next = at < 0 ? buttons[0] : buttons[Math.min(at + 1, buttons.length - 1)];
     else if (ev.key === "ArrowUp" && at >= 0) next = at === 0 ? search : buttons[at - 1];
     else if (ev.key === "Escape" && at >= 0) next = search;
-    if (next) { ev.preventDefault(); next.focus(); }
+    if (!next) return;
+    ev.preventDefault();
+    next.focus();
+    bringIntoView(next);  // a match low in a full list sat under the sticky submit row when focused
   }
 
   document.addEventListener("keydown", (ev) => {
