@@ -62,3 +62,30 @@ def test_the_type_aheads_match_count_heads_the_matches(client_as) -> None:  # ty
     tags_import(lines=[f"美{c}" for c in "一二三四五六七八九十"])
     body = client_as("moderator").get("/tags/search/", {"q": "美"}, HTTP_HX_REQUEST="true").content.decode()
     assert "10 matches" in body and body.index("data-search-count") < body.index("data-add-tag")
+
+
+def test_the_retrain_name_box_shows_the_training_waiting_not_the_model_it_replaces(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Queued as "stage1-b", the dashboard drawn again read "stage1" (the active model) in the Name box beside the
+    line saying "stage1-b" is queued: it looked as though the name typed had not been taken."""
+    import re
+
+    from django.urls import reverse
+
+    from moderation.inference.cascade_models import CascadeModel, CascadeTraining
+
+    CascadeModel.objects.create(
+        name="stage1", artifact_path="models/stage1.joblib", escalate_threshold=0.04, is_active=True, trained_on=89
+    )
+    admin = client_as("admin")
+
+    def name_box() -> str:
+        form = admin.get(reverse("moderation:cascade")).content.decode().split('id="train-form"')[1]
+        found = re.search(r'<input name="name" value="([^"]*)"', form)
+        assert found is not None
+        return found.group(1)
+
+    assert name_box() == "stage1"
+    training = CascadeTraining.objects.create(name="stage1-b")
+    assert name_box() == "stage1-b"
+    CascadeTraining.objects.filter(pk=training.pk).update(status="failed")
+    assert name_box() == "stage1"
