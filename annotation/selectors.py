@@ -38,6 +38,7 @@ CORRECTION_AUTHOR_FILTER = ListFilter(
 # A word (Latin letters and digits), a run of spaces, or one other character (each CJK character is a word).
 _DIFF_TOKENS = re.compile(r"\s+|\w+|.", re.ASCII | re.DOTALL)
 _CONTEXT = 60  # characters of unchanged text kept on each side of a change
+_JOIN_BELOW_WORDS = 3  # unchanged text of fewer words between two changes is shown as part of one change
 
 _Row = TypeVar("_Row", bound=Model)
 
@@ -238,8 +239,9 @@ def correction_diff_for_review(*, correction: CotCorrection) -> list[dict[str, A
 
     The stage was shown whole, struck out, then whole again: a sentence added to a paragraph of 700
     characters had to be found by reading both. Unchanged text longer than two contexts keeps
-    ``_CONTEXT`` characters on each side of a change and an ellipsis between; a lone space kept
-    between two changes joins them (a rewritten sentence reads as one removal and one addition).
+    ``_CONTEXT`` characters on each side of a change and an ellipsis between; a space, or fewer than
+    ``_JOIN_BELOW_WORDS`` words, kept between two changes joins them (a rewritten sentence reads as one removal
+    and one addition).
     """
     rows = []
     for change in correction.diff:
@@ -249,7 +251,10 @@ def correction_diff_for_review(*, correction: CotCorrection) -> list[dict[str, A
         pieces: list[tuple[str, str, str]] = []  # (kept, removed, added): kept text or one change
         for n, (op, i1, i2, j1, j2) in enumerate(opcodes):
             kept = "".join(before[i1:i2]) if op == "equal" else ""
-            if op == "equal" and not (kept.isspace() and 0 < n < len(opcodes) - 1):
+            # Between two changes, a space or a word or two that happen to match ("the", "0.", "):") joins them:
+            # a rewritten sentence read as alternating shreds ("confidence 0a loan … number.75.").
+            joins = kept.isspace() or _words(before[i1:i2]) < _JOIN_BELOW_WORDS
+            if op == "equal" and not (joins and 0 < n < len(opcodes) - 1):
                 pieces.append((kept, "", ""))
             elif pieces and not pieces[-1][0]:  # continues the change before it
                 removed, added = pieces.pop()[1:]
@@ -266,6 +271,12 @@ def correction_diff_for_review(*, correction: CotCorrection) -> list[dict[str, A
                 runs.append({"kind": "ins", "text": added})
         rows.append({"title": change.get("title") or change.get("key", ""), "runs": runs})
     return rows
+
+
+def _words(tokens: list[str]) -> int:
+    """How many words ``tokens`` hold: runs of letters or digits, each CJK character one (ASCII ``\\w`` leaves them
+    one token each), not spaces or punctuation."""
+    return sum(1 for tok in tokens if not tok.isspace() and (len(tok) > 1 or tok.isalnum()))
 
 
 def _elide(text: str, *, first: bool, last: bool) -> str:

@@ -65,13 +65,54 @@
     el.scrollIntoView({ block: "nearest" });
   }
 
+  // A match that is already a ticked chip says so (walk hwalk19: "p" listed 手机, ticked above, first; Enter
+  // "added" it and nothing changed on the screen).
+  function markTicked(list) {
+    const form = list.closest("[data-tags-form]");
+    if (!form) return;
+    list.querySelectorAll("[data-add-tag]").forEach((button) => {
+      const box = form.querySelector(`input[name=tag][value="${CSS.escape(button.dataset.addTag)}"]`);
+      if (!box || !box.checked || button.querySelector("[data-ticked]")) return;
+      const mark = document.createElement("span");
+      mark.className = "badge";
+      mark.dataset.ticked = "";
+      mark.textContent = "ticked";
+      button.append(" ", mark);
+    });
+  }
+
   // What the search found opens under the box; with a full list of chips the box sits at the window's bottom edge
   // and the results fell out of sight (Enter then added a "first match" nobody had seen): bring them into view.
   document.addEventListener("htmx:afterSwap", (ev) => {
     const list = ev.detail && ev.detail.target;
     if (list instanceof Element && list.matches("[data-tag-results]") && list.children.length) {
+      markTicked(list);
       bringIntoView(list);
     }
+  });
+
+  // ↓ from the box goes to the matches, ↑/↓ move among them, ↑ from the first (or Escape) goes back to the box;
+  // Enter or Space on a match adds it (its button's click). Only the first match was reachable without a mouse
+  // but by tabbing, while the label picker beside it offers ↓ (walk hwalk19).
+  function matchStep(ev, search) {
+    const form = search.form;
+    const buttons = form ? Array.from(form.querySelectorAll("[data-tag-results] [data-add-tag]")) : [];
+    const at = buttons.indexOf(ev.target);
+    let next = null;
+    if (ev.key === "ArrowDown") next = at < 0 ? buttons[0] : buttons[Math.min(at + 1, buttons.length - 1)];
+    else if (ev.key === "ArrowUp" && at >= 0) next = at === 0 ? search : buttons[at - 1];
+    else if (ev.key === "Escape" && at >= 0) next = search;
+    if (!next) return;
+    ev.preventDefault();
+    next.focus();
+    bringIntoView(next);  // a match low in a full list sat under the sticky submit row when focused
+  }
+
+  document.addEventListener("keydown", (ev) => {
+    const button = ev.target instanceof Element && ev.target.closest("[data-tag-results] [data-add-tag]");
+    if (!button) return;
+    const search = button.closest("[data-tags-form]") && button.closest("[data-tags-form]").querySelector("[data-tag-search]");
+    if (search) matchStep(ev, search);
   });
 
   // "/" (or Tab) into the search box: the box itself out from under the sticky row.
@@ -131,6 +172,7 @@
       // Tags are mostly typed through an input method (pinyin): Enter while it composes a word confirms the
       // word and is the input method's, not "add the first match".
       if (ev.isComposing || ev.keyCode === 229) return;
+      if (ev.key === "ArrowDown") { matchStep(ev, t); return; }
       if (ev.key === "Enter") {
         ev.preventDefault();  // a typed search never submits the form
         const first = t.form && t.form.querySelector("[data-add-tag]");

@@ -120,6 +120,10 @@ document.addEventListener("keydown", (ev) => {
     if (override) override.click();
     return;
   }
+  // Enter or Space on a focused button, link or disclosure does what that control does: the tag screen's Enter
+  // hotkey ("submit and next") took them, so Enter on a chip's "evidence" submitted the item, and Enter on a
+  // search match or on Release submitted it too (walk hwalk19).
+  if ((ev.key === "Enter" || ev.key === " ") && t instanceof Element && t.closest("button, a[href], summary, input[type=button], input[type=submit]")) return;
   const el = document.querySelector(`[data-hotkey="${CSS.escape(ev.key)}"]`);
   if (!el) {
     // A key this screen lists elsewhere but cannot do here ("e" in a queue with no escalation queue) says why.

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.conf import settings
 from django.db import models
 
@@ -132,6 +134,18 @@ class TrainingJob(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} job {self.pk} ({self.status})"
+
+    @property
+    def base_model_shown(self) -> str:
+        """The base model as the job screens name it. Empty means TRAINING_BASE_MODEL, else the tiny local Llama,
+        whose folder the runner records when it starts: the screens read "tiny local Llama" while the job was
+        queued, then a path once it ran (and "tiny local Llama" even where TRAINING_BASE_MODEL named another)."""
+        from training.tiny_model import TINY_MODEL_DIRNAME
+
+        chosen = self.base_model or str(getattr(settings, "TRAINING_BASE_MODEL", "") or "").strip()
+        if not chosen or Path(chosen) == Path(settings.MODELS_DIR) / TINY_MODEL_DIRNAME:
+            return "tiny local Llama"
+        return chosen
 
 
 class RetrainRule(models.Model):

@@ -17,6 +17,9 @@ class Policy(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name_plural = "policies"  # the admin's index read "Policys"
+
     def __str__(self) -> str:
         return self.name
 

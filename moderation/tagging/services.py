@@ -534,6 +534,16 @@ def _tag_audit_fields(tag: Tag) -> dict[str, Any]:
     }
 
 
+class TagFieldError(ModerationError):
+    """A refused tag edit that names the box at fault (``name``, ``aliases``, ``parent`` or ``is_active``): the
+    vocabulary screen marks and focuses that box. It marked and focused the name whatever was wrong, so an
+    editor who mistyped a parent was put in the name box with the cursor, and typing there changed the name."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def _check_parent(child: Tag, parent: Tag | None) -> None:
     """Refuse a parent that would make a loop, saying which way round: "“猫” is “动物” itself or below it"
     left the editor to work out that the line asked to put 动物 under its own child."""
@@ -543,15 +553,16 @@ def _check_parent(child: Tag, parent: Tag | None) -> None:
         if node.pk in seen:
             assert parent is not None
             if parent.pk == child.pk:
-                raise ModerationError(f"“{child.name}” cannot be its own parent.")
-            raise ModerationError(
+                raise TagFieldError(f"“{child.name}” cannot be its own parent.", field="parent")
+            raise TagFieldError(
                 f"“{child.name}” cannot go under “{parent.name}”: “{parent.name}” is already below "
-                f"“{child.name}” (that would make a loop)."
+                f"“{child.name}” (that would make a loop).",
+                field="parent",
             )
         seen.add(node.pk)
         node = node.parent
         if len(seen) > 100:
-            raise ModerationError("The hierarchy is deeper than 100 levels.")
+            raise TagFieldError("The hierarchy is deeper than 100 levels.", field="parent")
 
 
 @transaction.atomic
@@ -584,17 +595,17 @@ def tag_update(
         name = name.strip()
         problem = tagtext.tag_name_problem(name)
         if problem:
-            raise ModerationError(f"Tag name: {problem}.")
+            raise TagFieldError(f"Tag name: {problem}.", field="name")
         if Tag.objects.filter(name=name).exclude(pk=locked.pk).exists():
-            raise ModerationError(f"“{name}” is already a tag.")
+            raise TagFieldError(f"“{name}” is already a tag.", field="name")
         clash = _word_clash(tag_name=name, word=name, as_alias=False, owners=_word_owners([name], editing=locked))
         if clash:
-            raise ModerationError(f"Tag name: {clash}.")
+            raise TagFieldError(f"Tag name: {clash}.", field="name")
         locked.name = name
     if aliases is not None:
         clean, problem = _parse_aliases(",".join(aliases))
         if problem:  # "alias “…”: …" (or "N aliases; …"): said once, capitalised ("Alias alias “…”" before)
-            raise ModerationError(f"{problem[:1].upper()}{problem[1:]}.")
+            raise TagFieldError(f"{problem[:1].upper()}{problem[1:]}.", field="aliases")
         name_now = name if name is not None else locked.name
         clean = [a for a in clean if not _is_own_name(name_now, a)]
         clean, _repeats = tagtext.alias_repeats(clean)  # the view says which (``alias_repeats`` again)
@@ -603,7 +614,7 @@ def tag_update(
         for alias in added:
             clash = _word_clash(tag_name=locked.name, word=alias, as_alias=True, owners=owners)
             if clash:
-                raise ModerationError(f"Aliases: {clash}.")
+                raise TagFieldError(f"Aliases: {clash}.", field="aliases")
         locked.aliases = clean
     if parent is not False:
         assert parent is None or isinstance(parent, Tag)
@@ -616,7 +627,7 @@ def tag_update(
         for word, as_alias in words:
             clash = _word_clash(tag_name=locked.name, word=word, as_alias=as_alias, owners=owners)
             if clash:
-                raise ModerationError(f"Not made active again: {clash}.")
+                raise TagFieldError(f"Not made active again: {clash}.", field="is_active")
     if is_active is not None:
         locked.is_active = is_active
     for key, value in _index_fields(locked.name, locked.aliases).items():

@@ -537,7 +537,7 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
         if parent_name:
             parent = Tag.objects.filter(name=parent_name).first()
             if parent is None:
-                raise ModerationError(f"“{parent_name[:100]}” is not a tag.")
+                raise services.TagFieldError(f"“{parent_name[:100]}” is not a tag.", field="parent")
         aliases = [a for a in request.POST.get("aliases", "").split(",") if a.strip()]
         services.tag_update(
             tag=tag,
@@ -567,6 +567,8 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
             "parent": request.POST.get("parent", ""),
             "is_active": request.POST.get("is_active") == "on",
             "error": f"“{tag.name}” was not saved: {exc}",
+            # The box at fault is the one marked and focused (a mistyped parent focused the name box).
+            "field": exc.field if isinstance(exc, services.TagFieldError) else "name",
         }
         context = _vocabulary_context(request, query=query, page=page, edited_tag=(tag, typed))
         return render(request, "moderation/tagging/vocabulary.html", context, status=400)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 
 from annotation.errors import AnnotationError, CorrectionConflict
 from annotation.models import CotCorrection
@@ -164,6 +165,26 @@ def test_the_second_labeler_sees_the_words_that_changed_not_the_whole_stage_twic
     review = html[html.index('id="correction-review"') : html.index("</section>", html.index('id="correction-review"'))]
     assert "<del>wechat</del><ins>WeChat</ins>" in review and "<ins> The title asks for a DM.</ins>" in review
     assert review.count("The speech at") < 4 and " … " in review  # the unchanged middle is elided, not repeated
+
+
+def test_a_rewritten_sentence_reads_as_one_removal_and_one_addition(decision, make_user):
+    """Walk hwalk19: a final judgment rewritten whole was shown in shreds around the few characters the two
+    sentences happened to share: "<del>confidence 0</del><ins>a loan offered … number</ins>.<del>75.</del>"."""
+    model = "Non-violative (正向): no policy rule is supported by the extracted evidence; confidence 0.75."
+    decision.cot[1]["text"] = model
+    decision.save(update_fields=["cot"])
+    rewrite = "False promised benefits (虚假承诺福利): a loan offered tonight in exchange for a bank card number."
+    _save(decision, make_user("labeler"), text=rewrite)
+    review = _review_section(decision, make_user("labeler"))
+    assert f"<del>{escape(model)}</del><ins>{escape(rewrite)}</ins>" in review
+    # A long unchanged stretch between two edits still separates them.
+    text = "The speech at 0.0s says add me on wechat, matching a risk keyword of private deals."
+    decision.cot[1]["text"] = text
+    decision.save(update_fields=["cot"])
+    edited = text.replace("wechat", "WeChat").replace("deals.", "deals outside the app.")
+    _save(decision, make_user("labeler"), text=edited, base=1)
+    review = _review_section(decision, make_user("labeler"))
+    assert "<del>wechat</del><ins>WeChat</ins>" in review and "<ins> outside the app</ins>" in review
 
 
 def _review_section(decision, reviewer) -> str:  # type: ignore[no-untyped-def]

@@ -83,3 +83,18 @@ def test_adding_a_tag_or_a_category_opens_the_editor_on_the_new_row(page, make_u
     page.wait_for_function(f"() => document.activeElement.name === 'c{new_category}-key'", timeout=5000)
     assert page.locator(f'input[name="c{new_category}-key"]').is_visible()
     assert page.locator(f'input[name="c{last}t{new_tag}-key"]').input_value() == "新标签"  # kept across the re-render
+
+    # Walk hwalk19: at 1024 px the three severities ran on into the Remove column, its checkbox drawn over "high"
+    # (a click meant for "high" could tick Remove), and its heading read "Rem/ove". They wrap in their column now.
+    page.set_viewport_size({"width": 1024, "height": 768})
+    gaps = page.evaluate(
+        """() => [...document.querySelectorAll('.tag-rows tbody tr')].filter((r) => r.querySelector('td.severities'))
+             .map((r) => r.querySelector('input[name$=-remove]').getBoundingClientRect().left
+                         - [...r.querySelectorAll('td.severities label')].pop().getBoundingClientRect().right)"""
+    )
+    assert gaps and min(gaps) > 0, gaps
+    heading_lines = page.evaluate(
+        """() => { const r = document.createRange(); r.selectNodeContents(document.querySelector('.tag-rows th:nth-child(6)'));
+                   return r.getClientRects().length; }"""
+    )
+    assert heading_lines == 1

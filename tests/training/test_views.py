@@ -562,3 +562,24 @@ def test_the_job_page_says_its_policy_version_is_the_datasets_and_which_is_activ
     PolicyVersion.objects.filter(pk=old.pk).update(is_active=True)
     page = client.get(reverse("training:job_detail", args=[job.pk])).content.decode()
     assert "is active now" not in page and "(the dataset's)" in page
+
+
+def test_the_tiny_base_model_is_named_alike_before_and_after_its_run(client_as, job, settings):  # type: ignore[no-untyped-def]
+    """Walk hwalk19: a job's base model read "tiny local Llama" while queued and the tiny model's folder once it ran
+    (the runner records the folder it built); with TRAINING_BASE_MODEL set, an empty one read "tiny local Llama"."""
+    admin = client_as("admin")
+    detail, listing = reverse("training:job_detail", args=[job.pk]), reverse("training:job_list")
+
+    def base_cell(url: str) -> str:
+        html = admin.get(url).content.decode()
+        return html[html.index("Base model") :][:3000] if url == detail else html[html.index("<th>Base model") :]
+
+    assert "<code>tiny local Llama</code>" in base_cell(detail)
+    tiny = str(Path(settings.MODELS_DIR) / "tiny-llama")
+    TrainingJob.objects.filter(pk=job.pk).update(base_model=tiny)  # as the runner records it
+    after = base_cell(detail)
+    assert "<code>tiny local Llama</code>" in after and f"({tiny})" in after
+    assert "<td>tiny local Llama</td>" in base_cell(listing) and f"<td>{tiny}</td>" not in base_cell(listing)
+    TrainingJob.objects.filter(pk=job.pk).update(base_model="")
+    settings.TRAINING_BASE_MODEL = "org/base-7b"
+    assert "<code>org/base-7b</code>" in base_cell(detail)

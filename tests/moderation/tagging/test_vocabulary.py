@@ -603,6 +603,36 @@ def test_a_refused_vocabulary_row_keeps_what_was_typed_in_it(client_as) -> None:
     assert promo.aliases == ["sale", "discount", "便宜"] and promo.parent == Tag.objects.get(name="手机")
 
 
+def test_a_refused_vocabulary_row_marks_and_focuses_the_box_at_fault(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walk hwalk19: a row refused for its parent (no such tag, its own parent, a loop) or its aliases marked the
+    name box invalid and put the cursor there, so the editor typed over the tag's name instead of the parent."""
+    import re
+
+    from django.urls import reverse
+
+    tags_import(lines=["宠物\tpet", "狗\tdog", "猫\tcat"])
+    tags_import_hierarchy(lines=["狗\t宠物"])
+    editor = client_as("policy_editor")
+
+    def refused_row(tag_name: str, **typed: str) -> str:
+        tag = Tag.objects.get(name=tag_name)
+        sent = {"name": tag_name, "aliases": ", ".join(tag.aliases), "is_active": "on", "seen": tag.edit_token, **typed}
+        page = editor.post(reverse("moderation:tag_edit", args=[tag.pk]), sent)
+        assert page.status_code == 400
+        row = re.search(rf'<tr class="refused" id="tag-row-{tag.pk}">(.*?)</tr>', page.content.decode(), re.S)
+        assert row is not None
+        return row.group(1)
+
+    def marked(row: str) -> list[str]:
+        return re.findall(r'<input name="(\w+)"[^>]*autofocus aria-invalid="true"', row)
+
+    assert marked(refused_row("猫", parent="无此标签")) == ["parent"]
+    assert marked(refused_row("猫", parent="猫")) == ["parent"]
+    assert marked(refused_row("宠物", parent="狗")) == ["parent"]  # a loop
+    assert marked(refused_row("猫", aliases="dog")) == ["aliases"]  # 狗's alias
+    assert marked(refused_row("猫", name="狗")) == ["name"]
+
+
 def test_a_row_saved_on_a_later_page_of_the_vocabulary_goes_back_to_that_page(client_as) -> None:  # type: ignore[no-untyped-def]
     """Saving a row on page 2 went back to page 1, where the row just saved is not."""
     from django.urls import reverse
