@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('moderation', '0066_videotagstate_tries'),
+        ('moderation', '0067_video_settled'),
     ]
 
     operations = [
