@@ -1,0 +1,153 @@
+"""Pass 9: an adversarial pass over what merged into main on 2026-12-05 from 17:00 UTC: the atomic Redis rate counts,
+the show-once token page, restricted queue names (``review_queue_named_for``), the browsable API under CSP, hard
+links in integration folders, the CSP collector, the webhook endpoint audit, the evaluation file hashed by the worker,
+RoleBackend, the settings checks, the impact preview's POST and the Tag2CoT bound. Each test below is a finding and
+its fix."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+
+from moderation.review.models import ReviewQueue, ReviewTask
+from moderation.review.services import review_claim_next, review_submit, review_tasks_create_for_decision
+from tests.factories import DecisionFactory
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "Legal counsel"
+
+
+def _restricted(**fields) -> tuple[ReviewQueue, Group]:  # type: ignore[no-untyped-def]
+    legal = Group.objects.create(name=f"legal-{uuid.uuid4().hex[:6]}")
+    queue = ReviewQueue.objects.create(name=SECRET, slug=f"legal-{uuid.uuid4().hex[:6]}", **fields)
+    queue.allowed_groups.add(legal)
+    return queue, legal
+
+
+def _signed_in(user) -> Client:  # type: ignore[no-untyped-def]
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+# --- restricted queues: a video page, a disagreement ----------------------------------------------------------------
+
+
+def test_the_video_page_does_not_name_the_restricted_senior_queue_an_escalated_item_waits_in(
+    policy_version, make_user
+) -> None:
+    """Finding: a moderator who escalated an item to a senior queue restricted to groups they are not of read "a
+    senior queue" on the item, its confirmation and the queue's page (``review_queue_named_for``), but the video's
+    own page, which they still see, said "Waiting in queue “Legal counsel”" in its Outcome panel (and so did an
+    adjudication's page, which draws the same panel). Each open item's queue is named there by the same rule now."""
+    senior, legal = _restricted(routes_new_decisions=False)
+    first_line = ReviewQueue.objects.create(name="First line", slug="first-line-9", escalation_queue=senior)
+    [task] = review_tasks_create_for_decision(decision=DecisionFactory(policy_version=policy_version))
+    outsider = _signed_in(make_user("moderator"))
+    outsider.post(reverse("moderation:queue_claim_next", args=[first_line.slug]))
+    outsider.post(reverse("moderation:review_escalate", args=[task.pk]), {"reason": "needs a lawyer"})
+    assert ReviewTask.objects.get(pk=task.pk).status == ReviewTask.Status.ESCALATED
+    video_page = reverse("moderation:video_detail", args=[task.decision.video_id])
+
+    page = outsider.get(video_page)
+    assert page.status_code == 200
+    outcome = page.content.decode()
+    outcome = outcome[outcome.index('data-outcome="review"') :]
+    outcome = outcome[: outcome.index("</dd>")]
+    assert SECRET not in outcome and "Waiting in a queue not open to you" in outcome
+
+    member = make_user("moderator")
+    member.groups.add(legal)
+    assert f"Waiting in queue “{SECRET}”" in _signed_in(member).get(video_page).content.decode()
+
+
+def _disagree(queue: ReviewQueue, group: Group, policy_version, make_user) -> ReviewTask:  # type: ignore[no-untyped-def]
+    """Two members of ``group`` give ``queue``'s item (two reviews each) different verdicts: its adjudication item."""
+    decision = DecisionFactory(policy_version=policy_version)
+    review_tasks_create_for_decision(decision=decision)
+    first, second = make_user("moderator"), make_user("moderator")
+    for user in (first, second):
+        user.groups.add(group)
+    mine, theirs = review_claim_next(user=first, queue=queue), review_claim_next(user=second, queue=queue)
+    other = next(label for label in policy_version.label_names() if label != decision.label)
+    review_submit(task=mine, user=first, verdict="approve", note="FIRST-NOTE")
+    review_submit(task=theirs, user=second, verdict="override", label=other, severity="high", note="SECOND-NOTE")
+    return ReviewTask.objects.exclude(queue=queue).get(decision=decision)
+
+
+def test_a_restricted_queues_disagreement_is_not_handed_to_the_adjudication_queue_open_to_all(
+    policy_version, make_user
+) -> None:
+    """Finding: a queue restricted to groups that asks two reviews of each item and names no adjudication queue handed
+    a disagreement to the default "Adjudication" queue, open to every moderator. An item there opened the video to
+    them all (an item of the same policy in a queue open to all), so any moderator could claim it and read the
+    restricted video, both members' verdicts and notes, and the restricted queue's name. Such a queue's
+    disagreements now go to an adjudication queue of its own, restricted to the same groups."""
+    queue, legal = _restricted(required_reviews=2, priority=900)
+    adjudication = _disagree(queue, legal, policy_version, make_user)
+
+    assert adjudication.queue.slug != ReviewQueue.ADJUDICATION_SLUG
+    assert set(adjudication.queue.allowed_groups.all()) == {legal}
+    outsider = make_user("moderator")
+    client = _signed_in(outsider)
+    assert client.get(reverse("moderation:video_detail", args=[adjudication.decision.video_id])).status_code == 404
+    assert client.get(reverse("moderation:review_task", args=[adjudication.pk])).status_code == 404
+    default = ReviewQueue.objects.get(slug=ReviewQueue.ADJUDICATION_SLUG)
+    assert review_claim_next(user=outsider, queue=default) is None
+
+    adjudicator = make_user("moderator")
+    adjudicator.groups.add(legal)
+    assert review_claim_next(user=adjudicator, queue=adjudication.queue).pk == adjudication.pk
+    screen = _signed_in(adjudicator).get(reverse("moderation:review_task", args=[adjudication.pk])).content.decode()
+    assert "FIRST-NOTE" in screen and "SECOND-NOTE" in screen and f"(“{SECRET}”)" in screen
+
+
+def test_an_adjudicator_outside_the_origin_queues_groups_reads_another_queue_on_the_earlier_verdicts(
+    policy_version, make_user
+) -> None:
+    """The same rule on the adjudication screen's earlier verdicts: an adjudication queue an admin named, open to all,
+    takes a restricted queue's disagreements (their choice, as an open senior queue is); each verdict named the
+    restricted queue it was given in. It says "another queue" now to who may not see that queue."""
+    queue, legal = _restricted(required_reviews=2, priority=900)
+    queue.adjudication_queue = ReviewQueue.objects.create(
+        name="Open adjudication", slug="open-adjudication-9", routes_new_decisions=False, priority=950
+    )
+    queue.save(update_fields=["adjudication_queue"])
+    adjudication = _disagree(queue, legal, policy_version, make_user)
+    assert adjudication.queue_id == queue.adjudication_queue.pk
+
+    outsider = make_user("moderator")
+    assert review_claim_next(user=outsider, queue=queue.adjudication_queue).pk == adjudication.pk
+    screen = _signed_in(outsider).get(reverse("moderation:review_task", args=[adjudication.pk])).content.decode()
+    start = screen.index('id="prior-reviews"')
+    earlier = screen[start : screen.index("</section>", start)]
+    assert "FIRST-NOTE" in earlier and "(another queue)" in earlier
+    assert SECRET not in screen
+
+
+# --- sign-in: an IPv6 client -----------------------------------------------------------------------------------------
+
+
+def test_wrong_passwords_from_one_ipv6_64_count_together_not_per_address(make_user, settings) -> None:
+    """Finding: the sign-in counts were kept per address. An IPv6 host is given a whole /64 and may send from any
+    address in it, so each new address started both counts afresh: 14 wrong passwords for one account from 14
+    addresses of one /64 with SIGNIN_FAILURES_PER_ADDRESS=3 were all checked (no limit on guessing one account's
+    password from one host). The counts are per /64 now, as the CSP collector's rate is."""
+    settings.SIGNIN_FAILURES_PER_ADDRESS = 3
+    user = make_user("moderator")
+    prefix = f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+    paused = []
+    for n in range(1, 7):
+        client = Client(REMOTE_ADDR=f"{prefix}::{n:x}")
+        answer = client.post(reverse("login"), {"username": user.username, "password": "wrong"})
+        paused.append("sign-in is paused" in answer.content.decode())
+    assert paused == [False, False, False, True, True, True]
+    # Another /64 is another client.
+    elsewhere = Client(REMOTE_ADDR=f"2001:db8:{uuid.uuid4().hex[:4]}:1::1")
+    answer = elsewhere.post(reverse("login"), {"username": user.username, "password": "wrong"})
+    assert "sign-in is paused" not in answer.content.decode()
