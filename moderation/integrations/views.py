@@ -36,7 +36,7 @@ from moderation.integrations.webhooks import (
     webhook_redeliver,
 )
 from workbench.roles import Perm, permission_required
-from workbench.show_once import show_once_hold, show_once_take
+from workbench.show_once import ShowOnceLost, show_once_hold, show_once_take
 
 
 def _render_list(
@@ -146,7 +146,10 @@ def _token_shown_next(request: HttpRequest, integration: Integration, *, token: 
 def integration_token(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(Integration, pk=pk)
     # Taken by any token page: one held for another integration (a redirect not followed) is gone too, not kept.
-    held = show_once_take(request, name=_SHOW_ONCE_KEY) or {}
+    try:
+        held = show_once_take(request, name=_SHOW_ONCE_KEY) or {}
+    except ShowOnceLost:  # the page says a token not shown here is not kept, and to rotate it
+        held = {}
     mine = held.get("pk") == integration.pk
     token, rotated = (str(held.get("token", "")), bool(held.get("rotated"))) if mine else ("", False)
     return _token_page(request, integration, token=token, rotated=rotated)

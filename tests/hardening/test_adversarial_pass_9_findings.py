@@ -203,3 +203,35 @@ def test_a_decimal_setting_out_of_its_bounds_stops_a_process_at_its_start(settin
     errors = [m for m in run_checks(tags=[SETTINGS_TAG]) if m.id == "workbench.E006"]
     assert len(errors) == 1 and said in errors[0].msg
     assert said in settings_refusal()
+
+
+# --- a new API token's key: held for the next page, and gone -------------------------------------------------------
+
+
+@pytest.mark.parametrize("gone", ["expired", "redis down"])
+def test_a_new_keys_page_says_when_the_key_held_for_it_is_gone(make_user, settings, gone: str) -> None:
+    """Finding: a new API token's key waits sealed in Redis for the page after the redirect (2 minutes). When it was
+    gone by then (the redirect followed late, another tab's load took it, Redis down between the post and the page),
+    the page said nothing: it read as though no key had been made, while a token was made and its key lost. It says
+    so now, and to rotate; a plain load of the page (nothing held) says nothing."""
+    from workbench.redis_client import redis_for
+    from workbench.show_once import _redis_key
+
+    client = _signed_in(make_user("moderator"))
+    page = reverse("api-token-page")
+    assert "new-token-lost" not in client.get(page).content.decode()
+    made = client.post(page, {"action": "create"})
+    assert made.status_code == 302
+    if gone == "expired":
+        redis_for(alias="shared").delete(_redis_key(client.session["api_token_once"]["handle"]))
+    else:
+        settings.CACHES = {
+            **settings.CACHES,
+            "shared": {**settings.REDIS_SHARED_CACHE, "LOCATION": "redis://127.0.0.1:9/0"},  # the discard port
+        }
+    shown = client.get(made["Location"])
+    assert shown.status_code == 200
+    html = shown.content.decode()
+    assert 'id="new-token-lost"' in html and "rotate the token for a key you can copy" in html
+    assert 'id="api-token-key"' not in html
+    assert "new-token-lost" not in client.get(page).content.decode()  # said once: nothing is held any more
