@@ -23,7 +23,7 @@ from typing import Any
 from django.http import HttpRequest
 from redis.exceptions import RedisError
 
-from workbench.redis_client import redis_for, redis_key_for
+from workbench.redis_client import redis_for, redis_key_for, redis_unanswered
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def show_once_hold(request: HttpRequest, *, name: str, value: dict[str, Any]) ->
     try:
         _client().set(_redis_key(handle), bytes(a ^ b for a, b in zip(plain, pad, strict=True)), ex=SHOW_ONCE_SECONDS)
     except (RedisError, OSError) as exc:
+        redis_unanswered(alias="shared", exc=exc)
         logger.warning("A new secret shown at once (not after the redirect): the shared cache is unreachable (%s)", exc)
         request.session.pop(name, None)
         return False
@@ -72,6 +73,7 @@ def show_once_take(request: HttpRequest, *, name: str) -> dict[str, Any] | None:
         sealed = _client().getdel(_redis_key(str(held["handle"])))
         pad = bytes.fromhex(str(held["pad"]))
     except (RedisError, OSError) as exc:
+        redis_unanswered(alias="shared", exc=exc)
         logger.warning("A new secret not shown: the shared cache is unreachable (%s)", exc)
         raise lost from exc
     except ValueError:

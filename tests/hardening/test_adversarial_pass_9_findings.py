@@ -7,6 +7,8 @@ its fix."""
 from __future__ import annotations
 
 import ast
+import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -235,3 +237,40 @@ def test_a_new_keys_page_says_when_the_key_held_for_it_is_gone(make_user, settin
     assert 'id="new-token-lost"' in html and "rotate the token for a key you can copy" in html
     assert 'id="api-token-key"' not in html
     assert "new-token-lost" not in client.get(page).content.decode()  # said once: nothing is held any more
+
+
+# --- a Redis that does not answer -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_that_never_answers(settings):  # type: ignore[no-untyped-def]
+    """The shared caches pointed at a server that takes connections and never answers (a hung or swapping Redis, a
+    partition dropping packets): unlike a refused connection, nothing fails until a timeout."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(128)
+    hung = {**settings.REDIS_SHARED_CACHE, "LOCATION": f"redis://127.0.0.1:{silent.getsockname()[1]}/0"}
+    settings.CACHES = {**settings.CACHES, "throttle": hung, "shared": hung}
+    yield
+    silent.close()
+
+
+def test_a_redis_that_never_answers_costs_a_request_at_most_a_second_not_five_each_call(
+    make_user, redis_that_never_answers
+) -> None:
+    """Finding: with Redis hung (it takes the connection and never answers) every call waited redis-py's default 5 s:
+    a sign-in took 10.7 s, every API call and every page with queue counts 5 s more, before the rate counts were
+    "skipped, Redis unreachable". A web worker then served one request each 5 s: the site was as good as down,
+    where the rate limits promise to keep serving. Each call now waits at most 1 s (the caches' OPTIONS), and a
+    server that timed out is left alone by that process for UNANSWERED_PAUSE_SECONDS."""
+    user = make_user("moderator")
+    client = Client()
+    began = time.monotonic()
+    signed_in = client.post(reverse("login"), {"username": user.username, "password": "pw-test-123"})
+    signin_took = time.monotonic() - began
+    assert signed_in.status_code == 302 and signin_took < 4, signin_took
+    for url in ("/api/videos/", reverse("home"), reverse("moderation:queue")):
+        began = time.monotonic()
+        assert client.get(url).status_code == 200
+        took = time.monotonic() - began
+        assert took < 2.5, (url, took)
