@@ -274,3 +274,30 @@ def test_a_redis_that_never_answers_costs_a_request_at_most_a_second_not_five_ea
         assert client.get(url).status_code == 200
         took = time.monotonic() - began
         assert took < 2.5, (url, took)
+
+
+# --- ids typed as digits Python reads and int() refuses --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ["²", "9" * 5000])
+def test_an_id_of_digits_int_refuses_is_no_id_not_a_500(make_user, policy_version, typed: str) -> None:
+    """Finding: the tag type-ahead's ``video``, the policy page's ``model_version`` and the admin's search of
+    videos, decisions and review items took a value as an id when ``str.isdigit()`` was true: it is for "²" (then
+    ``int()`` refuses it) and for 5,000 nines (past ``int()``'s 4,300 digits): each was a 500. They read ids through
+    ``row_id`` now, as the API does: no id, the page as without one."""
+    moderator = Client()
+    moderator.force_login(make_user("moderator"))
+    searched = moderator.get(reverse("moderation:tag_search"), {"q": "ab", "video": typed})
+    assert searched.status_code == 200
+    policy = moderator.get(
+        reverse("moderation:policy_detail", args=[policy_version.policy_id]), {"model_version": typed}
+    )
+    assert policy.status_code == 200
+
+    admin = make_user("admin")
+    admin.is_staff = admin.is_superuser = True
+    admin.save(update_fields=["is_staff", "is_superuser"])
+    staff = Client()
+    staff.force_login(admin)
+    for model in ("video", "decision", "reviewtask"):
+        assert staff.get(f"/admin/moderation/{model}/", {"q": typed}).status_code == 200
