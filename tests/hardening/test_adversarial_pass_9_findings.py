@@ -301,3 +301,39 @@ def test_an_id_of_digits_int_refuses_is_no_id_not_a_500(make_user, policy_versio
     staff.force_login(admin)
     for model in ("video", "decision", "reviewtask"):
         assert staff.get(f"/admin/moderation/{model}/", {"q": typed}).status_code == 200
+
+
+# --- a webhook endpoint's Disable button -----------------------------------------------------------------------------
+
+
+def test_disable_on_a_page_drawn_before_the_endpoint_disabled_itself_does_not_enable_it(make_user, settings) -> None:
+    """Finding: the endpoint page's button posted a bare "toggle": whatever the endpoint's state then, it flipped it.
+    An admin who clicked Disable on a page drawn before the endpoint disabled itself (its failures), or whose click
+    was sent twice, or another admin's meanwhile, enabled it again, and its held deliveries went out to the receiver
+    they meant to cut off, recorded as "webhook.enable" by them. The button says which way now (``to``), and one
+    already so is left as it is, saying so."""
+    from moderation.integrations.models import WebhookEndpoint
+    from moderation.integrations.services import integration_create
+    from moderation.integrations.webhooks import webhook_endpoint_create, webhook_endpoint_disable
+    from moderation.review.models import AuditEvent
+
+    settings.WEBHOOK_ALLOW_PRIVATE_TARGETS = True
+    integration, _token = integration_create(name=f"platform-{uuid.uuid4().hex[:6]}")
+    endpoint, _secret = webhook_endpoint_create(
+        integration=integration, url="http://10.1.2.3/hook", event_types=["model.promoted"]
+    )
+    admin = _signed_in(make_user("admin"))
+    page = admin.get(reverse("moderation:webhook_endpoint", args=[endpoint.pk])).content.decode()
+    assert 'name="to" value="off"' in page
+    webhook_endpoint_disable(endpoint=endpoint, reason="10 failed deliveries in a row", by=None)  # meanwhile
+
+    clicked = admin.post(reverse("moderation:webhook_endpoint_toggle", args=[endpoint.pk]), {"to": "off"}, follow=True)
+    assert not WebhookEndpoint.objects.get(pk=endpoint.pk).is_active
+    assert "was disabled (10 failed deliveries in a row) already" in clicked.content.decode()
+    assert not AuditEvent.objects.filter(object_type="webhookendpoint", action="webhook.enable").exists()
+
+    bare = admin.post(reverse("moderation:webhook_endpoint_toggle", args=[endpoint.pk]), follow=True)
+    assert not WebhookEndpoint.objects.get(pk=endpoint.pk).is_active
+    assert "nothing changed" in bare.content.decode()
+    admin.post(reverse("moderation:webhook_endpoint_toggle", args=[endpoint.pk]), {"to": "on"})
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).is_active
