@@ -337,3 +337,36 @@ def test_disable_on_a_page_drawn_before_the_endpoint_disabled_itself_does_not_en
     assert "nothing changed" in bare.content.decode()
     admin.post(reverse("moderation:webhook_endpoint_toggle", args=[endpoint.pk]), {"to": "on"})
     assert WebhookEndpoint.objects.get(pk=endpoint.pk).is_active
+
+
+def test_a_restricted_queues_disagreement_handed_to_the_open_queue_before_is_moved_to_its_own(
+    policy_version, make_user
+) -> None:
+    """The data of the disagreement finding: items handed to the open "Adjudication" queue before the fix (any
+    status: a decided one opens the video too) move to their restricted queue's own adjudication queue (moderation
+    0067); an open queue's disagreement stays where it is."""
+    import importlib
+
+    from django.apps import apps
+
+    from moderation.review.services import review_queue_adjudication_default
+
+    restricted, legal = _restricted(required_reviews=2, priority=900)
+    leaked = _disagree(restricted, legal, policy_version, make_user)
+    default = review_queue_adjudication_default()
+    ReviewTask.objects.filter(pk=leaked.pk).update(queue=default)  # where it went before the fix
+    ReviewQueue.objects.filter(pk=restricted.pk).update(routes_new_decisions=False)  # the next item: the open queue's
+    open_queue = ReviewQueue.objects.create(name="Open pairs", slug="open-pairs-9", required_reviews=2, priority=800)
+    stays = _disagree(open_queue, Group.objects.create(name="anyone-9"), policy_version, make_user)
+    assert stays.queue_id == default.pk
+    outsider = make_user("moderator")
+    video_page = reverse("moderation:video_detail", args=[leaked.decision.video_id])
+    assert _signed_in(outsider).get(video_page).status_code == 200  # the leak
+
+    migration = importlib.import_module("moderation.migrations.0067_restricted_disagreements_own_adjudication")
+    migration.move_restricted_disagreements(apps, None)
+
+    moved = ReviewTask.objects.select_related("queue").get(pk=leaked.pk)
+    assert moved.queue.slug == f"adjudication-{restricted.pk}" and set(moved.queue.allowed_groups.all()) == {legal}
+    assert ReviewTask.objects.get(pk=stays.pk).queue_id == default.pk
+    assert _signed_in(outsider).get(video_page).status_code == 404
