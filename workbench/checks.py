@@ -4,7 +4,6 @@ settings that choose among values the code knows (``SETTING_CHOICES``) and of th
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -300,75 +299,3 @@ def require_valid_settings() -> None:
 
     if refusal := settings_refusal():
         raise ImproperlyConfigured(refusal)
-
-
-# --- Decimal settings' bounds -----------------------------------------------------------------------------------------
-# Every `env.float` of settings.py had no bound either (nor a check that it is finite, for settings made elsewhere).
-# WEBHOOK_TIMEOUT_SECONDS=0 timed out every delivery at once (each endpoint then disabled after its failures),
-# KEYFRAME_FPS=0 failed every video's keyframes, WORKER_HEARTBEAT_SECONDS=0 wrote to Redis in a busy loop (negative or
-# nan: the heartbeat thread died on its first sleep, and no worker was seen again), CASCADE_TARGET_ACCURACY=0.2 failed
-# every stage-1 retraining. Checked with the others, when a process starts: workbench.E006.
-
-
-@dataclass(frozen=True)
-class DecimalBound:
-    """The bounds of one decimal setting (``variable``, read by `env.float`): a finite number from ``minimum`` (above
-    it only, when ``above``) to ``maximum`` (None: no maximum that means anything), both included. ``why``: what a
-    value outside does, or what the edge means."""
-
-    variable: str
-    minimum: float
-    maximum: float | None = None
-    above: bool = False
-    why: str = ""
-
-
-# The one table: each `env.float` of settings.py (tests/hardening/test_adversarial_pass_9_findings.py fails on one
-# without a row).
-DECIMAL_BOUNDS: tuple[DecimalBound, ...] = (
-    DecimalBound("MEDIA_CHECK_CACHE_S", 0, None, why="0: the store is asked on every check"),
-    DecimalBound("MEDIA_S3_CONNECT_TIMEOUT", 0, None, above=True, why="at 0 every connection times out"),
-    DecimalBound("MEDIA_S3_READ_TIMEOUT", 0, None, above=True, why="at 0 every read times out"),
-    DecimalBound("MODEL_ARTIFACT_CHECK_S", 0, None, why="0: the store is asked on every use"),
-    DecimalBound("KEYFRAME_FPS", 0, None, above=True, why="at 0 no video gets a keyframe"),
-    DecimalBound("OCR_CACHE_MIN_CORRELATION", -1, 1, why="a correlation"),
-    DecimalBound("WHISPER_BATCHED_MIN_SPEECH_S", 0, None, why="0: every transcript batched"),
-    DecimalBound("EVALUATION_HEARTBEAT_SECONDS", 0, None, above=True, why="at 0 a busy loop of heartbeats"),
-    DecimalBound("VLLM_GPU_MEMORY_UTILIZATION", 0, 1, above=True, why="a share of the GPU's memory"),
-    DecimalBound("CASCADE_ESCALATE_ENTROPY", 0, 1, why="a normalised entropy"),
-    DecimalBound("CASCADE_TARGET_ACCURACY", 0.5, 1, why="outside it every stage-1 training is refused"),
-    DecimalBound("TAG_VLM_SNAP_THRESHOLD", 0, 1, why="a similarity"),
-    DecimalBound("WEBHOOK_TIMEOUT_SECONDS", 0, None, above=True, why="at 0 every delivery times out"),
-    DecimalBound("WEBHOOK_RETRY_BASE_SECONDS", 0, None, above=True, why="at 0 every retry is spent at once"),
-    DecimalBound("WEBHOOK_RETRY_MAX_SECONDS", 0, None, above=True, why="at 0 every retry is spent at once"),
-    DecimalBound("WEBHOOK_SWEEP_GRACE_SECONDS", 0, None, why="0: the sweep takes a delivery as soon as it is due"),
-    DecimalBound("TRAINING_GATE_MIN_GAIN", -1, 1, why="a metric's gain is at most 1 either way"),
-    DecimalBound("SHADOW_RETRY_BASE_SECONDS", 0, None, above=True, why="at 0 every retry is spent at once"),
-    DecimalBound("SHADOW_RETRY_MAX_SECONDS", 0, None, above=True, why="at 0 every retry is spent at once"),
-    DecimalBound("WORKER_HEARTBEAT_SECONDS", 0, None, above=True, why="at 0 a busy loop of writes to Redis"),
-)
-
-
-def decimal_bound_refusal(row: DecimalBound, value: Any) -> str:
-    """What is wrong with ``value`` for the row, or empty when it is a finite number within its bounds."""
-    allowed = f"more than {row.minimum:g}" if row.above else f"at least {row.minimum:g}"
-    allowed += f", at most {row.maximum:g}" if row.maximum is not None else ""
-    number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if (
-        number
-        and (value > row.minimum if row.above else value >= row.minimum)
-        and (row.maximum is None or value <= row.maximum)
-    ):
-        return ""
-    return f"{row.variable}={value!r} is out of range: allowed a number {allowed} ({row.why})."
-
-
-@register(Tags.compatibility, SETTINGS_TAG)
-def decimal_bounds_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Each decimal setting of ``DECIMAL_BOUNDS`` is a finite number within its bounds: workbench.E006, naming the
-    variable, the value and the allowed range."""
-    return [
-        Error(refusal, hint=f"Set the {row.variable} environment variable within the range.", id="workbench.E006")
-        for row in DECIMAL_BOUNDS
-        if (refusal := decimal_bound_refusal(row, getattr(settings, row.variable, None)))
-    ]
