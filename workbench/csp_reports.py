@@ -18,7 +18,6 @@ grow the table without bound. Days older than
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import re
@@ -35,7 +34,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from workbench.models import CspViolation
-from workbench.signin import signin_address
+from workbench.signin import signin_address, signin_client
 from workbench.text import shown_text, storable_text
 from workbench.throttles import AtomicRateThrottle
 
@@ -129,16 +128,9 @@ class CspReportRateThrottle(AtomicRateThrottle):
 
 def csp_report_client(address: str) -> str:
     """Whose rate a report counts against: an IPv4 address, or an IPv6 address's /64 (one host or one home network is
-    given a whole /64: counted per address, it could send from a new address each time and meet no limit)."""
-    try:
-        ip = ipaddress.ip_address(address.strip())
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:  # ::ffff:10.0.0.1 is 10.0.0.1
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
+    given a whole /64: counted per address, it could send from a new address each time and meet no limit). The
+    sign-in counts' rule (``workbench.signin.signin_client``)."""
+    return signin_client(address)
 
 
 def csp_report_rate_wait(request: HttpRequest) -> int | None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from workbench.redis_client import redis_for, redis_key_for
+from workbench.redis_client import redis_for, redis_key_for, redis_unanswered
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ def rate_take(*, cache: str, windows: Sequence[RateWindow], what: str) -> RateCo
     try:
         wait_ms, *counts = _run(cache, windows, member=member, take=True)
     except (RedisError, OSError) as exc:
+        redis_unanswered(alias=cache, exc=exc)
         logger.warning("Rate limit (%s) skipped: the shared cache is unreachable (%s)", what, exc)
         return RateCount(allowed=True, wait=0.0, counts=tuple(0 for _ in windows), counted=False)
     if wait_ms > 0:
@@ -105,6 +106,7 @@ def rate_peek(*, cache: str, windows: Sequence[RateWindow]) -> float | None:
     try:
         wait_ms, *_counts = _run(cache, windows, member="", take=False)
     except (RedisError, OSError) as exc:
+        redis_unanswered(alias=cache, exc=exc)
         logger.warning("Request rate not looked at: the shared cache is unreachable (%s)", exc)
         return None
     return None if wait_ms <= 0 else wait_ms / 1000
@@ -120,6 +122,7 @@ def rate_give_back(*, cache: str, windows: Sequence[RateWindow], counted: RateCo
             pipe.zrem(_redis_key(cache, window), counted.member)
         pipe.execute()
     except (RedisError, OSError) as exc:
+        redis_unanswered(alias=cache, exc=exc)
         logger.warning("A counted request not given back: the shared cache is unreachable (%s)", exc)
 
 
@@ -128,6 +131,7 @@ def rate_clear(*, cache: str, window: RateWindow) -> None:
     try:
         redis_for(alias=cache).delete(_redis_key(cache, window))
     except (RedisError, OSError) as exc:
+        redis_unanswered(alias=cache, exc=exc)
         logger.warning("A request count not cleared: the shared cache is unreachable (%s)", exc)
 
 

@@ -383,6 +383,8 @@ REDIS_SHARED_CACHE = {
     "BACKEND": "django.core.cache.backends.redis.RedisCache",
     "LOCATION": REDIS_CLIENT_URL,
     "KEY_PREFIX": "wb",
+    # A Redis that does not answer costs a request this long, not redis-py's 5 s (``workbench.redis_client``).
+    "OPTIONS": {"socket_timeout": 1.0, "socket_connect_timeout": 1.0},
 }
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},

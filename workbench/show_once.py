@@ -23,7 +23,7 @@ from typing import Any
 from django.http import HttpRequest
 from redis.exceptions import RedisError
 
-from workbench.redis_client import redis_for, redis_key_for
+from workbench.redis_client import redis_for, redis_key_for, redis_unanswered
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ def show_once_hold(request: HttpRequest, *, name: str, value: dict[str, Any]) ->
     try:
         _client().set(_redis_key(handle), bytes(a ^ b for a, b in zip(plain, pad, strict=True)), ex=SHOW_ONCE_SECONDS)
     except (RedisError, OSError) as exc:
+        redis_unanswered(alias="shared", exc=exc)
         logger.warning("A new secret shown at once (not after the redirect): the shared cache is unreachable (%s)", exc)
         request.session.pop(name, None)
         return False
@@ -47,24 +48,42 @@ def show_once_hold(request: HttpRequest, *, name: str, value: dict[str, Any]) ->
     return True
 
 
+class ShowOnceLost(Exception):
+    """This session was to be shown a secret under the name, and it is gone: another tab or page load took it, its
+    ``SHOW_ONCE_SECONDS`` ran out, or Redis could not be reached. The message says so, for the page to show."""
+
+
+SHOW_ONCE_LOST_TEXT = (
+    "Your new key cannot be shown here: it was shown once already (in another tab, or a load of this page before "
+    "this one), its {minutes} minutes ran out, or the shared cache could not be reached. The key it was is kept "
+    "nowhere: rotate the token for a key you can copy."
+)
+
+
 def show_once_take(request: HttpRequest, *, name: str) -> dict[str, Any] | None:
-    """What ``show_once_hold`` held for this session under ``name``, once: None when nothing is held, it was taken
-    already (another tab, a replayed page load) or its time ran out. Either way nothing of it is left."""
+    """What ``show_once_hold`` held for this session under ``name``, once: None when nothing is held for it (a plain
+    load of the page). ``ShowOnceLost`` when something was held and is gone (taken already by another tab or a
+    replayed page load, its time ran out, Redis unreachable): the page says so, where it said nothing and read as
+    if no key had been made. Either way nothing of it is left."""
     held = request.session.pop(name, None)
     if not isinstance(held, dict) or not held.get("handle") or not held.get("pad"):
         return None
+    lost = ShowOnceLost(SHOW_ONCE_LOST_TEXT.format(minutes=SHOW_ONCE_SECONDS // 60))
     try:
         sealed = _client().getdel(_redis_key(str(held["handle"])))
         pad = bytes.fromhex(str(held["pad"]))
     except (RedisError, OSError) as exc:
+        redis_unanswered(alias="shared", exc=exc)
         logger.warning("A new secret not shown: the shared cache is unreachable (%s)", exc)
-        return None
+        raise lost from exc
     except ValueError:
-        return None
+        raise lost from None
     if not isinstance(sealed, bytes) or len(sealed) != len(pad):
-        return None
+        raise lost
     value = json.loads(bytes(a ^ b for a, b in zip(sealed, pad, strict=True)))
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        raise lost
+    return value
 
 
 def _client() -> Any:

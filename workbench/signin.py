@@ -18,6 +18,7 @@ refusal counts on ``/metrics`` (``workbench_signin_failures``), whose rate over 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 from typing import Any
 
@@ -55,12 +56,29 @@ def signin_address(request: HttpRequest | None) -> str:
     return request.META.get("REMOTE_ADDR") or ""
 
 
+def signin_client(address: str) -> str:
+    """Whose count a request from ``address`` is: an IPv4 address, or an IPv6 address's /64 (a host, or a home
+    network, is given a whole /64 and may send from any address of it: counted per address, each new address was a
+    fresh count of wrong passwords, so one /64 could guess one account's password without limit)."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:  # ::ffff:10.0.0.1 is 10.0.0.1
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 def _windows(username: str, address: str) -> tuple[RateWindow, RateWindow]:
-    """The account's count from this address and the address's over all accounts, in that order."""
+    """The account's count from this address (an IPv6 address's /64: ``signin_client``) and the address's over all
+    accounts, in that order."""
+    client = signin_client(address)
     return (
-        RateWindow(_key(username, address), FAILURES_PER_ACCOUNT_AND_ADDRESS, WINDOW_SECONDS),
+        RateWindow(_key(username, client), FAILURES_PER_ACCOUNT_AND_ADDRESS, WINDOW_SECONDS),
         # At least 1 (the settings refuse less at start): a limit under 1 refused every sign-in, right passwords too.
-        RateWindow(_address_key(address), max(1, int(settings.SIGNIN_FAILURES_PER_ADDRESS)), WINDOW_SECONDS),
+        RateWindow(_address_key(client), max(1, int(settings.SIGNIN_FAILURES_PER_ADDRESS)), WINDOW_SECONDS),
     )
 
 
@@ -82,7 +100,7 @@ def signin_try_done(*, username: str, address: str, taken: RateCount, wrong_pass
         if taken.counted and taken.counts[1] == windows[1].limit:  # once, when the pause begins: for the operators
             logger.warning(
                 "Sign-in from %s paused: %d wrong passwords over all accounts within %d minutes (password spraying?)",
-                address,
+                signin_client(address),
                 taken.counts[1],
                 WINDOW_SECONDS // 60,
             )

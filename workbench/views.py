@@ -54,7 +54,7 @@ from workbench.csp_reports import (
 from workbench.home import home_panels_for
 from workbench.models import ApiToken
 from workbench.roles import Perm, login_required
-from workbench.show_once import show_once_hold, show_once_take
+from workbench.show_once import ShowOnceLost, show_once_hold, show_once_take
 from workbench.storage import content_type_of, is_object_storage, playback_url
 from workbench.tokens import (
     ApiTokenScopeUnknown,
@@ -260,13 +260,18 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
         else:
             return render(request, "workbench/api_token.html", _api_token_context(request), status=400)
         return redirect("api-token-page")
-    return _api_token_shown(request, show_once_take(request, name=_API_TOKEN_ONCE_KEY) or {})
+    try:
+        once = show_once_take(request, name=_API_TOKEN_ONCE_KEY) or {}
+    except ShowOnceLost as exc:
+        return _api_token_shown(request, {}, lost=str(exc))
+    return _api_token_shown(request, once)
 
 
-def _api_token_shown(request: HttpRequest, once: dict[str, Any]) -> HttpResponse:
+def _api_token_shown(request: HttpRequest, once: dict[str, Any], *, lost: str = "") -> HttpResponse:
     context = {
         **_api_token_context(request),
         "error": "",
+        "lost": lost,
         "new_key": once.get("key", ""),
         "replaced": once.get("replaced"),
         "new_scope": once.get("scope", ""),

@@ -30,13 +30,12 @@ from moderation.integrations.signing import HEADER as SIGNATURE_HEADER_NAME
 from moderation.integrations.signing import TOLERANCE_SECONDS as SIGNATURE_TOLERANCE_SECONDS
 from moderation.integrations.webhooks import (
     webhook_endpoint_create,
-    webhook_endpoint_disable,
-    webhook_endpoint_enable,
     webhook_endpoint_events_set,
+    webhook_endpoint_switch,
     webhook_redeliver,
 )
 from workbench.roles import Perm, permission_required
-from workbench.show_once import show_once_hold, show_once_take
+from workbench.show_once import ShowOnceLost, show_once_hold, show_once_take
 
 
 def _render_list(
@@ -146,7 +145,10 @@ def _token_shown_next(request: HttpRequest, integration: Integration, *, token: 
 def integration_token(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(Integration, pk=pk)
     # Taken by any token page: one held for another integration (a redirect not followed) is gone too, not kept.
-    held = show_once_take(request, name=_SHOW_ONCE_KEY) or {}
+    try:
+        held = show_once_take(request, name=_SHOW_ONCE_KEY) or {}
+    except ShowOnceLost:  # the page says a token not shown here is not kept, and to rotate it
+        held = {}
     mine = held.get("pk") == integration.pk
     token, rotated = (str(held.get("token", "")), bool(held.get("rotated"))) if mine else ("", False)
     return _token_page(request, integration, token=token, rotated=rotated)
@@ -236,24 +238,31 @@ def endpoint_events(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def endpoint_toggle(request: HttpRequest, pk: int) -> HttpResponse:
+    """POST ``to`` (``on`` or ``off``, what the page's button says): enable or disable the endpoint, unless it is so
+    already (``webhook_endpoint_switch``: a stale page or a second click no longer flips it back)."""
     endpoint = get_object_or_404(WebhookEndpoint.objects.select_related("integration"), pk=pk)
-    if endpoint.is_active:
-        webhook_endpoint_disable(endpoint=endpoint, reason=f"Disabled by {request.user}.", by=request.user)  # type: ignore[arg-type]
+    to = request.POST.get("to", "")
+    if to not in ("on", "off"):
+        messages.error(request, "Say whether to enable or disable the endpoint (to=on or to=off): nothing changed.")
+        return redirect("moderation:webhook_endpoint", pk=pk)
+    endpoint, changed = webhook_endpoint_switch(endpoint=endpoint, active=to == "on", by=request.user)  # type: ignore[arg-type]
+    if not changed:
+        state = "enabled" if endpoint.is_active else f"disabled ({endpoint.disabled_reason})"
+        messages.info(request, f"The endpoint was {state} already, since this page was drawn: nothing changed.")
+    elif not endpoint.is_active:
         messages.success(
             request,
             "Endpoint disabled: its waiting deliveries are held until you enable it again, and events that happen "
             "meanwhile are not sent to it.",
         )
+    elif endpoint.integration.is_active:
+        messages.success(request, "Endpoint enabled: its held deliveries go out now.")
     else:
-        webhook_endpoint_enable(endpoint=endpoint, by=request.user)  # type: ignore[arg-type]
-        if endpoint.integration.is_active:
-            messages.success(request, "Endpoint enabled: its held deliveries go out now.")
-        else:
-            messages.success(
-                request,
-                f"Endpoint enabled. “{endpoint.integration.name}” is switched off, so its held deliveries go out "
-                "when it is switched on.",
-            )
+        messages.success(
+            request,
+            f"Endpoint enabled. “{endpoint.integration.name}” is switched off, so its held deliveries go out "
+            "when it is switched on.",
+        )
     return redirect("moderation:webhook_endpoint", pk=pk)
 
 

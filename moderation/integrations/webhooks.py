@@ -185,6 +185,22 @@ def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str, by: User
 
 
 @transaction.atomic
+def webhook_endpoint_switch(
+    *, endpoint: WebhookEndpoint, active: bool, by: User | None = None
+) -> tuple[WebhookEndpoint, bool]:
+    """Enable (``active``) or disable ``endpoint`` as its page's button asked, and whether that changed it: one
+    already so (another admin, a second click, its failures disabled it since the page was drawn) is left as it is.
+    The button flipped whatever the state was: a Disable clicked on a page drawn before the endpoint disabled itself
+    (or posted twice) enabled it again and sent its held deliveries to a receiver an admin meant to cut off."""
+    locked = WebhookEndpoint.objects.select_for_update().select_related("integration").get(pk=endpoint.pk)
+    if locked.is_active == active:
+        return locked, False
+    if active:
+        return webhook_endpoint_enable(endpoint=locked, by=by), True
+    return webhook_endpoint_disable(endpoint=locked, reason=f"Disabled by {by}.", by=by), True
+
+
+@transaction.atomic
 def webhook_redeliver(*, delivery: WebhookDelivery, by: User | None = None) -> WebhookDelivery:
     """Send a delivery again now (also a delivered one: receivers de-duplicate on the event id). Recorded in the
     audit log (an event's data sent to a receiver once more)."""

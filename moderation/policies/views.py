@@ -62,7 +62,8 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "versions": versions,
             "rows": selectors.policy_taxonomy_rows(version=active) if active else [],
             "can_edit": request.user.has_perm(Perm.EDIT_POLICY),
-            "model_choice": int(chosen) if chosen.isdigit() and len(chosen) < 19 else policy.serving_model_id,
+            # ``row_id``: "²" passed ``str.isdigit()`` and ``int()`` refused it (a 500).
+            "model_choice": row_id(chosen) or policy.serving_model_id,
             "stale_ids": selectors.policy_stale_draft_ids(versions=versions),
             "diff_a": versions[1] if len(versions) > 1 else None,
             "diff_b": versions[0] if versions else None,

@@ -26,7 +26,7 @@ from moderation.review.selectors import (
     audit_queue_slugs_hidden_from,
 )
 from moderation.review.services import review_queues_delete, review_queues_edited
-from workbench.text import shown_json, shown_name, shown_text
+from workbench.text import row_id, shown_json, shown_name, shown_text
 
 
 class ReviewQueueAdminForm(forms.ModelForm):
@@ -125,9 +125,9 @@ class VideosOpenToStaffAdmin(admin.ModelAdmin):
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Any], search_term: str) -> Any:
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        term = search_term.strip()
-        if term.isdigit() and len(term) < 19:
-            found = found | queryset.filter(pk=int(term))
+        # ``row_id``: "²" passed ``str.isdigit()`` and ``int()`` refused it (a 500 on the admin's search).
+        if (pk := row_id(search_term)) is not None:
+            found = found | queryset.filter(pk=pk)
         return found, may_have_duplicates
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:

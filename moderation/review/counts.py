@@ -26,6 +26,8 @@ from django.core.cache import cache, caches
 from django.db import connection, transaction
 from redis.exceptions import RedisError
 
+from workbench.redis_client import redis_paused, redis_unanswered
+
 logger = logging.getLogger(__name__)
 
 UNKNOWN = "unknown"  # the generation when Redis does not answer: never equal to a stored token
@@ -43,9 +45,12 @@ def counts_generations(queue_ids: Iterable[int]) -> dict[int, str]:
     """Each queue's current token (``""`` before its first forget), in one Redis round trip;
     ``UNKNOWN`` for all when Redis does not answer."""
     ids = list(queue_ids)
+    if redis_paused(alias="shared"):  # it timed out a moment ago: not waited for again on every page
+        return dict.fromkeys(ids, UNKNOWN)
     try:
         got = caches["shared"].get_many([_generation_key(pk) for pk in ids])
     except (RedisError, OSError) as exc:
+        redis_unanswered(alias="shared", exc=exc)
         logger.warning("Queue counts reused for their time only: the shared cache is unreachable (%s)", exc)
         return dict.fromkeys(ids, UNKNOWN)
     return {pk: got.get(_generation_key(pk), "") for pk in ids}
@@ -82,6 +87,7 @@ def review_queue_counts_forget(*, queue_ids: Iterable[int]) -> None:
             # No expiry: a token that vanished would bring back counts kept under the one before it.
             caches["shared"].set_many({_generation_key(pk): token for pk in ids}, timeout=None)
         except (RedisError, OSError) as exc:
+            redis_unanswered(alias="shared", exc=exc)
             logger.warning("Queue counts %s not forgotten: the shared cache is unreachable (%s)", ids, exc)
 
     transaction.on_commit(forget)

@@ -22,6 +22,7 @@ from django.db.models import (
     CharField,
     Count,
     Exists,
+    ExpressionWrapper,
     F,
     Min,
     Model,
@@ -278,10 +279,15 @@ def review_queue_named_for(
 def _review_queues_visible(queues: QuerySet[ReviewQueue], *, user: User) -> QuerySet[ReviewQueue]:
     """The group rule: those of ``queues`` open to all or restricted to a group of ``user``'s (all of them for a
     superuser)."""
+    return queues.filter(_review_queue_visible_q(user=user, field="pk"))
+
+
+def _review_queue_visible_q(*, user: User, field: str) -> Q:
+    """The group rule as a filter (or an annotation) of any queryset whose ``field`` is a queue id."""
     if user.is_superuser:
-        return queues
-    restricted = ReviewQueue.allowed_groups.through.objects.filter(reviewqueue_id=OuterRef("pk"))
-    return queues.filter(~Exists(restricted) | Exists(restricted.filter(group__user=user)))
+        return Q(pk__isnull=False)
+    restricted = ReviewQueue.allowed_groups.through.objects.filter(reviewqueue_id=OuterRef(field))
+    return ~Exists(restricted) | Exists(restricted.filter(group__user=user))
 
 
 def review_queues_for(*, user: User) -> QuerySet[ReviewQueue]:
@@ -868,14 +874,26 @@ def review_agreement(*, queues: Iterable[ReviewQueue]) -> dict[str, Any]:
     }
 
 
-def review_prior_reviews(*, task: ReviewTask) -> list[Review]:
-    """For an adjudication task only: the verdicts that disagreed (other reviewers never see them)."""
-    return list(
+def review_prior_reviews(*, task: ReviewTask, user: User) -> list[Review]:
+    """For an adjudication task only: the verdicts that disagreed (other reviewers never see them), each with the
+    queue it was given in as ``user`` may read it (``queue_named``: ``review_queue_named_for``; an adjudication queue
+    an admin named open to all takes a restricted queue's disagreements, and its name was on the item)."""
+    visible = ExpressionWrapper(_review_queue_visible_q(user=user, field="task__queue_id"), output_field=BooleanField())
+    reviews: list[Review] = list(
         Review.objects.filter(decision_id=task.decision_id, task__is_gold=False)
         .exclude(task=task)
         .select_related("reviewer", "task__queue")
+        .annotate(queue_visible=visible)
         .order_by("created_at")
     )
+    for review in reviews:
+        review.queue_named = review_queue_named_for(  # type: ignore[attr-defined]
+            user=user,
+            queue=review.task.queue,
+            hidden="another queue",
+            visible=review.queue_visible,  # type: ignore[attr-defined]
+        )
+    return reviews
 
 
 def review_escalations_into(*, task: ReviewTask, user: User) -> list[dict[str, Any]]:
@@ -1092,7 +1110,7 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
         "waiting": review_queue_waiting(queue=task.queue),
         # Independence: in queues that take new decisions reviewers never see each other's verdicts;
         # senior and adjudication queues (handed items, not routed ones) see the earlier verdicts.
-        "prior_reviews": [] if task.queue.routes_new_decisions else review_prior_reviews(task=task),
+        "prior_reviews": [] if task.queue.routes_new_decisions else review_prior_reviews(task=task, user=user),
         # A handed-on item says who escalated it, from where and why (the reason was only in the audit log).
         "escalations": [] if task.queue.routes_new_decisions else review_escalations_into(task=task, user=user),
         # An item this reviewer escalated (opened again, e.g. with Back) says where it went, with no live form.
@@ -1420,17 +1438,23 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
         label = decision.label or decision.policy_version.safe_label
         model = {"decision": decision, "label": label, "label_name": names.get(label, "")}
     tasks = video_review_items(video=video).select_related("queue", "claimed_by")
+    # Each open item's queue named only to who may see it (``review_queue_named_for``): an item escalated to a senior
+    # queue restricted to groups the viewer is not of waits there, on the page of a video they still see.
+    visible = ExpressionWrapper(_review_queue_visible_q(user=user, field="queue_id"), output_field=BooleanField())
     open_tasks = [
         {
             "task": task,
+            "queue_named": review_queue_named_for(
+                user=user, queue=task.queue, hidden="a queue not open to you", visible=task.queue_visible
+            ),
             "mine": task.status == ReviewTask.Status.CLAIMED and task.claimed_by_id == user.pk,
             "may_open": task.status == ReviewTask.Status.CLAIMED
             and task.claimed_by_id == user.pk
             and review_queue_may_work(user=user, queue=task.queue),
         }
-        for task in tasks.filter(status__in=[ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED]).order_by(
-            "created_at", "pk"
-        )
+        for task in tasks.filter(status__in=[ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED])
+        .annotate(queue_visible=visible)
+        .order_by("created_at", "pk")
     ]
     review = final = None
     if not open_tasks:

@@ -114,6 +114,34 @@ def review_queue_adjudication_default() -> ReviewQueue:
     return queue
 
 
+def review_queue_adjudication_for(*, queue: ReviewQueue) -> ReviewQueue:
+    """Where ``queue``'s disagreements go: the adjudication queue it names, else the default one, else, for a queue
+    restricted to groups, an adjudication queue of its own restricted to the same groups (made on its first
+    disagreement, ``adjudication-<id>``, its groups kept the same as ``queue``'s at each one).
+
+    The default adjudication queue is open to every reviewer, and an item there opens its video to them
+    (``video_open_to_q``: an item of the same policy in a queue open to all): two members of a restricted queue who
+    disagreed handed its video, both verdicts and their notes to every moderator, with no admin having chosen it. An
+    adjudication queue an admin names (open or not) is their choice, as an open senior queue is."""
+    if queue.adjudication_queue_id is not None:
+        return queue.adjudication_queue  # type: ignore[return-value]
+    groups = list(queue.allowed_groups.all())
+    if not groups:
+        return review_queue_adjudication_default()
+    own, created = ReviewQueue.objects.get_or_create(
+        slug=f"{ReviewQueue.ADJUDICATION_SLUG}-{queue.pk}",
+        defaults={
+            "name": f"Adjudication · {queue.name}"[: ReviewQueue._meta.get_field("name").max_length or 200],
+            "kind": queue.kind,
+            "routes_new_decisions": False,
+            "priority": 50,
+        },
+    )
+    if created or set(own.allowed_groups.all()) != set(groups):
+        own.allowed_groups.set(groups)
+    return own
+
+
 def _item_priority(decision: Decision, queue: ReviewQueue | None = None) -> int:
     # Likely violations first; unparseable model output needs a human most of all.
     if decision.parse_error:
@@ -1192,7 +1220,7 @@ def _settle(task: ReviewTask, review: Review, user: User) -> None:
         )
         return
     if len(labels) > 1:
-        target = task.queue.adjudication_queue or review_queue_adjudication_default()
+        target = review_queue_adjudication_for(queue=task.queue)
         adjudication, created = _hand_on(decision, target, deadline=task.deadline)
         if created:
             audit_event_record(

@@ -264,7 +264,8 @@ def tag_search(request: HttpRequest) -> HttpResponse:
     found = selectors.tag_search_ranked(
         query=query,
         tag_set=tag_set,
-        video_id=int(video) if video.isdigit() and not pick else None,
+        # ``row_id``: "²" passed ``str.isdigit()`` and ``int()`` refused it, as it did 5,000 digits (a 500).
+        video_id=None if pick else row_id(video),
         videos_visible=videos_open_to(user=request.user),
     )
     context = {"tags": found.tags, "total": found.total, "q": query, "pick": pick, "tag_set": tag_set}

@@ -85,7 +85,9 @@ def test_an_endpoint_disabled_after_failed_attempts_holds_its_deliveries_and_sen
         assert "2 held" in re.search(rf'<tr id="endpoint-{endpoint.pk}">(.*?)</tr>', listed, re.S).group(1)  # type: ignore[union-attr]
 
         with django_capture_on_commit_callbacks(execute=False) as callbacks:
-            enabled = admin.post(f"/integrations/endpoints/{endpoint.pk}/toggle/", follow=True).content.decode()
+            enabled = admin.post(
+                f"/integrations/endpoints/{endpoint.pk}/toggle/", {"to": "on"}, follow=True
+            ).content.decode()
         assert "Endpoint enabled: its held deliveries go out now." in enabled
         assert _queued(callbacks) == [first, second]  # both go out at once, not at their old retry times
         assert webhook_delivery_send(delivery_id=first) == "delivered"
@@ -105,7 +107,7 @@ def test_an_endpoint_an_admin_disabled_says_so_and_a_live_retry_still_shows_its_
     row = _row(admin.get(f"/integrations/endpoints/{endpoint.pk}/").content.decode(), delivery_id)
     assert "Retrying" in row and f"Next try {timezone.localtime(later):%H:%M:%S}" in row and "Redeliver" in row
 
-    disabled = admin.post(f"/integrations/endpoints/{endpoint.pk}/toggle/", follow=True).content.decode()
+    disabled = admin.post(f"/integrations/endpoints/{endpoint.pk}/toggle/", {"to": "off"}, follow=True).content.decode()
     assert "its waiting deliveries are held until you enable it again" in disabled
     row = _row(disabled, delivery_id)
     assert "Held: endpoint disabled" in row and "failed attempts" not in row and "Next try" not in row

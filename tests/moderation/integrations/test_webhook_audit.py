@@ -41,8 +41,8 @@ def test_an_admins_endpoint_changes_are_audited_without_the_secret(platform, mak
     admin.post(events_url, {"event_types": ["model.promoted"]})
     admin.post(events_url, {"event_types": ["model.promoted"]})  # the same choices again: nothing changes
     toggle = reverse("moderation:webhook_endpoint_toggle", args=[endpoint.pk])
-    admin.post(toggle)  # disable
-    admin.post(toggle)  # enable
+    admin.post(toggle, {"to": "off"})  # disable
+    admin.post(toggle, {"to": "on"})  # enable
 
     name = user.username
     assert _endpoint_events(endpoint) == [
