@@ -224,3 +224,15 @@ def test_the_environment_variable_is_refused_as_set_not_clamped() -> None:
         "?: (workbench.E005) MEDIA_S3_READ_TIMEOUT=0.0",
         "?: (workbench.E005) VLLM_GPU_MEMORY_UTILIZATION=85.0",
     ]
+
+
+def test_a_target_accuracy_a_retraining_would_refuse_is_refused_at_start(settings: Any) -> None:
+    """A stage-1 retraining refuses a target accuracy under 0.5 (``stage1.routing``): allowed at start (the row's
+    minimum was 0), every retraining failed hours later. The row and the retraining's rule agree now."""
+    settings.CASCADE_TARGET_ACCURACY = 0.2
+    assert [msg for _, msg, _ in _bounds_errors()] == [
+        "CASCADE_TARGET_ACCURACY=0.2 is out of range: allowed 0.5 to 1 (a fraction: 0.85, not 85; a binary guess is "
+        "right half the time)."
+    ]
+    settings.CASCADE_TARGET_ACCURACY = 0.5
+    assert _bounds_errors() == []
