@@ -21,6 +21,14 @@ for arg in "$@"; do
     no:xdist) workers=() dist=() ;;
   esac
 done
+# Bytecode: setup.sh installs with --no-compile and counts on Python keeping each module's .pyc from its first import.
+# Where PYTHONDONTWRITEBYTECODE is set (this machine's shells set it) nothing is kept: every test process (each xdist
+# worker, each Celery worker, server or script a test starts) compiled torch, transformers, sklearn... from source
+# again. The test run keeps them under var/pycache instead, beside nothing of the sources or the venv.
+if [[ -n "${PYTHONDONTWRITEBYTECODE:-}" && -z "${PYTHONPYCACHEPREFIX:-}" ]]; then
+  unset PYTHONDONTWRITEBYTECODE
+  export PYTHONPYCACHEPREFIX="$PWD/var/pycache"
+fi
 status=0
 .venv/bin/pytest "${workers[@]}" "${dist[@]}" "$@" || status=$?
 if [[ -z "${DATABASE_URL:-}" && "${WORKBENCH_KEEP_DB:-0}" != "1" ]]; then

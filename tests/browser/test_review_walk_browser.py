@@ -50,9 +50,9 @@ def test_n_takes_the_next_item_of_the_queue_the_moderator_is_in(page, make_user,
     """Seen in Chromium: on the queue list "n" claimed a tag-review item (the tags queue "Content tags" sorts
     before "Default"), and from a held item's queue list it opened another queue's item instead of going back."""
     from moderation.review.models import ReviewQueue
-    from moderation.tagging.services import tag_queue_default
+    from tests.factories import TagTaskFactory
 
-    tag_item = _task(policy_version, queue=tag_queue_default(), decision__video__title="TAG ITEM")
+    tag_item = TagTaskFactory(decision__policy_version=policy_version, decision__video__title="TAG ITEM")
     first = _task(policy_version, priority=5, decision__video__title="MODERATION 1")
     _task(policy_version, priority=4, decision__video__title="MODERATION 2")
     sign_in(page, make_user("moderator").username)

@@ -22,7 +22,7 @@ from moderation.review.services import (
     review_submit,
     review_tasks_create_for_decision,
 )
-from tests.factories import DecisionFactory
+from tests.factories import DecisionFactory, TagTaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -698,7 +698,7 @@ def test_tagging_a_video_does_not_keep_its_moderation_item_from_the_tagger(make_
 
     task = make_task()
     tags = tag_queue_default()
-    tag_item = ReviewTask.objects.create(decision=task.decision, queue=tags)
+    tag_item = TagTaskFactory(decision=task.decision)
     moderator = make_user("moderator")
     assert review_claim_next(user=moderator, queue=tags).pk == tag_item.pk
     ReviewTask.objects.filter(pk=tag_item.pk).update(status=ReviewTask.Status.DONE, completed_at=timezone.now())
@@ -707,7 +707,7 @@ def test_tagging_a_video_does_not_keep_its_moderation_item_from_the_tagger(make_
     review_submit(task=task, user=moderator, verdict="approve")  # refused before: "You reviewed this item in …"
 
     # The reverse: the video's moderator may tag it.
-    other = ReviewTask.objects.create(decision=make_task().decision, queue=tags)
+    other = TagTaskFactory(decision=make_task().decision)
     decided = ReviewTask.objects.filter(decision=other.decision).exclude(pk=other.pk).get()
     ReviewTask.objects.filter(pk=decided.pk).update(
         status=ReviewTask.Status.DONE, claimed_by=moderator, completed_at=timezone.now()
@@ -750,7 +750,7 @@ def test_the_queue_list_offers_claim_next_exactly_where_the_claim_finds_an_item_
     from moderation.tagging.services import tag_queue_default
 
     tags = tag_queue_default()
-    hidden_item = ReviewTask.objects.create(decision=make_task().decision, queue=tags)
+    hidden_item = TagTaskFactory(decision=make_task().decision)
     hidden_video = hidden_item.decision.video
     ReviewTask.objects.filter(decision__video=hidden_video).exclude(pk=hidden_item.pk).delete()  # only the tags item
     experts = _queue("experts-only")
@@ -779,6 +779,6 @@ def test_the_queue_list_offers_claim_next_exactly_where_the_claim_finds_an_item_
 
     # An item the moderator may open arrives behind it: offered to them again, and the claim hands them that one.
     ReviewTask.objects.filter(pk=hidden_item.pk).update(priority=10)  # the hidden one stays first in claim order
-    open_item = ReviewTask.objects.create(decision=make_task().decision, queue=tags)
+    open_item = TagTaskFactory(decision=make_task().decision)
     assert row(moderator)["claim"] == "enabled"
     assert review_claim_next(user=moderator, queue=tags).pk == open_item.pk

@@ -37,6 +37,7 @@ from tests.factories import (
     ModelVersionFactory,
     ReviewTaskFactory,
     SegmentFactory,
+    TagTaskFactory,
     UserFactory,
     VideoFactory,
 )
@@ -82,7 +83,7 @@ def world(policy_version: Any) -> World:
     adjudication = Adjudication.objects.create(video=hidden, decision=decision, kind="reported_pass", reason="r")
     tags = ReviewQueue.objects.create(slug="expert-tags", name="Expert tags", kind=ReviewQueue.Kind.TAGS)
     tags.allowed_groups.add(experts)
-    tag_task = ReviewTask.objects.create(decision=decision, queue=tags)
+    tag_task = TagTaskFactory(decision=decision, queue=tags)
     pair = ReproCandidate.objects.create(video=plain, original=hidden, score=0.9)
     urls = [
         reverse("moderation:video_detail", args=[hidden.pk]),
@@ -543,11 +544,11 @@ def test_migration_0040_drops_unworked_open_tags_items_of_restricted_videos(worl
 
     migration = importlib.import_module("moderation.migrations.0040_video_routed_restricted")
     tags = tag_queue_default()
-    leak = ReviewTask.objects.create(decision=world.task.decision, queue=tags)
-    worked = ReviewTask.objects.create(decision=world.task.decision, queue=tags, slot=1, status=ReviewTask.Status.DONE)
+    leak = TagTaskFactory(decision=world.task.decision)
+    worked = TagTaskFactory(decision=world.task.decision, slot=1, status=ReviewTask.Status.DONE)
     shared_decision = ReviewTask.objects.filter(decision__video=world.shared).first().decision  # type: ignore[union-attr]
-    shared = ReviewTask.objects.create(decision=shared_decision, queue=tags)
-    plain = ReviewTask.objects.create(decision=world.plain.decisions.get(), queue=tags)
+    shared = TagTaskFactory(decision=shared_decision)
+    plain = TagTaskFactory(decision=world.plain.decisions.get())
     # It opens the video to no one any more (a tags item grants nothing), but it would be claimed by outsiders.
     assert not video_open_to(user=world.outsider, video_id=world.hidden.pk)
 
@@ -563,12 +564,9 @@ def test_a_worked_tags_item_does_not_open_a_restricted_video(world: World) -> No
     """A done or escalated item in the open tags queue (0040 kept worked ones; a video tagged before a later
     decision was routed to a restricted queue keeps its) made the video visible to every moderator: its page,
     the API, its media files and the audit log's events about it."""
-    from moderation.tagging.services import tag_queue_default
-
-    tags = tag_queue_default()
     decision = world.task.decision
-    done = ReviewTask.objects.create(decision=decision, queue=tags, status=ReviewTask.Status.DONE)
-    ReviewTask.objects.create(decision=decision, queue=tags, slot=1, status=ReviewTask.Status.ESCALATED)
+    done = TagTaskFactory(decision=decision, status=ReviewTask.Status.DONE)
+    TagTaskFactory(decision=decision, slot=1, status=ReviewTask.Status.ESCALATED)
     event = audit_event_record(actor=None, action="secret.tagged", obj=world.hidden, payload={"tags": ["x"]})
     outsider = _client(world.outsider)
     assert not video_open_to(user=world.outsider, video_id=world.hidden.pk)
@@ -593,12 +591,10 @@ def test_routing_a_tagged_video_to_a_restricted_queue_drops_its_unworked_open_ta
     waiting tags item would be handed to moderators who may no longer open it. It is dropped; a worked one stays
     (it holds who tagged it) and opens nothing."""
     from moderation.review.services import review_tasks_create_for_decision
-    from moderation.tagging.services import tag_queue_default
 
-    tags = tag_queue_default()
     first = world.plain.decisions.get()
-    waiting = ReviewTask.objects.create(decision=first, queue=tags)
-    worked = ReviewTask.objects.create(decision=first, queue=tags, slot=1, status=ReviewTask.Status.DONE)
+    waiting = TagTaskFactory(decision=first)
+    worked = TagTaskFactory(decision=first, slot=1, status=ReviewTask.Status.DONE)
     assert video_open_to(user=world.outsider, video_id=world.plain.pk)
 
     again = DecisionFactory(
@@ -714,11 +710,9 @@ def test_the_claim_statement_and_the_video_rule_agree(world: World) -> None:
 
     from moderation.media.selectors import video_open_to_q
     from moderation.review.services import ModerationError, review_claim_next
-    from moderation.tagging.services import tag_queue_default
 
-    open_tags = tag_queue_default()
     for video in (world.hidden, world.shared, world.plain):  # a tags item for each, restricted or not
-        ReviewTask.objects.create(decision=video.decisions.first(), queue=open_tags)
+        TagTaskFactory(decision=video.decisions.first())
     ReviewTaskFactory(decision=world.plain.decisions.first())  # the default queue: open to all
     users = (world.outsider, world.expert, world.admin, _staff("moderator", "labeler", "experts-not"))
     for queue in ReviewQueue.objects.all():

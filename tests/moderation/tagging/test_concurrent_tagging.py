@@ -130,14 +130,14 @@ def _held_tag_item(make_user):  # type: ignore[no-untyped-def]
 
     from moderation.review.services import review_claim_next
     from moderation.tagging.services import tag_queue_default
-    from tests.factories import ReviewTaskFactory
+    from tests.factories import ReviewTaskFactory, TagTaskFactory
 
     video, food, _travel, _clients = _setup(make_user)
     queue = tag_queue_default()
     taggers = Group.objects.create(name="taggers")
     queue.allowed_groups.add(taggers)
     ReviewTaskFactory(decision=video.decisions.get())  # its moderation item, in the default queue open to all
-    item = ReviewTaskFactory(decision=video.decisions.get(), queue=queue)
+    item = TagTaskFactory(decision=video.decisions.get())
     bob = make_user("moderator")
     bob.groups.add(taggers)
     assert review_claim_next(user=bob, queue=queue).pk == item.pk

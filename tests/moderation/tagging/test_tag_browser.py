@@ -4,7 +4,6 @@ queue, an admin retrains the ranker from those events, and the next video is ran
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,18 +84,20 @@ def test_reviewer_accepts_rejects_adds_and_the_ranker_retrains(  # type: ignore[
     assert sum(a == "reject" for a in events.values()) == len(names) - 1
     assert sorted(VideoTag.objects.filter(video=first.video).values_list("tag__name", flat=True)) == ["火锅", "舞蹈"]
 
-    # Retrain from the UI; the worker trains it and re-scores the next video's suggestions.
+    # Retrain from the UI; the worker trains it and re-scores the next video's suggestions. The page follows the run
+    # and reloads itself once it ended (HX-Refresh): wait for that page, not on a clock (a reload of our own could
+    # cut across the page's).
     page.goto("/tags/ranker/")
-    page.click("[data-retrain]")
-    deadline = time.monotonic() + 180  # the worker fits the ranker; a loaded CI machine is slow
-    while not TagRanker.objects.filter(is_active=True, kind=TagRanker.Kind.LOGISTIC).exists():
-        assert time.monotonic() < deadline, "the ranker was not retrained"
-        time.sleep(0.5)
+    with page.expect_navigation():
+        page.click("[data-retrain]")
+    ended = page.locator("#ranker-runs [data-run]:not([data-run-status=queued]):not([data-run-status=running])")
+    ended.wait_for(timeout=180_000)  # the worker fits the ranker; a loaded CI machine is slow
+    assert ended.get_attribute("data-run-status") == "done", page.inner_text("#ranker-runs")
+    assert page.locator("[data-ranker-kind=logistic]").count() == 1
     ranker = TagRanker.objects.get(is_active=True)
+    assert ranker.kind == TagRanker.Kind.LOGISTIC
     assert ranker.n_events == len(events) == 5  # 1 accept, 3 rejects, 1 add (with its candidate features)
     assert set(TagSuggestion.objects.filter(video=second.video).values_list("ranker_id", flat=True)) == {ranker.pk}
-    page.reload()
-    assert page.locator("[data-ranker-kind=logistic]").count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
