@@ -77,6 +77,9 @@ def test_a_port_another_program_serves_is_refused_before_anything_starts(
         assert f"Cannot serve on 127.0.0.1:{port}" in str(refused.value)
         assert f"./run.sh --bind 127.0.0.1:{port + 1}" in str(refused.value)
         assert started == []
+        said: list[str] = []
+        assert bind_in_use(f"127.0.0.1:{port}", wait_s=0.6, say=said.append) is not None
+        assert said == [f"127.0.0.1:{port} is in use; waiting up to 1 s for it to be freed…"]
     assert bind_in_use(f"127.0.0.1:{port}") is None  # free again
     assert bind_in_use("unix:/tmp/wb.sock") is None
 
@@ -123,3 +126,14 @@ def test_ctrl_c_before_the_processes_start_stops_the_embedded_services(
     call_command("up", "--no-demo", "--bind", "127.0.0.1:0", stdout=out)
     assert calls == ["start", "stop"]
     assert "Embedded PostgreSQL in x." in out.getvalue() and "Interrupted." in out.getvalue()
+
+
+def test_gunicorns_control_socket_is_this_nodes_not_one_for_the_whole_machine(settings: Any) -> None:
+    """gunicorn 23+ opens a control socket, by default `$HOME/.gunicorn/gunicorn.ctl`: every checkout's `./run.sh` on
+    a machine took it from the last one started, and the first to stop unlinked the running one's."""
+    import importlib
+
+    from workbench import gunicorn_conf
+
+    importlib.reload(gunicorn_conf)
+    assert gunicorn_conf.control_socket == str(settings.VAR_DIR / "gunicorn.ctl")

@@ -125,7 +125,7 @@ def instance_lock(var_dir: Path, *, bind: str) -> Iterator[None]:
         os.close(fd)
 
 
-def bind_in_use(bind: str, *, wait_s: float = 0.0) -> str | None:
+def bind_in_use(bind: str, *, wait_s: float = 0.0, say: Callable[[str], Any] = lambda _: None) -> str | None:
     """Why ``bind`` (``HOST:PORT``) cannot be served now, else None, having waited up to ``wait_s`` for it to be
     freed (the web server of a run just stopped or killed lets its requests finish first). Checked before anything
     starts: gunicorn failing to bind was retried 6 times, then ``up`` stopped everything, having printed "Open
@@ -136,6 +136,7 @@ def bind_in_use(bind: str, *, wait_s: float = 0.0) -> str | None:
     host = host.strip("[]")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     deadline = time.monotonic() + wait_s
+    waited = False
     while True:
         with socket.socket(family, socket.SOCK_STREAM) as s:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no obstacle
@@ -149,6 +150,9 @@ def bind_in_use(bind: str, *, wait_s: float = 0.0) -> str | None:
                         f"Cannot serve on {bind}: {reason}. Another program (another checkout's `./run.sh`?) listens "
                         f"there: stop it, or choose a free port, `./run.sh --bind {host}:{int(port) + 1}`."
                     )
+                if not waited:
+                    say(f"{bind} is in use; waiting up to {wait_s:.0f} s for it to be freed…")
+                    waited = True
         time.sleep(0.5)
 
 
@@ -245,7 +249,7 @@ class Command(BaseCommand):
         # Media storage first: wrong credentials or a missing bucket stop `up` before anything starts.
         call_command("check_storage")
         with instance_lock(Path(settings.VAR_DIR), bind=opts["bind"]):
-            problem = bind_in_use(opts["bind"], wait_s=BIND_WAIT_S)
+            problem = bind_in_use(opts["bind"], wait_s=BIND_WAIT_S, say=self.stdout.write)
             if problem:
                 raise CommandError(problem)
             from workbench.embedded import start_configured, stop_configured
