@@ -137,3 +137,36 @@ def test_gunicorns_control_socket_is_this_nodes_not_one_for_the_whole_machine(se
 
     importlib.reload(gunicorn_conf)
     assert gunicorn_conf.control_socket == str(settings.VAR_DIR / "gunicorn.ctl")
+
+
+def test_up_says_when_its_web_server_answers_not_when_it_was_started() -> None:
+    """ "Open http://…/" was printed as gunicorn started; on a loaded machine it answered a minute later."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from workbench.management.commands.up import wait_until_serving
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert wait_until_serving(f"127.0.0.1:{port}", stopping=lambda: False, timeout_s=1) is None  # nobody answers
+    assert wait_until_serving(f"127.0.0.1:{port}", stopping=lambda: True) is None  # Ctrl-C ends the wait
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503)  # any answer: the server is up
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", port), Answer)
+    later = threading.Timer(1.0, server.serve_forever)
+    later.start()
+    try:
+        seconds = wait_until_serving(f"127.0.0.1:{port}", stopping=lambda: False, timeout_s=20)
+        assert seconds is not None and 0.9 <= seconds < 15
+    finally:
+        server.shutdown()
+        server.server_close()
+        later.join()

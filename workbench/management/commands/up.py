@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import errno
 import fcntl
+import http.client
 import os
 import secrets
 import shutil
@@ -18,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -154,6 +156,29 @@ def bind_in_use(bind: str, *, wait_s: float = 0.0, say: Callable[[str], Any] = l
                     say(f"{bind} is in use; waiting up to {wait_s:.0f} s for it to be freed…")
                     waited = True
         time.sleep(0.5)
+
+
+def wait_until_serving(bind: str, *, stopping: Callable[[], bool], timeout_s: float = 600) -> float | None:
+    """Seconds until the web server on ``bind`` answers an HTTP request (any status), None on Ctrl-C, after
+    ``timeout_s`` or for a unix socket. ``up`` printed "Open http://…/" as soon as it had started gunicorn, which on
+    a loaded 2-core machine answered a minute later: the browser sat on a blank page meanwhile."""
+    if bind.startswith("unix:") or ":" not in bind:
+        return None
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - where a wildcard bind answers
+    began = time.monotonic()
+    while not stopping() and time.monotonic() - began < timeout_s:
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            return time.monotonic() - began
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.5)
+        finally:
+            connection.close()
+    return None
 
 
 _PR_SET_PDEATHSIG = 1
@@ -350,9 +375,20 @@ class Command(BaseCommand):
             "development mode (DEBUG on)" if opts["debug"] else "production mode (DEBUG off; --debug for development)"
         )
         self.stdout.write(f"Serving in {mode}.")
-        self.stdout.write(self.style.SUCCESS(f"Open http://{opts['bind']}/ and sign in as one of the demo users."))
-
         stopping = False
+
+        def say_when_serving() -> None:
+            seconds = wait_until_serving(opts["bind"], stopping=lambda: stopping)
+            if seconds is not None:
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"Web server answering after {seconds:.0f} s: open http://{opts['bind']}/ and sign in as one "
+                        "of the demo users."
+                    )
+                )
+
+        self.stdout.write(f"Web server starting on http://{opts['bind']}/ (the next line says when it answers).")
+        threading.Thread(target=say_when_serving, daemon=True).start()
         generating = False
 
         def stop(*_: Any) -> None:
