@@ -20,6 +20,10 @@ timeout = settings.WEB_TIMEOUT
 # its own grace period, which must be longer).
 graceful_timeout = settings.WEB_GRACEFUL_TIMEOUT
 keepalive = 5  # behind a proxy that keeps connections open
+# gunicorn's control socket (`gunicorn ctl`): this node's state folder, not the one `$HOME/.gunicorn/gunicorn.ctl` of
+# every gunicorn on the machine, which each start took from the last (a second checkout's `./run.sh`, a stop
+# unlinking the running one's socket).
+control_socket = str(settings.VAR_DIR / "gunicorn.ctl")
 # Workers' heartbeat files on tmpfs (gunicorn's advice for containers: on a disk-backed overlay filesystem a
 # blocked write makes the arbiter take a busy worker for a dead one). gunicorn makes them with mkstemp.
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108

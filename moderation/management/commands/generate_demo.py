@@ -33,15 +33,18 @@ class Command(BaseCommand):
         out_dir: Path = opts["out"] or Path(settings.VAR_DIR) / "demo"
         for script in DEMO_SCRIPTS[:count]:
             path = out_dir / f"{script.slug}.mp4"
-            try:
-                synthesize_video(path, title=script.title, speech=script.speech, on_screen=script.on_screen)
-            except ModerationError as exc:
-                raise CommandError(str(exc)) from exc
+            external_id = f"demo:{script.slug}"
+            video = None if opts["no_ingest"] else Video.objects.filter(external_id=external_id).first()
+            # An ingested demo video is not rendered again: each `./run.sh` after the first spent a core for a minute
+            # or more re-rendering all of them (ffmpeg, espeak-ng) while the web server and workers were starting.
+            if video is None or not path.exists():
+                try:
+                    synthesize_video(path, title=script.title, speech=script.speech, on_screen=script.on_screen)
+                except ModerationError as exc:
+                    raise CommandError(str(exc)) from exc
             if opts["no_ingest"]:
                 self.stdout.write(f"wrote {path}")
                 continue
-            external_id = f"demo:{script.slug}"
-            video = Video.objects.filter(external_id=external_id).first()
             if video is None:
                 video = video_ingest(
                     path=path,

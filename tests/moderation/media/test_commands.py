@@ -20,13 +20,16 @@ def test_generate_demo_makes_short_spoken_videos_and_is_idempotent(tmp_path: Pat
     call_command("generate_demo", count=1, out=tmp_path, no_ingest=True, stdout=StringIO())
     assert not Video.objects.exists()  # --no-ingest only writes files
     call_command("generate_demo", count=1, out=tmp_path, stdout=StringIO())
+    clip = tmp_path / "private-deal.mp4"
+    rendered = clip.stat().st_mtime_ns
     call_command("generate_demo", count=1, out=tmp_path, stdout=StringIO())
+    # An ingested demo video is not rendered again (each ./run.sh re-rendered them all while starting).
+    assert clip.stat().st_mtime_ns == rendered
 
     video = Video.objects.get()
     assert video.external_id == "demo:private-deal"
     assert video.source == Video.Source.DEMO
     assert video.title == "Cheap phones, DM me"
-    clip = tmp_path / "private-deal.mp4"
     # Regenerating wrote the very bytes that were ingested: same bytes, same video.
     assert video.sha256 == hashlib.sha256(clip.read_bytes()).hexdigest()
     meta = subprocess.run(

@@ -7,14 +7,21 @@ ingests the demo videos. Ctrl-C stops everything it started, the embedded servic
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
+import fcntl
+import http.client
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -22,7 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 
@@ -84,6 +91,120 @@ def exit_reason(code: int) -> str:
     except ValueError:
         name = f"signal {-code}"
     return f"killed by {name}" + (" (out of memory?)" if -code == signal.SIGKILL else "")
+
+
+LOCK_NAME = "up.lock"
+BIND_WAIT_S = 10.0  # how long a port held by a web server still stopping (a run just stopped or killed) is waited for
+
+
+@contextlib.contextmanager
+def instance_lock(var_dir: Path, *, bind: str) -> Iterator[None]:
+    """Held while one ``up`` runs on ``var_dir``; a second one is refused with who holds it. Two on one ``var/``
+    shared its PostgreSQL and Redis, ran a second beat (every periodic task twice), and the one that stopped first
+    (its web server could not bind the port, so it gave up after 6 tries) stopped the embedded services under the
+    other: every page of the first became a 500. An ``flock``: the kernel lets it go with its process, so a
+    ``kill -9`` leaves no stale lock behind (the file itself stays, naming the last holder)."""
+    var_dir.mkdir(parents=True, exist_ok=True)
+    path = var_dir / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            pid, where = (holder + ["?", "?"])[:2]
+            raise CommandError(
+                f"The workbench is already running from this folder: `manage.py up` (pid {pid}) serves "
+                f"http://{where}/ on {var_dir}. Use that one, or stop it first (Ctrl-C in its terminal, or "
+                f"`kill {pid}`); a second copy needs its own WORKBENCH_VAR_DIR and --bind port."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {bind}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def bind_in_use(bind: str, *, wait_s: float = 0.0, say: Callable[[str], Any] = lambda _: None) -> str | None:
+    """Why ``bind`` (``HOST:PORT``) cannot be served now, else None, having waited up to ``wait_s`` for it to be
+    freed (the web server of a run just stopped or killed lets its requests finish first). Checked before anything
+    starts: gunicorn failing to bind was retried 6 times, then ``up`` stopped everything, having printed "Open
+    http://…/" over someone else's server."""
+    if bind.startswith("unix:") or ":" not in bind:
+        return None
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    deadline = time.monotonic() + wait_s
+    waited = False
+    while True:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no obstacle
+            try:
+                s.bind((host, int(port)))
+                return None
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                if exc.errno != errno.EADDRINUSE or time.monotonic() >= deadline:
+                    return (
+                        f"Cannot serve on {bind}: {reason}. Another program (another checkout's `./run.sh`?) listens "
+                        f"there: stop it, or choose a free port, `./run.sh --bind {host}:{int(port) + 1}`."
+                    )
+                if not waited:
+                    say(f"{bind} is in use; waiting up to {wait_s:.0f} s for it to be freed…")
+                    waited = True
+        time.sleep(0.5)
+
+
+def wait_until_serving(bind: str, *, stopping: Callable[[], bool], timeout_s: float = 600) -> float | None:
+    """Seconds until the web server on ``bind`` answers an HTTP request (any status), None on Ctrl-C, after
+    ``timeout_s`` or for a unix socket. ``up`` printed "Open http://…/" as soon as it had started gunicorn, which on
+    a loaded 2-core machine answered a minute later: the browser sat on a blank page meanwhile."""
+    if bind.startswith("unix:") or ":" not in bind:
+        return None
+    host, _, port = bind.rpartition(":")
+    host = host.strip("[]")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104 - where a wildcard bind answers
+    began = time.monotonic()
+    while not stopping() and time.monotonic() - began < timeout_s:
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            return time.monotonic() - began
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.5)
+        finally:
+            connection.close()
+    return None
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send the child SIGTERM when ``up`` dies, however it dies (``kill -9``
+    of ``./run.sh``, a closed terminal): the workers, beat and web server it started were left running, holding
+    the port, so the next ``./run.sh`` could not start its web server and stopped. None off Linux."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (AttributeError, OSError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # up died before the line above: nobody would send it
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def start_child(command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    """A process of ``up``'s that ends when ``up`` does (``_die_with_parent``)."""
+    return subprocess.Popen(command, preexec_fn=_die_with_parent(), **kwargs)  # noqa: PLW1509
 
 
 @dataclass
@@ -150,11 +271,29 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **opts: Any) -> None:
         started_at = timezone.now()
-        from workbench.embedded import start_configured
-
         # Media storage first: wrong credentials or a missing bucket stop `up` before anything starts.
         call_command("check_storage")
-        start_configured()  # settings never start them; nothing to do where DATABASE_URL / REDIS_URL are set
+        with instance_lock(Path(settings.VAR_DIR), bind=opts["bind"]):
+            problem = bind_in_use(opts["bind"], wait_s=BIND_WAIT_S, say=self.stdout.write)
+            if problem:
+                raise CommandError(problem)
+            from workbench.embedded import start_configured, stop_configured
+
+            # Settings never start them; nothing to do where DATABASE_URL / REDIS_URL are set.
+            for line in start_configured():
+                self.stdout.write(f"Embedded {line}.")
+            try:
+                self._run(started_at, **opts)
+            except KeyboardInterrupt:  # Ctrl-C before the processes started (while migrating): no traceback
+                self.stdout.write("Interrupted.")
+            finally:
+                # Also when a step before the workers failed or was interrupted: the embedded PostgreSQL and
+                # Redis were left running with nothing using them.
+                stop_configured()
+                self.stdout.write("Stopped.")
+
+    def _run(self, started_at: datetime, **opts: Any) -> None:
+        self.stdout.write("Migrating the database (on a new var/: a few minutes)…")
         call_command("migrate", interactive=False, verbosity=0)
         call_command("bootstrap", demo_users=True, demo_password=demo_password(bind=opts["bind"]))
         call_command("collectstatic", interactive=False, verbosity=0)
@@ -227,9 +366,7 @@ class Command(BaseCommand):
 
         def start(name: str) -> subprocess.Popen[bytes]:
             log = (logs / f"{name}.log").open("ab")
-            return subprocess.Popen(
-                commands[name], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR
-            )
+            return start_child(commands[name], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR)
 
         for name in commands:
             procs[name] = start(name)
@@ -238,22 +375,41 @@ class Command(BaseCommand):
             "development mode (DEBUG on)" if opts["debug"] else "production mode (DEBUG off; --debug for development)"
         )
         self.stdout.write(f"Serving in {mode}.")
-        self.stdout.write(self.style.SUCCESS(f"Open http://{opts['bind']}/ and sign in as one of the demo users."))
-
         stopping = False
+
+        def say_when_serving() -> None:
+            seconds = wait_until_serving(opts["bind"], stopping=lambda: stopping)
+            if seconds is not None:
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"Web server answering after {seconds:.0f} s: open http://{opts['bind']}/ and sign in as one "
+                        "of the demo users."
+                    )
+                )
+
+        self.stdout.write(f"Web server starting on http://{opts['bind']}/ (the next line says when it answers).")
+        threading.Thread(target=say_when_serving, daemon=True).start()
+        generating = False
 
         def stop(*_: Any) -> None:
             nonlocal stopping
             stopping = True
+            if generating:  # Ctrl-C while the demo videos render: stop now, not after all of them
+                raise KeyboardInterrupt
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
             if not opts["no_demo"]:
+                generating = True
                 call_command("generate_demo")
+                generating = False
                 self._report_first_reviewable(started_at, stopping=lambda: stopping)
             supervise(procs, start=start, stopping=lambda: stopping, say=self.stderr.write, logs=logs)
+        except KeyboardInterrupt:
+            pass
         finally:
+            generating = False
             self.stdout.write("Stopping…")
             for proc in procs.values():
                 if proc.poll() is None:
@@ -263,10 +419,6 @@ class Command(BaseCommand):
                     proc.wait(timeout=20)
                 except subprocess.TimeoutExpired:
                     proc.kill()
-            from workbench.embedded import stop_configured
-
-            stop_configured()
-            self.stdout.write("Stopped.")
 
     def _report_first_reviewable(
         self, started_at: datetime, *, stopping: Callable[[], bool] = lambda: False, wait_s: float = 600
