@@ -56,7 +56,7 @@ from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from moderation.inference.stage1.inputs import TextItem
-from moderation.inference.stage1.label_value import label_value, uncertainty_term
+from moderation.inference.stage1.label_value import k_center_batch, label_value, typical_batch, uncertainty_term
 from moderation.inference.stage1.model import BinaryHead, Stage1Config, binary_head_fit
 
 ORDERS = ("arrival", "uncertainty")
@@ -70,9 +70,14 @@ VARIANTS = (
     "uncertainty+diversity",
     "clustered",
     "errors-first",
+    "typical",
+    "k-center",
 )
 # Batch orders: they choose a whole batch at a time (a queue would re-rank its items per batch), not a per-item value.
-BATCH_ORDERS = ("uncertainty+arrival", "uncertainty+diversity", "clustered")
+BATCH_ORDERS = ("uncertainty+arrival", "uncertainty+diversity", "clustered", "typical", "k-center")
+# Batch orders that read no model score, only the head's TF-IDF columns of the labelled items and the pool: the
+# product's ``stage1.label_value.typical_batch`` / ``k_center_batch`` (the round of 2026-12-05).
+POOL_ORDERS = ("typical", "k-center")
 # Not an order any queue could serve: it reads the pool's true labels and serves the items the current model gets
 # wrong first (least confident of them first). An upper-bound probe: if even it does not learn faster than
 # arrival, no acquisition rule over this model can by much.
@@ -315,8 +320,8 @@ def simulate_learning_curves(
     """``progress(task, curve)`` is called with each (seed, locked fold, order) curve as it completes."""
     config = config or Stage1Config()
     unknown = set(orders) - set(ORDERS) - set(VARIANTS)
-    if unknown or not set(ORDERS) <= set(orders):
-        raise ValueError(f"orders must hold {ORDERS} and may add {VARIANTS} (got {list(orders)})")
+    if unknown or "arrival" not in orders:
+        raise ValueError(f"orders must hold arrival and may add {(*ORDERS[1:], *VARIANTS)} (got {list(orders)})")
     y = np.asarray(violative, dtype=int)
     splits = locked_splits(y, locked_folds)
     sizes = curve_sizes(splits, start, step)
@@ -496,6 +501,13 @@ def next_batch(
 ) -> set[int]:
     """Positions (in ``remaining``, which is in arrival order) of the next ``take`` items ``order`` serves."""
     y = np.zeros(0, dtype=int) if labelled_y is None else labelled_y
+    if order in POOL_ORDERS:  # the labelled items' rows first, then the pool's
+        x = _columns(head, [*labelled_items, *remaining])
+        is_labelled = np.arange(x.shape[0]) < len(labelled_items)
+        picks = (
+            typical_batch(x, is_labelled, take, seed) if order == "typical" else k_center_batch(x, is_labelled, take)
+        )
+        return {k - len(labelled_items) for k in picks}
     base = order if order in VALUE_ORDERS else "uncertainty"
     term = value_term(base, head, remaining, labelled_items=labelled_items, labelled_y=y, seed=seed)
     ranked = label_value_order([label_value(uncertainty=float(t)) for t in term])
