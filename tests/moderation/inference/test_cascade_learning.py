@@ -540,7 +540,7 @@ def _unit_rows(rows: list[list[float]]) -> np.ndarray:
 
 
 def test_the_typical_batch_takes_the_most_typical_item_of_the_uncovered_cluster() -> None:
-    from moderation.inference.stage1.label_value import typical_batch
+    from bench._stage1_learning import typical_batch
 
     # Two groups: the first (six) holds the one labelled item; in the second (five) the item at its centre (row 8)
     # is the most typical, an edge item (row 6) the least. Most uncertain or farthest would not pick row 8.
@@ -556,7 +556,7 @@ def test_the_typical_batch_takes_the_most_typical_item_of_the_uncovered_cluster(
 
 
 def test_the_k_center_batch_covers_the_pool_before_repeating_a_kind() -> None:
-    from moderation.inference.stage1.label_value import k_center_batch
+    from bench._stage1_learning import k_center_batch
 
     # Labelled: row 0. Pool: a near-copy of it (1), two copies of a far item (2, 3), another far item (4).
     vectors = _unit_rows([[1, 0, 0], [1, 0.05, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]])
@@ -566,7 +566,7 @@ def test_the_k_center_batch_covers_the_pool_before_repeating_a_kind() -> None:
     assert k_center_batch(vectors, labelled, 3) == [2, 4, 1]  # (the copy 3 is at distance 0 from 2)
 
 
-def test_the_bench_serves_the_label_free_orders_through_the_product_functions() -> None:
+def test_the_bench_serves_the_label_free_orders_at_pool_positions() -> None:
     train, head = _borderline_head()
     y = np.array([1, 1, 0, 0] * 3)
     # New titles in the head's vocabulary (a title with none has an all-zero row, equally far from everything; a
