@@ -25,7 +25,9 @@ other than ``uncertainty`` (the product's) are defined here, none was adopted:
 Batch-level variants (``BATCH_ORDERS``, not per-item queue orders): ``uncertainty+arrival`` (half the
 batch most uncertain, half the next arrivals), ``uncertainty+diversity`` (k-means over the 3× most
 uncertain items, the most uncertain per cluster) and ``clustered`` (cluster-margin: k-means over the
-whole pool into one cluster per label of the batch, the most uncertain per cluster). ``errors-first``
+whole pool into one cluster per label of the batch, the most uncertain per cluster). ``POOL_ORDERS`` read no
+model score (round of 2026-12-05): ``typical`` (TypiClust: the most typical item of the least covered k-means
+cluster) and ``k-center`` (core-set greedy: the item farthest from every labelled one). ``errors-first``
 reads the pool's true labels (``ERROR_BOUND``): a probe of how much any order could gain, never a queue.
 
 Two rules keep the curves about the order and not about fitting noise: a model is fitted on its labels
@@ -70,9 +72,14 @@ VARIANTS = (
     "uncertainty+diversity",
     "clustered",
     "errors-first",
+    "typical",
+    "k-center",
 )
 # Batch orders: they choose a whole batch at a time (a queue would re-rank its items per batch), not a per-item value.
-BATCH_ORDERS = ("uncertainty+arrival", "uncertainty+diversity", "clustered")
+BATCH_ORDERS = ("uncertainty+arrival", "uncertainty+diversity", "clustered", "typical", "k-center")
+# Batch orders that read no model score, only the head's TF-IDF columns of the labelled items and the pool: the
+# ``typical_batch`` / ``k_center_batch`` below (the round of 2026-12-05; not adopted).
+POOL_ORDERS = ("typical", "k-center")
 # Not an order any queue could serve: it reads the pool's true labels and serves the items the current model gets
 # wrong first (least confident of them first). An upper-bound probe: if even it does not learn faster than
 # arrival, no acquisition rule over this model can by much.
@@ -315,8 +322,8 @@ def simulate_learning_curves(
     """``progress(task, curve)`` is called with each (seed, locked fold, order) curve as it completes."""
     config = config or Stage1Config()
     unknown = set(orders) - set(ORDERS) - set(VARIANTS)
-    if unknown or not set(ORDERS) <= set(orders):
-        raise ValueError(f"orders must hold {ORDERS} and may add {VARIANTS} (got {list(orders)})")
+    if unknown or "arrival" not in orders:
+        raise ValueError(f"orders must hold arrival and may add {(*ORDERS[1:], *VARIANTS)} (got {list(orders)})")
     y = np.asarray(violative, dtype=int)
     splits = locked_splits(y, locked_folds)
     sizes = curve_sizes(splits, start, step)
@@ -496,6 +503,13 @@ def next_batch(
 ) -> set[int]:
     """Positions (in ``remaining``, which is in arrival order) of the next ``take`` items ``order`` serves."""
     y = np.zeros(0, dtype=int) if labelled_y is None else labelled_y
+    if order in POOL_ORDERS:  # the labelled items' rows first, then the pool's
+        x = _columns(head, [*labelled_items, *remaining])
+        is_labelled = np.arange(x.shape[0]) < len(labelled_items)
+        picks = (
+            typical_batch(x, is_labelled, take, seed) if order == "typical" else k_center_batch(x, is_labelled, take)
+        )
+        return {k - len(labelled_items) for k in picks}
     base = order if order in VALUE_ORDERS else "uncertainty"
     term = value_term(base, head, remaining, labelled_items=labelled_items, labelled_y=y, seed=seed)
     ranked = label_value_order([label_value(uncertainty=float(t)) for t in term])
@@ -549,4 +563,81 @@ def _clustered(head: BinaryHead, remaining: Sequence[TextItem], ranked: np.ndarr
         if len(chosen) >= take:
             break
         chosen.add(int(k))
+    return chosen
+
+
+# Batch orders over a pending pool (issue 15, item 5: round of 2026-12-05, pre-registered in bench/RESULTS.md; not
+# adopted, so moved out of the product's stage1/label_value.py).
+# They choose the next ``take`` items to label from vectors of the labelled items and the candidates together (rows
+# L2-normalised: here stage 1's own TF-IDF columns), instead of a per-item value.
+TYPICAL_NEIGHBOURS = 20  # TypiClust's k for typicality
+TYPICAL_MIN_CLUSTER = 5  # at most n / 5 clusters, so a cluster has items to be typical of
+
+
+def _cosine_distances(vectors: Any) -> np.ndarray:
+    """Dense cosine distances between L2-normalised rows (sparse or dense)."""
+    product = vectors @ vectors.T
+    similarity = product.toarray() if hasattr(product, "toarray") else np.asarray(product)
+    return np.clip(1.0 - similarity, 0.0, 2.0)
+
+
+def typical_batch(vectors: Any, labelled: Sequence[bool] | np.ndarray, take: int, seed: int) -> list[int]:
+    """TypiClust (Hacohen, Dekel & Weinshall 2022, for small label budgets): k-means of all items into
+    ``min(labelled + take, n / TYPICAL_MIN_CLUSTER)`` clusters; each pick goes to the cluster with the fewest
+    labelled (or already picked) items, ties to the larger cluster, and takes its most typical unlabelled item
+    (typicality = 1 / mean cosine distance to its ``TYPICAL_NEIGHBOURS`` nearest neighbours in the cluster).
+    Reads no model score: representative items of uncovered regions first. Row positions of the picks."""
+    from sklearn.cluster import KMeans
+    from threadpoolctl import threadpool_limits
+
+    is_labelled = np.asarray(labelled, dtype=bool)
+    n = len(is_labelled)
+    candidates = np.flatnonzero(~is_labelled)
+    if len(candidates) <= take:
+        return candidates.tolist()
+    k = max(1, min(int(is_labelled.sum()) + take, n // TYPICAL_MIN_CLUSTER))
+    with threadpool_limits(limits=1):
+        clusters = KMeans(n_clusters=k, n_init=3, random_state=seed).fit_predict(vectors)
+    distance = _cosine_distances(vectors)
+    typicality = np.zeros(n)
+    for cluster in range(k):
+        members = np.flatnonzero(clusters == cluster)
+        if len(members) < 2:
+            continue
+        within = distance[np.ix_(members, members)]
+        np.fill_diagonal(within, np.inf)
+        nearest = np.sort(within, axis=1)[:, : min(TYPICAL_NEIGHBOURS, len(members) - 1)]
+        typicality[members] = 1.0 / (nearest.mean(axis=1) + 1e-6)
+    covered = np.bincount(clusters[is_labelled], minlength=k)
+    sizes = np.bincount(clusters, minlength=k)
+    open_ = ~is_labelled
+    chosen: list[int] = []
+    while len(chosen) < take:
+        available = [c for c in range(k) if open_[clusters == c].any()]
+        cluster = min(available, key=lambda c: (covered[c], -sizes[c], c))
+        members = np.flatnonzero((clusters == cluster) & open_)
+        pick = int(members[np.argmax(typicality[members])])  # ties: the earliest row
+        chosen.append(pick)
+        open_[pick] = False
+        covered[cluster] += 1
+    return chosen
+
+
+def k_center_batch(vectors: Any, labelled: Sequence[bool] | np.ndarray, take: int) -> list[int]:
+    """Core-set greedy k-center (Sener & Savarese 2018): each pick is the unlabelled item farthest (cosine
+    distance) from every labelled or already picked item, so a batch covers the pool instead of repeating one
+    kind of item. Reads no model score. Row positions of the picks; ties: the earliest row."""
+    is_labelled = np.asarray(labelled, dtype=bool)
+    candidates = np.flatnonzero(~is_labelled)
+    if len(candidates) <= take:
+        return candidates.tolist()
+    distance = _cosine_distances(vectors)
+    nearest = distance[:, is_labelled].min(axis=1) if is_labelled.any() else np.full(len(is_labelled), np.inf)
+    nearest[is_labelled] = -np.inf
+    chosen: list[int] = []
+    for _ in range(take):
+        pick = int(np.argmax(nearest))
+        chosen.append(pick)
+        nearest = np.minimum(nearest, distance[:, pick])
+        nearest[chosen] = -np.inf
     return chosen

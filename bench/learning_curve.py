@@ -52,6 +52,11 @@ def main() -> None:
         "--orders", default="all", help="comma-separated orders besides arrival,uncertainty; 'all' (default) or 'none'"
     )
     parser.add_argument(
+        "--without-uncertainty",
+        action="store_true",
+        help="leave the queue's uncertainty order out (its curves are recorded and deterministic); needs --queue-order",
+    )
+    parser.add_argument(
         "--out",
         type=Path,
         default=ROOT / "var" / "models" / "cascade" / "learning_curve.json",
@@ -89,6 +94,10 @@ def main() -> None:
         orders = ORDERS
     else:
         orders = (*ORDERS, *[o for o in args.orders.split(",") if o and o not in ORDERS])
+    if args.without_uncertainty:
+        if not args.queue_order or args.queue_order == "uncertainty":
+            parser.error("--without-uncertainty needs --queue-order naming another simulated order")
+        orders = tuple(o for o in orders if o != "uncertainty")
     records = kuaimod_read(args.data).records
     config = Stage1Config() if args.full else Stage1Config(name="bench", stack_cs=(1.0, 4.0, 16.0), stack_folds=3)
     started = time.perf_counter()

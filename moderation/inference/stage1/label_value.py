@@ -9,8 +9,8 @@ ranks by the uncertainty term alone, through the same ``label_value``.
 
 ``uncertainty_term`` is the stage-1 uncertainty the queue uses: the normalised binary entropy of the
 calibrated P(violative) (``Decision.cascade_uncertainty``). The alternatives the learning-curve bench
-compared against it (committee disagreement, class-balanced margin, information density; none adopted,
-bench/RESULTS.md, "Stage 1") live in the bench beside the simulation.
+compared against it (committee disagreement, class-balanced margin, information density, and the label-free batch
+orders typical and k-center; none adopted, bench/RESULTS.md, "Stage 1") live in the bench beside the simulation.
 """
 
 from __future__ import annotations

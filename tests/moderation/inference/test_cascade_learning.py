@@ -532,3 +532,50 @@ def test_the_learning_curve_has_titled_axes_in_percent_and_a_legend(db, client_a
     assert "labelled in the queue's order (uncertainty)" in legend and "labelled in arrival order" in legend
     assert 'fill="#1f6feb"' in legend and 'fill="#57606a"' in legend
     assert "The ratio is the labels the queue's order needs to reach arrival's final accuracy" in page
+
+
+def _unit_rows(rows: list[list[float]]) -> np.ndarray:
+    x = np.asarray(rows, dtype=float)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_the_typical_batch_takes_the_most_typical_item_of_the_uncovered_cluster() -> None:
+    from bench._stage1_learning import typical_batch
+
+    # Two groups: the first (six) holds the one labelled item; in the second (five) the item at its centre (row 8)
+    # is the most typical, an edge item (row 6) the least. Most uncertain or farthest would not pick row 8.
+    group_a = [[1, 0, 0], [1, 0.1, 0], [1, -0.1, 0], [1, 0, 0.1], [1, 0, -0.1], [1, 0.2, 0.2]]
+    group_b = [[0.3, 1, 0], [-0.1, 1, 0], [0, 1, 0], [0, 1, 0.1], [0, 1, -0.1]]
+    vectors = _unit_rows(group_a + group_b)
+    labelled = np.arange(11) == 0
+
+    assert typical_batch(vectors, labelled, 1, seed=0) == [8]
+    # A second pick goes back to the first group (each now holds one; it is the larger), never to the edge item 5.
+    assert typical_batch(vectors, labelled, 2, seed=0)[1] in {1, 2, 3, 4}
+    assert sorted(typical_batch(vectors, labelled, 10, seed=0)) == list(range(1, 11))  # the whole pool, once each
+
+
+def test_the_k_center_batch_covers_the_pool_before_repeating_a_kind() -> None:
+    from bench._stage1_learning import k_center_batch
+
+    # Labelled: row 0. Pool: a near-copy of it (1), two copies of a far item (2, 3), another far item (4).
+    vectors = _unit_rows([[1, 0, 0], [1, 0.05, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]])
+    labelled = np.arange(5) == 0
+
+    assert k_center_batch(vectors, labelled, 2) == [2, 4]  # ties: the earliest row; never the copy of a pick
+    assert k_center_batch(vectors, labelled, 3) == [2, 4, 1]  # (the copy 3 is at distance 0 from 2)
+
+
+def test_the_bench_serves_the_label_free_orders_at_pool_positions() -> None:
+    train, head = _borderline_head()
+    y = np.array([1, 1, 0, 0] * 3)
+    # New titles in the head's vocabulary (a title with none has an all-zero row, equally far from everything; a
+    # labelled title is at distance 0 from its label, covered already).
+    remaining = [TextItem(title="加微信")] * 3 + [TextItem(title="家常菜"), TextItem(title="私聊便宜做法")]
+
+    for order in ("typical", "k-center"):
+        assert order in VARIANTS
+        batch = next_batch(order, head, remaining, 2, seed=0, labelled_items=train, labelled_y=y)
+        assert len(batch) == 2 and batch <= set(range(len(remaining)))  # positions in the pool, not in labels + pool
+    far = next_batch("k-center", head, remaining, 2, seed=0, labelled_items=train, labelled_y=y)
+    assert len({remaining[k].title for k in far}) == 2  # never two copies of one item
