@@ -6,6 +6,7 @@ caller's durability holds (``moderation.review.services._CLAIM_SQL``)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
@@ -104,3 +105,32 @@ def test_a_claim_inside_a_callers_transaction_keeps_the_callers_durable_commit(m
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
+
+
+@pytest.mark.django_db
+def test_the_claims_generic_plan_walks_the_claim_index_not_a_sort_of_the_queue(policy_version, make_user):
+    """Locking first puts the reviewer's rules in an outer query; written as joins there they made PostgreSQL plan the
+    inner walk for every row: a sequential scan and sort of the whole queue (3k items) on every claim. The plan the
+    prepared statement keeps (generic) walks ``task_claim_order`` in every leg."""
+    from moderation.review import selectors
+    from moderation.review.models import ReviewQueue
+    from tests.moderation.review.seeding import seed_pending_tasks
+
+    queue = ReviewQueue.objects.create(name="Plan", slug="plan")
+    seed_pending_tasks(n=3000, queue=queue, policy_version=policy_version)
+    user = make_user("moderator")
+    open_video, _ = selectors.review_open_video_clause(user=user)
+    names: list[str] = []
+
+    def positional(match: re.Match[str]) -> str:
+        names.append(match.group(1)) if match.group(1) not in names else None
+        return f"${names.index(match.group(1)) + 1}"
+
+    sql = re.sub(r"%\((\w+)\)s", positional, services._claim_sql(queue=queue, open_video=open_video))
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE moderation_reviewtask")
+    # The simple query protocol: its $n stay the generic plan's placeholders, not parameters this call must send.
+    result = connection.connection.pgconn.exec_(f"EXPLAIN (GENERIC_PLAN, COSTS OFF) {sql}".replace("%%", "%").encode())
+    plan = "\n".join(result.get_value(i, 0).decode() for i in range(result.ntuples))
+    assert "Seq Scan on moderation_reviewtask" not in plan, plan
+    assert plan.count("Index Scan using task_claim_order") == 4, plan
