@@ -209,7 +209,7 @@ def _explain(queue, user) -> str:  # type: ignore[no-untyped-def]
     now = timezone.now()
     params = {
         "superuser": False, "queue": queue.pk, "user": user.pk, "username": user.username, "slug": queue.slug,
-        "exclude": [], "take_new": True, "now": now, "lease": now, **open_params,
+        "exclude": [], "take_new": True, "now": now, "lease": now, "commit_async": False, **open_params,
     }  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE moderation_reviewtask")

@@ -711,6 +711,23 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
 # the reviewer already escalated or decided in another queue (``NOT_WORKED_BEFORE_SQL``), in every leg; ``{not_mine}``
 # the other slots of an item the reviewer holds or decided in a queue needing N reviews (``NOT_MINE_SQL``), in every
 # leg but their own claim's.
+#
+# Work per contended claim (bench/claim_work.py, bench/RESULTS.md "Where a contended claim's work goes"):
+# - The lapsed, pending and skipped legs lock first and judge after: the inner query walks the claim index with only
+#   the queue's own conditions and takes each row ``FOR UPDATE SKIP LOCKED``; the reviewer's rules (``{not_mine}``,
+#   ``{open_video}``, ``{not_own_upload}``, ``{not_worked}``, their skips) run as one scalar subquery on the rows it
+#   locked, until one passes. With 15 claimers holding the head of the queue a claim used to run every rule on each
+#   of the 15 rows it then could not lock; now on the one it took. A row a rule refuses stays locked by this statement
+#   until it commits (a millisecond; other claimers pass over it meanwhile, as over any row being claimed). ``OFFSET
+#   0`` keeps the rules out of the inner query, and the scalar subquery keeps the outer query a single scan so the
+#   inner one is still planned for its first rows (the index walk, not a sort of the queue).
+# - Its own transaction (``_claim_commits_alone``) commits asynchronously (``synchronous_commit`` off for that
+#   transaction only, set in the statement: still one round trip). A claim is a lease: were the database server
+#   itself to crash within a fraction of a second after a claim (``wal_writer_delay``), that claim and its audit row
+#   would be gone together, the item pending again, and the reviewer's submit refused ("not claimed by you") instead
+#   of recorded twice. Any later durable commit (a submit, a verdict) flushes the claims written before it. Verdicts,
+#   releases and every other write keep their durable commits. The claim's commit had waited on a WAL flush (~1 fsync
+#   each, 2-8 ms on this machine's disk under load).
 _CLAIM_SQL = """
 WITH allowed AS (
     SELECT %(superuser)s
@@ -728,24 +745,33 @@ own AS (
     ORDER BY t.claimed_at, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 lapsed AS (
-    SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
-    WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
-      AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload} {not_worked}
-    ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
+    SELECT t.id, t.claimed_by_id FROM (
+        SELECT t.id, t.claimed_by_id, t.decision_id, t.queue_id FROM moderation_reviewtask t
+        WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
+          AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s))
+        ORDER BY t.priority DESC, t.deadline, t.id OFFSET 0 FOR UPDATE SKIP LOCKED
+    ) t WHERE (SELECT true WHERE true {not_mine} {open_video} {not_own_upload} {not_worked})
+    LIMIT 1
 ),
 pending AS (
-    SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
-    WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
-      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload} {not_worked}
-      AND NOT EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
-    ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
+    SELECT t.id, t.claimed_by_id FROM (
+        SELECT t.id, t.claimed_by_id, t.decision_id, t.queue_id FROM moderation_reviewtask t
+        WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
+          AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s))
+        ORDER BY t.priority DESC, t.deadline, t.id OFFSET 0 FOR UPDATE SKIP LOCKED
+    ) t WHERE (SELECT true WHERE true {not_mine} {open_video} {not_own_upload} {not_worked}
+      AND NOT EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s))
+    LIMIT 1
 ),
 skipped AS (
-    SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
-    WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
-      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload} {not_worked}
-      AND EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
-    ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
+    SELECT t.id, t.claimed_by_id FROM (
+        SELECT t.id, t.claimed_by_id, t.decision_id, t.queue_id FROM moderation_reviewtask t
+        WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
+          AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s))
+        ORDER BY t.priority DESC, t.deadline, t.id OFFSET 0 FOR UPDATE SKIP LOCKED
+    ) t WHERE (SELECT true WHERE true {not_mine} {open_video} {not_own_upload} {not_worked}
+      AND EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s))
+    LIMIT 1
 ),
 pick AS (
     SELECT * FROM (
@@ -771,6 +797,7 @@ audit AS (
     FROM claimed WHERE claimed.leg <> 1
 )
 SELECT allowed.ok, claimed.* FROM allowed LEFT JOIN claimed ON true
+WHERE CASE WHEN %(commit_async)s THEN set_config('synchronous_commit', 'off', true) = 'off' ELSE true END
 """
 _TASK_COLUMNS = [f.column for f in ReviewTask._meta.concrete_fields]
 
@@ -785,6 +812,13 @@ def _claim_sql(*, queue: ReviewQueue, open_video: str) -> str:
         not_worked=NOT_WORKED_BEFORE_SQL,
         columns=", ".join(f"t.{c}" for c in _TASK_COLUMNS),
     )
+
+
+def _claim_commits_alone() -> bool:
+    """Whether the claim statement is its own transaction (autocommit, no caller's ``atomic`` block): then it commits
+    without waiting for its WAL to reach the disk (``_CLAIM_SQL``). Inside a caller's transaction (a skip, a gold
+    claim) the caller's commit keeps the durability it has."""
+    return connection.get_autocommit() and not connection.in_atomic_block
 
 
 def _claim_statement(
@@ -805,6 +839,7 @@ def _claim_statement(
         "take_new": take_new,
         "now": now,
         "lease": _lease_end(),
+        "commit_async": _claim_commits_alone(),
         **open_params,
     }
     # Prepared (``prepared_cursor``): the rule compiled into four legs takes ~20 ms to plan, ~1 ms to run.
