@@ -713,14 +713,6 @@ def _claim_gold(*, user: User, queue: ReviewQueue, now: Any) -> ReviewTask | Non
 # leg but their own claim's.
 #
 # Work per contended claim (bench/claim_work.py, bench/RESULTS.md "Where a contended claim's work goes"):
-# - The lapsed, pending and skipped legs lock first and judge after: the inner query walks the claim index with only
-#   the queue's own conditions and takes each row ``FOR UPDATE SKIP LOCKED``; the reviewer's rules (``{not_mine}``,
-#   ``{open_video}``, ``{not_own_upload}``, ``{not_worked}``, their skips) run as one scalar subquery on the rows it
-#   locked, until one passes. With 15 claimers holding the head of the queue a claim used to run every rule on each
-#   of the 15 rows it then could not lock; now on the one it took. A row a rule refuses stays locked by this statement
-#   until it commits (a millisecond; other claimers pass over it meanwhile, as over any row being claimed). ``OFFSET
-#   0`` keeps the rules out of the inner query, and the scalar subquery keeps the outer query a single scan so the
-#   inner one is still planned for its first rows (the index walk, not a sort of the queue).
 # - Its own transaction (``_claim_commits_alone``) commits asynchronously (``synchronous_commit`` off for that
 #   transaction only, set in the statement: still one round trip). A claim is a lease: were the database server
 #   itself to crash within a fraction of a second after a claim (``wal_writer_delay``), that claim and its audit row
@@ -745,33 +737,24 @@ own AS (
     ORDER BY t.claimed_at, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 lapsed AS (
-    SELECT t.id, t.claimed_by_id FROM (
-        SELECT t.id, t.claimed_by_id, t.decision_id, t.queue_id FROM moderation_reviewtask t
-        WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
-          AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s))
-        ORDER BY t.priority DESC, t.deadline, t.id OFFSET 0 FOR UPDATE SKIP LOCKED
-    ) t WHERE (SELECT true WHERE true {not_mine} {open_video} {not_own_upload} {not_worked})
-    LIMIT 1
+    SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
+    WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'claimed'
+      AND t.lease_expires_at <= %(now)s AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload} {not_worked}
+    ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 pending AS (
-    SELECT t.id, t.claimed_by_id FROM (
-        SELECT t.id, t.claimed_by_id, t.decision_id, t.queue_id FROM moderation_reviewtask t
-        WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
-          AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s))
-        ORDER BY t.priority DESC, t.deadline, t.id OFFSET 0 FOR UPDATE SKIP LOCKED
-    ) t WHERE (SELECT true WHERE true {not_mine} {open_video} {not_own_upload} {not_worked}
-      AND NOT EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s))
-    LIMIT 1
+    SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
+    WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
+      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload} {not_worked}
+      AND NOT EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
+    ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 skipped AS (
-    SELECT t.id, t.claimed_by_id FROM (
-        SELECT t.id, t.claimed_by_id, t.decision_id, t.queue_id FROM moderation_reviewtask t
-        WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
-          AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s))
-        ORDER BY t.priority DESC, t.deadline, t.id OFFSET 0 FOR UPDATE SKIP LOCKED
-    ) t WHERE (SELECT true WHERE true {not_mine} {open_video} {not_own_upload} {not_worked}
-      AND EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s))
-    LIMIT 1
+    SELECT t.id, t.claimed_by_id FROM moderation_reviewtask t
+    WHERE %(take_new)s AND (SELECT ok FROM allowed) AND t.queue_id = %(queue)s AND t.status = 'pending'
+      AND NOT t.is_gold AND NOT (t.id = ANY(%(exclude)s)) {not_mine} {open_video} {not_own_upload} {not_worked}
+      AND EXISTS (SELECT 1 FROM moderation_reviewskip s WHERE s.task_id = t.id AND s.user_id = %(user)s)
+    ORDER BY t.priority DESC, t.deadline, t.id LIMIT 1 FOR UPDATE SKIP LOCKED
 ),
 pick AS (
     SELECT * FROM (
