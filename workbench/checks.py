@@ -281,7 +281,7 @@ SETTING_BOUNDS: tuple[SettingBound, ...] = (
     _real("VLLM_GPU_MEMORY_UTILIZATION", 0, 1, f"the GPU memory vLLM's engine takes, {_FRACTION}", above=True),
     _real("CASCADE_ESCALATE_ENTROPY", 0, 1, "a normalised entropy: 0 escalates all but the certain, 1 none"),
     # A retraining refuses a target under 0.5 (``stage1.routing``): set so, every stage-1 retraining failed hours later.
-      _real("CASCADE_TARGET_ACCURACY", 0.5, 1, f"{_FRACTION}; a binary guess is right half the time"),
+    _real("CASCADE_TARGET_ACCURACY", 0.5, 1, f"{_FRACTION}; a binary guess is right half the time"),
     _real("TAG_VLM_SNAP_THRESHOLD", 0, 1, "a cosine: at 0 every phrase snaps to some tag", above=True),
     _real("WEBHOOK_TIMEOUT_SECONDS", 0, None, "seconds a delivery waits: at 0 every delivery fails", above=True),
     _real("WEBHOOK_RETRY_BASE_SECONDS", 0, None, "the first retry's wait: at 0 every retry at once", above=True),
