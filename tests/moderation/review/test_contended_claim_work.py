@@ -91,5 +91,7 @@ def test_the_claims_generic_plan_walks_the_claim_index_not_a_sort_of_the_queue(p
     # The simple query protocol: its $n stay the generic plan's placeholders, not parameters this call must send.
     result = connection.connection.pgconn.exec_(f"EXPLAIN (GENERIC_PLAN, COSTS OFF) {sql}".replace("%%", "%").encode())
     plan = "\n".join(result.get_value(i, 0).decode() for i in range(result.ntuples))
-    assert "Seq Scan on moderation_reviewtask" not in plan, plan
+    # The legs' own walk (``t``, ``t_1``, ``t_2``); the rules' subplans may scan small tables as the test database's
+    # statistics make them (a hashed subplan reads a 3k table once).
+    assert not re.search(r"Seq Scan on moderation_reviewtask t(_\d+)?$", plan, re.MULTILINE), plan
     assert plan.count("Index Scan using task_claim_order") == 3, plan
