@@ -30,16 +30,24 @@ def _urls(world: RouteWorld) -> list[tuple[str, str]]:
     return urls
 
 
-@pytest.mark.django_db
-def test_no_trace_or_made_up_method_on_our_routes_runs_a_view(make_user, settings, tmp_path) -> None:
-    """TRACE (a safe method to CSRF) and made-up methods ran a function view as a GET does: the page rendered, its
-    reads and any write a GET would make. Every route answers them 405 with ``Allow`` now, writing nothing."""
+@pytest.fixture
+def admin_on_world(make_user, settings, tmp_path) -> tuple[Client, RouteWorld]:  # type: ignore[no-untyped-def]
+    """A client signed in as an admin who is also staff, and the rows every route is opened on (the review and
+    tags items held by that admin)."""
     settings.TRAINING_OUTPUT_DIR = tmp_path  # the dataset's snapshot file
     user = make_user("admin")
     type(user).objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
     world = route_world(holder=user)
     client = Client()
     client.force_login(user)
+    return client, world
+
+
+@pytest.mark.django_db
+def test_no_trace_or_made_up_method_on_our_routes_runs_a_view(admin_on_world: tuple[Client, RouteWorld]) -> None:
+    """TRACE (a safe method to CSRF) and made-up methods ran a function view as a GET does: the page rendered, its
+    reads and any write a GET would make. Every route answers them 405 with ``Allow`` now, writing nothing."""
+    client, world = admin_on_world
     statements: list[str] = []
 
     def record(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
@@ -63,13 +71,8 @@ def test_no_trace_or_made_up_method_on_our_routes_runs_a_view(make_user, setting
 
 
 @pytest.mark.django_db
-def test_no_get_of_our_routes_writes_to_the_database(make_user, settings, tmp_path) -> None:
-    settings.TRAINING_OUTPUT_DIR = tmp_path  # the dataset's snapshot file
-    user = make_user("admin")
-    type(user).objects.filter(pk=user.pk).update(is_staff=True, is_superuser=True)
-    world = route_world(holder=user)
-    client = Client()
-    client.force_login(user)
+def test_no_get_of_our_routes_writes_to_the_database(admin_on_world: tuple[Client, RouteWorld]) -> None:
+    client, world = admin_on_world
     writes: list[str] = []
     record = writes_into(writes)
 
