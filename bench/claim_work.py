@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import django_setup  # noqa: E402
+from queue_claim import claim_statement  # noqa: E402
 
 CLAIMERS = 16
 
@@ -143,9 +144,6 @@ def _explain(user, queue, locked: int) -> str:  # type: ignore[no-untyped-def]
     ``locked`` pending items in claim order locked (claimers in the middle of their claims)."""
     import psycopg
     from django.db import connection
-    from django.utils import timezone
-
-    from moderation.review import selectors, services
 
     holder = None
     if locked:
@@ -155,13 +153,7 @@ def _explain(user, queue, locked: int) -> str:  # type: ignore[no-untyped-def]
             " ORDER BY priority DESC, deadline, id LIMIT %s FOR UPDATE",
             [queue.pk, locked],
         )
-    open_video, open_params = selectors.review_open_video_clause(user=user)
-    sql = services._claim_sql(queue=queue, open_video=open_video)
-    now = timezone.now()
-    params = {
-        "superuser": False, "queue": queue.pk, "user": user.pk, "username": user.username, "slug": queue.slug,
-        "exclude": [], "take_new": True, "now": now, "lease": now, "commit_async": False, **open_params,
-    }  # fmt: skip
+    sql, params = claim_statement(queue, user)
     # The claim's own plan: prepared and generic, as ``prepared_cursor`` and ``plan_cache_mode`` make it.
     names: list[str] = []
 

@@ -29,6 +29,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 # The helpers beside it, also when imported as ``bench.queue_claim``.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -197,20 +198,27 @@ def _measure_processes(queue, users, claims_per_user: int, think_ms: float = 0.0
     return latencies, claimed, [first for _, _, first, _ in results]
 
 
-def _explain(queue, user) -> str:  # type: ignore[no-untyped-def]
-    """The plan of the claim statement itself (EXPLAIN without ANALYZE runs nothing)."""
-    from django.db import connection
+def claim_statement(queue, user) -> tuple[str, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """The claim statement for ``user`` in ``queue`` and its parameters, as a first claim sends them (also
+    ``bench/claim_work.py``'s)."""
     from django.utils import timezone
 
     from moderation.review import selectors, services
 
     open_video, open_params = selectors.review_open_video_clause(user=user)
-    sql = services._claim_sql(queue=queue, open_video=open_video)
     now = timezone.now()
     params = {
         "superuser": False, "queue": queue.pk, "user": user.pk, "username": user.username, "slug": queue.slug,
         "exclude": [], "take_new": True, "now": now, "lease": now, "commit_async": False, **open_params,
     }  # fmt: skip
+    return services._claim_sql(queue=queue, open_video=open_video), params
+
+
+def _explain(queue, user) -> str:  # type: ignore[no-untyped-def]
+    """The plan of the claim statement itself (EXPLAIN without ANALYZE runs nothing)."""
+    from django.db import connection
+
+    sql, params = claim_statement(queue, user)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE moderation_reviewtask")
         cursor.execute("EXPLAIN " + sql, params)
