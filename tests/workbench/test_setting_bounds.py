@@ -73,7 +73,8 @@ def test_the_defaults_pass_and_each_row_reads_its_setting() -> None:
         assert not row.above or row.real, row  # an integer's least value is written as it is
 
 
-def _set(settings: Any, row: SettingBound, value: float) -> None:
+def set_bound_setting(settings: Any, row: SettingBound, value: float) -> None:
+    """Set ``row``'s setting where settings keeps it (a queue's time limits inside TASK_TIME_LIMITS_S)."""
     name, *keys = (row.setting or row.variable).split(".")
     if not keys:
         setattr(settings, name, value)
@@ -117,12 +118,12 @@ def test_a_value_out_of_range_is_an_error_naming_the_variable_the_value_and_the_
     settings: Any, variable: str, value: float
 ) -> None:
     row = ROWS[variable]
-    _set(settings, row, _least(row))  # the bound itself is allowed (0 where 0 is "off"), or just above it
+    set_bound_setting(settings, row, _least(row))  # the bound itself is allowed (0 where 0 is "off"), or just above it
     assert _bounds_errors() == []
     if row.maximum is not None:
-        _set(settings, row, row.maximum)
+        set_bound_setting(settings, row, row.maximum)
         assert _bounds_errors() == []
-    _set(settings, row, value)
+    set_bound_setting(settings, row, value)
     allowed = f"{row.minimum} to {row.maximum}" if row.maximum is not None else f"{row.minimum} or more"
     if row.above:
         allowed = f"more than {row.minimum}" + (f", up to {row.maximum}" if row.maximum is not None else "")
@@ -165,7 +166,7 @@ def test_zero_is_allowed_where_it_means_off_and_refused_where_it_would_refuse_ev
     settings.MAX_QUEUED_GPU_JOBS = 0  # no cap
     settings.SOLO_WORKER_MAX_MEMORY_MB = 0  # never restart
     settings.WEB_TIMEOUT = 0  # gunicorn: no timeout
-    _set(settings, ROWS["MEDIA_TASK_TIME_LIMIT_S"], 0)  # no limit
+    set_bound_setting(settings, ROWS["MEDIA_TASK_TIME_LIMIT_S"], 0)  # no limit
     assert _bounds_errors() == []
     settings.WORKBENCH_UPLOAD_MAX_BYTES = 0
     settings.REVIEW_LEASE_SECONDS = 0

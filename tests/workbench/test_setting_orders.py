@@ -19,6 +19,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.utils.module_loading import import_string
 
+from tests.workbench.test_setting_bounds import set_bound_setting
 from workbench.checks import SETTING_BOUNDS, SETTING_ORDERS, SETTINGS_TAG, SettingOrder, order_refusal
 
 ROWS = {row.variable: row for row in SETTING_BOUNDS}
@@ -31,17 +32,7 @@ def _errors(check_id: str = "workbench.E006") -> list[tuple[str, str]]:
 def _set(settings: Any, variable: str, value: float) -> None:
     """``variable``'s setting, where settings keeps it (a queue's time limits in TASK_TIME_LIMITS_S)."""
     row = ROWS[variable]
-    value = value if row.real else int(value)  # as settings.py reads it: env.int or env.float
-    name, *keys = (row.setting or variable).split(".")
-    if not keys:
-        setattr(settings, name, value)
-        return
-    queue, index = keys
-    limits = dict(settings.TASK_TIME_LIMITS_S)
-    pair = list(limits[queue])
-    pair[int(index)] = value
-    limits[queue] = tuple(pair)
-    settings.TASK_TIME_LIMITS_S = limits
+    set_bound_setting(settings, row, value if row.real else int(value))  # as settings.py reads it: env.int or env.float
 
 
 def _value(variable: str) -> float:
