@@ -180,6 +180,22 @@ def _empty_cache() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _workbench_celery_app_stays_current() -> Iterator[None]:
+    """Shared tasks send through Celery's *current* app. A test that builds its own ``Celery(...)`` without
+    ``set_as_current=False`` makes it current for the rest of its process, and a later test's ``.delay()``
+    then goes to that app's default broker (amqp on localhost): fail the test that did it, and put ours back."""
+    from celery import current_app
+
+    from workbench.celery import app
+
+    yield
+    if current_app._get_current_object() is not app:
+        left = current_app.main
+        app.set_current()
+        pytest.fail(f"this test left the Celery app {left!r} current: build it with set_as_current=False")
+
+
 @pytest.fixture
 def policy_version(db):  # type: ignore[no-untyped-def]
     return PolicyVersionFactory()

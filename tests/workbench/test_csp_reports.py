@@ -221,6 +221,6 @@ def test_days_older_than_the_retention_are_deleted_by_a_daily_beat_task(settings
 
     name = "workbench.tasks.purge_csp_violations"
     assert TASK_ROUTES[name] is TaskQueue.DEFAULT
-    app = Celery("routing-check")
+    app = Celery("routing-check", set_as_current=False)  # never the app shared tasks send through
     configure_routing(app)
     assert [e["schedule"] for e in app.conf.beat_schedule.values() if e["task"] == name] == [86400.0]

@@ -127,7 +127,7 @@ def test_kept_answers_of_a_video_never_retried_are_purged_after_the_retention(
 
     name = "moderation.inference.tasks.purge_kept_verdicts"
     assert TASK_ROUTES[name] is TaskQueue.DEFAULT
-    app = Celery("routing-check")
+    app = Celery("routing-check", set_as_current=False)  # never the app shared tasks send through
     configure_routing(app)
     assert [e["schedule"] for e in app.conf.beat_schedule.values() if e["task"] == name] == [3600.0]
 

@@ -196,6 +196,6 @@ def test_kept_runs_of_published_or_old_drafts_are_deleted_by_a_daily_beat_task(p
 
     name = "moderation.inference.tasks.purge_impact_previews"
     assert TASK_ROUTES[name] is TaskQueue.DEFAULT
-    app = Celery("routing-check")
+    app = Celery("routing-check", set_as_current=False)  # never the app shared tasks send through
     configure_routing(app)
     assert [e["schedule"] for e in app.conf.beat_schedule.values() if e["task"] == name] == [86400.0]

@@ -66,7 +66,7 @@ def test_the_sweep_runs_on_the_default_queue_every_five_minutes() -> None:
 
     name = "moderation.reproduction.tasks.sweep_distinct_vectors"
     assert TASK_ROUTES[name] is TaskQueue.DEFAULT
-    app = Celery("routing-check")
+    app = Celery("routing-check", set_as_current=False)  # never the app shared tasks send through
     configure_routing(app)
     assert app.amqp.router.route({}, name)["queue"].name == "default"
     assert [e["schedule"] for e in app.conf.beat_schedule.values() if e["task"] == name] == [300.0]
