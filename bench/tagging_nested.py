@@ -42,7 +42,9 @@ Round 8 (``--round 8``; registered in bench/RESULTS.md before its run), two arms
                  only where the text is silent
   smooth         feat_rate + ``prior_smooth``: the accepted count plus what used tags within tag-embedding cosine .9
                  lend (``ranking._smooth_prior``), so an unused near-synonym of a common tag is not read as unknown
-"nested_r2" is again the reference of the adoption rule (the same as round 7's).
+"nested_r2" is again the reference of the adoption rule (the same as round 7's). Run once (seeds 0-2, at 12e1a14):
+nested .243 / .523, the reference's to the last digit (neither arm won an inner choice): not adopted, the features
+stay in the code, off in the app.
 
 Rounds 3-6 are closed, none adopted (bench/RESULTS.md, "Content tags"): their arms and the ranker options
 only they read left the code. Round 3 (tag-space structure, the second encoder's ensemble view, a wider

@@ -61,8 +61,9 @@ FEATURES = [
     # The hashtag view (round 7, an evaluation arm): computed only when ``generate`` gets phrase vectors.
     "hashtag_embedding_z",
     "hashtag_embedding_rank",
-    # Round 8 (evaluation arms): the record's own evidence gating the learned sources, and the prior spread
-    # over tag space. Computed only when the options' ranker reads them (``Options.reads_evidence`` / ``_smooth``).
+    # Round 8 (evaluation arms, not adopted: bench/RESULTS.md, "Content tags"): the record's own evidence gating the
+    # learned sources, and the prior spread over tag space. Present only where the options' ranker reads them
+    # (``Options.reads_evidence`` / ``reads_smooth_prior``).
     "prior_weak",
     "similar_weak",
     "embedding_z_weak",
@@ -124,6 +125,9 @@ EVIDENCE_NAMED = 3
 # near-synonyms sit at .94-.97, unrelated words at .83-.91: bench/RESULTS.md, the VLM snapping probes).
 PRIOR_SMOOTH_COSINE = 0.9
 _EVIDENCE_FEATURES = ("prior_weak", "similar_weak", "embedding_z_weak")
+# Every candidate carries these; round 8's only where ``context_features`` computed them, so the worker's stored
+# candidate and suggestion features (and the rows ``bench/tagging.py`` times) are what they were before round 8.
+_GENERATED_FEATURES = tuple(f for f in FEATURES if f not in (*_EVIDENCE_FEATURES, "prior_smooth"))
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,7 @@ def generate(
     def cand(tag_id: int) -> Candidate:
         c = cands.get(tag_id)
         if c is None:
-            c = cands[tag_id] = Candidate(tag_id, {k: 0.0 for k in FEATURES}, [], [], {})
+            c = cands[tag_id] = Candidate(tag_id, dict.fromkeys(_GENERATED_FEATURES, 0.0), [], [], {})
         return c
 
     for tag_id, hit in find_tag_names(segments, vocab.lexicon, vocab.max_len, vocab.prefixes).items():
@@ -392,7 +396,7 @@ def context_features(cands: Mapping[int, Candidate], vocab: Vocabulary, options:
     """Round 8's features, where the options' ranker reads them (an evaluation arm; 0 otherwise): the record's
     evidence gating the learned sources (``_weakness``) and the prior spread over tag space (``_smooth_prior``).
     They read only the candidates' other features and the vocabulary's prior, so the evaluation's cached
-    candidates (shared by arms with the same pool) get them afterwards."""
+    candidates (shared by arms with the same pool) get them afterwards. Features not read are not added at all."""
     if options.reads_evidence:
         weak = _weakness(cands, vocab)
         for c in cands.values():
@@ -534,7 +538,10 @@ def cooccurrence(tag_lists: Sequence[Sequence[int]]) -> dict[int, dict[int, floa
 
 
 def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
-    return np.array([[c.features[k] for k in FEATURES] for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
+    # ``.get``: round 8's context features are only present where an arm's ranker read them (``context_features``).
+    return np.array([[c.features.get(k, 0.0) for k in FEATURES] for c in cands], dtype=np.float64).reshape(
+        -1, len(FEATURES)
+    )
 
 
 def weighted_sum(

@@ -266,11 +266,13 @@ def test_the_evidence_gate_scales_the_learned_sources_by_how_little_the_text_nam
         segments=split_segments(title="龙虾 海鲜 汽车"), vector=vector, vocab=vocab, options=options
     )
     assert three[4].features["prior"] > 0 and three[4].features["prior_weak"] == 0.0
-    # The app's ranker does not read them, so the worker's candidates carry zeros.
+    # The app's ranker does not read them, so the worker's candidates (and the features it stores) lack them.
     plain = ranking.generate(segments=split_segments(title="哈哈哈"), vector=vector, vocab=vocab)
     assert not ranking.Options().reads_evidence and not ranking.Options().reads_smooth_prior
     assert "prior_weak" not in ranking.APP_FEATURES and "prior_smooth" not in ranking.APP_FEATURES
-    assert plain[4].features["prior_weak"] == plain[4].features["prior_smooth"] == 0.0
+    round8 = {"prior_weak", "similar_weak", "embedding_z_weak", "prior_smooth"}
+    assert set(plain[4].features) == set(ranking.FEATURES) - round8
+    assert not ranking.feature_matrix([plain[4]])[0, [ranking.FEATURES.index(f) for f in round8]].any()
 
 
 def test_the_smoothed_prior_lends_a_used_tags_count_to_its_near_synonyms_only() -> None:
