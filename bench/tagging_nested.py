@@ -35,6 +35,17 @@ The nested row chooses among all ten; "nested_r2" is round 2's choice among the 
 folds, the reference of round 7's adoption rule. Run once (seeds 0-2): nested .243 / .523 against the reference's
 .243 / .523, higher in one seed of three: not adopted (the view stays in the code, off in the app).
 
+Round 8 (``--round 8``; registered in bench/RESULTS.md before its run), two arms added to round 2's eight, same pool:
+  gate           feat_rate + ``prior_weak``, ``similar_weak``, ``embedding_z_weak``: the prior, the neighbours' votes
+                 and the e5 z-score each times the record's weakness (1 - distinct multi-character tags its text
+                 names / 3, floored at 0; ``ranking._weakness``): a linear ranker cannot lean on the learned sources
+                 only where the text is silent
+  smooth         feat_rate + ``prior_smooth``: the accepted count plus what used tags within tag-embedding cosine .9
+                 lend (``ranking._smooth_prior``), so an unused near-synonym of a common tag is not read as unknown
+"nested_r2" is again the reference of the adoption rule (the same as round 7's). Run once (seeds 0-2, at 12e1a14):
+nested .243 / .523, the reference's to the last digit (neither arm won an inner choice): not adopted, the features
+stay in the code, off in the app.
+
 Rounds 3-6 are closed, none adopted (bench/RESULTS.md, "Content tags"): their arms and the ranker options
 only they read left the code. Round 3 (tag-space structure, the second encoder's ensemble view, a wider
 pool, a pairwise objective): numbers from ``--round 3`` as of 6514201. Rounds 4 (listwise objectives,
@@ -48,7 +59,7 @@ diagnosis, which stays here): nested R@5 .494 against ``feat_rate``'s .518; its 
 Duplicate suppression (round 2's ``*_name`` arms) lives here: it reorders the ranked list after the
 ranker, so it needs nothing from the app's ranker.
 
-    .venv/bin/python bench/tagging_nested.py [--round 2|7] [--recall] [--pool] [--ceiling] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
+    .venv/bin/python bench/tagging_nested.py [--round 2|7|8] [--recall] [--pool] [--ceiling] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
 
 Embeddings come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
 Each outer fold prints when it is done. The last line printed is one JSON object: ``ratio`` = nested
@@ -90,7 +101,8 @@ ROUND2 = ("v1", "feat", "feat_c01", "v1_name", "feat_name", "feat_namecos", "fea
 
 
 def arms(round_: int = 2) -> dict[str, Arm]:
-    """Round 2's eight arms, and from round 7 on its two hashtag arms after them (ties go to the earlier arm)."""
+    """Round 2's eight arms, and in round 7 its two hashtag arms after them, in round 8 its two (ties go to the
+    earlier arm)."""
     from moderation.tagging import ranking
 
     feat = tuple(ranking.FEATURES[: ranking.FEATURES.index("accept_rate")])
@@ -106,11 +118,17 @@ def arms(round_: int = 2) -> dict[str, Arm]:
         "feat_rate": Arm(ranking.Options(ranker_features=rate)),
         "feat_rate_c01": Arm(ranking.Options(ranker_features=rate, ranker_c=0.1)),
     }
-    if round_ >= 7:
+    if round_ == 7:
         hashtag = (*rate, "hashtag_embedding_z", "hashtag_embedding_rank")
         out["hash"] = Arm(ranking.Options(ranker_features=hashtag))
         out["hash_pool"] = Arm(ranking.Options(ranker_features=hashtag, hashtag_top=10))
+    if round_ == 8:
+        out["gate"] = Arm(ranking.Options(ranker_features=(*rate, "prior_weak", "similar_weak", "embedding_z_weak")))
+        out["smooth"] = Arm(ranking.Options(ranker_features=(*rate, "prior_smooth")))
     return out
+
+
+NEW_ARMS = {7: ("hash", "hash_pool"), 8: ("gate", "smooth")}
 
 
 DEDUP_COSINE = 0.9
@@ -605,7 +623,13 @@ def main() -> None:
         "--recall", action="store_true", help="round 6's diagnosis: where the missed gold tags are, then stop"
     )
     parser.add_argument("--pool", action="store_true", help="each arm's candidate pool (first seed), then stop")
-    parser.add_argument("--round", type=int, choices=(2, 7), default=2, help="2: round 2's arms; 7: + the hashtag arms")
+    parser.add_argument(
+        "--round",
+        type=int,
+        choices=(2, 7, 8),
+        default=2,
+        help="2: round 2's arms; 7: + the hashtag arms; 8: + the evidence gate and the smoothed prior",
+    )
     args = parser.parse_args()
     reference = "v1"
 
@@ -673,11 +697,11 @@ def main() -> None:
         print(f"  {n:<20} R@5 " + " ".join(f"{d:+.3f}" for d in dr) + "   P@5 " + " ".join(f"{d:+.3f}" for d in dp))
     adoption = None
     if args.round >= 7:
-        # Round 7's rule (bench/RESULTS.md): nested R@5 median >= reference + .010, P@5 median not lower, R@5 higher
-        # in at least 2 of the 3 seeds; the reference is round 2's nested choice on the same folds.
+        # Rounds 7 and 8's rule (bench/RESULTS.md): nested R@5 median >= reference + .010, P@5 median not lower,
+        # R@5 higher in at least 2 of the 3 seeds; the reference is round 2's nested choice on the same folds.
         new, ref2 = per_seed["nested"], per_seed["nested_r2"]
-        print(f"\nround 7 against round 2's nested choice, per seed {args.seeds}")
-        for n in ("nested", "hash", "hash_pool", "feat_rate"):
+        print(f"\nround {args.round} against round 2's nested choice, per seed {args.seeds}")
+        for n in ("nested", *NEW_ARMS[args.round], "feat_rate"):
             dr = [per_seed[n][s][1] - ref2[s][1] for s in args.seeds]
             dp = [per_seed[n][s][0] - ref2[s][0] for s in args.seeds]
             print(f"  {n:<20} R@5 " + " ".join(f"{d:+.3f}" for d in dr) + "   P@5 " + " ".join(f"{d:+.3f}" for d in dp))

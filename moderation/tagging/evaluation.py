@@ -221,13 +221,15 @@ def candidates_for(
         copy = ranking.Candidate(c.tag_id, dict(c.features), c.sources, c.evidence, c.scores)
         copy.features["accept_rate"] = know.rates.get(tag_id, know.base_rate)
         out[tag_id] = copy
+    if options.reads_evidence or options.reads_smooth_prior:
+        # The cached rows may come from an arm that did not read them (the key is the pool's options only).
+        ranking.context_features(out, _vocabulary(vocab, know), options)
     return out
 
 
-def _candidates_for(
-    record: Record, vocab: ranking.Vocabulary, know: Knowledge, options: ranking.Options
-) -> dict[int, ranking.Candidate]:
-    v = ranking.Vocabulary(
+def _vocabulary(vocab: ranking.Vocabulary, know: Knowledge) -> ranking.Vocabulary:
+    """``vocab`` with what ``know`` learned (prior, co-occurrence, centre, acceptance rates)."""
+    return ranking.Vocabulary(
         vocab.tag_ids,
         vocab.names,
         vocab.lexicon,
@@ -239,6 +241,12 @@ def _candidates_for(
         know.rates,
         know.base_rate,
     )
+
+
+def _candidates_for(
+    record: Record, vocab: ranking.Vocabulary, know: Knowledge, options: ranking.Options
+) -> dict[int, ranking.Candidate]:
+    v = _vocabulary(vocab, know)
     assert record.vector is not None
     return ranking.generate(
         segments=record.segments,

@@ -61,6 +61,13 @@ FEATURES = [
     # The hashtag view (round 7, an evaluation arm): computed only when ``generate`` gets phrase vectors.
     "hashtag_embedding_z",
     "hashtag_embedding_rank",
+    # Round 8 (evaluation arms, not adopted: bench/RESULTS.md, "Content tags"): the record's own evidence gating the
+    # learned sources, and the prior spread over tag space. Present only where the options' ranker reads them
+    # (``Options.reads_evidence`` / ``reads_smooth_prior``).
+    "prior_weak",
+    "similar_weak",
+    "embedding_z_weak",
+    "prior_smooth",
 ]
 # What the app's ranker reads (``services.tag_ranker_train``; a stored ranker over other names is not
 # served): round 2's arm ``feat_rate``, chosen by nested CV (bench/RESULTS.md, "Content tags"). The arms
@@ -100,6 +107,10 @@ DEFAULT_WEIGHTS = {
     "accept_rate": 0.0,
     "hashtag_embedding_z": 0.0,
     "hashtag_embedding_rank": 0.0,
+    "prior_weak": 0.0,
+    "similar_weak": 0.0,
+    "embedding_z_weak": 0.0,
+    "prior_smooth": 0.0,
 }
 EMBEDDING_TOP = 50
 TITLE_EMBEDDING_TOP = 20
@@ -107,6 +118,16 @@ RELATED_SIMILAR_K = 5  # nearest tags (by tag embedding) of each text hit propos
 RELATED_COOCCUR_K = 5  # most frequent co-tags of each text hit proposed as related
 RELATED_SEEDS = 10  # at most this many text hits seed the related source
 HASHTAG_RANK_TOP = 20  # ``hashtag_embedding_rank`` is 1 - rank / this for the phrase view's best tags, else 0
+# Round 8's record evidence: a video whose text names this many distinct tags (two or more characters, at least one
+# occurrence not inside a longer tag's) counts as fully evidenced; one naming none, as not at all (``_weakness``).
+EVIDENCE_NAMED = 3
+# Round 8's smoothed prior: a used tag lends its count to tags within this tag-embedding cosine (e5-small's
+# near-synonyms sit at .94-.97, unrelated words at .83-.91: bench/RESULTS.md, the VLM snapping probes).
+PRIOR_SMOOTH_COSINE = 0.9
+_EVIDENCE_FEATURES = ("prior_weak", "similar_weak", "embedding_z_weak")
+# Every candidate carries these; round 8's only where ``context_features`` computed them, so the worker's stored
+# candidate and suggestion features (and the rows ``bench/tagging.py`` times) are what they were before round 8.
+_GENERATED_FEATURES = tuple(f for f in FEATURES if f not in (*_EVIDENCE_FEATURES, "prior_smooth"))
 
 
 @dataclass(frozen=True)
@@ -127,6 +148,16 @@ class Options:
     def reads_hashtags(self) -> bool:
         """Whether anything here reads the hashtag view (else the worker need not embed the phrases)."""
         return self.hashtag_top > 0 or any(f.startswith("hashtag_embedding") for f in self.ranker_features)
+
+    @property
+    def reads_evidence(self) -> bool:
+        """Whether the ranker reads round 8's evidence-gated features (else ``generate`` leaves them 0)."""
+        return any(f in _EVIDENCE_FEATURES for f in self.ranker_features)
+
+    @property
+    def reads_smooth_prior(self) -> bool:
+        """Whether the ranker reads round 8's smoothed prior (else ``generate`` leaves it 0)."""
+        return "prior_smooth" in self.ranker_features
 
 
 # What the worker and ``evaluate_tags`` run. The hashtag view (``hashtag_top``, the ``hashtag_embedding_*``
@@ -219,7 +250,7 @@ def generate(
     def cand(tag_id: int) -> Candidate:
         c = cands.get(tag_id)
         if c is None:
-            c = cands[tag_id] = Candidate(tag_id, {k: 0.0 for k in FEATURES}, [], [], {})
+            c = cands[tag_id] = Candidate(tag_id, dict.fromkeys(_GENERATED_FEATURES, 0.0), [], [], {})
         return c
 
     for tag_id, hit in find_tag_names(segments, vocab.lexicon, vocab.max_len, vocab.prefixes).items():
@@ -357,7 +388,58 @@ def generate(
 
     for tag_id, c in cands.items():
         fill(tag_id, c)
+    context_features(cands, vocab, options)
     return cands
+
+
+def context_features(cands: Mapping[int, Candidate], vocab: Vocabulary, options: Options) -> None:
+    """Round 8's features, where the options' ranker reads them (an evaluation arm; 0 otherwise): the record's
+    evidence gating the learned sources (``_weakness``) and the prior spread over tag space (``_smooth_prior``).
+    They read only the candidates' other features and the vocabulary's prior, so the evaluation's cached
+    candidates (shared by arms with the same pool) get them afterwards. Features not read are not added at all."""
+    if options.reads_evidence:
+        weak = _weakness(cands, vocab)
+        for c in cands.values():
+            c.features["prior_weak"] = c.features["prior"] * weak
+            c.features["similar_weak"] = c.features["similar"] * weak
+            c.features["embedding_z_weak"] = c.features["embedding_z"] * weak
+    if options.reads_smooth_prior:
+        _smooth_prior(cands, vocab)
+
+
+def _weakness(cands: Mapping[int, Candidate], vocab: Vocabulary) -> float:
+    """How little the video's own text says, in [0, 1]: 1 - (distinct tags of two or more characters its text names,
+    not only inside a longer tag's name) / ``EVIDENCE_NAMED``, floored at 0. Round 8's gate: a linear ranker weighs
+    the prior and the neighbours' votes the same on a garbled caption as on a title that names the topic; the product
+    lets it lean on them only where the text is silent."""
+    index = vocab.index
+    named = sum(
+        1
+        for t, c in cands.items()
+        if "text" in c.sources and c.features["text_covered"] == 0.0 and t in index and len(vocab.names[index[t]]) > 1
+    )
+    return max(0.0, 1.0 - named / EVIDENCE_NAMED)
+
+
+def _smooth_prior(cands: Mapping[int, Candidate], vocab: Vocabulary) -> None:
+    """Round 8's ``prior_smooth``: each candidate's accepted count plus what used tags within ``PRIOR_SMOOTH_COSINE``
+    (tag embedding) lend it, each its count times (cosine - threshold) / (1 - threshold), log-scaled like ``prior``.
+    A tag nobody has accepted yet but whose near-synonym is common (母亲 beside 妈妈) is then not read as unknown."""
+    index = vocab.index
+    used = [(index[t], n) for t, n in vocab.prior.items() if t in index and n > 0]
+    rows = [index[t] for t in cands if t in index]
+    if not used or not rows:
+        return
+    used_rows = np.array([i for i, _ in used])
+    counts = np.array([n for _, n in used], dtype=np.float64)
+    sims = vocab.embeddings[rows] @ vocab.embeddings[used_rows].T
+    lend = np.clip((sims - PRIOR_SMOOTH_COSINE) / (1.0 - PRIOR_SMOOTH_COSINE), 0.0, 1.0)
+    lend[np.asarray(rows)[:, None] == used_rows[None, :]] = 0.0  # a tag's own count enters once, below
+    max_prior = float(counts.max())
+    for r, row in zip(rows, lend, strict=True):
+        tag_id = vocab.tag_ids[r]
+        total = vocab.prior.get(tag_id, 0.0) + float(row @ counts)
+        cands[tag_id].features["prior_smooth"] = math.log1p(total) / math.log1p(max_prior)
 
 
 def acceptance_rates(
@@ -456,7 +538,10 @@ def cooccurrence(tag_lists: Sequence[Sequence[int]]) -> dict[int, dict[int, floa
 
 
 def feature_matrix(cands: Sequence[Candidate]) -> np.ndarray:
-    return np.array([[c.features[k] for k in FEATURES] for c in cands], dtype=np.float64).reshape(-1, len(FEATURES))
+    # ``.get``: round 8's context features are only present where an arm's ranker read them (``context_features``).
+    return np.array([[c.features.get(k, 0.0) for k in FEATURES] for c in cands], dtype=np.float64).reshape(
+        -1, len(FEATURES)
+    )
 
 
 def weighted_sum(

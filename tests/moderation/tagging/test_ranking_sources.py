@@ -244,3 +244,74 @@ def test_hashtag_view_gives_features_and_only_optionally_candidates() -> None:
     assert not ranking.Options().reads_hashtags
     assert ranking.Options(ranker_features=(*ranking.APP_FEATURES, "hashtag_embedding_z")).reads_hashtags
     assert "hashtag_embedding_z" not in ranking.APP_FEATURES
+
+
+ROUND8 = (*ranking.APP_FEATURES, "prior_weak", "similar_weak", "embedding_z_weak", "prior_smooth")
+
+
+def test_the_evidence_gate_scales_the_learned_sources_by_how_little_the_text_names() -> None:
+    vocab = _vocab()
+    vocab.prior = {4: 3.0, 2: 1.0}  # 搞笑 and 美食 were accepted before
+    vector = np.zeros(8, dtype=np.float32)
+    vector[0] = 1.0
+    options = ranking.Options(ranker_features=ROUND8)
+    silent = ranking.generate(segments=split_segments(title="哈哈哈"), vector=vector, vocab=vocab, options=options)
+    # Nothing named: weakness 1, the gated features equal the plain ones.
+    assert silent[4].features["prior"] > 0
+    assert silent[4].features["prior_weak"] == pytest.approx(silent[4].features["prior"])
+    assert silent[1].features["embedding_z_weak"] == pytest.approx(silent[1].features["embedding_z"])
+    one = ranking.generate(segments=split_segments(title="龙虾 真好"), vector=vector, vocab=vocab, options=options)
+    assert one[4].features["prior_weak"] == pytest.approx(one[4].features["prior"] * 2 / 3)
+    three = ranking.generate(
+        segments=split_segments(title="龙虾 海鲜 汽车"), vector=vector, vocab=vocab, options=options
+    )
+    assert three[4].features["prior"] > 0 and three[4].features["prior_weak"] == 0.0
+    # The app's ranker does not read them, so the worker's candidates (and the features it stores) lack them.
+    plain = ranking.generate(segments=split_segments(title="哈哈哈"), vector=vector, vocab=vocab)
+    assert not ranking.Options().reads_evidence and not ranking.Options().reads_smooth_prior
+    assert "prior_weak" not in ranking.APP_FEATURES and "prior_smooth" not in ranking.APP_FEATURES
+    round8 = {"prior_weak", "similar_weak", "embedding_z_weak", "prior_smooth"}
+    assert set(plain[4].features) == set(ranking.FEATURES) - round8
+    assert not ranking.feature_matrix([plain[4]])[0, [ranking.FEATURES.index(f) for f in round8]].any()
+
+
+def test_the_smoothed_prior_lends_a_used_tags_count_to_its_near_synonyms_only() -> None:
+    vocab = _vocab()
+    vocab.embeddings[2] = [0.95, np.sqrt(1 - 0.95**2), 0, 0, 0, 0, 0, 0]  # 海鲜 at cosine .95 of 龙虾
+    vocab.prior = {1: 4.0}  # only 龙虾 was ever accepted
+    vector = np.zeros(8, dtype=np.float32)
+    vector[0] = 1.0
+    cands = ranking.generate(
+        segments=split_segments(title="海鲜 美食 搞笑"),
+        vector=vector,
+        vocab=vocab,
+        options=ranking.Options(ranker_features=ROUND8),
+    )
+    lobster, seafood, food, funny = (cands[t].features for t in (1, 3, 2, 4))
+    # 海鲜 borrows half of 龙虾's count ((.95 - .9) / .1): log1p(2) / log1p(4)
+    assert seafood["prior"] == 0.0
+    assert seafood["prior_smooth"] == pytest.approx(np.log1p(2.0) / np.log1p(4.0), rel=1e-4)
+    assert food["prior_smooth"] == 0.0  # 美食 is at cosine .6 of 龙虾: too far to borrow
+    assert funny["prior_smooth"] == 0.0
+    assert lobster["prior_smooth"] == pytest.approx(lobster["prior"]) == pytest.approx(1.0)
+    assert seafood["prior_smooth"] < lobster["prior_smooth"]
+
+
+def test_arms_sharing_the_cached_pool_still_read_round_8s_features() -> None:
+    # The evaluation caches candidates by the pool's options only: an arm reading the gate after one that did not
+    # must not get the first arm's zeros.
+    vocab = _vocab()
+    records = _records(vocab)
+    options = ranking.Options(ranker_features=ROUND8)
+    fresh = evaluation.cross_validate(records, vocab, folds=2, seed=0, options=options)
+    with evaluation.caching():
+        evaluation.cross_validate(records, vocab, folds=2, seed=0)  # fills the cache without them
+        cached = evaluation.cross_validate(records, vocab, folds=2, seed=0, options=options)
+    for a, b in zip(fresh, cached, strict=True):
+        assert a.ranked == b.ranked
+    know = evaluation.learn(records[:4])
+    with evaluation.caching():
+        key = evaluation._key(records[:4])
+        evaluation.candidates_for(records[4], vocab, know, train_key=key)
+        gated = evaluation.candidates_for(records[4], vocab, know, options, train_key=key)
+    assert any(c.features["prior_weak"] > 0 or c.features["prior_smooth"] > 0 for c in gated.values())
