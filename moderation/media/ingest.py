@@ -148,8 +148,16 @@ def video_ingest(
                 return existing
             if refuse_new:
                 raise ModerationError(refuse_new)
-            if external_id and Video.objects.filter(external_id=external_id).exists():
-                raise ModerationError(f"External id {external_id!r} already belongs to a different video file.")
+            if external_id:
+                # Two different files under one external id at once (a script's retry with a re-encoded file, two
+                # workers of one import): each found the id free and the second's insert was the unique id's
+                # IntegrityError, a 500. The later now waits for the earlier and is told the id is taken.
+                with connection.cursor() as cur:
+                    cur.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"video-external-id:{external_id}"]
+                    )
+                if Video.objects.filter(external_id=external_id).exists():
+                    raise ModerationError(f"External id {external_id!r} already belongs to a different video file.")
 
             name = _storage_name(original, sha256)
             # Into media storage before the row exists: a row never names a file that is not all there.

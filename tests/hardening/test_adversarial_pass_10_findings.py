@@ -225,3 +225,24 @@ def test_a_description_longer_than_a_platforms_is_refused_with_the_limit_and_not
     taken = send("cat " * (limit // 4 - 1) + "cats", b"b" * 512)
     assert taken.status_code == 201, taken.content
     assert len(Video.objects.get().description) == limit
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_files_sent_at_once_under_one_external_id_store_one_and_tell_the_other_the_id_is_taken() -> None:
+    """``POST /api/videos/`` with an ``external_id`` (a user's script) or two manifest imports naming one id: two
+    different files at once each found the id free, and the second's insert was the unique id's IntegrityError, a
+    500 (the same bytes twice were already serialised by their hash)."""
+    from moderation.media.ingest import video_ingest
+    from moderation.media.models import Video
+
+    def ingest(body: bytes):  # type: ignore[no-untyped-def]
+        upload = SimpleUploadedFile("clip.mp4", b"\x00\x00\x00\x18ftypmp42" + body)
+        return video_ingest(upload=upload, title="clip", external_id="shop-42")
+
+    raced = race(lambda: ingest(b"a" * 512), lambda: ingest(b"b" * 512))
+
+    assert raced.second_waited
+    assert isinstance(raced.first, Video)
+    assert isinstance(raced.second, ModerationError), raced.second
+    assert str(raced.second) == "External id 'shop-42' already belongs to a different video file."
+    assert list(Video.objects.values_list("external_id", flat=True)) == ["shop-42"]
