@@ -280,11 +280,16 @@ def sft_dataset_build(
 def dataset_export_hf(*, dataset_id: int) -> str:
     """Write the snapshot as a Hugging Face ``DatasetDict`` folder (``save_to_disk``); idempotent.
 
-    Worker-side: imports ``datasets``. Returns the folder.
+    Worker-side: imports ``datasets``. Returns the folder, or "" for a dataset no longer there (removed before the
+    default queue's worker reached its task, or a task redelivered after that): nothing to write. Every other task
+    given a stale id returns quietly; this one failed on ``DoesNotExist``.
     """
+    dataset = PreferenceDataset.objects.filter(pk=dataset_id).first()
+    if dataset is None:
+        logger.info("dataset %s is gone: no Hugging Face folder to write", dataset_id)
+        return ""
     import datasets
 
-    dataset = PreferenceDataset.objects.get(pk=dataset_id)
     folder = artifacts.local_path(dataset.jsonl_path).parent / "hf"
     if dataset.hf_path and artifacts.available(str(Path(dataset.hf_path, "dataset_dict.json"))):
         return dataset.hf_path

@@ -22,7 +22,7 @@ from moderation.integrations.webhooks import webhook_deliveries_resume
 from moderation.media.models import Video
 from moderation.signals import integration_changed, user_import_refused
 from workbench.queues import enqueue
-from workbench.text import row_id, shown_text
+from workbench.text import row_id, shown_name, shown_text
 from workbench.tokens import token_hash  # one way for every token: integrations' and users' API tokens
 
 if TYPE_CHECKING:
@@ -54,15 +54,23 @@ def _check_rate(rate: str) -> str:
 
 
 @transaction.atomic
+@transaction.atomic
 def integration_create(*, name: str, rate_limit: str = "", by: User | None = None) -> tuple[Integration, str]:
     """Create an integration and return it with its token: the only time the token is readable.
-    Recorded in the audit log, as a rotation is (a new credential was issued, by ``by``)."""
-    name = (name or "").strip()
+    Recorded in the audit log, as a rotation is (a new credential was issued, by ``by``).
+
+    Two creates of one name at once (Add pressed twice, two admins' tabs) go one after the other: the second waits
+    for the first's commit, then finds its name taken and says so. Both had passed the name check before either
+    inserted, and the second ended in the unique name's IntegrityError, a 500 page that hid the token the first had
+    made and that no one had seen."""
+    name = shown_name((name or "").strip()).strip()
     if not name:
         raise ModerationError("An integration needs a name.")
     max_length = Integration._meta.get_field("name").max_length or 200
     if len(name) > max_length:
         raise ModerationError(f"An integration's name has at most {max_length} characters; this one has {len(name):,}.")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"integration-name:{name}"])
     if Integration.objects.filter(name=name).exists():
         raise ModerationError(f"An integration named “{name}” already exists.")
     token, fields = _new_token()

@@ -94,6 +94,68 @@ _NON_VIDEO_FORMATS = {"tty"}
 _NON_VIDEO_CODECS = {"ansi"}
 _FFMPEG_PREFIX = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\]\s*")
 
+# The demuxers ffmpeg and ffprobe may read an uploaded file with (``-format_whitelist``, an option of every input of
+# ours): the containers and raw streams a video comes in. ffmpeg picks the demuxer by the file's bytes, whatever its
+# name, and some demuxers read other files that the file names: an HLS playlist (``#EXTM3U`` and a line
+# ``/srv/media/videos/…/another.mp4``), DASH, a concat list. Uploaded as "clip.mp4" (or stored as .bin), such a
+# playlist made the media worker read any video file it could reach by path (another uploader's, a restricted
+# queue's, another platform's import folder) and made it the uploader's own video: its keyframes, speech and text
+# shown to them. Checked after the demuxer is chosen and before it reads anything; nested inputs (a subtitle stream
+# of an AVI) get the same list. Anything else is refused in words (``_refused_format``).
+VIDEO_DEMUXERS = (
+    "mov",  # mov,mp4,m4a,3gp,3g2,mj2: one demuxer, any of its names matches
+    "matroska",  # matroska,webm
+    "avi",
+    "flv",
+    "live_flv",
+    "mpeg",
+    "mpegts",
+    "mpegvideo",
+    "asf",  # .wmv
+    "ogg",
+    "gif",
+    "nut",
+    "mxf",
+    "dv",
+    "ivf",
+    "obu",
+    "av1",
+    "h264",
+    "hevc",
+    "m4v",
+    "vc1",
+    "mjpeg",
+    "rm",
+    "yuv4mpegpipe",
+    "wtv",
+)
+_INPUT_OPTIONS = ("-format_whitelist", ",".join(VIDEO_DEMUXERS))
+_NOT_ON_WHITELIST = re.compile(r"^\[(?P<name>[\w,]+) @ 0x[0-9a-f]+\]\s*Format not on whitelist", re.MULTILINE)
+# Demuxers of lists that name other files or addresses: said as such, the usual mistake (a stream's playlist saved).
+_LIST_FORMATS = {"hls", "dash", "concat", "webm_dash_manifest", "sdp", "rtsp", "imf"}
+
+
+def _refused_format(stderr: str) -> str:
+    """The uploader's words for a file ffmpeg read with a demuxer not in ``VIDEO_DEMUXERS``, or "" when it did not
+    refuse one (``stderr`` is ffmpeg's)."""
+    found = _NOT_ON_WHITELIST.search(stderr)
+    if found is None:
+        return ""
+    name = found["name"]
+    if name.endswith("_pipe") or name.startswith("image2"):
+        return "This file is not a playable video: it is a still image."
+    if name in _NON_VIDEO_FORMATS:
+        return "This file is not a playable video: it looks like a text document."
+    if name in _LIST_FORMATS:
+        return (
+            f"This file is not a playable video: it is a {name} playlist or list of other files, which the "
+            "workbench does not follow. Upload the video file itself."
+        )
+    return (
+        f"This file is not a playable video the workbench reads: ffmpeg reads it as “{name}”. Convert it to MP4 "
+        "or WebM and upload it again."
+    )
+
 
 def _ffmpeg_reason(stderr: str, path: Path) -> str:
     """ffmpeg's error lines made readable: no "[mov,mp4 @ 0x...]" prefixes, no server paths."""
@@ -144,6 +206,7 @@ def probe(path: Path) -> ProbeResult:
         "ffprobe",
         "-v",
         "error",
+        *_INPUT_OPTIONS,
         "-print_format",
         "json",
         "-show_format",
@@ -155,6 +218,9 @@ def probe(path: Path) -> ProbeResult:
     except subprocess.TimeoutExpired as exc:
         raise SenderError("This file could not be read: ffprobe took too long to inspect it.") from exc
     if proc.returncode != 0:
+        refused = _refused_format(proc.stderr)
+        if refused:
+            raise NotAVideoError(refused)
         detail = _ffmpeg_reason(proc.stderr, path) or f"exit code {proc.returncode}"
         raise NotAVideoError(f"This file is not a playable video: ffprobe could not read it ({detail}).")
     try:
@@ -241,6 +307,7 @@ def extract_keyframes(path: Path, out_dir: Path, *, fps: float, width: int, dura
         "-hide_banner",
         "-v",
         "error",
+        *_INPUT_OPTIONS,
         "-i",
         str(path),
         "-map",
@@ -474,7 +541,7 @@ def decode_audio_16k(path: Path) -> Any:
     """
     import numpy as np
 
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-ac", "1",
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", *_INPUT_OPTIONS, "-i", str(path), "-map", "0:a:0", "-vn", "-ac", "1",
            "-ar", "16000", "-f", "s16le", "-acodec", "pcm_s16le", "-"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, timeout=FFMPEG_TIMEOUT_S, check=False)
     if proc.returncode != 0:

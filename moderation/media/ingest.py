@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1024 * 1024
 STEM_MAX_BYTES = 150  # of an uploaded file's name kept in its stored name (``_storage_name``)
+# A video's description, as platforms allow theirs (a few thousand characters). It was unbounded: the API and
+# manifests took one as large as the request body (10 MB), read by every reviewer on the video's page, put into
+# every prompt, and searched for tag names in time that grows with the square of its matches (40 KB of one word
+# repeated held a media worker 45 s, 400 KB over an hour).
+DESCRIPTION_MAX_CHARS = 5_000
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi", ".flv", ".mpg", ".mpeg", ".ts", ".3gp", ".wmv"}
 
 
@@ -106,6 +111,11 @@ def video_ingest(
     """
     if (path is None) == (upload is None):
         raise ModerationError("Give exactly one video: a file path or an uploaded file.")
+    if len(description or "") > DESCRIPTION_MAX_CHARS:
+        raise ModerationError(
+            f"The description is {len(description):,} characters long; a video's description may hold at most "
+            f"{DESCRIPTION_MAX_CHARS:,}. Nothing was stored."
+        )
     max_bytes = int(settings.WORKBENCH_UPLOAD_MAX_BYTES)
     if upload is not None:
         original = Path(getattr(upload, "name", "") or "upload.mp4").name
@@ -138,8 +148,16 @@ def video_ingest(
                 return existing
             if refuse_new:
                 raise ModerationError(refuse_new)
-            if external_id and Video.objects.filter(external_id=external_id).exists():
-                raise ModerationError(f"External id {external_id!r} already belongs to a different video file.")
+            if external_id:
+                # Two different files under one external id at once (a script's retry with a re-encoded file, two
+                # workers of one import): each found the id free and the second's insert was the unique id's
+                # IntegrityError, a 500. The later now waits for the earlier and is told the id is taken.
+                with connection.cursor() as cur:
+                    cur.execute(
+                        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"video-external-id:{external_id}"]
+                    )
+                if Video.objects.filter(external_id=external_id).exists():
+                    raise ModerationError(f"External id {external_id!r} already belongs to a different video file.")
 
             name = _storage_name(original, sha256)
             # Into media storage before the row exists: a row never names a file that is not all there.

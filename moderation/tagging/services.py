@@ -40,6 +40,7 @@ from moderation.tagging.models import (
 from workbench.jobs import job_finish, job_start
 from workbench.numbers import typed_number
 from workbench.queues import TaskQueue, enqueue, queue_time_limits
+from workbench.text import shown_name, shown_text
 
 logger = logging.getLogger(__name__)
 
@@ -738,10 +739,17 @@ def tag_set_save(
     def problem(where: str, message: str) -> None:
         errors.setdefault(where, []).append(message)
 
-    slug, name = (slug or "").strip(), (name or "").strip()
+    # Saves of tag sets one after another: two creates of one short name at once (Save pressed twice, two tabs) both
+    # found it free and the second ended in the unique slug's IntegrityError, a 500; two sets made the default at once
+    # each cleared the defaults it could see and both stayed the default, and neither could then stop being it.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext('moderation.tag_set_save'))")
+    slug = (slug or "").strip()
+    # Read by moderators on every tags item (the set picker): no invisible bidi controls, as tag names have none.
+    name = shown_name((name or "").strip()).strip()
     if not name or len(name) > 100:
         problem("name", "A tag set needs a name of 1 to 100 characters.")
-    description = (description or "").strip()
+    description = shown_text((description or "").strip()).strip()
     if len(description) > TAG_SET_DESCRIPTION_MAX_CHARS:
         problem(
             "description",
