@@ -224,3 +224,21 @@ def test_each_event_type_is_said_in_words_on_both_forms_that_choose_them(platfor
         said = said[: said.index("</p>")]
         for value, label in EventType.choices:
             assert f"<code>{value}</code>: {escape(label.lower())}" in said, (url, value)
+
+
+@pytest.mark.django_db
+def test_an_endpoint_without_deliveries_says_when_one_is_made(platform, client_as):
+    """Walk hwalk20: a new endpoint's delivery log read "No deliveries." with no word of what makes one."""
+    from django.urls import reverse
+
+    endpoint, _ = webhook_endpoint_create(
+        integration=platform.integration, url="http://127.0.0.1:9/a", event_types=["label.final"]
+    )
+    url = reverse("moderation:webhook_endpoint", args=[endpoint.pk])
+    page = client_as("admin").get(url).content.decode()
+    said = page[page.index("data-no-deliveries") :]
+    said = said[: said.index("</td>")]
+    assert "No deliveries yet: one is made each time an event this endpoint subscribes to happens" in said
+    assert "on a video platform-a submitted" in said
+    filtered = client_as("admin").get(url, {"status": "failed"}).content.decode()
+    assert "No deliveries with this status." in filtered
