@@ -210,8 +210,8 @@ def _check_verdict_names_label(stages: list[dict[str, Any]], *, label: str, name
             chosen = f"{label} ({names[label]})" if names[label] != label else label
             title = stage.get("title") or stage["key"]
             raise StageRefused(
-                f"“{title}” still concludes {said}, but the final label is {chosen}: rewrite this stage "
-                f"so it concludes {label}, or choose {others[0]} again. (A draft may keep it for now.)",
+                f"“{title}” concludes {said}, but the final label is {chosen}: rewrite this stage "
+                f"so it concludes {label}, or make {others[0]} the final label. (A draft may keep it for now.)",
                 stage=stage["key"],
             )
 

@@ -369,7 +369,10 @@ def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, str(exc))
             status = 400
         else:
-            messages.success(request, f"Reasoning for “{task.target_label}” saved.")
+            # Which task, and where it went: the list opens on the open tasks, where the one just written is gone.
+            messages.success(
+                request, f"Task #{task.pk}: reasoning for “{task.target_label}” saved; it is listed under Done."
+            )
             return redirect("annotation:tag2cot_list")
     ctx = _media_context(request, task.video)
     stages = cot_stages_for_display(task.stages, times=ctx["times"])

@@ -202,7 +202,12 @@ def nav_context(request: HttpRequest) -> dict[str, Any]:
         "training": user.has_perm(Perm.MANAGE_TRAINING),
         "integrations": user.has_perm(Perm.MANAGE_INTEGRATIONS),
     }
-    return {"nav": {**areas, **_nav_links(areas), "roles": groups, **_who(user, groups)}}
+    links = _nav_links(areas)
+    if user.is_staff:
+        # The review queues, retrain rules, users and groups are set in the Django admin, which no screen linked to
+        # but the training page's retrain rules: an admin had to know to type /admin/ to find a queue's settings.
+        links["more" if links["more"] else "links"].append(("Django admin", reverse("admin:index")))
+    return {"nav": {**areas, **links, "roles": groups, **_who(user, groups)}}
 
 
 # The header's links, area by area, in the order they are shown. The daily work (videos, queues, corrections) is

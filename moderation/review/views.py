@@ -144,12 +144,15 @@ def _hotkey_queue(rows: list[dict[str, Any]], open_task: ReviewTask | None) -> s
 def queue_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """One queue: its load and SLA, reviewers' gold accuracy and agreement between reviewers."""
     q = selectors.review_queue_get_for(user=_user(request), slug=slug)
+    # A tags queue's items are tagged, not given verdicts: no review of theirs is agreed on or checked against gold
+    # (its page showed verdict agreement tables of zeros and "verdicts of the policy's serving model").
+    verdicts = q.kind == ReviewQueue.Kind.MODERATION
     context = {
         "queue": q,
         "senior_queue_named": selectors.review_queue_named_for(user=_user(request), queue=q.escalation_queue),
         "stats": selectors.review_queue_stats(queue=q),
-        "gold": selectors.review_gold_accuracy(queues=[q]),
-        "agreement": selectors.review_agreement(queues=[q]),
+        "gold": selectors.review_gold_accuracy(queues=[q]) if verdicts else [],
+        "agreement": selectors.review_agreement(queues=[q]) if verdicts else None,
         "open_task": selectors.review_task_open_for(user=_user(request), queue=q),
     }
     return render(request, "moderation/review/queue_detail.html", context)
@@ -158,7 +161,8 @@ def queue_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @permission_required(Perm.REVIEW_VIDEO)
 def agreement(request: HttpRequest) -> HttpResponse:
     """Agreement dashboard: Cohen's κ and Krippendorff's α per queue and per category."""
-    queues = list(selectors.review_queues_for(user=_user(request)))
+    # Verdict queues only: a tags queue's items get tags, never two verdicts to agree on (its row was always "0 0 —").
+    queues = list(selectors.review_queues_for(user=_user(request)).filter(kind=ReviewQueue.Kind.MODERATION))
     return render(
         request,
         "moderation/review/agreement.html",

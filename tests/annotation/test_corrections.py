@@ -260,7 +260,7 @@ def test_a_new_label_with_a_final_judgment_that_still_names_the_old_one_is_refus
     html = resp.content.decode()
     stage = html[html.index('data-stage="final_judgment"') :]
     stage = stage[: stage.index("</section>")]
-    assert 'id="stage-error-final_judgment"' in stage and "still concludes 引导私下交易" in stage
+    assert 'id="stage-error-final_judgment"' in stage and "“Final judgment” concludes 引导私下交易" in stage
     assert "the final label is 正向 (Non-violative)" in stage and 'aria-invalid="true"' in stage
     assert ">No contact is offered.</textarea>" in html  # what was typed stays
     assert '<option value="正向" selected>' in html
@@ -268,7 +268,7 @@ def test_a_new_label_with_a_final_judgment_that_still_names_the_old_one_is_refus
     # A draft may keep the old verdict while the labeler works on it; submitting it is refused the same way.
     client.post(url, {**_form(decision, 0, label="正向"), "action": "draft"})
     assert CotCorrection.objects.get().status == CotCorrection.Status.DRAFT
-    with pytest.raises(StageRefused, match="still concludes"):
+    with pytest.raises(StageRefused, match="concludes 引导私下交易"):
         cot_correction_save(
             decision=decision, author=CotCorrection.objects.get().author, stages={}, label="正向", base_revision=1
         )
@@ -283,6 +283,23 @@ def test_a_new_label_with_a_final_judgment_that_still_names_the_old_one_is_refus
     assert resp.status_code == 302 and CotCorrection.objects.get().status == CotCorrection.Status.SUBMITTED
     resp = client.post(url, {**_form(decision, 2, label="引导私下交易"), "action": "submit"})
     assert resp.status_code == 302 and CotCorrection.objects.get().label == "引导私下交易"
+
+
+def test_a_final_judgment_rewritten_to_another_label_is_refused_in_words_that_fit_what_was_done(decision, client_as):
+    """Walk hwalk20: the labeler rewrote the final judgment to conclude 夸大商品功效 and left the final label as the
+    model's; the refusal said the stage "still concludes" it and to "choose 夸大商品功效 again", a label nobody had
+    chosen. It names the stage's conclusion and both ways out, whichever was changed."""
+    client = client_as("labeler")
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    rewritten = "Violation: 夸大商品功效 (Exaggerated product claims): the phone is sold as unbreakable."
+    resp = client.post(url, {**_form(decision, 0, final_judgment=rewritten), "action": "submit"})
+    assert resp.status_code == 400 and not CotCorrection.objects.exists()
+    html = resp.content.decode()
+    said = html[html.index('id="stage-error-final_judgment"') :]
+    said = said[: said.index("</")]
+    assert "“Final judgment” concludes 夸大商品功效" in said and "the final label is 引导私下交易" in said
+    assert "or make 夸大商品功效 the final label" in said
+    assert "still" not in said and "again" not in said
 
 
 @pytest.mark.parametrize(

@@ -65,8 +65,12 @@ def test_labeler_writes_the_five_stages_for_the_label(policy_version, make_user)
     assert resp.status_code == 400 and "8,001 characters long; a stage may hold at most 8,000" in resp.content.decode()
     resp = ca.post(url, form)
     assert resp.status_code == 400 and "must name the label “引导私下交易” as written here" in resp.content.decode()
-    resp = ca.post(url, {**form, "stage-final_judgment": "label: 引导私下交易, steering buyers off-platform"})
-    assert resp.status_code == 302
+    resp = ca.post(
+        url, {**form, "stage-final_judgment": "label: 引导私下交易, steering buyers off-platform"}, follow=True
+    )
+    # Walk hwalk20: it said "Reasoning for “引导私下交易” saved." over a list where the task was no longer shown.
+    said = f"Task #{task.pk}: reasoning for “引导私下交易” saved; it is listed under Done."
+    assert resp.redirect_chain[-1][0] == reverse("annotation:tag2cot_list") and said in resp.content.decode()
     task.refresh_from_db()
     assert task.status == "done" and task.author == alice and task.stages[1]["text"] == "<i>analysis</i> reasoning"
     with pytest.raises(AnnotationError, match="already written"):

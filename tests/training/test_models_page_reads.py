@@ -123,3 +123,28 @@ def test_read_at_once_each_version_is_what_its_own_reads_say(policy_version):
     assert "evaluation #" in reasons and "has no evaluation on the same set" in reasons
     assert "has no finished evaluation; evaluate it first" in reasons
     assert any(row["shadow"]["last_error"] == "out of memory" for row in rows)
+
+
+def test_a_candidate_refused_for_the_serving_models_missing_evaluation_links_to_evaluating_it(
+    policy_version, client_as
+):
+    """Walk hwalk20: a trained version's evaluation done, Promote was refused with "The serving version … has no
+    evaluation on the same set; evaluate it there first" and nothing to press: the admin had to find the serving
+    version in the Evaluate form's list. The reason now links to that form with the serving version chosen."""
+    serving = model_version_promote(model_version=model_version_register(name="serving", backend="evidence_baseline"))
+    candidate = model_version_register(name="candidate", backend="evidence_baseline")
+    _run(candidate, policy_version, key="gold:a")
+    admin = client_as("admin")
+    page = admin.get(reverse("training:model_list")).content.decode()
+    row = page[page.index('data-version="candidate"') :]
+    row = row[: row.index("</tr>")]
+    assert "has no evaluation on the same set" in row
+    link = f"{reverse('training:model_list')}?version={serving.pk}#evaluate"
+    assert f'<a href="{link}">Evaluate serving</a>' in row
+    chosen = admin.get(link).content.decode()
+    assert f'<option value="{serving.pk}" selected>' in chosen  # the Evaluate form opens with it chosen
+    # Once the serving version has its evaluation on the set, the reason and the link are gone.
+    _run(serving, policy_version, key="gold:a")
+    page = admin.get(reverse("training:model_list")).content.decode()
+    row = page[page.index('data-version="candidate"') :]
+    assert "Evaluate serving" not in row[: row.index("</tr>")]

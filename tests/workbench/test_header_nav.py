@@ -45,3 +45,17 @@ def test_a_user_with_few_links_has_no_menu(make_user):
     assert "Review queue" in bar and more == []
     bar, more = _header(make_user("policy_editor"))
     assert {"Policies", "Tag vocabulary"} <= set(bar) and more == []
+
+
+@pytest.mark.django_db
+def test_a_staff_admin_finds_the_django_admin_under_more(make_user):
+    """Walk hwalk20: the review queues' settings, the retrain rules, users and groups are kept in the Django admin,
+    and no screen linked to it (the training page's "edit the rules" aside): an admin had to know to type /admin/.
+    A staff user finds it last under "More"; a user who may not open it (not staff) is not offered it."""
+    bar, more = _header(make_user("admin", is_staff=True))
+    assert more[-1] == "Django admin" and "Django admin" not in bar
+    client = Client()
+    client.force_login(make_user("admin", is_staff=True))
+    assert f'<a href="{reverse("admin:index")}">Django admin</a>' in client.get(reverse("home")).content.decode()
+    bar, more = _header(make_user("admin"))
+    assert "Django admin" not in bar + more

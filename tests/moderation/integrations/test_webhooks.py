@@ -204,3 +204,41 @@ def test_an_unknown_delivery_status_filter_is_said_and_every_delivery_shown(plat
     assert failed.status_code == 200 and f"delivery-{delivery_id}" in failed.content.decode()
     assert "There is no" not in failed.content.decode()
     assert f"delivery-{delivery_id}" not in admin.get(url, {"status": "delivered"}).content.decode()
+
+
+@pytest.mark.django_db
+def test_each_event_type_is_said_in_words_on_both_forms_that_choose_them(platform, client_as):
+    """Walk hwalk20: the add-endpoint and change-events forms named the events by their codes only (label.final,
+    review.completed, ...); what each means was a checkbox's title, a mouse tooltip that neither the keyboard nor a
+    screen reader reaches. Both forms now say each one on the page."""
+    from django.urls import reverse
+    from django.utils.html import escape
+
+    endpoint, _ = webhook_endpoint_create(
+        integration=platform.integration, url="http://127.0.0.1:9/a", event_types=["label.final"]
+    )
+    admin = client_as("admin")
+    for url in (reverse("moderation:integration_list"), reverse("moderation:webhook_endpoint", args=[endpoint.pk])):
+        page = admin.get(url).content.decode()
+        said = page[page.index("data-event-types-said") :]
+        said = said[: said.index("</p>")]
+        for value, label in EventType.choices:
+            assert f"<code>{value}</code>: {escape(label.lower())}" in said, (url, value)
+
+
+@pytest.mark.django_db
+def test_an_endpoint_without_deliveries_says_when_one_is_made(platform, client_as):
+    """Walk hwalk20: a new endpoint's delivery log read "No deliveries." with no word of what makes one."""
+    from django.urls import reverse
+
+    endpoint, _ = webhook_endpoint_create(
+        integration=platform.integration, url="http://127.0.0.1:9/a", event_types=["label.final"]
+    )
+    url = reverse("moderation:webhook_endpoint", args=[endpoint.pk])
+    page = client_as("admin").get(url).content.decode()
+    said = page[page.index("data-no-deliveries") :]
+    said = said[: said.index("</td>")]
+    assert "No deliveries yet: one is made each time an event this endpoint subscribes to happens" in said
+    assert "on a video platform-a submitted" in said
+    filtered = client_as("admin").get(url, {"status": "failed"}).content.decode()
+    assert "No deliveries with this status." in filtered

@@ -537,3 +537,14 @@ def test_the_pair_screen_reads_hash_coverage_to_three_decimals_as_the_pairs_list
     client.force_login(make_user("moderator"))
     page = client.get(f"/repro/{pair.pk}/").content.decode()
     assert "<dt>Hash coverage</dt><dd>later 0.429 · earlier 0.500</dd>" in page
+
+
+def test_an_empty_pair_queue_says_how_pairs_arrive(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walk hwalk20: after the demo's only pair was decided the queue read "No pairs are waiting." under a disabled
+    "Claim next pair", with no word of whether anything had to be done for more to come. It says they come by
+    themselves as uploads are processed, and from what score."""
+    page = client_as("moderator").get(reverse("moderation:repro_queue")).content.decode()
+    empty = page[page.index("data-pairs-empty") :]
+    empty = empty[: empty.index("</td>")]
+    assert "No pairs are waiting." in empty and "joins this list by itself" in empty
+    assert "a queue score of 0.30 or more" in empty and "nothing needs to be started here" in empty

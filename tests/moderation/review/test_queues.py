@@ -782,3 +782,21 @@ def test_the_queue_list_offers_claim_next_exactly_where_the_claim_finds_an_item_
     open_item = TagTaskFactory(decision=make_task().decision)
     assert row(moderator)["claim"] == "enabled"
     assert review_claim_next(user=moderator, queue=tags).pk == open_item.pk
+
+
+def test_the_tags_queues_page_says_where_its_items_are_tagged_not_verdict_agreement(policy_version, client_as):
+    """Walk hwalk20: the Content tags queue's page said its items were "verdicts of the policy's serving model" and
+    showed agreement-between-verdicts tables that could only ever read 0 (tag reviews are not verdicts); the
+    agreement dashboard listed the queue with the same zeros. A verdict queue's page keeps both."""
+    task = TagTaskFactory(decision__policy_version=policy_version)
+    client = client_as("moderator")
+    page = client.get(reverse("moderation:queue_detail", args=[task.queue.slug])).content.decode()
+    assert "data-tags-queue" in page and f'href="{reverse("moderation:tag_queue")}">Tags</a> screen' in page
+    assert "verdicts of" not in page and 'id="agreement"' not in page
+    assert '<td data-stat="pending">1</td>' in page  # its load is still shown
+    page = client.get(reverse("moderation:queue_detail", args=["default"])).content.decode()
+    assert "verdicts of the policy's serving model" in page and 'id="agreement"' in page
+    assert "data-tags-queue" not in page
+    dashboard = client.get(reverse("moderation:review_agreement")).content.decode()
+    assert 'data-agreement-queue="default"' in dashboard
+    assert f'data-agreement-queue="{task.queue.slug}"' not in dashboard
