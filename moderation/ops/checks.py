@@ -88,8 +88,9 @@ def ops_routing_checks(*, now: datetime, shown: int, dismissed: bool) -> Routing
     return checks
 
 
-def ops_routing_checks_forget() -> None:
-    """Once the current transaction commits, every process checks routing again on its next load of the ops page."""
+def ops_routing_checks_forget(*, at_once: bool = False) -> None:
+    """Once the current transaction commits, every process checks routing again on its next load of the ops page.
+    ``at_once``: now, whatever transaction is open (the page's "Check now", which changed nothing to wait for)."""
 
     def forget() -> None:
         try:
@@ -101,4 +102,7 @@ def ops_routing_checks_forget() -> None:
         # This process's own, at once, also when Redis did not answer (its result would be reused for its time).
         cache.delete_many([_kept_key(shown=SHOWN, dismissed=d) for d in (False, True)])
 
-    transaction.on_commit(forget)
+    if at_once:
+        forget()
+    else:
+        transaction.on_commit(forget)

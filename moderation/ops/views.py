@@ -32,7 +32,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """Operations at a glance: every plot is drawn on the server and carries its numbers."""
     show = _failed_filter(request)
     if request.GET.get("recheck"):  # the routing panel's "Check now": its kept whole-library checks are found again
-        ops_routing_checks_forget()
+        ops_routing_checks_forget(at_once=True)
     context = {
         "ops": ops_dashboard(failed_filter=show),
         "worker_seen_seconds": settings.WORKER_SEEN_SECONDS,
