@@ -109,8 +109,10 @@ LABEL_SOURCE_ORDER = ("adjudication", "override", "review", "import")
 # source``. Each labelled video's human label (the first non-empty one in ``LABEL_SOURCE_ORDER``; of the overrides the
 # latest), its latest decision (looked up by its video, a few index pages), and the checks that rule it out: a
 # task for that decision and label already, a label its policy version does not know (the safe label or a tag key of
-# its taxonomy), an accepted correction, or the model reaching the label without a parse error. One statement: the
-# press read every label and override and every labelled video's decisions into Python to find the few due.
+# its taxonomy: each version's labels listed once, ``known``; tested on each row, the taxonomy was read again per
+# row, 100 of 134 ms at 2,000 labelled videos), an accepted correction, or the model reaching the label without a
+# parse error. One statement: the press read every label and override and every labelled video's decisions into
+# Python to find the few due.
 _TAG2COT_DUE_SQL = """
 WITH labelled AS (
     SELECT DISTINCT ON (video_id) video_id, label, source
@@ -129,6 +131,18 @@ WITH labelled AS (
     ) found
     WHERE label <> ''
     ORDER BY video_id, rank
+),
+known AS MATERIALIZED (
+    SELECT pv.id AS policy_version_id, pv.safe_label AS label FROM moderation_policyversion pv
+    UNION
+    SELECT pv.id, tag ->> 'key'
+    FROM moderation_policyversion pv
+    CROSS JOIN LATERAL jsonb_array_elements(
+        CASE jsonb_typeof(pv.taxonomy) WHEN 'array' THEN pv.taxonomy ELSE '[]' END
+    ) major
+    CROSS JOIN LATERAL jsonb_array_elements(
+        CASE jsonb_typeof(major -> 'tags') WHEN 'array' THEN major -> 'tags' ELSE '[]' END
+    ) tag
 )
 SELECT h.video_id, d.id AS decision_id, d.policy_version_id, h.label, h.source
 FROM labelled h
@@ -136,16 +150,10 @@ CROSS JOIN LATERAL (
     SELECT id, policy_version_id, label, parse_error FROM moderation_decision
     WHERE video_id = h.video_id ORDER BY created_at DESC, id DESC LIMIT 1
 ) d
-JOIN moderation_policyversion pv ON pv.id = d.policy_version_id
 WHERE NOT EXISTS (
         SELECT 1 FROM annotation_tag2cottask t WHERE t.decision_id = d.id AND t.target_label = h.label
     )
-    AND (
-        h.label = pv.safe_label
-        OR pv.taxonomy @> jsonb_build_array(
-            jsonb_build_object('tags', jsonb_build_array(jsonb_build_object('key', h.label)))
-        )
-    )
+    AND EXISTS (SELECT 1 FROM known k WHERE k.policy_version_id = d.policy_version_id AND k.label = h.label)
     AND NOT EXISTS (
         SELECT 1 FROM annotation_cotcorrection c WHERE c.decision_id = d.id AND c.status = 'accepted'
     )
