@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from annotation.errors import AnnotationError, CorrectionConflict, StageRefused
 from annotation.models import Adjudication, CotCorrection, DisagreementRule, Tag2CotTask
-from annotation.selectors import tag2cot_candidates, tag2cot_drafts_waiting
+from annotation.selectors import tag2cot_drafts_waiting, tag2cot_due_count, tag2cot_due_sql
 from moderation.errors import ModerationError
 from moderation.feedback.models import FeedbackAggregate
 from moderation.feedback.selectors import feedback_stats_from
@@ -26,7 +27,9 @@ from moderation.inference.services import content_bundle_for, model_version_serv
 from moderation.integrations.services import event_label_final
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
+from moderation.media.selectors import videos_open_to
 from moderation.review.services import audit_event_record, review_note_checked
+from workbench.pagination import CappedCount
 from workbench.queues import enqueue
 
 # The most one CoT stage a labeler writes may hold: a few paragraphs of reasoning are a few thousand
@@ -288,18 +291,20 @@ _TAG2COT_OPEN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('annotation.tag2cot_
 
 @dataclasses.dataclass(frozen=True)
 class Tag2CotOpening:
-    """What one press of "Queue new Tag2CoT tasks" did: the tasks it opened, the bound it kept
-    (``TAG2COT_OPEN_LIMIT``), the model drafts that were still waiting before it, and the items due a
-    task that it left for a later press."""
+    """What one press of "Queue new Tag2CoT tasks" did: the tasks it opened (``created``, every one, and ``seen``:
+    how many of them are on videos the presser may see), the bound it kept (``TAG2COT_OPEN_LIMIT``), the model
+    drafts that were still waiting before it, and the items due a task that it left for a later press, of those
+    the presser may see (``left``, counted as far as ``TAG2COT_DUE_CAP``)."""
 
     created: list[Tag2CotTask]
+    seen: int
     limit: int
     waiting: int
-    left: int
+    left: CappedCount
 
 
 @transaction.atomic
-def tag2cot_tasks_queue() -> Tag2CotOpening:
+def tag2cot_tasks_queue(*, user: Any = None) -> Tag2CotOpening:
     """Open a Tag2CoT task for items with a human label but no acceptable CoT (idempotent), at most
     ``TAG2COT_OPEN_LIMIT`` less the model drafts still waiting on the infer queue.
 
@@ -308,36 +313,56 @@ def tag2cot_tasks_queue() -> Tag2CotOpening:
     serving, the baseline's content-extraction stage pre-fills the first stage right away. The infer
     queue is the one live decisions wait on, and one press could queue a draft for every labelled item
     of an import: the bound counts the drafts already queued, so repeated presses do not stack past it.
+
+    The tasks are opened by one ``INSERT … SELECT`` of the first items due (``tag2cot_due_sql``), so a press reads
+    no labelled item into Python whatever the history; only the few opened are read back for their drafts.
+    ``user`` (the presser): what they are told counts only items on videos they may see (the tasks are opened for
+    every item due: a restricted queue's labelers see theirs in the list).
     """
     with connection.cursor() as cursor:
         cursor.execute(_TAG2COT_OPEN_LOCK)
     limit = max(1, int(settings.TAG2COT_OPEN_LIMIT))
     waiting = tag2cot_drafts_waiting()
-    candidates = tag2cot_candidates()
     room = max(0, limit - waiting)
-    serving = model_version_serving()
     created: list[Tag2CotTask] = []
-    for candidate in candidates[:room]:
-        decision = candidate.decision
-        task, was_created = Tag2CotTask.objects.get_or_create(
-            decision=decision,
-            target_label=candidate.label,
-            defaults={
-                "video_id": decision.video_id,
-                "policy_version_id": decision.policy_version_id,
-                "label_source": candidate.source,
-                "stages": _empty_stages(candidate.label),
-            },
-        )
-        if not was_created:
-            continue
-        if serving.backend in MODEL_DRAFT_BACKENDS:
-            task_id = task.pk
-            enqueue(DRAFT_TASK, task_id)
+    if room:
+        # Each task's stages start empty but for the final judgment, which names the label (``_empty_stages``).
+        stages = _empty_stages("")
+        final = next(i for i, stage in enumerate(stages) if stage["key"] == "final_judgment")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO annotation_tag2cottask (
+                    decision_id, video_id, policy_version_id, target_label, label_source, status, stages,
+                    draft_source, draft_model, draft_error, created_at
+                )
+                SELECT due.decision_id, due.video_id, due.policy_version_id, due.label, due.source, %s,
+                    jsonb_set(%s::jsonb, %s, to_jsonb('label: ' || due.label)), '', '', '', %s
+                FROM ({tag2cot_due_sql()}) due
+                LIMIT %s
+                ON CONFLICT (decision_id, target_label) DO NOTHING
+                RETURNING id
+                """,  # noqa: S608  (the due items' SQL is ours, with no parameters)
+                [
+                    Tag2CotTask.Status.OPEN,
+                    json.dumps(stages),
+                    [str(final), "text"],
+                    timezone.now(),
+                    room,
+                ],
+            )
+            ids = [row[0] for row in cursor.fetchall()]
+        created = list(Tag2CotTask.objects.filter(pk__in=ids).select_related("policy_version").order_by("video_id"))
+    serving = model_version_serving() if created else None
+    for task in created:
+        if serving is not None and serving.backend in MODEL_DRAFT_BACKENDS:
+            enqueue(DRAFT_TASK, task.pk)
         else:
             _draft_from_baseline(task)
-        created.append(task)
-    return Tag2CotOpening(created=created, limit=limit, waiting=waiting, left=len(candidates) - len(created))
+    seen = len(created)
+    if user is not None and created:
+        seen = videos_open_to(user=user, qs=Tag2CotTask.objects.filter(pk__in=ids), field="video_id").count()
+    return Tag2CotOpening(created=created, seen=seen, limit=limit, waiting=waiting, left=tag2cot_due_count(user=user))
 
 
 def _empty_stages(target_label: str) -> list[dict[str, Any]]:

@@ -312,8 +312,9 @@ def tag2cot_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_queue(request: HttpRequest) -> HttpResponse:
-    opening = services.tag2cot_tasks_queue()
-    created, left = len(opening.created), opening.left
+    opening = services.tag2cot_tasks_queue(user=request.user)
+    # Counted as the labeler may see them: tasks opened on videos of a restricted queue are its groups' to see.
+    created, left = opening.seen, opening.left.n
     if not created and not left and not selectors.tag2cot_tasks(status=ALL, user=request.user).exists():
         # Said as below with no task anywhere, it sent the labeler to look under Open and Done for tasks never made.
         messages.info(
@@ -339,8 +340,8 @@ def tag2cot_queue(request: HttpRequest) -> HttpResponse:
 
 def _tag2cot_bound_words(opening: services.Tag2CotOpening, *, opened: str) -> str:
     """Why a press opened fewer tasks than items are due one: the bound, and the drafts it counted."""
-    left, limit, waiting = opening.left, opening.limit, opening.waiting
-    due = f"{left:,} more item{pluralize(left)} {pluralize(left, 'is,are')} due a task"
+    left, limit, waiting = opening.left.n, opening.limit, opening.waiting
+    due = f"{opening.left} more item{pluralize(left)} {pluralize(left, 'is,are')} due a task"
     if waiting:
         return (
             f"{opened}; {due}: at most {limit:,} model drafts may wait on the inference queue at once "

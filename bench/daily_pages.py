@@ -11,9 +11,12 @@ training jobs with a loss history of 2,000 steps each.
 ``training/home.py``) and ops selectors (``moderation/ops/selectors.py``, with that commit's
 ``missing_decision_rows``) beside the working tree's: each round requests each page under each version in turn,
 the first ``WARM_UP`` rounds untimed. Each sample is one request through Django's test client (middleware, session,
-templates; no network).
+templates; no network). The working tree's ops page is timed twice: ``after`` reuses the routing panel's
+whole-library checks for ``--check-max-age`` seconds (``OPS_ROUTING_CHECK_MAX_AGE_SECONDS``; the tests' settings
+say 0), as a running workbench does between two loads a minute apart, and ``after_cold`` checks on every load (0),
+as the first load after a repair or once the kept checks aged out.
 
-    .venv/bin/python bench/daily_pages.py --before 2415647 [--size 100000] [--rounds 9]
+    .venv/bin/python bench/daily_pages.py --before 2415647 [--size 100000] [--rounds 9] [--check-max-age 60]
 
 The last line printed is one JSON object: per page and version the median, min and max in ms, and the statements.
 """
@@ -52,6 +55,9 @@ GROUPS = {
         "awaited_kept": lambda sql: (
             "MIN(" in sql and ('"moderation_keptverdict"' in sql or '"moderation_awaitedqueueitem"."created_at"' in sql)
         ),
+        # The routing panel's whole-library checks (``moderation.ops.checks``): the half-decided videos (the only
+        # statement naming the media pipeline's statuses) and the inconsistently routed kinds (sorted by ``id + 0``).
+        "routing_checks": lambda sql: "IN ('uploaded', 'processing')" in sql or " + 0)" in sql,
     },
 }
 
@@ -133,9 +139,11 @@ def main() -> None:
     parser.add_argument("--corrected", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--before", default="", help="a commit whose home panels and ops selectors to time beside")
+    parser.add_argument("--check-max-age", type=int, default=60, help="OPS_ROUTING_CHECK_MAX_AGE_SECONDS of 'after'")
     args = parser.parse_args()
 
     django_setup()
+    from django.conf import settings
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, setup_databases, teardown_databases
@@ -147,7 +155,8 @@ def main() -> None:
     from moderation.ops import views as ops_views
 
     homes: dict[str, list[Any]] = {"after": [moderation.home, annotation.home, training.home]}
-    ops: dict[str, Any] = {"after": ops_after}
+    homes["after_cold"] = homes["after"]
+    ops: dict[str, Any] = {"after": ops_after, "after_cold": ops_after}
     if args.before:
         homes = {"before": [module_at(args.before, path) for path in HOME_MODULES], **homes}
         old_ops = module_at(args.before, "moderation/ops/selectors.py")
@@ -159,6 +168,7 @@ def main() -> None:
         for module in homes[version]:
             module.register()
         ops_views.ops_dashboard = ops[version].ops_dashboard  # type: ignore[attr-defined]
+        settings.OPS_ROUTING_CHECK_MAX_AGE_SECONDS = args.check_max_age if version == "after" else 0
 
     pages = {"home": "/", "ops": "/ops/"}
     old = setup_databases(verbosity=0, interactive=False)

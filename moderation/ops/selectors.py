@@ -12,22 +12,20 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from moderation.inference.models import Decision, KeptVerdict, MissingDecisionRepair
-from moderation.inference.selectors import (
-    missing_decision_rows,
-    missing_decision_summary,
-)
+from moderation.inference.selectors import missing_decision_rows
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.ops.charts import bar_chart, line_chart
+from moderation.ops.checks import SHOWN, ops_routing_checks
 from moderation.review.agreement import krippendorff_alpha_nominal
 from moderation.review.models import AwaitedQueueItem, Review, ReviewQueue, ReviewTask
 from moderation.review.selectors import (
     first_video_ids,
-    routing_orphans_summary,
     video_review_items,
     videos_routing_stranded,
 )
 from workbench.pagination import CappedCount
+from workbench.timewords import ago_text
 
 OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
 FAILED_SHOWN = 50  # failed tries at missing decisions listed on the ops page, latest first
@@ -355,7 +353,7 @@ def _awaited_and_kept() -> tuple[dict[str, Any], dict[str, Any]]:
     return found.get("awaited", empty), found.get("kept", empty)
 
 
-def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing") -> dict[str, Any]:
+def ops_routing(*, now: datetime, shown: int = SHOWN, failed_filter: str = "failing") -> dict[str, Any]:
     """Routing that waits on nothing or is missing: stranded videos (``videos_routing_stranded``: closed to all but
     admins for an item no queue will make, or open while a restricted queue awaits theirs), videos whose routing
     older code left inconsistent (``videos_routing_orphaned``, by kind), decided videos
@@ -365,19 +363,26 @@ def ops_routing(*, now: datetime, shown: int = 10, failed_filter: str = "failing
     queues naming their own model await now, with the oldest one's age in hours (one waiting for long: its
     model's task on the infer queue is slow or lost); and the model answers kept for a retry, the oldest's age.
     ``failed_filter``: the list of failed tries shows those still failing ("failing") or those an operator
-    dismissed ("dismissed"), at most ``FAILED_SHOWN`` of them."""
+    dismissed ("dismissed"), at most ``FAILED_SHOWN`` of them.
+
+    The inconsistently routed and the half-decided videos are whole-library checks, kept for
+    ``OPS_ROUTING_CHECK_MAX_AGE_SECONDS`` (``moderation.ops.checks``): ``checked_at`` says when they were found."""
     # Each whole-library query runs once: a capped count and the first ids from one read (``first_video_ids``),
-    # the orphans' three kinds one query each (``routing_orphans_summary``).
+    # the orphans' three kinds one query each (``routing_orphans_summary``). The stranded check reads its few
+    # candidates only, on every load.
     n_stranded, stranded_ids = first_video_ids(videos_routing_stranded(), first=shown)
     # The half-decided videos are found once (``missing_decision_summary``): every figure of them comes from there.
-    missing = missing_decision_summary(now=now, first=shown, dismissed=failed_filter == "dismissed")
+    checks = ops_routing_checks(now=now, shown=shown, dismissed=failed_filter == "dismissed")
+    missing, orphans = checks.missing, checks.orphans
     n_missing, missing_ids = CappedCount(missing.counted), missing.first_ids
     counts = {"to_queue": missing.to_queue, "dismissed": missing.dismissed}
-    orphans = routing_orphans_summary(first=shown)
     n_orphaned = orphans.videos
     awaited, kept = _awaited_and_kept()
     backlog = max(n_stranded.n, n_orphaned.n, counts["to_queue"])
     return {
+        "checked_at": checks.checked_at,
+        "checked_ago": ago_text(checks.checked_at, now=now),
+        "check_max_age": int(settings.OPS_ROUTING_CHECK_MAX_AGE_SECONDS),
         "stranded": n_stranded.n,
         "stranded_count": n_stranded,
         "stranded_ids": stranded_ids,

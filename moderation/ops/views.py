@@ -13,12 +13,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from moderation.actions import Outcome, video_action
 from moderation.inference.models import MissingDecisionRepair
-from moderation.inference.services import missing_decisions_retry
+from moderation.ops.checks import ops_routing_checks_forget
 from moderation.ops.selectors import ops_dashboard, ops_repro_failures, ops_routing
-from moderation.ops.services import ops_missing_decision_dismiss, ops_missing_decision_retry
+from moderation.ops.services import (
+    ops_missing_decision_dismiss,
+    ops_missing_decision_retry,
+    ops_missing_decisions_retry,
+    ops_routing_repair,
+)
 from moderation.reproduction.models import ReproRetrievalFailure
 from moderation.reproduction.services import repro_retrieval_dismiss, repro_retrieval_retry
-from moderation.review.services import review_routing_repair
 from workbench.csp_reports import csp_violations_recent
 from workbench.roles import Perm, permission_required
 
@@ -27,6 +31,8 @@ from workbench.roles import Perm, permission_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Operations at a glance: every plot is drawn on the server and carries its numbers."""
     show = _failed_filter(request)
+    if request.GET.get("recheck"):  # the routing panel's "Check now": its kept whole-library checks are found again
+        ops_routing_checks_forget(at_once=True)
     context = {
         "ops": ops_dashboard(failed_filter=show),
         "worker_seen_seconds": settings.WORKER_SEEN_SECONDS,
@@ -154,7 +160,7 @@ def routing_repair(request: HttpRequest) -> HttpResponse:
     """The routing panel's button: route stranded videos again, mend inconsistent routing and queue missing
     decisions (idempotent), at most
     ``settings.ROUTING_REPAIR_BATCH`` of each a click; the message says how many are left for the next click."""
-    result = review_routing_repair()
+    result = ops_routing_repair()
     done = []
     if result.rerouted:
         done.append(f"routed {_videos(len(result.rerouted), 'stranded')} again as the queues say now")
@@ -192,7 +198,7 @@ def routing_repair(request: HttpRequest) -> HttpResponse:
 @require_POST
 def missing_decisions_retry_view(request: HttpRequest) -> HttpResponse:
     """The routing panel's Retry: one more try for each half-decided video given up after failing."""
-    queued = missing_decisions_retry()
+    queued = ops_missing_decisions_retry()
     if queued:
         messages.success(
             request,

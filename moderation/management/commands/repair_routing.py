@@ -35,12 +35,12 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="only list the videos it would repair")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        from moderation.review.services import review_routing_repair
+        from moderation.ops.services import ops_routing_repair
 
         limit, would = opts["limit"] and max(1, opts["limit"]), "would be " if opts["dry_run"] else ""
         seen: set[tuple[int, ...]] = set()
         while True:
-            result = review_routing_repair(limit=limit, dry_run=opts["dry_run"])
+            result = ops_routing_repair(limit=limit, dry_run=opts["dry_run"])
             self.stdout.write(
                 f"{len(result.rerouted)} stranded video(s) {would}routed again"
                 + (f": {', '.join(f'#{pk}' for pk in result.rerouted)}" if result.rerouted else "")
