@@ -1029,6 +1029,8 @@ FOREIGN_NAMES = {
     "requests.post": "the requests library's",
     "add_script_tag": "Playwright's, for browser tests",
     "securityContext.fsGroup": "a Kubernetes pod field",
+    "drf_create_token": "DRF's management command, named as one not to use",
+    "snapshot_download": "huggingface_hub's",
 }
 
 
@@ -1159,3 +1161,60 @@ def test_the_commands_table_gives_each_option_its_real_default() -> None:
                 problems.append(f"{named} {option}: README says default {value!r}, the parser {default!r}")
     assert checked >= 5  # the scan works
     assert not problems, "\n".join(problems)
+
+
+def test_the_production_line_says_which_variables_compose_takes_from_env_and_which_it_sets_itself() -> None:
+    """ "`compose.yaml` passes each of these from its environment or `.env` file": an operator who put their managed
+    PostgreSQL's `DATABASE_URL` in `.env` got compose's own `postgres` service all the same (compose writes
+    `DATABASE_URL` and `REDIS_URL` itself). Each variable of the production line is either read from the
+    environment by compose (`${NAME…}` in its value) or named in the paragraph as one compose sets itself."""
+    paragraph = README[README.index("Production environment:") :].split("\n\n")[0]
+    production = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", paragraph.split(";")[0])) | set(
+        re.findall(r"`([A-Z][A-Z0-9_]+)`", paragraph.split(";")[0])
+    )
+    assert {"WORKBENCH_HTTPS", "DATABASE_URL", "REDIS_URL"} <= production  # the scan works
+    said_fixed = re.search(r"compose sets (.+?) itself", paragraph.replace("\n", " "))
+    fixed_named = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", said_fixed.group(1))) if said_fixed else set()
+    problems = []
+    for name, svc in _app_services(_compose()).items():
+        for variable in sorted(production):
+            value = str(svc["environment"].get(variable, ""))
+            from_env = f"${{{variable}" in value
+            if not from_env and variable not in fixed_named and variable != "DEBUG":
+                problems.append(f"{name}: {variable}={value!r} is compose's own, not taken from .env")
+            if from_env and variable in fixed_named:
+                problems.append(f"{name}: {variable} is taken from .env, the README says compose sets it")
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+def _results_headings() -> list[str]:
+    text = (ROOT / "bench" / "RESULTS.md").read_text()
+    return [h.strip() for h in re.findall(r"^#{1,6} (.+)$", text, re.M)]
+
+
+def test_every_bench_results_section_the_readme_quotes_exists() -> None:
+    """`bench/RESULTS.md "Where a contended claim's work goes"`, `bench/RESULTS.md`, "Stage 1"`, its section "History of
+    the README's measured figures": a section the README sends the reader to is a heading there (its start)."""
+    headings = _results_headings()
+    text = README.replace("\n", " ")
+    quoted = set()
+    for mention in re.finditer(r"bench/RESULTS\.md", text):  # a quoted title in the rest of that sentence
+        sentence = re.split(r"\.\s|\|", text[mention.end() : mention.end() + 250])[0]
+        quoted |= set(re.findall(r"[\"“]([^\"”]+)[\"”]", sentence))
+    assert "History of the README's measured figures" in quoted  # the scan works
+    missing = sorted({q for q in quoted if not any(h.startswith(q) for h in headings)})
+    assert not missing, f"the README quotes bench/RESULTS.md sections it does not have: {missing}"
+
+
+def test_every_measured_figure_of_the_readme_is_in_bench_results() -> None:
+    """The Measured table gives each row's latest figure and sends the reader to bench/RESULTS.md for how it was
+    measured: every number of a row's bold (headline) figures is written there too. The suite's fresh-clone time
+    and the claim's p99 of session 45 were in the README only, with nothing behind them."""
+    results = (ROOT / "bench" / "RESULTS.md").read_text()
+    problems = []
+    for what, figure, _goal in _table_rows(_section("Measured"), "| what |"):
+        for bold in re.findall(r"\*\*([^*]+)\*\*", figure):
+            for number in re.findall(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?|\.\d+)(?![\w])", bold):
+                if number not in results:
+                    problems.append(f"{what[:50]!r}: {number} (in **{bold}**)")
+    assert not problems, "figures of the README's Measured table not in bench/RESULTS.md:\n" + "\n".join(problems)
