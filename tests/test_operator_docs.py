@@ -1218,3 +1218,28 @@ def test_every_measured_figure_of_the_readme_is_in_bench_results() -> None:
                 if number not in results:
                     problems.append(f"{what[:50]!r}: {number} (in **{bold}**)")
     assert not problems, "figures of the README's Measured table not in bench/RESULTS.md:\n" + "\n".join(problems)
+
+
+def test_every_commit_and_file_at_a_commit_the_readme_names_is_in_the_history() -> None:
+    """ "After upgrading past `d92c13e`", "`git show 568fe83:bench/stage1_encoders.py`": an operator (and a reader of
+    the numbers) looks them up with git; a mistyped or rewritten id sends them nowhere. Skipped in a shallow clone,
+    which has no history to look in."""
+    import pytest
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+    try:
+        shallow = git("rev-parse", "--is-shallow-repository")
+    except FileNotFoundError:  # no git client
+        pytest.skip("no git client here")
+    if shallow.returncode != 0 or shallow.stdout.strip() != "false":
+        pytest.skip("no full git history here")
+    shown = set(re.findall(r"git show ([0-9a-f]{7,40}):([\w./-]+)", README))
+    # A hex word with a letter and a digit, 7 to 12 long, is a commit id (no other such word is in the README).
+    commits = {w for w in re.findall(r"\b[0-9a-f]{7,12}\b", README) if re.search(r"[a-f]", w) and re.search(r"\d", w)}
+    commits |= {commit for commit, _path in shown}
+    assert {"d92c13e", "568fe83"} <= commits and shown  # the scan works
+    missing = sorted(c for c in commits if git("cat-file", "-e", f"{c}^{{commit}}").returncode != 0)
+    missing += sorted(f"{c}:{p}" for c, p in shown if git("cat-file", "-e", f"{c}:{p}").returncode != 0)
+    assert not missing, f"the README names commits or files at a commit that the history does not have: {missing}"
