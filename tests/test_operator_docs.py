@@ -353,6 +353,14 @@ def test_compose_vllm_profile_is_wired_to_the_infer_workers() -> None:
     assert server_len == worker_env["VLLM_MAX_MODEL_LEN"] == f"${{VLLM_MAX_MODEL_LEN:-{settings.VLLM_MAX_MODEL_LEN}}}"
     assert worker_env["VLLM_SERVER_URL"] == "${VLLM_SERVER_URL:-}"  # empty: the in-process engine, as settings'
     assert "/health" in " ".join(vllm["healthcheck"]["test"])
+    # The server takes as many images a prompt as the backends send (the offline engine is given the same limit):
+    # the compose service named none, so the server's own default decided.
+    import json
+
+    from moderation.inference.backends.vllm_backend import MAX_IMAGES
+
+    assert "--limit-mm-per-prompt" in args, "the vllm service leaves the image limit to the server's default"
+    assert json.loads(args[args.index("--limit-mm-per-prompt") + 1]) == {"image": MAX_IMAGES}
 
 
 def test_compose_postgres_has_room_for_parallel_index_builds() -> None:
