@@ -353,6 +353,14 @@ def test_compose_vllm_profile_is_wired_to_the_infer_workers() -> None:
     assert server_len == worker_env["VLLM_MAX_MODEL_LEN"] == f"${{VLLM_MAX_MODEL_LEN:-{settings.VLLM_MAX_MODEL_LEN}}}"
     assert worker_env["VLLM_SERVER_URL"] == "${VLLM_SERVER_URL:-}"  # empty: the in-process engine, as settings'
     assert "/health" in " ".join(vllm["healthcheck"]["test"])
+    # The server takes as many images a prompt as the backends send (the offline engine is given the same limit):
+    # the compose service named none, so the server's own default decided.
+    import json
+
+    from moderation.inference.backends.vllm_backend import MAX_IMAGES
+
+    assert "--limit-mm-per-prompt" in args, "the vllm service leaves the image limit to the server's default"
+    assert json.loads(args[args.index("--limit-mm-per-prompt") + 1]) == {"image": MAX_IMAGES}
 
 
 def test_compose_postgres_has_room_for_parallel_index_builds() -> None:
@@ -1029,6 +1037,8 @@ FOREIGN_NAMES = {
     "requests.post": "the requests library's",
     "add_script_tag": "Playwright's, for browser tests",
     "securityContext.fsGroup": "a Kubernetes pod field",
+    "drf_create_token": "DRF's management command, named as one not to use",
+    "snapshot_download": "huggingface_hub's",
 }
 
 
@@ -1159,3 +1169,85 @@ def test_the_commands_table_gives_each_option_its_real_default() -> None:
                 problems.append(f"{named} {option}: README says default {value!r}, the parser {default!r}")
     assert checked >= 5  # the scan works
     assert not problems, "\n".join(problems)
+
+
+def test_the_production_line_says_which_variables_compose_takes_from_env_and_which_it_sets_itself() -> None:
+    """ "`compose.yaml` passes each of these from its environment or `.env` file": an operator who put their managed
+    PostgreSQL's `DATABASE_URL` in `.env` got compose's own `postgres` service all the same (compose writes
+    `DATABASE_URL` and `REDIS_URL` itself). Each variable of the production line is either read from the
+    environment by compose (`${NAME…}` in its value) or named in the paragraph as one compose sets itself."""
+    paragraph = README[README.index("Production environment:") :].split("\n\n")[0]
+    production = set(re.findall(r"\b([A-Z][A-Z0-9_]+)=", paragraph.split(";")[0])) | set(
+        re.findall(r"`([A-Z][A-Z0-9_]+)`", paragraph.split(";")[0])
+    )
+    assert {"WORKBENCH_HTTPS", "DATABASE_URL", "REDIS_URL"} <= production  # the scan works
+    said_fixed = re.search(r"compose sets (.+?) itself", paragraph.replace("\n", " "))
+    fixed_named = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", said_fixed.group(1))) if said_fixed else set()
+    problems = []
+    for name, svc in _app_services(_compose()).items():
+        for variable in sorted(production):
+            value = str(svc["environment"].get(variable, ""))
+            from_env = f"${{{variable}" in value
+            if not from_env and variable not in fixed_named and variable != "DEBUG":
+                problems.append(f"{name}: {variable}={value!r} is compose's own, not taken from .env")
+            if from_env and variable in fixed_named:
+                problems.append(f"{name}: {variable} is taken from .env, the README says compose sets it")
+    assert not problems, "\n".join(sorted(set(problems)))
+
+
+def _results_headings() -> list[str]:
+    text = (ROOT / "bench" / "RESULTS.md").read_text()
+    return [h.strip() for h in re.findall(r"^#{1,6} (.+)$", text, re.M)]
+
+
+def test_every_bench_results_section_the_readme_quotes_exists() -> None:
+    """`bench/RESULTS.md "Where a contended claim's work goes"`, `bench/RESULTS.md`, "Stage 1"`, its section "History of
+    the README's measured figures": a section the README sends the reader to is a heading there (its start)."""
+    headings = _results_headings()
+    text = README.replace("\n", " ")
+    quoted = set()
+    for mention in re.finditer(r"bench/RESULTS\.md", text):  # a quoted title in the rest of that sentence
+        sentence = re.split(r"\.\s|\|", text[mention.end() : mention.end() + 250])[0]
+        quoted |= set(re.findall(r"[\"“]([^\"”]+)[\"”]", sentence))
+    assert "History of the README's measured figures" in quoted  # the scan works
+    missing = sorted({q for q in quoted if not any(h.startswith(q) for h in headings)})
+    assert not missing, f"the README quotes bench/RESULTS.md sections it does not have: {missing}"
+
+
+def test_every_measured_figure_of_the_readme_is_in_bench_results() -> None:
+    """The Measured table gives each row's latest figure and sends the reader to bench/RESULTS.md for how it was
+    measured: every number of a row's bold (headline) figures is written there too. The suite's fresh-clone time
+    and the claim's p99 of session 45 were in the README only, with nothing behind them."""
+    results = (ROOT / "bench" / "RESULTS.md").read_text()
+    problems = []
+    for what, figure, _goal in _table_rows(_section("Measured"), "| what |"):
+        for bold in re.findall(r"\*\*([^*]+)\*\*", figure):
+            for number in re.findall(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?|\.\d+)(?![\w])", bold):
+                if number not in results:
+                    problems.append(f"{what[:50]!r}: {number} (in **{bold}**)")
+    assert not problems, "figures of the README's Measured table not in bench/RESULTS.md:\n" + "\n".join(problems)
+
+
+def test_every_commit_and_file_at_a_commit_the_readme_names_is_in_the_history() -> None:
+    """ "After upgrading past `d92c13e`", "`git show 568fe83:bench/stage1_encoders.py`": an operator (and a reader of
+    the numbers) looks them up with git; a mistyped or rewritten id sends them nowhere. Skipped in a shallow clone,
+    which has no history to look in."""
+    import pytest
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+
+    try:
+        shallow = git("rev-parse", "--is-shallow-repository")
+    except FileNotFoundError:  # no git client
+        pytest.skip("no git client here")
+    if shallow.returncode != 0 or shallow.stdout.strip() != "false":
+        pytest.skip("no full git history here")
+    shown = set(re.findall(r"git show ([0-9a-f]{7,40}):([\w./-]+)", README))
+    # A hex word with a letter and a digit, 7 to 12 long, is a commit id (no other such word is in the README).
+    commits = {w for w in re.findall(r"\b[0-9a-f]{7,12}\b", README) if re.search(r"[a-f]", w) and re.search(r"\d", w)}
+    commits |= {commit for commit, _path in shown}
+    assert {"d92c13e", "568fe83"} <= commits and shown  # the scan works
+    missing = sorted(c for c in commits if git("cat-file", "-e", f"{c}^{{commit}}").returncode != 0)
+    missing += sorted(f"{c}:{p}" for c, p in shown if git("cat-file", "-e", f"{c}:{p}").returncode != 0)
+    assert not missing, f"the README names commits or files at a commit that the history does not have: {missing}"
