@@ -240,6 +240,20 @@ def _revision(request: HttpRequest) -> int:
         return -1
 
 
+def _accepted_text(correction: CotCorrection, decision: Decision) -> str:
+    """What accepting a revision did and what follows (as ``training.data`` and ``cot_correction_save`` do it):
+    "Accepted revision 2." alone left the reviewer asking whether it was in use now and how to take it back."""
+    relabel = ""
+    if correction.label != decision.label:  # ``review_decision_relabelled``: the review screen says so
+        relabel = f" Review screens show its label {correction.label} beside the model's ({decision.label or 'none'})."
+    return (
+        f"Accepted revision {correction.revision}: it is this decision's reasoning for training now. The next SFT or "
+        "DPO dataset built (Training page or a retrain rule) uses it; datasets built before keep what they had. The "
+        f"model's decision itself does not change.{relabel} To take it back, edit it here and save: the new revision "
+        "is no longer accepted, and later builds leave it out until another labeler accepts it."
+    )
+
+
 def _review_reason_key(decision_id: int) -> str:
     return f"correction-review-reason-{decision_id}"
 
@@ -262,7 +276,7 @@ def correction_review(request: HttpRequest, decision_id: int) -> HttpResponse:
     try:
         if request.POST.get("action") == "accept":
             services.cot_correction_accept(correction=correction, by=_user(request), base_revision=_revision(request))
-            messages.success(request, f"Accepted revision {correction.revision}.")
+            messages.success(request, _accepted_text(correction, decision))
         else:
             services.cot_correction_reject(
                 correction=correction, by=_user(request), base_revision=_revision(request), reason=reason

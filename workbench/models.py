@@ -27,6 +27,11 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField()
     scope = models.CharField(max_length=5, choices=Scope.choices, default=Scope.WRITE)
 
+    class Meta:
+        # Django's own from the class name read "Api token" / "Api tokens" in the admin.
+        verbose_name = "API token"
+        verbose_name_plural = "API tokens"
+
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.scope}) expires {self.expires_at:%Y-%m-%d %H:%M}"
 

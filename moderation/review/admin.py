@@ -56,8 +56,12 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         "required_reviews",
         "gold_rate",
         "model_version",
+        # Which queue takes new decisions and where each escalates: a senior queue was set up blind on the list.
+        "routes_new_decisions",
+        "escalation_queue",
     ]
     list_filter = ["is_active", "routes_new_decisions"]
+    list_select_related = ["model_version", "escalation_queue"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["allowed_groups"]
     search_fields = ["name", "slug"]

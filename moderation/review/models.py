@@ -19,6 +19,7 @@ class ReviewQueue(models.Model):
 
     DEFAULT_SLUG = "default"
     ADJUDICATION_SLUG = "adjudication"
+    SENIOR_SLUG = "senior"  # the default queue's escalation queue, made by ``manage.py bootstrap``
     TAGS_SLUG = "tags"
 
     class Kind(models.TextChoices):

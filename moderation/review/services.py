@@ -106,6 +106,41 @@ def review_queue_default() -> ReviewQueue:
     return queue
 
 
+@transaction.atomic
+def review_queue_senior_default() -> ReviewQueue | None:
+    """Give the default queue a senior queue to escalate to, once: "Senior review" (``ReviewQueue.SENIOR_SLUG``), which
+    takes no new decisions, only the items escalated to it, and is open to every reviewer but the one who escalated
+    each item (four eyes: the claim never hands it back to them, ``NOT_WORKED_BEFORE_SQL``). ``bootstrap`` (so every
+    ``./run.sh``) calls it: after a fresh start the default queue had no escalation queue, so no item could be
+    escalated anywhere until an admin made one.
+
+    Made once: a default queue that already escalates somewhere keeps its queue, and once a senior queue exists the
+    admin's link or unlink is left as it is. Returns the default queue's escalation queue (None if an admin unlinked
+    it)."""
+    default = ReviewQueue.objects.select_for_update().filter(slug=ReviewQueue.DEFAULT_SLUG).first()
+    if default is None:
+        default = review_queue_default()
+    if default.escalation_queue_id is not None or ReviewQueue.objects.filter(slug=ReviewQueue.SENIOR_SLUG).exists():
+        return default.escalation_queue
+    senior = ReviewQueue.objects.create(
+        slug=ReviewQueue.SENIOR_SLUG,
+        name="Senior review",
+        description="Items a reviewer escalated from the default queue. The reviewer who escalated an item never "
+        "gets it here: another decides it.",
+        routes_new_decisions=False,
+        priority=40,
+    )
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    audit_event_record(
+        actor=None,
+        action="queue.escalation_default",
+        obj=default,
+        payload={"queue": default.slug, "to_queue": senior.slug},
+    )
+    return senior
+
+
 def review_queue_adjudication_default() -> ReviewQueue:
     queue, _ = ReviewQueue.objects.get_or_create(
         slug=ReviewQueue.ADJUDICATION_SLUG,

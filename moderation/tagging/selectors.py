@@ -57,7 +57,8 @@ def tag_search_ranked(
     videos_visible: QuerySet[Any] | None = None,
 ) -> TagSearchResult:
     """Active tags (all tags with ``include_inactive``: the vocabulary editor) whose name or an alias contains
-    ``query`` (case-insensitive, NFKC), and how many matched. Ranked: the exact name first; then, for ``video_id``,
+    ``query`` (case-insensitive, NFKC), and how many matched; one or two Latin letters (``tagtext.short_query``) only
+    where a name or an alias starts with them, not anywhere inside one. Ranked: the exact name first; then, for ``video_id``,
     the tags the ranker suggested for that video, higher score first (a tagger typing "美" on a food video wants
     美食, not 美人 because 人 sorts first); then the tags accepted most often; then names starting with the query;
     then shorter names. ``videos_visible`` (the caller's ``videos_open_to``) keeps a video the caller may not see
@@ -71,7 +72,12 @@ def tag_search_ranked(
     if not grams:
         return TagSearchResult(tags=[], total=0)
     rows = _searched(tag_set=tag_set, include_inactive=include_inactive)
-    rows = rows.filter(search_grams__contains=grams, search_text__contains=q)
+    if tagtext.short_query(q):  # the start of the name or of an alias (``search_text``: one per line)
+        rows = rows.filter(search_grams__contains=grams).filter(
+            Q(search_text__startswith=q) | Q(search_text__contains=f"\n{q}")
+        )
+    else:
+        rows = rows.filter(search_grams__contains=grams, search_text__contains=q)
     suggested: Any = Value(None, output_field=FloatField())
     if video_id is not None:
         suggestions = TagSuggestion.objects.filter(video_id=video_id, tag_id=OuterRef("pk"))

@@ -84,6 +84,22 @@ def query_grams(query: str) -> list[str]:
     return sorted({s[i : i + 2] for i in range(len(s) - 1) if not s[i : i + 2].isspace()})
 
 
+# Up to this many letters a type-ahead query is the start of a word, not a piece to find inside one (``short_query``).
+SHORT_QUERY_CHARS = 2
+
+
+def short_query(query: str) -> bool:
+    """Whether ``query`` (normalised, not blank) is too short to search inside names: one or two characters of an
+    alphabetic script. One or two Latin letters sit inside most words ("a" matched 猫 through "cat", 旅行 through
+    "travel", 风景 through "landscape": nearly every tag of the demo vocabulary, through its English aliases), so such
+    a query matches where a name or an alias starts. A wide (CJK, kana, hangul) character is a word or a morpheme of
+    its own: 游 finds 手游 and 网游 on purpose, as 美食 finds 街头美食, so any query holding one is still searched as a
+    substring, as is anything longer than two characters."""
+    if len(query) > SHORT_QUERY_CHARS:
+        return False
+    return not any(unicodedata.east_asian_width(ch) in ("W", "F") for ch in query)
+
+
 @dataclass(frozen=True)
 class Segment:
     """One piece of a video's text: ``field`` is title / description / ocr / asr; ``index`` the

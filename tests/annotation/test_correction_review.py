@@ -260,3 +260,28 @@ def test_submitting_a_correction_says_what_happens_next(decision, client_as):
         in (html)
     )
     assert "as submitted" not in html
+
+
+def test_accepting_says_what_follows_and_how_to_take_it_back(decision, make_user):
+    """Walked (hui20): after Accept the page said "Accepted revision 2." and nothing else: was it in use now, did
+    anything change for the model or the queues, how to undo it? The message says what the code does next."""
+    author, reviewer = make_user("labeler"), make_user("labeler")
+    cot_correction_save(
+        decision=decision, author=author, stages={"analysis": "fixed"}, label="夸大商品功效", base_revision=0
+    )
+    client = Client()
+    client.force_login(reviewer)
+    page = client.post(
+        reverse("annotation:correction_review", args=[decision.pk]),
+        {"action": "accept", "base_revision": 1},
+        follow=True,
+    ).content.decode()
+    said = page.split('class="msg-success">', 1)[1].split("</li>", 1)[0]
+    assert said.startswith("Accepted revision 1: it is this decision&#x27;s reasoning for training now."), said
+    assert "The next SFT or DPO dataset built" in said and "datasets built before keep what they had" in said
+    assert "model&#x27;s decision itself does not change" in said
+    assert f"its label 夸大商品功效 beside the model&#x27;s ({decision.label})" in said
+    assert "To take it back, edit it here and save" in said
+    # As said: a save after the acceptance is a new revision that is no longer accepted (out of later builds).
+    edited = _save(decision, author, base=1, text="taken back")
+    assert edited.revision == 2 and edited.status == CotCorrection.Status.SUBMITTED and edited.reviewed_by is None

@@ -144,7 +144,7 @@ def test_a_second_labeler_is_led_to_the_next_correction_waiting_for_their_review
         {"action": "accept", "base_revision": newer.revision},
         follow=True,
     )
-    assert f"Accepted revision {newer.revision}." in accepted.content.decode()
+    assert f"Accepted revision {newer.revision}: " in accepted.content.decode()
     assert f"decision #{older.decision_id}" in next_to_review(newer.decision_id, follow_from=accepted)
 
     reviewer.post(

@@ -124,3 +124,15 @@ def test_a_tokens_expiry_reads_in_whole_calendar_days_the_same_all_day():
     assert expires_in_text(made - timedelta(seconds=1), now=now) == "in 90 days"
     assert expires_in_text(now + timedelta(days=1), now=now) == "tomorrow"
     assert expires_in_text(now + timedelta(hours=1), now=now) == "today"
+
+
+def test_the_admin_names_the_tokens_api_tokens(make_user):
+    """Walked (hui20): the admin's index and its token list said "Api tokens" (Django's name from the class name)."""
+    from django.contrib.auth.models import User
+
+    root = Client()
+    root.force_login(User.objects.create_superuser("root-names", "root@example.com", "pw-test-123"))
+    index = root.get("/admin/").content.decode()
+    listed = root.get("/admin/workbench/apitoken/").content.decode()
+    assert ">API tokens<" in index and "Api token" not in index
+    assert "Select API token to view" in listed and "Api token" not in listed

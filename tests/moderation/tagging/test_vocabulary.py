@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from moderation.errors import ModerationError
 from moderation.tagging.models import Tag, TagRevision, VocabularyVersion
-from moderation.tagging.selectors import tag_resolve, tag_search
+from moderation.tagging.selectors import tag_resolve, tag_search, tag_search_ranked
 from moderation.tagging.services import tag_update, tags_import, tags_import_hierarchy
 
 pytestmark = pytest.mark.django_db
@@ -91,6 +91,28 @@ def test_search_finds_infix_prefix_and_alias_matches_in_order() -> None:
     assert [t.name for t in tag_search(query="AZZ")] == ["Jazz"]
     assert tag_search(query="   ") == []
     assert tag_search(query="不存在的") == []
+
+
+def test_one_or_two_letters_match_the_start_of_a_name_or_an_alias_only() -> None:
+    """Walked (hui20): "a" listed nearly the whole demo vocabulary, 猫 through "cat", 旅行 through "travel", 风景 through
+    "landscape": one or two Latin letters now match where a name or an alias starts; three and more, and any query
+    holding a CJK character (a word of its own: 游 finds 手游), still match inside names and aliases."""
+    tags_import(
+        lines=["猫\tcat, kitten", "旅行\ttravel, trip", "风景\tlandscape, view", "Apple", "Jazz", "DJ\tdisc jockey"]
+        + ["手游\tmobile game", "游戏\tgame, gaming"]
+    )
+
+    def names(query: str) -> list[str]:
+        return sorted(t.name for t in tag_search(query=query))
+
+    assert names("a") == ["Apple"]  # not 猫 (cat), 旅行 (travel), 风景 (landscape), Jazz
+    assert names("T") == ["旅行"]  # its aliases "travel" and "trip" start with it; "cat" only ends with it
+    assert names("k") == ["猫"]  # "kitten", not "disc jockey"
+    assert names("az") == [] and names("ca") == ["猫"] and names("ｇａ") == ["游戏"]  # full-width letters are letters
+    assert names("azz") == ["Jazz"] and names("ame") == ["手游", "游戏"]  # three letters: inside words, as before
+    assert names("游") == ["手游", "游戏"]  # one CJK character: inside names too
+    found = tag_search_ranked(query="v")
+    assert [t.name for t in found.tags] == ["风景"] and found.total == 1  # the count is of the same rows
 
 
 def test_search_uses_the_gram_index_in_one_query() -> None:

@@ -13,8 +13,8 @@ DEMO_PASSWORD = "workbench-demo"  # noqa: S105 (printed on start; for the local 
 
 class Command(BaseCommand):
     help = (
-        "Create the role groups, the first policy and (with --demo-users) one demo user per role and, when the "
-        "tag vocabulary is empty, the demo one."
+        "Create the role groups, the first policy, the default review queue's senior queue and (with --demo-users) "
+        "one demo user per role and, when the tag vocabulary is empty, the demo one."
     )
 
     def add_arguments(self, parser: Any) -> None:
@@ -29,6 +29,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         sync_role_groups()
         call_command("seed_policy", verbosity=0)
+        # The default queue's senior queue: without it a fresh start offered no escalation at all.
+        call_command("seed_queues", verbosity=0)
         if not opts["demo_users"]:
             return
         password = opts["demo_password"] or DEMO_PASSWORD
