@@ -216,7 +216,7 @@ def start_web_first(
     names: list[str],
     start: Callable[[str], subprocess.Popen[bytes]],
     stopping: Callable[[], bool],
-    wait: Callable[[Callable[[], bool]], float | None],
+    wait: Callable[[Callable[[], bool]], float | None] | None,
     answering: Callable[[float], Any],
     say: Callable[[str], Any],
 ) -> None:
@@ -225,18 +225,20 @@ def start_web_first(
     (and the demo videos rendering beside them) at once took the web server tens of seconds longer to answer; the
     workers have nothing to do before the demo videos are ingested, which also waits. ``wait`` gives up after its
     own timeout (the workers start anyway, and a thread keeps looking so the answer is still said); a web server
-    that exits is left to the supervisor, which starts it again and says why."""
+    that exits is left to the supervisor, which starts it again and says why. ``wait`` None (a unix socket, which
+    nothing here can ask): all start at once."""
     began = time.monotonic()
     procs["web"] = start("web")
     web = procs["web"]
-    seconds = wait(lambda: stopping() or web.poll() is not None)
+    seconds = wait(lambda: stopping() or web.poll() is not None) if wait is not None else None
     if seconds is not None:
         answering(seconds)
-    elif not stopping() and web.poll() is None:
+    elif wait is not None and not stopping() and web.poll() is None:
         say("The web server is not answering yet; starting the workers anyway (the next line says when it answers).")
+        look = wait
 
         def keep_looking() -> None:
-            if wait(lambda: stopping() or web.poll() is not None) is not None:
+            if look(lambda: stopping() or web.poll() is not None) is not None:
                 answering(time.monotonic() - began)
 
         threading.Thread(target=keep_looking, daemon=True).start()
@@ -437,7 +439,9 @@ class Command(BaseCommand):
                         "one of the demo users."
                     )
                 ),
-                wait=lambda done: wait_until_serving(opts["bind"], stopping=done, timeout_s=WEB_FIRST_WAIT_S),
+                wait=None
+                if opts["bind"].startswith("unix:") or ":" not in opts["bind"]
+                else lambda done: wait_until_serving(opts["bind"], stopping=done, timeout_s=WEB_FIRST_WAIT_S),
                 say=self.stdout.write,
             )
             if not opts["no_demo"] and not stopping:
