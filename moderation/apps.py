@@ -191,3 +191,7 @@ class ModerationConfig(AppConfig):
         from moderation.artifacts import connect_worker_start
 
         connect_worker_start()
+        # A worker says at its start when WHISPER_DEVICE=auto found no GPU for a half-precision type.
+        from moderation.media.extractors import connect_whisper_placement_note
+
+        connect_whisper_placement_note()

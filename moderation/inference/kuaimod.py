@@ -6,6 +6,7 @@ means "no text" (the benchmark writes it that way).
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections import Counter
@@ -17,6 +18,7 @@ from typing import Any
 from django.db import transaction
 
 from moderation.errors import ModerationError
+from moderation.files import operator_file_open
 from moderation.inference.backends import ContentBundle, untimed_segments
 from moderation.inference.stage1.inputs import TITLE_MAX_CHARS
 from moderation.labels.models import ItemLabel
@@ -141,13 +143,9 @@ def kuaimod_read(path: Path | str, *, labels: list[str] | None = None) -> KuaiMo
     With ``labels``, a record whose tag is not one of them is rejected as a problem and counted
     in ``unknown_tags``. A pid seen twice keeps its first line.
     """
-    path = Path(path)
-    try:
-        # Bytes that are not UTF-8 become U+FFFD: one bad byte costs at most its field, never the import.
-        handle = path.open(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise ModerationError(f"Cannot read {path}: {exc.strerror or exc}") from exc
-    with handle:
+    # A regular file only, checked as opened (``operator_file_open``): a FIFO was waited on for ever, a folder ended
+    # in a traceback. Bytes that are not UTF-8 become U+FFFD: one bad byte costs at most its field, never the import.
+    with operator_file_open(path) as raw, io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as handle:
         return kuaimod_read_lines(handle, labels=labels)
 
 

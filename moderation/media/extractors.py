@@ -423,9 +423,79 @@ def whisper_model_source() -> str:
     return settings.WHISPER_MODEL or str(whisper_base_dir())
 
 
+# What a half-precision WHISPER_COMPUTE_TYPE becomes where WHISPER_DEVICE=auto finds no CUDA device: the CPU type of
+# the same weights, at full precision where the half-precision one computed (int8 weights stay int8).
+CPU_COMPUTE_TYPE_OF = {
+    "float16": "float32",
+    "bfloat16": "float32",
+    "int8_float16": "int8_float32",
+    "int8_bfloat16": "int8_float32",
+}
+
+
+def cuda_device_count() -> int:
+    """CUDA devices CTranslate2 can use on this node (0 where it has none or no CUDA build)."""
+    try:
+        import ctranslate2  # heavy: worker-side only
+
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # a broken CUDA install reads as no GPU: the CPU is then used, as with none
+        logger.warning("could not count the CUDA devices; taking this node for one without a GPU", exc_info=True)
+        return 0
+
+
+@dataclass(frozen=True)
+class WhisperPlacement:
+    """Where and how this worker runs faster-whisper; ``fallback`` says why it is not what the settings asked for
+    (empty when it is)."""
+
+    device: str
+    compute_type: str
+    fallback: str = ""
+
+
+def whisper_placement(*, cuda_devices: Any = cuda_device_count) -> WhisperPlacement:
+    """WHISPER_DEVICE and WHISPER_COMPUTE_TYPE as this node runs them. ``auto`` with a half-precision type is
+    resolved here, on the worker, since only the worker knows its device (the start check, workbench.E006, refuses
+    the pair only for an explicit ``cpu``): with a CUDA device it runs there; without one CTranslate2 refused the type
+    and every video's transcription failed (reported as audio that "could not be decoded"), so the CPU counterpart
+    of the type (``CPU_COMPUTE_TYPE_OF``) runs instead and ``fallback`` says so. One environment then serves GPU and
+    CPU media workers alike, which is what ``auto`` is for."""
+    device, compute_type = str(settings.WHISPER_DEVICE), str(settings.WHISPER_COMPUTE_TYPE)
+    if device != "auto" or compute_type not in CPU_COMPUTE_TYPE_OF:
+        return WhisperPlacement(device, compute_type)
+    if cuda_devices() > 0:
+        return WhisperPlacement("cuda", compute_type)
+    on_cpu = CPU_COMPUTE_TYPE_OF[compute_type]
+    return WhisperPlacement(
+        "cpu",
+        on_cpu,
+        f"WHISPER_DEVICE=auto found no CUDA device on this worker, and CTranslate2 refuses WHISPER_COMPUTE_TYPE="
+        f"{compute_type} on the CPU: speech to text runs on the CPU with {on_cpu} instead (slower than on a GPU). "
+        f"Set WHISPER_COMPUTE_TYPE={on_cpu} (or int8) for this worker to silence this, or run it where a GPU is.",
+    )
+
+
+def connect_whisper_placement_note() -> None:
+    """At a worker's start, say (WARNING) when its speech to text will not run as the settings asked
+    (``whisper_placement``): the only other trace was each transcript taking longer."""
+    from celery import signals
+
+    @signals.worker_init.connect(weak=False)
+    def _note(sender: Any = None, **_: Any) -> None:
+        queues = getattr(getattr(getattr(sender, "app", None), "amqp", None), "queues", None)
+        consumed = (getattr(queues, "consume_from", None) or {}).keys()
+        if consumed and "media" not in consumed:  # speech to text runs on the media queue only
+            return
+        if fallback := whisper_placement().fallback:
+            logger.warning("%s", fallback)
+
+
 def whisper_model() -> Any:
-    """The WhisperModel for this process, loaded once and kept (module-level cache)."""
-    key = (whisper_model_source(), settings.WHISPER_DEVICE, settings.WHISPER_COMPUTE_TYPE)
+    """The WhisperModel for this process, loaded once and kept (module-level cache), where ``whisper_placement``
+    says."""
+    placement = whisper_placement()
+    key = (whisper_model_source(), placement.device, placement.compute_type)
     with _model_lock:
         model = _models.get(key)
         if model is None:

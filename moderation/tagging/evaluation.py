@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from moderation.errors import ModerationError
+from moderation.files import operator_file_open
 from moderation.tagging import ranking
 from moderation.tagging.ranking import single_threaded_blas
 from moderation.tagging.text import Segment, embedding_text, hashtag_phrases, split_segments, title_text
@@ -59,11 +59,7 @@ def load_records(
     """Parse a JSONL file; bad lines and unknown tag names are reported, not raised."""
     report = LoadReport()
     by_name = {name: tag_id for name, tag_id in zip(vocab.names, vocab.tag_ids, strict=True)}
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise ModerationError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
-    with fh:
+    with operator_file_open(path) as fh:  # a regular file only: a FIFO was waited on for ever
         for number, raw in enumerate(fh, start=1):
             if not raw.strip():
                 continue

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from moderation.errors import ModerationError
+from moderation.files import operator_file_open
 
 
 class Command(BaseCommand):
@@ -91,9 +92,12 @@ class Command(BaseCommand):
     def _tags_by_pid(path: Path) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise CommandError(f"Cannot read {path}: {exc}") from exc
+            with operator_file_open(path) as fh:  # a regular file only: a FIFO was waited on for ever
+                lines = fh.read().decode("utf-8").splitlines()
+        except ModerationError as exc:
+            raise CommandError(str(exc)) from exc
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"{path} is not UTF-8 text (byte {exc.start}): give the JSONL file itself.") from exc
         for line in lines:
             try:
                 obj = json.loads(line)

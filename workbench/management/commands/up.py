@@ -207,6 +207,49 @@ def start_child(command: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, preexec_fn=_die_with_parent(), **kwargs)  # noqa: PLW1509
 
 
+WEB_FIRST_WAIT_S = 120.0  # the longest the workers and beat wait for the web server to answer before starting anyway
+
+
+def start_web_first(
+    procs: dict[str, subprocess.Popen[bytes]],
+    *,
+    names: list[str],
+    start: Callable[[str], subprocess.Popen[bytes]],
+    stopping: Callable[[], bool],
+    wait: Callable[[Callable[[], bool]], float | None] | None,
+    answering: Callable[[float], Any],
+    say: Callable[[str], Any],
+) -> None:
+    """Start ``web`` alone, wait (``wait``) until it answers, exits, or ``stopping()``, then start the other
+    ``names`` (workers, beat) unless stopping. On 2 cores the web server, two workers and beat all importing Django
+    (and the demo videos rendering beside them) at once took the web server tens of seconds longer to answer; the
+    workers have nothing to do before the demo videos are ingested, which also waits. ``wait`` gives up after its
+    own timeout (the workers start anyway, and a thread keeps looking so the answer is still said); a web server
+    that exits is left to the supervisor, which starts it again and says why. ``wait`` None (a unix socket, which
+    nothing here can ask): all start at once."""
+    began = time.monotonic()
+    procs["web"] = start("web")
+    web = procs["web"]
+    seconds = wait(lambda: stopping() or web.poll() is not None) if wait is not None else None
+    if seconds is not None:
+        answering(seconds)
+    elif wait is not None and not stopping() and web.poll() is None:
+        say("The web server is not answering yet; starting the workers anyway (the next line says when it answers).")
+        look = wait
+
+        def keep_looking() -> None:
+            if look(lambda: stopping() or web.poll() is not None) is not None:
+                answering(time.monotonic() - began)
+
+        threading.Thread(target=keep_looking, daemon=True).start()
+    if stopping():
+        return
+    for name in names:
+        if name != "web":
+            procs[name] = start(name)
+    say(f"Workers and beat started: {', '.join(n for n in names if n != 'web')}.")
+
+
 @dataclass
 class Restarts:
     """How often ``up`` starts again a process that exited on its own (a worker the kernel killed for memory, a
@@ -368,27 +411,11 @@ class Command(BaseCommand):
             log = (logs / f"{name}.log").open("ab")
             return start_child(commands[name], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.BASE_DIR)
 
-        for name in commands:
-            procs[name] = start(name)
-        self.stdout.write(f"Workers and web started; logs in {logs}.")
         mode = (
             "development mode (DEBUG on)" if opts["debug"] else "production mode (DEBUG off; --debug for development)"
         )
-        self.stdout.write(f"Serving in {mode}.")
+        self.stdout.write(f"Serving in {mode}; logs in {logs}.")
         stopping = False
-
-        def say_when_serving() -> None:
-            seconds = wait_until_serving(opts["bind"], stopping=lambda: stopping)
-            if seconds is not None:
-                self.stdout.write(
-                    self.style.SUCCESS(
-                        f"Web server answering after {seconds:.0f} s: open http://{opts['bind']}/ and sign in as one "
-                        "of the demo users."
-                    )
-                )
-
-        self.stdout.write(f"Web server starting on http://{opts['bind']}/ (the next line says when it answers).")
-        threading.Thread(target=say_when_serving, daemon=True).start()
         generating = False
 
         def stop(*_: Any) -> None:
@@ -399,8 +426,25 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
+        self.stdout.write(f"Web server starting on http://{opts['bind']}/ (the next line says when it answers).")
         try:
-            if not opts["no_demo"]:
+            start_web_first(
+                procs,
+                names=list(commands),
+                start=start,
+                stopping=lambda: stopping,
+                answering=lambda seconds: self.stdout.write(
+                    self.style.SUCCESS(
+                        f"Web server answering after {seconds:.0f} s: open http://{opts['bind']}/ and sign in as "
+                        "one of the demo users."
+                    )
+                ),
+                wait=None
+                if opts["bind"].startswith("unix:") or ":" not in opts["bind"]
+                else lambda done: wait_until_serving(opts["bind"], stopping=done, timeout_s=WEB_FIRST_WAIT_S),
+                say=self.stdout.write,
+            )
+            if not opts["no_demo"] and not stopping:
                 generating = True
                 call_command("generate_demo")
                 generating = False
