@@ -13,10 +13,17 @@ from django.urls import reverse
 
 from tests.browser.conftest import CHROMIUM
 from tests.browser.signin import sign_in
-from tests.workbench.test_pagination_screens import world  # noqa: F401 (the fixture)
+from tests.workbench.test_pagination_screens import build_world
 from workbench import pagination
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
+
+
+@pytest.fixture
+def world() -> dict[str, Any]:
+    """The pagination screens' library and readers, built for this test: it commits them (a live server reads them),
+    so ``test_pagination_screens``' module-wide ``world`` (one rolled-back transaction) cannot serve it."""
+    return build_world()
 
 
 def _shot(page: Any, name: str) -> None:
@@ -27,7 +34,7 @@ def _shot(page: Any, name: str) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_capped_lists_say_how_far_they_counted(page, world: dict[str, Any], monkeypatch) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_capped_lists_say_how_far_they_counted(page, world: dict[str, Any], monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(pagination, "COUNT_CAP", 5)
     monkeypatch.setattr("moderation.reproduction.views.PAIRS_PER_PAGE", 2)
     monkeypatch.setattr("annotation.views.LIST_PAGE", 2)

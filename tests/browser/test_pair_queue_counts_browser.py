@@ -19,7 +19,12 @@ from workbench import pagination
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
-world = test_pagination_screens.world
+
+@pytest.fixture
+def world() -> dict[str, Any]:
+    """The pagination screens' library and readers, built for this test: it commits them (a live server reads them),
+    so ``test_pagination_screens``' module-wide ``world`` (one rolled-back transaction) cannot serve it."""
+    return test_pagination_screens.build_world()
 
 
 @pytest.mark.django_db(transaction=True)

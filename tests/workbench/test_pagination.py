@@ -5,6 +5,7 @@ only the count past its cap differs, and says so."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +19,7 @@ from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
 from tests.factories import DecisionFactory, UserFactory, VideoFactory
 from tests.moderation.media.test_visibility_sql_cache import _library
+from tests.module_rows import refuse_transactional, rows_for_the_module
 from workbench import pagination
 from workbench.pagination import WindowPaginator
 
@@ -36,7 +38,19 @@ def _pages(paginator: Paginator) -> list[tuple[list[tuple[int, bool]], bool]]:
 
 
 @pytest.fixture
-def readers() -> dict[str, Any]:
+def readers(request: pytest.FixtureRequest, readers_of_the_module: dict[str, Any]) -> dict[str, Any]:
+    """The rule's library, newer decided videos, and readers who see different parts of it: built once for the
+    module (its tests only read them; what one adds is undone when it ends: ``tests/module_rows.py``)."""
+    return refuse_transactional(request, readers_of_the_module)
+
+
+@pytest.fixture(scope="module")
+def readers_of_the_module(django_db_setup, django_db_blocker) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    with rows_for_the_module(django_db_blocker, _library_and_readers) as built:
+        yield built
+
+
+def _library_and_readers() -> dict[str, Any]:
     outsider, expert = UserFactory(role="moderator"), UserFactory(role="moderator")
     _library(outsider, expert)
     expert.groups.add(Group.objects.get(name="experts"))

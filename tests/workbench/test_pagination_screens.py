@@ -7,7 +7,7 @@ past the cap differs, and the screen says "N+" and offers no last page."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +27,7 @@ from moderation.reproduction.models import PairReview, ReproCandidate
 from moderation.tagging.models import TagProposal, TagProposalSighting
 from tests.factories import CotCorrectionFactory, DecidedVideoFactory, UserFactory
 from tests.moderation.media.test_visibility_sql_cache import _library
+from tests.module_rows import refuse_transactional, rows_for_the_module
 from workbench import pagination
 from workbench.pagination import WindowPaginator
 
@@ -34,9 +35,22 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def world() -> dict[str, Any]:
+def world(request: pytest.FixtureRequest, world_of_the_module: dict[str, Any]) -> dict[str, Any]:
     """The rule's library and a few decided videos, each list's rows over all of them (ties in each list's order
-    broken by the primary key), and readers who see different parts of it."""
+    broken by the primary key), and readers who see different parts of it. Built once for the module (every test
+    only reads it: ``tests/module_rows.py``), not once per test. A transactional test (a browser's) builds its own
+    with ``build_world``."""
+    return refuse_transactional(request, world_of_the_module)
+
+
+@pytest.fixture(scope="module")
+def world_of_the_module(django_db_setup, django_db_blocker) -> Iterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    with rows_for_the_module(django_db_blocker, build_world) as built:
+        yield built
+
+
+def build_world() -> dict[str, Any]:
+    """What ``world`` holds, built in the calling test's database."""
     outsider, expert = UserFactory(role="moderator"), UserFactory(role="moderator")
     _library(outsider, expert)
     expert.groups.add(Group.objects.get(name="experts"))

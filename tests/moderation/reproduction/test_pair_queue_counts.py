@@ -21,7 +21,7 @@ from workbench.pagination import CappedCount
 pytestmark = pytest.mark.django_db
 
 # The screens' library and readers (a fixture): one video per case of the rule, pairs both ways, verdicts, claims.
-world = test_pagination_screens.world
+world, world_of_the_module = test_pagination_screens.world, test_pagination_screens.world_of_the_module
 
 
 def _old_counts(user: Any) -> dict[str, int]:
