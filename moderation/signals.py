@@ -46,8 +46,8 @@ integration_changed = Signal()
 # A webhook endpoint was added, its events changed, enabled or disabled (by an admin, or by the sender after too many
 # failed attempts: by None), or a delivery of it queued again (sent inside that transaction). Keywords: endpoint,
 # action ("webhook.create", "webhook.events_set", "webhook.enable", "webhook.disable", "webhook.auto_disable",
-# "webhook.redeliver"), by (the user or None), payload (never the signing secret). The review wing writes it to the
-# audit log.
+# "webhook.redeliver", "webhook.test": a test event queued), by (the user or None), payload (never the signing
+# secret). The review wing writes it to the audit log.
 webhook_endpoint_changed = Signal()
 
 # A signed-in user's server path was refused by video_submit (outside MEDIA_IMPORT_ROOTS, a platform integration's

@@ -103,6 +103,12 @@ class EventType(models.TextChoices):
     MODEL_PROMOTED = "model.promoted", "A model version now serves new decisions"
 
 
+# Sent only when an admin presses "Send a test event" on an endpoint's page, to that endpoint alone; no endpoint
+# subscribes to it (it is not an ``EventType``), so receivers can tell a test from a real event by its type.
+TEST_EVENT_TYPE = "webhook.test"
+OUTBOX_EVENT_TYPES = [*EventType.choices, (TEST_EVENT_TYPE, "A test sent from an endpoint's page")]
+
+
 class OutboxEvent(models.Model):
     """An event written in the same transaction as the change it describes (transactional outbox).
 
@@ -112,7 +118,7 @@ class OutboxEvent(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    type = models.CharField(max_length=40, choices=EventType.choices)
+    type = models.CharField(max_length=40, choices=OUTBOX_EVENT_TYPES)
     video = models.ForeignKey("moderation.Video", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     payload = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

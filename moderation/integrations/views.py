@@ -29,9 +29,11 @@ from moderation.integrations.services import integration_create, integration_swi
 from moderation.integrations.signing import HEADER as SIGNATURE_HEADER_NAME
 from moderation.integrations.signing import TOLERANCE_SECONDS as SIGNATURE_TOLERANCE_SECONDS
 from moderation.integrations.webhooks import (
+    WebhookEndpointExists,
     webhook_endpoint_create,
     webhook_endpoint_events_set,
     webhook_endpoint_switch,
+    webhook_endpoint_test_send,
     webhook_redeliver,
 )
 from workbench.roles import Perm, permission_required
@@ -44,6 +46,7 @@ def _render_list(
     error: str = "",
     typed: dict[str, object] | None = None,
     confirm: tuple[int, str] | None = None,
+    existing: WebhookEndpoint | None = None,
 ) -> HttpResponse:
     """The integrations page; after a refused form, with the reason beside that form and what was
     typed kept in it (``typed``: ``{"form": "integration" | endpoint pk, ...fields}``), status 400."""
@@ -58,6 +61,8 @@ def _render_list(
         "import_roots": [str(root).rstrip("/") for root in settings.MEDIA_IMPORT_ROOTS],
         "error": error,
         "typed": typed or {},
+        # The endpoint already at the URL an "Add endpoint" was refused for: linked beside the reason.
+        "existing": existing,
         # (integration pk, "on" | "off"): that integration's switch asks to confirm (the page without JavaScript)
         "confirm_pk": confirm[0] if confirm else None,
         "confirm_to": confirm[1] if confirm else "",
@@ -177,7 +182,8 @@ def endpoint_add(request: HttpRequest, pk: int) -> HttpResponse:
         )
     except ModerationError as exc:
         typed = {"form": integration.pk, "url": url, "event_types": event_types, "only_own_videos": only_own_videos}
-        return _render_list(request, error=str(exc), typed=typed)
+        existing = exc.existing if isinstance(exc, WebhookEndpointExists) else None
+        return _render_list(request, error=str(exc), typed=typed, existing=existing)
     messages.success(request, "Endpoint added. Its signing secret is on its page.")
     return redirect("moderation:webhook_endpoint", pk=endpoint.pk)
 
@@ -264,6 +270,24 @@ def endpoint_toggle(request: HttpRequest, pk: int) -> HttpResponse:
             "when it is switched on.",
         )
     return redirect("moderation:webhook_endpoint", pk=pk)
+
+
+@require_POST
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
+    """Queue one signed ``webhook.test`` delivery to this endpoint; its outcome shows in the page's delivery log."""
+    endpoint = get_object_or_404(WebhookEndpoint.objects.select_related("integration"), pk=pk)
+    try:
+        delivery = webhook_endpoint_test_send(endpoint=endpoint, by=cast(User, request.user))
+    except ModerationError as exc:
+        messages.error(request, f"No test event sent: {exc}")
+        return redirect("moderation:webhook_endpoint", pk=pk)
+    messages.success(
+        request,
+        f"Test event queued (type webhook.test, event {delivery.event_id}): its result shows in the delivery log "
+        "below; reload the page to see it.",
+    )
+    return redirect(reverse("moderation:webhook_endpoint", args=[pk]) + f"#delivery-{delivery.pk}")
 
 
 @require_POST

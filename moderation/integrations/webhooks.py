@@ -23,12 +23,13 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import URLValidator
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from moderation.errors import ModerationError
 from moderation.integrations.models import (
+    TEST_EVENT_TYPE,
     EventType,
     Integration,
     IntegrationVideo,
@@ -95,17 +96,40 @@ def _audited(endpoint: WebhookEndpoint, action: str, by: User | None, **payload:
     webhook_endpoint_changed.send(sender=WebhookEndpoint, endpoint=endpoint, action=action, by=by, payload=payload)
 
 
+class WebhookEndpointExists(ModerationError):
+    """The integration already has an endpoint at this URL (``existing``: the page to link to instead)."""
+
+    def __init__(self, existing: WebhookEndpoint) -> None:
+        self.existing = existing
+        state = "" if existing.is_active else " (disabled: enable it there)"
+        super().__init__(f"An endpoint for this URL already exists{state}: {existing.url_shown}.")
+
+
 @transaction.atomic
 def webhook_endpoint_create(
     *, integration: Integration, url: str, event_types: Any, only_own_videos: bool = True, by: User | None = None
 ) -> tuple[WebhookEndpoint, str]:
     """A new endpoint with a fresh signing secret (returned, and readable by admins on its page). Recorded in the
-    audit log (without the secret)."""
+    audit log (without the secret).
+
+    One endpoint per URL per integration (``WebhookEndpointExists`` otherwise, a disabled one included): a second
+    would be sent every event again, signed with another secret. "Add endpoint" pressed twice, or by two admins at
+    once, both read "none yet" before either wrote; a transaction-level advisory lock on the integration makes the
+    second wait for the first's commit and then find its endpoint. (Not a unique constraint: endpoints added twice
+    before this exist and keep their deliveries; the lock needs no migration to clean them up first.)"""
     secret = "whsec_" + secrets.token_urlsafe(32)
     chosen = _clean_event_types(event_types)
+    cleaned = _clean_url(url)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext('moderation.webhook_endpoint_add'), %s)", [integration.pk]
+        )
+    existing = WebhookEndpoint.objects.filter(integration=integration, url=cleaned).order_by("pk").first()
+    if existing is not None:
+        raise WebhookEndpointExists(existing)
     endpoint = WebhookEndpoint.objects.create(
         integration=integration,
-        url=_clean_url(url),
+        url=cleaned,
         event_types=chosen,
         only_own_videos=only_own_videos,
         secret=secret,
@@ -229,6 +253,36 @@ def webhook_redeliver(*, delivery: WebhookDelivery, by: User | None = None) -> W
     _audited(endpoint, "webhook.redeliver", by, delivery=locked.pk, event=str(locked.event_id))
     _send_deliveries([locked.pk])
     return locked
+
+
+@transaction.atomic
+def webhook_endpoint_test_send(*, endpoint: WebhookEndpoint, by: User | None = None) -> WebhookDelivery:
+    """Queue one ``webhook.test`` event to ``endpoint`` alone, so a new receiver can be checked without waiting for
+    a real event. It goes the way real events go: an outbox event (its id, created time) and one delivery row in
+    the endpoint's log, sent by ``webhook_delivery_send`` (same signature, same address check, same retries). The
+    event is marked dispatched at once: the fan-out never sends it to any other endpoint. Refused while the endpoint
+    or its integration is off (it would only be held). Recorded in the audit log."""
+    locked = WebhookEndpoint.objects.select_for_update().select_related("integration").get(pk=endpoint.pk)
+    if not locked.integration.is_active:
+        raise ModerationError(
+            f"“{locked.integration.name}” is switched off: nothing is sent to its endpoints, a test event neither. "
+            "Switch it on (on the Integrations page) first."
+        )
+    if not locked.is_active:
+        raise ModerationError("This endpoint is disabled: enable it first, then send a test event.")
+    now = timezone.now()
+    event = OutboxEvent.objects.create(
+        type=TEST_EVENT_TYPE,
+        payload={
+            "test": True,
+            "message": "A test event sent from the workbench's endpoint page: nothing happened to any video.",
+        },
+        dispatched_at=now,
+    )
+    delivery = WebhookDelivery.objects.create(endpoint=locked, event=event, next_attempt_at=now)
+    _audited(locked, "webhook.test", by, delivery=delivery.pk, event=str(event.pk))
+    _send_deliveries([delivery.pk])
+    return delivery
 
 
 # --- fan-out --------------------------------------------------------------------------------------
