@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import pluralize
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from annotation import selectors, services
 from annotation.errors import AnnotationError, CorrectionConflict, StageRefused
@@ -38,6 +38,7 @@ from moderation.review.models import ReviewQueue
 from moderation.review.selectors import cot_stages_for_display
 from moderation.review.views import media_revealed
 from workbench.filters import ALL
+from workbench.form_routes import post_only
 from workbench.forms import nul_checked_by_form
 from workbench.pagination import WindowPaginator
 from workbench.roles import Perm, permission_required
@@ -258,7 +259,7 @@ def _review_reason_key(decision_id: int) -> str:
     return f"correction-review-reason-{decision_id}"
 
 
-@require_POST
+@post_only
 @permission_required(Perm.CORRECT_COT)
 def correction_review(request: HttpRequest, decision_id: int) -> HttpResponse:
     """A second labeler accepts the submitted correction, or rejects it with a reason.
@@ -309,7 +310,7 @@ def tag2cot_list(request: HttpRequest) -> HttpResponse:
     return render(request, "annotation/tag2cot_list.html", context, status=status.http_status)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_queue(request: HttpRequest) -> HttpResponse:
     opening = services.tag2cot_tasks_queue(user=request.user)
@@ -406,7 +407,7 @@ def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "annotation/tag2cot_write.html", ctx, status=status)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_claim(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.tag2cot_task_get(task_id=pk, user=request.user)
@@ -417,7 +418,7 @@ def tag2cot_claim(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("annotation:tag2cot_write", pk=pk)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.CORRECT_COT)
 def tag2cot_release(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.tag2cot_task_get(task_id=pk, user=request.user)

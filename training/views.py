@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
 from moderation.errors import ModerationError
@@ -28,6 +28,7 @@ from training.models import PreferenceDataset
 from training.release import policy_model_choose as choose
 from training.services import preference_dataset_build, sft_dataset_build, training_job_cancel, training_job_start
 from training.tag_data import tag_events_download as tag_events_download_build
+from workbench.form_routes import post_only
 from workbench.forms import nul_checked_by_form
 from workbench.roles import Perm, permission_required
 from workbench.storage import is_object_storage, playback_url
@@ -102,7 +103,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 _DATASET_REFUSED_SESSION_KEY = "dataset_build_refused"
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def dataset_build(request: HttpRequest) -> HttpResponse:
     kind = request.POST.get("kind", "")
@@ -187,7 +188,7 @@ def _start_or_join(
 
 
 @nul_checked_by_form
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def job_start(request: HttpRequest) -> HttpResponse:
     form = TrainingJobStartForm(request.POST)
@@ -230,7 +231,7 @@ def job_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return render(request, template, context)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def job_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     job = selectors.job_get(pk=pk)
@@ -329,7 +330,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
 
 
 @nul_checked_by_form
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def evaluation_create(request: HttpRequest) -> HttpResponse:
     from training.evaluation import evaluation_start
@@ -409,7 +410,7 @@ def _version(pk: int) -> ModelVersion:
     return get_object_or_404(ModelVersion, pk=pk)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def model_promote(request: HttpRequest, pk: int) -> HttpResponse:
     from moderation.models import Policy
@@ -432,7 +433,7 @@ def model_promote(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("training:model_list")
 
 
-@require_POST
+@post_only
 @permission_required(Perm.EDIT_POLICY)
 def policy_model_choose(request: HttpRequest, pk: int) -> HttpResponse:
     """The policy page's "Model for this policy": through the release gate, like a promotion."""
@@ -459,7 +460,7 @@ def policy_model_choose(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("moderation:policy_detail", pk=pk)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def model_shadow(request: HttpRequest, pk: int) -> HttpResponse:
     from training.release import shadow_start, shadow_stop

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from workbench import views
+from workbench.form_routes import post_only
 from workbench.forms import nul_checked_by_form
 from workbench.signin import AdminSignInForm, SignInForm
 
@@ -13,7 +14,7 @@ admin.site.login_form = AdminSignInForm
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", nul_checked_by_form(auth_views.LoginView.as_view(authentication_form=SignInForm)), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", post_only(auth_views.LogoutView.as_view()), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(

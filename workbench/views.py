@@ -51,6 +51,7 @@ from workbench.csp_reports import (
     csp_reports_from,
     csp_violations_record,
 )
+from workbench.form_routes import post_only
 from workbench.home import home_panels_for
 from workbench.models import ApiToken
 from workbench.roles import Perm, login_required
@@ -75,7 +76,7 @@ def favicon(request: HttpRequest) -> HttpResponseBase:
 
 
 @csrf_exempt  # a browser's report carries no CSRF token, and no credentials it could be made to spend
-@require_http_methods(["POST"])
+@post_only
 def csp_report(request: HttpRequest) -> HttpResponse:
     """The Content-Security-Policy's report collector (``workbench.csp_reports``): open to anyone, small, rate-limited
     per client; 204 once kept, else a short reason (400, 413, 429), never a 500."""

@@ -7,12 +7,12 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.inference.impact import ImpactPreviewRunning, policy_impact_preview, policy_impact_preview_shown
 from moderation.inference.selectors import cascade_dashboard, cascade_training_latest, cascade_training_wait
 from moderation.policies.selectors import DEFAULT_IMPACT_SAMPLE, policy_version_get
+from workbench.form_routes import post_only
 from workbench.numbers import typed_number
 from workbench.roles import Perm, permission_required
 
@@ -56,7 +56,7 @@ def _refused(request: HttpRequest, form: str, typed: str, exc: ModerationError, 
     return redirect("moderation:cascade")
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_train(request: HttpRequest) -> HttpResponse:
     """Queue a stage-1 training (default queue); the dashboard shows its state until it is done.
@@ -99,7 +99,7 @@ def cascade_train(request: HttpRequest) -> HttpResponse:
     return redirect("moderation:cascade")
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_off(request: HttpRequest) -> HttpResponse:
     from moderation.inference.services import cascade_switch_off
@@ -117,7 +117,7 @@ def cascade_off(request: HttpRequest) -> HttpResponse:
     return redirect("moderation:cascade")
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_threshold(request: HttpRequest) -> HttpResponse:
     from moderation.inference.services import cascade_threshold_set
@@ -144,7 +144,7 @@ def _threshold(raw: str) -> float:
     return value
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def cascade_target(request: HttpRequest) -> HttpResponse:
     from moderation.inference.selectors import cascade_target_row

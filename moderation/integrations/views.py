@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
 from moderation.errors import ModerationError
 from moderation.integrations.models import EventType, Integration, WebhookDelivery, WebhookEndpoint
@@ -36,6 +36,7 @@ from moderation.integrations.webhooks import (
     webhook_endpoint_test_send,
     webhook_redeliver,
 )
+from workbench.form_routes import post_only
 from workbench.roles import Perm, permission_required
 from workbench.show_once import ShowOnceLost, show_once_hold, show_once_take
 
@@ -75,7 +76,7 @@ def integration_list(request: HttpRequest) -> HttpResponse:
     return _render_list(request)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def integration_add(request: HttpRequest) -> HttpResponse:
     name, rate_limit = request.POST.get("name", ""), request.POST.get("rate_limit", "")
@@ -130,7 +131,7 @@ def integration_switch_view(request: HttpRequest, pk: int) -> HttpResponse:
     return _render_list(request, confirm=(integration.pk, confirming))
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def integration_rotate(request: HttpRequest, pk: int) -> HttpResponse:
     """A new token for the integration (the old one refused from now on), shown once on the token page."""
@@ -166,7 +167,7 @@ def _token_page(request: HttpRequest, integration: Integration, *, token: str, r
     return response
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def endpoint_add(request: HttpRequest, pk: int) -> HttpResponse:
     integration = get_object_or_404(Integration, pk=pk)
@@ -219,7 +220,7 @@ def _render_endpoint(
     return render(request, partial, context, status=400 if events_error else status.http_status)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def endpoint_events(request: HttpRequest, pk: int) -> HttpResponse:
     """Change an endpoint's events: it was fixed at its creation (every box ticked by default), so an endpoint sent
@@ -241,7 +242,7 @@ def endpoint_events(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("moderation:webhook_endpoint", pk=endpoint.pk)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def endpoint_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     """POST ``to`` (``on`` or ``off``, what the page's button says): enable or disable the endpoint, unless it is so
@@ -272,7 +273,7 @@ def endpoint_toggle(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("moderation:webhook_endpoint", pk=pk)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Queue one signed ``webhook.test`` delivery to this endpoint; its outcome shows in the page's delivery log."""

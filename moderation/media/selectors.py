@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -90,7 +91,37 @@ def video_media_for_display(*, video: Video) -> dict[str, Any]:
         "segments": segments,
         "speech_lines": [] if segments else video_speech_lines(video=video),
         "times": evidence_times(keyframes=keyframes, segments=segments),
+        "comments": video_comments_shown(video=video),
     }
+
+
+# A video's comments on the shared media panels: at most this many, each cut at this many characters. A platform
+# may send 1,000 comments of 5,000 characters (5 MB) and every one was drawn on the review screen; all of them,
+# whole, stay on the video's own page, which the panel links to when it shows less.
+COMMENTS_SHOWN = 50
+COMMENT_CHARS_SHOWN = 1000
+
+
+@dataclass(frozen=True)
+class CommentsShown:
+    shown: list[tuple[str, bool]]  # (text, whether it was cut), the first ``COMMENTS_SHOWN``
+    total: int
+
+    @property
+    def cut(self) -> bool:
+        """Whether the panel shows less than the whole: fewer comments, or a comment cut short."""
+        return self.total > len(self.shown) or any(was_cut for _text, was_cut in self.shown)
+
+
+def video_comments_shown(*, video: Video) -> CommentsShown:
+    """The first :data:`COMMENTS_SHOWN` of ``video``'s comments, each cut at :data:`COMMENT_CHARS_SHOWN` characters
+    (with "…"), and how many there are."""
+    comments = [str(c) for c in video.comments or []]
+    shown = [
+        (c, False) if len(c) <= COMMENT_CHARS_SHOWN else (c[: COMMENT_CHARS_SHOWN - 1].rstrip() + "…", True)
+        for c in comments[:COMMENTS_SHOWN]
+    ]
+    return CommentsShown(shown=shown, total=len(comments))
 
 
 def video_ocr_lines(*, video: Video) -> list[tuple[int, str]]:

@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from moderation.actions import Outcome, video_action
 from moderation.inference.models import MissingDecisionRepair
@@ -24,6 +24,7 @@ from moderation.ops.services import (
 from moderation.reproduction.models import ReproRetrievalFailure
 from moderation.reproduction.services import repro_retrieval_dismiss, repro_retrieval_retry
 from workbench.csp_reports import csp_violations_recent
+from workbench.form_routes import post_only
 from workbench.roles import Perm, permission_required
 
 
@@ -80,7 +81,7 @@ def _missing_decision_action(
 
 
 @permission_required(Perm.MANAGE_INTEGRATIONS)
-@require_POST
+@post_only
 def missing_decision_retry_view(request: HttpRequest, video_id: int) -> HttpResponse:
     """A failed try's Retry: one more try at that video's missing decisions, on the infer queue."""
     return _missing_decision_action(
@@ -95,7 +96,7 @@ def missing_decision_retry_view(request: HttpRequest, video_id: int) -> HttpResp
 
 
 @permission_required(Perm.MANAGE_INTEGRATIONS)
-@require_POST
+@post_only
 def missing_decision_dismiss_view(request: HttpRequest, video_id: int) -> HttpResponse:
     """A given-up try's Dismiss: no longer counted nor queued; listed under "dismissed" (where Retry undoes it)."""
     return _missing_decision_action(
@@ -125,7 +126,7 @@ def _repro_failed_action(
 
 
 @permission_required(Perm.MANAGE_INTEGRATIONS)
-@require_POST
+@post_only
 def repro_failed_retry_view(request: HttpRequest, video_id: int) -> HttpResponse:
     """Retry for a video without reproduction candidates: its search, once more, on the media queue."""
     return _repro_failed_action(
@@ -140,7 +141,7 @@ def repro_failed_retry_view(request: HttpRequest, video_id: int) -> HttpResponse
 
 
 @permission_required(Perm.MANAGE_INTEGRATIONS)
-@require_POST
+@post_only
 def repro_failed_dismiss_view(request: HttpRequest, video_id: int) -> HttpResponse:
     """Dismiss for a video without reproduction candidates: recorded, off the list (counted apart)."""
     return _repro_failed_action(
@@ -155,7 +156,7 @@ def repro_failed_dismiss_view(request: HttpRequest, video_id: int) -> HttpRespon
 
 
 @permission_required(Perm.MANAGE_INTEGRATIONS)
-@require_POST
+@post_only
 def routing_repair(request: HttpRequest) -> HttpResponse:
     """The routing panel's button: route stranded videos again, mend inconsistent routing and queue missing
     decisions (idempotent), at most
@@ -195,7 +196,7 @@ def routing_repair(request: HttpRequest) -> HttpResponse:
 
 
 @permission_required(Perm.MANAGE_INTEGRATIONS)
-@require_POST
+@post_only
 def missing_decisions_retry_view(request: HttpRequest) -> HttpResponse:
     """The routing panel's Retry: one more try for each half-decided video given up after failing."""
     queued = ops_missing_decisions_retry()

@@ -11,7 +11,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.policies import selectors, services
@@ -24,6 +23,7 @@ from moderation.policies.editor import (
 )
 from moderation.policies.models import Policy, PolicyVersion
 from moderation.policies.taxonomy import SEVERITIES
+from workbench.form_routes import post_only
 from workbench.roles import Perm, login_required, permission_required
 from workbench.text import row_id
 
@@ -251,7 +251,7 @@ def _render_editor(
     return render(request, "moderation/policies/policy_edit.html", context, status=status)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.EDIT_POLICY)
 def policy_version_publish(request: HttpRequest, pk: int) -> HttpResponse:
     """Publish a draft from its confirm step: ``confirm=publish``, and ``replaces`` (the number of the active
@@ -272,7 +272,7 @@ def policy_version_publish(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("moderation:policy_detail", pk=version.policy_id)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.EDIT_POLICY)
 def policy_version_activate(request: HttpRequest, pk: int) -> HttpResponse:
     """Make an earlier published version active again from its confirm step (``confirm=activate``, and

@@ -10,7 +10,6 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError
 from moderation.media.selectors import video_get, video_open_or_404
@@ -19,6 +18,7 @@ from moderation.reproduction import selectors, services
 from moderation.reproduction.models import PairReview, ReproCandidate
 from moderation.review.services import REVIEW_NOTE_MAX_CHARS
 from moderation.review.views import media_revealed
+from workbench.form_routes import post_only
 from workbench.pagination import CappedCount, WindowPaginator
 from workbench.roles import Perm, permission_required
 
@@ -79,7 +79,7 @@ def _pairs_open_to(request: HttpRequest, pairs: QuerySet[ReproCandidate]) -> Que
     return selectors.pairs_open_to(user=request.user, pairs=pairs)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_claim_next(request: HttpRequest) -> HttpResponse:
     candidate = services.pair_claim_next(user=_user(request))
@@ -89,7 +89,7 @@ def pair_claim_next(request: HttpRequest) -> HttpResponse:
     return redirect("moderation:repro_pair", pk=candidate.pk)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_claim(request: HttpRequest, pk: int) -> HttpResponse:
     """Claim the pair on screen (reached from a video's page): the queue's "Claim next" hands out another one."""
@@ -136,7 +136,7 @@ def pair_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "moderation/reproduction/pair.html", context)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_submit(request: HttpRequest, pk: int) -> HttpResponse:
     candidate = get_object_or_404(_pairs_open_to(request, ReproCandidate.objects.all()), pk=pk)
@@ -154,7 +154,7 @@ def pair_submit(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("moderation:repro_pair", pk=nxt.pk) if nxt else redirect("moderation:repro_queue")
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def pair_release(request: HttpRequest, pk: int) -> HttpResponse:
     services.pair_release(

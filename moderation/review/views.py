@@ -13,7 +13,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
 
 from moderation.actions import video_action
 from moderation.errors import ModerationError
@@ -23,6 +22,7 @@ from moderation.media.selectors import video_open_or_404
 from moderation.media.services import video_media_verify
 from moderation.review import selectors, services
 from moderation.review.models import Review, ReviewQueue, ReviewTask
+from workbench.form_routes import post_only
 from workbench.metrics import REVIEW_CLAIM_SECONDS, REVIEW_SUBMIT_SECONDS
 from workbench.roles import Perm, login_required, permission_required
 from workbench.text import shown_text
@@ -170,7 +170,7 @@ def agreement(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def claim_next(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     """Claim the next item of the queue ``slug`` (else the default queue) and open it. The queue list's
@@ -378,7 +378,7 @@ def _gone(request: HttpRequest, pk: int) -> HttpResponse:
     return _next_screen(request, nxt, refused=True)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def submit(request: HttpRequest, pk: int) -> HttpResponse:
     """Record the verdict, then go straight to the next item (submit-and-next)."""
@@ -416,7 +416,7 @@ def _claim_next_and_ahead(request: HttpRequest, task: ReviewTask, *, skipped: in
     return nxt
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def escalate(request: HttpRequest, pk: int) -> HttpResponse:
     """Hand the item to the senior queue, then go on to the next item of this queue."""
@@ -433,7 +433,7 @@ def escalate(request: HttpRequest, pk: int) -> HttpResponse:
     return _go_to(_claim_next_and_ahead(request, task))
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def skip(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
@@ -453,7 +453,7 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
     return _go_to(nxt)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def release(request: HttpRequest, pk: int) -> HttpResponse:
     task = selectors.review_task_get_or_gone(task_id=pk, user=_user(request))
@@ -471,7 +471,7 @@ def release(request: HttpRequest, pk: int) -> HttpResponse:
     return _go_to(None)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def rerun(request: HttpRequest, pk: int) -> HttpResponse:
     """Re-run the item's model with the user feedback on record now (its CoT's stage 4 went stale).
@@ -511,7 +511,7 @@ def cot_panel(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-@require_POST
+@post_only
 @login_required
 def reveal(request: HttpRequest) -> HttpResponse:
     """Remember whether media is shown unshielded; htmx/fetch callers get 204, forms go back."""
@@ -528,7 +528,7 @@ def reveal(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(nxt)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def video_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """The video page's "Retry" for a failed video: queue the stage it stopped at again."""
@@ -545,7 +545,7 @@ def _retried(video: Video) -> str:
     return f"{what} of “{video}” is queued again."
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def video_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
     """The video page's "Dismiss" for a failed upload that is not a video (no retry can process it)."""

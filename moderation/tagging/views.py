@@ -15,7 +15,6 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
 
 from moderation.errors import ModerationError, StaleEditError
 from moderation.media.models import Video
@@ -37,6 +36,7 @@ from moderation.tagging import selectors, services
 from moderation.tagging import text as tagtext
 from moderation.tagging.files import MAX_FILE_BYTES
 from moderation.tagging.models import TAG_SET_DESCRIPTION_MAX_CHARS, Tag, TagRankerTraining, TagSet
+from workbench.form_routes import post_only, post_only_to
 from workbench.roles import Perm, permission_required
 from workbench.text import row_id
 
@@ -110,7 +110,7 @@ def tag_queue(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_claim_next(request: HttpRequest) -> HttpResponse:
     queue = services.tag_queue_default()
@@ -175,7 +175,7 @@ def tag_panel(request: HttpRequest, video_id: int) -> HttpResponse:
     return render(request, "moderation/tagging/_panel.html", context)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
     """Record the reviewer's tags. From the tags queue (``task``): then claim and show the next item."""
@@ -228,7 +228,7 @@ def tag_submit(request: HttpRequest, video_id: int) -> HttpResponse:
     return redirect(reverse("moderation:tag_task", args=[nxt.pk]) + f"?set={tag_set.slug}")
 
 
-@require_POST
+@post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def tag_try_again(request: HttpRequest, video_id: int) -> HttpResponse:
     """The tags panel's "Try again" of a tag task given up after its lost tries: the panel again, saying so (409
@@ -291,7 +291,7 @@ def tag_ranker(request: HttpRequest) -> HttpResponse:
     return render(request, "moderation/tagging/ranker.html", selectors.tag_ranker_overview())
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def tag_ranker_train(request: HttpRequest) -> HttpResponse:
     """Record a training run and queue it (default queue); the page's runs table says its state and follows it.
@@ -300,7 +300,7 @@ def tag_ranker_train(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("moderation:tag_ranker") + "#ranker-runs")
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_TRAINING)
 def tag_ranker_activate(request: HttpRequest, pk: int) -> HttpResponse:
     """Make an earlier ranker version active again (a rollback)."""
@@ -418,7 +418,7 @@ def _first_refused(errors: dict[str, list[str]]) -> str:
     return next((name for name in TAG_SET_FIELDS if errors.get(name)), "")
 
 
-@require_POST
+@post_only
 @permission_required(Perm.EDIT_POLICY)
 def tag_import(request: HttpRequest) -> HttpResponse:
     """Queue an import of tags, or parents, from an uploaded file or pasted lines (the formats of
@@ -449,7 +449,7 @@ def tag_import(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("moderation:tag_vocabulary") + "#vocabulary-import")
 
 
-@require_POST
+@post_only_to("moderation:tag_vocabulary")
 @permission_required(Perm.EDIT_POLICY)
 def tag_set_save(request: HttpRequest) -> HttpResponse:
     """Create or change a tag set (a business line's tags, show / pre-select thresholds) from the
@@ -520,7 +520,7 @@ def tag_curation(request: HttpRequest) -> HttpResponse:
     return render(request, "moderation/tagging/curation.html", context)
 
 
-@require_POST
+@post_only
 @permission_required(Perm.EDIT_POLICY)
 def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
     """Rename, set aliases, parent (by name; empty = none) or active flag: a new vocabulary version.
@@ -589,7 +589,7 @@ def _tag_named(name: str, what: str) -> Tag | None:
     return tag
 
 
-@require_POST
+@post_only_to("moderation:tag_curation")
 @permission_required(Perm.EDIT_POLICY)
 def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     """Accept (optionally renamed, under a parent), merge as an alias of a tag, or reject a proposal.

@@ -64,7 +64,7 @@ def test_switching_stage_1_off_is_in_the_audit_log_with_who_and_what_it_was(make
 
 def test_switching_stage_1_off_needs_the_training_role_and_a_csrf_token(make_user) -> None:
     """Probe (held): a labeler's POST is refused (403), a cross-site POST without the CSRF token is refused (403),
-    a GET is not a switch (405); stage 1 stays on and nothing is audited."""
+    a GET is not a switch (sent to the screen, 303); stage 1 stays on and nothing is audited."""
     model = _stage1()
     labeler = Client()
     labeler.force_login(make_user("labeler"))
@@ -72,7 +72,7 @@ def test_switching_stage_1_off_needs_the_training_role_and_a_csrf_token(make_use
     cross_site = Client(enforce_csrf_checks=True)
     cross_site.force_login(make_user("admin"))
     assert cross_site.post(reverse("moderation:cascade_off")).status_code == 403
-    assert cross_site.get(reverse("moderation:cascade_off")).status_code == 405
+    assert cross_site.get(reverse("moderation:cascade_off")).status_code == 303
     model.refresh_from_db()
     assert model.is_active
     assert not AuditEvent.objects.filter(action__startswith="cascade.").exists()

@@ -169,7 +169,9 @@ def test_past_the_days_row_limit_new_kinds_fold_into_one_row_per_directive(monke
 
 
 def test_only_post_is_taken() -> None:
-    assert Client().get(URL).status_code == 405
+    opened = Client().get(URL)  # a GET stores nothing: it is sent home (workbench/form_routes.py)
+    assert opened.status_code == 303 and opened["Location"] == "/"
+    assert Client().put(URL).status_code == 405
 
 
 def test_the_policy_names_the_collector_by_default_another_address_when_set_and_none_when_off(settings) -> None:  # type: ignore[no-untyped-def]

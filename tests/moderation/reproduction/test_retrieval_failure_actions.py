@@ -176,5 +176,5 @@ def test_refused_actions_say_why_and_never_fail(make_user: Any, client_as: Any) 
     moderator = client_as("moderator")
     assert _retry(moderator, listed.video_id, **HTMX).status_code == 403
     assert _dismiss(moderator, listed.video_id).status_code == 403
-    assert client.get(reverse("moderation:ops_repro_failed_retry", args=[listed.video_id])).status_code == 405
+    assert client.get(reverse("moderation:ops_repro_failed_retry", args=[listed.video_id])).status_code == 303
     assert not AuditEvent.objects.filter(action__startswith="repro_retrieval.").exists()
