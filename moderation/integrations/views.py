@@ -291,7 +291,7 @@ def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("moderation:webhook_endpoint", args=[pk]) + f"#delivery-{delivery.pk}")
 
 
-@require_POST
+@post_only
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def delivery_redeliver(request: HttpRequest, pk: int) -> HttpResponse:
     delivery = get_object_or_404(WebhookDelivery.objects.select_related("event", "endpoint__integration"), pk=pk)
