@@ -58,7 +58,7 @@ def main() -> None:
 def _profile(args: argparse.Namespace) -> None:
     from django.db import connection, connections
 
-    from moderation.reproduction import pdq_index, selectors
+    from moderation.reproduction import hamming, pdq_index, selectors
     from moderation.reproduction.services import FRAME_K, FRAME_QUERIES, TOP_K, candidates_retrieve
 
     base = dict(connection.settings_dict)
@@ -83,6 +83,22 @@ def _profile(args: argparse.Namespace) -> None:
         for qid in qids:  # warm
             candidates_retrieve(video_id=qid)
 
+        # What comes back and is ranked in Python, per retrieval: the candidate videos returned, their PDQ hits
+        # (confirmed rows), and the chunk-table rows the in-memory search read to find them (before its prefilter).
+        returned, hits, read = [], [], []
+        for qid in qids:
+            found = candidates_retrieve(video_id=qid)
+            returned.append(len(found))
+            hits.append(sum(len(ev["hash_hits"]) for ev in found.values()))
+            queries = selectors.hash_queries_of(qid)
+            codes = hamming.hex_codes([h for _t, h, _m in queries])
+            index = pdq_index._copy_for_connection().index
+            read.append(index.candidates(codes, 31) if hasattr(index, "candidates") else -1)
+        print(
+            f"== {name}: per retrieval p50 {statistics.median(returned)} candidate videos returned,"
+            f" {statistics.median(hits)} PDQ hits among them, {statistics.median(read)} chunk-table rows read",
+            flush=True,
+        )
         totals, sql_totals, counts = [], [], []
         per_shape: dict[str, list[float]] = defaultdict(list)
         profiler = cProfile.Profile()
@@ -144,6 +160,9 @@ def _profile(args: argparse.Namespace) -> None:
             "sql_p50_ms": round(statistics.median(sql_totals), 2),
             "python_p50_ms": round(statistics.median([t - s for t, s in zip(totals, sql_totals, strict=True)]), 2),
             "statements": round(statistics.median(counts), 1),
+            "candidates_returned_p50": statistics.median(returned),
+            "pdq_hits_p50": statistics.median(hits),
+            "pdq_rows_read_p50": statistics.median(read),
         }
         connection.close()
     report["ratio"] = round(report["large"]["p50_ms"] / report["small"]["p50_ms"], 3)
