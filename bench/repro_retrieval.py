@@ -525,10 +525,8 @@ def _run(args: argparse.Namespace) -> None:
             copies[name] = {"state": state, "current": state.index}
             if baseline is not None:  # the same rows in the baseline's MultiIndex
                 index = state.index
-                copies[name]["pdq-baseline"] = base = (  # the baseline's own layout where ours has unequal chunks
-                    baseline.MultiIndex(chunks=index.chunks, chunk_bits=index.chunk_bits)
-                    if len(set(index.widths)) == 1
-                    else baseline.MultiIndex()
+                copies[name]["pdq-baseline"] = base = baseline.MultiIndex(
+                    chunks=index.chunks, chunk_bits=index.chunk_bits
                 )
                 base.add(index._words[: index.size].astype(">u8").view(np.uint8).reshape(-1, 32),
                          index._ids[: index.size], index._video_ids[: index.size])  # fmt: skip
@@ -798,14 +796,11 @@ def _part_times(qid: int, backend: int) -> dict[str, float]:
     found = state.index.search(codes, 31, exclude_video_id=qid)
     out["pdq_search_in_memory"] = (time.perf_counter() - t0) * 1000
     index = state.index
-    if hasattr(index, "candidates"):
-        out["pdq_candidates"] = float(index.candidates(codes, 31))
-    else:  # a hamming.py before MultiIndex.candidates
-        probes, _qc = index._probes(hamming.as_words(codes), 31)
-        offsets = index._offsets
-        out["pdq_candidates"] = (
-            float((offsets[probes + 1].astype(np.int64) - offsets[probes]).sum()) if offsets is not None else 0.0
-        )
+    probes, _qc = index._probes(hamming.as_words(codes), 31)
+    offsets = index._offsets
+    out["pdq_candidates"] = (
+        float((offsets[probes + 1].astype(np.int64) - offsets[probes]).sum()) if offsets is not None else 0.0
+    )
     raw = [
         pdq_index.RawHit(int(i), int(q), int(d)) for i, q, d in zip(found.ids, found.query, found.distance, strict=True)
     ]

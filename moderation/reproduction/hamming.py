@@ -11,14 +11,6 @@ or more would make 32). So a query probes its own value and every value within 2
 (2,784 when every chunk was probed within 2 bits), and verifies what it finds with the exact distance
 over all 256 bits: nothing within the threshold is ever missed.
 
-**Chunks of unequal widths** (``MultiIndex(widths=...)``; ``settings.REPRO_PDQ_CHUNKS`` "8x22+4x20"). The radii
-above do not depend on the widths, and the 4 bits the 12 x 21 layout leaves out can widen chunks: 8 chunks of 22
-bits (the ones probed within 2 bits: 1 + 22 + 231 = 254 probes each) and 4 of 20 (within 1 bit: 21 each) cover all
-256 bits. A probe of a 22-bit chunk returns half the stored hashes a 21-bit one does, and the within-2-bits probes
-are where ~95 % of the candidates come from: ~39 % fewer candidates per query hash (at 1.6M hashes ~14.5k instead of
-~23.7k per query video of 16 hashes) for 9 % more probes (2,116 per hash) and 151 MB of bucket offsets instead of
-100 MB. ``MultiIndex()`` without arguments is the uniform 12 x 21 layout.
-
 Why 21 bits and not the 16 of the earlier PostgreSQL index: a probe returns about N / 2^b stored hashes,
 so with 16-bit chunks every probe of a 1.6M-hash library (200k videos) returned ~24 rows and the work grew
 with the library; with 21-bit chunks a probe returns ~0.8 rows at 1.6M hashes and the fixed cost of the
@@ -79,10 +71,9 @@ def chunk_radii(threshold: int, chunks: int) -> list[int]:
     return [a if c <= b else a - 1 for c in range(chunks)]
 
 
-def chunk_keys(words: np.ndarray, chunk: int, bits: int = CHUNK_BITS, *, start: int | None = None) -> np.ndarray:
-    """Chunk ``chunk`` (``bits`` wide, most significant bits first; from bit ``start``, by default ``chunk * bits``)
-    of each hash in ``words`` ((n, 4) big-endian uint64)."""
-    start = chunk * bits if start is None else start
+def chunk_keys(words: np.ndarray, chunk: int, bits: int = CHUNK_BITS) -> np.ndarray:
+    """Chunk ``chunk`` (``bits`` wide, most significant bits first) of each hash in ``words`` ((n, 4) big-endian uint64)."""
+    start = chunk * bits
     word, offset = divmod(start, 64)
     mask = np.uint64((1 << bits) - 1)
     if offset + bits <= 64:
@@ -98,11 +89,10 @@ def as_words(codes: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(codes).view(">u8").astype(np.uint64)
 
 
-def slice_words(chunks: int, bits: int = CHUNK_BITS, *, starts: np.ndarray | None = None) -> np.ndarray:
+def slice_words(chunks: int, bits: int = CHUNK_BITS) -> np.ndarray:
     """Which 32-bit words of a hash (0 = the most significant) each chunk's table rows carry as the prefilter
-    ((chunks, SLICE_WORDS)): the ``SLICE_WORDS`` after the (at most two) words the chunk touches, wrapping round.
-    ``starts``: each chunk's first bit (chunks of unequal widths); by default ``chunk * bits``."""
-    first = (np.arange(chunks) * bits if starts is None else np.asarray(starts)) // 32
+    ((chunks, SLICE_WORDS)): the ``SLICE_WORDS`` after the (at most two) words the chunk touches, wrapping round."""
+    first = np.arange(chunks) * bits // 32
     return (first[:, None] + 2 + np.arange(SLICE_WORDS)[None, :]) % 8
 
 
@@ -143,36 +133,23 @@ class Matches:
 class MultiIndex:
     """Append-only exact Hamming range search (see the module docstring)."""
 
-    def __init__(
-        self, *, chunks: int = CHUNKS, chunk_bits: int = CHUNK_BITS, widths: tuple[int, ...] | None = None,
-        delta_max: int = DELTA_MAX,
-    ) -> None:  # fmt: skip
-        """``chunks`` of ``chunk_bits`` each, or ``widths``: each chunk's own width, in order (``chunk_radii``
-        probes the first chunks furthest, so a layout puts its wider chunks first: see the module docstring)."""
-        widths = tuple(int(w) for w in widths) if widths is not None else (int(chunk_bits),) * int(chunks)
-        if not widths or sum(widths) > HASH_BYTES * 8 or max(widths) > 31 or min(widths) < 1:
+    def __init__(self, *, chunks: int = CHUNKS, chunk_bits: int = CHUNK_BITS, delta_max: int = DELTA_MAX) -> None:
+        if chunks * chunk_bits > HASH_BYTES * 8 or chunk_bits > 31:
             raise ValueError("chunks x chunk_bits must fit in 256 bits, chunks at most 31 bits wide")
-        self.widths = widths
-        self.chunks, self.chunk_bits, self.delta_max = len(widths), max(widths), delta_max
-        self._starts = np.cumsum((0, *widths[:-1]))  # each chunk's first bit
-        # Chunk c's bucket offsets start at _bases[c] (each chunk 2^width + 1 of them).
-        self._bases = np.cumsum((0, *((1 << w) + 1 for w in widths[:-1]))).astype(np.int64)
+        self.chunks, self.chunk_bits, self.delta_max = chunks, chunk_bits, delta_max
         self.size = 0  # hashes stored
         self.merged = 0  # of which in the chunk tables (the rest is the brute-force tail)
         self._words = np.empty((0, 4), dtype=np.uint64)
         self._ids = np.empty(0, dtype=np.int64)
         self._video_ids = np.empty(0, dtype=np.int64)
-        # Chunk c's bucket offsets are _offsets[_bases[c] ...] and its rows _rows[c * merged ...]: one flat
+        # Chunk c's bucket offsets are _offsets[c * (2^bits + 1) ...] and its rows _rows[c * merged ...]: one flat
         # array each, so a search gathers the probes of every chunk at once (a handful of numpy calls, not 12x).
-        self._offsets: np.ndarray | None = None  # allocated on the first merge (sum of 2^width + 1)
+        self._offsets: np.ndarray | None = None  # allocated on the first merge (chunks x (2^bits + 1))
         self._rows = np.empty((0, 2), dtype=np.uint64)  # position | prefilter (see ``_slices``)
-        self._masks: dict[tuple[int, int], np.ndarray] = {}
-        self._slice_words = slice_words(self.chunks, starts=self._starts)
+        self._masks: dict[int, np.ndarray] = {}
+        self._slice_words = slice_words(chunks, chunk_bits)
         # Per (query hashes, threshold): each probe's query x chunks + chunk (the same for every such search).
         self._query_chunks: dict[tuple[int, int], np.ndarray] = {}
-
-    def _keys(self, words: np.ndarray, chunk: int) -> np.ndarray:
-        return chunk_keys(words, chunk, self.widths[chunk], start=int(self._starts[chunk]))
 
     # --- writes -------------------------------------------------------------------------------------------
 
@@ -201,17 +178,17 @@ class MultiIndex:
             return
         if self.chunks * end >= 2**32:  # ~358M hashes at 12 chunks (45M videos): one copy per node before that
             raise ValueError("the bucket offsets are 32-bit row numbers: at most 2^32 - 1 rows over all chunks")
+        width = (1 << self.chunk_bits) + 1
         if self._offsets is None:
-            self._offsets = np.zeros(sum((1 << w) + 1 for w in self.widths), dtype=np.uint32)
+            self._offsets = np.zeros(self.chunks * width, dtype=np.uint32)
         words = self._words[start:end]
         positions = np.arange(start, end, dtype=np.uint64)
         u32 = np.empty((end - start, 8), dtype=np.uint32)  # the hashes as 32-bit words, most significant first
         u32[:, 0::2], u32[:, 1::2] = words >> np.uint64(32), words & _LOW32
         rows = np.empty((self.chunks * end, 2), dtype=np.uint64)
         for c in range(self.chunks):
-            keys = self._keys(words, c)
-            width = (1 << self.widths[c]) + 1
-            offsets = self._offsets[self._bases[c] : self._bases[c] + width]  # a view: updated in place
+            keys = chunk_keys(words, c, self.chunk_bits)
+            offsets = self._offsets[c * width : (c + 1) * width]  # a view: updated in place
             order = np.argsort(keys, kind="stable")
             new = np.take(_table_rows(u32, self._slice_words[c], positions), order, axis=0)
             if start == 0:  # a fresh table: one stable sort
@@ -236,19 +213,19 @@ class MultiIndex:
 
     def _probes(self, queries: np.ndarray, threshold: int) -> tuple[np.ndarray, np.ndarray]:
         """Every probe of every chunk as an index into ``_offsets``, and its query and chunk (query x chunks + chunk)."""
-        keys = np.stack([self._keys(queries, c) for c in range(self.chunks)], axis=1)
+        width = (1 << self.chunk_bits) + 1
+        keys = np.stack([chunk_keys(queries, c, self.chunk_bits) for c in range(self.chunks)], axis=1)
         keys = keys.astype(np.int64)  # (queries, chunks)
+        base = np.arange(self.chunks, dtype=np.int64) * width
         radii = chunk_radii(threshold, self.chunks)
-        groups = []  # chunks probed alike: the same radius and width
-        for radius, width in sorted({(r, w) for r, w in zip(radii, self.widths, strict=True) if r >= 0}):
-            masks = self._masks.get((width, radius))
+        groups = []
+        for radius in sorted({r for r in radii if r >= 0}):
+            masks = self._masks.get(radius)
             if masks is None:
-                masks = self._masks[(width, radius)] = _flip_masks(width, radius).astype(np.int64)
-            chosen = [c for c, (r, w) in enumerate(zip(radii, self.widths, strict=True)) if (r, w) == (radius, width)]
-            groups.append((chosen, masks))
+                masks = self._masks[radius] = _flip_masks(self.chunk_bits, radius).astype(np.int64)
+            groups.append(([c for c, r in enumerate(radii) if r == radius], masks))
         probes = [
-            ((keys[:, chunks, None] ^ masks[None, None, :]) + self._bases[chunks, None]).ravel()
-            for chunks, masks in groups
+            ((keys[:, chunks, None] ^ masks[None, None, :]) + base[chunks, None]).ravel() for chunks, masks in groups
         ]
         query_chunk = self._query_chunks.get((len(queries), threshold))
         if query_chunk is None:  # the same for every search of as many query hashes: kept
@@ -262,14 +239,6 @@ class MultiIndex:
             if len(self._query_chunks) < 64:
                 self._query_chunks[(len(queries), threshold)] = query_chunk
         return np.concatenate(probes), query_chunk
-
-    def candidates(self, codes: np.ndarray, threshold: int) -> int:
-        """How many chunk-table rows a search of ``codes`` within ``threshold`` reads (before the prefilter): the
-        work that grows with the library (bench/RESULTS.md, issue 20)."""
-        if not self.merged or self._offsets is None:
-            return 0
-        probes, _query_chunk = self._probes(as_words(codes), threshold)
-        return int((self._offsets[probes + 1].astype(np.int64) - self._offsets[probes]).sum())
 
     def search(self, codes: np.ndarray, threshold: int, *, exclude_video_id: int | None = None) -> Matches:
         """Every stored hash within ``threshold`` bits of each query hash ((q, 32) uint8)."""

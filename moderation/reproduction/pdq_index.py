@@ -152,36 +152,26 @@ def _catch_up(state: _Copy, mark: TableMark | None = None) -> None:
         state.last_load = LoadStats(rows=len(rows), seconds=time.perf_counter() - started)
 
 
-def layout() -> tuple[int, ...]:
-    """``settings.REPRO_PDQ_CHUNKS`` (e.g. "8x22+4x20": 8 chunks of 22 bits, then 4 of 20) as each chunk's width, in
-    order; see ``hamming``."""
+def layout() -> tuple[int, int]:
+    """``settings.REPRO_PDQ_CHUNKS`` ("12x21": 12 chunks of 21 bits) as (chunks, bits); see ``hamming``."""
     from django.conf import settings
 
     return layout_parse(str(settings.REPRO_PDQ_CHUNKS))
 
 
-def layout_parse(value: str) -> tuple[int, ...]:
-    """A REPRO_PDQ_CHUNKS value — ``CHUNKSxBITS`` groups joined by ``+`` ("12x21", "8x22+4x20") — as each chunk's
-    width, in order; ValueError saying the form when it is not one (also checked when a process starts:
-    ``workbench.checks.SETTING_CHOICES``)."""
+def layout_parse(value: str) -> tuple[int, int]:
+    """A REPRO_PDQ_CHUNKS value as (chunks, bits); ValueError saying the form when it is not one (also checked when a
+    process starts: ``workbench.checks.SETTING_CHOICES``)."""
     text = value.lower()
-    widths: list[int] = []
-    for group in text.split("+"):
-        chunks, _x, bits = group.strip().partition("x")
-        if not (chunks.isdigit() and bits.isdigit()) or not 8 <= int(bits) <= 26:
-            widths = []
-            break
-        widths += [int(bits)] * int(chunks)
-    if not widths or sum(widths) > 256:
-        raise ValueError(
-            f"REPRO_PDQ_CHUNKS must be CHUNKSxBITS within 256 bits, 8-26 bits a chunk, groups joined by + "
-            f"(e.g. 8x22+4x20), not {text!r}"
-        )
-    return tuple(widths)
+    chunks, _x, bits = text.partition("x")
+    if not (chunks.isdigit() and bits.isdigit()) or int(chunks) * int(bits) > 256 or not 8 <= int(bits) <= 26:
+        raise ValueError(f"REPRO_PDQ_CHUNKS must be CHUNKSxBITS within 256 bits, 8-26 bits a chunk, not {text!r}")
+    return int(chunks), int(bits)
 
 
 def _new_index() -> hamming.MultiIndex:
-    return hamming.MultiIndex(widths=layout())
+    chunks, bits = layout()
+    return hamming.MultiIndex(chunks=chunks, chunk_bits=bits)
 
 
 def _reset(state: _Copy) -> None:

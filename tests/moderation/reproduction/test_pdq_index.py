@@ -34,10 +34,8 @@ def _brute(library: np.ndarray, queries: np.ndarray, threshold: int) -> set[tupl
     return {(int(a), int(b)) for a, b in zip(*np.nonzero(distance <= threshold), strict=True)}
 
 
-# The uniform 12 x 21 layout, and chunks of unequal widths (small ones here: 8 of 17 bits, 4 of 16).
-@pytest.mark.parametrize("widths", [None, (17,) * 8 + (16,) * 4])
 @pytest.mark.parametrize("delta_max", [0, 300, 10**9])  # all in the chunk tables, merged in steps, all in the tail
-def test_multi_index_finds_exactly_what_brute_force_finds(delta_max: int, widths: tuple[int, ...] | None) -> None:
+def test_multi_index_finds_exactly_what_brute_force_finds(delta_max: int) -> None:
     gen = np.random.default_rng(delta_max % 97)
     library = gen.integers(0, 256, size=(2500, 32), dtype=np.uint8)
     sources = gen.choice(len(library), size=60, replace=False)
@@ -46,7 +44,7 @@ def test_multi_index_finds_exactly_what_brute_force_finds(delta_max: int, widths
         bits = np.unpackbits(row)
         bits[gen.choice(256, size=int(gen.integers(0, 41)), replace=False)] ^= 1
         row[:] = np.packbits(bits)
-    index = hamming.MultiIndex(delta_max=delta_max, widths=widths)
+    index = hamming.MultiIndex(delta_max=delta_max)
     for start in range(0, len(library), 450):
         chunk = library[start : start + 450]
         ids = np.arange(start, start + len(chunk))
@@ -253,21 +251,11 @@ def test_the_copy_uses_the_configured_chunk_layout_and_a_bad_one_is_refused(sett
     state.index.merge()  # into the chunk tables (a test's few rows otherwise stay in the brute-force tail)
     assert state.index.merged == state.index.size and _found(_flip(first, list(range(0, 248, 8)))) == {a.pk}
 
-    settings.REPRO_PDQ_CHUNKS = "8x17+4x16"  # groups of unequal widths, the widest first
+    settings.REPRO_PDQ_CHUNKS = "12x30"
     pdq_index.discard()
-    a2 = _indexed([first])
-    state = pdq_index._copy_for_connection()
-    assert _found(_flip(first, list(range(0, 248, 8)))) == {a.pk, a2.pk}
-    assert state.index.widths == (17,) * 8 + (16,) * 4
-    state.index.merge()
-    assert _found(_flip(first, list(range(0, 248, 8)))) == {a.pk, a2.pk}
-
-    for bad in ("12x30", "8x22+4x", "8x22+5x20", "8x22,4x20"):
-        settings.REPRO_PDQ_CHUNKS = bad
-        pdq_index.discard()
-        with pytest.raises(ValueError, match="REPRO_PDQ_CHUNKS"):
-            _found(first)
-    settings.REPRO_PDQ_CHUNKS = "8x22+4x20"
+    with pytest.raises(ValueError, match="REPRO_PDQ_CHUNKS"):
+        _found(first)
+    settings.REPRO_PDQ_CHUNKS = "12x21"
     pdq_index.discard()
 
 
@@ -318,52 +306,28 @@ def test_a_copy_of_a_source_that_a_farm_reposted_finds_the_source_first() -> Non
     assert len(found[source.pk]["hash_hits"]) == 4
 
 
-@pytest.mark.parametrize("widths", [(21,) * 12, (23,) * 11, (22,) * 8 + (20,) * 4])
+@pytest.mark.parametrize("layout", [(12, 21), (11, 23)])
 def test_every_chunk_layout_finds_a_hash_31_bits_off_through_whichever_one_chunk_is_inside_its_radius(
-    widths: tuple[int, ...],
+    layout: tuple[int, int],
 ) -> None:
     """For each chunk in turn: a hash 31 bits off whose only chunk within its probe radius is that one (every other
     chunk one bit past its radius), and one 32 bits off (every chunk past its radius): the first found, not the
-    second. Chunks of unequal widths (8 x 22 + 4 x 20) cover all 256 bits: the bits flipped sit at each chunk's own
-    start."""
-    chunks = len(widths)
-    starts = [sum(widths[:c]) for c in range(chunks)]
+    second."""
+    chunks, bits = layout
     radii = hamming.chunk_radii(31, chunks)
     base = _random_hash()
-
-    def flips(off: list[int]) -> list[int]:
-        return [starts[c] + b for c, n in enumerate(off) for b in range(0, widths[c], widths[c] // n + 1)[:n]]
-
-    near = []
+    near, far = [], []
     for inside in range(chunks):
         off = [r + 1 for r in radii]
         off[inside] -= 1
-        near.append(_flip(base, flips(off)))
-        assert all(sum(starts[c] <= f < starts[c] + widths[c] for f in flips(off)) == off[c] for c in range(chunks))
-    far = [_flip(base, flips([r + 1 for r in radii]))]
+        flips = [c * bits + b for c, n in enumerate(off) for b in range(0, bits, bits // n + 1)[:n]]
+        assert len(flips) == 31 and all(len([f for f in flips if f // bits == c]) == off[c] for c in range(chunks))
+        near.append(_flip(base, flips))
+    off = [r + 1 for r in radii]
+    far.append(_flip(base, [c * bits + b for c, n in enumerate(off) for b in range(0, bits, bits // n + 1)[:n]]))
     assert [matching.hamming_hex(base, h) for h in near] == [31] * chunks and matching.hamming_hex(base, far[0]) == 32
-    index = hamming.MultiIndex(widths=widths, delta_max=0)
+    index = hamming.MultiIndex(chunks=chunks, chunk_bits=bits, delta_max=0)
     index.add(hamming.hex_codes(near + far), np.arange(chunks + 1), np.arange(chunks + 1))
     assert index.merged == chunks + 1  # in the chunk tables, not the brute-force tail
     found = index.search(hamming.hex_codes([base]), 31)
     assert sorted(found.ids.tolist()) == list(range(chunks)) and set(found.distance.tolist()) == {31}
-
-
-def test_the_default_layout_covers_every_bit_and_reads_fewer_candidates_than_twelve_chunks_of_21_bits() -> None:
-    """The copy's default chunks (``REPRO_PDQ_CHUNKS``): 8 of 22 bits (probed within 2 bits) and 4 of 20, all 256
-    bits; a search reads ~39 % fewer chunk-table rows than with 12 x 21 (half the rows per 22-bit probe, where
-    nearly all candidates come from), finding the same matches (bench/RESULTS.md, issue 20)."""
-    widths = pdq_index.layout()
-    assert widths == (22,) * 8 + (20,) * 4 and sum(widths) == 256
-    gen = np.random.default_rng(20)
-    library = gen.integers(0, 256, size=(40_000, 32), dtype=np.uint8)
-    queries = library[:16].copy()
-    queries[:, 5] ^= 0b1011  # 3 bits off: each query finds its source
-    default, uniform = hamming.MultiIndex(widths=widths, delta_max=0), hamming.MultiIndex(delta_max=0)
-    for index in (default, uniform):
-        index.add(library, np.arange(len(library)), np.arange(len(library)))
-    assert sorted(default.search(queries, 31).ids.tolist()) == sorted(uniform.search(queries, 31).ids.tolist())
-    assert sorted(default.search(queries, 31).ids.tolist()) == list(range(16))
-    unrelated = gen.integers(0, 256, size=(16, 32), dtype=np.uint8)  # candidates only, no true match among them
-    read, read_uniform = default.candidates(unrelated, 31), uniform.candidates(unrelated, 31)
-    assert read < 0.7 * read_uniform, (read, read_uniform)  # expected ~0.61 (~362 vs ~593 rows)
