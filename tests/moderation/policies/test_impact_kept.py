@@ -161,7 +161,7 @@ def test_the_version_page_draws_the_kept_preview_too_and_runs_nothing_when_none_
     assert "hx-trigger" not in box
     assert "<strong>1</strong> of 1 recent item" in box
     assert "(3\xa0minutes ago), shown again without re-running the model" in box
-    assert '<button type="submit" class="secondary">Run again</button>' in box
+    assert '<button type="submit" class="secondary" id="impact-run">Run again</button>' in box
     assert ImpactPreviewRun.objects.get().computed_at == ran.computed_at - timedelta(minutes=3)  # not run again
 
     published = editor.get(reverse("moderation:policy_version", args=[policy_version.pk])).content.decode()
