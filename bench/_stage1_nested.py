@@ -111,3 +111,16 @@ def seed_row(
     )
     row["fixed"] = fixed_accuracies(outer_p, y)
     return row
+
+
+def nested_cv_arguments(parser: Any) -> None:
+    """The options every nested-CV stage-1 bench takes: the data, the repetitions (seeds 0..n-1), the outer folds
+    and the processes for the independent (repeat, outer fold) fits."""
+    from pathlib import Path
+
+    from _common import KUAIMOD_DEV
+
+    parser.add_argument("--data", type=Path, default=KUAIMOD_DEV)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--jobs", type=int, default=1, help="processes for the independent (repeat, outer fold) fits")

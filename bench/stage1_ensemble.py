@@ -35,8 +35,8 @@ from typing import Any
 
 # The helpers beside it, also when imported as ``bench.stage1_ensemble``.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import KUAIMOD_DEV, django_setup  # noqa: E402
-from _stage1_nested import outer_fold_heads, seed_row, summary  # noqa: E402
+from _common import django_setup, kuaimod_binary  # noqa: E402
+from _stage1_nested import nested_cv_arguments, outer_fold_heads, seed_row, summary  # noqa: E402
 
 ENSEMBLE = "ens3"
 
@@ -66,23 +66,14 @@ def outer_fold_with_mean(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", type=Path, default=KUAIMOD_DEV)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--jobs", type=int, default=1, help="processes for the independent (repeat, outer fold) fits")
+    nested_cv_arguments(parser)
     args = parser.parse_args()
     django_setup()
-    import numpy as np
 
-    from moderation.inference.evaluation import records_as_inputs
-    from moderation.inference.kuaimod import kuaimod_read
     from moderation.inference.stage1.selection import CANDIDATES, REPORT_TARGETS, stratified_splits
-    from moderation.policies.seed import SAFE_LABEL
 
-    records = kuaimod_read(args.data).records
-    items = records_as_inputs(records)
+    records, items, y = kuaimod_binary(args.data)
     tags = [r.tag for r in records]
-    y = np.array([t != SAFE_LABEL for t in tags], dtype=int)
     configs = list(CANDIDATES)
     arms = {"text": [c.name for c in configs], ENSEMBLE: [ENSEMBLE]}
     started = time.perf_counter()

@@ -33,27 +33,19 @@ WARM_UP = 2
 def _seed(n: int, *, due: int, policy_version: Any, model_version: Any, batch_size: int = 5000) -> None:
     """``n`` more labelled videos; of all, the first ``due`` have no task (the newest ``due`` are left due)."""
     from annotation.models import Tag2CotTask
-    from moderation.models import Decision, ItemLabel, Video
+    from moderation.models import ItemLabel, Video
+    from tests.moderation.review.seeding import decided_videos_create
 
     cot = [{"key": "final_judgment", "title": "Final judgment", "text": "label: 正向", "evidence": []}]
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
-        videos = Video.objects.bulk_create(
-            [Video(title=f"Labelled {start + i}", status=Video.Status.READY, duration=6.0) for i in range(size)]
+        decisions = decided_videos_create(
+            titles=[f"Labelled {start + i}" for i in range(size)],
+            policy_version=policy_version,
+            model_version=model_version,
+            cot=cot,
         )
-        decisions = Decision.objects.bulk_create(
-            [
-                Decision(
-                    video=v,
-                    policy_version=policy_version,
-                    model_version=model_version,
-                    backend=model_version.backend,
-                    label="正向",
-                    cot=cot,
-                )
-                for v in videos
-            ]
-        )
+        videos = [d.video for d in decisions]
         ItemLabel.objects.bulk_create(
             [ItemLabel(video=v, label="引导私下交易", source=ItemLabel.Source.IMPORT) for v in videos]
         )
