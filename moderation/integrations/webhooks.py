@@ -234,13 +234,7 @@ def webhook_redeliver(*, delivery: WebhookDelivery, by: User | None = None) -> W
         .get(pk=delivery.pk)
     )
     endpoint = locked.endpoint
-    if not endpoint.integration.is_active:
-        raise ModerationError(
-            f"“{endpoint.integration.name}” is switched off: nothing is sent to its endpoints. Switch it on (on the "
-            "Integrations page) and its held deliveries go out."
-        )
-    if not endpoint.is_active:
-        raise ModerationError("This endpoint is disabled: enable it on this page and its held deliveries go out.")
+    _refuse_while_off(endpoint, then="and its held deliveries go out")
     if (
         locked.status == WebhookDelivery.Status.SENDING
         and locked.lease_expires_at
@@ -255,6 +249,18 @@ def webhook_redeliver(*, delivery: WebhookDelivery, by: User | None = None) -> W
     return locked
 
 
+def _refuse_while_off(endpoint: WebhookEndpoint, *, then: str) -> None:
+    """Nothing is sent to an endpoint while it or its integration is switched off: say which, and what to do
+    (``then`` ends the sentence: what follows switching it on)."""
+    if not endpoint.integration.is_active:
+        raise ModerationError(
+            f"“{endpoint.integration.name}” is switched off: nothing is sent to its endpoints. Switch it on (on the "
+            f"Integrations page) {then}."
+        )
+    if not endpoint.is_active:
+        raise ModerationError(f"This endpoint is disabled: enable it on this page {then}.")
+
+
 @transaction.atomic
 def webhook_endpoint_test_send(*, endpoint: WebhookEndpoint, by: User | None = None) -> WebhookDelivery:
     """Queue one ``webhook.test`` event to ``endpoint`` alone, so a new receiver can be checked without waiting for
@@ -263,13 +269,7 @@ def webhook_endpoint_test_send(*, endpoint: WebhookEndpoint, by: User | None = N
     event is marked dispatched at once: the fan-out never sends it to any other endpoint. Refused while the endpoint
     or its integration is off (it would only be held). Recorded in the audit log."""
     locked = WebhookEndpoint.objects.select_for_update().select_related("integration").get(pk=endpoint.pk)
-    if not locked.integration.is_active:
-        raise ModerationError(
-            f"“{locked.integration.name}” is switched off: nothing is sent to its endpoints, a test event neither. "
-            "Switch it on (on the Integrations page) first."
-        )
-    if not locked.is_active:
-        raise ModerationError("This endpoint is disabled: enable it first, then send a test event.")
+    _refuse_while_off(locked, then="first, then send a test event")
     now = timezone.now()
     event = OutboxEvent.objects.create(
         type=TEST_EVENT_TYPE,
