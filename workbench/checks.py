@@ -493,3 +493,20 @@ def require_valid_settings() -> None:
 
     if refusal := settings_refusal():
         raise ImproperlyConfigured(refusal)
+
+
+def uncollected_static_warning() -> str:
+    """What the web server says at its start when the static files' manifest is missing: with a manifest storage
+    (production's) every page that names a static file answers 500 until ``collectstatic`` has run; the image runs
+    it at build and ``manage.py up`` at each start, but a hand-started gunicorn after a ``git pull`` did not say why.
+    Empty when the storage keeps no manifest or the manifest is there."""
+    from django.contrib.staticfiles.storage import ManifestFilesMixin
+    from django.core.files.storage import storages
+
+    storage = storages["staticfiles"]
+    if not isinstance(storage, ManifestFilesMixin) or storage.exists(storage.manifest_name):
+        return ""
+    return (
+        f"Static files are not collected ({storage.manifest_name} is missing in {settings.STATIC_ROOT}): every page "
+        "will answer 500 until `manage.py collectstatic --noinput` has run; run it, then restart the web server."
+    )
