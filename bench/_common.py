@@ -35,6 +35,15 @@ def kuaimod_binary(path: Path) -> tuple[list, list, object]:
     return records, records_as_inputs(records), y
 
 
+def spread(times: list[float], digits: int = 1) -> dict[str, float]:
+    """Median, least and most of ``times``, rounded to ``digits`` (a bench's one JSON row per measure)."""
+    return {
+        "median": round(statistics.median(times), digits),
+        "min": round(min(times), digits),
+        "max": round(max(times), digits),
+    }
+
+
 def interleaved_medians(
     client: Any, url: str, versions: Iterable[str], use: Callable[[str], None], *, rounds: int, warm_up: int
 ) -> dict[str, float]:

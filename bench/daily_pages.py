@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from datetime import timedelta
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import django_setup, module_at  # noqa: E402
+from _common import django_setup, module_at, spread  # noqa: E402
 
 WARM_UP = 2
 HOME_MODULES = ("moderation/home.py", "annotation/home.py", "training/home.py")
@@ -202,19 +201,11 @@ def main() -> None:
                             sql_ms.setdefault((page, version, group), []).append(sum(mine))
                             result.setdefault(f"statements_{page}_{group}", {})[version] = len(mine)
         for (page, version), times in samples.items():
-            row = {
-                "median": round(statistics.median(times), 1),
-                "min": round(min(times), 1),
-                "max": round(max(times), 1),
-            }
+            row = spread(times)
             result.setdefault(f"{page}_ms", {})[version] = row
             print(f"{page} {version}: {row} ({result[f'statements_{page}'][version]} statements)", flush=True)
         for (page, version, group), times in sorted(sql_ms.items()):
-            row = {
-                "median": round(statistics.median(times), 2),
-                "min": round(min(times), 2),
-                "max": round(max(times), 2),
-            }
+            row = spread(times, 2)
             result.setdefault(f"{page}_sql_ms_{group}", {})[version] = row
             print(f"  {page} {version} SQL {group}: {row}", flush=True)
     finally:

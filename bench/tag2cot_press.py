@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import django_setup, module_at  # noqa: E402
+from _common import django_setup, module_at, spread  # noqa: E402
 
 WARM_UP = 2
 
@@ -121,11 +120,7 @@ def main() -> None:
                     if round_ >= WARM_UP:
                         samples[name].append(elapsed)
             for name, times in samples.items():
-                row = {
-                    "median": round(statistics.median(times), 1),
-                    "min": round(min(times), 1),
-                    "max": round(max(times), 1),
-                }
+                row = spread(times)
                 result.setdefault(f"press_ms_{size}", {})[name] = row
                 print(f"{size} {name}: {row} ({result['statements'][name]} statements)", flush=True)
     finally:
