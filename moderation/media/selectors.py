@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, overload
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db.models import BooleanField, Case, Exists, Expression, F, OuterRef, Q, QuerySet, Value, When
+from django.db.models import (
+    BooleanField,
+    Case,
+    Exists,
+    Expression,
+    F,
+    Func,
+    IntegerField,
+    JSONField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.sql import Query
 from django.http import Http404
@@ -57,7 +71,9 @@ def video_any_in_flight(*, videos: list[Video]) -> bool:
 
 
 def video_get(*, pk: int) -> Video:
-    return get_object_or_404(Video.objects.select_related("created_by"), pk=pk)
+    """One video, without its comments (a list a platform may make 5 MB long): the video's page reads them a page at
+    a time (``VideoComments``)."""
+    return get_object_or_404(Video.objects.select_related("created_by").defer("comments"), pk=pk)
 
 
 def video_keyframes(*, video: Video) -> QuerySet[Keyframe]:
@@ -75,12 +91,14 @@ def video_segments(*, video: Video) -> QuerySet[TranscriptSegment]:
     return TranscriptSegment.objects.filter(video=video).order_by("index")
 
 
-def video_media_for_display(*, video: Video) -> dict[str, Any]:
+def video_media_for_display(*, video: Video, comments: CommentsShown | None = None) -> dict[str, Any]:
     """What the shared media panels (``moderation/_video_media.html``) show of ``video``: keyframes, the
     selected ones (patches drawn over them), frames with on-screen text, transcript segments (or, for a
     text-only item imported with its speech and no timings, its speech lines: ``video_speech_lines``), and the
     timestamps CoT evidence links to. Reads ``video.keyframes`` / ``video.segments`` as prefetched by
-    the screen's own selector (with ``keyframes__patches``), so it adds no queries of its own."""
+    the screen's own selector (with ``keyframes__patches``), so it adds no queries of its own. ``comments``: the
+    comments panel as the screen's own query read it (``video_comments_preview``, with ``comments`` deferred);
+    without it they are cut from ``video.comments``."""
     keyframes, segments = list(video.keyframes.all()), list(video.segments.all())
     return {
         "video": video,
@@ -91,7 +109,7 @@ def video_media_for_display(*, video: Video) -> dict[str, Any]:
         "segments": segments,
         "speech_lines": [] if segments else video_speech_lines(video=video),
         "times": evidence_times(keyframes=keyframes, segments=segments),
-        "comments": video_comments_shown(video=video),
+        "comments": comments if comments is not None else video_comments_shown(video=video),
     }
 
 
@@ -112,16 +130,124 @@ class CommentsShown:
         """Whether the panel shows less than the whole: fewer comments, or a comment cut short."""
         return self.total > len(self.shown) or any(was_cut for _text, was_cut in self.shown)
 
+    @classmethod
+    def of(cls, comments: Sequence[Any], *, total: int) -> CommentsShown:
+        """The panel of a video's first comments (more may have been read: only the first
+        :data:`COMMENTS_SHOWN` are kept), each cut at :data:`COMMENT_CHARS_SHOWN` characters (with "…"), and how many
+        the video holds."""
+        texts = [str(c) for c in comments[:COMMENTS_SHOWN]]
+        shown = [
+            (c, False) if len(c) <= COMMENT_CHARS_SHOWN else (c[: COMMENT_CHARS_SHOWN - 1].rstrip() + "…", True)
+            for c in texts
+        ]
+        return cls(shown=shown, total=total)
+
 
 def video_comments_shown(*, video: Video) -> CommentsShown:
-    """The first :data:`COMMENTS_SHOWN` of ``video``'s comments, each cut at :data:`COMMENT_CHARS_SHOWN` characters
-    (with "…"), and how many there are."""
-    comments = [str(c) for c in video.comments or []]
-    shown = [
-        (c, False) if len(c) <= COMMENT_CHARS_SHOWN else (c[: COMMENT_CHARS_SHOWN - 1].rstrip() + "…", True)
-        for c in comments[:COMMENTS_SHOWN]
-    ]
-    return CommentsShown(shown=shown, total=len(comments))
+    """The comments panel cut from ``video.comments`` as loaded (the whole field: a screen that reads many videos'
+    rows, or one with the field deferred, reads ``video_comments_preview`` in its own query instead)."""
+    comments = list(video.comments or [])
+    return CommentsShown.of(comments, total=len(comments))
+
+
+class JsonList(Func):
+    """A JSON column as a list: ``'[]'`` where it holds anything else (``jsonb_array_elements`` and
+    ``jsonb_array_length`` raise on an object or a scalar, and a 500 for one odd row is worse than no comments)."""
+
+    template = "CASE WHEN jsonb_typeof(%(expressions)s) = 'array' THEN %(expressions)s ELSE '[]'::jsonb END"
+    output_field = JSONField()
+
+
+class CommentsHead(Func):
+    """The first :data:`COMMENTS_SHOWN` elements of a JSON list (a video's ``comments``), each as text cut at one
+    character more than :data:`COMMENT_CHARS_SHOWN` (so ``CommentsShown.of`` still knows it was cut): at most
+    ~50 kB read from a row that may hold 5 MB."""
+
+    template = (
+        f"(SELECT coalesce(jsonb_agg(left(c.text, {COMMENT_CHARS_SHOWN + 1}) ORDER BY c.n), '[]'::jsonb) "
+        f"FROM jsonb_array_elements_text(%(expressions)s) WITH ORDINALITY AS c(text, n) WHERE c.n <= {COMMENTS_SHOWN})"
+    )
+    output_field = JSONField()
+
+
+def video_comments_preview(*, field: str) -> dict[str, Expression]:
+    """Annotations that read the comments panel of the video at ``field`` (``"comments"`` on a video queryset,
+    ``"decision__video__comments"`` on the review screen's) in the same query: ``comments_head`` (the first ones,
+    cut) and ``comments_total``. A screen that defers the field and annotates these reads a bounded part of the row
+    instead of every comment; ``video_comments_from_preview`` turns them into the panel."""
+    comments = JsonList(F(field))
+    return {
+        "comments_head": CommentsHead(comments),
+        "comments_total": Func(comments, function="jsonb_array_length", output_field=IntegerField()),
+    }
+
+
+def video_comments_from_preview(row: Any) -> CommentsShown:
+    """The comments panel of a row annotated with ``video_comments_preview``."""
+    return CommentsShown.of(row.comments_head or [], total=row.comments_total or 0)
+
+
+# The video's own page pages its comments, this many a page, each page read alone (``VideoCommentsPage``).
+COMMENTS_PER_PAGE = 50
+
+
+class VideoComments:
+    """A video's comments as a lazy sequence for Django's ``Paginator`` (the list screens' paging, over a JSON list
+    rather than a queryset): ``count()`` and each slice are one small query on the video's row, so a page of a video
+    with 1,000 long comments reads that page's comments alone, never the whole field."""
+
+    def __init__(self, *, video_id: int) -> None:
+        self.video_id = video_id
+
+    def count(self) -> int:
+        return int(
+            Video.objects.filter(pk=self.video_id)
+            .annotate(n=Func(JsonList(F("comments")), function="jsonb_array_length", output_field=IntegerField()))
+            .values_list("n", flat=True)
+            .first()
+            or 0
+        )
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __iter__(self) -> Iterator[str]:  # every comment: what a page avoids
+        return iter(self[0:])
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, int):
+            if index < 0:
+                raise IndexError("VideoComments takes no negative index")
+            one = self[index : index + 1]
+            if not one:
+                raise IndexError(index)
+            return one[0]
+        if index.step not in (None, 1):
+            raise ValueError("VideoComments is read a page (a slice without a step) at a time")
+        start, stop = max(index.start or 0, 0), index.stop
+        if stop is not None and stop <= start:
+            return []
+        # jsonb_path_query_array's "$[a to b]" is 0-based and inclusive; "last" is the final element.
+        path = f"$[{start} to {'last' if stop is None else stop - 1}]"
+        page = (
+            Video.objects.filter(pk=self.video_id)
+            .annotate(
+                page=Func(
+                    JsonList(F("comments")),
+                    Value(path),
+                    function="jsonb_path_query_array",
+                    template="%(function)s(%(expressions)s::jsonpath)",
+                    output_field=JSONField(),
+                )
+            )
+            .values_list("page", flat=True)
+            .first()
+        )
+        return [str(c) for c in page or []]
 
 
 def video_ocr_lines(*, video: Video) -> list[tuple[int, str]]:

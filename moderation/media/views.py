@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -177,5 +178,9 @@ def video_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "selected_keyframes": list(selectors.video_selected_keyframes(video=video)),
         "segments": segments,
         "speech_lines": [] if segments else selectors.video_speech_lines(video=video),
+        # Paged as the list screens are (``_pager.html``), each page read alone: all of them made a 5 MB page.
+        "comments_page": Paginator(selectors.VideoComments(video_id=video.pk), selectors.COMMENTS_PER_PAGE).get_page(
+            request.GET.get("comments_page")
+        ),
     }
     return render(request, "moderation/media/video_detail.html", context)

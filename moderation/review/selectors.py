@@ -44,6 +44,9 @@ from moderation.inference.models import Decision
 from moderation.labels.selectors import item_label_standing
 from moderation.media.models import Video
 from moderation.media.selectors import (
+    evidence_times,
+    video_comments_from_preview,
+    video_comments_preview,
     video_media_for_display,
     video_open_to_others_q,
     video_open_to_q,
@@ -958,7 +961,12 @@ def _task_with_screen(tasks: QuerySet[ReviewTask], task_id: int) -> ReviewTask:
             "decision__correction",
             "claimed_by",
             "queue__escalation_queue",
-        ).prefetch_related("decision__video__keyframes__patches", "decision__video__segments"),
+        )
+        .prefetch_related("decision__video__keyframes__patches", "decision__video__segments")
+        # The comments panel shows the first few, each cut short: read those and the count, never the whole field
+        # (a platform may send 1,000 comments of 5,000 characters, 5 MB read for every screen of the item).
+        .defer("decision__video__comments")
+        .annotate(**video_comments_preview(field="decision__video__comments")),
         pk=task_id,
     )
 
@@ -987,6 +995,7 @@ def review_task_ahead_for(*, user: User, task: ReviewTask) -> ReviewTask | None:
         ReviewTask.objects.filter(queue_id=task.queue_id, status=ReviewTask.Status.CLAIMED, claimed_by=user)
         .exclude(pk=task.pk)
         .select_related("decision__video")
+        .defer("decision__video__comments")  # its media are prefetched, its comments never shown from here
         .order_by("claimed_at", "pk")
         .first()
     )
@@ -1074,7 +1083,7 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
     decision = task.decision
     version = decision.policy_version
     spec = version.spec()
-    media = video_media_for_display(video=decision.video)
+    media = video_media_for_display(video=decision.video, comments=video_comments_from_preview(task))
     search = policy_label_search_text(version=version)
     return {
         **media,
@@ -1141,7 +1150,8 @@ def review_cot_panel_context(*, task: ReviewTask) -> dict[str, Any]:
     """What the CoT panel of the review screen (its htmx partials ``cot`` and ``rerun``) needs alone:
     ``task`` as ``review_task_get`` fetched it."""
     decision = task.decision
-    times = video_media_for_display(video=decision.video)["times"]
+    video = decision.video
+    times = evidence_times(keyframes=list(video.keyframes.all()), segments=list(video.segments.all()))
     return {"task": task, "decision": decision, **review_cot_for_display(decision=decision, times=times)}
 
 

@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from moderation.media.models import Video
@@ -47,3 +51,41 @@ def test_a_few_short_comments_are_shown_whole_without_a_note(make_task, make_use
 
     assert "<li>nice video</li>" in page and "<li>加我微信 abc123</li>" in page
     assert "data-comments-cut" not in page and "(cut short)" not in page
+
+
+def _reads_whole_comments(sql: str) -> bool:
+    """Whether ``sql`` selects a video's ``comments`` column itself, not only inside the bounded expressions of
+    ``video_comments_preview`` (``jsonb_typeof(col)``, ``THEN col ELSE``: the first comments, cut, and the count)."""
+    sql = re.sub(r'jsonb_typeof\([^()]*"comments"\)', "", sql)
+    sql = re.sub(r'THEN \S+"comments" ELSE', "", sql)
+    return '"comments"' in sql
+
+
+def test_the_review_screen_reads_the_first_comments_and_the_count_not_the_whole_field(make_task, make_user):
+    """The panel shows 50 comments, each cut at 1,000 characters: its query read the video's whole row, every one of
+    1,000 comments of 5,000 characters (5 MB from the database for each screen of the item, each prefetch too)."""
+    task = make_task()
+    comments = [f"comment {i:04d} " + "x" * 4990 for i in range(1000)]
+    Video.objects.filter(pk=task.decision.video_id).update(comments=comments)
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    client = Client()
+    client.force_login(user)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("moderation:review_task", args=[task.pk]))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Comments <small>(1000)</small>" in page and f"Showing the first {COMMENTS_SHOWN} of 1000" in page
+    assert page.count("(cut short)") == COMMENTS_SHOWN
+    whole = [q["sql"][:300] for q in queries.captured_queries if _reads_whole_comments(q["sql"])]
+    assert whole == []
+    # The one query that reads the item reads the comments' preview along (no query of its own).
+    assert sum("comments_head" in q["sql"] for q in queries.captured_queries) == 1
+
+
+def test_comments_that_are_not_a_list_show_no_panel_rather_than_fail(make_task, make_user):
+    page, _video = _review_page(make_task, make_user, {"not": "a list"})  # type: ignore[arg-type]
+
+    assert 'id="comments"' not in page
