@@ -298,6 +298,57 @@ def webhook_delivery_state(*, delivery: Any, now: datetime | None = None) -> Del
     return DeliveryState(label, f"status-{delivery.status}", f"Next try {timezone.localtime(when):%H:%M:%S}.")
 
 
+# The endpoint page's "Send a test event" line asks for its delivery's outcome once a second (``hx-trigger="every
+# 1s"``) this many times at most: a test nobody's worker sends (the workers are down) stops asking and says so.
+TEST_OUTCOME_POLLS = 20
+
+
+@dataclass(frozen=True)
+class WebhookTestOutcome:
+    """What became of a test event's delivery, as the line under "Send a test event" says it: ``text``, ``tone`` (a
+    CSS class) and ``final`` (nothing more will change soon: the line stops asking; a delivery that failed an
+    attempt and waits to retry is final here, the log below follows its retries)."""
+
+    text: str
+    tone: str
+    final: bool
+
+
+def webhook_test_outcome(*, delivery: Any, polls: int = 0, now: datetime | None = None) -> WebhookTestOutcome:
+    """The outcome of test delivery ``delivery`` (its endpoint and integration selected) after ``polls`` asks:
+    queued, sending, delivered (the HTTP status, the time it took) or failed (the HTTP status or the error)."""
+    from moderation.integrations.models import WebhookDelivery
+
+    status = WebhookDelivery.Status
+    answer = f"HTTP {delivery.last_status_code}" if delivery.last_status_code else delivery.last_error
+    took = f" in {delivery.last_latency_ms:.0f} ms" if delivery.last_latency_ms is not None else ""
+    if delivery.status == status.DELIVERED:
+        return WebhookTestOutcome(f"Delivered: the endpoint answered {answer}{took}.", "status-ready", final=True)
+    if delivery.status == status.FAILED:
+        tries = f"{delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'}"
+        return WebhookTestOutcome(f"Failed after {tries}: {answer or 'no answer'}.", "status-failed", final=True)
+    state = webhook_delivery_state(delivery=delivery, now=now)
+    if state.held:
+        return WebhookTestOutcome(f"Not sent: {state.label.lower()}. {state.detail}", "warning", final=True)
+    if delivery.status == status.RETRYING and delivery.attempts:
+        return WebhookTestOutcome(
+            f"Not delivered: attempt {delivery.attempts} got {answer or 'no answer'}{took}. {state.detail} "
+            "The delivery log below follows its retries.",
+            "status-failed",
+            final=True,
+        )
+    if delivery.status == status.SENDING:
+        return WebhookTestOutcome(f"Sending: attempt {delivery.attempts} is in flight…", "status-sending", final=False)
+    if polls >= TEST_OUTCOME_POLLS:
+        return WebhookTestOutcome(
+            f"Still queued after {TEST_OUTCOME_POLLS} seconds: no worker has sent it yet (are the webhook workers "
+            "running?). The delivery log below shows its outcome when it is sent.",
+            "warning",
+            final=True,
+        )
+    return WebhookTestOutcome("Queued: waiting for a worker to send it…", "status-pending", final=False)
+
+
 # The delivery log's status choice ("" every delivery); an unknown ``?status=`` is said, then every delivery shown.
 DELIVERY_STATUS_FILTER = ListFilter(
     param="status",

@@ -13,5 +13,6 @@ urlpatterns = [
     path("integrations/endpoints/<int:pk>/toggle/", views.endpoint_toggle, name="webhook_endpoint_toggle"),
     path("integrations/endpoints/<int:pk>/events/", views.endpoint_events, name="webhook_endpoint_events"),
     path("integrations/endpoints/<int:pk>/test/", views.endpoint_test, name="webhook_endpoint_test"),
+    path("integrations/deliveries/<int:pk>/test-outcome/", views.delivery_test_outcome, name="webhook_test_outcome"),
     path("integrations/deliveries/<int:pk>/redeliver/", views.delivery_redeliver, name="webhook_redeliver"),
 ]

@@ -24,6 +24,7 @@ from moderation.integrations.selectors import (
     webhook_delivery_log,
     webhook_delivery_state,
     webhook_endpoint_held_count,
+    webhook_test_outcome,
 )
 from moderation.integrations.services import integration_create, integration_switch, integration_token_rotate
 from moderation.integrations.signing import HEADER as SIGNATURE_HEADER_NAME
@@ -276,19 +277,57 @@ def endpoint_toggle(request: HttpRequest, pk: int) -> HttpResponse:
 @post_only
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
-    """Queue one signed ``webhook.test`` delivery to this endpoint; its outcome shows in the page's delivery log."""
+    """Queue one signed ``webhook.test`` delivery to this endpoint. From htmx: the line under the button, which then
+    asks for the delivery's outcome (``delivery_test_outcome``) until it is known; without scripts: back to the
+    page, whose delivery log shows it."""
     endpoint = get_object_or_404(WebhookEndpoint.objects.select_related("integration"), pk=pk)
     try:
         delivery = webhook_endpoint_test_send(endpoint=endpoint, by=cast(User, request.user))
     except ModerationError as exc:
+        if request.htmx:  # type: ignore[attr-defined]
+            return _render_test_outcome(request, None, refused=f"No test event sent: {exc}")
         messages.error(request, f"No test event sent: {exc}")
         return redirect("moderation:webhook_endpoint", pk=pk)
+    if request.htmx:  # type: ignore[attr-defined]
+        return _render_test_outcome(request, _test_delivery(delivery.pk), log_changed=True)
     messages.success(
         request,
         f"Test event queued (type webhook.test, event {delivery.event_id}): its result shows in the delivery log "
         "below; reload the page to see it.",
     )
     return redirect(reverse("moderation:webhook_endpoint", args=[pk]) + f"#delivery-{delivery.pk}")
+
+
+@require_http_methods(["GET"])
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+def delivery_test_outcome(request: HttpRequest, pk: int) -> HttpResponse:
+    """The line under "Send a test event" for delivery ``pk`` (``?polls=``: how many times it asked already):
+    queued and sending ask again in a second; delivered or failed (with the HTTP status or the error) end it."""
+    delivery = _test_delivery(pk)
+    polls = request.GET.get("polls", "")
+    return _render_test_outcome(request, delivery, polls=min(int(polls), 10_000) if polls.isdigit() else 0)
+
+
+def _test_delivery(pk: int) -> WebhookDelivery:
+    return get_object_or_404(WebhookDelivery.objects.select_related("endpoint__integration", "event"), pk=pk)
+
+
+def _render_test_outcome(
+    request: HttpRequest,
+    delivery: WebhookDelivery | None,
+    *,
+    polls: int = 0,
+    refused: str = "",
+    log_changed: bool = False,
+) -> HttpResponse:
+    """The test line; the delivery log below is told to redraw itself (``delivery-log-changed``) when it gains the
+    new delivery (``log_changed``) and when the outcome is known (its row shows it too)."""
+    outcome = webhook_test_outcome(delivery=delivery, polls=polls) if delivery is not None else None
+    context = {"test_delivery": delivery, "outcome": outcome, "refused": refused, "next_poll": polls + 1}
+    response = render(request, "moderation/integrations/endpoint.html#test_outcome", context)
+    if log_changed or (outcome is not None and outcome.final):
+        response["HX-Trigger"] = "delivery-log-changed"
+    return response
 
 
 @post_only

@@ -128,3 +128,34 @@ def test_a_user_makes_their_api_token_from_the_user_menu_and_copies_it(page, mak
     new = page.locator("#api-token-key").inner_text()
     assert new != key and page.get_by_text("The old token is refused from now on.").is_visible()
     _shot(page, "api-token-rotated")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_send_a_test_event_shows_queued_then_delivered_under_the_button_without_a_reload(page, make_user):
+    """The button said "queued: reload the page to see it". Now its line follows the delivery (htmx, every second)
+    to "Delivered: the endpoint answered HTTP 200", and the delivery log below gains the row, the page unreloaded."""
+    from moderation.integrations.webhooks import webhook_delivery_send
+    from tests.browser.signin import shots_dir
+    from tests.moderation.integrations.receiver import Receiver
+
+    integration, _ = integration_create(name="clips-platform")
+    with Receiver() as receiver:
+        endpoint, _ = webhook_endpoint_create(integration=integration, url=receiver.url, event_types=["model.promoted"])
+        sign_in(page, make_user("admin").username, screen=True)
+        page.goto(f"/integrations/endpoints/{endpoint.pk}/")
+        page.evaluate("() => { window.notReloaded = true; }")
+        page.get_by_role("button", name="Send a test event").click()
+        line = page.locator("#test-outcome")
+        line.get_by_text("Queued: waiting for a worker to send it").wait_for()
+        [delivery] = WebhookDelivery.objects.filter(endpoint=endpoint)
+        page.locator(f"#delivery-{delivery.pk}").wait_for()  # the log redrew with the new row
+        page.screenshot(path=str(shots_dir() / "webhook-test-event-queued.png"), full_page=False)
+        assert webhook_delivery_send(delivery_id=delivery.pk) == "delivered"  # what a webhooks worker does
+        page.wait_for_function(
+            "() => document.querySelector('#test-outcome [data-test-outcome=final]') !== null", timeout=5_000
+        )
+    assert "Delivered: the endpoint answered HTTP 200" in line.inner_text()
+    page.wait_for_function(f"() => document.querySelector('#delivery-{delivery.pk}').innerText.includes('HTTP 200')")
+    assert page.evaluate("() => window.notReloaded === true")
+    assert len(receiver.requests) == 1
+    page.screenshot(path=str(shots_dir() / "webhook-test-event-delivered.png"), full_page=False)

@@ -74,7 +74,7 @@ def route_world(*, holder: Any) -> RouteWorld:
     """Make the rows (in the calling test's transaction). The review item and the tags item are claimed by
     ``holder``: unclaimed, the review item's page and its CoT page answer 403 and run nothing."""
     from annotation.models import Tag2CotTask
-    from moderation.integrations.models import Integration, WebhookEndpoint
+    from moderation.integrations.models import Integration, OutboxEvent, WebhookDelivery, WebhookEndpoint
     from moderation.integrations.services import integration_create
     from moderation.tagging.services import tag_queue_default, tag_set_default
     from training.models import EvaluationRun, TrainingJob
@@ -104,9 +104,11 @@ def route_world(*, holder: Any) -> RouteWorld:
     TrainingJob.objects.create(pk=PK, dataset=dataset, params={"max_steps": 4}, total_steps=4)
     integration, _token = integration_create(name="probe")
     Integration.objects.filter(pk=integration.pk).update(id=PK)
-    WebhookEndpoint.objects.create(
+    endpoint = WebhookEndpoint.objects.create(
         pk=PK, integration_id=PK, url="https://93.184.216.34/hook", event_types=["model.promoted"], secret="s"
     )
+    test_event = OutboxEvent.objects.create(type="webhook.test", payload={"test": True})
+    WebhookDelivery.objects.create(pk=PK, endpoint=endpoint, event=test_event)
     EvaluationRun.objects.create(pk=PK, model_version=model, policy_version=version, eval_set_key="gold")
     return RouteWorld(
         holder=holder,

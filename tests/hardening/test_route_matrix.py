@@ -110,6 +110,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:webhook_endpoint_events": ("POST", (OPS,)),
     "moderation:webhook_redeliver": ("POST", (OPS,)),
     "moderation:webhook_endpoint_test": ("POST", (OPS,)),
+    "moderation:webhook_test_outcome": ("GET", (OPS,)),
     "moderation:ops_dashboard": ("GET", (OPS,)),
     "moderation:ops_routing_repair": ("POST", (OPS,)),
     "moderation:ops_missing_decisions_retry": ("POST", (OPS,)),
