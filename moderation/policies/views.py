@@ -17,6 +17,7 @@ from moderation.policies import selectors, services
 from moderation.policies.editor import (
     editor_apply_action,
     editor_mark_problems,
+    editor_name_rows,
     editor_rows_from_post,
     editor_rows_from_taxonomy,
     editor_taxonomy_from_rows,
@@ -240,7 +241,7 @@ def _render_editor(
         "policy": policy,
         "base": base,
         "behind": selectors.policy_start_behind_active(start=base),
-        "rows": rows,
+        "rows": editor_name_rows(rows, blm=base is not None and base.output_format == "blm"),
         "json_text": json_text,
         "notes": notes,
         "mode": mode,

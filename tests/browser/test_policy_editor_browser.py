@@ -66,6 +66,13 @@ def test_adding_a_tag_or_a_category_opens_the_editor_on_the_new_row(page, make_u
     page.goto(f"/policies/{policy_version.policy_id}/edit/")
     last = len(policy_version.taxonomy) - 1
     new_tag = len(policy_version.taxonomy[last]["tags"])
+    # Chromium's own accessible names say which row a control is of ("Tag 1 key" was alike in every category).
+    first = "tag 1 “Criminal behaviour” in category 1 “Law & social safety”"
+    assert page.get_by_role("textbox", name=f"Key of {first}", exact=True).count() == 1
+    assert page.get_by_role("checkbox", name=f"high severity allowed for {first}", exact=True).count() == 1
+    assert (
+        page.get_by_role("checkbox", name="remove this category (category 4 “IP & labelling”)", exact=True).count() == 1
+    )
 
     with page.expect_navigation():
         page.get_by_role("button", name="+ Add tag").nth(last).click()
