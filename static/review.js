@@ -173,7 +173,7 @@
       if (!stillYours) {
         const back = document.createElement("a");
         back.href = decided.dataset.queueUrl || "/review/";
-        back.textContent = "Back to the queue for your next item";
+        back.textContent = "Back to the review queues for your next item";
         box.append(back);
       }
     }

@@ -132,9 +132,9 @@ def test_an_htmx_refresh_after_the_session_ended_says_so_instead_of_swapping_in_
 def test_navigation_shows_only_what_the_role_may_do(client_as):
     page = client_as("labeler").get("/").content.decode()
     assert "CoT corrections" in page
-    assert "Review queue" not in page and "Training" not in page
+    assert "Review queues" not in page and "Training" not in page
     page = client_as("admin").get("/").content.decode()
-    assert all(x in page for x in ("Review queue", "CoT corrections", "Training", "Policies"))
+    assert all(x in page for x in ("Review queues", "CoT corrections", "Training", "Policies"))
 
 
 def test_compose_file_declares_the_production_services():

@@ -214,7 +214,7 @@ def nav_context(request: HttpRequest) -> dict[str, Any]:
 # "work"; the rest sets up the work ("setup": policies, training, integrations, the Label Studio export).
 _NAV_LINKS: tuple[tuple[str, str, str, str], ...] = (
     ("upload", "work", "Videos", "moderation:video_list"),
-    ("review", "work", "Review queue", "moderation:queue"),
+    ("review", "work", "Review queues", "moderation:queue"),
     ("review", "work", "Reproductions", "moderation:repro_queue"),
     ("review", "work", "Tags", "moderation:tag_queue"),
     ("review", "work", "Adjudications", "annotation:adjudication_list"),

@@ -312,7 +312,7 @@ def review_queues_open_to(*, user: User) -> QuerySet[ReviewQueue]:
 # as a missing one's: ``video_not_open_reason``).
 QUEUE_NOT_OPEN_TEXT = (
     "No such review queue, or it is not open to you: a queue restricted to groups is open only to their members "
-    "and the admins. The review queue list shows every queue you may work."
+    "and the admins. The Review queues page lists every queue you may work."
 )
 
 
@@ -946,7 +946,7 @@ def review_task_get(*, task_id: int, user: User | None = None) -> ReviewTask:
             raise
         # Their own claim (they saw it when they claimed it): saying why reveals nothing new, and leads on.
         raise Http404(
-            f"{HELD_HIDDEN_TEXT.format(queue=hidden.queue.name)} “Claim next” on the review queue hands it back to "
+            f"{HELD_HIDDEN_TEXT.format(queue=hidden.queue.name)} “Claim next” on the Review queues page hands it back to "
             "that queue's reviewers and gives you your next item."
         ) from None
 

@@ -231,7 +231,7 @@ def _check_owner(request: HttpRequest, task: ReviewTask) -> None:
             if task.claimed_by_id and task.status == ReviewTask.Status.CLAIMED
             else _left_the_queue(task)
             if task.status in (ReviewTask.Status.DONE, ReviewTask.Status.ESCALATED)
-            else "This item is not claimed by you; use “Claim next” on the review queue."
+            else "This item is not claimed by you; use “Claim next” on the Review queues page."
         )
 
 

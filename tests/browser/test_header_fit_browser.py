@@ -15,7 +15,7 @@ from tests.browser.signin import SCREEN, shots_dir, sign_in
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium")]
 
 ADMIN_LINKS = [
-    "Videos", "Review queue", "Reproductions", "Tags", "Adjudications", "CoT corrections", "Tag2CoT", "Label Studio",
+    "Videos", "Review queues", "Reproductions", "Tags", "Adjudications", "CoT corrections", "Tag2CoT", "Label Studio",
     "Policies", "Tag vocabulary", "Training", "Cascade", "Integrations", "Operations",
 ]  # fmt: skip
 

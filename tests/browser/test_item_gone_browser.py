@@ -37,7 +37,7 @@ def test_approving_an_item_whose_video_was_deleted_meanwhile_says_so(page, make_
 
     # The screen sends the verdict in the background: the answer (409, "still_yours": false) is shown in place,
     # with the way on.
-    way_on = page.get_by_role("link", name="Back to the queue for your next item")
+    way_on = page.get_by_role("link", name="Back to the review queues for your next item")
     way_on.wait_for()
     assert "This item is no longer in the queue" in page.locator("#review-screen").inner_text()
     _shot(page, "item-gone-before-submit")

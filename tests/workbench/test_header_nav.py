@@ -30,7 +30,7 @@ def _header(user) -> tuple[list[str], list[str]]:  # type: ignore[no-untyped-def
 def test_an_admin_sees_the_daily_work_on_the_bar_and_the_setup_under_more(make_user):
     bar, more = _header(make_user("admin"))
     assert bar == [
-        "Videos", "Review queue", "Reproductions", "Tags", "Adjudications", "CoT corrections", "Tag2CoT",
+        "Videos", "Review queues", "Reproductions", "Tags", "Adjudications", "CoT corrections", "Tag2CoT",
     ]  # fmt: skip
     assert more == [
         "Label Studio", "Policies", "Tag vocabulary", "Training", "Cascade", "Integrations", "Operations",
@@ -42,7 +42,7 @@ def test_a_user_with_few_links_has_no_menu(make_user):
     """Served with none: its menu is there, empty and hidden, for workbench.js to fill on a window too narrow for
     the bar (tests/browser/test_header_fit_browser.py)."""
     bar, more = _header(make_user("moderator"))
-    assert "Review queue" in bar and more == []
+    assert "Review queues" in bar and more == []
     bar, more = _header(make_user("policy_editor"))
     assert {"Policies", "Tag vocabulary"} <= set(bar) and more == []
 
