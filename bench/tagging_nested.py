@@ -51,7 +51,9 @@ and features as ``feat_rate``:
   lambda         feat_rate's features, the ranker fitted by ``ranking.fit_lambdarank`` (``Options.objective`` =
                  "lambda"): warm-started from the logistic fit, then each record's (gold, other) pairs weighted by
                  what swapping them does to recall@5 (+ a floor of .1), Platt-scaled; constants in ``ranking``
-"nested_r2" is again the reference of the adoption rule.
+"nested_r2" is again the reference of the adoption rule. Run once (seeds 0-2, at 1411120): nested .243 / .523, the
+reference's medians (R@5 +.002 / +.007 / .000 by seed; chosen in 3 of 15 folds): not adopted, the objective stays in
+the code, off in the app.
 
 Rounds 3-6 are closed, none adopted (bench/RESULTS.md, "Content tags"): their arms and the ranker options
 only they read left the code. Round 3 (tag-space structure, the second encoder's ensemble view, a wider

@@ -171,7 +171,8 @@ class Options:
 
 
 # What the worker and ``evaluate_tags`` run. The hashtag view (``hashtag_top``, the ``hashtag_embedding_*``
-# features) is off: round 7 did not pass its adoption rule (bench/RESULTS.md, "Content tags").
+# features) is off: round 7 did not pass its adoption rule; nor did round 9's ``objective="lambda"`` (the app's
+# ranker stays the logistic fit; bench/RESULTS.md, "Content tags").
 APP_OPTIONS = Options()
 
 SIMILAR_K = 10
