@@ -46,6 +46,15 @@ Round 8 (``--round 8``; registered in bench/RESULTS.md before its run), two arms
 nested .243 / .523, the reference's to the last digit (neither arm won an inner choice): not adopted, the features
 stay in the code, off in the app.
 
+Round 9 (``--round 9``; registered in bench/RESULTS.md before its run), one arm added to round 2's eight, same pool
+and features as ``feat_rate``:
+  lambda         feat_rate's features, the ranker fitted by ``ranking.fit_lambdarank`` (``Options.objective`` =
+                 "lambda"): warm-started from the logistic fit, then each record's (gold, other) pairs weighted by
+                 what swapping them does to recall@5 (+ a floor of .1), Platt-scaled; constants in ``ranking``
+"nested_r2" is again the reference of the adoption rule. Run once (seeds 0-2, at 1411120): nested .243 / .523, the
+reference's medians (R@5 +.002 / +.007 / .000 by seed; chosen in 3 of 15 folds): not adopted, the objective stays in
+the code, off in the app.
+
 Rounds 3-6 are closed, none adopted (bench/RESULTS.md, "Content tags"): their arms and the ranker options
 only they read left the code. Round 3 (tag-space structure, the second encoder's ensemble view, a wider
 pool, a pairwise objective): numbers from ``--round 3`` as of 6514201. Rounds 4 (listwise objectives,
@@ -59,7 +68,7 @@ diagnosis, which stays here): nested R@5 .494 against ``feat_rate``'s .518; its 
 Duplicate suppression (round 2's ``*_name`` arms) lives here: it reorders the ranked list after the
 ranker, so it needs nothing from the app's ranker.
 
-    .venv/bin/python bench/tagging_nested.py [--round 2|7|8] [--recall] [--pool] [--ceiling] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
+    .venv/bin/python bench/tagging_nested.py [--round 2|7|8|9] [--recall] [--pool] [--ceiling] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
 
 Embeddings come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
 Each outer fold prints when it is done. The last line printed is one JSON object: ``ratio`` = nested
@@ -101,8 +110,8 @@ ROUND2 = ("v1", "feat", "feat_c01", "v1_name", "feat_name", "feat_namecos", "fea
 
 
 def arms(round_: int = 2) -> dict[str, Arm]:
-    """Round 2's eight arms, and in round 7 its two hashtag arms after them, in round 8 its two (ties go to the
-    earlier arm)."""
+    """Round 2's eight arms, and in round 7 its two hashtag arms after them, in round 8 its two, in round 9 its one
+    (ties go to the earlier arm)."""
     from moderation.tagging import ranking
 
     feat = tuple(ranking.FEATURES[: ranking.FEATURES.index("accept_rate")])
@@ -122,13 +131,15 @@ def arms(round_: int = 2) -> dict[str, Arm]:
         hashtag = (*rate, "hashtag_embedding_z", "hashtag_embedding_rank")
         out["hash"] = Arm(ranking.Options(ranker_features=hashtag))
         out["hash_pool"] = Arm(ranking.Options(ranker_features=hashtag, hashtag_top=10))
+    if round_ == 9:
+        out["lambda"] = Arm(ranking.Options(ranker_features=rate, objective="lambda"))
     if round_ == 8:
         out["gate"] = Arm(ranking.Options(ranker_features=(*rate, "prior_weak", "similar_weak", "embedding_z_weak")))
         out["smooth"] = Arm(ranking.Options(ranker_features=(*rate, "prior_smooth")))
     return out
 
 
-NEW_ARMS = {7: ("hash", "hash_pool"), 8: ("gate", "smooth")}
+NEW_ARMS = {7: ("hash", "hash_pool"), 8: ("gate", "smooth"), 9: ("lambda",)}
 
 
 DEDUP_COSINE = 0.9
@@ -626,9 +637,12 @@ def main() -> None:
     parser.add_argument(
         "--round",
         type=int,
-        choices=(2, 7, 8),
+        choices=(2, 7, 8, 9),
         default=2,
-        help="2: round 2's arms; 7: + the hashtag arms; 8: + the evidence gate and the smoothed prior",
+        help=(
+            "2: round 2's arms; 7: + the hashtag arms; 8: + the evidence gate and the smoothed prior; "
+            "9: + the metric-weighted pairwise (LambdaRank) objective"
+        ),
     )
     args = parser.parse_args()
     reference = "v1"
@@ -697,7 +711,7 @@ def main() -> None:
         print(f"  {n:<20} R@5 " + " ".join(f"{d:+.3f}" for d in dr) + "   P@5 " + " ".join(f"{d:+.3f}" for d in dp))
     adoption = None
     if args.round >= 7:
-        # Rounds 7 and 8's rule (bench/RESULTS.md): nested R@5 median >= reference + .010, P@5 median not lower,
+        # Rounds 7-9's rule (bench/RESULTS.md): nested R@5 median >= reference + .010, P@5 median not lower,
         # R@5 higher in at least 2 of the 3 seeds; the reference is round 2's nested choice on the same folds.
         new, ref2 = per_seed["nested"], per_seed["nested_r2"]
         print(f"\nround {args.round} against round 2's nested choice, per seed {args.seeds}")

@@ -312,6 +312,8 @@ def fit_ranker(
     x, y = np.vstack(xs), np.concatenate(ys)
     if y.min() == y.max():
         return None, rates, base
+    if options.objective == "lambda":  # round 9's arm: each record's rows are one group
+        return ranking.fit_lambdarank(xs, ys, c=options.ranker_c, seed=seed), rates, base
     return ranking.fit_linear(x, y, c=options.ranker_c, seed=seed), rates, base
 
 

@@ -130,6 +130,9 @@ _EVIDENCE_FEATURES = ("prior_weak", "similar_weak", "embedding_z_weak")
 _GENERATED_FEATURES = tuple(f for f in FEATURES if f not in (*_EVIDENCE_FEATURES, "prior_smooth"))
 
 
+OBJECTIVES = ("logistic", "lambda")
+
+
 @dataclass(frozen=True)
 class Options:
     """Which parts of candidate generation run and what the ranker reads (the app runs the defaults;
@@ -143,6 +146,13 @@ class Options:
     ranker_c: float = 1.0
     # The hashtag view's best tags that join the embedding source (0: the view only gives features).
     hashtag_top: int = 0
+    # How the ranker is fitted: "logistic" (``fit_linear``, the app's) or "lambda" (``fit_lambdarank``: round 9's
+    # arm, the logistic direction refined on each record's pairs weighted by what swapping them does to recall@5).
+    objective: str = "logistic"
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"unknown ranker objective {self.objective!r}: one of {', '.join(OBJECTIVES)}")
 
     @property
     def reads_hashtags(self) -> bool:
@@ -161,7 +171,8 @@ class Options:
 
 
 # What the worker and ``evaluate_tags`` run. The hashtag view (``hashtag_top``, the ``hashtag_embedding_*``
-# features) is off: round 7 did not pass its adoption rule (bench/RESULTS.md, "Content tags").
+# features) is off: round 7 did not pass its adoption rule; nor did round 9's ``objective="lambda"`` (the app's
+# ranker stays the logistic fit; bench/RESULTS.md, "Content tags").
 APP_OPTIONS = Options()
 
 SIMILAR_K = 10
@@ -582,6 +593,75 @@ def fit_linear(x: np.ndarray, y: np.ndarray, *, c: float = 1.0, seed: int = 0) -
     clf = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
     clf.fit((x - mean) / scale, y)
     return LinearModel(coef=clf.coef_[0].copy(), intercept=float(clf.intercept_[0]), mean=mean, scale=scale)
+
+
+# Round 9's metric-weighted pairwise objective (``fit_lambdarank``; an evaluation arm). Fixed before its run.
+LAMBDA_K = 5  # the cut-off whose recall the pair weights follow
+# Every (gold, other) pair of a record weighs at least this, so gold tags far below the cut still learn.
+LAMBDA_FLOOR = 0.1
+LAMBDA_L2 = 0.01  # L2 penalty on the standardised coefficients
+LAMBDA_EPOCHS = 300
+LAMBDA_STEP = 0.01  # Adam's step size
+
+
+def fit_lambdarank(
+    xs: Sequence[np.ndarray],
+    ys: Sequence[np.ndarray],
+    *,
+    c: float = 1.0,
+    seed: int = 0,
+    k: int = LAMBDA_K,
+    floor: float = LAMBDA_FLOOR,
+    l2: float = LAMBDA_L2,
+    epochs: int = LAMBDA_EPOCHS,
+) -> LinearModel:
+    """A linear ranker fitted to each record's order, not to each row: ``xs`` / ``ys`` are one record's candidate
+    features and gold labels each. Warm-started from ``fit_linear`` on all rows (class-balanced logistic), then
+    LambdaRank on the records' (gold, other candidate) pairs: each pair's logistic loss on the score difference is
+    weighted by how much swapping the two would change the record's recall@``k`` under the current scores (1 / the
+    record's gold count when one of them is in the top ``k`` and the other is not, else 0) plus ``floor`` / gold
+    count — so the gradient is spent on the top-5 boundary, which pointwise and uniform pairwise losses (rounds 3-4)
+    spread over every row. The scores are then Platt-scaled (a class-balanced one-feature logistic regression on the
+    training rows), so they stay on the logistic ranker's scale and a tag set's preselect threshold keeps its sense."""
+    from sklearn.linear_model import LogisticRegression
+
+    groups = [(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=int)) for x, y in zip(xs, ys, strict=True)]
+    x_all = np.vstack([x for x, _ in groups])
+    y_all = np.concatenate([y for _, y in groups])
+    warm = fit_linear(x_all, y_all, c=c, seed=seed)
+    mean, scale = warm.mean, warm.scale
+    pairs = []
+    for x, y in groups:
+        pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        if len(pos) and len(neg):
+            xz = (x - mean) / scale
+            pairs.append((xz, pos, neg, 1.0 / len(pos)))
+    norm = float(np.linalg.norm(warm.coef))
+    w = warm.coef / norm if norm > 0 else warm.coef.copy()
+    if not pairs:
+        return warm
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    beta1, beta2 = 0.9, 0.999
+    for epoch in range(1, epochs + 1):
+        grad = l2 * w
+        for xz, pos, neg, weight in pairs:
+            s = xz @ w
+            place = np.empty(len(s), dtype=np.int64)
+            place[np.argsort(-s, kind="stable")] = np.arange(len(s))
+            top = (place < k).astype(np.float64)
+            swap = (np.abs(top[pos][:, None] - top[neg][None, :]) + floor) * weight
+            diff = s[pos][:, None] - s[neg][None, :]
+            rho = swap / (1.0 + np.exp(np.clip(diff, -30, 30)))  # d(-log sigmoid(diff)) / d(diff), weighted
+            grad -= (rho.sum(axis=1) @ xz[pos] - rho.sum(axis=0) @ xz[neg]) / len(pairs)
+        m = beta1 * m + (1 - beta1) * grad
+        v = beta2 * v + (1 - beta2) * grad * grad
+        w = w - LAMBDA_STEP * (m / (1 - beta1**epoch)) / (np.sqrt(v / (1 - beta2**epoch)) + 1e-8)
+    s_all = ((x_all - mean) / scale) @ w
+    platt = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
+    platt.fit(s_all[:, None], y_all)
+    a = float(platt.coef_[0][0])
+    return LinearModel(coef=w * a, intercept=float(platt.intercept_[0]), mean=mean, scale=scale)
 
 
 def fit_classifiers(

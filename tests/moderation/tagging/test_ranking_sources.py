@@ -315,3 +315,61 @@ def test_arms_sharing_the_cached_pool_still_read_round_8s_features() -> None:
         evaluation.candidates_for(records[4], vocab, know, train_key=key)
         gated = evaluation.candidates_for(records[4], vocab, know, options, train_key=key)
     assert any(c.features["prior_weak"] > 0 or c.features["prior_smooth"] > 0 for c in gated.values())
+
+
+def _simpson_records() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Features (record-level a, within-record b, shared c) of 12 records: in half, 12 of 30 candidates are gold and
+    carry c; in the other half one candidate is gold (the highest b) and six decoys carry c. Pointwise, c is the
+    strongest sign of gold over all rows, so the decoys fill those records' top 5."""
+    xs, ys = [], []
+    for r in range(12):
+        many = r % 2 == 0
+        a = np.full(30, 1.0 if many else 0.0)
+        b = np.linspace(0, 1, 30)
+        y = np.zeros(30, dtype=int)
+        c = np.zeros(30)
+        if many:
+            y[:12] = 1
+            c[:12] = 1.0
+        else:
+            y[-1] = 1
+            c[:6] = 1.0
+        xs.append(np.column_stack([a, b, c]))
+        ys.append(y)
+    return xs, ys
+
+
+def _recall_at_5(model: ranking.LinearModel, xs: list[np.ndarray], ys: list[np.ndarray]) -> float:
+    out = []
+    for x, y in zip(xs, ys, strict=True):
+        top = np.argsort(-model.score(x), kind="stable")[:5]
+        out.append(y[top].sum() / min(5, y.sum()))
+    return float(np.mean(out))
+
+
+def test_the_lambdarank_objective_learns_each_records_order_where_the_pointwise_fit_does_not() -> None:
+    # Round 9's arm: pairs that straddle the 5th place carry the gradient, so the decoys that share c with the other
+    # records' many gold tags are pushed below the one gold tag; the class-balanced logistic fit keeps them on top.
+    xs, ys = _simpson_records()
+    pointwise = ranking.fit_linear(np.vstack(xs), np.concatenate(ys))
+    lambda_fit = ranking.fit_lambdarank(xs, ys)
+    assert _recall_at_5(pointwise, xs, ys) == pytest.approx(0.5)
+    assert _recall_at_5(lambda_fit, xs, ys) >= 0.85
+    # Platt-scaled: scores on the logistic ranker's scale, gold above the middle on average, decoys below it.
+    scores = np.concatenate([lambda_fit.score(x) for x in xs])
+    gold = np.concatenate(ys).astype(bool)
+    assert scores.min() > 0.0 and scores.max() < 1.0
+    assert scores[gold].mean() > 0.5 > scores[~gold].mean()
+
+
+def test_the_evaluation_fits_the_objective_the_options_name_and_the_app_keeps_the_logistic_one() -> None:
+    vocab = _vocab()
+    records = _records(vocab)
+    logistic, _, _ = evaluation.fit_ranker(records, vocab, seed=0)
+    lambda_fit, _, _ = evaluation.fit_ranker(records, vocab, seed=0, options=ranking.Options(objective="lambda"))
+    assert logistic is not None and lambda_fit is not None
+    assert not np.allclose(logistic.coef, lambda_fit.coef)
+    # The app's ranker stays logistic unless round 9's rule adopts the arm (bench/RESULTS.md, "Content tags").
+    assert ranking.APP_OPTIONS.objective == "logistic"
+    with pytest.raises(ValueError, match="unknown ranker objective"):
+        ranking.Options(objective="lamda")
