@@ -23,6 +23,7 @@ from moderation.media.forms import VideoUploadForm
 from moderation.media.ingest import video_ingest
 from moderation.media.models import Video
 from moderation.media.services import video_media_verify
+from moderation.media.shield import media_revealed
 from workbench.forms import nul_checked_by_form
 from workbench.pagination import WindowPaginator
 from workbench.roles import Perm, permission_required
@@ -177,5 +178,8 @@ def video_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "selected_keyframes": list(selectors.video_selected_keyframes(video=video)),
         "segments": segments,
         "speech_lines": [] if segments else selectors.video_speech_lines(video=video),
+        # Shielded as on every other screen with the video's pictures: a moderator opening it from a pair or the
+        # list saw its keyframes in full colour while the review screen kept them blurred (walk 21).
+        "reveal": media_revealed(request),
     }
     return render(request, "moderation/media/video_detail.html", context)

@@ -20,6 +20,7 @@ from moderation.errors import ModerationError, StaleEditError
 from moderation.media.models import Video
 from moderation.media.selectors import video_open_to_q, videos_open_to
 from moderation.media.services import video_media_verify
+from moderation.media.shield import media_revealed
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.selectors import (
     HELD_HIDDEN_TEXT,
@@ -31,7 +32,7 @@ from moderation.review.selectors import (
     review_task_open_for,
 )
 from moderation.review.services import review_claim_next, review_release_hidden
-from moderation.review.views import claimed_by_another, media_revealed
+from moderation.review.views import claimed_by_another
 from moderation.tagging import selectors, services
 from moderation.tagging import text as tagtext
 from moderation.tagging.files import MAX_FILE_BYTES
