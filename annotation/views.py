@@ -33,10 +33,10 @@ from moderation.labels.selectors import item_label_standing
 from moderation.media.models import Video
 from moderation.media.selectors import video_media_for_display
 from moderation.media.services import video_media_verify
+from moderation.media.shield import media_revealed
 from moderation.policies.selectors import policy_label_groups
 from moderation.review.models import ReviewQueue
 from moderation.review.selectors import cot_stages_for_display
-from moderation.review.views import media_revealed
 from workbench.filters import ALL
 from workbench.form_routes import post_only
 from workbench.forms import nul_checked_by_form

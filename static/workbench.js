@@ -695,18 +695,21 @@ document.addEventListener("keydown", (ev) => {
   next.scrollIntoView({ block: "nearest", inline: "nearest" });
 });
 
-// The header's "More" menu (a <details>): Escape closes it and gives the focus back to its summary; a click
-// outside it closes it, as a menu does.
+// The header's "More" menu and the review screen's floating "Keys" help (a <details> each): Escape closes one and
+// gives the focus back to its summary; a click outside it closes it, as a menu does. The Keys help stayed open over
+// the model verdict's heading whatever was pressed or clicked (walk 21).
+const POPOVERS = "details[data-nav-more][open], details[data-popover][open]";
 document.addEventListener("keydown", (ev) => {
   if (ev.key !== "Escape") return;
-  const menu = document.querySelector("details[data-nav-more][open]");
+  const menu = document.querySelector(POPOVERS);
   if (!menu) return;
   menu.open = false;
   menu.querySelector("summary").focus();
 });
 document.addEventListener("click", (ev) => {
-  const menu = document.querySelector("details[data-nav-more][open]");
-  if (menu && !menu.contains(ev.target)) menu.open = false;
+  for (const menu of document.querySelectorAll(POPOVERS)) {
+    if (!menu.contains(ev.target)) menu.open = false;
+  }
 });
 
 // The header's links fold into "More" by the width there is, not by their number: the server folds the setup links

@@ -111,3 +111,36 @@ def test_with_nothing_to_claim_the_review_panel_counts_the_videos_still_being_pr
         html = _home(moderator)
     assert "Claim next" in html and 'id="home-review-waiting"' not in html
     assert not any(q["sql"].startswith(counted) for q in queries.captured_queries)
+
+
+def test_the_home_offers_no_claim_in_a_queue_holding_only_what_the_moderator_escalated(make_user, policy_version):
+    """Walk 21: the moderator escalated the demo's "Easy tomato soup" to "Senior review"; the home offered "Claim next"
+    there (the queue list greyed it out and said why), and the press landed on the queue list saying there was
+    nothing to claim. The home now offers the claim only where it would hand them something, says why not, and a
+    colleague still gets the button. Today's count says "1 override", not "1 overrides"."""
+    from moderation.review.models import ReviewQueue
+    from moderation.review.services import review_escalate
+
+    senior = ReviewQueue.objects.create(name="Senior review", slug="senior", routes_new_decisions=False)
+    default = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    moderator, colleague = make_user("moderator"), make_user("moderator")
+    ReviewTaskFactory(decision__policy_version=policy_version)
+    review_escalate(task=review_claim_next(user=moderator), user=moderator, reason="Needs a senior decision")
+    overridden = ReviewTaskFactory(decision__policy_version=policy_version)
+    review_claim_next(user=moderator)
+    review_submit(task=overridden, user=moderator, verdict="override", label="不实信息", severity="low")
+
+    def senior_row(user) -> str:  # type: ignore[no-untyped-def]
+        rows = _home(user).split("<tbody>", 1)[1].split("</tbody>", 1)[0].split("<tr")
+        return next(r for r in rows if ">Senior review</a>" in r)
+
+    row = senior_row(moderator)
+    assert "<td>1</td>" in row  # the item is counted...
+    assert "queue_claim_next" not in row and "/claim/" not in row  # ...but not offered to the one who escalated it
+    assert "data-left-to-others" in row and "what you escalated or decided" in row
+    today = _home(moderator).split("Today:</strong>", 1)[1].split("</p>", 1)[0]
+    assert today.startswith(" 1 decided · 1 override") and "overrides" not in today, today
+    row = senior_row(colleague)
+    assert "/review/q/senior/claim/" in row and "data-left-to-others" not in row

@@ -24,6 +24,7 @@ from moderation.media.forms import VideoUploadForm
 from moderation.media.ingest import video_ingest
 from moderation.media.models import Video
 from moderation.media.services import video_media_verify
+from moderation.media.shield import media_revealed
 from workbench.forms import nul_checked_by_form
 from workbench.pagination import WindowPaginator
 from workbench.roles import Perm, permission_required
@@ -182,5 +183,8 @@ def video_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         "comments_page": Paginator(selectors.VideoComments(video_id=video.pk), selectors.COMMENTS_PER_PAGE).get_page(
             request.GET.get("comments_page")
         ),
+        # Shielded as on every other screen with the video's pictures: a moderator opening it from a pair or the
+        # list saw its keyframes in full colour while the review screen kept them blurred (walk 21).
+        "reveal": media_revealed(request),
     }
     return render(request, "moderation/media/video_detail.html", context)

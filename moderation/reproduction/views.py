@@ -14,10 +14,10 @@ from django.views.decorators.cache import never_cache
 from moderation.errors import ModerationError
 from moderation.media.selectors import video_get, video_open_or_404
 from moderation.media.services import video_media_verify
+from moderation.media.shield import media_revealed
 from moderation.reproduction import selectors, services
 from moderation.reproduction.models import PairReview, ReproCandidate
 from moderation.review.services import REVIEW_NOTE_MAX_CHARS
-from moderation.review.views import media_revealed
 from workbench.form_routes import post_only
 from workbench.pagination import CappedCount, WindowPaginator
 from workbench.roles import Perm, permission_required

@@ -1298,13 +1298,20 @@ def review_home_for(*, user: User, counted: dict[str, dict[str, Any]] | None = N
     # it back) even with nothing pending. Only the earliest was named before, so an item held in a queue whose
     # other items were all done had no way back from here.
     held = review_tasks_open_for(user=user)
+    # As on the queue list: a queue whose waiting items are all this reviewer's own uploads or ones they escalated
+    # or decided (four eyes) hands them nothing. The home offered "Claim next" there anyway (walk 21: a moderator's
+    # own escalation in "Senior review"), and the press landed on the queue list saying there was nothing to claim.
+    left_to_others = review_queues_left_to_others(
+        queues=[q for q in queues if overview[q.pk]["claimable"] and q.pk not in held], user=user
+    )
     rows = [
         {
             "queue": q,
             "stats": overview[q.pk],
             "oldest": oldest.get(q.pk),
             "held": held.get(q.pk),
-            "claimable": overview[q.pk]["claimable"] or q.pk in held,
+            "claimable": (overview[q.pk]["claimable"] and q.pk not in left_to_others) or q.pk in held,
+            "left_to_others": q.pk in left_to_others,
         }
         for q in queues
     ]

@@ -20,6 +20,7 @@ from moderation.inference.services import decision_rerun_request
 from moderation.media.models import Video
 from moderation.media.selectors import video_open_or_404
 from moderation.media.services import video_media_verify
+from moderation.media.shield import REVEAL_SESSION_KEY, media_revealed
 from moderation.review import selectors, services
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from workbench.form_routes import post_only
@@ -27,17 +28,10 @@ from workbench.metrics import REVIEW_CLAIM_SECONDS, REVIEW_SUBMIT_SECONDS
 from workbench.roles import Perm, login_required, permission_required
 from workbench.text import shown_text
 
-REVEAL_SESSION_KEY = "media_revealed"
-
 
 def _user(request: HttpRequest) -> User:
     # The permission decorator already turned anonymous users away.
     return cast(User, request.user)
-
-
-def media_revealed(request: HttpRequest) -> bool:
-    """Whether this user chose to see media unshielded (blurred and greyscale is the default)."""
-    return bool(request.session.get(REVEAL_SESSION_KEY, False))
 
 
 def _refused(request: HttpRequest, task: ReviewTask, exc: ModerationError) -> ReviewTask | None:

@@ -6,17 +6,20 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.postgres.fields import ArrayField
 from django.db.models import (
     Case,
     Count,
     Exists,
     F,
     FloatField,
+    Func,
     IntegerField,
     OuterRef,
     Q,
     QuerySet,
     Subquery,
+    TextField,
     Value,
     When,
     Window,
@@ -116,6 +119,27 @@ def _searched(*, tag_set: TagSet | None, include_inactive: bool) -> QuerySet[Tag
 def tag_search_count(*, tag_set: TagSet | None = None, include_inactive: bool = False) -> int:
     """How many tags ``tag_search`` looks among (the empty search's "Type to search the N tags")."""
     return _searched(tag_set=tag_set, include_inactive=include_inactive).count()
+
+
+def tag_named_or_aliased(*, word: str) -> Tag | None:
+    """The tag named ``word`` exactly, else the active tag whose name or alias ``word`` is once normalised (NFKC, lower
+    case, as a video's text is matched): what an editor types as a tag's parent. The vocabulary's names are mostly
+    Chinese and their aliases English, and "food" (an alias of 美食) was refused as "not a tag". An alias is one active
+    tag's only (``services._word_clash``), so the second look-up finds one tag at most."""
+    word = word.strip()
+    if not word:
+        return None
+    named = Tag.objects.filter(name=word).first()
+    if named is not None:
+        return named
+    lines = Func(F("search_text"), Value("\n"), function="string_to_array", output_field=ArrayField(TextField()))
+    return (
+        Tag.objects.filter(is_active=True)
+        .annotate(words=lines)
+        .filter(words__overlap=[tagtext.normalise(word)])
+        .order_by("name")
+        .first()
+    )
 
 
 def tag_resolve(*, tag_id: int, version_number: int) -> TagRevision | None:

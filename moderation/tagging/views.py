@@ -20,6 +20,7 @@ from moderation.errors import ModerationError, StaleEditError
 from moderation.media.models import Video
 from moderation.media.selectors import video_open_to_q, videos_open_to
 from moderation.media.services import video_media_verify
+from moderation.media.shield import media_revealed
 from moderation.review.models import ReviewQueue, ReviewTask
 from moderation.review.selectors import (
     HELD_HIDDEN_TEXT,
@@ -31,7 +32,7 @@ from moderation.review.selectors import (
     review_task_open_for,
 )
 from moderation.review.services import review_claim_next, review_release_hidden
-from moderation.review.views import claimed_by_another, media_revealed
+from moderation.review.views import claimed_by_another
 from moderation.tagging import selectors, services
 from moderation.tagging import text as tagtext
 from moderation.tagging.files import MAX_FILE_BYTES
@@ -536,9 +537,11 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
     parent: Tag | None = None
     try:
         if parent_name:
-            parent = Tag.objects.filter(name=parent_name).first()
+            parent = selectors.tag_named_or_aliased(word=parent_name)
             if parent is None:
-                raise services.TagFieldError(f"“{parent_name[:100]}” is not a tag.", field="parent")
+                raise services.TagFieldError(
+                    f"“{parent_name[:100]}” is not a tag. Type the name of a tag or one of its aliases.", field="parent"
+                )
         aliases = [a for a in request.POST.get("aliases", "").split(",") if a.strip()]
         services.tag_update(
             tag=tag,
@@ -550,6 +553,8 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
             seen_token=request.POST.get("seen"),
         )
         saved = f"Saved “{request.POST.get('name', tag.name)}”."
+        if parent is not None and parent.name != parent_name:  # typed as an alias: say which tag it stands for
+            saved = f"Saved “{request.POST.get('name', tag.name)}” under “{parent.name}” (“{parent_name[:100]}” is its alias)."
         _kept, repeats = tagtext.alias_repeats(dict.fromkeys(a.strip() for a in aliases))
         if repeats:  # "Kitty, kitty": one alias kept; say which spelling was left out
             said = ", ".join(

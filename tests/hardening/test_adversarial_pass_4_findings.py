@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 
 from annotation.models import Adjudication
 from moderation.media.models import Video
+from moderation.media.shield import REVEAL_SESSION_KEY
 from moderation.reproduction.models import ReproCandidate
-from moderation.review.views import REVEAL_SESSION_KEY
 from moderation.tagging.models import Tag, TagProposal, TagProposalSighting
 from tests.factories import DecidedVideoFactory, UserFactory
 

@@ -287,3 +287,20 @@ def test_a_file_that_is_not_a_video_reads_as_stopped_not_as_waiting(make_user) -
     later = VideoFactory(status=Video.Status.FAILED, stage=Video.Stage.ASR, created_by=user, error="ASR crashed")
     page = moderator.get(reverse("moderation:video_detail", args=[later.pk])).content.decode()
     assert "<video" in page and "stopped at speech to text" in page
+
+
+def test_the_video_page_shields_its_media_as_the_review_screen_does(make_user) -> None:  # type: ignore[no-untyped-def]
+    """Walk 21: a moderator who opened a video's page (from a pair, the list or an outcome) saw its player, keyframes and
+    selected keyframes in full colour, while the review screen kept the same pictures blurred until "Reveal media".
+    The page is shielded by the session's choice and has the same toggle."""
+    user, client = _uploader(make_user)
+    video = VideoFactory(created_by=user)
+    url = reverse("moderation:video_detail", args=[video.pk])
+
+    page = client.get(url).content.decode()
+    assert '<div data-shield class="shielded">' in page
+    assert "data-reveal-toggle" in page and ">Reveal media</button>" in page
+
+    client.post(reverse("moderation:review_reveal"), {"reveal": "1", "next": url})
+    page = client.get(url).content.decode()
+    assert '<div data-shield class="">' in page and ">Shield media</button>" in page

@@ -413,3 +413,32 @@ def test_the_type_ahead_ranks_the_videos_suggestions_then_popular_tags_and_says_
     assert names(unseen)[:2] == ["美", "美女"]
     page = client.get("/tags/search/", {"q": "街头"}).content.decode()
     assert "1 match<" in page
+
+
+def test_a_vocabulary_parent_may_be_typed_as_an_alias_of_the_tag(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walk 21: the demo vocabulary's names are Chinese and its aliases English; an editor who typed "Food" (an alias of
+    美食) as the parent of 汤 was told "“Food” is not a tag." with nothing to pick from. An alias (any case) stands for
+    its tag, and the confirmation names the tag it was taken for; a word that is neither still says so."""
+    from moderation.tagging.models import Tag
+
+    tags_import(lines=["汤\tsoup", "美食\tfood, cooking"])
+    soup, food = Tag.objects.get(name="汤"), Tag.objects.get(name="美食")
+    editor = client_as("policy_editor")
+    saved = editor.post(
+        f"/tags/vocabulary/{soup.pk}/",
+        {"name": "汤", "aliases": "soup", "parent": "Food", "is_active": "on", "seen": soup.edit_token},
+        follow=True,
+    )
+    assert saved.status_code == 200
+    assert "Saved “汤” under “美食” (“Food” is its alias)." in saved.content.decode()
+    soup.refresh_from_db()
+    assert soup.parent == food
+
+    refused = editor.post(
+        f"/tags/vocabulary/{soup.pk}/",
+        {"name": "汤", "aliases": "soup", "parent": "foods", "is_active": "on", "seen": soup.edit_token},
+    )
+    assert refused.status_code == 400
+    assert "“foods” is not a tag. Type the name of a tag or one of its aliases." in refused.content.decode()
+    soup.refresh_from_db()
+    assert soup.parent == food
