@@ -34,12 +34,14 @@ from moderation.models import ItemLabel, PolicyVersion, ReviewQueue
 from moderation.review.services import review_claim_next, review_label_value, review_tasks_create_for_decision
 from tests.factories import DecisionFactory, PolicyVersionFactory, VideoFactory
 from tests.moderation.inference.kuaimod_samples import write_split
+from tests.moderation.inference.trained_stage1 import stage1_for_the_test, stage1_trained_once
 
 DEAL, SAFE = "引导私下交易", "正向"
 
 
 @pytest.fixture
 def trained(db, tmp_path, settings):  # type: ignore[no-untyped-def]
+    """A stage 1 of this test's own (beat retraining replaces the model under its name; the class below shares one)."""
     settings.MODELS_DIR = tmp_path / "models"
     settings.MEDIA_ROOT = tmp_path / "media"  # shared artifacts live in media storage
     PolicyVersionFactory()
@@ -47,68 +49,147 @@ def trained(db, tmp_path, settings):  # type: ignore[no-untyped-def]
     return cascade_train(name="stage1", target_accuracy=0.9)
 
 
-def test_the_admin_picks_a_target_on_the_curve_and_the_curve_follows_the_reviews(trained, client_as, settings):
-    admin = client_as("admin")
-    page = admin.get("/cascade/").content.decode()
-    assert 'id="risk-coverage"' in page and "held-out (inner-fold) predictions of its 24 training items" in page
-    assert page.count('id="cascade-curves"') == 1  # the panel is drawn once (a merge had left two copies)
-    assert "Auto-decide where expected accuracy ≥ 90%: stage 1 auto-decides" in page
+class TestOnOneTrainedStage1:
+    """The tests that read or change one stage 1 routed by a 90% target: trained once for the class
+    (``trained_stage1.py``), each test's changes undone when it ends. Beat retraining replaces the model's file in
+    place: it trains its own (``trained`` above)."""
 
-    response = admin.post("/cascade/target/", {"target_accuracy": "80%"}, follow=True)
-    assert "expected accuracy is at least 80%" in response.content.decode()
-    trained.refresh_from_db()
-    cut = cut_for_target(trained.metrics["held_out_curve"], 0.8)
-    assert trained.target_accuracy == pytest.approx(0.8)
-    assert trained.escalate_threshold == pytest.approx(entropy_for_confidence(cut))
-    for bad in ("lots", "1.5", "0.2"):
+    @pytest.fixture(scope="class")
+    def trained_of_the_class(self, tmp_path_factory, django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+        with stage1_trained_once(tmp_path_factory, django_db_blocker, target_accuracy=0.9) as model:
+            yield model
+
+    @pytest.fixture
+    def trained(self, request, db, trained_of_the_class):  # type: ignore[no-untyped-def]
+        return stage1_for_the_test(request, trained_of_the_class)
+
+    def test_the_admin_picks_a_target_on_the_curve_and_the_curve_follows_the_reviews(
+        self, trained, client_as, settings
+    ):
+        admin = client_as("admin")
+        page = admin.get("/cascade/").content.decode()
+        assert 'id="risk-coverage"' in page and "held-out (inner-fold) predictions of its 24 training items" in page
+        assert page.count('id="cascade-curves"') == 1  # the panel is drawn once (a merge had left two copies)
+        assert "Auto-decide where expected accuracy ≥ 90%: stage 1 auto-decides" in page
+
+        response = admin.post("/cascade/target/", {"target_accuracy": "80%"}, follow=True)
+        assert "expected accuracy is at least 80%" in response.content.decode()
+        trained.refresh_from_db()
+        cut = cut_for_target(trained.metrics["held_out_curve"], 0.8)
+        assert trained.target_accuracy == pytest.approx(0.8)
+        assert trained.escalate_threshold == pytest.approx(entropy_for_confidence(cut))
+        for bad in ("lots", "1.5", "0.2"):
+            assert (
+                "target accuracy must be"
+                in admin.post("/cascade/target/", {"target_accuracy": bad}, follow=True).content.decode()
+            )
+        # The refusal names what was typed (1.5 was reported back as "got 0.015", read as a percentage).
+        refused = admin.post("/cascade/target/", {"target_accuracy": "1.5"}, follow=True).content.decode()
+        assert "“1.5” is not" in refused and "0.015" not in refused
+        trained.refresh_from_db()
+        assert trained.target_accuracy == pytest.approx(0.8)  # refusals changed nothing
+        assert client_as("moderator").post("/cascade/target/", {"target_accuracy": "0.9"}).status_code == 403
+
+        # Reviewed traffic: stage 1 was sure and right on three items, sure and wrong on one.
+        settings.CASCADE_MIN_REVIEWED = 4
+        policy_version = PolicyVersion.objects.get(is_active=True)
+        for p, label in ((0.97, DEAL), (0.02, SAFE), (0.9, DEAL), (0.95, SAFE)):
+            decision = DecisionFactory(policy_version=policy_version, cascade_p_violative=p, cascade_stage=1)
+            ItemLabel.objects.create(video=decision.video, label=label, source=ItemLabel.Source.REVIEW)
+        curves = admin.get("/cascade/?part=curves", headers={"HX-Request": "true"}).content.decode()
+        assert curves.lstrip().startswith('<div id="cascade-curves"')
+        assert 'id="target-form"' not in curves  # a target being typed is not swapped away by the poll
+        assert "From the 4 latest reviewed items" in curves
+        model = cascade_target_set(target_accuracy=0.9)
+        # most confident first: 0.98 right, 0.97 right, 0.95 wrong, 0.9 right: the first two reach 90%
+        assert model.escalate_threshold == pytest.approx(entropy_for_confidence(0.97))
+
+    def test_routing_by_a_target_no_cut_reaches_says_every_item_goes_on_to_the_vlm(self, trained, client_as):
+        """Walked: a target the calibrated stage 1 never reaches was set with a plain success message, while it then
+        auto-decides nothing. The message says the consequence, from the numbers the line under the curve uses."""
+        trained.metrics = {
+            **trained.metrics,
+            "held_out_curve": [
+                {"cut": 0.99, "coverage": 0.25, "accuracy": 0.92, "n": 6},
+                {"cut": 0.8, "coverage": 0.5, "accuracy": 0.9, "n": 12},
+                {"cut": 0.5, "coverage": 1.0, "accuracy": 0.7, "n": 24},
+            ],
+        }
+        trained.save(update_fields=["metrics"])
+        admin = client_as("admin")
+
+        page = admin.post("/cascade/target/", {"target_accuracy": "95"}, follow=True).content.decode()
+        consequence = "no item is auto-decided: every item goes on to the serving VLM (stage 2)"
+        assert f"(escalation threshold 0.00): at 95%, {consequence}." in page
+        assert f"Auto-decide where expected accuracy ≥ 95%: {consequence}." in page  # the line under the curve agrees
+
+        page = admin.post("/cascade/target/", {"target_accuracy": "0.9"}, follow=True).content.decode()
+        consequence = "stage 1 auto-decides 50% of items; the rest go on to the serving VLM (stage 2)"
+        assert f": at 90%, {consequence}." in page and f"≥ 90%: {consequence}." in page
+
+    def test_the_target_box_shows_the_target_as_the_curve_does_and_keeps_a_refused_typed_value(
+        self, trained, client_as
+    ):
+        admin = client_as("admin")
+        # A target stored as a raw float came back into the box as "0.50000000001" beside a curve saying 50%.
+        cascade_target_set(target_accuracy=0.50000000001)
+        page = admin.get("/cascade/").content.decode()
+        target_form = page.split('id="target-form"')[1].split("</form>")[0]
+        assert 'value="50%"' in target_form and "0.5000000" not in page
+        assert "target 50%" in page  # the curve's label says the same
+
+        # What was typed is kept to the tenth the dashboard shows, so the box and the routing agree.
+        admin.post("/cascade/target/", {"target_accuracy": "50.000000001"})
+        trained.refresh_from_db()
+        assert trained.target_accuracy == 0.5
+
+        # A refused target: the box keeps what the admin typed, beside the reason; the stored one is unchanged.
+        refused = admin.post("/cascade/target/", {"target_accuracy": "0.3"}, follow=True)
+        assert refused.redirect_chain == [("/cascade/", 302)]  # a reload does not send the form again
+        html = refused.content.decode()
+        target_form = html.split('id="target-form"')[1].split("</form>")[0]
+        assert 'value="0.3"' in target_form and 'aria-invalid="true"' in target_form
+        assert "autofocus" in target_form  # the page opens at the refused box, not at its top
+        assert "The target accuracy must be between 0.5 and 1 (or 50 % to 100 %); “0.3” is not." in target_form
+        assert "still 50%" in target_form
+        trained.refresh_from_db()
+        assert trained.target_accuracy == 0.5
+
+        # The threshold box likewise.
+        html = admin.post("/cascade/threshold/", {"threshold": "7"}, follow=True).content.decode()
+        threshold_form = html.split('id="threshold-form"')[1].split("</form>")[0]
+        assert 'value="7"' in threshold_form and "“7” is not" in threshold_form
+
+    def test_the_target_and_the_threshold_read_a_decimal_comma(self, trained, client_as):
+        """ "0,92" in the target box (or "0,35" in the threshold box) was refused as not a number: the boxes read a
+        number as the tag set's thresholds do (workbench.numbers), a comma as the decimal separator when unambiguous."""
+        admin = client_as("admin")
+
+        target = admin.post("/cascade/target/", {"target_accuracy": "0,92"}, follow=True)
+        assert "expected accuracy is at least 92%" in target.content.decode()
+        trained.refresh_from_db()
+        assert trained.target_accuracy == pytest.approx(0.92)
+        percent = admin.post("/cascade/target/", {"target_accuracy": "92,5 %"}, follow=True)
+        assert "at least 92.5%" in percent.content.decode()
+        threshold = admin.post("/cascade/threshold/", {"threshold": "0,35"}, follow=True)
+        assert "escalates items above uncertainty 0.35" in threshold.content.decode()
+        trained.refresh_from_db()
+        assert trained.escalate_threshold == pytest.approx(0.35)
+        guessed = admin.post("/cascade/threshold/", {"threshold": "0,3,5"}, follow=True)
         assert (
-            "target accuracy must be"
-            in admin.post("/cascade/target/", {"target_accuracy": bad}, follow=True).content.decode()
+            guessed.redirect_chain == [("/cascade/", 302)]
+            and "must be a number between 0 and 1" in guessed.content.decode()
         )
-    # The refusal names what was typed (1.5 was reported back as "got 0.015", read as a percentage).
-    refused = admin.post("/cascade/target/", {"target_accuracy": "1.5"}, follow=True).content.decode()
-    assert "“1.5” is not" in refused and "0.015" not in refused
-    trained.refresh_from_db()
-    assert trained.target_accuracy == pytest.approx(0.8)  # refusals changed nothing
-    assert client_as("moderator").post("/cascade/target/", {"target_accuracy": "0.9"}).status_code == 403
 
-    # Reviewed traffic: stage 1 was sure and right on three items, sure and wrong on one.
-    settings.CASCADE_MIN_REVIEWED = 4
-    policy_version = PolicyVersion.objects.get(is_active=True)
-    for p, label in ((0.97, DEAL), (0.02, SAFE), (0.9, DEAL), (0.95, SAFE)):
-        decision = DecisionFactory(policy_version=policy_version, cascade_p_violative=p, cascade_stage=1)
-        ItemLabel.objects.create(video=decision.video, label=label, source=ItemLabel.Source.REVIEW)
-    curves = admin.get("/cascade/?part=curves", headers={"HX-Request": "true"}).content.decode()
-    assert curves.lstrip().startswith('<div id="cascade-curves"')
-    assert 'id="target-form"' not in curves  # a target being typed is not swapped away by the poll
-    assert "From the 4 latest reviewed items" in curves
-    model = cascade_target_set(target_accuracy=0.9)
-    # most confident first: 0.98 right, 0.97 right, 0.95 wrong, 0.9 right: the first two reach 90%
-    assert model.escalate_threshold == pytest.approx(entropy_for_confidence(0.97))
-
-
-def test_routing_by_a_target_no_cut_reaches_says_every_item_goes_on_to_the_vlm(trained, client_as):
-    """Walked: a target the calibrated stage 1 never reaches was set with a plain success message, while it then
-    auto-decides nothing. The message says the consequence, from the numbers the line under the curve uses."""
-    trained.metrics = {
-        **trained.metrics,
-        "held_out_curve": [
-            {"cut": 0.99, "coverage": 0.25, "accuracy": 0.92, "n": 6},
-            {"cut": 0.8, "coverage": 0.5, "accuracy": 0.9, "n": 12},
-            {"cut": 0.5, "coverage": 1.0, "accuracy": 0.7, "n": 24},
-        ],
-    }
-    trained.save(update_fields=["metrics"])
-    admin = client_as("admin")
-
-    page = admin.post("/cascade/target/", {"target_accuracy": "95"}, follow=True).content.decode()
-    consequence = "no item is auto-decided: every item goes on to the serving VLM (stage 2)"
-    assert f"(escalation threshold 0.00): at 95%, {consequence}." in page
-    assert f"Auto-decide where expected accuracy ≥ 95%: {consequence}." in page  # the line under the curve agrees
-
-    page = admin.post("/cascade/target/", {"target_accuracy": "0.9"}, follow=True).content.decode()
-    consequence = "stage 1 auto-decides 50% of items; the rest go on to the serving VLM (stage 2)"
-    assert f": at 90%, {consequence}." in page and f"≥ 90%: {consequence}." in page
+    def test_the_risk_coverage_axis_reads_in_percent_like_its_target(self, trained, client_as):
+        """Walked: the curve's accuracy axis read "1.0" and "0.5" beside a dashed "target 90%" and a table in percent,
+        two scales for one quantity on one chart."""
+        page = client_as("admin").get("/cascade/").content.decode()
+        chart = page[
+            page.index('<svg id="risk-coverage"') : page.index("</svg>", page.index('<svg id="risk-coverage"'))
+        ]
+        assert ">100%</text>" in chart and ">50%</text>" in chart and "target 90%" in chart
+        assert ">1.0</text>" not in chart and ">0.5</text>" not in chart
 
 
 def test_a_label_value_queue_serves_uncertain_and_contradicted_items_first(policy_version, make_user):
@@ -439,69 +520,6 @@ def test_orders_that_end_on_the_same_labels_end_on_the_same_model(monkeypatch) -
     assert len(last_fits) == 4 and last_fits[0] == last_fits[1] and last_fits[2] == last_fits[3]  # whole pool
     for rep in range(len(curves.repetitions)):
         assert curves.curves["arrival"][rep][-1] == curves.curves["uncertainty"][rep][-1]
-
-
-def test_the_target_box_shows_the_target_as_the_curve_does_and_keeps_a_refused_typed_value(trained, client_as):
-    admin = client_as("admin")
-    # A target stored as a raw float came back into the box as "0.50000000001" beside a curve saying 50%.
-    cascade_target_set(target_accuracy=0.50000000001)
-    page = admin.get("/cascade/").content.decode()
-    target_form = page.split('id="target-form"')[1].split("</form>")[0]
-    assert 'value="50%"' in target_form and "0.5000000" not in page
-    assert "target 50%" in page  # the curve's label says the same
-
-    # What was typed is kept to the tenth the dashboard shows, so the box and the routing agree.
-    admin.post("/cascade/target/", {"target_accuracy": "50.000000001"})
-    trained.refresh_from_db()
-    assert trained.target_accuracy == 0.5
-
-    # A refused target: the box keeps what the admin typed, beside the reason; the stored one is unchanged.
-    refused = admin.post("/cascade/target/", {"target_accuracy": "0.3"}, follow=True)
-    assert refused.redirect_chain == [("/cascade/", 302)]  # a reload does not send the form again
-    html = refused.content.decode()
-    target_form = html.split('id="target-form"')[1].split("</form>")[0]
-    assert 'value="0.3"' in target_form and 'aria-invalid="true"' in target_form
-    assert "autofocus" in target_form  # the page opens at the refused box, not at its top
-    assert "The target accuracy must be between 0.5 and 1 (or 50 % to 100 %); “0.3” is not." in target_form
-    assert "still 50%" in target_form
-    trained.refresh_from_db()
-    assert trained.target_accuracy == 0.5
-
-    # The threshold box likewise.
-    html = admin.post("/cascade/threshold/", {"threshold": "7"}, follow=True).content.decode()
-    threshold_form = html.split('id="threshold-form"')[1].split("</form>")[0]
-    assert 'value="7"' in threshold_form and "“7” is not" in threshold_form
-
-
-def test_the_target_and_the_threshold_read_a_decimal_comma(trained, client_as):
-    """ "0,92" in the target box (or "0,35" in the threshold box) was refused as not a number: the boxes read a
-    number as the tag set's thresholds do (workbench.numbers), a comma as the decimal separator when unambiguous."""
-    admin = client_as("admin")
-
-    target = admin.post("/cascade/target/", {"target_accuracy": "0,92"}, follow=True)
-    assert "expected accuracy is at least 92%" in target.content.decode()
-    trained.refresh_from_db()
-    assert trained.target_accuracy == pytest.approx(0.92)
-    percent = admin.post("/cascade/target/", {"target_accuracy": "92,5 %"}, follow=True)
-    assert "at least 92.5%" in percent.content.decode()
-    threshold = admin.post("/cascade/threshold/", {"threshold": "0,35"}, follow=True)
-    assert "escalates items above uncertainty 0.35" in threshold.content.decode()
-    trained.refresh_from_db()
-    assert trained.escalate_threshold == pytest.approx(0.35)
-    guessed = admin.post("/cascade/threshold/", {"threshold": "0,3,5"}, follow=True)
-    assert (
-        guessed.redirect_chain == [("/cascade/", 302)]
-        and "must be a number between 0 and 1" in guessed.content.decode()
-    )
-
-
-def test_the_risk_coverage_axis_reads_in_percent_like_its_target(trained, client_as):
-    """Walked: the curve's accuracy axis read "1.0" and "0.5" beside a dashed "target 90%" and a table in percent,
-    two scales for one quantity on one chart."""
-    page = client_as("admin").get("/cascade/").content.decode()
-    chart = page[page.index('<svg id="risk-coverage"') : page.index("</svg>", page.index('<svg id="risk-coverage"'))]
-    assert ">100%</text>" in chart and ">50%</text>" in chart and "target 90%" in chart
-    assert ">1.0</text>" not in chart and ">0.5</text>" not in chart
 
 
 def test_the_learning_curve_has_titled_axes_in_percent_and_a_legend(db, client_as, settings, tmp_path) -> None:

@@ -8,6 +8,7 @@ video (its candidates were an ``OR`` no index answers: 57 ms at 100,000 videos).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,7 @@ from moderation.ops.selectors import ops_routing
 from moderation.review.models import AwaitedQueueItem, ReviewQueue
 from moderation.review.selectors import videos_routing_stranded
 from tests.factories import UserFactory, VideoFactory
+from tests.module_rows import refuse_transactional, rows_for_the_module
 
 pytestmark = pytest.mark.django_db
 
@@ -37,13 +39,35 @@ pytestmark = pytest.mark.django_db
 class Library:
     stranded: list[int]  # in id order
     half_decided: dict[str, int]  # state -> video id
+    policy_version_id: int  # the default policy's version the library was decided under
 
 
 @pytest.fixture
-def library(policy_version: Any) -> Library:
+def library(request: pytest.FixtureRequest, library_of_the_module: Library) -> Library:
+    """The routing library, built once for the module (its tests read it and add rows of their own, undone when each
+    ends: ``tests/module_rows.py``): some fifteen videos decided by the services and routed."""
+    return refuse_transactional(request, library_of_the_module)
+
+
+@pytest.fixture
+def policy_version(library: Library) -> Any:
+    """The library's policy version, as the tests had it when the library was built from this fixture."""
+    from moderation.policies.models import PolicyVersion
+
+    return PolicyVersion.objects.get(pk=library.policy_version_id)
+
+
+@pytest.fixture(scope="module")
+def library_of_the_module(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Library]:
+    with rows_for_the_module(django_db_blocker, _library) as built:
+        yield built
+
+
+def _library() -> Library:
     from moderation.policies.models import Policy
     from tests.factories import PolicyVersionFactory
 
+    policy_version = PolicyVersionFactory()
     serving = model_version_register(name="minors-model", backend="evidence_baseline", base_model="minors-vlm")
     minors = Policy.objects.create(slug="minors", name="Minors", auto_apply=True, serving_model=serving)
     PolicyVersionFactory(policy=minors)
@@ -88,7 +112,9 @@ def library(policy_version: Any) -> Library:
     MissingDecisionRepair.objects.filter(video_id=half["dismissed"]).update(
         dismissed_at=now + timedelta(seconds=1), dismissed_by=UserFactory()
     )
-    return Library(stranded=sorted([flagged.pk, cleared.pk, lost.pk]), half_decided=half)
+    return Library(
+        stranded=sorted([flagged.pk, cleared.pk, lost.pk]), half_decided=half, policy_version_id=policy_version.pk
+    )
 
 
 def test_the_routing_panel_finds_the_stranded_and_half_decided_videos_it_found_before(library: Library) -> None:
