@@ -1,0 +1,97 @@
+"""Pass 11: an adversarial pass over what earlier passes touched least: the look-alike username check against
+names a confusables table would catch (Armenian letters mixed with Latin, Latin's own small capitals and dotless
+letters, a capital I for an l, "rn" for "m"), and a Label Studio project's hostile tasks and annotations (anyone with
+access to the project edits them). Each test below is a finding and its fix: it fails on the code before the fix.
+What was probed and held is listed in /work/shots/hadv21/FINDINGS.md."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+
+from annotation.labelstudio import labelstudio_import_project
+from annotation.models import LabelStudioImport
+from moderation.review.models import Review, ReviewQueue, ReviewTask
+from tests.factories import DecisionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("existing", "lookalike", "said"),
+    [
+        ("root", "r\u0585\u0585t", "mixes Latin letters with Armenian ones"),  # ARMENIAN SMALL LETTER OH
+        ("alice", "a\u01c0ice", "looks like the existing user “alice”"),  # LATIN LETTER DENTAL CLICK
+        ("admin", "\u1d00dmin", "looks like the existing user “admin”"),  # LATIN LETTER SMALL CAPITAL A
+        ("admin", "\u0251dmin", "looks like the existing user “admin”"),  # LATIN SMALL LETTER ALPHA
+        ("admin", "adm\u0131n", "looks like the existing user “admin”"),  # LATIN SMALL LETTER DOTLESS I
+        ("alice", "aIice", "looks like the existing user “alice”"),  # a capital I for the l
+        ("paypal", "paypa1", "looks like the existing user “paypal”"),
+        ("moderator", "rnoderator", "looks like the existing user “moderator”"),
+        ("bob", "b0b", "looks like the existing user “bob”"),
+        ("ops", "\u043e\u0440\u03b2", "mixes Cyrillic letters with Greek ones"),  # two alphabets, neither Latin
+    ],
+)
+def test_a_username_a_confusables_table_would_catch_is_refused(existing: str, lookalike: str, said: str) -> None:
+    """The check knew Latin against Cyrillic and Greek only, and compared case-folded names: "rօօt" with Armenian
+    o's, "ᴀdmin" (a Latin small capital), "aIice" with a capital I were taken beside "root", "admin" and "alice", and
+    every screen naming users by username showed them alike."""
+    User.objects.create_user(existing)
+    with pytest.raises(ValidationError, match=said):
+        User(username=lookalike, password="x").full_clean()
+
+
+@pytest.mark.parametrize("name", ["佐々木", "田中taro", "김민수kim", "Hawaiʻi", "admin2", "ivan", "иван", "clarence"])
+def test_names_in_one_writing_system_and_unlike_anyones_are_still_taken(name: str) -> None:
+    for existing in ("admin", "alice", "ivan-p"):
+        User.objects.create_user(existing)
+    User(username=name, password="x").full_clean()  # no error
+
+
+def _ls_task(task_id: Any, decision_id: Any, annotation_id: Any, result: Any) -> SimpleNamespace:
+    return SimpleNamespace(
+        id=task_id, data={"decision_id": decision_id}, annotations=[{"id": annotation_id, "result": result}]
+    )
+
+
+LABEL = [{"from_name": "label", "type": "choices", "value": {"choices": ["正向"]}}]
+
+
+def test_a_label_studio_task_naming_no_decision_or_of_the_wrong_shape_is_skipped_and_the_rest_imported(
+    make_user, policy_version
+) -> None:  # type: ignore[no-untyped-def]
+    """A project's tasks and annotations are anyone's to edit in Label Studio. One task naming a decision this
+    workbench does not have stopped the whole import there (every later annotation never came back); a decision id
+    "12", an annotation id past an integer column or a result that is a string or holds a string was a traceback."""
+    queue = ReviewQueue.objects.create(slug="ls-hostile", name="ls hostile")
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    ReviewTask.objects.create(decision=decision, queue=queue)
+    tasks = [
+        _ls_task(1, 987654321, 11, LABEL),  # no such decision
+        _ls_task(2, str(decision.pk), 12, LABEL),
+        _ls_task(3, decision.pk, 10**12, LABEL),
+        _ls_task(4, decision.pk, 14, "正向"),
+        _ls_task(5, decision.pk, 15, ["正向"]),
+        _ls_task(6, decision.pk, 16, [{"from_name": "label", "value": {"choices": "正向"}}]),
+        _ls_task(7, decision.pk, 17, [{"from_name": "cot", "value": {"text": {"a": 1}}}]),
+        _ls_task(8, True, 18, LABEL),
+        _ls_task(9, decision.pk, 19, LABEL),  # the one good annotation, after all the others
+    ]
+    client = SimpleNamespace(tasks=SimpleNamespace(list=lambda **_: tasks))
+    reviewer = make_user("moderator")
+
+    result = labelstudio_import_project(client=client, ls_url="http://ls.test", project_id=3, by=reviewer)
+
+    assert result.imported == 1 and [o["result"] for o in result.outcomes] == ["review"]
+    assert Review.objects.get().reviewer_id == reviewer.pk
+    assert LabelStudioImport.objects.get().ls_annotation_id == 19
+    reasons = {s["task"]: s["reason"] for s in result.skipped}
+    assert set(reasons) == {"1", "2", "3", "4", "5", "6", "7", "8"}
+    assert reasons["1"] == "Label Studio task 1 names no decision of this workbench."
+    assert "decision_id is '" in reasons["2"] and "annotation id is '1000000000000'" in reasons["3"]
+    assert "not a list" in reasons["4"] and "not an object" in reasons["5"] and "not a list of names" in reasons["6"]
+    assert "not a list of strings" in reasons["7"] and "decision_id is 'True'" in reasons["8"]
