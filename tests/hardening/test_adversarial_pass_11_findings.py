@@ -1,7 +1,7 @@
 """Pass 11: an adversarial pass over what earlier passes touched least: the look-alike username check against
 names a confusables table would catch (Armenian letters mixed with Latin, Latin's own small capitals and dotless
 letters, a capital I for an l, "rn" for "m"), and a Label Studio project's hostile tasks and annotations (anyone with
-access to the project edits them). Each test below is a finding and its fix: it fails on the code before the fix.
+access to the project edits them), and a webhook receiver's address written another way. Each test below is a finding and its fix: it fails on the code before the fix.
 What was probed and held is listed in /work/shots/hadv21/FINDINGS.md."""
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from django.core.exceptions import ValidationError
 
 from annotation.labelstudio import labelstudio_import_project
 from annotation.models import LabelStudioImport
+from moderation.integrations.models import WebhookEndpoint
+from moderation.integrations.services import integration_create
+from moderation.integrations.webhooks import WebhookEndpointExists, webhook_endpoint_create
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from tests.factories import DecisionFactory
 
@@ -95,3 +98,28 @@ def test_a_label_studio_task_naming_no_decision_or_of_the_wrong_shape_is_skipped
     assert "decision_id is '" in reasons["2"] and "annotation id is '1000000000000'" in reasons["3"]
     assert "not a list" in reasons["4"] and "not an object" in reasons["5"] and "not a list of names" in reasons["6"]
     assert "not a list of strings" in reasons["7"] and "decision_id is 'True'" in reasons["8"]
+
+
+@pytest.mark.parametrize(
+    "again",
+    [
+        "https://HOOKS.platform.example/moderation",
+        "HTTPS://hooks.platform.example/moderation",
+        "https://hooks.platform.example./moderation",
+        "https://hooks.platform.example:443/moderation",
+    ],
+)
+def test_a_webhook_address_written_another_way_is_the_same_endpoint_not_a_second(again: str) -> None:
+    """One endpoint per receiver per integration was checked on the address as typed: the host in capitals, with its
+    root dot or with the scheme's own port made a second endpoint for the same receiver, sent every event twice."""
+    integration, _token = integration_create(name="platform-11")
+    first, _secret = webhook_endpoint_create(
+        integration=integration, url="https://hooks.platform.example/moderation", event_types=["model.promoted"]
+    )
+    with pytest.raises(WebhookEndpointExists) as refused:
+        webhook_endpoint_create(integration=integration, url=again, event_types=["model.promoted"])
+    assert refused.value.existing.pk == first.pk and WebhookEndpoint.objects.count() == 1
+    # Another path, port or scheme is another receiver.
+    for other in ("https://hooks.platform.example/moderation/v2", "https://hooks.platform.example:8443/moderation"):
+        webhook_endpoint_create(integration=integration, url=other, event_types=["model.promoted"])
+    assert WebhookEndpoint.objects.count() == 3
