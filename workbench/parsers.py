@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -15,9 +16,23 @@ from workbench.text import json_depth, storable_text
 MAX_JSON_DEPTH = 64
 
 
+def _has_non_finite(value: Any) -> bool:
+    """Whether decoded JSON holds a number Python read as infinity (``1e400``: JSON has no bound on a number's size,
+    and ``float`` overflows to ``inf``); the depth is bounded before this walks it."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    return False
+
+
 class StorableJSONParser(JSONParser):
     """DRF's JSON parser, and: JSON nested deeper than ``MAX_JSON_DEPTH`` is a 400 (not a
-    RecursionError), and text PostgreSQL cannot store (NUL, lone surrogates) becomes U+FFFD."""
+    RecursionError), a number too large for a float (``1e400``, read as infinity) is a 400 (it was a 500 wherever an
+    id was expected: ``int(inf)`` overflows; elsewhere stored as the text "inf"), and text PostgreSQL cannot store
+    (NUL, lone surrogates) becomes U+FFFD. DRF's own check refuses only the literals ``NaN`` and ``Infinity``."""
 
     def parse(
         self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
@@ -28,4 +43,8 @@ class StorableJSONParser(JSONParser):
             raise ParseError("JSON parse error - nested too deeply.") from exc
         if json_depth(data, limit=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
             raise ParseError(f"JSON parse error - nested more than {MAX_JSON_DEPTH} levels deep.")
+        if _has_non_finite(data):
+            raise ParseError(
+                "JSON parse error - a number too large to read (such as 1e400, which is infinity): send a finite one."
+            )
         return storable_text(data)

@@ -1,7 +1,7 @@
 """Pass 11: an adversarial pass over what earlier passes touched least: the look-alike username check against
 names a confusables table would catch (Armenian letters mixed with Latin, Latin's own small capitals and dotless
 letters, a capital I for an l, "rn" for "m"), and a Label Studio project's hostile tasks and annotations (anyone with
-access to the project edits them), and a webhook receiver's address written another way. Each test below is a finding and its fix: it fails on the code before the fix.
+access to the project edits them), a webhook receiver's address written another way, and JSON numbers past a float's range. Each test below is a finding and its fix: it fails on the code before the fix.
 What was probed and held is listed in /work/shots/hadv21/FINDINGS.md."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from rest_framework.test import APIClient
 
 from annotation.labelstudio import labelstudio_import_project
 from annotation.models import LabelStudioImport
@@ -20,6 +21,8 @@ from moderation.integrations.services import integration_create
 from moderation.integrations.webhooks import WebhookEndpointExists, webhook_endpoint_create
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from tests.factories import DecisionFactory
+from training.models import EvaluationRun, TrainingJob
+from workbench.tokens import api_token_issue
 
 pytestmark = pytest.mark.django_db
 
@@ -123,3 +126,24 @@ def test_a_webhook_address_written_another_way_is_the_same_endpoint_not_a_second
     for other in ("https://hooks.platform.example/moderation/v2", "https://hooks.platform.example:8443/moderation"):
         webhook_endpoint_create(integration=integration, url=other, event_types=["model.promoted"])
     assert WebhookEndpoint.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/api/training/jobs/", '{"kind": "sft", "dataset": 1e400}'),
+        ("/api/training/evaluations/", '{"model_version": 1e400, "policy_version": 1}'),
+        ("/api/training/evaluations/", '{"model_version": -1e400, "policy_version": 1}'),
+        ("/api/videos/", '{"path": "clip.mp4", "title": [1, {"a": 1e999}]}'),
+    ],
+)
+def test_a_json_number_past_a_floats_range_is_a_400_saying_so_not_a_500(make_user, url: str, body: str) -> None:  # type: ignore[no-untyped-def]
+    """JSON has no bound on a number's size and Python reads 1e400 as infinity (DRF refuses only the literals NaN and
+    Infinity): an admin's API token sending it for an id (a job's dataset, an evaluation's model) was a 500, int(inf)
+    overflowing; a text field took it as the string "inf"."""
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=make_user('admin')).key}")
+    response = api.post(url, body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert "a number too large to read" in response.json()["detail"]
+    assert not TrainingJob.objects.exists() and not EvaluationRun.objects.exists()
