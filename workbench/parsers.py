@@ -16,16 +16,20 @@ from workbench.text import json_depth, storable_text
 MAX_JSON_DEPTH = 64
 
 
-def _has_non_finite(value: Any) -> bool:
-    """Whether decoded JSON holds a number Python read as infinity (``1e400``: JSON has no bound on a number's size,
-    and ``float`` overflows to ``inf``); the depth is bounded before this walks it."""
+def _non_finite_at(value: Any, path: str = "") -> str | None:
+    """Where decoded JSON holds a number Python read as infinity (``1e400``: JSON has no bound on a number's size,
+    and ``float`` overflows to ``inf``), as ``params.max_steps`` / ``events[2].weight`` ("the body" for the whole);
+    None when it holds none. The depth is bounded before this walks it."""
     if isinstance(value, float):
-        return not math.isfinite(value)
+        return None if math.isfinite(value) else (path or "the body")
     if isinstance(value, list):
-        return any(_has_non_finite(v) for v in value)
+        return next((at for i, v in enumerate(value) if (at := _non_finite_at(v, f"{path}[{i}]")) is not None), None)
     if isinstance(value, dict):
-        return any(_has_non_finite(v) for v in value.values())
-    return False
+        items = value.items()
+        return next(
+            (at for k, v in items if (at := _non_finite_at(v, f"{path}.{k}" if path else str(k))) is not None), None
+        )
+    return None
 
 
 class StorableJSONParser(JSONParser):
@@ -43,8 +47,10 @@ class StorableJSONParser(JSONParser):
             raise ParseError("JSON parse error - nested too deeply.") from exc
         if json_depth(data, limit=MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
             raise ParseError(f"JSON parse error - nested more than {MAX_JSON_DEPTH} levels deep.")
-        if _has_non_finite(data):
+        at = _non_finite_at(data)
+        if at is not None:
             raise ParseError(
-                "JSON parse error - a number too large to read (such as 1e400, which is infinity): send a finite one."
+                f"JSON parse error - {str(at)[:100]} is a number too large to read (1e400 is infinity): send a "
+                "finite one."
             )
         return storable_text(data)

@@ -21,6 +21,7 @@ from moderation.integrations.services import integration_create
 from moderation.integrations.webhooks import WebhookEndpointExists, webhook_endpoint_create
 from moderation.review.models import Review, ReviewQueue, ReviewTask
 from tests.factories import DecisionFactory
+from tests.training.conftest import dataset, override_review, training_dirs  # noqa: F401 - fixtures used below
 from training.models import EvaluationRun, TrainingJob
 from workbench.tokens import api_token_issue
 
@@ -129,15 +130,17 @@ def test_a_webhook_address_written_another_way_is_the_same_endpoint_not_a_second
 
 
 @pytest.mark.parametrize(
-    ("url", "body"),
+    ("url", "body", "said"),
     [
-        ("/api/training/jobs/", '{"kind": "sft", "dataset": 1e400}'),
-        ("/api/training/evaluations/", '{"model_version": 1e400, "policy_version": 1}'),
-        ("/api/training/evaluations/", '{"model_version": -1e400, "policy_version": 1}'),
-        ("/api/videos/", '{"path": "clip.mp4", "title": [1, {"a": 1e999}]}'),
+        ("/api/training/jobs/", '{"kind": "sft", "dataset": 1e400}', "dataset"),
+        ("/api/training/evaluations/", '{"model_version": 1e400, "policy_version": 1}', "model_version"),
+        ("/api/training/evaluations/", '{"model_version": -1e400, "policy_version": 1}', "model_version"),
+        ("/api/videos/", '{"path": "clip.mp4", "title": [1, {"a": 1e999}]}', "title[1].a"),
     ],
 )
-def test_a_json_number_past_a_floats_range_is_a_400_saying_so_not_a_500(make_user, url: str, body: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_json_number_past_a_floats_range_is_a_400_saying_so_not_a_500(
+    make_user, url: str, body: str, said: str
+) -> None:  # type: ignore[no-untyped-def]
     """JSON has no bound on a number's size and Python reads 1e400 as infinity (DRF refuses only the literals NaN and
     Infinity): an admin's API token sending it for an id (a job's dataset, an evaluation's model) was a 500, int(inf)
     overflowing; a text field took it as the string "inf"."""
@@ -145,5 +148,32 @@ def test_a_json_number_past_a_floats_range_is_a_400_saying_so_not_a_500(make_use
     api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=make_user('admin')).key}")
     response = api.post(url, body, content_type="application/json")
     assert response.status_code == 400, response.content[:300]
-    assert "a number too large to read" in response.json()["detail"]
+    assert f"{said} is a number too large to read" in response.json()["detail"]
     assert not TrainingJob.objects.exists() and not EvaluationRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("params", "said"),
+    [
+        ('{"max_steps": true}', "max_steps must be a number, not true."),
+        ('{"batch_size": false}', "batch_size must be a number, not false."),
+        ('{"max_steps": 2.9}', "max_steps must be a whole number, not 2.9."),
+        ('{"seed": 41.5}', "seed must be a whole number, not 41.5."),
+    ],
+)
+def test_a_training_parameter_given_true_or_a_fraction_is_refused_not_read_as_another_number(
+    dataset,  # noqa: F811
+    make_user,
+    params: str,
+    said: str,
+) -> None:  # type: ignore[no-untyped-def]
+    """``int(True)`` is 1 and ``int(2.9)`` is 2: an API body's ``"max_steps": true`` queued a 1-step job and 2.9 a
+    2-step one, with nothing said."""
+    api = APIClient(raise_request_exception=False)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=make_user('admin')).key}")
+    response = api.post(
+        "/api/training/jobs/", f'{{"dataset": {dataset.pk}, "params": {params}}}', content_type="application/json"
+    )
+    assert response.status_code == 400, (response.status_code, response.content[:200])
+    assert said in response.json()["detail"]
+    assert not TrainingJob.objects.exists()
