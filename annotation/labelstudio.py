@@ -220,18 +220,52 @@ class ImportResult:
     imported: int = 0
     already: int = 0
     outcomes: list[dict[str, Any]] = field(default_factory=list)
+    # Annotations not imported, each with its task, its annotation and why: a task naming no decision of this
+    # workbench, an id or a result of the wrong shape. The rest of the project is imported all the same.
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _annotation_values(result: list[dict[str, Any]]) -> tuple[str, str, str]:
+# Label Studio's ids are stored in integer columns (``LabelStudioImport``).
+_LS_ID_MAX = 2**31 - 1
+
+
+def _ls_id(value: Any, *, what: str) -> int:
+    """A Label Studio id (a task's, an annotation's, the decision id a task carries) as stored: a whole number from 1
+    to 2**31-1, else ``AnnotationError`` naming it. A project's tasks and annotations are anyone's to edit in Label
+    Studio: "12", 1.5, true or a 30-digit number there made the import a 500 or a traceback."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _LS_ID_MAX:
+        raise AnnotationError(f"Its {what} is {str(value)[:40]!r}, not a whole number from 1 to {_LS_ID_MAX}.")
+    return value
+
+
+def _choice(value: dict[str, Any]) -> str:
+    choices = value.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], str):
+        raise AnnotationError(f"A choice is {str(choices)[:40]!r}, not a list of names.")
+    return choices[0]
+
+
+def _annotation_values(result: Any) -> tuple[str, str, str]:
+    """The label, severity and CoT text of an annotation's ``result``; ``AnnotationError`` when it is not the shape
+    the exported config makes (a list of objects, choices a list of names, text a list of strings)."""
+    if not isinstance(result, list):
+        raise AnnotationError(f"Its result is {type(result).__name__}, not a list.")
     label, severity, cot_text = "", "", ""
-    for item in result or []:
+    for item in result:
+        if not isinstance(item, dict):
+            raise AnnotationError(f"A result item is {type(item).__name__}, not an object.")
         value = item.get("value") or {}
+        if not isinstance(value, dict):
+            raise AnnotationError(f"A result value is {type(value).__name__}, not an object.")
         if item.get("from_name") == "label" and value.get("choices"):
-            label = str(value["choices"][0])
+            label = _choice(value)
         elif item.get("from_name") == "severity" and value.get("choices"):
-            severity = str(value["choices"][0])
+            severity = _choice(value)
         elif item.get("from_name") == "cot" and value.get("text"):
-            cot_text = "\n".join(str(t) for t in value["text"])
+            texts = value["text"]
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise AnnotationError(f"The CoT text is {type(texts).__name__}, not a list of strings.")
+            cot_text = "\n".join(texts)
     return label, severity, cot_text
 
 
@@ -239,7 +273,9 @@ def labelstudio_import_project(*, client: Any, ls_url: str, project_id: int, by:
     """Bring a project's annotations back: the label as a review of the decision (approve when it
     is the model's, override otherwise), an edited CoT as a submitted correction by ``by``.
 
-    Idempotent by Label Studio annotation id; each annotation is imported in its own transaction.
+    Idempotent by Label Studio annotation id; each annotation is imported in its own transaction. An annotation that
+    cannot be imported (its task names no decision of this workbench, an id or a result of the wrong shape) is
+    listed in ``skipped`` with why, and the rest are imported: one stray task no longer stopped every later one.
     """
     result = ImportResult()
     done = set(
@@ -249,12 +285,23 @@ def labelstudio_import_project(*, client: Any, ls_url: str, project_id: int, by:
     )
     for task in client.tasks.list(project=project_id, fields="all"):
         for annotation in task.annotations or []:
-            if annotation.get("was_cancelled") or not annotation.get("result"):
+            if not isinstance(annotation, dict) or annotation.get("was_cancelled") or not annotation.get("result"):
                 continue
-            if annotation["id"] in done:
-                result.already += 1
+            try:
+                annotation_id = _ls_id(annotation.get("id"), what="annotation id")
+                if annotation_id in done:
+                    result.already += 1
+                    continue
+                outcome = _import_one(ls_url, project_id, task, annotation, by)
+            except AnnotationError as exc:
+                result.skipped.append(
+                    {
+                        "task": str(getattr(task, "id", ""))[:40],
+                        "annotation": str(annotation.get("id"))[:40],
+                        "reason": str(exc),
+                    }
+                )
                 continue
-            outcome = _import_one(ls_url, project_id, task, annotation, by)
             result.outcomes.append(outcome)
             if outcome["result"] != "already":
                 result.imported += 1
@@ -265,15 +312,18 @@ def labelstudio_import_project(*, client: Any, ls_url: str, project_id: int, by:
 
 @transaction.atomic
 def _import_one(ls_url: str, project_id: int, task: Any, annotation: dict[str, Any], by: User) -> dict[str, Any]:
-    data: dict[str, Any] = task.data or {}
-    decision_id = data.get("decision_id")
+    task_id = _ls_id(task.id, what="task id")
+    data = task.data if isinstance(task.data, dict) else {}
+    raw_decision = data.get("decision_id")
+    decision_id = _ls_id(raw_decision, what="decision_id") if raw_decision is not None else None
     decision = Decision.objects.select_for_update().filter(pk=decision_id).first() if decision_id is not None else None
     if decision is None:
-        raise AnnotationError(f"Label Studio task {task.id} names no decision of this workbench.")
+        raise AnnotationError(f"Label Studio task {task_id} names no decision of this workbench.")
     if LabelStudioImport.objects.filter(ls_url=ls_url, ls_annotation_id=annotation["id"]).exists():
         return {"annotation": annotation["id"], "result": "already"}
     label, severity, cot_text = _annotation_values(annotation["result"])
-    note = f"Label Studio annotation #{annotation['id']} (project {project_id}, by {annotation.get('created_username', '').strip(' ,') or 'unknown'})"
+    author = str(annotation.get("created_username") or "").strip(" ,")[:150] or "unknown"
+    note = f"Label Studio annotation #{annotation['id']} (project {project_id}, by {author})"
     did: list[str] = []
     if not video_open_to(user=by, video_id=decision.video_id):
         # A task names its decision by id, and a Label Studio project's tasks are anyone's to edit there: a decision
@@ -305,7 +355,7 @@ def _import_one(ls_url: str, project_id: int, task: Any, annotation: dict[str, A
     LabelStudioImport.objects.create(
         ls_url=ls_url,
         ls_project_id=project_id,
-        ls_task_id=task.id,
+        ls_task_id=task_id,
         ls_annotation_id=annotation["id"],
         decision=decision,
         label=label,

@@ -415,8 +415,13 @@ def _clean_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:
     for key, (typ, low, high) in _PARAM_BOUNDS.items():
         if key not in merged:
             continue
+        raw = merged[key]
+        if isinstance(raw, bool):  # ``int(True)`` is 1: an API body's true ran max_steps 1
+            raise TrainingError(f"{key} must be a number, not {str(raw).lower()}.")
+        if typ is int and isinstance(raw, float) and math.isfinite(raw) and not raw.is_integer():
+            raise TrainingError(f"{key} must be a whole number, not {raw:g}.")  # ``int(2.9)`` ran 2 steps, unsaid
         try:
-            value = typ(merged[key])
+            value = typ(raw)
         except (TypeError, ValueError, OverflowError):  # OverflowError: JSON's 1e400 is infinity, no int
             raise TrainingError(f"{key} must be a number.") from None
         if not low <= value <= high:

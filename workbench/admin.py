@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import rest_framework.authtoken.admin  # noqa: F401  (registers DRF's token admin now, so it can be removed below)
 from django.contrib import admin
 from rest_framework.authtoken.models import TokenProxy
 
@@ -45,5 +46,4 @@ class CspViolationAdmin(admin.ModelAdmin):
         return False
 
 
-if admin.site.is_registered(TokenProxy):
-    admin.site.unregister(TokenProxy)
+admin.site.unregister(TokenProxy)

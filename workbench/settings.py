@@ -95,7 +95,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from our static files (no CDN)
     "django_htmx",
@@ -104,6 +103,10 @@ INSTALLED_APPS = [
     "moderation",
     "annotation",
     "training",
+    # Last: only for its migrations (workbench's 0002/0003 moved its keys into ``workbench.ApiToken``). Of two apps
+    # with a command of one name the one listed first answers to it, so workbench's ``drf_create_token`` (a refusal
+    # naming ``create_api_token``) replaces DRF's, which printed keys this API refuses.
+    "rest_framework.authtoken",
 ]
 
 MIDDLEWARE = [

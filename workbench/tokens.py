@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +26,7 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 
 from workbench.models import ApiToken
+from workbench.text import has_unstorable, shown_text
 from workbench.timewords import expires_in_text
 
 if TYPE_CHECKING:
@@ -139,16 +141,52 @@ def _user_tokens_lock(user: User) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"api-token:{user.pk}"])
 
 
+# The longest lifetime a token may be given when it is issued (``lifetime_days``): as the setting's bound
+# (``workbench.checks``), 100 years; past it the expiry date overflows what a datetime holds.
+API_TOKEN_MAX_LIFETIME_DAYS = 36500
+API_TOKEN_LABEL_MAX = 200
+
+
+class ApiTokenRequestInvalid(ValueError):
+    """A lifetime or label ``api_token_issue`` cannot take; the message says what it takes."""
+
+
 @transaction.atomic
-def api_token_issue(*, user: User, rotate: bool = False, scope: str | None = None) -> ApiTokenIssued:
+def api_token_issue(
+    *,
+    user: User,
+    rotate: bool = False,
+    scope: str | None = None,
+    lifetime_days: int | None = None,
+    label: str = "",
+    via: str = "",
+) -> ApiTokenIssued:
     """A new API token for ``user`` (the old one refused from now on) when they had none, it expired, or when
     ``rotate``; else their current one, without its key (``key`` ""). Only the key's hash is stored. A new one is
     recorded in the audit log (``api_token_changed``: "api_token.create" for a first one, "api_token.rotate" for a
     replacement).
 
     ``scope`` (``ApiToken.Scope``): the new token's; left out, a replacement keeps the old token's (rotating a
-    read-only token never widens it unasked) and a first token is ``write``."""
+    read-only token never widens it unasked) and a first token is ``write``.
+
+    ``lifetime_days``: how long the new token is accepted (1 to ``API_TOKEN_MAX_LIFETIME_DAYS``), left out
+    API_TOKEN_LIFETIME_DAYS. ``label`` (what the token is for) and ``via`` (where it was issued when its user did not
+    ask for it themselves: ``manage.py create_api_token``) go into the audit event's payload; with ``via`` the event
+    names no actor, since no signed-in person issued it. A bad lifetime or label is ``ApiTokenRequestInvalid``."""
     scope = api_token_scope_checked(scope)
+    if lifetime_days is not None and not 1 <= lifetime_days <= API_TOKEN_MAX_LIFETIME_DAYS:
+        raise ApiTokenRequestInvalid(
+            f"A token's lifetime is 1 to {API_TOKEN_MAX_LIFETIME_DAYS} days, not {lifetime_days}."
+        )
+    label = shown_text(label).strip()
+    if (
+        len(label) > API_TOKEN_LABEL_MAX
+        or has_unstorable(label)
+        or any(unicodedata.category(ch) == "Cc" for ch in label)
+    ):
+        raise ApiTokenRequestInvalid(
+            f"A token's label is one line of at most {API_TOKEN_LABEL_MAX} characters and no control characters (this one: {len(label)} characters)."
+        )
     _user_tokens_lock(user)
     now = timezone.now()
     token = ApiToken.objects.select_for_update().filter(user=user).first()
@@ -167,13 +205,17 @@ def api_token_issue(*, user: User, rotate: bool = False, scope: str | None = Non
         key_hash=token_hash(key),
         prefix=key[:TOKEN_PREFIX_LEN],
         created=now,
-        expires_at=now + timedelta(days=settings.API_TOKEN_LIFETIME_DAYS),
+        expires_at=now + timedelta(days=lifetime_days or settings.API_TOKEN_LIFETIME_DAYS),
         scope=scope or ApiToken.Scope.WRITE,
     )
     payload["token_expires_at"] = token.expires_at.isoformat()
     payload["token_scope"] = token.scope
+    if label:
+        payload["label"] = label
+    if via:
+        payload["via"] = via
     action = "api_token.rotate" if "old_token_prefix" in payload else "api_token.create"
-    api_token_changed.send(sender=ApiToken, user=user, action=action, by=user, payload=payload)
+    api_token_changed.send(sender=ApiToken, user=user, action=action, by=None if via else user, payload=payload)
     return ApiTokenIssued(token=token, key=key)
 
 

@@ -8,12 +8,25 @@ refuses, wherever a user is made or renamed (the admin's user forms, ``createsup
 - a name whose skeleton (NFKC, case folded, the Cyrillic and Greek letters that look like Latin ones read as those)
   is another user's: a one-script "аdmіn" in Cyrillic or "Admin" beside "admin".
 
-Python's ``unicodedata`` has no confusables table (Unicode TR39's); the map below is the short list of letters that
-look like Latin ones in common fonts, enough for the names an operator types.
+Python's ``unicodedata`` has no confusables table (Unicode TR39's), and none is on the machine to read; what it has
+is each character's name, which says its script ("ARMENIAN SMALL LETTER OH") and, for Latin's odd letters, which
+letter they are drawn as ("LATIN LETTER SMALL CAPITAL A", "LATIN SMALL LETTER DOTLESS I"). So:
+
+- the mixed-script rule reads every letter's script from its name: Latin beside any other alphabet (Armenian "օ",
+  Cherokee, …) is refused, as is any two non-Latin alphabets together; Latin with Han, kana and Hangul (Japanese,
+  Chinese and Korean names written with Latin letters, TR39's "highly restrictive" set) is not;
+- the skeleton reads Latin's small capitals, script, dotless letters, alpha and iota and the dental click as the
+  letter they look like, the Cyrillic, Greek and Armenian letters drawn like Latin ones from the short map below;
+- a second, case-keeping skeleton catches what case folding hides: a capital "I" beside a small "l" ("paypaI"),
+  "1" and "0" for "l" and "o", "rn" for "m", "vv" for "w", "cl" for "d" (TR39's confusables among ASCII).
+
+Not caught: a whole name in another alphabet whose letters only resemble Latin ones in some fonts beyond the map
+(Cherokee capitals): it cannot be mixed with Latin, and it reads as nobody's name to a careful eye.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any
 
@@ -60,47 +73,104 @@ _LOOKALIKES = {
     "χ": "x",
     "γ": "y",
     "ω": "w",
+    # Armenian
+    "օ": "o",
+    "ս": "u",
+    "հ": "h",
+    "ո": "n",
+    "զ": "q",
+    "ց": "g",
 }
 _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
-_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+# Latin letters named after the letter they are drawn as: "LATIN LETTER SMALL CAPITAL A", "LATIN SMALL LETTER SCRIPT
+# G", "LATIN SMALL LETTER DOTLESS I" (read from ``unicodedata``'s names, not listed by hand).
+_LATIN_DRAWN_AS = re.compile(r"LATIN (?:SMALL |CAPITAL )?LETTER (?:SMALL CAPITAL|SCRIPT|DOTLESS) ([A-Z])")
+_LATIN_NAMED_LOOKALIKES = {
+    "LATIN SMALL LETTER ALPHA": "a",
+    "LATIN SMALL LETTER IOTA": "i",
+    "LATIN LETTER DENTAL CLICK": "l",
+}
+# Scripts whose letters may stand beside Latin ones in one name (TR39's highly restrictive level: Japanese, Chinese
+# and Korean writing mixes them with Latin); any other pair of scripts in one name is refused.
+_MIX_WITH_LATIN = {"CJK", "IDEOGRAPHIC", "HIRAGANA", "KATAKANA", "HANGUL", "BOPOMOFO"}
+# First words of letters' names that are no script: "MODIFIER LETTER TURNED COMMA" (the ʻokina of "Hawaiʻi").
+_NO_SCRIPT = {"MODIFIER"}
+# ASCII confusables case folding hides or keeps apart (TR39's): read on the case-keeping skeleton.
+_ASCII_DIGRAPHS = (("rn", "m"), ("vv", "w"), ("cl", "d"))
+_ASCII_LOOKALIKES = str.maketrans({"I": "l", "1": "l", "|": "l", "0": "o"})
+
+
+def _latin_as_drawn(name: str) -> str:
+    out = []
+    for ch in name:
+        if ord(ch) < 128:
+            out.append(ch)
+            continue
+        char_name = unicodedata.name(ch, "")
+        drawn = _LATIN_DRAWN_AS.fullmatch(char_name)
+        out.append(drawn.group(1).lower() if drawn else _LATIN_NAMED_LOOKALIKES.get(char_name, ch))
+    return "".join(out)
 
 
 def username_skeleton(name: str) -> str:
     """What ``name`` looks like: NFKC (full-width letters as ASCII), case folded, look-alike letters as Latin."""
-    return unicodedata.normalize("NFKC", name).casefold().translate(_LOOKALIKE_TABLE)
+    return _latin_as_drawn(unicodedata.normalize("NFKC", name).casefold()).translate(_LOOKALIKE_TABLE)
+
+
+def username_skeleton_cased(name: str) -> str:
+    """What ``name`` looks like letter by letter before case folding merges "I" with "i": a capital I, "1" and "|" as
+    "l", "0" as "o", then ``username_skeleton``'s reading, then "rn" as "m", "vv" as "w", "cl" as "d"."""
+    folded = username_skeleton(unicodedata.normalize("NFKC", name).translate(_ASCII_LOOKALIKES))
+    for pair, single in _ASCII_DIGRAPHS:
+        folded = folded.replace(pair, single)
+    return folded
 
 
 def _scripts(name: str) -> dict[str, str]:
-    """The scripts of ``name``'s letters (of Latin, Cyrillic, Greek), each with its first letter."""
+    """The scripts of ``name``'s letters (the first word of each letter's Unicode name: LATIN, CYRILLIC, CJK,
+    HIRAGANA…), each with its first letter."""
     found: dict[str, str] = {}
     for ch in unicodedata.normalize("NFKC", name):
         if ch.isalpha():
-            script = unicodedata.name(ch, "").split(" ", 1)[0]
-            if script in _SCRIPTS:
+            script = unicodedata.name(ch, "").split(" ", 1)[0].split("-", 1)[0]
+            if script and script not in _NO_SCRIPT:
                 found.setdefault(script, ch)
     return found
 
 
+def _mixed(scripts: dict[str, str]) -> tuple[str, str] | None:
+    """Two scripts of ``scripts`` that may not stand together in one name (the first Latin where there is Latin), or
+    None when the name is in one script, or Latin with Han, kana, Hangul or Bopomofo only."""
+    alone = [s for s in scripts if s != "LATIN" and s not in _MIX_WITH_LATIN]
+    if len(scripts) < 2 or not alone:
+        return None
+    base = "LATIN" if "LATIN" in scripts else next(iter(scripts))
+    other = next(s for s in scripts if s != base and (s in alone or base in alone))
+    return base, other
+
+
 @deconstructible
 class UsernameLookalikeValidator:
-    """Refuse a username that mixes Latin with Cyrillic or Greek letters, or that looks like another user's."""
+    """Refuse a username that mixes alphabets (Latin with Cyrillic, Greek, Armenian…), or that looks like another
+    user's by either skeleton."""
 
     def __call__(self, value: Any) -> None:
         name = str(value)
         scripts = _scripts(name)
-        if "LATIN" in scripts and len(scripts) > 1:
-            other = next(s for s in scripts if s != "LATIN")
+        mixed = _mixed(scripts)
+        if mixed is not None:
+            base, other = mixed
             raise ValidationError(
-                f"“{name}” mixes Latin letters with {other.title()} ones (“{scripts[other]}”), which can look "
-                "alike: write the name in one alphabet.",
+                f"“{name}” mixes {base.title()} letters with {other.title()} ones (“{scripts[other]}”), which can "
+                "look alike: write the name in one alphabet.",
                 code="mixed_script",
             )
         from django.contrib.auth import get_user_model
 
-        skeleton = username_skeleton(name)
+        skeleton, cased = username_skeleton(name), username_skeleton_cased(name)
         # The user's own current name is not another's (an unchanged name on the admin's change form).
         for existing in get_user_model().objects.exclude(username=name).values_list("username", flat=True):
-            if username_skeleton(existing) == skeleton:
+            if username_skeleton(existing) == skeleton or username_skeleton_cased(existing) == cased:
                 raise ValidationError(
                     f"“{name}” looks like the existing user “{existing}”: choose a name that reads differently.",
                     code="lookalike",

@@ -8,6 +8,7 @@ de-duplicate on the event id (``Workbench-Event-Id``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -90,6 +91,19 @@ def _clean_url(url: str) -> str:
     return url
 
 
+def _same_receiver(url: str) -> tuple[str, str, int | None, str, str]:
+    """What a webhook address names, as the request reaches it: the scheme and host in any case, the host with or
+    without its root dot, the scheme's own port written or not, an empty path as "/". "https://Hooks.Example.com./x"
+    and "https://hooks.example.com:443/x" are one receiver: two endpoints for it sent every event twice."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".")
+    with contextlib.suppress(UnicodeError):  # an address IDNA cannot write is compared as typed
+        host = host.encode("idna").decode("ascii")  # "bücher.example" is "xn--bcher-kva.example"
+    port = parts.port if parts.port != {"http": 80, "https": 443}.get(scheme) else None
+    return scheme, host, port, parts.path or "/", parts.query
+
+
 def _audited(endpoint: WebhookEndpoint, action: str, by: User | None, **payload: Any) -> None:
     """In the audit log (``webhook_endpoint_changed``), inside the caller's transaction: the change and its record
     commit together. ``payload`` never holds the signing secret."""
@@ -124,7 +138,15 @@ def webhook_endpoint_create(
         cursor.execute(
             "SELECT pg_advisory_xact_lock(hashtext('moderation.webhook_endpoint_add'), %s)", [integration.pk]
         )
-    existing = WebhookEndpoint.objects.filter(integration=integration, url=cleaned).order_by("pk").first()
+    receiver = _same_receiver(cleaned)
+    existing = next(
+        (
+            e
+            for e in WebhookEndpoint.objects.filter(integration=integration).order_by("pk")
+            if _same_receiver(e.url) == receiver
+        ),
+        None,
+    )
     if existing is not None:
         raise WebhookEndpointExists(existing)
     endpoint = WebhookEndpoint.objects.create(

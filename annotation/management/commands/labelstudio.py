@@ -82,8 +82,13 @@ class Command(BaseCommand):
         except Exception as exc:
             raise CommandError(_labelstudio_failure(exc, url=opts["url"])) from exc
         self.stdout.write(
-            f"Project {opts['project']}: {result.imported} annotations imported, {result.already} already imported."
+            f"Project {opts['project']}: {result.imported} annotations imported, {result.already} already imported"
+            + (f", {len(result.skipped)} skipped:" if result.skipped else ".")
         )
+        for skipped in result.skipped[:50]:
+            self.stdout.write(f"  task {skipped['task']}, annotation {skipped['annotation']}: {skipped['reason']}")
+        if len(result.skipped) > 50:
+            self.stdout.write(f"  … and {len(result.skipped) - 50} more.")
 
 
 def _labelstudio_failure(exc: Exception, *, url: str) -> str:
