@@ -133,7 +133,7 @@ def _pair_items(*, video: Any, policy_version: Any) -> QuerySet[ReviewTask]:
     ).exclude(queue__kind=ReviewQueue.Kind.TAGS)
 
 
-def routing_orphans() -> dict[str, QuerySet[Any]]:
+def routing_orphans(*, among: QuerySet[Any] | None = None) -> dict[str, QuerySet[Any]]:
     """Routing older code left inconsistent in ways ``videos_routing_stranded`` does not see (its flag agrees
     with what is awaited), each a queryset of video ids:
 
@@ -150,7 +150,10 @@ def routing_orphans() -> dict[str, QuerySet[Any]]:
     again, but a lost one leaves it waiting for good).
 
     A review item cannot point to a deleted queue (``ReviewTask.queue`` protects it); an awaited row of a deleted
-    queue is deleted with it, which leaves one of the states above or a stranded flag."""
+    queue is deleted with it, which leaves one of the states above or a stranded flag.
+
+    ``among``: video ids to look at (the ops page's ``RoutingRecheck`` rows) for ``unrouted`` and ``other_policy``;
+    ``awaited_made`` reads the few awaited rows whatever it says."""
     items = _pair_items(video=OuterRef("video_id"), policy_version=OuterRef("policy_version_id"))
     own_item = ReviewTask.objects.filter(decision_id=OuterRef("pk"), is_gold=False).exclude(
         queue__kind=ReviewQueue.Kind.TAGS
@@ -162,15 +165,17 @@ def routing_orphans() -> dict[str, QuerySet[Any]]:
     made = _pair_items(video=OuterRef("awaited_video"), policy_version=OuterRef("awaited_policy_version")).filter(
         queue_id=OuterRef("queue_id")
     )
+    decisions = Decision.objects.all() if among is None else Decision.objects.filter(video_id__in=among)
+    pending = ReviewTask.objects.all() if among is None else ReviewTask.objects.filter(decision__video_id__in=among)
     return {
         # A decision's own item (most have one), then its own awaited row (the rest, but the orphans, have one) rule
         # it out first, by ``decision_id`` alone: only the few left are checked against the whole pair's items and
         # awaited rows (implied by the pair check: exact). The awaited ones went through the pair's checks, two
         # index walks of five pages each (at 1,000 awaited rows 11,000 of the statement's 15,500 pages).
-        "unrouted": Decision.objects.filter(
-            ~Exists(own_item), ~Exists(own_awaited), ~Exists(items), ~Exists(awaited)
-        ).values("video_id"),
-        "other_policy": ReviewTask.objects.filter(
+        "unrouted": decisions.filter(~Exists(own_item), ~Exists(own_awaited), ~Exists(items), ~Exists(awaited)).values(
+            "video_id"
+        ),
+        "other_policy": pending.filter(
             status=ReviewTask.Status.PENDING,
             is_gold=False,
             queue__kind=ReviewQueue.Kind.MODERATION,
@@ -227,16 +232,19 @@ class RoutingOrphanSummary:
     first_ids: list[int]
 
 
-def routing_orphans_summary(*, first: int, cap: int = ROUTING_COUNT_CAP) -> RoutingOrphanSummary:
-    """What the ops page says of ``routing_orphans``, each kind's query run once (one query a kind): its videos'
-    first ``max(cap, first) + 1`` ids, which give its count (exact up to ``cap``), the union's count (exact up to
-    ``cap`` when every kind's is) and the union's first ``first`` ids (each among its kind's first ones)."""
+def routing_orphans_summary(
+    *, first: int, cap: int = ROUTING_COUNT_CAP, among: QuerySet[Any] | None = None
+) -> RoutingOrphanSummary:
+    """What the ops page says of ``routing_orphans`` (``among``: as there), each kind's query run once (one query a
+    kind): its videos' first ``max(cap, first) + 1`` ids, which give its count (exact up to ``cap``), the union's
+    count (exact up to ``cap`` when every kind's is) and the union's first ``first`` ids (each among its kind's
+    first ones)."""
     read = max(cap, first) + 1
     # Each kind's own video ids, sorted and cut. Sorted by ``id + 0``, which no index gives in order: the kind's
     # cheapest whole plan (hash joins), then a sort of its few rows; sorted by the column itself the planner walks
     # every decision in video order hoping to stop at the cut (a filter on the videos by id walks every video).
     ids: dict[str, list[int]] = {}
-    for kind, q in routing_orphans().items():
+    for kind, q in routing_orphans(among=among).items():
         field = (q.query.values_select or tuple(q.query.annotation_select))[0]
         rows = q.annotate(unindexed=F(field) + 0).values_list("unindexed", flat=True).order_by("unindexed")
         ids[kind] = list(rows.distinct()[:read])
