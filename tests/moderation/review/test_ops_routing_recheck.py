@@ -221,3 +221,26 @@ def test_a_change_committed_after_a_check_began_is_not_dropped_by_it(policy_vers
     writer.join(timeout=30)
 
     _assert_exact({"unrouted": 1})
+
+
+@pytest.mark.django_db
+def test_beat_drops_the_consistent_videos_rows_so_a_quiet_week_does_not_pile_up(policy_version: Any) -> None:
+    from celery import Celery
+
+    from moderation.ops.tasks import prune_routing_rechecks
+    from workbench.queues import TASK_ROUTES, TaskQueue, configure_routing
+
+    queue = review_queue_default()
+    routed = [DecisionFactory(policy_version=policy_version) for _ in range(3)]
+    ReviewTask.objects.bulk_create(ReviewTask(decision=d, queue=queue) for d in routed)
+    unrouted = DecisionFactory(policy_version=policy_version)
+
+    assert prune_routing_rechecks.run() == 6  # a row for each decision and each pending item made
+    assert list(RoutingRecheck.objects.values_list("video_id", flat=True)) == [unrouted.video_id]
+    assert prune_routing_rechecks.run() == 0
+    assert _page()["unrouted"] == 1
+    name = "moderation.ops.tasks.prune_routing_rechecks"
+    app = Celery("routing-check", set_as_current=False)  # never the app shared tasks send through
+    configure_routing(app)
+    assert [e["schedule"] for e in app.conf.beat_schedule.values() if e["task"] == name] == [300.0]
+    assert TASK_ROUTES[name] is TaskQueue.DEFAULT
