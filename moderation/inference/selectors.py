@@ -15,11 +15,12 @@ from moderation.labels.models import ItemLabel
 from moderation.labels.selectors import item_label_map, item_labels_trusted
 from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
+from workbench.db import ids_listed
 from workbench.text import row_id
 
 
 def videos_missing_auto_decision(
-    *, among: QuerySet[Any] | None = None, policies: list[int] | None = None
+    *, among: list[int] | None = None, policies: list[int] | None = None
 ) -> QuerySet[Video]:
     """Decided videos with no decision under some policy that auto-applies: left half-decided by code that saved
     each policy's decision in its own transaction (a run now saves them all at once), or decided before that
@@ -28,6 +29,8 @@ def videos_missing_auto_decision(
     (``decisions_create_missing_for_video``). Videos still in the media pipeline are left to it. ``among``: only
     these video ids (the ops page's ``RoutingRecheck`` rows); ``policies``: the auto-applied policies' ids, read
     already (``auto_applied_policy_ids``)."""
+    if among is not None and not among:
+        return Video.objects.none()
     policies = auto_applied_policy_ids() if policies is None else policies
     if not policies:
         return Video.objects.none()
@@ -36,7 +39,7 @@ def videos_missing_auto_decision(
     for policy_id in policies:
         lacking |= ~Q(Exists(decisions.filter(policy_version__policy_id=policy_id)))
     in_flight = (Video.Status.UPLOADED, Video.Status.PROCESSING)
-    videos = Video.objects.all() if among is None else Video.objects.filter(pk__in=among)
+    videos = Video.objects.all() if among is None else Video.objects.filter(pk__in=ids_listed(among))
     return videos.filter(Exists(decisions), lacking).exclude(status__in=in_flight).order_by("pk")
 
 
@@ -101,7 +104,7 @@ def missing_decision_summary(
     now: datetime,
     first: int,
     dismissed: bool = False,
-    among: QuerySet[Any] | None = None,
+    among: list[int] | None = None,
     policies: list[int] | None = None,
 ) -> MissingDecisionSummary:
     """Everything the ops page says of the half-decided videos (``videos_missing_auto_decision``) from one read of
@@ -111,6 +114,10 @@ def missing_decision_summary(
     found once for each of these figures. ``listed_ids`` holds only videos with a failed (or dismissed) try:
     bounded by the repair rows, which are deleted once a video lacks nothing. ``among``, ``policies``: as
     ``videos_missing_auto_decision``'s."""
+    if among is not None and not among:  # none to look at: none found, no statement
+        return MissingDecisionSummary(
+            counted=0, first_ids=[], queued=0, given_up=0, dismissed=0, to_queue=0, listed_ids=[]
+        )
     repairs, queued, given_up = _missing_decision_repairs(now=now)
     row = repairs.filter(video_id=OuterRef("pk"))
     is_dismissed = Exists(row.filter(dismissed_at__isnull=False))

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from moderation.inference.selectors import (
     MissingDecisionSummary,
@@ -32,7 +32,6 @@ from moderation.inference.selectors import (
     missing_decision_summary,
     videos_missing_auto_decision,
 )
-from moderation.media.models import Video
 from moderation.review.models import RoutingRecheck
 from moderation.review.selectors import RoutingOrphanSummary, routing_orphans, routing_orphans_summary
 
@@ -51,29 +50,36 @@ class RoutingChecks:
     checked_at: datetime
 
 
-def _inconsistent(*, among: QuerySet[Any] | None, policies: list[int] | None = None) -> QuerySet[Any]:
-    """The videos either check finds (the ``awaited_made`` kind is read live from its few rows, not here)."""
+def _inconsistent(*, among: list[int] | None, policies: list[int] | None = None) -> QuerySet[Any]:
+    """The ids of the videos either check finds among ``among`` (None: the whole library), as one UNION of the
+    kinds' own reads (the ``awaited_made`` kind is read live from its few rows, not here)."""
     kinds = routing_orphans(among=among)
     half_decided = videos_missing_auto_decision(among=among, policies=policies).order_by().values("pk")
-    found = Q(pk__in=kinds["unrouted"]) | Q(pk__in=kinds["other_policy"]) | Q(pk__in=half_decided)
-    return Video.objects.filter(found).order_by().values("pk")
+    return kinds["unrouted"].order_by().union(kinds["other_policy"].order_by(), half_decided)
 
 
-def routing_recheck_prune(*, policies: list[int] | None = None) -> int:
-    """Delete the ``RoutingRecheck`` rows of the videos that are consistent now; the rows of the inconsistent ones
-    stay. One statement: the rows it deletes are those its own snapshot shows, each written by a change the same
-    snapshot's check sees; rows another check holds are skipped, not waited for. ``policies``: the auto-applied
-    ones, read already. Returns the rows deleted."""
-    among = RoutingRecheck.objects.values("video_id")
-    sql, params = _inconsistent(among=among, policies=policies).query.sql_with_params()
+def _listed() -> list[int]:
+    return list(RoutingRecheck.objects.order_by().values_list("video_id", flat=True).distinct())
+
+
+def routing_recheck_prune(*, listed: list[int] | None = None, policies: list[int] | None = None) -> set[int]:
+    """Delete the ``RoutingRecheck`` rows of the listed videos (``listed``: read already) that are consistent now;
+    the rows of the inconsistent ones stay. One statement: the rows it deletes are those its own snapshot shows,
+    each written by a change the same snapshot's check sees; rows another check holds are skipped, not waited for.
+    ``policies``: the auto-applied ones, read already. Returns the videos whose rows it deleted."""
+    listed = _listed() if listed is None else listed
+    if not listed:
+        return set()
+    sql, params = _inconsistent(among=listed, policies=policies).query.sql_with_params()
     table = RoutingRecheck._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {table} WHERE id IN ("  # noqa: S608  (our table name and our queryset's SQL)
-            f"SELECT id FROM {table} WHERE video_id NOT IN ({sql}) FOR UPDATE SKIP LOCKED)",
-            params,
+            f"SELECT id FROM {table} WHERE video_id = ANY(%s) AND video_id NOT IN ({sql}) FOR UPDATE SKIP LOCKED"
+            ") RETURNING video_id",
+            [listed, *params],
         )
-        return int(cursor.rowcount)
+        return {row[0] for row in cursor.fetchall()}
 
 
 def routing_recheck_whole_library() -> int:
@@ -81,11 +87,13 @@ def routing_recheck_whole_library() -> int:
     before), added to ``RoutingRecheck`` where it lacks one. The triggers leave none to add; one added means a
     writer went round them (logged). Returns how many were added."""
     table = RoutingRecheck._meta.db_table
-    sql, params = (
-        _inconsistent(among=None).exclude(pk__in=RoutingRecheck.objects.values("video_id")).query.sql_with_params()
-    )
+    sql, params = _inconsistent(among=None).query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} (video_id) {sql}", params)  # noqa: S608  (ours, as above)
+        cursor.execute(
+            f"INSERT INTO {table} (video_id) SELECT found.id FROM ({sql}) found (id) "  # noqa: S608  (as above)
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} listed WHERE listed.video_id = found.id)",
+            params,
+        )
         added = int(cursor.rowcount)
     if added:
         logger.warning("Routing check of the whole library: %d inconsistent videos were not listed to check", added)
@@ -94,11 +102,13 @@ def routing_recheck_whole_library() -> int:
 
 def ops_routing_checks(*, now: datetime, shown: int, dismissed: bool) -> RoutingChecks:
     """The routing panel's checks (``routing_orphans_summary``, ``missing_decision_summary``) on the videos listed
-    in ``RoutingRecheck``, after deleting the rows of those found consistent: exact figures that read the changed
-    videos, not the library."""
-    policies = auto_applied_policy_ids()
-    routing_recheck_prune(policies=policies)
-    among = RoutingRecheck.objects.values("video_id")
+    in ``RoutingRecheck``, once those found consistent are dropped (``routing_recheck_prune``): exact figures, as of
+    the list's read, that read the changed videos, not the library. No video listed (the usual state once the beat
+    pruned): no statement but the list's and the live ``awaited_made`` kind's."""
+    listed = _listed()
+    policies = auto_applied_policy_ids() if listed else []
+    consistent = routing_recheck_prune(listed=listed, policies=policies)
+    among = [video_id for video_id in listed if video_id not in consistent]
     return RoutingChecks(
         orphans=routing_orphans_summary(first=shown, among=among),
         missing=missing_decision_summary(now=now, first=shown, dismissed=dismissed, among=among, policies=policies),

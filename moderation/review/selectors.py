@@ -62,7 +62,7 @@ from moderation.review.models import (
     ReviewSkip,
     ReviewTask,
 )
-from workbench.db import aggregate_row, aggregate_rows_read, prepared_cursor
+from workbench.db import aggregate_row, aggregate_rows_read, ids_listed, prepared_cursor
 from workbench.pagination import CappedCount
 from workbench.roles import Perm
 from workbench.text import shown_text
@@ -133,7 +133,7 @@ def _pair_items(*, video: Any, policy_version: Any) -> QuerySet[ReviewTask]:
     ).exclude(queue__kind=ReviewQueue.Kind.TAGS)
 
 
-def routing_orphans(*, among: QuerySet[Any] | None = None) -> dict[str, QuerySet[Any]]:
+def routing_orphans(*, among: list[int] | None = None) -> dict[str, QuerySet[Any]]:
     """Routing older code left inconsistent in ways ``videos_routing_stranded`` does not see (its flag agrees
     with what is awaited), each a queryset of video ids:
 
@@ -152,8 +152,8 @@ def routing_orphans(*, among: QuerySet[Any] | None = None) -> dict[str, QuerySet
     A review item cannot point to a deleted queue (``ReviewTask.queue`` protects it); an awaited row of a deleted
     queue is deleted with it, which leaves one of the states above or a stranded flag.
 
-    ``among``: video ids to look at (the ops page's ``RoutingRecheck`` rows) for ``unrouted`` and ``other_policy``;
-    ``awaited_made`` reads the few awaited rows whatever it says."""
+    ``among``: the video ids to look at (the ops page's ``RoutingRecheck`` rows) for ``unrouted`` and
+    ``other_policy`` (none: no statement); ``awaited_made`` reads the few awaited rows whatever it says."""
     items = _pair_items(video=OuterRef("video_id"), policy_version=OuterRef("policy_version_id"))
     own_item = ReviewTask.objects.filter(decision_id=OuterRef("pk"), is_gold=False).exclude(
         queue__kind=ReviewQueue.Kind.TAGS
@@ -165,8 +165,12 @@ def routing_orphans(*, among: QuerySet[Any] | None = None) -> dict[str, QuerySet
     made = _pair_items(video=OuterRef("awaited_video"), policy_version=OuterRef("awaited_policy_version")).filter(
         queue_id=OuterRef("queue_id")
     )
-    decisions = Decision.objects.all() if among is None else Decision.objects.filter(video_id__in=among)
-    pending = ReviewTask.objects.all() if among is None else ReviewTask.objects.filter(decision__video_id__in=among)
+    decisions, pending = Decision.objects.all(), ReviewTask.objects.all()
+    if among is not None:
+        ids = ids_listed(among)
+        decisions, pending = decisions.filter(video_id__in=ids), pending.filter(decision__video_id__in=ids)
+        if not among:
+            decisions, pending = decisions.none(), pending.none()
     return {
         # A decision's own item (most have one), then its own awaited row (the rest, but the orphans, have one) rule
         # it out first, by ``decision_id`` alone: only the few left are checked against the whole pair's items and
@@ -233,7 +237,7 @@ class RoutingOrphanSummary:
 
 
 def routing_orphans_summary(
-    *, first: int, cap: int = ROUTING_COUNT_CAP, among: QuerySet[Any] | None = None
+    *, first: int, cap: int = ROUTING_COUNT_CAP, among: list[int] | None = None
 ) -> RoutingOrphanSummary:
     """What the ops page says of ``routing_orphans`` (``among``: as there), each kind's query run once (one query a
     kind): its videos' first ``max(cap, first) + 1`` ids, which give its count (exact up to ``cap``), the union's

@@ -162,7 +162,8 @@ def test_a_load_keeps_listed_only_the_inconsistent_videos_and_reads_only_the_lis
     checks = [q["sql"] for q in ctx.captured_queries if ORPHAN_KINDS in q["sql"] or HALF_DECIDED in q["sql"]]
     checks = [sql for sql in checks if not re.search(r'FROM "moderation_awaitedqueueitem"(?! U\d)', sql)]
     assert len(checks) == 4  # the prune; unrouted, other_policy; the half-decided
-    assert all("moderation_routingrecheck" in sql for sql in checks)
+    assert all("unnest(" in sql for sql in checks)  # each restricted to the listed videos' ids
+
 
     # A claim and a decision change nothing a check looks at: nothing is listed for them.
     reviewer = UserFactory(role="moderator")
@@ -170,6 +171,15 @@ def test_a_load_keeps_listed_only_the_inconsistent_videos_and_reads_only_the_lis
     assert claimed is not None
     ReviewTask.objects.filter(pk=claimed.pk).update(status=ReviewTask.Status.DONE, completed_at=timezone.now())
     assert list(RoutingRecheck.objects.values_list("video_id", flat=True)) == [unrouted.video_id]
+
+    # Nothing inconsistent listed (the usual state): no check runs, but the awaited rows' live kind.
+    ReviewTask.objects.create(decision=unrouted, queue=queue)
+    _page()
+    assert not RoutingRecheck.objects.exists()
+    with CaptureQueriesContext(connection) as ctx:
+        assert _page()["unrouted"] == 0
+    checks = [q["sql"] for q in ctx.captured_queries if ORPHAN_KINDS in q["sql"] or HALF_DECIDED in q["sql"]]
+    assert len(checks) == 1 and re.search(r'FROM "moderation_awaitedqueueitem"(?! U\d)', checks[0])
 
 
 @pytest.mark.django_db
@@ -235,7 +245,7 @@ def test_beat_drops_the_consistent_videos_rows_so_a_quiet_week_does_not_pile_up(
     ReviewTask.objects.bulk_create(ReviewTask(decision=d, queue=queue) for d in routed)
     unrouted = DecisionFactory(policy_version=policy_version)
 
-    assert prune_routing_rechecks.run() == 6  # a row for each decision and each pending item made
+    assert prune_routing_rechecks.run() == 3  # videos (each listed twice: its decision made, its pending item)
     assert list(RoutingRecheck.objects.values_list("video_id", flat=True)) == [unrouted.video_id]
     assert prune_routing_rechecks.run() == 0
     assert _page()["unrouted"] == 1
