@@ -164,7 +164,6 @@ def test_a_load_keeps_listed_only_the_inconsistent_videos_and_reads_only_the_lis
     assert len(checks) == 4  # the prune; unrouted, other_policy; the half-decided
     assert all("unnest(" in sql for sql in checks)  # each restricted to the listed videos' ids
 
-
     # A claim and a decision change nothing a check looks at: nothing is listed for them.
     reviewer = UserFactory(role="moderator")
     claimed = review_claim_next(user=reviewer, queue=queue)
