@@ -175,10 +175,13 @@ def tag2cot_due_sql() -> str:
 TAG2COT_DUE_CAP = 1000
 
 
-def tag2cot_due_count(*, user: Any = None, cap: int = TAG2COT_DUE_CAP) -> CappedCount:
+def tag2cot_due_count(*, user: Any = None, cap: int = TAG2COT_DUE_CAP, found: str = "") -> CappedCount:
     """How many items are due a Tag2CoT task (``tag2cot_due_sql``), counted as far as ``cap``; with a ``user``,
-    only those on videos they may see (``videos_open_to``: a restricted queue's content stays with its groups)."""
-    due = RawSQL(f"SELECT video_id FROM ({_TAG2COT_DUE_SQL}) due", ())  # noqa: S611  (ours, no parameters)
+    only those on videos they may see (``videos_open_to``: a restricted queue's content stays with its groups).
+    ``found``: a table holding the due items found already (the press's ``tag2cot_press_due``), read instead of
+    finding them again over the labelled history."""
+    rows = found or f"({_TAG2COT_DUE_SQL}) due"
+    due = RawSQL(f"SELECT video_id FROM {rows}", ())  # noqa: S611  (ours, no parameters)
     videos = Video.objects.filter(pk__in=due)
     if user is not None:
         videos = videos_open_to(user=user, qs=videos)

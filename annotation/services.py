@@ -287,6 +287,7 @@ DRAFT_TASK = "annotation.tasks.draft_tag2cot"
 
 # Two presses at once count the drafts still waiting one after the other, so together they stay within the bound.
 _TAG2COT_OPEN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('annotation.tag2cot_open'))"
+_DUE_TABLE = "tag2cot_press_due"  # a press's items due, found once (temporary: this transaction's own)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,13 +315,18 @@ def tag2cot_tasks_queue(*, user: Any = None) -> Tag2CotOpening:
     queue is the one live decisions wait on, and one press could queue a draft for every labelled item
     of an import: the bound counts the drafts already queued, so repeated presses do not stack past it.
 
-    The tasks are opened by one ``INSERT … SELECT`` of the first items due (``tag2cot_due_sql``), so a press reads
-    no labelled item into Python whatever the history; only the few opened are read back for their drafts.
-    ``user`` (the presser): what they are told counts only items on videos they may see (the tasks are opened for
-    every item due: a restricted queue's labelers see theirs in the list).
+    The items due (``tag2cot_due_sql``) are found once, into a temporary table of this transaction (one pass
+    over the labelled history: the insert and the count of the items left each made one), the tasks opened by one
+    ``INSERT … SELECT`` of its first rows, and the rest counted from it; a press reads no labelled item into Python
+    whatever the history, only the few opened are read back for their drafts. ``user`` (the presser): what they are
+    told counts only items on videos they may see (the tasks are opened for every item due: a restricted queue's
+    labelers see theirs in the list).
     """
     with connection.cursor() as cursor:
         cursor.execute(_TAG2COT_OPEN_LOCK)
+        # Dropped once counted, below (a second press in the same transaction makes its own); at the latest at the
+        # transaction's end, also when the press fails (its creation rolls back with it).
+        cursor.execute(f"CREATE TEMPORARY TABLE {_DUE_TABLE} ON COMMIT DROP AS {tag2cot_due_sql()}")
     limit = max(1, int(settings.TAG2COT_OPEN_LIMIT))
     waiting = tag2cot_drafts_waiting()
     room = max(0, limit - waiting)
@@ -330,19 +336,27 @@ def tag2cot_tasks_queue(*, user: Any = None) -> Tag2CotOpening:
         stages = _empty_stages("")
         final = next(i for i, stage in enumerate(stages) if stage["key"] == "final_judgment")
         with connection.cursor() as cursor:
+            # What is left due: the rows found less those opened (each video has one item due), deleted in the same
+            # statement.
             cursor.execute(
                 f"""
-                INSERT INTO annotation_tag2cottask (
-                    decision_id, video_id, policy_version_id, target_label, label_source, status, stages,
-                    draft_source, draft_model, draft_error, created_at
+                WITH opened AS (
+                    INSERT INTO annotation_tag2cottask (
+                        decision_id, video_id, policy_version_id, target_label, label_source, status, stages,
+                        draft_source, draft_model, draft_error, created_at
+                    )
+                    SELECT due.decision_id, due.video_id, due.policy_version_id, due.label, due.source, %s,
+                        jsonb_set(%s::jsonb, %s, to_jsonb('label: ' || due.label)), '', '', '', %s
+                    FROM {_DUE_TABLE} due
+                    ORDER BY due.video_id
+                    LIMIT %s
+                    ON CONFLICT (decision_id, target_label) DO NOTHING
+                    RETURNING id, video_id
+                ), gone AS (
+                    DELETE FROM {_DUE_TABLE} due USING opened WHERE due.video_id = opened.video_id
                 )
-                SELECT due.decision_id, due.video_id, due.policy_version_id, due.label, due.source, %s,
-                    jsonb_set(%s::jsonb, %s, to_jsonb('label: ' || due.label)), '', '', '', %s
-                FROM ({tag2cot_due_sql()}) due
-                LIMIT %s
-                ON CONFLICT (decision_id, target_label) DO NOTHING
-                RETURNING id
-                """,  # noqa: S608  (the due items' SQL is ours, with no parameters)
+                SELECT id FROM opened
+                """,  # noqa: S608  (our table's name)
                 [
                     Tag2CotTask.Status.OPEN,
                     json.dumps(stages),
@@ -362,7 +376,10 @@ def tag2cot_tasks_queue(*, user: Any = None) -> Tag2CotOpening:
     seen = len(created)
     if user is not None and created:
         seen = videos_open_to(user=user, qs=Tag2CotTask.objects.filter(pk__in=ids), field="video_id").count()
-    return Tag2CotOpening(created=created, seen=seen, limit=limit, waiting=waiting, left=tag2cot_due_count(user=user))
+    left = tag2cot_due_count(user=user, found=_DUE_TABLE)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {_DUE_TABLE}")
+    return Tag2CotOpening(created=created, seen=seen, limit=limit, waiting=waiting, left=left)
 
 
 def _empty_stages(target_label: str) -> list[dict[str, Any]]:

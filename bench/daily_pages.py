@@ -11,14 +11,17 @@ training jobs with a loss history of 2,000 steps each.
 ``training/home.py``) and ops selectors (``moderation/ops/selectors.py``, with that commit's
 ``missing_decision_rows``) beside the working tree's: each round requests each page under each version in turn,
 the first ``WARM_UP`` rounds untimed. Each sample is one request through Django's test client (middleware, session,
-templates; no network). The working tree's ops page is timed twice: ``after`` reuses the routing panel's
-whole-library checks for ``--check-max-age`` seconds (``OPS_ROUTING_CHECK_MAX_AGE_SECONDS``; the tests' settings
-say 0), as a running workbench does between two loads a minute apart, and ``after_cold`` checks on every load (0),
-as the first load after a repair or once the kept checks aged out.
+templates; no network). The ops page before the change is timed twice: ``before`` reuses the routing panel's
+whole-library checks for ``--check-max-age`` seconds (that commit's ``OPS_ROUTING_CHECK_MAX_AGE_SECONDS``, with its
+``moderation/ops/checks.py``), as a running workbench did between two loads a minute apart, and ``before_cold``
+checks on every load (0), as the first load after a repair or once the kept checks aged out. ``after`` (the working
+tree since hops21) checks the videos listed as changed (``RoutingRecheck``) on every load; ``--changes N`` decides N
+new videos before each of its loads (routed, as the services route: each listed, checked and dropped by the load).
 
     .venv/bin/python bench/daily_pages.py --before 2415647 [--size 100000] [--rounds 9] [--check-max-age 60]
 
-The last line printed is one JSON object: per page and version the median, min and max in ms, and the statements.
+The last line printed is one JSON object: ``ratio`` (the ops page's median, ``after`` over ``before_cold``, when
+``--before`` is given), then per page and version the median, min and max in ms, and the statements.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ GROUPS = {
         "awaited_kept": lambda sql: (
             "MIN(" in sql and ('"moderation_keptverdict"' in sql or '"moderation_awaitedqueueitem"."created_at"' in sql)
         ),
-        # The routing panel's whole-library checks (``moderation.ops.checks``): the half-decided videos (the only
-        # statement naming the media pipeline's statuses) and the inconsistently routed kinds (sorted by ``id + 0``).
+        # The routing panel's checks (``moderation.ops.checks``): the half-decided videos (the only statement naming
+        # the media pipeline's statuses) and the inconsistently routed kinds (sorted by ``id + 0``); after: also the
+        # prune of the changed videos' list.
         "routing_checks": lambda sql: "IN ('uploaded', 'processing')" in sql or " + 0)" in sql,
     },
 }
@@ -131,6 +135,16 @@ def _seed(*, size: int, reviewed: int, corrected: int) -> Any:
     return admin
 
 
+def _decide(n: int) -> None:
+    """``n`` new videos decided and routed into the default queue, as the infer queue's workers leave them."""
+    from moderation.models import PolicyVersion
+    from moderation.review.services import review_queue_default
+    from tests.moderation.review.seeding import seed_pending_tasks
+
+    active = PolicyVersion.objects.filter(is_active=True).get()
+    seed_pending_tasks(n=n, queue=review_queue_default(), policy_version=active, title="Decided since")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=100_000)
@@ -138,7 +152,8 @@ def main() -> None:
     parser.add_argument("--corrected", type=int, default=5_000)
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--before", default="", help="a commit whose home panels and ops selectors to time beside")
-    parser.add_argument("--check-max-age", type=int, default=60, help="OPS_ROUTING_CHECK_MAX_AGE_SECONDS of 'after'")
+    parser.add_argument("--check-max-age", type=int, default=60, help="OPS_ROUTING_CHECK_MAX_AGE_SECONDS of 'before'")
+    parser.add_argument("--changes", type=int, default=0, help="videos decided and routed before each 'after' load")
     args = parser.parse_args()
 
     django_setup()
@@ -154,20 +169,24 @@ def main() -> None:
     from moderation.ops import views as ops_views
 
     homes: dict[str, list[Any]] = {"after": [moderation.home, annotation.home, training.home]}
-    homes["after_cold"] = homes["after"]
-    ops: dict[str, Any] = {"after": ops_after, "after_cold": ops_after}
+    ops: dict[str, Any] = {"after": ops_after}
     if args.before:
-        homes = {"before": [module_at(args.before, path) for path in HOME_MODULES], **homes}
+        old_homes = [module_at(args.before, path) for path in HOME_MODULES]
+        homes = {"before": old_homes, "before_cold": old_homes, **homes}
         old_ops = module_at(args.before, "moderation/ops/selectors.py")
         old_inference = module_at(args.before, "moderation/inference/selectors.py")
         old_ops.missing_decision_rows = old_inference.missing_decision_rows
-        ops = {"before": old_ops, **ops}
+        # That commit's kept checks (a minute in each process), on the working tree's whole-library selectors.
+        old_ops.ops_routing_checks = module_at(args.before, "moderation/ops/checks.py").ops_routing_checks
+        ops = {"before": old_ops, "before_cold": old_ops, **ops}
 
     def use(version: str) -> None:
         for module in homes[version]:
             module.register()
         ops_views.ops_dashboard = ops[version].ops_dashboard  # type: ignore[attr-defined]
-        settings.OPS_ROUTING_CHECK_MAX_AGE_SECONDS = args.check_max_age if version == "after" else 0
+        settings.OPS_ROUTING_CHECK_MAX_AGE_SECONDS = args.check_max_age if version == "before" else 0
+        if version == "after" and args.changes:
+            _decide(args.changes)
 
     pages = {"home": "/", "ops": "/ops/"}
     old = setup_databases(verbosity=0, interactive=False)
@@ -210,6 +229,11 @@ def main() -> None:
             print(f"  {page} {version} SQL {group}: {row}", flush=True)
     finally:
         teardown_databases(old, verbosity=0)
+    if args.before:
+        result = {
+            "ratio": round(result["ops_ms"]["after"]["median"] / result["ops_ms"]["before_cold"]["median"], 3),
+            **result,
+        }
     print(json.dumps(result, ensure_ascii=False))
 
 

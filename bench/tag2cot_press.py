@@ -11,7 +11,9 @@ transaction rolled back afterwards, so every sample sees the same history; befor
 
     .venv/bin/python bench/tag2cot_press.py --before c15fd03 [--sizes 5000 50000] [--due 50] [--rounds 7]
 
-The last line printed is one JSON object: per size and version the median, min and max in ms, and the statements.
+The last line printed is one JSON object: ``ratio`` (after over before on the longest history; without
+``--before``, the press's growth from the shortest to the longest), ``growth`` per version, then per size and
+version the median, min and max in ms, and the statements.
 """
 
 from __future__ import annotations
@@ -87,8 +89,9 @@ def main() -> None:
     versions: dict[str, Any] = {"after": after}
     if args.before:
         old_selectors = module_at(args.before, "annotation/selectors.py")
-        # The old service imports its candidates from ``annotation.selectors``, which has them no more.
-        annotation.selectors.tag2cot_candidates = old_selectors.tag2cot_candidates  # type: ignore[attr-defined]
+        # A service before c15fd03 imports its candidates from ``annotation.selectors``, which has them no more.
+        if hasattr(old_selectors, "tag2cot_candidates"):
+            annotation.selectors.tag2cot_candidates = old_selectors.tag2cot_candidates  # type: ignore[attr-defined]
         versions = {"before": module_at(args.before, "annotation/services.py"), **versions}
 
     old = setup_databases(verbosity=0, interactive=False)
@@ -125,6 +128,12 @@ def main() -> None:
                 print(f"{size} {name}: {row} ({result['statements'][name]} statements)", flush=True)
     finally:
         teardown_databases(old, verbosity=0)
+    small, large = (f"press_ms_{size}" for size in (min(args.sizes), max(args.sizes)))
+    # How much longer a press takes on the longest history than on the shortest, per version; ``ratio``: after
+    # over before on the longest (with ``--before``), else the working tree's growth.
+    growth = {name: round(result[large][name]["median"] / result[small][name]["median"], 2) for name in versions}
+    ratio = round(result[large]["after"]["median"] / result[large]["before"]["median"], 3) if args.before else None
+    result = {"ratio": ratio if ratio is not None else growth["after"], "growth": growth, **result}
     print(json.dumps(result, ensure_ascii=False))
 
 

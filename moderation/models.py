@@ -37,6 +37,7 @@ from moderation.review.models import (
     ReviewQueueCount,
     ReviewSkip,
     ReviewTask,
+    RoutingRecheck,
 )
 from moderation.tagging.models import (
     Tag,
@@ -102,6 +103,7 @@ __all__ = [
     "Review",
     "ReviewQueue",
     "ReviewQueueCount",
+    "RoutingRecheck",
     "ReviewSkip",
     "ReviewTask",
     "TeacherJudgement",

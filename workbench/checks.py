@@ -254,7 +254,6 @@ SETTING_BOUNDS: tuple[SettingBound, ...] = (
     SettingBound("REVIEW_LEASE_SECONDS", 1, None, "below 1 every claim has expired when made"),
     SettingBound("TAG2COT_OPEN_LIMIT", 1, None, "below 1 a press opens nothing"),
     SettingBound("ROUTING_REPAIR_BATCH", 1, None, "below 1 a click repairs nothing"),
-    SettingBound("OPS_ROUTING_CHECK_MAX_AGE_SECONDS", 0, None, "0: checked on every load"),
     SettingBound("KEPT_VERDICT_RETENTION_DAYS", 1, None, "below 1 a kept answer is purged before its retry"),
     SettingBound("IMPACT_PREVIEW_RETENTION_DAYS", 1, None, "below 1 a preview is deleted once made"),
     SettingBound("TAG_RANKER_MIN_EVENTS", 0, None, "0: fitted from what there is; a negative one fails each run"),

@@ -42,6 +42,7 @@ TASK_ROUTES: dict[str, TaskQueue] = {
     "moderation.reproduction.tasks.find_candidates": TaskQueue.MEDIA,
     "moderation.reproduction.tasks.judge_pair": TaskQueue.INFER,
     "moderation.reproduction.tasks.sweep_distinct_vectors": TaskQueue.DEFAULT,  # beat: a batch of keys, SQL only
+    "moderation.ops.tasks.prune_routing_rechecks": TaskQueue.DEFAULT,  # beat: one DELETE of checked videos, SQL only
     "moderation.tagging.tasks.embed_tags": TaskQueue.MEDIA,
     "moderation.tagging.tasks.generate_tag_candidates": TaskQueue.MEDIA,
     "moderation.tagging.tasks.recover_tag_tries": TaskQueue.DEFAULT,  # beat: SQL only, queues the tries owed
@@ -154,6 +155,8 @@ def configure_routing(app: Any) -> None:
             "task": "moderation.inference.tasks.purge_impact_previews",
             "schedule": 24 * 60 * 60.0,
         },
+        # The ops page's list of videos to check again, less those consistent now (RoutingRecheck).
+        "prune-routing-rechecks": {"task": "moderation.ops.tasks.prune_routing_rechecks", "schedule": 5 * 60.0},
         # Distinct embedding vectors no video holds any more (reposts taken down, videos embedded again).
         "sweep-distinct-vectors": {
             "task": "moderation.reproduction.tasks.sweep_distinct_vectors",

@@ -524,9 +524,6 @@ REVIEW_LEASE_SECONDS = env.int("REVIEW_LEASE_SECONDS", default=15 * 60)
 TAG2COT_OPEN_LIMIT = env.int("TAG2COT_OPEN_LIMIT", default=20)
 # Videos of each kind (stranded, half-decided) one click of the ops page's Repair routing handles.
 ROUTING_REPAIR_BATCH = env.int("ROUTING_REPAIR_BATCH", default=500)
-# The ops page's whole-library routing checks (inconsistently routed, half-decided videos) are reused for this long
-# (each process's cache; 0 = checked on every load), unless an action of the page changed them (moderation.ops.checks).
-OPS_ROUTING_CHECK_MAX_AGE_SECONDS = env.int("OPS_ROUTING_CHECK_MAX_AGE_SECONDS", default=60)
 # Days a model answer kept for a retry (KeptVerdict) stays when the video is never retried; beat purges older ones.
 KEPT_VERDICT_RETENTION_DAYS = env.int("KEPT_VERDICT_RETENTION_DAYS", default=7)
 # Days a kept impact preview (ImpactPreviewRun) stays; beat deletes older ones, and those of published drafts or of an

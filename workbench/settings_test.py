@@ -71,8 +71,3 @@ WEBHOOK_ALLOW_PRIVATE_TARGETS = True
 # reuse users); the limits themselves are tested with low rates set per test (tests/workbench/test_user_rate_limits.py).
 USER_API_RATE_LIMIT = "100000/min"
 UPLOAD_RATE_LIMIT = "100000/hour"
-
-# The ops page's routing checks found on every load: tests change the library and look again within a second, through
-# services that are not the page's actions; the reuse itself is tested with its default (tests/moderation/review/
-# test_ops_routing_kept.py).
-OPS_ROUTING_CHECK_MAX_AGE_SECONDS = 0

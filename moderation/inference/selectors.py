@@ -15,18 +15,23 @@ from moderation.labels.models import ItemLabel
 from moderation.labels.selectors import item_label_map, item_labels_trusted
 from moderation.media.models import Video
 from moderation.policies.models import PolicyVersion
+from workbench.db import ids_listed
 from workbench.text import row_id
 
 
-def videos_missing_auto_decision() -> QuerySet[Video]:
+def videos_missing_auto_decision(
+    *, among: list[int] | None = None, policies: list[int] | None = None
+) -> QuerySet[Video]:
     """Decided videos with no decision under some policy that auto-applies: left half-decided by code that saved
     each policy's decision in its own transaction (a run now saves them all at once), or decided before that
     policy was made auto-applied. Each is open to every reviewer under the decisions it has, though the missing
     policy's routing might restrict it; the routing repair queues the missing decisions
-    (``decisions_create_missing_for_video``). Videos still in the media pipeline are left to it."""
-    from moderation.policies.services import policy_versions_auto_applied
-
-    policies = sorted({version.policy_id for version in policy_versions_auto_applied()})
+    (``decisions_create_missing_for_video``). Videos still in the media pipeline are left to it. ``among``: only
+    these video ids (the ops page's ``RoutingRecheck`` rows); ``policies``: the auto-applied policies' ids, read
+    already (``auto_applied_policy_ids``)."""
+    if among is not None and not among:
+        return Video.objects.none()
+    policies = auto_applied_policy_ids() if policies is None else policies
     if not policies:
         return Video.objects.none()
     decisions = Decision.objects.filter(video_id=OuterRef("pk"))
@@ -34,7 +39,15 @@ def videos_missing_auto_decision() -> QuerySet[Video]:
     for policy_id in policies:
         lacking |= ~Q(Exists(decisions.filter(policy_version__policy_id=policy_id)))
     in_flight = (Video.Status.UPLOADED, Video.Status.PROCESSING)
-    return Video.objects.filter(Exists(decisions), lacking).exclude(status__in=in_flight).order_by("pk")
+    videos = Video.objects.all() if among is None else Video.objects.filter(pk__in=ids_listed(among))
+    return videos.filter(Exists(decisions), lacking).exclude(status__in=in_flight).order_by("pk")
+
+
+def auto_applied_policy_ids() -> list[int]:
+    """The policies new videos are decided under (``policy_versions_auto_applied``), by id."""
+    from moderation.policies.services import policy_versions_auto_applied
+
+    return sorted({version.policy_id for version in policy_versions_auto_applied()})
 
 
 def _missing_decision_repairs(*, now: datetime) -> tuple[QuerySet[MissingDecisionRepair], Q, Q]:
@@ -86,18 +99,30 @@ class MissingDecisionSummary:
     listed_ids: list[int]
 
 
-def missing_decision_summary(*, now: datetime, first: int, dismissed: bool = False) -> MissingDecisionSummary:
+def missing_decision_summary(
+    *,
+    now: datetime,
+    first: int,
+    dismissed: bool = False,
+    among: list[int] | None = None,
+    policies: list[int] | None = None,
+) -> MissingDecisionSummary:
     """Everything the ops page says of the half-decided videos (``videos_missing_auto_decision``) from one read of
     them: each one's repair row (``MissingDecisionRepair``, one a video) is looked up by its video, and the counts,
     the first ``first`` counted ids and the ids whose tries the page lists are aggregated in the same statement.
     Finding the set is the costly part (every decided video is checked under each auto-applied policy); it was
     found once for each of these figures. ``listed_ids`` holds only videos with a failed (or dismissed) try:
-    bounded by the repair rows, which are deleted once a video lacks nothing."""
+    bounded by the repair rows, which are deleted once a video lacks nothing. ``among``, ``policies``: as
+    ``videos_missing_auto_decision``'s."""
+    if among is not None and not among:  # none to look at: none found, no statement
+        return MissingDecisionSummary(
+            counted=0, first_ids=[], queued=0, given_up=0, dismissed=0, to_queue=0, listed_ids=[]
+        )
     repairs, queued, given_up = _missing_decision_repairs(now=now)
     row = repairs.filter(video_id=OuterRef("pk"))
     is_dismissed = Exists(row.filter(dismissed_at__isnull=False))
     listed = row.filter(dismissed_at__isnull=False) if dismissed else row.filter(_failed_not_dismissed())
-    figures = videos_missing_auto_decision().aggregate(
+    figures = videos_missing_auto_decision(among=among, policies=policies).aggregate(
         counted=Count("pk", filter=~is_dismissed),
         first_ids=_ArrayHead(ArrayAgg("pk", filter=~is_dismissed, order_by="pk", default=Value([])), n=first),
         queued=Count("pk", filter=Exists(row.filter(queued, dismissed_at__isnull=True))),

@@ -1,40 +1,42 @@
-"""The routing panel's two whole-library checks, kept for a short while (``OPS_ROUTING_CHECK_MAX_AGE_SECONDS``).
+"""The routing panel's two checks that read the whole library, made on the videos that changed only.
 
-The videos with a decision no moderation queue holds nor awaits (``routing_orphans``' ``unrouted``: every decision
-against every review item) and the half-decided videos (``videos_missing_auto_decision``: every settled video against
-the decisions under each auto-applied policy) are anti-joins over the whole library: at 100,000 videos 250 and
-90-250 ms of each load of ``/ops/`` and of its routing panel, the most of the page's database time, for figures that
-older code or an edit of the policies left and that change by a repair, not from one minute to the next. Their
-result (``RoutingChecks``) is kept in each process's own cache (Django's default, in memory) for the setting's
-seconds, tagged with a *generation*: a token in Redis, shared by every web process, which each action of the ops
-page that changes them (the repair, a retry, a dismiss; ``manage.py repair_routing``) replaces once it commits
-(``ops_routing_checks_forget``), so every process checks again on its next load. The page says when the figures
-were checked and offers to check now. With Redis unreachable a kept result is used for its time only.
+The videos with a decision no moderation queue holds nor awaits and those with a pending item in a queue for
+another policy (``routing_orphans``' ``unrouted`` and ``other_policy``), and the half-decided videos
+(``videos_missing_auto_decision``: every settled video against the decisions under each auto-applied policy), are
+anti-joins over every decision, item and video: ~300 ms of each load of ``/ops/`` at 100,000 videos, which
+session hops20 kept for a minute (a cold load still paid them, and a kept one could be a minute stale). Now the
+database lists the videos that could have become inconsistent (``RoutingRecheck``, filled by triggers in the
+writing statement's own transaction), and each load checks those only: it first deletes the rows of videos that
+are consistent now (``routing_recheck_prune``), then finds the figures among the rest, the few inconsistent
+videos and whatever changed since. The figures are exact at each load, whoever changed what.
 
-The token is read before checking, so a result that raced an action is stored under the token the action replaced
-and is never used.
+A row is deleted only by a check that saw the change that wrote it (the row is visible to the check's statement),
+so a change committed after the check keeps its own row, and concurrent checks skip each other's rows. "Check now"
+(``routing_recheck_whole_library``) reads the whole library once and adds any inconsistent video the list lacks
+(none, unless a writer went round the triggers: it is logged).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from django.conf import settings
-from django.core.cache import cache, caches
-from django.db import transaction
-from redis.exceptions import RedisError
+from django.db import connection
+from django.db.models import QuerySet
 
-from moderation.inference.selectors import MissingDecisionSummary, missing_decision_summary
-from moderation.review.selectors import RoutingOrphanSummary, routing_orphans_summary
-from workbench.redis_client import redis_paused, redis_unanswered
+from moderation.inference.selectors import (
+    MissingDecisionSummary,
+    auto_applied_policy_ids,
+    missing_decision_summary,
+    videos_missing_auto_decision,
+)
+from moderation.review.models import RoutingRecheck
+from moderation.review.selectors import RoutingOrphanSummary, routing_orphans, routing_orphans_summary
 
 logger = logging.getLogger(__name__)
 
-_GENERATION_KEY = "ops:routing-checks-gen"
-UNKNOWN = "unknown"  # the generation when Redis does not answer: never equal to a stored token
 SHOWN = 10  # the first ids of each kind the panel lists (``ops_routing``'s ``shown``)
 
 
@@ -48,61 +50,67 @@ class RoutingChecks:
     checked_at: datetime
 
 
-def _kept_key(*, shown: int, dismissed: bool) -> str:
-    return f"ops:routing-checks:{shown}:{'dismissed' if dismissed else 'failing'}"
+def _inconsistent(*, among: list[int] | None, policies: list[int] | None = None) -> QuerySet[Any]:
+    """The ids of the videos either check finds among ``among`` (None: the whole library), as one UNION of the
+    kinds' own reads (the ``awaited_made`` kind is read live from its few rows, not here)."""
+    kinds = routing_orphans(among=among)
+    half_decided = videos_missing_auto_decision(among=among, policies=policies).order_by().values("pk")
+    return kinds["unrouted"].order_by().union(kinds["other_policy"].order_by(), half_decided)
 
 
-def _generation() -> str:
-    if redis_paused(alias="shared"):  # it timed out a moment ago: not waited for again on every load
-        return UNKNOWN
-    try:
-        return str(caches["shared"].get(_GENERATION_KEY, ""))
-    except (RedisError, OSError) as exc:
-        redis_unanswered(alias="shared", exc=exc)
-        logger.warning("Routing checks reused for their time only: the shared cache is unreachable (%s)", exc)
-        return UNKNOWN
+def _listed() -> list[int]:
+    return list(RoutingRecheck.objects.order_by().values_list("video_id", flat=True).distinct())
+
+
+def routing_recheck_prune(*, listed: list[int] | None = None, policies: list[int] | None = None) -> set[int]:
+    """Delete the ``RoutingRecheck`` rows of the listed videos (``listed``: read already) that are consistent now;
+    the rows of the inconsistent ones stay. One statement: the rows it deletes are those its own snapshot shows,
+    each written by a change the same snapshot's check sees; rows another check holds are skipped, not waited for.
+    ``policies``: the auto-applied ones, read already. Returns the videos whose rows it deleted."""
+    listed = _listed() if listed is None else listed
+    if not listed:
+        return set()
+    sql, params = _inconsistent(among=listed, policies=policies).query.sql_with_params()
+    table = RoutingRecheck._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id IN ("  # noqa: S608  (our table name and our queryset's SQL)
+            f"SELECT id FROM {table} WHERE video_id = ANY(%s) AND video_id NOT IN ({sql}) FOR UPDATE SKIP LOCKED"
+            ") RETURNING video_id",
+            [listed, *params],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def routing_recheck_whole_library() -> int:
+    """The panel's "Check now": every inconsistent video of the whole library (one read of it, as each load made
+    before), added to ``RoutingRecheck`` where it lacks one. The triggers leave none to add; one added means a
+    writer went round them (logged). Returns how many were added."""
+    table = RoutingRecheck._meta.db_table
+    sql, params = _inconsistent(among=None).query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (video_id) SELECT found.id FROM ({sql}) found (id) "  # noqa: S608  (as above)
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} listed WHERE listed.video_id = found.id)",
+            params,
+        )
+        added = int(cursor.rowcount)
+    if added:
+        logger.warning("Routing check of the whole library: %d inconsistent videos were not listed to check", added)
+    return added
 
 
 def ops_routing_checks(*, now: datetime, shown: int, dismissed: bool) -> RoutingChecks:
-    """The routing panel's whole-library checks (``routing_orphans_summary``, ``missing_decision_summary``), as
-    found at most ``OPS_ROUTING_CHECK_MAX_AGE_SECONDS`` before ``now`` and after the latest action that changed them
-    (``ops_routing_checks_forget``); found now when none is kept (0: on every load)."""
-    max_age = int(settings.OPS_ROUTING_CHECK_MAX_AGE_SECONDS)
-    key = _kept_key(shown=shown, dismissed=dismissed)
-    generation = _generation() if max_age > 0 else ""
-    if max_age > 0:
-        kept = cache.get(key)
-        if (
-            kept is not None
-            and (generation == UNKNOWN or kept["generation"] == generation)
-            and 0 <= (now - kept["checks"].checked_at).total_seconds() < max_age
-        ):
-            return kept["checks"]  # type: ignore[no-any-return]
-    checks = RoutingChecks(
-        orphans=routing_orphans_summary(first=shown),
-        missing=missing_decision_summary(now=now, first=shown, dismissed=dismissed),
+    """The routing panel's checks (``routing_orphans_summary``, ``missing_decision_summary``) on the videos listed
+    in ``RoutingRecheck``, once those found consistent are dropped (``routing_recheck_prune``): exact figures, as of
+    the list's read, that read the changed videos, not the library. No video listed (the usual state once the beat
+    pruned): no statement but the list's and the live ``awaited_made`` kind's."""
+    listed = _listed()
+    policies = auto_applied_policy_ids() if listed else []
+    consistent = routing_recheck_prune(listed=listed, policies=policies)
+    among = [video_id for video_id in listed if video_id not in consistent]
+    return RoutingChecks(
+        orphans=routing_orphans_summary(first=shown, among=among),
+        missing=missing_decision_summary(now=now, first=shown, dismissed=dismissed, among=among, policies=policies),
         checked_at=now,
     )
-    if max_age > 0:
-        cache.set(key, {"generation": generation, "checks": checks}, timeout=max_age)
-    return checks
-
-
-def ops_routing_checks_forget(*, at_once: bool = False) -> None:
-    """Once the current transaction commits, every process checks routing again on its next load of the ops page.
-    ``at_once``: now, whatever transaction is open (the page's "Check now", which changed nothing to wait for)."""
-
-    def forget() -> None:
-        try:
-            # No expiry: a token that vanished would bring back results kept under the one before it.
-            caches["shared"].set(_GENERATION_KEY, uuid.uuid4().hex, timeout=None)
-        except (RedisError, OSError) as exc:
-            redis_unanswered(alias="shared", exc=exc)
-            logger.warning("Routing checks not forgotten: the shared cache is unreachable (%s)", exc)
-        # This process's own, at once, also when Redis did not answer (its result would be reused for its time).
-        cache.delete_many([_kept_key(shown=SHOWN, dismissed=d) for d in (False, True)])
-
-    if at_once:
-        forget()
-    else:
-        transaction.on_commit(forget)

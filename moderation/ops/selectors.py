@@ -25,7 +25,6 @@ from moderation.review.selectors import (
     videos_routing_stranded,
 )
 from workbench.pagination import CappedCount
-from workbench.timewords import ago_text
 
 OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
 FAILED_SHOWN = 50  # failed tries at missing decisions listed on the ops page, latest first
@@ -365,8 +364,8 @@ def ops_routing(*, now: datetime, shown: int = SHOWN, failed_filter: str = "fail
     ``failed_filter``: the list of failed tries shows those still failing ("failing") or those an operator
     dismissed ("dismissed"), at most ``FAILED_SHOWN`` of them.
 
-    The inconsistently routed and the half-decided videos are whole-library checks, kept for
-    ``OPS_ROUTING_CHECK_MAX_AGE_SECONDS`` (``moderation.ops.checks``): ``checked_at`` says when they were found."""
+    The inconsistently routed and the half-decided videos are checked among the videos that changed since they
+    were last found consistent (``moderation.ops.checks``), not the whole library: exact at each load."""
     # Each whole-library query runs once: a capped count and the first ids from one read (``first_video_ids``),
     # the orphans' three kinds one query each (``routing_orphans_summary``). The stranded check reads its few
     # candidates only, on every load.
@@ -381,8 +380,6 @@ def ops_routing(*, now: datetime, shown: int = SHOWN, failed_filter: str = "fail
     backlog = max(n_stranded.n, n_orphaned.n, counts["to_queue"])
     return {
         "checked_at": checks.checked_at,
-        "checked_ago": ago_text(checks.checked_at, now=now),
-        "check_max_age": int(settings.OPS_ROUTING_CHECK_MAX_AGE_SECONDS),
         "stranded": n_stranded.n,
         "stranded_count": n_stranded,
         "stranded_ids": stranded_ids,

@@ -8,25 +8,17 @@ from django.db import transaction
 from moderation.inference.models import MissingDecisionRepair
 from moderation.inference.services import missing_decision_dismiss, missing_decision_retry, missing_decisions_retry
 from moderation.media.models import Video
-from moderation.ops.checks import ops_routing_checks_forget
 from moderation.review.services import RoutingRepair, audit_event_record, review_routing_repair
 
 
 def ops_routing_repair(*, limit: int | None = None, dry_run: bool = False) -> RoutingRepair:
-    """The routing panel's Repair routing (``review_routing_repair``); the panel's kept checks are found again on
-    its next load (``ops_routing_checks_forget``), so it shows what the repair left, not what it found before."""
-    result = review_routing_repair(limit=limit, dry_run=dry_run)
-    if not dry_run:
-        ops_routing_checks_forget()
-    return result
+    """The routing panel's Repair routing (``review_routing_repair``)."""
+    return review_routing_repair(limit=limit, dry_run=dry_run)
 
 
 def ops_missing_decisions_retry() -> list[int]:
-    """The routing panel's Retry of every given-up half-decided video (``missing_decisions_retry``); the panel's
-    kept checks are found again on its next load."""
-    queued = missing_decisions_retry()
-    ops_routing_checks_forget()
-    return queued
+    """The routing panel's Retry of every given-up half-decided video (``missing_decisions_retry``)."""
+    return missing_decisions_retry()
 
 
 def ops_missing_decision_retry(*, video_id: int, by: User) -> MissingDecisionRepair:
@@ -40,7 +32,6 @@ def ops_missing_decision_retry(*, video_id: int, by: User) -> MissingDecisionRep
             obj=Video(pk=video_id),
             payload={"failed_tries": repair.attempts, "error": repair.error[:500]},
         )
-        ops_routing_checks_forget()
     return repair
 
 
@@ -54,5 +45,4 @@ def ops_missing_decision_dismiss(*, video_id: int, by: User) -> MissingDecisionR
             obj=Video(pk=video_id),
             payload={"failed_tries": repair.attempts, "error": repair.error[:500]},
         )
-        ops_routing_checks_forget()
     return repair

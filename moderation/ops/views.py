@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from moderation.actions import Outcome, video_action
 from moderation.inference.models import MissingDecisionRepair
-from moderation.ops.checks import ops_routing_checks_forget
+from moderation.ops.checks import routing_recheck_whole_library
 from moderation.ops.selectors import ops_dashboard, ops_repro_failures, ops_routing
 from moderation.ops.services import (
     ops_missing_decision_dismiss,
@@ -32,8 +32,8 @@ from workbench.roles import Perm, permission_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Operations at a glance: every plot is drawn on the server and carries its numbers."""
     show = _failed_filter(request)
-    if request.GET.get("recheck"):  # the routing panel's "Check now": its kept whole-library checks are found again
-        ops_routing_checks_forget(at_once=True)
+    if request.GET.get("recheck"):  # the routing panel's "Check now": the whole library, not only what changed
+        routing_recheck_whole_library()
     context = {
         "ops": ops_dashboard(failed_filter=show),
         "worker_seen_seconds": settings.WORKER_SEEN_SECONDS,

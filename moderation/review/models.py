@@ -190,6 +190,25 @@ class ReviewQueueCount(models.Model):
         return f"{self.n:+d} {self.status}{' late' if self.late else ''} in queue {self.queue_id}"
 
 
+class RoutingRecheck(models.Model):
+    """A video whose routing or decisions changed: the ops page's routing panel checks these again (and only these)
+    for the inconsistently routed kinds that are not live (``routing_orphans``' ``unrouted`` and ``other_policy``)
+    and for a missing auto-applied decision (``videos_missing_auto_decision``).
+
+    Written by the database, not by our code (migration 0071, as ``ReviewQueueCount``'s): triggers on decisions,
+    review items, awaited rows, queues, videos, policies and policy versions add the videos whose state a statement
+    could have made inconsistent, in the statement's own transaction, so every writer is seen. Each check deletes
+    the rows of videos it found consistent (``moderation.ops.checks``); a video found inconsistent keeps its row
+    until a later check finds it mended. So a video is inconsistent only if it has a row here, and the page's
+    figures are exact at each load while each reads the few changed videos, not the whole library. No foreign key:
+    a deleted video's row goes at the next check."""
+
+    video_id = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"video {self.video_id} to check again"
+
+
 class Review(models.Model):
     """A human verdict. One per task: a double submit cannot record a second one."""
 

@@ -65,7 +65,7 @@ from moderation.review.models import (
     ReviewSkip,
     ReviewTask,
 )
-from workbench.db import aggregate_row, aggregate_rows_read, prepared_cursor
+from workbench.db import aggregate_row, aggregate_rows_read, ids_listed, prepared_cursor
 from workbench.pagination import CappedCount
 from workbench.roles import Perm
 from workbench.text import shown_text
@@ -136,7 +136,7 @@ def _pair_items(*, video: Any, policy_version: Any) -> QuerySet[ReviewTask]:
     ).exclude(queue__kind=ReviewQueue.Kind.TAGS)
 
 
-def routing_orphans() -> dict[str, QuerySet[Any]]:
+def routing_orphans(*, among: list[int] | None = None) -> dict[str, QuerySet[Any]]:
     """Routing older code left inconsistent in ways ``videos_routing_stranded`` does not see (its flag agrees
     with what is awaited), each a queryset of video ids:
 
@@ -153,7 +153,10 @@ def routing_orphans() -> dict[str, QuerySet[Any]]:
     again, but a lost one leaves it waiting for good).
 
     A review item cannot point to a deleted queue (``ReviewTask.queue`` protects it); an awaited row of a deleted
-    queue is deleted with it, which leaves one of the states above or a stranded flag."""
+    queue is deleted with it, which leaves one of the states above or a stranded flag.
+
+    ``among``: the video ids to look at (the ops page's ``RoutingRecheck`` rows) for ``unrouted`` and
+    ``other_policy`` (none: no statement); ``awaited_made`` reads the few awaited rows whatever it says."""
     items = _pair_items(video=OuterRef("video_id"), policy_version=OuterRef("policy_version_id"))
     own_item = ReviewTask.objects.filter(decision_id=OuterRef("pk"), is_gold=False).exclude(
         queue__kind=ReviewQueue.Kind.TAGS
@@ -165,15 +168,21 @@ def routing_orphans() -> dict[str, QuerySet[Any]]:
     made = _pair_items(video=OuterRef("awaited_video"), policy_version=OuterRef("awaited_policy_version")).filter(
         queue_id=OuterRef("queue_id")
     )
+    decisions, pending = Decision.objects.all(), ReviewTask.objects.all()
+    if among is not None:
+        ids = ids_listed(among)
+        decisions, pending = decisions.filter(video_id__in=ids), pending.filter(decision__video_id__in=ids)
+        if not among:
+            decisions, pending = decisions.none(), pending.none()
     return {
         # A decision's own item (most have one), then its own awaited row (the rest, but the orphans, have one) rule
         # it out first, by ``decision_id`` alone: only the few left are checked against the whole pair's items and
         # awaited rows (implied by the pair check: exact). The awaited ones went through the pair's checks, two
         # index walks of five pages each (at 1,000 awaited rows 11,000 of the statement's 15,500 pages).
-        "unrouted": Decision.objects.filter(
-            ~Exists(own_item), ~Exists(own_awaited), ~Exists(items), ~Exists(awaited)
-        ).values("video_id"),
-        "other_policy": ReviewTask.objects.filter(
+        "unrouted": decisions.filter(~Exists(own_item), ~Exists(own_awaited), ~Exists(items), ~Exists(awaited)).values(
+            "video_id"
+        ),
+        "other_policy": pending.filter(
             status=ReviewTask.Status.PENDING,
             is_gold=False,
             queue__kind=ReviewQueue.Kind.MODERATION,
@@ -230,16 +239,19 @@ class RoutingOrphanSummary:
     first_ids: list[int]
 
 
-def routing_orphans_summary(*, first: int, cap: int = ROUTING_COUNT_CAP) -> RoutingOrphanSummary:
-    """What the ops page says of ``routing_orphans``, each kind's query run once (one query a kind): its videos'
-    first ``max(cap, first) + 1`` ids, which give its count (exact up to ``cap``), the union's count (exact up to
-    ``cap`` when every kind's is) and the union's first ``first`` ids (each among its kind's first ones)."""
+def routing_orphans_summary(
+    *, first: int, cap: int = ROUTING_COUNT_CAP, among: list[int] | None = None
+) -> RoutingOrphanSummary:
+    """What the ops page says of ``routing_orphans`` (``among``: as there), each kind's query run once (one query a
+    kind): its videos' first ``max(cap, first) + 1`` ids, which give its count (exact up to ``cap``), the union's
+    count (exact up to ``cap`` when every kind's is) and the union's first ``first`` ids (each among its kind's
+    first ones)."""
     read = max(cap, first) + 1
     # Each kind's own video ids, sorted and cut. Sorted by ``id + 0``, which no index gives in order: the kind's
     # cheapest whole plan (hash joins), then a sort of its few rows; sorted by the column itself the planner walks
     # every decision in video order hoping to stop at the cut (a filter on the videos by id walks every video).
     ids: dict[str, list[int]] = {}
-    for kind, q in routing_orphans().items():
+    for kind, q in routing_orphans(among=among).items():
         field = (q.query.values_select or tuple(q.query.annotation_select))[0]
         rows = q.annotate(unindexed=F(field) + 0).values_list("unindexed", flat=True).order_by("unindexed")
         ids[kind] = list(rows.distinct()[:read])

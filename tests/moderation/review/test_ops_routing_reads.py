@@ -140,9 +140,17 @@ def test_the_routing_panel_reads_the_half_decided_videos_once(library: Library) 
     with CaptureQueriesContext(connection) as ctx:
         ops_routing(now=timezone.now())
     # The half-decided rule leaves out videos still in the media pipeline: a statement that says so finds the set.
-    finding_half_decided = [q for q in ctx.captured_queries if "IN ('uploaded', 'processing')" in q["sql"]]
+    # (Not the prune of the changed videos' list, ``routing_recheck_prune``, which checks those videos first.)
+    finding_half_decided = [
+        q
+        for q in ctx.captured_queries
+        if "IN ('uploaded', 'processing')" in q["sql"]
+        and not q["sql"].startswith("DELETE FROM moderation_routingrecheck")
+    ]
     assert len(finding_half_decided) == 1, [q["sql"][:200] for q in finding_half_decided]
-    assert len(ctx.captured_queries) <= 12  # 16 when the set was found four times
+    # 16 when the set was found four times; since hops21 one more read of the listed videos (``RoutingRecheck``)
+    # and their prune, with the auto-applied policies read once for both checks.
+    assert len(ctx.captured_queries) <= 13
 
 
 def test_the_stranded_check_reads_its_candidates_not_every_video(library: Library) -> None:

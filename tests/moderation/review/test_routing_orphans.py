@@ -242,6 +242,8 @@ def _routing_health_statements(sql: list[str]) -> dict[str, int]:
     """Of the statements run, how many read each routing-health query: the orphans' anti-joins (both routing
     tables: ``unrouted`` and ``awaited_made``; a pending item checked against its queue's policy:
     ``other_policy``) and the stranded check (an item awaited by a restricted queue)."""
+    # Not the prune of the changed videos' list (``routing_recheck_prune``): it reads those videos only.
+    sql = [s for s in sql if not s.startswith("DELETE FROM moderation_routingrecheck")]
     both = [s for s in sql if '"moderation_awaitedqueueitem"' in s and '"moderation_reviewtask"' in s]
     other_policy = [
         s for s in sql if s not in both and '"moderation_reviewtask"' in s and '"policy_id" = (' in s and "NOT (" in s
