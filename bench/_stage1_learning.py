@@ -27,7 +27,9 @@ batch most uncertain, half the next arrivals), ``uncertainty+diversity`` (k-mean
 uncertain items, the most uncertain per cluster) and ``clustered`` (cluster-margin: k-means over the
 whole pool into one cluster per label of the batch, the most uncertain per cluster). ``POOL_ORDERS`` read no
 model score (round of 2026-12-05): ``typical`` (TypiClust: the most typical item of the least covered k-means
-cluster) and ``k-center`` (core-set greedy: the item farthest from every labelled one). ``errors-first``
+cluster) and ``k-center`` (core-set greedy: the item farthest from every labelled one). Round 7 (2026-12-06):
+``typical-then-uncertainty`` (a TypiClust cold start, then uncertainty: ``COLD_START_LABELS``) and
+``power-uncertainty`` (the batch drawn with probability proportional to the label value: ``power_batch``). ``errors-first``
 reads the pool's true labels (``ERROR_BOUND``): a probe of how much any order could gain, never a queue.
 
 Two rules keep the curves about the order and not about fitting noise: a model is fitted on its labels
@@ -74,9 +76,19 @@ VARIANTS = (
     "errors-first",
     "typical",
     "k-center",
+    "typical-then-uncertainty",
+    "power-uncertainty",
 )
 # Batch orders: they choose a whole batch at a time (a queue would re-rank its items per batch), not a per-item value.
-BATCH_ORDERS = ("uncertainty+arrival", "uncertainty+diversity", "clustered", "typical", "k-center")
+BATCH_ORDERS = (
+    "uncertainty+arrival",
+    "uncertainty+diversity",
+    "clustered",
+    "typical",
+    "k-center",
+    "typical-then-uncertainty",
+    "power-uncertainty",
+)
 # Batch orders that read no model score, only the head's TF-IDF columns of the labelled items and the pool: the
 # ``typical_batch`` / ``k_center_batch`` below (the round of 2026-12-05; not adopted).
 POOL_ORDERS = ("typical", "k-center")
@@ -85,6 +97,12 @@ POOL_ORDERS = ("typical", "k-center")
 # arrival, no acquisition rule over this model can by much.
 ERROR_BOUND = "errors-first"
 DIVERSITY_PREFILTER = 3
+# Round 7 (hml21, 2026-12-06; registered in bench/RESULTS.md before the run). ``typical-then-uncertainty`` (TCM,
+# Doucet et al. 2023): a cold start by TypiClust while fewer than ``COLD_START_LABELS`` items are labelled, the
+# queue's uncertainty order after. ``power-uncertainty`` (stochastic batch acquisition, Kirsch et al. 2023): the
+# batch is drawn without replacement with probability proportional to the label value ** ``POWER_BETA``.
+COLD_START_LABELS = 100
+POWER_BETA = 1.0
 COMMITTEE_SIZE = 5
 COMMITTEE_C = 4.0
 TUNING_SEEDS = (0,)
@@ -188,6 +206,13 @@ class LearningCurves:
             "share_at_most_0.6": round(float(np.mean(values <= 0.6)), 4),
         }
 
+    def ratio_per_seed(self, order: str, reps: Sequence[int] | None = None) -> dict[int, float]:
+        """The ratio of each seed's repetitions on their own (its locked folds' curves averaged): the spread over
+        seeds, beside the bootstrap over repetitions."""
+        index = self.select() if reps is None else list(reps)
+        seeds = sorted({self.repetitions[i][0] for i in index})
+        return {seed: self.ratio(order, [i for i in index if self.repetitions[i][0] == seed]) for seed in seeds}
+
     def gap(self, order: str, reps: Sequence[int] | None = None) -> dict[str, Any]:
         """Mean accuracy over the curve, ``order`` minus arrival (paired per repetition): mean and the
         spread of the per-repetition differences."""
@@ -221,6 +246,7 @@ class LearningCurves:
             order: {
                 "ratio_held_out": self.ratio(order, held_out),
                 "ratio_held_out_bootstrap": self.ratio_spread(order, held_out),
+                "ratio_per_seed": self.ratio_per_seed(order, held_out),
                 "ratio_tuning": self.ratio(order, tuning),
                 "ratio_all": self.ratio(order),
                 "labels_to_reach": self.labels_to_reach(order, target, held_out),
@@ -503,6 +529,8 @@ def next_batch(
 ) -> set[int]:
     """Positions (in ``remaining``, which is in arrival order) of the next ``take`` items ``order`` serves."""
     y = np.zeros(0, dtype=int) if labelled_y is None else labelled_y
+    if order == "typical-then-uncertainty":
+        order = "typical" if len(labelled_items) < COLD_START_LABELS else "uncertainty"
     if order in POOL_ORDERS:  # the labelled items' rows first, then the pool's
         x = _columns(head, [*labelled_items, *remaining])
         is_labelled = np.arange(x.shape[0]) < len(labelled_items)
@@ -515,6 +543,9 @@ def next_batch(
     ranked = label_value_order([label_value(uncertainty=float(t)) for t in term])
     if order in VALUE_ORDERS:
         return set(ranked[:take].tolist())
+    if order == "power-uncertainty":
+        values = [label_value(uncertainty=float(t)) for t in term]
+        return set(power_batch(values, take, np.random.default_rng([seed, len(labelled_items)])).tolist())
     if order == "uncertainty+arrival":
         chosen = set(ranked[: (take + 1) // 2].tolist())
         for k in range(len(remaining)):  # then the earliest arrivals not already taken
@@ -641,3 +672,18 @@ def k_center_batch(vectors: Any, labelled: Sequence[bool] | np.ndarray, take: in
         nearest = np.minimum(nearest, distance[:, pick])
         nearest[chosen] = -np.inf
     return chosen
+
+
+def power_batch(values: Sequence[float] | np.ndarray, take: int, rng: np.random.Generator) -> np.ndarray:
+    """Stochastic power acquisition (Kirsch et al. 2023): ``take`` positions drawn without replacement with
+    probability proportional to ``value ** POWER_BETA`` (the Gumbel-top-k trick: the top ``take`` of
+    ``β·log value + Gumbel noise``). Top-k of a per-item value fills a batch with near-copies of one uncertain
+    kind and never labels the confident part of the pool (sampling bias); drawing keeps the preference for
+    valuable labels without either. Items of value 0 come last (in draw order among themselves)."""
+    v = np.asarray(values, dtype=float)
+    noise = rng.gumbel(size=len(v))
+    with np.errstate(divide="ignore"):
+        keys = np.where(v > 0, POWER_BETA * np.log(np.where(v > 0, v, 1.0)) + noise, -np.inf)
+    # Zero-value items last, drawn among themselves by the same noise.
+    order = np.lexsort((-noise, -keys))
+    return order[:take]

@@ -158,6 +158,8 @@ def main() -> None:
             f"(bootstrap median {spread['median']}, 95% {spread['ci95'][0]}-{spread['ci95'][1]}; tuning seed "
             f"{row['ratio_tuning']}; all {row['ratio_all']}); mean gap vs arrival {gap['mean']:+.4f} (se {gap['se']})"
         )
+        per_seed = row["ratio_per_seed"]
+        print(f"{'':<22} ratio per seed: {' '.join(f'{seed}: {v}' for seed, v in per_seed.items())}")
     print(
         f"queue order {'fixed before the run' if result['queue_order_pre_registered'] else 'chosen on seed 0'}: "
         f"{result['queue_order']} (product uses {result['queue_order_in_product']}); "

@@ -597,3 +597,66 @@ def test_the_bench_serves_the_label_free_orders_at_pool_positions() -> None:
         assert len(batch) == 2 and batch <= set(range(len(remaining)))  # positions in the pool, not in labels + pool
     far = next_batch("k-center", head, remaining, 2, seed=0, labelled_items=train, labelled_y=y)
     assert len({remaining[k].title for k in far}) == 2  # never two copies of one item
+
+
+def test_the_cold_start_order_serves_typical_items_until_its_switch_then_the_most_uncertain() -> None:
+    """Round 7's ``typical-then-uncertainty``: TypiClust's batch while fewer than ``COLD_START_LABELS`` items are
+    labelled, the queue's uncertainty order from then on."""
+    from bench._stage1_learning import COLD_START_LABELS, _columns, typical_batch
+
+    train, head = _borderline_head()
+    y = np.array([1, 1, 0, 0] * 3)
+    remaining = [TextItem(title="加微信私聊便宜"), TextItem(title="家常菜做法好吃")] * 3
+    remaining += [TextItem(title="加微信私聊家常菜做法"), TextItem(title="山水花鸟")]
+
+    early = next_batch("typical-then-uncertainty", head, remaining, 2, seed=0, labelled_items=train, labelled_y=y)
+    x = _columns(head, [*train, *remaining])
+    typical = {k - len(train) for k in typical_batch(x, np.arange(x.shape[0]) < len(train), 2, 0)}
+    assert early == typical
+
+    many = train * (COLD_START_LABELS // len(train) + 1)
+    late = next_batch(
+        "typical-then-uncertainty", head, remaining, 2, seed=0, labelled_items=many, labelled_y=np.tile(y, len(many))
+    )
+    assert late == {6, 7}  # the two borderline items (both cues, neither), as uncertainty serves them
+    assert late != early
+
+
+def test_the_power_batch_draws_in_proportion_to_the_label_value() -> None:
+    from bench._stage1_learning import power_batch
+
+    values = np.array([0.6, 0.3, 0.1, 0.0])
+    draws = [int(power_batch(values, 1, np.random.default_rng(i))[0]) for i in range(4000)]
+    shares = np.bincount(draws, minlength=4) / len(draws)
+    assert shares == pytest.approx([0.6, 0.3, 0.1, 0.0], abs=0.03)  # not top-1 (always item 0)
+    batch = power_batch(values, 4, np.random.default_rng(0))
+    assert sorted(batch.tolist()) == [0, 1, 2, 3] and batch[-1] == 3  # value 0 only once the rest are drawn
+    again = power_batch(values, 2, np.random.default_rng(0))
+    assert again.tolist() == batch[:2].tolist()  # the same generator, the same draw
+
+    train, head = _borderline_head()
+    remaining = [TextItem(title="加微信私聊便宜"), TextItem(title="家常菜做法好吃")] * 3
+    remaining += [TextItem(title="加微信私聊家常菜做法"), TextItem(title="山水花鸟")]
+    y = np.array([1, 1, 0, 0] * 3)
+    served = [
+        next_batch("power-uncertainty", head, remaining, 2, seed=s, labelled_items=train, labelled_y=y)
+        for s in range(30)
+    ]
+    assert all(len(batch) == 2 for batch in served)
+    assert len({frozenset(batch) for batch in served}) > 1  # a draw, not uncertainty's fixed top 2
+    assert served[0] == next_batch("power-uncertainty", head, remaining, 2, seed=0, labelled_items=train, labelled_y=y)
+
+
+def test_the_ratio_is_also_read_per_seed() -> None:
+    """The spread over seeds: each seed's locked folds averaged on their own, beside the pooled ratio."""
+    curves = LearningCurves(
+        labels=[40, 60, 80],
+        curves={
+            "arrival": [[0.6, 0.7, 0.8]] * 4,
+            "uncertainty": [[0.6, 0.8, 0.8]] * 2 + [[0.6, 0.7, 0.8]] * 2,
+        },
+        n_locked=[10] * 4,
+        repetitions=[(1, 0), (1, 1), (2, 0), (2, 1)],
+    )
+    assert curves.ratio_per_seed("uncertainty") == {1: pytest.approx(0.75), 2: pytest.approx(1.0)}
+    assert curves.summary()["orders"]["uncertainty"]["ratio_per_seed"] == curves.ratio_per_seed("uncertainty")
