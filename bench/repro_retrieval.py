@@ -74,6 +74,8 @@ INDEXES = {
     "transcript_vector_hnsw": "CREATE INDEX transcript_vector_hnsw ON moderation_transcriptvector USING hnsw (embedding vector_cosine_ops) WITH (m=16, ef_construction=64)",
     "picture_vector_hnsw": "CREATE INDEX picture_vector_hnsw ON moderation_picturevector USING hnsw (embedding halfvec_cosine_ops) WITH (m=16, ef_construction=64)",
 }
+# The arms that set REPRO_HNSW_ITERATIVE_SCAN for their retrievals (else the setting's own value).
+ITERATIVE_ARMS = {"iter-relaxed": "relaxed_order", "iter-off": "off"}
 # What a planted copy's keyframe embeddings went through (synthetic stand-ins for the transforms of
 # ``moderation.reproduction.transforms``; the real transforms on real clips: ``generate_repro_eval``'s channel recall).
 TRANSFORMS = ("reencode", "crop", "mirror", "speed", "slow", "overlay", "trim", "borders")
@@ -383,7 +385,8 @@ def main() -> None:
         help="retrieval arms timed interleaved, the first reported as ``ratio``: parallel (the two HNSW scans on two "
         "side connections during the PDQ look-up, REPRO_NEIGHBOURS_PARALLEL on) and serial (one statement after it); "
         "pdq-baseline with --pdq-baseline; uncapped: parallel with every PDQ hit confirmed (hash_hits' per_hash 0, as "
-        "before the cap per matched hash)",
+        "before the cap per matched hash); iter-relaxed / iter-off: parallel with REPRO_HNSW_ITERATIVE_SCAN "
+        "relaxed_order / off for the arm (the distinct-vector scans with or without pgvector's iterative scan)",
     )
     parser.add_argument(
         "--ef-arms",
@@ -421,8 +424,11 @@ def main() -> None:
             parser.error("--ef-arms takes PICTURE:TEXT pairs of integers, e.g. 20:40")
         args.ef_arms[f"ef{picture}:{text}"] = (int(picture), int(text))
         args.arms.append(f"ef{picture}:{text}")
-    if not args.arms or set(args.arms) - {"parallel", "serial", "pdq-baseline", "uncapped", *args.ef_arms}:
-        parser.error("--arms takes parallel, serial and (with --pdq-baseline) pdq-baseline")
+    if not args.arms or set(args.arms) - {"parallel", "serial", "pdq-baseline", "uncapped", *ITERATIVE_ARMS,
+                                          *args.ef_arms}:  # fmt: skip
+        parser.error(
+            "--arms takes parallel, serial, uncapped, iter-relaxed, iter-off and (with --pdq-baseline) pdq-baseline"
+        )
     if "pdq-baseline" in args.arms and not args.pdq_baseline:
         parser.error("the arm pdq-baseline needs --pdq-baseline COMMIT")
 
@@ -568,6 +574,9 @@ def _run(args: argparse.Namespace) -> None:
         arm_found = {a: {"small": [0, 0, 0], "large": [0, 0, 0]} for a in args.arms}
         if args.ef_arms:
             _per_channel_ef()
+        iterative_default = settings.REPRO_HNSW_ITERATIVE_SCAN
+        # the parts and the channels' scans below run with the first arm's settings
+        settings.REPRO_HNSW_ITERATIVE_SCAN = ITERATIVE_ARMS.get(args.arms[0], iterative_default)
         loads["measure_start"] = _load()
         for r in range(args.rounds):
             this_round: dict[str, list[float]] = {"small": [], "large": []}
@@ -579,6 +588,7 @@ def _run(args: argparse.Namespace) -> None:
                     for arm in args.arms if (r + i) % 2 == 0 else args.arms[::-1]:  # which arm first alternates
                         settings.REPRO_NEIGHBOURS_PARALLEL = arm != "serial"
                         _EF_ARM[0] = args.ef_arms.get(arm)
+                        settings.REPRO_HNSW_ITERATIVE_SCAN = ITERATIVE_ARMS.get(arm, iterative_default)
                         copies[name]["state"].index = copies[name].get(arm, copies[name]["current"])
                         c0, b0 = time.process_time(), sum(_backend_cpu_s(p) for p in backends[name])
                         t0 = time.perf_counter()
@@ -601,6 +611,7 @@ def _run(args: argparse.Namespace) -> None:
                             result = got
                     settings.REPRO_NEIGHBOURS_PARALLEL = args.arms[0] != "serial"
                     _EF_ARM[0] = args.ef_arms.get(args.arms[0])
+                    settings.REPRO_HNSW_ITERATIVE_SCAN = ITERATIVE_ARMS.get(args.arms[0], iterative_default)
                     copies[name]["state"].index = copies[name]["current"]
                     elapsed = arm_times[args.arms[0]][name][-1]
                     times[name].append(elapsed)
@@ -716,6 +727,7 @@ def _run(args: argparse.Namespace) -> None:
         "large_hashes": big["hashes"], "n_queries_each": n, "index_build_runs_s": big["index_build_runs_s"],
         "hash_table_bytes": big["hash_table_bytes"], "hnsw_bytes": big["hnsw_bytes"],
         "load_large_s": big["load_s"], "hnsw_build_large_s": big["hnsw_build_s"], "loadavg": loads, "shared_buffers": shared_buffers, "huge_pages": huge_pages, "hnsw_ef_search": settings.REPRO_HNSW_EF_SEARCH,
+        "hnsw_iterative_scan_first_arm": settings.REPRO_HNSW_ITERATIVE_SCAN,
     }))  # fmt: skip
 
 

@@ -104,6 +104,7 @@ SETTING_CHOICES: tuple[SettingChoice, ...] = (
     SettingChoice("WHISPER_COMPUTE_TYPE", "moderation.media.extractors.WHISPER_COMPUTE_TYPES"),
     SettingChoice("MEDIA_S3_ADDRESSING_STYLE", "workbench.storage.S3_ADDRESSING_STYLES"),
     SettingChoice("REPRO_FRAME_NEIGHBOURS", "moderation.reproduction.selectors.FRAME_CHANNELS"),
+    SettingChoice("REPRO_HNSW_ITERATIVE_SCAN", "moderation.reproduction.selectors.ITERATIVE_SCANS"),
     SettingChoice("REPRO_PDQ_CHUNKS", parse="moderation.reproduction.pdq_index.layout_parse"),
     SettingChoice("TRAINING_LAUNCHER", "training.runners.common.TRAINING_LAUNCHERS"),
     SettingChoice("TRAINING_GATE_PRIMARY_METRIC", "training.release.GATE_METRICS"),

@@ -468,6 +468,10 @@ WHISPER_BATCH_SIZE = env.int("WHISPER_BATCH_SIZE", default=8)
 # keep filtered queries from starving; see moderation.reproduction.selectors). 40 halves the scans' cost against
 # 100 for a measured recall cost on the embedding channel alone (bench/repro_ef_search.py; bench/RESULTS.md, issue 20).
 REPRO_HNSW_EF_SEARCH = env.int("REPRO_HNSW_EF_SEARCH", default=40)
+# pgvector's hnsw.iterative_scan for the distinct-vector scans (picture, transcript), which filter nothing inside
+# the walk: "off" (the same neighbours, less backend CPU per walk) or "relaxed_order" (what they used before)
+# (moderation.reproduction.selectors.ITERATIVE_SCANS; bench/RESULTS.md, issue 20, hrepro21).
+REPRO_HNSW_ITERATIVE_SCAN = env.str("REPRO_HNSW_ITERATIVE_SCAN", default="off")
 # Picture neighbours of reproduction retrieval: "video" (one HNSW scan of the per-video embedding, the normalized
 # mean of its keyframes'), "keyframes" (one scan of every keyframe row per query keyframe, 8 per video: the old
 # channel) or "both" (bench/RESULTS.md, issue 20).

@@ -166,9 +166,14 @@ SELECT 'f', q.t, n.video_id, n.t, n.sim FROM (
 _TEXT_PART = _DISTINCT_VECTOR_PART.format(
     tag="t", column="text_embedding", vectors="moderation_transcriptvector", key="text_key", k="kt"
 )
-_SETTINGS = (
-    "SELECT set_config('hnsw.ef_search', '{ef}', true), set_config('hnsw.iterative_scan', 'relaxed_order', true);"
-)
+_SETTINGS = "SELECT set_config('hnsw.ef_search', '{ef}', true), set_config('hnsw.iterative_scan', '{iterative}', true);"
+# pgvector's ``hnsw.iterative_scan`` for the scans of the distinct vectors (``REPRO_HNSW_ITERATIVE_SCAN``). Those
+# walks filter nothing (each asks for its k + 2 nearest vectors; the video itself is left out afterwards, by key),
+# so a second pass is never needed; but with the iterative scan on, pgvector keeps every element a walk visits and
+# rejects (it fully loads it and queues it for a later pass) where without it a rejected element costs its distance
+# only. "off" returns at most ``hnsw.ef_search`` rows, so the statement then asks for at least the k + 2 it reads.
+# The per-keyframe scan (``_KEYFRAMES_PART``) filters the query video inside the walk: always "relaxed_order".
+ITERATIVE_SCANS = ("relaxed_order", "off")
 # Which picture neighbours: the video embedding (one scan), the keyframes (one scan per query keyframe), or both.
 FRAME_CHANNELS = ("video", "keyframes", "both")
 
@@ -285,11 +290,20 @@ def video_neighbours_sql(
     picture = ([_VIDEO_PART] if channel in {"video", "both"} else []) + (
         [_KEYFRAMES_PART] if channel in {"keyframes", "both"} else []
     )
+    iterative = settings.REPRO_HNSW_ITERATIVE_SCAN
+    if iterative not in ITERATIVE_SCANS:
+        raise ValueError(f"REPRO_HNSW_ITERATIVE_SCAN must be one of {', '.join(ITERATIVE_SCANS)}, not {iterative!r}")
     chosen = {"all": [*picture, _TEXT_PART], "picture": picture, "text": [_TEXT_PART]}[parts]
+    kt, kv = max(1, int(k_text)), max(1, int(k_videos))
+    ef = max(1, int(settings.REPRO_HNSW_EF_SEARCH))
+    if _KEYFRAMES_PART in chosen:
+        iterative = "relaxed_order"
+    elif iterative == "off":  # one pass returns at most ef_search vectors: at least the k + 2 each scan reads
+        ef = max(ef, *(k + 2 for part, k in ((_VIDEO_PART, kv), (_TEXT_PART, kt)) if part in chosen))
     sql = _SETTINGS + "\nUNION ALL\n".join(chosen)
     return sql.format(
-        ef=max(1, int(settings.REPRO_HNSW_EF_SEARCH)), v=int(video_id), m=max(2, int(frame_queries)),
-        kf=max(1, int(k_frames)), kt=max(1, int(k_text)), kv=max(1, int(k_videos)),
+        ef=ef, iterative=iterative, v=int(video_id), m=max(2, int(frame_queries)), kf=max(1, int(k_frames)), kt=kt,
+        kv=kv,
     )  # fmt: skip
 
 

@@ -76,6 +76,12 @@ MISTYPED: list[tuple[str, Any, str, str]] = [
         "REPRO_FRAME_NEIGHBOURS='frames' is not one of: video, keyframes, both.",
     ),
     (
+        "REPRO_HNSW_ITERATIVE_SCAN",
+        "of",
+        "workbench.E001",
+        "REPRO_HNSW_ITERATIVE_SCAN='of' is not one of: relaxed_order, off.",
+    ),
+    (
         "TRAINING_LAUNCHER",
         "acelerate",
         "workbench.E001",
