@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -182,6 +183,7 @@ def _snapshot(
             "train_count": dataset.train_count,
             "eval_count": dataset.eval_count,
             "policy_versions": dataset.policy_versions,
+            "sources": dict(sorted(Counter(r.source for r in records).items())),
             **(chosen or {}),
         },
     )

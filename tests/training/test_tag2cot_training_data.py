@@ -7,9 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from annotation.models import CotCorrection, Tag2CotTask
+from moderation.review.models import AuditEvent
 from tests.factories import CotCorrectionFactory, DecisionFactory, PolicyVersionFactory, Tag2CotTaskFactory
 from training.errors import TrainingError
 from training.models import SftRecord
@@ -102,3 +104,16 @@ def test_a_finished_tag2cot_task_is_a_dpo_pair_against_the_models_cot(training_d
     assert (
         lineage["tag2cot_task_id"] == done.pk and lineage["rejected_model_version_id"] == done.decision.model_version_id
     )
+
+
+def test_the_build_says_how_many_records_each_source_gave(client_as, training_dirs, policy_version, cot_correction):
+    Tag2CotTaskFactory(decision__policy_version=policy_version)
+    Tag2CotTaskFactory(decision__policy_version=policy_version)
+
+    response = client_as("admin").post(reverse("training:dataset_build"), {"kind": "sft"}, follow=True)
+
+    said = response.content.decode()
+    assert ": 3 SFT records, all to train on, none held out." in said
+    assert "By source: Finished Tag2CoT reasoning 2 · Accepted CoT correction 1." in said
+    event = AuditEvent.objects.get(action="dataset.build")
+    assert event.payload["sources"] == {"correction": 1, "tag2cot": 2}
