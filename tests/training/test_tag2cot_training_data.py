@@ -14,7 +14,8 @@ from annotation.models import CotCorrection, Tag2CotTask
 from moderation.review.models import AuditEvent
 from tests.factories import CotCorrectionFactory, DecisionFactory, PolicyVersionFactory, Tag2CotTaskFactory
 from training.errors import TrainingError
-from training.models import SftRecord
+from training.models import RetrainRule, SftRecord, TrainingJob
+from training.retrain import retrain_rules_evaluate
 from training.services import preference_dataset_build, sft_dataset_build
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +118,18 @@ def test_the_build_says_how_many_records_each_source_gave(client_as, training_di
     assert "By source: Finished Tag2CoT reasoning 2 · Accepted CoT correction 1." in said
     event = AuditEvent.objects.get(action="dataset.build")
     assert event.payload["sources"] == {"correction": 1, "tag2cot": 2}
+
+
+def test_finished_tag2cot_tasks_count_towards_a_new_data_retrain_rule(training_dirs, policy_version):
+    rule = RetrainRule.objects.create(name="sft", kind="sft", condition="new_pairs", threshold=2)
+    Tag2CotTaskFactory(decision__policy_version=policy_version, status=Tag2CotTask.Status.OPEN, author=None)
+    Tag2CotTaskFactory(decision__policy_version=policy_version)
+    assert retrain_rules_evaluate() == []  # one finished task (the open one is not work done) < 2
+
+    Tag2CotTaskFactory(decision__policy_version=policy_version)
+    [job_id] = retrain_rules_evaluate()
+
+    rule.refresh_from_db()
+    assert rule.last_job_id == job_id and "2 new disagreements" in rule.last_trigger
+    job = TrainingJob.objects.get(pk=job_id)
+    assert job.dataset.kind == "sft" and job.dataset.train_count == 2
