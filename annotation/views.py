@@ -371,9 +371,13 @@ def tag2cot_write(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, str(exc))
             status = 400
         else:
-            # Which task, and where it went: the list opens on the open tasks, where the one just written is gone.
+            # Which task, where it went, and what it is for: the list opens on the open tasks, where the one just
+            # written is gone; the next SFT or DPO build reads it (``training.data``), ones built before do not.
             messages.success(
-                request, f"Task #{task.pk}: reasoning for “{task.target_label}” saved; it is listed under Done."
+                request,
+                f"Task #{task.pk}: reasoning for “{task.target_label}” saved; it is listed under Done. The next "
+                "SFT or DPO dataset built (Training page or a retrain rule) uses it; datasets built before keep "
+                "what they had.",
             )
             return redirect("annotation:tag2cot_list")
     ctx = _media_context(request, task.video)

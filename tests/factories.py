@@ -8,8 +8,9 @@ from pathlib import Path
 import factory
 from django.conf import settings
 from django.contrib.auth.models import Group, User
+from django.utils import timezone
 
-from annotation.models import Adjudication, CotCorrection
+from annotation.models import Adjudication, CotCorrection, Tag2CotTask
 from moderation.models import (
     Decision,
     ModelVersion,
@@ -158,6 +159,32 @@ class ReviewFactory(factory.django.DjangoModelFactory):
     verdict = Review.Verdict.OVERRIDE
     label = "引导私下交易"
     note = "Asks viewers to message privately to buy outside the app."
+
+
+class Tag2CotTaskFactory(factory.django.DjangoModelFactory):
+    """A finished Tag2CoT task by default: a labeler's five stages reasoning to ``target_label`` for a decision
+    whose model CoT reached another label (``status="open"``, ``stages=[]``, ``author=None`` for an open one)."""
+
+    class Meta:
+        model = Tag2CotTask
+
+    decision = factory.SubFactory(DecisionFactory, label="正向")
+    video = factory.SelfAttribute("decision.video")
+    policy_version = factory.SelfAttribute("decision.policy_version")
+    target_label = "引导私下交易"
+    label_source = "review"
+    status = Tag2CotTask.Status.DONE
+    author = factory.SubFactory(UserFactory, role="labeler")
+    completed_at = factory.LazyFunction(timezone.now)
+    stages = factory.LazyAttribute(
+        lambda o: (
+            [
+                {"key": k, "title": k.replace("_", " "), "text": f"tag2cot {k}", "evidence": []}
+                for k in ("content_extraction", "analysis", "intermediate_check", "user_feedback")
+            ]
+            + [{"key": "final_judgment", "title": "final judgment", "text": f"label: {o.target_label}", "evidence": []}]
+        )
+    )
 
 
 class CotCorrectionFactory(factory.django.DjangoModelFactory):

@@ -3,9 +3,13 @@
 Pure reads + unsaved rows; ``training.services`` owns the snapshot (rows, files). Sources:
 
 * DPO (mistake-oriented): chosen = human-consistent CoT, rejected = the model's CoT for the same prompt.
-  An accepted CoT correction beats an adjudicated disagreement, which beats a reviewer override.
-* SFT: accepted CoT corrections, and model CoTs a reviewer confirmed (Review verdict ``approve``) that no
-  human later contradicted.
+  A labeler's written CoT (an accepted CoT correction or a finished Tag2CoT task) beats an adjudicated
+  disagreement, which beats a reviewer override.
+* SFT: accepted CoT corrections, finished Tag2CoT tasks (the labeler's five stages for a human label), and
+  model CoTs a reviewer confirmed (Review verdict ``approve``) that no human later contradicted.
+
+A decision gets one labeler-written CoT: when it has both an accepted correction and a finished Tag2CoT task,
+the later human work wins (``_written_cots``).
 
 Every record keeps a ``lineage`` dict (reviews, correction, adjudication, policy version, and the
 model version that produced the rejected / confirmed output). The train/eval split is decided per
@@ -21,9 +25,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 
-from annotation.models import Adjudication, CotCorrection
+from annotation.models import Adjudication, CotCorrection, Tag2CotTask
 from moderation.inference.prompts import policy_prompt
 from moderation.inference.services import content_bundle_for
 from moderation.models import Decision, Review, Video
@@ -91,6 +95,63 @@ def _accepted_corrections(**filters: Any) -> list[CotCorrection]:
     return list(rows.order_by("decision_id"))
 
 
+def _done_tag2cot(**filters: Any) -> list[Tag2CotTask]:
+    """Each decision's newest finished Tag2CoT task, written for the decision's own policy version.
+
+    A task is opened for the video's latest decision under that decision's policy version, so the label it
+    reasons towards is one of that version's; a task whose version differs (never made by the app) is not
+    training data: its label may not exist in the prompt the record is built from.
+    """
+    rows = (
+        Tag2CotTask.objects.filter(
+            status=Tag2CotTask.Status.DONE, policy_version_id=F("decision__policy_version_id"), **filters
+        )
+        .exclude(stages=[])
+        .exclude(target_label="")
+    )
+    newest = rows.order_by("decision_id", F("completed_at").desc(nulls_last=True), "-pk").distinct("decision_id")
+    return list(newest)
+
+
+def _written_cots(
+    corrections: list[CotCorrection], tasks: list[Tag2CotTask]
+) -> tuple[list[CotCorrection], list[Tag2CotTask], dict[int, dict[str, Any]]]:
+    """One labeler-written CoT per decision: of an accepted correction and a finished Tag2CoT task on the same
+    decision, the later human work wins (the correction's acceptance against the task's completion; a tie goes
+    to the correction, which a second labeler checked). Both are a person's considered reasoning; the later one
+    was written knowing more (a Tag2CoT task is only opened while the decision has no accepted correction, so
+    a correction accepted after it is the newer word, and a task finished after a correction was superseded is
+    too). Returns the kept corrections, the kept tasks, and per decision the lineage naming what lost."""
+    kept = {c.decision_id: c for c in corrections}
+    kept_tasks: list[Tag2CotTask] = []
+    superseded: dict[int, dict[str, Any]] = {}
+    for task in tasks:
+        correction = kept.get(task.decision_id)
+        if correction is None:
+            kept_tasks.append(task)
+            continue
+        accepted_at = correction.reviewed_at or correction.updated_at
+        done_at = task.completed_at or task.created_at
+        if done_at > accepted_at:
+            del kept[task.decision_id]
+            kept_tasks.append(task)
+            superseded[task.decision_id] = {"superseded_correction_id": correction.pk}
+        else:
+            superseded[task.decision_id] = {"superseded_tag2cot_task_id": task.pk}
+    return list(kept.values()), kept_tasks, superseded
+
+
+def _tag2cot_lineage(task: Tag2CotTask) -> dict[str, Any]:
+    """Where a record made from a finished Tag2CoT task comes from: the task, its labeler and the human label's
+    origin (a review, an override, an adjudication or an import)."""
+    return {
+        "tag2cot_task_id": task.pk,
+        "author_id": task.author_id,
+        "target_label": task.target_label,
+        "label_source": task.label_source,
+    }
+
+
 def _newest_per_decision(rows: QuerySet[Any], newest_first: str = "-created_at") -> list[Any]:
     """Each decision's newest row of ``rows`` (one per decision, by ``newest_first`` then id)."""
     return list(rows.order_by("decision_id", newest_first, "-pk").distinct("decision_id"))
@@ -145,7 +206,7 @@ def preference_pairs_collect(
     pairs: dict[int, PreferencePair] = {}
 
     by_model = {} if rejected_model_version_id is None else {"decision__model_version_id": rejected_model_version_id}
-    corrections = _accepted_corrections(**by_model)
+    corrections, tag2cots, superseded = _written_cots(_accepted_corrections(**by_model), _done_tag2cot(**by_model))
     adjudications = _newest_per_decision(
         Adjudication.objects.filter(status=Adjudication.Status.DECIDED, **by_model).exclude(outcome_label=""),
         "-decided_at",
@@ -153,6 +214,7 @@ def preference_pairs_collect(
     overrides = _newest_per_decision(Review.objects.filter(verdict=Review.Verdict.OVERRIDE, **by_model))
     decisions = _decisions(
         {c.decision_id for c in corrections}
+        | {t.decision_id for t in tag2cots}
         | {a.decision_id for a in adjudications}
         | {r.decision_id for r in overrides}
     )
@@ -198,7 +260,23 @@ def preference_pairs_collect(
             PreferencePair.Source.CORRECTION,
             chosen,
             correction.label,
-            {**_correction_lineage(correction), "correction_status": correction.status},
+            {
+                **_correction_lineage(correction),
+                "correction_status": correction.status,
+                **superseded.get(decision.pk, {}),
+            },
+        )
+    for task in tag2cots:
+        # A Tag2CoT task is opened only where the model's CoT did not reach the human label (or could not be
+        # parsed): the labeler's reasoning towards that label against the model's own is a mistake pair.
+        decision = decisions[task.decision_id]
+        chosen = cot_render(task.stages, task.target_label, decision.policy_version)
+        add(
+            decision,
+            PreferencePair.Source.TAG2COT,
+            chosen,
+            task.target_label,
+            {**_tag2cot_lineage(task), **superseded.get(decision.pk, {})},
         )
     for adjudication in adjudications:
         decision = decisions[adjudication.decision_id]
@@ -264,16 +342,20 @@ def preference_pair_row(pair: PreferencePair) -> dict[str, Any]:
 
 
 def sft_records_collect(*, eval_share: float = 0.0) -> list[SftRecord]:
-    """Chat records from accepted corrections and reviewer-confirmed model CoTs."""
+    """Chat records from accepted corrections, finished Tag2CoT tasks and reviewer-confirmed model CoTs."""
     records: dict[int, SftRecord] = {}
-    corrections = _accepted_corrections()
+    corrections, tag2cots, superseded = _written_cots(_accepted_corrections(), _done_tag2cot())
     confirmed_reviews = _newest_per_decision(
         Review.objects.filter(verdict=Review.Verdict.APPROVE).exclude(decision__parse_error__gt="")
     )
     contradicted = set(
         Review.objects.filter(verdict=Review.Verdict.OVERRIDE).values_list("decision_id", flat=True)
     ) | set(Adjudication.objects.filter(status=Adjudication.Status.DECIDED).values_list("decision_id", flat=True))
-    decisions = _decisions({c.decision_id for c in corrections} | {r.decision_id for r in confirmed_reviews})
+    decisions = _decisions(
+        {c.decision_id for c in corrections}
+        | {t.decision_id for t in tag2cots}
+        | {r.decision_id for r in confirmed_reviews}
+    )
     reviews = _reviews_of(list(decisions))
 
     def add(decision: Decision, source: str, assistant: str, label: str, extra: dict[str, Any]) -> None:
@@ -307,7 +389,17 @@ def sft_records_collect(*, eval_share: float = 0.0) -> list[SftRecord]:
             SftRecord.Source.CORRECTION,
             text,
             correction.label,
-            _correction_lineage(correction),
+            {**_correction_lineage(correction), **superseded.get(decision.pk, {})},
+        )
+    for task in tag2cots:
+        decision = decisions[task.decision_id]
+        text = cot_render(task.stages, task.target_label, decision.policy_version)
+        add(
+            decision,
+            SftRecord.Source.TAG2COT,
+            text,
+            task.target_label,
+            {**_tag2cot_lineage(task), **superseded.get(decision.pk, {})},
         )
     for review in confirmed_reviews:
         if review.decision_id in contradicted:

@@ -45,6 +45,7 @@ class PreferencePair(models.Model):
     class Source(models.TextChoices):
         OVERRIDE = "override", "Reviewer override"
         CORRECTION = "correction", "Labeler CoT correction"
+        TAG2COT = "tag2cot", "Finished Tag2CoT reasoning"
         ADJUDICATION = "adjudication", "Adjudicated user-feedback disagreement"
 
     class Split(models.TextChoices):
@@ -74,6 +75,7 @@ class SftRecord(models.Model):
 
     class Source(models.TextChoices):
         CORRECTION = "correction", "Accepted CoT correction"
+        TAG2COT = "tag2cot", "Finished Tag2CoT reasoning"
         CONFIRMED = "confirmed", "Model CoT a reviewer confirmed"
 
     dataset = models.ForeignKey(PreferenceDataset, on_delete=models.CASCADE, related_name="sft_records")

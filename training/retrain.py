@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Max
 
-from annotation.models import Adjudication, CotCorrection
+from annotation.models import Adjudication, CotCorrection, Tag2CotTask
 from moderation.models import Review
 from training.data import ACCEPTABLE_CORRECTION_STATUSES
 from training.errors import TrainingError
@@ -28,6 +28,9 @@ def _new_disagreements(since: datetime | None) -> tuple[int, datetime | None]:
     sources = [
         (Review.objects.filter(verdict=Review.Verdict.OVERRIDE), "created_at"),
         (CotCorrection.objects.filter(status__in=ACCEPTABLE_CORRECTION_STATUSES), "updated_at"),
+        # A finished Tag2CoT task is a labeler's reasoning towards a label the model missed (an SFT record and a
+        # DPO pair, ``training.data``): new ones count as new human work like an accepted correction.
+        (Tag2CotTask.objects.filter(status=Tag2CotTask.Status.DONE), "completed_at"),
         (Adjudication.objects.filter(status=Adjudication.Status.DECIDED), "decided_at"),
     ]
     count, latest = 0, None

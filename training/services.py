@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import re
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -182,6 +183,7 @@ def _snapshot(
             "train_count": dataset.train_count,
             "eval_count": dataset.eval_count,
             "policy_versions": dataset.policy_versions,
+            "sources": dict(sorted(Counter(r.source for r in records).items())),
             **(chosen or {}),
         },
     )
@@ -217,7 +219,8 @@ def preference_dataset_build(
     eval_share: float = 0.0,
     rejected_model_version: Any = None,
 ) -> PreferenceDataset:
-    """Snapshot every override, accepted CoT correction and adjudicated disagreement as DPO pairs.
+    """Snapshot every override, accepted CoT correction, finished Tag2CoT task and adjudicated disagreement as
+    DPO pairs.
 
     With ``rejected_model_version``, only that version's mistakes (KuaiMod's mistake-oriented DPO on
     the serving model: DPO after SFT learns from what the SFT model still gets wrong, not from an
@@ -233,13 +236,14 @@ def preference_dataset_build(
     pairs = preference_pairs_collect(eval_share=_check_eval_share(eval_share), rejected_model_version_id=version_id)
     if not pairs and version_id is not None:
         raise TrainingError(
-            f"No overrides or corrections of {rejected_model_version.name}'s decisions yet: its mistakes become "
+            f"No overrides or corrections of {rejected_model_version.name}'s decisions yet (nor Tag2CoT reasoning "
+            "for them): its mistakes become "
             "the preference pairs." + _corrections_waiting()
         )
     if not pairs:
         raise TrainingError(
             "No overrides or corrections yet: preference pairs come from reviewer overrides, accepted CoT "
-            "corrections and adjudicated disagreements." + _corrections_waiting()
+            "corrections, finished Tag2CoT tasks and adjudicated disagreements." + _corrections_waiting()
         )
     if name is None and rejected_model_version is not None:
         name = f"DPO pairs: mistakes of {rejected_model_version.name} {timezone.now():%Y-%m-%d %H:%M}"
@@ -258,14 +262,15 @@ def preference_dataset_build(
 def sft_dataset_build(
     *, created_by: User | None, name: str | None = None, eval_share: float = 0.0
 ) -> PreferenceDataset:
-    """Snapshot accepted CoT corrections and reviewer-confirmed model CoTs as SFT chat records."""
+    """Snapshot accepted CoT corrections, finished Tag2CoT tasks and reviewer-confirmed model CoTs as SFT chat
+    records."""
     from training.data import sft_record_row, sft_records_collect
 
     records = sft_records_collect(eval_share=_check_eval_share(eval_share))
     if not records:
         raise TrainingError(
-            "No SFT data yet: records come from accepted CoT corrections and model CoTs a reviewer approved."
-            + _corrections_waiting()
+            "No SFT data yet: records come from accepted CoT corrections, finished Tag2CoT tasks and model CoTs a "
+            "reviewer approved." + _corrections_waiting()
         )
     return _snapshot(
         kind=PreferenceDataset.Kind.SFT,

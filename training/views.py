@@ -153,7 +153,10 @@ def dataset_build(request: HttpRequest) -> HttpResponse:
             "was built from the same data: no second, identical snapshot was made.",
         )
     else:
-        messages.success(request, f"Built “{dataset.name}”: {total} {what}, {split}.")
+        # Which human work it was built from, so a labeler's finished Tag2CoT tasks or accepted corrections are seen
+        # to count (the page's dataset table shows totals only).
+        sources = " · ".join(f"{name} {n}" for name, n in selectors.dataset_sources(dataset=dataset))
+        messages.success(request, f"Built “{dataset.name}”: {total} {what}, {split}. By source: {sources}.")
     return redirect(f"{reverse('training:job_list')}?{urlencode({'kind': dataset.kind})}")
 
 
