@@ -1641,6 +1641,45 @@ def _suggestions_as_shown(shown: list[Any], *, ranked_with: RankedWith) -> None:
         s.score, s.ranker = score, ranker
 
 
+def _tags_offered_check(*, video_id: int, tag_set: TagSet | None, shown_ids: list[int], added_ids: list[int]) -> None:
+    """Refuse a submission naming tags the panel could not have offered (a hand-made POST): its events are the
+    ranker's training data. An accept or a reject must name one of the video's suggestions (the chips are drawn
+    from them) within the tag set; an add must name a tag of the tag set (an empty set offers every active tag).
+
+    Not checked against the show threshold or the chip count: a retrain re-scores the suggestions while a panel is
+    open (``_suggestions_as_shown``), and an honest answer to what was drawn must not be refused for it. A tag the
+    video already has is kept, not added (the panel draws it as an added chip whichever set it came from)."""
+    from moderation.tagging.models import TagSuggestion
+
+    allowed: set[int] | None = None
+    if tag_set is not None:
+        allowed = set(tag_set.tags.values_list("pk", flat=True)) or None  # empty: every active tag
+    suggested = set(
+        TagSuggestion.objects.filter(video_id=video_id, tag_id__in=shown_ids).values_list("tag_id", flat=True)
+    )
+    not_shown = [t for t in shown_ids if t not in suggested or (allowed is not None and t not in allowed)]
+    outside = [t for t in added_ids if allowed is not None and t not in allowed]
+    if not not_shown and not outside:
+        return
+    names = dict(Tag.objects.filter(pk__in={*not_shown[:5], *outside[:5]}).values_list("pk", "name"))
+
+    def listed(ids: list[int]) -> str:
+        # A hand-made POST may name thousands: the first few say what was refused.
+        said = ", ".join(f"“{names[t]}”" if t in names else f"tag #{t}" for t in ids[:5])
+        return said + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+    problems = []
+    if not_shown:
+        problems.append(f"{listed(not_shown)} {'was' if len(not_shown) == 1 else 'were'} not suggested for this video")
+    if outside:
+        where = f"the tag set “{tag_set.name}”" if tag_set is not None else "the tag set"
+        problems.append(f"{listed(outside)} {'is' if len(outside) == 1 else 'are'} not in {where}")
+    raise ModerationError(
+        f"These tags were not offered on this panel: {'; '.join(problems)}. Nothing was saved; "
+        "reload the panel and choose again."
+    )
+
+
 @transaction.atomic
 def tags_review_submit(
     *,
@@ -1729,6 +1768,12 @@ def tags_review_submit(
     unknown = [t for t in selected_ids if t not in valid]
     if unknown:
         raise ModerationError("A chosen tag is no longer in the vocabulary; search for it again.")
+    _tags_offered_check(
+        video_id=video_id,
+        tag_set=tag_set,
+        shown_ids=shown_ids,
+        added_ids=[t for t in selected_ids if t not in shown_ids and t not in now_tagged],
+    )
     suggestions = {
         s.tag_id: s for s in TagSuggestion.objects.filter(video_id=video_id, tag_id__in=valid).select_related("ranker")
     }
