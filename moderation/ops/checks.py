@@ -6,9 +6,10 @@ another policy (``routing_orphans``' ``unrouted`` and ``other_policy``), and the
 anti-joins over every decision, item and video: ~300 ms of each load of ``/ops/`` at 100,000 videos, which
 session hops20 kept for a minute (a cold load still paid them, and a kept one could be a minute stale). Now the
 database lists the videos that could have become inconsistent (``RoutingRecheck``, filled by triggers in the
-writing statement's own transaction), and each load checks those only: it first deletes the rows of videos that
-are consistent now (``routing_recheck_prune``), then finds the figures among the rest, the few inconsistent
-videos and whatever changed since. The figures are exact at each load, whoever changed what.
+writing statement's own transaction), and each load checks those only: the few inconsistent videos and whatever
+changed since the last prune. The figures are exact at each load, whoever changed what. The load itself writes
+nothing; the beat (``prune_routing_rechecks``, every 5 min) and "Check now" (a POST) delete the rows of videos that
+are consistent now (``routing_recheck_prune``).
 
 A row is deleted only by a check that saw the change that wrote it (the row is visible to the check's statement),
 so a change committed after the check keeps its own row, and concurrent checks skip each other's rows. "Check now"
@@ -102,13 +103,12 @@ def routing_recheck_whole_library() -> int:
 
 def ops_routing_checks(*, now: datetime, shown: int, dismissed: bool) -> RoutingChecks:
     """The routing panel's checks (``routing_orphans_summary``, ``missing_decision_summary``) on the videos listed
-    in ``RoutingRecheck``, once those found consistent are dropped (``routing_recheck_prune``): exact figures, as of
-    the list's read, that read the changed videos, not the library. No video listed (the usual state once the beat
-    pruned): no statement but the list's and the live ``awaited_made`` kind's."""
-    listed = _listed()
-    policies = auto_applied_policy_ids() if listed else []
-    consistent = routing_recheck_prune(listed=listed, policies=policies)
-    among = [video_id for video_id in listed if video_id not in consistent]
+    in ``RoutingRecheck``: exact figures, as of the list's read, that read the changed videos, not the library. A
+    load writes nothing (a GET changes nothing: ``tests/hardening/test_get_writes_nothing.py``); the beat drops the
+    rows of videos found consistent (``routing_recheck_prune``, every 5 min), so the list holds minutes of changes
+    and the inconsistent videos. No video listed: no statement but the list's and the live ``awaited_made`` kind's."""
+    among = _listed()
+    policies = auto_applied_policy_ids() if among else []
     return RoutingChecks(
         orphans=routing_orphans_summary(first=shown, among=among),
         missing=missing_decision_summary(now=now, first=shown, dismissed=dismissed, among=among, policies=policies),

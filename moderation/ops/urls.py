@@ -5,6 +5,7 @@ from moderation.ops import views
 urlpatterns = [
     path("ops/", views.dashboard, name="ops_dashboard"),
     path("ops/routing-repair/", views.routing_repair, name="ops_routing_repair"),
+    path("ops/routing-recheck/", views.routing_recheck, name="ops_routing_recheck"),
     path("ops/routing-repair/retry/", views.missing_decisions_retry_view, name="ops_missing_decisions_retry"),
     path("ops/routing-repair/failed/", views.missing_decisions_list, name="ops_missing_decisions"),
     path(

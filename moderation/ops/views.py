@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET
 
 from moderation.actions import Outcome, video_action
 from moderation.inference.models import MissingDecisionRepair
-from moderation.ops.checks import routing_recheck_whole_library
+from moderation.ops.checks import routing_recheck_prune, routing_recheck_whole_library
 from moderation.ops.selectors import ops_dashboard, ops_repro_failures, ops_routing
 from moderation.ops.services import (
     ops_missing_decision_dismiss,
@@ -32,8 +32,6 @@ from workbench.roles import Perm, permission_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     """Operations at a glance: every plot is drawn on the server and carries its numbers."""
     show = _failed_filter(request)
-    if request.GET.get("recheck"):  # the routing panel's "Check now": the whole library, not only what changed
-        routing_recheck_whole_library()
     context = {
         "ops": ops_dashboard(failed_filter=show),
         "worker_seen_seconds": settings.WORKER_SEEN_SECONDS,
@@ -153,6 +151,25 @@ def repro_failed_dismiss_view(request: HttpRequest, video_id: int) -> HttpRespon
             "earlier uploads; a later failure of its search lists it again."
         ),
     )
+
+
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+@post_only
+def routing_recheck(request: HttpRequest) -> HttpResponse:
+    """The routing panel's "Check now": the whole library read once (for a change made round the database's
+    triggers), the consistent videos' rows dropped; a POST, since a GET of the page writes nothing."""
+    added = routing_recheck_whole_library()
+    routing_recheck_prune()
+    if added:
+        text = (
+            f"Checked the whole library: {added} inconsistently routed or half-decided "
+            f"video{'s were' if added != 1 else ' was'} not listed by the database's triggers (a change made round "
+            f"them) and {'are' if added != 1 else 'is'} counted now."
+        )
+    else:
+        text = "Checked the whole library: the figures below already counted every inconsistent video."
+    messages.success(request, text)
+    return redirect(reverse("moderation:ops_dashboard") + "#ops-routing")
 
 
 @permission_required(Perm.MANAGE_INTEGRATIONS)

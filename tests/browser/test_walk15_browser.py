@@ -84,6 +84,6 @@ def test_an_item_decided_in_one_tab_is_said_so_in_the_other(page, make_user, pol
     said = failure.inner_text()
     assert said.startswith("You already decided this item at ")
     assert "approve model verdict (正向). Nothing more was recorded." in said
-    assert "claim on this item is lost" not in said and "Back to the queue" in said
+    assert "claim on this item is lost" not in said and "Back to the review queues" in said
     other.screenshot(path=str(shots_dir() / "review-decided-in-another-tab.png"))
     assert Review.objects.get(task=first).verdict == "approve"

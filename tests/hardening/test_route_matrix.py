@@ -113,6 +113,7 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:webhook_test_outcome": ("GET", (OPS,)),
     "moderation:ops_dashboard": ("GET", (OPS,)),
     "moderation:ops_routing_repair": ("POST", (OPS,)),
+    "moderation:ops_routing_recheck": ("POST", (OPS,)),
     "moderation:ops_missing_decisions_retry": ("POST", (OPS,)),
     "moderation:ops_missing_decisions": ("GET", (OPS,)),
     "moderation:ops_missing_decision_retry": ("POST", (OPS,)),

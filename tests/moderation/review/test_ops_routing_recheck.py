@@ -5,8 +5,8 @@ The inconsistently routed videos with no item nor awaited row, those with a pend
 policy, and the half-decided videos were anti-joins over the whole library on every cold load (~300 ms at 100,000
 videos, ``bench/daily_pages.py``), kept for a minute between (so a minute stale). Here each kind of write that can
 make a video inconsistent is made, by services, the ORM's bulk paths and raw SQL, and after each the page's figures
-equal the whole-library queries (kept in the test as the oracle); a load leaves listed only the inconsistent videos,
-and a claim lists nothing.
+equal the whole-library queries (kept in the test as the oracle); a load writes nothing, the beat's prune leaves
+listed only the inconsistent videos, and a claim lists nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from django.utils import timezone
 from moderation.inference.selectors import videos_missing_auto_decision_counted
 from moderation.media.models import Video
 from moderation.models import Decision
+from moderation.ops.checks import routing_recheck_prune
 from moderation.ops.selectors import ops_routing
 from moderation.policies.models import Policy
 from moderation.review.models import AwaitedQueueItem, ReviewQueue, ReviewTask, RoutingRecheck
@@ -147,7 +148,9 @@ def test_a_policy_made_auto_applied_or_a_video_leaving_the_pipeline_shows_its_ha
 
 
 @pytest.mark.django_db
-def test_a_load_keeps_listed_only_the_inconsistent_videos_and_reads_only_the_listed(policy_version: Any) -> None:
+def test_a_prune_keeps_listed_only_the_inconsistent_videos_and_a_load_reads_only_the_listed(
+    policy_version: Any,
+) -> None:
     queue = review_queue_default()
     routed = [DecisionFactory(policy_version=policy_version) for _ in range(5)]
     ReviewTask.objects.bulk_create(ReviewTask(decision=d, queue=queue) for d in routed)
@@ -157,12 +160,17 @@ def test_a_load_keeps_listed_only_the_inconsistent_videos_and_reads_only_the_lis
     with CaptureQueriesContext(connection) as ctx:
         page = _page()
     assert page["unrouted"] == 1
-    assert list(RoutingRecheck.objects.values_list("video_id", flat=True)) == [unrouted.video_id]
+    # A load writes nothing (a GET changes nothing): every listed video stays listed until the beat's prune.
+    assert not [q["sql"] for q in ctx.captured_queries if q["sql"].lstrip().startswith(("DELETE", "INSERT", "UPDATE"))]
+    assert RoutingRecheck.objects.values("video_id").distinct().count() == 6
     # Each check reads the listed videos, never the whole library (but the awaited rows' kind: a few rows, live).
     checks = [q["sql"] for q in ctx.captured_queries if ORPHAN_KINDS in q["sql"] or HALF_DECIDED in q["sql"]]
     checks = [sql for sql in checks if not re.search(r'FROM "moderation_awaitedqueueitem"(?! U\d)', sql)]
-    assert len(checks) == 4  # the prune; unrouted, other_policy; the half-decided
+    assert len(checks) == 3  # unrouted, other_policy; the half-decided
     assert all("unnest(" in sql for sql in checks)  # each restricted to the listed videos' ids
+    assert routing_recheck_prune() == {d.video_id for d in routed}
+    assert list(RoutingRecheck.objects.values_list("video_id", flat=True)) == [unrouted.video_id]
+    assert _page()["unrouted"] == 1
 
     # A claim and a decision change nothing a check looks at: nothing is listed for them.
     reviewer = UserFactory(role="moderator")
@@ -173,7 +181,7 @@ def test_a_load_keeps_listed_only_the_inconsistent_videos_and_reads_only_the_lis
 
     # Nothing inconsistent listed (the usual state): no check runs, but the awaited rows' live kind.
     ReviewTask.objects.create(decision=unrouted, queue=queue)
-    _page()
+    routing_recheck_prune()
     assert not RoutingRecheck.objects.exists()
     with CaptureQueriesContext(connection) as ctx:
         assert _page()["unrouted"] == 0
@@ -192,15 +200,21 @@ def test_check_now_finds_what_a_writer_round_the_triggers_left_and_lists_it(
     assert _page()["unrouted"] == 0
 
     page = client.get("/ops/").content.decode()
-    assert "exact as of this load" in page and 'href="/ops/?recheck=1">Check now</a>' in page
+    assert "exact as of this load" in page and 'action="/ops/routing-recheck/"' in page and "Check now</button>" in page
+    # A GET of the old link or of the form's address writes nothing (the address sends it to the page).
+    client.get("/ops/?recheck=1")
+    assert client.get("/ops/routing-recheck/").status_code == 303
+    assert not RoutingRecheck.objects.exists()
     with caplog.at_level(logging.WARNING, logger="moderation.ops.checks"):
-        response = client.get("/ops/?recheck=1")
-    assert response.status_code == 200
+        response = client.post("/ops/routing-recheck/", follow=True)
+    assert response.redirect_chain[-1][0] == "/ops/#ops-routing"
     assert "1 inconsistent videos were not listed" in caplog.text
+    assert "1 inconsistently routed or half-decided video was not listed" in response.content.decode()
     assert list(RoutingRecheck.objects.values_list("video_id", flat=True)) == [decision.video_id]
     assert _page()["unrouted"] == 1
-    # Listed once: a second "Check now" adds nothing.
-    client.get("/ops/?recheck=1")
+    # Listed once: a second "Check now" adds nothing, and says the figures were already complete.
+    response = client.post("/ops/routing-recheck/", follow=True)
+    assert "already counted every inconsistent video" in response.content.decode()
     assert RoutingRecheck.objects.count() == 1
 
 
@@ -225,7 +239,8 @@ def test_a_change_committed_after_a_check_began_is_not_dropped_by_it(policy_vers
     writer = threading.Thread(target=delete_its_item)
     writer.start()
     assert started.wait(timeout=30)
-    assert _page()["unrouted"] == 0  # the delete is not committed: the video is routed, its older row dropped
+    routing_recheck_prune()  # the beat's, while the delete is not committed: the video is routed, its older row dropped
+    assert _page()["unrouted"] == 0
     checked.set()
     writer.join(timeout=30)
 
