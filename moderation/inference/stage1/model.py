@@ -70,6 +70,11 @@ class Stage1Config:
     analyzer: str = "char_wb"
     # Class weight of the per-field (or joint) logistic regressions; the meta-learner is never weighted.
     class_weight: str | None = "balanced"
+    # How a new item's field scores are made. "refit": one model per field refitted on every training item.
+    # "cross-fit": the mean logit of the field's inner-fold models (each fitted on the training part of one
+    # stacking fold, at the chosen C), so the meta-learner and the cascade's cut, both set on held-out scores
+    # of such fold models, see scores of the same kind in serving.
+    serving: str = "refit"
 
 
 def field_texts(items: Sequence[TextItem], name: str) -> list[str]:
@@ -139,6 +144,9 @@ class BinaryHead:
         self.models: list[LogisticRegression] = []
         self.chosen_c: list[float] = []
         self.meta = LogisticRegression(C=config.meta_c, max_iter=1000)
+        # Per kept group, its inner-fold (vocabulary, model) pairs at the chosen C (``serving="cross-fit"`` only).
+        self.fold_models: list[list[tuple[FieldBlock, LogisticRegression]]] = []
+        self._last_fold_models: list[tuple[FieldBlock, LogisticRegression]] = []
         self.frames_fill: float | None = None
         # Held-out P(violative) of each training item and its true class: the inner-fold evidence.
         self.held_out_p = np.zeros(0)
@@ -150,6 +158,7 @@ class BinaryHead:
         """(best C, its held-out logits): every fold's vocabulary and model fitted on its training part."""
         cs = self.config.stack_cs
         oof = np.zeros((len(cs), len(y)))
+        fitted: list[tuple[FieldBlock, list[LogisticRegression]]] = []
         for train, test in splits:
             block = FieldBlock(group, self.config)
             x_train = block.fit_transform(_subset(items, train))
@@ -157,11 +166,15 @@ class BinaryHead:
                 oof[:, test] = y[train].mean()
                 continue
             x_test = block.transform(_subset(items, test))
+            models = []
             for k, c in enumerate(cs):
                 model = _field_model(c, self.config)
                 oof[k, test] = model.fit(x_train, y[train]).predict_proba(x_test)[:, 1]
+                models.append(model)
+            fitted.append((block, models))
         losses = [log_loss(y, oof[k], labels=[0, 1]) for k in range(len(cs))]
         best = int(np.argmin(losses))
+        self._last_fold_models = [(block, models[best]) for block, models in fitted]
         return cs[best], _logit(oof[best])
 
     def fit(self, items: Sequence[TextItem], y: np.ndarray, splits: list[Any]) -> BinaryHead:
@@ -177,6 +190,8 @@ class BinaryHead:
             self.blocks.append(block)
             self.models.append(_field_model(c, self.config).fit(x, y))
             self.chosen_c.append(c)
+            if self.config.serving == "cross-fit":
+                self.fold_models.append(self._last_fold_models)
         if not columns:
             raise ModerationError("Stage 1 found no usable text in the training items.")
         known = [math.log(item.frames) for item in items if item.frames > 0]
@@ -187,6 +202,7 @@ class BinaryHead:
         self.meta.fit(scores, y)
         self.held_out_p = cross_val_predict(clone(self.meta), scores, y, cv=splits, method="predict_proba")[:, 1]
         self.held_out_y = np.asarray(y, dtype=int)
+        self._last_fold_models = []
         return self
 
     def _frames_column(self, items: Sequence[TextItem]) -> np.ndarray:
@@ -194,10 +210,30 @@ class BinaryHead:
         return np.array([math.log(item.frames) if item.frames > 0 else fill for item in items])
 
     def scores(self, items: Sequence[TextItem]) -> np.ndarray:
+        """The meta-learner's inputs for new items, made as ``config.serving`` says."""
+        return self.cross_fit_scores(items) if self.config.serving == "cross-fit" else self.refit_scores(items)
+
+    def refit_scores(self, items: Sequence[TextItem]) -> np.ndarray:
         columns = [
             model.decision_function(block.transform(items))
             for block, model in zip(self.blocks, self.models, strict=True)
         ]
+        return self._with_frames(columns, items)
+
+    def cross_fit_scores(self, items: Sequence[TextItem]) -> np.ndarray:
+        """Per kept group, the mean logit of its inner-fold models (a group with no usable fold vocabulary
+        falls back to its refitted model)."""
+        if len(self.fold_models) != len(self.models):
+            raise ModerationError("This stage-1 model was trained without its fold models; train it again.")
+        columns = []
+        for block, model, folds in zip(self.blocks, self.models, self.fold_models, strict=True):
+            if folds:
+                columns.append(np.mean([m.decision_function(b.transform(items)) for b, m in folds], axis=0))
+            else:
+                columns.append(model.decision_function(block.transform(items)))
+        return self._with_frames(columns, items)
+
+    def _with_frames(self, columns: list[np.ndarray], items: Sequence[TextItem]) -> np.ndarray:
         if self.frames_fill is not None:
             columns.append(self._frames_column(items))
         return np.column_stack(columns)
@@ -220,6 +256,8 @@ def binary_head_fit(
     """Fit the binary head; needs at least 2 items of each class."""
     if config.binary_head not in ("stacked", "joint"):
         raise ValueError(f"unknown binary head {config.binary_head!r}")
+    if config.serving not in ("refit", "cross-fit"):
+        raise ValueError(f"unknown stage-1 serving {config.serving!r}")
     n_violative = int(y_binary.sum())
     folds = min(config.stack_folds, n_violative, len(y_binary) - n_violative)
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=random_state)

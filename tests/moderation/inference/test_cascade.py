@@ -317,6 +317,35 @@ def test_the_feature_options_change_what_they_name() -> None:
     assert all(m.class_weight == "balanced" for m in baseline.models)
 
 
+def test_cross_fit_serving_scores_new_items_with_the_fold_models_the_meta_learner_was_fitted_on() -> None:
+    """``serving="cross-fit"`` (bench/RESULTS.md, round 8): a new item's field score is the mean logit of that
+    field's inner-fold models at the chosen C; the default refits one model per field and keeps no fold models."""
+    from moderation.inference.stage1.model import binary_head_fit
+
+    items, labels = _speech_only_signal()
+    y = np.array([label != SAFE for label in labels], dtype=int)
+    cheap = {"stack_cs": (1.0, 4.0), "stack_folds": 3}
+    refit = binary_head_fit(items, y, Stage1Config(**cheap))
+    cross = binary_head_fit(items, y, Stage1Config(serving="cross-fit", **cheap))
+    new = [TextItem(title="山水花鸟", asr="私聊加微信"), TextItem(title="星辰日月", asr="公园天气")]
+
+    assert refit.fold_models == [] and len(cross.fold_models) == len(cross.models)
+    assert all(len(folds) == 3 for folds in cross.fold_models)
+    asr = cross.kept.index(("asr",))
+    expected = np.mean([m.decision_function(b.transform(new)) for b, m in cross.fold_models[asr]], axis=0)
+    assert cross.scores(new)[:, asr] == pytest.approx(expected)
+    assert cross.scores(new) == pytest.approx(cross.cross_fit_scores(new))
+    assert cross.refit_scores(new) == pytest.approx(refit.scores(new))  # the same fits, served the other way
+    assert not np.allclose(cross.scores(new), refit.scores(new))
+    assert cross.held_out_p == pytest.approx(refit.held_out_p)  # the choice and the cut are unchanged
+    with pytest.raises(ModerationError, match="without its fold models"):
+        stale = BinaryHead(replace(refit.config, serving="cross-fit"))
+        stale.models, stale.blocks = refit.models, refit.blocks
+        stale.scores(new)
+    with pytest.raises(ValueError, match="serving"):
+        binary_head_fit(items, y, Stage1Config(serving="bagged", **cheap))
+
+
 def test_stage1_is_not_trained_or_made_active_from_too_few_labels(db, tmp_path, settings, client_as) -> None:
     from django.urls import reverse
 
