@@ -60,7 +60,9 @@ neighbourhood of tagged records (the 20 nearest by the whole text's e5 vector, n
 kernel that fades to 0 at the 21st's similarity (``ranking.wide_votes``):
   wide           feat_rate + ``similar_wide`` (each candidate's share of the wide neighbourhood's votes), pool unchanged
   wide_pool      wide + the wide neighbourhood's tags join the pool (``Options.wide_pool``; source ``similar``)
-"nested_r2" is again the reference of the adoption rule.
+"nested_r2" is again the reference of the adoption rule. Run once (seeds 0-2, at 2b53554): nested .245 / .535 against
+the reference's .243 / .523 (R@5 +.009 / .000 / +.012 by seed; wide_pool chosen in 2 of 15 folds, wide in 1): adopted
+by the rule (``ranking.APP_OPTIONS`` is ``wide_pool``'s options; ``WIDE_K`` here and ``ranking.WIDE_K`` are both 20).
 
 Rounds 3-6 are closed, none adopted (bench/RESULTS.md, "Content tags"): their arms and the ranker options
 only they read left the code. Round 3 (tag-space structure, the second encoder's ensemble view, a wider
@@ -152,6 +154,7 @@ def arms(round_: int = 2) -> dict[str, Arm]:
 
 NEW_ARMS = {7: ("hash", "hash_pool"), 8: ("gate", "smooth"), 9: ("lambda",), 10: ("wide", "wide_pool")}
 WIDE_K = 20  # round 10: the wide neighbourhood's size (fixed before its run from a diagnosis on training folds only)
+# (``ranking.WIDE_K``, the app's since round 10 was adopted, is the same number)
 
 
 DEDUP_COSINE = 0.9
@@ -604,16 +607,16 @@ def recall_diagnosis(seeds: list[int], folds: int) -> None:
     print("  e.g. " + " ".join(sorted({m["tag"] for m in untouched}))[:500])
 
 
-def pool_sizes(seed: int, folds: int) -> None:
+def pool_sizes(seed: int, folds: int, round_: int = 2) -> None:
     """Each arm's candidate pool on the outer folds of one seed: candidates a video, the share of gold
-    tags in the pool, and the gold tags an arm's pool holds that the app's (``feat_rate``) lacks."""
+    tags in the pool, and the gold tags an arm's pool holds that ``feat_rate``'s (the app's until round 10) lacks."""
     import numpy as np
 
     from moderation.tagging import evaluation
 
     vocab, records = _load()
     pools: dict[str, list[set[int]]] = {}
-    for name, arm in arms().items():
+    for name, arm in arms(round_).items():
         options = arm.options
         pools[name] = []
         for held in evaluation._folds(len(records), folds, seed):
@@ -629,7 +632,7 @@ def pool_sizes(seed: int, folds: int) -> None:
         extra = sum(len((p - b) & r.gold) for p, b, r in zip(pool, base, order, strict=True))
         print(
             f"  {name:<12} {np.mean([len(p) for p in pool]):6.1f} candidates a video, pool recall {found / gold:.3f}, "
-            f"gold tags the app's pool lacks {extra}"
+            f"gold tags feat_rate's pool lacks {extra}"
         )
 
 
@@ -666,7 +669,7 @@ def main() -> None:
         recall_diagnosis(args.seeds, args.folds)
         return
     if args.pool:
-        pool_sizes(args.seeds[0], args.folds)
+        pool_sizes(args.seeds[0], args.folds, args.round)
         return
     if args.errors:
         for name in ("v1", "feat"):

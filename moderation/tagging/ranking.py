@@ -4,7 +4,7 @@
 Sources (each proposes tags with a score; the ranker sees every source's score for every candidate):
 text (names and aliases found in title / description / OCR / ASR), embedding (cosine between the
 video text and the tag name, e5), similar (tags of the nearest tagged videos, weighted by cosine,
-plus reproduction-cluster members), classifier (per-tag logistic regressions on the video
+plus reproduction-cluster members; in the app also those of the 20 nearest, round 10's wide neighbourhood), classifier (per-tag logistic regressions on the video
 embedding, for tags with enough examples), vlm (free-text tags snapped to the vocabulary) and
 related (tags that co-occurred with a text-hit tag on tagged videos, and the text hits' nearest tags
 by tag embedding: generic tags such as 美食 that no text names but 龙虾 implies).
@@ -72,12 +72,15 @@ FEATURES = [
     # present only where the options ask for it (``wide_similar``).
     "similar_wide",
 ]
-# What the app's ranker reads (``services.tag_ranker_train``; a stored ranker over other names is not
-# served): round 2's arm ``feat_rate``, chosen by nested CV (bench/RESULTS.md, "Content tags"). The arms
-# not adopted (other feature sets, objectives, fusion, duplicate suppression, extra candidate views)
-# live in bench/ or, once their round closed, only in git history. ``segment_embedding`` and
-# ``segment_embedding_rank`` are read but always 0: the per-segment view (round 1's V4) was not adopted.
-APP_FEATURES = tuple(FEATURES[: FEATURES.index("accept_rate") + 1])
+# What the ranker read before round 10: round 2's arm ``feat_rate``, chosen by nested CV (bench/RESULTS.md, "Content
+# tags"); the default of ``Options`` (every bench arm before round 10 reads it or names its own). The arms not adopted
+# (other feature sets, objectives, fusion, duplicate suppression, extra candidate views) live in bench/ or, once their
+# round closed, only in git history. ``segment_embedding`` and ``segment_embedding_rank`` are read but always 0: the
+# per-segment view (round 1's V4) was not adopted.
+FEAT_RATE_FEATURES = tuple(FEATURES[: FEATURES.index("accept_rate") + 1])
+# What the app's ranker reads (``services.tag_ranker_train``; a stored ranker over other names is not served):
+# ``feat_rate``'s features and round 10's ``similar_wide`` (adopted by its registered rule: bench/RESULTS.md, round 10).
+APP_FEATURES = (*FEAT_RATE_FEATURES, "similar_wide")
 RATE_STRENGTH = 2.0  # pseudo-counts of the overall acceptance rate in each tag's rate
 # Until reviewers' events train a model: a hand-set weighted sum (scores in [0, 1] roughly).
 DEFAULT_WEIGHTS = {
@@ -146,7 +149,7 @@ class Options:
     title: bool = True
     related: bool = True
     hashtag: bool = True
-    ranker_features: tuple[str, ...] = tuple(APP_FEATURES)
+    ranker_features: tuple[str, ...] = FEAT_RATE_FEATURES
     ranker_c: float = 1.0
     # The hashtag view's best tags that join the embedding source (0: the view only gives features).
     hashtag_top: int = 0
@@ -187,10 +190,14 @@ class Options:
         return "prior_smooth" in self.ranker_features
 
 
-# What the worker and ``evaluate_tags`` run. The hashtag view (``hashtag_top``, the ``hashtag_embedding_*``
-# features) is off: round 7 did not pass its adoption rule; nor did round 9's ``objective="lambda"`` (the app's
-# ranker stays the logistic fit; bench/RESULTS.md, "Content tags").
-APP_OPTIONS = Options()
+# Round 10's wide neighbourhood (adopted): the 20 nearest tagged videos vote into ``similar_wide``, and their tags join
+# the pool (its rule took the pool because ``wide_pool`` won more outer folds' choices than ``wide``).
+WIDE_K = 20
+
+# What the worker and ``evaluate_tags`` run: round 10's arm ``wide_pool``. The hashtag view (``hashtag_top``, the
+# ``hashtag_embedding_*`` features) is off: round 7 did not pass its adoption rule; nor did round 9's
+# ``objective="lambda"`` (the app's ranker stays the logistic fit; bench/RESULTS.md, "Content tags").
+APP_OPTIONS = Options(ranker_features=APP_FEATURES, similar_wide=WIDE_K, wide_pool=True)
 
 SIMILAR_K = 10
 MIN_CLASSIFIER_POSITIVES = 5
@@ -452,6 +459,8 @@ def wide_votes(neighbours: Sequence[Neighbour], k: int) -> dict[int, float]:
     total = sum(weights)
     votes: dict[int, float] = {}
     for nb, w in zip(near, weights, strict=True):
+        if w <= 0.0:
+            continue  # at the edge: no vote (and, with ``wide_pool``, no candidate)
         for tag_id in set(nb.tag_ids):
             votes[tag_id] = votes.get(tag_id, 0.0) + w / total
     return votes

@@ -330,16 +330,17 @@ def test_the_worker_asks_for_the_wide_neighbourhood_only_when_the_apps_options_r
         tagged = VideoFactory()
         VideoTag.objects.create(video=tagged, tag=_tag(name))
         VideoTagState.objects.create(video=tagged, embedding=[float(x) for x in vector])
-    monkeypatch.setattr(services, "SIMILAR_VIDEOS", 1)  # today's neighbourhood: the nearest one
+    monkeypatch.setattr(services, "SIMILAR_VIDEOS", 1)  # the 10-nearest neighbourhood, made the nearest one
+    app = ranking.APP_OPTIONS
+    monkeypatch.setattr(ranking, "APP_OPTIONS", ranking.Options())  # as before round 10: no wide neighbourhood
     services.tag_candidates_generate(video_id=video.pk, encode=encode)
     similar = set(TagCandidate.objects.filter(video=video, source="similar").values_list("tag__name", flat=True))
     assert similar == {"火锅"}
     assert "similar_wide" not in TagSuggestion.objects.filter(video=video).first().features  # type: ignore[union-attr]
-    # Round 10's arm switched on (k = 2: the second votes, the third is the kernel's edge): one query, three rows.
-    options = ranking.Options(
-        ranker_features=(*ranking.APP_FEATURES, "similar_wide"), similar_wide=2, wide_pool=True
-    )  # fmt: skip
-    monkeypatch.setattr(ranking, "APP_OPTIONS", options)
+    # The app's options since round 10 (the 20 nearest; here the three there are, the farthest the kernel's edge, so
+    # it gives no vote): one query, the second's tag joins the pool.
+    assert app.similar_wide == 20 and app.wide_pool
+    monkeypatch.setattr(ranking, "APP_OPTIONS", app)
     services.tag_candidates_generate(video_id=video.pk, encode=encode)
     similar = set(TagCandidate.objects.filter(video=video, source="similar").values_list("tag__name", flat=True))
     assert similar == {"火锅", "旅游"}

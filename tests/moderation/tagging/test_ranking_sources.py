@@ -246,7 +246,7 @@ def test_hashtag_view_gives_features_and_only_optionally_candidates() -> None:
     assert "hashtag_embedding_z" not in ranking.APP_FEATURES
 
 
-ROUND8 = (*ranking.APP_FEATURES, "prior_weak", "similar_weak", "embedding_z_weak", "prior_smooth")
+ROUND8 = (*ranking.FEAT_RATE_FEATURES, "prior_weak", "similar_weak", "embedding_z_weak", "prior_smooth")
 
 
 def test_the_evidence_gate_scales_the_learned_sources_by_how_little_the_text_names() -> None:
@@ -415,9 +415,11 @@ def test_the_wide_neighbourhood_votes_through_a_kernel_that_fades_at_its_edge() 
     assert 5 not in plain and 5 in wider and wider[5].sources == ["similar"]
     assert wider[5].features["similar"] == 0.0 and wider[5].features["similar_wide"] > 0.0
     assert set(pooled) == set(plain) | {1, 2}
-    # Off in the app: its candidates (the worker's stored features) lack the feature; a pool needs a neighbourhood.
-    assert ranking.APP_OPTIONS.similar_wide == 0 and "similar_wide" not in ranking.APP_FEATURES
+    # Options that do not ask for it leave it out of the candidates' features; a pool needs a neighbourhood.
     assert "similar_wide" not in plain[2].features
+    # The app runs round 10's arm ``wide_pool`` (adopted by its registered rule: bench/RESULTS.md).
+    assert ranking.APP_OPTIONS.similar_wide == ranking.WIDE_K == 20 and ranking.APP_OPTIONS.wide_pool
+    assert ranking.APP_OPTIONS.ranker_features == ranking.APP_FEATURES == (*ranking.FEAT_RATE_FEATURES, "similar_wide")
     with pytest.raises(ValueError, match="wide_pool needs"):
         ranking.Options(wide_pool=True)
 
@@ -426,7 +428,7 @@ def test_the_evaluation_gives_the_wide_feature_to_cached_and_fresh_candidates_al
     # The cache is keyed by the pool: an arm reading ``similar_wide`` over a pool cached without it must still read it.
     vocab = _vocab()
     records = _records(vocab)
-    options = ranking.Options(ranker_features=(*ranking.APP_FEATURES, "similar_wide"), similar_wide=2)
+    options = ranking.Options(ranker_features=(*ranking.FEAT_RATE_FEATURES, "similar_wide"), similar_wide=2)
     fresh = evaluation.cross_validate(records, vocab, folds=2, seed=0, options=options)
     with evaluation.caching():
         evaluation.cross_validate(records, vocab, folds=2, seed=0)  # fills the cache without it
