@@ -167,7 +167,8 @@ def main() -> None:
         "V1 full (round 1 app)": v1,
         "V2 no title embedding": dataclasses.replace(v1, title=False),
         "V3 no related source": dataclasses.replace(v1, related=False),
-        "V5 app (ranker features)": ranking.Options(),
+        "V5 feat_rate (the app's ranker until round 10)": ranking.Options(),
+        "V6 app (round 10: + the wide neighbourhood)": ranking.APP_OPTIONS,
     }
     if args.variants:
         variants = {n: o for n, o in variants.items() if n.split()[0] in args.variants}

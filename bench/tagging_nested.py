@@ -55,6 +55,15 @@ and features as ``feat_rate``:
 reference's medians (R@5 +.002 / +.007 / .000 by seed; chosen in 3 of 15 folds): not adopted, the objective stays in
 the code, off in the app.
 
+Round 10 (``--round 10``; registered in bench/RESULTS.md before its run), two arms added to round 2's eight: a wider
+neighbourhood of tagged records (the 20 nearest by the whole text's e5 vector, not only today's 10), voting through a
+kernel that fades to 0 at the 21st's similarity (``ranking.wide_votes``):
+  wide           feat_rate + ``similar_wide`` (each candidate's share of the wide neighbourhood's votes), pool unchanged
+  wide_pool      wide + the wide neighbourhood's tags join the pool (``Options.wide_pool``; source ``similar``)
+"nested_r2" is again the reference of the adoption rule. Run once (seeds 0-2, at 2b53554): nested .245 / .535 against
+the reference's .243 / .523 (R@5 +.009 / .000 / +.012 by seed; wide_pool chosen in 2 of 15 folds, wide in 1): adopted
+by the rule (``ranking.APP_OPTIONS`` is ``wide_pool``'s options; ``WIDE_K`` here and ``ranking.WIDE_K`` are both 20).
+
 Rounds 3-6 are closed, none adopted (bench/RESULTS.md, "Content tags"): their arms and the ranker options
 only they read left the code. Round 3 (tag-space structure, the second encoder's ensemble view, a wider
 pool, a pairwise objective): numbers from ``--round 3`` as of 6514201. Rounds 4 (listwise objectives,
@@ -68,7 +77,7 @@ diagnosis, which stays here): nested R@5 .494 against ``feat_rate``'s .518; its 
 Duplicate suppression (round 2's ``*_name`` arms) lives here: it reorders the ranked list after the
 ranker, so it needs nothing from the app's ranker.
 
-    .venv/bin/python bench/tagging_nested.py [--round 2|7|8|9] [--recall] [--pool] [--ceiling] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
+    .venv/bin/python bench/tagging_nested.py [--round 2|7|8|9|10] [--recall] [--pool] [--ceiling] [--seeds 0 1 2] [--folds 5] [--jobs 2] [--errors]
 
 Embeddings come from ``bench/tagging_cv.py``'s cache under ``var/`` (computed once, ~1 min).
 Each outer fold prints when it is done. The last line printed is one JSON object: ``ratio`` = nested
@@ -133,13 +142,19 @@ def arms(round_: int = 2) -> dict[str, Arm]:
         out["hash_pool"] = Arm(ranking.Options(ranker_features=hashtag, hashtag_top=10))
     if round_ == 9:
         out["lambda"] = Arm(ranking.Options(ranker_features=rate, objective="lambda"))
+    if round_ == 10:
+        wide = (*rate, "similar_wide")
+        out["wide"] = Arm(ranking.Options(ranker_features=wide, similar_wide=WIDE_K))
+        out["wide_pool"] = Arm(ranking.Options(ranker_features=wide, similar_wide=WIDE_K, wide_pool=True))
     if round_ == 8:
         out["gate"] = Arm(ranking.Options(ranker_features=(*rate, "prior_weak", "similar_weak", "embedding_z_weak")))
         out["smooth"] = Arm(ranking.Options(ranker_features=(*rate, "prior_smooth")))
     return out
 
 
-NEW_ARMS = {7: ("hash", "hash_pool"), 8: ("gate", "smooth"), 9: ("lambda",)}
+NEW_ARMS = {7: ("hash", "hash_pool"), 8: ("gate", "smooth"), 9: ("lambda",), 10: ("wide", "wide_pool")}
+WIDE_K = 20  # round 10: the wide neighbourhood's size (fixed before its run from a diagnosis on training folds only)
+# (``ranking.WIDE_K``, the app's since round 10 was adopted, is the same number)
 
 
 DEDUP_COSINE = 0.9
@@ -592,16 +607,16 @@ def recall_diagnosis(seeds: list[int], folds: int) -> None:
     print("  e.g. " + " ".join(sorted({m["tag"] for m in untouched}))[:500])
 
 
-def pool_sizes(seed: int, folds: int) -> None:
+def pool_sizes(seed: int, folds: int, round_: int = 2) -> None:
     """Each arm's candidate pool on the outer folds of one seed: candidates a video, the share of gold
-    tags in the pool, and the gold tags an arm's pool holds that the app's (``feat_rate``) lacks."""
+    tags in the pool, and the gold tags an arm's pool holds that ``feat_rate``'s (the app's until round 10) lacks."""
     import numpy as np
 
     from moderation.tagging import evaluation
 
     vocab, records = _load()
     pools: dict[str, list[set[int]]] = {}
-    for name, arm in arms().items():
+    for name, arm in arms(round_).items():
         options = arm.options
         pools[name] = []
         for held in evaluation._folds(len(records), folds, seed):
@@ -617,7 +632,7 @@ def pool_sizes(seed: int, folds: int) -> None:
         extra = sum(len((p - b) & r.gold) for p, b, r in zip(pool, base, order, strict=True))
         print(
             f"  {name:<12} {np.mean([len(p) for p in pool]):6.1f} candidates a video, pool recall {found / gold:.3f}, "
-            f"gold tags the app's pool lacks {extra}"
+            f"gold tags feat_rate's pool lacks {extra}"
         )
 
 
@@ -637,11 +652,11 @@ def main() -> None:
     parser.add_argument(
         "--round",
         type=int,
-        choices=(2, 7, 8, 9),
+        choices=(2, 7, 8, 9, 10),
         default=2,
         help=(
             "2: round 2's arms; 7: + the hashtag arms; 8: + the evidence gate and the smoothed prior; "
-            "9: + the metric-weighted pairwise (LambdaRank) objective"
+            "9: + the metric-weighted pairwise (LambdaRank) objective; 10: + the wider neighbourhood of tagged records"
         ),
     )
     args = parser.parse_args()
@@ -654,7 +669,7 @@ def main() -> None:
         recall_diagnosis(args.seeds, args.folds)
         return
     if args.pool:
-        pool_sizes(args.seeds[0], args.folds)
+        pool_sizes(args.seeds[0], args.folds, args.round)
         return
     if args.errors:
         for name in ("v1", "feat"):
@@ -711,7 +726,7 @@ def main() -> None:
         print(f"  {n:<20} R@5 " + " ".join(f"{d:+.3f}" for d in dr) + "   P@5 " + " ".join(f"{d:+.3f}" for d in dp))
     adoption = None
     if args.round >= 7:
-        # Rounds 7-9's rule (bench/RESULTS.md): nested R@5 median >= reference + .010, P@5 median not lower,
+        # Rounds 7-10's rule (bench/RESULTS.md): nested R@5 median >= reference + .010, P@5 median not lower,
         # R@5 higher in at least 2 of the 3 seeds; the reference is round 2's nested choice on the same folds.
         new, ref2 = per_seed["nested"], per_seed["nested_r2"]
         print(f"\nround {args.round} against round 2's nested choice, per seed {args.seeds}")

@@ -5,7 +5,8 @@ with one thread on 40 dev texts; in one batch with the text it costs the same wo
 the very folds of ``evaluate_tags --cv 5 --seed S`` (outer 5-fold, the ranker trained on inner
 out-of-fold candidates of each training part, as ``evaluation.cross_validate``):
 
-  app       the app's candidate generation and ranker (``ranking.Options()``)
+  app       the app's candidate generation and ranker as of the cost round (``ranking.Options()``: ``feat_rate``;
+            round 10 later added the wide neighbourhood, ``ranking.APP_OPTIONS``)
   no_title  the same without the title vector (no title zero-shot view, its three features 0)
 
   split     the title vector kept, the whole text's vector made from the same encoder pass instead: the text

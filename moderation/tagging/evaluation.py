@@ -150,7 +150,7 @@ class Knowledge:
 # by every ranker arm that shares the candidate options (their results depend only on the training
 # records, the record and those options).
 _CACHE: dict[Any, Any] | None = None
-_GENERATION_FIELDS = ("embedding_top", "title", "related", "hashtag", "hashtag_top")
+_GENERATION_FIELDS = ("embedding_top", "title", "related", "hashtag", "hashtag_top", "wide_pool")
 
 
 @contextmanager
@@ -208,8 +208,14 @@ def candidates_for(
     """One record's candidates from what ``know`` learned; with ``caching()`` and ``train_key`` (the
     training records' lines) computed once per record, training set and candidate options."""
     if _CACHE is None or train_key is None:
-        return _candidates_for(record, vocab, know, options)
-    key = ("cands", train_key, record.line, tuple(getattr(options, f) for f in _GENERATION_FIELDS))
+        return _with_wide_votes(_candidates_for(record, vocab, know, options), record, know, options)
+    key = (
+        "cands",
+        train_key,
+        record.line,
+        tuple(getattr(options, f) for f in _GENERATION_FIELDS),
+        options.similar_wide if options.wide_pool else 0,  # a wide pool is another pool; the feature alone is not
+    )
     if key not in _CACHE:
         _CACHE[key] = _candidates_for(record, vocab, know, options)
     out: dict[int, ranking.Candidate] = {}
@@ -220,7 +226,18 @@ def candidates_for(
     if options.reads_evidence or options.reads_smooth_prior:
         # The cached rows may come from an arm that did not read them (the key is the pool's options only).
         ranking.context_features(out, _vocabulary(vocab, know), options)
-    return out
+    return _with_wide_votes(out, record, know, options)
+
+
+def _with_wide_votes(
+    cands: dict[int, ranking.Candidate], record: Record, know: Knowledge, options: ranking.Options
+) -> dict[int, ranking.Candidate]:
+    """Round 10's ``similar_wide`` feature where the options read it but keep the pool (``generate`` computed it
+    where the wide neighbourhood also joins the pool): the same value either way, added after the cache."""
+    if options.similar_wide and not options.wide_pool and record.vector is not None:
+        wide = ranking.neighbours_from(record.vector, know.vectors, know.tag_lists, k=options.wide_neighbours)
+        ranking.wide_similar(cands, ranking.wide_votes(wide, options.similar_wide))
+    return cands
 
 
 def _vocabulary(vocab: ranking.Vocabulary, know: Knowledge) -> ranking.Vocabulary:
@@ -252,6 +269,11 @@ def _candidates_for(
         classifiers=know.classifiers,
         title_vector=record.title_vector,
         hashtag_vectors=record.hashtag_vectors,
+        wide_neighbours=(
+            ranking.neighbours_from(record.vector, know.vectors, know.tag_lists, k=options.wide_neighbours)
+            if options.wide_pool
+            else ()
+        ),
         options=options,
     )
 

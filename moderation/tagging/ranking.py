@@ -4,7 +4,7 @@
 Sources (each proposes tags with a score; the ranker sees every source's score for every candidate):
 text (names and aliases found in title / description / OCR / ASR), embedding (cosine between the
 video text and the tag name, e5), similar (tags of the nearest tagged videos, weighted by cosine,
-plus reproduction-cluster members), classifier (per-tag logistic regressions on the video
+plus reproduction-cluster members; in the app also those of the 20 nearest, round 10's wide neighbourhood), classifier (per-tag logistic regressions on the video
 embedding, for tags with enough examples), vlm (free-text tags snapped to the vocabulary) and
 related (tags that co-occurred with a text-hit tag on tagged videos, and the text hits' nearest tags
 by tag embedding: generic tags such as 美食 that no text names but 龙虾 implies).
@@ -68,13 +68,19 @@ FEATURES = [
     "similar_weak",
     "embedding_z_weak",
     "prior_smooth",
+    # Round 10 (an evaluation arm): the votes of a wider neighbourhood of tagged videos (``Options.similar_wide``),
+    # present only where the options ask for it (``wide_similar``).
+    "similar_wide",
 ]
-# What the app's ranker reads (``services.tag_ranker_train``; a stored ranker over other names is not
-# served): round 2's arm ``feat_rate``, chosen by nested CV (bench/RESULTS.md, "Content tags"). The arms
-# not adopted (other feature sets, objectives, fusion, duplicate suppression, extra candidate views)
-# live in bench/ or, once their round closed, only in git history. ``segment_embedding`` and
-# ``segment_embedding_rank`` are read but always 0: the per-segment view (round 1's V4) was not adopted.
-APP_FEATURES = tuple(FEATURES[: FEATURES.index("accept_rate") + 1])
+# What the ranker read before round 10: round 2's arm ``feat_rate``, chosen by nested CV (bench/RESULTS.md, "Content
+# tags"); the default of ``Options`` (every bench arm before round 10 reads it or names its own). The arms not adopted
+# (other feature sets, objectives, fusion, duplicate suppression, extra candidate views) live in bench/ or, once their
+# round closed, only in git history. ``segment_embedding`` and ``segment_embedding_rank`` are read but always 0: the
+# per-segment view (round 1's V4) was not adopted.
+FEAT_RATE_FEATURES = tuple(FEATURES[: FEATURES.index("accept_rate") + 1])
+# What the app's ranker reads (``services.tag_ranker_train``; a stored ranker over other names is not served):
+# ``feat_rate``'s features and round 10's ``similar_wide`` (adopted by its registered rule: bench/RESULTS.md, round 10).
+APP_FEATURES = (*FEAT_RATE_FEATURES, "similar_wide")
 RATE_STRENGTH = 2.0  # pseudo-counts of the overall acceptance rate in each tag's rate
 # Until reviewers' events train a model: a hand-set weighted sum (scores in [0, 1] roughly).
 DEFAULT_WEIGHTS = {
@@ -111,6 +117,7 @@ DEFAULT_WEIGHTS = {
     "similar_weak": 0.0,
     "embedding_z_weak": 0.0,
     "prior_smooth": 0.0,
+    "similar_wide": 0.0,
 }
 EMBEDDING_TOP = 50
 TITLE_EMBEDDING_TOP = 20
@@ -127,7 +134,7 @@ PRIOR_SMOOTH_COSINE = 0.9
 _EVIDENCE_FEATURES = ("prior_weak", "similar_weak", "embedding_z_weak")
 # Every candidate carries these; round 8's only where ``context_features`` computed them, so the worker's stored
 # candidate and suggestion features (and the rows ``bench/tagging.py`` times) are what they were before round 8.
-_GENERATED_FEATURES = tuple(f for f in FEATURES if f not in (*_EVIDENCE_FEATURES, "prior_smooth"))
+_GENERATED_FEATURES = tuple(f for f in FEATURES if f not in (*_EVIDENCE_FEATURES, "prior_smooth", "similar_wide"))
 
 
 OBJECTIVES = ("logistic", "lambda")
@@ -142,17 +149,30 @@ class Options:
     title: bool = True
     related: bool = True
     hashtag: bool = True
-    ranker_features: tuple[str, ...] = tuple(APP_FEATURES)
+    ranker_features: tuple[str, ...] = FEAT_RATE_FEATURES
     ranker_c: float = 1.0
     # The hashtag view's best tags that join the embedding source (0: the view only gives features).
     hashtag_top: int = 0
     # How the ranker is fitted: "logistic" (``fit_linear``, the app's) or "lambda" (``fit_lambdarank``: round 9's
     # arm, the logistic direction refined on each record's pairs weighted by what swapping them does to recall@5).
     objective: str = "logistic"
+    # Round 10's wider neighbourhood: the ``similar_wide`` nearest tagged videos vote (``wide_votes``: a kernel that
+    # fades to 0 at the next one's similarity) into the feature ``similar_wide`` of every candidate (0: off); with
+    # ``wide_pool`` their tags also join the pool (source ``similar``), beyond the ``SIMILAR_K`` nearest that do today.
+    similar_wide: int = 0
+    wide_pool: bool = False
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"unknown ranker objective {self.objective!r}: one of {', '.join(OBJECTIVES)}")
+        if self.similar_wide < 0 or (self.wide_pool and not self.similar_wide):
+            raise ValueError("wide_pool needs a wide neighbourhood (similar_wide > 0), and similar_wide is a count")
+
+    @property
+    def wide_neighbours(self) -> int:
+        """How many nearest tagged videos the wide neighbourhood needs (its ``similar_wide`` and the next one, whose
+        similarity is the kernel's edge); 0 when off."""
+        return self.similar_wide + 1 if self.similar_wide else 0
 
     @property
     def reads_hashtags(self) -> bool:
@@ -170,10 +190,14 @@ class Options:
         return "prior_smooth" in self.ranker_features
 
 
-# What the worker and ``evaluate_tags`` run. The hashtag view (``hashtag_top``, the ``hashtag_embedding_*``
-# features) is off: round 7 did not pass its adoption rule; nor did round 9's ``objective="lambda"`` (the app's
-# ranker stays the logistic fit; bench/RESULTS.md, "Content tags").
-APP_OPTIONS = Options()
+# Round 10's wide neighbourhood (adopted): the 20 nearest tagged videos vote into ``similar_wide``, and their tags join
+# the pool (its rule took the pool because ``wide_pool`` won more outer folds' choices than ``wide``).
+WIDE_K = 20
+
+# What the worker and ``evaluate_tags`` run: round 10's arm ``wide_pool``. The hashtag view (``hashtag_top``, the
+# ``hashtag_embedding_*`` features) is off: round 7 did not pass its adoption rule; nor did round 9's
+# ``objective="lambda"`` (the app's ranker stays the logistic fit; bench/RESULTS.md, "Content tags").
+APP_OPTIONS = Options(ranker_features=APP_FEATURES, similar_wide=WIDE_K, wide_pool=True)
 
 SIMILAR_K = 10
 MIN_CLASSIFIER_POSITIVES = 5
@@ -249,13 +273,17 @@ def generate(
     prior_top: int = 10,
     title_vector: np.ndarray | None = None,
     hashtag_vectors: np.ndarray | None = None,
+    wide_neighbours: Sequence[Neighbour] = (),
     options: Options = Options(),
 ) -> dict[int, Candidate]:
     """Every source's candidates for one video, merged per tag, with the ranker's features.
 
     ``hashtag_vectors`` (one row per ``text.hashtag_phrases`` phrase) give the hashtag view: per tag the
     best cosine over the phrases; its features ``hashtag_embedding_z`` / ``_rank`` for every candidate,
-    and (``options.hashtag_top``) its best tags as embedding candidates."""
+    and (``options.hashtag_top``) its best tags as embedding candidates.
+
+    ``wide_neighbours`` (the ``options.wide_neighbours`` nearest tagged videos, most similar first) give round 10's
+    wider neighbourhood, read only where ``options.similar_wide`` asks for it."""
     cands: dict[int, Candidate] = {}
 
     def cand(tag_id: int) -> Candidate:
@@ -346,6 +374,17 @@ def generate(
                 c.scores["classifier"] = p
                 c.sources.append("classifier")
 
+    wide: dict[int, float] = {}
+    if options.similar_wide and wide_neighbours:
+        wide = wide_votes(wide_neighbours, options.similar_wide)
+        if options.wide_pool:
+            for tag_id, v in wide.items():
+                if tag_id in vocab.index:
+                    c = cand(tag_id)
+                    c.scores["similar"] = max(c.scores.get("similar", 0.0), v)
+                    if "similar" not in c.sources:
+                        c.sources.append("similar")
+
     for tag_id, score in (vlm or {}).items():
         c = cand(tag_id)
         c.features["vlm"] = score
@@ -400,7 +439,38 @@ def generate(
     for tag_id, c in cands.items():
         fill(tag_id, c)
     context_features(cands, vocab, options)
+    if options.similar_wide and wide_neighbours:
+        wide_similar(cands, wide)
     return cands
+
+
+def wide_votes(neighbours: Sequence[Neighbour], k: int) -> dict[int, float]:
+    """Round 10's wider neighbourhood: each tag's share of the ``k`` nearest tagged videos' votes, video j weighing
+    its similarity minus the (k+1)-th's (a kernel whose bandwidth adapts to the neighbourhood and fades to 0 at its
+    edge, so the 11th-20th neighbours count, less than the nearest). ``neighbours`` are most similar first; with no
+    (k+1)-th the farthest given is the edge, and where every weight is 0 the videos weigh the same."""
+    near = list(neighbours[:k])
+    if not near:
+        return {}
+    edge = neighbours[k].similarity if len(neighbours) > k else min(nb.similarity for nb in near)
+    weights = [max(nb.similarity - edge, 0.0) for nb in near]
+    if sum(weights) <= 0.0:
+        weights = [1.0] * len(near)
+    total = sum(weights)
+    votes: dict[int, float] = {}
+    for nb, w in zip(near, weights, strict=True):
+        if w <= 0.0:
+            continue  # at the edge: no vote (and, with ``wide_pool``, no candidate)
+        for tag_id in set(nb.tag_ids):
+            votes[tag_id] = votes.get(tag_id, 0.0) + w / total
+    return votes
+
+
+def wide_similar(cands: Mapping[int, Candidate], votes: Mapping[int, float]) -> None:
+    """Every candidate's ``similar_wide`` (its ``wide_votes`` share, 0 without one). Reads nothing else, so the
+    evaluation's cached candidates (shared by arms with the same pool) get it afterwards."""
+    for tag_id, c in cands.items():
+        c.features["similar_wide"] = float(votes.get(tag_id, 0.0))
 
 
 def context_features(cands: Mapping[int, Candidate], vocab: Vocabulary, options: Options) -> None:

@@ -1058,6 +1058,7 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
     vocab.rates, vocab.base_rate = tag_acceptance_rates(stamps["tag_events"])
 
     neighbours: list[ranking.Neighbour] = []
+    wide: list[ranking.Neighbour] = []
     if vector is not None:
         from pgvector.django import CosineDistance
 
@@ -1067,12 +1068,14 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
             .distinct()
             .annotate(d=CosineDistance("embedding", [float(x) for x in vector]))
             .order_by("d")
-            .values_list("video_id", "d")[:SIMILAR_VIDEOS]
+            # Round 10's wider neighbourhood (``Options.similar_wide``), when the app's options read it: one query.
+            .values_list("video_id", "d")[: max(SIMILAR_VIDEOS, options.wide_neighbours)]
         )
         tags_of: dict[int, list[int]] = {}
         for vid, tid in VideoTag.objects.filter(video_id__in=[v for v, _ in near]).values_list("video_id", "tag_id"):
             tags_of.setdefault(vid, []).append(tid)
-        neighbours = [ranking.Neighbour(1.0 - float(d), tags_of.get(vid, []), vid) for vid, d in near]
+        wide = [ranking.Neighbour(1.0 - float(d), tags_of.get(vid, []), vid) for vid, d in near]
+        neighbours = wide[:SIMILAR_VIDEOS]
     cluster = ClusterMembership.objects.filter(video_id=video_id).values_list("cluster_key", flat=True).first()
     if cluster:
         # A reproduction of a tagged video: the same content, so its tags vote at full weight.
@@ -1106,6 +1109,7 @@ def tag_candidates_generate(*, video_id: int, encode: Callable[[list[str]], Any]
             vlm=vlm,
             title_vector=title_vector,
             hashtag_vectors=hashtag_vectors,
+            wide_neighbours=wide if options.similar_wide else (),
             options=options,
         )
         ranked = ranking.rank(cands, model)[:SUGGESTIONS_KEPT]

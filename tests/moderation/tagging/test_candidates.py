@@ -310,3 +310,40 @@ def test_the_tags_panel_says_in_words_what_each_source_badge_means_and_each_tags
     # The demo vocabulary is Chinese with English aliases: a chip names its first aliases beside the tag.
     cat = html[html.index('<span class="chip-name">猫</span>') :].split("</label>")[0]
     assert '<small class="hint chip-aliases" title="喵星人">(喵星人)</small>' in cat
+
+
+def test_the_worker_asks_for_the_wide_neighbourhood_only_when_the_apps_options_read_it(
+    vocabulary, encode, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from moderation.tagging import ranking
+    from moderation.tagging.text import embedding_text
+
+    video = VideoFactory(title="周末去哪儿", ocr_text="随便走走")
+    v = np.asarray(encode([embedding_text(services.video_segments(video))])[0], dtype=np.float64)
+    u = np.zeros_like(v)
+    u[0] = 1.0
+    mix = 0.9 * v + 0.1 * u
+    # Three tagged videos at falling similarity: the nearest tagged 火锅, the second 旅游, the third 舞蹈.
+    for vector, name in ((v, "火锅"), (mix / np.linalg.norm(mix), "旅游"), (u, "舞蹈")):
+        tagged = VideoFactory()
+        VideoTag.objects.create(video=tagged, tag=_tag(name))
+        VideoTagState.objects.create(video=tagged, embedding=[float(x) for x in vector])
+    monkeypatch.setattr(services, "SIMILAR_VIDEOS", 1)  # the 10-nearest neighbourhood, made the nearest one
+    app = ranking.APP_OPTIONS
+    monkeypatch.setattr(ranking, "APP_OPTIONS", ranking.Options())  # as before round 10: no wide neighbourhood
+    services.tag_candidates_generate(video_id=video.pk, encode=encode)
+    similar = set(TagCandidate.objects.filter(video=video, source="similar").values_list("tag__name", flat=True))
+    assert similar == {"火锅"}
+    assert "similar_wide" not in TagSuggestion.objects.filter(video=video).first().features  # type: ignore[union-attr]
+    # The app's options since round 10 (the 20 nearest; here the three there are, the farthest the kernel's edge, so
+    # it gives no vote): one query, the second's tag joins the pool.
+    assert app.similar_wide == 20 and app.wide_pool
+    monkeypatch.setattr(ranking, "APP_OPTIONS", app)
+    services.tag_candidates_generate(video_id=video.pk, encode=encode)
+    similar = set(TagCandidate.objects.filter(video=video, source="similar").values_list("tag__name", flat=True))
+    assert similar == {"火锅", "旅游"}
+    features = TagSuggestion.objects.get(video=video, tag=_tag("旅游")).features
+    assert features["similar"] == 0.0 and 0.0 < features["similar_wide"] < 0.5
+    assert TagSuggestion.objects.get(video=video, tag=_tag("火锅")).features["similar_wide"] > 0.5

@@ -246,7 +246,7 @@ def test_hashtag_view_gives_features_and_only_optionally_candidates() -> None:
     assert "hashtag_embedding_z" not in ranking.APP_FEATURES
 
 
-ROUND8 = (*ranking.APP_FEATURES, "prior_weak", "similar_weak", "embedding_z_weak", "prior_smooth")
+ROUND8 = (*ranking.FEAT_RATE_FEATURES, "prior_weak", "similar_weak", "embedding_z_weak", "prior_smooth")
 
 
 def test_the_evidence_gate_scales_the_learned_sources_by_how_little_the_text_names() -> None:
@@ -271,7 +271,7 @@ def test_the_evidence_gate_scales_the_learned_sources_by_how_little_the_text_nam
     assert not ranking.Options().reads_evidence and not ranking.Options().reads_smooth_prior
     assert "prior_weak" not in ranking.APP_FEATURES and "prior_smooth" not in ranking.APP_FEATURES
     round8 = {"prior_weak", "similar_weak", "embedding_z_weak", "prior_smooth"}
-    assert set(plain[4].features) == set(ranking.FEATURES) - round8
+    assert set(plain[4].features) == set(ranking.FEATURES) - round8 - {"similar_wide"}  # round 10's: off too
     assert not ranking.feature_matrix([plain[4]])[0, [ranking.FEATURES.index(f) for f in round8]].any()
 
 
@@ -373,3 +373,68 @@ def test_the_evaluation_fits_the_objective_the_options_name_and_the_app_keeps_th
     assert ranking.APP_OPTIONS.objective == "logistic"
     with pytest.raises(ValueError, match="unknown ranker objective"):
         ranking.Options(objective="lamda")
+
+
+def test_the_wide_neighbourhood_votes_through_a_kernel_that_fades_at_its_edge() -> None:
+    # Round 10's arm: the k nearest tagged videos vote, each weighing its similarity minus the (k+1)-th's.
+    near = [
+        ranking.Neighbour(0.9, [1, 2]),
+        ranking.Neighbour(0.8, [2]),
+        ranking.Neighbour(0.7, [7]),  # the 3rd: with k = 2 only the kernel's edge, no vote
+    ]
+    votes = ranking.wide_votes(near, 2)
+    assert votes == pytest.approx({1: 0.2 / 0.3, 2: 1.0})
+    assert ranking.wide_votes([ranking.Neighbour(0.5, [4])], 2) == {4: 1.0}  # one video: its edge, equal weights
+    vocab = _vocab()
+    vector = np.zeros(8, dtype=np.float32)
+    vector[0] = 1.0
+    segs = split_segments(title="风景 真美")  # names 风景 (id 6) only
+    narrow = {"embedding_top": 1, "related": False}  # a pool of the text hit, e5's best tag and the nearest's tags
+    plain = ranking.generate(
+        segments=segs, vector=vector, vocab=vocab, prior_top=0, neighbours=near[:1], options=ranking.Options(**narrow)
+    )
+    feature = ranking.generate(
+        segments=segs, vector=vector, vocab=vocab, prior_top=0, neighbours=near[:1], wide_neighbours=near,
+        options=ranking.Options(**narrow, similar_wide=2),
+    )  # fmt: skip
+    pooled = ranking.generate(
+        segments=segs, vector=vector, vocab=vocab, prior_top=0, neighbours=near[:1], wide_neighbours=near,
+        options=ranking.Options(**narrow, similar_wide=2, wide_pool=True),
+    )  # fmt: skip
+    # The feature alone keeps the pool; every candidate reads its share (0 for tags the neighbourhood lacks).
+    assert set(feature) == set(plain)
+    assert feature[2].features["similar_wide"] == pytest.approx(1.0)
+    assert feature[6].features["similar_wide"] == 0.0
+    assert feature[2].features["similar"] == plain[2].features["similar"]  # today's 10-nearest vote unchanged
+    # With the pool, a tag only the wider ring holds joins as a similar-videos candidate.
+    wider = ranking.generate(
+        segments=segs, vector=vector, vocab=vocab, prior_top=0, neighbours=near[:1],
+        wide_neighbours=[near[0], ranking.Neighbour(0.85, [5]), near[2]],
+        options=ranking.Options(**narrow, similar_wide=2, wide_pool=True),
+    )  # fmt: skip
+    assert 5 not in plain and 5 in wider and wider[5].sources == ["similar"]
+    assert wider[5].features["similar"] == 0.0 and wider[5].features["similar_wide"] > 0.0
+    assert set(pooled) == set(plain) | {1, 2}
+    # Options that do not ask for it leave it out of the candidates' features; a pool needs a neighbourhood.
+    assert "similar_wide" not in plain[2].features
+    # The app runs round 10's arm ``wide_pool`` (adopted by its registered rule: bench/RESULTS.md).
+    assert ranking.APP_OPTIONS.similar_wide == ranking.WIDE_K == 20 and ranking.APP_OPTIONS.wide_pool
+    assert ranking.APP_OPTIONS.ranker_features == ranking.APP_FEATURES == (*ranking.FEAT_RATE_FEATURES, "similar_wide")
+    with pytest.raises(ValueError, match="wide_pool needs"):
+        ranking.Options(wide_pool=True)
+
+
+def test_the_evaluation_gives_the_wide_feature_to_cached_and_fresh_candidates_alike() -> None:
+    # The cache is keyed by the pool: an arm reading ``similar_wide`` over a pool cached without it must still read it.
+    vocab = _vocab()
+    records = _records(vocab)
+    options = ranking.Options(ranker_features=(*ranking.FEAT_RATE_FEATURES, "similar_wide"), similar_wide=2)
+    fresh = evaluation.cross_validate(records, vocab, folds=2, seed=0, options=options)
+    with evaluation.caching():
+        evaluation.cross_validate(records, vocab, folds=2, seed=0)  # fills the cache without it
+        cached = evaluation.cross_validate(records, vocab, folds=2, seed=0, options=options)
+    for a, b in zip(fresh, cached, strict=True):
+        assert a.ranked == b.ranked
+    know = evaluation.learn(records[:4])
+    cands = evaluation.candidates_for(records[4], vocab, know, options)
+    assert any(c.features["similar_wide"] > 0 for c in cands.values())
