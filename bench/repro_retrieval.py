@@ -578,6 +578,7 @@ def _run(args: argparse.Namespace) -> None:
         waits: dict[str, list[float]] = {"small": [], "large": []}
         waited = (lambda: _time_waits(waits)) if args.parts else contextlib.nullcontext
         arm_found = {a: {"small": [0, 0, 0], "large": [0, 0, 0]} for a in args.arms}
+        same_candidates = {"small": [0, 0], "large": [0, 0]}  # retrievals whose arms all returned equal candidates
         if args.ef_arms:
             _per_channel_ef()
         iterative_default = settings.REPRO_HNSW_ITERATIVE_SCAN
@@ -592,6 +593,7 @@ def _run(args: argparse.Namespace) -> None:
                 for name in order:
                     connections["default"] = wrappers[name]
                     qid, source = prepared[name]["queries"][i]
+                    by_arm: dict[str, Any] = {}
                     for arm in args.arms if (r + i) % 2 == 0 else args.arms[::-1]:  # which arm first alternates
                         settings.REPRO_NEIGHBOURS_PARALLEL = arm != "serial"
                         _EF_ARM[0] = args.ef_arms.get(arm)
@@ -617,6 +619,9 @@ def _run(args: argparse.Namespace) -> None:
                         tally[2] += bool(ev and ev["text_sim"])
                         if arm == args.arms[0]:
                             result = got
+                        by_arm[arm] = got
+                    same_candidates[name][0] += all(got == by_arm[args.arms[0]] for got in by_arm.values())
+                    same_candidates[name][1] += 1
                     settings.REPRO_NEIGHBOURS_PARALLEL = args.arms[0] != "serial"
                     _EF_ARM[0] = args.ef_arms.get(args.arms[0])
                     settings.REPRO_HNSW_ITERATIVE_SCAN = ITERATIVE_ARMS.get(args.arms[0], iterative_default)
@@ -707,6 +712,8 @@ def _run(args: argparse.Namespace) -> None:
         "ratio": round(lg["p50_ms"] / s["p50_ms"], 3),
         "ratio_basis": f"p50 of candidates_retrieve at large / at small, queries interleaved; arm {args.arms[0]}",
         "arms": arms,
+        # Retrievals (per library) whose arms all returned the same candidates with the same evidence, of all.
+        "arms_same_candidates": same_candidates,
         "ratio_p99": round(lg["p99_ms"] / s["p99_ms"], 3),
         "ratio_per_round": [round(x, 3) for x in round_ratios],
         "ratio_round_min_max": [round(min(round_ratios), 3), round(max(round_ratios), 3)],
