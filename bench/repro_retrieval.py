@@ -76,6 +76,9 @@ INDEXES = {
 }
 # The arms that set REPRO_HNSW_ITERATIVE_SCAN for their retrievals (else the setting's own value).
 ITERATIVE_ARMS = {"iter-relaxed": "relaxed_order", "iter-off": "off"}
+# The arms that send the two side scans as plain SQL (parsed and planned per retrieval, as before hrepro22) or as
+# statements prepared on the side connections (``side_connection.prepares``; else the setting's own value).
+SIDE_ARMS = {"side-simple": False, "side-prepared": True}
 # What a planted copy's keyframe embeddings went through (synthetic stand-ins for the transforms of
 # ``moderation.reproduction.transforms``; the real transforms on real clips: ``generate_repro_eval``'s channel recall).
 TRANSFORMS = ("reencode", "crop", "mirror", "speed", "slow", "overlay", "trim", "borders")
@@ -386,7 +389,9 @@ def main() -> None:
         "side connections during the PDQ look-up, REPRO_NEIGHBOURS_PARALLEL on) and serial (one statement after it); "
         "pdq-baseline with --pdq-baseline; uncapped: parallel with every PDQ hit confirmed (hash_hits' per_hash 0, as "
         "before the cap per matched hash); iter-relaxed / iter-off: parallel with REPRO_HNSW_ITERATIVE_SCAN "
-        "relaxed_order / off for the arm (the distinct-vector scans with or without pgvector's iterative scan)",
+        "relaxed_order / off for the arm (the distinct-vector scans with or without pgvector's iterative scan); "
+        "side-simple / side-prepared: parallel with the two scans sent as plain SQL (parsed and planned each time) / "
+        "as statements prepared on the side connections",
     )
     parser.add_argument(
         "--ef-arms",
@@ -425,9 +430,10 @@ def main() -> None:
         args.ef_arms[f"ef{picture}:{text}"] = (int(picture), int(text))
         args.arms.append(f"ef{picture}:{text}")
     if not args.arms or set(args.arms) - {"parallel", "serial", "pdq-baseline", "uncapped", *ITERATIVE_ARMS,
-                                          *args.ef_arms}:  # fmt: skip
+                                          *SIDE_ARMS, *args.ef_arms}:  # fmt: skip
         parser.error(
-            "--arms takes parallel, serial, uncapped, iter-relaxed, iter-off and (with --pdq-baseline) pdq-baseline"
+            "--arms takes parallel, serial, uncapped, iter-relaxed, iter-off, side-simple, side-prepared and (with "
+            "--pdq-baseline) pdq-baseline"
         )
     if "pdq-baseline" in args.arms and not args.pdq_baseline:
         parser.error("the arm pdq-baseline needs --pdq-baseline COMMIT")
@@ -572,9 +578,11 @@ def _run(args: argparse.Namespace) -> None:
         waits: dict[str, list[float]] = {"small": [], "large": []}
         waited = (lambda: _time_waits(waits)) if args.parts else contextlib.nullcontext
         arm_found = {a: {"small": [0, 0, 0], "large": [0, 0, 0]} for a in args.arms}
+        same_candidates = {"small": [0, 0], "large": [0, 0]}  # retrievals whose arms all returned equal candidates
         if args.ef_arms:
             _per_channel_ef()
         iterative_default = settings.REPRO_HNSW_ITERATIVE_SCAN
+        _side_arms()
         # the parts and the channels' scans below run with the first arm's settings
         settings.REPRO_HNSW_ITERATIVE_SCAN = ITERATIVE_ARMS.get(args.arms[0], iterative_default)
         loads["measure_start"] = _load()
@@ -585,10 +593,12 @@ def _run(args: argparse.Namespace) -> None:
                 for name in order:
                     connections["default"] = wrappers[name]
                     qid, source = prepared[name]["queries"][i]
+                    by_arm: dict[str, Any] = {}
                     for arm in args.arms if (r + i) % 2 == 0 else args.arms[::-1]:  # which arm first alternates
                         settings.REPRO_NEIGHBOURS_PARALLEL = arm != "serial"
                         _EF_ARM[0] = args.ef_arms.get(arm)
                         settings.REPRO_HNSW_ITERATIVE_SCAN = ITERATIVE_ARMS.get(arm, iterative_default)
+                        _SIDE_ARM[0] = SIDE_ARMS.get(arm)
                         copies[name]["state"].index = copies[name].get(arm, copies[name]["current"])
                         c0, b0 = time.process_time(), sum(_backend_cpu_s(p) for p in backends[name])
                         t0 = time.perf_counter()
@@ -609,9 +619,13 @@ def _run(args: argparse.Namespace) -> None:
                         tally[2] += bool(ev and ev["text_sim"])
                         if arm == args.arms[0]:
                             result = got
+                        by_arm[arm] = got
+                    same_candidates[name][0] += all(got == by_arm[args.arms[0]] for got in by_arm.values())
+                    same_candidates[name][1] += 1
                     settings.REPRO_NEIGHBOURS_PARALLEL = args.arms[0] != "serial"
                     _EF_ARM[0] = args.ef_arms.get(args.arms[0])
                     settings.REPRO_HNSW_ITERATIVE_SCAN = ITERATIVE_ARMS.get(args.arms[0], iterative_default)
+                    _SIDE_ARM[0] = SIDE_ARMS.get(args.arms[0])
                     copies[name]["state"].index = copies[name]["current"]
                     elapsed = arm_times[args.arms[0]][name][-1]
                     times[name].append(elapsed)
@@ -698,6 +712,8 @@ def _run(args: argparse.Namespace) -> None:
         "ratio": round(lg["p50_ms"] / s["p50_ms"], 3),
         "ratio_basis": f"p50 of candidates_retrieve at large / at small, queries interleaved; arm {args.arms[0]}",
         "arms": arms,
+        # Retrievals (per library) whose arms all returned the same candidates with the same evidence, of all.
+        "arms_same_candidates": same_candidates,
         "ratio_p99": round(lg["p99_ms"] / s["p99_ms"], 3),
         "ratio_per_round": [round(x, 3) for x in round_ratios],
         "ratio_round_min_max": [round(min(round_ratios), 3), round(max(round_ratios), 3)],
@@ -739,6 +755,15 @@ def _every_hit():  # type: ignore[no-untyped-def]
 
 
 _EF_ARM: list[tuple[int, int] | None] = [None]  # the arm's (picture, transcript) ef_search; None: the setting's
+_SIDE_ARM: list[bool | None] = [None]  # the arm's ``side_connection.prepares``; None: the connection's own
+
+
+def _side_arms() -> None:
+    """The arms side-simple / side-prepared: ``side_connection.prepares`` answers the current arm's (``_SIDE_ARM``)."""
+    from moderation.reproduction import side_connection
+
+    original = side_connection.prepares
+    side_connection.prepares = lambda: original() if _SIDE_ARM[0] is None else _SIDE_ARM[0]  # type: ignore[assignment]
 
 
 def _per_channel_ef() -> None:
@@ -759,6 +784,17 @@ def _per_channel_ef() -> None:
         )
 
     selectors.video_neighbours_sql = sql  # type: ignore[assignment]
+    original_statement = selectors.video_neighbours_statement
+
+    def statement(**kwargs):  # type: ignore[no-untyped-def]
+        session, text = original_statement(**kwargs)
+        arm, part = _EF_ARM[0], kwargs.get("parts", "all")
+        if arm is None or part not in ("picture", "text"):
+            return session, text
+        ef = arm[0] if part == "picture" else arm[1]
+        return re.sub(r"'hnsw\.ef_search', '\d+'", f"'hnsw.ef_search', '{int(ef)}'", session, count=1), text
+
+    selectors.video_neighbours_statement = statement  # type: ignore[assignment]
 
 
 _WAIT_LIBRARY = ["small"]  # which library the retrieval being timed runs on (for _time_waits)

@@ -264,8 +264,20 @@ def video_neighbours_send(
 
     if (channel or settings.REPRO_FRAME_NEIGHBOURS) in {"keyframes", "both"}:
         _warn_without_keyframe_index(channel or settings.REPRO_FRAME_NEIGHBOURS)
-    sent = {"text": side_connection.send(sql("text"), slot="text")}
-    sent["picture"] = side_connection.send(sql("picture"), slot="picture") if sent["text"] else None
+
+    def send(part: str) -> side_connection.Pending | None:
+        if not side_connection.prepares():
+            return side_connection.send(sql(part), slot=part)
+        # Prepared once per side connection, the video a parameter: no parsing and planning per retrieval on the
+        # walking backends, which at 200k videos share the 2 cores with this process (bench/RESULTS.md, hrepro22).
+        session, statement = video_neighbours_statement(
+            frame_queries=frame_queries, k_frames=k_frames, k_text=k_text, k_videos=k_videos, channel=channel,
+            parts=part,
+        )  # fmt: skip
+        return side_connection.send(statement, slot=part, params=[int(video_id)], session=session)
+
+    sent = {"text": send("text")}
+    sent["picture"] = send("picture") if sent["text"] else None
     return PendingNeighbours(sql, sent, video_id)
 
 
@@ -282,6 +294,30 @@ def video_neighbours_sql(
 ) -> str:  # fmt: skip
     """The settings and the statement ``video_neighbours`` sends (integers only, formatted in): with ``parts``
     "all" the picture scans and the transcript scan, "picture" or "text" only those."""
+    ef, iterative, template, values = _neighbours_template(
+        frame_queries=frame_queries, k_frames=k_frames, k_text=k_text, k_videos=k_videos, channel=channel, parts=parts
+    )
+    return (_SETTINGS + template).format(ef=ef, iterative=iterative, v=int(video_id), **values)
+
+
+def video_neighbours_statement(
+    *, frame_queries: int = 8, k_frames: int = 20, k_text: int = 10, k_videos: int = 20, channel: str | None = None,
+    parts: str = "all",
+) -> tuple[str, str]:  # fmt: skip
+    """``video_neighbours_sql`` as a statement to prepare: ``(session, statement)``, the HNSW settings as session
+    settings of the connection that runs it (``side_connection.send``'s ``session``) and the statement with the video
+    id as its parameter ``$1`` (the same rows for the same settings)."""
+    ef, iterative, template, values = _neighbours_template(
+        frame_queries=frame_queries, k_frames=k_frames, k_text=k_text, k_videos=k_videos, channel=channel, parts=parts
+    )
+    session = _SETTINGS.replace(", true)", ", false)").format(ef=ef, iterative=iterative).rstrip(";")
+    return session, template.format(v="$1", **values)
+
+
+def _neighbours_template(
+    *, frame_queries: int, k_frames: int, k_text: int, k_videos: int, channel: str | None, parts: str
+) -> tuple[int, str, str, dict[str, int]]:
+    """The HNSW settings and the neighbours statement's template (the video id still ``{v}``) with its integers."""
     channel = channel or settings.REPRO_FRAME_NEIGHBOURS
     if channel not in FRAME_CHANNELS:
         raise ValueError(f"REPRO_FRAME_NEIGHBOURS must be one of {', '.join(FRAME_CHANNELS)}, not {channel!r}")
@@ -300,11 +336,8 @@ def video_neighbours_sql(
         iterative = "relaxed_order"
     elif iterative == "off":  # one pass returns at most ef_search vectors: at least the k + 2 each scan reads
         ef = max(ef, *(k + 2 for part, k in ((_VIDEO_PART, kv), (_TEXT_PART, kt)) if part in chosen))
-    sql = _SETTINGS + "\nUNION ALL\n".join(chosen)
-    return sql.format(
-        ef=ef, iterative=iterative, v=int(video_id), m=max(2, int(frame_queries)), kf=max(1, int(k_frames)), kt=kt,
-        kv=kv,
-    )  # fmt: skip
+    values = {"m": max(2, int(frame_queries)), "kf": max(1, int(k_frames)), "kt": kt, "kv": kv}
+    return ef, iterative, "\nUNION ALL\n".join(chosen), values
 
 
 def keyframe_index_exists() -> bool:

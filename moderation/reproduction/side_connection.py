@@ -14,16 +14,24 @@ per worker thread that retrieves) and closed with Django's connection (so it fol
 a test database's teardown), reopened when broken, and never shared across a fork (a child opens its own).
 Any failure here (connect, send, a broken result) makes ``send`` return None or ``Pending.rows`` raise
 ``SideConnectionError``: the caller runs the statement on its own connection instead, so retrieval never fails for it.
+
+Where the project prepares statements (``DATABASE_PREPARED_STATEMENTS``, ``workbench/db.py``: ``prepares``), a
+statement sent with ``params`` is a server-side prepared statement of its side connection, parsed and planned once
+per connection instead of once per retrieval (the generic plan: ``plan_cache_mode``), with the settings it needs
+(``session``) set on the connection when they change: each scan a little less backend CPU (bench/RESULTS.md,
+issue 20, hrepro22).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import threading
 import weakref
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -43,6 +51,8 @@ class _Side:
     conn: Any  # psycopg.Connection
     pid: int
     owner: Any  # a weak reference to Django's connection it runs beside (a new one there: a new one here)
+    prepared: set[str] = field(default_factory=set)  # the statements prepared on it (by name)
+    session: str = ""  # the last ``session`` SQL run on it (``send``)
 
 
 def _close_quietly(conn: Any, pid: int) -> None:
@@ -68,6 +78,14 @@ def enabled() -> bool:
     if not getattr(settings, "REPRO_NEIGHBOURS_PARALLEL", True) or connection.in_atomic_block:
         return False
     return connection.vendor == "postgresql" and bool(connection.get_autocommit())
+
+
+def prepares() -> bool:
+    """Whether statements are prepared server-side (``DATABASE_PREPARED_STATEMENTS``: the connection's
+    ``prepare_threshold``, as ``workbench.db.prepare_marked`` reads it); behind a pooler that cannot keep prepared
+    statements it is off and ``send`` takes plain SQL."""
+    connection.ensure_connection()
+    return getattr(connection.connection, "prepare_threshold", None) is not None
 
 
 def _side(slot: str) -> _Side:
@@ -157,14 +175,31 @@ def _drop(side: _Side) -> None:
     _close_quietly(side.conn, side.pid)
 
 
-def send(sql: str, *, slot: str = "text") -> Pending | None:
-    """Send ``sql`` (a simple query: no parameters) on this thread's side connection ``slot`` without waiting; None
-    when it may not (``enabled``) or cannot (it did not connect or the send failed: logged, the caller runs it)."""
+def send(sql: str, *, slot: str = "text", params: Sequence[Any] | None = None, session: str = "") -> Pending | None:
+    """Send ``sql`` on this thread's side connection ``slot`` without waiting; None when it may not (``enabled``) or
+    cannot (it did not connect or the send failed: logged, the caller runs it).
+
+    Without ``params``: ``sql`` as a simple query (no parameters; several statements allowed, the last one's rows
+    read). With ``params`` (``$1``, ``$2``, ... in ``sql``, only where ``prepares``): one statement, prepared on the
+    side connection the first time it goes there and executed with ``params`` every time (no parsing or planning
+    per send); ``session`` (SQL setting what the statement depends on, e.g. pgvector's settings) runs on the
+    connection first whenever it differs from the last ``session`` run there."""
     if not enabled():
         return None
     try:
         side = _side(slot)
-        side.conn.pgconn.send_query(sql.encode())
+        pgconn = side.conn.pgconn
+        if params is None:
+            pgconn.send_query(sql.encode())
+        else:
+            if session != side.session:
+                side.conn.execute(session)
+                side.session = session
+            name = "side_" + hashlib.sha256(sql.encode()).hexdigest()[:24]
+            if name not in side.prepared:
+                _prepare(pgconn, name, sql)
+                side.prepared.add(name)
+            pgconn.send_query_prepared(name.encode(), [str(value).encode() for value in params])
     except Exception as exc:  # cannot connect or send: the caller runs the statement on its own connection
         logger.warning("side connection unavailable, neighbours run in one statement: %s", exc)
         stale = getattr(_LOCAL, "sides", {}).get(_key(slot))
@@ -172,3 +207,11 @@ def send(sql: str, *, slot: str = "text") -> Pending | None:
             _drop(stale)
         return None
     return Pending(side)
+
+
+def _prepare(pgconn: Any, name: str, sql: str) -> None:
+    from psycopg import pq
+
+    result = pgconn.prepare(name.encode(), sql.encode())
+    if result.status != pq.ExecStatus.COMMAND_OK:
+        raise SideConnectionError(result.error_message.decode(errors="replace"))

@@ -111,3 +111,42 @@ def test_retrieval_sends_both_scans_before_its_pdq_look_up_and_finds_the_same(se
         assert not any("<=>" in q["sql"] for q in ran_here.captured_queries)  # the scans ran beside
     finally:
         side_connection.close()
+
+
+def _side_state(slot: str) -> tuple[dict[str, int], str]:
+    """What the side connection ``slot`` holds: its prepared statements (name → runs) and its hnsw.ef_search."""
+    conn = side_connection._side(slot).conn
+    runs = dict(conn.execute("SELECT name, generic_plans + custom_plans FROM pg_prepared_statements").fetchall())
+    return runs, conn.execute("SELECT current_setting('hnsw.ef_search')").fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_side_scans_are_prepared_once_per_side_connection_and_follow_the_settings(settings) -> None:
+    """Each retrieval's two scans run a statement prepared on their side connection (parsed and planned once, not
+    per retrieval: less CPU on the walking backends; bench/RESULTS.md, hrepro22), with the same neighbours as the
+    one statement; a changed ef_search reaches the connection; without prepared statements (a pooler), plain SQL."""
+    query, copy = _library()
+    try:
+        settings.REPRO_NEIGHBOURS_PARALLEL = False
+        serial = selectors.video_neighbours(video_id=query)
+        settings.REPRO_NEIGHBOURS_PARALLEL = True
+        for video_id in (query, copy, query):  # the video is the statement's parameter: one statement per scan
+            found = selectors.video_neighbours(video_id=video_id)
+        assert found == serial
+        for slot in ("text", "picture"):
+            runs, ef = _side_state(slot)
+            assert list(runs.values()) == [3] and ef == str(settings.REPRO_HNSW_EF_SEARCH)
+
+        settings.REPRO_HNSW_EF_SEARCH = 60  # the session follows the setting (a statement of its own)
+        assert selectors.video_neighbours(video_id=query) == serial
+        assert _side_state("text")[1] == "60"
+
+        side_connection.close()  # a new side connection, with prepared statements off (DATABASE_PREPARED_STATEMENTS)
+        connection.connection.prepare_threshold = None
+        try:
+            assert selectors.video_neighbours(video_id=query) == serial
+            assert _side_state("text")[0] == {}
+        finally:
+            connection.close()  # the next connection takes its threshold from the settings again
+    finally:
+        side_connection.close()
