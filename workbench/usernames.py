@@ -20,8 +20,9 @@ letter they are drawn as ("LATIN LETTER SMALL CAPITAL A", "LATIN SMALL LETTER DO
 - a second, case-keeping skeleton catches what case folding hides: a capital "I" beside a small "l" ("paypaI"),
   "1" and "0" for "l" and "o", "rn" for "m", "vv" for "w", "cl" for "d" (TR39's confusables among ASCII).
 
-Not caught: a whole name in another alphabet whose letters only resemble Latin ones in some fonts beyond the map
-(Cherokee capitals): it cannot be mixed with Latin, and it reads as nobody's name to a careful eye.
+A whole name in another alphabet that reads as a user's ("ᎫᎪᏦᎬ" in Cherokee beside "jake", "ꓮꓓꓟꓲꓠ" in Lisu beside
+"admin") cannot be mixed-script; it is caught by the skeleton, whose map holds the Cherokee, Lisu, Canadian syllabics
+and Tifinagh letters drawn like Latin ones, and the message names the alphabet it is written in.
 """
 
 from __future__ import annotations
@@ -80,6 +81,73 @@ _LOOKALIKES = {
     "ո": "n",
     "զ": "q",
     "ց": "g",
+    # Cherokee capitals (case folding reads Cherokee's small letters as its capitals), after TR39's confusables:
+    # a whole name in them ("ᎫᎪᏦᎬ") passes for a Latin one ("jake"). No font on this machine draws Cherokee.
+    "Ꭺ": "a",
+    "Ᏼ": "b",
+    "Ꮟ": "b",
+    "Ꮯ": "c",
+    "Ꭰ": "d",
+    "Ꮷ": "d",
+    "Ꭼ": "e",
+    "Ꮐ": "g",
+    "Ᏻ": "g",
+    "Ꮋ": "h",
+    "Ꮒ": "h",
+    "Ꭵ": "i",
+    "Ꭻ": "j",
+    "Ꮶ": "k",
+    "Ꮮ": "l",
+    "Ꮇ": "m",
+    "Ꮎ": "o",
+    "Ꮻ": "o",
+    "Ꮲ": "p",
+    "Ꭱ": "r",
+    "Ꮢ": "r",
+    "Ꮪ": "s",
+    "Ꮥ": "s",
+    "Ꭲ": "t",
+    "Ꮩ": "v",
+    "Ꮃ": "w",
+    "Ꮤ": "w",
+    "Ꮍ": "y",
+    "Ꮓ": "z",
+    # Lisu: each of these is drawn exactly as the Latin capital (DejaVu Sans uses the same outline).
+    "ꓮ": "a",
+    "ꓐ": "b",
+    "ꓚ": "c",
+    "ꓓ": "d",
+    "ꓰ": "e",
+    "ꓝ": "f",
+    "ꓖ": "g",
+    "ꓧ": "h",
+    "ꓲ": "i",
+    "ꓙ": "j",
+    "ꓗ": "k",
+    "ꓡ": "l",
+    "ꓟ": "m",
+    "ꓠ": "n",
+    "ꓳ": "o",
+    "ꓑ": "p",
+    "ꓣ": "r",
+    "ꓢ": "s",
+    "ꓔ": "t",
+    "ꓴ": "u",
+    "ꓦ": "v",
+    "ꓪ": "w",
+    "ꓫ": "x",
+    "ꓬ": "y",
+    "ꓜ": "z",
+    # Canadian syllabics and Tifinagh letters drawn as a Latin capital (the same outline in DejaVu Sans).
+    "ᗞ": "d",
+    "ᕼ": "h",
+    "ᒪ": "l",
+    "ᑌ": "u",
+    "ᐯ": "v",
+    "ⴹ": "e",
+    "ⵏ": "i",
+    "ⴸ": "v",
+    "ⵝ": "x",
 }
 _LOOKALIKE_TABLE = str.maketrans(_LOOKALIKES)
 # Latin letters named after the letter they are drawn as: "LATIN LETTER SMALL CAPITAL A", "LATIN SMALL LETTER SCRIPT
@@ -95,6 +163,8 @@ _LATIN_NAMED_LOOKALIKES = {
 _MIX_WITH_LATIN = {"CJK", "IDEOGRAPHIC", "HIRAGANA", "KATAKANA", "HANGUL", "BOPOMOFO"}
 # First words of letters' names that are no script: "MODIFIER LETTER TURNED COMMA" (the ʻokina of "Hawaiʻi").
 _NO_SCRIPT = {"MODIFIER"}
+# How a message names a script whose letters' names start with a word that is not its whole name.
+_SCRIPT_WORDS = {"CANADIAN": "Canadian syllabics"}
 # ASCII confusables case folding hides or keeps apart (TR39's): read on the case-keeping skeleton.
 _ASCII_DIGRAPHS = (("rn", "m"), ("vv", "w"), ("cl", "d"))
 _ASCII_LOOKALIKES = str.maketrans({"I": "l", "1": "l", "|": "l", "0": "o"})
@@ -149,6 +219,19 @@ def _mixed(scripts: dict[str, str]) -> tuple[str, str] | None:
     return base, other
 
 
+def _lookalike_message(name: str, scripts: dict[str, str], existing: str) -> str:
+    """Say why ``name`` is refused beside ``existing``; a name wholly in another alphabet than ``existing``'s is
+    told which ("it is written in Cherokee letters drawn like Latin ones"): it is no typo of the other."""
+    theirs = _scripts(existing)
+    if len(scripts) == 1 and theirs and not set(scripts) & set(theirs):
+        ours, other = (_SCRIPT_WORDS.get(s, s.title()) for s in (next(iter(scripts)), next(iter(theirs))))
+        return (
+            f"“{name}” looks like the existing user “{existing}”: it is written in {ours} letters drawn like "
+            f"{other} ones. Choose a name that reads differently."
+        )
+    return f"“{name}” looks like the existing user “{existing}”: choose a name that reads differently."
+
+
 @deconstructible
 class UsernameLookalikeValidator:
     """Refuse a username that mixes alphabets (Latin with Cyrillic, Greek, Armenian…), or that looks like another
@@ -171,10 +254,7 @@ class UsernameLookalikeValidator:
         # The user's own current name is not another's (an unchanged name on the admin's change form).
         for existing in get_user_model().objects.exclude(username=name).values_list("username", flat=True):
             if username_skeleton(existing) == skeleton or username_skeleton_cased(existing) == cased:
-                raise ValidationError(
-                    f"“{name}” looks like the existing user “{existing}”: choose a name that reads differently.",
-                    code="lookalike",
-                )
+                raise ValidationError(_lookalike_message(name, scripts, existing), code="lookalike")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, UsernameLookalikeValidator)

@@ -301,11 +301,18 @@ def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET"])
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def delivery_test_outcome(request: HttpRequest, pk: int) -> HttpResponse:
-    """The line under "Send a test event" for delivery ``pk`` (``?polls=``: how many times it asked already):
-    queued and sending ask again in a second; delivered or failed (with the HTTP status or the error) end it."""
+    """The line under "Send a test event" for delivery ``pk`` (``?polls=``: how many times it asked already;
+    ``?seen=``: the attempts the line showed, so the log below redraws when another was made): queued and sending
+    ask again in a second, waiting to retry when the next try is due; delivered or failed (with the HTTP status or
+    the error) end it."""
     delivery = _test_delivery(pk)
-    polls = request.GET.get("polls", "")
-    return _render_test_outcome(request, delivery, polls=min(int(polls), 10_000) if polls.isdigit() else 0)
+    polls, seen = request.GET.get("polls", ""), request.GET.get("seen", "")
+    return _render_test_outcome(
+        request,
+        delivery,
+        polls=min(int(polls), 10_000) if polls.isdigit() else 0,
+        log_changed=delivery.attempts != (int(seen) if seen.isdigit() and len(seen) < 6 else 0),
+    )
 
 
 def _test_delivery(pk: int) -> WebhookDelivery:
