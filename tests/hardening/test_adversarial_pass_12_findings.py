@@ -5,6 +5,7 @@ listed in /work/shots/hadv22/FINDINGS.md."""
 
 from __future__ import annotations
 
+import base64
 import re
 from datetime import timedelta
 
@@ -13,11 +14,17 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.test import Client
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from moderation.integrations.models import WebhookDelivery
 from moderation.integrations.services import integration_create
 from moderation.integrations.webhooks import webhook_delivery_send, webhook_endpoint_create
+from moderation.review.models import AuditEvent
+from moderation.tagging.models import Tag
+from moderation.tagging.services import tags_import
+from tests.factories import DecisionFactory
 from tests.moderation.integrations.receiver import Receiver
+from workbench.tokens import api_token_issue
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -101,3 +108,79 @@ def test_the_test_event_line_follows_the_delivery_through_its_retry_to_the_outco
     )
     stuck = admin.get(ask, **HTMX).content.decode()
     assert "no worker has sent it (are the webhook workers running?)" in stuck and _asks(stuck) is None
+
+
+def _cursor(query: str) -> str:
+    return base64.b64encode(query.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["p=garbage", "p=2020-13-45T99:00", "p=2020-01-01%00", "p=" + "x" * 300, "p=2020-01-01T00:00:00%2B99:00"],
+)
+def test_a_cursor_edited_by_hand_is_a_404_saying_so_not_a_500(make_user, cursor: str) -> None:  # type: ignore[no-untyped-def]
+    """Finding: the sync lists' cursor (``?cursor=``, base64 of ``p=<the last row's time>``) is the client's to
+    send. DRF refused a bad offset, but a position that is no time ("p=garbage") reached the database filter as
+    Django's ValidationError: a 500 on GET /api/decisions/ and /api/labels/. It is the 404 of a bad cursor now."""
+    DecisionFactory()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {api_token_issue(user=make_user('admin')).key}")
+    for address in ("/api/decisions/", "/api/labels/"):
+        response = api.get(address, {"cursor": _cursor(cursor)})
+        assert response.status_code == 404, (address, response.content[:200])
+        assert (
+            "Invalid cursor: pass the “next” or “previous” link of a page as it was given" in response.json()["detail"]
+        )
+
+    first = api.get("/api/decisions/", {"page_size": 1}).json()  # a real cursor still pages, a zone-less time too
+    assert len(first["results"]) == 1
+    assert api.get("/api/decisions/", {"cursor": _cursor("p=2020-01-01")}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        ("cat\u200b", "U+200B ZERO WIDTH SPACE"),
+        ("do\u00adg", "U+00AD SOFT HYPHEN"),
+        ("\ufeffcat", "U+FEFF ZERO WIDTH NO-BREAK SPACE"),
+        ("ca\u2060t", "U+2060 WORD JOINER"),
+        ("cat\u200d", "U+200D ZERO WIDTH JOINER"),
+    ],
+)
+def test_a_tag_name_holding_a_character_drawn_as_nothing_is_refused_saying_which(written: str, said: str) -> None:
+    """Finding: "cat\\u200b" (a zero-width space pasted with the word) was imported beside "cat" as a second tag:
+    the two read the same in every list and on every review screen, and the second matched no video's text (its key
+    held the invisible character). A name or alias with a character drawn as nothing is refused on its line, naming
+    the character; joiners inside a script that uses them are kept."""
+    report = tags_import(lines=["cat", "dog", written, "नमस्\u200dते", "cats\tfeline, ki\u200btty"])
+    names = set(Tag.objects.values_list("name", flat=True))
+    assert names == {"cat", "dog", "नमस्\u200dते"}, names
+    assert any(f"line 3: contains an invisible character ({said})" in error for error in report.errors), report.errors
+    assert any("line 5: " in e and "U+200B ZERO WIDTH SPACE" in e for e in report.errors), report.errors
+
+
+def test_new_api_tokens_are_held_to_a_rate_and_the_current_one_is_kept(make_user, settings) -> None:  # type: ignore[no-untyped-def]
+    """Finding: ``POST /api/token/ {"rotate": true}`` and the API token page's Rotate made a token each time, as
+    fast as the user's API rate (1,200 a minute): each an ``api_token.rotate`` row of the append-only audit log,
+    which one script filled at will. New tokens have a per-user rate; over it the API's 429 with ``Retry-After``
+    and the page say when to try again, and the token held stays valid. A 409 (a token kept) counts nothing."""
+    settings.API_TOKEN_ISSUE_RATE_LIMIT = "2/hour"
+    user = make_user("moderator")
+    client = APIClient()
+    client.force_login(user)
+    assert client.post("/api/token/", {}, format="json").status_code == 200
+    key = client.post("/api/token/", {"rotate": True}, format="json").json()["token"]
+    for _ in range(3):
+        assert client.post("/api/token/", {}, format="json").status_code == 409  # kept: not counted
+    refused = client.post("/api/token/", {"rotate": True}, format="json")
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert "Too many new API tokens: you may make 2/hour" in refused.json()["detail"]
+
+    page = Client()
+    page.force_login(user)
+    on_page = page.post("/account/api-token/", {"action": "rotate"})
+    assert on_page.status_code == 429 and "Too many new API tokens" in on_page.content.decode()
+    assert AuditEvent.objects.filter(action__startswith="api_token.", object_id=str(user.pk)).count() == 2
+    with_key = APIClient()
+    with_key.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert with_key.get("/api/decisions/").status_code == 200  # the token made last still works
