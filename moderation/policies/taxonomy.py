@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from workbench.text import has_unstorable, shown_name, shown_text
+from workbench.text import character_named, has_unstorable, invisible_character, shown_name, shown_text
 
 # The one list of severities. A violation's severity is one of SEVERITIES (those its tag allows, all of
 # them when the tag names none); the non-violative label's is NO_SEVERITY. Everything else (the review
@@ -125,7 +125,7 @@ def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "k
             problems.append(TaxonomyProblem(f"Category {ci + 1}: must be an object with key, name and tags.", ci))
             continue
         ckey = _text(category.get("key"))
-        where = f"Category {ci + 1}" + (f" ({ckey})" if ckey else "")
+        where = f"Category {ci + 1}" + (f" ({_key_shown(ckey)})" if ckey else "")
 
         def at(message: str, field: str = "", ci: int = ci, where: str = where) -> TaxonomyProblem:
             return TaxonomyProblem(f"{where}: {message}", ci, None, field, where)
@@ -133,8 +133,11 @@ def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "k
         unknown = sorted(set(category) - CATEGORY_FIELDS)
         if unknown:
             problems.append(at(f"unknown field(s) {', '.join(unknown)}."))
+        hidden = _hidden_in_key(ckey)
         if not ckey:
             problems.append(at("key must not be empty.", "key"))
+        elif hidden:
+            problems.append(at(hidden, "key"))
         elif ckey in category_keys:
             first, first_where = category_keys[ckey]
             problems.append(
@@ -155,6 +158,33 @@ def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "k
         for ti, tag in enumerate(tags):
             problems += _tag_problems(tag, f"{where}, tag {ti + 1}", (ci, ti), tag_keys, safe_label, output_format)
     return problems
+
+
+def _hidden_in_key(key: str) -> str | None:
+    """Why ``key`` cannot be a category's or a tag's key: it holds a character drawn as nothing or a bidi control.
+    A key is the label every verdict, queue and export shows: "正向\u200b" read as the safe label while it was a
+    violation, "spam\u200b" beside "spam" as one type twice, and "ham\u202e" turned the text after it around.
+    None when it holds none."""
+    hidden = next((ch for ch in key if _hidden(ch)), None)
+    if hidden is None:
+        return None
+    kind = "an invisible bidi control" if shown_text(hidden) != hidden else "an invisible character"
+    seen = "".join(ch for ch in key if not _hidden(ch))
+    return (
+        f"key “{_key_shown(key)}” holds {kind} ({character_named(hidden)}): it would read as “{seen}”; type the "
+        "key without it."
+    )
+
+
+def _hidden(ch: str) -> bool:
+    """Whether ``ch``, alone, is drawn as nothing or is a bidi control (a joiner alone joins nothing)."""
+    return shown_text(ch) != ch or invisible_character(ch) is not None
+
+
+def _key_shown(key: str) -> str:
+    """``key`` as a message names it: each hidden character written as its code ("spam\\u200b"), so a bidi control
+    in it cannot turn the message around."""
+    return "".join(f"\\u{ord(ch):04x}" if _hidden(ch) else ch for ch in key)
 
 
 def _too_many_rows(taxonomy: list[Any]) -> TaxonomyProblem | None:
@@ -182,7 +212,7 @@ def _tag_problems(
         return [TaxonomyProblem(f"{where}: must be an object with key, name and keywords.", *place, "", where)]
     key = _text(tag.get("key"))
     if key:
-        where = f"{where} ({key if len(key) <= 40 else key[:40] + '…'})"
+        where = f"{where} ({_key_shown(key if len(key) <= 40 else key[:40] + '…')})"
 
     def at(message: str, field: str = "") -> TaxonomyProblem:
         return TaxonomyProblem(f"{where}: {message}", *place, field, where)
@@ -201,6 +231,8 @@ def _tag_problems(
                 "key",
             )
         )
+    elif _hidden_in_key(key):
+        problems.append(at(str(_hidden_in_key(key)), "key"))
     elif key == safe_label:
         problems.append(at(f"key {key!r} is the non-violative label and cannot be a violation tag.", "key"))
     elif key in tag_keys:

@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from moderation.integrations.models import WebhookDelivery
 from moderation.integrations.services import integration_create
 from moderation.integrations.webhooks import webhook_delivery_send, webhook_endpoint_create
+from moderation.policies.taxonomy import taxonomy_errors
 from moderation.review.models import AuditEvent
 from moderation.tagging.models import Tag
 from moderation.tagging.services import tags_import
@@ -184,3 +185,35 @@ def test_new_api_tokens_are_held_to_a_rate_and_the_current_one_is_kept(make_user
     with_key = APIClient()
     with_key.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert with_key.get("/api/decisions/").status_code == 200  # the token made last still works
+
+
+def test_a_taxonomy_key_holding_an_invisible_character_or_bidi_control_is_refused() -> None:
+    """Finding: names and keywords lose their bidi controls when a taxonomy is stored, keys did not, and no key was
+    checked for characters drawn as nothing: a violation type keyed "正向\\u200b" read as the safe label "正向" on
+    every verdict, "spam\\u200b" beside "spam" as one type twice, and "ham\\u202e" turned the text after it around on
+    each screen naming it (the editor's own messages included). Each is refused, the character named and written
+    as its code in the message."""
+    taxonomy = [
+        {
+            "key": "ads\u200b",
+            "name": "Ads",
+            "tags": [
+                {"key": "正向\u200b", "name": "Looks safe", "keywords": ["a"]},
+                {"key": "spam", "name": "Spam", "keywords": ["b"]},
+                {"key": "spam\u200b", "name": "Spam again", "keywords": ["c"]},
+                {"key": "ham\u202e", "name": "Reversed", "keywords": ["d"]},
+                {"key": "暴力", "name": "Violence", "keywords": ["e"]},
+            ],
+        }
+    ]
+    errors = taxonomy_errors(taxonomy, safe_label="正向")
+    assert errors == [
+        "Category 1 (ads\\u200b): key “ads\\u200b” holds an invisible character (U+200B ZERO WIDTH SPACE): it would "
+        "read as “ads”; type the key without it.",
+        "Category 1 (ads\\u200b), tag 1 (正向\\u200b): key “正向\\u200b” holds an invisible character (U+200B ZERO "
+        "WIDTH SPACE): it would read as “正向”; type the key without it.",
+        "Category 1 (ads\\u200b), tag 3 (spam\\u200b): key “spam\\u200b” holds an invisible character (U+200B ZERO "
+        "WIDTH SPACE): it would read as “spam”; type the key without it.",
+        "Category 1 (ads\\u200b), tag 4 (ham\\u202e): key “ham\\u202e” holds an invisible bidi control (U+202E "
+        "RIGHT-TO-LEFT OVERRIDE): it would read as “ham”; type the key without it.",
+    ]
