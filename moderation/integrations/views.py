@@ -40,6 +40,7 @@ from moderation.integrations.webhooks import (
 from workbench.form_routes import post_only
 from workbench.roles import Perm, permission_required
 from workbench.show_once import ShowOnceLost, show_once_hold, show_once_take
+from workbench.text import row_id
 
 
 def _render_list(
@@ -306,12 +307,10 @@ def delivery_test_outcome(request: HttpRequest, pk: int) -> HttpResponse:
     ask again in a second, waiting to retry when the next try is due; delivered or failed (with the HTTP status or
     the error) end it."""
     delivery = _test_delivery(pk)
-    polls, seen = request.GET.get("polls", ""), request.GET.get("seen", "")
+    # ASCII digits only (``row_id``): "²" passed ``isdigit()`` and 5,000 nines too, then ``int()`` failed, a 500.
+    polls, seen = row_id(request.GET.get("polls")), row_id(request.GET.get("seen"))
     return _render_test_outcome(
-        request,
-        delivery,
-        polls=min(int(polls), 10_000) if polls.isdigit() else 0,
-        log_changed=delivery.attempts != (int(seen) if seen.isdigit() and len(seen) < 6 else 0),
+        request, delivery, polls=min(polls or 0, 10_000), log_changed=delivery.attempts != (seen or 0)
     )
 
 

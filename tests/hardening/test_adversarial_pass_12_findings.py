@@ -217,3 +217,22 @@ def test_a_taxonomy_key_holding_an_invisible_character_or_bidi_control_is_refuse
         "Category 1 (ads\\u200b), tag 4 (ham\\u202e): key “ham\\u202e” holds an invisible bidi control (U+202E "
         "RIGHT-TO-LEFT OVERRIDE): it would read as “ham”; type the key without it.",
     ]
+
+
+@pytest.mark.parametrize("asked", ["polls=\u00b2", "polls=" + "9" * 5000, "seen=\u00b2&polls=1", "polls=-1"])
+def test_the_test_event_lines_counters_that_are_no_ascii_number_are_read_as_none_not_a_500(
+    client_as,  # type: ignore[no-untyped-def]
+    asked: str,
+) -> None:
+    """Finding (a sweep of hostile query values over every GET route): the test line's ``?polls=`` was read with
+    ``str.isdigit()``, true for "²" and for 5,000 nines, and then ``int()`` refused them: a 500. Only ASCII digits
+    count now (``row_id``); anything else is no count."""
+    integration, _token = integration_create(name="platform-a")
+    endpoint, _ = webhook_endpoint_create(
+        integration=integration, url="https://platform.example/hook", event_types=["model.promoted"]
+    )
+    admin = client_as("admin")
+    admin.post(f"/integrations/endpoints/{endpoint.pk}/test/", **HTMX)
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    response = admin.get(f"/integrations/deliveries/{delivery.pk}/test-outcome/?{asked}", **HTMX)
+    assert response.status_code == 200 and "Queued: waiting for a worker" in response.content.decode()
