@@ -12,7 +12,8 @@ Python's ``unicodedata`` has no confusables table (Unicode TR39's), and none is 
 is each character's name, which says its script ("ARMENIAN SMALL LETTER OH") and, for Latin's odd letters, which
 letter they are drawn as ("LATIN LETTER SMALL CAPITAL A", "LATIN SMALL LETTER DOTLESS I"). So:
 
-- the mixed-script rule reads every letter's script from its name: Latin beside any other alphabet (Armenian "օ",
+- the mixed-script rule reads every letter's script from its name, and every digit's that is not ASCII ("b०b"
+  with a Devanagari zero reads "bob"; the skeletons read such a digit as its ASCII one): Latin beside any other alphabet (Armenian "օ",
   Cherokee, …) is refused, as is any two non-Latin alphabets together; Latin with Han, kana and Hangul (Japanese,
   Chinese and Korean names written with Latin letters, TR39's "highly restrictive" set) is not;
 - the skeleton reads Latin's small capitals, script, dotless letters, alpha and iota and the dental click as the
@@ -184,28 +185,39 @@ def _latin_as_drawn(name: str) -> str:
 
 def username_skeleton(name: str) -> str:
     """What ``name`` looks like: NFKC (full-width letters as ASCII), case folded, look-alike letters as Latin."""
-    return _latin_as_drawn(unicodedata.normalize("NFKC", name).casefold()).translate(_LOOKALIKE_TABLE)
+    folded = _script_digits(unicodedata.normalize("NFKC", name).casefold())
+    return _latin_as_drawn(folded).translate(_LOOKALIKE_TABLE)
 
 
 def username_skeleton_cased(name: str) -> str:
     """What ``name`` looks like letter by letter before case folding merges "I" with "i": a capital I, "1" and "|" as
     "l", "0" as "o", then ``username_skeleton``'s reading, then "rn" as "m", "vv" as "w", "cl" as "d"."""
-    folded = username_skeleton(unicodedata.normalize("NFKC", name).translate(_ASCII_LOOKALIKES))
+    folded = username_skeleton(_script_digits(unicodedata.normalize("NFKC", name)).translate(_ASCII_LOOKALIKES))
     for pair, single in _ASCII_DIGRAPHS:
         folded = folded.replace(pair, single)
     return folded
 
 
 def _scripts(name: str) -> dict[str, str]:
-    """The scripts of ``name``'s letters (the first word of each letter's Unicode name: LATIN, CYRILLIC, CJK,
-    HIRAGANA…), each with its first letter."""
+    """The scripts of ``name``'s letters and of its digits other than ASCII's (the first word of each one's Unicode
+    name: LATIN, CYRILLIC, CJK, HIRAGANA, DEVANAGARI…), each with its first such character. A script's digits count:
+    "b०b" with a DEVANAGARI DIGIT ZERO, or a Myanmar "၀", reads "bob"."""
     found: dict[str, str] = {}
     for ch in unicodedata.normalize("NFKC", name):
-        if ch.isalpha():
-            script = unicodedata.name(ch, "").split(" ", 1)[0].split("-", 1)[0]
+        if ch.isalpha() or (unicodedata.category(ch) == "Nd" and not ch.isascii()):
+            words = unicodedata.name(ch, "").removeprefix("EXTENDED ")
+            script = words.split(" ", 1)[0].split("-", 1)[0]
             if script and script not in _NO_SCRIPT:
                 found.setdefault(script, ch)
     return found
+
+
+def _script_digits(name: str) -> str:
+    """``name`` with every digit of another script written as its ASCII digit ("०" as "0", which the case-keeping
+    skeleton reads as "o")."""
+    return "".join(
+        str(unicodedata.decimal(ch)) if not ch.isascii() and unicodedata.category(ch) == "Nd" else ch for ch in name
+    )
 
 
 def _mixed(scripts: dict[str, str]) -> tuple[str, str] | None:
@@ -243,9 +255,11 @@ class UsernameLookalikeValidator:
         mixed = _mixed(scripts)
         if mixed is not None:
             base, other = mixed
+            base_kind = "digits" if unicodedata.category(scripts[base]) == "Nd" else "letters"
+            ones = "digits" if unicodedata.category(scripts[other]) == "Nd" else "ones"
             raise ValidationError(
-                f"“{name}” mixes {base.title()} letters with {other.title()} ones (“{scripts[other]}”), which can "
-                "look alike: write the name in one alphabet.",
+                f"“{name}” mixes {base.title()} {base_kind} with {other.title()} {ones} (“{scripts[other]}”), which "
+                "can look alike: write the name in one alphabet.",
                 code="mixed_script",
             )
         from django.contrib.auth import get_user_model

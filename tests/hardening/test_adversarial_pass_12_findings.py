@@ -53,6 +53,26 @@ def test_a_username_wholly_in_another_alphabet_that_reads_as_a_users_is_refused(
         User(username=lookalike, password="x").full_clean()
 
 
+@pytest.mark.parametrize(
+    ("lookalike", "said"),
+    [
+        ("b\u0966b", "mixes Latin letters with Devanagari digits (“\u0966”)"),  # DEVANAGARI DIGIT ZERO
+        ("b\u1040b", "mixes Latin letters with Myanmar digits (“\u1040”)"),  # MYANMAR DIGIT ZERO
+        ("b\u0ce6b", "mixes Latin letters with Kannada digits (“\u0ce6”)"),  # KANNADA DIGIT ZERO
+        ("\u0966\u0966\u096d", "looks like the existing user “007”"),  # ००७: Devanagari digits alone
+    ],
+)
+def test_a_username_with_another_scripts_digit_drawn_as_a_latin_letter_is_refused(lookalike: str, said: str) -> None:
+    """Finding: the mixed-script rule read letters only, so "b०b" (a Devanagari zero, drawn as a round "o") was
+    taken beside "bob", as was a Myanmar or Kannada zero; "००७" beside "007". A script's digits count as that
+    script's, and the skeletons read them as ASCII digits."""
+    User.objects.create_user("bob")
+    User.objects.create_user("007")
+    with pytest.raises(ValidationError, match=re.escape(said)):
+        User(username=lookalike, password="x").full_clean()
+    User(username="ali3", password="x").full_clean()  # ASCII digits with Latin letters are still a name
+
+
 def test_the_admins_user_form_says_so_and_makes_no_user() -> None:
     User.objects.create_user("jake", password=PASSWORD)
     client = Client()
