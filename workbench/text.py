@@ -51,16 +51,24 @@ def invisible_character(value: str) -> str | None:
     """The first character of ``value`` that is drawn as nothing and is no bidi control (``shown_name`` handles
     those): one of ``_DRAWN_AS_NOTHING``, any other format character (category Cf), or a joiner, variation selector
     or tag character where it joins nothing (first, or after an ASCII character). None when there is none."""
-    for i, ch in enumerate(value):
-        if _BIDI_CONTROLS.match(ch):
-            continue
-        if _JOINING.match(ch):
-            if i == 0 or value[i - 1].isascii():
-                return ch
-            continue
-        if ch in _DRAWN_AS_NOTHING or unicodedata.category(ch) == "Cf":
-            return ch
-    return None
+    return next((ch for i, ch in enumerate(value) if _invisible_at(value, i)), None)
+
+
+def _invisible_at(value: str, i: int) -> bool:
+    ch = value[i]
+    if _BIDI_CONTROLS.match(ch):
+        return False
+    if _JOINING.match(ch):
+        return i == 0 or value[i - 1].isascii()
+    return ch in _DRAWN_AS_NOTHING or unicodedata.category(ch) == "Cf"
+
+
+def plain_name(value: str) -> str:
+    """A name that tells one thing from others of its kind (an integration, a tag set, a review queue, a policy, a
+    taxonomy's category or type) without its bidi controls (``shown_name``) and without the characters
+    ``invisible_character`` finds: "platform-a\u200b" was a second integration that read as "platform-a"."""
+    shown = shown_name(value)
+    return "".join(ch for i, ch in enumerate(shown) if not _invisible_at(shown, i))
 
 
 def character_named(ch: str) -> str:

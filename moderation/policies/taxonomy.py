@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from workbench.text import character_named, has_unstorable, invisible_character, shown_name, shown_text
+from workbench.text import character_named, has_unstorable, invisible_character, plain_name, shown_text
 
 # The one list of severities. A violation's severity is one of SEVERITIES (those its tag allows, all of
 # them when the tag names none); the non-violative label's is NO_SEVERITY. Everything else (the review
@@ -42,6 +42,12 @@ TAG_FIELDS = {"key", "name", "keywords", "criteria", "severities"}
 
 def _nonempty_str(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
+
+
+def _nonempty_name(value: Any) -> bool:
+    """Whether ``value`` is a name once stored (``plain_name``): one of bidi controls and zero-width spaces alone was
+    stored as an empty name."""
+    return isinstance(value, str) and plain_name(value).strip() != ""
 
 
 def _text(value: Any) -> str:
@@ -149,7 +155,7 @@ def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "k
             )
         else:
             category_keys[ckey] = (ci, where)
-        if not _nonempty_str(category.get("name")):
+        if not _nonempty_name(category.get("name")):
             problems.append(at("name must not be empty.", "name"))
         tags = category.get("tags")
         if not isinstance(tags, list) or not tags:
@@ -244,7 +250,7 @@ def _tag_problems(
         )
     else:
         tag_keys[key] = (*place, where)
-    if not _nonempty_str(tag.get("name")):
+    if not _nonempty_name(tag.get("name")):
         problems.append(at("name must not be empty.", "name"))
     problems += [
         TaxonomyProblem(m, *place, "keywords", where)
@@ -281,14 +287,15 @@ def _tag_problems(
 def taxonomy_normalise(taxonomy: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A valid taxonomy with whitespace stripped and severities in canonical order (for storage). Names, criteria
     and keywords, read by reviewers on every item, by the model in its prompt and matched against a video's text,
-    lose their invisible bidi controls (``shown_name``, ``shown_text``), as video titles do."""
+    lose their invisible bidi controls (``plain_name``, ``shown_text``), as video titles do; names also the
+    characters drawn as nothing."""
     out = []
     for category in taxonomy:
         tags = []
         for tag in category["tags"]:
             clean: dict[str, Any] = {
                 "key": tag["key"].strip(),
-                "name": shown_name(tag["name"]).strip(),
+                "name": plain_name(tag["name"]).strip(),
                 "keywords": [shown_text(k).strip() for k in tag["keywords"]],
             }
             if tag.get("criteria"):
@@ -296,7 +303,7 @@ def taxonomy_normalise(taxonomy: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if "severities" in tag:
                 clean["severities"] = [s for s in SEVERITIES if s in tag["severities"]]
             tags.append(clean)
-        out.append({"key": category["key"].strip(), "name": shown_name(category["name"]).strip(), "tags": tags})
+        out.append({"key": category["key"].strip(), "name": plain_name(category["name"]).strip(), "tags": tags})
     return out
 
 

@@ -16,10 +16,11 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from moderation.errors import ModerationError
 from moderation.integrations.models import WebhookDelivery
 from moderation.integrations.services import integration_create
 from moderation.integrations.webhooks import webhook_delivery_send, webhook_endpoint_create
-from moderation.policies.taxonomy import taxonomy_errors
+from moderation.policies.taxonomy import taxonomy_errors, taxonomy_normalise
 from moderation.review.models import AuditEvent
 from moderation.tagging.models import Tag
 from moderation.tagging.services import tags_import
@@ -256,3 +257,22 @@ def test_the_test_event_lines_counters_that_are_no_ascii_number_are_read_as_none
     delivery = WebhookDelivery.objects.get(endpoint=endpoint)
     response = admin.get(f"/integrations/deliveries/{delivery.pk}/test-outcome/?{asked}", **HTMX)
     assert response.status_code == 200 and "Queued: waiting for a worker" in response.content.decode()
+
+
+def test_names_that_tell_things_apart_are_stored_without_characters_drawn_as_nothing() -> None:
+    """Finding: names lost their bidi controls where they are stored, not their zero-width spaces: an integration
+    "platform-a\\u200b" was added beside "platform-a" (two rows reading the same on the Integrations page and in the
+    audit log), and a taxonomy name of a zero-width space alone passed the "must not be empty" check and was stored
+    empty. Such characters are dropped from names (a joiner inside a script that uses it is kept) and an empty name
+    is said to be empty."""
+    integration_create(name="platform-a")
+    with pytest.raises(ModerationError, match="An integration named “platform-a” already exists."):
+        integration_create(name="platform-a\u200b")
+    kept, _token = integration_create(name="\u0646\u0627\u0645\u200c\u062e\u0627\u0646\u0647")  # a Persian ZWNJ
+    assert kept.name == "\u0646\u0627\u0645\u200c\u062e\u0627\u0646\u0647"
+
+    taxonomy = [{"key": "ads", "name": "\u200b", "tags": [{"key": "spam", "name": "Sp\u200bam", "keywords": ["x"]}]}]
+    assert taxonomy_errors(taxonomy, safe_label="正向") == ["Category 1 (ads): name must not be empty."]
+    taxonomy[0]["name"] = "Ads\ufeff"
+    stored = taxonomy_normalise(taxonomy)
+    assert (stored[0]["name"], stored[0]["tags"][0]["name"]) == ("Ads", "Spam")
