@@ -15,7 +15,7 @@ from moderation.models import (
     Video,
 )
 from moderation.review.admin import VideosOpenToStaffAdmin  # (importing it registers queues, skips, the audit log)
-from workbench.text import shown_name
+from workbench.text import plain_name
 
 
 @admin.register(Video)
@@ -74,14 +74,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 class PolicyAdminForm(forms.ModelForm):
-    """A policy's name (on every decision, queue and editor screen) is stored without bidi controls (``shown_name``)."""
+    """A policy's name (on every decision, queue and editor screen) is stored without bidi controls or characters drawn as nothing (``plain_name``)."""
 
     class Meta:
         model = Policy
         fields = ["slug", "name", "auto_apply", "serving_model"]
 
     def clean_name(self) -> str:
-        return shown_name(self.cleaned_data["name"]).strip()
+        return plain_name(self.cleaned_data["name"]).strip()
 
 
 @admin.register(Policy)

@@ -32,12 +32,17 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
+from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connection
 from django.db.models import QuerySet, Subquery
+from django.utils import timezone
 from django.utils.functional import cached_property
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
 
@@ -316,6 +321,14 @@ class WindowPageNumberPagination(PageNumberPagination):
         return described
 
 
+def _ordering_field(queryset: Any, order: str) -> Any:
+    """The model field named by ``order`` ("-created_at") of ``queryset``'s model, None for a lookup across models."""
+    try:
+        return queryset.model._meta.get_field(order.lstrip("-"))
+    except (AttributeError, FieldDoesNotExist):
+        return None
+
+
 class WindowCursorPagination(CursorPagination):
     """``CursorPagination`` (oldest first) whose page is read, as ``WindowPaginator``'s, from a window of the table's
     rows past the cursor's position in the list's order, every filter aside: where the window gives a full page
@@ -323,9 +336,17 @@ class WindowCursorPagination(CursorPagination):
     it, the page is read from the whole queryset (what DRF did). A page read backwards (a ``previous`` link), or an
     order that is not ascending on a column then the primary key, is read as DRF reads it."""
 
+    invalid_cursor_message = (
+        "Invalid cursor: pass the “next” or “previous” link of a page as it was given, or leave cursor out for the "
+        "first page."
+    )
+    # The model field the list is ordered on first, whose value a cursor's position is (``decode_cursor``).
+    _position_field: Any = None
+
     def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> Any:
-        cursor = self.decode_cursor(request)  # a bad cursor: DRF's 404
         ordering = list(self.get_ordering(request, queryset, view))
+        self._position_field = _ordering_field(queryset, ordering[0]) if ordering else None
+        cursor = self.decode_cursor(request)  # a bad cursor: DRF's 404
         windowed = (
             isinstance(queryset, QuerySet)
             and (cursor is None or not cursor.reverse)
@@ -346,3 +367,22 @@ class WindowCursorPagination(CursorPagination):
                 if self.has_next or not table[window - 1 : window].exists():
                     return page
         return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request: Any) -> Any:
+        """DRF's cursor, its position read as a value of the ordering's field: a position is the text of the last
+        row's value (a time), and one that is no such value (a cursor edited by hand, "p=garbage") reached the
+        database filter as Django's ``ValidationError``, a 500. Such a cursor is DRF's 404 for a bad cursor, and a
+        time without a zone is read in UTC."""
+        cursor = super().decode_cursor(request)
+        field = self._position_field
+        if cursor is None or cursor.position is None or field is None:
+            return cursor
+        try:
+            value = field.to_python(cursor.position)
+        except DjangoValidationError:
+            raise NotFound(self.invalid_cursor_message) from None
+        if value is None:
+            raise NotFound(self.invalid_cursor_message)
+        if isinstance(value, datetime) and timezone.is_naive(value):
+            value = timezone.make_aware(value, UTC)
+        return cursor._replace(position=value)

@@ -374,6 +374,9 @@ REST_FRAMEWORK = {
 # again saying when to try). DRF's rate syntax: N/s, N/min, N/hour, N/day. Read on each request (workbench/throttles.py).
 USER_API_RATE_LIMIT = _request_rate("USER_API_RATE_LIMIT", "1200/min")
 UPLOAD_RATE_LIMIT = _request_rate("UPLOAD_RATE_LIMIT", "60/hour")
+# New API tokens per user (a first one, a rotation; the page and POST /api/token/ together): each is a row of the
+# append-only audit log, and a loop of rotations wrote 1,200 a minute. Over it: 429 + Retry-After, the page says when.
+API_TOKEN_ISSUE_RATE_LIMIT = _request_rate("API_TOKEN_ISSUE_RATE_LIMIT", "20/hour")
 # Content-Security-Policy reports per client address to /csp-report/ (workbench/csp_reports.py); over it: 429.
 CSP_REPORT_RATE_LIMIT = _request_rate("CSP_REPORT_RATE_LIMIT", "120/min")
 # Days of CSP violation rows kept (today counts as one); beat deletes older days daily (workbench.tasks).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 REPLACEMENT = "\ufffd"
@@ -33,6 +34,46 @@ def shown_name(value: str) -> str:
     controls that could make it display as something it is not. Applied where the name is stored, so every
     screen, export and API answer shows the same, honest text."""
     return _BIDI_CONTROLS.sub("", value)
+
+
+# Characters drawn as nothing that are no bidi control: the zero-width space, word joiner and BOM, the soft hyphen,
+# the combining grapheme joiner, the Hangul fillers (letters by category, blank on screen), the Khmer inherent vowels
+# and the Mongolian vowel separator. In a name they make a second name that reads as the first ("cat\u200b").
+_DRAWN_AS_NOTHING = frozenset(
+    "\u00ad\u034f\u115f\u1160\u17b4\u17b5\u180e\u200b\u2060\u2061\u2062\u2063\u2064\u3164\ufeff\uffa0"
+)
+# Joiners, variation selectors and tag characters shape the character before them (a Devanagari conjunct, an emoji
+# sequence); after ASCII or at the start they shape nothing.
+_JOINING = re.compile("[\u200c\u200d\ufe00-\ufe0f\U000e0020-\U000e007f]")
+
+
+def invisible_character(value: str) -> str | None:
+    """The first character of ``value`` that is drawn as nothing and is no bidi control (``shown_name`` handles
+    those): one of ``_DRAWN_AS_NOTHING``, any other format character (category Cf), or a joiner, variation selector
+    or tag character where it joins nothing (first, or after an ASCII character). None when there is none."""
+    return next((ch for i, ch in enumerate(value) if _invisible_at(value, i)), None)
+
+
+def _invisible_at(value: str, i: int) -> bool:
+    ch = value[i]
+    if _BIDI_CONTROLS.match(ch):
+        return False
+    if _JOINING.match(ch):
+        return i == 0 or value[i - 1].isascii()
+    return ch in _DRAWN_AS_NOTHING or unicodedata.category(ch) == "Cf"
+
+
+def plain_name(value: str) -> str:
+    """A name that tells one thing from others of its kind (an integration, a tag set, a review queue, a policy, a
+    taxonomy's category or type) without its bidi controls (``shown_name``) and without the characters
+    ``invisible_character`` finds: "platform-a\u200b" was a second integration that read as "platform-a"."""
+    shown = shown_name(value)
+    return "".join(ch for i, ch in enumerate(shown) if not _invisible_at(shown, i))
+
+
+def character_named(ch: str) -> str:
+    """``ch`` as a person can look it up: "U+200B ZERO WIDTH SPACE"."""
+    return f"U+{ord(ch):04X} {unicodedata.name(ch, 'unnamed character')}"
 
 
 def shown_text(value: str) -> str:

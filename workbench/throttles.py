@@ -84,6 +84,32 @@ class UploadRateThrottle(UserRateThrottle):
     describes = "over your user's video upload rate (UPLOAD_RATE_LIMIT, the upload form and the API together)"
 
 
+class ApiTokenIssueThrottle(UserRateThrottle):
+    """A user's new API tokens (API_TOKEN_ISSUE_RATE_LIMIT): the API token page and ``POST /api/token/`` share one
+    count, taken only when a token is to be made (a first one, a rotation), not for the 409 of one kept."""
+
+    scope = "token_issue"
+    rate_setting = "API_TOKEN_ISSUE_RATE_LIMIT"
+    describes = "over your user's rate of new API tokens (API_TOKEN_ISSUE_RATE_LIMIT)"
+
+
+def api_token_issue_wait(request: Any) -> int | None:
+    """Count a new API token against ``request.user``'s rate: None when it may be made, else the seconds to wait."""
+    throttle = ApiTokenIssueThrottle()
+    if throttle.allow_request(request, None):
+        return None
+    return throttle.retry_after()
+
+
+def api_token_issue_refusal_text(seconds: int) -> str:
+    """What a user over their rate of new API tokens reads (the page and the API)."""
+    return (
+        f"Too many new API tokens: you may make {settings.API_TOKEN_ISSUE_RATE_LIMIT} (created or rotated, on "
+        f"this page and through the API together). Try again {retry_after_text(seconds)}; no token was made and "
+        "your current one, if any, is unchanged."
+    )
+
+
 def upload_rate_wait(request: HttpRequest) -> int | None:
     """Count this upload against ``request.user``'s upload rate: None when it may go on, else the seconds to wait
     (the browser's form; the API applies ``UploadRateThrottle`` itself)."""

@@ -57,6 +57,7 @@ from workbench.models import ApiToken
 from workbench.roles import Perm, login_required
 from workbench.show_once import ShowOnceLost, show_once_hold, show_once_take
 from workbench.storage import content_type_of, is_object_storage, playback_url
+from workbench.throttles import api_token_issue_refusal_text, api_token_issue_wait
 from workbench.tokens import (
     ApiTokenScopeUnknown,
     api_token_issue,
@@ -196,7 +197,9 @@ _SCOPE_TEXT = (
     description="A new API token for the signed-in user, its scope and when it expires (API_TOKEN_LIFETIME_DAYS); "
     "send it as `Authorization: Token <key>`. The key is in this answer only: the server keeps its hash. Made when "
     "there was none, it expired, or `rotate` is true (the old one is refused from then on); otherwise 409. Only with "
-    f"the signed-in session: a call with a token is refused (403), so a token never renews itself. {_SCOPE_TEXT}",
+    f"the signed-in session: a call with a token is refused (403), so a token never renews itself. New tokens (a "
+    "first one, a rotation) are limited per user (API_TOKEN_ISSUE_RATE_LIMIT, with the API token page): over it, 429 "
+    f"and `Retry-After`. {_SCOPE_TEXT}",
 )
 @api_view(["POST"])
 def obtain_token(request: Request) -> Response:
@@ -216,6 +219,11 @@ def obtain_token(request: Request) -> Response:
         scope = api_token_scope_checked(data.get("scope"))
     except ApiTokenScopeUnknown as exc:
         raise exceptions.ValidationError({"scope": [str(exc)]}) from exc
+    current = api_token_of(user=cast(User, request.user))
+    if rotate or current is None or current.expired:
+        wait = api_token_issue_wait(request)
+        if wait is not None:
+            raise exceptions.Throttled(wait=wait, detail=api_token_issue_refusal_text(wait))
     issued = api_token_issue(user=cast(User, request.user), rotate=rotate, scope=scope)
     if not issued.key:
         token = issued.token
@@ -254,6 +262,12 @@ def api_token_page(request: HttpRequest) -> HttpResponse:
             except ApiTokenScopeUnknown as exc:
                 context = {**_api_token_context(request), "error": str(exc)}
                 return render(request, "workbench/api_token.html", context, status=400)
+            wait = api_token_issue_wait(request)
+            if wait is not None:
+                context = {**_api_token_context(request), "error": api_token_issue_refusal_text(wait)}
+                response = render(request, "workbench/api_token.html", context, status=429)
+                response["Retry-After"] = str(wait)
+                return response
             issued = api_token_issue(user=user, rotate=action == "rotate", scope=scope)
             once = {"key": issued.key, "replaced": current is not None, "scope": issued.token.scope}
             if not show_once_hold(request, name=_API_TOKEN_ONCE_KEY, value=once):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import BooleanField, Case, Exists, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -301,29 +303,38 @@ def webhook_delivery_state(*, delivery: Any, now: datetime | None = None) -> Del
 # The endpoint page's "Send a test event" line asks for its delivery's outcome once a second (``hx-trigger="every
 # 1s"``) this many times at most: a test nobody's worker sends (the workers are down) stops asking and says so.
 TEST_OUTCOME_POLLS = 20
+# While the delivery waits to retry, the line asks again when its next try is due, at least this often, and stops
+# asking (saying why) once that try is this many seconds overdue: its worker is gone.
+TEST_OUTCOME_RETRY_POLL_MAX = 30
+TEST_OUTCOME_OVERDUE_SECONDS = 60
 
 
 @dataclass(frozen=True)
 class WebhookTestOutcome:
     """What became of a test event's delivery, as the line under "Send a test event" says it: ``text``, ``tone`` (a
-    CSS class) and ``final`` (nothing more will change soon: the line stops asking; a delivery that failed an
-    attempt and waits to retry is final here, the log below follows its retries)."""
+    CSS class), ``final`` (nothing more will change soon: the line stops asking) and ``poll_seconds`` (when it is
+    not final, how long until it asks again). A delivery whose attempt failed and that waits to retry is not final:
+    the line follows it through its retries to delivered or failed."""
 
     text: str
     tone: str
     final: bool
+    poll_seconds: int = 1
 
 
 def webhook_test_outcome(*, delivery: Any, polls: int = 0, now: datetime | None = None) -> WebhookTestOutcome:
     """The outcome of test delivery ``delivery`` (its endpoint and integration selected) after ``polls`` asks:
-    queued, sending, delivered (the HTTP status, the time it took) or failed (the HTTP status or the error)."""
+    queued, sending, waiting to retry (what the last attempt got, when the next is), delivered (the HTTP status, the
+    time it took, on which attempt) or failed (the HTTP status or the error)."""
     from moderation.integrations.models import WebhookDelivery
 
+    now = now or timezone.now()
     status = WebhookDelivery.Status
     answer = f"HTTP {delivery.last_status_code}" if delivery.last_status_code else delivery.last_error
     took = f" in {delivery.last_latency_ms:.0f} ms" if delivery.last_latency_ms is not None else ""
     if delivery.status == status.DELIVERED:
-        return WebhookTestOutcome(f"Delivered: the endpoint answered {answer}{took}.", "status-ready", final=True)
+        on = f" on attempt {delivery.attempts}" if delivery.attempts > 1 else ""
+        return WebhookTestOutcome(f"Delivered{on}: the endpoint answered {answer}{took}.", "status-ready", final=True)
     if delivery.status == status.FAILED:
         tries = f"{delivery.attempts} attempt{'' if delivery.attempts == 1 else 's'}"
         return WebhookTestOutcome(f"Failed after {tries}: {answer or 'no answer'}.", "status-failed", final=True)
@@ -331,11 +342,24 @@ def webhook_test_outcome(*, delivery: Any, polls: int = 0, now: datetime | None 
     if state.held:
         return WebhookTestOutcome(f"Not sent: {state.label.lower()}. {state.detail}", "warning", final=True)
     if delivery.status == status.RETRYING and delivery.attempts:
+        got = (
+            f"Not delivered yet: attempt {delivery.attempts} of {settings.WEBHOOK_MAX_ATTEMPTS} got "
+            f"{answer or 'no answer'}{took}."
+        )
+        when = delivery.next_attempt_at
+        wait = (when - now).total_seconds() if when is not None else 0.0
+        if wait < -TEST_OUTCOME_OVERDUE_SECONDS:
+            return WebhookTestOutcome(
+                f"{got} Its next try was due at {timezone.localtime(when):%H:%M:%S} and no worker has sent it "
+                "(are the webhook workers running?). The delivery log below shows its outcome when it is sent.",
+                "warning",
+                final=True,
+            )
         return WebhookTestOutcome(
-            f"Not delivered: attempt {delivery.attempts} got {answer or 'no answer'}{took}. {state.detail} "
-            "The delivery log below follows its retries.",
-            "status-failed",
-            final=True,
+            f"{got} {state.detail}",
+            "warning",
+            final=False,
+            poll_seconds=int(min(max(1.0, math.ceil(wait)), TEST_OUTCOME_RETRY_POLL_MAX)),
         )
     if delivery.status == status.SENDING:
         return WebhookTestOutcome(f"Sending: attempt {delivery.attempts} is in flight…", "status-sending", final=False)

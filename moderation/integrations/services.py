@@ -22,7 +22,7 @@ from moderation.integrations.webhooks import webhook_deliveries_resume
 from moderation.media.models import Video
 from moderation.signals import integration_changed, user_import_refused
 from workbench.queues import enqueue
-from workbench.text import row_id, shown_name, shown_text
+from workbench.text import plain_name, row_id, shown_text
 from workbench.tokens import token_hash  # one way for every token: integrations' and users' API tokens
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def integration_create(*, name: str, rate_limit: str = "", by: User | None = Non
     for the first's commit, then finds its name taken and says so. Both had passed the name check before either
     inserted, and the second ended in the unique name's IntegrityError, a 500 page that hid the token the first had
     made and that no one had seen."""
-    name = shown_name((name or "").strip()).strip()
+    name = plain_name((name or "").strip()).strip()
     if not name:
         raise ModerationError("An integration needs a name.")
     max_length = Integration._meta.get_field("name").max_length or 200

@@ -40,6 +40,7 @@ from moderation.integrations.webhooks import (
 from workbench.form_routes import post_only
 from workbench.roles import Perm, permission_required
 from workbench.show_once import ShowOnceLost, show_once_hold, show_once_take
+from workbench.text import row_id
 
 
 def _render_list(
@@ -301,11 +302,16 @@ def endpoint_test(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET"])
 @permission_required(Perm.MANAGE_INTEGRATIONS)
 def delivery_test_outcome(request: HttpRequest, pk: int) -> HttpResponse:
-    """The line under "Send a test event" for delivery ``pk`` (``?polls=``: how many times it asked already):
-    queued and sending ask again in a second; delivered or failed (with the HTTP status or the error) end it."""
+    """The line under "Send a test event" for delivery ``pk`` (``?polls=``: how many times it asked already;
+    ``?seen=``: the attempts the line showed, so the log below redraws when another was made): queued and sending
+    ask again in a second, waiting to retry when the next try is due; delivered or failed (with the HTTP status or
+    the error) end it."""
     delivery = _test_delivery(pk)
-    polls = request.GET.get("polls", "")
-    return _render_test_outcome(request, delivery, polls=min(int(polls), 10_000) if polls.isdigit() else 0)
+    # ASCII digits only (``row_id``): "²" passed ``isdigit()`` and 5,000 nines too, then ``int()`` failed, a 500.
+    polls, seen = row_id(request.GET.get("polls")), row_id(request.GET.get("seen"))
+    return _render_test_outcome(
+        request, delivery, polls=min(polls or 0, 10_000), log_changed=delivery.attempts != (seen or 0)
+    )
 
 
 def _test_delivery(pk: int) -> WebhookDelivery:

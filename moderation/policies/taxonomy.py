@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from workbench.text import has_unstorable, shown_name, shown_text
+from workbench.text import character_named, has_unstorable, invisible_character, plain_name, shown_text
 
 # The one list of severities. A violation's severity is one of SEVERITIES (those its tag allows, all of
 # them when the tag names none); the non-violative label's is NO_SEVERITY. Everything else (the review
@@ -42,6 +42,12 @@ TAG_FIELDS = {"key", "name", "keywords", "criteria", "severities"}
 
 def _nonempty_str(value: Any) -> bool:
     return isinstance(value, str) and value.strip() != ""
+
+
+def _nonempty_name(value: Any) -> bool:
+    """Whether ``value`` is a name once stored (``plain_name``): one of bidi controls and zero-width spaces alone was
+    stored as an empty name."""
+    return isinstance(value, str) and plain_name(value).strip() != ""
 
 
 def _text(value: Any) -> str:
@@ -125,7 +131,7 @@ def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "k
             problems.append(TaxonomyProblem(f"Category {ci + 1}: must be an object with key, name and tags.", ci))
             continue
         ckey = _text(category.get("key"))
-        where = f"Category {ci + 1}" + (f" ({ckey})" if ckey else "")
+        where = f"Category {ci + 1}" + (f" ({_key_shown(ckey)})" if ckey else "")
 
         def at(message: str, field: str = "", ci: int = ci, where: str = where) -> TaxonomyProblem:
             return TaxonomyProblem(f"{where}: {message}", ci, None, field, where)
@@ -133,8 +139,11 @@ def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "k
         unknown = sorted(set(category) - CATEGORY_FIELDS)
         if unknown:
             problems.append(at(f"unknown field(s) {', '.join(unknown)}."))
+        hidden = _hidden_in_key(ckey)
         if not ckey:
             problems.append(at("key must not be empty.", "key"))
+        elif hidden:
+            problems.append(at(hidden, "key"))
         elif ckey in category_keys:
             first, first_where = category_keys[ckey]
             problems.append(
@@ -146,7 +155,7 @@ def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "k
             )
         else:
             category_keys[ckey] = (ci, where)
-        if not _nonempty_str(category.get("name")):
+        if not _nonempty_name(category.get("name")):
             problems.append(at("name must not be empty.", "name"))
         tags = category.get("tags")
         if not isinstance(tags, list) or not tags:
@@ -155,6 +164,33 @@ def taxonomy_problems(taxonomy: Any, *, safe_label: str, output_format: str = "k
         for ti, tag in enumerate(tags):
             problems += _tag_problems(tag, f"{where}, tag {ti + 1}", (ci, ti), tag_keys, safe_label, output_format)
     return problems
+
+
+def _hidden_in_key(key: str) -> str | None:
+    """Why ``key`` cannot be a category's or a tag's key: it holds a character drawn as nothing or a bidi control.
+    A key is the label every verdict, queue and export shows: "正向\u200b" read as the safe label while it was a
+    violation, "spam\u200b" beside "spam" as one type twice, and "ham\u202e" turned the text after it around.
+    None when it holds none."""
+    hidden = next((ch for ch in key if _hidden(ch)), None)
+    if hidden is None:
+        return None
+    kind = "an invisible bidi control" if shown_text(hidden) != hidden else "an invisible character"
+    seen = "".join(ch for ch in key if not _hidden(ch))
+    return (
+        f"key “{_key_shown(key)}” holds {kind} ({character_named(hidden)}): it would read as “{seen}”; type the "
+        "key without it."
+    )
+
+
+def _hidden(ch: str) -> bool:
+    """Whether ``ch``, alone, is drawn as nothing or is a bidi control (a joiner alone joins nothing)."""
+    return shown_text(ch) != ch or invisible_character(ch) is not None
+
+
+def _key_shown(key: str) -> str:
+    """``key`` as a message names it: each hidden character written as its code ("spam\\u200b"), so a bidi control
+    in it cannot turn the message around."""
+    return "".join(f"\\u{ord(ch):04x}" if _hidden(ch) else ch for ch in key)
 
 
 def _too_many_rows(taxonomy: list[Any]) -> TaxonomyProblem | None:
@@ -182,7 +218,7 @@ def _tag_problems(
         return [TaxonomyProblem(f"{where}: must be an object with key, name and keywords.", *place, "", where)]
     key = _text(tag.get("key"))
     if key:
-        where = f"{where} ({key if len(key) <= 40 else key[:40] + '…'})"
+        where = f"{where} ({_key_shown(key if len(key) <= 40 else key[:40] + '…')})"
 
     def at(message: str, field: str = "") -> TaxonomyProblem:
         return TaxonomyProblem(f"{where}: {message}", *place, field, where)
@@ -201,6 +237,8 @@ def _tag_problems(
                 "key",
             )
         )
+    elif _hidden_in_key(key):
+        problems.append(at(str(_hidden_in_key(key)), "key"))
     elif key == safe_label:
         problems.append(at(f"key {key!r} is the non-violative label and cannot be a violation tag.", "key"))
     elif key in tag_keys:
@@ -212,7 +250,7 @@ def _tag_problems(
         )
     else:
         tag_keys[key] = (*place, where)
-    if not _nonempty_str(tag.get("name")):
+    if not _nonempty_name(tag.get("name")):
         problems.append(at("name must not be empty.", "name"))
     problems += [
         TaxonomyProblem(m, *place, "keywords", where)
@@ -249,14 +287,15 @@ def _tag_problems(
 def taxonomy_normalise(taxonomy: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A valid taxonomy with whitespace stripped and severities in canonical order (for storage). Names, criteria
     and keywords, read by reviewers on every item, by the model in its prompt and matched against a video's text,
-    lose their invisible bidi controls (``shown_name``, ``shown_text``), as video titles do."""
+    lose their invisible bidi controls (``plain_name``, ``shown_text``), as video titles do; names also the
+    characters drawn as nothing."""
     out = []
     for category in taxonomy:
         tags = []
         for tag in category["tags"]:
             clean: dict[str, Any] = {
                 "key": tag["key"].strip(),
-                "name": shown_name(tag["name"]).strip(),
+                "name": plain_name(tag["name"]).strip(),
                 "keywords": [shown_text(k).strip() for k in tag["keywords"]],
             }
             if tag.get("criteria"):
@@ -264,7 +303,7 @@ def taxonomy_normalise(taxonomy: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if "severities" in tag:
                 clean["severities"] = [s for s in SEVERITIES if s in tag["severities"]]
             tags.append(clean)
-        out.append({"key": category["key"].strip(), "name": shown_name(category["name"]).strip(), "tags": tags})
+        out.append({"key": category["key"].strip(), "name": plain_name(category["name"]).strip(), "tags": tags})
     return out
 
 

@@ -26,19 +26,19 @@ from moderation.review.selectors import (
     audit_queue_slugs_hidden_from,
 )
 from moderation.review.services import review_queues_delete, review_queues_edited
-from workbench.text import row_id, shown_json, shown_name, shown_text
+from workbench.text import plain_name, row_id, shown_json, shown_text
 
 
 class ReviewQueueAdminForm(forms.ModelForm):
     """A queue's name (on the queue list, every item's screen, the ops page, messages) and description are stored
-    without invisible bidi controls (``shown_name``, ``shown_text``), as a policy's name is."""
+    without invisible bidi controls or characters drawn as nothing (``plain_name``, ``shown_text``), as a policy's name is."""
 
     class Meta:
         model = ReviewQueue
         fields = "__all__"  # noqa: DJ007  (the admin edits every field; the form only cleans two)
 
     def clean_name(self) -> str:
-        return shown_name(self.cleaned_data["name"]).strip()
+        return plain_name(self.cleaned_data["name"]).strip()
 
     def clean_description(self) -> str:
         return shown_text(self.cleaned_data["description"]).strip()

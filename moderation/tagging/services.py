@@ -40,7 +40,7 @@ from moderation.tagging.models import (
 from workbench.jobs import job_finish, job_start
 from workbench.numbers import typed_number
 from workbench.queues import TaskQueue, enqueue, queue_time_limits
-from workbench.text import shown_name, shown_text
+from workbench.text import plain_name, shown_text
 
 logger = logging.getLogger(__name__)
 
@@ -746,7 +746,7 @@ def tag_set_save(
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext('moderation.tag_set_save'))")
     slug = (slug or "").strip()
     # Read by moderators on every tags item (the set picker): no invisible bidi controls, as tag names have none.
-    name = shown_name((name or "").strip()).strip()
+    name = plain_name((name or "").strip()).strip()
     if not name or len(name) > 100:
         problem("name", "A tag set needs a name of 1 to 100 characters.")
     description = shown_text((description or "").strip()).strip()

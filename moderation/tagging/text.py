@@ -8,7 +8,7 @@ import unicodedata
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
-from workbench.text import shown_name
+from workbench.text import character_named, invisible_character, shown_name
 
 MAX_TAG_CHARS = 100
 # A tag's aliases: a few spellings and synonyms. Unbounded, one 50 MB import line held millions of them (the
@@ -29,6 +29,12 @@ def tag_name_problem(name: str) -> str | None:
         return "contains a control character or a lone surrogate"
     if shown_name(name) != name:  # a name must not display as something it is not, as a video's title
         return "contains an invisible bidi control (U+202A–U+202E, U+2066–U+2069, LRM, RLM or ALM)"
+    invisible = invisible_character(name)
+    if invisible is not None:  # "cat\u200b" read as "cat" beside it, and matched no video's text
+        return (
+            f"contains an invisible character ({character_named(invisible)}): it would read as "
+            f"“{''.join(ch for ch in name if invisible_character(ch) is None)}” and be another word"
+        )
     return None
 
 
