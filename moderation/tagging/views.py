@@ -597,8 +597,11 @@ def _tag_named_or_aliased(word: str, what: str) -> tuple[Tag | None, str]:
         raise ModerationError(
             f"{what} “{word[:100]}” is not a tag in the vocabulary. Type the name of a tag or one of its aliases."
         )
-    said = f"{what}: “{tag.name}” (“{word[:100]}” is its alias)" if tag.name != word else ""
-    return tag, said
+    if tag.name == word:
+        return tag, ""
+    if what == "Parent":  # the new tag's parent: which tag the outcome's tag went under
+        return tag, f"Parent: “{tag.name}” (“{word[:100]}” is its alias)"
+    return tag, f"“{word[:100]}” is an alias of “{tag.name}”"
 
 
 @post_only_to("moderation:tag_curation")

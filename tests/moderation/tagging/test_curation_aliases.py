@@ -22,7 +22,8 @@ def test_the_alias_of_box_takes_an_alias_in_any_case_and_says_which_tag_it_stood
     )
 
     assert row.status_code == 200
-    assert "Alias of: “游戏” (“Gaming” is its alias)." in row.content.decode()
+    assert "Made an alias of an existing tag" in row.content.decode()
+    assert "“Gaming” is an alias of “游戏”." in row.content.decode()
     proposal.refresh_from_db()
     assert proposal.status == TagProposal.Status.MERGED and proposal.tag == Tag.objects.get(name="游戏")
     assert "剧本杀" in Tag.objects.get(name="游戏").aliases
