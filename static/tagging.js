@@ -134,37 +134,86 @@
     return Array.from(form.querySelectorAll("input[name=tag]")).some((box) => box.checked !== box.defaultChecked);
   }
 
+  // Both questions below are asked in the page, as every other confirmation here is (the integration switch, the
+  // policy publish): a step saying what happens, "Yes, ..." (which takes the focus) and Cancel. They were the
+  // browser's confirm() box: another look, and nothing on the page said what had been asked once it was gone.
+  function confirmStep(step, focusOnCancel) {
+    step.hidden = false;
+    step.dataset.asked = "1";
+    const yes = step.querySelector("[data-confirm-yes]");
+    if (yes) yes.focus();
+    step.onCancel = focusOnCancel;
+  }
+
+  function confirmClose(step) {
+    if (!step || step.hidden) return;
+    step.hidden = true;
+    delete step.dataset.asked;
+  }
+
+  document.addEventListener("click", (ev) => {
+    const cancel = ev.target.closest("[data-confirm-cancel]");
+    const step = cancel && cancel.closest(".confirm-step");
+    if (!step) return;
+    ev.preventDefault();
+    confirmClose(step);
+    if (step.onCancel) step.onCancel();
+  });
+
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key !== "Escape") return;
+    const step = ev.target instanceof Element ? ev.target.closest(".confirm-step") : null;
+    const cancel = step && step.querySelector("[data-confirm-cancel]");
+    if (cancel) { ev.preventDefault(); cancel.click(); }
+  });
+
+  // The tag set switch (tag screen) reloads the page with the other set's chips, dropping what was ticked,
+  // unticked or added here: ask first, and only when the reviewer changed something.
   document.addEventListener("change", (ev) => {
     const select = ev.target;
     if (!(select instanceof HTMLSelectElement) || !select.matches("[data-tag-set-switch]")) return;
-    const discard = "Switch the tag set? The chips you ticked, unticked or added here are not saved and will be lost.";
-    if (chipsChanged() && !window.confirm(discard)) {
-      const current = Array.from(select.options).find((option) => option.defaultSelected);
-      if (current) select.value = current.value;  // stay on this set, the chips as they are
+    const step = select.form.querySelector("[data-confirm-switch]");
+    const current = Array.from(select.options).find((option) => option.defaultSelected);
+    if (chipsChanged() && step && (!current || select.value !== current.value)) {
+      step.querySelector("[data-switch-to]").textContent = select.selectedOptions[0].textContent;
+      confirmStep(step, () => {
+        if (current) select.value = current.value;  // stay on this set, the chips as they are
+        select.focus();
+      });
       return;
     }
+    confirmClose(step);
     select.form.submit();
   });
 
   // Submitting a tags panel with no chip ticked rejects every suggestion at once (a stray Enter did it without a
   // word): ask first, as the tag set switch does. The one rule for both places the panel is: the tag screen's
   // "Submit tags and next" and the review screen's "Save tags" (sent by htmx). The server takes an empty submit as
-  // it always did. Listening on the document while the event goes down to the form, so Cancel stops it before
-  // htmx's own listener on the form sends it.
+  // it always did. Listening on the document while the event goes down to the form, so the question stops it before
+  // htmx's own listener on the form sends it; the step's "Yes, reject them all" sends it.
   document.addEventListener("submit", (ev) => {
     const form = ev.target;
     if (!(form instanceof HTMLFormElement) || !form.matches("[data-tags-form]")) return;
+    const step = form.querySelector("[data-confirm-reject-all]");
     const boxes = Array.from(form.querySelectorAll("[data-chip] input[name=tag]"));
-    if (!boxes.length || boxes.some((box) => box.checked)) return;
+    if (!boxes.length || boxes.some((box) => box.checked)) { confirmClose(step); return; }
+    if (!step || (ev.submitter && ev.submitter.matches("[data-confirm-yes]"))) return;
+    ev.preventDefault();
+    ev.stopPropagation();  // nor sent by htmx (the review screen's panel)
     const shown = form.querySelectorAll("input[name=shown]").length || boxes.length;
-    const question = shown === 1 ? "Reject the 1 suggested tag?" : `Reject all ${shown} suggested tags?`;
-    if (!window.confirm(question)) {
-      ev.preventDefault();
-      ev.stopPropagation();  // nor sent by htmx (the review screen's panel)
+    step.querySelector("[data-reject-count]").textContent = String(shown);
+    confirmStep(step, () => {
       const first = form.querySelector("[data-chip-key]");
       if (first) first.focus();  // the keyboard goes on where the ticking is done
-    }
+    });
   }, true);
+
+  // A chip ticked while the question stands answers it: the submit no longer rejects them all.
+  document.addEventListener("change", (ev) => {
+    const box = ev.target;
+    if (!(box instanceof HTMLInputElement) || !box.matches("[data-tags-form] input[name=tag]") || !box.checked) return;
+    confirmClose(box.form.querySelector("[data-confirm-reject-all]"));
+  });
 
   document.addEventListener("keydown", (ev) => {
     const t = ev.target;

@@ -619,9 +619,18 @@ else unsentInit();
 // The keyframe strip (_video_media.html): when its keyframes are wider than the strip, the line under it says which
 // are in view and its ‹ › buttons page to the others; ← → on a keyframe moves to the one beside it (scrolled into
 // view). A scrollbar alone went unseen where scrollbars are drawn only while scrolling.
+// "In view" means wholly in view: a keyframe cut off at the strip's edge was counted as shown ("keyframes 1–6" with
+// the sixth a sliver), and a page of the strip's width less 100 px could step over one that was never shown whole.
+// So › brings the first keyframe cut off on the right to the left edge, ‹ the last one cut off on the left to the
+// right edge: every keyframe is wholly in view on some page.
 function stripParts(box) {
   const strip = box.querySelector(".strip");
   return { strip, more: box.querySelector("[data-strip-more]"), frames: strip ? [...strip.querySelectorAll("button[data-seek]")] : [] };
+}
+
+function stripEdges(strip) {
+  const left = strip.getBoundingClientRect().left + strip.clientLeft;
+  return { left, right: left + strip.clientWidth };
 }
 
 function stripUpdate(box) {
@@ -631,13 +640,11 @@ function stripUpdate(box) {
   more.hidden = !overflows;
   box.classList.toggle("overflows", overflows);
   if (!overflows) return;
-  const edge = strip.getBoundingClientRect();
-  const left = edge.left + strip.clientLeft;
-  const right = left + strip.clientWidth;
-  const inView = frames
-    .map((frame, i) => [frame.getBoundingClientRect(), i])
-    .filter(([r]) => r.right > left + 1 && r.left < right - 1)
-    .map(([, i]) => i + 1);
+  const { left, right } = stripEdges(strip);
+  const boxes = frames.map((frame, i) => [frame.getBoundingClientRect(), i + 1]);
+  let inView = boxes.filter(([r]) => r.left >= left - 1 && r.right <= right + 1).map(([, n]) => n);
+  // A strip narrower than one keyframe shows none whole: then it says which one it shows part of.
+  if (!inView.length) inView = boxes.filter(([r]) => r.right > left + 1 && r.left < right - 1).map(([, n]) => n);
   const range = more.querySelector("[data-strip-range]");
   if (range && inView.length) {
     range.textContent = `keyframes ${inView[0]}–${inView[inView.length - 1]} of ${frames.length}`;
@@ -677,8 +684,15 @@ document.addEventListener("click", (ev) => {
   const step = ev.target.closest("[data-strip-step]");
   const box = step && step.closest("[data-strip]");
   if (!box || step.getAttribute("aria-disabled") === "true") return;
-  const { strip } = stripParts(box);
-  strip.scrollBy({ left: Number(step.dataset.stripStep) * Math.max(strip.clientWidth - 100, 100), behavior: "instant" });
+  const { strip, frames } = stripParts(box);
+  const { left, right } = stripEdges(strip);
+  const later = step.dataset.stripStep === "1";
+  const rects = frames.map((frame) => frame.getBoundingClientRect());
+  const cut = later ? rects.find((r) => r.right > right + 1) : [...rects].reverse().find((r) => r.left < left - 1);
+  let by = cut ? (later ? cut.left - left : cut.right - right) : 0;
+  // No whole keyframe to bring in (one wider than the strip): a page of the strip's width.
+  if (later ? by <= 1 : by >= -1) by = (later ? 1 : -1) * Math.max(strip.clientWidth - 100, 100);
+  strip.scrollBy({ left: by, behavior: "instant" });
   stripUpdate(box);
 });
 

@@ -15,9 +15,10 @@ from workbench.models import ApiToken, CspViolation
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("prefix", "user", "scope", "created", "expires_at")
-    search_fields = ("prefix", "user__username")
-    readonly_fields = ("user", "prefix", "scope", "created", "expires_at")
+    # The label given when it was issued (a service account's "nightly ingest script"): the list named none.
+    list_display = ("prefix", "label", "user", "scope", "created", "expires_at")
+    search_fields = ("prefix", "label", "user__username")
+    readonly_fields = ("user", "label", "prefix", "scope", "created", "expires_at")
     exclude = ("key_hash",)
     list_select_related = ("user",)
 

@@ -14,7 +14,11 @@ class ApiToken(models.Model):
     when it is made. Refused from ``expires_at`` on (API_TOKEN_LIFETIME_DAYS after it was made).
 
     ``scope`` bounds what it may do beyond its user's role: ``read`` only the safe methods (GET, HEAD, OPTIONS),
-    ``write`` everything the role may (every token made before scopes existed is ``write``: it keeps working)."""
+    ``write`` everything the role may (every token made before scopes existed is ``write``: it keeps working).
+
+    ``label``: what the token is for, as given when it was issued (``manage.py create_api_token --label``), shown in
+    the admin's token list and on the user's page; it was only in the audit event's payload, so a list of service
+    accounts' tokens named none of them."""
 
     class Scope(models.TextChoices):
         READ = "read", "Read only (GET, HEAD, OPTIONS)"
@@ -26,6 +30,7 @@ class ApiToken(models.Model):
     created = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     scope = models.CharField(max_length=5, choices=Scope.choices, default=Scope.WRITE)
+    label = models.CharField(max_length=200, blank=True, default="", help_text="what the token is for")
 
     class Meta:
         # Django's own from the class name read "Api token" / "Api tokens" in the admin.
@@ -33,7 +38,8 @@ class ApiToken(models.Model):
         verbose_name_plural = "API tokens"
 
     def __str__(self) -> str:
-        return f"{self.prefix}… ({self.scope}) expires {self.expires_at:%Y-%m-%d %H:%M}"
+        label = f" “{self.label}”" if self.label else ""
+        return f"{self.prefix}…{label} ({self.scope}) expires {self.expires_at:%Y-%m-%d %H:%M}"
 
 
 class CspViolation(models.Model):

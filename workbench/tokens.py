@@ -76,7 +76,7 @@ def new_api_key() -> str:
 @dataclass(frozen=True)
 class ApiTokenShown:
     """A user's API token as their page shows it: its first characters only, its scope, when it was made and
-    expires."""
+    expires, and its label (what it is for, given when it was issued)."""
 
     prefix: str
     scope: str
@@ -86,6 +86,7 @@ class ApiTokenShown:
     # "in 90 days": whole calendar days to the expiry date (local time), the same on every render that day; a
     # ``timeuntil`` said "2 months, 4 weeks" right after creation and "2 months, 3 weeks" a second later.
     expires_in: str = ""
+    label: str = ""
 
 
 def api_token_of(*, user: User) -> ApiTokenShown | None:
@@ -100,6 +101,7 @@ def api_token_of(*, user: User) -> ApiTokenShown | None:
         expires_at=token.expires_at,
         expired=token.expires_at <= timezone.now(),
         expires_in=expires_in_text(token.expires_at),
+        label=token.label,
     )
 
 
@@ -169,6 +171,9 @@ def api_token_issue(
     ``scope`` (``ApiToken.Scope``): the new token's; left out, a replacement keeps the old token's (rotating a
     read-only token never widens it unasked) and a first token is ``write``.
 
+    ``label``: what the new token is for, kept on it (the token list shows it); left out, a replacement keeps the
+    old token's.
+
     ``lifetime_days``: how long the new token is accepted (1 to ``API_TOKEN_MAX_LIFETIME_DAYS``), left out
     API_TOKEN_LIFETIME_DAYS. ``label`` (what the token is for) and ``via`` (where it was issued when its user did not
     ask for it themselves: ``manage.py create_api_token``) go into the audit event's payload; with ``via`` the event
@@ -198,6 +203,7 @@ def api_token_issue(
         payload["old_token_expired"] = token.expires_at <= now
         payload["old_token_scope"] = token.scope
         scope = scope or token.scope
+        label = label or token.label
         token.delete()
     key = new_api_key()
     token = ApiToken.objects.create(
@@ -207,6 +213,7 @@ def api_token_issue(
         created=now,
         expires_at=now + timedelta(days=lifetime_days or settings.API_TOKEN_LIFETIME_DAYS),
         scope=scope or ApiToken.Scope.WRITE,
+        label=label,
     )
     payload["token_expires_at"] = token.expires_at.isoformat()
     payload["token_scope"] = token.scope

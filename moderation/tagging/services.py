@@ -177,7 +177,9 @@ def _word_owners(words: Iterable[str], *, names: Iterable[str] = (), editing: Ta
         for alias in aliases:
             if alias in wanted:
                 owners.claim_alias(alias, name)
-    owners.names.update({key: n for n in names if (key := tagtext.normalise(n)) in wanted})
+    for n in names:  # an active tag's name first, then the earliest line's: a later line's look-alike clashes with it
+        if (key := tagtext.normalise(n)) in wanted:
+            owners.names.setdefault(key, n)
     return owners
 
 
@@ -186,17 +188,29 @@ def _is_own_name(name: str, alias: str) -> bool:
     return tagtext.normalise(alias) == tagtext.normalise(name)
 
 
-def _word_clash(*, tag_name: str, word: str, as_alias: bool, owners: _WordOwners) -> str | None:
+NAMES_MATCH_WHY = "names match ignoring case and width"
+
+
+def _word_clash(
+    *, tag_name: str, word: str, as_alias: bool, owners: _WordOwners, claims_name: bool = True
+) -> str | None:
     """The rule for a tag's words, for every path that names a tag or gives it an alias (import, edit,
     curation, reactivation): a word is one tag's. An alias may not be another active tag's name nor another
-    active tag's alias, and a name may not be another active tag's alias; otherwise one word in a video's
+    active tag's alias, and a name may not be another active tag's alias nor, once normalised, its name ("dj"
+    beside "DJ" or "ＤＪ": they were two tags, and a video's "dj" stood for both); otherwise one word in a video's
     text would stand for two tags. Why ``word`` cannot be the name (``as_alias=False``) or an alias of the
-    tag ``tag_name``, or None."""
+    tag ``tag_name``, or None. ``claims_name`` False: the name is the tag's already (an import line naming an
+    existing tag, an edit keeping the name up to case), so only the alias rule applies: a look-alike pair left
+    from before the rule can still be edited (the curation screen lists such pairs)."""
     key = tagtext.normalise(word)
     if as_alias:
         other = owners.names.get(key)
         if other is not None and key != tagtext.normalise(tag_name):
             return f"“{word[:40]}” is the name of another tag, “{other}”"
+    elif claims_name:
+        other = owners.names.get(key)
+        if other is not None and other != tag_name:
+            return f"“{word[:40]}” is the name of another tag, “{other}” ({NAMES_MATCH_WHY})"
     others = [n for n in owners.aliases.get(key, []) if n != tag_name]
     if not others:
         return None
@@ -245,7 +259,8 @@ def tags_import(
     is reported as ``line N: why`` and skipped; the rest is imported. A name seen twice is one tag
     (the later line's aliases are added to it, and the line is noted). A name already in the
     vocabulary gets the new aliases only. An alias that is another active tag's name or alias (normalised;
-    an earlier line's tag included) is reported on its line and not added (``_word_clash``). All of it is one new vocabulary version; the tags'
+    an earlier line's tag included) is reported on its line and not added (``_word_clash``), and so is a new
+    tag whose name is another's once normalised ("dj" beside "DJ": one word in a video's text). All of it is one new vocabulary version; the tags'
     embeddings are computed afterwards on the media worker (``embed_tags``)."""
     report = ImportReport()
     parsed: dict[str, list[str]] = {}
@@ -290,8 +305,11 @@ def tags_import(
         return report
     _vocabulary_write_lock()
     owners = _word_owners([*parsed, *(a for aliases in parsed.values() for a in aliases)], names=parsed)
+    tags_already = set(Tag.objects.filter(name__in=list(parsed)).values_list("name", flat=True))
     for name in list(parsed):
-        clash = _word_clash(tag_name=name, word=name, as_alias=False, owners=owners)
+        clash = _word_clash(
+            tag_name=name, word=name, as_alias=False, owners=owners, claims_name=name not in tags_already
+        )
         if clash:
             report.errors.append(f"line {first_line[name]}: {clash}; not added")
             del parsed[name]
@@ -599,7 +617,13 @@ def tag_update(
             raise TagFieldError(f"Tag name: {problem}.", field="name")
         if Tag.objects.filter(name=name).exclude(pk=locked.pk).exists():
             raise TagFieldError(f"“{name}” is already a tag.", field="name")
-        clash = _word_clash(tag_name=name, word=name, as_alias=False, owners=_word_owners([name], editing=locked))
+        clash = _word_clash(
+            tag_name=name,
+            word=name,
+            as_alias=False,
+            owners=_word_owners([name], editing=locked),
+            claims_name=tagtext.normalise(name) != tagtext.normalise(locked.name),
+        )
         if clash:
             raise TagFieldError(f"Tag name: {clash}.", field="name")
         locked.name = name

@@ -584,14 +584,24 @@ def tag_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(reverse("moderation:tag_vocabulary") + "?" + urlencode(back) + f"#tag-row-{tag.pk}")
 
 
-def _tag_named(name: str, what: str) -> Tag | None:
-    name = name.strip()
-    if not name:
-        return None
-    tag = Tag.objects.filter(name=name).first()
+def _tag_named_or_aliased(word: str, what: str) -> tuple[Tag | None, str]:
+    """The tag a curation box names (``selectors.tag_named_or_aliased``: its name, or one of its aliases in any case
+    or width, as the vocabulary's parent box takes it), and how the outcome says a word taken as an alias; "" for an
+    empty box. The boxes took names only, and the demo vocabulary's names are Chinese, its aliases English: "food"
+    for 美食 was "not a tag in the vocabulary"."""
+    word = word.strip()
+    if not word:
+        return None, ""
+    tag = selectors.tag_named_or_aliased(word=word)
     if tag is None:
-        raise ModerationError(f"{what} “{name[:100]}” is not a tag in the vocabulary.")
-    return tag
+        raise ModerationError(
+            f"{what} “{word[:100]}” is not a tag in the vocabulary. Type the name of a tag or one of its aliases."
+        )
+    if tag.name == word:
+        return tag, ""
+    if what == "Parent":  # the new tag's parent: which tag the outcome's tag went under
+        return tag, f"Parent: “{tag.name}” (“{word[:100]}” is its alias)"
+    return tag, f"“{word[:100]}” is an alias of “{tag.name}”"
 
 
 @post_only_to("moderation:tag_curation")
@@ -604,6 +614,7 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
     error = ""
     # A refused decision's form shows what was typed again, the reason beside it (it showed the defaults).
     typed = {key: request.POST.get(key, "")[:100] for key in ("name", "parent", "target") if key in request.POST}
+    taken_as = ""  # a box's word taken as another tag's alias, said with the outcome
     try:
         # A field the editor emptied is refused, not replaced by the proposal's own name or its nearest
         # tag (an emptied "alias of" made the phrase an alias of the nearest tag without a word).
@@ -611,13 +622,18 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
             raise ModerationError("Alias of: nothing typed; type the tag this phrase is another word for.")
         if action == "accept" and "name" in request.POST and not request.POST["name"].strip():
             raise ModerationError("Tag name: nothing typed; type the name the new tag gets.")
+        target = parent = None
+        if action == "merge":
+            target, taken_as = _tag_named_or_aliased(request.POST.get("target", ""), "Alias of")
+        elif action == "accept":
+            parent, taken_as = _tag_named_or_aliased(request.POST.get("parent", ""), "Parent")
         proposal = services.tag_proposal_decide(
             proposal=proposal,
             user=_user(request),
             action=action,
             name=request.POST.get("name", "") if action == "accept" else "",
-            target=_tag_named(request.POST.get("target", ""), "Alias target") if action == "merge" else None,
-            parent=_tag_named(request.POST.get("parent", ""), "Parent") if action == "accept" else None,
+            target=target,
+            parent=parent,
         )
     except ModerationError as exc:
         error = str(exc)
@@ -628,6 +644,7 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
             "error": error,
             "failed": action if error else "",
             "typed": typed if error else {},
+            "taken_as": "" if error else taken_as,
             "oob": True,
             **selectors.tag_curation_counts(user=request.user),
         }
@@ -638,7 +655,12 @@ def tag_proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, error)
     else:
         note = selectors.tag_proposal_merge_note(proposal=proposal)
-        messages.success(request, f"“{proposal.name}”: {proposal.get_status_display().lower()}. {note}".strip())
+        said = [
+            f"“{proposal.name}”: {proposal.get_status_display().lower()}.",
+            f"{taken_as}." if taken_as else "",
+            note,
+        ]
+        messages.success(request, " ".join(part for part in said if part))
     return redirect("moderation:tag_curation")
 
 

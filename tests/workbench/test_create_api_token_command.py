@@ -92,3 +92,30 @@ def test_drf_create_token_is_ours_and_refuses_naming_create_api_token(make_user)
     assert not Token.objects.exists() and not ApiToken.objects.exists()
     # Listing authtoken after our apps keeps DRF's token admin (keys in clear) out of the admin.
     assert not admin.site.is_registered(TokenProxy) and admin.site.is_registered(ApiToken)
+
+
+def test_the_label_given_at_issue_is_kept_on_the_token_and_shown_in_the_token_list(make_user) -> None:
+    """Walk hui22: the label given when a token was issued was only in the audit event's payload; the admin's token
+    list named none of the service accounts' tokens. It is kept on the token, a column of the list and on the user's
+    page; a rotation without one keeps the old token's."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    bot = make_user("admin", username="label-bot")
+    key = _issue("--user", "label-bot", "--label", "nightly <ingest> script")[0].strip()
+    assert ApiToken.objects.get(user=bot).label == "nightly <ingest> script"
+
+    root = Client()
+    root.force_login(User.objects.create_superuser("root-labels", "root@example.com", "pw-test-123"))
+    listed = root.get("/admin/workbench/apitoken/").content.decode()
+    assert ">Label</a>" in listed and '<td class="field-label">nightly &lt;ingest&gt; script</td>' in listed
+
+    own = Client()
+    own.force_login(bot)
+    page = own.get("/account/api-token/").content.decode()
+    assert f'<code>{key[:8]}…</code> <span id="api-token-label">(“nightly &lt;ingest&gt; script”)</span>' in page
+
+    _issue("--user", "label-bot", "--label", "", "--rotate")
+    assert ApiToken.objects.get(user=bot).label == "nightly <ingest> script"
+    _issue("--user", "label-bot", "--label", "weekly export", "--rotate")
+    assert ApiToken.objects.get(user=bot).label == "weekly export"

@@ -104,8 +104,9 @@ def test_reviewer_accepts_rejects_adds_and_the_ranker_retrains(  # type: ignore[
 def test_submitting_with_no_tag_ticked_asks_before_rejecting_them_all(  # type: ignore[no-untyped-def]
     page, make_user, policy_version, vocabulary, encode
 ):
-    """Enter with nothing ticked rejected every suggestion at once without a word: the screen asks first; Cancel
-    keeps the video and the keyboard on the chips, OK submits the rejections as before."""
+    """Enter with nothing ticked rejected every suggestion at once without a word: the screen asks first, in the page
+    (the app's one confirm step, not the browser's confirm() box); Cancel keeps the video and the keyboard on the
+    chips, "Yes, reject them all" submits the rejections as before."""
     tag_set = tag_set_default()
     tag_set.max_suggestions = 4
     tag_set.save()
@@ -115,7 +116,7 @@ def test_submitting_with_no_tag_ticked_asks_before_rejecting_them_all(  # type: 
     tag_candidates_generate(video_id=decision.video_id, encode=encode)
     admin = make_user("admin")
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss() if len(dialogs) == 1 else d.accept()))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     sign_in(page, admin.username)
 
     page.goto("/tags/")
@@ -125,15 +126,22 @@ def test_submitting_with_no_tag_ticked_asks_before_rejecting_them_all(  # type: 
     assert shown == 4 and page.locator("input[name=tag]:checked").count() == 0
     page.locator("body").click(position={"x": 5, "y": 5})
     page.keyboard.press("Enter")  # "submit tags and next", with nothing ticked
-    assert dialogs == [f"Reject all {shown} suggested tags?"]
-    # Cancel: nothing is recorded, the video stays, and the digits tick chips at once.
+    step = page.locator("[data-confirm-reject-all]")
+    step.wait_for()
+    assert step.inner_text().startswith(f"Reject all {shown} suggested tags?")
+    assert page.evaluate("() => document.activeElement.matches('[data-confirm-yes].danger')")
+    # Cancel (Escape on the step): nothing is recorded, the video stays, and the digits tick chips at once.
+    page.keyboard.press("Escape")
+    assert step.is_hidden()
     assert "周末在家做火锅" in page.inner_text("#tag-video") and not TagEvent.objects.exists()
-    assert page.evaluate("document.activeElement.matches('[data-chip-key]')")
+    assert page.evaluate("() => document.activeElement.matches('[data-chip-key]')")
     page.keyboard.press("1")
     page.keyboard.press("1")  # ticked and unticked again: still nothing ticked
+    page.keyboard.press("Enter")
+    step.wait_for()
     with page.expect_navigation():
-        page.keyboard.press("Enter")
-    assert len(dialogs) == 2
+        page.keyboard.press("Enter")  # on "Yes, reject them all", which has the focus
+    assert dialogs == []
     events = TagEvent.objects.filter(video=decision.video)
     assert events.count() == shown and set(events.values_list("action", flat=True)) == {"reject"}
 
@@ -153,9 +161,10 @@ def test_switching_the_tag_set_asks_before_dropping_changed_chips(page, make_use
     task = TagTaskFactory(decision__policy_version=policy_version)
     assert review_claim_next(user=admin, queue=task.queue) == task
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss() if len(dialogs) == 1 else d.accept()))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     sign_in(page, admin.username)
     url = reverse("moderation:tag_task", args=[task.pk])
+    step = page.locator("[data-confirm-switch]")
 
     # Nothing changed: the switch reloads at once, no question asked.
     page.goto(f"{url}?set={default.slug}")
@@ -169,13 +178,17 @@ def test_switching_the_tag_set_asks_before_dropping_changed_chips(page, make_use
     page.keyboard.press("Enter")
     assert page.locator("li.chip.added input[name=tag]").is_checked()
     page.select_option("select[name=set]", default.slug)
-    assert len(dialogs) == 1 and "will be lost" in dialogs[0]
+    step.wait_for()  # asked in the page, as the app's other confirmations are (it was the browser's confirm())
+    assert "will be lost" in step.inner_text() and default.name in step.inner_text() and dialogs == []
+    step.get_by_role("button", name="Cancel").click()
+    assert step.is_hidden()
     assert page.url.endswith(f"?set={other.slug}") and page.input_value("select[name=set]") == other.slug
     assert page.locator("li.chip.added input[name=tag]").is_checked()
-    # "OK" switches.
+    # "Yes, switch and drop them" switches.
+    page.select_option("select[name=set]", default.slug)
     with page.expect_navigation():
-        page.select_option("select[name=set]", default.slug)
-    assert len(dialogs) == 2 and page.url.endswith(f"?set={default.slug}")
+        step.get_by_role("button", name="Yes, switch and drop them").click()
+    assert dialogs == [] and page.url.endswith(f"?set={default.slug}")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -399,7 +412,8 @@ def test_saving_the_review_screens_tags_with_none_ticked_asks_before_rejecting_t
 ):
     """The tag screen asks "Reject all N suggested tags?" before a submit with nothing ticked; the review screen's
     tags panel ("Save tags", sent by htmx) saved the same reject-all without a word. The panel asks the same
-    question, from the same rule (static/tagging.js): Cancel sends nothing, OK saves the rejections as before."""
+    question, from the same rule (static/tagging.js), in the page: Cancel sends nothing, "Yes, reject them all" saves
+    the rejections as before."""
     from pathlib import Path
 
     from tests.factories import ReviewTaskFactory
@@ -412,7 +426,7 @@ def test_saving_the_review_screens_tags_with_none_ticked_asks_before_rejecting_t
     )
     tag_candidates_generate(video_id=task.decision.video_id, encode=encode)
     dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss() if len(dialogs) == 1 else d.accept()))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     posts: list[str] = []
     page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and "/tags/" in r.url else None)
     sign_in(page, make_user("moderator").username)
@@ -428,18 +442,23 @@ def test_saving_the_review_screens_tags_with_none_ticked_asks_before_rejecting_t
         boxes.nth(i).uncheck()
 
     page.get_by_role("button", name="Save tags").click()
-    assert dialogs == [f"Reject all {shown} suggested tags?"]
+    step = page.locator("#tags-panel [data-confirm-reject-all]")
+    step.wait_for()
+    assert step.inner_text().startswith(f"Reject all {shown} suggested tags?") and dialogs == []
+    page.screenshot(path=str(shots / "review-tags-reject-all-asked.png"))
     # Cancel: nothing sent, the chips as they were, the keyboard on the first chip.
+    step.get_by_role("button", name="Cancel").click()
     page.wait_for_timeout(300)  # htmx sends at once: a request it had sent would be seen by now
-    assert posts == [] and not TagEvent.objects.exists()
+    assert posts == [] and not TagEvent.objects.exists() and step.is_hidden()
     assert page.locator("#tags-panel .msg-success").count() == 0
-    assert page.evaluate("document.activeElement.matches('#tags-panel [data-chip-key]')")
+    assert page.evaluate("() => document.activeElement.matches('#tags-panel [data-chip-key]')")
     page.screenshot(path=str(shots / "review-tags-reject-all-cancelled.png"))
 
-    page.get_by_role("button", name="Save tags").click()  # OK this time
+    page.get_by_role("button", name="Save tags").click()
+    step.get_by_role("button", name="Yes, reject them all").click()
     saved = page.locator("#tags-panel .msg-success")
     saved.wait_for()
-    assert len(dialogs) == 2
+    assert dialogs == []
     assert saved.inner_text().startswith(f"Tags saved: 0 accepted, {shown} rejected")
     events = TagEvent.objects.filter(video=task.decision.video)
     assert events.count() == shown and set(events.values_list("action", flat=True)) == {"reject"}

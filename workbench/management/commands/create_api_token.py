@@ -37,7 +37,7 @@ class Command(BaseCommand):
             "--label",
             required=True,
             metavar="TEXT",
-            help="what the token is for (one line, 200 characters at most): recorded in the audit log",
+            help="what the token is for (one line, 200 characters at most): kept on the token (the token list shows it) and recorded in the audit log",
         )
         parser.add_argument(
             "--expires-days",
