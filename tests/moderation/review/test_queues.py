@@ -689,6 +689,35 @@ def test_the_queue_list_offers_no_claim_in_a_senior_queue_holding_only_what_the_
     assert review_claim_next(user=moderator, queue=senior).pk == fresh.pk
 
 
+def test_a_queues_own_page_offers_claim_next_only_where_the_list_does(make_task, make_user):
+    """Walk hwalk22: the senior queue's own page offered "Claim next" and its "n" to the reviewer who had escalated
+    its only item (and to anyone in an empty queue); pressing it bounced to the queue list with "Nothing to claim for
+    you". The page greys it out and says why, as the queue list's row does."""
+    from django.test import Client
+
+    senior = _queue("senior", routes_new_decisions=False)
+    default = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    moderator, other = make_user("moderator"), make_user("moderator")
+    make_task()
+    review_escalate(task=review_claim_next(user=moderator), user=moderator, reason="Coded slang")
+
+    def page_for(user, queue) -> str:  # type: ignore[no-untyped-def]
+        client = Client()
+        client.force_login(user)
+        return client.get(reverse("moderation:queue_detail", args=[queue.slug])).content.decode()
+
+    html = page_for(moderator, senior)
+    assert "The 1 open item here is one you escalated or decided: another reviewer must take it" in html
+    assert 'data-hotkey="n"' not in html and "disabled" in html
+    html = page_for(other, senior)
+    assert 'data-hotkey="n"' in html and "disabled" not in html
+    assert 'name="then"' not in html  # this queue's page claims from this queue only
+    empty = page_for(other, default)
+    assert 'data-hotkey="n"' not in empty and '<span class="hint">empty</span>' in empty
+
+
 def test_tagging_a_video_does_not_keep_its_moderation_item_from_the_tagger(make_task, make_user, client_as):
     """Walked: a moderator who had tagged a video in "Content tags" was never served its moderation item (and the
     reverse): four eyes counted the tags as a verdict. The claim skipped even their own claims on those items, and
