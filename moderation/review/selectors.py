@@ -792,11 +792,20 @@ def review_held_display(*, task: ReviewTask | None) -> dict[str, Any] | None:
     if task is None:
         return None
     until = task.lease_expires_at
+    # The item claimed ahead for them (``review_claim_ahead``: the review screen preloads it): named, or the queue's
+    # "Claimed 2" beside "You hold item #4" read as if someone else were working the other one.
+    ahead = list(
+        ReviewTask.objects.filter(queue_id=task.queue_id, claimed_by_id=task.claimed_by_id, status=task.status)
+        .exclude(pk=task.pk)
+        .order_by("claimed_at", "pk")
+        .values_list("pk", flat=True)[:3]
+    )
     return {
         "task": task,
         "video": task.decision.video,
         "until": until,
         "lapsed": until is not None and until <= timezone.now(),
+        "ahead": ahead,
     }
 
 

@@ -718,6 +718,27 @@ def test_a_queues_own_page_offers_claim_next_only_where_the_list_does(make_task,
     assert 'data-hotkey="n"' not in empty and '<span class="hint">empty</span>' in empty
 
 
+def test_the_queue_pages_name_the_item_held_ahead_for_the_reviewer(make_task, make_user):
+    """Walk hwalk22: the review screen claims the next item ahead (it preloads it), so a reviewer holds two; the
+    queue's page said "You are holding item #4." beside "Claimed 2", the other unexplained. Both queue pages name it."""
+    from django.test import Client
+
+    from moderation.review.services import review_claim_ahead
+
+    make_task()
+    make_task()
+    moderator = make_user("moderator")
+    current = review_claim_next(user=moderator)
+    ahead = review_claim_ahead(user=moderator, task=current)
+    assert ahead is not None and ahead.pk != current.pk
+    client = Client()
+    client.force_login(moderator)
+    said = f"item #{ahead.pk} is also yours, held as the next to show you"
+    for page in (reverse("moderation:queue"), reverse("moderation:queue_detail", args=[current.queue.slug])):
+        html = client.get(page).content.decode()
+        assert f"item #{current.pk}" in html and said in html, page
+
+
 def test_tagging_a_video_does_not_keep_its_moderation_item_from_the_tagger(make_task, make_user, client_as):
     """Walked: a moderator who had tagged a video in "Content tags" was never served its moderation item (and the
     reverse): four eyes counted the tags as a verdict. The claim skipped even their own claims on those items, and
