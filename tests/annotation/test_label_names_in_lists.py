@@ -21,6 +21,8 @@ def test_the_correction_adjudication_and_tag2cot_lists_name_each_label(policy_ve
     corrections = admin.get(reverse("annotation:correction_list")).content.decode()
     assert "<span data-label-name>Steering users to private deals</span>" in corrections  # the model's label
     assert "<span data-label-name>Exaggerated product claims</span>" in corrections  # the correction's label
+    # The wider label column squeezed the row's link to "Correc|t" at 1440x900: it keeps to one line.
+    assert f'<td class="nowrap"><a href="{reverse("annotation:correction_edit", args=[decision.pk])}">' in corrections
 
     AdjudicationFactory(decision=DecisionFactory(policy_version=policy_version, label="正向"))
     adjudications = admin.get(reverse("annotation:adjudication_list")).content.decode()
