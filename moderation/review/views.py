@@ -69,9 +69,15 @@ def queue(request: HttpRequest) -> HttpResponse:
     queues = list(selectors.review_queues_for(user=_user(request)))
     overview = selectors.review_queue_overview_recent(queues=queues)
     # Each queue's row names the item this reviewer holds there (they may hold one in several queues); the
-    # earliest of them is the one "n" goes back to.
+    # earliest of them is the one "n" goes back to, a moderation queue's before a tags queue's: a moderator holding a
+    # tag item claimed earlier pressed "n" here to go on moderating and landed on the tag screen, where the digits and
+    # Enter they typed next ticked a chip and submitted that video's tags (walk hwalk22).
     held = selectors.review_tasks_open_for(user=_user(request))
-    open_task = min(held.values(), key=lambda t: (t.claimed_at, t.pk), default=None)
+    open_task = min(
+        held.values(),
+        key=lambda t: (t.queue.kind != ReviewQueue.Kind.MODERATION, t.claimed_at, t.pk),
+        default=None,
+    )
     claim = _claim_rows(
         user=_user(request), queues=queues, claimable={pk for pk, s in overview.items() if s["claimable"]}, held=held
     )
@@ -135,7 +141,7 @@ def _claim_rows(
 
 def _hotkey_queue(rows: list[dict[str, Any]], open_task: ReviewTask | None) -> str | None:
     """The queue "n" claims from on the queue list: the one whose item this reviewer holds (they are working
-    it), else the most urgent moderation queue with work, and a tags queue only when no moderation queue
+    it; a moderation item before a tag item), else the most urgent moderation queue with work, and a tags queue only when no moderation queue
     has any (it sorted first by name, so "n" handed a moderator a tag-review item)."""
     if open_task is not None:
         return open_task.queue.slug

@@ -739,6 +739,27 @@ def test_the_queue_pages_name_the_item_held_ahead_for_the_reviewer(make_task, ma
         assert f"item #{current.pk}" in html and said in html, page
 
 
+def test_n_on_the_queue_list_goes_back_to_the_held_moderation_item_before_a_held_tag_item(make_task, make_user):
+    """Walk hwalk22: a moderator holding a tag item (claimed earlier) and a moderation item pressed "n" on the review
+    queues to go on moderating and landed on the tag screen, where the "3" and Enter they typed for an override
+    ticked a chip and submitted that video's tags. "n" goes back to the moderation item first."""
+    from django.test import Client
+
+    from moderation.tagging.services import tag_queue_default
+
+    moderator = make_user("moderator")
+    tag_item = TagTaskFactory(decision=make_task().decision)
+    assert review_claim_next(user=moderator, queue=tag_queue_default()).pk == tag_item.pk  # the earlier claim
+    item = review_claim_next(user=moderator)
+    assert item is not None and item.queue.slug == ReviewQueue.DEFAULT_SLUG
+    client = Client()
+    client.force_login(moderator)
+    html = client.get(reverse("moderation:queue")).content.decode()
+    row = html.split(f'data-queue="{ReviewQueue.DEFAULT_SLUG}"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-hotkey="n"' in row
+    assert html.count('data-hotkey="n"') == 1
+
+
 def test_tagging_a_video_does_not_keep_its_moderation_item_from_the_tagger(make_task, make_user, client_as):
     """Walked: a moderator who had tagged a video in "Content tags" was never served its moderation item (and the
     reverse): four eyes counted the tags as a verdict. The claim skipped even their own claims on those items, and
