@@ -33,6 +33,9 @@ def _labeling_counts(user: User) -> dict[str, QuerySet[Any]]:
         # The labeler's own, sent on and not yet accepted or rejected: the panel said only "Corrections waiting for a
         # second labeler: 0" right after they submitted one, as if it had gone nowhere.
         mine_waiting=Count("pk", filter=Q(correction__status=CotCorrection.Status.SUBMITTED, correction__author=user)),
+        # The labeler's own that a second labeler rejected, to rework: nothing on the home page said so, and the
+        # correction dropped out of every count there (walk hwalk22).
+        mine_rejected=Count("pk", filter=Q(correction__status=CotCorrection.Status.REJECTED, correction__author=user)),
     )
     tag2cot = aggregate_row(tag2cot_tasks(status=Tag2CotTask.Status.OPEN, user=user), tag2cot_open=Count("pk"))
     return {"corrections": corrections, "tag2cot": tag2cot}

@@ -210,7 +210,8 @@ TAG2COT_FILTER = ListFilter(
 
 def tag2cot_tasks(*, status: str = Tag2CotTask.Status.OPEN, user: Any = None) -> QuerySet[Tag2CotTask]:
     """Tasks of ``status`` (one of the model's statuses; anything else, e.g. ``ALL``: every task)."""
-    qs = Tag2CotTask.objects.select_related("video", "decision", "assigned_to", "author")
+    # The policy version: the list names each label in its taxonomy's words (``label_name``), one join, not a query a row.
+    qs = Tag2CotTask.objects.select_related("video", "decision", "policy_version", "assigned_to", "author")
     if status in Tag2CotTask.Status.values:
         qs = qs.filter(status=status)
     return _open_to(user, qs).order_by("created_at", "pk")
@@ -240,7 +241,7 @@ ADJUDICATION_FILTER = ListFilter(
 
 def adjudications(*, status: str = Adjudication.Status.OPEN, user: Any = None) -> QuerySet[Adjudication]:
     """Adjudications of ``status`` (one of the model's statuses; anything else, e.g. ``ALL``: every one)."""
-    qs = Adjudication.objects.select_related("video", "decision", "decided_by")
+    qs = Adjudication.objects.select_related("video", "decision__policy_version", "decided_by")
     if status in Adjudication.Status.values:
         qs = qs.filter(status=status)
     return _open_to(user, qs).order_by("created_at", "pk")

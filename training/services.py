@@ -130,7 +130,8 @@ def _snapshot(
     A new snapshot is in the audit log (``dataset.build``: who built it, from what, with ``chosen``: the
     builder's choices); a returned existing one built nothing and is not."""
     if all(r.split == PreferencePair.Split.EVAL for r in records):
-        raise TrainingError("Every video landed in the evaluation split; lower the evaluation share.")
+        # Named as the form names it ("Held-out share"): "the evaluation share" matched no field on the screen.
+        raise TrainingError("Every video landed in the held-out split; lower the held-out share.")
     rows = [row(r) for r in records]
     lines = sorted(
         json.dumps([rec.split, r], sort_keys=True, ensure_ascii=False, default=str)
@@ -193,7 +194,10 @@ def _snapshot(
 
 def _check_eval_share(eval_share: float) -> float:
     if not 0.0 <= float(eval_share) < 1.0:
-        raise TrainingError("The evaluation share must be at least 0 and below 1.")
+        raise TrainingError(
+            "The held-out share must be at least 0 and below 1: the fraction of the videos kept out of training "
+            "(0.2 keeps a fifth)."
+        )
     return float(eval_share)
 
 

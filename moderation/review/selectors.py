@@ -792,11 +792,20 @@ def review_held_display(*, task: ReviewTask | None) -> dict[str, Any] | None:
     if task is None:
         return None
     until = task.lease_expires_at
+    # The item claimed ahead for them (``review_claim_ahead``: the review screen preloads it): named, or the queue's
+    # "Claimed 2" beside "You hold item #4" read as if someone else were working the other one.
+    ahead = list(
+        ReviewTask.objects.filter(queue_id=task.queue_id, claimed_by_id=task.claimed_by_id, status=task.status)
+        .exclude(pk=task.pk)
+        .order_by("claimed_at", "pk")
+        .values_list("pk", flat=True)[:3]
+    )
     return {
         "task": task,
         "video": task.decision.video,
         "until": until,
         "lapsed": until is not None and until <= timezone.now(),
+        "ahead": ahead,
     }
 
 
@@ -1461,11 +1470,15 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
         .order_by("-created_at", "-pk")
         .first()
     )
-    model = None
+    model = relabelled = None
     if decision is not None:
         names = decision.policy_version.label_names()
         label = decision.label or decision.policy_version.safe_label
         model = {"decision": decision, "label": label, "label_name": names.get(label, "")}
+        # A labeler's accepted correction relabelling it, as the review screen says it: the video's page showed
+        # the model's label alone (walk hwalk22).
+        if (correction := review_decision_relabelled(decision=decision)) is not None:
+            relabelled = {"correction": correction, "label_name": names.get(correction.label, "")}
     tasks = video_review_items(video=video).select_related("queue", "claimed_by")
     # Each open item's queue named only to who may see it (``review_queue_named_for``): an item escalated to a senior
     # queue restricted to groups the viewer is not of waits there, on the page of a video they still see.
@@ -1497,6 +1510,7 @@ def video_outcome_for(*, video: Video, user: User) -> dict[str, Any]:
         final = item_label_standing(video_id=video.pk)
     return {
         "model": model,
+        "relabelled": relabelled,
         # Ready, no decision, and no worker consumes the infer queue (a CPU host with the infer worker scaled to 0,
         # its GPU node down): the model's task waits in Redis, and the page says why nothing is decided.
         "no_infer_worker": model is None and video.status == Video.Status.READY and not _worker_seen_for(queue="infer"),

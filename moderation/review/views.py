@@ -69,40 +69,20 @@ def queue(request: HttpRequest) -> HttpResponse:
     queues = list(selectors.review_queues_for(user=_user(request)))
     overview = selectors.review_queue_overview_recent(queues=queues)
     # Each queue's row names the item this reviewer holds there (they may hold one in several queues); the
-    # earliest of them is the one "n" goes back to.
+    # earliest of them is the one "n" goes back to, a moderation queue's before a tags queue's: a moderator holding a
+    # tag item claimed earlier pressed "n" here to go on moderating and landed on the tag screen, where the digits and
+    # Enter they typed next ticked a chip and submitted that video's tags (walk hwalk22).
     held = selectors.review_tasks_open_for(user=_user(request))
-    open_task = min(held.values(), key=lambda t: (t.claimed_at, t.pk), default=None)
-    # "Claim next" is offered where there is something to claim now (pending or lapsed items, looked up
-    # live, not from the reused counts), or the item this reviewer already holds there.
-    # Items of videos this reviewer uploaded are counted but never handed to them: a queue holding only those
-    # offers no "Claim next" and says why.
-    # Nor items they escalated or decided in another queue (four eyes): a senior queue holding only items this
-    # reviewer escalated offers them no "Claim next" either, and says why.
-    own_uploads = selectors.review_own_uploads_waiting(queues=queues, user=_user(request))
-    # An item held whose video was hidden from them since: not theirs to continue (it would open as a 404); "Claim
-    # next" hands it back and says why, so the row offers it and says so.
-    held_hidden = selectors.review_held_hidden_counts(user=_user(request))
-    left_to_others = selectors.review_queues_left_to_others(
-        queues=[q for q in queues if overview[q.pk]["claimable"]], user=_user(request)
+    open_task = min(
+        held.values(),
+        key=lambda t: (t.queue.kind != ReviewQueue.Kind.MODERATION, t.claimed_at, t.pk),
+        default=None,
     )
-    rows = [
-        {
-            "queue": q,
-            "stats": overview[q.pk],
-            "claimable": (overview[q.pk]["claimable"] and q.pk not in left_to_others)
-            or q.pk in held
-            or q.pk in held_hidden,
-            "held_hidden": held_hidden.get(q.pk, 0),
-            "own_uploads": own_uploads.get(q.pk, {}).get("own", 0),
-            "worked_before": left_to_others.get(q.pk, {}).get("worked", 0),
-            # Left to others for neither of those reasons: what waits there is not open to this reviewer.
-            "not_open": q.pk in left_to_others
-            and not left_to_others[q.pk]["worked"]
-            and not own_uploads.get(q.pk, {}).get("own", 0),
-            "held": selectors.review_held_display(task=held.get(q.pk)),
-        }
-        for q in queues
-    ]
+    claim = _claim_rows(
+        user=_user(request), queues=queues, claimable={pk for pk, s in overview.items() if s["claimable"]}, held=held
+    )
+    rows = [{**row, "stats": overview[row["queue"].pk]} for row in claim["rows"]]
+    own_uploads, left_to_others = claim["own_uploads"], claim["left_to_others"]
     listed = {q.pk for q in queues}
     context = {
         "rows": rows,
@@ -123,9 +103,45 @@ def queue(request: HttpRequest) -> HttpResponse:
     return render(request, "moderation/review/queue.html", context)
 
 
+def _claim_rows(
+    *, user: User, queues: list[ReviewQueue], claimable: set[int], held: dict[int, ReviewTask]
+) -> dict[str, Any]:
+    """Per queue, whether "Claim next" hands ``user`` something and, where it does not, why: the queue list's rows
+    and a queue's own page (which offered "Claim next" and its "n" for a queue holding only what this reviewer
+    escalated, a claim that then answered "Nothing to claim for you"). ``claimable``: the queues holding an item to
+    claim now (``review_queues_claimable``); ``held``: the items ``user`` holds, by queue."""
+    # "Claim next" is offered where there is something to claim now (pending or lapsed items, looked up
+    # live, not from the reused counts), or the item this reviewer already holds there.
+    # Items of videos this reviewer uploaded are counted but never handed to them: a queue holding only those
+    # offers no "Claim next" and says why.
+    # Nor items they escalated or decided in another queue (four eyes): a senior queue holding only items this
+    # reviewer escalated offers them no "Claim next" either, and says why.
+    own_uploads = selectors.review_own_uploads_waiting(queues=queues, user=user)
+    # An item held whose video was hidden from them since: not theirs to continue (it would open as a 404); "Claim
+    # next" hands it back and says why, so the row offers it and says so.
+    held_hidden = selectors.review_held_hidden_counts(user=user)
+    left_to_others = selectors.review_queues_left_to_others(queues=[q for q in queues if q.pk in claimable], user=user)
+    rows = [
+        {
+            "queue": q,
+            "claimable": (q.pk in claimable and q.pk not in left_to_others) or q.pk in held or q.pk in held_hidden,
+            "held_hidden": held_hidden.get(q.pk, 0),
+            "own_uploads": own_uploads.get(q.pk, {}).get("own", 0),
+            "worked_before": left_to_others.get(q.pk, {}).get("worked", 0),
+            # Left to others for neither of those reasons: what waits there is not open to this reviewer.
+            "not_open": q.pk in left_to_others
+            and not left_to_others[q.pk]["worked"]
+            and not own_uploads.get(q.pk, {}).get("own", 0),
+            "held": selectors.review_held_display(task=held.get(q.pk)),
+        }
+        for q in queues
+    ]
+    return {"rows": rows, "own_uploads": own_uploads, "left_to_others": left_to_others}
+
+
 def _hotkey_queue(rows: list[dict[str, Any]], open_task: ReviewTask | None) -> str | None:
     """The queue "n" claims from on the queue list: the one whose item this reviewer holds (they are working
-    it), else the most urgent moderation queue with work, and a tags queue only when no moderation queue
+    it; a moderation item before a tag item), else the most urgent moderation queue with work, and a tags queue only when no moderation queue
     has any (it sorted first by name, so "n" handed a moderator a tag-review item)."""
     if open_task is not None:
         return open_task.queue.slug
@@ -141,13 +157,24 @@ def queue_detail(request: HttpRequest, slug: str) -> HttpResponse:
     # A tags queue's items are tagged, not given verdicts: no review of theirs is agreed on or checked against gold
     # (its page showed verdict agreement tables of zeros and "verdicts of the policy's serving model").
     verdicts = q.kind == ReviewQueue.Kind.MODERATION
+    # "Claim next" as the queue list's row offers it: greyed out, saying why, where it would hand this reviewer
+    # nothing (empty, or only what they escalated or decided, or their own uploads).
+    claim = _claim_rows(
+        user=_user(request),
+        queues=[q],
+        claimable=selectors.review_queues_claimable(queues=[q]),
+        held=selectors.review_tasks_open_for(user=_user(request)),
+    )
     context = {
         "queue": q,
+        "row": claim["rows"][0],
         "senior_queue_named": selectors.review_queue_named_for(user=_user(request), queue=q.escalation_queue),
         "stats": selectors.review_queue_stats(queue=q),
         "gold": selectors.review_gold_accuracy(queues=[q]) if verdicts else [],
         "agreement": selectors.review_agreement(queues=[q]) if verdicts else None,
-        "open_task": selectors.review_task_open_for(user=_user(request), queue=q),
+        # As the queue list says it (the video, until when, the item held ahead): "You are holding item #4." beside
+        # "Claimed 2" left the other one unexplained.
+        "held": selectors.review_held_display(task=selectors.review_task_open_for(user=_user(request), queue=q)),
     }
     return render(request, "moderation/review/queue_detail.html", context)
 

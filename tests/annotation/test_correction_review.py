@@ -285,3 +285,41 @@ def test_accepting_says_what_follows_and_how_to_take_it_back(decision, make_user
     # As said: a save after the acceptance is a new revision that is no longer accepted (out of later builds).
     edited = _save(decision, author, base=1, text="taken back")
     assert edited.revision == 2 and edited.status == CotCorrection.Status.SUBMITTED and edited.reviewed_by is None
+
+
+def test_the_labelers_home_counts_their_rejected_corrections_to_rework(decision, make_user):  # type: ignore[no-untyped-def]
+    """Walk hwalk22: once a second labeler rejected a correction, the author's home page counted it nowhere (not a
+    draft, not waiting, not uncorrected): they were never told it came back. It is counted, linking to the list."""
+    author, reviewer = make_user("labeler"), make_user("labeler")
+    correction = _save(decision, author)
+    cot_correction_reject(correction=correction, by=reviewer, base_revision=correction.revision, reason="Cite it.")
+    client = Client()
+    client.force_login(author)
+
+    home = client.get("/").content.decode()
+    link = reverse("annotation:correction_list") + "?status=rejected&amp;by=me"
+    assert f'<dt>Yours rejected, to rework</dt><dd><a href="{link}">1</a></dd>' in home
+    listed = client.get(link.replace("&amp;", "&")).content.decode()
+    assert reverse("annotation:correction_edit", args=[decision.pk]) in listed
+
+
+def test_the_videos_page_says_an_accepted_correction_relabelled_it(decision, make_user):  # type: ignore[no-untyped-def]
+    """Walk hwalk22: the review screen says "An accepted CoT correction labels this video …", but the video's own page
+    showed the model's label alone under Outcome. It says the correction's label too (a link to it for labelers)."""
+    correction = cot_correction_save(
+        decision=decision,
+        author=make_user("labeler"),
+        stages={"final_judgment": "Exaggerated product claims."},
+        label="夸大商品功效",
+        base_revision=0,
+        submit=True,
+    )
+    cot_correction_accept(correction=correction, by=make_user("labeler"), base_revision=correction.revision)
+    url = reverse("moderation:video_detail", args=[decision.video_id])
+    said = "An accepted correction labels it <strong>Exaggerated product claims</strong> <small>(夸大商品功效)</small>"
+    link = reverse("annotation:correction_edit", args=[decision.pk])
+    for role, linked in (("moderator", False), ("admin", True)):
+        client = Client()
+        client.force_login(make_user(role))
+        html = client.get(url).content.decode()
+        assert said in html and (f'<a href="{link}">see the correction</a>' in html) == linked, role

@@ -53,6 +53,17 @@ def test_building_with_nothing_to_learn_from_shows_the_reason(client_as, trainin
     assert not PreferenceDataset.objects.exists()
 
 
+def test_a_held_out_share_out_of_range_is_refused_in_the_forms_words(client_as, training_dirs, override_review):
+    """Walk hwalk22: a held-out share of 5 was refused with "The evaluation share must be at least 0 and below 1.",
+    a name no field on the screen has (the form says "Held-out share")."""
+    response = client_as("admin").post(
+        reverse("training:dataset_build"), {"kind": "dpo", "eval_share": "5"}, follow=True
+    )
+    html = response.content.decode()
+    assert "The held-out share must be at least 0 and below 1" in html and "evaluation share" not in html
+    assert not PreferenceDataset.objects.exists()
+
+
 def test_a_forged_dataset_kind_is_refused_and_builds_nothing(client_as, training_dirs, override_review):
     client = client_as("admin")
     for forged, said in (
@@ -385,7 +396,7 @@ def test_a_built_dataset_says_its_total_and_how_it_was_split(client_as, training
 
     # Six or more videos a reviewer overrode, until both sides of the split have one: the split hashes each video's
     # id, and which ids a test database hands out depends on the tests run before on it (on one pytest-xdist
-    # worker no dataset was built: all six held out is "Every video landed in the evaluation split").
+    # worker no dataset was built: all six held out is "Every video landed in the held-out split").
     sides = {split_for(split_group_for(override_review.decision.video), 0.5)}
     i = 0
     while i < 5 or len(sides) < 2:

@@ -689,6 +689,77 @@ def test_the_queue_list_offers_no_claim_in_a_senior_queue_holding_only_what_the_
     assert review_claim_next(user=moderator, queue=senior).pk == fresh.pk
 
 
+def test_a_queues_own_page_offers_claim_next_only_where_the_list_does(make_task, make_user):
+    """Walk hwalk22: the senior queue's own page offered "Claim next" and its "n" to the reviewer who had escalated
+    its only item (and to anyone in an empty queue); pressing it bounced to the queue list with "Nothing to claim for
+    you". The page greys it out and says why, as the queue list's row does."""
+    from django.test import Client
+
+    senior = _queue("senior", routes_new_decisions=False)
+    default = ReviewQueue.objects.get(slug=ReviewQueue.DEFAULT_SLUG)
+    default.escalation_queue = senior
+    default.save(update_fields=["escalation_queue"])
+    moderator, other = make_user("moderator"), make_user("moderator")
+    make_task()
+    review_escalate(task=review_claim_next(user=moderator), user=moderator, reason="Coded slang")
+
+    def page_for(user, queue) -> str:  # type: ignore[no-untyped-def]
+        client = Client()
+        client.force_login(user)
+        return client.get(reverse("moderation:queue_detail", args=[queue.slug])).content.decode()
+
+    html = page_for(moderator, senior)
+    assert "The 1 open item here is one you escalated or decided: another reviewer must take it" in html
+    assert 'data-hotkey="n"' not in html and "disabled" in html
+    html = page_for(other, senior)
+    assert 'data-hotkey="n"' in html and "disabled" not in html
+    assert 'name="then"' not in html  # this queue's page claims from this queue only
+    empty = page_for(other, default)
+    assert 'data-hotkey="n"' not in empty and '<span class="hint">empty</span>' in empty
+
+
+def test_the_queue_pages_name_the_item_held_ahead_for_the_reviewer(make_task, make_user):
+    """Walk hwalk22: the review screen claims the next item ahead (it preloads it), so a reviewer holds two; the
+    queue's page said "You are holding item #4." beside "Claimed 2", the other unexplained. Both queue pages name it."""
+    from django.test import Client
+
+    from moderation.review.services import review_claim_ahead
+
+    make_task()
+    make_task()
+    moderator = make_user("moderator")
+    current = review_claim_next(user=moderator)
+    ahead = review_claim_ahead(user=moderator, task=current)
+    assert ahead is not None and ahead.pk != current.pk
+    client = Client()
+    client.force_login(moderator)
+    said = f"item #{ahead.pk} is also yours, held as the next to show you"
+    for page in (reverse("moderation:queue"), reverse("moderation:queue_detail", args=[current.queue.slug])):
+        html = client.get(page).content.decode()
+        assert f"item #{current.pk}" in html and said in html, page
+
+
+def test_n_on_the_queue_list_goes_back_to_the_held_moderation_item_before_a_held_tag_item(make_task, make_user):
+    """Walk hwalk22: a moderator holding a tag item (claimed earlier) and a moderation item pressed "n" on the review
+    queues to go on moderating and landed on the tag screen, where the "3" and Enter they typed for an override
+    ticked a chip and submitted that video's tags. "n" goes back to the moderation item first."""
+    from django.test import Client
+
+    from moderation.tagging.services import tag_queue_default
+
+    moderator = make_user("moderator")
+    tag_item = TagTaskFactory(decision=make_task().decision)
+    assert review_claim_next(user=moderator, queue=tag_queue_default()).pk == tag_item.pk  # the earlier claim
+    item = review_claim_next(user=moderator)
+    assert item is not None and item.queue.slug == ReviewQueue.DEFAULT_SLUG
+    client = Client()
+    client.force_login(moderator)
+    html = client.get(reverse("moderation:queue")).content.decode()
+    row = html.split(f'data-queue="{ReviewQueue.DEFAULT_SLUG}"', 1)[1].split("</tr>", 1)[0]
+    assert 'data-hotkey="n"' in row
+    assert html.count('data-hotkey="n"') == 1
+
+
 def test_tagging_a_video_does_not_keep_its_moderation_item_from_the_tagger(make_task, make_user, client_as):
     """Walked: a moderator who had tagged a video in "Content tags" was never served its moderation item (and the
     reverse): four eyes counted the tags as a verdict. The claim skipped even their own claims on those items, and

@@ -25,6 +25,18 @@ def test_search_fragment_lists_matches_and_reports_server_time(client_as) -> Non
     assert "No tag matches" in client.get("/tags/search/", {"q": "无"}, HTTP_HX_REQUEST="true").content.decode()
 
 
+def test_a_search_that_finds_no_tag_says_where_tags_come_from(client_as) -> None:  # type: ignore[no-untyped-def]
+    """Walk hwalk22: a tag reviewer typing a tag the vocabulary lacks ("scam") read only "No tag matches “scam”.", a
+    dead end. It says that tags come from the vocabulary and who adds one: a policy editor gets the link to add it."""
+    tags_import(lines=["美食"])
+    said = client_as("moderator").get("/tags/search/", {"q": "scam"}, HTTP_HX_REQUEST="true").content.decode()
+    assert (
+        "No tag matches “scam”: tags come from the vocabulary, which a policy editor keeps: ask one to add it." in said
+    )
+    editor = client_as("policy_editor").get("/tags/search/", {"q": "scam"}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'which you keep: <a href="/tags/vocabulary/#vocabulary-import">add it there</a>' in editor
+
+
 def test_review_screen_draws_the_tags_panel_and_labelers_are_refused(client_as, policy_version) -> None:  # type: ignore[no-untyped-def]
     client = client_as("moderator")
     task = ReviewTaskFactory(decision__policy_version=policy_version, decision__video__file="")
