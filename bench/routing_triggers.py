@@ -19,8 +19,10 @@ each write runs in a transaction rolled back afterwards, so every sample sees th
 
     .venv/bin/python bench/routing_triggers.py [--size 20000] [--n 500] [--rounds 5]
 
-The last line printed is one JSON object: per write and arm the median, min and max in ms, and ``overhead``: per
-write, the median of ``with`` over ``without``.
+The last line printed is one JSON object: per write and arm the median, min and max in ms, ``in_triggers`` (the
+time spent in the ``routing_recheck_*`` functions, from ``pg_stat_xact_user_functions`` with ``track_functions =
+'pl'``: the triggers' own cost, less noisy than the difference of two write times on a busy machine) with their
+calls, and ``overhead``: per write, the median of ``with`` over ``without``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ def _triggers(enabled: bool) -> None:
         assert len(rows) == 15, rows  # every trigger of 0071
         for name, table in rows:
             cursor.execute(f"ALTER TABLE {table} {'ENABLE' if enabled else 'DISABLE'} TRIGGER {name}")
+
+
+def _in_functions() -> tuple[float, int]:
+    """Time (ms) and calls of the ``routing_recheck_*`` functions not flushed to the statistics yet."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce(sum(total_time), 0), coalesce(sum(calls), 0) "
+            "FROM pg_stat_xact_user_functions WHERE funcname LIKE 'routing_recheck%'"
+        )
+        total, calls = cursor.fetchone()
+    return float(total), int(calls)
 
 
 def _writes(n: int, queue: Any, policy_version: Any, model_version: Any) -> dict[str, Callable[[], float]]:
@@ -153,17 +168,30 @@ def main() -> None:
         writes = _writes(args.n, queue, policy_version, model_version)
         samples: dict[tuple[str, str], list[float]] = {}
         listed: dict[tuple[str, str], int] = {}
+        trigger_ms: dict[str, list[float]] = {}
+        trigger_calls: dict[str, int] = {}
+        with connection.cursor() as cursor:
+            cursor.execute("SET track_functions = 'pl'")
         for round_ in range(args.rounds + WARM_UP):
             arms = ("with", "without") if round_ % 2 == 0 else ("without", "with")
             for arm in arms:
                 _triggers(arm == "with")
                 for name, write in writes.items():
                     with transaction.atomic():
+                        # The triggers' functions' own time (``track_functions``): the cost measured where it is
+                        # spent, not as the difference of two noisy write times. The view holds the backend's
+                        # stats not flushed yet (earlier transactions' too): the write's are the difference.
+                        before = _in_functions()
                         elapsed = write()
                         listed[(name, arm)] = RoutingRecheck.objects.count()
+                        after = _in_functions()
+                        in_triggers, calls = after[0] - before[0], after[1] - before[1]
                         transaction.set_rollback(True)
                     if round_ >= WARM_UP:
                         samples.setdefault((name, arm), []).append(elapsed)
+                        if arm == "with":
+                            trigger_ms.setdefault(name, []).append(float(in_triggers))
+                            trigger_calls[name] = int(calls)
         _triggers(True)
         overhead: dict[str, float] = {}
         for name in writes:
@@ -175,6 +203,8 @@ def main() -> None:
                 statistics.median(samples[(name, "with")]) / statistics.median(samples[(name, "without")]), 3
             )
             result[name]["list_rows"] = listed[(name, "with")]
+            result[name]["in_triggers"] = {**spread(trigger_ms[name], 2), "calls": trigger_calls[name]}
+            print(f"  {name}: in the triggers' functions {result[name]['in_triggers']}", flush=True)
         result = {"overhead": overhead, **result}
     finally:
         teardown_databases(old, verbosity=0)
