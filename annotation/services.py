@@ -116,6 +116,7 @@ def cot_correction_save(
             decision=locked, stages=new_stages, label=label, diff=diff, author=author, revision=1, status=status
         )
     else:
+        reopen = current.status == CotCorrection.Status.ACCEPTED  # the revised text is not reviewed yet
         current.stages = new_stages
         current.label = label
         current.diff = diff
@@ -126,6 +127,8 @@ def cot_correction_save(
         current.reviewed_at = None
         current.reject_reason = ""
         current.save()
+        if reopen:
+            _tag2cot_reopen(correction=current, by=author)
     if status == CotCorrection.Status.SUBMITTED:  # drafts are the author's own; a submitted one is on its way to data
         _audit_correction(current, by=author, action="correction.submit")
     return current
@@ -262,6 +265,21 @@ def cot_correction_accept(*, correction: CotCorrection, by: User, base_revision:
     _audit_correction(locked, by=by, action="correction.accept")
     _tag2cot_supersede(correction=locked, by=by)
     return locked
+
+
+def _tag2cot_reopen(*, correction: CotCorrection, by: User) -> None:
+    """Open again the Tag2CoT tasks an accepted correction closed, once it is revised (its new text is not
+    reviewed, and may be rejected): else the decision could be left with neither an accepted CoT nor a task, which
+    the press would not open again (a task for that decision and label exists)."""
+    tasks = list(
+        Tag2CotTask.objects.select_for_update(of=("self",)).filter(
+            superseded_by=correction, status=Tag2CotTask.Status.SUPERSEDED
+        )
+    )
+    for task in tasks:
+        task.status, task.superseded_by = Tag2CotTask.Status.OPEN, None
+        task.save(update_fields=["status", "superseded_by"])
+        audit_event_record(actor=by, action="tag2cot_reopened", obj=task, payload={"correction_id": correction.pk})
 
 
 def _tag2cot_supersede(*, correction: CotCorrection, by: User) -> None:

@@ -284,7 +284,7 @@ def test_an_accepted_correction_closes_the_open_task_of_its_decision(policy_vers
     """A task opened before a correction of its decision was accepted stayed open: a labeler could still write a
     second CoT for the decision. Accepting closes it (superseded, naming the correction), the list says so under
     its own tab, writing it is refused, and the SFT data holds the correction alone."""
-    from annotation.services import cot_correction_accept
+    from annotation.services import cot_correction_accept, cot_correction_save
     from training.data import sft_records_collect
 
     decision = DecisionFactory(policy_version=policy_version, label="正向")
@@ -315,3 +315,11 @@ def test_an_accepted_correction_closes_the_open_task_of_its_decision(policy_vers
     assert f"#{task.pk}<" not in ca.get(reverse("annotation:tag2cot_list")).content.decode()  # gone from Open
     records = [r for r in sft_records_collect() if r.decision_id == decision.pk]
     assert [r.source for r in records] == ["correction"]
+
+    # Revised, the correction is not accepted any more (it may yet be rejected): the task is open again.
+    stages = {s["key"]: s["text"] for s in correction.stages}
+    cot_correction_save(
+        decision=decision, author=bob, stages=stages, label="引导私下交易", base_revision=correction.revision
+    )
+    task.refresh_from_db()
+    assert (task.status, task.superseded_by_id) == ("open", None)
