@@ -50,11 +50,16 @@ class Tag2CotTask(models.Model):
 
     ``stages`` starts as a draft (from the serving VLM asked to explain ``target_label``, or the
     evidence baseline's extraction stage) and holds the labeler's five stages once written.
+
+    An open task whose decision gets an accepted CoT correction is closed as ``superseded`` (``superseded_by``
+    names the correction): the decision has a person's checked reasoning, and a second one would be written for
+    nothing (the training data keeps one written CoT per decision).
     """
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
         DONE = "done", "Done"
+        SUPERSEDED = "superseded", "Superseded by a correction"
 
     class DraftSource(models.TextChoices):
         NONE = "", "No draft"
@@ -82,6 +87,14 @@ class Tag2CotTask(models.Model):
     author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    superseded_by = models.ForeignKey(
+        CotCorrection,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="superseded_tag2cot_tasks",
+        help_text="the accepted correction that closed this task (status superseded)",
+    )
 
     class Meta:
         ordering = ["status", "created_at", "pk"]

@@ -164,9 +164,9 @@ ORDER BY h.video_id
 
 def tag2cot_due_sql() -> str:
     """The items with a human label but no acceptable CoT, and no Tag2CoT task yet for that label, as SQL
-    (``_TAG2COT_DUE_SQL``, no parameters): what ``tag2cot_tasks_queue`` inserts from and ``tag2cot_due_count``
-    counts. The CoT is the video's latest decision's; it is acceptable when it has an accepted correction, or when
-    the model reached the human label without a parse error."""
+    (``_TAG2COT_DUE_SQL``, no parameters): what ``tag2cot_tasks_queue`` inserts from and counts, and
+    ``tag2cot_due_count`` counts. The CoT is the video's latest decision's; it is acceptable when it has an
+    accepted correction, or when the model reached the human label without a parse error."""
     return _TAG2COT_DUE_SQL
 
 
@@ -175,13 +175,11 @@ def tag2cot_due_sql() -> str:
 TAG2COT_DUE_CAP = 1000
 
 
-def tag2cot_due_count(*, user: Any = None, cap: int = TAG2COT_DUE_CAP, found: str = "") -> CappedCount:
+def tag2cot_due_count(*, user: Any = None, cap: int = TAG2COT_DUE_CAP) -> CappedCount:
     """How many items are due a Tag2CoT task (``tag2cot_due_sql``), counted as far as ``cap``; with a ``user``,
     only those on videos they may see (``videos_open_to``: a restricted queue's content stays with its groups).
-    ``found``: a table holding the due items found already (the press's ``tag2cot_press_due``), read instead of
-    finding them again over the labelled history."""
-    rows = found or f"({_TAG2COT_DUE_SQL}) due"
-    due = RawSQL(f"SELECT video_id FROM {rows}", ())  # noqa: S611  (ours, no parameters)
+    The press counts the items it leaves in its own statement (``annotation.services._TAG2COT_PRESS_SQL``)."""
+    due = RawSQL(f"SELECT video_id FROM ({_TAG2COT_DUE_SQL}) due", ())  # noqa: S611  (ours, no parameters)
     videos = Video.objects.filter(pk__in=due)
     if user is not None:
         videos = videos_open_to(user=user, qs=videos)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from annotation.errors import AnnotationError, CorrectionConflict, StageRefused
 from annotation.models import Adjudication, CotCorrection, DisagreementRule, Tag2CotTask
-from annotation.selectors import tag2cot_drafts_waiting, tag2cot_due_count, tag2cot_due_sql
+from annotation.selectors import TAG2COT_DUE_CAP, tag2cot_drafts_waiting, tag2cot_due_sql
 from moderation.errors import ModerationError
 from moderation.feedback.models import FeedbackAggregate
 from moderation.feedback.selectors import feedback_stats_from
@@ -27,7 +27,7 @@ from moderation.inference.services import content_bundle_for, model_version_serv
 from moderation.integrations.services import event_label_final
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
-from moderation.media.selectors import videos_open_to
+from moderation.media.selectors import videos_all_open_to, videos_open_to
 from moderation.review.services import audit_event_record, review_note_checked
 from workbench.pagination import CappedCount
 from workbench.queues import enqueue
@@ -116,6 +116,7 @@ def cot_correction_save(
             decision=locked, stages=new_stages, label=label, diff=diff, author=author, revision=1, status=status
         )
     else:
+        reopen = current.status == CotCorrection.Status.ACCEPTED  # the revised text is not reviewed yet
         current.stages = new_stages
         current.label = label
         current.diff = diff
@@ -126,6 +127,8 @@ def cot_correction_save(
         current.reviewed_at = None
         current.reject_reason = ""
         current.save()
+        if reopen:
+            _tag2cot_reopen(correction=current, by=author)
     if status == CotCorrection.Status.SUBMITTED:  # drafts are the author's own; a submitted one is on its way to data
         _audit_correction(current, by=author, action="correction.submit")
     return current
@@ -260,7 +263,41 @@ def cot_correction_accept(*, correction: CotCorrection, by: User, base_revision:
     locked.reject_reason = ""
     locked.save(update_fields=["status", "reviewed_by", "reviewed_at", "reject_reason", "updated_at"])
     _audit_correction(locked, by=by, action="correction.accept")
+    _tag2cot_supersede(correction=locked, by=by)
     return locked
+
+
+def _tag2cot_reopen(*, correction: CotCorrection, by: User) -> None:
+    """Open again the Tag2CoT tasks an accepted correction closed, once it is revised (its new text is not
+    reviewed, and may be rejected): else the decision could be left with neither an accepted CoT nor a task, which
+    the press would not open again (a task for that decision and label exists)."""
+    tasks = list(
+        Tag2CotTask.objects.select_for_update(of=("self",)).filter(
+            superseded_by=correction, status=Tag2CotTask.Status.SUPERSEDED
+        )
+    )
+    for task in tasks:
+        task.status, task.superseded_by = Tag2CotTask.Status.OPEN, None
+        task.save(update_fields=["status", "superseded_by"])
+        audit_event_record(actor=by, action="tag2cot_reopened", obj=task, payload={"correction_id": correction.pk})
+
+
+def _tag2cot_supersede(*, correction: CotCorrection, by: User) -> None:
+    """Close the open Tag2CoT tasks of an accepted correction's decision (``superseded``, naming it): the press
+    opens a task only while the decision has no accepted correction, so one opened before it was accepted would
+    stay open for reasoning nobody needs, and a labeler finishing it would write a second CoT for one decision.
+    A finished task stays as it is (the training data keeps the later of the two, ``training.data``)."""
+    tasks = list(
+        Tag2CotTask.objects.select_for_update(of=("self",)).filter(
+            decision_id=correction.decision_id, status=Tag2CotTask.Status.OPEN
+        )
+    )
+    for task in tasks:
+        task.status = Tag2CotTask.Status.SUPERSEDED
+        task.superseded_by = correction
+        task.lease_expires_at = None
+        task.save(update_fields=["status", "superseded_by", "lease_expires_at"])
+        audit_event_record(actor=by, action="tag2cot_superseded", obj=task, payload={"correction_id": correction.pk})
 
 
 @transaction.atomic
@@ -287,7 +324,35 @@ DRAFT_TASK = "annotation.tasks.draft_tag2cot"
 
 # Two presses at once count the drafts still waiting one after the other, so together they stay within the bound.
 _TAG2COT_OPEN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('annotation.tag2cot_open'))"
-_DUE_TABLE = "tag2cot_press_due"  # a press's items due, found once (temporary: this transaction's own)
+
+# One press in one statement: the items due found once (``due``, one pass over the labelled history), the first
+# ``room`` of them opened by the insert, and from the same rows the tasks opened on videos the presser may see and
+# the items left due counted (``{visible}``: the presser's rule, or every video). Parameters: status, stages,
+# the final stage's path, created_at, room, cap + 1.
+_TAG2COT_PRESS_SQL = """
+WITH due AS MATERIALIZED ({due}),
+opened AS (
+    INSERT INTO annotation_tag2cottask (
+        decision_id, video_id, policy_version_id, target_label, label_source, status, stages,
+        draft_source, draft_model, draft_error, created_at
+    )
+    SELECT due.decision_id, due.video_id, due.policy_version_id, due.label, due.source, %s,
+        jsonb_set(%s::jsonb, %s, to_jsonb('label: ' || due.label)), '', '', '', %s
+    FROM due
+    ORDER BY due.video_id
+    LIMIT %s
+    ON CONFLICT (decision_id, target_label) DO NOTHING
+    RETURNING id, video_id
+)
+SELECT
+    ARRAY(SELECT id FROM opened ORDER BY video_id),
+    (SELECT count(*) FROM opened WHERE {visible_opened}),
+    (SELECT count(*) FROM (
+        SELECT 1 FROM due
+        WHERE NOT EXISTS (SELECT 1 FROM opened WHERE opened.video_id = due.video_id) AND {visible_due}
+        LIMIT %s
+    ) left_due)
+"""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,6 +369,15 @@ class Tag2CotOpening:
     left: CappedCount
 
 
+def _visible_sql(user: Any, column: str) -> tuple[str, list[Any]]:
+    """``column`` (a video id) among the videos ``user`` may see (``videos_open_to``), as SQL and parameters;
+    ``TRUE`` for no user or one who sees every video."""
+    if user is None or videos_all_open_to(user=user):
+        return "TRUE", []
+    sql, params = videos_open_to(user=user).values("pk").query.sql_with_params()
+    return f"{column} IN ({sql})", list(params)
+
+
 @transaction.atomic
 def tag2cot_tasks_queue(*, user: Any = None) -> Tag2CotOpening:
     """Open a Tag2CoT task for items with a human label but no acceptable CoT (idempotent), at most
@@ -315,57 +389,38 @@ def tag2cot_tasks_queue(*, user: Any = None) -> Tag2CotOpening:
     queue is the one live decisions wait on, and one press could queue a draft for every labelled item
     of an import: the bound counts the drafts already queued, so repeated presses do not stack past it.
 
-    The items due (``tag2cot_due_sql``) are found once, into a temporary table of this transaction (one pass
-    over the labelled history: the insert and the count of the items left each made one), the tasks opened by one
-    ``INSERT … SELECT`` of its first rows, and the rest counted from it; a press reads no labelled item into Python
-    whatever the history, only the few opened are read back for their drafts. ``user`` (the presser): what they are
-    told counts only items on videos they may see (the tasks are opened for every item due: a restricted queue's
-    labelers see theirs in the list).
+    One statement (``_TAG2COT_PRESS_SQL``) finds the items due (``tag2cot_due_sql``: one pass over the labelled
+    history), opens the first of them and counts, from the same rows, the opened ones the presser may see and
+    the rest; a press reads no labelled item into Python whatever the history, only the few opened are read back
+    for their drafts. ``user`` (the presser): what they are told counts only items on videos they may see (the
+    tasks are opened for every item due: a restricted queue's labelers see theirs in the list).
     """
     with connection.cursor() as cursor:
         cursor.execute(_TAG2COT_OPEN_LOCK)
-        # Dropped once counted, below (a second press in the same transaction makes its own); at the latest at the
-        # transaction's end, also when the press fails (its creation rolls back with it).
-        cursor.execute(f"CREATE TEMPORARY TABLE {_DUE_TABLE} ON COMMIT DROP AS {tag2cot_due_sql()}")
     limit = max(1, int(settings.TAG2COT_OPEN_LIMIT))
     waiting = tag2cot_drafts_waiting()
     room = max(0, limit - waiting)
+    # Each task's stages start empty but for the final judgment, which names the label (``_empty_stages``).
+    stages = _empty_stages("")
+    final = next(i for i, stage in enumerate(stages) if stage["key"] == "final_judgment")
+    visible_opened, opened_params = _visible_sql(user, "opened.video_id")
+    visible_due, due_params = _visible_sql(user, "due.video_id")
+    sql = _TAG2COT_PRESS_SQL.format(due=tag2cot_due_sql(), visible_opened=visible_opened, visible_due=visible_due)
+    params = [
+        Tag2CotTask.Status.OPEN,
+        json.dumps(stages),
+        [str(final), "text"],
+        timezone.now(),
+        room,
+        *opened_params,
+        *due_params,
+        TAG2COT_DUE_CAP + 1,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids, seen, left_n = cursor.fetchone()
     created: list[Tag2CotTask] = []
-    if room:
-        # Each task's stages start empty but for the final judgment, which names the label (``_empty_stages``).
-        stages = _empty_stages("")
-        final = next(i for i, stage in enumerate(stages) if stage["key"] == "final_judgment")
-        with connection.cursor() as cursor:
-            # What is left due: the rows found less those opened (each video has one item due), deleted in the same
-            # statement.
-            cursor.execute(
-                f"""
-                WITH opened AS (
-                    INSERT INTO annotation_tag2cottask (
-                        decision_id, video_id, policy_version_id, target_label, label_source, status, stages,
-                        draft_source, draft_model, draft_error, created_at
-                    )
-                    SELECT due.decision_id, due.video_id, due.policy_version_id, due.label, due.source, %s,
-                        jsonb_set(%s::jsonb, %s, to_jsonb('label: ' || due.label)), '', '', '', %s
-                    FROM {_DUE_TABLE} due
-                    ORDER BY due.video_id
-                    LIMIT %s
-                    ON CONFLICT (decision_id, target_label) DO NOTHING
-                    RETURNING id, video_id
-                ), gone AS (
-                    DELETE FROM {_DUE_TABLE} due USING opened WHERE due.video_id = opened.video_id
-                )
-                SELECT id FROM opened
-                """,  # noqa: S608  (our table's name)
-                [
-                    Tag2CotTask.Status.OPEN,
-                    json.dumps(stages),
-                    [str(final), "text"],
-                    timezone.now(),
-                    room,
-                ],
-            )
-            ids = [row[0] for row in cursor.fetchall()]
+    if ids:
         created = list(Tag2CotTask.objects.filter(pk__in=ids).select_related("policy_version").order_by("video_id"))
     serving = model_version_serving() if created else None
     for task in created:
@@ -373,12 +428,7 @@ def tag2cot_tasks_queue(*, user: Any = None) -> Tag2CotOpening:
             enqueue(DRAFT_TASK, task.pk)
         else:
             _draft_from_baseline(task)
-    seen = len(created)
-    if user is not None and created:
-        seen = videos_open_to(user=user, qs=Tag2CotTask.objects.filter(pk__in=ids), field="video_id").count()
-    left = tag2cot_due_count(user=user, found=_DUE_TABLE)
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE {_DUE_TABLE}")
+    left = CappedCount(min(left_n, TAG2COT_DUE_CAP), left_n <= TAG2COT_DUE_CAP)
     return Tag2CotOpening(created=created, seen=seen, limit=limit, waiting=waiting, left=left)
 
 
@@ -420,7 +470,7 @@ def tag2cot_draft_with_model(*, task_id: int) -> Tag2CotTask:
     baseline pre-fill is used instead.
     """
     task = Tag2CotTask.objects.select_related("policy_version").get(pk=task_id)
-    if task.status == Tag2CotTask.Status.DONE or task.draft_source == Tag2CotTask.DraftSource.MODEL:
+    if task.status != Tag2CotTask.Status.OPEN or task.draft_source == Tag2CotTask.DraftSource.MODEL:
         return task
     serving = model_version_serving()
     if serving.backend not in MODEL_DRAFT_BACKENDS:
@@ -432,7 +482,7 @@ def tag2cot_draft_with_model(*, task_id: int) -> Tag2CotTask:
     [result] = backend.decide_batch([bundle], task.policy_version.spec())
     with transaction.atomic():
         task = Tag2CotTask.objects.select_for_update().get(pk=task_id)
-        if task.status == Tag2CotTask.Status.DONE:
+        if task.status != Tag2CotTask.Status.OPEN:  # written, or superseded by a correction, meanwhile
             return task
         if result.cot:
             by_key = {s.get("key"): s for s in result.cot if isinstance(s, dict)}
@@ -456,6 +506,17 @@ def tag2cot_draft_with_model(*, task_id: int) -> Tag2CotTask:
     return task
 
 
+def _refuse_closed(task: Tag2CotTask) -> None:
+    """A task written already, or closed by an accepted correction, takes no claim and no reasoning."""
+    if task.status == Tag2CotTask.Status.DONE:
+        raise AnnotationError("This reasoning was already written.")
+    if task.status == Tag2CotTask.Status.SUPERSEDED:
+        raise AnnotationError(
+            f"This task was closed: correction #{task.superseded_by_id} of the same decision was accepted, "
+            "and its reasoning is the one used for training. Nothing more to write here."
+        )
+
+
 def _tag2cot_lease_end() -> Any:
     return timezone.now() + timedelta(seconds=int(settings.REVIEW_LEASE_SECONDS))
 
@@ -466,8 +527,7 @@ def tag2cot_claim(*, task: Tag2CotTask, user: User) -> Tag2CotTask:
     ``REVIEW_LEASE_SECONDS`` as a review item: its holder taking it again renews the lease; another labeler
     may take it over only once the lease lapsed (or it has none: claimed by a page view before leases)."""
     locked = Tag2CotTask.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=task.pk)
-    if locked.status == Tag2CotTask.Status.DONE:
-        raise AnnotationError("This reasoning was already written.")
+    _refuse_closed(locked)
     now = timezone.now()
     if locked.assigned_to_id != user.pk and locked.lease_live(now):
         until = timezone.localtime(locked.lease_expires_at).strftime("%H:%M")
@@ -519,8 +579,7 @@ def tag2cot_write(*, task: Tag2CotTask, author: User, stages: dict[str, str]) ->
     A stage that cannot be saved as it is raises ``StageRefused`` with its key, so the screen says it there.
     """
     locked = Tag2CotTask.objects.select_for_update(of=("self",)).select_related("assigned_to").get(pk=task.pk)
-    if locked.status == Tag2CotTask.Status.DONE:
-        raise AnnotationError("This reasoning was already written.")
+    _refuse_closed(locked)
     if locked.assigned_to_id not in (None, author.pk):
         raise AnnotationError(f"{locked.assigned_to} is writing this reasoning; pick another task.")
     unknown = sorted(set(stages) - {key for key, _ in STAGES})

@@ -19,6 +19,11 @@ tree since hops21) checks the videos listed as changed (``RoutingRecheck``) on e
 new videos before each of its loads (routed, as the services route: each listed, checked and dropped by the load).
 
     .venv/bin/python bench/daily_pages.py --before 2415647 [--size 100000] [--rounds 9] [--check-max-age 60]
+        [--changes 20] [--prune-every 0]
+
+Since a5e6f4a a load of the ops page only reads ``RoutingRecheck`` and the beat prunes it: after seeding (whose
+routed decisions list every video) the beat's prune runs once; ``--prune-every N`` runs it again before every Nth
+``after`` load (0: never, so the changes of every load before stay listed, as between two beats).
 
 The last line printed is one JSON object: ``ratio`` (the ops page's median, ``after`` over ``before_cold``, when
 ``--before`` is given), then per page and version the median, min and max in ms, and the statements.
@@ -154,6 +159,17 @@ def main() -> None:
     parser.add_argument("--before", default="", help="a commit whose home panels and ops selectors to time beside")
     parser.add_argument("--check-max-age", type=int, default=60, help="OPS_ROUTING_CHECK_MAX_AGE_SECONDS of 'before'")
     parser.add_argument("--changes", type=int, default=0, help="videos decided and routed before each 'after' load")
+    parser.add_argument(
+        "--prune-every",
+        type=int,
+        default=0,
+        help="run the beat's prune before every Nth 'after' load (0: only once, after seeding)",
+    )
+    parser.add_argument(
+        "--keep-seeded-list",
+        action="store_true",
+        help="no prune after seeding: every video stays listed (a bulk import, or a policy made auto-applied)",
+    )
     args = parser.parse_args()
 
     django_setup()
@@ -180,13 +196,26 @@ def main() -> None:
         old_ops.ops_routing_checks = module_at(args.before, "moderation/ops/checks.py").ops_routing_checks
         ops = {"before": old_ops, "before_cold": old_ops, **ops}
 
+    from moderation.ops.tasks import prune_routing_rechecks
+    from moderation.review.models import RoutingRecheck
+
+    after_loads = 0
+    listed_at_load: list[int] = []
+
     def use(version: str) -> None:
+        nonlocal after_loads
         for module in homes[version]:
             module.register()
         ops_views.ops_dashboard = ops[version].ops_dashboard  # type: ignore[attr-defined]
         settings.OPS_ROUTING_CHECK_MAX_AGE_SECONDS = args.check_max_age if version == "before" else 0
-        if version == "after" and args.changes:
-            _decide(args.changes)
+        if version == "after":
+            # Since a5e6f4a a load only reads the list; the beat (every 5 min) prunes it.
+            if args.prune_every and after_loads % args.prune_every == 0:
+                prune_routing_rechecks()
+            after_loads += 1
+            if args.changes:
+                _decide(args.changes)
+            listed_at_load.append(RoutingRecheck.objects.values("video_id").distinct().count())
 
     pages = {"home": "/", "ops": "/ops/"}
     old = setup_databases(verbosity=0, interactive=False)
@@ -194,9 +223,12 @@ def main() -> None:
     try:
         t0 = time.perf_counter()
         admin = _seed(size=args.size, reviewed=args.reviewed, corrected=args.corrected)
+        listed = RoutingRecheck.objects.values("video_id").distinct().count()
+        # The seeding's routed decisions list every video: the beat's prune (every 5 min) would have emptied it.
+        pruned = 0 if args.keep_seeded_list else prune_routing_rechecks()
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
-        print(f"seeded in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"seeded in {time.perf_counter() - t0:.1f} s; {listed} videos listed, {pruned} pruned", flush=True)
         client = Client()
         client.force_login(admin)
         samples: dict[tuple[str, str], list[float]] = {(p, v): [] for p in pages for v in homes}
@@ -227,6 +259,9 @@ def main() -> None:
             row = spread(times, 2)
             result.setdefault(f"{page}_sql_ms_{group}", {})[version] = row
             print(f"  {page} {version} SQL {group}: {row}", flush=True)
+        if listed_at_load:
+            result["listed_at_after_load"] = {"first": listed_at_load[0], "last": listed_at_load[-1]}
+            print(f"videos listed at an 'after' load: {listed_at_load[0]} … {listed_at_load[-1]}", flush=True)
     finally:
         teardown_databases(old, verbosity=0)
     if args.before:

@@ -1,5 +1,6 @@
 """One press of "Queue new Tag2CoT tasks" (``annotation.services.tag2cot_tasks_queue``) on a long labelled history,
-before and after it became one ``INSERT … SELECT``, at two sizes.
+before and after a change of it (one ``INSERT … SELECT``, c15fd03; its items found once into a temporary table,
+2f42c30; one statement finding, opening and counting, hops22), at two sizes.
 
 The history: ``size`` decided videos, each with an imported human label the model did not reach, all but ``--due``
 of them with their Tag2CoT task opened by earlier presses (the state after months of presses: a few items due a task
@@ -92,7 +93,12 @@ def main() -> None:
         # A service before c15fd03 imports its candidates from ``annotation.selectors``, which has them no more.
         if hasattr(old_selectors, "tag2cot_candidates"):
             annotation.selectors.tag2cot_candidates = old_selectors.tag2cot_candidates  # type: ignore[attr-defined]
-        versions = {"before": module_at(args.before, "annotation/services.py"), **versions}
+        before = module_at(args.before, "annotation/services.py")
+        # A service that counts the items left from its temporary table (``found=``, 2f42c30 to e34f929) calls
+        # that commit's count: the working tree's takes no such table (the press counts them in its statement).
+        if hasattr(before, "tag2cot_due_count") and hasattr(old_selectors, "tag2cot_due_count"):
+            before.tag2cot_due_count = old_selectors.tag2cot_due_count
+        versions = {"before": before, **versions}
 
     old = setup_databases(verbosity=0, interactive=False)
     result: dict[str, Any] = {"rounds": args.rounds, "due": args.due}

@@ -32,6 +32,9 @@ class PreferenceDataset(models.Model):
     # SHA-256 of the kind, the evaluation share and every record with its split: building again from
     # the same data returns this snapshot instead of a second, identical one.
     fingerprint = models.CharField(max_length=64, blank=True, db_index=True)
+    # How many of its records (train and held out) each source gave, as the build counted them: the list shows
+    # where a snapshot's data came from without reading its records.
+    source_counts = models.JSONField(default=dict, blank=True, help_text="records per source: {source: count}")
 
     class Meta:
         ordering = ["-created_at"]
@@ -39,6 +42,14 @@ class PreferenceDataset(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def sources(self) -> list[tuple[str, int]]:
+        """``source_counts`` as (the source's name a user reads, count), most first ("Finished Tag2CoT
+        reasoning 2", "Accepted CoT correction 1"); a source this code no longer names is listed by its key."""
+        choices = SftRecord.Source.choices if self.kind == self.Kind.SFT else PreferencePair.Source.choices
+        names = {str(value): str(name) for value, name in choices}
+        counts = sorted((-int(n), key) for key, n in (self.source_counts or {}).items() if n)
+        return [(names.get(key, key), -n) for n, key in counts]
 
 
 class PreferencePair(models.Model):

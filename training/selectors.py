@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
@@ -16,9 +16,7 @@ from training.evaluation import METRIC_LABELS, metric_label
 from training.models import (
     EvaluationRun,
     PreferenceDataset,
-    PreferencePair,
     RetrainRule,
-    SftRecord,
     ShadowDeployment,
     TrainingJob,
 )
@@ -389,10 +387,6 @@ def serving_model_version() -> ModelVersion | None:
 
 def dataset_sources(*, dataset: PreferenceDataset) -> list[tuple[str, int]]:
     """How many of the snapshot's records (train and held out) came from each source, most first, as the
-    source's name a user reads ("Finished Tag2CoT reasoning", "Accepted CoT correction", …)."""
-    model: type[PreferencePair] | type[SftRecord] = (
-        SftRecord if dataset.kind == PreferenceDataset.Kind.SFT else PreferencePair
-    )
-    names = {str(value): str(name) for value, name in model.Source.choices}
-    counts = model.objects.filter(dataset=dataset).values("source").annotate(n=Count("pk")).order_by("-n", "source")
-    return [(names.get(row["source"], row["source"]), row["n"]) for row in counts]
+    source's name a user reads ("Finished Tag2CoT reasoning", "Accepted CoT correction", …): what its build
+    counted (``PreferenceDataset.source_counts``), no read of its records."""
+    return dataset.sources()

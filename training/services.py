@@ -171,6 +171,8 @@ def _snapshot(
     dataset.train_count = len(train)
     dataset.eval_count = len(held_out)
     dataset.policy_versions = sorted({rec.lineage["policy_version_id"] for rec in records})
+    sources = dict(sorted(Counter(r.source for r in records).items()))
+    dataset.source_counts = sources
     dataset.save()
     # What a model will be trained on, and who chose it, is the audit log's to answer (as job starts are).
     audit_event_record(
@@ -184,7 +186,7 @@ def _snapshot(
             "train_count": dataset.train_count,
             "eval_count": dataset.eval_count,
             "policy_versions": dataset.policy_versions,
-            "sources": dict(sorted(Counter(r.source for r in records).items())),
+            "sources": sources,
             **(chosen or {}),
         },
     )

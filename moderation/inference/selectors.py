@@ -69,13 +69,14 @@ def videos_missing_auto_decision_counted() -> QuerySet[Video]:
     return videos_missing_auto_decision().exclude(Exists(dismissed))
 
 
-def videos_missing_decision_to_queue(*, now: datetime) -> QuerySet[Video]:
+def videos_missing_decision_to_queue(*, now: datetime, policies: list[int] | None = None) -> QuerySet[Video]:
     """The half-decided videos (``videos_missing_auto_decision``) the routing repair queues: not those queued
     already (their task is on the infer queue), nor those whose missing decisions failed
-    ``MissingDecisionRepair.MAX_ATTEMPTS`` times (the ops page's Retry queues them), nor those dismissed."""
+    ``MissingDecisionRepair.MAX_ATTEMPTS`` times (the ops page's Retry queues them), nor those dismissed.
+    ``policies``: only those lacking a decision under one of these auto-applied policies (a policy's repair)."""
     repairs, queued, given_up = _missing_decision_repairs(now=now)
     waiting = repairs.filter(queued | given_up | Q(dismissed_at__isnull=False), video_id=OuterRef("pk"))
-    return videos_missing_auto_decision().exclude(Exists(waiting))
+    return videos_missing_auto_decision(policies=policies).exclude(Exists(waiting))
 
 
 class _ArrayHead(Func):

@@ -59,8 +59,18 @@ def _inconsistent(*, among: list[int] | None, policies: list[int] | None = None)
     return kinds["unrouted"].order_by().union(kinds["other_policy"].order_by(), half_decided)
 
 
-def _listed() -> list[int]:
-    return list(RoutingRecheck.objects.order_by().values_list("video_id", flat=True).distinct())
+# Past this many listed videos a load checks the whole library instead: the checks' cost grows with the ids passed.
+# With every video listed (a policy made auto-applied lists each decided video lacking it; a bulk import each video
+# it decides, until the beat's prune) the listed checks took 1,641 ms of SQL a load at 100,000 videos against 601 ms
+# for the whole-library anti-joins; with 20 to 440 listed, 48 ms (bench/RESULTS.md, hops22): the two meet near
+# 35,000 listed there, so past 20,000 the whole library is read. The figures are the same (every inconsistent video
+# is listed), and the list is read only as far as the bound.
+LISTED_MOST = 20_000
+
+
+def _listed(*, most: int | None = None) -> list[int]:
+    rows = RoutingRecheck.objects.order_by().values_list("video_id", flat=True).distinct()
+    return list(rows if most is None else rows[: most + 1])
 
 
 def routing_recheck_prune(*, listed: list[int] | None = None, policies: list[int] | None = None) -> set[int]:
@@ -106,9 +116,11 @@ def ops_routing_checks(*, now: datetime, shown: int, dismissed: bool) -> Routing
     in ``RoutingRecheck``: exact figures, as of the list's read, that read the changed videos, not the library. A
     load writes nothing (a GET changes nothing: ``tests/hardening/test_get_writes_nothing.py``); the beat drops the
     rows of videos found consistent (``routing_recheck_prune``, every 5 min), so the list holds minutes of changes
-    and the inconsistent videos. No video listed: no statement but the list's and the live ``awaited_made`` kind's."""
-    among = _listed()
-    policies = auto_applied_policy_ids() if among else []
+    and the inconsistent videos. No video listed: no statement but the list's and the live ``awaited_made`` kind's.
+    More than ``LISTED_MOST`` listed: the whole library is checked (cheaper then), and only that many ids are read."""
+    listed = _listed(most=LISTED_MOST)
+    among: list[int] | None = listed if len(listed) <= LISTED_MOST else None
+    policies = auto_applied_policy_ids() if among is None or among else []
     return RoutingChecks(
         orphans=routing_orphans_summary(first=shown, among=among),
         missing=missing_decision_summary(now=now, first=shown, dismissed=dismissed, among=among, policies=policies),

@@ -12,11 +12,17 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from moderation.inference.models import Decision, KeptVerdict, MissingDecisionRepair
-from moderation.inference.selectors import missing_decision_rows
+from moderation.inference.selectors import (
+    auto_applied_policy_ids,
+    missing_decision_rows,
+    videos_missing_auto_decision,
+    videos_missing_decision_to_queue,
+)
 from moderation.labels.models import ItemLabel
 from moderation.media.models import Video
 from moderation.ops.charts import bar_chart, line_chart
 from moderation.ops.checks import SHOWN, ops_routing_checks
+from moderation.policies.models import Policy
 from moderation.review.agreement import krippendorff_alpha_nominal
 from moderation.review.models import AwaitedQueueItem, Review, ReviewQueue, ReviewTask
 from moderation.review.selectors import (
@@ -24,7 +30,7 @@ from moderation.review.selectors import (
     video_review_items,
     videos_routing_stranded,
 )
-from workbench.pagination import CappedCount
+from workbench.pagination import COUNT_CAP, CappedCount, WindowPaginator
 
 OPEN = (ReviewTask.Status.PENDING, ReviewTask.Status.CLAIMED)
 FAILED_SHOWN = 50  # failed tries at missing decisions listed on the ops page, latest first
@@ -553,4 +559,31 @@ def video_verdict(*, video: Video) -> dict[str, Any]:
             {"label": adjudicated.label, "decided_at": adjudicated.updated_at} if adjudicated is not None else None
         ),
         "open_review_tasks": open_tasks,
+    }
+
+
+POLICY_MISSING_PAGE = 25  # videos per page of a policy's "videos without its verdict"
+
+
+def ops_policy_missing(*, policy: Policy, page: Any, now: datetime) -> dict[str, Any]:
+    """A policy's decided videos that lack a decision under it (``videos_missing_auto_decision``), a page at a
+    time: counted as far as ``COUNT_CAP`` ("1,000+"), the page's ``POLICY_MISSING_PAGE`` videos read by id with
+    their repair rows (queued, failed, dismissed), and how many of them the repair would queue now. Only an
+    auto-applied policy has such videos: a policy deciding on request lacks nothing (``auto_applied`` False, no
+    statement)."""
+    if policy.pk not in auto_applied_policy_ids():
+        return {"auto_applied": False}
+    lacking = videos_missing_auto_decision(policies=[policy.pk])
+    shown = WindowPaginator(lacking.only("pk", "title", "status", "created_at"), POLICY_MISSING_PAGE, windowed=False)
+    window = shown.get_page(page)
+    repairs = {r.video_id: r for r in MissingDecisionRepair.objects.filter(video_id__in=[v.pk for v in window])}
+    rows = [{"video": video, "repair": repairs.get(video.pk)} for video in window]
+    to_queue = videos_missing_decision_to_queue(now=now, policies=[policy.pk]).order_by()[: COUNT_CAP + 1].count()
+    return {
+        "auto_applied": True,
+        "page": window,
+        "count": CappedCount.of(shown),
+        "rows": rows,
+        "to_queue": CappedCount(min(to_queue, COUNT_CAP), to_queue <= COUNT_CAP),
+        "batch": settings.ROUTING_REPAIR_BATCH,
     }

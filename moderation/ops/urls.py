@@ -18,6 +18,8 @@ urlpatterns = [
         views.missing_decision_dismiss_view,
         name="ops_missing_decision_dismiss",
     ),
+    path("ops/policies/<int:pk>/missing/", views.policy_missing, name="ops_policy_missing"),
+    path("ops/policies/<int:pk>/missing/repair/", views.policy_missing_repair, name="ops_policy_missing_repair"),
     path("ops/repro-failed/<int:video_id>/retry/", views.repro_failed_retry_view, name="ops_repro_failed_retry"),
     path("ops/repro-failed/<int:video_id>/dismiss/", views.repro_failed_dismiss_view, name="ops_repro_failed_dismiss"),
 ]

@@ -6,21 +6,24 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from moderation.actions import Outcome, video_action
+from moderation.errors import ModerationError
 from moderation.inference.models import MissingDecisionRepair
 from moderation.ops.checks import routing_recheck_prune, routing_recheck_whole_library
-from moderation.ops.selectors import ops_dashboard, ops_repro_failures, ops_routing
+from moderation.ops.selectors import ops_dashboard, ops_policy_missing, ops_repro_failures, ops_routing
 from moderation.ops.services import (
     ops_missing_decision_dismiss,
     ops_missing_decision_retry,
     ops_missing_decisions_retry,
+    ops_policy_missing_repair,
     ops_routing_repair,
 )
+from moderation.policies.models import Policy
 from moderation.reproduction.models import ReproRetrievalFailure
 from moderation.reproduction.services import repro_retrieval_dismiss, repro_retrieval_retry
 from workbench.csp_reports import csp_violations_recent
@@ -230,3 +233,44 @@ def missing_decisions_retry_view(request: HttpRequest) -> HttpResponse:
 
 def _videos(n: int, kind: str) -> str:
     return f"{n} {kind} video{'s' if n != 1 else ''}"
+
+
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+@require_GET
+def policy_missing(request: HttpRequest, pk: int) -> HttpResponse:
+    """An auto-applied policy's decided videos without its verdict: how many, a page of them with each one's
+    repair state, and "Repair now" (a POST). Reading writes nothing."""
+    policy = get_object_or_404(Policy, pk=pk)
+    missing = ops_policy_missing(policy=policy, page=request.GET.get("page"), now=timezone.now())
+    return render(request, "moderation/ops/policy_missing.html", {"policy": policy, "missing": missing})
+
+
+@permission_required(Perm.MANAGE_INTEGRATIONS)
+@post_only
+def policy_missing_repair(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Repair now" on a policy's videos without its verdict: their missing decisions queued on the infer queue,
+    at most ``ROUTING_REPAIR_BATCH`` a press; the message says how many, and how many are left."""
+    policy = get_object_or_404(Policy, pk=pk)
+    try:
+        result = ops_policy_missing_repair(policy=policy, by=request.user)  # type: ignore[arg-type]
+    except ModerationError as exc:
+        messages.error(request, str(exc))
+    else:
+        if result.queued:
+            text = (
+                f"Queued the missing decisions of {_videos(len(result.queued), 'half-decided')} on the infer queue; "
+                "each leaves this list once decided (a failure is listed with its error on the ops page)."
+            )
+            if result.left.n:
+                text += (
+                    f" {result.left} more still to queue (at most {settings.ROUTING_REPAIR_BATCH} a press): "
+                    "press Repair now again to continue."
+                )
+            messages.success(request, text)
+        else:
+            messages.info(
+                request,
+                "Nothing to queue: every video listed is queued already, given up after failing (the ops page's "
+                "Retry), or dismissed.",
+            )
+    return redirect("moderation:ops_policy_missing", pk=pk)

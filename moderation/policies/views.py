@@ -63,6 +63,7 @@ def policy_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "versions": versions,
             "rows": selectors.policy_taxonomy_rows(version=active) if active else [],
             "can_edit": request.user.has_perm(Perm.EDIT_POLICY),
+            "can_repair": request.user.has_perm(Perm.MANAGE_INTEGRATIONS),  # the ops page's repairs
             # ``row_id``: "²" passed ``str.isdigit()`` and ``int()`` refused it (a 500).
             "model_choice": row_id(chosen) or policy.serving_model_id,
             "stale_ids": selectors.policy_stale_draft_ids(versions=versions),

@@ -278,3 +278,48 @@ def test_queue_button_is_bounded_and_counts_the_drafts_still_waiting(
     assert "Queued 2 new Tag2CoT tasks." in third and "due a task" not in third
     assert len(messages) == 5 and Tag2CotTask.objects.count() == 5
     assert "None can be queued now: 3 model drafts are still waiting" in third  # 1 earlier, 2 new
+
+
+def test_an_accepted_correction_closes_the_open_task_of_its_decision(policy_version, make_user):
+    """A task opened before a correction of its decision was accepted stayed open: a labeler could still write a
+    second CoT for the decision. Accepting closes it (superseded, naming the correction), the list says so under
+    its own tab, writing it is refused, and the SFT data holds the correction alone."""
+    from annotation.services import cot_correction_accept, cot_correction_save
+    from training.data import sft_records_collect
+
+    decision = DecisionFactory(policy_version=policy_version, label="正向")
+    ItemLabel.objects.create(video=decision.video, label="引导私下交易", source="review")
+    other = DecisionFactory(policy_version=policy_version, label="正向")
+    ItemLabel.objects.create(video=other.video, label="引导私下交易", source="review")
+    task, untouched = sorted(tag2cot_tasks_queue().created, key=lambda t: t.decision_id != decision.pk)
+    alice, bob, carol = make_user("labeler"), make_user("labeler"), make_user("labeler")
+    ca = Client()
+    ca.force_login(alice)
+    assert ca.post(reverse("annotation:tag2cot_claim", args=[task.pk])).status_code == 302  # Alice is writing it
+    correction = CotCorrectionFactory(decision=decision, label="引导私下交易", author=bob)
+
+    cot_correction_accept(correction=correction, by=carol, base_revision=correction.revision)
+
+    task.refresh_from_db()
+    untouched.refresh_from_db()
+    assert (task.status, task.superseded_by_id, task.lease_expires_at) == ("superseded", correction.pk, None)
+    assert untouched.status == "open"  # another decision's task stays
+    form = {f"stage-{k}": f"label: 引导私下交易 {k}" for k in STAGE_KEYS}
+    resp = ca.post(reverse("annotation:tag2cot_write", args=[task.pk]), form)
+    assert resp.status_code == 400 and f"correction #{correction.pk} of the same decision was accepted" in (
+        resp.content.decode()
+    )
+    listed = ca.get(reverse("annotation:tag2cot_list"), {"status": "superseded"}).content.decode()
+    assert f"#{task.pk}<" in listed and f'superseded by <a href="/annotation/corrections/{decision.pk}/">' in listed
+    assert f"correction #{correction.pk}</a>" in listed and f"#{untouched.pk}<" not in listed
+    assert f"#{task.pk}<" not in ca.get(reverse("annotation:tag2cot_list")).content.decode()  # gone from Open
+    records = [r for r in sft_records_collect() if r.decision_id == decision.pk]
+    assert [r.source for r in records] == ["correction"]
+
+    # Revised, the correction is not accepted any more (it may yet be rejected): the task is open again.
+    stages = {s["key"]: s["text"] for s in correction.stages}
+    cot_correction_save(
+        decision=decision, author=bob, stages=stages, label="引导私下交易", base_revision=correction.revision
+    )
+    task.refresh_from_db()
+    assert (task.status, task.superseded_by_id) == ("open", None)

@@ -118,6 +118,8 @@ ACCESS: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "moderation:ops_missing_decisions": ("GET", (OPS,)),
     "moderation:ops_missing_decision_retry": ("POST", (OPS,)),
     "moderation:ops_missing_decision_dismiss": ("POST", (OPS,)),
+    "moderation:ops_policy_missing": ("GET", (OPS,)),
+    "moderation:ops_policy_missing_repair": ("POST", (OPS,)),
     "moderation:ops_repro_failed_retry": ("POST", (OPS,)),
     "moderation:ops_repro_failed_dismiss": ("POST", (OPS,)),
     "moderation:tag_queue": ("GET", (REVIEW,)),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -118,6 +119,26 @@ def test_the_build_says_how_many_records_each_source_gave(client_as, training_di
     assert "By source: Finished Tag2CoT reasoning 2 · Accepted CoT correction 1." in said
     event = AuditEvent.objects.get(action="dataset.build")
     assert event.payload["sources"] == {"correction": 1, "tag2cot": 2}
+
+
+def test_the_datasets_list_shows_each_versions_records_per_source_as_its_build_counted(
+    client_as, training_dirs, policy_version, cot_correction, override_review
+):
+    """The datasets table showed totals only: which human work a snapshot was built from was said once, in the
+    build's message. Each row now says it, from the counts its build recorded (no read of its records)."""
+    Tag2CotTaskFactory(decision__policy_version=policy_version)
+    Tag2CotTaskFactory(decision__policy_version=policy_version)
+    sft = sft_dataset_build(created_by=None)
+    dpo = preference_dataset_build(created_by=None)
+    assert sft.source_counts == {"correction": 1, "tag2cot": 2}
+    assert dpo.source_counts == {"correction": 1, "override": 1, "tag2cot": 2}
+    SftRecord.objects.filter(dataset=sft).delete()  # what the list shows is the build's count
+
+    page = client_as("admin").get(reverse("training:job_list")).content.decode()
+
+    rows = {m[0]: m[1] for m in re.findall(r"<td>(\d+)</td>.*?<td class=\"dataset-sources\">(.*?)</td>", page, re.S)}
+    assert rows[str(sft.pk)] == "Finished Tag2CoT reasoning 2 · Accepted CoT correction 1"
+    assert rows[str(dpo.pk)] == ("Finished Tag2CoT reasoning 2 · Labeler CoT correction 1 · Reviewer override 1")
 
 
 def test_finished_tag2cot_tasks_count_towards_a_new_data_retrain_rule(training_dirs, policy_version):

@@ -268,3 +268,29 @@ def test_beat_drops_the_consistent_videos_rows_so_a_quiet_week_does_not_pile_up(
     configure_routing(app)
     assert [e["schedule"] for e in app.conf.beat_schedule.values() if e["task"] == name] == [300.0]
     assert TASK_ROUTES[name] is TaskQueue.DEFAULT
+
+
+@pytest.mark.django_db
+def test_a_load_with_more_videos_listed_than_its_bound_checks_the_whole_library(
+    policy_version: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every video listed (a policy made auto-applied, a bulk import before the beat's prune) passing each id to
+    the checks cost 2.7 times the whole-library checks at 100,000 videos: past ``LISTED_MOST`` a load reads the list
+    only as far as its bound and checks the whole library, with the same figures."""
+    from moderation.ops import checks
+
+    monkeypatch.setattr(checks, "LISTED_MOST", 3)
+    queue = review_queue_default()
+    routed = [DecisionFactory(policy_version=policy_version) for _ in range(3)]
+    ReviewTask.objects.bulk_create(ReviewTask(decision=d, queue=queue) for d in routed)
+    DecisionFactory(policy_version=policy_version)  # unrouted
+    assert RoutingRecheck.objects.values("video_id").distinct().count() == 4
+
+    with CaptureQueriesContext(connection) as ctx:
+        page = _assert_exact({"unrouted": 1})
+    reads = [q["sql"] for q in ctx.captured_queries if '"moderation_routingrecheck"' in q["sql"]]
+    assert reads and all("LIMIT 4" in sql for sql in reads[:1])  # the list read as far as the bound
+    checks_sql = [q["sql"] for q in ctx.captured_queries if ORPHAN_KINDS in q["sql"] or HALF_DECIDED in q["sql"]]
+    assert len(checks_sql) >= 3 and not [sql for sql in checks_sql if "unnest(" in sql]  # the whole library
+    monkeypatch.setattr(checks, "LISTED_MOST", 4)
+    assert _page() == page  # listed ids again: the same figures
