@@ -167,8 +167,17 @@ function pickerFilter(input) {
     any = any || show;
   }
   closeGroup();
+  // A word only the policy's newer version has (a pending item keeps the version it was routed under): say so.
+  const newer = picker.querySelector("[data-pick-newer]");
+  const names = q && !any && newer
+    ? [...picker.querySelectorAll("[data-pick-newer-option]")].filter((el) => el.dataset.search.includes(q)).map((el) => el.dataset.name)
+    : [];
+  if (newer) {
+    newer.querySelector("[data-pick-newer-names]").textContent = names.join(", ");
+    newer.hidden = !names.length;
+  }
   const none = picker.querySelector("[data-pick-none]");
-  if (none) none.hidden = any;
+  if (none) none.hidden = any || names.length > 0;
 }
 
 document.addEventListener("input", (ev) => {

@@ -53,7 +53,7 @@ from moderation.media.selectors import (
     videos_all_open_to,
 )
 from moderation.policies.models import PolicyVersion
-from moderation.policies.selectors import policy_label_groups, policy_label_search_text
+from moderation.policies.selectors import policy_label_groups, policy_label_search_text, policy_version_active
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.counts import FOLD_AT, counts_cached, counts_fold, counts_generations, counts_keep
 from moderation.review.models import (
@@ -1095,6 +1095,22 @@ def review_decision_relabelled(*, decision: Decision) -> Any | None:
     return correction
 
 
+def review_newer_version_labels(*, version: Any, search: dict[str, str]) -> tuple[Any | None, list[dict[str, str]]]:
+    """The policy's active version when it is newer than ``version`` (the one a pending item keeps), and its labels
+    whose filter text ``version`` lacks: a new label, or new keywords on one. The override filter found nothing for
+    a word only the newer version has ("No label matches", hwalk22 m10); these let it say that vN has it."""
+    active = policy_version_active(policy_id=version.policy_id)
+    if active is None or active.pk == version.pk or active.number < version.number:
+        return None, []
+    names = active.label_names()
+    newer = policy_label_search_text(version=active)
+    return active, [
+        {"key": key, "name": names.get(key, key), "search": text}
+        for key, text in newer.items()
+        if search.get(key) != text
+    ]
+
+
 def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = False) -> dict[str, Any]:
     """Everything the review screen shows about ``task`` (fetched by ``review_task_get``) to ``user``.
 
@@ -1106,7 +1122,10 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
     spec = version.spec()
     media = video_media_for_display(video=decision.video, comments=video_comments_from_preview(task))
     search = policy_label_search_text(version=version)
+    newer_version, newer_labels = review_newer_version_labels(version=version, search=search)
     return {
+        "newer_version": newer_version,
+        "newer_labels": newer_labels,
         **media,
         "task": task,
         "decision": decision,

@@ -128,6 +128,33 @@ def test_the_override_label_filter_finds_a_label_by_its_policy_keywords(make_tas
     assert found("non-violative") == ["正向"]
 
 
+def test_the_override_filter_says_a_newer_policy_version_has_a_label_the_items_version_lacks(make_task, make_user):
+    """Walked (hwalk22 m10): "loan", a keyword only v2 has, said "No label matches" on an item kept under v1."""
+    import copy
+
+    from moderation.policies.services import policy_version_create_draft, policy_version_publish
+
+    task = make_task()
+    v1 = task.decision.policy_version
+    taxonomy = copy.deepcopy(v1.taxonomy)
+    tag = taxonomy[0]["tags"][0]
+    tag["keywords"].append("fast loan")
+    editor = make_user("policy_editor")
+    v2 = policy_version_publish(
+        version=policy_version_create_draft(policy=v1.policy, taxonomy=taxonomy, by=editor, notes="loans"), by=editor
+    )
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    html = _login(user).get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert f'value="{tag["key"]}"' in html  # the form keeps v1's labels
+    pinned = re.findall(r'data-search="([^"]*)"><input type="radio"', html)
+    assert not any("loan" in text for text in pinned)
+    hint = html.split("data-pick-newer hidden>")[1].split("</p>")[0]
+    assert f"decided under v{v1.number}" in hint and f"v{v2.number} (newer) has" in hint
+    newer = re.findall(r'<span data-pick-newer-option data-search="([^"]*)" data-name="([^"]*)"', html)
+    assert [(unescape(name)) for text, name in newer if "loan" in text] == [f"{tag['name']} ({tag['key']})"]
+
+
 def test_the_review_screen_is_never_served_from_the_browser_cache(make_task, make_user):
     """Back after Release must not show the released item's live form from the cache or bfcache: the
     screen (full page and the prefetched partial) says no-store, so the browser asks the server again."""
