@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 
 import pytest
 from django.test import Client
@@ -398,3 +399,21 @@ def test_a_draft_without_notes_publishes_only_with_a_change_note_written_on_the_
     assert draft.is_active and draft.notes == "Loan keywords for false benefits"
     detail = client.get(reverse("moderation:policy_detail", args=[policy_version.policy.pk])).content.decode()
     assert "Change note: Loan keywords for false benefits" in detail
+
+
+def test_a_refused_save_page_keeps_the_current_json_and_the_kept_edit_is_not_called_unsent(policy_version, client_as):
+    """Walked (hwalk22 p12/p13): after a refused save the editor said "Restored your unsent edit" (it was sent, and
+    refused) and opened the JSON panel on an empty box, the kept state of an emptied JSON box put back over the
+    current JSON. The box is marked so that an empty kept value is never put back (static/workbench.js)."""
+    from django.conf import settings
+
+    client = client_as("policy_editor")
+    url = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+    refused = client.post(url, {"mode": "json", "taxonomy_json": "", "base": policy_version.pk})
+    assert refused.status_code == 400
+    page = client.post(url, {**_structured_post(policy_version.taxonomy), "c0t0-key": ""}).content.decode()
+    box = re.search(r'<textarea name="taxonomy_json"[^>]*>([^<]*)</textarea>', page)
+    assert box is not None and "data-unsent-not-blank" in box.group(0)
+    assert json.loads(unescape(box.group(1))) == policy_version.taxonomy  # the current JSON, drawn by the server
+    script = (settings.BASE_DIR / "static" / "workbench.js").read_text()
+    assert "[data-unsent-not-blank]" in script and "it was sent but not saved" in script
