@@ -282,9 +282,9 @@ def test_a_version_never_evaluated_is_said_neutrally_with_the_way_to_evaluate_it
     assert row is not None
     assert 'class="error"' not in row[1] and "has no finished evaluation" not in row[1]
     assert 'class="hint gate-not-evaluated">Not evaluated yet' in row[1]
-    assert f'href="{reverse("training:model_list")}?version={version.pk}#evaluate">Evaluate brand-new</a>' in row[1]
+    assert f'href="{reverse("training:model_list")}?evaluate={version.pk}">Evaluate brand-new</a>' in row[1]
     # The link opens the form with this version chosen.
-    form = client_as("admin").get(reverse("training:model_list"), {"version": version.pk}).content.decode()
+    form = client_as("admin").get(reverse("training:model_list"), {"evaluate": version.pk}).content.decode()
     assert re.search(rf'<option value="{version.pk}" selected>brand-new</option>', form)
 
 
