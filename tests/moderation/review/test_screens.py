@@ -259,6 +259,30 @@ def test_service_errors_become_messages_not_500(make_task, make_user):
     assert "Choose the label" in resp.content.decode()
 
 
+def test_a_refused_verdict_puts_the_focus_on_why_not_on_the_page_body(make_task, make_user):
+    """Walked (hwalk22 m04): a refused approve left the focus on the body. Sent as a plain form, the refusal's
+    message takes it (server-rendered autofocus); the screen's own check (static/review.js) focuses the field."""
+    from django.conf import settings
+
+    task = make_task()
+    client = _login(make_user("moderator"))
+    client.post(reverse("moderation:claim_next"))
+    resp = client.post(
+        reverse("moderation:review_submit", args=[task.pk]),
+        {"verdict": "override", "label": task.decision.policy_version.safe_label + "-nope"},
+        follow=True,
+    )
+    page = resp.content.decode()
+    focused = re.findall(r'<li class="msg-error" tabindex="-1" autofocus>([^<]*)</li>', page)
+    assert len(focused) == 1 and "is not a label of policy" in unescape(focused[0])
+    assert page.count("autofocus") == 1
+    # A page without a refusal focuses nothing.
+    again = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert "autofocus" not in again
+    script = (settings.BASE_DIR / "static" / "review.js").read_text()
+    assert "field: firstSeverity()" in script and "target.focus()" in script
+
+
 def test_submit_by_someone_who_lost_the_item_is_refused(make_task, make_user):
     task = make_task()
     alice, bob = make_user("moderator"), make_user("moderator")
