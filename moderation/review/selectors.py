@@ -509,21 +509,29 @@ def review_videos_in_pipeline() -> dict[str, int]:
     chosen its queue, so whether it will land in a restricted queue (and be hidden from this reviewer) cannot be
     known; a video not decided yet is open only to its uploader and the admins (``video_open_to_q``). A decided
     video is never counted: its items are in the queues already, where the visibility rule applies. One query."""
+    videos, counts = _videos_in_pipeline()
+    return review_videos_in_pipeline_counts(videos.aggregate(**counts))
+
+
+def _videos_in_pipeline() -> tuple[QuerySet[Video], dict[str, Count]]:
     decided = Decision.objects.filter(video_id=OuterRef("pk"))
-    found = (
-        Video.objects.filter(VIDEOS_IN_PIPELINE | VIDEOS_FAILED_UNDECIDED)
-        .filter(~Exists(decided))
-        .aggregate(
-            processing=Count("pk", filter=VIDEOS_IN_PIPELINE),
-            failed=Count("pk", filter=VIDEOS_FAILED_UNDECIDED & ~Q(error_kind__in=Video.FILE_FAULT_KINDS)),
-            unprocessable=Count("pk", filter=VIDEOS_UNPROCESSABLE),
-        )
-    )
-    return {
-        "processing": found["processing"] or 0,
-        "failed": found["failed"] or 0,
-        "unprocessable": found["unprocessable"] or 0,
+    videos = Video.objects.filter(VIDEOS_IN_PIPELINE | VIDEOS_FAILED_UNDECIDED).filter(~Exists(decided))
+    return videos, {
+        "processing": Count("pk", filter=VIDEOS_IN_PIPELINE),
+        "failed": Count("pk", filter=VIDEOS_FAILED_UNDECIDED & ~Q(error_kind__in=Video.FILE_FAULT_KINDS)),
+        "unprocessable": Count("pk", filter=VIDEOS_UNPROCESSABLE),
     }
+
+
+def review_videos_in_pipeline_row() -> QuerySet[Any]:
+    """``review_videos_in_pipeline`` as a single-row query (``workbench.db.aggregate_row``), for a page that reads
+    it beside other counts in one statement (the home); ``review_videos_in_pipeline_counts`` reads the row."""
+    videos, counts = _videos_in_pipeline()
+    return aggregate_row(videos, **counts)
+
+
+def review_videos_in_pipeline_counts(row: dict[str, Any]) -> dict[str, int]:
+    return {key: row.get(key) or 0 for key in ("processing", "failed", "unprocessable")}
 
 
 def review_nothing_to_claim_text(*, queues: Iterable[ReviewQueue], user: User) -> str:
@@ -1306,7 +1314,10 @@ def review_home_rows(*, user: User) -> dict[str, QuerySet[Any]]:
             n=Count("pk"),
             overrides=Count("pk", filter=Q(verdict=Review.Verdict.OVERRIDE)),
             gold=Count("pk", filter=Q(gold_correct__isnull=False)),
-        )
+        ),
+        # The videos still on their way to the queues, said as the queue list says it (hwalk22 m01: the home said
+        # nothing of them while an item was claimable): in the same statement, so the home pays no read for it.
+        "pipeline": review_videos_in_pipeline_row(),
     }
 
 
@@ -1359,9 +1370,10 @@ def review_home_for(*, user: User, counted: dict[str, dict[str, Any]] | None = N
         "queues": rows,
         "held": sorted(held.values(), key=lambda t: (t.claimed_at, t.pk)),
         "today": {**done, "median_s": seconds[len(seconds) // 2] if seconds else None},
-        # Nothing to claim: how many videos are still on their way (or stopped), as the queue list says, so an
-        # upload just made does not read as lost. Counted (one query) only then; a count, never a title.
-        "pipeline": review_videos_in_pipeline() if rows and not any(r["claimable"] for r in rows) else None,
+        # How many videos are still on their way (or stopped), as the queue list says, so an upload just made does
+        # not read as lost: a count, never a title, read with the other counts (``review_home_rows``).
+        "pipeline": review_videos_in_pipeline_counts(counted["pipeline"]),
+        "claimable": any(r["claimable"] for r in rows),
     }
 
 
