@@ -228,14 +228,18 @@
   }
 
   // The one mistake worth catching before the screen moves on (the server checks everything again).
+  // A refusal said before sending: its text, and the field to fix, which takes the focus (focus stayed on the page's
+  // body after "a" without a severity, hwalk22 m04: the reviewer had to find the severities by hand).
   function clientCheck(form, submitter) {
+    const filter = form.querySelector("[data-picker-filter]");
+    const firstSeverity = () => form.querySelector("input[name=severity]:not(:disabled)");
     const chosen = form.querySelector("input[name=label]:checked");
     if (submitter && submitter.value === "override" && !chosen) {
-      return "Choose the label that replaces the model's verdict (press o and type).";
+      return { text: "Choose the label that replaces the model's verdict (press o and type).", field: filter };
     }
     // The server refuses these two overrides too; said here, before the screen moves on and comes back refused.
     if (submitter && submitter.value === "override" && chosen.value === form.dataset.modelLabel) {
-      return `${chosen.value} is the model's own label: approve (a) to keep it, or choose another label.`;
+      return { text: `${chosen.value} is the model's own label: approve (a) to keep it, or choose another label.`, field: filter };
     }
     if (submitter && submitter.value === "override" && !form.querySelector("input[name=severity]:checked")) {
       const allowed = (chosen.dataset.severities || "").split(" ").filter(Boolean);
@@ -243,7 +247,7 @@
         const keys = [...form.querySelectorAll("input[name=severity]")]
           .filter((r) => allowed.includes(r.value))
           .map((r) => `${r.dataset.hotkey} ${r.value}`);
-        return `“${chosen.value}” is a violation: choose its severity (${keys.join(", ")}), then override.`;
+        return { text: `“${chosen.value}” is a violation: choose its severity (${keys.join(", ")}), then override.`, field: firstSeverity() };
       }
     }
     // Approving a violation the model gave no severity: the server refuses it, and the screen had already moved
@@ -255,10 +259,10 @@
         const keys = [...form.querySelectorAll("input[name=severity]")]
           .filter((r) => allowed.includes(r.value))
           .map((r) => `${r.dataset.hotkey} ${r.value}`);
-        return `The model gave no severity for this violation: choose one (${keys.join(", ")}), then approve.`;
+        return { text: `The model gave no severity for this violation: choose one (${keys.join(", ")}), then approve.`, field: firstSeverity() };
       }
     }
-    return "";
+    return null;
   }
 
   async function decide(form, submitter) {
@@ -275,7 +279,12 @@
     const problem = clientCheck(form, submitter);
     const box = decided.querySelector("[data-review-failure]");
     if (problem) {
-      if (box) { box.hidden = false; box.textContent = problem; }
+      if (box) { box.hidden = false; box.textContent = problem.text; }
+      const target = problem.field || box;
+      if (target) {
+        if (target === box) box.tabIndex = -1;
+        target.focus();
+      }
       return;
     }
     if (box) box.hidden = true;

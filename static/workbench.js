@@ -167,8 +167,17 @@ function pickerFilter(input) {
     any = any || show;
   }
   closeGroup();
+  // A word only the policy's newer version has (a pending item keeps the version it was routed under): say so.
+  const newer = picker.querySelector("[data-pick-newer]");
+  const names = q && !any && newer
+    ? [...picker.querySelectorAll("[data-pick-newer-option]")].filter((el) => el.dataset.search.includes(q)).map((el) => el.dataset.name)
+    : [];
+  if (newer) {
+    newer.querySelector("[data-pick-newer-names]").textContent = names.join(", ");
+    newer.hidden = !names.length;
+  }
   const none = picker.querySelector("[data-pick-none]");
-  if (none) none.hidden = any;
+  if (none) none.hidden = any || names.length > 0;
 }
 
 document.addEventListener("input", (ev) => {
@@ -497,8 +506,9 @@ function unsentRead(key) {
 function unsentRestore(form) {
   const key = unsentKey(form.dataset.keepUnsent);
   if (!key) return;
-  const saved = unsentRead(key);
-  if (!saved || !saved.state) return;
+  const read = unsentRead(key);
+  if (!read || !read.state) return;
+  const saved = unsentDropBlank(form, read);
   const redrawn = unsentRedraw(form, saved);
   const current = unsentState(form);
   const fields = Object.keys(saved.state);
@@ -545,8 +555,19 @@ function unsentRestore(form) {
   unsentNotice(form, key, saved);
 }
 
+// A field marked data-unsent-not-blank (the whole taxonomy as JSON) is never put back empty over what the page drew:
+// an emptied JSON box is no edit to keep, and the panel opened on an empty box instead of the current JSON (hwalk22).
+function unsentDropBlank(form, saved) {
+  const state = { ...saved.state };
+  for (const el of form.querySelectorAll("[data-unsent-not-blank]")) {
+    if (el.name in state && !String(state[el.name]).trim() && el.value.trim()) delete state[el.name];
+  }
+  return { ...saved, state };
+}
+
 function unsentNotice(form, key, saved, reshown = false) {
-  localStorage.setItem(key, JSON.stringify({ ...saved, sent: false }));
+  const refused = Boolean(saved.sent || saved.refused); // kept as said, for the page opened again
+  localStorage.setItem(key, JSON.stringify({ ...saved, sent: false, refused }));
   const folded = form.closest("details");
   if (folded) folded.open = true;
   const at = new Date(saved.at);
@@ -555,7 +576,12 @@ function unsentNotice(form, key, saved, reshown = false) {
   note.className = "panel notice";
   note.setAttribute("role", "status");
   note.dataset.unsentNotice = "";
-  note.append(`Restored your unsent edit from ${time} — `);
+  // Sent, then refused (a save the server turned down, this form or the page's other one): it was not "unsent".
+  note.append(
+    refused
+      ? `Put back your edit from ${time}: it was sent but not saved — `
+      : `Restored your unsent edit from ${time} — `,
+  );
   const discard = document.createElement("button");
   discard.type = "button";
   discard.textContent = "Discard";

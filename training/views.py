@@ -328,7 +328,14 @@ def _render_models(
 @permission_required(Perm.MANAGE_TRAINING)
 def model_list(request: HttpRequest) -> HttpResponse:
     only, problem = selectors.model_version_filter(raw=request.GET.get("version"))
-    form = EvaluationStartForm(initial={"model_version": only.pk} if only else None)
+    # "Evaluate <version>" (a gate's link) chooses the version in the form and opens on it, the registry unfiltered:
+    # it reused ``?version=``, which showed the one model's row alone (hwalk22 a16).
+    evaluate, evaluate_problem = selectors.model_version_filter(raw=request.GET.get("evaluate"))
+    chosen = evaluate or only
+    form = EvaluationStartForm(initial={"model_version": chosen.pk} if chosen else None)
+    if evaluate is not None:
+        form.fields["model_version"].widget.attrs["autofocus"] = True
+    problem = problem or evaluate_problem
     return _render_models(request, form, only=only, problem=problem, status=404 if problem else 200)
 
 

@@ -43,6 +43,11 @@ class StalePublishError(ModerationError):
     editor has not confirmed that (or confirmed it for another active version than the one live now)."""
 
 
+class PublishNoteMissingError(ModerationError):
+    """A draft without a change note cannot be published from the confirm step: the versions table and the
+    History would show the new version with nothing beside it, and the diff says what changed, never why."""
+
+
 class StaleActivationError(ModerationError):
     """Making an earlier version active again would replace another version than the one the editor confirmed
     replacing: another version became active since the confirm step was drawn."""
@@ -288,6 +293,7 @@ def policy_version_publish(
     by: User | AnonymousUser | None,
     replaces: int | None = None,
     reason: str = "",
+    notes: str | None = None,
 ) -> PolicyVersion:
     """Publish a draft and make it the policy's active version, all in one transaction.
 
@@ -302,6 +308,12 @@ def policy_version_publish(
     active since. A confirmed publish over a stale base writes what it replaced, who
     confirmed it and ``reason`` into the version's ``publish_note`` and the audit log. This is the one
     publish path (the version page calls it; a command or an API must too), so none skips the question.
+
+    ``notes``: the change note typed on the confirm step (the version page always sends it). A draft saved
+    without notes takes it as its notes; when the draft has none and ``notes`` is blank the publish is refused
+    with :class:`PublishNoteMissingError` (a policy team reads "what changed and why" beside every published
+    version; the diff already lists what, so an automatic summary would say nothing new). ``None`` (seeding,
+    scripts) leaves the notes as they are.
     """
     _require_editor(by)
     Policy.objects.select_for_update().get(pk=version.policy_id)
@@ -357,6 +369,16 @@ def policy_version_publish(
             f"Confirmed by {by.get_username()}." + (f" Reason: {reason}" if reason else "")  # type: ignore[union-attr]
         )
         PolicyVersion.objects.filter(pk=version.pk).update(publish_note=version.publish_note)
+    note_added = False
+    if notes is not None and not version.notes:
+        notes = shown_text(storable_text(notes)).strip()
+        if not notes:
+            raise PublishNoteMissingError(
+                f"Not published: v{version.number} has no change note. Write what changed and why in "
+                '"Change note"; it is shown beside the version in the versions table and in the History.'
+            )
+        version.notes, note_added = notes, True
+        PolicyVersion.objects.filter(pk=version.pk).update(notes=notes)
     _make_active(version)
     payload: dict[str, Any] = {
         "policy": version.policy_id,
@@ -365,6 +387,8 @@ def policy_version_publish(
         "started_from": version.based_on.number if version.based_on else None,
         "replaced_changes_confirmed": stale is not None,
     }
+    if note_added:
+        payload["notes"] = version.notes
     if stale is not None:
         payload |= {"replaced_changes": len(stale.changes), "reason": reason}
     policy_version_activated.send(

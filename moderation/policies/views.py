@@ -89,7 +89,14 @@ def policy_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _version_page(
-    request: HttpRequest, version: PolicyVersion, *, confirm: str, refused: str = "", reason: str = ""
+    request: HttpRequest,
+    version: PolicyVersion,
+    *,
+    confirm: str,
+    refused: str = "",
+    reason: str = "",
+    note_refused: str = "",
+    notes: str = "",
 ) -> HttpResponse:
     """``refused`` and ``reason``: a confirmed publish or re-activation refused because another version became
     active meanwhile shows the confirm step again, for the version active now, with the reason as typed."""
@@ -113,8 +120,10 @@ def _version_page(
             "confirming": confirm,
             "publish_refused": refused if confirm else "",
             "typed_reason": reason if confirm else "",
+            "note_refused": note_refused if confirm else "",
+            "typed_notes": notes if confirm else "",
         },
-        status=400 if refused and confirm else 200,
+        status=400 if (refused or note_refused) and confirm else 200,
     )
 
 
@@ -261,12 +270,17 @@ def policy_version_publish(request: HttpRequest, pk: int) -> HttpResponse:
     ``reason``. A publish without the step publishes nothing and opens the step."""
     version = get_object_or_404(PolicyVersion, pk=pk)
     replaces, reason = _int(request.POST.get("replaces")), request.POST.get("reason", "")
+    notes = request.POST.get("notes", "")
     if request.POST.get("confirm") != "publish" and replaces is None:
         return _to_confirm_step(version, "publish")
     try:
-        services.policy_version_publish(version=version, by=request.user, replaces=replaces, reason=reason)
+        services.policy_version_publish(version=version, by=request.user, replaces=replaces, reason=reason, notes=notes)
+    except services.PublishNoteMissingError as exc:  # the step again, the message on its note field
+        return _version_page(request, version, confirm="publish", note_refused=str(exc), reason=reason[:1000])
     except services.StalePublishError as exc:  # the confirm step again, with what was typed
-        return _version_page(request, version, confirm="publish", refused=str(exc), reason=reason[:1000])
+        return _version_page(
+            request, version, confirm="publish", refused=str(exc), reason=reason[:1000], notes=notes[:5000]
+        )
     except ModerationError as exc:
         messages.error(request, str(exc))
         return redirect("moderation:policy_version", pk=pk)

@@ -53,7 +53,7 @@ from moderation.media.selectors import (
     videos_all_open_to,
 )
 from moderation.policies.models import PolicyVersion
-from moderation.policies.selectors import policy_label_groups, policy_label_search_text
+from moderation.policies.selectors import policy_label_groups, policy_label_search_text, policy_version_active
 from moderation.review.agreement import cohen_kappa, krippendorff_alpha_nominal
 from moderation.review.counts import FOLD_AT, counts_cached, counts_fold, counts_generations, counts_keep
 from moderation.review.models import (
@@ -509,21 +509,29 @@ def review_videos_in_pipeline() -> dict[str, int]:
     chosen its queue, so whether it will land in a restricted queue (and be hidden from this reviewer) cannot be
     known; a video not decided yet is open only to its uploader and the admins (``video_open_to_q``). A decided
     video is never counted: its items are in the queues already, where the visibility rule applies. One query."""
+    videos, counts = _videos_in_pipeline()
+    return review_videos_in_pipeline_counts(videos.aggregate(**counts))
+
+
+def _videos_in_pipeline() -> tuple[QuerySet[Video], dict[str, Count]]:
     decided = Decision.objects.filter(video_id=OuterRef("pk"))
-    found = (
-        Video.objects.filter(VIDEOS_IN_PIPELINE | VIDEOS_FAILED_UNDECIDED)
-        .filter(~Exists(decided))
-        .aggregate(
-            processing=Count("pk", filter=VIDEOS_IN_PIPELINE),
-            failed=Count("pk", filter=VIDEOS_FAILED_UNDECIDED & ~Q(error_kind__in=Video.FILE_FAULT_KINDS)),
-            unprocessable=Count("pk", filter=VIDEOS_UNPROCESSABLE),
-        )
-    )
-    return {
-        "processing": found["processing"] or 0,
-        "failed": found["failed"] or 0,
-        "unprocessable": found["unprocessable"] or 0,
+    videos = Video.objects.filter(VIDEOS_IN_PIPELINE | VIDEOS_FAILED_UNDECIDED).filter(~Exists(decided))
+    return videos, {
+        "processing": Count("pk", filter=VIDEOS_IN_PIPELINE),
+        "failed": Count("pk", filter=VIDEOS_FAILED_UNDECIDED & ~Q(error_kind__in=Video.FILE_FAULT_KINDS)),
+        "unprocessable": Count("pk", filter=VIDEOS_UNPROCESSABLE),
     }
+
+
+def review_videos_in_pipeline_row() -> QuerySet[Any]:
+    """``review_videos_in_pipeline`` as a single-row query (``workbench.db.aggregate_row``), for a page that reads
+    it beside other counts in one statement (the home); ``review_videos_in_pipeline_counts`` reads the row."""
+    videos, counts = _videos_in_pipeline()
+    return aggregate_row(videos, **counts)
+
+
+def review_videos_in_pipeline_counts(row: dict[str, Any]) -> dict[str, int]:
+    return {key: row.get(key) or 0 for key in ("processing", "failed", "unprocessable")}
 
 
 def review_nothing_to_claim_text(*, queues: Iterable[ReviewQueue], user: User) -> str:
@@ -1095,6 +1103,22 @@ def review_decision_relabelled(*, decision: Decision) -> Any | None:
     return correction
 
 
+def review_newer_version_labels(*, version: Any, search: dict[str, str]) -> tuple[Any | None, list[dict[str, str]]]:
+    """The policy's active version when it is newer than ``version`` (the one a pending item keeps), and its labels
+    whose filter text ``version`` lacks: a new label, or new keywords on one. The override filter found nothing for
+    a word only the newer version has ("No label matches", hwalk22 m10); these let it say that vN has it."""
+    active = policy_version_active(policy_id=version.policy_id)
+    if active is None or active.pk == version.pk or active.number < version.number:
+        return None, []
+    names = active.label_names()
+    newer = policy_label_search_text(version=active)
+    return active, [
+        {"key": key, "name": names.get(key, key), "search": text}
+        for key, text in newer.items()
+        if search.get(key) != text
+    ]
+
+
 def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = False) -> dict[str, Any]:
     """Everything the review screen shows about ``task`` (fetched by ``review_task_get``) to ``user``.
 
@@ -1106,7 +1130,10 @@ def review_screen_context(*, task: ReviewTask, user: User, prefetch: bool = Fals
     spec = version.spec()
     media = video_media_for_display(video=decision.video, comments=video_comments_from_preview(task))
     search = policy_label_search_text(version=version)
+    newer_version, newer_labels = review_newer_version_labels(version=version, search=search)
     return {
+        "newer_version": newer_version,
+        "newer_labels": newer_labels,
         **media,
         "task": task,
         "decision": decision,
@@ -1287,7 +1314,10 @@ def review_home_rows(*, user: User) -> dict[str, QuerySet[Any]]:
             n=Count("pk"),
             overrides=Count("pk", filter=Q(verdict=Review.Verdict.OVERRIDE)),
             gold=Count("pk", filter=Q(gold_correct__isnull=False)),
-        )
+        ),
+        # The videos still on their way to the queues, said as the queue list says it (hwalk22 m01: the home said
+        # nothing of them while an item was claimable): in the same statement, so the home pays no read for it.
+        "pipeline": review_videos_in_pipeline_row(),
     }
 
 
@@ -1340,9 +1370,10 @@ def review_home_for(*, user: User, counted: dict[str, dict[str, Any]] | None = N
         "queues": rows,
         "held": sorted(held.values(), key=lambda t: (t.claimed_at, t.pk)),
         "today": {**done, "median_s": seconds[len(seconds) // 2] if seconds else None},
-        # Nothing to claim: how many videos are still on their way (or stopped), as the queue list says, so an
-        # upload just made does not read as lost. Counted (one query) only then; a count, never a title.
-        "pipeline": review_videos_in_pipeline() if rows and not any(r["claimable"] for r in rows) else None,
+        # How many videos are still on their way (or stopped), as the queue list says, so an upload just made does
+        # not read as lost: a count, never a title, read with the other counts (``review_home_rows``).
+        "pipeline": review_videos_in_pipeline_counts(counted["pipeline"]),
+        "claimable": any(r["claimable"] for r in rows),
     }
 
 

@@ -233,7 +233,8 @@ def _screen(request: HttpRequest, task: ReviewTask, *, prefetch: bool = False) -
     context = selectors.review_screen_context(task=task, user=_user(request), prefetch=prefetch)
     # A stored file gone from media storage is said on the screen (and recorded), not a broken player.
     check = video_media_verify(video=task.decision.video, keyframes=context["keyframes"], by=_user(request))
-    return {**context, "reveal": media_revealed(request), "media_check": check}
+    # A refusal said in the page's messages (a plain POST refused: severity missing) takes the focus (base.html).
+    return {**context, "reveal": media_revealed(request), "media_check": check, "focus_error_message": True}
 
 
 def _check_owner(request: HttpRequest, task: ReviewTask) -> None:

@@ -48,6 +48,8 @@ def _row(event: Any) -> PolicyHistoryRow:
             row.what += f" (confirmed replacing {p.get('replaced_changes', 0)} change(s) it was not started from)"
         if p.get("reason"):
             row.what += f". Reason: {p['reason']}"
+        if p.get("notes"):  # a note written on the publish step (the draft was saved without one)
+            row.what += f". Change note: {p['notes']}"
     else:
         row.what = f"Made v{number} active again" + (f", replacing v{replaced}" if replaced else "")
     return row

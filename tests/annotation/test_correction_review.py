@@ -323,3 +323,26 @@ def test_the_videos_page_says_an_accepted_correction_relabelled_it(decision, mak
         client.force_login(make_user(role))
         html = client.get(url).content.decode()
         assert said in html and (f'<a href="{link}">see the correction</a>' in html) == linked, role
+
+
+def test_a_reviewer_sees_the_authors_stage_texts_read_only_and_the_heading_in_one_style(decision, make_user):
+    """Walked (hwalk22 a05, l03): a second labeler reviewing a correction saw the stage textareas editable (and
+    "Submit for review") under Accept/Reject; the heading's "of" was heading-sized beside a small "video #5"."""
+    import re
+
+    author = make_user("labeler")
+    _save(decision, author)
+    url = reverse("annotation:correction_edit", args=[decision.pk])
+    reviewer, writer = Client(), Client()
+    reviewer.force_login(make_user("labeler"))
+    writer.force_login(author)
+    page = reviewer.get(url).content.decode()
+    stages = re.findall(r'<textarea name="stage-[^"]+"[^>]*>', page)
+    assert stages and all(" readonly" in t for t in stages)
+    assert re.search(r'<select name="label" disabled>', page)
+    assert 'value="submit"' not in page and 'value="draft"' not in page and 'id="review-read-only"' in page
+    assert '<small class="hint heading-sub">of <span class="video-number"' in page
+    # The author still edits their own.
+    own = writer.get(url).content.decode()
+    assert not any(" readonly" in t for t in re.findall(r'<textarea name="stage-[^"]+"[^>]*>', own))
+    assert 'value="submit"' in own

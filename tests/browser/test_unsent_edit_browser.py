@@ -42,7 +42,7 @@ def test_an_edit_sent_after_the_session_ended_is_back_after_signing_in(page, mak
     assert page.url.endswith(edit_url)
     notice = page.locator("[data-unsent-notice]")
     assert notice.is_visible()
-    assert "Restored your unsent edit from" in notice.inner_text()
+    assert "Put back your edit from" in notice.inner_text() and "it was sent but not saved" in notice.inner_text()
     assert notice.get_by_role("button", name="Discard").is_visible()
     assert name.input_value() == "Crime, reworded before lunch"
     assert page.locator('form.policy-editor textarea[name="notes"]').input_value() == "Clearer tag name"

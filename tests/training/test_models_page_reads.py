@@ -5,6 +5,7 @@ reads say."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -139,10 +140,13 @@ def test_a_candidate_refused_for_the_serving_models_missing_evaluation_links_to_
     row = page[page.index('data-version="candidate"') :]
     row = row[: row.index("</tr>")]
     assert "has no evaluation on the same set" in row
-    link = f"{reverse('training:model_list')}?version={serving.pk}#evaluate"
+    link = f"{reverse('training:model_list')}?evaluate={serving.pk}"
     assert f'<a href="{link}">Evaluate serving</a>' in row
     chosen = admin.get(link).content.decode()
     assert f'<option value="{serving.pk}" selected>' in chosen  # the Evaluate form opens with it chosen
+    # ... and focused, the registry not filtered to the one version (hwalk22 a16: ?version= showed its row alone).
+    assert re.search(r'<select name="model_version"[^>]*autofocus', chosen)
+    assert 'data-version="candidate"' in chosen and 'data-version="serving"' in chosen
     # Once the serving version has its evaluation on the set, the reason and the link are gone.
     _run(serving, policy_version, key="gold:a")
     page = admin.get(reverse("training:model_list")).content.decode()

@@ -282,9 +282,9 @@ def test_a_version_never_evaluated_is_said_neutrally_with_the_way_to_evaluate_it
     assert row is not None
     assert 'class="error"' not in row[1] and "has no finished evaluation" not in row[1]
     assert 'class="hint gate-not-evaluated">Not evaluated yet' in row[1]
-    assert f'href="{reverse("training:model_list")}?version={version.pk}#evaluate">Evaluate brand-new</a>' in row[1]
+    assert f'href="{reverse("training:model_list")}?evaluate={version.pk}">Evaluate brand-new</a>' in row[1]
     # The link opens the form with this version chosen.
-    form = client_as("admin").get(reverse("training:model_list"), {"version": version.pk}).content.decode()
+    form = client_as("admin").get(reverse("training:model_list"), {"evaluate": version.pk}).content.decode()
     assert re.search(rf'<option value="{version.pk}" selected>brand-new</option>', form)
 
 
@@ -333,3 +333,23 @@ def test_the_evaluate_forms_file_box_says_which_set_it_is_for(client_as) -> None
     assert "<label>File (KuaiMod-format file only) <input" in page
     assert "the gold set needs none." in page
     assert "<label>File <input" not in page
+
+
+def test_the_loss_and_reward_charts_name_their_axes_and_show_their_ranges(client_as, db):
+    """Walked (hwalk22 a09): the loss chart was a line in a box, no axis named, no value at either end."""
+    import re
+
+    from training.models import PreferenceDataset, TrainingJob
+
+    job = TrainingJob.objects.create(
+        dataset=PreferenceDataset.objects.create(name="pairs"),
+        history=[{"step": 1, "loss": 0.693, "reward": 0.1}, {"step": 2, "loss": 0.654, "reward": 0.25}],
+    )
+    page = client_as("admin").get(reverse("training:job_detail", args=[job.pk])).content.decode()
+    for chart, name, top, bottom in (("loss", "loss", "0.693", "0.654"), ("reward", "mean reward", "0.250", "0.100")):
+        figure = page.split(f'id="{chart}-chart"')[1].split("</figure>")[0]
+        y = re.search(r'<div class="chart-y"[^>]*>(.*?)</div>', figure)
+        x = re.search(r'<div class="chart-x"[^>]*>(.*?)</div>', figure)
+        assert y is not None and x is not None, chart
+        assert re.findall(r"<span[^>]*>([^<]*)</span>", y.group(1)) == [top, name, bottom]
+        assert re.findall(r"<span[^>]*>([^<]*)</span>", x.group(1)) == ["1", "training step", "2"]

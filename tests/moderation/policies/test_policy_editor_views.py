@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape
 
 import pytest
 from django.test import Client
@@ -224,7 +225,7 @@ def test_publishing_from_the_version_page_makes_the_draft_active(policy_version,
     page = client.get(reverse("moderation:policy_version", args=[draft.pk])).content.decode()
     assert "Publish and make active" in page and "Preview impact" in page
 
-    confirmed = {"confirm": "publish", "replaces": str(policy_version.number)}
+    confirmed = {"confirm": "publish", "replaces": str(policy_version.number), "notes": "Same taxonomy, re-published"}
     resp = client.post(reverse("moderation:policy_version_publish", args=[draft.pk]), confirmed, follow=True)
     assert resp.status_code == 200 and "is published and active" in resp.content.decode()
     assert list(PolicyVersion.objects.filter(is_active=True)) == [draft]
@@ -368,3 +369,51 @@ def test_the_diff_of_a_policy_with_one_version_says_there_is_nothing_to_compare_
     partial = client_as("moderator").get(url, HTTP_HX_REQUEST="true")
     text = partial.content.decode()
     assert partial.status_code == 200 and "<html" not in text and "nothing to compare yet" in text
+
+
+def test_a_draft_without_notes_publishes_only_with_a_change_note_written_on_the_step(
+    policy_version, make_user, client_as
+):
+    """Walked (hwalk22 p09/p10): v2 was published with empty notes; the versions table showed nothing beside it."""
+    draft = policy_version_create_draft(
+        policy=policy_version.policy, taxonomy=policy_version.taxonomy, by=make_user("admin")
+    )
+    client = client_as("policy_editor")
+    page_url = reverse("moderation:policy_version", args=[draft.pk])
+    step = client.get(page_url, {"confirm": "publish"}).content.decode()
+    form = step.split('id="publish-confirm"')[1].split("</form>")[0]
+    assert 'name="notes"' in form and "Change note" in form and "required" in form
+
+    publish_url = reverse("moderation:policy_version_publish", args=[draft.pk])
+    confirmed = {"confirm": "publish", "replaces": str(policy_version.number), "notes": "  "}
+    refused = client.post(publish_url, confirmed)
+    assert refused.status_code == 400
+    form = refused.content.decode().split('id="publish-confirm"')[1].split("</form>")[0]
+    assert f"Not published: v{draft.number} has no change note" in form
+    assert 'aria-describedby="publish-note-refused"' in form and "autofocus" in form
+    assert list(PolicyVersion.objects.filter(is_active=True)) == [policy_version]
+
+    done = client.post(publish_url, confirmed | {"notes": "Loan keywords for false benefits"}, follow=True)
+    assert "is published and active" in done.content.decode()
+    draft.refresh_from_db()
+    assert draft.is_active and draft.notes == "Loan keywords for false benefits"
+    detail = client.get(reverse("moderation:policy_detail", args=[policy_version.policy.pk])).content.decode()
+    assert "Change note: Loan keywords for false benefits" in detail
+
+
+def test_a_refused_save_page_keeps_the_current_json_and_the_kept_edit_is_not_called_unsent(policy_version, client_as):
+    """Walked (hwalk22 p12/p13): after a refused save the editor said "Restored your unsent edit" (it was sent, and
+    refused) and opened the JSON panel on an empty box, the kept state of an emptied JSON box put back over the
+    current JSON. The box is marked so that an empty kept value is never put back (static/workbench.js)."""
+    from django.conf import settings
+
+    client = client_as("policy_editor")
+    url = reverse("moderation:policy_edit", args=[policy_version.policy.pk])
+    refused = client.post(url, {"mode": "json", "taxonomy_json": "", "base": policy_version.pk})
+    assert refused.status_code == 400
+    page = client.post(url, {**_structured_post(policy_version.taxonomy), "c0t0-key": ""}).content.decode()
+    box = re.search(r'<textarea name="taxonomy_json"[^>]*>([^<]*)</textarea>', page)
+    assert box is not None and "data-unsent-not-blank" in box.group(0)
+    assert json.loads(unescape(box.group(1))) == policy_version.taxonomy  # the current JSON, drawn by the server
+    script = (settings.BASE_DIR / "static" / "workbench.js").read_text()
+    assert "[data-unsent-not-blank]" in script and "it was sent but not saved" in script

@@ -269,7 +269,7 @@ def test_the_stale_draft_page_warns_shows_the_active_changes_and_publishes_only_
 
     resp = client.post(
         publish_url,
-        {"replaces": str(v2.number), "reason": "the signal keyword moved to the messaging rule"},
+        {"replaces": str(v2.number), "reason": "the signal keyword moved to the messaging rule", "notes": "telegram"},
         follow=True,
     )
     html = resp.content.decode()
@@ -324,13 +324,15 @@ def test_an_up_to_date_draft_publishes_only_from_a_confirm_step_that_names_the_v
     # names the version active now.
     other = policy_version_create_draft(policy=v1.policy, taxonomy=v1.taxonomy, by=editor, based_on=v1)
     policy_version_publish(version=other, by=editor)
-    raced = client.post(publish_url, {"confirm": "publish", "replaces": str(v1.number)})
+    raced = client.post(publish_url, {"confirm": "publish", "replaces": str(v1.number), "notes": "x keyword"})
     assert raced.status_code == 400
     form = raced.content.decode().split('id="publish-confirm"')[1].split("</form>")[0]
     assert f"you confirmed replacing v{v1.number}, but v{other.number} is active now" in form
     assert _active_number(v1) == other.number
 
-    done = client.post(publish_url, {"confirm": "publish", "replaces": str(other.number)}, follow=True)
+    done = client.post(
+        publish_url, {"confirm": "publish", "replaces": str(other.number), "notes": "x keyword"}, follow=True
+    )
     assert f"v{draft.number} is published and active" in done.content.decode()
     assert _active_number(v1) == draft.number
 

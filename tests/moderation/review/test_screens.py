@@ -128,6 +128,33 @@ def test_the_override_label_filter_finds_a_label_by_its_policy_keywords(make_tas
     assert found("non-violative") == ["正向"]
 
 
+def test_the_override_filter_says_a_newer_policy_version_has_a_label_the_items_version_lacks(make_task, make_user):
+    """Walked (hwalk22 m10): "loan", a keyword only v2 has, said "No label matches" on an item kept under v1."""
+    import copy
+
+    from moderation.policies.services import policy_version_create_draft, policy_version_publish
+
+    task = make_task()
+    v1 = task.decision.policy_version
+    taxonomy = copy.deepcopy(v1.taxonomy)
+    tag = taxonomy[0]["tags"][0]
+    tag["keywords"].append("fast loan")
+    editor = make_user("policy_editor")
+    v2 = policy_version_publish(
+        version=policy_version_create_draft(policy=v1.policy, taxonomy=taxonomy, by=editor, notes="loans"), by=editor
+    )
+    user = make_user("moderator")
+    review_claim_next(user=user)
+    html = _login(user).get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert f'value="{tag["key"]}"' in html  # the form keeps v1's labels
+    pinned = re.findall(r'data-search="([^"]*)"><input type="radio"', html)
+    assert not any("loan" in text for text in pinned)
+    hint = html.split("data-pick-newer hidden>")[1].split("</p>")[0]
+    assert f"decided under v{v1.number}" in hint and f"v{v2.number} (newer) has" in hint
+    newer = re.findall(r'<span data-pick-newer-option data-search="([^"]*)" data-name="([^"]*)"', html)
+    assert [(unescape(name)) for text, name in newer if "loan" in text] == [f"{tag['name']} ({tag['key']})"]
+
+
 def test_the_review_screen_is_never_served_from_the_browser_cache(make_task, make_user):
     """Back after Release must not show the released item's live form from the cache or bfcache: the
     screen (full page and the prefetched partial) says no-store, so the browser asks the server again."""
@@ -230,6 +257,30 @@ def test_service_errors_become_messages_not_500(make_task, make_user):
     assert resp.status_code == 200
     assert resp.redirect_chain[-1][0] == reverse("moderation:review_task", args=[task.pk])
     assert "Choose the label" in resp.content.decode()
+
+
+def test_a_refused_verdict_puts_the_focus_on_why_not_on_the_page_body(make_task, make_user):
+    """Walked (hwalk22 m04): a refused approve left the focus on the body. Sent as a plain form, the refusal's
+    message takes it (server-rendered autofocus); the screen's own check (static/review.js) focuses the field."""
+    from django.conf import settings
+
+    task = make_task()
+    client = _login(make_user("moderator"))
+    client.post(reverse("moderation:claim_next"))
+    resp = client.post(
+        reverse("moderation:review_submit", args=[task.pk]),
+        {"verdict": "override", "label": task.decision.policy_version.safe_label + "-nope"},
+        follow=True,
+    )
+    page = resp.content.decode()
+    focused = re.findall(r'<li class="msg-error" tabindex="-1" autofocus>([^<]*)</li>', page)
+    assert len(focused) == 1 and "is not a label of policy" in unescape(focused[0])
+    assert page.count("autofocus") == 1
+    # A page without a refusal focuses nothing.
+    again = client.get(reverse("moderation:review_task", args=[task.pk])).content.decode()
+    assert "autofocus" not in again
+    script = (settings.BASE_DIR / "static" / "review.js").read_text()
+    assert "field: firstSeverity()" in script and "target.focus()" in script
 
 
 def test_submit_by_someone_who_lost_the_item_is_refused(make_task, make_user):

@@ -454,3 +454,15 @@ def test_a_vocabulary_parent_may_be_typed_as_an_alias_of_the_tag(client_as) -> N
     assert "“foods” is not a tag. Type the name of a tag or one of its aliases." in refused.content.decode()
     soup.refresh_from_db()
     assert soup.parent == food
+
+
+def test_add_a_tag_keeps_a_gap_before_its_search_box() -> None:
+    """Walked (hwalk22 t04): "Add a tag" ran into its box (a label and an input, one space between them)."""
+    import re
+
+    from django.conf import settings
+
+    css = (settings.BASE_DIR / "static" / "workbench.css").read_text()
+    assert re.search(r"\.tag-search label \{[^}]*margin-right:\s*\.5rem", css)
+    panel = (settings.BASE_DIR / "templates" / "moderation" / "tagging" / "_panel.html").read_text()
+    assert '<div class="tag-search">\n      <label for="tag-search-' in panel
