@@ -793,7 +793,30 @@ def review_tasks_open_for(*, user: User) -> dict[int, ReviewTask]:
     return {task.queue_id: task for task in held}
 
 
-def review_held_display(*, task: ReviewTask | None) -> dict[str, Any] | None:
+def review_held_ahead(*, tasks: Iterable[ReviewTask]) -> dict[int, list[int]]:
+    """Per held task's id, the items (up to 3) its holder also holds in that queue, claimed ahead for them
+    (``review_claim_ahead``: the review screen preloads the next one), in claim order: one query for every queue a
+    list shows (it ran one per held queue)."""
+    held = {task.pk: task for task in tasks}
+    if not held:
+        return {}
+    rows = (
+        ReviewTask.objects.filter(
+            queue_id__in={t.queue_id for t in held.values()},
+            claimed_by_id__in={t.claimed_by_id for t in held.values()},
+            status__in={t.status for t in held.values()},
+        )
+        .exclude(pk__in=held)
+        .order_by("claimed_at", "pk")
+        .values_list("pk", "queue_id", "claimed_by_id", "status")
+    )
+    by_key: dict[tuple[int, int | None, str], list[int]] = {}
+    for pk, queue_id, claimed_by_id, status in rows:
+        by_key.setdefault((queue_id, claimed_by_id, status), []).append(pk)
+    return {pk: by_key.get((t.queue_id, t.claimed_by_id, t.status), [])[:3] for pk, t in held.items()}
+
+
+def review_held_display(*, task: ReviewTask | None, ahead: list[int] | None = None) -> dict[str, Any] | None:
     """What a queue page says of the item its user holds (``review_task_open_for``): the video, until when the lease
     runs, or that it lapsed (the item stays theirs until someone else claims it: ``ReviewTask.is_held_by``). The
     moderation queues and the tags queue show it alike (``moderation/review/_held_item.html``)."""
@@ -802,12 +825,8 @@ def review_held_display(*, task: ReviewTask | None) -> dict[str, Any] | None:
     until = task.lease_expires_at
     # The item claimed ahead for them (``review_claim_ahead``: the review screen preloads it): named, or the queue's
     # "Claimed 2" beside "You hold item #4" read as if someone else were working the other one.
-    ahead = list(
-        ReviewTask.objects.filter(queue_id=task.queue_id, claimed_by_id=task.claimed_by_id, status=task.status)
-        .exclude(pk=task.pk)
-        .order_by("claimed_at", "pk")
-        .values_list("pk", flat=True)[:3]
-    )
+    if ahead is None:
+        ahead = review_held_ahead(tasks=[task])[task.pk]
     return {
         "task": task,
         "video": task.decision.video,

@@ -121,6 +121,7 @@ def _claim_rows(
     # next" hands it back and says why, so the row offers it and says so.
     held_hidden = selectors.review_held_hidden_counts(user=user)
     left_to_others = selectors.review_queues_left_to_others(queues=[q for q in queues if q.pk in claimable], user=user)
+    ahead = selectors.review_held_ahead(tasks=held.values())
     rows = [
         {
             "queue": q,
@@ -132,7 +133,9 @@ def _claim_rows(
             "not_open": q.pk in left_to_others
             and not left_to_others[q.pk]["worked"]
             and not own_uploads.get(q.pk, {}).get("own", 0),
-            "held": selectors.review_held_display(task=held.get(q.pk)),
+            "held": selectors.review_held_display(
+                task=held.get(q.pk), ahead=ahead.get(held[q.pk].pk) if q.pk in held else None
+            ),
         }
         for q in queues
     ]
