@@ -301,7 +301,7 @@ def test_a_taxonomy_pasted_as_json_is_held_to_the_editors_row_limit_too(client_a
     ]
     page = response.content.decode()
     assert (
-        'name="taxonomy_json" rows="24" spellcheck="false" class="code" aria-label="Taxonomy as JSON" aria-invalid="true"'
+        'name="taxonomy_json" rows="24" spellcheck="false" class="code" aria-label="Taxonomy as JSON" data-unsent-not-blank aria-invalid="true"'
         in page
     )
     assert PolicyVersion.objects.filter(policy=policy_version.policy).count() == versions
