@@ -2,23 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.urls import reverse
 
 from moderation.media.ingest import video_ingest
 from moderation.media.models import Keyframe, OcrBox, Patch, TranscriptSegment, Video
 from moderation.media.pipeline import video_process
+from tests.factories import PolicyVersionFactory, UserFactory
+from tests.module_rows import refuse_transactional, rows_for_the_module
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
 
-def test_offline_pipeline_scores_selects_reads_text_hashes_and_embeds(speech_clip: Path, policy_version) -> None:  # type: ignore[no-untyped-def]
-    video = video_ingest(path=speech_clip, title="deal")
-    video_process(video_id=video.pk)
-    video.refresh_from_db()
+@pytest.fixture(scope="class")
+def speech_processed_once(speech_clip: Path, django_db_setup, django_db_blocker) -> Iterator[tuple[int, int]]:  # type: ignore[no-untyped-def]
+    """The speech clip uploaded by a moderator (not decided yet: open to its uploader) and processed by the whole
+    pipeline under an active policy, once for the class's tests, which only read it (``tests/module_rows.py``): each
+    processed the same clip the same way before. (video id, uploader id)."""
 
+    def build() -> tuple[int, int]:
+        PolicyVersionFactory()  # the active policy, whose keyword "wechat" scores the captioned frames
+        uploader = UserFactory(role="moderator")
+        video = video_ingest(path=speech_clip, title="deal", created_by=uploader)
+        video_process(video_id=video.pk)
+        return video.pk, uploader.pk
+
+    with rows_for_the_module(django_db_blocker, build) as ids:
+        yield ids
+
+
+class TestTheSpeechClipProcessedOnce:
+    @pytest.fixture
+    def processed(self, request: pytest.FixtureRequest, speech_processed_once: tuple[int, int]) -> tuple[Video, User]:
+        video_id, uploader_id = refuse_transactional(request, speech_processed_once)
+        return Video.objects.get(pk=video_id), User.objects.get(pk=uploader_id)
+
+    def test_offline_pipeline_scores_selects_reads_text_hashes_and_embeds(self, processed: tuple[Video, User]) -> None:
+        _check_offline_pipeline(processed[0])
+
+    def test_detail_page_draws_patches_with_citable_ids(self, processed: tuple[Video, User]) -> None:
+        _check_detail_page(*processed)
+
+
+def _check_offline_pipeline(video: Video) -> None:
     assert video.status == Video.Status.READY, video.error
     keyframes = list(video.keyframes.order_by("index"))
     assert video.keyframe_scorer.startswith("offline:ocr-keywords+visual-change")
@@ -86,14 +117,11 @@ def test_a_bad_scorer_setting_fails_the_video_readably(silent_clip: Path, settin
     assert video.status == Video.Status.FAILED and "Unknown KEYFRAME_SCORER 'magic'" in video.error
 
 
-def test_detail_page_draws_patches_with_citable_ids(speech_clip: Path, policy_version, make_user) -> None:  # type: ignore[no-untyped-def]
+def _check_detail_page(video: Video, uploader: Any) -> None:
     from django.test import Client
 
-    uploader = make_user("moderator")  # not decided (routed) yet: open to its uploader
     moderator = Client()
-    moderator.force_login(uploader)
-    video = video_ingest(path=speech_clip, title="deal", created_by=uploader)
-    video_process(video_id=video.pk)
+    moderator.force_login(uploader)  # the video is not decided (routed) yet: open to its uploader
     patches = list(Patch.objects.filter(keyframe__video=video))
     assert patches
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from moderation.errors import ModerationError
 from moderation.media.ingest import video_ingest
 from moderation.media.models import Keyframe, TranscriptSegment, Video
 from moderation.media.pipeline import video_process
+from tests.module_rows import refuse_transactional, rows_for_the_module
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
@@ -64,12 +66,35 @@ def test_ingest_refuses_a_file_over_the_limit_and_leaves_nothing_behind(speech_c
     assert set(tmp_dir.glob("*")) == before
 
 
-def test_processing_probes_extracts_keyframes_and_transcribes(speech_clip: Path) -> None:
-    video = _ingest(speech_clip)
+@pytest.fixture(scope="class")
+def speech_processed_once(speech_clip: Path, django_db_setup, django_db_blocker) -> Iterator[int]:  # type: ignore[no-untyped-def]
+    """The speech clip ingested and processed by the whole pipeline once for the class's tests (``tests/module_rows.py``:
+    what a test changes is undone when it ends), rather than once by each: its id."""
 
-    video_process(video_id=video.pk)
+    def build() -> int:
+        video = _ingest(speech_clip)
+        video_process(video_id=video.pk)
+        return video.pk
 
-    video.refresh_from_db()
+    with rows_for_the_module(django_db_blocker, build) as video_id:
+        yield video_id
+
+
+class TestTheSpeechClipProcessed:
+    """Both tests began with the same ingest and whole pipeline of the speech clip."""
+
+    @pytest.fixture
+    def video(self, request: pytest.FixtureRequest, speech_processed_once: int) -> Video:
+        return Video.objects.get(pk=refuse_transactional(request, speech_processed_once))
+
+    def test_processing_probes_extracts_keyframes_and_transcribes(self, video: Video) -> None:
+        _check_probed_extracted_and_transcribed(video)
+
+    def test_reprocessing_does_not_duplicate_keyframes_or_segments(self, video: Video) -> None:
+        _check_reprocessing_duplicates_nothing(video)
+
+
+def _check_probed_extracted_and_transcribed(video: Video) -> None:
     assert video.status == Video.Status.READY, video.error
     assert video.progress == 100
     assert video.stage == Video.Stage.INFERENCE  # media done; inference was queued
@@ -133,9 +158,8 @@ def test_a_zero_byte_file_is_refused_at_ingest_or_fails_readably(bad_files: dict
     assert "empty (0 bytes)" in video.error
 
 
-def test_reprocessing_does_not_duplicate_keyframes_or_segments(speech_clip: Path) -> None:
-    video = _ingest(speech_clip)
-    video_process(video_id=video.pk)
+def _check_reprocessing_duplicates_nothing(video: Video) -> None:
+    """``video`` processed once already (the class's)."""
     keyframes = Keyframe.objects.filter(video=video).count()
     segments = TranscriptSegment.objects.filter(video=video).count()
     assert keyframes and segments
