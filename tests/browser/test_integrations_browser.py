@@ -103,6 +103,7 @@ def test_a_user_makes_their_api_token_from_the_user_menu_and_copies_it(page, mak
     settings.API_TOKEN_LIFETIME_DAYS = 90
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     sign_in(page, make_user("moderator").username, screen=True)
+    page.goto("/")
     page.locator(".who").get_by_role("link", name="API token").click()
     assert page.get_by_text("You have no API token.").is_visible()
     _shot(page, "api-token-none")

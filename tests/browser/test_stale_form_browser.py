@@ -30,7 +30,7 @@ def test_a_correction_typed_before_signing_in_again_in_another_tab_is_saved(page
     page.fill("textarea[name='stage-analysis']", "The speech asks viewers to pay by bank transfer.")
 
     other_tab = page.context.new_page()
-    sign_in(other_tab, labeler.username)  # a new sign-in: the browser now holds a new CSRF token
+    sign_in(other_tab, labeler.username, form=True)  # a new sign-in: the browser now holds a new CSRF token
     other_tab.close()
 
     with page.expect_navigation():

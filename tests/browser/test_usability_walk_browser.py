@@ -153,12 +153,7 @@ def test_admin_role_staff_choose_by_search_in_the_admin(page, make_user, policy_
     task = ReviewTaskFactory(decision__policy_version=policy_version, queue=queues[0])
     staff = make_user("admin", username="ops-lead", is_staff=True)
     staff.user_permissions.add(Permission.objects.get(codename="change_reviewtask"))
-    page.set_viewport_size({"width": 1440, "height": 900})
-    page.goto("/admin/login/")
-    page.fill("input[name=username]", staff.username)
-    page.fill("input[name=password]", "pw-test-123")
-    with page.expect_navigation():
-        page.keyboard.press("Enter")
+    sign_in(page, staff.username, screen=True)
     page.goto(f"/admin/moderation/reviewtask/{task.pk}/change/")
     page.locator(".field-queue .select2-selection").click()
     page.locator(".select2-search__field").fill("ads-2")
