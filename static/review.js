@@ -16,7 +16,6 @@
   // its way, is a double press (a double-tapped "a", a double-click on Approve, whose button the next screen has in
   // the same place): nobody decides an item they have seen for a quarter of a second. It is ignored and said.
   const DOUBLE_PRESS_MS = 250;
-  const SESSION_KEY = "review:session-count";
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
   const current = () => document.getElementById("review-screen");
@@ -27,10 +26,6 @@
   };
 
   // --- what the header shows: SLA countdown and position in this session -----------------------
-  function sessionCount() {
-    return parseInt(sessionStorage.getItem(SESSION_KEY) || "0", 10) || 0;
-  }
-
   function fmtSpan(ms) {
     const s = Math.abs(Math.round(ms / 1000));
     const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
@@ -50,7 +45,7 @@
     const pos = root.querySelector("[data-session-pos]");
     // An ordinal, not "item 3": beside the item's and the video's numbers a bare "item 3" read as a third number
     // for the same video.
-    if (pos) pos.textContent = `${ordinal(sessionCount() + 1)} in this session`;
+    if (pos) pos.textContent = `${ordinal(reviewSessionCount() + 1)} in this session`;
     tickSla(root);
   }
 
@@ -319,7 +314,7 @@
       bringBack(decided, shown, failureText(resp, data), data ? !!data.still_yours : true, !!(data && data.decided_by_you));
       return;
     }
-    sessionStorage.setItem(SESSION_KEY, String(sessionCount() + 1));
+    reviewSessionWorked(); // workbench.js: one rule for decisions, escalations and skips
     status(state.pressNote ? `${data.recorded} ${state.pressNote}` : data.recorded, "ok");
     state.pressNote = null;
     const queueUrl = decided.dataset.queueUrl || "/review/";

@@ -354,6 +354,19 @@ document.addEventListener("htmx:sendError", () =>
   showRequestError("The server could not be reached; check the connection and try again."),
 );
 
+// Items worked in this tab's review session: the review screen's header says "2nd in this session" (static/review.js).
+// One rule for what counts: a decision recorded by review.js, and an escalation or a skip, plain form posts whose
+// message on the page they land on is marked data-review-worked (moderation/review/views.py); a message is shown
+// once, so a reload counts nothing again.
+const REVIEW_SESSION_KEY = "review:session-count";
+function reviewSessionCount() {
+  return parseInt(sessionStorage.getItem(REVIEW_SESSION_KEY) || "0", 10) || 0;
+}
+function reviewSessionWorked() {
+  sessionStorage.setItem(REVIEW_SESSION_KEY, String(reviewSessionCount() + 1));
+}
+document.querySelectorAll("[data-review-worked]").forEach(() => reviewSessionWorked());
+
 // Signing in again (in another tab, or as someone else) gives the browser a new CSRF token; a form
 // still open in an older tab carried the old one and was refused with nothing saved (a CoT
 // correction or a policy edit typed there was lost). Every form and htmx request therefore sends

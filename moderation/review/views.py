@@ -441,6 +441,12 @@ def _claim_next_and_ahead(request: HttpRequest, task: ReviewTask, *, skipped: in
     return nxt
 
 
+# An escalation or a skip is an item worked in the reviewer's session, as a decision is: the header's "2nd in this
+# session" counts it. Both are plain form posts, so their message says so (``data-review-worked``) and workbench.js
+# counts it on the page they land on, by the same rule (``reviewSessionWorked``) as a decision recorded by review.js.
+WORKED = "review-worked"
+
+
 @post_only
 @permission_required(Perm.REVIEW_VIDEO)
 def escalate(request: HttpRequest, pk: int) -> HttpResponse:
@@ -454,7 +460,7 @@ def escalate(request: HttpRequest, pk: int) -> HttpResponse:
     except ModerationError as exc:
         return _go_to(_refused(request, task, exc))
     named = selectors.review_queue_named_for(user=_user(request), queue=senior.queue)
-    messages.success(request, f"Item #{task.pk} escalated to {named}.")
+    messages.success(request, f"Item #{task.pk} escalated to {named}.", extra_tags=WORKED)
     return _go_to(_claim_next_and_ahead(request, task))
 
 
@@ -474,7 +480,9 @@ def skip(request: HttpRequest, pk: int) -> HttpResponse:
         return _go_to(task)
     services.review_claim_ahead(user=_user(request), task=nxt, exclude_ids=[task.pk])
     reason = shown_text(request.POST.get("reason", "")).strip()  # as stored: no bidi controls
-    messages.info(request, f"Skipped item #{task.pk} ({reason}): it is back in the queue for another reviewer.")
+    messages.info(
+        request, f"Skipped item #{task.pk} ({reason}): it is back in the queue for another reviewer.", extra_tags=WORKED
+    )
     return _go_to(nxt)
 
 

@@ -293,3 +293,23 @@ def test_instant_next_loses_nothing_and_records_nothing_twice_when_the_network_f
     page.wait_for_selector(f'#review-screen[data-task="{third.pk}"]')
     page.wait_for_function("() => window.reviewState().pending === 0")
     assert sorted(Review.objects.values_list("task_id", flat=True)) == [first.pk, second.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_skip_counts_as_an_item_worked_in_the_session_once(page, make_user, policy_version):
+    """A skip is a plain form post, not a decision sent by review.js: the next item read "1st in this session" (the
+    message it lands with is marked data-review-worked, which workbench.js counts, as review.js counts a decision)."""
+    first = _task(policy_version, priority=2)
+    second = _task(policy_version, priority=1)
+    sign_in(page, make_user("moderator").username)
+    page.goto("/review/")
+    page.keyboard.press("n")  # claim next
+    page.wait_for_url(f"**/review/{first.pk}/")
+    assert "1st in this session" in page.locator("[data-session-pos]").inner_text()
+
+    page.locator("#review-screen button[data-hotkey=n]").click()  # Skip
+    page.wait_for_url(f"**/review/{second.pk}/")
+    assert f"Skipped item #{first.pk}" in page.content()
+    assert "2nd in this session" in page.locator("[data-session-pos]").inner_text()
+    page.reload()  # the skip's message is shown once: nothing is counted again
+    assert "2nd in this session" in page.locator("[data-session-pos]").inner_text()
