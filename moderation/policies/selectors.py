@@ -103,6 +103,109 @@ def policy_diff(a: PolicyVersion, b: PolicyVersion) -> list[TaxonomyChange]:
     return changes + taxonomy_diff(a.taxonomy, b.taxonomy)
 
 
+# The diff's kinds that change a tag kept under its key (a changed key is a removal plus an addition).
+_TAG_EDIT_KINDS = frozenset(
+    {
+        "tag_moved",
+        "tag_renamed",
+        "keywords_added",
+        "keywords_removed",
+        "criteria_added",
+        "criteria_removed",
+        "severities_changed",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ChangesFromBase:
+    """What a version changed since the version it was started from (``policy_diff(base, version)``, the diff
+    page's rule), read per row of the taxonomy table: which tags and categories are new or changed, and which
+    went (they have no row to mark, so ``summary`` names them)."""
+
+    base: PolicyVersion
+    changes: list[TaxonomyChange]
+
+    def _keys(self, kinds: frozenset[str] | set[str], attr: str) -> list[str]:
+        keys: list[str] = []
+        for c in self.changes:
+            key = getattr(c, attr)
+            if c.kind in kinds and key not in keys:
+                keys.append(key)
+        return keys
+
+    @property
+    def tag_marks(self) -> dict[str, str]:
+        """Tag key -> "new" or "changed"."""
+        marks = {key: "changed" for key in self._keys(_TAG_EDIT_KINDS, "tag")}
+        return marks | {key: "new" for key in self._keys({"tag_added"}, "tag")}
+
+    @property
+    def category_marks(self) -> dict[str, str]:
+        """Category key -> "new" or "renamed"."""
+        marks = {key: "renamed" for key in self._keys({"category_renamed"}, "category")}
+        return marks | {key: "new" for key in self._keys({"category_added"}, "category")}
+
+    @property
+    def summary(self) -> str:
+        """One line, e.g. "2 tags added, 1 changed, 1 removed (gambling) since v1": the removed ones named, as
+        they have no row in the table to mark."""
+        tag_marks, category_marks = self.tag_marks, self.category_marks
+        removed_tags = self._keys({"tag_removed"}, "tag")
+        removed_categories = self._keys({"category_removed"}, "category")
+        parts: list[str] = []
+        for noun, nouns, counts in (
+            (
+                "tag",
+                "tags",
+                [
+                    (sum(m == "new" for m in tag_marks.values()), "added"),
+                    (sum(m == "changed" for m in tag_marks.values()), "changed"),
+                    (len(removed_tags), f"removed ({', '.join(removed_tags)})"),
+                ],
+            ),
+            (
+                "category",
+                "categories",
+                [
+                    (sum(m == "new" for m in category_marks.values()), "added"),
+                    (sum(m == "renamed" for m in category_marks.values()), "renamed"),
+                    (len(removed_categories), f"removed ({', '.join(removed_categories)})"),
+                ],
+            ),
+        ):
+            said = [(n, what) for n, what in counts if n]
+            for i, (n, what) in enumerate(said):
+                # The noun once per group: "2 tags added, 1 changed".
+                parts.append(f"{n} {(noun if n == 1 else nouns) + ' ' if i == 0 else ''}{what}")
+        settings = [c.category.lower() for c in self.changes if c.kind == "setting_changed"]
+        if settings:
+            parts.append(f"{' and '.join(settings)} changed")
+        if not parts:
+            return f"No changes since v{self.base.number}"
+        return f"{', '.join(parts)} since v{self.base.number}"
+
+
+def policy_version_changes_from_base(*, version: PolicyVersion) -> ChangesFromBase | None:
+    """``version``'s changes since its ``based_on`` version, drafts and published alike; None without one."""
+    base = version.based_on
+    if base is None:
+        return None
+    return ChangesFromBase(base=base, changes=policy_diff(base, version))
+
+
+def policy_taxonomy_rows_marked(*, version: PolicyVersion, since: ChangesFromBase | None) -> list[dict[str, Any]]:
+    """``policy_taxonomy_rows`` with each row's ``change`` ("new", "changed" or "") and ``major_change`` ("new",
+    "renamed" or "") since ``since.base``; unmarked when ``since`` is None."""
+    rows = policy_taxonomy_rows(version=version)
+    tags = since.tag_marks if since else {}
+    categories = since.category_marks if since else {}
+    for row in rows:
+        row["change"] = tags.get(row["key"], "")
+        row["major_change"] = categories.get(row["major_key"], "")
+    return rows
+
+
 @dataclass(frozen=True)
 class StaleDraft:
     """A draft whose starting point is no longer the active version: publishing it replaces ``active``

@@ -102,6 +102,7 @@ def _version_page(
     active meanwhile shows the confirm step again, for the version active now, with the reason as typed."""
     active = selectors.policy_version_active(policy_id=version.policy_id)
     stale = selectors.policy_draft_staleness(draft=version, active=active)
+    since = selectors.policy_version_changes_from_base(version=version)
     can_edit = request.user.has_perm(Perm.EDIT_POLICY)
     draft = version.status == PolicyVersion.Status.DRAFT
     if not can_edit or confirm not in CONFIRM_STEPS or version.is_active or (confirm == "publish") != draft:
@@ -112,7 +113,8 @@ def _version_page(
         {
             "policy": version.policy,
             "version": version,
-            "rows": selectors.policy_taxonomy_rows(version=version),
+            "rows": selectors.policy_taxonomy_rows_marked(version=version, since=since),
+            "since": since,
             "can_edit": can_edit,
             "default_sample": selectors.DEFAULT_IMPACT_SAMPLE,
             "stale": stale,
